@@ -1,0 +1,1 @@
+//! Building and serving the app. (Implementation pending.)

@@ -1,0 +1,182 @@
+//! Sending text into chats, SMS and e-mail: one [`Channel`] trait, one
+//! implementation per provider kind, and the templates (`#URL#`, `#PIN#`,
+//! `#MINUTES#`) that make the text.
+pub mod webhook;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::{ChannelConfig, ChannelKind, Config, Settings};
+
+/// Why a message is sent (the template it uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    LoginLink,
+    Otp,
+    PinPrompt,
+    Authenticated,
+    Expired,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::LoginLink => "login_link",
+            Purpose::Otp => "otp",
+            Purpose::PinPrompt => "pin_prompt",
+            Purpose::Authenticated => "authenticated",
+            Purpose::Expired => "expired",
+        }
+    }
+}
+
+/// One message to deliver.
+#[derive(Clone)]
+pub struct Message {
+    pub purpose: Purpose,
+    pub interaction_id: Uuid,
+    pub conversation_id: String,
+    /// The channel's name (`channels/<name>.toml`).
+    pub channel: String,
+    /// Phone number or e-mail address for `twilio` and `smtp`; chat kinds
+    /// send to `conversation_id`.
+    pub to: Option<String>,
+    /// The rendered text. May contain a code: never log it.
+    pub text: String,
+    /// The rendered e-mail subject (smtp only).
+    pub subject: Option<String>,
+}
+
+impl std::fmt::Debug for Message {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Message")
+            .field("purpose", &self.purpose)
+            .field("interaction_id", &self.interaction_id)
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A provider refused or failed a message. The text is safe to show a
+/// client: a status code or a provider error name, never a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct ChannelError(pub String);
+
+#[async_trait]
+pub trait Channel: Send + Sync + 'static {
+    async fn send(&self, msg: &Message) -> Result<(), ChannelError>;
+}
+
+/// Timeout for one provider request.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The configured channels by name, ready to send.
+#[derive(Clone, Default)]
+pub struct Channels {
+    by_name: HashMap<String, Arc<dyn Channel>>,
+}
+
+impl Channels {
+    /// Builds a sender for every configured channel of a kind this build supports.
+    pub fn from_config(config: &Config, http: reqwest::Client) -> Self {
+        let mut by_name: HashMap<String, Arc<dyn Channel>> = HashMap::new();
+        for (name, ch) in &config.channels {
+            if let Some(sender) = build(ch, http.clone()) {
+                by_name.insert(name.clone(), sender);
+            }
+        }
+        Channels { by_name }
+    }
+
+    /// Replaces or adds one sender (tests, embedding).
+    pub fn insert(&mut self, name: &str, channel: Arc<dyn Channel>) {
+        self.by_name.insert(name.to_string(), channel);
+    }
+
+    pub async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+        let Some(ch) = self.by_name.get(&msg.channel) else {
+            return Err(ChannelError(format!("channel {:?} has no sender", msg.channel)));
+        };
+        let result = ch.send(msg).await;
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics::counter!("chatgate_channel_messages_total",
+            "channel" => msg.channel.clone(), "purpose" => msg.purpose.as_str(), "outcome" => outcome)
+        .increment(1);
+        if let Err(e) = &result {
+            tracing::warn!(channel = %msg.channel, purpose = msg.purpose.as_str(), error = %e, "channel send failed");
+        }
+        result
+    }
+}
+
+fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> {
+    match &ch.kind {
+        ChannelKind::Webhook { url, secret } => {
+            Some(Arc::new(webhook::WebhookChannel::new(http, url.clone(), secret)))
+        }
+        // Provider kinds arrive with the channels issue.
+        _ => None,
+    }
+}
+
+/// The template text for `purpose`: the channel file's override, else the
+/// team's (per channel) settings.
+pub fn template<'a>(purpose: Purpose, settings: &'a Settings, channel: Option<&'a ChannelConfig>) -> &'a str {
+    let o = channel.map(|c| &c.templates);
+    let pick = |over: Option<&'a Option<String>>, base: &'a String| -> &'a str {
+        over.and_then(|x| x.as_deref()).unwrap_or(base.as_str())
+    };
+    let t = &settings.templates;
+    match purpose {
+        Purpose::LoginLink => pick(o.map(|o| &o.login_link), &t.login_link),
+        Purpose::Otp => pick(o.map(|o| &o.otp), &t.otp),
+        Purpose::PinPrompt => pick(o.map(|o| &o.pin_prompt), &t.pin_prompt),
+        Purpose::Authenticated => pick(o.map(|o| &o.authenticated), &t.authenticated),
+        Purpose::Expired => pick(o.map(|o| &o.expired), &t.expired),
+    }
+}
+
+/// Values for a template's placeholders.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Fill<'a> {
+    pub url: Option<&'a str>,
+    pub pin: Option<&'a str>,
+    /// Rounded up to whole minutes.
+    pub ttl: Option<Duration>,
+}
+
+/// Fills `#URL#`, `#PIN#` and `#MINUTES#` (rounded up).
+pub fn render(template: &str, fill: Fill<'_>) -> String {
+    let mut out = template.to_string();
+    if let Some(url) = fill.url {
+        out = out.replace("#URL#", url);
+    }
+    if let Some(pin) = fill.pin {
+        out = out.replace("#PIN#", pin);
+    }
+    if let Some(ttl) = fill.ttl {
+        out = out.replace("#MINUTES#", &ttl.as_secs().div_ceil(60).to_string());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_fills_and_rounds_minutes_up() {
+        let t = "Code #PIN#, #MINUTES# min, #URL#";
+        let s = render(t, Fill { url: Some("u"), pin: Some("123"), ttl: Some(Duration::from_secs(61)) });
+        assert_eq!(s, "Code 123, 2 min, u");
+        let s = render("#MINUTES#", Fill { ttl: Some(Duration::from_secs(180)), ..Fill::default() });
+        assert_eq!(s, "3");
+    }
+}

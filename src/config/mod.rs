@@ -1,0 +1,69 @@
+//! Configuration: the system file (`config/chatgate.toml`), one file per team
+//! (`config/teams/*.toml`) and one per channel (`channels/*.toml`).
+//!
+//! Loading happens in [`load`]: `${VAR}` interpolation, `CHATGATE_<SECTION>__<KEY>`
+//! environment overrides, `deny_unknown_fields`, and validation. The result is
+//! a [`Config`] in which every team's settings are already resolved
+//! (system → team → team's channel), so request handling never merges layers.
+mod duration;
+mod load;
+mod settings;
+mod team;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+pub use duration::Dur;
+pub use load::{load, ConfigError};
+pub use settings::{
+    LockoutSettings, OtpSettings, PinSettings, Settings, StepUpSettings, Templates,
+    TemplateOverrides,
+};
+pub use team::{ApiKey, ChannelConfig, ChannelKind, Role, SecurityKey, SmtpTls, Team, TeamWebhook};
+
+use secrecy::SecretString;
+
+/// Everything `serve` needs, loaded and validated.
+#[derive(Debug)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub path: PathBuf,
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    /// System defaults (the `[defaults]` table), fully resolved.
+    pub defaults: Settings,
+    /// Teams by id.
+    pub teams: BTreeMap<String, Team>,
+    /// Channels by name.
+    pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+#[derive(Debug)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Base URL others use to reach this gateway (short links), no trailing slash.
+    pub public_url: String,
+    /// `iss` of login tokens, `aud` of pre-chat assertions.
+    pub issuer: String,
+    /// Server secret for keyed hashes of codes and PINs (and the reveal key).
+    pub pepper: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    Memory,
+    Redis,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub backend: StoreBackend,
+    pub redis_url: String,
+    pub key_prefix: String,
+}
+
+impl Config {
+    pub fn team(&self, id: &str) -> Option<&Team> {
+        self.teams.get(id)
+    }
+}

@@ -1,0 +1,144 @@
+//! A team (tenant) and a channel, as loaded and validated. These are the
+//! resolved forms: secrets decoded and typed, settings merged per channel.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::{Settings, TemplateOverrides};
+use crate::domain::secrets::{ApiKeyHash, SecretBytes};
+
+/// What an API key may do (CONTRACT 3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Bot,
+    Agent,
+    Admin,
+}
+
+impl Role {
+    /// Bots and admins: create interactions, links, assertions, challenges, verify, activity.
+    pub fn acts_as_bot(self) -> bool {
+        matches!(self, Role::Bot | Role::Admin)
+    }
+    /// Agents and admins: read/list, subjects, events, reveal codes.
+    pub fn acts_as_agent(self) -> bool {
+        matches!(self, Role::Agent | Role::Admin)
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Bot => "bot",
+            Role::Agent => "agent",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct SecurityKey {
+    pub kid: String,
+    /// The decoded HMAC key (at least 32 bytes).
+    pub secret: SecretBytes,
+    pub primary: bool,
+}
+
+#[derive(Debug)]
+pub struct ApiKey {
+    pub id: String,
+    pub role: Role,
+    /// SHA-256 of the key; the key itself is never stored.
+    pub sha256: ApiKeyHash,
+}
+
+#[derive(Debug)]
+pub struct TeamWebhook {
+    pub url: Url,
+    pub secret: SecretBytes,
+}
+
+#[derive(Debug)]
+pub struct Team {
+    pub id: String,
+    /// The file it came from (for messages).
+    pub file: PathBuf,
+    /// The team's login page; the token is added as `?token=`.
+    pub login_url: Url,
+    /// Names of the channels the team may use.
+    pub channels: Vec<String>,
+    pub sms_channel: Option<String>,
+    pub email_channel: Option<String>,
+    /// At least one; exactly one is primary.
+    pub security_keys: Vec<SecurityKey>,
+    pub api_keys: Vec<ApiKey>,
+    pub webhook: Option<TeamWebhook>,
+    /// System defaults with the team's `[settings]` applied.
+    pub settings: Settings,
+    /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.
+    pub channel_settings: BTreeMap<String, Settings>,
+}
+
+impl Team {
+    /// The settings in force for an interaction on `channel`.
+    pub fn settings_for(&self, channel: &str) -> &Settings {
+        self.channel_settings.get(channel).unwrap_or(&self.settings)
+    }
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.channels.iter().any(|c| c == channel)
+    }
+    /// The key that signs login tokens.
+    pub fn primary_key(&self) -> Option<&SecurityKey> {
+        self.security_keys.iter().find(|k| k.primary)
+    }
+    pub fn key_by_kid(&self, kid: &str) -> Option<&SecurityKey> {
+        self.security_keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+/// The provider-specific part of a channel file (CONTRACT 3.11).
+#[derive(Debug)]
+pub enum ChannelKind {
+    Webhook { url: Url, secret: SecretBytes },
+    Twilio { base_url: Url, account_sid: String, auth_token: SecretString, from: String },
+    Whatsapp { base_url: Url, api_version: String, phone_number_id: String, token: SecretString },
+    Slack { base_url: Url, token: SecretString },
+    Telegram { base_url: Url, token: SecretString },
+    Smtp {
+        host: String,
+        port: u16,
+        tls: SmtpTls,
+        username: Option<String>,
+        password: Option<SecretString>,
+        from: String,
+    },
+}
+
+impl ChannelKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChannelKind::Webhook { .. } => "webhook",
+            ChannelKind::Twilio { .. } => "twilio",
+            ChannelKind::Whatsapp { .. } => "whatsapp",
+            ChannelKind::Slack { .. } => "slack",
+            ChannelKind::Telegram { .. } => "telegram",
+            ChannelKind::Smtp { .. } => "smtp",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ChannelConfig {
+    pub name: String,
+    pub file: PathBuf,
+    pub kind: ChannelKind,
+    pub templates: TemplateOverrides,
+}

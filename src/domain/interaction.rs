@@ -1,0 +1,349 @@
+//! The interaction: one conversation on one channel, and the rules that say
+//! whether it is authenticated *now* (CONTRACT 3.3, 3.8).
+//!
+//! Status is always computed from stored timestamps and the caller's `now`,
+//! never from whether background work has run: a read one second after
+//! `expires_at` says `expired`.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::challenge::{Challenge, PastChallenge};
+use super::subject::Standing;
+use crate::config::Settings;
+use crate::time::Timestamp;
+
+/// How an interaction was authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    LoginLink,
+    PreChat,
+    Otp,
+    Pin,
+}
+
+impl Method {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::LoginLink => "login_link",
+            Method::PreChat => "pre_chat",
+            Method::Otp => "otp",
+            Method::Pin => "pin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Unauthenticated,
+    Pending,
+    Authenticated,
+    Expired,
+    Locked,
+    Banned,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+}
+
+/// Where out-of-band messages go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// The proven customer: `id` plus any other string members the login page
+/// or assertion gave (`name`, `email`, …).
+pub type Customer = BTreeMap<String, String>;
+
+/// A current (or past) authentication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Authentication {
+    pub method: Method,
+    pub authenticated_at: Timestamp,
+    /// Absolute end: `authenticated_at + authenticated_ttl`.
+    pub expires_at: Timestamp,
+    pub customer: Customer,
+}
+
+/// A login link issued for this interaction. The link id is the token's `jti`;
+/// keeping it here makes "one-time" atomic with the authentication it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    pub id: Uuid,
+    /// `None` when `token_ttl` is "0s".
+    pub expires_at: Option<Timestamp>,
+    pub used: bool,
+}
+
+/// How many links an interaction remembers; the oldest are forgotten first
+/// (a forgotten link is refused as used).
+pub const MAX_LINKS: usize = 16;
+
+/// A pre-chat assertion waiting for its step-up OTP.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingStepUp {
+    pub customer: Customer,
+    pub fingerprint: Option<String>,
+    pub region: Option<String>,
+}
+
+/// The stored interaction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InteractionRecord {
+    pub id: Uuid,
+    pub team: String,
+    pub channel: String,
+    pub conversation_id: String,
+    pub customer_ref: Option<String>,
+    /// Keyed hash of the session PIN; the PIN itself is never stored.
+    pub session_pin_hash: Option<String>,
+    #[serde(default)]
+    pub contact: Contact,
+    pub created_at: Timestamp,
+    pub last_activity_at: Timestamp,
+    /// Every write refreshes this; the interaction is forgotten
+    /// `interaction_ttl` after it.
+    pub last_write_at: Timestamp,
+    /// The current authentication, kept after it expires (status `expired`)
+    /// and removed by a logout.
+    pub auth: Option<Authentication>,
+    #[serde(default)]
+    pub links: Vec<Link>,
+    #[serde(default)]
+    pub challenge: Option<Challenge>,
+    #[serde(default)]
+    pub past_challenges: Vec<PastChallenge>,
+    #[serde(default)]
+    pub step_up: Option<PendingStepUp>,
+    /// The `expires_at` for which `interaction.expired` was already emitted.
+    #[serde(default)]
+    pub expiry_announced: Option<Timestamp>,
+}
+
+impl InteractionRecord {
+    pub fn new(
+        id: Uuid,
+        team: &str,
+        channel: &str,
+        conversation_id: &str,
+        now: Timestamp,
+    ) -> Self {
+        InteractionRecord {
+            id,
+            team: team.to_string(),
+            channel: channel.to_string(),
+            conversation_id: conversation_id.to_string(),
+            customer_ref: None,
+            session_pin_hash: None,
+            contact: Contact::default(),
+            created_at: now,
+            last_activity_at: now,
+            last_write_at: now,
+            auth: None,
+            links: Vec::new(),
+            challenge: None,
+            past_challenges: Vec::new(),
+            step_up: None,
+            expiry_announced: None,
+        }
+    }
+
+    /// Whom lockouts apply to: the `customer_ref`, else the interaction.
+    pub fn subject(&self) -> String {
+        match &self.customer_ref {
+            Some(r) => r.clone(),
+            None => format!("interaction:{}", self.id),
+        }
+    }
+
+    /// An interaction untouched for `interaction_ttl` is gone, whatever the
+    /// store's own TTL says.
+    pub fn is_forgotten(&self, now: Timestamp, s: &Settings) -> bool {
+        now >= self.last_write_at.plus(s.interaction_ttl.get())
+    }
+
+    /// When the current authentication ends (or ended): the earlier of its
+    /// absolute end and `last_activity_at + idle_timeout`.
+    pub fn auth_ends_at(&self, s: &Settings) -> Option<Timestamp> {
+        let auth = self.auth.as_ref()?;
+        let idle_end = s.idle_timeout.enabled().map(|idle| self.last_activity_at.plus(idle));
+        Some(match idle_end {
+            Some(i) if i < auth.expires_at => i,
+            _ => auth.expires_at,
+        })
+    }
+
+    /// Authenticated at `now`, ignoring locks and bans.
+    pub fn is_authenticated(&self, now: Timestamp, s: &Settings) -> bool {
+        self.auth_ends_at(s).is_some_and(|end| now < end)
+    }
+
+    /// A login link whose token is still valid, or a challenge, is open.
+    pub fn is_pending(&self, now: Timestamp) -> bool {
+        self.links.iter().any(|l| !l.used && l.expires_at.is_none_or(|e| now < e))
+            || self.open_challenge(now).is_some()
+    }
+
+    /// The challenge that can still be answered, if any.
+    pub fn open_challenge(&self, now: Timestamp) -> Option<&Challenge> {
+        self.challenge.as_ref().filter(|c| c.is_open(now))
+    }
+
+    /// The status at `now`, given the subject's standing (CONTRACT 3.3 order).
+    pub fn status(&self, now: Timestamp, s: &Settings, standing: &Standing) -> Status {
+        match standing {
+            Standing::Banned { .. } => Status::Banned,
+            Standing::Locked { .. } => Status::Locked,
+            Standing::Clear if self.is_authenticated(now, s) => Status::Authenticated,
+            Standing::Clear if self.is_pending(now) => Status::Pending,
+            Standing::Clear if self.auth.is_some() => Status::Expired,
+            Standing::Clear => Status::Unauthenticated,
+        }
+    }
+
+    /// Records customer activity at `now` (and a write).
+    pub fn touch_activity(&mut self, now: Timestamp) {
+        self.last_activity_at = now;
+        self.last_write_at = now;
+    }
+
+    /// Marks the interaction authenticated from `now` for `authenticated_ttl`.
+    /// Authenticating counts as activity.
+    pub fn authenticate(&mut self, method: Method, customer: Customer, now: Timestamp, s: &Settings) {
+        self.auth = Some(Authentication {
+            method,
+            authenticated_at: now,
+            expires_at: now.plus(s.authenticated_ttl.get()),
+            customer,
+        });
+        self.step_up = None;
+        self.expiry_announced = None;
+        self.touch_activity(now);
+    }
+
+    /// Ends the authentication (logout). Status becomes `unauthenticated`.
+    pub fn log_out(&mut self, now: Timestamp) {
+        self.auth = None;
+        self.step_up = None;
+        self.last_write_at = now;
+    }
+
+    /// Remembers a newly issued link, forgetting expired ones and the oldest
+    /// beyond [`MAX_LINKS`].
+    pub fn add_link(&mut self, link: Link, now: Timestamp) {
+        self.links.retain(|l| l.expires_at.is_none_or(|e| now < e));
+        self.links.push(link);
+        let excess = self.links.len().saturating_sub(MAX_LINKS);
+        self.links.drain(..excess);
+        self.last_write_at = now;
+    }
+
+    /// Does the authenticated customer (or the `customer_ref`) match `customer_id`?
+    pub fn belongs_to(&self, customer_id: &str) -> bool {
+        self.customer_ref.as_deref() == Some(customer_id)
+            || self.auth.as_ref().and_then(|a| a.customer.get("id")).map(String::as_str)
+                == Some(customer_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::Dur;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    fn rec() -> InteractionRecord {
+        InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", t(0))
+    }
+
+    fn customer() -> Customer {
+        Customer::from([("id".to_string(), "cust-42".to_string())])
+    }
+
+    #[test]
+    fn authenticated_until_ttl_to_the_second() {
+        let s = Settings { authenticated_ttl: Dur::from_secs(1800), ..Settings::default() };
+        let mut r = rec();
+        assert_eq!(r.status(t(0), &s, &Standing::Clear), Status::Unauthenticated);
+        r.authenticate(Method::LoginLink, customer(), t(10), &s);
+        assert_eq!(r.status(t(1809), &s, &Standing::Clear), Status::Authenticated);
+        assert_eq!(r.status(t(1810), &s, &Standing::Clear), Status::Expired);
+        assert_eq!(r.auth_ends_at(&s), Some(t(1810)));
+    }
+
+    #[test]
+    fn idle_timeout_expires_before_absolute_end_and_activity_extends_it() {
+        let s = Settings {
+            authenticated_ttl: Dur::from_secs(1800),
+            idle_timeout: Dur::from_secs(300),
+            ..Settings::default()
+        };
+        let mut r = rec();
+        r.authenticate(Method::PreChat, customer(), t(0), &s);
+        assert_eq!(r.status(t(299), &s, &Standing::Clear), Status::Authenticated);
+        r.touch_activity(t(299));
+        assert_eq!(r.status(t(500), &s, &Standing::Clear), Status::Authenticated);
+        assert_eq!(r.status(t(599), &s, &Standing::Clear), Status::Expired);
+        // Activity never extends past the absolute end.
+        r.touch_activity(t(1700));
+        assert_eq!(r.auth_ends_at(&s), Some(t(1800)));
+    }
+
+    #[test]
+    fn lock_and_ban_win_and_authentication_returns_after_lock() {
+        let s = Settings::default();
+        let mut r = rec();
+        r.authenticate(Method::Otp, customer(), t(0), &s);
+        let locked = Standing::Locked { until: t(100) };
+        assert_eq!(r.status(t(50), &s, &locked), Status::Locked);
+        assert_eq!(r.status(t(50), &s, &Standing::Banned { until: None }), Status::Banned);
+        assert_eq!(r.status(t(150), &s, &Standing::Clear), Status::Authenticated);
+    }
+
+    #[test]
+    fn pending_while_a_link_is_valid_then_unauthenticated() {
+        let s = Settings::default();
+        let mut r = rec();
+        r.add_link(Link { id: Uuid::now_v7(), expires_at: Some(t(600)), used: false }, t(0));
+        assert_eq!(r.status(t(599), &s, &Standing::Clear), Status::Pending);
+        assert_eq!(r.status(t(600), &s, &Standing::Clear), Status::Unauthenticated);
+        r.links[0].used = true;
+        assert_eq!(r.status(t(10), &s, &Standing::Clear), Status::Unauthenticated);
+    }
+
+    #[test]
+    fn logout_clears_method_and_forgetting_follows_last_write() {
+        let s = Settings { interaction_ttl: Dur(Duration::from_secs(100)), ..Settings::default() };
+        let mut r = rec();
+        r.authenticate(Method::LoginLink, customer(), t(10), &s);
+        r.log_out(t(20));
+        assert_eq!(r.status(t(21), &s, &Standing::Clear), Status::Unauthenticated);
+        assert!(r.auth.is_none());
+        assert!(!r.is_forgotten(t(119), &s));
+        assert!(r.is_forgotten(t(120), &s));
+    }
+
+    #[test]
+    fn link_list_is_bounded() {
+        let mut r = rec();
+        for _ in 0..40 {
+            r.add_link(Link { id: Uuid::now_v7(), expires_at: None, used: false }, t(0));
+        }
+        assert_eq!(r.links.len(), MAX_LINKS);
+    }
+}

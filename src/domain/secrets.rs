@@ -1,0 +1,172 @@
+//! Typed secrets: security keys (`whsec_…`), API key hashes, and the pepper
+//! that keys the hashes of codes and PINs at rest. None of them prints its
+//! content in `Debug`.
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretSlice};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// The shortest HMAC key we accept, in bytes.
+pub const MIN_KEY_BYTES: usize = 32;
+
+/// Secret bytes (an HMAC key). `Debug` shows only the length.
+pub struct SecretBytes(SecretSlice<u8>);
+
+impl SecretBytes {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretBytes(SecretSlice::from(bytes))
+    }
+    pub fn expose(&self) -> &[u8] {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretBytes([redacted; {}])", self.expose().len())
+    }
+}
+
+/// Parses `whsec_` + base64 of at least 32 bytes. The error never repeats the input.
+pub fn parse_whsec(s: &str) -> Result<SecretBytes, String> {
+    let b64 = s
+        .strip_prefix("whsec_")
+        .ok_or_else(|| "must start with \"whsec_\"".to_string())?;
+    let bytes = B64.decode(b64.trim()).map_err(|_| "is not valid base64 after \"whsec_\"".to_string())?;
+    if bytes.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "decodes to {} bytes; at least {MIN_KEY_BYTES} are required",
+            bytes.len()
+        ));
+    }
+    Ok(SecretBytes::new(bytes))
+}
+
+/// A fresh `whsec_` secret of 32 random bytes.
+pub fn generate_whsec() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("whsec_{}", B64.encode(bytes))
+}
+
+/// A fresh API key: `cg_` + 32 random bytes, URL-safe base64.
+pub fn generate_api_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    format!("cg_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// SHA-256 of an API key, as configured (`sha256 = "…"`, hex).
+#[derive(Clone, Copy)]
+pub struct ApiKeyHash([u8; 32]);
+
+impl ApiKeyHash {
+    pub fn of_key(key: &str) -> Self {
+        ApiKeyHash(Sha256::digest(key.as_bytes()).into())
+    }
+    pub fn from_hex(hex_str: &str) -> Result<Self, String> {
+        let bytes = hex::decode(hex_str.trim()).map_err(|_| "is not hex".to_string())?;
+        let arr: [u8; 32] =
+            bytes.try_into().map_err(|_| "must be 64 hex digits (a SHA-256)".to_string())?;
+        Ok(ApiKeyHash(arr))
+    }
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+    /// Constant-time equality.
+    pub fn matches(&self, other: &ApiKeyHash) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Debug for ApiKeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKeyHash(..)")
+    }
+}
+
+/// The server pepper: keys the hashes of codes and PINs at rest.
+pub struct Pepper(SecretBytes);
+
+impl Pepper {
+    pub fn new(secret: &str) -> Self {
+        Pepper(SecretBytes::new(secret.as_bytes().to_vec()))
+    }
+
+    /// HMAC-SHA256(pepper, purpose ‖ 0x00 ‖ input), hex. `purpose` separates
+    /// domains (e.g. "otp", "pin") so one hash can never stand for another.
+    pub fn keyed_hash(&self, purpose: &str, input: &[u8]) -> String {
+        hex::encode(self.mac(purpose, input))
+    }
+
+    /// Constant-time check of `input` against a hash made by [`Pepper::keyed_hash`].
+    pub fn verify(&self, purpose: &str, input: &[u8], expected_hex: &str) -> bool {
+        let Ok(expected) = hex::decode(expected_hex) else { return false };
+        let actual = self.mac(purpose, input);
+        actual.as_slice().ct_eq(expected.as_slice()).into()
+    }
+
+    /// 32 bytes derived from the pepper for `purpose` (e.g. an AEAD key).
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.mac("derive", purpose.as_bytes())
+    }
+
+    fn mac(&self, purpose: &str, input: &[u8]) -> [u8; 32] {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(self.0.expose()) {
+            Ok(m) => m,
+            // HMAC accepts keys of any length; this arm cannot be reached.
+            Err(_) => return [0u8; 32],
+        };
+        mac.update(purpose.as_bytes());
+        mac.update(&[0]);
+        mac.update(input);
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl fmt::Debug for Pepper {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Pepper(..)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whsec_needs_prefix_base64_and_32_bytes() {
+        assert!(parse_whsec(&generate_whsec()).is_ok());
+        assert!(parse_whsec("C2FVsBQIhrscChlQIMV+b5sSYspob7oD").is_err());
+        let short = format!("whsec_{}", B64.encode([7u8; 31]));
+        let err = parse_whsec(&short).unwrap_err();
+        assert!(err.contains("31 bytes"), "{err}");
+        assert!(parse_whsec("whsec_not*base64").is_err());
+    }
+
+    #[test]
+    fn api_key_hash_round_trip_and_compare() {
+        let key = generate_api_key();
+        let h = ApiKeyHash::of_key(&key);
+        let parsed = ApiKeyHash::from_hex(&h.to_hex()).unwrap();
+        assert!(h.matches(&parsed));
+        assert!(!h.matches(&ApiKeyHash::of_key("other")));
+        assert!(ApiKeyHash::from_hex("abcd").is_err());
+    }
+
+    #[test]
+    fn keyed_hash_is_domain_separated_and_verifies() {
+        let p = Pepper::new("pepper-of-at-least-some-length");
+        let h = p.keyed_hash("otp", b"123456");
+        assert!(p.verify("otp", b"123456", &h));
+        assert!(!p.verify("otp", b"123457", &h));
+        assert!(!p.verify("pin", b"123456", &h));
+        assert!(!h.contains("123456"));
+        assert!(!format!("{p:?}").contains("pepper"));
+    }
+}

@@ -1,0 +1,302 @@
+//! Subjects, failures, lockouts and bans (CONTRACT 1, 3.7).
+//!
+//! A subject is the interaction's `customer_ref`, or the interaction itself.
+//! Its record holds timestamps, not counters, so every rule is a pure
+//! function of the record, the settings and `now`, and the store keeps it
+//! only as long as something in it still matters.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{LockoutSettings, OtpSettings};
+use crate::error::Error;
+use crate::time::Timestamp;
+
+/// Where a subject stands at some moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Clear,
+    Locked { until: Timestamp },
+    /// `until: None` lasts until an admin unlocks.
+    Banned { until: Option<Timestamp> },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ban {
+    pub since: Timestamp,
+    pub until: Option<Timestamp>,
+}
+
+/// What one failed attempt led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Counted; `failures` within the window now.
+    Counted { failures: u32 },
+    /// This failure reached the threshold: locked until then.
+    Locked { until: Timestamp },
+    /// This lockout reached `max_lockouts_before_ban`.
+    Banned { until: Option<Timestamp> },
+}
+
+/// The stored subject.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubjectRecord {
+    pub subject: String,
+    #[serde(default)]
+    pub failures: Vec<Timestamp>,
+    #[serde(default)]
+    pub lockouts: Vec<Timestamp>,
+    #[serde(default)]
+    pub locked_until: Option<Timestamp>,
+    #[serde(default)]
+    pub ban: Option<Ban>,
+    /// Challenges sent (for `otp.max_sends` per `otp.send_window`).
+    #[serde(default)]
+    pub sends: Vec<Timestamp>,
+}
+
+/// The subject as `GET /v1/subjects/{subject}` and subject events show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SubjectView {
+    pub subject: String,
+    pub failures: u32,
+    pub lockouts: u32,
+    pub locked_until: Option<Timestamp>,
+    pub banned: bool,
+}
+
+fn count(v: &[Timestamp]) -> u32 {
+    u32::try_from(v.len()).unwrap_or(u32::MAX)
+}
+
+/// How many of `v` are younger than `window` at `now`.
+fn count_since(v: &[Timestamp], now: Timestamp, window: Duration) -> u32 {
+    u32::try_from(v.iter().filter(|t| now < t.plus(window)).count()).unwrap_or(u32::MAX)
+}
+
+impl SubjectRecord {
+    pub fn new(subject: &str) -> Self {
+        SubjectRecord { subject: subject.to_string(), ..Default::default() }
+    }
+
+    pub fn standing(&self, now: Timestamp) -> Standing {
+        if let Some(ban) = self.ban {
+            if ban.until.is_none_or(|u| now < u) {
+                return Standing::Banned { until: ban.until };
+            }
+        }
+        match self.locked_until {
+            Some(until) if now < until => Standing::Locked { until },
+            _ => Standing::Clear,
+        }
+    }
+
+    /// `Err(Locked)` (423) or `Err(Banned)` (403) unless the subject is clear.
+    pub fn ensure_clear(&self, now: Timestamp) -> Result<(), Error> {
+        standing_error(self.standing(now), now)
+    }
+
+    /// Drops what no longer counts at `now`: failures outside the window,
+    /// lockouts outside the ban window, an ended lock or ban.
+    pub fn forget_old(&mut self, now: Timestamp, l: &LockoutSettings, otp: &OtpSettings) {
+        let w = l.window.get();
+        self.failures.retain(|f| now < f.plus(w));
+        let bw = l.ban_window.get();
+        self.lockouts.retain(|f| now < f.plus(bw));
+        let sw = otp.send_window.get();
+        self.sends.retain(|s| now < s.plus(sw));
+        if self.locked_until.is_some_and(|u| now >= u) {
+            self.locked_until = None;
+        }
+        if self.ban.is_some_and(|b| b.until.is_some_and(|u| now >= u)) {
+            // A served ban wipes the slate, or the next failure would ban again.
+            self.ban = None;
+            self.lockouts.clear();
+            self.failures.clear();
+        }
+    }
+
+    /// Counts one failed attempt. Call only while the subject is clear: a
+    /// refused attempt must not extend a lock.
+    pub fn record_failure(&mut self, now: Timestamp, l: &LockoutSettings, otp: &OtpSettings) -> FailureOutcome {
+        self.forget_old(now, l, otp);
+        self.failures.push(now);
+        if l.threshold == 0 || count(&self.failures) < l.threshold {
+            return FailureOutcome::Counted { failures: count(&self.failures) };
+        }
+        self.failures.clear();
+        self.lockouts.push(now);
+        if l.max_lockouts_before_ban > 0 && count(&self.lockouts) >= l.max_lockouts_before_ban {
+            let until = l.ban_duration.enabled().map(|d| now.plus(d));
+            self.ban = Some(Ban { since: now, until });
+            self.locked_until = None;
+            FailureOutcome::Banned { until }
+        } else {
+            let until = now.plus(l.duration.get());
+            self.locked_until = Some(until);
+            FailureOutcome::Locked { until }
+        }
+    }
+
+    /// A success clears failures and lockouts.
+    pub fn record_success(&mut self) {
+        self.failures.clear();
+        self.lockouts.clear();
+    }
+
+    /// An admin unlock clears failures, lockouts, the lock and the ban.
+    pub fn unlock(&mut self) {
+        self.failures.clear();
+        self.lockouts.clear();
+        self.locked_until = None;
+        self.ban = None;
+    }
+
+    /// `Err(RateLimited)` when `max_sends` challenges went out within `send_window`.
+    pub fn check_send(&self, now: Timestamp, otp: &OtpSettings) -> Result<(), Error> {
+        let w = otp.send_window.get();
+        let recent: Vec<Timestamp> = self.sends.iter().copied().filter(|s| now < s.plus(w)).collect();
+        if count(&recent) < otp.max_sends {
+            return Ok(());
+        }
+        let frees_at = recent.iter().min().map(|s| s.plus(w)).unwrap_or(now);
+        Err(Error::RateLimited { retry_after: frees_at.retry_after_secs(now) })
+    }
+
+    pub fn record_send(&mut self, now: Timestamp) {
+        self.sends.push(now);
+    }
+
+    pub fn view(&self, now: Timestamp, l: &LockoutSettings) -> SubjectView {
+        let w = l.window.get();
+        let bw = l.ban_window.get();
+        let standing = self.standing(now);
+        SubjectView {
+            subject: self.subject.clone(),
+            failures: count_since(&self.failures, now, w),
+            lockouts: count_since(&self.lockouts, now, bw),
+            locked_until: match standing {
+                Standing::Locked { until } => Some(until),
+                _ => None,
+            },
+            banned: matches!(standing, Standing::Banned { .. }),
+        }
+    }
+
+    /// How long the store must keep this record: `Some(d)` until nothing in
+    /// it matters any more, `None` for a ban until an admin unlocks, and
+    /// `Some(ZERO)` when it can be deleted now.
+    pub fn keep_for(&self, now: Timestamp, l: &LockoutSettings, otp: &OtpSettings) -> Option<Duration> {
+        if self.ban.is_some_and(|b| b.until.is_none()) {
+            return None;
+        }
+        let ends = self
+            .failures
+            .iter()
+            .map(|f| f.plus(l.window.get()))
+            .chain(self.lockouts.iter().map(|f| f.plus(l.ban_window.get())))
+            .chain(self.sends.iter().map(|s| s.plus(otp.send_window.get())))
+            .chain(self.locked_until)
+            .chain(self.ban.and_then(|b| b.until));
+        Some(ends.max().map(|e| e.since(now)).unwrap_or(Duration::ZERO))
+    }
+}
+
+/// The error for a subject that is not clear.
+pub fn standing_error(standing: Standing, now: Timestamp) -> Result<(), Error> {
+    match standing {
+        Standing::Clear => Ok(()),
+        Standing::Locked { until } => Err(Error::Locked { until, retry_after: until.retry_after_secs(now) }),
+        Standing::Banned { .. } => Err(Error::Banned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Dur;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    fn lockout() -> LockoutSettings {
+        LockoutSettings {
+            threshold: 5,
+            window: Dur::from_secs(3600),
+            duration: Dur::from_secs(900),
+            max_lockouts_before_ban: 3,
+            ban_window: Dur::from_secs(86_400),
+            ban_duration: Dur::from_secs(0),
+        }
+    }
+
+    #[test]
+    fn threshold_minus_one_is_open_threshold_locks_for_duration() {
+        let (l, o) = (lockout(), OtpSettings::default());
+        let mut s = SubjectRecord::new("cust-42");
+        for i in 0..4 {
+            assert_eq!(s.record_failure(t(i), &l, &o), FailureOutcome::Counted { failures: (i + 1) as u32 });
+        }
+        assert_eq!(s.standing(t(4)), Standing::Clear);
+        assert_eq!(s.record_failure(t(4), &l, &o), FailureOutcome::Locked { until: t(904) });
+        assert!(s.failures.is_empty());
+        assert_eq!(s.standing(t(903)), Standing::Locked { until: t(904) });
+        assert_eq!(s.standing(t(904)), Standing::Clear);
+        assert!(matches!(s.ensure_clear(t(903)), Err(Error::Locked { retry_after: 1, .. })));
+    }
+
+    #[test]
+    fn failures_outside_the_window_are_forgotten() {
+        let (l, o) = (lockout(), OtpSettings::default());
+        let mut s = SubjectRecord::new("x");
+        for i in 0..4 {
+            s.record_failure(t(i), &l, &o);
+        }
+        assert_eq!(s.record_failure(t(3600), &l, &o), FailureOutcome::Counted { failures: 4 });
+    }
+
+    #[test]
+    fn third_lockout_bans_until_unlock() {
+        let (l, o) = (lockout(), OtpSettings::default());
+        let mut s = SubjectRecord::new("x");
+        let mut now = 0;
+        for round in 0..3 {
+            let mut last = FailureOutcome::Counted { failures: 0 };
+            for _ in 0..5 {
+                last = s.record_failure(t(now), &l, &o);
+                now += 1;
+            }
+            if round < 2 {
+                assert!(matches!(last, FailureOutcome::Locked { .. }), "{last:?}");
+                now += 900;
+            } else {
+                assert_eq!(last, FailureOutcome::Banned { until: None });
+            }
+        }
+        assert_eq!(s.standing(t(now + 10_000_000)), Standing::Banned { until: None });
+        assert_eq!(s.keep_for(t(now), &l, &o), None);
+        s.unlock();
+        assert_eq!(s.standing(t(now)), Standing::Clear);
+        assert_eq!(s.view(t(now), &l).lockouts, 0);
+    }
+
+    #[test]
+    fn send_limit_and_retry_after() {
+        let o = OtpSettings { max_sends: 2, send_window: Dur::from_secs(600), ..OtpSettings::default() };
+        let mut s = SubjectRecord::new("x");
+        s.record_send(t(0));
+        s.record_send(t(10));
+        assert!(matches!(s.check_send(t(20), &o), Err(Error::RateLimited { retry_after: 580 })));
+        assert!(s.check_send(t(600), &o).is_ok());
+    }
+
+    #[test]
+    fn keep_for_covers_the_longest_window() {
+        let (l, o) = (lockout(), OtpSettings::default());
+        let mut s = SubjectRecord::new("x");
+        assert_eq!(s.keep_for(t(0), &l, &o), Some(Duration::ZERO));
+        s.record_failure(t(0), &l, &o);
+        assert_eq!(s.keep_for(t(0), &l, &o), Some(Duration::from_secs(3600)));
+    }
+}

@@ -1,0 +1,137 @@
+//! The one error type of the gateway. Every variant is one of the contract's
+//! problem codes (CONTRACT 3.2); `http::problem` maps it to problem+json once.
+//!
+//! Messages are safe to send to clients: they never contain a secret, code,
+//! PIN, token or key. Internal causes are logged where they happen.
+use crate::time::Timestamp;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// 400: not JSON, a required field missing, a field of the wrong type.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 422: a value that is present and typed right but not allowed.
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("missing or unknown API key")]
+    Unauthorized,
+    /// Login token or assertion not acceptable. The reason is generic on purpose.
+    #[error("{0}")]
+    InvalidToken(&'static str),
+    #[error("{0}")]
+    InvalidSignature(&'static str),
+    #[error("wrong code")]
+    InvalidCode { attempts_remaining: u32 },
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("the proven customer is not the one this interaction expects")]
+    CustomerMismatch,
+    #[error("the subject is banned")]
+    Banned,
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("this login token or assertion was already used")]
+    TokenUsed,
+    #[error("this challenge already succeeded")]
+    ChallengeUsed,
+    #[error("this interaction has no session PIN")]
+    NoSessionPin,
+    #[error("the login token or assertion has expired")]
+    TokenExpired,
+    #[error("the challenge has expired or was replaced by a newer one")]
+    ChallengeExpired,
+    #[error("the challenge has no attempts left; start a new one")]
+    ChallengeExhausted,
+    #[error("request body larger than 64 KiB")]
+    PayloadTooLarge,
+    #[error("request body must be application/json")]
+    UnsupportedMediaType,
+    #[error("the subject is locked out")]
+    Locked { until: Timestamp, retry_after: u64 },
+    #[error("too many challenges sent; try again later")]
+    RateLimited { retry_after: u64 },
+    /// A provider refused or failed a message that had to be sent. The string
+    /// is a short, secret-free description (status code, provider error name).
+    #[error("the channel provider failed: {0}")]
+    Channel(String),
+    #[error("the store cannot be reached")]
+    StoreUnavailable,
+    /// A bug, never an input problem. Logged with its cause; the client sees
+    /// only a generic sentence.
+    #[error("internal error")]
+    Internal,
+}
+
+impl Error {
+    /// The contract's `code` for this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::BadRequest(_) | Error::Unprocessable(_) => "invalid_request",
+            Error::Unauthorized => "unauthorized",
+            Error::InvalidToken(_) => "invalid_token",
+            Error::InvalidSignature(_) => "invalid_signature",
+            Error::InvalidCode { .. } => "invalid_code",
+            Error::Forbidden(_) => "forbidden",
+            Error::CustomerMismatch => "customer_mismatch",
+            Error::Banned => "banned",
+            Error::NotFound(_) => "not_found",
+            Error::TokenUsed => "token_used",
+            Error::ChallengeUsed => "challenge_used",
+            Error::NoSessionPin => "no_session_pin",
+            Error::TokenExpired => "token_expired",
+            Error::ChallengeExpired => "challenge_expired",
+            Error::ChallengeExhausted => "challenge_exhausted",
+            Error::PayloadTooLarge => "payload_too_large",
+            Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::Locked { .. } => "locked",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Channel(_) => "channel_error",
+            Error::StoreUnavailable => "store_unavailable",
+            Error::Internal => "internal_error",
+        }
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::BadRequest(_) => 400,
+            Error::Unauthorized
+            | Error::InvalidToken(_)
+            | Error::InvalidSignature(_)
+            | Error::InvalidCode { .. } => 401,
+            Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => 403,
+            Error::NotFound(_) => 404,
+            Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin => 409,
+            Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => 410,
+            Error::PayloadTooLarge => 413,
+            Error::UnsupportedMediaType => 415,
+            Error::Unprocessable(_) => 422,
+            Error::Locked { .. } => 423,
+            Error::RateLimited { .. } => 429,
+            Error::Internal => 500,
+            Error::Channel(_) => 502,
+            Error::StoreUnavailable => 503,
+        }
+    }
+
+    pub fn invalid(field: &str, why: &str) -> Self {
+        Error::Unprocessable(format!("{field}: {why}"))
+    }
+}
+
+impl From<crate::store::StoreError> for Error {
+    fn from(e: crate::store::StoreError) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                Error::StoreUnavailable
+            }
+            crate::store::StoreError::Corrupt(cause) => {
+                tracing::error!(%cause, "corrupt record in store");
+                Error::Internal
+            }
+        }
+    }
+}

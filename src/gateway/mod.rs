@@ -1,0 +1,1 @@
+//! Use cases. (Implementation pending.)

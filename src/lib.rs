@@ -1,0 +1,45 @@
+//! chatgate — a self-hosted authentication gateway for conversational messaging.
+//!
+//! # Map
+//!
+//! ```text
+//!  HTTP request
+//!     │
+//!  http/        axum routers, one file per resource; extractors (API key, JSON),
+//!     │         problem+json errors. Reads the clock once per request.
+//!     ▼
+//!  gateway/     use cases: "issue a login link", "accept a callback", ...
+//!     │         load records, call the domain, commit atomically, then
+//!     │         publish events and send channel messages.
+//!     ├──► domain/    the rules: interaction status, tokens, signatures,
+//!     │               assertions, secrets. Plain types and functions that
+//!     │               take `now` and know nothing of HTTP or Redis.
+//!     ├──► store/     a small versioned key-value trait with compare-and-set
+//!     │               transactions; `memory` and `redis` implementations.
+//!     ├──► channels/  sending text into chat / SMS / e-mail providers.
+//!     └──► events/    the publisher seam every state change goes through.
+//!
+//!  config/      system, team and channel files; `${VAR}` and env overrides.
+//!  app.rs       builds everything from a config, binds, serves, shuts down.
+//!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
+//! ```
+//!
+//! Time is a parameter: everything below `http/` takes a [`time::Timestamp`]
+//! instead of reading the clock, so expiry and lockout rules are tested with a
+//! [`time::ManualClock`].
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod app;
+pub mod channels;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod gateway;
+pub mod http;
+pub mod store;
+pub mod telemetry;
+pub mod time;
+
+pub use error::{Error, Result};

@@ -1,0 +1,51 @@
+//! The logical key layout. Every key of a team starts with the hash tag
+//! `{team}`; user-supplied parts (conversation ids, subjects, jtis) are
+//! hashed so they cannot break out of their segment.
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+fn h(s: &str) -> String {
+    let d = Sha256::digest(s.as_bytes());
+    hex::encode(&d[..16])
+}
+
+/// The interaction record.
+pub fn interaction(team: &str, id: Uuid) -> String {
+    format!("{{{team}}}:i:{id}")
+}
+
+/// (channel, conversation_id) → the interaction's id, for create-or-get.
+pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String {
+    format!("{{{team}}}:c:{}", h(&format!("{channel}\n{conversation_id}")))
+}
+
+/// The subject record: failures, lockouts, ban.
+pub fn subject(team: &str, subject: &str) -> String {
+    format!("{{{team}}}:s:{}", h(subject))
+}
+
+/// A used pre-chat assertion `jti`.
+pub fn assertion_jti(team: &str, jti: &str) -> String {
+    format!("{{{team}}}:aj:{}", h(jti))
+}
+
+/// Newest-first index of the team's interactions (score: created, ms).
+pub fn interactions_index(team: &str) -> String {
+    format!("{{{team}}}:idx")
+}
+
+/// Index of the interactions a customer id or `customer_ref` names.
+pub fn customer_index(team: &str, customer_id: &str) -> String {
+    format!("{{{team}}}:cu:{}", h(customer_id))
+}
+
+/// Due times of expiry work (notices, expirations), score: due, ms.
+pub fn due_index(team: &str) -> String {
+    format!("{{{team}}}:due")
+}
+
+/// A short login link code → where it leads. Not team-scoped: the code is
+/// all a browser has.
+pub fn short_link(code: &str) -> String {
+    format!("l:{}", h(code))
+}

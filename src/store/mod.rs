@@ -1,0 +1,139 @@
+//! The store: a small versioned key-value trait with atomic compare-and-set
+//! transactions, and two implementations, [`memory::MemoryStore`] (one
+//! process) and [`redis::RedisStore`] (production, several instances).
+//!
+//! # Model
+//!
+//! Every record is a JSON string with a version. A use case reads the records
+//! it needs ([`Store::get`], one round trip), lets the domain compute the new
+//! state, and writes it back with [`Store::commit`]: a list of [`Op`]s that
+//! either all apply or none does. A `Put` names the version it read (0 for
+//! "absent"), so a concurrent writer makes the commit fail with
+//! [`Commit::Conflict`] and the use case retries on fresh data
+//! ([`retry`]). That makes one-time ids, attempt counters and lockouts exact
+//! under concurrency, with the rules written once, in Rust.
+//!
+//! Sorted indexes (newest-first listings, customer → interactions, due times)
+//! sit beside the records; updates to them ride in the same commit.
+//!
+//! Keys are logical (`{team}:i:<id>`, see [`keys`]); the Redis store puts
+//! `key_prefix:` in front. All keys of one team share the hash tag `{team}`,
+//! so every transaction stays in one Redis Cluster slot.
+//!
+//! Every `Put` has a TTL except where the contract allows none (a ban until
+//! an admin unlocks), and every index has one, refreshed on write.
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// The store could not do its work. Never carries a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Unreachable, timed out, or refused: the request fails closed with 503.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A record that does not parse: a bug or a foreign writer.
+    #[error("corrupt record: {0}")]
+    Corrupt(String),
+}
+
+/// A record as read: its JSON text and version (≥ 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    pub version: u64,
+    pub value: String,
+}
+
+/// One step of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// Write `value` if the key is still at version `expected` (0 = absent);
+    /// the new version is `expected + 1`. `ttl: None` keeps it until deleted.
+    Put { key: String, expected: u64, value: String, ttl: Option<Duration> },
+    /// Delete the key if it is still at version `expected` (0 = absent: a no-op check).
+    Delete { key: String, expected: u64 },
+    /// Add or move `member` in the sorted index `key` to `score`, and set the
+    /// index's TTL to at least `ttl`. Never conflicts.
+    IndexAdd { key: String, member: String, score: i64, ttl: Duration },
+    /// Remove `member` from the sorted index `key`. Never conflicts.
+    IndexRemove { key: String, member: String },
+}
+
+/// The outcome of [`Store::commit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commit {
+    Applied,
+    /// The `Put`/`Delete` at this position in the op list found another version.
+    Conflict { op: usize },
+}
+
+/// One entry of a sorted index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub member: String,
+    pub score: i64,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Reads several keys in one round trip; `None` for absent ones.
+    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError>;
+
+    /// Applies all ops atomically, or none of them.
+    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError>;
+
+    /// Entries of a sorted index, highest score first (ties: highest member
+    /// first), strictly below `before` (score, member) when given.
+    async fn index_desc(
+        &self,
+        key: &str,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError>;
+
+    /// Atomically removes and returns up to `limit` entries whose score is
+    /// ≤ `max_score`, lowest first. Of several callers, each entry goes to one.
+    async fn index_take_due(
+        &self,
+        key: &str,
+        max_score: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError>;
+
+    /// Answers when the store is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+pub type SharedStore = Arc<dyn Store>;
+
+/// How many times a use case re-reads and re-tries a conflicting commit
+/// before giving up with 503. Under N concurrent writers each round lets
+/// one through, so this bounds the contention a single record tolerates.
+pub const MAX_RETRIES: usize = 256;
+
+/// Runs `attempt` until it returns `Ok(Some(_))`, at most [`MAX_RETRIES`]
+/// times; `Ok(None)` means "conflict, read again". Yields between attempts.
+pub async fn retry<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, E>>,
+    E: From<StoreError>,
+{
+    for i in 0..MAX_RETRIES {
+        if let Some(done) = attempt().await? {
+            return Ok(done);
+        }
+        if i > 8 {
+            let jitter = rand::random::<u64>() % 4;
+            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+    }
+    Err(StoreError::Unavailable("too much contention on one record".into()).into())
+}
