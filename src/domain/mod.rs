@@ -4,3 +4,4 @@ pub mod challenge;
 pub mod interaction;
 pub mod secrets;
 pub mod subject;
+pub mod webhook_sig;
