@@ -1,7 +1,137 @@
-//! Building and serving the app. (Implementation pending.)
-use crate::config::Config;
+//! Building and serving the app: [`App::build`] wires the store, channels,
+//! events and router from a [`Config`] and binds the listener (port 0 in
+//! tests); [`App::serve`] runs until the shutdown future resolves.
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
-/// Runs the gateway until Ctrl-C / SIGTERM.
-pub async fn run(_config: Config) -> std::io::Result<()> {
-    Ok(())
+use tokio::net::TcpListener;
+
+use crate::channels::Channels;
+use crate::config::{Config, StoreBackend};
+use crate::events::Publisher;
+use crate::gateway::{self, Gateway};
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::SharedStore;
+use crate::telemetry::Metrics;
+use crate::time::{Clock, SystemClock};
+
+/// What tests and embedders may replace.
+#[derive(Default)]
+pub struct Options {
+    /// Defaults to the wall clock.
+    pub clock: Option<Arc<dyn Clock>>,
+    /// Defaults to the store the config names.
+    pub store: Option<SharedStore>,
+    /// Defaults to senders built from the channel files.
+    pub channels: Option<Channels>,
+}
+
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    gateway: Arc<Gateway>,
+    clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// Wires everything and binds `server.listen`.
+    pub async fn build(config: Config, opts: Options) -> std::io::Result<App> {
+        let config = Arc::new(config);
+        let store: SharedStore = match opts.store {
+            Some(s) => s,
+            None => match config.store.backend {
+                StoreBackend::Memory => Arc::new(MemoryStore::new()),
+                StoreBackend::Redis => Arc::new(
+                    RedisStore::connect(&config.store.redis_url, &config.store.key_prefix)
+                        .await
+                        .map_err(std::io::Error::other)?,
+                ),
+            },
+        };
+        let http = reqwest::Client::builder()
+            .timeout(crate::channels::SEND_TIMEOUT)
+            .build()
+            .map_err(std::io::Error::other)?;
+        let channels = opts
+            .channels
+            .unwrap_or_else(|| Channels::from_config(&config, http));
+        let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
+        let gateway = Arc::new(Gateway::new(
+            Arc::clone(&config),
+            store,
+            channels,
+            Publisher::new(),
+        ));
+        let router =
+            crate::http::router(Arc::clone(&gateway), Arc::clone(&clock), Metrics::install());
+        let listener = TcpListener::bind(&config.server.listen).await?;
+        Ok(App {
+            listener,
+            router,
+            gateway,
+            clock,
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn gateway(&self) -> Arc<Gateway> {
+        Arc::clone(&self.gateway)
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let sweeper = tokio::spawn(gateway::run_sweeper(
+            Arc::clone(&self.gateway),
+            Arc::clone(&self.clock),
+            {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+            },
+        ));
+        let result = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+        let _ = sweeper.await;
+        result
+    }
+}
+
+/// Runs the gateway until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> std::io::Result<()> {
+    let app = App::build(config, Options::default()).await?;
+    tracing::info!(addr = %app.local_addr()?, "chatgate listening");
+    app.serve(shutdown_signal()).await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
 }

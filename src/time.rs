@@ -26,10 +26,16 @@ impl Timestamp {
         self.0.div_euclid(1000)
     }
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
     pub fn minus(self, d: Duration) -> Self {
-        Self(self.0.saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_sub(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
     /// `self - earlier`, zero when `earlier` is later.
     pub fn since(self, earlier: Timestamp) -> Duration {
@@ -115,7 +121,9 @@ impl ManualClock {
     }
     /// Starts at the current wall-clock time, whole seconds.
     pub fn starting_now() -> Self {
-        Self::new(Timestamp::from_unix_seconds(SystemClock.now().unix_seconds()))
+        Self::new(Timestamp::from_unix_seconds(
+            SystemClock.now().unix_seconds(),
+        ))
     }
     pub fn advance(&self, d: Duration) {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);

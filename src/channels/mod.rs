@@ -102,7 +102,10 @@ impl Channels {
 
     pub async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
         let Some(ch) = self.by_name.get(&msg.channel) else {
-            return Err(ChannelError(format!("channel {:?} has no sender", msg.channel)));
+            return Err(ChannelError(format!(
+                "channel {:?} has no sender",
+                msg.channel
+            )));
         };
         let result = ch.send(msg).await;
         let outcome = if result.is_ok() { "ok" } else { "error" };
@@ -118,9 +121,11 @@ impl Channels {
 
 fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> {
     match &ch.kind {
-        ChannelKind::Webhook { url, secret } => {
-            Some(Arc::new(webhook::WebhookChannel::new(http, url.clone(), secret)))
-        }
+        ChannelKind::Webhook { url, secret } => Some(Arc::new(webhook::WebhookChannel::new(
+            http,
+            url.clone(),
+            secret,
+        ))),
         // Provider kinds arrive with the channels issue.
         _ => None,
     }
@@ -128,7 +133,11 @@ fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> 
 
 /// The template text for `purpose`: the channel file's override, else the
 /// team's (per channel) settings.
-pub fn template<'a>(purpose: Purpose, settings: &'a Settings, channel: Option<&'a ChannelConfig>) -> &'a str {
+pub fn template<'a>(
+    purpose: Purpose,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+) -> &'a str {
     let o = channel.map(|c| &c.templates);
     let pick = |over: Option<&'a Option<String>>, base: &'a String| -> &'a str {
         over.and_then(|x| x.as_deref()).unwrap_or(base.as_str())
@@ -174,9 +183,22 @@ mod tests {
     #[test]
     fn render_fills_and_rounds_minutes_up() {
         let t = "Code #PIN#, #MINUTES# min, #URL#";
-        let s = render(t, Fill { url: Some("u"), pin: Some("123"), ttl: Some(Duration::from_secs(61)) });
+        let s = render(
+            t,
+            Fill {
+                url: Some("u"),
+                pin: Some("123"),
+                ttl: Some(Duration::from_secs(61)),
+            },
+        );
         assert_eq!(s, "Code 123, 2 min, u");
-        let s = render("#MINUTES#", Fill { ttl: Some(Duration::from_secs(180)), ..Fill::default() });
+        let s = render(
+            "#MINUTES#",
+            Fill {
+                ttl: Some(Duration::from_secs(180)),
+                ..Fill::default()
+            },
+        );
         assert_eq!(s, "3");
     }
 }

@@ -15,5 +15,9 @@ pub struct ConfigError {
 /// Loads `path` (the system file), its teams and channels, from the files and
 /// the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    Err(ConfigError { file: path.display().to_string(), key: "-".into(), problem: "todo".into() })
+    Err(ConfigError {
+        file: path.display().to_string(),
+        key: "-".into(),
+        problem: "todo".into(),
+    })
 }

@@ -16,8 +16,8 @@ use std::path::PathBuf;
 pub use duration::Dur;
 pub use load::{load, ConfigError};
 pub use settings::{
-    LockoutSettings, OtpSettings, PinSettings, Settings, StepUpSettings, Templates,
-    TemplateOverrides,
+    LockoutSettings, OtpSettings, PinSettings, Settings, StepUpSettings, TemplateOverrides,
+    Templates,
 };
 pub use team::{ApiKey, ChannelConfig, ChannelKind, Role, SecurityKey, SmtpTls, Team, TeamWebhook};
 

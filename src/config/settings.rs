@@ -90,7 +90,12 @@ pub struct PinSettings {
 
 impl Default for PinSettings {
     fn default() -> Self {
-        PinSettings { min_length: 4, max_length: 20, ttl: Dur::from_secs(600), max_attempts: 3 }
+        PinSettings {
+            min_length: 4,
+            max_length: 20,
+            ttl: Dur::from_secs(600),
+            max_attempts: 3,
+        }
     }
 }
 

@@ -107,11 +107,30 @@ pub enum SmtpTls {
 /// The provider-specific part of a channel file (CONTRACT 3.11).
 #[derive(Debug)]
 pub enum ChannelKind {
-    Webhook { url: Url, secret: SecretBytes },
-    Twilio { base_url: Url, account_sid: String, auth_token: SecretString, from: String },
-    Whatsapp { base_url: Url, api_version: String, phone_number_id: String, token: SecretString },
-    Slack { base_url: Url, token: SecretString },
-    Telegram { base_url: Url, token: SecretString },
+    Webhook {
+        url: Url,
+        secret: SecretBytes,
+    },
+    Twilio {
+        base_url: Url,
+        account_sid: String,
+        auth_token: SecretString,
+        from: String,
+    },
+    Whatsapp {
+        base_url: Url,
+        api_version: String,
+        phone_number_id: String,
+        token: SecretString,
+    },
+    Slack {
+        base_url: Url,
+        token: SecretString,
+    },
+    Telegram {
+        base_url: Url,
+        token: SecretString,
+    },
     Smtp {
         host: String,
         port: u16,

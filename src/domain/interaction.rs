@@ -125,19 +125,16 @@ pub struct InteractionRecord {
     pub past_challenges: Vec<PastChallenge>,
     #[serde(default)]
     pub step_up: Option<PendingStepUp>,
-    /// The `expires_at` for which `interaction.expired` was already emitted.
+    /// The end for which `interaction.expired` was already emitted.
     #[serde(default)]
     pub expiry_announced: Option<Timestamp>,
+    /// The end for which `interaction.expiring` was already emitted.
+    #[serde(default)]
+    pub expiring_announced: Option<Timestamp>,
 }
 
 impl InteractionRecord {
-    pub fn new(
-        id: Uuid,
-        team: &str,
-        channel: &str,
-        conversation_id: &str,
-        now: Timestamp,
-    ) -> Self {
+    pub fn new(id: Uuid, team: &str, channel: &str, conversation_id: &str, now: Timestamp) -> Self {
         InteractionRecord {
             id,
             team: team.to_string(),
@@ -155,6 +152,7 @@ impl InteractionRecord {
             past_challenges: Vec::new(),
             step_up: None,
             expiry_announced: None,
+            expiring_announced: None,
         }
     }
 
@@ -176,7 +174,10 @@ impl InteractionRecord {
     /// absolute end and `last_activity_at + idle_timeout`.
     pub fn auth_ends_at(&self, s: &Settings) -> Option<Timestamp> {
         let auth = self.auth.as_ref()?;
-        let idle_end = s.idle_timeout.enabled().map(|idle| self.last_activity_at.plus(idle));
+        let idle_end = s
+            .idle_timeout
+            .enabled()
+            .map(|idle| self.last_activity_at.plus(idle));
         Some(match idle_end {
             Some(i) if i < auth.expires_at => i,
             _ => auth.expires_at,
@@ -190,7 +191,9 @@ impl InteractionRecord {
 
     /// A login link whose token is still valid, or a challenge, is open.
     pub fn is_pending(&self, now: Timestamp) -> bool {
-        self.links.iter().any(|l| !l.used && l.expires_at.is_none_or(|e| now < e))
+        self.links
+            .iter()
+            .any(|l| !l.used && l.expires_at.is_none_or(|e| now < e))
             || self.open_challenge(now).is_some()
     }
 
@@ -211,15 +214,30 @@ impl InteractionRecord {
         }
     }
 
-    /// Records customer activity at `now` (and a write).
-    pub fn touch_activity(&mut self, now: Timestamp) {
+    /// Records customer activity at `now` (and a write). An authentication
+    /// that already timed out for idleness stays expired: its end is pinned
+    /// before the new activity is recorded (CONTRACT 3.8).
+    pub fn touch_activity(&mut self, now: Timestamp, s: &Settings) {
+        if let Some(end) = self.auth_ends_at(s) {
+            if now >= end {
+                if let Some(auth) = self.auth.as_mut() {
+                    auth.expires_at = end;
+                }
+            }
+        }
         self.last_activity_at = now;
         self.last_write_at = now;
     }
 
     /// Marks the interaction authenticated from `now` for `authenticated_ttl`.
     /// Authenticating counts as activity.
-    pub fn authenticate(&mut self, method: Method, customer: Customer, now: Timestamp, s: &Settings) {
+    pub fn authenticate(
+        &mut self,
+        method: Method,
+        customer: Customer,
+        now: Timestamp,
+        s: &Settings,
+    ) {
         self.auth = Some(Authentication {
             method,
             authenticated_at: now,
@@ -228,7 +246,23 @@ impl InteractionRecord {
         });
         self.step_up = None;
         self.expiry_announced = None;
-        self.touch_activity(now);
+        self.expiring_announced = None;
+        self.last_activity_at = now;
+        self.last_write_at = now;
+        // A notice as long as the authentication itself is due at once; the
+        // caller emits it with `interaction.authenticated`.
+        if self.expiring_due_at_once(s) {
+            self.expiring_announced = self.auth_ends_at(s);
+        }
+    }
+
+    /// `expiry_notice` is not shorter than the authentication's life.
+    pub fn expiring_due_at_once(&self, s: &Settings) -> bool {
+        let (Some(auth), Some(notice)) = (&self.auth, s.expiry_notice.enabled()) else {
+            return false;
+        };
+        self.auth_ends_at(s)
+            .is_some_and(|end| end.since(auth.authenticated_at) <= notice)
     }
 
     /// Ends the authentication (logout). Status becomes `unauthenticated`.
@@ -251,7 +285,11 @@ impl InteractionRecord {
     /// Does the authenticated customer (or the `customer_ref`) match `customer_id`?
     pub fn belongs_to(&self, customer_id: &str) -> bool {
         self.customer_ref.as_deref() == Some(customer_id)
-            || self.auth.as_ref().and_then(|a| a.customer.get("id")).map(String::as_str)
+            || self
+                .auth
+                .as_ref()
+                .and_then(|a| a.customer.get("id"))
+                .map(String::as_str)
                 == Some(customer_id)
     }
 }
@@ -277,11 +315,20 @@ mod tests {
 
     #[test]
     fn authenticated_until_ttl_to_the_second() {
-        let s = Settings { authenticated_ttl: Dur::from_secs(1800), ..Settings::default() };
+        let s = Settings {
+            authenticated_ttl: Dur::from_secs(1800),
+            ..Settings::default()
+        };
         let mut r = rec();
-        assert_eq!(r.status(t(0), &s, &Standing::Clear), Status::Unauthenticated);
+        assert_eq!(
+            r.status(t(0), &s, &Standing::Clear),
+            Status::Unauthenticated
+        );
         r.authenticate(Method::LoginLink, customer(), t(10), &s);
-        assert_eq!(r.status(t(1809), &s, &Standing::Clear), Status::Authenticated);
+        assert_eq!(
+            r.status(t(1809), &s, &Standing::Clear),
+            Status::Authenticated
+        );
         assert_eq!(r.status(t(1810), &s, &Standing::Clear), Status::Expired);
         assert_eq!(r.auth_ends_at(&s), Some(t(1810)));
     }
@@ -295,12 +342,34 @@ mod tests {
         };
         let mut r = rec();
         r.authenticate(Method::PreChat, customer(), t(0), &s);
-        assert_eq!(r.status(t(299), &s, &Standing::Clear), Status::Authenticated);
-        r.touch_activity(t(299));
-        assert_eq!(r.status(t(500), &s, &Standing::Clear), Status::Authenticated);
+        assert_eq!(
+            r.status(t(299), &s, &Standing::Clear),
+            Status::Authenticated
+        );
+        r.touch_activity(t(299), &s);
+        assert_eq!(
+            r.status(t(500), &s, &Standing::Clear),
+            Status::Authenticated
+        );
         assert_eq!(r.status(t(599), &s, &Standing::Clear), Status::Expired);
-        // Activity never extends past the absolute end.
-        r.touch_activity(t(1700));
+        // Activity after the idle end does not revive the authentication.
+        r.touch_activity(t(700), &s);
+        assert_eq!(r.status(t(701), &s, &Standing::Clear), Status::Expired);
+        assert_eq!(r.auth_ends_at(&s), Some(t(599)));
+    }
+
+    #[test]
+    fn activity_never_extends_past_the_absolute_end() {
+        let s = Settings {
+            authenticated_ttl: Dur::from_secs(1800),
+            idle_timeout: Dur::from_secs(300),
+            ..Settings::default()
+        };
+        let mut r = rec();
+        r.authenticate(Method::PreChat, customer(), t(0), &s);
+        for m in 1..=6 {
+            r.touch_activity(t(m * 290), &s);
+        }
         assert_eq!(r.auth_ends_at(&s), Some(t(1800)));
     }
 
@@ -311,28 +380,53 @@ mod tests {
         r.authenticate(Method::Otp, customer(), t(0), &s);
         let locked = Standing::Locked { until: t(100) };
         assert_eq!(r.status(t(50), &s, &locked), Status::Locked);
-        assert_eq!(r.status(t(50), &s, &Standing::Banned { until: None }), Status::Banned);
-        assert_eq!(r.status(t(150), &s, &Standing::Clear), Status::Authenticated);
+        assert_eq!(
+            r.status(t(50), &s, &Standing::Banned { until: None }),
+            Status::Banned
+        );
+        assert_eq!(
+            r.status(t(150), &s, &Standing::Clear),
+            Status::Authenticated
+        );
     }
 
     #[test]
     fn pending_while_a_link_is_valid_then_unauthenticated() {
         let s = Settings::default();
         let mut r = rec();
-        r.add_link(Link { id: Uuid::now_v7(), expires_at: Some(t(600)), used: false }, t(0));
+        r.add_link(
+            Link {
+                id: Uuid::now_v7(),
+                expires_at: Some(t(600)),
+                used: false,
+            },
+            t(0),
+        );
         assert_eq!(r.status(t(599), &s, &Standing::Clear), Status::Pending);
-        assert_eq!(r.status(t(600), &s, &Standing::Clear), Status::Unauthenticated);
+        assert_eq!(
+            r.status(t(600), &s, &Standing::Clear),
+            Status::Unauthenticated
+        );
         r.links[0].used = true;
-        assert_eq!(r.status(t(10), &s, &Standing::Clear), Status::Unauthenticated);
+        assert_eq!(
+            r.status(t(10), &s, &Standing::Clear),
+            Status::Unauthenticated
+        );
     }
 
     #[test]
     fn logout_clears_method_and_forgetting_follows_last_write() {
-        let s = Settings { interaction_ttl: Dur(Duration::from_secs(100)), ..Settings::default() };
+        let s = Settings {
+            interaction_ttl: Dur(Duration::from_secs(100)),
+            ..Settings::default()
+        };
         let mut r = rec();
         r.authenticate(Method::LoginLink, customer(), t(10), &s);
         r.log_out(t(20));
-        assert_eq!(r.status(t(21), &s, &Standing::Clear), Status::Unauthenticated);
+        assert_eq!(
+            r.status(t(21), &s, &Standing::Clear),
+            Status::Unauthenticated
+        );
         assert!(r.auth.is_none());
         assert!(!r.is_forgotten(t(119), &s));
         assert!(r.is_forgotten(t(120), &s));
@@ -342,7 +436,14 @@ mod tests {
     fn link_list_is_bounded() {
         let mut r = rec();
         for _ in 0..40 {
-            r.add_link(Link { id: Uuid::now_v7(), expires_at: None, used: false }, t(0));
+            r.add_link(
+                Link {
+                    id: Uuid::now_v7(),
+                    expires_at: None,
+                    used: false,
+                },
+                t(0),
+            );
         }
         assert_eq!(r.links.len(), MAX_LINKS);
     }

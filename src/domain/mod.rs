@@ -1,6 +1,7 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
 pub mod challenge;
+pub mod input;
 pub mod interaction;
 pub mod secrets;
 pub mod subject;

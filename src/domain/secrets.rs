@@ -37,7 +37,9 @@ pub fn parse_whsec(s: &str) -> Result<SecretBytes, String> {
     let b64 = s
         .strip_prefix("whsec_")
         .ok_or_else(|| "must start with \"whsec_\"".to_string())?;
-    let bytes = B64.decode(b64.trim()).map_err(|_| "is not valid base64 after \"whsec_\"".to_string())?;
+    let bytes = B64
+        .decode(b64.trim())
+        .map_err(|_| "is not valid base64 after \"whsec_\"".to_string())?;
     if bytes.len() < MIN_KEY_BYTES {
         return Err(format!(
             "decodes to {} bytes; at least {MIN_KEY_BYTES} are required",
@@ -58,7 +60,10 @@ pub fn generate_whsec() -> String {
 pub fn generate_api_key() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    format!("cg_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!(
+        "cg_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
 }
 
 /// SHA-256 of an API key, as configured (`sha256 = "…"`, hex).
@@ -71,8 +76,9 @@ impl ApiKeyHash {
     }
     pub fn from_hex(hex_str: &str) -> Result<Self, String> {
         let bytes = hex::decode(hex_str.trim()).map_err(|_| "is not hex".to_string())?;
-        let arr: [u8; 32] =
-            bytes.try_into().map_err(|_| "must be 64 hex digits (a SHA-256)".to_string())?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "must be 64 hex digits (a SHA-256)".to_string())?;
         Ok(ApiKeyHash(arr))
     }
     pub fn to_hex(&self) -> String {
@@ -106,7 +112,9 @@ impl Pepper {
 
     /// Constant-time check of `input` against a hash made by [`Pepper::keyed_hash`].
     pub fn verify(&self, purpose: &str, input: &[u8], expected_hex: &str) -> bool {
-        let Ok(expected) = hex::decode(expected_hex) else { return false };
+        let Ok(expected) = hex::decode(expected_hex) else {
+            return false;
+        };
         let actual = self.mac(purpose, input);
         actual.as_slice().ct_eq(expected.as_slice()).into()
     }

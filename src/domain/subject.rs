@@ -16,9 +16,13 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Standing {
     Clear,
-    Locked { until: Timestamp },
+    Locked {
+        until: Timestamp,
+    },
     /// `until: None` lasts until an admin unlocks.
-    Banned { until: Option<Timestamp> },
+    Banned {
+        until: Option<Timestamp>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +80,10 @@ fn count_since(v: &[Timestamp], now: Timestamp, window: Duration) -> u32 {
 
 impl SubjectRecord {
     pub fn new(subject: &str) -> Self {
-        SubjectRecord { subject: subject.to_string(), ..Default::default() }
+        SubjectRecord {
+            subject: subject.to_string(),
+            ..Default::default()
+        }
     }
 
     pub fn standing(&self, now: Timestamp) -> Standing {
@@ -118,11 +125,18 @@ impl SubjectRecord {
 
     /// Counts one failed attempt. Call only while the subject is clear: a
     /// refused attempt must not extend a lock.
-    pub fn record_failure(&mut self, now: Timestamp, l: &LockoutSettings, otp: &OtpSettings) -> FailureOutcome {
+    pub fn record_failure(
+        &mut self,
+        now: Timestamp,
+        l: &LockoutSettings,
+        otp: &OtpSettings,
+    ) -> FailureOutcome {
         self.forget_old(now, l, otp);
         self.failures.push(now);
         if l.threshold == 0 || count(&self.failures) < l.threshold {
-            return FailureOutcome::Counted { failures: count(&self.failures) };
+            return FailureOutcome::Counted {
+                failures: count(&self.failures),
+            };
         }
         self.failures.clear();
         self.lockouts.push(now);
@@ -155,12 +169,19 @@ impl SubjectRecord {
     /// `Err(RateLimited)` when `max_sends` challenges went out within `send_window`.
     pub fn check_send(&self, now: Timestamp, otp: &OtpSettings) -> Result<(), Error> {
         let w = otp.send_window.get();
-        let recent: Vec<Timestamp> = self.sends.iter().copied().filter(|s| now < s.plus(w)).collect();
+        let recent: Vec<Timestamp> = self
+            .sends
+            .iter()
+            .copied()
+            .filter(|s| now < s.plus(w))
+            .collect();
         if count(&recent) < otp.max_sends {
             return Ok(());
         }
         let frees_at = recent.iter().min().map(|s| s.plus(w)).unwrap_or(now);
-        Err(Error::RateLimited { retry_after: frees_at.retry_after_secs(now) })
+        Err(Error::RateLimited {
+            retry_after: frees_at.retry_after_secs(now),
+        })
     }
 
     pub fn record_send(&mut self, now: Timestamp) {
@@ -186,7 +207,12 @@ impl SubjectRecord {
     /// How long the store must keep this record: `Some(d)` until nothing in
     /// it matters any more, `None` for a ban until an admin unlocks, and
     /// `Some(ZERO)` when it can be deleted now.
-    pub fn keep_for(&self, now: Timestamp, l: &LockoutSettings, otp: &OtpSettings) -> Option<Duration> {
+    pub fn keep_for(
+        &self,
+        now: Timestamp,
+        l: &LockoutSettings,
+        otp: &OtpSettings,
+    ) -> Option<Duration> {
         if self.ban.is_some_and(|b| b.until.is_none()) {
             return None;
         }
@@ -206,7 +232,10 @@ impl SubjectRecord {
 pub fn standing_error(standing: Standing, now: Timestamp) -> Result<(), Error> {
     match standing {
         Standing::Clear => Ok(()),
-        Standing::Locked { until } => Err(Error::Locked { until, retry_after: until.retry_after_secs(now) }),
+        Standing::Locked { until } => Err(Error::Locked {
+            until,
+            retry_after: until.retry_after_secs(now),
+        }),
         Standing::Banned { .. } => Err(Error::Banned),
     }
 }
@@ -236,14 +265,25 @@ mod tests {
         let (l, o) = (lockout(), OtpSettings::default());
         let mut s = SubjectRecord::new("cust-42");
         for i in 0..4 {
-            assert_eq!(s.record_failure(t(i), &l, &o), FailureOutcome::Counted { failures: (i + 1) as u32 });
+            assert_eq!(
+                s.record_failure(t(i), &l, &o),
+                FailureOutcome::Counted {
+                    failures: (i + 1) as u32
+                }
+            );
         }
         assert_eq!(s.standing(t(4)), Standing::Clear);
-        assert_eq!(s.record_failure(t(4), &l, &o), FailureOutcome::Locked { until: t(904) });
+        assert_eq!(
+            s.record_failure(t(4), &l, &o),
+            FailureOutcome::Locked { until: t(904) }
+        );
         assert!(s.failures.is_empty());
         assert_eq!(s.standing(t(903)), Standing::Locked { until: t(904) });
         assert_eq!(s.standing(t(904)), Standing::Clear);
-        assert!(matches!(s.ensure_clear(t(903)), Err(Error::Locked { retry_after: 1, .. })));
+        assert!(matches!(
+            s.ensure_clear(t(903)),
+            Err(Error::Locked { retry_after: 1, .. })
+        ));
     }
 
     #[test]
@@ -253,7 +293,10 @@ mod tests {
         for i in 0..4 {
             s.record_failure(t(i), &l, &o);
         }
-        assert_eq!(s.record_failure(t(3600), &l, &o), FailureOutcome::Counted { failures: 4 });
+        assert_eq!(
+            s.record_failure(t(3600), &l, &o),
+            FailureOutcome::Counted { failures: 4 }
+        );
     }
 
     #[test]
@@ -274,7 +317,10 @@ mod tests {
                 assert_eq!(last, FailureOutcome::Banned { until: None });
             }
         }
-        assert_eq!(s.standing(t(now + 10_000_000)), Standing::Banned { until: None });
+        assert_eq!(
+            s.standing(t(now + 10_000_000)),
+            Standing::Banned { until: None }
+        );
         assert_eq!(s.keep_for(t(now), &l, &o), None);
         s.unlock();
         assert_eq!(s.standing(t(now)), Standing::Clear);
@@ -283,11 +329,18 @@ mod tests {
 
     #[test]
     fn send_limit_and_retry_after() {
-        let o = OtpSettings { max_sends: 2, send_window: Dur::from_secs(600), ..OtpSettings::default() };
+        let o = OtpSettings {
+            max_sends: 2,
+            send_window: Dur::from_secs(600),
+            ..OtpSettings::default()
+        };
         let mut s = SubjectRecord::new("x");
         s.record_send(t(0));
         s.record_send(t(10));
-        assert!(matches!(s.check_send(t(20), &o), Err(Error::RateLimited { retry_after: 580 })));
+        assert!(matches!(
+            s.check_send(t(20), &o),
+            Err(Error::RateLimited { retry_after: 580 })
+        ));
         assert!(s.check_send(t(600), &o).is_ok());
     }
 

@@ -69,7 +69,13 @@ pub struct Event {
 
 impl Event {
     pub fn new(kind: EventType, now: Timestamp, team: &str, data: serde_json::Value) -> Self {
-        Event { id: Uuid::now_v7(), kind, timestamp: now, team: team.to_string(), data }
+        Event {
+            id: Uuid::now_v7(),
+            kind,
+            timestamp: now,
+            team: team.to_string(),
+            data,
+        }
     }
 }
 

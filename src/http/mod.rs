@@ -1,1 +1,167 @@
-//! HTTP API. (Implementation pending.)
+//! The HTTP API (CONTRACT 3): one router per resource, composed here with
+//! the middleware stack, the OpenAPI document generated from the handlers,
+//! and the fallback that makes every unknown path a problem+json 404.
+mod assertion;
+mod auth;
+mod extract;
+mod interactions;
+mod login;
+mod ops;
+mod problem;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+pub use auth::{ApiKeys, Caller};
+pub use extract::MAX_BODY;
+
+use crate::error::Error;
+use crate::gateway::Gateway;
+use crate::telemetry::Metrics;
+use crate::time::Clock;
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub clock: Arc<dyn Clock>,
+    pub api_keys: Arc<ApiKeys>,
+    pub metrics: Metrics,
+    pub openapi: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "chatgate", description = "Authentication gateway for conversational messaging. Errors are application/problem+json with a stable `code`."),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// All API routes with their OpenAPI description.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(interactions::router())
+        .merge(login::router())
+        .merge(assertion::router())
+        .merge(ops::router())
+        .split_for_parts()
+}
+
+/// The OpenAPI document, as served at `/openapi.json`.
+pub fn openapi_json() -> String {
+    api().1.to_pretty_json().unwrap_or_default()
+}
+
+/// The complete application: routes, fallbacks and middleware.
+pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) -> Router {
+    let (routes, doc) = api();
+    let api_keys = Arc::new(ApiKeys::from_config(&gateway.config));
+    let state = AppState {
+        gateway,
+        clock,
+        api_keys,
+        metrics,
+        openapi: Arc::new(doc.to_json().unwrap_or_default()),
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+    // Layers run outside-in in the reverse order of the `.layer` calls:
+    // the request id is set first, so the trace span and every log line in
+    // it carry it; the size check runs before any handler reads a body.
+    routes
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(reject_large_bodies))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            record_metrics,
+        ))
+        .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            // Never the full URI: short-link codes are in paths.
+            let route = req
+                .extensions()
+                .get::<MatchedPath>()
+                .map_or("-", |m| m.as_str());
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", method = %req.method(), route, request_id = id)
+        }))
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("no such resource")
+}
+
+async fn method_not_allowed() -> Response {
+    let mut res = Error::BadRequest("method not allowed on this path".into()).into_response();
+    *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    res
+}
+
+/// 413 up front when the declared length is too large.
+async fn reject_large_bodies(req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Error::PayloadTooLarge.into_response();
+    }
+    next.run(req).await
+}
+
+/// `chatgate_http_requests_total` and `chatgate_http_request_duration_seconds` by route and status.
+async fn record_metrics(State(_st): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    metrics::counter!("chatgate_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("chatgate_http_request_duration_seconds", "route" => route, "method" => method)
+        .record(start.elapsed().as_secs_f64());
+    res
+}

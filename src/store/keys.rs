@@ -16,7 +16,10 @@ pub fn interaction(team: &str, id: Uuid) -> String {
 
 /// (channel, conversation_id) → the interaction's id, for create-or-get.
 pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String {
-    format!("{{{team}}}:c:{}", h(&format!("{channel}\n{conversation_id}")))
+    format!(
+        "{{{team}}}:c:{}",
+        h(&format!("{channel}\n{conversation_id}"))
+    )
 }
 
 /// The subject record: failures, lockouts, ban.
@@ -48,4 +51,9 @@ pub fn due_index(team: &str) -> String {
 /// all a browser has.
 pub fn short_link(code: &str) -> String {
     format!("l:{}", h(code))
+}
+
+/// Fingerprints and region validated for a customer (step-up).
+pub fn devices(team: &str, customer_id: &str) -> String {
+    format!("{{{team}}}:dv:{}", h(customer_id))
 }

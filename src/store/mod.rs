@@ -54,12 +54,22 @@ pub struct Versioned {
 pub enum Op {
     /// Write `value` if the key is still at version `expected` (0 = absent);
     /// the new version is `expected + 1`. `ttl: None` keeps it until deleted.
-    Put { key: String, expected: u64, value: String, ttl: Option<Duration> },
+    Put {
+        key: String,
+        expected: u64,
+        value: String,
+        ttl: Option<Duration>,
+    },
     /// Delete the key if it is still at version `expected` (0 = absent: a no-op check).
     Delete { key: String, expected: u64 },
     /// Add or move `member` in the sorted index `key` to `score`, and set the
     /// index's TTL to at least `ttl`. Never conflicts.
-    IndexAdd { key: String, member: String, score: i64, ttl: Duration },
+    IndexAdd {
+        key: String,
+        member: String,
+        score: i64,
+        ttl: Duration,
+    },
     /// Remove `member` from the sorted index `key`. Never conflicts.
     IndexRemove { key: String, member: String },
 }
@@ -69,7 +79,9 @@ pub enum Op {
 pub enum Commit {
     Applied,
     /// The `Put`/`Delete` at this position in the op list found another version.
-    Conflict { op: usize },
+    Conflict {
+        op: usize,
+    },
 }
 
 /// One entry of a sorted index.

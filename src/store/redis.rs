@@ -7,7 +7,6 @@ use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned};
 #[derive(Debug)]
 pub struct RedisStore {}
 
-
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, _keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {

@@ -1,0 +1,317 @@
+//! Creating, reading and listing interactions; activity and logout.
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{put, write_interaction, Loaded};
+use super::{Gateway, InteractionView};
+use crate::config::Team;
+use crate::domain::input::{self, ConversationId, CustomerRef};
+use crate::domain::interaction::{Contact, InteractionRecord, Status};
+use crate::error::{Error, Result};
+use crate::events::EventType;
+use crate::store::{keys, retry, Commit, IndexEntry, Op};
+use crate::time::Timestamp;
+
+/// A bot's request to create (or find) an interaction, as received.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct NewInteraction {
+    pub channel: String,
+    pub conversation_id: String,
+    pub customer_ref: Option<String>,
+    /// Digits only, `pin.min_length..=pin.max_length`. Stored only hashed.
+    pub session_pin: Option<String>,
+    pub contact: Option<Contact>,
+}
+
+/// What the conversation key points at.
+#[derive(Debug, Serialize, Deserialize)]
+struct ConversationLink {
+    id: Uuid,
+}
+
+/// `GET /v1/interactions` filters and paging.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub channel: Option<String>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page {
+    pub items: Vec<InteractionView>,
+    pub next_cursor: Option<String>,
+}
+
+impl Gateway {
+    /// Creates the interaction, or returns the team's existing one for the
+    /// same channel and conversation. `true` when newly created.
+    pub async fn create_interaction(
+        &self,
+        team: &Team,
+        req: NewInteraction,
+        now: Timestamp,
+    ) -> Result<(InteractionView, bool)> {
+        if !team.has_channel(&req.channel) {
+            return Err(Error::invalid(
+                "channel",
+                "is not one of the team's channels",
+            ));
+        }
+        let conversation = ConversationId::parse(&req.conversation_id)?;
+        let customer_ref = req
+            .customer_ref
+            .as_deref()
+            .map(CustomerRef::parse)
+            .transpose()?;
+        let s = team.settings_for(&req.channel);
+        let pin_hash = match req.session_pin.as_deref() {
+            Some(pin) => {
+                Some(crate::domain::pin::SessionPin::parse(pin, &s.pin)?.hash(&self.pepper))
+            }
+            None => None,
+        };
+        let contact = match req.contact {
+            Some(c) => Contact {
+                phone: c
+                    .phone
+                    .as_deref()
+                    .map(|p| input::phone("contact.phone", p))
+                    .transpose()?,
+                email: c
+                    .email
+                    .as_deref()
+                    .map(|e| input::email("contact.email", e))
+                    .transpose()?,
+            },
+            None => Contact::default(),
+        };
+        let ckey = keys::conversation(&team.id, &req.channel, conversation.as_str());
+
+        let (view, created) = retry(|| async {
+            let link: Loaded<ConversationLink> = Loaded::parse(
+                ckey.clone(),
+                self.store
+                    .get(std::slice::from_ref(&ckey))
+                    .await?
+                    .pop()
+                    .flatten(),
+            )?;
+            if let Some(existing) = &link.value {
+                match self.load_pair(team, existing.id, now).await {
+                    Ok(pair) => {
+                        let rec = pair.rec()?;
+                        let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
+                        return Ok(Some((view, false)));
+                    }
+                    Err(Error::NotFound(_)) => {} // forgotten: start a new one
+                    Err(e) => return Err(e),
+                }
+            }
+            let mut rec = InteractionRecord::new(
+                Uuid::now_v7(),
+                &team.id,
+                &req.channel,
+                conversation.as_str(),
+                now,
+            );
+            rec.customer_ref = customer_ref.clone().map(CustomerRef::into_string);
+            rec.session_pin_hash = pin_hash.clone();
+            rec.contact = contact.clone();
+            let mut ops = vec![put(
+                &ckey,
+                link.version,
+                &ConversationLink { id: rec.id },
+                Some(s.interaction_ttl.get()),
+            )?];
+            ops.extend(write_interaction(team, 0, &rec, now)?);
+            match self.store.commit(ops).await? {
+                Commit::Applied => Ok(Some((InteractionView::build(&rec, None, s, now), true))),
+                Commit::Conflict { .. } => Ok(None),
+            }
+        })
+        .await?;
+        if created {
+            metrics::counter!("chatgate_interactions_created_total").increment(1);
+            self.emit(EventType::InteractionCreated, now, &view);
+        }
+        Ok((view, created))
+    }
+
+    pub async fn get_interaction(
+        &self,
+        team: &Team,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<InteractionView> {
+        let pair = self.load_pair(team, id, now).await?;
+        let rec = pair.rec()?;
+        Ok(InteractionView::build(
+            rec,
+            pair.subject.value.as_ref(),
+            team.settings_for(&rec.channel),
+            now,
+        ))
+    }
+
+    /// The team's interactions, newest first, filtered, paged by an opaque cursor.
+    pub async fn list_interactions(
+        &self,
+        team: &Team,
+        q: ListQuery,
+        now: Timestamp,
+    ) -> Result<Page> {
+        let mut before =
+            match q.cursor.as_deref() {
+                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
+                    Error::invalid("cursor", "is not a cursor this gateway issued")
+                })?),
+                None => None,
+            };
+        let index = keys::interactions_index(&team.id);
+        let batch = (q.limit * 2).clamp(20, 500);
+        let mut items = Vec::new();
+        loop {
+            let entries = self.store.index_desc(&index, before.clone(), batch).await?;
+            let exhausted = entries.len() < batch;
+            let ids: Vec<(IndexEntry, Uuid)> = entries
+                .into_iter()
+                .filter_map(|e| Uuid::parse_str(&e.member).ok().map(|id| (e, id)))
+                .collect();
+            let rkeys: Vec<String> = ids
+                .iter()
+                .map(|(_, id)| keys::interaction(&team.id, *id))
+                .collect();
+            let raw = if rkeys.is_empty() {
+                Vec::new()
+            } else {
+                self.store.get(&rkeys).await?
+            };
+            let mut live: Vec<(IndexEntry, InteractionRecord)> = Vec::new();
+            let mut gone = Vec::new();
+            for ((entry, _), (key, r)) in ids.into_iter().zip(rkeys.into_iter().zip(raw)) {
+                match Loaded::<InteractionRecord>::parse(key, r)?.value {
+                    Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
+                        live.push((entry, rec))
+                    }
+                    _ => gone.push(Op::IndexRemove {
+                        key: index.clone(),
+                        member: entry.member,
+                    }),
+                }
+            }
+            if !gone.is_empty() {
+                // Lazy clean-up of ids whose records expired; never conflicts.
+                self.store.commit(gone).await?;
+            }
+            let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
+            let subjects = self.load_subjects(team, &recs).await?;
+            for ((entry, rec), subject) in live.iter().zip(subjects) {
+                before = Some((entry.score, entry.member.clone()));
+                if q.channel.as_deref().is_some_and(|c| c != rec.channel) {
+                    continue;
+                }
+                let view = InteractionView::build(
+                    rec,
+                    subject.as_ref(),
+                    team.settings_for(&rec.channel),
+                    now,
+                );
+                if q.status.is_some_and(|st| st != view.status) {
+                    continue;
+                }
+                items.push(view);
+                if items.len() == q.limit {
+                    let next = before.as_ref().map(|(s, m)| encode_cursor(*s, m));
+                    return Ok(Page {
+                        items,
+                        next_cursor: next,
+                    });
+                }
+            }
+            if exhausted {
+                return Ok(Page {
+                    items,
+                    next_cursor: None,
+                });
+            }
+        }
+    }
+
+    /// The customer was active now (CONTRACT 3.8).
+    pub async fn record_activity(
+        &self,
+        team: &Team,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<InteractionView> {
+        self.update_interaction(team, id, now, |rec, s| {
+            rec.touch_activity(now, s);
+            Ok(())
+        })
+        .await
+        .map(|(view, _)| view)
+    }
+
+    /// Ends the authentication; status `unauthenticated`.
+    pub async fn logout(
+        self: &Arc<Self>,
+        team: &Team,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<InteractionView> {
+        let (view, was) = self
+            .update_interaction(team, id, now, |rec, _| {
+                let was = rec.auth.is_some();
+                rec.log_out(now);
+                Ok(was)
+            })
+            .await?;
+        if was {
+            self.emit(EventType::InteractionLoggedOut, now, &view);
+        }
+        Ok(view)
+    }
+
+    /// Read, change with `f`, write back; retried on concurrent writes.
+    pub(super) async fn update_interaction<T>(
+        &self,
+        team: &Team,
+        id: Uuid,
+        now: Timestamp,
+        f: impl Fn(&mut InteractionRecord, &crate::config::Settings) -> Result<T>,
+    ) -> Result<(InteractionView, T)> {
+        retry(|| async {
+            let pair = self.load_pair(team, id, now).await?;
+            let mut rec = pair.rec()?.clone();
+            let s = team.settings_for(&rec.channel);
+            let out = f(&mut rec, s)?;
+            rec.last_write_at = now;
+            let ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            match self.store.commit(ops).await? {
+                Commit::Applied => Ok(Some((
+                    InteractionView::build(&rec, pair.subject.value.as_ref(), s, now),
+                    out,
+                ))),
+                Commit::Conflict { .. } => Ok(None),
+            }
+        })
+        .await
+    }
+}
+
+fn encode_cursor(score: i64, member: &str) -> String {
+    B64URL.encode(format!("{score}:{member}"))
+}
+
+fn decode_cursor(c: &str) -> Option<(i64, String)> {
+    let raw = String::from_utf8(B64URL.decode(c).ok()?).ok()?;
+    let (score, member) = raw.split_once(':')?;
+    Uuid::parse_str(member).ok()?;
+    Some((score.parse().ok()?, member.to_string()))
+}

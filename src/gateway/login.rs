@@ -1,0 +1,417 @@
+//! Login links, the login page's callback, short links and the website's
+//! back-channel logout (CONTRACT 3.5).
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::records::{put, write_interaction, write_subject, Loaded};
+use super::{Gateway, InteractionView};
+use crate::channels::{Fill, Purpose};
+use crate::config::Team;
+use crate::domain::input;
+use crate::domain::interaction::{Customer, Link, Method};
+use crate::domain::login_token::{self, LoginClaims, Stage};
+use crate::domain::subject::FailureOutcome;
+use crate::domain::webhook_sig;
+use crate::error::{Error, Result};
+use crate::events::EventType;
+use crate::store::{keys, retry, Commit};
+use crate::time::Timestamp;
+
+/// `POST /v1/interactions/{id}/login-links`, as received.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct LinkRequest {
+    /// `mid_chat` (default) or `pre_chat`.
+    pub stage: Option<String>,
+    pub scope: Option<String>,
+    pub expected_customer: Option<String>,
+    pub deliver: Option<bool>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct IssuedLink {
+    pub link_id: Uuid,
+    pub url: String,
+    pub short_url: String,
+    pub token: String,
+    pub expires_at: Option<Timestamp>,
+    pub delivered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_error: Option<String>,
+}
+
+/// What a short code leads to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ShortLink {
+    team: String,
+    interaction_id: Uuid,
+    link_id: Uuid,
+    url: String,
+    expires_at: Option<Timestamp>,
+}
+
+/// Where `GET /l/{code}` sends the browser.
+#[derive(Debug)]
+pub enum ShortLinkTarget {
+    Redirect(String),
+    Expired,
+}
+
+/// The login page's callback, parsed and checked for shape.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    pub token: String,
+    pub success: bool,
+    pub customer: Customer,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum CallbackOutcome {
+    Authenticated {
+        interaction_id: Uuid,
+        authenticated: bool,
+        expires_at: Option<Timestamp>,
+    },
+    Failed {
+        authenticated: bool,
+    },
+}
+
+/// How long a short link keeps answering "expired" after its token did.
+const SHORT_LINK_GRACE: Duration = Duration::from_secs(3600);
+
+impl Gateway {
+    pub async fn issue_link(
+        &self,
+        team: &Team,
+        id: Uuid,
+        req: LinkRequest,
+        now: Timestamp,
+    ) -> Result<IssuedLink> {
+        let stage = match req.stage.as_deref() {
+            None | Some("mid_chat") => Stage::MidChat,
+            Some("pre_chat") => Stage::PreChat,
+            Some(_) => return Err(Error::invalid("stage", "must be mid_chat or pre_chat")),
+        };
+        let scope = req
+            .scope
+            .as_deref()
+            .map(|v| input::customer_field("scope", v))
+            .transpose()?;
+        let expected = req
+            .expected_customer
+            .as_deref()
+            .map(|v| input::customer_field("expected_customer", v))
+            .transpose()?;
+        let key = team.primary_key().ok_or(Error::Internal)?;
+        let code = random_code();
+
+        let (issued, rec) = retry(|| async {
+            let pair = self.load_pair(team, id, now).await?;
+            let mut rec = pair.rec()?.clone();
+            let s = team.settings_for(&rec.channel);
+            let link_id = Uuid::now_v7();
+            let iat = now.unix_seconds();
+            let exp = s
+                .token_ttl
+                .enabled()
+                .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+            let claims = LoginClaims {
+                iss: self.config.server.issuer.clone(),
+                aud: team.id.clone(),
+                sub: rec.id.to_string(),
+                jti: link_id.to_string(),
+                iat,
+                exp,
+                team: team.id.clone(),
+                channel: rec.channel.clone(),
+                stage,
+                scope: scope.clone(),
+                expected_customer: expected.clone(),
+            };
+            let token = login_token::issue(key, &claims)?;
+            let mut url = team.login_url.clone();
+            url.query_pairs_mut().append_pair("token", &token);
+            let expires_at = exp.map(Timestamp::from_unix_seconds);
+            rec.add_link(
+                Link {
+                    id: link_id,
+                    expires_at,
+                    used: false,
+                },
+                now,
+            );
+            let short = ShortLink {
+                team: team.id.clone(),
+                interaction_id: rec.id,
+                link_id,
+                url: url.to_string(),
+                expires_at,
+            };
+            let short_ttl = match expires_at {
+                Some(e) => e.since(now) + SHORT_LINK_GRACE,
+                None => s.interaction_ttl.get(),
+            };
+            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            ops.push(put(&keys::short_link(&code), 0, &short, Some(short_ttl))?);
+            let issued = IssuedLink {
+                link_id,
+                url: url.to_string(),
+                short_url: format!("{}/l/{}", self.config.server.public_url, code),
+                token,
+                expires_at,
+                delivered: false,
+                delivery_error: None,
+            };
+            match self.store.commit(ops).await? {
+                Commit::Applied => Ok(Some((issued, rec))),
+                Commit::Conflict { .. } => Ok(None),
+            }
+        })
+        .await?;
+        metrics::counter!("chatgate_login_links_issued_total").increment(1);
+
+        let mut issued = issued;
+        if req.deliver.unwrap_or(false) {
+            let fill = Fill {
+                url: Some(&issued.short_url),
+                ..Fill::default()
+            };
+            match self
+                .send(team, &rec, &rec.channel, None, Purpose::LoginLink, fill)
+                .await
+            {
+                Ok(()) => issued.delivered = true,
+                Err(e) => issued.delivery_error = Some(e.to_string()),
+            }
+        }
+        Ok(issued)
+    }
+
+    /// `GET /l/{code}`: never uses the link up (chat apps fetch previews).
+    pub async fn resolve_short_link(&self, code: &str, now: Timestamp) -> Result<ShortLinkTarget> {
+        let skey = keys::short_link(code);
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&skey))
+            .await?
+            .pop()
+            .flatten();
+        let Some(link) = Loaded::<ShortLink>::parse(skey, raw)?.value else {
+            return Err(Error::NotFound("no such link"));
+        };
+        if link.expires_at.is_some_and(|e| now >= e) {
+            return Ok(ShortLinkTarget::Expired);
+        }
+        let Ok(team) = self.team(&link.team) else {
+            return Ok(ShortLinkTarget::Expired);
+        };
+        match self.load_pair(team, link.interaction_id, now).await {
+            Ok(pair) => {
+                let used = pair
+                    .rec()?
+                    .links
+                    .iter()
+                    .find(|l| l.id == link.link_id)
+                    .is_none_or(|l| l.used);
+                Ok(if used {
+                    ShortLinkTarget::Expired
+                } else {
+                    ShortLinkTarget::Redirect(link.url)
+                })
+            }
+            Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST /v1/login/callback`, checked in the contract's order: token,
+    /// signature, one-time use, the subject's lock, the expected customer.
+    pub async fn login_callback(
+        self: &Arc<Self>,
+        cb: Callback,
+        sig: SignatureHeaders<'_>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<CallbackOutcome> {
+        let claims = login_token::verify(
+            &cb.token,
+            &self.config.server.issuer,
+            |t| self.config.team(t),
+            now,
+        )?;
+        let team = self
+            .config
+            .team(&claims.aud)
+            .ok_or(Error::InvalidToken("unknown team"))?;
+        sig.verify(team, body, now)?;
+        let id = Uuid::parse_str(&claims.sub).map_err(|_| Error::InvalidToken("bad sub"))?;
+        let link_id = Uuid::parse_str(&claims.jti).map_err(|_| Error::InvalidToken("bad jti"))?;
+
+        enum Verdict {
+            Refused(Error),
+            Failure(FailureOutcome),
+            Mismatch(FailureOutcome),
+            Success,
+        }
+        let (verdict, view, subject_view) = retry(|| async {
+            let pair = self.load_pair(team, id, now).await.map_err(|e| match e {
+                Error::NotFound(_) => Error::TokenUsed,
+                e => e,
+            })?;
+            let mut rec = pair.rec()?.clone();
+            let s = team.settings_for(&rec.channel);
+            let Some(link) = rec.links.iter_mut().find(|l| l.id == link_id && !l.used) else {
+                return Ok(Some((Verdict::Refused(Error::TokenUsed), None, None)));
+            };
+            link.used = true;
+            rec.last_write_at = now;
+            let mut subject = pair.subject_or_new()?;
+            let verdict = if let Err(e) = subject.ensure_clear(now) {
+                Verdict::Refused(e)
+            } else if cb.success
+                && claims
+                    .expected_customer
+                    .as_ref()
+                    .is_some_and(|exp| cb.customer.get("id") != Some(exp))
+            {
+                Verdict::Mismatch(subject.record_failure(now, &s.lockout, &s.otp))
+            } else if !cb.success {
+                Verdict::Failure(subject.record_failure(now, &s.lockout, &s.otp))
+            } else {
+                subject.record_success();
+                rec.authenticate(Method::LoginLink, cb.customer.clone(), now, s);
+                Verdict::Success
+            };
+            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
+            match self.store.commit(ops).await? {
+                Commit::Applied => {
+                    let view = InteractionView::build(&rec, Some(&subject), s, now);
+                    Ok(Some((
+                        verdict,
+                        Some((view, rec)),
+                        Some(subject.view(now, &s.lockout)),
+                    )))
+                }
+                Commit::Conflict { .. } => Ok(None),
+            }
+        })
+        .await?;
+
+        let outcome = match &verdict {
+            Verdict::Failure(f) | Verdict::Mismatch(f) => Some(*f),
+            _ => None,
+        };
+        if let (Some(outcome), Some(sv)) = (outcome, &subject_view) {
+            metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
+                .increment(1);
+            self.emit_lockout(outcome, now, &team.id, sv);
+        }
+        match verdict {
+            Verdict::Refused(e) => Err(e),
+            Verdict::Mismatch(FailureOutcome::Counted { .. }) => Err(Error::CustomerMismatch),
+            Verdict::Failure(FailureOutcome::Counted { .. }) => Ok(CallbackOutcome::Failed {
+                authenticated: false,
+            }),
+            Verdict::Failure(f) | Verdict::Mismatch(f) => Err(lockout_error(f, now)),
+            Verdict::Success => {
+                let (view, rec) = view.ok_or(Error::Internal)?;
+                self.announce_authenticated(team, &view, rec, now);
+                Ok(CallbackOutcome::Authenticated {
+                    interaction_id: view.id,
+                    authenticated: true,
+                    expires_at: view.expires_at,
+                })
+            }
+        }
+    }
+
+    /// Back-channel logout of a customer's interactions. Returns how many
+    /// authenticated interactions were logged out.
+    pub async fn logout_customer(
+        self: &Arc<Self>,
+        team_id: &str,
+        customer_id: &str,
+        sig: SignatureHeaders<'_>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<usize> {
+        let team = self
+            .config
+            .team(team_id)
+            .ok_or(Error::InvalidSignature("unknown team or wrong key"))?;
+        sig.verify(team, body, now)?;
+        let index = keys::customer_index(&team.id, customer_id);
+        let entries = self.store.index_desc(&index, None, 1000).await?;
+        let mut n = 0;
+        for e in entries {
+            let Ok(id) = Uuid::parse_str(&e.member) else {
+                continue;
+            };
+            let result = self
+                .update_interaction(team, id, now, |rec, s| {
+                    let hit = rec.is_authenticated(now, s) && rec.belongs_to(customer_id);
+                    if hit {
+                        rec.log_out(now);
+                    }
+                    Ok(hit)
+                })
+                .await;
+            match result {
+                Ok((view, true)) => {
+                    n += 1;
+                    self.emit(EventType::InteractionLoggedOut, now, &view);
+                }
+                Ok((_, false)) | Err(Error::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The Standard Webhooks headers of a signed request.
+#[derive(Debug, Clone, Copy)]
+pub struct SignatureHeaders<'a> {
+    pub id: Option<&'a str>,
+    pub timestamp: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+impl SignatureHeaders<'_> {
+    /// Valid with any of the team's security keys.
+    pub fn verify(&self, team: &Team, body: &[u8], now: Timestamp) -> Result<()> {
+        let keys: Vec<&[u8]> = team
+            .security_keys
+            .iter()
+            .map(|k| k.secret.expose())
+            .collect();
+        webhook_sig::verify(&keys, self.id, self.timestamp, self.signature, body, now)
+    }
+}
+
+/// The answer to the failure that locked or banned the subject.
+pub(super) fn lockout_error(f: FailureOutcome, now: Timestamp) -> Error {
+    match f {
+        FailureOutcome::Locked { until } => Error::Locked {
+            until,
+            retry_after: until.retry_after_secs(now),
+        },
+        FailureOutcome::Banned { .. } => Error::Banned,
+        FailureOutcome::Counted { .. } => Error::Internal,
+    }
+}
+
+/// A short-link code: 192 random bits, URL-safe.
+fn random_code() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64URL.encode(bytes)
+}

@@ -1,0 +1,211 @@
+//! Typed access to the store: loading records with their versions and
+//! building the ops that write them back, with the TTL each kind of record
+//! lives for.
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::Gateway;
+use crate::config::{Settings, Team};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::subject::SubjectRecord;
+use crate::error::{Error, Result};
+use crate::store::{keys, Op, StoreError, Versioned};
+use crate::time::Timestamp;
+
+/// A record as read, with the version to write it back against.
+#[derive(Debug, Clone)]
+pub struct Loaded<T> {
+    pub key: String,
+    pub version: u64,
+    pub value: Option<T>,
+}
+
+impl<T: DeserializeOwned> Loaded<T> {
+    pub fn parse(key: String, raw: Option<Versioned>) -> Result<Self> {
+        match raw {
+            None => Ok(Loaded {
+                key,
+                version: 0,
+                value: None,
+            }),
+            Some(v) => {
+                let value = serde_json::from_str(&v.value)
+                    .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
+                Ok(Loaded {
+                    key,
+                    version: v.version,
+                    value: Some(value),
+                })
+            }
+        }
+    }
+}
+
+/// `Put` of a record, written back against the version it was read at.
+pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Duration>) -> Result<Op> {
+    let value = serde_json::to_string(value).map_err(|_| Error::Internal)?;
+    Ok(Op::Put {
+        key: key.to_string(),
+        expected,
+        value,
+        ttl,
+    })
+}
+
+/// An interaction together with its subject, both as read.
+pub struct Pair {
+    pub interaction: Loaded<InteractionRecord>,
+    pub subject: Loaded<SubjectRecord>,
+}
+
+impl Pair {
+    pub fn rec(&self) -> Result<&InteractionRecord> {
+        self.interaction
+            .value
+            .as_ref()
+            .ok_or(Error::NotFound("no such interaction"))
+    }
+    /// The subject record, or a fresh one for a subject never seen.
+    pub fn subject_or_new(&self) -> Result<SubjectRecord> {
+        let rec = self.rec()?;
+        Ok(self
+            .subject
+            .value
+            .clone()
+            .unwrap_or_else(|| SubjectRecord::new(&rec.subject())))
+    }
+}
+
+impl Gateway {
+    /// Loads an interaction of `team` and its subject. A forgotten or
+    /// absent interaction is `NotFound`.
+    pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
+        let ikey = keys::interaction(&team.id, id);
+        let mut raw = self.store.get(std::slice::from_ref(&ikey)).await?;
+        let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, raw.pop().flatten())?;
+        let Some(rec) = interaction.value.as_ref() else {
+            return Err(Error::NotFound("no such interaction"));
+        };
+        if rec.team != team.id || rec.is_forgotten(now, team.settings_for(&rec.channel)) {
+            return Err(Error::NotFound("no such interaction"));
+        }
+        let skey = keys::subject(&team.id, &rec.subject());
+        let mut raw = self.store.get(std::slice::from_ref(&skey)).await?;
+        let subject = Loaded::parse(skey, raw.pop().flatten())?;
+        Ok(Pair {
+            interaction,
+            subject,
+        })
+    }
+
+    /// Loads subject records for many interactions in one round trip.
+    pub(super) async fn load_subjects(
+        &self,
+        team: &Team,
+        recs: &[&InteractionRecord],
+    ) -> Result<Vec<Option<SubjectRecord>>> {
+        let skeys: Vec<String> = recs
+            .iter()
+            .map(|r| keys::subject(&team.id, &r.subject()))
+            .collect();
+        if skeys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let raw = self.store.get(&skeys).await?;
+        skeys
+            .into_iter()
+            .zip(raw)
+            .map(|(k, r)| Loaded::<SubjectRecord>::parse(k, r).map(|l| l.value))
+            .collect()
+    }
+}
+
+/// The ops that write an interaction back: the record itself, its listing
+/// and customer indexes (refreshing their TTL), and its due times.
+pub fn write_interaction(
+    team: &Team,
+    expected: u64,
+    rec: &InteractionRecord,
+    now: Timestamp,
+) -> Result<Vec<Op>> {
+    let s = team.settings_for(&rec.channel);
+    let ttl = s.interaction_ttl.get();
+    let mut ops = vec![put(
+        &keys::interaction(&team.id, rec.id),
+        expected,
+        rec,
+        Some(ttl),
+    )?];
+    ops.push(Op::IndexAdd {
+        key: keys::interactions_index(&team.id),
+        member: rec.id.to_string(),
+        score: rec.created_at.unix_millis(),
+        ttl,
+    });
+    let customer_ids = rec
+        .customer_ref
+        .iter()
+        .chain(rec.auth.as_ref().and_then(|a| a.customer.get("id")));
+    for cid in customer_ids {
+        ops.push(Op::IndexAdd {
+            key: keys::customer_index(&team.id, cid),
+            member: rec.id.to_string(),
+            score: now.unix_millis(),
+            ttl,
+        });
+    }
+    ops.extend(due_ops(team, rec, s, now));
+    Ok(ops)
+}
+
+/// Schedules the expiry notice and the expiry of the current authentication.
+fn due_ops(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Vec<Op> {
+    let Some(end) = rec.auth_ends_at(s) else {
+        return Vec::new();
+    };
+    if rec.expiry_announced == Some(end) {
+        return Vec::new();
+    }
+    // Keep the due index an hour past the last due time it holds.
+    let ttl = end.since(now) + Duration::from_secs(3600);
+    let mut ops = vec![Op::IndexAdd {
+        key: keys::due_index(&team.id),
+        member: format!("x:{}", rec.id),
+        score: end.unix_millis(),
+        ttl,
+    }];
+    if let Some(notice) = s.expiry_notice.enabled() {
+        if rec.expiring_announced != Some(end) {
+            ops.push(Op::IndexAdd {
+                key: keys::due_index(&team.id),
+                member: format!("n:{}", rec.id),
+                score: end.minus(notice).unix_millis(),
+                ttl,
+            });
+        }
+    }
+    ops
+}
+
+/// The ops that write a subject back, or delete it when nothing in it matters.
+pub fn write_subject(
+    loaded: &Loaded<SubjectRecord>,
+    subject: &SubjectRecord,
+    s: &Settings,
+    now: Timestamp,
+) -> Result<Vec<Op>> {
+    match subject.keep_for(now, &s.lockout, &s.otp) {
+        Some(d) if d.is_zero() => {
+            // Deleting at version 0 is a check that it is still absent, so
+            // a concurrent lockout makes this commit conflict.
+            Ok(vec![Op::Delete {
+                key: loaded.key.clone(),
+                expected: loaded.version,
+            }])
+        }
+        ttl => Ok(vec![put(&loaded.key, loaded.version, subject, ttl)?]),
+    }
+}

@@ -1,0 +1,82 @@
+//! The interaction object of the API (CONTRACT 3.3), computed from the
+//! stored record, the subject and `now`.
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::Settings;
+use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::interaction::{Contact, Customer, InteractionRecord, Method, Status};
+use crate::domain::subject::{Standing, SubjectRecord};
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OpenChallengeView {
+    pub challenge_id: Uuid,
+    pub method: ChallengeMethod,
+    pub delivery: Delivery,
+    pub expires_at: Timestamp,
+}
+
+/// What bots, agents and events see of an interaction. Never the PIN.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct InteractionView {
+    pub id: Uuid,
+    pub team: String,
+    pub channel: String,
+    pub conversation_id: String,
+    pub customer_ref: Option<String>,
+    pub status: Status,
+    pub authenticated: bool,
+    pub method: Option<Method>,
+    pub authenticated_at: Option<Timestamp>,
+    /// When the current (or last) authentication ends or ended.
+    pub expires_at: Option<Timestamp>,
+    #[schema(value_type = Option<Object>)]
+    pub customer: Option<Customer>,
+    pub locked_until: Option<Timestamp>,
+    pub has_session_pin: bool,
+    pub open_challenge: Option<OpenChallengeView>,
+    pub contact: Contact,
+    pub created_at: Timestamp,
+    pub last_activity_at: Timestamp,
+}
+
+impl InteractionView {
+    pub fn build(
+        rec: &InteractionRecord,
+        subject: Option<&SubjectRecord>,
+        s: &Settings,
+        now: Timestamp,
+    ) -> Self {
+        let standing = subject.map_or(Standing::Clear, |sub| sub.standing(now));
+        let status = rec.status(now, s, &standing);
+        let auth = rec.auth.as_ref();
+        InteractionView {
+            id: rec.id,
+            team: rec.team.clone(),
+            channel: rec.channel.clone(),
+            conversation_id: rec.conversation_id.clone(),
+            customer_ref: rec.customer_ref.clone(),
+            status,
+            authenticated: status == Status::Authenticated,
+            method: auth.map(|a| a.method),
+            authenticated_at: auth.map(|a| a.authenticated_at),
+            expires_at: rec.auth_ends_at(s),
+            customer: auth.map(|a| a.customer.clone()),
+            locked_until: match standing {
+                Standing::Locked { until } => Some(until),
+                _ => None,
+            },
+            has_session_pin: rec.session_pin_hash.is_some(),
+            open_challenge: rec.open_challenge(now).map(|c| OpenChallengeView {
+                challenge_id: c.id,
+                method: c.method,
+                delivery: c.delivery,
+                expires_at: c.expires_at,
+            }),
+            contact: rec.contact.clone(),
+            created_at: rec.created_at,
+            last_activity_at: rec.last_activity_at,
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The one mapping from [`Error`] to an `application/problem+json` response
+//! (RFC 9457) with the contract's `code` (CONTRACT 3.2).
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::Error;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+fn title(code: &str) -> &'static str {
+    match code {
+        "invalid_request" => "Invalid request",
+        "unauthorized" => "Unauthorized",
+        "invalid_token" => "Invalid token",
+        "invalid_signature" => "Invalid signature",
+        "invalid_code" => "Invalid code",
+        "forbidden" => "Forbidden",
+        "customer_mismatch" => "Customer mismatch",
+        "banned" => "Banned",
+        "not_found" => "Not found",
+        "token_used" => "Token already used",
+        "challenge_used" => "Challenge already used",
+        "no_session_pin" => "No session PIN",
+        "token_expired" => "Token expired",
+        "challenge_expired" => "Challenge expired",
+        "challenge_exhausted" => "Challenge exhausted",
+        "payload_too_large" => "Payload too large",
+        "unsupported_media_type" => "Unsupported media type",
+        "locked" => "Locked",
+        "rate_limited" => "Too many requests",
+        "channel_error" => "Channel error",
+        "store_unavailable" => "Store unavailable",
+        _ => "Internal error",
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut body = json!({
+            "type": format!("urn:chatgate:problem:{code}"),
+            "title": title(code),
+            "status": status.as_u16(),
+            "detail": self.to_string(),
+            "code": code,
+        });
+        let mut retry_after = None;
+        match &self {
+            Error::InvalidCode { attempts_remaining } => {
+                body["requires_2fa"] = json!(true);
+                body["attempts_remaining"] = json!(attempts_remaining);
+            }
+            Error::Locked {
+                until,
+                retry_after: r,
+            } => {
+                body["locked_until"] = json!(until);
+                retry_after = Some(*r);
+            }
+            Error::RateLimited { retry_after: r } => retry_after = Some(*r),
+            Error::Internal => tracing::error!("internal error answered 500"),
+            _ => {}
+        }
+        let mut res = (status, body.to_string()).into_response();
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(r) = retry_after {
+            if let Ok(v) = HeaderValue::from_str(&r.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+        }
+        res
+    }
+}
