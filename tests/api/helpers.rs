@@ -1,0 +1,440 @@
+//! `spawn_app()`: the real gateway on port 0, with a randomised config in a
+//! temp folder, a manual clock, the chosen store (memory, or Redis under a
+//! fresh key prefix) and a wiremock server standing in for the chat webhook.
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chatgate::app::{App, Options};
+use chatgate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash};
+use chatgate::events::Event;
+use chatgate::time::{Clock, ManualClock, Timestamp};
+use reqwest::{Method, RequestBuilder, Response};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use uuid::Uuid;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+/// What a test may change in the generated config.
+#[derive(Default, Clone)]
+pub struct Setup {
+    /// TOML lines added to `[defaults]` (e.g. `idle_timeout = "5m"`).
+    pub defaults: String,
+    /// TOML appended to the acme team file (e.g. `[settings]` tables).
+    pub team_extra: String,
+    /// Extra `[store]` lines or overrides, e.g. a bad redis_url.
+    pub redis_url: Option<String>,
+    /// Reuse this key prefix (restart tests); else a fresh one.
+    pub key_prefix: Option<String>,
+    /// Reuse these keys (restart / second instance); else fresh ones.
+    pub keys: Option<Keys>,
+}
+
+/// The secrets of a test config.
+#[derive(Clone)]
+pub struct Keys {
+    pub acme_security: String,
+    pub globex_security: String,
+    pub bot: String,
+    pub agent: String,
+    pub admin: String,
+    pub globex_bot: String,
+    pub globex_agent: String,
+    pub webchat_secret: String,
+}
+
+impl Keys {
+    pub fn fresh() -> Self {
+        Keys {
+            acme_security: generate_whsec(),
+            globex_security: generate_whsec(),
+            bot: generate_api_key(),
+            agent: generate_api_key(),
+            admin: generate_api_key(),
+            globex_bot: generate_api_key(),
+            globex_agent: generate_api_key(),
+            webchat_secret: generate_whsec(),
+        }
+    }
+    /// The decoded HMAC key of acme's security key.
+    pub fn acme_key_bytes(&self) -> Vec<u8> {
+        B64.decode(self.acme_security.trim_start_matches("whsec_")).unwrap()
+    }
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub keys: Keys,
+    pub chat: MockServer,
+    pub events: broadcast::Receiver<Arc<Event>>,
+    pub key_prefix: String,
+    pub backend: Backend,
+    pub dir: PathBuf,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+/// Redis is mandatory in CI; elsewhere its tests skip, loudly.
+pub async fn redis_available() -> bool {
+    let ok = async {
+        let client = redis::Client::open("redis://127.0.0.1:6379").ok()?;
+        let mut c = tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await.ok()?.ok()?;
+        redis::cmd("PING").query_async::<String>(&mut c).await.ok()
+    }
+    .await
+    .is_some();
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("Redis at 127.0.0.1:6379 is unreachable, and in CI the Redis tests are mandatory");
+        }
+        eprintln!("\n!!!!!!!! SKIPPING a Redis test: no Redis at 127.0.0.1:6379 (set CI=true to make this fail) !!!!!!!!\n");
+    }
+    ok
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_with(backend, Setup::default()).await
+}
+
+pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
+    if backend == Backend::Redis && setup.redis_url.is_none() && !redis_available().await {
+        return None;
+    }
+    if std::env::var("TEST_LOG").is_ok() {
+        chatgate::telemetry::init();
+    }
+    let keys = setup.keys.clone().unwrap_or_else(Keys::fresh);
+    let chat = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&chat).await;
+    let key_prefix = setup.key_prefix.clone().unwrap_or_else(|| format!("chatgate-test-{}", Uuid::now_v7()));
+    let dir = std::env::temp_dir().join(format!("chatgate-test-{}", Uuid::now_v7()));
+    write_config(&dir, backend, &setup, &keys, &chat.uri(), &key_prefix);
+
+    let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("test config loads");
+    let clock = Arc::new(ManualClock::starting_now());
+    let opts = Options { clock: Some(clock.clone() as Arc<dyn Clock>), ..Options::default() };
+    let app = App::build(config, opts).await.expect("app builds");
+    let addr = app.local_addr().unwrap();
+    let events = app.gateway().events.subscribe();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.serve(async move {
+        let _ = rx.await;
+    }));
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    Some(TestApp {
+        base: format!("http://{addr}"),
+        client,
+        clock,
+        keys,
+        chat,
+        events,
+        key_prefix,
+        backend,
+        dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    })
+}
+
+fn write_config(dir: &std::path::Path, backend: Backend, setup: &Setup, keys: &Keys, chat_url: &str, prefix: &str) {
+    std::fs::create_dir_all(dir.join("config/teams")).unwrap();
+    std::fs::create_dir_all(dir.join("channels")).unwrap();
+    let backend_name = match backend {
+        Backend::Memory => "memory",
+        Backend::Redis => "redis",
+    };
+    let redis_url = setup.redis_url.clone().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let system = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+public_url = "http://gateway.test"
+issuer = "chatgate-test"
+pepper = "test-pepper-0123456789abcdef"
+
+[store]
+backend = "{backend_name}"
+redis_url = "{redis_url}"
+key_prefix = "{prefix}"
+
+[defaults]
+{defaults}
+"#,
+        defaults = setup.defaults
+    );
+    std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
+    let acme = format!(
+        r#"id = "acme"
+login_url = "https://login.acme.test/chat?lang=en"
+channels = ["webchat", "sms"]
+sms_channel = "sms"
+
+[[security_keys]]
+kid = "2026-11"
+secret = "{sec}"
+primary = true
+
+[[security_keys]]
+kid = "2026-10"
+secret = "{old}"
+
+[[api_keys]]
+id = "acme-bot"
+role = "bot"
+sha256 = "{bot}"
+
+[[api_keys]]
+id = "acme-agent"
+role = "agent"
+sha256 = "{agent}"
+
+[[api_keys]]
+id = "acme-admin"
+role = "admin"
+sha256 = "{admin}"
+
+{extra}
+"#,
+        sec = keys.acme_security,
+        old = generate_whsec(),
+        bot = ApiKeyHash::of_key(&keys.bot).to_hex(),
+        agent = ApiKeyHash::of_key(&keys.agent).to_hex(),
+        admin = ApiKeyHash::of_key(&keys.admin).to_hex(),
+        extra = setup.team_extra,
+    );
+    std::fs::write(dir.join("config/teams/acme.toml"), acme).unwrap();
+    let globex = format!(
+        r#"id = "globex"
+login_url = "https://login.globex.test/"
+channels = ["webchat"]
+
+[[security_keys]]
+kid = "g1"
+secret = "{sec}"
+primary = true
+
+[[api_keys]]
+id = "globex-bot"
+role = "bot"
+sha256 = "{bot}"
+
+[[api_keys]]
+id = "globex-agent"
+role = "agent"
+sha256 = "{agent}"
+"#,
+        sec = keys.globex_security,
+        bot = ApiKeyHash::of_key(&keys.globex_bot).to_hex(),
+        agent = ApiKeyHash::of_key(&keys.globex_agent).to_hex(),
+    );
+    std::fs::write(dir.join("config/teams/globex.toml"), globex).unwrap();
+    let webchat = format!(
+        "name = \"webchat\"\nkind = \"webhook\"\nurl = \"{chat_url}/messages\"\nsecret = \"${{CG_TEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
+        keys.webchat_secret
+    );
+    std::fs::write(dir.join("channels/webchat.toml"), webchat).unwrap();
+    let sms = format!(
+        "name = \"sms\"\nkind = \"twilio\"\nbase_url = \"{chat_url}\"\naccount_sid = \"AC123\"\nauth_token = \"${{CG_TEST_UNSET_TWILIO:-twilio-test-token}}\"\nfrom = \"+15550006666\"\n"
+    );
+    std::fs::write(dir.join("channels/sms.toml"), sms).unwrap();
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn request(&self, m: Method, path: &str, key: Option<&str>) -> RequestBuilder {
+        let rb = self.client.request(m, self.url(path));
+        match key {
+            Some(k) => rb.bearer_auth(k),
+            None => rb,
+        }
+    }
+
+    pub fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Creates an interaction as the bot; returns its JSON.
+    pub async fn create(&self, body: Value) -> Value {
+        let res = self.request(Method::POST, "/v1/interactions", Some(&self.keys.bot)).json(&body).send().await.unwrap();
+        assert!(res.status().is_success(), "create: {}", res.status());
+        res.json().await.unwrap()
+    }
+
+    /// A new webchat interaction with a fresh conversation id.
+    pub async fn new_interaction(&self) -> String {
+        let v = self.create(json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()})).await;
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn get(&self, id: &str) -> Value {
+        let res = self.request(Method::GET, &format!("/v1/interactions/{id}"), Some(&self.keys.agent)).send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    pub async fn issue_link(&self, id: &str, body: Value) -> Value {
+        let res = self
+            .request(Method::POST, &format!("/v1/interactions/{id}/login-links"), Some(&self.keys.bot))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        res.json().await.unwrap()
+    }
+
+    /// Posts a callback body signed with `key` (acme's security key by default).
+    pub async fn post_signed(&self, path: &str, body: &Value, key: Option<&[u8]>) -> Response {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let default_key = self.keys.acme_key_bytes();
+        let key = key.unwrap_or(&default_key);
+        let ts = self.now().unix_seconds();
+        let id = format!("msg_{}", Uuid::now_v7().simple());
+        let sig = chatgate::domain::webhook_sig::sign(key, &id, ts, &bytes);
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn callback(&self, token: &str, outcome: &str, customer: Value) -> Response {
+        let body = json!({"token": token, "outcome": outcome, "customer": customer});
+        self.post_signed("/v1/login/callback", &body, None).await
+    }
+
+    /// Issues a link and completes a successful callback for `customer_id`.
+    pub async fn authenticate(&self, id: &str, customer_id: &str) -> Value {
+        let link = self.issue_link(id, json!({})).await;
+        let res = self.callback(link["token"].as_str().unwrap(), "success", json!({"id": customer_id, "name": "Ada"})).await;
+        assert_eq!(res.status(), 200);
+        res.json().await.unwrap()
+    }
+
+    /// A pre-chat assertion signed as acme's website would.
+    pub fn assertion(&self, claims: Value) -> String {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some("2026-11".into());
+        let key = jsonwebtoken::EncodingKey::from_secret(&self.keys.acme_key_bytes());
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    /// Standard claims for a valid assertion about `sub`, issued now.
+    pub fn assertion_claims(&self, sub: &str) -> Value {
+        let now = self.now().unix_seconds();
+        json!({"iss": "acme", "aud": "chatgate-test", "sub": sub, "iat": now, "exp": now + 300,
+               "jti": Uuid::now_v7().to_string(), "name": "Ada"})
+    }
+
+    /// Waits (real time) for the next event of `kind`.
+    pub async fn next_event(&mut self, kind: &str, within: Duration) -> Option<Arc<Event>> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.checked_duration_since(tokio::time::Instant::now())?;
+            match tokio::time::timeout(left, self.events.recv()).await {
+                Ok(Ok(e)) if e.kind.as_str() == kind => return Some(e),
+                Ok(Ok(_)) => continue,
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                _ => return None,
+            }
+        }
+    }
+
+    /// Requests the chat webhook received, as JSON bodies.
+    pub async fn chat_messages(&self) -> Vec<Value> {
+        self.chat
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|r| serde_json::from_slice(&r.body).ok())
+            .collect()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            let _ = s.await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.backend == Backend::Redis {
+            delete_prefix(&self.key_prefix);
+        }
+    }
+}
+
+/// Deletes every Redis key under `prefix` (tests only; never FLUSHALL).
+pub fn delete_prefix(prefix: &str) {
+    let Ok(client) = redis::Client::open("redis://127.0.0.1:6379") else { return };
+    let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(1)) else { return };
+    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut c).unwrap_or_default();
+    for k in keys {
+        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query(&mut c);
+    }
+}
+
+/// Runs an async test body on both stores.
+#[macro_export]
+macro_rules! both_stores {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                if let Some(app) = spawn_app(Backend::Memory).await {
+                    ($body)(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if let Some(app) = spawn_app(Backend::Redis).await {
+                    ($body)(app).await;
+                }
+            }
+        }
+    };
+}
+
+/// Asserts a problem+json answer with `status` and `code`; returns the body.
+pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
+    assert_eq!(res.status().as_u16(), status, "expected {status} {code}");
+    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    assert!(ct.starts_with("application/problem+json"), "content-type {ct}");
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    body
+}

@@ -1,0 +1,9 @@
+//! The one integration-test binary: every behaviour of the gateway from the
+//! outside, over HTTP, on the memory store and on Redis.
+mod helpers;
+
+mod basics;
+mod login_flow;
+mod logs;
+mod prechat;
+mod stores;
