@@ -1,8 +1,12 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
 pub mod challenge;
+pub mod devices;
 pub mod input;
 pub mod interaction;
+pub mod otp;
+pub mod pin;
+pub mod reveal;
 pub mod secrets;
 pub mod subject;
 pub mod webhook_sig;
