@@ -11,6 +11,7 @@ use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
+use crate::domain::pin::SessionPin;
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::{keys, retry, Commit, IndexEntry, Op};
@@ -70,12 +71,11 @@ impl Gateway {
             .map(CustomerRef::parse)
             .transpose()?;
         let s = team.settings_for(&req.channel);
-        let pin_hash = match req.session_pin.as_deref() {
-            Some(pin) => {
-                Some(crate::domain::pin::SessionPin::parse(pin, &s.pin)?.hash(&self.pepper))
-            }
-            None => None,
-        };
+        let pin = req
+            .session_pin
+            .as_deref()
+            .map(|p| SessionPin::parse(p, &s.pin))
+            .transpose()?;
         let contact = match req.contact {
             Some(c) => Contact {
                 phone: c
@@ -121,7 +121,7 @@ impl Gateway {
                 now,
             );
             rec.customer_ref = customer_ref.clone().map(CustomerRef::into_string);
-            rec.session_pin_hash = pin_hash.clone();
+            rec.session_pin_hash = pin.as_ref().map(|p| p.keyed_hash(rec.id, &self.pepper));
             rec.contact = contact.clone();
             let mut ops = vec![put(
                 &ckey,

@@ -5,15 +5,18 @@
 //!
 //! Every function takes `now`; none reads the clock.
 mod assertion;
+mod challenges;
 mod expiry;
 mod interactions;
 pub mod login;
 mod records;
+mod subjects;
 mod view;
 
 use std::sync::Arc;
 
 pub use assertion::AssertionOutcome;
+pub use challenges::{NewChallenge, RevealedCode, StartedChallenge, Verified};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use login::{

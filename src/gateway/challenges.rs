@@ -1,0 +1,296 @@
+//! OTP and session-PIN challenges (CONTRACT 3.7): start, verify, reveal.
+//!
+//! Starting reserves the send allowance and opens the challenge in one
+//! commit, then sends; a failed send gives both back (502, no allowance
+//! used). Verifying commits the attempt and the subject's failure count
+//! together, so concurrent codes count exactly.
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::login::lockout_error;
+use super::records::{put, write_interaction, write_subject, Loaded};
+use super::{Gateway, InteractionView};
+use crate::channels::{Fill, Purpose};
+use crate::config::Team;
+use crate::domain::challenge::{self, AttemptOutcome, Challenge, ChallengeMethod, Delivery};
+use crate::domain::devices::CustomerDevices;
+use crate::domain::interaction::{Customer, Method};
+use crate::domain::subject::FailureOutcome;
+use crate::domain::{input, otp, reveal};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventType};
+use crate::store::{keys, retry, Commit};
+use crate::time::Timestamp;
+
+/// `POST /v1/interactions/{id}/challenges`, as received.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+pub struct NewChallenge {
+    pub method: ChallengeMethod,
+    /// For OTP: `chat` (default), `sms`, `email` or `agent`.
+    pub delivery: Option<Delivery>,
+    /// Phone number or e-mail address for `sms` / `email`; else the interaction's contact.
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StartedChallenge {
+    pub challenge_id: Uuid,
+    pub method: ChallengeMethod,
+    pub delivery: Delivery,
+    pub expires_at: Timestamp,
+    pub attempts_allowed: u32,
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Verified {
+    pub authenticated: bool,
+    pub requires_2fa: bool,
+    pub expires_at: Option<Timestamp>,
+    pub interaction: InteractionView,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RevealedCode {
+    pub code: String,
+    pub expires_at: Timestamp,
+}
+
+/// Where a challenge's message goes: (channel name, recipient).
+fn route(team: &Team, own_channel: &str, delivery: Delivery, to: Option<String>) -> Result<Option<(String, Option<String>)>> {
+    let not_allowed = || Error::invalid("delivery", "is not allowed for this team");
+    match delivery {
+        Delivery::Agent => Ok(None),
+        Delivery::Chat => Ok(Some((own_channel.to_string(), None))),
+        Delivery::Sms => Ok(Some((team.sms_channel.clone().ok_or_else(not_allowed)?, to))),
+        Delivery::Email => Ok(Some((team.email_channel.clone().ok_or_else(not_allowed)?, to))),
+    }
+}
+
+impl Gateway {
+    pub async fn start_challenge(self: &Arc<Self>, team: &Team, id: Uuid, req: NewChallenge, now: Timestamp) -> Result<StartedChallenge> {
+        let delivery = match (req.method, req.delivery) {
+            (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Delivery::Chat,
+            (ChallengeMethod::Pin, Some(_)) => return Err(Error::invalid("delivery", "a PIN prompt goes into the chat")),
+            (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
+        };
+        let to = match (delivery, req.to.as_deref()) {
+            (Delivery::Sms, Some(t)) => Some(input::phone("to", t)?),
+            (Delivery::Email, Some(t)) => Some(input::email("to", t)?),
+            (_, Some(_)) => return Err(Error::invalid("to", "only for sms or email delivery")),
+            (_, None) => None,
+        };
+        let code = otp::generate(team.settings.otp.length);
+        let cid = Uuid::now_v7();
+
+        // 1. Reserve: check the subject, count the send, open the challenge.
+        let (started, rec, previous, target) = retry(|| async {
+            let pair = self.load_pair(team, id, now).await?;
+            let mut rec = pair.rec()?.clone();
+            let s = team.settings_for(&rec.channel);
+            let mut subject = pair.subject_or_new()?;
+            subject.ensure_clear(now)?;
+            let target = route(team, &rec.channel, delivery, to.clone())?;
+            if s.otp.require_other_channel && req.method == ChallengeMethod::Otp {
+                if target.as_ref().is_some_and(|(ch, _)| *ch == rec.channel) {
+                    return Err(Error::invalid("delivery", "the code must travel on another channel than the chat"));
+                }
+            }
+            let target = match target {
+                Some((ch, None)) if delivery == Delivery::Sms => {
+                    Some((ch, Some(rec.contact.phone.clone().ok_or_else(|| Error::invalid("to", "required: the interaction has no phone"))?)))
+                }
+                Some((ch, None)) if delivery == Delivery::Email => {
+                    Some((ch, Some(rec.contact.email.clone().ok_or_else(|| Error::invalid("to", "required: the interaction has no e-mail"))?)))
+                }
+                t => t,
+            };
+            if delivery == Delivery::Agent && !s.otp.show_to_agents {
+                return Err(Error::invalid("delivery", "agent delivery needs otp.show_to_agents"));
+            }
+            let ch = match req.method {
+                ChallengeMethod::Pin => {
+                    let hash = rec.session_pin_hash.clone().ok_or(Error::NoSessionPin)?;
+                    Challenge::new_pin(cid, &hash, &s.pin, now)
+                }
+                ChallengeMethod::Otp => {
+                    let step_up = rec.step_up.is_some();
+                    Challenge::new_otp(cid, delivery, &code, &self.pepper, &s.otp, s.otp.show_to_agents, step_up, now)?
+                }
+            };
+            subject.forget_old(now, &s.lockout, &s.otp);
+            subject.check_send(now, &s.otp)?;
+            subject.record_send(now);
+            let previous = rec.challenge.clone();
+            let started = StartedChallenge {
+                challenge_id: cid,
+                method: ch.method,
+                delivery,
+                expires_at: ch.expires_at,
+                attempts_allowed: ch.max_attempts,
+                delivered: false,
+            };
+            challenge::open_new(&mut rec, ch);
+            rec.last_write_at = now;
+            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
+            match self.store.commit(ops).await? {
+                Commit::Applied => Ok(Some((started, rec, previous, target.clone()))),
+                Commit::Conflict { .. } => Ok(None),
+            }
+        })
+        .await?;
+
+        // 2. Send; on failure give the allowance back and reopen the previous challenge.
+        let mut started = started;
+        if let Some((channel, recipient)) = target {
+            let (purpose, fill) = match started.method {
+                ChallengeMethod::Otp => {
+                    let ttl = team.settings_for(&rec.channel).otp.ttl.get();
+                    (Purpose::Otp, Fill { pin: Some(code.expose()), ttl: Some(ttl), ..Fill::default() })
+                }
+                ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
+            };
+            if let Err(e) = self.send(team, &rec, &channel, recipient, purpose, fill).await {
+                self.undo_challenge(team, id, cid, previous, now).await?;
+                return Err(Error::Channel(e.to_string()));
+            }
+            started.delivered = true;
+        }
+        metrics::counter!("chatgate_challenges_started_total", "method" => method_str(started.method)).increment(1);
+        let view = InteractionView::build(&rec, None, team.settings_for(&rec.channel), now);
+        let data = serde_json::json!({
+            "interaction": view,
+            "challenge": {"challenge_id": cid, "method": started.method, "delivery": delivery, "expires_at": started.expires_at},
+        });
+        self.events.publish(Event::new(EventType::ChallengeCreated, now, &team.id, data));
+        Ok(started)
+    }
+
+    /// Takes back a challenge whose message could not be sent.
+    async fn undo_challenge(&self, team: &Team, id: Uuid, cid: Uuid, previous: Option<Challenge>, now: Timestamp) -> Result<()> {
+        retry(|| async {
+            let pair = self.load_pair(team, id, now).await?;
+            let mut rec = pair.rec()?.clone();
+            if rec.challenge.as_ref().map(|c| c.id) != Some(cid) {
+                return Ok(Some(())); // already replaced by a newer one
+            }
+            let s = team.settings_for(&rec.channel);
+            rec.challenge = previous.clone().filter(|p| p.is_open(now));
+            if let Some(p) = &rec.challenge {
+                rec.past_challenges.retain(|past| past.id != p.id);
+            }
+            let mut subject = pair.subject_or_new()?;
+            if let Some(pos) = subject.sends.iter().rposition(|t| *t == now) {
+                subject.sends.remove(pos);
+            }
+            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
+            Ok(match self.store.commit(ops).await? {
+                Commit::Applied => Some(()),
+                Commit::Conflict { .. } => None,
+            })
+        })
+        .await
+    }
+
+    pub async fn verify_challenge(self: &Arc<Self>, team: &Team, id: Uuid, cid: Uuid, code: &str, now: Timestamp) -> Result<Verified> {
+        crate::domain::pin::parse_code(code)?;
+        enum Verdict {
+            Success,
+            Wrong(u32, FailureOutcome),
+        }
+        let (verdict, view, rec, subject_view) = retry(|| async {
+            let pair = self.load_pair(team, id, now).await?;
+            let mut rec = pair.rec()?.clone();
+            let s = team.settings_for(&rec.channel);
+            let mut subject = pair.subject_or_new()?;
+            subject.ensure_clear(now)?;
+            let mut devices_op = None;
+            let verdict = match challenge::attempt(&mut rec, cid, code, &self.pepper, now)? {
+                AttemptOutcome::Wrong { attempts_remaining } => {
+                    Verdict::Wrong(attempts_remaining, subject.record_failure(now, &s.lockout, &s.otp))
+                }
+                AttemptOutcome::Success { method, step_up } => {
+                    subject.record_success();
+                    let pending = rec.step_up.take().filter(|_| step_up);
+                    let (method, customer) = match (&pending, method) {
+                        (Some(p), _) => (Method::Otp, p.customer.clone()),
+                        (None, ChallengeMethod::Otp) => (Method::Otp, self.customer_for(&rec)),
+                        (None, ChallengeMethod::Pin) => (Method::Pin, self.customer_for(&rec)),
+                    };
+                    if let Some(p) = &pending {
+                        let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
+                        let raw = self.store.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
+                        let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
+                        let mut d = devices.value.clone().unwrap_or_default();
+                        d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), &self.pepper);
+                        devices_op = Some(put(&dkey, devices.version, &d, Some(super::assertion::DEVICES_TTL))?);
+                    }
+                    rec.authenticate(method, customer, now, s);
+                    Verdict::Success
+                }
+            };
+            rec.last_write_at = now;
+            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
+            ops.extend(devices_op);
+            match self.store.commit(ops).await? {
+                Commit::Applied => {
+                    let view = InteractionView::build(&rec, Some(&subject), s, now);
+                    Ok(Some((verdict, view, rec, subject.view(now, &s.lockout))))
+                }
+                Commit::Conflict { .. } => Ok(None),
+            }
+        })
+        .await?;
+        match verdict {
+            Verdict::Success => {
+                self.announce_authenticated(team, &view, rec, now);
+                Ok(Verified { authenticated: true, requires_2fa: false, expires_at: view.expires_at, interaction: view })
+            }
+            Verdict::Wrong(remaining, outcome) => {
+                metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
+                let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
+                self.events.publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
+                self.emit_lockout(outcome, now, &team.id, &subject_view);
+                match outcome {
+                    FailureOutcome::Counted { .. } => Err(Error::InvalidCode { attempts_remaining: remaining }),
+                    f => Err(lockout_error(f, now)),
+                }
+            }
+        }
+    }
+
+    /// The open OTP, for an agent, where the team allows it.
+    pub async fn reveal_code(&self, team: &Team, id: Uuid, cid: Uuid, key_id: &str, now: Timestamp) -> Result<RevealedCode> {
+        let pair = self.load_pair(team, id, now).await?;
+        let rec = pair.rec()?;
+        let s = team.settings_for(&rec.channel);
+        if !s.otp.show_to_agents {
+            return Err(Error::Forbidden("this team does not let agents see codes"));
+        }
+        if let Some(subject) = &pair.subject.value {
+            subject.ensure_clear(now)?;
+        }
+        let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
+        let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
+        let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid}, "api_key_id": key_id});
+        self.events.publish(Event::new(EventType::ChallengeCodeRevealed, now, &team.id, data));
+        Ok(RevealedCode { code: code.expose().to_string(), expires_at })
+    }
+
+    /// Whom a plain OTP/PIN success proves: the bot's `customer_ref`, if any.
+    fn customer_for(&self, rec: &crate::domain::interaction::InteractionRecord) -> Customer {
+        rec.customer_ref.iter().map(|r| ("id".to_string(), r.clone())).collect()
+    }
+}
+
+fn method_str(m: ChallengeMethod) -> &'static str {
+    match m {
+        ChallengeMethod::Otp => "otp",
+        ChallengeMethod::Pin => "pin",
+    }
+}

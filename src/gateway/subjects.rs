@@ -1,0 +1,43 @@
+//! Subjects for agents and admins: read the failures, lockouts and ban;
+//! unlock (CONTRACT 3.4).
+use crate::config::Team;
+use crate::domain::subject::{SubjectRecord, SubjectView};
+use crate::error::Result;
+use crate::events::{Event, EventType};
+use crate::store::{keys, retry, Commit};
+use crate::time::Timestamp;
+
+use super::records::{write_subject, Loaded};
+use super::Gateway;
+
+impl Gateway {
+    /// An unknown subject is all zeros.
+    pub async fn subject(&self, team: &Team, subject: &str, now: Timestamp) -> Result<SubjectView> {
+        let key = keys::subject(&team.id, subject);
+        let raw = self.store.get(std::slice::from_ref(&key)).await?.pop().flatten();
+        let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
+        let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
+        Ok(rec.view(now, &team.settings.lockout))
+    }
+
+    /// Clears failures, lockouts, lock and ban.
+    pub async fn unlock_subject(&self, team: &Team, subject: &str, now: Timestamp) -> Result<SubjectView> {
+        let key = keys::subject(&team.id, subject);
+        let s = &team.settings;
+        let view = retry(|| async {
+            let raw = self.store.get(std::slice::from_ref(&key)).await?.pop().flatten();
+            let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
+            let mut rec = loaded.value.clone().unwrap_or_else(|| SubjectRecord::new(subject));
+            rec.unlock();
+            let ops = write_subject(&loaded, &rec, s, now)?;
+            Ok(match self.store.commit(ops).await? {
+                Commit::Applied => Some(rec.view(now, &s.lockout)),
+                Commit::Conflict { .. } => None,
+            })
+        })
+        .await?;
+        metrics::counter!("chatgate_unlocks_total").increment(1);
+        self.events.publish(Event::new(EventType::SubjectUnlocked, now, &team.id, serde_json::json!({ "subject": view })));
+        Ok(view)
+    }
+}
