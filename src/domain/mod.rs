@@ -1,7 +1,9 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
+pub mod assertion;
 pub mod challenge;
 pub mod interaction;
+pub mod login_token;
 pub mod secrets;
 pub mod subject;
 pub mod webhook_sig;
