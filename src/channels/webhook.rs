@@ -1,22 +1,188 @@
-//! The `webhook` channel kind: POST JSON to the bot's URL, signed by
-//! Standard Webhooks. (Implementation pending.)
+//! The `webhook` channel kind (CONTRACT 3.11): POST the message as JSON to
+//! the bot's URL, signed by Standard Webhooks with the channel's secret.
 use async_trait::async_trait;
+use reqwest::header::CONTENT_TYPE;
+use serde::Serialize;
 use url::Url;
+use uuid::Uuid;
 
-use super::{Channel, ChannelError, Message};
+use super::{Channel, ChannelError, Message, Purpose, SEND_TIMEOUT};
 use crate::domain::secrets::SecretBytes;
+use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::time::{Clock, SystemClock};
 
-pub struct WebhookChannel {}
+pub struct WebhookChannel {
+    http: reqwest::Client,
+    url: Url,
+    secret: SecretBytes,
+}
 
 impl WebhookChannel {
-    pub fn new(_http: reqwest::Client, _url: Url, _secret: &SecretBytes) -> Self {
-        WebhookChannel {}
+    pub fn new(http: reqwest::Client, url: Url, secret: &SecretBytes) -> Self {
+        let secret = SecretBytes::new(secret.expose().to_vec());
+        WebhookChannel { http, url, secret }
     }
+}
+
+/// The JSON the bot receives.
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    purpose: Purpose,
+    interaction_id: Uuid,
+    conversation_id: &'a str,
+    channel: &'a str,
+    text: &'a str,
 }
 
 #[async_trait]
 impl Channel for WebhookChannel {
-    async fn send(&self, _msg: &Message) -> Result<(), ChannelError> {
-        Err(ChannelError("todo".into()))
+    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+        let body = serde_json::to_vec(&Body {
+            kind: "message",
+            purpose: msg.purpose,
+            interaction_id: msg.interaction_id,
+            conversation_id: &msg.conversation_id,
+            channel: &msg.channel,
+            text: &msg.text,
+        })
+        .map_err(|_| ChannelError("could not encode the webhook message".into()))?;
+        // The signature covers exactly the bytes sent.
+        let (id, timestamp, signature) =
+            webhook_sig::headers(self.secret.expose(), &body, SystemClock.now());
+        let response = self
+            .http
+            .post(self.url.clone())
+            .timeout(SEND_TIMEOUT)
+            .header(CONTENT_TYPE, "application/json")
+            .header(HEADER_ID, id)
+            .header(HEADER_TIMESTAMP, timestamp)
+            .header(HEADER_SIGNATURE, signature)
+            .body(body)
+            .send()
+            .await
+            // reqwest's error text includes the URL, which may carry a secret query.
+            .map_err(|_| ChannelError("webhook unreachable".into()))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(ChannelError(format!(
+                "webhook answered HTTP {}",
+                status.as_u16()
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use wiremock::matchers::{method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    const KEY: [u8; 32] = [5u8; 32];
+
+    fn message() -> Message {
+        Message {
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "conv-1".into(),
+            channel: "webchat".into(),
+            to: Some("+15550000000".into()),
+            text: "Your verification code is 123456. \"Quoted\" ünïcode".into(),
+            subject: None,
+        }
+    }
+
+    fn channel(url: &str) -> WebhookChannel {
+        WebhookChannel::new(
+            reqwest::Client::new(),
+            Url::parse(url).unwrap(),
+            &SecretBytes::new(KEY.to_vec()),
+        )
+    }
+
+    #[tokio::test]
+    async fn posts_the_exact_json_signed_over_the_sent_bytes() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/hook"))
+            .and(query_param("k", "v"))
+            .respond_with(ResponseTemplate::new(204))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let msg = message();
+        channel(&format!("{}/hook?k=v", server.uri()))
+            .send(&msg)
+            .await
+            .unwrap();
+
+        let requests = server.received_requests().await.unwrap();
+        let req = &requests[0];
+        let body: serde_json::Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(
+            body,
+            json!({
+                "type": "message",
+                "purpose": "otp",
+                "interaction_id": msg.interaction_id.to_string(),
+                "conversation_id": "conv-1",
+                "channel": "webchat",
+                "text": msg.text,
+            })
+        );
+        let header = |name: &str| req.headers.get(name).and_then(|v| v.to_str().ok());
+        assert_eq!(header("content-type"), Some("application/json"));
+        assert!(header(HEADER_ID).unwrap().starts_with("msg_"));
+        webhook_sig::verify(
+            &[&KEY],
+            header(HEADER_ID),
+            header(HEADER_TIMESTAMP),
+            header(HEADER_SIGNATURE),
+            &req.body,
+            SystemClock.now(),
+        )
+        .unwrap();
+        let other = [6u8; 32];
+        let wrong = webhook_sig::verify(
+            &[&other],
+            header(HEADER_ID),
+            header(HEADER_TIMESTAMP),
+            header(HEADER_SIGNATURE),
+            &req.body,
+            SystemClock.now(),
+        );
+        assert!(wrong.is_err());
+    }
+
+    #[tokio::test]
+    async fn non_2xx_is_a_channel_error_with_the_status() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        let err = channel(&format!("{}/hook?secret=s3cr3t", server.uri()))
+            .send(&message())
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "webhook answered HTTP 500");
+    }
+
+    #[tokio::test]
+    async fn unreachable_says_so_without_the_url() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let err = channel(&format!("http://127.0.0.1:{port}/hook?secret=s3cr3t"))
+            .send(&message())
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "webhook unreachable");
     }
 }

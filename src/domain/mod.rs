@@ -1,9 +1,11 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
+pub mod assertion;
 pub mod challenge;
 pub mod devices;
 pub mod input;
 pub mod interaction;
+pub mod login_token;
 pub mod otp;
 pub mod pin;
 pub mod reveal;
