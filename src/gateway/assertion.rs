@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::login::lockout_error;
-use super::records::{put, write_interaction, write_subject, Loaded};
+use super::records::{retry, put, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::assertion;
@@ -14,7 +14,7 @@ use crate::domain::devices::{CustomerDevices, StepUpReason};
 use crate::domain::interaction::{Customer, Method, PendingStepUp};
 use crate::domain::subject::FailureOutcome;
 use crate::error::{Error, Result};
-use crate::store::{keys, retry, Commit};
+use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
 fn customer_of(a: &assertion::Assertion) -> Customer {

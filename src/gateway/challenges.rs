@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::login::lockout_error;
-use super::records::{put, write_interaction, write_subject, Loaded};
+use super::records::{retry, put, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
@@ -21,15 +21,16 @@ use crate::domain::subject::FailureOutcome;
 use crate::domain::{input, otp, reveal};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventType};
-use crate::store::{keys, retry, Commit};
+use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/challenges`, as received.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct NewChallenge {
-    pub method: ChallengeMethod,
+    /// `otp` or `pin`.
+    pub method: String,
     /// For OTP: `chat` (default), `sms`, `email` or `agent`.
-    pub delivery: Option<Delivery>,
+    pub delivery: Option<String>,
     /// Phone number or e-mail address for `sms` / `email`; else the interaction's contact.
     pub to: Option<String>,
 }
@@ -71,7 +72,20 @@ fn route(team: &Team, own_channel: &str, delivery: Delivery, to: Option<String>)
 
 impl Gateway {
     pub async fn start_challenge(self: &Arc<Self>, team: &Team, id: Uuid, req: NewChallenge, now: Timestamp) -> Result<StartedChallenge> {
-        let delivery = match (req.method, req.delivery) {
+        let method = match req.method.as_str() {
+            "otp" => ChallengeMethod::Otp,
+            "pin" => ChallengeMethod::Pin,
+            _ => return Err(Error::invalid("method", "must be otp or pin")),
+        };
+        let requested = match req.delivery.as_deref() {
+            None => None,
+            Some("chat") => Some(Delivery::Chat),
+            Some("sms") => Some(Delivery::Sms),
+            Some("email") => Some(Delivery::Email),
+            Some("agent") => Some(Delivery::Agent),
+            Some(_) => return Err(Error::invalid("delivery", "must be chat, sms, email or agent")),
+        };
+        let delivery = match (method, requested) {
             (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Delivery::Chat,
             (ChallengeMethod::Pin, Some(_)) => return Err(Error::invalid("delivery", "a PIN prompt goes into the chat")),
             (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
@@ -93,7 +107,7 @@ impl Gateway {
             let mut subject = pair.subject_or_new()?;
             subject.ensure_clear(now)?;
             let target = route(team, &rec.channel, delivery, to.clone())?;
-            if s.otp.require_other_channel && req.method == ChallengeMethod::Otp {
+            if s.otp.require_other_channel && method == ChallengeMethod::Otp {
                 if target.as_ref().is_some_and(|(ch, _)| *ch == rec.channel) {
                     return Err(Error::invalid("delivery", "the code must travel on another channel than the chat"));
                 }
@@ -110,7 +124,7 @@ impl Gateway {
             if delivery == Delivery::Agent && !s.otp.show_to_agents {
                 return Err(Error::invalid("delivery", "agent delivery needs otp.show_to_agents"));
             }
-            let ch = match req.method {
+            let ch = match method {
                 ChallengeMethod::Pin => {
                     let hash = rec.session_pin_hash.clone().ok_or(Error::NoSessionPin)?;
                     Challenge::new_pin(cid, &hash, &s.pin, now)

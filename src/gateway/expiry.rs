@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::write_interaction;
+use super::records::{retry, write_interaction};
 use super::{Gateway, InteractionView};
 use crate::channels::Purpose;
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::EventType;
-use crate::store::{keys, retry, Commit, Op};
+use crate::store::{keys, Commit, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How often the sweeper looks for due work; well inside the contract's 5 s.

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, write_interaction, Loaded};
+use super::records::{retry, put, write_interaction, Loaded};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
@@ -14,7 +14,7 @@ use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
 use crate::error::{Error, Result};
 use crate::events::EventType;
-use crate::store::{keys, retry, Commit, IndexEntry, Op};
+use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
 
 /// A bot's request to create (or find) an interaction, as received.

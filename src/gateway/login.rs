@@ -9,7 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, write_interaction, write_subject, Loaded};
+use super::records::{retry, put, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
@@ -20,7 +20,7 @@ use crate::domain::subject::FailureOutcome;
 use crate::domain::webhook_sig;
 use crate::error::{Error, Result};
 use crate::events::EventType;
-use crate::store::{keys, retry, Commit};
+use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/login-links`, as received.

@@ -209,3 +209,13 @@ pub fn write_subject(
         ttl => Ok(vec![put(&loaded.key, loaded.version, subject, ttl)?]),
     }
 }
+
+/// [`crate::store::retry`] with the gateway's error type: runs `attempt`
+/// until it commits (`Some`), re-reading after each conflict (`None`).
+pub async fn retry<T, F, Fut>(attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    crate::store::retry::<T, Error, F, Fut>(attempt).await
+}

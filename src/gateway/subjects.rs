@@ -4,10 +4,10 @@ use crate::config::Team;
 use crate::domain::subject::{SubjectRecord, SubjectView};
 use crate::error::Result;
 use crate::events::{Event, EventType};
-use crate::store::{keys, retry, Commit};
+use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
-use super::records::{write_subject, Loaded};
+use super::records::{retry, write_subject, Loaded};
 use super::Gateway;
 
 impl Gateway {

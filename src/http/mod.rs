@@ -3,11 +3,13 @@
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;
 mod auth;
+mod challenges;
 mod extract;
 mod interactions;
 mod login;
 mod ops;
 mod problem;
+mod subjects;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -69,6 +71,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(interactions::router())
         .merge(login::router())
         .merge(assertion::router())
+        .merge(challenges::router())
+        .merge(subjects::router())
         .merge(ops::router())
         .split_for_parts()
 }

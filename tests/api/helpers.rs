@@ -407,7 +407,6 @@ pub fn delete_prefix(prefix: &str) {
 }
 
 /// Runs an async test body on both stores.
-#[macro_export]
 macro_rules! both_stores {
     ($name:ident, $body:expr) => {
         mod $name {

@@ -1,5 +1,6 @@
 //! The one integration-test binary: every behaviour of the gateway from the
 //! outside, over HTTP, on the memory store and on Redis.
+#[macro_use]
 mod helpers;
 
 mod basics;
