@@ -43,7 +43,10 @@ struct LoginForm {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// Verifies the token exactly as any login page would: HS256, the key named
@@ -51,13 +54,22 @@ fn escape(s: &str) -> String {
 fn verify(page: &Page, token: &str) -> Result<Value, String> {
     let header = decode_header(token).map_err(|e| format!("malformed token: {e}"))?;
     let kid = header.kid.ok_or("no kid")?;
-    let (_, key) = page.keys.iter().find(|(k, _)| *k == kid).ok_or("unknown kid")?;
+    let (_, key) = page
+        .keys
+        .iter()
+        .find(|(k, _)| *k == kid)
+        .ok_or("unknown kid")?;
     let mut v = Validation::new(Algorithm::HS256);
     v.set_audience(&[&page.team]);
     v.set_issuer(&[&page.issuer]);
     v.leeway = 5;
-    v.required_spec_claims = ["iss", "aud", "sub", "jti"].iter().map(|s| s.to_string()).collect();
-    decode::<Value>(token, &DecodingKey::from_secret(key), &v).map(|d| d.claims).map_err(|e| format!("invalid token: {e}"))
+    v.required_spec_claims = ["iss", "aud", "sub", "jti"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    decode::<Value>(token, &DecodingKey::from_secret(key), &v)
+        .map(|d| d.claims)
+        .map_err(|e| format!("invalid token: {e}"))
 }
 
 async fn show(State(page): State<Arc<Page>>, Query(q): Query<TokenQuery>) -> Html<String> {
@@ -103,19 +115,33 @@ async fn login(State(page): State<Arc<Page>>, Form(f): Form<LoginForm>) -> Html<
         Ok(r) => {
             let status = r.status();
             let text = r.text().await.unwrap_or_default();
-            Html(format!("<h1>Gateway answered {status}</h1><pre>{}</pre><p>(signed with key {kid})</p>", escape(&text)))
+            Html(format!(
+                "<h1>Gateway answered {status}</h1><pre>{}</pre><p>(signed with key {kid})</p>",
+                escape(&text)
+            ))
         }
-        Err(e) => Html(format!("<h1>Gateway unreachable</h1><p>{}</p>", escape(&e.to_string()))),
+        Err(e) => Html(format!(
+            "<h1>Gateway unreachable</h1><p>{}</p>",
+            escape(&e.to_string())
+        )),
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).unwrap_or_else(|| "config/chatgate.toml".into());
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "config/chatgate.toml".into());
     let config = chatgate::config::load(std::path::Path::new(&path))?;
-    let team = config.teams.get("acme").ok_or("the sample config has no team acme")?;
-    let mut keys: Vec<(String, Vec<u8>)> =
-        team.security_keys.iter().map(|k| (k.kid.clone(), k.secret.expose().to_vec())).collect();
+    let team = config
+        .teams
+        .get("acme")
+        .ok_or("the sample config has no team acme")?;
+    let mut keys: Vec<(String, Vec<u8>)> = team
+        .security_keys
+        .iter()
+        .map(|k| (k.kid.clone(), k.secret.expose().to_vec()))
+        .collect();
     // The primary key signs; put it first.
     keys.sort_by_key(|(kid, _)| team.primary_key().is_none_or(|p| p.kid != *kid));
     let page = Arc::new(Page {
@@ -125,7 +151,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         keys,
         http: reqwest::Client::new(),
     });
-    let app = Router::new().route("/login", get(show).post(login)).with_state(page);
+    let app = Router::new()
+        .route("/login", get(show).post(login))
+        .with_state(page);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8090").await?;
     println!("login page on http://127.0.0.1:8090/login?token=...");
     axum::serve(listener, app).await?;

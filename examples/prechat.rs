@@ -15,7 +15,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fingerprint = args.next();
     let region = args.next();
     let config = chatgate::config::load(std::path::Path::new("config/chatgate.toml"))?;
-    let team = config.teams.get("acme").ok_or("the sample config has no team acme")?;
+    let team = config
+        .teams
+        .get("acme")
+        .ok_or("the sample config has no team acme")?;
     let key = team.primary_key().ok_or("team acme has no primary key")?;
 
     let now = chrono::Utc::now().timestamp();
@@ -32,7 +35,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());
-    let token = encode(&header, &claims, &EncodingKey::from_secret(key.secret.expose()))?;
+    let token = encode(
+        &header,
+        &claims,
+        &EncodingKey::from_secret(key.secret.expose()),
+    )?;
     println!("{token}\n");
     println!("# a bot passes it on:");
     println!(

@@ -6,7 +6,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::login::lockout_error;
-use super::records::{retry, put, write_interaction, write_subject, Loaded};
+use super::records::{put, retry, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::assertion;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::login::lockout_error;
-use super::records::{retry, put, write_interaction, write_subject, Loaded};
+use super::records::{put, retry, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
@@ -60,18 +60,35 @@ pub struct RevealedCode {
 }
 
 /// Where a challenge's message goes: (channel name, recipient).
-fn route(team: &Team, own_channel: &str, delivery: Delivery, to: Option<String>) -> Result<Option<(String, Option<String>)>> {
+fn route(
+    team: &Team,
+    own_channel: &str,
+    delivery: Delivery,
+    to: Option<String>,
+) -> Result<Option<(String, Option<String>)>> {
     let not_allowed = || Error::invalid("delivery", "is not allowed for this team");
     match delivery {
         Delivery::Agent => Ok(None),
         Delivery::Chat => Ok(Some((own_channel.to_string(), None))),
-        Delivery::Sms => Ok(Some((team.sms_channel.clone().ok_or_else(not_allowed)?, to))),
-        Delivery::Email => Ok(Some((team.email_channel.clone().ok_or_else(not_allowed)?, to))),
+        Delivery::Sms => Ok(Some((
+            team.sms_channel.clone().ok_or_else(not_allowed)?,
+            to,
+        ))),
+        Delivery::Email => Ok(Some((
+            team.email_channel.clone().ok_or_else(not_allowed)?,
+            to,
+        ))),
     }
 }
 
 impl Gateway {
-    pub async fn start_challenge(self: &Arc<Self>, team: &Team, id: Uuid, req: NewChallenge, now: Timestamp) -> Result<StartedChallenge> {
+    pub async fn start_challenge(
+        self: &Arc<Self>,
+        team: &Team,
+        id: Uuid,
+        req: NewChallenge,
+        now: Timestamp,
+    ) -> Result<StartedChallenge> {
         let method = match req.method.as_str() {
             "otp" => ChallengeMethod::Otp,
             "pin" => ChallengeMethod::Pin,
@@ -83,11 +100,21 @@ impl Gateway {
             Some("sms") => Some(Delivery::Sms),
             Some("email") => Some(Delivery::Email),
             Some("agent") => Some(Delivery::Agent),
-            Some(_) => return Err(Error::invalid("delivery", "must be chat, sms, email or agent")),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "delivery",
+                    "must be chat, sms, email or agent",
+                ))
+            }
         };
         let delivery = match (method, requested) {
             (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Delivery::Chat,
-            (ChallengeMethod::Pin, Some(_)) => return Err(Error::invalid("delivery", "a PIN prompt goes into the chat")),
+            (ChallengeMethod::Pin, Some(_)) => {
+                return Err(Error::invalid(
+                    "delivery",
+                    "a PIN prompt goes into the chat",
+                ))
+            }
             (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
         };
         let to = match (delivery, req.to.as_deref()) {
@@ -109,20 +136,32 @@ impl Gateway {
             let target = route(team, &rec.channel, delivery, to.clone())?;
             if s.otp.require_other_channel && method == ChallengeMethod::Otp {
                 if target.as_ref().is_some_and(|(ch, _)| *ch == rec.channel) {
-                    return Err(Error::invalid("delivery", "the code must travel on another channel than the chat"));
+                    return Err(Error::invalid(
+                        "delivery",
+                        "the code must travel on another channel than the chat",
+                    ));
                 }
             }
             let target = match target {
-                Some((ch, None)) if delivery == Delivery::Sms => {
-                    Some((ch, Some(rec.contact.phone.clone().ok_or_else(|| Error::invalid("to", "required: the interaction has no phone"))?)))
-                }
-                Some((ch, None)) if delivery == Delivery::Email => {
-                    Some((ch, Some(rec.contact.email.clone().ok_or_else(|| Error::invalid("to", "required: the interaction has no e-mail"))?)))
-                }
+                Some((ch, None)) if delivery == Delivery::Sms => Some((
+                    ch,
+                    Some(rec.contact.phone.clone().ok_or_else(|| {
+                        Error::invalid("to", "required: the interaction has no phone")
+                    })?),
+                )),
+                Some((ch, None)) if delivery == Delivery::Email => Some((
+                    ch,
+                    Some(rec.contact.email.clone().ok_or_else(|| {
+                        Error::invalid("to", "required: the interaction has no e-mail")
+                    })?),
+                )),
                 t => t,
             };
             if delivery == Delivery::Agent && !s.otp.show_to_agents {
-                return Err(Error::invalid("delivery", "agent delivery needs otp.show_to_agents"));
+                return Err(Error::invalid(
+                    "delivery",
+                    "agent delivery needs otp.show_to_agents",
+                ));
             }
             let ch = match method {
                 ChallengeMethod::Pin => {
@@ -131,7 +170,16 @@ impl Gateway {
                 }
                 ChallengeMethod::Otp => {
                     let step_up = rec.step_up.is_some();
-                    Challenge::new_otp(cid, delivery, &code, &self.pepper, &s.otp, s.otp.show_to_agents, step_up, now)?
+                    Challenge::new_otp(
+                        cid,
+                        delivery,
+                        &code,
+                        &self.pepper,
+                        &s.otp,
+                        s.otp.show_to_agents,
+                        step_up,
+                        now,
+                    )?
                 }
             };
             subject.forget_old(now, &s.lockout, &s.otp);
@@ -163,11 +211,21 @@ impl Gateway {
             let (purpose, fill) = match started.method {
                 ChallengeMethod::Otp => {
                     let ttl = team.settings_for(&rec.channel).otp.ttl.get();
-                    (Purpose::Otp, Fill { pin: Some(code.expose()), ttl: Some(ttl), ..Fill::default() })
+                    (
+                        Purpose::Otp,
+                        Fill {
+                            pin: Some(code.expose()),
+                            ttl: Some(ttl),
+                            ..Fill::default()
+                        },
+                    )
                 }
                 ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
             };
-            if let Err(e) = self.send(team, &rec, &channel, recipient, purpose, fill).await {
+            if let Err(e) = self
+                .send(team, &rec, &channel, recipient, purpose, fill)
+                .await
+            {
                 self.undo_challenge(team, id, cid, previous, now).await?;
                 return Err(Error::Channel(e.to_string()));
             }
@@ -179,12 +237,20 @@ impl Gateway {
             "interaction": view,
             "challenge": {"challenge_id": cid, "method": started.method, "delivery": delivery, "expires_at": started.expires_at},
         });
-        self.events.publish(Event::new(EventType::ChallengeCreated, now, &team.id, data));
+        self.events
+            .publish(Event::new(EventType::ChallengeCreated, now, &team.id, data));
         Ok(started)
     }
 
     /// Takes back a challenge whose message could not be sent.
-    async fn undo_challenge(&self, team: &Team, id: Uuid, cid: Uuid, previous: Option<Challenge>, now: Timestamp) -> Result<()> {
+    async fn undo_challenge(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        previous: Option<Challenge>,
+        now: Timestamp,
+    ) -> Result<()> {
         retry(|| async {
             let pair = self.load_pair(team, id, now).await?;
             let mut rec = pair.rec()?.clone();
@@ -210,7 +276,14 @@ impl Gateway {
         .await
     }
 
-    pub async fn verify_challenge(self: &Arc<Self>, team: &Team, id: Uuid, cid: Uuid, code: &str, now: Timestamp) -> Result<Verified> {
+    pub async fn verify_challenge(
+        self: &Arc<Self>,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        code: &str,
+        now: Timestamp,
+    ) -> Result<Verified> {
         crate::domain::pin::parse_code(code)?;
         enum Verdict {
             Success,
@@ -224,9 +297,10 @@ impl Gateway {
             subject.ensure_clear(now)?;
             let mut devices_op = None;
             let verdict = match challenge::attempt(&mut rec, cid, code, &self.pepper, now)? {
-                AttemptOutcome::Wrong { attempts_remaining } => {
-                    Verdict::Wrong(attempts_remaining, subject.record_failure(now, &s.lockout, &s.otp))
-                }
+                AttemptOutcome::Wrong { attempts_remaining } => Verdict::Wrong(
+                    attempts_remaining,
+                    subject.record_failure(now, &s.lockout, &s.otp),
+                ),
                 AttemptOutcome::Success { method, step_up } => {
                     subject.record_success();
                     let pending = rec.step_up.take().filter(|_| step_up);
@@ -236,12 +310,29 @@ impl Gateway {
                         (None, ChallengeMethod::Pin) => (Method::Pin, self.customer_for(&rec)),
                     };
                     if let Some(p) = &pending {
-                        let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
-                        let raw = self.store.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
+                        let dkey = keys::devices(
+                            &team.id,
+                            p.customer.get("id").map_or("", String::as_str),
+                        );
+                        let raw = self
+                            .store
+                            .get(std::slice::from_ref(&dkey))
+                            .await?
+                            .pop()
+                            .flatten();
                         let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
                         let mut d = devices.value.clone().unwrap_or_default();
-                        d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), &self.pepper);
-                        devices_op = Some(put(&dkey, devices.version, &d, Some(super::assertion::DEVICES_TTL))?);
+                        d.record_validated(
+                            p.fingerprint.as_deref(),
+                            p.region.as_deref(),
+                            &self.pepper,
+                        );
+                        devices_op = Some(put(
+                            &dkey,
+                            devices.version,
+                            &d,
+                            Some(super::assertion::DEVICES_TTL),
+                        )?);
                     }
                     rec.authenticate(method, customer, now, s);
                     Verdict::Success
@@ -263,15 +354,24 @@ impl Gateway {
         match verdict {
             Verdict::Success => {
                 self.announce_authenticated(team, &view, rec, now);
-                Ok(Verified { authenticated: true, requires_2fa: false, expires_at: view.expires_at, interaction: view })
+                Ok(Verified {
+                    authenticated: true,
+                    requires_2fa: false,
+                    expires_at: view.expires_at,
+                    interaction: view,
+                })
             }
             Verdict::Wrong(remaining, outcome) => {
-                metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
+                metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge")
+                    .increment(1);
                 let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
-                self.events.publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
+                self.events
+                    .publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
                 self.emit_lockout(outcome, now, &team.id, &subject_view);
                 match outcome {
-                    FailureOutcome::Counted { .. } => Err(Error::InvalidCode { attempts_remaining: remaining }),
+                    FailureOutcome::Counted { .. } => Err(Error::InvalidCode {
+                        attempts_remaining: remaining,
+                    }),
                     f => Err(lockout_error(f, now)),
                 }
             }
@@ -279,7 +379,14 @@ impl Gateway {
     }
 
     /// The open OTP, for an agent, where the team allows it.
-    pub async fn reveal_code(&self, team: &Team, id: Uuid, cid: Uuid, key_id: &str, now: Timestamp) -> Result<RevealedCode> {
+    pub async fn reveal_code(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        key_id: &str,
+        now: Timestamp,
+    ) -> Result<RevealedCode> {
         let pair = self.load_pair(team, id, now).await?;
         let rec = pair.rec()?;
         let s = team.settings_for(&rec.channel);
@@ -292,13 +399,24 @@ impl Gateway {
         let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
         let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
         let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid}, "api_key_id": key_id});
-        self.events.publish(Event::new(EventType::ChallengeCodeRevealed, now, &team.id, data));
-        Ok(RevealedCode { code: code.expose().to_string(), expires_at })
+        self.events.publish(Event::new(
+            EventType::ChallengeCodeRevealed,
+            now,
+            &team.id,
+            data,
+        ));
+        Ok(RevealedCode {
+            code: code.expose().to_string(),
+            expires_at,
+        })
     }
 
     /// Whom a plain OTP/PIN success proves: the bot's `customer_ref`, if any.
     fn customer_for(&self, rec: &crate::domain::interaction::InteractionRecord) -> Customer {
-        rec.customer_ref.iter().map(|r| ("id".to_string(), r.clone())).collect()
+        rec.customer_ref
+            .iter()
+            .map(|r| ("id".to_string(), r.clone()))
+            .collect()
     }
 }
 

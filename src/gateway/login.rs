@@ -9,7 +9,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{retry, put, write_interaction, write_subject, Loaded};
+use super::records::{put, retry, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;

@@ -14,20 +14,38 @@ impl Gateway {
     /// An unknown subject is all zeros.
     pub async fn subject(&self, team: &Team, subject: &str, now: Timestamp) -> Result<SubjectView> {
         let key = keys::subject(&team.id, subject);
-        let raw = self.store.get(std::slice::from_ref(&key)).await?.pop().flatten();
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
         let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
         let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
         Ok(rec.view(now, &team.settings.lockout))
     }
 
     /// Clears failures, lockouts, lock and ban.
-    pub async fn unlock_subject(&self, team: &Team, subject: &str, now: Timestamp) -> Result<SubjectView> {
+    pub async fn unlock_subject(
+        &self,
+        team: &Team,
+        subject: &str,
+        now: Timestamp,
+    ) -> Result<SubjectView> {
         let key = keys::subject(&team.id, subject);
         let s = &team.settings;
         let view = retry(|| async {
-            let raw = self.store.get(std::slice::from_ref(&key)).await?.pop().flatten();
+            let raw = self
+                .store
+                .get(std::slice::from_ref(&key))
+                .await?
+                .pop()
+                .flatten();
             let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
-            let mut rec = loaded.value.clone().unwrap_or_else(|| SubjectRecord::new(subject));
+            let mut rec = loaded
+                .value
+                .clone()
+                .unwrap_or_else(|| SubjectRecord::new(subject));
             rec.unlock();
             let ops = write_subject(&loaded, &rec, s, now)?;
             Ok(match self.store.commit(ops).await? {
@@ -37,7 +55,12 @@ impl Gateway {
         })
         .await?;
         metrics::counter!("chatgate_unlocks_total").increment(1);
-        self.events.publish(Event::new(EventType::SubjectUnlocked, now, &team.id, serde_json::json!({ "subject": view })));
+        self.events.publish(Event::new(
+            EventType::SubjectUnlocked,
+            now,
+            &team.id,
+            serde_json::json!({ "subject": view }),
+        ));
         Ok(view)
     }
 }

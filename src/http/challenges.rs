@@ -32,7 +32,14 @@ async fn start(
     caller.require_bot()?;
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
-    Ok((StatusCode::CREATED, Json(st.gateway.start_challenge(team, id, body.value, now).await?)))
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            st.gateway
+                .start_challenge(team, id, body.value, now)
+                .await?,
+        ),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -56,7 +63,11 @@ async fn verify(
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
-    Ok(Json(st.gateway.verify_challenge(team, id, cid, &body.value.code, now).await?))
+    Ok(Json(
+        st.gateway
+            .verify_challenge(team, id, cid, &body.value.code, now)
+            .await?,
+    ))
 }
 
 /// The open OTP, for an agent, where the team allows it.
@@ -73,5 +84,9 @@ async fn reveal(
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
-    Ok(Json(st.gateway.reveal_code(team, id, cid, &caller.key_id, now).await?))
+    Ok(Json(
+        st.gateway
+            .reveal_code(team, id, cid, &caller.key_id, now)
+            .await?,
+    ))
 }

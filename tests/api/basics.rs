@@ -6,19 +6,38 @@ use serde_json::json;
 use crate::helpers::*;
 
 both_stores!(unknown_paths_are_problem_404, |app: TestApp| async move {
-    let res = app.request(Method::GET, "/nope", None).send().await.unwrap();
+    let res = app
+        .request(Method::GET, "/nope", None)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404, "not_found").await;
-    let res = app.request(Method::GET, "/v1/nope", Some(&app.keys.bot)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, "/v1/nope", Some(&app.keys.bot))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404, "not_found").await;
 });
 
-both_stores!(missing_or_unknown_api_key_is_401, |app: TestApp| async move {
-    let res = app.request(Method::GET, "/v1/interactions", None).send().await.unwrap();
-    assert_problem(res, 401, "unauthorized").await;
-    let res = app.request(Method::GET, "/v1/interactions", Some("cg_not_a_key")).send().await.unwrap();
-    let body = assert_problem(res, 401, "unauthorized").await;
-    assert!(!body.to_string().contains("cg_not_a_key"));
-});
+both_stores!(
+    missing_or_unknown_api_key_is_401,
+    |app: TestApp| async move {
+        let res = app
+            .request(Method::GET, "/v1/interactions", None)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 401, "unauthorized").await;
+        let res = app
+            .request(Method::GET, "/v1/interactions", Some("cg_not_a_key"))
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(res, 401, "unauthorized").await;
+        assert!(!body.to_string().contains("cg_not_a_key"));
+    }
+);
 
 both_stores!(roles_are_enforced, |app: TestApp| async move {
     // An agent may not create interactions; a bot may not list them.
@@ -29,7 +48,11 @@ both_stores!(roles_are_enforced, |app: TestApp| async move {
         .await
         .unwrap();
     assert_problem(res, 403, "forbidden").await;
-    let res = app.request(Method::GET, "/v1/interactions", Some(&app.keys.bot)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, "/v1/interactions", Some(&app.keys.bot))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, "forbidden").await;
     // An admin may do both.
     let res = app
@@ -39,138 +62,322 @@ both_stores!(roles_are_enforced, |app: TestApp| async move {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let res = app.request(Method::GET, "/v1/interactions", Some(&app.keys.admin)).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-});
-
-both_stores!(another_teams_interaction_is_404_never_403, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    for key in [&app.keys.globex_agent, &app.keys.globex_bot] {
-        let res = app.request(Method::GET, &format!("/v1/interactions/{id}"), Some(key)).send().await.unwrap();
-        assert_problem(res, 404, "not_found").await;
-    }
     let res = app
-        .request(Method::POST, &format!("/v1/interactions/{id}/login-links"), Some(&app.keys.globex_bot))
-        .json(&json!({}))
+        .request(Method::GET, "/v1/interactions", Some(&app.keys.admin))
         .send()
         .await
         .unwrap();
-    assert_problem(res, 404, "not_found").await;
-    let res = app.request(Method::GET, "/v1/interactions/not-a-uuid", Some(&app.keys.agent)).send().await.unwrap();
-    assert_problem(res, 404, "not_found").await;
+    assert_eq!(res.status(), 200);
 });
+
+both_stores!(
+    another_teams_interaction_is_404_never_403,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        for key in [&app.keys.globex_agent, &app.keys.globex_bot] {
+            let res = app
+                .request(Method::GET, &format!("/v1/interactions/{id}"), Some(key))
+                .send()
+                .await
+                .unwrap();
+            assert_problem(res, 404, "not_found").await;
+        }
+        let res = app
+            .request(
+                Method::POST,
+                &format!("/v1/interactions/{id}/login-links"),
+                Some(&app.keys.globex_bot),
+            )
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "not_found").await;
+        let res = app
+            .request(
+                Method::GET,
+                "/v1/interactions/not-a-uuid",
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "not_found").await;
+    }
+);
 
 both_stores!(bad_bodies_speak_problem_json, |app: TestApp| async move {
     let post = |body: reqwest::Body, ct: Option<&str>| {
-        let mut rb = app.request(Method::POST, "/v1/interactions", Some(&app.keys.bot)).body(body);
+        let mut rb = app
+            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
+            .body(body);
         if let Some(ct) = ct {
             rb = rb.header("content-type", ct);
         }
         rb.send()
     };
-    assert_problem(post("{not json".into(), Some("application/json")).await.unwrap(), 400, "invalid_request").await;
-    assert_problem(post("channel=webchat".into(), Some("text/plain")).await.unwrap(), 415, "unsupported_media_type").await;
-    let big = format!("{{\"channel\": \"webchat\", \"conversation_id\": \"{}\"}}", "x".repeat(70 * 1024));
-    assert_problem(post(big.into(), Some("application/json")).await.unwrap(), 413, "payload_too_large").await;
+    assert_problem(
+        post("{not json".into(), Some("application/json"))
+            .await
+            .unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_problem(
+        post("channel=webchat".into(), Some("text/plain"))
+            .await
+            .unwrap(),
+        415,
+        "unsupported_media_type",
+    )
+    .await;
+    let big = format!(
+        "{{\"channel\": \"webchat\", \"conversation_id\": \"{}\"}}",
+        "x".repeat(70 * 1024)
+    );
+    assert_problem(
+        post(big.into(), Some("application/json")).await.unwrap(),
+        413,
+        "payload_too_large",
+    )
+    .await;
     // A required field missing, or of the wrong type: 400 naming the field, never echoing the value.
-    let b = assert_problem(post(r#"{"channel": "webchat"}"#.into(), Some("application/json")).await.unwrap(), 400, "invalid_request").await;
-    assert!(b["detail"].as_str().unwrap().contains("conversation_id"), "{b}");
+    let b = assert_problem(
+        post(r#"{"channel": "webchat"}"#.into(), Some("application/json"))
+            .await
+            .unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        b["detail"].as_str().unwrap().contains("conversation_id"),
+        "{b}"
+    );
     let body = r#"{"channel": "webchat", "conversation_id": "c", "session_pin": 482913}"#;
-    let b = assert_problem(post(body.into(), Some("application/json")).await.unwrap(), 400, "invalid_request").await;
+    let b = assert_problem(
+        post(body.into(), Some("application/json")).await.unwrap(),
+        400,
+        "invalid_request",
+    )
+    .await;
     assert!(b["detail"].as_str().unwrap().contains("session_pin"), "{b}");
     assert!(!b.to_string().contains("482913"), "{b}");
     // Present and typed right but not allowed: 422.
     let body = json!({"channel": "fax", "conversation_id": "c"});
-    assert_problem(post(body.to_string().into(), Some("application/json")).await.unwrap(), 422, "invalid_request").await;
+    assert_problem(
+        post(body.to_string().into(), Some("application/json"))
+            .await
+            .unwrap(),
+        422,
+        "invalid_request",
+    )
+    .await;
     let body = json!({"channel": "webchat", "conversation_id": "x".repeat(257)});
-    assert_problem(post(body.to_string().into(), Some("application/json")).await.unwrap(), 422, "invalid_request").await;
+    assert_problem(
+        post(body.to_string().into(), Some("application/json"))
+            .await
+            .unwrap(),
+        422,
+        "invalid_request",
+    )
+    .await;
     let body = json!({"channel": "webchat", "conversation_id": "c", "session_pin": "12ab"});
-    let b = assert_problem(post(body.to_string().into(), Some("application/json")).await.unwrap(), 422, "invalid_request").await;
+    let b = assert_problem(
+        post(body.to_string().into(), Some("application/json"))
+            .await
+            .unwrap(),
+        422,
+        "invalid_request",
+    )
+    .await;
     assert!(!b.to_string().contains("12ab"));
     // Nothing was created by any of these.
-    let list: serde_json::Value =
-        app.request(Method::GET, "/v1/interactions", Some(&app.keys.agent)).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = app
+        .request(Method::GET, "/v1/interactions", Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 });
 
-both_stores!(create_is_idempotent_per_conversation, |app: TestApp| async move {
-    let body = json!({"channel": "webchat", "conversation_id": "abc-123", "customer_ref": "cust-42",
+both_stores!(
+    create_is_idempotent_per_conversation,
+    |app: TestApp| async move {
+        let body = json!({"channel": "webchat", "conversation_id": "abc-123", "customer_ref": "cust-42",
                       "session_pin": "482913", "contact": {"phone": "+15551230000", "email": "ada@example.com"}});
-    let res = app.request(Method::POST, "/v1/interactions", Some(&app.keys.bot)).json(&body).send().await.unwrap();
-    assert_eq!(res.status(), 201);
-    let first: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(first["status"], "unauthenticated");
-    assert_eq!(first["authenticated"], false);
-    assert_eq!(first["has_session_pin"], true);
-    assert_eq!(first["team"], "acme");
-    assert!(!first.to_string().contains("482913"));
-    let res = app.request(Method::POST, "/v1/interactions", Some(&app.keys.bot)).json(&body).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let second: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(first["id"], second["id"]);
-    // Another channel is another interaction.
-    let other = app.create(json!({"channel": "sms", "conversation_id": "abc-123"})).await;
-    assert_ne!(other["id"], first["id"]);
-});
+        let res = app
+            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let first: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(first["status"], "unauthenticated");
+        assert_eq!(first["authenticated"], false);
+        assert_eq!(first["has_session_pin"], true);
+        assert_eq!(first["team"], "acme");
+        assert!(!first.to_string().contains("482913"));
+        let res = app
+            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let second: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(first["id"], second["id"]);
+        // Another channel is another interaction.
+        let other = app
+            .create(json!({"channel": "sms", "conversation_id": "abc-123"}))
+            .await;
+        assert_ne!(other["id"], first["id"]);
+    }
+);
 
-both_stores!(list_is_newest_first_filtered_and_paged, |app: TestApp| async move {
-    let mut ids = Vec::new();
-    for _ in 0..5 {
-        ids.push(app.new_interaction().await);
-        app.clock.advance(std::time::Duration::from_millis(5));
+both_stores!(
+    list_is_newest_first_filtered_and_paged,
+    |app: TestApp| async move {
+        let mut ids = Vec::new();
+        for _ in 0..5 {
+            ids.push(app.new_interaction().await);
+            app.clock.advance(std::time::Duration::from_millis(5));
+        }
+        app.authenticate(&ids[1], "cust-1").await;
+        let agent = Some(app.keys.agent.as_str());
+        let page: serde_json::Value = app
+            .request(Method::GET, "/v1/interactions?limit=2", agent)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let got: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let page2: serde_json::Value = app
+            .request(
+                Method::GET,
+                &format!("/v1/interactions?limit=2&cursor={cursor}"),
+                agent,
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let got2: Vec<&str> = page2["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(got2, vec![ids[2].as_str(), ids[1].as_str()]);
+        let auth: serde_json::Value = app
+            .request(Method::GET, "/v1/interactions?status=authenticated", agent)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let items = auth["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["id"], ids[1].as_str());
+        assert_eq!(auth["next_cursor"], serde_json::Value::Null);
+        for bad in [
+            "limit=0",
+            "limit=501",
+            "limit=x",
+            "status=nope",
+            "channel=fax",
+        ] {
+            let res = app
+                .request(Method::GET, &format!("/v1/interactions?{bad}"), agent)
+                .send()
+                .await
+                .unwrap();
+            assert_problem(res, 422, "invalid_request").await;
+        }
+        // Another team sees none of them.
+        let g: serde_json::Value = app
+            .request(
+                Method::GET,
+                "/v1/interactions",
+                Some(&app.keys.globex_agent),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(g["items"].as_array().unwrap().len(), 0);
     }
-    app.authenticate(&ids[1], "cust-1").await;
-    let agent = Some(app.keys.agent.as_str());
-    let page: serde_json::Value =
-        app.request(Method::GET, "/v1/interactions?limit=2", agent).send().await.unwrap().json().await.unwrap();
-    let got: Vec<&str> = page["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
-    let cursor = page["next_cursor"].as_str().unwrap();
-    let page2: serde_json::Value = app
-        .request(Method::GET, &format!("/v1/interactions?limit=2&cursor={cursor}"), agent)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let got2: Vec<&str> = page2["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
-    assert_eq!(got2, vec![ids[2].as_str(), ids[1].as_str()]);
-    let auth: serde_json::Value =
-        app.request(Method::GET, "/v1/interactions?status=authenticated", agent).send().await.unwrap().json().await.unwrap();
-    let items = auth["items"].as_array().unwrap();
-    assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["id"], ids[1].as_str());
-    assert_eq!(auth["next_cursor"], serde_json::Value::Null);
-    for bad in ["limit=0", "limit=501", "limit=x", "status=nope", "channel=fax"] {
-        let res = app.request(Method::GET, &format!("/v1/interactions?{bad}"), agent).send().await.unwrap();
-        assert_problem(res, 422, "invalid_request").await;
-    }
-    // Another team sees none of them.
-    let g: serde_json::Value = app
-        .request(Method::GET, "/v1/interactions", Some(&app.keys.globex_agent))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(g["items"].as_array().unwrap().len(), 0);
-});
+);
 
 #[tokio::test]
 async fn operations_endpoints() {
     let app = spawn_app(Backend::Memory).await.unwrap();
-    assert_eq!(app.request(Method::GET, "/healthz", None).send().await.unwrap().status(), 200);
-    assert_eq!(app.request(Method::GET, "/readyz", None).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        app.request(Method::GET, "/readyz", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     app.new_interaction().await;
-    let metrics = app.request(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("chatgate_http_requests_total"), "{metrics}");
+    let metrics = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("chatgate_http_requests_total"),
+        "{metrics}"
+    );
     assert!(metrics.contains("chatgate_interactions_created_total"));
-    for line in metrics.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
-        assert!(line.starts_with("chatgate_") || line.starts_with("process_"), "{line}");
+    for line in metrics
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        assert!(
+            line.starts_with("chatgate_") || line.starts_with("process_"),
+            "{line}"
+        );
     }
-    let doc: serde_json::Value = app.request(Method::GET, "/openapi.json", None).send().await.unwrap().json().await.unwrap();
+    let doc: serde_json::Value = app
+        .request(Method::GET, "/openapi.json", None)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [
         "/v1/interactions",

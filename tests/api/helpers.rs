@@ -67,7 +67,8 @@ impl Keys {
     }
     /// The decoded HMAC key of acme's security key.
     pub fn acme_key_bytes(&self) -> Vec<u8> {
-        B64.decode(self.acme_security.trim_start_matches("whsec_")).unwrap()
+        B64.decode(self.acme_security.trim_start_matches("whsec_"))
+            .unwrap()
     }
 }
 
@@ -89,14 +90,22 @@ pub struct TestApp {
 pub async fn redis_available() -> bool {
     let ok = async {
         let client = redis::Client::open("redis://127.0.0.1:6379").ok()?;
-        let mut c = tokio::time::timeout(Duration::from_secs(2), client.get_multiplexed_async_connection()).await.ok()?.ok()?;
+        let mut c = tokio::time::timeout(
+            Duration::from_secs(2),
+            client.get_multiplexed_async_connection(),
+        )
+        .await
+        .ok()?
+        .ok()?;
         redis::cmd("PING").query_async::<String>(&mut c).await.ok()
     }
     .await
     .is_some();
     if !ok {
         if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("Redis at 127.0.0.1:6379 is unreachable, and in CI the Redis tests are mandatory");
+            panic!(
+                "Redis at 127.0.0.1:6379 is unreachable, and in CI the Redis tests are mandatory"
+            );
         }
         eprintln!("\n!!!!!!!! SKIPPING a Redis test: no Redis at 127.0.0.1:6379 (set CI=true to make this fail) !!!!!!!!\n");
     }
@@ -116,14 +125,24 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     }
     let keys = setup.keys.clone().unwrap_or_else(Keys::fresh);
     let chat = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&chat).await;
-    let key_prefix = setup.key_prefix.clone().unwrap_or_else(|| format!("chatgate-test-{}", Uuid::now_v7()));
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&chat)
+        .await;
+    let key_prefix = setup
+        .key_prefix
+        .clone()
+        .unwrap_or_else(|| format!("chatgate-test-{}", Uuid::now_v7()));
     let dir = std::env::temp_dir().join(format!("chatgate-test-{}", Uuid::now_v7()));
     write_config(&dir, backend, &setup, &keys, &chat.uri(), &key_prefix);
 
-    let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("test config loads");
+    let config =
+        chatgate::config::load(&dir.join("config/chatgate.toml")).expect("test config loads");
     let clock = Arc::new(ManualClock::starting_now());
-    let opts = Options { clock: Some(clock.clone() as Arc<dyn Clock>), ..Options::default() };
+    let opts = Options {
+        clock: Some(clock.clone() as Arc<dyn Clock>),
+        ..Options::default()
+    };
     let app = App::build(config, opts).await.expect("app builds");
     let addr = app.local_addr().unwrap();
     let events = app.gateway().events.subscribe();
@@ -131,7 +150,10 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let server = tokio::spawn(app.serve(async move {
         let _ = rx.await;
     }));
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
     Some(TestApp {
         base: format!("http://{addr}"),
         client,
@@ -147,14 +169,24 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     })
 }
 
-fn write_config(dir: &std::path::Path, backend: Backend, setup: &Setup, keys: &Keys, chat_url: &str, prefix: &str) {
+fn write_config(
+    dir: &std::path::Path,
+    backend: Backend,
+    setup: &Setup,
+    keys: &Keys,
+    chat_url: &str,
+    prefix: &str,
+) {
     std::fs::create_dir_all(dir.join("config/teams")).unwrap();
     std::fs::create_dir_all(dir.join("channels")).unwrap();
     let backend_name = match backend {
         Backend::Memory => "memory",
         Backend::Redis => "redis",
     };
-    let redis_url = setup.redis_url.clone().unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+    let redis_url = setup
+        .redis_url
+        .clone()
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
     let system = format!(
         r#"[server]
 listen = "127.0.0.1:0"
@@ -272,26 +304,45 @@ impl TestApp {
 
     /// Creates an interaction as the bot; returns its JSON.
     pub async fn create(&self, body: Value) -> Value {
-        let res = self.request(Method::POST, "/v1/interactions", Some(&self.keys.bot)).json(&body).send().await.unwrap();
+        let res = self
+            .request(Method::POST, "/v1/interactions", Some(&self.keys.bot))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert!(res.status().is_success(), "create: {}", res.status());
         res.json().await.unwrap()
     }
 
     /// A new webchat interaction with a fresh conversation id.
     pub async fn new_interaction(&self) -> String {
-        let v = self.create(json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()})).await;
+        let v = self
+            .create(json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string()}))
+            .await;
         v["id"].as_str().unwrap().to_string()
     }
 
     pub async fn get(&self, id: &str) -> Value {
-        let res = self.request(Method::GET, &format!("/v1/interactions/{id}"), Some(&self.keys.agent)).send().await.unwrap();
+        let res = self
+            .request(
+                Method::GET,
+                &format!("/v1/interactions/{id}"),
+                Some(&self.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
 
     pub async fn issue_link(&self, id: &str, body: Value) -> Value {
         let res = self
-            .request(Method::POST, &format!("/v1/interactions/{id}/login-links"), Some(&self.keys.bot))
+            .request(
+                Method::POST,
+                &format!("/v1/interactions/{id}/login-links"),
+                Some(&self.keys.bot),
+            )
             .json(&body)
             .send()
             .await
@@ -328,7 +379,13 @@ impl TestApp {
     /// Issues a link and completes a successful callback for `customer_id`.
     pub async fn authenticate(&self, id: &str, customer_id: &str) -> Value {
         let link = self.issue_link(id, json!({})).await;
-        let res = self.callback(link["token"].as_str().unwrap(), "success", json!({"id": customer_id, "name": "Ada"})).await;
+        let res = self
+            .callback(
+                link["token"].as_str().unwrap(),
+                "success",
+                json!({"id": customer_id, "name": "Ada"}),
+            )
+            .await;
         assert_eq!(res.status(), 200);
         res.json().await.unwrap()
     }
@@ -398,9 +455,16 @@ impl Drop for TestApp {
 
 /// Deletes every Redis key under `prefix` (tests only; never FLUSHALL).
 pub fn delete_prefix(prefix: &str) {
-    let Ok(client) = redis::Client::open("redis://127.0.0.1:6379") else { return };
-    let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(1)) else { return };
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query(&mut c).unwrap_or_default();
+    let Ok(client) = redis::Client::open("redis://127.0.0.1:6379") else {
+        return;
+    };
+    let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
+        return;
+    };
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut c)
+        .unwrap_or_default();
     for k in keys {
         let _: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query(&mut c);
     }
@@ -430,8 +494,16 @@ macro_rules! both_stores {
 /// Asserts a problem+json answer with `status` and `code`; returns the body.
 pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(res.status().as_u16(), status, "expected {status} {code}");
-    let ct = res.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    assert!(ct.starts_with("application/problem+json"), "content-type {ct}");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content-type {ct}"
+    );
     let body: Value = res.json().await.unwrap();
     assert_eq!(body["code"], code, "{body}");
     assert_eq!(body["status"], status);

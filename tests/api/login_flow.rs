@@ -7,237 +7,448 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-both_stores!(link_token_verifies_with_a_standard_jwt_library, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let link = app.issue_link(&id, json!({"scope": "statement_copy", "expected_customer": "cust-42"})).await;
-    let token = link["token"].as_str().unwrap();
-    let header = decode_header(token).unwrap();
-    assert_eq!(header.alg, Algorithm::HS256);
-    assert_eq!(header.kid.as_deref(), Some("2026-11"));
-    assert_eq!(header.typ.as_deref(), Some("JWT"));
-    let mut v = Validation::new(Algorithm::HS256);
-    v.set_audience(&["acme"]);
-    v.set_issuer(&["chatgate-test"]);
-    v.validate_exp = false; // the test clock is not the wall clock
-    let claims = decode::<Value>(token, &DecodingKey::from_secret(&app.keys.acme_key_bytes()), &v).unwrap().claims;
-    assert_eq!(claims["sub"], id.as_str());
-    assert_eq!(claims["jti"], link["link_id"]);
-    assert_eq!(claims["team"], "acme");
-    assert_eq!(claims["channel"], "webchat");
-    assert_eq!(claims["stage"], "mid_chat");
-    assert_eq!(claims["scope"], "statement_copy");
-    assert_eq!(claims["expected_customer"], "cust-42");
-    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 600);
-    let url = link["url"].as_str().unwrap();
-    assert!(url.starts_with("https://login.acme.test/chat?lang=en&token="), "{url}");
-    assert!(link["short_url"].as_str().unwrap().starts_with("http://gateway.test/l/"));
-    assert_eq!(link["delivered"], false);
-    assert_eq!(app.get(&id).await["status"], "pending");
-});
-
-both_stores!(short_link_redirects_without_using_the_link_then_expires, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let link = app.issue_link(&id, json!({})).await;
-    let path = link["short_url"].as_str().unwrap().trim_start_matches("http://gateway.test");
-    let code = path.trim_start_matches("/l/");
-    assert!(code.len() >= 22, "at least 128 bits");
-    for _ in 0..3 {
-        let res = app.request(Method::GET, path, None).send().await.unwrap();
-        assert_eq!(res.status(), 302);
-        assert_eq!(res.headers()["location"].to_str().unwrap(), link["url"].as_str().unwrap());
-    }
-    // Fetching never used it up.
-    let res = app.callback(link["token"].as_str().unwrap(), "success", json!({"id": "c1"})).await;
-    assert_eq!(res.status(), 200);
-    let res = app.request(Method::GET, path, None).send().await.unwrap();
-    assert_eq!(res.status(), 410);
-    let res = app.request(Method::GET, "/l/neverissued0000000000000000", None).send().await.unwrap();
-    assert_problem(res, 404, "not_found").await;
-    let link2 = app.issue_link(&id, json!({})).await;
-    let path2 = link2["short_url"].as_str().unwrap().trim_start_matches("http://gateway.test").to_string();
-    app.advance(600);
-    assert_eq!(app.request(Method::GET, &path2, None).send().await.unwrap().status(), 410);
-});
-
-both_stores!(callback_authenticates_until_ttl_to_the_second, |mut app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let out = app.authenticate(&id, "cust-42").await;
-    assert_eq!(out["authenticated"], true);
-    assert_eq!(out["interaction_id"], id.as_str());
-    let v = app.get(&id).await;
-    assert_eq!(v["status"], "authenticated");
-    assert_eq!(v["authenticated"], true);
-    assert_eq!(v["method"], "login_link");
-    assert_eq!(v["customer"]["id"], "cust-42");
-    assert_eq!(v["customer"]["name"], "Ada");
-    assert!(app.next_event("interaction.authenticated", std::time::Duration::from_secs(2)).await.is_some());
-    // authenticated_ttl is 30 minutes by default: still authenticated at 29:59, expired at 30:01.
-    app.advance(30 * 60 - 1);
-    assert_eq!(app.get(&id).await["status"], "authenticated");
-    app.advance(2);
-    let v = app.get(&id).await;
-    assert_eq!(v["status"], "expired");
-    assert_eq!(v["authenticated"], false);
-    // The expiry is announced within 5 s and the expired template goes into the chat.
-    let e = app.next_event("interaction.expired", std::time::Duration::from_secs(5)).await.expect("interaction.expired");
-    assert_eq!(e.data["interaction"]["id"], id.as_str());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let texts: Vec<String> = app.chat_messages().await.iter().map(|m| m["purpose"].as_str().unwrap_or("").to_string()).collect();
-    assert!(texts.contains(&"authenticated".to_string()), "{texts:?}");
-    assert!(texts.contains(&"expired".to_string()), "{texts:?}");
-});
-
-both_stores!(idle_timeout_expires_and_activity_extends, |app: TestApp| async move {
-    let _ = app;
-    let Some(app) = spawn_with(app.backend, Setup { defaults: "idle_timeout = \"5m\"".into(), ..Setup::default() }).await else { return };
-    let id = app.new_interaction().await;
-    app.authenticate(&id, "cust-42").await;
-    app.advance(299);
-    let res = app.request(Method::POST, &format!("/v1/interactions/{id}/activity"), Some(&app.keys.bot)).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    app.advance(299);
-    assert_eq!(app.get(&id).await["status"], "authenticated");
-    app.advance(2);
-    assert_eq!(app.get(&id).await["status"], "expired");
-    // Activity after the idle end does not bring it back.
-    let res = app
-        .request(Method::POST, &format!("/v1/interactions/{id}/activity"), Some(&app.keys.bot))
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = res.json().await.unwrap();
-    assert_eq!(v["status"], "expired");
-});
-
-both_stores!(replayed_token_is_409_and_uses_are_exactly_once_under_a_race, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let link = app.issue_link(&id, json!({})).await;
-    let token = link["token"].as_str().unwrap().to_string();
-    let app = std::sync::Arc::new(app);
-    let mut tasks = Vec::new();
-    for _ in 0..50 {
-        let app = app.clone();
-        let token = token.clone();
-        tasks.push(tokio::spawn(async move { app.callback(&token, "success", json!({"id": "cust-42"})).await.status().as_u16() }));
-    }
-    let mut codes = Vec::new();
-    for t in tasks {
-        codes.push(t.await.unwrap());
-    }
-    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
-    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
-    let res = app.callback(&token, "success", json!({"id": "cust-42"})).await;
-    assert_problem(res, 409, "token_used").await;
-});
-
-both_stores!(callback_checks_in_contract_order, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let link = app.issue_link(&id, json!({"expected_customer": "cust-42"})).await;
-    let token = link["token"].as_str().unwrap();
-    // Body rules first, and they use nothing up.
-    for (body, status) in [
-        (json!({"outcome": "success", "customer": {"id": "x"}}), 400),
-        (json!({"token": token, "outcome": "maybe", "customer": {"id": "x"}}), 422),
-        (json!({"token": token, "outcome": "success"}), 400),
-        (json!({"token": token, "outcome": "success", "customer": {"id": "x", "age": 7}}), 422),
-        (json!({"token": 5, "outcome": "success"}), 400),
-    ] {
-        let res = app.post_signed("/v1/login/callback", &body, None).await;
-        assert_problem(res, status, "invalid_request").await;
-    }
-    // A garbage token: 401 invalid_token even with a bad signature.
-    let res = app.post_signed("/v1/login/callback", &json!({"token": "abc", "outcome": "success", "customer": {"id": "x"}}), Some(&[7u8; 32])).await;
-    assert_problem(res, 401, "invalid_token").await;
-    // A good token with a wrong signature: 401 invalid_signature, token not used.
-    let body = json!({"token": token, "outcome": "success", "customer": {"id": "cust-42"}});
-    let res = app.post_signed("/v1/login/callback", &body, Some(&[7u8; 32])).await;
-    assert_problem(res, 401, "invalid_signature").await;
-    let res = app.client.post(app.url("/v1/login/callback")).json(&body).send().await.unwrap();
-    assert_problem(res, 401, "invalid_signature").await;
-    // The wrong customer: 403 customer_mismatch, counted as a failure, token used.
-    let res = app.callback(token, "success", json!({"id": "someone-else"})).await;
-    assert_problem(res, 403, "customer_mismatch").await;
-    let subj: Value = app
-        .request(Method::GET, &format!("/v1/subjects/interaction:{id}"), Some(&app.keys.agent))
-        .send()
-        .await
+both_stores!(
+    link_token_verifies_with_a_standard_jwt_library,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app
+            .issue_link(
+                &id,
+                json!({"scope": "statement_copy", "expected_customer": "cust-42"}),
+            )
+            .await;
+        let token = link["token"].as_str().unwrap();
+        let header = decode_header(token).unwrap();
+        assert_eq!(header.alg, Algorithm::HS256);
+        assert_eq!(header.kid.as_deref(), Some("2026-11"));
+        assert_eq!(header.typ.as_deref(), Some("JWT"));
+        let mut v = Validation::new(Algorithm::HS256);
+        v.set_audience(&["acme"]);
+        v.set_issuer(&["chatgate-test"]);
+        v.validate_exp = false; // the test clock is not the wall clock
+        let claims = decode::<Value>(
+            token,
+            &DecodingKey::from_secret(&app.keys.acme_key_bytes()),
+            &v,
+        )
         .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null);
-    if !subj.is_null() {
-        assert_eq!(subj["failures"], 1, "{subj}");
+        .claims;
+        assert_eq!(claims["sub"], id.as_str());
+        assert_eq!(claims["jti"], link["link_id"]);
+        assert_eq!(claims["team"], "acme");
+        assert_eq!(claims["channel"], "webchat");
+        assert_eq!(claims["stage"], "mid_chat");
+        assert_eq!(claims["scope"], "statement_copy");
+        assert_eq!(claims["expected_customer"], "cust-42");
+        assert_eq!(
+            claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+            600
+        );
+        let url = link["url"].as_str().unwrap();
+        assert!(
+            url.starts_with("https://login.acme.test/chat?lang=en&token="),
+            "{url}"
+        );
+        assert!(link["short_url"]
+            .as_str()
+            .unwrap()
+            .starts_with("http://gateway.test/l/"));
+        assert_eq!(link["delivered"], false);
+        assert_eq!(app.get(&id).await["status"], "pending");
     }
-    let res = app.callback(token, "success", json!({"id": "cust-42"})).await;
-    assert_problem(res, 409, "token_used").await;
-    assert_eq!(app.get(&id).await["status"], "unauthenticated");
-});
+);
+
+both_stores!(
+    short_link_redirects_without_using_the_link_then_expires,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({})).await;
+        let path = link["short_url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://gateway.test");
+        let code = path.trim_start_matches("/l/");
+        assert!(code.len() >= 22, "at least 128 bits");
+        for _ in 0..3 {
+            let res = app.request(Method::GET, path, None).send().await.unwrap();
+            assert_eq!(res.status(), 302);
+            assert_eq!(
+                res.headers()["location"].to_str().unwrap(),
+                link["url"].as_str().unwrap()
+            );
+        }
+        // Fetching never used it up.
+        let res = app
+            .callback(
+                link["token"].as_str().unwrap(),
+                "success",
+                json!({"id": "c1"}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let res = app.request(Method::GET, path, None).send().await.unwrap();
+        assert_eq!(res.status(), 410);
+        let res = app
+            .request(Method::GET, "/l/neverissued0000000000000000", None)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 404, "not_found").await;
+        let link2 = app.issue_link(&id, json!({})).await;
+        let path2 = link2["short_url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://gateway.test")
+            .to_string();
+        app.advance(600);
+        assert_eq!(
+            app.request(Method::GET, &path2, None)
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            410
+        );
+    }
+);
+
+both_stores!(
+    callback_authenticates_until_ttl_to_the_second,
+    |mut app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let out = app.authenticate(&id, "cust-42").await;
+        assert_eq!(out["authenticated"], true);
+        assert_eq!(out["interaction_id"], id.as_str());
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "authenticated");
+        assert_eq!(v["authenticated"], true);
+        assert_eq!(v["method"], "login_link");
+        assert_eq!(v["customer"]["id"], "cust-42");
+        assert_eq!(v["customer"]["name"], "Ada");
+        assert!(app
+            .next_event(
+                "interaction.authenticated",
+                std::time::Duration::from_secs(2)
+            )
+            .await
+            .is_some());
+        // authenticated_ttl is 30 minutes by default: still authenticated at 29:59, expired at 30:01.
+        app.advance(30 * 60 - 1);
+        assert_eq!(app.get(&id).await["status"], "authenticated");
+        app.advance(2);
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "expired");
+        assert_eq!(v["authenticated"], false);
+        // The expiry is announced within 5 s and the expired template goes into the chat.
+        let e = app
+            .next_event("interaction.expired", std::time::Duration::from_secs(5))
+            .await
+            .expect("interaction.expired");
+        assert_eq!(e.data["interaction"]["id"], id.as_str());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let texts: Vec<String> = app
+            .chat_messages()
+            .await
+            .iter()
+            .map(|m| m["purpose"].as_str().unwrap_or("").to_string())
+            .collect();
+        assert!(texts.contains(&"authenticated".to_string()), "{texts:?}");
+        assert!(texts.contains(&"expired".to_string()), "{texts:?}");
+    }
+);
+
+both_stores!(
+    idle_timeout_expires_and_activity_extends,
+    |app: TestApp| async move {
+        let _ = app;
+        let Some(app) = spawn_with(
+            app.backend,
+            Setup {
+                defaults: "idle_timeout = \"5m\"".into(),
+                ..Setup::default()
+            },
+        )
+        .await
+        else {
+            return;
+        };
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "cust-42").await;
+        app.advance(299);
+        let res = app
+            .request(
+                Method::POST,
+                &format!("/v1/interactions/{id}/activity"),
+                Some(&app.keys.bot),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        app.advance(299);
+        assert_eq!(app.get(&id).await["status"], "authenticated");
+        app.advance(2);
+        assert_eq!(app.get(&id).await["status"], "expired");
+        // Activity after the idle end does not bring it back.
+        let res = app
+            .request(
+                Method::POST,
+                &format!("/v1/interactions/{id}/activity"),
+                Some(&app.keys.bot),
+            )
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["status"], "expired");
+    }
+);
+
+both_stores!(
+    replayed_token_is_409_and_uses_are_exactly_once_under_a_race,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({})).await;
+        let token = link["token"].as_str().unwrap().to_string();
+        let app = std::sync::Arc::new(app);
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let app = app.clone();
+            let token = token.clone();
+            tasks.push(tokio::spawn(async move {
+                app.callback(&token, "success", json!({"id": "cust-42"}))
+                    .await
+                    .status()
+                    .as_u16()
+            }));
+        }
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
+        let res = app
+            .callback(&token, "success", json!({"id": "cust-42"}))
+            .await;
+        assert_problem(res, 409, "token_used").await;
+    }
+);
+
+both_stores!(
+    callback_checks_in_contract_order,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app
+            .issue_link(&id, json!({"expected_customer": "cust-42"}))
+            .await;
+        let token = link["token"].as_str().unwrap();
+        // Body rules first, and they use nothing up.
+        for (body, status) in [
+            (json!({"outcome": "success", "customer": {"id": "x"}}), 400),
+            (
+                json!({"token": token, "outcome": "maybe", "customer": {"id": "x"}}),
+                422,
+            ),
+            (json!({"token": token, "outcome": "success"}), 400),
+            (
+                json!({"token": token, "outcome": "success", "customer": {"id": "x", "age": 7}}),
+                422,
+            ),
+            (json!({"token": 5, "outcome": "success"}), 400),
+        ] {
+            let res = app.post_signed("/v1/login/callback", &body, None).await;
+            assert_problem(res, status, "invalid_request").await;
+        }
+        // A garbage token: 401 invalid_token even with a bad signature.
+        let res = app
+            .post_signed(
+                "/v1/login/callback",
+                &json!({"token": "abc", "outcome": "success", "customer": {"id": "x"}}),
+                Some(&[7u8; 32]),
+            )
+            .await;
+        assert_problem(res, 401, "invalid_token").await;
+        // A good token with a wrong signature: 401 invalid_signature, token not used.
+        let body = json!({"token": token, "outcome": "success", "customer": {"id": "cust-42"}});
+        let res = app
+            .post_signed("/v1/login/callback", &body, Some(&[7u8; 32]))
+            .await;
+        assert_problem(res, 401, "invalid_signature").await;
+        let res = app
+            .client
+            .post(app.url("/v1/login/callback"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 401, "invalid_signature").await;
+        // The wrong customer: 403 customer_mismatch, counted as a failure, token used.
+        let res = app
+            .callback(token, "success", json!({"id": "someone-else"}))
+            .await;
+        assert_problem(res, 403, "customer_mismatch").await;
+        let subj: Value = app
+            .request(
+                Method::GET,
+                &format!("/v1/subjects/interaction:{id}"),
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        if !subj.is_null() {
+            assert_eq!(subj["failures"], 1, "{subj}");
+        }
+        let res = app
+            .callback(token, "success", json!({"id": "cust-42"}))
+            .await;
+        assert_problem(res, 409, "token_used").await;
+        assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    }
+);
 
 both_stores!(failure_outcome_uses_the_token, |app: TestApp| async move {
     let id = app.new_interaction().await;
     let link = app.issue_link(&id, json!({})).await;
-    let res = app.callback(link["token"].as_str().unwrap(), "failure", json!(null)).await;
+    let res = app
+        .callback(link["token"].as_str().unwrap(), "failure", json!(null))
+        .await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap(), json!({"authenticated": false}));
-    let res = app.callback(link["token"].as_str().unwrap(), "success", json!({"id": "c"})).await;
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"authenticated": false})
+    );
+    let res = app
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "c"}),
+        )
+        .await;
     assert_problem(res, 409, "token_used").await;
 });
 
-both_stores!(expired_token_is_410_within_5s_leeway, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let a = app.issue_link(&id, json!({})).await;
-    let b = app.issue_link(&id, json!({})).await;
-    app.advance(600 + 5);
-    let res = app.callback(a["token"].as_str().unwrap(), "success", json!({"id": "c"})).await;
-    assert_eq!(res.status(), 200, "exp + 5 s is still inside the leeway");
-    app.advance(1);
-    let res = app.callback(b["token"].as_str().unwrap(), "success", json!({"id": "c"})).await;
-    assert_problem(res, 410, "token_expired").await;
-});
-
-both_stores!(token_from_another_team_or_forged_is_invalid, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let link = app.issue_link(&id, json!({})).await;
-    let token = link["token"].as_str().unwrap();
-    // Re-sign the same claims with globex's key: refused.
-    let payload = token.split('.').nth(1).unwrap();
-    let claims: Value = serde_json::from_slice(
-        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap(),
-    )
-    .unwrap();
-    {
-        let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
-        h.kid = Some("2026-11".into());
-        let globex = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, app.keys.globex_security.trim_start_matches("whsec_")).unwrap();
-        let forged = jsonwebtoken::encode(&h, &claims, &jsonwebtoken::EncodingKey::from_secret(&globex)).unwrap();
-        let res = app.callback(&forged, "success", json!({"id": "c"})).await;
-        assert_problem(res, 401, "invalid_token").await;
+both_stores!(
+    expired_token_is_410_within_5s_leeway,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let a = app.issue_link(&id, json!({})).await;
+        let b = app.issue_link(&id, json!({})).await;
+        app.advance(600 + 5);
+        let res = app
+            .callback(a["token"].as_str().unwrap(), "success", json!({"id": "c"}))
+            .await;
+        assert_eq!(res.status(), 200, "exp + 5 s is still inside the leeway");
+        app.advance(1);
+        let res = app
+            .callback(b["token"].as_str().unwrap(), "success", json!({"id": "c"}))
+            .await;
+        assert_problem(res, 410, "token_expired").await;
     }
-    // alg none
-    let parts: Vec<&str> = token.split('.').collect();
-    let none_header = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, br#"{"alg":"none","typ":"JWT","kid":"2026-11"}"#);
-    let res = app.callback(&format!("{none_header}.{}.", parts[1]), "success", json!({"id": "c"})).await;
-    assert_problem(res, 401, "invalid_token").await;
-    assert_eq!(app.get(&id).await["status"], "pending");
-});
+);
 
-both_stores!(delivery_goes_into_the_chat_signed, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let link = app.issue_link(&id, json!({"deliver": true})).await;
-    assert_eq!(link["delivered"], true);
-    let reqs = app.chat.received_requests().await.unwrap();
-    let req = reqs.iter().find(|r| serde_json::from_slice::<Value>(&r.body).map(|b| b["purpose"] == "login_link").unwrap_or(false)).expect("login link sent");
-    let body: Value = serde_json::from_slice(&req.body).unwrap();
-    assert_eq!(body["type"], "message");
-    assert_eq!(body["interaction_id"], id.as_str());
-    assert_eq!(body["channel"], "webchat");
-    assert_eq!(body["text"], format!("Please sign in to continue: {}", link["short_url"].as_str().unwrap()));
-    let h = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let secret = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, app.keys.webchat_secret.trim_start_matches("whsec_")).unwrap();
-    let expected = chatgate::domain::webhook_sig::sign(&secret, &h("webhook-id").unwrap(), h("webhook-timestamp").unwrap().parse().unwrap(), &req.body);
-    assert!(h("webhook-signature").unwrap().split(' ').any(|s| s == expected));
-});
+both_stores!(
+    token_from_another_team_or_forged_is_invalid,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({})).await;
+        let token = link["token"].as_str().unwrap();
+        // Re-sign the same claims with globex's key: refused.
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap(),
+        )
+        .unwrap();
+        {
+            let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
+            h.kid = Some("2026-11".into());
+            let globex = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                app.keys.globex_security.trim_start_matches("whsec_"),
+            )
+            .unwrap();
+            let forged = jsonwebtoken::encode(
+                &h,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(&globex),
+            )
+            .unwrap();
+            let res = app.callback(&forged, "success", json!({"id": "c"})).await;
+            assert_problem(res, 401, "invalid_token").await;
+        }
+        // alg none
+        let parts: Vec<&str> = token.split('.').collect();
+        let none_header = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            br#"{"alg":"none","typ":"JWT","kid":"2026-11"}"#,
+        );
+        let res = app
+            .callback(
+                &format!("{none_header}.{}.", parts[1]),
+                "success",
+                json!({"id": "c"}),
+            )
+            .await;
+        assert_problem(res, 401, "invalid_token").await;
+        assert_eq!(app.get(&id).await["status"], "pending");
+    }
+);
+
+both_stores!(
+    delivery_goes_into_the_chat_signed,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({"deliver": true})).await;
+        assert_eq!(link["delivered"], true);
+        let reqs = app.chat.received_requests().await.unwrap();
+        let req = reqs
+            .iter()
+            .find(|r| {
+                serde_json::from_slice::<Value>(&r.body)
+                    .map(|b| b["purpose"] == "login_link")
+                    .unwrap_or(false)
+            })
+            .expect("login link sent");
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body["type"], "message");
+        assert_eq!(body["interaction_id"], id.as_str());
+        assert_eq!(body["channel"], "webchat");
+        assert_eq!(
+            body["text"],
+            format!(
+                "Please sign in to continue: {}",
+                link["short_url"].as_str().unwrap()
+            )
+        );
+        let h = |n: &str| {
+            req.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let secret = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            app.keys.webchat_secret.trim_start_matches("whsec_"),
+        )
+        .unwrap();
+        let expected = chatgate::domain::webhook_sig::sign(
+            &secret,
+            &h("webhook-id").unwrap(),
+            h("webhook-timestamp").unwrap().parse().unwrap(),
+            &req.body,
+        );
+        assert!(h("webhook-signature")
+            .unwrap()
+            .split(' ')
+            .any(|s| s == expected));
+    }
+);
 
 both_stores!(delivery_failure_keeps_the_link, |app: TestApp| async move {
     app.chat.reset().await;
@@ -249,28 +460,62 @@ both_stores!(delivery_failure_keeps_the_link, |app: TestApp| async move {
     let link = app.issue_link(&id, json!({"deliver": true})).await;
     assert_eq!(link["delivered"], false);
     assert!(link["delivery_error"].as_str().unwrap().contains("500"));
-    let res = app.callback(link["token"].as_str().unwrap(), "success", json!({"id": "c"})).await;
+    let res = app
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "c"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
 });
 
 both_stores!(logouts_end_authentications, |mut app: TestApp| async move {
     let a = app.new_interaction().await;
-    let b = app.create(json!({"channel": "sms", "conversation_id": "b", "customer_ref": "cust-7"})).await["id"].as_str().unwrap().to_string();
+    let b = app
+        .create(json!({"channel": "sms", "conversation_id": "b", "customer_ref": "cust-7"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let c = app.new_interaction().await;
     app.authenticate(&a, "cust-7").await;
     app.authenticate(&b, "cust-7").await;
     app.authenticate(&c, "cust-8").await;
     // Bot logout of one interaction.
-    let res = app.request(Method::POST, &format!("/v1/interactions/{c}/logout"), Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(
+            Method::POST,
+            &format!("/v1/interactions/{c}/logout"),
+            Some(&app.keys.agent),
+        )
+        .send()
+        .await
+        .unwrap();
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["status"], "unauthenticated");
     assert_eq!(v["method"], Value::Null);
-    assert!(app.next_event("interaction.logged_out", std::time::Duration::from_secs(2)).await.is_some());
+    assert!(app
+        .next_event("interaction.logged_out", std::time::Duration::from_secs(2))
+        .await
+        .is_some());
     // Back-channel logout of customer cust-7: unsigned is refused, signed logs out both.
     let body = json!({"team": "acme", "customer_id": "cust-7"});
-    let res = app.client.post(app.url("/v1/customers/logout")).json(&body).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url("/v1/customers/logout"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 401, "invalid_signature").await;
-    let res = app.post_signed("/v1/customers/logout", &json!({"team": "nope", "customer_id": "cust-7"}), None).await;
+    let res = app
+        .post_signed(
+            "/v1/customers/logout",
+            &json!({"team": "nope", "customer_id": "cust-7"}),
+            None,
+        )
+        .await;
     assert_problem(res, 401, "invalid_signature").await;
     let res = app.post_signed("/v1/customers/logout", &body, None).await;
     assert_eq!(res.status(), 200);
@@ -282,14 +527,26 @@ both_stores!(logouts_end_authentications, |mut app: TestApp| async move {
     assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 0}));
 });
 
-both_stores!(expiring_notice_before_expiry, |mut app: TestApp| async move {
-    let id = app.new_interaction().await;
-    app.authenticate(&id, "c").await;
-    app.advance(30 * 60 - 61);
-    assert!(app.next_event("interaction.expiring", std::time::Duration::from_millis(1500)).await.is_none());
-    app.advance(2);
-    let e = app.next_event("interaction.expiring", std::time::Duration::from_secs(5)).await.expect("expiring");
-    assert_eq!(e.data["interaction"]["id"], id.as_str());
-    let ids: HashSet<String> = HashSet::from([id]);
-    assert!(ids.contains(e.data["interaction"]["id"].as_str().unwrap()));
-});
+both_stores!(
+    expiring_notice_before_expiry,
+    |mut app: TestApp| async move {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "c").await;
+        app.advance(30 * 60 - 61);
+        assert!(app
+            .next_event(
+                "interaction.expiring",
+                std::time::Duration::from_millis(1500)
+            )
+            .await
+            .is_none());
+        app.advance(2);
+        let e = app
+            .next_event("interaction.expiring", std::time::Duration::from_secs(5))
+            .await
+            .expect("expiring");
+        assert_eq!(e.data["interaction"]["id"], id.as_str());
+        let ids: HashSet<String> = HashSet::from([id]);
+        assert!(ids.contains(e.data["interaction"]["id"].as_str().unwrap()));
+    }
+);

@@ -30,37 +30,73 @@ async fn a_full_flow_logs_no_secret() {
         .with_writer(move || writer.clone())
         .finish();
     if tracing::subscriber::set_global_default(subscriber).is_err() {
-        eprintln!("another test installed a global subscriber first; run this test alone (nextest does)");
+        eprintln!(
+            "another test installed a global subscriber first; run this test alone (nextest does)"
+        );
         return;
     }
     let app = spawn_app(Backend::Memory).await.unwrap();
     let created = app
-        .create(json!({"channel": "webchat", "conversation_id": "log-test", "session_pin": "90817263"}))
+        .create(
+            json!({"channel": "webchat", "conversation_id": "log-test", "session_pin": "90817263"}),
+        )
         .await;
     let id = created["id"].as_str().unwrap();
     let link = app.issue_link(id, json!({"deliver": true})).await;
     let token = link["token"].as_str().unwrap().to_string();
-    let code = link["short_url"].as_str().unwrap().rsplit('/').next().unwrap().to_string();
-    app.request(Method::GET, &format!("/l/{code}"), None).send().await.unwrap();
-    app.callback(&token, "success", json!({"id": "cust-42"})).await;
-    app.callback(&token, "success", json!({"id": "cust-42"})).await;
-    let assertion = app.assertion(app.assertion_claims("cust-42"));
-    app.request(Method::POST, &format!("/v1/interactions/{id}/assertion"), Some(&app.keys.bot))
-        .json(&json!({"assertion": assertion}))
+    let code = link["short_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    app.request(Method::GET, &format!("/l/{code}"), None)
         .send()
         .await
         .unwrap();
-    app.request(Method::GET, "/v1/interactions", Some("cg_wrong_key_in_a_log_test")).send().await.unwrap();
+    app.callback(&token, "success", json!({"id": "cust-42"}))
+        .await;
+    app.callback(&token, "success", json!({"id": "cust-42"}))
+        .await;
+    let assertion = app.assertion(app.assertion_claims("cust-42"));
+    app.request(
+        Method::POST,
+        &format!("/v1/interactions/{id}/assertion"),
+        Some(&app.keys.bot),
+    )
+    .json(&json!({"assertion": assertion}))
+    .send()
+    .await
+    .unwrap();
+    app.request(
+        Method::GET,
+        "/v1/interactions",
+        Some("cg_wrong_key_in_a_log_test"),
+    )
+    .send()
+    .await
+    .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let logged = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
-    assert!(logged.contains("request"), "the capture saw the request spans");
-    let acme_b64 = app.keys.acme_security.trim_start_matches("whsec_").to_string();
+    assert!(
+        logged.contains("request"),
+        "the capture saw the request spans"
+    );
+    let acme_b64 = app
+        .keys
+        .acme_security
+        .trim_start_matches("whsec_")
+        .to_string();
     for (what, secret) in [
         ("bot API key", app.keys.bot.as_str()),
         ("wrong API key", "cg_wrong_key_in_a_log_test"),
         ("security key", acme_b64.as_str()),
-        ("webchat secret", app.keys.webchat_secret.trim_start_matches("whsec_")),
+        (
+            "webchat secret",
+            app.keys.webchat_secret.trim_start_matches("whsec_"),
+        ),
         ("login token", token.as_str()),
         ("token signature", token.rsplit('.').next().unwrap()),
         ("short-link code", code.as_str()),

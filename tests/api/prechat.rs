@@ -5,29 +5,36 @@ use serde_json::{json, Value};
 use crate::helpers::*;
 
 async fn post_assertion(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
-    app.request(Method::POST, &format!("/v1/interactions/{id}/assertion"), Some(&app.keys.bot))
-        .json(&json!({"assertion": token}))
-        .send()
-        .await
-        .unwrap()
+    app.request(
+        Method::POST,
+        &format!("/v1/interactions/{id}/assertion"),
+        Some(&app.keys.bot),
+    )
+    .json(&json!({"assertion": token}))
+    .send()
+    .await
+    .unwrap()
 }
 
-both_stores!(assertion_authenticates_with_pre_chat, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let token = app.assertion(app.assertion_claims("cust-42"));
-    let res = post_assertion(&app, &id, &token).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["authenticated"], true);
-    assert_eq!(body["requires_2fa"], false);
-    assert_eq!(body["interaction"]["method"], "pre_chat");
-    assert_eq!(body["interaction"]["customer"]["id"], "cust-42");
-    assert_eq!(body["interaction"]["customer"]["name"], "Ada");
-    assert_eq!(app.get(&id).await["status"], "authenticated");
-    // One-time.
-    let res = post_assertion(&app, &id, &token).await;
-    assert_problem(res, 409, "token_used").await;
-});
+both_stores!(
+    assertion_authenticates_with_pre_chat,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let token = app.assertion(app.assertion_claims("cust-42"));
+        let res = post_assertion(&app, &id, &token).await;
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["authenticated"], true);
+        assert_eq!(body["requires_2fa"], false);
+        assert_eq!(body["interaction"]["method"], "pre_chat");
+        assert_eq!(body["interaction"]["customer"]["id"], "cust-42");
+        assert_eq!(body["interaction"]["customer"]["name"], "Ada");
+        assert_eq!(app.get(&id).await["status"], "authenticated");
+        // One-time.
+        let res = post_assertion(&app, &id, &token).await;
+        assert_problem(res, 409, "token_used").await;
+    }
+);
 
 both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
     let id = app.new_interaction().await;
@@ -61,12 +68,22 @@ both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
     // Unknown kid.
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     h.kid = Some("nope".into());
-    let t = jsonwebtoken::encode(&h, &with("name", json!("x")), &jsonwebtoken::EncodingKey::from_secret(&app.keys.acme_key_bytes())).unwrap();
+    let t = jsonwebtoken::encode(
+        &h,
+        &with("name", json!("x")),
+        &jsonwebtoken::EncodingKey::from_secret(&app.keys.acme_key_bytes()),
+    )
+    .unwrap();
     assert_problem(post_assertion(&app, &id, &t).await, 401, "invalid_token").await;
     // HS512 with the right key.
     let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS512);
     h.kid = Some("2026-11".into());
-    let t = jsonwebtoken::encode(&h, &with("name", json!("x")), &jsonwebtoken::EncodingKey::from_secret(&app.keys.acme_key_bytes())).unwrap();
+    let t = jsonwebtoken::encode(
+        &h,
+        &with("name", json!("x")),
+        &jsonwebtoken::EncodingKey::from_secret(&app.keys.acme_key_bytes()),
+    )
+    .unwrap();
     assert_problem(post_assertion(&app, &id, &t).await, 401, "invalid_token").await;
     // Expired.
     let t = app.assertion(with("exp", json!(now + 60)));
@@ -75,7 +92,11 @@ both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
     assert_eq!(app.get(&id).await["status"], "unauthenticated");
     // Missing body field.
     let res = app
-        .request(Method::POST, &format!("/v1/interactions/{id}/assertion"), Some(&app.keys.bot))
+        .request(
+            Method::POST,
+            &format!("/v1/interactions/{id}/assertion"),
+            Some(&app.keys.bot),
+        )
         .json(&json!({}))
         .send()
         .await
@@ -83,11 +104,18 @@ both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
     assert_problem(res, 400, "invalid_request").await;
 });
 
-both_stores!(assertion_for_another_customer_is_a_mismatch, |app: TestApp| async move {
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "x", "customer_ref": "cust-42"})).await;
-    let id = v["id"].as_str().unwrap();
-    let res = post_assertion(&app, id, &app.assertion(app.assertion_claims("cust-43"))).await;
-    assert_problem(res, 403, "customer_mismatch").await;
-    let res = post_assertion(&app, id, &app.assertion(app.assertion_claims("cust-42"))).await;
-    assert_eq!(res.status(), 200);
-});
+both_stores!(
+    assertion_for_another_customer_is_a_mismatch,
+    |app: TestApp| async move {
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "x", "customer_ref": "cust-42"}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap();
+        let res = post_assertion(&app, id, &app.assertion(app.assertion_claims("cust-43"))).await;
+        assert_problem(res, 403, "customer_mismatch").await;
+        let res = post_assertion(&app, id, &app.assertion(app.assertion_claims("cust-42"))).await;
+        assert_eq!(res.status(), 200);
+    }
+);

@@ -9,13 +9,25 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_on_the_same_redis_loses_nothing() {
-    let Some(a) = spawn_app(Backend::Redis).await else { return };
+    let Some(a) = spawn_app(Backend::Redis).await else {
+        return;
+    };
     let id = a.new_interaction().await;
     let link = a.issue_link(&id, json!({})).await;
-    let res = a.callback(link["token"].as_str().unwrap(), "success", json!({"id": "cust-42"})).await;
+    let res = a
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "cust-42"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     let spare = a.issue_link(&id, json!({})).await;
-    let setup = Setup { key_prefix: Some(a.key_prefix.clone()), keys: Some(a.keys.clone()), ..Setup::default() };
+    let setup = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..Setup::default()
+    };
     let prefix = a.key_prefix.clone();
     // Keep the keys: stop without the cleanup a dropped TestApp does.
     let mut a = a;
@@ -26,35 +38,74 @@ async fn restart_on_the_same_redis_loses_nothing() {
     assert_eq!(b.key_prefix, prefix);
     let v = b.get(&id).await;
     assert_eq!(v["status"], "authenticated");
-    let res = b.callback(link["token"].as_str().unwrap(), "success", json!({"id": "cust-42"})).await;
+    let res = b
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "cust-42"}),
+        )
+        .await;
     assert_problem(res, 409, "token_used").await;
     // A link issued before the restart still works after it.
-    let res = b.callback(spare["token"].as_str().unwrap(), "success", json!({"id": "cust-42"})).await;
+    let res = b
+        .callback(
+            spare["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "cust-42"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_redis_behave_as_one() {
-    let Some(a) = spawn_app(Backend::Redis).await else { return };
-    let setup = Setup { key_prefix: Some(a.key_prefix.clone()), keys: Some(a.keys.clone()), ..Setup::default() };
+    let Some(a) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let setup = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..Setup::default()
+    };
     let b = spawn_with(Backend::Redis, setup).await.unwrap();
     b.clock.set(a.now());
     let id = a.new_interaction().await;
     // The same conversation on the other instance is the same interaction.
-    let v = b.create(json!({"channel": "webchat", "conversation_id": a.get(&id).await["conversation_id"]})).await;
+    let v = b
+        .create(
+            json!({"channel": "webchat", "conversation_id": a.get(&id).await["conversation_id"]}),
+        )
+        .await;
     assert_eq!(v["id"], id.as_str());
     let link = a.issue_link(&id, json!({})).await;
-    let res = b.callback(link["token"].as_str().unwrap(), "success", json!({"id": "cust-42"})).await;
+    let res = b
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "cust-42"}),
+        )
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(a.get(&id).await["status"], "authenticated");
-    let res = a.callback(link["token"].as_str().unwrap(), "success", json!({"id": "cust-42"})).await;
+    let res = a
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "cust-42"}),
+        )
+        .await;
     assert_problem(res, 409, "token_used").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_unreachable_fails_closed_within_two_seconds() {
-    let setup = Setup { redis_url: Some("redis://127.0.0.1:1".into()), ..Setup::default() };
-    let app = spawn_with(Backend::Redis, setup).await.expect("starts even while Redis is down");
+    let setup = Setup {
+        redis_url: Some("redis://127.0.0.1:1".into()),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup)
+        .await
+        .expect("starts even while Redis is down");
     let t = Instant::now();
     let res = app
         .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
@@ -64,29 +115,56 @@ async fn redis_unreachable_fails_closed_within_two_seconds() {
         .unwrap();
     assert_problem(res, 503, "store_unavailable").await;
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    let res = app.request(Method::GET, &format!("/v1/interactions/{}", uuid::Uuid::now_v7()), Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/interactions/{}", uuid::Uuid::now_v7()),
+            Some(&app.keys.agent),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 503, "store_unavailable").await;
     let t = Instant::now();
-    let res = app.request(Method::GET, "/readyz", None).send().await.unwrap();
+    let res = app
+        .request(Method::GET, "/readyz", None)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 503);
     assert!(t.elapsed() < Duration::from_secs(2));
-    assert_eq!(app.request(Method::GET, "/healthz", None).send().await.unwrap().status(), 200);
+    assert_eq!(
+        app.request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 /// A private redis-server on a free port, so the test can stop and start it.
 struct OwnRedis {
-    port: u16,
     child: Option<std::process::Child>,
 }
 
 impl OwnRedis {
     fn start(port: u16) -> Option<Self> {
         let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .stdout(std::process::Stdio::null())
             .spawn()
             .ok()?;
-        Some(OwnRedis { port, child: Some(child) })
+        Some(OwnRedis { child: Some(child) })
     }
     fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -107,7 +185,11 @@ async fn redis_stopped_mid_run_then_back_recovers_without_restart() {
     if !redis_available().await {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let Some(mut server) = OwnRedis::start(port) else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("redis-server could not be started");
@@ -115,7 +197,10 @@ async fn redis_stopped_mid_run_then_back_recovers_without_restart() {
         return;
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let setup = Setup { redis_url: Some(format!("redis://127.0.0.1:{port}")), ..Setup::default() };
+    let setup = Setup {
+        redis_url: Some(format!("redis://127.0.0.1:{port}")),
+        ..Setup::default()
+    };
     let app = spawn_with(Backend::Redis, setup).await.unwrap();
     let id = app.new_interaction().await;
     app.authenticate(&id, "cust-42").await;
@@ -123,53 +208,109 @@ async fn redis_stopped_mid_run_then_back_recovers_without_restart() {
 
     server.stop();
     let t = Instant::now();
-    let res = app.request(Method::GET, &format!("/v1/interactions/{id}"), Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/interactions/{id}"),
+            Some(&app.keys.agent),
+        )
+        .send()
+        .await
+        .unwrap();
     let body = assert_problem(res, 503, "store_unavailable").await;
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     assert_ne!(body["authenticated"], Value::Bool(true));
-    assert_eq!(app.request(Method::GET, "/readyz", None).send().await.unwrap().status(), 503);
+    assert_eq!(
+        app.request(Method::GET, "/readyz", None)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
 
     let _server = OwnRedis::start(port).unwrap();
     let mut ready = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if app.request(Method::GET, "/readyz", None).send().await.unwrap().status() == 200 {
+        if app
+            .request(Method::GET, "/readyz", None)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 200
+        {
             ready = true;
             break;
         }
     }
     assert!(ready, "the gateway did not recover when Redis came back");
     // Nothing persisted on the restarted server: the interaction is gone, but the gateway works.
-    let res = app.request(Method::GET, &format!("/v1/interactions/{id}"), Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/interactions/{id}"),
+            Some(&app.keys.agent),
+        )
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 404, "not_found").await;
     app.new_interaction().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_redis_key_has_a_ttl_after_a_full_flow() {
-    let Some(app) = spawn_app(Backend::Redis).await else { return };
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
     let id = app.new_interaction().await;
     app.authenticate(&id, "cust-42").await;
-    let other = app.create(json!({"channel": "webchat", "conversation_id": "x", "customer_ref": "cust-9"})).await;
-    let link = app.issue_link(other["id"].as_str().unwrap(), json!({})).await;
-    app.callback(link["token"].as_str().unwrap(), "failure", json!(null)).await;
+    let other = app
+        .create(json!({"channel": "webchat", "conversation_id": "x", "customer_ref": "cust-9"}))
+        .await;
+    let link = app
+        .issue_link(other["id"].as_str().unwrap(), json!({}))
+        .await;
+    app.callback(link["token"].as_str().unwrap(), "failure", json!(null))
+        .await;
     let token = app.assertion(app.assertion_claims("cust-5"));
     let id3 = app.new_interaction().await;
-    app.request(Method::POST, &format!("/v1/interactions/{id3}/assertion"), Some(&app.keys.bot))
-        .json(&json!({"assertion": token}))
-        .send()
-        .await
-        .unwrap();
+    app.request(
+        Method::POST,
+        &format!("/v1/interactions/{id3}/assertion"),
+        Some(&app.keys.bot),
+    )
+    .json(&json!({"assertion": token}))
+    .send()
+    .await
+    .unwrap();
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", app.key_prefix)).query_async(&mut c).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.key_prefix))
+        .query_async(&mut c)
+        .await
+        .unwrap();
     assert!(keys.len() >= 8, "{keys:?}");
     for k in keys {
-        let ttl: i64 = redis::cmd("PTTL").arg(&k).query_async(&mut c).await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         assert!(ttl > 0, "{k} has no TTL");
-        let v: Option<String> = redis::cmd("GET").arg(&k).query_async(&mut c).await.unwrap_or(None);
+        let v: Option<String> = redis::cmd("GET")
+            .arg(&k)
+            .query_async(&mut c)
+            .await
+            .unwrap_or(None);
         if let Some(v) = v {
-            assert!(!v.contains(&app.keys.acme_security) && !v.contains(&app.keys.bot), "{k} holds a secret");
+            assert!(
+                !v.contains(&app.keys.acme_security) && !v.contains(&app.keys.bot),
+                "{k} holds a secret"
+            );
         }
     }
 }
