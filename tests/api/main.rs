@@ -4,6 +4,7 @@
 mod helpers;
 
 mod basics;
+mod challenges;
 mod login_flow;
 mod logs;
 mod prechat;
