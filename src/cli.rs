@@ -1,6 +1,366 @@
-//! The command line. (Implementation pending.)
+//! The command line (CONTRACT 5): `serve`, `check-config`, `keygen`, `sign`.
+//! Each command is a small function; the text they print is built by pure
+//! functions so it can be tested.
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, Config, StoreBackend};
+use crate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash, MIN_KEY_BYTES};
+use crate::domain::webhook_sig;
+
+/// Self-hosted authentication gateway for conversational messaging.
+#[derive(Debug, Parser)]
+#[command(name = "chatgate", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// The system configuration file.
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
+    /// Validate everything `serve` would load, print a summary, exit 0 or 1.
+    CheckConfig {
+        /// The system configuration file.
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
+    /// Print a new secret (and, for an API key, the line to configure).
+    Keygen {
+        #[arg(value_enum)]
+        kind: KeyKind,
+    },
+    /// Print Standard Webhooks headers for a body (to test a login page).
+    Sign {
+        /// The security key (`whsec_…`); may also come from CHATGATE_SIGN_SECRET.
+        #[arg(long, env = "CHATGATE_SIGN_SECRET", hide_env_values = true)]
+        secret: String,
+        /// File holding the exact body bytes (`-` for standard input).
+        #[arg(long)]
+        body: PathBuf,
+        /// `webhook-id` (default `msg_<uuid>`).
+        #[arg(long)]
+        id: Option<String>,
+        /// `webhook-timestamp` in unix seconds (default now).
+        #[arg(long)]
+        timestamp: Option<i64>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyKind {
+    /// A team security key (`whsec_…`).
+    SecurityKey,
+    /// A webhook signing secret (`whsec_…`).
+    WebhookSecret,
+    /// An API key, and its `sha256 = "…"` line for a team file.
+    ApiKey,
+}
+
+/// Entry point of the binary.
 pub fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Keygen { kind } => {
+            print!("{}", keygen(kind));
+            ExitCode::SUCCESS
+        }
+        Command::Sign {
+            secret,
+            body,
+            id,
+            timestamp,
+        } => sign(&secret, &body, id, timestamp),
+    }
+}
+
+fn serve(path: &Path) -> ExitCode {
+    // Logging first, so warnings raised while loading (a `${VAR:-default}`
+    // in use) reach the operator in the configured log format.
+    crate::telemetry::init();
+    let config = match config::load(path) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
+    };
+    match runtime.block_on(crate::app::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("chatgate: {e}")),
+    }
+}
+
+fn check_config(path: &Path) -> ExitCode {
+    // Warnings go to stderr, the summary to stdout.
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .finish();
+    match tracing::subscriber::with_default(subscriber, || config::load(path)) {
+        Ok(config) => {
+            print!("{}", summary(&config));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+fn sign(secret: &str, body: &Path, id: Option<String>, timestamp: Option<i64>) -> ExitCode {
+    let key = match decode_whsec(secret) {
+        Ok(k) => k,
+        Err(p) => return fail(&format!("--secret: {p}")),
+    };
+    if key.len() < MIN_KEY_BYTES {
+        eprintln!("note: this secret is shorter than {MIN_KEY_BYTES} bytes; chatgate refuses such keys in its configuration");
+    }
+    let bytes = if body.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(body)
+    };
+    let bytes = match bytes {
+        Ok(b) => b,
+        Err(e) => return fail(&format!("{}: cannot be read: {e}", body.display())),
+    };
+    let id = id.unwrap_or_else(|| format!("msg_{}", uuid::Uuid::now_v7()));
+    let timestamp = timestamp.unwrap_or_else(|| chrono::Utc::now().timestamp());
+    print!("{}", sign_headers(&key, &id, timestamp, &bytes));
     ExitCode::SUCCESS
+}
+
+fn fail(line: &str) -> ExitCode {
+    eprintln!("{line}");
+    ExitCode::FAILURE
+}
+
+/// What `keygen` prints: the secret, and for an API key its `sha256` line.
+pub fn keygen(kind: KeyKind) -> String {
+    match kind {
+        KeyKind::SecurityKey | KeyKind::WebhookSecret => format!("{}\n", generate_whsec()),
+        KeyKind::ApiKey => {
+            let key = generate_api_key();
+            let hash = ApiKeyHash::of_key(&key).to_hex();
+            format!("{key}\nsha256 = \"{hash}\"\n")
+        }
+    }
+}
+
+/// The bytes of a `whsec_…` secret, of any length (the signing tool also
+/// serves the Standard Webhooks test vectors). Errors never repeat it.
+pub fn decode_whsec(secret: &str) -> Result<Vec<u8>, String> {
+    let b64 = secret
+        .trim()
+        .strip_prefix("whsec_")
+        .ok_or("must start with \"whsec_\"")?;
+    let key = B64
+        .decode(b64)
+        .map_err(|_| "is not valid base64 after \"whsec_\"")?;
+    if key.is_empty() {
+        return Err("is empty after \"whsec_\"".into());
+    }
+    Ok(key)
+}
+
+/// The three Standard Webhooks headers, one per line.
+pub fn sign_headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
+    let signature = webhook_sig::sign(key, id, timestamp, body);
+    format!("webhook-id: {id}\nwebhook-timestamp: {timestamp}\nwebhook-signature: {signature}\n")
+}
+
+/// The `check-config` summary. Names, ids and roles only: never a secret or hash.
+pub fn summary(config: &Config) -> String {
+    let mut out = format!("config: {} is valid\n", config.path.display());
+    out += &format!("listen: {}\n", config.server.listen);
+    out += &format!("public_url: {}\n", config.server.public_url);
+    out += &match config.store.backend {
+        StoreBackend::Memory => "store: memory\n".to_string(),
+        StoreBackend::Redis => format!(
+            "store: redis at {} (key prefix {:?})\n",
+            redis_location(&config.store.redis_url),
+            config.store.key_prefix
+        ),
+    };
+    out += &format!(
+        "channels: {}\n",
+        join(
+            config
+                .channels
+                .values()
+                .map(|c| format!("{} ({})", c.name, c.kind.name()))
+        )
+    );
+    out += &format!("teams: {}\n", config.teams.len());
+    for team in config.teams.values() {
+        out += &format!("team {}:\n", team.id);
+        out += &format!("  channels: {}\n", join(team.channels.iter().cloned()));
+        if let Some(sms) = &team.sms_channel {
+            out += &format!("  sms_channel: {sms}\n");
+        }
+        if let Some(email) = &team.email_channel {
+            out += &format!("  email_channel: {email}\n");
+        }
+        let kids = team.security_keys.iter().map(|k| {
+            if k.primary {
+                format!("{} (primary)", k.kid)
+            } else {
+                k.kid.clone()
+            }
+        });
+        out += &format!("  security keys: {}\n", join(kids));
+        out += &format!(
+            "  api keys: {}\n",
+            join(
+                team.api_keys
+                    .iter()
+                    .map(|k| format!("{} ({})", k.id, k.role.as_str()))
+            )
+        );
+        if let Some(w) = &team.webhook {
+            out += &format!("  event webhook: {}\n", w.url.host_str().unwrap_or("?"));
+        }
+    }
+    out
+}
+
+fn join(items: impl Iterator<Item = String>) -> String {
+    let all: Vec<String> = items.collect();
+    if all.is_empty() {
+        "none".to_string()
+    } else {
+        all.join(", ")
+    }
+}
+
+/// Host and port of a Redis URL, without credentials.
+fn redis_location(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => u.scheme().to_string(),
+        },
+        Err(_) => "?".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_matches_the_standard_webhooks_vector() {
+        let key = decode_whsec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let out = sign_headers(
+            &key,
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(
+            out,
+            "webhook-id: msg_p5jXN8AQM9LWM0D4loKWxJek\n\
+             webhook-timestamp: 1614265330\n\
+             webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=\n"
+        );
+    }
+
+    #[test]
+    fn decode_whsec_refuses_bad_input_without_repeating_it() {
+        assert!(decode_whsec("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").is_err());
+        let e = decode_whsec("whsec_not*base64secret").unwrap_err();
+        assert!(!e.contains("secret"), "{e}");
+        assert!(decode_whsec("whsec_").is_err());
+    }
+
+    #[test]
+    fn keygen_prints_usable_secrets() {
+        for kind in [KeyKind::SecurityKey, KeyKind::WebhookSecret] {
+            let out = keygen(kind);
+            assert_eq!(out.lines().count(), 1);
+            assert!(crate::domain::secrets::parse_whsec(out.trim()).is_ok());
+        }
+        let out = keygen(KeyKind::ApiKey);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2);
+        let hex = lines[1]
+            .strip_prefix("sha256 = \"")
+            .and_then(|s| s.strip_suffix('"'))
+            .unwrap();
+        assert_eq!(hex, ApiKeyHash::of_key(lines[0]).to_hex());
+    }
+
+    #[test]
+    fn samples_load_without_environment_and_summary_hides_secrets() {
+        let env = config::Environment::from_pairs(Vec::<(String, String)>::new());
+        let config = config::load_with_env(Path::new("config/chatgate.toml"), &env).unwrap();
+        let out = summary(&config);
+        assert!(
+            out.contains("team acme:") && out.contains("acme-admin (admin)"),
+            "{out}"
+        );
+        assert!(out.contains("security keys: 2026-11 (primary)"), "{out}");
+        for team in config.teams.values() {
+            for key in &team.api_keys {
+                assert!(!out.contains(&key.sha256.to_hex()));
+            }
+            for key in &team.security_keys {
+                assert!(!out.contains(&B64.encode(key.secret.expose())));
+            }
+        }
+        assert!(!out.contains("demo-pepper"));
+    }
+
+    #[test]
+    fn command_line_parses() {
+        let cli = Cli::try_parse_from([
+            "chatgate",
+            "sign",
+            "--secret",
+            "whsec_x",
+            "--body",
+            "b.json",
+            "--timestamp",
+            "5",
+        ])
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Sign {
+                timestamp: Some(5),
+                id: None,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["chatgate", "keygen", "api-key"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Keygen {
+                kind: KeyKind::ApiKey
+            }
+        ));
+        let cli = Cli::try_parse_from(["chatgate", "check-config", "--config", "x.toml"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::CheckConfig { config } if config == Path::new("x.toml"))
+        );
+        assert!(Cli::try_parse_from(["chatgate", "keygen", "nonsense"]).is_err());
+    }
 }

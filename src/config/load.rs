@@ -1,7 +1,23 @@
-//! Reading and validating the configuration files. (Implementation pending.)
-use std::path::Path;
+//! Reading and validating the configuration: the system file, then every
+//! channel file, then every team file, into one [`Config`].
+//!
+//! The layers, in order (CONTRACT 2, STYLE 11):
+//! 1. the serde defaults of each section (documented on the raw structs in
+//!    `files.rs` and on [`super::Settings`]);
+//! 2. the TOML files;
+//! 3. `CHATGATE_<SECTION>__<KEY>` environment overrides (system file only);
+//! 4. `${NAME}` / `${NAME:-default}` references in string values, filled from
+//!    the environment (see `interpolate.rs`).
+//!
+//! Every problem stops loading with one [`ConfigError`]: one line naming the
+//! file, the key and the problem, never a secret value.
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
 
-use super::Config;
+use super::env::Environment;
+use super::interpolate::interpolate_table;
+use super::resolve::Layer;
+use super::{channels, system, teams, Config};
 
 /// A configuration problem: one line naming the file, the key and the problem.
 #[derive(Debug, thiserror::Error)]
@@ -12,12 +28,179 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+impl ConfigError {
+    pub(crate) fn new(file: &str, key: impl Into<String>, problem: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_string(),
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+}
+
 /// Loads `path` (the system file), its teams and channels, from the files and
 /// the process environment.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    Err(ConfigError {
-        file: path.display().to_string(),
-        key: "-".into(),
-        problem: "todo".into(),
+    load_with_env(path, &Environment::from_process())
+}
+
+/// [`load`] with an explicit environment (tests, tools): both `${NAME}`
+/// references and `CHATGATE_…__…` overrides are read from `env` only.
+pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
+    let file = display_path(path);
+    let mut table = read_toml(path, &file)?;
+    let overrides = env.apply_overrides(&mut table, &file)?;
+    let system = interpolate_table(&mut table, env, &file, "")
+        .and_then(|()| system::build(table, &file))
+        .map_err(|e| overrides.annotate(e))?;
+
+    let base = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let channels_dir = base.join(&system.channels_dir);
+    let mut channels = BTreeMap::new();
+    let mut channel_files: BTreeMap<String, String> = BTreeMap::new();
+    for path in toml_files(&channels_dir, &file, "server.channels_dir")? {
+        let channel = channels::load_channel(&path, env)?;
+        let shown = display_path(&path);
+        if let Some(first) = channel_files.insert(channel.name.clone(), shown.clone()) {
+            return Err(ConfigError::new(
+                &shown,
+                "name",
+                format!("channel {:?} is already defined in {first}", channel.name),
+            ));
+        }
+        channels.insert(channel.name.clone(), channel);
+    }
+
+    let defaults = Layer {
+        file: &file,
+        prefix: "defaults".into(),
+        table: &system.defaults_table,
+    };
+    let teams_dir = base.join(&system.teams_dir);
+    let mut teams_by_id: BTreeMap<String, super::Team> = BTreeMap::new();
+    for path in toml_files(&teams_dir, &file, "server.teams_dir")? {
+        let team = teams::load_team(&path, env, &defaults, &channels)?;
+        if let Some(first) = teams_by_id.get(&team.id) {
+            return Err(ConfigError::new(
+                &display_path(&path),
+                "id",
+                format!(
+                    "team {:?} is already defined in {}",
+                    team.id,
+                    first.file.display()
+                ),
+            ));
+        }
+        teams::check_unique_api_keys(&team, teams_by_id.values())?;
+        teams_by_id.insert(team.id.clone(), team);
+    }
+
+    Ok(Config {
+        path: path.to_path_buf(),
+        server: system.server,
+        store: system.store,
+        defaults: system.defaults,
+        teams: teams_by_id,
+        channels,
     })
+}
+
+/// Reads and parses one TOML file. Syntax errors name the line and column;
+/// they never quote the file's text (it may hold a secret).
+pub(super) fn read_toml(path: &Path, file: &str) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(file, "(file)", format!("cannot be read: {e}")))?;
+    text.parse::<toml::Table>().map_err(|e| {
+        let key = match e.span() {
+            Some(span) => {
+                let before = &text.as_bytes()[..span.start.min(text.len())];
+                let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+                let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
+                format!("line {line}, column {col}")
+            }
+            None => "(file)".to_string(),
+        };
+        let message = e.message().lines().collect::<Vec<_>>().join("; ");
+        ConfigError::new(file, key, format!("invalid TOML: {message}"))
+    })
+}
+
+/// The `*.toml` files directly in `dir`, sorted, dot-files skipped.
+fn toml_files(dir: &Path, file: &str, key: &str) -> Result<Vec<PathBuf>, ConfigError> {
+    let unreadable = |e: std::io::Error| {
+        ConfigError::new(
+            file,
+            key,
+            format!("folder {} cannot be read: {e}", display_path(dir)),
+        )
+    };
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(unreadable)? {
+        let path = entry.map_err(unreadable)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if path.is_file() && name.ends_with(".toml") && !name.starts_with('.') {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// `path` with `.` and `name/..` removed, for messages ("config/../channels"
+/// reads as "channels").
+pub(super) fn display_path(path: &Path) -> String {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    let joined: PathBuf = out.iter().collect();
+    if joined.as_os_str().is_empty() {
+        ".".to_string()
+    } else {
+        joined.display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_path_folds_parent_components() {
+        assert_eq!(
+            display_path(Path::new("config/../channels/sms.toml")),
+            "channels/sms.toml"
+        );
+        assert_eq!(
+            display_path(Path::new("./config/chatgate.toml")),
+            "config/chatgate.toml"
+        );
+        assert_eq!(display_path(Path::new("../x.toml")), "../x.toml");
+        assert_eq!(
+            display_path(Path::new("/etc/cg/../cg2/a.toml")),
+            "/etc/cg2/a.toml"
+        );
+    }
+
+    #[test]
+    fn error_is_one_line_file_key_problem() {
+        let e = ConfigError::new(
+            "config/chatgate.toml",
+            "server.listen",
+            "is not a socket address",
+        );
+        assert_eq!(
+            e.to_string(),
+            "config/chatgate.toml: server.listen: is not a socket address"
+        );
+    }
 }

@@ -5,16 +5,28 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
+mod channels;
+mod de;
 mod duration;
+mod env;
+mod files;
+mod interpolate;
 mod load;
+mod resolve;
 mod settings;
+mod system;
 mod team;
+mod teams;
+#[cfg(test)]
+mod tests;
+mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 pub use duration::Dur;
-pub use load::{load, ConfigError};
+pub use env::Environment;
+pub use load::{load, load_with_env, ConfigError};
 pub use settings::{
     LockoutSettings, OtpSettings, PinSettings, Settings, StepUpSettings, TemplateOverrides,
     Templates,

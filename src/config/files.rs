@@ -1,0 +1,210 @@
+//! The raw shapes of the files, as written (after `${VAR}` interpolation).
+//! Every struct refuses unknown keys; `load` turns them into the validated
+//! types of `mod.rs` and `team.rs`.
+use serde::Deserialize;
+
+use super::{Role, SmtpTls};
+
+/// `config/chatgate.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SystemFile {
+    pub server: ServerSection,
+    #[serde(default)]
+    pub store: StoreSection,
+    /// System settings (shape of [`super::Settings`]); checked as a layer.
+    #[serde(default)]
+    pub defaults: toml::Table,
+}
+
+/// `[server]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ServerSection {
+    /// Socket address to bind; default `127.0.0.1:8080`.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// How others reach this gateway (absolute http(s) URL); required.
+    pub public_url: String,
+    /// `iss` of login tokens, `aud` of assertions; default `chatgate`.
+    #[serde(default = "default_issuer")]
+    pub issuer: String,
+    /// Server secret (at least 16 bytes) keying hashes of codes at rest; required.
+    pub pepper: String,
+    /// Folder of team files, relative to the system file; default `teams`.
+    #[serde(default = "default_teams_dir")]
+    pub teams_dir: String,
+    /// Folder of channel files, relative to the system file; default `../channels`.
+    #[serde(default = "default_channels_dir")]
+    pub channels_dir: String,
+}
+
+/// `[store]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct StoreSection {
+    /// `memory` (one process) or `redis`; default `memory`.
+    pub backend: String,
+    /// Default `redis://127.0.0.1:6379`.
+    pub redis_url: String,
+    /// Prefix of every Redis key; default `chatgate`.
+    pub key_prefix: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            backend: "memory".into(),
+            redis_url: "redis://127.0.0.1:6379".into(),
+            key_prefix: "chatgate".into(),
+        }
+    }
+}
+
+/// `config/teams/<any>.toml`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TeamFile {
+    /// `[a-z0-9_-]{1,64}`; the file name does not matter.
+    pub id: String,
+    /// The team's login page; the token is added as `?token=`.
+    pub login_url: String,
+    /// Names of channels (from the channel files) the team may use.
+    #[serde(default)]
+    pub channels: Vec<String>,
+    /// One of `channels`, a `twilio` or `whatsapp` channel, for `delivery = "sms"`.
+    pub sms_channel: Option<String>,
+    /// One of `channels`, an `smtp` channel, for `delivery = "email"`.
+    pub email_channel: Option<String>,
+    /// `[[security_keys]]`, each read as [`SecurityKeyEntry`].
+    #[serde(default)]
+    pub security_keys: Vec<toml::Table>,
+    /// `[[api_keys]]`, each read as [`ApiKeyEntry`].
+    #[serde(default)]
+    pub api_keys: Vec<toml::Table>,
+    pub webhook: Option<toml::Table>,
+    /// Overrides of `[defaults]`.
+    #[serde(default)]
+    pub settings: toml::Table,
+    /// Overrides for one channel of the team: `[channel_settings.NAME]`.
+    #[serde(default)]
+    pub channel_settings: toml::Table,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SecurityKeyEntry {
+    pub kid: String,
+    /// `whsec_` + base64 of at least 32 bytes.
+    pub secret: String,
+    #[serde(default)]
+    pub primary: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ApiKeyEntry {
+    pub id: String,
+    pub role: Role,
+    /// Hex SHA-256 of the key.
+    pub sha256: String,
+}
+
+/// A team's `[webhook]` (where events go).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebhookEntry {
+    pub url: String,
+    /// `whsec_…`.
+    pub secret: String,
+}
+
+/// The kind-specific keys of a channel file (besides `name`, `kind`, `templates`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WebhookChannel {
+    pub url: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TwilioChannel {
+    /// Default `https://api.twilio.com`.
+    #[serde(default = "default_twilio")]
+    pub base_url: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    /// A phone number, or `whatsapp:+1…` to send WhatsApp.
+    pub from: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WhatsappChannel {
+    /// Default `https://graph.facebook.com`.
+    #[serde(default = "default_whatsapp")]
+    pub base_url: String,
+    /// Default `v21.0`.
+    #[serde(default = "default_whatsapp_version")]
+    pub api_version: String,
+    pub phone_number_id: String,
+    pub token: String,
+}
+
+/// `slack` and `telegram`: a base URL and a bot token.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TokenChannel {
+    /// Default `https://slack.com` / `https://api.telegram.org`.
+    pub base_url: Option<String>,
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SmtpChannel {
+    pub host: String,
+    /// Default 587 (`starttls`), 465 (`tls`) or 25 (`none`). A string of digits is accepted too.
+    pub port: Option<Port>,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default = "default_tls")]
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// The sender address.
+    pub from: String,
+}
+
+/// A port written as a number or as a string (so `"${SMTP_PORT}"` works).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum Port {
+    Number(i64),
+    Text(String),
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_issuer() -> String {
+    "chatgate".into()
+}
+fn default_teams_dir() -> String {
+    "teams".into()
+}
+fn default_channels_dir() -> String {
+    "../channels".into()
+}
+fn default_twilio() -> String {
+    "https://api.twilio.com".into()
+}
+fn default_whatsapp() -> String {
+    "https://graph.facebook.com".into()
+}
+fn default_whatsapp_version() -> String {
+    "v21.0".into()
+}
+fn default_tls() -> SmtpTls {
+    SmtpTls::Starttls
+}

@@ -1,0 +1,218 @@
+//! `${NAME}` references in string values, filled from the environment.
+//!
+//! - `${NAME}`: the variable's value; unset is an error naming it.
+//! - `${NAME:-default}` (our extension, shell style): `default` when `NAME`
+//!   is unset or empty. A warning names the variable (never a value), so a
+//!   demo default never goes unnoticed in production.
+//! - `$${` writes a literal `${`.
+//!
+//! References are not nested, and a default cannot contain `}`. Keys are never
+//! interpolated, only string values (also inside arrays and tables).
+use super::env::Environment;
+use super::ConfigError;
+
+/// Replaces every reference in every string value of `table`. `prefix` is
+/// the key path of `table` in its file (for messages).
+pub(super) fn interpolate_table(
+    table: &mut toml::Table,
+    env: &Environment,
+    file: &str,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    for (key, value) in table.iter_mut() {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        interpolate_value(value, env, file, &path)?;
+    }
+    Ok(())
+}
+
+fn interpolate_value(
+    value: &mut toml::Value,
+    env: &Environment,
+    file: &str,
+    path: &str,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => {
+            let expanded = expand(s, env, |name| {
+                tracing::warn!(
+                    variable = name,
+                    file,
+                    key = path,
+                    "environment variable is unset or empty; using the default written in the configuration"
+                );
+            })
+            .map_err(|problem| ConfigError::new(file, path, problem))?;
+            *s = expanded;
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                interpolate_value(item, env, file, &format!("{path}[{i}]"))?;
+            }
+        }
+        toml::Value::Table(t) => interpolate_table(t, env, file, path)?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Expands the references in `text`. `on_default` is called with the name of
+/// each variable whose default was used. Errors never quote the text.
+pub(super) fn expand(
+    text: &str,
+    env: &Environment,
+    mut on_default: impl FnMut(&str),
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            out.push_str("${");
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            let end = after
+                .find('}')
+                .ok_or("unterminated \"${\" (write \"$${\" for a literal \"${\")")?;
+            let (name, default) = split_reference(&after[..end])?;
+            match (env.get(name), default) {
+                (Some(Ok("")), Some(d)) => {
+                    on_default(name);
+                    out.push_str(d);
+                }
+                (Some(Ok(v)), _) => out.push_str(v),
+                (Some(Err(())), _) => {
+                    return Err(format!("environment variable {name} is not valid UTF-8"))
+                }
+                (None, Some(d)) => {
+                    on_default(name);
+                    out.push_str(d);
+                }
+                (None, None) => return Err(format!("environment variable {name} is not set")),
+            }
+            rest = &after[end + 1..];
+        } else {
+            out.push('$');
+            rest = &tail[1..];
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// `NAME` or `NAME:-default`.
+fn split_reference(inner: &str) -> Result<(&str, Option<&str>), String> {
+    let (name, default) = match inner.split_once(":-") {
+        Some((n, d)) => (n, Some(d)),
+        None => (inner, None),
+    };
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok((name, default))
+    } else {
+        Err("\"${...}\" needs a variable name of letters, digits and _ (write \"$${\" for a literal \"${\")".into())
+    }
+}
+
+/// True when `raw` is exactly one reference (`${NAME}` or `${NAME:-default}`)
+/// and nothing else: how channel files must write secrets.
+pub(super) fn is_single_reference(raw: &str) -> bool {
+    raw.strip_prefix("${")
+        .and_then(|r| r.strip_suffix('}'))
+        .is_some_and(|inner| !inner.contains('}') && split_reference(inner).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Environment {
+        Environment::from_pairs([("A", "alpha"), ("EMPTY", ""), ("B_2", "beta")])
+    }
+
+    fn run(text: &str) -> (Result<String, String>, Vec<String>) {
+        let mut used = Vec::new();
+        let r = expand(text, &env(), |n| used.push(n.to_string()));
+        (r, used)
+    }
+
+    #[test]
+    fn replaces_references_anywhere_in_a_string() {
+        assert_eq!(run("x-${A}-${B_2}-y").0.unwrap(), "x-alpha-beta-y");
+        assert_eq!(
+            run("no refs, $5 and $ alone").0.unwrap(),
+            "no refs, $5 and $ alone"
+        );
+        assert_eq!(run("$${A} is literal").0.unwrap(), "${A} is literal");
+        assert_eq!(run("${EMPTY}").0.unwrap(), "");
+    }
+
+    #[test]
+    fn default_is_used_when_unset_or_empty_and_reported_by_name() {
+        let (r, used) = run("${MISSING:-demo value}|${EMPTY:-d2}|${A:-unused}");
+        assert_eq!(r.unwrap(), "demo value|d2|alpha");
+        assert_eq!(used, vec!["MISSING", "EMPTY"]);
+        assert_eq!(run("${MISSING:-}").0.unwrap(), "");
+    }
+
+    #[test]
+    fn missing_variable_is_an_error_naming_it() {
+        let err = run("pre ${NOPE_X} post").0.unwrap_err();
+        assert_eq!(err, "environment variable NOPE_X is not set");
+    }
+
+    #[test]
+    fn malformed_references_are_errors_that_quote_nothing() {
+        assert!(run("${A").0.unwrap_err().contains("unterminated"));
+        let err = run("${s3cret value}").0.unwrap_err();
+        assert!(
+            err.contains("variable name") && !err.contains("s3cret"),
+            "{err}"
+        );
+        assert!(run("${}").0.is_err());
+    }
+
+    #[test]
+    fn table_errors_name_file_and_key_path() {
+        let mut t: toml::Table = "[a]\nlist = [\"ok\", \"${NOT_THERE_Q}\"]".parse().unwrap();
+        let e = interpolate_table(&mut t, &env(), "f.toml", "").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.toml: a.list[1]: environment variable NOT_THERE_Q is not set"
+        );
+        let mut t: toml::Table = "[a]\nb = \"${A}\"\nn = 3".parse().unwrap();
+        interpolate_table(&mut t, &env(), "f.toml", "").unwrap();
+        assert_eq!(t["a"]["b"].as_str(), Some("alpha"));
+    }
+
+    #[test]
+    fn process_environment_is_read() {
+        let name = format!("CGTEST_{}", uuid::Uuid::now_v7().simple());
+        std::env::set_var(&name, "from-process");
+        let env = Environment::from_process();
+        assert_eq!(
+            expand(&format!("${{{name}}}"), &env, |_| {}).unwrap(),
+            "from-process"
+        );
+        std::env::remove_var(&name);
+    }
+
+    #[test]
+    fn single_reference_detection() {
+        assert!(is_single_reference("${TOKEN}"));
+        assert!(is_single_reference("${TOKEN:-demo}"));
+        assert!(!is_single_reference("literal"));
+        assert!(!is_single_reference("x${TOKEN}"));
+        assert!(!is_single_reference("${A}${B}"));
+        assert!(!is_single_reference("${not valid}"));
+    }
+}

@@ -1,0 +1,109 @@
+//! The system file (`config/chatgate.toml`): `[server]`, `[store]` and
+//! `[defaults]`, already overridden from the environment and interpolated.
+use std::net::SocketAddr;
+
+use secrecy::SecretString;
+use url::Url;
+
+use super::de::from_table;
+use super::files::SystemFile;
+use super::resolve::{resolve, Layer};
+use super::validate::http_url;
+use super::{ConfigError, ServerConfig, Settings, StoreBackend, StoreConfig};
+
+/// The shortest pepper accepted, in bytes.
+const MIN_PEPPER_BYTES: usize = 16;
+
+/// What the system file yields for the rest of loading.
+pub(super) struct System {
+    pub server: ServerConfig,
+    pub store: StoreConfig,
+    pub defaults: Settings,
+    /// `[defaults]` as written: the lowest layer of every team's settings.
+    pub defaults_table: toml::Table,
+    pub teams_dir: String,
+    pub channels_dir: String,
+}
+
+pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigError> {
+    let raw: SystemFile = from_table(table, file, "")?;
+    let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
+    let s = raw.server;
+
+    if s.listen.trim().parse::<SocketAddr>().is_err() {
+        return Err(err(
+            "server.listen",
+            "is not a socket address (write e.g. \"127.0.0.1:8080\")",
+        ));
+    }
+    let public_url = http_url(&s.public_url).map_err(|p| err("server.public_url", &p))?;
+    if public_url.query().is_some() || public_url.fragment().is_some() {
+        return Err(err(
+            "server.public_url",
+            "must not have a query or a fragment",
+        ));
+    }
+    if s.issuer.trim().is_empty() {
+        return Err(err("server.issuer", "must not be empty"));
+    }
+    if s.pepper.len() < MIN_PEPPER_BYTES {
+        return Err(err(
+            "server.pepper",
+            &format!("must be at least {MIN_PEPPER_BYTES} bytes long"),
+        ));
+    }
+    for (key, dir) in [
+        ("server.teams_dir", &s.teams_dir),
+        ("server.channels_dir", &s.channels_dir),
+    ] {
+        if dir.trim().is_empty() {
+            return Err(err(key, "must not be empty"));
+        }
+    }
+
+    let backend = match raw.store.backend.as_str() {
+        "memory" => StoreBackend::Memory,
+        "redis" => StoreBackend::Redis,
+        _ => return Err(err("store.backend", "must be \"memory\" or \"redis\"")),
+    };
+    let redis_ok = Url::parse(&raw.store.redis_url)
+        .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"));
+    if !redis_ok {
+        return Err(err("store.redis_url", "is not a redis:// or rediss:// URL"));
+    }
+    let prefix = &raw.store.key_prefix;
+    if prefix.is_empty()
+        || prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c == '{' || c == '}')
+    {
+        return Err(err(
+            "store.key_prefix",
+            "must be non-empty, without spaces or braces",
+        ));
+    }
+
+    let defaults = resolve(&[Layer {
+        file,
+        prefix: "defaults".into(),
+        table: &raw.defaults,
+    }])?;
+
+    Ok(System {
+        server: ServerConfig {
+            listen: s.listen.trim().to_string(),
+            public_url: public_url.as_str().trim_end_matches('/').to_string(),
+            issuer: s.issuer,
+            pepper: SecretString::from(s.pepper),
+        },
+        store: StoreConfig {
+            backend,
+            redis_url: raw.store.redis_url,
+            key_prefix: raw.store.key_prefix,
+        },
+        defaults,
+        defaults_table: raw.defaults,
+        teams_dir: s.teams_dir,
+        channels_dir: s.channels_dir,
+    })
+}

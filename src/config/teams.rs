@@ -1,0 +1,227 @@
+//! One team file (`config/teams/*.toml`): identity, login page, channels,
+//! security and API keys, event webhook, and its resolved settings.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use super::de::from_table;
+use super::env::Environment;
+use super::files::{ApiKeyEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
+use super::interpolate::interpolate_table;
+use super::load::{display_path, read_toml};
+use super::resolve::{resolve, Layer};
+use super::validate::{check_label, check_name, http_url};
+use super::{ApiKey, ChannelConfig, ConfigError, SecurityKey, Team, TeamWebhook};
+use crate::domain::secrets::{parse_whsec, ApiKeyHash};
+
+pub(super) fn load_team(
+    path: &Path,
+    env: &Environment,
+    defaults: &Layer<'_>,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<Team, ConfigError> {
+    let file = display_path(path);
+    let file = file.as_str();
+    let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
+    let mut table = read_toml(path, file)?;
+    interpolate_table(&mut table, env, file, "")?;
+    let raw: TeamFile = from_table(table, file, "")?;
+
+    check_name(&raw.id).map_err(|p| err("id", p))?;
+    let login_url = http_url(&raw.login_url).map_err(|p| err("login_url", p))?;
+
+    let mut seen = BTreeSet::new();
+    for (i, name) in raw.channels.iter().enumerate() {
+        let key = format!("channels[{i}]");
+        if !channels.contains_key(name) {
+            return Err(err(
+                &key,
+                format!("no channel file defines a channel named {name:?}"),
+            ));
+        }
+        if !seen.insert(name) {
+            return Err(err(&key, format!("channel {name:?} is listed twice")));
+        }
+    }
+    let delivery = [
+        ("sms_channel", &raw.sms_channel, &["twilio", "whatsapp"][..]),
+        ("email_channel", &raw.email_channel, &["smtp"][..]),
+    ];
+    for (key, chosen, kinds) in delivery {
+        let Some(name) = chosen else { continue };
+        if !seen.contains(name) {
+            return Err(err(
+                key,
+                format!("{name:?} is not one of the team's channels"),
+            ));
+        }
+        let kind = channels.get(name).map_or("", |c| c.kind.name());
+        if !kinds.contains(&kind) {
+            return Err(err(
+                key,
+                format!(
+                    "channel {name:?} is of kind {kind}; expected {}",
+                    kinds.join(" or ")
+                ),
+            ));
+        }
+    }
+
+    let security_keys = security_keys(raw.security_keys, file)?;
+    let api_keys = api_keys(raw.api_keys, file)?;
+    let webhook = match raw.webhook {
+        None => None,
+        Some(t) => {
+            let w: WebhookEntry = from_table(t, file, "webhook")?;
+            Some(TeamWebhook {
+                url: http_url(&w.url).map_err(|p| err("webhook.url", p))?,
+                secret: parse_whsec(&w.secret).map_err(|p| err("webhook.secret", p))?,
+            })
+        }
+    };
+
+    let team_layer = || Layer {
+        file,
+        prefix: "settings".into(),
+        table: &raw.settings,
+    };
+    let settings = resolve(&[defaults.clone(), team_layer()])?;
+    let mut channel_settings = BTreeMap::new();
+    for (name, value) in &raw.channel_settings {
+        let key = format!("channel_settings.{name}");
+        if !seen.contains(name) {
+            return Err(err(
+                &key,
+                format!("{name:?} is not one of the team's channels"),
+            ));
+        }
+        if !value.is_table() {
+            return Err(err(&key, "wrong type: expected a table".into()));
+        }
+    }
+    let empty = toml::Table::new();
+    for name in &raw.channels {
+        let over = raw
+            .channel_settings
+            .get(name)
+            .and_then(toml::Value::as_table)
+            .unwrap_or(&empty);
+        let layers = [
+            defaults.clone(),
+            team_layer(),
+            Layer {
+                file,
+                prefix: format!("channel_settings.{name}"),
+                table: over,
+            },
+        ];
+        channel_settings.insert(name.clone(), resolve(&layers)?);
+    }
+
+    Ok(Team {
+        id: raw.id,
+        file: PathBuf::from(file),
+        login_url,
+        channels: raw.channels,
+        sms_channel: raw.sms_channel,
+        email_channel: raw.email_channel,
+        security_keys,
+        api_keys,
+        webhook,
+        settings,
+        channel_settings,
+    })
+}
+
+fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKey>, ConfigError> {
+    let err = |key: String, problem: String| ConfigError::new(file, key, problem);
+    if entries.is_empty() {
+        return Err(err(
+            "security_keys".into(),
+            "at least one [[security_keys]] is required".into(),
+        ));
+    }
+    let mut keys: Vec<SecurityKey> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let at = format!("security_keys[{i}]");
+        let k: SecurityKeyEntry = from_table(entry, file, &at)?;
+        check_label(&k.kid).map_err(|p| err(format!("{at}.kid"), p))?;
+        if keys.iter().any(|other| other.kid == k.kid) {
+            return Err(err(
+                format!("{at}.kid"),
+                format!("kid {:?} is used twice", k.kid),
+            ));
+        }
+        let secret = parse_whsec(&k.secret).map_err(|p| err(format!("{at}.secret"), p))?;
+        keys.push(SecurityKey {
+            kid: k.kid,
+            secret,
+            primary: k.primary,
+        });
+    }
+    match keys.iter().filter(|k| k.primary).count() {
+        1 => Ok(keys),
+        0 => Err(err(
+            "security_keys".into(),
+            "no key is marked primary = true (exactly one must be)".into(),
+        )),
+        n => Err(err(
+            "security_keys".into(),
+            format!("{n} keys are marked primary = true (exactly one must be)"),
+        )),
+    }
+}
+
+fn api_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<ApiKey>, ConfigError> {
+    let err = |key: String, problem: String| ConfigError::new(file, key, problem);
+    let mut keys: Vec<ApiKey> = Vec::with_capacity(entries.len());
+    for (i, entry) in entries.into_iter().enumerate() {
+        let at = format!("api_keys[{i}]");
+        let k: ApiKeyEntry = from_table(entry, file, &at)?;
+        check_label(&k.id).map_err(|p| err(format!("{at}.id"), p))?;
+        if keys.iter().any(|other| other.id == k.id) {
+            return Err(err(
+                format!("{at}.id"),
+                format!("api key id {:?} is used twice", k.id),
+            ));
+        }
+        let sha256 = ApiKeyHash::from_hex(&k.sha256).map_err(|p| err(format!("{at}.sha256"), p))?;
+        if keys.iter().any(|other| other.sha256.matches(&sha256)) {
+            return Err(err(
+                format!("{at}.sha256"),
+                "the same key is configured twice".into(),
+            ));
+        }
+        keys.push(ApiKey {
+            id: k.id,
+            role: k.role,
+            sha256,
+        });
+    }
+    Ok(keys)
+}
+
+/// An API key may belong to one team only (its hash identifies the team).
+pub(super) fn check_unique_api_keys<'a>(
+    team: &Team,
+    others: impl Iterator<Item = &'a Team>,
+) -> Result<(), ConfigError> {
+    for other in others {
+        for (i, key) in team.api_keys.iter().enumerate() {
+            if let Some(dup) = other
+                .api_keys
+                .iter()
+                .find(|k| k.sha256.matches(&key.sha256))
+            {
+                return Err(ConfigError::new(
+                    &team.file.display().to_string(),
+                    format!("api_keys[{i}].sha256"),
+                    format!(
+                        "the same key is already configured for team {:?} (id {:?})",
+                        other.id, dup.id
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}

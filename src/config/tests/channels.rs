@@ -1,0 +1,254 @@
+//! Channel files: each kind, secrets only as `${VAR}`, names and templates.
+use secrecy::ExposeSecret;
+
+use super::{whsec, Fixture, TWILIO_TOKEN};
+use crate::config::{ChannelKind, SmtpTls};
+
+#[test]
+fn channels_are_loaded_with_their_secrets_from_the_environment() {
+    let config = Fixture::new().load().unwrap();
+    match &config.channels["webchat"].kind {
+        ChannelKind::Webhook { url, secret } => {
+            assert_eq!(url.as_str(), "http://127.0.0.1:9000/chatgate/messages");
+            assert_eq!(secret.expose(), [0xE5; 32]);
+        }
+        other => panic!("{other:?}"),
+    }
+    match &config.channels["sms"].kind {
+        ChannelKind::Twilio {
+            account_sid,
+            auth_token,
+            from,
+            ..
+        } => {
+            assert_eq!(account_sid, "AC123");
+            assert_eq!(auth_token.expose_secret(), TWILIO_TOKEN);
+            assert_eq!(from, "+15550006666");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        config.channels["sms"].templates.otp.as_deref(),
+        Some("#PIN# is your code.")
+    );
+    match &config.channels["email"].kind {
+        ChannelKind::Smtp {
+            port,
+            tls,
+            username,
+            ..
+        } => {
+            assert_eq!(
+                (*port, *tls, username.is_none()),
+                (2525, SmtpTls::None, true)
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn every_kind_parses_with_its_defaults() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    fx.write(
+        "channels/slack.toml",
+        "name = \"slack\"\nkind = \"slack\"\ntoken = \"${FX_TOKEN}\"",
+    );
+    fx.write(
+        "channels/tg.toml",
+        "name = \"tg\"\nkind = \"telegram\"\ntoken = \"${FX_TOKEN}\"",
+    );
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"",
+    );
+    fx.write(
+        "channels/mail.toml",
+        "name = \"mail\"\nkind = \"smtp\"\nhost = \"smtp.example\"\nport = \"${FX_PORT:-2526}\"\n\
+         username = \"u\"\npassword = \"${FX_TOKEN}\"\nfrom = \"a@b.example\"\n\
+         [templates]\nsubject = \"Your code\"",
+    );
+    let config = fx.load().unwrap();
+    let kind = |n: &str| &config.channels[n].kind;
+    assert!(
+        matches!(kind("slack"), ChannelKind::Slack { base_url, .. } if base_url.as_str() == "https://slack.com/")
+    );
+    assert!(
+        matches!(kind("tg"), ChannelKind::Telegram { base_url, .. } if base_url.host_str() == Some("api.telegram.org"))
+    );
+    assert!(
+        matches!(kind("wa"), ChannelKind::Whatsapp { api_version, .. } if api_version == "v21.0")
+    );
+    assert!(matches!(
+        kind("mail"),
+        ChannelKind::Smtp {
+            port: 2526,
+            tls: SmtpTls::Starttls,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn literal_secrets_are_refused_in_channel_files() {
+    let cases = [
+        (
+            "channels/webchat.toml",
+            "secret = \"${FX_WEBCHAT_SECRET}\"",
+            "secret",
+            whsec(0x11),
+        ),
+        (
+            "channels/sms.toml",
+            "auth_token = \"${FX_TWILIO_TOKEN}\"",
+            "auth_token",
+            "AbCdEf0123".to_string(),
+        ),
+    ];
+    for (file, from, key, literal) in cases {
+        let fx = Fixture::new();
+        fx.edit(file, from, &format!("{key} = \"{literal}\""));
+        let e = fx.expect_err(file, key, "must be written as \"${VARIABLE}\"");
+        assert!(!e.to_string().contains(&literal));
+    }
+    let fx = Fixture::new();
+    fx.write(
+        "channels/slack.toml",
+        "name = \"slack\"\nkind = \"slack\"\ntoken = \"xoxb-literal-123\"",
+    );
+    fx.expect_err("channels/slack.toml", "token", "must be written as");
+    fx.write(
+        "channels/slack.toml",
+        "name = \"slack\"\nkind = \"slack\"\ntoken = \"pre-${FX_TWILIO_TOKEN}\"",
+    );
+    fx.expect_err("channels/slack.toml", "token", "must be written as");
+    let fx = Fixture::new();
+    fx.edit(
+        "channels/email.toml",
+        "tls = \"none\"",
+        "username = \"u\"\npassword = \"hunter2hunter2\"",
+    );
+    let e = fx.expect_err("channels/email.toml", "password", "must be written as");
+    assert!(!e.to_string().contains("hunter2"));
+}
+
+#[test]
+fn missing_channel_variable_is_named() {
+    let mut fx = Fixture::new();
+    fx.unset_env("FX_TWILIO_TOKEN");
+    fx.expect_err(
+        "channels/sms.toml",
+        "auth_token",
+        "FX_TWILIO_TOKEN is not set",
+    );
+}
+
+#[test]
+fn kind_name_and_duplicates() {
+    let fx = Fixture::new();
+    fx.edit(
+        "channels/email.toml",
+        "kind = \"smtp\"",
+        "kind = \"pigeon\"",
+    );
+    fx.expect_err(
+        "channels/email.toml",
+        "kind",
+        "webhook, twilio, whatsapp, slack, telegram or smtp",
+    );
+    fx.edit(
+        "channels/email.toml",
+        "kind = \"pigeon\"",
+        "kind = \"smtp\"",
+    );
+    fx.edit(
+        "channels/email.toml",
+        "name = \"email\"",
+        "name = \"E-Mail\"",
+    );
+    fx.expect_err("channels/email.toml", "name", "a-z, 0-9");
+    fx.edit("channels/email.toml", "name = \"E-Mail\"", "name = \"sms\"");
+    let e = fx.expect_err("channels/sms.toml", "name", "already defined in");
+    assert!(e.problem.contains("email.toml"), "{e}");
+}
+
+#[test]
+fn kind_settings_are_checked() {
+    let fx = Fixture::new();
+    fx.edit(
+        "channels/webchat.toml",
+        "http://127.0.0.1:9000/chatgate/messages",
+        "127.0.0.1:9000",
+    );
+    fx.expect_err("channels/webchat.toml", "url", "absolute http(s) URL");
+    fx.edit(
+        "channels/webchat.toml",
+        "\"127.0.0.1:9000\"",
+        "\"http://127.0.0.1:9000/m\"\nretries = 2",
+    );
+    fx.expect_err("channels/webchat.toml", "retries", "unknown key");
+    fx.edit("channels/webchat.toml", "retries = 2", "");
+    fx.edit(
+        "channels/sms.toml",
+        "base_url = \"https://api.twilio.com\"",
+        "base_url = \"api.twilio.com\"",
+    );
+    fx.expect_err("channels/sms.toml", "base_url", "absolute http(s) URL");
+    fx.edit(
+        "channels/sms.toml",
+        "\"api.twilio.com\"",
+        "\"https://api.twilio.com\"",
+    );
+    fx.edit("channels/sms.toml", "from = \"+15550006666\"", "");
+    fx.expect_err("channels/sms.toml", "from", "is required but missing");
+}
+
+#[test]
+fn smtp_port_tls_and_credentials() {
+    let fx = Fixture::new();
+    fx.edit("channels/email.toml", "port = 2525", "port = 0");
+    fx.expect_err("channels/email.toml", "port", "from 1 to 65535");
+    fx.edit("channels/email.toml", "port = 0", "port = true");
+    fx.expect_err("channels/email.toml", "port", "wrong type");
+    fx.edit("channels/email.toml", "port = true", "port = 2525");
+    fx.edit("channels/email.toml", "tls = \"none\"", "tls = \"ssl\"");
+    fx.expect_err(
+        "channels/email.toml",
+        "tls",
+        "expected one of `starttls`, `tls`, `none`",
+    );
+    fx.edit(
+        "channels/email.toml",
+        "tls = \"ssl\"",
+        "tls = \"tls\"\nusername = \"u\"",
+    );
+    fx.expect_err(
+        "channels/email.toml",
+        "password",
+        "required when username is set",
+    );
+}
+
+#[test]
+fn channel_templates_are_checked() {
+    let fx = Fixture::new();
+    fx.edit(
+        "channels/sms.toml",
+        "#PIN# is your code.",
+        "Your code is ready.",
+    );
+    fx.expect_err("channels/sms.toml", "templates.otp", "must contain #PIN#");
+    fx.edit(
+        "channels/sms.toml",
+        "Your code is ready.\"",
+        "#PIN#\"\nsubject = \"x\"",
+    );
+    fx.expect_err(
+        "channels/sms.toml",
+        "templates.subject",
+        "only smtp channels",
+    );
+    fx.edit("channels/sms.toml", "subject = \"x\"", "greeting = \"x\"");
+    fx.expect_err("channels/sms.toml", "templates.greeting", "unknown key");
+}

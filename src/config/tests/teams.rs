@@ -1,0 +1,301 @@
+//! Team files: keys, channels, webhook, and resolved settings per channel.
+use super::{whsec, Fixture};
+use crate::config::Role;
+use crate::domain::secrets::ApiKeyHash;
+
+const ACME: &str = "config/teams/acme.toml";
+
+#[test]
+fn team_is_loaded_with_keys_channels_and_webhook() {
+    let config = Fixture::new().load().unwrap();
+    let acme = config.team("acme").unwrap();
+    assert!(acme.file.ends_with("config/teams/acme.toml"));
+    assert_eq!(
+        acme.login_url.as_str(),
+        "https://login.acme.example/chat?lang=en"
+    );
+    assert_eq!(acme.channels, ["webchat", "sms", "email"]);
+    assert_eq!(acme.sms_channel.as_deref(), Some("sms"));
+    assert_eq!(acme.primary_key().unwrap().kid, "2026-11");
+    assert_eq!(
+        acme.key_by_kid("2026-05").unwrap().secret.expose(),
+        [0xB2; 32]
+    );
+    assert_eq!(acme.api_keys[1].role, Role::Agent);
+    assert!(acme.api_keys[0]
+        .sha256
+        .matches(&ApiKeyHash::of_key("acme-bot-key")));
+    assert_eq!(
+        acme.webhook.as_ref().unwrap().url.host_str(),
+        Some("bot.acme.example")
+    );
+    assert!(config.team("globex").unwrap().webhook.is_none());
+}
+
+#[test]
+fn settings_resolve_system_then_team_then_channel() {
+    let config = Fixture::new().load().unwrap();
+    let acme = config.team("acme").unwrap();
+    assert_eq!(acme.settings.authenticated_ttl.get().as_secs(), 900);
+    assert!(acme.settings.otp.show_to_agents);
+    assert_eq!(
+        acme.channel_settings.len(),
+        3,
+        "an entry for every channel the team lists"
+    );
+    assert_eq!(
+        acme.settings_for("webchat")
+            .authenticated_ttl
+            .get()
+            .as_secs(),
+        3600
+    );
+    assert!(
+        acme.settings_for("webchat").otp.show_to_agents,
+        "team layer kept under channel"
+    );
+    assert_eq!(
+        acme.settings_for("sms").authenticated_ttl.get().as_secs(),
+        900
+    );
+    let globex = config.team("globex").unwrap();
+    assert_eq!(
+        globex
+            .settings_for("webchat")
+            .authenticated_ttl
+            .get()
+            .as_secs(),
+        1800
+    );
+    assert!(!globex.settings.otp.show_to_agents);
+}
+
+#[test]
+fn unknown_keys_and_bad_values_in_settings_layers_are_named() {
+    let fx = Fixture::new();
+    fx.edit(ACME, "show_to_agents = true", "show_to_agent = true");
+    fx.expect_err(ACME, "settings.otp.show_to_agent", "unknown key");
+    fx.edit(ACME, "show_to_agent = true", "show_to_agents = true");
+    fx.edit(
+        ACME,
+        "authenticated_ttl = \"60m\"",
+        "authenticated_ttl = 60",
+    );
+    fx.expect_err(
+        ACME,
+        "channel_settings.webchat.authenticated_ttl",
+        "wrong type",
+    );
+    fx.edit(
+        ACME,
+        "authenticated_ttl = 60",
+        "[channel_settings.webchat.otp]\nlength = 12",
+    );
+    fx.expect_err(ACME, "channel_settings.webchat.otp.length", "from 4 to 10");
+    fx.edit(ACME, "length = 12", "length = 8");
+    fx.edit(
+        ACME,
+        "[settings.otp]",
+        "[settings.pin]\nmax_length = 3\n[settings.otp]",
+    );
+    fx.expect_err(
+        ACME,
+        "settings.pin.max_length",
+        "greater than pin.max_length",
+    );
+}
+
+#[test]
+fn channel_settings_must_name_a_channel_of_the_team() {
+    let fx = Fixture::new();
+    fx.append(
+        "config/teams/globex.toml",
+        "[channel_settings.sms]\nauthenticated_ttl = \"5m\"",
+    );
+    fx.expect_err(
+        "config/teams/globex.toml",
+        "channel_settings.sms",
+        "not one of the team's channels",
+    );
+}
+
+#[test]
+fn team_id_login_url_and_duplicates() {
+    let fx = Fixture::new();
+    fx.edit(ACME, "id = \"acme\"", "id = \"Acme Corp\"");
+    fx.expect_err(ACME, "id", "a-z, 0-9");
+    fx.edit(ACME, "id = \"Acme Corp\"", "id = \"globex\"");
+    let e = fx.expect_err("globex.toml", "id", "already defined in");
+    assert!(e.problem.contains("acme.toml"), "{e}");
+    fx.edit(ACME, "id = \"globex\"", "id = \"acme\"");
+    fx.edit(ACME, "https://login.acme.example/chat?lang=en", "/chat");
+    fx.expect_err(ACME, "login_url", "absolute http(s) URL");
+}
+
+#[test]
+fn channels_of_a_team_must_exist_and_delivery_channels_be_listed() {
+    let fx = Fixture::new();
+    fx.edit(
+        ACME,
+        "\"webchat\", \"sms\", \"email\"",
+        "\"webchat\", \"fax\", \"sms\", \"email\"",
+    );
+    fx.expect_err(
+        ACME,
+        "channels[1]",
+        "no channel file defines a channel named \"fax\"",
+    );
+    fx.edit(ACME, "\"fax\", ", "\"webchat\", ");
+    fx.expect_err(ACME, "channels[1]", "listed twice");
+    fx.edit(
+        ACME,
+        "\"webchat\", \"webchat\", \"sms\", \"email\"",
+        "\"webchat\", \"email\"",
+    );
+    fx.expect_err(ACME, "sms_channel", "not one of the team's channels");
+    fx.edit(ACME, "sms_channel = \"sms\"", "sms_channel = \"email\"");
+    fx.expect_err(ACME, "sms_channel", "expected twilio or whatsapp");
+    fx.edit(ACME, "sms_channel = \"email\"", "");
+    fx.edit(
+        ACME,
+        "email_channel = \"email\"",
+        "email_channel = \"webchat\"",
+    );
+    fx.expect_err(ACME, "email_channel", "expected smtp");
+    fx.edit(
+        ACME,
+        "email_channel = \"webchat\"",
+        "email_channel = \"email\"",
+    );
+    fx.edit(ACME, "\"webchat\", \"email\"", "\"webchat\"");
+    fx.expect_err(ACME, "email_channel", "not one of the team's channels");
+}
+
+#[test]
+fn security_keys_are_checked_without_quoting_them() {
+    let fx = Fixture::new();
+    let short = format!("whsec_{}", &whsec(0x11)[6..30]);
+    fx.edit(ACME, &whsec(0xB2), &short);
+    let e = fx.expect_err(ACME, "security_keys[1].secret", "at least 32 are required");
+    assert!(!e.to_string().contains(&short[6..]));
+    fx.edit(ACME, &short, &whsec(0x11)[6..]);
+    fx.expect_err(
+        ACME,
+        "security_keys[1].secret",
+        "must start with \"whsec_\"",
+    );
+    fx.edit(ACME, &whsec(0x11)[6..], &whsec(0xB2));
+    fx.edit(ACME, "kid = \"2026-05\"", "kid = \"2026-11\"");
+    fx.expect_err(ACME, "security_keys[1].kid", "used twice");
+    fx.edit(
+        ACME,
+        "kid = \"2026-11\"\nsecret",
+        "kid = \"2026-04\"\nsecret",
+    );
+    fx.edit(ACME, "primary = true", "primary = false");
+    fx.expect_err(ACME, "security_keys", "no key is marked primary");
+    fx.edit(ACME, "primary = false", "primary = true");
+    fx.edit(
+        ACME,
+        &format!("secret = \"{}\"", whsec(0xB2)),
+        &format!("secret = \"{}\"\nprimary = true", whsec(0xB2)),
+    );
+    fx.expect_err(ACME, "security_keys", "2 keys are marked primary");
+}
+
+#[test]
+fn a_team_needs_a_security_key() {
+    let fx = Fixture::new();
+    let globex = fx.read("config/teams/globex.toml");
+    let start = globex.find("[[security_keys]]").unwrap();
+    let end = globex.find("[[api_keys]]").unwrap();
+    fx.write(
+        "config/teams/globex.toml",
+        &format!("{}{}", &globex[..start], &globex[end..]),
+    );
+    fx.expect_err("globex.toml", "security_keys", "at least one");
+}
+
+#[test]
+fn api_keys_are_checked() {
+    let fx = Fixture::new();
+    fx.edit(ACME, "role = \"agent\"", "role = \"superuser\"");
+    fx.expect_err(
+        ACME,
+        "api_keys[1].role",
+        "expected one of `bot`, `agent`, `admin`",
+    );
+    fx.edit(ACME, "role = \"superuser\"", "role = \"admin\"");
+    fx.edit(ACME, "id = \"acme-agent\"", "id = \"acme-bot\"");
+    fx.expect_err(ACME, "api_keys[1].id", "used twice");
+    fx.edit(
+        ACME,
+        "id = \"acme-bot\"\nrole = \"admin\"",
+        "id = \"acme-admin\"\nrole = \"admin\"",
+    );
+    let agent_hash = ApiKeyHash::of_key("acme-agent-key").to_hex();
+    fx.edit(ACME, &agent_hash, &agent_hash[..40]);
+    fx.expect_err(ACME, "api_keys[1].sha256", "64 hex digits");
+    fx.edit(ACME, &agent_hash[..40], &format!("{}zz", &agent_hash[..62]));
+    fx.expect_err(ACME, "api_keys[1].sha256", "not hex");
+}
+
+#[test]
+fn an_api_key_belongs_to_one_team() {
+    let fx = Fixture::new();
+    let globex_hash = ApiKeyHash::of_key("globex-bot-key").to_hex();
+    fx.edit(
+        "config/teams/globex.toml",
+        &globex_hash,
+        &ApiKeyHash::of_key("acme-bot-key").to_hex(),
+    );
+    let e = fx.expect_err(
+        "globex.toml",
+        "api_keys[0].sha256",
+        "already configured for team \"acme\"",
+    );
+    assert!(!e
+        .to_string()
+        .contains(&ApiKeyHash::of_key("acme-bot-key").to_hex()));
+}
+
+#[test]
+fn team_webhook_is_checked() {
+    let fx = Fixture::new();
+    fx.edit(
+        ACME,
+        "https://bot.acme.example/events",
+        "bot.acme.example/events",
+    );
+    fx.expect_err(ACME, "webhook.url", "absolute http(s) URL");
+    fx.edit(
+        ACME,
+        "\"bot.acme.example/events\"",
+        "\"https://bot.acme.example/events\"",
+    );
+    fx.edit(ACME, &whsec(0xC3), "plain-text-webhook-secret");
+    let e = fx.expect_err(ACME, "webhook.secret", "whsec_");
+    assert!(!e.to_string().contains("plain-text-webhook-secret"));
+    fx.edit(ACME, "plain-text-webhook-secret", &whsec(0xC3));
+    fx.edit(ACME, "[webhook]", "[webhook]\nretries = 3");
+    fx.expect_err(ACME, "webhook.retries", "unknown key");
+}
+
+#[test]
+fn team_files_are_interpolated_too() {
+    let mut fx = Fixture::new();
+    fx.edit(ACME, &whsec(0xA1), "${FX_ACME_KEY}");
+    fx.expect_err(ACME, "security_keys[0].secret", "FX_ACME_KEY is not set");
+    fx.set_env("FX_ACME_KEY", &whsec(0x11));
+    let config = fx.load().unwrap();
+    assert_eq!(
+        config
+            .team("acme")
+            .unwrap()
+            .primary_key()
+            .unwrap()
+            .secret
+            .expose(),
+        [0x11; 32]
+    );
+}

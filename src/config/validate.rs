@@ -1,0 +1,154 @@
+//! Value rules shared by the loaders: names, URLs, and the ranges of
+//! [`Settings`]. Problems are phrased without quoting the value.
+use url::Url;
+
+use super::{Settings, TemplateOverrides};
+
+/// Team ids and channel names: `[a-z0-9_-]{1,64}`.
+pub(super) fn check_name(s: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    ok.then_some(())
+        .ok_or_else(|| "must be 1 to 64 characters of a-z, 0-9, _ and -".to_string())
+}
+
+/// Key ids and API key ids: `[A-Za-z0-9._-]{1,64}`.
+pub(super) fn check_label(s: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    ok.then_some(())
+        .ok_or_else(|| "must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ and -".to_string())
+}
+
+/// An absolute `http` or `https` URL with a host.
+pub(super) fn http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|_| "is not an absolute http(s) URL".to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("is not an absolute http(s) URL".to_string());
+    }
+    Ok(url)
+}
+
+/// The first range rule `s` breaks: the keys involved (relative to the
+/// settings table; the first is the one reported) and the problem.
+pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
+    let nonzero: [(&'static [&'static str], super::Dur); 9] = [
+        (&["authenticated_ttl"], s.authenticated_ttl),
+        (&["interaction_ttl"], s.interaction_ttl),
+        (&["assertion_max_age"], s.assertion_max_age),
+        (&["otp.ttl"], s.otp.ttl),
+        (&["otp.send_window"], s.otp.send_window),
+        (&["pin.ttl"], s.pin.ttl),
+        (&["lockout.window"], s.lockout.window),
+        (&["lockout.duration"], s.lockout.duration),
+        (&["lockout.ban_window"], s.lockout.ban_window),
+    ];
+    let at_least_one: [(&'static [&'static str], u32); 6] = [
+        (&["otp.max_attempts"], s.otp.max_attempts),
+        (&["otp.max_sends"], s.otp.max_sends),
+        (&["pin.min_length"], s.pin.min_length),
+        (&["pin.max_attempts"], s.pin.max_attempts),
+        (&["lockout.threshold"], s.lockout.threshold),
+        (
+            &["lockout.max_lockouts_before_ban"],
+            s.lockout.max_lockouts_before_ban,
+        ),
+    ];
+    if !(4..=10).contains(&s.otp.length) {
+        return Some((
+            &["otp.length"],
+            format!("must be from 4 to 10 digits, not {}", s.otp.length),
+        ));
+    }
+    for (key, value) in at_least_one {
+        if value < 1 {
+            return Some((key, "must be at least 1".to_string()));
+        }
+    }
+    if s.pin.max_length > 20 {
+        return Some((
+            &["pin.max_length"],
+            format!("must be at most 20, not {}", s.pin.max_length),
+        ));
+    }
+    if s.pin.min_length > s.pin.max_length {
+        return Some((
+            &["pin.min_length", "pin.max_length"],
+            format!(
+                "pin.min_length ({}) is greater than pin.max_length ({})",
+                s.pin.min_length, s.pin.max_length
+            ),
+        ));
+    }
+    for (key, value) in nonzero {
+        if value.enabled().is_none() {
+            return Some((key, "must be longer than \"0s\"".to_string()));
+        }
+    }
+    if !s.templates.login_link.contains("#URL#") {
+        return Some((&["templates.login_link"], "must contain #URL#".to_string()));
+    }
+    if !s.templates.otp.contains("#PIN#") {
+        return Some((&["templates.otp"], "must contain #PIN#".to_string()));
+    }
+    None
+}
+
+/// The same template rules for a channel's `[templates]`.
+pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &'static str)> {
+    if t.login_link.as_ref().is_some_and(|s| !s.contains("#URL#")) {
+        return Some(("templates.login_link", "must contain #URL#"));
+    }
+    if t.otp.as_ref().is_some_and(|s| !s.contains("#PIN#")) {
+        return Some(("templates.otp", "must contain #PIN#"));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Dur;
+
+    #[test]
+    fn names_and_labels() {
+        assert!(check_name("acme_2-x").is_ok());
+        assert!(check_name("Acme").is_err());
+        assert!(check_name("").is_err());
+        assert!(check_name(&"a".repeat(65)).is_err());
+        assert!(check_label("2026-11.B_x").is_ok());
+        assert!(check_label("has space").is_err());
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http() {
+        assert!(http_url("https://login.acme.example/chat?lang=en").is_ok());
+        assert!(http_url("http://127.0.0.1:8090/login").is_ok());
+        assert!(http_url("/login").is_err());
+        assert!(http_url("ftp://x.example").is_err());
+        assert!(http_url("mailto:a@b.example").is_err());
+    }
+
+    #[test]
+    fn default_settings_pass_and_ranges_are_checked() {
+        assert!(settings_problem(&Settings::default()).is_none());
+        let mut s = Settings::default();
+        s.otp.length = 11;
+        assert_eq!(settings_problem(&s).unwrap().0, &["otp.length"]);
+        let mut s = Settings::default();
+        s.pin.min_length = 8;
+        s.pin.max_length = 6;
+        assert_eq!(
+            settings_problem(&s).unwrap().0,
+            &["pin.min_length", "pin.max_length"]
+        );
+        let mut s = Settings::default();
+        s.lockout.threshold = 0;
+        assert_eq!(settings_problem(&s).unwrap().0, &["lockout.threshold"]);
+        let mut s = Settings::default();
+        s.otp.ttl = Dur::from_secs(0);
+        assert_eq!(settings_problem(&s).unwrap().0, &["otp.ttl"]);
+    }
+}
