@@ -134,13 +134,12 @@ impl Gateway {
             let mut subject = pair.subject_or_new()?;
             subject.ensure_clear(now)?;
             let target = route(team, &rec.channel, delivery, to.clone())?;
-            if s.otp.require_other_channel && method == ChallengeMethod::Otp {
-                if target.as_ref().is_some_and(|(ch, _)| *ch == rec.channel) {
-                    return Err(Error::invalid(
-                        "delivery",
-                        "the code must travel on another channel than the chat",
-                    ));
-                }
+            let same_channel = target.as_ref().is_some_and(|(ch, _)| *ch == rec.channel);
+            if s.otp.require_other_channel && method == ChallengeMethod::Otp && same_channel {
+                return Err(Error::invalid(
+                    "delivery",
+                    "the code must travel on another channel than the chat",
+                ));
             }
             let target = match target {
                 Some((ch, None)) if delivery == Delivery::Sms => Some((
