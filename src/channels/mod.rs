@@ -1,6 +1,8 @@
 //! Sending text into chats, SMS and e-mail: one [`Channel`] trait, one
 //! implementation per provider kind, and the templates (`#URL#`, `#PIN#`,
 //! `#MINUTES#`) that make the text.
+pub mod smtp;
+pub mod twilio;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -126,7 +128,43 @@ fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> 
             url.clone(),
             secret,
         ))),
-        // Provider kinds arrive with the channels issue.
+        ChannelKind::Twilio {
+            base_url,
+            account_sid,
+            auth_token,
+            from,
+        } => Some(Arc::new(twilio::TwilioChannel::new(
+            http,
+            base_url.clone(),
+            account_sid.clone(),
+            auth_token,
+            from.clone(),
+        ))),
+        ChannelKind::Smtp {
+            host,
+            port,
+            tls,
+            username,
+            password,
+            from,
+        } => {
+            let settings = smtp::SmtpSettings {
+                host,
+                port: *port,
+                tls: *tls,
+                username: username.as_deref(),
+                password: password.as_ref(),
+                from,
+            };
+            match smtp::SmtpChannel::new(settings) {
+                Ok(sender) => Some(Arc::new(sender)),
+                Err(e) => {
+                    tracing::warn!(channel = %ch.name, error = %e, "smtp channel not usable");
+                    None
+                }
+            }
+        }
+        // Chat provider kinds arrive with the channels issue.
         _ => None,
     }
 }

@@ -1,0 +1,277 @@
+//! The `smtp` channel kind (CONTRACT 3.11): one plain-text e-mail through an
+//! SMTP server, over STARTTLS, implicit TLS or (local relays) no TLS.
+use async_trait::async_trait;
+use lettre::message::header::ContentType;
+use lettre::message::Mailbox;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::{Channel, ChannelError, Message, SEND_TIMEOUT};
+use crate::config::SmtpTls;
+
+/// The subject when the caller rendered none.
+pub const DEFAULT_SUBJECT: &str = "Your verification";
+
+/// Connection settings of one `smtp` channel file.
+pub struct SmtpSettings<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a SecretString>,
+    pub from: &'a str,
+}
+
+pub struct SmtpChannel {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpChannel {
+    /// Fails when `from` is no e-mail address or `host` no valid TLS name.
+    pub fn new(s: SmtpSettings<'_>) -> Result<Self, ChannelError> {
+        let from: Mailbox = s
+            .from
+            .parse()
+            .map_err(|_| ChannelError("smtp from address is invalid".into()))?;
+        let tls_error = |_| ChannelError("smtp host is not a valid TLS name".into());
+        let builder = match s.tls {
+            SmtpTls::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(s.host).map_err(tls_error)?
+            }
+            SmtpTls::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(s.host).map_err(tls_error)?
+            }
+            SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host),
+        };
+        let mut builder = builder.port(s.port).timeout(Some(SEND_TIMEOUT));
+        if let Some(username) = s.username {
+            let password = s.password.map(|p| p.expose_secret()).unwrap_or_default();
+            builder = builder.credentials(Credentials::new(username.into(), password.into()));
+        }
+        Ok(SmtpChannel {
+            transport: builder.build(),
+            from,
+        })
+    }
+}
+
+/// A short text for a lettre error: the reply code at most, never the
+/// server's text (it may echo an address).
+fn describe(e: &lettre::transport::smtp::Error) -> String {
+    match e.status() {
+        Some(code) if e.is_transient() => format!("smtp deferred the message ({code})"),
+        Some(code) => format!("smtp refused the message ({code})"),
+        None if e.is_timeout() => "smtp timed out".into(),
+        None if e.is_tls() => "smtp TLS failed".into(),
+        None if e.is_client() || e.is_response() => "smtp session failed".into(),
+        None => "smtp unreachable".into(),
+    }
+}
+
+#[async_trait]
+impl Channel for SmtpChannel {
+    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+        let to = msg
+            .to
+            .as_deref()
+            .map(str::trim)
+            .filter(|to| !to.is_empty())
+            .ok_or_else(|| ChannelError("smtp needs a recipient e-mail address".into()))?;
+        let to: Mailbox = to
+            .parse()
+            .map_err(|_| ChannelError("smtp recipient address is invalid".into()))?;
+        let email = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(msg.subject.as_deref().unwrap_or(DEFAULT_SUBJECT))
+            .header(ContentType::TEXT_PLAIN)
+            .body(msg.text.clone())
+            .map_err(|_| ChannelError("could not build the e-mail".into()))?;
+        match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(email)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(ChannelError(describe(&e))),
+            Err(_) => Err(ChannelError("smtp timed out".into())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::channels::Purpose;
+
+    /// What the fake server saw: the commands and the DATA (un-dot-stuffed).
+    #[derive(Debug, Default)]
+    struct Received {
+        commands: Vec<String>,
+        data: String,
+    }
+
+    /// A one-connection SMTP server speaking just the minimal dialogue.
+    /// `rcpt_reply` answers RCPT TO.
+    async fn fake_smtp(rcpt_reply: &'static str) -> (u16, JoinHandle<Received>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let (read, mut write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            let mut got = Received::default();
+            let mut in_data = false;
+            write.write_all(b"220 fake.test ESMTP\r\n").await.unwrap();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if in_data {
+                    if line == "." {
+                        in_data = false;
+                        write.write_all(b"250 2.0.0 queued\r\n").await.unwrap();
+                    } else {
+                        let line = line.strip_prefix('.').unwrap_or(&line);
+                        got.data.push_str(line);
+                        got.data.push_str("\r\n");
+                    }
+                    continue;
+                }
+                let verb = line.get(..4).unwrap_or_default().to_ascii_uppercase();
+                let reply = match verb.as_str() {
+                    "EHLO" | "HELO" => "250 fake.test\r\n",
+                    "MAIL" | "RSET" | "NOOP" => "250 2.1.0 ok\r\n",
+                    "RCPT" => rcpt_reply,
+                    "DATA" => "354 end with <CRLF>.<CRLF>\r\n",
+                    "QUIT" => "221 2.0.0 bye\r\n",
+                    _ => "502 5.5.2 not implemented\r\n",
+                };
+                got.commands.push(line);
+                in_data = verb == "DATA";
+                write.write_all(reply.as_bytes()).await.unwrap();
+                if verb == "QUIT" {
+                    break;
+                }
+            }
+            got
+        });
+        (port, task)
+    }
+
+    fn channel(port: u16) -> SmtpChannel {
+        SmtpChannel::new(SmtpSettings {
+            host: "127.0.0.1",
+            port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+            from: "Chatgate <gate@example.com>",
+        })
+        .unwrap()
+    }
+
+    fn message(to: Option<&str>, subject: Option<&str>) -> Message {
+        Message {
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "conv-1".into(),
+            channel: "mail".into(),
+            to: to.map(String::from),
+            text: "Your code is 123456.\n.hidden line stays".into(),
+            subject: subject.map(String::from),
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_sender_recipient_subject_and_body() {
+        let (port, server) = fake_smtp("250 2.1.5 ok\r\n").await;
+        channel(port)
+            .send(&message(Some("user@example.org"), Some("Your code")))
+            .await
+            .unwrap();
+        let got = server.await.unwrap();
+        let verbs: Vec<&str> = got.commands.iter().map(|c| &c[..4]).collect();
+        assert_eq!(verbs, ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]);
+        assert_eq!(got.commands[1], "MAIL FROM:<gate@example.com>");
+        assert_eq!(got.commands[2], "RCPT TO:<user@example.org>");
+        let (head, body) = got.data.split_once("\r\n\r\n").unwrap();
+        let head: Vec<&str> = head.lines().collect();
+        assert!(
+            head.contains(&"From: Chatgate <gate@example.com>"),
+            "{head:?}"
+        );
+        assert!(head.contains(&"To: user@example.org"), "{head:?}");
+        assert!(head.contains(&"Subject: Your code"), "{head:?}");
+        assert!(
+            head.contains(&"Content-Type: text/plain; charset=utf-8"),
+            "{head:?}"
+        );
+        assert_eq!(body, "Your code is 123456.\r\n.hidden line stays\r\n");
+    }
+
+    #[tokio::test]
+    async fn default_subject_when_none_rendered() {
+        let (port, server) = fake_smtp("250 2.1.5 ok\r\n").await;
+        channel(port)
+            .send(&message(Some("user@example.org"), None))
+            .await
+            .unwrap();
+        let got = server.await.unwrap();
+        assert!(got.data.lines().any(|l| l == "Subject: Your verification"));
+    }
+
+    #[tokio::test]
+    async fn refused_recipient_is_a_short_channel_error() {
+        let (port, server) = fake_smtp("550 5.1.1 <user@example.org> no such user\r\n").await;
+        let err = channel(port)
+            .send(&message(Some("user@example.org"), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "smtp refused the message (550)");
+        let got = server.await.unwrap();
+        assert!(got.data.is_empty(), "no DATA after a refused RCPT");
+    }
+
+    #[tokio::test]
+    async fn missing_or_invalid_recipient_sends_nothing() {
+        let ch = channel(1);
+        let err = ch.send(&message(None, None)).await.unwrap_err();
+        assert_eq!(err.0, "smtp needs a recipient e-mail address");
+        let err = ch
+            .send(&message(Some("not an address"), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "smtp recipient address is invalid");
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_says_so() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let err = channel(port)
+            .send(&message(Some("user@example.org"), None))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "smtp unreachable");
+    }
+
+    #[test]
+    fn invalid_from_or_tls_host_is_refused_at_build() {
+        let settings = |tls, host, from| SmtpSettings {
+            host,
+            port: 587,
+            tls,
+            username: Some("user"),
+            password: None,
+            from,
+        };
+        let err = SmtpChannel::new(settings(SmtpTls::None, "localhost", "nope"));
+        assert_eq!(err.err().unwrap().0, "smtp from address is invalid");
+        for tls in [SmtpTls::Starttls, SmtpTls::Tls] {
+            let ok = SmtpChannel::new(settings(tls, "smtp.example.com", "a@example.com"));
+            assert!(ok.is_ok());
+        }
+    }
+}

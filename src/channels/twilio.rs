@@ -1,0 +1,278 @@
+//! The `twilio` channel kind (CONTRACT 3.11): SMS and WhatsApp through
+//! Twilio's Messages API, a form POST with HTTP basic auth.
+use async_trait::async_trait;
+use reqwest::header::CONTENT_TYPE;
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use super::{Channel, ChannelError, Message, SEND_TIMEOUT};
+
+/// Twilio writes WhatsApp numbers `whatsapp:+1...`.
+const WHATSAPP: &str = "whatsapp:";
+
+pub struct TwilioChannel {
+    http: reqwest::Client,
+    base_url: Url,
+    account_sid: String,
+    auth_token: SecretString,
+    from: String,
+}
+
+impl TwilioChannel {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: Url,
+        account_sid: String,
+        auth_token: &SecretString,
+        from: String,
+    ) -> Self {
+        let auth_token = SecretString::from(auth_token.expose_secret());
+        TwilioChannel {
+            http,
+            base_url,
+            account_sid,
+            auth_token,
+            from,
+        }
+    }
+
+    /// `{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`, the sid
+    /// encoded as one path segment.
+    fn messages_url(&self) -> Result<Url, ChannelError> {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|_| ChannelError("twilio base_url cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(["2010-04-01", "Accounts", &self.account_sid, "Messages.json"]);
+        Ok(url)
+    }
+
+    /// The `To` field: `msg.to`, prefixed `whatsapp:` when sending WhatsApp.
+    fn recipient(&self, msg: &Message) -> Result<String, ChannelError> {
+        let to = msg
+            .to
+            .as_deref()
+            .map(str::trim)
+            .filter(|to| !to.is_empty())
+            .ok_or_else(|| ChannelError("twilio needs a recipient phone number".into()))?;
+        if self.from.starts_with(WHATSAPP) && !to.starts_with(WHATSAPP) {
+            Ok(format!("{WHATSAPP}{to}"))
+        } else {
+            Ok(to.to_string())
+        }
+    }
+}
+
+#[async_trait]
+impl Channel for TwilioChannel {
+    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+        let to = self.recipient(msg)?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("To", &to)
+            .append_pair("From", &self.from)
+            .append_pair("Body", &msg.text)
+            .finish();
+        let response = self
+            .http
+            .post(self.messages_url()?)
+            .timeout(SEND_TIMEOUT)
+            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            // reqwest's error text includes the URL: keep it out.
+            .map_err(|_| ChannelError("twilio unreachable".into()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        // Twilio's error body: {"code": 20003, "message": ..., "status": 401}.
+        let code = response
+            .bytes()
+            .await
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|v| v.get("code").and_then(serde_json::Value::as_u64));
+        Err(ChannelError(match code {
+            Some(code) => format!("twilio answered HTTP {} (code {code})", status.as_u16()),
+            None => format!("twilio answered HTTP {}", status.as_u16()),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use base64::Engine;
+    use serde_json::json;
+    use uuid::Uuid;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::channels::Purpose;
+
+    const SID: &str = "AC0123456789abcdef";
+    const TOKEN: &str = "t0k3n-s3cr3t";
+    const TEXT: &str = "Code 123456 & more + ünïcode = ok";
+
+    fn message(to: Option<&str>) -> Message {
+        Message {
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "conv-1".into(),
+            channel: "sms".into(),
+            to: to.map(String::from),
+            text: TEXT.into(),
+            subject: None,
+        }
+    }
+
+    fn channel(base: &str, from: &str) -> TwilioChannel {
+        TwilioChannel::new(
+            reqwest::Client::new(),
+            Url::parse(base).unwrap(),
+            SID.into(),
+            &SecretString::from(TOKEN),
+            from.into(),
+        )
+    }
+
+    fn messages_path() -> String {
+        format!("/2010-04-01/Accounts/{SID}/Messages.json")
+    }
+
+    async fn accepting_server(prefix: &str) -> MockServer {
+        let server = MockServer::start().await;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{SID}:{TOKEN}"));
+        Mock::given(method("POST"))
+            .and(path(format!("{prefix}{}", messages_path())))
+            .and(header("authorization", format!("Basic {basic}").as_str()))
+            .and(header("content-type", "application/x-www-form-urlencoded"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1"})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// The form fields of the one request `server` received.
+    async fn received_form(server: &MockServer) -> BTreeMap<String, String> {
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1);
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&requests[0].body)
+            .into_owned()
+            .collect();
+        assert_eq!(pairs.len(), 3, "exactly To, From, Body: {pairs:?}");
+        pairs.into_iter().collect()
+    }
+
+    fn form(to: &str, from: &str) -> BTreeMap<String, String> {
+        [("To", to), ("From", from), ("Body", TEXT)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn posts_the_documented_form_with_basic_auth() {
+        let server = accepting_server("").await;
+        channel(&server.uri(), "+15550001111")
+            .send(&message(Some("+15552223333")))
+            .await
+            .unwrap();
+        assert_eq!(
+            received_form(&server).await,
+            form("+15552223333", "+15550001111")
+        );
+    }
+
+    #[tokio::test]
+    async fn base_url_with_a_path_keeps_it() {
+        let server = accepting_server("/twilio").await;
+        channel(&format!("{}/twilio/", server.uri()), "+15550001111")
+            .send(&message(Some("+15552223333")))
+            .await
+            .unwrap();
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn whatsapp_sender_prefixes_the_recipient_once() {
+        for to in ["+15552223333", "whatsapp:+15552223333"] {
+            let server = accepting_server("").await;
+            channel(&server.uri(), "whatsapp:+14155238886")
+                .send(&message(Some(to)))
+                .await
+                .unwrap();
+            assert_eq!(
+                received_form(&server).await,
+                form("whatsapp:+15552223333", "whatsapp:+14155238886")
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn error_answer_gives_status_and_twilio_code_only() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+                "code": 20003,
+                "message": "Authenticate",
+                "more_info": "https://www.twilio.com/docs/errors/20003",
+                "status": 401
+            })))
+            .mount(&server)
+            .await;
+        let err = channel(&server.uri(), "+15550001111")
+            .send(&message(Some("+15552223333")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "twilio answered HTTP 401 (code 20003)");
+    }
+
+    #[tokio::test]
+    async fn error_without_json_gives_the_status() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).set_body_string("busy"))
+            .mount(&server)
+            .await;
+        let err = channel(&server.uri(), "+15550001111")
+            .send(&message(Some("+15552223333")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "twilio answered HTTP 503");
+    }
+
+    #[tokio::test]
+    async fn missing_recipient_sends_nothing() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201))
+            .expect(0)
+            .mount(&server)
+            .await;
+        for to in [None, Some("  ")] {
+            let err = channel(&server.uri(), "+15550001111")
+                .send(&message(to))
+                .await
+                .unwrap_err();
+            assert_eq!(err.0, "twilio needs a recipient phone number");
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_says_so_without_url_or_token() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let err = channel(&format!("http://127.0.0.1:{port}"), "+15550001111")
+            .send(&message(Some("+15552223333")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "twilio unreachable");
+    }
+}
