@@ -344,7 +344,18 @@ both_stores!(require_other_channel_refuses_the_chat, |app: TestApp| async move {
     assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "chat"})).await, 422, "invalid_request").await;
     // By SMS: no number known is 422; with one, it goes to the sms channel.
     assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await, 422, "invalid_request").await;
+    // The test team has no e-mail channel.
     assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "email", "to": "a@b.example"})).await, 422, "invalid_request").await;
+    let v = app.create(json!({"channel": "webchat", "conversation_id": "o", "contact": {"phone": "+15551230000"}})).await;
+    let c = start_ok(&app, v["id"].as_str().unwrap(), json!({"method": "otp", "delivery": "sms"})).await;
+    assert_eq!(c["delivery"], "sms");
+    let reqs = app.chat.received_requests().await.unwrap();
+    let sms = reqs.iter().find(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json").expect("twilio called");
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&sms.body).into_owned().collect();
+    assert_eq!(form["To"], "+15551230000");
+    assert_eq!(form["From"], "+15550006666");
+    assert!(form["Body"].starts_with("Your verification code is "), "{}", form["Body"]);
+    assert!(app.chat_messages().await.iter().all(|m| m["purpose"] != "otp"), "nothing went into the chat");
 });
 
 both_stores!(step_up_on_new_fingerprint_then_otp, |app: TestApp| async move {
