@@ -1,43 +1,313 @@
-//! The embedded store: one process, no persistence. Same semantics as Redis.
-//! (Implementation pending.)
+//! The embedded store: one process, no persistence, the same semantics as Redis.
+//!
+//! One `std::sync::Mutex` guards all state and is never held across an
+//! `.await`: every trait method locks, works on plain maps, and unlocks
+//! before returning. Expired records and indexes behave as absent (a record's
+//! version starts again at 0); they are dropped when touched, and every
+//! [`SWEEP_EVERY`] commits a sweep drops the rest, so memory stays bounded.
+//!
+//! Sorted indexes keep a `BTreeSet<(score, member)>` for ordered walks and a
+//! member → score map for moves, which gives Redis' order exactly: by score,
+//! ties by member compared byte-wise.
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 
 use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned};
 
+/// A full sweep of expired entries runs once per this many commits.
+const SWEEP_EVERY: u32 = 1024;
+
+#[derive(Debug)]
+struct Record {
+    version: u64,
+    value: String,
+    /// `None`: kept until deleted.
+    expires_at: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
-pub struct MemoryStore {}
+struct Index {
+    ordered: BTreeSet<(i64, String)>,
+    scores: HashMap<String, i64>,
+    /// `None` only when the TTL is too large to represent: never expires.
+    expires_at: Option<Instant>,
+}
+
+impl Index {
+    fn add(&mut self, member: String, score: i64) {
+        if let Some(old) = self.scores.insert(member.clone(), score) {
+            self.ordered.remove(&(old, member.clone()));
+        }
+        self.ordered.insert((score, member));
+    }
+
+    fn remove(&mut self, member: &str) {
+        if let Some(old) = self.scores.remove(member) {
+            self.ordered.remove(&(old, member.to_owned()));
+        }
+    }
+
+    /// Raises the expiry to `now + ttl`; never lowers it.
+    fn extend_ttl(&mut self, now: Instant, ttl: Duration) {
+        let wanted = now.checked_add(ttl);
+        self.expires_at = match (self.expires_at, wanted) {
+            (Some(current), Some(wanted)) => Some(current.max(wanted)),
+            _ => None,
+        };
+    }
+}
+
+fn live(expires_at: Option<Instant>, now: Instant) -> bool {
+    expires_at.is_none_or(|at| at > now)
+}
+
+#[derive(Debug, Default)]
+struct State {
+    records: HashMap<String, Record>,
+    indexes: HashMap<String, Index>,
+    commits_since_sweep: u32,
+}
+
+impl State {
+    fn record(&self, key: &str, now: Instant) -> Option<&Record> {
+        self.records.get(key).filter(|r| live(r.expires_at, now))
+    }
+
+    fn version(&self, key: &str, now: Instant) -> u64 {
+        self.record(key, now).map_or(0, |r| r.version)
+    }
+
+    /// The live index at `key`, dropping it first when it has expired.
+    fn index_mut(&mut self, key: &str, now: Instant) -> Option<&mut Index> {
+        if self
+            .indexes
+            .get(key)
+            .is_some_and(|i| !live(i.expires_at, now))
+        {
+            self.indexes.remove(key);
+        }
+        self.indexes.get_mut(key)
+    }
+
+    fn index(&self, key: &str, now: Instant) -> Option<&Index> {
+        self.indexes.get(key).filter(|i| live(i.expires_at, now))
+    }
+
+    fn apply(&mut self, op: Op, now: Instant) {
+        match op {
+            Op::Put {
+                key,
+                expected,
+                value,
+                ttl,
+            } => {
+                let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
+                let record = Record {
+                    version: expected + 1,
+                    value,
+                    expires_at,
+                };
+                self.records.insert(key, record);
+            }
+            Op::Delete { key, .. } => {
+                self.records.remove(&key);
+            }
+            Op::IndexAdd {
+                key,
+                member,
+                score,
+                ttl,
+            } => {
+                if self.index_mut(&key, now).is_none() {
+                    let fresh = Index {
+                        expires_at: Some(now),
+                        ..Index::default()
+                    };
+                    self.indexes.insert(key.clone(), fresh);
+                }
+                if let Some(index) = self.indexes.get_mut(&key) {
+                    index.add(member, score);
+                    index.extend_ttl(now, ttl);
+                }
+            }
+            Op::IndexRemove { key, member } => {
+                let emptied = self.index_mut(&key, now).is_some_and(|index| {
+                    index.remove(&member);
+                    index.ordered.is_empty()
+                });
+                if emptied {
+                    self.indexes.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn maybe_sweep(&mut self, now: Instant) {
+        self.commits_since_sweep += 1;
+        if self.commits_since_sweep < SWEEP_EVERY {
+            return;
+        }
+        self.commits_since_sweep = 0;
+        self.records.retain(|_, r| live(r.expires_at, now));
+        self.indexes.retain(|_, i| live(i.expires_at, now));
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// The state; a panic elsewhere cannot leave it half-written (no code
+    /// path panics while holding the lock), so poisoning is ignored.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn get(&self, _keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
+    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        let now = Instant::now();
+        let state = self.lock();
+        let found = keys.iter().map(|key| {
+            let r = state.record(key, now)?;
+            Some(Versioned {
+                version: r.version,
+                value: r.value.clone(),
+            })
+        });
+        Ok(found.collect())
     }
-    async fn commit(&self, _ops: Vec<Op>) -> Result<Commit, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
+
+    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
+        let now = Instant::now();
+        let mut state = self.lock();
+        for (i, op) in ops.iter().enumerate() {
+            if let Op::Put { key, expected, .. } | Op::Delete { key, expected } = op {
+                if state.version(key, now) != *expected {
+                    return Ok(Commit::Conflict { op: i });
+                }
+            }
+        }
+        for op in ops {
+            state.apply(op, now);
+        }
+        state.maybe_sweep(now);
+        Ok(Commit::Applied)
     }
+
     async fn index_desc(
         &self,
-        _key: &str,
-        _before: Option<(i64, String)>,
-        _limit: usize,
+        key: &str,
+        before: Option<(i64, String)>,
+        limit: usize,
     ) -> Result<Vec<IndexEntry>, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
+        let now = Instant::now();
+        let state = self.lock();
+        let Some(index) = state.index(key, now) else {
+            return Ok(Vec::new());
+        };
+        let upper = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let entries = index
+            .ordered
+            .range((Bound::Unbounded, upper))
+            .rev()
+            .take(limit);
+        let entries = entries.map(|(score, member)| IndexEntry {
+            member: member.clone(),
+            score: *score,
+        });
+        Ok(entries.collect())
     }
+
     async fn index_take_due(
         &self,
-        _key: &str,
-        _max_score: i64,
-        _limit: usize,
+        key: &str,
+        max_score: i64,
+        limit: usize,
     ) -> Result<Vec<IndexEntry>, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(index) = state.index_mut(key, now) else {
+            return Ok(Vec::new());
+        };
+        let due: Vec<IndexEntry> = index
+            .ordered
+            .iter()
+            .take_while(|(score, _)| *score <= max_score)
+            .take(limit)
+            .map(|(score, member)| IndexEntry {
+                member: member.clone(),
+                score: *score,
+            })
+            .collect();
+        for entry in &due {
+            index.remove(&entry.member);
+        }
+        if index.ordered.is_empty() {
+            state.indexes.remove(key);
+        }
+        Ok(due)
     }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: String, ttl: Duration) -> Op {
+        Op::Put {
+            key,
+            expected: 0,
+            value: "{}".into(),
+            ttl: Some(ttl),
+        }
+    }
+
+    /// Expired entries nobody reads again are swept, so memory stays bounded.
+    #[tokio::test]
+    async fn sweep_drops_expired_entries() {
+        let store = MemoryStore::new();
+        let short = Duration::from_millis(1);
+        for i in 0..100 {
+            let index = Op::IndexAdd {
+                key: format!("idx{i}"),
+                member: "m".into(),
+                score: 1,
+                ttl: short,
+            };
+            let ops = vec![put(format!("k{i}"), short), index];
+            assert_eq!(store.commit(ops).await.ok(), Some(Commit::Applied));
+        }
+        let kept = put("kept".into(), Duration::from_secs(60));
+        assert_eq!(store.commit(vec![kept]).await.ok(), Some(Commit::Applied));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let noop = || {
+            vec![Op::IndexRemove {
+                key: "none".into(),
+                member: "m".into(),
+            }]
+        };
+        for _ in 0..SWEEP_EVERY {
+            assert_eq!(store.commit(noop()).await.ok(), Some(Commit::Applied));
+        }
+        let state = store.lock();
+        assert_eq!(state.records.len(), 1);
+        assert!(state.records.contains_key("kept"));
+        assert!(state.indexes.is_empty());
     }
 }

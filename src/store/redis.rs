@@ -1,44 +1,297 @@
-//! The Redis store: several gateway instances, survives restarts.
-//! (Implementation pending.)
-use async_trait::async_trait;
+//! The Redis store: several gateway instances share it, and it survives restarts.
+//!
+//! # Layout
+//!
+//! Every physical key is `"{key_prefix}:{logical_key}"`. A record is one
+//! string, `"<version>\n<json>"`, so a read of many keys is one `MGET` and a
+//! version check is one `GET` inside a script. Indexes are sorted sets
+//! (scores are doubles in Redis: exact for |score| < 2^53, which covers
+//! millisecond timestamps). Record TTLs use `SET ... PX`; a `Put` without
+//! TTL is a plain `SET`, which also clears an earlier TTL.
+//!
+//! # Atomicity
+//!
+//! [`Store::commit`] is one Lua script (`redis/commit.lua`) that checks every
+//! version before it writes anything; [`Store::index_take_due`] is another
+//! (`redis/take_due.lua`) so each due entry goes to exactly one caller.
+//! [`Store::index_desc`] is a plain read: one `ZREVRANGE`, or with a cursor
+//! `ZREVRANGEBYSCORE` from the cursor's score, dropping the ties at or above
+//! the cursor member in Rust (byte order, as Redis orders ties); it pages
+//! again only when ties fill a whole batch.
+//!
+//! # Failure
+//!
+//! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
+//! [`StoreError::Unavailable`], and the store reconnects by itself.
+mod conn;
 
+use ::redis::{cmd, Script, Value};
+use async_trait::async_trait;
+use std::time::Duration;
+
+use self::conn::{query_on, Connector};
 use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned};
 
-#[derive(Debug)]
-pub struct RedisStore {}
+/// Extra entries read per page when a cursor's ties must be skipped.
+const TIE_SLACK: usize = 16;
+/// Redis refuses expiries beyond `i64` milliseconds; cap at ~100 years.
+const MAX_TTL_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 
-#[async_trait]
-impl Store for RedisStore {
-    async fn get(&self, _keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
-    }
-    async fn commit(&self, _ops: Vec<Op>) -> Result<Commit, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
-    }
-    async fn index_desc(
-        &self,
-        _key: &str,
-        _before: Option<(i64, String)>,
-        _limit: usize,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
-    }
-    async fn index_take_due(
-        &self,
-        _key: &str,
-        _max_score: i64,
-        _limit: usize,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+pub struct RedisStore {
+    prefix: String,
+    conn: Connector,
+    commit_script: Script,
+    take_due_script: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
     }
 }
 
 impl RedisStore {
     /// Connects (with connect and response timeouts) under `key_prefix`.
-    pub async fn connect(_url: &str, _key_prefix: &str) -> Result<Self, StoreError> {
-        Err(StoreError::Unavailable("todo".into()))
+    /// Fails only on a malformed URL: when Redis is down, the store still
+    /// starts, answers `Unavailable`, and connects once Redis is back.
+    pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            prefix: key_prefix.to_owned(),
+            conn: Connector::new(url).await?,
+            commit_script: Script::new(include_str!("redis/commit.lua")),
+            take_due_script: Script::new(include_str!("redis/take_due.lua")),
+        })
+    }
+
+    fn key(&self, logical: &str) -> String {
+        format!("{}:{logical}", self.prefix)
+    }
+}
+
+/// `"<version>\n<json>"`.
+fn encode(version: u64, json: &str) -> String {
+    format!("{version}\n{json}")
+}
+
+fn decode(key: &str, raw: &[u8]) -> Result<Versioned, StoreError> {
+    let corrupt = || StoreError::Corrupt(format!("record {key} has no valid version line"));
+    let text = std::str::from_utf8(raw).map_err(|_| corrupt())?;
+    let (version, value) = text.split_once('\n').ok_or_else(corrupt)?;
+    let version: u64 = version.parse().map_err(|_| corrupt())?;
+    if version == 0 {
+        return Err(corrupt());
+    }
+    Ok(Versioned {
+        version,
+        value: value.to_owned(),
+    })
+}
+
+/// Milliseconds for `PX`/`PEXPIRE`: at least 1 (0 is refused), at most ~100 years.
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis().clamp(1, MAX_TTL_MS)).unwrap_or(1)
+}
+
+fn unexpected(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("redis {what}: unexpected reply shape"))
+}
+
+fn text(v: &Value) -> Option<&str> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// A flat `member, score, ...` reply as entries.
+fn entries(what: &str, reply: Value) -> Result<Vec<IndexEntry>, StoreError> {
+    let items = match reply {
+        Value::Array(items) => items,
+        Value::Nil => Vec::new(),
+        _ => return Err(unexpected(what)),
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    for pair in items.chunks(2) {
+        let [member, score] = pair else {
+            return Err(unexpected(what));
+        };
+        let member = text(member).ok_or_else(|| unexpected(what))?.to_owned();
+        let score = match score {
+            Value::Int(i) => *i,
+            Value::Double(d) => score_from_f64(*d).ok_or_else(|| unexpected(what))?,
+            other => parse_score(text(other).ok_or_else(|| unexpected(what))?)
+                .ok_or_else(|| unexpected(what))?,
+        };
+        out.push(IndexEntry { member, score });
+    }
+    Ok(out)
+}
+
+fn parse_score(s: &str) -> Option<i64> {
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| score_from_f64(s.parse::<f64>().ok()?))
+}
+
+#[allow(clippy::cast_possible_truncation)]
+fn score_from_f64(d: f64) -> Option<i64> {
+    d.is_finite().then(|| d.round() as i64)
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let physical: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let mut mget = cmd("MGET");
+        mget.arg(&physical);
+        let reply = self.conn.query("get", &mget).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get"));
+        };
+        if items.len() != keys.len() {
+            return Err(unexpected("get"));
+        }
+        let decoded = keys.iter().zip(items).map(|(key, item)| match item {
+            Value::Nil => Ok(None),
+            Value::BulkString(raw) => decode(key, &raw).map(Some),
+            _ => Err(StoreError::Corrupt(format!("record {key} is not a string"))),
+        });
+        decoded.collect()
+    }
+
+    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
+        if ops.is_empty() {
+            return Ok(Commit::Applied);
+        }
+        let mut call = self.commit_script.prepare_invoke();
+        for op in &ops {
+            match op {
+                Op::Put {
+                    key,
+                    expected,
+                    value,
+                    ttl,
+                } => {
+                    let next = encode(expected.saturating_add(1), value);
+                    let ttl = ttl.map_or(0, ttl_ms);
+                    call.key(self.key(key))
+                        .arg("P")
+                        .arg(*expected)
+                        .arg(next)
+                        .arg(ttl);
+                }
+                Op::Delete { key, expected } => {
+                    call.key(self.key(key))
+                        .arg("D")
+                        .arg(*expected)
+                        .arg("")
+                        .arg("");
+                }
+                Op::IndexAdd {
+                    key,
+                    member,
+                    score,
+                    ttl,
+                } => {
+                    let ttl = ttl_ms(*ttl);
+                    call.key(self.key(key))
+                        .arg("A")
+                        .arg(member)
+                        .arg(*score)
+                        .arg(ttl);
+                }
+                Op::IndexRemove { key, member } => {
+                    call.key(self.key(key)).arg("R").arg(member).arg("").arg("");
+                }
+            }
+        }
+        match self.conn.invoke("commit", &call).await? {
+            Value::Int(0) => Ok(Commit::Applied),
+            Value::Int(n) => match n.checked_sub(1).map(usize::try_from) {
+                Some(Ok(op)) if op < ops.len() => Ok(Commit::Conflict { op }),
+                _ => Err(unexpected("commit")),
+            },
+            _ => Err(unexpected("commit")),
+        }
+    }
+
+    async fn index_desc(
+        &self,
+        key: &str,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let limit = limit.min(u32::MAX as usize);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let physical = self.key(key);
+        let Some((score, member)) = before else {
+            let mut range = cmd("ZREVRANGE");
+            range.arg(&physical).arg(0).arg(limit - 1).arg("WITHSCORES");
+            return entries("index_desc", self.conn.query("index_desc", &range).await?);
+        };
+        let batch = limit + TIE_SLACK;
+        let page_at = |offset: usize| {
+            let mut range = cmd("ZREVRANGEBYSCORE");
+            range
+                .arg(&physical)
+                .arg(score)
+                .arg("-inf")
+                .arg("WITHSCORES");
+            range.arg("LIMIT").arg(offset).arg(batch);
+            range
+        };
+        let cursor = (score, member.as_str());
+        self.conn
+            .timed("index_desc", async {
+                let mut conn = self.conn.manager().await?;
+                let mut out = Vec::new();
+                let mut offset = 0usize;
+                loop {
+                    let reply = query_on(&mut conn, "index_desc", &page_at(offset)).await?;
+                    let page = entries("index_desc", reply)?;
+                    let full = page.len() == batch;
+                    let below = page
+                        .into_iter()
+                        .filter(|e| (e.score, e.member.as_str()) < cursor);
+                    out.extend(below.take(limit - out.len()));
+                    if out.len() == limit || !full {
+                        return Ok(out);
+                    }
+                    offset += batch;
+                }
+            })
+            .await
+    }
+
+    async fn index_take_due(
+        &self,
+        key: &str,
+        max_score: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        let limit = limit.min(u32::MAX as usize);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let mut call = self.take_due_script.prepare_invoke();
+        call.key(self.key(key)).arg(max_score).arg(limit);
+        let reply = self.conn.invoke("index_take_due", &call).await?;
+        entries("index_take_due", reply)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        match self.conn.query("ping", &cmd("PING")).await? {
+            Value::SimpleString(s) if s == "PONG" => Ok(()),
+            Value::Okay => Ok(()),
+            _ => Err(unexpected("ping")),
+        }
     }
 }

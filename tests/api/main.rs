@@ -1,11 +1,14 @@
 //! The one integration-test binary: every behaviour of the gateway from the
-//! outside, over HTTP, on the memory store and on Redis.
+//! outside, over HTTP, on the memory store and on Redis; and the store
+//! contract suite run against both stores.
 #[macro_use]
 mod helpers;
+mod redis_support;
 
 mod basics;
 mod challenges;
 mod login_flow;
 mod logs;
 mod prechat;
+mod store_contract;
 mod stores;

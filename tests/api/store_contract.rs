@@ -1,0 +1,116 @@
+//! The store contract, written once and run on both stores: every behaviour
+//! is an `async fn(SharedStore)` in `records` or `indexes`, and
+//! [`contract!`] turns each into a test in `memory::` and one in `redis::`
+//! (its own key prefix, cleaned up afterwards). Checks only Redis can show
+//! (TTLs of physical keys, Redis down and back) sit in `redis_only`.
+mod indexes;
+mod records;
+mod redis_only;
+
+use std::time::Duration;
+
+use chatgate::store::{Commit, IndexEntry, Op, SharedStore};
+
+pub const LONG: Duration = Duration::from_secs(60);
+pub const SHORT: Duration = Duration::from_millis(300);
+/// Comfortably past [`SHORT`].
+pub const PAST_SHORT: Duration = Duration::from_millis(600);
+
+macro_rules! contract {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let store = chatgate::store::memory::MemoryStore::new();
+                    super::$module::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some((store, _prefix)) = crate::redis_support::redis_store().await else {
+                        return;
+                    };
+                    super::$module::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+contract!(
+    records::put_get_versions,
+    records::stale_version_and_put_if_absent_conflict,
+    records::commit_is_all_or_nothing,
+    records::delete_checks_version,
+    records::ttl_expires_records_and_indexes,
+    records::ttl_none_persists_and_clears_a_ttl,
+    records::concurrent_counter_is_exact,
+    indexes::index_orders_ties_and_pages,
+    indexes::index_pages_through_many_ties,
+    indexes::index_add_never_shortens_ttl,
+    indexes::take_due_lowest_first,
+    indexes::take_due_exactly_once_under_contention,
+);
+
+pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {
+    Op::Put {
+        key: key.into(),
+        expected,
+        value: value.into(),
+        ttl,
+    }
+}
+
+pub fn index_add(key: &str, member: &str, score: i64, ttl: Duration) -> Op {
+    Op::IndexAdd {
+        key: key.into(),
+        member: member.into(),
+        score,
+        ttl,
+    }
+}
+
+pub async fn read(s: &SharedStore, key: &str) -> Option<(u64, String)> {
+    let mut got = s.get(&[key.to_owned()]).await.unwrap();
+    assert_eq!(got.len(), 1);
+    got.pop().unwrap().map(|v| (v.version, v.value))
+}
+
+pub async fn commit(s: &SharedStore, ops: Vec<Op>) -> Commit {
+    s.commit(ops).await.unwrap()
+}
+
+pub async fn desc(
+    s: &SharedStore,
+    key: &str,
+    before: Option<(i64, &str)>,
+    n: usize,
+) -> Vec<(String, i64)> {
+    let before = before.map(|(score, m)| (score, m.to_owned()));
+    let entries = s.index_desc(key, before, n).await.unwrap();
+    entries
+        .into_iter()
+        .map(|IndexEntry { member, score }| (member, score))
+        .collect()
+}
+
+pub fn pairs(list: &[(&str, i64)]) -> Vec<(String, i64)> {
+    list.iter().map(|(m, s)| ((*m).to_owned(), *s)).collect()
+}
+
+/// The whole index, read `page` entries at a time by the last entry's cursor.
+pub async fn page_all(s: &SharedStore, key: &str, page: usize) -> Vec<(String, i64)> {
+    let mut all: Vec<(String, i64)> = Vec::new();
+    loop {
+        let cursor = all.last().map(|(m, score)| (*score, m.as_str()));
+        let next = desc(s, key, cursor, page).await;
+        if next.is_empty() {
+            return all;
+        }
+        all.extend(next);
+    }
+}

@@ -1,0 +1,201 @@
+//! Sorted indexes: order with ties, cursor paging, TTLs, and take-due.
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chatgate::store::{Commit, Op, SharedStore};
+
+use super::{commit, desc, index_add, page_all, pairs, LONG, PAST_SHORT, SHORT};
+
+pub async fn index_orders_ties_and_pages(s: SharedStore) {
+    let idx = "{t}:idx";
+    let adds = [
+        ("a", 10),
+        ("b", 10),
+        ("c", 10),
+        ("z", 5),
+        ("m", 20),
+        ("n", -3),
+        ("x", 1),
+        ("gone", 7),
+    ];
+    commit(
+        &s,
+        adds.iter()
+            .map(|(m, score)| index_add(idx, m, *score, LONG))
+            .collect(),
+    )
+    .await;
+    // Moving a member and removing another, in one commit.
+    let ops = vec![
+        index_add(idx, "x", 15, LONG),
+        Op::IndexRemove {
+            key: idx.into(),
+            member: "gone".into(),
+        },
+        Op::IndexRemove {
+            key: idx.into(),
+            member: "never-there".into(),
+        },
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    let all = pairs(&[
+        ("m", 20),
+        ("x", 15),
+        ("c", 10),
+        ("b", 10),
+        ("a", 10),
+        ("z", 5),
+        ("n", -3),
+    ]);
+    assert_eq!(desc(&s, idx, None, 100).await, all);
+    assert_eq!(desc(&s, idx, None, 3).await, all[..3].to_vec());
+    assert_eq!(desc(&s, idx, None, 0).await, vec![]);
+    // Paging by the last entry's (score, member) visits each entry once.
+    assert_eq!(page_all(&s, idx, 2).await, all);
+    // Strictly below: a cursor between tied members, and one on no member.
+    assert_eq!(
+        desc(&s, idx, Some((10, "bb")), 2).await,
+        pairs(&[("b", 10), ("a", 10)])
+    );
+    assert_eq!(
+        desc(&s, idx, Some((10, "a")), 5).await,
+        pairs(&[("z", 5), ("n", -3)])
+    );
+    assert_eq!(desc(&s, idx, Some((12, "")), 1).await, pairs(&[("c", 10)]));
+    assert_eq!(desc(&s, idx, Some((-3, "n")), 5).await, vec![]);
+    assert_eq!(desc(&s, "{t}:no-such-index", None, 5).await, vec![]);
+}
+
+pub async fn index_pages_through_many_ties(s: SharedStore) {
+    let idx = "{t}:ties";
+    // Byte order decides ties: "B" < "a" < "z" < "é" (0xC3...).
+    let mut members: Vec<String> = (0..40).map(|i| format!("m{i:02}")).collect();
+    members.extend(["B", "a", "z", "é"].map(String::from));
+    let mut ops: Vec<Op> = members
+        .iter()
+        .map(|m| index_add(idx, m, 100, LONG))
+        .collect();
+    ops.push(index_add(idx, "low", 50, LONG));
+    commit(&s, ops).await;
+    members.sort();
+    let mut expected: Vec<(String, i64)> = members.iter().rev().map(|m| (m.clone(), 100)).collect();
+    expected.push(("low".into(), 50));
+    assert_eq!(desc(&s, idx, None, 100).await, expected);
+    // Paging by the last entry's (score, member) visits each entry once.
+    assert_eq!(page_all(&s, idx, 3).await, expected);
+    // Deep in the ties: everything at or above the cursor member is skipped.
+    assert_eq!(
+        desc(&s, idx, Some((100, "m01")), 4).await,
+        pairs(&[("m00", 100), ("a", 100), ("B", 100), ("low", 50)])
+    );
+}
+
+pub async fn index_add_never_shortens_ttl(s: SharedStore) {
+    commit(
+        &s,
+        vec![index_add("{t}:idx", "a", 1, Duration::from_secs(5))],
+    )
+    .await;
+    commit(&s, vec![index_add("{t}:idx", "b", 2, SHORT)]).await;
+    commit(&s, vec![index_add("{t}:grow", "a", 1, SHORT)]).await;
+    commit(
+        &s,
+        vec![index_add("{t}:grow", "b", 2, Duration::from_secs(5))],
+    )
+    .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(
+        desc(&s, "{t}:idx", None, 10).await,
+        pairs(&[("b", 2), ("a", 1)])
+    );
+    assert_eq!(
+        desc(&s, "{t}:grow", None, 10).await,
+        pairs(&[("b", 2), ("a", 1)])
+    );
+}
+
+pub async fn take_due_lowest_first(s: SharedStore) {
+    let idx = "{t}:due";
+    let adds = [
+        ("late", 500),
+        ("b", 100),
+        ("a", 100),
+        ("first", -5),
+        ("c", 200),
+        ("d", 300),
+    ];
+    commit(
+        &s,
+        adds.iter()
+            .map(|(m, score)| index_add(idx, m, *score, LONG))
+            .collect(),
+    )
+    .await;
+    let take = |max, n| {
+        let s = s.clone();
+        async move {
+            let got = s.index_take_due(idx, max, n).await.unwrap();
+            got.into_iter()
+                .map(|e| (e.member, e.score))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(take(300, 0).await, vec![]);
+    assert_eq!(
+        take(300, 3).await,
+        pairs(&[("first", -5), ("a", 100), ("b", 100)])
+    );
+    assert_eq!(take(300, 10).await, pairs(&[("c", 200), ("d", 300)]));
+    assert_eq!(take(300, 10).await, vec![]);
+    assert_eq!(desc(&s, idx, None, 10).await, pairs(&[("late", 500)]));
+    assert_eq!(
+        s.index_take_due("{t}:none", 1000, 10).await.unwrap(),
+        vec![]
+    );
+}
+
+pub async fn take_due_exactly_once_under_contention(s: SharedStore) {
+    let idx = "{t}:due";
+    let due: Vec<Op> = (0..300)
+        .map(|i| index_add(idx, &format!("due-{i:03}"), i / 2, LONG))
+        .collect();
+    let later: Vec<Op> = (0..10)
+        .map(|i| index_add(idx, &format!("later-{i}"), 5000 + i, LONG))
+        .collect();
+    commit(&s, due.into_iter().chain(later).collect()).await;
+    let takers: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                let mut taken = Vec::new();
+                loop {
+                    let batch = s.index_take_due(idx, 1000, 7).await.unwrap();
+                    if batch.is_empty() {
+                        return taken;
+                    }
+                    let keys: Vec<_> = batch.iter().map(|e| (e.score, e.member.clone())).collect();
+                    assert!(
+                        keys.windows(2).all(|w| w[0] < w[1]),
+                        "a batch is lowest first"
+                    );
+                    taken.extend(batch);
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for taker in takers {
+        all.extend(taker.await.unwrap());
+    }
+    assert_eq!(all.len(), 300, "each due entry taken exactly once in total");
+    let distinct: HashSet<_> = all.iter().map(|e| e.member.clone()).collect();
+    assert_eq!(distinct.len(), 300, "no entry taken twice");
+    assert!(all
+        .iter()
+        .all(|e| e.member.starts_with("due-") && e.score <= 1000));
+    assert_eq!(
+        desc(&s, idx, None, 100).await.len(),
+        10,
+        "future entries stay"
+    );
+}

@@ -1,0 +1,212 @@
+//! Records: versions, conflicts, atomic commits, deletes, TTLs, and a race.
+use chatgate::store::{self, Commit, Op, SharedStore, StoreError};
+use serde_json::json;
+
+use super::{commit, desc, index_add, pairs, put, read, LONG, PAST_SHORT, SHORT};
+
+pub async fn put_get_versions(s: SharedStore) {
+    assert_eq!(s.get(&[]).await.unwrap(), vec![]);
+    assert_eq!(read(&s, "{t}:a").await, None);
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 0, r#"{"n":1}"#, Some(LONG))]).await,
+        Commit::Applied
+    );
+    assert_eq!(read(&s, "{t}:a").await, Some((1, r#"{"n":1}"#.into())));
+    assert_eq!(
+        commit(
+            &s,
+            vec![put("{t}:a", 1, "{\"n\":\"two\\nlines\"}", Some(LONG))]
+        )
+        .await,
+        Commit::Applied
+    );
+    assert_eq!(
+        commit(&s, vec![put("{t}:b", 0, "[]", Some(LONG))]).await,
+        Commit::Applied
+    );
+    // One read, several keys, in order, absent ones as None.
+    let keys = ["{t}:b", "{t}:missing", "{t}:a"].map(String::from);
+    let got = s.get(&keys).await.unwrap();
+    let got: Vec<_> = got
+        .into_iter()
+        .map(|v| v.map(|v| (v.version, v.value)))
+        .collect();
+    let expected = vec![
+        Some((1, "[]".into())),
+        None,
+        Some((2, "{\"n\":\"two\\nlines\"}".into())),
+    ];
+    assert_eq!(got, expected);
+    assert_eq!(commit(&s, vec![]).await, Commit::Applied);
+}
+
+pub async fn stale_version_and_put_if_absent_conflict(s: SharedStore) {
+    commit(&s, vec![put("{t}:a", 0, "1", Some(LONG))]).await;
+    commit(&s, vec![put("{t}:a", 1, "2", Some(LONG))]).await;
+    // A writer that read version 1 lost the race.
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 1, "stale", Some(LONG))]).await,
+        Commit::Conflict { op: 0 }
+    );
+    // Put-if-absent on an existing key.
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 0, "new", Some(LONG))]).await,
+        Commit::Conflict { op: 0 }
+    );
+    // Expecting a version the key never had, on an absent key.
+    assert_eq!(
+        commit(&s, vec![put("{t}:none", 3, "x", Some(LONG))]).await,
+        Commit::Conflict { op: 0 }
+    );
+    assert_eq!(read(&s, "{t}:a").await, Some((2, "2".into())));
+    assert_eq!(read(&s, "{t}:none").await, None);
+}
+
+pub async fn commit_is_all_or_nothing(s: SharedStore) {
+    commit(&s, vec![put("{t}:b", 0, "b1", Some(LONG))]).await;
+    let ops = vec![
+        put("{t}:a", 0, "a1", Some(LONG)),
+        index_add("{t}:idx", "a", 1, LONG),
+        put("{t}:b", 0, "b-again", Some(LONG)),
+        Op::Delete {
+            key: "{t}:b".into(),
+            expected: 1,
+        },
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Conflict { op: 2 });
+    assert_eq!(read(&s, "{t}:a").await, None, "op 0 must not apply");
+    assert_eq!(
+        desc(&s, "{t}:idx", None, 10).await,
+        vec![],
+        "op 1 must not apply"
+    );
+    assert_eq!(
+        read(&s, "{t}:b").await,
+        Some((1, "b1".into())),
+        "op 3 must not apply"
+    );
+    // The first failing op is named even when a later one fails too.
+    let ops = vec![put("{t}:x", 9, "", None), put("{t}:b", 7, "", None)];
+    assert_eq!(commit(&s, ops).await, Commit::Conflict { op: 0 });
+    // And with every version right, all of it applies.
+    let ops = vec![
+        put("{t}:a", 0, "a1", Some(LONG)),
+        index_add("{t}:idx", "a", 1, LONG),
+        put("{t}:b", 1, "b2", Some(LONG)),
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    assert_eq!(read(&s, "{t}:a").await, Some((1, "a1".into())));
+    assert_eq!(read(&s, "{t}:b").await, Some((2, "b2".into())));
+    assert_eq!(desc(&s, "{t}:idx", None, 10).await, pairs(&[("a", 1)]));
+}
+
+pub async fn delete_checks_version(s: SharedStore) {
+    let delete = |expected| Op::Delete {
+        key: "{t}:a".into(),
+        expected,
+    };
+    // Delete of an absent key at version 0 is a passing check.
+    assert_eq!(commit(&s, vec![delete(0)]).await, Commit::Applied);
+    commit(&s, vec![put("{t}:a", 0, "1", Some(LONG))]).await;
+    commit(&s, vec![put("{t}:a", 1, "2", Some(LONG))]).await;
+    assert_eq!(
+        commit(&s, vec![delete(1)]).await,
+        Commit::Conflict { op: 0 }
+    );
+    assert_eq!(
+        commit(&s, vec![delete(0)]).await,
+        Commit::Conflict { op: 0 }
+    );
+    assert_eq!(read(&s, "{t}:a").await, Some((2, "2".into())));
+    assert_eq!(commit(&s, vec![delete(2)]).await, Commit::Applied);
+    assert_eq!(read(&s, "{t}:a").await, None);
+    // Versions start again from 0.
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 2, "x", Some(LONG))]).await,
+        Commit::Conflict { op: 0 }
+    );
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 0, "3", Some(LONG))]).await,
+        Commit::Applied
+    );
+    assert_eq!(read(&s, "{t}:a").await, Some((1, "3".into())));
+}
+
+pub async fn ttl_expires_records_and_indexes(s: SharedStore) {
+    let ops = vec![
+        put("{t}:a", 0, "short", Some(SHORT)),
+        put("{t}:b", 0, "long", Some(LONG)),
+        index_add("{t}:idx", "m", 1, SHORT),
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    assert_eq!(read(&s, "{t}:a").await, Some((1, "short".into())));
+    assert_eq!(desc(&s, "{t}:idx", None, 10).await, pairs(&[("m", 1)]));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(read(&s, "{t}:a").await, None);
+    assert_eq!(read(&s, "{t}:b").await, Some((1, "long".into())));
+    assert_eq!(desc(&s, "{t}:idx", None, 10).await, vec![]);
+    assert_eq!(s.index_take_due("{t}:idx", 100, 10).await.unwrap(), vec![]);
+    // An expired record is absent: its version is 0 again.
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 1, "x", Some(LONG))]).await,
+        Commit::Conflict { op: 0 }
+    );
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 0, "again", Some(LONG))]).await,
+        Commit::Applied
+    );
+    assert_eq!(read(&s, "{t}:a").await, Some((1, "again".into())));
+    // An expired index starts afresh.
+    commit(&s, vec![index_add("{t}:idx", "n", 2, LONG)]).await;
+    assert_eq!(desc(&s, "{t}:idx", None, 10).await, pairs(&[("n", 2)]));
+}
+
+pub async fn ttl_none_persists_and_clears_a_ttl(s: SharedStore) {
+    commit(&s, vec![put("{t}:ban", 0, "forever", None)]).await;
+    commit(&s, vec![put("{t}:a", 0, "short", Some(SHORT))]).await;
+    // Rewriting without a TTL removes the earlier one.
+    assert_eq!(
+        commit(&s, vec![put("{t}:a", 1, "kept", None)]).await,
+        Commit::Applied
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(read(&s, "{t}:ban").await, Some((1, "forever".into())));
+    assert_eq!(read(&s, "{t}:a").await, Some((2, "kept".into())));
+}
+
+pub async fn concurrent_counter_is_exact(s: SharedStore) {
+    let key = "{t}:counter";
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                store::retry(|| {
+                    let s = s.clone();
+                    async move {
+                        let (version, n) = match read(&s, key).await {
+                            Some((v, json)) => {
+                                let n = serde_json::from_str::<serde_json::Value>(&json).unwrap()
+                                    ["n"]
+                                    .as_u64();
+                                (v, n.unwrap())
+                            }
+                            None => (0, 0),
+                        };
+                        let next = json!({ "n": n + 1 }).to_string();
+                        Ok::<_, StoreError>(
+                            match s.commit(vec![put(key, version, &next, Some(LONG))]).await? {
+                                Commit::Applied => Some(()),
+                                Commit::Conflict { .. } => None,
+                            },
+                        )
+                    }
+                })
+                .await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    assert_eq!(read(&s, key).await, Some((50, r#"{"n":50}"#.into())));
+}

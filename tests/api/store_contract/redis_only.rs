@@ -1,0 +1,260 @@
+//! The parts of the store contract only Redis can show: the physical keys
+//! (prefix, TTLs, nothing left behind), foreign data, and Redis being down,
+//! then back.
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatgate::store::redis::RedisStore;
+use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
+
+use super::{desc, index_add, put, read, LONG, SHORT};
+use crate::redis_support::redis_store;
+
+const FAST: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_key_has_a_ttl_except_an_endless_put() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    let ops = vec![
+        put("{t}:i:1", 0, "{}", Some(LONG)),
+        put("{t}:i:2", 0, "{}", Some(LONG)),
+        put("{t}:aj:x", 0, "1", Some(SHORT * 10)),
+        index_add("{t}:idx", "1", 10, LONG),
+        index_add("{t}:idx", "2", 20, LONG),
+        index_add("{t}:cu:c", "2", 20, LONG),
+        index_add("{t}:due", "1", 5, LONG),
+        index_add("{t}:due", "2", 9, LONG),
+        put("{t}:ban", 0, "{}", None),
+    ];
+    assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
+    let ops = vec![
+        put("{t}:i:1", 1, "{\"v\":2}", Some(LONG)),
+        Op::Delete {
+            key: "{t}:i:2".into(),
+            expected: 1,
+        },
+        Op::IndexRemove {
+            key: "{t}:idx".into(),
+            member: "2".into(),
+        },
+        Op::IndexRemove {
+            key: "{t}:cu:c".into(),
+            member: "2".into(),
+        },
+    ];
+    assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
+    assert_eq!(s.index_take_due("{t}:due", 5, 10).await.unwrap().len(), 1);
+
+    let mut expected: Vec<String> = ["{t}:i:1", "{t}:aj:x", "{t}:idx", "{t}:due", "{t}:ban"]
+        .iter()
+        .map(|k| prefix.physical(k))
+        .collect();
+    expected.sort();
+    assert_eq!(
+        prefix.keys(),
+        expected,
+        "prefixed keys; deleted records and emptied indexes leave nothing"
+    );
+    for key in prefix.keys() {
+        let ttl = prefix.pttl(&key);
+        if key == prefix.physical("{t}:ban") {
+            assert_eq!(ttl, -1, "a ttl: None put keeps no TTL");
+        } else {
+            assert!(ttl > 0, "{key} has no TTL ({ttl})");
+        }
+    }
+}
+
+#[tokio::test]
+async fn index_ttl_is_raised_never_lowered() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    s.commit(vec![index_add("{t}:idx", "a", 1, Duration::from_secs(30))])
+        .await
+        .unwrap();
+    s.commit(vec![index_add("{t}:idx", "b", 2, SHORT)])
+        .await
+        .unwrap();
+    assert!(
+        prefix.pttl(&prefix.physical("{t}:idx")) > 20_000,
+        "not lowered"
+    );
+    s.commit(vec![index_add("{t}:idx", "c", 3, Duration::from_secs(90))])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&prefix.physical("{t}:idx")) > 80_000, "raised");
+    // An index some other writer left without TTL gets one.
+    prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
+    assert_eq!(prefix.pttl(&prefix.physical("{t}:foreign")), -1);
+    s.commit(vec![index_add("{t}:foreign", "b", 2, LONG)])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
+}
+
+#[tokio::test]
+async fn a_foreign_record_is_corrupt_and_never_overwritten() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    prefix.raw(&["SET", &prefix.physical("{t}:bad"), "no version line"]);
+    let got = s.get(&["{t}:bad".to_owned()]).await;
+    assert!(
+        matches!(got, Err(StoreError::Corrupt(ref m)) if !m.contains("no version")),
+        "{got:?}"
+    );
+    let put_if_absent = put("{t}:bad", 0, "{}", Some(LONG));
+    assert_eq!(
+        s.commit(vec![put_if_absent]).await.unwrap(),
+        Commit::Conflict { op: 0 }
+    );
+}
+
+/// Asserts that `call` fails with `Unavailable` within [`FAST`].
+async fn assert_unavailable_fast<T: std::fmt::Debug>(
+    what: &str,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) {
+    let started = Instant::now();
+    let result = call.await;
+    let took = started.elapsed();
+    match result {
+        Err(StoreError::Unavailable(msg)) => assert!(
+            !msg.contains("s3cret"),
+            "{what}: message carries a value: {msg}"
+        ),
+        other => panic!("{what}: expected Unavailable, got {other:?}"),
+    }
+    assert!(took < FAST, "{what} took {took:?}");
+}
+
+async fn assert_all_unavailable(s: &RedisStore) {
+    assert_unavailable_fast("get", s.get(&["{t}:a".to_owned()])).await;
+    assert_unavailable_fast(
+        "commit",
+        s.commit(vec![put("{t}:a", 0, "s3cret", Some(LONG))]),
+    )
+    .await;
+    assert_unavailable_fast("index_desc", s.index_desc("{t}:idx", None, 5)).await;
+    assert_unavailable_fast("index_take_due", s.index_take_due("{t}:due", 5, 5)).await;
+    assert_unavailable_fast("ping", s.ping()).await;
+}
+
+#[tokio::test]
+async fn redis_down_starts_and_answers_unavailable_fast() {
+    let started = Instant::now();
+    let store = RedisStore::connect("redis://127.0.0.1:1", "chatgate-test-down").await;
+    let store = store.expect("starting while Redis is down must not fail");
+    assert!(
+        started.elapsed() < FAST,
+        "connect took {:?}",
+        started.elapsed()
+    );
+    assert_all_unavailable(&store).await;
+    // Past the reconnect interval the calls try to connect again, still fast.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_all_unavailable(&store).await;
+}
+
+/// A private `redis-server` on `port`, killed when dropped.
+struct Server(Child);
+
+impl Server {
+    fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        Self(child)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn wait_until_reachable(s: &RedisStore) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while s.ping().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the store did not recover by itself"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovers_by_itself_when_redis_comes_back() {
+    if Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_err()
+    {
+        eprintln!(
+            "!!! SKIPPING recovers_by_itself_when_redis_comes_back: no redis-server binary on PATH"
+        );
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let redis = Arc::new(
+        RedisStore::connect(&url, "chatgate-test-recover")
+            .await
+            .unwrap(),
+    );
+    let s: SharedStore = redis.clone();
+    assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
+
+    // Redis appears after start-up.
+    let server = Server::start(port);
+    wait_until_reachable(&redis).await;
+    assert_eq!(
+        s.commit(vec![put("{t}:a", 0, "1", Some(LONG))])
+            .await
+            .unwrap(),
+        Commit::Applied
+    );
+    assert_eq!(read(&s, "{t}:a").await, Some((1, "1".into())));
+
+    // Redis goes away: fast failures, never stale data.
+    drop(server);
+    assert_all_unavailable(&redis).await;
+
+    // Redis returns (empty: this one keeps no data); the store follows.
+    let _server = Server::start(port);
+    wait_until_reachable(&redis).await;
+    assert_eq!(
+        s.commit(vec![put("{t}:a", 0, "2", Some(LONG))])
+            .await
+            .unwrap(),
+        Commit::Applied
+    );
+    assert_eq!(desc(&s, "{t}:idx", None, 5).await, vec![]);
+}
