@@ -95,6 +95,9 @@ pub struct PendingStepUp {
     pub customer: Customer,
     pub fingerprint: Option<String>,
     pub region: Option<String>,
+    /// The interaction shows `pending` until then (the assertion's `exp`);
+    /// an OTP challenge started before it can still complete the step-up.
+    pub until: Timestamp,
 }
 
 /// The stored interaction.
@@ -189,12 +192,14 @@ impl InteractionRecord {
         self.auth_ends_at(s).is_some_and(|end| now < end)
     }
 
-    /// A login link whose token is still valid, or a challenge, is open.
+    /// A login link whose token is still valid, a challenge, or a pre-chat
+    /// step-up is open.
     pub fn is_pending(&self, now: Timestamp) -> bool {
         self.links
             .iter()
             .any(|l| !l.used && l.expires_at.is_none_or(|e| now < e))
             || self.open_challenge(now).is_some()
+            || self.step_up.as_ref().is_some_and(|s| now < s.until)
     }
 
     /// The challenge that can still be answered, if any.

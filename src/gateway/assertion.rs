@@ -94,6 +94,7 @@ impl Gateway {
                     customer: customer.clone(),
                     fingerprint: a.fingerprint.clone(),
                     region: a.region.clone(),
+                    until: Timestamp::from_unix_seconds(a.exp),
                 });
                 Verdict::StepUp(reason)
             } else {

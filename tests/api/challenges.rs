@@ -10,12 +10,30 @@ use crate::helpers::*;
 /// The code in the last `otp` message the chat received.
 async fn last_code(app: &TestApp) -> String {
     let msgs = app.chat_messages().await;
-    let text = msgs.iter().rev().find(|m| m["purpose"] == "otp").expect("an otp message")["text"].as_str().unwrap().to_string();
-    text.split(|c: char| !c.is_ascii_digit()).find(|w| w.len() >= 4).unwrap().to_string()
+    let text = msgs
+        .iter()
+        .rev()
+        .find(|m| m["purpose"] == "otp")
+        .expect("an otp message")["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() >= 4)
+        .unwrap()
+        .to_string()
 }
 
 async fn start(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
-    app.request(Method::POST, &format!("/v1/interactions/{id}/challenges"), Some(&app.keys.bot)).json(&body).send().await.unwrap()
+    app.request(
+        Method::POST,
+        &format!("/v1/interactions/{id}/challenges"),
+        Some(&app.keys.bot),
+    )
+    .json(&body)
+    .send()
+    .await
+    .unwrap()
 }
 
 async fn start_ok(app: &TestApp, id: &str, body: Value) -> Value {
@@ -25,16 +43,26 @@ async fn start_ok(app: &TestApp, id: &str, body: Value) -> Value {
 }
 
 async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> reqwest::Response {
-    app.request(Method::POST, &format!("/v1/interactions/{id}/challenges/{cid}/verify"), Some(&app.keys.bot))
-        .json(&json!({"code": code}))
-        .send()
-        .await
-        .unwrap()
+    app.request(
+        Method::POST,
+        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+        Some(&app.keys.bot),
+    )
+    .json(&json!({"code": code}))
+    .send()
+    .await
+    .unwrap()
 }
 
 async fn subject(app: &TestApp, s: &str) -> Value {
     let path = format!("/v1/subjects/{}", s.replace(':', "%3A"));
-    app.request(Method::GET, &path, Some(&app.keys.agent)).send().await.unwrap().json().await.unwrap()
+    app.request(Method::GET, &path, Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn wrong(code: &str) -> String {
@@ -42,370 +70,701 @@ fn wrong(code: &str) -> String {
     format!("{first}{}", &code[1..])
 }
 
-both_stores!(otp_in_chat_then_right_code_authenticates, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-    assert_eq!(c["method"], "otp");
-    assert_eq!(c["delivery"], "chat");
-    assert_eq!(c["attempts_allowed"], 3);
-    assert_eq!(c["delivered"], true);
-    assert!(c.get("code").is_none());
-    let code = last_code(&app).await;
-    assert_eq!(code.len(), 6);
-    let msgs = app.chat_messages().await;
-    assert!(msgs.iter().any(|m| m["text"] == format!("Your verification code is {code}. It expires in 3 minutes.")));
-    let v = app.get(&id).await;
-    assert_eq!(v["status"], "pending");
-    assert_eq!(v["open_challenge"]["challenge_id"], c["challenge_id"]);
-    let cid = c["challenge_id"].as_str().unwrap();
-    let res = verify(&app, &id, cid, &code).await;
-    assert_eq!(res.status(), 200);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["authenticated"], true);
-    assert_eq!(body["requires_2fa"], false);
-    assert_eq!(body["interaction"]["method"], "otp");
-    assert_eq!(body["interaction"]["open_challenge"], Value::Null);
-    assert_problem(verify(&app, &id, cid, &code).await, 409, "challenge_used").await;
-});
-
-both_stores!(wrong_codes_exhaust_the_challenge, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-    let cid = c["challenge_id"].as_str().unwrap();
-    let code = last_code(&app).await;
-    for remaining in [2, 1, 0] {
-        let b = assert_problem(verify(&app, &id, cid, &wrong(&code)).await, 401, "invalid_code").await;
-        assert_eq!(b["requires_2fa"], true);
-        assert_eq!(b["attempts_remaining"], remaining);
+both_stores!(
+    otp_in_chat_then_right_code_authenticates,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        assert_eq!(c["method"], "otp");
+        assert_eq!(c["delivery"], "chat");
+        assert_eq!(c["attempts_allowed"], 3);
+        assert_eq!(c["delivered"], true);
+        assert!(c.get("code").is_none());
+        let code = last_code(&app).await;
+        assert_eq!(code.len(), 6);
+        let msgs = app.chat_messages().await;
+        assert!(msgs
+            .iter()
+            .any(|m| m["text"]
+                == format!("Your verification code is {code}. It expires in 3 minutes.")));
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "pending");
+        assert_eq!(v["open_challenge"]["challenge_id"], c["challenge_id"]);
+        let cid = c["challenge_id"].as_str().unwrap();
+        let res = verify(&app, &id, cid, &code).await;
+        assert_eq!(res.status(), 200);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["authenticated"], true);
+        assert_eq!(body["requires_2fa"], false);
+        assert_eq!(body["interaction"]["method"], "otp");
+        assert_eq!(body["interaction"]["open_challenge"], Value::Null);
+        assert_problem(verify(&app, &id, cid, &code).await, 409, "challenge_used").await;
     }
-    assert_problem(verify(&app, &id, cid, &code).await, 410, "challenge_exhausted").await;
-    // Malformed codes are 422 and not counted.
-    let id2 = app.new_interaction().await;
-    let c2 = start_ok(&app, &id2, json!({"method": "otp"})).await;
-    for bad in ["", "12a456", "123456789012345678901", " 123"] {
-        assert_problem(verify(&app, &id2, c2["challenge_id"].as_str().unwrap(), bad).await, 422, "invalid_request").await;
-    }
-    assert_eq!(subject(&app, &format!("interaction:{id2}")).await["failures"], 0);
-});
+);
 
-both_stores!(expired_and_replaced_challenges_are_410, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let a = start_ok(&app, &id, json!({"method": "otp"})).await;
-    let code_a = last_code(&app).await;
-    let b = start_ok(&app, &id, json!({"method": "otp"})).await;
-    assert_problem(verify(&app, &id, a["challenge_id"].as_str().unwrap(), &code_a).await, 410, "challenge_expired").await;
-    let code_b = last_code(&app).await;
-    app.advance(180);
-    assert_problem(verify(&app, &id, b["challenge_id"].as_str().unwrap(), &code_b).await, 410, "challenge_expired").await;
-    let unknown = uuid::Uuid::now_v7().to_string();
-    assert_problem(verify(&app, &id, &unknown, &code_b).await, 404, "not_found").await;
-});
+both_stores!(
+    wrong_codes_exhaust_the_challenge,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let cid = c["challenge_id"].as_str().unwrap();
+        let code = last_code(&app).await;
+        for remaining in [2, 1, 0] {
+            let b = assert_problem(
+                verify(&app, &id, cid, &wrong(&code)).await,
+                401,
+                "invalid_code",
+            )
+            .await;
+            assert_eq!(b["requires_2fa"], true);
+            assert_eq!(b["attempts_remaining"], remaining);
+        }
+        assert_problem(
+            verify(&app, &id, cid, &code).await,
+            410,
+            "challenge_exhausted",
+        )
+        .await;
+        // Malformed codes are 422 and not counted.
+        let id2 = app.new_interaction().await;
+        let c2 = start_ok(&app, &id2, json!({"method": "otp"})).await;
+        for bad in ["", "12a456", "123456789012345678901", " 123"] {
+            assert_problem(
+                verify(&app, &id2, c2["challenge_id"].as_str().unwrap(), bad).await,
+                422,
+                "invalid_request",
+            )
+            .await;
+        }
+        assert_eq!(
+            subject(&app, &format!("interaction:{id2}")).await["failures"],
+            0
+        );
+    }
+);
+
+both_stores!(
+    expired_and_replaced_challenges_are_410,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let a = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let code_a = last_code(&app).await;
+        let b = start_ok(&app, &id, json!({"method": "otp"})).await;
+        assert_problem(
+            verify(&app, &id, a["challenge_id"].as_str().unwrap(), &code_a).await,
+            410,
+            "challenge_expired",
+        )
+        .await;
+        let code_b = last_code(&app).await;
+        app.advance(180);
+        assert_problem(
+            verify(&app, &id, b["challenge_id"].as_str().unwrap(), &code_b).await,
+            410,
+            "challenge_expired",
+        )
+        .await;
+        let unknown = uuid::Uuid::now_v7().to_string();
+        assert_problem(verify(&app, &id, &unknown, &code_b).await, 404, "not_found").await;
+    }
+);
 
 both_stores!(session_pin_challenge, |app: TestApp| async move {
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "p", "session_pin": "482913"})).await;
+    let v = app
+        .create(json!({"channel": "webchat", "conversation_id": "p", "session_pin": "482913"}))
+        .await;
     let id = v["id"].as_str().unwrap();
     let c = start_ok(&app, id, json!({"method": "pin"})).await;
-    assert!(app.chat_messages().await.iter().any(|m| m["purpose"] == "pin_prompt" && m["text"] == "Please enter your session PIN."));
+    assert!(app
+        .chat_messages()
+        .await
+        .iter()
+        .any(|m| m["purpose"] == "pin_prompt" && m["text"] == "Please enter your session PIN."));
     let cid = c["challenge_id"].as_str().unwrap();
     assert_problem(verify(&app, id, cid, "482914").await, 401, "invalid_code").await;
     let res = verify(&app, id, cid, "482913").await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["interaction"]["method"], "pin");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["interaction"]["method"],
+        "pin"
+    );
     let plain = app.new_interaction().await;
-    assert_problem(start(&app, &plain, json!({"method": "pin"})).await, 409, "no_session_pin").await;
-    assert_problem(start(&app, &plain, json!({"method": "sms"})).await, 422, "invalid_request").await;
+    assert_problem(
+        start(&app, &plain, json!({"method": "pin"})).await,
+        409,
+        "no_session_pin",
+    )
+    .await;
+    assert_problem(
+        start(&app, &plain, json!({"method": "sms"})).await,
+        422,
+        "invalid_request",
+    )
+    .await;
 });
 
-both_stores!(lockout_boundaries_with_an_injected_clock, |app: TestApp| async move {
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "l", "customer_ref": "cust-lock"})).await;
-    let id = v["id"].as_str().unwrap();
-    // threshold 5 failures per hour, 3 attempts per challenge: two challenges.
-    let c = start_ok(&app, id, json!({"method": "otp"})).await;
-    let code = last_code(&app).await;
-    for _ in 0..3 {
-        assert_problem(verify(&app, id, c["challenge_id"].as_str().unwrap(), &wrong(&code)).await, 401, "invalid_code").await;
-    }
-    let c = start_ok(&app, id, json!({"method": "otp"})).await;
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let code = last_code(&app).await;
-    assert_problem(verify(&app, id, &cid, &wrong(&code)).await, 401, "invalid_code").await;
-    assert_eq!(subject(&app, "cust-lock").await["failures"], 4);
-    // The fifth failure locks for 15 minutes.
-    let res = verify(&app, id, &cid, &wrong(&code)).await;
-    assert_eq!(res.headers()["retry-after"], "900");
-    let b = assert_problem(res, 423, "locked").await;
-    assert!(b["locked_until"].is_string());
-    let s = subject(&app, "cust-lock").await;
-    assert_eq!(s["failures"], 0);
-    assert_eq!(s["lockouts"], 1);
-    assert_eq!(app.get(id).await["status"], "locked");
-    // Locked at duration - 1 s: even a new challenge is refused, nothing sent.
-    app.advance(899);
-    let sent = app.chat_messages().await.len();
-    assert_problem(start(&app, id, json!({"method": "otp"})).await, 423, "locked").await;
-    assert_eq!(app.chat_messages().await.len(), sent);
-    // Open at duration.
-    app.advance(1);
-    let c = start_ok(&app, id, json!({"method": "otp"})).await;
-    let code = last_code(&app).await;
-    assert_eq!(verify(&app, id, c["challenge_id"].as_str().unwrap(), &code).await.status(), 200);
-    assert_eq!(subject(&app, "cust-lock").await["lockouts"], 0, "a success clears lockouts");
-});
-
-both_stores!(third_lockout_bans_until_an_admin_unlocks, |app: TestApp| async move {
-    let _ = app;
-    let setup = Setup { defaults: "lockout = { threshold = 1 }\notp = { max_sends = 50 }".into(), ..Setup::default() };
-    let Some(app) = spawn_with(app.backend, setup).await else { return };
-    let mut app = app;
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "b", "customer_ref": "cust-ban"})).await;
-    let id = v["id"].as_str().unwrap().to_string();
-    for round in 0..3 {
-        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+both_stores!(
+    lockout_boundaries_with_an_injected_clock,
+    |app: TestApp| async move {
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "l", "customer_ref": "cust-lock"}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap();
+        // threshold 5 failures per hour, 3 attempts per challenge: two challenges.
+        let c = start_ok(&app, id, json!({"method": "otp"})).await;
         let code = last_code(&app).await;
-        let res = verify(&app, &id, c["challenge_id"].as_str().unwrap(), &wrong(&code)).await;
-        if round < 2 {
-            assert_problem(res, 423, "locked").await;
-            app.advance(900);
-        } else {
-            assert_problem(res, 403, "banned").await;
+        for _ in 0..3 {
+            assert_problem(
+                verify(&app, id, c["challenge_id"].as_str().unwrap(), &wrong(&code)).await,
+                401,
+                "invalid_code",
+            )
+            .await;
         }
+        let c = start_ok(&app, id, json!({"method": "otp"})).await;
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = last_code(&app).await;
+        assert_problem(
+            verify(&app, id, &cid, &wrong(&code)).await,
+            401,
+            "invalid_code",
+        )
+        .await;
+        assert_eq!(subject(&app, "cust-lock").await["failures"], 4);
+        // The fifth failure locks for 15 minutes.
+        let res = verify(&app, id, &cid, &wrong(&code)).await;
+        assert_eq!(res.headers()["retry-after"], "900");
+        let b = assert_problem(res, 423, "locked").await;
+        assert!(b["locked_until"].is_string());
+        let s = subject(&app, "cust-lock").await;
+        assert_eq!(s["failures"], 0);
+        assert_eq!(s["lockouts"], 1);
+        assert_eq!(app.get(id).await["status"], "locked");
+        // Locked at duration - 1 s: even a new challenge is refused, nothing sent.
+        app.advance(899);
+        let sent = app.chat_messages().await.len();
+        assert_problem(
+            start(&app, id, json!({"method": "otp"})).await,
+            423,
+            "locked",
+        )
+        .await;
+        assert_eq!(app.chat_messages().await.len(), sent);
+        // Open at duration.
+        app.advance(1);
+        let c = start_ok(&app, id, json!({"method": "otp"})).await;
+        let code = last_code(&app).await;
+        assert_eq!(
+            verify(&app, id, c["challenge_id"].as_str().unwrap(), &code)
+                .await
+                .status(),
+            200
+        );
+        assert_eq!(
+            subject(&app, "cust-lock").await["lockouts"],
+            0,
+            "a success clears lockouts"
+        );
     }
-    assert!(app.next_event("subject.banned", std::time::Duration::from_secs(2)).await.is_some());
-    app.advance(365 * 86_400);
-    assert_problem(start(&app, &id, json!({"method": "otp"})).await, 403, "banned").await;
-    assert_eq!(app.get(&id).await["status"], "banned");
-    let s = subject(&app, "cust-ban").await;
-    assert_eq!(s["banned"], true);
-    // Only an admin unlocks.
-    let res = app.request(Method::POST, "/v1/subjects/cust-ban/unlock", Some(&app.keys.agent)).send().await.unwrap();
-    assert_problem(res, 403, "forbidden").await;
-    let res = app.request(Method::POST, "/v1/subjects/cust-ban/unlock", Some(&app.keys.admin)).send().await.unwrap();
-    assert_eq!(res.status(), 200);
-    let s: Value = res.json().await.unwrap();
-    assert_eq!(s, json!({"subject": "cust-ban", "failures": 0, "lockouts": 0, "locked_until": null, "banned": false}));
-    assert!(app.next_event("subject.unlocked", std::time::Duration::from_secs(2)).await.is_some());
-    assert_eq!(start(&app, &id, json!({"method": "otp"})).await.status(), 201);
-    // An unknown subject is all zeros, not 404.
-    assert_eq!(subject(&app, "nobody").await["failures"], 0);
-});
+);
 
-both_stores!(fifty_simultaneous_right_codes_one_succeeds, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let code = last_code(&app).await;
-    let app = Arc::new(app);
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (app, id, cid, code) = (app.clone(), id.clone(), cid.clone(), code.clone());
-            tokio::spawn(async move { verify(&app, &id, &cid, &code).await.status().as_u16() })
-        })
-        .collect();
-    let mut codes = Vec::new();
-    for t in tasks {
-        codes.push(t.await.unwrap());
+both_stores!(
+    third_lockout_bans_until_an_admin_unlocks,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            defaults: "lockout = { threshold = 1 }\notp = { max_sends = 50 }".into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let mut app = app;
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "b", "customer_ref": "cust-ban"}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        for round in 0..3 {
+            let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+            let code = last_code(&app).await;
+            let res = verify(
+                &app,
+                &id,
+                c["challenge_id"].as_str().unwrap(),
+                &wrong(&code),
+            )
+            .await;
+            if round < 2 {
+                assert_problem(res, 423, "locked").await;
+                app.advance(900);
+            } else {
+                assert_problem(res, 403, "banned").await;
+            }
+        }
+        assert!(app
+            .next_event("subject.banned", std::time::Duration::from_secs(2))
+            .await
+            .is_some());
+        // Long after any lockout would have ended (but before the interaction is forgotten).
+        app.advance(20 * 3600);
+        assert_problem(
+            start(&app, &id, json!({"method": "otp"})).await,
+            403,
+            "banned",
+        )
+        .await;
+        assert_eq!(app.get(&id).await["status"], "banned");
+        let s = subject(&app, "cust-ban").await;
+        assert_eq!(s["banned"], true);
+        // Only an admin unlocks.
+        let res = app
+            .request(
+                Method::POST,
+                "/v1/subjects/cust-ban/unlock",
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 403, "forbidden").await;
+        let res = app
+            .request(
+                Method::POST,
+                "/v1/subjects/cust-ban/unlock",
+                Some(&app.keys.admin),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let s: Value = res.json().await.unwrap();
+        assert_eq!(
+            s,
+            json!({"subject": "cust-ban", "failures": 0, "lockouts": 0, "locked_until": null, "banned": false})
+        );
+        assert!(app
+            .next_event("subject.unlocked", std::time::Duration::from_secs(2))
+            .await
+            .is_some());
+        assert_eq!(
+            start(&app, &id, json!({"method": "otp"})).await.status(),
+            201
+        );
+        // An unknown subject is all zeros, not 404.
+        assert_eq!(subject(&app, "nobody").await["failures"], 0);
     }
-    assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
-    assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
-});
+);
 
-both_stores!(fifty_simultaneous_wrong_codes_count_fifty, |app: TestApp| async move {
-    let _ = app;
-    let setup = Setup { defaults: "lockout = { threshold = 1000 }\notp = { max_attempts = 100 }".into(), ..Setup::default() };
-    let Some(app) = spawn_with(app.backend, setup).await else { return };
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "w", "customer_ref": "cust-50"})).await;
-    let id = v["id"].as_str().unwrap().to_string();
-    let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let bad = wrong(&last_code(&app).await);
-    let app = Arc::new(app);
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (app, id, cid, bad) = (app.clone(), id.clone(), cid.clone(), bad.clone());
-            tokio::spawn(async move { verify(&app, &id, &cid, &bad).await.json::<Value>().await.unwrap() })
-        })
-        .collect();
-    let mut remaining = Vec::new();
-    for t in tasks {
-        let b = t.await.unwrap();
-        assert_eq!(b["code"], "invalid_code");
-        remaining.push(b["attempts_remaining"].as_u64().unwrap());
-    }
-    remaining.sort();
-    assert_eq!(remaining, (50..100).collect::<Vec<u64>>(), "each attempt saw its own count");
-    assert_eq!(subject(&app, "cust-50").await["failures"], 50);
-});
-
-both_stores!(fifty_simultaneous_wrong_codes_lock_once, |app: TestApp| async move {
-    let _ = app;
-    let setup = Setup { defaults: "otp = { max_attempts = 100 }".into(), ..Setup::default() };
-    let Some(mut app) = spawn_with(app.backend, setup).await else { return };
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "w5", "customer_ref": "cust-5"})).await;
-    let id = v["id"].as_str().unwrap().to_string();
-    let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let bad = wrong(&last_code(&app).await);
-    let shared = Arc::new(app.base.clone());
-    let client = app.client.clone();
-    let bot = app.keys.bot.clone();
-    let tasks: Vec<_> = (0..50)
-        .map(|_| {
-            let (client, bot, base, id, cid, bad) = (client.clone(), bot.clone(), shared.clone(), id.clone(), cid.clone(), bad.clone());
-            tokio::spawn(async move {
-                client
-                    .post(format!("{base}/v1/interactions/{id}/challenges/{cid}/verify"))
-                    .bearer_auth(bot)
-                    .json(&json!({"code": bad}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
+both_stores!(
+    fifty_simultaneous_right_codes_one_succeeds,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = last_code(&app).await;
+        let app = Arc::new(app);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (app, id, cid, code) = (app.clone(), id.clone(), cid.clone(), code.clone());
+                tokio::spawn(async move { verify(&app, &id, &cid, &code).await.status().as_u16() })
             })
-        })
-        .collect();
-    let mut codes = Vec::new();
-    for t in tasks {
-        codes.push(t.await.unwrap());
+            .collect();
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        assert_eq!(codes.iter().filter(|c| **c == 200).count(), 1, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == 409).count(), 49, "{codes:?}");
     }
-    assert_eq!(codes.iter().filter(|c| **c == 401).count(), 4, "{codes:?}");
-    assert_eq!(codes.iter().filter(|c| **c == 423).count(), 46, "{codes:?}");
-    let s = subject(&app, "cust-5").await;
-    assert_eq!(s["lockouts"], 1, "{s}");
-    assert!(app.next_event("subject.locked", std::time::Duration::from_secs(2)).await.is_some());
-    assert!(app.next_event("subject.locked", std::time::Duration::from_millis(500)).await.is_none(), "locked once");
-});
+);
 
-both_stores!(send_limit_is_429_and_provider_not_called, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    for _ in 0..5 {
+both_stores!(
+    fifty_simultaneous_wrong_codes_count_fifty,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            defaults: "lockout = { threshold = 1000 }\notp = { max_attempts = 100 }".into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "w", "customer_ref": "cust-50"}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let bad = wrong(&last_code(&app).await);
+        let app = Arc::new(app);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (app, id, cid, bad) = (app.clone(), id.clone(), cid.clone(), bad.clone());
+                tokio::spawn(async move {
+                    verify(&app, &id, &cid, &bad)
+                        .await
+                        .json::<Value>()
+                        .await
+                        .unwrap()
+                })
+            })
+            .collect();
+        let mut remaining = Vec::new();
+        for t in tasks {
+            let b = t.await.unwrap();
+            assert_eq!(b["code"], "invalid_code");
+            remaining.push(b["attempts_remaining"].as_u64().unwrap());
+        }
+        remaining.sort();
+        assert_eq!(
+            remaining,
+            (50..100).collect::<Vec<u64>>(),
+            "each attempt saw its own count"
+        );
+        assert_eq!(subject(&app, "cust-50").await["failures"], 50);
+    }
+);
+
+both_stores!(
+    fifty_simultaneous_wrong_codes_lock_once,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            defaults: "otp = { max_attempts = 100 }".into(),
+            ..Setup::default()
+        };
+        let Some(mut app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "w5", "customer_ref": "cust-5"}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let bad = wrong(&last_code(&app).await);
+        let shared = Arc::new(app.base.clone());
+        let client = app.client.clone();
+        let bot = app.keys.bot.clone();
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let (client, bot, base, id, cid, bad) = (
+                    client.clone(),
+                    bot.clone(),
+                    shared.clone(),
+                    id.clone(),
+                    cid.clone(),
+                    bad.clone(),
+                );
+                tokio::spawn(async move {
+                    client
+                        .post(format!(
+                            "{base}/v1/interactions/{id}/challenges/{cid}/verify"
+                        ))
+                        .bearer_auth(bot)
+                        .json(&json!({"code": bad}))
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                        .as_u16()
+                })
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for t in tasks {
+            codes.push(t.await.unwrap());
+        }
+        assert_eq!(codes.iter().filter(|c| **c == 401).count(), 4, "{codes:?}");
+        assert_eq!(codes.iter().filter(|c| **c == 423).count(), 46, "{codes:?}");
+        let s = subject(&app, "cust-5").await;
+        assert_eq!(s["lockouts"], 1, "{s}");
+        assert!(app
+            .next_event("subject.locked", std::time::Duration::from_secs(2))
+            .await
+            .is_some());
+        assert!(
+            app.next_event("subject.locked", std::time::Duration::from_millis(500))
+                .await
+                .is_none(),
+            "locked once"
+        );
+    }
+);
+
+both_stores!(
+    send_limit_is_429_and_provider_not_called,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        for _ in 0..5 {
+            start_ok(&app, &id, json!({"method": "otp"})).await;
+        }
+        let sent = app.chat_messages().await.len();
+        let res = start(&app, &id, json!({"method": "otp"})).await;
+        assert_eq!(res.headers()["retry-after"], "600");
+        assert_problem(res, 429, "rate_limited").await;
+        assert_eq!(app.chat_messages().await.len(), sent);
+        app.advance(600);
         start_ok(&app, &id, json!({"method": "otp"})).await;
     }
-    let sent = app.chat_messages().await.len();
-    let res = start(&app, &id, json!({"method": "otp"})).await;
-    assert_eq!(res.headers()["retry-after"], "600");
-    assert_problem(res, 429, "rate_limited").await;
-    assert_eq!(app.chat_messages().await.len(), sent);
-    app.advance(600);
-    start_ok(&app, &id, json!({"method": "otp"})).await;
-});
+);
 
-both_stores!(failed_delivery_is_502_and_uses_no_allowance, |app: TestApp| async move {
-    let id = app.new_interaction().await;
-    for _ in 0..4 {
+both_stores!(
+    failed_delivery_is_502_and_uses_no_allowance,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        for _ in 0..4 {
+            start_ok(&app, &id, json!({"method": "otp"})).await;
+        }
+        app.chat.reset().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(503))
+            .mount(&app.chat)
+            .await;
+        for _ in 0..3 {
+            assert_problem(
+                start(&app, &id, json!({"method": "otp"})).await,
+                502,
+                "channel_error",
+            )
+            .await;
+        }
+        app.chat.reset().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200))
+            .mount(&app.chat)
+            .await;
         start_ok(&app, &id, json!({"method": "otp"})).await;
+        assert_problem(
+            start(&app, &id, json!({"method": "otp"})).await,
+            429,
+            "rate_limited",
+        )
+        .await;
     }
-    app.chat.reset().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST")).respond_with(wiremock::ResponseTemplate::new(503)).mount(&app.chat).await;
-    for _ in 0..3 {
-        assert_problem(start(&app, &id, json!({"method": "otp"})).await, 502, "channel_error").await;
-    }
-    app.chat.reset().await;
-    wiremock::Mock::given(wiremock::matchers::method("POST")).respond_with(wiremock::ResponseTemplate::new(200)).mount(&app.chat).await;
-    start_ok(&app, &id, json!({"method": "otp"})).await;
-    assert_problem(start(&app, &id, json!({"method": "otp"})).await, 429, "rate_limited").await;
-});
+);
 
 both_stores!(agent_reveal_where_allowed, |mut app: TestApp| async move {
     let id = app.new_interaction().await;
     let c = start_ok(&app, &id, json!({"method": "otp"})).await;
     let cid = c["challenge_id"].as_str().unwrap();
     let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
-    let res = app.request(Method::GET, &path, Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, &path, Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, "forbidden").await;
-    assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "agent"})).await, 422, "invalid_request").await;
+    assert_problem(
+        start(&app, &id, json!({"method": "otp", "delivery": "agent"})).await,
+        422,
+        "invalid_request",
+    )
+    .await;
 
-    let setup = Setup { team_extra: "[settings.otp]\nshow_to_agents = true\n".into(), ..Setup::default() };
-    let Some(mut app2) = spawn_with(app.backend, setup).await else { return };
+    let setup = Setup {
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    };
+    let Some(mut app2) = spawn_with(app.backend, setup).await else {
+        return;
+    };
     std::mem::swap(&mut app, &mut app2);
     let id = app.new_interaction().await;
     let c = start_ok(&app, &id, json!({"method": "otp", "delivery": "agent"})).await;
     assert_eq!(c["delivered"], false);
-    assert!(app.chat_messages().await.iter().all(|m| m["purpose"] != "otp"));
+    assert!(app
+        .chat_messages()
+        .await
+        .iter()
+        .all(|m| m["purpose"] != "otp"));
     let cid = c["challenge_id"].as_str().unwrap();
     let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
-    let res = app.request(Method::GET, &path, Some(&app.keys.bot)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, &path, Some(&app.keys.bot))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 403, "forbidden").await;
-    let res = app.request(Method::GET, &path, Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, &path, Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let r: Value = res.json().await.unwrap();
-    let e = app.next_event("challenge.code_revealed", std::time::Duration::from_secs(2)).await.unwrap();
+    let e = app
+        .next_event("challenge.code_revealed", std::time::Duration::from_secs(2))
+        .await
+        .unwrap();
     assert_eq!(e.data["api_key_id"], "acme-agent");
     assert!(!e.data.to_string().contains(r["code"].as_str().unwrap()));
-    assert_eq!(verify(&app, &id, cid, r["code"].as_str().unwrap()).await.status(), 200);
+    assert_eq!(
+        verify(&app, &id, cid, r["code"].as_str().unwrap())
+            .await
+            .status(),
+        200
+    );
 });
 
-both_stores!(require_other_channel_refuses_the_chat, |app: TestApp| async move {
-    let _ = app;
-    let setup = Setup { defaults: "otp = { require_other_channel = true }".into(), ..Setup::default() };
-    let Some(app) = spawn_with(app.backend, setup).await else { return };
-    let id = app.new_interaction().await;
-    assert_problem(start(&app, &id, json!({"method": "otp"})).await, 422, "invalid_request").await;
-    assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "chat"})).await, 422, "invalid_request").await;
-    // By SMS: no number known is 422; with one, it goes to the sms channel.
-    assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await, 422, "invalid_request").await;
-    // The test team has no e-mail channel.
-    assert_problem(start(&app, &id, json!({"method": "otp", "delivery": "email", "to": "a@b.example"})).await, 422, "invalid_request").await;
-    let v = app.create(json!({"channel": "webchat", "conversation_id": "o", "contact": {"phone": "+15551230000"}})).await;
-    let c = start_ok(&app, v["id"].as_str().unwrap(), json!({"method": "otp", "delivery": "sms"})).await;
-    assert_eq!(c["delivery"], "sms");
-    let reqs = app.chat.received_requests().await.unwrap();
-    let sms = reqs.iter().find(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json").expect("twilio called");
-    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&sms.body).into_owned().collect();
-    assert_eq!(form["To"], "+15551230000");
-    assert_eq!(form["From"], "+15550006666");
-    assert!(form["Body"].starts_with("Your verification code is "), "{}", form["Body"]);
-    assert!(app.chat_messages().await.iter().all(|m| m["purpose"] != "otp"), "nothing went into the chat");
-});
+both_stores!(
+    require_other_channel_refuses_the_chat,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            defaults: "otp = { require_other_channel = true }".into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let id = app.new_interaction().await;
+        assert_problem(
+            start(&app, &id, json!({"method": "otp"})).await,
+            422,
+            "invalid_request",
+        )
+        .await;
+        assert_problem(
+            start(&app, &id, json!({"method": "otp", "delivery": "chat"})).await,
+            422,
+            "invalid_request",
+        )
+        .await;
+        // By SMS: no number known is 422; with one, it goes to the sms channel.
+        assert_problem(
+            start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await,
+            422,
+            "invalid_request",
+        )
+        .await;
+        // The test team has no e-mail channel.
+        assert_problem(
+            start(
+                &app,
+                &id,
+                json!({"method": "otp", "delivery": "email", "to": "a@b.example"}),
+            )
+            .await,
+            422,
+            "invalid_request",
+        )
+        .await;
+        let v = app.create(json!({"channel": "webchat", "conversation_id": "o", "contact": {"phone": "+15551230000"}})).await;
+        let c = start_ok(
+            &app,
+            v["id"].as_str().unwrap(),
+            json!({"method": "otp", "delivery": "sms"}),
+        )
+        .await;
+        assert_eq!(c["delivery"], "sms");
+        let reqs = app.chat.received_requests().await.unwrap();
+        let sms = reqs
+            .iter()
+            .find(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json")
+            .expect("twilio called");
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(&sms.body)
+                .into_owned()
+                .collect();
+        assert_eq!(form["To"], "+15551230000");
+        assert_eq!(form["From"], "+15550006666");
+        assert!(
+            form["Body"].starts_with("Your verification code is "),
+            "{}",
+            form["Body"]
+        );
+        assert!(
+            app.chat_messages()
+                .await
+                .iter()
+                .all(|m| m["purpose"] != "otp"),
+            "nothing went into the chat"
+        );
+    }
+);
 
-both_stores!(step_up_on_new_fingerprint_then_otp, |app: TestApp| async move {
-    let _ = app;
-    let setup = Setup { team_extra: "[settings.step_up]\non_new_fingerprint = true\non_region_change = true\n".into(), ..Setup::default() };
-    let Some(app) = spawn_with(app.backend, setup).await else { return };
-    let id = app.new_interaction().await;
-    let mut claims = app.assertion_claims("cust-42");
-    claims["fingerprint"] = json!("device-1");
-    claims["region"] = json!("EU");
-    let post = |token: String, id: String| {
-        let app = &app;
-        async move {
-            app.request(Method::POST, &format!("/v1/interactions/{id}/assertion"), Some(&app.keys.bot))
+both_stores!(
+    step_up_on_new_fingerprint_then_otp,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            team_extra: "[settings.step_up]\non_new_fingerprint = true\non_region_change = true\n"
+                .into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let id = app.new_interaction().await;
+        let mut claims = app.assertion_claims("cust-42");
+        claims["fingerprint"] = json!("device-1");
+        claims["region"] = json!("EU");
+        let post = |token: String, id: String| {
+            let app = &app;
+            async move {
+                app.request(
+                    Method::POST,
+                    &format!("/v1/interactions/{id}/assertion"),
+                    Some(&app.keys.bot),
+                )
                 .json(&json!({"assertion": token}))
                 .send()
                 .await
                 .unwrap()
-        }
-    };
-    let res = post(app.assertion(claims.clone()), id.clone()).await;
-    assert_eq!(res.status(), 200);
-    let b: Value = res.json().await.unwrap();
-    assert_eq!(b["authenticated"], false);
-    assert_eq!(b["requires_2fa"], true);
-    assert_eq!(b["reason"], "new_fingerprint");
-    assert_eq!(b["interaction"]["status"], "pending");
-    let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-    let res = verify(&app, &id, c["challenge_id"].as_str().unwrap(), &last_code(&app).await).await;
-    let v: Value = res.json().await.unwrap();
-    assert_eq!(v["interaction"]["method"], "otp");
-    assert_eq!(v["interaction"]["customer"]["id"], "cust-42");
-    assert_eq!(v["interaction"]["customer"]["name"], "Ada");
-    // The same device and region next time: no step-up.
-    let id2 = app.new_interaction().await;
-    claims["jti"] = json!(uuid::Uuid::now_v7().to_string());
-    let b: Value = post(app.assertion(claims.clone()), id2.clone()).await.json().await.unwrap();
-    assert_eq!(b["authenticated"], true, "{b}");
-    assert_eq!(b["interaction"]["method"], "pre_chat");
-    // Another region: step-up again.
-    let id3 = app.new_interaction().await;
-    claims["jti"] = json!(uuid::Uuid::now_v7().to_string());
-    claims["region"] = json!("US");
-    let b: Value = post(app.assertion(claims), id3).await.json().await.unwrap();
-    assert_eq!(b["reason"], "region_change");
-});
+            }
+        };
+        let res = post(app.assertion(claims.clone()), id.clone()).await;
+        assert_eq!(res.status(), 200);
+        let b: Value = res.json().await.unwrap();
+        assert_eq!(b["authenticated"], false);
+        assert_eq!(b["requires_2fa"], true);
+        assert_eq!(b["reason"], "new_fingerprint");
+        assert_eq!(b["interaction"]["status"], "pending");
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let res = verify(
+            &app,
+            &id,
+            c["challenge_id"].as_str().unwrap(),
+            &last_code(&app).await,
+        )
+        .await;
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["interaction"]["method"], "otp");
+        assert_eq!(v["interaction"]["customer"]["id"], "cust-42");
+        assert_eq!(v["interaction"]["customer"]["name"], "Ada");
+        // The same device and region next time: no step-up.
+        let id2 = app.new_interaction().await;
+        claims["jti"] = json!(uuid::Uuid::now_v7().to_string());
+        let b: Value = post(app.assertion(claims.clone()), id2.clone())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(b["authenticated"], true, "{b}");
+        assert_eq!(b["interaction"]["method"], "pre_chat");
+        // Another region: step-up again.
+        let id3 = app.new_interaction().await;
+        claims["jti"] = json!(uuid::Uuid::now_v7().to_string());
+        claims["region"] = json!("US");
+        let b: Value = post(app.assertion(claims), id3).await.json().await.unwrap();
+        assert_eq!(b["reason"], "region_change");
+    }
+);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
-    let Some(app) = spawn_app(Backend::Redis).await else { return };
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
     let v = app.create(json!({"channel": "webchat", "conversation_id": "s", "customer_ref": "cust-scan", "session_pin": "7394016"})).await;
     let id = v["id"].as_str().unwrap();
     let c = start_ok(&app, id, json!({"method": "otp"})).await;
@@ -414,17 +773,40 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
     start_ok(&app, id, json!({"method": "pin"})).await;
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{}:*", app.key_prefix)).query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.key_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!(!keys.is_empty());
     for k in keys {
         assert!(!k.contains(&code) && !k.contains("7394016"));
-        let ttl: i64 = redis::cmd("PTTL").arg(&k).query_async(&mut conn).await.unwrap();
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         assert!(ttl > 0, "{k} has no TTL");
-        let t: String = redis::cmd("TYPE").arg(&k).query_async(&mut conn).await.unwrap();
+        let t: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let dump = if t == "string" {
-            redis::cmd("GET").arg(&k).query_async::<String>(&mut conn).await.unwrap()
+            redis::cmd("GET")
+                .arg(&k)
+                .query_async::<String>(&mut conn)
+                .await
+                .unwrap()
         } else {
-            redis::cmd("ZRANGE").arg(&k).arg(0).arg(-1).query_async::<Vec<String>>(&mut conn).await.unwrap().join(",")
+            redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+                .unwrap()
+                .join(",")
         };
         assert!(!dump.contains(&code), "{k} holds the OTP");
         assert!(!dump.contains("7394016"), "{k} holds the PIN");

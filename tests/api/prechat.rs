@@ -47,8 +47,8 @@ both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
     };
     let without = |k: &str| {
         let mut c = base.clone();
-        c.as_object_mut().unwrap().remove(k);
         c["jti"] = json!(uuid::Uuid::now_v7().to_string());
+        c.as_object_mut().unwrap().remove(k);
         c
     };
     let now = app.now().unix_seconds();
@@ -63,6 +63,7 @@ both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
         with("exp", json!(now + 601)),
     ] {
         let res = post_assertion(&app, &id, &app.assertion(claims.clone())).await;
+        assert_eq!(res.status(), 401, "{claims}");
         assert_problem(res, 401, "invalid_token").await;
     }
     // Unknown kid.
