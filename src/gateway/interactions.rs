@@ -123,6 +123,7 @@ impl Gateway {
             rec.customer_ref = customer_ref.clone().map(CustomerRef::into_string);
             rec.session_pin_hash = pin.as_ref().map(|p| p.keyed_hash(rec.id, &self.pepper));
             rec.contact = contact.clone();
+            rec.companion = Some(keys::subject(&team.id, &rec.subject()));
             let mut ops = vec![put(
                 &ckey,
                 link.version,

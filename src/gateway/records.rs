@@ -84,8 +84,9 @@ impl Gateway {
     /// absent interaction is `NotFound`.
     pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
         let ikey = keys::interaction(&team.id, id);
-        let mut raw = self.store.get(std::slice::from_ref(&ikey)).await?;
-        let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, raw.pop().flatten())?;
+        // One round trip: the record names its subject as its companion.
+        let read = self.store.get_with_companion(&ikey).await?;
+        let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));
         };
@@ -93,8 +94,13 @@ impl Gateway {
             return Err(Error::NotFound("no such interaction"));
         }
         let skey = keys::subject(&team.id, &rec.subject());
-        let mut raw = self.store.get(std::slice::from_ref(&skey)).await?;
-        let subject = Loaded::parse(skey, raw.pop().flatten())?;
+        let subject = match read.companion {
+            Some((ckey, raw)) if ckey == skey => Loaded::parse(skey, raw)?,
+            _ => {
+                let mut raw = self.store.get(std::slice::from_ref(&skey)).await?;
+                Loaded::parse(skey, raw.pop().flatten())?
+            }
+        };
         Ok(Pair {
             interaction,
             subject,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned};
+use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 /// A full sweep of expired entries runs once per this many commits.
 const SWEEP_EVERY: u32 = 1024;
@@ -187,6 +187,26 @@ impl Store for MemoryStore {
             })
         });
         Ok(found.collect())
+    }
+
+    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
+        let now = Instant::now();
+        let state = self.lock();
+        let read = |k: &str| {
+            state.record(k, now).map(|r| Versioned {
+                version: r.version,
+                value: r.value.clone(),
+            })
+        };
+        let record = read(key);
+        let companion = record
+            .as_ref()
+            .and_then(|r| companion_of(&r.value))
+            .map(|c| {
+                let v = read(&c);
+                (c, v)
+            });
+        Ok(WithCompanion { record, companion })
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

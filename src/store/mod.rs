@@ -84,6 +84,23 @@ pub enum Commit {
     },
 }
 
+/// A record and the companion it names (see [`Store::get_with_companion`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WithCompanion {
+    pub record: Option<Versioned>,
+    /// The companion's logical key and record, when the record names one.
+    pub companion: Option<(String, Option<Versioned>)>,
+}
+
+/// The companion a record's JSON names, if any.
+pub fn companion_of(json: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        companion: Option<String>,
+    }
+    serde_json::from_str::<Named>(json).ok()?.companion
+}
+
 /// One entry of a sorted index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
@@ -95,6 +112,12 @@ pub struct IndexEntry {
 pub trait Store: Send + Sync + 'static {
     /// Reads several keys in one round trip; `None` for absent ones.
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError>;
+
+    /// Reads `key` and, in the same round trip, its companion: the record
+    /// whose logical key `key`'s JSON names in its top-level string member
+    /// `"companion"` (an interaction names its subject). The companion's key
+    /// is returned so the caller can check it is the one it expects.
+    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError>;
 
     /// Applies all ops atomically, or none of them.
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError>;

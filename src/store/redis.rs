@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use std::time::Duration;
 
 use self::conn::{query_on, Connector};
-use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned};
+use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
@@ -42,6 +42,7 @@ pub struct RedisStore {
     conn: Connector,
     commit_script: Script,
     take_due_script: Script,
+    companion_script: Script,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -62,6 +63,7 @@ impl RedisStore {
             conn: Connector::new(url).await?,
             commit_script: Script::new(include_str!("redis/commit.lua")),
             take_due_script: Script::new(include_str!("redis/take_due.lua")),
+            companion_script: Script::new(include_str!("redis/get_companion.lua")),
         })
     }
 
@@ -163,6 +165,37 @@ impl Store for RedisStore {
             _ => Err(StoreError::Corrupt(format!("record {key} is not a string"))),
         });
         decoded.collect()
+    }
+
+    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
+        let mut call = self.companion_script.prepare_invoke();
+        call.key(self.key(key)).arg(format!("{}:", self.prefix));
+        let reply = self.conn.invoke("get_with_companion", &call).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get_with_companion"));
+        };
+        let [record, companion_key, companion] =
+            <[Value; 3]>::try_from(items).map_err(|_| unexpected("get_with_companion"))?;
+        let record = match record {
+            Value::Nil => None,
+            Value::BulkString(raw) => Some(decode(key, &raw)?),
+            _ => return Err(unexpected("get_with_companion")),
+        };
+        let companion = match companion_key {
+            Value::Nil => None,
+            other => {
+                let ckey = text(&other)
+                    .ok_or_else(|| unexpected("get_with_companion"))?
+                    .to_owned();
+                let value = match companion {
+                    Value::Nil => None,
+                    Value::BulkString(raw) => Some(decode(&ckey, &raw)?),
+                    _ => return Err(unexpected("get_with_companion")),
+                };
+                Some((ckey, value))
+            }
+        };
+        Ok(WithCompanion { record, companion })
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

@@ -37,6 +37,8 @@ pub struct Setup {
     pub key_prefix: Option<String>,
     /// Reuse these keys (restart / second instance); else fresh ones.
     pub keys: Option<Keys>,
+    /// Use this store instead of the one the config names.
+    pub store: Option<chatgate::store::SharedStore>,
 }
 
 /// The secrets of a test config.
@@ -141,6 +143,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let clock = Arc::new(ManualClock::starting_now());
     let opts = Options {
         clock: Some(clock.clone() as Arc<dyn Clock>),
+        store: setup.store.clone(),
         ..Options::default()
     };
     let app = App::build(config, opts).await.expect("app builds");

@@ -10,5 +10,6 @@ mod challenges;
 mod login_flow;
 mod logs;
 mod prechat;
+mod round_trips;
 mod store_contract;
 mod stores;

@@ -210,3 +210,42 @@ pub async fn concurrent_counter_is_exact(s: SharedStore) {
     }
     assert_eq!(read(&s, key).await, Some((50, r#"{"n":50}"#.into())));
 }
+
+pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
+    // Absent record: nothing.
+    let r = s.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(r, store::WithCompanion::default());
+    // A record naming a companion that does not exist yet.
+    let rec = r#"{"id":1,"companion":"{t}:s"}"#;
+    assert_eq!(
+        commit(&s, vec![put("{t}:i", 0, rec, Some(LONG))]).await,
+        Commit::Applied
+    );
+    let r = s.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(
+        r.record.as_ref().map(|v| (v.version, v.value.as_str())),
+        Some((1, rec))
+    );
+    assert_eq!(r.companion, Some(("{t}:s".to_string(), None)));
+    // Then it exists, at its own version.
+    assert_eq!(
+        commit(&s, vec![put("{t}:s", 0, r#"{"f":2}"#, Some(LONG))]).await,
+        Commit::Applied
+    );
+    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let (k, v) = r.companion.unwrap();
+    assert_eq!(k, "{t}:s");
+    assert_eq!(
+        v.map(|v| (v.version, v.value)),
+        Some((1, r#"{"f":2}"#.to_string()))
+    );
+    // A record naming none, or whose JSON has a non-string member, has no companion.
+    let plain = r#"{"companion":5}"#;
+    assert_eq!(
+        commit(&s, vec![put("{t}:p", 0, plain, Some(LONG))]).await,
+        Commit::Applied
+    );
+    let r = s.get_with_companion("{t}:p").await.unwrap();
+    assert!(r.record.is_some());
+    assert_eq!(r.companion, None);
+}

@@ -1,0 +1,119 @@
+//! The round-trip budget of the hot paths: a status read is one store call,
+//! a login callback two (read, commit). Counted with a store wrapper, so it
+//! holds for Redis, where each call is one round trip.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chatgate::store::memory::MemoryStore;
+use chatgate::store::{
+    Commit, IndexEntry, Op, SharedStore, Store, StoreError, Versioned, WithCompanion,
+};
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::*;
+
+struct Counting {
+    inner: MemoryStore,
+    calls: AtomicUsize,
+}
+
+impl Counting {
+    fn tick(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl Store for Counting {
+    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        self.tick();
+        self.inner.get(keys).await
+    }
+    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
+        self.tick();
+        self.inner.get_with_companion(key).await
+    }
+    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
+        self.tick();
+        self.inner.commit(ops).await
+    }
+    async fn index_desc(
+        &self,
+        key: &str,
+        before: Option<(i64, String)>,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        self.tick();
+        self.inner.index_desc(key, before, limit).await
+    }
+    async fn index_take_due(
+        &self,
+        key: &str,
+        max: i64,
+        limit: usize,
+    ) -> Result<Vec<IndexEntry>, StoreError> {
+        // The background sweeper: not part of any request.
+        self.inner.index_take_due(key, max, limit).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.tick();
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_read_is_one_round_trip_and_callback_two() {
+    let counting = Arc::new(Counting {
+        inner: MemoryStore::new(),
+        calls: AtomicUsize::new(0),
+    });
+    let store: SharedStore = counting.clone();
+    let app = spawn_with(
+        Backend::Memory,
+        Setup {
+            store: Some(store),
+            ..Setup::default()
+        },
+    )
+    .await
+    .unwrap();
+    let v = app
+        .create(json!({"channel": "webchat", "conversation_id": "rt", "customer_ref": "cust-rt"}))
+        .await;
+    let id = v["id"].as_str().unwrap();
+    let link = app.issue_link(id, json!({})).await;
+
+    let before = counting.calls.load(Ordering::SeqCst);
+    let res = app
+        .callback(
+            link["token"].as_str().unwrap(),
+            "success",
+            json!({"id": "cust-rt"}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst) - before,
+        2,
+        "callback: read + commit"
+    );
+
+    let before = counting.calls.load(Ordering::SeqCst);
+    let res = app
+        .request(
+            Method::GET,
+            &format!("/v1/interactions/{id}"),
+            Some(&app.keys.agent),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst) - before,
+        1,
+        "status read"
+    );
+}
