@@ -107,7 +107,7 @@ impl Gateway {
             let event = match kind {
                 Due::Expiry if now >= end && rec.expiry_announced != Some(end) => {
                     rec.expiry_announced = Some(end);
-                    EventType::InteractionExpired
+                    Some(EventType::InteractionExpired)
                 }
                 Due::Notice
                     if rec.expiring_announced != Some(end)
@@ -117,19 +117,18 @@ impl Gateway {
                         && now < end =>
                 {
                     rec.expiring_announced = Some(end);
-                    EventType::InteractionExpiring
+                    Some(EventType::InteractionExpiring)
                 }
                 // Moved (activity) or already announced: write_interaction
                 // below re-schedules it at the current end.
-                _ => EventType::InteractionCreated,
+                _ => None,
             };
             // Announcements are not activity and do not refresh interaction_ttl.
             let ops = write_interaction(team, pair.interaction.version, &rec, now)?;
             match self.store.commit(ops).await? {
                 Commit::Applied => {
                     let view = InteractionView::build(&rec, pair.subject.value.as_ref(), s, now);
-                    let e = (event != EventType::InteractionCreated).then_some((event, view, rec));
-                    Ok(Some(e))
+                    Ok(Some(event.map(|e| (e, view, rec))))
                 }
                 Commit::Conflict { .. } => Ok(None),
             }

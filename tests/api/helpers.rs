@@ -89,30 +89,7 @@ pub struct TestApp {
 }
 
 /// Redis is mandatory in CI; elsewhere its tests skip, loudly.
-pub async fn redis_available() -> bool {
-    let ok = async {
-        let client = redis::Client::open("redis://127.0.0.1:6379").ok()?;
-        let mut c = tokio::time::timeout(
-            Duration::from_secs(2),
-            client.get_multiplexed_async_connection(),
-        )
-        .await
-        .ok()?
-        .ok()?;
-        redis::cmd("PING").query_async::<String>(&mut c).await.ok()
-    }
-    .await
-    .is_some();
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "Redis at 127.0.0.1:6379 is unreachable, and in CI the Redis tests are mandatory"
-            );
-        }
-        eprintln!("\n!!!!!!!! SKIPPING a Redis test: no Redis at 127.0.0.1:6379 (set CI=true to make this fail) !!!!!!!!\n");
-    }
-    ok
-}
+pub use crate::redis_support::redis_up as redis_available;
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_with(backend, Setup::default()).await
@@ -458,19 +435,7 @@ impl Drop for TestApp {
 
 /// Deletes every Redis key under `prefix` (tests only; never FLUSHALL).
 pub fn delete_prefix(prefix: &str) {
-    let Ok(client) = redis::Client::open("redis://127.0.0.1:6379") else {
-        return;
-    };
-    let Ok(mut c) = client.get_connection_with_timeout(Duration::from_secs(1)) else {
-        return;
-    };
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query(&mut c)
-        .unwrap_or_default();
-    for k in keys {
-        let _: redis::RedisResult<()> = redis::cmd("DEL").arg(k).query(&mut c);
-    }
+    drop(crate::redis_support::TestPrefix::for_prefix(prefix));
 }
 
 /// Runs an async test body on both stores.

@@ -19,29 +19,115 @@ pub struct TestPrefix {
     client: redis::Client,
 }
 
+/// Is the shared Redis up? In CI it must be (this panics); elsewhere a
+/// loud skip message and `false`.
+pub async fn redis_up() -> bool {
+    let probe = RedisStore::connect(REDIS_URL, "chatgate-test-probe")
+        .await
+        .expect("valid Redis URL");
+    let Err(e) = probe.ping().await else {
+        return true;
+    };
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("Redis at {REDIS_URL} is required in CI (CI=true) but unreachable: {e}");
+    }
+    eprintln!();
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!("!!! SKIPPING A REDIS TEST: no Redis at {REDIS_URL} ({e})");
+    eprintln!("!!! Start one, or set CI=true to make this a failure.");
+    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    false
+}
+
 /// A store under a fresh `chatgate-test-<uuid>` prefix, or `None` (after a
 /// loud message) when no Redis answers outside CI.
 pub async fn redis_store() -> Option<(RedisStore, TestPrefix)> {
+    if !redis_up().await {
+        return None;
+    }
     let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
     let store = RedisStore::connect(REDIS_URL, &prefix)
         .await
         .expect("valid Redis URL");
-    if let Err(e) = store.ping().await {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("Redis at {REDIS_URL} is required in CI (CI=true) but unreachable: {e}");
-        }
-        eprintln!();
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        eprintln!("!!! SKIPPING A REDIS TEST: no Redis at {REDIS_URL} ({e})");
-        eprintln!("!!! Start one, or set CI=true to make this a failure.");
-        eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-        return None;
+    Some((store, TestPrefix::for_prefix(&prefix)))
+}
+
+/// A private `redis-server` on its own port, killed when dropped or stopped,
+/// so a test can take Redis away and bring it back.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// A free port for [`OwnRedis::start`].
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
     }
-    let client = redis::Client::open(REDIS_URL).expect("valid Redis URL");
-    Some((store, TestPrefix { prefix, client }))
+
+    /// Whether a `redis-server` binary is on PATH.
+    pub fn available() -> bool {
+        std::process::Command::new("redis-server")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok()
+    }
+
+    pub fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn redis-server");
+        OwnRedis {
+            port,
+            child: Some(child),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
 
 impl TestPrefix {
+    /// The keys under `prefix`, deleted when this is dropped.
+    pub fn for_prefix(prefix: &str) -> Self {
+        let client = redis::Client::open(REDIS_URL).expect("valid Redis URL");
+        TestPrefix {
+            prefix: prefix.to_string(),
+            client,
+        }
+    }
+
     fn connection(&self) -> redis::Connection {
         self.client
             .get_connection_with_timeout(Duration::from_secs(2))

@@ -1,7 +1,6 @@
 //! The parts of the store contract only Redis can show: the physical keys
 //! (prefix, TTLs, nothing left behind), foreign data, and Redis being down,
 //! then back.
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +8,7 @@ use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 
 use super::{desc, index_add, put, read, LONG, SHORT};
-use crate::redis_support::redis_store;
+use crate::redis_support::{redis_store, OwnRedis};
 
 const FAST: Duration = Duration::from_secs(2);
 
@@ -163,37 +162,6 @@ async fn redis_down_starts_and_answers_unavailable_fast() {
     assert_all_unavailable(&store).await;
 }
 
-/// A private `redis-server` on `port`, killed when dropped.
-struct Server(Child);
-
-impl Server {
-    fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn redis-server");
-        Self(child)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 async fn wait_until_reachable(s: &RedisStore) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while s.ping().await.is_err() {
@@ -207,22 +175,13 @@ async fn wait_until_reachable(s: &RedisStore) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recovers_by_itself_when_redis_comes_back() {
-    if Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .is_err()
-    {
+    if !OwnRedis::available() {
         eprintln!(
             "!!! SKIPPING recovers_by_itself_when_redis_comes_back: no redis-server binary on PATH"
         );
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = OwnRedis::free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let redis = Arc::new(
         RedisStore::connect(&url, "chatgate-test-recover")
@@ -233,7 +192,7 @@ async fn recovers_by_itself_when_redis_comes_back() {
     assert!(matches!(s.ping().await, Err(StoreError::Unavailable(_))));
 
     // Redis appears after start-up.
-    let server = Server::start(port);
+    let server = OwnRedis::start(port);
     wait_until_reachable(&redis).await;
     assert_eq!(
         s.commit(vec![put("{t}:a", 0, "1", Some(LONG))])
@@ -248,7 +207,7 @@ async fn recovers_by_itself_when_redis_comes_back() {
     assert_all_unavailable(&redis).await;
 
     // Redis returns (empty: this one keeps no data); the store follows.
-    let _server = Server::start(port);
+    let _server = OwnRedis::start(port);
     wait_until_reachable(&redis).await;
     assert_eq!(
         s.commit(vec![put("{t}:a", 0, "2", Some(LONG))])
