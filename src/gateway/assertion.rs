@@ -14,7 +14,7 @@ use crate::domain::devices::{CustomerDevices, StepUpReason};
 use crate::domain::interaction::{Customer, Method, PendingStepUp};
 use crate::domain::subject::FailureOutcome;
 use crate::error::{Error, Result};
-use crate::store::{keys, Commit};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 fn customer_of(a: &assertion::Assertion) -> Customer {
@@ -53,7 +53,7 @@ impl Gateway {
             StepUp(StepUpReason),
             Success,
         }
-        let (verdict, view, subject_view) = retry(|| async {
+        let (verdict, committed) = retry(|| async {
             let pair = self.load_pair(team, id, now).await?;
             let max_age = team
                 .settings_for(&pair.rec()?.channel)
@@ -71,7 +71,7 @@ impl Gateway {
                 .await?
                 .into_iter();
             if raw.next().flatten().is_some() {
-                return Ok(Some((Verdict::Refused(Error::TokenUsed), None, None)));
+                return Ok(Some((Verdict::Refused(Error::TokenUsed), None)));
             }
             let devices: Loaded<CustomerDevices> =
                 Loaded::parse(dkey.clone(), raw.next().flatten())?;
@@ -125,30 +125,21 @@ impl Gateway {
                     Some(DEVICES_TTL),
                 )?);
             }
-            match self.store.commit(ops).await? {
-                Commit::Applied => {
-                    let view = InteractionView::build(&rec, Some(&subject), s, now);
-                    Ok(Some((
-                        verdict,
-                        Some((view, rec)),
-                        Some(subject.view(now, &s.lockout)),
-                    )))
-                }
-                Commit::Conflict { .. } => Ok(None),
-            }
+            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
+            Ok(committed.map(|c| (verdict, Some(c))))
         })
         .await?;
 
-        if let (Verdict::Mismatch(f), Some(sv)) = (&verdict, &subject_view) {
+        if let (Verdict::Mismatch(f), Some(c)) = (&verdict, &committed) {
             metrics::counter!("chatgate_auth_failures_total", "kind" => "assertion").increment(1);
-            self.emit_lockout(*f, now, &team.id, sv);
+            self.emit_lockout(*f, now, &team.id, &c.subject);
         }
         match verdict {
             Verdict::Refused(e) => Err(e),
             Verdict::Mismatch(FailureOutcome::Counted { .. }) => Err(Error::CustomerMismatch),
             Verdict::Mismatch(f) => Err(lockout_error(f, now)),
             Verdict::StepUp(reason) => {
-                let (view, _) = view.ok_or(Error::Internal)?;
+                let view = committed.ok_or(Error::Internal)?.view;
                 Ok(AssertionOutcome {
                     authenticated: false,
                     requires_2fa: true,
@@ -157,8 +148,9 @@ impl Gateway {
                 })
             }
             Verdict::Success => {
-                let (view, rec) = view.ok_or(Error::Internal)?;
-                self.announce_authenticated(team, &view, rec, now);
+                let c = committed.ok_or(Error::Internal)?;
+                self.announce_authenticated(team, &c.view, c.rec, now);
+                let view = c.view;
                 Ok(AssertionOutcome {
                     authenticated: true,
                     requires_2fa: false,

@@ -288,7 +288,7 @@ impl Gateway {
             Success,
             Wrong(u32, FailureOutcome),
         }
-        let (verdict, view, rec, subject_view) = retry(|| async {
+        let (verdict, c) = retry(|| async {
             let pair = self.load_pair(team, id, now).await?;
             let mut rec = pair.rec()?.clone();
             let s = team.settings_for(&rec.channel);
@@ -341,32 +341,27 @@ impl Gateway {
             let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
             ops.extend(devices_op);
-            match self.store.commit(ops).await? {
-                Commit::Applied => {
-                    let view = InteractionView::build(&rec, Some(&subject), s, now);
-                    Ok(Some((verdict, view, rec, subject.view(now, &s.lockout))))
-                }
-                Commit::Conflict { .. } => Ok(None),
-            }
+            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
+            Ok(committed.map(|c| (verdict, c)))
         })
         .await?;
         match verdict {
             Verdict::Success => {
-                self.announce_authenticated(team, &view, rec, now);
+                self.announce_authenticated(team, &c.view, c.rec, now);
                 Ok(Verified {
                     authenticated: true,
                     requires_2fa: false,
-                    expires_at: view.expires_at,
-                    interaction: view,
+                    expires_at: c.view.expires_at,
+                    interaction: c.view,
                 })
             }
             Verdict::Wrong(remaining, outcome) => {
                 metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge")
                     .increment(1);
-                let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
+                let data = serde_json::json!({"interaction": c.view, "challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
                 self.events
                     .publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
-                self.emit_lockout(outcome, now, &team.id, &subject_view);
+                self.emit_lockout(outcome, now, &team.id, &c.subject);
                 match outcome {
                     FailureOutcome::Counted { .. } => Err(Error::InvalidCode {
                         attempts_remaining: remaining,

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::records::{put, retry, write_interaction, write_subject, Loaded};
-use super::{Gateway, InteractionView};
+use super::Gateway;
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
 use crate::domain::input;
@@ -260,7 +260,7 @@ impl Gateway {
             Mismatch(FailureOutcome),
             Success,
         }
-        let (verdict, view, subject_view) = retry(|| async {
+        let (verdict, committed) = retry(|| async {
             let pair = self.load_pair(team, id, now).await.map_err(|e| match e {
                 Error::NotFound(_) => Error::TokenUsed,
                 e => e,
@@ -268,7 +268,7 @@ impl Gateway {
             let mut rec = pair.rec()?.clone();
             let s = team.settings_for(&rec.channel);
             let Some(link) = rec.links.iter_mut().find(|l| l.id == link_id && !l.used) else {
-                return Ok(Some((Verdict::Refused(Error::TokenUsed), None, None)));
+                return Ok(Some((Verdict::Refused(Error::TokenUsed), None)));
             };
             link.used = true;
             rec.last_write_at = now;
@@ -291,17 +291,8 @@ impl Gateway {
             };
             let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            match self.store.commit(ops).await? {
-                Commit::Applied => {
-                    let view = InteractionView::build(&rec, Some(&subject), s, now);
-                    Ok(Some((
-                        verdict,
-                        Some((view, rec)),
-                        Some(subject.view(now, &s.lockout)),
-                    )))
-                }
-                Commit::Conflict { .. } => Ok(None),
-            }
+            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
+            Ok(committed.map(|c| (verdict, Some(c))))
         })
         .await?;
 
@@ -309,10 +300,10 @@ impl Gateway {
             Verdict::Failure(f) | Verdict::Mismatch(f) => Some(*f),
             _ => None,
         };
-        if let (Some(outcome), Some(sv)) = (outcome, &subject_view) {
+        if let (Some(outcome), Some(c)) = (outcome, &committed) {
             metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
                 .increment(1);
-            self.emit_lockout(outcome, now, &team.id, sv);
+            self.emit_lockout(outcome, now, &team.id, &c.subject);
         }
         match verdict {
             Verdict::Refused(e) => Err(e),
@@ -322,12 +313,12 @@ impl Gateway {
             }),
             Verdict::Failure(f) | Verdict::Mismatch(f) => Err(lockout_error(f, now)),
             Verdict::Success => {
-                let (view, rec) = view.ok_or(Error::Internal)?;
-                self.announce_authenticated(team, &view, rec, now);
+                let c = committed.ok_or(Error::Internal)?;
+                self.announce_authenticated(team, &c.view, c.rec, now);
                 Ok(CallbackOutcome::Authenticated {
-                    interaction_id: view.id,
+                    interaction_id: c.view.id,
                     authenticated: true,
-                    expires_at: view.expires_at,
+                    expires_at: c.view.expires_at,
                 })
             }
         }

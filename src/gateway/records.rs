@@ -225,3 +225,32 @@ where
 {
     crate::store::retry::<T, Error, F, Fut>(attempt).await
 }
+
+/// An interaction and its subject as a committed change left them: what the
+/// answer and the events are built from.
+pub struct Committed {
+    pub view: super::InteractionView,
+    pub rec: InteractionRecord,
+    pub subject: crate::domain::subject::SubjectView,
+}
+
+impl Gateway {
+    /// Commits `ops` (which write `rec` and `subject`); `None` on a conflict.
+    pub(super) async fn commit_pair(
+        &self,
+        ops: Vec<Op>,
+        rec: InteractionRecord,
+        subject: &SubjectRecord,
+        s: &Settings,
+        now: Timestamp,
+    ) -> Result<Option<Committed>> {
+        Ok(match self.store.commit(ops).await? {
+            crate::store::Commit::Applied => Some(Committed {
+                view: super::InteractionView::build(&rec, Some(subject), s, now),
+                subject: subject.view(now, &s.lockout),
+                rec,
+            }),
+            crate::store::Commit::Conflict { .. } => None,
+        })
+    }
+}
