@@ -7,6 +7,9 @@
 //! ```sh
 //! cargo run --example login_page            # listens on 127.0.0.1:8090
 //! ```
+//! It also stands in for the sample `webchat` channel on 127.0.0.1:9000 and
+//! prints every message the gateway sends into the chat (links, codes,
+//! confirmations), so the whole flow can be followed in one terminal.
 //! It reads the gateway's sample config (`config/chatgate.toml`, team `acme`)
 //! only to learn the key, the issuer and where the gateway is; a real login
 //! page would keep the shared key in its own secret store.
@@ -127,6 +130,18 @@ async fn login(State(page): State<Arc<Page>>, Form(f): Form<LoginForm>) -> Html<
     }
 }
 
+/// The sample `webchat` channel posts here; a real chat widget would show it
+/// to the customer (after checking the Standard Webhooks signature).
+async fn chat_message(axum::Json(m): axum::Json<Value>) -> &'static str {
+    println!(
+        "[chat {}] {}: {}",
+        m["conversation_id"].as_str().unwrap_or("?"),
+        m["purpose"].as_str().unwrap_or("?"),
+        m["text"].as_str().unwrap_or("")
+    );
+    "ok"
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = std::env::args()
@@ -156,6 +171,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_state(page);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8090").await?;
     println!("login page on http://127.0.0.1:8090/login?token=...");
-    axum::serve(listener, app).await?;
+    let chat = Router::new().route("/chatgate/messages", axum::routing::post(chat_message));
+    let chat_listener = tokio::net::TcpListener::bind("127.0.0.1:9000").await?;
+    println!("webchat stand-in on http://127.0.0.1:9000/chatgate/messages");
+    tokio::try_join!(axum::serve(listener, app), axum::serve(chat_listener, chat))?;
     Ok(())
 }
