@@ -123,11 +123,10 @@ impl Gateway {
             (_, Some(_)) => return Err(Error::invalid("to", "only for sms or email delivery")),
             (_, None) => None,
         };
-        let code = otp::generate(team.settings.otp.length);
         let cid = Uuid::now_v7();
 
         // 1. Reserve: check the subject, count the send, open the challenge.
-        let (started, rec, previous, target) = retry(|| async {
+        let (started, rec, previous, target, code) = retry(|| async {
             let pair = self.load_pair(team, id, now).await?;
             let mut rec = pair.rec()?.clone();
             let s = team.settings_for(&rec.channel);
@@ -162,6 +161,9 @@ impl Gateway {
                     "agent delivery needs otp.show_to_agents",
                 ));
             }
+            // Drawn with the interaction's own settings (a channel may
+            // override the length); a retry draws afresh.
+            let code = otp::generate(s.otp.length);
             let ch = match method {
                 ChallengeMethod::Pin => {
                     let hash = rec.session_pin_hash.clone().ok_or(Error::NoSessionPin)?;
@@ -198,7 +200,7 @@ impl Gateway {
             let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
             match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((started, rec, previous, target.clone()))),
+                Commit::Applied => Ok(Some((started, rec, previous, target.clone(), code))),
                 Commit::Conflict { .. } => Ok(None),
             }
         })

@@ -244,6 +244,8 @@ both_stores!(
         assert_eq!(app.get(id).await["status"], "locked");
         // Locked at duration - 1 s: even a new challenge is refused, nothing sent.
         app.advance(899);
+        // A right code while locked is refused too, and does not extend the lock.
+        assert_problem(verify(&app, id, &cid, &code).await, 423, "locked").await;
         let sent = app.chat_messages().await.len();
         assert_problem(
             start(&app, id, json!({"method": "otp"})).await,
@@ -812,3 +814,27 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
         assert!(!dump.contains("7394016"), "{k} holds the PIN");
     }
 }
+
+both_stores!(
+    channel_settings_override_the_code_length,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            team_extra: "[channel_settings.webchat.otp]\nlength = 8\n".into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let id = app.new_interaction().await;
+        let c = start_ok(&app, &id, json!({"method": "otp"})).await;
+        let code = last_code(&app).await;
+        assert_eq!(code.len(), 8, "{code}");
+        assert_eq!(
+            verify(&app, &id, c["challenge_id"].as_str().unwrap(), &code)
+                .await
+                .status(),
+            200
+        );
+    }
+);
