@@ -135,9 +135,11 @@ async fn not_found() -> Error {
 }
 
 async fn method_not_allowed() -> Response {
-    let mut res = Error::BadRequest("method not allowed on this path".into()).into_response();
-    *res.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-    res
+    problem::response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "method not allowed on this path",
+    )
 }
 
 /// 413 up front when the declared length is too large.

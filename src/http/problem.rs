@@ -35,18 +35,31 @@ fn title(code: &str) -> &'static str {
     }
 }
 
+/// The problem+json body for `status` and `code`.
+pub fn body(status: StatusCode, code: &str, detail: &str) -> serde_json::Value {
+    json!({
+        "type": format!("urn:chatgate:problem:{code}"),
+        "title": title(code),
+        "status": status.as_u16(),
+        "detail": detail,
+        "code": code,
+    })
+}
+
+/// A problem+json response outside the [`Error`] table (405).
+pub fn response(status: StatusCode, code: &str, detail: &str) -> Response {
+    let mut res = (status, body(status, code, detail).to_string()).into_response();
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let code = self.code();
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = json!({
-            "type": format!("urn:chatgate:problem:{code}"),
-            "title": title(code),
-            "status": status.as_u16(),
-            "detail": self.to_string(),
-            "code": code,
-        });
+        let mut body = body(status, code, &self.to_string());
         let mut retry_after = None;
         match &self {
             Error::InvalidCode { attempts_remaining } => {
