@@ -17,9 +17,7 @@ use crate::domain::input;
 use crate::domain::interaction::{Customer, Link, Method};
 use crate::domain::login_token::{self, LoginClaims, Stage};
 use crate::domain::subject::FailureOutcome;
-use crate::domain::webhook_sig;
 use crate::error::{Error, Result};
-use crate::events::EventType;
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
@@ -236,7 +234,7 @@ impl Gateway {
     pub async fn login_callback(
         self: &Arc<Self>,
         cb: Callback,
-        sig: SignatureHeaders<'_>,
+        sig: super::SignatureHeaders<'_>,
         body: &[u8],
         now: Timestamp,
     ) -> Result<CallbackOutcome> {
@@ -322,69 +320,6 @@ impl Gateway {
                 })
             }
         }
-    }
-
-    /// Back-channel logout of a customer's interactions. Returns how many
-    /// authenticated interactions were logged out.
-    pub async fn logout_customer(
-        self: &Arc<Self>,
-        team_id: &str,
-        customer_id: &str,
-        sig: SignatureHeaders<'_>,
-        body: &[u8],
-        now: Timestamp,
-    ) -> Result<usize> {
-        let team = self
-            .config
-            .team(team_id)
-            .ok_or(Error::InvalidSignature("unknown team or wrong key"))?;
-        sig.verify(team, body, now)?;
-        let index = keys::customer_index(&team.id, customer_id);
-        let entries = self.store.index_desc(&index, None, 1000).await?;
-        let mut n = 0;
-        for e in entries {
-            let Ok(id) = Uuid::parse_str(&e.member) else {
-                continue;
-            };
-            let result = self
-                .update_interaction(team, id, now, |rec, s| {
-                    let hit = rec.is_authenticated(now, s) && rec.belongs_to(customer_id);
-                    if hit {
-                        rec.log_out(now);
-                    }
-                    Ok(hit)
-                })
-                .await;
-            match result {
-                Ok((view, true)) => {
-                    n += 1;
-                    self.emit(EventType::InteractionLoggedOut, now, &view);
-                }
-                Ok((_, false)) | Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// The Standard Webhooks headers of a signed request.
-#[derive(Debug, Clone, Copy)]
-pub struct SignatureHeaders<'a> {
-    pub id: Option<&'a str>,
-    pub timestamp: Option<&'a str>,
-    pub signature: Option<&'a str>,
-}
-
-impl SignatureHeaders<'_> {
-    /// Valid with any of the team's security keys.
-    pub fn verify(&self, team: &Team, body: &[u8], now: Timestamp) -> Result<()> {
-        let keys: Vec<&[u8]> = team
-            .security_keys
-            .iter()
-            .map(|k| k.secret.expose())
-            .collect();
-        webhook_sig::verify(&keys, self.id, self.timestamp, self.signature, body, now)
     }
 }
 

@@ -8,10 +8,11 @@ mod assertion;
 mod challenges;
 mod expiry;
 mod interactions;
-pub mod login;
+mod login;
 mod records;
 mod subjects;
 mod view;
+mod website;
 
 use std::sync::Arc;
 
@@ -19,10 +20,9 @@ pub use assertion::AssertionOutcome;
 pub use challenges::{NewChallenge, RevealedCode, StartedChallenge, Verified};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
-pub use login::{
-    Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget, SignatureHeaders,
-};
+pub use login::{Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget};
 pub use view::InteractionView;
+pub use website::SignatureHeaders;
 
 use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Settings, Team};
