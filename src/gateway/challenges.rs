@@ -9,19 +9,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::login::lockout_error;
-use super::records::{put, retry, write_interaction, write_subject, Loaded};
+use super::records::{retry, write_interaction, write_subject};
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::{self, AttemptOutcome, Challenge, ChallengeMethod, Delivery};
-use crate::domain::devices::CustomerDevices;
-use crate::domain::interaction::{Customer, Method};
-use crate::domain::subject::FailureOutcome;
-use crate::domain::{input, otp, reveal};
+use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
+use crate::domain::{input, otp};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventType};
-use crate::store::{keys, Commit};
+use crate::store::Commit;
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/challenges`, as received.
@@ -43,20 +39,6 @@ pub struct StartedChallenge {
     pub expires_at: Timestamp,
     pub attempts_allowed: u32,
     pub delivered: bool,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct Verified {
-    pub authenticated: bool,
-    pub requires_2fa: bool,
-    pub expires_at: Option<Timestamp>,
-    pub interaction: InteractionView,
-}
-
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct RevealedCode {
-    pub code: String,
-    pub expires_at: Timestamp,
 }
 
 /// Where a challenge's message goes: (channel name, recipient).
@@ -275,144 +257,6 @@ impl Gateway {
             })
         })
         .await
-    }
-
-    pub async fn verify_challenge(
-        self: &Arc<Self>,
-        team: &Team,
-        id: Uuid,
-        cid: Uuid,
-        code: &str,
-        now: Timestamp,
-    ) -> Result<Verified> {
-        crate::domain::pin::parse_code(code)?;
-        enum Verdict {
-            Success,
-            Wrong(u32, FailureOutcome),
-        }
-        let (verdict, c) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let mut subject = pair.subject_or_new()?;
-            subject.ensure_clear(now)?;
-            let mut devices_op = None;
-            let verdict = match challenge::attempt(&mut rec, cid, code, &self.pepper, now)? {
-                AttemptOutcome::Wrong { attempts_remaining } => Verdict::Wrong(
-                    attempts_remaining,
-                    subject.record_failure(now, &s.lockout, &s.otp),
-                ),
-                AttemptOutcome::Success { method, step_up } => {
-                    subject.record_success();
-                    let pending = rec.step_up.take().filter(|_| step_up);
-                    let (method, customer) = match (&pending, method) {
-                        (Some(p), _) => (Method::Otp, p.customer.clone()),
-                        (None, ChallengeMethod::Otp) => (Method::Otp, self.customer_for(&rec)),
-                        (None, ChallengeMethod::Pin) => (Method::Pin, self.customer_for(&rec)),
-                    };
-                    if let Some(p) = &pending {
-                        let dkey = keys::devices(
-                            &team.id,
-                            p.customer.get("id").map_or("", String::as_str),
-                        );
-                        let raw = self
-                            .store
-                            .get(std::slice::from_ref(&dkey))
-                            .await?
-                            .pop()
-                            .flatten();
-                        let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
-                        let mut d = devices.value.clone().unwrap_or_default();
-                        d.record_validated(
-                            p.fingerprint.as_deref(),
-                            p.region.as_deref(),
-                            &self.pepper,
-                        );
-                        devices_op = Some(put(
-                            &dkey,
-                            devices.version,
-                            &d,
-                            Some(super::assertion::DEVICES_TTL),
-                        )?);
-                    }
-                    rec.authenticate(method, customer, now, s);
-                    Verdict::Success
-                }
-            };
-            rec.last_write_at = now;
-            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
-            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            ops.extend(devices_op);
-            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
-            Ok(committed.map(|c| (verdict, c)))
-        })
-        .await?;
-        match verdict {
-            Verdict::Success => {
-                self.announce_authenticated(team, &c.view, c.rec, now);
-                Ok(Verified {
-                    authenticated: true,
-                    requires_2fa: false,
-                    expires_at: c.view.expires_at,
-                    interaction: c.view,
-                })
-            }
-            Verdict::Wrong(remaining, outcome) => {
-                metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge")
-                    .increment(1);
-                let data = serde_json::json!({"interaction": c.view, "challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
-                self.events
-                    .publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
-                self.emit_lockout(outcome, now, &team.id, &c.subject);
-                match outcome {
-                    FailureOutcome::Counted { .. } => Err(Error::InvalidCode {
-                        attempts_remaining: remaining,
-                    }),
-                    f => Err(lockout_error(f, now)),
-                }
-            }
-        }
-    }
-
-    /// The open OTP, for an agent, where the team allows it.
-    pub async fn reveal_code(
-        &self,
-        team: &Team,
-        id: Uuid,
-        cid: Uuid,
-        key_id: &str,
-        now: Timestamp,
-    ) -> Result<RevealedCode> {
-        let pair = self.load_pair(team, id, now).await?;
-        let rec = pair.rec()?;
-        let s = team.settings_for(&rec.channel);
-        if !s.otp.show_to_agents {
-            return Err(Error::Forbidden("this team does not let agents see codes"));
-        }
-        if let Some(subject) = &pair.subject.value {
-            subject.ensure_clear(now)?;
-        }
-        let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
-        let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
-        let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid}, "api_key_id": key_id});
-        self.events.publish(Event::new(
-            EventType::ChallengeCodeRevealed,
-            now,
-            &team.id,
-            data,
-        ));
-        Ok(RevealedCode {
-            code: code.expose().to_string(),
-            expires_at,
-        })
-    }
-
-    /// Whom a plain OTP/PIN success proves: the bot's `customer_ref`, if any.
-    fn customer_for(&self, rec: &crate::domain::interaction::InteractionRecord) -> Customer {
-        rec.customer_ref
-            .iter()
-            .map(|r| ("id".to_string(), r.clone()))
-            .collect()
     }
 }
 

@@ -11,16 +11,18 @@ mod interactions;
 mod login;
 mod records;
 mod subjects;
+mod verify;
 mod view;
 mod website;
 
 use std::sync::Arc;
 
 pub use assertion::AssertionOutcome;
-pub use challenges::{NewChallenge, RevealedCode, StartedChallenge, Verified};
+pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use login::{Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget};
+pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
 
