@@ -97,11 +97,6 @@ impl Channels {
         Channels { by_name }
     }
 
-    /// Replaces or adds one sender (tests, embedding).
-    pub fn insert(&mut self, name: &str, channel: Arc<dyn Channel>) {
-        self.by_name.insert(name.to_string(), channel);
-    }
-
     pub async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
         let Some(ch) = self.by_name.get(&msg.channel) else {
             return Err(ChannelError(format!(

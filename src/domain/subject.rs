@@ -42,6 +42,20 @@ pub enum FailureOutcome {
     Banned { until: Option<Timestamp> },
 }
 
+impl FailureOutcome {
+    /// The answer to this failure when it locked or banned the subject
+    /// (423 / 403, as [`standing_error`] gives while it stays so); `None`
+    /// when it was only counted.
+    pub fn refusal(self, now: Timestamp) -> Option<Error> {
+        let standing = match self {
+            FailureOutcome::Counted { .. } => Standing::Clear,
+            FailureOutcome::Locked { until } => Standing::Locked { until },
+            FailureOutcome::Banned { until } => Standing::Banned { until },
+        };
+        standing_error(standing, now).err()
+    }
+}
+
 /// The stored subject.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectRecord {
@@ -325,6 +339,27 @@ mod tests {
         s.unlock();
         assert_eq!(s.standing(t(now)), Standing::Clear);
         assert_eq!(s.view(t(now), &l).lockouts, 0);
+    }
+
+    #[test]
+    fn refusal_is_the_answer_while_locked_or_banned() {
+        let now = t(0);
+        assert!(FailureOutcome::Counted { failures: 3 }
+            .refusal(now)
+            .is_none());
+        let locked = FailureOutcome::Locked { until: t(900) }.refusal(now);
+        assert!(
+            matches!(
+                locked,
+                Some(Error::Locked {
+                    retry_after: 900,
+                    ..
+                })
+            ),
+            "{locked:?}"
+        );
+        let banned = FailureOutcome::Banned { until: None }.refusal(now);
+        assert!(matches!(banned, Some(Error::Banned)));
     }
 
     #[test]

@@ -5,7 +5,6 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::login::lockout_error;
 use super::records::{put, retry, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
@@ -108,12 +107,11 @@ impl Gateway {
                 write_devices = true;
                 Verdict::Success
             };
-            rec.last_write_at = now;
             let mut ops = vec![put(&jti_key, 0, &true, Some(jti_ttl))?];
             ops.extend(write_interaction(
                 team,
                 pair.interaction.version,
-                &rec,
+                &mut rec,
                 now,
             )?);
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
@@ -136,8 +134,7 @@ impl Gateway {
         }
         match verdict {
             Verdict::Refused(e) => Err(e),
-            Verdict::Mismatch(FailureOutcome::Counted { .. }) => Err(Error::CustomerMismatch),
-            Verdict::Mismatch(f) => Err(lockout_error(f, now)),
+            Verdict::Mismatch(f) => Err(f.refusal(now).unwrap_or(Error::CustomerMismatch)),
             Verdict::StepUp(reason) => {
                 let view = committed.ok_or(Error::Internal)?.view;
                 Ok(AssertionOutcome {

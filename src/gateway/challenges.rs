@@ -178,8 +178,7 @@ impl Gateway {
                 delivered: false,
             };
             challenge::open_new(&mut rec, ch);
-            rec.last_write_at = now;
-            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
             match self.store.commit(ops).await? {
                 Commit::Applied => Ok(Some((started, rec, previous, target.clone(), code))),
@@ -249,7 +248,7 @@ impl Gateway {
             if let Some(pos) = subject.sends.iter().rposition(|t| *t == now) {
                 subject.sends.remove(pos);
             }
-            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
             Ok(match self.store.commit(ops).await? {
                 Commit::Applied => Some(()),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{retry, write_interaction};
+use super::records::{interaction_ops, retry};
 use super::{Gateway, InteractionView};
 use crate::channels::Purpose;
 use crate::config::Team;
@@ -124,7 +124,7 @@ impl Gateway {
                 _ => None,
             };
             // Announcements are not activity and do not refresh interaction_ttl.
-            let ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let ops = interaction_ops(team, pair.interaction.version, &rec, now)?;
             match self.store.commit(ops).await? {
                 Commit::Applied => {
                     let view = InteractionView::build(&rec, pair.subject.value.as_ref(), s, now);

@@ -130,7 +130,7 @@ impl Gateway {
                 &ConversationLink { id: rec.id },
                 Some(s.interaction_ttl.get()),
             )?];
-            ops.extend(write_interaction(team, 0, &rec, now)?);
+            ops.extend(write_interaction(team, 0, &mut rec, now)?);
             match self.store.commit(ops).await? {
                 Commit::Applied => Ok(Some((InteractionView::build(&rec, None, s, now), true))),
                 Commit::Conflict { .. } => Ok(None),
@@ -292,8 +292,7 @@ impl Gateway {
             let mut rec = pair.rec()?.clone();
             let s = team.settings_for(&rec.channel);
             let out = f(&mut rec, s)?;
-            rec.last_write_at = now;
-            let ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             match self.store.commit(ops).await? {
                 Commit::Applied => Ok(Some((
                     InteractionView::build(&rec, pair.subject.value.as_ref(), s, now),

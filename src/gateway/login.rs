@@ -156,7 +156,7 @@ impl Gateway {
                 Some(e) => e.since(now) + SHORT_LINK_GRACE,
                 None => s.interaction_ttl.get(),
             };
-            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             ops.push(put(&keys::short_link(&code), 0, &short, Some(short_ttl))?);
             let issued = IssuedLink {
                 link_id,
@@ -269,7 +269,6 @@ impl Gateway {
                 return Ok(Some((Verdict::Refused(Error::TokenUsed), None)));
             };
             link.used = true;
-            rec.last_write_at = now;
             let mut subject = pair.subject_or_new()?;
             let verdict = if let Err(e) = subject.ensure_clear(now) {
                 Verdict::Refused(e)
@@ -287,7 +286,7 @@ impl Gateway {
                 rec.authenticate(Method::LoginLink, cb.customer.clone(), now, s);
                 Verdict::Success
             };
-            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
             let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
             Ok(committed.map(|c| (verdict, Some(c))))
@@ -305,11 +304,13 @@ impl Gateway {
         }
         match verdict {
             Verdict::Refused(e) => Err(e),
-            Verdict::Mismatch(FailureOutcome::Counted { .. }) => Err(Error::CustomerMismatch),
-            Verdict::Failure(FailureOutcome::Counted { .. }) => Ok(CallbackOutcome::Failed {
-                authenticated: false,
-            }),
-            Verdict::Failure(f) | Verdict::Mismatch(f) => Err(lockout_error(f, now)),
+            Verdict::Mismatch(f) => Err(f.refusal(now).unwrap_or(Error::CustomerMismatch)),
+            Verdict::Failure(f) => match f.refusal(now) {
+                Some(refused) => Err(refused),
+                None => Ok(CallbackOutcome::Failed {
+                    authenticated: false,
+                }),
+            },
             Verdict::Success => {
                 let c = committed.ok_or(Error::Internal)?;
                 self.announce_authenticated(team, &c.view, c.rec, now);
@@ -320,18 +321,6 @@ impl Gateway {
                 })
             }
         }
-    }
-}
-
-/// The answer to the failure that locked or banned the subject.
-pub(super) fn lockout_error(f: FailureOutcome, now: Timestamp) -> Error {
-    match f {
-        FailureOutcome::Locked { until } => Error::Locked {
-            until,
-            retry_after: until.retry_after_secs(now),
-        },
-        FailureOutcome::Banned { .. } => Error::Banned,
-        FailureOutcome::Counted { .. } => Error::Internal,
     }
 }
 

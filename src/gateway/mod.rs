@@ -27,7 +27,7 @@ pub use view::InteractionView;
 pub use website::SignatureHeaders;
 
 use crate::channels::{self, Channels, Fill, Message, Purpose};
-use crate::config::{Config, Settings, Team};
+use crate::config::{Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::domain::subject::{FailureOutcome, SubjectView};
@@ -69,11 +69,6 @@ impl Gateway {
     /// caller's team always exists; a miss is a bug.
     pub fn team(&self, id: &str) -> Result<&Team> {
         self.config.team(id).ok_or(Error::Internal)
-    }
-
-    /// The settings in force for an interaction.
-    pub fn settings_for<'a>(&'a self, team: &'a Team, rec: &InteractionRecord) -> &'a Settings {
-        team.settings_for(&rec.channel)
     }
 
     /// Renders a purpose's template for `rec`'s channel and sends it there

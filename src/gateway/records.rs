@@ -134,11 +134,32 @@ impl Gateway {
 pub fn write_interaction(
     team: &Team,
     expected: u64,
+    rec: &mut InteractionRecord,
+    now: Timestamp,
+) -> Result<Vec<Op>> {
+    rec.last_write_at = now;
+    interaction_ops(team, expected, rec, now)
+}
+
+/// The ops of [`write_interaction`] without stamping a write: for the
+/// sweeper's announcements, which are nobody's write and must not keep the
+/// interaction alive.
+pub fn interaction_ops(
+    team: &Team,
+    expected: u64,
     rec: &InteractionRecord,
     now: Timestamp,
 ) -> Result<Vec<Op>> {
     let s = team.settings_for(&rec.channel);
-    let ttl = s.interaction_ttl.get();
+    // The store keeps the record exactly as long as it is alive: until
+    // `last_write_at + interaction_ttl`. Writes that are not the customer's
+    // or a caller's (expiry announcements) leave `last_write_at`, and so
+    // this end, where it was.
+    let ttl = rec
+        .last_write_at
+        .plus(s.interaction_ttl.get())
+        .since(now)
+        .max(Duration::from_secs(1));
     let mut ops = vec![put(
         &keys::interaction(&team.id, rec.id),
         expected,

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::login::lockout_error;
 use super::records::{put, retry, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
@@ -97,8 +96,7 @@ impl Gateway {
                     Verdict::Success
                 }
             };
-            rec.last_write_at = now;
-            let mut ops = write_interaction(team, pair.interaction.version, &rec, now)?;
+            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             ops.extend(write_subject(&pair.subject, &subject, s, now)?);
             ops.extend(devices_op);
             let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
@@ -122,12 +120,9 @@ impl Gateway {
                 self.events
                     .publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
                 self.emit_lockout(outcome, now, &team.id, &c.subject);
-                match outcome {
-                    FailureOutcome::Counted { .. } => Err(Error::InvalidCode {
-                        attempts_remaining: remaining,
-                    }),
-                    f => Err(lockout_error(f, now)),
-                }
+                Err(outcome.refusal(now).unwrap_or(Error::InvalidCode {
+                    attempts_remaining: remaining,
+                }))
             }
         }
     }

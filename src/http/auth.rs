@@ -77,10 +77,6 @@ impl Caller {
             Err(Error::Forbidden("this API key's role may not do this"))
         }
     }
-    /// Bots, agents and admins alike.
-    pub fn require_any(&self) -> Result<(), Error> {
-        Ok(())
-    }
     pub fn require_admin(&self) -> Result<(), Error> {
         if self.role == Role::Admin {
             Ok(())

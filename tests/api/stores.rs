@@ -273,3 +273,29 @@ async fn every_redis_key_has_a_ttl_after_a_full_flow() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announcing_an_expiry_does_not_keep_the_interaction_alive() {
+    let Some(mut app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let id = app.new_interaction().await;
+    app.authenticate(&id, "cust-42").await;
+    // 31 minutes later the sweeper announces the expiry (a write of ours).
+    app.advance(31 * 60);
+    assert!(app
+        .next_event("interaction.expired", Duration::from_secs(5))
+        .await
+        .is_some());
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let key = format!("{}:{{acme}}:i:{id}", app.key_prefix);
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&key)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // The record lives until its last real write + 24 h, not 24 h from the announcement.
+    let left = 24 * 3600 * 1000 - 31 * 60 * 1000;
+    assert!(ttl > 0 && ttl <= left, "PTTL {ttl} > {left}");
+}
