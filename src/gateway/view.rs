@@ -62,7 +62,8 @@ impl InteractionView {
             method: auth.map(|a| a.method),
             authenticated_at: auth.map(|a| a.authenticated_at),
             expires_at: rec.auth_ends_at(s),
-            customer: auth.map(|a| a.customer.clone()),
+            // An OTP or PIN success without a customer_ref proves no one in particular.
+            customer: auth.map(|a| a.customer.clone()).filter(|c| !c.is_empty()),
             locked_until: match standing {
                 Standing::Locked { until } => Some(until),
                 _ => None,

@@ -48,7 +48,11 @@ pub fn body(status: StatusCode, code: &str, detail: &str) -> serde_json::Value {
 
 /// A problem+json response outside the [`Error`] table (405).
 pub fn response(status: StatusCode, code: &str, detail: &str) -> Response {
-    let mut res = (status, body(status, code, detail).to_string()).into_response();
+    send(status, &body(status, code, detail))
+}
+
+fn send(status: StatusCode, body: &serde_json::Value) -> Response {
+    let mut res = (status, body.to_string()).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     res
@@ -77,9 +81,7 @@ impl IntoResponse for Error {
             Error::Internal => tracing::error!("internal error answered 500"),
             _ => {}
         }
-        let mut res = (status, body.to_string()).into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        let mut res = send(status, &body);
         if let Some(r) = retry_after {
             if let Ok(v) = HeaderValue::from_str(&r.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

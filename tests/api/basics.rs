@@ -42,11 +42,12 @@ both_stores!(
 both_stores!(roles_are_enforced, |app: TestApp| async move {
     // An agent may not create interactions; a bot may not list them.
     let res = app
-        .request(Method::POST, "/v1/interactions", Some(&app.keys.agent))
-        .json(&json!({"channel": "webchat", "conversation_id": "c"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/interactions",
+            Some(&app.keys.agent),
+            &json!({"channel": "webchat", "conversation_id": "c"}),
+        )
+        .await;
     assert_problem(res, 403, "forbidden").await;
     let res = app
         .request(Method::GET, "/v1/interactions", Some(&app.keys.bot))
@@ -56,11 +57,12 @@ both_stores!(roles_are_enforced, |app: TestApp| async move {
     assert_problem(res, 403, "forbidden").await;
     // An admin may do both.
     let res = app
-        .request(Method::POST, "/v1/interactions", Some(&app.keys.admin))
-        .json(&json!({"channel": "webchat", "conversation_id": "c"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/interactions",
+            Some(&app.keys.admin),
+            &json!({"channel": "webchat", "conversation_id": "c"}),
+        )
+        .await;
     assert_eq!(res.status(), 201);
     let res = app
         .request(Method::GET, "/v1/interactions", Some(&app.keys.admin))
@@ -83,15 +85,12 @@ both_stores!(
             assert_problem(res, 404, "not_found").await;
         }
         let res = app
-            .request(
-                Method::POST,
+            .post_json(
                 &format!("/v1/interactions/{id}/login-links"),
                 Some(&app.keys.globex_bot),
+                &json!({}),
             )
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_problem(res, 404, "not_found").await;
         let res = app
             .request(
@@ -195,13 +194,8 @@ both_stores!(bad_bodies_speak_problem_json, |app: TestApp| async move {
     assert!(!b.to_string().contains("12ab"));
     // Nothing was created by any of these.
     let list: serde_json::Value = app
-        .request(Method::GET, "/v1/interactions", Some(&app.keys.agent))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/v1/interactions", Some(&app.keys.agent))
+        .await;
     assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
 });
 
@@ -211,11 +205,8 @@ both_stores!(
         let body = json!({"channel": "webchat", "conversation_id": "abc-123", "customer_ref": "cust-42",
                       "session_pin": "482913", "contact": {"phone": "+15551230000", "email": "ada@example.com"}});
         let res = app
-            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .post_json("/v1/interactions", Some(&app.keys.bot), &body)
+            .await;
         assert_eq!(res.status(), 201);
         let first: serde_json::Value = res.json().await.unwrap();
         assert_eq!(first["status"], "unauthenticated");
@@ -224,11 +215,8 @@ both_stores!(
         assert_eq!(first["team"], "acme");
         assert!(!first.to_string().contains("482913"));
         let res = app
-            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .post_json("/v1/interactions", Some(&app.keys.bot), &body)
+            .await;
         assert_eq!(res.status(), 200);
         let second: serde_json::Value = res.json().await.unwrap();
         assert_eq!(first["id"], second["id"]);
@@ -250,49 +238,16 @@ both_stores!(
         }
         app.authenticate(&ids[1], "cust-1").await;
         let agent = Some(app.keys.agent.as_str());
-        let page: serde_json::Value = app
-            .request(Method::GET, "/v1/interactions?limit=2", agent)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let got: Vec<&str> = page["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(got, vec![ids[4].as_str(), ids[3].as_str()]);
+        let page: serde_json::Value = app.get_json("/v1/interactions?limit=2", agent).await;
+        assert_eq!(page_ids(&page), vec![ids[4].clone(), ids[3].clone()]);
         let cursor = page["next_cursor"].as_str().unwrap();
         let page2: serde_json::Value = app
-            .request(
-                Method::GET,
-                &format!("/v1/interactions?limit=2&cursor={cursor}"),
-                agent,
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let got2: Vec<&str> = page2["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| i["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(got2, vec![ids[2].as_str(), ids[1].as_str()]);
+            .get_json(&format!("/v1/interactions?limit=2&cursor={cursor}"), agent)
+            .await;
+        assert_eq!(page_ids(&page2), vec![ids[2].clone(), ids[1].clone()]);
         let auth: serde_json::Value = app
-            .request(Method::GET, "/v1/interactions?status=authenticated", agent)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json("/v1/interactions?status=authenticated", agent)
+            .await;
         let items = auth["items"].as_array().unwrap();
         assert_eq!(items.len(), 1);
         assert_eq!(items[0]["id"], ids[1].as_str());
@@ -313,17 +268,8 @@ both_stores!(
         }
         // Another team sees none of them.
         let g: serde_json::Value = app
-            .request(
-                Method::GET,
-                "/v1/interactions",
-                Some(&app.keys.globex_agent),
-            )
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json("/v1/interactions", Some(&app.keys.globex_agent))
+            .await;
         assert_eq!(g["items"].as_array().unwrap().len(), 0);
     }
 );
@@ -370,14 +316,7 @@ async fn operations_endpoints() {
             "{line}"
         );
     }
-    let doc: serde_json::Value = app
-        .request(Method::GET, "/openapi.json", None)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = app.get_json("/openapi.json", None).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [
         "/v1/interactions",

@@ -25,15 +25,12 @@ async fn last_code(app: &TestApp) -> String {
 }
 
 async fn start(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
-    app.request(
-        Method::POST,
+    app.post_json(
         &format!("/v1/interactions/{id}/challenges"),
         Some(&app.keys.bot),
+        &body,
     )
-    .json(&body)
-    .send()
     .await
-    .unwrap()
 }
 
 async fn start_ok(app: &TestApp, id: &str, body: Value) -> Value {
@@ -43,26 +40,17 @@ async fn start_ok(app: &TestApp, id: &str, body: Value) -> Value {
 }
 
 async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> reqwest::Response {
-    app.request(
-        Method::POST,
+    app.post_json(
         &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
         Some(&app.keys.bot),
+        &json!({"code": code}),
     )
-    .json(&json!({"code": code}))
-    .send()
     .await
-    .unwrap()
 }
 
 async fn subject(app: &TestApp, s: &str) -> Value {
     let path = format!("/v1/subjects/{}", s.replace(':', "%3A"));
-    app.request(Method::GET, &path, Some(&app.keys.agent))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    app.get_json(&path, Some(&app.keys.agent)).await
 }
 
 fn wrong(code: &str) -> String {
@@ -713,15 +701,12 @@ both_stores!(
         let post = |token: String, id: String| {
             let app = &app;
             async move {
-                app.request(
-                    Method::POST,
+                app.post_json(
                     &format!("/v1/interactions/{id}/assertion"),
                     Some(&app.keys.bot),
+                    &json!({"assertion": token}),
                 )
-                .json(&json!({"assertion": token}))
-                .send()
                 .await
-                .unwrap()
             }
         };
         let res = post(app.assertion(claims.clone()), id.clone()).await;

@@ -274,6 +274,26 @@ impl TestApp {
         }
     }
 
+    /// GET `path` as `key` and parse the JSON answer (any status).
+    pub async fn get_json(&self, path: &str, key: Option<&str>) -> Value {
+        self.request(Method::GET, path, key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// POST a JSON body to `path` as `key`.
+    pub async fn post_json(&self, path: &str, key: Option<&str>, body: &Value) -> Response {
+        self.request(Method::POST, path, key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn advance(&self, secs: u64) {
         self.clock.advance(Duration::from_secs(secs));
     }
@@ -457,6 +477,16 @@ macro_rules! both_stores {
             }
         }
     };
+}
+
+/// The ids of a list page, in order.
+pub fn page_ids(page: &Value) -> Vec<String> {
+    page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Asserts a problem+json answer with `status` and `code`; returns the body.

@@ -191,15 +191,12 @@ both_stores!(
         assert_eq!(app.get(&id).await["status"], "expired");
         // Activity after the idle end does not bring it back.
         let res = app
-            .request(
-                Method::POST,
+            .post_json(
                 &format!("/v1/interactions/{id}/activity"),
                 Some(&app.keys.bot),
+                &json!({}),
             )
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
+            .await;
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["status"], "expired");
     }

@@ -60,15 +60,12 @@ async fn a_full_flow_logs_no_secret() {
     app.callback(&token, "success", json!({"id": "cust-42"}))
         .await;
     let assertion = app.assertion(app.assertion_claims("cust-42"));
-    app.request(
-        Method::POST,
+    app.post_json(
         &format!("/v1/interactions/{id}/assertion"),
         Some(&app.keys.bot),
+        &json!({"assertion": assertion}),
     )
-    .json(&json!({"assertion": assertion}))
-    .send()
-    .await
-    .unwrap();
+    .await;
     app.request(
         Method::GET,
         "/v1/interactions",

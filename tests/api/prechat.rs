@@ -1,19 +1,15 @@
 //! Pre-chat assertions (CONTRACT 3.6), without step-up.
-use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
 
 async fn post_assertion(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
-    app.request(
-        Method::POST,
+    app.post_json(
         &format!("/v1/interactions/{id}/assertion"),
         Some(&app.keys.bot),
+        &json!({"assertion": token}),
     )
-    .json(&json!({"assertion": token}))
-    .send()
     .await
-    .unwrap()
 }
 
 both_stores!(
@@ -93,15 +89,12 @@ both_stores!(assertion_claims_are_checked, |app: TestApp| async move {
     assert_eq!(app.get(&id).await["status"], "unauthenticated");
     // Missing body field.
     let res = app
-        .request(
-            Method::POST,
+        .post_json(
             &format!("/v1/interactions/{id}/assertion"),
             Some(&app.keys.bot),
+            &json!({}),
         )
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_problem(res, 400, "invalid_request").await;
 });
 

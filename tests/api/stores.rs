@@ -109,11 +109,12 @@ async fn redis_unreachable_fails_closed_within_two_seconds() {
         .expect("starts even while Redis is down");
     let t = Instant::now();
     let res = app
-        .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
-        .json(&json!({"channel": "webchat", "conversation_id": "c"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(
+            "/v1/interactions",
+            Some(&app.keys.bot),
+            &json!({"channel": "webchat", "conversation_id": "c"}),
+        )
+        .await;
     assert_problem(res, 503, "store_unavailable").await;
     assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
     let res = app
@@ -236,15 +237,12 @@ async fn every_redis_key_has_a_ttl_after_a_full_flow() {
         .await;
     let token = app.assertion(app.assertion_claims("cust-5"));
     let id3 = app.new_interaction().await;
-    app.request(
-        Method::POST,
+    app.post_json(
         &format!("/v1/interactions/{id3}/assertion"),
         Some(&app.keys.bot),
+        &json!({"assertion": token}),
     )
-    .json(&json!({"assertion": token}))
-    .send()
-    .await
-    .unwrap();
+    .await;
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
