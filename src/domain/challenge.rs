@@ -195,6 +195,14 @@ pub fn open_new(rec: &mut InteractionRecord, challenge: Challenge) {
     }
 }
 
+/// Closes the interaction's current challenge, if any: answering it from now
+/// on is `challenge_expired` (a logout ends what was under way).
+pub fn close(rec: &mut InteractionRecord) {
+    if let Some(old) = rec.challenge.take() {
+        remember(rec, old.id, PastOutcome::Replaced);
+    }
+}
+
 /// The current challenge `challenge_id` if it can be answered at `now`, else
 /// the contract's error for why not (shared by [`attempt`] and agent reveal).
 pub(super) fn answerable(

@@ -276,9 +276,16 @@ impl InteractionRecord {
     }
 
     /// Ends the authentication (logout). Status becomes `unauthenticated`.
+    /// Everything under way ends with it: open login links are used up and
+    /// the open challenge is closed, so nothing issued before the logout can
+    /// authenticate after it.
     pub fn log_out(&mut self, now: Timestamp) {
         self.auth = None;
         self.step_up = None;
+        for link in &mut self.links {
+            link.used = true;
+        }
+        super::challenge::close(self);
         self.last_write_at = now;
     }
 
@@ -440,6 +447,36 @@ mod tests {
         assert!(r.auth.is_none());
         assert!(!r.is_forgotten(t(119), &s));
         assert!(r.is_forgotten(t(120), &s));
+    }
+
+    #[test]
+    fn logout_ends_open_links_and_step_up() {
+        let s = Settings::default();
+        let mut r = rec();
+        r.add_link(
+            Link {
+                id: Uuid::now_v7(),
+                expires_at: Some(t(600)),
+                used: false,
+            },
+            t(0),
+        );
+        r.authenticate(Method::LoginLink, customer(), t(1), &s);
+        r.add_link(
+            Link {
+                id: Uuid::now_v7(),
+                expires_at: Some(t(600)),
+                used: false,
+            },
+            t(2),
+        );
+        assert!(r.is_pending(t(3)));
+        r.log_out(t(3));
+        assert!(r.links.iter().all(|l| l.used));
+        assert_eq!(
+            r.status(t(4), &s, &Standing::Clear),
+            Status::Unauthenticated
+        );
     }
 
     #[test]

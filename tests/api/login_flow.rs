@@ -547,3 +547,50 @@ both_stores!(
         assert!(ids.contains(e.data["interaction"]["id"].as_str().unwrap()));
     }
 );
+
+both_stores!(
+    nothing_issued_before_a_logout_works_after_it,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "cust-42").await;
+        let link = app.issue_link(&id, json!({})).await;
+        let c: Value = app
+            .post_json(
+                &format!("/v1/interactions/{id}/challenges"),
+                Some(&app.keys.bot),
+                &json!({"method": "otp"}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        let res = app
+            .post_json(
+                &format!("/v1/interactions/{id}/logout"),
+                Some(&app.keys.bot),
+                &json!({}),
+            )
+            .await;
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["status"], "unauthenticated", "{v}");
+        assert_eq!(v["open_challenge"], Value::Null);
+        let res = app
+            .callback(
+                link["token"].as_str().unwrap(),
+                "success",
+                json!({"id": "cust-42"}),
+            )
+            .await;
+        assert_problem(res, 409, "token_used").await;
+        let cid = c["challenge_id"].as_str().unwrap();
+        let res = app
+            .post_json(
+                &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+                Some(&app.keys.bot),
+                &json!({"code": "123456"}),
+            )
+            .await;
+        assert_problem(res, 410, "challenge_expired").await;
+        assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    }
+);
