@@ -166,6 +166,11 @@ pub fn interaction_ops(
         rec,
         Some(ttl),
     )?];
+    // The conversation keeps pointing here for as long as the record lives.
+    ops.push(Op::Touch {
+        key: keys::conversation(&team.id, &rec.channel, &rec.conversation_id),
+        ttl,
+    });
     ops.push(Op::IndexAdd {
         key: keys::interactions_index(&team.id),
         member: rec.id.to_string(),

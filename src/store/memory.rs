@@ -134,6 +134,17 @@ impl State {
                     index.extend_ttl(now, ttl);
                 }
             }
+            Op::Touch { key, ttl } => {
+                if let Some(r) = self
+                    .records
+                    .get_mut(&key)
+                    .filter(|r| live(r.expires_at, now))
+                {
+                    if let (Some(current), Some(wanted)) = (r.expires_at, now.checked_add(ttl)) {
+                        r.expires_at = Some(current.max(wanted));
+                    }
+                }
+            }
             Op::IndexRemove { key, member } => {
                 let emptied = self.index_mut(&key, now).is_some_and(|index| {
                     index.remove(&member);

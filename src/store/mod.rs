@@ -72,6 +72,10 @@ pub enum Op {
     },
     /// Remove `member` from the sorted index `key`. Never conflicts.
     IndexRemove { key: String, member: String },
+    /// Raise the TTL of the record `key` to at least `ttl`, if it exists
+    /// (a record that names something living as long as the writer).
+    /// Never conflicts; the version is unchanged.
+    Touch { key: String, ttl: Duration },
 }
 
 /// The outcome of [`Store::commit`].

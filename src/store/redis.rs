@@ -239,6 +239,13 @@ impl Store for RedisStore {
                         .arg(*score)
                         .arg(ttl);
                 }
+                Op::Touch { key, ttl } => {
+                    call.key(self.key(key))
+                        .arg("T")
+                        .arg("")
+                        .arg("")
+                        .arg(ttl_ms(*ttl));
+                }
                 Op::IndexRemove { key, member } => {
                     call.key(self.key(key)).arg("R").arg(member).arg("").arg("");
                 }

@@ -335,3 +335,39 @@ async fn operations_endpoints() {
         assert!(doc["paths"].get(path).is_some(), "openapi lacks {path}");
     }
 }
+
+both_stores!(
+    a_living_conversation_keeps_its_interaction,
+    |app: TestApp| async move {
+        let _ = app;
+        let setup = Setup {
+            defaults: "interaction_ttl = \"2s\"".into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let body = json!({"channel": "webchat", "conversation_id": "long-chat"});
+        let first = app.create(body.clone()).await;
+        let id = first["id"].as_str().unwrap();
+        // A write at 1.2 s keeps the interaction, and its conversation, alive...
+        for _ in 0..2 {
+            tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+            app.clock.advance(std::time::Duration::from_millis(1200));
+            let res = app
+                .post_json(
+                    &format!("/v1/interactions/{id}/activity"),
+                    Some(&app.keys.bot),
+                    &json!({}),
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+        }
+        // ...so 2.4 s after creation the same conversation is the same interaction.
+        let res = app
+            .post_json("/v1/interactions", Some(&app.keys.bot), &body)
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["id"], id);
+    }
+);

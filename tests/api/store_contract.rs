@@ -50,6 +50,7 @@ contract!(
     records::ttl_none_persists_and_clears_a_ttl,
     records::concurrent_counter_is_exact,
     records::get_with_companion_reads_both_in_one_call,
+    records::touch_raises_a_ttl_and_never_creates,
     indexes::index_orders_ties_and_pages,
     indexes::index_pages_through_many_ties,
     indexes::index_add_never_shortens_ttl,

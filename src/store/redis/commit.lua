@@ -4,6 +4,7 @@
 --   'D', expected, '', ''                                          Delete
 --   'A', member, score, ttl_ms                                     IndexAdd
 --   'R', member, '', ''                                            IndexRemove
+--   'T', '', '', ttl_ms                                            Touch
 -- Returns 0 when applied, else the 1-based position of the first conflict
 -- (nothing applied then).
 local n = #KEYS
@@ -38,6 +39,13 @@ for i = 1, n do
     local current = redis.call('PTTL', key)
     -- PTTL is -1 without a TTL; PEXPIRE GT would not raise that, so compare here.
     if current < ttl then
+      redis.call('PEXPIRE', key, ttl)
+    end
+  elseif kind == 'T' then
+    local ttl = tonumber(ARGV[base + 3])
+    local current = redis.call('PTTL', key)
+    -- Only a record that exists and would expire sooner (-1: no TTL, keep).
+    if current >= 0 and current < ttl then
       redis.call('PEXPIRE', key, ttl)
     end
   elseif kind == 'R' then

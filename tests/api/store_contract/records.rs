@@ -249,3 +249,30 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
     assert!(r.record.is_some());
     assert_eq!(r.companion, None);
 }
+
+pub async fn touch_raises_a_ttl_and_never_creates(s: SharedStore) {
+    assert_eq!(
+        commit(&s, vec![put("{t}:c", 0, "1", Some(SHORT))]).await,
+        Commit::Applied
+    );
+    let touch = |key: &str| Op::Touch {
+        key: key.to_string(),
+        ttl: LONG,
+    };
+    assert_eq!(
+        commit(&s, vec![touch("{t}:c"), touch("{t}:absent")]).await,
+        Commit::Applied
+    );
+    tokio::time::sleep(PAST_SHORT).await;
+    // Still there, at the same version; the absent key was not created.
+    assert_eq!(read(&s, "{t}:c").await, Some((1, "1".into())));
+    assert_eq!(read(&s, "{t}:absent").await, None);
+    // A touch never shortens.
+    let short = Op::Touch {
+        key: "{t}:c".to_string(),
+        ttl: SHORT,
+    };
+    assert_eq!(commit(&s, vec![short]).await, Commit::Applied);
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(read(&s, "{t}:c").await, Some((1, "1".into())));
+}
