@@ -81,7 +81,8 @@ pub enum CallbackOutcome {
     },
 }
 
-/// How long a short link keeps answering "expired" after its token did.
+/// The least time a short link keeps answering "expired" after its token
+/// did (else as long as an untouched interaction lives).
 const SHORT_LINK_GRACE: Duration = Duration::from_secs(3600);
 
 impl Gateway {
@@ -110,7 +111,7 @@ impl Gateway {
         let key = team.primary_key().ok_or(Error::Internal)?;
         let code = random_code();
 
-        let (issued, rec) = retry(|| async {
+        let (issued, rec, short, short_ttl) = retry(|| async {
             let pair = self.load_pair(team, id, now).await?;
             let mut rec = pair.rec()?.clone();
             let s = team.settings_for(&rec.channel);
@@ -153,11 +154,10 @@ impl Gateway {
                 expires_at,
             };
             let short_ttl = match expires_at {
-                Some(e) => e.since(now) + SHORT_LINK_GRACE,
+                Some(e) => e.since(now) + s.interaction_ttl.get().max(SHORT_LINK_GRACE),
                 None => s.interaction_ttl.get(),
             };
-            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            ops.push(put(&keys::short_link(&code), 0, &short, Some(short_ttl))?);
+            let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             let issued = IssuedLink {
                 link_id,
                 url: url.to_string(),
@@ -168,11 +168,18 @@ impl Gateway {
                 delivery_error: None,
             };
             match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((issued, rec))),
+                Commit::Applied => Ok(Some((issued, rec, short, short_ttl))),
                 Commit::Conflict { .. } => Ok(None),
             }
         })
         .await?;
+        // The short code is all a browser has, so its key carries no team
+        // tag: it is written on its own, never in a multi-key commit, and
+        // so stays in its own Redis Cluster slot.
+        let saved = put(&keys::short_link(&code), 0, &short, Some(short_ttl))?;
+        if self.store.commit(vec![saved]).await? != Commit::Applied {
+            return Err(Error::Internal); // a 192-bit code collided
+        }
         metrics::counter!("chatgate_login_links_issued_total").increment(1);
 
         let mut issued = issued;
