@@ -46,6 +46,9 @@ impl CustomerRef {
         }
         Ok(CustomerRef(v))
     }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
     pub fn into_string(self) -> String {
         self.0
     }

@@ -12,6 +12,7 @@ use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
+use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::{keys, Commit, IndexEntry, Op};
@@ -94,14 +95,18 @@ impl Gateway {
         let ckey = keys::conversation(&team.id, &req.channel, conversation.as_str());
 
         let (view, created) = retry(|| async {
-            let link: Loaded<ConversationLink> = Loaded::parse(
-                ckey.clone(),
-                self.store
-                    .get(std::slice::from_ref(&ckey))
-                    .await?
-                    .pop()
-                    .flatten(),
-            )?;
+            // The conversation and, when the bot names the customer, the
+            // subject it may already have locked or banned: one round trip.
+            let skey = customer_ref
+                .as_ref()
+                .map(|r| keys::subject(&team.id, r.as_str()));
+            let wanted: Vec<String> = std::iter::once(ckey.clone()).chain(skey.clone()).collect();
+            let mut raw = self.store.get(&wanted).await?.into_iter();
+            let link: Loaded<ConversationLink> = Loaded::parse(ckey.clone(), raw.next().flatten())?;
+            let subject: Option<SubjectRecord> = match skey {
+                Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
+                None => None,
+            };
             if let Some(existing) = &link.value {
                 match self.load_pair(team, existing.id, now).await {
                     Ok(pair) => {
@@ -132,7 +137,10 @@ impl Gateway {
             )?];
             ops.extend(write_interaction(team, 0, &mut rec, now)?);
             match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((InteractionView::build(&rec, None, s, now), true))),
+                Commit::Applied => Ok(Some((
+                    InteractionView::build(&rec, subject.as_ref(), s, now),
+                    true,
+                ))),
                 Commit::Conflict { .. } => Ok(None),
             }
         })

@@ -308,6 +308,13 @@ both_stores!(
         )
         .await;
         assert_eq!(app.get(&id).await["status"], "banned");
+        // The ban follows the subject: a new conversation is born banned.
+        let other = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "b2", "customer_ref": "cust-ban"}),
+            )
+            .await;
+        assert_eq!(other["status"], "banned", "{other}");
         let s = subject(&app, "cust-ban").await;
         assert_eq!(s["banned"], true);
         // Only an admin unlocks.
