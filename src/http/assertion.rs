@@ -1,12 +1,12 @@
 //! `POST /v1/interactions/{id}/assertion`: a website's pre-chat assertion (CONTRACT 3.6).
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, JsonBody, Now};
+use super::extract::{parse_id, JsonBody, Now, PathParam};
 use super::AppState;
 use crate::error::Result;
 use crate::gateway::AssertionOutcome;
@@ -28,7 +28,7 @@ async fn assertion(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     body: JsonBody<AssertionRequest>,
 ) -> Result<Json<AssertionOutcome>> {
     caller.require_bot()?;

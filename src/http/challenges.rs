@@ -1,5 +1,5 @@
 //! OTP and session-PIN challenges (CONTRACT 3.7).
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, JsonBody, Now};
+use super::extract::{parse_id, JsonBody, Now, PathParam};
 use super::AppState;
 use crate::error::Result;
 use crate::gateway::{NewChallenge, RevealedCode, StartedChallenge, Verified};
@@ -26,7 +26,7 @@ async fn start(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     body: JsonBody<NewChallenge>,
 ) -> Result<(StatusCode, Json<StartedChallenge>)> {
     caller.require_bot()?;
@@ -56,7 +56,7 @@ async fn verify(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path((id, cid)): Path<(String, String)>,
+    PathParam((id, cid)): PathParam<(String, String)>,
     body: JsonBody<CodeBody>,
 ) -> Result<Json<Verified>> {
     caller.require_bot()?;
@@ -78,7 +78,7 @@ async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path((id, cid)): Path<(String, String)>,
+    PathParam((id, cid)): PathParam<(String, String)>,
 ) -> Result<Json<RevealedCode>> {
     caller.require_agent()?;
     let team = st.gateway.team(&caller.team)?;

@@ -36,10 +36,9 @@ fn is_json(headers: &HeaderMap) -> bool {
 }
 
 /// Reads the body (at most [`MAX_BODY`]) and checks it is declared JSON.
-/// `Ok(None)` for an empty body without a content type.
+/// `Ok(None)` for an empty body.
 pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>, Error> {
     let json = is_json(req.headers());
-    let has_ct = req.headers().contains_key(CONTENT_TYPE);
     let bytes = Bytes::from_request(req, state).await.map_err(|e| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             Error::PayloadTooLarge
@@ -47,7 +46,9 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>,
             Error::BadRequest("the body could not be read".into())
         }
     })?;
-    if bytes.is_empty() && !has_ct {
+    // An empty body is no body, whatever it was labelled; endpoints whose
+    // body is optional take it as such, the others answer 400.
+    if bytes.is_empty() {
         return Ok(None);
     }
     if !json {
@@ -59,7 +60,7 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>,
 /// Parses JSON into `T`, naming the field on error but never its value.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let detail = match inner.classify() {
@@ -82,7 +83,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
             _ => "the body is not valid JSON".into(),
         };
         Error::BadRequest(detail)
-    })
+    })?;
+    // Nothing but white space may follow the value.
+    de.end()
+        .map_err(|_| Error::BadRequest("the body is not valid JSON".into()))?;
+    Ok(value)
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
@@ -114,4 +119,27 @@ impl FromRequestParts<AppState> for Now {
 /// An id from a path: anything that is not a UUID names nothing.
 pub fn parse_id(s: &str, what: &'static str) -> Result<Uuid, Error> {
     Uuid::parse_str(s).map_err(|_| Error::NotFound(what))
+}
+
+/// `Path`, rejecting in our format: a path segment that does not decode
+/// (bad percent-encoding, not UTF-8) names nothing, so 404 `not_found`.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(Error))]
+pub struct PathParam<T>(pub T);
+
+impl From<axum::extract::rejection::PathRejection> for Error {
+    fn from(_: axum::extract::rejection::PathRejection) -> Self {
+        Error::NotFound("no such resource")
+    }
+}
+
+/// `Query`, rejecting in our format: 400 `invalid_request`.
+#[derive(axum::extract::FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(Error))]
+pub struct QueryParams<T>(pub T);
+
+impl From<axum::extract::rejection::QueryRejection> for Error {
+    fn from(_: axum::extract::rejection::QueryRejection) -> Self {
+        Error::BadRequest("the query string does not decode".into())
+    }
 }

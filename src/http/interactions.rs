@@ -1,14 +1,14 @@
 //! `/v1/interactions`: create, read, list; activity and logout.
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{json_bytes, parse_id, parse_json, JsonBody, Now};
+use super::extract::{json_bytes, parse_id, parse_json, JsonBody, Now, PathParam, QueryParams};
 use super::AppState;
 use crate::domain::interaction::Status;
 use crate::error::{Error, Result};
@@ -53,7 +53,7 @@ async fn get_interaction(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<InteractionView>> {
     // Every role may read and log out (CONTRACT 3.4).
     let team = st.gateway.team(&caller.team)?;
@@ -71,7 +71,7 @@ async fn list_interactions(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Query(q): Query<HashMap<String, String>>,
+    QueryParams(q): QueryParams<HashMap<String, String>>,
 ) -> Result<Json<Page>> {
     caller.require_agent()?;
     let team = st.gateway.team(&caller.team)?;
@@ -112,7 +112,7 @@ async fn activity(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     caller.require_bot()?;
@@ -131,7 +131,7 @@ async fn logout(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
 ) -> Result<Json<InteractionView>> {
     // Every role may read and log out (CONTRACT 3.4).
     let team = st.gateway.team(&caller.team)?;

@@ -1,6 +1,6 @@
 //! Login links, the login page's callback, short links and back-channel
 //! logout (CONTRACT 3.5).
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{json_bytes, parse_id, JsonBody, Now};
+use super::extract::{json_bytes, parse_id, JsonBody, Now, PathParam};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
@@ -33,7 +33,7 @@ async fn issue_link(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     req: Request,
 ) -> Result<(StatusCode, Json<IssuedLink>)> {
     caller.require_bot()?;
@@ -125,7 +125,7 @@ async fn callback(
 async fn short_link(
     State(st): State<AppState>,
     Now(now): Now,
-    Path(code): Path<String>,
+    PathParam(code): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response> {
     if code.len() > 128 {

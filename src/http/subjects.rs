@@ -1,11 +1,11 @@
 //! Subjects: failures, lockouts, bans; admin unlock (CONTRACT 3.4).
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::Now;
+use super::extract::{Now, PathParam};
 use super::AppState;
 use crate::domain::subject::SubjectView;
 use crate::error::{Error, Result};
@@ -35,7 +35,7 @@ async fn read(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(subject): Path<String>,
+    PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
     caller.require_agent()?;
     check(&subject)?;
@@ -50,7 +50,7 @@ async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    Path(subject): Path<String>,
+    PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
     caller.require_admin()?;
     check(&subject)?;

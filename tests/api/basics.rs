@@ -371,3 +371,64 @@ both_stores!(
         assert_eq!(res.json::<serde_json::Value>().await.unwrap()["id"], id);
     }
 );
+
+both_stores!(
+    malformed_paths_and_bodies_are_problem_json,
+    |app: TestApp| async move {
+        // Percent-encodings that are not UTF-8 name nothing.
+        for path in ["/v1/interactions/%FF", "/l/%FF", "/v1/subjects/%FF"] {
+            let res = app
+                .request(Method::GET, path, Some(&app.keys.agent))
+                .send()
+                .await
+                .unwrap();
+            assert_problem(res, 404, "not_found").await;
+        }
+        // A query value that is not UTF-8 decodes lossily and is refused as a value.
+        let res = app
+            .request(
+                Method::GET,
+                "/v1/interactions?status=%FF",
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 422, "invalid_request").await;
+        // An empty body labelled JSON is "no body" where the body is optional...
+        let id = app.new_interaction().await;
+        for (path, status) in [
+            (format!("/v1/interactions/{id}/activity"), 200),
+            (format!("/v1/interactions/{id}/login-links"), 201),
+        ] {
+            let res = app
+                .request(Method::POST, &path, Some(&app.keys.bot))
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), status, "{path}");
+        }
+        // ...and 400 where it is required.
+        let res = app
+            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
+            .header("content-type", "application/json")
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 400, "invalid_request").await;
+        // Bytes after the JSON value: not valid JSON, and nothing created.
+        let res = app
+            .request(Method::POST, "/v1/interactions", Some(&app.keys.bot))
+            .header("content-type", "application/json")
+            .body(r#"{"channel": "webchat", "conversation_id": "t"}garbage"#)
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 400, "invalid_request").await;
+        let page = app
+            .get_json("/v1/interactions", Some(&app.keys.agent))
+            .await;
+        assert_eq!(page_ids(&page), vec![id]);
+    }
+);
