@@ -234,9 +234,13 @@ impl Gateway {
                 if q.status.is_some_and(|st| st != view.status) {
                     continue;
                 }
-                items.push(view);
-                if items.len() == q.limit {
-                    let next = before.as_ref().map(|(s, m)| encode_cursor(*s, m));
+                items.push((view, (entry.score, entry.member.clone())));
+                // One past the page tells whether a next page exists, so the
+                // last page ends with `next_cursor: null`.
+                if items.len() > q.limit {
+                    items.truncate(q.limit);
+                    let next = items.last().map(|(_, (s, m))| encode_cursor(*s, m));
+                    let items = items.into_iter().map(|(v, _)| v).collect();
                     return Ok(Page {
                         items,
                         next_cursor: next,
@@ -245,7 +249,7 @@ impl Gateway {
             }
             if exhausted {
                 return Ok(Page {
-                    items,
+                    items: items.into_iter().map(|(v, _)| v).collect(),
                     next_cursor: None,
                 });
             }

@@ -432,3 +432,28 @@ both_stores!(
         assert_eq!(page_ids(&page), vec![id]);
     }
 );
+
+both_stores!(
+    an_exactly_full_last_page_has_no_next_cursor,
+    |app: TestApp| async move {
+        let agent = Some(app.keys.agent.as_str());
+        for _ in 0..3 {
+            app.new_interaction().await;
+            app.clock.advance(std::time::Duration::from_millis(5));
+        }
+        let page = app.get_json("/v1/interactions?limit=3", agent).await;
+        assert_eq!(page_ids(&page).len(), 3);
+        assert_eq!(page["next_cursor"], serde_json::Value::Null, "{page}");
+        app.new_interaction().await; // a fourth: the oldest moves to a second page
+        let page = app.get_json("/v1/interactions?limit=3", agent).await;
+        let cursor = page["next_cursor"]
+            .as_str()
+            .expect("a fourth item follows")
+            .to_string();
+        let rest = app
+            .get_json(&format!("/v1/interactions?limit=3&cursor={cursor}"), agent)
+            .await;
+        assert_eq!(page_ids(&rest).len(), 1);
+        assert_eq!(rest["next_cursor"], serde_json::Value::Null);
+    }
+);
