@@ -304,6 +304,11 @@ impl Gateway {
             let mut rec = pair.rec()?.clone();
             let s = team.settings_for(&rec.channel);
             let out = f(&mut rec, s)?;
+            if rec == *pair.rec()? {
+                // Nothing changed: no write, and interaction_ttl is not refreshed.
+                let view = InteractionView::build(&rec, pair.subject.value.as_ref(), s, now);
+                return Ok(Some((view, out)));
+            }
             let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
             match self.store.commit(ops).await? {
                 Commit::Applied => Ok(Some((

@@ -51,30 +51,54 @@ impl Gateway {
             .ok_or(Error::InvalidSignature("unknown team or wrong key"))?;
         sig.verify(team, body, now)?;
         let index = keys::customer_index(&team.id, customer_id);
-        let entries = self.store.index_desc(&index, None, 1000).await?;
         let mut n = 0;
-        for e in entries {
-            let Ok(id) = Uuid::parse_str(&e.member) else {
-                continue;
-            };
-            let result = self
-                .update_interaction(team, id, now, |rec, s| {
-                    let hit = rec.is_authenticated(now, s) && rec.belongs_to(customer_id);
-                    if hit {
-                        rec.log_out(now);
-                    }
-                    Ok(hit)
-                })
-                .await;
-            match result {
-                Ok((view, true)) => {
+        let mut before = None;
+        loop {
+            let entries = self.store.index_desc(&index, before.take(), PAGE).await?;
+            let full = entries.len() == PAGE;
+            for e in entries {
+                before = Some((e.score, e.member.clone()));
+                let Ok(id) = Uuid::parse_str(&e.member) else {
+                    continue;
+                };
+                if self.log_out_if_theirs(team, id, customer_id, now).await? {
                     n += 1;
-                    self.emit(EventType::InteractionLoggedOut, now, &view);
                 }
-                Ok((_, false)) | Err(Error::NotFound(_)) => {}
-                Err(e) => return Err(e),
+            }
+            if !full {
+                break;
             }
         }
         Ok(n)
     }
+
+    /// Logs out interaction `id` if it is authenticated and belongs to `customer_id`.
+    async fn log_out_if_theirs(
+        self: &Arc<Self>,
+        team: &Team,
+        id: Uuid,
+        customer_id: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let result = self
+            .update_interaction(team, id, now, |rec, s| {
+                let hit = rec.is_authenticated(now, s) && rec.belongs_to(customer_id);
+                if hit {
+                    rec.log_out(now);
+                }
+                Ok(hit)
+            })
+            .await;
+        match result {
+            Ok((view, true)) => {
+                self.emit(EventType::InteractionLoggedOut, now, &view);
+                Ok(true)
+            }
+            Ok((_, false)) | Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
 }
+
+/// Customer-index entries read per round trip.
+const PAGE: usize = 500;

@@ -22,7 +22,6 @@ use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
@@ -108,10 +107,7 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
             record_metrics,
         ))
         .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(30),
-        ))
+        .layer(middleware::from_fn(deadline))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Never the full URI: short-link codes are in paths.
             let route = req
@@ -140,6 +136,16 @@ async fn method_not_allowed() -> Response {
         "invalid_request",
         "method not allowed on this path",
     )
+}
+
+/// Longest a request may take; past it the answer is 503 problem+json.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+async fn deadline(req: Request, next: Next) -> Response {
+    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => Error::StoreUnavailable.into_response(),
+    }
 }
 
 /// 413 up front when the declared length is too large.

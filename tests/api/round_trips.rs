@@ -117,3 +117,36 @@ async fn status_read_is_one_round_trip_and_callback_two() {
         "status read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_that_changes_nothing_is_not_written() {
+    let counting = Arc::new(Counting {
+        inner: MemoryStore::new(),
+        calls: AtomicUsize::new(0),
+    });
+    let store: SharedStore = counting.clone();
+    let app = spawn_with(
+        Backend::Memory,
+        Setup {
+            store: Some(store),
+            ..Setup::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = app.new_interaction().await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/logout"),
+            Some(&app.keys.bot),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst) - before,
+        1,
+        "a logout with nothing to end is one read"
+    );
+}
