@@ -8,26 +8,51 @@ use uuid::Uuid;
 use super::records::{put, retry, write_interaction, write_subject, Loaded};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
-use crate::domain::assertion;
 use crate::domain::devices::{CustomerDevices, StepUpReason};
 use crate::domain::interaction::{Customer, Method, PendingStepUp};
 use crate::domain::subject::FailureOutcome;
+use crate::domain::{assertion, input};
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
 
-fn customer_of(a: &assertion::Assertion) -> Customer {
+/// The customer an assertion proves, its claims held to the same rules as a
+/// login page's `customer` (422 naming the claim): `sub` is an identifier
+/// (normalised), the rest display values. The fingerprint and region are
+/// checked too, though only their keyed hashes are kept.
+fn customer_of(a: &mut assertion::Assertion) -> Result<Customer> {
+    a.sub = input::customer_id("assertion.sub", &a.sub)?;
     let mut customer = Customer::from([("id".to_string(), a.sub.clone())]);
     for (k, v) in [("name", &a.name), ("email", &a.email), ("phone", &a.phone)] {
         if let Some(v) = v {
-            customer.insert(k.to_string(), v.clone());
+            let field = format!("assertion.{k}");
+            customer.insert(
+                k.to_string(),
+                input::display(&field, v, input::MAX_IDENTITY_CHARS)?,
+            );
         }
     }
-    customer
+    for (k, v) in [("fingerprint", &a.fingerprint), ("region", &a.region)] {
+        if let Some(v) = v {
+            input::display(&format!("assertion.{k}"), v, input::MAX_IDENTITY_CHARS)?;
+        }
+    }
+    Ok(customer)
 }
 
 /// How long the fingerprints and region validated for a customer are remembered.
 pub const DEVICES_TTL: Duration = Duration::from_secs(90 * 86_400);
+
+/// A step-up lives as long as its assertion could still be presented: until
+/// its `exp`, and at most `assertion_max_age` (when set) from now.
+fn step_up_ends(a: &assertion::Assertion, max_age: Duration, now: Timestamp) -> Timestamp {
+    let exp = Timestamp::from_unix_seconds(a.exp);
+    if max_age.is_zero() {
+        exp
+    } else {
+        exp.min(now.plus(max_age))
+    }
+}
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AssertionOutcome {
@@ -58,8 +83,8 @@ impl Gateway {
                 .settings_for(&pair.rec()?.channel)
                 .assertion_max_age
                 .get();
-            let a = assertion::verify(token, team, &self.config.server.issuer, max_age, now)?;
-            let customer = customer_of(&a);
+            let mut a = assertion::verify(token, team, &self.config.server.issuer, max_age, now)?;
+            let customer = customer_of(&mut a)?;
             let jti_key = keys::assertion_jti(&team.id, &a.jti);
             let dkey = keys::devices(&team.id, &a.sub);
             // The used-jti marker outlives every moment the assertion could be valid.
@@ -75,6 +100,8 @@ impl Gateway {
             let devices: Loaded<CustomerDevices> =
                 Loaded::parse(dkey.clone(), raw.next().flatten())?;
             let mut rec = pair.rec()?.clone();
+            // A new assertion ends an earlier pending step-up, whoever it was for.
+            rec.end_step_up();
             let s = team.settings_for(&rec.channel);
             let mut subject = pair.subject_or_new()?;
             let mut devices_value = devices.value.clone().unwrap_or_default();
@@ -93,7 +120,7 @@ impl Gateway {
                     customer: customer.clone(),
                     fingerprint: a.fingerprint.clone(),
                     region: a.region.clone(),
-                    until: Timestamp::from_unix_seconds(a.exp),
+                    until: step_up_ends(&a, max_age, now),
                 });
                 Verdict::StepUp(reason)
             } else {

@@ -152,7 +152,9 @@ impl Gateway {
                     Challenge::new_pin(cid, &hash, &s.pin, now)
                 }
                 ChallengeMethod::Otp => {
-                    let step_up = rec.step_up.is_some();
+                    // An OTP started during a live step-up completes it, and
+                    // ends with it.
+                    let step_up = rec.live_step_up(now).map(|p| p.until);
                     Challenge::new_otp(
                         cid,
                         delivery,
@@ -160,9 +162,10 @@ impl Gateway {
                         &self.pepper,
                         &s.otp,
                         s.otp.show_to_agents,
-                        step_up,
+                        step_up.is_some(),
                         now,
                     )?
+                    .ending_by(step_up)
                 }
             };
             subject.forget_old(now, &s.lockout, &s.otp);

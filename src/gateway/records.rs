@@ -180,7 +180,8 @@ pub fn interaction_ops(
     let customer_ids = rec
         .customer_ref
         .iter()
-        .chain(rec.auth.as_ref().and_then(|a| a.customer.get("id")));
+        .chain(rec.auth.as_ref().and_then(|a| a.customer.get("id")))
+        .chain(rec.step_up.as_ref().and_then(|p| p.customer.get("id")));
     for cid in customer_ids {
         ops.push(Op::IndexAdd {
             key: keys::customer_index(&team.id, cid),

@@ -60,8 +60,18 @@ impl Gateway {
                     subject.record_failure(now, &s.lockout, &s.otp),
                 ),
                 AttemptOutcome::Success { method, step_up } => {
+                    // A step-up challenge completes only a step-up that is
+                    // still live (its assertion not past `exp`, not logged
+                    // out, not replaced); else it proves nobody.
+                    let pending = match step_up {
+                        true => Some(
+                            rec.live_step_up(now)
+                                .cloned()
+                                .ok_or(Error::ChallengeExpired)?,
+                        ),
+                        false => None,
+                    };
                     subject.record_success();
-                    let pending = rec.step_up.take().filter(|_| step_up);
                     let (method, customer) = match (&pending, method) {
                         (Some(p), _) => (Method::Otp, p.customer.clone()),
                         (None, ChallengeMethod::Otp) => (Method::Otp, self.customer_for(&rec)),

@@ -100,6 +100,7 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(run_to_completion))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(reject_large_bodies))
         .layer(middleware::from_fn_with_state(
@@ -136,6 +137,20 @@ async fn method_not_allowed() -> Response {
         "invalid_request",
         "method not allowed on this path",
     )
+}
+
+/// Runs the handler in a task of its own, so that a client hanging up (which
+/// drops the request's future) or the request deadline cannot stop a use
+/// case between two of its steps: a challenge whose delivery failed is
+/// rolled back, a commit's events are published, whoever is still waiting.
+async fn run_to_completion(req: Request, next: Next) -> Response {
+    match tokio::spawn(next.run(req)).await {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::error!(error = %e, "request task failed");
+            Error::Internal.into_response()
+        }
+    }
 }
 
 /// Longest a request may take; past it the answer is 503 problem+json.
