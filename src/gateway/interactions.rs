@@ -168,7 +168,10 @@ impl Gateway {
         ))
     }
 
-    /// The team's interactions, newest first, filtered, paged by an opaque cursor.
+    /// The team's interactions, newest first, filtered, paged by an opaque
+    /// cursor. A filtered page may come back short (even empty) with a
+    /// cursor: it walks a bounded stretch of the index, so it costs
+    /// O(limit) whatever the team's size.
     pub async fn list_interactions(
         &self,
         team: &Team,
@@ -185,7 +188,9 @@ impl Gateway {
         let index = keys::interactions_index(&team.id);
         let batch = (q.limit * 2).clamp(20, 500);
         let mut items = Vec::new();
+        let mut walked = 0;
         loop {
+            walked += 1;
             let entries = self.store.index_desc(&index, before.clone(), batch).await?;
             let exhausted = entries.len() < batch;
             let ids: Vec<(IndexEntry, Uuid)> = entries
@@ -247,10 +252,18 @@ impl Gateway {
                     });
                 }
             }
-            if exhausted {
+            // A filter may match few: a page walks at most MAX_BATCHES
+            // batches of the index, then answers what it found (perhaps
+            // nothing) with a cursor to go on. A page costs O(limit), never
+            // O(team).
+            if exhausted || walked == MAX_BATCHES {
+                let next_cursor = match exhausted {
+                    true => None,
+                    false => before.as_ref().map(|(s, m)| encode_cursor(*s, m)),
+                };
                 return Ok(Page {
                     items: items.into_iter().map(|(v, _)| v).collect(),
-                    next_cursor: None,
+                    next_cursor,
                 });
             }
         }
@@ -321,6 +334,9 @@ impl Gateway {
         .await
     }
 }
+
+/// Index batches one list page reads at most (see `list`).
+const MAX_BATCHES: usize = 4;
 
 fn encode_cursor(score: i64, member: &str) -> String {
     B64URL.encode(format!("{score}:{member}"))

@@ -1,7 +1,6 @@
 //! Login links, the login page's callback, short links and the website's
 //! back-channel logout (CONTRACT 3.5).
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -92,10 +91,6 @@ pub enum CallbackOutcome {
     },
 }
 
-/// The least time a short link keeps answering "expired" after its token
-/// did (else as long as an untouched interaction lives).
-const SHORT_LINK_GRACE: Duration = Duration::from_secs(3600);
-
 impl Gateway {
     pub async fn issue_link(
         &self,
@@ -167,7 +162,9 @@ impl Gateway {
                 expires_at,
             };
             let short_ttl = match expires_at {
-                Some(e) => e.since(now) + s.interaction_ttl.get().max(SHORT_LINK_GRACE),
+                // It answers "expired" for as long as an untouched
+                // interaction lives, then the code is forgotten.
+                Some(e) => e.since(now) + s.interaction_ttl.get(),
                 None => s.interaction_ttl.get(),
             };
             let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;

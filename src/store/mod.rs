@@ -8,7 +8,7 @@
 //! it needs ([`Store::get`], one round trip), lets the domain compute the new
 //! state, and writes it back with [`Store::commit`]: a list of [`Op`]s that
 //! either all apply or none does. A `Put` names the version it read (0 for
-//! "absent"), so a concurrent writer makes the commit fail with
+//! "absent"; versions never repeat, see [`fresh_version`]), so a concurrent writer makes the commit fail with
 //! [`Commit::Conflict`] and the use case retries on fresh data
 //! ([`retry`]). That makes one-time ids, attempt counters and lockouts exact
 //! under concurrency, with the rules written once, in Rust.
@@ -53,7 +53,7 @@ pub struct Versioned {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Write `value` if the key is still at version `expected` (0 = absent);
-    /// the new version is `expected + 1`. `ttl: None` keeps it until deleted.
+    /// the new version is a [`fresh_version`]. `ttl: None` keeps it until deleted.
     Put {
         key: String,
         expected: u64,
@@ -76,6 +76,21 @@ pub enum Op {
     /// (a record that names something living as long as the writer).
     /// Never conflicts; the version is unchanged.
     Touch { key: String, ttl: Duration },
+}
+
+/// The version a `Put` gives its record: random and never 0, so a version
+/// never repeats for the life of a key name — not even across a delete or an
+/// expiry. (With "previous + 1", a record deleted and written again would
+/// restart at 1, and a writer that read the old version 1 would overwrite
+/// the new record: the ABA problem, which let concurrent failures of one
+/// subject go uncounted.) Two writes share a version with probability 2⁻⁶⁴.
+pub fn fresh_version() -> u64 {
+    loop {
+        let v = rand::random::<u64>();
+        if v != 0 {
+            return v;
+        }
+    }
 }
 
 /// The outcome of [`Store::commit`].

@@ -8,6 +8,7 @@ mod redis_support;
 mod basics;
 mod challenges;
 mod hardening;
+mod integrity;
 mod login_flow;
 mod logs;
 mod prechat;
