@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::records::{put, retry, write_interaction, Loaded};
+use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
@@ -128,7 +129,6 @@ impl Gateway {
             rec.customer_ref = customer_ref.clone().map(CustomerRef::into_string);
             rec.session_pin_hash = pin.as_ref().map(|p| p.keyed_hash(rec.id, &self.pepper));
             rec.contact = contact.clone();
-            rec.companion = Some(keys::subject(&team.id, &rec.subject()));
             let mut ops = vec![put(
                 &ckey,
                 link.version,
@@ -305,33 +305,22 @@ impl Gateway {
     }
 
     /// Read, change with `f`, write back; retried on concurrent writes.
-    pub(super) async fn update_interaction<T>(
+    pub(super) async fn update_interaction<T: Send>(
         &self,
         team: &Team,
         id: Uuid,
         now: Timestamp,
-        f: impl Fn(&mut InteractionRecord, &crate::config::Settings) -> Result<T>,
+        f: impl Fn(&mut InteractionRecord, &crate::config::Settings) -> Result<T> + Sync,
     ) -> Result<(InteractionView, T)> {
-        retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let out = f(&mut rec, s)?;
-            if rec == *pair.rec()? {
+        let f = &f;
+        let done = self
+            .transact(team, id, now, |w| {
                 // Nothing changed: no write, and interaction_ttl is not refreshed.
-                let view = InteractionView::build(&rec, pair.subject.value.as_ref(), s, now);
-                return Ok(Some((view, out)));
-            }
-            let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((
-                    InteractionView::build(&rec, pair.subject.value.as_ref(), s, now),
-                    out,
-                ))),
-                Commit::Conflict { .. } => Ok(None),
-            }
-        })
-        .await
+                let out = f(&mut w.rec, w.settings).map(Step::WriteIfChanged);
+                Box::pin(std::future::ready(out))
+            })
+            .await?;
+        Ok((done.view, done.value))
     }
 }
 

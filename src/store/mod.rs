@@ -170,24 +170,45 @@ pub type SharedStore = Arc<dyn Store>;
 /// one through, so this bounds the contention a single record tolerates.
 pub const MAX_RETRIES: usize = 256;
 
+/// The pause between attempts after a conflict: a yield for the first few,
+/// then 1–4 ms with jitter; after [`MAX_RETRIES`] the caller gives up (503).
+#[derive(Debug, Default)]
+pub struct Backoff {
+    conflicts: usize,
+}
+
+impl Backoff {
+    /// Waits before the next attempt, or refuses when there were too many.
+    pub async fn wait(&mut self) -> Result<(), StoreError> {
+        self.conflicts += 1;
+        if self.conflicts >= MAX_RETRIES {
+            return Err(StoreError::Unavailable(
+                "too much contention on one record".into(),
+            ));
+        }
+        if self.conflicts > 9 {
+            let jitter = rand::random::<u64>() % 4;
+            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
+
 /// Runs `attempt` until it returns `Ok(Some(_))`, at most [`MAX_RETRIES`]
-/// times; `Ok(None)` means "conflict, read again". Yields between attempts.
+/// times; `Ok(None)` means "conflict, read again" (see [`Backoff`]).
 pub async fn retry<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, E>>,
     E: From<StoreError>,
 {
-    for i in 0..MAX_RETRIES {
+    let mut backoff = Backoff::default();
+    loop {
         if let Some(done) = attempt().await? {
             return Ok(done);
         }
-        if i > 8 {
-            let jitter = rand::random::<u64>() % 4;
-            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
+        backoff.wait().await?;
     }
-    Err(StoreError::Unavailable("too much contention on one record".into()).into())
 }
