@@ -7,6 +7,7 @@ mod redis_support;
 
 mod basics;
 mod challenges;
+mod edge;
 mod login_flow;
 mod logs;
 mod prechat;

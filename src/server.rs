@@ -1,0 +1,226 @@
+//! The connection loop in front of the router: HTTP/1.1 on hyper, with the
+//! limits a public edge needs against hostile clients (`[server]` in the
+//! system file, [`ConnectionLimits`]):
+//!
+//! - a request head must arrive within `header_read_timeout`, counted from
+//!   the moment the server waits for it — a new connection, or the next
+//!   request on a kept-alive one (hyper's own timer);
+//! - an idle kept-alive connection closes after `keep_alive_timeout`;
+//! - at most `max_connections` are served at once; one more is still
+//!   accepted, answered 503 `overloaded` and closed (a bounded number of such
+//!   answers at a time; past that it is closed at once), so accepting never
+//!   stops silently;
+//! - an accept error such as `EMFILE` is logged once and retried after a
+//!   short pause, never in a busy loop.
+//!
+//! Shutdown stops accepting, closes idle connections and lets requests in
+//! flight finish; `serve` returns when the last connection is gone.
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::config::ConnectionLimits;
+
+/// Connections being answered 503 at once; past this they are closed unanswered.
+const SHED_SLOTS: usize = 64;
+/// Longest a connection over the cap is kept (head read, 503 written).
+const SHED_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after an accept error that is not the peer's (`EMFILE`, `ENFILE`, …).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let shed_slots = Arc::new(Semaphore::new(SHED_SLOTS));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut shutdown = pin!(shutdown);
+    let mut accept_failing = false;
+
+    loop {
+        let stream = tokio::select! {
+            () = &mut shutdown => break,
+            // Reap finished connections so the set does not grow.
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => stream,
+                Err(e) if is_peer_error(&e) => continue,
+                Err(e) => {
+                    metrics::counter!("chatgate_accept_errors_total").increment(1);
+                    if !accept_failing {
+                        tracing::error!(error = %e, "accept failed; retrying (is `ulimit -n` too low for server.max_connections?)");
+                        accept_failing = true;
+                    }
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                    }
+                }
+            },
+        };
+        if accept_failing {
+            tracing::info!("accepting connections again");
+            accept_failing = false;
+        }
+        let _ = stream.set_nodelay(true);
+        if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
+            tasks.spawn(connection(
+                stream,
+                router.clone(),
+                limits,
+                stop_rx.clone(),
+                permit,
+            ));
+        } else {
+            metrics::counter!("chatgate_connections_shed_total").increment(1);
+            if let Ok(permit) = Arc::clone(&shed_slots).try_acquire_owned() {
+                tasks.spawn(shed(stream, permit));
+            }
+            // else: dropped here, closed unanswered; the count above shows it.
+        }
+    }
+
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Errors of one peer (it went away before we took it): just go on.
+fn is_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// One connection within the cap; `_permit` is its slot.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+    _permit: OwnedSemaphorePermit,
+) {
+    let _open = OpenGauge::new();
+    let (busy_tx, mut busy_rx) = watch::channel(0usize);
+    let busy_tx = Arc::new(busy_tx);
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let guard = InFlight::start(Arc::clone(&busy_tx));
+        let router = router.clone();
+        async move {
+            let res = router.oneshot(req).await;
+            drop(guard);
+            res
+        }
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .keep_alive(limits.keep_alive_timeout.is_some());
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let keep_alive = limits.keep_alive_timeout;
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = idle_for(&mut busy_rx, keep_alive), if !closing && keep_alive.is_some() => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Resolves once no request has been in flight for `limit` (never if `None`).
+async fn idle_for(busy: &mut watch::Receiver<usize>, limit: Option<Duration>) {
+    let Some(limit) = limit else {
+        return std::future::pending().await;
+    };
+    loop {
+        let idle = *busy.borrow_and_update() == 0;
+        if idle {
+            tokio::select! {
+                () = tokio::time::sleep(limit) => return,
+                changed = busy.changed() => if changed.is_err() { return std::future::pending().await },
+            }
+        } else if busy.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Counts a request in flight on its connection until dropped (also when
+/// the client goes away and hyper drops the request).
+struct InFlight(Arc<watch::Sender<usize>>);
+
+impl InFlight {
+    fn start(busy: Arc<watch::Sender<usize>>) -> Self {
+        busy.send_modify(|n| *n += 1);
+        InFlight(busy)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// `chatgate_connections_open` while a connection within the cap lives.
+struct OpenGauge;
+
+impl OpenGauge {
+    fn new() -> Self {
+        metrics::gauge!("chatgate_connections_open").increment(1.0);
+        OpenGauge
+    }
+}
+
+impl Drop for OpenGauge {
+    fn drop(&mut self) {
+        metrics::gauge!("chatgate_connections_open").decrement(1.0);
+    }
+}
+
+/// A connection over the cap: read its request head, answer 503, close.
+async fn shed(stream: TcpStream, _permit: OwnedSemaphorePermit) {
+    let service = hyper::service::service_fn(|_req: hyper::Request<Incoming>| async {
+        Ok::<_, Infallible>(crate::http::overloaded())
+    });
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(SHED_TIMEOUT)
+        .keep_alive(false);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(SHED_TIMEOUT, conn).await;
+}
