@@ -5,7 +5,9 @@
 //! - a request head must arrive within `header_read_timeout`, counted from
 //!   the moment the server waits for it — a new connection, or the next
 //!   request on a kept-alive one (hyper's own timer);
-//! - an idle kept-alive connection closes after `keep_alive_timeout`;
+//! - a connection on which nothing arrives for `keep_alive_timeout` while no
+//!   request is in flight is closed (an idle kept-alive one, or a new one
+//!   that sends nothing);
 //! - at most `max_connections` are served at once; one more is still
 //!   accepted, answered 503 `overloaded` and closed (a bounded number of such
 //!   answers at a time; past that it is closed at once), so accepting never
@@ -18,14 +20,16 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -121,10 +125,14 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _open = OpenGauge::new();
-    let (busy_tx, mut busy_rx) = watch::channel(0usize);
-    let busy_tx = Arc::new(busy_tx);
+    let (activity_tx, mut activity_rx) = watch::channel::<Activity>(0);
+    let activity_tx = Arc::new(activity_tx);
+    let io = Watched {
+        inner: stream,
+        activity: Arc::clone(&activity_tx),
+    };
     let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let guard = InFlight::start(Arc::clone(&busy_tx));
+        let guard = InFlight::start(Arc::clone(&activity_tx));
         let router = router.clone();
         async move {
             let res = router.oneshot(req).await;
@@ -137,7 +145,7 @@ async fn connection(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .keep_alive(limits.keep_alive_timeout.is_some());
-    let mut conn = pin!(builder.serve_connection(TokioIo::new(stream), service));
+    let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
     let keep_alive = limits.keep_alive_timeout;
     let mut closing = false;
     loop {
@@ -152,7 +160,7 @@ async fn connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = idle_for(&mut busy_rx, keep_alive), if !closing && keep_alive.is_some() => {
+            () = idle_for(&mut activity_rx, keep_alive), if !closing && keep_alive.is_some() => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -160,19 +168,29 @@ async fn connection(
     }
 }
 
-/// Resolves once no request has been in flight for `limit` (never if `None`).
-async fn idle_for(busy: &mut watch::Receiver<usize>, limit: Option<Duration>) {
+/// What the keep-alive timer watches on one connection: the number of
+/// requests in flight; a change, or bytes arriving while it is zero, wakes it.
+type Activity = usize;
+
+/// Resolves once, with no request in flight, nothing has arrived for
+/// `limit` (never if `None`). A request head on its way (bytes arriving)
+/// restarts the wait; how long it may take is `header_read_timeout`'s
+/// business.
+async fn idle_for(activity: &mut watch::Receiver<Activity>, limit: Option<Duration>) {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };
     loop {
-        let idle = *busy.borrow_and_update() == 0;
-        if idle {
+        let idle = *activity.borrow_and_update() == 0;
+        let changed = if idle {
             tokio::select! {
                 () = tokio::time::sleep(limit) => return,
-                changed = busy.changed() => if changed.is_err() { return std::future::pending().await },
+                changed = activity.changed() => changed,
             }
-        } else if busy.changed().await.is_err() {
+        } else {
+            activity.changed().await
+        };
+        if changed.is_err() {
             return std::future::pending().await;
         }
     }
@@ -180,18 +198,66 @@ async fn idle_for(busy: &mut watch::Receiver<usize>, limit: Option<Duration>) {
 
 /// Counts a request in flight on its connection until dropped (also when
 /// the client goes away and hyper drops the request).
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<watch::Sender<Activity>>);
 
 impl InFlight {
-    fn start(busy: Arc<watch::Sender<usize>>) -> Self {
-        busy.send_modify(|n| *n += 1);
-        InFlight(busy)
+    fn start(activity: Arc<watch::Sender<Activity>>) -> Self {
+        activity.send_modify(|n| *n += 1);
+        InFlight(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
+}
+
+/// The socket, telling the keep-alive timer when bytes arrive between requests.
+struct Watched {
+    inner: TcpStream,
+    activity: Arc<watch::Sender<Activity>>,
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            // Wakes the timer (restarting its wait) only when it runs.
+            self.activity.send_if_modified(|in_flight| *in_flight == 0);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
 

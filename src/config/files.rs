@@ -42,12 +42,13 @@ pub(super) struct ServerSection {
     /// kept-alive one); then the connection is closed. Default `10s`; not zero.
     #[serde(default = "default_header_read_timeout")]
     pub header_read_timeout: Dur,
-    /// An idle kept-alive connection is closed after this long without a
-    /// request; `0s` = no keep-alive. At most `header_read_timeout`. Default `5s`.
+    /// A connection on which nothing arrives this long while no request is in
+    /// flight is closed; `0s` = no keep-alive. At most `header_read_timeout`.
+    /// Default `5s`.
     #[serde(default = "default_keep_alive_timeout")]
     pub keep_alive_timeout: Dur,
     /// Longest wait for a request body once a handler reads it; then 408
-    /// `request_timeout`. Default `10s`; not zero.
+    /// `request_timeout`. Default `10s`; not zero, at most `20s`.
     #[serde(default = "default_body_read_timeout")]
     pub body_read_timeout: Dur,
     /// Open connections served at once; over it a connection is answered

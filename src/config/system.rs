@@ -1,6 +1,7 @@
 //! The system file (`config/chatgate.toml`): `[server]`, `[store]` and
 //! `[defaults]`, already overridden from the environment and interpolated.
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
@@ -16,6 +17,10 @@ const MIN_PEPPER_BYTES: usize = 16;
 
 /// The most connections `server.max_connections` may allow.
 const MAX_CONNECTIONS: i64 = 1_000_000;
+
+/// The longest `server.body_read_timeout`: well within the 30 s a request
+/// may take as a whole, so a slow body is 408, never the deadline's 503.
+const MAX_BODY_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the system file yields for the rest of loading.
 pub(super) struct System {
@@ -124,6 +129,12 @@ fn connection_limits(s: &ServerSection) -> Result<ConnectionLimits, (&'static st
         .body_read_timeout
         .enabled()
         .ok_or(("server.body_read_timeout", "must not be zero".to_string()))?;
+    if body > MAX_BODY_READ_TIMEOUT {
+        return Err((
+            "server.body_read_timeout",
+            "must be at most 20s (a request as a whole ends after 30s)".to_string(),
+        ));
+    }
     let keep_alive = s.keep_alive_timeout.enabled();
     if keep_alive.is_some_and(|k| k > header) {
         return Err((

@@ -383,3 +383,65 @@ both_stores_with!(
         assert_sensitive(&res, "code reveal");
     }
 );
+
+both_stores_with!(
+    a_head_on_its_way_is_not_cut_by_the_keep_alive_timeout,
+    // Bytes keep arriving, 4 s in all, with keep_alive_timeout 3 s: the
+    // head is governed by header_read_timeout alone.
+    server("header_read_timeout = \"60s\"\nkeep_alive_timeout = \"3s\""),
+    |app: TestApp| async move {
+        let mut s = connect(&app).await;
+        for chunk in HEALTHZ.chunks(2) {
+            s.write_all(chunk).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert_eq!(read_answer(&mut s).await.status, 200);
+    }
+);
+
+both_stores_with!(
+    shutdown_finishes_requests_in_flight_and_closes_idle_connections,
+    server("header_read_timeout = \"60s\"\nkeep_alive_timeout = \"60s\""),
+    |app: TestApp| async move {
+        let mut idle = connect(&app).await;
+        idle.write_all(HEALTHZ).await.unwrap();
+        assert_eq!(read_answer(&mut idle).await.status, 200);
+
+        // A request held in flight: its OTP delivery answers after 2 s.
+        app.chat.reset().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+            .mount(&app.chat)
+            .await;
+        let id = app.new_interaction().await;
+        let request = app
+            .request(
+                Method::POST,
+                &format!("/v1/interactions/{id}/challenges"),
+                Some(&app.keys.bot),
+            )
+            .json(&json!({"method": "otp"}));
+        let in_flight = tokio::spawn(request.send());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        while app.chat_messages().await.is_empty() {
+            assert!(tokio::time::Instant::now() < deadline, "never delivered");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        let addr = app.base.trim_start_matches("http://").to_string();
+        let stopping = tokio::spawn(app.stop());
+        assert!(
+            read_until_closed(&mut idle, Duration::from_secs(20))
+                .await
+                .is_some(),
+            "an idle connection keeps the server from stopping"
+        );
+        let res = in_flight.await.unwrap().unwrap();
+        assert_eq!(res.status(), 201, "the request in flight was cut");
+        tokio::time::timeout(Duration::from_secs(20), stopping)
+            .await
+            .expect("the server stops")
+            .unwrap();
+        assert!(TcpStream::connect(&addr).await.is_err(), "still accepting");
+    }
+);

@@ -273,6 +273,12 @@ fn connection_limits_have_defaults_and_are_checked() {
             "must not be zero",
         ),
         (
+            "body_read_timeout = \"3s\"",
+            "body_read_timeout = \"21s\"",
+            "server.body_read_timeout",
+            "at most 20s",
+        ),
+        (
             "keep_alive_timeout = \"0s\"",
             "keep_alive_timeout = \"21s\"",
             "server.keep_alive_timeout",
