@@ -9,15 +9,14 @@
 //!   request is in flight is closed (an idle kept-alive one, or a new one
 //!   that sends nothing);
 //! - at most `max_connections` are served at once; one more is still
-//!   accepted, answered 503 `overloaded` and closed (a bounded number of such
-//!   answers at a time; past that it is closed at once), so accepting never
-//!   stops silently;
+//!   accepted, answered 503 `overloaded` at once and closed (at most
+//!   [`SHED_SLOTS`] such answers at a time, each within [`SHED_TIMEOUT`];
+//!   past that it is closed unanswered), so accepting never stops silently;
 //! - an accept error such as `EMFILE` is logged once and retried after a
 //!   short pause, never in a busy loop.
 //!
 //! Shutdown stops accepting, closes idle connections and lets requests in
 //! flight finish; `serve` returns when the last connection is gone.
-use std::convert::Infallible;
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
@@ -25,11 +24,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -39,8 +39,10 @@ use crate::config::ConnectionLimits;
 
 /// Connections being answered 503 at once; past this they are closed unanswered.
 const SHED_SLOTS: usize = 64;
-/// Longest a connection over the cap is kept (head read, 503 written).
-const SHED_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest a connection over the cap is kept (503 written, request drained).
+const SHED_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most bytes read from a connection over the cap before closing it.
+const SHED_DRAIN_MAX: usize = 64 * 1024;
 /// Pause after an accept error that is not the peer's (`EMFILE`, `ENFILE`, …).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -53,6 +55,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let shed_slots = Arc::new(Semaphore::new(SHED_SLOTS));
+    let overloaded = overloaded_answer().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -95,7 +98,7 @@ pub async fn serve(
         } else {
             metrics::counter!("chatgate_connections_shed_total").increment(1);
             if let Ok(permit) = Arc::clone(&shed_slots).try_acquire_owned() {
-                tasks.spawn(shed(stream, permit));
+                tasks.spawn(shed(stream, overloaded.clone(), permit));
             }
             // else: dropped here, closed unanswered; the count above shows it.
         }
@@ -277,16 +280,46 @@ impl Drop for OpenGauge {
     }
 }
 
-/// A connection over the cap: read its request head, answer 503, close.
-async fn shed(stream: TcpStream, _permit: OwnedSemaphorePermit) {
-    let service = hyper::service::service_fn(|_req: hyper::Request<Incoming>| async {
-        Ok::<_, Infallible>(crate::http::overloaded())
-    });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(SHED_TIMEOUT)
-        .keep_alive(false);
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
-    let _ = tokio::time::timeout(SHED_TIMEOUT, conn).await;
+/// The bytes of the answer to a connection over the cap (HTTP/1.1, closing).
+async fn overloaded_answer() -> Bytes {
+    let res = crate::http::overloaded();
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        res.status().as_str(),
+        res.status().canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (name, value) in res.headers() {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    let body = axum::body::to_bytes(res.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    out.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(&body);
+    Bytes::from(out)
+}
+
+/// A connection over the cap: answer 503 at once (an HTTP/1.1 server may
+/// answer before the request is complete), close our side, and read what
+/// the client still sends until it closes, so that closing does not reset
+/// the answer away; all within [`SHED_TIMEOUT`].
+async fn shed(mut stream: TcpStream, answer: Bytes, _permit: OwnedSemaphorePermit) {
+    let _ = tokio::time::timeout(SHED_TIMEOUT, async {
+        stream.write_all(&answer).await?;
+        stream.shutdown().await?;
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < SHED_DRAIN_MAX {
+            match stream.read(&mut sink).await? {
+                0 => break,
+                n => drained += n,
+            }
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
 }
