@@ -1,7 +1,7 @@
 //! Building and serving the app: [`App::build`] wires the store, channels,
 //! events and router from a [`Config`] and binds the listener (port 0 in
 //! tests); [`App::serve`] runs until the shutdown future resolves (the
-//! connection loop and its limits are in [`crate::server`]).
+//! connection loop and its limits are in `server.rs`).
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
