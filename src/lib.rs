@@ -22,6 +22,7 @@
 //!
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
+//!  server.rs    the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
 //! ```
 //!
@@ -39,6 +40,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod http;
+mod server;
 pub mod store;
 pub mod telemetry;
 pub mod time;
