@@ -100,6 +100,16 @@ impl App {
                 }
             },
         ));
+        let dispatcher = tokio::spawn(gateway::run_dispatcher(
+            Arc::clone(&self.gateway),
+            Arc::clone(&self.clock),
+            {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+            },
+        ));
         let limits = self.gateway.config.server.limits;
         let result = crate::server::serve(self.listener, self.router, limits, async move {
             shutdown.await;
@@ -107,6 +117,7 @@ impl App {
         })
         .await;
         let _ = sweeper.await;
+        let _ = dispatcher.await;
         result
     }
 }

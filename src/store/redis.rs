@@ -16,8 +16,8 @@
 //! # Atomicity
 //!
 //! [`Store::commit`] is one Lua script (`redis/commit.lua`) that checks every
-//! version before it writes anything; [`Store::index_take_due`] is another
-//! (`redis/take_due.lua`) so each due entry goes to exactly one caller.
+//! version before it writes anything; [`Store::index_claim_due`] is another
+//! (`redis/claim_due.lua`) so each due entry goes to exactly one caller.
 //! [`Store::index_desc`] is a plain read: one `ZREVRANGE`, or with a cursor
 //! `ZREVRANGEBYSCORE` from the cursor's score, dropping the ties at or above
 //! the cursor member in Rust (byte order, as Redis orders ties); it pages
@@ -45,7 +45,7 @@ pub struct RedisStore {
     prefix: String,
     conn: Connector,
     commit_script: Script,
-    take_due_script: Script,
+    claim_due_script: Script,
     companion_script: Script,
 }
 
@@ -66,7 +66,7 @@ impl RedisStore {
             prefix: key_prefix.to_owned(),
             conn: Connector::new(url).await?,
             commit_script: Script::new(include_str!("redis/commit.lua")),
-            take_due_script: Script::new(include_str!("redis/take_due.lua")),
+            claim_due_script: Script::new(include_str!("redis/claim_due.lua")),
             companion_script: Script::new(include_str!("redis/get_companion.lua")),
         })
     }
@@ -327,23 +327,24 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn index_take_due(
+    async fn index_claim_due(
         &self,
         key: &str,
         max_score: i64,
         limit: usize,
+        claim_score: i64,
     ) -> Result<Vec<IndexEntry>, StoreError> {
         let limit = limit.min(u32::MAX as usize);
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut call = self.take_due_script.prepare_invoke();
+        let mut call = self.claim_due_script.prepare_invoke();
         call.key(self.key(key))
-            .key(self.key(&expiry_set(key)))
             .arg(max_score)
-            .arg(limit);
-        let reply = self.conn.invoke("index_take_due", &call).await?;
-        entries("index_take_due", reply)
+            .arg(limit)
+            .arg(claim_score);
+        let reply = self.conn.invoke("index_claim_due", &call).await?;
+        entries("index_claim_due", reply)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

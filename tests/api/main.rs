@@ -12,6 +12,7 @@ mod hardening;
 mod integrity;
 mod login_flow;
 mod logs;
+mod outbox;
 mod prechat;
 mod round_trips;
 mod store_contract;

@@ -56,8 +56,8 @@ contract!(
     indexes::index_pages_through_many_ties,
     indexes::index_members_expire_one_by_one,
     indexes::dead_members_are_pruned_by_writes,
-    indexes::take_due_lowest_first,
-    indexes::take_due_exactly_once_under_contention,
+    indexes::claim_due_lowest_first_with_a_lease,
+    indexes::claim_due_exactly_once_under_contention,
 );
 
 pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {

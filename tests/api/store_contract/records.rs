@@ -205,7 +205,10 @@ pub async fn ttl_expires_records_and_indexes(s: SharedStore) {
     assert_eq!(read(&s, "{t}:a").await, None);
     assert_eq!(read(&s, "{t}:b").await, Some((vb, "long".into())));
     assert_eq!(desc(&s, "{t}:idx", None, 10).await, vec![]);
-    assert_eq!(s.index_take_due("{t}:idx", 100, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        s.index_claim_due("{t}:idx", 100, 10, 200).await.unwrap(),
+        vec![]
+    );
     // An expired record is absent: version 0, and its old version is refused.
     assert_eq!(
         commit(&s, vec![put("{t}:a", va, "x", Some(LONG))]).await,

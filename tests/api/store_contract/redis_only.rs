@@ -48,7 +48,16 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
         },
     ];
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
-    assert_eq!(s.index_take_due("{t}:due", 5, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.index_claim_due("{t}:due", 5, 10, 50).await.unwrap().len(),
+        1
+    );
+    s.commit(vec![Op::IndexRemove {
+        key: "{t}:due".into(),
+        member: "1".into(),
+    }])
+    .await
+    .unwrap();
 
     // An index keeps its members' expiry times beside it (`:exp`).
     let mut expected: Vec<String> = [
@@ -153,7 +162,7 @@ async fn assert_all_unavailable(s: &RedisStore) {
     )
     .await;
     assert_unavailable_fast("index_desc", s.index_desc("{t}:idx", None, 5)).await;
-    assert_unavailable_fast("index_take_due", s.index_take_due("{t}:due", 5, 5)).await;
+    assert_unavailable_fast("index_claim_due", s.index_claim_due("{t}:due", 5, 5, 50)).await;
     assert_unavailable_fast("ping", s.ping()).await;
 }
 
