@@ -10,6 +10,7 @@ mod challenges;
 mod login_flow;
 mod logs;
 mod prechat;
+mod properties;
 mod round_trips;
 mod store_contract;
 mod stores;
