@@ -6,6 +6,8 @@
 use std::fmt::Debug;
 use std::future::Future;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
@@ -257,9 +259,28 @@ both_stores!(
             app.new_interaction().await;
         }
         let app = &app;
+        // Cursors are base64url of `score:member`: forge them with any score.
+        let cursor = (
+            prop_oneof![any::<i64>().prop_map(|n| n.to_string()), hostile()],
+            prop_oneof![
+                any::<u128>().prop_map(|u| Uuid::from_u128(u).to_string()),
+                hostile()
+            ],
+        )
+            .prop_map(|(score, member)| B64URL.encode(format!("{score}:{member}")));
         let value = || prop_oneof![hostile(), "[0-9-]{0,24}", "[A-Za-z0-9_=-]{0,60}"];
         let key = prop::sample::select(vec!["cursor", "limit", "status", "channel", "x"]);
-        let query = prop::collection::vec((key, value()), 0..4);
+        let pairs = prop::collection::vec((key, value()), 0..3);
+        let query = (
+            pairs,
+            prop::option::of(cursor),
+            prop::option::of("-?[0-9]{1,22}"),
+        )
+            .prop_map(|(mut pairs, cursor, limit)| {
+                pairs.extend(cursor.map(|c| ("cursor", c)));
+                pairs.extend(limit.map(|l| ("limit", l)));
+                pairs
+            });
         run(64, query, |query| async move {
             let q: Vec<String> = query
                 .iter()
@@ -471,5 +492,127 @@ both_stores!(
             .callback(&token, "success", json!({"id": "cust-1"}))
             .await;
         assert_eq!(res.status(), 200);
+    }
+);
+
+/// A body for any endpoint: members the handlers know, each with a
+/// plausible or an arbitrary value, plus arbitrary members and values.
+fn any_endpoint_body() -> impl Strategy<Value = Value> {
+    let key = prop::sample::select(vec![
+        "method",
+        "delivery",
+        "to",
+        "code",
+        "assertion",
+        "token",
+        "outcome",
+        "customer",
+        "team",
+        "customer_id",
+        "channel",
+        "conversation_id",
+        "customer_ref",
+        "session_pin",
+        "contact",
+        "stage",
+        "scope",
+        "expected_customer",
+        "deliver",
+        "phone",
+        "email",
+        "id",
+        "name",
+    ]);
+    let plausible = prop::sample::select(vec![
+        json!("otp"),
+        json!("pin"),
+        json!("chat"),
+        json!("sms"),
+        json!("email"),
+        json!("success"),
+        json!("failure"),
+        json!("webchat"),
+        json!("acme"),
+        json!("123456"),
+        json!("4829"),
+        json!("cust-1"),
+        json!("+15551230000"),
+        json!("a@b.example"),
+        json!("mid_chat"),
+        json!("pre_chat"),
+        json!(true),
+        json!({"id": "cust-1", "name": "Ada"}),
+        json!({"phone": "+15551230000", "email": "a@b.example"}),
+    ]);
+    let value = prop_oneof![3 => plausible, 2 => json_value()];
+    prop_oneof![
+        4 => prop::collection::btree_map(key, value, 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        1 => json_value(),
+    ]
+}
+
+/// Whatever a caller posts to whichever endpoint, with whichever key, the
+/// answer is a success or a documented problem: a 4xx, or 502 when a
+/// provider fails. Never a 500 or 503, never an echo.
+both_stores!(
+    any_body_to_any_endpoint_is_a_documented_answer,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let cid = Uuid::now_v7().to_string();
+        let app = &app;
+        let paths = vec![
+            "/v1/interactions".to_string(),
+            format!("/v1/interactions/{id}/login-links"),
+            format!("/v1/interactions/{id}/challenges"),
+            format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+            format!("/v1/interactions/{id}/assertion"),
+            format!("/v1/interactions/{id}/activity"),
+            format!("/v1/interactions/{id}/logout"),
+            "/v1/login/callback".to_string(),
+            "/v1/customers/logout".to_string(),
+            format!("/v1/subjects/interaction%3A{id}/unlock"),
+        ];
+        let keys = vec![
+            Some(app.keys.bot.clone()),
+            Some(app.keys.agent.clone()),
+            Some(app.keys.admin.clone()),
+            Some(app.keys.globex_bot.clone()),
+            None,
+        ];
+        let strategy = (
+            prop::sample::select(paths),
+            prop::sample::select(keys),
+            any_endpoint_body(),
+        );
+        run(96, strategy, |(path, key, body)| async move {
+            let res = app.post_json(&path, key.as_deref(), &body).await;
+            let status = res.status().as_u16();
+            if !(200..300).contains(&status) {
+                let codes = [
+                    "invalid_request",
+                    "unauthorized",
+                    "invalid_token",
+                    "invalid_signature",
+                    "invalid_code",
+                    "forbidden",
+                    "customer_mismatch",
+                    "banned",
+                    "not_found",
+                    "token_used",
+                    "challenge_used",
+                    "no_session_pin",
+                    "token_expired",
+                    "challenge_expired",
+                    "challenge_exhausted",
+                    "locked",
+                    "rate_limited",
+                    "channel_error",
+                ];
+                let allowed: Vec<u16> = (400..500).chain([502]).collect();
+                problem(res, &allowed, &codes).await?;
+            }
+            Ok(())
+        });
     }
 );

@@ -1,5 +1,6 @@
-//! Configured secrets: `whsec_` keys and API key hashes parse exactly the
-//! documented forms, round-trip, and never repeat a refused value.
+//! Configured secrets: `whsec_` keys (also as the `sign` tool reads them)
+//! and API key hashes parse exactly the documented forms, round-trip, and
+//! never repeat a refused value.
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use proptest::prelude::*;
@@ -45,6 +46,24 @@ proptest! {
         } else {
             let e = r.unwrap_err();
             prop_assert!(e.contains(&format!("{} bytes", bytes.len())), "{}", e);
+        }
+    }
+
+    /// The signing tool's reader: any non-empty key, same prefix rule.
+    #[test]
+    fn the_cli_reads_whsec_of_any_non_empty_length(s in whsec_like()) {
+        let want = s
+            .trim()
+            .strip_prefix("whsec_")
+            .and_then(|b| B64.decode(b).ok())
+            .filter(|b| !b.is_empty());
+        match (crate::cli::decode_whsec(&s), want) {
+            (Ok(key), Some(bytes)) => prop_assert_eq!(key, bytes),
+            (Err(e), None) => {
+                let tail = s.trim().strip_prefix("whsec_").unwrap_or(&s);
+                prop_assert!(tail.len() < 6 || !e.contains(tail), "{}", e);
+            }
+            (got, want) => prop_assert!(false, "{:?} vs {:?}", got.map(|k| k.len()), want.map(|b| b.len())),
         }
     }
 
