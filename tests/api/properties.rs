@@ -552,9 +552,9 @@ fn any_endpoint_body() -> impl Strategy<Value = Value> {
     ]
 }
 
-/// Whatever a caller posts to whichever endpoint, with whichever key, the
-/// answer is a success or a documented problem: a 4xx, or 502 when a
-/// provider fails. Never a 500 or 503, never an echo.
+// Whatever a caller posts to whichever endpoint, with whichever key, the
+// answer is a success or a documented problem: a 4xx, or 502 when a
+// provider fails. Never a 500 or 503, never an echo.
 both_stores!(
     any_body_to_any_endpoint_is_a_documented_answer,
     |app: TestApp| async move {
