@@ -616,3 +616,93 @@ both_stores!(
         });
     }
 );
+
+/// A link request with each member plausible, arbitrary, or absent.
+fn link_request() -> impl Strategy<Value = Value> {
+    let text = || {
+        prop_oneof![
+            Just(None),
+            "[A-Za-z0-9_ -]{1,40}".prop_map(|s| Some(json!(s))),
+            hostile().prop_map(|s| Some(json!(s))),
+        ]
+    };
+    let stage = prop_oneof![
+        Just(None),
+        Just(Some(json!("mid_chat"))),
+        Just(Some(json!("pre_chat"))),
+        hostile().prop_map(|s| Some(json!(s))),
+    ];
+    (stage, text(), text()).prop_map(|(stage, scope, expected)| {
+        let mut o = serde_json::Map::new();
+        o.insert("deliver".into(), json!(false));
+        for (k, v) in [
+            ("stage", stage),
+            ("scope", scope),
+            ("expected_customer", expected),
+        ] {
+            if let Some(v) = v {
+                o.insert(k.into(), v);
+            }
+        }
+        Value::Object(o)
+    })
+}
+
+// Short links round-trip: an issued code redirects to exactly the link's
+// URL (as often as it is fetched), any one-character change of the code
+// names nothing, and none of it uses the link up.
+both_stores!(
+    issued_short_links_redirect_to_their_url_and_nothing_else_does,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let app = &app;
+        let id = &id;
+        let edit = (any::<prop::sample::Index>(), "[A-Za-z0-9_-]", 0..3u8);
+        run(
+            24,
+            (link_request(), edit),
+            |(request, (at, c, how))| async move {
+                let res = app
+                    .post_json(
+                        &format!("/v1/interactions/{id}/login-links"),
+                        Some(&app.keys.bot),
+                        &request,
+                    )
+                    .await;
+                if res.status() != 201 {
+                    problem(res, &[400, 422], &["invalid_request"]).await?;
+                    return Ok(());
+                }
+                let link: Value = res.json().await.unwrap();
+                let url = link["url"].as_str().unwrap();
+                let short = link["short_url"].as_str().unwrap();
+                let code = short.rsplit_once("/l/").unwrap().1.to_string();
+                for _ in 0..2 {
+                    let res = app
+                        .request(Method::GET, &format!("/l/{code}"), None)
+                        .send()
+                        .await
+                        .unwrap();
+                    prop_assert_eq!(res.status().as_u16(), 302);
+                    prop_assert_eq!(res.headers()["location"].to_str().unwrap(), url);
+                }
+                let mut other = code.clone();
+                let i = at.index(other.len());
+                match how {
+                    0 => other.replace_range(i..=i, &c),
+                    1 => drop(other.remove(i)),
+                    _ => other.insert_str(i, &c),
+                }
+                if other != code && !other.is_empty() {
+                    let res = app
+                        .request(Method::GET, &format!("/l/{other}"), None)
+                        .send()
+                        .await
+                        .unwrap();
+                    problem(res, &[404], &["not_found"]).await?;
+                }
+                Ok(())
+            },
+        );
+    }
+);
