@@ -114,6 +114,14 @@ impl Challenge {
         }
     }
 
+    /// A step-up challenge ends with its step-up: no later than `until`.
+    pub fn ending_by(mut self, until: Option<Timestamp>) -> Challenge {
+        if let Some(until) = until {
+            self.expires_at = self.expires_at.min(until);
+        }
+        self
+    }
+
     /// Can still be answered at `now`.
     pub fn is_open(&self, now: Timestamp) -> bool {
         now < self.expires_at && self.attempts_used < self.max_attempts

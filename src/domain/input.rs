@@ -1,10 +1,26 @@
 //! Parsing of caller-supplied identifiers and contacts ("parse, don't
 //! validate"): each constructor refuses a bad value with a 422 naming the
 //! field, so later code only ever holds valid ones.
+//!
+//! Two kinds of text about a customer come from outside:
+//! - **identifiers** (`customer_ref`, a proven customer's `id`, an assertion's
+//!   `sub`, `expected_customer`): whom lockouts, bans and logouts apply to.
+//!   They are trimmed and normalised (Unicode NFKC), and refuse control,
+//!   format (zero-width, bidi overrides) and separator characters, so two
+//!   spellings that look alike are one subject and cannot dodge a lockout;
+//! - **display values** (a name, an e-mail, a scope): kept as given, but
+//!   refusing control characters, line separators and bidi overrides, which
+//!   would otherwise reach agents' screens and log lines.
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+use super::interaction::Customer;
 use crate::error::Error;
 
-/// 1..=`max` characters, none of them control characters.
-fn printable(field: &str, s: &str, max: usize) -> Result<String, Error> {
+/// The longest identity value (customer id, name, e-mail) accepted.
+pub const MAX_IDENTITY_CHARS: usize = 1024;
+
+fn length(field: &str, s: &str, max: usize) -> Result<(), Error> {
     let n = s.chars().count();
     if n == 0 || n > max {
         return Err(Error::invalid(
@@ -12,10 +28,108 @@ fn printable(field: &str, s: &str, max: usize) -> Result<String, Error> {
             &format!("must be 1 to {max} characters"),
         ));
     }
+    Ok(())
+}
+
+/// 1..=`max` characters, none of them control characters.
+fn printable(field: &str, s: &str, max: usize) -> Result<String, Error> {
+    length(field, s, max)?;
     if s.chars().any(char::is_control) {
         return Err(Error::invalid(field, "must be printable characters"));
     }
     Ok(s.to_string())
+}
+
+/// Explicit bidirectional formatting characters (Trojan Source, CVE-2021-42574).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+fn is_line_separator(c: char) -> bool {
+    matches!(
+        c.general_category(),
+        GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
+    )
+}
+
+/// An identifier of a customer: trimmed, NFKC-normalised, 1..=`max`
+/// characters, no control, format or separator characters.
+pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
+    let normalised: String = s.trim().nfkc().collect();
+    let v = normalised.trim();
+    length(field, v, max)?;
+    let refused = |c: char| {
+        c.is_control() || is_line_separator(c) || c.general_category() == GeneralCategory::Format
+    };
+    if v.chars().any(refused) {
+        return Err(Error::invalid(
+            field,
+            "must not contain control, invisible or bidi characters",
+        ));
+    }
+    Ok(v.to_string())
+}
+
+/// A customer id (callback `customer.id`, assertion `sub`,
+/// `expected_customer`, back-channel logout `customer_id`).
+pub fn customer_id(field: &str, s: &str) -> Result<String, Error> {
+    identifier(field, s, MAX_IDENTITY_CHARS)
+}
+
+/// A value shown to people (a name, an e-mail, a scope): 1..=`max`
+/// characters, no control characters, line separators or bidi overrides.
+pub fn display(field: &str, s: &str, max: usize) -> Result<String, Error> {
+    length(field, s, max)?;
+    if s.chars()
+        .any(|c| c.is_control() || is_line_separator(c) || is_bidi_control(c))
+    {
+        return Err(Error::invalid(
+            field,
+            "must not contain control, line-separator or bidi characters",
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// A member name of a customer object: 1..64 of `[A-Za-z0-9_.-]`. The name
+/// itself is never echoed: it may be anything.
+pub fn member_name(object: &str, name: &str) -> Result<(), Error> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            object,
+            "member names must be 1 to 64 of A-Z a-z 0-9 _ . -",
+        ))
+    }
+}
+
+/// One member of a proven customer (`object` names it in errors, e.g.
+/// `customer`): `id` is an identifier, every other member a display value.
+pub fn customer_member(object: &str, name: &str, value: &str) -> Result<(String, String), Error> {
+    member_name(object, name)?;
+    let field = format!("{object}.{name}");
+    let value = if name == "id" {
+        customer_id(&field, value)?
+    } else {
+        display(&field, value, MAX_IDENTITY_CHARS)?
+    };
+    Ok((name.to_string(), value))
+}
+
+/// A whole proven customer, member by member (see [`customer_member`]).
+pub fn customer<'a>(
+    object: &str,
+    members: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<Customer, Error> {
+    members
+        .into_iter()
+        .map(|(k, v)| customer_member(object, k, v))
+        .collect()
 }
 
 /// The chat's own id of the conversation (1..256 printable characters).
@@ -37,7 +151,7 @@ pub struct CustomerRef(String);
 
 impl CustomerRef {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        let v = printable("customer_ref", s, 256)?;
+        let v = identifier("customer_ref", s, 256)?;
         if v.starts_with("interaction:") {
             return Err(Error::invalid(
                 "customer_ref",
@@ -79,9 +193,16 @@ pub fn email(field: &str, s: &str) -> Result<String, Error> {
     }
 }
 
-/// A customer member given by a login page or assertion: up to 1024 printable characters.
-pub fn customer_field(field: &str, s: &str) -> Result<String, Error> {
-    printable(field, s, 1024)
+/// A subject as named in a URL: `interaction:{uuid}`, or a customer ref
+/// (normalised like one, so it names the same record).
+pub fn subject(s: &str) -> Result<String, Error> {
+    match s.strip_prefix("interaction:") {
+        Some(id) if uuid::Uuid::parse_str(id).is_ok() => Ok(s.to_string()),
+        Some(_) => Err(Error::invalid("subject", "interaction:{id} needs a UUID")),
+        None => CustomerRef::parse(s)
+            .map(CustomerRef::into_string)
+            .map_err(|_| Error::invalid("subject", "must be a customer_ref or interaction:{id}")),
+    }
 }
 
 #[cfg(test)]
@@ -107,5 +228,71 @@ mod tests {
         assert!(email("e", "ada@@example.com").is_err());
         assert!(email("e", "ada example.com").is_err());
         assert!(CustomerRef::parse("interaction:x").is_err());
+    }
+
+    #[test]
+    fn identifiers_are_normalised_so_lookalikes_are_one_subject() {
+        let plain = CustomerRef::parse("cust-42").unwrap();
+        // Fullwidth letters and digits fold to ASCII under NFKC; ends are trimmed.
+        assert_eq!(CustomerRef::parse(" ｃｕｓｔ－４２ ").unwrap(), plain);
+        assert_eq!(CustomerRef::parse("cust-42\u{3000}").unwrap(), plain);
+        // Invisible and direction-changing characters are refused, not dropped.
+        for bad in [
+            "cust\u{200B}-42",
+            "cust-42\u{202E}",
+            "\u{2066}cust-42",
+            "cust\u{FEFF}-42",
+            "a\u{2028}b",
+            "a\u{0}b",
+            "   ",
+        ] {
+            assert!(CustomerRef::parse(bad).is_err(), "{bad:?}");
+            assert!(customer_id("customer.id", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            customer_id("customer.id", "Ünïcødé 42").unwrap(),
+            "Ünïcødé 42"
+        );
+        assert!(customer_id("customer.id", &"x".repeat(1024)).is_ok());
+        assert!(customer_id("customer.id", &"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn display_values_keep_their_text_but_refuse_control_and_bidi() {
+        assert_eq!(
+            display("name", "Ada Lovelace", 1024).unwrap(),
+            "Ada Lovelace"
+        );
+        assert_eq!(display("name", "محمد", 1024).unwrap(), "محمد");
+        for bad in [
+            "",
+            "Ada\u{1b}[31m",
+            "Ada\nEve",
+            "Ada\u{202E}evE",
+            "a\u{2029}b",
+        ] {
+            assert!(display("name", bad, 1024).is_err(), "{bad:?}");
+        }
+        assert!(display("name", &"x".repeat(2000), 1024).is_err());
+    }
+
+    #[test]
+    fn customer_members() {
+        let c = customer("customer", [("id", " cust-42 "), ("name", "Ada")]).unwrap();
+        assert_eq!(c.get("id").map(String::as_str), Some("cust-42"));
+        for name in ["", "na me", "n\u{0}", "ünï", &"x".repeat(65)] {
+            let err = customer("customer", [(name, "v")]).unwrap_err();
+            assert!(!err.to_string().contains('\u{0}'));
+        }
+        assert!(customer("customer", [("first.name_2-x", "v")]).is_ok());
+    }
+
+    #[test]
+    fn subjects_in_urls() {
+        assert_eq!(subject("ｃｕｓｔ-42").unwrap(), "cust-42");
+        let id = uuid::Uuid::now_v7();
+        assert!(subject(&format!("interaction:{id}")).is_ok());
+        assert!(subject("interaction:nope").is_err());
+        assert!(subject("a\u{200B}").is_err());
     }
 }

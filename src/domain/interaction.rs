@@ -83,6 +83,45 @@ pub struct Link {
     /// `None` when `token_ttl` is "0s".
     pub expires_at: Option<Timestamp>,
     pub used: bool,
+    /// The signed callback that used it, and what it was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<LinkUse>,
+}
+
+/// The callback that used a login link, remembered with its answer: the
+/// login page's retry of the same signed request (same `webhook-id`, as
+/// Standard Webhooks intends for retries) gets the same answer again and
+/// changes nothing, also when the first answer never reached it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkUse {
+    /// Digest of the callback's `webhook-id` (`webhook_sig::id_digest`).
+    pub webhook_id: String,
+    pub answer: CallbackAnswer,
+}
+
+/// What a login callback was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CallbackAnswer {
+    Authenticated { expires_at: Option<Timestamp> },
+    NotAuthenticated,
+    Locked { until: Timestamp },
+    Banned,
+    CustomerMismatch,
+}
+
+impl CallbackAnswer {
+    /// The answer a refusal gives, if it is one a callback can give after
+    /// using its link.
+    pub fn refused(e: &crate::error::Error) -> Option<Self> {
+        use crate::error::Error;
+        match e {
+            Error::Locked { until, .. } => Some(CallbackAnswer::Locked { until: *until }),
+            Error::Banned => Some(CallbackAnswer::Banned),
+            Error::CustomerMismatch => Some(CallbackAnswer::CustomerMismatch),
+            _ => None,
+        }
+    }
 }
 
 /// How many links an interaction remembers; the oldest are forgotten first
@@ -95,8 +134,10 @@ pub struct PendingStepUp {
     pub customer: Customer,
     pub fingerprint: Option<String>,
     pub region: Option<String>,
-    /// The interaction shows `pending` until then (the assertion's `exp`);
-    /// an OTP challenge started before it can still complete the step-up.
+    /// The step-up ends then: the assertion's `exp`, and at most
+    /// `assertion_max_age` after it was accepted. Until then the interaction
+    /// shows `pending`; after it, nothing can complete it (its OTP challenge
+    /// ends by then too).
     pub until: Timestamp,
 }
 
@@ -131,10 +172,6 @@ pub struct InteractionRecord {
     /// The end for which `interaction.expired` was already emitted.
     #[serde(default)]
     pub expiry_announced: Option<Timestamp>,
-    /// The store key of this interaction's subject record, so the store can
-    /// read both in one round trip (`Store::get_with_companion`).
-    #[serde(default)]
-    pub companion: Option<String>,
     /// The end for which `interaction.expiring` was already emitted.
     #[serde(default)]
     pub expiring_announced: Option<Timestamp>,
@@ -160,7 +197,6 @@ impl InteractionRecord {
             step_up: None,
             expiry_announced: None,
             expiring_announced: None,
-            companion: None,
         }
     }
 
@@ -204,7 +240,29 @@ impl InteractionRecord {
             .iter()
             .any(|l| !l.used && l.expires_at.is_none_or(|e| now < e))
             || self.open_challenge(now).is_some()
-            || self.step_up.as_ref().is_some_and(|s| now < s.until)
+            || self.live_step_up(now).is_some()
+    }
+
+    /// The pre-chat step-up that an OTP can still complete at `now`.
+    pub fn live_step_up(&self, now: Timestamp) -> Option<&PendingStepUp> {
+        self.step_up.as_ref().filter(|s| now < s.until)
+    }
+
+    /// Ends a pending step-up, and the challenge opened to complete it: a new
+    /// assertion, a new link, an authentication or a logout leaves nothing
+    /// that could later authenticate this conversation as that customer.
+    pub fn end_step_up(&mut self) {
+        self.step_up = None;
+        if self.challenge.as_ref().is_some_and(|c| c.step_up) {
+            super::challenge::close(self);
+        }
+    }
+
+    /// The customer a live step-up would prove, if any.
+    pub fn step_up_customer(&self, now: Timestamp) -> Option<&str> {
+        self.live_step_up(now)
+            .and_then(|p| p.customer.get("id"))
+            .map(String::as_str)
     }
 
     /// The challenge that can still be answered, if any.
@@ -254,7 +312,7 @@ impl InteractionRecord {
             expires_at: now.plus(s.authenticated_ttl.get()),
             customer,
         });
-        self.step_up = None;
+        self.end_step_up();
         self.expiry_announced = None;
         self.expiring_announced = None;
         self.last_activity_at = now;
@@ -281,7 +339,7 @@ impl InteractionRecord {
     /// authenticate after it.
     pub fn log_out(&mut self, now: Timestamp) {
         self.auth = None;
-        self.step_up = None;
+        self.end_step_up();
         for link in &mut self.links {
             link.used = true;
         }
@@ -297,6 +355,14 @@ impl InteractionRecord {
         let excess = self.links.len().saturating_sub(MAX_LINKS);
         self.links.drain(..excess);
         self.last_write_at = now;
+    }
+
+    /// Is `customer_id` signed in here at `now`, or about to be: authenticated
+    /// as them (or as its `customer_ref`), or a pending step-up for them? A
+    /// website's logout of that customer ends both.
+    pub fn signed_in_as(&self, customer_id: &str, now: Timestamp, s: &Settings) -> bool {
+        (self.is_authenticated(now, s) && self.belongs_to(customer_id))
+            || self.step_up_customer(now) == Some(customer_id)
     }
 
     /// Does the authenticated customer (or the `customer_ref`) match `customer_id`?
@@ -416,6 +482,7 @@ mod tests {
                 id: Uuid::now_v7(),
                 expires_at: Some(t(600)),
                 used: false,
+                used_by: None,
             },
             t(0),
         );
@@ -458,6 +525,7 @@ mod tests {
                 id: Uuid::now_v7(),
                 expires_at: Some(t(600)),
                 used: false,
+                used_by: None,
             },
             t(0),
         );
@@ -467,6 +535,7 @@ mod tests {
                 id: Uuid::now_v7(),
                 expires_at: Some(t(600)),
                 used: false,
+                used_by: None,
             },
             t(2),
         );
@@ -488,6 +557,7 @@ mod tests {
                     id: Uuid::now_v7(),
                     expires_at: None,
                     used: false,
+                    used_by: None,
                 },
                 t(0),
             );

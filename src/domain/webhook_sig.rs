@@ -87,9 +87,20 @@ pub fn verify(
     if ok {
         Ok(())
     } else {
-        Err(Error::InvalidSignature("no valid signature"))
+        Err(NO_VALID_SIGNATURE)
     }
 }
+
+/// A short, fixed-size digest of a `webhook-id` for remembering which
+/// signed requests were answered (the id itself may be long).
+pub fn id_digest(msg_id: &str) -> String {
+    use sha2::Digest;
+    hex::encode(&Sha256::digest(msg_id.as_bytes())[..16])
+}
+
+/// The refusal for a signature that no key makes (also: an unknown team,
+/// which must read exactly like a wrong key).
+pub const NO_VALID_SIGNATURE: Error = Error::InvalidSignature("no valid signature");
 
 /// Unix seconds written canonically (ASCII digits, no sign, no leading zero).
 fn parse_timestamp(s: &str) -> Option<i64> {

@@ -1,7 +1,6 @@
 //! Login links, the login page's callback, short links and the website's
 //! back-channel logout (CONTRACT 3.5).
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -9,14 +8,15 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, retry, write_interaction, write_subject, Loaded};
+use super::records::put;
+use super::work::Step;
 use super::Gateway;
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::input;
-use crate::domain::interaction::{Customer, Link, Method};
+use crate::domain::interaction::{CallbackAnswer, Customer, Link, LinkUse, Method};
 use crate::domain::login_token::{self, LoginClaims, Stage};
 use crate::domain::subject::FailureOutcome;
+use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
@@ -43,14 +43,25 @@ pub struct IssuedLink {
     pub delivery_error: Option<String>,
 }
 
-/// What a short code leads to.
+/// What a short code leads to. It holds no token: the token is signed again
+/// from these claims when the link is followed (HS256 is deterministic, so
+/// it is the very token issued), and reading the store yields no live
+/// credential.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShortLink {
-    team: String,
     interaction_id: Uuid,
     link_id: Uuid,
-    url: String,
+    /// The security key that signed the token.
+    kid: String,
+    claims: LoginClaims,
     expires_at: Option<Timestamp>,
+}
+
+/// The login page's URL for `token`: the team's `login_url` with `?token=`.
+fn login_url(team: &Team, token: &str) -> String {
+    let mut url = team.login_url.clone();
+    url.query_pairs_mut().append_pair("token", token);
+    url.to_string()
 }
 
 /// Where `GET /l/{code}` sends the browser.
@@ -81,10 +92,6 @@ pub enum CallbackOutcome {
     },
 }
 
-/// The least time a short link keeps answering "expired" after its token
-/// did (else as long as an untouched interaction lives).
-const SHORT_LINK_GRACE: Duration = Duration::from_secs(3600);
-
 impl Gateway {
     pub async fn issue_link(
         &self,
@@ -101,78 +108,81 @@ impl Gateway {
         let scope = req
             .scope
             .as_deref()
-            .map(|v| input::customer_field("scope", v))
+            .map(|v| input::display("scope", v, input::MAX_IDENTITY_CHARS))
             .transpose()?;
         let expected = req
             .expected_customer
             .as_deref()
-            .map(|v| input::customer_field("expected_customer", v))
+            .map(|v| input::customer_id("expected_customer", v))
             .transpose()?;
         let key = team.primary_key().ok_or(Error::Internal)?;
         let code = random_code();
 
-        let (issued, rec, short, short_ttl) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let link_id = Uuid::now_v7();
-            let iat = now.unix_seconds();
-            let exp = s
-                .token_ttl
-                .enabled()
-                .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-            let claims = LoginClaims {
-                iss: self.config.server.issuer.clone(),
-                aud: team.id.clone(),
-                sub: rec.id.to_string(),
-                jti: link_id.to_string(),
-                iat,
-                exp,
-                team: team.id.clone(),
-                channel: rec.channel.clone(),
-                stage,
-                scope: scope.clone(),
-                expected_customer: expected.clone(),
-            };
-            let token = login_token::issue(key, &claims)?;
-            let mut url = team.login_url.clone();
-            url.query_pairs_mut().append_pair("token", &token);
-            let expires_at = exp.map(Timestamp::from_unix_seconds);
-            rec.add_link(
-                Link {
-                    id: link_id,
-                    expires_at,
-                    used: false,
-                },
-                now,
-            );
-            let short = ShortLink {
-                team: team.id.clone(),
-                interaction_id: rec.id,
-                link_id,
-                url: url.to_string(),
-                expires_at,
-            };
-            let short_ttl = match expires_at {
-                Some(e) => e.since(now) + s.interaction_ttl.get().max(SHORT_LINK_GRACE),
-                None => s.interaction_ttl.get(),
-            };
-            let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            let issued = IssuedLink {
-                link_id,
-                url: url.to_string(),
-                short_url: format!("{}/l/{}", self.config.server.public_url, code),
-                token,
-                expires_at,
-                delivered: false,
-                delivery_error: None,
-            };
-            match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((issued, rec, short, short_ttl))),
-                Commit::Conflict { .. } => Ok(None),
-            }
-        })
-        .await?;
+        let (scope, expected, short_code) = (&scope, &expected, &code);
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let s = w.settings;
+                    let link_id = Uuid::now_v7();
+                    let iat = now.unix_seconds();
+                    let exp = s
+                        .token_ttl
+                        .enabled()
+                        .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+                    let claims = LoginClaims {
+                        iss: self.config.server.issuer.clone(),
+                        aud: team.id.clone(),
+                        sub: w.rec.id.to_string(),
+                        jti: link_id.to_string(),
+                        iat,
+                        exp,
+                        team: team.id.clone(),
+                        channel: w.rec.channel.clone(),
+                        stage,
+                        scope: scope.clone(),
+                        expected_customer: expected.clone(),
+                    };
+                    let token = login_token::issue(key, &claims)?;
+                    let url = login_url(team, &token);
+                    let expires_at = exp.map(Timestamp::from_unix_seconds);
+                    // A new link ends a pending pre-chat step-up.
+                    w.rec.end_step_up();
+                    w.rec.add_link(
+                        Link {
+                            id: link_id,
+                            expires_at,
+                            used: false,
+                            used_by: None,
+                        },
+                        now,
+                    );
+                    let short = ShortLink {
+                        interaction_id: w.rec.id,
+                        link_id,
+                        kid: key.kid.clone(),
+                        claims,
+                        expires_at,
+                    };
+                    let short_ttl = match expires_at {
+                        // It answers "expired" for as long as an untouched
+                        // interaction lives, then the code is forgotten.
+                        Some(e) => e.since(now) + s.interaction_ttl.get(),
+                        None => s.interaction_ttl.get(),
+                    };
+                    let issued = IssuedLink {
+                        link_id,
+                        url,
+                        short_url: format!("{}/l/{}", self.config.server.public_url, short_code),
+                        token,
+                        expires_at,
+                        delivered: false,
+                        delivery_error: None,
+                    };
+                    Ok(Step::Write((issued, short, short_ttl)))
+                })
+            })
+            .await?;
+        let ((issued, short, short_ttl), rec) = (done.value, done.rec);
         // The short code is all a browser has, so its key carries no team
         // tag: it is written on its own, never in a multi-key commit, and
         // so stays in its own Redis Cluster slot.
@@ -208,13 +218,23 @@ impl Gateway {
             .await?
             .pop()
             .flatten();
-        let Some(link) = Loaded::<ShortLink>::parse(skey, raw)?.value else {
+        let Some(raw) = raw else {
             return Err(Error::NotFound("no such link"));
+        };
+        // A record this version cannot read (one written before short links
+        // stopped holding their token) is a link to ask again for.
+        let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
+            return Ok(ShortLinkTarget::Expired);
         };
         if link.expires_at.is_some_and(|e| now >= e) {
             return Ok(ShortLinkTarget::Expired);
         }
-        let Ok(team) = self.team(&link.team) else {
+        // A team or key removed from the config since: the login page
+        // could not verify the token either.
+        let Some(team) = self.config.team(&link.claims.aud) else {
+            return Ok(ShortLinkTarget::Expired);
+        };
+        let Some(key) = team.key_by_kid(&link.kid) else {
             return Ok(ShortLinkTarget::Expired);
         };
         match self.load_pair(team, link.interaction_id, now).await {
@@ -228,7 +248,8 @@ impl Gateway {
                 Ok(if used {
                     ShortLinkTarget::Expired
                 } else {
-                    ShortLinkTarget::Redirect(link.url)
+                    let token = login_token::issue(key, &link.claims)?;
+                    ShortLinkTarget::Redirect(login_url(team, &token))
                 })
             }
             Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),
@@ -259,75 +280,125 @@ impl Gateway {
         let id = Uuid::parse_str(&claims.sub).map_err(|_| Error::InvalidToken("bad sub"))?;
         let link_id = Uuid::parse_str(&claims.jti).map_err(|_| Error::InvalidToken("bad jti"))?;
 
+        // Verified above: the id is present. A retry of the very request that
+        // used the link is answered as it was (Standard Webhooks retries keep
+        // their `webhook-id`).
+        let request = webhook_sig::id_digest(sig.id.unwrap_or_default());
+
         enum Verdict {
-            Refused(Error),
+            /// Locked or banned: the link is used, nothing else changes.
+            Refused,
             Failure(FailureOutcome),
             Mismatch(FailureOutcome),
             Success,
+            /// A retry of the request that used the link: nothing changes.
+            Repeat,
         }
-        let (verdict, committed) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await.map_err(|e| match e {
+        let (cb, request, expected_customer) = (&cb, &request, &claims.expected_customer);
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let s = w.settings;
+                    let Some(i) = w.rec.links.iter().position(|l| l.id == link_id) else {
+                        return Err(Error::TokenUsed);
+                    };
+                    if let Some(link) = w.rec.links.get(i).filter(|l| l.used) {
+                        return match &link.used_by {
+                            Some(u) if u.webhook_id == *request => {
+                                Ok(Step::Answer((Verdict::Repeat, u.answer)))
+                            }
+                            _ => Err(Error::TokenUsed),
+                        };
+                    }
+                    let refusal_or = |f: FailureOutcome, otherwise: CallbackAnswer| {
+                        f.refusal(now)
+                            .as_ref()
+                            .and_then(CallbackAnswer::refused)
+                            .unwrap_or(otherwise)
+                    };
+                    let (verdict, answer) = if let Err(e) = w.subject().ensure_clear(now) {
+                        let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
+                        (Verdict::Refused, answer)
+                    } else if cb.success
+                        && expected_customer
+                            .as_ref()
+                            .is_some_and(|exp| cb.customer.get("id") != Some(exp))
+                    {
+                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        (
+                            Verdict::Mismatch(f),
+                            refusal_or(f, CallbackAnswer::CustomerMismatch),
+                        )
+                    } else if !cb.success {
+                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        (
+                            Verdict::Failure(f),
+                            refusal_or(f, CallbackAnswer::NotAuthenticated),
+                        )
+                    } else {
+                        w.subject().record_success();
+                        w.rec
+                            .authenticate(Method::LoginLink, cb.customer.clone(), now, s);
+                        let expires_at = w.rec.auth_ends_at(s);
+                        (
+                            Verdict::Success,
+                            CallbackAnswer::Authenticated { expires_at },
+                        )
+                    };
+                    // The link is used from the one-time check on, whatever the verdict.
+                    if let Some(link) = w.rec.links.get_mut(i) {
+                        link.used = true;
+                        link.used_by = Some(LinkUse {
+                            webhook_id: request.clone(),
+                            answer,
+                        });
+                    }
+                    Ok(Step::Write((verdict, answer)))
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                // The interaction is gone: so is every link it had.
                 Error::NotFound(_) => Error::TokenUsed,
                 e => e,
             })?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let Some(link) = rec.links.iter_mut().find(|l| l.id == link_id && !l.used) else {
-                return Ok(Some((Verdict::Refused(Error::TokenUsed), None)));
-            };
-            link.used = true;
-            let mut subject = pair.subject_or_new()?;
-            let verdict = if let Err(e) = subject.ensure_clear(now) {
-                Verdict::Refused(e)
-            } else if cb.success
-                && claims
-                    .expected_customer
-                    .as_ref()
-                    .is_some_and(|exp| cb.customer.get("id") != Some(exp))
-            {
-                Verdict::Mismatch(subject.record_failure(now, &s.lockout, &s.otp))
-            } else if !cb.success {
-                Verdict::Failure(subject.record_failure(now, &s.lockout, &s.otp))
-            } else {
-                subject.record_success();
-                rec.authenticate(Method::LoginLink, cb.customer.clone(), now, s);
-                Verdict::Success
-            };
-            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
-            Ok(committed.map(|c| (verdict, Some(c))))
-        })
-        .await?;
-
-        let outcome = match &verdict {
-            Verdict::Failure(f) | Verdict::Mismatch(f) => Some(*f),
-            _ => None,
-        };
-        if let (Some(outcome), Some(c)) = (outcome, &committed) {
-            metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
-                .increment(1);
-            self.emit_lockout(outcome, now, &team.id, &c.subject);
-        }
+        let ((verdict, answer), c) = (&done.value, &done);
         match verdict {
-            Verdict::Refused(e) => Err(e),
-            Verdict::Mismatch(f) => Err(f.refusal(now).unwrap_or(Error::CustomerMismatch)),
-            Verdict::Failure(f) => match f.refusal(now) {
-                Some(refused) => Err(refused),
-                None => Ok(CallbackOutcome::Failed {
-                    authenticated: false,
-                }),
-            },
-            Verdict::Success => {
-                let c = committed.ok_or(Error::Internal)?;
-                self.announce_authenticated(team, &c.view, c.rec, now);
-                Ok(CallbackOutcome::Authenticated {
-                    interaction_id: c.view.id,
-                    authenticated: true,
-                    expires_at: c.view.expires_at,
-                })
+            Verdict::Failure(f) | Verdict::Mismatch(f) => {
+                metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
+                    .increment(1);
+                self.emit_lockout(*f, now, &team.id, &c.subject);
             }
+            Verdict::Success => {
+                self.announce_authenticated(team, &c.view, c.rec.clone(), now);
+            }
+            Verdict::Refused | Verdict::Repeat => {}
         }
+        answered(*answer, id, now)
+    }
+}
+
+/// The callback's answer, first time or repeated.
+fn answered(
+    answer: CallbackAnswer,
+    interaction_id: Uuid,
+    now: Timestamp,
+) -> Result<CallbackOutcome> {
+    match answer {
+        CallbackAnswer::Authenticated { expires_at } => Ok(CallbackOutcome::Authenticated {
+            interaction_id,
+            authenticated: true,
+            expires_at,
+        }),
+        CallbackAnswer::NotAuthenticated => Ok(CallbackOutcome::Failed {
+            authenticated: false,
+        }),
+        CallbackAnswer::Locked { until } => Err(Error::Locked {
+            until,
+            retry_after: until.retry_after_secs(now),
+        }),
+        CallbackAnswer::Banned => Err(Error::Banned),
+        CallbackAnswer::CustomerMismatch => Err(Error::CustomerMismatch),
     }
 }
 

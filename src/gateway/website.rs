@@ -3,9 +3,12 @@
 //! check (shared with the login callback) and the back-channel logout of a
 //! customer (CONTRACT 3.5).
 use std::sync::Arc;
+use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::records::{put, Loaded};
 use super::Gateway;
 use crate::config::Team;
 use crate::domain::webhook_sig;
@@ -32,11 +35,49 @@ impl SignatureHeaders<'_> {
             .collect();
         webhook_sig::verify(&keys, self.id, self.timestamp, self.signature, body, now)
     }
+
+    /// Like [`Self::verify`] for a team named by the caller, which may not
+    /// exist: an unknown team goes through the same checks (against a decoy
+    /// key) and ends in the same refusal as a wrong key, so the answer tells
+    /// nothing about which teams exist.
+    pub fn verify_named<'t>(
+        &self,
+        team: Option<&'t Team>,
+        body: &[u8],
+        now: Timestamp,
+    ) -> Result<&'t Team> {
+        const DECOY: [u8; 32] = [0x5a; 32];
+        match team {
+            Some(t) => self.verify(t, body, now).map(|()| t),
+            None => webhook_sig::verify(
+                &[&DECOY],
+                self.id,
+                self.timestamp,
+                self.signature,
+                body,
+                now,
+            )
+            .and(Err(webhook_sig::NO_VALID_SIGNATURE)),
+        }
+    }
 }
+
+/// What a back-channel logout was answered, remembered per `webhook-id`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct LogoutAnswer {
+    logged_out: usize,
+}
+
+/// How long an answered signed request is remembered: longer than any
+/// timestamp the signature check accepts (±5 minutes).
+const ANSWER_MEMORY: Duration = Duration::from_secs(2 * webhook_sig::TOLERANCE_SECS as u64 + 60);
 
 impl Gateway {
     /// Back-channel logout of a customer's interactions. Returns how many
-    /// authenticated interactions were logged out.
+    /// were logged out (authenticated as that customer, or waiting for a
+    /// step-up for them). A replay or retry of the same signed request (same
+    /// `webhook-id`) within the signature's tolerance gets the first answer
+    /// and logs out nobody who signed in since.
     pub async fn logout_customer(
         self: &Arc<Self>,
         team_id: &str,
@@ -45,11 +86,17 @@ impl Gateway {
         body: &[u8],
         now: Timestamp,
     ) -> Result<usize> {
-        let team = self
-            .config
-            .team(team_id)
-            .ok_or(Error::InvalidSignature("unknown team or wrong key"))?;
-        sig.verify(team, body, now)?;
+        let team = sig.verify_named(self.config.team(team_id), body, now)?;
+        let memory = keys::answered_request(&team.id, "logout", sig.id.unwrap_or_default());
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&memory))
+            .await?
+            .pop()
+            .flatten();
+        if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
+            return Ok(first.logged_out);
+        }
         let index = keys::customer_index(&team.id, customer_id);
         let mut n = 0;
         let mut before = None;
@@ -69,10 +116,16 @@ impl Gateway {
                 break;
             }
         }
+        // Remembered once done (a conflict is a concurrent twin: same work).
+        let answer = LogoutAnswer { logged_out: n };
+        self.store
+            .commit(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
+            .await?;
         Ok(n)
     }
 
-    /// Logs out interaction `id` if it is authenticated and belongs to `customer_id`.
+    /// Logs out interaction `id` if `customer_id` is signed in there (or
+    /// waiting for a step-up there).
     async fn log_out_if_theirs(
         self: &Arc<Self>,
         team: &Team,
@@ -82,7 +135,7 @@ impl Gateway {
     ) -> Result<bool> {
         let result = self
             .update_interaction(team, id, now, |rec, s| {
-                let hit = rec.is_authenticated(now, s) && rec.belongs_to(customer_id);
+                let hit = rec.signed_in_as(customer_id, now, s);
                 if hit {
                     rec.log_out(now);
                 }

@@ -82,11 +82,12 @@ fn parse_callback(v: &Value) -> Result<Callback> {
         None | Some(Value::Null) => {}
         Some(Value::Object(members)) => {
             for (k, v) in members {
-                let field = format!("customer.{k}");
+                input::member_name("customer", k)?;
                 let Value::String(s) = v else {
-                    return Err(Error::invalid(&field, "must be a string"));
+                    return Err(Error::invalid(&format!("customer.{k}"), "must be a string"));
                 };
-                customer.insert(k.clone(), input::customer_field(&field, s)?);
+                let (name, value) = input::customer_member("customer", k, s)?;
+                customer.insert(name, value);
             }
         }
         Some(_) => return Err(Error::BadRequest("customer: must be an object".into())),
@@ -185,7 +186,7 @@ async fn customer_logout(
         None => Err(Error::BadRequest(format!("{name}: required"))),
     };
     let team = field("team")?;
-    let customer_id = input::customer_field("customer_id", &field("customer_id")?)?;
+    let customer_id = input::customer_id("customer_id", &field("customer_id")?)?;
     let n = st
         .gateway
         .logout_customer(

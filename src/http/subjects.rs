@@ -7,24 +7,14 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::extract::{Now, PathParam};
 use super::AppState;
+use crate::domain::input;
 use crate::domain::subject::SubjectView;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(read))
         .routes(routes!(unlock))
-}
-
-fn check(subject: &str) -> Result<()> {
-    let n = subject.chars().count();
-    if n == 0 || n > 300 || subject.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "subject",
-            "must be 1 to 300 printable characters",
-        ));
-    }
-    Ok(())
 }
 
 /// A subject's failures, lockouts, lock and ban; an unknown subject is all zeros.
@@ -38,7 +28,7 @@ async fn read(
     PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
     caller.require_agent()?;
-    check(&subject)?;
+    let subject = input::subject(&subject)?;
     let team = st.gateway.team(&caller.team)?;
     Ok(Json(st.gateway.subject(team, &subject, now).await?))
 }
@@ -53,7 +43,7 @@ async fn unlock(
     PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
     caller.require_admin()?;
-    check(&subject)?;
+    let subject = input::subject(&subject)?;
     let team = st.gateway.team(&caller.team)?;
     Ok(Json(st.gateway.unlock_subject(team, &subject, now).await?))
 }

@@ -53,6 +53,12 @@ pub fn short_link(code: &str) -> String {
     format!("l:{}", h(code))
 }
 
+/// A signed request (its Standard Webhooks `webhook-id`) already answered,
+/// with its answer: a replay or retry gets that answer and changes nothing.
+pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
+    format!("{{{team}}}:wr:{kind}:{}", h(webhook_id))
+}
+
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
     format!("{{{team}}}:dv:{}", h(customer_id))

@@ -7,7 +7,11 @@
 //! version check is one `GET` inside a script. Indexes are sorted sets
 //! (scores are doubles in Redis: exact for |score| < 2^53, which covers
 //! millisecond timestamps). Record TTLs use `SET ... PX`; a `Put` without
-//! TTL is a plain `SET`, which also clears an earlier TTL.
+//! TTL is a plain `SET`, which also clears an earlier TTL. Each index `K`
+//! has an expiry set `K:exp` (member → expiry, Redis time): an index member
+//! lives for the TTL of its last `IndexAdd`, each write removes a few members
+//! whose time is up, and both keys expire with their longest-lived member,
+//! so an index is bounded by what is alive.
 //!
 //! # Atomicity
 //!
@@ -70,6 +74,13 @@ impl RedisStore {
     fn key(&self, logical: &str) -> String {
         format!("{}:{logical}", self.prefix)
     }
+}
+
+/// Beside every sorted index, a sorted set of when each member expires
+/// (Redis time, ms): writes drop the members whose time is up, and the index
+/// lives as long as its longest-lived member. Same hash tag as the index.
+fn expiry_set(index: &str) -> String {
+    format!("{index}:exp")
 }
 
 /// `"<version>\n<json>"`.
@@ -203,51 +214,56 @@ impl Store for RedisStore {
             return Ok(Commit::Applied);
         }
         let mut call = self.commit_script.prepare_invoke();
+        // KEYS are numbered from 1 in the script; an index op brings its
+        // expiry set as the next key.
+        let mut keys = 0usize;
+        let mut key = |call: &mut ::redis::ScriptInvocation<'_>, logical: &str, index: bool| {
+            call.key(self.key(logical));
+            keys += 1;
+            let at = keys;
+            if index {
+                call.key(self.key(&expiry_set(logical)));
+                keys += 1;
+            }
+            at
+        };
         for op in &ops {
             match op {
                 Op::Put {
-                    key,
+                    key: k,
                     expected,
                     value,
                     ttl,
                 } => {
-                    let next = encode(expected.saturating_add(1), value);
+                    let at = key(&mut call, k, false);
+                    let next = encode(super::fresh_version(), value);
                     let ttl = ttl.map_or(0, ttl_ms);
-                    call.key(self.key(key))
-                        .arg("P")
-                        .arg(*expected)
-                        .arg(next)
-                        .arg(ttl);
+                    call.arg("P").arg(at).arg(*expected).arg(next).arg(ttl);
                 }
-                Op::Delete { key, expected } => {
-                    call.key(self.key(key))
-                        .arg("D")
-                        .arg(*expected)
-                        .arg("")
-                        .arg("");
+                Op::Delete { key: k, expected } => {
+                    let at = key(&mut call, k, false);
+                    call.arg("D").arg(at).arg(*expected).arg("").arg("");
                 }
                 Op::IndexAdd {
-                    key,
+                    key: k,
                     member,
                     score,
                     ttl,
                 } => {
-                    let ttl = ttl_ms(*ttl);
-                    call.key(self.key(key))
-                        .arg("A")
+                    let at = key(&mut call, k, true);
+                    call.arg("A")
+                        .arg(at)
                         .arg(member)
                         .arg(*score)
-                        .arg(ttl);
-                }
-                Op::Touch { key, ttl } => {
-                    call.key(self.key(key))
-                        .arg("T")
-                        .arg("")
-                        .arg("")
                         .arg(ttl_ms(*ttl));
                 }
-                Op::IndexRemove { key, member } => {
-                    call.key(self.key(key)).arg("R").arg(member).arg("").arg("");
+                Op::Touch { key: k, ttl } => {
+                    let at = key(&mut call, k, false);
+                    call.arg("T").arg(at).arg("").arg("").arg(ttl_ms(*ttl));
+                }
+                Op::IndexRemove { key: k, member } => {
+                    let at = key(&mut call, k, true);
+                    call.arg("R").arg(at).arg(member).arg("").arg("");
                 }
             }
         }
@@ -322,7 +338,10 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let mut call = self.take_due_script.prepare_invoke();
-        call.key(self.key(key)).arg(max_score).arg(limit);
+        call.key(self.key(key))
+            .key(self.key(&expiry_set(key)))
+            .arg(max_score)
+            .arg(limit);
         let reply = self.conn.invoke("index_take_due", &call).await?;
         entries("index_take_due", reply)
     }

@@ -27,6 +27,8 @@ pub enum Backend {
 /// What a test may change in the generated config.
 #[derive(Default, Clone)]
 pub struct Setup {
+    /// TOML lines added to `[server]` (e.g. `max_connections = 2`).
+    pub server: String,
     /// TOML lines added to `[defaults]` (e.g. `idle_timeout = "5m"`).
     pub defaults: String,
     /// TOML appended to the acme team file (e.g. `[settings]` tables).
@@ -72,6 +74,15 @@ impl Keys {
         B64.decode(self.acme_security.trim_start_matches("whsec_"))
             .unwrap()
     }
+}
+
+/// A request signed by Standard Webhooks, to be sent once or again.
+#[derive(Clone)]
+pub struct Signed {
+    pub bytes: Vec<u8>,
+    pub id: String,
+    pub ts: i64,
+    pub signature: String,
 }
 
 pub struct TestApp {
@@ -173,6 +184,7 @@ listen = "127.0.0.1:0"
 public_url = "http://gateway.test"
 issuer = "chatgate-test"
 pepper = "test-pepper-0123456789abcdef"
+{server}
 
 [store]
 backend = "{backend_name}"
@@ -182,6 +194,7 @@ key_prefix = "{prefix}"
 [defaults]
 {defaults}
 "#,
+        server = setup.server,
         defaults = setup.defaults
     );
     std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
@@ -353,19 +366,37 @@ impl TestApp {
 
     /// Posts a callback body signed with `key` (acme's security key by default).
     pub async fn post_signed(&self, path: &str, body: &Value, key: Option<&[u8]>) -> Response {
+        let signed = self.sign(body, key);
+        self.send_signed(path, &signed).await
+    }
+
+    /// Signs `body` once, as a login page or website would (a fresh
+    /// `webhook-id`, the test clock's time), with `key` or acme's key.
+    pub fn sign(&self, body: &Value, key: Option<&[u8]>) -> Signed {
         let bytes = serde_json::to_vec(body).unwrap();
         let default_key = self.keys.acme_key_bytes();
         let key = key.unwrap_or(&default_key);
         let ts = self.now().unix_seconds();
         let id = format!("msg_{}", Uuid::now_v7().simple());
-        let sig = chatgate::domain::webhook_sig::sign(key, &id, ts, &bytes);
+        let signature = chatgate::domain::webhook_sig::sign(key, &id, ts, &bytes);
+        Signed {
+            bytes,
+            id,
+            ts,
+            signature,
+        }
+    }
+
+    /// Sends a signed request exactly as signed (a retry or a replay sends
+    /// the same bytes again).
+    pub async fn send_signed(&self, path: &str, s: &Signed) -> Response {
         self.client
             .post(self.url(path))
             .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sig)
-            .body(bytes)
+            .header("webhook-id", &s.id)
+            .header("webhook-timestamp", s.ts.to_string())
+            .header("webhook-signature", &s.signature)
+            .body(s.bytes.clone())
             .send()
             .await
             .unwrap()
@@ -419,6 +450,27 @@ impl TestApp {
         }
     }
 
+    /// Sends `request` as raw bytes on a fresh connection and reads the
+    /// answer until the server closes (or 10 s pass). A write the server cut
+    /// short (it may answer and close before reading everything) is not an
+    /// error: the answer is what the test is about. Returns the status and
+    /// the whole answer text.
+    pub async fn raw(&self, request: &[u8]) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = self.base.trim_start_matches("http://");
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let _ = s.write_all(request).await;
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut buf)).await;
+        let text = String::from_utf8_lossy(&buf).to_string();
+        let status = text
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (status, text)
+    }
+
     /// Requests the chat webhook received, as JSON bodies.
     pub async fn chat_messages(&self) -> Vec<Value> {
         self.chat
@@ -458,8 +510,26 @@ pub fn delete_prefix(prefix: &str) {
     drop(crate::redis_support::TestPrefix::for_prefix(prefix));
 }
 
-/// Runs an async test body on both stores.
+/// Runs an async test body on both stores (optionally with a [`Setup`]:
+/// `both_stores!(name, setup: Setup { .. }, |app| ...)`).
 macro_rules! both_stores {
+    ($name:ident, setup: $setup:expr, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                if let Some(app) = spawn_with(Backend::Memory, $setup).await {
+                    ($body)(app).await;
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                if let Some(app) = spawn_with(Backend::Redis, $setup).await {
+                    ($body)(app).await;
+                }
+            }
+        }
+    };
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;

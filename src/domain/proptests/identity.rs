@@ -8,7 +8,9 @@ use proptest::prelude::*;
 use super::{cases, hostile};
 use crate::config::StepUpSettings;
 use crate::domain::devices::{CustomerDevices, StepUpReason, MAX_FINGERPRINTS};
-use crate::domain::input::{customer_field, email, phone, ConversationId, CustomerRef};
+use crate::domain::input::{
+    display, email, phone, ConversationId, CustomerRef, MAX_IDENTITY_CHARS,
+};
 use crate::domain::secrets::Pepper;
 use crate::error::Error;
 
@@ -45,7 +47,7 @@ proptest! {
         documented(CustomerRef::parse(&s), "customer_ref", &s);
         documented(phone("phone", &s), "phone", &s);
         documented(email("email", &s), "email", &s);
-        documented(customer_field("name", &s), "name", &s);
+        documented(display("name", &s, MAX_IDENTITY_CHARS), "name", &s);
     }
 
     #[test]
