@@ -13,6 +13,7 @@ use reqwest::header::HeaderValue;
 use reqwest::Response;
 use serde_json::Value;
 
+mod assertions;
 mod bodies;
 mod paths;
 mod signatures;
