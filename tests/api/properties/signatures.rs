@@ -1,5 +1,6 @@
-//! Standard Webhooks headers on the back-channel logout and the login
-//! callback: unsigned is refused and changes nothing.
+//! The login callback and the back-channel logout: unsigned is refused and
+//! changes nothing; a signed callback's `customer` is held to the identity
+//! rules, and a refused one uses nothing up.
 use proptest::prelude::*;
 use reqwest::header::HeaderValue;
 use reqwest::Response;
@@ -94,5 +95,70 @@ both_stores!(
             .callback(&token, "success", json!({"id": "cust-1"}))
             .await;
         assert_eq!(res.status(), 200);
+    }
+);
+
+/// A login page's `customer`: usually an `id`, other members with names
+/// valid or not; values plausible, lookalike (fullwidth) or hostile.
+fn customer_members() -> impl Strategy<Value = Vec<(String, String)>> {
+    let name = prop_oneof![
+        3 => prop::sample::select(vec!["name", "email", "phone", "first.name_2-x"])
+            .prop_map(String::from),
+        1 => "[A-Za-z0-9_.-]{1,70}",
+        1 => hostile(),
+    ];
+    let value = || {
+        prop_oneof![
+            3 => "[A-Za-z0-9._@+ -]{1,20}",
+            2 => "[\\u{3000} ]{0,1}[\\u{ff10}-\\u{ff19}\\u{ff41}-\\u{ff5a}]{1,10}",
+            1 => hostile(),
+        ]
+    };
+    let id = prop::option::weighted(0.8, value());
+    (id, prop::collection::vec((name, value()), 0..3)).prop_map(|(id, mut members)| {
+        members.extend(id.map(|v| ("id".to_string(), v)));
+        members
+    })
+}
+
+// A signed callback's `customer` is taken member by member under the
+// identity rules: accepted, the interaction holds exactly the normalised
+// members; refused, it is a 422 (400 without `id`) naming `customer` and
+// the link is not used up (the same link then succeeds).
+both_stores!(
+    callback_customers_are_normalised_or_refused_without_using_the_link,
+    |app: TestApp| async move {
+        let app = &app;
+        run(32, customer_members(), |members| async move {
+            let id = app.new_interaction().await;
+            let link = app.issue_link(&id, json!({})).await;
+            let token = link["token"].as_str().unwrap();
+            let object: serde_json::Map<String, Value> =
+                members.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let res = app
+                .callback(token, "success", Value::Object(object.clone()))
+                .await;
+            let pairs = object
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap()));
+            match chatgate::domain::input::customer("customer", pairs) {
+                Ok(want) if want.contains_key("id") => {
+                    prop_assert_eq!(res.status().as_u16(), 200);
+                    let got = app.get(&id).await["customer"].clone();
+                    prop_assert_eq!(got, serde_json::to_value(&want).unwrap());
+                }
+                refused => {
+                    let status: &[u16] = if refused.is_ok() { &[400] } else { &[422] };
+                    let body = problem(res, status, &["invalid_request"]).await?;
+                    let detail = body["detail"].as_str().unwrap_or("");
+                    prop_assert!(detail.starts_with("customer"), "{}", body);
+                    let retry = app
+                        .callback(token, "success", json!({"id": "cust-1"}))
+                        .await;
+                    prop_assert_eq!(retry.status().as_u16(), 200);
+                }
+            }
+            Ok(())
+        });
     }
 );
