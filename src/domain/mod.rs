@@ -14,4 +14,4 @@ pub mod subject;
 pub mod webhook_sig;
 
 #[cfg(test)]
-mod proptests;
+pub(crate) mod proptests;

@@ -30,10 +30,12 @@ where
     F: Fn(S::Value) -> Fut,
     Fut: Future<Output = Result<(), TestCaseError>>,
 {
+    let config = Config::default();
     let config = Config {
-        cases,
+        // `PROPTEST_CASES`, when set, runs deeper.
+        cases: std::env::var_os("PROPTEST_CASES").map_or(cases, |_| config.cases),
         failure_persistence: None,
-        ..Config::default()
+        ..config
     };
     let mut runner = TestRunner::new(config);
     let handle = tokio::runtime::Handle::current();

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use proptest::prelude::*;
-use proptest::test_runner::Config as Cases;
 
 use super::super::de::from_table;
 use super::super::interpolate::{expand, is_single_reference};
 use super::{assert_no_secret, Fixture};
 use crate::config::{Dur, Environment};
+use crate::domain::proptests::cases;
 
 const SYS: &str = "config/chatgate.toml";
 
@@ -29,7 +29,7 @@ fn toml_string(s: &str) -> String {
 }
 
 proptest! {
-    #![proptest_config(Cases { cases: 256, ..Cases::default() })]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn any_text_is_a_duration_or_the_duration_error(s in text()) {
@@ -128,7 +128,7 @@ proptest! {
 
 proptest! {
     // Each case writes and loads a whole configuration tree.
-    #![proptest_config(Cases { cases: 24, ..Cases::default() })]
+    #![proptest_config(cases(24))]
 
     #[test]
     fn a_configured_duration_loads_or_names_its_key(s in text(), by_env in any::<bool>()) {

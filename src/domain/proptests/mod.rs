@@ -14,11 +14,13 @@ mod tokens;
 use proptest::prelude::*;
 use proptest::test_runner::Config;
 
-/// The case count of every property here.
-pub(super) fn cases(n: u32) -> Config {
-    Config {
-        cases: n,
-        ..Config::default()
+/// `n` cases, or as many as `PROPTEST_CASES` says when it is set (for a
+/// deeper run: `PROPTEST_CASES=20000 cargo test proptests`).
+pub(crate) fn cases(n: u32) -> Config {
+    let config = Config::default();
+    match std::env::var_os("PROPTEST_CASES") {
+        Some(_) => config,
+        None => Config { cases: n, ..config },
     }
 }
 
