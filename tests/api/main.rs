@@ -14,6 +14,7 @@ mod login_flow;
 mod logs;
 mod outbox;
 mod prechat;
+mod properties;
 mod round_trips;
 mod store_contract;
 mod stores;
