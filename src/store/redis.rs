@@ -14,23 +14,40 @@
 //! [`Store::commit`] is one Lua script (`redis/commit.lua`) that checks every
 //! version before it writes anything; [`Store::index_take_due`] is another
 //! (`redis/take_due.lua`) so each due entry goes to exactly one caller.
+//! Every script touches only the keys passed to it in `KEYS`.
 //! [`Store::index_desc`] is a plain read: one `ZREVRANGE`, or with a cursor
 //! `ZREVRANGEBYSCORE` from the cursor's score, dropping the ties at or above
 //! the cursor member in Rust (byte order, as Redis orders ties); it pages
 //! again only when ties fill a whole batch.
 //!
+//! [`Store::get_with_companion`] is one `MGET` of the record and the
+//! companion it named when last read (remembered in process, see
+//! `redis/companions.rs`); only the first read of a record in a process, or
+//! a record that names another companion than remembered, costs a second
+//! round trip.
+//!
+//! # Redis Cluster
+//!
+//! With [`RedisStore::connect_cluster`] the same commands run on a Redis
+//! Cluster. Every key a script or commit touches at once belongs to one team
+//! and starts with its hash tag `{team}`, so it sits in one slot; the short
+//! link key `l:<hash>` has no tag and is always written and read on its
+//! own. A multi-key read (`MGET`) across slots is split by the client.
+//!
 //! # Failure
 //!
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
+mod companions;
 mod conn;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;
 use std::time::Duration;
 
+use self::companions::Companions;
 use self::conn::{query_on, Connector};
-use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
@@ -42,7 +59,7 @@ pub struct RedisStore {
     conn: Connector,
     commit_script: Script,
     take_due_script: Script,
-    companion_script: Script,
+    companions: Companions,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -54,21 +71,48 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects (with connect and response timeouts) under `key_prefix`.
-    /// Fails only on a malformed URL: when Redis is down, the store still
-    /// starts, answers `Unavailable`, and connects once Redis is back.
+    /// Connects to one Redis (with connect and response timeouts) under
+    /// `key_prefix`. Fails only on a malformed URL: when Redis is down, the
+    /// store still starts, answers `Unavailable`, and connects once Redis is
+    /// back.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self {
+        Ok(Self::with(Connector::single(url).await?, key_prefix))
+    }
+
+    /// Connects to a Redis Cluster through any of the seed `nodes`
+    /// (`redis://host:port` URLs), under `key_prefix`. Fails only on no node
+    /// or a malformed URL; a cluster that is down is handled as in
+    /// [`RedisStore::connect`].
+    pub async fn connect_cluster(nodes: &[String], key_prefix: &str) -> Result<Self, StoreError> {
+        Ok(Self::with(Connector::cluster(nodes).await?, key_prefix))
+    }
+
+    fn with(conn: Connector, key_prefix: &str) -> Self {
+        Self {
             prefix: key_prefix.to_owned(),
-            conn: Connector::new(url).await?,
+            conn,
             commit_script: Script::new(include_str!("redis/commit.lua")),
             take_due_script: Script::new(include_str!("redis/take_due.lua")),
-            companion_script: Script::new(include_str!("redis/get_companion.lua")),
-        })
+            companions: Companions::new(),
+        }
     }
 
     fn key(&self, logical: &str) -> String {
         format!("{}:{logical}", self.prefix)
+    }
+
+    /// After a commit, the companions its records name, so that the first
+    /// [`Store::get_with_companion`] of a record written here is one round
+    /// trip too.
+    fn remember_companions(&self, ops: &[Op]) {
+        for op in ops {
+            if let Op::Put { key, value, .. } = op {
+                match companion_of(value) {
+                    Some(named) => self.companions.remember(key, &named),
+                    None => self.companions.forget(key),
+                }
+            }
+        }
     }
 }
 
@@ -168,34 +212,38 @@ impl Store for RedisStore {
     }
 
     async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
-        let mut call = self.companion_script.prepare_invoke();
-        call.key(self.key(key)).arg(format!("{}:", self.prefix));
-        let reply = self.conn.invoke("get_with_companion", &call).await?;
-        let Value::Array(items) = reply else {
-            return Err(unexpected("get_with_companion"));
+        // Steady state: one MGET of the record and the companion it named
+        // last time; checked against the record as read.
+        let guess = self.companions.get(key);
+        let mut keys = vec![key.to_owned()];
+        keys.extend(guess.iter().cloned());
+        let mut read = self.get(&keys).await?.into_iter();
+        let record = read.next().flatten();
+        let guessed = read.next().flatten();
+        let Some(record) = record else {
+            self.companions.forget(key);
+            return Ok(WithCompanion::default());
         };
-        let [record, companion_key, companion] =
-            <[Value; 3]>::try_from(items).map_err(|_| unexpected("get_with_companion"))?;
-        let record = match record {
-            Value::Nil => None,
-            Value::BulkString(raw) => Some(decode(key, &raw)?),
-            _ => return Err(unexpected("get_with_companion")),
+        let Some(named) = companion_of(&record.value) else {
+            self.companions.forget(key);
+            return Ok(WithCompanion {
+                record: Some(record),
+                companion: None,
+            });
         };
-        let companion = match companion_key {
-            Value::Nil => None,
-            other => {
-                let ckey = text(&other)
-                    .ok_or_else(|| unexpected("get_with_companion"))?
-                    .to_owned();
-                let value = match companion {
-                    Value::Nil => None,
-                    Value::BulkString(raw) => Some(decode(&ckey, &raw)?),
-                    _ => return Err(unexpected("get_with_companion")),
-                };
-                Some((ckey, value))
-            }
+        let companion = if guess.as_deref() == Some(named.as_str()) {
+            guessed
+        } else {
+            self.companions.remember(key, &named);
+            self.get(std::slice::from_ref(&named))
+                .await?
+                .pop()
+                .flatten()
         };
-        Ok(WithCompanion { record, companion })
+        Ok(WithCompanion {
+            record: Some(record),
+            companion: Some((named, companion)),
+        })
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
@@ -252,7 +300,10 @@ impl Store for RedisStore {
             }
         }
         match self.conn.invoke("commit", &call).await? {
-            Value::Int(0) => Ok(Commit::Applied),
+            Value::Int(0) => {
+                self.remember_companions(&ops);
+                Ok(Commit::Applied)
+            }
             Value::Int(n) => match n.checked_sub(1).map(usize::try_from) {
                 Some(Ok(op)) if op < ops.len() => Ok(Commit::Conflict { op }),
                 _ => Err(unexpected("commit")),
@@ -291,7 +342,7 @@ impl Store for RedisStore {
         let cursor = (score, member.as_str());
         self.conn
             .timed("index_desc", async {
-                let mut conn = self.conn.manager().await?;
+                let mut conn = self.conn.link().await?;
                 let mut out = Vec::new();
                 let mut offset = 0usize;
                 loop {
