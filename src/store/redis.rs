@@ -49,6 +49,9 @@ use self::companions::Companions;
 use self::conn::{query_on, Connector};
 use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
+const COMMIT_LUA: &str = include_str!("redis/commit.lua");
+const TAKE_DUE_LUA: &str = include_str!("redis/take_due.lua");
+
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
 /// Redis refuses expiries beyond `i64` milliseconds; cap at ~100 years.
@@ -91,8 +94,8 @@ impl RedisStore {
         Self {
             prefix: key_prefix.to_owned(),
             conn,
-            commit_script: Script::new(include_str!("redis/commit.lua")),
-            take_due_script: Script::new(include_str!("redis/take_due.lua")),
+            commit_script: Script::new(COMMIT_LUA),
+            take_due_script: Script::new(TAKE_DUE_LUA),
             companions: Companions::new(),
         }
     }
@@ -384,5 +387,46 @@ impl Store for RedisStore {
             Value::Okay => Ok(()),
             _ => Err(unexpected("ping")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `redis.call`s of `script` whose key is not passed in `KEYS`
+    /// (directly, or through a local bound to `KEYS[i]`).
+    fn calls_outside_keys(script: &str) -> Vec<String> {
+        let aliases: Vec<&str> = script
+            .lines()
+            .filter_map(|l| {
+                let (name, value) = l.trim().strip_prefix("local ")?.split_once('=')?;
+                value.trim().starts_with("KEYS[").then_some(name.trim())
+            })
+            .collect();
+        script
+            .split("redis.call(")
+            .skip(1)
+            .filter(|call| {
+                let key = call.split([',', ')']).nth(1).unwrap_or("").trim();
+                let by_keys = key.starts_with("KEYS[") && key.ends_with(']');
+                !(by_keys || aliases.contains(&key))
+            })
+            .map(|call| call.lines().next().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Redis' scripting rule, which Redis Cluster and key-checking proxies
+    /// rely on: a script touches only the keys passed in `KEYS`, never one
+    /// built from `ARGV` or from stored data.
+    #[test]
+    fn scripts_touch_only_the_keys_passed_in_keys() {
+        for (name, script) in [("commit.lua", COMMIT_LUA), ("take_due.lua", TAKE_DUE_LUA)] {
+            assert!(script.contains("redis.call("), "{name}");
+            assert_eq!(calls_outside_keys(script), Vec::<String>::new(), "{name}");
+        }
+        // What the check catches: the companion read the store once did.
+        let built = "local c = redis.call('GET', KEYS[1])\nreturn redis.call('GET', ARGV[1] .. c)";
+        assert_eq!(calls_outside_keys(built), ["'GET', ARGV[1] .. c)"]);
     }
 }

@@ -1,0 +1,236 @@
+//! What only a Redis Cluster shows: a master killed (its slots answer
+//! `Unavailable` fast, the others keep working) and back (the store
+//! recovers by itself), and restarts that lose nothing, at the store and
+//! through the gateway configured with `cluster_nodes`.
+//!
+//! The cluster has no replicas, so "failover" here is the master itself
+//! coming back on its port with its node file; a replica's promotion is
+//! the client's part (it re-reads the slot map on MOVED and on errors).
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chatgate::store::redis::RedisStore;
+use chatgate::store::{Commit, Op, SharedStore};
+use serde_json::json;
+
+use super::redis_only::{assert_unavailable_fast, FAST};
+use super::{desc, index_add, put, read, LONG};
+use crate::helpers::*;
+use crate::redis_support::{cluster_binaries_present, shared_cluster, OwnCluster};
+
+/// One hash tag per master of `cluster`, for keys under `prefix`.
+fn a_tag_per_master(cluster: &OwnCluster, prefix: &str) -> Vec<String> {
+    let mut tags: Vec<Option<String>> = vec![None; cluster.ports.len()];
+    for n in 0.. {
+        let tag = format!("{{t{n}}}");
+        let owner = cluster.owner_of(&format!("{prefix}:{tag}:a"));
+        tags[owner].get_or_insert(tag);
+        if tags.iter().all(Option::is_some) {
+            break;
+        }
+    }
+    tags.into_iter().flatten().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
+    if !cluster_binaries_present("a_killed_master_answers_unavailable_fast_and_recovers_when_back")
+    {
+        return;
+    }
+    // Its own cluster: killing a master must not disturb the shared one.
+    let mut cluster = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap()
+        .expect("a local Redis Cluster starts");
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let tags = tokio::task::block_in_place(|| a_tag_per_master(&cluster, &prefix));
+    let redis = Arc::new(
+        RedisStore::connect_cluster(&cluster.urls(), &prefix)
+            .await
+            .unwrap(),
+    );
+    let s: SharedStore = redis.clone();
+    for tag in &tags {
+        let ops = vec![
+            put(&format!("{tag}:a"), 0, "1", Some(LONG)),
+            index_add(&format!("{tag}:idx"), "m", 1, LONG),
+        ];
+        assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
+    }
+
+    let victim = 0;
+    let dead = tags[victim].clone();
+    cluster.kill(victim);
+    let key = format!("{dead}:a");
+    assert_unavailable_fast("get", s.get(std::slice::from_ref(&key))).await;
+    assert_unavailable_fast("get_with_companion", s.get_with_companion(&key)).await;
+    assert_unavailable_fast("commit", s.commit(vec![put(&key, 1, "s3cret", Some(LONG))])).await;
+    assert_unavailable_fast("index_desc", s.index_desc(&format!("{dead}:idx"), None, 5)).await;
+    assert_unavailable_fast(
+        "index_take_due",
+        s.index_take_due(&format!("{dead}:idx"), 5, 5),
+    )
+    .await;
+    // Again, now that the client knows the node is gone: still fast.
+    assert_unavailable_fast("get again", s.get(std::slice::from_ref(&key))).await;
+    // The other masters' slots keep working (the node timeout, 15 s, has
+    // not marked the cluster failed).
+    for tag in tags.iter().filter(|t| **t != dead) {
+        assert_eq!(read(&s, &format!("{tag}:a")).await, Some((1, "1".into())));
+    }
+    let started = Instant::now();
+    let _ = s.ping().await;
+    assert!(
+        started.elapsed() < FAST,
+        "ping took {:?}",
+        started.elapsed()
+    );
+
+    // The master comes back on its port with its node file (and no data:
+    // nothing is saved); the store follows by itself.
+    tokio::task::block_in_place(|| cluster.restart(victim));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match s.get(std::slice::from_ref(&key)).await {
+            Ok(got) => {
+                assert_eq!(got, vec![None], "the restarted master kept no data");
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "the store did not recover by itself: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        s.commit(vec![put(&key, 0, "2", Some(LONG))]).await.unwrap(),
+        Commit::Applied
+    );
+    assert_eq!(read(&s, &key).await, Some((1, "2".into())));
+    for tag in tags.iter().filter(|t| **t != dead) {
+        assert_eq!(read(&s, &format!("{tag}:a")).await, Some((1, "1".into())));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rebuilt_store_finds_everything_on_the_cluster() {
+    const TEST: &str = "a_rebuilt_store_finds_everything_on_the_cluster";
+    let Some(cluster) = tokio::task::spawn_blocking(|| shared_cluster(TEST))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let tags = tokio::task::block_in_place(|| a_tag_per_master(cluster, &prefix));
+    let first: SharedStore = Arc::new(
+        RedisStore::connect_cluster(&cluster.urls(), &prefix)
+            .await
+            .unwrap(),
+    );
+    for tag in &tags {
+        let ops = vec![
+            put(
+                &format!("{tag}:i"),
+                0,
+                &format!(r#"{{"companion":"{tag}:s"}}"#),
+                Some(LONG),
+            ),
+            put(&format!("{tag}:s"), 0, "{}", Some(LONG)),
+            put(&format!("{tag}:ban"), 0, "{}", None),
+            index_add(&format!("{tag}:idx"), "i", 7, LONG),
+            index_add(&format!("{tag}:due"), "i", 9, LONG),
+        ];
+        assert_eq!(first.commit(ops).await.unwrap(), Commit::Applied);
+    }
+    let short = put("l:code", 0, "{}", Some(LONG));
+    assert_eq!(first.commit(vec![short]).await.unwrap(), Commit::Applied);
+    drop(first);
+
+    let second: SharedStore = Arc::new(
+        RedisStore::connect_cluster(&cluster.urls(), &prefix)
+            .await
+            .unwrap(),
+    );
+    for tag in &tags {
+        let r = second
+            .get_with_companion(&format!("{tag}:i"))
+            .await
+            .unwrap();
+        assert_eq!(r.record.map(|v| v.version), Some(1));
+        let (ckey, companion) = r.companion.unwrap();
+        assert_eq!(ckey, format!("{tag}:s"));
+        assert_eq!(companion.map(|v| v.value), Some("{}".into()));
+        assert_eq!(
+            read(&second, &format!("{tag}:ban")).await,
+            Some((1, "{}".into()))
+        );
+        assert_eq!(
+            desc(&second, &format!("{tag}:idx"), None, 5).await,
+            vec![("i".to_string(), 7)]
+        );
+        let due = second
+            .index_take_due(&format!("{tag}:due"), 10, 5)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        let next = put(&format!("{tag}:i"), 1, "{}", Some(LONG));
+        let gone = Op::Delete {
+            key: format!("{tag}:ban"),
+            expected: 1,
+        };
+        assert_eq!(
+            second.commit(vec![next, gone]).await.unwrap(),
+            Commit::Applied
+        );
+    }
+    assert_eq!(read(&second, "l:code").await, Some((1, "{}".into())));
+    let keys = cluster.keys(&prefix);
+    assert!(keys.iter().all(|k| !k.ends_with(":ban")), "{keys:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_on_the_cluster_restarts_and_loses_nothing() {
+    const TEST: &str = "a_gateway_on_the_cluster_restarts_and_loses_nothing";
+    let Some(cluster) = tokio::task::spawn_blocking(|| shared_cluster(TEST))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let setup = Setup {
+        cluster_nodes: cluster.urls(),
+        ..Setup::default()
+    };
+    let a = spawn_with(Backend::Redis, setup.clone()).await.unwrap();
+    let id = a.new_interaction().await;
+    let link = a.issue_link(&id, json!({})).await;
+    let token = link["token"].as_str().unwrap();
+    let res = a.callback(token, "success", json!({"id": "cust-7"})).await;
+    assert_eq!(res.status(), 200);
+    let short = link["short_url"].as_str().unwrap().to_owned();
+    let restarted = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..setup
+    };
+    a.stop().await;
+
+    let b = spawn_with(Backend::Redis, restarted).await.unwrap();
+    assert_eq!(b.get(&id).await["status"], "authenticated");
+    let res = b.callback(token, "success", json!({"id": "cust-7"})).await;
+    assert_problem(res, 409, "token_used").await;
+    // The short link (its key has no team tag: another slot) survived too.
+    let path = short.trim_start_matches("http://gateway.test");
+    let res = b
+        .client
+        .get(format!("{}{path}", b.base))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(res.status(), 404, "short link lost");
+    let keys = tokio::task::block_in_place(|| cluster.keys(&b.key_prefix));
+    assert!(!keys.is_empty());
+}
