@@ -13,7 +13,7 @@ use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore};
 use serde_json::json;
 
-use super::redis_only::{assert_unavailable_fast, FAST};
+use super::redis_only::{assert_all_unavailable, assert_unavailable_fast, FAST};
 use super::{desc, index_add, put, read, LONG};
 use crate::helpers::*;
 use crate::redis_support::{cluster_binaries_present, shared_cluster, OwnCluster};
@@ -79,6 +79,8 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
     for tag in tags.iter().filter(|t| **t != dead) {
         assert_eq!(read(&s, &format!("{tag}:a")).await, Some((1, "1".into())));
     }
+    // PING goes to the masters the client holds a link to: it may or may
+    // not fail now, but it answers fast.
     let started = Instant::now();
     let _ = s.ping().await;
     assert!(
@@ -109,6 +111,7 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
         Commit::Applied
     );
     assert_eq!(read(&s, &key).await, Some((1, "2".into())));
+    s.ping().await.unwrap();
     for tag in tags.iter().filter(|t| **t != dead) {
         assert_eq!(read(&s, &format!("{tag}:a")).await, Some((1, "1".into())));
     }
@@ -233,4 +236,28 @@ async fn a_gateway_on_the_cluster_restarts_and_loses_nothing() {
     assert_ne!(res.status(), 404, "short link lost");
     let keys = tokio::task::block_in_place(|| cluster.keys(&b.key_prefix));
     assert!(!keys.is_empty());
+}
+
+#[tokio::test]
+async fn a_cluster_that_is_down_starts_and_answers_unavailable_fast() {
+    let nodes = [
+        "redis://127.0.0.1:1".to_owned(),
+        "redis://127.0.0.1:2".to_owned(),
+    ];
+    let started = Instant::now();
+    let store = RedisStore::connect_cluster(&nodes, "chatgate-test-down")
+        .await
+        .expect("starting while the cluster is down must not fail");
+    assert!(
+        started.elapsed() < FAST,
+        "connect took {:?}",
+        started.elapsed()
+    );
+    assert_all_unavailable(&store).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_all_unavailable(&store).await;
+    // No node at all, or a malformed one, is refused at once.
+    assert!(RedisStore::connect_cluster(&[], "p").await.is_err());
+    let bad = ["not a url".to_owned()];
+    assert!(RedisStore::connect_cluster(&bad, "p").await.is_err());
 }

@@ -134,7 +134,7 @@ pub(super) async fn assert_unavailable_fast<T: std::fmt::Debug>(
     assert!(took < FAST, "{what} took {took:?}");
 }
 
-async fn assert_all_unavailable(s: &RedisStore) {
+pub(super) async fn assert_all_unavailable(s: &RedisStore) {
     assert_unavailable_fast("get", s.get(&["{t}:a".to_owned()])).await;
     assert_unavailable_fast(
         "commit",
