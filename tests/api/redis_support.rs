@@ -252,6 +252,11 @@ impl OwnCluster {
     /// Starts three masters and waits until every node says the cluster is ok.
     pub fn start() -> Result<Self, String> {
         let dir = std::env::temp_dir().join(format!("chatgate-cluster-{}", uuid::Uuid::now_v7()));
+        Self::start_in(dir)
+    }
+
+    /// Like [`OwnCluster::start`], with its files in `dir`.
+    fn start_in(dir: std::path::PathBuf) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
         let mut ports: Vec<u16> = Vec::new();
         while ports.len() < 3 {
@@ -445,49 +450,108 @@ impl Drop for OwnCluster {
     }
 }
 
-/// The cluster the contract tests of this process share (each under its
-/// own key prefix): started on first use. Statics are never dropped, so a
-/// watchdog (`sh` reading its stdin, which only this process holds) kills
-/// the nodes and removes their folder when the process exits, however it
-/// exits.
-struct SharedCluster {
-    cluster: OwnCluster,
-    _watchdog_stdin: std::process::ChildStdin,
+/// The cluster the contract tests share, each under its own key prefix:
+/// one per test run, started on first use. A run is the parent process of
+/// the test processes (cargo for `cargo test`, the runner for `cargo
+/// nextest run`, which starts a process per test), so every test process
+/// of a run finds the same cluster through a folder named after its parent:
+/// the first to create the folder starts the cluster and writes its ports
+/// there; the others wait for them. A watchdog kills the nodes and removes
+/// the folder once that parent is gone.
+static SHARED_CLUSTER: std::sync::OnceLock<Result<OwnCluster, String>> = std::sync::OnceLock::new();
+
+fn find_or_start_shared_cluster() -> Result<OwnCluster, String> {
+    let run = std::os::unix::process::parent_id();
+    let dir = std::env::temp_dir().join(format!("chatgate-test-cluster-of-{run}"));
+    let ports_file = dir.join("ports");
+    let failed_file = dir.join("failed");
+    let handle = |ports: Vec<u16>| OwnCluster {
+        nodes: ports.iter().map(|_| None).collect(),
+        ports,
+        dir: dir.clone(),
+    };
+    match std::fs::create_dir(&dir) {
+        Ok(()) => match start_shared_cluster(&dir, run) {
+            Ok(ports) => {
+                let text: Vec<String> = ports.iter().map(u16::to_string).collect();
+                let partial = dir.join("ports.partial");
+                std::fs::write(&partial, text.join(" ")).map_err(|e| e.to_string())?;
+                std::fs::rename(&partial, &ports_file).map_err(|e| e.to_string())?;
+                Ok(handle(ports))
+            }
+            Err(e) => {
+                // Tell the other test processes, and clear it after the run.
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(&failed_file, &e);
+                let _ = spawn_watchdog(run, &[], &dir);
+                Err(e)
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(text) = std::fs::read_to_string(&ports_file) {
+                    let ports: Vec<u16> = text
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect();
+                    let cluster = handle(ports);
+                    cluster.wait_until_ok(Duration::from_secs(10))?;
+                    return Ok(cluster);
+                }
+                if let Ok(e) = std::fs::read_to_string(&failed_file) {
+                    return Err(format!("another test process could not start it: {e}"));
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(format!("no cluster ports in {} after 60 s", dir.display()));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
 }
 
-static SHARED_CLUSTER: std::sync::OnceLock<Result<SharedCluster, String>> =
-    std::sync::OnceLock::new();
-
-fn start_shared_cluster() -> Result<SharedCluster, String> {
-    let mut cluster = OwnCluster::start()?;
+/// Starts the run's cluster in `dir` and leaves it to a watchdog that
+/// kills it when the process `run` is gone.
+fn start_shared_cluster(dir: &std::path::Path, run: u32) -> Result<Vec<u16>, String> {
+    let mut cluster = OwnCluster::start_in(dir.to_path_buf())?;
     let pids: Vec<String> = cluster
         .nodes
         .iter()
         .flatten()
         .map(|c| c.id().to_string())
         .collect();
-    let script = format!(
-        "read _ignored; kill -9 {} 2>/dev/null; rm -rf '{}'",
-        pids.join(" "),
-        cluster.dir.display()
-    );
-    let mut watchdog = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .map_err(|e| format!("spawn the cluster watchdog: {e}"))?;
-    let stdin = watchdog.stdin.take().ok_or("watchdog stdin")?;
-    // The watchdog owns the nodes' end from here on.
+    spawn_watchdog(run, &pids, dir)?;
+    // The watchdog owns the nodes from here on: outlive this process.
     for node in &mut cluster.nodes {
         drop(node.take());
     }
-    Ok(SharedCluster {
-        cluster,
-        _watchdog_stdin: stdin,
-    })
+    let ports = cluster.ports.clone();
+    std::mem::forget(cluster);
+    Ok(ports)
+}
+
+/// Kills `pids` and removes `dir` once the process `run` is gone.
+fn spawn_watchdog(run: u32, pids: &[String], dir: &std::path::Path) -> Result<(), String> {
+    let kill = if pids.is_empty() {
+        String::new()
+    } else {
+        format!("kill -9 {} 2>/dev/null; ", pids.join(" "))
+    };
+    let script = format!(
+        "while kill -0 {run} 2>/dev/null; do sleep 1; done; {kill}rm -rf '{}'",
+        dir.display()
+    );
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("spawn the cluster watchdog: {e}"))
 }
 
 /// The shared cluster, or `None` (after a loud message) when this machine
@@ -496,14 +560,14 @@ pub fn shared_cluster(test: &str) -> Option<&'static OwnCluster> {
     if !cluster_binaries_present(test) {
         return None;
     }
-    match SHARED_CLUSTER.get_or_init(start_shared_cluster) {
-        Ok(shared) => Some(&shared.cluster),
+    match SHARED_CLUSTER.get_or_init(find_or_start_shared_cluster) {
+        Ok(cluster) => Some(cluster),
         Err(e) => panic!("{test}: could not start a local Redis Cluster: {e}"),
     }
 }
 
 /// A store on the shared cluster under a fresh `chatgate-test-<uuid>`
-/// prefix (its keys go with the cluster when the process exits).
+/// prefix (its keys go with the cluster at the end of the run).
 pub async fn cluster_store(test: &'static str) -> Option<RedisStore> {
     let cluster = tokio::task::spawn_blocking(move || shared_cluster(test))
         .await
