@@ -218,6 +218,9 @@ impl Drop for TestPrefix {
 /// file, so it rejoins with its slots (empty: nothing is saved).
 pub struct OwnCluster {
     pub ports: Vec<u16>,
+    /// `--cluster-node-timeout`: how long a node may be silent before it
+    /// counts as failed (and a replica takes over).
+    node_timeout_ms: u64,
     dir: std::path::PathBuf,
     nodes: Vec<Option<std::process::Child>>,
 }
@@ -251,15 +254,28 @@ pub fn cluster_binaries_present(test: &str) -> bool {
 impl OwnCluster {
     /// Starts three masters and waits until every node says the cluster is ok.
     pub fn start() -> Result<Self, String> {
-        let dir = std::env::temp_dir().join(format!("chatgate-cluster-{}", uuid::Uuid::now_v7()));
-        Self::start_in(dir)
+        Self::start_in(Self::fresh_dir(), 0, 15_000)
     }
 
-    /// Like [`OwnCluster::start`], with its files in `dir`.
-    fn start_in(dir: std::path::PathBuf) -> Result<Self, String> {
+    /// Three masters with one replica each (six nodes), and a node timeout
+    /// of `node_timeout_ms`: a killed master is replaced by its replica.
+    pub fn start_with_replicas(node_timeout_ms: u64) -> Result<Self, String> {
+        Self::start_in(Self::fresh_dir(), 1, node_timeout_ms)
+    }
+
+    fn fresh_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("chatgate-cluster-{}", uuid::Uuid::now_v7()))
+    }
+
+    /// Three masters with `replicas` replicas each, files in `dir`.
+    fn start_in(
+        dir: std::path::PathBuf,
+        replicas: usize,
+        node_timeout_ms: u64,
+    ) -> Result<Self, String> {
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
         let mut ports: Vec<u16> = Vec::new();
-        while ports.len() < 3 {
+        while ports.len() < 3 * (1 + replicas) {
             let port = OwnRedis::free_port();
             // The cluster bus listens on port + 10000.
             let bus_free =
@@ -270,6 +286,7 @@ impl OwnCluster {
         }
         let mut cluster = OwnCluster {
             ports: ports.clone(),
+            node_timeout_ms,
             dir,
             nodes: Vec::new(),
         };
@@ -285,6 +302,7 @@ impl OwnCluster {
             .arg("--cluster")
             .arg("create")
             .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string()])
             .arg("--cluster-yes")
             .stdin(std::process::Stdio::null())
             .output()
@@ -306,10 +324,11 @@ impl OwnCluster {
             .args(["--port", &port, "--bind", "127.0.0.1"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
-            .args(["--cluster-node-timeout", "15000"])
+            .args(["--cluster-node-timeout", &self.node_timeout_ms.to_string()])
             .arg("--dir")
             .arg(&self.dir)
             .args(["--save", "", "--appendonly", "no"])
+            .args(["--repl-diskless-sync-delay", "0"])
             .args(["--logfile", &format!("redis-{port}.log")])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -368,7 +387,7 @@ impl OwnCluster {
 
     /// The index (into `ports`) of the master that holds `physical_key`.
     pub fn owner_of(&self, physical_key: &str) -> usize {
-        let mut conn = self.node(self.ports[0]).expect("a cluster node");
+        let mut conn = self.any_node();
         let slot: i64 = redis::cmd("CLUSTER")
             .arg("KEYSLOT")
             .arg(physical_key)
@@ -395,6 +414,52 @@ impl OwnCluster {
             .iter()
             .position(|p| i64::from(*p) == port)
             .expect("a node of this cluster")
+    }
+
+    /// A connection to any node that answers.
+    fn any_node(&self) -> redis::Connection {
+        self.ports
+            .iter()
+            .find_map(|p| self.node(*p).ok())
+            .expect("a cluster node answers")
+    }
+
+    /// Waits until every replica of node `i` (a master) has all its writes.
+    pub fn wait_replicated(&self, i: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut conn = self.node(self.ports[i]).expect("the master answers");
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .expect("INFO replication");
+            let field = |line: &str, name: &str| {
+                line.split([',', ':'])
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let master = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            // Past the first full sync ("online"), at the master's offset.
+            let replicas: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                .filter_map(|l| field(l, "offset"))
+                .collect();
+            if master.is_some()
+                && !replicas.is_empty()
+                && replicas.iter().all(|o| Some(*o) == master)
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas of node {i} never caught up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Every key under `prefix` on every node, sorted.
@@ -468,6 +533,7 @@ fn find_or_start_shared_cluster() -> Result<OwnCluster, String> {
     let handle = |ports: Vec<u16>| OwnCluster {
         nodes: ports.iter().map(|_| None).collect(),
         ports,
+        node_timeout_ms: 15_000,
         dir: dir.clone(),
     };
     match std::fs::create_dir(&dir) {
@@ -515,7 +581,7 @@ fn find_or_start_shared_cluster() -> Result<OwnCluster, String> {
 /// Starts the run's cluster in `dir` and leaves it to a watchdog that
 /// kills it when the process `run` is gone.
 fn start_shared_cluster(dir: &std::path::Path, run: u32) -> Result<Vec<u16>, String> {
-    let mut cluster = OwnCluster::start_in(dir.to_path_buf())?;
+    let mut cluster = OwnCluster::start_in(dir.to_path_buf(), 0, 15_000)?;
     let pids: Vec<String> = cluster
         .nodes
         .iter()

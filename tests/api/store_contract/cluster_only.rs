@@ -3,9 +3,10 @@
 //! recovers by itself), and restarts that lose nothing, at the store and
 //! through the gateway configured with `cluster_nodes`.
 //!
-//! The cluster has no replicas, so "failover" here is the master itself
-//! coming back on its port with its node file; a replica's promotion is
-//! the client's part (it re-reads the slot map on MOVED and on errors).
+//! Two kinds of failover: a cluster without replicas whose master comes
+//! back on its port with its node file, and one with a replica per master,
+//! where the replica is promoted in place of the killed master (the client
+//! re-reads the slot map when it cannot reach a slot's node, or on MOVED).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,18 +19,18 @@ use super::{desc, index_add, put, read, LONG};
 use crate::helpers::*;
 use crate::redis_support::{cluster_binaries_present, shared_cluster, OwnCluster};
 
-/// One hash tag per master of `cluster`, for keys under `prefix`.
+/// One hash tag per master of `cluster` (three), for keys under `prefix`.
 fn a_tag_per_master(cluster: &OwnCluster, prefix: &str) -> Vec<String> {
-    let mut tags: Vec<Option<String>> = vec![None; cluster.ports.len()];
+    let mut tags = std::collections::BTreeMap::new();
     for n in 0.. {
         let tag = format!("{{t{n}}}");
         let owner = cluster.owner_of(&format!("{prefix}:{tag}:a"));
-        tags[owner].get_or_insert(tag);
-        if tags.iter().all(Option::is_some) {
+        tags.entry(owner).or_insert(tag);
+        if tags.len() == 3 {
             break;
         }
     }
-    tags.into_iter().flatten().collect()
+    tags.into_values().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -59,8 +60,8 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
         assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
     }
 
-    let victim = 0;
-    let dead = tags[victim].clone();
+    let dead = tags[0].clone();
+    let victim = cluster.owner_of(&format!("{prefix}:{dead}:a"));
     cluster.kill(victim);
     let key = format!("{dead}:a");
     assert_unavailable_fast("get", s.get(std::slice::from_ref(&key))).await;
@@ -260,4 +261,70 @@ async fn a_cluster_that_is_down_starts_and_answers_unavailable_fast() {
     assert!(RedisStore::connect_cluster(&[], "p").await.is_err());
     let bad = ["not a url".to_owned()];
     assert!(RedisStore::connect_cluster(&bad, "p").await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_promoted_in_place_of_a_killed_master_serves_its_data() {
+    if !cluster_binaries_present("a_replica_promoted_in_place_of_a_killed_master_serves_its_data") {
+        return;
+    }
+    // Six nodes; a node silent for 2 s counts as failed.
+    let mut cluster = tokio::task::spawn_blocking(|| OwnCluster::start_with_replicas(2000))
+        .await
+        .unwrap()
+        .expect("a local Redis Cluster with replicas starts");
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let tags = tokio::task::block_in_place(|| a_tag_per_master(&cluster, &prefix));
+    let s: SharedStore = Arc::new(
+        RedisStore::connect_cluster(&cluster.urls(), &prefix)
+            .await
+            .unwrap(),
+    );
+    for tag in &tags {
+        let ops = vec![
+            put(&format!("{tag}:a"), 0, "1", Some(LONG)),
+            index_add(&format!("{tag}:idx"), "m", 1, LONG),
+        ];
+        assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
+    }
+    let dead = tags[0].clone();
+    let key = format!("{dead}:a");
+    let victim = cluster.owner_of(&format!("{prefix}:{key}"));
+    tokio::task::block_in_place(|| cluster.wait_replicated(victim));
+
+    cluster.kill(victim);
+    assert_unavailable_fast("get", s.get(std::slice::from_ref(&key))).await;
+    // Until the replica takes over every call answers fast, one way or the
+    // other; then the data is there, on the new master.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let started = Instant::now();
+        let got = s.get(std::slice::from_ref(&key)).await;
+        assert!(started.elapsed() < FAST, "get took {:?}", started.elapsed());
+        match got {
+            Ok(got) => {
+                assert_eq!(got[0].as_ref().map(|v| v.value.as_str()), Some("1"));
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < deadline,
+                "no replica took over, or the store did not follow: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_ne!(
+        tokio::task::block_in_place(|| cluster.owner_of(&format!("{prefix}:{key}"))),
+        victim,
+        "a replica serves the slot now"
+    );
+    assert_eq!(
+        s.commit(vec![put(&key, 1, "2", Some(LONG))]).await.unwrap(),
+        Commit::Applied
+    );
+    assert_eq!(read(&s, &key).await, Some((2, "2".into())));
+    assert_eq!(
+        desc(&s, &format!("{dead}:idx"), None, 5).await,
+        vec![("m".to_string(), 1)]
+    );
 }
