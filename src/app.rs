@@ -1,6 +1,7 @@
 //! Building and serving the app: [`App::build`] wires the store, channels,
 //! events and router from a [`Config`] and binds the listener (port 0 in
-//! tests); [`App::serve`] runs until the shutdown future resolves.
+//! tests); [`App::serve`] runs until the shutdown future resolves (the
+//! connection loop and its limits are in `server.rs`).
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -103,12 +104,12 @@ impl App {
                 }
             },
         ));
-        let result = axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
-            })
-            .await;
+        let limits = self.gateway.config.server.limits;
+        let result = crate::server::serve(self.listener, self.router, limits, async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        })
+        .await;
         let _ = sweeper.await;
         result
     }

@@ -44,6 +44,9 @@ pub enum Error {
     ChallengeExpired,
     #[error("the challenge has no attempts left; start a new one")]
     ChallengeExhausted,
+    /// 408: the client did not send its body within `server.body_read_timeout`.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     #[error("request body larger than 64 KiB")]
     PayloadTooLarge,
     #[error("request body must be application/json")]
@@ -83,6 +86,7 @@ impl Error {
             Error::TokenExpired => "token_expired",
             Error::ChallengeExpired => "challenge_expired",
             Error::ChallengeExhausted => "challenge_exhausted",
+            Error::RequestTimeout => "request_timeout",
             Error::PayloadTooLarge => "payload_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::Locked { .. } => "locked",
@@ -103,6 +107,7 @@ impl Error {
             | Error::InvalidCode { .. } => 401,
             Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => 403,
             Error::NotFound(_) => 404,
+            Error::RequestTimeout => 408,
             Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin => 409,
             Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => 410,
             Error::PayloadTooLarge => 413,

@@ -9,8 +9,9 @@
 //!     │         problem+json errors. Reads the clock once per request.
 //!     ▼
 //!  gateway/     use cases: "issue a login link", "accept a callback", ...
-//!     │         load records, call the domain, commit atomically, then
-//!     │         publish events and send channel messages.
+//!     │         one unit of work each (`gateway::work`): load records, let
+//!     │         the domain decide, commit atomically (retrying on a
+//!     │         concurrent write), then publish events and send messages.
 //!     ├──► domain/    the rules: interaction status, tokens, signatures,
 //!     │               assertions, secrets. Plain types and functions that
 //!     │               take `now` and know nothing of HTTP or Redis.
@@ -21,6 +22,7 @@
 //!
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
+//!  server.rs    the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
 //! ```
 //!
@@ -38,6 +40,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod http;
+mod server;
 pub mod store;
 pub mod telemetry;
 pub mod time;

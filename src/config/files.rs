@@ -3,7 +3,7 @@
 //! types of `mod.rs` and `team.rs`.
 use serde::Deserialize;
 
-use super::{Role, SmtpTls};
+use super::{Dur, Role, SmtpTls};
 
 /// `config/chatgate.toml`.
 #[derive(Debug, Deserialize)]
@@ -37,6 +37,24 @@ pub(super) struct ServerSection {
     /// Folder of channel files, relative to the system file; default `../channels`.
     #[serde(default = "default_channels_dir")]
     pub channels_dir: String,
+    /// Longest wait for a request's complete head, from the moment the
+    /// server waits for one (a new connection, or the next request on a
+    /// kept-alive one); then the connection is closed. Default `10s`; not zero.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Dur,
+    /// A connection on which nothing arrives this long while no request is in
+    /// flight is closed; `0s` = no keep-alive. At most `header_read_timeout`.
+    /// Default `5s`.
+    #[serde(default = "default_keep_alive_timeout")]
+    pub keep_alive_timeout: Dur,
+    /// Longest wait for a request body once a handler reads it; then 408
+    /// `request_timeout`. Default `10s`; not zero, at most `20s`.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: Dur,
+    /// Open connections served at once; over it a connection is answered
+    /// 503 `overloaded` and closed. Default 768 (fits `ulimit -n` 1024).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: i64,
 }
 
 /// `[store]`.
@@ -200,6 +218,18 @@ fn default_teams_dir() -> String {
 }
 fn default_channels_dir() -> String {
     "../channels".into()
+}
+fn default_header_read_timeout() -> Dur {
+    Dur::from_secs(10)
+}
+fn default_keep_alive_timeout() -> Dur {
+    Dur::from_secs(5)
+}
+fn default_body_read_timeout() -> Dur {
+    Dur::from_secs(10)
+}
+fn default_max_connections() -> i64 {
+    768
 }
 fn default_twilio() -> String {
     "https://api.twilio.com".into()

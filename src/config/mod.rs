@@ -23,6 +23,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 pub use duration::Dur;
 pub use env::Environment;
@@ -59,6 +60,21 @@ pub struct ServerConfig {
     pub issuer: String,
     /// Server secret for keyed hashes of codes and PINs (and the reveal key).
     pub pepper: SecretString,
+    /// What a connection may cost before it is dropped (hostile clients).
+    pub limits: ConnectionLimits,
+}
+
+/// `[server]` limits on connections and slow clients.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Longest wait for a complete request head (also bounds idle keep-alive).
+    pub header_read_timeout: Duration,
+    /// Idle keep-alive connections close after this; `None` = no keep-alive.
+    pub keep_alive_timeout: Option<Duration>,
+    /// Longest wait for a request body: then 408 `request_timeout`.
+    pub body_read_timeout: Duration,
+    /// Connections served at once; more are answered 503 `overloaded`.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,18 +1,26 @@
 //! The system file (`config/chatgate.toml`): `[server]`, `[store]` and
 //! `[defaults]`, already overridden from the environment and interpolated.
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use secrecy::SecretString;
 use url::Url;
 
 use super::de::from_table;
-use super::files::SystemFile;
+use super::files::{ServerSection, SystemFile};
 use super::resolve::{resolve, Layer};
 use super::validate::http_url;
-use super::{ConfigError, ServerConfig, Settings, StoreBackend, StoreConfig};
+use super::{ConfigError, ConnectionLimits, ServerConfig, Settings, StoreBackend, StoreConfig};
 
 /// The shortest pepper accepted, in bytes.
 const MIN_PEPPER_BYTES: usize = 16;
+
+/// The most connections `server.max_connections` may allow.
+const MAX_CONNECTIONS: i64 = 1_000_000;
+
+/// The longest `server.body_read_timeout`: well within the 30 s a request
+/// may take as a whole, so a slow body is 408, never the deadline's 503.
+const MAX_BODY_READ_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the system file yields for the rest of loading.
 pub(super) struct System {
@@ -61,6 +69,8 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         }
     }
 
+    let limits = connection_limits(&s).map_err(|(key, problem)| err(key, &problem))?;
+
     let backend = match raw.store.backend.as_str() {
         "memory" => StoreBackend::Memory,
         "redis" => StoreBackend::Redis,
@@ -106,6 +116,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
             public_url: public_url.as_str().trim_end_matches('/').to_string(),
             issuer: s.issuer,
             pepper: SecretString::from(s.pepper),
+            limits,
         },
         store: StoreConfig {
             backend,
@@ -117,5 +128,43 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         defaults_table: raw.defaults,
         teams_dir: s.teams_dir,
         channels_dir: s.channels_dir,
+    })
+}
+
+/// `[server]` timeouts and the connection cap; `Err((key, problem))`.
+fn connection_limits(s: &ServerSection) -> Result<ConnectionLimits, (&'static str, String)> {
+    let header = s
+        .header_read_timeout
+        .enabled()
+        .ok_or(("server.header_read_timeout", "must not be zero".to_string()))?;
+    let body = s
+        .body_read_timeout
+        .enabled()
+        .ok_or(("server.body_read_timeout", "must not be zero".to_string()))?;
+    if body > MAX_BODY_READ_TIMEOUT {
+        return Err((
+            "server.body_read_timeout",
+            "must be at most 20s (a request as a whole ends after 30s)".to_string(),
+        ));
+    }
+    let keep_alive = s.keep_alive_timeout.enabled();
+    if keep_alive.is_some_and(|k| k > header) {
+        return Err((
+            "server.keep_alive_timeout",
+            "must not be longer than server.header_read_timeout, which already bounds the wait for the next request"
+                .to_string(),
+        ));
+    }
+    if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
+        return Err((
+            "server.max_connections",
+            format!("must be from 1 to {MAX_CONNECTIONS}"),
+        ));
+    }
+    Ok(ConnectionLimits {
+        header_read_timeout: header,
+        keep_alive_timeout: keep_alive,
+        body_read_timeout: body,
+        max_connections: usize::try_from(s.max_connections).unwrap_or(1),
     })
 }

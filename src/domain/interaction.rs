@@ -172,10 +172,6 @@ pub struct InteractionRecord {
     /// The end for which `interaction.expired` was already emitted.
     #[serde(default)]
     pub expiry_announced: Option<Timestamp>,
-    /// The store key of this interaction's subject record, so the store can
-    /// read both in one round trip (`Store::get_with_companion`).
-    #[serde(default)]
-    pub companion: Option<String>,
     /// The end for which `interaction.expiring` was already emitted.
     #[serde(default)]
     pub expiring_announced: Option<Timestamp>,
@@ -201,7 +197,6 @@ impl InteractionRecord {
             step_up: None,
             expiry_announced: None,
             expiring_announced: None,
-            companion: None,
         }
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{retry, write_interaction, write_subject};
+use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
@@ -17,7 +17,6 @@ use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
 use crate::domain::{input, otp};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventType};
-use crate::store::Commit;
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/challenges`, as received.
@@ -108,87 +107,88 @@ impl Gateway {
         let cid = Uuid::now_v7();
 
         // 1. Reserve: check the subject, count the send, open the challenge.
-        let (started, rec, previous, target, code) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let mut subject = pair.subject_or_new()?;
-            subject.ensure_clear(now)?;
-            let target = route(team, &rec.channel, delivery, to.clone())?;
-            let same_channel = target.as_ref().is_some_and(|(ch, _)| *ch == rec.channel);
-            if s.otp.require_other_channel && method == ChallengeMethod::Otp && same_channel {
-                return Err(Error::invalid(
-                    "delivery",
-                    "the code must travel on another channel than the chat",
-                ));
-            }
-            let target = match target {
-                Some((ch, None)) if delivery == Delivery::Sms => Some((
-                    ch,
-                    Some(rec.contact.phone.clone().ok_or_else(|| {
-                        Error::invalid("to", "required: the interaction has no phone")
-                    })?),
-                )),
-                Some((ch, None)) if delivery == Delivery::Email => Some((
-                    ch,
-                    Some(rec.contact.email.clone().ok_or_else(|| {
-                        Error::invalid("to", "required: the interaction has no e-mail")
-                    })?),
-                )),
-                t => t,
-            };
-            if delivery == Delivery::Agent && !s.otp.show_to_agents {
-                return Err(Error::invalid(
-                    "delivery",
-                    "agent delivery needs otp.show_to_agents",
-                ));
-            }
-            // Drawn with the interaction's own settings (a channel may
-            // override the length); a retry draws afresh.
-            let code = otp::generate(s.otp.length);
-            let ch = match method {
-                ChallengeMethod::Pin => {
-                    let hash = rec.session_pin_hash.clone().ok_or(Error::NoSessionPin)?;
-                    Challenge::new_pin(cid, &hash, &s.pin, now)
-                }
-                ChallengeMethod::Otp => {
-                    // An OTP started during a live step-up completes it, and
-                    // ends with it.
-                    let step_up = rec.live_step_up(now).map(|p| p.until);
-                    Challenge::new_otp(
-                        cid,
+        let to = &to;
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let s = w.settings;
+                    w.subject().ensure_clear(now)?;
+                    let target = route(team, &w.rec.channel, delivery, to.clone())?;
+                    let same_channel = target.as_ref().is_some_and(|(ch, _)| *ch == w.rec.channel);
+                    if s.otp.require_other_channel && method == ChallengeMethod::Otp && same_channel
+                    {
+                        return Err(Error::invalid(
+                            "delivery",
+                            "the code must travel on another channel than the chat",
+                        ));
+                    }
+                    let contact = &w.rec.contact;
+                    let target = match target {
+                        Some((ch, None)) if delivery == Delivery::Sms => Some((
+                            ch,
+                            Some(contact.phone.clone().ok_or_else(|| {
+                                Error::invalid("to", "required: the interaction has no phone")
+                            })?),
+                        )),
+                        Some((ch, None)) if delivery == Delivery::Email => Some((
+                            ch,
+                            Some(contact.email.clone().ok_or_else(|| {
+                                Error::invalid("to", "required: the interaction has no e-mail")
+                            })?),
+                        )),
+                        t => t,
+                    };
+                    if delivery == Delivery::Agent && !s.otp.show_to_agents {
+                        return Err(Error::invalid(
+                            "delivery",
+                            "agent delivery needs otp.show_to_agents",
+                        ));
+                    }
+                    // Drawn with the interaction's own settings (a channel may
+                    // override the length); a retry draws afresh.
+                    let code = otp::generate(s.otp.length);
+                    let ch = match method {
+                        ChallengeMethod::Pin => {
+                            let hash = w.rec.session_pin_hash.clone().ok_or(Error::NoSessionPin)?;
+                            Challenge::new_pin(cid, &hash, &s.pin, now)
+                        }
+                        ChallengeMethod::Otp => {
+                            // An OTP started during a live step-up completes it, and
+                            // ends with it.
+                            let step_up = w.rec.live_step_up(now).map(|p| p.until);
+                            Challenge::new_otp(
+                                cid,
+                                delivery,
+                                &code,
+                                &self.pepper,
+                                &s.otp,
+                                s.otp.show_to_agents,
+                                step_up.is_some(),
+                                now,
+                            )?
+                            .ending_by(step_up)
+                        }
+                    };
+                    let subject = w.subject();
+                    subject.forget_old(now, &s.lockout, &s.otp);
+                    subject.check_send(now, &s.otp)?;
+                    subject.record_send(now);
+                    let previous = w.rec.challenge.clone();
+                    let started = StartedChallenge {
+                        challenge_id: cid,
+                        method: ch.method,
                         delivery,
-                        &code,
-                        &self.pepper,
-                        &s.otp,
-                        s.otp.show_to_agents,
-                        step_up.is_some(),
-                        now,
-                    )?
-                    .ending_by(step_up)
-                }
-            };
-            subject.forget_old(now, &s.lockout, &s.otp);
-            subject.check_send(now, &s.otp)?;
-            subject.record_send(now);
-            let previous = rec.challenge.clone();
-            let started = StartedChallenge {
-                challenge_id: cid,
-                method: ch.method,
-                delivery,
-                expires_at: ch.expires_at,
-                attempts_allowed: ch.max_attempts,
-                delivered: false,
-            };
-            challenge::open_new(&mut rec, ch);
-            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((started, rec, previous, target.clone(), code))),
-                Commit::Conflict { .. } => Ok(None),
-            }
-        })
-        .await?;
+                        expires_at: ch.expires_at,
+                        attempts_allowed: ch.max_attempts,
+                        delivered: false,
+                    };
+                    challenge::open_new(&mut w.rec, ch);
+                    Ok(Step::Write((started, previous, target, code)))
+                })
+            })
+            .await?;
+        let (started, previous, target, code) = done.value;
+        let rec = done.rec;
 
         // 2. Send; on failure give the allowance back and reopen the previous challenge.
         let mut started = started;
@@ -236,29 +236,25 @@ impl Gateway {
         previous: Option<Challenge>,
         now: Timestamp,
     ) -> Result<()> {
-        retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            if rec.challenge.as_ref().map(|c| c.id) != Some(cid) {
-                return Ok(Some(())); // already replaced by a newer one
-            }
-            let s = team.settings_for(&rec.channel);
-            rec.challenge = previous.clone().filter(|p| p.is_open(now));
-            if let Some(p) = &rec.challenge {
-                rec.past_challenges.retain(|past| past.id != p.id);
-            }
-            let mut subject = pair.subject_or_new()?;
-            if let Some(pos) = subject.sends.iter().rposition(|t| *t == now) {
-                subject.sends.remove(pos);
-            }
-            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            Ok(match self.store.commit(ops).await? {
-                Commit::Applied => Some(()),
-                Commit::Conflict { .. } => None,
+        self.transact(team, id, now, |w| {
+            let previous = previous.clone();
+            Box::pin(async move {
+                if w.rec.challenge.as_ref().map(|c| c.id) != Some(cid) {
+                    return Ok(Step::Answer(())); // already replaced by a newer one
+                }
+                w.rec.challenge = previous.filter(|p| p.is_open(now));
+                if let Some(p) = w.rec.challenge.clone() {
+                    w.rec.past_challenges.retain(|past| past.id != p.id);
+                }
+                let sends = &mut w.subject().sends;
+                if let Some(pos) = sends.iter().rposition(|t| *t == now) {
+                    sends.remove(pos);
+                }
+                Ok(Step::Write(()))
             })
         })
         .await
+        .map(|_| ())
     }
 }
 

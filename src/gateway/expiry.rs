@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{interaction_ops, retry};
-use super::{Gateway, InteractionView};
+use super::work::Step;
+use super::Gateway;
 use crate::channels::Purpose;
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::EventType;
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How often the sweeper looks for due work; well inside the contract's 5 s.
@@ -93,47 +93,43 @@ impl Gateway {
         id: Uuid,
         now: Timestamp,
     ) -> Result<()> {
-        let announced = retry(|| async {
-            let pair = match self.load_pair(team, id, now).await {
-                Ok(p) => p,
-                Err(Error::NotFound(_)) => return Ok(Some(None)),
-                Err(e) => return Err(e),
-            };
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let Some(end) = rec.auth_ends_at(s) else {
-                return Ok(Some(None));
-            };
-            let event = match kind {
-                Due::Expiry if now >= end && rec.expiry_announced != Some(end) => {
-                    rec.expiry_announced = Some(end);
-                    Some(EventType::InteractionExpired)
-                }
-                Due::Notice
-                    if rec.expiring_announced != Some(end)
-                        && s.expiry_notice
-                            .enabled()
-                            .is_some_and(|n| now >= end.minus(n))
-                        && now < end =>
-                {
-                    rec.expiring_announced = Some(end);
-                    Some(EventType::InteractionExpiring)
-                }
-                // Moved (activity) or already announced: write_interaction
-                // below re-schedules it at the current end.
-                _ => None,
+        let done = self.transact(team, id, now, |w| {
+            let s = w.settings;
+            let event = match w.rec.auth_ends_at(s) {
+                None => None,
+                Some(end) => match kind {
+                    Due::Expiry if now >= end && w.rec.expiry_announced != Some(end) => {
+                        w.rec.expiry_announced = Some(end);
+                        Some(EventType::InteractionExpired)
+                    }
+                    Due::Notice
+                        if w.rec.expiring_announced != Some(end)
+                            && s.expiry_notice
+                                .enabled()
+                                .is_some_and(|n| now >= end.minus(n))
+                            && now < end =>
+                    {
+                        w.rec.expiring_announced = Some(end);
+                        Some(EventType::InteractionExpiring)
+                    }
+                    // Moved (activity) or already announced: the write
+                    // re-schedules it at the current end.
+                    _ => None,
+                },
             };
             // Announcements are not activity and do not refresh interaction_ttl.
-            let ops = interaction_ops(team, pair.interaction.version, &rec, now)?;
-            match self.store.commit(ops).await? {
-                Commit::Applied => {
-                    let view = InteractionView::build(&rec, pair.subject.value.as_ref(), s, now);
-                    Ok(Some(event.map(|e| (e, view, rec))))
-                }
-                Commit::Conflict { .. } => Ok(None),
-            }
-        })
-        .await?;
+            w.as_announcement();
+            let step = match w.rec.auth.is_some() {
+                true => Step::Write(event),
+                false => Step::Answer(None),
+            };
+            Box::pin(std::future::ready(Ok(step)))
+        });
+        let announced = match done.await {
+            Ok(d) => d.value.map(|e| (e, d.view, d.rec)),
+            Err(Error::NotFound(_)) => None,
+            Err(e) => return Err(e),
+        };
         if let Some((event, view, rec)) = announced {
             self.emit(event, now, &view);
             if event == EventType::InteractionExpired {

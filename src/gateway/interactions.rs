@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::records::{put, retry, write_interaction, Loaded};
+use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
@@ -128,7 +129,6 @@ impl Gateway {
             rec.customer_ref = customer_ref.clone().map(CustomerRef::into_string);
             rec.session_pin_hash = pin.as_ref().map(|p| p.keyed_hash(rec.id, &self.pepper));
             rec.contact = contact.clone();
-            rec.companion = Some(keys::subject(&team.id, &rec.subject()));
             let mut ops = vec![put(
                 &ckey,
                 link.version,
@@ -168,7 +168,10 @@ impl Gateway {
         ))
     }
 
-    /// The team's interactions, newest first, filtered, paged by an opaque cursor.
+    /// The team's interactions, newest first, filtered, paged by an opaque
+    /// cursor. A filtered page may come back short (even empty) with a
+    /// cursor: it walks a bounded stretch of the index, so it costs
+    /// O(limit) whatever the team's size.
     pub async fn list_interactions(
         &self,
         team: &Team,
@@ -185,7 +188,9 @@ impl Gateway {
         let index = keys::interactions_index(&team.id);
         let batch = (q.limit * 2).clamp(20, 500);
         let mut items = Vec::new();
+        let mut walked = 0;
         loop {
+            walked += 1;
             let entries = self.store.index_desc(&index, before.clone(), batch).await?;
             let exhausted = entries.len() < batch;
             let ids: Vec<(IndexEntry, Uuid)> = entries
@@ -247,10 +252,18 @@ impl Gateway {
                     });
                 }
             }
-            if exhausted {
+            // A filter may match few: a page walks at most MAX_BATCHES
+            // batches of the index, then answers what it found (perhaps
+            // nothing) with a cursor to go on. A page costs O(limit), never
+            // O(team).
+            if exhausted || walked == MAX_BATCHES {
+                let next_cursor = match exhausted {
+                    true => None,
+                    false => before.as_ref().map(|(s, m)| encode_cursor(*s, m)),
+                };
                 return Ok(Page {
                     items: items.into_iter().map(|(v, _)| v).collect(),
-                    next_cursor: None,
+                    next_cursor,
                 });
             }
         }
@@ -292,35 +305,27 @@ impl Gateway {
     }
 
     /// Read, change with `f`, write back; retried on concurrent writes.
-    pub(super) async fn update_interaction<T>(
+    pub(super) async fn update_interaction<T: Send>(
         &self,
         team: &Team,
         id: Uuid,
         now: Timestamp,
-        f: impl Fn(&mut InteractionRecord, &crate::config::Settings) -> Result<T>,
+        f: impl Fn(&mut InteractionRecord, &crate::config::Settings) -> Result<T> + Sync,
     ) -> Result<(InteractionView, T)> {
-        retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let out = f(&mut rec, s)?;
-            if rec == *pair.rec()? {
+        let f = &f;
+        let done = self
+            .transact(team, id, now, |w| {
                 // Nothing changed: no write, and interaction_ttl is not refreshed.
-                let view = InteractionView::build(&rec, pair.subject.value.as_ref(), s, now);
-                return Ok(Some((view, out)));
-            }
-            let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((
-                    InteractionView::build(&rec, pair.subject.value.as_ref(), s, now),
-                    out,
-                ))),
-                Commit::Conflict { .. } => Ok(None),
-            }
-        })
-        .await
+                let out = f(&mut w.rec, w.settings).map(Step::WriteIfChanged);
+                Box::pin(std::future::ready(out))
+            })
+            .await?;
+        Ok((done.view, done.value))
     }
 }
+
+/// Index batches one list page reads at most (see `list`).
+const MAX_BATCHES: usize = 4;
 
 fn encode_cursor(score: i64, member: &str) -> String {
     B64URL.encode(format!("{score}:{member}"))

@@ -1,7 +1,6 @@
 //! Login links, the login page's callback, short links and the website's
 //! back-channel logout (CONTRACT 3.5).
 use std::sync::Arc;
-use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -9,7 +8,8 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, retry, write_interaction, write_subject};
+use super::records::put;
+use super::work::Step;
 use super::Gateway;
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
@@ -92,10 +92,6 @@ pub enum CallbackOutcome {
     },
 }
 
-/// The least time a short link keeps answering "expired" after its token
-/// did (else as long as an untouched interaction lives).
-const SHORT_LINK_GRACE: Duration = Duration::from_secs(3600);
-
 impl Gateway {
     pub async fn issue_link(
         &self,
@@ -122,70 +118,71 @@ impl Gateway {
         let key = team.primary_key().ok_or(Error::Internal)?;
         let code = random_code();
 
-        let (issued, rec, short, short_ttl) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let link_id = Uuid::now_v7();
-            let iat = now.unix_seconds();
-            let exp = s
-                .token_ttl
-                .enabled()
-                .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-            let claims = LoginClaims {
-                iss: self.config.server.issuer.clone(),
-                aud: team.id.clone(),
-                sub: rec.id.to_string(),
-                jti: link_id.to_string(),
-                iat,
-                exp,
-                team: team.id.clone(),
-                channel: rec.channel.clone(),
-                stage,
-                scope: scope.clone(),
-                expected_customer: expected.clone(),
-            };
-            let token = login_token::issue(key, &claims)?;
-            let url = login_url(team, &token);
-            let expires_at = exp.map(Timestamp::from_unix_seconds);
-            // A new link ends a pending pre-chat step-up.
-            rec.end_step_up();
-            rec.add_link(
-                Link {
-                    id: link_id,
-                    expires_at,
-                    used: false,
-                    used_by: None,
-                },
-                now,
-            );
-            let short = ShortLink {
-                interaction_id: rec.id,
-                link_id,
-                kid: key.kid.clone(),
-                claims,
-                expires_at,
-            };
-            let short_ttl = match expires_at {
-                Some(e) => e.since(now) + s.interaction_ttl.get().max(SHORT_LINK_GRACE),
-                None => s.interaction_ttl.get(),
-            };
-            let ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            let issued = IssuedLink {
-                link_id,
-                url,
-                short_url: format!("{}/l/{}", self.config.server.public_url, code),
-                token,
-                expires_at,
-                delivered: false,
-                delivery_error: None,
-            };
-            match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((issued, rec, short, short_ttl))),
-                Commit::Conflict { .. } => Ok(None),
-            }
-        })
-        .await?;
+        let (scope, expected, short_code) = (&scope, &expected, &code);
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let s = w.settings;
+                    let link_id = Uuid::now_v7();
+                    let iat = now.unix_seconds();
+                    let exp = s
+                        .token_ttl
+                        .enabled()
+                        .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+                    let claims = LoginClaims {
+                        iss: self.config.server.issuer.clone(),
+                        aud: team.id.clone(),
+                        sub: w.rec.id.to_string(),
+                        jti: link_id.to_string(),
+                        iat,
+                        exp,
+                        team: team.id.clone(),
+                        channel: w.rec.channel.clone(),
+                        stage,
+                        scope: scope.clone(),
+                        expected_customer: expected.clone(),
+                    };
+                    let token = login_token::issue(key, &claims)?;
+                    let url = login_url(team, &token);
+                    let expires_at = exp.map(Timestamp::from_unix_seconds);
+                    // A new link ends a pending pre-chat step-up.
+                    w.rec.end_step_up();
+                    w.rec.add_link(
+                        Link {
+                            id: link_id,
+                            expires_at,
+                            used: false,
+                            used_by: None,
+                        },
+                        now,
+                    );
+                    let short = ShortLink {
+                        interaction_id: w.rec.id,
+                        link_id,
+                        kid: key.kid.clone(),
+                        claims,
+                        expires_at,
+                    };
+                    let short_ttl = match expires_at {
+                        // It answers "expired" for as long as an untouched
+                        // interaction lives, then the code is forgotten.
+                        Some(e) => e.since(now) + s.interaction_ttl.get(),
+                        None => s.interaction_ttl.get(),
+                    };
+                    let issued = IssuedLink {
+                        link_id,
+                        url,
+                        short_url: format!("{}/l/{}", self.config.server.public_url, short_code),
+                        token,
+                        expires_at,
+                        delivered: false,
+                        delivery_error: None,
+                    };
+                    Ok(Step::Write((issued, short, short_ttl)))
+                })
+            })
+            .await?;
+        let ((issued, short, short_ttl), rec) = (done.value, done.rec);
         // The short code is all a browser has, so its key carries no team
         // tag: it is written on its own, never in a multi-key commit, and
         // so stays in its own Redis Cluster slot.
@@ -297,87 +294,87 @@ impl Gateway {
             /// A retry of the request that used the link: nothing changes.
             Repeat,
         }
-        let (verdict, answer, committed) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await.map_err(|e| match e {
+        let (cb, request, expected_customer) = (&cb, &request, &claims.expected_customer);
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let s = w.settings;
+                    let Some(i) = w.rec.links.iter().position(|l| l.id == link_id) else {
+                        return Err(Error::TokenUsed);
+                    };
+                    if let Some(link) = w.rec.links.get(i).filter(|l| l.used) {
+                        return match &link.used_by {
+                            Some(u) if u.webhook_id == *request => {
+                                Ok(Step::Answer((Verdict::Repeat, u.answer)))
+                            }
+                            _ => Err(Error::TokenUsed),
+                        };
+                    }
+                    let refusal_or = |f: FailureOutcome, otherwise: CallbackAnswer| {
+                        f.refusal(now)
+                            .as_ref()
+                            .and_then(CallbackAnswer::refused)
+                            .unwrap_or(otherwise)
+                    };
+                    let (verdict, answer) = if let Err(e) = w.subject().ensure_clear(now) {
+                        let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
+                        (Verdict::Refused, answer)
+                    } else if cb.success
+                        && expected_customer
+                            .as_ref()
+                            .is_some_and(|exp| cb.customer.get("id") != Some(exp))
+                    {
+                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        (
+                            Verdict::Mismatch(f),
+                            refusal_or(f, CallbackAnswer::CustomerMismatch),
+                        )
+                    } else if !cb.success {
+                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        (
+                            Verdict::Failure(f),
+                            refusal_or(f, CallbackAnswer::NotAuthenticated),
+                        )
+                    } else {
+                        w.subject().record_success();
+                        w.rec
+                            .authenticate(Method::LoginLink, cb.customer.clone(), now, s);
+                        let expires_at = w.rec.auth_ends_at(s);
+                        (
+                            Verdict::Success,
+                            CallbackAnswer::Authenticated { expires_at },
+                        )
+                    };
+                    // The link is used from the one-time check on, whatever the verdict.
+                    if let Some(link) = w.rec.links.get_mut(i) {
+                        link.used = true;
+                        link.used_by = Some(LinkUse {
+                            webhook_id: request.clone(),
+                            answer,
+                        });
+                    }
+                    Ok(Step::Write((verdict, answer)))
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                // The interaction is gone: so is every link it had.
                 Error::NotFound(_) => Error::TokenUsed,
                 e => e,
             })?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let Some(i) = rec.links.iter().position(|l| l.id == link_id) else {
-                return Err(Error::TokenUsed);
-            };
-            if let Some(link) = rec.links.get(i).filter(|l| l.used) {
-                return match &link.used_by {
-                    Some(u) if u.webhook_id == request => {
-                        Ok(Some((Verdict::Repeat, u.answer, None)))
-                    }
-                    _ => Err(Error::TokenUsed),
-                };
-            }
-            let mut subject = pair.subject_or_new()?;
-            let refusal_or = |f: FailureOutcome, otherwise: CallbackAnswer| {
-                f.refusal(now)
-                    .as_ref()
-                    .and_then(CallbackAnswer::refused)
-                    .unwrap_or(otherwise)
-            };
-            let (verdict, answer) = if let Err(e) = subject.ensure_clear(now) {
-                let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
-                (Verdict::Refused, answer)
-            } else if cb.success
-                && claims
-                    .expected_customer
-                    .as_ref()
-                    .is_some_and(|exp| cb.customer.get("id") != Some(exp))
-            {
-                let f = subject.record_failure(now, &s.lockout, &s.otp);
-                (
-                    Verdict::Mismatch(f),
-                    refusal_or(f, CallbackAnswer::CustomerMismatch),
-                )
-            } else if !cb.success {
-                let f = subject.record_failure(now, &s.lockout, &s.otp);
-                (
-                    Verdict::Failure(f),
-                    refusal_or(f, CallbackAnswer::NotAuthenticated),
-                )
-            } else {
-                subject.record_success();
-                rec.authenticate(Method::LoginLink, cb.customer.clone(), now, s);
-                let expires_at = rec.auth_ends_at(s);
-                (
-                    Verdict::Success,
-                    CallbackAnswer::Authenticated { expires_at },
-                )
-            };
-            // The link is used from the one-time check on, whatever the verdict.
-            if let Some(link) = rec.links.get_mut(i) {
-                link.used = true;
-                link.used_by = Some(LinkUse {
-                    webhook_id: request.clone(),
-                    answer,
-                });
-            }
-            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
-            Ok(committed.map(|c| (verdict, answer, Some(c))))
-        })
-        .await?;
-
-        match (&verdict, &committed) {
-            (Verdict::Failure(f) | Verdict::Mismatch(f), Some(c)) => {
+        let ((verdict, answer), c) = (&done.value, &done);
+        match verdict {
+            Verdict::Failure(f) | Verdict::Mismatch(f) => {
                 metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
                     .increment(1);
                 self.emit_lockout(*f, now, &team.id, &c.subject);
             }
-            (Verdict::Success, Some(c)) => {
+            Verdict::Success => {
                 self.announce_authenticated(team, &c.view, c.rec.clone(), now);
             }
-            _ => {}
+            Verdict::Refused | Verdict::Repeat => {}
         }
-        answered(answer, id, now)
+        answered(*answer, id, now)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Use cases: what a bot, a login page, a website or an agent asks of the
-//! gateway. Each one reads the records it needs, lets the domain decide,
-//! commits atomically (retrying on a concurrent write), and only then
-//! publishes events and sends channel messages.
+//! gateway. Each one that changes an interaction is one unit of work
+//! ([`work`]: load the interaction and its subject, let the domain decide,
+//! commit atomically, retry on a concurrent write), and only then publishes
+//! events and sends channel messages.
 //!
 //! Every function takes `now`; none reads the clock.
 mod assertion;
@@ -14,6 +15,7 @@ mod subjects;
 mod verify;
 mod view;
 mod website;
+mod work;
 
 use std::sync::Arc;
 

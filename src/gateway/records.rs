@@ -129,6 +129,14 @@ impl Gateway {
     }
 }
 
+/// An interaction as stored: the record and its subject's key.
+#[derive(Serialize)]
+struct Stored<'a> {
+    #[serde(flatten)]
+    rec: &'a InteractionRecord,
+    companion: String,
+}
+
 /// The ops that write an interaction back: the record itself, its listing
 /// and customer indexes (refreshing their TTL), and its due times.
 pub fn write_interaction(
@@ -160,10 +168,16 @@ pub fn interaction_ops(
         .plus(s.interaction_ttl.get())
         .since(now)
         .max(Duration::from_secs(1));
+    // Stored with the key of its subject (its "companion"), so the store
+    // reads both in one round trip; the domain record knows no store keys.
+    let stored = Stored {
+        rec,
+        companion: keys::subject(&team.id, &rec.subject()),
+    };
     let mut ops = vec![put(
         &keys::interaction(&team.id, rec.id),
         expected,
-        rec,
+        &stored,
         Some(ttl),
     )?];
     // The conversation keeps pointing here for as long as the record lives.
@@ -251,33 +265,4 @@ where
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
     crate::store::retry::<T, Error, F, Fut>(attempt).await
-}
-
-/// An interaction and its subject as a committed change left them: what the
-/// answer and the events are built from.
-pub struct Committed {
-    pub view: super::InteractionView,
-    pub rec: InteractionRecord,
-    pub subject: crate::domain::subject::SubjectView,
-}
-
-impl Gateway {
-    /// Commits `ops` (which write `rec` and `subject`); `None` on a conflict.
-    pub(super) async fn commit_pair(
-        &self,
-        ops: Vec<Op>,
-        rec: InteractionRecord,
-        subject: &SubjectRecord,
-        s: &Settings,
-        now: Timestamp,
-    ) -> Result<Option<Committed>> {
-        Ok(match self.store.commit(ops).await? {
-            crate::store::Commit::Applied => Some(Committed {
-                view: super::InteractionView::build(&rec, Some(subject), s, now),
-                subject: subject.view(now, &s.lockout),
-                rec,
-            }),
-            crate::store::Commit::Conflict { .. } => None,
-        })
-    }
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::{put, retry, write_interaction, write_subject, Loaded};
+use super::records::{put, Loaded};
+use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::challenge::{self, AttemptOutcome, ChallengeMethod};
 use crate::domain::devices::CustomerDevices;
-use crate::domain::interaction::{Customer, InteractionRecord, Method};
+use crate::domain::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
 use crate::domain::reveal;
 use crate::domain::subject::FailureOutcome;
 use crate::error::{Error, Result};
@@ -47,80 +48,61 @@ impl Gateway {
             Success,
             Wrong(u32, FailureOutcome),
         }
-        let (verdict, c) = retry(|| async {
-            let pair = self.load_pair(team, id, now).await?;
-            let mut rec = pair.rec()?.clone();
-            let s = team.settings_for(&rec.channel);
-            let mut subject = pair.subject_or_new()?;
-            subject.ensure_clear(now)?;
-            let mut devices_op = None;
-            let verdict = match challenge::attempt(&mut rec, cid, code, &self.pepper, now)? {
-                AttemptOutcome::Wrong { attempts_remaining } => Verdict::Wrong(
-                    attempts_remaining,
-                    subject.record_failure(now, &s.lockout, &s.otp),
-                ),
-                AttemptOutcome::Success { method, step_up } => {
-                    // A step-up challenge completes only a step-up that is
-                    // still live (its assertion not past `exp`, not logged
-                    // out, not replaced); else it proves nobody.
-                    let pending = match step_up {
-                        true => Some(
-                            rec.live_step_up(now)
-                                .cloned()
-                                .ok_or(Error::ChallengeExpired)?,
-                        ),
-                        false => None,
-                    };
-                    subject.record_success();
-                    let (method, customer) = match (&pending, method) {
-                        (Some(p), _) => (Method::Otp, p.customer.clone()),
-                        (None, ChallengeMethod::Otp) => (Method::Otp, self.customer_for(&rec)),
-                        (None, ChallengeMethod::Pin) => (Method::Pin, self.customer_for(&rec)),
-                    };
-                    if let Some(p) = &pending {
-                        let dkey = keys::devices(
-                            &team.id,
-                            p.customer.get("id").map_or("", String::as_str),
-                        );
-                        let raw = self
-                            .store
-                            .get(std::slice::from_ref(&dkey))
-                            .await?
-                            .pop()
-                            .flatten();
-                        let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
-                        let mut d = devices.value.clone().unwrap_or_default();
-                        d.record_validated(
-                            p.fingerprint.as_deref(),
-                            p.region.as_deref(),
-                            &self.pepper,
-                        );
-                        devices_op = Some(put(
-                            &dkey,
-                            devices.version,
-                            &d,
-                            Some(super::assertion::DEVICES_TTL),
-                        )?);
-                    }
-                    rec.authenticate(method, customer, now, s);
-                    Verdict::Success
-                }
-            };
-            let mut ops = write_interaction(team, pair.interaction.version, &mut rec, now)?;
-            ops.extend(write_subject(&pair.subject, &subject, s, now)?);
-            ops.extend(devices_op);
-            let committed = self.commit_pair(ops, rec, &subject, s, now).await?;
-            Ok(committed.map(|c| (verdict, c)))
-        })
-        .await?;
-        match verdict {
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let s = w.settings;
+                    w.subject().ensure_clear(now)?;
+                    let verdict =
+                        match challenge::attempt(&mut w.rec, cid, code, &self.pepper, now)? {
+                            AttemptOutcome::Wrong { attempts_remaining } => Verdict::Wrong(
+                                attempts_remaining,
+                                w.subject().record_failure(now, &s.lockout, &s.otp),
+                            ),
+                            AttemptOutcome::Success { method, step_up } => {
+                                // A step-up challenge completes only a step-up that is
+                                // still live (its assertion not past `exp`, not logged
+                                // out, not replaced); else it proves nobody.
+                                let pending = match step_up {
+                                    true => Some(
+                                        w.rec
+                                            .live_step_up(now)
+                                            .cloned()
+                                            .ok_or(Error::ChallengeExpired)?,
+                                    ),
+                                    false => None,
+                                };
+                                w.subject().record_success();
+                                let (method, customer) = match (&pending, method) {
+                                    (Some(p), _) => (Method::Otp, p.customer.clone()),
+                                    (None, ChallengeMethod::Otp) => {
+                                        (Method::Otp, self.customer_for(&w.rec))
+                                    }
+                                    (None, ChallengeMethod::Pin) => {
+                                        (Method::Pin, self.customer_for(&w.rec))
+                                    }
+                                };
+                                if let Some(p) = &pending {
+                                    let devices = self.validated_devices(team, p).await?;
+                                    w.also(devices);
+                                }
+                                w.rec.authenticate(method, customer, now, s);
+                                Verdict::Success
+                            }
+                        };
+                    Ok(Step::Write(verdict))
+                })
+            })
+            .await?;
+        let c = &done;
+        match done.value {
             Verdict::Success => {
-                self.announce_authenticated(team, &c.view, c.rec, now);
+                self.announce_authenticated(team, &c.view, c.rec.clone(), now);
                 Ok(Verified {
                     authenticated: true,
                     requires_2fa: false,
                     expires_at: c.view.expires_at,
-                    interaction: c.view,
+                    interaction: c.view.clone(),
                 })
             }
             Verdict::Wrong(remaining, outcome) => {
@@ -168,6 +150,27 @@ impl Gateway {
             code: code.expose().to_string(),
             expires_at,
         })
+    }
+
+    /// The op that records a completed step-up's fingerprint and region as
+    /// validated for its customer.
+    async fn validated_devices(&self, team: &Team, p: &PendingStepUp) -> Result<crate::store::Op> {
+        let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&dkey))
+            .await?
+            .pop()
+            .flatten();
+        let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
+        let mut d = devices.value.clone().unwrap_or_default();
+        d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), &self.pepper);
+        put(
+            &dkey,
+            devices.version,
+            &d,
+            Some(super::assertion::DEVICES_TTL),
+        )
     }
 
     /// Whom a plain OTP/PIN success proves: the bot's `customer_ref`, if any.

@@ -35,17 +35,21 @@ fn is_json(headers: &HeaderMap) -> bool {
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
 }
 
-/// Reads the body (at most [`MAX_BODY`]) and checks it is declared JSON.
-/// `Ok(None)` for an empty body.
+/// Reads the body (at most [`MAX_BODY`], within `server.body_read_timeout`,
+/// else 408) and checks it is declared JSON. `Ok(None)` for an empty body.
 pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>, Error> {
     let json = is_json(req.headers());
-    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            Error::PayloadTooLarge
-        } else {
-            Error::BadRequest("the body could not be read".into())
-        }
-    })?;
+    let limit = state.gateway.config.server.limits.body_read_timeout;
+    let bytes = tokio::time::timeout(limit, Bytes::from_request(req, state))
+        .await
+        .map_err(|_| Error::RequestTimeout)?
+        .map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::BadRequest("the body could not be read".into())
+            }
+        })?;
     // An empty body is no body, whatever it was labelled; endpoints whose
     // body is optional take it as such, the others answer 400.
     if bytes.is_empty() {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -95,7 +95,11 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
     let request_id = HeaderName::from_static("x-request-id");
     // Layers run outside-in in the reverse order of the `.layer` calls:
     // the request id is set first, so the trace span and every log line in
-    // it carry it; the size check runs before any handler reads a body.
+    // it carry it; the security headers go on every answer, also the 503 of
+    // the deadline and the 500 of a panic; the size check runs before any
+    // handler reads a body. (Header and idle timeouts and the connection cap
+    // are below the router, in `crate::server`; the body timeout is where
+    // the body is read, `extract::json_bytes`.)
     routes
         .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
@@ -109,6 +113,7 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         ))
         .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))
         .layer(middleware::from_fn(deadline))
+        .layer(middleware::from_fn(security_headers))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // Never the full URI: short-link codes are in paths.
             let route = req
@@ -120,7 +125,8 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
                 .get("x-request-id")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("-");
-            tracing::info_span!("request", method = %req.method(), route, request_id = id)
+            let method = method_label(req.method());
+            tracing::info_span!("request", method, route, request_id = id)
         }))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
@@ -176,19 +182,104 @@ async fn reject_large_bodies(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// `chatgate_http_requests_total` and `chatgate_http_request_duration_seconds` by route and status.
+/// The label of a request's method: the standard ones by name, any other
+/// token (the client chooses it, of any length) as `OTHER`.
+fn method_label(m: &Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// `chatgate_http_requests_total` and `chatgate_http_request_duration_seconds`
+/// by route, method and status. Every label comes from a closed set: the
+/// route template (or `unmatched`), [`method_label`], the status code.
 async fn record_metrics(State(_st): State<AppState>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().to_string();
+        .map_or_else(|| UNMATCHED.to_string(), |m| m.as_str().to_string());
+    let method = method_label(req.method());
     let start = Instant::now();
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    metrics::counter!("chatgate_http_requests_total", "route" => route.clone(), "method" => method.clone(), "status" => status)
+    metrics::counter!("chatgate_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!("chatgate_http_request_duration_seconds", "route" => route, "method" => method)
         .record(start.elapsed().as_secs_f64());
+    res
+}
+
+/// The route label of a request no route matched.
+const UNMATCHED: &str = "unmatched";
+
+/// The content security policy of our pages: they load nothing, run no
+/// script, use no inline style, are framed nowhere and submit nothing.
+const PAGE_CSP: &str =
+    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// Headers by kind of answer, decided on the response, not per handler:
+/// every answer `nosniff`; API answers (`/v1/...`) and short links
+/// `Cache-Control: no-store` (they carry codes, tokens, customer data);
+/// HTML answers also a strict CSP, no framing and no referrer.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let sensitive = path.starts_with("/v1/") || path.starts_with("/l/");
+    let mut res = next.run(req).await;
+    let html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| {
+            ct.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("text/html")
+        });
+    let h = res.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if sensitive || html {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(PAGE_CSP),
+        );
+        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        h.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+    }
+    res
+}
+
+/// The answer to a connection over `server.max_connections` (built outside
+/// the router, so it carries its headers itself).
+pub(crate) fn overloaded() -> Response {
+    let mut res = problem::response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "overloaded",
+        "too many open connections; try again shortly",
+    );
+    let h = res.headers_mut();
+    h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }

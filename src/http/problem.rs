@@ -19,6 +19,7 @@ fn title(code: &str) -> &'static str {
         "customer_mismatch" => "Customer mismatch",
         "banned" => "Banned",
         "not_found" => "Not found",
+        "request_timeout" => "Request timeout",
         "token_used" => "Token already used",
         "challenge_used" => "Challenge already used",
         "no_session_pin" => "No session PIN",
@@ -31,6 +32,7 @@ fn title(code: &str) -> &'static str {
         "rate_limited" => "Too many requests",
         "channel_error" => "Channel error",
         "store_unavailable" => "Store unavailable",
+        "overloaded" => "Overloaded",
         _ => "Internal error",
     }
 }
@@ -82,6 +84,11 @@ impl IntoResponse for Error {
             _ => {}
         }
         let mut res = send(status, &body);
+        if matches!(self, Error::RequestTimeout) {
+            // The rest of the body may still come: this connection is done.
+            res.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(r) = retry_after {
             if let Ok(v) = HeaderValue::from_str(&r.to_string()) {
                 res.headers_mut().insert(header::RETRY_AFTER, v);

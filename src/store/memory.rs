@@ -2,8 +2,8 @@
 //!
 //! One `std::sync::Mutex` guards all state and is never held across an
 //! `.await`: every trait method locks, works on plain maps, and unlocks
-//! before returning. Expired records and indexes behave as absent (a record's
-//! version starts again at 0); they are dropped when touched, and every
+//! before returning. Expired records and indexes behave as absent (version
+//! 0; the next write gets a fresh version, never an old one); they are dropped when touched, and every
 //! [`SWEEP_EVERY`] commits a sweep drops the rest, so memory stays bounded.
 //!
 //! Sorted indexes keep a `BTreeSet<(score, member)>` for ordered walks and a
@@ -29,35 +29,53 @@ struct Record {
     expires_at: Option<Instant>,
 }
 
+/// How many members whose time is up one write removes from an index, at most.
+const PRUNE: usize = 32;
+
+/// A sorted index whose members expire one by one: each lives for the TTL of
+/// its last add, writes drop a few whose time is up, and the index itself
+/// lives as long as its longest-lived member.
 #[derive(Debug, Default)]
 struct Index {
     ordered: BTreeSet<(i64, String)>,
-    scores: HashMap<String, i64>,
-    /// `None` only when the TTL is too large to represent: never expires.
-    expires_at: Option<Instant>,
+    /// member → (score, expiry).
+    members: HashMap<String, (i64, Instant)>,
+    by_expiry: BTreeSet<(Instant, String)>,
 }
 
 impl Index {
-    fn add(&mut self, member: String, score: i64) {
-        if let Some(old) = self.scores.insert(member.clone(), score) {
-            self.ordered.remove(&(old, member.clone()));
-        }
-        self.ordered.insert((score, member));
+    fn add(&mut self, member: String, score: i64, expires_at: Instant, now: Instant) {
+        self.remove(&member);
+        self.ordered.insert((score, member.clone()));
+        self.by_expiry.insert((expires_at, member.clone()));
+        self.members.insert(member, (score, expires_at));
+        self.prune(now);
     }
 
     fn remove(&mut self, member: &str) {
-        if let Some(old) = self.scores.remove(member) {
-            self.ordered.remove(&(old, member.to_owned()));
+        if let Some((score, expires_at)) = self.members.remove(member) {
+            self.ordered.remove(&(score, member.to_owned()));
+            self.by_expiry.remove(&(expires_at, member.to_owned()));
         }
     }
 
-    /// Raises the expiry to `now + ttl`; never lowers it.
-    fn extend_ttl(&mut self, now: Instant, ttl: Duration) {
-        let wanted = now.checked_add(ttl);
-        self.expires_at = match (self.expires_at, wanted) {
-            (Some(current), Some(wanted)) => Some(current.max(wanted)),
-            _ => None,
-        };
+    /// Drops up to [`PRUNE`] members whose time is up.
+    fn prune(&mut self, now: Instant) {
+        let dead: Vec<String> = self
+            .by_expiry
+            .iter()
+            .take_while(|(at, _)| !live(Some(*at), now))
+            .take(PRUNE)
+            .map(|(_, m)| m.clone())
+            .collect();
+        for m in dead {
+            self.remove(&m);
+        }
+    }
+
+    /// When the longest-lived member expires.
+    fn expires_at(&self) -> Option<Instant> {
+        self.by_expiry.last().map(|(at, _)| *at)
     }
 }
 
@@ -83,31 +101,27 @@ impl State {
 
     /// The live index at `key`, dropping it first when it has expired.
     fn index_mut(&mut self, key: &str, now: Instant) -> Option<&mut Index> {
-        if self
-            .indexes
-            .get(key)
-            .is_some_and(|i| !live(i.expires_at, now))
-        {
+        if self.index(key, now).is_none() {
             self.indexes.remove(key);
         }
         self.indexes.get_mut(key)
     }
 
     fn index(&self, key: &str, now: Instant) -> Option<&Index> {
-        self.indexes.get(key).filter(|i| live(i.expires_at, now))
+        self.indexes
+            .get(key)
+            .filter(|i| i.expires_at().is_some_and(|at| live(Some(at), now)))
     }
 
     fn apply(&mut self, op: Op, now: Instant) {
         match op {
             Op::Put {
-                key,
-                expected,
-                value,
-                ttl,
+                key, value, ttl, ..
             } => {
+                // `expected` was checked before any op applied.
                 let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
                 let record = Record {
-                    version: expected + 1,
+                    version: super::fresh_version(),
                     value,
                     expires_at,
                 };
@@ -122,16 +136,16 @@ impl State {
                 score,
                 ttl,
             } => {
+                // A TTL too large to represent is capped at a century.
+                let expires_at = now
+                    .checked_add(ttl)
+                    .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+                    .unwrap_or(now);
                 if self.index_mut(&key, now).is_none() {
-                    let fresh = Index {
-                        expires_at: Some(now),
-                        ..Index::default()
-                    };
-                    self.indexes.insert(key.clone(), fresh);
+                    self.indexes.insert(key.clone(), Index::default());
                 }
                 if let Some(index) = self.indexes.get_mut(&key) {
-                    index.add(member, score);
-                    index.extend_ttl(now, ttl);
+                    index.add(member, score, expires_at, now);
                 }
             }
             Op::Touch { key, ttl } => {
@@ -164,7 +178,8 @@ impl State {
         }
         self.commits_since_sweep = 0;
         self.records.retain(|_, r| live(r.expires_at, now));
-        self.indexes.retain(|_, i| live(i.expires_at, now));
+        self.indexes
+            .retain(|_, i| i.expires_at().is_some_and(|at| live(Some(at), now)));
     }
 }
 

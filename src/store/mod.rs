@@ -8,7 +8,7 @@
 //! it needs ([`Store::get`], one round trip), lets the domain compute the new
 //! state, and writes it back with [`Store::commit`]: a list of [`Op`]s that
 //! either all apply or none does. A `Put` names the version it read (0 for
-//! "absent"), so a concurrent writer makes the commit fail with
+//! "absent"; versions never repeat, see [`fresh_version`]), so a concurrent writer makes the commit fail with
 //! [`Commit::Conflict`] and the use case retries on fresh data
 //! ([`retry`]). That makes one-time ids, attempt counters and lockouts exact
 //! under concurrency, with the rules written once, in Rust.
@@ -53,7 +53,7 @@ pub struct Versioned {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Write `value` if the key is still at version `expected` (0 = absent);
-    /// the new version is `expected + 1`. `ttl: None` keeps it until deleted.
+    /// the new version is a [`fresh_version`]. `ttl: None` keeps it until deleted.
     Put {
         key: String,
         expected: u64,
@@ -76,6 +76,21 @@ pub enum Op {
     /// (a record that names something living as long as the writer).
     /// Never conflicts; the version is unchanged.
     Touch { key: String, ttl: Duration },
+}
+
+/// The version a `Put` gives its record: random and never 0, so a version
+/// never repeats for the life of a key name — not even across a delete or an
+/// expiry. (With "previous + 1", a record deleted and written again would
+/// restart at 1, and a writer that read the old version 1 would overwrite
+/// the new record: the ABA problem, which let concurrent failures of one
+/// subject go uncounted.) Two writes share a version with probability 2⁻⁶⁴.
+pub fn fresh_version() -> u64 {
+    loop {
+        let v = rand::random::<u64>();
+        if v != 0 {
+            return v;
+        }
+    }
 }
 
 /// The outcome of [`Store::commit`].
@@ -155,24 +170,45 @@ pub type SharedStore = Arc<dyn Store>;
 /// one through, so this bounds the contention a single record tolerates.
 pub const MAX_RETRIES: usize = 256;
 
+/// The pause between attempts after a conflict: a yield for the first few,
+/// then 1–4 ms with jitter; after [`MAX_RETRIES`] the caller gives up (503).
+#[derive(Debug, Default)]
+pub struct Backoff {
+    conflicts: usize,
+}
+
+impl Backoff {
+    /// Waits before the next attempt, or refuses when there were too many.
+    pub async fn wait(&mut self) -> Result<(), StoreError> {
+        self.conflicts += 1;
+        if self.conflicts >= MAX_RETRIES {
+            return Err(StoreError::Unavailable(
+                "too much contention on one record".into(),
+            ));
+        }
+        if self.conflicts > 9 {
+            let jitter = rand::random::<u64>() % 4;
+            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        Ok(())
+    }
+}
+
 /// Runs `attempt` until it returns `Ok(Some(_))`, at most [`MAX_RETRIES`]
-/// times; `Ok(None)` means "conflict, read again". Yields between attempts.
+/// times; `Ok(None)` means "conflict, read again" (see [`Backoff`]).
 pub async fn retry<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>, E>>,
     E: From<StoreError>,
 {
-    for i in 0..MAX_RETRIES {
+    let mut backoff = Backoff::default();
+    loop {
         if let Some(done) = attempt().await? {
             return Ok(done);
         }
-        if i > 8 {
-            let jitter = rand::random::<u64>() % 4;
-            tokio::time::sleep(Duration::from_millis(1 + jitter)).await;
-        } else {
-            tokio::task::yield_now().await;
-        }
+        backoff.wait().await?;
     }
-    Err(StoreError::Unavailable("too much contention on one record".into()).into())
 }

@@ -7,7 +7,11 @@
 //! version check is one `GET` inside a script. Indexes are sorted sets
 //! (scores are doubles in Redis: exact for |score| < 2^53, which covers
 //! millisecond timestamps). Record TTLs use `SET ... PX`; a `Put` without
-//! TTL is a plain `SET`, which also clears an earlier TTL.
+//! TTL is a plain `SET`, which also clears an earlier TTL. Each index `K`
+//! has an expiry set `K:exp` (member → expiry, Redis time): an index member
+//! lives for the TTL of its last `IndexAdd`, each write removes a few members
+//! whose time is up, and both keys expire with their longest-lived member,
+//! so an index is bounded by what is alive.
 //!
 //! # Atomicity
 //!
@@ -117,6 +121,13 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// Beside every sorted index, a sorted set of when each member expires
+/// (Redis time, ms): writes drop the members whose time is up, and the index
+/// lives as long as its longest-lived member. Same hash tag as the index.
+fn expiry_set(index: &str) -> String {
+    format!("{index}:exp")
 }
 
 /// `"<version>\n<json>"`.
@@ -254,51 +265,56 @@ impl Store for RedisStore {
             return Ok(Commit::Applied);
         }
         let mut call = self.commit_script.prepare_invoke();
+        // KEYS are numbered from 1 in the script; an index op brings its
+        // expiry set as the next key.
+        let mut keys = 0usize;
+        let mut key = |call: &mut ::redis::ScriptInvocation<'_>, logical: &str, index: bool| {
+            call.key(self.key(logical));
+            keys += 1;
+            let at = keys;
+            if index {
+                call.key(self.key(&expiry_set(logical)));
+                keys += 1;
+            }
+            at
+        };
         for op in &ops {
             match op {
                 Op::Put {
-                    key,
+                    key: k,
                     expected,
                     value,
                     ttl,
                 } => {
-                    let next = encode(expected.saturating_add(1), value);
+                    let at = key(&mut call, k, false);
+                    let next = encode(super::fresh_version(), value);
                     let ttl = ttl.map_or(0, ttl_ms);
-                    call.key(self.key(key))
-                        .arg("P")
-                        .arg(*expected)
-                        .arg(next)
-                        .arg(ttl);
+                    call.arg("P").arg(at).arg(*expected).arg(next).arg(ttl);
                 }
-                Op::Delete { key, expected } => {
-                    call.key(self.key(key))
-                        .arg("D")
-                        .arg(*expected)
-                        .arg("")
-                        .arg("");
+                Op::Delete { key: k, expected } => {
+                    let at = key(&mut call, k, false);
+                    call.arg("D").arg(at).arg(*expected).arg("").arg("");
                 }
                 Op::IndexAdd {
-                    key,
+                    key: k,
                     member,
                     score,
                     ttl,
                 } => {
-                    let ttl = ttl_ms(*ttl);
-                    call.key(self.key(key))
-                        .arg("A")
+                    let at = key(&mut call, k, true);
+                    call.arg("A")
+                        .arg(at)
                         .arg(member)
                         .arg(*score)
-                        .arg(ttl);
-                }
-                Op::Touch { key, ttl } => {
-                    call.key(self.key(key))
-                        .arg("T")
-                        .arg("")
-                        .arg("")
                         .arg(ttl_ms(*ttl));
                 }
-                Op::IndexRemove { key, member } => {
-                    call.key(self.key(key)).arg("R").arg(member).arg("").arg("");
+                Op::Touch { key: k, ttl } => {
+                    let at = key(&mut call, k, false);
+                    call.arg("T").arg(at).arg("").arg("").arg(ttl_ms(*ttl));
+                }
+                Op::IndexRemove { key: k, member } => {
+                    let at = key(&mut call, k, true);
+                    call.arg("R").arg(at).arg(member).arg("").arg("");
                 }
             }
         }
@@ -376,7 +392,10 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let mut call = self.take_due_script.prepare_invoke();
-        call.key(self.key(key)).arg(max_score).arg(limit);
+        call.key(self.key(key))
+            .key(self.key(&expiry_set(key)))
+            .arg(max_score)
+            .arg(limit);
         let reply = self.conn.invoke("index_take_due", &call).await?;
         entries("index_take_due", reply)
     }
@@ -394,26 +413,73 @@ impl Store for RedisStore {
 mod tests {
     use super::*;
 
-    /// The `redis.call`s of `script` whose key is not passed in `KEYS`
-    /// (directly, or through a local bound to `KEYS[i]`).
+    /// Commands that take no key.
+    const KEYLESS: &[&str] = &["'TIME'"];
+
+    /// The arguments of a call, from just after its `(` to the matching `)`.
+    fn arguments(text: &str) -> Vec<&str> {
+        let (mut depth, mut start, mut out) = (0i32, 0usize, Vec::new());
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' if depth == 0 => {
+                    out.push(text[start..i].trim());
+                    return out;
+                }
+                ')' | ']' | '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(text[start..i].trim());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The `redis.call`s of `script` whose key is not passed in `KEYS`:
+    /// directly (`KEYS[...]`), through a local bound to one, or through a
+    /// parameter of a local function whose every call passes such keys.
     fn calls_outside_keys(script: &str) -> Vec<String> {
-        let aliases: Vec<&str> = script
-            .lines()
-            .filter_map(|l| {
-                let (name, value) = l.trim().strip_prefix("local ")?.split_once('=')?;
-                value.trim().starts_with("KEYS[").then_some(name.trim())
-            })
-            .collect();
-        script
-            .split("redis.call(")
-            .skip(1)
-            .filter(|call| {
-                let key = call.split([',', ')']).nth(1).unwrap_or("").trim();
-                let by_keys = key.starts_with("KEYS[") && key.ends_with(']');
-                !(by_keys || aliases.contains(&key))
-            })
-            .map(|call| call.lines().next().unwrap_or("").to_owned())
-            .collect()
+        let mut aliases: Vec<&str> = Vec::new();
+        let mut functions: Vec<&str> = Vec::new();
+        for line in script.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("local function ") {
+                if let Some((name, params)) = rest.split_once('(') {
+                    functions.push(name.trim());
+                    aliases.extend(arguments(params));
+                }
+            } else if let Some((name, value)) =
+                line.strip_prefix("local ").and_then(|l| l.split_once('='))
+            {
+                if value.trim().starts_with("KEYS[") {
+                    aliases.push(name.trim());
+                }
+            }
+        }
+        let a_key =
+            |arg: &str| (arg.starts_with("KEYS[") && arg.ends_with(']')) || aliases.contains(&arg);
+        let mut outside = Vec::new();
+        for call in script.split("redis.call(").skip(1) {
+            let args = arguments(call);
+            let command = args.first().copied().unwrap_or("");
+            if !KEYLESS.contains(&command) && !args.get(1).is_some_and(|k| a_key(k)) {
+                outside.push(format!("redis.call({})", args.join(", ")));
+            }
+        }
+        for f in functions {
+            let pattern = format!("{f}(");
+            for (at, _) in script.match_indices(&pattern) {
+                if script[..at].ends_with("function ") {
+                    continue;
+                }
+                let args = arguments(&script[at + pattern.len()..]);
+                if !args.iter().all(|a| a_key(a)) {
+                    outside.push(format!("{f}({})", args.join(", ")));
+                }
+            }
+        }
+        outside
     }
 
     /// Redis' scripting rule, which Redis Cluster and key-checking proxies
@@ -427,6 +493,11 @@ mod tests {
         }
         // What the check catches: the companion read the store once did.
         let built = "local c = redis.call('GET', KEYS[1])\nreturn redis.call('GET', ARGV[1] .. c)";
-        assert_eq!(calls_outside_keys(built), ["'GET', ARGV[1] .. c)"]);
+        assert_eq!(
+            calls_outside_keys(built),
+            ["redis.call('GET', ARGV[1] .. c)"]
+        );
+        let through = "local function f(k)\n  redis.call('DEL', k)\nend\nf(KEYS[2])\nf(ARGV[1])";
+        assert_eq!(calls_outside_keys(through), ["f(ARGV[1])"]);
     }
 }

@@ -27,6 +27,8 @@ pub enum Backend {
 /// What a test may change in the generated config.
 #[derive(Default, Clone)]
 pub struct Setup {
+    /// TOML lines added to `[server]` (e.g. `max_connections = 2`).
+    pub server: String,
     /// TOML lines added to `[defaults]` (e.g. `idle_timeout = "5m"`).
     pub defaults: String,
     /// TOML appended to the acme team file (e.g. `[settings]` tables).
@@ -185,6 +187,7 @@ listen = "127.0.0.1:0"
 public_url = "http://gateway.test"
 issuer = "chatgate-test"
 pepper = "test-pepper-0123456789abcdef"
+{server}
 
 [store]
 backend = "{backend_name}"
@@ -195,6 +198,7 @@ key_prefix = "{prefix}"
 [defaults]
 {defaults}
 "#,
+        server = setup.server,
         defaults = setup.defaults,
         cluster_nodes = setup.cluster_nodes,
     );

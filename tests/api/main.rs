@@ -7,7 +7,9 @@ mod redis_support;
 
 mod basics;
 mod challenges;
+mod edge;
 mod hardening;
+mod integrity;
 mod login_flow;
 mod logs;
 mod prechat;

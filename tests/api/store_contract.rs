@@ -62,6 +62,7 @@ contract!(
     records::stale_version_and_put_if_absent_conflict,
     records::commit_is_all_or_nothing,
     records::delete_checks_version,
+    records::versions_never_repeat_across_delete,
     records::ttl_expires_records_and_indexes,
     records::ttl_none_persists_and_clears_a_ttl,
     records::concurrent_counter_is_exact,
@@ -71,7 +72,8 @@ contract!(
     records::touch_raises_a_ttl_and_never_creates,
     indexes::index_orders_ties_and_pages,
     indexes::index_pages_through_many_ties,
-    indexes::index_add_never_shortens_ttl,
+    indexes::index_members_expire_one_by_one,
+    indexes::dead_members_are_pruned_by_writes,
     indexes::take_due_lowest_first,
     indexes::take_due_exactly_once_under_contention,
 );
@@ -98,6 +100,11 @@ pub async fn read(s: &SharedStore, key: &str) -> Option<(u64, String)> {
     let mut got = s.get(&[key.to_owned()]).await.unwrap();
     assert_eq!(got.len(), 1);
     got.pop().unwrap().map(|v| (v.version, v.value))
+}
+
+/// The current version of `key` (which must exist).
+pub async fn version(s: &SharedStore, key: &str) -> u64 {
+    read(s, key).await.expect("the record exists").0
 }
 
 pub async fn commit(s: &SharedStore, ops: Vec<Op>) -> Commit {

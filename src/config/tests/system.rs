@@ -265,3 +265,80 @@ fn cluster_nodes_are_read_checked_and_overridable_as_a_list() {
         "{e}"
     );
 }
+
+#[test]
+fn connection_limits_have_defaults_and_are_checked() {
+    let mut fx = Fixture::new();
+    let limits = fx.load().unwrap().server.limits;
+    assert_eq!(limits.header_read_timeout.as_secs(), 10);
+    assert_eq!(limits.keep_alive_timeout.map(|d| d.as_secs()), Some(5));
+    assert_eq!(limits.body_read_timeout.as_secs(), 10);
+    assert_eq!(limits.max_connections, 768);
+
+    let server = "issuer = \"chatgate\"";
+    fx.edit(
+        SYS,
+        server,
+        "issuer = \"chatgate\"\nheader_read_timeout = \"20s\"\nkeep_alive_timeout = \"0s\"\nbody_read_timeout = \"3s\"\nmax_connections = 5000",
+    );
+    let limits = fx.load().unwrap().server.limits;
+    assert_eq!(limits.header_read_timeout.as_secs(), 20);
+    assert_eq!(limits.keep_alive_timeout, None, "0s = no keep-alive");
+    assert_eq!(limits.body_read_timeout.as_secs(), 3);
+    assert_eq!(limits.max_connections, 5000);
+
+    fx.set_env("CHATGATE_SERVER__MAX_CONNECTIONS", "100");
+    assert_eq!(fx.load().unwrap().server.limits.max_connections, 100);
+    fx.unset_env("CHATGATE_SERVER__MAX_CONNECTIONS");
+
+    let cases = [
+        (
+            "header_read_timeout = \"20s\"",
+            "header_read_timeout = \"0s\"",
+            "server.header_read_timeout",
+            "must not be zero",
+        ),
+        (
+            "body_read_timeout = \"3s\"",
+            "body_read_timeout = \"0s\"",
+            "server.body_read_timeout",
+            "must not be zero",
+        ),
+        (
+            "body_read_timeout = \"3s\"",
+            "body_read_timeout = \"21s\"",
+            "server.body_read_timeout",
+            "at most 20s",
+        ),
+        (
+            "keep_alive_timeout = \"0s\"",
+            "keep_alive_timeout = \"21s\"",
+            "server.keep_alive_timeout",
+            "must not be longer than server.header_read_timeout",
+        ),
+        (
+            "max_connections = 5000",
+            "max_connections = 0",
+            "server.max_connections",
+            "from 1 to 1000000",
+        ),
+        (
+            "max_connections = 5000",
+            "max_connections = -3",
+            "server.max_connections",
+            "from 1 to 1000000",
+        ),
+        (
+            "header_read_timeout = \"20s\"",
+            "header_read_timeout = \"soon\"",
+            "server.header_read_timeout",
+            "is not a duration",
+        ),
+    ];
+    for (from, to, key, problem) in cases {
+        fx.edit(SYS, from, to);
+        fx.expect_err(SYS, key, problem);
+        fx.edit(SYS, to, from);
+    }
+    fx.load().unwrap();
+}

@@ -1,55 +1,82 @@
 -- chatgate commit: verify every Put/Delete version, then apply every op.
--- KEYS[i] is the key of op i. ARGV holds four fields per op:
---   'P', expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
---   'D', expected, '', ''                                          Delete
---   'A', member, score, ttl_ms                                     IndexAdd
---   'R', member, '', ''                                            IndexRemove
---   'T', '', '', ttl_ms                                            Touch
--- Returns 0 when applied, else the 1-based position of the first conflict
--- (nothing applied then).
-local n = #KEYS
+-- ARGV holds five fields per op: kind, the op's key (a position in KEYS),
+-- then three arguments:
+--   'P', k, expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
+--   'D', k, expected, '', ''                                          Delete
+--   'A', k, member, score, ttl_ms                                     IndexAdd
+--   'R', k, member, '', ''                                            IndexRemove
+--   'T', k, '', '', ttl_ms                                            Touch
+-- An index op's key KEYS[k] is followed by KEYS[k + 1], the index's expiry
+-- set: member -> when it expires (ms, Redis time). Every key is in KEYS.
+-- Returns 0 when applied, else the 1-based position of the first op whose
+-- version did not match (nothing applied then).
+local n = #ARGV / 5
 for i = 1, n do
-  local kind = ARGV[4 * i - 3]
+  local base = 5 * i - 4
+  local kind = ARGV[base]
   if kind == 'P' or kind == 'D' then
-    local current = redis.call('GET', KEYS[i])
+    local current = redis.call('GET', KEYS[tonumber(ARGV[base + 1])])
     local version = '0'
     if current then
       version = string.match(current, '^(%d+)\n') or 'corrupt'
     end
-    if version ~= ARGV[4 * i - 2] then
+    if version ~= ARGV[base + 2] then
       return i
     end
   end
 end
+
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- How many dead members one write removes from an index, at most.
+local PRUNE = 32
+
+-- The index and its expiry set live exactly as long as their longest-lived
+-- member. (Redis deletes a sorted set when its last member goes.)
+local function expire_with_members(index, expiry)
+  local last = redis.call('ZRANGE', expiry, -1, -1, 'WITHSCORES')
+  if #last > 0 then
+    redis.call('PEXPIREAT', index, last[2])
+    redis.call('PEXPIREAT', expiry, last[2])
+  end
+end
+
 for i = 1, n do
-  local base = 4 * i - 3
+  local base = 5 * i - 4
   local kind = ARGV[base]
-  local key = KEYS[i]
+  local k = tonumber(ARGV[base + 1])
+  local key = KEYS[k]
   if kind == 'P' then
-    if ARGV[base + 3] == '0' then
-      redis.call('SET', key, ARGV[base + 2])
+    if ARGV[base + 4] == '0' then
+      redis.call('SET', key, ARGV[base + 3])
     else
-      redis.call('SET', key, ARGV[base + 2], 'PX', ARGV[base + 3])
+      redis.call('SET', key, ARGV[base + 3], 'PX', ARGV[base + 4])
     end
   elseif kind == 'D' then
     redis.call('DEL', key)
   elseif kind == 'A' then
-    redis.call('ZADD', key, ARGV[base + 2], ARGV[base + 1])
-    local ttl = tonumber(ARGV[base + 3])
-    local current = redis.call('PTTL', key)
-    -- PTTL is -1 without a TTL; PEXPIRE GT would not raise that, so compare here.
-    if current < ttl then
-      redis.call('PEXPIRE', key, ttl)
+    local expiry = KEYS[k + 1]
+    local member = ARGV[base + 2]
+    redis.call('ZADD', key, ARGV[base + 3], member)
+    redis.call('ZADD', expiry, now + tonumber(ARGV[base + 4]), member)
+    local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
+    if #dead > 0 then
+      redis.call('ZREM', key, unpack(dead))
+      redis.call('ZREM', expiry, unpack(dead))
     end
+    expire_with_members(key, expiry)
+  elseif kind == 'R' then
+    local expiry = KEYS[k + 1]
+    redis.call('ZREM', key, ARGV[base + 2])
+    redis.call('ZREM', expiry, ARGV[base + 2])
+    expire_with_members(key, expiry)
   elseif kind == 'T' then
-    local ttl = tonumber(ARGV[base + 3])
+    local ttl = tonumber(ARGV[base + 4])
     local current = redis.call('PTTL', key)
     -- Only a record that exists and would expire sooner (-1: no TTL, keep).
     if current >= 0 and current < ttl then
       redis.call('PEXPIRE', key, ttl)
     end
-  elseif kind == 'R' then
-    redis.call('ZREM', key, ARGV[base + 1])
   end
 end
 return 0

@@ -15,9 +15,13 @@ use chatgate::store::{Commit, Op, SharedStore};
 use serde_json::json;
 
 use super::redis_only::{assert_all_unavailable, assert_unavailable_fast, FAST};
-use super::{desc, index_add, put, read, LONG};
+use super::{desc, index_add, put, read, version, LONG};
 use crate::helpers::*;
 use crate::redis_support::{cluster_binaries_present, shared_cluster, OwnCluster};
+
+async fn value(s: &SharedStore, key: &str) -> Option<String> {
+    read(s, key).await.map(|(_, value)| value)
+}
 
 /// One hash tag per master of `cluster` (three), for keys under `prefix`.
 fn a_tag_per_master(cluster: &OwnCluster, prefix: &str) -> Vec<String> {
@@ -66,7 +70,7 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
     let key = format!("{dead}:a");
     assert_unavailable_fast("get", s.get(std::slice::from_ref(&key))).await;
     assert_unavailable_fast("get_with_companion", s.get_with_companion(&key)).await;
-    assert_unavailable_fast("commit", s.commit(vec![put(&key, 1, "s3cret", Some(LONG))])).await;
+    assert_unavailable_fast("commit", s.commit(vec![put(&key, 0, "s3cret", Some(LONG))])).await;
     assert_unavailable_fast("index_desc", s.index_desc(&format!("{dead}:idx"), None, 5)).await;
     assert_unavailable_fast(
         "index_take_due",
@@ -78,7 +82,7 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
     // The other masters' slots keep working (the node timeout, 15 s, has
     // not marked the cluster failed).
     for tag in tags.iter().filter(|t| **t != dead) {
-        assert_eq!(read(&s, &format!("{tag}:a")).await, Some((1, "1".into())));
+        assert_eq!(value(&s, &format!("{tag}:a")).await, Some("1".into()));
     }
     // PING goes to the masters the client holds a link to: it may or may
     // not fail now, but it answers fast.
@@ -111,10 +115,10 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
         s.commit(vec![put(&key, 0, "2", Some(LONG))]).await.unwrap(),
         Commit::Applied
     );
-    assert_eq!(read(&s, &key).await, Some((1, "2".into())));
+    assert_eq!(value(&s, &key).await, Some("2".into()));
     s.ping().await.unwrap();
     for tag in tags.iter().filter(|t| **t != dead) {
-        assert_eq!(read(&s, &format!("{tag}:a")).await, Some((1, "1".into())));
+        assert_eq!(value(&s, &format!("{tag}:a")).await, Some("1".into()));
     }
 }
 
@@ -163,13 +167,14 @@ async fn a_rebuilt_store_finds_everything_on_the_cluster() {
             .get_with_companion(&format!("{tag}:i"))
             .await
             .unwrap();
-        assert_eq!(r.record.map(|v| v.version), Some(1));
+        // Its version, read after the rebuild, is the one a commit checks.
+        let rv = r.record.as_ref().map(|v| v.version).expect("the record");
         let (ckey, companion) = r.companion.unwrap();
         assert_eq!(ckey, format!("{tag}:s"));
         assert_eq!(companion.map(|v| v.value), Some("{}".into()));
         assert_eq!(
-            read(&second, &format!("{tag}:ban")).await,
-            Some((1, "{}".into()))
+            value(&second, &format!("{tag}:ban")).await,
+            Some("{}".into())
         );
         assert_eq!(
             desc(&second, &format!("{tag}:idx"), None, 5).await,
@@ -180,17 +185,17 @@ async fn a_rebuilt_store_finds_everything_on_the_cluster() {
             .await
             .unwrap();
         assert_eq!(due.len(), 1);
-        let next = put(&format!("{tag}:i"), 1, "{}", Some(LONG));
+        let next = put(&format!("{tag}:i"), rv, "{}", Some(LONG));
         let gone = Op::Delete {
             key: format!("{tag}:ban"),
-            expected: 1,
+            expected: version(&second, &format!("{tag}:ban")).await,
         };
         assert_eq!(
             second.commit(vec![next, gone]).await.unwrap(),
             Commit::Applied
         );
     }
-    assert_eq!(read(&second, "l:code").await, Some((1, "{}".into())));
+    assert_eq!(value(&second, "l:code").await, Some("{}".into()));
     let keys = cluster.keys(&prefix);
     assert!(keys.iter().all(|k| !k.ends_with(":ban")), "{keys:?}");
 }
@@ -319,10 +324,12 @@ async fn a_replica_promoted_in_place_of_a_killed_master_serves_its_data() {
         "a replica serves the slot now"
     );
     assert_eq!(
-        s.commit(vec![put(&key, 1, "2", Some(LONG))]).await.unwrap(),
+        s.commit(vec![put(&key, version(&s, &key).await, "2", Some(LONG))])
+            .await
+            .unwrap(),
         Commit::Applied
     );
-    assert_eq!(read(&s, &key).await, Some((2, "2".into())));
+    assert_eq!(value(&s, &key).await, Some("2".into()));
     assert_eq!(
         desc(&s, &format!("{dead}:idx"), None, 5).await,
         vec![("m".to_string(), 1)]

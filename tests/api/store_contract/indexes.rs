@@ -90,28 +90,81 @@ pub async fn index_pages_through_many_ties(s: SharedStore) {
     );
 }
 
-pub async fn index_add_never_shortens_ttl(s: SharedStore) {
-    commit(
-        &s,
-        vec![index_add("{t}:idx", "a", 1, Duration::from_secs(5))],
-    )
-    .await;
+/// Index members expire one by one (each lives for the TTL of its last add);
+/// writes drop members whose time is up; the index lives exactly as long as
+/// its longest-lived member (issue 7: an index never outgrows what is alive).
+pub async fn index_members_expire_one_by_one(s: SharedStore) {
+    let five = Duration::from_secs(5);
+    // A short-lived member does not shorten the index's life...
+    commit(&s, vec![index_add("{t}:idx", "a", 1, five)]).await;
     commit(&s, vec![index_add("{t}:idx", "b", 2, SHORT)]).await;
+    // ...and a long-lived one lengthens it.
     commit(&s, vec![index_add("{t}:grow", "a", 1, SHORT)]).await;
-    commit(
-        &s,
-        vec![index_add("{t}:grow", "b", 2, Duration::from_secs(5))],
-    )
-    .await;
+    commit(&s, vec![index_add("{t}:grow", "b", 2, five)]).await;
+    // Re-adding a member gives it the new TTL, shorter or longer.
+    commit(&s, vec![index_add("{t}:again", "m", 1, SHORT)]).await;
+    commit(&s, vec![index_add("{t}:again", "m", 1, five)]).await;
+    commit(&s, vec![index_add("{t}:shrink", "m", 1, five)]).await;
+    commit(&s, vec![index_add("{t}:shrink", "m", 1, SHORT)]).await;
     tokio::time::sleep(PAST_SHORT).await;
+    // The next write to an index drops its members whose time is up.
+    for idx in ["{t}:idx", "{t}:grow", "{t}:again"] {
+        commit(&s, vec![index_add(idx, "w", 0, five)]).await;
+    }
     assert_eq!(
         desc(&s, "{t}:idx", None, 10).await,
-        pairs(&[("b", 2), ("a", 1)])
+        pairs(&[("a", 1), ("w", 0)])
     );
     assert_eq!(
         desc(&s, "{t}:grow", None, 10).await,
-        pairs(&[("b", 2), ("a", 1)])
+        pairs(&[("b", 2), ("w", 0)])
     );
+    assert_eq!(
+        desc(&s, "{t}:again", None, 10).await,
+        pairs(&[("m", 1), ("w", 0)])
+    );
+    // Its only member's time is up: the index is gone, without any write.
+    assert_eq!(desc(&s, "{t}:shrink", None, 10).await, vec![]);
+    // Removing the longest-lived member shortens the index's life to the next.
+    commit(
+        &s,
+        vec![
+            index_add("{t}:rm", "short", 1, SHORT),
+            index_add("{t}:rm", "long", 2, five),
+        ],
+    )
+    .await;
+    commit(
+        &s,
+        vec![Op::IndexRemove {
+            key: "{t}:rm".into(),
+            member: "long".into(),
+        }],
+    )
+    .await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(desc(&s, "{t}:rm", None, 10).await, vec![]);
+}
+
+/// Many members whose time is up, and one write at a time: the index
+/// shrinks to what is alive (each write drops a bounded number).
+pub async fn dead_members_are_pruned_by_writes(s: SharedStore) {
+    let idx = "{t}:many";
+    let dead: Vec<Op> = (0..100)
+        .map(|i| index_add(idx, &format!("d{i:03}"), i, SHORT))
+        .collect();
+    commit(&s, dead).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    for i in 0..5 {
+        commit(
+            &s,
+            vec![index_add(idx, &format!("live{i}"), 1000 + i, LONG)],
+        )
+        .await;
+    }
+    let left = desc(&s, idx, None, 200).await;
+    assert_eq!(left.len(), 5, "{left:?}");
+    assert!(left.iter().all(|(m, _)| m.starts_with("live")));
 }
 
 pub async fn take_due_lowest_first(s: SharedStore) {

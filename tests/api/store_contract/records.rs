@@ -2,7 +2,7 @@
 use chatgate::store::{self, Commit, Op, SharedStore, StoreError};
 use serde_json::json;
 
-use super::{commit, desc, index_add, pairs, put, read, LONG, PAST_SHORT, SHORT};
+use super::{commit, desc, index_add, pairs, put, read, version, LONG, PAST_SHORT, SHORT};
 
 pub async fn put_get_versions(s: SharedStore) {
     assert_eq!(s.get(&[]).await.unwrap(), vec![]);
@@ -11,19 +11,24 @@ pub async fn put_get_versions(s: SharedStore) {
         commit(&s, vec![put("{t}:a", 0, r#"{"n":1}"#, Some(LONG))]).await,
         Commit::Applied
     );
-    assert_eq!(read(&s, "{t}:a").await, Some((1, r#"{"n":1}"#.into())));
+    let (v1, value) = read(&s, "{t}:a").await.unwrap();
+    assert_eq!(value, r#"{"n":1}"#);
+    assert_ne!(v1, 0);
     assert_eq!(
         commit(
             &s,
-            vec![put("{t}:a", 1, "{\"n\":\"two\\nlines\"}", Some(LONG))]
+            vec![put("{t}:a", v1, "{\"n\":\"two\\nlines\"}", Some(LONG))]
         )
         .await,
         Commit::Applied
     );
+    let v2 = version(&s, "{t}:a").await;
+    assert_ne!(v2, v1, "every write gives a new version");
     assert_eq!(
         commit(&s, vec![put("{t}:b", 0, "[]", Some(LONG))]).await,
         Commit::Applied
     );
+    let vb = version(&s, "{t}:b").await;
     // One read, several keys, in order, absent ones as None.
     let keys = ["{t}:b", "{t}:missing", "{t}:a"].map(String::from);
     let got = s.get(&keys).await.unwrap();
@@ -32,9 +37,9 @@ pub async fn put_get_versions(s: SharedStore) {
         .map(|v| v.map(|v| (v.version, v.value)))
         .collect();
     let expected = vec![
-        Some((1, "[]".into())),
+        Some((vb, "[]".into())),
         None,
-        Some((2, "{\"n\":\"two\\nlines\"}".into())),
+        Some((v2, "{\"n\":\"two\\nlines\"}".into())),
     ];
     assert_eq!(got, expected);
     assert_eq!(commit(&s, vec![]).await, Commit::Applied);
@@ -42,10 +47,12 @@ pub async fn put_get_versions(s: SharedStore) {
 
 pub async fn stale_version_and_put_if_absent_conflict(s: SharedStore) {
     commit(&s, vec![put("{t}:a", 0, "1", Some(LONG))]).await;
-    commit(&s, vec![put("{t}:a", 1, "2", Some(LONG))]).await;
-    // A writer that read version 1 lost the race.
+    let v1 = version(&s, "{t}:a").await;
+    commit(&s, vec![put("{t}:a", v1, "2", Some(LONG))]).await;
+    let v2 = version(&s, "{t}:a").await;
+    // A writer that read the first version lost the race.
     assert_eq!(
-        commit(&s, vec![put("{t}:a", 1, "stale", Some(LONG))]).await,
+        commit(&s, vec![put("{t}:a", v1, "stale", Some(LONG))]).await,
         Commit::Conflict { op: 0 }
     );
     // Put-if-absent on an existing key.
@@ -58,19 +65,20 @@ pub async fn stale_version_and_put_if_absent_conflict(s: SharedStore) {
         commit(&s, vec![put("{t}:none", 3, "x", Some(LONG))]).await,
         Commit::Conflict { op: 0 }
     );
-    assert_eq!(read(&s, "{t}:a").await, Some((2, "2".into())));
+    assert_eq!(read(&s, "{t}:a").await, Some((v2, "2".into())));
     assert_eq!(read(&s, "{t}:none").await, None);
 }
 
 pub async fn commit_is_all_or_nothing(s: SharedStore) {
     commit(&s, vec![put("{t}:b", 0, "b1", Some(LONG))]).await;
+    let vb = version(&s, "{t}:b").await;
     let ops = vec![
         put("{t}:a", 0, "a1", Some(LONG)),
         index_add("{t}:idx", "a", 1, LONG),
         put("{t}:b", 0, "b-again", Some(LONG)),
         Op::Delete {
             key: "{t}:b".into(),
-            expected: 1,
+            expected: vb,
         },
     ];
     assert_eq!(commit(&s, ops).await, Commit::Conflict { op: 2 });
@@ -82,7 +90,7 @@ pub async fn commit_is_all_or_nothing(s: SharedStore) {
     );
     assert_eq!(
         read(&s, "{t}:b").await,
-        Some((1, "b1".into())),
+        Some((vb, "b1".into())),
         "op 3 must not apply"
     );
     // The first failing op is named even when a later one fails too.
@@ -92,11 +100,11 @@ pub async fn commit_is_all_or_nothing(s: SharedStore) {
     let ops = vec![
         put("{t}:a", 0, "a1", Some(LONG)),
         index_add("{t}:idx", "a", 1, LONG),
-        put("{t}:b", 1, "b2", Some(LONG)),
+        put("{t}:b", vb, "b2", Some(LONG)),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
-    assert_eq!(read(&s, "{t}:a").await, Some((1, "a1".into())));
-    assert_eq!(read(&s, "{t}:b").await, Some((2, "b2".into())));
+    assert_eq!(read(&s, "{t}:a").await.map(|(_, v)| v), Some("a1".into()));
+    assert_eq!(read(&s, "{t}:b").await.map(|(_, v)| v), Some("b2".into()));
     assert_eq!(desc(&s, "{t}:idx", None, 10).await, pairs(&[("a", 1)]));
 }
 
@@ -108,28 +116,78 @@ pub async fn delete_checks_version(s: SharedStore) {
     // Delete of an absent key at version 0 is a passing check.
     assert_eq!(commit(&s, vec![delete(0)]).await, Commit::Applied);
     commit(&s, vec![put("{t}:a", 0, "1", Some(LONG))]).await;
-    commit(&s, vec![put("{t}:a", 1, "2", Some(LONG))]).await;
+    let v1 = version(&s, "{t}:a").await;
+    commit(&s, vec![put("{t}:a", v1, "2", Some(LONG))]).await;
+    let v2 = version(&s, "{t}:a").await;
     assert_eq!(
-        commit(&s, vec![delete(1)]).await,
+        commit(&s, vec![delete(v1)]).await,
         Commit::Conflict { op: 0 }
     );
     assert_eq!(
         commit(&s, vec![delete(0)]).await,
         Commit::Conflict { op: 0 }
     );
-    assert_eq!(read(&s, "{t}:a").await, Some((2, "2".into())));
-    assert_eq!(commit(&s, vec![delete(2)]).await, Commit::Applied);
+    assert_eq!(read(&s, "{t}:a").await, Some((v2, "2".into())));
+    assert_eq!(commit(&s, vec![delete(v2)]).await, Commit::Applied);
     assert_eq!(read(&s, "{t}:a").await, None);
-    // Versions start again from 0.
-    assert_eq!(
-        commit(&s, vec![put("{t}:a", 2, "x", Some(LONG))]).await,
-        Commit::Conflict { op: 0 }
-    );
+    // Absent again: version 0, and no old version is accepted.
+    for old in [v1, v2] {
+        assert_eq!(
+            commit(&s, vec![put("{t}:a", old, "x", Some(LONG))]).await,
+            Commit::Conflict { op: 0 }
+        );
+    }
     assert_eq!(
         commit(&s, vec![put("{t}:a", 0, "3", Some(LONG))]).await,
         Commit::Applied
     );
-    assert_eq!(read(&s, "{t}:a").await, Some((1, "3".into())));
+    let v3 = version(&s, "{t}:a").await;
+    assert!(
+        v3 != v1 && v3 != v2,
+        "a re-created record never reuses a version"
+    );
+}
+
+/// The ABA interleaving of issue 7, step by step: A reads the subject; B
+/// deletes it (a success clears it); C re-creates it (a failure); A's write,
+/// based on what it read before B, must not overwrite C's.
+pub async fn versions_never_repeat_across_delete(s: SharedStore) {
+    let key = "{t}:subject";
+    commit(&s, vec![put(key, 0, r#"{"failures":2}"#, Some(LONG))]).await;
+    let (a_read, _) = read(&s, key).await.unwrap();
+    // B: a success deletes it.
+    assert_eq!(
+        commit(
+            &s,
+            vec![Op::Delete {
+                key: key.into(),
+                expected: a_read
+            }]
+        )
+        .await,
+        Commit::Applied
+    );
+    // C: a failure re-creates it.
+    assert_eq!(
+        commit(&s, vec![put(key, 0, r#"{"failures":1}"#, Some(LONG))]).await,
+        Commit::Applied
+    );
+    // A: its third failure, based on the record it read first.
+    assert_eq!(
+        commit(&s, vec![put(key, a_read, r#"{"failures":3}"#, Some(LONG))]).await,
+        Commit::Conflict { op: 0 },
+        "a stale writer overwrote a re-created record"
+    );
+    assert_eq!(read(&s, key).await.unwrap().1, r#"{"failures":1}"#);
+    // Likewise after an expiry.
+    commit(&s, vec![put("{t}:e", 0, "1", Some(SHORT))]).await;
+    let before = version(&s, "{t}:e").await;
+    tokio::time::sleep(PAST_SHORT).await;
+    commit(&s, vec![put("{t}:e", 0, "2", Some(LONG))]).await;
+    assert_eq!(
+        commit(&s, vec![put("{t}:e", before, "3", Some(LONG))]).await,
+        Commit::Conflict { op: 0 }
+    );
 }
 
 pub async fn ttl_expires_records_and_indexes(s: SharedStore) {
@@ -139,23 +197,28 @@ pub async fn ttl_expires_records_and_indexes(s: SharedStore) {
         index_add("{t}:idx", "m", 1, SHORT),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
-    assert_eq!(read(&s, "{t}:a").await, Some((1, "short".into())));
+    let va = version(&s, "{t}:a").await;
+    let vb = version(&s, "{t}:b").await;
+    assert_eq!(read(&s, "{t}:a").await, Some((va, "short".into())));
     assert_eq!(desc(&s, "{t}:idx", None, 10).await, pairs(&[("m", 1)]));
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(read(&s, "{t}:a").await, None);
-    assert_eq!(read(&s, "{t}:b").await, Some((1, "long".into())));
+    assert_eq!(read(&s, "{t}:b").await, Some((vb, "long".into())));
     assert_eq!(desc(&s, "{t}:idx", None, 10).await, vec![]);
     assert_eq!(s.index_take_due("{t}:idx", 100, 10).await.unwrap(), vec![]);
-    // An expired record is absent: its version is 0 again.
+    // An expired record is absent: version 0, and its old version is refused.
     assert_eq!(
-        commit(&s, vec![put("{t}:a", 1, "x", Some(LONG))]).await,
+        commit(&s, vec![put("{t}:a", va, "x", Some(LONG))]).await,
         Commit::Conflict { op: 0 }
     );
     assert_eq!(
         commit(&s, vec![put("{t}:a", 0, "again", Some(LONG))]).await,
         Commit::Applied
     );
-    assert_eq!(read(&s, "{t}:a").await, Some((1, "again".into())));
+    assert_eq!(
+        read(&s, "{t}:a").await.map(|(_, v)| v),
+        Some("again".into())
+    );
     // An expired index starts afresh.
     commit(&s, vec![index_add("{t}:idx", "n", 2, LONG)]).await;
     assert_eq!(desc(&s, "{t}:idx", None, 10).await, pairs(&[("n", 2)]));
@@ -164,14 +227,18 @@ pub async fn ttl_expires_records_and_indexes(s: SharedStore) {
 pub async fn ttl_none_persists_and_clears_a_ttl(s: SharedStore) {
     commit(&s, vec![put("{t}:ban", 0, "forever", None)]).await;
     commit(&s, vec![put("{t}:a", 0, "short", Some(SHORT))]).await;
+    let va = version(&s, "{t}:a").await;
     // Rewriting without a TTL removes the earlier one.
     assert_eq!(
-        commit(&s, vec![put("{t}:a", 1, "kept", None)]).await,
+        commit(&s, vec![put("{t}:a", va, "kept", None)]).await,
         Commit::Applied
     );
     tokio::time::sleep(PAST_SHORT).await;
-    assert_eq!(read(&s, "{t}:ban").await, Some((1, "forever".into())));
-    assert_eq!(read(&s, "{t}:a").await, Some((2, "kept".into())));
+    assert_eq!(
+        read(&s, "{t}:ban").await.map(|(_, v)| v),
+        Some("forever".into())
+    );
+    assert_eq!(read(&s, "{t}:a").await.map(|(_, v)| v), Some("kept".into()));
 }
 
 pub async fn concurrent_counter_is_exact(s: SharedStore) {
@@ -208,7 +275,10 @@ pub async fn concurrent_counter_is_exact(s: SharedStore) {
     for task in tasks {
         task.await.unwrap().unwrap();
     }
-    assert_eq!(read(&s, key).await, Some((50, r#"{"n":50}"#.into())));
+    assert_eq!(
+        read(&s, key).await.map(|(_, v)| v),
+        Some(r#"{"n":50}"#.into())
+    );
 }
 
 pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
@@ -224,7 +294,7 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
     let r = s.get_with_companion("{t}:i").await.unwrap();
     assert_eq!(
         r.record.as_ref().map(|v| (v.version, v.value.as_str())),
-        Some((1, rec))
+        Some((version(&s, "{t}:i").await, rec))
     );
     assert_eq!(r.companion, Some(("{t}:s".to_string(), None)));
     // Then it exists, at its own version.
@@ -237,7 +307,7 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
     assert_eq!(k, "{t}:s");
     assert_eq!(
         v.map(|v| (v.version, v.value)),
-        Some((1, r#"{"f":2}"#.to_string()))
+        Some((version(&s, "{t}:s").await, r#"{"f":2}"#.to_string()))
     );
     // A record naming none, or whose JSON has a non-string member, has no companion.
     let plain = r#"{"companion":5}"#;
@@ -255,6 +325,7 @@ pub async fn touch_raises_a_ttl_and_never_creates(s: SharedStore) {
         commit(&s, vec![put("{t}:c", 0, "1", Some(SHORT))]).await,
         Commit::Applied
     );
+    let vc = version(&s, "{t}:c").await;
     let touch = |key: &str| Op::Touch {
         key: key.to_string(),
         ttl: LONG,
@@ -265,7 +336,7 @@ pub async fn touch_raises_a_ttl_and_never_creates(s: SharedStore) {
     );
     tokio::time::sleep(PAST_SHORT).await;
     // Still there, at the same version; the absent key was not created.
-    assert_eq!(read(&s, "{t}:c").await, Some((1, "1".into())));
+    assert_eq!(read(&s, "{t}:c").await, Some((vc, "1".into())));
     assert_eq!(read(&s, "{t}:absent").await, None);
     // A touch never shortens.
     let short = Op::Touch {
@@ -274,7 +345,7 @@ pub async fn touch_raises_a_ttl_and_never_creates(s: SharedStore) {
     };
     assert_eq!(commit(&s, vec![short]).await, Commit::Applied);
     tokio::time::sleep(PAST_SHORT).await;
-    assert_eq!(read(&s, "{t}:c").await, Some((1, "1".into())));
+    assert_eq!(read(&s, "{t}:c").await, Some((vc, "1".into())));
 }
 
 pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
@@ -285,24 +356,23 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
         put("{t}:s2", 0, "2", Some(LONG)),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
-    let companion = |r: store::WithCompanion| {
-        r.companion
-            .map(|(k, v)| (k, v.map(|v| (v.version, v.value))))
-    };
+    let companion = |r: store::WithCompanion| r.companion.map(|(k, v)| (k, v.map(|v| v.value)));
     for _ in 0..2 {
         let r = s.get_with_companion("{t}:i").await.unwrap();
-        assert_eq!(companion(r), Some(("{t}:s1".into(), Some((1, "1".into())))));
+        assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
     }
     // The record now names another companion: that one is read.
-    let ops = vec![put("{t}:i", 1, &named("{t}:s2"), Some(LONG))];
+    let v1 = version(&s, "{t}:i").await;
+    let ops = vec![put("{t}:i", v1, &named("{t}:s2"), Some(LONG))];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
+    let v2 = version(&s, "{t}:i").await;
     let r = s.get_with_companion("{t}:i").await.unwrap();
-    assert_eq!(r.record.as_ref().map(|v| v.version), Some(2));
-    assert_eq!(companion(r), Some(("{t}:s2".into(), Some((1, "2".into())))));
+    assert_eq!(r.record.as_ref().map(|v| v.version), Some(v2));
+    assert_eq!(companion(r), Some(("{t}:s2".into(), Some("2".into()))));
     // Deleted, then written again naming the first: still right.
     let del = Op::Delete {
         key: "{t}:i".into(),
-        expected: 2,
+        expected: v2,
     };
     assert_eq!(commit(&s, vec![del]).await, Commit::Applied);
     let r = s.get_with_companion("{t}:i").await.unwrap();
@@ -310,7 +380,7 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
     let again = put("{t}:i", 0, &named("{t}:s1"), Some(LONG));
     assert_eq!(commit(&s, vec![again]).await, Commit::Applied);
     let r = s.get_with_companion("{t}:i").await.unwrap();
-    assert_eq!(companion(r), Some(("{t}:s1".into(), Some((1, "1".into())))));
+    assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
 }
 
 pub async fn keys_of_several_slots_read_together_and_written_apart(s: SharedStore) {

@@ -30,11 +30,13 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
         put("{t}:ban", 0, "{}", None),
     ];
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
+    let v1 = read(&s, "{t}:i:1").await.unwrap().0;
+    let v2 = read(&s, "{t}:i:2").await.unwrap().0;
     let ops = vec![
-        put("{t}:i:1", 1, "{\"v\":2}", Some(LONG)),
+        put("{t}:i:1", v1, "{\"v\":2}", Some(LONG)),
         Op::Delete {
             key: "{t}:i:2".into(),
-            expected: 1,
+            expected: v2,
         },
         Op::IndexRemove {
             key: "{t}:idx".into(),
@@ -48,10 +50,19 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
     assert_eq!(s.index_take_due("{t}:due", 5, 10).await.unwrap().len(), 1);
 
-    let mut expected: Vec<String> = ["{t}:i:1", "{t}:aj:x", "{t}:idx", "{t}:due", "{t}:ban"]
-        .iter()
-        .map(|k| prefix.physical(k))
-        .collect();
+    // An index keeps its members' expiry times beside it (`:exp`).
+    let mut expected: Vec<String> = [
+        "{t}:i:1",
+        "{t}:aj:x",
+        "{t}:idx",
+        "{t}:idx:exp",
+        "{t}:due",
+        "{t}:due:exp",
+        "{t}:ban",
+    ]
+    .iter()
+    .map(|k| prefix.physical(k))
+    .collect();
     expected.sort();
     assert_eq!(
         prefix.keys(),
@@ -200,7 +211,7 @@ async fn recovers_by_itself_when_redis_comes_back() {
             .unwrap(),
         Commit::Applied
     );
-    assert_eq!(read(&s, "{t}:a").await, Some((1, "1".into())));
+    assert_eq!(read(&s, "{t}:a").await.map(|(_, v)| v), Some("1".into()));
 
     // Redis goes away: fast failures, never stale data.
     drop(server);

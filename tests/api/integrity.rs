@@ -1,0 +1,271 @@
+//! Store integrity seen from the API (issue 7): failure counts of one
+//! customer stay exact across several interactions under concurrency, also
+//! with successes interleaved; lists cost O(page); and nothing outlives the
+//! interactions it belongs to.
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// (challenge id, code) of a fresh OTP on `id`.
+async fn otp(app: &TestApp, id: &str) -> (String, String) {
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "otp", "delivery": "agent"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let code = app
+        .get_json(
+            &format!("/v1/interactions/{id}/challenges/{cid}/code"),
+            Some(&app.keys.agent),
+        )
+        .await["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (cid, code)
+}
+
+fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect()
+}
+
+async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> u16 {
+    app.post_json(
+        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+        Some(&app.keys.bot),
+        &json!({"code": code}),
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+async fn failures(app: &TestApp, subject: &str) -> u64 {
+    app.get_json(&format!("/v1/subjects/{subject}"), Some(&app.keys.agent))
+        .await["failures"]
+        .as_u64()
+        .unwrap()
+}
+
+fn customer_setup(threshold: u32) -> Setup {
+    Setup {
+        defaults: format!(
+            "lockout = {{ threshold = {threshold} }}\notp = {{ max_attempts = 50, max_sends = 500 }}"
+        ),
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    }
+}
+
+async fn interactions_of(app: &TestApp, customer: &str, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let v = app
+            .create(json!({"channel": "webchat", "conversation_id": format!("{customer}-{i}"), "customer_ref": customer}))
+            .await;
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+both_stores!(
+    failures_of_one_customer_count_exactly_across_interactions,
+    setup: customer_setup(1000),
+    |app: TestApp| async move {
+        let ids = interactions_of(&app, "cust-x", 3).await;
+        let mut challenges = Vec::new();
+        for id in &ids {
+            challenges.push((id.clone(), otp(&app, id).await));
+        }
+        // 45 wrong answers at once, 15 on each interaction.
+        let burst = |n: usize| {
+            let tasks: Vec<_> = (0..n)
+                .map(|i| {
+                    let (id, (cid, code)) = challenges[i % challenges.len()].clone();
+                    let app = &app;
+                    async move { verify(app, &id, &cid, &wrong(&code)).await }
+                })
+                .collect();
+            futures::future::join_all(tasks)
+        };
+        let answers = burst(45).await;
+        assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
+        assert_eq!(failures(&app, "cust-x").await, 45);
+        // A success on a fourth interaction clears them...
+        let id = interactions_of(&app, "cust-x", 4).await.remove(3);
+        let (cid, code) = otp(&app, &id).await;
+        assert_eq!(verify(&app, &id, &cid, &code).await, 200);
+        assert_eq!(failures(&app, "cust-x").await, 0);
+        // ...and the next burst counts from zero, exactly.
+        let answers = burst(30).await;
+        assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
+        assert_eq!(failures(&app, "cust-x").await, 30);
+    }
+);
+
+both_stores!(
+    a_success_racing_a_failure_never_counts_a_cleared_failure,
+    setup: customer_setup(4),
+    |app: TestApp| async move {
+        // Threshold 4, two failures recorded; then a success (which clears
+        // them) and a failure at once, on other interactions. By the rules
+        // the subject ends with 0 failures (failure first, then the success
+        // clears all three) or 1 (success first) — never more: a lost clear
+        // would leave 3, and the next wrong answer would lock.
+        let ids = interactions_of(&app, "cust-race", 3).await;
+        for round in 0..10 {
+            let (cid_a, code_a) = otp(&app, &ids[0]).await;
+            for _ in 0..2 {
+                assert_eq!(verify(&app, &ids[0], &cid_a, &wrong(&code_a)).await, 401);
+            }
+            assert_eq!(failures(&app, "cust-race").await, 2, "round {round}");
+            let (cid_b, code_b) = otp(&app, &ids[1]).await;
+            let (cid_c, code_c) = otp(&app, &ids[2]).await;
+            let wrong_c = wrong(&code_c);
+            let (ok, bad) = tokio::join!(
+                verify(&app, &ids[1], &cid_b, &code_b),
+                verify(&app, &ids[2], &cid_c, &wrong_c),
+            );
+            assert_eq!(ok, 200, "round {round}");
+            assert_eq!(bad, 401, "round {round}");
+            let f = failures(&app, "cust-race").await;
+            assert!(f <= 1, "round {round}: {f} failures counted");
+            // The next wrong answer is counted on top, not locked.
+            let (cid_d, code_d) = otp(&app, &ids[0]).await;
+            let next = verify(&app, &ids[0], &cid_d, &wrong(&code_d)).await;
+            assert_eq!(next, 401, "round {round}");
+            // Clean slate for the next round.
+            let (cid_e, code_e) = otp(&app, &ids[0]).await;
+            assert_eq!(verify(&app, &ids[0], &cid_e, &code_e).await, 200);
+        }
+    }
+);
+
+both_stores!(
+    a_filtered_page_costs_a_page_not_the_team,
+    |app: TestApp| async move {
+        // 300 unauthenticated interactions, one authenticated at the bottom.
+        let first = app.new_interaction().await;
+        app.authenticate(&first, "cust-old").await;
+        for _ in 0..300 {
+            app.new_interaction().await;
+        }
+        let page = |cursor: Option<String>| {
+            let app = &app;
+            async move {
+                let mut path = "/v1/interactions?status=authenticated&limit=1".to_string();
+                if let Some(c) = cursor {
+                    path.push_str(&format!("&cursor={c}"));
+                }
+                app.get_json(&path, Some(&app.keys.agent)).await
+            }
+        };
+        // A page walks a bounded stretch of the team: it may come back
+        // short, with a cursor to go on; following cursors finds the match.
+        let mut cursor = None;
+        let mut found = Vec::new();
+        let mut pages = 0;
+        loop {
+            let p = page(cursor.take()).await;
+            pages += 1;
+            found.extend(page_ids(&p));
+            match p["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+            assert!(pages < 50, "the walk never ends");
+        }
+        assert_eq!(found, vec![first]);
+        assert!(pages > 1, "the first page walked the whole team");
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_outlives_a_burst_of_short_lived_interactions() {
+    let setup = Setup {
+        defaults: [
+            "interaction_ttl = \"3s\"",
+            "authenticated_ttl = \"1s\"",
+            "token_ttl = \"2s\"",
+            "expiry_notice = \"0s\"",
+            "otp = { ttl = \"2s\", send_window = \"2s\" }",
+            "lockout = { window = \"2s\", threshold = 100 }",
+        ]
+        .join("\n"),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    for i in 0..20 {
+        let v = app
+            .create(json!({"channel": "webchat", "conversation_id": format!("b{i}"), "customer_ref": format!("cust-{}", i % 4)}))
+            .await;
+        let id = v["id"].as_str().unwrap();
+        match i % 3 {
+            0 => {
+                app.authenticate(id, &format!("cust-{}", i % 4)).await;
+            }
+            1 => {
+                let res = app
+                    .post_json(
+                        &format!("/v1/interactions/{id}/challenges"),
+                        Some(&app.keys.bot),
+                        &json!({"method": "otp"}),
+                    )
+                    .await;
+                let c: Value = res.json().await.unwrap();
+                let cid = c["challenge_id"].as_str().unwrap();
+                let res = app
+                    .post_json(
+                        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+                        Some(&app.keys.bot),
+                        &json!({"code": "000000000"}),
+                    )
+                    .await;
+                assert!(res.status().is_client_error());
+            }
+            _ => {
+                app.issue_link(id, json!({})).await;
+            }
+        }
+    }
+    // The authentications end 1 s later (the sweeper announces them), and
+    // everything is forgotten 3 s after its last write.
+    app.advance(1);
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(12);
+    let left = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", app.key_prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        if keys.is_empty() || std::time::Instant::now() > deadline {
+            break keys;
+        }
+    };
+    let mut described = Vec::new();
+    for k in &left {
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        described.push(format!("{k} (pttl {ttl})"));
+    }
+    assert!(left.is_empty(), "still in Redis: {described:#?}");
+}
