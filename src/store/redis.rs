@@ -130,6 +130,31 @@ fn expiry_set(index: &str) -> String {
     format!("{index}:exp")
 }
 
+/// The part of `key` Redis Cluster hashes: the text between the first `{`
+/// and the next `}` when not empty, else the whole key. (The key prefix
+/// has no braces, so a logical key's tag is its physical key's.)
+fn hash_tag(key: &str) -> &str {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or(key)
+}
+
+/// Whether every key of `ops` has the same hash tag (so one cluster slot).
+fn one_hash_tag(ops: &[Op]) -> bool {
+    let key = |op: &Op| match op {
+        Op::Put { key, .. }
+        | Op::Delete { key, .. }
+        | Op::IndexAdd { key, .. }
+        | Op::IndexRemove { key, .. }
+        | Op::Touch { key, .. } => hash_tag(key).to_owned(),
+    };
+    let mut tags = ops.iter().map(key);
+    let first = tags.next();
+    tags.all(|t| Some(t) == first)
+}
+
 /// `"<version>\n<json>"`.
 fn encode(version: u64, json: &str) -> String {
     format!("{version}\n{json}")
@@ -263,6 +288,13 @@ impl Store for RedisStore {
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if ops.is_empty() {
             return Ok(Commit::Applied);
+        }
+        if !one_hash_tag(&ops) {
+            // Redis Cluster would refuse it (CROSSSLOT); refused here on one
+            // Redis too, so every test on Redis checks it.
+            return Err(StoreError::Unavailable(
+                "redis commit: keys with different hash tags (several cluster slots)".into(),
+            ));
         }
         let mut call = self.commit_script.prepare_invoke();
         // KEYS are numbered from 1 in the script; an index op brings its
@@ -412,6 +444,25 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_tags_follow_redis_cluster() {
+        assert_eq!(hash_tag("{acme}:i:1"), "acme");
+        assert_eq!(hash_tag("p:{acme}:s:{x}"), "acme");
+        assert_eq!(hash_tag("l:abc"), "l:abc");
+        assert_eq!(hash_tag("{}:a"), "{}:a");
+        assert_eq!(hash_tag("{open"), "{open");
+        let put = |key: &str| Op::Put {
+            key: key.into(),
+            expected: 0,
+            value: "{}".into(),
+            ttl: None,
+        };
+        assert!(one_hash_tag(&[put("{a}:x"), put("{a}:y")]));
+        assert!(one_hash_tag(&[put("l:x")]));
+        assert!(!one_hash_tag(&[put("{a}:x"), put("{b}:x")]));
+        assert!(!one_hash_tag(&[put("{a}:x"), put("l:x")]));
+    }
 
     /// Commands that take no key.
     const KEYLESS: &[&str] = &["'TIME'"];

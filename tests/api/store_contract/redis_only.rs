@@ -307,3 +307,22 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
     assert_eq!(first, again);
     assert_eq!(again, r);
 }
+
+#[tokio::test]
+async fn a_commit_across_hash_tags_is_refused_as_a_cluster_would() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let ops = vec![
+        put("{t1}:a", 0, "1", Some(LONG)),
+        put("{t2}:a", 0, "2", Some(LONG)),
+    ];
+    let got = store.commit(ops).await;
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+    assert!(prefix.keys().is_empty(), "nothing written");
+    let untagged = vec![
+        put("{t1}:a", 0, "1", Some(LONG)),
+        put("l:x", 0, "2", Some(LONG)),
+    ];
+    assert!(store.commit(untagged).await.is_err());
+}
