@@ -44,11 +44,15 @@ impl App {
             Some(s) => s,
             None => match config.store.backend {
                 StoreBackend::Memory => Arc::new(MemoryStore::new()),
-                StoreBackend::Redis => Arc::new(
-                    RedisStore::connect(&config.store.redis_url, &config.store.key_prefix)
-                        .await
-                        .map_err(std::io::Error::other)?,
-                ),
+                StoreBackend::Redis => {
+                    let store = &config.store;
+                    let redis = if store.cluster_nodes.is_empty() {
+                        RedisStore::connect(&store.redis_url, &store.key_prefix).await
+                    } else {
+                        RedisStore::connect_cluster(&store.cluster_nodes, &store.key_prefix).await
+                    };
+                    Arc::new(redis.map_err(std::io::Error::other)?)
+                }
             },
         };
         let http = reqwest::Client::builder()
