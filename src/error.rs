@@ -130,7 +130,8 @@ impl From<crate::store::StoreError> for Error {
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Unavailable(cause) => {
-                tracing::warn!(%cause, "store unavailable");
+                // The store logs an outage once (and a summary); per request, debug.
+                tracing::debug!(%cause, "store unavailable");
                 Error::StoreUnavailable
             }
             crate::store::StoreError::Corrupt(cause) => {

@@ -104,3 +104,67 @@ async fn a_full_flow_logs_no_secret() {
         assert!(!logged.contains(secret), "the log contains the {what}");
     }
 }
+
+/// A store outage is one warning when it starts and one line when it ends,
+/// not a line per failed request (issue 8).
+#[tokio::test]
+async fn a_store_outage_is_logged_once_then_summarised() {
+    use crate::redis_support::OwnRedis;
+    if !redis_available().await {
+        return;
+    }
+    if !OwnRedis::available() {
+        eprintln!("!!! SKIPPING: no redis-server binary on PATH");
+        return;
+    }
+    // This test's own thread (a current-thread runtime runs the gateway here too).
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let port = OwnRedis::free_port();
+    let mut server = OwnRedis::start(port);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let id = app.new_interaction().await;
+    server.stop();
+    for _ in 0..6 {
+        let res = app
+            .request(
+                Method::GET,
+                &format!("/v1/interactions/{id}"),
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+    }
+    let _server = OwnRedis::start(port);
+    let mut back = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let res = app
+            .request(Method::GET, "/readyz", None)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            back = true;
+            break;
+        }
+    }
+    assert!(back, "the store came back");
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("store unavailable: requests"), 1, "{text}");
+    assert_eq!(count("store is back"), 1, "{text}");
+}

@@ -354,3 +354,74 @@ both_stores!(
         eventually("the listener closes", || async { ready().await.is_none() }).await;
     }
 );
+
+/// Redis stalls for 3 s just as authentications come due: afterwards every
+/// expiry is announced all the same, none lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_stall_at_the_due_time_loses_no_expiry() {
+    use crate::redis_support::OwnRedis;
+    if !redis_available().await {
+        return;
+    }
+    if !OwnRedis::available() {
+        eprintln!("!!! SKIPPING: no redis-server binary on PATH");
+        return;
+    }
+    let server = OwnRedis::start(OwnRedis::free_port());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        defaults: "authenticated_ttl = \"2s\"".into(),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, &format!("cust-{i}")).await;
+        ids.push(id);
+    }
+    // Every client of this Redis blocks for 3 s; the gateway's calls time out.
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(3000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    app.advance(3);
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Claims made while Redis stalled (their answers timed out, but they
+    // applied) come due again when their 30 s lease runs out.
+    let texts = || async {
+        app.chat_messages()
+            .await
+            .iter()
+            .filter(|m| m["purpose"] == "expired")
+            .count()
+    };
+    for _ in 0..3 {
+        if texts().await >= ids.len() {
+            break;
+        }
+        app.advance(31);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    eventually("every expired text", || async {
+        texts().await >= ids.len()
+    })
+    .await;
+    let mut expired: Vec<String> = app
+        .chat_messages()
+        .await
+        .iter()
+        .filter(|m| m["purpose"] == "expired")
+        .map(|m| m["interaction_id"].as_str().unwrap().to_string())
+        .collect();
+    expired.sort();
+    expired.dedup();
+    ids.sort();
+    assert_eq!(expired, ids);
+}

@@ -111,7 +111,19 @@ pub(super) struct Connector {
     target: Target,
     slot: RwLock<Option<Link>>,
     last_attempt: Mutex<Option<Instant>>,
+    outage: Mutex<Option<Outage>>,
 }
+
+/// The store has been failing since `since`: logged once when it starts, as
+/// a reminder every [`OUTAGE_REMINDER`], and as a summary when it ends — not
+/// once per failed request.
+struct Outage {
+    since: Instant,
+    failed_calls: u64,
+    reminded: Instant,
+}
+
+const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
 
 impl Connector {
     /// One Redis at `url` (never echoed: it may hold a password).
@@ -138,6 +150,7 @@ impl Connector {
             target,
             slot: RwLock::new(None),
             last_attempt: Mutex::new(None),
+            outage: Mutex::new(None),
         };
         match tokio::time::timeout(CALL_TIMEOUT, connector.link()).await {
             Ok(Ok(_)) => {}
@@ -153,12 +166,50 @@ impl Connector {
         what: &str,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(CALL_TIMEOUT, work).await {
+        let result = match tokio::time::timeout(CALL_TIMEOUT, work).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!(
                 "redis {what}: no answer within {} ms",
                 CALL_TIMEOUT.as_millis()
             ))),
+        };
+        self.note(&result);
+        result
+    }
+
+    /// Keeps the outage log: one line when the store starts failing, a
+    /// reminder while it goes on, a summary when it answers again.
+    fn note<T>(&self, result: &Result<T, StoreError>) {
+        let mut outage = self
+            .outage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
+        match (result, outage.as_mut()) {
+            (Err(StoreError::Unavailable(cause)), None) => {
+                tracing::warn!(%cause, "store unavailable: requests that need it answer 503 until it is back");
+                *outage = Some(Outage {
+                    since: now,
+                    failed_calls: 1,
+                    reminded: now,
+                });
+            }
+            (Err(StoreError::Unavailable(cause)), Some(o)) => {
+                o.failed_calls += 1;
+                if now.duration_since(o.reminded) >= OUTAGE_REMINDER {
+                    o.reminded = now;
+                    tracing::warn!(%cause, down_secs = now.duration_since(o.since).as_secs(), failed_calls = o.failed_calls, "store still unavailable");
+                }
+            }
+            (Ok(_), Some(o)) => {
+                tracing::info!(
+                    down_secs = now.duration_since(o.since).as_secs_f64(),
+                    failed_calls = o.failed_calls,
+                    "store is back"
+                );
+                *outage = None;
+            }
+            _ => {}
         }
     }
 
