@@ -28,6 +28,29 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     pub step_up: StepUpSettings,
     pub templates: Templates,
+    /// Named assurance policies for one action (`[defaults.intents.payment]`),
+    /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
+    pub intents: std::collections::BTreeMap<String, Intent>,
+}
+
+/// What one action asks of the current authentication (CONTRACT 3.12).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Intent {
+    /// The authentication happened at most this long ago; unset or "0s": any age.
+    pub max_age: Option<Dur>,
+    /// The authentication's method is one of these; unset: any method.
+    pub methods: Option<Vec<AuthMethod>>,
+}
+
+/// A way of authenticating, as settings name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    LoginLink,
+    PreChat,
+    Otp,
+    Pin,
 }
 
 impl Default for Settings {
@@ -44,6 +67,7 @@ impl Default for Settings {
             lockout: LockoutSettings::default(),
             step_up: StepUpSettings::default(),
             templates: Templates::default(),
+            intents: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -24,7 +24,24 @@ pub enum Method {
     Pin,
 }
 
+impl From<crate::config::AuthMethod> for Method {
+    fn from(m: crate::config::AuthMethod) -> Self {
+        use crate::config::AuthMethod as A;
+        match m {
+            A::LoginLink => Method::LoginLink,
+            A::PreChat => Method::PreChat,
+            A::Otp => Method::Otp,
+            A::Pin => Method::Pin,
+        }
+    }
+}
+
 impl Method {
+    /// The method named `s` (`login_link`, `pre_chat`, `otp`, `pin`).
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::LoginLink => "login_link",

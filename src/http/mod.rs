@@ -2,6 +2,7 @@
 //! the middleware stack, the OpenAPI document generated from the handlers,
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;
+mod assurance;
 mod auth;
 mod challenges;
 mod extract;
@@ -70,6 +71,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(interactions::router())
         .merge(login::router())
         .merge(assertion::router())
+        .merge(assurance::router())
         .merge(challenges::router())
         .merge(subjects::router())
         .merge(ops::router())

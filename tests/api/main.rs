@@ -5,6 +5,7 @@
 mod helpers;
 mod redis_support;
 
+mod assurance;
 mod basics;
 mod challenges;
 mod edge;
