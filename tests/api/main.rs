@@ -8,6 +8,7 @@ mod redis_support;
 mod basics;
 mod challenges;
 mod edge;
+mod events;
 mod hardening;
 mod integrity;
 mod login_flow;

@@ -1,0 +1,460 @@
+//! The event log on Redis: one stream per team, `{key_prefix}:{team}:ev`
+//! (the hash tag keeps it in the team's Cluster slot), field `e` = the
+//! event's JSON. Ids are Redis' own (`<ms>-<seq>`).
+//!
+//! - **Append**: `publish` hands events to one appender task (a bounded
+//!   queue, so their order is kept); it sends them in batches as one
+//!   pipeline: `XADD … MINID ~ <now − 1 h>`, then per stream `XTRIM MAXLEN ~`
+//!   and `PEXPIRE` (the key lives an hour past its last event).
+//! - **Fan-out**: every instance runs one reader task that follows all the
+//!   teams' streams with `XREAD BLOCK` on a connection of its own (a blocking
+//!   read must not stall the shared one) and hands each entry to this
+//!   instance's stream readers, so every instance streams every event,
+//!   whichever instance caused it.
+//! - **Failure**: every call is bounded; an outage is logged once (and its
+//!   end), events that could not be appended are counted; the reader
+//!   reconnects by itself and goes on from the last id it saw.
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use ::redis::{AsyncConnectionConfig, Client, Value};
+use async_trait::async_trait;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
+use super::Event;
+
+/// The longest a read or an append may take.
+const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How often a broken link is tried again.
+const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// Events waiting to be appended; past this they are dropped (and counted).
+const APPEND_QUEUE: usize = 10_000;
+/// Events sent in one pipeline.
+const APPEND_BATCH: usize = 100;
+/// How long one `XREAD` blocks on the reader's connection.
+const READ_BLOCK: Duration = Duration::from_secs(5);
+/// Entries one `XREAD` returns at most.
+const READ_COUNT: usize = 500;
+/// A stream key outlives its last event by this much beyond [`HISTORY_AGE`].
+const KEY_TTL_SLACK: Duration = Duration::from_secs(300);
+
+pub struct RedisLog {
+    prefix: String,
+    slot: Arc<Slot>,
+    fanout: Arc<Fanout>,
+    appends: mpsc::Sender<Arc<Event>>,
+    /// Dropped with the log: the reader task ends.
+    _stop: watch::Sender<()>,
+}
+
+impl RedisLog {
+    /// Starts the appender and the reader of `teams`' streams. Fails only
+    /// on a malformed URL: a Redis that is down is tried again later.
+    pub fn start(url: &str, key_prefix: &str, teams: Vec<String>) -> Result<Self, LogError> {
+        let client = Client::open(url).map_err(|_| LogError("invalid Redis URL".into()))?;
+        let slot = Arc::new(Slot::new(client.clone()));
+        let fanout = Arc::new(Fanout::default());
+        let (appends, queue) = mpsc::channel(APPEND_QUEUE);
+        let (stop, stopped) = watch::channel(());
+        tokio::spawn(run_appender(
+            queue,
+            Arc::clone(&slot),
+            key_prefix.to_string(),
+        ));
+        let reader = Reader {
+            client,
+            keys: teams.iter().map(|t| stream_key(key_prefix, t)).collect(),
+            teams,
+            fanout: Arc::clone(&fanout),
+            last: None,
+        };
+        tokio::spawn(reader.run(stopped));
+        Ok(RedisLog {
+            prefix: key_prefix.to_string(),
+            slot,
+            fanout,
+            appends,
+            _stop: stop,
+        })
+    }
+}
+
+/// The stream of one team.
+fn stream_key(prefix: &str, team: &str) -> String {
+    format!("{prefix}:{{{team}}}:ev")
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[async_trait]
+impl EventLog for RedisLog {
+    fn append(&self, event: Arc<Event>) {
+        if self.appends.try_send(event).is_err() {
+            metrics::counter!("chatgate_event_log_dropped_total").increment(1);
+            tracing::warn!("event log queue full; event not logged");
+        }
+    }
+
+    async fn bounds(&self, team: &str) -> Result<Option<(LogId, LogId)>, LogError> {
+        let key = stream_key(&self.prefix, team);
+        let mut pipe = ::redis::pipe();
+        pipe.cmd("XRANGE")
+            .arg(&key)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1);
+        pipe.cmd("XREVRANGE")
+            .arg(&key)
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1);
+        let (first, last): (Value, Value) = self
+            .slot
+            .call(
+                "bounds",
+                |mut c| async move { pipe.query_async(&mut c).await },
+            )
+            .await?;
+        let id = |v: &Value| entries(v).first().map(|(id, _)| *id);
+        Ok(id(&first).zip(id(&last)))
+    }
+
+    async fn read_after(
+        &self,
+        team: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        let key = stream_key(&self.prefix, team);
+        let start = after.map_or_else(|| "-".to_string(), |id| format!("({id}"));
+        let mut cmd = ::redis::cmd("XRANGE");
+        cmd.arg(&key).arg(start).arg("+").arg("COUNT").arg(limit);
+        let reply: Value = self
+            .slot
+            .call("read", |mut c| async move { cmd.query_async(&mut c).await })
+            .await?;
+        Ok(entries(&reply)
+            .into_iter()
+            .filter_map(|(id, raw)| decode(team, id, raw))
+            .collect())
+    }
+
+    fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry> {
+        self.fanout.subscribe(team)
+    }
+}
+
+/// The `(id, e field)` pairs of an `XRANGE`-shaped reply; anything else is
+/// skipped.
+fn entries(reply: &Value) -> Vec<(LogId, Option<&[u8]>)> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let Value::Array(pair) = item else {
+                return None;
+            };
+            let [id, fields] = pair.as_slice() else {
+                return None;
+            };
+            let id = text(id)?.parse().ok()?;
+            let raw = match fields {
+                Value::Array(f) => f
+                    .chunks(2)
+                    .find(|kv| kv.first().and_then(bytes) == Some(b"e".as_slice()))
+                    .and_then(|kv| kv.get(1).and_then(bytes)),
+                _ => None,
+            };
+            Some((id, raw))
+        })
+        .collect()
+}
+
+fn bytes(v: &Value) -> Option<&[u8]> {
+    match v {
+        Value::BulkString(b) => Some(b),
+        Value::SimpleString(s) => Some(s.as_bytes()),
+        _ => None,
+    }
+}
+
+fn text(v: &Value) -> Option<&str> {
+    bytes(v).and_then(|b| std::str::from_utf8(b).ok())
+}
+
+/// The entry, when it holds an event of `team`; else logged (by id only)
+/// and skipped: one bad entry never stops the rest.
+fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
+    match raw.and_then(|r| serde_json::from_slice::<Event>(r).ok()) {
+        Some(event) if event.team == team => Some(LogEntry {
+            id,
+            event: Arc::new(event),
+        }),
+        _ => {
+            tracing::warn!(team, log_id = %id, "unreadable event log entry skipped");
+            None
+        }
+    }
+}
+
+/// Appends queued events in order, a batch per pipeline.
+async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, slot: Arc<Slot>, prefix: String) {
+    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    let mut lost = 0usize;
+    while queue.recv_many(&mut batch, APPEND_BATCH).await > 0 {
+        match append_batch(&slot, &prefix, &batch).await {
+            Ok(()) if lost > 0 => {
+                tracing::info!(lost, "event log appends work again");
+                lost = 0;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                if lost == 0 {
+                    tracing::warn!(error = %e, "event log append failed; events are not logged until Redis answers");
+                }
+                lost += batch.len();
+                metrics::counter!("chatgate_event_log_dropped_total").increment(batch.len() as u64);
+            }
+        }
+        batch.clear();
+    }
+}
+
+async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result<(), LogError> {
+    let min_id = format!(
+        "{}-0",
+        unix_ms().saturating_sub(HISTORY_AGE.as_millis() as u64)
+    );
+    let ttl_ms = (HISTORY_AGE + KEY_TTL_SLACK).as_millis() as u64;
+    let mut pipe = ::redis::pipe();
+    let mut keys = BTreeSet::new();
+    for event in batch {
+        let json = serde_json::to_string(&**event).map_err(|e| LogError(e.to_string()))?;
+        let key = stream_key(prefix, &event.team);
+        pipe.cmd("XADD")
+            .arg(&key)
+            .arg("MINID")
+            .arg("~")
+            .arg(&min_id)
+            .arg("*")
+            .arg("e")
+            .arg(json)
+            .ignore();
+        keys.insert(key);
+    }
+    for key in keys {
+        pipe.cmd("XTRIM")
+            .arg(&key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(HISTORY_MAX)
+            .ignore();
+        pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
+    }
+    slot.call("append", |mut c| async move {
+        pipe.query_async::<()>(&mut c).await
+    })
+    .await
+}
+
+/// The shared link for appends and history reads: connected lazily, at
+/// most one attempt per [`RECONNECT_EVERY`] while Redis is away, every call
+/// bounded by [`CALL_TIMEOUT`]. (The store has its own link; the log keeps
+/// its traffic apart.)
+struct Slot {
+    client: Client,
+    manager: tokio::sync::RwLock<Option<ConnectionManager>>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+impl Slot {
+    fn new(client: Client) -> Self {
+        Slot {
+            client,
+            manager: tokio::sync::RwLock::new(None),
+            last_attempt: Mutex::new(None),
+        }
+    }
+
+    async fn call<T, F, Fut>(&self, what: &str, work: F) -> Result<T, LogError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
+        let attempt = async {
+            let conn = self.manager().await?;
+            work(conn)
+                .await
+                .map_err(|e| LogError(format!("redis {what}: {e}")))
+        };
+        tokio::time::timeout(CALL_TIMEOUT, attempt)
+            .await
+            .unwrap_or_else(|_| Err(LogError(format!("redis {what}: no answer in time"))))
+    }
+
+    async fn manager(&self) -> Result<ConnectionManager, LogError> {
+        if let Some(m) = self.manager.read().await.as_ref() {
+            return Ok(m.clone());
+        }
+        {
+            let now = Instant::now();
+            let mut last = self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| now.duration_since(at) < RECONNECT_EVERY) {
+                return Err(LogError("redis: not connected".into()));
+            }
+            *last = Some(now);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(Duration::from_secs(1))
+            .set_number_of_retries(0);
+        let m = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| LogError(format!("redis connect: {e}")))?;
+        Ok(self.manager.write().await.get_or_insert(m).clone())
+    }
+}
+
+/// Follows every team's stream and fans the entries out in this instance.
+struct Reader {
+    client: Client,
+    teams: Vec<String>,
+    keys: Vec<String>,
+    fanout: Arc<Fanout>,
+    /// Per stream, the last id handed out (set on the first connection).
+    last: Option<Vec<String>>,
+}
+
+impl Reader {
+    async fn run(mut self, mut stop: watch::Receiver<()>) {
+        if self.keys.is_empty() {
+            return;
+        }
+        let mut failing = false;
+        loop {
+            let err = tokio::select! {
+                _ = stop.changed() => return,
+                err = self.follow(&mut failing) => err,
+            };
+            if !failing {
+                tracing::warn!(error = %err, "event stream reader lost Redis; reconnecting");
+                failing = true;
+            }
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(RECONNECT_EVERY) => {}
+            }
+        }
+    }
+
+    /// Connects and reads until something fails; returns the failure.
+    async fn follow(&mut self, failing: &mut bool) -> LogError {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Duration::from_secs(1))
+            .set_response_timeout(READ_BLOCK + Duration::from_secs(2));
+        let mut conn = match self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return LogError(format!("redis connect: {e}")),
+        };
+        if self.last.is_none() {
+            match self.newest_ids(&mut conn).await {
+                Ok(ids) => self.last = Some(ids),
+                Err(e) => return e,
+            }
+        }
+        if *failing {
+            tracing::info!("event stream reader reconnected");
+            *failing = false;
+        }
+        loop {
+            if let Err(e) = self.read_once(&mut conn).await {
+                return e;
+            }
+        }
+    }
+
+    /// The newest id of every stream (`0-0` for an empty one): where the
+    /// reader starts.
+    async fn newest_ids(&self, conn: &mut MultiplexedConnection) -> Result<Vec<String>, LogError> {
+        let mut pipe = ::redis::pipe();
+        for key in &self.keys {
+            pipe.cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1);
+        }
+        let replies: Vec<Value> = bounded(pipe.query_async(conn), CALL_TIMEOUT).await?;
+        Ok(replies
+            .iter()
+            .map(|r| {
+                entries(r)
+                    .first()
+                    .map_or_else(|| "0-0".to_string(), |(id, _)| id.to_string())
+            })
+            .collect())
+    }
+
+    /// One `XREAD BLOCK` over all streams; fans out what it returns.
+    async fn read_once(&mut self, conn: &mut MultiplexedConnection) -> Result<(), LogError> {
+        let Some(last) = self.last.as_mut() else {
+            return Err(LogError("reader not started".into()));
+        };
+        let mut cmd = ::redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("BLOCK")
+            .arg(READ_BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(&self.keys)
+            .arg(&*last);
+        let reply: Value =
+            bounded(cmd.query_async(conn), READ_BLOCK + Duration::from_secs(3)).await?;
+        let Value::Array(streams) = reply else {
+            return Ok(()); // Nil: nothing within the block time
+        };
+        for stream in &streams {
+            let Value::Array(pair) = stream else { continue };
+            let [key, items] = pair.as_slice() else {
+                continue;
+            };
+            let Some(i) = text(key).and_then(|k| self.keys.iter().position(|x| x == k)) else {
+                continue;
+            };
+            for (id, raw) in entries(items) {
+                last[i] = id.to_string();
+                if let Some(entry) = decode(&self.teams[i], id, raw) {
+                    self.fanout.send(entry);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn bounded<T>(
+    work: impl std::future::Future<Output = ::redis::RedisResult<T>>,
+    limit: Duration,
+) -> Result<T, LogError> {
+    match tokio::time::timeout(limit, work).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(LogError(format!("redis: {e}"))),
+        Err(_) => Err(LogError("redis: no answer in time".into())),
+    }
+}
