@@ -12,8 +12,9 @@
 //!   instance's stream readers, so every instance streams every event,
 //!   whichever instance caused it.
 //! - **Failure**: every call is bounded; an outage is logged once (and its
-//!   end), events that could not be appended are counted; the reader
-//!   reconnects by itself and goes on from the last id it saw.
+//!   end). Appends wait for Redis to come back (the queue is bounded; what
+//!   does not fit is dropped and counted, `chatgate_event_log_dropped_total`);
+//!   the reader reconnects by itself and goes on from the last id it saw.
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -32,6 +33,11 @@ const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// Events waiting to be appended; past this they are dropped (and counted).
 const APPEND_QUEUE: usize = 10_000;
+/// First pause before an append is tried again; it doubles up to [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// Tries of a batch Redis refuses (not a link failure) before it is dropped.
+const REFUSED_TRIES: usize = 3;
 /// Events sent in one pipeline.
 const APPEND_BATCH: usize = 100;
 /// How long one `XREAD` blocks on the reader's connection.
@@ -208,30 +214,43 @@ fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
     }
 }
 
-/// Appends queued events in order, a batch per pipeline.
+/// Appends queued events in order, a batch per pipeline. A batch that
+/// failed because Redis could not be reached is tried again (with backoff,
+/// for as long as the log lives: queued events wait, new ones are dropped
+/// once the queue is full); one Redis refused is tried [`REFUSED_TRIES`]
+/// times, then dropped and counted.
 async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, slot: Arc<Slot>, prefix: String) {
     let mut batch = Vec::with_capacity(APPEND_BATCH);
-    let mut lost = 0usize;
+    let mut failing = false;
     while queue.recv_many(&mut batch, APPEND_BATCH).await > 0 {
-        match append_batch(&slot, &prefix, &batch).await {
-            Ok(()) if lost > 0 => {
-                tracing::info!(lost, "event log appends work again");
-                lost = 0;
-            }
-            Ok(()) => {}
-            Err(e) => {
-                if lost == 0 {
-                    tracing::warn!(error = %e, "event log append failed; events are not logged until Redis answers");
+        let mut pause = RETRY_FIRST;
+        let mut refused = 0;
+        loop {
+            let Err(e) = append_batch(&slot, &prefix, &batch).await else {
+                if failing {
+                    tracing::info!("event log appends work again");
+                    failing = false;
                 }
-                lost += batch.len();
-                metrics::counter!("chatgate_event_log_dropped_total").increment(batch.len() as u64);
+                break;
+            };
+            if !failing {
+                tracing::warn!(error = %e.error, "event log append failed; retrying");
+                failing = true;
             }
+            refused += usize::from(!e.link);
+            if refused >= REFUSED_TRIES || queue.is_closed() {
+                tracing::warn!(error = %e.error, events = batch.len(), "event log append given up; events not logged");
+                metrics::counter!("chatgate_event_log_dropped_total").increment(batch.len() as u64);
+                break;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RETRY_MAX);
         }
         batch.clear();
     }
 }
 
-async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result<(), LogError> {
+async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result<(), CallError> {
     let min_id = format!(
         "{}-0",
         unix_ms().saturating_sub(HISTORY_AGE.as_millis() as u64)
@@ -240,7 +259,10 @@ async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result
     let mut pipe = ::redis::pipe();
     let mut keys = BTreeSet::new();
     for event in batch {
-        let json = serde_json::to_string(&**event).map_err(|e| LogError(e.to_string()))?;
+        let json = serde_json::to_string(&**event).map_err(|e| CallError {
+            error: LogError(e.to_string()),
+            link: false,
+        })?;
         let key = stream_key(prefix, &event.team);
         pipe.cmd("XADD")
             .arg(&key)
@@ -262,10 +284,17 @@ async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result
             .ignore();
         pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
     }
-    slot.call("append", |mut c| async move {
+    slot.try_call("append", |mut c| async move {
         pipe.query_async::<()>(&mut c).await
     })
     .await
+}
+
+/// A failed call, and whether it failed on the link (Redis unreachable,
+/// connection lost, no answer in time) rather than by Redis refusing it.
+struct CallError {
+    error: LogError,
+    link: bool,
 }
 
 /// The shared link for appends and history reads: connected lazily, at
@@ -292,15 +321,36 @@ impl Slot {
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
     {
+        self.try_call(what, work).await.map_err(|e| e.error)
+    }
+
+    async fn try_call<T, F, Fut>(&self, what: &str, work: F) -> Result<T, CallError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+    {
         let attempt = async {
-            let conn = self.manager().await?;
-            work(conn)
+            let conn = self
+                .manager()
                 .await
-                .map_err(|e| LogError(format!("redis {what}: {e}")))
+                .map_err(|error| CallError { error, link: true })?;
+            work(conn).await.map_err(|e| CallError {
+                link: e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_connection_refusal()
+                    || e.is_unrecoverable_error(),
+                error: LogError(format!("redis {what}: {e}")),
+            })
         };
         tokio::time::timeout(CALL_TIMEOUT, attempt)
             .await
-            .unwrap_or_else(|_| Err(LogError(format!("redis {what}: no answer in time"))))
+            .unwrap_or_else(|_| {
+                Err(CallError {
+                    error: LogError(format!("redis {what}: no answer in time")),
+                    link: true,
+                })
+            })
     }
 
     async fn manager(&self) -> Result<ConnectionManager, LogError> {
