@@ -373,7 +373,7 @@ mod redis_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_history_is_one_bounded_stream_per_team_with_a_ttl() {
+    async fn the_history_is_one_stream_per_team_with_a_ttl() {
         let Some(app) = spawn_app(Backend::Redis).await else {
             return;
         };
