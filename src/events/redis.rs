@@ -3,9 +3,9 @@
 //! event's JSON. Ids are Redis' own (`<ms>-<seq>`).
 //!
 //! - **Append**: `publish` hands events to one appender task (a bounded
-//!   queue, so their order is kept); it sends them in batches as one
-//!   pipeline: `XADD … MINID ~ <now − 1 h>`, then per stream `XTRIM MAXLEN ~`
-//!   and `PEXPIRE` (the key lives an hour past its last event).
+//!   queue, so their order is kept); it sends them in batches, one
+//!   transaction per team: `XADD … MINID ~ <now − 1 h>`, `XTRIM MAXLEN ~`,
+//!   `PEXPIRE` (the key lives an hour and 5 minutes past its last event).
 //! - **Fan-out**: every instance runs one reader task that follows all the
 //!   teams' streams with `XREAD BLOCK` on a connection of its own (a blocking
 //!   read must not stall the shared one) and hands each entry to this
@@ -15,7 +15,6 @@
 //!   end). Appends wait for Redis to come back (the queue is bounded; what
 //!   does not fit is dropped and counted, `chatgate_event_log_dropped_total`);
 //!   the reader reconnects by itself and goes on from the last id it saw.
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -214,58 +213,72 @@ fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
     }
 }
 
-/// Appends queued events in order, a batch per pipeline. A batch that
-/// failed because Redis could not be reached is tried again (with backoff,
-/// for as long as the log lives: queued events wait, new ones are dropped
-/// once the queue is full); one Redis refused is tried [`REFUSED_TRIES`]
-/// times, then dropped and counted.
+/// Appends queued events in order: per batch, one transaction per team's
+/// stream (one Cluster slot each). A transaction that failed because Redis
+/// could not be reached is tried again (with backoff, for as long as the
+/// log lives: queued events wait, new ones are dropped once the queue is
+/// full); one Redis refused is tried [`REFUSED_TRIES`] times, then dropped
+/// and counted.
 async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, slot: Arc<Slot>, prefix: String) {
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     let mut failing = false;
     while queue.recv_many(&mut batch, APPEND_BATCH).await > 0 {
-        let mut pause = RETRY_FIRST;
-        let mut refused = 0;
-        loop {
-            let Err(e) = append_batch(&slot, &prefix, &batch).await else {
-                if failing {
-                    tracing::info!("event log appends work again");
-                    failing = false;
+        let mut streams: Vec<(String, Vec<&Event>)> = Vec::new();
+        for event in &batch {
+            let key = stream_key(&prefix, &event.team);
+            match streams.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, events)) => events.push(event),
+                None => streams.push((key, vec![event])),
+            }
+        }
+        for (key, events) in &streams {
+            let mut pause = RETRY_FIRST;
+            let mut refused = 0;
+            loop {
+                let Err(e) = append(&slot, key, events).await else {
+                    if failing {
+                        tracing::info!("event log appends work again");
+                        failing = false;
+                    }
+                    break;
+                };
+                if !failing {
+                    tracing::warn!(error = %e.error, "event log append failed; retrying");
+                    failing = true;
                 }
-                break;
-            };
-            if !failing {
-                tracing::warn!(error = %e.error, "event log append failed; retrying");
-                failing = true;
+                refused += usize::from(!e.link);
+                if refused >= REFUSED_TRIES || queue.is_closed() {
+                    tracing::warn!(error = %e.error, events = events.len(), "event log append given up; events not logged");
+                    metrics::counter!("chatgate_event_log_dropped_total")
+                        .increment(events.len() as u64);
+                    break;
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
             }
-            refused += usize::from(!e.link);
-            if refused >= REFUSED_TRIES || queue.is_closed() {
-                tracing::warn!(error = %e.error, events = batch.len(), "event log append given up; events not logged");
-                metrics::counter!("chatgate_event_log_dropped_total").increment(batch.len() as u64);
-                break;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(RETRY_MAX);
         }
         batch.clear();
     }
 }
 
-async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result<(), CallError> {
+/// One transaction: the events onto `key`'s stream (trimming entries older
+/// than [`HISTORY_AGE`]), the stream cut to about [`HISTORY_MAX`], its TTL
+/// renewed — so the key never exists without a TTL.
+async fn append(slot: &Slot, key: &str, events: &[&Event]) -> Result<(), CallError> {
     let min_id = format!(
         "{}-0",
         unix_ms().saturating_sub(HISTORY_AGE.as_millis() as u64)
     );
     let ttl_ms = (HISTORY_AGE + KEY_TTL_SLACK).as_millis() as u64;
     let mut pipe = ::redis::pipe();
-    let mut keys = BTreeSet::new();
-    for event in batch {
-        let json = serde_json::to_string(&**event).map_err(|e| CallError {
+    pipe.atomic();
+    for event in events {
+        let json = serde_json::to_string(event).map_err(|e| CallError {
             error: LogError(e.to_string()),
             link: false,
         })?;
-        let key = stream_key(prefix, &event.team);
         pipe.cmd("XADD")
-            .arg(&key)
+            .arg(key)
             .arg("MINID")
             .arg("~")
             .arg(&min_id)
@@ -273,17 +286,14 @@ async fn append_batch(slot: &Slot, prefix: &str, batch: &[Arc<Event>]) -> Result
             .arg("e")
             .arg(json)
             .ignore();
-        keys.insert(key);
     }
-    for key in keys {
-        pipe.cmd("XTRIM")
-            .arg(&key)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(HISTORY_MAX)
-            .ignore();
-        pipe.cmd("PEXPIRE").arg(&key).arg(ttl_ms).ignore();
-    }
+    pipe.cmd("XTRIM")
+        .arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(HISTORY_MAX)
+        .ignore();
+    pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).ignore();
     slot.try_call("append", |mut c| async move {
         pipe.query_async::<()>(&mut c).await
     })
