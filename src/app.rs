@@ -47,11 +47,15 @@ impl App {
             Some(s) => s,
             None => match config.store.backend {
                 StoreBackend::Memory => Arc::new(MemoryStore::new()),
-                StoreBackend::Redis => Arc::new(
-                    RedisStore::connect(&config.store.redis_url, &config.store.key_prefix)
-                        .await
-                        .map_err(std::io::Error::other)?,
-                ),
+                StoreBackend::Redis => {
+                    let store = &config.store;
+                    let redis = if store.cluster_nodes.is_empty() {
+                        RedisStore::connect(&store.redis_url, &store.key_prefix).await
+                    } else {
+                        RedisStore::connect_cluster(&store.cluster_nodes, &store.key_prefix).await
+                    };
+                    Arc::new(redis.map_err(std::io::Error::other)?)
+                }
             },
         };
         let http = reqwest::Client::builder()
@@ -102,6 +106,16 @@ impl App {
                 }
             },
         ));
+        let dispatcher = tokio::spawn(gateway::run_dispatcher(
+            Arc::clone(&self.gateway),
+            Arc::clone(&self.clock),
+            {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+            },
+        ));
         let limits = self.gateway.config.server.limits;
         let events = self.gateway.events.clone();
         let result = crate::server::serve(self.listener, self.router, limits, async move {
@@ -113,6 +127,7 @@ impl App {
         })
         .await;
         let _ = sweeper.await;
+        let _ = dispatcher.await;
         result
     }
 }

@@ -193,6 +193,11 @@ pub fn summary(config: &Config) -> String {
     out += &format!("public_url: {}\n", config.server.public_url);
     out += &match config.store.backend {
         StoreBackend::Memory => "store: memory\n".to_string(),
+        StoreBackend::Redis if !config.store.cluster_nodes.is_empty() => format!(
+            "store: redis cluster at {} (key prefix {:?})\n",
+            join(config.store.cluster_nodes.iter().map(|n| redis_location(n))),
+            config.store.key_prefix
+        ),
         StoreBackend::Redis => format!(
             "store: redis at {} (key prefix {:?})\n",
             redis_location(&config.store.redis_url),
@@ -327,6 +332,24 @@ mod tests {
             }
         }
         assert!(!out.contains("demo-pepper"));
+    }
+
+    #[test]
+    fn summary_names_cluster_nodes_without_their_passwords() {
+        let env = config::Environment::from_pairs([
+            ("CHATGATE_STORE__BACKEND", "redis"),
+            (
+                "CHATGATE_STORE__CLUSTER_NODES",
+                r#"["redis://:pw-s3cret@10.0.0.1:7000", "redis://10.0.0.2:7001"]"#,
+            ),
+        ]);
+        let config = config::load_with_env(Path::new("config/chatgate.toml"), &env).unwrap();
+        let out = summary(&config);
+        assert!(
+            out.contains("store: redis cluster at 10.0.0.1:7000, 10.0.0.2:7001"),
+            "{out}"
+        );
+        assert!(!out.contains("s3cret"), "{out}");
     }
 
     #[test]

@@ -41,6 +41,9 @@ impl Purpose {
 /// One message to deliver.
 #[derive(Clone)]
 pub struct Message {
+    /// The same for every attempt to deliver this message (the `webhook`
+    /// kind sends it as `webhook-id`, so a receiver can drop repeats).
+    pub id: Uuid,
     pub purpose: Purpose,
     pub interaction_id: Uuid,
     pub conversation_id: String,

@@ -120,6 +120,7 @@ mod tests {
 
     fn message(to: Option<&str>) -> Message {
         Message {
+            id: Uuid::now_v7(),
             purpose: Purpose::Otp,
             interaction_id: Uuid::now_v7(),
             conversation_id: "conv-1".into(),

@@ -48,9 +48,11 @@ impl Channel for WebhookChannel {
             text: &msg.text,
         })
         .map_err(|_| ChannelError("could not encode the webhook message".into()))?;
-        // The signature covers exactly the bytes sent.
-        let (id, timestamp, signature) =
-            webhook_sig::headers(self.secret.expose(), &body, SystemClock.now());
+        // The signature covers exactly the bytes sent; the id is the
+        // message's own, the same on every attempt.
+        let id = format!("msg_{}", msg.id.simple());
+        let timestamp = SystemClock.now().unix_seconds();
+        let signature = webhook_sig::sign(self.secret.expose(), &id, timestamp, &body);
         let response = self
             .http
             .post(self.url.clone())
@@ -88,6 +90,7 @@ mod tests {
 
     fn message() -> Message {
         Message {
+            id: Uuid::now_v7(),
             purpose: Purpose::Otp,
             interaction_id: Uuid::now_v7(),
             conversation_id: "conv-1".into(),

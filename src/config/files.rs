@@ -65,6 +65,10 @@ pub(super) struct StoreSection {
     pub backend: String,
     /// Default `redis://127.0.0.1:6379`.
     pub redis_url: String,
+    /// Redis Cluster seed nodes (`redis://host:port`); default none. When
+    /// not empty, the redis backend runs in cluster mode and `redis_url` is
+    /// unused.
+    pub cluster_nodes: Vec<String>,
     /// Prefix of every Redis key; default `chatgate`.
     pub key_prefix: String,
 }
@@ -74,6 +78,7 @@ impl Default for StoreSection {
         StoreSection {
             backend: "memory".into(),
             redis_url: "redis://127.0.0.1:6379".into(),
+            cluster_nodes: Vec::new(),
             key_prefix: "chatgate".into(),
         }
     }

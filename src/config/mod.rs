@@ -87,6 +87,8 @@ pub enum StoreBackend {
 pub struct StoreConfig {
     pub backend: StoreBackend,
     pub redis_url: String,
+    /// Redis Cluster seed nodes; when not empty, `redis_url` is unused.
+    pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
 }
 

@@ -81,6 +81,17 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     if !redis_ok {
         return Err(err("store.redis_url", "is not a redis:// or rediss:// URL"));
     }
+    for (i, node) in raw.store.cluster_nodes.iter().enumerate() {
+        let node_ok = Url::parse(node).is_ok_and(|u| {
+            matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some_and(|h| !h.is_empty())
+        });
+        if !node_ok {
+            return Err(err(
+                &format!("store.cluster_nodes[{i}]"),
+                "is not a redis://host:port or rediss://host:port URL",
+            ));
+        }
+    }
     let prefix = &raw.store.key_prefix;
     if prefix.is_empty()
         || prefix
@@ -110,6 +121,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         store: StoreConfig {
             backend,
             redis_url: raw.store.redis_url,
+            cluster_nodes: raw.store.cluster_nodes,
             key_prefix: raw.store.key_prefix,
         },
         defaults,

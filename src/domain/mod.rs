@@ -12,3 +12,6 @@ pub mod reveal;
 pub mod secrets;
 pub mod subject;
 pub mod webhook_sig;
+
+#[cfg(test)]
+pub(crate) mod proptests;

@@ -104,7 +104,9 @@ impl Gateway {
                     let verdict = if let Err(e) = w.subject().ensure_clear(now) {
                         Verdict::Refused(e)
                     } else if w.rec.customer_ref.as_ref().is_some_and(|r| *r != a.sub) {
-                        Verdict::Mismatch(w.subject().record_failure(now, &s.lockout, &s.otp))
+                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        w.emit_lockout(f);
+                        Verdict::Mismatch(f)
                     } else if let Some(reason) = known.step_up_reason(
                         &s.step_up,
                         a.fingerprint.as_deref(),
@@ -122,6 +124,7 @@ impl Gateway {
                         w.subject().record_success();
                         w.rec
                             .authenticate(Method::PreChat, customer.clone(), now, s);
+                        w.announce_authenticated();
                         known.record_validated(
                             a.fingerprint.as_deref(),
                             a.region.as_deref(),
@@ -138,10 +141,8 @@ impl Gateway {
                 })
             })
             .await?;
-        let c = &done;
-        if let Verdict::Mismatch(f) = &done.value {
+        if let Verdict::Mismatch(_) = &done.value {
             metrics::counter!("chatgate_auth_failures_total", "kind" => "assertion").increment(1);
-            self.emit_lockout(*f, now, &team.id, &c.subject);
         }
         match done.value {
             Verdict::Refused(e) => Err(e),
@@ -152,15 +153,12 @@ impl Gateway {
                 reason: Some(reason),
                 interaction: done.view,
             }),
-            Verdict::Success => {
-                self.announce_authenticated(team, &done.view, done.rec, now);
-                Ok(AssertionOutcome {
-                    authenticated: true,
-                    requires_2fa: false,
-                    reason: None,
-                    interaction: done.view,
-                })
-            }
+            Verdict::Success => Ok(AssertionOutcome {
+                authenticated: true,
+                requires_2fa: false,
+                reason: None,
+                interaction: done.view,
+            }),
         }
     }
 }

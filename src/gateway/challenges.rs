@@ -16,7 +16,7 @@ use crate::config::Team;
 use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
 use crate::domain::{input, otp};
 use crate::error::{Error, Result};
-use crate::events::{Event, EventType};
+use crate::events::EventType;
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/challenges`, as received.
@@ -218,12 +218,11 @@ impl Gateway {
         }
         metrics::counter!("chatgate_challenges_started_total", "method" => method_str(started.method)).increment(1);
         let view = InteractionView::build(&rec, None, team.settings_for(&rec.channel), now);
-        let data = serde_json::json!({
-            "interaction": view,
+        let challenge = serde_json::json!({
             "challenge": {"challenge_id": cid, "method": started.method, "delivery": delivery, "expires_at": started.expires_at},
         });
-        self.events
-            .publish(Event::new(EventType::ChallengeCreated, now, &team.id, data));
+        self.emit(EventType::ChallengeCreated, now, &view, challenge)
+            .await?;
         Ok(started)
     }
 

@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::outbox::Notice;
 use super::work::Step;
 use super::Gateway;
-use crate::channels::Purpose;
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -50,34 +50,53 @@ enum Due {
     Expiry,
 }
 
+/// How long a claimed due entry waits before another sweep may take it over.
+const LEASE: Duration = Duration::from_secs(30);
+
 impl Gateway {
-    /// Handles every entry of `team` due at `now`.
-    pub async fn sweep_team(self: &Arc<Self>, team: &Team, now: Timestamp) -> Result<()> {
+    /// Handles every entry of `team` due at `now`. Each is claimed with a
+    /// lease and removed only in the commit that handles it: an instance
+    /// that dies, or a store that fails, mid-way leaves it to come due again
+    /// (at-least-once). One that can never be handled is quarantined.
+    pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         let index = keys::due_index(&team.id);
+        let lease = now.plus(LEASE).unix_millis();
         loop {
             let due = self
                 .store
-                .index_take_due(&index, now.unix_millis(), 100)
+                .index_claim_due(&index, now.unix_millis(), 100, lease)
                 .await?;
             let n = due.len();
             for entry in due {
+                let remove = Op::IndexRemove {
+                    key: index.clone(),
+                    member: entry.member.clone(),
+                };
                 let parsed = match entry.member.split_once(':') {
                     Some(("n", id)) => Uuid::parse_str(id).ok().map(|id| (Due::Notice, id)),
                     Some(("x", id)) => Uuid::parse_str(id).ok().map(|id| (Due::Expiry, id)),
                     _ => None,
                 };
-                let Some((kind, id)) = parsed else { continue };
-                if let Err(e) = self.handle_due(team, kind, id, now).await {
-                    // Put it back so another sweep tries again.
-                    let ttl = Duration::from_secs(3600);
-                    let back = Op::IndexAdd {
-                        key: index.clone(),
-                        member: entry.member,
-                        score: entry.score,
-                        ttl,
-                    };
-                    self.store.commit(vec![back]).await?;
-                    return Err(e);
+                let Some((kind, id)) = parsed else {
+                    tracing::error!(team = %team.id, "due entry names no interaction; dropped");
+                    self.store.commit(vec![remove]).await?;
+                    continue;
+                };
+                match self.handle_due(team, kind, id, remove.clone(), now).await {
+                    Ok(()) => {}
+                    // Gone: nothing to announce.
+                    Err(Error::NotFound(_)) => {
+                        self.store.commit(vec![remove]).await?;
+                    }
+                    // The store failed: the lease brings the entry back.
+                    Err(Error::StoreUnavailable) => return Err(Error::StoreUnavailable),
+                    // A record this gateway cannot handle (a foreign or
+                    // newer writer): quarantined, so it never stops the rest.
+                    Err(e) => {
+                        tracing::error!(team = %team.id, interaction = %id, error = %e, "due entry cannot be handled; quarantined");
+                        metrics::counter!("chatgate_due_quarantined_total").increment(1);
+                        self.store.commit(vec![remove]).await?;
+                    }
                 }
             }
             if n < 100 {
@@ -86,56 +105,53 @@ impl Gateway {
         }
     }
 
+    /// Announces one due entry: the event and, for an expiry, the `expired`
+    /// text, committed (with the entry's removal) in the outbox.
     async fn handle_due(
-        self: &Arc<Self>,
+        &self,
         team: &Team,
         kind: Due,
         id: Uuid,
+        entry: Op,
         now: Timestamp,
     ) -> Result<()> {
-        let done = self.transact(team, id, now, |w| {
-            let s = w.settings;
-            let event = match w.rec.auth_ends_at(s) {
-                None => None,
-                Some(end) => match kind {
-                    Due::Expiry if now >= end && w.rec.expiry_announced != Some(end) => {
-                        w.rec.expiry_announced = Some(end);
-                        Some(EventType::InteractionExpired)
+        let done = self
+            .transact(team, id, now, |w| {
+                let s = w.settings;
+                let mut expired = false;
+                // The taken entry goes first: the write may put it back at a
+                // new due time.
+                w.first(entry.clone());
+                if let Some(end) = w.rec.auth_ends_at(s) {
+                    match kind {
+                        Due::Expiry if now >= end && w.rec.expiry_announced != Some(end) => {
+                            w.rec.expiry_announced = Some(end);
+                            w.emit(EventType::InteractionExpired, serde_json::Value::Null);
+                            w.notify(Notice::Expired);
+                            expired = true;
+                        }
+                        Due::Notice
+                            if w.rec.expiring_announced != Some(end)
+                                && s.expiry_notice
+                                    .enabled()
+                                    .is_some_and(|n| now >= end.minus(n))
+                                && now < end =>
+                        {
+                            w.rec.expiring_announced = Some(end);
+                            w.emit(EventType::InteractionExpiring, serde_json::Value::Null);
+                        }
+                        // Moved (activity) or already announced: the write
+                        // re-schedules it at the current end.
+                        _ => {}
                     }
-                    Due::Notice
-                        if w.rec.expiring_announced != Some(end)
-                            && s.expiry_notice
-                                .enabled()
-                                .is_some_and(|n| now >= end.minus(n))
-                            && now < end =>
-                    {
-                        w.rec.expiring_announced = Some(end);
-                        Some(EventType::InteractionExpiring)
-                    }
-                    // Moved (activity) or already announced: the write
-                    // re-schedules it at the current end.
-                    _ => None,
-                },
-            };
-            // Announcements are not activity and do not refresh interaction_ttl.
-            w.as_announcement();
-            let step = match w.rec.auth.is_some() {
-                true => Step::Write(event),
-                false => Step::Answer(None),
-            };
-            Box::pin(std::future::ready(Ok(step)))
-        });
-        let announced = match done.await {
-            Ok(d) => d.value.map(|e| (e, d.view, d.rec)),
-            Err(Error::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        };
-        if let Some((event, view, rec)) = announced {
-            self.emit(event, now, &view);
-            if event == EventType::InteractionExpired {
-                metrics::counter!("chatgate_expirations_total").increment(1);
-                self.send_in_background(&team.id, rec, Purpose::Expired);
-            }
+                }
+                // Announcements are not activity and do not refresh interaction_ttl.
+                w.as_announcement();
+                Box::pin(std::future::ready(Ok(Step::Write(expired))))
+            })
+            .await?;
+        if done.value {
+            metrics::counter!("chatgate_expirations_total").increment(1);
         }
         Ok(())
     }

@@ -6,8 +6,9 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::outbox::{enqueue, OutboxItem, Task};
 use super::records::{put, retry, write_interaction, Loaded};
-use super::work::Step;
+use super::work::{Step, Work};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
@@ -15,7 +16,7 @@ use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::{Event, EventType};
 use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
 
@@ -136,18 +137,23 @@ impl Gateway {
                 Some(s.interaction_ttl.get()),
             )?];
             ops.extend(write_interaction(team, 0, &mut rec, now)?);
+            let view = InteractionView::build(&rec, subject.as_ref(), s, now);
+            let data = serde_json::json!({ "interaction": view });
+            let event = Event::new(EventType::InteractionCreated, now, &team.id, data);
+            ops.extend(enqueue(
+                &team.id,
+                &OutboxItem::new(Task::Event { event }, now),
+                now,
+            )?);
             match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((
-                    InteractionView::build(&rec, subject.as_ref(), s, now),
-                    true,
-                ))),
+                Commit::Applied => Ok(Some((view, true))),
                 Commit::Conflict { .. } => Ok(None),
             }
         })
         .await?;
         if created {
             metrics::counter!("chatgate_interactions_created_total").increment(1);
-            self.emit(EventType::InteractionCreated, now, &view);
+            self.outbox.wake();
         }
         Ok((view, created))
     }
@@ -276,8 +282,8 @@ impl Gateway {
         id: Uuid,
         now: Timestamp,
     ) -> Result<InteractionView> {
-        self.update_interaction(team, id, now, |rec, s| {
-            rec.touch_activity(now, s);
+        self.update_interaction(team, id, now, |w| {
+            w.rec.touch_activity(now, w.settings);
             Ok(())
         })
         .await
@@ -291,16 +297,15 @@ impl Gateway {
         id: Uuid,
         now: Timestamp,
     ) -> Result<InteractionView> {
-        let (view, was) = self
-            .update_interaction(team, id, now, |rec, _| {
-                let was = rec.auth.is_some();
-                rec.log_out(now);
-                Ok(was)
+        let (view, _) = self
+            .update_interaction(team, id, now, |w| {
+                if w.rec.auth.is_some() {
+                    w.emit(EventType::InteractionLoggedOut, serde_json::Value::Null);
+                }
+                w.rec.log_out(now);
+                Ok(())
             })
             .await?;
-        if was {
-            self.emit(EventType::InteractionLoggedOut, now, &view);
-        }
         Ok(view)
     }
 
@@ -310,13 +315,13 @@ impl Gateway {
         team: &Team,
         id: Uuid,
         now: Timestamp,
-        f: impl Fn(&mut InteractionRecord, &crate::config::Settings) -> Result<T> + Sync,
+        f: impl Fn(&mut Work<'_>) -> Result<T> + Sync,
     ) -> Result<(InteractionView, T)> {
         let f = &f;
         let done = self
             .transact(team, id, now, |w| {
                 // Nothing changed: no write, and interaction_ttl is not refreshed.
-                let out = f(&mut w.rec, w.settings).map(Step::WriteIfChanged);
+                let out = f(w).map(Step::WriteIfChanged);
                 Box::pin(std::future::ready(out))
             })
             .await?;

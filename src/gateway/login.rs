@@ -288,8 +288,8 @@ impl Gateway {
         enum Verdict {
             /// Locked or banned: the link is used, nothing else changes.
             Refused,
-            Failure(FailureOutcome),
-            Mismatch(FailureOutcome),
+            Failure,
+            Mismatch,
             Success,
             /// A retry of the request that used the link: nothing changes.
             Repeat,
@@ -325,20 +325,23 @@ impl Gateway {
                             .is_some_and(|exp| cb.customer.get("id") != Some(exp))
                     {
                         let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        w.emit_lockout(f);
                         (
-                            Verdict::Mismatch(f),
+                            Verdict::Mismatch,
                             refusal_or(f, CallbackAnswer::CustomerMismatch),
                         )
                     } else if !cb.success {
                         let f = w.subject().record_failure(now, &s.lockout, &s.otp);
+                        w.emit_lockout(f);
                         (
-                            Verdict::Failure(f),
+                            Verdict::Failure,
                             refusal_or(f, CallbackAnswer::NotAuthenticated),
                         )
                     } else {
                         w.subject().record_success();
                         w.rec
                             .authenticate(Method::LoginLink, cb.customer.clone(), now, s);
+                        w.announce_authenticated();
                         let expires_at = w.rec.auth_ends_at(s);
                         (
                             Verdict::Success,
@@ -362,17 +365,10 @@ impl Gateway {
                 Error::NotFound(_) => Error::TokenUsed,
                 e => e,
             })?;
-        let ((verdict, answer), c) = (&done.value, &done);
-        match verdict {
-            Verdict::Failure(f) | Verdict::Mismatch(f) => {
-                metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
-                    .increment(1);
-                self.emit_lockout(*f, now, &team.id, &c.subject);
-            }
-            Verdict::Success => {
-                self.announce_authenticated(team, &c.view, c.rec.clone(), now);
-            }
-            Verdict::Refused | Verdict::Repeat => {}
+        let (verdict, answer) = &done.value;
+        if let Verdict::Failure | Verdict::Mismatch = verdict {
+            metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
+                .increment(1);
         }
         answered(*answer, id, now)
     }

@@ -10,6 +10,7 @@ mod challenges;
 mod expiry;
 mod interactions;
 mod login;
+mod outbox;
 mod records;
 mod subjects;
 mod verify;
@@ -24,6 +25,7 @@ pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use login::{Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget};
+pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task};
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
@@ -32,7 +34,6 @@ use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
-use crate::domain::subject::{FailureOutcome, SubjectView};
 use crate::error::{Error, Result};
 use crate::events::{Event, EventType, Publisher};
 use crate::store::SharedStore;
@@ -45,6 +46,25 @@ pub struct Gateway {
     pub channels: Channels,
     pub events: Publisher,
     pub pepper: Pepper,
+    pub outbox: Outbox,
+}
+
+/// Where a chat message goes: an interaction's conversation.
+pub struct Chat<'a> {
+    pub interaction_id: uuid::Uuid,
+    /// The interaction's own channel (its settings pick the template).
+    pub channel: &'a str,
+    pub conversation_id: &'a str,
+}
+
+impl<'a> Chat<'a> {
+    pub fn of(rec: &'a InteractionRecord) -> Self {
+        Chat {
+            interaction_id: rec.id,
+            channel: &rec.channel,
+            conversation_id: &rec.conversation_id,
+        }
+    }
 }
 
 impl Gateway {
@@ -64,6 +84,7 @@ impl Gateway {
             channels,
             events,
             pepper,
+            outbox: Outbox::new(),
         }
     }
 
@@ -74,7 +95,8 @@ impl Gateway {
     }
 
     /// Renders a purpose's template for `rec`'s channel and sends it there
-    /// (or to `to` for SMS/e-mail channels).
+    /// (or to `to` for SMS/e-mail channels), at once: for the messages a
+    /// caller waits for (links, codes, prompts).
     pub async fn send(
         &self,
         team: &Team,
@@ -84,16 +106,42 @@ impl Gateway {
         purpose: Purpose,
         fill: Fill<'_>,
     ) -> std::result::Result<(), channels::ChannelError> {
-        let settings = team.settings_for(&rec.channel);
+        let chat = Chat::of(rec);
+        self.send_message(
+            team,
+            &chat,
+            channel,
+            to,
+            purpose,
+            fill,
+            uuid::Uuid::now_v7(),
+        )
+        .await
+    }
+
+    /// Renders and sends one message with id `id` (the same on every attempt).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn send_message(
+        &self,
+        team: &Team,
+        chat: &Chat<'_>,
+        channel: &str,
+        to: Option<String>,
+        purpose: Purpose,
+        fill: Fill<'_>,
+        id: uuid::Uuid,
+    ) -> std::result::Result<(), channels::ChannelError> {
+        let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
         let text = channels::render(channels::template(purpose, settings, channel_cfg), fill);
         let subject = channel_cfg
             .and_then(|c| c.templates.subject.as_deref())
             .map(|s| channels::render(s, fill));
         let msg = Message {
+            id,
             purpose,
-            interaction_id: rec.id,
-            conversation_id: rec.conversation_id.clone(),
+            interaction_id: chat.interaction_id,
+            conversation_id: chat.conversation_id.to_string(),
             channel: channel.to_string(),
             to,
             text,
@@ -102,73 +150,21 @@ impl Gateway {
         self.channels.send(&msg).await
     }
 
-    /// Sends a message whose failure must not fail the request (confirmations,
-    /// expiry notices): in the background, failures only logged.
-    pub fn send_in_background(
-        self: &Arc<Self>,
-        team_id: &str,
-        rec: InteractionRecord,
-        purpose: Purpose,
-    ) {
-        let gw = Arc::clone(self);
-        let team_id = team_id.to_string();
-        tokio::spawn(async move {
-            if let Ok(team) = gw.team(&team_id) {
-                let channel = rec.channel.clone();
-                // Errors are logged by `Channels::send`.
-                let _ = gw
-                    .send(team, &rec, &channel, None, purpose, Fill::default())
-                    .await;
-            }
-        });
-    }
-
-    /// Publishes an event about one interaction.
-    pub fn emit(&self, kind: EventType, now: Timestamp, view: &InteractionView) {
-        let data = serde_json::json!({ "interaction": view });
-        self.events.publish(Event::new(kind, now, &view.team, data));
-    }
-}
-
-impl Gateway {
-    /// After an authentication is committed: the event (and the expiry
-    /// notice when it is due at once), the metric, and the confirmation
-    /// into the chat.
-    pub fn announce_authenticated(
-        self: &Arc<Self>,
-        team: &Team,
-        view: &InteractionView,
-        rec: InteractionRecord,
-        now: Timestamp,
-    ) {
-        let method = view.method.map_or("none", |m| m.as_str());
-        metrics::counter!("chatgate_authentications_total", "method" => method).increment(1);
-        self.emit(EventType::InteractionAuthenticated, now, view);
-        if rec.expiring_due_at_once(team.settings_for(&rec.channel)) {
-            self.emit(EventType::InteractionExpiring, now, view);
-        }
-        self.send_in_background(&team.id, rec, Purpose::Authenticated);
-    }
-
-    /// `subject.locked` / `subject.banned` for a failure that locked or banned.
-    pub fn emit_lockout(
+    /// An event about one interaction, outside an interaction's unit of
+    /// work (a read, a challenge once sent): into the outbox on its own.
+    pub async fn emit(
         &self,
-        outcome: FailureOutcome,
+        kind: EventType,
         now: Timestamp,
-        team: &str,
-        subject: &SubjectView,
-    ) {
-        let kind = match outcome {
-            FailureOutcome::Locked { .. } => EventType::SubjectLocked,
-            FailureOutcome::Banned { .. } => EventType::SubjectBanned,
-            FailureOutcome::Counted { .. } => return,
-        };
-        metrics::counter!("chatgate_lockouts_total", "kind" => kind.as_str()).increment(1);
-        self.events.publish(Event::new(
-            kind,
-            now,
-            team,
-            serde_json::json!({ "subject": subject }),
-        ));
+        view: &InteractionView,
+        extra: serde_json::Value,
+    ) -> Result<()> {
+        let mut data = serde_json::json!({ "interaction": view });
+        if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
+            d.extend(more);
+        }
+        let event = Event::new(kind, now, &view.team, data);
+        let item = OutboxItem::new(Task::Event { event }, now);
+        self.enqueue_now(&view.team, &[item], now).await
     }
 }

@@ -7,6 +7,7 @@ use crate::events::{Event, EventType};
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
+use super::outbox::{enqueue, OutboxItem, Task};
 use super::records::{retry, write_subject, Loaded};
 use super::Gateway;
 
@@ -47,20 +48,23 @@ impl Gateway {
                 .clone()
                 .unwrap_or_else(|| SubjectRecord::new(subject));
             rec.unlock();
-            let ops = write_subject(&loaded, &rec, s, now)?;
+            let view = rec.view(now, &s.lockout);
+            let mut ops = write_subject(&loaded, &rec, s, now)?;
+            let data = serde_json::json!({ "subject": view });
+            let event = Event::new(EventType::SubjectUnlocked, now, &team.id, data);
+            ops.extend(enqueue(
+                &team.id,
+                &OutboxItem::new(Task::Event { event }, now),
+                now,
+            )?);
             Ok(match self.store.commit(ops).await? {
-                Commit::Applied => Some(rec.view(now, &s.lockout)),
+                Commit::Applied => Some(view),
                 Commit::Conflict { .. } => None,
             })
         })
         .await?;
         metrics::counter!("chatgate_unlocks_total").increment(1);
-        self.events.publish(Event::new(
-            EventType::SubjectUnlocked,
-            now,
-            &team.id,
-            serde_json::json!({ "subject": view }),
-        ));
+        self.outbox.wake();
         Ok(view)
     }
 }

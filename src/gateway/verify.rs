@@ -16,7 +16,7 @@ use crate::domain::interaction::{Customer, InteractionRecord, Method, PendingSte
 use crate::domain::reveal;
 use crate::domain::subject::FailureOutcome;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventType};
+use crate::events::EventType;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -87,31 +87,30 @@ impl Gateway {
                                     w.also(devices);
                                 }
                                 w.rec.authenticate(method, customer, now, s);
+                                w.announce_authenticated();
                                 Verdict::Success
                             }
                         };
+                    if let Verdict::Wrong(remaining, outcome) = verdict {
+                        let challenge = serde_json::json!({"challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
+                        w.emit(EventType::ChallengeFailed, challenge);
+                        w.emit_lockout(outcome);
+                    }
                     Ok(Step::Write(verdict))
                 })
             })
             .await?;
         let c = &done;
         match done.value {
-            Verdict::Success => {
-                self.announce_authenticated(team, &c.view, c.rec.clone(), now);
-                Ok(Verified {
-                    authenticated: true,
-                    requires_2fa: false,
-                    expires_at: c.view.expires_at,
-                    interaction: c.view.clone(),
-                })
-            }
+            Verdict::Success => Ok(Verified {
+                authenticated: true,
+                requires_2fa: false,
+                expires_at: c.view.expires_at,
+                interaction: c.view.clone(),
+            }),
             Verdict::Wrong(remaining, outcome) => {
                 metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge")
                     .increment(1);
-                let data = serde_json::json!({"interaction": c.view, "challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
-                self.events
-                    .publish(Event::new(EventType::ChallengeFailed, now, &team.id, data));
-                self.emit_lockout(outcome, now, &team.id, &c.subject);
                 Err(outcome.refusal(now).unwrap_or(Error::InvalidCode {
                     attempts_remaining: remaining,
                 }))
@@ -139,13 +138,10 @@ impl Gateway {
         }
         let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
         let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
-        let data = serde_json::json!({"interaction": view, "challenge": {"challenge_id": cid}, "api_key_id": key_id});
-        self.events.publish(Event::new(
-            EventType::ChallengeCodeRevealed,
-            now,
-            &team.id,
-            data,
-        ));
+        // Recorded before the code is shown: no reveal goes unaudited.
+        let extra = serde_json::json!({"challenge": {"challenge_id": cid}, "api_key_id": key_id});
+        self.emit(EventType::ChallengeCodeRevealed, now, &view, extra)
+            .await?;
         Ok(RevealedCode {
             code: code.expose().to_string(),
             expires_at,

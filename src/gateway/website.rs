@@ -134,20 +134,18 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<bool> {
         let result = self
-            .update_interaction(team, id, now, |rec, s| {
-                let hit = rec.signed_in_as(customer_id, now, s);
+            .update_interaction(team, id, now, |w| {
+                let hit = w.rec.signed_in_as(customer_id, now, w.settings);
                 if hit {
-                    rec.log_out(now);
+                    w.rec.log_out(now);
+                    w.emit(EventType::InteractionLoggedOut, serde_json::Value::Null);
                 }
                 Ok(hit)
             })
             .await;
         match result {
-            Ok((view, true)) => {
-                self.emit(EventType::InteractionLoggedOut, now, &view);
-                Ok(true)
-            }
-            Ok((_, false)) | Err(Error::NotFound(_)) => Ok(false),
+            Ok((_, hit)) => Ok(hit),
+            Err(Error::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
         }
     }

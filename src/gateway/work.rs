@@ -7,12 +7,14 @@
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
+use super::outbox::{enqueue, Notice, OutboxItem, Task};
 use super::records::{interaction_ops, write_interaction, write_subject};
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::subject::{SubjectRecord, SubjectView};
+use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
+use crate::events::{Event, EventType};
 use crate::store::{Backoff, Commit, Op};
 use crate::time::Timestamp;
 
@@ -24,7 +26,19 @@ pub struct Work<'a> {
     subject: SubjectRecord,
     subject_used: bool,
     announcement: bool,
+    first: Vec<Op>,
     also: Vec<Op>,
+    events: Vec<Pending>,
+    notices: Vec<Notice>,
+}
+
+/// An event to emit with the commit; its data is built from the records as
+/// committed.
+enum Pending {
+    /// `data.interaction`, plus these members.
+    Interaction(EventType, serde_json::Value),
+    /// `data.subject`.
+    Subject(EventType),
 }
 
 impl Work<'_> {
@@ -43,10 +57,87 @@ impl Work<'_> {
         self.also.push(op);
     }
 
+    /// Applies `op` before the interaction's own ops (an index entry that
+    /// the interaction's write may put back).
+    pub fn first(&mut self, op: Op) {
+        self.first.push(op);
+    }
+
     /// This write announces (an expiry notice) and is nobody's activity: it
     /// does not refresh `interaction_ttl`.
     pub fn as_announcement(&mut self) {
         self.announcement = true;
+    }
+
+    /// Emits `kind` about this interaction with the commit: `data` is
+    /// `{"interaction": …}` as committed, plus the members of `extra`.
+    pub fn emit(&mut self, kind: EventType, extra: serde_json::Value) {
+        self.events.push(Pending::Interaction(kind, extra));
+    }
+
+    /// `subject.locked` / `subject.banned` for a failure that locked or
+    /// banned the subject; nothing for one that was only counted.
+    pub fn emit_lockout(&mut self, outcome: FailureOutcome) {
+        let kind = match outcome {
+            FailureOutcome::Locked { .. } => EventType::SubjectLocked,
+            FailureOutcome::Banned { .. } => EventType::SubjectBanned,
+            FailureOutcome::Counted { .. } => return,
+        };
+        self.events.push(Pending::Subject(kind));
+    }
+
+    /// Sends `notice` into the interaction's chat after the commit, at least
+    /// once (the outbox retries it).
+    pub fn notify(&mut self, notice: Notice) {
+        self.notices.push(notice);
+    }
+
+    /// The interaction was just authenticated: its event, the expiry notice
+    /// when that is due at once, and the `authenticated` message.
+    pub fn announce_authenticated(&mut self) {
+        self.emit(EventType::InteractionAuthenticated, serde_json::Value::Null);
+        if self.rec.expiring_due_at_once(self.settings) {
+            self.emit(EventType::InteractionExpiring, serde_json::Value::Null);
+        }
+        self.notify(Notice::Authenticated);
+    }
+
+    /// The outbox items of the decision, built from the records as they will
+    /// be committed.
+    fn outbox_items(
+        &self,
+        team: &Team,
+        view: &InteractionView,
+        subject: &SubjectView,
+        now: Timestamp,
+    ) -> Vec<OutboxItem> {
+        let events = self.events.iter().map(|p| {
+            let (kind, data) = match p {
+                Pending::Interaction(kind, extra) => {
+                    let mut data = serde_json::json!({ "interaction": view });
+                    if let (Some(d), serde_json::Value::Object(more)) =
+                        (data.as_object_mut(), extra)
+                    {
+                        d.extend(more.clone());
+                    }
+                    (*kind, data)
+                }
+                Pending::Subject(kind) => (*kind, serde_json::json!({ "subject": subject })),
+            };
+            Task::Event {
+                event: Event::new(kind, now, &team.id, data),
+            }
+        });
+        let notices = self.notices.iter().map(|n| Task::Notice {
+            notice: *n,
+            interaction_id: self.rec.id,
+            channel: self.rec.channel.clone(),
+            conversation_id: self.rec.conversation_id.clone(),
+        });
+        events
+            .chain(notices)
+            .map(|t| OutboxItem::new(t, now))
+            .collect()
     }
 }
 
@@ -66,7 +157,6 @@ pub struct Done<T> {
     pub value: T,
     pub view: InteractionView,
     pub rec: InteractionRecord,
-    pub subject: SubjectView,
 }
 
 impl Gateway {
@@ -99,39 +189,81 @@ impl Gateway {
                 subject: pair.subject_or_new()?,
                 subject_used: false,
                 announcement: false,
+                first: Vec::new(),
                 also: Vec::new(),
+                events: Vec::new(),
+                notices: Vec::new(),
             };
             let (value, write) = match decide(&mut w).await? {
                 Step::Write(v) => (v, true),
                 Step::WriteIfChanged(v) => {
-                    let changed = w.rec != *read || !w.also.is_empty();
+                    let changed = w.rec != *read
+                        || !w.also.is_empty()
+                        || !w.events.is_empty()
+                        || !w.notices.is_empty();
                     (v, changed)
                 }
                 Step::Answer(v) => (v, false),
             };
-            let done = |w: Work<'_>| Done {
-                value,
-                view: InteractionView::build(&w.rec, Some(&w.subject), settings, now),
-                subject: w.subject.view(now, &settings.lockout),
-                rec: w.rec,
-            };
+            let view = InteractionView::build(&w.rec, Some(&w.subject), settings, now);
             if !write {
-                return Ok(done(w));
+                return Ok(Done {
+                    value,
+                    view,
+                    rec: w.rec,
+                });
             }
+            let subject = w.subject.view(now, &settings.lockout);
+            let items = w.outbox_items(team, &view, &subject, now);
             let version = pair.interaction.version;
-            let mut ops = if w.announcement {
+            let mut ops = std::mem::take(&mut w.first);
+            ops.extend(if w.announcement {
                 interaction_ops(team, version, &w.rec, now)?
             } else {
                 write_interaction(team, version, &mut w.rec, now)?
-            };
+            });
             if w.subject_used {
                 ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
             }
             ops.append(&mut w.also);
+            for item in &items {
+                ops.extend(enqueue(&team.id, item, now)?);
+            }
             match self.store.commit(ops).await? {
-                Commit::Applied => return Ok(done(w)),
+                Commit::Applied => {
+                    count(&items, &view);
+                    if !items.is_empty() {
+                        self.outbox.wake();
+                    }
+                    return Ok(Done {
+                        value,
+                        view,
+                        rec: w.rec,
+                    });
+                }
                 Commit::Conflict { .. } => backoff.wait().await?,
             }
+        }
+    }
+}
+
+/// Counts what a committed decision did.
+fn count(items: &[OutboxItem], view: &InteractionView) {
+    for item in items {
+        let Task::Event { event } = &item.task else {
+            continue;
+        };
+        match event.kind {
+            EventType::InteractionAuthenticated => {
+                let method = view.method.map_or("none", |m| m.as_str());
+                metrics::counter!("chatgate_authentications_total", "method" => method)
+                    .increment(1);
+            }
+            EventType::SubjectLocked | EventType::SubjectBanned => {
+                metrics::counter!("chatgate_lockouts_total", "kind" => event.kind.as_str())
+                    .increment(1);
+            }
+            _ => {}
         }
     }
 }

@@ -59,6 +59,16 @@ pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
     format!("{{{team}}}:wr:{kind}:{}", h(webhook_id))
 }
 
+/// The team's outbox: item ids by when they are due (ms).
+pub fn outbox(team: &str) -> String {
+    format!("{{{team}}}:ob")
+}
+
+/// One outbox item (an event or a notice to deliver).
+pub fn outbox_item(team: &str, id: Uuid) -> String {
+    format!("{{{team}}}:obi:{id}")
+}
+
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
     format!("{{{team}}}:dv:{}", h(customer_id))

@@ -59,6 +59,15 @@ impl Index {
         }
     }
 
+    /// Moves `member` to `score`, keeping its expiry.
+    fn rescore(&mut self, member: &str, score: i64) {
+        if let Some((old, _)) = self.members.get_mut(member) {
+            self.ordered.remove(&(*old, member.to_owned()));
+            *old = score;
+            self.ordered.insert((score, member.to_owned()));
+        }
+    }
+
     /// Drops up to [`PRUNE`] members whose time is up.
     fn prune(&mut self, now: Instant) {
         let dead: Vec<String> = self
@@ -276,11 +285,12 @@ impl Store for MemoryStore {
         Ok(entries.collect())
     }
 
-    async fn index_take_due(
+    async fn index_claim_due(
         &self,
         key: &str,
         max_score: i64,
         limit: usize,
+        claim_score: i64,
     ) -> Result<Vec<IndexEntry>, StoreError> {
         let now = Instant::now();
         let mut state = self.lock();
@@ -298,10 +308,7 @@ impl Store for MemoryStore {
             })
             .collect();
         for entry in &due {
-            index.remove(&entry.member);
-        }
-        if index.ordered.is_empty() {
-            state.indexes.remove(key);
+            index.rescore(&entry.member, claim_score);
         }
         Ok(due)
     }

@@ -150,13 +150,17 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<IndexEntry>, StoreError>;
 
-    /// Atomically removes and returns up to `limit` entries whose score is
-    /// ≤ `max_score`, lowest first. Of several callers, each entry goes to one.
-    async fn index_take_due(
+    /// Claims up to `limit` entries whose score is ≤ `max_score`, lowest
+    /// first: atomically moves each to `claim_score` (a lease: the time it
+    /// comes due again unless the claimer removes or moves it) and returns
+    /// them with the score they had. Of several callers, each entry goes to
+    /// one; an entry whose claimer died comes due again at `claim_score`.
+    async fn index_claim_due(
         &self,
         key: &str,
         max_score: i64,
         limit: usize,
+        claim_score: i64,
     ) -> Result<Vec<IndexEntry>, StoreError>;
 
     /// Answers when the store is reachable.

@@ -16,25 +16,45 @@
 //! # Atomicity
 //!
 //! [`Store::commit`] is one Lua script (`redis/commit.lua`) that checks every
-//! version before it writes anything; [`Store::index_take_due`] is another
-//! (`redis/take_due.lua`) so each due entry goes to exactly one caller.
+//! version before it writes anything; [`Store::index_claim_due`] is another
+//! (`redis/claim_due.lua`) so each due entry goes to exactly one caller.
+//! Every script touches only the keys passed to it in `KEYS`.
 //! [`Store::index_desc`] is a plain read: one `ZREVRANGE`, or with a cursor
 //! `ZREVRANGEBYSCORE` from the cursor's score, dropping the ties at or above
 //! the cursor member in Rust (byte order, as Redis orders ties); it pages
 //! again only when ties fill a whole batch.
 //!
+//! [`Store::get_with_companion`] is one `MGET` of the record and the
+//! companion it named when last read (remembered in process, see
+//! `redis/companions.rs`); only the first read of a record in a process, or
+//! a record that names another companion than remembered, costs a second
+//! round trip.
+//!
+//! # Redis Cluster
+//!
+//! With [`RedisStore::connect_cluster`] the same commands run on a Redis
+//! Cluster. Every key a script or commit touches at once belongs to one team
+//! and starts with its hash tag `{team}`, so it sits in one slot; the short
+//! link key `l:<hash>` has no tag and is always written and read on its
+//! own. A multi-key read (`MGET`) across slots is split by the client.
+//!
 //! # Failure
 //!
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
+mod companions;
 mod conn;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;
 use std::time::Duration;
 
+use self::companions::Companions;
 use self::conn::{query_on, Connector};
-use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+
+const COMMIT_LUA: &str = include_str!("redis/commit.lua");
+const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
@@ -45,8 +65,8 @@ pub struct RedisStore {
     prefix: String,
     conn: Connector,
     commit_script: Script,
-    take_due_script: Script,
-    companion_script: Script,
+    claim_due_script: Script,
+    companions: Companions,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -58,21 +78,48 @@ impl std::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects (with connect and response timeouts) under `key_prefix`.
-    /// Fails only on a malformed URL: when Redis is down, the store still
-    /// starts, answers `Unavailable`, and connects once Redis is back.
+    /// Connects to one Redis (with connect and response timeouts) under
+    /// `key_prefix`. Fails only on a malformed URL: when Redis is down, the
+    /// store still starts, answers `Unavailable`, and connects once Redis is
+    /// back.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self {
+        Ok(Self::with(Connector::single(url).await?, key_prefix))
+    }
+
+    /// Connects to a Redis Cluster through any of the seed `nodes`
+    /// (`redis://host:port` URLs), under `key_prefix`. Fails only on no node
+    /// or a malformed URL; a cluster that is down is handled as in
+    /// [`RedisStore::connect`].
+    pub async fn connect_cluster(nodes: &[String], key_prefix: &str) -> Result<Self, StoreError> {
+        Ok(Self::with(Connector::cluster(nodes).await?, key_prefix))
+    }
+
+    fn with(conn: Connector, key_prefix: &str) -> Self {
+        Self {
             prefix: key_prefix.to_owned(),
-            conn: Connector::new(url).await?,
-            commit_script: Script::new(include_str!("redis/commit.lua")),
-            take_due_script: Script::new(include_str!("redis/take_due.lua")),
-            companion_script: Script::new(include_str!("redis/get_companion.lua")),
-        })
+            conn,
+            commit_script: Script::new(COMMIT_LUA),
+            claim_due_script: Script::new(CLAIM_DUE_LUA),
+            companions: Companions::new(),
+        }
     }
 
     fn key(&self, logical: &str) -> String {
         format!("{}:{logical}", self.prefix)
+    }
+
+    /// After a commit, the companions its records name, so that the first
+    /// [`Store::get_with_companion`] of a record written here is one round
+    /// trip too.
+    fn remember_companions(&self, ops: &[Op]) {
+        for op in ops {
+            if let Op::Put { key, value, .. } = op {
+                match companion_of(value) {
+                    Some(named) => self.companions.remember(key, &named),
+                    None => self.companions.forget(key),
+                }
+            }
+        }
     }
 }
 
@@ -81,6 +128,31 @@ impl RedisStore {
 /// lives as long as its longest-lived member. Same hash tag as the index.
 fn expiry_set(index: &str) -> String {
     format!("{index}:exp")
+}
+
+/// The part of `key` Redis Cluster hashes: the text between the first `{`
+/// and the next `}` when not empty, else the whole key. (The key prefix
+/// has no braces, so a logical key's tag is its physical key's.)
+fn hash_tag(key: &str) -> &str {
+    key.split_once('{')
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .map(|(tag, _)| tag)
+        .filter(|tag| !tag.is_empty())
+        .unwrap_or(key)
+}
+
+/// Whether every key of `ops` has the same hash tag (so one cluster slot).
+fn one_hash_tag(ops: &[Op]) -> bool {
+    let key = |op: &Op| match op {
+        Op::Put { key, .. }
+        | Op::Delete { key, .. }
+        | Op::IndexAdd { key, .. }
+        | Op::IndexRemove { key, .. }
+        | Op::Touch { key, .. } => hash_tag(key).to_owned(),
+    };
+    let mut tags = ops.iter().map(key);
+    let first = tags.next();
+    tags.all(|t| Some(t) == first)
 }
 
 /// `"<version>\n<json>"`.
@@ -179,39 +251,50 @@ impl Store for RedisStore {
     }
 
     async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
-        let mut call = self.companion_script.prepare_invoke();
-        call.key(self.key(key)).arg(format!("{}:", self.prefix));
-        let reply = self.conn.invoke("get_with_companion", &call).await?;
-        let Value::Array(items) = reply else {
-            return Err(unexpected("get_with_companion"));
+        // Steady state: one MGET of the record and the companion it named
+        // last time; checked against the record as read.
+        let guess = self.companions.get(key);
+        let mut keys = vec![key.to_owned()];
+        keys.extend(guess.iter().cloned());
+        let mut read = self.get(&keys).await?.into_iter();
+        let record = read.next().flatten();
+        let guessed = read.next().flatten();
+        let Some(record) = record else {
+            self.companions.forget(key);
+            return Ok(WithCompanion::default());
         };
-        let [record, companion_key, companion] =
-            <[Value; 3]>::try_from(items).map_err(|_| unexpected("get_with_companion"))?;
-        let record = match record {
-            Value::Nil => None,
-            Value::BulkString(raw) => Some(decode(key, &raw)?),
-            _ => return Err(unexpected("get_with_companion")),
+        let Some(named) = companion_of(&record.value) else {
+            self.companions.forget(key);
+            return Ok(WithCompanion {
+                record: Some(record),
+                companion: None,
+            });
         };
-        let companion = match companion_key {
-            Value::Nil => None,
-            other => {
-                let ckey = text(&other)
-                    .ok_or_else(|| unexpected("get_with_companion"))?
-                    .to_owned();
-                let value = match companion {
-                    Value::Nil => None,
-                    Value::BulkString(raw) => Some(decode(&ckey, &raw)?),
-                    _ => return Err(unexpected("get_with_companion")),
-                };
-                Some((ckey, value))
-            }
+        let companion = if guess.as_deref() == Some(named.as_str()) {
+            guessed
+        } else {
+            self.companions.remember(key, &named);
+            self.get(std::slice::from_ref(&named))
+                .await?
+                .pop()
+                .flatten()
         };
-        Ok(WithCompanion { record, companion })
+        Ok(WithCompanion {
+            record: Some(record),
+            companion: Some((named, companion)),
+        })
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if ops.is_empty() {
             return Ok(Commit::Applied);
+        }
+        if !one_hash_tag(&ops) {
+            // Redis Cluster would refuse it (CROSSSLOT); refused here on one
+            // Redis too, so every test on Redis checks it.
+            return Err(StoreError::Unavailable(
+                "redis commit: keys with different hash tags (several cluster slots)".into(),
+            ));
         }
         let mut call = self.commit_script.prepare_invoke();
         // KEYS are numbered from 1 in the script; an index op brings its
@@ -268,7 +351,10 @@ impl Store for RedisStore {
             }
         }
         match self.conn.invoke("commit", &call).await? {
-            Value::Int(0) => Ok(Commit::Applied),
+            Value::Int(0) => {
+                self.remember_companions(&ops);
+                Ok(Commit::Applied)
+            }
             Value::Int(n) => match n.checked_sub(1).map(usize::try_from) {
                 Some(Ok(op)) if op < ops.len() => Ok(Commit::Conflict { op }),
                 _ => Err(unexpected("commit")),
@@ -307,7 +393,7 @@ impl Store for RedisStore {
         let cursor = (score, member.as_str());
         self.conn
             .timed("index_desc", async {
-                let mut conn = self.conn.manager().await?;
+                let mut conn = self.conn.link().await?;
                 let mut out = Vec::new();
                 let mut offset = 0usize;
                 loop {
@@ -327,23 +413,24 @@ impl Store for RedisStore {
             .await
     }
 
-    async fn index_take_due(
+    async fn index_claim_due(
         &self,
         key: &str,
         max_score: i64,
         limit: usize,
+        claim_score: i64,
     ) -> Result<Vec<IndexEntry>, StoreError> {
         let limit = limit.min(u32::MAX as usize);
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let mut call = self.take_due_script.prepare_invoke();
+        let mut call = self.claim_due_script.prepare_invoke();
         call.key(self.key(key))
-            .key(self.key(&expiry_set(key)))
             .arg(max_score)
-            .arg(limit);
-        let reply = self.conn.invoke("index_take_due", &call).await?;
-        entries("index_take_due", reply)
+            .arg(limit)
+            .arg(claim_score);
+        let reply = self.conn.invoke("index_claim_due", &call).await?;
+        entries("index_claim_due", reply)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -352,5 +439,117 @@ impl Store for RedisStore {
             Value::Okay => Ok(()),
             _ => Err(unexpected("ping")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_tags_follow_redis_cluster() {
+        assert_eq!(hash_tag("{acme}:i:1"), "acme");
+        assert_eq!(hash_tag("p:{acme}:s:{x}"), "acme");
+        assert_eq!(hash_tag("l:abc"), "l:abc");
+        assert_eq!(hash_tag("{}:a"), "{}:a");
+        assert_eq!(hash_tag("{open"), "{open");
+        let put = |key: &str| Op::Put {
+            key: key.into(),
+            expected: 0,
+            value: "{}".into(),
+            ttl: None,
+        };
+        assert!(one_hash_tag(&[put("{a}:x"), put("{a}:y")]));
+        assert!(one_hash_tag(&[put("l:x")]));
+        assert!(!one_hash_tag(&[put("{a}:x"), put("{b}:x")]));
+        assert!(!one_hash_tag(&[put("{a}:x"), put("l:x")]));
+    }
+
+    /// Commands that take no key.
+    const KEYLESS: &[&str] = &["'TIME'"];
+
+    /// The arguments of a call, from just after its `(` to the matching `)`.
+    fn arguments(text: &str) -> Vec<&str> {
+        let (mut depth, mut start, mut out) = (0i32, 0usize, Vec::new());
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' | '[' | '{' => depth += 1,
+                ')' if depth == 0 => {
+                    out.push(text[start..i].trim());
+                    return out;
+                }
+                ')' | ']' | '}' => depth -= 1,
+                ',' if depth == 0 => {
+                    out.push(text[start..i].trim());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        out
+    }
+
+    /// The `redis.call`s of `script` whose key is not passed in `KEYS`:
+    /// directly (`KEYS[...]`), through a local bound to one, or through a
+    /// parameter of a local function whose every call passes such keys.
+    fn calls_outside_keys(script: &str) -> Vec<String> {
+        let mut aliases: Vec<&str> = Vec::new();
+        let mut functions: Vec<&str> = Vec::new();
+        for line in script.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("local function ") {
+                if let Some((name, params)) = rest.split_once('(') {
+                    functions.push(name.trim());
+                    aliases.extend(arguments(params));
+                }
+            } else if let Some((name, value)) =
+                line.strip_prefix("local ").and_then(|l| l.split_once('='))
+            {
+                if value.trim().starts_with("KEYS[") {
+                    aliases.push(name.trim());
+                }
+            }
+        }
+        let a_key =
+            |arg: &str| (arg.starts_with("KEYS[") && arg.ends_with(']')) || aliases.contains(&arg);
+        let mut outside = Vec::new();
+        for call in script.split("redis.call(").skip(1) {
+            let args = arguments(call);
+            let command = args.first().copied().unwrap_or("");
+            if !KEYLESS.contains(&command) && !args.get(1).is_some_and(|k| a_key(k)) {
+                outside.push(format!("redis.call({})", args.join(", ")));
+            }
+        }
+        for f in functions {
+            let pattern = format!("{f}(");
+            for (at, _) in script.match_indices(&pattern) {
+                if script[..at].ends_with("function ") {
+                    continue;
+                }
+                let args = arguments(&script[at + pattern.len()..]);
+                if !args.iter().all(|a| a_key(a)) {
+                    outside.push(format!("{f}({})", args.join(", ")));
+                }
+            }
+        }
+        outside
+    }
+
+    /// Redis' scripting rule, which Redis Cluster and key-checking proxies
+    /// rely on: a script touches only the keys passed in `KEYS`, never one
+    /// built from `ARGV` or from stored data.
+    #[test]
+    fn scripts_touch_only_the_keys_passed_in_keys() {
+        for (name, script) in [("commit.lua", COMMIT_LUA), ("claim_due.lua", CLAIM_DUE_LUA)] {
+            assert!(script.contains("redis.call("), "{name}");
+            assert_eq!(calls_outside_keys(script), Vec::<String>::new(), "{name}");
+        }
+        // What the check catches: the companion read the store once did.
+        let built = "local c = redis.call('GET', KEYS[1])\nreturn redis.call('GET', ARGV[1] .. c)";
+        assert_eq!(
+            calls_outside_keys(built),
+            ["redis.call('GET', ARGV[1] .. c)"]
+        );
+        let through = "local function f(k)\n  redis.call('DEL', k)\nend\nf(KEYS[2])\nf(ARGV[1])";
+        assert_eq!(calls_outside_keys(through), ["f(ARGV[1])"]);
     }
 }

@@ -35,6 +35,8 @@ pub struct Setup {
     pub team_extra: String,
     /// Extra `[store]` lines or overrides, e.g. a bad redis_url.
     pub redis_url: Option<String>,
+    /// `[store] cluster_nodes` (a Redis Cluster); empty: one Redis.
+    pub cluster_nodes: Vec<String>,
     /// Reuse this key prefix (restart tests); else a fresh one.
     pub key_prefix: Option<String>,
     /// Reuse these keys (restart / second instance); else fresh ones.
@@ -109,7 +111,8 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
-    if backend == Backend::Redis && setup.redis_url.is_none() && !redis_available().await {
+    let own_redis = setup.redis_url.is_some() || !setup.cluster_nodes.is_empty();
+    if backend == Backend::Redis && !own_redis && !redis_available().await {
         return None;
     }
     if std::env::var("TEST_LOG").is_ok() {
@@ -192,13 +195,15 @@ pepper = "test-pepper-0123456789abcdef"
 [store]
 backend = "{backend_name}"
 redis_url = "{redis_url}"
+cluster_nodes = {cluster_nodes:?}
 key_prefix = "{prefix}"
 
 [defaults]
 {defaults}
 "#,
         server = setup.server,
-        defaults = setup.defaults
+        defaults = setup.defaults,
+        cluster_nodes = setup.cluster_nodes,
     );
     std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
     let acme = format!(

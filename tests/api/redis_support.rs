@@ -210,3 +210,439 @@ impl Drop for TestPrefix {
         }
     }
 }
+
+/// A Redis Cluster of three masters (no replicas) on free loopback ports:
+/// three `redis-server --cluster-enabled yes` in a temp folder, joined with
+/// `redis-cli --cluster create`. Dropping it kills them and removes the
+/// folder. A node can be killed and restarted on its port with its node
+/// file, so it rejoins with its slots (empty: nothing is saved).
+pub struct OwnCluster {
+    pub ports: Vec<u16>,
+    /// `--cluster-node-timeout`: how long a node may be silent before it
+    /// counts as failed (and a replica takes over).
+    node_timeout_ms: u64,
+    dir: std::path::PathBuf,
+    nodes: Vec<Option<std::process::Child>>,
+}
+
+/// `CI=true`: Redis tests are mandatory there.
+fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Can this machine run an [`OwnCluster`]? In CI it must (this panics);
+/// elsewhere a loud skip message and `false`.
+pub fn cluster_binaries_present(test: &str) -> bool {
+    let present = |bin: &str| {
+        std::process::Command::new(bin)
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if present("redis-server") && present("redis-cli") {
+        return true;
+    }
+    if in_ci() {
+        panic!("{test}: redis-server and redis-cli are required in CI (CI=true)");
+    }
+    eprintln!("!!! SKIPPING {test}: no redis-server/redis-cli on PATH for a Redis Cluster");
+    false
+}
+
+impl OwnCluster {
+    /// Starts three masters and waits until every node says the cluster is ok.
+    pub fn start() -> Result<Self, String> {
+        Self::start_in(Self::fresh_dir(), 0, 15_000)
+    }
+
+    /// Three masters with one replica each (six nodes), and a node timeout
+    /// of `node_timeout_ms`: a killed master is replaced by its replica.
+    pub fn start_with_replicas(node_timeout_ms: u64) -> Result<Self, String> {
+        Self::start_in(Self::fresh_dir(), 1, node_timeout_ms)
+    }
+
+    fn fresh_dir() -> std::path::PathBuf {
+        std::env::temp_dir().join(format!("chatgate-cluster-{}", uuid::Uuid::now_v7()))
+    }
+
+    /// Three masters with `replicas` replicas each, files in `dir`.
+    fn start_in(
+        dir: std::path::PathBuf,
+        replicas: usize,
+        node_timeout_ms: u64,
+    ) -> Result<Self, String> {
+        std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
+        let mut ports: Vec<u16> = Vec::new();
+        while ports.len() < 3 * (1 + replicas) {
+            let port = OwnRedis::free_port();
+            // The cluster bus listens on port + 10000.
+            let bus_free =
+                port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();
+            if bus_free && !ports.contains(&port) {
+                ports.push(port);
+            }
+        }
+        let mut cluster = OwnCluster {
+            ports: ports.clone(),
+            node_timeout_ms,
+            dir,
+            nodes: Vec::new(),
+        };
+        for i in 0..ports.len() {
+            let child = cluster.spawn(i)?;
+            cluster.nodes.push(Some(child));
+        }
+        for i in 0..ports.len() {
+            cluster.wait_for_ping(i)?;
+        }
+        let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+        let out = std::process::Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", &replicas.to_string()])
+            .arg("--cluster-yes")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("redis-cli: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "redis-cli --cluster create failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        cluster.wait_until_ok(Duration::from_secs(20))?;
+        Ok(cluster)
+    }
+
+    fn spawn(&self, i: usize) -> Result<std::process::Child, String> {
+        let port = self.ports[i].to_string();
+        std::process::Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", &format!("nodes-{port}.conf")])
+            .args(["--cluster-node-timeout", &self.node_timeout_ms.to_string()])
+            .arg("--dir")
+            .arg(&self.dir)
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--repl-diskless-sync-delay", "0"])
+            .args(["--logfile", &format!("redis-{port}.log")])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("spawn redis-server: {e}"))
+    }
+
+    /// `redis://127.0.0.1:<port>` of every node, for `cluster_nodes`.
+    pub fn urls(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .map(|p| format!("redis://127.0.0.1:{p}"))
+            .collect()
+    }
+
+    fn node(&self, port: u16) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))?
+            .get_connection_with_timeout(Duration::from_millis(500))
+    }
+
+    fn wait_for_ping(&self, i: usize) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let pong = self
+                .node(self.ports[i])
+                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            match pong {
+                Ok(_) => return Ok(()),
+                Err(e) if std::time::Instant::now() > deadline => {
+                    return Err(format!("node {} never answered: {e}", self.ports[i]))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    /// Waits until every node reports `cluster_state:ok`.
+    pub fn wait_until_ok(&self, within: Duration) -> Result<(), String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let all_ok = self.ports.iter().all(|p| {
+                self.node(*p)
+                    .and_then(|mut c| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut c))
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            if all_ok {
+                return Ok(());
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(format!("cluster not ok within {within:?}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The index (into `ports`) of the master that holds `physical_key`.
+    pub fn owner_of(&self, physical_key: &str) -> usize {
+        let mut conn = self.any_node();
+        let slot: i64 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(physical_key)
+            .query(&mut conn)
+            .expect("CLUSTER KEYSLOT");
+        // Each entry: start, end, [host, port, id, ...] of the master, replicas.
+        let slots: Vec<Vec<Value>> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query(&mut conn)
+            .expect("CLUSTER SLOTS");
+        let int = |v: &Value| match v {
+            Value::Int(i) => *i,
+            other => panic!("CLUSTER SLOTS: {other:?}"),
+        };
+        let port = slots
+            .iter()
+            .find(|e| (int(&e[0])..=int(&e[1])).contains(&slot))
+            .map(|e| match &e[2] {
+                Value::Array(master) => int(&master[1]),
+                other => panic!("CLUSTER SLOTS: {other:?}"),
+            })
+            .expect("every slot is served");
+        self.ports
+            .iter()
+            .position(|p| i64::from(*p) == port)
+            .expect("a node of this cluster")
+    }
+
+    /// A connection to any node that answers.
+    fn any_node(&self) -> redis::Connection {
+        self.ports
+            .iter()
+            .find_map(|p| self.node(*p).ok())
+            .expect("a cluster node answers")
+    }
+
+    /// Waits until every replica of node `i` (a master) has all its writes.
+    pub fn wait_replicated(&self, i: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut conn = self.node(self.ports[i]).expect("the master answers");
+        loop {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .expect("INFO replication");
+            let field = |line: &str, name: &str| {
+                line.split([',', ':'])
+                    .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            };
+            let master = info
+                .lines()
+                .find_map(|l| l.strip_prefix("master_repl_offset:"))
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            // Past the first full sync ("online"), at the master's offset.
+            let replicas: Vec<u64> = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                .filter_map(|l| field(l, "offset"))
+                .collect();
+            if master.is_some()
+                && !replicas.is_empty()
+                && replicas.iter().all(|o| Some(*o) == master)
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "replicas of node {i} never caught up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every key under `prefix` on every node, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        for port in &self.ports {
+            let mut conn = self.node(*port).expect("a cluster node");
+            let mut cursor = 0u64;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("{prefix}:*"))
+                    .arg("COUNT")
+                    .arg(500)
+                    .query(&mut conn)
+                    .expect("SCAN");
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        keys.sort();
+        keys
+    }
+
+    /// Kills node `i` (SIGKILL: a crash, not a shutdown).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut child) = self.nodes[i].take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `i` again on its port with its node file: it rejoins
+    /// as the master of its slots.
+    pub fn restart(&mut self, i: usize) {
+        assert!(self.nodes[i].is_none(), "node {i} is running");
+        let child = self.spawn(i).expect("restart redis-server");
+        self.nodes[i] = Some(child);
+        self.wait_for_ping(i).expect("restarted node answers");
+    }
+}
+
+impl Drop for OwnCluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The cluster the contract tests share, each under its own key prefix:
+/// one per test run, started on first use. A run is the parent process of
+/// the test processes (cargo for `cargo test`, the runner for `cargo
+/// nextest run`, which starts a process per test), so every test process
+/// of a run finds the same cluster through a folder named after its parent:
+/// the first to create the folder starts the cluster and writes its ports
+/// there; the others wait for them. A watchdog kills the nodes and removes
+/// the folder once that parent is gone.
+static SHARED_CLUSTER: std::sync::OnceLock<Result<OwnCluster, String>> = std::sync::OnceLock::new();
+
+fn find_or_start_shared_cluster() -> Result<OwnCluster, String> {
+    let run = std::os::unix::process::parent_id();
+    let dir = std::env::temp_dir().join(format!("chatgate-test-cluster-of-{run}"));
+    let ports_file = dir.join("ports");
+    let failed_file = dir.join("failed");
+    let handle = |ports: Vec<u16>| OwnCluster {
+        nodes: ports.iter().map(|_| None).collect(),
+        ports,
+        node_timeout_ms: 15_000,
+        dir: dir.clone(),
+    };
+    match std::fs::create_dir(&dir) {
+        Ok(()) => match start_shared_cluster(&dir, run) {
+            Ok(ports) => {
+                let text: Vec<String> = ports.iter().map(u16::to_string).collect();
+                let partial = dir.join("ports.partial");
+                std::fs::write(&partial, text.join(" ")).map_err(|e| e.to_string())?;
+                std::fs::rename(&partial, &ports_file).map_err(|e| e.to_string())?;
+                Ok(handle(ports))
+            }
+            Err(e) => {
+                // Tell the other test processes, and clear it after the run.
+                let _ = std::fs::create_dir_all(&dir);
+                let _ = std::fs::write(&failed_file, &e);
+                let _ = spawn_watchdog(run, &[], &dir);
+                Err(e)
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let deadline = std::time::Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(text) = std::fs::read_to_string(&ports_file) {
+                    let ports: Vec<u16> = text
+                        .split_whitespace()
+                        .filter_map(|p| p.parse().ok())
+                        .collect();
+                    let cluster = handle(ports);
+                    cluster.wait_until_ok(Duration::from_secs(10))?;
+                    return Ok(cluster);
+                }
+                if let Ok(e) = std::fs::read_to_string(&failed_file) {
+                    return Err(format!("another test process could not start it: {e}"));
+                }
+                if std::time::Instant::now() > deadline {
+                    return Err(format!("no cluster ports in {} after 60 s", dir.display()));
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+/// Starts the run's cluster in `dir` and leaves it to a watchdog that
+/// kills it when the process `run` is gone.
+fn start_shared_cluster(dir: &std::path::Path, run: u32) -> Result<Vec<u16>, String> {
+    let mut cluster = OwnCluster::start_in(dir.to_path_buf(), 0, 15_000)?;
+    let pids: Vec<String> = cluster
+        .nodes
+        .iter()
+        .flatten()
+        .map(|c| c.id().to_string())
+        .collect();
+    spawn_watchdog(run, &pids, dir)?;
+    // The watchdog owns the nodes from here on: outlive this process.
+    for node in &mut cluster.nodes {
+        drop(node.take());
+    }
+    let ports = cluster.ports.clone();
+    std::mem::forget(cluster);
+    Ok(ports)
+}
+
+/// Kills `pids` and removes `dir` once the process `run` is gone.
+fn spawn_watchdog(run: u32, pids: &[String], dir: &std::path::Path) -> Result<(), String> {
+    let kill = if pids.is_empty() {
+        String::new()
+    } else {
+        format!("kill -9 {} 2>/dev/null; ", pids.join(" "))
+    };
+    let script = format!(
+        "while kill -0 {run} 2>/dev/null; do sleep 1; done; {kill}rm -rf '{}'",
+        dir.display()
+    );
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(drop)
+        .map_err(|e| format!("spawn the cluster watchdog: {e}"))
+}
+
+/// The shared cluster, or `None` (after a loud message) when this machine
+/// has no redis-server outside CI. Panics when it cannot be started.
+pub fn shared_cluster(test: &str) -> Option<&'static OwnCluster> {
+    if !cluster_binaries_present(test) {
+        return None;
+    }
+    match SHARED_CLUSTER.get_or_init(find_or_start_shared_cluster) {
+        Ok(cluster) => Some(cluster),
+        Err(e) => panic!("{test}: could not start a local Redis Cluster: {e}"),
+    }
+}
+
+/// A store on the shared cluster under a fresh `chatgate-test-<uuid>`
+/// prefix (its keys go with the cluster at the end of the run).
+pub async fn cluster_store(test: &'static str) -> Option<RedisStore> {
+    let cluster = tokio::task::spawn_blocking(move || shared_cluster(test))
+        .await
+        .expect("starting the shared cluster");
+    let urls = cluster?.urls();
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    Some(
+        RedisStore::connect_cluster(&urls, &prefix)
+            .await
+            .expect("valid cluster node URLs"),
+    )
+}

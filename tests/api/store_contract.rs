@@ -1,8 +1,12 @@
 //! The store contract, written once and run on both stores: every behaviour
 //! is an `async fn(SharedStore)` in `records` or `indexes`, and
-//! [`contract!`] turns each into a test in `memory::` and one in `redis::`
-//! (its own key prefix, cleaned up afterwards). Checks only Redis can show
-//! (TTLs of physical keys, Redis down and back) sit in `redis_only`.
+//! [`contract!`] turns each into a test in `memory::`, one in `redis::`
+//! (its own key prefix, cleaned up afterwards) and one in `cluster::`: a
+//! real local Redis Cluster of three masters, started once per test process
+//! and shared (each test under its own key prefix). Checks only Redis can
+//! show (TTLs of physical keys, Redis down and back) sit in `redis_only`;
+//! the cluster's own (a master killed and back, restarts) in `cluster_only`.
+mod cluster_only;
 mod indexes;
 mod records;
 mod redis_only;
@@ -38,6 +42,18 @@ macro_rules! contract {
                 }
             )*
         }
+        mod cluster {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let test = concat!("cluster::", stringify!($name));
+                    let Some(store) = crate::redis_support::cluster_store(test).await else {
+                        return;
+                    };
+                    super::$module::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
     };
 }
 
@@ -51,13 +67,15 @@ contract!(
     records::ttl_none_persists_and_clears_a_ttl,
     records::concurrent_counter_is_exact,
     records::get_with_companion_reads_both_in_one_call,
+    records::get_with_companion_follows_a_changed_companion,
+    records::keys_of_several_slots_read_together_and_written_apart,
     records::touch_raises_a_ttl_and_never_creates,
     indexes::index_orders_ties_and_pages,
     indexes::index_pages_through_many_ties,
     indexes::index_members_expire_one_by_one,
     indexes::dead_members_are_pruned_by_writes,
-    indexes::take_due_lowest_first,
-    indexes::take_due_exactly_once_under_contention,
+    indexes::claim_due_lowest_first_with_a_lease,
+    indexes::claim_due_exactly_once_under_contention,
 );
 
 pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {

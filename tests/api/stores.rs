@@ -257,7 +257,8 @@ async fn every_redis_key_has_a_ttl_after_a_full_flow() {
             .query_async(&mut c)
             .await
             .unwrap();
-        assert!(ttl > 0, "{k} has no TTL");
+        // -2: delivered and removed since KEYS (the outbox works meanwhile).
+        assert!(ttl > 0 || ttl == -2, "{k} has no TTL ({ttl})");
         let v: Option<String> = redis::cmd("GET")
             .arg(&k)
             .query_async(&mut c)

@@ -2,6 +2,7 @@
 //! (`chatgate-cfg-<uuid>` under the system temp dir), with an explicit
 //! [`Environment`] so tests never race on process variables.
 mod channels;
+mod properties;
 mod system;
 mod teams;
 

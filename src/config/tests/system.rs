@@ -235,6 +235,38 @@ fn folders_are_relative_to_the_system_file() {
 }
 
 #[test]
+fn cluster_nodes_are_read_checked_and_overridable_as_a_list() {
+    let mut fx = Fixture::new();
+    assert!(fx.load().unwrap().store.cluster_nodes.is_empty(), "default");
+    fx.edit(
+        SYS,
+        "backend = \"memory\"",
+        "backend = \"redis\"\ncluster_nodes = [\"redis://10.0.0.1:7000\", \"rediss://u:pw@10.0.0.2:7000\"]",
+    );
+    assert_eq!(
+        fx.load().unwrap().store.cluster_nodes,
+        ["redis://10.0.0.1:7000", "rediss://u:pw@10.0.0.2:7000"]
+    );
+    fx.edit(SYS, "\"rediss://u:pw@10.0.0.2:7000\"", "\"10.0.0.2:7000\"");
+    fx.expect_err(SYS, "store.cluster_nodes[1]", "redis://host:port");
+    fx.edit(SYS, "\"10.0.0.2:7000\"", "\"redis://10.0.0.2:7000\"");
+    fx.set_env(
+        "CHATGATE_STORE__CLUSTER_NODES",
+        "[\"redis://10.0.0.9:7001\"]",
+    );
+    assert_eq!(
+        fx.load().unwrap().store.cluster_nodes,
+        ["redis://10.0.0.9:7001"]
+    );
+    fx.set_env("CHATGATE_STORE__CLUSTER_NODES", "redis://10.0.0.9:7001");
+    let e = fx.expect_err(SYS, "store.cluster_nodes", "wrong type");
+    assert!(
+        e.problem.contains("set by CHATGATE_STORE__CLUSTER_NODES"),
+        "{e}"
+    );
+}
+
+#[test]
 fn connection_limits_have_defaults_and_are_checked() {
     let mut fx = Fixture::new();
     let limits = fx.load().unwrap().server.limits;

@@ -1,18 +1,27 @@
 //! The Redis connection slot: connect lazily, fail fast, recover by itself.
 //!
-//! The slot holds a [`ConnectionManager`] once one connection has worked;
-//! from then on the manager reconnects on its own whenever a request finds
-//! the link broken. Until the first success the slot is empty and every call
-//! answers [`StoreError::Unavailable`] at once, except that at most one call
-//! per [`RECONNECT_EVERY`] tries to fill it. Every call, connecting included,
-//! is bounded by [`CALL_TIMEOUT`], so a dead or black-holed Redis costs a
-//! request at most that long.
+//! Two kinds of link sit behind one code path ([`Link`] implements
+//! [`ConnectionLike`]): one Redis (`redis_url`), through a
+//! [`ConnectionManager`], or a Redis Cluster (`cluster_nodes`), through the
+//! cluster client, which routes each command to the master of its key's
+//! slot, follows MOVED and ASK, re-reads the slot map after a failover and
+//! reconnects to a node that went away and came back.
+//!
+//! The slot holds a link once one connection has worked; from then on the
+//! link reconnects on its own whenever a request finds it broken. Until the
+//! first success the slot is empty and every call answers
+//! [`StoreError::Unavailable`] at once, except that at most one call per
+//! [`RECONNECT_EVERY`] tries to fill it. Every call, connecting included, is
+//! bounded by [`CALL_TIMEOUT`], so a dead or black-holed Redis (or cluster
+//! master) costs a request at most that long.
 use std::future::Future;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::{Client, Cmd, RedisError, ScriptInvocation, Value};
+use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::cluster_async::ClusterConnection;
+use ::redis::{Client, Cmd, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value};
 use tokio::sync::RwLock;
 
 use crate::store::StoreError;
@@ -21,6 +30,8 @@ use crate::store::StoreError;
 pub(super) const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How often an empty slot may try to connect.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// Connecting to one node, and one node's answer.
+const NODE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// One attempt per (re)connect, bounded by the timeouts. The manager's own
 /// retries would first wait `min_delay` (1 s in redis 0.32's backoff) plus
@@ -29,9 +40,24 @@ const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// next request after Redis returns reconnects.
 fn manager_config() -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_secs(1))
+        .set_connection_timeout(NODE_TIMEOUT)
+        .set_response_timeout(NODE_TIMEOUT)
         .set_number_of_retries(0)
+}
+
+/// The cluster client's retries serve redirections (MOVED, ASK: retried at
+/// once) and a node that is reconnecting or a slot map being rebuilt
+/// (retried after 10–200 ms, not the default 1.28 s and up). Its response
+/// timeout bounds a whole request, retries included; [`CALL_TIMEOUT`] stays
+/// the outer bound, and a request whose caller gave up is not retried.
+fn cluster_client(nodes: &[String]) -> Result<ClusterClient, RedisError> {
+    ClusterClientBuilder::new(nodes.to_vec())
+        .connection_timeout(NODE_TIMEOUT)
+        .response_timeout(NODE_TIMEOUT)
+        .retries(4)
+        .min_retry_wait(10)
+        .max_retry_wait(200)
+        .build()
 }
 
 /// A store error for a failed Redis call. Redis' own messages name the
@@ -40,29 +66,85 @@ fn unavailable(what: &str, e: &RedisError) -> StoreError {
     StoreError::Unavailable(format!("redis {what}: {e}"))
 }
 
+/// Where to connect.
+enum Target {
+    Single(Client),
+    Cluster(ClusterClient),
+}
+
+/// A working link to Redis; cheap to clone (both kinds multiplex).
+#[derive(Clone)]
+pub(super) enum Link {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Link {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Link::Single(c) => c.req_packed_command(cmd),
+            Link::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Link::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Link::Single(c) => c.get_db(),
+            Link::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
 pub(super) struct Connector {
-    client: Client,
-    slot: RwLock<Option<ConnectionManager>>,
+    target: Target,
+    slot: RwLock<Option<Link>>,
     last_attempt: Mutex<Option<Instant>>,
 }
 
 impl Connector {
-    /// Parses `url` (never echoed: it may hold a password) and tries to
-    /// connect once; a failure leaves the slot empty for a later retry.
-    pub(super) async fn new(url: &str) -> Result<Self, StoreError> {
+    /// One Redis at `url` (never echoed: it may hold a password).
+    pub(super) async fn single(url: &str) -> Result<Self, StoreError> {
         let client =
             Client::open(url).map_err(|_| StoreError::Unavailable("invalid Redis URL".into()))?;
+        Ok(Self::start(Target::Single(client)).await)
+    }
+
+    /// A Redis Cluster reached through any of the seed `nodes` (never
+    /// echoed: they may hold a password).
+    pub(super) async fn cluster(nodes: &[String]) -> Result<Self, StoreError> {
+        if nodes.is_empty() {
+            return Err(StoreError::Unavailable("no Redis Cluster node".into()));
+        }
+        let client = cluster_client(nodes)
+            .map_err(|_| StoreError::Unavailable("invalid Redis Cluster node URL".into()))?;
+        Ok(Self::start(Target::Cluster(client)).await)
+    }
+
+    /// Tries to connect once; a failure leaves the slot empty for a later retry.
+    async fn start(target: Target) -> Self {
         let connector = Self {
-            client,
+            target,
             slot: RwLock::new(None),
             last_attempt: Mutex::new(None),
         };
-        match tokio::time::timeout(CALL_TIMEOUT, connector.manager()).await {
+        match tokio::time::timeout(CALL_TIMEOUT, connector.link()).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "Redis not reachable at start; will retry"),
             Err(_) => tracing::warn!("Redis did not answer at start; will retry"),
         }
-        Ok(connector)
+        connector
     }
 
     /// Runs `work` under [`CALL_TIMEOUT`]; a timeout becomes `Unavailable`.
@@ -83,7 +165,7 @@ impl Connector {
     /// One command, connection included, under [`CALL_TIMEOUT`].
     pub(super) async fn query(&self, what: &str, command: &Cmd) -> Result<Value, StoreError> {
         self.timed(what, async {
-            let mut conn = self.manager().await?;
+            let mut conn = self.link().await?;
             query_on(&mut conn, what, command).await
         })
         .await
@@ -97,7 +179,7 @@ impl Connector {
         call: &ScriptInvocation<'_>,
     ) -> Result<Value, StoreError> {
         self.timed(what, async {
-            let mut conn = self.manager().await?;
+            let mut conn = self.link().await?;
             call.invoke_async::<Value>(&mut conn)
                 .await
                 .map_err(|e| unavailable(what, &e))
@@ -105,20 +187,26 @@ impl Connector {
         .await
     }
 
-    /// The connection manager, connecting first when none exists yet and the
-    /// last attempt is old enough.
-    pub(super) async fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        if let Some(manager) = self.slot.read().await.as_ref() {
-            return Ok(manager.clone());
+    /// The link, connecting first when none exists yet and the last
+    /// attempt is old enough.
+    pub(super) async fn link(&self) -> Result<Link, StoreError> {
+        if let Some(link) = self.slot.read().await.as_ref() {
+            return Ok(link.clone());
         }
         if !self.may_attempt() {
             return Err(StoreError::Unavailable("redis: not connected".into()));
         }
-        let manager = ConnectionManager::new_with_config(self.client.clone(), manager_config())
-            .await
-            .map_err(|e| unavailable("connect", &e))?;
+        let link = match &self.target {
+            Target::Single(client) => {
+                ConnectionManager::new_with_config(client.clone(), manager_config())
+                    .await
+                    .map(Link::Single)
+            }
+            Target::Cluster(client) => client.get_async_connection().await.map(Link::Cluster),
+        }
+        .map_err(|e| unavailable("connect", &e))?;
         let mut slot = self.slot.write().await;
-        Ok(slot.get_or_insert(manager).clone())
+        Ok(slot.get_or_insert(link).clone())
     }
 
     /// True at most once per [`RECONNECT_EVERY`].
@@ -133,9 +221,9 @@ impl Connector {
     }
 }
 
-/// One command on a connection already in hand (no timeout of its own).
+/// One command on a link already in hand (no timeout of its own).
 pub(super) async fn query_on(
-    conn: &mut ConnectionManager,
+    conn: &mut Link,
     what: &str,
     command: &Cmd,
 ) -> Result<Value, StoreError> {

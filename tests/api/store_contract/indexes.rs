@@ -167,7 +167,7 @@ pub async fn dead_members_are_pruned_by_writes(s: SharedStore) {
     assert!(left.iter().all(|(m, _)| m.starts_with("live")));
 }
 
-pub async fn take_due_lowest_first(s: SharedStore) {
+pub async fn claim_due_lowest_first_with_a_lease(s: SharedStore) {
     let idx = "{t}:due";
     let adds = [
         ("late", 500),
@@ -184,30 +184,53 @@ pub async fn take_due_lowest_first(s: SharedStore) {
             .collect(),
     )
     .await;
-    let take = |max, n| {
+    let claim = |max, n, lease| {
         let s = s.clone();
         async move {
-            let got = s.index_take_due(idx, max, n).await.unwrap();
+            let got = s.index_claim_due(idx, max, n, lease).await.unwrap();
             got.into_iter()
                 .map(|e| (e.member, e.score))
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(take(300, 0).await, vec![]);
+    assert_eq!(claim(300, 0, 1000).await, vec![]);
     assert_eq!(
-        take(300, 3).await,
+        claim(300, 3, 1000).await,
         pairs(&[("first", -5), ("a", 100), ("b", 100)])
     );
-    assert_eq!(take(300, 10).await, pairs(&[("c", 200), ("d", 300)]));
-    assert_eq!(take(300, 10).await, vec![]);
-    assert_eq!(desc(&s, idx, None, 10).await, pairs(&[("late", 500)]));
+    assert_eq!(claim(300, 10, 1000).await, pairs(&[("c", 200), ("d", 300)]));
+    assert_eq!(claim(300, 10, 1000).await, vec![]);
+    // Claimed entries wait at their lease; the claimer removes what it handled.
+    commit(
+        &s,
+        vec![Op::IndexRemove {
+            key: idx.into(),
+            member: "c".into(),
+        }],
+    )
+    .await;
     assert_eq!(
-        s.index_take_due("{t}:none", 1000, 10).await.unwrap(),
+        desc(&s, idx, None, 10).await,
+        pairs(&[
+            ("first", 1000),
+            ("d", 1000),
+            ("b", 1000),
+            ("a", 1000),
+            ("late", 500)
+        ])
+    );
+    // A claimer that died: its entries come due again at the lease.
+    assert_eq!(
+        claim(1000, 2, 2000).await,
+        pairs(&[("late", 500), ("a", 1000)])
+    );
+    assert_eq!(
+        s.index_claim_due("{t}:none", 1000, 10, 2000).await.unwrap(),
         vec![]
     );
 }
 
-pub async fn take_due_exactly_once_under_contention(s: SharedStore) {
+pub async fn claim_due_exactly_once_under_contention(s: SharedStore) {
     let idx = "{t}:due";
     let due: Vec<Op> = (0..300)
         .map(|i| index_add(idx, &format!("due-{i:03}"), i / 2, LONG))
@@ -222,7 +245,7 @@ pub async fn take_due_exactly_once_under_contention(s: SharedStore) {
             tokio::spawn(async move {
                 let mut taken = Vec::new();
                 loop {
-                    let batch = s.index_take_due(idx, 1000, 7).await.unwrap();
+                    let batch = s.index_claim_due(idx, 1000, 7, 10_000).await.unwrap();
                     if batch.is_empty() {
                         return taken;
                     }
@@ -240,14 +263,24 @@ pub async fn take_due_exactly_once_under_contention(s: SharedStore) {
     for taker in takers {
         all.extend(taker.await.unwrap());
     }
-    assert_eq!(all.len(), 300, "each due entry taken exactly once in total");
+    assert_eq!(
+        all.len(),
+        300,
+        "each due entry claimed exactly once in total"
+    );
     let distinct: HashSet<_> = all.iter().map(|e| e.member.clone()).collect();
-    assert_eq!(distinct.len(), 300, "no entry taken twice");
+    assert_eq!(distinct.len(), 300, "no entry claimed twice");
     assert!(all
         .iter()
         .all(|e| e.member.starts_with("due-") && e.score <= 1000));
+    let left = desc(&s, idx, None, 400).await;
     assert_eq!(
-        desc(&s, idx, None, 100).await.len(),
+        left.iter().filter(|(_, sc)| *sc == 10_000).count(),
+        300,
+        "claimed wait at their lease"
+    );
+    assert_eq!(
+        left.iter().filter(|(m, _)| m.starts_with("later-")).count(),
         10,
         "future entries stay"
     );

@@ -205,7 +205,10 @@ pub async fn ttl_expires_records_and_indexes(s: SharedStore) {
     assert_eq!(read(&s, "{t}:a").await, None);
     assert_eq!(read(&s, "{t}:b").await, Some((vb, "long".into())));
     assert_eq!(desc(&s, "{t}:idx", None, 10).await, vec![]);
-    assert_eq!(s.index_take_due("{t}:idx", 100, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        s.index_claim_due("{t}:idx", 100, 10, 200).await.unwrap(),
+        vec![]
+    );
     // An expired record is absent: version 0, and its old version is refused.
     assert_eq!(
         commit(&s, vec![put("{t}:a", va, "x", Some(LONG))]).await,
@@ -346,4 +349,63 @@ pub async fn touch_raises_a_ttl_and_never_creates(s: SharedStore) {
     assert_eq!(commit(&s, vec![short]).await, Commit::Applied);
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(read(&s, "{t}:c").await, Some((vc, "1".into())));
+}
+
+pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
+    let named = |c: &str| format!(r#"{{"companion":"{c}"}}"#);
+    let ops = vec![
+        put("{t}:i", 0, &named("{t}:s1"), Some(LONG)),
+        put("{t}:s1", 0, "1", Some(LONG)),
+        put("{t}:s2", 0, "2", Some(LONG)),
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    let companion = |r: store::WithCompanion| r.companion.map(|(k, v)| (k, v.map(|v| v.value)));
+    for _ in 0..2 {
+        let r = s.get_with_companion("{t}:i").await.unwrap();
+        assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
+    }
+    // The record now names another companion: that one is read.
+    let v1 = version(&s, "{t}:i").await;
+    let ops = vec![put("{t}:i", v1, &named("{t}:s2"), Some(LONG))];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    let v2 = version(&s, "{t}:i").await;
+    let r = s.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(r.record.as_ref().map(|v| v.version), Some(v2));
+    assert_eq!(companion(r), Some(("{t}:s2".into(), Some("2".into()))));
+    // Deleted, then written again naming the first: still right.
+    let del = Op::Delete {
+        key: "{t}:i".into(),
+        expected: v2,
+    };
+    assert_eq!(commit(&s, vec![del]).await, Commit::Applied);
+    let r = s.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(r, store::WithCompanion::default());
+    let again = put("{t}:i", 0, &named("{t}:s1"), Some(LONG));
+    assert_eq!(commit(&s, vec![again]).await, Commit::Applied);
+    let r = s.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
+}
+
+pub async fn keys_of_several_slots_read_together_and_written_apart(s: SharedStore) {
+    // Each commit stays within one hash tag (one Redis Cluster slot); the
+    // short-link style key has none and is written on its own.
+    for (key, value) in [
+        ("{t1}:a", "1"),
+        ("{t2}:a", "2"),
+        ("{t3}:a", "3"),
+        ("l:x", "4"),
+    ] {
+        let ops = vec![put(key, 0, value, Some(LONG))];
+        assert_eq!(commit(&s, ops).await, Commit::Applied);
+    }
+    let keys = ["l:x", "{t3}:a", "{t1}:missing", "{t2}:a", "{t1}:a"].map(String::from);
+    let got: Vec<_> = s
+        .get(&keys)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| v.map(|v| v.value))
+        .collect();
+    let expected = [Some("4"), Some("3"), None, Some("2"), Some("1")];
+    assert_eq!(got, expected.map(|v| v.map(String::from)));
 }

@@ -10,7 +10,7 @@ use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 use super::{desc, index_add, put, read, LONG, SHORT};
 use crate::redis_support::{redis_store, OwnRedis};
 
-const FAST: Duration = Duration::from_secs(2);
+pub(super) const FAST: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_key_has_a_ttl_except_an_endless_put() {
@@ -48,7 +48,16 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
         },
     ];
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
-    assert_eq!(s.index_take_due("{t}:due", 5, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        s.index_claim_due("{t}:due", 5, 10, 50).await.unwrap().len(),
+        1
+    );
+    s.commit(vec![Op::IndexRemove {
+        key: "{t}:due".into(),
+        member: "1".into(),
+    }])
+    .await
+    .unwrap();
 
     // An index keeps its members' expiry times beside it (`:exp`).
     let mut expected: Vec<String> = [
@@ -128,7 +137,7 @@ async fn a_foreign_record_is_corrupt_and_never_overwritten() {
 }
 
 /// Asserts that `call` fails with `Unavailable` within [`FAST`].
-async fn assert_unavailable_fast<T: std::fmt::Debug>(
+pub(super) async fn assert_unavailable_fast<T: std::fmt::Debug>(
     what: &str,
     call: impl std::future::Future<Output = Result<T, StoreError>>,
 ) {
@@ -145,7 +154,7 @@ async fn assert_unavailable_fast<T: std::fmt::Debug>(
     assert!(took < FAST, "{what} took {took:?}");
 }
 
-async fn assert_all_unavailable(s: &RedisStore) {
+pub(super) async fn assert_all_unavailable(s: &RedisStore) {
     assert_unavailable_fast("get", s.get(&["{t}:a".to_owned()])).await;
     assert_unavailable_fast(
         "commit",
@@ -153,7 +162,7 @@ async fn assert_all_unavailable(s: &RedisStore) {
     )
     .await;
     assert_unavailable_fast("index_desc", s.index_desc("{t}:idx", None, 5)).await;
-    assert_unavailable_fast("index_take_due", s.index_take_due("{t}:due", 5, 5)).await;
+    assert_unavailable_fast("index_claim_due", s.index_claim_due("{t}:due", 5, 5, 50)).await;
     assert_unavailable_fast("ping", s.ping()).await;
 }
 
@@ -227,4 +236,102 @@ async fn recovers_by_itself_when_redis_comes_back() {
         Commit::Applied
     );
     assert_eq!(desc(&s, "{t}:idx", None, 5).await, vec![]);
+}
+
+/// Calls of the read commands since the last `CONFIG RESETSTAT`.
+fn reads_since_reset(admin: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
+    info.lines()
+        .filter(|l| {
+            [
+                "cmdstat_get:",
+                "cmdstat_mget:",
+                "cmdstat_eval",
+                "cmdstat_fcall",
+            ]
+            .iter()
+            .any(|c| l.starts_with(c))
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
+    if !OwnRedis::available() {
+        eprintln!(
+            "!!! SKIPPING get_with_companion_is_one_round_trip…: no redis-server binary on PATH"
+        );
+        return;
+    }
+    // A private Redis, so that its command counts are this test's alone.
+    let server = OwnRedis::start(OwnRedis::free_port());
+    let mut admin = None;
+    for _ in 0..100 {
+        let conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_millis(200));
+        if let Ok(c) = conn {
+            admin = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut admin = admin.expect("private redis-server answers");
+    let writer = RedisStore::connect(&server.url(), "rt").await.unwrap();
+    let rec = r#"{"companion":"{t}:s"}"#;
+    let ops = vec![
+        put("{t}:i", 0, rec, Some(LONG)),
+        put("{t}:s", 0, "{}", Some(LONG)),
+    ];
+    assert_eq!(writer.commit(ops).await.unwrap(), Commit::Applied);
+    let reset = |admin: &mut redis::Connection| {
+        redis::cmd("CONFIG")
+            .arg("RESETSTAT")
+            .query::<()>(admin)
+            .unwrap()
+    };
+
+    // The instance that wrote the record knows its companion: one MGET.
+    reset(&mut admin);
+    let r = writer.get_with_companion("{t}:i").await.unwrap();
+    assert!(r.companion.as_ref().unwrap().1.is_some());
+    assert_eq!(reads_since_reset(&mut admin), 1, "writer's first read");
+
+    // Another instance: two reads the first time, then one.
+    let reader = RedisStore::connect(&server.url(), "rt").await.unwrap();
+    reset(&mut admin);
+    let first = reader.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(reads_since_reset(&mut admin), 2, "a record never read here");
+    reset(&mut admin);
+    let again = reader.get_with_companion("{t}:i").await.unwrap();
+    assert_eq!(reads_since_reset(&mut admin), 1, "steady state");
+    assert_eq!(first, again);
+    assert_eq!(again, r);
+}
+
+#[tokio::test]
+async fn a_commit_across_hash_tags_is_refused_as_a_cluster_would() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let ops = vec![
+        put("{t1}:a", 0, "1", Some(LONG)),
+        put("{t2}:a", 0, "2", Some(LONG)),
+    ];
+    let got = store.commit(ops).await;
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
+    assert!(prefix.keys().is_empty(), "nothing written");
+    let untagged = vec![
+        put("{t1}:a", 0, "1", Some(LONG)),
+        put("l:x", 0, "2", Some(LONG)),
+    ];
+    assert!(store.commit(untagged).await.is_err());
 }

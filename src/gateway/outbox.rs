@@ -1,0 +1,421 @@
+//! The transactional outbox (CONTRACT 3.9, 3.11): what a state change must
+//! tell others — its events, and the chat notices nobody waits for
+//! (`authenticated`, `expired`) — is written in the same commit as the
+//! change (see [`super::work`]), then delivered from the store by a
+//! dispatcher that runs in every instance.
+//!
+//! The dispatcher claims due items with a lease (an instance that dies
+//! mid-delivery leaves its claims to come due again), delivers each, then
+//! removes it — or, on failure, reschedules it with backoff: notices for an
+//! hour (the contract asks for at least ten minutes), events to the team's
+//! webhook for 25 hours (at least 24). Delivery is at-least-once: a message
+//! may repeat, with the same id, but is not lost while the store keeps it.
+//! An item the gateway cannot read is quarantined (logged once, removed)
+//! and never stops the others.
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use super::records::put;
+use super::Gateway;
+use crate::channels::{Fill, Purpose};
+use crate::config::{Team, TeamWebhook};
+use crate::domain::webhook_sig;
+use crate::error::Result;
+use crate::events::Event;
+use crate::store::{keys, Op};
+use crate::time::{Clock, Timestamp};
+
+/// How long an item is kept: past the longest retry window.
+pub const ITEM_TTL: Duration = Duration::from_secs(25 * 3600);
+/// How long a claim holds before another instance may take the item over.
+const LEASE: Duration = Duration::from_secs(30);
+/// Items claimed per round trip.
+const BATCH: usize = 50;
+/// How often the dispatcher looks, when nothing wakes it sooner.
+const POLL: Duration = Duration::from_millis(250);
+/// A notice is retried this long, an event's webhook delivery this long.
+const NOTICE_GIVE_UP: Duration = Duration::from_secs(3600);
+const EVENT_GIVE_UP: Duration = Duration::from_secs(25 * 3600);
+/// Retries are at most this far apart.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Timeout of one webhook delivery.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A chat notice nobody waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    Authenticated,
+    Expired,
+}
+
+impl Notice {
+    fn purpose(self) -> Purpose {
+        match self {
+            Notice::Authenticated => Purpose::Authenticated,
+            Notice::Expired => Purpose::Expired,
+        }
+    }
+}
+
+/// What an item asks for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Task {
+    /// Publish the event (live stream, history) and POST it to the team's webhook.
+    Event { event: Event },
+    /// Send a notice into the interaction's chat.
+    Notice {
+        notice: Notice,
+        interaction_id: Uuid,
+        channel: String,
+        conversation_id: String,
+    },
+}
+
+/// One item of the outbox. Holds no code, PIN, token or key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// The message id: the same on every attempt.
+    pub id: Uuid,
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub attempts: u32,
+    /// The event was published already; only the webhook is left.
+    #[serde(default)]
+    pub published: bool,
+    pub task: Task,
+}
+
+impl OutboxItem {
+    pub fn new(task: Task, now: Timestamp) -> Self {
+        let id = match &task {
+            Task::Event { event } => event.id,
+            Task::Notice { .. } => Uuid::now_v7(),
+        };
+        OutboxItem {
+            id,
+            created_at: now,
+            attempts: 0,
+            published: false,
+            task,
+        }
+    }
+}
+
+/// The ops that put `item` into `team`'s outbox, due at once.
+pub fn enqueue(team: &str, item: &OutboxItem, now: Timestamp) -> Result<Vec<Op>> {
+    Ok(vec![
+        put(&keys::outbox_item(team, item.id), 0, item, Some(ITEM_TTL))?,
+        Op::IndexAdd {
+            key: keys::outbox(team),
+            member: item.id.to_string(),
+            score: now.unix_millis(),
+            ttl: ITEM_TTL,
+        },
+    ])
+}
+
+/// The wake-up bell of this instance's dispatcher, and its HTTP client.
+pub struct Outbox {
+    bell: Notify,
+    http: reqwest::Client,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_default();
+        Outbox {
+            bell: Notify::new(),
+            http,
+        }
+    }
+
+    /// Something was committed: look now rather than at the next poll.
+    pub fn wake(&self) {
+        self.bell.notify_one();
+    }
+}
+
+/// The wait before attempt `attempts + 1`: 2 s after the first failure
+/// (within the contract's 5 s), then doubling, ±20 % jitter, at most an
+/// hour; a provider's `Retry-After` is honoured (within the same cap).
+pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let base = Duration::from_secs(2).saturating_mul(1 << attempts.saturating_sub(1).min(16));
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    let wait = base.mul_f64(jitter).max(retry_after.unwrap_or_default());
+    wait.min(MAX_BACKOFF)
+}
+
+/// Why a delivery did not succeed.
+#[derive(Debug)]
+struct Failed {
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+/// Runs this instance's dispatcher until `shutdown` resolves. What it has
+/// not delivered stays in the store for the next round, or another instance.
+pub async fn run_dispatcher(
+    gw: Arc<Gateway>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = gw.outbox.bell.notified() => {}
+            _ = tokio::time::sleep(POLL) => {}
+        }
+        for team in gw.config.teams.values() {
+            loop {
+                match gw.dispatch_team(team, clock.now()).await {
+                    Ok(n) if n == BATCH => continue,
+                    Ok(_) => break,
+                    Err(e) => {
+                        tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Gateway {
+    /// Commits `items` on their own (for events of changes that are not an
+    /// interaction's unit of work) and wakes the dispatcher.
+    pub(super) async fn enqueue_now(
+        &self,
+        team: &str,
+        items: &[OutboxItem],
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut ops = Vec::new();
+        for item in items {
+            ops.extend(enqueue(team, item, now)?);
+        }
+        self.store.commit(ops).await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Delivers the items of `team` due at `now`; returns how many it claimed.
+    pub async fn dispatch_team(&self, team: &Team, now: Timestamp) -> Result<usize> {
+        let queue = keys::outbox(&team.id);
+        let lease = now.plus(LEASE).unix_millis();
+        let claimed = self
+            .store
+            .index_claim_due(&queue, now.unix_millis(), BATCH, lease)
+            .await?;
+        let n = claimed.len();
+        let mut oldest = Duration::ZERO;
+        for entry in claimed {
+            let done = |extra: Vec<Op>| {
+                let mut ops = vec![Op::IndexRemove {
+                    key: queue.clone(),
+                    member: entry.member.clone(),
+                }];
+                ops.extend(extra);
+                ops
+            };
+            let Ok(id) = Uuid::parse_str(&entry.member) else {
+                tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
+                self.store.commit(done(Vec::new())).await?;
+                continue;
+            };
+            let key = keys::outbox_item(&team.id, id);
+            let raw = self
+                .store
+                .get(std::slice::from_ref(&key))
+                .await?
+                .pop()
+                .flatten();
+            let Some(raw) = raw else {
+                // Delivered by another instance, or expired.
+                self.store.commit(done(Vec::new())).await?;
+                continue;
+            };
+            let version = raw.version;
+            let Ok(mut value) = serde_json::from_str::<OutboxItem>(&raw.value) else {
+                // Quarantined: one bad item never stops the others.
+                tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
+                metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
+                let delete = Op::Delete {
+                    key,
+                    expected: version,
+                };
+                self.store.commit(done(vec![delete])).await?;
+                continue;
+            };
+            let outcome = self.deliver(team, &mut value, now).await;
+            let kind = match value.task {
+                Task::Event { .. } => "event",
+                Task::Notice { .. } => "notice",
+            };
+            match outcome {
+                Ok(()) => {
+                    metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+                    let delete = Op::Delete {
+                        key,
+                        expected: version,
+                    };
+                    self.store.commit(done(vec![delete])).await?;
+                }
+                Err(failed) => {
+                    let age = now.since(value.created_at);
+                    let give_up = match value.task {
+                        Task::Event { .. } => EVENT_GIVE_UP,
+                        Task::Notice { .. } => NOTICE_GIVE_UP,
+                    };
+                    value.attempts = value.attempts.saturating_add(1);
+                    metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+                    if age >= give_up {
+                        tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
+                        metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+                        let delete = Op::Delete {
+                            key,
+                            expected: version,
+                        };
+                        self.store.commit(done(vec![delete])).await?;
+                        continue;
+                    }
+                    oldest = oldest.max(age);
+                    let next = now.plus(backoff(value.attempts, failed.retry_after));
+                    tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
+                    let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
+                    let ops = vec![
+                        put(&key, version, &value, Some(keep))?,
+                        Op::IndexAdd {
+                            key: queue.clone(),
+                            member: entry.member.clone(),
+                            score: next.unix_millis(),
+                            ttl: keep,
+                        },
+                    ];
+                    self.store.commit(ops).await?;
+                }
+            }
+        }
+        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.id.clone())
+            .set(oldest.as_secs_f64());
+        Ok(n)
+    }
+
+    /// One attempt at one item.
+    async fn deliver(
+        &self,
+        team: &Team,
+        item: &mut OutboxItem,
+        now: Timestamp,
+    ) -> Result<(), Failed> {
+        match &item.task {
+            Task::Event { event } => {
+                if !item.published {
+                    self.events.publish(event.clone());
+                    item.published = true;
+                }
+                match &team.webhook {
+                    Some(hook) => post_event(&self.outbox.http, hook, event, now).await,
+                    None => Ok(()),
+                }
+            }
+            Task::Notice {
+                notice,
+                interaction_id,
+                channel,
+                conversation_id,
+            } => {
+                let chat = super::Chat {
+                    interaction_id: *interaction_id,
+                    channel,
+                    conversation_id,
+                };
+                self.send_message(
+                    team,
+                    &chat,
+                    channel,
+                    None,
+                    notice.purpose(),
+                    Fill::default(),
+                    item.id,
+                )
+                .await
+                .map_err(|e| Failed {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })
+            }
+        }
+    }
+}
+
+/// POSTs `event` to the team's webhook, signed by Standard Webhooks with its
+/// secret; `webhook-id` is the event id on every attempt, the timestamp
+/// fresh. Any 2xx is success.
+async fn post_event(
+    http: &reqwest::Client,
+    hook: &TeamWebhook,
+    event: &Event,
+    now: Timestamp,
+) -> Result<(), Failed> {
+    let failed = |reason: String, retry_after| Failed {
+        reason,
+        retry_after,
+    };
+    let body =
+        serde_json::to_vec(event).map_err(|_| failed("could not encode the event".into(), None))?;
+    let id = event.id.to_string();
+    let ts = now.unix_seconds();
+    let signature = webhook_sig::sign(hook.secret.expose(), &id, ts, &body);
+    let response = http
+        .post(hook.url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(webhook_sig::HEADER_ID, &id)
+        .header(webhook_sig::HEADER_TIMESTAMP, ts.to_string())
+        .header(webhook_sig::HEADER_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await
+        // reqwest's error text includes the URL, which may carry a secret query.
+        .map_err(|e| {
+            failed(
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "unreachable"
+                }
+                .into(),
+                None,
+            )
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Err(failed(
+        format!("answered HTTP {}", status.as_u16()),
+        retry_after,
+    ))
+}

@@ -1,0 +1,323 @@
+//! What a state change tells others is delivered at least once (issue 8):
+//! chat notices and team webhooks are retried from the store with the same
+//! message id, survive a restart, go out once across instances, and one bad
+//! record never stops the others.
+use std::sync::Arc;
+use std::time::Duration;
+
+use chatgate::domain::secrets::generate_whsec;
+use chatgate::store::{keys, Commit, Op, SharedStore};
+use serde_json::Value;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::helpers::*;
+
+/// Waits (real time, up to 5 s) until `check` holds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..50 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not within 5 s: {what}");
+}
+
+fn body(r: &Request) -> Value {
+    serde_json::from_slice(&r.body).unwrap_or(Value::Null)
+}
+
+fn header(r: &Request, name: &str) -> String {
+    r.headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+async fn requests_where(server: &MockServer, f: impl Fn(&Value) -> bool) -> Vec<Request> {
+    let all = server.received_requests().await.unwrap_or_default();
+    all.into_iter().filter(|r| f(&body(r))).collect()
+}
+
+both_stores!(
+    a_failing_chat_provider_still_gets_every_notice,
+    |app: TestApp| async move {
+        // The chat answers 500 twice, then 200 again.
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&app.chat)
+            .await;
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "cust-n").await;
+        let confirmations =
+            || async { requests_where(&app.chat, |b| b["purpose"] == "authenticated").await };
+        eventually("the first attempt", || async {
+            confirmations().await.len() == 1
+        })
+        .await;
+        // First retry within 5 s, then a longer wait.
+        app.advance(3);
+        eventually("the second attempt", || async {
+            confirmations().await.len() == 2
+        })
+        .await;
+        app.advance(6);
+        eventually("the third attempt", || async {
+            confirmations().await.len() == 3
+        })
+        .await;
+        let attempts = confirmations().await;
+        let ids: Vec<String> = attempts.iter().map(|r| header(r, "webhook-id")).collect();
+        assert!(!ids[0].is_empty());
+        assert!(
+            ids.iter().all(|i| *i == ids[0]),
+            "one message, one id: {ids:?}"
+        );
+        // Delivered: no more attempts.
+        app.advance(120);
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(confirmations().await.len(), 3);
+    }
+);
+
+/// A store for the app that the test can also write to directly.
+async fn own_store(backend: Backend, prefix: &str) -> Option<SharedStore> {
+    match backend {
+        Backend::Memory => Some(Arc::new(chatgate::store::memory::MemoryStore::new())),
+        Backend::Redis => {
+            let s = chatgate::store::redis::RedisStore::connect("redis://127.0.0.1:6379", prefix)
+                .await
+                .ok()?;
+            Some(Arc::new(s))
+        }
+    }
+}
+
+both_stores!(
+    an_unreadable_record_does_not_stop_the_other_expiries,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        drop(app);
+        let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+        let Some(store) = own_store(backend, &prefix).await else {
+            return;
+        };
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store.clone()),
+            ..Setup::default()
+        };
+        let Some(mut app) = spawn_with(backend, setup).await else {
+            return;
+        };
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let id = app.new_interaction().await;
+            app.authenticate(&id, &format!("cust-{i}")).await;
+            ids.push(id);
+        }
+        // A record this gateway cannot read (a newer or foreign writer) sits
+        // among the due ones.
+        let bad = keys::interaction("acme", ids[0].parse().unwrap());
+        let version = store.get(std::slice::from_ref(&bad)).await.unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .version;
+        let garbage = Op::Put {
+            key: bad,
+            expected: version,
+            value: "{\"written by\": \"a future version\"".into(),
+            ttl: Some(Duration::from_secs(600)),
+        };
+        assert_eq!(store.commit(vec![garbage]).await.unwrap(), Commit::Applied);
+        app.advance(31 * 60);
+        let mut expired = Vec::new();
+        for _ in 0..2 {
+            let e = app
+                .next_event("interaction.expired", Duration::from_secs(5))
+                .await
+                .expect("the good ones expire");
+            expired.push(e.data["interaction"]["id"].as_str().unwrap().to_string());
+        }
+        expired.sort();
+        let mut good = ids[1..].to_vec();
+        good.sort();
+        assert_eq!(expired, good);
+        eventually("both expired texts", || async {
+            app.chat_messages()
+                .await
+                .iter()
+                .filter(|m| m["purpose"] == "expired")
+                .count()
+                == 2
+        })
+        .await;
+    }
+);
+
+fn with_webhook(url: &str, secret: &str) -> Setup {
+    Setup {
+        team_extra: format!("[webhook]\nurl = \"{url}/events\"\nsecret = \"{secret}\"\n"),
+        ..Setup::default()
+    }
+}
+
+fn decoded(whsec: &str) -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(whsec.trim_start_matches("whsec_"))
+        .unwrap()
+}
+
+both_stores!(
+    team_webhooks_are_signed_and_retried_with_the_same_id,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        drop(app);
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&receiver)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let secret = generate_whsec();
+        let Some(app) = spawn_with(backend, with_webhook(&receiver.uri(), &secret)).await else {
+            return;
+        };
+        let id = app.new_interaction().await;
+        let created =
+            || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+        eventually("the first delivery", || async {
+            created().await.len() == 1
+        })
+        .await;
+        app.advance(3);
+        eventually("the second delivery", || async {
+            created().await.len() == 2
+        })
+        .await;
+        app.advance(6);
+        eventually("the third delivery", || async {
+            created().await.len() == 3
+        })
+        .await;
+        let attempts = created().await;
+        let event_id = body(&attempts[0])["id"].as_str().unwrap().to_string();
+        assert_eq!(body(&attempts[0])["data"]["interaction"]["id"], id.as_str());
+        let key = decoded(&secret);
+        for r in &attempts {
+            assert_eq!(
+                header(r, "webhook-id"),
+                event_id,
+                "webhook-id is the event id"
+            );
+            // Standard Webhooks, verified as a receiver would.
+            let ts: i64 = header(r, "webhook-timestamp").parse().unwrap();
+            chatgate::domain::webhook_sig::verify(
+                &[&key],
+                Some(&event_id),
+                Some(&ts.to_string()),
+                Some(&header(r, "webhook-signature")),
+                &r.body,
+                chatgate::time::Timestamp::from_unix_seconds(ts),
+            )
+            .expect("a valid signature");
+        }
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_delivery_survives_a_restart() {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .mount(&receiver)
+        .await;
+    let secret = generate_whsec();
+    let Some(a) = spawn_with(Backend::Redis, with_webhook(&receiver.uri(), &secret)).await else {
+        return;
+    };
+    let id = a.new_interaction().await;
+    let created =
+        || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+    eventually("a failed delivery", || async {
+        !created().await.is_empty()
+    })
+    .await;
+    let (prefix, keys) = (a.key_prefix.clone(), a.keys.clone());
+    // Keep the keys: stop without the cleanup a dropped TestApp does.
+    let mut a = a;
+    a.backend = Backend::Memory;
+    a.stop().await;
+    // The receiver recovers; a new gateway process takes the delivery over.
+    receiver.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&receiver)
+        .await;
+    let setup = Setup {
+        key_prefix: Some(prefix),
+        keys: Some(keys),
+        ..with_webhook(&receiver.uri(), &secret)
+    };
+    let b = spawn_with(Backend::Redis, setup).await.unwrap();
+    b.advance(5);
+    eventually("the delivery after the restart", || async {
+        created().await.len() == 1
+    })
+    .await;
+    assert_eq!(
+        body(&created().await[0])["data"]["interaction"]["id"],
+        id.as_str()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_is_announced_once_across_instances() {
+    let setup = Setup {
+        defaults: "authenticated_ttl = \"2s\"".into(),
+        ..Setup::default()
+    };
+    let Some(mut a) = spawn_with(Backend::Redis, setup.clone()).await else {
+        return;
+    };
+    let second = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..setup
+    };
+    let mut b = spawn_with(Backend::Redis, second).await.unwrap();
+    let id = a.new_interaction().await;
+    a.authenticate(&id, "cust-once").await;
+    a.advance(3);
+    b.advance(3);
+    let (on_a, on_b) = tokio::join!(
+        a.next_event("interaction.expired", Duration::from_secs(4)),
+        b.next_event("interaction.expired", Duration::from_secs(4)),
+    );
+    let seen = usize::from(on_a.is_some()) + usize::from(on_b.is_some());
+    assert_eq!(seen, 1, "interaction.expired once, by one instance");
+    let expired_texts = || async {
+        let (ma, mb) = (a.chat_messages().await, b.chat_messages().await);
+        ma.iter()
+            .chain(mb.iter())
+            .filter(|m| m["purpose"] == "expired")
+            .count()
+    };
+    eventually("the expired text", || async { expired_texts().await >= 1 }).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(expired_texts().await, 1, "sent once");
+}
