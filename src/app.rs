@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::channels::Channels;
 use crate::config::{Config, StoreBackend};
-use crate::events::redis::RedisLog;
+use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
 use crate::gateway::{self, Gateway};
 use crate::store::memory::MemoryStore;
@@ -66,7 +66,7 @@ impl App {
             .channels
             .unwrap_or_else(|| Channels::from_config(&config, http));
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let mut events = event_publisher(&config)?;
+        let mut events = event_publisher(&config).await?;
         if let Some(every) = opts.sse_keep_alive {
             events = events.with_keep_alive(every);
         }
@@ -134,12 +134,19 @@ impl App {
 
 /// The event publisher and its log, on the store the config names: Redis
 /// streams (shared by every instance) or an in-process history.
-fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
-    Ok(match config.store.backend {
+async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
+    let store = &config.store;
+    Ok(match store.backend {
         StoreBackend::Memory => Publisher::new(),
         StoreBackend::Redis => {
+            let servers = if store.cluster_nodes.is_empty() {
+                Servers::Single(&store.redis_url)
+            } else {
+                Servers::Cluster(&store.cluster_nodes)
+            };
             let teams = config.teams.keys().cloned().collect();
-            let log = RedisLog::start(&config.store.redis_url, &config.store.key_prefix, teams)
+            let log = RedisLog::start(servers, &store.key_prefix, teams)
+                .await
                 .map_err(std::io::Error::other)?;
             Publisher::with_log(Arc::new(log))
         }

@@ -15,16 +15,18 @@
 //!   end). Appends wait for Redis to come back (the queue is bounded; what
 //!   does not fit is dropped and counted, `chatgate_event_log_dropped_total`);
 //!   the reader reconnects by itself and goes on from the last id it saw.
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use ::redis::{AsyncConnectionConfig, Client, Value};
+use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
+use ::redis::{Client, Value};
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
 use super::Event;
+use crate::store::redis::conn::{Connector, Link};
 
 /// The longest a read or an append may take.
 const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -46,40 +48,77 @@ const READ_COUNT: usize = 500;
 /// A stream key outlives its last event by this much beyond [`HISTORY_AGE`].
 const KEY_TTL_SLACK: Duration = Duration::from_secs(300);
 
+/// Where the log's Redis is: the store's own settings.
+#[derive(Debug, Clone, Copy)]
+pub enum Servers<'a> {
+    /// One Redis (`store.redis_url`).
+    Single(&'a str),
+    /// A Redis Cluster (`store.cluster_nodes`).
+    Cluster(&'a [String]),
+}
+
 pub struct RedisLog {
     prefix: String,
-    slot: Arc<Slot>,
+    conn: Arc<Connector>,
     fanout: Arc<Fanout>,
     appends: mpsc::Sender<Arc<Event>>,
-    /// Dropped with the log: the reader task ends.
+    /// Dropped with the log: the reader tasks end.
     _stop: watch::Sender<()>,
 }
 
 impl RedisLog {
-    /// Starts the appender and the reader of `teams`' streams. Fails only
-    /// on a malformed URL: a Redis that is down is tried again later.
-    pub fn start(url: &str, key_prefix: &str, teams: Vec<String>) -> Result<Self, LogError> {
-        let client = Client::open(url).map_err(|_| LogError("invalid Redis URL".into()))?;
-        let slot = Arc::new(Slot::new(client.clone()));
+    /// Starts the appender and the readers of `teams`' streams: on one
+    /// Redis one reader for all, on a cluster one per team (a blocking read
+    /// names keys of one slot). Fails only on a malformed URL: a Redis that
+    /// is down is tried again later.
+    pub async fn start(
+        servers: Servers<'_>,
+        key_prefix: &str,
+        teams: Vec<String>,
+    ) -> Result<Self, LogError> {
+        let invalid = |_| LogError("invalid Redis URL".into());
+        let (conn, dedicated) = match servers {
+            Servers::Single(url) => (
+                Connector::single(url).await,
+                Dedicated::Single(Client::open(url).map_err(invalid)?),
+            ),
+            Servers::Cluster(nodes) => (
+                Connector::cluster(nodes).await,
+                Dedicated::Cluster(
+                    ClusterClientBuilder::new(nodes.to_vec())
+                        .connection_timeout(Duration::from_secs(1))
+                        .response_timeout(READ_BLOCK + Duration::from_secs(2))
+                        .build()
+                        .map_err(invalid)?,
+                ),
+            ),
+        };
+        let conn = Arc::new(conn.map_err(|e| LogError(e.to_string()))?);
         let fanout = Arc::new(Fanout::default());
         let (appends, queue) = mpsc::channel(APPEND_QUEUE);
         let (stop, stopped) = watch::channel(());
         tokio::spawn(run_appender(
             queue,
-            Arc::clone(&slot),
+            Arc::clone(&conn),
             key_prefix.to_string(),
         ));
-        let reader = Reader {
-            client,
-            keys: teams.iter().map(|t| stream_key(key_prefix, t)).collect(),
-            teams,
-            fanout: Arc::clone(&fanout),
-            last: None,
+        let groups = match dedicated {
+            Dedicated::Single(_) => vec![teams],
+            Dedicated::Cluster(_) => teams.into_iter().map(|t| vec![t]).collect(),
         };
-        tokio::spawn(reader.run(stopped));
+        for teams in groups {
+            let reader = Reader {
+                dedicated: dedicated.clone(),
+                keys: teams.iter().map(|t| stream_key(key_prefix, t)).collect(),
+                teams,
+                fanout: Arc::clone(&fanout),
+                last: None,
+            };
+            tokio::spawn(reader.run(stopped.clone()));
+        }
         Ok(RedisLog {
             prefix: key_prefix.to_string(),
-            slot,
+            conn,
             fanout,
             appends,
             _stop: stop,
@@ -122,13 +161,11 @@ impl EventLog for RedisLog {
             .arg("-")
             .arg("COUNT")
             .arg(1);
-        let (first, last): (Value, Value) = self
-            .slot
-            .call(
-                "bounds",
-                |mut c| async move { pipe.query_async(&mut c).await },
-            )
-            .await?;
+        let (first, last): (Value, Value) = call(&self.conn, "bounds", |mut c| async move {
+            pipe.query_async(&mut c).await
+        })
+        .await
+        .map_err(|e| e.error)?;
         let id = |v: &Value| entries(v).first().map(|(id, _)| *id);
         Ok(id(&first).zip(id(&last)))
     }
@@ -143,10 +180,11 @@ impl EventLog for RedisLog {
         let start = after.map_or_else(|| "-".to_string(), |id| format!("({id}"));
         let mut cmd = ::redis::cmd("XRANGE");
         cmd.arg(&key).arg(start).arg("+").arg("COUNT").arg(limit);
-        let reply: Value = self
-            .slot
-            .call("read", |mut c| async move { cmd.query_async(&mut c).await })
-            .await?;
+        let reply: Value = call(&self.conn, "read", |mut c| async move {
+            cmd.query_async(&mut c).await
+        })
+        .await
+        .map_err(|e| e.error)?;
         Ok(entries(&reply)
             .into_iter()
             .filter_map(|(id, raw)| decode(team, id, raw))
@@ -219,7 +257,7 @@ fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
 /// log lives: queued events wait, new ones are dropped once the queue is
 /// full); one Redis refused is tried [`REFUSED_TRIES`] times, then dropped
 /// and counted.
-async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, slot: Arc<Slot>, prefix: String) {
+async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector>, prefix: String) {
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     let mut failing = false;
     while queue.recv_many(&mut batch, APPEND_BATCH).await > 0 {
@@ -235,7 +273,7 @@ async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, slot: Arc<Slot>, pr
             let mut pause = RETRY_FIRST;
             let mut refused = 0;
             loop {
-                let Err(e) = append(&slot, key, events).await else {
+                let Err(e) = append(&conn, key, events).await else {
                     if failing {
                         tracing::info!("event log appends work again");
                         failing = false;
@@ -264,7 +302,7 @@ async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, slot: Arc<Slot>, pr
 /// One transaction: the events onto `key`'s stream (trimming entries older
 /// than [`HISTORY_AGE`]), the stream cut to about [`HISTORY_MAX`], its TTL
 /// renewed — so the key never exists without a TTL.
-async fn append(slot: &Slot, key: &str, events: &[&Event]) -> Result<(), CallError> {
+async fn append(conn: &Connector, key: &str, events: &[&Event]) -> Result<(), CallError> {
     let min_id = format!(
         "{}-0",
         unix_ms().saturating_sub(HISTORY_AGE.as_millis() as u64)
@@ -294,7 +332,7 @@ async fn append(slot: &Slot, key: &str, events: &[&Event]) -> Result<(), CallErr
         .arg(HISTORY_MAX)
         .ignore();
     pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).ignore();
-    slot.try_call("append", |mut c| async move {
+    call(conn, "append", |mut c| async move {
         pipe.query_async::<()>(&mut c).await
     })
     .await
@@ -307,88 +345,67 @@ struct CallError {
     link: bool,
 }
 
-/// The shared link for appends and history reads: connected lazily, at
-/// most one attempt per [`RECONNECT_EVERY`] while Redis is away, every call
-/// bounded by [`CALL_TIMEOUT`]. (The store has its own link; the log keeps
-/// its traffic apart.)
-struct Slot {
-    client: Client,
-    manager: tokio::sync::RwLock<Option<ConnectionManager>>,
-    last_attempt: Mutex<Option<Instant>>,
+/// One call on the store's connector (its own link, lazily connected, at
+/// most one attempt a second while Redis is away), bounded by
+/// [`CALL_TIMEOUT`].
+async fn call<T, F, Fut>(conn: &Connector, what: &str, work: F) -> Result<T, CallError>
+where
+    F: FnOnce(Link) -> Fut,
+    Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
+{
+    let attempt = async {
+        let link = conn.link().await.map_err(|e| CallError {
+            error: LogError(e.to_string()),
+            link: true,
+        })?;
+        work(link).await.map_err(|e| CallError {
+            link: e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+                || e.is_unrecoverable_error(),
+            error: LogError(format!("redis {what}: {e}")),
+        })
+    };
+    tokio::time::timeout(CALL_TIMEOUT, attempt)
+        .await
+        .unwrap_or_else(|_| {
+            Err(CallError {
+                error: LogError(format!("redis {what}: no answer in time")),
+                link: true,
+            })
+        })
 }
 
-impl Slot {
-    fn new(client: Client) -> Self {
-        Slot {
-            client,
-            manager: tokio::sync::RwLock::new(None),
-            last_attempt: Mutex::new(None),
-        }
-    }
+/// Where a reader opens its own connection (never the shared one: a
+/// blocking read holds its connection for up to [`READ_BLOCK`]).
+#[derive(Clone)]
+enum Dedicated {
+    Single(Client),
+    Cluster(ClusterClient),
+}
 
-    async fn call<T, F, Fut>(&self, what: &str, work: F) -> Result<T, LogError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
-    {
-        self.try_call(what, work).await.map_err(|e| e.error)
-    }
-
-    async fn try_call<T, F, Fut>(&self, what: &str, work: F) -> Result<T, CallError>
-    where
-        F: FnOnce(ConnectionManager) -> Fut,
-        Fut: std::future::Future<Output = ::redis::RedisResult<T>>,
-    {
-        let attempt = async {
-            let conn = self
-                .manager()
-                .await
-                .map_err(|error| CallError { error, link: true })?;
-            work(conn).await.map_err(|e| CallError {
-                link: e.is_io_error()
-                    || e.is_timeout()
-                    || e.is_connection_dropped()
-                    || e.is_connection_refusal()
-                    || e.is_unrecoverable_error(),
-                error: LogError(format!("redis {what}: {e}")),
-            })
-        };
-        tokio::time::timeout(CALL_TIMEOUT, attempt)
-            .await
-            .unwrap_or_else(|_| {
-                Err(CallError {
-                    error: LogError(format!("redis {what}: no answer in time")),
-                    link: true,
-                })
-            })
-    }
-
-    async fn manager(&self) -> Result<ConnectionManager, LogError> {
-        if let Some(m) = self.manager.read().await.as_ref() {
-            return Ok(m.clone());
-        }
-        {
-            let now = Instant::now();
-            let mut last = self.last_attempt.lock().unwrap_or_else(|e| e.into_inner());
-            if last.is_some_and(|at| now.duration_since(at) < RECONNECT_EVERY) {
-                return Err(LogError("redis: not connected".into()));
+impl Dedicated {
+    async fn connect(&self) -> Result<Link, LogError> {
+        let link = match self {
+            Dedicated::Single(client) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Duration::from_secs(1))
+                    .set_response_timeout(READ_BLOCK + Duration::from_secs(2))
+                    .set_number_of_retries(0);
+                ConnectionManager::new_with_config(client.clone(), config)
+                    .await
+                    .map(Link::Single)
             }
-            *last = Some(now);
-        }
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(Duration::from_secs(1))
-            .set_number_of_retries(0);
-        let m = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(|e| LogError(format!("redis connect: {e}")))?;
-        Ok(self.manager.write().await.get_or_insert(m).clone())
+            Dedicated::Cluster(client) => client.get_async_connection().await.map(Link::Cluster),
+        };
+        link.map_err(|e| LogError(format!("redis connect: {e}")))
     }
 }
 
 /// Follows every team's stream and fans the entries out in this instance.
 struct Reader {
-    client: Client,
+    dedicated: Dedicated,
     teams: Vec<String>,
     keys: Vec<String>,
     fanout: Arc<Fanout>,
@@ -420,16 +437,10 @@ impl Reader {
 
     /// Connects and reads until something fails; returns the failure.
     async fn follow(&mut self, failing: &mut bool) -> LogError {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Duration::from_secs(1))
-            .set_response_timeout(READ_BLOCK + Duration::from_secs(2));
-        let mut conn = match self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return LogError(format!("redis connect: {e}")),
+        let mut conn = match tokio::time::timeout(CALL_TIMEOUT, self.dedicated.connect()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return e,
+            Err(_) => return LogError("redis connect: no answer in time".into()),
         };
         if self.last.is_none() {
             match self.newest_ids(&mut conn).await {
@@ -450,7 +461,7 @@ impl Reader {
 
     /// The newest id of every stream (`0-0` for an empty one): where the
     /// reader starts.
-    async fn newest_ids(&self, conn: &mut MultiplexedConnection) -> Result<Vec<String>, LogError> {
+    async fn newest_ids(&self, conn: &mut Link) -> Result<Vec<String>, LogError> {
         let mut pipe = ::redis::pipe();
         for key in &self.keys {
             pipe.cmd("XREVRANGE")
@@ -472,7 +483,7 @@ impl Reader {
     }
 
     /// One `XREAD BLOCK` over all streams; fans out what it returns.
-    async fn read_once(&mut self, conn: &mut MultiplexedConnection) -> Result<(), LogError> {
+    async fn read_once(&mut self, conn: &mut Link) -> Result<(), LogError> {
         let Some(last) = self.last.as_mut() else {
             return Err(LogError("reader not started".into()));
         };

@@ -344,7 +344,7 @@ mod keep_alive {
 
 mod redis_only {
     use super::*;
-    use crate::redis_support::{OwnRedis, TestPrefix};
+    use crate::redis_support::{shared_cluster, OwnRedis, TestPrefix};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_instance_streams_every_event() {
@@ -449,5 +449,56 @@ mod redis_only {
             .await
             .expect("an event after the restart");
         assert_eq!(created_ids(&[f]), [second]);
+    }
+
+    /// On a Redis Cluster: a reader per team (a blocking read names keys
+    /// of one slot), and still every instance streams every event.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_a_cluster_every_instance_streams_every_event() {
+        const TEST: &str = "on_a_cluster_every_instance_streams_every_event";
+        let Some(cluster) = tokio::task::spawn_blocking(|| shared_cluster(TEST))
+            .await
+            .unwrap()
+        else {
+            return;
+        };
+        let setup = Setup {
+            cluster_nodes: cluster.urls(),
+            ..Setup::default()
+        };
+        let a = spawn_with(Backend::Redis, setup.clone()).await.unwrap();
+        let b = spawn_with(
+            Backend::Redis,
+            Setup {
+                key_prefix: Some(a.key_prefix.clone()),
+                keys: Some(a.keys.clone()),
+                ..setup
+            },
+        )
+        .await
+        .unwrap();
+        let mut acme_on_b = EventStream::open(&b, &b.keys.agent, None).await;
+        let mut globex_on_a = EventStream::open(&a, &a.keys.globex_agent, None).await;
+        let x = a.new_interaction().await;
+        let res = b
+            .post_json(
+                "/v1/interactions",
+                Some(&b.keys.globex_bot),
+                &json!({"channel": "webchat", "conversation_id": "g-1"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let y: Value = res.json().await.unwrap();
+        let from_a = acme_on_b.events(1).await;
+        assert_eq!(created_ids(&from_a), [x.as_str()]);
+        assert_eq!(
+            created_ids(&globex_on_a.events(1).await),
+            [y["id"].as_str().unwrap()]
+        );
+        let z = a.new_interaction().await;
+        let mut resumed = EventStream::open(&a, &a.keys.agent, Some(from_a[0].id())).await;
+        assert_eq!(created_ids(&resumed.events(1).await), [z.as_str()]);
+        let keys = tokio::task::block_in_place(|| cluster.keys(&a.key_prefix));
+        assert!(keys.iter().any(|k| k.ends_with("{acme}:ev")), "{keys:?}");
     }
 }
