@@ -6,11 +6,15 @@
 //!   queue, so their order is kept); it sends them in batches, one
 //!   transaction per team: `XADD … MINID ~ <now − 1 h>`, `XTRIM MAXLEN ~`,
 //!   `PEXPIRE` (the key lives an hour and 5 minutes past its last event).
-//! - **Fan-out**: every instance runs one reader task that follows all the
-//!   teams' streams with `XREAD BLOCK` on a connection of its own (a blocking
-//!   read must not stall the shared one) and hands each entry to this
-//!   instance's stream readers, so every instance streams every event,
-//!   whichever instance caused it.
+//! - **Fan-out**: every instance runs a reader task that follows the teams'
+//!   streams with `XREAD BLOCK` on a connection of its own (a blocking read
+//!   must not stall the shared one) — one for all teams on one Redis, one
+//!   per team on a Cluster (one `XREAD` names keys of one slot) — and hands
+//!   each entry to this instance's stream readers, so every instance
+//!   streams every event, whichever instance caused it.
+//! - Appends and history reads use the store's connector
+//!   (`store::redis::conn`: one Redis or the cluster client), a link of
+//!   their own beside the store's.
 //! - **Failure**: every call is bounded; an outage is logged once (and its
 //!   end). Appends wait for Redis to come back (the queue is bounded; what
 //!   does not fit is dropped and counted, `chatgate_event_log_dropped_total`);
@@ -30,7 +34,7 @@ use crate::store::redis::conn::{Connector, Link};
 
 /// The longest a read or an append may take.
 const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
-/// How often a broken link is tried again.
+/// How often a reader whose link broke tries again.
 const RECONNECT_EVERY: Duration = Duration::from_secs(1);
 /// Events waiting to be appended; past this they are dropped (and counted).
 const APPEND_QUEUE: usize = 10_000;
