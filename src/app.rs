@@ -117,15 +117,30 @@ impl App {
             },
         ));
         let limits = self.gateway.config.server.limits;
-        let events = self.gateway.events.clone();
-        let result = crate::server::serve(self.listener, self.router, limits, async move {
+        let drain = self.gateway.config.server.shutdown_drain;
+        let gateway = Arc::clone(&self.gateway);
+        // On the signal: first drain (`/readyz` 503, everything still
+        // served, so a load balancer moves away), then stop accepting and
+        // finish what is in flight. Undelivered notices and events stay in
+        // the store's outbox for the next instance.
+        let stop = async move {
             shutdown.await;
+            gateway
+                .draining
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            if !drain.is_zero() {
+                tracing::info!(
+                    drain_secs = drain.as_secs_f64(),
+                    "draining: /readyz answers 503"
+                );
+                tokio::time::sleep(drain).await;
+            }
             let _ = stop_tx.send(true);
             // Live event streams never end by themselves: end them, so the
             // server's wait for requests in flight is not endless.
-            events.end_streams();
-        })
-        .await;
+            gateway.events.end_streams();
+        };
+        let result = crate::server::serve(self.listener, self.router, limits, stop).await;
         let _ = sweeper.await;
         let _ = dispatcher.await;
         result

@@ -55,6 +55,12 @@ pub(super) struct ServerSection {
     /// 503 `overloaded` and closed. Default 768 (fits `ulimit -n` 1024).
     #[serde(default = "default_max_connections")]
     pub max_connections: i64,
+    /// On SIGTERM, `/readyz` answers 503 this long while every request is
+    /// still served (so a load balancer stops sending new ones), then the
+    /// server stops accepting and finishes what is in flight. Default `5s`;
+    /// `0s` stops at once.
+    #[serde(default = "default_shutdown_drain")]
+    pub shutdown_drain: Dur,
 }
 
 /// `[store]`.
@@ -230,6 +236,9 @@ fn default_body_read_timeout() -> Dur {
 }
 fn default_max_connections() -> i64 {
     768
+}
+fn default_shutdown_drain() -> Dur {
+    Dur::from_secs(5)
 }
 fn default_twilio() -> String {
     "https://api.twilio.com".into()

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub pepper: SecretString,
     /// What a connection may cost before it is dropped (hostile clients).
     pub limits: ConnectionLimits,
+    /// How long `/readyz` answers 503 on SIGTERM before the server stops accepting.
+    pub shutdown_drain: Duration,
 }
 
 /// `[server]` limits on connections and slow clients.

@@ -117,6 +117,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
             issuer: s.issuer,
             pepper: SecretString::from(s.pepper),
             limits,
+            shutdown_drain: s.shutdown_drain.get(),
         },
         store: StoreConfig {
             backend,

@@ -47,6 +47,8 @@ pub struct Gateway {
     pub events: Publisher,
     pub pepper: Pepper,
     pub outbox: Outbox,
+    /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 /// Where a chat message goes: an interaction's conversation.
@@ -85,6 +87,7 @@ impl Gateway {
             events,
             pepper,
             outbox: Outbox::new(),
+            draining: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -27,6 +27,17 @@ async fn healthz() -> Json<serde_json::Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Object), (status = 503, description = "store unavailable")))]
 async fn readyz(State(st): State<AppState>) -> Response {
+    if st
+        .gateway
+        .draining
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        return super::problem::response(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "draining",
+            "this instance is shutting down and takes no new work",
+        );
+    }
     match st.gateway.store.ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => Error::from(e).into_response(),

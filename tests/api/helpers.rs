@@ -201,7 +201,12 @@ key_prefix = "{prefix}"
 [defaults]
 {defaults}
 "#,
-        server = setup.server,
+        // Tests stop at once unless they test the drain.
+        server = if setup.server.contains("shutdown_drain") {
+            setup.server.clone()
+        } else {
+            format!("shutdown_drain = \"0s\"\n{}", setup.server)
+        },
         defaults = setup.defaults,
         cluster_nodes = setup.cluster_nodes,
     );
@@ -488,6 +493,13 @@ impl TestApp {
             .iter()
             .filter_map(|r| serde_json::from_slice(&r.body).ok())
             .collect()
+    }
+
+    /// Sends the shutdown signal (as SIGTERM would) without waiting.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
     }
 
     /// Stops the server and waits for it to finish.

@@ -321,3 +321,36 @@ async fn an_expiry_is_announced_once_across_instances() {
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(expired_texts().await, 1, "sent once");
 }
+
+both_stores!(
+    sigterm_drains_before_it_stops,
+    setup: Setup {
+        server: "shutdown_drain = \"1500ms\"".into(),
+        ..Setup::default()
+    },
+    |mut app: TestApp| async move {
+        let (client, url) = (app.client.clone(), app.url("/readyz"));
+        let ready = || async {
+            client
+                .get(url.as_str())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .ok()
+        };
+        assert_eq!(ready().await, Some(200));
+        app.begin_shutdown();
+        eventually("/readyz turns 503", || async { ready().await == Some(503) }).await;
+        // Still serving everything else while draining.
+        let res = app
+            .request(reqwest::Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let id = app.new_interaction().await;
+        assert_eq!(app.get(&id).await["status"], "unauthenticated");
+        // Then it stops accepting.
+        eventually("the listener closes", || async { ready().await.is_none() }).await;
+    }
+);
