@@ -5,6 +5,7 @@ mod assertion;
 mod assurance;
 mod auth;
 mod challenges;
+mod events;
 mod extract;
 mod interactions;
 mod login;
@@ -75,6 +76,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(challenges::router())
         .merge(subjects::router())
         .merge(ops::router())
+        .merge(events::router())
         .split_for_parts()
 }
 
@@ -162,6 +164,8 @@ async fn run_to_completion(req: Request, next: Next) -> Response {
 }
 
 /// Longest a request may take; past it the answer is 503 problem+json.
+/// It bounds the work until the answer's head: a streamed body (the live
+/// event stream, `events.rs`) is sent after it and is not cut.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 async fn deadline(req: Request, next: Next) -> Response {

@@ -43,6 +43,8 @@ pub struct Setup {
     pub keys: Option<Keys>,
     /// Use this store instead of the one the config names.
     pub store: Option<chatgate::store::SharedStore>,
+    /// Keep-alive interval of `GET /v1/events` (default 15 s).
+    pub sse_keep_alive: Option<Duration>,
 }
 
 /// The secrets of a test config.
@@ -135,6 +137,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let opts = Options {
         clock: Some(clock.clone() as Arc<dyn Clock>),
         store: setup.store.clone(),
+        sse_keep_alive: setup.sse_keep_alive,
         ..Options::default()
     };
     let app = App::build(config, opts).await.expect("app builds");

@@ -9,6 +9,7 @@ mod assurance;
 mod basics;
 mod challenges;
 mod edge;
+mod events;
 mod hardening;
 mod integrity;
 mod login_flow;
