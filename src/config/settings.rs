@@ -23,6 +23,9 @@ pub struct Settings {
     pub assertion_max_age: Dur,
     /// `interaction.expiring` is emitted this long before `expires_at`; "0s" = never.
     pub expiry_notice: Dur,
+    /// `chat_code`: a login is finished by typing a code from the login page
+    /// into the chat (CONTRACT 3.5).
+    pub login_binding: LoginBinding,
     pub otp: OtpSettings,
     pub pin: PinSettings,
     pub lockout: LockoutSettings,
@@ -31,6 +34,16 @@ pub struct Settings {
     /// Named assurance policies for one action (`[defaults.intents.payment]`),
     /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
     pub intents: std::collections::BTreeMap<String, Intent>,
+}
+
+/// Whether a login link's callback authenticates at once (`none`) or waits
+/// for a code typed into the chat (`chat_code`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginBinding {
+    #[default]
+    None,
+    ChatCode,
 }
 
 /// What one action asks of the current authentication (CONTRACT 3.12).
@@ -62,6 +75,7 @@ impl Default for Settings {
             interaction_ttl: Dur::from_secs(86_400),
             assertion_max_age: Dur::from_secs(600),
             expiry_notice: Dur::from_secs(60),
+            login_binding: LoginBinding::None,
             otp: OtpSettings::default(),
             pin: PinSettings::default(),
             lockout: LockoutSettings::default(),

@@ -7,6 +7,7 @@ mod redis_support;
 
 mod assurance;
 mod basics;
+mod binding;
 mod challenges;
 mod edge;
 mod events;
