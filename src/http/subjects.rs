@@ -1,11 +1,12 @@
 //! Subjects: failures, lockouts, bans; admin unlock (CONTRACT 3.4).
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{Now, PathParam};
+use super::extract::{empty_body, NoQuery, Now, PathParam};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::subject::SubjectView;
@@ -19,12 +20,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A subject's failures, lockouts, lock and ban; an unknown subject is all zeros.
 #[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects", security(("api_key" = [])),
-    params(("subject" = String, Path, description = "customer_ref, or interaction:{id}; percent-encoded")),
-    responses((status = 200, body = SubjectView)))]
+    params(("subject" = String, Path, min_length = 1, max_length = 300, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+            description = "customer_ref, or interaction:{id}; percent-encoded; 1 to 300 printable characters")),
+    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E422))]
 async fn read(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
     caller.require_agent()?;
@@ -35,14 +38,20 @@ async fn read(
 
 /// Clear a subject's failures, lockout and ban (admin).
 #[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", tag = "subjects", security(("api_key" = [])),
-    params(("subject" = String, Path)), responses((status = 200, body = SubjectView)))]
+    params(("subject" = String, Path, min_length = 1, max_length = 300, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
+            description = "customer_ref, or interaction:{id}; percent-encoded; 1 to 300 printable characters")),
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, JsonBodyErrors))]
 async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam(subject): PathParam<String>,
+    req: Request,
 ) -> Result<Json<SubjectView>> {
     caller.require_admin()?;
+    empty_body(req, &st).await?;
     let subject = input::subject(&subject)?;
     let team = st.gateway.team(&caller.team)?;
     Ok(Json(st.gateway.unlock_subject(team, &subject, now).await?))
