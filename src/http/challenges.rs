@@ -68,10 +68,9 @@ impl RawSchema for NewChallenge {
             "oneOf": [
                 variant("otp in the chat or for an agent", "otp", json!({"enum": ["chat", "agent", null]}), null.clone(), false),
                 variant("otp by sms", "otp", json!({"const": "sms"}),
-                        json!({"type": ["string", "null"], "pattern": "^\\+?[0-9]{6,15}$"}), true),
+                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
                 variant("otp by e-mail", "otp", json!({"const": "email"}),
-                        json!({"type": ["string", "null"], "maxLength": 254,
-                               "pattern": "^[!-?A-~]+@[!-?A-~]*\\.[!-?A-~]*$"}), true),
+                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
                 variant("pin", "pin", json!({"enum": ["chat", null]}), null, false),
             ]
         })

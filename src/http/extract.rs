@@ -86,7 +86,12 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
                 if let Some(field) = quoted_after(&msg, "missing field ") {
                     Error::BadRequest(format!("{}: required", within(field)))
                 } else if let Some(field) = quoted_after(&msg, "unknown field ") {
-                    unknown_field(&within(field))
+                    // The path may already end at the unknown member.
+                    if path == field || path.ends_with(&format!(".{field}")) {
+                        unknown_field(&path)
+                    } else {
+                        unknown_field(&within(field))
+                    }
                 } else if path == "." {
                     Error::BadRequest(
                         "the body must be a JSON object of the documented shape".into(),
@@ -209,8 +214,10 @@ pub struct QueryParams<T>(pub T);
 impl From<axum::extract::rejection::QueryRejection> for Error {
     fn from(e: axum::extract::rejection::QueryRejection) -> Self {
         let text = e.body_text();
-        let msg = text.split_once(": ").map_or(text.as_str(), |(_, m)| m);
-        match quoted_after(msg, "unknown field ") {
+        let unknown = text
+            .find("unknown field `")
+            .and_then(|at| quoted_after(&text[at..], "unknown field "));
+        match unknown {
             Some(name) => unknown_field(name),
             None => Error::BadRequest("the query string does not decode".into()),
         }

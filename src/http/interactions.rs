@@ -30,20 +30,10 @@ pub struct NewInteractionBody {
     /// One of the team's channels.
     #[schema(value_type = super::openapi::ChannelName)]
     pub channel: String,
-    /// The chat's own id of the conversation: 1 to 256 printable characters.
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-    )]
+    #[schema(value_type = super::openapi::ConversationIdText)]
     pub conversation_id: String,
-    /// Whom lockouts follow (phone, CRM id, e-mail): 1 to 256 printable
-    /// characters, not starting with `interaction:`.
-    #[schema(
-        min_length = 1,
-        max_length = 256,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-    )]
+    /// Whom lockouts follow (phone, CRM id, e-mail).
+    #[schema(value_type = Option<super::openapi::CustomerRefText>)]
     pub customer_ref: Option<String>,
     /// Defined by the agent; digits only, the team's PIN lengths. Stored only hashed.
     #[schema(value_type = Option<super::openapi::SessionPinText>)]
@@ -57,11 +47,9 @@ pub struct NewInteractionBody {
 #[serde(deny_unknown_fields)]
 #[schema(as = NewContact)]
 pub struct ContactBody {
-    /// `+` and 6 to 15 digits.
-    #[schema(pattern = "^\\+?[0-9]{6,15}$")]
+    #[schema(value_type = Option<super::openapi::PhoneText>)]
     pub phone: Option<String>,
-    /// An e-mail address (printable ASCII, one `@`, a dot after it), at most 254 characters.
-    #[schema(max_length = 254, pattern = "^[!-?A-~]+@[!-?A-~]*\\.[!-?A-~]*$")]
+    #[schema(value_type = Option<super::openapi::EmailText>)]
     pub email: Option<String>,
 }
 

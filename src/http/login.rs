@@ -48,20 +48,11 @@ pub enum Stage {
 pub struct LinkBody {
     #[schema(value_type = Option<Stage>)]
     pub stage: Option<String>,
-    /// What the login is for; carried in the token. 1 to 1024 printable characters.
-    #[schema(
-        min_length = 1,
-        max_length = 1024,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-    )]
+    /// What the login is for; carried in the token.
+    #[schema(value_type = Option<super::openapi::DisplayText>)]
     pub scope: Option<String>,
     /// The customer id the login must prove, else 403 `customer_mismatch`.
-    /// 1 to 1024 printable characters.
-    #[schema(
-        min_length = 1,
-        max_length = 1024,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-    )]
+    #[schema(value_type = Option<super::openapi::CustomerIdText>)]
     pub expected_customer: Option<String>,
     /// Send the `login_link` template into the chat (default false).
     pub deliver: Option<bool>,
@@ -158,12 +149,6 @@ fn parse_callback(v: &Value) -> Result<Callback> {
     })
 }
 
-/// The printable-text rule of identity values, as a JSON Schema.
-fn printable(max: usize) -> Value {
-    json!({"type": "string", "minLength": 1, "maxLength": max,
-           "pattern": "^[^\\x00-\\x1F\\x7F-\\x9F]*$"})
-}
-
 /// The login page's callback body (CONTRACT 3.5). Parsed by hand
 /// ([`parse_callback`]) so each rule answers its own status; this type
 /// states the same rules for the document: `customer.id` is required on
@@ -176,8 +161,9 @@ impl RawSchema for LoginCallback {
             let mut c = json!({
                 "type": "object",
                 "description": "The proven customer; members other than `id` are kept as the interaction's `customer`.",
-                "properties": {"id": printable(1024)},
-                "additionalProperties": printable(1024),
+                "properties": {"id": {"$ref": "#/components/schemas/CustomerIdText"}},
+                "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                "additionalProperties": {"$ref": "#/components/schemas/DisplayText"},
             });
             if required {
                 c["required"] = json!(["id"]);
@@ -305,13 +291,8 @@ pub struct SignedHeaders {
 pub struct CustomerLogout {
     /// The team id.
     team: String,
-    /// The customer whose authenticated interactions end (`customer.id` or `customer_ref`);
-    /// 1 to 1024 printable characters.
-    #[schema(
-        min_length = 1,
-        max_length = 1024,
-        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-    )]
+    /// The customer whose authenticated interactions end (`customer.id` or `customer_ref`).
+    #[schema(value_type = super::openapi::CustomerIdText)]
     customer_id: String,
 }
 

@@ -20,8 +20,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// A subject's failures, lockouts, lock and ban; an unknown subject is all zeros.
 #[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects", security(("api_key" = [])),
-    params(("subject" = String, Path, min_length = 1, max_length = 300, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
-            description = "customer_ref, or interaction:{id}; percent-encoded; 1 to 300 printable characters")),
+    params(("subject" = super::openapi::CustomerRefText, Path,
+            description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
     responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E422))]
 async fn read(
     State(st): State<AppState>,
@@ -38,8 +38,8 @@ async fn read(
 
 /// Clear a subject's failures, lockout and ban (admin).
 #[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", tag = "subjects", security(("api_key" = [])),
-    params(("subject" = String, Path, min_length = 1, max_length = 300, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$",
-            description = "customer_ref, or interaction:{id}; percent-encoded; 1 to 300 printable characters")),
+    params(("subject" = super::openapi::CustomerRefText, Path,
+            description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses((status = 200, body = SubjectView), ApiKeyErrors, E403, JsonBodyErrors))]
 async fn unlock(

@@ -14,6 +14,7 @@ mod hardening;
 mod integrity;
 mod login_flow;
 mod logs;
+mod openapi;
 mod outbox;
 mod prechat;
 mod properties;
