@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 version="${SCHEMATHESIS_VERSION:-4.32.5}"
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-30}"
-max_time="${SCHEMATHESIS_MAX_TIME:-150}"
+max_time="${SCHEMATHESIS_MAX_TIME:-120}"
 stores=("$@")
 [ ${#stores[@]} -gt 0 ] || stores=(memory redis)
 
@@ -20,23 +20,36 @@ tmp="$(mktemp -d)"
 gateway_pid=""
 provider_pid=""
 prefix=""
-cleanup() {
-  for pid in $gateway_pid $provider_pid; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
+stop_gateway() {
+  if [ -n "$gateway_pid" ]; then
+    kill "$gateway_pid" 2>/dev/null || true
+    wait "$gateway_pid" 2>/dev/null || true
+    gateway_pid=""
+  fi
   if [ -n "$prefix" ] && command -v redis-cli >/dev/null 2>&1; then
     # Only this run's keys (never FLUSHALL).
     redis-cli -h 127.0.0.1 -p 6379 --scan --pattern "${prefix}*" 2>/dev/null |
       xargs -r -n 500 redis-cli -h 127.0.0.1 -p 6379 del >/dev/null 2>&1 || true
+    prefix=""
+  fi
+}
+cleanup() {
+  stop_gateway
+  if [ -n "$provider_pid" ]; then
+    kill "$provider_pid" 2>/dev/null || true
+    wait "$provider_pid" 2>/dev/null || true
   fi
   rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 st="${SCHEMATHESIS:-}"
 if [ -z "$st" ]; then
   echo "== schemathesis: install $version into a throwaway virtualenv"
+  if ! python3 -c 'import ensurepip' >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq python3-venv
+  fi
   python3 -m venv "$tmp/venv"
   "$tmp/venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
   st="$tmp/venv/bin/schemathesis"
@@ -48,6 +61,10 @@ if [ -z "$bin" ]; then
   cargo build --locked --bin chatgate
   bin="${CARGO_TARGET_DIR:-target}/debug/chatgate"
 fi
+
+ready() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' "$1/readyz" >/dev/null 2>&1
+}
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
@@ -119,7 +136,6 @@ status=0
 for store in "${stores[@]}"; do
   port="$(free_port)"
   base="http://127.0.0.1:$port"
-  prefix=""
   env_store=(CHATGATE_STORE__BACKEND="$store")
   if [ "$store" = redis ]; then
     prefix="chatgate-schemathesis-$$-$(date +%s)"
@@ -131,11 +147,11 @@ for store in "${stores[@]}"; do
     "$bin" serve --config "$tmp/config/chatgate.toml" >"$tmp/gateway-$store.log" 2>&1 &
   gateway_pid=$!
   for _ in $(seq 1 100); do
-    curl -fsS "$base/readyz" >/dev/null 2>&1 && break
+    ready "$base" && break
     kill -0 "$gateway_pid" 2>/dev/null || break
     sleep 0.1
   done
-  if ! curl -fsS "$base/readyz" >/dev/null 2>&1; then
+  if ! ready "$base"; then
     echo "gateway did not become ready on $store:" >&2
     cat "$tmp/gateway-$store.log" >&2
     exit 1
@@ -159,8 +175,6 @@ for store in "${stores[@]}"; do
     status=1
   fi
 
-  kill "$gateway_pid" 2>/dev/null || true
-  wait "$gateway_pid" 2>/dev/null || true
-  gateway_pid=""
+  stop_gateway
 done
 exit "$status"

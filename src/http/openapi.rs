@@ -20,6 +20,11 @@ use utoipa::{IntoResponses, OpenApi};
 use super::problem::{Problem, ProblemCode, PROBLEM_JSON};
 use crate::config::Config;
 
+mod text;
+pub use text::{
+    ConversationIdText, CustomerIdText, CustomerRefText, DisplayText, EmailText, PhoneText,
+};
+
 /// A schema whose rules a derive cannot state (conditional requirements,
 /// `const`), written as JSON Schema. Its `ToSchema` (from [`raw_schema!`])
 /// is a placeholder that [`for_deployment`] replaces by [`RawSchema::json`].
@@ -106,134 +111,6 @@ impl utoipa::PartialSchema for SessionPinText {
 }
 
 impl utoipa::ToSchema for SessionPinText {}
-
-/// Character classes of the text rules in `domain::input`, as regular
-/// expression ranges (BMP as `\uXXXX`, others as the characters themselves).
-mod classes {
-    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-
-    /// `char::is_control`.
-    pub const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
-    /// Line and paragraph separators.
-    pub const SEPARATOR: &str = "\\u2028\\u2029";
-    /// Explicit bidirectional formatting characters.
-    pub const BIDI: &str = "\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069";
-
-    /// Every format character (general category Cf), computed from the same
-    /// Unicode tables the gateway checks with.
-    pub fn format() -> String {
-        let mut out = String::new();
-        let mut run: Option<(char, char)> = None;
-        let flush = |run: Option<(char, char)>, out: &mut String| {
-            if let Some((a, b)) = run {
-                out.push_str(&escape(a));
-                if b != a {
-                    out.push('-');
-                    out.push_str(&escape(b));
-                }
-            }
-        };
-        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
-            if c.general_category() == GeneralCategory::Format {
-                run = match run {
-                    Some((a, b)) if u32::from(b) + 1 == u32::from(c) => Some((a, c)),
-                    other => {
-                        flush(other, &mut out);
-                        Some((c, c))
-                    }
-                };
-            }
-        }
-        flush(run, &mut out);
-        out
-    }
-
-    fn escape(c: char) -> String {
-        match u16::try_from(u32::from(c)) {
-            Ok(u) => format!("\\u{u:04X}"),
-            Err(_) => c.to_string(),
-        }
-    }
-}
-
-/// A text rule of `domain::input` as a string schema.
-fn text(description: &str, max: usize, pattern: String) -> RefOr<Schema> {
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some(description))
-        .min_length(Some(1))
-        .max_length(Some(max))
-        .pattern(Some(pattern))
-        .into()
-}
-
-/// `input::identifier`: no control, separator or format character, no
-/// white space at either end (ends are trimmed, then NFKC-normalised).
-fn identifier(description: &str, max: usize) -> RefOr<Schema> {
-    let refused = format!(
-        "{}{}{}",
-        classes::CONTROL,
-        classes::SEPARATOR,
-        classes::format()
-    );
-    text(
-        description,
-        max,
-        format!("^[^\\s{refused}](?:[^{refused}]*[^\\s{refused}])?$"),
-    )
-}
-
-/// Named text schemas, one per rule of `domain::input`.
-macro_rules! text_schemas {
-    ($($name:ident => $schema:expr;)*) => {$(
-        pub struct $name;
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> RefOr<Schema> {
-                $schema
-            }
-        }
-        impl utoipa::ToSchema for $name {}
-    )*};
-}
-
-text_schemas! {
-    ConversationIdText => text(
-        "The chat's own id of the conversation: 1 to 256 characters, no control characters.",
-        256,
-        format!("^[^{}]*$", classes::CONTROL),
-    );
-    CustomerRefText => identifier(
-        "A customer reference: 1 to 256 characters once trimmed and NFKC-normalised; \
-         no control, line-separator or format (invisible, bidi) characters; not starting with `interaction:`.",
-        256,
-    );
-    CustomerIdText => identifier(
-        "A customer id: 1 to 1024 characters once trimmed and NFKC-normalised; \
-         no control, line-separator or format (invisible, bidi) characters.",
-        1024,
-    );
-    DisplayText => text(
-        "Text shown to people: 1 to 1024 characters; no control, line-separator or bidi characters.",
-        1024,
-        format!("^[^{}{}{}]*$", classes::CONTROL, classes::SEPARATOR, classes::BIDI),
-    );
-    PhoneText => text(
-        "A phone number: `+` and 6 to 15 digits.",
-        16,
-        "^\\+?[0-9]{6,15}$".to_string(),
-    );
-    EmailText => text(
-        "An e-mail address that the SMTP channel accepts, e.g. `ada@example.com`.",
-        254,
-        EMAIL_PATTERN.to_string(),
-    );
-}
-
-/// The e-mail addresses the document promises to accept: dot-atoms of
-/// ASCII `atext` (at most 64 before the `@`), and a domain of at least two
-/// letter-digit-hyphen labels. `input::email` accepts every one of them
-/// (and a few more that the SMTP channel can send to).
-const EMAIL_PATTERN: &str = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30}(?:\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}){0,2}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){1,3}$";
 
 /// The document as served by this deployment: the `ChannelName` schema lists
 /// the configured channel names and `SessionPinText` the configured lengths.
