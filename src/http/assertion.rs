@@ -28,7 +28,7 @@ pub struct AssertionRequest {
 /// A bad assertion is 401 `invalid_token` (410 `token_expired`, 409
 /// `token_used`); another customer than the interaction's `customer_ref`
 /// is 403 `customer_mismatch`.
-#[utoipa::path(post, path = "/v1/interactions/{id}/assertion", tag = "pre-chat", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/interactions/{id}/assertion", operation_id = "accept_assertion", tag = "pre-chat", security(("api_key" = [])),
     params(("id" = uuid::Uuid, Path)), request_body = AssertionRequest,
     responses((status = 200, body = AssertionOutcome), ApiKeyErrors, E403, E404, E409, E410, E423,
               JsonBodyErrors))]

@@ -81,9 +81,14 @@ raw_schema!(NewChallenge);
 /// Start an OTP or PIN challenge; replaces the interaction's open one.
 ///
 /// Never answers the code. A delivery failure is 502 and uses no send allowance.
-#[utoipa::path(post, path = "/v1/interactions/{id}/challenges", tag = "challenges", security(("api_key" = [])),
-    params(("id" = Uuid, Path)), request_body = NewChallenge,
-    responses((status = 201, body = StartedChallenge), ApiKeyErrors, E403, E404, E409, E423, E429, E502,
+#[utoipa::path(post, path = "/v1/interactions/{id}/challenges", operation_id = "start_challenge", tag = "challenges",
+    security(("api_key" = [])), params(("id" = Uuid, Path)), request_body = NewChallenge,
+    responses((status = 201, body = StartedChallenge, links(
+                  ("verify" = (operation_id = "verify_code",
+                      parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
+                  ("reveal" = (operation_id = "reveal_code",
+                      parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
+              )), ApiKeyErrors, E403, E404, E409, E423, E429, E502,
               JsonBodyErrors))]
 async fn start(
     State(st): State<AppState>,
@@ -121,7 +126,7 @@ pub struct CodeBody {
 ///
 /// A wrong code is 401 `invalid_code` with `attempts_remaining`; the failure
 /// that reaches the lockout threshold is 423 `locked` (403 `banned` when it bans).
-#[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/verify", tag = "challenges",
+#[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/verify", operation_id = "verify_code", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)), request_body = CodeBody,
     responses((status = 200, body = Verified), ApiKeyErrors, E403, E404, E409, E410, E423,
               JsonBodyErrors))]
@@ -145,7 +150,7 @@ async fn verify(
 }
 
 /// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).
-#[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", tag = "challenges",
+#[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", operation_id = "reveal_code", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
     responses((status = 200, body = RevealedCode), ApiKeyErrors, E403, E404, E409, E410, E422))]
 async fn reveal(

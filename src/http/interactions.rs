@@ -71,8 +71,22 @@ impl From<NewInteractionBody> for NewInteraction {
 /// Create an interaction, or return the existing one for the same channel and conversation.
 #[utoipa::path(post, path = "/v1/interactions", tag = "interactions", request_body = NewInteractionBody,
     security(("api_key" = [])),
-    responses((status = 201, description = "created", body = InteractionView),
-              (status = 200, description = "already existed", body = InteractionView),
+    responses((status = 201, description = "created", body = InteractionView, links(
+                  ("read" = (operation_id = "get_interaction", parameters(("id" = "$response.body#/id")))),
+                  ("start_challenge" = (operation_id = "start_challenge", parameters(("id" = "$response.body#/id")))),
+                  ("issue_link" = (operation_id = "issue_link", parameters(("id" = "$response.body#/id")))),
+                  ("accept_assertion" = (operation_id = "accept_assertion", parameters(("id" = "$response.body#/id")))),
+                  ("activity" = (operation_id = "activity", parameters(("id" = "$response.body#/id")))),
+                  ("logout" = (operation_id = "logout_interaction", parameters(("id" = "$response.body#/id")))),
+              )),
+              (status = 200, description = "already existed", body = InteractionView, links(
+                  ("read" = (operation_id = "get_interaction", parameters(("id" = "$response.body#/id")))),
+                  ("start_challenge" = (operation_id = "start_challenge", parameters(("id" = "$response.body#/id")))),
+                  ("issue_link" = (operation_id = "issue_link", parameters(("id" = "$response.body#/id")))),
+                  ("accept_assertion" = (operation_id = "accept_assertion", parameters(("id" = "$response.body#/id")))),
+                  ("activity" = (operation_id = "activity", parameters(("id" = "$response.body#/id")))),
+                  ("logout" = (operation_id = "logout_interaction", parameters(("id" = "$response.body#/id")))),
+              )),
               ApiKeyErrors, E403, JsonBodyErrors))]
 async fn create_interaction(
     State(st): State<AppState>,
@@ -213,7 +227,7 @@ async fn activity(
 }
 
 /// End the authentication; status `unauthenticated`.
-#[utoipa::path(post, path = "/v1/interactions/{id}/logout", tag = "interactions", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/interactions/{id}/logout", operation_id = "logout_interaction", tag = "interactions", security(("api_key" = [])),
     params(("id" = Uuid, Path)),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses((status = 200, body = InteractionView), ApiKeyErrors, E404, JsonBodyErrors))]

@@ -193,7 +193,7 @@ raw_schema!(LoginCallback);
 /// `invalid_token`, 410 `token_expired`), the signature (401
 /// `invalid_signature`), one-time use (409 `token_used`), the subject's lock
 /// (423 `locked`, 403 `banned`), `expected_customer` (403 `customer_mismatch`).
-#[utoipa::path(post, path = "/v1/login/callback", tag = "login", security(),
+#[utoipa::path(post, path = "/v1/login/callback", operation_id = "login_callback", tag = "login", security(),
     params(SignedHeaders), request_body = LoginCallback,
     responses((status = 200, body = CallbackOutcome), E401, E403, E404, E409, E410, E423, E503,
               JsonBodyErrors))]

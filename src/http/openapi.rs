@@ -159,7 +159,38 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi) -> Value {
     for (name, schema) in raw_schemas() {
         doc["components"]["schemas"][name] = schema;
     }
+    camel_case_links(&mut doc);
     doc
+}
+
+/// utoipa 5 writes a Link object's fields in snake case (`operation_id`);
+/// OpenAPI spells them `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+        .flat_map(|r| r.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(Value::as_object_mut) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.to_string(), v);
+                }
+            }
+        }
+    }
 }
 
 /// An optional request body (`request_body = Option<T>`) is described by

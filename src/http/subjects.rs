@@ -19,7 +19,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A subject's failures, lockouts, lock and ban; an unknown subject is all zeros.
-#[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/subjects/{subject}", operation_id = "read_subject", tag = "subjects", security(("api_key" = [])),
     params(("subject" = super::openapi::CustomerRefText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
     responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E422))]
@@ -37,7 +37,7 @@ async fn read(
 }
 
 /// Clear a subject's failures, lockout and ban (admin).
-#[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", tag = "subjects", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", operation_id = "unlock_subject", tag = "subjects", security(("api_key" = [])),
     params(("subject" = super::openapi::CustomerRefText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),

@@ -314,6 +314,12 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
         }
     }
     assert_eq!(operations, 19);
+    // Links let a client (and a fuzzer) follow a created interaction and
+    // challenge; written the OpenAPI way (`operationId`).
+    let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
+        ["links"]["verify"];
+    assert_eq!(verify["operationId"], "verify_code", "{verify}");
+    assert_eq!(verify["parameters"]["cid"], "$response.body#/challenge_id");
     for status in ["423", "429"] {
         let r = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"][status];
         assert!(r["headers"].get("Retry-After").is_some(), "{status}: {r}");
