@@ -273,7 +273,7 @@ problem_responses! {
     E423 = "423", true, "`locked`: the subject is locked out (`locked_until`, `Retry-After`)";
     E429 = "429", true, "`rate_limited`: too many challenges sent (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
-    E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long";
+    E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections";
 }
 
 /// The answers of every operation that reads a JSON body.

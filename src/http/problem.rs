@@ -65,6 +65,9 @@ pub enum ProblemCode {
     RateLimited,
     ChannelError,
     StoreUnavailable,
+    /// 503 before any route: more connections are open than
+    /// `server.max_connections` (not in the contract's table; `Retry-After`).
+    Overloaded,
 }
 
 /// An error answer, `application/problem+json` (RFC 9457). Only the OpenAPI
@@ -176,6 +179,7 @@ mod tests {
             Error::CustomerMismatch,
             Error::Banned,
             Error::NotFound(""),
+            Error::RequestTimeout,
             Error::TokenUsed,
             Error::ChallengeUsed,
             Error::NoSessionPin,
@@ -188,10 +192,11 @@ mod tests {
             Error::Channel(String::new()),
             Error::StoreUnavailable,
         ];
-        for e in answered {
-            let code: Result<ProblemCode, _> =
-                serde_json::from_value(serde_json::Value::String(e.code().into()));
-            assert!(code.is_ok(), "{} is not in ProblemCode", e.code());
+        let codes = answered.iter().map(Error::code).chain(["overloaded"]);
+        for code in codes {
+            let parsed: Result<ProblemCode, _> =
+                serde_json::from_value(serde_json::Value::String(code.into()));
+            assert!(parsed.is_ok(), "{code} is not in ProblemCode");
         }
     }
 }
