@@ -6,13 +6,14 @@
 #
 # Usage: .ci/schemathesis.sh [memory|redis ...]   (default: memory redis)
 # Knobs: SCHEMATHESIS (an installed CLI, skips the install), SCHEMATHESIS_VERSION, SCHEMATHESIS_MAX_EXAMPLES,
-#        SCHEMATHESIS_MAX_TIME (seconds per store), CHATGATE_BIN.
+#        SCHEMATHESIS_MAX_TIME (seconds per store), SCHEMATHESIS_SEED, CHATGATE_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 version="${SCHEMATHESIS_VERSION:-4.32.5}"
 max_examples="${SCHEMATHESIS_MAX_EXAMPLES:-30}"
 max_time="${SCHEMATHESIS_MAX_TIME:-120}"
+seed="${SCHEMATHESIS_SEED:-42}"
 stores=("$@")
 [ ${#stores[@]} -gt 0 ] || stores=(memory redis)
 
@@ -158,7 +159,9 @@ for store in "${stores[@]}"; do
   fi
 
   # Bounded: at most $max_examples cases per operation and $max_time
-  # seconds in all, so this step stays well under 10 minutes.
+  # seconds in all, so this step stays well under 10 minutes. One worker:
+  # with several threads, Hypothesis on CPython 3.11 can fail at random
+  # ("AST constructor recursion depth mismatch"), a runner error, not ours.
   # .ci/schemathesis.toml: the few statuses valid data may get because of
   # state a schema cannot express (each justified there).
   if ! "$st" --config-file .ci/schemathesis.toml run "$base/openapi.json" \
@@ -166,8 +169,8 @@ for store in "${stores[@]}"; do
     --header "Authorization: Bearer $api_key" \
     --max-examples "$max_examples" \
     --max-time "$max_time" \
-    --seed 42 \
-    --workers 2 \
+    --seed "$seed" \
+    --workers 1 \
     --request-timeout 10 \
     --no-color; then
     echo "schemathesis: failures on $store (gateway log follows)" >&2

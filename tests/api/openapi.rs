@@ -397,8 +397,15 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
         "^[0-9]{1,20}$"
     );
     assert_eq!(schemas["ConversationIdText"]["maxLength"], 256);
-    assert_eq!(schemas["CustomerRefText"]["maxLength"], 256);
-    assert_eq!(schemas["CustomerIdText"]["maxLength"], 1024);
+    // Identifiers are trimmed: their length is in the pattern.
+    assert!(schemas["CustomerRefText"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("{0,254}"));
+    assert!(schemas["CustomerIdText"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("{0,1022}"));
     assert_eq!(schemas["Stage"]["enum"], json!(["mid_chat", "pre_chat"]));
     // `limit` 1..500 and the status enum.
     let list = &doc["paths"]["/v1/interactions"]["get"]["parameters"];

@@ -19,6 +19,16 @@ mod classes {
     /// Every format character (general category Cf), computed from the same
     /// Unicode tables the gateway checks with.
     pub fn format() -> String {
+        ranges(|c| c.general_category() == GeneralCategory::Format)
+    }
+
+    /// Every white-space character `str::trim` removes (`char::is_whitespace`).
+    pub fn whitespace() -> String {
+        ranges(char::is_whitespace)
+    }
+
+    /// The characters for which `pick` holds, as character-class ranges.
+    fn ranges(pick: impl Fn(char) -> bool) -> String {
         let mut out = String::new();
         let mut run: Option<(char, char)> = None;
         let flush = |run: Option<(char, char)>, out: &mut String| {
@@ -31,7 +41,7 @@ mod classes {
             }
         };
         for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
-            if c.general_category() == GeneralCategory::Format {
+            if pick(c) {
                 run = match run {
                     Some((a, b)) if u32::from(b) + 1 == u32::from(c) => Some((a, c)),
                     other => {
@@ -64,8 +74,11 @@ fn text(description: &str, max: usize, pattern: String) -> RefOr<Schema> {
         .into()
 }
 
-/// `input::identifier`: no control, separator or format character, no
-/// white space at either end (ends are trimmed, then NFKC-normalised).
+/// `input::identifier`: trimmed, then 1 to `max` characters with no
+/// control, separator or format character and no white space at either end.
+/// The white space around it is free (trimmed away, also line breaks), so
+/// the length is in the pattern, not a `maxLength`. (NFKC may still change
+/// the length of a few rare compatibility characters.)
 fn identifier(description: &str, max: usize) -> RefOr<Schema> {
     let refused = format!(
         "{}{}{}",
@@ -73,11 +86,16 @@ fn identifier(description: &str, max: usize) -> RefOr<Schema> {
         classes::SEPARATOR,
         classes::format()
     );
-    text(
-        description,
-        max,
-        format!("^[^\\s{refused}](?:[^{refused}]*[^\\s{refused}])?$"),
-    )
+    let ws = classes::whitespace();
+    let inner = max.saturating_sub(2);
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(Some(1))
+        .pattern(Some(format!(
+            "^[{ws}]*[^{ws}{refused}](?:[^{refused}]{{0,{inner}}}[^{ws}{refused}])?[{ws}]*$"
+        )))
+        .into()
 }
 
 /// Named text schemas, one per rule of `domain::input`.
@@ -153,8 +171,10 @@ mod tests {
             panic!("an object schema");
         };
         let pattern = o.pattern.unwrap_or_default();
-        assert!(pattern.starts_with("^[^\\s\\u0000-\\u001F"), "{pattern}");
+        // Trimmed white space (line breaks too) around 1..=256 characters.
+        assert!(pattern.starts_with("^[\\u0009-\\u000D\\u0020"), "{pattern}");
+        assert!(pattern.contains("{0,254}"), "{pattern}");
         assert!(pattern.contains("\\u2028\\u2029"), "{pattern}");
-        assert_eq!(o.max_length, Some(256));
+        assert_eq!(o.max_length, None);
     }
 }
