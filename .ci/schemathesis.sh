@@ -158,6 +158,8 @@ for store in "${stores[@]}"; do
     exit 1
   fi
 
+  # `GET /v1/events` is left out: it is an endless Server-Sent Events
+  # stream (a fuzzer's request only times out); tests/api cover it.
   # Bounded: at most $max_examples cases per operation and $max_time
   # seconds in all, so this step stays well under 10 minutes. One worker:
   # with several threads, Hypothesis on CPython 3.11 can fail at random
@@ -166,6 +168,7 @@ for store in "${stores[@]}"; do
   # state a schema cannot express (each justified there).
   if ! "$st" --config-file .ci/schemathesis.toml run "$base/openapi.json" \
     --checks all \
+    --exclude-operation-id events \
     --header "Authorization: Bearer $api_key" \
     --max-examples "$max_examples" \
     --max-time "$max_time" \

@@ -64,6 +64,7 @@ pub(crate) use raw_schema;
         (name = "pre-chat", description = "Pre-chat identity assertions"),
         (name = "challenges", description = "OTP and session-PIN challenges"),
         (name = "subjects", description = "Failures, lockouts and bans"),
+        (name = "events", description = "The live event stream"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]
