@@ -142,6 +142,19 @@ impl Gateway {
                         )),
                         t => t,
                     };
+                    // A conversation on an SMS or e-mail channel is reached
+                    // through the interaction's contact: without one, nothing
+                    // can be sent (a request problem, not a provider failure).
+                    if let Some((ch, to)) = &target {
+                        if self.needs_recipient(ch)
+                            && self.recipient(&w.rec, ch, to.clone()).is_none()
+                        {
+                            return Err(Error::invalid(
+                                "delivery",
+                                "this channel needs the interaction's contact, and it has none",
+                            ));
+                        }
+                    }
                     if delivery == Delivery::Agent && !s.otp.show_to_agents {
                         return Err(Error::invalid(
                             "delivery",

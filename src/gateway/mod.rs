@@ -33,7 +33,7 @@ pub use view::InteractionView;
 pub use website::SignatureHeaders;
 
 use crate::channels::{self, Channels, Fill, Message, Purpose};
-use crate::config::{Config, Team};
+use crate::config::{ChannelKind, Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::error::{Error, Result};
@@ -112,6 +112,7 @@ impl Gateway {
         fill: Fill<'_>,
     ) -> std::result::Result<(), channels::ChannelError> {
         let chat = Chat::of(rec);
+        let to = self.recipient(rec, channel, to);
         self.send_message(
             team,
             &chat,
@@ -153,6 +154,32 @@ impl Gateway {
             subject,
         };
         self.channels.send(&msg).await
+    }
+
+    /// Whom a message on `channel` goes to: `to` when given, else, on kinds
+    /// that send to a person rather than a conversation (Twilio, SMTP), the
+    /// interaction's contact (CONTRACT 3.11). `None` there: nobody to send to.
+    pub fn recipient(
+        &self,
+        rec: &InteractionRecord,
+        channel: &str,
+        to: Option<String>,
+    ) -> Option<String> {
+        to.or_else(
+            || match self.config.channels.get(channel).map(|c| &c.kind) {
+                Some(ChannelKind::Twilio { .. }) => rec.contact.phone.clone(),
+                Some(ChannelKind::Smtp { .. }) => rec.contact.email.clone(),
+                _ => None,
+            },
+        )
+    }
+
+    /// Whether `channel` sends to a person (a phone or an e-mail address).
+    pub fn needs_recipient(&self, channel: &str) -> bool {
+        matches!(
+            self.config.channels.get(channel).map(|c| &c.kind),
+            Some(ChannelKind::Twilio { .. } | ChannelKind::Smtp { .. })
+        )
     }
 
     /// An event about one interaction, outside an interaction's unit of

@@ -8,7 +8,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, Now, PathParam, QueryParams};
+use super::extract::{parse_id, unknown_field, Now, PathParam, QueryParams};
+use super::openapi::{ApiKeyErrors, E404, E422};
 use super::AppState;
 use crate::config::Dur;
 use crate::domain::assurance::Policy;
@@ -26,10 +27,7 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
         .keys()
         .find(|k| !matches!(k.as_str(), "max_age" | "methods" | "intent"))
     {
-        return Err(Error::invalid(
-            "query",
-            &format!("{unknown:?} is not a parameter of this endpoint"),
-        ));
+        return Err(unknown_field(unknown));
     }
     if let Some(intent) = q.get("intent") {
         if q.contains_key("max_age") || q.contains_key("methods") {
@@ -76,12 +74,19 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
 }
 
 /// Is the current authentication recent and strong enough for one action?
-#[utoipa::path(get, path = "/v1/interactions/{id}/assurance", tag = "interactions", security(("api_key" = [])),
-    params(("id" = String, Path),
-           ("max_age" = Option<String>, Query, description = "a duration: 90s, 5m, 2h"),
-           ("methods" = Option<String>, Query, description = "comma-separated: login_link, pre_chat, otp, pin"),
-           ("intent" = Option<String>, Query, description = "a named policy of the settings; not with max_age or methods")),
-    responses((status = 200, body = AssuranceView)))]
+///
+/// A bad duration, an unknown method or intent, or `intent` together with
+/// `max_age` or `methods` is 422.
+#[utoipa::path(get, path = "/v1/interactions/{id}/assurance", operation_id = "assurance", tag = "interactions",
+    security(("api_key" = [])),
+    params(("id" = Uuid, Path),
+           ("max_age" = Option<String>, Query, min_length = 1, description = "a duration: 90s, 5m, 2h (more than 0s)"),
+           ("methods" = Option<String>, Query,
+            pattern = "^ *(login_link|pre_chat|otp|pin) *(, *(login_link|pre_chat|otp|pin) *)*$",
+            description = "comma-separated: login_link, pre_chat, otp, pin"),
+           ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
+            description = "a named policy of the settings; not with max_age or methods")),
+    responses((status = 200, body = AssuranceView), ApiKeyErrors, E404, E422))]
 async fn assurance(
     State(st): State<AppState>,
     Now(now): Now,

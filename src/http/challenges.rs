@@ -3,14 +3,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, JsonBody, Now, PathParam};
+use super::extract::{parse_id, JsonBody, NoQuery, Now, PathParam};
+use super::openapi::{
+    raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422, E423, E429,
+    E502,
+};
 use super::AppState;
 use crate::error::Result;
-use crate::gateway::{NewChallenge, RevealedCode, StartedChallenge, Verified};
+use crate::gateway::{self, RevealedCode, StartedChallenge, Verified};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -19,13 +24,77 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reveal))
 }
 
+/// `POST /v1/interactions/{id}/challenges` body (CONTRACT 3.7).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewChallenge {
+    pub method: String,
+    pub delivery: Option<String>,
+    pub to: Option<String>,
+}
+
+impl From<NewChallenge> for gateway::NewChallenge {
+    fn from(b: NewChallenge) -> Self {
+        gateway::NewChallenge {
+            method: b.method,
+            delivery: b.delivery,
+            to: b.to,
+        }
+    }
+}
+
+/// The rules of [`NewChallenge`] for the document: which `delivery` goes
+/// with which `method`, and `to` only for `sms` (a phone number) or `email`.
+impl RawSchema for NewChallenge {
+    fn json() -> serde_json::Value {
+        let variant = |title: &str,
+                       method: &str,
+                       delivery: serde_json::Value,
+                       to: serde_json::Value,
+                       delivery_required: bool| {
+            let required = if delivery_required {
+                json!(["method", "delivery"])
+            } else {
+                json!(["method"])
+            };
+            json!({"title": title, "type": "object", "additionalProperties": false, "required": required,
+                   "properties": {"method": {"const": method}, "delivery": delivery, "to": to}})
+        };
+        let null = json!({"type": "null"});
+        json!({
+            "description": "`method` `otp` or `pin`. For OTP, `delivery` is `chat` (default), `sms`, `email` or `agent`; \
+                `to` names the number or address for `sms`/`email`, else the interaction's `contact` is used. \
+                A PIN prompt goes into the chat.",
+            "oneOf": [
+                variant("otp in the chat or for an agent", "otp", json!({"enum": ["chat", "agent", null]}), null.clone(), false),
+                variant("otp by sms", "otp", json!({"const": "sms"}),
+                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
+                variant("otp by e-mail", "otp", json!({"const": "email"}),
+                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
+                variant("pin", "pin", json!({"enum": ["chat", null]}), null, false),
+            ]
+        })
+    }
+}
+raw_schema!(NewChallenge);
+
 /// Start an OTP or PIN challenge; replaces the interaction's open one.
-#[utoipa::path(post, path = "/v1/interactions/{id}/challenges", tag = "challenges", security(("api_key" = [])),
-    params(("id" = String, Path)), request_body = NewChallenge, responses((status = 201, body = StartedChallenge)))]
+///
+/// Never answers the code. A delivery failure is 502 and uses no send allowance.
+#[utoipa::path(post, path = "/v1/interactions/{id}/challenges", operation_id = "start_challenge", tag = "challenges",
+    security(("api_key" = [])), params(("id" = Uuid, Path)), request_body = NewChallenge,
+    responses((status = 201, body = StartedChallenge, links(
+                  ("verify" = (operation_id = "verify_code",
+                      parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
+                  ("reveal" = (operation_id = "reveal_code",
+                      parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
+              )), ApiKeyErrors, E403, E404, E409, E423, E429, E502,
+              JsonBodyErrors))]
 async fn start(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam(id): PathParam<String>,
     body: JsonBody<NewChallenge>,
 ) -> Result<(StatusCode, Json<StartedChallenge>)> {
@@ -36,26 +105,36 @@ async fn start(
         StatusCode::CREATED,
         Json(
             st.gateway
-                .start_challenge(team, id, body.value, now)
+                .start_challenge(team, id, body.value.into(), now)
                 .await?,
         ),
     ))
 }
 
+/// `POST .../verify` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Code)]
 pub struct CodeBody {
-    /// 1 to 20 ASCII digits.
+    /// What the customer typed: 1 to 20 ASCII digits (else 422, not counted);
+    /// a PIN also within the channel's PIN lengths.
+    #[schema(pattern = "^[0-9]{1,20}$")]
     pub code: String,
 }
 
 /// Check a code.
-#[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/verify", tag = "challenges",
-    security(("api_key" = [])), params(("id" = String, Path), ("cid" = String, Path)), request_body = CodeBody,
-    responses((status = 200, body = Verified)))]
+///
+/// A wrong code is 401 `invalid_code` with `attempts_remaining`; the failure
+/// that reaches the lockout threshold is 423 `locked` (403 `banned` when it bans).
+#[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/verify", operation_id = "verify_code", tag = "challenges",
+    security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)), request_body = CodeBody,
+    responses((status = 200, body = Verified), ApiKeyErrors, E403, E404, E409, E410, E423,
+              JsonBodyErrors))]
 async fn verify(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam((id, cid)): PathParam<(String, String)>,
     body: JsonBody<CodeBody>,
 ) -> Result<Json<Verified>> {
@@ -70,14 +149,15 @@ async fn verify(
     ))
 }
 
-/// The open OTP, for an agent, where the team allows it.
-#[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", tag = "challenges",
-    security(("api_key" = [])), params(("id" = String, Path), ("cid" = String, Path)),
-    responses((status = 200, body = RevealedCode)))]
+/// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).
+#[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", operation_id = "reveal_code", tag = "challenges",
+    security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
+    responses((status = 200, body = RevealedCode), ApiKeyErrors, E403, E404, E409, E410, E422))]
 async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam((id, cid)): PathParam<(String, String)>,
 ) -> Result<Json<RevealedCode>> {
     caller.require_agent()?;

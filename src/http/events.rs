@@ -18,6 +18,7 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::extract::QueryParams;
+use super::openapi::{ApiKeyErrors, E403, E422};
 use super::AppState;
 use crate::error::{Error, Result};
 use crate::events::stream::{self, Start};
@@ -34,7 +35,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     params(("Last-Event-ID" = Option<String>, Header,
         description = "the `id:` of the last event received; resumes after it")),
     responses((status = 200, content_type = "text/event-stream", body = String,
-        description = "`id:`, `event:` (the type), `data:` (the event JSON) per event; `: keep-alive` every 15 s")))]
+        description = "`id:`, `event:` (the type), `data:` (the event JSON) per event; `: keep-alive` every 15 s"),
+        ApiKeyErrors, E403, E422))]
 async fn events(
     State(st): State<AppState>,
     caller: Caller,

@@ -62,36 +62,94 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>,
 }
 
 /// Parses JSON into `T`, naming the field on error but never its value.
+/// A member the body does not define is 422 naming it (CONTRACT 3.2);
+/// the body DTOs refuse them with `#[serde(deny_unknown_fields)]`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    // Every body is an object: serde would fill a struct from an array too.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::BadRequest("the body must be a JSON object".into()));
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let detail = match inner.classify() {
+        let within = |field: &str| {
+            if path == "." {
+                field.to_string()
+            } else {
+                format!("{path}.{field}")
+            }
+        };
+        match inner.classify() {
             serde_json::error::Category::Data => {
                 let msg = inner.to_string();
-                if let Some(rest) = msg.strip_prefix("missing field ") {
-                    let field = rest.split(" at line").next().unwrap_or(rest);
-                    let field = field.trim_matches('`');
-                    if path == "." {
-                        format!("{field}: required")
+                if let Some(field) = quoted_after(&msg, "missing field ") {
+                    Error::BadRequest(format!("{}: required", within(field)))
+                } else if let Some(field) = quoted_after(&msg, "unknown field ") {
+                    // The path may already end at the unknown member.
+                    if path == field || path.ends_with(&format!(".{field}")) {
+                        unknown_field(&path)
                     } else {
-                        format!("{path}.{field}: required")
+                        unknown_field(&within(field))
                     }
                 } else if path == "." {
-                    "the body must be a JSON object of the documented shape".into()
+                    Error::BadRequest(
+                        "the body must be a JSON object of the documented shape".into(),
+                    )
                 } else {
-                    format!("{path}: wrong JSON type or value")
+                    Error::BadRequest(format!("{path}: wrong JSON type or value"))
                 }
             }
-            _ => "the body is not valid JSON".into(),
-        };
-        Error::BadRequest(detail)
+            _ => Error::BadRequest("the body is not valid JSON".into()),
+        }
     })?;
     // Nothing but white space may follow the value.
     de.end()
         .map_err(|_| Error::BadRequest("the body is not valid JSON".into()))?;
     Ok(value)
+}
+
+/// For a member that is an object: `null` or absent is `None`; an array is
+/// refused (serde would fill a struct from one).
+pub fn object<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::de::Error as _;
+    match <Option<serde_json::Value> as serde::Deserialize>::deserialize(d)? {
+        None => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => serde_json::from_value(v)
+            .map(Some)
+            .map_err(D::Error::custom),
+        Some(_) => Err(D::Error::custom("must be an object")),
+    }
+}
+
+/// The name serde quotes as `` `name` `` after `prefix` at the start of `msg`.
+fn quoted_after<'m>(msg: &'m str, prefix: &str) -> Option<&'m str> {
+    let rest = msg.strip_prefix(prefix)?.strip_prefix('`')?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+/// 422 naming a body member or query parameter the operation does not
+/// define. The name is the client's own text: cut short and stripped of
+/// control characters before it goes into `detail`.
+pub fn unknown_field(name: &str) -> Error {
+    let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    Error::invalid(&shown, "is not defined by this operation")
+}
+
+/// The JSON object members of a hand-parsed body that are not among `known`:
+/// the first one is 422.
+pub fn only_members(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    known: &[&str],
+) -> Result<(), Error> {
+    match obj.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(k) => Err(unknown_field(k)),
+        None => Ok(()),
+    }
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
@@ -106,6 +164,15 @@ impl<T: DeserializeOwned> FromRequest<AppState> for JsonBody<T> {
             raw,
         })
     }
+}
+
+/// A body that defines no member: empty, or `{}` (activity, logout, unlock).
+pub async fn empty_body(req: Request, state: &AppState) -> Result<(), Error> {
+    if let Some(bytes) = json_bytes(req, state).await? {
+        let body: serde_json::Map<String, serde_json::Value> = parse_json(&bytes)?;
+        only_members(&body, &[])?;
+    }
+    Ok(())
 }
 
 /// The moment this request is handled: the clock is read once, here.
@@ -137,13 +204,43 @@ impl From<axum::extract::rejection::PathRejection> for Error {
     }
 }
 
-/// `Query`, rejecting in our format: 400 `invalid_request`.
+/// `Query`, rejecting in our format: a parameter the operation does not
+/// define (the query structs `deny_unknown_fields`) is 422 naming it; any
+/// other query that does not decode is 400 `invalid_request`.
 #[derive(axum::extract::FromRequestParts)]
 #[from_request(via(axum::extract::Query), rejection(Error))]
 pub struct QueryParams<T>(pub T);
 
 impl From<axum::extract::rejection::QueryRejection> for Error {
-    fn from(_: axum::extract::rejection::QueryRejection) -> Self {
-        Error::BadRequest("the query string does not decode".into())
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        let text = e.body_text();
+        let unknown = text
+            .find("unknown field `")
+            .and_then(|at| quoted_after(&text[at..], "unknown field "));
+        match unknown {
+            Some(name) => unknown_field(name),
+            None => Error::BadRequest("the query string does not decode".into()),
+        }
+    }
+}
+
+/// For operations that define no query parameter: any one is 422 naming it
+/// (CONTRACT 3.2: a typo must never silently change what happens).
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        if parts.uri.query().is_none_or(str::is_empty) {
+            return Ok(NoQuery);
+        }
+        let pairs: axum::extract::Query<Vec<(String, String)>> =
+            axum::extract::Query::try_from_uri(&parts.uri)
+                .map_err(|_| Error::BadRequest("the query string does not decode".into()))?;
+        match pairs.0.first() {
+            Some((name, _)) => Err(unknown_field(name)),
+            None => Ok(NoQuery),
+        }
     }
 }

@@ -4,12 +4,18 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Json;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{json_bytes, parse_id, JsonBody, Now, PathParam};
+use super::extract::{
+    json_bytes, only_members, parse_id, parse_json, JsonBody, NoQuery, Now, PathParam,
+};
+use super::openapi::{
+    raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E401, E403, E404, E409, E410, E423, E503,
+};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
@@ -26,23 +32,63 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(customer_logout))
 }
 
+/// `mid_chat` (default) or `pre_chat`.
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum Stage {
+    MidChat,
+    PreChat,
+}
+
+/// `POST /v1/interactions/{id}/login-links` body; every member optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(as = NewLoginLink)]
+pub struct LinkBody {
+    #[schema(value_type = Option<Stage>)]
+    pub stage: Option<String>,
+    /// What the login is for; carried in the token.
+    #[schema(value_type = Option<super::openapi::DisplayText>)]
+    pub scope: Option<String>,
+    /// The customer id the login must prove, else 403 `customer_mismatch`.
+    #[schema(value_type = Option<super::openapi::CustomerIdText>)]
+    pub expected_customer: Option<String>,
+    /// Send the `login_link` template into the chat (default false).
+    pub deliver: Option<bool>,
+}
+
+impl From<LinkBody> for LinkRequest {
+    fn from(b: LinkBody) -> Self {
+        LinkRequest {
+            stage: b.stage,
+            scope: b.scope,
+            expected_customer: b.expected_customer,
+            deliver: b.deliver,
+        }
+    }
+}
+
 /// Issue a signed login link for an interaction.
 #[utoipa::path(post, path = "/v1/interactions/{id}/login-links", tag = "login", security(("api_key" = [])),
-    params(("id" = String, Path)), request_body = LinkRequest, responses((status = 201, body = IssuedLink)))]
+    params(("id" = Uuid, Path)), request_body(content = Option<LinkBody>, description = "optional"),
+    responses((status = 201, body = IssuedLink), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn issue_link(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam(id): PathParam<String>,
     req: Request,
 ) -> Result<(StatusCode, Json<IssuedLink>)> {
     caller.require_bot()?;
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
-    let body: LinkRequest = match json_bytes(req, &st).await? {
-        Some(bytes) => super::extract::parse_json(&bytes)?,
-        None => LinkRequest::default(),
+    let body: LinkBody = match json_bytes(req, &st).await? {
+        Some(bytes) => parse_json(&bytes)?,
+        None => LinkBody::default(),
     };
+    let body = LinkRequest::from(body);
     Ok((
         StatusCode::CREATED,
         Json(st.gateway.issue_link(team, id, body, now).await?),
@@ -63,6 +109,7 @@ fn parse_callback(v: &Value) -> Result<Callback> {
     let obj = v
         .as_object()
         .ok_or_else(|| Error::BadRequest("the body must be a JSON object".into()))?;
+    only_members(obj, &["token", "outcome", "customer"])?;
     let token = match obj.get("token") {
         Some(Value::String(s)) => s.clone(),
         Some(_) => return Err(Error::BadRequest("token: must be a string".into())),
@@ -102,12 +149,58 @@ fn parse_callback(v: &Value) -> Result<Callback> {
     })
 }
 
+/// The login page's callback body (CONTRACT 3.5). Parsed by hand
+/// ([`parse_callback`]) so each rule answers its own status; this type
+/// states the same rules for the document: `customer.id` is required on
+/// `success`, other `customer` members are kept strings.
+pub struct LoginCallback;
+
+impl RawSchema for LoginCallback {
+    fn json() -> Value {
+        let customer = |required: bool| {
+            let mut c = json!({
+                "type": "object",
+                "description": "The proven customer; members other than `id` are kept as the interaction's `customer`.",
+                "properties": {"id": {"$ref": "#/components/schemas/CustomerIdText"}},
+                "propertyNames": {"pattern": "^[A-Za-z0-9_.-]{1,64}$"},
+                "additionalProperties": {"$ref": "#/components/schemas/DisplayText"},
+            });
+            if required {
+                c["required"] = json!(["id"]);
+            }
+            c
+        };
+        let token = json!({"type": "string", "description": "The login token from the link."});
+        json!({
+            "description": "The login result, posted server to server by the login page.",
+            "oneOf": [
+                {"title": "success", "type": "object", "additionalProperties": false,
+                 "required": ["token", "outcome", "customer"],
+                 "properties": {"token": token, "outcome": {"const": "success"}, "customer": customer(true)}},
+                {"title": "failure", "type": "object", "additionalProperties": false,
+                 "required": ["token", "outcome"],
+                 "properties": {"token": token, "outcome": {"const": "failure"},
+                                "customer": {"oneOf": [{"type": "null"}, customer(false)]}}}
+            ]
+        })
+    }
+}
+raw_schema!(LoginCallback);
+
 /// The login page posts the login result, signed by Standard Webhooks.
-#[utoipa::path(post, path = "/v1/login/callback", tag = "login",
-    responses((status = 200, body = CallbackOutcome)))]
+///
+/// Checked in order: the body (400/422, nothing used up), the token (401
+/// `invalid_token`, 410 `token_expired`), the signature (401
+/// `invalid_signature`), one-time use (409 `token_used`), the subject's lock
+/// (423 `locked`, 403 `banned`), `expected_customer` (403 `customer_mismatch`).
+#[utoipa::path(post, path = "/v1/login/callback", operation_id = "login_callback", tag = "login", security(),
+    params(SignedHeaders), request_body = LoginCallback,
+    responses((status = 200, body = CallbackOutcome), E401, E403, E404, E409, E410, E423, E503,
+              JsonBodyErrors))]
 async fn callback(
     State(st): State<AppState>,
     Now(now): Now,
+    _: NoQuery,
     headers: HeaderMap,
     body: JsonBody<Value>,
 ) -> Result<Json<CallbackOutcome>> {
@@ -120,9 +213,17 @@ async fn callback(
 }
 
 /// Short login link: 302 to the full URL while the token is valid.
-#[utoipa::path(get, path = "/l/{code}", tag = "login", params(("code" = String, Path)),
-    responses((status = 302, description = "to the login page"), (status = 410, description = "expired"),
-              (status = 404, description = "never issued")))]
+///
+/// Fetching it never uses the link up. Query parameters are ignored here
+/// (chat apps and link trackers decorate links).
+#[utoipa::path(get, path = "/l/{code}", tag = "login", security(),
+    params(("code" = String, Path, max_length = 128, description = "the code of a short URL")),
+    responses(
+        (status = 302, description = "to the login page",
+         headers(("Location" = String, description = "the full login URL"))),
+        (status = 410, description = "the link has expired: a page when `text/html` is accepted, else `token_expired`",
+         content((String = "text/html"), (super::problem::Problem = "application/problem+json"))),
+        E404, E503))]
 async fn short_link(
     State(st): State<AppState>,
     Now(now): Now,
@@ -167,19 +268,60 @@ async fn short_link(
     }
 }
 
+/// The Standard Webhooks headers of a signed request.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct SignedHeaders {
+    /// Unique id of this message.
+    #[param(rename = "webhook-id")]
+    webhook_id: String,
+    /// Unix seconds; within ±5 minutes of the gateway's clock.
+    #[param(rename = "webhook-timestamp")]
+    webhook_timestamp: String,
+    /// Space-separated `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, with one of the team's security keys.
+    #[param(rename = "webhook-signature")]
+    webhook_signature: String,
+}
+
+/// `POST /v1/customers/logout` body.
+#[derive(utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct CustomerLogout {
+    /// The team id.
+    team: String,
+    /// The customer whose authenticated interactions end (`customer.id` or `customer_ref`).
+    #[schema(value_type = super::openapi::CustomerIdText)]
+    customer_id: String,
+}
+
+/// How many interactions a back-channel logout ended.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct LoggedOut {
+    #[schema(minimum = 0)]
+    logged_out: usize,
+}
+
 /// A website logs a customer out of every authenticated interaction.
-#[utoipa::path(post, path = "/v1/customers/logout", tag = "login",
-    responses((status = 200, body = Object, example = json!({"logged_out": 1}))))]
+///
+/// The body is checked first (400/422), then the signature: an unknown team
+/// is 401 `invalid_signature`, like a wrong key.
+#[utoipa::path(post, path = "/v1/customers/logout", tag = "login", security(),
+    params(SignedHeaders), request_body = CustomerLogout,
+    responses((status = 200, body = LoggedOut), E401, E503, JsonBodyErrors))]
 async fn customer_logout(
     State(st): State<AppState>,
     Now(now): Now,
+    _: NoQuery,
     headers: HeaderMap,
     body: JsonBody<Value>,
-) -> Result<Json<Value>> {
+) -> Result<Json<LoggedOut>> {
     let obj = body
         .value
         .as_object()
         .ok_or_else(|| Error::BadRequest("the body must be a JSON object".into()))?;
+    only_members(obj, &["team", "customer_id"])?;
     let field = |name: &str| match obj.get(name) {
         Some(Value::String(s)) => Ok(s.clone()),
         Some(_) => Err(Error::BadRequest(format!("{name}: must be a string"))),
@@ -197,5 +339,5 @@ async fn customer_logout(
             now,
         )
         .await?;
-    Ok(Json(serde_json::json!({ "logged_out": n })))
+    Ok(Json(LoggedOut { logged_out: n }))
 }

@@ -9,6 +9,7 @@ mod events;
 mod extract;
 mod interactions;
 mod login;
+mod openapi;
 mod ops;
 mod problem;
 mod subjects;
@@ -20,12 +21,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -47,28 +46,9 @@ pub struct AppState {
     pub openapi: Arc<String>,
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "chatgate", description = "Authentication gateway for conversational messaging. Errors are application/problem+json with a stable `code`."),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "api_key",
-            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
-        );
-    }
-}
-
 /// All API routes with their OpenAPI description.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(interactions::router())
         .merge(login::router())
         .merge(assertion::router())
@@ -80,21 +60,23 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .split_for_parts()
 }
 
-/// The OpenAPI document, as served at `/openapi.json`.
+/// The OpenAPI document, before [`openapi::for_deployment`] fills in the
+/// configured channel names and PIN lengths.
 pub fn openapi_json() -> String {
-    api().1.to_pretty_json().unwrap_or_default()
+    serde_json::to_string_pretty(&openapi::finish(api().1)).unwrap_or_default()
 }
 
 /// The complete application: routes, fallbacks and middleware.
 pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) -> Router {
     let (routes, doc) = api();
     let api_keys = Arc::new(ApiKeys::from_config(&gateway.config));
+    let document = Arc::new(openapi::for_deployment(doc, &gateway.config));
     let state = AppState {
         gateway,
         clock,
         api_keys,
         metrics,
-        openapi: Arc::new(doc.to_json().unwrap_or_default()),
+        openapi: document,
     };
     let request_id = HeaderName::from_static("x-request-id");
     // Layers run outside-in in the reverse order of the `.layer` calls:
@@ -105,7 +87,6 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
     // are below the router, in `crate::server`; the body timeout is where
     // the body is read, `extract::json_bytes`.)
     routes
-        .route("/openapi.json", get(ops::openapi))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(run_to_completion))

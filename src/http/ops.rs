@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::openapi::E503;
 use super::AppState;
 use crate::error::Error;
 
@@ -15,17 +16,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
+        .routes(routes!(openapi))
+}
+
+/// `{"status": "ok"}` or `{"status": "ready"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Health {
+    status: String,
 }
 
 /// 200 while the process runs.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Object)))]
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(),
+    responses((status = 200, body = Health, example = json!({"status": "ok"}))))]
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// 200 when the store answers, else 503.
-#[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, body = Object), (status = 503, description = "store unavailable")))]
+/// 200 when the store answers, else 503 (also while shutting down).
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(),
+    responses((status = 200, body = Health, example = json!({"status": "ready"})), E503))]
 async fn readyz(State(st): State<AppState>) -> Response {
     if st
         .gateway
@@ -45,14 +55,18 @@ async fn readyz(State(st): State<AppState>) -> Response {
 }
 
 /// Prometheus text; names prefixed `chatgate_`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(),
+    responses((status = 200, body = String, content_type = "text/plain")))]
 async fn metrics_text(State(st): State<AppState>) -> Response {
     let body = st.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// The OpenAPI 3.1 document of this API (served at `/openapi.json`).
-pub async fn openapi(State(st): State<AppState>) -> Response {
+/// This document: OpenAPI 3.1 of the whole API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(),
+    responses((status = 200, body = Object, content_type = "application/json",
+               description = "an OpenAPI 3.1 document")))]
+async fn openapi(State(st): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

@@ -2,9 +2,11 @@
 //! (RFC 9457) with the contract's `code` (CONTRACT 3.2).
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::Error;
+use crate::time::Timestamp;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -35,6 +37,66 @@ fn title(code: &str) -> &'static str {
         "overloaded" => "Overloaded",
         _ => "Internal error",
     }
+}
+
+/// The `code` of a problem: one of the contract's table (CONTRACT 3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemCode {
+    InvalidRequest,
+    Unauthorized,
+    InvalidToken,
+    InvalidSignature,
+    InvalidCode,
+    Forbidden,
+    CustomerMismatch,
+    Banned,
+    NotFound,
+    RequestTimeout,
+    TokenUsed,
+    ChallengeUsed,
+    NoSessionPin,
+    TokenExpired,
+    ChallengeExpired,
+    ChallengeExhausted,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    Locked,
+    RateLimited,
+    ChannelError,
+    StoreUnavailable,
+    /// 503 before any route: more connections are open than
+    /// `server.max_connections` (not in the contract's table; `Retry-After`).
+    Overloaded,
+}
+
+/// An error answer, `application/problem+json` (RFC 9457). Only the OpenAPI
+/// document uses this type; [`body`] builds the same shape.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct Problem {
+    /// `urn:chatgate:problem:{code}`.
+    #[serde(rename = "type")]
+    #[schema(example = "urn:chatgate:problem:invalid_request")]
+    pub kind: String,
+    /// A short, fixed title for the code.
+    pub title: String,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// A safe sentence; for request errors it names the field, never its value.
+    pub detail: String,
+    pub code: ProblemCode,
+    /// `invalid_code` only: always true.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requires_2fa: Option<bool>,
+    /// `invalid_code` only: wrong codes left on this challenge.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0)]
+    pub attempts_remaining: Option<u32>,
+    /// `locked` only: when the lockout ends (also in `Retry-After`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locked_until: Option<Timestamp>,
 }
 
 /// The problem+json body for `status` and `code`.
@@ -95,5 +157,46 @@ impl IntoResponse for Error {
             }
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answered_code_is_a_documented_code() {
+        let answered = [
+            Error::BadRequest(String::new()),
+            Error::Unprocessable(String::new()),
+            Error::Unauthorized,
+            Error::InvalidToken(""),
+            Error::InvalidSignature(""),
+            Error::InvalidCode {
+                attempts_remaining: 0,
+            },
+            Error::Forbidden(""),
+            Error::CustomerMismatch,
+            Error::Banned,
+            Error::NotFound(""),
+            Error::RequestTimeout,
+            Error::TokenUsed,
+            Error::ChallengeUsed,
+            Error::NoSessionPin,
+            Error::TokenExpired,
+            Error::ChallengeExpired,
+            Error::ChallengeExhausted,
+            Error::PayloadTooLarge,
+            Error::UnsupportedMediaType,
+            Error::RateLimited { retry_after: 1 },
+            Error::Channel(String::new()),
+            Error::StoreUnavailable,
+        ];
+        let codes = answered.iter().map(Error::code).chain(["overloaded"]);
+        for code in codes {
+            let parsed: Result<ProblemCode, _> =
+                serde_json::from_value(serde_json::Value::String(code.into()));
+            assert!(parsed.is_ok(), "{code} is not in ProblemCode");
+        }
     }
 }

@@ -1,11 +1,12 @@
 //! Subjects: failures, lockouts, bans; admin unlock (CONTRACT 3.4).
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{Now, PathParam};
+use super::extract::{empty_body, NoQuery, Now, PathParam};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::subject::SubjectView;
@@ -18,13 +19,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A subject's failures, lockouts, lock and ban; an unknown subject is all zeros.
-#[utoipa::path(get, path = "/v1/subjects/{subject}", tag = "subjects", security(("api_key" = [])),
-    params(("subject" = String, Path, description = "customer_ref, or interaction:{id}; percent-encoded")),
-    responses((status = 200, body = SubjectView)))]
+#[utoipa::path(get, path = "/v1/subjects/{subject}", operation_id = "read_subject", tag = "subjects", security(("api_key" = [])),
+    params(("subject" = super::openapi::CustomerRefText, Path,
+            description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
+    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E422))]
 async fn read(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
     caller.require_agent()?;
@@ -34,15 +37,21 @@ async fn read(
 }
 
 /// Clear a subject's failures, lockout and ban (admin).
-#[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", tag = "subjects", security(("api_key" = [])),
-    params(("subject" = String, Path)), responses((status = 200, body = SubjectView)))]
+#[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", operation_id = "unlock_subject", tag = "subjects", security(("api_key" = [])),
+    params(("subject" = super::openapi::CustomerRefText, Path,
+            description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, JsonBodyErrors))]
 async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    _: NoQuery,
     PathParam(subject): PathParam<String>,
+    req: Request,
 ) -> Result<Json<SubjectView>> {
     caller.require_admin()?;
+    empty_body(req, &st).await?;
     let subject = input::subject(&subject)?;
     let team = st.gateway.team(&caller.team)?;
     Ok(Json(st.gateway.unlock_subject(team, &subject, now).await?))

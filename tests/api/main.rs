@@ -15,6 +15,7 @@ mod hardening;
 mod integrity;
 mod login_flow;
 mod logs;
+mod openapi;
 mod outbox;
 mod prechat;
 mod properties;

@@ -1,0 +1,327 @@
+//! The OpenAPI 3.1 document (`/openapi.json`), generated from the handlers'
+//! `#[utoipa::path]` annotations and the DTOs' `ToSchema` derives: the
+//! shared parts live here — the bearer scheme, the error answers every
+//! operation lists (one [`Problem`] schema), and the few facts that come from
+//! this deployment's configuration (channel names, session-PIN lengths).
+//!
+//! The document is a test oracle (`.ci/schemathesis.sh`): every status a
+//! handler can answer is listed, and every constraint the handlers enforce
+//! is in the schemas, no more and no less.
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr};
+use utoipa::{IntoResponses, OpenApi};
+
+use super::problem::{Problem, ProblemCode, PROBLEM_JSON};
+use crate::config::Config;
+
+mod text;
+pub use text::{
+    ConversationIdText, CustomerIdText, CustomerRefText, DisplayText, EmailText, PhoneText,
+};
+
+/// A schema whose rules a derive cannot state (conditional requirements,
+/// `const`), written as JSON Schema. Its `ToSchema` (from [`raw_schema!`])
+/// is a placeholder that [`for_deployment`] replaces by [`RawSchema::json`].
+pub trait RawSchema {
+    fn json() -> Value;
+}
+
+/// Implements `ToSchema` for a [`RawSchema`] type, under its type name.
+macro_rules! raw_schema {
+    ($t:ty) => {
+        impl utoipa::PartialSchema for $t {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new().into()
+            }
+        }
+        impl utoipa::ToSchema for $t {}
+    };
+}
+pub(crate) use raw_schema;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "chatgate",
+        description = "Authentication gateway for conversational messaging.\n\n\
+            Errors are `application/problem+json` (RFC 9457) with a stable `code`. \
+            A body field or query parameter an operation does not define is 422 `invalid_request` naming it. \
+            Bots, agents and admins send `Authorization: Bearer <api key>`; \
+            the login page and the website sign their requests (Standard Webhooks) instead."
+    ),
+    servers((url = "/", description = "this gateway")),
+    components(schemas(Problem, ProblemCode, ChannelName, SessionPinText, EmptyBody, ConversationIdText, CustomerRefText, CustomerIdText, DisplayText, PhoneText, EmailText)),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "interactions", description = "Conversations and whether they are authenticated"),
+        (name = "login", description = "Login links, the login page's callback, back-channel logout"),
+        (name = "pre-chat", description = "Pre-chat identity assertions"),
+        (name = "challenges", description = "OTP and session-PIN challenges"),
+        (name = "subjects", description = "Failures, lockouts and bans"),
+        (name = "events", description = "The live event stream"),
+        (name = "operations", description = "Health, readiness, metrics, this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The `api_key` security scheme: `Authorization: Bearer <api key>`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+    }
+}
+
+/// A channel name: in the served document, an enum of the configured ones
+/// (see [`for_deployment`]); a name the caller's team lacks is 422.
+pub struct ChannelName;
+
+impl utoipa::PartialSchema for ChannelName {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ChannelName {}
+
+/// A session PIN: digits, `pin.min_length..=pin.max_length` of the
+/// interaction's channel (the served document states the system defaults).
+pub struct SessionPinText;
+
+impl utoipa::PartialSchema for SessionPinText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some("^[0-9]{4,20}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for SessionPinText {}
+
+/// The document as served by this deployment: the `ChannelName` schema lists
+/// the configured channel names and `SessionPinText` the configured lengths.
+pub fn for_deployment(mut doc: utoipa::openapi::OpenApi, config: &Config) -> String {
+    let mut channels: Vec<String> = config
+        .teams
+        .values()
+        .flat_map(|t| t.channels.iter().cloned())
+        .collect();
+    channels.sort();
+    channels.dedup();
+    let pin = &config.defaults.pin;
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.schemas.insert(
+        "ChannelName".into(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "A channel of the caller's team (another configured name is 422).",
+            ))
+            .enum_values(Some(channels))
+            .into(),
+    );
+    components.schemas.insert(
+        "SessionPinText".into(),
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Digits only, pin.min_length..pin.max_length of the channel's settings.",
+            ))
+            .pattern(Some(format!(
+                "^[0-9]{{{},{}}}$",
+                pin.min_length, pin.max_length
+            )))
+            .into(),
+    );
+    finish(doc).to_string()
+}
+
+/// The generated document, completed: optional bodies, raw schemas.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> Value {
+    optional_bodies_are_absent(&mut doc);
+    let Ok(mut doc) = serde_json::to_value(&doc) else {
+        return Value::Null;
+    };
+    for (name, schema) in raw_schemas() {
+        doc["components"]["schemas"][name] = schema;
+    }
+    camel_case_links(&mut doc);
+    doc
+}
+
+/// utoipa 5 writes a Link object's fields in snake case (`operation_id`);
+/// OpenAPI spells them `operationId`, `operationRef`, `requestBody`.
+fn camel_case_links(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let responses = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|op| op.get_mut("responses").and_then(Value::as_object_mut))
+        .flat_map(|r| r.values_mut());
+    for response in responses {
+        let Some(links) = response.get_mut("links").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        for link in links.values_mut().filter_map(Value::as_object_mut) {
+            for (from, to) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(v) = link.remove(from) {
+                    link.insert(to.to_string(), v);
+                }
+            }
+        }
+    }
+}
+
+/// An optional request body (`request_body = Option<T>`) is described by
+/// utoipa as "`T` or JSON `null`"; ours is "`T`, or no body at all" (a JSON
+/// `null` is not an object: 400). Keep only `T`.
+fn optional_bodies_are_absent(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::OneOf;
+    use utoipa::openapi::Required;
+    for item in doc.paths.paths.values_mut() {
+        let ops = [&mut item.post, &mut item.put, &mut item.patch];
+        for op in ops.into_iter().flatten() {
+            let Some(body) = op.request_body.as_mut() else {
+                continue;
+            };
+            if body.required == Some(Required::True) {
+                continue;
+            }
+            for content in body.content.values_mut() {
+                if let Some(RefOr::T(Schema::OneOf(OneOf { items, .. }))) = &content.schema {
+                    if let [RefOr::T(Schema::Object(null)), inner] = items.as_slice() {
+                        if null.schema_type == Type::Null.into() {
+                            content.schema = Some(inner.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One problem+json answer; `Retry-After` where the status carries it.
+fn problem(description: &str, retry_after: bool) -> Response {
+    let mut b = ResponseBuilder::new().description(description).content(
+        PROBLEM_JSON,
+        ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("Problem")))
+            .build(),
+    );
+    if retry_after {
+        b = b.header(
+            "Retry-After",
+            HeaderBuilder::new()
+                .schema(
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .minimum(Some(0)),
+                )
+                .description(Some("whole seconds"))
+                .build(),
+        );
+    }
+    b.build()
+}
+
+/// Error answers for `#[utoipa::path(responses(...))]`: `E404` lists 404
+/// `not_found`, and so on. Each is a problem+json [`Problem`].
+macro_rules! problem_responses {
+    ($($name:ident = $status:literal, $retry:literal, $desc:literal;)*) => {$(
+        #[doc = concat!("`", stringify!($status), "`: ", $desc)]
+        pub struct $name;
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                BTreeMap::from([($status.to_string(), problem($desc, $retry).into())])
+            }
+        }
+    )*};
+}
+
+problem_responses! {
+    E400 = "400", false, "`invalid_request`: not JSON, a required field missing, or a field of the wrong JSON type (named in `detail`)";
+    E401 = "401", false, "`unauthorized` (no or unknown API key); on signed or token requests `invalid_token`, `invalid_signature`; on verify `invalid_code`";
+    E403 = "403", false, "`forbidden` (the key's role may not do this), `customer_mismatch` or `banned`";
+    E404 = "404", false, "`not_found`: no such resource for this team";
+    E408 = "408", false, "`request_timeout`: the body did not arrive in time";
+    E409 = "409", false, "`token_used`, `challenge_used` or `no_session_pin`";
+    E410 = "410", false, "`token_expired`, `challenge_expired` or `challenge_exhausted`";
+    E413 = "413", false, "`payload_too_large`: body over 64 KiB";
+    E415 = "415", false, "`unsupported_media_type`: the body is not declared JSON";
+    E422 = "422", false, "`invalid_request`: a value that is not allowed, or a field or query parameter the operation does not define (named in `detail`)";
+    E423 = "423", true, "`locked`: the subject is locked out (`locked_until`, `Retry-After`)";
+    E429 = "429", true, "`rate_limited`: too many challenges sent (`Retry-After`)";
+    E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
+    E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections";
+}
+
+/// The answers of every operation that reads a JSON body.
+pub struct JsonBodyErrors;
+
+impl IntoResponses for JsonBodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = E400::responses();
+        all.extend(E408::responses());
+        all.extend(E413::responses());
+        all.extend(E415::responses());
+        all.extend(E422::responses());
+        all
+    }
+}
+
+/// The answers of every operation behind an API key (a role check adds [`E403`]).
+pub struct ApiKeyErrors;
+
+impl IntoResponses for ApiKeyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = E401::responses();
+        all.extend(E503::responses());
+        all
+    }
+}
+
+/// A body that may be empty or `{}` and defines no member.
+pub struct EmptyBody;
+
+impl RawSchema for EmptyBody {
+    fn json() -> Value {
+        json!({
+            "type": "object",
+            "additionalProperties": false,
+            "maxProperties": 0,
+            "description": "No member is defined: the body is empty or `{}`."
+        })
+    }
+}
+raw_schema!(EmptyBody);
+
+/// The raw schemas, by component name.
+fn raw_schemas() -> [(&'static str, Value); 3] {
+    [
+        ("EmptyBody", EmptyBody::json()),
+        ("LoginCallback", super::login::LoginCallback::json()),
+        ("NewChallenge", super::challenges::NewChallenge::json()),
+    ]
+}

@@ -1,0 +1,180 @@
+//! The text rules of `domain::input` as named string schemas (one
+//! component each, referenced by the DTOs with `value_type`), so the
+//! document accepts exactly what the gateway accepts.
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::openapi::RefOr;
+
+/// Character classes of the text rules in `domain::input`, as regular
+/// expression ranges (BMP as `\uXXXX`, others as the characters themselves).
+mod classes {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+
+    /// `char::is_control`.
+    pub const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
+    /// Line and paragraph separators.
+    pub const SEPARATOR: &str = "\\u2028\\u2029";
+    /// Explicit bidirectional formatting characters.
+    pub const BIDI: &str = "\\u061C\\u200E\\u200F\\u202A-\\u202E\\u2066-\\u2069";
+
+    /// Every format character (general category Cf), computed from the same
+    /// Unicode tables the gateway checks with.
+    pub fn format() -> String {
+        ranges(|c| c.general_category() == GeneralCategory::Format)
+    }
+
+    /// Every white-space character `str::trim` removes (`char::is_whitespace`).
+    pub fn whitespace() -> String {
+        ranges(char::is_whitespace)
+    }
+
+    /// The characters for which `pick` holds, as character-class ranges.
+    fn ranges(pick: impl Fn(char) -> bool) -> String {
+        let mut out = String::new();
+        let mut run: Option<(char, char)> = None;
+        let flush = |run: Option<(char, char)>, out: &mut String| {
+            if let Some((a, b)) = run {
+                out.push_str(&escape(a));
+                if b != a {
+                    out.push('-');
+                    out.push_str(&escape(b));
+                }
+            }
+        };
+        for c in (0..=0x10FFFF_u32).filter_map(char::from_u32) {
+            if pick(c) {
+                run = match run {
+                    Some((a, b)) if u32::from(b) + 1 == u32::from(c) => Some((a, c)),
+                    other => {
+                        flush(other, &mut out);
+                        Some((c, c))
+                    }
+                };
+            }
+        }
+        flush(run, &mut out);
+        out
+    }
+
+    fn escape(c: char) -> String {
+        match u16::try_from(u32::from(c)) {
+            Ok(u) => format!("\\u{u:04X}"),
+            Err(_) => c.to_string(),
+        }
+    }
+}
+
+/// A text rule of `domain::input` as a string schema.
+fn text(description: &str, max: usize, pattern: String) -> RefOr<Schema> {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(Some(1))
+        .max_length(Some(max))
+        .pattern(Some(pattern))
+        .into()
+}
+
+/// `input::identifier`: trimmed, then 1 to `max` characters with no
+/// control, separator or format character and no white space at either end.
+/// The white space around it is free (trimmed away, also line breaks), so
+/// the length is in the pattern, not a `maxLength`. (NFKC may still change
+/// the length of a few rare compatibility characters.)
+fn identifier(description: &str, max: usize) -> RefOr<Schema> {
+    let refused = format!(
+        "{}{}{}",
+        classes::CONTROL,
+        classes::SEPARATOR,
+        classes::format()
+    );
+    let ws = classes::whitespace();
+    let inner = max.saturating_sub(2);
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some(description))
+        .min_length(Some(1))
+        .pattern(Some(format!(
+            "^[{ws}]*[^{ws}{refused}](?:[^{refused}]{{0,{inner}}}[^{ws}{refused}])?[{ws}]*$"
+        )))
+        .into()
+}
+
+/// Named text schemas, one per rule of `domain::input`.
+macro_rules! text_schemas {
+    ($($name:ident => $schema:expr;)*) => {$(
+        pub struct $name;
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                $schema
+            }
+        }
+        impl utoipa::ToSchema for $name {}
+    )*};
+}
+
+text_schemas! {
+    ConversationIdText => text(
+        "The chat's own id of the conversation: 1 to 256 characters, no control characters.",
+        256,
+        format!("^[^{}]*$", classes::CONTROL),
+    );
+    CustomerRefText => identifier(
+        "A customer reference: 1 to 256 characters once trimmed and NFKC-normalised; \
+         no control, line-separator or format (invisible, bidi) characters; not starting with `interaction:`.",
+        256,
+    );
+    CustomerIdText => identifier(
+        "A customer id: 1 to 1024 characters once trimmed and NFKC-normalised; \
+         no control, line-separator or format (invisible, bidi) characters.",
+        1024,
+    );
+    DisplayText => text(
+        "Text shown to people: 1 to 1024 characters; no control, line-separator or bidi characters.",
+        1024,
+        format!("^[^{}{}{}]*$", classes::CONTROL, classes::SEPARATOR, classes::BIDI),
+    );
+    PhoneText => text(
+        "A phone number: `+` and 6 to 15 digits.",
+        16,
+        "^\\+?[0-9]{6,15}$".to_string(),
+    );
+    EmailText => text(
+        "An e-mail address that the SMTP channel accepts, e.g. `ada@example.com`.",
+        254,
+        EMAIL_PATTERN.to_string(),
+    );
+}
+
+/// The e-mail addresses the document promises to accept: dot-atoms of
+/// ASCII `atext` (at most 64 before the `@`), and a domain of at least two
+/// letter-digit-hyphen labels. `input::email` accepts every one of them
+/// (and a few more that the SMTP channel can send to).
+const EMAIL_PATTERN: &str = "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,30}(?:\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,16}){0,2}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?){1,3}$";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_characters_come_from_the_gateways_own_tables() {
+        let cf = classes::format();
+        // Soft hyphen, zero-width space to right-to-left mark, BOM, and an
+        // astral one (language tag) written as itself.
+        for part in ["\\u00AD", "\\u200B-\\u200F", "\\uFEFF", "\u{E0001}"] {
+            assert!(cf.contains(part), "{part} missing from {cf}");
+        }
+        assert!(!cf.contains("\\u0041"), "A is not a format character");
+    }
+
+    #[test]
+    fn identifiers_refuse_blank_ends_and_format_characters() {
+        let RefOr::T(Schema::Object(o)) = identifier("id", 256) else {
+            panic!("an object schema");
+        };
+        let pattern = o.pattern.unwrap_or_default();
+        // Trimmed white space (line breaks too) around 1..=256 characters.
+        assert!(pattern.starts_with("^[\\u0009-\\u000D\\u0020"), "{pattern}");
+        assert!(pattern.contains("{0,254}"), "{pattern}");
+        assert!(pattern.contains("\\u2028\\u2029"), "{pattern}");
+        assert_eq!(o.max_length, None);
+    }
+}

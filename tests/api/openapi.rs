@@ -1,0 +1,442 @@
+//! The OpenAPI document as the API's contract (CONTRACT 3.2, 3.4): every
+//! body member and query parameter an operation does not define is 422
+//! naming it; the document states the errors, constraints and security of
+//! every operation. (`.ci/schemathesis.sh` fuzzes the running gateway
+//! against the same document.)
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+/// Asserts a 422 `invalid_request` whose `detail` names `field`.
+async fn assert_names(res: reqwest::Response, field: &str) {
+    let body = assert_problem(res, 422, "invalid_request").await;
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with(&format!("{field}:")),
+        "{field} not named: {detail}"
+    );
+}
+
+both_stores!(
+    unknown_body_members_are_422_naming_them,
+    |app: TestApp| async move {
+        let bot = Some(app.keys.bot.as_str());
+        let post = |path: String, key: Option<&str>, body: Value| {
+            let app = &app;
+            let key = key.map(str::to_string);
+            async move { app.post_json(&path, key.as_deref(), &body).await }
+        };
+        let res = post(
+            "/v1/interactions".into(),
+            bot,
+            json!({"channel": "webchat", "conversation_id": "c1", "colour": "red"}),
+        )
+        .await;
+        assert_names(res, "colour").await;
+        let res = post(
+            "/v1/interactions".into(),
+            bot,
+            json!({"channel": "webchat", "conversation_id": "c1", "contact": {"fax": "+15551230000"}}),
+        )
+        .await;
+        assert_names(res, "contact.fax").await;
+        // Nothing was created by the refused requests.
+        let page = app
+            .get_json("/v1/interactions", Some(&app.keys.agent))
+            .await;
+        assert!(page_ids(&page).is_empty(), "{page}");
+
+        let id = app.new_interaction().await;
+        let cases = [
+            ("login-links", json!({"stag": "pre_chat"}), "stag"),
+            (
+                "assertion",
+                json!({"assertion": "x.y.z", "jti": "1"}),
+                "jti",
+            ),
+            (
+                "challenges",
+                json!({"method": "otp", "deliveri": "sms"}),
+                "deliveri",
+            ),
+            ("activity", json!({"seen": true}), "seen"),
+            ("logout", json!({"everywhere": true}), "everywhere"),
+        ];
+        for (op, body, field) in cases {
+            let res = post(format!("/v1/interactions/{id}/{op}"), bot, body).await;
+            assert_names(res, field).await;
+        }
+        let res = post(
+            format!("/v1/interactions/{id}/challenges/{id}/verify"),
+            bot,
+            json!({"code": "123456", "pin": "1"}),
+        )
+        .await;
+        assert_names(res, "pin").await;
+        let res = post(
+            "/v1/subjects/cust-1/unlock".into(),
+            Some(&app.keys.admin),
+            json!({"all": true}),
+        )
+        .await;
+        assert_names(res, "all").await;
+        // The interaction was not logged out or touched by a refused body.
+        assert_eq!(app.get(&id).await["status"], "unauthenticated");
+
+        // The signed endpoints: refused before anything is checked or used up.
+        let link = app.issue_link(&id, json!({})).await;
+        let token = link["token"].as_str().unwrap();
+        let body = json!({"token": token, "outcome": "success", "customer": {"id": "cust-1"}, "remember": true});
+        let res = app.post_signed("/v1/login/callback", &body, None).await;
+        assert_names(res, "remember").await;
+        let res = app
+            .callback(token, "success", json!({"id": "cust-1"}))
+            .await;
+        assert_eq!(res.status(), 200, "the token was not used up");
+        let body = json!({"team": "acme", "customer_id": "cust-1", "reason": "x"});
+        let res = app.post_signed("/v1/customers/logout", &body, None).await;
+        assert_names(res, "reason").await;
+        assert_eq!(app.get(&id).await["status"], "authenticated");
+    }
+);
+
+both_stores!(
+    unknown_query_parameters_are_422_naming_them,
+    |app: TestApp| async move {
+        let agent = Some(app.keys.agent.as_str());
+        let get = |path: &str| app.request(Method::GET, path, agent).send();
+        assert_names(get("/v1/interactions?limt=5").await.unwrap(), "limt").await;
+        assert_names(
+            get("/v1/interactions?limit=5&colour=red").await.unwrap(),
+            "colour",
+        )
+        .await;
+        let id = app.new_interaction().await;
+        assert_names(
+            get(&format!("/v1/interactions/{id}?verbose=1"))
+                .await
+                .unwrap(),
+            "verbose",
+        )
+        .await;
+        assert_names(get("/v1/subjects/cust-1?x=1").await.unwrap(), "x").await;
+        let res = app
+            .request(
+                Method::POST,
+                "/v1/interactions?dry_run=1",
+                Some(&app.keys.bot),
+            )
+            .json(&json!({"channel": "webchat", "conversation_id": "q"}))
+            .send()
+            .await
+            .unwrap();
+        assert_names(res, "dry_run").await;
+        // Finding an interaction by conversation is not supported yet: said so.
+        let res = get("/v1/interactions?channel=webchat&conversation_id=q")
+            .await
+            .unwrap();
+        let body = assert_problem(res, 422, "invalid_request").await;
+        assert!(body["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("conversation_id:"));
+        // A defined parameter with an empty value is not "absent".
+        assert_names(get("/v1/interactions?status=").await.unwrap(), "status").await;
+        assert_names(get("/v1/interactions?cursor=").await.unwrap(), "cursor").await;
+        // The defined ones still work.
+        let res = get("/v1/interactions?status=unauthenticated&channel=webchat&limit=1")
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+);
+
+both_stores!(
+    bodies_and_contacts_must_be_objects,
+    |app: TestApp| async move {
+        // serde fills a struct from an array too: `["webchat", "c"]` was a
+        // valid interaction. Every body, and `contact`, is an object.
+        let res = app
+            .post_json(
+                "/v1/interactions",
+                Some(&app.keys.bot),
+                &json!(["webchat", "c"]),
+            )
+            .await;
+        assert_problem(res, 400, "invalid_request").await;
+        let res = app
+            .post_json(
+                "/v1/interactions",
+                Some(&app.keys.bot),
+                &json!({"channel": "webchat", "conversation_id": "c", "contact": [null, null]}),
+            )
+            .await;
+        let body = assert_problem(res, 400, "invalid_request").await;
+        assert!(body["detail"].as_str().unwrap().starts_with("contact"));
+        let page = app
+            .get_json("/v1/interactions", Some(&app.keys.agent))
+            .await;
+        assert!(page_ids(&page).is_empty(), "{page}");
+    }
+);
+
+both_stores!(
+    an_sms_conversation_is_reached_through_its_contact,
+    |app: TestApp| async move {
+        // No contact: nothing can be sent, so 422 (not 502, no provider was asked).
+        let v = app
+            .create(json!({"channel": "sms", "conversation_id": "s1"}))
+            .await;
+        let res = app
+            .post_json(
+                &format!("/v1/interactions/{}/challenges", v["id"].as_str().unwrap()),
+                Some(&app.keys.bot),
+                &json!({"method": "otp"}),
+            )
+            .await;
+        assert_names(res, "delivery").await;
+        // With a contact, the code goes to its phone (CONTRACT 3.11).
+        let v = app
+            .create(json!({"channel": "sms", "conversation_id": "s2", "contact": {"phone": "+15551230000"}}))
+            .await;
+        let res = app
+            .post_json(
+                &format!("/v1/interactions/{}/challenges", v["id"].as_str().unwrap()),
+                Some(&app.keys.bot),
+                &json!({"method": "otp"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let reqs = app.chat.received_requests().await.unwrap();
+        let sms: Vec<_> = reqs
+            .iter()
+            .filter(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json")
+            .collect();
+        assert_eq!(sms.len(), 1, "one SMS, to the contact");
+        let form: std::collections::HashMap<String, String> =
+            url::form_urlencoded::parse(&sms[0].body)
+                .into_owned()
+                .collect();
+        assert_eq!(form["To"], "+15551230000");
+    }
+);
+
+both_stores!(
+    an_email_the_smtp_channel_cannot_send_to_is_422,
+    |app: TestApp| async move {
+        for email in [
+            format!("ada@{}.example", "b".repeat(64)),
+            format!("{}@example.com", "a".repeat(65)),
+        ] {
+            let res = app
+                .post_json(
+                    "/v1/interactions",
+                    Some(&app.keys.bot),
+                    &json!({"channel": "webchat", "conversation_id": "e", "contact": {"email": email}}),
+                )
+                .await;
+            assert_names(res, "contact.email").await;
+        }
+    }
+);
+
+/// The served document.
+async fn document() -> Option<(TestApp, Value)> {
+    let app = spawn_app(Backend::Memory).await?;
+    let res = app
+        .request(Method::GET, "/openapi.json", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    Some((app, doc))
+}
+
+const PUBLIC: [&str; 7] = [
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/l/{code}",
+    "/v1/login/callback",
+    "/v1/customers/logout",
+];
+
+#[tokio::test]
+async fn the_document_states_security_servers_and_errors_of_every_operation() {
+    let Some((_app, doc)) = document().await else {
+        return;
+    };
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    assert_eq!(doc["servers"][0]["url"], "/");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["scheme"],
+        "bearer"
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/openapi.json"));
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let security = &op["security"];
+            if PUBLIC.contains(&path.as_str()) {
+                assert_eq!(security, &json!([]), "{method} {path} is public");
+            } else {
+                assert_eq!(security, &json!([{"api_key": []}]), "{method} {path}");
+                for status in ["401", "503"] {
+                    assert!(
+                        op["responses"].get(status).is_some(),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+            let responses = op["responses"].as_object().unwrap();
+            for (status, r) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        r["content"]["application/problem+json"]["schema"]["$ref"],
+                        "#/components/schemas/Problem",
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+            if method == "post" {
+                for status in ["400", "413", "415", "422"] {
+                    assert!(
+                        responses.contains_key(status),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(operations, 21);
+    // Links let a client (and a fuzzer) follow a created interaction and
+    // challenge; written the OpenAPI way (`operationId`).
+    let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
+        ["links"]["verify"];
+    assert_eq!(verify["operationId"], "verify_code", "{verify}");
+    assert_eq!(verify["parameters"]["cid"], "$response.body#/challenge_id");
+    for status in ["423", "429"] {
+        let r = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"][status];
+        assert!(r["headers"].get("Retry-After").is_some(), "{status}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn the_document_states_the_constraints_the_handlers_enforce() {
+    let Some((_app, doc)) = document().await else {
+        return;
+    };
+    let schemas = &doc["components"]["schemas"];
+    // Every code of CONTRACT 3.2.
+    let codes: Vec<&str> = schemas["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for code in [
+        "invalid_request",
+        "unauthorized",
+        "invalid_token",
+        "invalid_signature",
+        "invalid_code",
+        "forbidden",
+        "customer_mismatch",
+        "banned",
+        "not_found",
+        "request_timeout",
+        "token_used",
+        "challenge_used",
+        "no_session_pin",
+        "token_expired",
+        "challenge_expired",
+        "challenge_exhausted",
+        "payload_too_large",
+        "unsupported_media_type",
+        "locked",
+        "rate_limited",
+        "channel_error",
+        "store_unavailable",
+    ] {
+        assert!(codes.contains(&code), "{code}");
+    }
+    // Closed bodies.
+    for name in [
+        "NewInteraction",
+        "NewContact",
+        "NewLoginLink",
+        "AssertionRequest",
+        "Code",
+        "CustomerLogout",
+        "EmptyBody",
+    ] {
+        assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
+    }
+    for name in ["NewChallenge", "LoginCallback"] {
+        for variant in schemas[name]["oneOf"].as_array().unwrap() {
+            assert_eq!(variant["additionalProperties"], false, "{name}");
+        }
+    }
+    // ... except the callback's customer, which keeps other string members.
+    let success = &schemas["LoginCallback"]["oneOf"][0];
+    assert_eq!(success["properties"]["customer"]["required"], json!(["id"]));
+    assert_eq!(
+        success["properties"]["customer"]["additionalProperties"]["$ref"],
+        "#/components/schemas/DisplayText"
+    );
+    // The configured channels, the PIN lengths, the code's digits.
+    assert_eq!(schemas["ChannelName"]["enum"], json!(["sms", "webchat"]));
+    assert_eq!(schemas["SessionPinText"]["pattern"], "^[0-9]{4,20}$");
+    assert_eq!(
+        schemas["Code"]["properties"]["code"]["pattern"],
+        "^[0-9]{1,20}$"
+    );
+    assert_eq!(schemas["ConversationIdText"]["maxLength"], 256);
+    // Identifiers are trimmed: their length is in the pattern.
+    assert!(schemas["CustomerRefText"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("{0,254}"));
+    assert!(schemas["CustomerIdText"]["pattern"]
+        .as_str()
+        .unwrap()
+        .contains("{0,1022}"));
+    assert_eq!(schemas["Stage"]["enum"], json!(["mid_chat", "pre_chat"]));
+    // `limit` 1..500 and the status enum.
+    let list = &doc["paths"]["/v1/interactions"]["get"]["parameters"];
+    let param = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    assert_eq!(param("limit")["schema"]["minimum"], 1);
+    assert_eq!(param("limit")["schema"]["maximum"], 500);
+    assert_eq!(list.as_array().unwrap().len(), 4, "{list}");
+    assert!(schemas["Status"]["enum"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("banned")));
+    // Signed requests name their headers.
+    for path in ["/v1/login/callback", "/v1/customers/logout"] {
+        let names: Vec<&str> = doc["paths"][path]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "header" && p["required"] == true)
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["webhook-id", "webhook-timestamp", "webhook-signature"],
+            "{path}"
+        );
+    }
+}
