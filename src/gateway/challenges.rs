@@ -147,7 +147,7 @@ impl Gateway {
                     // can be sent (a request problem, not a provider failure).
                     if let Some((ch, to)) = &target {
                         if self.needs_recipient(ch)
-                            && self.recipient(&w.rec, ch, to.clone()).is_none()
+                            && self.recipient(&w.rec.contact, ch, to.clone()).is_none()
                         {
                             return Err(Error::invalid(
                                 "delivery",

@@ -112,7 +112,7 @@ impl Gateway {
         fill: Fill<'_>,
     ) -> std::result::Result<(), channels::ChannelError> {
         let chat = Chat::of(rec);
-        let to = self.recipient(rec, channel, to);
+        let to = self.recipient(&rec.contact, channel, to);
         self.send_message(
             team,
             &chat,
@@ -161,14 +161,14 @@ impl Gateway {
     /// interaction's contact (CONTRACT 3.11). `None` there: nobody to send to.
     pub fn recipient(
         &self,
-        rec: &InteractionRecord,
+        contact: &crate::domain::interaction::Contact,
         channel: &str,
         to: Option<String>,
     ) -> Option<String> {
         to.or_else(
             || match self.config.channels.get(channel).map(|c| &c.kind) {
-                Some(ChannelKind::Twilio { .. }) => rec.contact.phone.clone(),
-                Some(ChannelKind::Smtp { .. }) => rec.contact.email.clone(),
+                Some(ChannelKind::Twilio { .. }) => contact.phone.clone(),
+                Some(ChannelKind::Smtp { .. }) => contact.email.clone(),
                 _ => None,
             },
         )

@@ -23,6 +23,7 @@ use super::records::put;
 use super::Gateway;
 use crate::channels::{Fill, Purpose};
 use crate::config::{Team, TeamWebhook};
+use crate::domain::interaction::Contact;
 use crate::domain::webhook_sig;
 use crate::error::Result;
 use crate::events::Event;
@@ -74,6 +75,9 @@ pub enum Task {
         interaction_id: Uuid,
         channel: String,
         conversation_id: String,
+        /// Where an SMS or e-mail conversation's messages go.
+        #[serde(default)]
+        contact: Contact,
     },
 }
 
@@ -340,17 +344,19 @@ impl Gateway {
                 interaction_id,
                 channel,
                 conversation_id,
+                contact,
             } => {
                 let chat = super::Chat {
                     interaction_id: *interaction_id,
                     channel,
                     conversation_id,
                 };
+                let to = self.recipient(contact, channel, None);
                 self.send_message(
                     team,
                     &chat,
                     channel,
-                    None,
+                    to,
                     notice.purpose(),
                     Fill::default(),
                     item.id,

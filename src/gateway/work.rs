@@ -133,6 +133,7 @@ impl Work<'_> {
             interaction_id: self.rec.id,
             channel: self.rec.channel.clone(),
             conversation_id: self.rec.conversation_id.clone(),
+            contact: self.rec.contact.clone(),
         });
         events
             .chain(notices)

@@ -425,3 +425,31 @@ async fn a_redis_stall_at_the_due_time_loses_no_expiry() {
     ids.sort();
     assert_eq!(expired, ids);
 }
+
+both_stores!(
+    an_sms_conversation_gets_its_notices_at_its_contact,
+    |app: TestApp| async move {
+        let v = app
+            .create(
+                serde_json::json!({"channel": "sms", "conversation_id": "sms-1",
+                "contact": {"phone": "+15551239876"}}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap();
+        app.authenticate(id, "cust-sms").await;
+        let sent_to_contact = || async {
+            app.chat
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| r.url.path().ends_with("/Messages.json"))
+                .map(|r| String::from_utf8_lossy(&r.body).to_string())
+                .any(|form| form.contains("To=%2B15551239876") && form.contains("verified"))
+        };
+        eventually("the authenticated SMS", || async {
+            sent_to_contact().await
+        })
+        .await;
+    }
+);
