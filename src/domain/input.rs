@@ -45,6 +45,15 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// Default-ignorable code points that are not format characters (combining
+/// grapheme joiner, variation selectors, Hangul fillers, …): invisible, so
+/// refused in identifiers as format characters are.
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FFA0}'
+        | '\u{E0000}'..='\u{E0FFF}')
+}
+
 fn is_line_separator(c: char) -> bool {
     matches!(
         c.general_category(),
@@ -59,7 +68,10 @@ pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
     let v = normalised.trim();
     length(field, v, max)?;
     let refused = |c: char| {
-        c.is_control() || is_line_separator(c) || c.general_category() == GeneralCategory::Format
+        c.is_control()
+            || is_line_separator(c)
+            || c.general_category() == GeneralCategory::Format
+            || is_invisible(c)
     };
     if v.chars().any(refused) {
         return Err(Error::invalid(
@@ -200,8 +212,11 @@ pub fn email(field: &str, s: &str) -> Result<String, Error> {
 /// (normalised like one, so it names the same record).
 pub fn subject(s: &str) -> Result<String, Error> {
     match s.strip_prefix("interaction:") {
-        Some(id) if uuid::Uuid::parse_str(id).is_ok() => Ok(s.to_string()),
-        Some(_) => Err(Error::invalid("subject", "interaction:{id} needs a UUID")),
+        // The canonical (lower-case) form names the record.
+        Some(id) => match uuid::Uuid::parse_str(id) {
+            Ok(uuid) => Ok(format!("interaction:{uuid}")),
+            Err(_) => Err(Error::invalid("subject", "interaction:{id} needs a UUID")),
+        },
         None => CustomerRef::parse(s)
             .map(CustomerRef::into_string)
             .map_err(|_| Error::invalid("subject", "must be a customer_ref or interaction:{id}")),
@@ -252,6 +267,10 @@ mod tests {
             "a\u{2028}b",
             "a\u{0}b",
             "   ",
+            "cust-42\u{FE0F}",
+            "cust\u{034F}-42",
+            "\u{3164}cust-42",
+            "cust-42\u{E0100}",
         ] {
             assert!(CustomerRef::parse(bad).is_err(), "{bad:?}");
             assert!(customer_id("customer.id", bad).is_err(), "{bad:?}");
@@ -299,6 +318,9 @@ mod tests {
         assert_eq!(subject("ｃｕｓｔ-42").unwrap(), "cust-42");
         let id = uuid::Uuid::now_v7();
         assert!(subject(&format!("interaction:{id}")).is_ok());
+        // Upper case names the same record as lower case.
+        let upper = format!("interaction:{}", id.to_string().to_uppercase());
+        assert_eq!(subject(&upper).unwrap(), format!("interaction:{id}"));
         assert!(subject("interaction:nope").is_err());
         assert!(subject("a\u{200B}").is_err());
     }

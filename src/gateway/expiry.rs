@@ -52,6 +52,8 @@ enum Due {
 
 /// How long a claimed due entry waits before another sweep may take it over.
 const LEASE: Duration = Duration::from_secs(30);
+/// Batches of 100 one team's sweep handles per tick, at most.
+const MAX_ROUNDS: usize = 10;
 
 impl Gateway {
     /// Handles every entry of `team` due at `now`. Each is claimed with a
@@ -61,6 +63,7 @@ impl Gateway {
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         let index = keys::due_index(&team.id);
         let lease = now.plus(LEASE).unix_millis();
+        let mut rounds = 0;
         loop {
             let due = self
                 .store
@@ -99,7 +102,9 @@ impl Gateway {
                     }
                 }
             }
-            if n < 100 {
+            // At most a bounded amount of work per tick: the next tick goes on.
+            rounds += 1;
+            if n < 100 || rounds == MAX_ROUNDS {
                 return Ok(());
             }
         }
@@ -139,6 +144,12 @@ impl Gateway {
                         {
                             w.rec.expiring_announced = Some(end);
                             w.emit(EventType::InteractionExpiring, serde_json::Value::Null);
+                        }
+                        // A notice whose authentication already ended (the
+                        // sweep came late): never due again — the expiry
+                        // itself is announced instead.
+                        Due::Notice if now >= end => {
+                            w.rec.expiring_announced = Some(end);
                         }
                         // Moved (activity) or already announced: the write
                         // re-schedules it at the current end.

@@ -215,7 +215,17 @@ impl Gateway {
             let mut live: Vec<(IndexEntry, InteractionRecord)> = Vec::new();
             let mut gone = Vec::new();
             for ((entry, _), (key, r)) in ids.into_iter().zip(rkeys.into_iter().zip(raw)) {
-                match Loaded::<InteractionRecord>::parse(key, r)?.value {
+                // A record this version cannot read is left out (and its
+                // index entry dropped), never a 500 for the whole list.
+                let parsed = Loaded::<InteractionRecord>::parse(key, r).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "unreadable interaction left out of a list");
+                    Loaded {
+                        key: String::new(),
+                        version: 0,
+                        value: None,
+                    }
+                });
+                match parsed.value {
                     Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
                         live.push((entry, rec))
                     }

@@ -15,6 +15,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -34,8 +35,12 @@ use crate::time::{Clock, Timestamp};
 pub const ITEM_TTL: Duration = Duration::from_secs(25 * 3600);
 /// How long a claim holds before another instance may take the item over.
 const LEASE: Duration = Duration::from_secs(30);
-/// Items claimed per round trip.
-const BATCH: usize = 50;
+/// Items claimed per round trip; delivered [`CONCURRENCY`] at a time, so a
+/// batch of slow deliveries (10 s each) ends well within its [`LEASE`].
+const BATCH: usize = 16;
+const CONCURRENCY: usize = 8;
+/// Batches one team's dispatch handles per pass, at most.
+const MAX_ROUNDS: usize = 8;
 /// How often the dispatcher looks, when nothing wakes it sooner.
 const POLL: Duration = Duration::from_millis(250);
 /// A notice is retried this long, an event's webhook delivery this long.
@@ -186,17 +191,27 @@ pub async fn run_dispatcher(
             _ = gw.outbox.bell.notified() => {}
             _ = tokio::time::sleep(POLL) => {}
         }
-        for team in gw.config.teams.values() {
-            loop {
-                match gw.dispatch_team(team, clock.now()).await {
-                    Ok(n) if n == BATCH => continue,
-                    Ok(_) => break,
-                    Err(e) => {
-                        tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
-                        break;
+        // Teams side by side: one team's slow webhook never holds up another's.
+        let pass = futures::future::join_all(gw.config.teams.values().map(|team| {
+            let (gw, clock) = (&gw, &clock);
+            async move {
+                for _ in 0..MAX_ROUNDS {
+                    match gw.dispatch_team(team, clock.as_ref()).await {
+                        Ok(n) if n == BATCH => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
+                            break;
+                        }
                     }
                 }
             }
+        }));
+        // A stop interrupts a pass: what was claimed comes due again after
+        // its lease, for this or another instance.
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = pass => {}
         }
     }
 }
@@ -219,106 +234,136 @@ impl Gateway {
         Ok(())
     }
 
-    /// Delivers the items of `team` due at `now`; returns how many it claimed.
-    pub async fn dispatch_team(&self, team: &Team, now: Timestamp) -> Result<usize> {
+    /// Delivers the items of `team` due now, a few at a time, each with the
+    /// time it is handled at; returns how many it claimed.
+    pub async fn dispatch_team(&self, team: &Team, clock: &dyn Clock) -> Result<usize> {
         let queue = keys::outbox(&team.id);
+        let now = clock.now();
         let lease = now.plus(LEASE).unix_millis();
         let claimed = self
             .store
             .index_claim_due(&queue, now.unix_millis(), BATCH, lease)
             .await?;
         let n = claimed.len();
-        let mut oldest = Duration::ZERO;
-        for entry in claimed {
-            let done = |extra: Vec<Op>| {
-                let mut ops = vec![Op::IndexRemove {
-                    key: queue.clone(),
-                    member: entry.member.clone(),
-                }];
-                ops.extend(extra);
-                ops
+        let oldest = std::sync::Mutex::new(Duration::ZERO);
+        let queue = &queue;
+        let oldest_ref = &oldest;
+        futures::stream::iter(claimed)
+            .for_each_concurrent(CONCURRENCY, |entry| async move {
+                match self.dispatch_item(team, queue, entry, clock.now()).await {
+                    Ok(Some(age)) => {
+                        let mut o = oldest_ref.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        *o = (*o).max(age);
+                    }
+                    Ok(None) => {}
+                    // The claim's lease brings it back.
+                    Err(e) => tracing::warn!(team = %team.id, error = %e, "outbox item not handled; will retry"),
+                }
+            })
+            .await;
+        let oldest = oldest
+            .into_inner()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.id.clone())
+            .set(oldest.as_secs_f64());
+        Ok(n)
+    }
+
+    /// Handles one claimed item at `now`; `Some(age)` when it stays pending.
+    async fn dispatch_item(
+        &self,
+        team: &Team,
+        queue: &str,
+        entry: crate::store::IndexEntry,
+        now: Timestamp,
+    ) -> Result<Option<Duration>> {
+        let done = |extra: Vec<Op>| {
+            let mut ops = vec![Op::IndexRemove {
+                key: queue.to_string(),
+                member: entry.member.clone(),
+            }];
+            ops.extend(extra);
+            ops
+        };
+        let Ok(id) = Uuid::parse_str(&entry.member) else {
+            tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
+            self.store.commit(done(Vec::new())).await?;
+            return Ok(None);
+        };
+        let key = keys::outbox_item(&team.id, id);
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
+        let Some(raw) = raw else {
+            // Delivered by another instance, or expired.
+            self.store.commit(done(Vec::new())).await?;
+            return Ok(None);
+        };
+        let version = raw.version;
+        let Ok(mut value) = serde_json::from_str::<OutboxItem>(&raw.value) else {
+            // Quarantined: one bad item never stops the others.
+            tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
+            metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
+            let delete = Op::Delete {
+                key,
+                expected: version,
             };
-            let Ok(id) = Uuid::parse_str(&entry.member) else {
-                tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
-                self.store.commit(done(Vec::new())).await?;
-                continue;
-            };
-            let key = keys::outbox_item(&team.id, id);
-            let raw = self
-                .store
-                .get(std::slice::from_ref(&key))
-                .await?
-                .pop()
-                .flatten();
-            let Some(raw) = raw else {
-                // Delivered by another instance, or expired.
-                self.store.commit(done(Vec::new())).await?;
-                continue;
-            };
-            let version = raw.version;
-            let Ok(mut value) = serde_json::from_str::<OutboxItem>(&raw.value) else {
-                // Quarantined: one bad item never stops the others.
-                tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
-                metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
+            self.store.commit(done(vec![delete])).await?;
+            return Ok(None);
+        };
+        let outcome = self.deliver(team, &mut value, now).await;
+        let kind = match value.task {
+            Task::Event { .. } => "event",
+            Task::Notice { .. } => "notice",
+        };
+        match outcome {
+            Ok(()) => {
+                metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
                 let delete = Op::Delete {
                     key,
                     expected: version,
                 };
                 self.store.commit(done(vec![delete])).await?;
-                continue;
-            };
-            let outcome = self.deliver(team, &mut value, now).await;
-            let kind = match value.task {
-                Task::Event { .. } => "event",
-                Task::Notice { .. } => "notice",
-            };
-            match outcome {
-                Ok(()) => {
-                    metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+            }
+            Err(failed) => {
+                let age = now.since(value.created_at);
+                let give_up = match value.task {
+                    Task::Event { .. } => EVENT_GIVE_UP,
+                    Task::Notice { .. } => NOTICE_GIVE_UP,
+                };
+                value.attempts = value.attempts.saturating_add(1);
+                metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+                if age >= give_up {
+                    tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
+                    metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
                     let delete = Op::Delete {
                         key,
                         expected: version,
                     };
                     self.store.commit(done(vec![delete])).await?;
+                    return Ok(None);
                 }
-                Err(failed) => {
-                    let age = now.since(value.created_at);
-                    let give_up = match value.task {
-                        Task::Event { .. } => EVENT_GIVE_UP,
-                        Task::Notice { .. } => NOTICE_GIVE_UP,
-                    };
-                    value.attempts = value.attempts.saturating_add(1);
-                    metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                    if age >= give_up {
-                        tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
-                        metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                        let delete = Op::Delete {
-                            key,
-                            expected: version,
-                        };
-                        self.store.commit(done(vec![delete])).await?;
-                        continue;
-                    }
-                    oldest = oldest.max(age);
-                    let next = now.plus(backoff(value.attempts, failed.retry_after));
-                    tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
-                    let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
-                    let ops = vec![
-                        put(&key, version, &value, Some(keep))?,
-                        Op::IndexAdd {
-                            key: queue.clone(),
-                            member: entry.member.clone(),
-                            score: next.unix_millis(),
-                            ttl: keep,
-                        },
-                    ];
-                    self.store.commit(ops).await?;
-                }
+                let pending = age;
+                let next = now.plus(backoff(value.attempts, failed.retry_after));
+                tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
+                let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
+                let ops = vec![
+                    put(&key, version, &value, Some(keep))?,
+                    Op::IndexAdd {
+                        key: queue.to_string(),
+                        member: entry.member.clone(),
+                        score: next.unix_millis(),
+                        ttl: keep,
+                    },
+                ];
+                self.store.commit(ops).await?;
+                return Ok(Some(pending));
             }
         }
-        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.id.clone())
-            .set(oldest.as_secs_f64());
-        Ok(n)
+        Ok(None)
     }
 
     /// One attempt at one item.

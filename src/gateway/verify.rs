@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::records::{put, Loaded};
 use super::work::Step;
 use super::{Gateway, InteractionView};
-use crate::config::Team;
+use crate::config::{Settings, Team};
 use crate::domain::challenge::{self, AttemptOutcome, ChallengeMethod};
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
@@ -76,10 +76,10 @@ impl Gateway {
                                 let (method, customer) = match (&pending, method) {
                                     (Some(p), _) => (Method::Otp, p.customer.clone()),
                                     (None, ChallengeMethod::Otp) => {
-                                        (Method::Otp, self.customer_for(&w.rec))
+                                        (Method::Otp, self.customer_for(&w.rec, now, s))
                                     }
                                     (None, ChallengeMethod::Pin) => {
-                                        (Method::Pin, self.customer_for(&w.rec))
+                                        (Method::Pin, self.customer_for(&w.rec, now, s))
                                     }
                                     // A bound login: the customer the login page proved.
                                     (None, ChallengeMethod::Binding) => {
@@ -179,8 +179,16 @@ impl Gateway {
         )
     }
 
-    /// Whom a plain OTP/PIN success proves: the bot's `customer_ref`, if any.
-    fn customer_for(&self, rec: &InteractionRecord) -> Customer {
+    /// Whom a plain OTP/PIN success proves: on an interaction still
+    /// authenticated (a step-up), the customer already proven — the code
+    /// re-proves the same chat, and a website's logout must still find them;
+    /// otherwise the bot's `customer_ref`, if any.
+    fn customer_for(&self, rec: &InteractionRecord, now: Timestamp, s: &Settings) -> Customer {
+        if rec.is_authenticated(now, s) {
+            if let Some(auth) = rec.auth.as_ref().filter(|a| !a.customer.is_empty()) {
+                return auth.customer.clone();
+            }
+        }
         rec.customer_ref
             .iter()
             .map(|r| ("id".to_string(), r.clone()))

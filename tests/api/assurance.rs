@@ -94,6 +94,17 @@ both_stores!(
         assert_eq!(v["satisfied"], true, "{v}");
         assert_eq!(v["method"], "otp");
         assert_eq!(v["age_seconds"], 0);
+        // The step-up keeps whom the login proved: the website's logout of
+        // that customer still finds the interaction.
+        assert_eq!(app.get(&id).await["customer"]["id"], "cust-b");
+        let res = app
+            .post_signed(
+                "/v1/customers/logout",
+                &json!({"team": "acme", "customer_id": "cust-b"}),
+                None,
+            )
+            .await;
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
     }
 );
 

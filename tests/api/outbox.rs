@@ -453,3 +453,32 @@ both_stores!(
         .await;
     }
 );
+
+both_stores!(
+    a_late_sweep_announces_every_expiry_once,
+    setup: Setup {
+        defaults: "authenticated_ttl = \"30s\"\nexpiry_notice = \"10s\"".into(),
+        ..Setup::default()
+    },
+    |mut app: TestApp| async move {
+        // More notices come due at once than one batch holds, and all of
+        // them only after their authentications ended (a restart, an outage).
+        for i in 0..105 {
+            let id = app.new_interaction().await;
+            app.authenticate(&id, &format!("cust-{i}")).await;
+        }
+        app.advance(60);
+        let mut expired = 0;
+        while app
+            .next_event("interaction.expired", Duration::from_secs(5))
+            .await
+            .is_some()
+        {
+            expired += 1;
+            if expired == 105 {
+                break;
+            }
+        }
+        assert_eq!(expired, 105);
+    }
+);
