@@ -7,6 +7,7 @@ mod redis_support;
 
 mod basics;
 mod challenges;
+mod channels;
 mod edge;
 mod hardening;
 mod integrity;
