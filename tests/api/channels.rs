@@ -307,3 +307,139 @@ async fn whatsapp_refusal_is_a_channel_error_with_the_graph_message() {
     )
     .await;
 }
+
+/// The Python with `aiosmtpd` (`.ci/run` installs one and names it in
+/// `CHATGATE_TEST_SMTP_PYTHON`), or None: mandatory with `CI=true`, else
+/// the test skips, loudly.
+fn aiosmtpd_python() -> Option<String> {
+    let python =
+        std::env::var("CHATGATE_TEST_SMTP_PYTHON").unwrap_or_else(|_| "python3".to_string());
+    let found = std::process::Command::new(&python)
+        .args(["-c", "import aiosmtpd"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("CI").is_err(),
+        "aiosmtpd is required in CI (.ci/run installs it)"
+    );
+    eprintln!("SKIPPED: no Python with aiosmtpd (set CHATGATE_TEST_SMTP_PYTHON); the real SMTP server test did not run");
+    None
+}
+
+/// A real SMTP server (aiosmtpd, writing a Maildir) on loopback, stopped on drop.
+struct SmtpServer {
+    child: std::process::Child,
+    port: u16,
+    maildir: std::path::PathBuf,
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.maildir);
+    }
+}
+
+async fn start_aiosmtpd(python: &str) -> SmtpServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Must not exist yet: the Maildir handler creates it with its folders.
+    let maildir = std::env::temp_dir().join(format!("chatgate-smtp-{}", Uuid::now_v7()));
+    let child = std::process::Command::new(python)
+        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+        .args(["-c", "aiosmtpd.handlers.Mailbox"])
+        .arg(&maildir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let server = SmtpServer {
+        child,
+        port,
+        maildir,
+    };
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("aiosmtpd did not listen on {port} within 10 s");
+}
+
+/// The messages in the Maildir, as text.
+fn mails(maildir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(maildir.join("new"))
+        .map(|dir| {
+            dir.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
+    use chatgate::channels::smtp::{SmtpChannel, SmtpSettings};
+    use chatgate::channels::{Channel, Message, Purpose};
+    use chatgate::config::SmtpTls;
+
+    let Some(python) = aiosmtpd_python() else {
+        return;
+    };
+    let server = start_aiosmtpd(&python).await;
+    let channel = SmtpChannel::new(SmtpSettings {
+        host: "127.0.0.1",
+        port: server.port,
+        tls: SmtpTls::None,
+        username: None,
+        password: None,
+        from: "Acme Support <no-reply@acme.example>",
+    })
+    .unwrap();
+    let msg = Message {
+        id: Uuid::now_v7(),
+        purpose: Purpose::Otp,
+        interaction_id: Uuid::now_v7(),
+        conversation_id: "conv-1".into(),
+        channel: "email".into(),
+        to: Some("customer@example.com".into()),
+        text: "Your verification code is 482913. It expires in 3 minutes.".into(),
+        subject: Some("Your Acme verification".into()),
+    };
+    channel.send(&msg).await.unwrap();
+
+    let mut got = Vec::new();
+    for _ in 0..100 {
+        got = mails(&server.maildir);
+        if !got.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(got.len(), 1, "one mail in the Maildir");
+    let mail = &got[0];
+    for expected in [
+        "From: \"Acme Support\" <no-reply@acme.example>",
+        // The envelope, as the server recorded it.
+        "X-MailFrom: no-reply@acme.example",
+        "X-RcptTo: customer@example.com",
+        "To: customer@example.com",
+        "Subject: Your Acme verification",
+        "Content-Type: text/plain",
+        "Your verification code is 482913. It expires in 3 minutes.",
+    ] {
+        assert!(mail.contains(expected), "{expected:?} missing in:\n{mail}");
+    }
+}
