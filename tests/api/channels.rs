@@ -443,3 +443,49 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         assert!(mail.contains(expected), "{expected:?} missing in:\n{mail}");
     }
 }
+
+/// A delivered login link reaches each provider with `#URL#` as the short
+/// URL, and a refused one is `delivered: false`.
+async fn login_link_delivery(kind: Kind) {
+    let Some((app, provider)) = app_with(
+        &kind,
+        Backend::Memory,
+        ResponseTemplate::new(200).set_body_json(kind.ok.clone()),
+    )
+    .await
+    else {
+        return;
+    };
+    let created = app
+        .create(json!({"channel": kind.name, "conversation_id": "15550001111"}))
+        .await;
+    let id = created["id"].as_str().unwrap();
+    let link = app.issue_link(id, json!({"deliver": true})).await;
+    assert_eq!(link["delivered"], true);
+    let short = link["short_url"].as_str().unwrap();
+    assert!(short.starts_with("http://gateway.test/l/"), "{link}");
+    let bodies = received(&provider).await;
+    assert_eq!(
+        bodies,
+        vec![expected_body(
+            &kind,
+            "15550001111",
+            &format!("Please sign in to continue: {short}")
+        )]
+    );
+
+    provider.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&provider)
+        .await;
+    let link = app.issue_link(id, json!({"deliver": true})).await;
+    assert_eq!(link["delivered"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_links_are_delivered_on_every_chat_provider() {
+    login_link_delivery(slack()).await;
+    login_link_delivery(telegram()).await;
+    login_link_delivery(whatsapp()).await;
+}
