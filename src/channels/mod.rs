@@ -53,8 +53,9 @@ pub struct Message {
     pub conversation_id: String,
     /// The channel's name (`channels/<name>.toml`).
     pub channel: String,
-    /// Phone number or e-mail address for `twilio` and `smtp`; chat kinds
-    /// send to `conversation_id`.
+    /// Phone number or e-mail address for `twilio` and `smtp` (and for
+    /// `whatsapp` as a team's `sms_channel`); chat kinds send to
+    /// `conversation_id`, and `to` is None for chat deliveries.
     pub to: Option<String>,
     /// The rendered text. May contain a code: never log it.
     pub text: String,

@@ -57,10 +57,18 @@ impl WhatsappChannel {
 #[async_trait]
 impl Channel for WhatsappChannel {
     async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+        // The conversation is the customer's WhatsApp number; a code sent
+        // here as the team's `sms_channel` goes to the phone it was sent to.
+        let to = msg
+            .to
+            .as_deref()
+            .map(str::trim)
+            .filter(|to| !to.is_empty())
+            .unwrap_or(&msg.conversation_id);
         let body = json!({
             "messaging_product": "whatsapp",
             "recipient_type": "individual",
-            "to": msg.conversation_id,
+            "to": to,
             "type": "text",
             "text": {"body": msg.text},
         });
@@ -173,6 +181,17 @@ mod tests {
                 "text": {"body": TEXT}
             })
         );
+    }
+
+    #[tokio::test]
+    async fn a_message_with_a_phone_goes_to_that_phone() {
+        let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
+        let mut msg = message();
+        msg.to = Some("+15559998888".into());
+        channel(&server.uri()).send(&msg).await.unwrap();
+        let requests = server.received_requests().await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+        assert_eq!(body["to"], "+15559998888");
     }
 
     #[tokio::test]
