@@ -118,6 +118,16 @@ async fn login(State(page): State<Arc<Page>>, Form(f): Form<LoginForm>) -> Html<
         Ok(r) => {
             let status = r.status();
             let text = r.text().await.unwrap_or_default();
+            // With `login_binding = "chat_code"` the login finishes only when
+            // the customer types this code into the chat they came from.
+            let answer: Value = serde_json::from_str(&text).unwrap_or_default();
+            if let Some(code) = answer["binding_code"].as_str() {
+                return Html(format!(
+                    "<h1>One more step</h1><p>Type <strong>{}</strong> into the chat to finish signing in.</p>\
+                     <p>If you did not start this sign-in from a chat, close this page.</p>",
+                    escape(code)
+                ));
+            }
             Html(format!(
                 "<h1>Gateway answered {status}</h1><pre>{}</pre><p>(signed with key {kid})</p>",
                 escape(&text)

@@ -10,6 +10,7 @@ use tokio::net::TcpListener;
 
 use crate::channels::Channels;
 use crate::config::{Config, StoreBackend};
+use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
 use crate::gateway::{self, Gateway};
 use crate::store::memory::MemoryStore;
@@ -27,6 +28,8 @@ pub struct Options {
     pub store: Option<SharedStore>,
     /// Defaults to senders built from the channel files.
     pub channels: Option<Channels>,
+    /// Keep-alive interval of the live event stream; defaults to 15 s.
+    pub sse_keep_alive: Option<std::time::Duration>,
 }
 
 pub struct App {
@@ -64,12 +67,11 @@ impl App {
             .channels
             .unwrap_or_else(|| Channels::from_config(&config, http));
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let gateway = Arc::new(Gateway::new(
-            Arc::clone(&config),
-            store,
-            channels,
-            Publisher::new(),
-        ));
+        let mut events = event_publisher(&config).await?;
+        if let Some(every) = opts.sse_keep_alive {
+            events = events.with_keep_alive(every);
+        }
+        let gateway = Arc::new(Gateway::new(Arc::clone(&config), store, channels, events));
         let router =
             crate::http::router(Arc::clone(&gateway), Arc::clone(&clock), Metrics::install());
         let listener = TcpListener::bind(&config.server.listen).await?;
@@ -135,12 +137,36 @@ impl App {
                 tokio::time::sleep(drain).await;
             }
             let _ = stop_tx.send(true);
+            // Live event streams never end by themselves: end them, so the
+            // server's wait for requests in flight is not endless.
+            gateway.events.end_streams();
         };
         let result = crate::server::serve(self.listener, self.router, limits, stop).await;
         let _ = sweeper.await;
         let _ = dispatcher.await;
         result
     }
+}
+
+/// The event publisher and its log, on the store the config names: Redis
+/// streams (shared by every instance) or an in-process history.
+async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
+    let store = &config.store;
+    Ok(match store.backend {
+        StoreBackend::Memory => Publisher::new(),
+        StoreBackend::Redis => {
+            let servers = if store.cluster_nodes.is_empty() {
+                Servers::Single(&store.redis_url)
+            } else {
+                Servers::Cluster(&store.cluster_nodes)
+            };
+            let teams = config.teams.keys().cloned().collect();
+            let log = RedisLog::start(servers, &store.key_prefix, teams)
+                .await
+                .map_err(std::io::Error::other)?;
+            Publisher::with_log(Arc::new(log))
+        }
+    })
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM.

@@ -11,14 +11,18 @@
 //!  gateway/     use cases: "issue a login link", "accept a callback", ...
 //!     │         one unit of work each (`gateway::work`): load records, let
 //!     │         the domain decide, commit atomically (retrying on a
-//!     │         concurrent write), then publish events and send messages.
+//!     │         concurrent write) together with the events and notices it
+//!     │         causes (the outbox); a dispatcher delivers those from the
+//!     │         store, at least once (`gateway::outbox`).
 //!     ├──► domain/    the rules: interaction status, tokens, signatures,
 //!     │               assertions, secrets. Plain types and functions that
 //!     │               take `now` and know nothing of HTTP or Redis.
 //!     ├──► store/     a small versioned key-value trait with compare-and-set
 //!     │               transactions; `memory` and `redis` implementations.
 //!     ├──► channels/  sending text into chat / SMS / e-mail providers.
-//!     └──► events/    the publisher seam every state change goes through.
+//!     └──► events/    the publisher the dispatcher hands events to, the
+//!                     event log (memory, or a Redis stream per team) and the
+//!                     live stream `GET /v1/events` reads.
 //!
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.

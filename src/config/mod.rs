@@ -29,8 +29,8 @@ pub use duration::Dur;
 pub use env::Environment;
 pub use load::{load, load_with_env, ConfigError};
 pub use settings::{
-    LockoutSettings, OtpSettings, PinSettings, Settings, StepUpSettings, TemplateOverrides,
-    Templates,
+    AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
+    StepUpSettings, TemplateOverrides, Templates,
 };
 pub use team::{ApiKey, ChannelConfig, ChannelKind, Role, SecurityKey, SmtpTls, Team, TeamWebhook};
 

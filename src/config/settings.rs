@@ -23,11 +23,47 @@ pub struct Settings {
     pub assertion_max_age: Dur,
     /// `interaction.expiring` is emitted this long before `expires_at`; "0s" = never.
     pub expiry_notice: Dur,
+    /// `chat_code`: a login is finished by typing a code from the login page
+    /// into the chat (CONTRACT 3.5).
+    pub login_binding: LoginBinding,
     pub otp: OtpSettings,
     pub pin: PinSettings,
     pub lockout: LockoutSettings,
     pub step_up: StepUpSettings,
     pub templates: Templates,
+    /// Named assurance policies for one action (`[defaults.intents.payment]`),
+    /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
+    pub intents: std::collections::BTreeMap<String, Intent>,
+}
+
+/// Whether a login link's callback authenticates at once (`none`) or waits
+/// for a code typed into the chat (`chat_code`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginBinding {
+    #[default]
+    None,
+    ChatCode,
+}
+
+/// What one action asks of the current authentication (CONTRACT 3.12).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Intent {
+    /// The authentication happened at most this long ago; unset or "0s": any age.
+    pub max_age: Option<Dur>,
+    /// The authentication's method is one of these; unset: any method.
+    pub methods: Option<Vec<AuthMethod>>,
+}
+
+/// A way of authenticating, as settings name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    LoginLink,
+    PreChat,
+    Otp,
+    Pin,
 }
 
 impl Default for Settings {
@@ -39,11 +75,13 @@ impl Default for Settings {
             interaction_ttl: Dur::from_secs(86_400),
             assertion_max_age: Dur::from_secs(600),
             expiry_notice: Dur::from_secs(60),
+            login_binding: LoginBinding::None,
             otp: OtpSettings::default(),
             pin: PinSettings::default(),
             lockout: LockoutSettings::default(),
             step_up: StepUpSettings::default(),
             templates: Templates::default(),
+            intents: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -26,6 +26,8 @@ pub const MAX_PAST_CHALLENGES: usize = 16;
 pub enum ChallengeMethod {
     Otp,
     Pin,
+    /// The code a login page showed, to type into the chat (login binding).
+    Binding,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -35,6 +37,8 @@ pub enum Delivery {
     Sms,
     Email,
     Agent,
+    /// Shown to the customer by the login page (a binding code).
+    LoginPage,
 }
 
 /// The open (or last) challenge of an interaction. Holds no code or PIN, only
@@ -92,6 +96,29 @@ impl Challenge {
         })
     }
 
+    /// A login-binding challenge for `code` (CONTRACT 3.5): drawn and kept
+    /// like an OTP (`otp.length`, `otp.ttl`, `otp.max_attempts`, a keyed
+    /// hash bound to `id`), shown by the login page, typed into the chat.
+    pub fn new_binding(
+        id: Uuid,
+        code: &OtpCode,
+        pepper: &Pepper,
+        otp: &OtpSettings,
+        now: Timestamp,
+    ) -> Challenge {
+        Challenge {
+            id,
+            method: ChallengeMethod::Binding,
+            delivery: Delivery::LoginPage,
+            code_hash: otp::hash(pepper, id, code),
+            sealed_code: None,
+            expires_at: now.plus(otp.ttl.get()),
+            attempts_used: 0,
+            max_attempts: otp.max_attempts,
+            step_up: false,
+        }
+    }
+
     /// A new session-PIN challenge, open from `now` for `pin.ttl`. Its hash is
     /// the interaction's `session_pin_hash` (made by
     /// [`pin::SessionPin::keyed_hash`]); the prompt goes into the chat.
@@ -135,7 +162,9 @@ impl Challenge {
     /// Constant-time comparison of `code` with the stored hash.
     fn matches(&self, interaction_id: Uuid, code: &str, pepper: &Pepper) -> bool {
         match self.method {
-            ChallengeMethod::Otp => otp::verify(pepper, self.id, code, &self.code_hash),
+            ChallengeMethod::Otp | ChallengeMethod::Binding => {
+                otp::verify(pepper, self.id, code, &self.code_hash)
+            }
             ChallengeMethod::Pin => pin::verify(pepper, interaction_id, code, &self.code_hash),
         }
     }

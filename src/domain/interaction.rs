@@ -24,7 +24,24 @@ pub enum Method {
     Pin,
 }
 
+impl From<crate::config::AuthMethod> for Method {
+    fn from(m: crate::config::AuthMethod) -> Self {
+        use crate::config::AuthMethod as A;
+        match m {
+            A::LoginLink => Method::LoginLink,
+            A::PreChat => Method::PreChat,
+            A::Otp => Method::Otp,
+            A::Pin => Method::Pin,
+        }
+    }
+}
+
 impl Method {
+    /// The method named `s` (`login_link`, `pre_chat`, `otp`, `pin`).
+    pub fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Method::LoginLink => "login_link",
@@ -103,9 +120,19 @@ pub struct LinkUse {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CallbackAnswer {
-    Authenticated { expires_at: Option<Timestamp> },
+    Authenticated {
+        expires_at: Option<Timestamp>,
+    },
+    /// Waiting for the binding code typed into the chat (the code itself is
+    /// not kept: a retry gets a fresh one).
+    Bound {
+        challenge_id: Uuid,
+        expires_at: Timestamp,
+    },
     NotAuthenticated,
-    Locked { until: Timestamp },
+    Locked {
+        until: Timestamp,
+    },
     Banned,
     CustomerMismatch,
 }
@@ -141,6 +168,15 @@ pub struct PendingStepUp {
     pub until: Timestamp,
 }
 
+/// A login that waits for its binding code to be typed into the chat.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingBinding {
+    /// The binding challenge; the login completes only through it.
+    pub challenge_id: Uuid,
+    /// Whom the login page proved.
+    pub customer: Customer,
+}
+
 /// The stored interaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InteractionRecord {
@@ -169,6 +205,8 @@ pub struct InteractionRecord {
     pub past_challenges: Vec<PastChallenge>,
     #[serde(default)]
     pub step_up: Option<PendingStepUp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binding: Option<PendingBinding>,
     /// The end for which `interaction.expired` was already emitted.
     #[serde(default)]
     pub expiry_announced: Option<Timestamp>,
@@ -195,6 +233,7 @@ impl InteractionRecord {
             challenge: None,
             past_challenges: Vec::new(),
             step_up: None,
+            binding: None,
             expiry_announced: None,
             expiring_announced: None,
         }
@@ -258,6 +297,21 @@ impl InteractionRecord {
         }
     }
 
+    /// Ends a login waiting for its binding code, and the binding challenge:
+    /// a new link, a logout or another authentication leaves nothing that
+    /// could finish it.
+    pub fn end_binding(&mut self) {
+        if let Some(b) = self.binding.take() {
+            if self
+                .challenge
+                .as_ref()
+                .is_some_and(|c| c.id == b.challenge_id)
+            {
+                super::challenge::close(self);
+            }
+        }
+    }
+
     /// The customer a live step-up would prove, if any.
     pub fn step_up_customer(&self, now: Timestamp) -> Option<&str> {
         self.live_step_up(now)
@@ -313,6 +367,7 @@ impl InteractionRecord {
             customer,
         });
         self.end_step_up();
+        self.end_binding();
         self.expiry_announced = None;
         self.expiring_announced = None;
         self.last_activity_at = now;
@@ -340,6 +395,7 @@ impl InteractionRecord {
     pub fn log_out(&mut self, now: Timestamp) {
         self.auth = None;
         self.end_step_up();
+        self.end_binding();
         for link in &mut self.links {
             link.used = true;
         }

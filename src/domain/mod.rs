@@ -1,6 +1,7 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
 pub mod assertion;
+pub mod assurance;
 pub mod challenge;
 pub mod devices;
 pub mod input;

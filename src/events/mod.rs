@@ -1,14 +1,23 @@
 //! The publisher seam every state change goes through (CONTRACT 3.9).
 //!
-//! Use cases call [`Publisher::publish`] after their commit. Today the
-//! publisher logs each event, counts it, and fans it out in-process through a
-//! broadcast channel; the live stream and the webhooks subscribe behind this
-//! seam without touching the use cases.
+//! Use cases call [`Publisher::publish`] after their commit. The publisher
+//! logs each event, counts it, fans it out in-process through a broadcast
+//! channel ([`Publisher::subscribe`]), and appends it to the team's event
+//! log ([`log`]: memory or Redis), which the live stream `GET /v1/events`
+//! reads ([`stream`]).
+pub mod log;
+pub mod memory;
+pub mod redis;
+pub mod stream;
+
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
+
+pub use self::log::{EventLog, LogEntry, LogError, LogId};
 
 use crate::time::Timestamp;
 
@@ -79,10 +88,16 @@ impl Event {
     }
 }
 
-/// Where use cases send events.
+/// How often an idle live stream sends a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Where use cases send events; also what the live stream reads.
 #[derive(Clone)]
 pub struct Publisher {
     tx: broadcast::Sender<Arc<Event>>,
+    log: Arc<dyn EventLog>,
+    closing: Arc<watch::Sender<bool>>,
+    keep_alive: Duration,
 }
 
 impl Default for Publisher {
@@ -92,20 +107,58 @@ impl Default for Publisher {
 }
 
 impl Publisher {
+    /// A publisher with an in-process log.
     pub fn new() -> Self {
+        Self::with_log(Arc::new(memory::MemoryLog::new()))
+    }
+
+    pub fn with_log(log: Arc<dyn EventLog>) -> Self {
         let (tx, _) = broadcast::channel(4096);
-        Publisher { tx }
+        Publisher {
+            tx,
+            log,
+            closing: Arc::new(watch::channel(false).0),
+            keep_alive: KEEP_ALIVE,
+        }
+    }
+
+    /// Another keep-alive interval for the live stream (tests).
+    pub fn with_keep_alive(mut self, every: Duration) -> Self {
+        self.keep_alive = every;
+        self
     }
 
     pub fn publish(&self, event: Event) {
         tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, "event");
         metrics::counter!("chatgate_events_total", "type" => event.kind.as_str()).increment(1);
+        let event = Arc::new(event);
         // No subscriber is not an error: nobody is listening yet.
-        let _ = self.tx.send(Arc::new(event));
+        let _ = self.tx.send(Arc::clone(&event));
+        self.log.append(event);
     }
 
     /// Every event published after this call, in order.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()
+    }
+
+    /// The event log the live stream reads.
+    pub fn log(&self) -> Arc<dyn EventLog> {
+        Arc::clone(&self.log)
+    }
+
+    pub fn keep_alive(&self) -> Duration {
+        self.keep_alive
+    }
+
+    /// Turns true when the server shuts down: live streams end then.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Ends every live stream (the server is shutting down; clients
+    /// resume elsewhere or later with `Last-Event-ID`).
+    pub fn end_streams(&self) {
+        self.closing.send_replace(true);
     }
 }

@@ -49,7 +49,7 @@ fn route(
 ) -> Result<Option<(String, Option<String>)>> {
     let not_allowed = || Error::invalid("delivery", "is not allowed for this team");
     match delivery {
-        Delivery::Agent => Ok(None),
+        Delivery::Agent | Delivery::LoginPage => Ok(None),
         Delivery::Chat => Ok(Some((own_channel.to_string(), None))),
         Delivery::Sms => Ok(Some((
             team.sms_channel.clone().ok_or_else(not_allowed)?,
@@ -97,6 +97,10 @@ impl Gateway {
                 ))
             }
             (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
+            // Opened only by a login callback (login binding), never here.
+            (ChallengeMethod::Binding, _) => {
+                return Err(Error::invalid("method", "must be otp or pin"))
+            }
         };
         let to = match (delivery, req.to.as_deref()) {
             (Delivery::Sms, Some(t)) => Some(input::phone("to", t)?),
@@ -152,7 +156,7 @@ impl Gateway {
                             let hash = w.rec.session_pin_hash.clone().ok_or(Error::NoSessionPin)?;
                             Challenge::new_pin(cid, &hash, &s.pin, now)
                         }
-                        ChallengeMethod::Otp => {
+                        ChallengeMethod::Otp | ChallengeMethod::Binding => {
                             // An OTP started during a live step-up completes it, and
                             // ends with it.
                             let step_up = w.rec.live_step_up(now).map(|p| p.until);
@@ -194,7 +198,7 @@ impl Gateway {
         let mut started = started;
         if let Some((channel, recipient)) = target {
             let (purpose, fill) = match started.method {
-                ChallengeMethod::Otp => {
+                ChallengeMethod::Otp | ChallengeMethod::Binding => {
                     let ttl = team.settings_for(&rec.channel).otp.ttl.get();
                     (
                         Purpose::Otp,
@@ -261,5 +265,6 @@ fn method_str(m: ChallengeMethod) -> &'static str {
     match m {
         ChallengeMethod::Otp => "otp",
         ChallengeMethod::Pin => "pin",
+        ChallengeMethod::Binding => "binding",
     }
 }

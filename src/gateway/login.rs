@@ -9,12 +9,15 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::records::put;
-use super::work::Step;
+use super::work::{Step, Work};
 use super::Gateway;
 use crate::channels::{Fill, Purpose};
+use crate::config::LoginBinding;
 use crate::config::Team;
-use crate::domain::interaction::{CallbackAnswer, Customer, Link, LinkUse, Method};
+use crate::domain::challenge::{self, Challenge};
+use crate::domain::interaction::{CallbackAnswer, Customer, Link, LinkUse, Method, PendingBinding};
 use crate::domain::login_token::{self, LoginClaims, Stage};
+use crate::domain::otp::{self, OtpCode};
 use crate::domain::subject::FailureOutcome;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
@@ -87,12 +90,49 @@ pub enum CallbackOutcome {
         authenticated: bool,
         expires_at: Option<Timestamp>,
     },
+    /// A login waiting for its binding code (`login_binding = "chat_code"`).
+    Bound {
+        interaction_id: Uuid,
+        authenticated: bool,
+        /// Show it to the customer: they type it into the chat.
+        binding_code: String,
+        binding_expires_at: Timestamp,
+    },
     Failed {
         authenticated: bool,
     },
 }
 
 impl Gateway {
+    /// Opens the binding challenge of a login proven by the login page: a
+    /// fresh code (shown by the login page, typed into the chat), the
+    /// customer kept until then. Returns the code and the answer to remember.
+    fn open_binding(
+        &self,
+        w: &mut Work<'_>,
+        customer: Customer,
+        now: Timestamp,
+    ) -> (OtpCode, CallbackAnswer) {
+        let s = w.settings;
+        let challenge_id = Uuid::now_v7();
+        let code = otp::generate(s.otp.length);
+        let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
+        let expires_at = ch.expires_at;
+        w.rec.end_step_up();
+        challenge::open_new(&mut w.rec, ch);
+        w.rec.binding = Some(PendingBinding {
+            challenge_id,
+            customer,
+        });
+        (
+            code,
+            CallbackAnswer::Bound {
+                challenge_id,
+                expires_at,
+            },
+        )
+    }
+
     pub async fn issue_link(
         &self,
         team: &Team,
@@ -145,8 +185,10 @@ impl Gateway {
                     let token = login_token::issue(key, &claims)?;
                     let url = login_url(team, &token);
                     let expires_at = exp.map(Timestamp::from_unix_seconds);
-                    // A new link ends a pending pre-chat step-up.
+                    // A new link ends a pending pre-chat step-up, and a
+                    // login waiting for its binding code.
                     w.rec.end_step_up();
+                    w.rec.end_binding();
                     w.rec.add_link(
                         Link {
                             id: link_id,
@@ -293,6 +335,8 @@ impl Gateway {
             Success,
             /// A retry of the request that used the link: nothing changes.
             Repeat,
+            /// Waiting for the binding code, shown once to the login page.
+            Bound(OtpCode),
         }
         let (cb, request, expected_customer) = (&cb, &request, &claims.expected_customer);
         let done = self
@@ -302,8 +346,33 @@ impl Gateway {
                     let Some(i) = w.rec.links.iter().position(|l| l.id == link_id) else {
                         return Err(Error::TokenUsed);
                     };
-                    if let Some(link) = w.rec.links.get(i).filter(|l| l.used) {
-                        return match &link.used_by {
+                    let used = w
+                        .rec
+                        .links
+                        .get(i)
+                        .filter(|l| l.used)
+                        .map(|l| l.used_by.clone());
+                    if let Some(used_by) = used {
+                        return match used_by {
+                            // A retry of a bound login still waiting for its
+                            // code: a fresh code (the first is stored only
+                            // hashed), the same customer.
+                            Some(u)
+                                if u.webhook_id == *request
+                                    && matches!(u.answer, CallbackAnswer::Bound { .. }) =>
+                            {
+                                let Some(waiting) = w.rec.binding.clone() else {
+                                    return Err(Error::TokenUsed);
+                                };
+                                let (code, answer) = self.open_binding(w, waiting.customer, now);
+                                if let Some(link) = w.rec.links.get_mut(i) {
+                                    link.used_by = Some(LinkUse {
+                                        webhook_id: request.clone(),
+                                        answer,
+                                    });
+                                }
+                                Ok(Step::Write((Verdict::Bound(code), answer)))
+                            }
                             Some(u) if u.webhook_id == *request => {
                                 Ok(Step::Answer((Verdict::Repeat, u.answer)))
                             }
@@ -337,6 +406,11 @@ impl Gateway {
                             Verdict::Failure,
                             refusal_or(f, CallbackAnswer::NotAuthenticated),
                         )
+                    } else if s.login_binding == LoginBinding::ChatCode {
+                        // Proven on the login page; finished only when the
+                        // code it shows is typed into this chat.
+                        let (code, answer) = self.open_binding(w, cb.customer.clone(), now);
+                        (Verdict::Bound(code), answer)
                     } else {
                         w.subject().record_success();
                         w.rec
@@ -366,21 +440,32 @@ impl Gateway {
                 e => e,
             })?;
         let (verdict, answer) = &done.value;
+        let code = match verdict {
+            Verdict::Bound(code) => Some(code.expose().to_string()),
+            _ => None,
+        };
         if let Verdict::Failure | Verdict::Mismatch = verdict {
             metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
                 .increment(1);
         }
-        answered(*answer, id, now)
+        answered(*answer, code, id, now)
     }
 }
 
 /// The callback's answer, first time or repeated.
 fn answered(
     answer: CallbackAnswer,
+    binding_code: Option<String>,
     interaction_id: Uuid,
     now: Timestamp,
 ) -> Result<CallbackOutcome> {
     match answer {
+        CallbackAnswer::Bound { expires_at, .. } => Ok(CallbackOutcome::Bound {
+            interaction_id,
+            authenticated: false,
+            binding_code: binding_code.ok_or(Error::Internal)?,
+            binding_expires_at: expires_at,
+        }),
         CallbackAnswer::Authenticated { expires_at } => Ok(CallbackOutcome::Authenticated {
             interaction_id,
             authenticated: true,

@@ -6,6 +6,7 @@
 //!
 //! Every function takes `now`; none reads the clock.
 mod assertion;
+mod assurance;
 mod challenges;
 mod expiry;
 mod interactions;
@@ -21,6 +22,7 @@ mod work;
 use std::sync::Arc;
 
 pub use assertion::AssertionOutcome;
+pub use assurance::{AssuranceAsk, AssuranceView};
 pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};

@@ -81,6 +81,16 @@ impl Gateway {
                                     (None, ChallengeMethod::Pin) => {
                                         (Method::Pin, self.customer_for(&w.rec))
                                     }
+                                    // A bound login: the customer the login page proved.
+                                    (None, ChallengeMethod::Binding) => {
+                                        let binding = w
+                                            .rec
+                                            .binding
+                                            .clone()
+                                            .filter(|b| b.challenge_id == cid)
+                                            .ok_or(Error::ChallengeExpired)?;
+                                        (Method::LoginLink, binding.customer)
+                                    }
                                 };
                                 if let Some(p) = &pending {
                                     let devices = self.validated_devices(team, p).await?;

@@ -2,8 +2,10 @@
 //! the middleware stack, the OpenAPI document generated from the handlers,
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;
+mod assurance;
 mod auth;
 mod challenges;
+mod events;
 mod extract;
 mod interactions;
 mod login;
@@ -70,9 +72,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(interactions::router())
         .merge(login::router())
         .merge(assertion::router())
+        .merge(assurance::router())
         .merge(challenges::router())
         .merge(subjects::router())
         .merge(ops::router())
+        .merge(events::router())
         .split_for_parts()
 }
 
@@ -160,6 +164,8 @@ async fn run_to_completion(req: Request, next: Next) -> Response {
 }
 
 /// Longest a request may take; past it the answer is 503 problem+json.
+/// It bounds the work until the answer's head: a streamed body (the live
+/// event stream, `events.rs`) is sent after it and is not cut.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
 async fn deadline(req: Request, next: Next) -> Response {

@@ -43,7 +43,7 @@
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
 mod companions;
-mod conn;
+pub(crate) mod conn;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;

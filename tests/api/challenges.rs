@@ -793,6 +793,19 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
                 .query_async::<String>(&mut conn)
                 .await
                 .unwrap()
+        } else if t == "stream" {
+            // The team's event log (`{team}:ev`): events carry no code or PIN.
+            redis::cmd("XRANGE")
+                .arg(&k)
+                .arg("-")
+                .arg("+")
+                .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|(_, fields)| fields)
+                .collect::<Vec<_>>()
+                .join(",")
         } else {
             redis::cmd("ZRANGE")
                 .arg(&k)

@@ -46,6 +46,8 @@ pub struct Setup {
     /// Extra channel files `(name, toml)`: written to `channels/<name>.toml`
     /// and added to the acme team's channels.
     pub extra_channels: Vec<(String, String)>,
+    /// Keep-alive interval of `GET /v1/events` (default 15 s).
+    pub sse_keep_alive: Option<Duration>,
 }
 
 /// The secrets of a test config.
@@ -138,6 +140,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let opts = Options {
         clock: Some(clock.clone() as Arc<dyn Clock>),
         store: setup.store.clone(),
+        sse_keep_alive: setup.sse_keep_alive,
         ..Options::default()
     };
     let app = App::build(config, opts).await.expect("app builds");

@@ -254,6 +254,18 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             .query_async(&mut conn)
             .await
             .unwrap();
+        // The team's event history (`{team}:ev`) keeps its own hour
+        // (CONTRACT 3.9: at least 10 minutes); its TTL is checked below.
+        let (history, keys): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|k| k.ends_with(":ev"));
+        for k in &history {
+            let ttl: i64 = redis::cmd("PTTL")
+                .arg(k)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert!(ttl > 0 && ttl <= 65 * 60 * 1000, "{k} (pttl {ttl})");
+        }
         if keys.is_empty() || std::time::Instant::now() > deadline {
             break keys;
         }

@@ -5,10 +5,13 @@
 mod helpers;
 mod redis_support;
 
+mod assurance;
 mod basics;
+mod binding;
 mod challenges;
 mod channels;
 mod edge;
+mod events;
 mod hardening;
 mod integrity;
 mod login_flow;

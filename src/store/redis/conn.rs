@@ -74,7 +74,7 @@ enum Target {
 
 /// A working link to Redis; cheap to clone (both kinds multiplex).
 #[derive(Clone)]
-pub(super) enum Link {
+pub(crate) enum Link {
     Single(ConnectionManager),
     Cluster(ClusterConnection),
 }
@@ -107,7 +107,7 @@ impl ConnectionLike for Link {
     }
 }
 
-pub(super) struct Connector {
+pub(crate) struct Connector {
     target: Target,
     slot: RwLock<Option<Link>>,
     last_attempt: Mutex<Option<Instant>>,
@@ -127,7 +127,7 @@ const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
 
 impl Connector {
     /// One Redis at `url` (never echoed: it may hold a password).
-    pub(super) async fn single(url: &str) -> Result<Self, StoreError> {
+    pub(crate) async fn single(url: &str) -> Result<Self, StoreError> {
         let client =
             Client::open(url).map_err(|_| StoreError::Unavailable("invalid Redis URL".into()))?;
         Ok(Self::start(Target::Single(client)).await)
@@ -135,7 +135,7 @@ impl Connector {
 
     /// A Redis Cluster reached through any of the seed `nodes` (never
     /// echoed: they may hold a password).
-    pub(super) async fn cluster(nodes: &[String]) -> Result<Self, StoreError> {
+    pub(crate) async fn cluster(nodes: &[String]) -> Result<Self, StoreError> {
         if nodes.is_empty() {
             return Err(StoreError::Unavailable("no Redis Cluster node".into()));
         }
@@ -240,7 +240,7 @@ impl Connector {
 
     /// The link, connecting first when none exists yet and the last
     /// attempt is old enough.
-    pub(super) async fn link(&self) -> Result<Link, StoreError> {
+    pub(crate) async fn link(&self) -> Result<Link, StoreError> {
         if let Some(link) = self.slot.read().await.as_ref() {
             return Ok(link.clone());
         }

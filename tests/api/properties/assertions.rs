@@ -94,6 +94,11 @@ async fn any_signed_claims_authenticate_the_normalised_customer_or_are_422() {
                 &json!({ "assertion": app.assertion(c) }),
             )
             .await;
+        // An empty `sub` is a required claim missing (contract 3.6): 401.
+        if sub.is_empty() {
+            problem(res, &[401], &["invalid_token"]).await?;
+            return Ok(());
+        }
         let want_id = customer_id("assertion.sub", &sub);
         let displays_ok = [&name, &phone, &region]
             .into_iter()

@@ -1,0 +1,156 @@
+//! Assurance for one action (CONTRACT 3.12): is the interaction's current
+//! authentication recent enough, and of a strong enough method, for what the
+//! bot is about to do? A pure function of the interaction's state, a policy
+//! and `now`.
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::interaction::{Method, Status};
+use crate::time::Timestamp;
+
+/// What one action asks of the authentication. Both parts are optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// The authentication happened at most this long ago.
+    pub max_age: Option<Duration>,
+    /// The current authentication's method is one of these.
+    pub methods: Option<Vec<Method>>,
+}
+
+/// A requirement the interaction does not meet, in the contract's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmet {
+    /// The status is not `authenticated`.
+    Authenticated,
+    MaxAge,
+    Method,
+}
+
+/// The verdict, without the interaction's identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub satisfied: bool,
+    /// Whole seconds since `authenticated_at`; `None` when not authenticated.
+    pub age_seconds: Option<u64>,
+    pub unmet: Vec<Unmet>,
+}
+
+/// Judges an interaction with `status`, authenticated by `method` at
+/// `authenticated_at` (both as the interaction shows them), against `policy`
+/// at `now`. When it is not authenticated, `max_age` and `methods` are not
+/// met either (there is no current authentication to meet them).
+pub fn assess(
+    status: Status,
+    method: Option<Method>,
+    authenticated_at: Option<Timestamp>,
+    policy: &Policy,
+    now: Timestamp,
+) -> Verdict {
+    let authenticated = status == Status::Authenticated;
+    let age = authenticated_at
+        .filter(|_| authenticated)
+        .map(|at| now.since(at));
+    let mut unmet = Vec::new();
+    if !authenticated {
+        unmet.push(Unmet::Authenticated);
+    }
+    if let Some(max) = policy.max_age {
+        if age.is_none_or(|a| a > max) {
+            unmet.push(Unmet::MaxAge);
+        }
+    }
+    if let Some(allowed) = &policy.methods {
+        if !(authenticated && method.is_some_and(|m| allowed.contains(&m))) {
+            unmet.push(Unmet::Method);
+        }
+    }
+    Verdict {
+        satisfied: unmet.is_empty(),
+        age_seconds: age.map(|a| a.as_secs()),
+        unmet,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    fn policy(max_age: Option<u64>, methods: Option<&[Method]>) -> Policy {
+        Policy {
+            max_age: max_age.map(Duration::from_secs),
+            methods: methods.map(<[Method]>::to_vec),
+        }
+    }
+
+    #[test]
+    fn a_fresh_authentication_satisfies_an_empty_or_matching_policy() {
+        let now = t(100);
+        for p in [
+            Policy::default(),
+            policy(Some(300), None),
+            policy(None, Some(&[Method::Otp, Method::LoginLink])),
+            policy(Some(100), Some(&[Method::LoginLink])),
+        ] {
+            let v = assess(
+                Status::Authenticated,
+                Some(Method::LoginLink),
+                Some(t(0)),
+                &p,
+                now,
+            );
+            assert!(v.satisfied, "{p:?}");
+            assert!(v.unmet.is_empty());
+            assert_eq!(v.age_seconds, Some(100));
+        }
+    }
+
+    #[test]
+    fn age_and_method_are_unmet_in_order() {
+        let p = policy(Some(60), Some(&[Method::Otp]));
+        let v = assess(
+            Status::Authenticated,
+            Some(Method::PreChat),
+            Some(t(0)),
+            &p,
+            t(61),
+        );
+        assert!(!v.satisfied);
+        assert_eq!(v.unmet, [Unmet::MaxAge, Unmet::Method]);
+        // Exactly max_age old is still within it.
+        let v = assess(
+            Status::Authenticated,
+            Some(Method::Otp),
+            Some(t(0)),
+            &p,
+            t(60),
+        );
+        assert!(v.satisfied);
+    }
+
+    #[test]
+    fn not_authenticated_lists_authenticated_first_and_has_no_age() {
+        for status in [
+            Status::Unauthenticated,
+            Status::Expired,
+            Status::Locked,
+            Status::Pending,
+        ] {
+            let p = policy(Some(600), Some(&[Method::PreChat]));
+            let v = assess(status, Some(Method::PreChat), Some(t(0)), &p, t(1));
+            assert_eq!(
+                v.unmet,
+                [Unmet::Authenticated, Unmet::MaxAge, Unmet::Method],
+                "{status:?}"
+            );
+            assert_eq!(v.age_seconds, None);
+            let v = assess(status, None, None, &Policy::default(), t(1));
+            assert_eq!(v.unmet, [Unmet::Authenticated]);
+        }
+    }
+}

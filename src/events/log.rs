@@ -1,0 +1,141 @@
+//! The event log behind the publisher: a bounded, ordered history of each
+//! team's events plus live fan-out to this instance's stream readers
+//! (CONTRACT 3.9). Two implementations: `memory` (one process) and `redis`
+//! (one Redis stream per team, shared by every instance).
+//!
+//! Positions are [`LogId`]s, `<ms>-<seq>` like Redis stream ids: totally
+//! ordered within a team, so a reader that knows the last id it delivered
+//! can resume after it and drop what it already has.
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::Event;
+
+/// How long an event is kept (the contract asks for at least 10 minutes).
+pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
+/// The most events kept per team (Redis trims approximately, a little over).
+pub const HISTORY_MAX: usize = 10_000;
+/// Live entries one stream reader may fall behind before it is dropped.
+pub const LIVE_BUFFER: usize = 1024;
+
+/// A position in a team's log: `<ms>-<seq>`, ordered by both parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl fmt::Display for LogId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+impl FromStr for LogId {
+    type Err = ();
+
+    /// Exactly `<digits>-<digits>`, each fitting a `u64`.
+    fn from_str(s: &str) -> Result<Self, ()> {
+        let (ms, seq) = s.trim().split_once('-').ok_or(())?;
+        let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+        if !digits(ms) || !digits(seq) {
+            return Err(());
+        }
+        Ok(LogId {
+            ms: ms.parse().map_err(|_| ())?,
+            seq: seq.parse().map_err(|_| ())?,
+        })
+    }
+}
+
+/// One event at its place in its team's log.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub id: LogId,
+    pub event: Arc<Event>,
+}
+
+/// The log could not be read (Redis down or slow). The text names the
+/// failure, never an event's content.
+#[derive(Debug, thiserror::Error)]
+#[error("event log unavailable: {0}")]
+pub struct LogError(pub String);
+
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// Appends an event to its team's log and fans it out. Never blocks
+    /// and never fails the caller: a failure is logged and counted.
+    fn append(&self, event: Arc<Event>);
+
+    /// The oldest and newest ids `team`'s log holds, `None` when empty.
+    async fn bounds(&self, team: &str) -> Result<Option<(LogId, LogId)>, LogError>;
+
+    /// Up to `limit` of `team`'s entries after `after` (from the oldest
+    /// retained when `None`), in order.
+    async fn read_after(
+        &self,
+        team: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, LogError>;
+
+    /// Every entry of `team` appended from now on, by any instance sharing
+    /// the log. A receiver more than [`LIVE_BUFFER`] behind gets `Lagged`.
+    fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry>;
+}
+
+/// In-process fan-out: one broadcast channel per team that has had a reader.
+#[derive(Default)]
+pub struct Fanout {
+    teams: Mutex<HashMap<String, broadcast::Sender<LogEntry>>>,
+}
+
+impl Fanout {
+    pub fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry> {
+        let mut teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+        teams
+            .entry(team.to_string())
+            .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Hands `entry` to its team's readers; none listening is fine.
+    pub fn send(&self, entry: LogEntry) {
+        let teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = teams.get(&entry.event.team) {
+            let _ = tx.send(entry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_parse_print_and_order() {
+        let a: LogId = "1700000000000-0".parse().unwrap();
+        let b: LogId = "1700000000000-12".parse().unwrap();
+        let c: LogId = "1700000000001-0".parse().unwrap();
+        assert!(a < b && b < c);
+        assert_eq!(b.to_string(), "1700000000000-12");
+        for bad in [
+            "",
+            "-",
+            "1-",
+            "-1",
+            "x-1",
+            "1-1-1",
+            "+1-2",
+            "99999999999999999999-0",
+        ] {
+            assert!(bad.parse::<LogId>().is_err(), "{bad}");
+        }
+    }
+}

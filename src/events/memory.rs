@@ -1,0 +1,172 @@
+//! The in-process event log: per team, the events of the last
+//! [`HISTORY_AGE`], at most [`HISTORY_MAX`], plus live fan-out. Ids are
+//! `<wall-clock ms>-<seq>`, increasing across the whole process, so an id
+//! from before a restart is older than every id after it.
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use tokio::sync::broadcast;
+
+use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
+use super::Event;
+
+#[derive(Default)]
+pub struct MemoryLog {
+    inner: Mutex<Inner>,
+    fanout: Fanout,
+}
+
+#[derive(Default)]
+struct Inner {
+    last: Option<LogId>,
+    teams: HashMap<String, VecDeque<(Instant, LogEntry)>>,
+}
+
+impl MemoryLog {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Inner {
+    /// The next id: the wall clock's ms, or the last id's ms with the next
+    /// sequence number when the clock has not moved on (or went back).
+    fn next_id(&mut self) -> LogId {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let id = match self.last {
+            Some(last) if last.ms >= ms => LogId {
+                ms: last.ms,
+                seq: last.seq.saturating_add(1),
+            },
+            _ => LogId { ms, seq: 0 },
+        };
+        self.last = Some(id);
+        id
+    }
+
+    /// `team`'s history without what is too old.
+    fn history(&mut self, team: &str, now: Instant) -> Option<&mut VecDeque<(Instant, LogEntry)>> {
+        let history = self.teams.get_mut(team)?;
+        while history
+            .front()
+            .is_some_and(|(at, _)| now.duration_since(*at) > HISTORY_AGE)
+        {
+            history.pop_front();
+        }
+        Some(history)
+    }
+}
+
+#[async_trait]
+impl EventLog for MemoryLog {
+    fn append(&self, event: Arc<Event>) {
+        let now = Instant::now();
+        let entry = {
+            let mut inner = self.lock();
+            let id = inner.next_id();
+            let entry = LogEntry { id, event };
+            let history = inner.teams.entry(entry.event.team.clone()).or_default();
+            history.push_back((now, entry.clone()));
+            while history.len() > HISTORY_MAX {
+                history.pop_front();
+            }
+            let _ = inner.history(&entry.event.team, now);
+            entry
+        };
+        self.fanout.send(entry);
+    }
+
+    async fn bounds(&self, team: &str) -> Result<Option<(LogId, LogId)>, LogError> {
+        let mut inner = self.lock();
+        let Some(history) = inner.history(team, Instant::now()) else {
+            return Ok(None);
+        };
+        Ok(history
+            .front()
+            .zip(history.back())
+            .map(|((_, first), (_, last))| (first.id, last.id)))
+    }
+
+    async fn read_after(
+        &self,
+        team: &str,
+        after: Option<LogId>,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
+        let mut inner = self.lock();
+        let Some(history) = inner.history(team, Instant::now()) else {
+            return Ok(Vec::new());
+        };
+        let start = after.map_or(0, |a| history.partition_point(|(_, e)| e.id <= a));
+        Ok(history
+            .range(start..)
+            .take(limit)
+            .map(|(_, e)| e.clone())
+            .collect())
+    }
+
+    fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry> {
+        self.fanout.subscribe(team)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventType;
+    use crate::time::Timestamp;
+
+    fn event(team: &str) -> Arc<Event> {
+        let now = Timestamp::from_unix_seconds(1_795_000_000);
+        Arc::new(Event::new(
+            EventType::InteractionCreated,
+            now,
+            team,
+            serde_json::json!({}),
+        ))
+    }
+
+    #[tokio::test]
+    async fn history_is_per_team_ordered_and_resumable() {
+        let log = MemoryLog::new();
+        let mut live = log.subscribe("acme");
+        for team in ["acme", "globex", "acme", "acme"] {
+            log.append(event(team));
+        }
+        let all = log.read_after("acme", None, 100).await.unwrap();
+        assert_eq!(all.len(), 3);
+        assert!(all.windows(2).all(|w| w[0].id < w[1].id));
+        let rest = log.read_after("acme", Some(all[0].id), 100).await.unwrap();
+        assert_eq!(
+            rest.iter().map(|e| e.id).collect::<Vec<_>>(),
+            [all[1].id, all[2].id]
+        );
+        assert_eq!(log.read_after("acme", None, 2).await.unwrap().len(), 2);
+        assert_eq!(
+            log.bounds("acme").await.unwrap(),
+            Some((all[0].id, all[2].id))
+        );
+        assert_eq!(log.bounds("initech").await.unwrap(), None);
+        for expected in &all {
+            assert_eq!(live.recv().await.unwrap().id, expected.id);
+        }
+    }
+
+    #[tokio::test]
+    async fn history_is_capped() {
+        let log = MemoryLog::new();
+        for _ in 0..HISTORY_MAX + 5 {
+            log.append(event("acme"));
+        }
+        let all = log.read_after("acme", None, usize::MAX).await.unwrap();
+        assert_eq!(all.len(), HISTORY_MAX);
+    }
+}

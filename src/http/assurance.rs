@@ -1,0 +1,97 @@
+//! `GET /v1/interactions/{id}/assurance` (CONTRACT 3.12): is the current
+//! authentication recent and strong enough for one action?
+use std::collections::HashMap;
+
+use axum::extract::State;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::extract::{parse_id, Now, PathParam, QueryParams};
+use super::AppState;
+use crate::config::Dur;
+use crate::domain::assurance::Policy;
+use crate::domain::interaction::Method;
+use crate::error::{Error, Result};
+use crate::gateway::{AssuranceAsk, AssuranceView};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(assurance))
+}
+
+/// The query, parsed: a duration, a list of methods, or an intent's name.
+fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
+    if let Some(unknown) = q
+        .keys()
+        .find(|k| !matches!(k.as_str(), "max_age" | "methods" | "intent"))
+    {
+        return Err(Error::invalid(
+            "query",
+            &format!("{unknown:?} is not a parameter of this endpoint"),
+        ));
+    }
+    if let Some(intent) = q.get("intent") {
+        if q.contains_key("max_age") || q.contains_key("methods") {
+            return Err(Error::invalid(
+                "intent",
+                "names a policy: give either intent, or max_age and methods",
+            ));
+        }
+        if intent.is_empty() || intent.len() > 64 {
+            return Err(Error::invalid("intent", "must be 1 to 64 characters"));
+        }
+        return Ok(AssuranceAsk::Intent(intent.clone()));
+    }
+    let max_age = match q.get("max_age") {
+        None => None,
+        Some(v) => Some(
+            Dur::parse(v)
+                .ok()
+                .and_then(|d| d.enabled())
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "max_age",
+                        "must be a duration like 90s, 5m or 2h, more than 0s",
+                    )
+                })?,
+        ),
+    };
+    let methods = match q.get("methods") {
+        None => None,
+        Some(list) => Some(
+            list.split(',')
+                .map(|m| {
+                    Method::parse(m.trim()).ok_or_else(|| {
+                        Error::invalid(
+                            "methods",
+                            "each must be one of login_link, pre_chat, otp, pin",
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        ),
+    };
+    Ok(AssuranceAsk::Policy(Policy { max_age, methods }))
+}
+
+/// Is the current authentication recent and strong enough for one action?
+#[utoipa::path(get, path = "/v1/interactions/{id}/assurance", tag = "interactions", security(("api_key" = [])),
+    params(("id" = String, Path),
+           ("max_age" = Option<String>, Query, description = "a duration: 90s, 5m, 2h"),
+           ("methods" = Option<String>, Query, description = "comma-separated: login_link, pre_chat, otp, pin"),
+           ("intent" = Option<String>, Query, description = "a named policy of the settings; not with max_age or methods")),
+    responses((status = 200, body = AssuranceView)))]
+async fn assurance(
+    State(st): State<AppState>,
+    Now(now): Now,
+    caller: Caller,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<HashMap<String, String>>,
+) -> Result<Json<AssuranceView>> {
+    // Bots and agents (and admins) may ask: every role.
+    let team = st.gateway.team(&caller.team)?;
+    let id = parse_id(&id, "no such interaction")?;
+    let ask = parse_ask(&q)?;
+    Ok(Json(st.gateway.assurance(team, id, ask, now).await?))
+}
