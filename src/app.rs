@@ -60,6 +60,7 @@ impl App {
         };
         let http = reqwest::Client::builder()
             .timeout(crate::channels::SEND_TIMEOUT)
+            .connect_timeout(crate::channels::provider::CONNECT_TIMEOUT)
             .build()
             .map_err(std::io::Error::other)?;
         let channels = opts

@@ -3,7 +3,7 @@
 //! rendered as Prometheus text at `/metrics`.
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Installs the tracing subscriber once; later calls do nothing.
@@ -25,7 +25,16 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 impl Metrics {
     pub fn install() -> Self {
         let handle = HANDLE.get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            // Histograms render as summaries unless given buckets.
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("chatgate_channel_send_seconds".into()),
+                    &crate::channels::SEND_SECONDS_BUCKETS,
+                )
+                .map(PrometheusBuilder::build_recorder);
+            let Ok(recorder) = recorder else {
+                return None;
+            };
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok().map(|_| handle)
         });

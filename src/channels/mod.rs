@@ -1,13 +1,17 @@
 //! Sending text into chats, SMS and e-mail: one [`Channel`] trait, one
 //! implementation per provider kind, and the templates (`#URL#`, `#PIN#`,
 //! `#MINUTES#`) that make the text.
+pub mod provider;
+pub mod slack;
 pub mod smtp;
+pub mod telegram;
 pub mod twilio;
 pub mod webhook;
+pub mod whatsapp;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -49,8 +53,9 @@ pub struct Message {
     pub conversation_id: String,
     /// The channel's name (`channels/<name>.toml`).
     pub channel: String,
-    /// Phone number or e-mail address for `twilio` and `smtp`; chat kinds
-    /// send to `conversation_id`.
+    /// Phone number or e-mail address for `twilio` and `smtp` (and for
+    /// `whatsapp` as a team's `sms_channel`); chat kinds send to
+    /// `conversation_id`, and `to` is None for chat deliveries.
     pub to: Option<String>,
     /// The rendered text. May contain a code: never log it.
     pub text: String,
@@ -85,35 +90,51 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The configured channels by name, ready to send.
 #[derive(Clone, Default)]
 pub struct Channels {
-    by_name: HashMap<String, Arc<dyn Channel>>,
+    by_name: HashMap<String, Sender>,
 }
+
+/// One channel's sender and its kind (a metric label).
+#[derive(Clone)]
+struct Sender {
+    kind: &'static str,
+    channel: Arc<dyn Channel>,
+}
+
+/// Upper bounds (seconds) of `chatgate_channel_send_seconds`: up to the
+/// longest send timeout.
+pub const SEND_SECONDS_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0];
 
 impl Channels {
     /// Builds a sender for every configured channel of a kind this build supports.
     pub fn from_config(config: &Config, http: reqwest::Client) -> Self {
-        let mut by_name: HashMap<String, Arc<dyn Channel>> = HashMap::new();
+        let mut by_name = HashMap::new();
         for (name, ch) in &config.channels {
-            if let Some(sender) = build(ch, http.clone()) {
-                by_name.insert(name.clone(), sender);
+            if let Some(channel) = build(ch, http.clone()) {
+                let kind = ch.kind.name();
+                by_name.insert(name.clone(), Sender { kind, channel });
             }
         }
         Channels { by_name }
     }
 
     pub async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
-        let Some(ch) = self.by_name.get(&msg.channel) else {
+        let Some(sender) = self.by_name.get(&msg.channel) else {
             return Err(ChannelError(format!(
                 "channel {:?} has no sender",
                 msg.channel
             )));
         };
-        let result = ch.send(msg).await;
+        let kind = sender.kind;
+        let started = Instant::now();
+        let result = sender.channel.send(msg).await;
+        metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind)
+            .record(started.elapsed().as_secs_f64());
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("chatgate_channel_messages_total",
-            "channel" => msg.channel.clone(), "purpose" => msg.purpose.as_str(), "outcome" => outcome)
+            "channel" => msg.channel.clone(), "kind" => kind, "purpose" => msg.purpose.as_str(), "outcome" => outcome)
         .increment(1);
         if let Err(e) = &result {
-            tracing::warn!(channel = %msg.channel, purpose = msg.purpose.as_str(), error = %e, "channel send failed");
+            tracing::warn!(channel = %msg.channel, kind, purpose = msg.purpose.as_str(), error = %e, "channel send failed");
         }
         result
     }
@@ -162,8 +183,26 @@ fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> 
                 }
             }
         }
-        // Chat provider kinds arrive with the channels issue.
-        _ => None,
+        ChannelKind::Whatsapp {
+            base_url,
+            api_version,
+            phone_number_id,
+            token,
+        } => Some(Arc::new(whatsapp::WhatsappChannel::new(
+            http,
+            base_url.clone(),
+            api_version.clone(),
+            phone_number_id.clone(),
+            token,
+        ))),
+        ChannelKind::Slack { base_url, token } => Some(Arc::new(slack::SlackChannel::new(
+            http,
+            base_url.clone(),
+            token,
+        ))),
+        ChannelKind::Telegram { base_url, token } => Some(Arc::new(
+            telegram::TelegramChannel::new(http, base_url.clone(), token),
+        )),
     }
 }
 

@@ -5,7 +5,8 @@ use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::{Channel, ChannelError, Message, SEND_TIMEOUT};
+use super::provider::{reason, PROVIDER_TIMEOUT};
+use super::{Channel, ChannelError, Message};
 
 /// Twilio writes WhatsApp numbers `whatsapp:+1...`.
 const WHATSAPP: &str = "whatsapp:";
@@ -75,28 +76,43 @@ impl Channel for TwilioChannel {
         let response = self
             .http
             .post(self.messages_url()?)
-            .timeout(SEND_TIMEOUT)
+            .timeout(PROVIDER_TIMEOUT)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)
             .send()
             .await
             // reqwest's error text includes the URL: keep it out.
-            .map_err(|_| ChannelError("twilio unreachable".into()))?;
+            .map_err(|e| {
+                ChannelError(if e.is_timeout() {
+                    "twilio did not answer in time".into()
+                } else {
+                    "twilio unreachable".into()
+                })
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         // Twilio's error body: {"code": 20003, "message": ..., "status": 401}.
-        let code = response
+        let body = response
             .bytes()
             .await
             .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+        let code = body
+            .as_ref()
             .and_then(|v| v.get("code").and_then(serde_json::Value::as_u64));
-        Err(ChannelError(match code {
-            Some(code) => format!("twilio answered HTTP {} (code {code})", status.as_u16()),
-            None => format!("twilio answered HTTP {}", status.as_u16()),
+        let message = body
+            .as_ref()
+            .and_then(|v| v.get("message").and_then(serde_json::Value::as_str))
+            .map(|m| reason(m, self.auth_token.expose_secret()));
+        let status = status.as_u16();
+        Err(ChannelError(match (message, code) {
+            (Some(m), Some(code)) => format!("twilio answered HTTP {status}: {m} (code {code})"),
+            (Some(m), None) => format!("twilio answered HTTP {status}: {m}"),
+            (None, Some(code)) => format!("twilio answered HTTP {status} (code {code})"),
+            (None, None) => format!("twilio answered HTTP {status}"),
         }))
     }
 }
@@ -216,7 +232,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn error_answer_gives_status_and_twilio_code_only() {
+    async fn error_answer_gives_status_and_twilios_message_and_code() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
             .respond_with(ResponseTemplate::new(401).set_body_json(json!({
@@ -231,7 +247,7 @@ mod tests {
             .send(&message(Some("+15552223333")))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "twilio answered HTTP 401 (code 20003)");
+        assert_eq!(err.0, "twilio answered HTTP 401: Authenticate (code 20003)");
     }
 
     #[tokio::test]

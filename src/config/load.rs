@@ -98,14 +98,16 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         teams_by_id.insert(team.id.clone(), team);
     }
 
-    Ok(Config {
+    let config = Config {
         path: path.to_path_buf(),
         server: system.server,
         store: system.store,
         defaults: system.defaults,
         teams: teams_by_id,
         channels,
-    })
+    };
+    super::validate::check_template_lengths(&config, &file)?;
+    Ok(config)
 }
 
 /// Reads and parses one TOML file. Syntax errors name the line and column;

@@ -2,7 +2,8 @@
 //! [`Settings`]. Problems are phrased without quoting the value.
 use url::Url;
 
-use super::{Settings, TemplateOverrides};
+use super::{ChannelConfig, ChannelKind, Config, ConfigError, Settings, TemplateOverrides};
+use crate::channels::{template, Purpose};
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
 pub(super) fn check_name(s: &str) -> Result<(), String> {
@@ -107,10 +108,152 @@ pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &
     None
 }
 
+/// The longest text a channel kind takes, in characters: Twilio's 1600
+/// (ten SMS segments), Slack's 40 000, Telegram's and the WhatsApp Cloud
+/// API's 4096. Webhooks and e-mail take any length.
+pub(super) fn text_limit(kind: &ChannelKind) -> Option<usize> {
+    match kind {
+        ChannelKind::Twilio { .. } => Some(1600),
+        ChannelKind::Slack { .. } => Some(40_000),
+        ChannelKind::Telegram { .. } | ChannelKind::Whatsapp { .. } => Some(4096),
+        ChannelKind::Webhook { .. } | ChannelKind::Smtp { .. } => None,
+    }
+}
+
+const PURPOSES: [Purpose; 5] = [
+    Purpose::LoginLink,
+    Purpose::Otp,
+    Purpose::PinPrompt,
+    Purpose::Authenticated,
+    Purpose::Expired,
+];
+
+/// The length of `template` at its longest, in characters: `#PIN#` 10
+/// digits, `#URL#` `public_url` + `/l/` + 32 characters, `#MINUTES#` 4 digits.
+pub(super) fn worst_case_chars(template: &str, public_url: &str) -> usize {
+    let url = format!("{public_url}/l/{}", "x".repeat(32));
+    template
+        .replace("#PIN#", "0000000000")
+        .replace("#URL#", &url)
+        .replace("#MINUTES#", "0000")
+        .chars()
+        .count()
+}
+
+fn too_long(
+    file: &str,
+    key: String,
+    len: usize,
+    channel: &ChannelConfig,
+    limit: usize,
+) -> ConfigError {
+    ConfigError::new(
+        file,
+        key,
+        format!(
+            "is {len} characters at its longest (#PIN# 10 digits, #URL# the longest short URL, \
+             #MINUTES# 4 digits); {} channel {:?} takes at most {limit}",
+            channel.kind.name(),
+            channel.name
+        ),
+    )
+}
+
+/// Refuses a template a provider could not take whole (messages are never
+/// truncated at send time): every template that can be sent to a channel
+/// with a text limit, at its longest. A message uses the settings of the
+/// interaction's channel and the overrides of the channel it goes to (the
+/// same, or the team's `sms_channel` / `email_channel`). The error names
+/// the layer that wrote the template: the channel file's `[templates]`, the
+/// team's `[channel_settings.NAME]` or `[settings]`, or `[defaults]`.
+pub(super) fn check_template_lengths(
+    config: &Config,
+    system_file: &str,
+) -> Result<(), ConfigError> {
+    let public_url = config.server.public_url.as_str();
+    for channel in config.channels.values() {
+        let Some(limit) = text_limit(&channel.kind) else {
+            continue;
+        };
+        for purpose in PURPOSES {
+            let over = overrides(&channel.templates, purpose);
+            if let Some(t) = over {
+                let len = worst_case_chars(t, public_url);
+                if len > limit {
+                    let file = channel.file.display().to_string();
+                    let key = format!("templates.{}", purpose.as_str());
+                    return Err(too_long(&file, key, len, channel, limit));
+                }
+            }
+        }
+    }
+    for team in config.teams.values() {
+        let team_file = team.file.display().to_string();
+        for (source, settings) in &team.channel_settings {
+            let targets = [
+                Some(source),
+                team.sms_channel.as_ref(),
+                team.email_channel.as_ref(),
+            ];
+            for target in targets.into_iter().flatten() {
+                let Some(channel) = config.channels.get(target) else {
+                    continue;
+                };
+                let Some(limit) = text_limit(&channel.kind) else {
+                    continue;
+                };
+                for purpose in PURPOSES {
+                    if overrides(&channel.templates, purpose).is_some() {
+                        continue; // checked above
+                    }
+                    let text = template(purpose, settings, Some(channel));
+                    let len = worst_case_chars(text, public_url);
+                    if len <= limit {
+                        continue;
+                    }
+                    let key = format!("templates.{}", purpose.as_str());
+                    let (file, key) = if text != template(purpose, &team.settings, None) {
+                        (
+                            team_file.as_str(),
+                            format!("channel_settings.{source}.{key}"),
+                        )
+                    } else if text != template(purpose, &config.defaults, None) {
+                        (team_file.as_str(), format!("settings.{key}"))
+                    } else {
+                        (system_file, format!("defaults.{key}"))
+                    };
+                    return Err(too_long(file, key, len, channel, limit));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A channel file's own template for `purpose`, if it has one.
+fn overrides(t: &TemplateOverrides, purpose: Purpose) -> Option<&str> {
+    match purpose {
+        Purpose::LoginLink => t.login_link.as_deref(),
+        Purpose::Otp => t.otp.as_deref(),
+        Purpose::PinPrompt => t.pin_prompt.as_deref(),
+        Purpose::Authenticated => t.authenticated.as_deref(),
+        Purpose::Expired => t.expired.as_deref(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Dur;
+
+    #[test]
+    fn worst_case_fills_every_placeholder_at_its_longest() {
+        let url = "https://g.example";
+        assert_eq!(worst_case_chars("#PIN#", url), 10);
+        assert_eq!(worst_case_chars("#MINUTES#", url), 4);
+        assert_eq!(worst_case_chars("#URL#", url), url.len() + 3 + 32);
+        assert_eq!(worst_case_chars("ü #PIN# #PIN#", url), 2 + 10 + 1 + 10);
+    }
 
     #[test]
     fn names_and_labels() {

@@ -43,6 +43,9 @@ pub struct Setup {
     pub keys: Option<Keys>,
     /// Use this store instead of the one the config names.
     pub store: Option<chatgate::store::SharedStore>,
+    /// Extra channel files `(name, toml)`: written to `channels/<name>.toml`
+    /// and added to the acme team's channels.
+    pub extra_channels: Vec<(String, String)>,
     /// Keep-alive interval of `GET /v1/events` (default 15 s).
     pub sse_keep_alive: Option<Duration>,
 }
@@ -211,10 +214,15 @@ key_prefix = "{prefix}"
         cluster_nodes = setup.cluster_nodes,
     );
     std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
+    let mut acme_channels = vec!["webchat".to_string(), "sms".to_string()];
+    for (name, toml) in &setup.extra_channels {
+        std::fs::write(dir.join(format!("channels/{name}.toml")), toml).unwrap();
+        acme_channels.push(name.clone());
+    }
     let acme = format!(
         r#"id = "acme"
 login_url = "https://login.acme.test/chat?lang=en"
-channels = ["webchat", "sms"]
+channels = {acme_channels:?}
 sms_channel = "sms"
 
 [[security_keys]]

@@ -9,6 +9,7 @@ mod assurance;
 mod basics;
 mod binding;
 mod challenges;
+mod channels;
 mod edge;
 mod events;
 mod hardening;

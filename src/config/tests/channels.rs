@@ -252,3 +252,81 @@ fn channel_templates_are_checked() {
     fx.edit("channels/sms.toml", "subject = \"x\"", "greeting = \"x\"");
     fx.expect_err("channels/sms.toml", "templates.greeting", "unknown key");
 }
+
+#[test]
+fn templates_too_long_for_the_provider_are_refused_at_their_longest() {
+    // Twilio takes 1600 characters: #PIN# counts 10.
+    let fx = Fixture::new();
+    let fits = format!("#PIN#{}", "x".repeat(1590));
+    fx.edit("channels/sms.toml", "#PIN# is your code.", &fits);
+    assert!(fx.load().is_ok());
+    let long = format!("#PIN#{}", "x".repeat(1591));
+    fx.edit("channels/sms.toml", &fits, &long);
+    let err = fx.expect_err("channels/sms.toml", "templates.otp", "1601 characters");
+    assert!(err
+        .problem
+        .contains("twilio channel \"sms\" takes at most 1600"));
+
+    // Slack takes 40 000, Telegram 4096 (#URL# is public_url/l/ + 32).
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    let text = format!("#URL#{}", "y".repeat(4096 - 56 + 1));
+    fx.write(
+        "channels/slack.toml",
+        &format!("name = \"slack\"\nkind = \"slack\"\ntoken = \"${{FX_TOKEN}}\"\n[templates]\nlogin_link = \"{text}\""),
+    );
+    assert!(fx.load().is_ok());
+    fx.write(
+        "channels/tg.toml",
+        &format!("name = \"tg\"\nkind = \"telegram\"\ntoken = \"${{FX_TOKEN}}\"\n[templates]\nlogin_link = \"{text}\""),
+    );
+    fx.expect_err(
+        "channels/tg.toml",
+        "templates.login_link",
+        "takes at most 4096",
+    );
+}
+
+#[test]
+fn a_too_long_template_is_named_in_the_layer_that_wrote_it() {
+    let long = "z".repeat(1601);
+    // Team settings of the webchat channel reach the team's sms channel.
+    let fx = Fixture::new();
+    fx.append(
+        "config/teams/acme.toml",
+        &format!("[channel_settings.webchat.templates]\npin_prompt = \"{long}\"\n"),
+    );
+    fx.expect_err(
+        "acme.toml",
+        "channel_settings.webchat.templates.pin_prompt",
+        "twilio channel \"sms\"",
+    );
+    let fx = Fixture::new();
+    fx.append(
+        "config/teams/acme.toml",
+        &format!("[settings.templates]\nexpired = \"{long}\"\n"),
+    );
+    fx.expect_err(
+        "acme.toml",
+        "settings.templates.expired",
+        "takes at most 1600",
+    );
+    let fx = Fixture::new();
+    fx.append(
+        "config/chatgate.toml",
+        &format!("[defaults.templates]\nauthenticated = \"{long}\"\n"),
+    );
+    fx.expect_err(
+        "config/chatgate.toml",
+        "defaults.templates.authenticated",
+        "takes at most 1600",
+    );
+    // Globex has no channel with a limit: the same defaults would load
+    // for it alone; webhooks and e-mail take any length.
+    let fx = Fixture::new();
+    fx.append(
+        "config/teams/globex.toml",
+        &format!("[settings.templates]\nexpired = \"{long}\"\n"),
+    );
+    assert!(fx.load().is_ok());
+}

@@ -1,0 +1,129 @@
+//! What the HTTP chat providers (`whatsapp`, `slack`, `telegram`) share:
+//! their timeouts, one attempt at a JSON POST, and the provider's reason
+//! made safe to show (bounded, one line, no credential).
+use std::time::Duration;
+
+use reqwest::header::RETRY_AFTER;
+use reqwest::StatusCode;
+
+use super::ChannelError;
+
+/// Time to open the connection to a provider (set on the shared client).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Time for one provider request, answer included.
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most of a provider's reason kept in an error text.
+const REASON_MAX_CHARS: usize = 200;
+
+/// A provider's answer to the one attempt.
+pub(super) struct Answer {
+    pub status: StatusCode,
+    /// The `Retry-After` header, when it is a whole number of seconds.
+    pub retry_after: Option<u64>,
+    /// The body, when it is JSON.
+    pub body: Option<serde_json::Value>,
+}
+
+impl Answer {
+    /// A string field of the JSON body, by JSON pointer (`/error/message`).
+    pub fn text(&self, pointer: &str) -> Option<&str> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.pointer(pointer))
+            .and_then(serde_json::Value::as_str)
+    }
+
+    pub fn number(&self, pointer: &str) -> Option<i64> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.pointer(pointer))
+            .and_then(serde_json::Value::as_i64)
+    }
+
+    /// The body's `"ok"`, for providers that answer `"ok": false` on HTTP 200.
+    pub fn ok_field(&self) -> Option<bool> {
+        self.body
+            .as_ref()
+            .and_then(|b| b.get("ok"))
+            .and_then(serde_json::Value::as_bool)
+    }
+}
+
+/// Sends `request` once (never retried here: the message may have been
+/// delivered) and reads the answer. reqwest's error text carries the URL,
+/// which may hold a token, so errors are mapped to `kind`'s own words.
+pub(super) async fn post_once(
+    request: reqwest::RequestBuilder,
+    kind: &str,
+    timeout: Duration,
+) -> Result<Answer, ChannelError> {
+    let response = request
+        .timeout(timeout)
+        .send()
+        .await
+        .map_err(|e| transport_error(kind, &e))?;
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| transport_error(kind, &e))?;
+    let body = serde_json::from_slice(&bytes).ok();
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
+}
+
+fn transport_error(kind: &str, e: &reqwest::Error) -> ChannelError {
+    ChannelError(if e.is_timeout() {
+        format!("{kind} did not answer in time")
+    } else if e.is_connect() {
+        format!("{kind} unreachable")
+    } else {
+        format!("{kind} request failed")
+    })
+}
+
+/// A provider's own reason, safe for an error text: one line, at most
+/// [`REASON_MAX_CHARS`] characters, and `secret` (should a provider echo
+/// it) replaced.
+pub(super) fn reason(raw: &str, secret: &str) -> String {
+    let redacted = if secret.is_empty() {
+        raw.to_string()
+    } else {
+        raw.replace(secret, "[redacted]")
+    };
+    let one_line: String = redacted
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    match trimmed.char_indices().nth(REASON_MAX_CHARS) {
+        Some((at, _)) => format!("{}…", &trimmed[..at]),
+        None => trimmed.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reason_is_one_bounded_line_without_the_secret() {
+        assert_eq!(
+            reason(" bad\ntoken s3cr3t ", "s3cr3t"),
+            "bad token [redacted]"
+        );
+        let long = "x".repeat(500);
+        assert_eq!(reason(&long, "k").chars().count(), REASON_MAX_CHARS + 1);
+        assert_eq!(reason("fine", ""), "fine");
+    }
+}

@@ -1,0 +1,234 @@
+//! The `telegram` channel kind (CONTRACT 3.11): the Bot API's
+//! `sendMessage`. The bot token is part of the URL path
+//! (`/bot{token}/sendMessage`), so no URL ever goes into an error text;
+//! Telegram refuses with `"ok": false` and a `description`.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::CONTENT_TYPE;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+
+use super::provider::{post_once, reason, PROVIDER_TIMEOUT};
+use super::{Channel, ChannelError, Message};
+
+pub struct TelegramChannel {
+    http: reqwest::Client,
+    base_url: Url,
+    token: SecretString,
+    timeout: Duration,
+}
+
+impl TelegramChannel {
+    pub fn new(http: reqwest::Client, base_url: Url, token: &SecretString) -> Self {
+        TelegramChannel {
+            http,
+            base_url,
+            token: SecretString::from(token.expose_secret()),
+            timeout: PROVIDER_TIMEOUT,
+        }
+    }
+
+    /// `{base_url}/bot{token}/sendMessage`. Holds the token: never log it.
+    fn send_message_url(&self) -> Result<Url, ChannelError> {
+        let mut url = self.base_url.clone();
+        let bot = format!("bot{}", self.token.expose_secret());
+        url.path_segments_mut()
+            .map_err(|_| ChannelError("telegram base_url cannot take a path".into()))?
+            .pop_if_empty()
+            .extend([bot.as_str(), "sendMessage"]);
+        Ok(url)
+    }
+}
+
+#[async_trait]
+impl Channel for TelegramChannel {
+    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+        let body = json!({"chat_id": msg.conversation_id, "text": msg.text});
+        let request = self
+            .http
+            .post(self.send_message_url()?)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let answer = post_once(request, "telegram", self.timeout).await?;
+        if answer.status.is_success() && answer.ok_field() == Some(true) {
+            return Ok(());
+        }
+        // {"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}
+        let description = answer
+            .text("/description")
+            .map(|d| reason(d, self.token.expose_secret()));
+        Err(ChannelError(
+            match (answer.status.is_success(), description) {
+                (true, Some(d)) => format!("telegram refused the message: {d}"),
+                (true, None) => "telegram answered without \"ok\": true".into(),
+                (false, Some(d)) => {
+                    format!("telegram answered HTTP {}: {d}", answer.status.as_u16())
+                }
+                (false, None) => format!("telegram answered HTTP {}", answer.status.as_u16()),
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::channels::Purpose;
+
+    const TOKEN: &str = "123456789:AAHs3cr3t-t0k3n_x";
+    const TEXT: &str = "Your code is 123456. \"Quoted\" ünïcode & <b>";
+
+    fn message() -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "-1001234567890".into(),
+            channel: "telegram".into(),
+            to: None,
+            text: TEXT.into(),
+            subject: None,
+        }
+    }
+
+    fn channel(base: &str) -> TelegramChannel {
+        TelegramChannel::new(
+            reqwest::Client::new(),
+            Url::parse(base).unwrap(),
+            &SecretString::from(TOKEN),
+        )
+    }
+
+    async fn answering(response: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(response)
+            .expect(1)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    async fn send_to(server: &MockServer) -> Result<(), ChannelError> {
+        channel(&server.uri()).send(&message()).await
+    }
+
+    #[tokio::test]
+    async fn posts_send_message_with_the_token_in_the_path_and_exact_json() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/tg/bot{TOKEN}/sendMessage")))
+            .and(header("content-type", "application/json"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": true, "result": {"message_id": 7}})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        channel(&format!("{}/tg", server.uri()))
+            .send(&message())
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        assert!(requests[0].headers.get("authorization").is_none());
+        let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+        assert_eq!(body, json!({"chat_id": "-1001234567890", "text": TEXT}));
+    }
+
+    #[tokio::test]
+    async fn client_error_carries_the_description() {
+        let server = answering(ResponseTemplate::new(400).set_body_json(json!({
+            "ok": false, "error_code": 400, "description": "Bad Request: chat not found"
+        })))
+        .await;
+        let err = send_to(&server).await.unwrap_err();
+        assert_eq!(
+            err.0,
+            "telegram answered HTTP 400: Bad Request: chat not found"
+        );
+    }
+
+    #[tokio::test]
+    async fn ok_false_on_http_200_is_a_failure() {
+        let server = answering(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": false, "description": "Forbidden: bot was blocked by the user"
+        })))
+        .await;
+        let err = send_to(&server).await.unwrap_err();
+        assert_eq!(
+            err.0,
+            "telegram refused the message: Forbidden: bot was blocked by the user"
+        );
+    }
+
+    #[tokio::test]
+    async fn rate_limited_carries_telegrams_description() {
+        let server = answering(ResponseTemplate::new(429).set_body_json(json!({
+            "ok": false, "error_code": 429,
+            "description": "Too Many Requests: retry after 35",
+            "parameters": {"retry_after": 35}
+        })))
+        .await;
+        let err = send_to(&server).await.unwrap_err();
+        assert_eq!(
+            err.0,
+            "telegram answered HTTP 429: Too Many Requests: retry after 35"
+        );
+    }
+
+    #[tokio::test]
+    async fn server_error_gives_the_status() {
+        let server = answering(ResponseTemplate::new(502).set_body_string("<html>")).await;
+        let err = send_to(&server).await.unwrap_err();
+        assert_eq!(err.0, "telegram answered HTTP 502");
+    }
+
+    #[tokio::test]
+    async fn an_echoed_token_is_redacted() {
+        let server = answering(ResponseTemplate::new(401).set_body_json(json!({
+            "ok": false, "error_code": 401, "description": format!("Unauthorized bot{TOKEN}")
+        })))
+        .await;
+        let err = send_to(&server).await.unwrap_err();
+        assert!(!err.0.contains(TOKEN), "{}", err.0);
+        assert_eq!(
+            err.0,
+            "telegram answered HTTP 401: Unauthorized bot[redacted]"
+        );
+    }
+
+    #[tokio::test]
+    async fn slow_answer_times_out_without_the_url() {
+        let server = answering(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .await;
+        let mut ch = channel(&server.uri());
+        ch.timeout = Duration::from_millis(200);
+        let err = ch.send(&message()).await.unwrap_err();
+        assert_eq!(err.0, "telegram did not answer in time");
+        server.verify().await;
+    }
+
+    #[tokio::test]
+    async fn unreachable_says_so_without_the_token() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let err = channel(&format!("http://127.0.0.1:{port}"))
+            .send(&message())
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "telegram unreachable");
+    }
+}
