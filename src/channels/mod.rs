@@ -85,7 +85,7 @@ pub trait Channel: Send + Sync + 'static {
 }
 
 /// Timeout for one provider request.
-pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The configured channels by name, ready to send.
 #[derive(Clone, Default)]
