@@ -61,19 +61,23 @@ fn is_line_separator(c: char) -> bool {
     )
 }
 
+/// A character no identifier may hold: control, line or paragraph
+/// separator, format (zero-width, bidi) or other invisible. The OpenAPI
+/// document's identifier pattern is generated from this very function.
+pub fn refused_in_identifier(c: char) -> bool {
+    c.is_control()
+        || is_line_separator(c)
+        || c.general_category() == GeneralCategory::Format
+        || is_invisible(c)
+}
+
 /// An identifier of a customer: trimmed, NFKC-normalised, 1..=`max`
 /// characters, no control, format or separator characters.
 pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
     let normalised: String = s.trim().nfkc().collect();
     let v = normalised.trim();
     length(field, v, max)?;
-    let refused = |c: char| {
-        c.is_control()
-            || is_line_separator(c)
-            || c.general_category() == GeneralCategory::Format
-            || is_invisible(c)
-    };
-    if v.chars().any(refused) {
+    if v.chars().any(refused_in_identifier) {
         return Err(Error::invalid(
             field,
             "must not contain control, invisible or bidi characters",

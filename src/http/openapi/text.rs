@@ -7,8 +7,6 @@ use utoipa::openapi::RefOr;
 /// Character classes of the text rules in `domain::input`, as regular
 /// expression ranges (BMP as `\uXXXX`, others as the characters themselves).
 mod classes {
-    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-
     /// `char::is_control`.
     pub const CONTROL: &str = "\\u0000-\\u001F\\u007F-\\u009F";
     /// Line and paragraph separators.
@@ -18,7 +16,9 @@ mod classes {
 
     /// Every format character (general category Cf), computed from the same
     /// Unicode tables the gateway checks with.
+    #[cfg(test)]
     pub fn format() -> String {
+        use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
         ranges(|c| c.general_category() == GeneralCategory::Format)
     }
 
@@ -28,7 +28,7 @@ mod classes {
     }
 
     /// The characters for which `pick` holds, as character-class ranges.
-    fn ranges(pick: impl Fn(char) -> bool) -> String {
+    pub fn ranges(pick: impl Fn(char) -> bool) -> String {
         let mut out = String::new();
         let mut run: Option<(char, char)> = None;
         let flush = |run: Option<(char, char)>, out: &mut String| {
@@ -80,12 +80,8 @@ fn text(description: &str, max: usize, pattern: String) -> RefOr<Schema> {
 /// the length is in the pattern, not a `maxLength`. (NFKC may still change
 /// the length of a few rare compatibility characters.)
 fn identifier(description: &str, max: usize) -> RefOr<Schema> {
-    let refused = format!(
-        "{}{}{}",
-        classes::CONTROL,
-        classes::SEPARATOR,
-        classes::format()
-    );
+    // Exactly the characters `input::identifier` refuses.
+    let refused = classes::ranges(crate::domain::input::refused_in_identifier);
     let ws = classes::whitespace();
     let inner = max.saturating_sub(2);
     ObjectBuilder::new()
@@ -174,7 +170,10 @@ mod tests {
         // Trimmed white space (line breaks too) around 1..=256 characters.
         assert!(pattern.starts_with("^[\\u0009-\\u000D\\u0020"), "{pattern}");
         assert!(pattern.contains("{0,254}"), "{pattern}");
-        assert!(pattern.contains("\\u2028\\u2029"), "{pattern}");
+        // Separators and bidi controls (one run), variation selectors: the
+        // very characters `input::identifier` refuses.
+        assert!(pattern.contains("\\u2028-\\u202E"), "{pattern}");
+        assert!(pattern.contains("\\uFE00-\\uFE0F"), "{pattern}");
         assert_eq!(o.max_length, None);
     }
 }
