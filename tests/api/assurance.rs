@@ -22,41 +22,8 @@ async fn ok(app: &TestApp, id: &str, query: &str) -> Value {
 
 /// Authenticates `id` again with an OTP sent into the chat (a step-up).
 async fn otp_step_up(app: &TestApp, id: &str) {
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges"),
-            Some(&app.keys.bot),
-            &json!({"method": "otp"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let text = app
-        .chat_messages()
-        .await
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "otp")
-        .unwrap()["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let code = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() >= 4)
-        .unwrap()
-        .to_string();
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
-            Some(&app.keys.bot),
-            &json!({"code": code}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    let (cid, code) = app.start_otp(id).await;
+    assert_eq!(app.verify_code(id, &cid, &code).await.status(), 200);
 }
 
 both_stores!(

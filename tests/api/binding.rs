@@ -13,15 +13,6 @@ fn binding() -> Setup {
     }
 }
 
-async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> reqwest::Response {
-    app.post_json(
-        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
-        Some(&app.keys.bot),
-        &json!({"code": code}),
-    )
-    .await
-}
-
 /// A successful callback for `customer` on a fresh link of `id`: its answer.
 async fn bound_login(app: &TestApp, id: &str, customer: &str) -> Value {
     let link = app.issue_link(id, json!({})).await;
@@ -34,12 +25,6 @@ async fn bound_login(app: &TestApp, id: &str, customer: &str) -> Value {
         .await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
-}
-
-fn wrong(code: &str) -> String {
-    code.chars()
-        .map(|c| if c == '0' { '1' } else { '0' })
-        .collect()
 }
 
 both_stores!(
@@ -65,11 +50,11 @@ both_stores!(
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
         assert!(app.chat_messages().await.iter().all(|m| m["purpose"] != "authenticated"));
         // A wrong code is a failed attempt of the subject.
-        let res = verify(&app, &id, &cid, &wrong(&code)).await;
+        let res = app.verify_code(&id, &cid, &wrong_code(&code)).await;
         let b = assert_problem(res, 401, "invalid_code").await;
         assert_eq!(b["attempts_remaining"], 2);
         // The right code finishes the login as the callback's customer.
-        let res = verify(&app, &id, &cid, &code).await;
+        let res = app.verify_code(&id, &cid, &code).await;
         assert_eq!(res.status(), 200);
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["interaction"]["status"], "authenticated");
@@ -105,10 +90,10 @@ both_stores!(
         let cid = v["open_challenge"]["challenge_id"].as_str().unwrap().to_string();
         let code = answer["binding_code"].as_str().unwrap();
         for _ in 0..3 {
-            let res = verify(&app, &attacker, &cid, &wrong(code)).await;
+            let res = app.verify_code(&attacker, &cid, &wrong_code(code)).await;
             assert_eq!(res.status(), 401);
         }
-        let res = verify(&app, &attacker, &cid, code).await;
+        let res = app.verify_code(&attacker, &cid, code).await;
         assert_problem(res, 410, "challenge_exhausted").await;
         assert_ne!(app.get(&attacker).await["status"], "authenticated");
     }
@@ -131,11 +116,11 @@ both_stores!(
             .as_str()
             .unwrap()
             .to_string();
-        assert_eq!(verify(&app, id, &cid, &wrong(code)).await.status(), 401);
-        let res = verify(&app, id, &cid, &wrong(code)).await;
+        assert_eq!(app.verify_code(id, &cid, &wrong_code(code)).await.status(), 401);
+        let res = app.verify_code(id, &cid, &wrong_code(code)).await;
         assert_problem(res, 423, "locked").await;
         // Locked: even the right code is refused.
-        let res = verify(&app, id, &cid, code).await;
+        let res = app.verify_code(id, &cid, code).await;
         assert_problem(res, 423, "locked").await;
     }
 );
@@ -173,7 +158,7 @@ both_stores!(
             .to_string();
         // A new link ends the waiting login.
         app.issue_link(&id, json!({})).await;
-        let res = verify(&app, &id, &cid, c2).await;
+        let res = app.verify_code(&id, &cid, c2).await;
         assert_problem(res, 410, "challenge_expired").await;
         let _ = c1;
         // And a logout ends one too.
@@ -186,7 +171,7 @@ both_stores!(
             .post_json(&format!("/v1/interactions/{id}/logout"), Some(&app.keys.bot), &json!({}))
             .await;
         assert_eq!(res.status(), 200);
-        let res = verify(&app, &id, &cid, answer["binding_code"].as_str().unwrap()).await;
+        let res = app.verify_code(&id, &cid, answer["binding_code"].as_str().unwrap()).await;
         assert_problem(res, 410, "challenge_expired").await;
         assert_eq!(app.get(&id).await["status"], "unauthenticated");
     }

@@ -26,44 +26,6 @@ async fn post_assertion(app: &TestApp, id: &str, token: &str) -> reqwest::Respon
     .await
 }
 
-/// Starts an OTP into the chat; returns (challenge id, code).
-async fn otp(app: &TestApp, id: &str) -> (String, String) {
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges"),
-            Some(&app.keys.bot),
-            &json!({"method": "otp"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let c: Value = res.json().await.unwrap();
-    let text = app
-        .chat_messages()
-        .await
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "otp")
-        .expect("an otp message")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let code = text
-        .split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() >= 4)
-        .unwrap()
-        .to_string();
-    (c["challenge_id"].as_str().unwrap().to_string(), code)
-}
-
-async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> reqwest::Response {
-    app.post_json(
-        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
-        Some(&app.keys.bot),
-        &json!({"code": code}),
-    )
-    .await
-}
-
 /// An assertion for `sub` that answers `requires_2fa`, valid for `secs`.
 async fn step_up_for(app: &TestApp, id: &str, sub: &str, secs: i64) {
     let mut claims = app.assertion_claims(sub);
@@ -90,8 +52,8 @@ both_stores!(
         app.advance(20);
         // The assertion is dead, and so is the step-up it asked for.
         assert_eq!(app.get(&id).await["status"], "unauthenticated");
-        let (cid, code) = otp(&app, &id).await;
-        let res = verify(&app, &id, &cid, &code).await;
+        let (cid, code) = app.start_otp(&id).await;
+        let res = app.verify_code(&id, &cid, &code).await;
         let v: Value = res.json().await.unwrap();
         assert_ne!(proven(&v["interaction"]), "victim-7", "{v}");
         assert_ne!(proven(&app.get(&id).await), "victim-7");
@@ -104,10 +66,10 @@ both_stores!(
     |app: TestApp| async move {
         let id = app.new_interaction().await;
         step_up_for(&app, &id, "victim-7", 30).await;
-        let (cid, code) = otp(&app, &id).await;
+        let (cid, code) = app.start_otp(&id).await;
         // The OTP lives 3 minutes, the step-up 30 s: the step-up wins.
         app.advance(31);
-        assert_problem(verify(&app, &id, &cid, &code).await, 410, "challenge_expired").await;
+        assert_problem(app.verify_code(&id, &cid, &code).await, 410, "challenge_expired").await;
         let v = app.get(&id).await;
         assert_eq!(v["status"], "unauthenticated", "{v}");
         assert!(v["customer"].is_null(), "{v}");
@@ -120,7 +82,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = app.new_interaction().await;
         step_up_for(&app, &id, "victim-7", 300).await;
-        let (cid, code) = otp(&app, &id).await;
+        let (cid, code) = app.start_otp(&id).await;
         let res = app
             .post_signed(
                 "/v1/customers/logout",
@@ -129,7 +91,7 @@ both_stores!(
             )
             .await;
         assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
-        assert_problem(verify(&app, &id, &cid, &code).await, 410, "challenge_expired").await;
+        assert_problem(app.verify_code(&id, &cid, &code).await, 410, "challenge_expired").await;
         assert_eq!(app.get(&id).await["status"], "unauthenticated");
     }
 );
@@ -141,21 +103,21 @@ both_stores!(
         // A new link.
         let id = app.new_interaction().await;
         step_up_for(&app, &id, "victim-7", 300).await;
-        let (cid, code) = otp(&app, &id).await;
+        let (cid, code) = app.start_otp(&id).await;
         app.issue_link(&id, json!({})).await;
-        assert_problem(verify(&app, &id, &cid, &code).await, 410, "challenge_expired").await;
+        assert_problem(app.verify_code(&id, &cid, &code).await, 410, "challenge_expired").await;
         assert_ne!(proven(&app.get(&id).await), "victim-7");
 
         // A new assertion for someone else: the first step-up's OTP cannot
         // complete the second (nor the first).
         let id = app.new_interaction().await;
         step_up_for(&app, &id, "victim-7", 300).await;
-        let (cid, code) = otp(&app, &id).await;
+        let (cid, code) = app.start_otp(&id).await;
         step_up_for(&app, &id, "other-8", 300).await;
-        assert_problem(verify(&app, &id, &cid, &code).await, 410, "challenge_expired").await;
+        assert_problem(app.verify_code(&id, &cid, &code).await, 410, "challenge_expired").await;
         // The second step-up's own OTP completes it, as other-8.
-        let (cid, code) = otp(&app, &id).await;
-        let v: Value = verify(&app, &id, &cid, &code).await.json().await.unwrap();
+        let (cid, code) = app.start_otp(&id).await;
+        let v: Value = app.verify_code(&id, &cid, &code).await.json().await.unwrap();
         assert_eq!(proven(&v["interaction"]), "other-8", "{v}");
         assert_eq!(v["interaction"]["method"], "otp");
     }
@@ -418,9 +380,9 @@ both_stores!(
             ids.push(v["id"].as_str().unwrap().to_string());
         }
         for id in &ids {
-            let (cid, code) = otp(&app, id).await;
-            let wrong = if code.starts_with('0') { "1" } else { "0" }.repeat(code.len());
-            assert_problem(verify(&app, id, &cid, &wrong).await, 401, "invalid_code").await;
+            let (cid, code) = app.start_otp(id).await;
+            let wrong = wrong_code(&code);
+            assert_problem(app.verify_code(id, &cid, &wrong).await, 401, "invalid_code").await;
         }
         let s = app.get_json("/v1/subjects/cust-42", Some(&app.keys.agent)).await;
         assert_eq!(s["failures"], 3, "{s}");

@@ -492,6 +492,48 @@ impl TestApp {
         (status, text)
     }
 
+    /// The code in the last `otp` message the chat received.
+    pub async fn last_code(&self) -> String {
+        let msgs = self.chat_messages().await;
+        let text = msgs
+            .iter()
+            .rev()
+            .find(|m| m["purpose"] == "otp")
+            .expect("an otp message")["text"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        text.split(|c: char| !c.is_ascii_digit())
+            .find(|w| w.len() >= 4)
+            .unwrap()
+            .to_string()
+    }
+
+    /// Starts an OTP into the chat as the bot: (challenge id, code).
+    pub async fn start_otp(&self, id: &str) -> (String, String) {
+        let res = self
+            .post_json(
+                &format!("/v1/interactions/{id}/challenges"),
+                Some(&self.keys.bot),
+                &json!({"method": "otp"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        (cid, self.last_code().await)
+    }
+
+    /// Answers challenge `cid` of `id` with `code`, as the bot.
+    pub async fn verify_code(&self, id: &str, cid: &str, code: &str) -> Response {
+        self.post_json(
+            &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+            Some(&self.keys.bot),
+            &json!({"code": code}),
+        )
+        .await
+    }
+
     /// Requests the chat webhook received, as JSON bodies.
     pub async fn chat_messages(&self) -> Vec<Value> {
         self.chat
@@ -575,6 +617,13 @@ macro_rules! both_stores {
             }
         }
     };
+}
+
+/// A code of the same length as `code` that differs from it in every digit.
+pub fn wrong_code(code: &str) -> String {
+    code.chars()
+        .map(|c| if c == '0' { '1' } else { '0' })
+        .collect()
 }
 
 /// The ids of a list page, in order.

@@ -34,12 +34,6 @@ async fn otp(app: &TestApp, id: &str) -> (String, String) {
     (cid, code)
 }
 
-fn wrong(code: &str) -> String {
-    code.chars()
-        .map(|c| if c == '0' { '1' } else { '0' })
-        .collect()
-}
-
 async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> u16 {
     app.post_json(
         &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
@@ -94,7 +88,7 @@ both_stores!(
                 .map(|i| {
                     let (id, (cid, code)) = challenges[i % challenges.len()].clone();
                     let app = &app;
-                    async move { verify(app, &id, &cid, &wrong(&code)).await }
+                    async move { verify(app, &id, &cid, &wrong_code(&code)).await }
                 })
                 .collect();
             futures::future::join_all(tasks)
@@ -127,12 +121,12 @@ both_stores!(
         for round in 0..10 {
             let (cid_a, code_a) = otp(&app, &ids[0]).await;
             for _ in 0..2 {
-                assert_eq!(verify(&app, &ids[0], &cid_a, &wrong(&code_a)).await, 401);
+                assert_eq!(verify(&app, &ids[0], &cid_a, &wrong_code(&code_a)).await, 401);
             }
             assert_eq!(failures(&app, "cust-race").await, 2, "round {round}");
             let (cid_b, code_b) = otp(&app, &ids[1]).await;
             let (cid_c, code_c) = otp(&app, &ids[2]).await;
-            let wrong_c = wrong(&code_c);
+            let wrong_c = wrong_code(&code_c);
             let (ok, bad) = tokio::join!(
                 verify(&app, &ids[1], &cid_b, &code_b),
                 verify(&app, &ids[2], &cid_c, &wrong_c),
@@ -143,7 +137,7 @@ both_stores!(
             assert!(f <= 1, "round {round}: {f} failures counted");
             // The next wrong answer is counted on top, not locked.
             let (cid_d, code_d) = otp(&app, &ids[0]).await;
-            let next = verify(&app, &ids[0], &cid_d, &wrong(&code_d)).await;
+            let next = verify(&app, &ids[0], &cid_d, &wrong_code(&code_d)).await;
             assert_eq!(next, 401, "round {round}");
             // Clean slate for the next round.
             let (cid_e, code_e) = otp(&app, &ids[0]).await;
