@@ -112,6 +112,19 @@ pub(super) fn reason(raw: &str, secret: &str) -> String {
     }
 }
 
+/// A fake provider that answers one request with `response` (the senders'
+/// tests).
+#[cfg(test)]
+pub(super) async fn answering(response: wiremock::ResponseTemplate) -> wiremock::MockServer {
+    let server = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(response)
+        .expect(1)
+        .mount(&server)
+        .await;
+    server
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

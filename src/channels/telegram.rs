@@ -80,6 +80,7 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
+    use crate::channels::provider::answering;
     use crate::channels::Purpose;
 
     const TOKEN: &str = "123456789:AAHs3cr3t-t0k3n_x";
@@ -104,16 +105,6 @@ mod tests {
             Url::parse(base).unwrap(),
             &SecretString::from(TOKEN),
         )
-    }
-
-    async fn answering(response: ResponseTemplate) -> MockServer {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(response)
-            .expect(1)
-            .mount(&server)
-            .await;
-        server
     }
 
     async fn send_to(server: &MockServer) -> Result<(), ChannelError> {

@@ -108,6 +108,7 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
+    use crate::channels::provider::answering;
     use crate::channels::Purpose;
 
     const TOKEN: &str = "EAAGs3cr3tT0k3n";
@@ -134,16 +135,6 @@ mod tests {
             "106540352242922".into(),
             &SecretString::from(TOKEN),
         )
-    }
-
-    async fn answering(response: ResponseTemplate) -> MockServer {
-        let server = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(response)
-            .expect(1)
-            .mount(&server)
-            .await;
-        server
     }
 
     async fn send_to(server: &MockServer) -> Result<(), ChannelError> {

@@ -7,23 +7,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-/// The code in the last `otp` message the chat received.
-async fn last_code(app: &TestApp) -> String {
-    let msgs = app.chat_messages().await;
-    let text = msgs
-        .iter()
-        .rev()
-        .find(|m| m["purpose"] == "otp")
-        .expect("an otp message")["text"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    text.split(|c: char| !c.is_ascii_digit())
-        .find(|w| w.len() >= 4)
-        .unwrap()
-        .to_string()
-}
-
 async fn start(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
     app.post_json(
         &format!("/v1/interactions/{id}/challenges"),
@@ -37,15 +20,6 @@ async fn start_ok(app: &TestApp, id: &str, body: Value) -> Value {
     let res = start(app, id, body).await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
-}
-
-async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> reqwest::Response {
-    app.post_json(
-        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
-        Some(&app.keys.bot),
-        &json!({"code": code}),
-    )
-    .await
 }
 
 async fn subject(app: &TestApp, s: &str) -> Value {
@@ -68,7 +42,7 @@ both_stores!(
         assert_eq!(c["attempts_allowed"], 3);
         assert_eq!(c["delivered"], true);
         assert!(c.get("code").is_none());
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         assert_eq!(code.len(), 6);
         let msgs = app.chat_messages().await;
         assert!(msgs
@@ -79,14 +53,19 @@ both_stores!(
         assert_eq!(v["status"], "pending");
         assert_eq!(v["open_challenge"]["challenge_id"], c["challenge_id"]);
         let cid = c["challenge_id"].as_str().unwrap();
-        let res = verify(&app, &id, cid, &code).await;
+        let res = app.verify_code(&id, cid, &code).await;
         assert_eq!(res.status(), 200);
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["authenticated"], true);
         assert_eq!(body["requires_2fa"], false);
         assert_eq!(body["interaction"]["method"], "otp");
         assert_eq!(body["interaction"]["open_challenge"], Value::Null);
-        assert_problem(verify(&app, &id, cid, &code).await, 409, "challenge_used").await;
+        assert_problem(
+            app.verify_code(&id, cid, &code).await,
+            409,
+            "challenge_used",
+        )
+        .await;
     }
 );
 
@@ -96,10 +75,10 @@ both_stores!(
         let id = app.new_interaction().await;
         let c = start_ok(&app, &id, json!({"method": "otp"})).await;
         let cid = c["challenge_id"].as_str().unwrap();
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         for remaining in [2, 1, 0] {
             let b = assert_problem(
-                verify(&app, &id, cid, &wrong(&code)).await,
+                app.verify_code(&id, cid, &wrong(&code)).await,
                 401,
                 "invalid_code",
             )
@@ -108,7 +87,7 @@ both_stores!(
             assert_eq!(b["attempts_remaining"], remaining);
         }
         assert_problem(
-            verify(&app, &id, cid, &code).await,
+            app.verify_code(&id, cid, &code).await,
             410,
             "challenge_exhausted",
         )
@@ -118,7 +97,8 @@ both_stores!(
         let c2 = start_ok(&app, &id2, json!({"method": "otp"})).await;
         for bad in ["", "12a456", "123456789012345678901", " 123"] {
             assert_problem(
-                verify(&app, &id2, c2["challenge_id"].as_str().unwrap(), bad).await,
+                app.verify_code(&id2, c2["challenge_id"].as_str().unwrap(), bad)
+                    .await,
                 422,
                 "invalid_request",
             )
@@ -136,24 +116,31 @@ both_stores!(
     |app: TestApp| async move {
         let id = app.new_interaction().await;
         let a = start_ok(&app, &id, json!({"method": "otp"})).await;
-        let code_a = last_code(&app).await;
+        let code_a = app.last_code().await;
         let b = start_ok(&app, &id, json!({"method": "otp"})).await;
         assert_problem(
-            verify(&app, &id, a["challenge_id"].as_str().unwrap(), &code_a).await,
+            app.verify_code(&id, a["challenge_id"].as_str().unwrap(), &code_a)
+                .await,
             410,
             "challenge_expired",
         )
         .await;
-        let code_b = last_code(&app).await;
+        let code_b = app.last_code().await;
         app.advance(180);
         assert_problem(
-            verify(&app, &id, b["challenge_id"].as_str().unwrap(), &code_b).await,
+            app.verify_code(&id, b["challenge_id"].as_str().unwrap(), &code_b)
+                .await,
             410,
             "challenge_expired",
         )
         .await;
         let unknown = uuid::Uuid::now_v7().to_string();
-        assert_problem(verify(&app, &id, &unknown, &code_b).await, 404, "not_found").await;
+        assert_problem(
+            app.verify_code(&id, &unknown, &code_b).await,
+            404,
+            "not_found",
+        )
+        .await;
     }
 );
 
@@ -169,8 +156,13 @@ both_stores!(session_pin_challenge, |app: TestApp| async move {
         .iter()
         .any(|m| m["purpose"] == "pin_prompt" && m["text"] == "Please enter your session PIN."));
     let cid = c["challenge_id"].as_str().unwrap();
-    assert_problem(verify(&app, id, cid, "482914").await, 401, "invalid_code").await;
-    let res = verify(&app, id, cid, "482913").await;
+    assert_problem(
+        app.verify_code(id, cid, "482914").await,
+        401,
+        "invalid_code",
+    )
+    .await;
+    let res = app.verify_code(id, cid, "482913").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.unwrap()["interaction"]["method"],
@@ -202,10 +194,11 @@ both_stores!(
         let id = v["id"].as_str().unwrap();
         // threshold 5 failures per hour, 3 attempts per challenge: two challenges.
         let c = start_ok(&app, id, json!({"method": "otp"})).await;
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         for _ in 0..3 {
             assert_problem(
-                verify(&app, id, c["challenge_id"].as_str().unwrap(), &wrong(&code)).await,
+                app.verify_code(id, c["challenge_id"].as_str().unwrap(), &wrong(&code))
+                    .await,
                 401,
                 "invalid_code",
             )
@@ -213,16 +206,16 @@ both_stores!(
         }
         let c = start_ok(&app, id, json!({"method": "otp"})).await;
         let cid = c["challenge_id"].as_str().unwrap().to_string();
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         assert_problem(
-            verify(&app, id, &cid, &wrong(&code)).await,
+            app.verify_code(id, &cid, &wrong(&code)).await,
             401,
             "invalid_code",
         )
         .await;
         assert_eq!(subject(&app, "cust-lock").await["failures"], 4);
         // The fifth failure locks for 15 minutes.
-        let res = verify(&app, id, &cid, &wrong(&code)).await;
+        let res = app.verify_code(id, &cid, &wrong(&code)).await;
         assert_eq!(res.headers()["retry-after"], "900");
         let b = assert_problem(res, 423, "locked").await;
         assert!(b["locked_until"].is_string());
@@ -233,7 +226,7 @@ both_stores!(
         // Locked at duration - 1 s: even a new challenge is refused, nothing sent.
         app.advance(899);
         // A right code while locked is refused too, and does not extend the lock.
-        assert_problem(verify(&app, id, &cid, &code).await, 423, "locked").await;
+        assert_problem(app.verify_code(id, &cid, &code).await, 423, "locked").await;
         let sent = app.chat_messages().await.len();
         assert_problem(
             start(&app, id, json!({"method": "otp"})).await,
@@ -245,9 +238,9 @@ both_stores!(
         // Open at duration.
         app.advance(1);
         let c = start_ok(&app, id, json!({"method": "otp"})).await;
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         assert_eq!(
-            verify(&app, id, c["challenge_id"].as_str().unwrap(), &code)
+            app.verify_code(id, c["challenge_id"].as_str().unwrap(), &code)
                 .await
                 .status(),
             200
@@ -280,14 +273,10 @@ both_stores!(
         let id = v["id"].as_str().unwrap().to_string();
         for round in 0..3 {
             let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-            let code = last_code(&app).await;
-            let res = verify(
-                &app,
-                &id,
-                c["challenge_id"].as_str().unwrap(),
-                &wrong(&code),
-            )
-            .await;
+            let code = app.last_code().await;
+            let res = app
+                .verify_code(&id, c["challenge_id"].as_str().unwrap(), &wrong(&code))
+                .await;
             if round < 2 {
                 assert_problem(res, 423, "locked").await;
                 app.advance(900);
@@ -362,12 +351,14 @@ both_stores!(
         let id = app.new_interaction().await;
         let c = start_ok(&app, &id, json!({"method": "otp"})).await;
         let cid = c["challenge_id"].as_str().unwrap().to_string();
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         let app = Arc::new(app);
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (app, id, cid, code) = (app.clone(), id.clone(), cid.clone(), code.clone());
-                tokio::spawn(async move { verify(&app, &id, &cid, &code).await.status().as_u16() })
+                tokio::spawn(
+                    async move { app.verify_code(&id, &cid, &code).await.status().as_u16() },
+                )
             })
             .collect();
         let mut codes = Vec::new();
@@ -398,13 +389,13 @@ both_stores!(
         let id = v["id"].as_str().unwrap().to_string();
         let c = start_ok(&app, &id, json!({"method": "otp"})).await;
         let cid = c["challenge_id"].as_str().unwrap().to_string();
-        let bad = wrong(&last_code(&app).await);
+        let bad = wrong(&app.last_code().await);
         let app = Arc::new(app);
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let (app, id, cid, bad) = (app.clone(), id.clone(), cid.clone(), bad.clone());
                 tokio::spawn(async move {
-                    verify(&app, &id, &cid, &bad)
+                    app.verify_code(&id, &cid, &bad)
                         .await
                         .json::<Value>()
                         .await
@@ -447,7 +438,7 @@ both_stores!(
         let id = v["id"].as_str().unwrap().to_string();
         let c = start_ok(&app, &id, json!({"method": "otp"})).await;
         let cid = c["challenge_id"].as_str().unwrap().to_string();
-        let bad = wrong(&last_code(&app).await);
+        let bad = wrong(&app.last_code().await);
         let shared = Arc::new(app.base.clone());
         let client = app.client.clone();
         let bot = app.keys.bot.clone();
@@ -605,7 +596,7 @@ both_stores!(agent_reveal_where_allowed, |mut app: TestApp| async move {
     assert_eq!(e.data["api_key_id"], "acme-agent");
     assert!(!e.data.to_string().contains(r["code"].as_str().unwrap()));
     assert_eq!(
-        verify(&app, &id, cid, r["code"].as_str().unwrap())
+        app.verify_code(&id, cid, r["code"].as_str().unwrap())
             .await
             .status(),
         200
@@ -724,13 +715,13 @@ both_stores!(
         assert_eq!(b["reason"], "new_fingerprint");
         assert_eq!(b["interaction"]["status"], "pending");
         let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-        let res = verify(
-            &app,
-            &id,
-            c["challenge_id"].as_str().unwrap(),
-            &last_code(&app).await,
-        )
-        .await;
+        let res = app
+            .verify_code(
+                &id,
+                c["challenge_id"].as_str().unwrap(),
+                &app.last_code().await,
+            )
+            .await;
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["interaction"]["method"], "otp");
         assert_eq!(v["interaction"]["customer"]["id"], "cust-42");
@@ -768,8 +759,9 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
     let v = app.create(json!({"channel": "webchat", "conversation_id": "s", "customer_ref": "cust-scan", "session_pin": "739401628153"})).await;
     let id = v["id"].as_str().unwrap();
     let c = start_ok(&app, id, json!({"method": "otp"})).await;
-    let code = last_code(&app).await;
-    verify(&app, id, c["challenge_id"].as_str().unwrap(), &wrong(&code)).await;
+    let code = app.last_code().await;
+    app.verify_code(id, c["challenge_id"].as_str().unwrap(), &wrong(&code))
+        .await;
     start_ok(&app, id, json!({"method": "pin"})).await;
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
@@ -840,10 +832,10 @@ both_stores!(
         };
         let id = app.new_interaction().await;
         let c = start_ok(&app, &id, json!({"method": "otp"})).await;
-        let code = last_code(&app).await;
+        let code = app.last_code().await;
         assert_eq!(code.len(), 8, "{code}");
         assert_eq!(
-            verify(&app, &id, c["challenge_id"].as_str().unwrap(), &code)
+            app.verify_code(&id, c["challenge_id"].as_str().unwrap(), &code)
                 .await
                 .status(),
             200

@@ -41,6 +41,11 @@ fn refused_in_identifier(c: char) -> bool {
             c.general_category(),
             GeneralCategory::LineSeparator | GeneralCategory::ParagraphSeparator
         )
+        // Default-ignorable, yet not format characters: CGJ, Hangul and
+        // Mongolian fillers and selectors, variation selectors, tags.
+        || matches!(c, '\u{034F}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FFA0}'
+            | '\u{E0000}'..='\u{E0FFF}')
 }
 
 fn is_bidi_control(c: char) -> bool {
