@@ -174,6 +174,32 @@ impl Gateway {
         ))
     }
 
+    /// The one interaction of a conversation (channel and the chat's own id),
+    /// if it exists: one read of the conversation key, then the interaction.
+    pub async fn find_conversation(
+        &self,
+        team: &Team,
+        channel: &str,
+        conversation: &ConversationId,
+        now: Timestamp,
+    ) -> Result<Option<InteractionView>> {
+        let ckey = keys::conversation(&team.id, channel, conversation.as_str());
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&ckey))
+            .await?
+            .pop()
+            .flatten();
+        let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value else {
+            return Ok(None);
+        };
+        match self.get_interaction(team, link.id, now).await {
+            Ok(view) => Ok(Some(view)),
+            Err(Error::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The team's interactions, newest first, filtered, paged by an opaque
     /// cursor. A filtered page may come back short (even empty) with a
     /// cursor: it walks a bounded stretch of the index, so it costs

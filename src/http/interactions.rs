@@ -10,6 +10,7 @@ use super::auth::Caller;
 use super::extract::{empty_body, parse_id, JsonBody, NoQuery, Now, PathParam, QueryParams};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E400, E403, E404, E422};
 use super::AppState;
+use crate::domain::input::ConversationId;
 use crate::domain::interaction::{Contact, Status};
 use crate::error::{Error, Result};
 use crate::gateway::{InteractionView, ListQuery, NewInteraction, Page};
@@ -145,15 +146,16 @@ pub struct ListParams {
     /// The `next_cursor` of the previous page.
     #[param(min_length = 1)]
     cursor: Option<String>,
-    /// Finding the one interaction of a conversation is not supported yet:
-    /// named, it is 422 (not in the document, so no client relies on it).
-    #[param(ignore)]
+    /// The chat's own conversation id: the page holds that conversation's
+    /// one interaction (or none). Needs `channel`.
+    #[param(min_length = 1, max_length = 256)]
     conversation_id: Option<String>,
 }
 
 /// List the team's interactions, newest first.
 ///
-/// `conversation_id` (CONTRACT 3.4) is not supported yet: it is 422.
+/// With `conversation_id` (and `channel`), the one interaction of that
+/// conversation, read from the conversation index, not by a walk.
 #[utoipa::path(get, path = "/v1/interactions", tag = "interactions", security(("api_key" = [])),
     params(ListParams),
     responses((status = 200, body = Page), ApiKeyErrors, E400, E403, E422))]
@@ -165,12 +167,6 @@ async fn list_interactions(
 ) -> Result<Json<Page>> {
     caller.require_agent()?;
     let team = st.gateway.team(&caller.team)?;
-    if q.conversation_id.is_some() {
-        return Err(Error::invalid(
-            "conversation_id",
-            "finding an interaction by conversation is not supported yet",
-        ));
-    }
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => {
@@ -196,6 +192,24 @@ async fn list_interactions(
             "cursor",
             "is not a cursor this gateway issued",
         ));
+    }
+    if let Some(conversation) = q.conversation_id.as_deref() {
+        let Some(channel) = q.channel.as_deref() else {
+            return Err(Error::invalid("conversation_id", "needs channel"));
+        };
+        let conversation = ConversationId::parse(conversation)?;
+        let found = st
+            .gateway
+            .find_conversation(team, channel, &conversation, now)
+            .await?;
+        let items = found
+            .into_iter()
+            .filter(|v| status.is_none_or(|s| s == v.status))
+            .collect();
+        return Ok(Json(Page {
+            items,
+            next_cursor: None,
+        }));
     }
     let query = ListQuery {
         status,

@@ -132,15 +132,40 @@ both_stores!(
             .await
             .unwrap();
         assert_names(res, "dry_run").await;
-        // Finding an interaction by conversation is not supported yet: said so.
-        let res = get("/v1/interactions?channel=webchat&conversation_id=q")
-            .await
-            .unwrap();
+        // A conversation is found with its channel (CONTRACT 3.4); without one it is 422.
+        let res = get("/v1/interactions?conversation_id=q").await.unwrap();
         let body = assert_problem(res, 422, "invalid_request").await;
         assert!(body["detail"]
             .as_str()
             .unwrap()
             .starts_with("conversation_id:"));
+        let page: serde_json::Value = get("/v1/interactions?channel=webchat&conversation_id=q")
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(page, json!({"items": [], "next_cursor": null}));
+        let v = app
+            .create(json!({"channel": "webchat", "conversation_id": "found-me"}))
+            .await;
+        let page: serde_json::Value =
+            get("/v1/interactions?channel=webchat&conversation_id=found-me")
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(page_ids(&page), vec![v["id"].as_str().unwrap().to_string()]);
+        assert!(page["next_cursor"].is_null());
+        let page: serde_json::Value =
+            get("/v1/interactions?channel=webchat&conversation_id=found-me&status=authenticated")
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        assert_eq!(page["items"], json!([]));
         // A defined parameter with an empty value is not "absent".
         assert_names(get("/v1/interactions?status=").await.unwrap(), "status").await;
         assert_names(get("/v1/interactions?cursor=").await.unwrap(), "cursor").await;
@@ -419,7 +444,9 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
     };
     assert_eq!(param("limit")["schema"]["minimum"], 1);
     assert_eq!(param("limit")["schema"]["maximum"], 500);
-    assert_eq!(list.as_array().unwrap().len(), 4, "{list}");
+    // status, channel, limit, cursor, conversation_id (CONTRACT 3.4).
+    assert_eq!(list.as_array().unwrap().len(), 5, "{list}");
+    assert_eq!(param("conversation_id")["schema"]["maxLength"], 256);
     assert!(schemas["Status"]["enum"]
         .as_array()
         .unwrap()
