@@ -5,6 +5,7 @@ mod assertion;
 mod assurance;
 mod auth;
 mod challenges;
+mod console;
 mod events;
 mod extract;
 mod interactions;
@@ -57,6 +58,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(subjects::router())
         .merge(ops::router())
         .merge(events::router())
+        .merge(console::router())
         .split_for_parts()
 }
 
@@ -216,7 +218,8 @@ const PAGE_CSP: &str =
 /// Headers by kind of answer, decided on the response, not per handler:
 /// every answer `nosniff`; API answers (`/v1/...`) and short links
 /// `Cache-Control: no-store` (they carry codes, tokens, customer data);
-/// HTML answers also a strict CSP, no framing and no referrer.
+/// HTML answers also a strict CSP (unless the handler set one of its own: the
+/// console loads its own script), no framing and no referrer.
 async fn security_headers(req: Request, next: Next) -> Response {
     let path = req.uri().path();
     let sensitive = path.starts_with("/v1/") || path.starts_with("/l/");
@@ -239,10 +242,13 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     if html {
-        h.insert(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(PAGE_CSP),
-        );
+        // A page with a policy of its own (the console's) keeps it.
+        if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(PAGE_CSP),
+            );
+        }
         h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         h.insert(
             header::REFERRER_POLICY,

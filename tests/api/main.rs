@@ -8,6 +8,7 @@ mod redis_support;
 mod assurance;
 mod basics;
 mod binding;
+mod browser;
 mod challenges;
 mod channels;
 mod edge;

@@ -1,0 +1,391 @@
+// chatgate agent console (CONTRACT 3.10). Plain script, no dependencies.
+//
+// The agent's API key lives in sessionStorage (this tab only) and travels
+// only in the Authorization header. The list comes from GET /v1/interactions
+// (newest first, paged with next_cursor); live updates from GET /v1/events,
+// read with fetch and a stream reader (an EventSource cannot send the
+// header), parsed here, resumed with Last-Event-ID after a backoff. On an
+// event the page re-reads that one interaction instead of guessing its state.
+//
+// Test hooks kept on purpose: the key field <input type=password
+// name=api_key> in a <form>; one element per interaction with
+// data-interaction-id and data-status, containing the conversation id as
+// text and a check mark when authenticated.
+"use strict";
+
+(function () {
+  const KEY = "chatgate.console.api_key";
+  const PAGE_SIZE = 25;
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    keyForm: $("key-form"), keyInput: $("api_key"), board: $("board"), list: $("list"),
+    more: $("more"), empty: $("empty"), message: $("message"), live: $("live"),
+    forget: $("forget"), filters: $("filters"), status: $("filter-status"),
+    channel: $("filter-channel"), channels: $("channels"), template: $("row-template"),
+  };
+
+  let key = null;          // the API key, while signed in
+  let cursor = null;       // next_cursor of the last page read
+  let stream = null;       // AbortController of the event stream
+  let lastEventId = null;  // for Last-Event-ID on reconnect
+  let generation = 0;      // bumps on sign-out / filter change, to drop stale answers
+  const seenChannels = new Set();
+
+  // ---- API --------------------------------------------------------------
+
+  class Problem extends Error {
+    constructor(status, body) {
+      super((body && (body.detail || body.title)) || ("HTTP " + status));
+      this.status = status;
+      this.code = body && body.code;
+    }
+  }
+
+  async function api(method, path, body) {
+    const headers = { Authorization: "Bearer " + key, Accept: "application/json" };
+    const init = { method, headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" };
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      throw new Problem(0, { detail: "The gateway cannot be reached." });
+    }
+    const text = await res.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+    if (!res.ok) {
+      const p = new Problem(res.status, json);
+      if (res.status === 401) refused(p);
+      throw p;
+    }
+    return json;
+  }
+
+  // ---- Sign in / out ------------------------------------------------------
+
+  function showMessage(text) {
+    ui.message.textContent = text;
+    ui.message.hidden = !text;
+  }
+
+  // A wrong, revoked or under-privileged key: say so and ask again.
+  function refused(problem) {
+    signOut();
+    showMessage("The API key was refused: " + problem.message);
+  }
+
+  function signOut() {
+    generation++;
+    key = null;
+    sessionStorage.removeItem(KEY);
+    if (stream) stream.abort();
+    stream = null;
+    lastEventId = null;
+    ui.board.hidden = true;
+    ui.forget.hidden = true;
+    ui.keyForm.hidden = false;
+    ui.list.replaceChildren();
+    setLive("closed", "not connected");
+  }
+
+  async function signIn(candidate) {
+    key = candidate;
+    showMessage("");
+    try {
+      await loadFirstPage();
+    } catch (e) {
+      if (e.status === 403) {
+        refused(e);
+      } else if (e.status !== 401) {
+        showMessage(e.message);
+      }
+      return;
+    }
+    sessionStorage.setItem(KEY, candidate);
+    ui.keyForm.hidden = true;
+    ui.keyInput.value = "";
+    ui.board.hidden = false;
+    ui.forget.hidden = false;
+    connect(generation, 0);
+  }
+
+  ui.keyForm.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const k = ui.keyInput.value.trim();
+    if (k) signIn(k);
+  });
+  ui.forget.addEventListener("click", () => { signOut(); showMessage(""); ui.keyInput.focus(); });
+
+  // ---- The list ---------------------------------------------------------------
+
+  function filters() {
+    return { status: ui.status.value, channel: ui.channel.value.trim() };
+  }
+
+  function matches(it) {
+    const f = filters();
+    return (!f.status || it.status === f.status) && (!f.channel || it.channel === f.channel);
+  }
+
+  async function loadPage(after) {
+    const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    const f = filters();
+    if (f.status) q.set("status", f.status);
+    if (f.channel) q.set("channel", f.channel);
+    if (after) q.set("cursor", after);
+    const mine = generation;
+    const page = await api("GET", "/v1/interactions?" + q.toString());
+    if (mine !== generation) return;
+    for (const it of page.items || []) upsert(it, false);
+    cursor = page.next_cursor || null;
+    ui.more.hidden = !cursor;
+    ui.empty.hidden = ui.list.children.length > 0;
+  }
+
+  async function loadFirstPage() {
+    ui.list.replaceChildren();
+    cursor = null;
+    await loadPage(null);
+  }
+
+  ui.more.addEventListener("click", async () => {
+    ui.more.disabled = true;
+    try { await loadPage(cursor); } catch (e) { if (e.status !== 401) showMessage(e.message); }
+    ui.more.disabled = false;
+  });
+
+  ui.filters.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    showMessage("");
+    try { await loadFirstPage(); } catch (e) { if (e.status !== 401) showMessage(e.message); }
+  });
+  ui.status.addEventListener("change", () => ui.filters.requestSubmit());
+
+  function rowOf(id) {
+    for (const li of ui.list.children) if (li.dataset.interactionId === id) return li;
+    return null;
+  }
+
+  // Shows `it`; a new one goes where its creation time puts it (newest first).
+  function upsert(it, live) {
+    let li = rowOf(it.id);
+    if (!matches(it)) {
+      if (li && live) li.remove();
+      ui.empty.hidden = ui.list.children.length > 0;
+      return;
+    }
+    if (!li) {
+      li = ui.template.content.firstElementChild.cloneNode(true);
+      li.dataset.interactionId = it.id;
+      li.dataset.createdAt = it.created_at || "";
+      wire(li);
+      let before = null;
+      if (live) {
+        for (const other of ui.list.children) {
+          if ((other.dataset.createdAt || "") < li.dataset.createdAt
+              || ((other.dataset.createdAt || "") === li.dataset.createdAt && other.dataset.interactionId < it.id)) {
+            before = other;
+            break;
+          }
+        }
+      }
+      ui.list.insertBefore(li, before);
+    }
+    render(li, it);
+    ui.empty.hidden = true;
+    if (it.channel && !seenChannels.has(it.channel)) {
+      seenChannels.add(it.channel);
+      const o = document.createElement("option");
+      o.value = it.channel;
+      ui.channels.appendChild(o);
+    }
+  }
+
+  function customerText(it) {
+    const c = it.customer || {};
+    const name = c.name || c.id || "";
+    const ref = it.customer_ref || "";
+    if (name && ref && name !== ref) return name + " (" + ref + ")";
+    return name || ref || "—";
+  }
+
+  function render(li, it) {
+    li.dataset.status = it.status;
+    li.dataset.subject = it.customer_ref || ("interaction:" + it.id);
+    li._it = it;
+    const authed = it.status === "authenticated";
+    const mark = li.querySelector(".mark");
+    mark.textContent = authed ? "✓" : "";
+    li.querySelector(".conv").textContent = it.conversation_id;
+    li.querySelector(".status").textContent = it.status;
+    li.querySelector(".channel").textContent = it.channel;
+    li.querySelector(".customer").textContent = customerText(it);
+    li.querySelector(".method").textContent = it.method || "—";
+    const until = authed ? it.expires_at
+      : (it.open_challenge ? it.open_challenge.expires_at : (it.status === "locked" ? it.locked_until : null));
+    const left = li.querySelector(".left");
+    left.dataset.until = until || "";
+    tick(left);
+    li.setAttribute("aria-label", "Conversation " + it.conversation_id + ", " + it.status);
+    const ch = it.open_challenge;
+    li.querySelector(".reveal").hidden = !(ch && ch.method === "otp");
+    li.querySelector(".logout").hidden = !(authed || it.status === "pending" || it.status === "expired");
+    li.querySelector(".unlock").hidden = !(it.status === "locked" || it.status === "banned");
+  }
+
+  function note(li, text, kind) {
+    const n = li.querySelector(".note");
+    n.dataset.kind = kind || "";
+    n.replaceChildren(document.createTextNode(text));
+    return n;
+  }
+
+  async function act(li, button, work) {
+    button.disabled = true;
+    try {
+      await work();
+    } catch (e) {
+      if (e.status !== 401) note(li, e.message, "error");
+    }
+    button.disabled = false;
+  }
+
+  function wire(li) {
+    const id = () => li.dataset.interactionId;
+    li.querySelector(".reveal").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+      const ch = li._it && li._it.open_challenge;
+      if (!ch) return;
+      const r = await api("GET", "/v1/interactions/" + encodeURIComponent(id())
+        + "/challenges/" + encodeURIComponent(ch.challenge_id) + "/code");
+      const n = note(li, "Code: ", "");
+      const c = document.createElement("span");
+      c.className = "code";
+      c.textContent = r.code;
+      n.appendChild(c);
+    }));
+    li.querySelector(".logout").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+      const it = await api("POST", "/v1/interactions/" + encodeURIComponent(id()) + "/logout", {});
+      upsert(it, true);
+      note(li, "Logged out.", "");
+    }));
+    li.querySelector(".unlock").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+      await api("POST", "/v1/subjects/" + encodeURIComponent(li.dataset.subject) + "/unlock", {});
+      note(li, "Unlocked.", "");
+      await refresh(id());
+    }));
+  }
+
+  // ---- Time left --------------------------------------------------------------
+
+  function tick(el) {
+    const until = el.dataset.until;
+    if (!until) { el.textContent = "—"; return; }
+    const s = Math.max(0, Math.round((Date.parse(until) - Date.now()) / 1000));
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+    const mm = h ? String(m).padStart(2, "0") : String(m);
+    el.textContent = (h ? h + ":" : "") + mm + ":" + String(r).padStart(2, "0");
+  }
+  setInterval(() => { for (const el of ui.list.querySelectorAll(".left")) tick(el); }, 1000);
+
+  // ---- Live updates -------------------------------------------------------------
+
+  function setLive(state, text) {
+    ui.live.dataset.state = state;
+    ui.live.textContent = text;
+    document.body.dataset.stream = state;
+  }
+
+  async function refresh(id) {
+    const mine = generation;
+    try {
+      const it = await api("GET", "/v1/interactions/" + encodeURIComponent(id));
+      if (mine === generation) upsert(it, true);
+    } catch (e) {
+      if (e.status === 404) { const li = rowOf(id); if (li) li.remove(); }
+    }
+  }
+
+  function onEvent(type, data) {
+    let ev;
+    try { ev = JSON.parse(data); } catch (e) { return; }
+    const d = ev.data || {};
+    if (d.interaction && d.interaction.id) {
+      refresh(d.interaction.id);
+    } else if (d.subject && d.subject.subject) {
+      for (const li of ui.list.children) {
+        if (li.dataset.subject === d.subject.subject) refresh(li.dataset.interactionId);
+      }
+    }
+  }
+
+  // Reads the stream until it ends; parses Server-Sent Events by hand.
+  async function readStream(res, mine) {
+    const reader = res.body.getReader();
+    const decoder = new TextDecoder();
+    let buffer = "", id = null, type = "message", data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done || mine !== generation) return;
+      buffer += decoder.decode(value, { stream: true });
+      const lines = buffer.split(/\r\n|\r|\n/);
+      buffer = lines.pop();
+      for (const line of lines) {
+        if (line === "") {
+          if (id !== null) lastEventId = id;
+          if (data.length) onEvent(type, data.join("\n"));
+          id = null; type = "message"; data = [];
+          continue;
+        }
+        if (line.startsWith(":")) continue;
+        const i = line.indexOf(":");
+        const field = i < 0 ? line : line.slice(0, i);
+        let v = i < 0 ? "" : line.slice(i + 1);
+        if (v.startsWith(" ")) v = v.slice(1);
+        if (field === "id") id = v;
+        else if (field === "event") type = v;
+        else if (field === "data") data.push(v);
+      }
+    }
+  }
+
+  async function connect(mine, failures) {
+    if (mine !== generation || !key) return;
+    const ctl = new AbortController();
+    stream = ctl;
+    const headers = { Authorization: "Bearer " + key, Accept: "text/event-stream" };
+    if (lastEventId) headers["Last-Event-ID"] = lastEventId;
+    setLive(failures ? "retrying" : "connecting", failures ? "reconnecting…" : "connecting…");
+    try {
+      const res = await fetch("/v1/events", {
+        headers, signal: ctl.signal, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
+      });
+      if (res.status === 401 || res.status === 403) {
+        let body = null;
+        try { body = await res.json(); } catch (e) { body = null; }
+        refused(new Problem(res.status, body));
+        return;
+      }
+      if (!res.ok || !res.body) throw new Error("HTTP " + res.status);
+      setLive("open", "live");
+      failures = 0;
+      await readStream(res, mine);
+    } catch (e) {
+      if (ctl.signal.aborted || mine !== generation) return;
+    }
+    if (mine !== generation) return;
+    // Backoff: 0.5 s, 1 s, 2 s, … at most 15 s.
+    const delay = Math.min(15000, 500 * Math.pow(2, failures));
+    setLive("retrying", "reconnecting…");
+    setTimeout(() => connect(mine, failures + 1), delay);
+  }
+
+  // ---- Start ------------------------------------------------------------------------
+
+  const saved = sessionStorage.getItem(KEY);
+  if (saved) signIn(saved);
+  else ui.keyInput.focus();
+})();
