@@ -1,8 +1,11 @@
 //! The agent console (CONTRACT 3.10) in a real browser: Debian's headless
 //! `chromium` through `chromedriver` (`browser/driver.rs`), against the
-//! gateway on the memory store. Also the console's headers, without a
-//! browser. Screenshots go to `docs/` (shown in the README).
+//! gateway on the memory store (and the demo's happy path, `browser/demo.rs`).
+//! Also the console's headers, without a browser. Screenshots go to `docs/` (shown in the README).
+mod demo;
 mod driver;
+#[path = "../../examples/support/mod.rs"]
+mod support;
 
 use std::time::Duration;
 
@@ -20,9 +23,10 @@ const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'sel
 /// The row of interaction `id`, as a JS expression on `arguments[0]`.
 const ROW: &str = "document.querySelector('[data-interaction-id=\"' + arguments[0] + '\"]')";
 
-/// Opens the console and signs in with `key`; waits for the live stream.
-async fn open_console(b: &Browser, app: &TestApp, key: &str) {
-    b.c.goto(&app.url("/console")).await.unwrap();
+/// Opens the console of the gateway at `base` and signs in with `key`;
+/// waits for the live stream.
+async fn open_console(b: &Browser, base: &str, key: &str) {
+    b.c.goto(&format!("{base}/console")).await.unwrap();
     b.fill("form input[type=password][name=api_key]", key).await;
     b.click("#key-form button[type=submit]").await;
     b.wait_for(
@@ -136,7 +140,7 @@ async fn an_agent_sees_new_interactions_and_check_marks_live_and_logs_out() {
     )
     .await;
     let old = app.new_interaction().await;
-    open_console(&b, &app, &app.keys.agent).await;
+    open_console(&b, &app.base, &app.keys.agent).await;
     b.wait_for("the older one is listed", ROW, vec![json!(old)], TWO_S)
         .await;
     assert_eq!(
@@ -248,7 +252,7 @@ async fn an_agent_reveals_an_open_code_only_where_the_team_allows_it() {
         return;
     };
     for (app, allows) in [(&allowed, true), (&refused, false)] {
-        open_console(&b, app, &app.keys.agent).await;
+        open_console(&b, &app.base, &app.keys.agent).await;
         let id = app.new_interaction().await;
         let (_cid, code) = app.start_otp(&id).await;
         wait_status(&b, &id, "pending").await;

@@ -1,0 +1,62 @@
+//! The whole flow in a browser, one command:
+//!
+//! ```sh
+//! cargo run --example demo
+//! ```
+//! starts, in this one process, the gateway on the memory store with the
+//! sample config (http://127.0.0.1:8080, the agent console at `/console`),
+//! the example login page (http://127.0.0.1:8090) and a demo web chat
+//! (http://127.0.0.1:9000, also the sample `webchat` channel) whose scripted
+//! bot asks the customer to sign in or to type a code. The servers are in
+//! `examples/support/` (shared with `login_page.rs` and the browser test).
+#[path = "support/mod.rs"]
+mod support;
+
+use support::demo::{self, Ports};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "config/chatgate.toml".into());
+    let mut config = chatgate::config::load(std::path::Path::new(&path))?;
+    // No load balancer to drain: Ctrl-C stops at once.
+    config.server.shutdown_drain = std::time::Duration::ZERO;
+    let bot_key =
+        std::env::var("CHATGATE_DEMO_BOT_KEY").unwrap_or_else(|_| demo::SAMPLE_BOT_KEY.into());
+    let gateway = config
+        .server
+        .listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    let running = demo::start(
+        config,
+        Ports {
+            gateway,
+            login: 8090,
+            chat: 9000,
+        },
+        bot_key,
+    )
+    .await?;
+    println!("chatgate demo: everything runs in this process (Ctrl-C stops it)");
+    println!();
+    println!("  customer's chat   {}/", running.chat_url);
+    println!("  agent console     {}/console", running.gateway_url);
+    println!(
+        "                    (paste the demo agent key {})",
+        demo::SAMPLE_AGENT_KEY
+    );
+    println!(
+        "  login page        {}/login (opened from the chat's link)",
+        running.login_url
+    );
+    println!();
+    println!("In the chat press \"Sign in\" (then \"Sign in\" on the login page) or");
+    println!("\"Send me a code\" (then type the code); watch the console show ✓.");
+    tokio::signal::ctrl_c().await?;
+    running.stop().await;
+    Ok(())
+}

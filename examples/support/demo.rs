@@ -1,0 +1,437 @@
+//! The demo (`cargo run --example demo`): in one process, the gateway on the
+//! memory store with the sample config, the example login page, and a small
+//! web chat whose scripted bot asks the customer to sign in (a login link
+//! into the chat) or to type a code it sends (OTP), then answers
+//! "verified ✓". The agent console (`/console`) shows the check mark.
+//!
+//! The chat server is also the sample `webchat` channel: the gateway POSTs
+//! its messages (signed, CONTRACT 3.11) to `/chatgate/messages`; the chat
+//! page polls `/api/messages` for them. [`start`] is what both the example
+//! and the browser test (`tests/api/browser/demo.rs`) call.
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chatgate::app::{App, Options};
+use chatgate::config::{ChannelKind, Config};
+use chatgate::domain::secrets::ApiKeyHash;
+use chatgate::time::{Clock, SystemClock};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use super::login::{self, LoginPage};
+
+/// The sample config's demo bot key (`config/teams/acme.toml`, DEMO ONLY).
+pub const SAMPLE_BOT_KEY: &str = "cg_djRSRR9F41FRU8gFK4JrTzIA1JXE01jqi4-eFPhRuL0";
+/// The sample config's demo agent key, printed for the console.
+pub const SAMPLE_AGENT_KEY: &str = "cg_i11i6t5j_LwdZ8XJ2I-Ar0dAvHbEIorf8HPBINk-DNk";
+const TEAM: &str = "acme";
+const CUSTOMER: &str = "cust-42";
+
+/// Where the three servers listen; port 0 picks a free one.
+pub struct Ports {
+    pub gateway: u16,
+    pub login: u16,
+    pub chat: u16,
+}
+
+/// The running demo; dropping it stops nothing, [`Running::stop`] does.
+pub struct Running {
+    pub gateway_url: String,
+    pub login_url: String,
+    pub chat_url: String,
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// One message of a chat, as the page shows it.
+#[derive(Clone, serde::Serialize)]
+struct Line {
+    from: &'static str,
+    text: String,
+}
+
+#[derive(Default)]
+struct Conversation {
+    interaction: String,
+    challenge: Option<String>,
+    verified: bool,
+    lines: Vec<Line>,
+}
+
+struct Chat {
+    gateway: String,
+    bot_key: String,
+    webchat_secret: Vec<u8>,
+    http: reqwest::Client,
+    conversations: Mutex<HashMap<String, Conversation>>,
+    /// `webhook-id`s received: a retried message is shown once.
+    seen: Mutex<HashSet<String>>,
+}
+
+/// Starts the gateway, the login page and the chat on `ports`, with
+/// `config` (the sample config) pointed at each other.
+pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<Running, String> {
+    let team = config
+        .teams
+        .get(TEAM)
+        .ok_or("the config has no team acme")?;
+    let hash = ApiKeyHash::of_key(&bot_key);
+    if !team.api_keys.iter().any(|k| k.sha256.matches(&hash)) {
+        return Err(
+            "the bot key is not one of team acme's keys (set CHATGATE_DEMO_BOT_KEY)".into(),
+        );
+    }
+    let bind = |port: u16| async move {
+        TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| format!("127.0.0.1:{port}: {e}"))
+    };
+    let login_listener = bind(ports.login).await?;
+    let chat_listener = bind(ports.chat).await?;
+    let gateway_port = match ports.gateway {
+        0 => bind(0)
+            .await?
+            .local_addr()
+            .map_err(|e| e.to_string())?
+            .port(),
+        p => p,
+    };
+    let port_of = |l: &TcpListener| l.local_addr().map(|a| a.port()).unwrap_or_default();
+    let login_url = format!("http://127.0.0.1:{}", port_of(&login_listener));
+    let chat_url = format!("http://127.0.0.1:{}", port_of(&chat_listener));
+    let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+    // Point the sample config's parts at each other.
+    config.server.listen = format!("127.0.0.1:{gateway_port}");
+    config.server.public_url = gateway_url.clone();
+    let acme = config.teams.get_mut(TEAM).ok_or("no team acme")?;
+    acme.login_url = format!("{login_url}/login")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let webchat = config
+        .channels
+        .get_mut("webchat")
+        .ok_or("no webchat channel")?;
+    let ChannelKind::Webhook { url, secret } = &mut webchat.kind else {
+        return Err("the webchat channel is not a webhook channel".into());
+    };
+    *url = format!("{chat_url}/chatgate/messages")
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let webchat_secret = secret.expose().to_vec();
+
+    let page = Arc::new(LoginPage::from_config(&config, TEAM)?);
+    let chat = Arc::new(Chat {
+        gateway: gateway_url.clone(),
+        bot_key,
+        webchat_secret,
+        http: reqwest::Client::new(),
+        conversations: Mutex::new(HashMap::new()),
+        seen: Mutex::new(HashSet::new()),
+    });
+    let app = App::build(config, Options::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let gateway_stop = until_stopped();
+    let login_stop = until_stopped();
+    let chat_stop = until_stopped();
+    let tasks = vec![
+        tokio::spawn(async move {
+            if let Err(e) = app.serve(gateway_stop).await {
+                eprintln!("gateway: {e}");
+            }
+        }),
+        tokio::spawn(async move {
+            let _ = axum::serve(login_listener, login::router(page))
+                .with_graceful_shutdown(login_stop)
+                .await;
+        }),
+        tokio::spawn(async move {
+            let _ = axum::serve(chat_listener, router(chat))
+                .with_graceful_shutdown(chat_stop)
+                .await;
+        }),
+    ];
+    Ok(Running {
+        gateway_url,
+        login_url,
+        chat_url,
+        stop,
+        tasks,
+    })
+}
+
+fn router(chat: Arc<Chat>) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { asset("text/html; charset=utf-8", include_str!("demo/chat.html")) }),
+        )
+        .route(
+            "/chat.css",
+            get(|| async { asset("text/css; charset=utf-8", include_str!("demo/chat.css")) }),
+        )
+        .route(
+            "/chat.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("demo/chat.js"),
+                )
+            }),
+        )
+        .route("/api/start", post(start_chat))
+        .route("/api/say", post(say))
+        .route("/api/messages", get(messages))
+        .route("/chatgate/messages", post(from_gateway))
+        .with_state(chat)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::REFERRER_POLICY, "no-referrer"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+impl Chat {
+    fn push(&self, conversation: &str, from: &'static str, text: &str) {
+        if let Ok(mut all) = self.conversations.lock() {
+            if let Some(c) = all.get_mut(conversation) {
+                c.lines.push(Line {
+                    from,
+                    text: text.to_string(),
+                });
+            }
+        }
+    }
+
+    fn with<T>(&self, conversation: &str, f: impl FnOnce(&mut Conversation) -> T) -> Option<T> {
+        self.conversations.lock().ok()?.get_mut(conversation).map(f)
+    }
+
+    /// A bot call to the gateway: (status, JSON answer).
+    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        let res = self
+            .http
+            .post(format!("{}{path}", self.gateway))
+            .bearer_auth(&self.bot_key)
+            .json(&body)
+            .send()
+            .await;
+        match res {
+            Ok(r) => (r.status().as_u16(), r.json().await.unwrap_or_default()),
+            Err(_) => (0, Value::Null),
+        }
+    }
+
+    fn verified(&self, conversation: &str) {
+        let first = self
+            .with(conversation, |c| !std::mem::replace(&mut c.verified, true))
+            .unwrap_or(false);
+        if first {
+            self.push(
+                conversation,
+                "bot",
+                "verified ✓ — thank you! How can I help with your account today?",
+            );
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Said {
+    conversation: String,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct After {
+    conversation: String,
+    #[serde(default)]
+    after: usize,
+}
+
+/// A new conversation: the bot creates its interaction and greets.
+async fn start_chat(State(chat): State<Arc<Chat>>) -> Response {
+    let conversation = format!("web-{}", uuid::Uuid::now_v7().simple());
+    let (status, it) = chat
+        .call(
+            "/v1/interactions",
+            json!({"channel": "webchat", "conversation_id": conversation, "customer_ref": CUSTOMER}),
+        )
+        .await;
+    let Some(id) = it["id"].as_str().filter(|_| status < 300) else {
+        return (StatusCode::BAD_GATEWAY, "the gateway is not answering").into_response();
+    };
+    if let Ok(mut all) = chat.conversations.lock() {
+        all.insert(
+            conversation.clone(),
+            Conversation {
+                interaction: id.to_string(),
+                ..Conversation::default()
+            },
+        );
+    }
+    chat.push(
+        &conversation,
+        "bot",
+        "Hi, I'm the Acme Bank assistant. Before I can look at your account I need to know it's you: sign in, or I can send you a code.",
+    );
+    Json(json!({"conversation": conversation})).into_response()
+}
+
+/// The customer typed (or pressed a suggestion): the scripted bot answers.
+async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
+    let text = s.text.trim().to_string();
+    let Some(id) = chat.with(&s.conversation, |c| c.interaction.clone()) else {
+        return (StatusCode::NOT_FOUND, "no such conversation").into_response();
+    };
+    chat.push(&s.conversation, "customer", &text);
+    let lower = text.to_lowercase();
+    let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    if lower.contains("sign in") || lower.contains("log in") {
+        let (status, _) = chat
+            .call(
+                &format!("/v1/interactions/{id}/login-links"),
+                json!({"deliver": true, "expected_customer": CUSTOMER, "scope": "account_overview"}),
+            )
+            .await;
+        if status != 201 {
+            chat.push(
+                &s.conversation,
+                "bot",
+                "Sorry, I cannot send a sign-in link right now.",
+            );
+        }
+    } else if lower.contains("code") {
+        let (status, c) = chat
+            .call(
+                &format!("/v1/interactions/{id}/challenges"),
+                json!({"method": "otp"}),
+            )
+            .await;
+        if status == 201 {
+            let cid = c["challenge_id"].as_str().map(str::to_string);
+            chat.with(&s.conversation, |conv| conv.challenge = cid);
+            chat.push(
+                &s.conversation,
+                "bot",
+                "I've sent you a code. Please type it here.",
+            );
+        } else {
+            let why = c["detail"].as_str().unwrap_or("the gateway refused");
+            chat.push(
+                &s.conversation,
+                "bot",
+                &format!("Sorry, I cannot send a code right now ({why})."),
+            );
+        }
+    } else if !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit()) {
+        let Some(cid) = chat
+            .with(&s.conversation, |c| c.challenge.clone())
+            .flatten()
+        else {
+            chat.push(&s.conversation, "bot", "Ask me to send you a code first.");
+            return StatusCode::NO_CONTENT.into_response();
+        };
+        let (status, v) = chat
+            .call(
+                &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+                json!({"code": digits}),
+            )
+            .await;
+        if status == 200 {
+            chat.verified(&s.conversation);
+        } else {
+            let left = v["attempts_remaining"].as_u64();
+            let msg = match (v["code"].as_str(), left) {
+                (Some("invalid_code"), Some(n)) if n > 0 => {
+                    format!("That code is not right; {n} attempts left.")
+                }
+                (Some("locked"), _) => {
+                    "Too many wrong codes: verification is blocked for now.".into()
+                }
+                _ => "That code cannot be used any more. Ask me for a new code.".into(),
+            };
+            chat.push(&s.conversation, "bot", &msg);
+        }
+    } else {
+        chat.push(
+            &s.conversation,
+            "bot",
+            "I can help once you're verified: choose \"Sign in\" or \"Send me a code\".",
+        );
+    }
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// The messages of a conversation after the `after`-th.
+async fn messages(State(chat): State<Arc<Chat>>, Query(q): Query<After>) -> Response {
+    match chat.with(&q.conversation, |c| {
+        c.lines.iter().skip(q.after).cloned().collect::<Vec<_>>()
+    }) {
+        Some(lines) => Json(json!({"lines": lines})).into_response(),
+        None => (StatusCode::NOT_FOUND, "no such conversation").into_response(),
+    }
+}
+
+/// The `webchat` channel: the gateway's signed messages into a chat.
+async fn from_gateway(State(chat): State<Arc<Chat>>, headers: HeaderMap, body: Bytes) -> Response {
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let signed = chatgate::domain::webhook_sig::verify(
+        &[&chat.webchat_secret],
+        h("webhook-id"),
+        h("webhook-timestamp"),
+        h("webhook-signature"),
+        &body,
+        SystemClock.now(),
+    );
+    if signed.is_err() {
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let id = h("webhook-id").unwrap_or_default().to_string();
+    if !chat.seen.lock().is_ok_and(|mut seen| seen.insert(id)) {
+        return StatusCode::OK.into_response();
+    }
+    let Ok(m) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let conversation = m["conversation_id"].as_str().unwrap_or_default();
+    chat.push(conversation, "bot", m["text"].as_str().unwrap_or_default());
+    if m["purpose"] == "authenticated" {
+        chat.verified(conversation);
+    }
+    StatusCode::OK.into_response()
+}
