@@ -4,6 +4,7 @@
 //! Also the console's headers, without a browser. Screenshots go to `docs/` (shown in the README).
 mod demo;
 mod driver;
+mod lists;
 #[path = "../../examples/support/mod.rs"]
 mod support;
 
