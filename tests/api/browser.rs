@@ -28,8 +28,13 @@ const ROW: &str = "document.querySelector('[data-interaction-id=\"' + arguments[
 /// waits for the live stream.
 async fn open_console(b: &Browser, base: &str, key: &str) {
     b.c.goto(&format!("{base}/console")).await.unwrap();
-    b.fill("form input[type=password][name=api_key]", key).await;
-    b.click("#key-form button[type=submit]").await;
+    // By keyboard: the key, then Enter.
+    let enter = char::from(fantoccini::key::Key::Enter);
+    b.fill(
+        "form input[type=password][name=api_key]",
+        &format!("{key}{enter}"),
+    )
+    .await;
     b.wait_for(
         "the event stream is open",
         "document.body.dataset.stream === 'open' && \
@@ -199,6 +204,16 @@ async fn an_agent_sees_new_interactions_and_check_marks_live_and_logs_out() {
         )
         .await;
     assert_eq!(method, json!("login_link"));
+    let left = format!("{ROW}.querySelector('.left').textContent");
+    let before = b.js(&format!("return {left}"), vec![json!(id)]).await;
+    assert!(before.as_str().unwrap().contains(':'), "time left {before}");
+    b.wait_for(
+        "the time left counts down",
+        &format!("{left} !== arguments[1]"),
+        vec![json!(id), before],
+        TWO_S,
+    )
+    .await;
     b.screenshot("console.png").await;
     let shown = b.js("return document.body.textContent", vec![]).await;
     assert!(!shown.as_str().unwrap().contains("globex-secret-conv"));
