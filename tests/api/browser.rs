@@ -5,6 +5,8 @@
 mod demo;
 mod driver;
 mod lists;
+mod proxy;
+mod resume;
 #[path = "../../examples/support/mod.rs"]
 mod support;
 
