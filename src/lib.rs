@@ -7,6 +7,8 @@
 //!     │
 //!  http/        axum routers, one file per resource; extractors (API key, JSON),
 //!     │         problem+json errors. Reads the clock once per request.
+//!     │         Also the agent console page (`http/console/`), which
+//!     │         calls this same API from the browser.
 //!     ▼
 //!  gateway/     use cases: "issue a login link", "accept a callback", ...
 //!     │         one unit of work each (`gateway::work`): load records, let
