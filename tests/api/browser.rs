@@ -110,19 +110,28 @@ async fn the_console_is_served_with_its_own_strict_headers() {
         assert_eq!(res.headers()["cache-control"], "no-store");
         assert!(res.text().await.unwrap().len() > 1000, "{path} has content");
     }
-    // Other HTML answers keep the default page policy: a short link's 404 page.
-    let page = app
-        .request(Method::GET, "/l/nope", None)
+    // Other HTML answers keep the gateway's page policy: an expired short link.
+    let id = app.new_interaction().await;
+    let link = app.issue_link(&id, json!({})).await;
+    app.advance(3600);
+    let short = link["short_url"].as_str().unwrap();
+    let path = &short[short.find("/l/").unwrap()..];
+    let res = app
+        .request(Method::GET, path, None)
+        .header("accept", "text/html")
         .send()
         .await
         .unwrap();
-    if page.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html")
-    {
-        assert_ne!(page.headers()["content-security-policy"], CONSOLE_CSP);
-    }
+    assert_eq!(res.status(), 410);
+    let h = res.headers();
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(
+        h["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    );
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["x-frame-options"], "DENY");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
