@@ -119,7 +119,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         return None;
     }
     if std::env::var("TEST_LOG").is_ok() {
-        chatgate::telemetry::init();
+        chatgate::telemetry::init(chatgate::telemetry::LogFormat::Text);
     }
     let keys = setup.keys.clone().unwrap_or_else(Keys::fresh);
     let chat = MockServer::start().await;
