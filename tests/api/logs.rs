@@ -494,3 +494,22 @@ async fn a_bad_log_format_is_a_one_line_config_error() {
     assert!(last.contains("server.log_format"), "{stderr}");
     assert!(last.contains("CHATGATE_SERVER__LOG_FORMAT"), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_demo_default_is_a_warning_only_in_a_channel_some_team_uses() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(["check-config", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/chatgate.toml"))
+        .env_remove("WEBCHAT_WEBHOOK_SECRET")
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // webchat is acme's and globex's; no team of the sample uses slack or telegram.
+    assert!(stderr.contains("WEBCHAT_WEBHOOK_SECRET"), "{stderr}");
+    assert!(!stderr.contains("SLACK_BOT_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("WARN"));
+}
