@@ -1,7 +1,8 @@
 //! The agent console (CONTRACT 3.10) in a real browser: Debian's headless
 //! `chromium` through `chromedriver` (`browser/driver.rs`), against the
 //! gateway on the memory store (and the demo's happy path, `browser/demo.rs`).
-//! Also the console's headers, without a browser. Screenshots go to `docs/` (shown in the README).
+//! Also the console's headers, without a browser. Screenshots go to `target/screenshots/`, or to `docs/` (shown in
+//! the README) with `CHATGATE_UPDATE_SCREENSHOTS=1`.
 mod demo;
 mod driver;
 mod lists;

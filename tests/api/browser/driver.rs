@@ -158,11 +158,18 @@ impl Browser {
             .unwrap();
     }
 
-    /// Writes a PNG of the window to `docs/<name>`.
+    /// Writes a PNG of the window: to `docs/<name>` (the README's pictures)
+    /// when `CHATGATE_UPDATE_SCREENSHOTS=1`, else to `target/screenshots/`,
+    /// so that a test run leaves the work tree as it found it.
     pub async fn screenshot(&self, name: &str) {
         let png = self.c.screenshot().await.unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG");
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs");
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let dir = if std::env::var("CHATGATE_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1") {
+            root.join("docs")
+        } else {
+            root.join("target").join("screenshots")
+        };
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(name), png).unwrap();
     }
