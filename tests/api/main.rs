@@ -18,6 +18,7 @@ mod login_flow;
 mod logs;
 mod openapi;
 mod outbox;
+mod pages;
 mod prechat;
 mod properties;
 mod round_trips;
