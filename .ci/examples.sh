@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Against a live gateway (the sample config, memory store, a free port):
+#   0. (before it) the README's quotes of examples/ are in the files as written;
 #   1. `redocly lint` of the OpenAPI document it serves (redocly.yaml);
 #   2. the README's login-page snippets, examples/login_callback.py (PyJWT)
 #      and examples/login_callback.mjs (Node, standard library only): for
@@ -41,6 +42,18 @@ if ! "$venv/bin/python" -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT
 fi
 python="$venv/bin/python"
 echo "node $(node --version), redocly $("$redocly" --version 2>/dev/null | tail -n1), PyJWT $("$python" -c 'import jwt; print(jwt.__version__)')"
+
+echo "== examples: the README quotes them exactly"
+"$python" - <<'PY' || fail "a README quote of examples/ differs from the file"
+import re, sys
+readme = open("README.md", encoding="utf-8").read()
+quotes = re.findall(r"<!-- quoted from (\S+) -->\n```\w*\n(.*?)```", readme, re.S)
+bad = [f for f, text in quotes if text not in open(f, encoding="utf-8").read()]
+for f in bad:
+    print(f"README.md quotes {f}, but the quote is not in the file", file=sys.stderr)
+print(f"{len(quotes)} quotes checked")
+sys.exit(1 if bad or not quotes else 0)
+PY
 
 bin="${CHATGATE_BIN:-}"
 if [ -z "$bin" ]; then
