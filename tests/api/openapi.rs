@@ -507,3 +507,34 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
         );
     }
 }
+
+/// docs/api.md, the reference the README points to, names every operation
+/// and every error code of the served document, so neither can be added
+/// without documenting it.
+#[tokio::test]
+async fn docs_api_md_covers_every_operation_and_error_code() {
+    let Some((_app, doc)) = document().await else {
+        return;
+    };
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let op = format!("`{} {path}", method.to_uppercase());
+            if !reference.contains(&op) {
+                missing.push(op);
+            }
+        }
+    }
+    for code in doc["components"]["schemas"]["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap()
+    {
+        let code = format!("`{}`", code.as_str().unwrap());
+        if !reference.contains(&code) {
+            missing.push(code);
+        }
+    }
+    assert!(missing.is_empty(), "docs/api.md lacks {missing:?}");
+}
