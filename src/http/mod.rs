@@ -119,8 +119,13 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         .with_state(state)
 }
 
-async fn not_found() -> Error {
-    Error::NotFound("no such resource")
+/// Every unknown path is 404 problem+json, except to a browser under
+/// `/l/` (a short link mistyped or cut short): that gets the page.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if uri.path().starts_with("/l/") && pages::wants_html(&headers) {
+        return pages::render(&pages::UNKNOWN_LINK);
+    }
+    Error::NotFound("no such resource").into_response()
 }
 
 async fn method_not_allowed() -> Response {

@@ -49,7 +49,8 @@ async fn assert_page(app: &TestApp, path: &str, status: u16, heading: &str, advi
 both_stores!(
     a_browser_gets_a_page_in_its_visitors_words_for_every_short_link_failure,
     |app: TestApp| async move {
-        // Never issued (also a code that is no UTF-8 or far too long).
+        // Never issued (also a code that is no UTF-8, far too long, empty, or
+        // with more path after it).
         let unknown = (
             "We don\u{2019}t know this link",
             "Check you copied all of it.",
@@ -58,6 +59,8 @@ both_stores!(
             "/l/neverissued0000000000000000".to_string(),
             "/l/%FF".to_string(),
             format!("/l/{}", "a".repeat(200)),
+            "/l/".to_string(),
+            "/l/code/with-more-after-it".to_string(),
         ] {
             assert_page(&app, &path, 404, unknown.0, unknown.1).await;
         }
