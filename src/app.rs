@@ -72,9 +72,16 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let gateway = Arc::new(Gateway::new(Arc::clone(&config), store, channels, events));
-        let router =
-            crate::http::router(Arc::clone(&gateway), Arc::clone(&clock), Metrics::install());
-        let listener = TcpListener::bind(&config.server.listen).await?;
+        let metrics = Metrics::install();
+        crate::telemetry::register_config(&config);
+        let router = crate::http::router(Arc::clone(&gateway), Arc::clone(&clock), metrics);
+        let listen = &config.server.listen;
+        let listener = TcpListener::bind(listen).await.map_err(|e| {
+            std::io::Error::new(
+                e.kind(),
+                format!("cannot listen on {listen} (server.listen): {e}"),
+            )
+        })?;
         Ok(App {
             listener,
             router,
@@ -172,7 +179,8 @@ async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
 /// Runs the gateway until Ctrl-C or SIGTERM.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let app = App::build(config, Options::default()).await?;
-    tracing::info!(addr = %app.local_addr()?, "chatgate listening");
+    let store = app.gateway.config.store.location();
+    tracing::info!(addr = %app.local_addr()?, store, "chatgate listening");
     app.serve(shutdown_signal()).await
 }
 

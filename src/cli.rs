@@ -86,10 +86,16 @@ pub fn main() -> ExitCode {
 }
 
 fn serve(path: &Path) -> ExitCode {
-    // Logging first, so warnings raised while loading (a `${VAR:-default}`
-    // in use) reach the operator in the configured log format.
-    crate::telemetry::init();
-    let config = match config::load(path) {
+    // The log format is in the config: lines raised while loading it (a
+    // `${VAR:-default}` in use) are kept and written once it is known (in
+    // text when the config is broken, before its one-line error).
+    let (loaded, deferred) = crate::telemetry::deferring(|| config::load(path));
+    let format = loaded
+        .as_ref()
+        .map_or(config::LogFormat::Text, |c| c.server.log_format);
+    crate::telemetry::init(format);
+    deferred.replay();
+    let config = match loaded {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
@@ -193,14 +199,9 @@ pub fn summary(config: &Config) -> String {
     out += &format!("public_url: {}\n", config.server.public_url);
     out += &match config.store.backend {
         StoreBackend::Memory => "store: memory\n".to_string(),
-        StoreBackend::Redis if !config.store.cluster_nodes.is_empty() => format!(
-            "store: redis cluster at {} (key prefix {:?})\n",
-            join(config.store.cluster_nodes.iter().map(|n| redis_location(n))),
-            config.store.key_prefix
-        ),
         StoreBackend::Redis => format!(
-            "store: redis at {} (key prefix {:?})\n",
-            redis_location(&config.store.redis_url),
+            "store: {} (key prefix {:?})\n",
+            config.store.location(),
             config.store.key_prefix
         ),
     };
@@ -252,18 +253,6 @@ fn join(items: impl Iterator<Item = String>) -> String {
         "none".to_string()
     } else {
         all.join(", ")
-    }
-}
-
-/// Host and port of a Redis URL, without credentials.
-fn redis_location(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(u) => match (u.host_str(), u.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            _ => u.scheme().to_string(),
-        },
-        Err(_) => "?".to_string(),
     }
 }
 

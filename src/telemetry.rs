@@ -1,19 +1,113 @@
 //! Logging and metrics. Logs go to stderr through `tracing` (`RUST_LOG`,
-//! default `info`); metrics are recorded with the `metrics` facade and
-//! rendered as Prometheus text at `/metrics`.
-use std::sync::OnceLock;
+//! default `info`) as text (colour only on a terminal) or JSON lines
+//! (`server.log_format`); metrics are recorded with the `metrics` facade and
+//! rendered as Prometheus text at `/metrics` (families and their help in
+//! [`families`], process metrics in [`process`]).
+mod families;
+mod process;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
+use tracing::field::{Field, Visit};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::{EnvFilter, Layer};
 
-/// Installs the tracing subscriber once; later calls do nothing.
-pub fn init() {
+pub use crate::config::LogFormat;
+pub use families::{register_config, Kind, FAMILIES};
+
+/// Installs the process's log subscriber once (stderr, `RUST_LOG` or
+/// `info`); later calls do nothing.
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
+
+/// Log lines raised before the log format is known (while the config
+/// loads), kept to be written once it is: `(level, line)`.
+#[derive(Default)]
+pub struct Deferred(Vec<(Level, String)>);
+
+/// Runs `f` (loading the config) with its log lines kept in a [`Deferred`].
+pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Deferred) {
+    let kept = Arc::new(Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(Keep(Arc::clone(&kept)));
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let lines = kept.lock().map(|mut v| std::mem::take(&mut *v));
+    (out, Deferred(lines.unwrap_or_default()))
+}
+
+impl Deferred {
+    /// Writes the kept lines through the installed subscriber.
+    pub fn replay(self) {
+        for (level, line) in self.0 {
+            match level {
+                Level::ERROR => tracing::error!("{line}"),
+                Level::WARN => tracing::warn!("{line}"),
+                Level::INFO => tracing::info!("{line}"),
+                _ => tracing::debug!("{line}"),
+            }
+        }
+    }
+}
+
+struct Keep(Arc<Mutex<Vec<(Level, String)>>>);
+
+impl<S: Subscriber> Layer<S> for Keep {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut line = Line::default();
+        event.record(&mut line);
+        if let Ok(mut kept) = self.0.lock() {
+            kept.push((*event.metadata().level(), line.message + &line.fields));
+        }
+    }
+}
+
+/// An event as one line of text: its message, then ` name=value` pairs.
+#[derive(Default)]
+struct Line {
+    message: String,
+    fields: String,
+}
+
+impl Visit for Line {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+}
+
+/// The buckets of `chatgate_http_request_duration_seconds`: 0.5 ms to 10 s.
+pub const HTTP_SECONDS_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 
 /// The Prometheus recorder. The `metrics` facade has one global recorder
 /// per process, so every app in a process (tests start several) shares it.
@@ -23,6 +117,8 @@ pub struct Metrics(Option<PrometheusHandle>);
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 impl Metrics {
+    /// Installs the recorder once: histograms with buckets, `# HELP` for
+    /// every family, every counter present at 0.
     pub fn install() -> Self {
         let handle = HANDLE.get_or_init(|| {
             // Histograms render as summaries unless given buckets.
@@ -31,20 +127,32 @@ impl Metrics {
                     Matcher::Full("chatgate_channel_send_seconds".into()),
                     &crate::channels::SEND_SECONDS_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("chatgate_http_request_duration_seconds".into()),
+                        &HTTP_SECONDS_BUCKETS,
+                    )
+                })
                 .map(PrometheusBuilder::build_recorder);
             let Ok(recorder) = recorder else {
                 return None;
             };
             let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|_| handle)
+            metrics::set_global_recorder(recorder).ok()?;
+            families::describe_and_register();
+            Some(handle)
         });
         Metrics(handle.clone())
     }
 
+    /// The Prometheus text: the recorder's families, then `process_*`.
     pub fn render(&self) -> String {
-        self.0
+        let mut out = self
+            .0
             .as_ref()
             .map(PrometheusHandle::render)
-            .unwrap_or_default()
+            .unwrap_or_default();
+        process::render(&mut out);
+        out
     }
 }

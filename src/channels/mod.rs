@@ -109,7 +109,8 @@ impl Channels {
     pub fn from_config(config: &Config, http: reqwest::Client) -> Self {
         let mut by_name = HashMap::new();
         for (name, ch) in &config.channels {
-            if let Some(channel) = build(ch, http.clone()) {
+            let used = config.teams.values().any(|t| t.uses_channel(name));
+            if let Some(channel) = build(ch, http.clone(), used) {
                 let kind = ch.kind.name();
                 by_name.insert(name.clone(), Sender { kind, channel });
             }
@@ -140,7 +141,9 @@ impl Channels {
     }
 }
 
-fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> {
+/// The sender of one channel; `used`: some team uses it (only then is a
+/// channel that cannot be built worth a warning).
+fn build(ch: &ChannelConfig, http: reqwest::Client, used: bool) -> Option<Arc<dyn Channel>> {
     match &ch.kind {
         ChannelKind::Webhook { url, secret } => Some(Arc::new(webhook::WebhookChannel::new(
             http,
@@ -178,7 +181,9 @@ fn build(ch: &ChannelConfig, http: reqwest::Client) -> Option<Arc<dyn Channel>> 
             match smtp::SmtpChannel::new(settings) {
                 Ok(sender) => Some(Arc::new(sender)),
                 Err(e) => {
-                    tracing::warn!(channel = %ch.name, error = %e, "smtp channel not usable");
+                    if used {
+                        tracing::warn!(channel = %ch.name, error = %e, "smtp channel not usable");
+                    }
                     None
                 }
             }

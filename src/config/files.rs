@@ -61,6 +61,10 @@ pub(super) struct ServerSection {
     /// `0s` stops at once.
     #[serde(default = "default_shutdown_drain")]
     pub shutdown_drain: Dur,
+    /// Log lines on stderr: `text` (default; colour only on a terminal) or
+    /// `json` (one object per line).
+    #[serde(default = "default_log_format")]
+    pub log_format: String,
 }
 
 /// `[store]`.
@@ -239,6 +243,9 @@ fn default_max_connections() -> i64 {
 }
 fn default_shutdown_drain() -> Dur {
     Dur::from_secs(5)
+}
+fn default_log_format() -> String {
+    "text".into()
 }
 fn default_twilio() -> String {
     "https://api.twilio.com".into()

@@ -61,8 +61,14 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
     let channels_dir = base.join(&system.channels_dir);
     let mut channels = BTreeMap::new();
     let mut channel_files: BTreeMap<String, String> = BTreeMap::new();
+    // A channel file's warnings (a `${VAR:-default}` in use) are kept until
+    // the teams are known: a channel no team uses is not worth a warning.
+    let mut channel_warnings = Vec::new();
     for path in toml_files(&channels_dir, &file, "server.channels_dir")? {
-        let channel = channels::load_channel(&path, env)?;
+        let (channel, warnings) =
+            crate::telemetry::deferring(|| channels::load_channel(&path, env));
+        let channel = channel?;
+        channel_warnings.push((channel.name.clone(), warnings));
         let shown = display_path(&path);
         if let Some(first) = channel_files.insert(channel.name.clone(), shown.clone()) {
             return Err(ConfigError::new(
@@ -96,6 +102,13 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         }
         teams::check_unique_api_keys(&team, teams_by_id.values())?;
         teams_by_id.insert(team.id.clone(), team);
+    }
+
+    for (name, warnings) in channel_warnings {
+        let used = teams_by_id.values().any(|t| t.uses_channel(&name));
+        if used {
+            warnings.replay();
+        }
     }
 
     let config = Config {

@@ -64,6 +64,18 @@ pub struct ServerConfig {
     pub limits: ConnectionLimits,
     /// How long `/readyz` answers 503 on SIGTERM before the server stops accepting.
     pub shutdown_drain: Duration,
+    /// How log lines are written (stderr either way).
+    pub log_format: LogFormat,
+}
+
+/// `server.log_format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colour only when stderr is a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 /// `[server]` limits on connections and slow clients.
@@ -92,6 +104,37 @@ pub struct StoreConfig {
     /// Redis Cluster seed nodes; when not empty, `redis_url` is unused.
     pub cluster_nodes: Vec<String>,
     pub key_prefix: String,
+}
+
+impl StoreConfig {
+    /// Where the store is, for people: `memory`, `redis at host:port` or
+    /// `redis cluster at host:port, …`; never a password or a path.
+    pub fn location(&self) -> String {
+        match self.backend {
+            StoreBackend::Memory => "memory".to_string(),
+            StoreBackend::Redis if !self.cluster_nodes.is_empty() => {
+                let nodes: Vec<String> = self
+                    .cluster_nodes
+                    .iter()
+                    .map(|n| redis_location(n))
+                    .collect();
+                format!("redis cluster at {}", nodes.join(", "))
+            }
+            StoreBackend::Redis => format!("redis at {}", redis_location(&self.redis_url)),
+        }
+    }
+}
+
+/// Host and port of a Redis URL, without credentials.
+fn redis_location(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => match (u.host_str(), u.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => u.scheme().to_string(),
+        },
+        Err(_) => "?".to_string(),
+    }
 }
 
 impl Config {

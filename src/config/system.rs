@@ -10,7 +10,9 @@ use super::de::from_table;
 use super::files::{ServerSection, SystemFile};
 use super::resolve::{resolve, Layer};
 use super::validate::http_url;
-use super::{ConfigError, ConnectionLimits, ServerConfig, Settings, StoreBackend, StoreConfig};
+use super::{
+    ConfigError, ConnectionLimits, LogFormat, ServerConfig, Settings, StoreBackend, StoreConfig,
+};
 
 /// The shortest pepper accepted, in bytes.
 const MIN_PEPPER_BYTES: usize = 16;
@@ -69,6 +71,12 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         }
     }
 
+    let log_format = match s.log_format.as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        _ => return Err(err("server.log_format", "must be \"text\" or \"json\"")),
+    };
+
     let limits = connection_limits(&s).map_err(|(key, problem)| err(key, &problem))?;
 
     let backend = match raw.store.backend.as_str() {
@@ -118,6 +126,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
             pepper: SecretString::from(s.pepper),
             limits,
             shutdown_drain: s.shutdown_drain.get(),
+            log_format,
         },
         store: StoreConfig {
             backend,

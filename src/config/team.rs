@@ -80,6 +80,14 @@ pub struct Team {
 }
 
 impl Team {
+    /// Does this team send through the channel `name` (in `channels`, or as
+    /// its `sms_channel` or `email_channel`)?
+    pub fn uses_channel(&self, name: &str) -> bool {
+        self.channels.iter().any(|c| c == name)
+            || self.sms_channel.as_deref() == Some(name)
+            || self.email_channel.as_deref() == Some(name)
+    }
+
     /// The settings in force for an interaction on `channel`.
     pub fn settings_for(&self, channel: &str) -> &Settings {
         self.channel_settings.get(channel).unwrap_or(&self.settings)

@@ -48,6 +48,21 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every type, in the contract's order.
+    pub const ALL: [EventType; 11] = [
+        EventType::InteractionCreated,
+        EventType::InteractionAuthenticated,
+        EventType::InteractionExpiring,
+        EventType::InteractionExpired,
+        EventType::InteractionLoggedOut,
+        EventType::ChallengeCreated,
+        EventType::ChallengeFailed,
+        EventType::ChallengeCodeRevealed,
+        EventType::SubjectLocked,
+        EventType::SubjectBanned,
+        EventType::SubjectUnlocked,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::InteractionCreated => "interaction.created",
@@ -85,6 +100,31 @@ impl Event {
             team: team.to_string(),
             data,
         }
+    }
+}
+
+impl Event {
+    /// The interaction id and the subject an event is about, for its log
+    /// line: `data.interaction.id`; `data.subject.subject`, else the
+    /// interaction's `customer_ref`, else `interaction:<id>`.
+    fn ids(&self) -> (Option<&str>, Option<std::borrow::Cow<'_, str>>) {
+        let interaction = self.data.get("interaction");
+        let id = interaction
+            .and_then(|i| i.get("id"))
+            .and_then(|v| v.as_str());
+        let subject = self
+            .data
+            .get("subject")
+            .and_then(|s| s.get("subject"))
+            .and_then(|v| v.as_str())
+            .or_else(|| {
+                interaction
+                    .and_then(|i| i.get("customer_ref"))
+                    .and_then(|v| v.as_str())
+            })
+            .map(std::borrow::Cow::Borrowed)
+            .or_else(|| id.map(|id| format!("interaction:{id}").into()));
+        (id, subject)
     }
 }
 
@@ -129,7 +169,8 @@ impl Publisher {
     }
 
     pub fn publish(&self, event: Event) {
-        tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, "event");
+        let (interaction, subject) = event.ids();
+        tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, interaction, subject = subject.as_deref(), "event");
         metrics::counter!("chatgate_events_total", "type" => event.kind.as_str()).increment(1);
         let event = Arc::new(event);
         // No subscriber is not an error: nobody is listening yet.

@@ -99,6 +99,10 @@ impl FromRequestParts<AppState> for Caller {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(Error::Unauthorized);
         }
-        state.api_keys.find(key.trim()).ok_or(Error::Unauthorized)
+        let caller = state.api_keys.find(key.trim()).ok_or(Error::Unauthorized)?;
+        if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
+            slot.set(&caller.team);
+        }
+        Ok(caller)
     }
 }

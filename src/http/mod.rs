@@ -9,6 +9,7 @@ mod events;
 mod extract;
 mod interactions;
 mod login;
+mod observe;
 mod openapi;
 mod ops;
 mod pages;
@@ -16,21 +17,21 @@ mod problem;
 mod subjects;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{ApiKeys, Caller};
 pub use extract::MAX_BODY;
+pub use observe::{ProblemCode, TeamSlot};
 
 use crate::error::Error;
 use crate::gateway::Gateway;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub api_keys: Arc<ApiKeys>,
     pub metrics: Metrics,
     pub openapi: Arc<String>,
+    /// Request ids and HTTP metric handles (`observe.rs`).
+    pub observer: Arc<observe::Observer>,
 }
 
 /// All API routes with their OpenAPI description.
@@ -78,11 +81,12 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         api_keys,
         metrics,
         openapi: document,
+        observer: Arc::new(observe::Observer::new()),
     };
-    let request_id = HeaderName::from_static("x-request-id");
     // Layers run outside-in in the reverse order of the `.layer` calls:
-    // the request id is set first, so the trace span and every log line in
-    // it carry it; the security headers go on every answer, also the 503 of
+    // `observe` is outermost, so the request id, the log line and the
+    // metrics cover every answer (the deadline's 503 and a panic's 500
+    // too); the security headers go on every answer, also the 503 of
     // the deadline and the 500 of a panic; the size check runs before any
     // handler reads a body. (Header and idle timeouts and the connection cap
     // are below the router, in `crate::server`; the body timeout is where
@@ -93,29 +97,13 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         .layer(middleware::from_fn(run_to_completion))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(reject_large_bodies))
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            record_metrics,
-        ))
         .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))
         .layer(middleware::from_fn(deadline))
         .layer(middleware::from_fn(security_headers))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Never the full URI: short-link codes are in paths.
-            let route = req
-                .extensions()
-                .get::<MatchedPath>()
-                .map_or("-", |m| m.as_str());
-            let id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            let method = method_label(req.method());
-            tracing::info_span!("request", method, route, request_id = id)
-        }))
-        .layer(PropagateRequestIdLayer::new(request_id.clone()))
-        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -141,7 +129,7 @@ async fn method_not_allowed() -> Response {
 /// case between two of its steps: a challenge whose delivery failed is
 /// rolled back, a commit's events are published, whoever is still waiting.
 async fn run_to_completion(req: Request, next: Next) -> Response {
-    match tokio::spawn(next.run(req)).await {
+    match tokio::spawn(next.run(req).in_current_span()).await {
         Ok(res) => res,
         Err(e) => {
             tracing::error!(error = %e, "request task failed");
@@ -174,45 +162,6 @@ async fn reject_large_bodies(req: Request, next: Next) -> Response {
     }
     next.run(req).await
 }
-
-/// The label of a request's method: the standard ones by name, any other
-/// token (the client chooses it, of any length) as `OTHER`.
-fn method_label(m: &Method) -> &'static str {
-    match m.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "OPTIONS" => "OPTIONS",
-        "CONNECT" => "CONNECT",
-        "TRACE" => "TRACE",
-        _ => "OTHER",
-    }
-}
-
-/// `chatgate_http_requests_total` and `chatgate_http_request_duration_seconds`
-/// by route, method and status. Every label comes from a closed set: the
-/// route template (or `unmatched`), [`method_label`], the status code.
-async fn record_metrics(State(_st): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| UNMATCHED.to_string(), |m| m.as_str().to_string());
-    let method = method_label(req.method());
-    let start = Instant::now();
-    let res = next.run(req).await;
-    let status = res.status().as_u16().to_string();
-    metrics::counter!("chatgate_http_requests_total", "route" => route.clone(), "method" => method, "status" => status)
-        .increment(1);
-    metrics::histogram!("chatgate_http_request_duration_seconds", "route" => route, "method" => method)
-        .record(start.elapsed().as_secs_f64());
-    res
-}
-
-/// The route label of a request no route matched.
-const UNMATCHED: &str = "unmatched";
 
 /// The content security policy of our pages: they load nothing, run no
 /// script, use only their own inline stylesheet (`pages::STYLE`, by its

@@ -111,14 +111,16 @@ pub fn body(status: StatusCode, code: &str, detail: &str) -> serde_json::Value {
 }
 
 /// A problem+json response outside the [`Error`] table (405).
-pub fn response(status: StatusCode, code: &str, detail: &str) -> Response {
-    send(status, &body(status, code, detail))
+pub fn response(status: StatusCode, code: &'static str, detail: &str) -> Response {
+    send(status, code, &body(status, code, detail))
 }
 
-fn send(status: StatusCode, body: &serde_json::Value) -> Response {
+/// The answer, with its `code` in an extension for the request log line.
+fn send(status: StatusCode, code: &'static str, body: &serde_json::Value) -> Response {
     let mut res = (status, body.to_string()).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    res.extensions_mut().insert(super::ProblemCode(code));
     res
 }
 
@@ -145,7 +147,7 @@ impl IntoResponse for Error {
             Error::Internal => tracing::error!("internal error answered 500"),
             _ => {}
         }
-        let mut res = send(status, &body);
+        let mut res = send(status, code, &body);
         if matches!(self, Error::RequestTimeout) {
             // The rest of the body may still come: this connection is done.
             res.headers_mut()

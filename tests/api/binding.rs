@@ -190,7 +190,7 @@ async fn the_binding_code_is_not_in_redis() {
     let id = app.new_interaction().await;
     let answer = bound_login(&app, &id, "cust-s").await;
     let code = answer["binding_code"].as_str().unwrap().to_string();
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", app.key_prefix))

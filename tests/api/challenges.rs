@@ -763,7 +763,7 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
     app.verify_code(id, c["challenge_id"].as_str().unwrap(), &wrong(&code))
         .await;
     start_ok(&app, id, json!({"method": "pin"})).await;
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", app.key_prefix))

@@ -263,7 +263,8 @@ async fn refusal(kind: Kind, answer: ResponseTemplate, reason: &str, token: &str
             .lines()
             .any(|l| l.starts_with("chatgate_channel_messages_total{")
                 && l.contains(&format!("kind=\"{}\"", kind.name))
-                && l.contains("outcome=\"error\"")),
+                && l.contains("outcome=\"error\"")
+                && !l.ends_with(" 0")),
         "{metrics}"
     );
     assert!(!metrics.contains(token));

@@ -462,7 +462,7 @@ async fn the_store_holds_no_login_token() {
         .rsplit('/')
         .next()
         .unwrap();
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", app.key_prefix))

@@ -106,7 +106,8 @@ pub struct TestApp {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
 
-/// Redis is mandatory in CI; elsewhere its tests skip, loudly.
+/// Redis is mandatory in CI; elsewhere a private one is started, or its
+/// tests skip (see `redis_support`).
 pub use crate::redis_support::redis_up as redis_available;
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
@@ -119,7 +120,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         return None;
     }
     if std::env::var("TEST_LOG").is_ok() {
-        chatgate::telemetry::init();
+        chatgate::telemetry::init(chatgate::telemetry::LogFormat::Text);
     }
     let keys = setup.keys.clone().unwrap_or_else(Keys::fresh);
     let chat = MockServer::start().await;
@@ -186,7 +187,7 @@ fn write_config(
     let redis_url = setup
         .redis_url
         .clone()
-        .unwrap_or_else(|| "redis://127.0.0.1:6379".into());
+        .unwrap_or_else(crate::redis_support::redis_url);
     let system = format!(
         r#"[server]
 listen = "127.0.0.1:0"

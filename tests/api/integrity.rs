@@ -238,7 +238,7 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
     // The authentications end 1 s later (the sweeper announces them), and
     // everything is forgotten 3 s after its last write.
     app.advance(1);
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(12);
     let left = loop {

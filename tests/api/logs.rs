@@ -1,5 +1,8 @@
-//! No secret, code, token or key in any log line: capture everything a full
-//! flow logs (at TRACE) and search it.
+//! What the gateway logs: no secret, code, PIN, token or key in any line
+//! (capture everything a full flow logs, at TRACE, and search it); the
+//! stream (stderr), colour (none off a terminal), the JSON format and the
+//! one line per request with its problem code (the built binary, as a
+//! child process); start-up messages.
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
@@ -35,7 +38,12 @@ async fn a_full_flow_logs_no_secret() {
         );
         return;
     }
-    let app = spawn_app(Backend::Memory).await.unwrap();
+    let setup = Setup {
+        // Codes long enough not to turn up by chance among logged numbers.
+        defaults: "otp = { length = 10 }".into(),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
     let created = app
         .create(
             json!({"channel": "webchat", "conversation_id": "log-test", "session_pin": "90817263"}),
@@ -74,12 +82,56 @@ async fn a_full_flow_logs_no_secret() {
     .send()
     .await
     .unwrap();
+    // An OTP answered wrong, then right; a session PIN answered wrong, then right.
+    let otp_id = app.new_interaction().await;
+    let (cid, otp) = app.start_otp(&otp_id).await;
+    // Not `wrong_code` (all 0s and 1s, as in any zero-padded number).
+    let wrong_otp: String = otp
+        .chars()
+        .map(|c| char::from(b'0' + (c as u8 - b'0' + 5) % 10))
+        .collect();
+    assert_eq!(
+        app.verify_code(&otp_id, &cid, &wrong_otp).await.status(),
+        401
+    );
+    assert_eq!(app.verify_code(&otp_id, &cid, &otp).await.status(), 200);
+    let pin_id = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": "log-pin", "session_pin": "57294816"}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{pin_id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "pin"}),
+        )
+        .await;
+    let pin_cid = res.json::<serde_json::Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        app.verify_code(&pin_id, &pin_cid, "57294817")
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.verify_code(&pin_id, &pin_cid, "57294816")
+            .await
+            .status(),
+        200
+    );
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let logged = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
     assert!(
-        logged.contains("request"),
-        "the capture saw the request spans"
+        logged.contains("request") && logged.contains("invalid_code"),
+        "the capture saw the request lines"
     );
     let acme_b64 = app
         .keys
@@ -99,9 +151,16 @@ async fn a_full_flow_logs_no_secret() {
         ("short-link code", code.as_str()),
         ("assertion", assertion.as_str()),
         ("session PIN", "90817263"),
+        ("OTP code", otp.as_str()),
+        ("wrong OTP code", wrong_otp.as_str()),
+        ("PIN answered", "57294816"),
+        ("wrong PIN", "57294817"),
         ("pepper", "test-pepper-0123456789abcdef"),
     ] {
-        assert!(!logged.contains(secret), "the log contains the {what}");
+        if let Some(at) = logged.find(secret) {
+            let line = logged[..at].rsplit('\n').next().unwrap_or_default();
+            panic!("the log contains the {what}: {line}…");
+        }
     }
 }
 
@@ -167,4 +226,290 @@ async fn a_store_outage_is_logged_once_then_summarised() {
     let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
     assert_eq!(count("store unavailable: requests"), 1, "{text}");
     assert_eq!(count("store is back"), 1, "{text}");
+}
+
+/// The built binary serving the sample config on a free port, its stderr
+/// read line by line as it comes.
+struct Served {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    base: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn chatgate(listen: &str, env: &[(&str, &str)]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"));
+    cmd.args(["serve", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/chatgate.toml"))
+        .env("CHATGATE_SERVER__LISTEN", listen)
+        .env("CHATGATE_SERVER__SHUTDOWN_DRAIN", "0s")
+        .env_remove("RUST_LOG")
+        .env_remove("CHATGATE_SERVER__LOG_FORMAT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+impl Served {
+    fn start(env: &[(&str, &str)]) -> Served {
+        use std::io::BufRead;
+        let listen = format!("127.0.0.1:{}", free_port());
+        let mut child = chatgate(&listen, env)
+            .spawn()
+            .expect("the built binary runs");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut served = Served {
+            child,
+            lines,
+            seen: Vec::new(),
+            base: format!("http://{listen}"),
+        };
+        served.wait_for("chatgate listening");
+        served
+    }
+
+    /// Waits (up to 20 s) for a stderr line containing `needle`.
+    fn wait_for(&mut self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(_) => panic!("no line with {needle:?} on stderr; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    /// Stops the server; returns what it wrote to stdout.
+    fn stop(mut self) -> String {
+        use std::io::Read;
+        let _ = self.child.kill();
+        let mut out = String::new();
+        if let Some(mut stdout) = self.child.stdout.take() {
+            let _ = stdout.read_to_string(&mut out);
+        }
+        let _ = self.child.wait();
+        out
+    }
+}
+
+#[tokio::test]
+async fn serve_logs_text_to_stderr_without_colour_and_names_its_store() {
+    let mut served = Served::start(&[]);
+    let listening = served.wait_for("chatgate listening");
+    assert!(listening.contains("store=\"memory\""), "{listening}");
+    let res = reqwest::get(format!("{}/v1/interactions", served.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let line = served.wait_for("route=\"/v1/interactions\"");
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(
+        line.contains("status=401") && line.contains("code=\"unauthorized\""),
+        "{line}"
+    );
+    let all = served.seen.join("\n");
+    let stdout = served.stop();
+    assert!(stdout.is_empty(), "stdout holds {stdout:?}");
+    assert!(!all.contains('\u{1b}'), "ANSI codes on a pipe: {all:?}");
+}
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_one_line_per_request() {
+    let mut served = Served::start(&[("CHATGATE_SERVER__LOG_FORMAT", "json")]);
+    let client = reqwest::Client::new();
+    // The sample's demo bot key (config/teams/acme.toml).
+    let bot = "cg_djRSRR9F41FRU8gFK4JrTzIA1JXE01jqi4-eFPhRuL0";
+    let created: serde_json::Value = client
+        .post(format!("{}/v1/interactions", served.base))
+        .bearer_auth(bot)
+        .json(&json!({"channel": "webchat", "conversation_id": "json-log"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let link: serde_json::Value = client
+        .post(format!(
+            "{}/v1/interactions/{}/login-links",
+            served.base,
+            created["id"].as_str().unwrap()
+        ))
+        .bearer_auth(bot)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // A login page whose callbacks fail (a wrong key): the operator sees why.
+    let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "c"}});
+    let res = client
+        .post(format!("{}/v1/login/callback", served.base))
+        .header("content-type", "application/json")
+        .header("webhook-id", "msg_1")
+        .header(
+            "webhook-timestamp",
+            chrono::Utc::now().timestamp().to_string(),
+        )
+        .header(
+            "webhook-signature",
+            "v1,AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        )
+        .header("x-request-id", "req-from-the-login-page")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["x-request-id"], "req-from-the-login-page");
+    client
+        .get(format!("{}/healthz", served.base))
+        .send()
+        .await
+        .unwrap();
+    let res = client
+        .get(format!("{}/metrics", served.base))
+        .header("x-request-id", "the-last-one")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = client
+        .get(format!("{}/v1/interactions", served.base))
+        .send()
+        .await
+        .unwrap();
+    let generated = res.headers()["x-request-id"].to_str().unwrap().to_string();
+    served.wait_for(&generated);
+    let seen = served.seen.clone();
+    served.stop();
+
+    let objects: Vec<serde_json::Value> = seen
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let requests: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["message"] == "request")
+        .collect();
+    let callback: Vec<_> = requests
+        .iter()
+        .filter(|o| o["request_id"] == "req-from-the-login-page")
+        .collect();
+    assert_eq!(callback.len(), 1, "one line per request: {seen:#?}");
+    let line = callback[0];
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["method"], "POST");
+    assert_eq!(line["route"], "/v1/login/callback");
+    assert_eq!(line["status"], 401);
+    assert_eq!(line["code"], "invalid_signature");
+    assert!(line["latency_ms"].as_f64().is_some(), "{line}");
+    assert!(line["timestamp"].is_string(), "{line}");
+    let created_line = requests
+        .iter()
+        .find(|o| o["route"] == "/v1/interactions" && o["status"] == 201)
+        .expect("the create's line");
+    assert_eq!(created_line["team"], "acme", "the API key's team");
+    assert!(created_line.get("code").is_none(), "{created_line}");
+    let event = objects
+        .iter()
+        .find(|o| o["message"] == "event" && o["event"] == "interaction.created")
+        .expect("the event line");
+    assert_eq!(event["interaction"], created["id"]);
+    assert_eq!(
+        event["subject"].as_str(),
+        Some(format!("interaction:{}", created["id"].as_str().unwrap()).as_str())
+    );
+    assert!(
+        requests
+            .iter()
+            .all(|o| o["route"] != "/healthz" && o["route"] != "/metrics"),
+        "probes log at debug: {seen:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|o| o["request_id"] == generated.as_str() && o["status"] == 401),
+        "a generated request id is logged: {seen:#?}"
+    );
+    assert!(
+        objects
+            .iter()
+            .any(|o| o["message"] == "chatgate listening" && o["store"] == "memory"),
+        "{seen:#?}"
+    );
+}
+
+#[tokio::test]
+async fn an_address_in_use_is_one_line_naming_the_address_and_the_setting() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listen = taken.local_addr().unwrap().to_string();
+    let out = chatgate(&listen, &[]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(&listen) && last.contains("server.listen") && last.contains("in use"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn a_bad_log_format_is_a_one_line_config_error() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    let out = chatgate(&listen, &[("CHATGATE_SERVER__LOG_FORMAT", "xml")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains("server.log_format"), "{stderr}");
+    assert!(last.contains("CHATGATE_SERVER__LOG_FORMAT"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_demo_default_is_a_warning_only_in_a_channel_some_team_uses() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(["check-config", "--config"])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/config/chatgate.toml"))
+        .env_remove("WEBCHAT_WEBHOOK_SECRET")
+        .env_remove("SLACK_BOT_TOKEN")
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // webchat is acme's and globex's; no team of the sample uses slack or telegram.
+    assert!(stderr.contains("WEBCHAT_WEBHOOK_SECRET"), "{stderr}");
+    assert!(!stderr.contains("SLACK_BOT_TOKEN"), "{stderr}");
+    assert!(!stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("WARN"));
 }

@@ -16,6 +16,7 @@ mod hardening;
 mod integrity;
 mod login_flow;
 mod logs;
+mod metrics;
 mod openapi;
 mod outbox;
 mod pages;

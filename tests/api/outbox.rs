@@ -93,9 +93,12 @@ async fn own_store(backend: Backend, prefix: &str) -> Option<SharedStore> {
     match backend {
         Backend::Memory => Some(Arc::new(chatgate::store::memory::MemoryStore::new())),
         Backend::Redis => {
-            let s = chatgate::store::redis::RedisStore::connect("redis://127.0.0.1:6379", prefix)
-                .await
-                .ok()?;
+            let s = chatgate::store::redis::RedisStore::connect(
+                &crate::redis_support::redis_url(),
+                prefix,
+            )
+            .await
+            .ok()?;
             Some(Arc::new(s))
         }
     }

@@ -1,16 +1,73 @@
 //! Redis for tests: a store under a unique key prefix, a look at the keys it
 //! wrote (names and TTLs), and cleanup of exactly those keys afterwards.
 //!
-//! Without a Redis at [`REDIS_URL`] the Redis tests are skipped loudly, unless
-//! `CI=true`: there they are mandatory and fail.
+//! Which Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`). When none
+//! answers there, outside CI, the tests start a private `redis-server` on a
+//! free port (no persistence; it exits with the test process) if one is
+//! installed. With `CI=true` an unreachable `REDIS_URL` fails every Redis
+//! test. With no Redis at all the Redis tests skip, and one test,
+//! [`redis_tests_ran`], fails to say so in the runner's summary unless
+//! `CHATGATE_TEST_ALLOW_NO_REDIS=1` accepts the skip.
 #![allow(dead_code)]
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use chatgate::store::redis::RedisStore;
-use chatgate::store::Store;
 use redis::Value;
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The default of `REDIS_URL`.
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The Redis the tests use: `Ok(url)`, or `Err(why not)`; decided once per
+/// test process.
+static REDIS: OnceLock<Result<String, String>> = OnceLock::new();
+
+/// Does a Redis answer PING at `url` within a second?
+fn answers(url: &str) -> Result<(), String> {
+    let client = redis::Client::open(url).map_err(|e| format!("bad REDIS_URL: {e}"))?;
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(1))
+        .map_err(|e| e.to_string())?;
+    redis::cmd("PING")
+        .query::<String>(&mut conn)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+fn choose() -> Result<String, String> {
+    let url = std::env::var("REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_string());
+    let unreachable = match answers(&url) {
+        Ok(()) => return Ok(url),
+        Err(e) => format!("no Redis at {url} ({e})"),
+    };
+    if in_ci() || !OwnRedis::available() {
+        return Err(unreachable);
+    }
+    let private = OwnRedis::start_for_process(OwnRedis::free_port());
+    let url = private.url();
+    for _ in 0..50 {
+        if answers(&url).is_ok() {
+            eprintln!("{unreachable}: the Redis tests use a private redis-server at {url}");
+            return Ok(url);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!(
+        "{unreachable}; a private redis-server did not start"
+    ))
+}
+
+/// The URL of the tests' Redis (the shared one, or the private one),
+/// `REDIS_URL` itself when there is none (its tests skip or fail).
+pub fn redis_url() -> String {
+    match REDIS.get_or_init(choose) {
+        Ok(url) => url.clone(),
+        Err(_) => std::env::var("REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.into()),
+    }
+}
 
 /// The keys of one test, removed when dropped (also when the test fails).
 /// Uses `SCAN MATCH prefix:*`, which the store itself never does.
@@ -19,24 +76,33 @@ pub struct TestPrefix {
     client: redis::Client,
 }
 
-/// Is the shared Redis up? In CI it must be (this panics); elsewhere a
-/// loud skip message and `false`.
+/// Is the tests' Redis up? In CI it must be (this panics); elsewhere a
+/// loud skip message and `false` ([`redis_tests_ran`] reports the skip).
 pub async fn redis_up() -> bool {
-    let probe = RedisStore::connect(REDIS_URL, "chatgate-test-probe")
-        .await
-        .expect("valid Redis URL");
-    let Err(e) = probe.ping().await else {
-        return true;
+    let why = match REDIS.get_or_init(choose) {
+        Ok(_) => return true,
+        Err(why) => why.clone(),
     };
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("Redis at {REDIS_URL} is required in CI (CI=true) but unreachable: {e}");
+    if in_ci() {
+        panic!("Redis is required in CI (CI=true) but unreachable: {why}");
     }
-    eprintln!();
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!!! SKIPPING A REDIS TEST: no Redis at {REDIS_URL} ({e})");
-    eprintln!("!!! Start one, or set CI=true to make this a failure.");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
+    eprintln!("!!! SKIPPING A REDIS TEST: {why}. Start one or set REDIS_URL; CI=true makes this a failure.");
     false
+}
+
+/// Fails (visible in any runner's summary) when the Redis tests were
+/// skipped for want of a Redis, unless `CHATGATE_TEST_ALLOW_NO_REDIS=1`.
+#[test]
+fn redis_tests_ran() {
+    if let Err(why) = REDIS.get_or_init(choose) {
+        let allowed = std::env::var("CHATGATE_TEST_ALLOW_NO_REDIS").as_deref() == Ok("1");
+        assert!(
+            allowed || in_ci(),
+            "the Redis tests were SKIPPED: {why}, and no redis-server is installed. \
+             Install redis-server, start a Redis, or point REDIS_URL at one; \
+             CHATGATE_TEST_ALLOW_NO_REDIS=1 accepts the skip"
+        );
+    }
 }
 
 /// A store under a fresh `chatgate-test-<uuid>` prefix, or `None` (after a
@@ -46,7 +112,7 @@ pub async fn redis_store() -> Option<(RedisStore, TestPrefix)> {
         return None;
     }
     let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
-    let store = RedisStore::connect(REDIS_URL, &prefix)
+    let store = RedisStore::connect(&redis_url(), &prefix)
         .await
         .expect("valid Redis URL");
     Some((store, TestPrefix::for_prefix(&prefix)))
@@ -104,6 +170,27 @@ impl OwnRedis {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// A `redis-server` that lives as long as this test process: a small
+    /// shell watches the process and stops the server when it is gone (a
+    /// static is never dropped, so `Drop` cannot).
+    fn start_for_process(port: u16) -> Self {
+        let script = format!(
+            "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 & r=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $r; wait $r",
+            parent = std::process::id()
+        );
+        let child = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok();
+        // Not kept: the watcher outlives this handle by design.
+        drop(child);
+        OwnRedis { port, child: None }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -121,7 +208,7 @@ impl Drop for OwnRedis {
 impl TestPrefix {
     /// The keys under `prefix`, deleted when this is dropped.
     pub fn for_prefix(prefix: &str) -> Self {
-        let client = redis::Client::open(REDIS_URL).expect("valid Redis URL");
+        let client = redis::Client::open(redis_url()).expect("valid Redis URL");
         TestPrefix {
             prefix: prefix.to_string(),
             client,

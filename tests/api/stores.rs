@@ -243,7 +243,7 @@ async fn every_redis_key_has_a_ttl_after_a_full_flow() {
         &json!({"assertion": token}),
     )
     .await;
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{}:*", app.key_prefix))
@@ -286,7 +286,7 @@ async fn announcing_an_expiry_does_not_keep_the_interaction_alive() {
         .next_event("interaction.expired", Duration::from_secs(5))
         .await
         .is_some());
-    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut c = client.get_multiplexed_async_connection().await.unwrap();
     let key = format!("{}:{{acme}}:i:{id}", app.key_prefix);
     let ttl: i64 = redis::cmd("PTTL")

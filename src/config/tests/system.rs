@@ -342,3 +342,18 @@ fn connection_limits_have_defaults_and_are_checked() {
     }
     fx.load().unwrap();
 }
+
+#[test]
+fn log_format_defaults_to_text_is_overridable_and_checked() {
+    use crate::config::LogFormat;
+    let mut fx = Fixture::new();
+    assert_eq!(fx.load().unwrap().server.log_format, LogFormat::Text);
+    fx.set_env("CHATGATE_SERVER__LOG_FORMAT", "json");
+    assert_eq!(fx.load().unwrap().server.log_format, LogFormat::Json);
+    fx.set_env("CHATGATE_SERVER__LOG_FORMAT", "xml");
+    let e = fx.expect_err(SYS, "server.log_format", "must be \"text\" or \"json\"");
+    assert!(
+        e.problem.contains("set by CHATGATE_SERVER__LOG_FORMAT"),
+        "{e}"
+    );
+}

@@ -1,0 +1,249 @@
+//! One middleware for what an operator sees of each request: its
+//! `x-request-id` (a client's own kept when sane, else a new one), one log
+//! line, and the two HTTP metric families. It runs outermost, so the line
+//! and the metrics also cover the deadline's 503 and a panic's 500.
+//!
+//! Per request it allocates little: the route label is the router's
+//! template (`MatchedPath`, borrowed), the method and status labels come
+//! from fixed tables, and the metric handles of each (route, method,
+//! status) are made once and kept. A `tracing` span is made only when
+//! `debug` is on; the log line carries its fields itself.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::Response;
+use metrics::{Counter, Histogram, SharedString};
+use tracing::{Instrument, Level};
+
+use super::AppState;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest client-chosen request id kept.
+const MAX_REQUEST_ID: usize = 128;
+
+/// The route label of a request no route matched.
+pub(super) const UNMATCHED: &str = "unmatched";
+
+/// The problem `code` of an error answer, put there by `problem.rs`.
+#[derive(Clone, Copy, Debug)]
+pub struct ProblemCode(pub &'static str);
+
+/// The team an API key named, set by the `Caller` extractor.
+#[derive(Clone, Default)]
+pub struct TeamSlot(Arc<OnceLock<String>>);
+
+impl TeamSlot {
+    pub fn set(&self, team: &str) {
+        let _ = self.0.set(team.to_string());
+    }
+}
+
+/// What the middleware keeps between requests.
+#[derive(Default)]
+pub struct Observer {
+    /// Request ids: a per-process random prefix and a counter.
+    prefix: u32,
+    next_id: AtomicU64,
+    series: RwLock<HashMap<Box<str>, ByMethodAndStatus>>,
+}
+
+/// The metric handles of one route.
+type ByMethodAndStatus = HashMap<(&'static str, u16), Series>;
+
+/// The metric handles of one (route, method, status).
+#[derive(Clone)]
+struct Series {
+    requests: Counter,
+    duration: Histogram,
+}
+
+impl Observer {
+    pub fn new() -> Self {
+        Observer {
+            prefix: rand::random(),
+            ..Observer::default()
+        }
+    }
+
+    fn new_request_id(&self) -> HeaderValue {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{:08x}{n:016x}", self.prefix);
+        HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or(HeaderValue::from_static("-"))
+    }
+
+    fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
+        let key = (method, status);
+        if let Ok(series) = self.series.read() {
+            if let Some(s) = series.get(route).and_then(|by| by.get(&key)) {
+                s.requests.increment(1);
+                s.duration.record(seconds);
+                return;
+            }
+        }
+        let s = Series::new(route, method, status);
+        s.requests.increment(1);
+        s.duration.record(seconds);
+        if let Ok(mut series) = self.series.write() {
+            series.entry(route.into()).or_default().insert(key, s);
+        }
+    }
+}
+
+impl Series {
+    fn new(route: &str, method: &'static str, status: u16) -> Self {
+        let route = SharedString::from(route.to_owned());
+        let status = SharedString::const_str(status_label(status));
+        Series {
+            requests: metrics::counter!("chatgate_http_requests_total",
+                "route" => route.clone(), "method" => method, "status" => status.clone()),
+            duration: metrics::histogram!("chatgate_http_request_duration_seconds",
+                "route" => route, "method" => method, "status" => status),
+        }
+    }
+}
+
+/// A request id from a client is kept when it is 1 to 128 visible ASCII
+/// characters (it goes into our log lines as is).
+fn sane(id: &HeaderValue) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty() && b.len() <= MAX_REQUEST_ID && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+/// Probes and scrapes log at `debug`: they would flood `info`.
+fn is_probe(route: &str) -> bool {
+    matches!(route, "/healthz" | "/readyz" | "/metrics")
+}
+
+pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = match req.headers().get(REQUEST_ID) {
+        Some(v) if sane(v) => v.clone(),
+        _ => {
+            let v = st.observer.new_request_id();
+            req.headers_mut().insert(REQUEST_ID, v.clone());
+            v
+        }
+    };
+    let team = TeamSlot::default();
+    req.extensions_mut().insert(team.clone());
+    let method = method_label(req.method());
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
+    let request_id = id.to_str().unwrap_or("-");
+
+    let mut res = if tracing::enabled!(Level::DEBUG) {
+        let span = tracing::debug_span!("request", method, route, request_id);
+        next.run(req).instrument(span).await
+    } else {
+        next.run(req).await
+    };
+
+    let elapsed = start.elapsed();
+    let status = res.status().as_u16();
+    st.observer
+        .record(route, method, status, elapsed.as_secs_f64());
+    let code = res.extensions().get::<ProblemCode>().map(|c| c.0);
+    let team = team.0.get().map(String::as_str);
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level, method, route, status, latency_ms, request_id, team, code, "request"
+            )
+        };
+    }
+    if is_probe(route) {
+        line!(Level::DEBUG);
+    } else {
+        line!(Level::INFO);
+    }
+    res.headers_mut().insert(REQUEST_ID, id);
+    res
+}
+
+/// The label of a request's method: the standard ones by name, any other
+/// token (the client chooses it, of any length) as `OTHER`.
+pub(super) fn method_label(m: &Method) -> &'static str {
+    match m.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "OTHER",
+    }
+}
+
+/// The status label without formatting: the codes the gateway answers by
+/// name, any other as its class.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        202 => "202",
+        204 => "204",
+        301 => "301",
+        302 => "302",
+        303 => "303",
+        304 => "304",
+        307 => "307",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        406 => "406",
+        408 => "408",
+        409 => "409",
+        410 => "410",
+        413 => "413",
+        415 => "415",
+        422 => "422",
+        423 => "423",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        _ => match status / 100 {
+            1 => "1xx",
+            2 => "2xx",
+            3 => "3xx",
+            4 => "4xx",
+            _ => "5xx",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_labels_are_codes_or_classes() {
+        assert_eq!(status_label(401), "401");
+        assert_eq!(status_label(418), "4xx");
+        assert_eq!(status_label(599), "5xx");
+    }
+
+    #[test]
+    fn request_ids_are_unique_and_a_clients_is_kept_only_when_sane() {
+        let o = Observer::new();
+        assert_ne!(o.new_request_id(), o.new_request_id());
+        assert!(sane(&HeaderValue::from_static("abc-123")));
+        assert!(!sane(&HeaderValue::from_static("")));
+        assert!(!sane(&HeaderValue::from_static("a b")));
+        assert!(!sane(&HeaderValue::from_str(&"x".repeat(129)).unwrap()));
+    }
+}

@@ -1,0 +1,128 @@
+//! Every metric family the gateway exports: its type, labels and help (the
+//! README's metrics table lists the same, and a test compares the two with
+//! `/metrics`). At install each gets its `# HELP` line, and every series
+//! whose labels come from a closed set is registered at 0, so an alert on
+//! it has a series before the first increment; series labelled by team or
+//! channel are registered when a config is loaded ([`register_config`]).
+use crate::config::Config;
+use crate::events::EventType;
+
+/// Kind of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// `(name, kind, labels, help)` of every `chatgate_*` family.
+pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
+    ("chatgate_http_requests_total", Kind::Counter, "route, method, status", "HTTP requests answered, by route template, method and status code."),
+    ("chatgate_http_request_duration_seconds", Kind::Histogram, "route, method, status", "Time from a request's arrival to its answer's head, by route template, method and status code."),
+    ("chatgate_interactions_created_total", Kind::Counter, "", "Interactions created (not a create that found one)."),
+    ("chatgate_login_links_issued_total", Kind::Counter, "", "Login links issued."),
+    ("chatgate_authentications_total", Kind::Counter, "method", "Customers proven, by method."),
+    ("chatgate_auth_failures_total", Kind::Counter, "kind", "Failed proofs, by kind (login_callback, assertion, challenge)."),
+    ("chatgate_lockouts_total", Kind::Counter, "kind", "Subjects locked out or banned (kind subject.locked or subject.banned)."),
+    ("chatgate_unlocks_total", Kind::Counter, "", "Subjects unlocked by an admin."),
+    ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN and binding challenges started, by method."),
+    ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
+    ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due index."),
+    ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),
+    ("chatgate_channel_send_seconds", Kind::Histogram, "kind", "Time one send to a channel provider took, by channel kind."),
+    ("chatgate_events_total", Kind::Counter, "type", "Events published, by type."),
+    ("chatgate_event_log_dropped_total", Kind::Counter, "", "Events that did not reach the event log (queue full or Redis failing)."),
+    ("chatgate_event_streams_dropped_total", Kind::Counter, "", "Live event streams ended because their reader fell behind."),
+    ("chatgate_outbox_delivered_total", Kind::Counter, "team, kind", "Outbox items delivered, by team and kind (event, notice)."),
+    ("chatgate_outbox_failed_attempts_total", Kind::Counter, "team, kind", "Outbox delivery attempts that failed and will be retried, by team and kind."),
+    ("chatgate_outbox_given_up_total", Kind::Counter, "team, kind", "Outbox items given up after their retry period, by team and kind."),
+    ("chatgate_outbox_quarantined_total", Kind::Counter, "", "Unreadable outbox items dropped."),
+    ("chatgate_outbox_oldest_pending_seconds", Kind::Gauge, "team", "Age of the oldest outbox item that failed in the last round, by team (0 when none)."),
+    ("chatgate_connections_open", Kind::Gauge, "", "Connections being served (within server.max_connections)."),
+    ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections, answered 503 or closed."),
+    ("chatgate_accept_errors_total", Kind::Counter, "", "Failed accepts that were not the peer's (EMFILE, ...)."),
+];
+
+/// `# HELP` for every family; every closed-label counter at 0.
+pub(super) fn describe_and_register() {
+    for &(name, kind, _, help) in FAMILIES {
+        match kind {
+            Kind::Counter => metrics::describe_counter!(name, help),
+            Kind::Gauge => metrics::describe_gauge!(name, help),
+            Kind::Histogram => metrics::describe_histogram!(name, help),
+        }
+        if kind != Kind::Histogram && !FAMILIES_WITH_OPEN_LABELS.contains(&name) {
+            if kind == Kind::Counter {
+                metrics::counter!(name).increment(0);
+            } else {
+                metrics::gauge!(name).increment(0.0);
+            }
+        }
+    }
+    for method in ["login_link", "pre_chat", "otp", "pin"] {
+        metrics::counter!("chatgate_authentications_total", "method" => method).increment(0);
+    }
+    for kind in ["login_callback", "assertion", "challenge"] {
+        metrics::counter!("chatgate_auth_failures_total", "kind" => kind).increment(0);
+    }
+    for kind in [EventType::SubjectLocked, EventType::SubjectBanned] {
+        metrics::counter!("chatgate_lockouts_total", "kind" => kind.as_str()).increment(0);
+    }
+    for method in ["otp", "pin", "binding"] {
+        metrics::counter!("chatgate_challenges_started_total", "method" => method).increment(0);
+    }
+    for kind in EventType::ALL {
+        metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);
+    }
+}
+
+/// Families whose series are registered by [`describe_and_register`]'s
+/// loops, by [`register_config`], or on first use (HTTP).
+const FAMILIES_WITH_OPEN_LABELS: &[&str] = &[
+    "chatgate_http_requests_total",
+    "chatgate_authentications_total",
+    "chatgate_auth_failures_total",
+    "chatgate_lockouts_total",
+    "chatgate_challenges_started_total",
+    "chatgate_events_total",
+    "chatgate_channel_messages_total",
+    "chatgate_outbox_delivered_total",
+    "chatgate_outbox_failed_attempts_total",
+    "chatgate_outbox_given_up_total",
+    "chatgate_outbox_oldest_pending_seconds",
+];
+
+/// The series labelled by the config's teams and channels, at 0.
+pub fn register_config(config: &Config) {
+    for team in config.teams.keys() {
+        for kind in ["event", "notice"] {
+            for name in [
+                "chatgate_outbox_delivered_total",
+                "chatgate_outbox_failed_attempts_total",
+                "chatgate_outbox_given_up_total",
+            ] {
+                metrics::counter!(name, "team" => team.clone(), "kind" => kind).increment(0);
+            }
+        }
+        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.clone())
+            .increment(0.0);
+    }
+    for (name, ch) in &config.channels {
+        let kind = ch.kind.name();
+        // Registered, not recorded: an empty histogram renders its buckets at 0.
+        let _ = metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind);
+        for purpose in [
+            "login_link",
+            "otp",
+            "pin_prompt",
+            "authenticated",
+            "expired",
+        ] {
+            for outcome in ["ok", "error"] {
+                metrics::counter!("chatgate_channel_messages_total",
+                    "channel" => name.clone(), "kind" => kind, "purpose" => purpose, "outcome" => outcome)
+                .increment(0);
+            }
+        }
+    }
+}

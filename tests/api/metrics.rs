@@ -1,0 +1,113 @@
+//! `/metrics`: every family has `# HELP`, the families are exactly the
+//! README's metrics table (both ways), the request duration is a histogram
+//! with a status label, and counters exist at 0 before their first event.
+use std::collections::BTreeSet;
+
+use reqwest::Method;
+
+use crate::helpers::*;
+
+/// `(name, type)` of each row of the README's metrics table.
+fn readme_families() -> BTreeSet<(String, String)> {
+    let readme = include_str!("../../README.md");
+    let ops = readme
+        .split("\n## Operations")
+        .nth(1)
+        .expect("an Operations section");
+    ops.lines()
+        .map(str::trim_start)
+        .filter(|l| l.starts_with("| `chatgate_") || l.starts_with("| `process_"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_string(), cells[2].to_string())
+        })
+        .collect()
+}
+
+async fn scrape(app: &TestApp) -> String {
+    let res = app
+        .request(Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_families_are_the_readmes_table_each_with_help() {
+    let app = spawn_app(Backend::Memory).await.unwrap();
+    // The HTTP families have a series once a request was answered.
+    app.request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    let text = scrape(&app).await;
+    let typed: BTreeSet<(String, String)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| {
+            let (name, kind) = l.split_once(' ').unwrap();
+            (name.to_string(), kind.to_string())
+        })
+        .collect();
+    let readme = readme_families();
+    let undocumented: Vec<_> = typed.difference(&readme).collect();
+    let missing: Vec<_> = readme.difference(&typed).collect();
+    assert!(
+        undocumented.is_empty() && missing.is_empty(),
+        "not in the README's table: {undocumented:?}; in the table, not at /metrics: {missing:?}"
+    );
+    for (name, _) in &typed {
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP"
+        );
+    }
+    assert!(typed
+        .iter()
+        .any(|(n, _)| n == "process_resident_memory_bytes"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_duration_is_a_histogram_with_a_status_label() {
+    let app = spawn_app(Backend::Memory).await.unwrap();
+    let res = app
+        .request(Method::GET, "/v1/interactions", Some("cg_not_a_key"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let text = scrape(&app).await;
+    assert!(text.contains("# TYPE chatgate_http_request_duration_seconds histogram"));
+    for le in ["0.0005", "10", "+Inf"] {
+        let bucket = format!(
+            "chatgate_http_request_duration_seconds_bucket{{route=\"/v1/interactions\",method=\"GET\",status=\"401\",le=\"{le}\"}}"
+        );
+        assert!(text.contains(&bucket), "no {bucket} in {text}");
+    }
+    assert!(text.contains(
+        "chatgate_http_requests_total{route=\"/v1/interactions\",method=\"GET\",status=\"401\"}"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_exist_before_their_first_event() {
+    let app = spawn_app(Backend::Memory).await.unwrap();
+    let text = scrape(&app).await;
+    for series in [
+        "chatgate_lockouts_total{kind=\"subject.locked\"}",
+        "chatgate_lockouts_total{kind=\"subject.banned\"}",
+        "chatgate_auth_failures_total{kind=\"login_callback\"}",
+        "chatgate_authentications_total{method=\"otp\"}",
+        "chatgate_events_total{type=\"subject.unlocked\"}",
+        "chatgate_unlocks_total ",
+        "chatgate_connections_shed_total ",
+        // Per team and per channel of this app's config.
+        "chatgate_outbox_given_up_total{team=\"globex\",kind=\"event\"}",
+        "chatgate_channel_messages_total{channel=\"sms\",kind=\"twilio\",purpose=\"otp\",outcome=\"error\"}",
+        "chatgate_channel_send_seconds_bucket{kind=\"twilio\",le=\"10\"}",
+    ] {
+        assert!(text.contains(series), "no {series} in {text}");
+    }
+}
