@@ -5,7 +5,9 @@
 //! cargo run --example prechat -- cust-42 [fingerprint] [region]
 //! ```
 //! It reads the sample config (`config/chatgate.toml`, team `acme`) for the
-//! key and the gateway's issuer (the assertion's `aud`).
+//! key and the gateway's issuer (the assertion's `aud`). The call it prints
+//! uses the README tour's shell variables: `$G` (the gateway), `$ID` (the
+//! interaction) and `$BOT` (the bot's API key).
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::json;
 
@@ -41,10 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         &EncodingKey::from_secret(key.secret.expose()),
     )?;
     println!("{token}\n");
-    println!("# a bot passes it on:");
+    println!("# a bot passes it on ($G, $ID and $BOT as in the README's tour):");
     println!(
-        "curl -s -X POST {}/v1/interactions/$INTERACTION_ID/assertion -H \"Authorization: Bearer $BOT_KEY\" \\\n  -H 'content-type: application/json' -d '{{\"assertion\": \"{token}\"}}'",
-        config.server.public_url
+        "curl -s -X POST $G/v1/interactions/$ID/assertion -H \"Authorization: Bearer $BOT\" \\\n  -H 'content-type: application/json' -d '{{\"assertion\": \"{token}\"}}'"
     );
     Ok(())
 }

@@ -72,6 +72,8 @@ fn login_url(team: &Team, token: &str) -> String {
 pub enum ShortLinkTarget {
     Redirect(String),
     Expired,
+    /// The login it was issued for has been made (or refused) with it.
+    Used,
 }
 
 /// The login page's callback, parsed and checked for shape.
@@ -281,17 +283,14 @@ impl Gateway {
         };
         match self.load_pair(team, link.interaction_id, now).await {
             Ok(pair) => {
-                let used = pair
-                    .rec()?
-                    .links
-                    .iter()
-                    .find(|l| l.id == link.link_id)
-                    .is_none_or(|l| l.used);
-                Ok(if used {
-                    ShortLinkTarget::Expired
-                } else {
-                    let token = login_token::issue(key, &link.claims)?;
-                    ShortLinkTarget::Redirect(login_url(team, &token))
+                let rec = pair.rec()?;
+                Ok(match rec.links.iter().find(|l| l.id == link.link_id) {
+                    None => ShortLinkTarget::Expired,
+                    Some(l) if l.used => ShortLinkTarget::Used,
+                    Some(_) => {
+                        let token = login_token::issue(key, &link.claims)?;
+                        ShortLinkTarget::Redirect(login_url(team, &token))
+                    }
                 })
             }
             Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),

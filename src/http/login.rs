@@ -16,6 +16,7 @@ use super::extract::{
 use super::openapi::{
     raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E401, E403, E404, E409, E410, E423, E503,
 };
+use super::pages;
 use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
@@ -187,6 +188,39 @@ impl RawSchema for LoginCallback {
 }
 raw_schema!(LoginCallback);
 
+/// The callback's answer for the document: [`CallbackOutcome`] as
+/// serialized, with `authenticated` fixed per variant so that exactly one
+/// variant matches an answer (the derived schema let a binding answer match
+/// the bare `{"authenticated": false}` one too).
+pub struct CallbackOutcomeSchema;
+
+impl RawSchema for CallbackOutcomeSchema {
+    fn json() -> Value {
+        let id = json!({"type": "string", "format": "uuid"});
+        let at = json!({"$ref": "#/components/schemas/Timestamp"});
+        json!({
+            "description": "The login's result. `authenticated: true` with the interaction's new `expires_at`; \
+                with `login_binding = \"chat_code\"` a `binding_code` to show the customer instead; \
+                for `outcome: failure` just `authenticated: false`.",
+            "oneOf": [
+                {"title": "authenticated", "type": "object", "additionalProperties": false,
+                 "required": ["interaction_id", "authenticated", "expires_at"],
+                 "properties": {"interaction_id": id, "authenticated": {"const": true},
+                                "expires_at": {"oneOf": [{"type": "null"}, at]}}},
+                {"title": "waiting for the binding code", "type": "object", "additionalProperties": false,
+                 "required": ["interaction_id", "authenticated", "binding_code", "binding_expires_at"],
+                 "properties": {"interaction_id": id, "authenticated": {"const": false},
+                                "binding_code": {"type": "string", "pattern": "^[0-9]{1,20}$",
+                                                 "description": "Show it to the customer: they type it into the chat."},
+                                "binding_expires_at": at}},
+                {"title": "failure", "type": "object", "additionalProperties": false,
+                 "required": ["authenticated"],
+                 "properties": {"authenticated": {"const": false}}}
+            ]
+        })
+    }
+}
+
 /// The login page posts the login result, signed by Standard Webhooks.
 ///
 /// Checked in order: the body (400/422, nothing used up), the token (401
@@ -215,26 +249,33 @@ async fn callback(
 /// Short login link: 302 to the full URL while the token is valid.
 ///
 /// Fetching it never uses the link up. Query parameters are ignored here
-/// (chat apps and link trackers decorate links).
+/// (chat apps and link trackers decorate links). A browser (`Accept` naming
+/// `text/html`) gets every other answer as a page in its visitor's words;
+/// other clients get problem+json.
 #[utoipa::path(get, path = "/l/{code}", tag = "login", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a short URL")),
     responses(
         (status = 302, description = "to the login page",
          headers(("Location" = String, description = "the full login URL"))),
-        (status = 410, description = "the link has expired: a page when `text/html` is accepted, else `token_expired`",
-         content((String = "text/html"), (super::problem::Problem = "application/problem+json"))),
-        E404, E503))]
+        (status = 404, description = "`not_found`: a code that was never issued (a page \"We don't know this link\" when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 410, description = "`token_expired`: the link has expired or was already used (a page saying which when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn short_link(
     State(st): State<AppState>,
     Now(now): Now,
-    PathParam(code): PathParam<String>,
+    code: std::result::Result<PathParam<String>, Error>,
     headers: HeaderMap,
-) -> Result<Response> {
-    if code.len() > 128 {
-        return Err(Error::NotFound("no such link"));
-    }
-    match st.gateway.resolve_short_link(&code, now).await? {
-        ShortLinkTarget::Redirect(url) => {
+) -> Response {
+    let target = match code {
+        Ok(PathParam(code)) if code.len() <= 128 => st.gateway.resolve_short_link(&code, now).await,
+        _ => Err(Error::NotFound("no such link")),
+    };
+    let html = pages::wants_html(&headers);
+    match target {
+        Ok(ShortLinkTarget::Redirect(url)) => {
             let mut res = Redirect::to(&url).into_response();
             *res.status_mut() = StatusCode::FOUND;
             res.headers_mut().insert(
@@ -245,26 +286,27 @@ async fn short_link(
                 header::REFERRER_POLICY,
                 header::HeaderValue::from_static("no-referrer"),
             );
-            Ok(res)
+            res
         }
-        ShortLinkTarget::Expired => {
-            let wants_html = headers
-                .get(header::ACCEPT)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|a| a.contains("text/html"));
-            if wants_html {
-                let page = "<!doctype html><html><head><meta charset=\"utf-8\"><title>Link expired</title></head>\
-                    <body><h1>This sign-in link has expired</h1><p>Please ask in the chat for a new one.</p></body></html>";
-                Ok((
-                    StatusCode::GONE,
-                    [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                    page,
-                )
-                    .into_response())
-            } else {
-                Ok(Error::TokenExpired.into_response())
+        Ok(ShortLinkTarget::Expired) if html => pages::render(&pages::EXPIRED_LINK),
+        Ok(ShortLinkTarget::Used) if html => pages::render(&pages::USED_LINK),
+        Ok(ShortLinkTarget::Expired) => Error::TokenExpired.into_response(),
+        Ok(ShortLinkTarget::Used) => super::problem::response(
+            StatusCode::GONE,
+            "token_expired",
+            "the link was already used; ask for a new one",
+        ),
+        Err(e) if html => match e.status() {
+            404 => pages::render(&pages::UNKNOWN_LINK),
+            status => {
+                // The store (or a bug): the visitor can only try again.
+                let mut res = pages::render(&pages::UNAVAILABLE);
+                *res.status_mut() =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+                res
             }
-        }
+        },
+        Err(e) => e.into_response(),
     }
 }
 

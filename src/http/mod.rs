@@ -13,6 +13,7 @@ mod login;
 mod observe;
 mod openapi;
 mod ops;
+mod pages;
 mod problem;
 mod subjects;
 
@@ -108,8 +109,13 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         .with_state(state)
 }
 
-async fn not_found() -> Error {
-    Error::NotFound("no such resource")
+/// Every unknown path is 404 problem+json, except to a browser under
+/// `/l/` (a short link mistyped or cut short): that gets the page.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if uri.path().starts_with("/l/") && pages::wants_html(&headers) {
+        return pages::render(&pages::UNKNOWN_LINK);
+    }
+    Error::NotFound("no such resource").into_response()
 }
 
 async fn method_not_allowed() -> Response {
@@ -160,9 +166,12 @@ async fn reject_large_bodies(req: Request, next: Next) -> Response {
 }
 
 /// The content security policy of our pages: they load nothing, run no
-/// script, use no inline style, are framed nowhere and submit nothing.
+/// script, use only their own inline stylesheet (`pages::STYLE`, by its
+/// SHA-256; a unit test keeps the hash true), are framed nowhere and submit
+/// nothing.
 const PAGE_CSP: &str =
-    "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+    "default-src 'none'; style-src 'sha256-ShafvZNLv9jAmt8qghHKBOPuThyVHoHlDg3glyXDIrE='; \
+    frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
 
 /// Headers by kind of answer, decided on the response, not per handler:
 /// every answer `nosniff`; API answers (`/v1/...`) and short links

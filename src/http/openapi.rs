@@ -318,9 +318,13 @@ impl RawSchema for EmptyBody {
 raw_schema!(EmptyBody);
 
 /// The raw schemas, by component name.
-fn raw_schemas() -> [(&'static str, Value); 3] {
+fn raw_schemas() -> [(&'static str, Value); 4] {
     [
         ("EmptyBody", EmptyBody::json()),
+        (
+            "CallbackOutcome",
+            super::login::CallbackOutcomeSchema::json(),
+        ),
         ("LoginCallback", super::login::LoginCallback::json()),
         ("NewChallenge", super::challenges::NewChallenge::json()),
     ]

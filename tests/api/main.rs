@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod outbox;
+mod pages;
 mod prechat;
 mod properties;
 mod round_trips;

@@ -18,86 +18,126 @@ async fn assert_names(res: reqwest::Response, field: &str) {
     );
 }
 
-both_stores!(
-    unknown_body_members_are_422_naming_them,
-    |app: TestApp| async move {
-        let bot = Some(app.keys.bot.as_str());
-        let post = |path: String, key: Option<&str>, body: Value| {
-            let app = &app;
-            let key = key.map(str::to_string);
-            async move { app.post_json(&path, key.as_deref(), &body).await }
-        };
-        let res = post(
-            "/v1/interactions".into(),
-            bot,
-            json!({"channel": "webchat", "conversation_id": "c1", "colour": "red"}),
-        )
-        .await;
-        assert_names(res, "colour").await;
-        let res = post(
-            "/v1/interactions".into(),
-            bot,
-            json!({"channel": "webchat", "conversation_id": "c1", "contact": {"fax": "+15551230000"}}),
-        )
-        .await;
-        assert_names(res, "contact.fax").await;
-        // Nothing was created by the refused requests.
-        let page = app
-            .get_json("/v1/interactions", Some(&app.keys.agent))
-            .await;
-        assert!(page_ids(&page).is_empty(), "{page}");
+/// Who sends a row's request: an API key, or a signed body (login page, website).
+enum By<'a> {
+    Key(&'a str),
+    Signed,
+}
 
+both_stores!(
+    every_body_refuses_a_misspelt_member_by_name_and_changes_nothing,
+    |app: TestApp| async move {
+        // One interaction with a link not yet used; every row below is a
+        // body with one member (or nested member) its operation does not
+        // define, as a typo would make it.
         let id = app.new_interaction().await;
-        let cases = [
-            ("login-links", json!({"stag": "pre_chat"}), "stag"),
+        let link = app.issue_link(&id, json!({})).await;
+        let token = link["token"].as_str().unwrap();
+        let on = |op: &str| format!("/v1/interactions/{id}/{op}");
+        let rows: Vec<(By, String, Value, &str)> = vec![
             (
-                "assertion",
+                By::Key(&app.keys.bot),
+                "/v1/interactions".into(),
+                json!({"channel": "webchat", "conversation_id": "c1", "colour": "red"}),
+                "colour",
+            ),
+            (
+                By::Key(&app.keys.bot),
+                "/v1/interactions".into(),
+                json!({"channel": "webchat", "conversation_id": "c1", "contact": {"fax": "+15551230000"}}),
+                "contact.fax",
+            ),
+            // A typo must not silently turn off the customer check.
+            (
+                By::Key(&app.keys.bot),
+                on("login-links"),
+                json!({"expected_custmer": "cust-1"}),
+                "expected_custmer",
+            ),
+            (
+                By::Key(&app.keys.bot),
+                on("assertion"),
                 json!({"assertion": "x.y.z", "jti": "1"}),
                 "jti",
             ),
+            // A typo must not send the code into the chat instead of to the agent.
             (
-                "challenges",
-                json!({"method": "otp", "deliveri": "sms"}),
-                "deliveri",
+                By::Key(&app.keys.bot),
+                on("challenges"),
+                json!({"method": "otp", "delivey": "agent"}),
+                "delivey",
             ),
-            ("activity", json!({"seen": true}), "seen"),
-            ("logout", json!({"everywhere": true}), "everywhere"),
+            (
+                By::Key(&app.keys.bot),
+                on(&format!("challenges/{id}/verify")),
+                json!({"code": "123456", "pin": "1"}),
+                "pin",
+            ),
+            (
+                By::Key(&app.keys.bot),
+                on("activity"),
+                json!({"seen": true}),
+                "seen",
+            ),
+            (
+                By::Key(&app.keys.bot),
+                on("logout"),
+                json!({"everywhere": true}),
+                "everywhere",
+            ),
+            (
+                By::Key(&app.keys.admin),
+                "/v1/subjects/cust-1/unlock".into(),
+                json!({"all": true}),
+                "all",
+            ),
+            (
+                By::Signed,
+                "/v1/login/callback".into(),
+                json!({"token": token, "outcome": "success", "customer": {"id": "cust-1"}, "remember": true}),
+                "remember",
+            ),
+            (
+                By::Signed,
+                "/v1/customers/logout".into(),
+                json!({"team": "acme", "customer_id": "cust-1", "reason": "x"}),
+                "reason",
+            ),
         ];
-        for (op, body, field) in cases {
-            let res = post(format!("/v1/interactions/{id}/{op}"), bot, body).await;
+        let before = app.get(&id).await;
+        for (by, path, body, field) in rows {
+            let res = match by {
+                By::Key(key) => app.post_json(&path, Some(key), &body).await,
+                By::Signed => app.post_signed(&path, &body, None).await,
+            };
             assert_names(res, field).await;
         }
-        let res = post(
-            format!("/v1/interactions/{id}/challenges/{id}/verify"),
-            bot,
-            json!({"code": "123456", "pin": "1"}),
-        )
-        .await;
-        assert_names(res, "pin").await;
-        let res = post(
-            "/v1/subjects/cust-1/unlock".into(),
-            Some(&app.keys.admin),
-            json!({"all": true}),
-        )
-        .await;
-        assert_names(res, "all").await;
-        // The interaction was not logged out or touched by a refused body.
-        assert_eq!(app.get(&id).await["status"], "unauthenticated");
 
-        // The signed endpoints: refused before anything is checked or used up.
-        let link = app.issue_link(&id, json!({})).await;
-        let token = link["token"].as_str().unwrap();
-        let body = json!({"token": token, "outcome": "success", "customer": {"id": "cust-1"}, "remember": true});
-        let res = app.post_signed("/v1/login/callback", &body, None).await;
-        assert_names(res, "remember").await;
+        // Nothing happened: nothing created, nothing sent into the chat, the
+        // interaction as it was (no new link, no challenge, not logged out).
+        let page = app
+            .get_json("/v1/interactions", Some(&app.keys.agent))
+            .await;
+        assert_eq!(page_ids(&page), vec![id.clone()], "{page}");
+        assert_eq!(
+            app.chat_messages().await,
+            Vec::<Value>::new(),
+            "no message was sent"
+        );
+        let after = app.get(&id).await;
+        for member in ["status", "open_challenge", "last_activity_at", "customer"] {
+            assert_eq!(after[member], before[member], "{member}");
+        }
+        // ... and the link was not used up by the refused callback. The
+        // callback's `customer` is the one open object: its other string
+        // members are kept, not refused.
         let res = app
-            .callback(token, "success", json!({"id": "cust-1"}))
+            .callback(token, "success", json!({"id": "cust-1", "nickname": "Ada"}))
             .await;
         assert_eq!(res.status(), 200, "the token was not used up");
-        let body = json!({"team": "acme", "customer_id": "cust-1", "reason": "x"});
-        let res = app.post_signed("/v1/customers/logout", &body, None).await;
-        assert_names(res, "reason").await;
-        assert_eq!(app.get(&id).await["status"], "authenticated");
+        let after = app.get(&id).await;
+        assert_eq!(after["status"], "authenticated");
+        assert_eq!(after["customer"]["nickname"], "Ada", "{after}");
     }
 );
 
@@ -405,8 +445,8 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
     ] {
         assert_eq!(schemas[name]["additionalProperties"], false, "{name}");
     }
-    for name in ["NewChallenge", "LoginCallback"] {
-        for variant in schemas[name]["oneOf"].as_array().unwrap() {
+    for (name, of) in [("NewChallenge", "anyOf"), ("LoginCallback", "oneOf")] {
+        for variant in schemas[name][of].as_array().unwrap() {
             assert_eq!(variant["additionalProperties"], false, "{name}");
         }
     }
@@ -469,4 +509,35 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
             "{path}"
         );
     }
+}
+
+/// docs/api.md, the reference the README points to, names every operation
+/// and every error code of the served document, so neither can be added
+/// without documenting it.
+#[tokio::test]
+async fn docs_api_md_covers_every_operation_and_error_code() {
+    let Some((_app, doc)) = document().await else {
+        return;
+    };
+    let reference = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/api.md"))
+        .expect("docs/api.md");
+    let mut missing = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let op = format!("`{} {path}", method.to_uppercase());
+            if !reference.contains(&op) {
+                missing.push(op);
+            }
+        }
+    }
+    for code in doc["components"]["schemas"]["ProblemCode"]["enum"]
+        .as_array()
+        .unwrap()
+    {
+        let code = format!("`{}`", code.as_str().unwrap());
+        if !reference.contains(&code) {
+            missing.push(code);
+        }
+    }
+    assert!(missing.is_empty(), "docs/api.md lacks {missing:?}");
 }

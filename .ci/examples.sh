@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Against a live gateway (the sample config, memory store, a free port):
+#   0. (before it) the README's quotes of examples/ are in the files as written;
+#   1. `redocly lint` of the OpenAPI document it serves (redocly.yaml);
+#   2. the README's login-page snippets, examples/login_callback.py (PyJWT)
+#      and examples/login_callback.mjs (Node, standard library only): for
+#      each, a bot creates an interaction and a login link with the demo bot
+#      key, the snippet verifies the token and posts the signed callback, and
+#      an agent must then read the interaction as authenticated by
+#      login_link for the snippet's customer. A replayed link and a wrong key
+#      must make the snippet fail.
+# Any mismatch fails loudly. Installs what it needs itself: PyJWT into a
+# venv and @redocly/cli into a prefix, both under ~/.cache/chatgate-ci,
+# from PyPI and the npm registry (pinned). CHATGATE_BIN names a built
+# gateway; else the debug build is made.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REDOCLY_VERSION=2.77.0 # needs Node >= 20.19
+PYJWT_VERSION=2.10.1
+cache="${XDG_CACHE_HOME:-$HOME/.cache}/chatgate-ci"
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1
+
+fail() {
+  echo "examples: FAILED: $*" >&2
+  [ -n "${log:-}" ] && [ -f "$log" ] && { echo "-- gateway log (last 40 lines):" >&2; tail -n 40 "$log" >&2; }
+  exit 1
+}
+
+echo "== examples: tools"
+command -v node >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq nodejs npm; }
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' ||
+  fail "node $(node --version) is too old for @redocly/cli $REDOCLY_VERSION (needs >= 20.19)"
+redocly="$cache/redocly/node_modules/.bin/redocly"
+if ! "$redocly" --version 2>/dev/null | grep -qx "$REDOCLY_VERSION"; then
+  npm install --silent --no-fund --no-audit --prefix "$cache/redocly" "@redocly/cli@$REDOCLY_VERSION"
+fi
+venv="$cache/venv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if ! "$venv/bin/python" -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT_VERSION')" 2>/dev/null; then
+  "$venv/bin/pip" install -q "PyJWT==$PYJWT_VERSION"
+fi
+python="$venv/bin/python"
+echo "node $(node --version), redocly $("$redocly" --version 2>/dev/null | tail -n1), PyJWT $("$python" -c 'import jwt; print(jwt.__version__)')"
+
+echo "== examples: the README quotes them exactly"
+"$python" - <<'PY' || fail "a README quote of examples/ differs from the file"
+import re, sys
+readme = open("README.md", encoding="utf-8").read()
+quotes = re.findall(r"<!-- quoted from (\S+) -->\n```\w*\n(.*?)```", readme, re.S)
+bad = [f for f, text in quotes if text not in open(f, encoding="utf-8").read()]
+for f in bad:
+    print(f"README.md quotes {f}, but the quote is not in the file", file=sys.stderr)
+print(f"{len(quotes)} quotes checked")
+sys.exit(1 if bad or not quotes else 0)
+PY
+
+bin="${CHATGATE_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --locked --bin chatgate
+  bin="${CARGO_TARGET_DIR:-target}/debug/chatgate"
+fi
+
+tmp="$(mktemp -d)"
+gateway_pid=""
+cleanup() {
+  [ -n "$gateway_pid" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+G="http://127.0.0.1:$port"
+log="$tmp/gateway.log"
+CHATGATE_SERVER__LISTEN="127.0.0.1:$port" CHATGATE_SERVER__PUBLIC_URL="$G" RUST_LOG="${RUST_LOG:-warn}" \
+  "$bin" serve --config config/chatgate.toml >"$log" 2>&1 &
+gateway_pid=$!
+for _ in $(seq 1 100); do
+  curl -fsS "$G/readyz" >/dev/null 2>&1 && break
+  kill -0 "$gateway_pid" 2>/dev/null || break
+  sleep 0.1
+done
+curl -fsS "$G/readyz" >/dev/null || fail "the gateway did not become ready at $G"
+
+echo "== examples: redocly lint of $G/openapi.json"
+curl -fsS "$G/openapi.json" -o "$tmp/openapi.json"
+"$redocly" lint --config redocly.yaml --format=stylish "$tmp/openapi.json" ||
+  fail "redocly lint found problems in the served document"
+
+# The demo keys are written in the comments of config/teams/acme.toml.
+demo_key() { sed -n -E "s/^#[[:space:]]+$1[[:space:]]+(cg_[A-Za-z0-9_-]+).*/\\1/p" config/teams/acme.toml | head -n1; }
+BOT="$(demo_key bot)"
+AGENT="$(demo_key agent)"
+[ -n "$BOT" ] && [ -n "$AGENT" ] || fail "no demo bot/agent key in config/teams/acme.toml"
+
+# field JSON NAME: one member of a JSON answer (no jq needed).
+field() { "$python" -c 'import json, sys; v = json.loads(sys.argv[1]); print(v.get(sys.argv[2]) or "")' "$1" "$2"; }
+
+# A fresh interaction for customer $2 on conversation $1, and a login link: prints the login URL.
+new_login() {
+  local made id link
+  made="$(curl -fsS -X POST "$G/v1/interactions" -H "Authorization: Bearer $BOT" \
+    -H 'content-type: application/json' \
+    -d "{\"channel\":\"webchat\",\"conversation_id\":\"$1\",\"customer_ref\":\"$2\"}")" ||
+    fail "creating the interaction for $1"
+  id="$(field "$made" id)"
+  link="$(curl -fsS -X POST "$G/v1/interactions/$id/login-links" -H "Authorization: Bearer $BOT" \
+    -H 'content-type: application/json' -d "{\"expected_customer\":\"$2\"}")" || fail "issuing the link for $1"
+  echo "$id $(field "$link" url)"
+}
+
+# run_snippet NAME COMMAND...: the full check for one snippet.
+run_snippet() {
+  local name="$1"
+  shift
+  echo "== examples: $name"
+  local customer="cust-$name-$$"
+  read -r id url < <(new_login "examples-$name-$$" "$customer")
+  [ -n "$id" ] && [ -n "$url" ] || fail "$name: no interaction or link"
+  [ "$(field "$(curl -fsS "$G/v1/interactions/$id" -H "Authorization: Bearer $AGENT")" status)" = pending ] ||
+    fail "$name: the interaction is not pending before the login"
+
+  CHATGATE_URL="$G" "$@" "$url" "$customer" >"$tmp/$name.out" 2>&1 ||
+    { cat "$tmp/$name.out" >&2; fail "$name: the snippet failed"; }
+  cat "$tmp/$name.out"
+  local v
+  v="$(curl -fsS "$G/v1/interactions/$id" -H "Authorization: Bearer $AGENT")"
+  "$python" - "$v" "$customer" "$name" <<'PY' || fail "$name: the interaction is not authenticated as it should be"
+import json, sys
+v, customer, name = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+want = {"status": "authenticated", "authenticated": True, "method": "login_link"}
+got = {k: v.get(k) for k in want}
+ok = got == want and (v.get("customer") or {}).get("id") == customer
+print(f"{name}: status={got['status']} method={got['method']} customer={(v.get('customer') or {}).get('id')}")
+sys.exit(0 if ok else 1)
+PY
+
+  # The same link again: used up, the gateway answers 409 and the snippet must fail.
+  if CHATGATE_URL="$G" "$@" "$url" "$customer" >"$tmp/$name.again" 2>&1; then
+    cat "$tmp/$name.again" >&2
+    fail "$name: a used link was accepted a second time"
+  fi
+  grep -q token_used "$tmp/$name.again" || { cat "$tmp/$name.again" >&2; fail "$name: a reused link did not say token_used"; }
+  # Another key: the snippet must refuse the token itself.
+  read -r _ url < <(new_login "examples-$name-wrongkey-$$" "$customer")
+  if CHATGATE_URL="$G" CHATGATE_SECURITY_KEY="whsec_$(head -c 32 /dev/urandom | base64)" \
+    "$@" "$url" "$customer" >"$tmp/$name.wrong" 2>&1; then
+    cat "$tmp/$name.wrong" >&2
+    fail "$name: a token was accepted with the wrong key"
+  fi
+  echo "$name: ok (authenticated; a reused link and a wrong key are refused)"
+}
+
+run_snippet python "$python" examples/login_callback.py
+run_snippet node node examples/login_callback.mjs
+echo "== examples: all passed"

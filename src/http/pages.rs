@@ -1,0 +1,163 @@
+//! The HTML pages the gateway itself shows a customer (a short link that is
+//! unknown, expired or used, or cannot be checked right now): small,
+//! mobile-first, accessible, in the visitor's words. They echo nothing the
+//! visitor sent and load nothing: their one stylesheet is inline, allowed by
+//! its hash in the page CSP ([`super::PAGE_CSP`]).
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Whether the client asked for a page (a browser's `Accept` names
+/// `text/html`); API clients (`*/*`, `application/json`) get problem+json.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let range = parts.next().unwrap_or_default().trim();
+            // `text/html;q=0` means "not HTML".
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            range.eq_ignore_ascii_case("text/html") && !refused
+        })
+}
+
+/// What a page says: its `<title>`, its heading, and what to do next.
+pub struct Page {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub heading: &'static str,
+    pub advice: &'static str,
+}
+
+/// A short link that was never issued (or is not a code at all).
+pub const UNKNOWN_LINK: Page = Page {
+    status: StatusCode::NOT_FOUND,
+    title: "Unknown link",
+    heading: "We don\u{2019}t know this link",
+    advice: "Check you copied all of it.",
+};
+
+/// A short link whose token has expired (or whose team or key is gone).
+pub const EXPIRED_LINK: Page = Page {
+    status: StatusCode::GONE,
+    title: "Link expired",
+    heading: "This link has expired",
+    advice: "Ask in the chat for a new one.",
+};
+
+/// A short link that was used to sign in already.
+pub const USED_LINK: Page = Page {
+    status: StatusCode::GONE,
+    title: "Link already used",
+    heading: "This link was already used",
+    advice: "Ask in the chat for a new one.",
+};
+
+/// The store cannot be reached: nothing is known about the link.
+pub const UNAVAILABLE: Page = Page {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    title: "Please try again",
+    heading: "We can\u{2019}t open this link right now",
+    advice: "Please try again in a minute.",
+};
+
+/// The pages' stylesheet: readable on a phone first (system font, large
+/// type, one column), light or dark as the visitor's system prefers.
+/// Its SHA-256 is in [`super::PAGE_CSP`] (a unit test keeps them equal).
+pub const STYLE: &str = "\
+:root{color-scheme:light dark;--fg:#1a1a1a;--bg:#f6f7f9;--card:#fff;--muted:#4a4f57;--accent:#0b5fff}\
+@media (prefers-color-scheme:dark){:root{--fg:#f2f2f2;--bg:#15171a;--card:#202328;--muted:#c4c8ce;--accent:#7aa7ff}}\
+*{box-sizing:border-box}\
+html{font-size:100%;-webkit-text-size-adjust:100%}\
+body{margin:0;min-height:100vh;display:flex;align-items:flex-start;justify-content:center;\
+padding:12vh 1rem 2rem;background:var(--bg);color:var(--fg);\
+font:1.125rem/1.5 system-ui,-apple-system,\"Segoe UI\",Roboto,sans-serif}\
+main{width:100%;max-width:30rem;background:var(--card);border-radius:1rem;padding:2rem 1.5rem;\
+border-top:.375rem solid var(--accent);box-shadow:0 .25rem 1.5rem rgb(0 0 0 / .08)}\
+h1{font-size:1.5rem;line-height:1.25;margin:0 0 .75rem}\
+p{margin:0;color:var(--muted)}";
+
+/// The page as a complete answer (the security headers are added by the
+/// router's middleware: CSP, no framing, no referrer, `no-store`).
+pub fn render(page: &Page) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
+         <p>{advice}</p>\n</main>\n</body>\n</html>\n",
+        title = page.title,
+        heading = page.heading,
+        advice = page.advice,
+    );
+    (
+        page.status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        )],
+        html,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use sha2::{Digest, Sha256};
+
+    use super::*;
+
+    #[test]
+    fn the_page_csp_allows_exactly_this_stylesheet() {
+        let hash = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(STYLE));
+        let want = format!("style-src 'sha256-{hash}'");
+        assert!(
+            super::super::PAGE_CSP.contains(&want),
+            "PAGE_CSP must carry {want}"
+        );
+    }
+
+    #[test]
+    fn only_an_accept_naming_html_gets_a_page() {
+        let accept = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+            wants_html(&h)
+        };
+        assert!(accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(accept("TEXT/HTML"));
+        assert!(!accept("*/*"));
+        assert!(!accept("application/json"));
+        assert!(!accept("application/problem+json, text/html;q=0"));
+        assert!(!wants_html(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn every_page_is_a_complete_accessible_document() {
+        for page in [&UNKNOWN_LINK, &EXPIRED_LINK, &USED_LINK, &UNAVAILABLE] {
+            let res = render(page);
+            assert_eq!(res.status(), page.status);
+            let html = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16))
+                .unwrap();
+            let html = String::from_utf8(html.to_vec()).unwrap();
+            for part in [
+                "<html lang=\"en\">",
+                "name=\"viewport\"",
+                &format!("<title>{}</title>", page.title),
+                &format!("<h1>{}</h1>", page.heading),
+            ] {
+                assert!(html.contains(part), "{part} missing in {html}");
+            }
+        }
+    }
+}
