@@ -16,7 +16,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -111,9 +111,11 @@ fn live(expires_at: Option<Instant>, now: Instant) -> bool {
 
 #[derive(Debug, Default)]
 struct State {
-    records: HashMap<String, Record>,
-    indexes: HashMap<String, Index>,
-    deadlines: BinaryHeap<Reverse<(Instant, Kind, String)>>,
+    /// Keys are shared with their deadline in the heap (`Arc<str>`), so a
+    /// scheduled record costs one copy of its key, not two.
+    records: HashMap<Arc<str>, Record>,
+    indexes: HashMap<Arc<str>, Index>,
+    deadlines: BinaryHeap<Reverse<(Instant, Kind, Arc<str>)>>,
 }
 
 impl State {
@@ -148,6 +150,7 @@ impl State {
                 let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
                 // A deadline already in the heap no later than the new
                 // expiry stays: when it comes, it reschedules.
+                let key: Arc<str> = key.into();
                 let kept = self
                     .records
                     .get(&key)
@@ -156,7 +159,7 @@ impl State {
                 let scheduled = kept.or_else(|| {
                     let at = expires_at?;
                     self.deadlines
-                        .push(Reverse((at, Kind::Record, key.clone())));
+                        .push(Reverse((at, Kind::Record, Arc::clone(&key))));
                     Some(at)
                 });
                 let record = Record {
@@ -168,7 +171,7 @@ impl State {
                 self.records.insert(key, record);
             }
             Op::Delete { key, .. } => {
-                self.records.remove(&key);
+                self.records.remove(key.as_str());
             }
             Op::IndexAdd {
                 key,
@@ -182,14 +185,14 @@ impl State {
                     .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
                     .unwrap_or(now);
                 if self.index_mut(&key, now).is_none() {
-                    self.indexes.insert(key.clone(), Index::default());
+                    self.indexes.insert(key.as_str().into(), Index::default());
                 }
-                if let Some(index) = self.indexes.get_mut(&key) {
+                if let Some(index) = self.indexes.get_mut(key.as_str()) {
                     index.add(member, score, expires_at, now);
                     if index.scheduled.is_none() {
                         if let Some(at) = index.expires_at() {
                             index.scheduled = Some(at);
-                            self.deadlines.push(Reverse((at, Kind::Index, key)));
+                            self.deadlines.push(Reverse((at, Kind::Index, key.into())));
                         }
                     }
                 }
@@ -197,7 +200,7 @@ impl State {
             Op::Touch { key, ttl } => {
                 if let Some(r) = self
                     .records
-                    .get_mut(&key)
+                    .get_mut(key.as_str())
                     .filter(|r| live(r.expires_at, now))
                 {
                     if let (Some(current), Some(wanted)) = (r.expires_at, now.checked_add(ttl)) {
@@ -211,7 +214,7 @@ impl State {
                     index.ordered.is_empty()
                 });
                 if emptied {
-                    self.indexes.remove(&key);
+                    self.indexes.remove(key.as_str());
                 }
             }
         }
