@@ -183,6 +183,22 @@ impl Running {
         made.collect().await
     }
 
+    /// Waits (at most 3 min) until the outbox is empty: seeding leaves an
+    /// event per interaction and a notice per login to deliver, work that
+    /// would otherwise run during the first scenarios.
+    pub async fn settle(&self) {
+        let outbox = chatgate::store::keys::outbox("acme");
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(180) {
+            let left = self.gateway.store.index_desc(&outbox, None, 1).await;
+            if left.is_ok_and(|l| l.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        eprintln!("outbox drained in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+
     /// A fresh login link's token for interaction `id`.
     pub async fn issue(&self, id: Uuid) -> String {
         let team = self.gateway.team("acme").expect("team");

@@ -189,6 +189,7 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: (&'static str,
     let g = Arc::new(Running::start(redis).await);
     let t0 = Instant::now();
     let seeded = Arc::new(g.seed(0, n, 32).await);
+    g.settle().await;
     eprintln!(
         "[{store}] seeded {n} interactions (half authenticated) in {:.1} s",
         t0.elapsed().as_secs_f64()
@@ -297,6 +298,7 @@ async fn scaling(
     let store = if redis { "redis" } else { "memory" };
     let g = Arc::new(Running::start(redis).await);
     let mut seeded = g.seed(0, 1000, 32).await;
+    g.settle().await;
     let mut at_1k = Vec::new();
     for (label, count) in [("1k", 1000usize), ("many", live)] {
         if count > seeded.len() {
@@ -304,6 +306,7 @@ async fn scaling(
             let t0 = Instant::now();
             let more = g.seed(seeded.len(), count - seeded.len(), 64).await;
             let secs = t0.elapsed().as_secs_f64();
+            g.settle().await;
             let added = more.len();
             seeded.extend(more);
             let rss1 = gateway::rss_bytes();
