@@ -12,6 +12,7 @@ mod expiry;
 mod interactions;
 mod login;
 mod outbox;
+mod record_locks;
 mod records;
 mod subjects;
 mod verify;
@@ -51,6 +52,8 @@ pub struct Gateway {
     pub outbox: Outbox,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
     pub draining: std::sync::atomic::AtomicBool,
+    /// Queues the units of work of one interaction (see [`work`]).
+    record_locks: record_locks::RecordLocks,
 }
 
 /// Where a chat message goes: an interaction's conversation.
@@ -90,6 +93,7 @@ impl Gateway {
             pepper,
             outbox: Outbox::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
+            record_locks: record_locks::RecordLocks::default(),
         }
     }
 

@@ -85,7 +85,8 @@ impl Gateway {
     pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
         let ikey = keys::interaction(&team.id, id);
         // One round trip: the record names its subject as its companion.
-        let read = self.store.get_with_companion(&ikey).await?;
+        let own = keys::subject(&team.id, &format!("interaction:{id}"));
+        let read = self.store.get_with_likely_companion(&ikey, &own).await?;
         let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));

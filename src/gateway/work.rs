@@ -163,7 +163,8 @@ pub struct Done<T> {
 impl Gateway {
     /// Runs `decide` on interaction `id` of `team` and commits its decision
     /// atomically, retrying on fresh data after a concurrent write (a bounded
-    /// number of times, then 503). `decide` may run several times: it must
+    /// number of times, then 503). Units of work on one interaction queue
+    /// in this process, so a retry means another instance wrote. `decide` may run several times: it must
     /// not have effects outside the [`Work`] (events and messages go after).
     /// An absent or forgotten interaction is `NotFound`.
     ///
@@ -179,6 +180,9 @@ impl Gateway {
     where
         F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
     {
+        // One unit of work at a time on this interaction in this process
+        // (see `record_locks`): no retry storm on a hot record.
+        let _turn = self.record_locks.turn(id).await;
         let mut backoff = Backoff::default();
         loop {
             let pair = self.load_pair(team, id, now).await?;

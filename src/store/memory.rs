@@ -3,23 +3,29 @@
 //! One `std::sync::Mutex` guards all state and is never held across an
 //! `.await`: every trait method locks, works on plain maps, and unlocks
 //! before returning. Expired records and indexes behave as absent (version
-//! 0; the next write gets a fresh version, never an old one); they are dropped when touched, and every
-//! [`SWEEP_EVERY`] commits a sweep drops the rest, so memory stays bounded.
+//! 0; the next write gets a fresh version, never an old one). A heap of
+//! deadlines (one live entry per record or index, rescheduled lazily when a
+//! write moved its expiry later) lets every commit drop up to
+//! [`EXPIRE_PER_COMMIT`] whose time is up: memory stays bounded, and no
+//! write ever scans all records (the full sweep it replaced stalled every
+//! 1024th commit for O(live records)).
 //!
 //! Sorted indexes keep a `BTreeSet<(score, member)>` for ordered walks and a
 //! member → score map for moves, which gives Redis' order exactly: by score,
 //! ties by member compared byte-wise.
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
-/// A full sweep of expired entries runs once per this many commits.
-const SWEEP_EVERY: u32 = 1024;
+/// How many due deadlines one commit handles, at most (amortised: a commit
+/// adds at most one per op).
+const EXPIRE_PER_COMMIT: usize = 64;
 
 #[derive(Debug)]
 struct Record {
@@ -27,6 +33,15 @@ struct Record {
     value: String,
     /// `None`: kept until deleted.
     expires_at: Option<Instant>,
+    /// The deadline this record has in the heap, if any (≤ `expires_at`).
+    scheduled: Option<Instant>,
+}
+
+/// What a deadline in the heap is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kind {
+    Record,
+    Index,
 }
 
 /// How many members whose time is up one write removes from an index, at most.
@@ -41,6 +56,8 @@ struct Index {
     /// member → (score, expiry).
     members: HashMap<String, (i64, Instant)>,
     by_expiry: BTreeSet<(Instant, String)>,
+    /// The deadline this index has in the heap, if any.
+    scheduled: Option<Instant>,
 }
 
 impl Index {
@@ -94,9 +111,11 @@ fn live(expires_at: Option<Instant>, now: Instant) -> bool {
 
 #[derive(Debug, Default)]
 struct State {
-    records: HashMap<String, Record>,
-    indexes: HashMap<String, Index>,
-    commits_since_sweep: u32,
+    /// Keys are shared with their deadline in the heap (`Arc<str>`), so a
+    /// scheduled record costs one copy of its key, not two.
+    records: HashMap<Arc<str>, Record>,
+    indexes: HashMap<Arc<str>, Index>,
+    deadlines: BinaryHeap<Reverse<(Instant, Kind, Arc<str>)>>,
 }
 
 impl State {
@@ -129,15 +148,30 @@ impl State {
             } => {
                 // `expected` was checked before any op applied.
                 let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
+                // A deadline already in the heap no later than the new
+                // expiry stays: when it comes, it reschedules.
+                let key: Arc<str> = key.into();
+                let kept = self
+                    .records
+                    .get(&key)
+                    .and_then(|r| r.scheduled)
+                    .filter(|s| expires_at.is_none_or(|e| *s <= e));
+                let scheduled = kept.or_else(|| {
+                    let at = expires_at?;
+                    self.deadlines
+                        .push(Reverse((at, Kind::Record, Arc::clone(&key))));
+                    Some(at)
+                });
                 let record = Record {
                     version: super::fresh_version(),
                     value,
                     expires_at,
+                    scheduled,
                 };
                 self.records.insert(key, record);
             }
             Op::Delete { key, .. } => {
-                self.records.remove(&key);
+                self.records.remove(key.as_str());
             }
             Op::IndexAdd {
                 key,
@@ -151,16 +185,22 @@ impl State {
                     .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
                     .unwrap_or(now);
                 if self.index_mut(&key, now).is_none() {
-                    self.indexes.insert(key.clone(), Index::default());
+                    self.indexes.insert(key.as_str().into(), Index::default());
                 }
-                if let Some(index) = self.indexes.get_mut(&key) {
+                if let Some(index) = self.indexes.get_mut(key.as_str()) {
                     index.add(member, score, expires_at, now);
+                    if index.scheduled.is_none() {
+                        if let Some(at) = index.expires_at() {
+                            index.scheduled = Some(at);
+                            self.deadlines.push(Reverse((at, Kind::Index, key.into())));
+                        }
+                    }
                 }
             }
             Op::Touch { key, ttl } => {
                 if let Some(r) = self
                     .records
-                    .get_mut(&key)
+                    .get_mut(key.as_str())
                     .filter(|r| live(r.expires_at, now))
                 {
                     if let (Some(current), Some(wanted)) = (r.expires_at, now.checked_add(ttl)) {
@@ -174,21 +214,57 @@ impl State {
                     index.ordered.is_empty()
                 });
                 if emptied {
-                    self.indexes.remove(&key);
+                    self.indexes.remove(key.as_str());
                 }
             }
         }
     }
 
-    fn maybe_sweep(&mut self, now: Instant) {
-        self.commits_since_sweep += 1;
-        if self.commits_since_sweep < SWEEP_EVERY {
-            return;
+    /// Handles up to [`EXPIRE_PER_COMMIT`] deadlines that are due: drops
+    /// what has expired, reschedules what a later write kept alive, and
+    /// skips entries for something deleted or rescheduled since.
+    fn expire_due(&mut self, now: Instant) {
+        for _ in 0..EXPIRE_PER_COMMIT {
+            let due = self
+                .deadlines
+                .peek()
+                .is_some_and(|Reverse((at, ..))| *at <= now);
+            if !due {
+                return;
+            }
+            let Some(Reverse((at, kind, key))) = self.deadlines.pop() else {
+                return;
+            };
+            let next = match kind {
+                Kind::Record => match self.records.get_mut(&key) {
+                    Some(r) if r.scheduled == Some(at) => {
+                        if !live(r.expires_at, now) {
+                            self.records.remove(&key);
+                            None
+                        } else {
+                            r.scheduled = r.expires_at;
+                            r.expires_at
+                        }
+                    }
+                    _ => None,
+                },
+                Kind::Index => match self.indexes.get_mut(&key) {
+                    Some(i) if i.scheduled == Some(at) => {
+                        let until = i.expires_at().filter(|e| live(Some(*e), now));
+                        if until.is_none() {
+                            self.indexes.remove(&key);
+                        } else {
+                            i.scheduled = until;
+                        }
+                        until
+                    }
+                    _ => None,
+                },
+            };
+            if let Some(at) = next {
+                self.deadlines.push(Reverse((at, kind, key)));
+            }
         }
-        self.commits_since_sweep = 0;
-        self.records.retain(|_, r| live(r.expires_at, now));
-        self.indexes
-            .retain(|_, i| i.expires_at().is_some_and(|at| live(Some(at), now)));
     }
 }
 
@@ -257,7 +333,7 @@ impl Store for MemoryStore {
         for op in ops {
             state.apply(op, now);
         }
-        state.maybe_sweep(now);
+        state.expire_due(now);
         Ok(Commit::Applied)
     }
 
@@ -331,9 +407,10 @@ mod tests {
         }
     }
 
-    /// Expired entries nobody reads again are swept, so memory stays bounded.
+    /// Expired entries nobody reads again are dropped by later commits, so
+    /// memory stays bounded; an entry written again with a longer TTL stays.
     #[tokio::test]
-    async fn sweep_drops_expired_entries() {
+    async fn expired_entries_are_dropped_by_later_commits() {
         let store = MemoryStore::new();
         let short = Duration::from_millis(1);
         for i in 0..100 {
@@ -348,6 +425,17 @@ mod tests {
         }
         let kept = put("kept".into(), Duration::from_secs(60));
         assert_eq!(store.commit(vec![kept]).await.ok(), Some(Commit::Applied));
+        let mut renewed = put("k0".into(), Duration::from_secs(60));
+        if let Op::Put { expected, .. } = &mut renewed {
+            *expected = store.get(&["k0".to_string()]).await.unwrap()[0]
+                .as_ref()
+                .unwrap()
+                .version;
+        }
+        assert_eq!(
+            store.commit(vec![renewed]).await.ok(),
+            Some(Commit::Applied)
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
         let noop = || {
             vec![Op::IndexRemove {
@@ -355,12 +443,16 @@ mod tests {
                 member: "m".into(),
             }]
         };
-        for _ in 0..SWEEP_EVERY {
+        // 200 deadlines due, 64 a commit: four commits handle them all.
+        for _ in 0..4 {
             assert_eq!(store.commit(noop()).await.ok(), Some(Commit::Applied));
         }
         let state = store.lock();
-        assert_eq!(state.records.len(), 1);
+        assert_eq!(state.records.len(), 2);
         assert!(state.records.contains_key("kept"));
+        assert!(state.records.contains_key("k0"));
         assert!(state.indexes.is_empty());
+        // One deadline each for the two records still alive (k0 rescheduled).
+        assert_eq!(state.deadlines.len(), 2);
     }
 }

@@ -138,6 +138,19 @@ pub trait Store: Send + Sync + 'static {
     /// is returned so the caller can check it is the one it expects.
     async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError>;
 
+    /// [`Store::get_with_companion`], told which companion `key` most
+    /// likely names (an interaction without `customer_ref` is its own
+    /// subject), so that a store which must guess reads both at once even
+    /// for a record it has not seen yet. The answer is the same.
+    async fn get_with_likely_companion(
+        &self,
+        key: &str,
+        likely: &str,
+    ) -> Result<WithCompanion, StoreError> {
+        let _ = likely;
+        self.get_with_companion(key).await
+    }
+
     /// Applies all ops atomically, or none of them.
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError>;
 

@@ -226,34 +226,19 @@ fn score_from_f64(d: f64) -> Option<i64> {
     d.is_finite().then(|| d.round() as i64)
 }
 
-#[async_trait]
-impl Store for RedisStore {
-    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let physical: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        let mut mget = cmd("MGET");
-        mget.arg(&physical);
-        let reply = self.conn.query("get", &mget).await?;
-        let Value::Array(items) = reply else {
-            return Err(unexpected("get"));
-        };
-        if items.len() != keys.len() {
-            return Err(unexpected("get"));
-        }
-        let decoded = keys.iter().zip(items).map(|(key, item)| match item {
-            Value::Nil => Ok(None),
-            Value::BulkString(raw) => decode(key, &raw).map(Some),
-            _ => Err(StoreError::Corrupt(format!("record {key} is not a string"))),
-        });
-        decoded.collect()
-    }
-
-    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
-        // Steady state: one MGET of the record and the companion it named
-        // last time; checked against the record as read.
-        let guess = self.companions.get(key);
+impl RedisStore {
+    /// One MGET of the record and the companion it named when last read
+    /// here, else the `likely` one; checked against the record as read (a
+    /// wrong guess costs a second round trip, never a wrong answer).
+    async fn read_with_companion(
+        &self,
+        key: &str,
+        likely: Option<&str>,
+    ) -> Result<WithCompanion, StoreError> {
+        let guess = self
+            .companions
+            .get(key)
+            .or_else(|| likely.map(str::to_owned));
         let mut keys = vec![key.to_owned()];
         keys.extend(guess.iter().cloned());
         let mut read = self.get(&keys).await?.into_iter();
@@ -283,6 +268,43 @@ impl Store for RedisStore {
             record: Some(record),
             companion: Some((named, companion)),
         })
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let physical: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
+        let mut mget = cmd("MGET");
+        mget.arg(&physical);
+        let reply = self.conn.query("get", &mget).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get"));
+        };
+        if items.len() != keys.len() {
+            return Err(unexpected("get"));
+        }
+        let decoded = keys.iter().zip(items).map(|(key, item)| match item {
+            Value::Nil => Ok(None),
+            Value::BulkString(raw) => decode(key, &raw).map(Some),
+            _ => Err(StoreError::Corrupt(format!("record {key} is not a string"))),
+        });
+        decoded.collect()
+    }
+
+    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
+        self.read_with_companion(key, None).await
+    }
+
+    async fn get_with_likely_companion(
+        &self,
+        key: &str,
+        likely: &str,
+    ) -> Result<WithCompanion, StoreError> {
+        self.read_with_companion(key, Some(likely)).await
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

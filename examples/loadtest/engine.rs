@@ -1,0 +1,144 @@
+//! The load generator: a fixed pool of keep-alive HTTP/1.1 connections, each
+//! driven by one task that sends a request, waits for the whole answer and
+//! sends the next (closed loop). Latencies after the warm-up go into an HDR
+//! histogram (µs, 3 significant digits); req/s is completed requests over
+//! the measured time.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+pub type Req = Request<Full<Bytes>>;
+
+/// Makes the next request of connection `conn` (its `seq`-th). May do
+/// untimed work first (the hot callback issues its link here).
+pub type MakeReq = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, Option<Req>> + Send + Sync>;
+
+/// Sees each answer's status and body (the link-issue run keeps its tokens).
+pub type OnAnswer = Arc<dyn Fn(u16, &Bytes) + Send + Sync>;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub conns: usize,
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub requests: u64,
+    pub req_per_s: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Answers by status code (measured phase only).
+    pub statuses: BTreeMap<u16, u64>,
+    /// The request maker ran dry before the end (e.g. out of tokens).
+    pub ran_dry: bool,
+}
+
+/// A request to `path` with the given method, headers and body.
+pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Req {
+    let mut b = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "127.0.0.1");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    if !body.is_empty() {
+        b = b.header("content-type", "application/json");
+    }
+    b.body(Full::new(Bytes::from(body)))
+        .expect("a valid request")
+}
+
+/// Runs `make` on `plan.conns` connections to `addr`.
+pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswer>) -> Outcome {
+    let start = Instant::now();
+    let measure_from = start + plan.warmup;
+    let stop_at = measure_from + plan.duration;
+    let dry = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for conn in 0..plan.conns {
+        let (make, on, dry) = (make.clone(), on.clone(), dry.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+            let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+            let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+            let _ = stream.set_nodelay(true);
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    .await
+                    .expect("handshake");
+            tokio::spawn(connection);
+            let mut seq = 0u64;
+            loop {
+                if Instant::now() >= stop_at || dry.load(Ordering::Relaxed) {
+                    break;
+                }
+                let Some(req) = make(conn, seq).await else {
+                    dry.store(true, Ordering::Relaxed);
+                    break;
+                };
+                seq += 1;
+                if sender.ready().await.is_err() {
+                    break;
+                }
+                let t0 = Instant::now();
+                let Ok(res) = sender.send_request(req).await else {
+                    break;
+                };
+                let status = res.status().as_u16();
+                let body = match res.into_body().collect().await {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => break,
+                };
+                let t1 = Instant::now();
+                if let Some(on) = &on {
+                    on(status, &body);
+                }
+                if t0 >= measure_from && t1 <= stop_at {
+                    let us = u64::try_from(t1.duration_since(t0).as_micros()).unwrap_or(u64::MAX);
+                    let _ = hist.record(us.max(1));
+                    *statuses.entry(status).or_default() += 1;
+                }
+            }
+            (hist, statuses)
+        }));
+    }
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+    let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
+    for t in tasks {
+        if let Ok((h, s)) = t.await {
+            let _ = hist.add(&h);
+            for (k, v) in s {
+                *statuses.entry(k).or_default() += v;
+            }
+        }
+    }
+    let measured = Instant::now()
+        .min(stop_at)
+        .saturating_duration_since(measure_from)
+        .as_secs_f64()
+        .max(1e-3);
+    let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    Outcome {
+        requests: hist.len(),
+        req_per_s: hist.len() as f64 / measured,
+        p50_ms: ms(0.50),
+        p99_ms: ms(0.99),
+        max_ms: hist.max() as f64 / 1000.0,
+        statuses,
+        ran_dry: dry.load(Ordering::Relaxed),
+    }
+}

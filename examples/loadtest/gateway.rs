@@ -1,0 +1,339 @@
+//! chatgate in this process (the library API, as `main` and the tests start
+//! it), on memory or on Redis under its own key prefix, with a fake chat
+//! provider beside it; and the seeding of real records through the use
+//! cases themselves (no HTTP: much quicker, same records).
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::Router;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use chatgate::app::{App, Options};
+use chatgate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash};
+use chatgate::domain::webhook_sig;
+use chatgate::gateway::{
+    Callback, Gateway, LinkRequest, NewChallenge, NewInteraction, SignatureHeaders,
+};
+use chatgate::time::{Clock, SystemClock, Timestamp};
+use futures::StreamExt;
+use uuid::Uuid;
+
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A running gateway and what a client needs to call it.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    pub bot: String,
+    pub agent: String,
+    pub security_key: Vec<u8>,
+    pub prefix: String,
+    pub redis: bool,
+    dir: PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// A seeded interaction.
+#[derive(Clone)]
+pub struct Seeded {
+    pub id: Uuid,
+    pub conversation: String,
+}
+
+/// The fake chat provider: every webhook delivery succeeds.
+async fn chat_sink() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = Router::new().route("/messages", post(|| async { "" }));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    addr
+}
+
+fn write_config(dir: &Path, redis: bool, prefix: &str, chat: SocketAddr, keys: (&str, &str, &str)) {
+    std::fs::create_dir_all(dir.join("config/teams")).expect("dir");
+    std::fs::create_dir_all(dir.join("channels")).expect("dir");
+    let backend = if redis { "redis" } else { "memory" };
+    // Attempt limits high enough that a run of wrong codes is counted, not
+    // refused (the OTP-verify scenario), and failures forgotten after 1 s so
+    // a subject's record stays small under the hot-record brute force.
+    let system = format!(
+        r#"[server]
+listen = "127.0.0.1:0"
+public_url = "http://gateway.bench"
+issuer = "chatgate-bench"
+pepper = "bench-pepper-0123456789abcdef"
+shutdown_drain = "0s"
+max_connections = 4096
+
+[store]
+backend = "{backend}"
+redis_url = "{REDIS_URL}"
+key_prefix = "{prefix}"
+
+[defaults]
+interaction_ttl = "24h"
+
+[defaults.otp]
+max_attempts = 1000000000
+show_to_agents = true
+
+[defaults.lockout]
+threshold = 1000000000
+window = "1s"
+"#
+    );
+    std::fs::write(dir.join("config/chatgate.toml"), system).expect("write");
+    let (security, bot, agent) = keys;
+    let team = format!(
+        r#"id = "acme"
+login_url = "https://login.acme.bench/chat"
+channels = ["webchat"]
+
+[[security_keys]]
+kid = "k1"
+secret = "{security}"
+primary = true
+
+[[api_keys]]
+id = "bench-bot"
+role = "bot"
+sha256 = "{bot}"
+
+[[api_keys]]
+id = "bench-agent"
+role = "agent"
+sha256 = "{agent}"
+"#,
+        bot = ApiKeyHash::of_key(bot).to_hex(),
+        agent = ApiKeyHash::of_key(agent).to_hex(),
+    );
+    std::fs::write(dir.join("config/teams/acme.toml"), team).expect("write");
+    let webchat = format!(
+        "name = \"webchat\"\nkind = \"webhook\"\nurl = \"http://{chat}/messages\"\nsecret = \"${{CG_LOADTEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
+        generate_whsec()
+    );
+    std::fs::write(dir.join("channels/webchat.toml"), webchat).expect("write");
+}
+
+impl Running {
+    /// Starts chatgate on memory or on Redis (a fresh key prefix).
+    pub async fn start(redis: bool) -> Running {
+        let chat = chat_sink().await;
+        let prefix = format!("chatgate-loadtest-{}", Uuid::now_v7().simple());
+        let dir = std::env::temp_dir().join(&prefix);
+        let (security, bot, agent) = (generate_whsec(), generate_api_key(), generate_api_key());
+        write_config(&dir, redis, &prefix, chat, (&security, &bot, &agent));
+        let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config");
+        let app = App::build(config, Options::default()).await.expect("app");
+        let addr = app.local_addr().expect("addr");
+        let gateway = app.gateway();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.serve(async move {
+            let _ = rx.await;
+        }));
+        Running {
+            addr,
+            gateway,
+            bot,
+            agent,
+            security_key: B64
+                .decode(security.trim_start_matches("whsec_"))
+                .expect("key"),
+            prefix,
+            redis,
+            dir,
+            stop: Some(tx),
+        }
+    }
+
+    pub fn now() -> Timestamp {
+        SystemClock.now()
+    }
+
+    /// Creates `n` interactions (conversations `c{from}`..), `parallel` at a
+    /// time; every second one is authenticated by a real login link and
+    /// callback.
+    pub async fn seed(&self, from: usize, n: usize, parallel: usize) -> Vec<Seeded> {
+        let made = futures::stream::iter(from..from + n)
+            .map(|i| async move {
+                let team = self.gateway.team("acme").expect("team");
+                let conversation = format!("c{i}");
+                let req = NewInteraction {
+                    channel: "webchat".into(),
+                    conversation_id: conversation.clone(),
+                    ..NewInteraction::default()
+                };
+                let (view, _) = self
+                    .gateway
+                    .create_interaction(team, req, Self::now())
+                    .await
+                    .expect("create");
+                let id = view.id;
+                if i % 2 == 1 {
+                    let token = self.issue(id).await;
+                    self.callback_in_process(&token, &format!("cust-{i}")).await;
+                }
+                Seeded { id, conversation }
+            })
+            .buffer_unordered(parallel);
+        made.collect().await
+    }
+
+    /// Waits (at most 3 min) until the outbox is empty: seeding leaves an
+    /// event per interaction and a notice per login to deliver, work that
+    /// would otherwise run during the first scenarios.
+    pub async fn settle(&self) {
+        let outbox = chatgate::store::keys::outbox("acme");
+        let t0 = std::time::Instant::now();
+        while t0.elapsed() < std::time::Duration::from_secs(180) {
+            let left = self.gateway.store.index_desc(&outbox, None, 1).await;
+            if left.is_ok_and(|l| l.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        eprintln!("outbox drained in {:.1} s", t0.elapsed().as_secs_f64());
+    }
+
+    /// A fresh login link's token for interaction `id`.
+    pub async fn issue(&self, id: Uuid) -> String {
+        let team = self.gateway.team("acme").expect("team");
+        self.gateway
+            .issue_link(team, id, LinkRequest::default(), Self::now())
+            .await
+            .expect("issue")
+            .token
+    }
+
+    /// A successful callback straight into the use case.
+    async fn callback_in_process(&self, token: &str, customer: &str) {
+        let (body, id, ts, sig) = self.signed_callback(token, customer);
+        let mut c = chatgate::domain::interaction::Customer::new();
+        c.insert("id".into(), customer.into());
+        let cb = Callback {
+            token: token.into(),
+            success: true,
+            customer: c,
+        };
+        let ts = ts.to_string();
+        let headers = SignatureHeaders {
+            id: Some(&id),
+            timestamp: Some(&ts),
+            signature: Some(&sig),
+        };
+        self.gateway
+            .login_callback(cb, headers, &body, Self::now())
+            .await
+            .expect("callback");
+    }
+
+    /// A callback body for `token` and its Standard Webhooks headers
+    /// (body, webhook-id, webhook-timestamp, webhook-signature).
+    pub fn signed_callback(&self, token: &str, customer: &str) -> (Vec<u8>, String, i64, String) {
+        let body = serde_json::to_vec(&serde_json::json!({
+            "token": token, "outcome": "success", "customer": {"id": customer}
+        }))
+        .expect("json");
+        let id = format!("msg_{}", Uuid::now_v7().simple());
+        let ts = Self::now().unix_seconds();
+        let sig = webhook_sig::sign(&self.security_key, &id, ts, &body);
+        (body, id, ts, sig)
+    }
+
+    /// Starts an OTP challenge shown to agents (no chat message): its id.
+    pub async fn start_otp(&self, id: Uuid) -> Uuid {
+        let team = self.gateway.team("acme").expect("team");
+        let req = NewChallenge {
+            method: "otp".into(),
+            delivery: Some("agent".into()),
+            to: None,
+        };
+        self.gateway
+            .start_challenge(team, id, req, Self::now())
+            .await
+            .expect("challenge")
+            .challenge_id
+    }
+
+    /// Stops the server; on Redis deletes every key of its prefix (never FLUSHALL).
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if self.redis {
+            delete_prefix(&self.prefix).await;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every key under `prefix:`, through SCAN.
+pub async fn keys_of(conn: &mut redis::aio::MultiplexedConnection, pattern: &str) -> Vec<String> {
+    let mut cursor = 0u64;
+    let mut out = Vec::new();
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(conn)
+            .await
+            .expect("scan");
+        out.extend(batch);
+        if next == 0 {
+            return out;
+        }
+        cursor = next;
+    }
+}
+
+pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(REDIS_URL)
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}
+
+/// Deletes the keys of one prefix, in batches.
+pub async fn delete_prefix(prefix: &str) {
+    let mut conn = redis_conn().await;
+    let keys = keys_of(&mut conn, &format!("{prefix}:*")).await;
+    for chunk in keys.chunks(500) {
+        let _: Result<i64, _> = redis::cmd("UNLINK").arg(chunk).query_async(&mut conn).await;
+    }
+}
+
+/// Sum of `MEMORY USAGE` over `keys`.
+pub async fn memory_usage(conn: &mut redis::aio::MultiplexedConnection, keys: &[String]) -> u64 {
+    let mut total = 0u64;
+    for k in keys {
+        let n: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(k)
+            .arg("SAMPLES")
+            .arg(0)
+            .query_async(conn)
+            .await
+            .unwrap_or(None);
+        total += n.unwrap_or(0);
+    }
+    total
+}
+
+/// Resident set size of this process, bytes (`/proc/self/statm`).
+pub fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}

@@ -1,0 +1,492 @@
+//! The committed load benchmark (issue 13): ceilings and chatgate in one
+//! process, on loopback, 64 keep-alive connections, a warm-up and a fixed
+//! duration per scenario; one table of req/s, p50/p99, the ratio to the
+//! matching ceiling, the issue's target and pass/fail; JSON in
+//! `target/loadtest/<unix time>.json`.
+//!
+//! ```sh
+//! cargo run --release --example loadtest -- --quick      # ~2 min
+//! cargo run --release --example loadtest                 # full, see README "Benchmark"
+//! ```
+//! Redis must run on 127.0.0.1:6379 (else `--memory-only`); the run uses
+//! its own key prefixes and deletes its keys at the end (never FLUSHALL).
+//! The gateway's log runs at `info` into a sink (formatted, then dropped).
+mod ceilings;
+mod engine;
+mod gateway;
+mod report;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use engine::{request, MakeReq, OnAnswer, Outcome, Plan};
+use futures::FutureExt;
+use gateway::{Running, Seeded};
+use report::{Row, Target};
+
+#[derive(Parser, Debug, Clone)]
+#[command(about = "chatgate load benchmark (issue 13)")]
+struct Args {
+    /// Short run: 2 s per scenario, 0.5 s warm-up, 20k live for scaling.
+    #[arg(long)]
+    quick: bool,
+    /// Seconds measured per scenario.
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Seconds of warm-up per scenario (not measured).
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    conns: usize,
+    /// Distinct interactions of the main scenarios (half authenticated).
+    #[arg(long, default_value_t = 50_000)]
+    interactions: usize,
+    /// Live interactions of the scaling run (compared with 1k).
+    #[arg(long)]
+    live: Option<usize>,
+    /// Skip Redis (no Redis on this machine).
+    #[arg(long)]
+    memory_only: bool,
+    /// Skip the scaling run.
+    #[arg(long)]
+    no_scaling: bool,
+}
+
+fn rand_index(n: usize) -> usize {
+    (rand::random::<u64>() % n as u64) as usize
+}
+
+/// The scenarios on one store, each a row.
+struct Bench {
+    plan: Plan,
+    rows: Vec<Row>,
+}
+
+impl Bench {
+    async fn measure(
+        &mut self,
+        addr: std::net::SocketAddr,
+        make: MakeReq,
+        on: Option<OnAnswer>,
+    ) -> Outcome {
+        let o = engine::run(addr, self.plan, make, on).await;
+        // Let the outbox catch up between scenarios.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        o
+    }
+}
+
+fn get(path: String, key: &str) -> MakeReq {
+    let auth = format!("Bearer {key}");
+    Arc::new(move |_, _| {
+        let r = request("GET", &path, &[("authorization", &auth)], Vec::new());
+        async move { Some(r) }.boxed()
+    })
+}
+
+/// Status read of a random seeded interaction.
+fn status_read(g: &Running, seeded: Arc<Vec<Seeded>>) -> MakeReq {
+    let auth = format!("Bearer {}", g.agent);
+    Arc::new(move |_, _| {
+        let s = &seeded[rand_index(seeded.len())];
+        let r = request(
+            "GET",
+            &format!("/v1/interactions/{}", s.id),
+            &[("authorization", &auth)],
+            Vec::new(),
+        );
+        async move { Some(r) }.boxed()
+    })
+}
+
+/// Link issue, round robin over the seeded interactions (so no link is
+/// pushed out by a 17th); the tokens go to `tokens`.
+fn link_issue(
+    g: &Running,
+    seeded: Arc<Vec<Seeded>>,
+    tokens: Arc<Mutex<Vec<String>>>,
+) -> (MakeReq, OnAnswer) {
+    let auth = format!("Bearer {}", g.bot);
+    let next = Arc::new(AtomicU64::new(0));
+    let make: MakeReq = Arc::new(move |_, _| {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize % seeded.len();
+        let path = format!("/v1/interactions/{}/login-links", seeded[i].id);
+        let r = request("POST", &path, &[("authorization", &auth)], b"{}".to_vec());
+        async move { Some(r) }.boxed()
+    });
+    let on: OnAnswer = Arc::new(move |status, body| {
+        if status == 201 {
+            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+                if let Some(t) = v["token"].as_str() {
+                    tokens.lock().expect("tokens").push(t.to_string());
+                }
+            }
+        }
+    });
+    (make, on)
+}
+
+fn callback_req(g: &Running, token: &str, customer: &str) -> engine::Req {
+    let (body, id, ts, sig) = g.signed_callback(token, customer);
+    let ts = ts.to_string();
+    request(
+        "POST",
+        "/v1/login/callback",
+        &[
+            ("webhook-id", &id),
+            ("webhook-timestamp", &ts),
+            ("webhook-signature", &sig),
+        ],
+        body,
+    )
+}
+
+/// Callbacks, each with a fresh token from `tokens` (none left: dry).
+fn callbacks(g: Arc<Running>, tokens: Arc<Mutex<Vec<String>>>) -> MakeReq {
+    Arc::new(move |conn, seq| {
+        let t = tokens.lock().expect("tokens").pop();
+        let r = t.map(|t| callback_req(&g, &t, &format!("cust-{conn}-{seq}")));
+        async move { r }.boxed()
+    })
+}
+
+/// Wrong codes on the given (interaction, challenge) pairs.
+fn wrong_codes(g: &Running, challenges: Arc<Vec<(uuid::Uuid, uuid::Uuid)>>) -> MakeReq {
+    let auth = format!("Bearer {}", g.bot);
+    Arc::new(move |_, _| {
+        let (id, cid) = challenges[rand_index(challenges.len())];
+        let path = format!("/v1/interactions/{id}/challenges/{cid}/verify");
+        // A 7-digit code can never be a 6-digit OTP: always wrong.
+        let r = request(
+            "POST",
+            &path,
+            &[("authorization", &auth)],
+            br#"{"code":"0000000"}"#.to_vec(),
+        );
+        async move { Some(r) }.boxed()
+    })
+}
+
+/// Hot callback: each request first issues a link on `id` in-process
+/// (untimed), then posts its callback (timed).
+fn hot_callbacks(g: Arc<Running>, id: uuid::Uuid) -> MakeReq {
+    Arc::new(move |conn, seq| {
+        let g = g.clone();
+        async move {
+            let token = g.issue(id).await;
+            Some(callback_req(&g, &token, &format!("cust-hot-{conn}-{seq}")))
+        }
+        .boxed()
+    })
+}
+
+/// The main scenarios on one store.
+async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: (&'static str, f64)) {
+    let store = if redis { "redis" } else { "memory" };
+    let g = Arc::new(Running::start(redis).await);
+    let t0 = Instant::now();
+    let seeded = Arc::new(g.seed(0, n, 32).await);
+    g.settle().await;
+    eprintln!(
+        "[{store}] seeded {n} interactions (half authenticated) in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let row = |name: &str, o: Outcome, target: Target| Row::new(name, store, o, ceiling, target);
+    let (fast, write, heavy) = if redis {
+        (
+            Target::ratio(0.70),
+            Target::ratio(0.40),
+            Target::ratio(0.30),
+        )
+    } else {
+        (
+            Target::ratio(0.60),
+            Target::ratio(0.30),
+            Target::ratio(0.30),
+        )
+    };
+
+    if !redis {
+        let o = b
+            .measure(g.addr, get("/healthz".into(), &g.agent), None)
+            .await;
+        b.rows.push(row("GET /healthz", o, Target::ratio(0.85)));
+    }
+    let o = b
+        .measure(g.addr, status_read(&g, seeded.clone()), None)
+        .await;
+    b.rows.push(row("status read", o, fast));
+
+    let auth = format!("Bearer {}", g.bot);
+    let space = 2 * n;
+    let create: MakeReq = Arc::new(move |_, _| {
+        let body = format!(
+            r#"{{"channel":"webchat","conversation_id":"c{}"}}"#,
+            rand_index(space)
+        );
+        let r = request(
+            "POST",
+            "/v1/interactions",
+            &[("authorization", &auth)],
+            body.into_bytes(),
+        );
+        async move { Some(r) }.boxed()
+    });
+    let o = b.measure(g.addr, create, None).await;
+    b.rows.push(row("create-or-get (half new)", o, write));
+
+    let tokens = Arc::new(Mutex::new(Vec::new()));
+    let (make, on) = link_issue(&g, seeded.clone(), tokens.clone());
+    let o = b.measure(g.addr, make, Some(on)).await;
+    b.rows.push(row("login link issue", o, write));
+
+    let o = b
+        .measure(g.addr, callbacks(g.clone(), tokens.clone()), None)
+        .await;
+    b.rows.push(row("login callback (fresh token)", o, heavy));
+
+    let m = (n / 2).clamp(1, 5000);
+    let challenges: Vec<_> = futures::future::join_all(seeded.iter().step_by(2).take(m).map(|s| {
+        let g = g.clone();
+        async move { (s.id, g.start_otp(s.id).await) }
+    }))
+    .await;
+    let o = b
+        .measure(g.addr, wrong_codes(&g, Arc::new(challenges)), None)
+        .await;
+    b.rows.push(row("OTP verify, wrong code", o, heavy));
+
+    let o = b
+        .measure(
+            g.addr,
+            get("/v1/interactions?limit=50".into(), &g.agent),
+            None,
+        )
+        .await;
+    b.rows.push(row("list page (50)", o, Target::none()));
+
+    let hot = g.seed(n, 1, 1).await[0].id;
+    let cid = g.start_otp(hot).await;
+    let o = b
+        .measure(g.addr, wrong_codes(&g, Arc::new(vec![(hot, cid)])), None)
+        .await;
+    b.rows
+        .push(row("HOT: 64 wrong codes, one challenge", o, Target::hot()));
+
+    let hot = g.seed(n + 1, 1, 1).await[0].id;
+    let o = b.measure(g.addr, hot_callbacks(g.clone(), hot), None).await;
+    b.rows
+        .push(row("HOT: 64 callbacks, one interaction", o, Target::hot()));
+
+    if let Ok(g) = Arc::try_unwrap(g) {
+        g.stop().await;
+    }
+}
+
+/// Status read and callback at 1k live, then at `live`; memory per live
+/// interaction.
+async fn scaling(
+    b: &mut Bench,
+    redis: bool,
+    live: usize,
+    ceiling: (&'static str, f64),
+    report: &mut report::Report,
+) {
+    let store = if redis { "redis" } else { "memory" };
+    let g = Arc::new(Running::start(redis).await);
+    let mut seeded = g.seed(0, 1000, 32).await;
+    g.settle().await;
+    let mut at_1k = Vec::new();
+    for (label, count) in [("1k", 1000usize), ("many", live)] {
+        if count > seeded.len() {
+            let rss0 = gateway::rss_bytes();
+            let t0 = Instant::now();
+            let more = g.seed(seeded.len(), count - seeded.len(), 64).await;
+            let secs = t0.elapsed().as_secs_f64();
+            g.settle().await;
+            let added = more.len();
+            seeded.extend(more);
+            let rss1 = gateway::rss_bytes();
+            eprintln!("[{store}] seeded to {count} live in {secs:.1} s");
+            report.seed_seconds.push((store.to_string(), count, secs));
+            if !redis {
+                let per = rss1.saturating_sub(rss0) as f64 / added as f64;
+                report.memory.push(report::Memory::new(
+                    "RSS per live interaction (memory)",
+                    per,
+                    2048.0,
+                ));
+            }
+        }
+        let shared = Arc::new(seeded.clone());
+        let o = b
+            .measure(g.addr, status_read(&g, shared.clone()), None)
+            .await;
+        let name = format!("status read @ {label} live ({})", shared.len());
+        let read = Row::new(
+            &name,
+            store,
+            o,
+            ceiling,
+            Target::scaling(at_1k.first().copied()),
+        );
+        let tokens = Arc::new(Mutex::new(Vec::new()));
+        let (make, on) = link_issue(&g, shared.clone(), tokens.clone());
+        b.measure(g.addr, make, Some(on)).await;
+        let o = b.measure(g.addr, callbacks(g.clone(), tokens), None).await;
+        let name = format!("login callback @ {label} live ({})", shared.len());
+        let cb = Row::new(
+            &name,
+            store,
+            o,
+            ceiling,
+            Target::scaling(at_1k.get(1).copied()),
+        );
+        if at_1k.is_empty() {
+            at_1k = vec![read.outcome.req_per_s, cb.outcome.req_per_s];
+        }
+        b.rows.push(read);
+        b.rows.push(cb);
+    }
+    if redis {
+        let mut conn = gateway::redis_conn().await;
+        // One authenticated interaction's own keys: its record, its
+        // conversation key, its customer's subject and index entries.
+        let s = &seeded[1];
+        let team = "acme";
+        let customer = "cust-1";
+        let own = vec![
+            format!(
+                "{}:{}",
+                g.prefix,
+                chatgate::store::keys::interaction(team, s.id)
+            ),
+            format!(
+                "{}:{}",
+                g.prefix,
+                chatgate::store::keys::conversation(team, "webchat", &s.conversation)
+            ),
+            format!(
+                "{}:{}",
+                g.prefix,
+                chatgate::store::keys::subject(team, customer)
+            ),
+            format!(
+                "{}:{}",
+                g.prefix,
+                chatgate::store::keys::customer_index(team, customer)
+            ),
+            format!(
+                "{}:{}",
+                g.prefix,
+                chatgate::store::keys::customer_index(team, customer)
+            ) + ":exp",
+        ];
+        let one = gateway::memory_usage(&mut conn, &own).await;
+        report.memory.push(report::Memory::new(
+            "Redis MEMORY USAGE, one authenticated interaction's keys",
+            one as f64,
+            1024.0,
+        ));
+        let all = gateway::keys_of(&mut conn, &format!("{}:*", g.prefix)).await;
+        let total = gateway::memory_usage(&mut conn, &all).await;
+        report.memory.push(report::Memory::new(
+            &format!(
+                "Redis MEMORY USAGE, all {} keys / {} live (links, indexes, outbox, streams)",
+                all.len(),
+                seeded.len()
+            ),
+            total as f64 / seeded.len() as f64,
+            f64::NAN,
+        ));
+    }
+    if let Ok(g) = Arc::try_unwrap(g) {
+        g.stop().await;
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(run(args));
+}
+
+async fn run(args: Args) {
+    // The log an operator runs (info), formatted and dropped.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+        .with_target(false)
+        .with_writer(std::io::sink)
+        .try_init();
+    let (duration, warmup, live) = if args.quick {
+        (2.0, 0.5, 20_000)
+    } else {
+        (5.0, 1.0, 200_000)
+    };
+    let plan = Plan {
+        conns: args.conns,
+        warmup: Duration::from_secs_f64(args.warmup.unwrap_or(warmup)),
+        duration: Duration::from_secs_f64(args.duration.unwrap_or(duration)),
+    };
+    let live = args.live.unwrap_or(live);
+    let started = Instant::now();
+    let mut report = report::Report::new(&args_text(), plan, live);
+    let mut b = Bench {
+        plan,
+        rows: Vec::new(),
+    };
+
+    let bare = ceilings::bare().await;
+    let o = b.measure(bare, get("/".into(), "-"), None).await;
+    let bare_rps = o.req_per_s;
+    b.rows
+        .push(Row::ceiling("CEILING bare axum, 80-byte JSON", "-", o));
+    let redis = !args.memory_only;
+    let mut redis_rps = f64::NAN;
+    let ceiling_prefix = format!(
+        "chatgate-loadtest-ceiling-{}",
+        uuid::Uuid::now_v7().simple()
+    );
+    if redis {
+        let addr = ceilings::redis_get(gateway::REDIS_URL, &ceiling_prefix).await;
+        let o = b.measure(addr, get("/".into(), "-"), None).await;
+        redis_rps = o.req_per_s;
+        b.rows
+            .push(Row::ceiling("CEILING axum + one Redis GET", "redis", o));
+    }
+    let bare_c = ("bare axum", bare_rps);
+    let redis_c = ("axum + Redis GET", redis_rps);
+
+    // Scaling first: the RSS growth of seeding is only meaningful while
+    // the allocator has no freed memory to hand out again.
+    if !args.no_scaling {
+        scaling(&mut b, false, live, bare_c, &mut report).await;
+        if redis {
+            scaling(&mut b, true, live, redis_c, &mut report).await;
+        }
+    }
+    scenarios(&mut b, false, args.interactions, bare_c).await;
+    if redis {
+        scenarios(&mut b, true, args.interactions, redis_c).await;
+    }
+    if redis {
+        gateway::delete_prefix(&ceiling_prefix).await;
+    }
+    report.rows = b.rows;
+    report.total_seconds = started.elapsed().as_secs_f64();
+    report.print();
+    match report.write() {
+        Ok(path) => println!("\nJSON: {}", path.display()),
+        Err(e) => eprintln!("could not write the JSON report: {e}"),
+    }
+}
+
+fn args_text() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,265 @@
+//! The table and the JSON file: each figure, its ratio to the matching
+//! ceiling, the issue's target and whether it is met.
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::engine::{Outcome, Plan};
+
+/// What a row must reach (issue 13, "Targets").
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Target {
+    /// Least ratio to the ceiling.
+    pub min_ratio: Option<f64>,
+    /// Largest p99, ms.
+    pub max_p99_ms: Option<f64>,
+    /// Least req/s as a share of the same scenario at 1k live.
+    pub min_of_1k: Option<(f64, f64)>,
+}
+
+impl Target {
+    pub fn ratio(min: f64) -> Self {
+        Target {
+            min_ratio: Some(min),
+            max_p99_ms: Some(10.0),
+            min_of_1k: None,
+        }
+    }
+    /// 64 concurrent requests on one record.
+    pub fn hot() -> Self {
+        Target {
+            min_ratio: Some(0.10),
+            max_p99_ms: Some(20.0),
+            min_of_1k: None,
+        }
+    }
+    /// Within 20 % of the cost at 1k live (req/s ≥ 0.8 × that of 1k).
+    pub fn scaling(at_1k: Option<f64>) -> Self {
+        Target {
+            min_ratio: None,
+            max_p99_ms: Some(10.0),
+            min_of_1k: at_1k.map(|r| (0.8, r)),
+        }
+    }
+    pub fn none() -> Self {
+        Target {
+            min_ratio: None,
+            max_p99_ms: None,
+            min_of_1k: None,
+        }
+    }
+    fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(r) = self.min_ratio {
+            parts.push(format!("≥{r:.2}×"));
+        }
+        if let Some((share, _)) = self.min_of_1k {
+            parts.push(format!("≥{share:.1}×@1k"));
+        }
+        if let Some(p) = self.max_p99_ms {
+            parts.push(format!("p99≤{p:.0}"));
+        }
+        if parts.is_empty() {
+            "-".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Row {
+    pub name: String,
+    pub store: String,
+    pub outcome: Outcome,
+    pub ceiling: Option<String>,
+    pub ratio: Option<f64>,
+    pub target: Option<Target>,
+    pub pass: Option<bool>,
+}
+
+impl Row {
+    pub fn ceiling(name: &str, store: &str, outcome: Outcome) -> Self {
+        Row {
+            name: name.into(),
+            store: store.into(),
+            outcome,
+            ceiling: None,
+            ratio: None,
+            target: None,
+            pass: None,
+        }
+    }
+
+    pub fn new(
+        name: &str,
+        store: &str,
+        outcome: Outcome,
+        ceiling: (&str, f64),
+        target: Target,
+    ) -> Self {
+        let ratio = outcome.req_per_s / ceiling.1;
+        let mut pass = None;
+        let mut check = |ok: bool| pass = Some(pass.unwrap_or(true) && ok);
+        if let Some(min) = target.min_ratio {
+            check(ratio >= min);
+        }
+        if let Some(max) = target.max_p99_ms {
+            check(outcome.p99_ms <= max);
+        }
+        if let Some((share, at_1k)) = target.min_of_1k {
+            check(outcome.req_per_s >= share * at_1k);
+        }
+        Row {
+            name: name.into(),
+            store: store.into(),
+            outcome,
+            ceiling: Some(ceiling.0.into()),
+            ratio: Some(ratio),
+            target: Some(target),
+            pass,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    pub name: String,
+    pub bytes: f64,
+    pub target_bytes: f64,
+}
+
+impl Memory {
+    pub fn new(name: &str, bytes: f64, target_bytes: f64) -> Self {
+        Memory {
+            name: name.into(),
+            bytes,
+            target_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub args: String,
+    pub unix_time: u64,
+    pub loadavg_start: String,
+    pub loadavg_end: String,
+    pub conns: usize,
+    pub warmup_s: f64,
+    pub duration_s: f64,
+    pub live: usize,
+    pub rows: Vec<Row>,
+    pub memory: Vec<Memory>,
+    /// (store, live count reached, seconds it took).
+    pub seed_seconds: Vec<(String, usize, f64)>,
+    pub total_seconds: f64,
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// The most frequent status and its share, e.g. `200 100%`.
+fn answers(o: &Outcome) -> String {
+    let total: u64 = o.statuses.values().sum();
+    match o.statuses.iter().max_by_key(|(_, n)| **n) {
+        Some((s, n)) if total > 0 => format!("{s} {:.0}%", 100.0 * *n as f64 / total as f64),
+        _ => "-".into(),
+    }
+}
+
+impl Report {
+    pub fn new(args: &str, plan: Plan, live: usize) -> Self {
+        Report {
+            args: args.into(),
+            unix_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            loadavg_start: loadavg(),
+            loadavg_end: String::new(),
+            conns: plan.conns,
+            warmup_s: plan.warmup.as_secs_f64(),
+            duration_s: plan.duration.as_secs_f64(),
+            live,
+            rows: Vec::new(),
+            memory: Vec::new(),
+            seed_seconds: Vec::new(),
+            total_seconds: 0.0,
+        }
+    }
+
+    pub fn print(&mut self) {
+        self.loadavg_end = loadavg();
+        println!(
+            "\nchatgate load benchmark — {} connections, {:.1} s warm-up + {:.1} s per scenario; load average at start {} / end {}",
+            self.conns, self.warmup_s, self.duration_s, self.loadavg_start, self.loadavg_end
+        );
+        println!(
+            "| {:<44} | {:<6} | {:>8} | {:>7} | {:>7} | {:>9} | {:>6} | {:<22} | {:<4} |",
+            "figure", "store", "req/s", "p50 ms", "p99 ms", "answers", "ratio", "target", "pass"
+        );
+        println!(
+            "|{:-<46}|{:-<8}|{:->10}|{:->9}|{:->9}|{:->11}|{:->8}|{:-<24}|{:-<6}|",
+            "", "", "", "", "", "", "", "", ""
+        );
+        for r in &self.rows {
+            let o = &r.outcome;
+            let dry = if o.ran_dry { "*" } else { "" };
+            println!(
+                "| {:<44} | {:<6} | {:>8.0} | {:>7.2} | {:>7.2} | {:>9} | {:>6} | {:<22} | {:<4} |",
+                format!("{}{dry}", r.name),
+                r.store,
+                o.req_per_s,
+                o.p50_ms,
+                o.p99_ms,
+                answers(o),
+                r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
+                r.target.map_or("ceiling".into(), |t| t.text()),
+                match r.pass {
+                    Some(true) => "PASS",
+                    Some(false) => "FAIL",
+                    None => "",
+                }
+            );
+        }
+        if self.rows.iter().any(|r| r.outcome.ran_dry) {
+            println!(
+                "* ran out of pre-issued tokens before the end: req/s is over the time it ran"
+            );
+        }
+        for m in &self.memory {
+            let verdict = if m.target_bytes.is_nan() {
+                String::new()
+            } else if m.bytes <= m.target_bytes {
+                format!("target ≤ {:.0} B: PASS", m.target_bytes)
+            } else {
+                format!("target ≤ {:.0} B: FAIL", m.target_bytes)
+            };
+            println!("{}: {:.0} B {verdict}", m.name, m.bytes);
+        }
+        for (store, n, secs) in &self.seed_seconds {
+            println!("seeding {store} to {n} live interactions took {secs:.1} s");
+        }
+        println!("total run time {:.0} s", self.total_seconds);
+    }
+
+    /// `target/loadtest/<unix time>.json` (or under `CARGO_TARGET_DIR`).
+    pub fn write(&self) -> std::io::Result<PathBuf> {
+        let dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("target"))
+            .join("loadtest");
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.join(format!("{}.json", self.unix_time));
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?,
+        )?;
+        Ok(path)
+    }
+}
