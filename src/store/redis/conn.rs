@@ -166,6 +166,7 @@ impl Connector {
         what: &str,
         work: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        let started = Instant::now();
         let result = match tokio::time::timeout(CALL_TIMEOUT, work).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(format!(
@@ -173,13 +174,15 @@ impl Connector {
                 CALL_TIMEOUT.as_millis()
             ))),
         };
-        self.note(&result);
+        self.note(&result, started);
         result
     }
 
     /// Keeps the outage log: one line when the store starts failing, a
-    /// reminder while it goes on, a summary when it answers again.
-    fn note<T>(&self, result: &Result<T, StoreError>) {
+    /// reminder while it goes on, a summary when it answers again. Only a
+    /// call begun after the outage was noticed proves the store is back: one
+    /// already under way (its answer read before the link broke) does not.
+    fn note<T>(&self, result: &Result<T, StoreError>, started: Instant) {
         let mut outage = self
             .outage
             .lock()
@@ -201,7 +204,7 @@ impl Connector {
                     tracing::warn!(%cause, down_secs = now.duration_since(o.since).as_secs(), failed_calls = o.failed_calls, "store still unavailable");
                 }
             }
-            (Ok(_), Some(o)) => {
+            (Ok(_), Some(o)) if started >= o.since => {
                 tracing::info!(
                     down_secs = now.duration_since(o.since).as_secs_f64(),
                     failed_calls = o.failed_calls,
