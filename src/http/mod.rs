@@ -39,9 +39,20 @@ use crate::gateway::Gateway;
 use crate::telemetry::Metrics;
 use crate::time::Clock;
 
-/// Shared by every handler; cheap to clone.
+/// Shared by every handler: one `Arc`, so the clone axum makes for every
+/// middleware and extractor of every request is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub gateway: Arc<Gateway>,
     pub clock: Arc<dyn Clock>,
     pub api_keys: Arc<ApiKeys>,
@@ -77,14 +88,14 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
     let (routes, doc) = api();
     let api_keys = Arc::new(ApiKeys::from_config(&gateway.config));
     let document = Arc::new(openapi::for_deployment(doc, &gateway.config));
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         gateway,
         clock,
         api_keys,
         metrics,
         openapi: document,
         observer: Arc::new(observe::Observer::new()),
-    };
+    }));
     // Layers run outside-in in the reverse order of the `.layer` calls:
     // `observe` is outermost, so the request id, the log line and the
     // metrics cover every answer (the deadline's 503 and a panic's 500
@@ -130,7 +141,18 @@ async fn method_not_allowed() -> Response {
 /// drops the request's future) or the request deadline cannot stop a use
 /// case between two of its steps: a challenge whose delivery failed is
 /// rolled back, a commit's events are published, whoever is still waiting.
+///
+/// Only requests that may change state pay for the task: a `GET` or `HEAD`
+/// reads (a status, a list, a page, the event stream) or, for an agent's
+/// reveal, records its audit event before it answers, so stopping one
+/// half-way leaves nothing half-done.
 async fn run_to_completion(req: Request, next: Next) -> Response {
+    if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        return next.run(req).await;
+    }
     match tokio::spawn(next.run(req).in_current_span()).await {
         Ok(res) => res,
         Err(e) => {
