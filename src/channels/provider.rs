@@ -125,6 +125,14 @@ pub(super) async fn answering(response: wiremock::ResponseTemplate) -> wiremock:
     server
 }
 
+/// A loopback URL nothing listens on (the senders' "unreachable" tests).
+#[cfg(test)]
+pub(super) fn closed_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    format!("http://127.0.0.1:{port}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -88,7 +88,7 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::channels::provider::answering;
+    use crate::channels::provider::{answering, closed_url};
     use crate::channels::Purpose;
 
     const TOKEN: &str = "xoxb-1234-s3cr3t";
@@ -207,13 +207,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_says_so() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let err = channel(&format!("http://127.0.0.1:{port}"))
-            .send(&message())
-            .await
-            .unwrap_err();
+        let err = channel(&closed_url()).send(&message()).await.unwrap_err();
         assert_eq!(err.0, "slack unreachable");
     }
 }

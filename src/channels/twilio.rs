@@ -121,6 +121,7 @@ impl Channel for TwilioChannel {
 mod tests {
     use std::collections::BTreeMap;
 
+    use crate::channels::provider::closed_url;
     use base64::Engine;
     use serde_json::json;
     use uuid::Uuid;
@@ -283,10 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_says_so_without_url_or_token() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let err = channel(&format!("http://127.0.0.1:{port}"), "+15550001111")
+        let err = channel(&closed_url(), "+15550001111")
             .send(&message(Some("+15552223333")))
             .await
             .unwrap_err();

@@ -80,6 +80,7 @@ impl Channel for WebhookChannel {
 
 #[cfg(test)]
 mod tests {
+    use crate::channels::provider::closed_url;
     use serde_json::json;
     use wiremock::matchers::{method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -179,10 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn unreachable_says_so_without_the_url() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let err = channel(&format!("http://127.0.0.1:{port}/hook?secret=s3cr3t"))
+        let err = channel(&(closed_url() + "/hook?secret=s3cr3t"))
             .send(&message())
             .await
             .unwrap_err();

@@ -348,11 +348,7 @@ impl Drop for SmtpServer {
 }
 
 async fn start_aiosmtpd(python: &str) -> SmtpServer {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helpers::free_port();
     // Must not exist yet: the Maildir handler creates it with its folders.
     let maildir = std::env::temp_dir().join(format!("chatgate-smtp-{}", Uuid::now_v7()));
     let child = std::process::Command::new(python)

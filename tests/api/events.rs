@@ -397,7 +397,7 @@ mod redis_only {
             eprintln!("!!! SKIPPING: no redis-server binary on PATH");
             return;
         }
-        let port = OwnRedis::free_port();
+        let port = crate::helpers::free_port();
         let mut server = OwnRedis::start(port);
         tokio::time::sleep(Duration::from_millis(300)).await;
         let setup = Setup {

@@ -621,6 +621,15 @@ macro_rules! both_stores {
 }
 
 /// A code of the same length as `code` that differs from it in every digit.
+/// A loopback port nothing listens on (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn wrong_code(code: &str) -> String {
     code.chars()
         .map(|c| if c == '0' { '1' } else { '0' })

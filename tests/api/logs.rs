@@ -185,7 +185,7 @@ async fn a_store_outage_is_logged_once_then_summarised() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let port = OwnRedis::free_port();
+    let port = crate::helpers::free_port();
     let mut server = OwnRedis::start(port);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let setup = Setup {
@@ -235,14 +235,6 @@ struct Served {
     lines: std::sync::mpsc::Receiver<String>,
     seen: Vec<String>,
     base: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn chatgate(listen: &str, env: &[(&str, &str)]) -> std::process::Command {

@@ -370,7 +370,7 @@ async fn a_redis_stall_at_the_due_time_loses_no_expiry() {
         eprintln!("!!! SKIPPING: no redis-server binary on PATH");
         return;
     }
-    let server = OwnRedis::start(OwnRedis::free_port());
+    let server = OwnRedis::start(crate::helpers::free_port());
     tokio::time::sleep(Duration::from_millis(300)).await;
     let setup = Setup {
         redis_url: Some(server.url()),

@@ -46,7 +46,7 @@ fn choose() -> Result<String, String> {
     if in_ci() || !OwnRedis::available() {
         return Err(unreachable);
     }
-    let private = OwnRedis::start_for_process(OwnRedis::free_port());
+    let private = OwnRedis::start_for_process(crate::helpers::free_port());
     let url = private.url();
     for _ in 0..50 {
         if answers(&url).is_ok() {
@@ -126,15 +126,6 @@ pub struct OwnRedis {
 }
 
 impl OwnRedis {
-    /// A free port for [`OwnRedis::start`].
-    pub fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
-
     /// Whether a `redis-server` binary is on PATH.
     pub fn available() -> bool {
         std::process::Command::new("redis-server")
@@ -363,7 +354,7 @@ impl OwnCluster {
         std::fs::create_dir_all(&dir).map_err(|e| format!("temp dir: {e}"))?;
         let mut ports: Vec<u16> = Vec::new();
         while ports.len() < 3 * (1 + replicas) {
-            let port = OwnRedis::free_port();
+            let port = crate::helpers::free_port();
             // The cluster bus listens on port + 10000.
             let bus_free =
                 port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok();

@@ -154,7 +154,7 @@ async fn redis_stopped_mid_run_then_back_recovers_without_restart() {
         eprintln!("!!! SKIPPING: no redis-server binary on PATH");
         return;
     }
-    let port = OwnRedis::free_port();
+    let port = crate::helpers::free_port();
     let mut server = OwnRedis::start(port);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let setup = Setup {

@@ -2,7 +2,6 @@
 //! one fresh browser profile per test. Absent browser: the test skips
 //! loudly, except with `CI=true`, where it fails. Browser tests run one at a
 //! time (two cores; their deadlines are 2 s).
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,14 +29,6 @@ fn program(env: &str, default: &str) -> Option<PathBuf> {
     p.exists().then_some(p)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 impl Browser {
     /// A browser with a `width` x `height` window, or `None` (skipped) when
     /// chromium or chromedriver is missing outside CI.
@@ -53,7 +44,7 @@ impl Browser {
             return None;
         };
         let turn = ONE_AT_A_TIME.lock().await;
-        let port = free_port();
+        let port = crate::helpers::free_port();
         let mut cmd = Command::new(chromedriver);
         cmd.arg(format!("--port={port}"))
             .stdout(Stdio::null())

@@ -201,7 +201,7 @@ async fn recovers_by_itself_when_redis_comes_back() {
         );
         return;
     }
-    let port = OwnRedis::free_port();
+    let port = crate::helpers::free_port();
     let url = format!("redis://127.0.0.1:{port}");
     let redis = Arc::new(
         RedisStore::connect(&url, "chatgate-test-recover")
@@ -272,7 +272,7 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
         return;
     }
     // A private Redis, so that its command counts are this test's alone.
-    let server = OwnRedis::start(OwnRedis::free_port());
+    let server = OwnRedis::start(crate::helpers::free_port());
     let mut admin = None;
     for _ in 0..100 {
         let conn = redis::Client::open(server.url())
