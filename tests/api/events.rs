@@ -393,13 +393,11 @@ mod redis_only {
         if !redis_available().await {
             return;
         }
-        if !OwnRedis::available() {
-            eprintln!("!!! SKIPPING: no redis-server binary on PATH");
+        let Some(mut server) = OwnRedis::private("the_stream_survives_a_redis_restart").await
+        else {
             return;
-        }
-        let port = crate::helpers::free_port();
-        let mut server = OwnRedis::start(port);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        };
+        let port = server.port;
         let setup = Setup {
             redis_url: Some(server.url()),
             sse_keep_alive: Some(Duration::from_millis(200)),

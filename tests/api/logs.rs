@@ -172,10 +172,6 @@ async fn a_store_outage_is_logged_once_then_summarised() {
     if !redis_available().await {
         return;
     }
-    if !OwnRedis::available() {
-        eprintln!("!!! SKIPPING: no redis-server binary on PATH");
-        return;
-    }
     // This test's own thread (a current-thread runtime runs the gateway here too).
     let capture = Capture::default();
     let writer = capture.clone();
@@ -185,9 +181,11 @@ async fn a_store_outage_is_logged_once_then_summarised() {
         .with_writer(move || writer.clone())
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let port = crate::helpers::free_port();
-    let mut server = OwnRedis::start(port);
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let Some(mut server) = OwnRedis::private("a_store_outage_is_logged_once_then_summarised").await
+    else {
+        return;
+    };
+    let port = server.port;
     let setup = Setup {
         redis_url: Some(server.url()),
         ..Setup::default()

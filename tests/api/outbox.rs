@@ -366,12 +366,10 @@ async fn a_redis_stall_at_the_due_time_loses_no_expiry() {
     if !redis_available().await {
         return;
     }
-    if !OwnRedis::available() {
-        eprintln!("!!! SKIPPING: no redis-server binary on PATH");
+    let Some(server) = OwnRedis::private("a_redis_stall_at_the_due_time_loses_no_expiry").await
+    else {
         return;
-    }
-    let server = OwnRedis::start(crate::helpers::free_port());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    };
     let setup = Setup {
         redis_url: Some(server.url()),
         defaults: "authenticated_ttl = \"2s\"".into(),

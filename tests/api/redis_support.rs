@@ -126,6 +126,18 @@ pub struct OwnRedis {
 }
 
 impl OwnRedis {
+    /// A private `redis-server` on a free port, given 300 ms to listen, for
+    /// a test that takes Redis away; `None` (said loudly) without the binary.
+    pub async fn private(test: &str) -> Option<Self> {
+        if !Self::available() {
+            eprintln!("!!! SKIPPING {test}: no redis-server binary on PATH");
+            return None;
+        }
+        let server = Self::start(crate::helpers::free_port());
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Some(server)
+    }
+
     /// Whether a `redis-server` binary is on PATH.
     pub fn available() -> bool {
         std::process::Command::new("redis-server")

@@ -150,13 +150,12 @@ async fn redis_stopped_mid_run_then_back_recovers_without_restart() {
     if !redis_available().await {
         return;
     }
-    if !OwnRedis::available() {
-        eprintln!("!!! SKIPPING: no redis-server binary on PATH");
+    let Some(mut server) =
+        OwnRedis::private("redis_stopped_mid_run_then_back_recovers_without_restart").await
+    else {
         return;
-    }
-    let port = crate::helpers::free_port();
-    let mut server = OwnRedis::start(port);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    let port = server.port;
     let setup = Setup {
         redis_url: Some(server.url()),
         ..Setup::default()
