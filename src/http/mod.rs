@@ -55,11 +55,12 @@ impl std::ops::Deref for AppState {
 pub struct Shared {
     pub gateway: Arc<Gateway>,
     pub clock: Arc<dyn Clock>,
-    pub api_keys: Arc<ApiKeys>,
+    pub api_keys: ApiKeys,
     pub metrics: Metrics,
-    pub openapi: Arc<String>,
+    /// The served document, rendered once (a clone shares the bytes).
+    pub openapi: axum::body::Bytes,
     /// Request ids and HTTP metric handles (`observe.rs`).
-    pub observer: Arc<observe::Observer>,
+    pub observer: observe::Observer,
 }
 
 /// All API routes with their OpenAPI description.
@@ -86,15 +87,15 @@ pub fn openapi_json() -> String {
 /// The complete application: routes, fallbacks and middleware.
 pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) -> Router {
     let (routes, doc) = api();
-    let api_keys = Arc::new(ApiKeys::from_config(&gateway.config));
-    let document = Arc::new(openapi::for_deployment(doc, &gateway.config));
+    let api_keys = ApiKeys::from_config(&gateway.config);
+    let document = openapi::for_deployment(doc, &gateway.config).into();
     let state = AppState(Arc::new(Shared {
         gateway,
         clock,
         api_keys,
         metrics,
         openapi: document,
-        observer: Arc::new(observe::Observer::new()),
+        observer: observe::Observer::new(),
     }));
     // Layers run outside-in in the reverse order of the `.layer` calls:
     // `observe` is outermost, so the request id, the log line and the

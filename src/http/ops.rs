@@ -70,7 +70,7 @@ async fn openapi(State(st): State<AppState>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        st.openapi.as_str().to_owned(),
+        st.openapi.clone(),
     )
         .into_response()
 }
