@@ -116,6 +116,9 @@ pub struct Metrics(Option<PrometheusHandle>);
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
+/// How often histogram samples are folded in when nobody scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl Metrics {
     /// Installs the recorder once: histograms with buckets, `# HELP` for
     /// every family, every counter present at 0.
@@ -140,6 +143,17 @@ impl Metrics {
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
             families::describe_and_register();
+            // Histogram samples are folded into their buckets only by a
+            // scrape or by upkeep: without this, a gateway nobody scrapes
+            // would keep every request's sample.
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || loop {
+                    std::thread::sleep(UPKEEP_EVERY);
+                    upkeep.run_upkeep();
+                })
+                .ok()?;
             Some(handle)
         });
         Metrics(handle.clone())

@@ -67,7 +67,6 @@ impl Channel for WhatsappChannel {
             .unwrap_or(&msg.conversation_id);
         let body = json!({
             "messaging_product": "whatsapp",
-            "recipient_type": "individual",
             "to": to,
             "type": "text",
             "text": {"body": msg.text},
@@ -166,7 +165,6 @@ mod tests {
             body,
             json!({
                 "messaging_product": "whatsapp",
-                "recipient_type": "individual",
                 "to": "15552223333",
                 "type": "text",
                 "text": {"body": TEXT}

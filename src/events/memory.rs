@@ -69,18 +69,23 @@ impl Inner {
 impl EventLog for MemoryLog {
     fn append(&self, event: Arc<Event>) {
         let now = Instant::now();
-        let entry = {
-            let mut inner = self.lock();
-            let id = inner.next_id();
-            let entry = LogEntry { id, event };
-            let history = inner.teams.entry(entry.event.team.clone()).or_default();
+        // The id is given and the entry handed to live readers under one
+        // lock: two appends racing would otherwise reach readers out of id
+        // order, and a reader skips what is not above the last id it saw.
+        // (The fan-out's send never waits and never takes this lock.)
+        let mut inner = self.lock();
+        let id = inner.next_id();
+        let entry = LogEntry { id, event };
+        let team = &entry.event.team;
+        if !inner.teams.contains_key(team) {
+            inner.teams.insert(team.clone(), VecDeque::new());
+        }
+        if let Some(history) = inner.history(team, now) {
             history.push_back((now, entry.clone()));
             while history.len() > HISTORY_MAX {
                 history.pop_front();
             }
-            let _ = inner.history(&entry.event.team, now);
-            entry
-        };
+        }
         self.fanout.send(entry);
     }
 

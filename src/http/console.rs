@@ -12,6 +12,8 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::extract::NoQuery;
+use super::openapi::E422;
 use super::AppState;
 
 const HTML: &str = include_str!("console/console.html");
@@ -35,8 +37,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// The agent console page; it asks for an agent API key itself.
 #[utoipa::path(get, path = "/console", tag = "operations", security(),
     responses((status = 200, body = String, content_type = "text/html",
-               description = "the agent console web page (HTML)")))]
-async fn console() -> Response {
+               description = "the agent console web page (HTML)"), E422))]
+async fn console(_: NoQuery) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
@@ -49,15 +51,15 @@ async fn console() -> Response {
 
 /// The console's style sheet.
 #[utoipa::path(get, path = "/console/console.css", tag = "operations", security(),
-    responses((status = 200, body = String, content_type = "text/css")))]
-async fn console_css() -> Response {
+    responses((status = 200, body = String, content_type = "text/css"), E422))]
+async fn console_css(_: NoQuery) -> Response {
     asset("text/css; charset=utf-8", CSS)
 }
 
 /// The console's script.
 #[utoipa::path(get, path = "/console/console.js", tag = "operations", security(),
-    responses((status = 200, body = String, content_type = "text/javascript")))]
-async fn console_js() -> Response {
+    responses((status = 200, body = String, content_type = "text/javascript"), E422))]
+async fn console_js(_: NoQuery) -> Response {
     asset("text/javascript; charset=utf-8", JS)
 }
 

@@ -7,7 +7,8 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::openapi::E503;
+use super::extract::NoQuery;
+use super::openapi::{E422, E503};
 use super::AppState;
 use crate::error::Error;
 
@@ -28,15 +29,15 @@ pub struct Health {
 
 /// 200 while the process runs.
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(),
-    responses((status = 200, body = Health, example = json!({"status": "ok"}))))]
-async fn healthz() -> Json<serde_json::Value> {
+    responses((status = 200, body = Health, example = json!({"status": "ok"})), E422))]
+async fn healthz(_: NoQuery) -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 /// 200 when the store answers, else 503 (also while shutting down).
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(),
-    responses((status = 200, body = Health, example = json!({"status": "ready"})), E503))]
-async fn readyz(State(st): State<AppState>) -> Response {
+    responses((status = 200, body = Health, example = json!({"status": "ready"})), E422, E503))]
+async fn readyz(State(st): State<AppState>, _: NoQuery) -> Response {
     if st
         .gateway
         .draining
@@ -56,8 +57,8 @@ async fn readyz(State(st): State<AppState>) -> Response {
 
 /// Prometheus text; names prefixed `chatgate_`.
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(),
-    responses((status = 200, body = String, content_type = "text/plain")))]
-async fn metrics_text(State(st): State<AppState>) -> Response {
+    responses((status = 200, body = String, content_type = "text/plain"), E422))]
+async fn metrics_text(State(st): State<AppState>, _: NoQuery) -> Response {
     let body = st.metrics.render();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
@@ -65,8 +66,8 @@ async fn metrics_text(State(st): State<AppState>) -> Response {
 /// This document: OpenAPI 3.1 of the whole API.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(),
     responses((status = 200, body = Object, content_type = "application/json",
-               description = "an OpenAPI 3.1 document")))]
-async fn openapi(State(st): State<AppState>) -> Response {
+               description = "an OpenAPI 3.1 document"), E422))]
+async fn openapi(State(st): State<AppState>, _: NoQuery) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

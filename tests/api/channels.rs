@@ -73,7 +73,6 @@ fn expected_body(kind: &Kind, conversation: &str, text: &str) -> Value {
         "telegram" => json!({"chat_id": conversation, "text": text}),
         _ => json!({
             "messaging_product": "whatsapp",
-            "recipient_type": "individual",
             "to": conversation,
             "type": "text",
             "text": {"body": text}
