@@ -131,14 +131,18 @@
     return (!f.status || it.status === f.status) && (!f.channel || it.channel === f.channel);
   }
 
-  async function loadPage(after) {
+  function listPath(after) {
     const q = new URLSearchParams({ limit: String(PAGE_SIZE) });
     const f = filters();
     if (f.status) q.set("status", f.status);
     if (f.channel) q.set("channel", f.channel);
     if (after) q.set("cursor", after);
+    return "/v1/interactions?" + q.toString();
+  }
+
+  async function loadPage(after) {
     const mine = generation;
-    const page = await api("GET", "/v1/interactions?" + q.toString());
+    const page = await api("GET", listPath(after));
     if (mine !== generation) return;
     for (const it of page.items || []) upsert(it, false);
     cursor = page.next_cursor || null;
@@ -352,6 +356,21 @@
     }
   }
 
+  // A stream without Last-Event-ID starts with what happens next: what
+  // happened between the list read and the stream's start would never show.
+  // So the newest page is read again once the stream is open (before its
+  // events are read: each of those re-reads its interaction anyway).
+  async function catchUp(mine) {
+    try {
+      const page = await api("GET", listPath(null));
+      if (mine !== generation) return;
+      for (const it of page.items || []) upsert(it, true);
+    } catch (e) {
+      // The stream's own events keep the list current; a refused key is
+      // handled by api().
+    }
+  }
+
   async function connect(mine, failures) {
     if (mine !== generation || !key) return;
     const ctl = new AbortController();
@@ -372,6 +391,7 @@
       if (!res.ok || !res.body) throw new Error("HTTP " + res.status);
       setLive("open", "live");
       failures = 0;
+      if (!lastEventId) await catchUp(mine);
       await readStream(res, mine);
     } catch (e) {
       if (ctl.signal.aborted || mine !== generation) return;
