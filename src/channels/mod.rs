@@ -31,6 +31,15 @@ pub enum Purpose {
 }
 
 impl Purpose {
+    /// Every purpose (metric series are registered for each).
+    pub const ALL: [Purpose; 5] = [
+        Purpose::LoginLink,
+        Purpose::Otp,
+        Purpose::PinPrompt,
+        Purpose::Authenticated,
+        Purpose::Expired,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Purpose::LoginLink => "login_link",

@@ -11,9 +11,6 @@ use super::ChannelError;
 /// Time to open the connection to a provider (set on the shared client).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Time for one provider request, answer included.
-pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(5);
-
 /// The most of a provider's reason kept in an error text.
 const REASON_MAX_CHARS: usize = 200;
 

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::provider::{post_once, reason, PROVIDER_TIMEOUT};
+use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
 
 pub struct SlackChannel {
@@ -26,7 +26,7 @@ impl SlackChannel {
             http,
             base_url,
             token: SecretString::from(token.expose_secret()),
-            timeout: PROVIDER_TIMEOUT,
+            timeout: super::SEND_TIMEOUT,
         }
     }
 

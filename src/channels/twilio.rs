@@ -5,7 +5,7 @@ use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::provider::{reason, PROVIDER_TIMEOUT};
+use super::provider::reason;
 use super::{Channel, ChannelError, Message};
 
 /// Twilio writes WhatsApp numbers `whatsapp:+1...`.
@@ -76,7 +76,7 @@ impl Channel for TwilioChannel {
         let response = self
             .http
             .post(self.messages_url()?)
-            .timeout(PROVIDER_TIMEOUT)
+            .timeout(super::SEND_TIMEOUT)
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::provider::{post_once, reason, PROVIDER_TIMEOUT};
+use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
 
 pub struct WhatsappChannel {
@@ -35,7 +35,7 @@ impl WhatsappChannel {
             api_version,
             phone_number_id,
             token: SecretString::from(token.expose_secret()),
-            timeout: PROVIDER_TIMEOUT,
+            timeout: super::SEND_TIMEOUT,
         }
     }
 

@@ -218,7 +218,7 @@ pub fn subject(s: &str) -> Result<String, Error> {
     match s.strip_prefix("interaction:") {
         // The canonical (lower-case) form names the record.
         Some(id) => match uuid::Uuid::parse_str(id) {
-            Ok(uuid) => Ok(format!("interaction:{uuid}")),
+            Ok(uuid) => Ok(super::interaction::own_subject(uuid)),
             Err(_) => Err(Error::invalid("subject", "interaction:{id} needs a UUID")),
         },
         None => CustomerRef::parse(s)

@@ -215,6 +215,12 @@ pub struct InteractionRecord {
     pub expiring_announced: Option<Timestamp>,
 }
 
+/// The subject of an interaction without a `customer_ref`:
+/// `interaction:{id}` (the canonical, lower-case UUID).
+pub fn own_subject(id: impl std::fmt::Display) -> String {
+    format!("interaction:{id}")
+}
+
 impl InteractionRecord {
     pub fn new(id: Uuid, team: &str, channel: &str, conversation_id: &str, now: Timestamp) -> Self {
         InteractionRecord {
@@ -243,7 +249,7 @@ impl InteractionRecord {
     pub fn subject(&self) -> String {
         match &self.customer_ref {
             Some(r) => r.clone(),
-            None => format!("interaction:{}", self.id),
+            None => own_subject(self.id),
         }
     }
 

@@ -123,7 +123,7 @@ impl Event {
                     .and_then(|v| v.as_str())
             })
             .map(std::borrow::Cow::Borrowed)
-            .or_else(|| id.map(|id| format!("interaction:{id}").into()));
+            .or_else(|| id.map(|id| crate::domain::interaction::own_subject(id).into()));
         (id, subject)
     }
 }

@@ -85,7 +85,7 @@ impl Gateway {
     pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
         let ikey = keys::interaction(&team.id, id);
         // One round trip: the record names its subject as its companion.
-        let own = keys::subject(&team.id, &format!("interaction:{id}"));
+        let own = keys::subject(&team.id, &crate::domain::interaction::own_subject(id));
         let read = self.store.get_with_likely_companion(&ikey, &own).await?;
         let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
         let Some(rec) = interaction.value.as_ref() else {

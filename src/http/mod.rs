@@ -32,7 +32,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 pub use auth::{ApiKeys, Caller};
 pub use extract::MAX_BODY;
-pub use observe::{ProblemCode, TeamSlot};
+pub use observe::{ProblemLabel, TeamSlot};
 
 use crate::error::Error;
 use crate::gateway::Gateway;

@@ -33,7 +33,7 @@ pub(super) const UNMATCHED: &str = "unmatched";
 
 /// The problem `code` of an error answer, put there by `problem.rs`.
 #[derive(Clone, Copy, Debug)]
-pub struct ProblemCode(pub &'static str);
+pub struct ProblemLabel(pub &'static str);
 
 /// The team an API key named, set by the `Caller` extractor.
 #[derive(Clone, Default)]
@@ -149,7 +149,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     let status = res.status().as_u16();
     st.observer
         .record(route, method, status, elapsed.as_secs_f64());
-    let code = res.extensions().get::<ProblemCode>().map(|c| c.0);
+    let code = res.extensions().get::<ProblemLabel>().map(|c| c.0);
     let team = team.0.get().map(String::as_str);
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     macro_rules! line {

@@ -120,7 +120,7 @@ fn send(status: StatusCode, code: &'static str, body: &serde_json::Value) -> Res
     let mut res = (status, body.to_string()).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    res.extensions_mut().insert(super::ProblemCode(code));
+    res.extensions_mut().insert(super::ProblemLabel(code));
     res
 }
 

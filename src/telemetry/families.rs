@@ -111,13 +111,7 @@ pub fn register_config(config: &Config) {
         let kind = ch.kind.name();
         // Registered, not recorded: an empty histogram renders its buckets at 0.
         let _ = metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind);
-        for purpose in [
-            "login_link",
-            "otp",
-            "pin_prompt",
-            "authenticated",
-            "expired",
-        ] {
+        for purpose in crate::channels::Purpose::ALL.map(crate::channels::Purpose::as_str) {
             for outcome in ["ok", "error"] {
                 metrics::counter!("chatgate_channel_messages_total",
                     "channel" => name.clone(), "kind" => kind, "purpose" => purpose, "outcome" => outcome)
