@@ -24,8 +24,9 @@ use crate::error::{Error, Result};
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
-/// `POST /v1/interactions/{id}/login-links`, as received.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+/// `POST /v1/interactions/{id}/login-links`, as the use case takes it (the
+/// wire form, with its schema and unknown-member check, is `http::login`'s).
+#[derive(Debug, Clone, Default)]
 pub struct LinkRequest {
     /// `mid_chat` (default) or `pre_chat`.
     pub stage: Option<String>,
