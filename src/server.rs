@@ -20,6 +20,7 @@
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -128,19 +129,21 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _open = OpenGauge::new();
-    let (activity_tx, mut activity_rx) = watch::channel::<Activity>(0);
-    let activity_tx = Arc::new(activity_tx);
+    let activity = Arc::new(Activity::new());
     let io = Watched {
         inner: stream,
-        activity: Arc::clone(&activity_tx),
+        activity: Arc::clone(&activity),
     };
-    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-        let guard = InFlight::start(Arc::clone(&activity_tx));
-        let router = router.clone();
-        async move {
-            let res = router.oneshot(req).await;
-            drop(guard);
-            res
+    let service = hyper::service::service_fn({
+        let activity = Arc::clone(&activity);
+        move |req: hyper::Request<Incoming>| {
+            let guard = InFlight::start(Arc::clone(&activity));
+            let router = router.clone();
+            async move {
+                let res = router.oneshot(req).await;
+                drop(guard);
+                res
+            }
         }
     });
     let mut builder = http1::Builder::new();
@@ -163,7 +166,7 @@ async fn connection(
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            () = idle_for(&mut activity_rx, keep_alive), if !closing && keep_alive.is_some() => {
+            () = idle_for(&activity, keep_alive), if !closing && keep_alive.is_some() => {
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
@@ -171,55 +174,82 @@ async fn connection(
     }
 }
 
-/// What the keep-alive timer watches on one connection: the number of
-/// requests in flight; a change, or bytes arriving while it is zero, wakes it.
-type Activity = usize;
+/// What the keep-alive timer reads on one connection: the requests in
+/// flight, and when bytes last arrived or a request last ended. Plain
+/// atomics: a request costs two counter updates and a clock read, and wakes
+/// nobody (the timer looks when its time is up).
+struct Activity {
+    opened: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds from `opened` to the last activity.
+    last: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            opened: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> tokio::time::Instant {
+        self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    }
+}
 
 /// Resolves once, with no request in flight, nothing has arrived for
 /// `limit` (never if `None`). A request head on its way (bytes arriving)
 /// restarts the wait; how long it may take is `header_read_timeout`'s
-/// business.
-async fn idle_for(activity: &mut watch::Receiver<Activity>, limit: Option<Duration>) {
+/// business. While a request is in flight the timer looks again every
+/// `min(limit, 1 s)`; once it ends, the wait is `limit` from its end.
+async fn idle_for(activity: &Activity, limit: Option<Duration>) {
     let Some(limit) = limit else {
         return std::future::pending().await;
     };
+    let step = limit.min(Duration::from_secs(1));
     loop {
-        let idle = *activity.borrow_and_update() == 0;
-        let changed = if idle {
-            tokio::select! {
-                () = tokio::time::sleep(limit) => return,
-                changed = activity.changed() => changed,
-            }
-        } else {
-            activity.changed().await
-        };
-        if changed.is_err() {
-            return std::future::pending().await;
+        tokio::time::sleep_until(activity.last() + limit).await;
+        if activity.in_flight.load(Ordering::Relaxed) > 0 {
+            tokio::time::sleep(step).await;
+            continue;
+        }
+        // Millisecond granularity: done when the last activity is at
+        // least `limit` ago.
+        if activity.last() + limit <= tokio::time::Instant::now() {
+            return;
         }
     }
 }
 
 /// Counts a request in flight on its connection until dropped (also when
 /// the client goes away and hyper drops the request).
-struct InFlight(Arc<watch::Sender<Activity>>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn start(activity: Arc<watch::Sender<Activity>>) -> Self {
-        activity.send_modify(|n| *n += 1);
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::Relaxed);
         InFlight(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n = n.saturating_sub(1));
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
-/// The socket, telling the keep-alive timer when bytes arrive between requests.
+/// The socket, telling the keep-alive timer when bytes arrive.
 struct Watched {
     inner: TcpStream,
-    activity: Arc<watch::Sender<Activity>>,
+    activity: Arc<Activity>,
 }
 
 impl AsyncRead for Watched {
@@ -231,8 +261,7 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            // Wakes the timer (restarting its wait) only when it runs.
-            self.activity.send_if_modified(|in_flight| *in_flight == 0);
+            self.activity.touch();
         }
         polled
     }

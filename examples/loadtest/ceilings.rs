@@ -42,6 +42,7 @@ pub async fn redis_get(url: &str, prefix: &str) -> SocketAddr {
     let put = Op::Put {
         key: key.clone(),
         expected: 0,
+        version: chatgate::store::fresh_version(),
         value: BODY.into(),
         ttl: Some(std::time::Duration::from_secs(3600)),
     };

@@ -192,11 +192,12 @@ impl Running {
         while t0.elapsed() < std::time::Duration::from_secs(180) {
             let left = self.gateway.store.index_desc(&outbox, None, 1).await;
             if left.is_ok_and(|l| l.is_empty()) {
-                break;
+                eprintln!("outbox drained in {:.1} s", t0.elapsed().as_secs_f64());
+                return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        eprintln!("outbox drained in {:.1} s", t0.elapsed().as_secs_f64());
+        eprintln!("outbox NOT drained after 180 s: the next figures carry its backlog");
     }
 
     /// A fresh login link's token for interaction `id`.

@@ -83,7 +83,7 @@ impl Team {
     /// Does this team send through the channel `name` (in `channels`, or as
     /// its `sms_channel` or `email_channel`)?
     pub fn uses_channel(&self, name: &str) -> bool {
-        self.channels.iter().any(|c| c == name)
+        self.has_channel(name)
             || self.sms_channel.as_deref() == Some(name)
             || self.email_channel.as_deref() == Some(name)
     }

@@ -4,6 +4,15 @@
 //! Its record holds timestamps, not counters, so every rule is a pure
 //! function of the record, the settings and `now`, and the store keeps it
 //! only as long as something in it still matters.
+//!
+//! Failures are bounded: the newest [`EXACT_FAILURES`] are kept one by one,
+//! older ones are folded into spans of at most `window / FAILURE_SPANS`, so
+//! a brute force under a very high `lockout.threshold` cannot grow the
+//! record (which every attempt reads and writes) without bound. Counts stay
+//! exact; a folded failure is forgotten when the newest failure of its span
+//! leaves the window — at most `window / FAILURE_SPANS` late, never early.
+//! A threshold of at most [`EXACT_FAILURES`] never folds (the failure that
+//! reaches it clears the list).
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -60,8 +69,12 @@ impl FailureOutcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectRecord {
     pub subject: String,
+    /// The newest failures within the window, oldest first.
     #[serde(default)]
     pub failures: Vec<Timestamp>,
+    /// Older failures within the window, folded (see the module's doc).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub folded: Vec<FoldedFailures>,
     #[serde(default)]
     pub lockouts: Vec<Timestamp>,
     #[serde(default)]
@@ -71,6 +84,20 @@ pub struct SubjectRecord {
     /// Challenges sent (for `otp.max_sends` per `otp.send_window`).
     #[serde(default)]
     pub sends: Vec<Timestamp>,
+}
+
+/// Failures kept one by one; older ones are folded.
+pub const EXACT_FAILURES: usize = 64;
+/// A folded span covers at most `lockout.window / FAILURE_SPANS`.
+pub const FAILURE_SPANS: u32 = 64;
+
+/// `count` failures from `first` to `last`, counted until `last` leaves
+/// the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FoldedFailures {
+    pub first: Timestamp,
+    pub last: Timestamp,
+    pub count: u32,
 }
 
 /// The subject as `GET /v1/subjects/{subject}` and subject events show it.
@@ -122,6 +149,7 @@ impl SubjectRecord {
     pub fn forget_old(&mut self, now: Timestamp, l: &LockoutSettings, otp: &OtpSettings) {
         let w = l.window.get();
         self.failures.retain(|f| now < f.plus(w));
+        self.folded.retain(|f| now < f.last.plus(w));
         let bw = l.ban_window.get();
         self.lockouts.retain(|f| now < f.plus(bw));
         let sw = otp.send_window.get();
@@ -133,7 +161,44 @@ impl SubjectRecord {
             // A served ban wipes the slate, or the next failure would ban again.
             self.ban = None;
             self.lockouts.clear();
-            self.failures.clear();
+            self.clear_failures();
+        }
+    }
+
+    fn clear_failures(&mut self) {
+        self.failures.clear();
+        self.folded.clear();
+    }
+
+    /// Failures that still count at `now`, one by one and folded.
+    fn failures_within(&self, now: Timestamp, window: Duration) -> u32 {
+        let folded = self
+            .folded
+            .iter()
+            .filter(|f| now < f.last.plus(window))
+            .fold(0u32, |n, f| n.saturating_add(f.count));
+        count_since(&self.failures, now, window).saturating_add(folded)
+    }
+
+    /// Folds the oldest failures beyond [`EXACT_FAILURES`] into spans of at
+    /// most `window / FAILURE_SPANS`.
+    fn fold_failures(&mut self, window: Duration) {
+        let Some(excess) = self.failures.len().checked_sub(EXACT_FAILURES) else {
+            return;
+        };
+        let span = window / FAILURE_SPANS;
+        for f in self.failures.drain(..excess) {
+            match self.folded.last_mut() {
+                Some(last) if f >= last.first && f.since(last.first) <= span => {
+                    last.count = last.count.saturating_add(1);
+                    last.last = last.last.max(f);
+                }
+                _ => self.folded.push(FoldedFailures {
+                    first: f,
+                    last: f,
+                    count: 1,
+                }),
+            }
         }
     }
 
@@ -147,12 +212,12 @@ impl SubjectRecord {
     ) -> FailureOutcome {
         self.forget_old(now, l, otp);
         self.failures.push(now);
-        if l.threshold == 0 || count(&self.failures) < l.threshold {
-            return FailureOutcome::Counted {
-                failures: count(&self.failures),
-            };
+        self.fold_failures(l.window.get());
+        let failures = self.failures_within(now, l.window.get());
+        if l.threshold == 0 || failures < l.threshold {
+            return FailureOutcome::Counted { failures };
         }
-        self.failures.clear();
+        self.clear_failures();
         self.lockouts.push(now);
         if l.max_lockouts_before_ban > 0 && count(&self.lockouts) >= l.max_lockouts_before_ban {
             let until = l.ban_duration.enabled().map(|d| now.plus(d));
@@ -168,13 +233,13 @@ impl SubjectRecord {
 
     /// A success clears failures and lockouts.
     pub fn record_success(&mut self) {
-        self.failures.clear();
+        self.clear_failures();
         self.lockouts.clear();
     }
 
     /// An admin unlock clears failures, lockouts, the lock and the ban.
     pub fn unlock(&mut self) {
-        self.failures.clear();
+        self.clear_failures();
         self.lockouts.clear();
         self.locked_until = None;
         self.ban = None;
@@ -208,7 +273,7 @@ impl SubjectRecord {
         let standing = self.standing(now);
         SubjectView {
             subject: self.subject.clone(),
-            failures: count_since(&self.failures, now, w),
+            failures: self.failures_within(now, w),
             lockouts: count_since(&self.lockouts, now, bw),
             locked_until: match standing {
                 Standing::Locked { until } => Some(until),
@@ -233,6 +298,7 @@ impl SubjectRecord {
         let ends = self
             .failures
             .iter()
+            .chain(self.folded.iter().map(|f| &f.last))
             .map(|f| f.plus(l.window.get()))
             .chain(self.lockouts.iter().map(|f| f.plus(l.ban_window.get())))
             .chain(self.sends.iter().map(|s| s.plus(otp.send_window.get())))
@@ -386,5 +452,80 @@ mod tests {
         assert_eq!(s.keep_for(t(0), &l, &o), Some(Duration::ZERO));
         s.record_failure(t(0), &l, &o);
         assert_eq!(s.keep_for(t(0), &l, &o), Some(Duration::from_secs(3600)));
+    }
+
+    /// A brute force under a very high threshold: the record stays small,
+    /// the count exact, and folded failures are forgotten at most one span
+    /// late, never early.
+    #[test]
+    fn failures_under_a_high_threshold_are_bounded_and_counted_exactly() {
+        let l = LockoutSettings {
+            threshold: 1_000_000,
+            ..lockout()
+        };
+        let o = OtpSettings::default();
+        let ms = Timestamp::from_unix_millis;
+        let start = t(0).unix_millis();
+        let mut s = SubjectRecord::new("x");
+        for i in 0..20_000 {
+            let out = s.record_failure(ms(start + i * 100), &l, &o);
+            assert_eq!(
+                out,
+                FailureOutcome::Counted {
+                    failures: i as u32 + 1
+                }
+            );
+        }
+        let last = ms(start + 19_999 * 100);
+        assert_eq!(s.failures.len(), EXACT_FAILURES);
+        // 2 000 s of failures, 56.25 s a span: ~36 spans.
+        assert!(s.folded.len() <= 40, "{}", s.folded.len());
+        assert_eq!(s.view(last, &l).failures, 20_000);
+        let json = serde_json::to_string(&s).expect("json");
+        assert!(json.len() < 8 * 1024, "{} bytes", json.len());
+        // One hour after the first failure: those of the first ~second
+        // span may linger (one span late), none of the later ones is gone.
+        let window = l.window.get();
+        let span = window / FAILURE_SPANS;
+        let at = ms(start).plus(window);
+        let counted = s.view(at, &l).failures;
+        let exact = 20_000 - 1; // the failure at `start` left the window
+        assert!(counted >= exact, "{counted} < {exact}: forgotten early");
+        let late = u32::try_from(span.as_millis() / 100).expect("small") + 1;
+        assert!(counted <= exact + late, "{counted}: more than a span late");
+        // Once the last failure is out of the window, nothing is left.
+        assert_eq!(s.view(last.plus(window), &l).failures, 0);
+        assert_eq!(s.keep_for(last, &l, &o), Some(window));
+    }
+
+    #[test]
+    fn a_threshold_beyond_the_exact_ones_still_locks_at_the_exact_failure() {
+        let l = LockoutSettings {
+            threshold: 200,
+            ..lockout()
+        };
+        let o = OtpSettings::default();
+        let mut s = SubjectRecord::new("x");
+        for i in 0..199 {
+            assert!(matches!(
+                s.record_failure(t(i), &l, &o),
+                FailureOutcome::Counted { .. }
+            ));
+        }
+        assert!(!s.folded.is_empty());
+        assert!(matches!(
+            s.record_failure(t(199), &l, &o),
+            FailureOutcome::Locked { .. }
+        ));
+        assert!(s.failures.is_empty() && s.folded.is_empty());
+    }
+
+    #[test]
+    fn a_record_written_before_folding_still_reads() {
+        let old = r#"{"subject":"x","failures":["2027-01-15T08:00:00Z"],"lockouts":[],"locked_until":null,"ban":null,"sends":[]}"#;
+        let s: SubjectRecord = serde_json::from_str(old).expect("old record");
+        assert_eq!(s.failures.len(), 1);
+        assert!(s.folded.is_empty());
+        assert!(!serde_json::to_string(&s).expect("json").contains("folded"));
     }
 }

@@ -52,8 +52,9 @@ pub struct Gateway {
     pub outbox: Outbox,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
     pub draining: std::sync::atomic::AtomicBool,
-    /// Queues the units of work of one interaction (see [`work`]).
-    record_locks: record_locks::RecordLocks,
+    /// Queues the units of work of one interaction, each handing the
+    /// records it committed to the next (see [`work`]).
+    record_locks: record_locks::RecordLocks<records::Pair>,
 }
 
 /// Where a chat message goes: an interaction's conversation.

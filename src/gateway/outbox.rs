@@ -28,7 +28,7 @@ use crate::domain::interaction::Contact;
 use crate::domain::webhook_sig;
 use crate::error::Result;
 use crate::events::Event;
-use crate::store::{keys, Op};
+use crate::store::{keys, Commit, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How long an item is kept: past the longest retry window.
@@ -185,11 +185,22 @@ pub async fn run_dispatcher(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    // Whether the last pass left due items behind (a team used all its
+    // rounds): then the next pass starts at once, not at the next poll.
+    let mut behind = false;
     loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = gw.outbox.bell.notified() => {}
-            _ = tokio::time::sleep(POLL) => {}
+        if behind {
+            tokio::select! {
+                biased;
+                _ = &mut shutdown => return,
+                _ = tokio::task::yield_now() => {}
+            }
+        } else {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = gw.outbox.bell.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
         }
         // Teams side by side: one team's slow webhook never holds up another's.
         let pass = futures::future::join_all(gw.config.teams.values().map(|team| {
@@ -198,22 +209,30 @@ pub async fn run_dispatcher(
                 for _ in 0..MAX_ROUNDS {
                     match gw.dispatch_team(team, clock.as_ref()).await {
                         Ok(n) if n == BATCH => continue,
-                        Ok(_) => break,
+                        Ok(_) => return false,
                         Err(e) => {
                             tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
-                            break;
+                            return false;
                         }
                     }
                 }
+                true
             }
         }));
         // A stop interrupts a pass: what was claimed comes due again after
         // its lease, for this or another instance.
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = pass => {}
+            left = pass => behind = left.into_iter().any(|more| more),
         }
     }
+}
+
+/// What handling one claimed item decided: the ops that remove or
+/// reschedule it, and its age when it stays pending.
+struct Handled {
+    ops: Vec<Op>,
+    pending: Option<Duration>,
 }
 
 impl Gateway {
@@ -264,32 +283,47 @@ impl Gateway {
                 (entry, item)
             })
             .collect();
-        let oldest = std::sync::Mutex::new(Duration::ZERO);
         let queue = &queue;
-        let oldest_ref = &oldest;
-        futures::stream::iter(loaded)
-            .for_each_concurrent(CONCURRENCY, |(entry, item)| async move {
+        let handled: Vec<Handled> = futures::stream::iter(loaded)
+            .map(|(entry, item)| async move {
                 match self.dispatch_item(team, queue, entry, item, clock.now()).await {
-                    Ok(Some(age)) => {
-                        let mut o = oldest_ref.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        *o = (*o).max(age);
-                    }
-                    Ok(None) => {}
+                    Ok(handled) => Some(handled),
                     // The claim's lease brings it back.
-                    Err(e) => tracing::warn!(team = %team.id, error = %e, "outbox item not handled; will retry"),
+                    Err(e) => {
+                        tracing::warn!(team = %team.id, error = %e, "outbox item not handled; will retry");
+                        None
+                    }
                 }
             })
+            .buffer_unordered(CONCURRENCY)
+            .filter_map(std::future::ready)
+            .collect()
             .await;
-        let oldest = oldest
-            .into_inner()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The batch's removals and reschedules in one commit; should another
+        // instance have touched one of its items (a lease that ran out), each
+        // item's ops on their own, so the others still land.
+        let all: Vec<Op> = handled.iter().flat_map(|h| h.ops.iter().cloned()).collect();
+        if self.store.commit(all).await? != Commit::Applied {
+            for h in &handled {
+                // One item the store refuses does not keep the others back.
+                if let Err(e) = self.store.commit(h.ops.clone()).await {
+                    tracing::warn!(team = %team.id, error = %e, "outbox item not settled; will retry");
+                }
+            }
+        }
+        let oldest = handled
+            .iter()
+            .filter_map(|h| h.pending)
+            .max()
+            .unwrap_or_default();
         metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.id.clone())
             .set(oldest.as_secs_f64());
         Ok(n)
     }
 
     /// Handles one claimed item at `now`, as read with its batch (`None`
-    /// when its member is not an item id); `Some(age)` when it stays pending.
+    /// when its member is not an item id): delivers it and answers the ops
+    /// that remove it or, after a failure, reschedule it.
     async fn dispatch_item(
         &self,
         team: &Team,
@@ -297,88 +331,77 @@ impl Gateway {
         entry: crate::store::IndexEntry,
         item: Option<(Uuid, Option<crate::store::Versioned>)>,
         now: Timestamp,
-    ) -> Result<Option<Duration>> {
-        let done = |extra: Vec<Op>| {
-            let mut ops = vec![Op::IndexRemove {
+    ) -> Result<Handled> {
+        let done = |extra: Option<Op>| Handled {
+            ops: std::iter::once(Op::IndexRemove {
                 key: queue.to_string(),
                 member: entry.member.clone(),
-            }];
-            ops.extend(extra);
-            ops
+            })
+            .chain(extra)
+            .collect(),
+            pending: None,
         };
         let Some((id, raw)) = item else {
             tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
-            self.store.commit(done(Vec::new())).await?;
-            return Ok(None);
+            return Ok(done(None));
         };
         let key = keys::outbox_item(&team.id, id);
         let Some(raw) = raw else {
             // Delivered by another instance, or expired.
-            self.store.commit(done(Vec::new())).await?;
-            return Ok(None);
+            return Ok(done(None));
         };
         let version = raw.version;
+        let delete = |key: String| {
+            Some(Op::Delete {
+                key,
+                expected: version,
+            })
+        };
         let Ok(mut value) = serde_json::from_str::<OutboxItem>(&raw.value) else {
             // Quarantined: one bad item never stops the others.
             tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
             metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
-            let delete = Op::Delete {
-                key,
-                expected: version,
-            };
-            self.store.commit(done(vec![delete])).await?;
-            return Ok(None);
+            return Ok(done(delete(key)));
         };
         let outcome = self.deliver(team, &mut value, now).await;
         let kind = match value.task {
             Task::Event { .. } => "event",
             Task::Notice { .. } => "notice",
         };
-        match outcome {
+        let failed = match outcome {
             Ok(()) => {
                 metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                let delete = Op::Delete {
-                    key,
-                    expected: version,
-                };
-                self.store.commit(done(vec![delete])).await?;
+                return Ok(done(delete(key)));
             }
-            Err(failed) => {
-                let age = now.since(value.created_at);
-                let give_up = match value.task {
-                    Task::Event { .. } => EVENT_GIVE_UP,
-                    Task::Notice { .. } => NOTICE_GIVE_UP,
-                };
-                value.attempts = value.attempts.saturating_add(1);
-                metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                if age >= give_up {
-                    tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
-                    metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                    let delete = Op::Delete {
-                        key,
-                        expected: version,
-                    };
-                    self.store.commit(done(vec![delete])).await?;
-                    return Ok(None);
-                }
-                let pending = age;
-                let next = now.plus(backoff(value.attempts, failed.retry_after));
-                tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
-                let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
-                let ops = vec![
-                    put(&key, version, &value, Some(keep))?,
-                    Op::IndexAdd {
-                        key: queue.to_string(),
-                        member: entry.member.clone(),
-                        score: next.unix_millis(),
-                        ttl: keep,
-                    },
-                ];
-                self.store.commit(ops).await?;
-                return Ok(Some(pending));
-            }
+            Err(failed) => failed,
+        };
+        let age = now.since(value.created_at);
+        let give_up = match value.task {
+            Task::Event { .. } => EVENT_GIVE_UP,
+            Task::Notice { .. } => NOTICE_GIVE_UP,
+        };
+        value.attempts = value.attempts.saturating_add(1);
+        metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+        if age >= give_up {
+            tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
+            metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+            return Ok(done(delete(key)));
         }
-        Ok(None)
+        let next = now.plus(backoff(value.attempts, failed.retry_after));
+        tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
+        let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
+        Ok(Handled {
+            ops: vec![
+                put(&key, version, &value, Some(keep))?,
+                Op::IndexAdd {
+                    key: queue.to_string(),
+                    member: entry.member.clone(),
+                    score: next.unix_millis(),
+                    ttl: keep,
+                },
+            ],
+            pending: Some(age),
+        })
     }
 
     /// One attempt at one item.

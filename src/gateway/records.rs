@@ -50,6 +50,7 @@ pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Durati
     Ok(Op::Put {
         key: key.to_string(),
         expected,
+        version: crate::store::fresh_version(),
         value,
         ttl,
     })
@@ -68,6 +69,14 @@ impl Pair {
             .as_ref()
             .ok_or(Error::NotFound("no such interaction"))
     }
+    /// Whether the interaction is `team`'s and not forgotten at `now` (what
+    /// [`Gateway::load_pair`] checks on a read), for records handed over.
+    pub fn is_live(&self, team: &Team, now: Timestamp) -> bool {
+        self.interaction.value.as_ref().is_some_and(|rec| {
+            rec.team == team.id && !rec.is_forgotten(now, team.settings_for(&rec.channel))
+        })
+    }
+
     /// The subject record, or a fresh one for a subject never seen.
     pub fn subject_or_new(&self) -> Result<SubjectRecord> {
         let rec = self.rec()?;
@@ -254,7 +263,19 @@ pub fn write_subject(
                 expected: loaded.version,
             }])
         }
-        ttl => Ok(vec![put(&loaded.key, loaded.version, subject, ttl)?]),
+        ttl => {
+            let mut op = put(&loaded.key, loaded.version, subject, ttl)?;
+            // Unchanged: the write is a check that nobody else wrote it, and
+            // keeps its version, so the subject's other interactions (queued
+            // apart, see `work`) do not conflict with a write that changed
+            // nothing.
+            if let Op::Put { version, .. } = &mut op {
+                if loaded.version != 0 && loaded.value.as_ref() == Some(subject) {
+                    *version = loaded.version;
+                }
+            }
+            Ok(vec![op])
+        }
     }
 }
 

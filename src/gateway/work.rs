@@ -8,14 +8,14 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use super::outbox::{enqueue, Notice, OutboxItem, Task};
-use super::records::{interaction_ops, write_interaction, write_subject};
+use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
 use crate::events::{Event, EventType};
-use crate::store::{Backoff, Commit, Op};
+use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
 
 /// What a use case decides on: copies of the records as read, to change.
@@ -164,8 +164,10 @@ impl Gateway {
     /// Runs `decide` on interaction `id` of `team` and commits its decision
     /// atomically, retrying on fresh data after a concurrent write (a bounded
     /// number of times, then 503). Units of work on one interaction queue
-    /// in this process, so a retry means another instance wrote. `decide` may run several times: it must
-    /// not have effects outside the [`Work`] (events and messages go after).
+    /// in this process, each deciding on what the previous one sent to the
+    /// store, so a retry means another instance wrote, or the previous
+    /// commit did not apply. `decide` may run several times: it must not
+    /// have effects outside the [`Work`] (events and messages go after).
     /// An absent or forgotten interaction is `NotFound`.
     ///
     /// `decide` returns a boxed future (`|w| Box::pin(async move { .. })`)
@@ -181,11 +183,26 @@ impl Gateway {
         F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
     {
         // One unit of work at a time on this interaction in this process
-        // (see `record_locks`): no retry storm on a hot record.
-        let _turn = self.record_locks.turn(id).await;
+        // (see `record_locks`): no retry storm on a hot record. The previous
+        // one hands over what it committed, so this one need not read it.
+        let mut turn = Some(self.record_locks.turn(id).await);
         let mut backoff = Backoff::default();
+        // After a conflict on handed records: read afresh, whatever is handed.
+        let mut read_afresh = false;
         loop {
-            let pair = self.load_pair(team, id, now).await?;
+            // After a conflict, in line again.
+            if turn.is_none() {
+                turn = Some(self.record_locks.turn(id).await);
+            }
+            // Records handed over are only as current as this instance
+            // knows: a decision on them counts only when it commits (the
+            // versions are checked then). Any other outcome — an error, an
+            // answer without a write — is decided again on a fresh read.
+            let handed = turn.as_mut().and_then(|t| t.take_handed());
+            let (pair, handed) = match handed {
+                Some(p) if !read_afresh && p.is_live(team, now) => (p, true),
+                _ => (self.load_pair(team, id, now).await?, false),
+            };
             let read = pair.rec()?;
             let settings = team.settings_for(&read.channel);
             let mut w = Work {
@@ -199,7 +216,11 @@ impl Gateway {
                 events: Vec::new(),
                 notices: Vec::new(),
             };
-            let (value, write) = match decide(&mut w).await? {
+            let step = match decide(&mut w).await {
+                Err(_) if handed => continue,
+                step => step?,
+            };
+            let (value, write) = match step {
                 Step::Write(v) => (v, true),
                 Step::WriteIfChanged(v) => {
                     let changed = w.rec != *read
@@ -210,6 +231,12 @@ impl Gateway {
                 }
                 Step::Answer(v) => (v, false),
             };
+            if handed && !write {
+                continue;
+            }
+            // The subject as handed over may be behind another
+            // interaction's write of it: written back, its version is checked.
+            w.subject_used |= handed;
             let view = InteractionView::build(&w.rec, Some(&w.subject), settings, now);
             if !write {
                 return Ok(Done {
@@ -222,19 +249,39 @@ impl Gateway {
             let items = w.outbox_items(team, &view, &subject, now);
             let version = pair.interaction.version;
             let mut ops = std::mem::take(&mut w.first);
+            let own = ops.len();
             ops.extend(if w.announcement {
                 interaction_ops(team, version, &w.rec, now)?
             } else {
                 write_interaction(team, version, &mut w.rec, now)?
             });
+            let subject_at = ops.len();
             if w.subject_used {
                 ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
             }
+            // What the commit will have written, to hand to the next in line.
+            let committed = committed_pair(&pair, &ops, own, subject_at, &w);
             ops.append(&mut w.also);
             for item in &items {
                 ops.extend(enqueue(&team.id, item, now)?);
             }
-            match self.store.commit(ops).await? {
+            // The commit is sent (its first poll queues it on the store's
+            // connection), then the next in line goes on with what it will
+            // have written: its own commit follows this one, and names the
+            // versions this one writes, so it applies only if this one did.
+            // Should this one not apply, the next conflicts and reads afresh.
+            let mut commit = self.store.commit(ops);
+            let sent = futures::poll!(&mut commit);
+            if let Some(mut t) = turn.take() {
+                if let Some(next) = committed {
+                    t.hand_over(next);
+                }
+            }
+            let outcome = match sent {
+                std::task::Poll::Ready(outcome) => outcome,
+                std::task::Poll::Pending => commit.await,
+            };
+            match outcome? {
                 Commit::Applied => {
                     count(&items, &view);
                     if !items.is_empty() {
@@ -246,10 +293,58 @@ impl Gateway {
                         rec: w.rec,
                     });
                 }
+                // The unit of work ahead did not commit what it handed over
+                // (every one queued behind it conflicts too): read afresh at
+                // once; the retry budget is for conflicts on fresh reads.
+                Commit::Conflict { .. } if handed => read_afresh = true,
                 Commit::Conflict { .. } => backoff.wait().await?,
             }
         }
     }
+}
+
+/// The interaction and its subject as the commit of `ops` leaves them:
+/// `ops[own]` is the interaction's `Put`, `ops[subject_at]` (when the
+/// decision used the subject) the subject's `Put` or `Delete`. `None` when
+/// the interaction now names another subject than the one read (the next
+/// unit of work reads afresh).
+fn committed_pair(
+    read: &Pair,
+    ops: &[Op],
+    own: usize,
+    subject_at: usize,
+    w: &Work<'_>,
+) -> Option<Pair> {
+    let Some(Op::Put { key, version, .. }) = ops.get(own) else {
+        return None;
+    };
+    let interaction = Loaded {
+        key: key.clone(),
+        version: *version,
+        value: Some(w.rec.clone()),
+    };
+    let subject = if !w.subject_used {
+        read.subject.clone()
+    } else {
+        match ops.get(subject_at)? {
+            Op::Put { key, version, .. } => Loaded {
+                key: key.clone(),
+                version: *version,
+                value: Some(w.subject.clone()),
+            },
+            Op::Delete { key, .. } => Loaded {
+                key: key.clone(),
+                version: 0,
+                value: None,
+            },
+            _ => return None,
+        }
+    };
+    let same_subject = keys::subject(&w.rec.team, &w.rec.subject()) == subject.key;
+    same_subject.then_some(Pair {
+        interaction,
+        subject,
+    })
 }
 
 /// Counts what a committed decision did.

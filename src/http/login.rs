@@ -296,16 +296,23 @@ async fn short_link(
             "token_expired",
             "the link was already used; ask for a new one",
         ),
-        Err(e) if html => match e.status() {
-            404 => pages::render(&pages::UNKNOWN_LINK),
-            status => {
-                // The store (or a bug): the visitor can only try again.
-                let mut res = pages::render(&pages::UNAVAILABLE);
-                *res.status_mut() =
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                res
+        Err(e) if html => {
+            // The error's own answer gives the status, logs an internal
+            // error and labels the request's log line; the visitor gets a
+            // page: an unknown link, or (the store, or a bug) try again.
+            let problem = e.into_response();
+            let page = if problem.status() == StatusCode::NOT_FOUND {
+                &pages::UNKNOWN_LINK
+            } else {
+                &pages::UNAVAILABLE
+            };
+            let mut res = pages::render(page);
+            *res.status_mut() = problem.status();
+            if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+                res.extensions_mut().insert(*label);
             }
-        },
+            res
+        }
         Err(e) => e.into_response(),
     }
 }

@@ -25,7 +25,6 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -97,23 +96,17 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         openapi: document,
         observer: observe::Observer::new(),
     }));
-    // Layers run outside-in in the reverse order of the `.layer` calls:
-    // `observe` is outermost, so the request id, the log line and the
-    // metrics cover every answer (the deadline's 503 and a panic's 500
-    // too); the security headers go on every answer, also the 503 of
-    // the deadline and the 500 of a panic; the size check runs before any
-    // handler reads a body. (Header and idle timeouts and the connection cap
-    // are below the router, in `crate::server`; the body timeout is where
-    // the body is read, `extract::json_bytes`.)
+    // One middleware (every `from_fn` boxes the rest of the stack per
+    // request, so their number is a cost on every answer): `observe` gives
+    // the request id, the log line and the metrics of every answer (the
+    // deadline's 503 and a panic's 500 too) around `guard`, which holds the
+    // rest, see there. (Header and idle timeouts and the connection cap are
+    // below the router, in `crate::server`; the body timeout is where the
+    // body is read, `extract::json_bytes`.)
     routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(run_to_completion))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn(reject_large_bodies))
-        .layer(CatchPanicLayer::custom(|_| Error::Internal.into_response()))
-        .layer(middleware::from_fn(deadline))
-        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             observe::observe,
@@ -138,54 +131,70 @@ async fn method_not_allowed() -> Response {
     )
 }
 
-/// Runs the handler in a task of its own, so that a client hanging up (which
-/// drops the request's future) or the request deadline cannot stop a use
-/// case between two of its steps: a challenge whose delivery failed is
-/// rolled back, a commit's events are published, whoever is still waiting.
+/// Everything between the request log (`observe`, which calls this) and the
+/// handler:
 ///
-/// Only requests that may change state pay for the task: a `GET` or `HEAD`
-/// reads (a status, a list, a page, the event stream) or, for an agent's
-/// reveal, records its audit event before it answers, so stopping one
-/// half-way leaves nothing half-done.
-async fn run_to_completion(req: Request, next: Next) -> Response {
-    if matches!(
-        *req.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD
-    ) {
-        return next.run(req).await;
-    }
-    match tokio::spawn(next.run(req).in_current_span()).await {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::error!(error = %e, "request task failed");
-            Error::Internal.into_response()
-        }
-    }
-}
-
-/// Longest a request may take; past it the answer is 503 problem+json.
-/// It bounds the work until the answer's head: a streamed body (the live
-/// event stream, `events.rs`) is sent after it and is not cut.
-const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
-
-async fn deadline(req: Request, next: Next) -> Response {
-    match tokio::time::timeout(REQUEST_DEADLINE, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => Error::StoreUnavailable.into_response(),
-    }
-}
-
-/// 413 up front when the declared length is too large.
-async fn reject_large_bodies(req: Request, next: Next) -> Response {
+/// - a declared body over [`MAX_BODY`] is 413 before any handler reads it;
+/// - a state-changing request runs in a task of its own, so that a client
+///   hanging up (which drops the request's future) or the deadline cannot
+///   stop a use case between two of its steps: a challenge whose delivery
+///   failed is rolled back, a commit's events are published, whoever is
+///   still waiting. A `GET` or `HEAD` reads (a status, a list, a page, the
+///   event stream) or, for an agent's reveal, records its audit event
+///   before it answers, so stopping one half-way leaves nothing half-done:
+///   it runs in the request's own task;
+/// - past [`REQUEST_DEADLINE`] the answer is 503 problem+json;
+/// - a panic is 500 problem+json (the process goes on);
+/// - every answer gets its security headers ([`security_headers`]), also
+///   the 413, the 503 and the 500.
+pub(super) async fn guard(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let sensitive = path.starts_with("/v1/") || path.starts_with("/l/");
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Error::PayloadTooLarge.into_response();
-    }
-    next.run(req).await
+    let mut res = if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        Error::PayloadTooLarge.into_response()
+    } else if matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) {
+        within_deadline(catching_panics(next.run(req))).await
+    } else {
+        let task = tokio::spawn(catching_panics(next.run(req)).in_current_span());
+        within_deadline(async {
+            task.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "request task failed");
+                Error::Internal.into_response()
+            })
+        })
+        .await
+    };
+    security_headers(sensitive, &mut res);
+    res
+}
+
+/// A panic while answering is a 500 (the panic hook has logged it).
+async fn catching_panics(answer: impl std::future::Future<Output = Response>) -> Response {
+    use futures::FutureExt;
+    std::panic::AssertUnwindSafe(answer)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Error::Internal.into_response())
+}
+
+/// Longest a request may take; past it the answer is 503 problem+json.
+/// It bounds the work until the answer's head: a streamed body (the live
+/// event stream, `events.rs`) is sent after it and is not cut. A request
+/// running in its own task goes on to its end.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+
+async fn within_deadline(answer: impl std::future::Future<Output = Response>) -> Response {
+    tokio::time::timeout(REQUEST_DEADLINE, answer)
+        .await
+        .unwrap_or_else(|_| Error::StoreUnavailable.into_response())
 }
 
 /// The content security policy of our pages: they load nothing, run no
@@ -198,22 +207,17 @@ const PAGE_CSP: &str =
 
 /// Headers by kind of answer, decided on the response, not per handler:
 /// every answer `nosniff`; API answers (`/v1/...`) and short links
-/// `Cache-Control: no-store` (they carry codes, tokens, customer data);
-/// HTML answers also a strict CSP (unless the handler set one of its own: the
-/// console loads its own script), no framing and no referrer.
-async fn security_headers(req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let sensitive = path.starts_with("/v1/") || path.starts_with("/l/");
-    let mut res = next.run(req).await;
+/// (`sensitive`) `Cache-Control: no-store` (they carry codes, tokens,
+/// customer data); HTML answers also a strict CSP (unless the handler set
+/// one of its own: the console loads its own script), no framing and no
+/// referrer.
+fn security_headers(sensitive: bool, res: &mut Response) {
     let html = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.trim_start()
-                .to_ascii_lowercase()
-                .starts_with("text/html")
-        });
+        .and_then(|ct| ct.trim_start().get(..9))
+        .is_some_and(|ct| ct.eq_ignore_ascii_case("text/html"));
     let h = res.headers_mut();
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -236,7 +240,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
             HeaderValue::from_static("no-referrer"),
         );
     }
-    res
 }
 
 /// The answer to a connection over `server.max_connections` (built outside

@@ -138,11 +138,13 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let request_id = id.to_str().unwrap_or("-");
 
+    // `guard` runs inside this middleware rather than as a layer of its own
+    // (a layer boxes the rest of the stack again per request).
     let mut res = if tracing::enabled!(Level::DEBUG) {
         let span = tracing::debug_span!("request", method, route, request_id);
-        next.run(req).instrument(span).await
+        super::guard(req, next).instrument(span).await
     } else {
-        next.run(req).await
+        super::guard(req, next).await
     };
 
     let elapsed = start.elapsed();

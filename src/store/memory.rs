@@ -144,7 +144,11 @@ impl State {
     fn apply(&mut self, op: Op, now: Instant) {
         match op {
             Op::Put {
-                key, value, ttl, ..
+                key,
+                version,
+                value,
+                ttl,
+                ..
             } => {
                 // `expected` was checked before any op applied.
                 let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
@@ -163,7 +167,7 @@ impl State {
                     Some(at)
                 });
                 let record = Record {
-                    version: super::fresh_version(),
+                    version,
                     value,
                     expires_at,
                     scheduled,
@@ -402,6 +406,7 @@ mod tests {
         Op::Put {
             key,
             expected: 0,
+            version: crate::store::fresh_version(),
             value: "{}".into(),
             ttl: Some(ttl),
         }

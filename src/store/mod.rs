@@ -53,10 +53,13 @@ pub struct Versioned {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
     /// Write `value` if the key is still at version `expected` (0 = absent);
-    /// the new version is a [`fresh_version`]. `ttl: None` keeps it until deleted.
+    /// the record then has version `version`, a [`fresh_version`] (chosen by
+    /// the writer, so it knows what it wrote without reading it back).
+    /// `ttl: None` keeps it until deleted.
     Put {
         key: String,
         expected: u64,
+        version: u64,
         value: String,
         ttl: Option<Duration>,
     },

@@ -337,11 +337,12 @@ impl Store for RedisStore {
                 Op::Put {
                     key: k,
                     expected,
+                    version,
                     value,
                     ttl,
                 } => {
                     let at = key(&mut call, k, false);
-                    let next = encode(super::fresh_version(), value);
+                    let next = encode(*version, value);
                     let ttl = ttl.map_or(0, ttl_ms);
                     call.arg("P").arg(at).arg(*expected).arg(next).arg(ttl);
                 }
@@ -478,6 +479,7 @@ mod tests {
         let put = |key: &str| Op::Put {
             key: key.into(),
             expected: 0,
+            version: crate::store::fresh_version(),
             value: "{}".into(),
             ttl: None,
         };

@@ -45,13 +45,15 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
 
 /// `# HELP` for every family; every closed-label counter at 0.
 pub(super) fn describe_and_register() {
-    for &(name, kind, _, help) in FAMILIES {
+    for &(name, kind, labels, help) in FAMILIES {
         match kind {
             Kind::Counter => metrics::describe_counter!(name, help),
             Kind::Gauge => metrics::describe_gauge!(name, help),
             Kind::Histogram => metrics::describe_histogram!(name, help),
         }
-        if kind != Kind::Histogram && !FAMILIES_WITH_OPEN_LABELS.contains(&name) {
+        // A family with labels gets its series from the loops below, from
+        // `register_config`, or on first use (HTTP).
+        if kind != Kind::Histogram && labels.is_empty() {
             if kind == Kind::Counter {
                 metrics::counter!(name).increment(0);
             } else {
@@ -75,22 +77,6 @@ pub(super) fn describe_and_register() {
         metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);
     }
 }
-
-/// Families whose series are registered by [`describe_and_register`]'s
-/// loops, by [`register_config`], or on first use (HTTP).
-const FAMILIES_WITH_OPEN_LABELS: &[&str] = &[
-    "chatgate_http_requests_total",
-    "chatgate_authentications_total",
-    "chatgate_auth_failures_total",
-    "chatgate_lockouts_total",
-    "chatgate_challenges_started_total",
-    "chatgate_events_total",
-    "chatgate_channel_messages_total",
-    "chatgate_outbox_delivered_total",
-    "chatgate_outbox_failed_attempts_total",
-    "chatgate_outbox_given_up_total",
-    "chatgate_outbox_oldest_pending_seconds",
-];
 
 /// The series labelled by the config's teams and channels, at 0.
 pub fn register_config(config: &Config) {

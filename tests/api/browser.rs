@@ -259,8 +259,7 @@ async fn an_agent_sees_new_interactions_and_check_marks_live_and_logs_out() {
         TWO_S,
     )
     .await;
-    let errors = b.errors().await;
-    assert!(errors.is_empty(), "script errors: {errors:?}");
+    b.assert_no_script_errors().await;
     let mut urls = b.request_urls().await;
     urls.push(b.c.current_url().await.unwrap().to_string());
     no_key_in(&urls, &[&app.keys.agent, "cg_wrong"]);
@@ -308,8 +307,7 @@ async fn an_agent_reveals_an_open_code_only_where_the_team_allows_it() {
             )
             .await;
         assert_eq!(note.as_str().unwrap().contains(&code), allows, "{note}");
-        let errors = b.errors().await;
-        assert!(errors.is_empty(), "script errors: {errors:?}");
+        b.assert_no_script_errors().await;
     }
     b.close().await;
 }

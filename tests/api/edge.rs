@@ -401,6 +401,47 @@ both_stores_with!(
 );
 
 both_stores_with!(
+    a_request_slower_than_the_keep_alive_timeout_is_answered_then_the_connection_closes,
+    // The keep-alive timer must not count a request in flight as idleness,
+    // and must close the connection once it is idle after it.
+    server("header_read_timeout = \"60s\"\nkeep_alive_timeout = \"1s\""),
+    |app: TestApp| async move {
+        app.chat.reset().await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200).set_delay(Duration::from_millis(2500)),
+            )
+            .mount(&app.chat)
+            .await;
+        let id = app.new_interaction().await;
+        let body = r#"{"method":"otp"}"#;
+        let head = format!(
+            "POST /v1/interactions/{id}/challenges HTTP/1.1\r\nHost: x\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            app.keys.bot,
+            body.len()
+        );
+        let mut s = connect(&app).await;
+        s.write_all(head.as_bytes()).await.unwrap();
+        assert_eq!(read_answer(&mut s).await.status, 201, "cut while in flight");
+        // Still kept alive: the slow request was not taken for idleness.
+        s.write_all(HEALTHZ).await.unwrap();
+        assert_eq!(
+            read_answer(&mut s).await.status,
+            200,
+            "closed after a slow request"
+        );
+        let rest = read_until_closed(&mut s, Duration::from_secs(30)).await;
+        assert_eq!(
+            rest,
+            Some(vec![]),
+            "idle connection not closed after the request"
+        );
+    }
+);
+
+both_stores_with!(
     shutdown_finishes_requests_in_flight_and_closes_idle_connections,
     server("header_read_timeout = \"60s\"\nkeep_alive_timeout = \"60s\""),
     |app: TestApp| async move {

@@ -620,7 +620,6 @@ macro_rules! both_stores {
     };
 }
 
-/// A code of the same length as `code` that differs from it in every digit.
 /// A loopback port nothing listens on (bound, read, released).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -630,6 +629,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A code of the same length as `code` that differs from it in every digit.
 pub fn wrong_code(code: &str) -> String {
     code.chars()
         .map(|c| if c == '0' { '1' } else { '0' })

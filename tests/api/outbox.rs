@@ -137,6 +137,7 @@ both_stores!(
         let garbage = Op::Put {
             key: bad,
             expected: version,
+            version: chatgate::store::fresh_version(),
             value: "{\"written by\": \"a future version\"".into(),
             ttl: Some(Duration::from_secs(600)),
         };

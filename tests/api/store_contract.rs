@@ -82,6 +82,7 @@ pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {
     Op::Put {
         key: key.into(),
         expected,
+        version: chatgate::store::fresh_version(),
         value: value.into(),
         ttl,
     }

@@ -41,6 +41,13 @@ local function expire_with_members(index, expiry)
   end
 end
 
+-- Indexes this commit changed (index key -> its expiry set's key): their
+-- lifetime is set once, after every op; dead members are pruned once per
+-- index. (Each op passes its keys anew, so one index may sit at several
+-- positions of KEYS: these go by name.)
+local touched = {}
+local pruned = {}
+
 for i = 1, n do
   local base = 5 * i - 4
   local kind = ARGV[base]
@@ -59,17 +66,20 @@ for i = 1, n do
     local member = ARGV[base + 2]
     redis.call('ZADD', key, ARGV[base + 3], member)
     redis.call('ZADD', expiry, now + tonumber(ARGV[base + 4]), member)
-    local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
-    if #dead > 0 then
-      redis.call('ZREM', key, unpack(dead))
-      redis.call('ZREM', expiry, unpack(dead))
+    if not pruned[key] then
+      pruned[key] = true
+      local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
+      if #dead > 0 then
+        redis.call('ZREM', key, unpack(dead))
+        redis.call('ZREM', expiry, unpack(dead))
+      end
     end
-    expire_with_members(key, expiry)
+    touched[key] = expiry
   elseif kind == 'R' then
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[base + 2])
     redis.call('ZREM', expiry, ARGV[base + 2])
-    expire_with_members(key, expiry)
+    touched[key] = expiry
   elseif kind == 'T' then
     local ttl = tonumber(ARGV[base + 4])
     local current = redis.call('PTTL', key)
@@ -78,5 +88,8 @@ for i = 1, n do
       redis.call('PEXPIRE', key, ttl)
     end
   end
+end
+for index, expiry in pairs(touched) do
+  expire_with_members(index, expiry)
 end
 return 0

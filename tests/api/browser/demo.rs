@@ -139,8 +139,7 @@ async fn a_customer_signs_in_or_types_a_code_in_the_demo_chat_and_the_console_sh
     b.click("#composer button[type=submit]").await;
     say_in_log(&b, "verified ✓", Duration::from_secs(2)).await;
 
-    let errors = b.errors().await;
-    assert!(errors.is_empty(), "script errors: {errors:?}");
+    b.assert_no_script_errors().await;
     demo.stop().await;
     b.close().await;
 }

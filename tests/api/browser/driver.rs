@@ -192,6 +192,12 @@ impl Browser {
             .collect()
     }
 
+    /// Fails the test if the page raised a script error (see [`Self::errors`]).
+    pub async fn assert_no_script_errors(&self) {
+        let errors = self.errors().await;
+        assert!(errors.is_empty(), "script errors: {errors:?}");
+    }
+
     /// The URL of every request the browser sent so far (network log).
     pub async fn request_urls(&self) -> Vec<String> {
         self.log("performance")

@@ -105,8 +105,7 @@ async fn the_console_pages_newest_first_and_filters_by_status_and_channel() {
         )
         .await;
     assert_eq!(fits, json!(true), "no horizontal scrolling at 360 px");
-    let errors = b.errors().await;
-    assert!(errors.is_empty(), "script errors: {errors:?}");
+    b.assert_no_script_errors().await;
     b.close().await;
 }
 

@@ -55,7 +55,6 @@ async fn the_console_resumes_the_event_stream_with_last_event_id_after_a_cut() {
         )
         .await;
     }
-    let errors = b.errors().await;
-    assert!(errors.is_empty(), "script errors: {errors:?}");
+    b.assert_no_script_errors().await;
     b.close().await;
 }

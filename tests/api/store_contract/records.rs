@@ -43,6 +43,15 @@ pub async fn put_get_versions(s: SharedStore) {
     ];
     assert_eq!(got, expected);
     assert_eq!(commit(&s, vec![]).await, Commit::Applied);
+    // A record has the version its Put named (so a writer knows what it
+    // wrote without reading it back).
+    let named = store::fresh_version();
+    let mut op = put("{t}:a", v2, "[3]", Some(LONG));
+    if let Op::Put { version, .. } = &mut op {
+        *version = named;
+    }
+    assert_eq!(commit(&s, vec![op]).await, Commit::Applied);
+    assert_eq!(read(&s, "{t}:a").await, Some((named, "[3]".into())));
 }
 
 pub async fn stale_version_and_put_if_absent_conflict(s: SharedStore) {
