@@ -156,7 +156,7 @@ async fn verify(
 /// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).
 #[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", operation_id = "reveal_code", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
-    responses((status = 200, body = RevealedCode), ApiKeyErrors, E403, E404, E409, E410, E422))]
+    responses((status = 200, body = RevealedCode), ApiKeyErrors, E403, E404, E409, E410, E422, E423))]
 async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,

@@ -601,6 +601,31 @@ both_stores!(agent_reveal_where_allowed, |mut app: TestApp| async move {
             .status(),
         200
     );
+
+    // A locked subject's code is not shown either: 423, as its verify is.
+    let id = app.new_interaction().await;
+    let reveal = |cid: String| {
+        let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
+        app.request(Method::GET, &path, Some(&app.keys.agent))
+            .send()
+    };
+    let mut last = None;
+    'lock: for _ in 0..2 {
+        let c = start_ok(&app, &id, json!({"method": "otp", "delivery": "agent"})).await;
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let r: Value = reveal(cid.clone()).await.unwrap().json().await.unwrap();
+        let code = r["code"].as_str().unwrap();
+        for _ in 0..3 {
+            let res = app.verify_code(&id, &cid, &wrong(code)).await;
+            if res.status() == 423 {
+                last = Some(cid);
+                break 'lock;
+            }
+            assert_problem(res, 401, "invalid_code").await;
+        }
+    }
+    let cid = last.expect("five wrong codes lock the subject");
+    assert_problem(reveal(cid).await.unwrap(), 423, "locked").await;
 });
 
 both_stores!(
