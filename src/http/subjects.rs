@@ -6,7 +6,7 @@ use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::extract::{empty_body, NoQuery, Now, PathParam};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E404, E422};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::subject::SubjectView;
@@ -22,7 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/v1/subjects/{subject}", operation_id = "read_subject", tag = "subjects", security(("api_key" = [])),
     params(("subject" = super::openapi::CustomerRefText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
-    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E422))]
+    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E404, E422))]
 async fn read(
     State(st): State<AppState>,
     Now(now): Now,
@@ -41,7 +41,7 @@ async fn read(
     params(("subject" = super::openapi::CustomerRefText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
-    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, JsonBodyErrors))]
+    responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
