@@ -41,11 +41,19 @@ local function expire_with_members(index, expiry)
   end
 end
 
--- Indexes this commit changed (index key -> its expiry set's key): their
--- lifetime is set once, after every op; dead members are pruned once per
--- index. (Each op passes its keys anew, so one index may sit at several
--- positions of KEYS: these go by name.)
+-- Indexes this commit changed, by name (each op passes its keys anew, so
+-- one index may sit at several positions of KEYS): index key -> its expiry
+-- set (`touched`), whether to recompute its lifetime (`full`) and the
+-- latest expiry this commit gave one of its members (`latest`). While every
+-- op on an index only raised its members' expiries, its longest-lived
+-- member is the old one or the latest raised, so the lifetime is set with
+-- PEXPIREAT GT; a new member (the key may be new, with no lifetime yet), an
+-- expiry moved earlier or a removal recompute it from the longest-lived
+-- member. Dead members are pruned once per index, when it gains a member
+-- (only that makes it grow).
 local touched = {}
+local full = {}
+local latest = {}
 local pruned = {}
 
 for i = 1, n do
@@ -64,32 +72,44 @@ for i = 1, n do
   elseif kind == 'A' then
     local expiry = KEYS[k + 1]
     local member = ARGV[base + 2]
-    redis.call('ZADD', key, ARGV[base + 3], member)
-    redis.call('ZADD', expiry, now + tonumber(ARGV[base + 4]), member)
-    if not pruned[key] then
-      pruned[key] = true
-      local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
-      if #dead > 0 then
-        redis.call('ZREM', key, unpack(dead))
-        redis.call('ZREM', expiry, unpack(dead))
+    local at = now + tonumber(ARGV[base + 4])
+    touched[key] = expiry
+    if redis.call('ZADD', key, ARGV[base + 3], member) == 1 then
+      full[key] = true
+      if not pruned[key] then
+        pruned[key] = true
+        local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
+        if #dead > 0 then
+          redis.call('ZREM', key, unpack(dead))
+          redis.call('ZREM', expiry, unpack(dead))
+        end
       end
     end
-    touched[key] = expiry
+    -- GT CH: 1 when the member is new or its expiry raised; otherwise it
+    -- had a later (or the same) one, which is moved here.
+    if redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
+      redis.call('ZADD', expiry, at, member)
+      full[key] = true
+    end
+    latest[key] = math.max(latest[key] or 0, at)
   elseif kind == 'R' then
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[base + 2])
     redis.call('ZREM', expiry, ARGV[base + 2])
     touched[key] = expiry
+    full[key] = true
   elseif kind == 'T' then
-    local ttl = tonumber(ARGV[base + 4])
-    local current = redis.call('PTTL', key)
-    -- Only a record that exists and would expire sooner (-1: no TTL, keep).
-    if current >= 0 and current < ttl then
-      redis.call('PEXPIRE', key, ttl)
-    end
+    -- Only a record that exists and would expire sooner (GT: a key
+    -- without a TTL counts as never expiring, and keeps none).
+    redis.call('PEXPIRE', key, ARGV[base + 4], 'GT')
   end
 end
 for index, expiry in pairs(touched) do
-  expire_with_members(index, expiry)
+  if full[index] then
+    expire_with_members(index, expiry)
+  else
+    redis.call('PEXPIREAT', index, latest[index], 'GT')
+    redis.call('PEXPIREAT', expiry, latest[index], 'GT')
+  end
 end
 return 0

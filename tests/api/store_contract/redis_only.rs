@@ -89,7 +89,7 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
 }
 
 #[tokio::test]
-async fn index_ttl_is_raised_never_lowered() {
+async fn index_ttl_follows_its_longest_lived_member() {
     let Some((store, prefix)) = redis_store().await else {
         return;
     };
@@ -108,6 +108,23 @@ async fn index_ttl_is_raised_never_lowered() {
         .await
         .unwrap();
     assert!(prefix.pttl(&prefix.physical("{t}:idx")) > 80_000, "raised");
+    // Re-adding a member that is already there raises the index and its
+    // expiry set with it; moving the longest-lived one earlier lowers both
+    // to the next longest-lived (c, 90 s).
+    let lifetimes = || ["{t}:idx", "{t}:idx:exp"].map(|k| prefix.pttl(&prefix.physical(k)));
+    s.commit(vec![index_add("{t}:idx", "a", 1, Duration::from_secs(120))])
+        .await
+        .unwrap();
+    let t = lifetimes();
+    assert!(t.iter().all(|t| *t > 110_000), "raised by a re-add: {t:?}");
+    s.commit(vec![index_add("{t}:idx", "a", 1, Duration::from_secs(40))])
+        .await
+        .unwrap();
+    let t = lifetimes();
+    assert!(
+        t.iter().all(|t| (60_000..=90_000).contains(t)),
+        "lowered to the next longest-lived: {t:?}"
+    );
     // An index some other writer left without TTL gets one.
     prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
     assert_eq!(prefix.pttl(&prefix.physical("{t}:foreign")), -1);
