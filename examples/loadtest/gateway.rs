@@ -183,13 +183,14 @@ impl Running {
         made.collect().await
     }
 
-    /// Waits (at most 3 min) until the outbox is empty: seeding leaves an
-    /// event per interaction and a notice per login to deliver, work that
-    /// would otherwise run during the first scenarios.
+    /// Waits (at most 15 min: seeding 1 M live on Redis leaves ~1.5 M items)
+    /// until the outbox is empty: seeding leaves an event per interaction
+    /// and a notice per login to deliver, work that would otherwise run
+    /// during the first scenarios.
     pub async fn settle(&self) {
         let outbox = chatgate::store::keys::outbox("acme");
         let t0 = std::time::Instant::now();
-        while t0.elapsed() < std::time::Duration::from_secs(180) {
+        while t0.elapsed() < std::time::Duration::from_secs(900) {
             let left = self.gateway.store.index_desc(&outbox, None, 1).await;
             if left.is_ok_and(|l| l.is_empty()) {
                 eprintln!("outbox drained in {:.1} s", t0.elapsed().as_secs_f64());
@@ -197,7 +198,7 @@ impl Running {
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
-        eprintln!("outbox NOT drained after 180 s: the next figures carry its backlog");
+        eprintln!("outbox NOT drained after 900 s: the next figures carry its backlog");
     }
 
     /// A fresh login link's token for interaction `id`.
