@@ -418,6 +418,10 @@ mod tests {
     async fn expired_entries_are_dropped_by_later_commits() {
         let store = MemoryStore::new();
         let short = Duration::from_millis(1);
+        // k0 lives long enough to be written again below however slow this
+        // machine is (with 1 ms it sometimes expired first); its first
+        // deadline is due by the time the later commits run.
+        let first_k0 = Duration::from_millis(500);
         for i in 0..100 {
             let index = Op::IndexAdd {
                 key: format!("idx{i}"),
@@ -425,7 +429,8 @@ mod tests {
                 score: 1,
                 ttl: short,
             };
-            let ops = vec![put(format!("k{i}"), short), index];
+            let ttl = if i == 0 { first_k0 } else { short };
+            let ops = vec![put(format!("k{i}"), ttl), index];
             assert_eq!(store.commit(ops).await.ok(), Some(Commit::Applied));
         }
         let kept = put("kept".into(), Duration::from_secs(60));
@@ -441,7 +446,7 @@ mod tests {
             store.commit(vec![renewed]).await.ok(),
             Some(Commit::Applied)
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(first_k0 + Duration::from_millis(50)).await;
         let noop = || {
             vec![Op::IndexRemove {
                 key: "none".into(),
