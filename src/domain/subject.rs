@@ -340,6 +340,14 @@ mod tests {
         }
     }
 
+    /// [`lockout`] with another threshold.
+    fn lockout_at(threshold: u32) -> LockoutSettings {
+        LockoutSettings {
+            threshold,
+            ..lockout()
+        }
+    }
+
     #[test]
     fn threshold_minus_one_is_open_threshold_locks_for_duration() {
         let (l, o) = (lockout(), OtpSettings::default());
@@ -459,10 +467,7 @@ mod tests {
     /// late, never early.
     #[test]
     fn failures_under_a_high_threshold_are_bounded_and_counted_exactly() {
-        let l = LockoutSettings {
-            threshold: 1_000_000,
-            ..lockout()
-        };
+        let l = lockout_at(1_000_000);
         let o = OtpSettings::default();
         let ms = Timestamp::from_unix_millis;
         let start = t(0).unix_millis();
@@ -500,10 +505,7 @@ mod tests {
 
     #[test]
     fn a_threshold_beyond_the_exact_ones_still_locks_at_the_exact_failure() {
-        let l = LockoutSettings {
-            threshold: 200,
-            ..lockout()
-        };
+        let l = lockout_at(200);
         let o = OtpSettings::default();
         let mut s = SubjectRecord::new("x");
         for i in 0..199 {
