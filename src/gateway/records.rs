@@ -72,9 +72,10 @@ impl Pair {
     /// Whether the interaction is `team`'s and not forgotten at `now` (what
     /// [`Gateway::load_pair`] checks on a read), for records handed over.
     pub fn is_live(&self, team: &Team, now: Timestamp) -> bool {
-        self.interaction.value.as_ref().is_some_and(|rec| {
-            rec.team == team.id && !rec.is_forgotten(now, team.settings_for(&rec.channel))
-        })
+        self.interaction
+            .value
+            .as_ref()
+            .is_some_and(|rec| is_live(rec, team, now))
     }
 
     /// The subject record, or a fresh one for a subject never seen.
@@ -86,6 +87,12 @@ impl Pair {
             .clone()
             .unwrap_or_else(|| SubjectRecord::new(&rec.subject())))
     }
+}
+
+/// Whether `rec` is `team`'s and not forgotten at `now`: a read of anything
+/// else answers `NotFound`.
+fn is_live(rec: &InteractionRecord, team: &Team, now: Timestamp) -> bool {
+    rec.team == team.id && !rec.is_forgotten(now, team.settings_for(&rec.channel))
 }
 
 impl Gateway {
@@ -100,7 +107,7 @@ impl Gateway {
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));
         };
-        if rec.team != team.id || rec.is_forgotten(now, team.settings_for(&rec.channel)) {
+        if !is_live(rec, team, now) {
             return Err(Error::NotFound("no such interaction"));
         }
         let skey = keys::subject(&team.id, &rec.subject());
