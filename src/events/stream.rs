@@ -4,7 +4,9 @@
 //!
 //! The live subscription is taken before the history is read, so nothing
 //! falls between the two; live entries at or before the last one delivered
-//! are dropped. A reader that falls [`LIVE_BUFFER`](super::log::LIVE_BUFFER)
+//! are dropped, and so is an event delivered already under another id (the
+//! Redis log's appends are at-least-once: a batch whose answer was lost
+//! when Redis went away is appended again once it is back). A reader that falls [`LIVE_BUFFER`](super::log::LIVE_BUFFER)
 //! entries behind (a slow client) is ended, and so is every reader when the
 //! server shuts down: the client resumes with its last id.
 use std::collections::VecDeque;
@@ -17,6 +19,9 @@ use super::log::{EventLog, LogEntry, LogError, LogId};
 
 /// Entries read from the history at a time.
 const PAGE: usize = 200;
+/// How many of the last events delivered a reader remembers, to drop a
+/// repeat (an append retried after an outage follows its first soon).
+const RECENT: usize = 256;
 
 /// Where a reader starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +67,8 @@ struct Reader {
     phase: Phase,
     pending: VecDeque<LogEntry>,
     last: Option<LogId>,
+    /// The ids of the last [`RECENT`] events delivered.
+    recent: VecDeque<uuid::Uuid>,
     live: broadcast::Receiver<LogEntry>,
     closing: watch::Receiver<bool>,
 }
@@ -87,6 +94,7 @@ pub fn entries(
         phase,
         pending: VecDeque::new(),
         last: None,
+        recent: VecDeque::with_capacity(RECENT),
         live,
         closing,
     };
@@ -97,14 +105,29 @@ pub fn entries(
 }
 
 impl Reader {
+    /// Notes `entry` as delivered; false when its event was already.
+    fn first_time(&mut self, entry: &LogEntry) -> bool {
+        self.last = Some(entry.id);
+        if self.recent.contains(&entry.event.id) {
+            return false;
+        }
+        if self.recent.len() == RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(entry.event.id);
+        true
+    }
+
     async fn next(&mut self) -> Option<LogEntry> {
         loop {
             if *self.closing.borrow() {
                 return None;
             }
             if let Some(entry) = self.pending.pop_front() {
-                self.last = Some(entry.id);
-                return Some(entry);
+                if self.first_time(&entry) {
+                    return Some(entry);
+                }
+                continue;
             }
             match self.phase {
                 Phase::History { after } => {
@@ -134,8 +157,9 @@ impl Reader {
                     match received {
                         Ok(entry) if self.last.is_some_and(|l| entry.id <= l) => {}
                         Ok(entry) => {
-                            self.last = Some(entry.id);
-                            return Some(entry);
+                            if self.first_time(&entry) {
+                                return Some(entry);
+                            }
                         }
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             metrics::counter!("chatgate_event_streams_dropped_total").increment(1);
@@ -183,6 +207,29 @@ mod tests {
         let got: Vec<LogId> = s.by_ref().take(3).map(|e| e.id).collect().await;
         assert_eq!(got[..2], [all[1].id, all[2].id]);
         assert!(got[2] > all[2].id);
+    }
+
+    #[tokio::test]
+    async fn an_event_the_log_holds_twice_is_delivered_once() {
+        let log: Arc<dyn EventLog> = Arc::new(MemoryLog::new());
+        let (_tx, closing) = watch::channel(false);
+        let (a, b) = (event(), event());
+        // Live: the repeat comes under a later id.
+        let mut s = Box::pin(entries(
+            Arc::clone(&log),
+            "acme",
+            Start::Live,
+            closing.clone(),
+        ));
+        for e in [&a, &a, &b] {
+            log.append(Arc::clone(e));
+        }
+        let got: Vec<_> = s.by_ref().take(2).map(|e| e.event.id).collect().await;
+        assert_eq!(got, [a.id, b.id]);
+        // From the history, likewise.
+        let mut h = Box::pin(entries(Arc::clone(&log), "acme", Start::Oldest, closing));
+        let got: Vec<_> = h.by_ref().take(2).map(|e| e.event.id).collect().await;
+        assert_eq!(got, [a.id, b.id]);
     }
 
     #[tokio::test]
