@@ -1,6 +1,7 @@
 //! Criterion micro-benchmarks of the pure functions on the hot paths: login
 //! token sign/verify, Standard Webhooks signature verify, code hash, API key
-//! hash, and an interaction record's JSON encode/decode.
+//! hash, an interaction record's JSON encode/decode, finding the companion
+//! a stored record names, and reading an outbox item.
 //! Run: `cargo bench --bench hot_paths` (the load test is `examples/loadtest`).
 use std::path::Path;
 
@@ -9,6 +10,8 @@ use chatgate::domain::login_token::{self, LoginClaims, Stage};
 use chatgate::domain::otp;
 use chatgate::domain::secrets::{ApiKeyHash, Pepper};
 use chatgate::domain::webhook_sig;
+use chatgate::events::{Event, EventType};
+use chatgate::gateway::{OutboxItem, Task};
 use chatgate::time::{Clock, SystemClock};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use uuid::Uuid;
@@ -80,6 +83,32 @@ fn hot_paths(c: &mut Criterion) {
     });
     c.bench_function("InteractionRecord decode", |b| {
         b.iter(|| serde_json::from_str::<InteractionRecord>(black_box(&json)))
+    });
+
+    // As the gateway stores it: the record, then its subject's key last.
+    let body = json.strip_suffix('}').expect("an object");
+    let stored = format!(
+        r#"{body},"companion":"{{acme}}:s:interaction:{}"}}"#,
+        rec.id
+    );
+    c.bench_function("companion_of (stored interaction)", |b| {
+        b.iter(|| chatgate::store::companion_of(black_box(&stored)))
+    });
+    // The same member first: the whole record is parsed.
+    let first = format!(
+        r#"{{"companion":"{{acme}}:s:interaction:{}",{}"#,
+        rec.id,
+        &json[1..]
+    );
+    c.bench_function("companion_of (parsed)", |b| {
+        b.iter(|| chatgate::store::companion_of(black_box(&first)))
+    });
+
+    let data = serde_json::json!({ "interaction": serde_json::from_str::<serde_json::Value>(&json).expect("json") });
+    let event = Event::new(EventType::ChallengeFailed, now, "acme", data);
+    let item = serde_json::to_string(&OutboxItem::new(Task::Event { event }, now)).expect("item");
+    c.bench_function("OutboxItem decode (event)", |b| {
+        b.iter(|| serde_json::from_str::<OutboxItem>(black_box(&item)))
     });
 }
 

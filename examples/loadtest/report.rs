@@ -73,6 +73,8 @@ pub struct Row {
     pub store: String,
     pub outcome: Outcome,
     pub ceiling: Option<String>,
+    /// The ceiling's req/s, measured right before this row.
+    pub ceiling_req_per_s: Option<f64>,
     pub ratio: Option<f64>,
     pub target: Option<Target>,
     pub pass: Option<bool>,
@@ -85,6 +87,7 @@ impl Row {
             store: store.into(),
             outcome,
             ceiling: None,
+            ceiling_req_per_s: None,
             ratio: None,
             target: None,
             pass: None,
@@ -115,6 +118,7 @@ impl Row {
             store: store.into(),
             outcome,
             ceiling: Some(ceiling.0.into()),
+            ceiling_req_per_s: Some(ceiling.1),
             ratio: Some(ratio),
             target: Some(target),
             pass,
@@ -200,24 +204,34 @@ impl Report {
             self.conns, self.warmup_s, self.duration_s, self.loadavg_start, self.loadavg_end
         );
         println!(
-            "| {:<44} | {:<6} | {:>8} | {:>7} | {:>7} | {:>9} | {:>6} | {:<22} | {:<4} |",
-            "figure", "store", "req/s", "p50 ms", "p99 ms", "answers", "ratio", "target", "pass"
+            "| {:<44} | {:<6} | {:>8} | {:>7} | {:>7} | {:>9} | {:>8} | {:>6} | {:<22} | {:<4} |",
+            "figure",
+            "store",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "answers",
+            "ceiling",
+            "ratio",
+            "target",
+            "pass"
         );
         println!(
-            "|{:-<46}|{:-<8}|{:->10}|{:->9}|{:->9}|{:->11}|{:->8}|{:-<24}|{:-<6}|",
-            "", "", "", "", "", "", "", "", ""
+            "|{:-<46}|{:-<8}|{:->10}|{:->9}|{:->9}|{:->11}|{:->10}|{:->8}|{:-<24}|{:-<6}|",
+            "", "", "", "", "", "", "", "", "", ""
         );
         for r in &self.rows {
             let o = &r.outcome;
             let dry = if o.ran_dry { "*" } else { "" };
             println!(
-                "| {:<44} | {:<6} | {:>8.0} | {:>7.2} | {:>7.2} | {:>9} | {:>6} | {:<22} | {:<4} |",
+                "| {:<44} | {:<6} | {:>8.0} | {:>7.2} | {:>7.2} | {:>9} | {:>8} | {:>6} | {:<22} | {:<4} |",
                 format!("{}{dry}", r.name),
                 r.store,
                 o.req_per_s,
                 o.p50_ms,
                 o.p99_ms,
                 answers(o),
+                r.ceiling_req_per_s.map_or("-".into(), |c| format!("{c:.0}")),
                 r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
                 r.target.map_or("ceiling".into(), |t| t.text()),
                 match r.pass {
