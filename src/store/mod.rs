@@ -115,12 +115,32 @@ pub struct WithCompanion {
 }
 
 /// The companion a record's JSON names, if any.
+///
+/// Read on every read of an interaction (under the memory store's lock),
+/// so the gateway's own records are read without parsing them: it writes
+/// the companion as their last member (`…,"companion":"<key>"}`, see
+/// `gateway::records`). That tail is exact: the last `,"companion":"` of a
+/// document that ends `"}`, followed by no quote or backslash, can only be
+/// a member of the outermost object (inside a string every quote is
+/// escaped; a nested object would end with another `}`). Anything else —
+/// a key with escapes in it, another writer's order — is parsed.
 pub fn companion_of(json: &str) -> Option<String> {
+    if let Some(key) = trailing_companion(json) {
+        return Some(key.to_owned());
+    }
     #[derive(serde::Deserialize)]
     struct Named {
         companion: Option<String>,
     }
     serde_json::from_str::<Named>(json).ok()?.companion
+}
+
+/// The companion written last, without escapes, if the record ends so.
+fn trailing_companion(json: &str) -> Option<&str> {
+    const MEMBER: &str = ",\"companion\":\"";
+    let body = json.trim_end().strip_suffix("\"}")?;
+    let key = &body[body.rfind(MEMBER)? + MEMBER.len()..];
+    (!key.contains(['"', '\\'])).then_some(key)
 }
 
 /// One entry of a sorted index.
@@ -230,5 +250,34 @@ where
             return Ok(done);
         }
         backoff.wait().await?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_companion_is_read_from_the_tail_or_parsed() {
+        let named = r#"{"id":"x","customer":{"companion":"nested"},"companion":"{acme}:s:cust-1"}"#;
+        assert_eq!(trailing_companion(named), Some("{acme}:s:cust-1"));
+        assert_eq!(companion_of(named).as_deref(), Some("{acme}:s:cust-1"));
+        // An escaped key is parsed, and unescaped.
+        let escaped = r#"{"id":"x","companion":"{acme}:s:a\"b"}"#;
+        assert_eq!(trailing_companion(escaped), None);
+        assert_eq!(companion_of(escaped).as_deref(), Some(r#"{acme}:s:a"b"#));
+        // Not last: parsed.
+        let first = r#"{"companion":"{acme}:s:c","id":"x"}"#;
+        assert_eq!(trailing_companion(first), None);
+        assert_eq!(companion_of(first).as_deref(), Some("{acme}:s:c"));
+        // Only a nested member of that name, at the end: none.
+        let nested = r#"{"id":"x","customer":{"id":"a","companion":"b"}}"#;
+        assert_eq!(trailing_companion(nested), None);
+        assert_eq!(companion_of(nested), None);
+        // The text inside a string value is not a member.
+        let quoted = r#"{"id":"x","note":"a\",\"companion\":\"b"}"#;
+        assert_eq!(companion_of(quoted), None);
+        assert_eq!(companion_of("{}"), None);
+        assert_eq!(companion_of("not json"), None);
     }
 }
