@@ -68,9 +68,10 @@ impl Notice {
     }
 }
 
-/// What an item asks for.
+/// What an item asks for. Written `{"kind": "event", "event": …}` or
+/// `{"kind": "notice", "notice": …, …}`; read through [`RawTask`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawTask")]
 pub enum Task {
     /// Publish the event (live stream, history) and POST it to the team's webhook.
     Event { event: Event },
@@ -84,6 +85,57 @@ pub enum Task {
         #[serde(default)]
         contact: Contact,
     },
+}
+
+/// A [`Task`] as read: the same members, one flat struct. (serde reads an
+/// internally tagged enum by buffering the whole object first and reading
+/// it again; the dispatcher reads every item it delivers.)
+#[derive(Deserialize)]
+struct RawTask {
+    kind: TaskKind,
+    event: Option<Event>,
+    notice: Option<Notice>,
+    interaction_id: Option<Uuid>,
+    channel: Option<String>,
+    conversation_id: Option<String>,
+    #[serde(default)]
+    contact: Contact,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TaskKind {
+    Event,
+    Notice,
+}
+
+impl TryFrom<RawTask> for Task {
+    type Error = &'static str;
+
+    fn try_from(raw: RawTask) -> Result<Self, Self::Error> {
+        match raw.kind {
+            TaskKind::Event => Ok(Task::Event {
+                event: raw.event.ok_or("an event task without its event")?,
+            }),
+            TaskKind::Notice => match (
+                raw.notice,
+                raw.interaction_id,
+                raw.channel,
+                raw.conversation_id,
+            ) {
+                (Some(notice), Some(interaction_id), Some(channel), Some(conversation_id)) => {
+                    Ok(Task::Notice {
+                        notice,
+                        interaction_id,
+                        channel,
+                        conversation_id,
+                        contact: raw.contact,
+                    })
+                }
+                _ => Err("a notice task without its notice, interaction or chat"),
+            },
+        }
+    }
 }
 
 /// One item of the outbox. Holds no code, PIN, token or key.
@@ -507,4 +559,54 @@ async fn post_event(
         format!("answered HTTP {}", status.as_u16()),
         retry_after,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::EventType;
+
+    #[test]
+    fn tasks_read_back_as_written_and_incomplete_ones_are_refused() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let event = Event::new(
+            EventType::ChallengeFailed,
+            now,
+            "acme",
+            serde_json::json!({"interaction": {"id": "x"}}),
+        );
+        let notice = Task::Notice {
+            notice: Notice::Expired,
+            interaction_id: Uuid::now_v7(),
+            channel: "webchat".into(),
+            conversation_id: "c-1".into(),
+            contact: Contact {
+                phone: Some("+15550100".into()),
+                email: None,
+            },
+        };
+        for task in [Task::Event { event }, notice] {
+            let item = OutboxItem::new(task, now);
+            let json = serde_json::to_string(&item).unwrap();
+            let back: OutboxItem = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+        }
+        let written = serde_json::to_value(Task::Notice {
+            notice: Notice::Authenticated,
+            interaction_id: Uuid::nil(),
+            channel: "sms".into(),
+            conversation_id: "c".into(),
+            contact: Contact::default(),
+        })
+        .unwrap();
+        assert_eq!(written["kind"], "notice");
+        assert_eq!(written["notice"], "authenticated");
+        for bad in [
+            r#"{"kind":"event"}"#,
+            r#"{"kind":"notice","notice":"expired","channel":"sms","conversation_id":"c"}"#,
+            r#"{"kind":"other"}"#,
+        ] {
+            assert!(serde_json::from_str::<Task>(bad).is_err(), "{bad}");
+        }
+    }
 }
