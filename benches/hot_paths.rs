@@ -12,6 +12,8 @@ use chatgate::domain::secrets::{ApiKeyHash, Pepper};
 use chatgate::domain::webhook_sig;
 use chatgate::events::{Event, EventType};
 use chatgate::gateway::{OutboxItem, Task};
+use chatgate::store::memory::MemoryStore;
+use chatgate::store::{Op, Store};
 use chatgate::time::{Clock, SystemClock};
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use uuid::Uuid;
@@ -109,6 +111,30 @@ fn hot_paths(c: &mut Criterion) {
     let item = serde_json::to_string(&OutboxItem::new(Task::Event { event }, now)).expect("item");
     c.bench_function("OutboxItem decode (event)", |b| {
         b.iter(|| serde_json::from_str::<OutboxItem>(black_box(&item)))
+    });
+
+    // What a write does to the team's listing and due indexes: moves one
+    // member of each, among 50 k.
+    let store = MemoryStore::new();
+    let members: Vec<String> = (0..50_000).map(|_| Uuid::now_v7().to_string()).collect();
+    let moves = |member: &str, score: i64| {
+        ["{acme}:idx", "{acme}:due"].map(|key| Op::IndexAdd {
+            key: key.into(),
+            member: member.into(),
+            score,
+            ttl: std::time::Duration::from_secs(3600),
+        })
+    };
+    for (i, m) in members.iter().enumerate() {
+        futures::executor::block_on(store.commit(moves(m, i as i64).to_vec())).expect("commit");
+    }
+    let mut n = members.len();
+    c.bench_function("MemoryStore commit: two index moves among 50 k", |b| {
+        b.iter(|| {
+            n += 1;
+            let ops = moves(&members[n % members.len()], n as i64).to_vec();
+            futures::executor::block_on(store.commit(ops))
+        })
     });
 }
 

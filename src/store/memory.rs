@@ -50,49 +50,57 @@ const PRUNE: usize = 32;
 /// A sorted index whose members expire one by one: each lives for the TTL of
 /// its last add, writes drop a few whose time is up, and the index itself
 /// lives as long as its longest-lived member.
+///
+/// A member's name is kept once and shared by its three entries (`Arc`):
+/// an add allocates it once, a move or a removal not at all.
 #[derive(Debug, Default)]
 struct Index {
-    ordered: BTreeSet<(i64, String)>,
+    ordered: BTreeSet<(i64, Arc<str>)>,
     /// member → (score, expiry).
-    members: HashMap<String, (i64, Instant)>,
-    by_expiry: BTreeSet<(Instant, String)>,
+    members: HashMap<Arc<str>, (i64, Instant)>,
+    by_expiry: BTreeSet<(Instant, Arc<str>)>,
     /// The deadline this index has in the heap, if any.
     scheduled: Option<Instant>,
 }
 
 impl Index {
     fn add(&mut self, member: String, score: i64, expires_at: Instant, now: Instant) {
-        self.remove(&member);
-        self.ordered.insert((score, member.clone()));
-        self.by_expiry.insert((expires_at, member.clone()));
+        let member: Arc<str> = match self.remove(&member) {
+            Some(kept) => kept,
+            None => member.into(),
+        };
+        self.ordered.insert((score, Arc::clone(&member)));
+        self.by_expiry.insert((expires_at, Arc::clone(&member)));
         self.members.insert(member, (score, expires_at));
         self.prune(now);
     }
 
-    fn remove(&mut self, member: &str) {
-        if let Some((score, expires_at)) = self.members.remove(member) {
-            self.ordered.remove(&(score, member.to_owned()));
-            self.by_expiry.remove(&(expires_at, member.to_owned()));
-        }
+    /// Removes `member`; its shared name, if it was there.
+    fn remove(&mut self, member: &str) -> Option<Arc<str>> {
+        let (name, (score, expires_at)) = self.members.remove_entry(member)?;
+        self.ordered.remove(&(score, Arc::clone(&name)));
+        self.by_expiry.remove(&(expires_at, Arc::clone(&name)));
+        Some(name)
     }
 
     /// Moves `member` to `score`, keeping its expiry.
     fn rescore(&mut self, member: &str, score: i64) {
-        if let Some((old, _)) = self.members.get_mut(member) {
-            self.ordered.remove(&(*old, member.to_owned()));
-            *old = score;
-            self.ordered.insert((score, member.to_owned()));
+        if let Some((name, entry)) = self.members.get_key_value(member) {
+            let (name, (old, expires_at)) = (Arc::clone(name), *entry);
+            self.ordered.remove(&(old, Arc::clone(&name)));
+            self.ordered.insert((score, Arc::clone(&name)));
+            self.members.insert(name, (score, expires_at));
         }
     }
 
     /// Drops up to [`PRUNE`] members whose time is up.
     fn prune(&mut self, now: Instant) {
-        let dead: Vec<String> = self
+        let dead: Vec<Arc<str>> = self
             .by_expiry
             .iter()
             .take_while(|(at, _)| !live(Some(*at), now))
             .take(PRUNE)
-            .map(|(_, m)| m.clone())
+            .map(|(_, m)| Arc::clone(m))
             .collect();
         for m in dead {
             self.remove(&m);
@@ -352,14 +360,16 @@ impl Store for MemoryStore {
         let Some(index) = state.index(key, now) else {
             return Ok(Vec::new());
         };
-        let upper = before.map_or(Bound::Unbounded, Bound::Excluded);
+        let upper = before.map_or(Bound::Unbounded, |(score, member)| {
+            Bound::Excluded((score, Arc::from(member)))
+        });
         let entries = index
             .ordered
             .range((Bound::Unbounded, upper))
             .rev()
             .take(limit);
         let entries = entries.map(|(score, member)| IndexEntry {
-            member: member.clone(),
+            member: member.to_string(),
             score: *score,
         });
         Ok(entries.collect())
@@ -383,7 +393,7 @@ impl Store for MemoryStore {
             .take_while(|(score, _)| *score <= max_score)
             .take(limit)
             .map(|(score, member)| IndexEntry {
-                member: member.clone(),
+                member: member.to_string(),
                 score: *score,
             })
             .collect();
