@@ -122,11 +122,18 @@ pub struct WithCompanion {
 /// `gateway::records`). That tail is exact: the last `,"companion":"` of a
 /// document that ends `"}`, followed by no quote or backslash, can only be
 /// a member of the outermost object (inside a string every quote is
-/// escaped; a nested object would end with another `}`). Anything else —
-/// a key with escapes in it, another writer's order — is parsed.
+/// escaped; a nested object would end with another `}`). A record whose
+/// text holds neither the word nor a `\u` escape (the only way to spell
+/// it otherwise) names none: the Redis store asks this of every record it
+/// writes (subjects, outbox items, links), which are not parsed for it.
+/// Anything else — a key with escapes in it, another writer's order — is
+/// parsed.
 pub fn companion_of(json: &str) -> Option<String> {
     if let Some(key) = trailing_companion(json) {
         return Some(key.to_owned());
+    }
+    if !json.contains("companion") && !json.contains("\\u") {
+        return None;
     }
     #[derive(serde::Deserialize)]
     struct Named {
@@ -278,6 +285,10 @@ mod tests {
         let quoted = r#"{"id":"x","note":"a\",\"companion\":\"b"}"#;
         assert_eq!(companion_of(quoted), None);
         assert_eq!(companion_of("{}"), None);
+        // Spelled with an escape: found by parsing.
+        let spelled = r#"{"id":"x","\u0063ompanion":"{acme}:s:e","n":1}"#;
+        assert_eq!(companion_of(spelled).as_deref(), Some("{acme}:s:e"));
+        assert_eq!(companion_of(r#"{"kind":"event","n":1}"#), None);
         assert_eq!(companion_of("not json"), None);
     }
 }
