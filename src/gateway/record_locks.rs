@@ -15,7 +15,10 @@
 //! other on the store's connection without a round trip in between.
 //! Compare-and-set still checks everything handed over: a commit that did
 //! not apply, or a record another instance changed meanwhile, makes the
-//! next commit conflict, and that unit of work reads afresh.
+//! next commit conflict, and that unit of work reads afresh. A unit of work
+//! that writes nothing on what it was handed gives its turn up at once,
+//! handing the same records on, and confirms its answer on a read of its
+//! own outside the line.
 //!
 //! Entries live in a sharded map only while someone holds or waits for
 //! them (what they hand over goes with them). A wait longer than

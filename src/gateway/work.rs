@@ -8,6 +8,7 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use super::outbox::{enqueue, Notice, OutboxItem, Task};
+use super::record_locks::Turn;
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
@@ -187,17 +188,26 @@ impl Gateway {
         // one hands over what it committed, so this one need not read it.
         let mut turn = Some(self.record_locks.turn(id).await);
         let mut backoff = Backoff::default();
-        // After a conflict on handed records: read afresh, whatever is handed.
+        // After a conflict on handed records, or when they proved behind the
+        // store: read afresh, whatever is handed.
         let mut read_afresh = false;
+        // Deciding once on a fresh read outside the line (see below).
+        let mut outside = false;
         loop {
             // After a conflict, in line again.
-            if turn.is_none() {
+            if turn.is_none() && !outside {
                 turn = Some(self.record_locks.turn(id).await);
             }
             // Records handed over are only as current as this instance
             // knows: a decision on them counts only when it commits (the
             // versions are checked then). Any other outcome — an error, an
-            // answer without a write — is decided again on a fresh read.
+            // answer without a write — is decided again on a fresh read,
+            // and that read needs no turn: what it answers it answers
+            // without writing, so the turn (with what was handed, still what
+            // this instance last committed) goes to the next in line at
+            // once. A burst of callbacks on links already used or pushed out
+            // thus reads the store side by side, not one round trip after
+            // the other in line.
             let handed = turn.as_mut().and_then(|t| t.take_handed());
             let (pair, handed) = match handed {
                 Some(p) if !read_afresh && p.is_live(team, now) => (p, true),
@@ -217,7 +227,10 @@ impl Gateway {
                 notices: Vec::new(),
             };
             let step = match decide(&mut w).await {
-                Err(_) if handed => continue,
+                Err(_) if handed => {
+                    outside = pass_turn(&mut turn, pair);
+                    continue;
+                }
                 step => step?,
             };
             let (value, write) = match step {
@@ -232,6 +245,15 @@ impl Gateway {
                 Step::Answer(v) => (v, false),
             };
             if handed && !write {
+                outside = pass_turn(&mut turn, pair);
+                continue;
+            }
+            if write && outside {
+                // The fresh read outside the line wants to write where the
+                // handed records did not: they were behind the store. In
+                // line again, on fresh reads from now on.
+                outside = false;
+                read_afresh = true;
                 continue;
             }
             // The subject as handed over may be behind another
@@ -301,6 +323,16 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Gives up the turn after a decision on handed records that wrote nothing,
+/// handing them on unchanged to the next in line; the caller decides again
+/// on a fresh read, outside the line (`true`).
+fn pass_turn(turn: &mut Option<Turn<'_, Pair>>, handed: Pair) -> bool {
+    if let Some(mut t) = turn.take() {
+        t.hand_over(handed);
+    }
+    true
 }
 
 /// The interaction and its subject as the commit of `ops` leaves them:

@@ -1,8 +1,10 @@
 //! The round-trip budget of the hot paths: a status read is one store call,
 //! a login callback two (read, commit). Counted with a store wrapper, so it
-//! holds for Redis, where each call is one round trip.
-use std::sync::atomic::{AtomicUsize, Ordering};
+//! holds for Redis, where each call is one round trip. The same wrapper can
+//! slow reads down, to see which of them wait for one another.
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate::store::memory::MemoryStore;
@@ -14,14 +16,34 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+#[derive(Default)]
 struct Counting {
     inner: MemoryStore,
     calls: AtomicUsize,
+    /// Reads of a record (and its companion) take [`SLOW_READ`] when set.
+    slow_reads: AtomicBool,
+    reading: AtomicUsize,
+    most_reading: AtomicUsize,
 }
+
+/// Long enough for reads that may go side by side to overlap; short enough
+/// that a line of them stays within the record lock's longest wait (400 ms),
+/// past which a request goes ahead out of line.
+const SLOW_READ: Duration = Duration::from_millis(25);
 
 impl Counting {
     fn tick(&self) {
         self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    async fn maybe_slow(&self) {
+        if !self.slow_reads.load(Ordering::SeqCst) {
+            return;
+        }
+        let now = self.reading.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_reading.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(SLOW_READ).await;
+        self.reading.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -51,6 +73,7 @@ impl Store for Counting {
     }
     async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
         self.tick();
+        self.maybe_slow().await;
         self.inner.get_with_companion(key).await
     }
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
@@ -86,10 +109,7 @@ impl Store for Counting {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_read_is_one_round_trip_and_callback_two() {
-    let counting = Arc::new(Counting {
-        inner: MemoryStore::new(),
-        calls: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting::default());
     let store: SharedStore = counting.clone();
     let app = spawn_with(
         Backend::Memory,
@@ -141,10 +161,7 @@ async fn status_read_is_one_round_trip_and_callback_two() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_changes_nothing_is_not_written() {
-    let counting = Arc::new(Counting {
-        inner: MemoryStore::new(),
-        calls: AtomicUsize::new(0),
-    });
+    let counting = Arc::new(Counting::default());
     let store: SharedStore = counting.clone();
     let app = spawn_with(
         Backend::Memory,
@@ -169,5 +186,52 @@ async fn a_change_that_changes_nothing_is_not_written() {
         counting.calls.load(Ordering::SeqCst) - before,
         1,
         "a logout with nothing to end is one read"
+    );
+}
+
+/// Requests on one interaction queue behind each other in this process (so
+/// that concurrent writes do not retry against each other), but a request
+/// that only refuses need not wait in that line for its read of the store:
+/// callbacks with a link already used, queued behind a write, each read
+/// the store as soon as its turn comes and goes, side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_callbacks_on_a_busy_interaction_read_side_by_side() {
+    let counting = Arc::new(Counting::default());
+    let store: SharedStore = counting.clone();
+    let app = spawn_with(
+        Backend::Memory,
+        Setup {
+            store: Some(store),
+            ..Setup::default()
+        },
+    )
+    .await
+    .unwrap();
+    let id = app.new_interaction().await;
+    let used = app.issue_link(&id, json!({})).await;
+    let used = used["token"].as_str().unwrap();
+    let res = app.callback(used, "success", json!({"id": "c-1"})).await;
+    assert_eq!(res.status(), 200);
+
+    counting.slow_reads.store(true, Ordering::SeqCst);
+    // A write holds the interaction's turn, reading; the refused callbacks
+    // queue behind it.
+    let issue = app.issue_link(&id, json!({}));
+    let refused = async {
+        while counting.reading.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        futures::future::join_all(
+            (0..8).map(|_| app.callback(used, "success", json!({"id": "c-1"}))),
+        )
+        .await
+    };
+    let (_, refused) = tokio::join!(issue, refused);
+    for res in refused {
+        assert_eq!(res.status(), 409);
+    }
+    assert!(
+        counting.most_reading.load(Ordering::SeqCst) >= 2,
+        "the refused callbacks read the store one after the other, in line"
     );
 }
