@@ -78,6 +78,12 @@ pub struct Contact {
     pub email: Option<String>,
 }
 
+impl Contact {
+    pub fn is_empty(&self) -> bool {
+        self.phone.is_none() && self.email.is_none()
+    }
+}
+
 /// The proven customer: `id` plus any other string members the login page
 /// or assertion gave (`name`, `email`, …).
 pub type Customer = BTreeMap<String, String>;
@@ -98,7 +104,9 @@ pub struct Authentication {
 pub struct Link {
     pub id: Uuid,
     /// `None` when `token_ttl` is "0s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub used: bool,
     /// The signed callback that used it, and what it was answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,10 +192,12 @@ pub struct InteractionRecord {
     pub team: String,
     pub channel: String,
     pub conversation_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_ref: Option<String>,
     /// Keyed hash of the session PIN; the PIN itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_pin_hash: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Contact::is_empty")]
     pub contact: Contact,
     pub created_at: Timestamp,
     pub last_activity_at: Timestamp,
@@ -196,22 +206,23 @@ pub struct InteractionRecord {
     pub last_write_at: Timestamp,
     /// The current authentication, kept after it expires (status `expired`)
     /// and removed by a logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<Authentication>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<Link>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge: Option<Challenge>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub past_challenges: Vec<PastChallenge>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up: Option<PendingStepUp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding: Option<PendingBinding>,
     /// The end for which `interaction.expired` was already emitted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiry_announced: Option<Timestamp>,
     /// The end for which `interaction.expiring` was already emitted.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring_announced: Option<Timestamp>,
 }
 
@@ -456,6 +467,61 @@ mod tests {
 
     fn customer() -> Customer {
         Customer::from([("id".to_string(), "cust-42".to_string())])
+    }
+
+    /// Empty members are left out of the stored form (every record is read
+    /// and written on every request, and kept per live interaction), and
+    /// the form with them written out (as earlier versions stored it) reads
+    /// the same.
+    #[test]
+    fn stored_form_leaves_empty_members_out_and_reads_the_long_form() {
+        let mut r = rec();
+        let short = serde_json::to_string(&r).unwrap();
+        for empty in [
+            "null",
+            "[]",
+            "{}",
+            "false",
+            "customer_ref",
+            "links",
+            "past_challenges",
+        ] {
+            assert!(!short.contains(empty), "{empty} in {short}");
+        }
+        let mut long: serde_json::Value = serde_json::from_str(&short).unwrap();
+        for (k, v) in [
+            ("customer_ref", serde_json::json!(null)),
+            ("session_pin_hash", serde_json::json!(null)),
+            ("contact", serde_json::json!({})),
+            ("auth", serde_json::json!(null)),
+            ("links", serde_json::json!([])),
+            ("challenge", serde_json::json!(null)),
+            ("past_challenges", serde_json::json!([])),
+            ("step_up", serde_json::json!(null)),
+            ("expiry_announced", serde_json::json!(null)),
+            ("expiring_announced", serde_json::json!(null)),
+        ] {
+            long[k] = v;
+        }
+        assert_eq!(
+            serde_json::from_value::<InteractionRecord>(long).unwrap(),
+            r
+        );
+
+        // A link unused and without expiry is only its id; used, it says so.
+        r.links.push(Link {
+            id: Uuid::now_v7(),
+            expires_at: None,
+            used: false,
+            used_by: None,
+        });
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(&format!(r#""links":[{{"id":"{}"}}]"#, r.links[0].id)));
+        assert_eq!(serde_json::from_str::<InteractionRecord>(&text).unwrap(), r);
+        r.links[0].used = true;
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(text.contains(r#""used":true"#));
+        assert_eq!(serde_json::from_str::<InteractionRecord>(&text).unwrap(), r);
     }
 
     #[test]

@@ -70,19 +70,19 @@ impl FailureOutcome {
 pub struct SubjectRecord {
     pub subject: String,
     /// The newest failures within the window, oldest first.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<Timestamp>,
     /// Older failures within the window, folded (see the module's doc).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub folded: Vec<FoldedFailures>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lockouts: Vec<Timestamp>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<Timestamp>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban: Option<Ban>,
     /// Challenges sent (for `otp.max_sends` per `otp.send_window`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sends: Vec<Timestamp>,
 }
 
@@ -327,6 +327,19 @@ mod tests {
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    /// A subject with nothing on record is stored as its name alone, and
+    /// the long form (empty members written out) reads the same.
+    #[test]
+    fn stored_form_leaves_empty_members_out() {
+        let r = SubjectRecord::new("cust-1");
+        assert_eq!(
+            serde_json::to_string(&r).unwrap(),
+            r#"{"subject":"cust-1"}"#
+        );
+        let long = r#"{"subject":"cust-1","failures":[],"lockouts":[],"locked_until":null,"ban":null,"sends":[]}"#;
+        assert_eq!(serde_json::from_str::<SubjectRecord>(long).unwrap(), r);
     }
 
     fn lockout() -> LockoutSettings {
