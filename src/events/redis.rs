@@ -3,9 +3,12 @@
 //! event's JSON. Ids are Redis' own (`<ms>-<seq>`).
 //!
 //! - **Append**: `publish` hands events to one appender task (a bounded
-//!   queue, so their order is kept); it sends them in batches, one
-//!   transaction per team: `XADD … MINID ~ <now − 1 h>`, `XTRIM MAXLEN ~`,
-//!   `PEXPIRE` (the key lives an hour and 5 minutes past its last event).
+//!   queue, so their order is kept); it sends them in batches, one script
+//!   per team (`redis/append.lua`): `XADD … MINID ~ <now − 1 h>`, `XTRIM
+//!   MAXLEN ~`, `PEXPIRE` (the key lives an hour and 5 minutes past its
+//!   last event). Each batch carries an id the script remembers for
+//!   [`BATCH_MEMORY`] (`{key_prefix}:{team}:evb`), so a batch sent again
+//!   because its answer was lost is not appended twice.
 //! - **Fan-out**: every instance runs a reader task that follows the teams'
 //!   streams with `XREAD BLOCK` on a connection of its own (a blocking read
 //!   must not stall the shared one) — one for all teams on one Redis, one
@@ -24,7 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
-use ::redis::{Client, Value};
+use ::redis::{Client, Script, Value};
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -51,6 +54,11 @@ const READ_BLOCK: Duration = Duration::from_secs(5);
 const READ_COUNT: usize = 500;
 /// A stream key outlives its last event by this much beyond [`HISTORY_AGE`].
 const KEY_TTL_SLACK: Duration = Duration::from_secs(300);
+/// How long the script remembers a batch it appended. A batch whose answer
+/// was lost is sent again within seconds (the appender's pauses are at most
+/// [`RETRY_MAX`]); kept short because under load there are hundreds a second.
+const BATCH_MEMORY: Duration = Duration::from_secs(120);
+const APPEND_LUA: &str = include_str!("redis/append.lua");
 
 /// Where the log's Redis is: the store's own settings.
 #[derive(Debug, Clone, Copy)]
@@ -133,6 +141,11 @@ impl RedisLog {
 /// The stream of one team.
 fn stream_key(prefix: &str, team: &str) -> String {
     format!("{prefix}:{{{team}}}:ev")
+}
+
+/// The batches lately appended to `stream`'s team (same Cluster slot).
+fn batches_key(stream: &str) -> String {
+    format!("{stream}b")
 }
 
 fn unix_ms() -> u64 {
@@ -262,6 +275,7 @@ fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
 /// full); one Redis refused is tried [`REFUSED_TRIES`] times, then dropped
 /// and counted.
 async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector>, prefix: String) {
+    let script = Script::new(APPEND_LUA);
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     let mut failing = false;
     while queue.recv_many(&mut batch, APPEND_BATCH).await > 0 {
@@ -274,10 +288,12 @@ async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector
             }
         }
         for (key, events) in &streams {
+            // Sent again as it is, under the same id, until it is answered.
+            let batch = format!("{:016x}", rand::random::<u64>());
             let mut pause = RETRY_FIRST;
             let mut refused = 0;
             loop {
-                let Err(e) = append(&conn, key, events).await else {
+                let Err(e) = append(&conn, &script, key, &batch, events).await else {
                     if failing {
                         tracing::info!("event log appends work again");
                         failing = false;
@@ -303,41 +319,40 @@ async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector
     }
 }
 
-/// One transaction: the events onto `key`'s stream (trimming entries older
-/// than [`HISTORY_AGE`]), the stream cut to about [`HISTORY_MAX`], its TTL
-/// renewed — so the key never exists without a TTL.
-async fn append(conn: &Connector, key: &str, events: &[&Event]) -> Result<(), CallError> {
+/// One script: the events onto `key`'s stream (trimming entries older than
+/// [`HISTORY_AGE`]), the stream cut to about [`HISTORY_MAX`], its TTL
+/// renewed — so the key never exists without a TTL — unless batch `batch`
+/// was appended already.
+async fn append(
+    conn: &Connector,
+    script: &Script,
+    key: &str,
+    batch: &str,
+    events: &[&Event],
+) -> Result<(), CallError> {
     let min_id = format!(
         "{}-0",
         unix_ms().saturating_sub(HISTORY_AGE.as_millis() as u64)
     );
     let ttl_ms = (HISTORY_AGE + KEY_TTL_SLACK).as_millis() as u64;
-    let mut pipe = ::redis::pipe();
-    pipe.atomic();
+    let mut invocation = script.prepare_invoke();
+    invocation
+        .key(key)
+        .key(batches_key(key))
+        .arg(batch)
+        .arg(&min_id)
+        .arg(HISTORY_MAX)
+        .arg(ttl_ms)
+        .arg(BATCH_MEMORY.as_millis() as u64);
     for event in events {
         let json = serde_json::to_string(event).map_err(|e| CallError {
             error: LogError(e.to_string()),
             link: false,
         })?;
-        pipe.cmd("XADD")
-            .arg(key)
-            .arg("MINID")
-            .arg("~")
-            .arg(&min_id)
-            .arg("*")
-            .arg("e")
-            .arg(json)
-            .ignore();
+        invocation.arg(json);
     }
-    pipe.cmd("XTRIM")
-        .arg(key)
-        .arg("MAXLEN")
-        .arg("~")
-        .arg(HISTORY_MAX)
-        .ignore();
-    pipe.cmd("PEXPIRE").arg(key).arg(ttl_ms).ignore();
     call(conn, "append", |mut c| async move {
-        pipe.query_async::<()>(&mut c).await
+        invocation.invoke_async::<()>(&mut c).await
     })
     .await
 }

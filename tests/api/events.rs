@@ -384,6 +384,46 @@ mod redis_only {
         let key = keys.physical("{acme}:ev");
         let ttl = keys.pttl(&key);
         assert!(ttl > 60 * 60 * 1000 && ttl <= 65 * 60 * 1000, "pttl {ttl}");
+        // The batches it remembers (see below) live two minutes.
+        let ttl = keys.pttl(&keys.physical("{acme}:evb"));
+        assert!(ttl > 0 && ttl <= 2 * 60 * 1000, "pttl {ttl}");
+    }
+
+    /// The appender sends a batch again when its answer was lost (Redis
+    /// applied it, then went away, or answered too late): the script it
+    /// sends remembers the batches it appended, so the history holds each
+    /// event once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_sent_again_is_appended_once() {
+        let Some((_store, keys)) = crate::redis_support::redis_store().await else {
+            return;
+        };
+        let (stream, batches) = (keys.physical("{acme}:ev"), keys.physical("{acme}:evb"));
+        let script = include_str!("../../src/events/redis/append.lua");
+        let append = |batch: &str| {
+            let args = [
+                "EVAL",
+                script,
+                "2",
+                &stream,
+                &batches,
+                batch,
+                "0-0",
+                "10000",
+                "3900000",
+                "120000",
+                r#"{"n":1}"#,
+                r#"{"n":2}"#,
+            ];
+            keys.raw(&args)
+        };
+        assert_eq!(append("b1"), redis::Value::Int(2));
+        assert_eq!(append("b1"), redis::Value::Int(0), "sent again");
+        assert_eq!(keys.raw(&["XLEN", &stream]), redis::Value::Int(2));
+        assert_eq!(append("b2"), redis::Value::Int(2), "another batch");
+        assert_eq!(keys.raw(&["XLEN", &stream]), redis::Value::Int(4));
+        let ttl = keys.pttl(&batches);
+        assert!(ttl > 0 && ttl <= 120_000, "pttl {ttl}");
     }
 
     /// Redis going away and coming back: the stream stays open, answers

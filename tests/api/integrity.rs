@@ -249,9 +249,11 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             .await
             .unwrap();
         // The team's event history (`{team}:ev`) keeps its own hour
-        // (CONTRACT 3.9: at least 10 minutes); its TTL is checked below.
-        let (history, keys): (Vec<String>, Vec<String>) =
-            keys.into_iter().partition(|k| k.ends_with(":ev"));
+        // (CONTRACT 3.9: at least 10 minutes), the batches appended to it
+        // (`{team}:evb`) two minutes; their TTLs are checked below.
+        let (history, keys): (Vec<String>, Vec<String>) = keys
+            .into_iter()
+            .partition(|k| k.ends_with(":ev") || k.ends_with(":evb"));
         for k in &history {
             let ttl: i64 = redis::cmd("PTTL")
                 .arg(k)

@@ -265,7 +265,8 @@ impl TestPrefix {
             .expect("PTTL")
     }
 
-    /// Runs a raw command, bypassing the store (to plant foreign data).
+    /// Runs a raw command, bypassing the store (to plant foreign data, or
+    /// run a script of the gateway's on its own).
     pub fn raw(&self, args: &[&str]) -> Value {
         let mut command = redis::cmd(args[0]);
         command.arg(&args[1..]);
