@@ -318,6 +318,32 @@ impl Store for RedisStore {
                 "redis commit: keys with different hash tags (several cluster slots)".into(),
             ));
         }
+        // A lone create (a short link): the script's check and write are
+        // one `SET … NX`, without the cost of running a script.
+        if let [Op::Put {
+            key,
+            expected: 0,
+            version,
+            value,
+            ttl,
+        }] = ops.as_slice()
+        {
+            let mut set = cmd("SET");
+            set.arg(self.key(key))
+                .arg(encode(*version, value))
+                .arg("NX");
+            if let Some(ttl) = ttl {
+                set.arg("PX").arg(ttl_ms(*ttl));
+            }
+            return match self.conn.query("commit", &set).await? {
+                Value::Okay => {
+                    self.remember_companions(&ops);
+                    Ok(Commit::Applied)
+                }
+                Value::Nil => Ok(Commit::Conflict { op: 0 }),
+                _ => Err(unexpected("commit")),
+            };
+        }
         let mut call = self.commit_script.prepare_invoke();
         // KEYS are numbered from 1 in the script; an index op brings its
         // expiry set as the next key.
