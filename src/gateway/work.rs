@@ -228,7 +228,8 @@ impl Gateway {
             };
             let step = match decide(&mut w).await {
                 Err(_) if handed => {
-                    outside = pass_turn(&mut turn, pair);
+                    pass_turn(&mut turn, pair);
+                    outside = true;
                     continue;
                 }
                 step => step?,
@@ -245,7 +246,8 @@ impl Gateway {
                 Step::Answer(v) => (v, false),
             };
             if handed && !write {
-                outside = pass_turn(&mut turn, pair);
+                pass_turn(&mut turn, pair);
+                outside = true;
                 continue;
             }
             if write && outside {
@@ -326,13 +328,12 @@ impl Gateway {
 }
 
 /// Gives up the turn after a decision on handed records that wrote nothing,
-/// handing them on unchanged to the next in line; the caller decides again
-/// on a fresh read, outside the line (`true`).
-fn pass_turn(turn: &mut Option<Turn<'_, Pair>>, handed: Pair) -> bool {
+/// handing them on unchanged to the next in line (the caller then decides
+/// again on a fresh read, outside the line).
+fn pass_turn(turn: &mut Option<Turn<'_, Pair>>, handed: Pair) {
     if let Some(mut t) = turn.take() {
         t.hand_over(handed);
     }
-    true
 }
 
 /// The interaction and its subject as the commit of `ops` leaves them:

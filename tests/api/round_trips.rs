@@ -20,8 +20,10 @@ use crate::helpers::*;
 struct Counting {
     inner: MemoryStore,
     calls: AtomicUsize,
-    /// Reads of a record (and its companion) take [`SLOW_READ`] when set.
+    /// Reads of a record (and its companion) take [`SLOW_READ`] when set,
+    /// the first of them [`FIRST_SLOW_READ`] when that is set too.
     slow_reads: AtomicBool,
+    first_slower: AtomicBool,
     reading: AtomicUsize,
     most_reading: AtomicUsize,
 }
@@ -30,6 +32,8 @@ struct Counting {
 /// that a line of them stays within the record lock's longest wait (400 ms),
 /// past which a request goes ahead out of line.
 const SLOW_READ: Duration = Duration::from_millis(25);
+/// Long enough for requests sent meanwhile to queue behind the one reading.
+const FIRST_SLOW_READ: Duration = Duration::from_millis(150);
 
 impl Counting {
     fn tick(&self) {
@@ -42,7 +46,8 @@ impl Counting {
         }
         let now = self.reading.fetch_add(1, Ordering::SeqCst) + 1;
         self.most_reading.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(SLOW_READ).await;
+        let first = self.first_slower.swap(false, Ordering::SeqCst);
+        tokio::time::sleep(if first { FIRST_SLOW_READ } else { SLOW_READ }).await;
         self.reading.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -213,6 +218,7 @@ async fn refused_callbacks_on_a_busy_interaction_read_side_by_side() {
     let res = app.callback(used, "success", json!({"id": "c-1"})).await;
     assert_eq!(res.status(), 200);
 
+    counting.first_slower.store(true, Ordering::SeqCst);
     counting.slow_reads.store(true, Ordering::SeqCst);
     // A write holds the interaction's turn, reading; the refused callbacks
     // queue behind it.
