@@ -106,7 +106,9 @@ pub struct Link {
     /// `None` when `token_ttl` is "0s".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    /// Always written: versions before empty members were left out
+    /// require it, and may share a store with this one during an upgrade.
+    #[serde(default)]
     pub used: bool,
     /// The signed callback that used it, and what it was answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -508,7 +510,8 @@ mod tests {
             r
         );
 
-        // A link unused and without expiry is only its id; used, it says so.
+        // A link without expiry has none written; `used` is always written
+        // (earlier versions require it).
         r.links.push(Link {
             id: Uuid::now_v7(),
             expires_at: None,
@@ -516,7 +519,10 @@ mod tests {
             used_by: None,
         });
         let text = serde_json::to_string(&r).unwrap();
-        assert!(text.contains(&format!(r#""links":[{{"id":"{}"}}]"#, r.links[0].id)));
+        assert!(text.contains(&format!(
+            r#""links":[{{"id":"{}","used":false}}]"#,
+            r.links[0].id
+        )));
         assert_eq!(serde_json::from_str::<InteractionRecord>(&text).unwrap(), r);
         r.links[0].used = true;
         let text = serde_json::to_string(&r).unwrap();
