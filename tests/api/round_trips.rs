@@ -112,8 +112,8 @@ impl Store for Counting {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn status_read_is_one_round_trip_and_callback_two() {
+/// A gateway on the memory store behind a [`Counting`] wrapper.
+async fn on_counting_store() -> (Arc<Counting>, TestApp) {
     let counting = Arc::new(Counting::default());
     let store: SharedStore = counting.clone();
     let app = spawn_with(
@@ -125,6 +125,12 @@ async fn status_read_is_one_round_trip_and_callback_two() {
     )
     .await
     .unwrap();
+    (counting, app)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_read_is_one_round_trip_and_callback_two() {
+    let (counting, app) = on_counting_store().await;
     let v = app
         .create(json!({"channel": "webchat", "conversation_id": "rt", "customer_ref": "cust-rt"}))
         .await;
@@ -166,17 +172,7 @@ async fn status_read_is_one_round_trip_and_callback_two() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_changes_nothing_is_not_written() {
-    let counting = Arc::new(Counting::default());
-    let store: SharedStore = counting.clone();
-    let app = spawn_with(
-        Backend::Memory,
-        Setup {
-            store: Some(store),
-            ..Setup::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (counting, app) = on_counting_store().await;
     let id = app.new_interaction().await;
     let before = counting.calls.load(Ordering::SeqCst);
     let res = app
@@ -201,17 +197,7 @@ async fn a_change_that_changes_nothing_is_not_written() {
 /// the store as soon as its turn comes and goes, side by side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_callbacks_on_a_busy_interaction_read_side_by_side() {
-    let counting = Arc::new(Counting::default());
-    let store: SharedStore = counting.clone();
-    let app = spawn_with(
-        Backend::Memory,
-        Setup {
-            store: Some(store),
-            ..Setup::default()
-        },
-    )
-    .await
-    .unwrap();
+    let (counting, app) = on_counting_store().await;
     let id = app.new_interaction().await;
     let used = app.issue_link(&id, json!({})).await;
     let used = used["token"].as_str().unwrap();
