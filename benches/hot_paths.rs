@@ -136,6 +136,22 @@ fn hot_paths(c: &mut Criterion) {
             futures::executor::block_on(store.commit(ops))
         })
     });
+    // As a write does it: the listing's score (creation) stays, the due
+    // time moves.
+    c.bench_function(
+        "MemoryStore commit: a write's entries among 50 k (listing kept, due moved)",
+        |b| {
+            b.iter(|| {
+                n += 1;
+                let i = n % members.len();
+                let [mut listing, due] = moves(&members[i], n as i64);
+                if let Op::IndexAdd { score, .. } = &mut listing {
+                    *score = i as i64;
+                }
+                futures::executor::block_on(store.commit(vec![listing, due]))
+            })
+        },
+    );
 }
 
 criterion_group!(benches, hot_paths);

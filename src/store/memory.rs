@@ -65,13 +65,26 @@ struct Index {
 
 impl Index {
     fn add(&mut self, member: String, score: i64, expires_at: Instant, now: Instant) {
-        let member: Arc<str> = match self.remove(&member) {
-            Some(kept) => kept,
-            None => member.into(),
-        };
-        self.ordered.insert((score, Arc::clone(&member)));
-        self.by_expiry.insert((expires_at, Arc::clone(&member)));
-        self.members.insert(member, (score, expires_at));
+        if let Some((name, &(old_score, old_expiry))) = self.members.get_key_value(member.as_str())
+        {
+            // A member already there moves only in the orders whose key
+            // changed (a listing's score is its creation: it seldom does).
+            let name = Arc::clone(name);
+            if old_score != score {
+                self.ordered.remove(&(old_score, Arc::clone(&name)));
+                self.ordered.insert((score, Arc::clone(&name)));
+            }
+            if old_expiry != expires_at {
+                self.by_expiry.remove(&(old_expiry, Arc::clone(&name)));
+                self.by_expiry.insert((expires_at, Arc::clone(&name)));
+            }
+            self.members.insert(name, (score, expires_at));
+        } else {
+            let member: Arc<str> = member.into();
+            self.ordered.insert((score, Arc::clone(&member)));
+            self.by_expiry.insert((expires_at, Arc::clone(&member)));
+            self.members.insert(member, (score, expires_at));
+        }
         self.prune(now);
     }
 
