@@ -44,6 +44,22 @@ pub struct Outcome {
     pub statuses: BTreeMap<u16, u64>,
     /// The request maker ran dry before the end (e.g. out of tokens).
     pub ran_dry: bool,
+    /// What Redis spent per request while this was measured (Redis runs
+    /// only; see `gateway::RedisCounters`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisCost>,
+}
+
+/// Redis' own work per completed request over the measured time: its CPU
+/// (user + system) and the commands it ran — a script's own commands
+/// included, `EVALSHA` itself counted once more in `scripts`. Whatever
+/// else runs on that Redis meanwhile (the outbox, the sweeper, another
+/// client) counts too.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RedisCost {
+    pub cpu_us: f64,
+    pub commands: f64,
+    pub scripts: f64,
 }
 
 /// A request to `path` with the given method, headers and body.
@@ -140,5 +156,6 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
         max_ms: hist.max() as f64 / 1000.0,
         statuses,
         ran_dry: dry.load(Ordering::Relaxed),
+        redis: None,
     }
 }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::engine::RedisCost;
 use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -309,6 +310,61 @@ pub async fn delete_prefix(prefix: &str) {
     let keys = keys_of(&mut conn, &format!("{prefix}:*")).await;
     for chunk in keys.chunks(500) {
         let _: Result<i64, _> = redis::cmd("UNLINK").arg(chunk).query_async(&mut conn).await;
+    }
+}
+
+/// Redis' running totals: CPU seconds (user + system, `INFO cpu`), and
+/// calls of every command and of scripts (`INFO commandstats`; Redis
+/// counts a script's own commands under their names too).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedisCounters {
+    cpu_s: f64,
+    commands: u64,
+    scripts: u64,
+}
+
+impl RedisCounters {
+    pub async fn read(conn: &mut redis::aio::MultiplexedConnection) -> Option<Self> {
+        let info: String = redis::cmd("INFO")
+            .arg("cpu")
+            .arg("commandstats")
+            .query_async(conn)
+            .await
+            .ok()?;
+        let mut c = RedisCounters::default();
+        for line in info.lines() {
+            if let Some(v) = line
+                .strip_prefix("used_cpu_user:")
+                .or_else(|| line.strip_prefix("used_cpu_sys:"))
+            {
+                c.cpu_s += v.trim().parse::<f64>().ok()?;
+            } else if let Some(stat) = line.strip_prefix("cmdstat_") {
+                let (name, fields) = stat.split_once(':')?;
+                let calls = fields
+                    .split(',')
+                    .find_map(|f| f.strip_prefix("calls="))?
+                    .parse::<u64>()
+                    .ok()?;
+                c.commands += calls;
+                if matches!(
+                    name,
+                    "evalsha" | "eval" | "evalsha_ro" | "eval_ro" | "fcall"
+                ) {
+                    c.scripts += calls;
+                }
+            }
+        }
+        Some(c)
+    }
+
+    /// From `self` to `later`, per one of `requests`.
+    pub fn per_request(&self, later: &Self, requests: u64) -> Option<RedisCost> {
+        let n = requests.max(1) as f64;
+        Some(RedisCost {
+            cpu_us: (later.cpu_s - self.cpu_s) * 1e6 / n,
+            commands: later.commands.checked_sub(self.commands)? as f64 / n,
+            scripts: later.scripts.checked_sub(self.scripts)? as f64 / n,
+        })
     }
 }
 

@@ -128,7 +128,24 @@ impl Bench {
             }
             None => f64::NAN,
         };
-        let o = self.measure(g.addr, make, on).await;
+        // On Redis, Redis' own counters at the start and the end of the
+        // measured time (after the warm-up), read beside the load.
+        let sampler = g.redis.then(|| {
+            let plan = self.plan;
+            tokio::spawn(async move {
+                let mut conn = gateway::redis_conn().await;
+                tokio::time::sleep(plan.warmup).await;
+                let start = gateway::RedisCounters::read(&mut conn).await;
+                tokio::time::sleep(plan.duration).await;
+                Some((start?, gateway::RedisCounters::read(&mut conn).await?))
+            })
+        });
+        let mut o = self.measure(g.addr, make, on).await;
+        if let Some(sampler) = sampler {
+            if let Ok(Some((start, end))) = sampler.await {
+                o.redis = start.per_request(&end, o.requests);
+            }
+        }
         g.settle().await;
         (o, ceiling)
     }

@@ -246,6 +246,25 @@ impl Report {
                 "* ran out of pre-issued tokens before the end: req/s is over the time it ran"
             );
         }
+        let on_redis: Vec<_> = self
+            .rows
+            .iter()
+            .filter_map(|r| Some((r, r.outcome.redis?)))
+            .collect();
+        if !on_redis.is_empty() {
+            println!("\nRedis' own work per request while measured (INFO cpu, commandstats):");
+            println!(
+                "| {:<44} | {:>12} | {:>14} | {:>16} |",
+                "figure", "Redis CPU µs", "Redis commands", "of which scripts"
+            );
+            println!("|{:-<46}|{:->14}|{:->16}|{:->18}|", "", "", "", "");
+            for (r, c) in on_redis {
+                println!(
+                    "| {:<44} | {:>12.1} | {:>14.1} | {:>16.2} |",
+                    r.name, c.cpu_us, c.commands, c.scripts
+                );
+            }
+        }
         for m in &self.memory {
             let verdict = if m.target_bytes.is_nan() {
                 String::new()
