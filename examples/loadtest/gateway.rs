@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::RedisCost;
 use axum::routing::post;
 use axum::Router;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -20,6 +19,8 @@ use chatgate::gateway::{
 use chatgate::time::{Clock, SystemClock, Timestamp};
 use futures::StreamExt;
 use uuid::Uuid;
+
+use crate::engine::RedisCost;
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
