@@ -55,11 +55,13 @@ pub struct Outcome {
 /// included, `EVALSHA` itself counted once more in `scripts`. Whatever
 /// else runs on that Redis meanwhile (the outbox, the sweeper, another
 /// client) counts too.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RedisCost {
     pub cpu_us: f64,
     pub commands: f64,
     pub scripts: f64,
+    /// Commands per request by name (`zadd`, `pexpireat`, …), most first.
+    pub by_command: Vec<(String, f64)>,
 }
 
 /// A request to `path` with the given method, headers and body.

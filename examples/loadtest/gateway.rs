@@ -317,11 +317,12 @@ pub async fn delete_prefix(prefix: &str) {
 /// Redis' running totals: CPU seconds (user + system, `INFO cpu`), and
 /// calls of every command and of scripts (`INFO commandstats`; Redis
 /// counts a script's own commands under their names too).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RedisCounters {
     cpu_s: f64,
     commands: u64,
     scripts: u64,
+    by_command: std::collections::BTreeMap<String, u64>,
 }
 
 impl RedisCounters {
@@ -347,6 +348,7 @@ impl RedisCounters {
                     .parse::<u64>()
                     .ok()?;
                 c.commands += calls;
+                c.by_command.insert(name.to_owned(), calls);
                 if matches!(
                     name,
                     "evalsha" | "eval" | "evalsha_ro" | "eval_ro" | "fcall"
@@ -361,10 +363,21 @@ impl RedisCounters {
     /// From `self` to `later`, per one of `requests`.
     pub fn per_request(&self, later: &Self, requests: u64) -> Option<RedisCost> {
         let n = requests.max(1) as f64;
+        let mut by_command: Vec<(String, f64)> = later
+            .by_command
+            .iter()
+            .map(|(name, calls)| {
+                let before = self.by_command.get(name).copied().unwrap_or(0);
+                (name.clone(), calls.saturating_sub(before) as f64 / n)
+            })
+            .filter(|(_, per)| *per > 0.0)
+            .collect();
+        by_command.sort_by(|a, b| b.1.total_cmp(&a.1));
         Some(RedisCost {
             cpu_us: (later.cpu_s - self.cpu_s) * 1e6 / n,
             commands: later.commands.checked_sub(self.commands)? as f64 / n,
             scripts: later.scripts.checked_sub(self.scripts)? as f64 / n,
+            by_command,
         })
     }
 }

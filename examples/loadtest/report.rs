@@ -249,19 +249,33 @@ impl Report {
         let on_redis: Vec<_> = self
             .rows
             .iter()
-            .filter_map(|r| Some((r, r.outcome.redis?)))
+            .filter_map(|r| Some((r, r.outcome.redis.as_ref()?)))
             .collect();
         if !on_redis.is_empty() {
             println!("\nRedis' own work per request while measured (INFO cpu, commandstats):");
             println!(
-                "| {:<44} | {:>12} | {:>14} | {:>16} |",
-                "figure", "Redis CPU µs", "Redis commands", "of which scripts"
+                "| {:<44} | {:>12} | {:>14} | {:>16} | {:<48} |",
+                "figure", "Redis CPU µs", "Redis commands", "of which scripts", "most run"
             );
-            println!("|{:-<46}|{:->14}|{:->16}|{:->18}|", "", "", "", "");
+            println!(
+                "|{:-<46}|{:->14}|{:->16}|{:->18}|{:-<50}|",
+                "", "", "", "", ""
+            );
             for (r, c) in on_redis {
+                let most: Vec<String> = c
+                    .by_command
+                    .iter()
+                    .filter(|(_, per)| *per >= 0.05)
+                    .take(4)
+                    .map(|(name, per)| format!("{name} {per:.1}"))
+                    .collect();
                 println!(
-                    "| {:<44} | {:>12.1} | {:>14.1} | {:>16.2} |",
-                    r.name, c.cpu_us, c.commands, c.scripts
+                    "| {:<44} | {:>12.1} | {:>14.1} | {:>16.2} | {:<48} |",
+                    r.name,
+                    c.cpu_us,
+                    c.commands,
+                    c.scripts,
+                    most.join(", ")
                 );
             }
         }
