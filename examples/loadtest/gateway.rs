@@ -314,16 +314,17 @@ pub async fn delete_prefix(prefix: &str) {
     }
 }
 
-/// Redis' running totals: CPU seconds (user + system, `INFO cpu`), and
-/// calls of every command and of scripts (`INFO commandstats`; Redis
-/// counts a script's own commands under their names too).
+/// Redis' running totals: CPU seconds (user + system, `INFO cpu`) and the
+/// calls of each command (`INFO commandstats`; Redis counts a script's own
+/// commands under their names too).
 #[derive(Debug, Clone, Default)]
 pub struct RedisCounters {
     cpu_s: f64,
-    commands: u64,
-    scripts: u64,
-    by_command: std::collections::BTreeMap<String, u64>,
+    calls: std::collections::BTreeMap<String, u64>,
 }
+
+/// The commands that run a script.
+const SCRIPTS: [&str; 5] = ["evalsha", "eval", "evalsha_ro", "eval_ro", "fcall"];
 
 impl RedisCounters {
     pub async fn read(conn: &mut redis::aio::MultiplexedConnection) -> Option<Self> {
@@ -347,38 +348,35 @@ impl RedisCounters {
                     .find_map(|f| f.strip_prefix("calls="))?
                     .parse::<u64>()
                     .ok()?;
-                c.commands += calls;
-                c.by_command.insert(name.to_owned(), calls);
-                if matches!(
-                    name,
-                    "evalsha" | "eval" | "evalsha_ro" | "eval_ro" | "fcall"
-                ) {
-                    c.scripts += calls;
-                }
+                c.calls.insert(name.to_owned(), calls);
             }
         }
         Some(c)
     }
 
     /// From `self` to `later`, per one of `requests`.
-    pub fn per_request(&self, later: &Self, requests: u64) -> Option<RedisCost> {
+    pub fn per_request(&self, later: &Self, requests: u64) -> RedisCost {
         let n = requests.max(1) as f64;
         let mut by_command: Vec<(String, f64)> = later
-            .by_command
+            .calls
             .iter()
             .map(|(name, calls)| {
-                let before = self.by_command.get(name).copied().unwrap_or(0);
+                let before = self.calls.get(name).copied().unwrap_or(0);
                 (name.clone(), calls.saturating_sub(before) as f64 / n)
             })
             .filter(|(_, per)| *per > 0.0)
             .collect();
         by_command.sort_by(|a, b| b.1.total_cmp(&a.1));
-        Some(RedisCost {
+        RedisCost {
             cpu_us: (later.cpu_s - self.cpu_s) * 1e6 / n,
-            commands: later.commands.checked_sub(self.commands)? as f64 / n,
-            scripts: later.scripts.checked_sub(self.scripts)? as f64 / n,
+            commands: by_command.iter().map(|(_, per)| per).sum(),
+            scripts: by_command
+                .iter()
+                .filter(|(name, _)| SCRIPTS.contains(&name.as_str()))
+                .map(|(_, per)| per)
+                .sum(),
             by_command,
-        })
+        }
     }
 }
 

@@ -143,7 +143,7 @@ impl Bench {
         let mut o = self.measure(g.addr, make, on).await;
         if let Some(sampler) = sampler {
             if let Ok(Some((start, end))) = sampler.await {
-                o.redis = start.per_request(&end, o.requests);
+                o.redis = Some(start.per_request(&end, o.requests));
             }
         }
         g.settle().await;

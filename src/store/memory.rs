@@ -70,14 +70,8 @@ impl Index {
             // A member already there moves only in the orders whose key
             // changed (a listing's score is its creation: it seldom does).
             let name = Arc::clone(name);
-            if old_score != score {
-                self.ordered.remove(&(old_score, Arc::clone(&name)));
-                self.ordered.insert((score, Arc::clone(&name)));
-            }
-            if old_expiry != expires_at {
-                self.by_expiry.remove(&(old_expiry, Arc::clone(&name)));
-                self.by_expiry.insert((expires_at, Arc::clone(&name)));
-            }
+            shift(&mut self.ordered, &name, old_score, score);
+            shift(&mut self.by_expiry, &name, old_expiry, expires_at);
             self.members.insert(name, (score, expires_at));
         } else {
             let member: Arc<str> = member.into();
@@ -100,8 +94,7 @@ impl Index {
     fn rescore(&mut self, member: &str, score: i64) {
         if let Some((name, entry)) = self.members.get_key_value(member) {
             let (name, (old, expires_at)) = (Arc::clone(name), *entry);
-            self.ordered.remove(&(old, Arc::clone(&name)));
-            self.ordered.insert((score, Arc::clone(&name)));
+            shift(&mut self.ordered, &name, old, score);
             self.members.insert(name, (score, expires_at));
         }
     }
@@ -123,6 +116,15 @@ impl Index {
     /// When the longest-lived member expires.
     fn expires_at(&self) -> Option<Instant> {
         self.by_expiry.last().map(|(at, _)| *at)
+    }
+}
+
+/// Moves `name` in one of an index's orders from key `from` to `to`
+/// (nothing to do when they are equal).
+fn shift<K: Ord + Copy>(order: &mut BTreeSet<(K, Arc<str>)>, name: &Arc<str>, from: K, to: K) {
+    if from != to {
+        order.remove(&(from, Arc::clone(name)));
+        order.insert((to, Arc::clone(name)));
     }
 }
 
