@@ -172,7 +172,7 @@ impl OutboxItem {
 pub fn enqueue(team: &str, item: &OutboxItem, now: Timestamp) -> Result<Vec<Op>> {
     Ok(vec![
         put(&keys::outbox_item(team, item.id), 0, item, Some(ITEM_TTL))?,
-        Op::IndexAdd {
+        Op::QueueAdd {
             key: keys::outbox(team),
             member: item.id.to_string(),
             score: now.unix_millis(),
@@ -445,7 +445,7 @@ impl Gateway {
         Ok(Handled {
             ops: vec![
                 put(&key, version, &value, Some(keep))?,
-                Op::IndexAdd {
+                Op::QueueAdd {
                     key: queue.to_string(),
                     member: entry.member.clone(),
                     score: next.unix_millis(),

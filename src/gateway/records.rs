@@ -237,18 +237,18 @@ fn due_ops(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) -
     if rec.expiry_announced == Some(end) {
         return Vec::new();
     }
-    // Keep the due index an hour past the last due time it holds.
+    // Keep the due queue an hour past the last due time it holds.
     let ttl = end.since(now) + Duration::from_secs(3600);
-    let mut ops = vec![Op::IndexAdd {
-        key: keys::due_index(&team.id),
+    let mut ops = vec![Op::QueueAdd {
+        key: keys::due_queue(&team.id),
         member: format!("x:{}", rec.id),
         score: end.unix_millis(),
         ttl,
     }];
     if let Some(notice) = s.expiry_notice.enabled() {
         if rec.expiring_announced != Some(end) {
-            ops.push(Op::IndexAdd {
-                key: keys::due_index(&team.id),
+            ops.push(Op::QueueAdd {
+                key: keys::due_queue(&team.id),
                 member: format!("n:{}", rec.id),
                 score: end.minus(notice).unix_millis(),
                 ttl,

@@ -42,9 +42,9 @@ pub fn customer_index(team: &str, customer_id: &str) -> String {
     format!("{{{team}}}:cu:{}", h(customer_id))
 }
 
-/// Due times of expiry work (notices, expirations), score: due, ms.
-pub fn due_index(team: &str) -> String {
-    format!("{{{team}}}:due")
+/// The queue of expiry work (notices, expirations), score: due, ms.
+pub fn due_queue(team: &str) -> String {
+    format!("{{{team}}}:dueq")
 }
 
 /// A short login link code → where it leads. Not team-scoped: the code is
@@ -59,9 +59,19 @@ pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
     format!("{{{team}}}:wr:{kind}:{}", h(webhook_id))
 }
 
-/// The team's outbox: item ids by when they are due (ms).
+/// The team's outbox: a queue of item ids by when they are due (ms).
 pub fn outbox(team: &str) -> String {
-    format!("{{{team}}}:ob")
+    format!("{{{team}}}:obq")
+}
+
+/// Where versions up to stop 20 (main 42f416a) kept [`due_queue`] and
+/// [`outbox`]: as indexes whose members expire one by one (see
+/// `gateway::expiry::move_legacy_queues`, which drains them). Never
+/// written: an instance of such a version recomputes an index's life from
+/// its members' expiries, and would cut short a queue member added without
+/// one.
+pub fn legacy_queues(team: &str) -> [String; 2] {
+    [format!("{{{team}}}:due"), format!("{{{team}}}:ob")]
 }
 
 /// One outbox item (an event or a notice to deliver).

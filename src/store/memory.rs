@@ -49,34 +49,40 @@ const PRUNE: usize = 32;
 
 /// A sorted index whose members expire one by one: each lives for the TTL of
 /// its last add, writes drop a few whose time is up, and the index itself
-/// lives as long as its longest-lived member.
+/// lives as long as its longest-lived member. A queue is one whose members
+/// have no expiry (`None`): they stay until removed, and the queue lives
+/// until its own `lifetime`.
 ///
-/// A member's name is kept once and shared by its three entries (`Arc`):
-/// an add allocates it once, a move or a removal not at all.
+/// A member's name is kept once and shared by its entries (`Arc`): an add
+/// allocates it once, a move or a removal not at all.
 #[derive(Debug, Default)]
 struct Index {
     ordered: BTreeSet<(i64, Arc<str>)>,
     /// member → (score, expiry).
-    members: HashMap<Arc<str>, (i64, Instant)>,
+    members: HashMap<Arc<str>, (i64, Option<Instant>)>,
     by_expiry: BTreeSet<(Instant, Arc<str>)>,
+    /// A queue's life: the latest any of its adds asked for.
+    lifetime: Option<Instant>,
     /// The deadline this index has in the heap, if any.
     scheduled: Option<Instant>,
 }
 
 impl Index {
-    fn add(&mut self, member: String, score: i64, expires_at: Instant, now: Instant) {
+    fn add(&mut self, member: String, score: i64, expires_at: Option<Instant>, now: Instant) {
         if let Some((name, &(old_score, old_expiry))) = self.members.get_key_value(member.as_str())
         {
             // A member already there moves only in the orders whose key
             // changed (a listing's score is its creation: it seldom does).
             let name = Arc::clone(name);
-            shift(&mut self.ordered, &name, old_score, score);
+            shift(&mut self.ordered, &name, Some(old_score), Some(score));
             shift(&mut self.by_expiry, &name, old_expiry, expires_at);
             self.members.insert(name, (score, expires_at));
         } else {
             let member: Arc<str> = member.into();
             self.ordered.insert((score, Arc::clone(&member)));
-            self.by_expiry.insert((expires_at, Arc::clone(&member)));
+            if let Some(at) = expires_at {
+                self.by_expiry.insert((at, Arc::clone(&member)));
+            }
             self.members.insert(member, (score, expires_at));
         }
         self.prune(now);
@@ -86,7 +92,7 @@ impl Index {
     fn remove(&mut self, member: &str) -> Option<Arc<str>> {
         let (name, (score, expires_at)) = self.members.remove_entry(member)?;
         self.ordered.remove(&(score, Arc::clone(&name)));
-        self.by_expiry.remove(&(expires_at, Arc::clone(&name)));
+        shift(&mut self.by_expiry, &name, expires_at, None);
         Some(name)
     }
 
@@ -94,7 +100,7 @@ impl Index {
     fn rescore(&mut self, member: &str, score: i64) {
         if let Some((name, entry)) = self.members.get_key_value(member) {
             let (name, (old, expires_at)) = (Arc::clone(name), *entry);
-            shift(&mut self.ordered, &name, old, score);
+            shift(&mut self.ordered, &name, Some(old), Some(score));
             self.members.insert(name, (score, expires_at));
         }
     }
@@ -113,19 +119,37 @@ impl Index {
         }
     }
 
-    /// When the longest-lived member expires.
+    /// When the index expires: with its longest-lived member, or a queue
+    /// at the end of its lifetime.
     fn expires_at(&self) -> Option<Instant> {
-        self.by_expiry.last().map(|(at, _)| *at)
+        let last = self.by_expiry.last().map(|(at, _)| *at);
+        last.max(self.lifetime)
     }
 }
 
-/// Moves `name` in one of an index's orders from key `from` to `to`
-/// (nothing to do when they are equal).
-fn shift<K: Ord + Copy>(order: &mut BTreeSet<(K, Arc<str>)>, name: &Arc<str>, from: K, to: K) {
+/// Moves `name` in one of an index's orders from key `from` to `to`, where
+/// `None` is "not in that order" (nothing to do when they are equal).
+fn shift<K: Ord + Copy>(
+    order: &mut BTreeSet<(K, Arc<str>)>,
+    name: &Arc<str>,
+    from: Option<K>,
+    to: Option<K>,
+) {
     if from != to {
-        order.remove(&(from, Arc::clone(name)));
-        order.insert((to, Arc::clone(name)));
+        if let Some(from) = from {
+            order.remove(&(from, Arc::clone(name)));
+        }
+        if let Some(to) = to {
+            order.insert((to, Arc::clone(name)));
+        }
     }
+}
+
+/// `now + ttl`; a TTL too large to represent is capped at a century.
+fn deadline(now: Instant, ttl: Duration) -> Instant {
+    now.checked_add(ttl)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 fn live(expires_at: Option<Instant>, now: Instant) -> bool {
@@ -206,23 +230,22 @@ impl State {
                 score,
                 ttl,
             } => {
-                // A TTL too large to represent is capped at a century.
-                let expires_at = now
-                    .checked_add(ttl)
-                    .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-                    .unwrap_or(now);
-                if self.index_mut(&key, now).is_none() {
-                    self.indexes.insert(key.as_str().into(), Index::default());
-                }
-                if let Some(index) = self.indexes.get_mut(key.as_str()) {
-                    index.add(member, score, expires_at, now);
-                    if index.scheduled.is_none() {
-                        if let Some(at) = index.expires_at() {
-                            index.scheduled = Some(at);
-                            self.deadlines.push(Reverse((at, Kind::Index, key.into())));
-                        }
-                    }
-                }
+                let expires_at = deadline(now, ttl);
+                self.add_to_index(key, now, |index| {
+                    index.add(member, score, Some(expires_at), now);
+                });
+            }
+            Op::QueueAdd {
+                key,
+                member,
+                score,
+                ttl,
+            } => {
+                let until = deadline(now, ttl);
+                self.add_to_index(key, now, |index| {
+                    index.lifetime = index.lifetime.max(Some(until));
+                    index.add(member, score, None, now);
+                });
             }
             Op::Touch { key, ttl } => {
                 if let Some(r) = self
@@ -242,6 +265,23 @@ impl State {
                 });
                 if emptied {
                     self.indexes.remove(key.as_str());
+                }
+            }
+        }
+    }
+
+    /// Runs `add` on the live index or queue at `key` (a new one if there
+    /// is none) and gives it a deadline in the heap if it has none.
+    fn add_to_index(&mut self, key: String, now: Instant, add: impl FnOnce(&mut Index)) {
+        if self.index_mut(&key, now).is_none() {
+            self.indexes.insert(key.as_str().into(), Index::default());
+        }
+        if let Some(index) = self.indexes.get_mut(key.as_str()) {
+            add(index);
+            if index.scheduled.is_none() {
+                if let Some(at) = index.expires_at() {
+                    index.scheduled = Some(at);
+                    self.deadlines.push(Reverse((at, Kind::Index, key.into())));
                 }
             }
         }

@@ -13,15 +13,18 @@
 //! ([`retry`]). That makes one-time ids, attempt counters and lockouts exact
 //! under concurrency, with the rules written once, in Rust.
 //!
-//! Sorted indexes (newest-first listings, customer → interactions, due times)
-//! sit beside the records; updates to them ride in the same commit.
+//! Sorted indexes (newest-first listings, customer → interactions) and
+//! queues (due times, the outbox) sit beside the records; updates to them
+//! ride in the same commit. An index's members expire one by one, so it
+//! holds only what is alive; a queue's members stay until its worker removes
+//! them, which spares every write the bookkeeping of their expiries.
 //!
 //! Keys are logical (`{team}:i:<id>`, see [`keys`]); the Redis store puts
 //! `key_prefix:` in front. All keys of one team share the hash tag `{team}`,
 //! so every transaction stays in one Redis Cluster slot.
 //!
 //! Every `Put` has a TTL except where the contract allows none (a ban until
-//! an admin unlocks), and every index has one, refreshed on write.
+//! an admin unlocks), and every index and queue has one, refreshed on write.
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -73,8 +76,20 @@ pub enum Op {
         score: i64,
         ttl: Duration,
     },
-    /// Remove `member` from the sorted index `key`. Never conflicts.
+    /// Remove `member` from the sorted index or queue `key`. Never conflicts.
     IndexRemove { key: String, member: String },
+    /// Add or move `member` in the queue `key` (a sorted index its worker
+    /// drains) to `score`. Unlike an [`Op::IndexAdd`]'s, the member has no
+    /// expiry of its own: it stays until removed, or until the whole queue
+    /// expires. The queue lives at least `ttl` from now; no add shortens
+    /// its life. A key is used as an index or as a queue, never both.
+    /// Never conflicts.
+    QueueAdd {
+        key: String,
+        member: String,
+        score: i64,
+        ttl: Duration,
+    },
     /// Raise the TTL of the record `key` to at least `ttl`, if it exists
     /// (a record that names something living as long as the writer).
     /// Never conflicts; the version is unchanged.

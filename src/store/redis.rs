@@ -11,7 +11,11 @@
 //! has an expiry set `K:exp` (member → expiry, Redis time): an index member
 //! lives for the TTL of its last `IndexAdd`, each write removes a few members
 //! whose time is up, and both keys expire with their longest-lived member,
-//! so an index is bounded by what is alive.
+//! so an index is bounded by what is alive. A queue (due times, the outbox)
+//! is a sorted set alone: its worker removes its members, and its key
+//! expires at the latest time any add asked for (`PEXPIREAT … GT`, and `NX`
+//! for a new key), so a write adds one `ZADD` per member and one or two
+//! calls per queue.
 //!
 //! # Atomicity
 //!
@@ -148,6 +152,7 @@ fn one_hash_tag(ops: &[Op]) -> bool {
         | Op::Delete { key, .. }
         | Op::IndexAdd { key, .. }
         | Op::IndexRemove { key, .. }
+        | Op::QueueAdd { key, .. }
         | Op::Touch { key, .. } => hash_tag(key).to_owned(),
     };
     let mut tags = ops.iter().map(key);
@@ -396,6 +401,19 @@ impl Store for RedisStore {
                 Op::IndexRemove { key: k, member } => {
                     let at = key(&mut call, k, true);
                     call.arg("R").arg(at).arg(member).arg("").arg("");
+                }
+                Op::QueueAdd {
+                    key: k,
+                    member,
+                    score,
+                    ttl,
+                } => {
+                    let at = key(&mut call, k, false);
+                    call.arg("Q")
+                        .arg(at)
+                        .arg(member)
+                        .arg(*score)
+                        .arg(ttl_ms(*ttl));
                 }
             }
         }

@@ -27,7 +27,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_unlocks_total", Kind::Counter, "", "Subjects unlocked by an admin."),
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN and binding challenges started, by method."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
-    ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due index."),
+    ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due queue."),
     ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),
     ("chatgate_channel_send_seconds", Kind::Histogram, "kind", "Time one send to a channel provider took, by channel kind."),
     ("chatgate_events_total", Kind::Counter, "type", "Events published, by type."),

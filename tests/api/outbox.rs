@@ -484,3 +484,90 @@ both_stores!(
         assert_eq!(expired, 105);
     }
 );
+
+both_stores!(
+    what_the_earlier_layout_left_queued_is_still_announced_and_delivered,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        drop(app);
+        let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+        let Some(store) = own_store(backend, &prefix).await else {
+            return;
+        };
+        // The first attempts (the created and authenticated events) fail,
+        // so both wait in the outbox.
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&receiver)
+            .await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store.clone()),
+            ..with_webhook(&receiver.uri(), &generate_whsec())
+        };
+        let Some(mut app) = spawn_with(backend, setup).await else {
+            return;
+        };
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "cust-legacy").await;
+        let outbox = keys::outbox("acme");
+        // Both failed once and wait for their retry (not under a lease).
+        let retrying = || async {
+            let soon = app.now().unix_millis() + 10_000;
+            let queued = store.index_desc(&outbox, None, 10).await.unwrap();
+            queued.len() == 2 && queued.iter().all(|e| e.score < soon)
+        };
+        eventually("two events waiting for a retry", retrying).await;
+        // As a gateway of the earlier layout would have left them: every
+        // queued entry in the legacy keys, as index members.
+        let [legacy_due, legacy_outbox] = keys::legacy_queues("acme");
+        for (queue, legacy) in [
+            (keys::due_queue("acme"), &legacy_due),
+            (outbox.clone(), &legacy_outbox),
+        ] {
+            let entries = store.index_desc(&queue, None, 10).await.unwrap();
+            assert!(!entries.is_empty(), "{queue} holds the login's work");
+            let moves = entries.into_iter().flat_map(|e| {
+                [
+                    Op::IndexRemove {
+                        key: queue.clone(),
+                        member: e.member.clone(),
+                    },
+                    Op::IndexAdd {
+                        key: legacy.clone(),
+                        member: e.member,
+                        score: e.score,
+                        ttl: Duration::from_secs(7200),
+                    },
+                ]
+            });
+            let moves = moves.collect();
+            assert_eq!(store.commit(moves).await.unwrap(), Commit::Applied);
+        }
+        app.advance(31 * 60);
+        app.next_event("interaction.expired", Duration::from_secs(5))
+            .await
+            .expect("the expiry left in the legacy due index is announced");
+        let seen = |kind: &'static str| {
+            let receiver = &receiver;
+            async move { requests_where(receiver, |b| b["type"] == kind).await.len() }
+        };
+        eventually("every event delivered", || async {
+            seen("interaction.created").await == 2
+                && seen("interaction.authenticated").await == 2
+                && seen("interaction.expired").await == 1
+        })
+        .await;
+        for legacy in [&legacy_due, &legacy_outbox] {
+            let left = store.index_desc(legacy, None, 10).await.unwrap();
+            assert_eq!(left, vec![], "{legacy} drained");
+        }
+    }
+);

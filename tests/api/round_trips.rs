@@ -55,7 +55,7 @@ impl Counting {
 /// Keys only the background outbox dispatcher touches on its own: its
 /// calls are not part of any request.
 fn outbox_only<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
-    keys.all(|k| k.contains("}:ob:") || k.contains("}:obi:") || k.ends_with("}:ob"))
+    keys.all(|k| k.contains("}:obi:") || k.ends_with("}:obq"))
 }
 
 fn op_key(op: &Op) -> &str {
@@ -64,6 +64,7 @@ fn op_key(op: &Op) -> &str {
         | Op::Delete { key, .. }
         | Op::IndexAdd { key, .. }
         | Op::IndexRemove { key, .. }
+        | Op::QueueAdd { key, .. }
         | Op::Touch { key, .. } => key,
     }
 }

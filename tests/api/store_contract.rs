@@ -76,6 +76,7 @@ contract!(
     indexes::dead_members_are_pruned_by_writes,
     indexes::claim_due_lowest_first_with_a_lease,
     indexes::claim_due_exactly_once_under_contention,
+    indexes::queue_members_stay_until_removed,
 );
 
 pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {
@@ -90,6 +91,15 @@ pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {
 
 pub fn index_add(key: &str, member: &str, score: i64, ttl: Duration) -> Op {
     Op::IndexAdd {
+        key: key.into(),
+        member: member.into(),
+        score,
+        ttl,
+    }
+}
+
+pub fn queue_add(key: &str, member: &str, score: i64, ttl: Duration) -> Op {
+    Op::QueueAdd {
         key: key.into(),
         member: member.into(),
         score,

@@ -5,9 +5,12 @@
 --   'D', k, expected, '', ''                                          Delete
 --   'A', k, member, score, ttl_ms                                     IndexAdd
 --   'R', k, member, '', ''                                            IndexRemove
+--   'Q', k, member, score, ttl_ms                                     QueueAdd
 --   'T', k, '', '', ttl_ms                                            Touch
 -- An index op's key KEYS[k] is followed by KEYS[k + 1], the index's expiry
--- set: member -> when it expires (ms, Redis time). Every key is in KEYS.
+-- set: member -> when it expires (ms, Redis time). A queue has none (its
+-- members stay until removed; 'R' on a queue finds nothing to remove from
+-- KEYS[k + 1]). Every key is in KEYS.
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 local n = #ARGV / 5
@@ -55,6 +58,13 @@ local touched = {}
 local full = {}
 local latest = {}
 local pruned = {}
+-- Queues this commit added to, by name: a position of the queue in KEYS
+-- (`queue_at`), the latest lifetime an add asked for (`queued`), and whether
+-- one of its members is new (`grew`: the key may be new then, with no
+-- lifetime to raise).
+local queue_at = {}
+local queued = {}
+local grew = {}
 
 for i = 1, n do
   local base = 5 * i - 4
@@ -95,9 +105,17 @@ for i = 1, n do
   elseif kind == 'R' then
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[base + 2])
-    redis.call('ZREM', expiry, ARGV[base + 2])
-    touched[key] = expiry
-    full[key] = true
+    -- Only a member that had an expiry can have been the longest-lived.
+    if redis.call('ZREM', expiry, ARGV[base + 2]) == 1 then
+      touched[key] = expiry
+      full[key] = true
+    end
+  elseif kind == 'Q' then
+    if redis.call('ZADD', key, ARGV[base + 3], ARGV[base + 2]) == 1 then
+      grew[key] = true
+    end
+    queue_at[key] = k
+    queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[base + 4]))
   elseif kind == 'T' then
     -- Only a record that exists and would expire sooner (GT: a key
     -- without a TTL counts as never expiring, and keeps none).
@@ -110,6 +128,14 @@ for index, expiry in pairs(touched) do
   else
     redis.call('PEXPIREAT', index, latest[index], 'GT')
     redis.call('PEXPIREAT', expiry, latest[index], 'GT')
+  end
+end
+-- A queue's life is only ever raised (GT: a key without one counts as
+-- living for ever, so a new key gets its first with NX).
+for queue, at in pairs(queued) do
+  local k = queue_at[queue]
+  if not (grew[queue] and redis.call('PEXPIREAT', KEYS[k], at, 'NX') == 1) then
+    redis.call('PEXPIREAT', KEYS[k], at, 'GT')
   end
 end
 return 0

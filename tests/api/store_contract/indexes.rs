@@ -1,10 +1,11 @@
-//! Sorted indexes: order with ties, cursor paging, TTLs, and take-due.
+//! Sorted indexes: order with ties, cursor paging, TTLs, and take-due;
+//! queues: members that stay until removed.
 use std::collections::HashSet;
 use std::time::Duration;
 
 use chatgate::store::{Commit, Op, SharedStore};
 
-use super::{commit, desc, index_add, page_all, pairs, LONG, PAST_SHORT, SHORT};
+use super::{commit, desc, index_add, page_all, pairs, queue_add, LONG, PAST_SHORT, SHORT};
 
 pub async fn index_orders_ties_and_pages(s: SharedStore) {
     let idx = "{t}:idx";
@@ -231,12 +232,13 @@ pub async fn claim_due_lowest_first_with_a_lease(s: SharedStore) {
 }
 
 pub async fn claim_due_exactly_once_under_contention(s: SharedStore) {
-    let idx = "{t}:due";
+    // A queue, as the sweeper and the outbox claim from.
+    let idx = "{t}:dueq";
     let due: Vec<Op> = (0..300)
-        .map(|i| index_add(idx, &format!("due-{i:03}"), i / 2, LONG))
+        .map(|i| queue_add(idx, &format!("due-{i:03}"), i / 2, LONG))
         .collect();
     let later: Vec<Op> = (0..10)
-        .map(|i| index_add(idx, &format!("later-{i}"), 5000 + i, LONG))
+        .map(|i| queue_add(idx, &format!("later-{i}"), 5000 + i, LONG))
         .collect();
     commit(&s, due.into_iter().chain(later).collect()).await;
     let takers: Vec<_> = (0..20)
@@ -284,4 +286,48 @@ pub async fn claim_due_exactly_once_under_contention(s: SharedStore) {
         10,
         "future entries stay"
     );
+}
+
+/// A queue's members have no expiry of their own: they stay until removed,
+/// where an index would drop those whose time is up. The queue lives as
+/// long as the latest time any add asked for: a later, shorter add never
+/// shortens it. Emptied, it is gone, and a new one lives as long as its
+/// own first add asks.
+pub async fn queue_members_stay_until_removed(s: SharedStore) {
+    let q = "{t}:q";
+    commit(&s, vec![queue_add(q, "short", 1, SHORT)]).await;
+    commit(&s, vec![queue_add(q, "long", 2, LONG)]).await;
+    commit(&s, vec![queue_add(q, "later", 3, SHORT)]).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    // A new member (an index's add would prune its dead ones here) and a
+    // moved one.
+    let ops = vec![
+        queue_add(q, "new", 4, SHORT),
+        queue_add(q, "short", 6, SHORT),
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    assert_eq!(
+        desc(&s, q, None, 10).await,
+        pairs(&[("short", 6), ("new", 4), ("later", 3), ("long", 2)])
+    );
+    // Claimed and removed as an index's members are.
+    let claimed = s.index_claim_due(q, 3, 10, 100).await.unwrap();
+    let claimed: Vec<_> = claimed.into_iter().map(|e| (e.member, e.score)).collect();
+    assert_eq!(claimed, pairs(&[("long", 2), ("later", 3)]));
+    let remove = |m: &str| Op::IndexRemove {
+        key: q.into(),
+        member: m.into(),
+    };
+    commit(&s, vec![remove("long"), remove("new")]).await;
+    assert_eq!(
+        desc(&s, q, None, 10).await,
+        pairs(&[("later", 100), ("short", 6)])
+    );
+    commit(&s, vec![remove("later"), remove("short")]).await;
+    assert_eq!(desc(&s, q, None, 10).await, vec![]);
+    // Emptied, then new: its life is its first add's, not the old one's.
+    commit(&s, vec![queue_add(q, "again", 1, SHORT)]).await;
+    assert_eq!(desc(&s, q, None, 10).await, pairs(&[("again", 1)]));
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(desc(&s, q, None, 10).await, vec![], "expired with its life");
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 
-use super::{desc, index_add, put, read, LONG, SHORT};
+use super::{desc, index_add, put, queue_add, read, LONG, SHORT};
 use crate::redis_support::{redis_store, OwnRedis};
 
 pub(super) const FAST: Duration = Duration::from_secs(2);
@@ -25,8 +25,8 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
         index_add("{t}:idx", "1", 10, LONG),
         index_add("{t}:idx", "2", 20, LONG),
         index_add("{t}:cu:c", "2", 20, LONG),
-        index_add("{t}:due", "1", 5, LONG),
-        index_add("{t}:due", "2", 9, LONG),
+        queue_add("{t}:dueq", "1", 5, LONG),
+        queue_add("{t}:dueq", "2", 9, LONG),
         put("{t}:ban", 0, "{}", None),
     ];
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
@@ -49,24 +49,27 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
     ];
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
     assert_eq!(
-        s.index_claim_due("{t}:due", 5, 10, 50).await.unwrap().len(),
+        s.index_claim_due("{t}:dueq", 5, 10, 50)
+            .await
+            .unwrap()
+            .len(),
         1
     );
     s.commit(vec![Op::IndexRemove {
-        key: "{t}:due".into(),
+        key: "{t}:dueq".into(),
         member: "1".into(),
     }])
     .await
     .unwrap();
 
-    // An index keeps its members' expiry times beside it (`:exp`).
+    // An index keeps its members' expiry times beside it (`:exp`); a queue
+    // is its sorted set alone.
     let mut expected: Vec<String> = [
         "{t}:i:1",
         "{t}:aj:x",
         "{t}:idx",
         "{t}:idx:exp",
-        "{t}:due",
-        "{t}:due:exp",
+        "{t}:dueq",
         "{t}:ban",
     ]
     .iter()
@@ -129,6 +132,49 @@ async fn index_ttl_follows_its_longest_lived_member() {
     prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
     assert_eq!(prefix.pttl(&prefix.physical("{t}:foreign")), -1);
     s.commit(vec![index_add("{t}:foreign", "b", 2, LONG)])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
+}
+
+/// A queue's key lives as long as the latest time an add asked for: a
+/// shorter add never lowers it, a longer one (new member or not) raises it.
+#[tokio::test]
+async fn queue_ttl_is_only_ever_raised() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    let q = prefix.physical("{t}:q");
+    s.commit(vec![queue_add("{t}:q", "a", 1, Duration::from_secs(30))])
+        .await
+        .unwrap();
+    let t = prefix.pttl(&q);
+    assert!(
+        (20_000..=30_000).contains(&t),
+        "a new queue's first life: {t}"
+    );
+    s.commit(vec![queue_add("{t}:q", "b", 2, SHORT)])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&q) > 20_000, "not lowered by a new member");
+    s.commit(vec![queue_add("{t}:q", "a", 5, SHORT)])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&q) > 20_000, "not lowered by a move");
+    s.commit(vec![queue_add("{t}:q", "a", 1, Duration::from_secs(90))])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&q) > 80_000, "raised by a move");
+    assert_eq!(
+        prefix.pttl(&prefix.physical("{t}:q:exp")),
+        -2,
+        "no expiry set"
+    );
+    // A queue some other writer left without TTL gets one with its next
+    // new member.
+    prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
+    s.commit(vec![queue_add("{t}:foreign", "b", 2, LONG)])
         .await
         .unwrap();
     assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
