@@ -226,6 +226,13 @@ pub struct InteractionRecord {
     /// The end for which `interaction.expiring` was already emitted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring_announced: Option<Timestamp>,
+    /// Until when the store keeps what points here (the conversation key,
+    /// the team's listing entry): set a little past the record's own end
+    /// when a write extends them, so the writes before it need not.
+    /// Absent in records written before it existed (or by such a gateway):
+    /// the next write extends them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexed_until: Option<Timestamp>,
 }
 
 /// The subject of an interaction without a `customer_ref`:
@@ -255,6 +262,7 @@ impl InteractionRecord {
             binding: None,
             expiry_announced: None,
             expiring_announced: None,
+            indexed_until: None,
         }
     }
 

@@ -158,8 +158,9 @@ struct Stored<'a> {
     companion: String,
 }
 
-/// The ops that write an interaction back: the record itself, its listing
-/// and customer indexes (refreshing their TTL), and its due times.
+/// The ops that write an interaction back: the record itself, its
+/// customer indexes (refreshing their TTL), its conversation key and listing
+/// entry when their margin runs out, and its due times.
 pub fn write_interaction(
     team: &Team,
     expected: u64,
@@ -170,13 +171,20 @@ pub fn write_interaction(
     interaction_ops(team, expected, rec, now)
 }
 
+/// How much longer than the record the conversation key and the listing
+/// entry are kept when a write extends them: a quarter of
+/// `interaction_ttl`, at most an hour.
+fn index_margin(s: &Settings) -> Duration {
+    (s.interaction_ttl.get() / 4).min(Duration::from_secs(3600))
+}
+
 /// The ops of [`write_interaction`] without stamping a write: for the
 /// sweeper's announcements, which are nobody's write and must not keep the
 /// interaction alive.
 pub fn interaction_ops(
     team: &Team,
     expected: u64,
-    rec: &InteractionRecord,
+    rec: &mut InteractionRecord,
     now: Timestamp,
 ) -> Result<Vec<Op>> {
     let s = team.settings_for(&rec.channel);
@@ -184,11 +192,17 @@ pub fn interaction_ops(
     // `last_write_at + interaction_ttl`. Writes that are not the customer's
     // or a caller's (expiry announcements) leave `last_write_at`, and so
     // this end, where it was.
-    let ttl = rec
-        .last_write_at
-        .plus(s.interaction_ttl.get())
-        .since(now)
-        .max(Duration::from_secs(1));
+    let end = rec.last_write_at.plus(s.interaction_ttl.get());
+    let ttl = end.since(now).max(Duration::from_secs(1));
+    // What points here must live at least as long. It is extended past
+    // that end by a margin, so the writes within the margin leave it be
+    // (two to five store calls fewer each); a reader that follows it to a
+    // record already gone finds nothing, as it would after an expiry.
+    let extend = rec.indexed_until.is_none_or(|until| until < end);
+    if extend {
+        rec.indexed_until = Some(end.plus(index_margin(s)));
+    }
+    let rec = &*rec;
     // Stored with the key of its subject (its "companion"), so the store
     // reads both in one round trip; the domain record knows no store keys.
     let stored = Stored {
@@ -201,17 +215,20 @@ pub fn interaction_ops(
         &stored,
         Some(ttl),
     )?];
-    // The conversation keeps pointing here for as long as the record lives.
-    ops.push(Op::Touch {
-        key: keys::conversation(&team.id, &rec.channel, &rec.conversation_id),
-        ttl,
-    });
-    ops.push(Op::IndexAdd {
-        key: keys::interactions_index(&team.id),
-        member: rec.id.to_string(),
-        score: rec.created_at.unix_millis(),
-        ttl,
-    });
+    if let Some(until) = rec.indexed_until.filter(|_| extend) {
+        let kept = until.since(now);
+        // The conversation keeps pointing here for as long as the record lives.
+        ops.push(Op::Touch {
+            key: keys::conversation(&team.id, &rec.channel, &rec.conversation_id),
+            ttl: kept,
+        });
+        ops.push(Op::IndexAdd {
+            key: keys::interactions_index(&team.id),
+            member: rec.id.to_string(),
+            score: rec.created_at.unix_millis(),
+            ttl: kept,
+        });
+    }
     let customer_ids = rec
         .customer_ref
         .iter()

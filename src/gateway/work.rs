@@ -275,7 +275,7 @@ impl Gateway {
             let mut ops = std::mem::take(&mut w.first);
             let own = ops.len();
             ops.extend(if w.announcement {
-                interaction_ops(team, version, &w.rec, now)?
+                interaction_ops(team, version, &mut w.rec, now)?
             } else {
                 write_interaction(team, version, &mut w.rec, now)?
             });

@@ -13,9 +13,9 @@
 //! whose time is up, and both keys expire with their longest-lived member,
 //! so an index is bounded by what is alive. A queue (due times, the outbox)
 //! is a sorted set alone: its worker removes its members, and its key
-//! expires at the latest time any add asked for (`PEXPIREAT … GT`, and `NX`
-//! for a new key), so a write adds one `ZADD` per member and one or two
-//! calls per queue.
+//! expires at the latest time any add asked for (`PEXPIREAT … GT`; a new
+//! key, which `GT` cannot raise, gets its first), so a write adds one
+//! `ZADD` per member and one call per queue (three for a new queue).
 //!
 //! # Atomicity
 //!

@@ -377,6 +377,49 @@ both_stores!(
 );
 
 both_stores!(
+    the_conversation_never_ends_before_its_interaction,
+    |app: TestApp| async move {
+        let _ = app;
+        // A margin of 0.5 s: a write keeps the conversation key until 2.5 s
+        // after it, and leaves it be while its own end stays within that.
+        let setup = Setup {
+            defaults: "interaction_ttl = \"2s\"".into(),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(app.backend, setup).await else {
+            return;
+        };
+        let body = json!({"channel": "webchat", "conversation_id": "margins"});
+        let id = app.create(body.clone()).await["id"].clone();
+        let activity = || async {
+            let path = format!("/v1/interactions/{}/activity", id.as_str().unwrap());
+            let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
+            assert_eq!(res.status(), 200);
+        };
+        // Both clocks, the gateway's and the store's TTLs, move together.
+        let clock = app.clock.clone();
+        let wait = |ms: u64| {
+            let clock = clock.clone();
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                clock.advance(std::time::Duration::from_millis(ms));
+            }
+        };
+        wait(300).await;
+        activity().await; // ends at 2.3 s: within the margin
+        wait(600).await;
+        activity().await; // ends at 2.9 s: past it, extended to 3.4 s
+        wait(1700).await;
+        // At 2.6 s the interaction lives, and so does its conversation.
+        let res = app
+            .post_json("/v1/interactions", Some(&app.keys.bot), &body)
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["id"], id);
+    }
+);
+
+both_stores!(
     malformed_paths_and_bodies_are_problem_json,
     |app: TestApp| async move {
         // Percent-encodings that are not UTF-8 name nothing.

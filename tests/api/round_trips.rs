@@ -26,6 +26,9 @@ struct Counting {
     first_slower: AtomicBool,
     reading: AtomicUsize,
     most_reading: AtomicUsize,
+    /// Ops committed that extend what points to an interaction: the
+    /// conversation key's TTL and the team's listing entry.
+    extensions: AtomicUsize,
 }
 
 /// Long enough for reads that may go side by side to overlap; short enough
@@ -86,6 +89,13 @@ impl Store for Counting {
         if !outbox_only(ops.iter().map(op_key)) {
             self.tick();
         }
+        let extends = |op: &&Op| match op {
+            Op::Touch { .. } => true,
+            Op::IndexAdd { key, .. } => key.ends_with("}:idx"),
+            _ => false,
+        };
+        let n = ops.iter().filter(extends).count();
+        self.extensions.fetch_add(n, Ordering::SeqCst);
         self.inner.commit(ops).await
     }
     async fn index_desc(
@@ -189,6 +199,32 @@ async fn a_change_that_changes_nothing_is_not_written() {
         1,
         "a logout with nothing to end is one read"
     );
+}
+
+/// A write extends the conversation key and the listing entry past the
+/// record's end by a margin (an hour by default), so the writes within it
+/// leave them be; one that moves the record's end past it extends them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_within_the_margin_leave_the_conversation_key_and_listing_be() {
+    let (counting, app) = on_counting_store().await;
+    let id = app.new_interaction().await;
+    let extensions = || counting.extensions.load(Ordering::SeqCst);
+    assert_eq!(extensions(), 2, "created: the conversation key and listing");
+    let activity = || async {
+        let path = format!("/v1/interactions/{id}/activity");
+        let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
+        assert_eq!(res.status(), 200);
+    };
+    for _ in 0..3 {
+        app.advance(600);
+        activity().await;
+    }
+    assert_eq!(extensions(), 2, "30 min of writes within the margin");
+    app.advance(3600);
+    activity().await;
+    assert_eq!(extensions(), 4, "past it: both extended");
+    activity().await;
+    assert_eq!(extensions(), 4, "then left be again");
 }
 
 /// Requests on one interaction queue behind each other in this process (so

@@ -130,12 +130,14 @@ for index, expiry in pairs(touched) do
     redis.call('PEXPIREAT', expiry, latest[index], 'GT')
   end
 end
--- A queue's life is only ever raised (GT: a key without one counts as
--- living for ever, so a new key gets its first with NX).
+-- A queue's life is only ever raised. GT counts a key without a TTL as
+-- living for ever: when it raises nothing and the queue grew (it may be
+-- new), a key without one gets its first.
 for queue, at in pairs(queued) do
   local k = queue_at[queue]
-  if not (grew[queue] and redis.call('PEXPIREAT', KEYS[k], at, 'NX') == 1) then
-    redis.call('PEXPIREAT', KEYS[k], at, 'GT')
+  if redis.call('PEXPIREAT', KEYS[k], at, 'GT') == 0 and grew[queue]
+      and redis.call('PTTL', KEYS[k]) == -1 then
+    redis.call('PEXPIREAT', KEYS[k], at)
   end
 end
 return 0
