@@ -136,7 +136,7 @@ impl Gateway {
                 &ConversationLink { id: rec.id },
                 Some(s.interaction_ttl.get()),
             )?];
-            ops.extend(write_interaction(team, 0, &mut rec, now)?);
+            ops.extend(write_interaction(team, 0, None, &mut rec, now)?);
             let view = InteractionView::build(&rec, subject.as_ref(), s, now);
             let data = serde_json::json!({ "interaction": view });
             let event = Event::new(EventType::InteractionCreated, now, &team.id, data);

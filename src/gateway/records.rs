@@ -158,22 +158,32 @@ struct Stored<'a> {
     companion: String,
 }
 
-/// The ops that write an interaction back: the record itself, its
-/// customer indexes (refreshing their TTL), its conversation key and listing
-/// entry when their margin runs out, and its due times.
+/// The ops that write an interaction back over `read` (at version
+/// `expected`; `None` for a new one): the record itself; what points to it
+/// (its conversation key, the team's listing, its customers' indexes) when
+/// their margin runs out or its customers changed; and its due times.
 pub fn write_interaction(
     team: &Team,
     expected: u64,
+    read: Option<&InteractionRecord>,
     rec: &mut InteractionRecord,
     now: Timestamp,
 ) -> Result<Vec<Op>> {
     rec.last_write_at = now;
-    interaction_ops(team, expected, rec, now)
+    interaction_ops(team, expected, read, rec, now)
 }
 
-/// How much longer than the record the conversation key and the listing
-/// entry are kept when a write extends them: a quarter of
-/// `interaction_ttl`, at most an hour.
+/// The customer ids an interaction is indexed under: its `customer_ref`, and
+/// whom it is authenticated as or stepping up for.
+fn customer_ids(rec: &InteractionRecord) -> impl Iterator<Item = &String> {
+    rec.customer_ref
+        .iter()
+        .chain(rec.auth.as_ref().and_then(|a| a.customer.get("id")))
+        .chain(rec.step_up.as_ref().and_then(|p| p.customer.get("id")))
+}
+
+/// How much longer than the record what points to it is kept when a write
+/// extends it: a quarter of `interaction_ttl`, at most an hour.
 fn index_margin(s: &Settings) -> Duration {
     (s.interaction_ttl.get() / 4).min(Duration::from_secs(3600))
 }
@@ -184,6 +194,7 @@ fn index_margin(s: &Settings) -> Duration {
 pub fn interaction_ops(
     team: &Team,
     expected: u64,
+    read: Option<&InteractionRecord>,
     rec: &mut InteractionRecord,
     now: Timestamp,
 ) -> Result<Vec<Op>> {
@@ -196,13 +207,17 @@ pub fn interaction_ops(
     let ttl = end.since(now).max(Duration::from_secs(1));
     // What points here must live at least as long. It is extended past
     // that end by a margin, so the writes within the margin leave it be
-    // (two to five store calls fewer each); a reader that follows it to a
+    // (up to nine store calls fewer each); a reader that follows it to a
     // record already gone finds nothing, as it would after an expiry.
     let extend = rec.indexed_until.is_none_or(|until| until < end);
     if extend {
         rec.indexed_until = Some(end.plus(index_margin(s)));
     }
     let rec = &*rec;
+    // A customer it was not indexed under is added at once (for as long as
+    // the rest); one it no longer names stays until its entry expires (a
+    // logout of everywhere checks each interaction it finds).
+    let new_customers = read.is_none_or(|read| !customer_ids(read).eq(customer_ids(rec)));
     // Stored with the key of its subject (its "companion"), so the store
     // reads both in one round trip; the domain record knows no store keys.
     let stored = Stored {
@@ -215,8 +230,8 @@ pub fn interaction_ops(
         &stored,
         Some(ttl),
     )?];
-    if let Some(until) = rec.indexed_until.filter(|_| extend) {
-        let kept = until.since(now);
+    let kept = rec.indexed_until.map_or(ttl, |until| until.since(now));
+    if extend {
         // The conversation keeps pointing here for as long as the record lives.
         ops.push(Op::Touch {
             key: keys::conversation(&team.id, &rec.channel, &rec.conversation_id),
@@ -229,18 +244,18 @@ pub fn interaction_ops(
             ttl: kept,
         });
     }
-    let customer_ids = rec
-        .customer_ref
-        .iter()
-        .chain(rec.auth.as_ref().and_then(|a| a.customer.get("id")))
-        .chain(rec.step_up.as_ref().and_then(|p| p.customer.get("id")));
-    for cid in customer_ids {
-        ops.push(Op::IndexAdd {
-            key: keys::customer_index(&team.id, cid),
-            member: rec.id.to_string(),
-            score: now.unix_millis(),
-            ttl,
-        });
+    if extend || new_customers {
+        // Scored by creation, which never changes: a walk through a
+        // customer's index by cursor (a logout of everywhere) meets each
+        // entry once, however its interactions are written meanwhile.
+        for cid in customer_ids(rec) {
+            ops.push(Op::IndexAdd {
+                key: keys::customer_index(&team.id, cid),
+                member: rec.id.to_string(),
+                score: rec.created_at.unix_millis(),
+                ttl: kept,
+            });
+        }
     }
     ops.extend(due_ops(team, rec, s, now));
     Ok(ops)

@@ -272,12 +272,13 @@ impl Gateway {
             let subject = w.subject.view(now, &settings.lockout);
             let items = w.outbox_items(team, &view, &subject, now);
             let version = pair.interaction.version;
+            let read = pair.interaction.value.as_ref();
             let mut ops = std::mem::take(&mut w.first);
             let own = ops.len();
             ops.extend(if w.announcement {
-                interaction_ops(team, version, &mut w.rec, now)?
+                interaction_ops(team, version, read, &mut w.rec, now)?
             } else {
-                write_interaction(team, version, &mut w.rec, now)?
+                write_interaction(team, version, read, &mut w.rec, now)?
             });
             let subject_at = ops.len();
             if w.subject_used {

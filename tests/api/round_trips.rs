@@ -27,7 +27,7 @@ struct Counting {
     reading: AtomicUsize,
     most_reading: AtomicUsize,
     /// Ops committed that extend what points to an interaction: the
-    /// conversation key's TTL and the team's listing entry.
+    /// conversation key's TTL, the team's listing and customer indexes.
     extensions: AtomicUsize,
 }
 
@@ -91,7 +91,7 @@ impl Store for Counting {
         }
         let extends = |op: &&Op| match op {
             Op::Touch { .. } => true,
-            Op::IndexAdd { key, .. } => key.ends_with("}:idx"),
+            Op::IndexAdd { key, .. } => key.ends_with("}:idx") || key.contains("}:cu:"),
             _ => false,
         };
         let n = ops.iter().filter(extends).count();
@@ -201,15 +201,23 @@ async fn a_change_that_changes_nothing_is_not_written() {
     );
 }
 
-/// A write extends the conversation key and the listing entry past the
-/// record's end by a margin (an hour by default), so the writes within it
-/// leave them be; one that moves the record's end past it extends them.
+/// A write extends what points to an interaction (its conversation key,
+/// listing and customer entries) past the record's end by a margin (an hour
+/// by default), so the writes within it leave them be; one that moves the
+/// record's end past it extends them, and a new customer is indexed at once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn writes_within_the_margin_leave_the_conversation_key_and_listing_be() {
+async fn writes_within_the_margin_leave_the_conversation_key_and_indexes_be() {
     let (counting, app) = on_counting_store().await;
-    let id = app.new_interaction().await;
+    let v = app
+        .create(json!({"channel": "webchat", "conversation_id": "m", "customer_ref": "cust-m"}))
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
     let extensions = || counting.extensions.load(Ordering::SeqCst);
-    assert_eq!(extensions(), 2, "created: the conversation key and listing");
+    assert_eq!(
+        extensions(),
+        3,
+        "created: conversation key, listing, customer"
+    );
     let activity = || async {
         let path = format!("/v1/interactions/{id}/activity");
         let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
@@ -219,12 +227,16 @@ async fn writes_within_the_margin_leave_the_conversation_key_and_listing_be() {
         app.advance(600);
         activity().await;
     }
-    assert_eq!(extensions(), 2, "30 min of writes within the margin");
+    assert_eq!(extensions(), 3, "30 min of writes within the margin");
     app.advance(3600);
     activity().await;
-    assert_eq!(extensions(), 4, "past it: both extended");
+    assert_eq!(extensions(), 6, "past it: all three extended");
     activity().await;
-    assert_eq!(extensions(), 4, "then left be again");
+    assert_eq!(extensions(), 6, "then left be again");
+    // Authenticated as another customer: its customers' entries are written
+    // at once (the link issued before it changed nothing of them).
+    app.authenticate(&id, "cust-other").await;
+    assert_eq!(extensions(), 8, "both customers' entries written");
 }
 
 /// Requests on one interaction queue behind each other in this process (so
