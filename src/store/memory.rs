@@ -3,9 +3,9 @@
 //! One `std::sync::Mutex` guards all state and is never held across an
 //! `.await`: every trait method locks, works on plain maps, and unlocks
 //! before returning. Expired records and indexes behave as absent (version
-//! 0; the next write gets a fresh version, never an old one). A heap of
-//! deadlines (one live entry per record or index, rescheduled lazily when a
-//! write moved its expiry later) lets every commit drop up to
+//! 0; the next write gets a fresh version, never an old one). An ordered
+//! set of deadlines (one per record or index, removed with it, rescheduled
+//! lazily when a write moved its expiry later) lets every commit drop up to
 //! [`EXPIRE_PER_COMMIT`] whose time is up: memory stays bounded, and no
 //! write ever scans all records (the full sweep it replaced stalled every
 //! 1024th commit for O(live records)).
@@ -13,8 +13,7 @@
 //! Sorted indexes keep a `BTreeSet<(score, member)>` for ordered walks and a
 //! member → score map for moves, which gives Redis' order exactly: by score,
 //! ties by member compared byte-wise.
-use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -158,11 +157,14 @@ fn live(expires_at: Option<Instant>, now: Instant) -> bool {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Keys are shared with their deadline in the heap (`Arc<str>`), so a
-    /// scheduled record costs one copy of its key, not two.
+    /// Keys are shared with their deadline (`Arc<str>`), so a scheduled
+    /// record costs one copy of its key, not two.
     records: HashMap<Arc<str>, Record>,
     indexes: HashMap<Arc<str>, Index>,
-    deadlines: BinaryHeap<Reverse<(Instant, Kind, Arc<str>)>>,
+    /// At most one per record or index, removed with it: a record deleted
+    /// long before its expiry (a delivered outbox item) leaves nothing
+    /// behind.
+    deadlines: BTreeSet<(Instant, Kind, Arc<str>)>,
 }
 
 impl State {
@@ -177,9 +179,27 @@ impl State {
     /// The live index at `key`, dropping it first when it has expired.
     fn index_mut(&mut self, key: &str, now: Instant) -> Option<&mut Index> {
         if self.index(key, now).is_none() {
-            self.indexes.remove(key);
+            self.drop_index(key);
         }
         self.indexes.get_mut(key)
+    }
+
+    /// Removes the record at `key`, and its deadline.
+    fn drop_record(&mut self, key: &str) {
+        if let Some((key, r)) = self.records.remove_entry(key) {
+            if let Some(at) = r.scheduled {
+                self.deadlines.remove(&(at, Kind::Record, key));
+            }
+        }
+    }
+
+    /// Removes the index at `key`, and its deadline.
+    fn drop_index(&mut self, key: &str) {
+        if let Some((key, i)) = self.indexes.remove_entry(key) {
+            if let Some(at) = i.scheduled {
+                self.deadlines.remove(&(at, Kind::Index, key));
+            }
+        }
     }
 
     fn index(&self, key: &str, now: Instant) -> Option<&Index> {
@@ -199,18 +219,18 @@ impl State {
             } => {
                 // `expected` was checked before any op applied.
                 let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
-                // A deadline already in the heap no later than the new
-                // expiry stays: when it comes, it reschedules.
+                // A deadline no later than the new expiry stays: when it
+                // comes, it reschedules. A later one is moved.
                 let key: Arc<str> = key.into();
-                let kept = self
-                    .records
-                    .get(&key)
-                    .and_then(|r| r.scheduled)
-                    .filter(|s| expires_at.is_none_or(|e| *s <= e));
+                let old = self.records.get(&key).and_then(|r| r.scheduled);
+                let kept = old.filter(|s| expires_at.is_none_or(|e| *s <= e));
+                if let (None, Some(old)) = (kept, old) {
+                    self.deadlines
+                        .remove(&(old, Kind::Record, Arc::clone(&key)));
+                }
                 let scheduled = kept.or_else(|| {
                     let at = expires_at?;
-                    self.deadlines
-                        .push(Reverse((at, Kind::Record, Arc::clone(&key))));
+                    self.deadlines.insert((at, Kind::Record, Arc::clone(&key)));
                     Some(at)
                 });
                 let record = Record {
@@ -221,9 +241,7 @@ impl State {
                 };
                 self.records.insert(key, record);
             }
-            Op::Delete { key, .. } => {
-                self.records.remove(key.as_str());
-            }
+            Op::Delete { key, .. } => self.drop_record(&key),
             Op::IndexAdd {
                 key,
                 member,
@@ -264,7 +282,7 @@ impl State {
                     index.ordered.is_empty()
                 });
                 if emptied {
-                    self.indexes.remove(key.as_str());
+                    self.drop_index(&key);
                 }
             }
         }
@@ -281,25 +299,21 @@ impl State {
             if index.scheduled.is_none() {
                 if let Some(at) = index.expires_at() {
                     index.scheduled = Some(at);
-                    self.deadlines.push(Reverse((at, Kind::Index, key.into())));
+                    self.deadlines.insert((at, Kind::Index, key.into()));
                 }
             }
         }
     }
 
     /// Handles up to [`EXPIRE_PER_COMMIT`] deadlines that are due: drops
-    /// what has expired, reschedules what a later write kept alive, and
-    /// skips entries for something deleted or rescheduled since.
+    /// what has expired and reschedules what a later write kept alive.
     fn expire_due(&mut self, now: Instant) {
         for _ in 0..EXPIRE_PER_COMMIT {
-            let due = self
-                .deadlines
-                .peek()
-                .is_some_and(|Reverse((at, ..))| *at <= now);
+            let due = self.deadlines.first().is_some_and(|(at, ..)| *at <= now);
             if !due {
                 return;
             }
-            let Some(Reverse((at, kind, key))) = self.deadlines.pop() else {
+            let Some((at, kind, key)) = self.deadlines.pop_first() else {
                 return;
             };
             let next = match kind {
@@ -329,7 +343,7 @@ impl State {
                 },
             };
             if let Some(at) = next {
-                self.deadlines.push(Reverse((at, kind, key)));
+                self.deadlines.insert((at, kind, key));
             }
         }
     }
@@ -529,5 +543,48 @@ mod tests {
         assert!(state.indexes.is_empty());
         // One deadline each for the two records still alive (k0 rescheduled).
         assert_eq!(state.deadlines.len(), 2);
+    }
+
+    /// A record deleted, an index emptied, or a record written again to
+    /// expire sooner, long before the deadline it had, leaves no deadline
+    /// behind: a delivered outbox item costs nothing after its delete.
+    #[tokio::test]
+    async fn deletes_and_earlier_expiries_leave_no_deadline_behind() {
+        let store = MemoryStore::new();
+        let long = Duration::from_secs(3600);
+        let queue = |member: &str| Op::QueueAdd {
+            key: "q".into(),
+            member: member.into(),
+            score: 1,
+            ttl: long,
+        };
+        let ops = vec![put("a".into(), long), put("b".into(), long), queue("m")];
+        assert_eq!(store.commit(ops).await.ok(), Some(Commit::Applied));
+        assert_eq!(store.lock().deadlines.len(), 3);
+        let version = |key: &str| {
+            let state = store.lock();
+            state.records.get(key).map(|r| r.version).unwrap()
+        };
+        let mut sooner = put("b".into(), Duration::from_secs(60));
+        if let Op::Put { expected, .. } = &mut sooner {
+            *expected = version("b");
+        }
+        let ops = vec![
+            Op::Delete {
+                key: "a".into(),
+                expected: version("a"),
+            },
+            sooner,
+            Op::IndexRemove {
+                key: "q".into(),
+                member: "m".into(),
+            },
+        ];
+        assert_eq!(store.commit(ops).await.ok(), Some(Commit::Applied));
+        let state = store.lock();
+        let left: Vec<&str> = state.deadlines.iter().map(|(_, _, k)| &**k).collect();
+        assert_eq!(left, ["b"], "only b's, moved to its new expiry");
+        let b = state.records.get("b").and_then(|r| r.scheduled);
+        assert_eq!(state.deadlines.first().map(|d| d.0), b);
     }
 }
