@@ -61,7 +61,10 @@ impl Gateway {
     /// that dies, or a store that fails, mid-way leaves it to come due again
     /// (at-least-once). One that can never be handled is quarantined.
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
-        self.move_legacy_queues(team, now).await?;
+        // Never in the way of the sweep itself: its claims come again.
+        if let Err(e) = self.move_legacy_queues(team, now).await {
+            tracing::warn!(team = %team.id, error = %e, "legacy queues not drained; will retry");
+        }
         let index = keys::due_queue(&team.id);
         let lease = now.plus(LEASE).unix_millis();
         let mut rounds = 0;

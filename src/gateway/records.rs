@@ -206,12 +206,17 @@ pub fn interaction_ops(
     let end = rec.last_write_at.plus(s.interaction_ttl.get());
     let ttl = end.since(now).max(Duration::from_secs(1));
     // What points here must live at least as long. It is extended past
-    // that end by a margin, so the writes within the margin leave it be
-    // (up to nine store calls fewer each); a reader that follows it to a
-    // record already gone finds nothing, as it would after an expiry.
-    let extend = rec.indexed_until.is_none_or(|until| until < end);
+    // that end by a margin, so the writes that leave it half the margin
+    // beyond their end leave it be (up to nine store calls fewer each); that
+    // half absorbs another writer's clock or a commit sent late. A reader
+    // that follows it to a record already gone finds nothing, as it would
+    // after an expiry.
+    let margin = index_margin(s);
+    let extend = rec
+        .indexed_until
+        .is_none_or(|until| until < end.plus(margin / 2));
     if extend {
-        rec.indexed_until = Some(end.plus(index_margin(s)));
+        rec.indexed_until = Some(end.plus(margin));
     }
     let rec = &*rec;
     // A customer it was not indexed under is added at once (for as long as

@@ -220,9 +220,12 @@ impl State {
                 // `expected` was checked before any op applied.
                 let expires_at = ttl.and_then(|ttl| now.checked_add(ttl));
                 // A deadline no later than the new expiry stays: when it
-                // comes, it reschedules. A later one is moved.
-                let key: Arc<str> = key.into();
-                let old = self.records.get(&key).and_then(|r| r.scheduled);
+                // comes, it reschedules. A later one is moved. (The map
+                // keeps the key it has: the deadline shares that one.)
+                let (key, old) = match self.records.get_key_value(key.as_str()) {
+                    Some((k, r)) => (Arc::clone(k), r.scheduled),
+                    None => (Arc::from(key), None),
+                };
                 let kept = old.filter(|s| expires_at.is_none_or(|e| *s <= e));
                 if let (None, Some(old)) = (kept, old) {
                     self.deadlines

@@ -381,7 +381,7 @@ both_stores!(
     |app: TestApp| async move {
         let _ = app;
         // A margin of 0.5 s: a write keeps the conversation key until 2.5 s
-        // after it, and leaves it be while its own end stays within that.
+        // after it, and leaves it be while its own end stays 0.25 s within.
         let setup = Setup {
             defaults: "interaction_ttl = \"2s\"".into(),
             ..Setup::default()
@@ -405,12 +405,12 @@ both_stores!(
                 clock.advance(std::time::Duration::from_millis(ms));
             }
         };
-        wait(300).await;
-        activity().await; // ends at 2.3 s: within the margin
+        wait(200).await;
+        activity().await; // ends at 2.2 s: left be (kept until 2.5 s)
         wait(600).await;
-        activity().await; // ends at 2.9 s: past it, extended to 3.4 s
-        wait(1700).await;
-        // At 2.6 s the interaction lives, and so does its conversation.
+        activity().await; // ends at 2.8 s: extended to 3.3 s
+        wait(1850).await;
+        // At 2.65 s the interaction lives, and so does its conversation.
         let res = app
             .post_json("/v1/interactions", Some(&app.keys.bot), &body)
             .await;

@@ -297,3 +297,76 @@ async fn announcing_an_expiry_does_not_keep_the_interaction_alive() {
     let left = 24 * 3600 * 1000 - 31 * 60 * 1000;
     assert!(ttl > 0 && ttl <= left, "PTTL {ttl} > {left}");
 }
+
+/// What points to an interaction in Redis (its conversation key, its
+/// listing and customer-index entries) outlives its record by at least half
+/// the margin (30 min by default) after every write: one that extends them,
+/// those that leave them be, and one that names a new customer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_points_to_an_interaction_outlives_it() {
+    use chatgate::store::keys;
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let v = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": "outlive", "customer_ref": "cust-o"}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let physical = |logical: String| format!("{}:{logical}", app.key_prefix);
+    let record = physical(keys::interaction("acme", id.parse().unwrap()));
+    let conversation = physical(keys::conversation("acme", "webchat", "outlive"));
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let mut customers = vec!["cust-o"];
+    for step in 0..4 {
+        match step {
+            0 => {}
+            // Left be: 10 min later, and 25 min after that: extended.
+            1 | 2 => {
+                app.advance(if step == 1 { 600 } else { 1500 });
+                let path = format!("/v1/interactions/{id}/activity");
+                let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
+                assert_eq!(res.status(), 200);
+            }
+            _ => {
+                app.authenticate(&id, "cust-new").await;
+                customers.push("cust-new");
+            }
+        }
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query_async(&mut c).await.unwrap();
+        let now_ms = secs * 1000 + micros / 1000;
+        let lives: i64 = redis::cmd("PTTL")
+            .arg(&record)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(lives > 0, "step {step}: the record lives");
+        let at_least = lives + 29 * 60 * 1000;
+        let conv: i64 = redis::cmd("PTTL")
+            .arg(&conversation)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!(
+            conv >= at_least,
+            "step {step}: conversation {conv} vs record {lives}"
+        );
+        let indexes = std::iter::once(keys::interactions_index("acme"))
+            .chain(customers.iter().map(|cu| keys::customer_index("acme", cu)));
+        for index in indexes {
+            let expiry: f64 = redis::cmd("ZSCORE")
+                .arg(physical(format!("{index}:exp")))
+                .arg(&id)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            let entry = expiry as i64 - now_ms;
+            assert!(
+                entry >= at_least,
+                "step {step}: {index} entry {entry} vs record {lives}"
+            );
+        }
+    }
+}
