@@ -344,44 +344,10 @@ both_stores!(
     a_living_conversation_keeps_its_interaction,
     |app: TestApp| async move {
         let _ = app;
-        let setup = Setup {
-            defaults: "interaction_ttl = \"2s\"".into(),
-            ..Setup::default()
-        };
-        let Some(app) = spawn_with(app.backend, setup).await else {
-            return;
-        };
-        let body = json!({"channel": "webchat", "conversation_id": "long-chat"});
-        let first = app.create(body.clone()).await;
-        let id = first["id"].as_str().unwrap();
-        // A write at 1.2 s keeps the interaction, and its conversation, alive...
-        for _ in 0..2 {
-            tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
-            app.clock.advance(std::time::Duration::from_millis(1200));
-            let res = app
-                .post_json(
-                    &format!("/v1/interactions/{id}/activity"),
-                    Some(&app.keys.bot),
-                    &json!({}),
-                )
-                .await;
-            assert_eq!(res.status(), 200);
-        }
-        // ...so 2.4 s after creation the same conversation is the same interaction.
-        let res = app
-            .post_json("/v1/interactions", Some(&app.keys.bot), &body)
-            .await;
-        assert_eq!(res.status(), 200);
-        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["id"], id);
-    }
-);
-
-both_stores!(
-    the_conversation_never_ends_before_its_interaction,
-    |app: TestApp| async move {
-        let _ = app;
-        // A margin of 0.5 s: a write keeps the conversation key until 2.5 s
-        // after it, and leaves it be while its own end stays 0.25 s within.
+        // Writes keep the interaction, and its conversation, alive: the
+        // conversation key never ends before the interaction. With a margin
+        // of 0.5 s a write keeps that key until 2.5 s after it, and leaves
+        // it be while its own end stays 0.25 s within.
         let setup = Setup {
             defaults: "interaction_ttl = \"2s\"".into(),
             ..Setup::default()

@@ -88,20 +88,23 @@ both_stores!(
     }
 );
 
-/// A store for the app that the test can also write to directly.
-async fn own_store(backend: Backend, prefix: &str) -> Option<SharedStore> {
-    match backend {
-        Backend::Memory => Some(Arc::new(chatgate::store::memory::MemoryStore::new())),
+/// A store for the app that the test can also write to directly, and the
+/// key prefix it uses on Redis (the app's own, for the cleanup).
+async fn own_store(backend: Backend) -> Option<(SharedStore, String)> {
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let store: SharedStore = match backend {
+        Backend::Memory => Arc::new(chatgate::store::memory::MemoryStore::new()),
         Backend::Redis => {
             let s = chatgate::store::redis::RedisStore::connect(
                 &crate::redis_support::redis_url(),
-                prefix,
+                &prefix,
             )
             .await
             .ok()?;
-            Some(Arc::new(s))
+            Arc::new(s)
         }
-    }
+    };
+    Some((store, prefix))
 }
 
 both_stores!(
@@ -109,8 +112,7 @@ both_stores!(
     |app: TestApp| async move {
         let backend = app.backend;
         drop(app);
-        let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
-        let Some(store) = own_store(backend, &prefix).await else {
+        let Some((store, prefix)) = own_store(backend).await else {
             return;
         };
         let setup = Setup {
@@ -167,6 +169,23 @@ both_stores!(
     }
 );
 
+/// A webhook receiver that answers its first `n` deliveries with `status`,
+/// then 204.
+async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(status))
+        .up_to_n_times(n)
+        .with_priority(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    receiver
+}
+
 fn with_webhook(url: &str, secret: &str) -> Setup {
     Setup {
         team_extra: format!("[webhook]\nurl = \"{url}/events\"\nsecret = \"{secret}\"\n"),
@@ -186,17 +205,7 @@ both_stores!(
     |app: TestApp| async move {
         let backend = app.backend;
         drop(app);
-        let receiver = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(500))
-            .up_to_n_times(2)
-            .with_priority(1)
-            .mount(&receiver)
-            .await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&receiver)
-            .await;
+        let receiver = receiver_failing_first(2, 500).await;
         let secret = generate_whsec();
         let Some(app) = spawn_with(backend, with_webhook(&receiver.uri(), &secret)).await else {
             return;
@@ -490,23 +499,12 @@ both_stores!(
     |app: TestApp| async move {
         let backend = app.backend;
         drop(app);
-        let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
-        let Some(store) = own_store(backend, &prefix).await else {
+        let Some((store, prefix)) = own_store(backend).await else {
             return;
         };
         // The first attempts (the created and authenticated events) fail,
         // so both wait in the outbox.
-        let receiver = MockServer::start().await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(503))
-            .up_to_n_times(2)
-            .with_priority(1)
-            .mount(&receiver)
-            .await;
-        Mock::given(method("POST"))
-            .respond_with(ResponseTemplate::new(204))
-            .mount(&receiver)
-            .await;
+        let receiver = receiver_failing_first(2, 503).await;
         let setup = Setup {
             key_prefix: Some(prefix),
             store: Some(store.clone()),
