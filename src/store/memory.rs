@@ -10,9 +10,10 @@
 //! write ever scans all records (the full sweep it replaced stalled every
 //! 1024th commit for O(live records)).
 //!
-//! Sorted indexes keep a `BTreeSet<(score, member)>` for ordered walks and a
-//! member → score map for moves, which gives Redis' order exactly: by score,
-//! ties by member compared byte-wise.
+//! Sorted indexes of up to eight members are one sorted `Vec`; larger ones
+//! keep a `BTreeSet<(score, member)>` for ordered walks and a member → score
+//! map for moves. Both give Redis' order exactly: by score, ties by member
+//! compared byte-wise.
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -46,27 +47,178 @@ enum Kind {
 /// How many members whose time is up one write removes from an index, at most.
 const PRUNE: usize = 32;
 
+/// Up to this many members an index is one sorted `Vec`; past it, two
+/// ordered sets and a member map. Most indexes are a customer's, with one
+/// or two members, for which those would cost about a kilobyte.
+const SMALL: usize = 8;
+
 /// A sorted index whose members expire one by one: each lives for the TTL of
 /// its last add, writes drop a few whose time is up, and the index itself
 /// lives as long as its longest-lived member. A queue is one whose members
 /// have no expiry (`None`): they stay until removed, and the queue lives
 /// until its own `lifetime`.
-///
-/// A member's name is kept once and shared by its entries (`Arc`): an add
-/// allocates it once, a move or a removal not at all.
 #[derive(Debug, Default)]
 struct Index {
-    ordered: BTreeSet<(i64, Arc<str>)>,
-    /// member → (score, expiry).
-    members: HashMap<Arc<str>, (i64, Option<Instant>)>,
-    by_expiry: BTreeSet<(Instant, Arc<str>)>,
+    members: Members,
     /// A queue's life: the latest any of its adds asked for.
     lifetime: Option<Instant>,
     /// The deadline this index has in the heap, if any.
     scheduled: Option<Instant>,
 }
 
+/// One member of a small index: score, name, expiry.
+type Entry = (i64, Arc<str>, Option<Instant>);
+
+#[derive(Debug)]
+enum Members {
+    /// Sorted by (score, member): Redis' order.
+    Small(Vec<Entry>),
+    Large(Large),
+}
+
+impl Default for Members {
+    fn default() -> Self {
+        Members::Small(Vec::new())
+    }
+}
+
+/// An index past [`SMALL`] members.
+///
+/// A member's name is kept once and shared by its entries (`Arc`): an add
+/// allocates it once, a move or a removal not at all.
+#[derive(Debug, Default)]
+struct Large {
+    ordered: BTreeSet<(i64, Arc<str>)>,
+    /// member → (score, expiry).
+    members: HashMap<Arc<str>, (i64, Option<Instant>)>,
+    by_expiry: BTreeSet<(Instant, Arc<str>)>,
+}
+
+/// Puts `entry` in its place in a small index's order.
+fn insert_sorted(small: &mut Vec<Entry>, entry: Entry) {
+    let at = small.partition_point(|(score, name, _)| (*score, &**name) < (entry.0, &*entry.1));
+    small.insert(at, entry);
+}
+
 impl Index {
+    fn add(&mut self, member: String, score: i64, expires_at: Option<Instant>, now: Instant) {
+        let grown = match &mut self.members {
+            Members::Small(small) => {
+                let name = match small.iter().position(|(_, m, _)| **m == *member) {
+                    Some(i) => small.remove(i).1,
+                    None => member.into(),
+                };
+                insert_sorted(small, (score, name, expires_at));
+                // Dropping every member whose time is up: a few at most.
+                small.retain(|(_, _, at)| live(*at, now));
+                small.len() > SMALL
+            }
+            Members::Large(large) => {
+                large.add(member, score, expires_at, now);
+                false
+            }
+        };
+        if grown {
+            if let Members::Small(small) = std::mem::take(&mut self.members) {
+                let mut large = Large::default();
+                for (score, name, at) in small {
+                    large.insert(name, score, at);
+                }
+                self.members = Members::Large(large);
+            }
+        }
+    }
+
+    /// Removes `member`, if it is there.
+    fn remove(&mut self, member: &str) {
+        match &mut self.members {
+            Members::Small(small) => small.retain(|(_, m, _)| **m != *member),
+            Members::Large(large) => {
+                large.remove(member);
+            }
+        }
+    }
+
+    /// Moves `member` to `score`, keeping its expiry.
+    fn rescore(&mut self, member: &str, score: i64) {
+        match &mut self.members {
+            Members::Small(small) => {
+                if let Some(i) = small.iter().position(|(_, m, _)| **m == *member) {
+                    let (_, name, at) = small.remove(i);
+                    insert_sorted(small, (score, name, at));
+                }
+            }
+            Members::Large(large) => large.rescore(member, score),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        match &self.members {
+            Members::Small(small) => small.is_empty(),
+            Members::Large(large) => large.ordered.is_empty(),
+        }
+    }
+
+    /// When the index expires: with its longest-lived member, or a queue
+    /// at the end of its lifetime.
+    fn expires_at(&self) -> Option<Instant> {
+        let last = match &self.members {
+            Members::Small(small) => small.iter().filter_map(|(_, _, at)| *at).max(),
+            Members::Large(large) => large.by_expiry.last().map(|(at, _)| *at),
+        };
+        last.max(self.lifetime)
+    }
+
+    /// Up to `limit` entries, highest first, strictly below `before`.
+    fn desc(&self, before: Option<(i64, String)>, limit: usize) -> Vec<IndexEntry> {
+        let entry = |score: i64, member: &str| IndexEntry {
+            member: member.to_owned(),
+            score,
+        };
+        match &self.members {
+            Members::Small(small) => {
+                let below = |score: i64, name: &str| {
+                    before
+                        .as_ref()
+                        .is_none_or(|(s, m)| (score, name) < (*s, m.as_str()))
+                };
+                let entries = small.iter().rev().filter(|(s, m, _)| below(*s, m));
+                let entries = entries.take(limit).map(|(s, m, _)| entry(*s, m));
+                entries.collect()
+            }
+            Members::Large(large) => {
+                let upper = before.map_or(Bound::Unbounded, |(score, member)| {
+                    Bound::Excluded((score, Arc::from(member)))
+                });
+                let entries = large.ordered.range((Bound::Unbounded, upper)).rev();
+                let entries = entries.take(limit).map(|(s, m)| entry(*s, m));
+                entries.collect()
+            }
+        }
+    }
+
+    /// Up to `limit` entries scored at most `max_score`, lowest first.
+    fn due(&self, max_score: i64, limit: usize) -> Vec<IndexEntry> {
+        let entry = |score: i64, member: &str| IndexEntry {
+            member: member.to_owned(),
+            score,
+        };
+        match &self.members {
+            Members::Small(small) => {
+                let entries = small.iter().take_while(|(s, _, _)| *s <= max_score);
+                let entries = entries.take(limit).map(|(s, m, _)| entry(*s, m));
+                entries.collect()
+            }
+            Members::Large(large) => {
+                let entries = large.ordered.iter().take_while(|(s, _)| *s <= max_score);
+                let entries = entries.take(limit).map(|(s, m)| entry(*s, m));
+                entries.collect()
+            }
+        }
+    }
+}
+
+impl Large {
     fn add(&mut self, member: String, score: i64, expires_at: Option<Instant>, now: Instant) {
         if let Some((name, &(old_score, old_expiry))) = self.members.get_key_value(member.as_str())
         {
@@ -77,14 +229,18 @@ impl Index {
             shift(&mut self.by_expiry, &name, old_expiry, expires_at);
             self.members.insert(name, (score, expires_at));
         } else {
-            let member: Arc<str> = member.into();
-            self.ordered.insert((score, Arc::clone(&member)));
-            if let Some(at) = expires_at {
-                self.by_expiry.insert((at, Arc::clone(&member)));
-            }
-            self.members.insert(member, (score, expires_at));
+            self.insert(member.into(), score, expires_at);
         }
         self.prune(now);
+    }
+
+    /// Adds a member that is not there yet.
+    fn insert(&mut self, name: Arc<str>, score: i64, expires_at: Option<Instant>) {
+        self.ordered.insert((score, Arc::clone(&name)));
+        if let Some(at) = expires_at {
+            self.by_expiry.insert((at, Arc::clone(&name)));
+        }
+        self.members.insert(name, (score, expires_at));
     }
 
     /// Removes `member`; its shared name, if it was there.
@@ -116,13 +272,6 @@ impl Index {
         for m in dead {
             self.remove(&m);
         }
-    }
-
-    /// When the index expires: with its longest-lived member, or a queue
-    /// at the end of its lifetime.
-    fn expires_at(&self) -> Option<Instant> {
-        let last = self.by_expiry.last().map(|(at, _)| *at);
-        last.max(self.lifetime)
     }
 }
 
@@ -282,7 +431,7 @@ impl State {
             Op::IndexRemove { key, member } => {
                 let emptied = self.index_mut(&key, now).is_some_and(|index| {
                     index.remove(&member);
-                    index.ordered.is_empty()
+                    index.is_empty()
                 });
                 if emptied {
                     self.drop_index(&key);
@@ -429,22 +578,9 @@ impl Store for MemoryStore {
     ) -> Result<Vec<IndexEntry>, StoreError> {
         let now = Instant::now();
         let state = self.lock();
-        let Some(index) = state.index(key, now) else {
-            return Ok(Vec::new());
-        };
-        let upper = before.map_or(Bound::Unbounded, |(score, member)| {
-            Bound::Excluded((score, Arc::from(member)))
-        });
-        let entries = index
-            .ordered
-            .range((Bound::Unbounded, upper))
-            .rev()
-            .take(limit);
-        let entries = entries.map(|(score, member)| IndexEntry {
-            member: member.to_string(),
-            score: *score,
-        });
-        Ok(entries.collect())
+        Ok(state
+            .index(key, now)
+            .map_or_else(Vec::new, |index| index.desc(before, limit)))
     }
 
     async fn index_claim_due(
@@ -459,16 +595,7 @@ impl Store for MemoryStore {
         let Some(index) = state.index_mut(key, now) else {
             return Ok(Vec::new());
         };
-        let due: Vec<IndexEntry> = index
-            .ordered
-            .iter()
-            .take_while(|(score, _)| *score <= max_score)
-            .take(limit)
-            .map(|(score, member)| IndexEntry {
-                member: member.to_string(),
-                score: *score,
-            })
-            .collect();
+        let due = index.due(max_score, limit);
         for entry in &due {
             index.rescore(&entry.member, claim_score);
         }
@@ -546,6 +673,61 @@ mod tests {
         assert!(state.indexes.is_empty());
         // One deadline each for the two records still alive (k0 rescheduled).
         assert_eq!(state.deadlines.len(), 2);
+    }
+
+    /// A small index (a sorted `Vec`) answers as a large one would, before
+    /// and after it grows past [`SMALL`]: the same ops on an index that
+    /// starts small and on one built large give the same walks.
+    mod small_and_large_agree {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Add(u8, i64, bool),
+            Remove(u8),
+            Rescore(u8, i64),
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            prop_oneof![
+                3 => (0u8..20, -3i64..4, any::<bool>()).prop_map(|(m, s, q)| Step::Add(m, s, q)),
+                1 => (0u8..20).prop_map(Step::Remove),
+                1 => (0u8..20, -3i64..4).prop_map(|(m, s)| Step::Rescore(m, s)),
+            ]
+        }
+
+        proptest! {
+            #[test]
+            fn walks_agree(steps in proptest::collection::vec(step(), 1..80)) {
+                let now = Instant::now();
+                let later = now + Duration::from_secs(3600);
+                let mut small = Index::default();
+                let mut large = Index {
+                    members: Members::Large(Large::default()),
+                    ..Index::default()
+                };
+                for step in steps {
+                    for index in [&mut small, &mut large] {
+                        match &step {
+                            // Members named so that ties sort byte-wise.
+                            Step::Add(m, score, queued) => {
+                                let at = (!queued).then_some(later);
+                                index.add(format!("m{m}"), *score, at, now);
+                            }
+                            Step::Remove(m) => index.remove(&format!("m{m}")),
+                            Step::Rescore(m, score) => index.rescore(&format!("m{m}"), *score),
+                        }
+                    }
+                    let walk = |i: &Index| {
+                        let all = i.desc(None, 100);
+                        let cursor = all.get(all.len() / 2).map(|e| (e.score, e.member.clone()));
+                        (all, i.desc(cursor, 5), i.due(1, 4), i.expires_at(), i.is_empty())
+                    };
+                    prop_assert_eq!(walk(&small), walk(&large));
+                }
+            }
+        }
     }
 
     /// A record deleted, an index emptied, or a record written again to
