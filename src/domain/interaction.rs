@@ -227,8 +227,9 @@ pub struct InteractionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring_announced: Option<Timestamp>,
     /// Until when the store keeps what points here (the conversation key,
-    /// the team's listing entry): set a little past the record's own end
-    /// when a write extends them, so the writes before it need not.
+    /// the entries in the team's listing and in its customers' indexes):
+    /// set a little past the record's own end when a write extends them,
+    /// so the writes before it need not.
     /// Absent in records written before it existed (or by such a gateway):
     /// the next write extends them.
     #[serde(default, skip_serializing_if = "Option::is_none")]

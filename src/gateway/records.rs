@@ -212,12 +212,13 @@ pub fn interaction_ops(
     // that follows it to a record already gone finds nothing, as it would
     // after an expiry.
     let margin = index_margin(s);
-    let extend = rec
+    let kept_until = rec
         .indexed_until
-        .is_none_or(|until| until < end.plus(margin / 2));
-    if extend {
-        rec.indexed_until = Some(end.plus(margin));
-    }
+        .filter(|until| *until >= end.plus(margin / 2));
+    let extend = kept_until.is_none();
+    let until = kept_until.unwrap_or(end.plus(margin));
+    rec.indexed_until = Some(until);
+    let kept = until.since(now);
     let rec = &*rec;
     // A customer it was not indexed under is added at once (for as long as
     // the rest); one it no longer names stays until its entry expires (a
@@ -235,7 +236,6 @@ pub fn interaction_ops(
         &stored,
         Some(ttl),
     )?];
-    let kept = rec.indexed_until.map_or(ttl, |until| until.since(now));
     if extend {
         // The conversation keeps pointing here for as long as the record lives.
         ops.push(Op::Touch {

@@ -133,9 +133,7 @@ impl Index {
     fn remove(&mut self, member: &str) {
         match &mut self.members {
             Members::Small(small) => small.retain(|(_, m, _)| **m != *member),
-            Members::Large(large) => {
-                large.remove(member);
-            }
+            Members::Large(large) => large.remove(member),
         }
     }
 
@@ -243,12 +241,12 @@ impl Large {
         self.members.insert(name, (score, expires_at));
     }
 
-    /// Removes `member`; its shared name, if it was there.
-    fn remove(&mut self, member: &str) -> Option<Arc<str>> {
-        let (name, (score, expires_at)) = self.members.remove_entry(member)?;
-        self.ordered.remove(&(score, Arc::clone(&name)));
-        shift(&mut self.by_expiry, &name, expires_at, None);
-        Some(name)
+    /// Removes `member`, if it is there.
+    fn remove(&mut self, member: &str) {
+        if let Some((name, (score, expires_at))) = self.members.remove_entry(member) {
+            self.ordered.remove(&(score, Arc::clone(&name)));
+            shift(&mut self.by_expiry, &name, expires_at, None);
+        }
     }
 
     /// Moves `member` to `score`, keeping its expiry.
@@ -358,6 +356,7 @@ impl State {
     }
 
     fn apply(&mut self, op: Op, now: Instant) {
+        let queue = matches!(op, Op::QueueAdd { .. });
         match op {
             Op::Put {
                 key,
@@ -399,22 +398,21 @@ impl State {
                 member,
                 score,
                 ttl,
-            } => {
-                let expires_at = deadline(now, ttl);
-                self.add_to_index(key, now, |index| {
-                    index.add(member, score, Some(expires_at), now);
-                });
             }
-            Op::QueueAdd {
+            | Op::QueueAdd {
                 key,
                 member,
                 score,
                 ttl,
             } => {
+                // An index member expires on its own; a queue's stays,
+                // and the queue lives at least as long.
                 let until = deadline(now, ttl);
                 self.add_to_index(key, now, |index| {
-                    index.lifetime = index.lifetime.max(Some(until));
-                    index.add(member, score, None, now);
+                    if queue {
+                        index.lifetime = index.lifetime.max(Some(until));
+                    }
+                    index.add(member, score, (!queue).then_some(until), now);
                 });
             }
             Op::Touch { key, ttl } => {
@@ -446,14 +444,17 @@ impl State {
         if self.index_mut(&key, now).is_none() {
             self.indexes.insert(key.as_str().into(), Index::default());
         }
-        if let Some(index) = self.indexes.get_mut(key.as_str()) {
-            add(index);
-            if index.scheduled.is_none() {
-                if let Some(at) = index.expires_at() {
-                    index.scheduled = Some(at);
-                    self.deadlines.insert((at, Kind::Index, key.into()));
-                }
-            }
+        let Some(index) = self.indexes.get_mut(key.as_str()) else {
+            return;
+        };
+        add(index);
+        let Some(at) = index.expires_at().filter(|_| index.scheduled.is_none()) else {
+            return;
+        };
+        index.scheduled = Some(at);
+        // The deadline shares the map's key.
+        if let Some((name, _)) = self.indexes.get_key_value(key.as_str()) {
+            self.deadlines.insert((at, Kind::Index, Arc::clone(name)));
         }
     }
 

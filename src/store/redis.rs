@@ -386,9 +386,17 @@ impl Store for RedisStore {
                     member,
                     score,
                     ttl,
+                }
+                | Op::QueueAdd {
+                    key: k,
+                    member,
+                    score,
+                    ttl,
                 } => {
-                    let at = key(&mut call, k, true);
-                    call.arg("A")
+                    // A queue has no expiry set.
+                    let index = matches!(op, Op::IndexAdd { .. });
+                    let at = key(&mut call, k, index);
+                    call.arg(if index { "A" } else { "Q" })
                         .arg(at)
                         .arg(member)
                         .arg(*score)
@@ -401,19 +409,6 @@ impl Store for RedisStore {
                 Op::IndexRemove { key: k, member } => {
                     let at = key(&mut call, k, true);
                     call.arg("R").arg(at).arg(member).arg("").arg("");
-                }
-                Op::QueueAdd {
-                    key: k,
-                    member,
-                    score,
-                    ttl,
-                } => {
-                    let at = key(&mut call, k, false);
-                    call.arg("Q")
-                        .arg(at)
-                        .arg(member)
-                        .arg(*score)
-                        .arg(ttl_ms(*ttl));
                 }
             }
         }
