@@ -30,7 +30,10 @@ const EXPIRE_PER_COMMIT: usize = 64;
 #[derive(Debug)]
 struct Record {
     version: u64,
-    value: String,
+    /// Exactly as long as the text (a serialised record's `String` has up
+    /// to twice the room; at a million live interactions that slack was a
+    /// few hundred bytes each).
+    value: Box<str>,
     /// `None`: kept until deleted.
     expires_at: Option<Instant>,
     /// The deadline this record has in the heap, if any (≤ `expires_at`).
@@ -386,7 +389,8 @@ impl State {
                 });
                 let record = Record {
                     version,
-                    value,
+                    // Shrunk before the lock was taken (`commit`): free here.
+                    value: value.into_boxed_str(),
                     expires_at,
                     scheduled,
                 };
@@ -528,7 +532,7 @@ impl Store for MemoryStore {
             let r = state.record(key, now)?;
             Some(Versioned {
                 version: r.version,
-                value: r.value.clone(),
+                value: r.value.to_string(),
             })
         });
         Ok(found.collect())
@@ -540,7 +544,7 @@ impl Store for MemoryStore {
         let read = |k: &str| {
             state.record(k, now).map(|r| Versioned {
                 version: r.version,
-                value: r.value.clone(),
+                value: r.value.to_string(),
             })
         };
         let record = read(key);
@@ -554,7 +558,14 @@ impl Store for MemoryStore {
         Ok(WithCompanion { record, companion })
     }
 
-    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
+    async fn commit(&self, mut ops: Vec<Op>) -> Result<Commit, StoreError> {
+        // A value is kept at its exact length; the copy that takes is made
+        // here, outside the lock.
+        for op in &mut ops {
+            if let Op::Put { value, .. } = op {
+                value.shrink_to_fit();
+            }
+        }
         let now = Instant::now();
         let mut state = self.lock();
         for (i, op) in ops.iter().enumerate() {

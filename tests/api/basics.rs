@@ -281,14 +281,18 @@ both_stores!(
 #[tokio::test]
 async fn operations_endpoints() {
     let app = spawn_app(Backend::Memory).await.unwrap();
+    let health = app
+        .request(Method::GET, "/healthz", None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
     assert_eq!(
-        app.request(Method::GET, "/healthz", None)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
+        health.headers()["content-type"].to_str().unwrap(),
+        "application/json"
     );
+    let body: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(body, serde_json::json!({"status": "ok"}));
     assert_eq!(
         app.request(Method::GET, "/readyz", None)
             .send()
