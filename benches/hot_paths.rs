@@ -5,7 +5,9 @@
 //! Run: `cargo bench --bench hot_paths` (the load test is `examples/loadtest`).
 use std::path::Path;
 
-use chatgate::domain::interaction::InteractionRecord;
+use chatgate::domain::interaction::{
+    CallbackAnswer, Customer, InteractionRecord, Link, LinkUse, Method,
+};
 use chatgate::domain::login_token::{self, LoginClaims, Stage};
 use chatgate::domain::otp;
 use chatgate::domain::secrets::{ApiKeyHash, Pepper};
@@ -87,6 +89,44 @@ fn hot_paths(c: &mut Criterion) {
         b.iter(|| serde_json::from_str::<InteractionRecord>(black_box(&json)))
     });
 
+    // What a login callback reads and writes in the load test: an
+    // authenticated record holding its 16 most recent links, each used by a
+    // callback whose answer it keeps.
+    let mut busy = rec.clone();
+    let settings = team.settings_for("webchat");
+    for i in 0..16 {
+        let link = Link {
+            id: Uuid::now_v7(),
+            expires_at: Some(now.plus(std::time::Duration::from_secs(600))),
+            used: true,
+            used_by: Some(LinkUse {
+                webhook_id: webhook_sig::id_digest(&format!("msg_{i}")),
+                answer: CallbackAnswer::Authenticated {
+                    expires_at: Some(now.plus(std::time::Duration::from_secs(1800))),
+                },
+            }),
+        };
+        busy.add_link(link, now);
+    }
+    let customer = Customer::from([("id".to_string(), "cust-42".to_string())]);
+    busy.authenticate(Method::LoginLink, customer, now, settings);
+    let busy_json = serde_json::to_string(&busy).expect("encode");
+    c.bench_function(
+        "InteractionRecord encode (authenticated, 16 used links)",
+        |b| b.iter(|| serde_json::to_string(black_box(&busy))),
+    );
+    c.bench_function(
+        "InteractionRecord decode (authenticated, 16 used links)",
+        |b| b.iter(|| serde_json::from_str::<InteractionRecord>(black_box(&busy_json))),
+    );
+    let stamp = serde_json::to_string(&now).expect("encode");
+    c.bench_function("Timestamp encode", |b| {
+        b.iter(|| serde_json::to_string(black_box(&now)))
+    });
+    c.bench_function("Timestamp decode", |b| {
+        b.iter(|| serde_json::from_str::<chatgate::time::Timestamp>(black_box(&stamp)))
+    });
+
     // As the gateway stores it: the record, then its subject's key last.
     let body = json.strip_suffix('}').expect("an object");
     let stored = format!(
@@ -107,7 +147,7 @@ fn hot_paths(c: &mut Criterion) {
     });
 
     let data = serde_json::json!({ "interaction": serde_json::from_str::<serde_json::Value>(&json).expect("json") });
-    let event = Event::new(EventType::ChallengeFailed, now, "acme", data);
+    let event = Event::new(EventType::ChallengeFailed, now, "acme", &data).expect("event");
     let item = serde_json::to_string(&OutboxItem::new(Task::Event { event }, now)).expect("item");
     c.bench_function("OutboxItem decode (event)", |b| {
         b.iter(|| serde_json::from_str::<OutboxItem>(black_box(&item)))

@@ -46,41 +46,174 @@ impl Timestamp {
         let ms = self.0.saturating_sub(now.0).max(1);
         u64::try_from(ms).unwrap_or(1).div_ceil(1000)
     }
+    /// RFC 3339 in UTC with a `Z`, milliseconds only when not zero
+    /// (`2026-11-23T12:07:20Z`, `2026-11-23T12:07:20.123Z`).
     pub fn to_rfc3339(self) -> String {
-        match DateTime::<Utc>::from_timestamp_millis(self.0) {
-            Some(dt) => dt.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-            None => String::from("invalid"),
+        self.with_rfc3339(str::to_string)
+    }
+    /// Hands [`Timestamp::to_rfc3339`]'s text to `f` without allocating it
+    /// (years 0000–9999; others, never written by the gateway, through
+    /// chrono).
+    fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
+        match rfc3339::write(self.0) {
+            Some((buf, len)) => f(std::str::from_utf8(&buf[..len]).unwrap_or("invalid")),
+            None => f(&match DateTime::<Utc>::from_timestamp_millis(self.0) {
+                Some(dt) => dt.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                None => String::from("invalid"),
+            }),
         }
     }
+    /// Any RFC 3339 time, with any offset. The form this gateway writes is
+    /// read directly; every other one through chrono.
     pub fn parse_rfc3339(s: &str) -> Option<Self> {
-        DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| Self(d.with_timezone(&Utc).timestamp_millis()))
+        rfc3339::read(s).map(Self).or_else(|| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|d| Self(d.with_timezone(&Utc).timestamp_millis()))
+        })
     }
 }
 
 impl fmt::Debug for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        self.with_rfc3339(|s| f.write_str(s))
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        self.with_rfc3339(|s| f.write_str(s))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_rfc3339())
+        self.with_rfc3339(|text| s.serialize_str(text))
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse_rfc3339(&s).ok_or_else(|| serde::de::Error::custom("not an RFC 3339 time"))
+        struct Rfc3339;
+        impl serde::de::Visitor<'_> for Rfc3339 {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an RFC 3339 time")
+            }
+            // Borrowed where the input allows: no copy of the text.
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+                Timestamp::parse_rfc3339(s).ok_or_else(|| E::custom("not an RFC 3339 time"))
+            }
+        }
+        d.deserialize_str(Rfc3339)
+    }
+}
+
+/// The one form the gateway writes, `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (what
+/// chrono's `to_rfc3339_opts(AutoSi, true)` gives a millisecond time of
+/// years 0000–9999), written and read without chrono: every record, view
+/// and event carries a dozen or more of them. Anything else is `None`, and
+/// the caller asks chrono (the property tests hold both to chrono).
+mod rfc3339 {
+    const MS_PER_DAY: i64 = 86_400_000;
+    /// Days from 0000-03-01 to 1970-01-01.
+    const EPOCH_SHIFT: i64 = 719_468;
+
+    /// (year, month, day) of a day counted from 1970-01-01 (proleptic
+    /// Gregorian; H. Hinnant's `civil_from_days`).
+    fn civil(days: i64) -> (i64, u32, u32) {
+        let z = days + EPOCH_SHIFT;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        (yoe + era * 400 + i64::from(month <= 2), month, day)
+    }
+
+    /// The day of (year, month, day), counted from 1970-01-01.
+    fn days(year: i64, month: u32, day: u32) -> i64 {
+        let y = if month <= 2 { year - 1 } else { year };
+        let era = y.div_euclid(400);
+        let yoe = y.rem_euclid(400);
+        let mp = i64::from((month + 9) % 12);
+        let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+        era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - EPOCH_SHIFT
+    }
+
+    fn month_days(year: i64, month: u32) -> u32 {
+        match month {
+            2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        }
+    }
+
+    /// The text of `ms` and its length, or `None` outside years 0000–9999.
+    pub(super) fn write(ms: i64) -> Option<([u8; 24], usize)> {
+        let (day, in_day) = (ms.div_euclid(MS_PER_DAY), ms.rem_euclid(MS_PER_DAY));
+        let (year, month, dom) = civil(day);
+        if !(0..=9999).contains(&year) {
+            return None;
+        }
+        let mut b = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut v: u64| {
+            for i in (at..at + width).rev() {
+                b[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        let in_day = in_day as u64;
+        put(0, 4, year as u64);
+        put(5, 2, u64::from(month));
+        put(8, 2, u64::from(dom));
+        put(11, 2, in_day / 3_600_000);
+        put(14, 2, in_day / 60_000 % 60);
+        put(17, 2, in_day / 1000 % 60);
+        let millis = in_day % 1000;
+        if millis == 0 {
+            b[19] = b'Z';
+            return Some((b, 20));
+        }
+        put(20, 3, millis);
+        Some((b, 24))
+    }
+
+    /// The time `write` gives the text of, or `None` for any other text
+    /// (which may still be valid RFC 3339).
+    pub(super) fn read(s: &str) -> Option<i64> {
+        let b = s.as_bytes();
+        let num = |from: usize, to: usize| -> Option<u32> {
+            b.get(from..to)?.iter().try_fold(0u32, |n, c| {
+                c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+            })
+        };
+        let millis = match b.len() {
+            20 => 0,
+            24 if b[19] == b'.' => num(20, 23)?,
+            _ => return None,
+        };
+        let shape = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+        if b[b.len() - 1] != b'Z' || shape.iter().any(|&(i, c)| b[i] != c) {
+            return None;
+        }
+        let year = i64::from(num(0, 4)?);
+        let (month, day) = (num(5, 7)?, num(8, 10)?);
+        let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+        let valid = (1..=12).contains(&month)
+            && (1..=month_days(year, month)).contains(&day)
+            && hour < 24
+            && minute < 60
+            && second < 60;
+        if !valid {
+            return None;
+        }
+        let in_day = ((i64::from(hour) * 60 + i64::from(minute)) * 60 + i64::from(second)) * 1000
+            + i64::from(millis);
+        Some(days(year, month, day) * MS_PER_DAY + in_day)
     }
 }
 
@@ -150,6 +283,95 @@ mod tests {
         let s = t.to_rfc3339();
         assert!(s.ends_with('Z'), "{s}");
         assert_eq!(Timestamp::parse_rfc3339(&s), Some(t));
+    }
+
+    /// What `to_rfc3339` and `parse_rfc3339` were before the direct path:
+    /// chrono alone.
+    fn by_chrono(ms: i64) -> String {
+        DateTime::<Utc>::from_timestamp_millis(ms)
+            .map(|dt| dt.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+            .unwrap_or_else(|| "invalid".into())
+    }
+    fn parsed_by_chrono(s: &str) -> Option<Timestamp> {
+        DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|d| Timestamp(d.with_timezone(&Utc).timestamp_millis()))
+    }
+
+    /// 0000-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z.
+    const YEAR_0: i64 = -62_167_219_200_000;
+    const YEAR_10000: i64 = 253_402_300_800_000;
+
+    proptest::proptest! {
+        #[test]
+        fn written_as_chrono_writes_it_and_read_back(ms in (YEAR_0 - 86_400_000_000)..(YEAR_10000 + 86_400_000_000)) {
+            let t = Timestamp(ms);
+            let text = t.to_rfc3339();
+            proptest::prop_assert_eq!(&text, &by_chrono(ms));
+            proptest::prop_assert_eq!(format!("{t}"), text.clone());
+            proptest::prop_assert_eq!(serde_json::to_string(&t).ok(), Some(format!("\"{text}\"")));
+            let read = Timestamp::parse_rfc3339(&text);
+            proptest::prop_assert_eq!(read, parsed_by_chrono(&text));
+            proptest::prop_assert_eq!(serde_json::from_str::<Timestamp>(&format!("\"{text}\"")).ok(), read);
+            // chrono reads back what it writes of years 0000-9999 only.
+            if (YEAR_0..YEAR_10000).contains(&ms) {
+                proptest::prop_assert_eq!(read, Some(t));
+            }
+        }
+
+        /// Every text of the written shape, valid date or not (month 13,
+        /// 30 February, 24:00, second 60, .000): read as chrono reads it.
+        #[test]
+        fn the_written_shape_reads_as_chrono_reads_it(
+            y in 0u32..10_000, mo in 0u32..14, d in 0u32..33, h in 0u32..26,
+            mi in 0u32..62, sec in 0u32..62, ms in proptest::option::of(0u32..1000),
+        ) {
+            let mut s = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}");
+            if let Some(ms) = ms { s.push_str(&format!(".{ms:03}")); }
+            s.push('Z');
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&s), parsed_by_chrono(&s), "{}", s);
+            if let Some(direct) = rfc3339::read(&s) {
+                proptest::prop_assert_eq!(Some(Timestamp(direct)), parsed_by_chrono(&s), "{}", s);
+            }
+        }
+
+        /// Near misses of the shape and other RFC 3339 forms go to chrono.
+        #[test]
+        fn other_texts_read_as_chrono_reads_them(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}:[0-9]{2})") {
+            proptest::prop_assert_eq!(Timestamp::parse_rfc3339(&s), parsed_by_chrono(&s), "{}", s);
+        }
+    }
+
+    #[test]
+    fn edges_of_the_direct_form() {
+        for (text, ms) in [
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("1969-12-31T23:59:59.999Z", Some(-1)),
+            ("2024-02-29T12:00:00.001Z", Some(1_709_208_000_001)),
+            ("2023-02-29T12:00:00Z", None),
+            ("1900-02-29T00:00:00Z", None),
+            ("2000-02-29T00:00:00Z", Some(951_782_400_000)),
+            ("2026-11-23T24:00:00Z", None),
+            ("0000-01-01T00:00:00Z", Some(YEAR_0)),
+            ("9999-12-31T23:59:59.999Z", Some(YEAR_10000 - 1)),
+        ] {
+            assert_eq!(Timestamp::parse_rfc3339(text), ms.map(Timestamp), "{text}");
+            assert_eq!(parsed_by_chrono(text), ms.map(Timestamp), "{text}");
+        }
+        // Outside the direct form's years: chrono's text, read as chrono
+        // reads it (it cannot read back a negative year it writes).
+        for ms in [YEAR_0 - 1, YEAR_10000] {
+            let text = Timestamp(ms).to_rfc3339();
+            assert_eq!(text, by_chrono(ms));
+            assert_eq!(Timestamp::parse_rfc3339(&text), parsed_by_chrono(&text));
+        }
+        // An escaped JSON string cannot be borrowed: read all the same.
+        let escaped = r#""\u0032026-11-23T12:07:20.123Z""#;
+        assert_eq!(
+            serde_json::from_str::<Timestamp>(escaped).ok(),
+            Timestamp::parse_rfc3339("2026-11-23T12:07:20.123Z")
+        );
+        assert!(serde_json::from_str::<Timestamp>("12").is_err());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The committed load benchmark (issue 13): ceilings and chatgate in one
 //! process, on loopback, 64 keep-alive connections, a warm-up and a fixed
 //! duration per scenario; one table of req/s, p50/p99, the ratio to the
-//! matching ceiling (measured again, for 1 s, right before each scenario),
+//! matching ceiling (measured again, for 1 s, right before and right after
+//! each scenario: the ratio is to their mean, marked `~` when they differ by
+//! more than 15 %),
 //! the issue's target and pass/fail; JSON in
 //! `target/loadtest/<unix time>.json`.
 //!
@@ -78,7 +80,7 @@ struct Bench {
     rows: Vec<Row>,
     only: Option<String>,
     /// The ceiling of the store being measured, measured again right
-    /// before each of its scenarios (see [`Bench::measure_on`]).
+    /// before and after each of its scenarios (see [`Bench::measure_on`]).
     ceiling: Option<std::net::SocketAddr>,
 }
 
@@ -99,23 +101,10 @@ impl Bench {
         engine::run(addr, self.plan, make, on).await
     }
 
-    /// [`Bench::measure`] on the gateway `g`, right after its store's
-    /// ceiling (1 s): the outcome and that ceiling's req/s. Then waits until
-    /// the gateway's outbox has delivered what the scenario left (each
-    /// scenario's events and notices are delivered while it runs; the rest
-    /// must not weigh on the next scenario's figures).
-    ///
-    /// The ceiling is measured again for every scenario because on a shared
-    /// 2-core machine it drifts within one run (75 k to 109 k req/s bare
-    /// here, minutes apart): a ratio is only as good as its ceiling's
-    /// timing.
-    async fn measure_on(
-        &mut self,
-        g: &Running,
-        make: MakeReq,
-        on: Option<OnAnswer>,
-    ) -> (Outcome, f64) {
-        let ceiling = match self.ceiling {
+    /// The ceiling of the store being measured, for 1 s (`NaN` when there
+    /// is none).
+    async fn ceiling_now(&self) -> f64 {
+        match self.ceiling {
             Some(addr) => {
                 let plan = Plan {
                     warmup: Duration::from_millis(200),
@@ -127,7 +116,28 @@ impl Bench {
                     .req_per_s
             }
             None => f64::NAN,
-        };
+        }
+    }
+
+    /// [`Bench::measure`] on the gateway `g`, between two measurements of
+    /// its store's ceiling (1 s each): the outcome and the ceiling before
+    /// and after. Before the second, waits until the gateway's outbox has
+    /// delivered what the scenario left (each scenario's events and notices
+    /// are delivered while it runs; the rest must weigh neither on the next
+    /// scenario's figures nor on the ceiling).
+    ///
+    /// The ceiling is measured around every scenario because on a shared
+    /// 2-core machine it drifts within one run (75 k to 109 k req/s bare
+    /// here, minutes apart), and some machines switch between two speeds
+    /// (bare ~93 k or ~130 k): a ratio is only as good as its ceiling's
+    /// timing, and a row whose two ceilings differ says so.
+    async fn measure_on(
+        &mut self,
+        g: &Running,
+        make: MakeReq,
+        on: Option<OnAnswer>,
+    ) -> (Outcome, report::Ceiling) {
+        let before = self.ceiling_now().await;
         // On Redis, Redis' own counters at the start and the end of the
         // measured time (after the warm-up), read beside the load.
         let sampler = g.redis.then(|| {
@@ -147,7 +157,8 @@ impl Bench {
             }
         }
         g.settle().await;
-        (o, ceiling)
+        let after = self.ceiling_now().await;
+        (o, report::Ceiling { before, after })
     }
 }
 
@@ -267,7 +278,7 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
         "[{store}] seeded {n} interactions (half authenticated) in {:.1} s",
         t0.elapsed().as_secs_f64()
     );
-    let row = |name: &str, (o, c): (Outcome, f64), target: Target| {
+    let row = |name: &str, (o, c): (Outcome, report::Ceiling), target: Target| {
         Row::new(name, store, o, (ceiling, c), target)
     };
     let (fast, write, heavy) = if redis {

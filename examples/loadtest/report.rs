@@ -73,8 +73,8 @@ pub struct Row {
     pub store: String,
     pub outcome: Outcome,
     pub ceiling: Option<String>,
-    /// The ceiling's req/s, measured right before this row.
-    pub ceiling_req_per_s: Option<f64>,
+    /// The ceiling measured right before and right after this row.
+    pub ceiling_around: Option<Ceiling>,
     pub ratio: Option<f64>,
     pub target: Option<Target>,
     pub pass: Option<bool>,
@@ -87,7 +87,7 @@ impl Row {
             store: store.into(),
             outcome,
             ceiling: None,
-            ceiling_req_per_s: None,
+            ceiling_around: None,
             ratio: None,
             target: None,
             pass: None,
@@ -98,10 +98,10 @@ impl Row {
         name: &str,
         store: &str,
         outcome: Outcome,
-        ceiling: (&str, f64),
+        (ceiling, around): (&str, Ceiling),
         target: Target,
     ) -> Self {
-        let ratio = outcome.req_per_s / ceiling.1;
+        let ratio = outcome.req_per_s / around.req_per_s();
         let mut pass = None;
         let mut check = |ok: bool| pass = Some(pass.unwrap_or(true) && ok);
         if let Some(min) = target.min_ratio {
@@ -117,12 +117,35 @@ impl Row {
             name: name.into(),
             store: store.into(),
             outcome,
-            ceiling: Some(ceiling.0.into()),
-            ceiling_req_per_s: Some(ceiling.1),
+            ceiling: Some(ceiling.into()),
+            ceiling_around: Some(around),
             ratio: Some(ratio),
             target: Some(target),
             pass,
         }
+    }
+}
+
+/// A ceiling measured right before and right after a row.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Ceiling {
+    pub before: f64,
+    pub after: f64,
+}
+
+impl Ceiling {
+    /// How far the two may differ before the row's ratio is marked
+    /// uncertain: the machine changed speed during the row.
+    const MOVED: f64 = 0.15;
+
+    /// The ceiling during the row: the mean of the two.
+    pub fn req_per_s(self) -> f64 {
+        (self.before + self.after) / 2.0
+    }
+
+    /// The two differ by more than [`Ceiling::MOVED`] of the larger.
+    pub fn moved(self) -> bool {
+        (self.before - self.after).abs() > Self::MOVED * self.before.max(self.after)
     }
 }
 
@@ -231,14 +254,27 @@ impl Report {
                 o.p50_ms,
                 o.p99_ms,
                 answers(o),
-                r.ceiling_req_per_s.map_or("-".into(), |c| format!("{c:.0}")),
-                r.ratio.map_or("-".into(), |x| format!("{x:.2}")),
+                r.ceiling_around
+                    .map_or("-".into(), |c| format!("{:.0}", c.req_per_s())),
+                r.ratio.map_or("-".into(), |x| {
+                    let moved = r.ceiling_around.is_some_and(Ceiling::moved);
+                    format!("{x:.2}{}", if moved { "~" } else { "" })
+                }),
                 r.target.map_or("ceiling".into(), |t| t.text()),
                 match r.pass {
                     Some(true) => "PASS",
                     Some(false) => "FAIL",
                     None => "",
                 }
+            );
+        }
+        if self
+            .rows
+            .iter()
+            .any(|r| r.ceiling_around.is_some_and(Ceiling::moved))
+        {
+            println!(
+                "~ the ceiling measured before and after this row differed by more than 15 %: the machine changed speed, the ratio (to their mean) is uncertain"
             );
         }
         if self.rows.iter().any(|r| r.outcome.ran_dry) {

@@ -126,9 +126,10 @@ pub struct LinkUse {
     pub answer: CallbackAnswer,
 }
 
-/// What a login callback was answered.
+/// What a login callback was answered. Written `{"kind": "authenticated",
+/// "expires_at": …}`; read through [`RawAnswer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawAnswer")]
 pub enum CallbackAnswer {
     Authenticated {
         expires_at: Option<Timestamp>,
@@ -145,6 +146,57 @@ pub enum CallbackAnswer {
     },
     Banned,
     CustomerMismatch,
+}
+
+/// A [`CallbackAnswer`] as read: the same members, one flat struct. (serde
+/// reads an internally tagged enum by buffering the whole object first and
+/// reading it again; every used link of a record keeps one, and every write
+/// of the record reads them all.)
+#[derive(Deserialize)]
+struct RawAnswer {
+    kind: AnswerKind,
+    #[serde(default)]
+    expires_at: Option<Timestamp>,
+    #[serde(default)]
+    challenge_id: Option<Uuid>,
+    #[serde(default)]
+    until: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AnswerKind {
+    Authenticated,
+    Bound,
+    NotAuthenticated,
+    Locked,
+    Banned,
+    CustomerMismatch,
+}
+
+impl TryFrom<RawAnswer> for CallbackAnswer {
+    type Error = &'static str;
+
+    fn try_from(raw: RawAnswer) -> Result<Self, Self::Error> {
+        Ok(match raw.kind {
+            AnswerKind::Authenticated => CallbackAnswer::Authenticated {
+                expires_at: raw.expires_at,
+            },
+            AnswerKind::Bound => match (raw.challenge_id, raw.expires_at) {
+                (Some(challenge_id), Some(expires_at)) => CallbackAnswer::Bound {
+                    challenge_id,
+                    expires_at,
+                },
+                _ => return Err("a bound answer without its challenge or end"),
+            },
+            AnswerKind::NotAuthenticated => CallbackAnswer::NotAuthenticated,
+            AnswerKind::Locked => CallbackAnswer::Locked {
+                until: raw.until.ok_or("a locked answer without its end")?,
+            },
+            AnswerKind::Banned => CallbackAnswer::Banned,
+            AnswerKind::CustomerMismatch => CallbackAnswer::CustomerMismatch,
+        })
+    }
 }
 
 impl CallbackAnswer {
@@ -706,5 +758,95 @@ mod tests {
             );
         }
         assert_eq!(r.links.len(), MAX_LINKS);
+    }
+
+    /// The derived reader [`RawAnswer`] replaces, kept to hold it to.
+    #[derive(Debug, PartialEq, Deserialize)]
+    #[serde(tag = "kind", rename_all = "snake_case")]
+    enum Derived {
+        Authenticated {
+            expires_at: Option<Timestamp>,
+        },
+        Bound {
+            challenge_id: Uuid,
+            expires_at: Timestamp,
+        },
+        NotAuthenticated,
+        Locked {
+            until: Timestamp,
+        },
+        Banned,
+        CustomerMismatch,
+    }
+
+    impl From<CallbackAnswer> for Derived {
+        fn from(a: CallbackAnswer) -> Self {
+            match a {
+                CallbackAnswer::Authenticated { expires_at } => {
+                    Derived::Authenticated { expires_at }
+                }
+                CallbackAnswer::Bound {
+                    challenge_id,
+                    expires_at,
+                } => Derived::Bound {
+                    challenge_id,
+                    expires_at,
+                },
+                CallbackAnswer::NotAuthenticated => Derived::NotAuthenticated,
+                CallbackAnswer::Locked { until } => Derived::Locked { until },
+                CallbackAnswer::Banned => Derived::Banned,
+                CallbackAnswer::CustomerMismatch => Derived::CustomerMismatch,
+            }
+        }
+    }
+
+    #[test]
+    fn callback_answers_read_as_the_derived_reader_read_them() {
+        let answers = [
+            CallbackAnswer::Authenticated {
+                expires_at: Some(t(60)),
+            },
+            CallbackAnswer::Authenticated { expires_at: None },
+            CallbackAnswer::Bound {
+                challenge_id: Uuid::now_v7(),
+                expires_at: t(5),
+            },
+            CallbackAnswer::NotAuthenticated,
+            CallbackAnswer::Locked { until: t(900) },
+            CallbackAnswer::Banned,
+            CallbackAnswer::CustomerMismatch,
+        ];
+        for a in answers {
+            let text = serde_json::to_string(&a).expect("encode");
+            let read: CallbackAnswer = serde_json::from_str(&text).expect("read");
+            assert_eq!(read, a, "{text}");
+            let derived: Derived = serde_json::from_str(&text).expect("derived");
+            assert_eq!(derived, Derived::from(a), "{text}");
+        }
+        let id = Uuid::nil();
+        for text in [
+            // Accepted alike: members of another kind or unknown ones are ignored.
+            r#"{"kind":"banned","until":"2026-11-23T12:00:00Z"}"#.to_string(),
+            r#"{"kind":"authenticated"}"#.to_string(),
+            r#"{"expires_at":null,"kind":"authenticated","later":1}"#.to_string(),
+            format!(
+                r#"{{"kind":"bound","challenge_id":"{id}","expires_at":"2026-11-23T12:00:00Z"}}"#
+            ),
+            // Refused alike.
+            r#"{"kind":"bound","expires_at":"2026-11-23T12:00:00Z"}"#.to_string(),
+            format!(r#"{{"kind":"bound","challenge_id":"{id}"}}"#),
+            r#"{"kind":"locked"}"#.to_string(),
+            r#"{"kind":"locked","until":"soon"}"#.to_string(),
+            r#"{"kind":"granted"}"#.to_string(),
+            r#"{"until":"2026-11-23T12:00:00Z"}"#.to_string(),
+            r#"{"kind":"banned","kind":"banned"}"#.to_string(),
+            r#""banned""#.to_string(),
+        ] {
+            let read = serde_json::from_str::<CallbackAnswer>(&text)
+                .ok()
+                .map(Derived::from);
+            let derived = serde_json::from_str::<Derived>(&text).ok();
+            assert_eq!(read, derived, "{text}");
+        }
     }
 }

@@ -131,12 +131,15 @@ mod tests {
 
     fn event(team: &str) -> Arc<Event> {
         let now = Timestamp::from_unix_seconds(1_795_000_000);
-        Arc::new(Event::new(
-            EventType::InteractionCreated,
-            now,
-            team,
-            serde_json::json!({}),
-        ))
+        Arc::new(
+            Event::new(
+                EventType::InteractionCreated,
+                now,
+                team,
+                &serde_json::json!({}),
+            )
+            .unwrap(),
+        )
     }
 
     #[tokio::test]

@@ -10,10 +10,12 @@ pub mod memory;
 pub mod redis;
 pub mod stream;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
@@ -88,42 +90,111 @@ pub struct Event {
     pub kind: EventType,
     pub timestamp: Timestamp,
     pub team: String,
-    pub data: serde_json::Value,
+    /// A JSON object, kept as its text from where the event is made to
+    /// every place it goes (outbox, log, live stream, webhook): written
+    /// once, never parsed into a tree and written again.
+    #[schema(value_type = Object)]
+    pub data: Box<RawValue>,
+}
+
+/// `data` of an event about an interaction: `{"interaction": …}` and the
+/// members of `more`, if any.
+#[derive(Serialize)]
+struct AboutInteraction<'a, T> {
+    interaction: &'a T,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    more: Option<&'a serde_json::Map<String, serde_json::Value>>,
+}
+
+/// `data` of an event about a subject: `{"subject": …}`.
+#[derive(Serialize)]
+struct AboutSubject<'a, T> {
+    subject: &'a T,
 }
 
 impl Event {
-    pub fn new(kind: EventType, now: Timestamp, team: &str, data: serde_json::Value) -> Self {
-        Event {
+    /// An event whose `data` is `data` as JSON (an object).
+    pub fn new(
+        kind: EventType,
+        now: Timestamp,
+        team: &str,
+        data: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        Ok(Event {
             id: Uuid::now_v7(),
             kind,
             timestamp: now,
             team: team.to_string(),
-            data,
-        }
+            data: serde_json::value::to_raw_value(data)?,
+        })
     }
-}
 
-impl Event {
+    /// An event about an interaction: `data` is `{"interaction": view}`
+    /// plus the members of `more` (an object; anything else adds none).
+    /// `more` names no `interaction` of its own: it is written beside the
+    /// view, not over it.
+    pub fn about_interaction(
+        kind: EventType,
+        now: Timestamp,
+        team: &str,
+        view: &impl Serialize,
+        more: &serde_json::Value,
+    ) -> Result<Self, serde_json::Error> {
+        let data = AboutInteraction {
+            interaction: view,
+            more: more.as_object(),
+        };
+        Self::new(kind, now, team, &data)
+    }
+
+    /// An event about a subject: `data` is `{"subject": view}`.
+    pub fn about_subject(
+        kind: EventType,
+        now: Timestamp,
+        team: &str,
+        view: &impl Serialize,
+    ) -> Result<Self, serde_json::Error> {
+        Self::new(kind, now, team, &AboutSubject { subject: view })
+    }
+
     /// The interaction id and the subject an event is about, for its log
     /// line: `data.interaction.id`; `data.subject.subject`, else the
-    /// interaction's `customer_ref`, else `interaction:<id>`.
-    fn ids(&self) -> (Option<&str>, Option<std::borrow::Cow<'_, str>>) {
-        let interaction = self.data.get("interaction");
-        let id = interaction
-            .and_then(|i| i.get("id"))
-            .and_then(|v| v.as_str());
-        let subject = self
-            .data
-            .get("subject")
-            .and_then(|s| s.get("subject"))
-            .and_then(|v| v.as_str())
+    /// interaction's `customer_ref`, else `interaction:<id>`. Read from
+    /// `data`'s text without building it (the rest is skipped).
+    fn ids(&self) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
+        #[derive(Deserialize)]
+        struct Ids<'a> {
+            #[serde(borrow, default)]
+            interaction: Option<InteractionIds<'a>>,
+            #[serde(borrow, default)]
+            subject: Option<SubjectIds<'a>>,
+        }
+        #[derive(Deserialize)]
+        struct InteractionIds<'a> {
+            #[serde(borrow, default)]
+            id: Option<Cow<'a, str>>,
+            #[serde(borrow, default)]
+            customer_ref: Option<Cow<'a, str>>,
+        }
+        #[derive(Deserialize)]
+        struct SubjectIds<'a> {
+            #[serde(borrow, default)]
+            subject: Option<Cow<'a, str>>,
+        }
+        let Ok(ids) = serde_json::from_str::<Ids<'_>>(self.data.get()) else {
+            return (None, None);
+        };
+        let (id, customer_ref) = ids
+            .interaction
+            .map_or((None, None), |i| (i.id, i.customer_ref));
+        let subject = ids
+            .subject
+            .and_then(|s| s.subject)
+            .or(customer_ref)
             .or_else(|| {
-                interaction
-                    .and_then(|i| i.get("customer_ref"))
-                    .and_then(|v| v.as_str())
-            })
-            .map(std::borrow::Cow::Borrowed)
-            .or_else(|| id.map(|id| crate::domain::interaction::own_subject(id).into()));
+                id.as_deref()
+                    .map(|id| crate::domain::interaction::own_subject(id).into())
+            });
         (id, subject)
     }
 }
@@ -169,8 +240,11 @@ impl Publisher {
     }
 
     pub fn publish(&self, event: Event) {
-        let (interaction, subject) = event.ids();
-        tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, interaction, subject = subject.as_deref(), "event");
+        // The ids are read from `data`'s text: only for a line that is written.
+        if tracing::enabled!(tracing::Level::INFO) {
+            let (interaction, subject) = event.ids();
+            tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, interaction = interaction.as_deref(), subject = subject.as_deref(), "event");
+        }
         metrics::counter!("chatgate_events_total", "type" => event.kind.as_str()).increment(1);
         let event = Arc::new(event);
         // No subscriber is not an error: nobody is listening yet.
@@ -201,5 +275,89 @@ impl Publisher {
     /// resume elsewhere or later with `Last-Event-ID`).
     pub fn end_streams(&self) {
         self.closing.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn at() -> Timestamp {
+        Timestamp::from_unix_seconds(1_795_000_000)
+    }
+
+    fn data(e: &Event) -> serde_json::Value {
+        serde_json::from_str(e.data.get()).unwrap()
+    }
+
+    #[test]
+    fn data_is_the_view_and_the_extra_members_as_one_object() {
+        let view = json!({"id": "i-1", "status": "pending"});
+        let challenge = json!({"challenge": {"challenge_id": "c-1"}});
+        let e =
+            Event::about_interaction(EventType::ChallengeCreated, at(), "acme", &view, &challenge)
+                .unwrap();
+        assert_eq!(
+            data(&e),
+            json!({"interaction": view, "challenge": {"challenge_id": "c-1"}})
+        );
+        let plain = Event::about_interaction(
+            EventType::InteractionCreated,
+            at(),
+            "acme",
+            &view,
+            &serde_json::Value::Null,
+        )
+        .unwrap();
+        assert_eq!(data(&plain), json!({"interaction": view}));
+        let subject = Event::about_subject(
+            EventType::SubjectUnlocked,
+            at(),
+            "acme",
+            &json!({"subject": "cust-1"}),
+        )
+        .unwrap();
+        assert_eq!(data(&subject), json!({"subject": {"subject": "cust-1"}}));
+
+        // Carried as text through the outbox item, read back unchanged.
+        let text = serde_json::to_string(&e).unwrap();
+        let back: Event = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.data.get(), e.data.get());
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()["data"]["challenge"]
+                ["challenge_id"],
+            "c-1"
+        );
+    }
+
+    #[test]
+    fn the_log_line_names_the_interaction_and_its_subject() {
+        let ids = |data: serde_json::Value| {
+            let e = Event::new(EventType::InteractionCreated, at(), "acme", &data).unwrap();
+            let (i, s) = e.ids();
+            (i.map(Cow::into_owned), s.map(Cow::into_owned))
+        };
+        let some = |s: &str| Some(s.to_string());
+        // The interaction's customer_ref is its subject.
+        assert_eq!(
+            ids(
+                json!({"interaction": {"id": "i-1", "customer_ref": "cust-42", "links": [{"id": "x"}]}})
+            ),
+            (some("i-1"), some("cust-42"))
+        );
+        // Without one, its own subject.
+        assert_eq!(
+            ids(json!({"interaction": {"id": "i-1", "customer_ref": null}})),
+            (some("i-1"), some("interaction:i-1"))
+        );
+        // A subject event names its subject; escaped text is read too.
+        assert_eq!(
+            ids(json!({"subject": {"subject": "caf\u{e9} \"q\"", "locked": true}})),
+            (None, some("caf\u{e9} \"q\""))
+        );
+        assert_eq!(ids(json!({"other": 1})), (None, None));
+        assert_eq!(ids(json!({"interaction": {"id": 7}})), (None, None));
     }
 }

@@ -183,12 +183,15 @@ mod tests {
     use futures::StreamExt;
 
     fn event() -> Arc<Event> {
-        Arc::new(Event::new(
-            EventType::InteractionCreated,
-            Timestamp::from_unix_seconds(1_795_000_000),
-            "acme",
-            serde_json::json!({}),
-        ))
+        Arc::new(
+            Event::new(
+                EventType::InteractionCreated,
+                Timestamp::from_unix_seconds(1_795_000_000),
+                "acme",
+                &serde_json::json!({}),
+            )
+            .unwrap(),
+        )
     }
 
     #[tokio::test]

@@ -138,8 +138,14 @@ impl Gateway {
             )?];
             ops.extend(write_interaction(team, 0, None, &mut rec, now)?);
             let view = InteractionView::build(&rec, subject.as_ref(), s, now);
-            let data = serde_json::json!({ "interaction": view });
-            let event = Event::new(EventType::InteractionCreated, now, &team.id, data);
+            let event = Event::about_interaction(
+                EventType::InteractionCreated,
+                now,
+                &team.id,
+                &view,
+                &serde_json::Value::Null,
+            )
+            .map_err(|_| Error::Internal)?;
             ops.extend(enqueue(
                 &team.id,
                 &OutboxItem::new(Task::Event { event }, now),

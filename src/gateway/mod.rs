@@ -196,11 +196,8 @@ impl Gateway {
         view: &InteractionView,
         extra: serde_json::Value,
     ) -> Result<()> {
-        let mut data = serde_json::json!({ "interaction": view });
-        if let (Some(d), serde_json::Value::Object(more)) = (data.as_object_mut(), extra) {
-            d.extend(more);
-        }
-        let event = Event::new(kind, now, &view.team, data);
+        let event = Event::about_interaction(kind, now, &view.team, view, &extra)
+            .map_err(|_| Error::Internal)?;
         let item = OutboxItem::new(Task::Event { event }, now);
         self.enqueue_now(&view.team, &[item], now).await
     }

@@ -573,8 +573,9 @@ mod tests {
             EventType::ChallengeFailed,
             now,
             "acme",
-            serde_json::json!({"interaction": {"id": "x"}}),
-        );
+            &serde_json::json!({"interaction": {"id": "x"}}),
+        )
+        .unwrap();
         let notice = Task::Notice {
             notice: Notice::Expired,
             interaction_id: Uuid::now_v7(),

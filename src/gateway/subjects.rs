@@ -2,7 +2,7 @@
 //! unlock (CONTRACT 3.4).
 use crate::config::Team;
 use crate::domain::subject::{SubjectRecord, SubjectView};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{Event, EventType};
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
@@ -50,8 +50,8 @@ impl Gateway {
             rec.unlock();
             let view = rec.view(now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
-            let data = serde_json::json!({ "subject": view });
-            let event = Event::new(EventType::SubjectUnlocked, now, &team.id, data);
+            let event = Event::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)
+                .map_err(|_| Error::Internal)?;
             ops.extend(enqueue(
                 &team.id,
                 &OutboxItem::new(Task::Event { event }, now),

@@ -14,7 +14,7 @@ use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{Event, EventType};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
@@ -111,35 +111,29 @@ impl Work<'_> {
         view: &InteractionView,
         subject: &SubjectView,
         now: Timestamp,
-    ) -> Vec<OutboxItem> {
-        let events = self.events.iter().map(|p| {
-            let (kind, data) = match p {
-                Pending::Interaction(kind, extra) => {
-                    let mut data = serde_json::json!({ "interaction": view });
-                    if let (Some(d), serde_json::Value::Object(more)) =
-                        (data.as_object_mut(), extra)
-                    {
-                        d.extend(more.clone());
-                    }
-                    (*kind, data)
+    ) -> Result<Vec<OutboxItem>> {
+        let mut items = Vec::with_capacity(self.events.len() + self.notices.len());
+        for p in &self.events {
+            let event = match p {
+                Pending::Interaction(kind, more) => {
+                    Event::about_interaction(*kind, now, &team.id, view, more)
                 }
-                Pending::Subject(kind) => (*kind, serde_json::json!({ "subject": subject })),
-            };
-            Task::Event {
-                event: Event::new(kind, now, &team.id, data),
+                Pending::Subject(kind) => Event::about_subject(*kind, now, &team.id, subject),
             }
-        });
-        let notices = self.notices.iter().map(|n| Task::Notice {
-            notice: *n,
-            interaction_id: self.rec.id,
-            channel: self.rec.channel.clone(),
-            conversation_id: self.rec.conversation_id.clone(),
-            contact: self.rec.contact.clone(),
-        });
-        events
-            .chain(notices)
-            .map(|t| OutboxItem::new(t, now))
-            .collect()
+            .map_err(|_| Error::Internal)?;
+            items.push(OutboxItem::new(Task::Event { event }, now));
+        }
+        items.extend(self.notices.iter().map(|n| {
+            let task = Task::Notice {
+                notice: *n,
+                interaction_id: self.rec.id,
+                channel: self.rec.channel.clone(),
+                conversation_id: self.rec.conversation_id.clone(),
+                contact: self.rec.contact.clone(),
+            };
+            OutboxItem::new(task, now)
+        }));
+        Ok(items)
     }
 }
 
@@ -270,7 +264,7 @@ impl Gateway {
                 });
             }
             let subject = w.subject.view(now, &settings.lockout);
-            let items = w.outbox_items(team, &view, &subject, now);
+            let items = w.outbox_items(team, &view, &subject, now)?;
             let version = pair.interaction.version;
             let read = pair.interaction.value.as_ref();
             let mut ops = std::mem::take(&mut w.first);

@@ -40,6 +40,16 @@ struct Record {
     scheduled: Option<Instant>,
 }
 
+impl Record {
+    /// The record as a read hands it out: a copy of its value.
+    fn versioned(&self) -> Versioned {
+        Versioned {
+            version: self.version,
+            value: String::from(&*self.value),
+        }
+    }
+}
+
 /// What a deadline in the heap is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Kind {
@@ -528,25 +538,16 @@ impl Store for MemoryStore {
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
         let now = Instant::now();
         let state = self.lock();
-        let found = keys.iter().map(|key| {
-            let r = state.record(key, now)?;
-            Some(Versioned {
-                version: r.version,
-                value: r.value.to_string(),
-            })
-        });
+        let found = keys
+            .iter()
+            .map(|key| state.record(key, now).map(Record::versioned));
         Ok(found.collect())
     }
 
     async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
         let now = Instant::now();
         let state = self.lock();
-        let read = |k: &str| {
-            state.record(k, now).map(|r| Versioned {
-                version: r.version,
-                value: r.value.to_string(),
-            })
-        };
+        let read = |k: &str| state.record(k, now).map(Record::versioned);
         let record = read(key);
         let companion = record
             .as_ref()

@@ -664,3 +664,8 @@ pub async fn assert_problem(res: Response, status: u16, code: &str) -> Value {
     assert_eq!(body["status"], status);
     body
 }
+
+/// An event's `data` as a JSON tree (the gateway keeps it as text).
+pub fn event_data(e: &chatgate::events::Event) -> Value {
+    serde_json::from_str(e.data.get()).unwrap()
+}

@@ -144,7 +144,7 @@ both_stores!(
             .next_event("interaction.expired", std::time::Duration::from_secs(5))
             .await
             .expect("interaction.expired");
-        assert_eq!(e.data["interaction"]["id"], id.as_str());
+        assert_eq!(event_data(&e)["interaction"]["id"], id.as_str());
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let texts: Vec<String> = app
             .chat_messages()
@@ -542,9 +542,9 @@ both_stores!(
             .next_event("interaction.expiring", std::time::Duration::from_secs(5))
             .await
             .expect("expiring");
-        assert_eq!(e.data["interaction"]["id"], id.as_str());
+        assert_eq!(event_data(&e)["interaction"]["id"], id.as_str());
         let ids: HashSet<String> = HashSet::from([id]);
-        assert!(ids.contains(e.data["interaction"]["id"].as_str().unwrap()));
+        assert!(ids.contains(event_data(&e)["interaction"]["id"].as_str().unwrap()));
     }
 );
 

@@ -151,7 +151,12 @@ both_stores!(
                 .next_event("interaction.expired", Duration::from_secs(5))
                 .await
                 .expect("the good ones expire");
-            expired.push(e.data["interaction"]["id"].as_str().unwrap().to_string());
+            expired.push(
+                event_data(&e)["interaction"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
         }
         expired.sort();
         let mut good = ids[1..].to_vec();
