@@ -593,7 +593,7 @@ both_stores!(agent_reveal_where_allowed, |mut app: TestApp| async move {
         .next_event("challenge.code_revealed", std::time::Duration::from_secs(2))
         .await
         .unwrap();
-    assert_eq!(e.data["api_key_id"], "acme-agent");
+    assert_eq!(event_data(&e)["api_key_id"], "acme-agent");
     assert!(!e.data.to_string().contains(r["code"].as_str().unwrap()));
     assert_eq!(
         app.verify_code(&id, cid, r["code"].as_str().unwrap())
@@ -810,12 +810,18 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
             .query_async(&mut conn)
             .await
             .unwrap();
-        let dump = if t == "string" {
+        // The outbox delivers and removes its items while this loop runs: a
+        // key gone since KEYS (type `none`, or a GET that finds nothing) holds
+        // nothing any more.
+        let dump = if t == "none" {
+            continue;
+        } else if t == "string" {
             redis::cmd("GET")
                 .arg(&k)
-                .query_async::<String>(&mut conn)
+                .query_async::<Option<String>>(&mut conn)
                 .await
                 .unwrap()
+                .unwrap_or_default()
         } else if t == "stream" {
             // The team's event log (`{team}:ev`): events carry no code or PIN.
             redis::cmd("XRANGE")
