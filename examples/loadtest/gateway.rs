@@ -125,8 +125,13 @@ impl Running {
     /// Starts chatgate on memory or on Redis (a fresh key prefix).
     pub async fn start(redis: bool) -> Running {
         let chat = chat_sink().await;
-        let prefix = format!("chatgate-loadtest-{}", Uuid::now_v7().simple());
-        let dir = std::env::temp_dir().join(&prefix);
+        // As long as the sample configuration's `chatgate` (every Redis key
+        // carries it, so its length is part of the bytes per interaction),
+        // and still this run's own: `lt` and six random hex digits.
+        // (A v7 id ends in random bits.)
+        let run = Uuid::now_v7().simple().to_string();
+        let prefix = format!("lt{}", &run[run.len() - 6..]);
+        let dir = std::env::temp_dir().join(format!("chatgate-loadtest-{run}"));
         let (security, bot, agent) = (generate_whsec(), generate_api_key(), generate_api_key());
         write_config(&dir, redis, &prefix, chat, (&security, &bot, &agent));
         let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config");

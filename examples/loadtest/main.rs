@@ -461,10 +461,18 @@ async fn scaling(
     if redis {
         let mut conn = gateway::redis_conn().await;
         // One authenticated interaction's own keys: its record, its
-        // conversation key, its customer's subject and index entries.
-        let s = &seeded[1];
+        // conversation key, its customer's subject and index entries. A
+        // fresh one, seeded after the rows (an odd index: authenticated
+        // once): the callback rows leave the interactions they reach with
+        // up to 16 used links each, a load test's pattern, not a
+        // conversation's.
+        let k = seeded.len() | 1;
+        let fresh = g.seed(k, 1, 1).await;
+        g.settle().await;
+        let s = &fresh[0];
         let team = "acme";
-        let customer = "cust-1";
+        let customer = format!("cust-{k}");
+        let customer = customer.as_str();
         let own = vec![
             format!(
                 "{}:{}",
@@ -493,8 +501,12 @@ async fn scaling(
             ) + ":exp",
         ];
         let one = gateway::memory_usage(&mut conn, &own).await;
+        for k in &own {
+            let n = gateway::memory_usage(&mut conn, std::slice::from_ref(k)).await;
+            eprintln!("[redis] MEMORY USAGE {k}: {n} B");
+        }
         report.memory.push(report::Memory::new(
-            "Redis MEMORY USAGE, one authenticated interaction's keys",
+            "Redis MEMORY USAGE, one authenticated interaction's keys (fresh)",
             one as f64,
             1024.0,
         ));
