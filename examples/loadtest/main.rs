@@ -471,8 +471,7 @@ async fn scaling(
         g.settle().await;
         let s = &fresh[0];
         let team = "acme";
-        let customer = format!("cust-{k}");
-        let customer = customer.as_str();
+        let customer = &format!("cust-{k}");
         let own = vec![
             format!(
                 "{}:{}",
@@ -500,10 +499,11 @@ async fn scaling(
                 chatgate::store::keys::customer_index(team, customer)
             ) + ":exp",
         ];
-        let one = gateway::memory_usage(&mut conn, &own).await;
+        let mut one = 0;
         for k in &own {
             let n = gateway::memory_usage(&mut conn, std::slice::from_ref(k)).await;
             eprintln!("[redis] MEMORY USAGE {k}: {n} B");
+            one += n;
         }
         report.memory.push(report::Memory::new(
             "Redis MEMORY USAGE, one authenticated interaction's keys (fresh)",

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 pub use self::log::{EventLog, LogEntry, LogError, LogId};
 
+use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -113,19 +114,16 @@ struct AboutSubject<'a, T> {
 }
 
 impl Event {
-    /// An event whose `data` is `data` as JSON (an object).
-    pub fn new(
-        kind: EventType,
-        now: Timestamp,
-        team: &str,
-        data: &impl Serialize,
-    ) -> Result<Self, serde_json::Error> {
+    /// An event whose `data` is `data` as JSON (an object). A value that
+    /// cannot be written as JSON (a map with keys that are not strings) is
+    /// the gateway's own fault: `Error::Internal`.
+    pub fn new(kind: EventType, now: Timestamp, team: &str, data: &impl Serialize) -> Result<Self> {
         Ok(Event {
             id: Uuid::now_v7(),
             kind,
             timestamp: now,
             team: team.to_string(),
-            data: serde_json::value::to_raw_value(data)?,
+            data: serde_json::value::to_raw_value(data).map_err(|_| Error::Internal)?,
         })
     }
 
@@ -139,7 +137,7 @@ impl Event {
         team: &str,
         view: &impl Serialize,
         more: &serde_json::Value,
-    ) -> Result<Self, serde_json::Error> {
+    ) -> Result<Self> {
         let data = AboutInteraction {
             interaction: view,
             more: more.as_object(),
@@ -153,7 +151,7 @@ impl Event {
         now: Timestamp,
         team: &str,
         view: &impl Serialize,
-    ) -> Result<Self, serde_json::Error> {
+    ) -> Result<Self> {
         Self::new(kind, now, team, &AboutSubject { subject: view })
     }
 

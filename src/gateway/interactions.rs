@@ -144,8 +144,7 @@ impl Gateway {
                 &team.id,
                 &view,
                 &serde_json::Value::Null,
-            )
-            .map_err(|_| Error::Internal)?;
+            )?;
             ops.extend(enqueue(
                 &team.id,
                 &OutboxItem::new(Task::Event { event }, now),

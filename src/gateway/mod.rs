@@ -196,8 +196,7 @@ impl Gateway {
         view: &InteractionView,
         extra: serde_json::Value,
     ) -> Result<()> {
-        let event = Event::about_interaction(kind, now, &view.team, view, &extra)
-            .map_err(|_| Error::Internal)?;
+        let event = Event::about_interaction(kind, now, &view.team, view, &extra)?;
         let item = OutboxItem::new(Task::Event { event }, now);
         self.enqueue_now(&view.team, &[item], now).await
     }

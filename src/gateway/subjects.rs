@@ -2,7 +2,7 @@
 //! unlock (CONTRACT 3.4).
 use crate::config::Team;
 use crate::domain::subject::{SubjectRecord, SubjectView};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::{Event, EventType};
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
@@ -50,8 +50,7 @@ impl Gateway {
             rec.unlock();
             let view = rec.view(now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
-            let event = Event::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)
-                .map_err(|_| Error::Internal)?;
+            let event = Event::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)?;
             ops.extend(enqueue(
                 &team.id,
                 &OutboxItem::new(Task::Event { event }, now),

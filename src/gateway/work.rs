@@ -14,7 +14,7 @@ use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::{Event, EventType};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
@@ -119,8 +119,7 @@ impl Work<'_> {
                     Event::about_interaction(*kind, now, &team.id, view, more)
                 }
                 Pending::Subject(kind) => Event::about_subject(*kind, now, &team.id, subject),
-            }
-            .map_err(|_| Error::Internal)?;
+            }?;
             items.push(OutboxItem::new(Task::Event { event }, now));
         }
         items.extend(self.notices.iter().map(|n| {
