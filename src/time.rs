@@ -109,6 +109,92 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// Times in stored records (`#[serde(with = "crate::time::stored")]`, and
+/// [`stored::opt`] for an `Option`): unix milliseconds as a JSON integer,
+/// 13 digits where the wire's RFC 3339 text takes 22–26 and its quotes.
+/// Read from either form, so a record written by an earlier version
+/// (RFC 3339 text) reads the same. Only for what the gateway itself
+/// stores: a request body or a token's time stays RFC 3339 or seconds,
+/// as the contract writes it.
+pub mod stored {
+    use std::fmt;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::Timestamp;
+
+    pub fn serialize<S: Serializer>(t: &Timestamp, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(t.unix_millis())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        d.deserialize_any(MillisOrText)
+    }
+
+    struct MillisOrText;
+
+    impl serde::de::Visitor<'_> for MillisOrText {
+        type Value = Timestamp;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("unix milliseconds or an RFC 3339 time")
+        }
+        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timestamp, E> {
+            Ok(Timestamp::from_unix_millis(ms))
+        }
+        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timestamp, E> {
+            i64::try_from(ms)
+                .map(Timestamp::from_unix_millis)
+                .map_err(|_| E::custom("a time out of range"))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
+            Timestamp::parse_rfc3339(s).ok_or_else(|| E::custom("not an RFC 3339 time"))
+        }
+    }
+
+    /// [`stored`](self) for an `Option<Timestamp>` (`null` reads as `None`).
+    pub mod opt {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Timestamp;
+
+        pub fn serialize<S: Serializer>(t: &Option<Timestamp>, s: S) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+            Ok(Option::<super::Stored>::deserialize(d)?.map(|t| t.0))
+        }
+    }
+
+    /// [`stored`](self) for a `Vec<Timestamp>`.
+    pub mod vec {
+        use serde::{Deserialize, Deserializer, Serializer};
+
+        use super::Timestamp;
+
+        pub fn serialize<S: Serializer>(ts: &[Timestamp], s: S) -> Result<S::Ok, S::Error> {
+            s.collect_seq(ts.iter().map(|t| t.unix_millis()))
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Timestamp>, D::Error> {
+            let read = Vec::<super::Stored>::deserialize(d)?;
+            Ok(read.into_iter().map(|t| t.0).collect())
+        }
+    }
+
+    /// A [`Timestamp`] read through [`deserialize`].
+    struct Stored(Timestamp);
+
+    impl<'de> Deserialize<'de> for Stored {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            deserialize(d).map(Stored)
+        }
+    }
+}
+
 /// The one form the gateway writes, `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (what
 /// chrono's `to_rfc3339_opts(AutoSi, true)` gives a millisecond time of
 /// years 0000–9999), written and read without chrono: every record, view

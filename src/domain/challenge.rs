@@ -15,7 +15,7 @@ use super::reveal;
 use super::secrets::Pepper;
 use crate::config::{OtpSettings, PinSettings};
 use crate::error::Error;
-use crate::time::Timestamp;
+use crate::time::{stored, Timestamp};
 
 /// How many finished challenges an interaction remembers (oldest forgotten
 /// first; a forgotten id is answered `not_found`).
@@ -44,20 +44,41 @@ pub enum Delivery {
 /// The open (or last) challenge of an interaction. Holds no code or PIN, only
 /// a keyed hash and, for agent reveal, an AEAD-sealed copy of the OTP;
 /// `Debug` hides even those.
+///
+/// Stored under short member names, times as unix milliseconds, the long
+/// names of earlier versions read as aliases (as the [`InteractionRecord`]
+/// that holds it).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Challenge {
     pub id: Uuid,
+    #[serde(rename = "m", alias = "method")]
     pub method: ChallengeMethod,
+    #[serde(rename = "d", alias = "delivery")]
     pub delivery: Delivery,
     /// Keyed hash of the code (OTP) or of the session PIN.
+    #[serde(rename = "h", alias = "code_hash")]
     pub code_hash: String,
     /// The OTP sealed for agent reveal (AEAD), when the team allows reveal.
+    #[serde(
+        rename = "s",
+        alias = "sealed_code",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sealed_code: Option<String>,
+    #[serde(rename = "e", alias = "expires_at", with = "stored")]
     pub expires_at: Timestamp,
+    #[serde(rename = "n", alias = "attempts_used")]
     pub attempts_used: u32,
+    #[serde(rename = "mx", alias = "max_attempts")]
     pub max_attempts: u32,
     /// Succeeding authenticates a pending pre-chat step-up.
-    #[serde(default)]
+    #[serde(
+        rename = "su",
+        alias = "step_up",
+        default,
+        skip_serializing_if = "super::is_false"
+    )]
     pub step_up: bool,
 }
 
@@ -197,6 +218,7 @@ pub enum PastOutcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PastChallenge {
     pub id: Uuid,
+    #[serde(rename = "o", alias = "outcome")]
     pub outcome: PastOutcome,
 }
 

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{LockoutSettings, OtpSettings};
 use crate::error::Error;
-use crate::time::Timestamp;
+use crate::time::{stored, Timestamp};
 
 /// Where a subject stands at some moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,7 +36,9 @@ pub enum Standing {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ban {
+    #[serde(rename = "s", alias = "since", with = "stored")]
     pub since: Timestamp,
+    #[serde(rename = "u", alias = "until", default, with = "stored::opt")]
     pub until: Option<Timestamp>,
 }
 
@@ -65,24 +67,61 @@ impl FailureOutcome {
     }
 }
 
-/// The stored subject.
+/// The stored subject: short member names, times as unix milliseconds,
+/// the long names of earlier versions read as aliases (as the
+/// [`InteractionRecord`](super::interaction::InteractionRecord)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectRecord {
+    #[serde(rename = "s", alias = "subject")]
     pub subject: String,
     /// The newest failures within the window, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "f",
+        alias = "failures",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "stored::vec"
+    )]
     pub failures: Vec<Timestamp>,
     /// Older failures within the window, folded (see the module's doc).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "fo",
+        alias = "folded",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub folded: Vec<FoldedFailures>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "lo",
+        alias = "lockouts",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "stored::vec"
+    )]
     pub lockouts: Vec<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "lu",
+        alias = "locked_until",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
     pub locked_until: Option<Timestamp>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "b",
+        alias = "ban",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ban: Option<Ban>,
     /// Challenges sent (for `otp.max_sends` per `otp.send_window`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        rename = "se",
+        alias = "sends",
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        with = "stored::vec"
+    )]
     pub sends: Vec<Timestamp>,
 }
 
@@ -95,8 +134,11 @@ pub const FAILURE_SPANS: u32 = 64;
 /// the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FoldedFailures {
+    #[serde(rename = "a", alias = "first", with = "stored")]
     pub first: Timestamp,
+    #[serde(rename = "z", alias = "last", with = "stored")]
     pub last: Timestamp,
+    #[serde(rename = "n", alias = "count")]
     pub count: u32,
 }
 
@@ -334,10 +376,7 @@ mod tests {
     #[test]
     fn stored_form_leaves_empty_members_out() {
         let r = SubjectRecord::new("cust-1");
-        assert_eq!(
-            serde_json::to_string(&r).unwrap(),
-            r#"{"subject":"cust-1"}"#
-        );
+        assert_eq!(serde_json::to_string(&r).unwrap(), r#"{"s":"cust-1"}"#);
         let long = r#"{"subject":"cust-1","failures":[],"lockouts":[],"locked_until":null,"ban":null,"sends":[]}"#;
         assert_eq!(serde_json::from_str::<SubjectRecord>(long).unwrap(), r);
     }
@@ -541,6 +580,54 @@ mod tests {
         let s: SubjectRecord = serde_json::from_str(old).expect("old record");
         assert_eq!(s.failures.len(), 1);
         assert!(s.folded.is_empty());
-        assert!(!serde_json::to_string(&s).expect("json").contains("folded"));
+        assert!(!serde_json::to_string(&s).expect("json").contains("\"fo\""));
+    }
+
+    /// Every member as an earlier version wrote it (long names, RFC 3339
+    /// times) reads the same as the short form this one writes.
+    #[test]
+    fn a_long_form_record_reads_the_same_and_is_written_short() {
+        let long = r#"{"subject":"cust-9","failures":["2027-01-15T08:00:01.500Z","2027-01-15T08:00:02Z"],
+            "folded":[{"first":"2027-01-15T07:00:00Z","last":"2027-01-15T07:30:00Z","count":40}],
+            "lockouts":["2027-01-15T07:45:00Z"],"locked_until":"2027-01-15T08:15:00Z",
+            "ban":{"since":"2027-01-15T07:50:00Z","until":null},"sends":["2027-01-15T08:00:00Z"]}"#;
+        let read: SubjectRecord = serde_json::from_str(long).expect("long form");
+        let at = |s: &str| Timestamp::parse_rfc3339(s).expect("time");
+        assert_eq!(read.subject, "cust-9");
+        assert_eq!(
+            read.failures,
+            [at("2027-01-15T08:00:01.500Z"), at("2027-01-15T08:00:02Z")]
+        );
+        assert_eq!(
+            read.folded,
+            [FoldedFailures {
+                first: at("2027-01-15T07:00:00Z"),
+                last: at("2027-01-15T07:30:00Z"),
+                count: 40
+            }]
+        );
+        assert_eq!(read.lockouts, [at("2027-01-15T07:45:00Z")]);
+        assert_eq!(read.locked_until, Some(at("2027-01-15T08:15:00Z")));
+        assert_eq!(
+            read.ban,
+            Some(Ban {
+                since: at("2027-01-15T07:50:00Z"),
+                until: None
+            })
+        );
+        assert_eq!(read.sends, [at("2027-01-15T08:00:00Z")]);
+        let short = serde_json::to_string(&read).expect("json");
+        assert_eq!(
+            serde_json::from_str::<SubjectRecord>(&short).expect("short"),
+            read
+        );
+        assert!(
+            !short.contains("2027-") && !short.contains("failures"),
+            "{short}"
+        );
+        assert!(
+            short.contains(r#""f":[1800000001500,1800000002000]"#),
+            "{short}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::outbox::{enqueue, OutboxItem, Task};
-use super::records::{put, retry, write_interaction, Loaded};
+use super::records::{put, retry, write_interaction, Loaded, Record};
 use super::work::{Step, Work};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
@@ -36,6 +36,8 @@ pub struct NewInteraction {
 struct ConversationLink {
     id: Uuid,
 }
+
+impl Record for ConversationLink {}
 
 /// `GET /v1/interactions` filters and paging.
 #[derive(Debug, Clone, Default)]

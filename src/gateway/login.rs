@@ -50,15 +50,30 @@ pub struct IssuedLink {
 /// What a short code leads to. It holds no token: the token is signed again
 /// from these claims when the link is followed (HS256 is deterministic, so
 /// it is the very token issued), and reading the store yields no live
-/// credential.
+/// credential. The interaction, the link and the end are the claims' `sub`,
+/// `jti` and `exp` (earlier versions wrote them out beside the claims as
+/// well, under long names that are read as aliases; the copies are
+/// ignored).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ShortLink {
-    interaction_id: Uuid,
-    link_id: Uuid,
     /// The security key that signed the token.
+    #[serde(rename = "k", alias = "kid")]
     kid: String,
+    #[serde(rename = "c", alias = "claims")]
     claims: LoginClaims,
-    expires_at: Option<Timestamp>,
+}
+
+impl ShortLink {
+    /// The interaction and the link it leads to (`None` for claims this
+    /// gateway did not sign: it writes UUIDs).
+    fn target(&self) -> Option<(Uuid, Uuid)> {
+        let interaction = Uuid::parse_str(&self.claims.sub).ok()?;
+        Some((interaction, Uuid::parse_str(&self.claims.jti).ok()?))
+    }
+
+    fn expires_at(&self) -> Option<Timestamp> {
+        self.claims.exp.map(Timestamp::from_unix_seconds)
+    }
 }
 
 /// The login page's URL for `token`: the team's `login_url` with `?token=`.
@@ -202,11 +217,8 @@ impl Gateway {
                         now,
                     );
                     let short = ShortLink {
-                        interaction_id: w.rec.id,
-                        link_id,
                         kid: key.kid.clone(),
                         claims,
-                        expires_at,
                     };
                     let short_ttl = match expires_at {
                         // It answers "expired" for as long as an untouched
@@ -271,7 +283,10 @@ impl Gateway {
         let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
             return Ok(ShortLinkTarget::Expired);
         };
-        if link.expires_at.is_some_and(|e| now >= e) {
+        let Some((interaction_id, link_id)) = link.target() else {
+            return Ok(ShortLinkTarget::Expired);
+        };
+        if link.expires_at().is_some_and(|e| now >= e) {
             return Ok(ShortLinkTarget::Expired);
         }
         // A team or key removed from the config since: the login page
@@ -282,10 +297,10 @@ impl Gateway {
         let Some(key) = team.key_by_kid(&link.kid) else {
             return Ok(ShortLinkTarget::Expired);
         };
-        match self.load_pair(team, link.interaction_id, now).await {
+        match self.load_pair(team, interaction_id, now).await {
             Ok(pair) => {
                 let rec = pair.rec()?;
-                Ok(match rec.links.iter().find(|l| l.id == link.link_id) {
+                Ok(match rec.links.iter().find(|l| l.id == link_id) {
                     None => ShortLinkTarget::Expired,
                     Some(l) if l.used => ShortLinkTarget::Used,
                     Some(_) => {

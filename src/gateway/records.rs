@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::Gateway;
 use crate::config::{Settings, Team};
+use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
@@ -23,7 +24,29 @@ pub struct Loaded<T> {
     pub value: Option<T>,
 }
 
-impl<T: DeserializeOwned> Loaded<T> {
+/// A kind of record as the store holds it: its JSON, and what its key says
+/// that the JSON leaves out.
+pub trait Record: DeserializeOwned {
+    /// Restores what the stored form leaves out because `key` names it
+    /// (nothing, for most records). `None`: a key this record cannot be under.
+    fn with_key(self, key: &str) -> Option<Self> {
+        let _ = key;
+        Some(self)
+    }
+}
+
+impl Record for InteractionRecord {
+    /// The id: the key's last segment (see [`keys::interaction`]).
+    fn with_key(mut self, key: &str) -> Option<Self> {
+        self.id = keys::interaction_id(key)?;
+        Some(self)
+    }
+}
+
+impl Record for SubjectRecord {}
+impl Record for CustomerDevices {}
+
+impl<T: Record> Loaded<T> {
     pub fn parse(key: String, raw: Option<Versioned>) -> Result<Self> {
         match raw {
             None => Ok(Loaded {
@@ -32,8 +55,10 @@ impl<T: DeserializeOwned> Loaded<T> {
                 value: None,
             }),
             Some(v) => {
-                let value = serde_json::from_str(&v.value)
-                    .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
+                let value = serde_json::from_str::<T>(&v.value)
+                    .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?
+                    .with_key(&key)
+                    .ok_or_else(|| StoreError::Corrupt(format!("{key}: not a key of its kind")))?;
                 Ok(Loaded {
                     key,
                     version: v.version,
@@ -100,9 +125,10 @@ impl Gateway {
     /// absent interaction is `NotFound`.
     pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
         let ikey = keys::interaction(&team.id, id);
-        // One round trip: the record names its subject as its companion.
+        // One round trip: the record names its subject as its companion,
+        // unless that is its own subject, which it leaves out.
         let own = keys::subject(&team.id, &crate::domain::interaction::own_subject(id));
-        let read = self.store.get_with_likely_companion(&ikey, &own).await?;
+        let read = self.store.get_with_companion_or(&ikey, &own).await?;
         let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));
@@ -150,12 +176,15 @@ impl Gateway {
     }
 }
 
-/// An interaction as stored: the record and its subject's key.
+/// An interaction as stored: the record and, when it is not the
+/// interaction's own (the store's default, see [`Gateway::load_pair`]),
+/// its subject's key.
 #[derive(Serialize)]
 struct Stored<'a> {
     #[serde(flatten)]
     rec: &'a InteractionRecord,
-    companion: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    companion: Option<String>,
 }
 
 /// The ops that write an interaction back over `read` (at version
@@ -226,9 +255,14 @@ pub fn interaction_ops(
     let new_customers = read.is_none_or(|read| !customer_ids(read).eq(customer_ids(rec)));
     // Stored with the key of its subject (its "companion"), so the store
     // reads both in one round trip; the domain record knows no store keys.
+    // An interaction that is its own subject leaves it out: the reader
+    // gives that key as the default.
     let stored = Stored {
         rec,
-        companion: keys::subject(&team.id, &rec.subject()),
+        companion: rec
+            .customer_ref
+            .is_some()
+            .then(|| keys::subject(&team.id, &rec.subject())),
     };
     let mut ops = vec![put(
         &keys::interaction(&team.id, rec.id),

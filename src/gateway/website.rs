@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, Loaded};
+use super::records::{put, Loaded, Record};
 use super::Gateway;
 use crate::config::Team;
 use crate::domain::webhook_sig;
@@ -67,6 +67,8 @@ impl SignatureHeaders<'_> {
 struct LogoutAnswer {
     logged_out: usize,
 }
+
+impl Record for LogoutAnswer {}
 
 /// How long an answered signed request is remembered: longer than any
 /// timestamp the signature check accepts (±5 minutes).

@@ -14,6 +14,12 @@ pub fn interaction(team: &str, id: Uuid) -> String {
     format!("{{{team}}}:i:{id}")
 }
 
+/// The id an [`interaction`] key names (the record leaves it out).
+pub fn interaction_id(key: &str) -> Option<Uuid> {
+    let (_, id) = key.rsplit_once("}:i:")?;
+    Uuid::parse_str(id).ok()
+}
+
 /// (channel, conversation_id) → the interaction's id, for create-or-get.
 pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String {
     format!(
@@ -82,4 +88,25 @@ pub fn outbox_item(team: &str, id: Uuid) -> String {
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
     format!("{{{team}}}:dv:{}", h(customer_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interaction_key_names_its_id_and_no_other_key_does() {
+        let id = Uuid::now_v7();
+        assert_eq!(interaction_id(&interaction("acme", id)), Some(id));
+        assert_eq!(interaction_id(&interaction("a:i:b", id)), Some(id));
+        for other in [
+            subject("acme", &id.to_string()),
+            conversation("acme", "webchat", &id.to_string()),
+            format!("{{acme}}:i:{id}x"),
+            "{acme}:i:".to_string(),
+            id.to_string(),
+        ] {
+            assert_eq!(interaction_id(&other), None, "{other}");
+        }
+    }
 }

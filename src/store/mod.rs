@@ -183,18 +183,15 @@ pub trait Store: Send + Sync + 'static {
     /// is returned so the caller can check it is the one it expects.
     async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError>;
 
-    /// [`Store::get_with_companion`], told which companion `key` most
-    /// likely names (an interaction without `customer_ref` is its own
-    /// subject), so that a store which must guess reads both at once even
-    /// for a record it has not seen yet. The answer is the same.
-    async fn get_with_likely_companion(
+    /// [`Store::get_with_companion`] where a record that names no companion
+    /// has `default` as its companion. The gateway leaves out the name an
+    /// interaction would most often write, its own subject (about 50 bytes
+    /// of every live interaction), and reads it back through this.
+    async fn get_with_companion_or(
         &self,
         key: &str,
-        likely: &str,
-    ) -> Result<WithCompanion, StoreError> {
-        let _ = likely;
-        self.get_with_companion(key).await
-    }
+        default: &str,
+    ) -> Result<WithCompanion, StoreError>;
 
     /// Applies all ops atomically, or none of them.
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError>;

@@ -233,45 +233,50 @@ fn score_from_f64(d: f64) -> Option<i64> {
 
 impl RedisStore {
     /// One MGET of the record and the companion it named when last read
-    /// here, else the `likely` one; checked against the record as read (a
-    /// wrong guess costs a second round trip, never a wrong answer).
+    /// here, else the `default` one; checked against the record as read (a
+    /// wrong guess costs a second round trip, never a wrong answer). A
+    /// record that names no companion has `default` as its companion.
     async fn read_with_companion(
         &self,
         key: &str,
-        likely: Option<&str>,
+        default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
-        let guess = self
-            .companions
-            .get(key)
-            .or_else(|| likely.map(str::to_owned));
+        let cached = self.companions.get(key);
+        let guess = cached.clone().or_else(|| default.map(str::to_owned));
         let mut keys = vec![key.to_owned()];
         keys.extend(guess.iter().cloned());
         let mut read = self.get(&keys).await?.into_iter();
         let record = read.next().flatten();
         let guessed = read.next().flatten();
         let Some(record) = record else {
-            self.companions.forget(key);
+            if cached.is_some() {
+                self.companions.forget(key);
+            }
             return Ok(WithCompanion::default());
         };
-        let Some(named) = companion_of(&record.value) else {
-            self.companions.forget(key);
+        let named = companion_of(&record.value);
+        match &named {
+            Some(named) if cached.as_ref() != Some(named) => self.companions.remember(key, named),
+            None if cached.is_some() => self.companions.forget(key),
+            _ => {}
+        }
+        let Some(companion) = named.or_else(|| default.map(str::to_owned)) else {
             return Ok(WithCompanion {
                 record: Some(record),
                 companion: None,
             });
         };
-        let companion = if guess.as_deref() == Some(named.as_str()) {
+        let value = if guess.as_deref() == Some(companion.as_str()) {
             guessed
         } else {
-            self.companions.remember(key, &named);
-            self.get(std::slice::from_ref(&named))
+            self.get(std::slice::from_ref(&companion))
                 .await?
                 .pop()
                 .flatten()
         };
         Ok(WithCompanion {
             record: Some(record),
-            companion: Some((named, companion)),
+            companion: Some((companion, value)),
         })
     }
 }
@@ -304,12 +309,12 @@ impl Store for RedisStore {
         self.read_with_companion(key, None).await
     }
 
-    async fn get_with_likely_companion(
+    async fn get_with_companion_or(
         &self,
         key: &str,
-        likely: &str,
+        default: &str,
     ) -> Result<WithCompanion, StoreError> {
-        self.read_with_companion(key, Some(likely)).await
+        self.read_with_companion(key, Some(default)).await
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

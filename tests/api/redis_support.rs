@@ -265,6 +265,19 @@ impl TestPrefix {
             .expect("PTTL")
     }
 
+    /// What is left of `member`'s life in the expiry set `physical` (ms, by
+    /// Redis' clock); `None` when it has no entry there.
+    pub fn expiry_left(&self, physical: &str, member: &str) -> Option<i64> {
+        let mut conn = self.connection();
+        let (secs, micros): (i64, i64) = redis::cmd("TIME").query(&mut conn).expect("TIME");
+        let at: Option<f64> = redis::cmd("ZSCORE")
+            .arg(physical)
+            .arg(member)
+            .query(&mut conn)
+            .expect("ZSCORE");
+        at.map(|at| at as i64 - (secs * 1000 + micros / 1000))
+    }
+
     /// Runs a raw command, bypassing the store (to plant foreign data, or
     /// run a script of the gateway's on its own).
     pub fn raw(&self, args: &[&str]) -> Value {

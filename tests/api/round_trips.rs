@@ -85,6 +85,15 @@ impl Store for Counting {
         self.maybe_slow().await;
         self.inner.get_with_companion(key).await
     }
+    async fn get_with_companion_or(
+        &self,
+        key: &str,
+        default: &str,
+    ) -> Result<WithCompanion, StoreError> {
+        self.tick();
+        self.maybe_slow().await;
+        self.inner.get_with_companion_or(key, default).await
+    }
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if !outbox_only(ops.iter().map(op_key)) {
             self.tick();

@@ -8,9 +8,12 @@
 --   'Q', k, member, score, ttl_ms                                     QueueAdd
 --   'T', k, '', '', ttl_ms                                            Touch
 -- An index op's key KEYS[k] is followed by KEYS[k + 1], the index's expiry
--- set: member -> when it expires (ms, Redis time). A queue has none (its
--- members stay until removed; 'R' on a queue finds nothing to remove from
--- KEYS[k + 1]). Every key is in KEYS.
+-- set: member -> when it expires (ms, Redis time). An index of one member
+-- keeps none: the key's own lifetime is its member's (most customers'
+-- indexes hold one interaction); its second member writes the first's
+-- remaining life into a new expiry set. A queue has none (its members stay
+-- until removed; 'R' on a queue finds nothing to remove from KEYS[k + 1]).
+-- Every key is in KEYS.
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 local n = #ARGV / 5
@@ -83,25 +86,47 @@ for i = 1, n do
     local expiry = KEYS[k + 1]
     local member = ARGV[base + 2]
     local at = now + tonumber(ARGV[base + 4])
-    touched[key] = expiry
-    if redis.call('ZADD', key, ARGV[base + 3], member) == 1 then
-      full[key] = true
-      if not pruned[key] then
-        pruned[key] = true
-        local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
-        if #dead > 0 then
-          redis.call('ZREM', key, unpack(dead))
-          redis.call('ZREM', expiry, unpack(dead))
+    local added = redis.call('ZADD', key, ARGV[base + 3], member) == 1
+    local size = redis.call('ZCARD', key)
+    if size == 1 then
+      -- Alone: the key lives exactly as long as its member, shorter or
+      -- longer than before; an expiry set left from more members goes.
+      redis.call('PEXPIREAT', key, at)
+      redis.call('DEL', expiry)
+      touched[key] = nil
+      full[key] = nil
+      latest[key] = nil
+    else
+      touched[key] = expiry
+      if added then
+        full[key] = true
+        if size == 2 then
+          -- The other member was alone: its life is what is left of the
+          -- key's (none to keep for a key some other writer left without).
+          local both = redis.call('ZRANGE', key, 0, -1)
+          local other = both[1] == member and both[2] or both[1]
+          local left = redis.call('PTTL', key)
+          if left > 0 and not redis.call('ZSCORE', expiry, other) then
+            redis.call('ZADD', expiry, now + left, other)
+          end
+        end
+        if not pruned[key] then
+          pruned[key] = true
+          local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
+          if #dead > 0 then
+            redis.call('ZREM', key, unpack(dead))
+            redis.call('ZREM', expiry, unpack(dead))
+          end
         end
       end
+      -- GT CH: 1 when the member is new or its expiry raised; otherwise it
+      -- had a later (or the same) one, which is moved here.
+      if redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
+        redis.call('ZADD', expiry, at, member)
+        full[key] = true
+      end
+      latest[key] = math.max(latest[key] or 0, at)
     end
-    -- GT CH: 1 when the member is new or its expiry raised; otherwise it
-    -- had a later (or the same) one, which is moved here.
-    if redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
-      redis.call('ZADD', expiry, at, member)
-      full[key] = true
-    end
-    latest[key] = math.max(latest[key] or 0, at)
   elseif kind == 'R' then
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[base + 2])

@@ -395,6 +395,59 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
     assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
 }
 
+pub async fn get_with_companion_or_defaults_only_a_record_naming_none(s: SharedStore) {
+    let companion = |r: &store::WithCompanion| {
+        r.companion
+            .clone()
+            .map(|(k, v)| (k, v.map(|v| (v.version, v.value))))
+    };
+    // Absent record: nothing, whatever the default.
+    let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
+    assert_eq!(r, store::WithCompanion::default());
+    let ops = vec![
+        put("{t}:i", 0, r#"{"id":1}"#, Some(LONG)),
+        put("{t}:own", 0, "own", Some(LONG)),
+        put("{t}:other", 0, "other", Some(LONG)),
+    ];
+    assert_eq!(commit(&s, ops).await, Commit::Applied);
+    let own = Some((
+        "{t}:own".to_string(),
+        Some((version(&s, "{t}:own").await, "own".into())),
+    ));
+    // A record naming none: the default, read with it (twice: a store that
+    // remembers companions must not remember this one as named).
+    for _ in 0..2 {
+        let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
+        let value = r.record.as_ref().map(|v| v.value.as_str());
+        assert_eq!(value, Some(r#"{"id":1}"#));
+        assert_eq!(companion(&r), own);
+        // Without a default it has none.
+        let r = s.get_with_companion("{t}:i").await.unwrap();
+        assert_eq!(r.companion, None);
+    }
+    // A default that does not exist is named, with nothing read.
+    let r = s.get_with_companion_or("{t}:i", "{t}:gone").await.unwrap();
+    assert_eq!(companion(&r), Some(("{t}:gone".to_string(), None)));
+    // A record naming one: that one, never the default.
+    let v = version(&s, "{t}:i").await;
+    let named = put("{t}:i", v, r#"{"companion":"{t}:other"}"#, Some(LONG));
+    assert_eq!(commit(&s, vec![named]).await, Commit::Applied);
+    let other = Some((
+        "{t}:other".to_string(),
+        Some((version(&s, "{t}:other").await, "other".into())),
+    ));
+    for _ in 0..2 {
+        let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
+        assert_eq!(companion(&r), other);
+    }
+    // Naming none again: the default again (not the one remembered).
+    let v = version(&s, "{t}:i").await;
+    let plain = put("{t}:i", v, r#"{"id":2}"#, Some(LONG));
+    assert_eq!(commit(&s, vec![plain]).await, Commit::Applied);
+    let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
+    assert_eq!(companion(&r), own);
+}
+
 pub async fn keys_of_several_slots_read_together_and_written_apart(s: SharedStore) {
     // Each commit stays within one hash tag (one Redis Cluster slot); the
     // short-link style key has none and is written on its own.

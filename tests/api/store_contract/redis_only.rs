@@ -62,8 +62,9 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
     .await
     .unwrap();
 
-    // An index keeps its members' expiry times beside it (`:exp`); a queue
-    // is its sorted set alone.
+    // An index keeps its members' expiry times beside it (`:exp`; one of a
+    // single member does not: see `a_lone_member_keeps_no_expiry_set`); a
+    // queue is its sorted set alone.
     let mut expected: Vec<String> = [
         "{t}:i:1",
         "{t}:aj:x",
@@ -135,6 +136,79 @@ async fn index_ttl_follows_its_longest_lived_member() {
         .await
         .unwrap();
     assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
+}
+
+/// An index of one member (most customers' indexes) keeps no expiry set:
+/// the key lives exactly as long as its member. A second member writes
+/// what is left of the first's life into a new expiry set; an index back
+/// to one member drops it at its next add.
+#[tokio::test]
+async fn a_lone_member_keeps_no_expiry_set() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    let idx = prefix.physical("{t}:cu");
+    let exp = prefix.physical("{t}:cu:exp");
+    let secs = Duration::from_secs;
+    s.commit(vec![index_add("{t}:cu", "a", 1, secs(30))])
+        .await
+        .unwrap();
+    assert!((25_000..=30_000).contains(&prefix.pttl(&idx)));
+    assert_eq!(prefix.pttl(&exp), -2, "no expiry set");
+    // Re-added, its life is the new one, shorter or longer.
+    s.commit(vec![index_add("{t}:cu", "a", 1, secs(10))])
+        .await
+        .unwrap();
+    assert!((5_000..=10_000).contains(&prefix.pttl(&idx)), "shortened");
+    s.commit(vec![index_add("{t}:cu", "a", 1, secs(30))])
+        .await
+        .unwrap();
+    assert!((25_000..=30_000).contains(&prefix.pttl(&idx)), "lengthened");
+    // A second member: the first's remaining life moves into the new set.
+    s.commit(vec![index_add("{t}:cu", "b", 2, secs(90))])
+        .await
+        .unwrap();
+    let left = |m: &str| prefix.expiry_left(&exp, m);
+    assert!(
+        left("a").is_some_and(|l| (25_000..=30_000).contains(&l)),
+        "{:?}",
+        left("a")
+    );
+    assert!(
+        left("b").is_some_and(|l| (85_000..=90_000).contains(&l)),
+        "{:?}",
+        left("b")
+    );
+    assert!(prefix.pttl(&idx) > 85_000 && prefix.pttl(&exp) > 85_000);
+    // Back to one member: its life is kept in the set until the next add...
+    s.commit(vec![Op::IndexRemove {
+        key: "{t}:cu".into(),
+        member: "b".into(),
+    }])
+    .await
+    .unwrap();
+    assert!(
+        (25_000..=30_000).contains(&prefix.pttl(&idx)),
+        "lowered to a's"
+    );
+    // ...which leaves it alone again, without the set.
+    s.commit(vec![index_add("{t}:cu", "a", 1, secs(60))])
+        .await
+        .unwrap();
+    assert!((55_000..=60_000).contains(&prefix.pttl(&idx)));
+    assert_eq!(prefix.pttl(&exp), -2, "the expiry set is gone");
+    assert_eq!(desc(&s, "{t}:cu", None, 10).await.len(), 1);
+    // Two members added in one commit: each keeps its own life.
+    s.commit(vec![
+        index_add("{t}:two", "x", 1, secs(20)),
+        index_add("{t}:two", "y", 2, secs(40)),
+    ])
+    .await
+    .unwrap();
+    let x = prefix.expiry_left(&prefix.physical("{t}:two:exp"), "x");
+    assert!(x.is_some_and(|l| (15_000..=20_000).contains(&l)), "{x:?}");
+    assert!(prefix.pttl(&prefix.physical("{t}:two")) > 35_000);
 }
 
 /// A queue's key lives as long as the latest time an add asked for: a
@@ -378,6 +452,24 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
     assert_eq!(reads_since_reset(&mut admin), 1, "steady state");
     assert_eq!(first, again);
     assert_eq!(again, r);
+
+    // A record that names no companion, read with its default: one MGET,
+    // also on an instance that never read it (an interaction that is its
+    // own subject, on any instance).
+    let plain = vec![put("{t}:own", 0, r#"{"id":1}"#, Some(LONG))];
+    assert_eq!(writer.commit(plain).await.unwrap(), Commit::Applied);
+    let fresh = RedisStore::connect(&server.url(), "rt").await.unwrap();
+    reset(&mut admin);
+    let r = fresh
+        .get_with_companion_or("{t}:own", "{t}:s")
+        .await
+        .unwrap();
+    let companion = r.companion.map(|(k, v)| (k, v.map(|v| v.value)));
+    assert_eq!(
+        companion,
+        Some(("{t}:s".to_string(), Some("{}".to_string())))
+    );
+    assert_eq!(reads_since_reset(&mut admin), 1, "a default, first read");
 }
 
 #[tokio::test]
