@@ -127,14 +127,16 @@ fn hot_paths(c: &mut Criterion) {
         b.iter(|| serde_json::from_str::<chatgate::time::Timestamp>(black_box(&stamp)))
     });
 
-    // As the gateway stores it: the record, then its subject's key last.
+    // As the gateway stores an interaction with a `customer_ref`: the
+    // record, then its subject's key last.
     let body = json.strip_suffix('}').expect("an object");
-    let stored = format!(
-        r#"{body},"companion":"{{acme}}:s:interaction:{}"}}"#,
-        rec.id
-    );
+    let stored = format!(r#"{body},"companion":"{{acme}}:s:cust-42"}}"#);
     c.bench_function("companion_of (stored interaction)", |b| {
         b.iter(|| chatgate::store::companion_of(black_box(&stored)))
+    });
+    // An interaction that is its own subject names none (the commonest).
+    c.bench_function("companion_of (own subject: none)", |b| {
+        b.iter(|| chatgate::store::companion_of(black_box(&busy_json)))
     });
     // The same member first: the whole record is parsed.
     let first = format!(

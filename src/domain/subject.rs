@@ -38,7 +38,13 @@ pub enum Standing {
 pub struct Ban {
     #[serde(rename = "s", alias = "since", with = "stored")]
     pub since: Timestamp,
-    #[serde(rename = "u", alias = "until", default, with = "stored::opt")]
+    #[serde(
+        rename = "u",
+        alias = "until",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
     pub until: Option<Timestamp>,
 }
 

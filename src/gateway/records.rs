@@ -370,3 +370,41 @@ where
 {
     crate::store::retry::<T, Error, F, Fut>(attempt).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(text: &str) -> Option<Versioned> {
+        Some(Versioned {
+            version: 7,
+            value: text.to_string(),
+        })
+    }
+
+    /// An interaction's id is its key's: left out of the text, read from
+    /// the key whatever the text says, and a key of another kind is a
+    /// corrupt record, never a record with the nil id.
+    #[test]
+    fn an_interaction_takes_its_id_from_its_key() {
+        let id = Uuid::now_v7();
+        let now = Timestamp::from_unix_seconds(1_800_000_000);
+        let rec = InteractionRecord::new(id, "acme", "webchat", "c-1", now);
+        let text = serde_json::to_string(&rec).expect("json");
+        assert!(!text.contains(&id.to_string()), "{text}");
+        let key = keys::interaction("acme", id);
+        let read = Loaded::<InteractionRecord>::parse(key.clone(), raw(&text)).expect("read");
+        assert_eq!((read.version, read.value), (7, Some(rec)));
+        // An earlier version's record names an id: the key's is the one.
+        let other = Uuid::now_v7();
+        let long = text.replacen('{', &format!(r#"{{"id":"{other}","#), 1);
+        let read = Loaded::<InteractionRecord>::parse(key, raw(&long)).expect("read long");
+        assert_eq!(read.value.map(|r| r.id), Some(id));
+        let elsewhere = Loaded::<InteractionRecord>::parse(keys::subject("acme", "x"), raw(&text));
+        assert!(matches!(elsewhere, Err(Error::Internal)), "{elsewhere:?}");
+        // Records of other kinds read as they are.
+        let subject = serde_json::to_string(&SubjectRecord::new("x")).expect("json");
+        let read = Loaded::<SubjectRecord>::parse(keys::subject("acme", "x"), raw(&subject));
+        assert_eq!(read.expect("subject").value, Some(SubjectRecord::new("x")));
+    }
+}

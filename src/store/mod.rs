@@ -121,20 +121,25 @@ pub enum Commit {
     },
 }
 
-/// A record and the companion it names (see [`Store::get_with_companion`]).
+/// A record and its companion: the one it names, or the default it was read
+/// with (see [`Store::get_with_companion`], [`Store::get_with_companion_or`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WithCompanion {
     pub record: Option<Versioned>,
-    /// The companion's logical key and record, when the record names one.
+    /// The companion's logical key and record, when the record names one or
+    /// was read with a default.
     pub companion: Option<(String, Option<Versioned>)>,
 }
 
 /// The companion a record's JSON names, if any.
 ///
 /// Read on every read of an interaction (under the memory store's lock),
-/// so the gateway's own records are read without parsing them: it writes
-/// the companion as their last member (`…,"companion":"<key>"}`, see
-/// `gateway::records`). That tail is exact: the last `,"companion":"` of a
+/// so the gateway's own records are read without parsing them: an
+/// interaction with a `customer_ref` names its companion as its last member
+/// (`…,"companion":"<key>"}`, see `gateway::records`); one that is its own
+/// subject names none, and is told apart by the two scans below (a
+/// customer's attribute holding the word, or a control character written
+/// as a `\u` escape, costs it a parse). That tail is exact: the last `,"companion":"` of a
 /// document that ends `"}`, followed by no quote or backslash, can only be
 /// a member of the outermost object (inside a string every quote is
 /// escaped; a nested object would end with another `}`). A record whose

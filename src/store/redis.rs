@@ -8,10 +8,12 @@
 //! (scores are doubles in Redis: exact for |score| < 2^53, which covers
 //! millisecond timestamps). Record TTLs use `SET ... PX`; a `Put` without
 //! TTL is a plain `SET`, which also clears an earlier TTL. Each index `K`
-//! has an expiry set `K:exp` (member → expiry, Redis time): an index member
-//! lives for the TTL of its last `IndexAdd`, each write removes a few members
-//! whose time is up, and both keys expire with their longest-lived member,
-//! so an index is bounded by what is alive. A queue (due times, the outbox)
+//! of more than one member has an expiry set `K:exp` (member → expiry,
+//! Redis time): an index member lives for the TTL of its last `IndexAdd`,
+//! each write removes a few members whose time is up, and both keys expire
+//! with their longest-lived member, so an index is bounded by what is
+//! alive. An index of one member keeps no expiry set: its key lives exactly
+//! as long as the member. A queue (due times, the outbox)
 //! is a sorted set alone: its worker removes its members, and its key
 //! expires at the latest time any add asked for (`PEXPIREAT … GT`; a new
 //! key, which `GT` cannot raise, gets its first), so a write adds one
@@ -30,9 +32,10 @@
 //!
 //! [`Store::get_with_companion`] is one `MGET` of the record and the
 //! companion it named when last read (remembered in process, see
-//! `redis/companions.rs`); only the first read of a record in a process, or
-//! a record that names another companion than remembered, costs a second
-//! round trip.
+//! `redis/companions.rs`), else the default companion of
+//! [`Store::get_with_companion_or`]; only the first read of a record that
+//! names a companion in a process, or a record that names another
+//! companion than remembered, costs a second round trip.
 //!
 //! # Redis Cluster
 //!

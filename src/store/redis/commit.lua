@@ -151,8 +151,15 @@ for index, expiry in pairs(touched) do
   if full[index] then
     expire_with_members(index, expiry)
   else
-    redis.call('PEXPIREAT', index, latest[index], 'GT')
-    redis.call('PEXPIREAT', expiry, latest[index], 'GT')
+    -- Only raised. GT counts a key without a TTL as living for ever: such
+    -- a key (another writer's index, or the expiry set this commit gave
+    -- it) gets its first.
+    for _, key in ipairs({index, expiry}) do
+      if redis.call('PEXPIREAT', key, latest[index], 'GT') == 0
+          and redis.call('PTTL', key) == -1 then
+        redis.call('PEXPIREAT', key, latest[index])
+      end
+    end
   end
 end
 -- A queue's life is only ever raised. GT counts a key without a TTL as

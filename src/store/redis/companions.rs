@@ -4,10 +4,10 @@
 //! passed in `KEYS`, which Redis' scripting rules forbid and Redis Cluster
 //! and key-checking proxies refuse.
 //!
-//! A record's companion does not change for the life of the record (an
-//! interaction names its subject), and every hit is checked against the
-//! record as read, so a stale entry costs one more round trip, never a
-//! wrong answer.
+//! A record's companion rarely changes (an interaction names its subject,
+//! or names none while it is its own), and every hit is checked against
+//! the record as read, so a stale entry costs one more round trip, never a
+//! wrong answer. A record that names none is not remembered.
 //!
 //! Bounded by two generations: entries go into `young`; when it holds half
 //! the bound, `old` is dropped and `young` becomes `old`. A hit in `old`

@@ -129,13 +129,23 @@ async fn index_ttl_follows_its_longest_lived_member() {
         t.iter().all(|t| (60_000..=90_000).contains(t)),
         "lowered to the next longest-lived: {t:?}"
     );
-    // An index some other writer left without TTL gets one.
+    // An index some other writer left without TTL gets one, with its
+    // expiry set: when a member is added to it...
     prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
     assert_eq!(prefix.pttl(&prefix.physical("{t}:foreign")), -1);
     s.commit(vec![index_add("{t}:foreign", "b", 2, LONG)])
         .await
         .unwrap();
     assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
+    assert!(prefix.pttl(&prefix.physical("{t}:foreign:exp")) > 50_000);
+    // ...and when a member it holds is only added again.
+    let held = prefix.physical("{t}:held");
+    prefix.raw(&["ZADD", &held, "1", "a", "2", "b"]);
+    s.commit(vec![index_add("{t}:held", "a", 1, LONG)])
+        .await
+        .unwrap();
+    assert!(prefix.pttl(&held) > 50_000, "{}", prefix.pttl(&held));
+    assert!(prefix.pttl(&prefix.physical("{t}:held:exp")) > 50_000);
 }
 
 /// An index of one member (most customers' indexes) keeps no expiry set:
@@ -206,9 +216,22 @@ async fn a_lone_member_keeps_no_expiry_set() {
     ])
     .await
     .unwrap();
-    let x = prefix.expiry_left(&prefix.physical("{t}:two:exp"), "x");
+    let two = prefix.physical("{t}:two:exp");
+    let x = prefix.expiry_left(&two, "x");
     assert!(x.is_some_and(|l| (15_000..=20_000).contains(&l)), "{x:?}");
+    let y = prefix.expiry_left(&two, "y");
+    assert!(y.is_some_and(|l| (35_000..=40_000).contains(&l)), "{y:?}");
     assert!(prefix.pttl(&prefix.physical("{t}:two")) > 35_000);
+    assert!(prefix.pttl(&two) > 35_000);
+    // A lone member some other writer left without TTL: a second member
+    // gives the index the second's life (the first's is unknown).
+    let lone = prefix.physical("{t}:lone");
+    prefix.raw(&["ZADD", &lone, "1", "a"]);
+    s.commit(vec![index_add("{t}:lone", "b", 2, secs(30))])
+        .await
+        .unwrap();
+    assert!((25_000..=30_000).contains(&prefix.pttl(&lone)));
+    assert_eq!(desc(&s, "{t}:lone", None, 10).await.len(), 2);
 }
 
 /// A queue's key lives as long as the latest time an add asked for: a
