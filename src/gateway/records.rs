@@ -128,7 +128,7 @@ impl Gateway {
         // One round trip: the record names its subject as its companion,
         // unless that is its own subject, which it leaves out.
         let own = keys::subject(&team.id, &crate::domain::interaction::own_subject(id));
-        let read = self.store.get_with_companion_or(&ikey, &own).await?;
+        let read = self.store.get_with_companion(&ikey, Some(&own)).await?;
         let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));
@@ -136,10 +136,11 @@ impl Gateway {
         if !is_live(rec, team, now) {
             return Err(Error::NotFound("no such interaction"));
         }
-        // Most interactions are their own subject: its key is at hand.
+        // Most interactions are their own subject: its key is at hand (the
+        // record's id is the key's, so `own` is its own subject's).
         let skey = match &rec.customer_ref {
-            None if rec.id == id => own,
-            _ => keys::subject(&team.id, &rec.subject()),
+            None => own,
+            Some(r) => keys::subject(&team.id, r),
         };
         let subject = match read.companion {
             Some((ckey, raw)) if ckey == skey => Loaded::parse(skey, raw)?,
@@ -261,8 +262,8 @@ pub fn interaction_ops(
         rec,
         companion: rec
             .customer_ref
-            .is_some()
-            .then(|| keys::subject(&team.id, &rec.subject())),
+            .as_deref()
+            .map(|r| keys::subject(&team.id, r)),
     };
     let mut ops = vec![put(
         &keys::interaction(&team.id, rec.id),

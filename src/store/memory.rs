@@ -565,23 +565,6 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    /// A record and its companion, under one lock: the one it names, else
-    /// `default`.
-    fn read_with_companion(&self, key: &str, default: Option<&str>) -> WithCompanion {
-        let now = Moment::now();
-        let state = self.lock();
-        let read = |k: &str| state.record(k, now).map(Record::versioned);
-        let record = read(key);
-        let companion = record
-            .as_ref()
-            .and_then(|r| companion_of(&r.value).or_else(|| default.map(str::to_owned)))
-            .map(|c| {
-                let v = read(&c);
-                (c, v)
-            });
-        WithCompanion { record, companion }
-    }
 }
 
 #[async_trait]
@@ -595,16 +578,24 @@ impl Store for MemoryStore {
         Ok(found.collect())
     }
 
-    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
-        Ok(self.read_with_companion(key, None))
-    }
-
-    async fn get_with_companion_or(
+    async fn get_with_companion(
         &self,
         key: &str,
-        default: &str,
+        default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
-        Ok(self.read_with_companion(key, Some(default)))
+        // Under one lock: the record and the companion it names, else `default`.
+        let now = Moment::now();
+        let state = self.lock();
+        let read = |k: &str| state.record(k, now).map(Record::versioned);
+        let record = read(key);
+        let companion = record
+            .as_ref()
+            .and_then(|r| companion_of(&r.value).or_else(|| default.map(str::to_owned)))
+            .map(|c| {
+                let v = read(&c);
+                (c, v)
+            });
+        Ok(WithCompanion { record, companion })
     }
 
     async fn commit(&self, mut ops: Vec<Op>) -> Result<Commit, StoreError> {

@@ -122,7 +122,7 @@ pub enum Commit {
 }
 
 /// A record and its companion: the one it names, or the default it was read
-/// with (see [`Store::get_with_companion`], [`Store::get_with_companion_or`]).
+/// with (see [`Store::get_with_companion`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WithCompanion {
     pub record: Option<Versioned>,
@@ -184,18 +184,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads `key` and, in the same round trip, its companion: the record
     /// whose logical key `key`'s JSON names in its top-level string member
-    /// `"companion"` (an interaction names its subject). The companion's key
-    /// is returned so the caller can check it is the one it expects.
-    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError>;
-
-    /// [`Store::get_with_companion`] where a record that names no companion
-    /// has `default` as its companion. The gateway leaves out the name an
+    /// `"companion"` (an interaction with a `customer_ref` names its
+    /// subject), else `default`. The gateway leaves out the name an
     /// interaction would most often write, its own subject (about 50 bytes
-    /// of every live interaction), and reads it back through this.
-    async fn get_with_companion_or(
+    /// of every live interaction), and reads it back as the default. The
+    /// companion's key is returned so the caller can check it is the one it
+    /// expects.
+    async fn get_with_companion(
         &self,
         key: &str,
-        default: &str,
+        default: Option<&str>,
     ) -> Result<WithCompanion, StoreError>;
 
     /// Applies all ops atomically, or none of them.

@@ -32,8 +32,7 @@
 //!
 //! [`Store::get_with_companion`] is one `MGET` of the record and the
 //! companion it named when last read (remembered in process, see
-//! `redis/companions.rs`), else the default companion of
-//! [`Store::get_with_companion_or`]; only the first read of a record that
+//! `redis/companions.rs`), else the default it is given; only the first read of a record that
 //! names a companion in a process, or a record that names another
 //! companion than remembered, costs a second round trip.
 //!
@@ -234,56 +233,6 @@ fn score_from_f64(d: f64) -> Option<i64> {
     d.is_finite().then(|| d.round() as i64)
 }
 
-impl RedisStore {
-    /// One MGET of the record and the companion it named when last read
-    /// here, else the `default` one; checked against the record as read (a
-    /// wrong guess costs a second round trip, never a wrong answer). A
-    /// record that names no companion has `default` as its companion.
-    async fn read_with_companion(
-        &self,
-        key: &str,
-        default: Option<&str>,
-    ) -> Result<WithCompanion, StoreError> {
-        let cached = self.companions.get(key);
-        let guess = cached.clone().or_else(|| default.map(str::to_owned));
-        let mut keys = vec![key.to_owned()];
-        keys.extend(guess.iter().cloned());
-        let mut read = self.get(&keys).await?.into_iter();
-        let record = read.next().flatten();
-        let guessed = read.next().flatten();
-        let Some(record) = record else {
-            if cached.is_some() {
-                self.companions.forget(key);
-            }
-            return Ok(WithCompanion::default());
-        };
-        let named = companion_of(&record.value);
-        match &named {
-            Some(named) if cached.as_ref() != Some(named) => self.companions.remember(key, named),
-            None if cached.is_some() => self.companions.forget(key),
-            _ => {}
-        }
-        let Some(companion) = named.or_else(|| default.map(str::to_owned)) else {
-            return Ok(WithCompanion {
-                record: Some(record),
-                companion: None,
-            });
-        };
-        let value = if guess.as_deref() == Some(companion.as_str()) {
-            guessed
-        } else {
-            self.get(std::slice::from_ref(&companion))
-                .await?
-                .pop()
-                .flatten()
-        };
-        Ok(WithCompanion {
-            record: Some(record),
-            companion: Some((companion, value)),
-        })
-    }
-}
-
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
@@ -308,16 +257,53 @@ impl Store for RedisStore {
         decoded.collect()
     }
 
-    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
-        self.read_with_companion(key, None).await
-    }
-
-    async fn get_with_companion_or(
+    /// One MGET of the record and the companion it named when last read
+    /// here, else the `default` one; checked against the record as read (a
+    /// wrong guess costs a second round trip, never a wrong answer).
+    async fn get_with_companion(
         &self,
         key: &str,
-        default: &str,
+        default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
-        self.read_with_companion(key, Some(default)).await
+        let cached = self.companions.get(key);
+        let guess = cached.as_deref().or(default);
+        let keys: Vec<String> = std::iter::once(key)
+            .chain(guess)
+            .map(str::to_owned)
+            .collect();
+        let mut read = self.get(&keys).await?.into_iter();
+        let record = read.next().flatten();
+        let guessed = read.next().flatten();
+        let Some(record) = record else {
+            if cached.is_some() {
+                self.companions.forget(key);
+            }
+            return Ok(WithCompanion::default());
+        };
+        let named = companion_of(&record.value);
+        match &named {
+            Some(named) if cached.as_ref() != Some(named) => self.companions.remember(key, named),
+            None if cached.is_some() => self.companions.forget(key),
+            _ => {}
+        }
+        let Some(companion) = named.or_else(|| default.map(str::to_owned)) else {
+            return Ok(WithCompanion {
+                record: Some(record),
+                companion: None,
+            });
+        };
+        let value = if guess == Some(companion.as_str()) {
+            guessed
+        } else {
+            self.get(std::slice::from_ref(&companion))
+                .await?
+                .pop()
+                .flatten()
+        };
+        Ok(WithCompanion {
+            record: Some(record),
+            companion: Some((companion, value)),
+        })
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

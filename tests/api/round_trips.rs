@@ -80,19 +80,14 @@ impl Store for Counting {
         }
         self.inner.get(keys).await
     }
-    async fn get_with_companion(&self, key: &str) -> Result<WithCompanion, StoreError> {
-        self.tick();
-        self.maybe_slow().await;
-        self.inner.get_with_companion(key).await
-    }
-    async fn get_with_companion_or(
+    async fn get_with_companion(
         &self,
         key: &str,
-        default: &str,
+        default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
         self.tick();
         self.maybe_slow().await;
-        self.inner.get_with_companion_or(key, default).await
+        self.inner.get_with_companion(key, default).await
     }
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if !outbox_only(ops.iter().map(op_key)) {

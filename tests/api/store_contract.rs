@@ -68,7 +68,7 @@ contract!(
     records::concurrent_counter_is_exact,
     records::get_with_companion_reads_both_in_one_call,
     records::get_with_companion_follows_a_changed_companion,
-    records::get_with_companion_or_defaults_only_a_record_naming_none,
+    records::get_with_companion_defaults_only_a_record_naming_none,
     records::keys_of_several_slots_read_together_and_written_apart,
     records::touch_raises_a_ttl_and_never_creates,
     indexes::index_orders_ties_and_pages,
@@ -96,6 +96,13 @@ pub fn index_add(key: &str, member: &str, score: i64, ttl: Duration) -> Op {
         member: member.into(),
         score,
         ttl,
+    }
+}
+
+pub fn index_remove(key: &str, member: &str) -> Op {
+    Op::IndexRemove {
+        key: key.into(),
+        member: member.into(),
     }
 }
 

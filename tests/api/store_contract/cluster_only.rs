@@ -69,7 +69,7 @@ async fn a_killed_master_answers_unavailable_fast_and_recovers_when_back() {
     cluster.kill(victim);
     let key = format!("{dead}:a");
     assert_unavailable_fast("get", s.get(std::slice::from_ref(&key))).await;
-    assert_unavailable_fast("get_with_companion", s.get_with_companion(&key)).await;
+    assert_unavailable_fast("get_with_companion", s.get_with_companion(&key, None)).await;
     assert_unavailable_fast("commit", s.commit(vec![put(&key, 0, "s3cret", Some(LONG))])).await;
     assert_unavailable_fast("index_desc", s.index_desc(&format!("{dead}:idx"), None, 5)).await;
     assert_unavailable_fast(
@@ -164,7 +164,7 @@ async fn a_rebuilt_store_finds_everything_on_the_cluster() {
     );
     for tag in &tags {
         let r = second
-            .get_with_companion(&format!("{tag}:i"))
+            .get_with_companion(&format!("{tag}:i"), None)
             .await
             .unwrap();
         // Its version, read after the rebuild, is the one a commit checks.

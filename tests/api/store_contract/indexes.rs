@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use chatgate::store::{Commit, Op, SharedStore};
 
-use super::{commit, desc, index_add, page_all, pairs, queue_add, LONG, PAST_SHORT, SHORT};
+use super::{
+    commit, desc, index_add, index_remove, page_all, pairs, queue_add, LONG, PAST_SHORT, SHORT,
+};
 
 pub async fn index_orders_ties_and_pages(s: SharedStore) {
     let idx = "{t}:idx";
@@ -29,14 +31,8 @@ pub async fn index_orders_ties_and_pages(s: SharedStore) {
     // Moving a member and removing another, in one commit.
     let ops = vec![
         index_add(idx, "x", 15, LONG),
-        Op::IndexRemove {
-            key: idx.into(),
-            member: "gone".into(),
-        },
-        Op::IndexRemove {
-            key: idx.into(),
-            member: "never-there".into(),
-        },
+        index_remove(idx, "gone"),
+        index_remove(idx, "never-there"),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
     let all = pairs(&[
@@ -135,14 +131,7 @@ pub async fn index_members_expire_one_by_one(s: SharedStore) {
         ],
     )
     .await;
-    commit(
-        &s,
-        vec![Op::IndexRemove {
-            key: "{t}:rm".into(),
-            member: "long".into(),
-        }],
-    )
-    .await;
+    commit(&s, vec![index_remove("{t}:rm", "long")]).await;
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(desc(&s, "{t}:rm", None, 10).await, vec![]);
 }
@@ -202,14 +191,7 @@ pub async fn claim_due_lowest_first_with_a_lease(s: SharedStore) {
     assert_eq!(claim(300, 10, 1000).await, pairs(&[("c", 200), ("d", 300)]));
     assert_eq!(claim(300, 10, 1000).await, vec![]);
     // Claimed entries wait at their lease; the claimer removes what it handled.
-    commit(
-        &s,
-        vec![Op::IndexRemove {
-            key: idx.into(),
-            member: "c".into(),
-        }],
-    )
-    .await;
+    commit(&s, vec![index_remove(idx, "c")]).await;
     assert_eq!(
         desc(&s, idx, None, 10).await,
         pairs(&[
@@ -314,16 +296,12 @@ pub async fn queue_members_stay_until_removed(s: SharedStore) {
     let claimed = s.index_claim_due(q, 3, 10, 100).await.unwrap();
     let claimed: Vec<_> = claimed.into_iter().map(|e| (e.member, e.score)).collect();
     assert_eq!(claimed, pairs(&[("long", 2), ("later", 3)]));
-    let remove = |m: &str| Op::IndexRemove {
-        key: q.into(),
-        member: m.into(),
-    };
-    commit(&s, vec![remove("long"), remove("new")]).await;
+    commit(&s, vec![index_remove(q, "long"), index_remove(q, "new")]).await;
     assert_eq!(
         desc(&s, q, None, 10).await,
         pairs(&[("later", 100), ("short", 6)])
     );
-    commit(&s, vec![remove("later"), remove("short")]).await;
+    commit(&s, vec![index_remove(q, "later"), index_remove(q, "short")]).await;
     assert_eq!(desc(&s, q, None, 10).await, vec![]);
     // Emptied, then new: its life is its first add's, not the old one's.
     commit(&s, vec![queue_add(q, "again", 1, SHORT)]).await;

@@ -295,7 +295,7 @@ pub async fn concurrent_counter_is_exact(s: SharedStore) {
 
 pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
     // Absent record: nothing.
-    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(r, store::WithCompanion::default());
     // A record naming a companion that does not exist yet.
     let rec = r#"{"id":1,"companion":"{t}:s"}"#;
@@ -303,7 +303,7 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
         commit(&s, vec![put("{t}:i", 0, rec, Some(LONG))]).await,
         Commit::Applied
     );
-    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(
         r.record.as_ref().map(|v| (v.version, v.value.as_str())),
         Some((version(&s, "{t}:i").await, rec))
@@ -314,7 +314,7 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
         commit(&s, vec![put("{t}:s", 0, r#"{"f":2}"#, Some(LONG))]).await,
         Commit::Applied
     );
-    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let r = s.get_with_companion("{t}:i", None).await.unwrap();
     let (k, v) = r.companion.unwrap();
     assert_eq!(k, "{t}:s");
     assert_eq!(
@@ -327,7 +327,7 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
         commit(&s, vec![put("{t}:p", 0, plain, Some(LONG))]).await,
         Commit::Applied
     );
-    let r = s.get_with_companion("{t}:p").await.unwrap();
+    let r = s.get_with_companion("{t}:p", None).await.unwrap();
     assert!(r.record.is_some());
     assert_eq!(r.companion, None);
 }
@@ -370,7 +370,7 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
     assert_eq!(commit(&s, ops).await, Commit::Applied);
     let companion = |r: store::WithCompanion| r.companion.map(|(k, v)| (k, v.map(|v| v.value)));
     for _ in 0..2 {
-        let r = s.get_with_companion("{t}:i").await.unwrap();
+        let r = s.get_with_companion("{t}:i", None).await.unwrap();
         assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
     }
     // The record now names another companion: that one is read.
@@ -378,7 +378,7 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
     let ops = vec![put("{t}:i", v1, &named("{t}:s2"), Some(LONG))];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
     let v2 = version(&s, "{t}:i").await;
-    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(r.record.as_ref().map(|v| v.version), Some(v2));
     assert_eq!(companion(r), Some(("{t}:s2".into(), Some("2".into()))));
     // Deleted, then written again naming the first: still right.
@@ -387,65 +387,69 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
         expected: v2,
     };
     assert_eq!(commit(&s, vec![del]).await, Commit::Applied);
-    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(r, store::WithCompanion::default());
     let again = put("{t}:i", 0, &named("{t}:s1"), Some(LONG));
     assert_eq!(commit(&s, vec![again]).await, Commit::Applied);
-    let r = s.get_with_companion("{t}:i").await.unwrap();
+    let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
 }
 
-pub async fn get_with_companion_or_defaults_only_a_record_naming_none(s: SharedStore) {
+pub async fn get_with_companion_defaults_only_a_record_naming_none(s: SharedStore) {
+    let read = |default: Option<&'static str>| {
+        let s = s.clone();
+        async move { s.get_with_companion("{t}:i", default).await.unwrap() }
+    };
     let companion = |r: &store::WithCompanion| {
         r.companion
             .clone()
             .map(|(k, v)| (k, v.map(|v| (v.version, v.value))))
     };
+    // The companion `key` holding `value` at its current version.
+    let holding = |key: &'static str, value: &'static str| {
+        let s = s.clone();
+        async move {
+            Some((
+                key.to_string(),
+                Some((version(&s, key).await, value.into())),
+            ))
+        }
+    };
     // Absent record: nothing, whatever the default.
-    let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
-    assert_eq!(r, store::WithCompanion::default());
+    assert_eq!(read(Some("{t}:own")).await, store::WithCompanion::default());
     let ops = vec![
         put("{t}:i", 0, r#"{"id":1}"#, Some(LONG)),
         put("{t}:own", 0, "own", Some(LONG)),
         put("{t}:other", 0, "other", Some(LONG)),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
-    let own = Some((
-        "{t}:own".to_string(),
-        Some((version(&s, "{t}:own").await, "own".into())),
-    ));
+    let own = holding("{t}:own", "own").await;
     // A record naming none: the default, read with it (twice: a store that
     // remembers companions must not remember this one as named).
     for _ in 0..2 {
-        let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
+        let r = read(Some("{t}:own")).await;
         let value = r.record.as_ref().map(|v| v.value.as_str());
         assert_eq!(value, Some(r#"{"id":1}"#));
         assert_eq!(companion(&r), own);
         // Without a default it has none.
-        let r = s.get_with_companion("{t}:i").await.unwrap();
-        assert_eq!(r.companion, None);
+        assert_eq!(read(None).await.companion, None);
     }
     // A default that does not exist is named, with nothing read.
-    let r = s.get_with_companion_or("{t}:i", "{t}:gone").await.unwrap();
+    let r = read(Some("{t}:gone")).await;
     assert_eq!(companion(&r), Some(("{t}:gone".to_string(), None)));
     // A record naming one: that one, never the default.
     let v = version(&s, "{t}:i").await;
     let named = put("{t}:i", v, r#"{"companion":"{t}:other"}"#, Some(LONG));
     assert_eq!(commit(&s, vec![named]).await, Commit::Applied);
-    let other = Some((
-        "{t}:other".to_string(),
-        Some((version(&s, "{t}:other").await, "other".into())),
-    ));
+    let other = holding("{t}:other", "other").await;
     for _ in 0..2 {
-        let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
-        assert_eq!(companion(&r), other);
+        assert_eq!(companion(&read(Some("{t}:own")).await), other);
     }
     // Naming none again: the default again (not the one remembered).
     let v = version(&s, "{t}:i").await;
     let plain = put("{t}:i", v, r#"{"id":2}"#, Some(LONG));
     assert_eq!(commit(&s, vec![plain]).await, Commit::Applied);
-    let r = s.get_with_companion_or("{t}:i", "{t}:own").await.unwrap();
-    assert_eq!(companion(&r), own);
+    assert_eq!(companion(&read(Some("{t}:own")).await), own);
 }
 
 pub async fn keys_of_several_slots_read_together_and_written_apart(s: SharedStore) {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 
-use super::{desc, index_add, put, queue_add, read, LONG, SHORT};
+use super::{commit, desc, index_add, index_remove, put, queue_add, read, LONG, SHORT};
 use crate::redis_support::{redis_store, OwnRedis};
 
 pub(super) const FAST: Duration = Duration::from_secs(2);
@@ -38,14 +38,8 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
             key: "{t}:i:2".into(),
             expected: v2,
         },
-        Op::IndexRemove {
-            key: "{t}:idx".into(),
-            member: "2".into(),
-        },
-        Op::IndexRemove {
-            key: "{t}:cu:c".into(),
-            member: "2".into(),
-        },
+        index_remove("{t}:idx", "2"),
+        index_remove("{t}:cu:c", "2"),
     ];
     assert_eq!(s.commit(ops).await.unwrap(), Commit::Applied);
     assert_eq!(
@@ -55,12 +49,7 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
             .len(),
         1
     );
-    s.commit(vec![Op::IndexRemove {
-        key: "{t}:dueq".into(),
-        member: "1".into(),
-    }])
-    .await
-    .unwrap();
+    s.commit(vec![index_remove("{t}:dueq", "1")]).await.unwrap();
 
     // An index keeps its members' expiry times beside it (`:exp`; one of a
     // single member does not: see `a_lone_member_keeps_no_expiry_set`); a
@@ -133,17 +122,13 @@ async fn index_ttl_follows_its_longest_lived_member() {
     // expiry set: when a member is added to it...
     prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
     assert_eq!(prefix.pttl(&prefix.physical("{t}:foreign")), -1);
-    s.commit(vec![index_add("{t}:foreign", "b", 2, LONG)])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:foreign", "b", 2, LONG)]).await;
     assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
     assert!(prefix.pttl(&prefix.physical("{t}:foreign:exp")) > 50_000);
     // ...and when a member it holds is only added again.
     let held = prefix.physical("{t}:held");
     prefix.raw(&["ZADD", &held, "1", "a", "2", "b"]);
-    s.commit(vec![index_add("{t}:held", "a", 1, LONG)])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:held", "a", 1, LONG)]).await;
     assert!(prefix.pttl(&held) > 50_000, "{}", prefix.pttl(&held));
     assert!(prefix.pttl(&prefix.physical("{t}:held:exp")) > 50_000);
 }
@@ -151,7 +136,7 @@ async fn index_ttl_follows_its_longest_lived_member() {
 /// An index of one member (most customers' indexes) keeps no expiry set:
 /// the key lives exactly as long as its member. A second member writes
 /// what is left of the first's life into a new expiry set; an index back
-/// to one member drops it at its next add.
+/// to one member drops it when that member is added again.
 #[tokio::test]
 async fn a_lone_member_keeps_no_expiry_set() {
     let Some((store, prefix)) = redis_store().await else {
@@ -161,24 +146,16 @@ async fn a_lone_member_keeps_no_expiry_set() {
     let idx = prefix.physical("{t}:cu");
     let exp = prefix.physical("{t}:cu:exp");
     let secs = Duration::from_secs;
-    s.commit(vec![index_add("{t}:cu", "a", 1, secs(30))])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:cu", "a", 1, secs(30))]).await;
     assert!((25_000..=30_000).contains(&prefix.pttl(&idx)));
     assert_eq!(prefix.pttl(&exp), -2, "no expiry set");
     // Re-added, its life is the new one, shorter or longer.
-    s.commit(vec![index_add("{t}:cu", "a", 1, secs(10))])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:cu", "a", 1, secs(10))]).await;
     assert!((5_000..=10_000).contains(&prefix.pttl(&idx)), "shortened");
-    s.commit(vec![index_add("{t}:cu", "a", 1, secs(30))])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:cu", "a", 1, secs(30))]).await;
     assert!((25_000..=30_000).contains(&prefix.pttl(&idx)), "lengthened");
     // A second member: the first's remaining life moves into the new set.
-    s.commit(vec![index_add("{t}:cu", "b", 2, secs(90))])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:cu", "b", 2, secs(90))]).await;
     let left = |m: &str| prefix.expiry_left(&exp, m);
     assert!(
         left("a").is_some_and(|l| (25_000..=30_000).contains(&l)),
@@ -192,30 +169,25 @@ async fn a_lone_member_keeps_no_expiry_set() {
     );
     assert!(prefix.pttl(&idx) > 85_000 && prefix.pttl(&exp) > 85_000);
     // Back to one member: its life is kept in the set until the next add...
-    s.commit(vec![Op::IndexRemove {
-        key: "{t}:cu".into(),
-        member: "b".into(),
-    }])
-    .await
-    .unwrap();
+    commit(&s, vec![index_remove("{t}:cu", "b")]).await;
     assert!(
         (25_000..=30_000).contains(&prefix.pttl(&idx)),
         "lowered to a's"
     );
     // ...which leaves it alone again, without the set.
-    s.commit(vec![index_add("{t}:cu", "a", 1, secs(60))])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:cu", "a", 1, secs(60))]).await;
     assert!((55_000..=60_000).contains(&prefix.pttl(&idx)));
     assert_eq!(prefix.pttl(&exp), -2, "the expiry set is gone");
     assert_eq!(desc(&s, "{t}:cu", None, 10).await.len(), 1);
     // Two members added in one commit: each keeps its own life.
-    s.commit(vec![
-        index_add("{t}:two", "x", 1, secs(20)),
-        index_add("{t}:two", "y", 2, secs(40)),
-    ])
-    .await
-    .unwrap();
+    commit(
+        &s,
+        vec![
+            index_add("{t}:two", "x", 1, secs(20)),
+            index_add("{t}:two", "y", 2, secs(40)),
+        ],
+    )
+    .await;
     let two = prefix.physical("{t}:two:exp");
     let x = prefix.expiry_left(&two, "x");
     assert!(x.is_some_and(|l| (15_000..=20_000).contains(&l)), "{x:?}");
@@ -227,9 +199,7 @@ async fn a_lone_member_keeps_no_expiry_set() {
     // gives the index the second's life (the first's is unknown).
     let lone = prefix.physical("{t}:lone");
     prefix.raw(&["ZADD", &lone, "1", "a"]);
-    s.commit(vec![index_add("{t}:lone", "b", 2, secs(30))])
-        .await
-        .unwrap();
+    commit(&s, vec![index_add("{t}:lone", "b", 2, secs(30))]).await;
     assert!((25_000..=30_000).contains(&prefix.pttl(&lone)));
     assert_eq!(desc(&s, "{t}:lone", None, 10).await.len(), 2);
 }
@@ -461,17 +431,17 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
 
     // The instance that wrote the record knows its companion: one MGET.
     reset(&mut admin);
-    let r = writer.get_with_companion("{t}:i").await.unwrap();
+    let r = writer.get_with_companion("{t}:i", None).await.unwrap();
     assert!(r.companion.as_ref().unwrap().1.is_some());
     assert_eq!(reads_since_reset(&mut admin), 1, "writer's first read");
 
     // Another instance: two reads the first time, then one.
     let reader = RedisStore::connect(&server.url(), "rt").await.unwrap();
     reset(&mut admin);
-    let first = reader.get_with_companion("{t}:i").await.unwrap();
+    let first = reader.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(reads_since_reset(&mut admin), 2, "a record never read here");
     reset(&mut admin);
-    let again = reader.get_with_companion("{t}:i").await.unwrap();
+    let again = reader.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(reads_since_reset(&mut admin), 1, "steady state");
     assert_eq!(first, again);
     assert_eq!(again, r);
@@ -484,7 +454,7 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
     let fresh = RedisStore::connect(&server.url(), "rt").await.unwrap();
     reset(&mut admin);
     let r = fresh
-        .get_with_companion_or("{t}:own", "{t}:s")
+        .get_with_companion("{t}:own", Some("{t}:s"))
         .await
         .unwrap();
     let companion = r.companion.map(|(k, v)| (k, v.map(|v| v.value)));
