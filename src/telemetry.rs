@@ -5,6 +5,7 @@
 //! [`families`], process metrics in [`process`]).
 mod families;
 mod process;
+mod text;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal;
@@ -22,14 +23,26 @@ pub use families::{register_config, Kind, FAMILIES};
 /// Installs the process's log subscriber once (stderr, `RUST_LOG` or
 /// `info`); later calls do nothing.
 pub fn init(format: LogFormat) {
+    init_to(format, std::io::stderr, std::io::stderr().is_terminal());
+}
+
+/// [`init`] with another writer (the load benchmark's sink): colour only
+/// when `terminal`.
+pub fn init_to<W>(format: LogFormat, writer: W, terminal: bool)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_target(false);
     let _ = match format {
+        LogFormat::Text if terminal => builder.with_ansi(true).try_init(),
         LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
+            .with_ansi(false)
+            .fmt_fields(text::Fields)
+            .with_timer(text::Time)
             .try_init(),
         LogFormat::Json => builder
             .json()

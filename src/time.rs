@@ -195,6 +195,25 @@ pub mod stored {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` of a time in microseconds since the
+/// epoch: always six digits, as `tracing-subscriber` writes a log
+/// line's time. `None` outside years 0000–9999.
+pub fn rfc3339_micros(unix_micros: i64) -> Option<[u8; 27]> {
+    let (secs, micros) = (
+        unix_micros.div_euclid(1_000_000),
+        unix_micros.rem_euclid(1_000_000),
+    );
+    let (whole, _) = rfc3339::write(secs.checked_mul(1000)?)?;
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    b[..19].copy_from_slice(&whole[..19]);
+    let mut v = micros;
+    for i in (20..26).rev() {
+        b[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    Some(b)
+}
+
 /// The one form the gateway writes, `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (what
 /// chrono's `to_rfc3339_opts(AutoSi, true)` gives a millisecond time of
 /// years 0000–9999), written and read without chrono: every record, view
@@ -362,6 +381,25 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_log_time_has_six_digits_of_microseconds() {
+        let text = |us| rfc3339_micros(us).map(|b| String::from_utf8(b.to_vec()).unwrap());
+        assert_eq!(
+            text(1_795_000_000_000_042).as_deref(),
+            Some("2026-11-18T11:06:40.000042Z")
+        );
+        assert_eq!(text(0).as_deref(), Some("1970-01-01T00:00:00.000000Z"));
+        assert_eq!(text(-1).as_deref(), Some("1969-12-31T23:59:59.999999Z"));
+        assert_eq!(text(i64::MAX), None);
+        // As tracing-subscriber's own clock writes it.
+        for us in [1_795_000_000_123_456_i64, 951_782_400_999_999] {
+            let by_chrono = DateTime::<Utc>::from_timestamp_micros(us)
+                .unwrap()
+                .to_rfc3339_opts(SecondsFormat::Micros, true);
+            assert_eq!(text(us), Some(by_chrono));
+        }
+    }
 
     #[test]
     fn rfc3339_round_trip_and_z_suffix() {

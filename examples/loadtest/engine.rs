@@ -44,6 +44,13 @@ pub struct Outcome {
     pub statuses: BTreeMap<u16, u64>,
     /// The request maker ran dry before the end (e.g. out of tokens).
     pub ran_dry: bool,
+    /// CPU this whole process (gateway, load generator, the ceilings'
+    /// servers, the Redis client) spent per request while this was
+    /// measured, in µs (user + system, from `/proc/self/stat`; `None`
+    /// where there is none). With Redis' own CPU beside it, it shows where
+    /// a row's time goes: the two cores are shared by both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub process_cpu_us: Option<f64>,
     /// What Redis spent per request while this was measured (Redis runs
     /// only; see `gateway::RedisCounters`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -62,6 +69,19 @@ pub struct RedisCost {
     pub scripts: f64,
     /// Commands per request by name (`zadd`, `pexpireat`, …), most first.
     pub by_command: Vec<(String, f64)>,
+}
+
+/// CPU time (user + system) of this process so far, in seconds: fields 14
+/// and 15 of `/proc/self/stat`, in ticks of 1/100 s (Linux's `USER_HZ`).
+/// `None` off Linux.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user + system) as f64 / 100.0)
 }
 
 /// A request to `path` with the given method, headers and body.
@@ -86,6 +106,12 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
     let measure_from = start + plan.warmup;
     let stop_at = measure_from + plan.duration;
     let dry = Arc::new(AtomicBool::new(false));
+    let cpu = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let start = process_cpu_seconds();
+        tokio::time::sleep_until(stop_at.into()).await;
+        Some(process_cpu_seconds()? - start?)
+    });
     let mut tasks = Vec::new();
     for conn in 0..plan.conns {
         let (make, on, dry) = (make.clone(), on.clone(), dry.clone());
@@ -150,7 +176,15 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
         .as_secs_f64()
         .max(1e-3);
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
+    // A run cut short (out of tokens) has no end sample to compare.
+    let cpu = if dry.load(Ordering::Relaxed) {
+        cpu.abort();
+        None
+    } else {
+        cpu.await.ok().flatten()
+    };
     Outcome {
+        process_cpu_us: cpu.map(|s| s * 1e6 / (hist.len().max(1) as f64)),
         requests: hist.len(),
         req_per_s: hist.len() as f64 / measured,
         p50_ms: ms(0.50),

@@ -101,6 +101,35 @@ impl Bench {
         engine::run(addr, self.plan, make, on).await
     }
 
+    /// [`Bench::measure`], with Redis' own counters read at the start and
+    /// the end of the measured time (after the warm-up), beside the load,
+    /// when `redis`.
+    async fn measure_redis(
+        &mut self,
+        redis: bool,
+        addr: std::net::SocketAddr,
+        make: MakeReq,
+        on: Option<OnAnswer>,
+    ) -> Outcome {
+        let sampler = redis.then(|| {
+            let plan = self.plan;
+            tokio::spawn(async move {
+                let mut conn = gateway::redis_conn().await;
+                tokio::time::sleep(plan.warmup).await;
+                let start = gateway::RedisCounters::read(&mut conn).await;
+                tokio::time::sleep(plan.duration).await;
+                Some((start?, gateway::RedisCounters::read(&mut conn).await?))
+            })
+        });
+        let mut o = self.measure(addr, make, on).await;
+        if let Some(sampler) = sampler {
+            if let Ok(Some((start, end))) = sampler.await {
+                o.redis = Some(start.per_request(&end, o.requests));
+            }
+        }
+        o
+    }
+
     /// The ceiling of the store being measured, for 1 s (`NaN` when there
     /// is none).
     async fn ceiling_now(&self) -> f64 {
@@ -140,22 +169,7 @@ impl Bench {
         let before = self.ceiling_now().await;
         // On Redis, Redis' own counters at the start and the end of the
         // measured time (after the warm-up), read beside the load.
-        let sampler = g.redis.then(|| {
-            let plan = self.plan;
-            tokio::spawn(async move {
-                let mut conn = gateway::redis_conn().await;
-                tokio::time::sleep(plan.warmup).await;
-                let start = gateway::RedisCounters::read(&mut conn).await;
-                tokio::time::sleep(plan.duration).await;
-                Some((start?, gateway::RedisCounters::read(&mut conn).await?))
-            })
-        });
-        let mut o = self.measure(g.addr, make, on).await;
-        if let Some(sampler) = sampler {
-            if let Ok(Some((start, end))) = sampler.await {
-                o.redis = Some(start.per_request(&end, o.requests));
-            }
-        }
+        let o = self.measure_redis(g.redis, g.addr, make, on).await;
         g.settle().await;
         let after = self.ceiling_now().await;
         (o, report::Ceiling { before, after })
@@ -537,15 +551,9 @@ fn main() {
 }
 
 async fn run(args: Args) {
-    // The log an operator runs (info), formatted and dropped.
-    // As `chatgate::telemetry::init` sets it up for a log that is not a
-    // terminal (a file, journald): text without colour codes.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
-        .with_target(false)
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .try_init();
+    // The log an operator runs (`RUST_LOG`, else info), formatted and
+    // dropped: text as `chatgate` writes it to a file or journald.
+    chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
     let (duration, warmup, live) = if args.quick {
         (2.0, 0.5, 20_000)
     } else {
@@ -578,7 +586,9 @@ async fn run(args: Args) {
     );
     if redis {
         let addr = ceilings::redis_get(gateway::REDIS_URL, &ceiling_prefix).await;
-        let o = b.measure(addr, get("/".into(), "-"), None).await;
+        let o = b
+            .measure_redis(true, addr, get("/".into(), "-"), None)
+            .await;
         redis_get = Some(addr);
         b.rows
             .push(Row::ceiling("CEILING axum + one Redis GET", "redis", o));

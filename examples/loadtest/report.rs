@@ -282,35 +282,48 @@ impl Report {
                 "* ran out of pre-issued tokens before the end: req/s is over the time it ran"
             );
         }
-        let on_redis: Vec<_> = self
+        let costs: Vec<_> = self
             .rows
             .iter()
-            .filter_map(|r| Some((r, r.outcome.redis.as_ref()?)))
+            .filter(|r| r.outcome.process_cpu_us.is_some() || r.outcome.redis.is_some())
             .collect();
-        if !on_redis.is_empty() {
-            println!("\nRedis' own work per request while measured (INFO cpu, commandstats):");
+        if !costs.is_empty() {
             println!(
-                "| {:<44} | {:>12} | {:>14} | {:>16} | {:<48} |",
-                "figure", "Redis CPU µs", "Redis commands", "of which scripts", "most run"
+                "\nCPU per request while measured: this process (gateway, load generator and client; /proc/self/stat) and Redis' own (INFO cpu, commandstats); the two cores carry both:"
             );
             println!(
-                "|{:-<46}|{:->14}|{:->16}|{:->18}|{:-<50}|",
-                "", "", "", "", ""
+                "| {:<44} | {:>10} | {:>9} | {:>9} | {:>8} | {:>7} | {:<40} |",
+                "figure", "process µs", "Redis µs", "total µs", "commands", "scripts", "most run"
             );
-            for (r, c) in on_redis {
-                let most: Vec<String> = c
-                    .by_command
-                    .iter()
-                    .filter(|(_, per)| *per >= 0.05)
-                    .take(4)
-                    .map(|(name, per)| format!("{name} {per:.1}"))
-                    .collect();
+            println!(
+                "|{:-<46}|{:->12}|{:->11}|{:->11}|{:->10}|{:->9}|{:-<42}|",
+                "", "", "", "", "", "", ""
+            );
+            let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+            for r in costs {
+                let process = r.outcome.process_cpu_us;
+                let c = r.outcome.redis.as_ref();
+                let total = match (process, c) {
+                    (Some(p), Some(c)) => Some(p + c.cpu_us),
+                    (p, None) => p,
+                    (None, Some(_)) => None,
+                };
+                let most: Vec<String> = c.map_or(Vec::new(), |c| {
+                    c.by_command
+                        .iter()
+                        .filter(|(_, per)| *per >= 0.05)
+                        .take(4)
+                        .map(|(name, per)| format!("{name} {per:.1}"))
+                        .collect()
+                });
                 println!(
-                    "| {:<44} | {:>12.1} | {:>14.1} | {:>16.2} | {:<48} |",
+                    "| {:<44} | {:>10} | {:>9} | {:>9} | {:>8} | {:>7} | {:<40} |",
                     r.name,
-                    c.cpu_us,
-                    c.commands,
-                    c.scripts,
+                    us(process),
+                    us(c.map(|c| c.cpu_us)),
+                    us(total),
+                    c.map_or("-".into(), |c| format!("{:.1}", c.commands)),
+                    c.map_or("-".into(), |c| format!("{:.2}", c.scripts)),
                     most.join(", ")
                 );
             }

@@ -1,6 +1,6 @@
 //! `POST /v1/interactions/{id}/assertion`: a website's pre-chat assertion (CONTRACT 3.6).
+use super::json::Json;
 use axum::extract::State;
-use axum::Json;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

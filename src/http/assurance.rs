@@ -2,8 +2,8 @@
 //! authentication recent and strong enough for one action?
 use std::collections::HashMap;
 
+use super::json::Json;
 use axum::extract::State;
-use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -1,6 +1,8 @@
 //! Who is calling: the `Authorization: Bearer <api key>` of a bot, agent or
 //! admin. Keys are compared by SHA-256 in constant time, against every
 //! configured key, so the answer takes the same time for any wrong key.
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -12,8 +14,8 @@ use crate::error::Error;
 
 struct Entry {
     hash: ApiKeyHash,
-    team: String,
-    key_id: String,
+    team: Arc<str>,
+    key_id: Arc<str>,
     role: Role,
 }
 
@@ -28,8 +30,8 @@ impl ApiKeys {
             .flat_map(|t| {
                 t.api_keys.iter().map(|k| Entry {
                     hash: k.sha256,
-                    team: t.id.clone(),
-                    key_id: k.id.clone(),
+                    team: t.id.as_str().into(),
+                    key_id: k.id.as_str().into(),
                     role: k.role,
                 })
             })
@@ -54,11 +56,12 @@ impl ApiKeys {
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller (its names shared with the configured key's:
+/// a request copies no string).
 #[derive(Debug, Clone)]
 pub struct Caller {
-    pub team: String,
-    pub key_id: String,
+    pub team: Arc<str>,
+    pub key_id: Arc<str>,
     pub role: Role,
 }
 

@@ -1,7 +1,7 @@
 //! OTP and session-PIN challenges (CONTRACT 3.7).
+use super::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;

@@ -1,7 +1,7 @@
 //! `/v1/interactions`: create, read, list; activity and logout.
+use super::json::Json;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

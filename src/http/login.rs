@@ -1,9 +1,9 @@
 //! Login links, the login page's callback, short links and back-channel
 //! logout (CONTRACT 3.5).
+use super::json::Json;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;

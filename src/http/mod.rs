@@ -9,6 +9,7 @@ mod console;
 mod events;
 mod extract;
 mod interactions;
+mod json;
 mod login;
 mod observe;
 mod openapi;

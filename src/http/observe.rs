@@ -13,7 +13,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
-use axum::body::Bytes;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
@@ -37,11 +36,11 @@ pub struct ProblemLabel(pub &'static str);
 
 /// The team an API key named, set by the `Caller` extractor.
 #[derive(Clone, Default)]
-pub struct TeamSlot(Arc<OnceLock<String>>);
+pub struct TeamSlot(Arc<OnceLock<Arc<str>>>);
 
 impl TeamSlot {
-    pub fn set(&self, team: &str) {
-        let _ = self.0.set(team.to_string());
+    pub fn set(&self, team: &Arc<str>) {
+        let _ = self.0.set(Arc::clone(team));
     }
 }
 
@@ -74,8 +73,11 @@ impl Observer {
 
     fn new_request_id(&self) -> HeaderValue {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{:08x}{n:016x}", self.prefix);
-        HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or(HeaderValue::from_static("-"))
+        // `{prefix:08x}{n:016x}`, without the formatting machinery.
+        let mut id = [0u8; 24];
+        let _ = hex::encode_to_slice(self.prefix.to_be_bytes(), &mut id[..8]);
+        let _ = hex::encode_to_slice(n.to_be_bytes(), &mut id[8..]);
+        HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("-"))
     }
 
     fn record(&self, route: &str, method: &'static str, status: u16, seconds: f64) {
@@ -152,7 +154,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     st.observer
         .record(route, method, status, elapsed.as_secs_f64());
     let code = res.extensions().get::<ProblemLabel>().map(|c| c.0);
-    let team = team.0.get().map(String::as_str);
+    let team = team.0.get().map(|t| &**t);
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     macro_rules! line {
         ($level:expr) => {
@@ -243,6 +245,9 @@ mod tests {
     fn request_ids_are_unique_and_a_clients_is_kept_only_when_sane() {
         let o = Observer::new();
         assert_ne!(o.new_request_id(), o.new_request_id());
+        let n = o.next_id.load(Ordering::Relaxed);
+        let expected = format!("{:08x}{n:016x}", o.prefix);
+        assert_eq!(o.new_request_id().to_str().unwrap(), expected);
         assert!(sane(&HeaderValue::from_static("abc-123")));
         assert!(!sane(&HeaderValue::from_static("")));
         assert!(!sane(&HeaderValue::from_static("a b")));

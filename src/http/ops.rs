@@ -1,8 +1,8 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, OpenAPI.
+use super::json::Json;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

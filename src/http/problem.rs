@@ -3,7 +3,6 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -99,25 +98,56 @@ pub struct Problem {
     pub locked_until: Option<Timestamp>,
 }
 
-/// The problem+json body for `status` and `code`.
-pub fn body(status: StatusCode, code: &str, detail: &str) -> serde_json::Value {
-    json!({
-        "type": format!("urn:chatgate:problem:{code}"),
-        "title": title(code),
-        "status": status.as_u16(),
-        "detail": detail,
-        "code": code,
-    })
+/// The problem+json body: [`Problem`]'s shape, borrowed, its members in
+/// the order a `serde_json` map wrote them before (by name), so the text
+/// is as it was. Serialized once, straight into the answer: every wrong
+/// code of a brute force gets one.
+#[derive(Serialize)]
+struct Body<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts_remaining: Option<u32>,
+    code: &'a str,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    locked_until: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    requires_2fa: Option<bool>,
+    status: u16,
+    title: &'static str,
+    #[serde(rename = "type", serialize_with = "urn")]
+    kind: &'a str,
+}
+
+/// `urn:chatgate:problem:{code}`.
+fn urn<S: serde::Serializer>(code: &&str, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&format_args!("urn:chatgate:problem:{code}"))
+}
+
+impl<'a> Body<'a> {
+    fn new(status: StatusCode, code: &'a str, detail: &'a str) -> Self {
+        Body {
+            attempts_remaining: None,
+            code,
+            detail,
+            locked_until: None,
+            requires_2fa: None,
+            status: status.as_u16(),
+            title: title(code),
+            kind: code,
+        }
+    }
 }
 
 /// A problem+json response outside the [`Error`] table (405).
 pub fn response(status: StatusCode, code: &'static str, detail: &str) -> Response {
-    send(status, code, &body(status, code, detail))
+    send(status, code, &Body::new(status, code, detail))
 }
 
 /// The answer, with its `code` in an extension for the request log line.
-fn send(status: StatusCode, code: &'static str, body: &serde_json::Value) -> Response {
-    let mut res = (status, body.to_string()).into_response();
+fn send(status: StatusCode, code: &'static str, body: &Body<'_>) -> Response {
+    // Only a map with keys that are not strings fails; `Body` has none.
+    let text = serde_json::to_vec(body).unwrap_or_default();
+    let mut res = (status, text).into_response();
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
     res.extensions_mut().insert(super::ProblemLabel(code));
@@ -129,18 +159,19 @@ impl IntoResponse for Error {
         let code = self.code();
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = body(status, code, &self.to_string());
+        let detail = self.to_string();
+        let mut body = Body::new(status, code, &detail);
         let mut retry_after = None;
         match &self {
             Error::InvalidCode { attempts_remaining } => {
-                body["requires_2fa"] = json!(true);
-                body["attempts_remaining"] = json!(attempts_remaining);
+                body.requires_2fa = Some(true);
+                body.attempts_remaining = Some(*attempts_remaining);
             }
             Error::Locked {
                 until,
                 retry_after: r,
             } => {
-                body["locked_until"] = json!(until);
+                body.locked_until = Some(*until);
                 retry_after = Some(*r);
             }
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
@@ -199,6 +230,55 @@ mod tests {
             let parsed: Result<ProblemCode, _> =
                 serde_json::from_value(serde_json::Value::String(code.into()));
             assert!(parsed.is_ok(), "{code} is not in ProblemCode");
+        }
+    }
+
+    /// The text as the `serde_json::Value` of earlier versions wrote it.
+    fn as_before(e: &Error) -> String {
+        use serde_json::json;
+        let code = e.code();
+        let status = StatusCode::from_u16(e.status()).unwrap();
+        let mut body = json!({
+            "type": format!("urn:chatgate:problem:{code}"),
+            "title": title(code),
+            "status": status.as_u16(),
+            "detail": e.to_string(),
+            "code": code,
+        });
+        match e {
+            Error::InvalidCode { attempts_remaining } => {
+                body["requires_2fa"] = json!(true);
+                body["attempts_remaining"] = json!(attempts_remaining);
+            }
+            Error::Locked { until, .. } => body["locked_until"] = json!(until),
+            _ => {}
+        }
+        body.to_string()
+    }
+
+    #[tokio::test]
+    async fn bodies_are_as_before_byte_for_byte() {
+        let errors = [
+            Error::BadRequest("field `x`: \"quoted\" \u{1}".into()),
+            Error::Unauthorized,
+            Error::InvalidCode {
+                attempts_remaining: 3,
+            },
+            Error::Locked {
+                until: Timestamp::from_unix_seconds(1_795_000_000),
+                retry_after: 60,
+            },
+            Error::RateLimited { retry_after: 2 },
+            Error::NotFound("no such interaction"),
+            Error::Internal,
+        ];
+        for e in errors {
+            let before = as_before(&e);
+            let res = e.into_response();
+            let body = axum::body::to_bytes(res.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert_eq!(std::str::from_utf8(&body).unwrap(), before);
         }
     }
 }

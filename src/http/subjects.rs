@@ -1,6 +1,6 @@
 //! Subjects: failures, lockouts, bans; admin unlock (CONTRACT 3.4).
+use super::json::Json;
 use axum::extract::{Request, State};
-use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 

@@ -4,14 +4,41 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-fn h(s: &str) -> String {
-    let d = Sha256::digest(s.as_bytes());
-    hex::encode(&d[..16])
+/// `prefix`'s pieces, then the first 16 bytes of the SHA-256 of `parts`
+/// joined by `\n`, in hex. One allocation and no formatting machinery:
+/// keys are made on every request.
+fn hashed(prefix: &[&str], parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            hasher.update(b"\n");
+        }
+        hasher.update(part.as_bytes());
+    }
+    let digest = hasher.finalize();
+    let mut hex = [0u8; 32];
+    // 16 bytes always fit 32 hex digits.
+    let _ = hex::encode_to_slice(&digest[..16], &mut hex);
+    let mut key = String::with_capacity(prefix.iter().map(|p| p.len()).sum::<usize>() + 32);
+    prefix.iter().for_each(|p| key.push_str(p));
+    key.extend(hex.iter().map(|&b| char::from(b)));
+    key
+}
+
+/// `{team}:` then `rest`.
+fn scoped(team: &str, rest: &str) -> String {
+    let mut key = String::with_capacity(team.len() + 3 + rest.len());
+    key.push('{');
+    key.push_str(team);
+    key.push_str("}:");
+    key.push_str(rest);
+    key
 }
 
 /// The interaction record.
 pub fn interaction(team: &str, id: Uuid) -> String {
-    format!("{{{team}}}:i:{id}")
+    let mut buf = Uuid::encode_buffer();
+    scoped(team, "i:") + id.hyphenated().encode_lower(&mut buf)
 }
 
 /// The id an [`interaction`] key names (the record leaves it out).
@@ -22,52 +49,49 @@ pub fn interaction_id(key: &str) -> Option<Uuid> {
 
 /// (channel, conversation_id) → the interaction's id, for create-or-get.
 pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String {
-    format!(
-        "{{{team}}}:c:{}",
-        h(&format!("{channel}\n{conversation_id}"))
-    )
+    hashed(&["{", team, "}:c:"], &[channel, conversation_id])
 }
 
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
-    format!("{{{team}}}:s:{}", h(subject))
+    hashed(&["{", team, "}:s:"], &[subject])
 }
 
 /// A used pre-chat assertion `jti`.
 pub fn assertion_jti(team: &str, jti: &str) -> String {
-    format!("{{{team}}}:aj:{}", h(jti))
+    hashed(&["{", team, "}:aj:"], &[jti])
 }
 
 /// Newest-first index of the team's interactions (score: created, ms).
 pub fn interactions_index(team: &str) -> String {
-    format!("{{{team}}}:idx")
+    scoped(team, "idx")
 }
 
 /// Index of the interactions a customer id or `customer_ref` names.
 pub fn customer_index(team: &str, customer_id: &str) -> String {
-    format!("{{{team}}}:cu:{}", h(customer_id))
+    hashed(&["{", team, "}:cu:"], &[customer_id])
 }
 
 /// The queue of expiry work (notices, expirations), score: due, ms.
 pub fn due_queue(team: &str) -> String {
-    format!("{{{team}}}:dueq")
+    scoped(team, "dueq")
 }
 
 /// A short login link code → where it leads. Not team-scoped: the code is
 /// all a browser has.
 pub fn short_link(code: &str) -> String {
-    format!("l:{}", h(code))
+    hashed(&["l:"], &[code])
 }
 
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,
 /// with its answer: a replay or retry gets that answer and changes nothing.
 pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
-    format!("{{{team}}}:wr:{kind}:{}", h(webhook_id))
+    hashed(&["{", team, "}:wr:", kind, ":"], &[webhook_id])
 }
 
 /// The team's outbox: a queue of item ids by when they are due (ms).
 pub fn outbox(team: &str) -> String {
-    format!("{{{team}}}:obq")
+    scoped(team, "obq")
 }
 
 /// Where versions up to stop 20 (main 42f416a) kept [`due_queue`] and
@@ -82,12 +106,13 @@ pub fn legacy_queues(team: &str) -> [String; 2] {
 
 /// One outbox item (an event or a notice to deliver).
 pub fn outbox_item(team: &str, id: Uuid) -> String {
-    format!("{{{team}}}:obi:{id}")
+    let mut buf = Uuid::encode_buffer();
+    scoped(team, "obi:") + id.hyphenated().encode_lower(&mut buf)
 }
 
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
-    format!("{{{team}}}:dv:{}", h(customer_id))
+    hashed(&["{", team, "}:dv:"], &[customer_id])
 }
 
 #[cfg(test)]
@@ -107,6 +132,49 @@ mod tests {
             id.to_string(),
         ] {
             assert_eq!(interaction_id(&other), None, "{other}");
+        }
+    }
+
+    /// The keys as every earlier version wrote them (`format!` and a
+    /// separate hex string): stored data must keep its keys.
+    #[test]
+    fn keys_are_as_earlier_versions_made_them() {
+        fn h(s: &str) -> String {
+            hex::encode(&Sha256::digest(s.as_bytes())[..16])
+        }
+        let id = Uuid::now_v7();
+        for team in ["acme", "a:b", ""] {
+            for text in ["c1", "", "x\ny", "é\u{0}\"{}"] {
+                let pairs = [
+                    (interaction(team, id), format!("{{{team}}}:i:{id}")),
+                    (
+                        conversation(team, "webchat", text),
+                        format!("{{{team}}}:c:{}", h(&format!("webchat\n{text}"))),
+                    ),
+                    (subject(team, text), format!("{{{team}}}:s:{}", h(text))),
+                    (
+                        assertion_jti(team, text),
+                        format!("{{{team}}}:aj:{}", h(text)),
+                    ),
+                    (interactions_index(team), format!("{{{team}}}:idx")),
+                    (
+                        customer_index(team, text),
+                        format!("{{{team}}}:cu:{}", h(text)),
+                    ),
+                    (due_queue(team), format!("{{{team}}}:dueq")),
+                    (short_link(text), format!("l:{}", h(text))),
+                    (
+                        answered_request(team, "cb", text),
+                        format!("{{{team}}}:wr:cb:{}", h(text)),
+                    ),
+                    (outbox(team), format!("{{{team}}}:obq")),
+                    (outbox_item(team, id), format!("{{{team}}}:obi:{id}")),
+                    (devices(team, text), format!("{{{team}}}:dv:{}", h(text))),
+                ];
+                for (made, earlier) in pairs {
+                    assert_eq!(made, earlier);
+                }
+            }
         }
     }
 }

@@ -1,0 +1,139 @@
+//! Allocations per status read, beside the load benchmark (issue 13): a
+//! figure that does not move with the machine's speed, as req/s on a
+//! shared 2-core machine does (±10 % between runs minutes apart).
+//!
+//! One thread, one keep-alive connection, requests one after another:
+//! 200 to warm up, then 2 000 counted. The count is of this whole process
+//! (the client's and the server's allocations), so each row also shows
+//! what it allocates beyond its ceiling (bare axum; axum and one Redis GET),
+//! whose client and server are the same.
+//!
+//! ```sh
+//! cargo run --release --example allocs                 # memory and Redis
+//! cargo run --release --example allocs -- --memory-only
+//! ```
+//! For instruction counts, run it under
+//! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
+#[path = "loadtest/ceilings.rs"]
+mod ceilings;
+#[path = "loadtest/engine.rs"]
+#[allow(dead_code)]
+mod engine;
+#[path = "loadtest/gateway.rs"]
+#[allow(dead_code)]
+mod gateway;
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+
+/// The gateway's allocator, counted.
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every call is passed on to mimalloc unchanged.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(l.size() as u64, Relaxed);
+        mimalloc::MiMalloc.alloc(l)
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        mimalloc::MiMalloc.dealloc(p, l)
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Relaxed);
+        BYTES.fetch_add(n as u64, Relaxed);
+        mimalloc::MiMalloc.realloc(p, l, n)
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const WARM: usize = 200;
+const COUNTED: usize = 2_000;
+
+async fn send(s: &mut SendRequest<Full<Bytes>>, n: usize, paths: &[String], auth: &str) {
+    for i in 0..n {
+        let path = &paths[i % paths.len()];
+        let req = engine::request("GET", path, &[("authorization", auth)], Vec::new());
+        s.ready().await.expect("connection");
+        let res = s.send_request(req).await.expect("answer");
+        assert_eq!(res.status(), 200, "{path}");
+        res.into_body().collect().await.expect("body");
+    }
+}
+
+/// Allocations per request of `GET paths[i]` (round robin) at `addr`.
+async fn per_request(addr: SocketAddr, paths: &[String], auth: &str) -> (f64, f64) {
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn);
+    send(&mut s, WARM, paths, auth).await;
+    let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+    send(&mut s, COUNTED, paths, auth).await;
+    let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+    let n = COUNTED as f64;
+    ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
+}
+
+fn row(name: &str, (allocs, bytes): (f64, f64), ceiling: Option<(f64, f64)>) {
+    let beyond = ceiling.map_or("-".into(), |c| format!("{:+.1}", allocs - c.0));
+    println!("| {name:<28} | {allocs:>10.1} | {bytes:>9.0} | {beyond:>15} |");
+}
+
+fn main() {
+    let memory_only = std::env::args().any(|a| a == "--memory-only");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
+        println!(
+            "| {:<28} | {:>10} | {:>9} | {:>15} |",
+            "figure", "allocs/req", "bytes/req", "beyond ceiling"
+        );
+        println!("|{:-<30}|{:->12}|{:->11}|{:->17}|", "", "", "", "");
+        let root = ["/".to_string()];
+        let bare = per_request(ceilings::bare().await, &root, "-").await;
+        row("CEILING bare axum", bare, None);
+        let prefix = format!("chatgate-allocs-{}", uuid::Uuid::now_v7().simple());
+        let redis_get = if memory_only {
+            None
+        } else {
+            let addr = ceilings::redis_get(gateway::REDIS_URL, &prefix).await;
+            let c = per_request(addr, &root, "-").await;
+            row("CEILING axum + one Redis GET", c, None);
+            Some(c)
+        };
+        for (redis, ceiling) in [(false, Some(bare)), (true, redis_get)] {
+            let Some(ceiling) = ceiling else { continue };
+            let g = gateway::Running::start(redis).await;
+            let seeded = g.seed(0, 20, 4).await;
+            g.settle().await;
+            let paths: Vec<String> = seeded
+                .iter()
+                .map(|s| format!("/v1/interactions/{}", s.id))
+                .collect();
+            let auth = format!("Bearer {}", g.agent);
+            let store = if redis { "redis" } else { "memory" };
+            let n = per_request(g.addr, &paths, &auth).await;
+            row(&format!("status read ({store})"), n, Some(ceiling));
+            g.stop().await;
+        }
+        if !memory_only {
+            gateway::delete_prefix(&prefix).await;
+        }
+    });
+}
