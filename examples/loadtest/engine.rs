@@ -106,6 +106,9 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
     let measure_from = start + plan.warmup;
     let stop_at = measure_from + plan.duration;
     let dry = Arc::new(AtomicBool::new(false));
+    // A connection that failed before the end: the CPU of the whole window
+    // over fewer requests would read too high.
+    let cut = Arc::new(AtomicBool::new(false));
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
         let start = process_cpu_seconds();
@@ -114,7 +117,7 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
     });
     let mut tasks = Vec::new();
     for conn in 0..plan.conns {
-        let (make, on, dry) = (make.clone(), on.clone(), dry.clone());
+        let (make, on, dry, cut) = (make.clone(), on.clone(), dry.clone(), cut.clone());
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
             let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
@@ -136,16 +139,21 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
                 };
                 seq += 1;
                 if sender.ready().await.is_err() {
+                    cut.store(true, Ordering::Relaxed);
                     break;
                 }
                 let t0 = Instant::now();
                 let Ok(res) = sender.send_request(req).await else {
+                    cut.store(true, Ordering::Relaxed);
                     break;
                 };
                 let status = res.status().as_u16();
                 let body = match res.into_body().collect().await {
                     Ok(b) => b.to_bytes(),
-                    Err(_) => break,
+                    Err(_) => {
+                        cut.store(true, Ordering::Relaxed);
+                        break;
+                    }
                 };
                 let t1 = Instant::now();
                 if let Some(on) = &on {
@@ -176,8 +184,8 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
         .as_secs_f64()
         .max(1e-3);
     let ms = |q: f64| hist.value_at_quantile(q) as f64 / 1000.0;
-    // A run cut short (out of tokens) has no end sample to compare.
-    let cpu = if dry.load(Ordering::Relaxed) {
+    // A run cut short (out of tokens, a connection failed) has no figure.
+    let cpu = if dry.load(Ordering::Relaxed) || cut.load(Ordering::Relaxed) {
         cpu.abort();
         None
     } else {

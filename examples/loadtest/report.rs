@@ -303,10 +303,12 @@ impl Report {
             for r in costs {
                 let process = r.outcome.process_cpu_us;
                 let c = r.outcome.redis.as_ref();
+                // A Redis row whose Redis counters could not be read has
+                // no total.
                 let total = match (process, c) {
                     (Some(p), Some(c)) => Some(p + c.cpu_us),
-                    (p, None) => p,
-                    (None, Some(_)) => None,
+                    (p, None) if r.store != "redis" => p,
+                    _ => None,
                 };
                 let most: Vec<String> = c.map_or(Vec::new(), |c| {
                     c.by_command

@@ -28,9 +28,12 @@ impl<T: Serialize> IntoResponse for Json<T> {
                 body,
             )
                 .into_response(),
-            // Only a map with keys that are not strings fails, and none of
-            // our answers has one.
-            Err(_) => Error::Internal.into_response(),
+            // Only what JSON cannot write fails (a map keyed by a sequence,
+            // say); none of our answers holds one.
+            Err(e) => {
+                tracing::error!(error = %e, "an answer could not be written as JSON");
+                Error::Internal.into_response()
+            }
         }
     }
 }

@@ -70,7 +70,8 @@ pub enum ProblemCode {
 }
 
 /// An error answer, `application/problem+json` (RFC 9457). Only the OpenAPI
-/// document uses this type; [`body`] builds the same shape.
+/// document uses this type; the answers are written from `Body`, the same
+/// shape borrowed.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 #[allow(dead_code)]
 pub struct Problem {
@@ -145,7 +146,8 @@ pub fn response(status: StatusCode, code: &'static str, detail: &str) -> Respons
 
 /// The answer, with its `code` in an extension for the request log line.
 fn send(status: StatusCode, code: &'static str, body: &Body<'_>) -> Response {
-    // Only a map with keys that are not strings fails; `Body` has none.
+    // Only what JSON cannot write fails (a map keyed by a sequence, say);
+    // `Body` holds none.
     let text = serde_json::to_vec(body).unwrap_or_default();
     let mut res = (status, text).into_response();
     res.headers_mut()

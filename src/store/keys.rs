@@ -25,9 +25,9 @@ fn hashed(prefix: &[&str], parts: &[&str]) -> String {
     key
 }
 
-/// `{team}:` then `rest`.
-fn scoped(team: &str, rest: &str) -> String {
-    let mut key = String::with_capacity(team.len() + 3 + rest.len());
+/// `{team}:` then `rest`, with room for `more` bytes after it.
+fn scoped(team: &str, rest: &str, more: usize) -> String {
+    let mut key = String::with_capacity(team.len() + 3 + rest.len() + more);
     key.push('{');
     key.push_str(team);
     key.push_str("}:");
@@ -38,7 +38,8 @@ fn scoped(team: &str, rest: &str) -> String {
 /// The interaction record.
 pub fn interaction(team: &str, id: Uuid) -> String {
     let mut buf = Uuid::encode_buffer();
-    scoped(team, "i:") + id.hyphenated().encode_lower(&mut buf)
+    let id = id.hyphenated().encode_lower(&mut buf);
+    scoped(team, "i:", id.len()) + id
 }
 
 /// The id an [`interaction`] key names (the record leaves it out).
@@ -64,7 +65,7 @@ pub fn assertion_jti(team: &str, jti: &str) -> String {
 
 /// Newest-first index of the team's interactions (score: created, ms).
 pub fn interactions_index(team: &str) -> String {
-    scoped(team, "idx")
+    scoped(team, "idx", 0)
 }
 
 /// Index of the interactions a customer id or `customer_ref` names.
@@ -74,7 +75,7 @@ pub fn customer_index(team: &str, customer_id: &str) -> String {
 
 /// The queue of expiry work (notices, expirations), score: due, ms.
 pub fn due_queue(team: &str) -> String {
-    scoped(team, "dueq")
+    scoped(team, "dueq", 0)
 }
 
 /// A short login link code → where it leads. Not team-scoped: the code is
@@ -91,7 +92,7 @@ pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
 
 /// The team's outbox: a queue of item ids by when they are due (ms).
 pub fn outbox(team: &str) -> String {
-    scoped(team, "obq")
+    scoped(team, "obq", 0)
 }
 
 /// Where versions up to stop 20 (main 42f416a) kept [`due_queue`] and
@@ -107,7 +108,8 @@ pub fn legacy_queues(team: &str) -> [String; 2] {
 /// One outbox item (an event or a notice to deliver).
 pub fn outbox_item(team: &str, id: Uuid) -> String {
     let mut buf = Uuid::encode_buffer();
-    scoped(team, "obi:") + id.hyphenated().encode_lower(&mut buf)
+    let id = id.hyphenated().encode_lower(&mut buf);
+    scoped(team, "obi:", id.len()) + id
 }
 
 /// Fingerprints and region validated for a customer (step-up).

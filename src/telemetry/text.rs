@@ -221,6 +221,16 @@ mod tests {
         );
         tracing::warn!(error = %err, debug = ?Some("x"), "plain \"message\"\n");
         tracing::info!(big = u64::MAX, f = f64::NAN, flag = false);
+        // `log.` fields (skipped, as `tracing-log` records them) and raw
+        // names, first and in the middle.
+        tracing::info!(
+            log.target = "x",
+            r#type = "t",
+            a = "b",
+            log.line = 3u64,
+            c = 1u64
+        );
+        tracing::info!(r#type = "t", log.file = "f.rs", a = "b");
         tracing::info!("message only");
     }
 
@@ -248,8 +258,9 @@ mod tests {
         assert!(ours.contains(r#"method="plain""#), "{ours}");
         assert!(ours.contains(r#"request_id="quote\"d""#), "{ours}");
         assert!(ours.contains("error.sources=[inner"), "{ours}");
-        // Twelve events; one message ends in a new line.
-        assert_eq!(ours.lines().count(), 13, "{ours}");
+        // Fourteen events; one message ends in a new line.
+        assert_eq!(ours.lines().count(), 15, "{ours}");
+        assert!(ours.contains(" type=\"t\" a=\"b\" c=1\n"), "{ours}");
         assert_eq!(ours, theirs);
     }
 
