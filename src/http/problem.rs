@@ -69,64 +69,46 @@ pub enum ProblemCode {
     Overloaded,
 }
 
-/// An error answer, `application/problem+json` (RFC 9457). Only the OpenAPI
-/// document uses this type; the answers are written from `Body`, the same
-/// shape borrowed.
+// The OpenAPI document's schema and the answers' text, one type: borrowed
+// and serialized straight into the answer (every wrong code of a brute
+// force gets one), its members in the order a `serde_json` map wrote them
+// in earlier versions (by name), so the text is as it was.
+/// An error answer, `application/problem+json` (RFC 9457).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub struct Problem {
-    /// `urn:chatgate:problem:{code}`.
-    #[serde(rename = "type")]
-    #[schema(example = "urn:chatgate:problem:invalid_request")]
-    pub kind: String,
-    /// A short, fixed title for the code.
-    pub title: String,
-    /// The HTTP status, repeated.
-    #[schema(minimum = 400, maximum = 599)]
-    pub status: u16,
-    /// A safe sentence; for request errors it names the field, never its value.
-    pub detail: String,
-    pub code: ProblemCode,
-    /// `invalid_code` only: always true.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub requires_2fa: Option<bool>,
+pub struct Problem<'a> {
     /// `invalid_code` only: wrong codes left on this challenge.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(minimum = 0)]
     pub attempts_remaining: Option<u32>,
+    #[schema(value_type = ProblemCode)]
+    pub code: &'a str,
+    /// A safe sentence; for request errors it names the field, never its value.
+    pub detail: &'a str,
     /// `locked` only: when the lockout ends (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<Timestamp>,
-}
-
-/// The problem+json body: [`Problem`]'s shape, borrowed, its members in
-/// the order a `serde_json` map wrote them before (by name), so the text
-/// is as it was. Serialized once, straight into the answer: every wrong
-/// code of a brute force gets one.
-#[derive(Serialize)]
-struct Body<'a> {
+    /// `invalid_code` only: always true.
     #[serde(skip_serializing_if = "Option::is_none")]
-    attempts_remaining: Option<u32>,
-    code: &'a str,
-    detail: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    locked_until: Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    requires_2fa: Option<bool>,
-    status: u16,
-    title: &'static str,
+    pub requires_2fa: Option<bool>,
+    /// The HTTP status, repeated.
+    #[schema(minimum = 400, maximum = 599)]
+    pub status: u16,
+    /// A short, fixed title for the code.
+    pub title: &'static str,
+    /// `urn:chatgate:problem:{code}`.
     #[serde(rename = "type", serialize_with = "urn")]
-    kind: &'a str,
+    #[schema(example = "urn:chatgate:problem:invalid_request")]
+    pub kind: &'a str,
 }
 
-/// `urn:chatgate:problem:{code}`.
+/// `urn:chatgate:problem:{code}` (`kind` holds the code).
 fn urn<S: serde::Serializer>(code: &&str, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(&format_args!("urn:chatgate:problem:{code}"))
 }
 
-impl<'a> Body<'a> {
+impl<'a> Problem<'a> {
     fn new(status: StatusCode, code: &'a str, detail: &'a str) -> Self {
-        Body {
+        Problem {
             attempts_remaining: None,
             code,
             detail,
@@ -141,13 +123,13 @@ impl<'a> Body<'a> {
 
 /// A problem+json response outside the [`Error`] table (405).
 pub fn response(status: StatusCode, code: &'static str, detail: &str) -> Response {
-    send(status, code, &Body::new(status, code, detail))
+    send(status, code, &Problem::new(status, code, detail))
 }
 
 /// The answer, with its `code` in an extension for the request log line.
-fn send(status: StatusCode, code: &'static str, body: &Body<'_>) -> Response {
+fn send(status: StatusCode, code: &'static str, body: &Problem<'_>) -> Response {
     // Only what JSON cannot write fails (a map keyed by a sequence, say);
-    // `Body` holds none.
+    // `Problem` holds none.
     let text = serde_json::to_vec(body).unwrap_or_default();
     let mut res = (status, text).into_response();
     res.headers_mut()
@@ -162,7 +144,7 @@ impl IntoResponse for Error {
         let status =
             StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let detail = self.to_string();
-        let mut body = Body::new(status, code, &detail);
+        let mut body = Problem::new(status, code, &detail);
         let mut retry_after = None;
         match &self {
             Error::InvalidCode { attempts_remaining } => {

@@ -8,7 +8,7 @@ use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 
 use super::{commit, desc, index_add, index_remove, put, queue_add, read, LONG, SHORT};
-use crate::redis_support::{redis_store, OwnRedis};
+use crate::redis_support::{redis_store, OwnRedis, TestPrefix};
 
 pub(super) const FAST: Duration = Duration::from_secs(2);
 
@@ -120,10 +120,9 @@ async fn index_ttl_follows_its_longest_lived_member() {
     );
     // An index some other writer left without TTL gets one, with its
     // expiry set: when a member is added to it...
-    prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
-    assert_eq!(prefix.pttl(&prefix.physical("{t}:foreign")), -1);
+    let foreign = left_without_ttl(&prefix, "{t}:foreign");
     commit(&s, vec![index_add("{t}:foreign", "b", 2, LONG)]).await;
-    assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
+    assert!(prefix.pttl(&foreign) > 50_000);
     assert!(prefix.pttl(&prefix.physical("{t}:foreign:exp")) > 50_000);
     // ...and when a member it holds is only added again.
     let held = prefix.physical("{t}:held");
@@ -131,6 +130,15 @@ async fn index_ttl_follows_its_longest_lived_member() {
     commit(&s, vec![index_add("{t}:held", "a", 1, LONG)]).await;
     assert!(prefix.pttl(&held) > 50_000, "{}", prefix.pttl(&held));
     assert!(prefix.pttl(&prefix.physical("{t}:held:exp")) > 50_000);
+}
+
+/// `logical` as another writer might leave it: a sorted set of one member
+/// and no TTL. Its physical key.
+fn left_without_ttl(prefix: &TestPrefix, logical: &str) -> String {
+    let key = prefix.physical(logical);
+    prefix.raw(&["ZADD", &key, "1", "a"]);
+    assert_eq!(prefix.pttl(&key), -1);
+    key
 }
 
 /// An index of one member (most customers' indexes) keeps no expiry set:
@@ -240,11 +248,9 @@ async fn queue_ttl_is_only_ever_raised() {
     );
     // A queue some other writer left without TTL gets one with its next
     // new member.
-    prefix.raw(&["ZADD", &prefix.physical("{t}:foreign"), "1", "a"]);
-    s.commit(vec![queue_add("{t}:foreign", "b", 2, LONG)])
-        .await
-        .unwrap();
-    assert!(prefix.pttl(&prefix.physical("{t}:foreign")) > 50_000);
+    let foreign = left_without_ttl(&prefix, "{t}:foreign");
+    commit(&s, vec![queue_add("{t}:foreign", "b", 2, LONG)]).await;
+    assert!(prefix.pttl(&foreign) > 50_000);
 }
 
 #[tokio::test]
