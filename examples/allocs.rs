@@ -13,6 +13,7 @@
 //! ```sh
 //! cargo run --release --example allocs                 # memory and Redis
 //! cargo run --release --example allocs -- --memory-only
+//! cargo run --release --example allocs -- --redis-only
 //! ```
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
@@ -101,6 +102,7 @@ fn row(name: &str, (allocs, bytes): (f64, f64), ceiling: Option<(f64, f64)>) {
 
 fn main() {
     let memory_only = std::env::args().any(|a| a == "--memory-only");
+    let redis_only = std::env::args().any(|a| a == "--redis-only");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -113,8 +115,13 @@ fn main() {
         );
         println!("|{:-<30}|{:->12}|{:->11}|{:->17}|", "", "", "", "");
         let root = ["/".to_string()];
-        let bare = per_request(ceilings::bare().await, &root, "-").await;
-        row("CEILING bare axum", bare, None);
+        let bare = if redis_only {
+            None
+        } else {
+            let c = per_request(ceilings::bare().await, &root, "-").await;
+            row("CEILING bare axum", c, None);
+            Some(c)
+        };
         let prefix = format!("chatgate-allocs-{}", uuid::Uuid::now_v7().simple());
         let redis_get = if memory_only {
             None
@@ -124,7 +131,7 @@ fn main() {
             row("CEILING axum + one Redis GET", c, None);
             Some(c)
         };
-        for (redis, ceiling) in [(false, Some(bare)), (true, redis_get)] {
+        for (redis, ceiling) in [(false, bare), (true, redis_get)] {
             let Some(ceiling) = ceiling else { continue };
             let g = gateway::Running::start(redis).await;
             let seeded = g.seed(0, 20, 4).await;

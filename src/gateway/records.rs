@@ -114,6 +114,16 @@ impl Pair {
     }
 }
 
+/// The key of the subject `rec` names (its `customer_ref`'s), if any. An
+/// interaction without one is its own subject, whose key its reader derives
+/// from the interaction's id ([`Gateway::load_pair`]); its writer leaves it
+/// out ([`write_interaction`]).
+fn named_subject_key(team: &Team, rec: &InteractionRecord) -> Option<String> {
+    rec.customer_ref
+        .as_deref()
+        .map(|r| keys::subject(&team.id, r))
+}
+
 /// Whether `rec` is `team`'s and not forgotten at `now`: a read of anything
 /// else answers `NotFound`.
 fn is_live(rec: &InteractionRecord, team: &Team, now: Timestamp) -> bool {
@@ -138,10 +148,7 @@ impl Gateway {
         }
         // Most interactions are their own subject: its key is at hand (the
         // record's id is the key's, so `own` is its own subject's).
-        let skey = match &rec.customer_ref {
-            None => own,
-            Some(r) => keys::subject(&team.id, r),
-        };
+        let skey = named_subject_key(team, rec).unwrap_or(own);
         let subject = match read.companion {
             Some((ckey, raw)) if ckey == skey => Loaded::parse(skey, raw)?,
             _ => {
@@ -260,10 +267,7 @@ pub fn interaction_ops(
     // gives that key as the default.
     let stored = Stored {
         rec,
-        companion: rec
-            .customer_ref
-            .as_deref()
-            .map(|r| keys::subject(&team.id, r)),
+        companion: named_subject_key(team, rec),
     };
     let mut ops = vec![put(
         &keys::interaction(&team.id, rec.id),

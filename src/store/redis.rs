@@ -111,7 +111,50 @@ impl RedisStore {
     }
 
     fn key(&self, logical: &str) -> String {
-        format!("{}:{logical}", self.prefix)
+        let mut physical = String::with_capacity(self.prefix.len() + 1 + logical.len());
+        self.push_key(&mut physical, logical);
+        physical
+    }
+
+    /// Appends `logical`'s physical key (`<prefix>:<logical>`) to `out`.
+    fn push_key(&self, out: &mut String, logical: &str) {
+        out.push_str(&self.prefix);
+        out.push(':');
+        out.push_str(logical);
+    }
+
+    /// One `MGET` of the logical `keys`, decoded. The physical keys are
+    /// written into the command through one reused buffer.
+    async fn mget<K: AsRef<str> + Sync>(
+        &self,
+        keys: &[K],
+    ) -> Result<Vec<Option<Versioned>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut mget = cmd("MGET");
+        let mut physical = String::new();
+        for key in keys {
+            physical.clear();
+            self.push_key(&mut physical, key.as_ref());
+            mget.arg(physical.as_str());
+        }
+        let reply = self.conn.query("get", &mget).await?;
+        let Value::Array(items) = reply else {
+            return Err(unexpected("get"));
+        };
+        if items.len() != keys.len() {
+            return Err(unexpected("get"));
+        }
+        let decoded = keys.iter().zip(items).map(|(key, item)| match item {
+            Value::Nil => Ok(None),
+            Value::BulkString(raw) => decode(key.as_ref(), raw).map(Some),
+            _ => Err(StoreError::Corrupt(format!(
+                "record {} is not a string",
+                key.as_ref()
+            ))),
+        });
+        decoded.collect()
     }
 
     /// After a commit, the companions its records name, so that the first
@@ -167,17 +210,20 @@ fn encode(version: u64, json: &str) -> String {
     format!("{version}\n{json}")
 }
 
-fn decode(key: &str, raw: &[u8]) -> Result<Versioned, StoreError> {
+/// The reply's own buffer becomes the value (the version line is cut off
+/// its front in place): no second copy of the record.
+fn decode(key: &str, raw: Vec<u8>) -> Result<Versioned, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("record {key} has no valid version line"));
-    let text = std::str::from_utf8(raw).map_err(|_| corrupt())?;
-    let (version, value) = text.split_once('\n').ok_or_else(corrupt)?;
-    let version: u64 = version.parse().map_err(|_| corrupt())?;
+    let mut text = String::from_utf8(raw).map_err(|_| corrupt())?;
+    let newline = text.find('\n').ok_or_else(corrupt)?;
+    let version: u64 = text[..newline].parse().map_err(|_| corrupt())?;
     if version == 0 {
         return Err(corrupt());
     }
+    text.drain(..=newline);
     Ok(Versioned {
         version,
-        value: value.to_owned(),
+        value: text,
     })
 }
 
@@ -236,25 +282,7 @@ fn score_from_f64(d: f64) -> Option<i64> {
 #[async_trait]
 impl Store for RedisStore {
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
-        }
-        let physical: Vec<String> = keys.iter().map(|k| self.key(k)).collect();
-        let mut mget = cmd("MGET");
-        mget.arg(&physical);
-        let reply = self.conn.query("get", &mget).await?;
-        let Value::Array(items) = reply else {
-            return Err(unexpected("get"));
-        };
-        if items.len() != keys.len() {
-            return Err(unexpected("get"));
-        }
-        let decoded = keys.iter().zip(items).map(|(key, item)| match item {
-            Value::Nil => Ok(None),
-            Value::BulkString(raw) => decode(key, &raw).map(Some),
-            _ => Err(StoreError::Corrupt(format!("record {key} is not a string"))),
-        });
-        decoded.collect()
+        self.mget(keys).await
     }
 
     /// One MGET of the record and the companion it named when last read
@@ -267,11 +295,13 @@ impl Store for RedisStore {
     ) -> Result<WithCompanion, StoreError> {
         let cached = self.companions.get(key);
         let guess = cached.as_deref().or(default);
-        let keys: Vec<String> = std::iter::once(key)
-            .chain(guess)
-            .map(str::to_owned)
-            .collect();
-        let mut read = self.get(&keys).await?.into_iter();
+        let both = [key, guess.unwrap_or_default()];
+        let keys = if guess.is_some() {
+            &both[..]
+        } else {
+            &both[..1]
+        };
+        let mut read = self.mget(keys).await?.into_iter();
         let record = read.next().flatten();
         let guessed = read.next().flatten();
         let Some(record) = record else {
@@ -295,10 +325,7 @@ impl Store for RedisStore {
         let value = if guess == Some(companion.as_str()) {
             guessed
         } else {
-            self.get(std::slice::from_ref(&companion))
-                .await?
-                .pop()
-                .flatten()
+            self.mget(&[companion.as_str()]).await?.pop().flatten()
         };
         Ok(WithCompanion {
             record: Some(record),
@@ -501,6 +528,34 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decode_takes_the_version_line_off_the_reply() {
+        let v = decode("k", b"17\n{\"a\":\"x\ny\"}".to_vec()).expect("valid");
+        assert_eq!(v.version, 17);
+        assert_eq!(
+            v.value, "{\"a\":\"x\ny\"}",
+            "only the first line is the version"
+        );
+        let empty = decode("k", b"3\n".to_vec()).expect("valid");
+        assert_eq!((empty.version, empty.value.as_str()), (3, ""));
+        for bad in [
+            &b"{\"no\":\"version\"}"[..],
+            b"0\n{}",
+            b"-1\n{}",
+            b"x1\n{}",
+            b"\n{}",
+            b"1\n\xff",
+        ] {
+            match decode("the-key", bad.to_vec()) {
+                Err(StoreError::Corrupt(m)) => {
+                    assert!(m.contains("the-key"), "{m}");
+                    assert!(!m.contains('{'), "no value in the message: {m}");
+                }
+                other => panic!("{:?}: {other:?}", String::from_utf8_lossy(bad)),
+            }
+        }
+    }
 
     #[test]
     fn hash_tags_follow_redis_cluster() {
