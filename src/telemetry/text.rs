@@ -125,6 +125,16 @@ impl Visit for Visitor<'_> {
         }
     }
 
+    /// As `Debug` writes it, which is what the default visitor writes, without
+    /// its styling machinery.
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if self.start(field) {
+            self.result = self.result.and_then(|()| write!(self.writer, "{value:?}"));
+        } else {
+            self.default(field, |v| v.record_f64(field, value));
+        }
+    }
+
     fn record_bool(&mut self, field: &Field, value: bool) {
         if self.start(field) {
             let text = if value { "true" } else { "false" };
@@ -221,6 +231,17 @@ mod tests {
         );
         tracing::warn!(error = %err, debug = ?Some("x"), "plain \"message\"\n");
         tracing::info!(big = u64::MAX, f = f64::NAN, flag = false);
+        tracing::info!(
+            a = 0.0f64,
+            b = -0.0f64,
+            c = 0.001f64,
+            d = 1e-7f64,
+            e = 1e16f64,
+            f = f64::INFINITY,
+            g = f64::NEG_INFINITY,
+            h = 12.5f32,
+            i = 1.0f64
+        );
         // `log.` fields (skipped, as `tracing-log` records them) and raw
         // names, first and in the middle.
         tracing::info!(
@@ -258,8 +279,10 @@ mod tests {
         assert!(ours.contains(r#"method="plain""#), "{ours}");
         assert!(ours.contains(r#"request_id="quote\"d""#), "{ours}");
         assert!(ours.contains("error.sources=[inner"), "{ours}");
-        // Fourteen events; one message ends in a new line.
-        assert_eq!(ours.lines().count(), 15, "{ours}");
+        // Fifteen events; one message ends in a new line.
+        assert_eq!(ours.lines().count(), 16, "{ours}");
+        assert!(ours.contains(" latency_ms=1.25 "), "{ours}");
+        assert!(ours.contains(" c=0.001 d=1e-7 e=1e16 f=inf"), "{ours}");
         assert!(ours.contains(" type=\"t\" a=\"b\" c=1\n"), "{ours}");
         assert_eq!(ours, theirs);
     }
