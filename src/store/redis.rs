@@ -210,8 +210,8 @@ fn encode(version: u64, json: &str) -> String {
     format!("{version}\n{json}")
 }
 
-/// The reply's own buffer becomes the value (the version line is cut off
-/// its front in place): no second copy of the record.
+/// The reply's own buffer becomes the value, the version line cut off its
+/// front in place: no second allocation for the record.
 fn decode(key: &str, raw: Vec<u8>) -> Result<Versioned, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("record {key} has no valid version line"));
     let mut text = String::from_utf8(raw).map_err(|_| corrupt())?;
