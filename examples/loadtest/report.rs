@@ -256,9 +256,11 @@ impl Report {
                 answers(o),
                 r.ceiling_around
                     .map_or("-".into(), |c| format!("{:.0}", c.req_per_s())),
+                // Three decimals: at two, a ratio just under its target
+                // (0.598 against 0.60) would read "0.60 FAIL".
                 r.ratio.map_or("-".into(), |x| {
                     let moved = r.ceiling_around.is_some_and(Ceiling::moved);
-                    format!("{x:.2}{}", if moved { "~" } else { "" })
+                    format!("{x:.3}{}", if moved { "~" } else { "" })
                 }),
                 r.target.map_or("ceiling".into(), |t| t.text()),
                 match r.pass {
