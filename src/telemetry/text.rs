@@ -83,6 +83,22 @@ impl Visitor<'_> {
         true
     }
 
+    /// A number or a boolean: `value` as it displays, after `name=`, without
+    /// the default visitor's styling machinery (it writes the same text);
+    /// the default visitor where [`Visitor::start`] leaves the field to it.
+    fn shown(
+        &mut self,
+        field: &Field,
+        value: impl fmt::Display,
+        fallback: impl FnOnce(&mut DefaultVisitor<'_>),
+    ) {
+        if self.start(field) {
+            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
+        } else {
+            self.default(field, fallback);
+        }
+    }
+
     /// Hands one field to `tracing-subscriber`'s own visitor.
     fn default(&mut self, field: &Field, record: impl FnOnce(&mut DefaultVisitor<'_>)) {
         if self.result.is_err() {
@@ -110,38 +126,22 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
-        } else {
-            self.default(field, |v| v.record_u64(field, value));
-        }
+        self.shown(field, value, |v| v.record_u64(field, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value}"));
-        } else {
-            self.default(field, |v| v.record_i64(field, value));
-        }
+        self.shown(field, value, |v| v.record_i64(field, value));
     }
 
-    /// As `Debug` writes it, which is what the default visitor writes, without
-    /// its styling machinery.
+    /// As `Debug` writes it, which is what the default visitor writes.
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if self.start(field) {
-            self.result = self.result.and_then(|()| write!(self.writer, "{value:?}"));
-        } else {
-            self.default(field, |v| v.record_f64(field, value));
-        }
+        self.shown(field, format_args!("{value:?}"), |v| {
+            v.record_f64(field, value)
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.start(field) {
-            let text = if value { "true" } else { "false" };
-            self.result = self.result.and_then(|()| self.writer.write_str(text));
-        } else {
-            self.default(field, |v| v.record_bool(field, value));
-        }
+        self.shown(field, value, |v| v.record_bool(field, value));
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
