@@ -4,10 +4,12 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-/// `prefix`'s pieces, then the first 16 bytes of the SHA-256 of `parts`
-/// joined by `\n`, in hex. One allocation and no formatting machinery:
-/// keys are made on every request.
-fn hashed(prefix: &[&str], parts: &[&str]) -> String {
+/// Hex digits of a hashed part ([`with_digest`]).
+const DIGEST: usize = 32;
+
+/// `key`, then the first 16 bytes of the SHA-256 of `parts` joined by `\n`,
+/// in hex. No formatting machinery: keys are made on every request.
+fn with_digest(mut key: String, parts: &[&str]) -> String {
     let mut hasher = Sha256::new();
     for (i, part) in parts.iter().enumerate() {
         if i > 0 {
@@ -16,16 +18,15 @@ fn hashed(prefix: &[&str], parts: &[&str]) -> String {
         hasher.update(part.as_bytes());
     }
     let digest = hasher.finalize();
-    let mut hex = [0u8; 32];
+    let mut hex = [0u8; DIGEST];
     // 16 bytes always fit 32 hex digits.
     let _ = hex::encode_to_slice(&digest[..16], &mut hex);
-    let mut key = String::with_capacity(prefix.iter().map(|p| p.len()).sum::<usize>() + 32);
-    prefix.iter().for_each(|p| key.push_str(p));
     key.extend(hex.iter().map(|&b| char::from(b)));
     key
 }
 
-/// `{team}:` then `rest`, with room for `more` bytes after it.
+/// `{team}:` then `rest`, with room for `more` bytes after it: one
+/// allocation for the whole key.
 fn scoped(team: &str, rest: &str, more: usize) -> String {
     let mut key = String::with_capacity(team.len() + 3 + rest.len() + more);
     key.push('{');
@@ -35,11 +36,16 @@ fn scoped(team: &str, rest: &str, more: usize) -> String {
     key
 }
 
-/// The interaction record.
-pub fn interaction(team: &str, id: Uuid) -> String {
+/// `{team}:` then `rest` and the id, hyphenated and lower-case.
+fn scoped_id(team: &str, rest: &str, id: Uuid) -> String {
     let mut buf = Uuid::encode_buffer();
     let id = id.hyphenated().encode_lower(&mut buf);
-    scoped(team, "i:", id.len()) + id
+    scoped(team, rest, id.len()) + id
+}
+
+/// The interaction record.
+pub fn interaction(team: &str, id: Uuid) -> String {
+    scoped_id(team, "i:", id)
 }
 
 /// The id an [`interaction`] key names (the record leaves it out).
@@ -50,17 +56,17 @@ pub fn interaction_id(key: &str) -> Option<Uuid> {
 
 /// (channel, conversation_id) → the interaction's id, for create-or-get.
 pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String {
-    hashed(&["{", team, "}:c:"], &[channel, conversation_id])
+    with_digest(scoped(team, "c:", DIGEST), &[channel, conversation_id])
 }
 
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
-    hashed(&["{", team, "}:s:"], &[subject])
+    with_digest(scoped(team, "s:", DIGEST), &[subject])
 }
 
 /// A used pre-chat assertion `jti`.
 pub fn assertion_jti(team: &str, jti: &str) -> String {
-    hashed(&["{", team, "}:aj:"], &[jti])
+    with_digest(scoped(team, "aj:", DIGEST), &[jti])
 }
 
 /// Newest-first index of the team's interactions (score: created, ms).
@@ -70,7 +76,7 @@ pub fn interactions_index(team: &str) -> String {
 
 /// Index of the interactions a customer id or `customer_ref` names.
 pub fn customer_index(team: &str, customer_id: &str) -> String {
-    hashed(&["{", team, "}:cu:"], &[customer_id])
+    with_digest(scoped(team, "cu:", DIGEST), &[customer_id])
 }
 
 /// The queue of expiry work (notices, expirations), score: due, ms.
@@ -81,13 +87,16 @@ pub fn due_queue(team: &str) -> String {
 /// A short login link code → where it leads. Not team-scoped: the code is
 /// all a browser has.
 pub fn short_link(code: &str) -> String {
-    hashed(&["l:"], &[code])
+    with_digest(String::with_capacity(2 + DIGEST) + "l:", &[code])
 }
 
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,
 /// with its answer: a replay or retry gets that answer and changes nothing.
 pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
-    hashed(&["{", team, "}:wr:", kind, ":"], &[webhook_id])
+    let mut key = scoped(team, "wr:", kind.len() + 1 + DIGEST);
+    key.push_str(kind);
+    key.push(':');
+    with_digest(key, &[webhook_id])
 }
 
 /// The team's outbox: a queue of item ids by when they are due (ms).
@@ -102,19 +111,17 @@ pub fn outbox(team: &str) -> String {
 /// its members' expiries, and would cut short a queue member added without
 /// one.
 pub fn legacy_queues(team: &str) -> [String; 2] {
-    [format!("{{{team}}}:due"), format!("{{{team}}}:ob")]
+    [scoped(team, "due", 0), scoped(team, "ob", 0)]
 }
 
 /// One outbox item (an event or a notice to deliver).
 pub fn outbox_item(team: &str, id: Uuid) -> String {
-    let mut buf = Uuid::encode_buffer();
-    let id = id.hyphenated().encode_lower(&mut buf);
-    scoped(team, "obi:", id.len()) + id
+    scoped_id(team, "obi:", id)
 }
 
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
-    hashed(&["{", team, "}:dv:"], &[customer_id])
+    with_digest(scoped(team, "dv:", DIGEST), &[customer_id])
 }
 
 #[cfg(test)]
@@ -170,6 +177,8 @@ mod tests {
                         format!("{{{team}}}:wr:cb:{}", h(text)),
                     ),
                     (outbox(team), format!("{{{team}}}:obq")),
+                    (legacy_queues(team)[0].clone(), format!("{{{team}}}:due")),
+                    (legacy_queues(team)[1].clone(), format!("{{{team}}}:ob")),
                     (outbox_item(team, id), format!("{{{team}}}:obi:{id}")),
                     (devices(team, text), format!("{{{team}}}:dv:{}", h(text))),
                 ];
