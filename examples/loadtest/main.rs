@@ -92,19 +92,10 @@ impl Bench {
             .is_none_or(|o| name.to_lowercase().contains(&o.to_lowercase()))
     }
 
+    /// One scenario's load at `addr`; on `redis`, with Redis' own counters
+    /// read at the start and the end of the measured time (after the
+    /// warm-up), beside the load.
     async fn measure(
-        &mut self,
-        addr: std::net::SocketAddr,
-        make: MakeReq,
-        on: Option<OnAnswer>,
-    ) -> Outcome {
-        engine::run(addr, self.plan, make, on).await
-    }
-
-    /// [`Bench::measure`], with Redis' own counters read at the start and
-    /// the end of the measured time (after the warm-up), beside the load,
-    /// when `redis`.
-    async fn measure_redis(
         &mut self,
         redis: bool,
         addr: std::net::SocketAddr,
@@ -121,7 +112,7 @@ impl Bench {
                 Some((start?, gateway::RedisCounters::read(&mut conn).await?))
             })
         });
-        let mut o = self.measure(addr, make, on).await;
+        let mut o = engine::run(addr, self.plan, make, on).await;
         if let Some(sampler) = sampler {
             if let Ok(Some((start, end))) = sampler.await {
                 o.redis = Some(start.per_request(&end, o.requests));
@@ -167,9 +158,7 @@ impl Bench {
         on: Option<OnAnswer>,
     ) -> (Outcome, report::Ceiling) {
         let before = self.ceiling_now().await;
-        // On Redis, Redis' own counters at the start and the end of the
-        // measured time (after the warm-up), read beside the load.
-        let o = self.measure_redis(g.redis, g.addr, make, on).await;
+        let o = self.measure(g.redis, g.addr, make, on).await;
         g.settle().await;
         let after = self.ceiling_now().await;
         (o, report::Ceiling { before, after })
@@ -575,7 +564,7 @@ async fn run(args: Args) {
     };
 
     let bare = ceilings::bare().await;
-    let o = b.measure(bare, get("/".into(), "-"), None).await;
+    let o = b.measure(false, bare, get("/".into(), "-"), None).await;
     b.rows
         .push(Row::ceiling("CEILING bare axum, 80-byte JSON", "-", o));
     let redis = !args.memory_only;
@@ -586,9 +575,7 @@ async fn run(args: Args) {
     );
     if redis {
         let addr = ceilings::redis_get(gateway::REDIS_URL, &ceiling_prefix).await;
-        let o = b
-            .measure_redis(true, addr, get("/".into(), "-"), None)
-            .await;
+        let o = b.measure(true, addr, get("/".into(), "-"), None).await;
         redis_get = Some(addr);
         b.rows
             .push(Row::ceiling("CEILING axum + one Redis GET", "redis", o));

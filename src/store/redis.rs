@@ -295,13 +295,11 @@ impl Store for RedisStore {
     ) -> Result<WithCompanion, StoreError> {
         let cached = self.companions.get(key);
         let guess = cached.as_deref().or(default);
-        let both = [key, guess.unwrap_or_default()];
-        let keys = if guess.is_some() {
-            &both[..]
-        } else {
-            &both[..1]
+        let read = match guess {
+            Some(guess) => self.mget(&[key, guess]).await?,
+            None => self.mget(&[key]).await?,
         };
-        let mut read = self.mget(keys).await?.into_iter();
+        let mut read = read.into_iter();
         let record = read.next().flatten();
         let guessed = read.next().flatten();
         let Some(record) = record else {
