@@ -14,6 +14,7 @@
 //! cargo run --release --example allocs                 # memory and Redis
 //! cargo run --release --example allocs -- --memory-only
 //! cargo run --release --example allocs -- --redis-only
+//! cargo run --release --example allocs -- --memory-only --verify   # and wrong codes
 //! ```
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
@@ -69,27 +70,54 @@ static GLOBAL: Counting = Counting;
 const WARM: usize = 200;
 const COUNTED: usize = 2_000;
 
-async fn send(s: &mut SendRequest<Full<Bytes>>, n: usize, paths: &[String], auth: &str) {
+/// The requests of one row: `method paths[i]` (round robin) with `body`,
+/// each answered `status`.
+struct Calls<'a> {
+    method: &'a str,
+    paths: &'a [String],
+    body: &'a [u8],
+    status: u16,
+    auth: &'a str,
+}
+
+impl<'a> Calls<'a> {
+    fn get(paths: &'a [String], auth: &'a str) -> Self {
+        Calls {
+            method: "GET",
+            paths,
+            body: b"",
+            status: 200,
+            auth,
+        }
+    }
+}
+
+async fn send(s: &mut SendRequest<Full<Bytes>>, n: usize, c: &Calls<'_>) {
     for i in 0..n {
-        let path = &paths[i % paths.len()];
-        let req = engine::request("GET", path, &[("authorization", auth)], Vec::new());
+        let path = &c.paths[i % c.paths.len()];
+        let req = engine::request(
+            c.method,
+            path,
+            &[("authorization", c.auth)],
+            c.body.to_vec(),
+        );
         s.ready().await.expect("connection");
         let res = s.send_request(req).await.expect("answer");
-        assert_eq!(res.status(), 200, "{path}");
+        assert_eq!(res.status(), c.status, "{path}");
         res.into_body().collect().await.expect("body");
     }
 }
 
-/// Allocations per request of `GET paths[i]` (round robin) at `addr`.
-async fn per_request(addr: SocketAddr, paths: &[String], auth: &str) -> (f64, f64) {
+/// Allocations per request of `c` at `addr`.
+async fn per_request(addr: SocketAddr, c: &Calls<'_>) -> (f64, f64) {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    send(&mut s, WARM, paths, auth).await;
+    send(&mut s, WARM, c).await;
     let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
-    send(&mut s, COUNTED, paths, auth).await;
+    send(&mut s, COUNTED, c).await;
     let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
     let n = COUNTED as f64;
     ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
@@ -103,6 +131,7 @@ fn row(name: &str, (allocs, bytes): (f64, f64), ceiling: Option<(f64, f64)>) {
 fn main() {
     let memory_only = std::env::args().any(|a| a == "--memory-only");
     let redis_only = std::env::args().any(|a| a == "--redis-only");
+    let verify = std::env::args().any(|a| a == "--verify");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -118,7 +147,7 @@ fn main() {
         let bare = if redis_only {
             None
         } else {
-            let c = per_request(ceilings::bare().await, &root, "-").await;
+            let c = per_request(ceilings::bare().await, &Calls::get(&root, "-")).await;
             row("CEILING bare axum", c, None);
             Some(c)
         };
@@ -127,7 +156,7 @@ fn main() {
             None
         } else {
             let addr = ceilings::redis_get(gateway::REDIS_URL, &prefix).await;
-            let c = per_request(addr, &root, "-").await;
+            let c = per_request(addr, &Calls::get(&root, "-")).await;
             row("CEILING axum + one Redis GET", c, None);
             Some(c)
         };
@@ -142,8 +171,31 @@ fn main() {
                 .collect();
             let auth = format!("Bearer {}", g.agent);
             let store = if redis { "redis" } else { "memory" };
-            let n = per_request(g.addr, &paths, &auth).await;
+            let n = per_request(g.addr, &Calls::get(&paths, &auth)).await;
             row(&format!("status read ({store})"), n, Some(ceiling));
+            if verify {
+                // Wrong codes (7 digits: never a 6-digit OTP) on an open
+                // challenge on every second one of 2 000 more interactions,
+                // as the load test's row: 1 000 challenges keep each
+                // subject's failures as few as its 5 000 do (its lockout
+                // threshold counts, never refuses).
+                let more = g.seed(20, 2_000, 4).await;
+                g.settle().await;
+                let mut paths = Vec::new();
+                for s in more.iter().step_by(2) {
+                    let cid = g.start_otp(s.id).await;
+                    paths.push(format!("/v1/interactions/{}/challenges/{cid}/verify", s.id));
+                }
+                let calls = Calls {
+                    method: "POST",
+                    paths: &paths,
+                    body: br#"{"code":"0000000"}"#,
+                    status: 401,
+                    auth: &format!("Bearer {}", g.bot),
+                };
+                let n = per_request(g.addr, &calls).await;
+                row(&format!("wrong code ({store})"), n, Some(ceiling));
+            }
             g.stop().await;
         }
         if !memory_only {
