@@ -12,8 +12,8 @@ use chatgate::domain::login_token::{self, LoginClaims, Stage};
 use chatgate::domain::otp;
 use chatgate::domain::secrets::{ApiKeyHash, Pepper};
 use chatgate::domain::webhook_sig;
-use chatgate::events::{Event, EventType};
-use chatgate::gateway::{OutboxItem, Task};
+use chatgate::events::{About, Event, EventType};
+use chatgate::gateway::OutboxItem;
 use chatgate::store::memory::MemoryStore;
 use chatgate::store::{Op, Store};
 use chatgate::time::{Clock, SystemClock};
@@ -150,7 +150,8 @@ fn hot_paths(c: &mut Criterion) {
 
     let data = serde_json::json!({ "interaction": serde_json::from_str::<serde_json::Value>(&json).expect("json") });
     let event = Event::new(EventType::ChallengeFailed, now, "acme", &data).expect("event");
-    let item = serde_json::to_string(&OutboxItem::new(Task::Event { event }, now)).expect("item");
+    let about = About::interaction(rec.id, None);
+    let item = serde_json::to_string(&OutboxItem::event(event, about, now)).expect("item");
     c.bench_function("OutboxItem decode (event)", |b| {
         b.iter(|| serde_json::from_str::<OutboxItem>(black_box(&item)))
     });

@@ -459,6 +459,12 @@ pub fn own_subject(id: impl std::fmt::Display) -> String {
     format!("interaction:{id}")
 }
 
+/// Whom lockouts of interaction `id` apply to: its `customer_ref`, else
+/// the interaction itself.
+pub fn subject_of(id: Uuid, customer_ref: Option<&str>) -> String {
+    customer_ref.map_or_else(|| own_subject(id), str::to_string)
+}
+
 impl InteractionRecord {
     pub fn new(id: Uuid, team: &str, channel: &str, conversation_id: &str, now: Timestamp) -> Self {
         InteractionRecord {
@@ -486,10 +492,7 @@ impl InteractionRecord {
 
     /// Whom lockouts apply to: the `customer_ref`, else the interaction.
     pub fn subject(&self) -> String {
-        match &self.customer_ref {
-            Some(r) => r.clone(),
-            None => own_subject(self.id),
-        }
+        subject_of(self.id, self.customer_ref.as_deref())
     }
 
     /// An interaction untouched for `interaction_ttl` is gone, whatever the

@@ -98,6 +98,36 @@ pub struct Event {
     pub data: Box<RawValue>,
 }
 
+/// Whom an event is about, as its log line names them: the interaction's
+/// id and the subject. Known where the event is made, and carried beside it
+/// (through the outbox), so that publishing need not read them back out of
+/// `data` ([`Event::ids`] does for an item written without them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct About {
+    #[serde(rename = "i", default, skip_serializing_if = "Option::is_none")]
+    pub interaction: Option<String>,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+}
+
+impl About {
+    /// An interaction, and its subject (its `customer_ref`, else its own).
+    pub fn interaction(id: Uuid, customer_ref: Option<&str>) -> Self {
+        About {
+            interaction: Some(id.to_string()),
+            subject: Some(crate::domain::interaction::subject_of(id, customer_ref)),
+        }
+    }
+
+    /// A subject, no interaction.
+    pub fn subject(name: &str) -> Self {
+        About {
+            interaction: None,
+            subject: Some(name.to_string()),
+        }
+    }
+}
+
 /// `data` of an event about an interaction: `{"interaction": …}` and the
 /// members of `more`, if any.
 #[derive(Serialize)]
@@ -157,8 +187,9 @@ impl Event {
 
     /// The interaction id and the subject an event is about, for its log
     /// line: `data.interaction.id`; `data.subject.subject`, else the
-    /// interaction's `customer_ref`, else `interaction:<id>`. Read from
-    /// `data`'s text without building it (the rest is skipped).
+    /// interaction's `customer_ref`, else `interaction:<id>` (the rule of
+    /// [`About`], read back). Read from `data`'s text without building it
+    /// (the rest is skipped), for an event that comes without its [`About`].
     fn ids(&self) -> (Option<Cow<'_, str>>, Option<Cow<'_, str>>) {
         #[derive(Deserialize)]
         struct Ids<'a> {
@@ -237,11 +268,19 @@ impl Publisher {
         self
     }
 
-    pub fn publish(&self, event: Event) {
-        // The ids are read from `data`'s text: only for a line that is written.
+    /// Publishes `event`; `about` names whom it is about in its log line
+    /// (`None`: read from `data`, and only for a line that is written).
+    pub fn publish(&self, event: Event, about: Option<&About>) {
         if tracing::enabled!(tracing::Level::INFO) {
-            let (interaction, subject) = event.ids();
-            tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, interaction = interaction.as_deref(), subject = subject.as_deref(), "event");
+            let read;
+            let (interaction, subject) = match about {
+                Some(a) => (a.interaction.as_deref(), a.subject.as_deref()),
+                None => {
+                    read = event.ids();
+                    (read.0.as_deref(), read.1.as_deref())
+                }
+            };
+            tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, interaction, subject, "event");
         }
         metrics::counter!("chatgate_events_total", "type" => event.kind.as_str()).increment(1);
         let event = Arc::new(event);
@@ -357,5 +396,30 @@ mod tests {
         );
         assert_eq!(ids(json!({"other": 1})), (None, None));
         assert_eq!(ids(json!({"interaction": {"id": 7}})), (None, None));
+    }
+
+    #[test]
+    fn about_names_what_the_data_names() {
+        // What an event carries beside it is what its log line would read
+        // from `data` without it.
+        let id = Uuid::now_v7();
+        let read = |data: serde_json::Value| {
+            let e = Event::new(EventType::InteractionCreated, at(), "acme", &data).unwrap();
+            let (i, s) = e.ids();
+            About {
+                interaction: i.map(Cow::into_owned),
+                subject: s.map(Cow::into_owned),
+            }
+        };
+        for customer_ref in [Some("cust-42"), None] {
+            assert_eq!(
+                About::interaction(id, customer_ref),
+                read(json!({"interaction": {"id": id, "customer_ref": customer_ref}}))
+            );
+        }
+        assert_eq!(
+            About::subject("caf\u{e9}"),
+            read(json!({"subject": {"subject": "caf\u{e9}", "locked": false}}))
+        );
     }
 }

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::outbox::{enqueue, OutboxItem, Task};
+use super::outbox::OutboxItem;
 use super::records::{put, retry, write_interaction, Loaded, Record};
 use super::work::{Step, Work};
 use super::{Gateway, InteractionView};
@@ -147,9 +147,9 @@ impl Gateway {
                 &view,
                 &serde_json::Value::Null,
             )?;
-            ops.extend(enqueue(
+            ops.extend(self.outbox.enqueue(
                 &team.id,
-                &OutboxItem::new(Task::Event { event }, now),
+                OutboxItem::event(event, view.about(), now),
                 now,
             )?);
             match self.store.commit(ops).await? {

@@ -197,7 +197,7 @@ impl Gateway {
         extra: serde_json::Value,
     ) -> Result<()> {
         let event = Event::about_interaction(kind, now, &view.team, view, &extra)?;
-        let item = OutboxItem::new(Task::Event { event }, now);
-        self.enqueue_now(&view.team, &[item], now).await
+        let item = OutboxItem::event(event, view.about(), now);
+        self.enqueue_now(&view.team, vec![item], now).await
     }
 }

@@ -12,7 +12,8 @@
 //! may repeat, with the same id, but is not lost while the store keeps it.
 //! An item the gateway cannot read is quarantined (logged once, removed)
 //! and never stops the others.
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -27,7 +28,7 @@ use crate::config::{Team, TeamWebhook};
 use crate::domain::interaction::Contact;
 use crate::domain::webhook_sig;
 use crate::error::Result;
-use crate::events::Event;
+use crate::events::{About, Event, EventType};
 use crate::store::{keys, Commit, Op};
 use crate::time::{Clock, Timestamp};
 
@@ -68,13 +69,20 @@ impl Notice {
     }
 }
 
-/// What an item asks for. Written `{"kind": "event", "event": …}` or
-/// `{"kind": "notice", "notice": …, …}`; read through [`RawTask`].
+/// What an item asks for. Written `{"kind": "event", "event": …, "about": …}`
+/// (`about` only where known) or `{"kind": "notice", "notice": …, …}`; read
+/// through [`RawTask`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", try_from = "RawTask")]
 pub enum Task {
-    /// Publish the event (live stream, history) and POST it to the team's webhook.
-    Event { event: Event },
+    /// Publish the event (live stream, history) and POST it to the team's
+    /// webhook. `about` names whom it is about for the log line (`None` in
+    /// an item written before it was kept: read from the event's `data`).
+    Event {
+        event: Event,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<About>,
+    },
     /// Send a notice into the interaction's chat.
     Notice {
         notice: Notice,
@@ -94,6 +102,8 @@ pub enum Task {
 struct RawTask {
     kind: TaskKind,
     event: Option<Event>,
+    #[serde(default)]
+    about: Option<About>,
     notice: Option<Notice>,
     interaction_id: Option<Uuid>,
     channel: Option<String>,
@@ -116,6 +126,7 @@ impl TryFrom<RawTask> for Task {
         match raw.kind {
             TaskKind::Event => Ok(Task::Event {
                 event: raw.event.ok_or("an event task without its event")?,
+                about: raw.about,
             }),
             TaskKind::Notice => match (
                 raw.notice,
@@ -153,9 +164,28 @@ pub struct OutboxItem {
 }
 
 impl OutboxItem {
+    /// An item that publishes `event`, about `about`.
+    pub fn event(event: Event, about: About, now: Timestamp) -> Self {
+        Self::new(
+            Task::Event {
+                event,
+                about: Some(about),
+            },
+            now,
+        )
+    }
+
+    /// The kind of the event it publishes, if it is an event.
+    pub fn event_kind(&self) -> Option<EventType> {
+        match &self.task {
+            Task::Event { event, .. } => Some(event.kind),
+            Task::Notice { .. } => None,
+        }
+    }
+
     pub fn new(task: Task, now: Timestamp) -> Self {
         let id = match &task {
-            Task::Event { event } => event.id,
+            Task::Event { event, .. } => event.id,
             Task::Notice { .. } => Uuid::now_v7(),
         };
         OutboxItem {
@@ -168,23 +198,74 @@ impl OutboxItem {
     }
 }
 
-/// The ops that put `item` into `team`'s outbox, due at once.
-pub fn enqueue(team: &str, item: &OutboxItem, now: Timestamp) -> Result<Vec<Op>> {
-    Ok(vec![
-        put(&keys::outbox_item(team, item.id), 0, item, Some(ITEM_TTL))?,
-        Op::QueueAdd {
-            key: keys::outbox(team),
-            member: item.id.to_string(),
-            score: now.unix_millis(),
-            ttl: ITEM_TTL,
-        },
-    ])
-}
-
-/// The wake-up bell of this instance's dispatcher, and its HTTP client.
+/// The wake-up bell of this instance's dispatcher, its HTTP client, and the
+/// items this instance has just written, kept for it ([`Kept`]).
 pub struct Outbox {
     bell: Notify,
     http: reqwest::Client,
+    kept: Kept,
+}
+
+/// How many items [`Kept`] holds at most (a few MB at most).
+const KEPT: usize = 1024;
+
+/// The items this instance has just put into the outbox, as it built them,
+/// by id and the version it wrote: its dispatcher takes an item it claims
+/// from here rather than parsing the stored copy again (the costliest part
+/// of delivering an event), when that copy is still the one written (the
+/// same version: a failed delivery rewrites it). An item not found here —
+/// another instance's, one written before a restart, one pushed out by
+/// newer ones (the oldest go first), one whose commit did not apply (it
+/// never takes a version found in the store) — is parsed from the store as
+/// before.
+#[derive(Default)]
+struct Kept(Mutex<KeptItems>);
+
+#[derive(Default)]
+struct KeptItems {
+    items: HashMap<Uuid, (u64, OutboxItem)>,
+    /// Ids in the order kept, some taken already: the oldest goes first.
+    order: VecDeque<Uuid>,
+}
+
+impl Kept {
+    /// The items, whole even after a panic elsewhere (each change to them
+    /// is one call that cannot be left half done).
+    fn items(&self) -> std::sync::MutexGuard<'_, KeptItems> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn keep(&self, id: Uuid, version: u64, item: OutboxItem) {
+        let pushed_out = {
+            let mut kept = self.items();
+            let oldest = if kept.order.len() >= KEPT {
+                kept.order.pop_front()
+            } else {
+                None
+            };
+            let pushed_out = oldest.and_then(|o| kept.items.remove(&o));
+            kept.order.push_back(id);
+            kept.items.insert(id, (version, item));
+            pushed_out
+        };
+        // Freed outside the lock.
+        drop(pushed_out);
+    }
+
+    /// The item `id` as kept, if the store holds it at `version`; either
+    /// way it is no longer kept.
+    fn take(&self, id: Uuid, version: u64) -> Option<OutboxItem> {
+        let (kept_at, item) = self.items().items.remove(&id)?;
+        (kept_at == version).then_some(item)
+    }
+
+    /// Forgets item `id` (the store no longer holds it).
+    fn forget(&self, id: Uuid) {
+        let gone = self.items().items.remove(&id);
+        drop(gone);
+    }
 }
 
 impl Default for Outbox {
@@ -203,12 +284,30 @@ impl Outbox {
         Outbox {
             bell: Notify::new(),
             http,
+            kept: Kept::default(),
         }
     }
 
     /// Something was committed: look now rather than at the next poll.
     pub fn wake(&self) {
         self.bell.notify_one();
+    }
+
+    /// The ops that put `item` into `team`'s outbox, due at once; the item
+    /// is kept for this instance's dispatcher (see [`Kept`]).
+    pub fn enqueue(&self, team: &str, item: OutboxItem, now: Timestamp) -> Result<[Op; 2]> {
+        let put = put(&keys::outbox_item(team, item.id), 0, &item, Some(ITEM_TTL))?;
+        let Op::Put { version, .. } = &put else {
+            return Err(crate::error::Error::Internal);
+        };
+        let queue = Op::QueueAdd {
+            key: keys::outbox(team),
+            member: item.id.to_string(),
+            score: now.unix_millis(),
+            ttl: ITEM_TTL,
+        };
+        self.kept.keep(item.id, *version, item);
+        Ok([put, queue])
     }
 }
 
@@ -293,12 +392,12 @@ impl Gateway {
     pub(super) async fn enqueue_now(
         &self,
         team: &str,
-        items: &[OutboxItem],
+        items: Vec<OutboxItem>,
         now: Timestamp,
     ) -> Result<()> {
         let mut ops = Vec::new();
         for item in items {
-            ops.extend(enqueue(team, item, now)?);
+            ops.extend(self.outbox.enqueue(team, item, now)?);
         }
         self.store.commit(ops).await?;
         self.outbox.wake();
@@ -400,6 +499,7 @@ impl Gateway {
         let key = keys::outbox_item(&team.id, id);
         let Some(raw) = raw else {
             // Delivered by another instance, or expired.
+            self.outbox.kept.forget(id);
             return Ok(done(None));
         };
         let version = raw.version;
@@ -409,7 +509,9 @@ impl Gateway {
                 expected: version,
             })
         };
-        let Ok(mut value) = serde_json::from_str::<OutboxItem>(&raw.value) else {
+        let kept = self.outbox.kept.take(id, version);
+        let Some(mut value) = kept.or_else(|| serde_json::from_str::<OutboxItem>(&raw.value).ok())
+        else {
             // Quarantined: one bad item never stops the others.
             tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
             metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
@@ -464,9 +566,9 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<(), Failed> {
         match &item.task {
-            Task::Event { event } => {
+            Task::Event { event, about } => {
                 if !item.published {
-                    self.events.publish(event.clone());
+                    self.events.publish(event.clone(), about.as_ref());
                     item.published = true;
                 }
                 match &team.webhook {
@@ -564,7 +666,76 @@ async fn post_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventType;
+
+    fn notice_item(now: Timestamp) -> OutboxItem {
+        OutboxItem::new(
+            Task::Notice {
+                notice: Notice::Expired,
+                interaction_id: Uuid::now_v7(),
+                channel: "webchat".into(),
+                conversation_id: "c-1".into(),
+                contact: Contact::default(),
+            },
+            now,
+        )
+    }
+
+    #[test]
+    fn a_kept_item_is_taken_once_and_only_at_the_version_written() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let outbox = Outbox::new();
+        let item = notice_item(now);
+        let id = item.id;
+        let [Op::Put { version, value, .. }, Op::QueueAdd { member, .. }] =
+            outbox.enqueue("acme", item, now).unwrap()
+        else {
+            panic!("a put and a queue add");
+        };
+        assert_eq!(member, id.to_string());
+        let taken = outbox.kept.take(id, version).expect("kept");
+        assert_eq!(serde_json::to_string(&taken).unwrap(), value);
+        assert!(outbox.kept.take(id, version).is_none(), "taken once");
+
+        // A stored copy at another version (rewritten by a retry, or a
+        // commit that did not apply): not this one, and it is dropped.
+        let item = notice_item(now);
+        let id = item.id;
+        let [Op::Put { version, .. }, _] = outbox.enqueue("acme", item, now).unwrap() else {
+            panic!("a put");
+        };
+        assert!(outbox.kept.take(id, version.wrapping_add(1)).is_none());
+        assert!(outbox.kept.take(id, version).is_none());
+
+        // One the store no longer holds is forgotten.
+        let item = notice_item(now);
+        let id = item.id;
+        let [Op::Put { version, .. }, _] = outbox.enqueue("acme", item, now).unwrap() else {
+            panic!("a put");
+        };
+        outbox.kept.forget(id);
+        assert!(outbox.kept.take(id, version).is_none());
+    }
+
+    #[test]
+    fn kept_items_are_bounded_the_oldest_going_first() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let outbox = Outbox::new();
+        let mut written = Vec::new();
+        for _ in 0..KEPT + 10 {
+            let item = notice_item(now);
+            let id = item.id;
+            let [Op::Put { version, .. }, _] = outbox.enqueue("acme", item, now).unwrap() else {
+                panic!("a put");
+            };
+            written.push((id, version));
+        }
+        let held = outbox.kept.0.lock().unwrap().items.len();
+        assert_eq!(held, KEPT);
+        let (first, v) = written[0];
+        assert!(outbox.kept.take(first, v).is_none(), "pushed out");
+        let (last, v) = written[KEPT + 9];
+        assert!(outbox.kept.take(last, v).is_some());
+    }
 
     #[test]
     fn tasks_read_back_as_written_and_incomplete_ones_are_refused() {
@@ -586,11 +757,21 @@ mod tests {
                 email: None,
             },
         };
-        for task in [Task::Event { event }, notice] {
-            let item = OutboxItem::new(task, now);
+        let about = About::interaction(Uuid::nil(), Some("cust-1"));
+        let with_about = OutboxItem::event(event.clone(), about.clone(), now);
+        // An item written before `about` was kept: read, it has none.
+        let legacy = OutboxItem::new(Task::Event { event, about: None }, now);
+        for item in [with_about, legacy, OutboxItem::new(notice, now)] {
             let json = serde_json::to_string(&item).unwrap();
             let back: OutboxItem = serde_json::from_str(&json).unwrap();
             assert_eq!(serde_json::to_string(&back).unwrap(), json);
+            if let Task::Event { about: read, .. } = back.task {
+                let kept = json.contains(
+                    r#""about":{"i":"00000000-0000-0000-0000-000000000000","s":"cust-1"}"#,
+                );
+                assert_eq!(read.as_ref() == Some(&about), kept, "{json}");
+                assert!(kept || !json.contains("about"), "{json}");
+            }
         }
         let written = serde_json::to_value(Task::Notice {
             notice: Notice::Authenticated,

@@ -3,11 +3,11 @@
 use crate::config::Team;
 use crate::domain::subject::{SubjectRecord, SubjectView};
 use crate::error::Result;
-use crate::events::{Event, EventType};
+use crate::events::{About, Event, EventType};
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
-use super::outbox::{enqueue, OutboxItem, Task};
+use super::outbox::OutboxItem;
 use super::records::{retry, write_subject, Loaded};
 use super::Gateway;
 
@@ -51,9 +51,9 @@ impl Gateway {
             let view = rec.view(now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
             let event = Event::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)?;
-            ops.extend(enqueue(
+            ops.extend(self.outbox.enqueue(
                 &team.id,
-                &OutboxItem::new(Task::Event { event }, now),
+                OutboxItem::event(event, About::subject(&view.subject), now),
                 now,
             )?);
             Ok(match self.store.commit(ops).await? {

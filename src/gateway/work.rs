@@ -7,7 +7,7 @@
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use super::outbox::{enqueue, Notice, OutboxItem, Task};
+use super::outbox::{Notice, OutboxItem, Task};
 use super::record_locks::Turn;
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
 use super::{Gateway, InteractionView};
@@ -15,7 +15,7 @@ use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
-use crate::events::{Event, EventType};
+use crate::events::{About, Event, EventType};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
 
@@ -114,13 +114,18 @@ impl Work<'_> {
     ) -> Result<Vec<OutboxItem>> {
         let mut items = Vec::with_capacity(self.events.len() + self.notices.len());
         for p in &self.events {
-            let event = match p {
-                Pending::Interaction(kind, more) => {
-                    Event::about_interaction(*kind, now, &team.id, view, more)
-                }
-                Pending::Subject(kind) => Event::about_subject(*kind, now, &team.id, subject),
-            }?;
-            items.push(OutboxItem::new(Task::Event { event }, now));
+            items.push(match p {
+                Pending::Interaction(kind, more) => OutboxItem::event(
+                    Event::about_interaction(*kind, now, &team.id, view, more)?,
+                    view.about(),
+                    now,
+                ),
+                Pending::Subject(kind) => OutboxItem::event(
+                    Event::about_subject(*kind, now, &team.id, subject)?,
+                    About::subject(&subject.subject),
+                    now,
+                ),
+            });
         }
         items.extend(self.notices.iter().map(|n| {
             let task = Task::Notice {
@@ -280,8 +285,11 @@ impl Gateway {
             // What the commit will have written, to hand to the next in line.
             let committed = committed_pair(&pair, &ops, own, subject_at, &w);
             ops.append(&mut w.also);
-            for item in &items {
-                ops.extend(enqueue(&team.id, item, now)?);
+            // What the items will count, once committed (they go to the outbox).
+            let kinds: Vec<EventType> = items.iter().filter_map(OutboxItem::event_kind).collect();
+            let wake = !items.is_empty();
+            for item in items {
+                ops.extend(self.outbox.enqueue(&team.id, item, now)?);
             }
             // The commit is sent (its first poll queues it on the store's
             // connection), then the next in line goes on with what it will
@@ -301,8 +309,8 @@ impl Gateway {
             };
             match outcome? {
                 Commit::Applied => {
-                    count(&items, &view);
-                    if !items.is_empty() {
+                    count(&kinds, &view);
+                    if wake {
                         self.outbox.wake();
                     }
                     return Ok(Done {
@@ -374,21 +382,17 @@ fn committed_pair(
     })
 }
 
-/// Counts what a committed decision did.
-fn count(items: &[OutboxItem], view: &InteractionView) {
-    for item in items {
-        let Task::Event { event } = &item.task else {
-            continue;
-        };
-        match event.kind {
+/// Counts what a committed decision did: the kinds of its events.
+fn count(kinds: &[EventType], view: &InteractionView) {
+    for &kind in kinds {
+        match kind {
             EventType::InteractionAuthenticated => {
                 let method = view.method.map_or("none", |m| m.as_str());
                 metrics::counter!("chatgate_authentications_total", "method" => method)
                     .increment(1);
             }
             EventType::SubjectLocked | EventType::SubjectBanned => {
-                metrics::counter!("chatgate_lockouts_total", "kind" => event.kind.as_str())
-                    .increment(1);
+                metrics::counter!("chatgate_lockouts_total", "kind" => kind.as_str()).increment(1);
             }
             _ => {}
         }
