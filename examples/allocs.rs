@@ -14,7 +14,8 @@
 //! cargo run --release --example allocs                 # memory and Redis
 //! cargo run --release --example allocs -- --memory-only
 //! cargo run --release --example allocs -- --redis-only
-//! cargo run --release --example allocs -- --memory-only --verify   # and wrong codes
+//! cargo run --release --example allocs -- --memory-only --verify     # and wrong codes
+//! cargo run --release --example allocs -- --memory-only --callback   # and login callbacks
 //! ```
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
@@ -70,54 +71,49 @@ static GLOBAL: Counting = Counting;
 const WARM: usize = 200;
 const COUNTED: usize = 2_000;
 
-/// The requests of one row: `method paths[i]` (round robin) with `body`,
-/// each answered `status`.
-struct Calls<'a> {
-    method: &'a str,
-    paths: &'a [String],
-    body: &'a [u8],
-    status: u16,
-    auth: &'a str,
-}
-
-impl<'a> Calls<'a> {
-    fn get(paths: &'a [String], auth: &'a str) -> Self {
-        Calls {
-            method: "GET",
-            paths,
-            body: b"",
-            status: 200,
-            auth,
-        }
+/// `GET paths[i]` (round robin) with `auth`.
+fn gets<'a>(paths: &'a [String], auth: &'a str) -> impl FnMut(usize) -> engine::Req + 'a {
+    move |i| {
+        engine::request(
+            "GET",
+            &paths[i % paths.len()],
+            &[("authorization", auth)],
+            Vec::new(),
+        )
     }
 }
 
-async fn send(s: &mut SendRequest<Full<Bytes>>, n: usize, c: &Calls<'_>) {
-    for i in 0..n {
-        let path = &c.paths[i % c.paths.len()];
-        let req = engine::request(
-            c.method,
-            path,
-            &[("authorization", c.auth)],
-            c.body.to_vec(),
-        );
+/// Sends `n` requests made by `make` (from its `from`th), one after
+/// another, each answered `status`.
+async fn send(
+    s: &mut SendRequest<Full<Bytes>>,
+    (from, n): (usize, usize),
+    make: &mut impl FnMut(usize) -> engine::Req,
+    status: u16,
+) {
+    for i in from..from + n {
+        let req = make(i);
         s.ready().await.expect("connection");
         let res = s.send_request(req).await.expect("answer");
-        assert_eq!(res.status(), c.status, "{path}");
+        assert_eq!(res.status(), status, "request {i}");
         res.into_body().collect().await.expect("body");
     }
 }
 
-/// Allocations per request of `c` at `addr`.
-async fn per_request(addr: SocketAddr, c: &Calls<'_>) -> (f64, f64) {
+/// Allocations per request of the requests `make` makes, at `addr`.
+async fn per_request(
+    addr: SocketAddr,
+    mut make: impl FnMut(usize) -> engine::Req,
+    status: u16,
+) -> (f64, f64) {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .expect("handshake");
     tokio::spawn(conn);
-    send(&mut s, WARM, c).await;
+    send(&mut s, (0, WARM), &mut make, status).await;
     let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
-    send(&mut s, COUNTED, c).await;
+    send(&mut s, (WARM, COUNTED), &mut make, status).await;
     let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
     let n = COUNTED as f64;
     ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
@@ -132,6 +128,7 @@ fn main() {
     let memory_only = std::env::args().any(|a| a == "--memory-only");
     let redis_only = std::env::args().any(|a| a == "--redis-only");
     let verify = std::env::args().any(|a| a == "--verify");
+    let callback = std::env::args().any(|a| a == "--callback");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -147,7 +144,7 @@ fn main() {
         let bare = if redis_only {
             None
         } else {
-            let c = per_request(ceilings::bare().await, &Calls::get(&root, "-")).await;
+            let c = per_request(ceilings::bare().await, gets(&root, "-"), 200).await;
             row("CEILING bare axum", c, None);
             Some(c)
         };
@@ -156,7 +153,7 @@ fn main() {
             None
         } else {
             let addr = ceilings::redis_get(gateway::REDIS_URL, &prefix).await;
-            let c = per_request(addr, &Calls::get(&root, "-")).await;
+            let c = per_request(addr, gets(&root, "-"), 200).await;
             row("CEILING axum + one Redis GET", c, None);
             Some(c)
         };
@@ -171,7 +168,7 @@ fn main() {
                 .collect();
             let auth = format!("Bearer {}", g.agent);
             let store = if redis { "redis" } else { "memory" };
-            let n = per_request(g.addr, &Calls::get(&paths, &auth)).await;
+            let n = per_request(g.addr, gets(&paths, &auth), 200).await;
             row(&format!("status read ({store})"), n, Some(ceiling));
             if verify {
                 // Wrong codes (7 digits: never a 6-digit OTP) on an open
@@ -186,15 +183,39 @@ fn main() {
                     let cid = g.start_otp(s.id).await;
                     paths.push(format!("/v1/interactions/{}/challenges/{cid}/verify", s.id));
                 }
-                let calls = Calls {
-                    method: "POST",
-                    paths: &paths,
-                    body: br#"{"code":"0000000"}"#,
-                    status: 401,
-                    auth: &format!("Bearer {}", g.bot),
+                let auth = format!("Bearer {}", g.bot);
+                let wrong = |i: usize| {
+                    let path = &paths[i % paths.len()];
+                    let body = br#"{"code":"0000000"}"#.to_vec();
+                    engine::request("POST", path, &[("authorization", &auth)], body)
                 };
-                let n = per_request(g.addr, &calls).await;
+                let n = per_request(g.addr, wrong, 401).await;
                 row(&format!("wrong code ({store})"), n, Some(ceiling));
+            }
+            if callback {
+                // Login callbacks, each on an interaction of its own and a
+                // link issued before (as the load test's row), signed
+                // before: the signing is the login page's work, not the
+                // gateway's.
+                let fresh = g.seed(10_000, WARM + COUNTED, 4).await;
+                let mut signed = Vec::new();
+                for s in &fresh {
+                    let token = g.issue(s.id).await;
+                    signed.push(g.signed_callback(&token, &format!("cust-{}", s.id)));
+                }
+                g.settle().await;
+                let callbacks = |i: usize| {
+                    let (body, id, ts, sig) = &signed[i];
+                    let ts = ts.to_string();
+                    let headers = [
+                        ("webhook-id", id.as_str()),
+                        ("webhook-timestamp", &ts),
+                        ("webhook-signature", sig),
+                    ];
+                    engine::request("POST", "/v1/login/callback", &headers, body.clone())
+                };
+                let n = per_request(g.addr, callbacks, 200).await;
+                row(&format!("login callback ({store})"), n, Some(ceiling));
             }
             g.stop().await;
         }
