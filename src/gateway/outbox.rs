@@ -42,6 +42,12 @@ const BATCH: usize = 16;
 const CONCURRENCY: usize = 8;
 /// Batches one team's dispatch handles per pass, at most.
 const MAX_ROUNDS: usize = 8;
+/// Batches of one team handled side by side, at most: while every batch
+/// comes back full, the next step runs twice as many (1, 2, 4), so a queue
+/// that grows under load is drained in fewer round trips than it took to
+/// fill, and an idle one still costs one claim per look. Each batch keeps
+/// its own [`CONCURRENCY`], so each still ends within its [`LEASE`].
+const MAX_WIDTH: usize = 4;
 /// How often the dispatcher looks, when nothing wakes it sooner.
 const POLL: Duration = Duration::from_millis(250);
 /// A notice is retried this long, an event's webhook delivery this long.
@@ -357,15 +363,26 @@ pub async fn run_dispatcher(
         let pass = futures::future::join_all(gw.config.teams.values().map(|team| {
             let (gw, clock) = (&gw, &clock);
             async move {
-                for _ in 0..MAX_ROUNDS {
-                    match gw.dispatch_team(team, clock.as_ref()).await {
-                        Ok(n) if n == BATCH => continue,
-                        Ok(_) => return false,
-                        Err(e) => {
-                            tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
-                            return false;
+                let (mut rounds, mut width) = (0, 1);
+                while rounds < MAX_ROUNDS {
+                    // Claims are atomic: batches side by side get distinct items.
+                    let side_by_side = width.min(MAX_ROUNDS - rounds);
+                    let step = (0..side_by_side).map(|_| gw.dispatch_team(team, clock.as_ref()));
+                    let mut full = true;
+                    for claimed in futures::future::join_all(step).await {
+                        match claimed {
+                            Ok(n) => full &= n == BATCH,
+                            Err(e) => {
+                                tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
+                                return false;
+                            }
                         }
                     }
+                    if !full {
+                        return false;
+                    }
+                    rounds += side_by_side;
+                    width = (width * 2).min(MAX_WIDTH);
                 }
                 true
             }

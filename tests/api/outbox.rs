@@ -257,6 +257,44 @@ both_stores!(
     }
 );
 
+both_stores!(
+    a_backlog_due_at_once_goes_out_once_in_batches_side_by_side,
+    |app: TestApp| async move {
+        // Five batches' worth of events fail their first delivery, so all
+        // come due again at one instant: the dispatcher drains them in
+        // batches run side by side, each claiming items of its own.
+        const N: usize = 80;
+        let backend = app.backend;
+        drop(app);
+        let receiver = receiver_failing_first(N as u64, 500).await;
+        let Some(app) = spawn_with(backend, with_webhook(&receiver.uri(), &generate_whsec())).await
+        else {
+            return;
+        };
+        for _ in 0..N {
+            app.new_interaction().await;
+        }
+        let created =
+            || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+        eventually("every first attempt", || async {
+            created().await.len() == N
+        })
+        .await;
+        app.advance(3);
+        eventually("every retry", || async { created().await.len() >= 2 * N }).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut attempts = std::collections::HashMap::<String, usize>::new();
+        for r in created().await {
+            *attempts.entry(header(&r, "webhook-id")).or_default() += 1;
+        }
+        assert_eq!(attempts.len(), N);
+        assert!(
+            attempts.values().all(|&n| n == 2),
+            "each event: one failed attempt, one delivery: {attempts:?}"
+        );
+    }
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_delivery_survives_a_restart() {
     let receiver = MockServer::start().await;
