@@ -16,7 +16,7 @@ use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventType};
+use crate::events::EventType;
 use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
 
@@ -140,18 +140,13 @@ impl Gateway {
             )?];
             ops.extend(write_interaction(team, 0, None, &mut rec, now)?);
             let view = InteractionView::build(&rec, subject.as_ref(), s, now);
-            let event = Event::about_interaction(
+            let created = OutboxItem::about_interaction(
                 EventType::InteractionCreated,
                 now,
-                &team.id,
                 &view,
                 &serde_json::Value::Null,
             )?;
-            ops.extend(self.outbox.enqueue(
-                &team.id,
-                OutboxItem::event(event, view.about(), now),
-                now,
-            )?);
+            ops.extend(self.outbox.enqueue(&team.id, created, now)?);
             match self.store.commit(ops).await? {
                 Commit::Applied => Ok(Some((view, true))),
                 Commit::Conflict { .. } => Ok(None),

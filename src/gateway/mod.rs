@@ -38,7 +38,7 @@ use crate::config::{ChannelKind, Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::error::{Error, Result};
-use crate::events::{Event, EventType, Publisher};
+use crate::events::{EventType, Publisher};
 use crate::store::SharedStore;
 use crate::time::Timestamp;
 
@@ -196,8 +196,7 @@ impl Gateway {
         view: &InteractionView,
         extra: serde_json::Value,
     ) -> Result<()> {
-        let event = Event::about_interaction(kind, now, &view.team, view, &extra)?;
-        let item = OutboxItem::event(event, view.about(), now);
+        let item = OutboxItem::about_interaction(kind, now, view, &extra)?;
         self.enqueue_now(&view.team, vec![item], now).await
     }
 }

@@ -22,10 +22,11 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::records::put;
-use super::Gateway;
+use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::{Team, TeamWebhook};
 use crate::domain::interaction::Contact;
+use crate::domain::subject::SubjectView;
 use crate::domain::webhook_sig;
 use crate::error::Result;
 use crate::events::{About, Event, EventType};
@@ -181,12 +182,28 @@ impl OutboxItem {
         )
     }
 
-    /// The kind of the event it publishes, if it is an event.
-    pub fn event_kind(&self) -> Option<EventType> {
-        match &self.task {
-            Task::Event { event, .. } => Some(event.kind),
-            Task::Notice { .. } => None,
-        }
+    /// An item that publishes event `kind` about the interaction `view`
+    /// (`data`: the view and the members of `more`).
+    pub fn about_interaction(
+        kind: EventType,
+        now: Timestamp,
+        view: &InteractionView,
+        more: &serde_json::Value,
+    ) -> Result<Self> {
+        let event = Event::about_interaction(kind, now, &view.team, view, more)?;
+        let about = About::interaction(view.id, view.customer_ref.as_deref());
+        Ok(Self::event(event, about, now))
+    }
+
+    /// An item that publishes event `kind` about the subject `view`.
+    pub fn about_subject(
+        kind: EventType,
+        now: Timestamp,
+        team: &str,
+        view: &SubjectView,
+    ) -> Result<Self> {
+        let event = Event::about_subject(kind, now, team, view)?;
+        Ok(Self::event(event, About::subject(&view.subject), now))
     }
 
     pub fn new(task: Task, now: Timestamp) -> Self {

@@ -3,7 +3,7 @@
 use crate::config::Team;
 use crate::domain::subject::{SubjectRecord, SubjectView};
 use crate::error::Result;
-use crate::events::{About, Event, EventType};
+use crate::events::EventType;
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
@@ -50,12 +50,9 @@ impl Gateway {
             rec.unlock();
             let view = rec.view(now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
-            let event = Event::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)?;
-            ops.extend(self.outbox.enqueue(
-                &team.id,
-                OutboxItem::event(event, About::subject(&view.subject), now),
-                now,
-            )?);
+            let unlocked =
+                OutboxItem::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)?;
+            ops.extend(self.outbox.enqueue(&team.id, unlocked, now)?);
             Ok(match self.store.commit(ops).await? {
                 Commit::Applied => Some(view),
                 Commit::Conflict { .. } => None,

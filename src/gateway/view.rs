@@ -7,7 +7,6 @@ use crate::config::Settings;
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::{Contact, Customer, InteractionRecord, Method, Status};
 use crate::domain::subject::{Standing, SubjectRecord};
-use crate::events::About;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -43,11 +42,6 @@ pub struct InteractionView {
 }
 
 impl InteractionView {
-    /// Whom an event about this interaction is about.
-    pub fn about(&self) -> About {
-        About::interaction(self.id, self.customer_ref.as_deref())
-    }
-
     pub fn build(
         rec: &InteractionRecord,
         subject: Option<&SubjectRecord>,

@@ -15,7 +15,7 @@ use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
-use crate::events::{About, Event, EventType};
+use crate::events::EventType;
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
 
@@ -40,6 +40,14 @@ enum Pending {
     Interaction(EventType, serde_json::Value),
     /// `data.subject`.
     Subject(EventType),
+}
+
+impl Pending {
+    fn kind(&self) -> EventType {
+        match self {
+            Pending::Interaction(kind, _) | Pending::Subject(kind) => *kind,
+        }
+    }
 }
 
 impl Work<'_> {
@@ -115,16 +123,10 @@ impl Work<'_> {
         let mut items = Vec::with_capacity(self.events.len() + self.notices.len());
         for p in &self.events {
             items.push(match p {
-                Pending::Interaction(kind, more) => OutboxItem::event(
-                    Event::about_interaction(*kind, now, &team.id, view, more)?,
-                    view.about(),
-                    now,
-                ),
-                Pending::Subject(kind) => OutboxItem::event(
-                    Event::about_subject(*kind, now, &team.id, subject)?,
-                    About::subject(&subject.subject),
-                    now,
-                ),
+                Pending::Interaction(kind, more) => {
+                    OutboxItem::about_interaction(*kind, now, view, more)?
+                }
+                Pending::Subject(kind) => OutboxItem::about_subject(*kind, now, &team.id, subject)?,
             });
         }
         items.extend(self.notices.iter().map(|n| {
@@ -285,8 +287,6 @@ impl Gateway {
             // What the commit will have written, to hand to the next in line.
             let committed = committed_pair(&pair, &ops, own, subject_at, &w);
             ops.append(&mut w.also);
-            // What the items will count, once committed (they go to the outbox).
-            let kinds: Vec<EventType> = items.iter().filter_map(OutboxItem::event_kind).collect();
             let wake = !items.is_empty();
             for item in items {
                 ops.extend(self.outbox.enqueue(&team.id, item, now)?);
@@ -309,7 +309,7 @@ impl Gateway {
             };
             match outcome? {
                 Commit::Applied => {
-                    count(&kinds, &view);
+                    count(w.events.iter().map(Pending::kind), &view);
                     if wake {
                         self.outbox.wake();
                     }
@@ -383,8 +383,8 @@ fn committed_pair(
 }
 
 /// Counts what a committed decision did: the kinds of its events.
-fn count(kinds: &[EventType], view: &InteractionView) {
-    for &kind in kinds {
+fn count(kinds: impl Iterator<Item = EventType>, view: &InteractionView) {
+    for kind in kinds {
         match kind {
             EventType::InteractionAuthenticated => {
                 let method = view.method.map_or("none", |m| m.as_str());
