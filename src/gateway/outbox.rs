@@ -30,7 +30,7 @@ use crate::domain::subject::SubjectView;
 use crate::domain::webhook_sig;
 use crate::error::Result;
 use crate::events::{About, Event, EventType};
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How long an item is kept: past the longest retry window.
@@ -382,20 +382,37 @@ pub async fn run_dispatcher(
             async move {
                 let (mut rounds, mut width) = (0, 1);
                 while rounds < MAX_ROUNDS {
-                    // Claims are atomic: batches side by side get distinct items.
+                    // Claims are atomic: batches side by side get distinct
+                    // items, the first the earliest due.
                     let side_by_side = width.min(MAX_ROUNDS - rounds);
-                    let step = (0..side_by_side).map(|_| gw.dispatch_team(team, clock.as_ref()));
-                    let mut full = true;
+                    let step = (0..side_by_side).map(|_| gw.claim_batch(team, clock.as_ref()));
+                    let (mut batches, mut ok) = (Vec::with_capacity(side_by_side), true);
                     for claimed in futures::future::join_all(step).await {
                         match claimed {
-                            Ok(n) => full &= n == BATCH,
+                            Ok(batch) => batches.push(batch),
                             Err(e) => {
                                 tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
-                                return false;
+                                ok = false;
                             }
                         }
                     }
-                    if !full {
+                    // Events reach the live stream in the order they came
+                    // due, before any delivery of the step: a slow webhook
+                    // in one batch does not let a later batch's events by.
+                    for batch in &mut batches {
+                        gw.publish_claimed(batch);
+                    }
+                    let full = batches.iter().all(|b| b.claimed == BATCH);
+                    let delivered = batches
+                        .into_iter()
+                        .map(|batch| gw.deliver_claimed(team, batch, clock.as_ref()));
+                    for settled in futures::future::join_all(delivered).await {
+                        if let Err(e) = settled {
+                            tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
+                            ok = false;
+                        }
+                    }
+                    if !ok || !full {
                         return false;
                     }
                     rounds += side_by_side;
@@ -420,6 +437,40 @@ struct Handled {
     pending: Option<Duration>,
 }
 
+impl Handled {
+    /// The item is done with: its queue entry goes, and `extra` (its key).
+    fn removed(queue: &str, entry: &IndexEntry, extra: Option<Op>) -> Self {
+        Handled {
+            ops: std::iter::once(Op::IndexRemove {
+                key: queue.to_string(),
+                member: entry.member.clone(),
+            })
+            .chain(extra)
+            .collect(),
+            pending: None,
+        }
+    }
+}
+
+/// A claimed item, read and understood, to deliver.
+struct Claimed {
+    entry: IndexEntry,
+    key: String,
+    version: u64,
+    item: OutboxItem,
+}
+
+/// One claimed batch of a team's due items, in the order they came due:
+/// those to deliver, and those already settled while read (gone, not an
+/// item, unreadable).
+struct Batch {
+    queue: String,
+    /// How many entries the claim took.
+    claimed: usize,
+    ready: Vec<Claimed>,
+    settled: Vec<Handled>,
+}
+
 impl Gateway {
     /// Commits `items` on their own (for events of changes that are not an
     /// interaction's unit of work) and wakes the dispatcher.
@@ -438,9 +489,9 @@ impl Gateway {
         Ok(())
     }
 
-    /// Delivers the items of `team` due now, a few at a time, each with the
-    /// time it is handled at; returns how many it claimed.
-    pub async fn dispatch_team(&self, team: &Team, clock: &dyn Clock) -> Result<usize> {
+    /// Claims up to [`BATCH`] of `team`'s items due now, earliest first,
+    /// and reads them (one claim and one read: an `MGET` on Redis).
+    async fn claim_batch(&self, team: &Team, clock: &dyn Clock) -> Result<Batch> {
         let queue = keys::outbox(&team.id);
         let now = clock.now();
         let lease = now.plus(LEASE).unix_millis();
@@ -449,7 +500,6 @@ impl Gateway {
             .index_claim_due(&queue, now.unix_millis(), BATCH, lease)
             .await?;
         let n = claimed.len();
-        // The claimed items in one read (one MGET on Redis), not one each.
         let ids: Vec<Option<Uuid>> = claimed
             .iter()
             .map(|e| Uuid::parse_str(&e.member).ok())
@@ -460,18 +510,48 @@ impl Gateway {
             .map(|id| keys::outbox_item(&team.id, *id))
             .collect();
         let mut read = self.store.get(&item_keys).await?.into_iter();
-        let loaded: Vec<_> = claimed
-            .into_iter()
-            .zip(ids)
-            .map(|(entry, id)| {
-                let item = id.map(|id| (id, read.next().flatten()));
-                (entry, item)
-            })
-            .collect();
+        let mut batch = Batch {
+            queue,
+            claimed: n,
+            ready: Vec::with_capacity(n),
+            settled: Vec::new(),
+        };
+        for (entry, id) in claimed.into_iter().zip(ids) {
+            let item = id.map(|id| (id, read.next().flatten()));
+            match self.open_item(team, &batch.queue, entry, item) {
+                Ok(claimed) => batch.ready.push(claimed),
+                Err(handled) => batch.settled.push(handled),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Publishes the batch's events not yet published, in its order.
+    fn publish_claimed(&self, batch: &mut Batch) {
+        for claimed in &mut batch.ready {
+            let item = &mut claimed.item;
+            if let Task::Event { event, about } = &item.task {
+                if !item.published {
+                    self.events.publish(event.clone(), about.as_ref());
+                    item.published = true;
+                }
+            }
+        }
+    }
+
+    /// Delivers the batch's items, [`CONCURRENCY`] at a time, each at the
+    /// time it is handled, then removes or reschedules them in one commit.
+    async fn deliver_claimed(&self, team: &Team, batch: Batch, clock: &dyn Clock) -> Result<()> {
+        let Batch {
+            queue,
+            ready,
+            mut settled,
+            ..
+        } = batch;
         let queue = &queue;
-        let handled: Vec<Handled> = futures::stream::iter(loaded)
-            .map(|(entry, item)| async move {
-                match self.dispatch_item(team, queue, entry, item, clock.now()).await {
+        let delivered: Vec<Handled> = futures::stream::iter(ready)
+            .map(|claimed| async move {
+                match self.settle_item(team, queue, claimed, clock.now()).await {
                     Ok(handled) => Some(handled),
                     // The claim's lease brings it back.
                     Err(e) => {
@@ -484,82 +564,100 @@ impl Gateway {
             .filter_map(std::future::ready)
             .collect()
             .await;
+        settled.extend(delivered);
         // The batch's removals and reschedules in one commit; should another
         // instance have touched one of its items (a lease that ran out), each
         // item's ops on their own, so the others still land.
-        let all: Vec<Op> = handled.iter().flat_map(|h| h.ops.iter().cloned()).collect();
+        let all: Vec<Op> = settled.iter().flat_map(|h| h.ops.iter().cloned()).collect();
         if self.store.commit(all).await? != Commit::Applied {
-            for h in &handled {
+            for h in &settled {
                 // One item the store refuses does not keep the others back.
                 if let Err(e) = self.store.commit(h.ops.clone()).await {
                     tracing::warn!(team = %team.id, error = %e, "outbox item not settled; will retry");
                 }
             }
         }
-        let oldest = handled
+        let oldest = settled
             .iter()
             .filter_map(|h| h.pending)
             .max()
             .unwrap_or_default();
         metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.id.clone())
             .set(oldest.as_secs_f64());
-        Ok(n)
+        Ok(())
     }
 
-    /// Handles one claimed item at `now`, as read with its batch (`None`
-    /// when its member is not an item id): delivers it and answers the ops
-    /// that remove it or, after a failure, reschedule it.
-    async fn dispatch_item(
+    /// Understands one claimed item, as read with its batch (`None` when
+    /// its member is not an item id): the item to deliver, or, for one
+    /// that is gone or cannot be read, the ops that settle it.
+    fn open_item(
         &self,
         team: &Team,
         queue: &str,
-        entry: crate::store::IndexEntry,
+        entry: IndexEntry,
         item: Option<(Uuid, Option<crate::store::Versioned>)>,
-        now: Timestamp,
-    ) -> Result<Handled> {
-        let done = |extra: Option<Op>| Handled {
-            ops: std::iter::once(Op::IndexRemove {
-                key: queue.to_string(),
-                member: entry.member.clone(),
-            })
-            .chain(extra)
-            .collect(),
-            pending: None,
-        };
+    ) -> Result<Claimed, Handled> {
         let Some((id, raw)) = item else {
             tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
-            return Ok(done(None));
+            return Err(Handled::removed(queue, &entry, None));
         };
         let key = keys::outbox_item(&team.id, id);
         let Some(raw) = raw else {
             // Delivered by another instance, or expired.
             self.outbox.kept.forget(id);
-            return Ok(done(None));
+            return Err(Handled::removed(queue, &entry, None));
         };
         let version = raw.version;
-        let delete = |key: String| {
-            Some(Op::Delete {
-                key,
-                expected: version,
-            })
-        };
         let kept = self.outbox.kept.take(id, version);
-        let Some(mut value) = kept.or_else(|| serde_json::from_str::<OutboxItem>(&raw.value).ok())
-        else {
-            // Quarantined: one bad item never stops the others.
-            tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
-            metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
-            return Ok(done(delete(key)));
-        };
-        let outcome = self.deliver(team, &mut value, now).await;
+        match kept.or_else(|| serde_json::from_str::<OutboxItem>(&raw.value).ok()) {
+            Some(item) => Ok(Claimed {
+                entry,
+                key,
+                version,
+                item,
+            }),
+            None => {
+                // Quarantined: one bad item never stops the others.
+                tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
+                metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
+                let delete = Op::Delete {
+                    key,
+                    expected: version,
+                };
+                Err(Handled::removed(queue, &entry, Some(delete)))
+            }
+        }
+    }
+
+    /// Delivers one item at `now` and answers the ops that remove it or,
+    /// after a failure, reschedule it.
+    async fn settle_item(
+        &self,
+        team: &Team,
+        queue: &str,
+        claimed: Claimed,
+        now: Timestamp,
+    ) -> Result<Handled> {
+        let Claimed {
+            entry,
+            key,
+            version,
+            item: mut value,
+        } = claimed;
+        let id = value.id;
+        let outcome = self.deliver(team, &value, now).await;
         let kind = match value.task {
             Task::Event { .. } => "event",
             Task::Notice { .. } => "notice",
         };
+        let delete = |key: String| Op::Delete {
+            key,
+            expected: version,
+        };
         let failed = match outcome {
             Ok(()) => {
                 metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                return Ok(done(delete(key)));
+                return Ok(Handled::removed(queue, &entry, Some(delete(key))));
             }
             Err(failed) => failed,
         };
@@ -573,7 +671,7 @@ impl Gateway {
         if age >= give_up {
             tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
             metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-            return Ok(done(delete(key)));
+            return Ok(Handled::removed(queue, &entry, Some(delete(key))));
         }
         let next = now.plus(backoff(value.attempts, failed.retry_after));
         tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
@@ -583,7 +681,7 @@ impl Gateway {
                 put(&key, version, &value, Some(keep))?,
                 Op::QueueAdd {
                     key: queue.to_string(),
-                    member: entry.member.clone(),
+                    member: entry.member,
                     score: next.unix_millis(),
                     ttl: keep,
                 },
@@ -592,24 +690,14 @@ impl Gateway {
         })
     }
 
-    /// One attempt at one item.
-    async fn deliver(
-        &self,
-        team: &Team,
-        item: &mut OutboxItem,
-        now: Timestamp,
-    ) -> Result<(), Failed> {
+    /// One attempt at one item (an event is published before: only its
+    /// webhook is left).
+    async fn deliver(&self, team: &Team, item: &OutboxItem, now: Timestamp) -> Result<(), Failed> {
         match &item.task {
-            Task::Event { event, about } => {
-                if !item.published {
-                    self.events.publish(event.clone(), about.as_ref());
-                    item.published = true;
-                }
-                match &team.webhook {
-                    Some(hook) => post_event(&self.outbox.http, hook, event, now).await,
-                    None => Ok(()),
-                }
-            }
+            Task::Event { event, .. } => match &team.webhook {
+                Some(hook) => post_event(&self.outbox.http, hook, event, now).await,
+                None => Ok(()),
+            },
             Task::Notice {
                 notice,
                 interaction_id,

@@ -295,6 +295,64 @@ both_stores!(
     }
 );
 
+both_stores!(
+    a_backlog_reaches_the_live_stream_in_the_order_it_came_due,
+    |app: TestApp| async move {
+        // Four batches' worth of events, due at once and none published yet
+        // (written while no gateway ran), and a webhook that takes its time:
+        // the dispatcher runs batches side by side, and still each event
+        // reaches the live stream after every one due before it.
+        const N: usize = 64;
+        let backend = app.backend;
+        drop(app);
+        let Some((store, prefix)) = own_store(backend).await else {
+            return;
+        };
+        use chatgate::events::{About, Event, EventType};
+        use chatgate::gateway::{Outbox, OutboxItem};
+        use chatgate::time::{Clock, SystemClock, Timestamp};
+        // Due before the gateway's clock starts (at a whole second).
+        let now = Timestamp::from_unix_seconds(SystemClock.now().unix_seconds() - 60);
+        let (outbox, mut ops, mut due) = (Outbox::new(), Vec::new(), Vec::new());
+        for i in 0..N {
+            let subject = format!("cust-{i}");
+            let data = serde_json::json!({"subject": {"subject": subject}});
+            let event = Event::new(EventType::SubjectUnlocked, now, "acme", &data).unwrap();
+            due.push(event.id);
+            let item = OutboxItem::event(event, About::subject(&subject), now);
+            ops.extend(outbox.enqueue("acme", item, now).unwrap());
+        }
+        assert_eq!(store.commit(ops).await.unwrap(), Commit::Applied);
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204).set_delay(Duration::from_millis(100)))
+            .mount(&receiver)
+            .await;
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store),
+            ..with_webhook(&receiver.uri(), &generate_whsec())
+        };
+        let Some(mut app) = spawn_with(backend, setup).await else {
+            return;
+        };
+        let mut published = Vec::new();
+        while published.len() < N {
+            let next = tokio::time::timeout(Duration::from_secs(10), app.events.recv()).await;
+            published.push(next.expect("every event within 10 s").unwrap().id);
+        }
+        let first_out_of_order = published.iter().zip(&due).position(|(p, d)| p != d);
+        assert_eq!(
+            first_out_of_order, None,
+            "published in the order they came due"
+        );
+        eventually("every webhook delivery", || async {
+            receiver.received_requests().await.unwrap_or_default().len() == N
+        })
+        .await;
+    }
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pending_delivery_survives_a_restart() {
     let receiver = MockServer::start().await;
