@@ -55,6 +55,11 @@ pub struct Outcome {
     /// only; see `gateway::RedisCounters`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis: Option<RedisCost>,
+    /// Seconds the gateway's outbox took, after the measured time, to
+    /// deliver the events and notices the row left behind: work of the
+    /// row's requests that its req/s and CPU do not include.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_after_s: Option<f64>,
 }
 
 /// Redis' own work per completed request over the measured time: its CPU
@@ -201,5 +206,6 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
         statuses,
         ran_dry: dry.load(Ordering::Relaxed),
         redis: None,
+        outbox_after_s: None,
     }
 }

@@ -194,18 +194,20 @@ impl Running {
     /// until the outbox is empty: seeding leaves an event per interaction
     /// and a notice per login to deliver, work that would otherwise run
     /// during the first scenarios.
-    pub async fn settle(&self) {
+    pub async fn settle(&self) -> f64 {
         let outbox = chatgate::store::keys::outbox("acme");
         let t0 = std::time::Instant::now();
         while t0.elapsed() < std::time::Duration::from_secs(900) {
             let left = self.gateway.store.index_desc(&outbox, None, 1).await;
             if left.is_ok_and(|l| l.is_empty()) {
-                eprintln!("outbox drained in {:.1} s", t0.elapsed().as_secs_f64());
-                return;
+                let took = t0.elapsed().as_secs_f64();
+                eprintln!("outbox drained in {took:.1} s");
+                return took;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         eprintln!("outbox NOT drained after 900 s: the next figures carry its backlog");
+        t0.elapsed().as_secs_f64()
     }
 
     /// A fresh login link's token for interaction `id`.

@@ -158,8 +158,8 @@ impl Bench {
         on: Option<OnAnswer>,
     ) -> (Outcome, report::Ceiling) {
         let before = self.ceiling_now().await;
-        let o = self.measure(g.redis, g.addr, make, on).await;
-        g.settle().await;
+        let mut o = self.measure(g.redis, g.addr, make, on).await;
+        o.outbox_after_s = Some(g.settle().await);
         let after = self.ceiling_now().await;
         (o, report::Ceiling { before, after })
     }

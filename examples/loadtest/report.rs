@@ -291,15 +291,22 @@ impl Report {
             .collect();
         if !costs.is_empty() {
             println!(
-                "\nCPU per request while measured: this process (gateway, load generator and client; /proc/self/stat) and Redis' own (INFO cpu, commandstats); the two cores carry both:"
+                "\nCPU per request while measured: this process (gateway, load generator and client; /proc/self/stat) and Redis' own (INFO cpu, commandstats); the two cores carry both. `outbox s`: how long the outbox then took to deliver what the row left (work of its requests not in its figures):"
             );
             println!(
-                "| {:<44} | {:>10} | {:>9} | {:>9} | {:>8} | {:>7} | {:<40} |",
-                "figure", "process µs", "Redis µs", "total µs", "commands", "scripts", "most run"
+                "| {:<44} | {:>10} | {:>9} | {:>9} | {:>8} | {:>7} | {:>9} | {:<40} |",
+                "figure",
+                "process µs",
+                "Redis µs",
+                "total µs",
+                "commands",
+                "scripts",
+                "outbox s",
+                "most run"
             );
             println!(
-                "|{:-<46}|{:->12}|{:->11}|{:->11}|{:->10}|{:->9}|{:-<42}|",
-                "", "", "", "", "", "", ""
+                "|{:-<46}|{:->12}|{:->11}|{:->11}|{:->10}|{:->9}|{:->11}|{:-<42}|",
+                "", "", "", "", "", "", "", ""
             );
             let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
             for r in costs {
@@ -321,13 +328,14 @@ impl Report {
                         .collect()
                 });
                 println!(
-                    "| {:<44} | {:>10} | {:>9} | {:>9} | {:>8} | {:>7} | {:<40} |",
+                    "| {:<44} | {:>10} | {:>9} | {:>9} | {:>8} | {:>7} | {:>9} | {:<40} |",
                     r.name,
                     us(process),
                     us(c.map(|c| c.cpu_us)),
                     us(total),
                     c.map_or("-".into(), |c| format!("{:.1}", c.commands)),
                     c.map_or("-".into(), |c| format!("{:.2}", c.scripts)),
+                    us(r.outcome.outbox_after_s),
                     most.join(", ")
                 );
             }

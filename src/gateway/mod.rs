@@ -28,7 +28,7 @@ pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use login::{Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget};
-pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task};
+pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;

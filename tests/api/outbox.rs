@@ -260,10 +260,11 @@ both_stores!(
 both_stores!(
     a_backlog_due_at_once_goes_out_once_in_batches_side_by_side,
     |app: TestApp| async move {
-        // Five batches' worth of events fail their first delivery, so all
+        // Three batches' worth of events fail their first delivery, so all
         // come due again at one instant: the dispatcher drains them in
-        // batches run side by side, each claiming items of its own.
-        const N: usize = 80;
+        // batches run side by side (one, then two), each claiming items of
+        // its own.
+        const N: usize = 3 * chatgate::gateway::OUTBOX_BATCH;
         let backend = app.backend;
         drop(app);
         let receiver = receiver_failing_first(N as u64, 500).await;
@@ -298,11 +299,11 @@ both_stores!(
 both_stores!(
     a_backlog_reaches_the_live_stream_in_the_order_it_came_due,
     |app: TestApp| async move {
-        // Four batches' worth of events, due at once and none published yet
+        // Three batches' worth of events, due at once and none published yet
         // (written while no gateway ran), and a webhook that takes its time:
-        // the dispatcher runs batches side by side, and still each event
-        // reaches the live stream after every one due before it.
-        const N: usize = 64;
+        // the dispatcher runs batches side by side (one, then two), and still
+        // each event reaches the live stream after every one due before it.
+        const N: usize = 3 * chatgate::gateway::OUTBOX_BATCH;
         let backend = app.backend;
         drop(app);
         let Some((store, prefix)) = own_store(backend).await else {
