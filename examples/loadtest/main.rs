@@ -159,7 +159,8 @@ impl Bench {
     ) -> (Outcome, report::Ceiling) {
         let before = self.ceiling_now().await;
         let mut o = self.measure(g.redis, g.addr, make, on).await;
-        o.outbox_after_s = Some(g.settle().await);
+        // A backlog that never drained shows as `NaN`.
+        o.outbox_after_s = Some(g.settle().await.unwrap_or(f64::NAN));
         let after = self.ceiling_now().await;
         (o, report::Ceiling { before, after })
     }

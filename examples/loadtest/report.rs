@@ -335,7 +335,13 @@ impl Report {
                     us(total),
                     c.map_or("-".into(), |c| format!("{:.1}", c.commands)),
                     c.map_or("-".into(), |c| format!("{:.2}", c.scripts)),
-                    us(r.outcome.outbox_after_s),
+                    r.outcome.outbox_after_s.map_or("-".into(), |v| {
+                        if v.is_nan() {
+                            "> 900".into()
+                        } else {
+                            format!("{v:.1}")
+                        }
+                    }),
                     most.join(", ")
                 );
             }

@@ -51,9 +51,13 @@ const MAX_ROUNDS: usize = 8;
 /// queue that grows under load is drained in fewer round trips than it took
 /// to fill, and an idle one still costs one claim per look. Each batch
 /// keeps its own [`CONCURRENCY`], so each still ends within its [`LEASE`],
-/// and a team's webhook sees at most 64 deliveries at once from one
-/// instance.
+/// and a team's webhook sees at most `CONCURRENCY × MAX_WIDTH` deliveries
+/// at once from one instance.
 const MAX_WIDTH: usize = 2;
+// A batch whose every delivery times out still ends within its lease, with
+// time left to settle it.
+const _: () =
+    assert!((BATCH.div_ceil(CONCURRENCY) as u64) * WEBHOOK_TIMEOUT.as_secs() + 5 < LEASE.as_secs());
 /// How often the dispatcher looks, when nothing wakes it sooner.
 const POLL: Duration = Duration::from_millis(250);
 /// A notice is retried this long, an event's webhook delivery this long.
@@ -404,6 +408,9 @@ pub async fn run_dispatcher(
                     // Events reach the live stream in the order they came
                     // due, before any delivery of the step: a slow webhook
                     // in one batch does not let a later batch's events by.
+                    // Each claim took the earliest entries left, so the
+                    // batches are ordered by their first.
+                    batches.sort_by(|a, b| a.first.cmp(&b.first));
                     for batch in &mut batches {
                         gw.publish_claimed(batch);
                     }
@@ -472,6 +479,8 @@ struct Batch {
     queue: String,
     /// How many entries the claim took.
     claimed: usize,
+    /// The first of them, by due time and then member (the queue's order).
+    first: Option<(i64, String)>,
     ready: Vec<Claimed>,
     settled: Vec<Handled>,
 }
@@ -505,6 +514,7 @@ impl Gateway {
             .index_claim_due(&queue, now.unix_millis(), BATCH, lease)
             .await?;
         let n = claimed.len();
+        let first = claimed.first().map(|e| (e.score, e.member.clone()));
         let ids: Vec<Option<Uuid>> = claimed
             .iter()
             .map(|e| Uuid::parse_str(&e.member).ok())
@@ -518,6 +528,7 @@ impl Gateway {
         let mut batch = Batch {
             queue,
             claimed: n,
+            first,
             ready: Vec::with_capacity(n),
             settled: Vec::new(),
         };
