@@ -329,16 +329,15 @@ impl Outbox {
     /// is kept for this instance's dispatcher (see [`Kept`]).
     pub fn enqueue(&self, team: &str, item: OutboxItem, now: Timestamp) -> Result<[Op; 2]> {
         let put = put(&keys::outbox_item(team, item.id), 0, &item, Some(ITEM_TTL))?;
-        let Op::Put { version, .. } = &put else {
-            return Err(crate::error::Error::Internal);
-        };
         let queue = Op::QueueAdd {
             key: keys::outbox(team),
             member: item.id.to_string(),
             score: now.unix_millis(),
             ttl: ITEM_TTL,
         };
-        self.kept.keep(item.id, *version, item);
+        if let Op::Put { version, .. } = &put {
+            self.kept.keep(item.id, *version, item);
+        }
         Ok([put, queue])
     }
 }
@@ -414,7 +413,7 @@ pub async fn run_dispatcher(
                     for batch in &mut batches {
                         gw.publish_claimed(batch);
                     }
-                    let full = batches.iter().all(|b| b.claimed == BATCH);
+                    let full = batches.iter().all(Batch::full);
                     let delivered = batches
                         .into_iter()
                         .map(|batch| gw.deliver_claimed(team, batch, clock.as_ref()));
@@ -477,12 +476,17 @@ struct Claimed {
 /// item, unreadable).
 struct Batch {
     queue: String,
-    /// How many entries the claim took.
-    claimed: usize,
-    /// The first of them, by due time and then member (the queue's order).
+    /// The first entry claimed, by due time and then member (the queue's order).
     first: Option<(i64, String)>,
     ready: Vec<Claimed>,
     settled: Vec<Handled>,
+}
+
+impl Batch {
+    /// Whether the claim took as many entries as it could: more may be due.
+    fn full(&self) -> bool {
+        self.ready.len() + self.settled.len() == BATCH
+    }
 }
 
 impl Gateway {
@@ -513,7 +517,6 @@ impl Gateway {
             .store
             .index_claim_due(&queue, now.unix_millis(), BATCH, lease)
             .await?;
-        let n = claimed.len();
         let first = claimed.first().map(|e| (e.score, e.member.clone()));
         let ids: Vec<Option<Uuid>> = claimed
             .iter()
@@ -524,16 +527,16 @@ impl Gateway {
             .flatten()
             .map(|id| keys::outbox_item(&team.id, *id))
             .collect();
-        let mut read = self.store.get(&item_keys).await?.into_iter();
+        let read = self.store.get(&item_keys).await?;
+        let mut read = item_keys.into_iter().zip(read);
         let mut batch = Batch {
             queue,
-            claimed: n,
             first,
-            ready: Vec::with_capacity(n),
+            ready: Vec::with_capacity(claimed.len()),
             settled: Vec::new(),
         };
         for (entry, id) in claimed.into_iter().zip(ids) {
-            let item = id.map(|id| (id, read.next().flatten()));
+            let item = id.and_then(|id| read.next().map(|(key, raw)| (id, key, raw)));
             match self.open_item(team, &batch.queue, entry, item) {
                 Ok(claimed) => batch.ready.push(claimed),
                 Err(handled) => batch.settled.push(handled),
@@ -603,21 +606,21 @@ impl Gateway {
         Ok(())
     }
 
-    /// Understands one claimed item, as read with its batch (`None` when
-    /// its member is not an item id): the item to deliver, or, for one
-    /// that is gone or cannot be read, the ops that settle it.
+    /// Understands one claimed item, as read with its batch (its id, key
+    /// and stored value; `None` when its member is not an item id): the
+    /// item to deliver, or, for one that is gone or cannot be read, the ops
+    /// that settle it.
     fn open_item(
         &self,
         team: &Team,
         queue: &str,
         entry: IndexEntry,
-        item: Option<(Uuid, Option<crate::store::Versioned>)>,
+        item: Option<(Uuid, String, Option<crate::store::Versioned>)>,
     ) -> Result<Claimed, Handled> {
-        let Some((id, raw)) = item else {
+        let Some((id, key, raw)) = item else {
             tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
             return Err(Handled::removed(queue, &entry, None));
         };
-        let key = keys::outbox_item(&team.id, id);
         let Some(raw) = raw else {
             // Delivered by another instance, or expired.
             self.outbox.kept.forget(id);
@@ -662,9 +665,9 @@ impl Gateway {
         } = claimed;
         let id = value.id;
         let outcome = self.deliver(team, &value, now).await;
-        let kind = match value.task {
-            Task::Event { .. } => "event",
-            Task::Notice { .. } => "notice",
+        let (kind, give_up) = match value.task {
+            Task::Event { .. } => ("event", EVENT_GIVE_UP),
+            Task::Notice { .. } => ("notice", NOTICE_GIVE_UP),
         };
         let delete = |key: String| Op::Delete {
             key,
@@ -678,10 +681,6 @@ impl Gateway {
             Err(failed) => failed,
         };
         let age = now.since(value.created_at);
-        let give_up = match value.task {
-            Task::Event { .. } => EVENT_GIVE_UP,
-            Task::Notice { .. } => NOTICE_GIVE_UP,
-        };
         value.attempts = value.attempts.saturating_add(1);
         metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
         if age >= give_up {
