@@ -181,14 +181,10 @@ fn main() {
                 let mut paths = Vec::new();
                 for s in more.iter().step_by(2) {
                     let cid = g.start_otp(s.id).await;
-                    paths.push(format!("/v1/interactions/{}/challenges/{cid}/verify", s.id));
+                    paths.push(gateway::verify_path(s.id, cid));
                 }
                 let auth = format!("Bearer {}", g.bot);
-                let wrong = |i: usize| {
-                    let path = &paths[i % paths.len()];
-                    let body = br#"{"code":"0000000"}"#.to_vec();
-                    engine::request("POST", path, &[("authorization", &auth)], body)
-                };
+                let wrong = |i: usize| gateway::wrong_code_request(&paths[i % paths.len()], &auth);
                 let n = per_request(g.addr, wrong, 401).await;
                 row(&format!("wrong code ({store})"), n, Some(ceiling));
             }
@@ -204,16 +200,7 @@ fn main() {
                     signed.push(g.signed_callback(&token, &format!("cust-{}", s.id)));
                 }
                 g.settle().await;
-                let callbacks = |i: usize| {
-                    let (body, id, ts, sig) = &signed[i];
-                    let ts = ts.to_string();
-                    let headers = [
-                        ("webhook-id", id.as_str()),
-                        ("webhook-timestamp", &ts),
-                        ("webhook-signature", sig),
-                    ];
-                    engine::request("POST", "/v1/login/callback", &headers, body.clone())
-                };
+                let callbacks = |i: usize| gateway::callback_request(&signed[i]);
                 let n = per_request(g.addr, callbacks, 200).await;
                 row(&format!("login callback ({store})"), n, Some(ceiling));
             }

@@ -57,8 +57,8 @@ pub struct Outcome {
     pub redis: Option<RedisCost>,
     /// Seconds the gateway's outbox took, after the measured time, to
     /// deliver the events and notices the row left behind: work of the
-    /// row's requests that its req/s and CPU do not include. `NaN` (`null`
-    /// in the JSON, "> 900" in the table): not drained after 900 s.
+    /// row's requests that its req/s and CPU do not include; 900 or more:
+    /// not drained (`gateway::SETTLE_LIMIT_S`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outbox_after_s: Option<f64>,
 }

@@ -20,7 +20,7 @@ use chatgate::time::{Clock, SystemClock, Timestamp};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::engine::RedisCost;
+use crate::engine::{self, RedisCost};
 
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
@@ -121,6 +121,32 @@ sha256 = "{agent}"
     std::fs::write(dir.join("channels/webchat.toml"), webchat).expect("write");
 }
 
+/// How long [`Running::settle`] waits for the outbox to empty, at most.
+pub const SETTLE_LIMIT_S: f64 = 900.0;
+
+/// The request of a signed login callback ([`Running::signed_callback`]).
+pub fn callback_request((body, id, ts, sig): &(Vec<u8>, String, i64, String)) -> engine::Req {
+    let ts = ts.to_string();
+    let headers = [
+        ("webhook-id", id.as_str()),
+        ("webhook-timestamp", ts.as_str()),
+        ("webhook-signature", sig.as_str()),
+    ];
+    engine::request("POST", "/v1/login/callback", &headers, body.clone())
+}
+
+/// Where a code for challenge `challenge` of interaction `id` is verified.
+pub fn verify_path(id: Uuid, challenge: Uuid) -> String {
+    format!("/v1/interactions/{id}/challenges/{challenge}/verify")
+}
+
+/// A wrong code sent to `path` ([`verify_path`]) as the bot `auth`
+/// (`Bearer …`): 7 digits can never be a 6-digit OTP.
+pub fn wrong_code_request(path: &str, auth: &str) -> engine::Req {
+    let body = br#"{"code":"0000000"}"#.to_vec();
+    engine::request("POST", path, &[("authorization", auth)], body)
+}
+
 impl Running {
     /// Starts chatgate on memory or on Redis (a fresh key prefix).
     pub async fn start(redis: bool) -> Running {
@@ -193,22 +219,23 @@ impl Running {
     /// Waits (at most 15 min: seeding 1 M live on Redis leaves ~1.5 M items)
     /// until the outbox is empty: seeding leaves an event per interaction
     /// and a notice per login to deliver, work that would otherwise run
-    /// during the first scenarios. Answers how long that took (looking every
-    /// 200 ms, so to within 0.2 s), or `None` if it never emptied.
-    pub async fn settle(&self) -> Option<f64> {
+    /// during the first scenarios. Answers how long it waited, in seconds
+    /// (looking every 200 ms, so to within 0.2 s): [`SETTLE_LIMIT_S`] or more
+    /// if the outbox never emptied.
+    pub async fn settle(&self) -> f64 {
         let outbox = chatgate::store::keys::outbox("acme");
         let t0 = std::time::Instant::now();
-        while t0.elapsed() < std::time::Duration::from_secs(900) {
+        while t0.elapsed().as_secs_f64() < SETTLE_LIMIT_S {
             let left = self.gateway.store.index_desc(&outbox, None, 1).await;
             if left.is_ok_and(|l| l.is_empty()) {
                 let took = t0.elapsed().as_secs_f64();
                 eprintln!("outbox drained in {took:.1} s");
-                return Some(took);
+                return took;
             }
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         eprintln!("outbox NOT drained after 900 s: the next figures carry its backlog");
-        None
+        t0.elapsed().as_secs_f64()
     }
 
     /// A fresh login link's token for interaction `id`.

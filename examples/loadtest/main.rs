@@ -159,8 +159,7 @@ impl Bench {
     ) -> (Outcome, report::Ceiling) {
         let before = self.ceiling_now().await;
         let mut o = self.measure(g.redis, g.addr, make, on).await;
-        // A backlog that never drained shows as `NaN`.
-        o.outbox_after_s = Some(g.settle().await.unwrap_or(f64::NAN));
+        o.outbox_after_s = Some(g.settle().await);
         let after = self.ceiling_now().await;
         (o, report::Ceiling { before, after })
     }
@@ -217,18 +216,7 @@ fn link_issue(
 }
 
 fn callback_req(g: &Running, token: &str, customer: &str) -> engine::Req {
-    let (body, id, ts, sig) = g.signed_callback(token, customer);
-    let ts = ts.to_string();
-    request(
-        "POST",
-        "/v1/login/callback",
-        &[
-            ("webhook-id", &id),
-            ("webhook-timestamp", &ts),
-            ("webhook-signature", &sig),
-        ],
-        body,
-    )
+    gateway::callback_request(&g.signed_callback(token, customer))
 }
 
 /// Callbacks, each with a fresh token from `tokens` (none left: dry).
@@ -245,14 +233,7 @@ fn wrong_codes(g: &Running, challenges: Arc<Vec<(uuid::Uuid, uuid::Uuid)>>) -> M
     let auth = format!("Bearer {}", g.bot);
     Arc::new(move |_, _| {
         let (id, cid) = challenges[rand_index(challenges.len())];
-        let path = format!("/v1/interactions/{id}/challenges/{cid}/verify");
-        // A 7-digit code can never be a 6-digit OTP: always wrong.
-        let r = request(
-            "POST",
-            &path,
-            &[("authorization", &auth)],
-            br#"{"code":"0000000"}"#.to_vec(),
-        );
+        let r = gateway::wrong_code_request(&gateway::verify_path(id, cid), &auth);
         async move { Some(r) }.boxed()
     })
 }

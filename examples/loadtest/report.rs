@@ -336,8 +336,8 @@ impl Report {
                     c.map_or("-".into(), |c| format!("{:.1}", c.commands)),
                     c.map_or("-".into(), |c| format!("{:.2}", c.scripts)),
                     r.outcome.outbox_after_s.map_or("-".into(), |v| {
-                        if v.is_nan() {
-                            "> 900".into()
+                        if v >= crate::gateway::SETTLE_LIMIT_S {
+                            format!("> {}", crate::gateway::SETTLE_LIMIT_S)
                         } else {
                             format!("{v:.1}")
                         }
