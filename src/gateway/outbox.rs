@@ -568,7 +568,8 @@ impl Gateway {
             ..
         } = batch;
         let queue = &queue;
-        let delivered: Vec<Handled> = futures::stream::iter(ready)
+        settled.reserve(ready.len());
+        futures::stream::iter(ready)
             .map(|claimed| async move {
                 match self.settle_item(team, queue, claimed, clock.now()).await {
                     Ok(handled) => Some(handled),
@@ -581,9 +582,11 @@ impl Gateway {
             })
             .buffer_unordered(CONCURRENCY)
             .filter_map(std::future::ready)
-            .collect()
+            .for_each(|handled| {
+                settled.push(handled);
+                std::future::ready(())
+            })
             .await;
-        settled.extend(delivered);
         // The batch's removals and reschedules in one commit; should another
         // instance have touched one of its items (a lease that ran out), each
         // item's ops on their own, so the others still land.
