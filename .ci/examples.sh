@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Against a live gateway (the sample config, memory store, a free port):
-#   0. (before it) the README's quotes of examples/ are in the files as written;
+#   0. (before it) the docs' quotes of examples/ are in the files as written;
 #   1. `redocly lint` of the OpenAPI document it serves (redocly.yaml);
-#   2. the README's login-page snippets, examples/login_callback.py (PyJWT)
+#   2. the login-page snippets docs/integrating.md quotes, examples/login_callback.py (PyJWT)
 #      and examples/login_callback.mjs (Node, standard library only): for
 #      each, a bot creates an interaction and a login link with the demo bot
 #      key, the snippet verifies the token and posts the signed callback, and
@@ -43,15 +43,19 @@ fi
 python="$venv/bin/python"
 echo "node $(node --version), redocly $("$redocly" --version 2>/dev/null | tail -n1), PyJWT $("$python" -c 'import jwt; print(jwt.__version__)')"
 
-echo "== examples: the README quotes them exactly"
-"$python" - <<'PY' || fail "a README quote of examples/ differs from the file"
-import re, sys
-readme = open("README.md", encoding="utf-8").read()
-quotes = re.findall(r"<!-- quoted from (\S+) -->\n```\w*\n(.*?)```", readme, re.S)
-bad = [f for f, text in quotes if text not in open(f, encoding="utf-8").read()]
-for f in bad:
-    print(f"README.md quotes {f}, but the quote is not in the file", file=sys.stderr)
-print(f"{len(quotes)} quotes checked")
+echo "== examples: the docs quote them exactly"
+"$python" - <<'PY' || fail "a quote of examples/ in the docs differs from the file"
+import glob, re, sys
+quotes, bad = 0, []
+for doc in ["README.md", *sorted(glob.glob("docs/**/*.md", recursive=True))]:
+    text = open(doc, encoding="utf-8").read()
+    for f, quote in re.findall(r"<!-- quoted from (\S+) -->\n```\w*\n(.*?)```", text, re.S):
+        quotes += 1
+        if quote not in open(f, encoding="utf-8").read():
+            bad.append(f"{doc} quotes {f}, but the quote is not in the file")
+for b in bad:
+    print(b, file=sys.stderr)
+print(f"{quotes} quotes checked")
 sys.exit(1 if bad or not quotes else 0)
 PY
 

@@ -1,5 +1,5 @@
 //! `/metrics`: every family has `# HELP`, the families are exactly the
-//! README's metrics table (both ways), the request duration is a histogram
+//! metrics table of docs/operations.md (both ways), the request duration is a histogram
 //! with a status label, and counters exist at 0 before their first event.
 use std::collections::BTreeSet;
 
@@ -7,13 +7,13 @@ use reqwest::Method;
 
 use crate::helpers::*;
 
-/// `(name, type)` of each row of the README's metrics table.
+/// `(name, type)` of each row of the metrics table in docs/operations.md.
 fn readme_families() -> BTreeSet<(String, String)> {
-    let readme = include_str!("../../README.md");
-    let ops = readme
-        .split("\n## Operations")
+    let doc = include_str!("../../docs/operations.md");
+    let ops = doc
+        .split("\n## Metrics")
         .nth(1)
-        .expect("an Operations section");
+        .expect("a Metrics section in docs/operations.md");
     ops.lines()
         .map(str::trim_start)
         .filter(|l| l.starts_with("| `chatgate_") || l.starts_with("| `process_"))
@@ -56,7 +56,7 @@ async fn the_families_are_the_readmes_table_each_with_help() {
     let missing: Vec<_> = readme.difference(&typed).collect();
     assert!(
         undocumented.is_empty() && missing.is_empty(),
-        "not in the README's table: {undocumented:?}; in the table, not at /metrics: {missing:?}"
+        "not in the table of docs/operations.md: {undocumented:?}; in the table, not at /metrics: {missing:?}"
     );
     for (name, _) in &typed {
         assert!(
