@@ -1,4 +1,4 @@
-//! Allocations per status read, beside the load benchmark (issue 13): a
+//! Allocations per status read, beside the load benchmark (docs/performance.md): a
 //! figure that does not move with the machine's speed, as req/s on a
 //! shared 2-core machine does (±10 % between runs minutes apart).
 //!

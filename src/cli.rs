@@ -1,4 +1,4 @@
-//! The command line (CONTRACT 5): `serve`, `check-config`, `keygen`, `sign`.
+//! The command line (docs/configuration.md#command-line): `serve`, `check-config`, `keygen`, `sign`.
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
 use std::io::Read;

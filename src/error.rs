@@ -1,5 +1,5 @@
-//! The one error type of the gateway. Every variant is one of the contract's
-//! problem codes (CONTRACT 3.2); `http::problem` maps it to problem+json once.
+//! The one error type of the gateway. Every variant is one of the API reference's
+//! problem codes (docs/api.md#errors); `http::problem` maps it to problem+json once.
 //!
 //! Messages are safe to send to clients: they never contain a secret, code,
 //! PIN, token or key. Internal causes are logged where they happen.
@@ -68,7 +68,7 @@ pub enum Error {
 }
 
 impl Error {
-    /// The contract's `code` for this error.
+    /// The API's `code` for this error.
     pub fn code(&self) -> &'static str {
         match self {
             Error::BadRequest(_) | Error::Unprocessable(_) => "invalid_request",

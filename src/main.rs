@@ -2,7 +2,7 @@
 use std::process::ExitCode;
 
 /// mimalloc instead of the system allocator: glibc's malloc and free were
-/// about a fifth of the gateway's CPU under load (issue 13's profile).
+/// about a fifth of the gateway's CPU under load (a profile of the load test).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -115,7 +115,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Read from either form, so a record written by an earlier version
 /// (RFC 3339 text) reads the same. Only for what the gateway itself
 /// stores: a request body or a token's time stays RFC 3339 or seconds,
-/// as the contract writes it.
+/// as docs/api.md writes it.
 pub mod stored {
     use std::fmt;
 

@@ -1,4 +1,4 @@
-//! The committed load benchmark (issue 13): ceilings and chatgate in one
+//! The committed load benchmark (docs/performance.md): ceilings and chatgate in one
 //! process, on loopback, 64 keep-alive connections, a warm-up and a fixed
 //! duration per scenario; one table of req/s, p50/p99, the ratio to the
 //! matching ceiling (measured again, for 1 s, right before and right after
@@ -9,7 +9,7 @@
 //!
 //! ```sh
 //! cargo run --release --example loadtest -- --quick      # ~2 min
-//! cargo run --release --example loadtest                 # full, see README "Benchmark"
+//! cargo run --release --example loadtest                 # full, see docs/performance.md
 //! ```
 //! Redis must run on 127.0.0.1:6379 (else `--memory-only`); the run uses
 //! its own key prefixes and deletes its keys at the end (never FLUSHALL).
@@ -35,7 +35,7 @@ use gateway::{Running, Seeded};
 use report::{Row, Target};
 
 #[derive(Parser, Debug, Clone)]
-#[command(about = "chatgate load benchmark (issue 13)")]
+#[command(about = "chatgate load benchmark")]
 struct Args {
     /// Short run: 2 s per scenario, 0.5 s warm-up, 20k live for scaling.
     #[arg(long)]

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::engine::{Outcome, Plan};
 
-/// What a row must reach (issue 13, "Targets").
+/// What a row must reach (docs/performance.md#targets).
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Target {
     /// Least ratio to the ceiling.

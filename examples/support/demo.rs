@@ -5,7 +5,7 @@
 //! "verified ✓". The agent console (`/console`) shows the check mark.
 //!
 //! The chat server is also the sample `webchat` channel: the gateway POSTs
-//! its messages (signed, CONTRACT 3.11) to `/chatgate/messages`; the chat
+//! its messages (signed, docs/channels.md) to `/chatgate/messages`; the chat
 //! page polls `/api/messages` for them. [`start`] is what both the example
 //! and the browser test (`tests/api/browser/demo.rs`) call.
 use std::collections::{HashMap, HashSet};

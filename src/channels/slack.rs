@@ -1,4 +1,4 @@
-//! The `slack` channel kind (CONTRACT 3.11): `chat.postMessage` with a bot
+//! The `slack` channel kind (docs/channels.md): `chat.postMessage` with a bot
 //! token. Slack answers HTTP 200 with `"ok": false` and an `error` name
 //! when it refuses a message, and 429 with `Retry-After` when rate limited.
 use std::time::Duration;

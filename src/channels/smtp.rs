@@ -1,4 +1,4 @@
-//! The `smtp` channel kind (CONTRACT 3.11): one plain-text e-mail through an
+//! The `smtp` channel kind (docs/channels.md): one plain-text e-mail through an
 //! SMTP server, over STARTTLS, implicit TLS or (local relays) no TLS.
 use async_trait::async_trait;
 use lettre::message::header::ContentType;

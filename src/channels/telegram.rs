@@ -1,4 +1,4 @@
-//! The `telegram` channel kind (CONTRACT 3.11): the Bot API's
+//! The `telegram` channel kind (docs/channels.md): the Bot API's
 //! `sendMessage`. The bot token is part of the URL path
 //! (`/bot{token}/sendMessage`), so no URL ever goes into an error text;
 //! Telegram refuses with `"ok": false` and a `description`.

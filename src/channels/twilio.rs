@@ -1,4 +1,4 @@
-//! The `twilio` channel kind (CONTRACT 3.11): SMS and WhatsApp through
+//! The `twilio` channel kind (docs/channels.md): SMS and WhatsApp through
 //! Twilio's Messages API, a form POST with HTTP basic auth.
 use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;

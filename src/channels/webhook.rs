@@ -1,4 +1,4 @@
-//! The `webhook` channel kind (CONTRACT 3.11): POST the message as JSON to
+//! The `webhook` channel kind (docs/channels.md): POST the message as JSON to
 //! the bot's URL, signed by Standard Webhooks with the channel's secret.
 use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;

@@ -1,4 +1,4 @@
-//! The `whatsapp` channel kind (CONTRACT 3.11): a text message through the
+//! The `whatsapp` channel kind (docs/channels.md): a text message through the
 //! WhatsApp Cloud API (`{base_url}/{api_version}/{phone_number_id}/messages`,
 //! bearer token). Refusals carry the Graph API's `error.message` and `code`.
 use std::time::Duration;

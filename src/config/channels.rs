@@ -1,5 +1,5 @@
 //! One channel file (`channels/*.toml`): `name`, `kind`, the kind's settings
-//! (CONTRACT 3.11) and optional `[templates]`. Secrets (`secret`,
+//! (docs/channels.md) and optional `[templates]`. Secrets (`secret`,
 //! `auth_token`, `token`, `password`) must be written as `${VAR}`.
 use std::path::{Path, PathBuf};
 

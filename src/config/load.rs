@@ -1,7 +1,7 @@
 //! Reading and validating the configuration: the system file, then every
 //! channel file, then every team file, into one [`Config`].
 //!
-//! The layers, in order (CONTRACT 2, STYLE 11):
+//! The layers, in order (docs/configuration.md#settings):
 //! 1. the serde defaults of each section (documented on the raw structs in
 //!    `files.rs` and on [`super::Settings`]);
 //! 2. the TOML files;

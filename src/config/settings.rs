@@ -24,7 +24,7 @@ pub struct Settings {
     /// `interaction.expiring` is emitted this long before `expires_at`; "0s" = never.
     pub expiry_notice: Dur,
     /// `chat_code`: a login is finished by typing a code from the login page
-    /// into the chat (CONTRACT 3.5).
+    /// into the chat (docs/api.md#login-links).
     pub login_binding: LoginBinding,
     pub otp: OtpSettings,
     pub pin: PinSettings,
@@ -46,7 +46,7 @@ pub enum LoginBinding {
     ChatCode,
 }
 
-/// What one action asks of the current authentication (CONTRACT 3.12).
+/// What one action asks of the current authentication (docs/api.md#assurance-for-one-action).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Intent {

@@ -9,7 +9,7 @@ use url::Url;
 use super::{Settings, TemplateOverrides};
 use crate::domain::secrets::{ApiKeyHash, SecretBytes};
 
-/// What an API key may do (CONTRACT 3.1).
+/// What an API key may do (docs/api.md#callers-and-roles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -112,7 +112,7 @@ pub enum SmtpTls {
     None,
 }
 
-/// The provider-specific part of a channel file (CONTRACT 3.11).
+/// The provider-specific part of a channel file (docs/channels.md).
 #[derive(Debug)]
 pub enum ChannelKind {
     Webhook {

@@ -1,4 +1,4 @@
-//! Pre-chat identity assertions (CONTRACT 3.6): a JWT (HS256) signed by the
+//! Pre-chat identity assertions (docs/api.md#pre-chat-assertions): a JWT (HS256) signed by the
 //! team's website with one of the team's security keys, naming the customer.
 //! Issuer and audience are the reverse of login tokens: `iss` = team id,
 //! `aud` = `server.issuer`. One-time use of `jti` is the caller's business.

@@ -1,4 +1,4 @@
-//! Assurance for one action (CONTRACT 3.12): is the interaction's current
+//! Assurance for one action (docs/api.md#assurance-for-one-action): is the interaction's current
 //! authentication recent enough, and of a strong enough method, for what the
 //! bot is about to do? A pure function of the interaction's state, a policy
 //! and `now`.
@@ -18,7 +18,7 @@ pub struct Policy {
     pub methods: Option<Vec<Method>>,
 }
 
-/// A requirement the interaction does not meet, in the contract's order.
+/// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Unmet {

@@ -1,4 +1,4 @@
-//! OTP and session-PIN challenges (CONTRACT 3.7): the stored state of one
+//! OTP and session-PIN challenges (docs/api.md#challenges-otp-and-session-pin): the stored state of one
 //! challenge and its rules.
 //!
 //! Lock and ban checks and failure counting belong to the subject
@@ -117,7 +117,7 @@ impl Challenge {
         })
     }
 
-    /// A login-binding challenge for `code` (CONTRACT 3.5): drawn and kept
+    /// A login-binding challenge for `code` (docs/api.md#the-login-callback): drawn and kept
     /// like an OTP (`otp.length`, `otp.ttl`, `otp.max_attempts`, a keyed
     /// hash bound to `id`), shown by the login page, typed into the chat.
     pub fn new_binding(
@@ -263,7 +263,7 @@ pub fn close(rec: &mut InteractionRecord) {
 }
 
 /// The current challenge `challenge_id` if it can be answered at `now`, else
-/// the contract's error for why not (shared by [`attempt`] and agent reveal).
+/// the API's error for why not (shared by [`attempt`] and agent reveal).
 pub(super) fn answerable(
     rec: &InteractionRecord,
     challenge_id: Uuid,

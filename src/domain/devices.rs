@@ -1,4 +1,4 @@
-//! Step-up for pre-chat assertions (CONTRACT 3.6): the fingerprints and the
+//! Step-up for pre-chat assertions (docs/api.md#pre-chat-assertions): the fingerprints and the
 //! region a customer was last validated with, and whether a new assertion
 //! still needs an OTP.
 use serde::{Deserialize, Serialize};

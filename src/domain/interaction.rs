@@ -1,5 +1,5 @@
 //! The interaction: one conversation on one channel, and the rules that say
-//! whether it is authenticated *now* (CONTRACT 3.3, 3.8).
+//! whether it is authenticated *now* (docs/api.md#the-interaction-object, docs/api.md#activity-logout-and-time-outs).
 //!
 //! Status is always computed from stored timestamps and the caller's `now`,
 //! never from whether background work has run: a read one second after
@@ -330,7 +330,7 @@ pub struct PendingBinding {
 /// and every request reads it, so its size is the gateway's memory per
 /// conversation. The long names earlier versions wrote are read as aliases,
 /// so their records read the same; a version before this form cannot read
-/// it (see the README's upgrade notes).
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InteractionRecord {
     /// Not in the stored form, and never read from it: the record's key
@@ -572,7 +572,7 @@ impl InteractionRecord {
         self.challenge.as_ref().filter(|c| c.is_open(now))
     }
 
-    /// The status at `now`, given the subject's standing (CONTRACT 3.3 order).
+    /// The status at `now`, given the subject's standing (docs/api.md#the-interaction-object).
     pub fn status(&self, now: Timestamp, s: &Settings, standing: &Standing) -> Status {
         match standing {
             Standing::Banned { .. } => Status::Banned,
@@ -586,7 +586,7 @@ impl InteractionRecord {
 
     /// Records customer activity at `now` (and a write). An authentication
     /// that already timed out for idleness stays expired: its end is pinned
-    /// before the new activity is recorded (CONTRACT 3.8).
+    /// before the new activity is recorded (docs/api.md#activity-logout-and-time-outs).
     pub fn touch_activity(&mut self, now: Timestamp, s: &Settings) {
         if let Some(end) = self.auth_ends_at(s) {
             if now >= end {

@@ -1,4 +1,4 @@
-//! Login-link tokens (CONTRACT 3.5): compact JWS, HS256, signed with the
+//! Login-link tokens (docs/api.md#the-login-callback): compact JWS, HS256, signed with the
 //! team's primary security key, verified by `kid` within the team named by `aud`.
 //!
 //! Also home of the JWT checks shared with [`super::assertion`]: the header

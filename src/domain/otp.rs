@@ -1,4 +1,4 @@
-//! One-time codes (CONTRACT 3.7): drawn from the OS CSPRNG uniformly over all
+//! One-time codes (docs/api.md#challenges-otp-and-session-pin): drawn from the OS CSPRNG uniformly over all
 //! `length`-digit strings, held as a secret, and hashed at rest bound to the
 //! challenge they belong to.
 use std::fmt::{self, Write as _};
@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::secrets::Pepper;
 
-/// Shortest and longest OTP the contract allows (`otp.length`).
+/// Shortest and longest OTP the settings allow (`otp.length`).
 pub const MIN_LENGTH: u32 = 4;
 pub const MAX_LENGTH: u32 = 10;
 

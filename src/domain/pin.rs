@@ -1,4 +1,4 @@
-//! Session PINs and submitted codes (CONTRACT 3.4, 3.7): parsed once at the
+//! Session PINs and submitted codes (docs/api.md#post-v1interactions, docs/api.md#challenges-otp-and-session-pin): parsed once at the
 //! edge, never echoed in an error, and hashed at rest bound to their
 //! interaction.
 use std::fmt;
@@ -19,7 +19,7 @@ use crate::error::Error;
 /// other.
 pub const HASH_PURPOSE: &str = "pin";
 
-/// Longest code a verify request may carry (CONTRACT 3.7).
+/// Longest code a verify request may carry (docs/api.md#challenges-otp-and-session-pin).
 pub const MAX_CODE_LEN: usize = 20;
 
 /// A session PIN as the agent defined it: ASCII digits, length within the

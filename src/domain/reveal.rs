@@ -1,5 +1,5 @@
 //! The one way an OTP is kept recoverable: sealed for agent reveal
-//! (CONTRACT 3.4, 4) with ChaCha20-Poly1305 under a key derived from the
+//! (docs/api.md#get-v1interactionsidchallengescidcode, docs/operations.md#security) with ChaCha20-Poly1305 under a key derived from the
 //! pepper, bound to its challenge id.
 //!
 //! Stored form: base64(12-byte nonce ‖ ciphertext ‖ 16-byte tag), associated data =

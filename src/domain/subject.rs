@@ -1,4 +1,4 @@
-//! Subjects, failures, lockouts and bans (CONTRACT 1, 3.7).
+//! Subjects, failures, lockouts and bans (docs/api.md#subjects-failures-lockouts-bans, docs/api.md#challenges-otp-and-session-pin).
 //!
 //! A subject is the interaction's `customer_ref`, or the interaction itself.
 //! Its record holds timestamps, not counters, so every rule is a pure

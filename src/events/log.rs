@@ -1,6 +1,6 @@
 //! The event log behind the publisher: a bounded, ordered history of each
 //! team's events plus live fan-out to this instance's stream readers
-//! (CONTRACT 3.9). Two implementations: `memory` (one process) and `redis`
+//! (docs/api.md#events). Two implementations: `memory` (one process) and `redis`
 //! (one Redis stream per team, shared by every instance).
 //!
 //! Positions are [`LogId`]s, `<ms>-<seq>` like Redis stream ids: totally
@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use super::Event;
 
-/// How long an event is kept (the contract asks for at least 10 minutes).
+/// How long an event is kept (docs/api.md#events promises at least 10 minutes).
 pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
 /// The most events kept per team (Redis trims approximately, a little over).
 pub const HISTORY_MAX: usize = 10_000;

@@ -1,4 +1,4 @@
-//! The publisher seam every state change goes through (CONTRACT 3.9).
+//! The publisher seam every state change goes through (docs/api.md#events).
 //!
 //! Use cases call [`Publisher::publish`] after their commit. The publisher
 //! logs each event, counts it, fans it out in-process through a broadcast
@@ -51,7 +51,7 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every type, in the contract's order.
+    /// Every type, in the order of docs/api.md#events.
     pub const ALL: [EventType; 11] = [
         EventType::InteractionCreated,
         EventType::InteractionAuthenticated,

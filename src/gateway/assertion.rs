@@ -1,4 +1,4 @@
-//! Pre-chat identity assertions and their step-up (CONTRACT 3.6).
+//! Pre-chat identity assertions and their step-up (docs/api.md#pre-chat-assertions).
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! "Recent and strong enough for this action?" (CONTRACT 3.12): the
+//! "Recent and strong enough for this action?" (docs/api.md#assurance-for-one-action): the
 //! interaction's current authentication judged against a policy the caller
 //! gives, or one named in the settings (`intents`).
 use serde::Serialize;

@@ -1,4 +1,4 @@
-//! OTP and session-PIN challenges (CONTRACT 3.7): start, verify, reveal.
+//! OTP and session-PIN challenges (docs/api.md#challenges-otp-and-session-pin): start, verify, reveal.
 //!
 //! Starting reserves the send allowance and opens the challenge in one
 //! commit, then sends; a failed send gives both back (502, no allowance

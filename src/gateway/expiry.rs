@@ -1,4 +1,4 @@
-//! Time-outs that must be announced (CONTRACT 3.8, 3.9): a background task
+//! Time-outs that must be announced (docs/api.md#activity-logout-and-time-outs, docs/api.md#events): a background task
 //! takes due entries from each team's due queue and emits
 //! `interaction.expiring` / `interaction.expired` (and sends the `expired`
 //! template). Taking an entry is atomic, so of several gateway instances
@@ -18,7 +18,7 @@ use crate::events::EventType;
 use crate::store::{keys, Op};
 use crate::time::{Clock, Timestamp};
 
-/// How often the sweeper looks for due work; well inside the contract's 5 s.
+/// How often the sweeper looks for due work; well inside the 5 s docs/api.md#events allows.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs until `shutdown` resolves.

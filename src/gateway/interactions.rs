@@ -313,7 +313,7 @@ impl Gateway {
         }
     }
 
-    /// The customer was active now (CONTRACT 3.8).
+    /// The customer was active now (docs/api.md#activity-logout-and-time-outs).
     pub async fn record_activity(
         &self,
         team: &Team,

@@ -1,5 +1,5 @@
 //! Login links, the login page's callback, short links and the website's
-//! back-channel logout (CONTRACT 3.5).
+//! back-channel logout (docs/api.md#the-login-callback).
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
@@ -314,7 +314,7 @@ impl Gateway {
         }
     }
 
-    /// `POST /v1/login/callback`, checked in the contract's order: token,
+    /// `POST /v1/login/callback`, checked in the order of docs/api.md#the-login-callback: token,
     /// signature, one-time use, the subject's lock, the expected customer.
     pub async fn login_callback(
         self: &Arc<Self>,

@@ -163,7 +163,7 @@ impl Gateway {
 
     /// Whom a message on `channel` goes to: `to` when given, else, on kinds
     /// that send to a person rather than a conversation (Twilio, SMTP), the
-    /// interaction's contact (CONTRACT 3.11). `None` there: nobody to send to.
+    /// interaction's contact (docs/channels.md). `None` there: nobody to send to.
     pub fn recipient(
         &self,
         contact: &crate::domain::interaction::Contact,

@@ -1,4 +1,4 @@
-//! The transactional outbox (CONTRACT 3.9, 3.11): what a state change must
+//! The transactional outbox (docs/api.md#events, docs/channels.md): what a state change must
 //! tell others — its events, and the chat notices nobody waits for
 //! (`authenticated`, `expired`) — is written in the same commit as the
 //! change (see [`super::work`]), then delivered from the store by a
@@ -7,7 +7,7 @@
 //! The dispatcher claims due items with a lease (an instance that dies
 //! mid-delivery leaves its claims to come due again), delivers each, then
 //! removes it — or, on failure, reschedules it with backoff: notices for an
-//! hour (the contract asks for at least ten minutes), events to the team's
+//! hour (the API reference promises at least ten minutes), events to the team's
 //! webhook for 25 hours (at least 24). Delivery is at-least-once: a message
 //! may repeat, with the same id, but is not lost while the store keeps it.
 //! An item the gateway cannot read is quarantined (logged once, removed)
@@ -343,7 +343,7 @@ impl Outbox {
 }
 
 /// The wait before attempt `attempts + 1`: 2 s after the first failure
-/// (within the contract's 5 s), then doubling, ±20 % jitter, at most an
+/// (within the 5 s docs/api.md#events allows), then doubling, ±20 % jitter, at most an
 /// hour; a provider's `Retry-After` is honoured (within the same cap).
 pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
     let base = Duration::from_secs(2).saturating_mul(1 << attempts.saturating_sub(1).min(16));

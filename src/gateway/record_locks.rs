@@ -37,7 +37,7 @@ const SHARDS: usize = 64;
 /// Short, because a store that hangs makes the one ahead wait for its own
 /// call to time out (`store::redis::conn`, 1.5 s): the wait and this unit's
 /// own failing call must stay within the 2 s in which a request answers 503
-/// `store_unavailable` when the store is down (CONTRACT 4).
+/// `store_unavailable` when the store is down (docs/operations.md#stores).
 pub const MAX_WAIT: Duration = Duration::from_millis(400);
 
 type Slot<T> = Arc<AsyncMutex<Option<T>>>;

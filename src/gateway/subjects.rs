@@ -1,5 +1,5 @@
 //! Subjects for agents and admins: read the failures, lockouts and ban;
-//! unlock (CONTRACT 3.4).
+//! unlock (docs/api.md#subjects-failures-lockouts-bans).
 use crate::config::Team;
 use crate::domain::subject::{SubjectRecord, SubjectView};
 use crate::error::Result;

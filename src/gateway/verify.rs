@@ -1,4 +1,4 @@
-//! Answering a challenge (CONTRACT 3.7): the attempt and the subject's
+//! Answering a challenge (docs/api.md#challenges-otp-and-session-pin): the attempt and the subject's
 //! failure count commit together, so concurrent codes count exactly; and
 //! revealing an open OTP to an agent where the team allows it.
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-//! The interaction object of the API (CONTRACT 3.3), computed from the
+//! The interaction object of the API (docs/api.md#the-interaction-object), computed from the
 //! stored record, the subject and `now`.
 use serde::Serialize;
 use uuid::Uuid;

@@ -1,7 +1,7 @@
 //! What a company's website and login page send server to server, signed
 //! by Standard Webhooks with one of the team's security keys: the signature
 //! check (shared with the login callback) and the back-channel logout of a
-//! customer (CONTRACT 3.5).
+//! customer (docs/api.md#the-login-callback).
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! One unit of work on an interaction (STYLE 21): load the interaction and
+//! One unit of work on an interaction (docs/architecture.md#the-unit-of-work): load the interaction and
 //! its subject in one round trip, let the use case decide on plain values,
 //! write back what the decision touched, and commit it atomically — all of
 //! it again, on fresh data, after a concurrent write. Every use case that

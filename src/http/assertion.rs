@@ -1,4 +1,4 @@
-//! `POST /v1/interactions/{id}/assertion`: a website's pre-chat assertion (CONTRACT 3.6).
+//! `POST /v1/interactions/{id}/assertion`: a website's pre-chat assertion (docs/api.md#pre-chat-assertions).
 use super::json::Json;
 use axum::extract::State;
 use serde::Deserialize;

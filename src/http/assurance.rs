@@ -1,4 +1,4 @@
-//! `GET /v1/interactions/{id}/assurance` (CONTRACT 3.12): is the current
+//! `GET /v1/interactions/{id}/assurance` (docs/api.md#assurance-for-one-action): is the current
 //! authentication recent and strong enough for one action?
 use std::collections::HashMap;
 

@@ -1,4 +1,4 @@
-//! OTP and session-PIN challenges (CONTRACT 3.7).
+//! OTP and session-PIN challenges (docs/api.md#challenges-otp-and-session-pin).
 use super::json::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reveal))
 }
 
-/// `POST /v1/interactions/{id}/challenges` body (CONTRACT 3.7).
+/// `POST /v1/interactions/{id}/challenges` body (docs/api.md#challenges-otp-and-session-pin).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewChallenge {

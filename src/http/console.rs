@@ -1,4 +1,4 @@
-//! The agent console (CONTRACT 3.10): `GET /console`, one page whose HTML,
+//! The agent console (docs/api.md#the-agent-console): `GET /console`, one page whose HTML,
 //! style sheet and script are compiled into the binary and served from this
 //! origin (`/console/console.css`, `/console/console.js`), so the page needs
 //! no inline script or style and runs under its own strict CSP.

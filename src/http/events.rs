@@ -1,4 +1,4 @@
-//! The live event stream (CONTRACT 3.9): `GET /v1/events`, Server-Sent
+//! The live event stream (docs/api.md#events): `GET /v1/events`, Server-Sent
 //! Events of the caller's team, resumable with `Last-Event-ID`.
 //!
 //! Each event is `id: <log id>`, `event: <type>`, `data: <the event JSON on

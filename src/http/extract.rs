@@ -62,7 +62,7 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>,
 }
 
 /// Parses JSON into `T`, naming the field on error but never its value.
-/// A member the body does not define is 422 naming it (CONTRACT 3.2);
+/// A member the body does not define is 422 naming it (docs/api.md#errors);
 /// the body DTOs refuse them with `#[serde(deny_unknown_fields)]`.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     // Every body is an object: serde would fill a struct from an array too.
@@ -225,7 +225,7 @@ impl From<axum::extract::rejection::QueryRejection> for Error {
 }
 
 /// For operations that define no query parameter: any one is 422 naming it
-/// (CONTRACT 3.2: a typo must never silently change what happens).
+/// (docs/api.md#errors: a typo must never silently change what happens).
 pub struct NoQuery;
 
 impl<S: Send + Sync> FromRequestParts<S> for NoQuery {

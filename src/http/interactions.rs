@@ -23,7 +23,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(logout))
 }
 
-/// `POST /v1/interactions` body (CONTRACT 3.4).
+/// `POST /v1/interactions` body (docs/api.md#interactions).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(as = NewInteraction)]
@@ -123,7 +123,7 @@ async fn get_interaction(
     _: NoQuery,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<InteractionView>> {
-    // Every role may read and log out (CONTRACT 3.4).
+    // Every role may read and log out (docs/api.md#interactions).
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     Ok(Json(st.gateway.get_interaction(team, id, now).await?))
@@ -254,7 +254,7 @@ async fn logout(
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
-    // Every role may read and log out (CONTRACT 3.4).
+    // Every role may read and log out (docs/api.md#interactions).
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     Ok(Json(st.gateway.logout(team, id, now).await?))

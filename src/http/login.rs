@@ -1,5 +1,5 @@
 //! Login links, the login page's callback, short links and back-channel
-//! logout (CONTRACT 3.5).
+//! logout (docs/api.md#the-login-callback).
 use super::json::Json;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -150,7 +150,7 @@ fn parse_callback(v: &Value) -> Result<Callback> {
     })
 }
 
-/// The login page's callback body (CONTRACT 3.5). Parsed by hand
+/// The login page's callback body (docs/api.md#the-login-callback). Parsed by hand
 /// ([`parse_callback`]) so each rule answers its own status; this type
 /// states the same rules for the document: `customer.id` is required on
 /// `success`, other `customer` members are kept strings.

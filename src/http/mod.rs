@@ -1,4 +1,4 @@
-//! The HTTP API (CONTRACT 3): one router per resource, composed here with
+//! The HTTP API (docs/api.md): one router per resource, composed here with
 //! the middleware stack, the OpenAPI document generated from the handlers,
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;

@@ -1,5 +1,5 @@
 //! The one mapping from [`Error`] to an `application/problem+json` response
-//! (RFC 9457) with the contract's `code` (CONTRACT 3.2).
+//! (RFC 9457) with the API's `code` (docs/api.md#errors).
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,7 @@ fn title(code: &str) -> &'static str {
     }
 }
 
-/// The `code` of a problem: one of the contract's table (CONTRACT 3.2).
+/// The `code` of a problem: one of the API reference's table (docs/api.md#errors).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemCode {
@@ -65,7 +65,7 @@ pub enum ProblemCode {
     ChannelError,
     StoreUnavailable,
     /// 503 before any route: more connections are open than
-    /// `server.max_connections` (not in the contract's table; `Retry-After`).
+    /// `server.max_connections` (an extension of the API reference's table; `Retry-After`).
     Overloaded,
 }
 

@@ -1,4 +1,4 @@
-//! Subjects: failures, lockouts, bans; admin unlock (CONTRACT 3.4).
+//! Subjects: failures, lockouts, bans; admin unlock (docs/api.md#subjects-failures-lockouts-bans).
 use super::json::Json;
 use axum::extract::{Request, State};
 use utoipa_axum::router::OpenApiRouter;

@@ -104,7 +104,7 @@ pub fn outbox(team: &str) -> String {
     scoped(team, "obq", 0)
 }
 
-/// Where versions up to stop 20 (main 42f416a) kept [`due_queue`] and
+/// Where older versions (before the queues) kept [`due_queue`] and
 /// [`outbox`]: as indexes whose members expire one by one (see
 /// `gateway::expiry::move_legacy_queues`, which drains them). Never
 /// written: an instance of such a version recomputes an index's life from

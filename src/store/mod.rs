@@ -23,7 +23,7 @@
 //! `key_prefix:` in front. All keys of one team share the hash tag `{team}`,
 //! so every transaction stays in one Redis Cluster slot.
 //!
-//! Every `Put` has a TTL except where the contract allows none (a ban until
+//! Every `Put` has a TTL except where docs/operations.md#keys allows none (a ban until
 //! an admin unlocks), and every index and queue has one, refreshed on write.
 pub mod keys;
 pub mod memory;

@@ -1,5 +1,5 @@
 //! Every metric family the gateway exports: its type, labels and help (the
-//! README's metrics table lists the same, and a test compares the two with
+//! metrics table of docs/operations.md lists the same, and a test compares the two with
 //! `/metrics`). At install each gets its `# HELP` line, and every series
 //! whose labels come from a closed set is registered at 0, so an alert on
 //! it has a series before the first increment; series labelled by team or

@@ -1,7 +1,7 @@
 //! The text log line exactly as `tracing-subscriber`'s default format
 //! writes it without colour, for less: a request writes one, and its
 //! fields and time were 15 % of a status read's instructions (callgrind,
-//! issue 13). A plain field value (printable ASCII without `"` or `\`) is
+//! under the load test). A plain field value (printable ASCII without `"` or `\`) is
 //! written as is between quotes rather than through `Debug`'s escaping,
 //! numbers and booleans without the styling machinery, the time from our
 //! own RFC 3339 writer; everything else (the message, errors, floats, any

@@ -1,4 +1,4 @@
-//! "Recent and strong enough for this action?" (CONTRACT 3.12).
+//! "Recent and strong enough for this action?" (docs/api.md#assurance-for-one-action).
 use serde_json::{json, Value};
 
 use crate::helpers::*;

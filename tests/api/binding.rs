@@ -1,4 +1,4 @@
-//! Binding the login to the chat (CONTRACT 3.5, `login_binding`): a link
+//! Binding the login to the chat (docs/api.md#the-login-callback, `login_binding`): a link
 //! forwarded to a victim cannot authenticate the attacker's chat, because the
 //! login finishes only with a code the login page shows and the customer
 //! types into *their* chat.

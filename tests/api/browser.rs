@@ -1,4 +1,4 @@
-//! The agent console (CONTRACT 3.10) in a real browser: Debian's headless
+//! The agent console (docs/api.md#the-agent-console) in a real browser: Debian's headless
 //! `chromium` through `chromedriver` (`browser/driver.rs`), against the
 //! gateway on the memory store (and the demo's happy path, `browser/demo.rs`).
 //! Also the console's headers, without a browser. Screenshots go to `target/screenshots/`, or to `docs/` (shown in

@@ -1,5 +1,5 @@
-//! OTP and session-PIN challenges, lockouts, bans and unlock (CONTRACT 3.7),
-//! step-up (3.6), on both stores, with the clock injected.
+//! OTP and session-PIN challenges, lockouts, bans and unlock (docs/api.md#challenges-otp-and-session-pin),
+//! step-up (docs/api.md#pre-chat-assertions), on both stores, with the clock injected.
 use std::sync::Arc;
 
 use reqwest::Method;

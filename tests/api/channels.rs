@@ -1,4 +1,4 @@
-//! The chat provider kinds end to end (CONTRACT 3.11): an OTP challenge on
+//! The chat provider kinds end to end (docs/channels.md): an OTP challenge on
 //! an interaction of a `slack`, `telegram` or `whatsapp` channel reaches a
 //! fake provider as the provider's documented request, the code read there
 //! verifies, and the `authenticated` notice follows through the outbox; a

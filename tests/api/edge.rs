@@ -1,4 +1,4 @@
-//! The edge against hostile clients (issue 6): header-read and keep-alive
+//! The edge against hostile clients (docs/operations.md#hostile-clients): header-read and keep-alive
 //! timeouts, the connection cap, slow bodies (408), closed metric labels and
 //! the headers of HTML and sensitive answers. Connection-level tests speak
 //! raw HTTP/1.1 over `TcpStream`; every bound is generous (a busy machine

@@ -1,4 +1,4 @@
-//! The live event stream `GET /v1/events` (CONTRACT 3.9): events of the
+//! The live event stream `GET /v1/events` (docs/api.md#events): events of the
 //! caller's team as Server-Sent Events, resumable with `Last-Event-ID`,
 //! shared by every instance on one Redis.
 use std::time::Duration;
@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::helpers::*;
 
-/// Generous bound for "arrives at once" on a busy machine; the contract's
+/// Generous bound for "arrives at once" on a busy machine; the API reference's
 /// 2 s is asserted where it matters.
 const SOON: Duration = Duration::from_secs(2);
 

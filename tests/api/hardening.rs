@@ -1,4 +1,4 @@
-//! Attacks from outside that the gateway must survive (issue 6): a step-up
+//! Attacks from outside that the gateway must survive: a step-up
 //! outliving its assertion, a client that hangs up mid-delivery, replays and
 //! retries of signed requests, hostile identity values, answers that tell
 //! teams apart, and bearer tokens at rest.
@@ -301,7 +301,7 @@ both_stores!(
             let v = app.get(&id).await;
             assert_eq!(v["status"], "unauthenticated", "{claim}: {v}");
         }
-        // An empty `sub` is a required claim missing: 401, as the contract says.
+        // An empty `sub` is a required claim missing: 401, as docs/api.md#pre-chat-assertions says.
         let mut claims = app.assertion_claims("cust-42");
         claims["sub"] = json!("");
         let res = post_assertion(&app, &id, &app.assertion(claims)).await;

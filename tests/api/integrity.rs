@@ -1,4 +1,4 @@
-//! Store integrity seen from the API (issue 7): failure counts of one
+//! Store integrity seen from the API: failure counts of one
 //! customer stay exact across several interactions under concurrency, also
 //! with successes interleaved; lists cost O(page); and nothing outlives the
 //! interactions it belongs to.
@@ -249,7 +249,7 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             .await
             .unwrap();
         // The team's event history (`{team}:ev`) keeps its own hour
-        // (CONTRACT 3.9: at least 10 minutes), the batches appended to it
+        // (docs/api.md#events: at least 10 minutes), the batches appended to it
         // (`{team}:evb`) two minutes; their TTLs are checked below.
         let (history, keys): (Vec<String>, Vec<String>) = keys
             .into_iter()

@@ -1,4 +1,4 @@
-//! Login links and the login callback (CONTRACT 3.5), and time-outs (3.8).
+//! Login links and the login callback (docs/api.md#the-login-callback), and time-outs (docs/api.md#activity-logout-and-time-outs).
 use std::collections::HashSet;
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};

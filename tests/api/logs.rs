@@ -165,7 +165,7 @@ async fn a_full_flow_logs_no_secret() {
 }
 
 /// A store outage is one warning when it starts and one line when it ends,
-/// not a line per failed request (issue 8).
+/// not a line per failed request.
 #[tokio::test]
 async fn a_store_outage_is_logged_once_then_summarised() {
     use crate::redis_support::OwnRedis;

@@ -1,4 +1,4 @@
-//! The OpenAPI document as the API's contract (CONTRACT 3.2, 3.4): every
+//! The OpenAPI document as the API's contract (docs/api.md#errors, docs/api.md#interactions): every
 //! body member and query parameter an operation does not define is 422
 //! naming it; the document states the errors, constraints and security of
 //! every operation. (`.ci/schemathesis.sh` fuzzes the running gateway
@@ -172,7 +172,7 @@ both_stores!(
             .await
             .unwrap();
         assert_names(res, "dry_run").await;
-        // A conversation is found with its channel (CONTRACT 3.4); without one it is 422.
+        // A conversation is found with its channel (docs/api.md#interactions); without one it is 422.
         let res = get("/v1/interactions?conversation_id=q").await.unwrap();
         let body = assert_problem(res, 422, "invalid_request").await;
         assert!(body["detail"]
@@ -261,7 +261,7 @@ both_stores!(
             )
             .await;
         assert_names(res, "delivery").await;
-        // With a contact, the code goes to its phone (CONTRACT 3.11).
+        // With a contact, the code goes to its phone (docs/channels.md).
         let v = app
             .create(json!({"channel": "sms", "conversation_id": "s2", "contact": {"phone": "+15551230000"}}))
             .await;
@@ -400,7 +400,7 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
         return;
     };
     let schemas = &doc["components"]["schemas"];
-    // Every code of CONTRACT 3.2.
+    // Every code of docs/api.md#errors.
     let codes: Vec<&str> = schemas["ProblemCode"]["enum"]
         .as_array()
         .unwrap()
@@ -487,7 +487,7 @@ async fn the_document_states_the_constraints_the_handlers_enforce() {
     };
     assert_eq!(param("limit")["schema"]["minimum"], 1);
     assert_eq!(param("limit")["schema"]["maximum"], 500);
-    // status, channel, limit, cursor, conversation_id (CONTRACT 3.4).
+    // status, channel, limit, cursor, conversation_id (docs/api.md#interactions).
     assert_eq!(list.as_array().unwrap().len(), 5, "{list}");
     assert_eq!(param("conversation_id")["schema"]["maxLength"], 256);
     assert!(schemas["Status"]["enum"]

@@ -1,4 +1,4 @@
-//! What a state change tells others is delivered at least once (issue 8):
+//! What a state change tells others is delivered at least once (docs/architecture.md#the-outbox):
 //! chat notices and team webhooks are retried from the store with the same
 //! message id, survive a restart, go out once across instances, and one bad
 //! record never stops the others.

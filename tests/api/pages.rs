@@ -1,5 +1,5 @@
-//! The pages a customer's browser sees at a short link (CONTRACT 3.5: 404
-//! never issued, 410 expired; issue 10: in the visitor's words, readable on
+//! The pages a customer's browser sees at a short link (docs/api.md#short-links: 404
+//! never issued, 410 expired; in the visitor's words, readable on
 //! a phone). API clients keep getting problem+json.
 use reqwest::Method;
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Pre-chat assertions (CONTRACT 3.6), without step-up.
+//! Pre-chat assertions (docs/api.md#pre-chat-assertions), without step-up.
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -1,4 +1,4 @@
-//! Property tests (issue 6) over what a client sends from outside, through
+//! Property tests over what a client sends from outside, through
 //! the real server: API keys, ids in paths, short-link codes, JSON bodies,
 //! submitted codes, assertions, and Standard Webhooks headers. Whatever is
 //! sent, the answer is the documented problem (never a 5xx) and never

@@ -1,4 +1,4 @@
-//! Property tests (issue 6) over configuration values: durations parse and
+//! Property tests over configuration values: durations parse and
 //! round-trip, bad ones stop the load with one line naming the key; `${VAR}`
 //! expansion and `CHATGATE_…__…` overrides never panic, and their errors
 //! never quote the text. Case counts are small: a load writes a tree.

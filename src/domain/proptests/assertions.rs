@@ -1,9 +1,9 @@
-//! Pre-chat assertions (CONTRACT 3.6): the JWT layer refuses garbage, other
+//! Pre-chat assertions (docs/api.md#pre-chat-assertions): the JWT layer refuses garbage, other
 //! algorithms, other keys and any one-byte change with `invalid_token`; the
 //! time rules (`iat` not in the future, `exp` not past, `exp - iat` within
 //! `assertion_max_age`) hold for any times. Claim contents (`sub`, `name`,
 //! `phone`, ...) are only required never to panic here: their validation
-//! rules are being tightened (issue 6, finding 6).
+//! rules are checked elsewhere (docs/decisions/0019-identity-values.md).
 use std::time::Duration;
 
 use proptest::prelude::*;

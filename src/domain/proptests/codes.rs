@@ -1,4 +1,4 @@
-//! One-time codes and session PINs (CONTRACT 3.4, 3.7): generated codes
+//! One-time codes and session PINs (docs/api.md#post-v1interactions, docs/api.md#challenges-otp-and-session-pin): generated codes
 //! have exactly the configured length and only digits; a submitted code is
 //! 1 to 20 ASCII digits or a 422 that names no value; a PIN is the team's
 //! length of digits; hashes verify exactly the code of their own challenge

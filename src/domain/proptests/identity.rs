@@ -1,4 +1,4 @@
-//! Identity fields (issue 6, finding 6) and device records. Identifiers
+//! Identity fields (docs/decisions/0019-identity-values.md) and device records. Identifiers
 //! (`customer_ref`, customer ids, `sub`) are trimmed NFKC with no control,
 //! format or separator characters, so lookalike spellings are one subject;
 //! display values are kept as given without control, line-separator or bidi

@@ -1,4 +1,4 @@
-//! Property tests (issue 6) over the domain parsers that take outside input:
+//! Property tests over the domain parsers that take outside input:
 //! login tokens and assertions (JWT), Standard Webhooks signatures, codes and
 //! PINs, configured secrets, identity fields. Each property says "never
 //! panics" and "refuses with the documented error"; round trips are checked

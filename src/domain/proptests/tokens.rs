@@ -1,4 +1,4 @@
-//! Login tokens (CONTRACT 3.5): any text is `invalid_token` or a verified
+//! Login tokens (docs/api.md#the-login-callback): any text is `invalid_token` or a verified
 //! token, never a panic; an issued token verifies to exactly its claims and
 //! any one-byte change of it is `invalid_token`; only HS256 with the team's
 //! key is accepted; `exp` and `nbf` are honoured to the millisecond.

@@ -1,4 +1,4 @@
-// chatgate agent console (CONTRACT 3.10). Plain script, no dependencies.
+// chatgate agent console (docs/api.md#the-agent-console). Plain script, no dependencies.
 //
 // The agent's API key lives in sessionStorage (this tab only) and travels
 // only in the Authorization header. The list comes from GET /v1/interactions

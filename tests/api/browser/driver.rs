@@ -149,7 +149,7 @@ impl Browser {
             .unwrap();
     }
 
-    /// Writes a PNG of the window: to `docs/<name>` (the README's pictures)
+    /// Writes a PNG of the window: to `docs/<name>` (the pictures of README.md and docs/)
     /// when `CHATGATE_UPDATE_SCREENSHOTS=1`, else to `target/screenshots/`,
     /// so that a test run leaves the work tree as it found it.
     pub async fn screenshot(&self, name: &str) {

@@ -1,7 +1,7 @@
 //! Pre-chat assertions through the server: any text or any one-character
 //! change of a real assertion is `invalid_token`; a signed assertion with
 //! any claims authenticates exactly the normalised customer, or is a 422
-//! naming the claim (issue 6, finding 6).
+//! naming the claim (docs/decisions/0019-identity-values.md).
 use chatgate::domain::input::{customer_id, display, MAX_IDENTITY_CHARS};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -94,7 +94,7 @@ async fn any_signed_claims_authenticate_the_normalised_customer_or_are_422() {
                 &json!({ "assertion": app.assertion(c) }),
             )
             .await;
-        // An empty `sub` is a required claim missing (contract 3.6): 401.
+        // An empty `sub` is a required claim missing (docs/api.md#pre-chat-assertions): 401.
         if sub.is_empty() {
             problem(res, &[401], &["invalid_token"]).await?;
             return Ok(());

@@ -89,7 +89,7 @@ pub async fn index_pages_through_many_ties(s: SharedStore) {
 
 /// Index members expire one by one (each lives for the TTL of its last add);
 /// writes drop members whose time is up; the index lives exactly as long as
-/// its longest-lived member (issue 7: an index never outgrows what is alive).
+/// its longest-lived member (an index never outgrows what is alive).
 pub async fn index_members_expire_one_by_one(s: SharedStore) {
     let five = Duration::from_secs(5);
     // A short-lived member does not shorten the index's life...

@@ -157,7 +157,7 @@ pub async fn delete_checks_version(s: SharedStore) {
     );
 }
 
-/// The ABA interleaving of issue 7, step by step: A reads the subject; B
+/// The ABA interleaving, step by step: A reads the subject; B
 /// deletes it (a success clears it); C re-creates it (a failure); A's write,
 /// based on what it read before B, must not overwrite C's.
 pub async fn versions_never_repeat_across_delete(s: SharedStore) {

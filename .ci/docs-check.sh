@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Checks that every reference in the repository resolves inside it:
+#   1. no citation of a document outside the repository (a contract or
+#      style section, an issue, a numbered stop of past work) in code,
+#      tests, samples, docs or CI;
+#   2. every relative Markdown link between the docs (README.md,
+#      CONTRIBUTING.md, docs/) names a file that exists, and its #anchor a
+#      heading of that file;
+#   3. every docs/….md#anchor cited in a code comment or sample resolves
+#      the same way.
+# Needs only bash, grep and python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== references to documents outside the repository"
+pattern='CONTRACT [0-9]|STYLE [0-9]|\bstop [0-9]+|\bissue [0-9]+|[Ss]top [0-9]+|CONTRACT\.md|STYLE\.md'
+if grep -rnIE --exclude=docs-check.sh "$pattern" \
+  src tests examples benches config channels docs README.md CONTRIBUTING.md .ci; then
+  echo "docs-check: FAILED: the lines above cite a document outside the repository (a contract or" >&2
+  echo "style section, an issue or a numbered stop). Cite the repository's docs instead, e.g." >&2
+  echo "docs/api.md#the-login-callback, or state the rule itself." >&2
+  exit 1
+fi
+echo "none"
+
+echo "== links between the docs, and docs/ anchors cited in code"
+python3 - <<'PY'
+import pathlib, re, sys
+
+root = pathlib.Path(".")
+docs = [root / "README.md", root / "CONTRIBUTING.md", *sorted((root / "docs").rglob("*.md"))]
+
+
+def slug(heading):
+    """GitHub's anchor for a heading."""
+    s = heading.strip().lower()
+    s = re.sub(r"[^\w\- ]", "", s)
+    return s.replace(" ", "-")
+
+
+anchors = {}
+
+
+def anchors_of(path):
+    path = path.resolve()
+    if path not in anchors:
+        seen, found, fenced = {}, set(), False
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("```"):
+                fenced = not fenced
+            m = None if fenced else re.match(r"#{1,6}\s+(.*)", line)
+            if m:
+                s = slug(m.group(1))
+                n = seen.get(s, 0)
+                seen[s] = n + 1
+                found.add(s if n == 0 else f"{s}-{n}")
+        anchors[path] = found
+    return anchors[path]
+
+
+def check(source, base, target):
+    """A problem with `target` (a relative link from a file in `base`), or None."""
+    file, _, anchor = target.partition("#")
+    path = (base / file) if file else source
+    if not path.exists():
+        return f"{target}: no such file"
+    if anchor and path.suffix == ".md" and anchor not in anchors_of(path):
+        return f"{target}: no heading with anchor #{anchor} in {path}"
+    return None
+
+
+bad = []
+checked = 0
+link = re.compile(r"\]\(([^)\s]+)\)")
+for doc in docs:
+    fenced = False
+    for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+        if line.startswith("```"):
+            fenced = not fenced
+        if fenced:
+            continue
+        for target in link.findall(line):
+            if re.match(r"[a-z]+:", target):
+                continue
+            checked += 1
+            problem = check(doc, doc.parent, target)
+            if problem:
+                bad.append(f"{doc}:{n}: {problem}")
+
+cited = re.compile(r"\bdocs/[\w./-]+\.md(?:#[\w-]+)?")
+for tree in ["src", "tests", "examples", "benches", "config", "channels", ".ci"]:
+    for f in sorted((root / tree).rglob("*")):
+        if not f.is_file() or f.name == "docs-check.sh":
+            continue
+        try:
+            text = f.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, OSError):
+            continue
+        for n, line in enumerate(text.splitlines(), 1):
+            for target in cited.findall(line):
+                checked += 1
+                problem = check(f, root, target)
+                if problem:
+                    bad.append(f"{f}:{n}: {problem}")
+
+for b in bad:
+    print(b, file=sys.stderr)
+if bad:
+    print("docs-check: FAILED: the references above do not resolve inside the repository", file=sys.stderr)
+    sys.exit(1)
+print(f"{checked} references resolve")
+PY
