@@ -235,12 +235,7 @@ both_stores!(
         let first = app.sign(&body, None);
         let res = app.send_signed("/v1/login/callback", &first).await;
         assert_eq!(res.status(), 200);
-        let resign = |body: &Value| {
-            let bytes = serde_json::to_vec(body).unwrap();
-            let key = app.keys.acme_key_bytes();
-            let signature = chatgate::domain::webhook_sig::sign(&key, &first.id, first.ts, &bytes);
-            Signed { bytes, id: first.id.clone(), ts: first.ts, signature }
-        };
+        let resign = |body: &Value| signed_as(&app, body, &first.id);
         // The same `webhook-id`, the same token, another body.
         for other in [
             json!({"token": l1["token"], "outcome": "failure"}),
@@ -349,6 +344,76 @@ both_stores!(
     }
 );
 
+/// `body` signed with acme's key under the `webhook-id` `id`.
+fn signed_as(app: &TestApp, body: &Value, id: &str) -> Signed {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = app.now().unix_seconds();
+    let key = app.keys.acme_key_bytes();
+    let signature = chatgate::domain::webhook_sig::sign(&key, id, ts, &bytes);
+    Signed {
+        bytes,
+        id: id.to_string(),
+        ts,
+        signature,
+    }
+}
+
+both_stores!(
+    concurrent_retries_get_one_binding_and_one_code,
+    setup: binding(),
+    |app: TestApp| async move {
+        let chat = app.new_interaction().await;
+        let link = app.issue_link(&chat, json!({})).await;
+        let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-c"}});
+        let signed = app.sign(&body, None);
+        let sends = (0..12).map(|_| app.send_signed("/v1/login/callback", &signed));
+        let mut answers = Vec::new();
+        for res in futures::future::join_all(sends).await {
+            assert_eq!(res.status(), 200);
+            answers.push(res.json::<Value>().await.unwrap());
+        }
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        let cid = open_challenge(&app, &chat).await;
+        let res = app.verify_code(&chat, &cid, answers[0]["binding_code"].as_str().unwrap()).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.get(&chat).await["customer"]["id"], "cust-c");
+    }
+);
+
+both_stores!(
+    one_webhook_id_on_many_links_at_once_uses_one,
+    setup: binding(),
+    |app: TestApp| async move {
+        // Eight chats, a link each; one `webhook-id` for all eight callbacks.
+        let mut chats = Vec::new();
+        for _ in 0..8 {
+            let chat = app.new_interaction().await;
+            let link = app.issue_link(&chat, json!({})).await;
+            let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-m"}});
+            chats.push((chat, body));
+        }
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let signed: Vec<Signed> = chats.iter().map(|(_, b)| signed_as(&app, b, &id)).collect();
+        let sends = signed.iter().map(|s| app.send_signed("/v1/login/callback", s));
+        let statuses: Vec<u16> = futures::future::join_all(sends)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+        // The refused ones used nothing up: each link's own request works.
+        for ((chat, body), status) in chats.iter().zip(&statuses) {
+            let bound = app.get(chat).await["open_challenge"]["method"] == "binding";
+            assert_eq!(bound, *status == 200);
+            if *status == 409 {
+                let res = app.send_signed("/v1/login/callback", &app.sign(body, None)).await;
+                assert_eq!(res.status(), 200);
+            }
+        }
+    }
+);
+
 async fn assurance(app: &TestApp, id: &str, query: &str) -> Value {
     let res = app
         .request(
@@ -364,7 +429,7 @@ async fn assurance(app: &TestApp, id: &str, query: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binding_code_is_not_in_redis() {
+async fn the_binding_code_is_not_in_redis_and_what_the_callback_wrote_expires() {
     // Ten digits: a shorter code could turn up inside some other number.
     let setup = Setup {
         defaults: "login_binding = \"chat_code\"\notp = { length = 10 }".into(),
@@ -383,8 +448,19 @@ async fn the_binding_code_is_not_in_redis() {
         .query_async(&mut conn)
         .await
         .unwrap();
+    assert!(
+        keys.iter().any(|k| k.contains(":wr:cb:")),
+        "the webhook-id is kept: {keys:?}"
+    );
     for k in keys {
         assert!(!k.contains(&code));
+        // Everything the callback wrote (its `webhook-id` too) expires.
+        let ttl: i64 = redis::cmd("PTTL")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(ttl > 0 || ttl == -2, "{k} has no TTL ({ttl})");
         let kind: String = redis::cmd("TYPE")
             .arg(&k)
             .query_async(&mut conn)
