@@ -104,6 +104,7 @@ fn hot_paths(c: &mut Criterion) {
                 answer: CallbackAnswer::Authenticated {
                     expires_at: Some(now.plus(std::time::Duration::from_secs(1800))),
                 },
+                body: Some(webhook_sig::id_digest(&format!("body_{i}"))),
             }),
         };
         busy.add_link(link, now);

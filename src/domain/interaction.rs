@@ -182,6 +182,25 @@ pub struct LinkUse {
     pub webhook_id: String,
     #[serde(rename = "a", alias = "answer")]
     pub answer: CallbackAnswer,
+    /// Keyed digest of the callback's body: a request with this
+    /// `webhook-id` and another body is no retry. Absent in links used
+    /// before it was kept: no body matches then.
+    #[serde(
+        rename = "bd",
+        alias = "body",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub body: Option<String>,
+}
+
+impl LinkUse {
+    /// Is a request with `webhook_id` and `body` (both digests) a retry of
+    /// this one? `None`: another request. `Some(false)`: the same
+    /// `webhook-id` with another body.
+    pub fn retried_by(&self, webhook_id: &str, body: &str) -> Option<bool> {
+        (self.webhook_id == webhook_id).then(|| self.body.as_deref() == Some(body))
+    }
 }
 
 /// What a login callback was answered. Stored `{"k": "authenticated",
@@ -199,7 +218,9 @@ pub enum CallbackAnswer {
         expires_at: Option<Timestamp>,
     },
     /// Waiting for the binding code typed into the chat (the code itself is
-    /// not kept: a retry gets a fresh one).
+    /// not kept: it is derived from the challenge id, see
+    /// `otp::derive`). A retry gets it again while this challenge is the
+    /// interaction's live binding.
     Bound {
         #[serde(rename = "c")]
         challenge_id: Uuid,
@@ -321,6 +342,17 @@ pub struct PendingBinding {
     /// Whom the login page proved.
     #[serde(rename = "cu", alias = "customer")]
     pub customer: Customer,
+    /// When the login page proved them (the callback): the login's age
+    /// counts from here, not from the typing of the code. Absent in
+    /// bindings opened before it was kept (they count from the typing).
+    #[serde(
+        rename = "at",
+        alias = "proven_at",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
+    pub proven_at: Option<Timestamp>,
 }
 
 /// The stored interaction.
@@ -560,6 +592,14 @@ impl InteractionRecord {
         }
     }
 
+    /// The binding that the code typed into the chat can still complete at
+    /// `now`: its challenge is the open one (not expired, replaced, used or
+    /// out of attempts). Once it is not, it never comes back.
+    pub fn live_binding(&self, now: Timestamp) -> Option<&PendingBinding> {
+        let open = self.open_challenge(now)?;
+        self.binding.as_ref().filter(|b| b.challenge_id == open.id)
+    }
+
     /// The customer a live step-up would prove, if any.
     pub fn step_up_customer(&self, now: Timestamp) -> Option<&str> {
         self.live_step_up(now)
@@ -608,10 +648,27 @@ impl InteractionRecord {
         now: Timestamp,
         s: &Settings,
     ) {
+        self.authenticate_since(method, customer, now, now, s);
+    }
+
+    /// Like [`Self::authenticate`] for a login proven at `proven_at` and
+    /// completed `now` (a bound login: proven by the callback, completed by
+    /// the code typed into the chat). The authentication is as old as the
+    /// proof: `authenticated_at` and the absolute end count from
+    /// `proven_at`; the activity is `now`.
+    pub fn authenticate_since(
+        &mut self,
+        method: Method,
+        customer: Customer,
+        proven_at: Timestamp,
+        now: Timestamp,
+        s: &Settings,
+    ) {
+        let proven_at = proven_at.min(now);
         self.auth = Some(Authentication {
             method,
-            authenticated_at: now,
-            expires_at: now.plus(s.authenticated_ttl.get()),
+            authenticated_at: proven_at,
+            expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
         });
         self.end_step_up();
@@ -662,11 +719,16 @@ impl InteractionRecord {
     }
 
     /// Is `customer_id` signed in here at `now`, or about to be: authenticated
-    /// as them (or as its `customer_ref`), or a pending step-up for them? A
-    /// website's logout of that customer ends both.
+    /// as them (or as its `customer_ref`), a pending step-up for them, or a
+    /// login of theirs waiting for its binding code? A website's logout of
+    /// that customer ends all three.
     pub fn signed_in_as(&self, customer_id: &str, now: Timestamp, s: &Settings) -> bool {
         (self.is_authenticated(now, s) && self.belongs_to(customer_id))
             || self.step_up_customer(now) == Some(customer_id)
+            || self.live_binding(now).is_some_and(|b| {
+                b.customer.get("id").map(String::as_str) == Some(customer_id)
+                    || self.customer_ref.as_deref() == Some(customer_id)
+            })
     }
 
     /// Does the authenticated customer (or the `customer_ref`) match `customer_id`?
@@ -1001,6 +1063,61 @@ mod tests {
             r.status(t(4), &s, &Standing::Clear),
             Status::Unauthenticated
         );
+    }
+
+    /// A record waiting for the binding code of a login proven at `t(10)`.
+    fn bound(s: &Settings) -> (InteractionRecord, Uuid) {
+        let mut r = rec();
+        let pepper = crate::domain::secrets::Pepper::new("test-pepper");
+        let cid = Uuid::now_v7();
+        let code = crate::domain::otp::derive(&pepper, cid, s.otp.length);
+        let ch = Challenge::new_binding(cid, &code, &pepper, &s.otp, t(10));
+        crate::domain::challenge::open_new(&mut r, ch);
+        r.binding = Some(PendingBinding {
+            challenge_id: cid,
+            customer: customer(),
+            proven_at: Some(t(10)),
+        });
+        (r, cid)
+    }
+
+    #[test]
+    fn a_binding_lives_with_its_challenge_and_a_logout_of_its_customer_finds_it() {
+        let s = Settings::default();
+        let (r, cid) = bound(&s);
+        let end = t(10).plus(s.otp.ttl.get());
+        assert_eq!(r.live_binding(t(11)).map(|b| b.challenge_id), Some(cid));
+        assert!(r.signed_in_as("cust-42", t(11), &s));
+        assert!(!r.signed_in_as("cust-43", t(11), &s));
+        // Expired: gone for good, and nobody's any more.
+        assert!(r.live_binding(end).is_none());
+        assert!(!r.signed_in_as("cust-42", end, &s));
+        // Another challenge replaces it.
+        let (mut r, _) = bound(&s);
+        let pin = Challenge::new_pin(Uuid::now_v7(), "00", &s.pin, t(12));
+        crate::domain::challenge::open_new(&mut r, pin);
+        assert!(r.live_binding(t(13)).is_none());
+        // A logout ends it.
+        let (mut r, _) = bound(&s);
+        r.log_out(t(12));
+        assert!(r.binding.is_none() && r.live_binding(t(13)).is_none());
+    }
+
+    #[test]
+    fn a_bound_login_counts_from_its_proof() {
+        let s = Settings::default();
+        let (mut r, _) = bound(&s);
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(read_stored(&text, r.id).binding, r.binding);
+        r.authenticate_since(Method::LoginLink, customer(), t(10), t(40), &s);
+        let auth = r.auth.as_ref().unwrap();
+        assert_eq!(auth.authenticated_at, t(10));
+        assert_eq!(auth.expires_at, t(10).plus(s.authenticated_ttl.get()));
+        assert_eq!(r.last_activity_at, t(40));
+        assert!(r.binding.is_none() && r.challenge.is_none());
+        // A proof never lies in the future.
+        r.authenticate_since(Method::LoginLink, customer(), t(90), t(50), &s);
+        assert_eq!(r.auth.as_ref().unwrap().authenticated_at, t(50));
     }
 
     #[test]

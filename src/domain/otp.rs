@@ -72,6 +72,31 @@ pub fn generate(length: u32) -> OtpCode {
     OtpCode(SecretString::from(digits))
 }
 
+/// `Pepper` purpose of binding codes (see [`derive`]).
+pub const DERIVE_PURPOSE: &str = "binding-code";
+
+/// The code of challenge `challenge_id`, derived rather than drawn: the
+/// first 16 bytes of the pepper's keyed hash (HMAC-SHA256, its own purpose)
+/// of the challenge id, reduced to `length` digits (a bias below 10^10 / 2^128).
+/// A login binding's code is made so: the store keeps only its keyed hash,
+/// yet the login page's retry is answered the very code it was shown first.
+/// Without the pepper it is as unpredictable as a drawn one; the challenge
+/// id alone (which bots and agents see) tells nothing about it.
+pub fn derive(pepper: &Pepper, challenge_id: Uuid, length: u32) -> OtpCode {
+    let length = length.clamp(MIN_LENGTH, MAX_LENGTH);
+    let width = length as usize;
+    let hex = Zeroizing::new(pepper.keyed_hash(DERIVE_PURPOSE, challenge_id.as_bytes()));
+    let n = hex
+        .get(..32)
+        .and_then(|h| u128::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+        % 10u128.pow(length);
+    // Exact capacity, as in [`generate`]; writing into a String cannot fail.
+    let mut digits = String::with_capacity(width);
+    let _ = write!(digits, "{n:0width$}");
+    OtpCode(SecretString::from(digits))
+}
+
 fn hash_input(challenge_id: Uuid, code: &str) -> Zeroizing<Vec<u8>> {
     let mut input = Zeroizing::new(Vec::with_capacity(16 + code.len()));
     input.extend_from_slice(challenge_id.as_bytes());
@@ -187,5 +212,25 @@ mod tests {
         assert!(OtpCode::from_digits("123").is_none());
         assert!(OtpCode::from_digits("12345678901").is_none());
         assert!(OtpCode::from_digits("12a4").is_none());
+    }
+
+    #[test]
+    fn a_derived_code_is_stable_keyed_and_uniform() {
+        let (p, q) = (Pepper::new("test-pepper"), Pepper::new("other-pepper"));
+        let id = Uuid::now_v7();
+        let code = derive(&p, id, 6);
+        assert_eq!(code.len(), 6);
+        assert_eq!(derive(&p, id, 6).expose(), code.expose());
+        // Another pepper, or another challenge, gives another code (almost
+        // surely: checked over several ids).
+        let ids: Vec<Uuid> = (0..8).map(|_| Uuid::now_v7()).collect();
+        assert!(ids
+            .iter()
+            .any(|i| derive(&q, *i, 10).expose() != derive(&p, *i, 10).expose()));
+        assert!(ids
+            .iter()
+            .any(|i| derive(&p, *i, 10).expose() != derive(&p, id, 10).expose()));
+        let bad = biased_positions(10, || derive(&p, Uuid::now_v7(), 10).expose().to_string());
+        assert!(bad.is_empty(), "biased digits: {bad:?}");
     }
 }

@@ -133,7 +133,9 @@ impl Gateway {
     ) -> (OtpCode, CallbackAnswer) {
         let s = w.settings;
         let challenge_id = Uuid::now_v7();
-        let code = otp::generate(s.otp.length);
+        // Derived, not drawn: a retry of this callback is answered this code
+        // again, and the store still holds only its keyed hash.
+        let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
         let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
         let expires_at = ch.expires_at;
         w.rec.end_step_up();
@@ -141,6 +143,7 @@ impl Gateway {
         w.rec.binding = Some(PendingBinding {
             challenge_id,
             customer,
+            proven_at: Some(now),
         });
         (
             code,
@@ -338,9 +341,14 @@ impl Gateway {
         let link_id = Uuid::parse_str(&claims.jti).map_err(|_| Error::InvalidToken("bad jti"))?;
 
         // Verified above: the id is present. A retry of the very request that
-        // used the link is answered as it was (Standard Webhooks retries keep
-        // their `webhook-id`).
-        let request = webhook_sig::id_digest(sig.id.unwrap_or_default());
+        // used the link (Standard Webhooks retries keep their `webhook-id`,
+        // and send the same body) is answered as it was.
+        let webhook_id = sig.id.unwrap_or_default();
+        let request = webhook_sig::id_digest(webhook_id);
+        let mut body_digest = self.pepper.keyed_hash(BODY_PURPOSE, body);
+        // 128 bits, as the `webhook-id`'s digest: each used link keeps one.
+        body_digest.truncate(32);
+        let memory = keys::answered_request(&team.id, "cb", webhook_id);
 
         enum Verdict {
             /// Locked or banned: the link is used, nothing else changes.
@@ -349,11 +357,13 @@ impl Gateway {
             Mismatch,
             Success,
             /// A retry of the request that used the link: nothing changes.
-            Repeat,
+            /// A bound login's retry carries its code again.
+            Repeat(Option<OtpCode>),
             /// Waiting for the binding code, shown once to the login page.
             Bound(OtpCode),
         }
         let (cb, request, expected_customer) = (&cb, &request, &claims.expected_customer);
+        let (body_digest, memory) = (&body_digest, &memory);
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
@@ -368,31 +378,37 @@ impl Gateway {
                         .filter(|l| l.used)
                         .map(|l| l.used_by.clone());
                     if let Some(used_by) = used {
-                        return match used_by {
-                            // A retry of a bound login still waiting for its
-                            // code: a fresh code (the first is stored only
-                            // hashed), the same customer.
-                            Some(u)
-                                if u.webhook_id == *request
-                                    && matches!(u.answer, CallbackAnswer::Bound { .. }) =>
-                            {
-                                let Some(waiting) = w.rec.binding.clone() else {
-                                    return Err(Error::TokenUsed);
-                                };
-                                let (code, answer) = self.open_binding(w, waiting.customer, now);
-                                if let Some(link) = w.rec.links.get_mut(i) {
-                                    link.used_by = Some(LinkUse {
-                                        webhook_id: request.clone(),
-                                        answer,
-                                    });
-                                }
-                                Ok(Step::Write((Verdict::Bound(code), answer)))
-                            }
-                            Some(u) if u.webhook_id == *request => {
-                                Ok(Step::Answer((Verdict::Repeat, u.answer)))
-                            }
-                            _ => Err(Error::TokenUsed),
+                        let Some(u) =
+                            used_by.filter(|u| u.retried_by(request, body_digest) == Some(true))
+                        else {
+                            // Another request, or this `webhook-id` with
+                            // another body: no retry.
+                            return Err(Error::TokenUsed);
                         };
+                        return match u.answer {
+                            // A bound login: its code again while its own
+                            // binding is live — never the binding of a later
+                            // login on this interaction. Once it has ended
+                            // (a new link, a logout, expiry, the code used
+                            // or out of attempts) it never comes back.
+                            CallbackAnswer::Bound { challenge_id, .. } => {
+                                let live = w
+                                    .rec
+                                    .live_binding(now)
+                                    .is_some_and(|b| b.challenge_id == challenge_id);
+                                if !live {
+                                    return Err(Error::ChallengeExpired);
+                                }
+                                let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
+                                Ok(Step::Answer((Verdict::Repeat(Some(code)), u.answer)))
+                            }
+                            answer => Ok(Step::Answer((Verdict::Repeat(None), answer))),
+                        };
+                    }
+                    // A `webhook-id` that already used another link: its
+                    // body was another (another token), so it is no retry.
+                    if w.claim_taken() {
+                        return Err(Error::TokenUsed);
                     }
                     let refusal_or = |f: FailureOutcome, otherwise: CallbackAnswer| {
                         f.refusal(now)
@@ -443,8 +459,14 @@ impl Gateway {
                         link.used_by = Some(LinkUse {
                             webhook_id: request.clone(),
                             answer,
+                            body: Some(body_digest.clone()),
                         });
                     }
+                    // And the `webhook-id` with it, in the same commit, for
+                    // as long as an untouched interaction keeps the link's
+                    // own record of it (a `webhook-id` that used a link
+                    // answers nothing but retries of itself).
+                    w.claim(put(memory, 0, &true, Some(s.interaction_ttl.get()))?);
                     Ok(Step::Write((verdict, answer)))
                 })
             })
@@ -456,7 +478,7 @@ impl Gateway {
             })?;
         let (verdict, answer) = &done.value;
         let code = match verdict {
-            Verdict::Bound(code) => Some(code.expose().to_string()),
+            Verdict::Bound(code) | Verdict::Repeat(Some(code)) => Some(code.expose().to_string()),
             _ => None,
         };
         if let Verdict::Failure | Verdict::Mismatch = verdict {
@@ -466,6 +488,9 @@ impl Gateway {
         answered(*answer, code, id, now)
     }
 }
+
+/// `Pepper` purpose of the digest of a callback's body.
+const BODY_PURPOSE: &str = "callback-body";
 
 /// The callback's answer, first time or repeated.
 fn answered(

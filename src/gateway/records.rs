@@ -211,12 +211,13 @@ pub fn write_interaction(
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and
-/// whom it is authenticated as or stepping up for.
+/// whom it is authenticated as, stepping up for, or waiting to bind.
 fn customer_ids(rec: &InteractionRecord) -> impl Iterator<Item = &String> {
     rec.customer_ref
         .iter()
         .chain(rec.auth.as_ref().and_then(|a| a.customer.get("id")))
         .chain(rec.step_up.as_ref().and_then(|p| p.customer.get("id")))
+        .chain(rec.binding.as_ref().and_then(|b| b.customer.get("id")))
 }
 
 /// How much longer than the record what points to it is kept when a write

@@ -73,15 +73,16 @@ impl Gateway {
                                     false => None,
                                 };
                                 w.subject().record_success();
-                                let (method, customer) = match (&pending, method) {
-                                    (Some(p), _) => (Method::Otp, p.customer.clone()),
+                                let (method, customer, since) = match (&pending, method) {
+                                    (Some(p), _) => (Method::Otp, p.customer.clone(), now),
                                     (None, ChallengeMethod::Otp) => {
-                                        (Method::Otp, self.customer_for(&w.rec, now, s))
+                                        (Method::Otp, self.customer_for(&w.rec, now, s), now)
                                     }
                                     (None, ChallengeMethod::Pin) => {
-                                        (Method::Pin, self.customer_for(&w.rec, now, s))
+                                        (Method::Pin, self.customer_for(&w.rec, now, s), now)
                                     }
-                                    // A bound login: the customer the login page proved.
+                                    // A bound login: the customer the login page
+                                    // proved, authenticated since the callback.
                                     (None, ChallengeMethod::Binding) => {
                                         let binding = w
                                             .rec
@@ -89,14 +90,15 @@ impl Gateway {
                                             .clone()
                                             .filter(|b| b.challenge_id == cid)
                                             .ok_or(Error::ChallengeExpired)?;
-                                        (Method::LoginLink, binding.customer)
+                                        let since = binding.proven_at.unwrap_or(now);
+                                        (Method::LoginLink, binding.customer, since)
                                     }
                                 };
                                 if let Some(p) = &pending {
                                     let devices = self.validated_devices(team, p).await?;
                                     w.also(devices);
                                 }
-                                w.rec.authenticate(method, customer, now, s);
+                                w.rec.authenticate_since(method, customer, since, now, s);
                                 w.announce_authenticated();
                                 Verdict::Success
                             }

@@ -76,8 +76,9 @@ const ANSWER_MEMORY: Duration = Duration::from_secs(2 * webhook_sig::TOLERANCE_S
 
 impl Gateway {
     /// Back-channel logout of a customer's interactions. Returns how many
-    /// were logged out (authenticated as that customer, or waiting for a
-    /// step-up for them). A replay or retry of the same signed request (same
+    /// were logged out (authenticated as that customer, waiting for a
+    /// step-up for them, or with a login of theirs waiting for its binding
+    /// code). A replay or retry of the same signed request (same
     /// `webhook-id`) within the signature's tolerance gets the first answer
     /// and logs out nobody who signed in since.
     pub async fn logout_customer(
@@ -127,7 +128,7 @@ impl Gateway {
     }
 
     /// Logs out interaction `id` if `customer_id` is signed in there (or
-    /// waiting for a step-up there).
+    /// waiting for a step-up or a binding code there).
     async fn log_out_if_theirs(
         self: &Arc<Self>,
         team: &Team,

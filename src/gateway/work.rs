@@ -29,6 +29,9 @@ pub struct Work<'a> {
     announcement: bool,
     first: Vec<Op>,
     also: Vec<Op>,
+    claims: Vec<Op>,
+    /// A claim of an earlier try of this decision found its key taken.
+    taken: bool,
     events: Vec<Pending>,
     notices: Vec<Notice>,
 }
@@ -64,6 +67,21 @@ impl Work<'_> {
     /// devices).
     pub fn also(&mut self, op: Op) {
         self.also.push(op);
+    }
+
+    /// Writes `op`, a `Put` that creates its key (expected version 0), in
+    /// the same commit as a claim: when the key exists already, nothing is
+    /// written and the decision is made again, on fresh records, with
+    /// [`Self::claim_taken`] true — without a read of the key beforehand.
+    pub fn claim(&mut self, op: Op) {
+        self.claims.push(op);
+    }
+
+    /// A claim made by an earlier try of this decision found its key
+    /// taken (by another request, or by a concurrent twin whose write the
+    /// fresh records now show).
+    pub fn claim_taken(&self) -> bool {
+        self.taken
     }
 
     /// Applies `op` before the interaction's own ops (an index entry that
@@ -193,6 +211,8 @@ impl Gateway {
         let mut read_afresh = false;
         // Deciding once on a fresh read outside the line (see below).
         let mut outside = false;
+        // A claim found its key taken (see `Work::claim`).
+        let mut taken = false;
         loop {
             // After a conflict, in line again.
             if turn.is_none() && !outside {
@@ -223,6 +243,8 @@ impl Gateway {
                 announcement: false,
                 first: Vec::new(),
                 also: Vec::new(),
+                claims: Vec::new(),
+                taken,
                 events: Vec::new(),
                 notices: Vec::new(),
             };
@@ -239,6 +261,7 @@ impl Gateway {
                 Step::WriteIfChanged(v) => {
                     let changed = w.rec != *read
                         || !w.also.is_empty()
+                        || !w.claims.is_empty()
                         || !w.events.is_empty()
                         || !w.notices.is_empty();
                     (v, changed)
@@ -287,6 +310,8 @@ impl Gateway {
             // What the commit will have written, to hand to the next in line.
             let committed = committed_pair(&pair, &ops, own, subject_at, &w);
             ops.append(&mut w.also);
+            let claims = ops.len()..ops.len() + w.claims.len();
+            ops.append(&mut w.claims);
             let wake = !items.is_empty();
             for item in items {
                 ops.extend(self.outbox.enqueue(&team.id, item, now)?);
@@ -322,6 +347,12 @@ impl Gateway {
                 // The unit of work ahead did not commit what it handed over
                 // (every one queued behind it conflicts too): read afresh at
                 // once; the retry budget is for conflicts on fresh reads.
+                // Every op before it matched: the claim alone is refused.
+                // Decided again, on fresh records, knowing it.
+                Commit::Conflict { op } if claims.contains(&op) => {
+                    taken = true;
+                    read_afresh = true;
+                }
                 Commit::Conflict { .. } if handed => read_afresh = true,
                 Commit::Conflict { .. } => backoff.wait().await?,
             }

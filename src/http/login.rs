@@ -14,7 +14,8 @@ use super::extract::{
     json_bytes, only_members, parse_id, parse_json, JsonBody, NoQuery, Now, PathParam,
 };
 use super::openapi::{
-    raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E401, E403, E404, E409, E410, E423, E503,
+    raw_schema, ApiKeyErrors, CallbackE409, CallbackE410, JsonBodyErrors, RawSchema, E401, E403,
+    E404, E423, E503,
 };
 use super::pages;
 use super::AppState;
@@ -227,9 +228,15 @@ impl RawSchema for CallbackOutcomeSchema {
 /// `invalid_token`, 410 `token_expired`), the signature (401
 /// `invalid_signature`), one-time use (409 `token_used`), the subject's lock
 /// (423 `locked`, 403 `banned`), `expected_customer` (403 `customer_mismatch`).
+///
+/// A retry of the request that used the token (the same `webhook-id` and the
+/// same body) gets the first answer again; for a login waiting for its
+/// binding code, that code while its binding is open, else 410
+/// `challenge_expired`. The same `webhook-id` with another body is 409
+/// `token_used`.
 #[utoipa::path(post, path = "/v1/login/callback", operation_id = "login_callback", tag = "login", security(),
     params(SignedHeaders), request_body = LoginCallback,
-    responses((status = 200, body = CallbackOutcome), E401, E403, E404, E409, E410, E423, E503,
+    responses((status = 200, body = CallbackOutcome), E401, E403, E404, CallbackE409, CallbackE410, E423, E503,
               JsonBodyErrors))]
 async fn callback(
     State(st): State<AppState>,

@@ -268,6 +268,8 @@ problem_responses! {
     E408 = "408", false, "`request_timeout`: the body did not arrive in time";
     E409 = "409", false, "`token_used`, `challenge_used` or `no_session_pin`";
     E410 = "410", false, "`token_expired`, `challenge_expired` or `challenge_exhausted`";
+    CallbackE409 = "409", false, "`token_used`: the token was used by another request, or this `webhook-id` was used with another body (a retry sends the very same body)";
+    CallbackE410 = "410", false, "`token_expired`: the token has expired; `challenge_expired`: a retry of a callback whose login waited for its binding code, once that binding has ended (a new link, a logout, the code's expiry or use)";
     E413 = "413", false, "`payload_too_large`: body over 64 KiB";
     E415 = "415", false, "`unsupported_media_type`: the body is not declared JSON";
     E422 = "422", false, "`invalid_request`: a value that is not allowed, or a field or query parameter the operation does not define (named in `detail`)";

@@ -140,7 +140,7 @@ both_stores!(
 );
 
 both_stores!(
-    a_new_link_or_a_logout_ends_the_binding_and_a_retry_gets_a_fresh_code,
+    a_new_link_or_a_logout_ends_the_binding_and_a_retry_gets_the_same_code,
     setup: binding(),
     |app: TestApp| async move {
         let id = app.new_interaction().await;
@@ -148,25 +148,21 @@ both_stores!(
         let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-r"}});
         let signed = app.sign(&body, None);
         let first: Value = app.send_signed("/v1/login/callback", &signed).await.json().await.unwrap();
-        // The login page retries the same request (it lost the answer): a fresh code.
+        // The login page retries the same request (it lost the answer): the
+        // first answer again, code and all.
         let again: Value = app.send_signed("/v1/login/callback", &signed).await.json().await.unwrap();
-        assert_eq!(again["authenticated"], false, "{again}");
-        let (c1, c2) = (first["binding_code"].as_str().unwrap(), again["binding_code"].as_str().unwrap());
-        let cid = app.get(&id).await["open_challenge"]["challenge_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        // A new link ends the waiting login.
+        assert_eq!(again, first);
+        let code = first["binding_code"].as_str().unwrap();
+        let cid = open_challenge(&app, &id).await;
+        // A new link ends the waiting login, and the retry has nothing to give.
         app.issue_link(&id, json!({})).await;
-        let res = app.verify_code(&id, &cid, c2).await;
+        let res = app.verify_code(&id, &cid, code).await;
         assert_problem(res, 410, "challenge_expired").await;
-        let _ = c1;
+        let res = app.send_signed("/v1/login/callback", &signed).await;
+        assert_problem(res, 410, "challenge_expired").await;
         // And a logout ends one too.
         let answer = bound_login(&app, &id, "cust-r").await;
-        let cid = app.get(&id).await["open_challenge"]["challenge_id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let cid = open_challenge(&app, &id).await;
         let res = app
             .post_json(&format!("/v1/interactions/{id}/logout"), Some(&app.keys.bot), &json!({}))
             .await;
@@ -177,8 +173,263 @@ both_stores!(
     }
 );
 
+/// The id of the interaction's open challenge.
+async fn open_challenge(app: &TestApp, id: &str) -> String {
+    let v = app.get(id).await;
+    v["open_challenge"]["challenge_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{v}"))
+        .to_string()
+}
+
+/// Types `answer`'s binding code, if it has one, into `id`'s open
+/// challenge: what an attacker does with a code the gateway hands out.
+async fn type_any_code(app: &TestApp, id: &str, answer: &Value) {
+    let Some(code) = answer["binding_code"].as_str() else {
+        return;
+    };
+    if let Some(cid) = app.get(id).await["open_challenge"]["challenge_id"].as_str() {
+        let _ = app.verify_code(id, cid, code).await;
+    }
+}
+
+both_stores!(
+    a_retried_callback_never_hands_out_the_code_of_another_login,
+    setup: binding(),
+    |app: TestApp| async move {
+        // 1. The attacker signs in as himself through link L1 in his chat.
+        let chat = app.new_interaction().await;
+        let l1 = app.issue_link(&chat, json!({})).await;
+        let body = json!({"token": l1["token"], "outcome": "success", "customer": {"id": "attacker-1"}});
+        let l1_callback = app.sign(&body, None);
+        let res = app.send_signed("/v1/login/callback", &l1_callback).await;
+        assert_eq!(res.status(), 200);
+        // 2. He sends link L2 of the same chat to the victim, who signs in:
+        // the victim's page shows a code the victim never types there.
+        let victim = bound_login(&app, &chat, "victim-1").await;
+        assert_eq!(victim["authenticated"], false);
+        // 3. He sends L1's callback again.
+        let res = app.send_signed("/v1/login/callback", &l1_callback).await;
+        let status = res.status();
+        let answer: Value = res.json().await.unwrap();
+        type_any_code(&app, &chat, &answer).await;
+        let v = app.get(&chat).await;
+        assert_ne!(v["status"], "authenticated", "{v}");
+        assert!(v["customer"].is_null(), "{v}");
+        assert!(answer.get("binding_code").is_none(), "a code after the binding ended: {answer}");
+        assert_eq!(status, 410, "{answer}");
+        assert_eq!(answer["code"], "challenge_expired");
+        // The victim's own binding is untouched: the victim's code would
+        // still work (in the victim's chat; here it proves the victim).
+        assert_eq!(v["open_challenge"]["method"], "binding");
+    }
+);
+
+both_stores!(
+    a_used_webhook_id_with_another_body_is_token_used,
+    setup: binding(),
+    |app: TestApp| async move {
+        let chat = app.new_interaction().await;
+        let l1 = app.issue_link(&chat, json!({})).await;
+        let body = json!({"token": l1["token"], "outcome": "success", "customer": {"id": "cust-d"}});
+        let first = app.sign(&body, None);
+        let res = app.send_signed("/v1/login/callback", &first).await;
+        assert_eq!(res.status(), 200);
+        let resign = |body: &Value| signed_as(&app, body, &first.id);
+        // The same `webhook-id`, the same token, another body.
+        for other in [
+            json!({"token": l1["token"], "outcome": "failure"}),
+            json!({"token": l1["token"], "outcome": "success", "customer": {"id": "cust-e"}}),
+        ] {
+            let res = app.send_signed("/v1/login/callback", &resign(&other)).await;
+            assert_problem(res, 409, "token_used").await;
+        }
+        // The same `webhook-id` on another link's callback.
+        let l2 = app.issue_link(&chat, json!({})).await;
+        let other = json!({"token": l2["token"], "outcome": "success", "customer": {"id": "cust-d"}});
+        let res = app.send_signed("/v1/login/callback", &resign(&other)).await;
+        assert_problem(res, 409, "token_used").await;
+        // That refusal used nothing up: L2's own request goes through.
+        let res = app.send_signed("/v1/login/callback", &app.sign(&other, None)).await;
+        assert_eq!(res.status(), 200);
+        let answer: Value = res.json().await.unwrap();
+        assert!(answer["binding_code"].is_string(), "{answer}");
+    }
+);
+
+both_stores!(
+    an_expired_binding_never_comes_back_through_a_retry,
+    setup: binding(),
+    |app: TestApp| async move {
+        let chat = app.new_interaction().await;
+        let link = app.issue_link(&chat, json!({})).await;
+        let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-x"}});
+        let signed = app.sign(&body, None);
+        let res = app.send_signed("/v1/login/callback", &signed).await;
+        assert_eq!(res.status(), 200);
+        // The code lives `otp.ttl` (3 minutes); the retry comes after it
+        // (and within the signature's five minutes).
+        app.advance(181);
+        let res = app.send_signed("/v1/login/callback", &signed).await;
+        let status = res.status();
+        let answer: Value = res.json().await.unwrap();
+        type_any_code(&app, &chat, &answer).await;
+        let v = assurance(&app, &chat, "max_age=10s").await;
+        assert_eq!(v["satisfied"], false, "{v}");
+        assert_eq!(v["unmet"][0], "authenticated", "{v}");
+        assert_eq!(status, 410, "{answer}");
+        assert_eq!(answer["code"], "challenge_expired");
+        assert_eq!(app.get(&chat).await["status"], "unauthenticated");
+    }
+);
+
+both_stores!(
+    a_bound_login_is_as_old_as_its_callback,
+    setup: binding(),
+    |app: TestApp| async move {
+        let chat = app.new_interaction().await;
+        let called_back = app.now();
+        let answer = bound_login(&app, &chat, "cust-t").await;
+        let cid = open_challenge(&app, &chat).await;
+        // The customer types the code 20 seconds after signing in.
+        app.advance(20);
+        let res = app.verify_code(&chat, &cid, answer["binding_code"].as_str().unwrap()).await;
+        assert_eq!(res.status(), 200);
+        let v = assurance(&app, &chat, "max_age=10s").await;
+        assert_eq!(v["satisfied"], false, "{v}");
+        assert_eq!(v["unmet"], json!(["max_age"]));
+        assert_eq!(v["age_seconds"], 20);
+        let at = |v: &Value| chatgate::time::Timestamp::parse_rfc3339(v["authenticated_at"].as_str().unwrap()).unwrap();
+        assert_eq!(at(&v).unix_seconds(), called_back.unix_seconds());
+        // The interaction says the same; it stays authenticated for
+        // `authenticated_ttl` from the callback.
+        let i = app.get(&chat).await;
+        assert_eq!(i["status"], "authenticated");
+        assert_eq!(at(&i), at(&v));
+        assert_eq!(assurance(&app, &chat, "max_age=30s").await["satisfied"], true);
+    }
+);
+
+both_stores!(
+    a_website_logout_ends_a_login_waiting_for_its_binding_code,
+    setup: binding(),
+    |app: TestApp| async move {
+        let chat = app.new_interaction().await;
+        let link = app.issue_link(&chat, json!({})).await;
+        let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-w"}});
+        let signed = app.sign(&body, None);
+        let res = app.send_signed("/v1/login/callback", &signed).await;
+        let answer: Value = res.json().await.unwrap();
+        let cid = open_challenge(&app, &chat).await;
+        let res = app
+            .post_signed("/v1/customers/logout", &json!({"team": "acme", "customer_id": "cust-w"}), None)
+            .await;
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
+        // The code typed afterwards proves nobody.
+        let res = app.verify_code(&chat, &cid, answer["binding_code"].as_str().unwrap()).await;
+        assert_problem(res, 410, "challenge_expired").await;
+        let v = app.get(&chat).await;
+        assert_eq!(v["status"], "unauthenticated", "{v}");
+        assert!(v["customer"].is_null());
+        // Nor does the login page's retry bring it back.
+        let res = app.send_signed("/v1/login/callback", &signed).await;
+        assert_problem(res, 410, "challenge_expired").await;
+        // Another customer's logout counts nothing here.
+        bound_login(&app, &chat, "cust-v").await;
+        let res = app
+            .post_signed("/v1/customers/logout", &json!({"team": "acme", "customer_id": "cust-w"}), None)
+            .await;
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 0}));
+        assert_eq!(app.get(&chat).await["open_challenge"]["method"], "binding");
+    }
+);
+
+/// `body` signed with acme's key under the `webhook-id` `id`.
+fn signed_as(app: &TestApp, body: &Value, id: &str) -> Signed {
+    let bytes = serde_json::to_vec(body).unwrap();
+    let ts = app.now().unix_seconds();
+    let key = app.keys.acme_key_bytes();
+    let signature = chatgate::domain::webhook_sig::sign(&key, id, ts, &bytes);
+    Signed {
+        bytes,
+        id: id.to_string(),
+        ts,
+        signature,
+    }
+}
+
+both_stores!(
+    concurrent_retries_get_one_binding_and_one_code,
+    setup: binding(),
+    |app: TestApp| async move {
+        let chat = app.new_interaction().await;
+        let link = app.issue_link(&chat, json!({})).await;
+        let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-c"}});
+        let signed = app.sign(&body, None);
+        let sends = (0..12).map(|_| app.send_signed("/v1/login/callback", &signed));
+        let mut answers = Vec::new();
+        for res in futures::future::join_all(sends).await {
+            assert_eq!(res.status(), 200);
+            answers.push(res.json::<Value>().await.unwrap());
+        }
+        assert!(answers.iter().all(|a| *a == answers[0]), "{answers:?}");
+        let cid = open_challenge(&app, &chat).await;
+        let res = app.verify_code(&chat, &cid, answers[0]["binding_code"].as_str().unwrap()).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.get(&chat).await["customer"]["id"], "cust-c");
+    }
+);
+
+both_stores!(
+    one_webhook_id_on_many_links_at_once_uses_one,
+    setup: binding(),
+    |app: TestApp| async move {
+        // Eight chats, a link each; one `webhook-id` for all eight callbacks.
+        let mut chats = Vec::new();
+        for _ in 0..8 {
+            let chat = app.new_interaction().await;
+            let link = app.issue_link(&chat, json!({})).await;
+            let body = json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-m"}});
+            chats.push((chat, body));
+        }
+        let id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let signed: Vec<Signed> = chats.iter().map(|(_, b)| signed_as(&app, b, &id)).collect();
+        let sends = signed.iter().map(|s| app.send_signed("/v1/login/callback", s));
+        let statuses: Vec<u16> = futures::future::join_all(sends)
+            .await
+            .iter()
+            .map(|r| r.status().as_u16())
+            .collect();
+        assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+        assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 7, "{statuses:?}");
+        // The refused ones used nothing up: each link's own request works.
+        for ((chat, body), status) in chats.iter().zip(&statuses) {
+            let bound = app.get(chat).await["open_challenge"]["method"] == "binding";
+            assert_eq!(bound, *status == 200);
+            if *status == 409 {
+                let res = app.send_signed("/v1/login/callback", &app.sign(body, None)).await;
+                assert_eq!(res.status(), 200);
+            }
+        }
+    }
+);
+
+async fn assurance(app: &TestApp, id: &str, query: &str) -> Value {
+    let res = app
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/interactions/{id}/assurance?{query}"),
+            Some(&app.keys.bot),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "{query}");
+    res.json().await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binding_code_is_not_in_redis() {
+async fn the_binding_code_is_not_in_redis_and_what_the_callback_wrote_expires() {
     // Ten digits: a shorter code could turn up inside some other number.
     let setup = Setup {
         defaults: "login_binding = \"chat_code\"\notp = { length = 10 }".into(),
@@ -190,30 +441,27 @@ async fn the_binding_code_is_not_in_redis() {
     let id = app.new_interaction().await;
     let answer = bound_login(&app, &id, "cust-s").await;
     let code = answer["binding_code"].as_str().unwrap().to_string();
-    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", app.key_prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let redis = crate::redis_support::TestPrefix::for_prefix(&app.key_prefix);
+    let keys = redis.keys();
+    assert!(
+        keys.iter().any(|k| k.contains(":wr:cb:")),
+        "the webhook-id is kept: {keys:?}"
+    );
+    let mut read = 0;
     for k in keys {
         assert!(!k.contains(&code));
-        let kind: String = redis::cmd("TYPE")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        if kind == "string" {
-            let v: Option<String> = redis::cmd("GET")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            assert!(
-                !v.unwrap_or_default().contains(&code),
-                "{k} holds the binding code"
-            );
+        // Everything the callback wrote (its `webhook-id` too) expires.
+        let ttl = redis.pttl(&k);
+        assert!(ttl > 0 || ttl == -2, "{k} has no TTL ({ttl})");
+        if redis.raw(&["TYPE", &k]) != redis::Value::SimpleString("string".into()) {
+            continue;
         }
+        let redis::Value::BulkString(v) = redis.raw(&["GET", &k]) else {
+            continue; // expired meanwhile
+        };
+        let v = String::from_utf8_lossy(&v);
+        assert!(!v.contains(&code), "{k} holds the binding code");
+        read += 1;
     }
+    assert!(read > 0, "no record was read");
 }
