@@ -357,3 +357,19 @@ fn log_format_defaults_to_text_is_overridable_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn an_issuer_that_is_a_team_id_refuses_to_start() {
+    let mut fx = Fixture::new();
+    fx.edit(SYS, "issuer = \"chatgate\"", "issuer = \"acme\"");
+    let e = fx.expect_err(SYS, "server.issuer", "must not be a team id");
+    assert!(e.problem.contains("acme.toml"), "{e}");
+    // From the environment too, and with spaces around it.
+    fx.edit(SYS, "issuer = \"acme\"", "issuer = \"chatgate\"");
+    fx.load().unwrap();
+    fx.set_env("CHATGATE_SERVER__ISSUER", " globex ");
+    fx.expect_err(SYS, "server.issuer", "must not be a team id");
+    // A look-alike that is not a team id is a different issuer.
+    fx.set_env("CHATGATE_SERVER__ISSUER", "acme-gateway");
+    fx.load().unwrap();
+}
