@@ -520,6 +520,35 @@ async fn a_bad_log_format_is_a_one_line_config_error() {
 }
 
 #[tokio::test]
+async fn an_issuer_that_is_a_team_id_refuses_to_start() {
+    // The sample has a team "acme": its login tokens would pass as its
+    // pre-chat assertions.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = chatgate(&listen, &[("CHATGATE_SERVER__ISSUER", "acme")])
+        .spawn()
+        .unwrap();
+    // A gateway that starts anyway would serve for ever: stop it after 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("server.issuer") && last.contains("must not be a team id"),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
+        "nothing listens"
+    );
+}
+
+#[tokio::test]
 async fn a_demo_default_is_a_warning_only_in_a_channel_some_team_uses() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
         .args(["check-config", "--config"])
