@@ -217,3 +217,29 @@ both_stores!(
         assert_problem(res, 429, "rate_limited").await;
     }
 );
+
+both_stores!(
+    concurrent_sends_to_one_phone_count_exactly,
+    |app: TestApp| async move {
+        let phone = "+15551230002";
+        let mut ids = Vec::new();
+        for i in 0..12 {
+            let v = create_for(&app, &format!("race-{i}"), &format!("r-{i}")).await;
+            ids.push(v["id"].as_str().unwrap().to_string());
+        }
+        let app = std::sync::Arc::new(app);
+        let sends = ids.iter().map(|id| {
+            let (app, id) = (app.clone(), id.clone());
+            tokio::spawn(async move { sms(&app, &id, phone).await.status().as_u16() })
+        });
+        let mut statuses = Vec::new();
+        for s in sends {
+            statuses.push(s.await.unwrap());
+        }
+        statuses.sort_unstable();
+        let created = statuses.iter().filter(|s| **s == 201).count();
+        let limited = statuses.iter().filter(|s| **s == 429).count();
+        assert_eq!((created, limited), (5, 7), "{statuses:?}");
+        assert_eq!(sms_to(&app, phone).await, 5);
+    }
+);
