@@ -204,9 +204,7 @@ impl Gateway {
                         _ => None,
                     };
                     if let Some(dkey) = &dkey {
-                        let raw = self.store.get(std::slice::from_ref(dkey)).await?;
-                        let read: Loaded<DestinationSends> =
-                            Loaded::parse(dkey.clone(), raw.into_iter().next().flatten())?;
+                        let read = self.destination_sends(dkey).await?;
                         let mut sends = read.value.unwrap_or_default();
                         sends.take(now, &s.otp)?;
                         w.also(put(
@@ -270,6 +268,12 @@ impl Gateway {
         Ok(started)
     }
 
+    /// The sends counted for the destination under `dkey`, as read.
+    async fn destination_sends(&self, dkey: &str) -> Result<Loaded<DestinationSends>> {
+        let raw = self.store.get(&[dkey.to_string()]).await?;
+        Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
+    }
+
     /// Takes back a challenge whose message could not be sent, and the
     /// sends it counted (the subject's, and the destination's under `dkey`).
     async fn undo_challenge(
@@ -286,9 +290,7 @@ impl Gateway {
             let previous = previous.clone();
             Box::pin(async move {
                 if let Some(dkey) = dkey {
-                    let raw = self.store.get(std::slice::from_ref(dkey)).await?;
-                    let read: Loaded<DestinationSends> =
-                        Loaded::parse(dkey.clone(), raw.into_iter().next().flatten())?;
+                    let read = self.destination_sends(dkey).await?;
                     if let Some(mut sends) = read.value {
                         sends.give_back(now);
                         let ttl = w.settings.otp.send_window.get();
