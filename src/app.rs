@@ -6,17 +6,19 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::channels::Channels;
 use crate::config::{Config, StoreBackend};
+use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
 use crate::gateway::{self, Gateway};
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
-use crate::telemetry::Metrics;
+use crate::telemetry::{Metrics, SubjectNames};
 use crate::time::{Clock, SystemClock};
 
 /// What tests and embedders may replace.
@@ -67,7 +69,11 @@ impl App {
             .channels
             .unwrap_or_else(|| Channels::from_config(&config, http));
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
-        let mut events = event_publisher(&config).await?;
+        let names = SubjectNames::new(
+            config.server.log_customer_refs,
+            Pepper::new(config.server.pepper.expose_secret()),
+        );
+        let mut events = event_publisher(&config).await?.with_subject_names(names);
         if let Some(every) = opts.sse_keep_alive {
             events = events.with_keep_alive(every);
         }

@@ -3,6 +3,7 @@
 //! (`server.log_format`); metrics are recorded with the `metrics` facade and
 //! rendered as Prometheus text at `/metrics` (families and their help in
 //! [`families`], process metrics in [`process`]).
+mod customer_refs;
 mod families;
 mod process;
 mod text;
@@ -18,6 +19,7 @@ use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub use crate::config::LogFormat;
+pub use customer_refs::SubjectNames;
 pub use families::{register_config, Kind, FAMILIES};
 
 /// Installs the process's log subscriber once (stderr, `RUST_LOG` or
@@ -181,5 +183,51 @@ impl Metrics {
             .unwrap_or_default();
         process::render(&mut out);
         out
+    }
+}
+
+/// `text` without the samples labelled by `team` (`# HELP` and `# TYPE`
+/// stay): what a `/metrics` without `server.metrics_token` shows, so
+/// that nobody can list the team ids by scraping it.
+pub fn without_team_series(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let labels = line
+            .split_once('{')
+            .and_then(|(_, rest)| rest.rsplit_once('}'))
+            .map_or("", |(labels, _)| labels);
+        let by_team = !line.starts_with('#')
+            && (labels.starts_with("team=\"") || labels.contains(",team=\""));
+        if !by_team {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_team_series;
+
+    #[test]
+    fn team_labelled_samples_are_left_out_and_nothing_else() {
+        let text = "# HELP chatgate_outbox_delivered_total Outbox items.\n\
+# TYPE chatgate_outbox_delivered_total counter\n\
+chatgate_outbox_delivered_total{team=\"acme\",kind=\"event\"} 3\n\
+chatgate_outbox_delivered_total{kind=\"event\",team=\"globex\"} 1\n\
+chatgate_http_requests_total{route=\"/v1/interactions/{id}\",method=\"GET\",status=\"200\"} 2\n\
+chatgate_interactions_created_total 7\n\
+chatgate_steam_total{steam=\"x\"} 1\n";
+        let out = without_team_series(text);
+        assert!(!out.contains("acme") && !out.contains("globex"), "{out}");
+        for kept in [
+            "# HELP chatgate_outbox_delivered_total",
+            "# TYPE chatgate_outbox_delivered_total counter",
+            "route=\"/v1/interactions/{id}\"",
+            "chatgate_interactions_created_total 7\n",
+            "steam=\"x\"",
+        ] {
+            assert!(out.contains(kept), "{kept}: {out}");
+        }
     }
 }

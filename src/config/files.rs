@@ -65,6 +65,14 @@ pub(super) struct ServerSection {
     /// `json` (one object per line).
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// Not empty: `GET /metrics` needs `Authorization: Bearer <it>`; empty
+    /// (default): `/metrics` is public and has no team-labelled series.
+    #[serde(default)]
+    pub metrics_token: String,
+    /// `digest` (default): log lines name a customer by a keyed digest of
+    /// the `customer_ref`; `plain`: by the value.
+    #[serde(default = "default_log_customer_refs")]
+    pub log_customer_refs: String,
 }
 
 /// `[store]`.
@@ -246,6 +254,9 @@ fn default_shutdown_drain() -> Dur {
 }
 fn default_log_format() -> String {
     "text".into()
+}
+fn default_log_customer_refs() -> String {
+    "digest".into()
 }
 fn default_twilio() -> String {
     "https://api.twilio.com".into()

@@ -104,6 +104,20 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         teams_by_id.insert(team.id.clone(), team);
     }
 
+    // A team id as issuer would make a login token (iss = issuer, aud = team)
+    // read as that team's pre-chat assertion (iss = team, aud = issuer).
+    if let Some(team) = teams_by_id.get(system.server.issuer.trim()) {
+        return Err(ConfigError::new(
+            &file,
+            "server.issuer",
+            format!(
+                "must not be a team id (team {:?} of {}): login tokens and that team's pre-chat assertions would be interchangeable",
+                team.id,
+                team.file.display()
+            ),
+        ));
+    }
+
     for (name, warnings) in channel_warnings {
         let used = teams_by_id.values().any(|t| t.uses_channel(&name));
         if used {

@@ -66,6 +66,21 @@ pub struct ServerConfig {
     pub shutdown_drain: Duration,
     /// How log lines are written (stderr either way).
     pub log_format: LogFormat,
+    /// The bearer token `GET /metrics` needs; `None`: public, without
+    /// team-labelled series.
+    pub metrics_token: Option<SecretString>,
+    /// How log lines name a customer.
+    pub log_customer_refs: CustomerRefLogging,
+}
+
+/// `server.log_customer_refs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CustomerRefLogging {
+    /// A keyed digest of the `customer_ref` (the pepper's), never the value.
+    #[default]
+    Digest,
+    /// The value itself.
+    Plain,
 }
 
 /// `server.log_format`.

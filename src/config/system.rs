@@ -11,7 +11,8 @@ use super::files::{ServerSection, SystemFile};
 use super::resolve::{resolve, Layer};
 use super::validate::http_url;
 use super::{
-    ConfigError, ConnectionLimits, LogFormat, ServerConfig, Settings, StoreBackend, StoreConfig,
+    ConfigError, ConnectionLimits, CustomerRefLogging, LogFormat, ServerConfig, Settings,
+    StoreBackend, StoreConfig,
 };
 
 /// The shortest pepper accepted, in bytes.
@@ -78,6 +79,8 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     };
 
     let limits = connection_limits(&s).map_err(|(key, problem)| err(key, &problem))?;
+    let (metrics_token, log_customer_refs) =
+        observability(&s).map_err(|(key, problem)| err(key, problem))?;
 
     let backend = match raw.store.backend.as_str() {
         "memory" => StoreBackend::Memory,
@@ -127,6 +130,8 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
             limits,
             shutdown_drain: s.shutdown_drain.get(),
             log_format,
+            metrics_token,
+            log_customer_refs,
         },
         store: StoreConfig {
             backend,
@@ -139,6 +144,31 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         teams_dir: s.teams_dir,
         channels_dir: s.channels_dir,
     })
+}
+
+/// `server.metrics_token` (`None` when empty) and `server.log_customer_refs`.
+fn observability(
+    s: &ServerSection,
+) -> Result<(Option<SecretString>, CustomerRefLogging), (&'static str, &'static str)> {
+    // A bearer token travels in a header: visible ASCII only.
+    if !s.metrics_token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err((
+            "server.metrics_token",
+            "must be visible ASCII characters without spaces (it is sent as a bearer token)",
+        ));
+    }
+    let token = (!s.metrics_token.is_empty()).then(|| SecretString::from(s.metrics_token.clone()));
+    let refs = match s.log_customer_refs.as_str() {
+        "digest" => CustomerRefLogging::Digest,
+        "plain" => CustomerRefLogging::Plain,
+        _ => {
+            return Err((
+                "server.log_customer_refs",
+                "must be \"digest\" or \"plain\"",
+            ))
+        }
+    };
+    Ok((token, refs))
 }
 
 /// `[server]` timeouts and the connection cap; `Err((key, problem))`.

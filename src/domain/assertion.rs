@@ -54,6 +54,9 @@ struct Wire {
     fingerprint: Option<String>,
     #[serde(default)]
     region: Option<String>,
+    /// A login token's claim (`mid_chat` / `pre_chat`); never in an assertion.
+    #[serde(default)]
+    stage: Option<serde_json::Value>,
 }
 
 /// Verifies an assertion for `team`. `max_age` bounds `exp - iat`
@@ -77,6 +80,13 @@ pub fn verify(
     if w.iss != team.id || w.aud != issuer {
         // Already checked by the library; kept so the rule reads here too.
         return Err(Error::InvalidToken("wrong issuer or audience"));
+    }
+    // One kind of token never passes as the other (RFC 8725 §2.8): a login
+    // token has iss = gateway, aud = team and a `stage`; an assertion the
+    // reverse pair and no `stage`. The loader refuses an issuer that is a
+    // team id; this holds even if it did not.
+    if w.iss == w.aud || w.stage.is_some() {
+        return Err(Error::InvalidToken("a login token is not an assertion"));
     }
     if w.sub.is_empty() || w.jti.is_empty() {
         return Err(Error::InvalidToken(
@@ -341,6 +351,40 @@ mod tests {
         }
         for p in [json!(null), json!([]), json!("x")] {
             invalid(check_at(&p, T0), CLAIM);
+        }
+    }
+    /// Even with an issuer equal to the team id (which the loader refuses),
+    /// a login token is not an assertion, and an assertion not a login token.
+    #[test]
+    fn one_kind_of_token_never_passes_as_the_other() {
+        use crate::domain::login_token::{self, LoginClaims, Stage};
+        let team = acme();
+        let login = LoginClaims {
+            iss: "acme".into(),
+            aud: "acme".into(),
+            sub: uuid::Uuid::now_v7().to_string(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: T0,
+            exp: Some(T0 + 300),
+            team: "acme".into(),
+            channel: "webchat".into(),
+            stage: Stage::MidChat,
+            scope: None,
+            expected_customer: None,
+        };
+        let token = login_token::issue(&team.security_keys[0], &login).unwrap();
+        let r = verify(&token, &team, "acme", MAX_AGE, at(T0));
+        invalid(r, "a login token is not an assertion");
+        // Its `stage` alone gives it away, whatever the pair says.
+        let mut c = claims();
+        c["stage"] = json!("pre_chat");
+        invalid(check_at(&c, T0), "a login token is not an assertion");
+        // The same token read as a login token: iss = aud gives it away.
+        let find = |id: &str| (id == "acme").then_some(&team);
+        let r = login_token::verify(&token, "acme", find, at(T0));
+        match r {
+            Err(Error::InvalidToken(m)) => assert_eq!(m, "an assertion is not a login token"),
+            other => panic!("expected InvalidToken, got {other:?}"),
         }
     }
 }

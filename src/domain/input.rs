@@ -5,14 +5,20 @@
 //! Two kinds of text about a customer come from outside:
 //! - **identifiers** (`customer_ref`, a proven customer's `id`, an assertion's
 //!   `sub`, `expected_customer`): whom lockouts, bans and logouts apply to.
-//!   They are trimmed and normalised (Unicode NFKC), and refuse control,
-//!   format (zero-width, bidi overrides) and separator characters, so two
-//!   spellings that look alike are one subject and cannot dodge a lockout;
+//!   They are trimmed, normalised (Unicode NFKC) and case-folded (Unicode
+//!   default case folding, then NFKC again), and refuse control, format
+//!   (zero-width, bidi overrides) and separator characters and letters of
+//!   mixed scripts (UTS #39: a Cyrillic `с` among Latin letters), so two
+//!   spellings that look alike are one subject and cannot dodge a lockout
+//!   or the send limit. The folded form is the identifier from then on: it
+//!   is what is stored, compared and shown back (`Cust-42` is answered as
+//!   `cust-42`);
 //! - **display values** (a name, an e-mail, a scope): kept as given, but
 //!   refusing control characters, line separators and bidi overrides, which
 //!   would otherwise reach agents' screens and log lines.
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_security::MixedScript;
 
 use super::interaction::Customer;
 use crate::error::Error;
@@ -71,8 +77,11 @@ pub fn refused_in_identifier(c: char) -> bool {
         || is_invisible(c)
 }
 
-/// An identifier of a customer: trimmed, NFKC-normalised, 1..=`max`
-/// characters, no control, format or separator characters.
+/// An identifier of a customer: trimmed and NFKC-normalised, 1..=`max`
+/// characters, no control, format or separator characters, letters of one
+/// script (UTS #39 single-script: Japanese kana with Han is one), then
+/// case-folded. The length counts the characters before folding (what the
+/// caller wrote, as the OpenAPI document says); folding may lengthen (`ß` is `ss`).
 pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
     let normalised: String = s.trim().nfkc().collect();
     let v = normalised.trim();
@@ -83,7 +92,20 @@ pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
             "must not contain control, invisible or bidi characters",
         ));
     }
-    Ok(v.to_string())
+    if !v.is_single_script() {
+        return Err(Error::invalid(
+            field,
+            "must not mix letters of several scripts (such as Latin with Cyrillic or Greek)",
+        ));
+    }
+    Ok(fold(v))
+}
+
+/// Unicode default case folding, then NFKC again so that folding a folded
+/// identifier changes nothing (NFKC_Casefold-like, as UTS #39 skeletons and
+/// RFC 8264 do).
+fn fold(v: &str) -> String {
+    caseless::default_case_fold_str(v).nfkc().collect()
 }
 
 /// A customer id (callback `customer.id`, assertion `sub`,
@@ -281,10 +303,57 @@ mod tests {
         }
         assert_eq!(
             customer_id("customer.id", "Ünïcødé 42").unwrap(),
-            "Ünïcødé 42"
+            "ünïcødé 42"
         );
         assert!(customer_id("customer.id", &"x".repeat(1024)).is_ok());
         assert!(customer_id("customer.id", &"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn identifiers_are_case_folded_so_spellings_are_one_subject() {
+        let plain = CustomerRef::parse("cust-42").unwrap();
+        for spelling in ["Cust-42", "CUST-42", " ＣＵＳＴ-42 ", "cUsT-42"] {
+            assert_eq!(CustomerRef::parse(spelling).unwrap(), plain, "{spelling}");
+            assert_eq!(customer_id("customer.id", spelling).unwrap(), "cust-42");
+            assert_eq!(subject(spelling).unwrap(), "cust-42");
+        }
+        // Full folding, not lower-casing: ß and ẞ are ss, final sigma is sigma.
+        assert_eq!(customer_id("sub", "Straße").unwrap(), "strasse");
+        assert_eq!(customer_id("sub", "STRASSE").unwrap(), "strasse");
+        assert_eq!(
+            customer_id("sub", "ΟΔΟΣ").unwrap(),
+            customer_id("sub", "οδος").unwrap()
+        );
+        assert_eq!(
+            customer_id("sub", "Ada@Example.COM").unwrap(),
+            "ada@example.com"
+        );
+        // Folding is stable: the folded form parses to itself.
+        for s in ["Ǆemal", "ﬀ-1", "İstanbul", "Ω-7", "ǅ"] {
+            let once = customer_id("sub", s).unwrap();
+            assert_eq!(customer_id("sub", &once).unwrap(), once, "{s}");
+        }
+    }
+
+    #[test]
+    fn identifiers_mixing_scripts_are_refused() {
+        // A Cyrillic `с` (U+0441) and a Greek omicron among Latin letters.
+        for bad in ["\u{0441}ust-42", "cust-42-\u{03BF}k", "Pаypal"] {
+            let e = CustomerRef::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("scripts"), "{bad:?}: {e}");
+            assert!(customer_id("customer.id", bad).is_err(), "{bad:?}");
+            assert!(subject(bad).is_err(), "{bad:?}");
+        }
+        // One script each, digits and punctuation being common to all.
+        for good in [
+            "иван-42",
+            "Ωμέγα 7",
+            "山田たろう",
+            "+15551230000",
+            "müller_ü",
+        ] {
+            assert!(CustomerRef::parse(good).is_ok(), "{good:?}");
+        }
     }
 
     #[test]

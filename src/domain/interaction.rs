@@ -486,6 +486,10 @@ pub struct InteractionRecord {
 }
 
 /// The subject of an interaction without a `customer_ref`:
+/// How the subject of an interaction without a `customer_ref` begins (a
+/// `customer_ref` may not).
+pub const OWN_SUBJECT_PREFIX: &str = "interaction:";
+
 /// `interaction:{id}` (the canonical, lower-case UUID).
 pub fn own_subject(id: impl std::fmt::Display) -> String {
     format!("interaction:{id}")

@@ -109,6 +109,11 @@ pub fn verify<'a>(
             "the token's team does not match its audience",
         ));
     }
+    // iss = aud is an assertion's pair only when the issuer is a team id,
+    // which the loader refuses; never read one as a login token (RFC 8725 §2.8).
+    if claims.iss == claims.aud {
+        return Err(Error::InvalidToken("an assertion is not a login token"));
+    }
     check_nbf(nbf, now)?;
     if let Some(exp) = claims.exp {
         check_exp(exp, now)?;

@@ -167,6 +167,25 @@ fn count_since(v: &[Timestamp], now: Timestamp, window: Duration) -> u32 {
     u32::try_from(v.iter().filter(|t| now < t.plus(window)).count()).unwrap_or(u32::MAX)
 }
 
+/// `Err(RateLimited)` when `max_sends` of `sends` are within `send_window`
+/// of `now`; `Retry-After` is when the oldest of them leaves it. The send
+/// limit of a subject and of a destination alike.
+pub(crate) fn check_sends(
+    sends: &[Timestamp],
+    now: Timestamp,
+    otp: &OtpSettings,
+) -> Result<(), Error> {
+    let w = otp.send_window.get();
+    let recent: Vec<Timestamp> = sends.iter().copied().filter(|s| now < s.plus(w)).collect();
+    if count(&recent) < otp.max_sends {
+        return Ok(());
+    }
+    let frees_at = recent.iter().min().map(|s| s.plus(w)).unwrap_or(now);
+    Err(Error::RateLimited {
+        retry_after: frees_at.retry_after_secs(now),
+    })
+}
+
 impl SubjectRecord {
     pub fn new(subject: &str) -> Self {
         SubjectRecord {
@@ -295,20 +314,7 @@ impl SubjectRecord {
 
     /// `Err(RateLimited)` when `max_sends` challenges went out within `send_window`.
     pub fn check_send(&self, now: Timestamp, otp: &OtpSettings) -> Result<(), Error> {
-        let w = otp.send_window.get();
-        let recent: Vec<Timestamp> = self
-            .sends
-            .iter()
-            .copied()
-            .filter(|s| now < s.plus(w))
-            .collect();
-        if count(&recent) < otp.max_sends {
-            return Ok(());
-        }
-        let frees_at = recent.iter().min().map(|s| s.plus(w)).unwrap_or(now);
-        Err(Error::RateLimited {
-            retry_after: frees_at.retry_after_secs(now),
-        })
+        check_sends(&self.sends, now, otp)
     }
 
     pub fn record_send(&mut self, now: Timestamp) {

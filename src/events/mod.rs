@@ -22,6 +22,7 @@ use uuid::Uuid;
 pub use self::log::{EventLog, LogEntry, LogError, LogId};
 
 use crate::error::{Error, Result};
+use crate::telemetry::SubjectNames;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -238,6 +239,7 @@ pub struct Publisher {
     log: Arc<dyn EventLog>,
     closing: Arc<watch::Sender<bool>>,
     keep_alive: Duration,
+    subject_names: SubjectNames,
 }
 
 impl Default for Publisher {
@@ -259,7 +261,14 @@ impl Publisher {
             log,
             closing: Arc::new(watch::channel(false).0),
             keep_alive: KEEP_ALIVE,
+            subject_names: SubjectNames::Plain,
         }
+    }
+
+    /// How event lines name a subject (`server.log_customer_refs`).
+    pub fn with_subject_names(mut self, names: SubjectNames) -> Self {
+        self.subject_names = names;
+        self
     }
 
     /// Another keep-alive interval for the live stream (tests).
@@ -280,6 +289,8 @@ impl Publisher {
                     (read.0.as_deref(), read.1.as_deref())
                 }
             };
+            let subject = subject.map(|s| self.subject_names.show(s));
+            let subject = subject.as_deref();
             tracing::info!(event_id = %event.id, event = event.kind.as_str(), team = %event.team, interaction, subject, "event");
         }
         metrics::counter!("chatgate_events_total", "type" => event.kind.as_str()).increment(1);

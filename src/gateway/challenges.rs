@@ -9,14 +9,17 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::records::{put, Loaded};
 use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
+use crate::domain::destination::{self, DestinationSends};
 use crate::domain::{input, otp};
 use crate::error::{Error, Result};
 use crate::events::EventType;
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/challenges`, as received.
@@ -190,6 +193,27 @@ impl Gateway {
                     subject.forget_old(now, &s.lockout, &s.otp);
                     subject.check_send(now, &s.otp)?;
                     subject.record_send(now);
+                    // The same limit per phone number or address, whatever
+                    // subject asks: counted in this commit, so exactly.
+                    let dkey = match &target {
+                        Some((ch, to)) if self.needs_recipient(ch) => {
+                            self.recipient(&w.rec.contact, ch, to.clone()).map(|d| {
+                                keys::destination(&team.id, &destination::digest(&self.pepper, &d))
+                            })
+                        }
+                        _ => None,
+                    };
+                    if let Some(dkey) = &dkey {
+                        let read = self.destination_sends(dkey).await?;
+                        let mut sends = read.value.unwrap_or_default();
+                        sends.take(now, &s.otp)?;
+                        w.also(put(
+                            dkey,
+                            read.version,
+                            &sends,
+                            Some(s.otp.send_window.get()),
+                        )?);
+                    }
                     let previous = w.rec.challenge.clone();
                     let started = StartedChallenge {
                         challenge_id: cid,
@@ -200,11 +224,11 @@ impl Gateway {
                         delivered: false,
                     };
                     challenge::open_new(&mut w.rec, ch);
-                    Ok(Step::Write((started, previous, target, code)))
+                    Ok(Step::Write((started, previous, target, code, dkey)))
                 })
             })
             .await?;
-        let (started, previous, target, code) = done.value;
+        let (started, previous, target, code, dkey) = done.value;
         let rec = done.rec;
 
         // 2. Send; on failure give the allowance back and reopen the previous challenge.
@@ -228,7 +252,8 @@ impl Gateway {
                 .send(team, &rec, &channel, recipient, purpose, fill)
                 .await
             {
-                self.undo_challenge(team, id, cid, previous, now).await?;
+                self.undo_challenge(team, id, cid, previous, dkey, now)
+                    .await?;
                 return Err(Error::Channel(e.to_string()));
             }
             started.delivered = true;
@@ -243,18 +268,35 @@ impl Gateway {
         Ok(started)
     }
 
-    /// Takes back a challenge whose message could not be sent.
+    /// The sends counted for the destination under `dkey`, as read.
+    async fn destination_sends(&self, dkey: &str) -> Result<Loaded<DestinationSends>> {
+        let raw = self.store.get(&[dkey.to_string()]).await?;
+        Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
+    }
+
+    /// Takes back a challenge whose message could not be sent, and the
+    /// sends it counted (the subject's, and the destination's under `dkey`).
     async fn undo_challenge(
         &self,
         team: &Team,
         id: Uuid,
         cid: Uuid,
         previous: Option<Challenge>,
+        dkey: Option<String>,
         now: Timestamp,
     ) -> Result<()> {
+        let dkey = &dkey;
         self.transact(team, id, now, |w| {
             let previous = previous.clone();
             Box::pin(async move {
+                if let Some(dkey) = dkey {
+                    let read = self.destination_sends(dkey).await?;
+                    if let Some(mut sends) = read.value {
+                        sends.give_back(now);
+                        let ttl = w.settings.otp.send_window.get();
+                        w.also(put(dkey, read.version, &sends, Some(ttl))?);
+                    }
+                }
                 if w.rec.challenge.as_ref().map(|c| c.id) != Some(cid) {
                     return Ok(Step::Answer(())); // already replaced by a newer one
                 }

@@ -45,6 +45,7 @@ impl Record for InteractionRecord {
 
 impl Record for SubjectRecord {}
 impl Record for CustomerDevices {}
+impl Record for crate::domain::destination::DestinationSends {}
 
 impl<T: Record> Loaded<T> {
     pub fn parse(key: String, raw: Option<Versioned>) -> Result<Self> {

@@ -9,7 +9,6 @@
 //! status) are made once and kept. A `tracing` span is made only when
 //! `debug` is on; the log line carries its fields itself.
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
 
@@ -47,9 +46,6 @@ impl TeamSlot {
 /// What the middleware keeps between requests.
 #[derive(Default)]
 pub struct Observer {
-    /// Request ids: a per-process random prefix and a counter.
-    prefix: u32,
-    next_id: AtomicU64,
     series: RwLock<HashMap<Box<str>, ByMethodAndStatus>>,
 }
 
@@ -65,18 +61,14 @@ struct Series {
 
 impl Observer {
     pub fn new() -> Self {
-        Observer {
-            prefix: rand::random(),
-            ..Observer::default()
-        }
+        Observer::default()
     }
 
+    /// 128 random bits in hex: unique, and unlike a counter they tell
+    /// nothing of how many requests the gateway answers.
     fn new_request_id(&self) -> HeaderValue {
-        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-        // `{prefix:08x}{n:016x}`, without the formatting machinery.
-        let mut id = [0u8; 24];
-        let _ = hex::encode_to_slice(self.prefix.to_be_bytes(), &mut id[..8]);
-        let _ = hex::encode_to_slice(n.to_be_bytes(), &mut id[8..]);
+        let mut id = [0u8; 32];
+        let _ = hex::encode_to_slice(rand::random::<u128>().to_be_bytes(), &mut id);
         HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("-"))
     }
 
@@ -244,10 +236,14 @@ mod tests {
     #[test]
     fn request_ids_are_unique_and_a_clients_is_kept_only_when_sane() {
         let o = Observer::new();
-        assert_ne!(o.new_request_id(), o.new_request_id());
-        let n = o.next_id.load(Ordering::Relaxed);
-        let expected = format!("{:08x}{n:016x}", o.prefix);
-        assert_eq!(o.new_request_id().to_str().unwrap(), expected);
+        let ids: std::collections::HashSet<_> = (0..1000).map(|_| o.new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        // Random, not counted: two in a row share no running prefix.
+        let (a, b) = (o.new_request_id(), o.new_request_id());
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a[..16], b[..16]);
         assert!(sane(&HeaderValue::from_static("abc-123")));
         assert!(!sane(&HeaderValue::from_static("")));
         assert!(!sane(&HeaderValue::from_static("a b")));

@@ -80,6 +80,11 @@ impl utoipa::Modify for BearerAuth {
             "api_key",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // `GET /metrics` when `server.metrics_token` is set.
+        components.add_security_scheme(
+            "metrics_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -274,7 +279,7 @@ problem_responses! {
     E415 = "415", false, "`unsupported_media_type`: the body is not declared JSON";
     E422 = "422", false, "`invalid_request`: a value that is not allowed, or a field or query parameter the operation does not define (named in `detail`)";
     E423 = "423", true, "`locked`: the subject is locked out (`locked_until`, `Retry-After`)";
-    E429 = "429", true, "`rate_limited`: too many challenges sent (`Retry-After`)";
+    E429 = "429", true, "`rate_limited`: too many challenges sent for the subject, or to one phone number or e-mail address, within `otp.send_window` (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections";
 }

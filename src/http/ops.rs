@@ -1,9 +1,12 @@
 //! Operations endpoints: liveness, readiness, Prometheus metrics, OpenAPI.
 use super::json::Json;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
 use serde_json::json;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -61,12 +64,38 @@ async fn readyz(State(st): State<AppState>, _: NoQuery) -> Response {
     }
 }
 
-/// Prometheus text; names prefixed `chatgate_`.
-#[utoipa::path(get, path = "/metrics", tag = "operations", security(),
-    responses((status = 200, body = String, content_type = "text/plain"), E422))]
-async fn metrics_text(State(st): State<AppState>, _: NoQuery) -> Response {
-    let body = st.metrics.render();
+/// Prometheus text; names prefixed `chatgate_`. With `server.metrics_token`
+/// set, only for `Authorization: Bearer <metrics_token>` (else 401
+/// `unauthorized`); without it, public and without the series labelled by
+/// team (a team id is not for everyone to list).
+#[utoipa::path(get, path = "/metrics", tag = "operations", security((), ("metrics_token" = [])),
+    responses((status = 200, body = String, content_type = "text/plain"),
+        (status = 401, description = "`unauthorized`: `server.metrics_token` is set and the request does not carry it",
+         body = super::problem::Problem, content_type = "application/problem+json"), E422))]
+async fn metrics_text(State(st): State<AppState>, headers: HeaderMap, _: NoQuery) -> Response {
+    let body = match &st.gateway.config.server.metrics_token {
+        Some(token) => {
+            if !bearer_is(&headers, token.expose_secret()) {
+                return Error::Unauthorized.into_response();
+            }
+            st.metrics.render()
+        }
+        None => crate::telemetry::without_team_series(&st.metrics.render()),
+    };
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in
+/// constant time (digests of equal length, so not even the length leaks).
+fn bearer_is(headers: &HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, t)| t.trim());
+    let digest = |s: &str| Sha256::digest(s.as_bytes());
+    !given.is_empty() && bool::from(digest(given).ct_eq(&digest(token)))
 }
 
 /// This document: OpenAPI 3.1 of the whole API.

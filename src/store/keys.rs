@@ -119,6 +119,12 @@ pub fn outbox_item(team: &str, id: Uuid) -> String {
     scoped_id(team, "obi:", id)
 }
 
+/// Challenges recently sent to one destination, named by its keyed hash
+/// (`domain::destination::digest`): never the number or address itself.
+pub fn destination(team: &str, digest: &str) -> String {
+    with_digest(scoped(team, "ds:", DIGEST), &[digest])
+}
+
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
     with_digest(scoped(team, "dv:", DIGEST), &[customer_id])

@@ -94,6 +94,20 @@ async fn the_console_is_served_with_its_own_strict_headers() {
     assert_eq!(h["x-frame-options"], "DENY");
     let page = res.text().await.unwrap();
     assert!(page.contains(r#"<input type="password" id="api_key" name="api_key""#));
+    // Password managers are asked not to save or fill the agent key.
+    let field = page
+        .split(r#"name="api_key""#)
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .unwrap();
+    for opt_out in [
+        r#"autocomplete="off""#,
+        "data-1p-ignore",
+        r#"data-lpignore="true""#,
+        "data-bwignore",
+    ] {
+        assert!(field.contains(opt_out), "{opt_out} missing: {field}");
+    }
     assert!(
         !page.contains("<script>") && !page.contains("<style"),
         "no inline code"

@@ -457,6 +457,40 @@ async fn json_logs_are_one_object_per_line_with_one_line_per_request() {
     );
 }
 
+/// The `subject` of the `interaction.created` line of an interaction whose
+/// `customer_ref` is a phone number, on the sample config with `env`.
+async fn logged_subject_of_a_phone(env: &[(&str, &str)]) -> String {
+    let mut env = env.to_vec();
+    env.push(("CHATGATE_SERVER__LOG_FORMAT", "json"));
+    let mut served = Served::start(&env);
+    // The sample's demo bot key (config/teams/acme.toml).
+    let bot = "cg_djRSRR9F41FRU8gFK4JrTzIA1JXE01jqi4-eFPhRuL0";
+    let conversation = format!("log-ref-{}", uuid::Uuid::now_v7());
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/interactions", served.base))
+        .bearer_auth(bot)
+        .json(&json!({"channel": "webchat", "conversation_id": conversation, "customer_ref": "+15557654321"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let line = served.wait_for("interaction.created");
+    served.stop();
+    let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+    event["subject"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn event_lines_carry_a_digest_of_the_customer_ref_unless_plain_is_asked() {
+    let digest = logged_subject_of_a_phone(&[]).await;
+    assert!(digest.starts_with("ref:"), "{digest}");
+    assert!(!digest.contains("7654321"), "{digest}");
+    let plain = logged_subject_of_a_phone(&[("CHATGATE_SERVER__LOG_CUSTOMER_REFS", "plain")]).await;
+    assert_eq!(plain, "+15557654321");
+    // The digest is stable for one pepper: a customer's lines can be followed.
+    assert_eq!(logged_subject_of_a_phone(&[]).await, digest);
+}
+
 #[tokio::test]
 async fn an_address_in_use_is_one_line_naming_the_address_and_the_setting() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -483,6 +517,35 @@ async fn a_bad_log_format_is_a_one_line_config_error() {
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.contains("server.log_format"), "{stderr}");
     assert!(last.contains("CHATGATE_SERVER__LOG_FORMAT"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_issuer_that_is_a_team_id_refuses_to_start() {
+    // The sample has a team "acme": its login tokens would pass as its
+    // pre-chat assertions.
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = chatgate(&listen, &[("CHATGATE_SERVER__ISSUER", "acme")])
+        .spawn()
+        .unwrap();
+    // A gateway that starts anyway would serve for ever: stop it after 10 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("server.issuer") && last.contains("must not be a team id"),
+        "{stderr}"
+    );
+    assert!(
+        std::net::TcpStream::connect(&listen).is_err(),
+        "nothing listens"
+    );
 }
 
 #[tokio::test]

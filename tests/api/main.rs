@@ -14,6 +14,7 @@ mod channels;
 mod edge;
 mod events;
 mod hardening;
+mod identifiers;
 mod integrity;
 mod login_flow;
 mod logs;

@@ -91,10 +91,27 @@ async fn request_duration_is_a_histogram_with_a_status_label() {
     ));
 }
 
+const METRICS_TOKEN: &str = "scrape-me-0123456789abcdef";
+
+fn with_metrics_token() -> Setup {
+    Setup {
+        server: format!("metrics_token = \"{METRICS_TOKEN}\""),
+        ..Setup::default()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_exist_before_their_first_event() {
-    let app = spawn_app(Backend::Memory).await.unwrap();
-    let text = scrape(&app).await;
+    let app = spawn_with(Backend::Memory, with_metrics_token())
+        .await
+        .unwrap();
+    let res = app
+        .request(Method::GET, "/metrics", Some(METRICS_TOKEN))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
     for series in [
         "chatgate_lockouts_total{kind=\"subject.locked\"}",
         "chatgate_lockouts_total{kind=\"subject.banned\"}",
@@ -110,4 +127,88 @@ async fn counters_exist_before_their_first_event() {
     ] {
         assert!(text.contains(series), "no {series} in {text}");
     }
+}
+
+/// A sample line labelled by `team`, if any.
+fn team_sample(text: &str) -> Option<&str> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| l.contains("{team=\"") || l.contains(",team=\""))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_token_metrics_are_public_but_list_no_team() {
+    let app = spawn_app(Backend::Memory).await.unwrap();
+    let text = scrape(&app).await;
+    assert_eq!(team_sample(&text), None, "a team id is listed");
+    assert!(!text.contains("globex"), "{text}");
+    // The families stay, with their help.
+    assert!(text.contains("# TYPE chatgate_outbox_delivered_total counter"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_metrics_need_it_and_show_every_series() {
+    let app = spawn_with(Backend::Memory, with_metrics_token())
+        .await
+        .unwrap();
+    let wrong = format!("{METRICS_TOKEN}x");
+    for key in [
+        None,
+        Some("scrape-me"),
+        Some(wrong.as_str()),
+        Some(&*app.keys.agent),
+    ] {
+        let res = app
+            .request(Method::GET, "/metrics", key)
+            .send()
+            .await
+            .unwrap();
+        let body = assert_problem(res, 401, "unauthorized").await;
+        assert!(!body.to_string().contains(METRICS_TOKEN), "{body}");
+    }
+    // Another scheme with the right token is not a bearer token either.
+    let res = app
+        .request(Method::GET, "/metrics", None)
+        .header("authorization", format!("Basic {METRICS_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    let res = app
+        .request(Method::GET, "/metrics", None)
+        .header("authorization", format!("bearer  {METRICS_TOKEN} "))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let text = res.text().await.unwrap();
+    assert!(team_sample(&text).is_some(), "{text}");
+    assert!(
+        text.contains("chatgate_outbox_delivered_total{team=\"acme\""),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_random_not_counted() {
+    let app = spawn_app(Backend::Memory).await.unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let res = app
+            .request(Method::GET, "/healthz", None)
+            .send()
+            .await
+            .unwrap();
+        ids.push(res.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    for id in &ids {
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+    }
+    // A counter's ids share all but their last digits; random ones do not.
+    let shared = |a: &str, b: &str| a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    assert!(
+        shared(&ids[0], &ids[1]) < 16 && shared(&ids[1], &ids[2]) < 16,
+        "{ids:?}"
+    );
 }

@@ -339,10 +339,12 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     };
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(doc["servers"][0]["url"], "/");
-    assert_eq!(
-        doc["components"]["securitySchemes"]["api_key"]["scheme"],
-        "bearer"
-    );
+    for scheme in ["api_key", "metrics_token"] {
+        assert_eq!(
+            doc["components"]["securitySchemes"][scheme]["scheme"],
+            "bearer"
+        );
+    }
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.contains_key("/openapi.json"));
     let mut operations = 0;
@@ -350,7 +352,15 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
         for (method, op) in item.as_object().unwrap() {
             operations += 1;
             let security = &op["security"];
-            if PUBLIC.contains(&path.as_str()) {
+            if path == "/metrics" {
+                // Public, or behind `server.metrics_token` when it is set.
+                assert_eq!(
+                    security,
+                    &json!([{}, {"metrics_token": []}]),
+                    "{method} {path}"
+                );
+                assert!(op["responses"].get("401").is_some(), "{method} {path}");
+            } else if PUBLIC.contains(&path.as_str()) {
                 assert_eq!(security, &json!([]), "{method} {path} is public");
             } else {
                 assert_eq!(security, &json!([{"api_key": []}]), "{method} {path}");

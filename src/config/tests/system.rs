@@ -357,3 +357,44 @@ fn log_format_defaults_to_text_is_overridable_and_checked() {
         "{e}"
     );
 }
+
+#[test]
+fn an_issuer_that_is_a_team_id_refuses_to_start() {
+    let mut fx = Fixture::new();
+    fx.edit(SYS, "issuer = \"chatgate\"", "issuer = \"acme\"");
+    let e = fx.expect_err(SYS, "server.issuer", "must not be a team id");
+    assert!(e.problem.contains("acme.toml"), "{e}");
+    // From the environment too, and with spaces around it.
+    fx.edit(SYS, "issuer = \"acme\"", "issuer = \"chatgate\"");
+    fx.load().unwrap();
+    fx.set_env("CHATGATE_SERVER__ISSUER", " globex ");
+    fx.expect_err(SYS, "server.issuer", "must not be a team id");
+    // A look-alike that is not a team id is a different issuer.
+    fx.set_env("CHATGATE_SERVER__ISSUER", "acme-gateway");
+    fx.load().unwrap();
+}
+
+#[test]
+fn metrics_token_and_log_customer_refs_are_read_and_checked() {
+    use crate::config::CustomerRefLogging;
+    let mut fx = Fixture::new();
+    let config = fx.load().unwrap();
+    assert!(config.server.metrics_token.is_none(), "empty by default");
+    assert_eq!(config.server.log_customer_refs, CustomerRefLogging::Digest);
+    fx.set_env("CHATGATE_SERVER__METRICS_TOKEN", "scrape-0123456789");
+    fx.set_env("CHATGATE_SERVER__LOG_CUSTOMER_REFS", "plain");
+    let config = fx.load().unwrap();
+    let token = config
+        .server
+        .metrics_token
+        .as_ref()
+        .map(|t| t.expose_secret().to_string());
+    assert_eq!(token.as_deref(), Some("scrape-0123456789"));
+    assert_eq!(config.server.log_customer_refs, CustomerRefLogging::Plain);
+    fx.set_env("CHATGATE_SERVER__LOG_CUSTOMER_REFS", "hashed");
+    fx.expect_err(SYS, "server.log_customer_refs", "\"digest\" or \"plain\"");
+    fx.set_env("CHATGATE_SERVER__LOG_CUSTOMER_REFS", "digest");
+    fx.set_env("CHATGATE_SERVER__METRICS_TOKEN", "two words");
+    let e = fx.expect_err(SYS, "server.metrics_token", "visible ASCII");
+    assert!(!e.to_string().contains("two words"), "{e}");
+}

@@ -122,12 +122,16 @@ text_schemas! {
     );
     CustomerRefText => identifier(
         "A customer reference: 1 to 256 characters once trimmed and NFKC-normalised; \
-         no control, line-separator or format (invisible, bidi) characters; not starting with `interaction:`.",
+         no control, line-separator or format (invisible, bidi) characters; letters of one script \
+         (Latin mixed with Cyrillic or Greek is 422); not starting with `interaction:`. \
+         Compared and answered case-folded: `Cust-42` is `cust-42`.",
         256,
     );
     CustomerIdText => identifier(
         "A customer id: 1 to 1024 characters once trimmed and NFKC-normalised; \
-         no control, line-separator or format (invisible, bidi) characters.",
+         no control, line-separator or format (invisible, bidi) characters; letters of one script \
+         (Latin mixed with Cyrillic or Greek is 422). Compared and answered case-folded: \
+         `Cust-42` is `cust-42`.",
         1024,
     );
     DisplayText => text(
