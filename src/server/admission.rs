@@ -154,7 +154,7 @@ fn longest_waiting(conns: &HashMap<u64, Entry>, now: Instant) -> Option<u64> {
 }
 
 /// Since when `a` has waited on its peer, if it does.
-fn waiting_since(a: &Activity, now: Instant) -> Option<Instant> {
+pub(super) fn waiting_since(a: &Activity, now: Instant) -> Option<Instant> {
     match a.stalled_since() {
         Some(since) if since + STALL_MIN <= now => Some(since),
         // Writing on (an answer's last bytes, or flow control).

@@ -50,7 +50,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
-use self::admission::{Admission, Refused, Slot};
+use self::admission::{waiting_since, Admission, Refused, Slot};
 use self::socket::{Activity, ErrorAnswers, InFlight, Watched};
 use crate::config::ConnectionLimits;
 use crate::http::refused_head;
@@ -230,8 +230,11 @@ async fn connection(
                 break;
             }
             () = slot.evicted.notified() => {
-                tracing::debug!("closed to make room for a new connection");
-                break;
+                // Unless a request arrived since it was chosen.
+                if waiting_since(&activity, tokio::time::Instant::now()).is_some() {
+                    tracing::debug!("closed to make room for a new connection");
+                    break;
+                }
             }
             _ = stop.wait_for(|stop| *stop), if !closing => {
                 closing = true;
