@@ -4,11 +4,14 @@
 //!
 //! ```text
 //! cargo run --release --example attack -- SCENARIO [--target 127.0.0.1:8080]
-//!     [--seconds 40] [--sockets 780] [--rate 190] [--key AGENT_KEY] [--other-key AGENT_KEY]
+//!     [--seconds 40] [--sockets 780] [--rate 190] [--pipeline 1000] [--path /healthz]
+//!     [--key AGENT_KEY] [--other-key AGENT_KEY]
 //! ```
 //!
 //! - `slow-readers`: `--sockets` connections, each with a small receive
-//!   window, pipeline 1000 `GET /healthz` and never read an answer.
+//!   window, pipeline `--pipeline` `GET --path` and never read an answer
+//!   (to hold a gateway without a write timeout, the answers must exceed
+//!   what the kernel buffers per connection: up to `tcp_wmem`'s maximum).
 //! - `crowd`: `--rate` new connections a second, half idle, half sending a
 //!   request head one byte a second; each kept until the gateway closes it.
 //! - `streams`: `--sockets` `GET /v1/events` streams with one agent key
@@ -32,8 +35,7 @@ use tokio::time::{sleep, timeout, Instant};
 const MAX_SECONDS: u64 = 300;
 const MAX_SOCKETS: usize = 5000;
 const MAX_RATE: u64 = 1000;
-const PIPELINED: usize = 1000;
-const HEALTHZ: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: attack\r\n\r\n";
+const MAX_PIPELINE: usize = 20_000;
 
 struct Args {
     scenario: String,
@@ -41,6 +43,8 @@ struct Args {
     seconds: u64,
     sockets: usize,
     rate: u64,
+    pipeline: usize,
+    path: String,
     key: String,
     other_key: String,
 }
@@ -56,6 +60,8 @@ fn parse() -> Result<Args, String> {
         seconds: 40,
         sockets: 780,
         rate: 190,
+        pipeline: 1000,
+        path: "/healthz".into(),
         key: String::new(),
         other_key: String::new(),
     };
@@ -67,6 +73,11 @@ fn parse() -> Result<Args, String> {
             "--seconds" => a.seconds = value.parse().map_err(bad)?,
             "--sockets" => a.sockets = value.parse().map_err(|_| format!("{flag}: {value}"))?,
             "--rate" => a.rate = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--pipeline" => a.pipeline = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--path" if value.starts_with('/') && !value.contains(char::is_whitespace) => {
+                a.path = value
+            }
+            "--path" => return Err("--path: a path such as /healthz".into()),
             "--key" => a.key = value,
             "--other-key" => a.other_key = value,
             _ => return Err(format!("unknown flag {flag}")),
@@ -75,9 +86,14 @@ fn parse() -> Result<Args, String> {
     if !a.target.ip().is_loopback() {
         return Err("only a loopback target (127.0.0.0/8, ::1)".into());
     }
-    if a.seconds == 0 || a.seconds > MAX_SECONDS || a.sockets > MAX_SOCKETS || a.rate > MAX_RATE {
+    if a.seconds == 0
+        || a.seconds > MAX_SECONDS
+        || a.sockets > MAX_SOCKETS
+        || a.rate > MAX_RATE
+        || a.pipeline > MAX_PIPELINE
+    {
         return Err(format!(
-            "bounds: 1..={MAX_SECONDS} s, at most {MAX_SOCKETS} sockets and {MAX_RATE} a second"
+            "bounds: 1..={MAX_SECONDS} s, at most {MAX_SOCKETS} sockets, {MAX_RATE} a second, {MAX_PIPELINE} pipelined"
         ));
     }
     if a.scenario == "streams" && (a.key.is_empty() || a.other_key.is_empty()) {
@@ -233,7 +249,8 @@ async fn hold_unread(s: TcpStream, end: Instant, open: Arc<AtomicUsize>) {
 }
 
 async fn slow_readers(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
-    let pipelined = Arc::new(HEALTHZ.repeat(PIPELINED));
+    let one = format!("GET {} HTTP/1.1\r\nHost: attack\r\n\r\n", a.path);
+    let pipelined = Arc::new(one.as_bytes().repeat(a.pipeline));
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..a.sockets {
         let Ok(sock) = TcpSocket::new_v4() else {
