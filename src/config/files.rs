@@ -55,6 +55,20 @@ pub(super) struct ServerSection {
     /// 503 `overloaded` and closed. Default 768 (fits `ulimit -n` 1024).
     #[serde(default = "default_max_connections")]
     pub max_connections: i64,
+    /// `> 0`: connections from one peer address at once; over it 503
+    /// `overloaded`, closed. Default `0` (off: behind a proxy every peer is the proxy).
+    #[serde(default)]
+    pub max_connections_per_ip: i64,
+    /// A connection that cannot write a byte of its answer this long is
+    /// closed (also a live event stream). Default `10s`; not zero.
+    #[serde(default = "default_write_timeout")]
+    pub write_timeout: Dur,
+    /// Open `GET /v1/events` streams per API key; over it 429. Default 64.
+    #[serde(default = "default_max_streams_per_key")]
+    pub max_streams_per_key: i64,
+    /// Open `GET /v1/events` streams per team; over it 429. Default 256.
+    #[serde(default = "default_max_streams_per_team")]
+    pub max_streams_per_team: i64,
     /// On SIGTERM, `/readyz` answers 503 this long while every request is
     /// still served (so a load balancer stops sending new ones), then the
     /// server stops accepting and finishes what is in flight. Default `5s`;
@@ -248,6 +262,15 @@ fn default_body_read_timeout() -> Dur {
 }
 fn default_max_connections() -> i64 {
     768
+}
+fn default_write_timeout() -> Dur {
+    Dur::from_secs(10)
+}
+fn default_max_streams_per_key() -> i64 {
+    64
+}
+fn default_max_streams_per_team() -> i64 {
+    256
 }
 fn default_shutdown_drain() -> Dur {
     Dur::from_secs(5)

@@ -104,6 +104,15 @@ pub struct ConnectionLimits {
     pub body_read_timeout: Duration,
     /// Connections served at once; more are answered 503 `overloaded`.
     pub max_connections: usize,
+    /// Connections from one peer address at once; `None` = no such cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// A connection that cannot write a byte this long is closed.
+    pub write_timeout: Duration,
+    /// Open event streams per API key, per team, and in all (half of
+    /// `max_connections`, at least 1).
+    pub max_streams_per_key: usize,
+    pub max_streams_per_team: usize,
+    pub max_streams: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -195,16 +195,26 @@ fn connection_limits(s: &ServerSection) -> Result<ConnectionLimits, (&'static st
                 .to_string(),
         ));
     }
-    if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
-        return Err((
-            "server.max_connections",
-            format!("must be from 1 to {MAX_CONNECTIONS}"),
-        ));
-    }
+    let count = |key: &'static str, v: i64, min: i64| {
+        usize::try_from(v)
+            .ok()
+            .filter(|_| (min..=MAX_CONNECTIONS).contains(&v))
+            .ok_or((key, format!("must be from {min} to {MAX_CONNECTIONS}")))
+    };
+    let max_connections = count("server.max_connections", s.max_connections, 1)?;
+    let per_ip = count("server.max_connections_per_ip", s.max_connections_per_ip, 0)?;
     Ok(ConnectionLimits {
         header_read_timeout: header,
         keep_alive_timeout: keep_alive,
         body_read_timeout: body,
-        max_connections: usize::try_from(s.max_connections).unwrap_or(1),
+        max_connections,
+        max_connections_per_ip: (per_ip > 0).then_some(per_ip),
+        write_timeout: s
+            .write_timeout
+            .enabled()
+            .ok_or(("server.write_timeout", "must not be zero".to_string()))?,
+        max_streams_per_key: count("server.max_streams_per_key", s.max_streams_per_key, 1)?,
+        max_streams_per_team: count("server.max_streams_per_team", s.max_streams_per_team, 1)?,
+        max_streams: (max_connections / 2).max(1),
     })
 }

@@ -8,6 +8,7 @@
 pub mod log;
 pub mod memory;
 pub mod redis;
+pub mod slots;
 pub mod stream;
 
 use std::borrow::Cow;

@@ -5,22 +5,26 @@
 //! one line>`; an idle stream gets a `: keep-alive` comment every 15 s. The
 //! request deadline bounds only the answer's head (the history bounds are
 //! read before it); the stream itself lasts until the client leaves, falls
-//! behind, or the server shuts down. Resume rules: `events::stream::Start`.
+//! behind, cannot be written to for `server.write_timeout`, or the server
+//! shuts down. Resume rules: `events::stream::Start`. Open streams are
+//! capped per API key, per team and in all (`events::slots`).
 use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{self, KeepAlive, Sse};
-use futures::{Stream, StreamExt};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
 use super::extract::QueryParams;
-use super::openapi::{ApiKeyErrors, E403, E422};
+use super::openapi::{ApiKeyErrors, E429Streams, E403, E422};
 use super::AppState;
 use crate::error::{Error, Result};
+use crate::events::slots::StreamRefusal;
 use crate::events::stream::{self, Start};
 use crate::events::LogEntry;
 
@@ -36,17 +40,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         description = "the `id:` of the last event received; resumes after it")),
     responses((status = 200, content_type = "text/event-stream", body = String,
         description = "`id:`, `event:` (the type), `data:` (the event JSON) per event; `: keep-alive` every 15 s"),
-        ApiKeyErrors, E403, E422))]
+        ApiKeyErrors, E403, E422, E429Streams))]
 async fn events(
     State(st): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     QueryParams(query): QueryParams<HashMap<String, String>>,
-) -> Result<Sse<impl Stream<Item = Result<sse::Event, Infallible>>>> {
+) -> Result<Response> {
     caller.require_agent()?;
     if let Some(name) = query.keys().next() {
         return Err(Error::invalid(name, "is not a parameter of this endpoint"));
     }
+    let slot = match st.streams.open(&caller.team, &caller.key_id) {
+        Ok(slot) => slot,
+        Err(why) => return Ok(refused(why)),
+    };
     let publisher = &st.gateway.events;
     let log = publisher.log();
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
@@ -60,7 +68,31 @@ async fn events(
     let keep_alive = KeepAlive::new()
         .interval(publisher.keep_alive())
         .text("keep-alive");
-    Ok(Sse::new(entries.map(|e| Ok(frame(&e)))).keep_alive(keep_alive))
+    // The slot goes with the stream: its place is free when the stream ends.
+    let frames = entries.map(move |e| {
+        let _open = &slot;
+        Ok::<_, Infallible>(frame(&e))
+    });
+    Ok(Sse::new(frames).keep_alive(keep_alive).into_response())
+}
+
+/// Seconds a client refused a stream is told to wait.
+const STREAM_RETRY_AFTER: &str = "5";
+
+/// 429 `rate_limited` over a key's or a team's cap; 503 `overloaded` when
+/// streams hold half of the connections.
+fn refused(why: StreamRefusal) -> Response {
+    let detail = match why {
+        StreamRefusal::Key => "this API key has server.max_streams_per_key event streams open",
+        StreamRefusal::Team => "this team has server.max_streams_per_team event streams open",
+        StreamRefusal::All => return super::overloaded(),
+    };
+    let mut res = super::problem::response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+    res.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_static(STREAM_RETRY_AFTER),
+    );
+    res
 }
 
 fn frame(entry: &LogEntry) -> sse::Event {

@@ -61,6 +61,8 @@ pub struct Shared {
     pub openapi: axum::body::Bytes,
     /// Request ids and HTTP metric handles (`observe.rs`).
     pub observer: observe::Observer,
+    /// Open live event streams, within their caps (`events.rs`).
+    pub streams: crate::events::slots::StreamSlots,
 }
 
 /// All API routes with their OpenAPI description.
@@ -89,6 +91,12 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
     let (routes, doc) = api();
     let api_keys = ApiKeys::from_config(&gateway.config);
     let document = openapi::for_deployment(doc, &gateway.config).into();
+    let limits = &gateway.config.server.limits;
+    let streams = crate::events::slots::StreamSlots::new(
+        limits.max_streams_per_key,
+        limits.max_streams_per_team,
+        limits.max_streams,
+    );
     let state = AppState(Arc::new(Shared {
         gateway,
         clock,
@@ -96,6 +104,7 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
         metrics,
         openapi: document,
         observer: observe::Observer::new(),
+        streams,
     }));
     // One middleware (every `from_fn` boxes the rest of the stack per
     // request, so their number is a cost on every answer): `observe` gives
@@ -156,7 +165,13 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let mut res = if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    let mut res = if req.headers().get_all(header::HOST).iter().nth(1).is_some() {
+        // Two hosts: which one a proxy in front believed is anyone's guess.
+        refused_head(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "more than one Host header",
+        )
+    } else if declared.is_some_and(|n| n > MAX_BODY as u64) {
         Error::PayloadTooLarge.into_response()
     } else if matches!(
         *req.method(),
@@ -241,6 +256,22 @@ fn security_headers(sensitive: bool, res: &mut Response) {
             HeaderValue::from_static("no-referrer"),
         );
     }
+}
+
+/// The answer to a request head the server will not take (431 with a
+/// duplicate `Host` or over 16 KiB, 400 malformed); it closes the
+/// connection. The server writes it in place of hyper's own body-less
+/// refusals (`crate::server`), so it carries its headers itself.
+pub(crate) fn refused_head(status: StatusCode, detail: &str) -> Response {
+    let mut res = problem::response(status, "invalid_request", detail);
+    let h = res.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
 }
 
 /// The answer to a connection over `server.max_connections` (built outside

@@ -11,6 +11,7 @@ mod binding;
 mod browser;
 mod challenges;
 mod channels;
+mod connections;
 mod edge;
 mod events;
 mod hardening;

@@ -4,48 +4,82 @@
 //!
 //! - a request head must arrive within `header_read_timeout`, counted from
 //!   the moment the server waits for it — a new connection, or the next
-//!   request on a kept-alive one (hyper's own timer);
+//!   request on a kept-alive one (hyper's own timer); a head over
+//!   [`MAX_HEAD`] is 431 (hyper reads no further: [`READ_BUFFER`] also
+//!   bounds what is read ahead of pipelined requests);
 //! - a connection on which nothing arrives for `keep_alive_timeout` while no
 //!   request is in flight is closed (an idle kept-alive one, or a new one
 //!   that sends nothing);
-//! - at most `max_connections` are served at once; one more is still
-//!   accepted, answered 503 `overloaded` at once and closed (at most
-//!   [`SHED_SLOTS`] such answers at a time, each within [`SHED_TIMEOUT`];
-//!   past that it is closed unanswered), so accepting never stops silently;
+//! - a connection that cannot write a byte of its answer for
+//!   `write_timeout` is closed (a peer that never reads, an event stream
+//!   nobody reads: `io.rs`);
+//! - at most `max_connections` are served at once; when they are, the one
+//!   waiting on its peer the longest makes room for a new one (`admission.rs`),
+//!   and when all are at work the new one is still accepted, answered 503
+//!   `overloaded` at once and closed (at most [`SHED_SLOTS`] such answers at
+//!   a time, each within [`SHED_TIMEOUT`]; past that it is closed
+//!   unanswered), so accepting never stops silently; likewise over
+//!   `max_connections_per_ip`;
 //! - an accept error such as `EMFILE` is logged once and retried after a
 //!   short pause, never in a busy loop.
 //!
-//! Shutdown stops accepting, closes idle connections and lets requests in
-//! flight finish; `serve` returns when the last connection is gone.
+//! Shutdown closes the listening socket (new connections are refused at
+//! once), closes idle connections, lets requests in flight finish, and
+//! closes what is still open after [`SHUTDOWN_GRACE`]; `serve` returns when
+//! the last connection is gone.
+mod admission;
+mod socket;
+
 use std::future::Future;
 use std::io;
 use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tower::ServiceExt;
 
+use self::admission::{waiting_since, Admission, Refused, Slot};
+use self::socket::{Activity, ErrorAnswers, InFlight, Watched};
 use crate::config::ConnectionLimits;
+use crate::http::refused_head;
 
+/// The longest request head (request line and headers); over it: 431.
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Hyper's read buffer: what may be read ahead of the request being
+/// answered (pipelined requests), and the head's upper bound.
+const READ_BUFFER: usize = 2 * MAX_HEAD;
+/// The kernel's send buffer of a connection: the most an answer (or an
+/// event stream) may have waiting for a peer that does not read, before
+/// `write_timeout` counts (the kernel's own default grows to megabytes).
+const SEND_BUFFER: usize = 64 * 1024;
 /// Connections being answered 503 at once; past this they are closed unanswered.
 const SHED_SLOTS: usize = 64;
 /// Longest a connection over the cap is kept (503 written, request drained).
 const SHED_TIMEOUT: Duration = Duration::from_secs(1);
-/// The most bytes read from a connection over the cap before closing it.
-const SHED_DRAIN_MAX: usize = 64 * 1024;
 /// Pause after an accept error that is not the peer's (`EMFILE`, `ENFILE`, …).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Once a connection is being closed (shutdown, or idle), how long what it
+/// still has in flight may take before it is closed anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The answers written outside the router, built once.
+#[derive(Clone)]
+struct Answers {
+    overloaded: Bytes,
+    errors: ErrorAnswers,
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
@@ -54,21 +88,35 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     let shed_slots = Arc::new(Semaphore::new(SHED_SLOTS));
-    let overloaded = overloaded_answer().await;
+    let answers = Answers {
+        overloaded: raw_answer(crate::http::overloaded()).await,
+        errors: ErrorAnswers {
+            bad_request: raw_answer(refused_head(
+                StatusCode::BAD_REQUEST,
+                "the request is not well-formed HTTP/1.1",
+            ))
+            .await,
+            too_large: raw_answer(refused_head(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "the request head (line and headers) is over 16 KiB, or has over 100 headers",
+            ))
+            .await,
+        },
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
     let mut accept_failing = false;
 
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             () = &mut shutdown => break,
             // Reap finished connections so the set does not grow.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) if is_peer_error(&e) => continue,
                 Err(e) => {
                     metrics::counter!("chatgate_accept_errors_total").increment(1);
@@ -87,24 +135,32 @@ pub async fn serve(
             tracing::info!("accepting connections again");
             accept_failing = false;
         }
-        let _ = stream.set_nodelay(true);
-        if let Ok(permit) = Arc::clone(&slots).try_acquire_owned() {
-            tasks.spawn(connection(
-                stream,
-                router.clone(),
-                limits,
-                stop_rx.clone(),
-                permit,
-            ));
-        } else {
-            metrics::counter!("chatgate_connections_shed_total").increment(1);
-            if let Ok(permit) = Arc::clone(&shed_slots).try_acquire_owned() {
-                tasks.spawn(shed(stream, overloaded.clone(), permit));
+        match admission.admit(peer.ip()) {
+            Ok(slot) => {
+                tasks.spawn(connection(
+                    stream,
+                    router.clone(),
+                    limits,
+                    answers.errors.clone(),
+                    stop_rx.clone(),
+                    slot,
+                ));
             }
-            // else: dropped here, closed unanswered; the count above shows it.
+            Err(why) => {
+                metrics::counter!("chatgate_connections_shed_total").increment(1);
+                if why == Refused::PeerFull {
+                    tracing::debug!(peer = %peer.ip(), "server.max_connections_per_ip reached");
+                }
+                if let Ok(permit) = Arc::clone(&shed_slots).try_acquire_owned() {
+                    tasks.spawn(shed(stream, answers.overloaded.clone(), permit));
+                }
+                // else: dropped here, closed unanswered; the count above shows it.
+            }
         }
     }
 
+    // New connections are refused from now on, not left in the backlog.
+    drop(listener);
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     Ok(())
@@ -120,20 +176,20 @@ fn is_peer_error(e: &io::Error) -> bool {
     )
 }
 
-/// One connection within the cap; `_permit` is its slot.
+/// One admitted connection; `slot` is its place within the cap.
 async fn connection(
     stream: TcpStream,
     router: Router,
     limits: ConnectionLimits,
+    errors: ErrorAnswers,
     mut stop: watch::Receiver<bool>,
-    _permit: OwnedSemaphorePermit,
+    slot: Slot,
 ) {
     let _open = OpenGauge::new();
-    let activity = Arc::new(Activity::new());
-    let io = Watched {
-        inner: stream,
-        activity: Arc::clone(&activity),
-    };
+    let _ = stream.set_nodelay(true);
+    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
+    let activity = Arc::clone(&slot.activity);
+    let io = Watched::new(stream, Arc::clone(&activity), limits.write_timeout, errors);
     let service = hyper::service::service_fn({
         let activity = Arc::clone(&activity);
         move |req: hyper::Request<Incoming>| {
@@ -141,8 +197,15 @@ async fn connection(
             let router = router.clone();
             async move {
                 let res = router.oneshot(req).await;
-                drop(guard);
-                res
+                // The request counts until its answer's body is done.
+                res.map(|r| {
+                    r.map(|body| {
+                        Body::new(Guarded {
+                            body,
+                            _guard: guard,
+                        })
+                    })
+                })
             }
         }
     });
@@ -150,10 +213,14 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
+        .max_header_size(MAX_HEAD)
+        .max_buf_size(READ_BUFFER)
         .keep_alive(limits.keep_alive_timeout.is_some());
     let mut conn = pin!(builder.serve_connection(TokioIo::new(io), service));
     let keep_alive = limits.keep_alive_timeout;
     let mut closing = false;
+    // Armed when closing starts.
+    let mut grace = pin!(tokio::time::sleep(SHUTDOWN_GRACE));
     loop {
         tokio::select! {
             result = conn.as_mut() => {
@@ -162,45 +229,52 @@ async fn connection(
                 }
                 break;
             }
+            () = slot.evicted.notified() => {
+                // Unless a request arrived since it was chosen.
+                if waiting_since(&activity, tokio::time::Instant::now()).is_some() {
+                    tracing::debug!("closed to make room for a new connection");
+                    break;
+                }
+            }
             _ = stop.wait_for(|stop| *stop), if !closing => {
                 closing = true;
+                grace.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
                 conn.as_mut().graceful_shutdown();
             }
             () = idle_for(&activity, keep_alive), if !closing && keep_alive.is_some() => {
                 closing = true;
+                grace.as_mut().reset(tokio::time::Instant::now() + SHUTDOWN_GRACE);
                 conn.as_mut().graceful_shutdown();
+            }
+            () = &mut grace, if closing => {
+                tracing::debug!("still busy after the shutdown grace; closing");
+                break;
             }
         }
     }
 }
 
-/// What the keep-alive timer reads on one connection: the requests in
-/// flight, and when bytes last arrived or a request last ended. Plain
-/// atomics: a request costs two counter updates and a clock read, and wakes
-/// nobody (the timer looks when its time is up).
-struct Activity {
-    opened: tokio::time::Instant,
-    in_flight: AtomicUsize,
-    /// Milliseconds from `opened` to the last activity.
-    last: AtomicU64,
+/// An answer's body, holding its request's [`InFlight`] until it is done.
+struct Guarded {
+    body: Body,
+    _guard: InFlight,
 }
 
-impl Activity {
-    fn new() -> Self {
-        Activity {
-            opened: tokio::time::Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            last: AtomicU64::new(0),
-        }
-    }
+impl http_body::Body for Guarded {
+    type Data = Bytes;
+    type Error = axum::Error;
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last.fetch_max(ms, Ordering::Relaxed);
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
     }
-
-    fn last(&self) -> tokio::time::Instant {
-        self.opened + Duration::from_millis(self.last.load(Ordering::Relaxed))
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -216,7 +290,7 @@ async fn idle_for(activity: &Activity, limit: Option<Duration>) {
     let step = limit.min(Duration::from_secs(1));
     loop {
         tokio::time::sleep_until(activity.last() + limit).await;
-        if activity.in_flight.load(Ordering::Relaxed) > 0 {
+        if activity.in_flight() > 0 {
             tokio::time::sleep(step).await;
             continue;
         }
@@ -228,72 +302,7 @@ async fn idle_for(activity: &Activity, limit: Option<Duration>) {
     }
 }
 
-/// Counts a request in flight on its connection until dropped (also when
-/// the client goes away and hyper drops the request).
-struct InFlight(Arc<Activity>);
-
-impl InFlight {
-    fn start(activity: Arc<Activity>) -> Self {
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(activity)
-    }
-}
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// The socket, telling the keep-alive timer when bytes arrive.
-struct Watched {
-    inner: TcpStream,
-    activity: Arc<Activity>,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.activity.touch();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// `chatgate_connections_open` while a connection within the cap lives.
+/// `chatgate_connections_open` while an admitted connection lives.
 struct OpenGauge;
 
 impl OpenGauge {
@@ -309,9 +318,8 @@ impl Drop for OpenGauge {
     }
 }
 
-/// The bytes of the answer to a connection over the cap (HTTP/1.1, closing).
-async fn overloaded_answer() -> Bytes {
-    let res = crate::http::overloaded();
+/// The bytes of an answer written outside hyper (HTTP/1.1, closing).
+async fn raw_answer(res: Response) -> Bytes {
     let mut out = format!(
         "HTTP/1.1 {} {}\r\n",
         res.status().as_str(),
@@ -332,7 +340,7 @@ async fn overloaded_answer() -> Bytes {
     Bytes::from(out)
 }
 
-/// A connection over the cap: answer 503 at once (an HTTP/1.1 server may
+/// A connection refused a slot: answer 503 at once (an HTTP/1.1 server may
 /// answer before the request is complete), close our side, and read what
 /// the client still sends until it closes, so that closing does not reset
 /// the answer away; all within [`SHED_TIMEOUT`].
@@ -342,7 +350,7 @@ async fn shed(mut stream: TcpStream, answer: Bytes, _permit: OwnedSemaphorePermi
         stream.shutdown().await?;
         let mut sink = [0u8; 4096];
         let mut drained = 0;
-        while drained < SHED_DRAIN_MAX {
+        while drained < socket::LINGER_MAX {
             match stream.read(&mut sink).await? {
                 0 => break,
                 n => drained += n,

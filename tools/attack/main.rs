@@ -1,0 +1,356 @@
+//! Replays the connection attacks of docs/api.md#connections against a
+//! gateway on this machine, and measures what a legitimate client gets
+//! meanwhile (a fresh connection every 200 ms, `GET /healthz`).
+//!
+//! ```text
+//! cargo run --release --example attack -- SCENARIO [--target 127.0.0.1:8080]
+//!     [--seconds 40] [--sockets 780] [--rate 190] [--pipeline 1000] [--path /healthz]
+//!     [--key AGENT_KEY] [--other-key AGENT_KEY]
+//! ```
+//!
+//! - `slow-readers`: `--sockets` connections, each with a small receive
+//!   window, pipeline `--pipeline` `GET --path` and never read an answer
+//!   (to hold a gateway without a write timeout, the answers must exceed
+//!   what the kernel buffers per connection: up to `tcp_wmem`'s maximum).
+//! - `crowd`: `--rate` new connections a second, half idle, half sending a
+//!   request head one byte a second; each kept until the gateway closes it.
+//! - `streams`: `--sockets` `GET /v1/events` streams with one agent key
+//!   (`--key`, read normally); the legitimate client also opens a stream
+//!   with another team's key (`--other-key`) every 2 s.
+//!
+//! Loopback targets only; at most 300 s, 5000 sockets, 1000 a second; it
+//! stops by itself and prints the legitimate client's answers per 5 s and
+//! in all.
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{sleep, timeout, Instant};
+
+const MAX_SECONDS: u64 = 300;
+const MAX_SOCKETS: usize = 5000;
+const MAX_RATE: u64 = 1000;
+const MAX_PIPELINE: usize = 20_000;
+
+struct Args {
+    scenario: String,
+    target: SocketAddr,
+    seconds: u64,
+    sockets: usize,
+    rate: u64,
+    pipeline: usize,
+    path: String,
+    key: String,
+    other_key: String,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let scenario = it
+        .next()
+        .ok_or("a scenario: slow-readers, crowd or streams")?;
+    let mut a = Args {
+        scenario,
+        target: "127.0.0.1:8080".parse().map_err(|_| "target")?,
+        seconds: 40,
+        sockets: 780,
+        rate: 190,
+        pipeline: 1000,
+        path: "/healthz".into(),
+        key: String::new(),
+        other_key: String::new(),
+    };
+    while let Some(flag) = it.next() {
+        let value = it.next().ok_or(format!("{flag} needs a value"))?;
+        let bad = |_| format!("{flag}: {value} is not valid");
+        match flag.as_str() {
+            "--target" => a.target = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--seconds" => a.seconds = value.parse().map_err(bad)?,
+            "--sockets" => a.sockets = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--rate" => a.rate = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--pipeline" => a.pipeline = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--path" if value.starts_with('/') && !value.contains(char::is_whitespace) => {
+                a.path = value
+            }
+            "--path" => return Err("--path: a path such as /healthz".into()),
+            "--key" => a.key = value,
+            "--other-key" => a.other_key = value,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if !a.target.ip().is_loopback() {
+        return Err("only a loopback target (127.0.0.0/8, ::1)".into());
+    }
+    if a.seconds == 0
+        || a.seconds > MAX_SECONDS
+        || a.sockets > MAX_SOCKETS
+        || a.rate > MAX_RATE
+        || a.pipeline > MAX_PIPELINE
+    {
+        return Err(format!(
+            "bounds: 1..={MAX_SECONDS} s, at most {MAX_SOCKETS} sockets, {MAX_RATE} a second, {MAX_PIPELINE} pipelined"
+        ));
+    }
+    if a.scenario == "streams" && (a.key.is_empty() || a.other_key.is_empty()) {
+        return Err("streams needs --key and --other-key".into());
+    }
+    Ok(a)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("attack: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let end = Instant::now() + Duration::from_secs(args.seconds);
+    let open = Arc::new(AtomicUsize::new(0));
+    let args = Arc::new(args);
+    let task = {
+        let (a, open) = (Arc::clone(&args), Arc::clone(&open));
+        tokio::spawn(async move {
+            match a.scenario.as_str() {
+                "slow-readers" => slow_readers(&a, end, open).await,
+                "crowd" => crowd(&a, end, open).await,
+                "streams" => streams(&a, end, open).await,
+                other => eprintln!("attack: unknown scenario {other}"),
+            }
+        })
+    };
+    sleep(Duration::from_millis(500)).await;
+    legit(&args, end, &open).await;
+    task.abort();
+    ExitCode::SUCCESS
+}
+
+/// One request on a fresh connection; the status (0: no answer in 5 s).
+async fn probe(target: SocketAddr, request: &[u8]) -> u16 {
+    let run = async {
+        let mut s = TcpStream::connect(target).await.ok()?;
+        s.write_all(request).await.ok()?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16384 {
+            let n = s.read(&mut buf).await.ok()?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head).lines().next()?.to_string();
+        line.split(' ').nth(1)?.parse().ok()
+    };
+    timeout(Duration::from_secs(5), run)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
+}
+
+/// The legitimate client until `end`: a report per 5 s and in all.
+async fn legit(args: &Args, end: Instant, open: &AtomicUsize) {
+    let start = Instant::now();
+    let mut all: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut window: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut streams: BTreeMap<u16, usize> = BTreeMap::new();
+    let mut next_report = start + Duration::from_secs(5);
+    let mut next_stream = start;
+    let stream_req = format!(
+        "GET /v1/events HTTP/1.1\r\nHost: legit\r\nAuthorization: Bearer {}\r\n\r\n",
+        args.other_key
+    );
+    while Instant::now() < end {
+        let status = probe(
+            args.target,
+            b"GET /healthz HTTP/1.1\r\nHost: legit\r\nConnection: close\r\n\r\n",
+        )
+        .await;
+        *all.entry(status).or_default() += 1;
+        *window.entry(status).or_default() += 1;
+        if args.scenario == "streams" && Instant::now() >= next_stream {
+            let s = probe(args.target, stream_req.as_bytes()).await;
+            *streams.entry(s).or_default() += 1;
+            next_stream += Duration::from_secs(2);
+        }
+        if Instant::now() >= next_report {
+            println!(
+                "t={:>3}s  legit {}  attacker sockets open {}",
+                start.elapsed().as_secs(),
+                summary(&window),
+                open.load(Ordering::Relaxed)
+            );
+            window.clear();
+            next_report += Duration::from_secs(5);
+        }
+        sleep(Duration::from_millis(200)).await;
+    }
+    println!("legit in all: {}", summary(&all));
+    if !streams.is_empty() {
+        println!("legit streams (other team): {}", summary(&streams));
+    }
+    println!(
+        "attacker sockets still open at the end: {}",
+        open.load(Ordering::Relaxed)
+    );
+}
+
+/// `200: 9/10 (90%), 503: 1` — statuses, 0 = no answer.
+fn summary(counts: &BTreeMap<u16, usize>) -> String {
+    let total: usize = counts.values().sum();
+    let ok = counts.get(&200).copied().unwrap_or(0);
+    let rest: Vec<String> = counts
+        .iter()
+        .filter(|(s, _)| **s != 200)
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    let pct = if total == 0 {
+        0.0
+    } else {
+        100.0 * ok as f64 / total as f64
+    };
+    format!("200: {ok}/{total} ({pct:.0}%) {}", rest.join(", "))
+}
+
+/// Counts a socket as open until dropped.
+struct Held(Arc<AtomicUsize>);
+
+impl Held {
+    fn new(open: &Arc<AtomicUsize>) -> Self {
+        open.fetch_add(1, Ordering::Relaxed);
+        Held(Arc::clone(open))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Waits until the gateway closes `s` (seen by writing, never reading) or `end`.
+async fn hold_unread(s: TcpStream, end: Instant, open: Arc<AtomicUsize>) {
+    let _held = Held::new(&open);
+    while Instant::now() < end {
+        match s.try_write(b"\r\n") {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+            Ok(_) => {}
+        }
+        sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn slow_readers(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
+    let one = format!("GET {} HTTP/1.1\r\nHost: attack\r\n\r\n", a.path);
+    let pipelined = Arc::new(one.as_bytes().repeat(a.pipeline));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..a.sockets {
+        let Ok(sock) = TcpSocket::new_v4() else {
+            continue;
+        };
+        let _ = sock.set_recv_buffer_size(2048);
+        let Ok(Ok(mut s)) = timeout(Duration::from_secs(2), sock.connect(a.target)).await else {
+            continue;
+        };
+        let (p, open) = (Arc::clone(&pipelined), Arc::clone(&open));
+        set.spawn(async move {
+            let _ = timeout(Duration::from_secs(2), s.write_all(&p)).await;
+            hold_unread(s, end, open).await;
+        });
+    }
+    tokio::time::sleep_until(end).await;
+}
+
+async fn crowd(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
+    let mut set = tokio::task::JoinSet::new();
+    let every = Duration::from_micros(1_000_000 / a.rate.max(1));
+    let mut n = 0u64;
+    while Instant::now() < end {
+        if open.load(Ordering::Relaxed) < MAX_SOCKETS {
+            let (target, open) = (a.target, Arc::clone(&open));
+            let trickle = n % 2 == 1;
+            set.spawn(async move {
+                let Ok(Ok(s)) = timeout(Duration::from_secs(2), TcpStream::connect(target)).await
+                else {
+                    return;
+                };
+                let _held = Held::new(&open);
+                let _ = s.try_write(if trickle {
+                    b"GET /healthz HTTP/1.1\r\nX-A: "
+                } else {
+                    b""
+                });
+                while Instant::now() < end {
+                    // Idle ones write nothing, but notice the close the same way.
+                    let byte: &[u8] = if trickle { b"a" } else { b"" };
+                    let closed = match s.try_write(byte) {
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                        Ok(_) => peer_closed(&s),
+                    };
+                    if closed {
+                        return;
+                    }
+                    sleep(Duration::from_secs(1)).await;
+                }
+            });
+        }
+        n += 1;
+        sleep(every).await;
+        while set.try_join_next().is_some() {}
+    }
+}
+
+/// Whether the peer has closed `s` (a read would see the end or an error).
+fn peer_closed(s: &TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    loop {
+        match s.try_read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) => return e.kind() != std::io::ErrorKind::WouldBlock,
+        }
+    }
+}
+
+async fn streams(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
+    let req = Arc::new(format!(
+        "GET /v1/events HTTP/1.1\r\nHost: attack\r\nAuthorization: Bearer {}\r\n\r\n",
+        a.key
+    ));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..a.sockets {
+        let (target, open, req) = (a.target, Arc::clone(&open), Arc::clone(&req));
+        set.spawn(async move {
+            let Ok(Ok(mut s)) = timeout(Duration::from_secs(2), TcpStream::connect(target)).await
+            else {
+                return;
+            };
+            if s.write_all(req.as_bytes()).await.is_err() {
+                return;
+            }
+            let _held = Held::new(&open);
+            let mut buf = [0u8; 4096];
+            // A normal reader: takes everything until the stream ends.
+            while let Ok(Ok(n)) = timeout(
+                end.saturating_duration_since(Instant::now()),
+                s.read(&mut buf),
+            )
+            .await
+            {
+                if n == 0 {
+                    return;
+                }
+            }
+        });
+        sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep_until(end).await;
+}
