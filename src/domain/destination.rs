@@ -1,4 +1,4 @@
-//! The send limit per destination (docs/api.md#challenges): at most
+//! The send limit per destination (docs/api.md#challenges-otp-and-session-pin): at most
 //! `otp.max_sends` challenges within `otp.send_window` to one phone number
 //! or e-mail address, whichever subjects ask for them, so spelling a
 //! subject anew cannot multiply the messages one person receives.

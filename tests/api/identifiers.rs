@@ -1,7 +1,7 @@
 //! Identifiers that name a customer are one subject however they are
 //! spelled (trimmed, NFKC, case-folded), lookalikes that mix scripts are
 //! refused, and the send limit holds per destination as well as per
-//! subject (docs/api.md#identifiers, docs/api.md#challenges).
+//! subject (docs/api.md#identifiers, docs/api.md#challenges-otp-and-session-pin).
 use reqwest::Method;
 use serde_json::{json, Value};
 
