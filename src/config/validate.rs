@@ -46,7 +46,7 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
         (&["lockout.duration"], s.lockout.duration),
         (&["lockout.ban_window"], s.lockout.ban_window),
     ];
-    let at_least_one: [(&'static [&'static str], u32); 6] = [
+    let at_least_one: [(&'static [&'static str], u32); 7] = [
         (&["otp.max_attempts"], s.otp.max_attempts),
         (&["otp.max_sends"], s.otp.max_sends),
         (&["pin.min_length"], s.pin.min_length),
@@ -55,6 +55,10 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
         (
             &["lockout.max_lockouts_before_ban"],
             s.lockout.max_lockouts_before_ban,
+        ),
+        (
+            &["lockout.strangers_threshold"],
+            s.lockout.strangers_threshold,
         ),
     ];
     if !(4..=10).contains(&s.otp.length) {
@@ -87,6 +91,12 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
         if value.enabled().is_none() {
             return Some((key, "must be longer than \"0s\"".to_string()));
         }
+    }
+    if s.lockout.scope == super::LockoutScope::Origin {
+        return Some((
+            &["lockout.scope"],
+            "lockout.scope = \"origin\" is not supported yet".to_string(),
+        ));
     }
     if !s.templates.login_link.contains("#URL#") {
         return Some((&["templates.login_link"], "must contain #URL#".to_string()));

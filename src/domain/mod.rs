@@ -3,6 +3,7 @@
 pub mod assertion;
 pub mod assurance;
 pub mod challenge;
+pub mod destination;
 pub mod devices;
 pub mod input;
 pub mod interaction;

@@ -395,6 +395,7 @@ mod tests {
             max_lockouts_before_ban: 3,
             ban_window: Dur::from_secs(86_400),
             ban_duration: Dur::from_secs(0),
+            ..LockoutSettings::default()
         }
     }
 

@@ -14,7 +14,7 @@ use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
-use crate::domain::{input, otp};
+use crate::domain::{destination, input, otp};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::time::Timestamp;
@@ -116,6 +116,9 @@ impl Gateway {
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     let s = w.settings;
+                    // Before anything is counted: a refused destination
+                    // uses no allowance (docs/api.md#where-an-otp-may-go).
+                    destination::allow(&s.otp, delivery, to.as_deref(), &w.rec.contact)?;
                     w.subject().ensure_clear(now)?;
                     let target = route(team, &w.rec.channel, delivery, to.clone())?;
                     let same_channel = target.as_ref().is_some_and(|(ch, _)| *ch == w.rec.channel);
