@@ -92,12 +92,6 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
             return Some((key, "must be longer than \"0s\"".to_string()));
         }
     }
-    if s.lockout.scope == super::LockoutScope::Origin {
-        return Some((
-            &["lockout.scope"],
-            "lockout.scope = \"origin\" is not supported yet".to_string(),
-        ));
-    }
     if !s.templates.login_link.contains("#URL#") {
         return Some((&["templates.login_link"], "must contain #URL#".to_string()));
     }

@@ -8,6 +8,7 @@ pub mod devices;
 pub mod input;
 pub mod interaction;
 pub mod login_token;
+pub mod origins;
 pub mod otp;
 pub mod pin;
 pub mod reveal;

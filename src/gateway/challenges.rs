@@ -119,7 +119,7 @@ impl Gateway {
                     // Before anything is counted: a refused destination
                     // uses no allowance (docs/api.md#where-an-otp-may-go).
                     destination::allow(&s.otp, delivery, to.as_deref(), &w.rec.contact)?;
-                    w.subject().ensure_clear(now)?;
+                    w.ensure_clear(now)?;
                     let target = route(team, &w.rec.channel, delivery, to.clone())?;
                     let same_channel = target.as_ref().is_some_and(|(ch, _)| *ch == w.rec.channel);
                     if s.otp.require_other_channel && method == ChallengeMethod::Otp && same_channel

@@ -2,3 +2,4 @@
 //! docs/api.md#lockouts-a-stranger-cannot-turn-against-the-customer): where
 //! an OTP may go, on both stores.
 mod destinations;
+mod origins;

@@ -116,15 +116,29 @@ fn unknown_regions_and_types_are_start_up_errors_naming_the_key() {
     }
 }
 
-/// Until origins are counted, asking for them stops start-up rather than
-/// silently counting per subject.
 #[test]
-fn origin_scope_is_refused_until_supported() {
+fn origin_scope_and_its_companions_are_read() {
     let fx = Fixture::new();
     fx.edit(
         SYS,
         "[defaults.otp]",
-        "[defaults.lockout]\nscope = \"origin\"\nfamiliar_for = \"30d\"\n[defaults.otp]",
+        "[defaults.lockout]\nscope = \"origin\"\nfamiliar_for = \"30d\"\nstrangers_threshold = 7\n[defaults.otp]",
     );
-    fx.expect_err(SYS, "defaults.lockout.scope", "not supported yet");
+    fx.edit(
+        ACME,
+        "[channel_settings.webchat]",
+        "[channel_settings.webchat.lockout]\nscope = \"subject\"\n[channel_settings.webchat]",
+    );
+    let config = fx.load().unwrap();
+    let l = &config.defaults.lockout;
+    assert_eq!(l.scope, LockoutScope::Origin);
+    assert_eq!(l.familiar_for.get().as_secs(), 30 * 86_400);
+    assert_eq!(l.strangers_threshold, 7);
+    let acme = &config.teams["acme"];
+    assert_eq!(acme.settings.lockout.scope, LockoutScope::Origin);
+    assert_eq!(
+        acme.settings_for("webchat").lockout.scope,
+        LockoutScope::Subject
+    );
+    assert_eq!(acme.settings_for("webchat").lockout.strangers_threshold, 7);
 }
