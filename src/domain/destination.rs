@@ -36,7 +36,7 @@ pub fn allow(
             };
             if !on_file {
                 return Err(Error::Forbidden(
-                    "otp.destinations is on_file: a code goes only to the interaction's own contact, not to another `to`",
+                    "otp.destinations is on_file: a code goes only to the interaction's own contact",
                 ));
             }
         }

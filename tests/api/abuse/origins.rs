@@ -214,35 +214,65 @@ both_stores!(
     }
 );
 
-// 50 wrong codes at once from two origins: each origin and the strangers'
-// count hold every one of them.
+fn parallel_setup() -> Setup {
+    Setup {
+        defaults:
+            "[defaults.lockout]\nscope = \"origin\"\nthreshold = 1000\nstrangers_threshold = 1000\n\
+                   [defaults.otp]\nmax_attempts = 100"
+                .into(),
+        ..Setup::default()
+    }
+}
+
+/// 50 wrong codes at once from two origins: each origin and the strangers'
+/// count hold every one of them.
+async fn fifty_wrong_codes_from_two_origins(app: TestApp) {
+    let one = conversation(&app, "one", "cust-e").await;
+    let two = conversation(&app, "two", "cust-e").await;
+    let c1 = app.start_otp(&one).await;
+    let c2 = app.start_otp(&two).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let (id, (cid, code)) = if i % 2 == 0 { (&one, &c1) } else { (&two, &c2) };
+            let app = &app;
+            async move {
+                app.verify_code(id, cid, &wrong_code(code))
+                    .await
+                    .status()
+                    .as_u16()
+            }
+        })
+        .collect();
+    let answers = futures::future::join_all(tasks).await;
+    assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
+    let v = subject(&app, "cust-e").await;
+    assert_eq!(origin(&v, "webchat:one")["failures"], 25, "{v}");
+    assert_eq!(origin(&v, "webchat:two")["failures"], 25, "{v}");
+    assert_eq!(v["failures"], 50, "{v}");
+}
+
 both_stores!(
     parallel_wrong_codes_across_two_origins_count_exactly,
-    setup: Setup {
-        defaults: "[defaults.lockout]\nscope = \"origin\"\nthreshold = 1000\nstrangers_threshold = 1000\n\
-                   [defaults.otp]\nmax_attempts = 100".into(),
-        ..Setup::default()
-    },
-    |app: TestApp| async move {
-        let one = conversation(&app, "one", "cust-e").await;
-        let two = conversation(&app, "two", "cust-e").await;
-        let c1 = app.start_otp(&one).await;
-        let c2 = app.start_otp(&two).await;
-        let tasks: Vec<_> = (0..50)
-            .map(|i| {
-                let (id, (cid, code)) = if i % 2 == 0 { (&one, &c1) } else { (&two, &c2) };
-                let app = &app;
-                async move { app.verify_code(id, cid, &wrong_code(code)).await.status().as_u16() }
-            })
-            .collect();
-        let answers = futures::future::join_all(tasks).await;
-        assert!(answers.iter().all(|s| *s == 401), "{answers:?}");
-        let v = subject(&app, "cust-e").await;
-        assert_eq!(origin(&v, "webchat:one")["failures"], 25, "{v}");
-        assert_eq!(origin(&v, "webchat:two")["failures"], 25, "{v}");
-        assert_eq!(v["failures"], 50, "{v}");
-    }
+    setup: parallel_setup(),
+    fifty_wrong_codes_from_two_origins
 );
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_codes_across_two_origins_count_exactly_on_a_cluster() {
+    const TEST: &str = "parallel_wrong_codes_across_two_origins_count_exactly_on_a_cluster";
+    let Some(cluster) = tokio::task::spawn_blocking(|| crate::redis_support::shared_cluster(TEST))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let setup = Setup {
+        cluster_nodes: cluster.urls(),
+        ..parallel_setup()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    fifty_wrong_codes_from_two_origins(app).await;
+}
 
 // Scope `subject` (the default) is unchanged: a stranger's failures lock
 // the customer out everywhere, and the view has no origins.
