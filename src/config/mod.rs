@@ -5,6 +5,7 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
+mod abuse;
 mod channels;
 mod de;
 mod duration;
@@ -25,6 +26,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
 pub use duration::Dur;
 pub use env::Environment;
 pub use load::{load, load_with_env, ConfigError};

@@ -6,6 +6,7 @@
 //! `deny_unknown_fields` refuses a misspelt key in any of them.
 use serde::{Deserialize, Serialize};
 
+use super::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
 use super::Dur;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -101,6 +102,14 @@ pub struct OtpSettings {
     pub show_to_agents: bool,
     /// The OTP must travel on another channel than the chat.
     pub require_other_channel: bool,
+    /// `on_file`: an OTP goes only to the interaction's own contact, never
+    /// to a `to` that differs from it.
+    pub destinations: Destinations,
+    /// Regions an SMS may go to (libphonenumber's region of the number);
+    /// empty: any.
+    pub sms_regions: Vec<SmsRegion>,
+    /// Number types an SMS may go to; empty: any.
+    pub sms_number_types: Vec<NumberType>,
 }
 
 impl Default for OtpSettings {
@@ -113,6 +122,9 @@ impl Default for OtpSettings {
             send_window: Dur::from_secs(600),
             show_to_agents: false,
             require_other_channel: false,
+            destinations: Destinations::Any,
+            sms_regions: Vec::new(),
+            sms_number_types: Vec::new(),
         }
     }
 }
@@ -152,6 +164,15 @@ pub struct LockoutSettings {
     pub ban_window: Dur,
     /// How long a ban lasts; "0s" = until an admin unlocks.
     pub ban_duration: Dur,
+    /// `origin`: failures, lockouts and bans count per origin of the
+    /// subject (its device or conversation).
+    pub scope: LockoutScope,
+    /// Scope `origin`: an origin stays familiar this long after a success
+    /// from it; "0s": a success makes no origin familiar.
+    pub familiar_for: Dur,
+    /// Scope `origin`: failures from unfamiliar origins (within `window`)
+    /// that lock out all of them.
+    pub strangers_threshold: u32,
 }
 
 impl Default for LockoutSettings {
@@ -163,6 +184,9 @@ impl Default for LockoutSettings {
             max_lockouts_before_ban: 3,
             ban_window: Dur::from_secs(86_400),
             ban_duration: Dur::from_secs(0),
+            scope: LockoutScope::Subject,
+            familiar_for: Dur::from_secs(90 * 86_400),
+            strangers_threshold: 15,
         }
     }
 }

@@ -46,7 +46,7 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
         (&["lockout.duration"], s.lockout.duration),
         (&["lockout.ban_window"], s.lockout.ban_window),
     ];
-    let at_least_one: [(&'static [&'static str], u32); 6] = [
+    let at_least_one: [(&'static [&'static str], u32); 7] = [
         (&["otp.max_attempts"], s.otp.max_attempts),
         (&["otp.max_sends"], s.otp.max_sends),
         (&["pin.min_length"], s.pin.min_length),
@@ -55,6 +55,10 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
         (
             &["lockout.max_lockouts_before_ban"],
             s.lockout.max_lockouts_before_ban,
+        ),
+        (
+            &["lockout.strangers_threshold"],
+            s.lockout.strangers_threshold,
         ),
     ];
     if !(4..=10).contains(&s.otp.length) {

@@ -483,6 +483,10 @@ pub struct InteractionRecord {
         with = "stored::opt"
     )]
     pub indexed_until: Option<Timestamp>,
+    /// The fingerprint of the last valid pre-chat assertion that named one:
+    /// the interaction's origin is then that device (see [`Self::origin`]).
+    #[serde(rename = "dv", default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// The subject of an interaction without a `customer_ref`:
@@ -523,7 +527,25 @@ impl InteractionRecord {
             expiry_announced: None,
             expiring_announced: None,
             indexed_until: None,
+            device: None,
         }
+    }
+
+    /// Where this interaction's attempts come from, for
+    /// `lockout.scope = "origin"`: `device:{fingerprint}` once a valid
+    /// pre-chat assertion carrying one was posted on it, else
+    /// `{channel}:{conversation_id}`.
+    pub fn origin(&self) -> String {
+        match &self.device {
+            Some(fp) => format!("device:{fp}"),
+            None => format!("{}:{}", self.channel, self.conversation_id),
+        }
+    }
+
+    /// The origin whose counts this interaction's attempts touch under `s`
+    /// (`None`: scope `subject`, the subject's own).
+    pub fn lockout_origin(&self, s: &Settings) -> Option<String> {
+        super::origins::counted_origin(s.lockout.scope, || self.origin())
     }
 
     /// Whom lockouts apply to: the `customer_ref`, else the interaction.

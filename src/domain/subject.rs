@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LockoutSettings, OtpSettings};
+use super::origins::{OriginRecord, OriginView};
+use crate::config::{LockoutScope, LockoutSettings, OtpSettings};
 use crate::error::Error;
 use crate::time::{stored, Timestamp};
 
@@ -78,7 +79,14 @@ impl FailureOutcome {
 /// [`InteractionRecord`](super::interaction::InteractionRecord)).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubjectRecord {
-    #[serde(rename = "s", alias = "subject")]
+    /// Empty in the counts of an origin or of the strangers (see
+    /// [`super::origins`]), which live inside their subject's record.
+    #[serde(
+        rename = "s",
+        alias = "subject",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub subject: String,
     /// The newest failures within the window, oldest first.
     #[serde(
@@ -129,6 +137,12 @@ pub struct SubjectRecord {
         with = "stored::vec"
     )]
     pub sends: Vec<Timestamp>,
+    /// Scope `origin`: the subject's origins, most recent first.
+    #[serde(rename = "or", default, skip_serializing_if = "Vec::is_empty")]
+    pub origins: Vec<OriginRecord>,
+    /// Scope `origin`: the failures of unfamiliar origins, and their lock.
+    #[serde(rename = "st", default, skip_serializing_if = "Option::is_none")]
+    pub strangers: Option<Box<SubjectRecord>>,
 }
 
 /// Failures kept one by one; older ones are folded.
@@ -150,12 +164,25 @@ pub struct FoldedFailures {
 
 /// The subject as `GET /v1/subjects/{subject}` and subject events show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+///
+/// With `lockout.scope = "origin"` the top-level counts are the strangers'
+/// (the origins the subject never succeeded from), and `origins` and
+/// `strangers_locked_until` are present; with scope `subject` they are left
+/// out.
 pub struct SubjectView {
     pub subject: String,
     pub failures: u32,
     pub lockouts: u32,
     pub locked_until: Option<Timestamp>,
     pub banned: bool,
+    /// Scope `origin`: the subject's origins, most recent first, at most 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Vec<OriginView>>,
+    /// Scope `origin`: until when every unfamiliar origin is locked out
+    /// (null when not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub strangers_locked_until: Option<Option<Timestamp>>,
 }
 
 fn count(v: &[Timestamp]) -> u32 {
@@ -230,6 +257,7 @@ impl SubjectRecord {
             self.lockouts.clear();
             self.clear_failures();
         }
+        self.forget_old_origins(now, l, otp);
     }
 
     fn clear_failures(&mut self) {
@@ -321,7 +349,26 @@ impl SubjectRecord {
         self.sends.push(now);
     }
 
+    /// The view for `lockout.scope` (see [`SubjectView`]).
     pub fn view(&self, now: Timestamp, l: &LockoutSettings) -> SubjectView {
+        if l.scope == LockoutScope::Subject {
+            return self.own_view(now, l);
+        }
+        let (failures, lockouts) = self.strangers_view(now, l);
+        let locked_until = self.strangers_locked_until(now);
+        SubjectView {
+            subject: self.subject.clone(),
+            failures,
+            lockouts,
+            locked_until,
+            banned: false,
+            origins: Some(self.origin_views(now, l)),
+            strangers_locked_until: Some(locked_until),
+        }
+    }
+
+    /// The record's own counts (scope `subject`, or an origin's counts).
+    pub(super) fn own_view(&self, now: Timestamp, l: &LockoutSettings) -> SubjectView {
         let w = l.window.get();
         let bw = l.ban_window.get();
         let standing = self.standing(now);
@@ -334,6 +381,8 @@ impl SubjectRecord {
                 _ => None,
             },
             banned: matches!(standing, Standing::Banned { .. }),
+            origins: None,
+            strangers_locked_until: None,
         }
     }
 
@@ -349,6 +398,11 @@ impl SubjectRecord {
         if self.ban.is_some_and(|b| b.until.is_none()) {
             return None;
         }
+        let origins = match self.origins_end(now, l, otp) {
+            Some(None) => return None,
+            Some(Some(end)) => Some(end),
+            None => None,
+        };
         let ends = self
             .failures
             .iter()
@@ -357,7 +411,8 @@ impl SubjectRecord {
             .chain(self.lockouts.iter().map(|f| f.plus(l.ban_window.get())))
             .chain(self.sends.iter().map(|s| s.plus(otp.send_window.get())))
             .chain(self.locked_until)
-            .chain(self.ban.and_then(|b| b.until));
+            .chain(self.ban.and_then(|b| b.until))
+            .chain(origins);
         Some(ends.max().map(|e| e.since(now)).unwrap_or(Duration::ZERO))
     }
 }
@@ -401,6 +456,7 @@ mod tests {
             max_lockouts_before_ban: 3,
             ban_window: Dur::from_secs(86_400),
             ban_duration: Dur::from_secs(0),
+            ..LockoutSettings::default()
         }
     }
 

@@ -139,10 +139,12 @@ struct AboutInteraction<'a, T> {
     more: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
-/// `data` of an event about a subject: `{"subject": …}`.
+/// `data` of an event about a subject: `{"subject": …, "origin": …}`
+/// (`origin` null for a change of the whole subject).
 #[derive(Serialize)]
 struct AboutSubject<'a, T> {
     subject: &'a T,
+    origin: Option<&'a str>,
 }
 
 impl Event {
@@ -177,14 +179,24 @@ impl Event {
         Self::new(kind, now, team, &data)
     }
 
-    /// An event about a subject: `data` is `{"subject": view}`.
+    /// An event about a subject: `data` is `{"subject": view, "origin":
+    /// origin}` (`origin` null for a change of the whole subject).
     pub fn about_subject(
         kind: EventType,
         now: Timestamp,
         team: &str,
         view: &impl Serialize,
+        origin: Option<&str>,
     ) -> Result<Self> {
-        Self::new(kind, now, team, &AboutSubject { subject: view })
+        Self::new(
+            kind,
+            now,
+            team,
+            &AboutSubject {
+                subject: view,
+                origin,
+            },
+        )
     }
 
     /// The interaction id and the subject an event is about, for its log
@@ -366,9 +378,13 @@ mod tests {
             at(),
             "acme",
             &json!({"subject": "cust-1"}),
+            Some("sms:+447400123456"),
         )
         .unwrap();
-        assert_eq!(data(&subject), json!({"subject": {"subject": "cust-1"}}));
+        assert_eq!(
+            data(&subject),
+            json!({"subject": {"subject": "cust-1"}, "origin": "sms:+447400123456"})
+        );
 
         // Carried as text through the outbox item, read back unchanged.
         let text = serde_json::to_string(&e).unwrap();

@@ -11,7 +11,7 @@ use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::devices::{CustomerDevices, StepUpReason};
 use crate::domain::interaction::{Customer, Method, PendingStepUp};
-use crate::domain::subject::FailureOutcome;
+use crate::domain::origins::Failure;
 use crate::domain::{assertion, input};
 use crate::error::{Error, Result};
 use crate::store::keys;
@@ -74,7 +74,7 @@ impl Gateway {
     ) -> Result<AssertionOutcome> {
         enum Verdict {
             Refused(Error),
-            Mismatch(FailureOutcome),
+            Mismatch(Failure),
             StepUp(StepUpReason),
             Success,
         }
@@ -101,11 +101,18 @@ impl Gateway {
                     let mut known = devices.value.clone().unwrap_or_default();
                     // A new assertion ends an earlier pending step-up, whoever it was for.
                     w.rec.end_step_up();
-                    let verdict = if let Err(e) = w.subject().ensure_clear(now) {
+                    let mismatch = w.rec.customer_ref.as_ref().is_some_and(|r| *r != a.sub);
+                    // A valid assertion naming a device makes the
+                    // interaction's origin that device (lockout scope
+                    // "origin"), before its lock is checked.
+                    if let (false, Some(fp)) = (mismatch, a.fingerprint.as_ref()) {
+                        w.rec.device = Some(fp.clone());
+                    }
+                    let verdict = if let Err(e) = w.ensure_clear(now) {
                         Verdict::Refused(e)
-                    } else if w.rec.customer_ref.as_ref().is_some_and(|r| *r != a.sub) {
-                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
-                        w.emit_lockout(f);
+                    } else if mismatch {
+                        let f = w.record_failure(now);
+                        w.emit_lockout(&f);
                         Verdict::Mismatch(f)
                     } else if let Some(reason) = known.step_up_reason(
                         &s.step_up,
@@ -121,7 +128,7 @@ impl Gateway {
                         });
                         Verdict::StepUp(reason)
                     } else {
-                        w.subject().record_success();
+                        w.record_success(now);
                         w.rec
                             .authenticate(Method::PreChat, customer.clone(), now, s);
                         w.announce_authenticated();

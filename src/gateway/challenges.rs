@@ -16,7 +16,7 @@ use crate::channels::{Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
 use crate::domain::destination::{self, DestinationSends};
-use crate::domain::{input, otp};
+use crate::domain::{destination_policy, input, otp};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::keys;
@@ -119,7 +119,10 @@ impl Gateway {
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     let s = w.settings;
-                    w.subject().ensure_clear(now)?;
+                    // Before anything is counted: a refused destination
+                    // uses no allowance (docs/api.md#where-an-otp-may-go).
+                    destination_policy::allow(&s.otp, delivery, to.as_deref(), &w.rec.contact)?;
+                    w.ensure_clear(now)?;
                     let target = route(team, &w.rec.channel, delivery, to.clone())?;
                     let same_channel = target.as_ref().is_some_and(|(ch, _)| *ch == w.rec.channel);
                     if s.otp.require_other_channel && method == ChallengeMethod::Otp && same_channel

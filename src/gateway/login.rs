@@ -17,8 +17,8 @@ use crate::config::Team;
 use crate::domain::challenge::{self, Challenge};
 use crate::domain::interaction::{CallbackAnswer, Customer, Link, LinkUse, Method, PendingBinding};
 use crate::domain::login_token::{self, LoginClaims, Stage};
+use crate::domain::origins::Failure;
 use crate::domain::otp::{self, OtpCode};
-use crate::domain::subject::FailureOutcome;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
 use crate::store::{keys, Commit};
@@ -410,13 +410,13 @@ impl Gateway {
                     if w.claim_taken() {
                         return Err(Error::TokenUsed);
                     }
-                    let refusal_or = |f: FailureOutcome, otherwise: CallbackAnswer| {
+                    let refusal_or = |f: &Failure, otherwise: CallbackAnswer| {
                         f.refusal(now)
                             .as_ref()
                             .and_then(CallbackAnswer::refused)
                             .unwrap_or(otherwise)
                     };
-                    let (verdict, answer) = if let Err(e) = w.subject().ensure_clear(now) {
+                    let (verdict, answer) = if let Err(e) = w.ensure_clear(now) {
                         let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
                         (Verdict::Refused, answer)
                     } else if cb.success
@@ -424,18 +424,18 @@ impl Gateway {
                             .as_ref()
                             .is_some_and(|exp| cb.customer.get("id") != Some(exp))
                     {
-                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
-                        w.emit_lockout(f);
+                        let f = w.record_failure(now);
+                        w.emit_lockout(&f);
                         (
                             Verdict::Mismatch,
-                            refusal_or(f, CallbackAnswer::CustomerMismatch),
+                            refusal_or(&f, CallbackAnswer::CustomerMismatch),
                         )
                     } else if !cb.success {
-                        let f = w.subject().record_failure(now, &s.lockout, &s.otp);
-                        w.emit_lockout(f);
+                        let f = w.record_failure(now);
+                        w.emit_lockout(&f);
                         (
                             Verdict::Failure,
-                            refusal_or(f, CallbackAnswer::NotAuthenticated),
+                            refusal_or(&f, CallbackAnswer::NotAuthenticated),
                         )
                     } else if s.login_binding == LoginBinding::ChatCode {
                         // Proven on the login page; finished only when the
@@ -443,7 +443,7 @@ impl Gateway {
                         let (code, answer) = self.open_binding(w, cb.customer.clone(), now);
                         (Verdict::Bound(code), answer)
                     } else {
-                        w.subject().record_success();
+                        w.record_success(now);
                         w.rec
                             .authenticate(Method::LoginLink, cb.customer.clone(), now, s);
                         w.announce_authenticated();

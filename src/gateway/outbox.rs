@@ -210,8 +210,9 @@ impl OutboxItem {
         now: Timestamp,
         team: &str,
         view: &SubjectView,
+        origin: Option<&str>,
     ) -> Result<Self> {
-        let event = Event::about_subject(kind, now, team, view)?;
+        let event = Event::about_subject(kind, now, team, view, origin)?;
         Ok(Self::event(event, About::subject(&view.subject), now))
     }
 

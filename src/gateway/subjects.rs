@@ -26,11 +26,14 @@ impl Gateway {
         Ok(rec.view(now, &team.settings.lockout))
     }
 
-    /// Clears failures, lockouts, lock and ban.
+    /// Clears failures, lockouts, lock and ban: of one origin (scope
+    /// `origin`), or of the whole subject — every origin and the strangers'
+    /// lock too (`origin: None`).
     pub async fn unlock_subject(
         &self,
         team: &Team,
         subject: &str,
+        origin: Option<&str>,
         now: Timestamp,
     ) -> Result<SubjectView> {
         let key = keys::subject(&team.id, subject);
@@ -47,11 +50,16 @@ impl Gateway {
                 .value
                 .clone()
                 .unwrap_or_else(|| SubjectRecord::new(subject));
-            rec.unlock();
+            rec.unlock_for(origin);
             let view = rec.view(now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
-            let unlocked =
-                OutboxItem::about_subject(EventType::SubjectUnlocked, now, &team.id, &view)?;
+            let unlocked = OutboxItem::about_subject(
+                EventType::SubjectUnlocked,
+                now,
+                &team.id,
+                &view,
+                origin,
+            )?;
             ops.extend(self.outbox.enqueue(&team.id, unlocked, now)?);
             Ok(match self.store.commit(ops).await? {
                 Commit::Applied => Some(view),

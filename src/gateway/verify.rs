@@ -13,8 +13,8 @@ use crate::config::{Settings, Team};
 use crate::domain::challenge::{self, AttemptOutcome, ChallengeMethod};
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
+use crate::domain::origins::Failure;
 use crate::domain::reveal;
-use crate::domain::subject::FailureOutcome;
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::keys;
@@ -46,19 +46,18 @@ impl Gateway {
         crate::domain::pin::parse_code(code)?;
         enum Verdict {
             Success,
-            Wrong(u32, FailureOutcome),
+            Wrong(u32, Failure),
         }
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     let s = w.settings;
-                    w.subject().ensure_clear(now)?;
+                    w.ensure_clear(now)?;
                     let verdict =
                         match challenge::attempt(&mut w.rec, cid, code, &self.pepper, now)? {
-                            AttemptOutcome::Wrong { attempts_remaining } => Verdict::Wrong(
-                                attempts_remaining,
-                                w.subject().record_failure(now, &s.lockout, &s.otp),
-                            ),
+                            AttemptOutcome::Wrong { attempts_remaining } => {
+                                Verdict::Wrong(attempts_remaining, w.record_failure(now))
+                            }
                             AttemptOutcome::Success { method, step_up } => {
                                 // A step-up challenge completes only a step-up that is
                                 // still live (its assertion not past `exp`, not logged
@@ -72,7 +71,7 @@ impl Gateway {
                                     ),
                                     false => None,
                                 };
-                                w.subject().record_success();
+                                w.record_success(now);
                                 let (method, customer, since) = match (&pending, method) {
                                     (Some(p), _) => (Method::Otp, p.customer.clone(), now),
                                     (None, ChallengeMethod::Otp) => {
@@ -103,7 +102,7 @@ impl Gateway {
                                 Verdict::Success
                             }
                         };
-                    if let Verdict::Wrong(remaining, outcome) = verdict {
+                    if let Verdict::Wrong(remaining, outcome) = &verdict {
                         let challenge = serde_json::json!({"challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
                         w.emit(EventType::ChallengeFailed, challenge);
                         w.emit_lockout(outcome);
@@ -146,7 +145,7 @@ impl Gateway {
             return Err(Error::Forbidden("this team does not let agents see codes"));
         }
         if let Some(subject) = &pair.subject.value {
-            subject.ensure_clear(now)?;
+            subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
         }
         let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
         let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);

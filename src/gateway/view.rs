@@ -48,7 +48,11 @@ impl InteractionView {
         s: &Settings,
         now: Timestamp,
     ) -> Self {
-        let standing = subject.map_or(Standing::Clear, |sub| sub.standing(now));
+        // With lockout scope "origin", the interaction's own origin's.
+        let origin = rec.lockout_origin(s);
+        let standing = subject.map_or(Standing::Clear, |sub| {
+            sub.standing_for(origin.as_deref(), now)
+        });
         let status = rec.status(now, s, &standing);
         let auth = rec.auth.as_ref();
         InteractionView {

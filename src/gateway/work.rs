@@ -13,6 +13,7 @@ use super::records::{interaction_ops, write_interaction, write_subject, Loaded, 
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
+use crate::domain::origins::Failure;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
 use crate::events::EventType;
@@ -41,14 +42,14 @@ pub struct Work<'a> {
 enum Pending {
     /// `data.interaction`, plus these members.
     Interaction(EventType, serde_json::Value),
-    /// `data.subject`.
-    Subject(EventType),
+    /// `data.subject`, and `data.origin` (`None`: the whole subject).
+    Subject(EventType, Option<String>),
 }
 
 impl Pending {
     fn kind(&self) -> EventType {
         match self {
-            Pending::Interaction(kind, _) | Pending::Subject(kind) => *kind,
+            Pending::Interaction(kind, _) | Pending::Subject(kind, _) => *kind,
         }
     }
 }
@@ -102,15 +103,53 @@ impl Work<'_> {
         self.events.push(Pending::Interaction(kind, extra));
     }
 
+    /// The origin whose counts this interaction's attempts touch (`None`:
+    /// scope `subject`, the subject's own).
+    pub fn origin(&self) -> Option<String> {
+        self.rec.lockout_origin(self.settings)
+    }
+
+    /// `Err(Locked)` (423) or `Err(Banned)` (403) unless this interaction's
+    /// subject — or, with scope `origin`, its origin — is clear.
+    pub fn ensure_clear(&mut self, now: Timestamp) -> Result<()> {
+        let origin = self.origin();
+        self.subject().ensure_clear_for(origin.as_deref(), now)
+    }
+
+    /// Counts a failed attempt of this interaction (for its subject, or its
+    /// origin). Call only while [`Self::ensure_clear`].
+    pub fn record_failure(&mut self, now: Timestamp) -> Failure {
+        let (origin, s) = (self.origin(), self.settings);
+        self.subject()
+            .record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp)
+    }
+
+    /// A success of this interaction clears its subject's (or origin's)
+    /// failures and lockouts; an origin becomes familiar.
+    pub fn record_success(&mut self, now: Timestamp) {
+        let (origin, s) = (self.origin(), self.settings);
+        self.subject()
+            .record_success_for(origin.as_deref(), now, &s.lockout);
+    }
+
     /// `subject.locked` / `subject.banned` for a failure that locked or
-    /// banned the subject; nothing for one that was only counted.
-    pub fn emit_lockout(&mut self, outcome: FailureOutcome) {
-        let kind = match outcome {
-            FailureOutcome::Locked { .. } => EventType::SubjectLocked,
-            FailureOutcome::Banned { .. } => EventType::SubjectBanned,
-            FailureOutcome::Counted { .. } => return,
+    /// banned the subject or its origin (`data.origin`), and
+    /// `subject.locked` with `data.origin` null when it locked out the
+    /// strangers; nothing for one that was only counted.
+    pub fn emit_lockout(&mut self, failure: &Failure) {
+        let kind = match failure.outcome {
+            FailureOutcome::Locked { .. } => Some(EventType::SubjectLocked),
+            FailureOutcome::Banned { .. } => Some(EventType::SubjectBanned),
+            FailureOutcome::Counted { .. } => None,
         };
-        self.events.push(Pending::Subject(kind));
+        if let Some(kind) = kind {
+            self.events
+                .push(Pending::Subject(kind, failure.origin.clone()));
+        }
+        if failure.strangers_locked.is_some() {
+            self.events
+                .push(Pending::Subject(EventType::SubjectLocked, None));
+        }
     }
 
     /// Sends `notice` into the interaction's chat after the commit, at least
@@ -144,7 +183,9 @@ impl Work<'_> {
                 Pending::Interaction(kind, more) => {
                     OutboxItem::about_interaction(*kind, now, view, more)?
                 }
-                Pending::Subject(kind) => OutboxItem::about_subject(*kind, now, &team.id, subject)?,
+                Pending::Subject(kind, origin) => {
+                    OutboxItem::about_subject(*kind, now, &team.id, subject, origin.as_deref())?
+                }
             });
         }
         items.extend(self.notices.iter().map(|n| {

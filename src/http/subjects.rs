@@ -5,12 +5,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{empty_body, NoQuery, Now, PathParam};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E404, E422};
+use super::extract::{json_bytes, parse_json, NoQuery, Now, PathParam};
+use super::openapi::{ApiKeyErrors, JsonBodyErrors, E403, E404, E422};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::subject::SubjectView;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -36,11 +36,23 @@ async fn read(
     Ok(Json(st.gateway.subject(team, &subject, now).await?))
 }
 
-/// Clear a subject's failures, lockout and ban (admin).
+/// `POST /v1/subjects/{subject}/unlock` body (optional: empty, `{}`, or
+/// one origin).
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnlockBody {
+    /// With `lockout.scope = "origin"`: unlock this origin alone (as the
+    /// subject's `origins` name it, e.g. `sms:+447400123456`). Absent: the
+    /// whole subject, every origin and the strangers' lock.
+    #[schema(min_length = 1, max_length = 1024)]
+    pub origin: Option<String>,
+}
+
+/// Clear a subject's failures, lockout and ban (admin), or one origin's.
 #[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", operation_id = "unlock_subject", tag = "subjects", security(("api_key" = [])),
     params(("subject" = super::openapi::CustomerRefText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
-    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    request_body(content = Option<UnlockBody>, description = "empty, `{}`, or `{\"origin\": \"...\"}`"),
     responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn unlock(
     State(st): State<AppState>,
@@ -51,8 +63,23 @@ async fn unlock(
     req: Request,
 ) -> Result<Json<SubjectView>> {
     caller.require_admin()?;
-    empty_body(req, &st).await?;
+    let body: UnlockBody = match json_bytes(req, &st).await? {
+        Some(bytes) => parse_json(&bytes)?,
+        None => UnlockBody::default(),
+    };
+    if body
+        .origin
+        .as_ref()
+        .is_some_and(|o| o.is_empty() || o.chars().count() > 1024)
+    {
+        return Err(Error::invalid("origin", "must be 1 to 1024 characters"));
+    }
     let subject = input::subject(&subject)?;
     let team = st.gateway.team(&caller.team)?;
-    Ok(Json(st.gateway.unlock_subject(team, &subject, now).await?))
+    let origin = body.origin.as_deref();
+    Ok(Json(
+        st.gateway
+            .unlock_subject(team, &subject, origin, now)
+            .await?,
+    ))
 }

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn start(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn start(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
     app.post_json(
         &format!("/v1/interactions/{id}/challenges"),
         Some(&app.keys.bot),

@@ -5,6 +5,7 @@
 mod helpers;
 mod redis_support;
 
+mod abuse;
 mod assurance;
 mod basics;
 mod binding;

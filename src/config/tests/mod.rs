@@ -1,6 +1,7 @@
 //! Loader tests over whole configuration trees written to a temporary folder
 //! (`chatgate-cfg-<uuid>` under the system temp dir), with an explicit
 //! [`Environment`] so tests never race on process variables.
+mod abuse;
 mod channels;
 mod properties;
 mod system;

@@ -280,7 +280,78 @@
       await api("POST", "/v1/subjects/" + encodeURIComponent(li.dataset.subject) + "/unlock", {});
       note(li, "Unlocked.", "");
       await refresh(id());
+      if (!li.querySelector(".origins").hidden) await showOrigins(li);
     }));
+    li.querySelector(".show-origins").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+      const box = li.querySelector(".origins");
+      if (!box.hidden) { box.hidden = true; box.replaceChildren(); return; }
+      await showOrigins(li);
+    }));
+  }
+
+  // ---- Origins of a subject (lockout scope "origin") ------------------------
+
+  function subjectPath(li) {
+    return "/v1/subjects/" + encodeURIComponent(li.dataset.subject);
+  }
+
+  function originText(o) {
+    const parts = [o.familiar ? "familiar" : "unfamiliar", o.failures + " failures"];
+    if (o.lockouts) parts.push(o.lockouts + " lockouts");
+    if (o.banned) parts.push("banned");
+    else if (o.locked_until) parts.push("locked until " + new Date(o.locked_until).toLocaleTimeString());
+    return parts.join(" · ");
+  }
+
+  // Lists where the subject's attempts came from; an admin may unlock one.
+  async function showOrigins(li) {
+    const s = await api("GET", subjectPath(li));
+    const box = li.querySelector(".origins");
+    box.replaceChildren();
+    box.hidden = false;
+    if (!Array.isArray(s.origins)) {
+      const item = document.createElement("li");
+      item.textContent = "Lockouts count for the whole customer here (lockout.scope = \"subject\").";
+      box.appendChild(item);
+      return;
+    }
+    if (s.strangers_locked_until) {
+      const item = document.createElement("li");
+      item.className = "strangers";
+      item.textContent = "Every unfamiliar origin is locked until "
+        + new Date(s.strangers_locked_until).toLocaleTimeString() + ".";
+      box.appendChild(item);
+    }
+    if (!s.origins.length) {
+      const item = document.createElement("li");
+      item.textContent = "No failures or successes on record.";
+      box.appendChild(item);
+    }
+    for (const o of s.origins) {
+      const item = document.createElement("li");
+      item.dataset.origin = o.origin;
+      item.dataset.locked = String(Boolean(o.banned || o.locked_until));
+      const name = document.createElement("span");
+      name.className = "origin-name";
+      name.textContent = o.origin;
+      const facts = document.createElement("span");
+      facts.textContent = originText(o);
+      item.append(name, facts);
+      if (o.banned || o.locked_until) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "unlock-origin";
+        b.textContent = "Unlock this origin";
+        b.addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+          await api("POST", subjectPath(li) + "/unlock", { origin: o.origin });
+          note(li, "Unlocked " + o.origin + ".", "");
+          await refresh(li.dataset.interactionId);
+          await showOrigins(li);
+        }));
+        item.appendChild(b);
+      }
+      box.appendChild(item);
+    }
   }
 
   // ---- Time left --------------------------------------------------------------

@@ -1,0 +1,564 @@
+//! Lockouts a stranger cannot turn against the customer
+//! (docs/api.md#lockouts-a-stranger-cannot-turn-against-the-customer).
+//!
+//! With `lockout.scope = "origin"` a subject's failures, lockouts and bans
+//! count per **origin**: the device a pre-chat assertion named, else the
+//! conversation. A success makes its origin familiar for `familiar_for`;
+//! failures of the origins that are not familiar also count together, and
+//! the one reaching `strangers_threshold` locks every unfamiliar origin,
+//! seen or not, while the familiar ones keep working.
+//!
+//! The origins live inside the subject's record, each counted by the same
+//! rules as a subject (an [`OriginRecord`] holds a [`SubjectRecord`]), so a
+//! decision still reads and writes one record and the store's
+//! compare-and-set keeps every count exact under concurrency.
+use serde::{Deserialize, Serialize};
+
+use super::subject::{standing_error, FailureOutcome, Standing, SubjectRecord};
+use crate::config::{LockoutScope, LockoutSettings, OtpSettings};
+use crate::error::Error;
+use crate::time::{stored, Timestamp};
+
+/// Origins a subject's record keeps (and its view shows), at most.
+pub const MAX_ORIGINS: usize = 50;
+
+/// One origin of a subject, as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginRecord {
+    #[serde(rename = "o")]
+    pub origin: String,
+    /// Its latest failure or success.
+    #[serde(rename = "t", with = "stored")]
+    pub seen: Timestamp,
+    #[serde(
+        rename = "fa",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
+    pub familiar_until: Option<Timestamp>,
+    /// Its failures, lockouts, lock and ban, counted as a subject's.
+    #[serde(rename = "c", default)]
+    pub counts: SubjectRecord,
+}
+
+/// An origin as `GET /v1/subjects/{subject}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OriginView {
+    /// `device:{fingerprint}` or `{channel}:{conversation_id}`.
+    pub origin: String,
+    pub familiar: bool,
+    pub failures: u32,
+    pub lockouts: u32,
+    pub locked_until: Option<Timestamp>,
+    pub banned: bool,
+}
+
+/// What one failed attempt led to, in whichever scope it counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// For the subject (scope `subject`) or the attempt's origin.
+    pub outcome: FailureOutcome,
+    /// The origin it counted for (scope `origin`).
+    pub origin: Option<String>,
+    /// It reached `strangers_threshold`: every unfamiliar origin is locked
+    /// until then.
+    pub strangers_locked: Option<Timestamp>,
+}
+
+impl Failure {
+    /// The answer to this failure when it locked or banned the attempt's
+    /// origin (or subject), or locked the strangers; `None` when it was
+    /// only counted.
+    pub fn refusal(&self, now: Timestamp) -> Option<Error> {
+        let standing = match (self.outcome, self.strangers_locked) {
+            (FailureOutcome::Banned { until }, _) => Standing::Banned { until },
+            (FailureOutcome::Locked { until }, s) => Standing::Locked {
+                until: s.map_or(until, |s| s.max(until)),
+            },
+            (FailureOutcome::Counted { .. }, Some(until)) => Standing::Locked { until },
+            (FailureOutcome::Counted { .. }, None) => return None,
+        };
+        standing_error(standing, now).err()
+    }
+}
+
+/// The strangers count like a subject that is never banned.
+fn strangers_rules(l: &LockoutSettings) -> LockoutSettings {
+    LockoutSettings {
+        threshold: l.strangers_threshold,
+        max_lockouts_before_ban: 0,
+        ..l.clone()
+    }
+}
+
+impl SubjectRecord {
+    fn origin(&self, origin: &str) -> Option<&OriginRecord> {
+        self.origins.iter().find(|o| o.origin == origin)
+    }
+
+    fn is_familiar(&self, origin: &str, now: Timestamp) -> bool {
+        self.origin(origin)
+            .and_then(|o| o.familiar_until)
+            .is_some_and(|u| now < u)
+    }
+
+    /// Until when every unfamiliar origin is locked out.
+    pub fn strangers_locked_until(&self, now: Timestamp) -> Option<Timestamp> {
+        match self.strangers.as_ref()?.standing(now) {
+            Standing::Locked { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    /// Where the interactions of `origin` stand (`None`: scope `subject`,
+    /// the subject's own standing).
+    pub fn standing_for(&self, origin: Option<&str>, now: Timestamp) -> Standing {
+        let Some(origin) = origin else {
+            return self.standing(now);
+        };
+        let own = self
+            .origin(origin)
+            .map_or(Standing::Clear, |o| o.counts.standing(now));
+        let strangers = match self.is_familiar(origin, now) {
+            true => None,
+            false => self.strangers_locked_until(now),
+        };
+        match (own, strangers) {
+            (Standing::Banned { .. }, _) | (_, None) => own,
+            (Standing::Locked { until }, Some(s)) => Standing::Locked {
+                until: until.max(s),
+            },
+            (Standing::Clear, Some(until)) => Standing::Locked { until },
+        }
+    }
+
+    /// `Err(Locked)` (423) or `Err(Banned)` (403) unless `origin` is clear.
+    pub fn ensure_clear_for(&self, origin: Option<&str>, now: Timestamp) -> Result<(), Error> {
+        standing_error(self.standing_for(origin, now), now)
+    }
+
+    /// The origin's entry, made if new, moved to the front (most recent).
+    fn touch_origin(&mut self, origin: &str, now: Timestamp) -> &mut OriginRecord {
+        let entry = match self.origins.iter().position(|o| o.origin == origin) {
+            Some(i) => self.origins.remove(i),
+            None => OriginRecord {
+                origin: origin.to_string(),
+                seen: now,
+                familiar_until: None,
+                counts: SubjectRecord::default(),
+            },
+        };
+        self.origins.insert(0, OriginRecord { seen: now, ..entry });
+        &mut self.origins[0]
+    }
+
+    /// Counts one failed attempt from `origin` (`None`: for the subject).
+    /// Call only while it is clear: a refused attempt must not extend a lock.
+    pub fn record_failure_for(
+        &mut self,
+        origin: Option<&str>,
+        now: Timestamp,
+        l: &LockoutSettings,
+        otp: &OtpSettings,
+    ) -> Failure {
+        let Some(origin) = origin else {
+            return Failure {
+                outcome: self.record_failure(now, l, otp),
+                origin: None,
+                strangers_locked: None,
+            };
+        };
+        self.forget_old(now, l, otp);
+        let familiar = self.is_familiar(origin, now);
+        let outcome = self
+            .touch_origin(origin, now)
+            .counts
+            .record_failure(now, l, otp);
+        let mut strangers_locked = None;
+        if !familiar {
+            let strangers = self.strangers.get_or_insert_with(Box::default);
+            let rules = strangers_rules(l);
+            if let FailureOutcome::Locked { until } = strangers.record_failure(now, &rules, otp) {
+                strangers_locked = Some(until);
+            }
+        }
+        self.keep_origins_bounded(now);
+        Failure {
+            outcome,
+            origin: Some(origin.to_string()),
+            strangers_locked,
+        }
+    }
+
+    /// A success from `origin` (`None`: the subject's) clears its failures
+    /// and lockouts — not another origin's, nor the strangers' — and makes
+    /// it familiar for `familiar_for`.
+    pub fn record_success_for(
+        &mut self,
+        origin: Option<&str>,
+        now: Timestamp,
+        l: &LockoutSettings,
+    ) {
+        let Some(origin) = origin else {
+            self.record_success();
+            return;
+        };
+        let familiar = l.familiar_for.enabled().map(|d| now.plus(d));
+        let entry = self.touch_origin(origin, now);
+        entry.counts.record_success();
+        if familiar.is_some() {
+            entry.familiar_until = familiar;
+        }
+        self.keep_origins_bounded(now);
+    }
+
+    /// An admin unlock: of one origin (its failures, lockouts, lock and
+    /// ban), or of everything (`None`): the subject's own counts, every
+    /// origin's and the strangers'. Familiarity stays.
+    pub fn unlock_for(&mut self, origin: Option<&str>) {
+        match origin {
+            Some(origin) => {
+                if let Some(o) = self.origins.iter_mut().find(|o| o.origin == origin) {
+                    o.counts.unlock();
+                }
+            }
+            None => {
+                self.unlock();
+                for o in &mut self.origins {
+                    o.counts.unlock();
+                }
+                self.strangers = None;
+            }
+        }
+    }
+
+    /// Drops what no longer counts in the origins and the strangers' count:
+    /// an origin with nothing in force and no longer familiar goes.
+    pub(super) fn forget_old_origins(
+        &mut self,
+        now: Timestamp,
+        l: &LockoutSettings,
+        otp: &OtpSettings,
+    ) {
+        for o in &mut self.origins {
+            o.counts.forget_old(now, l, otp);
+            if o.familiar_until.is_some_and(|u| now >= u) {
+                o.familiar_until = None;
+            }
+        }
+        self.origins.retain(|o| {
+            o.familiar_until.is_some()
+                || o.counts.keep_for(now, l, otp) != Some(std::time::Duration::ZERO)
+        });
+        if let Some(s) = &mut self.strangers {
+            let rules = strangers_rules(l);
+            s.forget_old(now, &rules, otp);
+            if s.keep_for(now, &rules, otp) == Some(std::time::Duration::ZERO) {
+                self.strangers = None;
+            }
+        }
+    }
+
+    /// At most [`MAX_ORIGINS`]: past it, the least recently seen unfamiliar
+    /// origin goes first (its record is lost, but the strangers' count
+    /// still holds it), a familiar one only when all are familiar.
+    fn keep_origins_bounded(&mut self, now: Timestamp) {
+        while self.origins.len() > MAX_ORIGINS {
+            let stranger = self
+                .origins
+                .iter()
+                .rposition(|o| o.familiar_until.is_none_or(|u| now >= u));
+            let i = stranger.unwrap_or(self.origins.len() - 1);
+            self.origins.remove(i);
+        }
+    }
+
+    /// The latest moment anything in the origins or the strangers' count
+    /// matters: `Some(None)` for a ban until an admin unlocks.
+    pub(super) fn origins_end(
+        &self,
+        now: Timestamp,
+        l: &LockoutSettings,
+        otp: &OtpSettings,
+    ) -> Option<Option<Timestamp>> {
+        let mut end: Option<Timestamp> = None;
+        let mut later = |t: Timestamp| end = Some(end.map_or(t, |e| e.max(t)));
+        for o in &self.origins {
+            match o.counts.keep_for(now, l, otp) {
+                None => return Some(None),
+                Some(d) => later(now.plus(d)),
+            }
+            if let Some(f) = o.familiar_until {
+                later(f);
+            }
+        }
+        if let Some(s) = &self.strangers {
+            if let Some(d) = s.keep_for(now, &strangers_rules(l), otp) {
+                later(now.plus(d));
+            }
+        }
+        end.map(Some)
+    }
+
+    /// The origins as the view shows them, most recent first.
+    pub(super) fn origin_views(&self, now: Timestamp, l: &LockoutSettings) -> Vec<OriginView> {
+        self.origins
+            .iter()
+            .take(MAX_ORIGINS)
+            .map(|o| {
+                let v = o.counts.own_view(now, l);
+                OriginView {
+                    origin: o.origin.clone(),
+                    familiar: o.familiar_until.is_some_and(|u| now < u),
+                    failures: v.failures,
+                    lockouts: v.lockouts,
+                    locked_until: v.locked_until,
+                    banned: v.banned,
+                }
+            })
+            .collect()
+    }
+
+    /// The strangers' failures and lockouts, for the view's top level.
+    pub(super) fn strangers_view(&self, now: Timestamp, l: &LockoutSettings) -> (u32, u32) {
+        let rules = strangers_rules(l);
+        self.strangers.as_ref().map_or((0, 0), |s| {
+            let v = s.own_view(now, &rules);
+            (v.failures, v.lockouts)
+        })
+    }
+}
+
+/// Whose counts `scope` makes an attempt from `origin` touch: the origin's
+/// (scope `origin`), else the subject's (`None`).
+pub fn counted_origin(scope: LockoutScope, origin: impl FnOnce() -> String) -> Option<String> {
+    match scope {
+        LockoutScope::Origin => Some(origin()),
+        LockoutScope::Subject => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Dur;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    fn rules() -> LockoutSettings {
+        LockoutSettings {
+            threshold: 3,
+            duration: Dur::from_secs(900),
+            max_lockouts_before_ban: 2,
+            scope: LockoutScope::Origin,
+            strangers_threshold: 5,
+            ..LockoutSettings::default()
+        }
+    }
+
+    fn fail(s: &mut SubjectRecord, origin: &str, at: i64) -> Failure {
+        s.record_failure_for(Some(origin), t(at), &rules(), &OtpSettings::default())
+    }
+
+    const HOME: &str = "sms:+447400123456";
+    const EVE: &str = "whatsapp:+15550001111";
+    const MALLORY: &str = "telegram:42";
+    const NEW: &str = "webchat:never-seen";
+
+    /// A stranger locks out its own origin, not the customer's familiar
+    /// one; the customer's success leaves the stranger locked.
+    #[test]
+    fn a_stranger_locks_only_itself_and_the_customer_keeps_working() {
+        let l = rules();
+        let mut s = SubjectRecord::new("cust-1");
+        s.record_success_for(Some(HOME), t(0), &l);
+        for i in 1..3 {
+            assert!(fail(&mut s, EVE, i).refusal(t(i)).is_none());
+        }
+        let f = fail(&mut s, EVE, 3);
+        assert_eq!(f.outcome, FailureOutcome::Locked { until: t(903) });
+        assert_eq!(f.origin.as_deref(), Some(EVE));
+        assert!(matches!(f.refusal(t(3)), Some(Error::Locked { .. })));
+        assert_eq!(
+            s.standing_for(Some(EVE), t(4)),
+            Standing::Locked { until: t(903) }
+        );
+        assert_eq!(s.standing_for(Some(HOME), t(4)), Standing::Clear);
+        assert_eq!(
+            s.standing_for(None, t(4)),
+            Standing::Clear,
+            "the subject's own counts"
+        );
+        s.record_success_for(Some(HOME), t(5), &l);
+        assert_eq!(
+            s.standing_for(Some(EVE), t(5)),
+            Standing::Locked { until: t(903) }
+        );
+        let v = s.view(t(5), &l);
+        let origins = v.origins.expect("origins");
+        assert_eq!(origins[0].origin, HOME, "most recent first");
+        assert!(origins[0].familiar && !origins[1].familiar);
+        assert_eq!(origins[1].locked_until, Some(t(903)));
+        assert_eq!(v.failures, 3, "the strangers'");
+        assert_eq!(v.strangers_locked_until, Some(None));
+    }
+
+    /// Strangers together reach `strangers_threshold`: every unfamiliar
+    /// origin is locked, seen or not; the familiar one is not.
+    #[test]
+    fn strangers_together_lock_out_every_unfamiliar_origin() {
+        let l = rules();
+        let mut s = SubjectRecord::new("cust-1");
+        s.record_success_for(Some(HOME), t(0), &l);
+        fail(&mut s, EVE, 1);
+        fail(&mut s, EVE, 2);
+        fail(&mut s, MALLORY, 3);
+        fail(&mut s, MALLORY, 4);
+        assert_eq!(s.standing_for(Some(NEW), t(4)), Standing::Clear);
+        let f = fail(&mut s, MALLORY, 5);
+        assert_eq!(f.strangers_locked, Some(t(905)));
+        assert_eq!(
+            s.standing_for(Some(NEW), t(6)),
+            Standing::Locked { until: t(905) }
+        );
+        assert_eq!(
+            s.standing_for(Some(EVE), t(6)),
+            Standing::Locked { until: t(905) }
+        );
+        assert_eq!(s.standing_for(Some(HOME), t(6)), Standing::Clear);
+        // Failures of the familiar origin count for it alone.
+        fail(&mut s, HOME, 7);
+        assert_eq!(
+            s.view(t(7), &l).failures,
+            0,
+            "the strangers' count was cleared by their lock"
+        );
+        assert_eq!(s.strangers_locked_until(t(7)), Some(t(905)));
+        assert_eq!(s.standing_for(Some(NEW), t(905)), Standing::Clear);
+    }
+
+    #[test]
+    fn bans_are_per_origin_and_unlock_takes_one_origin_or_all() {
+        let l = LockoutSettings {
+            strangers_threshold: 1000,
+            ..rules()
+        };
+        let o = OtpSettings::default();
+        let mut s = SubjectRecord::new("cust-1");
+        let mut now = 0;
+        for round in 0..2 {
+            for _ in 0..3 {
+                s.record_failure_for(Some(EVE), t(now), &l, &o);
+                now += 1;
+            }
+            if round == 0 {
+                now += 900;
+            }
+        }
+        assert_eq!(
+            s.standing_for(Some(EVE), t(now)),
+            Standing::Banned { until: None }
+        );
+        assert_eq!(s.standing_for(Some(MALLORY), t(now)), Standing::Clear);
+        assert_eq!(
+            s.keep_for(t(now), &l, &o),
+            None,
+            "a ban until unlock keeps the record"
+        );
+        s.record_failure_for(Some(MALLORY), t(now), &l, &o);
+        s.unlock_for(Some(MALLORY));
+        assert_eq!(
+            s.standing_for(Some(EVE), t(now)),
+            Standing::Banned { until: None }
+        );
+        s.unlock_for(Some(EVE));
+        assert_eq!(s.standing_for(Some(EVE), t(now)), Standing::Clear);
+        // Unlocking everything also lifts the strangers' lock.
+        let mut s = SubjectRecord::new("cust-1");
+        for i in 0..5 {
+            fail(&mut s, &format!("webchat:{i}"), i);
+        }
+        assert!(s.strangers_locked_until(t(5)).is_some());
+        s.unlock_for(None);
+        assert_eq!(s.standing_for(Some(NEW), t(5)), Standing::Clear);
+    }
+
+    /// Familiarity lasts `familiar_for`; then the origin is a stranger again.
+    #[test]
+    fn familiarity_ends_and_the_record_lives_as_long_as_it() {
+        let l = LockoutSettings {
+            familiar_for: Dur::from_secs(86_400),
+            ..rules()
+        };
+        let o = OtpSettings::default();
+        let mut s = SubjectRecord::new("cust-1");
+        s.record_success_for(Some(HOME), t(0), &l);
+        assert_eq!(
+            s.keep_for(t(0), &l, &o),
+            Some(std::time::Duration::from_secs(86_400))
+        );
+        for i in 0..5 {
+            fail(&mut s, &format!("webchat:{i}"), 100 + i);
+        }
+        assert_eq!(s.standing_for(Some(HOME), t(200)), Standing::Clear);
+        let later = 86_400 - 100;
+        assert_eq!(s.standing_for(Some(HOME), t(later)), Standing::Clear);
+        // Past familiar_for: the strangers' lock (renewed) applies to it too.
+        for i in 0..5 {
+            fail(&mut s, &format!("webchat:{i}"), 86_400 + i);
+        }
+        assert!(matches!(
+            s.standing_for(Some(HOME), t(86_405)),
+            Standing::Locked { .. }
+        ));
+    }
+
+    #[test]
+    fn origins_are_bounded_and_the_familiar_ones_kept() {
+        let l = LockoutSettings {
+            strangers_threshold: 10_000,
+            ..rules()
+        };
+        let mut s = SubjectRecord::new("cust-1");
+        s.record_success_for(Some(HOME), t(0), &l);
+        for i in 0..(MAX_ORIGINS as i64 + 20) {
+            s.record_failure_for(
+                Some(&format!("webchat:{i}")),
+                t(1 + i),
+                &l,
+                &OtpSettings::default(),
+            );
+        }
+        assert_eq!(s.origins.len(), MAX_ORIGINS);
+        assert!(s.origins.iter().any(|o| o.origin == HOME));
+        assert_eq!(s.origins[0].origin, format!("webchat:{}", MAX_ORIGINS + 19));
+        let json = serde_json::to_string(&s).expect("json");
+        assert!(json.len() < 16 * 1024, "{} bytes", json.len());
+        let back: SubjectRecord = serde_json::from_str(&json).expect("read back");
+        assert_eq!(back, s);
+    }
+
+    /// Scope `subject` (no origin) is the subject's own count, as before.
+    #[test]
+    fn without_an_origin_the_subject_counts() {
+        let l = LockoutSettings {
+            scope: LockoutScope::Subject,
+            ..rules()
+        };
+        let o = OtpSettings::default();
+        let mut s = SubjectRecord::new("cust-1");
+        for i in 0..2 {
+            s.record_failure_for(None, t(i), &l, &o);
+        }
+        let f = s.record_failure_for(None, t(2), &l, &o);
+        assert_eq!((f.origin, f.strangers_locked), (None, None));
+        assert!(matches!(f.outcome, FailureOutcome::Locked { .. }));
+        assert!(s.origins.is_empty() && s.strangers.is_none());
+        let v = s.view(t(3), &l);
+        assert_eq!((v.origins, v.strangers_locked_until), (None, None));
+        assert!(v.locked_until.is_some());
+    }
+}
