@@ -9,6 +9,7 @@ pub mod interaction;
 pub mod login_token;
 pub mod otp;
 pub mod pin;
+pub mod recognition;
 pub mod reveal;
 pub mod secrets;
 pub mod subject;

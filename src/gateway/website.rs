@@ -118,6 +118,8 @@ impl Gateway {
                 break;
             }
         }
+        // Their recognized conversations are forgotten too.
+        self.forget_recognitions_of(team, customer_id).await?;
         // Remembered once done (a conflict is a concurrent twin: same work).
         let answer = LogoutAnswer { logged_out: n };
         self.store

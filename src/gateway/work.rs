@@ -8,11 +8,13 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use super::outbox::{Notice, OutboxItem, Task};
+use super::recognition::recognition_ops;
 use super::record_locks::Turn;
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
+use crate::domain::recognition::Recognition;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
 use crate::events::EventType;
@@ -26,6 +28,10 @@ pub struct Work<'a> {
     pub rec: InteractionRecord,
     subject: SubjectRecord,
     subject_used: bool,
+    /// What the conversation remembers, as read (`None`: its channel
+    /// remembers nothing), and as this decision leaves it.
+    recognition: Option<Loaded<Recognition>>,
+    recognized: Option<Recognition>,
     announcement: bool,
     first: Vec<Op>,
     also: Vec<Op>,
@@ -60,6 +66,19 @@ impl Work<'_> {
         &mut self.subject
     }
 
+    /// The conversation is no longer recognized (`/forget`, a logout, a
+    /// ban).
+    pub fn forget_recognition(&mut self) {
+        self.recognized = None;
+    }
+
+    /// Whether the decision changed what the conversation remembers.
+    fn recognition_changed(&self) -> bool {
+        self.recognition
+            .as_ref()
+            .is_some_and(|read| read.value != self.recognized)
+    }
+
     /// Writes `op` in the same commit (a used assertion id, validated
     /// devices).
     pub fn also(&mut self, op: Op) {
@@ -89,7 +108,11 @@ impl Work<'_> {
     pub fn emit_lockout(&mut self, outcome: FailureOutcome) {
         let kind = match outcome {
             FailureOutcome::Locked { .. } => EventType::SubjectLocked,
-            FailureOutcome::Banned { .. } => EventType::SubjectBanned,
+            FailureOutcome::Banned { .. } => {
+                // A ban forgets the conversation; a lock only hides it.
+                self.forget_recognition();
+                EventType::SubjectBanned
+            }
             FailureOutcome::Counted { .. } => return,
         };
         self.events.push(Pending::Subject(kind));
@@ -220,6 +243,8 @@ impl Gateway {
                 rec: read.clone(),
                 subject: pair.subject_or_new()?,
                 subject_used: false,
+                recognized: pair.recognition.as_ref().and_then(|r| r.value.clone()),
+                recognition: pair.recognition.clone(),
                 announcement: false,
                 first: Vec::new(),
                 also: Vec::new(),
@@ -234,10 +259,21 @@ impl Gateway {
                 }
                 step => step?,
             };
+            // Every authentication that names a customer remembers the
+            // conversation as theirs, where the channel remembers any.
+            if w.recognition.is_some() {
+                let remembered = self
+                    .recognize_for(team, &read.channel)
+                    .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
+                if remembered.is_some() {
+                    w.recognized = remembered;
+                }
+            }
             let (value, write) = match step {
                 Step::Write(v) => (v, true),
                 Step::WriteIfChanged(v) => {
                     let changed = w.rec != *read
+                        || w.recognition_changed()
                         || !w.also.is_empty()
                         || !w.events.is_empty()
                         || !w.notices.is_empty();
@@ -261,7 +297,13 @@ impl Gateway {
             // The subject as handed over may be behind another
             // interaction's write of it: written back, its version is checked.
             w.subject_used |= handed;
-            let view = InteractionView::build(&w.rec, Some(&w.subject), settings, now);
+            let view = InteractionView::build_recognized(
+                &w.rec,
+                Some(&w.subject),
+                w.recognized.as_ref(),
+                settings,
+                now,
+            );
             if !write {
                 return Ok(Done {
                     value,
@@ -284,8 +326,18 @@ impl Gateway {
             if w.subject_used {
                 ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
             }
+            // What the conversation remembers, as the commit leaves it.
+            let recognition = match &w.recognition {
+                Some(read) if w.recognition_changed() => {
+                    let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
+                    ops.extend(more);
+                    Some(written)
+                }
+                unchanged => unchanged.clone(),
+            };
             // What the commit will have written, to hand to the next in line.
-            let committed = committed_pair(&pair, &ops, own, subject_at, &w);
+            let committed =
+                committed_pair(&pair, &ops, own, subject_at, &w).map(|p| Pair { recognition, ..p });
             ops.append(&mut w.also);
             let wake = !items.is_empty();
             for item in items {
@@ -379,6 +431,7 @@ fn committed_pair(
     same_subject.then_some(Pair {
         interaction,
         subject,
+        recognition: None,
     })
 }
 
