@@ -385,3 +385,82 @@ async fn recognition_survives_a_restart_on_redis() {
         "cust-42"
     );
 }
+
+/// Redis reads (`GET`, `MGET`) since the last `CONFIG RESETSTAT` (the
+/// background sweeper's scripts are not counted: a status read runs none).
+fn reads_since_reset(admin: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
+    info.lines()
+        .filter(|l| {
+            ["cmdstat_get:", "cmdstat_mget:"]
+                .iter()
+                .any(|c| l.starts_with(c))
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+/// `GET /v1/interactions/{id}` on `app`, and the Redis reads it cost.
+async fn counted(admin: &mut redis::Connection, app: &TestApp, id: &str) -> (Value, u64) {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(admin)
+        .unwrap();
+    let v = app.get(id).await;
+    (v, reads_since_reset(admin))
+}
+
+/// The Redis round trips of a status read, counted by a private Redis: one
+/// with or without a recognized conversation; two on an instance's first
+/// read of an interaction it never saw (its conversation is not known
+/// there yet), then one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_read_is_one_redis_round_trip_with_or_without_recognition() {
+    let Some(server) = crate::redis_support::OwnRedis::private("status read round trips").await
+    else {
+        return;
+    };
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        ..month()
+    };
+    let a = spawn_with(Backend::Redis, setup.clone()).await.unwrap();
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection_with_timeout(std::time::Duration::from_secs(1))
+        .unwrap();
+    let web = a.new_interaction().await;
+    a.authenticate(&web, "cust-42").await;
+    let text = id_of(&sms(&a, "+15551230016").await);
+    a.authenticate(&text, "cust-42").await;
+    // Let the outbox deliver what the logins sent.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let (v, without) = counted(&mut admin, &a, &web).await;
+    assert_eq!(v["recognized"], Value::Null);
+    let (v, with) = counted(&mut admin, &a, &text).await;
+    assert_eq!(v["recognized"]["customer_id"], "cust-42");
+    let b = spawn_with(
+        Backend::Redis,
+        Setup {
+            key_prefix: Some(a.key_prefix.clone()),
+            keys: Some(a.keys.clone()),
+            ..setup
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, first_elsewhere) = counted(&mut admin, &b, &text).await;
+    let (v, then) = counted(&mut admin, &b, &text).await;
+    assert_eq!(v["recognized"]["customer_id"], "cust-42");
+    eprintln!("status read round trips: without {without}, with {with}, another instance's first {first_elsewhere}, then {then}");
+    assert_eq!((without, with, then), (1, 1, 1));
+    assert!(first_elsewhere <= 2, "{first_elsewhere}");
+}
