@@ -365,6 +365,7 @@ impl Gateway {
                     if wake {
                         self.outbox.wake();
                     }
+                    self.after_ban(team, &w).await;
                     return Ok(Done {
                         value,
                         view,
@@ -377,6 +378,25 @@ impl Gateway {
                 Commit::Conflict { .. } if handed => read_afresh = true,
                 Commit::Conflict { .. } => backoff.wait().await?,
             }
+        }
+    }
+}
+
+impl Gateway {
+    /// A ban of a subject that names a customer forgets every conversation
+    /// remembering that customer, not only this one (which the commit
+    /// forgot). After the commit, which stands whatever this does: a
+    /// failure is logged, and the ban still hides them while it lasts.
+    async fn after_ban(&self, team: &Team, w: &Work<'_>) {
+        let banned = w
+            .events
+            .iter()
+            .any(|p| p.kind() == EventType::SubjectBanned);
+        let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
+            return;
+        };
+        if let Err(e) = self.forget_recognitions_of(team, customer).await {
+            tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
         }
     }
 }

@@ -303,6 +303,9 @@ fn strict() -> Setup {
 }
 
 both_stores!(a_lock_hides_recognition_and_a_ban_forgets_it, setup: strict(), |app: TestApp| async move {
+    // Another conversation remembering the same customer.
+    let elsewhere = id_of(&sms(&app, "+15551230017").await);
+    app.authenticate(&elsewhere, "cust-42").await;
     let v = app
         .create(json!({"channel": "sms", "conversation_id": "+15551230012", "customer_ref": "cust-42", "contact": {"phone": "+15551230012"}}))
         .await;
@@ -323,6 +326,8 @@ both_stores!(a_lock_hides_recognition_and_a_ban_forgets_it, setup: strict(), |ap
     let v = app.get(&id).await;
     assert_eq!(v["status"], "authenticated", "{v}");
     assert_eq!(v["recognized"], Value::Null, "a ban forgets: {v}");
+    let v = app.get(&elsewhere).await;
+    assert_eq!(v["recognized"], Value::Null, "every conversation of the customer: {v}");
 });
 
 both_stores!(
