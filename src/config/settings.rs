@@ -26,8 +26,8 @@ pub struct Settings {
     /// `chat_code`: a login is finished by typing a code from the login page
     /// into the chat (CONTRACT 3.5).
     pub login_binding: LoginBinding,
-    /// > 0: a conversation on a channel that vouches for its sender
-    /// remembers who authenticated in it this long (recognized
+    /// More than "0s": a conversation on a channel that vouches for its
+    /// sender remembers who authenticated in it this long (recognized
     /// conversations, docs/api.md#recognized-conversations); "0s" = off.
     pub recognize_for: Dur,
     pub otp: OtpSettings,

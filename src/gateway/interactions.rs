@@ -187,7 +187,7 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<InteractionView> {
         let pair = self.load_pair(team, id, now).await?;
-        Ok(pair.view(team, now)?)
+        pair.view(team, now)
     }
 
     /// The one interaction of a conversation (channel and the chat's own id),

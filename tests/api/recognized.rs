@@ -331,6 +331,23 @@ both_stores!(a_lock_hides_recognition_and_a_ban_forgets_it, setup: strict(), |ap
 });
 
 both_stores!(
+    a_ban_of_an_interaction_that_is_its_own_subject_forgets_its_conversation,
+    setup: strict(),
+    |app: TestApp| async move {
+        let id = id_of(&sms(&app, "+15551230018").await);
+        app.authenticate(&id, "cust-42").await;
+        assert_eq!(wrong_otp(&app, &id).await, 423);
+        app.advance(16 * 60);
+        assert_eq!(wrong_otp(&app, &id).await, 403);
+        let subject = format!("/v1/subjects/interaction%3A{id}/unlock");
+        assert_eq!(post(&app, &subject, &app.keys.admin).await.status(), 200);
+        let v = app.get(&id).await;
+        assert_eq!(v["status"], "authenticated", "{v}");
+        assert_eq!(v["recognized"], Value::Null, "a ban forgets: {v}");
+    }
+);
+
+both_stores!(
     recognition_ends_after_recognize_for,
     setup: Setup { defaults: r#"recognize_for = "2h""#.into(), ..Setup::default() },
     |app: TestApp| async move {
