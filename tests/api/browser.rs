@@ -7,6 +7,7 @@ mod demo;
 mod driver;
 mod lists;
 mod proxy;
+mod recognized;
 mod resume;
 #[path = "../../examples/support/mod.rs"]
 mod support;
