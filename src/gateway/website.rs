@@ -99,6 +99,9 @@ impl Gateway {
         if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
             return Ok(first.logged_out);
         }
+        // Their recognized conversations are forgotten first, so that the
+        // logouts' events show them forgotten.
+        self.forget_recognitions_of(team, customer_id).await?;
         let index = keys::customer_index(&team.id, customer_id);
         let mut n = 0;
         let mut before = None;
@@ -118,8 +121,6 @@ impl Gateway {
                 break;
             }
         }
-        // Their recognized conversations are forgotten too.
-        self.forget_recognitions_of(team, customer_id).await?;
         // Remembered once done (a conflict is a concurrent twin: same work).
         let answer = LogoutAnswer { logged_out: n };
         self.store

@@ -245,7 +245,7 @@ both_stores!(
     }
 );
 
-both_stores!(forget_logout_and_website_logout_forget, setup: month(), |app: TestApp| async move {
+both_stores!(forget_logout_and_website_logout_forget, setup: month(), |mut app: TestApp| async move {
     // /forget, by the bot or an agent, answers the interaction.
     let id = id_of(&sms(&app, "+15551230007").await);
     app.authenticate(&id, "cust-42").await;
@@ -274,10 +274,25 @@ both_stores!(forget_logout_and_website_logout_forget, setup: month(), |app: Test
     a_day_later(&app);
     let other = id_of(&sms(&app, "+15551230010").await);
     app.authenticate(&other, "cust-44").await;
-    assert_eq!(sms(&app, "+15551230009").await["recognized"]["customer_id"], "cust-43");
+    let again = sms(&app, "+15551230009").await;
+    assert_eq!(again["recognized"]["customer_id"], "cust-43");
+    app.authenticate(&id_of(&again), "cust-43").await;
+    while app.events.try_recv().is_ok() {}
     let body = json!({"team": "acme", "customer_id": "cust-43"});
     let res = app.post_signed("/v1/customers/logout", &body, None).await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
+    // The logout's event shows the conversation forgotten.
+    let data = loop {
+        let e = app
+            .next_event("interaction.logged_out", std::time::Duration::from_secs(5))
+            .await
+            .expect("interaction.logged_out");
+        let data = event_data(&e);
+        if data["interaction"]["id"] == again["id"] {
+            break data;
+        }
+    };
+    assert_eq!(data["interaction"]["recognized"], Value::Null, "{data}");
     assert_eq!(sms(&app, "+15551230009").await["recognized"], Value::Null);
     assert_eq!(app.get(&other).await["recognized"]["customer_id"], "cust-44", "another customer's stays");
 });
