@@ -282,8 +282,13 @@ impl Gateway {
                 self.store.commit(gone).await?;
             }
             let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
-            let subjects = self.load_subjects(team, &recs).await?;
-            let recognitions = self.load_recognitions(team, &recs).await?;
+            // Side by side: where channels remember conversations, their
+            // records cost no extra wait.
+            let (subjects, recognitions) = futures::future::try_join(
+                self.load_subjects(team, &recs),
+                self.load_recognitions(team, &recs),
+            )
+            .await?;
             for (((entry, rec), subject), recognition) in
                 live.iter().zip(subjects).zip(recognitions)
             {
