@@ -46,6 +46,16 @@ pub(super) fn load_channel(
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
     let kind = take_string(&mut table, "kind", file)?;
+    let vouches_for_sender = match table.remove("vouches_for_sender") {
+        None => matches!(kind.as_str(), "twilio" | "whatsapp" | "slack" | "telegram"),
+        Some(toml::Value::Boolean(b)) => b,
+        Some(_) => {
+            return Err(err(
+                "vouches_for_sender",
+                "wrong type: expected a boolean".into(),
+            ))
+        }
+    };
     let templates: TemplateOverrides = match table.remove("templates") {
         None => TemplateOverrides::default(),
         Some(toml::Value::Table(t)) => from_table(t, file, "templates")?,
@@ -125,6 +135,7 @@ pub(super) fn load_channel(
         file: PathBuf::from(file),
         kind,
         templates,
+        vouches_for_sender,
     })
 }
 

@@ -27,6 +27,10 @@ pub struct Settings {
     /// `chat_code`: a login is finished by typing a code from the login page
     /// into the chat (docs/api.md#login-links).
     pub login_binding: LoginBinding,
+    /// More than "0s": a conversation on a channel that vouches for its
+    /// sender remembers who authenticated in it this long (recognized
+    /// conversations, docs/api.md#recognized-conversations); "0s" = off.
+    pub recognize_for: Dur,
     pub otp: OtpSettings,
     pub pin: PinSettings,
     pub lockout: LockoutSettings,
@@ -65,6 +69,8 @@ pub enum AuthMethod {
     PreChat,
     Otp,
     Pin,
+    /// Not an authentication: a recognized conversation (assurance only).
+    Recognized,
 }
 
 impl Default for Settings {
@@ -77,6 +83,7 @@ impl Default for Settings {
             assertion_max_age: Dur::from_secs(600),
             expiry_notice: Dur::from_secs(60),
             login_binding: LoginBinding::None,
+            recognize_for: Dur::from_secs(0),
             otp: OtpSettings::default(),
             pin: PinSettings::default(),
             lockout: LockoutSettings::default(),

@@ -168,4 +168,9 @@ pub struct ChannelConfig {
     pub file: PathBuf,
     pub kind: ChannelKind,
     pub templates: TemplateOverrides,
+    /// The provider proves who writes in a conversation, so a conversation
+    /// may be recognized (`recognize_for`, docs/api.md#recognized-conversations).
+    /// Default: true for twilio, whatsapp, slack and telegram; false for
+    /// webhook (web chat) and smtp.
+    pub vouches_for_sender: bool,
 }

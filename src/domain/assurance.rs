@@ -16,6 +16,21 @@ pub struct Policy {
     pub max_age: Option<Duration>,
     /// The current authentication's method is one of these.
     pub methods: Option<Vec<Method>>,
+    /// `recognized` is among the methods: an interaction that is not
+    /// authenticated but recognized is judged by what its conversation
+    /// remembers (docs/api.md#recognized-conversations).
+    pub recognized: bool,
+}
+
+/// What an interaction shows of its authentication, for [`assess`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    pub status: Status,
+    pub method: Option<Method>,
+    pub authenticated_at: Option<Timestamp>,
+    /// When the remembered authentication of its recognized conversation
+    /// happened; `None` when it is not recognized.
+    pub recognized_at: Option<Timestamp>,
 }
 
 /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
@@ -32,6 +47,9 @@ pub enum Unmet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verdict {
     pub satisfied: bool,
+    /// Judged by the recognized conversation: `age_seconds` counts from the
+    /// remembered authentication, and the method is `recognized`.
+    pub by_recognition: bool,
     /// Whole seconds since `authenticated_at`; `None` when not authenticated.
     pub age_seconds: Option<u64>,
     pub unmet: Vec<Unmet>,
@@ -48,6 +66,44 @@ pub fn assess(
     policy: &Policy,
     now: Timestamp,
 ) -> Verdict {
+    assess_shown(
+        Shown {
+            status,
+            method,
+            authenticated_at,
+            recognized_at: None,
+        },
+        policy,
+        now,
+    )
+}
+
+/// [`assess`], where a policy that lists `recognized` accepts an
+/// interaction that is not authenticated but recognized: judged then by
+/// the remembered authentication's time. An authenticated interaction is
+/// judged by its own method, whatever it is recognized as.
+pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
+    let Shown {
+        status,
+        method,
+        authenticated_at,
+        recognized_at,
+    } = shown;
+    if status != Status::Authenticated && policy.recognized {
+        if let Some(at) = recognized_at {
+            let age = now.since(at);
+            let mut unmet = Vec::new();
+            if policy.max_age.is_some_and(|max| age > max) {
+                unmet.push(Unmet::MaxAge);
+            }
+            return Verdict {
+                satisfied: unmet.is_empty(),
+                by_recognition: true,
+                age_seconds: Some(age.as_secs()),
+                unmet,
+            };
+        }
+    }
     let authenticated = status == Status::Authenticated;
     let age = authenticated_at
         .filter(|_| authenticated)
@@ -68,6 +124,7 @@ pub fn assess(
     }
     Verdict {
         satisfied: unmet.is_empty(),
+        by_recognition: false,
         age_seconds: age.map(|a| a.as_secs()),
         unmet,
     }
@@ -85,6 +142,7 @@ mod tests {
         Policy {
             max_age: max_age.map(Duration::from_secs),
             methods: methods.map(<[Method]>::to_vec),
+            recognized: false,
         }
     }
 
@@ -152,5 +210,45 @@ mod tests {
             let v = assess(status, None, None, &Policy::default(), t(1));
             assert_eq!(v.unmet, [Unmet::Authenticated]);
         }
+    }
+
+    #[test]
+    fn a_recognized_interaction_meets_only_a_policy_that_lists_recognized() {
+        let recognized = |status| Shown {
+            status,
+            method: None,
+            authenticated_at: None,
+            recognized_at: Some(t(0)),
+        };
+        let mut p = policy(Some(3600), Some(&[Method::Otp]));
+        let v = assess_shown(recognized(Status::Unauthenticated), &p, t(60));
+        assert_eq!(
+            v.unmet,
+            [Unmet::Authenticated, Unmet::MaxAge, Unmet::Method]
+        );
+        p.recognized = true;
+        let v = assess_shown(recognized(Status::Unauthenticated), &p, t(60));
+        assert!(v.satisfied && v.by_recognition, "{v:?}");
+        assert_eq!(v.age_seconds, Some(60));
+        // max_age measures the remembered authentication.
+        let v = assess_shown(recognized(Status::Expired), &p, t(3601));
+        assert_eq!(v.unmet, [Unmet::MaxAge]);
+        // An authenticated interaction is judged by its own method.
+        let mut own = recognized(Status::Authenticated);
+        own.method = Some(Method::PreChat);
+        own.authenticated_at = Some(t(50));
+        let v = assess_shown(own, &p, t(60));
+        assert_eq!(
+            (v.unmet.as_slice(), v.by_recognition),
+            (&[Unmet::Method][..], false)
+        );
+        // Not recognized: as before.
+        let mut plain = recognized(Status::Unauthenticated);
+        plain.recognized_at = None;
+        let v = assess_shown(plain, &p, t(60));
+        assert_eq!(
+            v.unmet,
+            [Unmet::Authenticated, Unmet::MaxAge, Unmet::Method]
+        );
     }
 }

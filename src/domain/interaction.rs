@@ -24,15 +24,19 @@ pub enum Method {
     Pin,
 }
 
-impl From<crate::config::AuthMethod> for Method {
-    fn from(m: crate::config::AuthMethod) -> Self {
+/// The authentication method a setting names; `Err` for `recognized`,
+/// which is no authentication (see `domain::recognition`).
+impl TryFrom<crate::config::AuthMethod> for Method {
+    type Error = ();
+    fn try_from(m: crate::config::AuthMethod) -> Result<Self, ()> {
         use crate::config::AuthMethod as A;
-        match m {
+        Ok(match m {
             A::LoginLink => Method::LoginLink,
             A::PreChat => Method::PreChat,
             A::Otp => Method::Otp,
             A::Pin => Method::Pin,
-        }
+            A::Recognized => return Err(()),
+        })
     }
 }
 

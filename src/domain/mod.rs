@@ -12,6 +12,7 @@ pub mod login_token;
 pub mod origins;
 pub mod otp;
 pub mod pin;
+pub mod recognition;
 pub mod reveal;
 pub mod secrets;
 pub mod subject;

@@ -4,9 +4,9 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::{Gateway, InteractionView};
-use crate::config::Team;
-use crate::domain::assurance::{self, Policy, Unmet};
+use super::Gateway;
+use crate::config::{AuthMethod, Team};
+use crate::domain::assurance::{self, Policy, Shown, Unmet};
 use crate::domain::interaction::{Method, Status};
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -24,12 +24,33 @@ pub struct AssuranceView {
     pub interaction_id: Uuid,
     pub satisfied: bool,
     pub status: Status,
-    pub method: Option<Method>,
+    /// The interaction's method; `recognized` when it was judged by its
+    /// recognized conversation (docs/api.md#recognized-conversations).
+    pub method: Option<JudgedMethod>,
+    /// Of the authentication judged: the remembered one when `method` is
+    /// `recognized`.
     pub authenticated_at: Option<Timestamp>,
-    /// Whole seconds since `authenticated_at`; null when not authenticated.
+    /// Whole seconds since `authenticated_at`; null when not authenticated
+    /// (nor judged by a recognized conversation).
     pub age_seconds: Option<u64>,
     /// What fails, in this order: `authenticated`, `max_age`, `method`.
     pub unmet: Vec<Unmet>,
+}
+
+/// The method an assurance answer names: the interaction's own, or
+/// `recognized`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum JudgedMethod {
+    Method(Method),
+    Recognized(Recognized),
+}
+
+/// `"recognized"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Recognized {
+    Recognized,
 }
 
 impl Gateway {
@@ -49,29 +70,40 @@ impl Gateway {
                 let intent = settings.intents.get(&name).ok_or_else(|| {
                     Error::invalid("intent", "is not an intent of this interaction's settings")
                 })?;
+                let methods = intent.methods.as_ref();
                 Policy {
                     max_age: intent.max_age.and_then(|d| d.enabled()),
-                    methods: intent
-                        .methods
-                        .as_ref()
-                        .map(|ms| ms.iter().copied().map(Method::from).collect()),
+                    methods: methods.map(|ms| {
+                        ms.iter()
+                            .filter_map(|m| Method::try_from(*m).ok())
+                            .collect()
+                    }),
+                    recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
                 }
             }
         };
-        let view = InteractionView::build(rec, pair.subject.value.as_ref(), settings, now);
-        let verdict = assurance::assess(
-            view.status,
-            view.method,
-            view.authenticated_at,
-            &policy,
-            now,
-        );
+        let view = pair.view(team, now)?;
+        let shown = Shown {
+            status: view.status,
+            method: view.method,
+            authenticated_at: view.authenticated_at,
+            recognized_at: view.recognized.as_ref().map(|r| r.authenticated_at),
+        };
+        let verdict = assurance::assess_shown(shown, &policy, now);
+        let (method, authenticated_at) = if verdict.by_recognition {
+            (
+                Some(JudgedMethod::Recognized(Recognized::Recognized)),
+                shown.recognized_at,
+            )
+        } else {
+            (view.method.map(JudgedMethod::Method), view.authenticated_at)
+        };
         Ok(AssuranceView {
             interaction_id: view.id,
             satisfied: verdict.satisfied,
             status: view.status,
-            method: view.method,
-            authenticated_at: view.authenticated_at,
+            method,
+            authenticated_at,
             age_seconds: verdict.age_seconds,
             unmet: verdict.unmet,
         })

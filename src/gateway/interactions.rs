@@ -14,6 +14,7 @@ use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
+use crate::domain::recognition::Recognition;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -97,6 +98,9 @@ impl Gateway {
             None => Contact::default(),
         };
         let ckey = keys::conversation(&team.id, &req.channel, conversation.as_str());
+        let rkey = self
+            .recognize_for(team, &req.channel)
+            .map(|_| keys::recognition(&team.id, &req.channel, conversation.as_str()));
 
         let (view, created) = retry(|| async {
             // The conversation and, when the bot names the customer, the
@@ -104,20 +108,24 @@ impl Gateway {
             let skey = customer_ref
                 .as_ref()
                 .map(|r| keys::subject(&team.id, r.as_str()));
-            let wanted: Vec<String> = std::iter::once(ckey.clone()).chain(skey.clone()).collect();
+            // And what the conversation remembers, where its channel does.
+            let wanted: Vec<String> = std::iter::once(ckey.clone())
+                .chain(skey.clone())
+                .chain(rkey.clone())
+                .collect();
             let mut raw = self.store.get(&wanted).await?.into_iter();
             let link: Loaded<ConversationLink> = Loaded::parse(ckey.clone(), raw.next().flatten())?;
             let subject: Option<SubjectRecord> = match skey {
                 Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
                 None => None,
             };
+            let recognition: Option<Recognition> = match &rkey {
+                Some(k) => Loaded::parse(k.clone(), raw.next().flatten())?.value,
+                None => None,
+            };
             if let Some(existing) = &link.value {
                 match self.load_pair(team, existing.id, now).await {
-                    Ok(pair) => {
-                        let rec = pair.rec()?;
-                        let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
-                        return Ok(Some((view, false)));
-                    }
+                    Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
                     Err(Error::NotFound(_)) => {} // forgotten: start a new one
                     Err(e) => return Err(e),
                 }
@@ -139,7 +147,13 @@ impl Gateway {
                 Some(s.interaction_ttl.get()),
             )?];
             ops.extend(write_interaction(team, 0, None, &mut rec, now)?);
-            let view = InteractionView::build(&rec, subject.as_ref(), s, now);
+            let view = InteractionView::build_recognized(
+                &rec,
+                subject.as_ref(),
+                recognition.as_ref(),
+                s,
+                now,
+            );
             let created = OutboxItem::about_interaction(
                 EventType::InteractionCreated,
                 now,
@@ -148,7 +162,13 @@ impl Gateway {
             )?;
             ops.extend(self.outbox.enqueue(&team.id, created, now)?);
             match self.store.commit(ops).await? {
-                Commit::Applied => Ok(Some((view, true))),
+                Commit::Applied => {
+                    if let Some(rkey) = &rkey {
+                        let ikey = keys::interaction(&team.id, rec.id);
+                        self.recognition_keys.remember(&ikey, rkey);
+                    }
+                    Ok(Some((view, true)))
+                }
                 Commit::Conflict { .. } => Ok(None),
             }
         })
@@ -167,13 +187,7 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<InteractionView> {
         let pair = self.load_pair(team, id, now).await?;
-        let rec = pair.rec()?;
-        Ok(InteractionView::build(
-            rec,
-            pair.subject.value.as_ref(),
-            team.settings_for(&rec.channel),
-            now,
-        ))
+        pair.view(team, now)
     }
 
     /// The one interaction of a conversation (channel and the chat's own id),
@@ -268,15 +282,24 @@ impl Gateway {
                 self.store.commit(gone).await?;
             }
             let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
-            let subjects = self.load_subjects(team, &recs).await?;
-            for ((entry, rec), subject) in live.iter().zip(subjects) {
+            // Side by side: where channels remember conversations, their
+            // records cost no extra wait.
+            let (subjects, recognitions) = futures::future::try_join(
+                self.load_subjects(team, &recs),
+                self.load_recognitions(team, &recs),
+            )
+            .await?;
+            for (((entry, rec), subject), recognition) in
+                live.iter().zip(subjects).zip(recognitions)
+            {
                 before = Some((entry.score, entry.member.clone()));
                 if q.channel.as_deref().is_some_and(|c| c != rec.channel) {
                     continue;
                 }
-                let view = InteractionView::build(
+                let view = InteractionView::build_recognized(
                     rec,
                     subject.as_ref(),
+                    recognition.as_ref(),
                     team.settings_for(&rec.channel),
                     now,
                 );
@@ -328,7 +351,8 @@ impl Gateway {
         .map(|(view, _)| view)
     }
 
-    /// Ends the authentication; status `unauthenticated`.
+    /// Ends the authentication; status `unauthenticated`; the
+    /// conversation is no longer recognized.
     pub async fn logout(
         self: &Arc<Self>,
         team: &Team,
@@ -341,6 +365,7 @@ impl Gateway {
                     w.emit(EventType::InteractionLoggedOut, serde_json::Value::Null);
                 }
                 w.rec.log_out(now);
+                w.forget_recognition();
                 Ok(())
             })
             .await?;

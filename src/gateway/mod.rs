@@ -12,6 +12,7 @@ mod expiry;
 mod interactions;
 mod login;
 mod outbox;
+mod recognition;
 mod record_locks;
 mod records;
 mod subjects;
@@ -55,6 +56,9 @@ pub struct Gateway {
     /// Queues the units of work of one interaction, each handing the
     /// records it committed to the next (see [`work`]).
     record_locks: record_locks::RecordLocks<records::Pair>,
+    /// Interaction key → its recognized conversation's key, once seen, so
+    /// that a read fetches both in one round trip (see `records`).
+    recognition_keys: crate::store::redis::companions::Companions,
 }
 
 /// Where a chat message goes: an interaction's conversation.
@@ -95,6 +99,7 @@ impl Gateway {
             outbox: Outbox::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
             record_locks: record_locks::RecordLocks::default(),
+            recognition_keys: crate::store::redis::companions::Companions::new(),
         }
     }
 

@@ -11,6 +11,7 @@ use super::Gateway;
 use crate::config::{Settings, Team};
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::InteractionRecord;
+use crate::domain::recognition::Recognition;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::store::{keys, Op, StoreError, Versioned};
@@ -86,6 +87,9 @@ pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Durati
 pub struct Pair {
     pub interaction: Loaded<InteractionRecord>,
     pub subject: Loaded<SubjectRecord>,
+    /// What its conversation remembers (a recognized conversation), when
+    /// its channel remembers any.
+    pub recognition: Option<Loaded<Recognition>>,
 }
 
 impl Pair {
@@ -102,6 +106,18 @@ impl Pair {
             .value
             .as_ref()
             .is_some_and(|rec| is_live(rec, team, now))
+    }
+
+    /// The interaction as bots, agents and events see it.
+    pub fn view(&self, team: &Team, now: Timestamp) -> Result<super::InteractionView> {
+        let rec = self.rec()?;
+        Ok(super::InteractionView::build_recognized(
+            rec,
+            self.subject.value.as_ref(),
+            self.recognition.as_ref().and_then(|r| r.value.as_ref()),
+            team.settings_for(&rec.channel),
+            now,
+        ))
     }
 
     /// The subject record, or a fresh one for a subject never seen.
@@ -139,7 +155,14 @@ impl Gateway {
         // One round trip: the record names its subject as its companion,
         // unless that is its own subject, which it leaves out.
         let own = keys::subject(&team.id, &crate::domain::interaction::own_subject(id));
-        let read = self.store.get_with_companion(&ikey, Some(&own)).await?;
+        // And, where its channel remembers who authenticated in the
+        // conversation, that record too, once this process has seen the
+        // interaction (its conversation never changes).
+        let rguess = self.recognition_keys.get(&ikey);
+        let (read, mut more) = self
+            .store
+            .get_with_companion_and(&ikey, Some(&own), rguess.as_slice())
+            .await?;
         let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));
@@ -157,9 +180,24 @@ impl Gateway {
                 Loaded::parse(skey, raw.pop().flatten())?
             }
         };
+        let recognition = match self.recognition_key(team, rec) {
+            None => None,
+            Some(rkey) => {
+                let raw = match (rguess, more.pop()) {
+                    (Some(guess), Some(raw)) if guess == rkey => raw,
+                    _ => {
+                        self.recognition_keys.remember(&interaction.key, &rkey);
+                        let mut raw = self.store.get(std::slice::from_ref(&rkey)).await?;
+                        raw.pop().flatten()
+                    }
+                };
+                Some(Loaded::parse(rkey, raw)?)
+            }
+        };
         Ok(Pair {
             interaction,
             subject,
+            recognition,
         })
     }
 

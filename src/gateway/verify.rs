@@ -148,7 +148,7 @@ impl Gateway {
             subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
         }
         let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
-        let view = InteractionView::build(rec, pair.subject.value.as_ref(), s, now);
+        let view = pair.view(team, now)?;
         // Recorded before the code is shown: no reveal goes unaudited.
         let extra = serde_json::json!({"challenge": {"challenge_id": cid}, "api_key_id": key_id});
         self.emit(EventType::ChallengeCodeRevealed, now, &view, extra)

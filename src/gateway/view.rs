@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::config::Settings;
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::{Contact, Customer, InteractionRecord, Method, Status};
+use crate::domain::recognition::Recognition;
 use crate::domain::subject::{Standing, SubjectRecord};
 use crate::time::Timestamp;
 
@@ -15,6 +16,20 @@ pub struct OpenChallengeView {
     pub method: ChallengeMethod,
     pub delivery: Delivery,
     pub expires_at: Timestamp,
+}
+
+/// The conversation remembers who authenticated in it
+/// (docs/api.md#recognized-conversations): being recognized is not being
+/// authenticated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RecognizedView {
+    pub customer_id: String,
+    /// How the remembered authentication was made.
+    pub method: Method,
+    /// When the remembered authentication was made.
+    pub authenticated_at: Timestamp,
+    /// When the conversation is no longer recognized (`recognize_for`).
+    pub until: Timestamp,
 }
 
 /// What bots, agents and events see of an interaction. Never the PIN.
@@ -39,12 +54,28 @@ pub struct InteractionView {
     pub contact: Contact,
     pub created_at: Timestamp,
     pub last_activity_at: Timestamp,
+    /// The customer its conversation remembers; null when not remembered,
+    /// on a channel that does not vouch for its sender, and while the
+    /// subject is locked or banned. Changes nothing of `status`,
+    /// `authenticated` or `method`.
+    pub recognized: Option<RecognizedView>,
 }
 
 impl InteractionView {
     pub fn build(
         rec: &InteractionRecord,
         subject: Option<&SubjectRecord>,
+        s: &Settings,
+        now: Timestamp,
+    ) -> Self {
+        Self::build_recognized(rec, subject, None, s, now)
+    }
+
+    /// [`Self::build`], with what the interaction's conversation remembers.
+    pub fn build_recognized(
+        rec: &InteractionRecord,
+        subject: Option<&SubjectRecord>,
+        recognition: Option<&Recognition>,
         s: &Settings,
         now: Timestamp,
     ) -> Self {
@@ -82,6 +113,14 @@ impl InteractionView {
             contact: rec.contact.clone(),
             created_at: rec.created_at,
             last_activity_at: rec.last_activity_at,
+            recognized: recognition
+                .filter(|r| r.shown(now, &standing))
+                .map(|r| RecognizedView {
+                    customer_id: r.customer_id.clone(),
+                    method: r.method,
+                    authenticated_at: r.authenticated_at,
+                    until: r.until,
+                }),
         }
     }
 }

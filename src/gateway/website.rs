@@ -100,6 +100,9 @@ impl Gateway {
         if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
             return Ok(first.logged_out);
         }
+        // Their recognized conversations are forgotten first, so that the
+        // logouts' events show them forgotten.
+        self.forget_recognitions_of(team, customer_id).await?;
         let index = keys::customer_index(&team.id, customer_id);
         let mut n = 0;
         let mut before = None;

@@ -8,12 +8,14 @@ use futures::future::BoxFuture;
 use uuid::Uuid;
 
 use super::outbox::{Notice, OutboxItem, Task};
+use super::recognition::recognition_ops;
 use super::record_locks::Turn;
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
+use crate::domain::recognition::Recognition;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
 use crate::error::Result;
 use crate::events::EventType;
@@ -27,6 +29,10 @@ pub struct Work<'a> {
     pub rec: InteractionRecord,
     subject: SubjectRecord,
     subject_used: bool,
+    /// What the conversation remembers, as read (`None`: its channel
+    /// remembers nothing), and as this decision leaves it.
+    recognition: Option<Loaded<Recognition>>,
+    recognized: Option<Recognition>,
     announcement: bool,
     first: Vec<Op>,
     also: Vec<Op>,
@@ -62,6 +68,19 @@ impl Work<'_> {
     pub fn subject(&mut self) -> &mut SubjectRecord {
         self.subject_used = true;
         &mut self.subject
+    }
+
+    /// The conversation is no longer recognized (`/forget`, a logout, a
+    /// ban).
+    pub fn forget_recognition(&mut self) {
+        self.recognized = None;
+    }
+
+    /// Whether the decision changed what the conversation remembers.
+    fn recognition_changed(&self) -> bool {
+        self.recognition
+            .as_ref()
+            .is_some_and(|read| read.value != self.recognized)
     }
 
     /// Writes `op` in the same commit (a used assertion id, validated
@@ -135,11 +154,15 @@ impl Work<'_> {
     /// `subject.locked` / `subject.banned` for a failure that locked or
     /// banned the subject or its origin (`data.origin`), and
     /// `subject.locked` with `data.origin` null when it locked out the
-    /// strangers; nothing for one that was only counted.
+    /// strangers; nothing for one that was only counted. A ban forgets the
+    /// conversation; a lock only hides it.
     pub fn emit_lockout(&mut self, failure: &Failure) {
         let kind = match failure.outcome {
             FailureOutcome::Locked { .. } => Some(EventType::SubjectLocked),
-            FailureOutcome::Banned { .. } => Some(EventType::SubjectBanned),
+            FailureOutcome::Banned { .. } => {
+                self.forget_recognition();
+                Some(EventType::SubjectBanned)
+            }
             FailureOutcome::Counted { .. } => None,
         };
         if let Some(kind) = kind {
@@ -281,6 +304,8 @@ impl Gateway {
                 rec: read.clone(),
                 subject: pair.subject_or_new()?,
                 subject_used: false,
+                recognized: pair.recognition.as_ref().and_then(|r| r.value.clone()),
+                recognition: pair.recognition.clone(),
                 announcement: false,
                 first: Vec::new(),
                 also: Vec::new(),
@@ -297,10 +322,21 @@ impl Gateway {
                 }
                 step => step?,
             };
+            // Every authentication that names a customer remembers the
+            // conversation as theirs, where the channel remembers any.
+            if w.recognition.is_some() {
+                let remembered = self
+                    .recognize_for(team, &read.channel)
+                    .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
+                if remembered.is_some() {
+                    w.recognized = remembered;
+                }
+            }
             let (value, write) = match step {
                 Step::Write(v) => (v, true),
                 Step::WriteIfChanged(v) => {
                     let changed = w.rec != *read
+                        || w.recognition_changed()
                         || !w.also.is_empty()
                         || !w.claims.is_empty()
                         || !w.events.is_empty()
@@ -325,7 +361,13 @@ impl Gateway {
             // The subject as handed over may be behind another
             // interaction's write of it: written back, its version is checked.
             w.subject_used |= handed;
-            let view = InteractionView::build(&w.rec, Some(&w.subject), settings, now);
+            let view = InteractionView::build_recognized(
+                &w.rec,
+                Some(&w.subject),
+                w.recognized.as_ref(),
+                settings,
+                now,
+            );
             if !write {
                 return Ok(Done {
                     value,
@@ -348,8 +390,18 @@ impl Gateway {
             if w.subject_used {
                 ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
             }
+            // What the conversation remembers, as the commit leaves it.
+            let recognition = match &w.recognition {
+                Some(read) if w.recognition_changed() => {
+                    let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
+                    ops.extend(more);
+                    Some(written)
+                }
+                unchanged => unchanged.clone(),
+            };
             // What the commit will have written, to hand to the next in line.
-            let committed = committed_pair(&pair, &ops, own, subject_at, &w);
+            let committed =
+                committed_pair(&pair, &ops, own, subject_at, &w).map(|p| Pair { recognition, ..p });
             ops.append(&mut w.also);
             let claims = ops.len()..ops.len() + w.claims.len();
             ops.append(&mut w.claims);
@@ -379,6 +431,7 @@ impl Gateway {
                     if wake {
                         self.outbox.wake();
                     }
+                    self.after_ban(team, &w).await;
                     return Ok(Done {
                         value,
                         view,
@@ -397,6 +450,25 @@ impl Gateway {
                 Commit::Conflict { .. } if handed => read_afresh = true,
                 Commit::Conflict { .. } => backoff.wait().await?,
             }
+        }
+    }
+}
+
+impl Gateway {
+    /// A ban of a subject that names a customer forgets every conversation
+    /// remembering that customer, not only this one (which the commit
+    /// forgot). After the commit, which stands whatever this does: a
+    /// failure is logged, and the ban still hides them while it lasts.
+    async fn after_ban(&self, team: &Team, w: &Work<'_>) {
+        let banned = w
+            .events
+            .iter()
+            .any(|p| p.kind() == EventType::SubjectBanned);
+        let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
+            return;
+        };
+        if let Err(e) = self.forget_recognitions_of(team, customer).await {
+            tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
         }
     }
 }
@@ -451,6 +523,7 @@ fn committed_pair(
     same_subject.then_some(Pair {
         interaction,
         subject,
+        recognition: None,
     })
 }
 

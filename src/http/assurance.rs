@@ -55,22 +55,35 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
                 })?,
         ),
     };
+    // `recognized` is no method of an authentication: it lets a
+    // recognized conversation meet the policy.
+    let mut recognized = false;
     let methods = match q.get("methods") {
         None => None,
         Some(list) => Some(
             list.split(',')
+                .map(str::trim)
+                .filter(|m| {
+                    let named = *m == "recognized";
+                    recognized |= named;
+                    !named
+                })
                 .map(|m| {
-                    Method::parse(m.trim()).ok_or_else(|| {
+                    Method::parse(m).ok_or_else(|| {
                         Error::invalid(
                             "methods",
-                            "each must be one of login_link, pre_chat, otp, pin",
+                            "each must be one of login_link, pre_chat, otp, pin, recognized",
                         )
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
         ),
     };
-    Ok(AssuranceAsk::Policy(Policy { max_age, methods }))
+    Ok(AssuranceAsk::Policy(Policy {
+        max_age,
+        methods,
+        recognized,
+    }))
 }
 
 /// Is the current authentication recent and strong enough for one action?
@@ -82,8 +95,8 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     params(("id" = Uuid, Path),
            ("max_age" = Option<String>, Query, min_length = 1, description = "a duration: 90s, 5m, 2h (more than 0s)"),
            ("methods" = Option<String>, Query,
-            pattern = "^ *(login_link|pre_chat|otp|pin) *(, *(login_link|pre_chat|otp|pin) *)*$",
-            description = "comma-separated: login_link, pre_chat, otp, pin"),
+            pattern = "^ *(login_link|pre_chat|otp|pin|recognized) *(, *(login_link|pre_chat|otp|pin|recognized) *)*$",
+            description = "comma-separated: login_link, pre_chat, otp, pin, recognized (a recognized conversation meets it)"),
            ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
             description = "a named policy of the settings; not with max_age or methods")),
     responses((status = 200, body = AssuranceView), ApiKeyErrors, E404, E422))]

@@ -8,6 +8,7 @@ mod challenges;
 mod console;
 mod events;
 mod extract;
+mod forget;
 mod interactions;
 mod json;
 mod login;
@@ -72,6 +73,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(login::router())
         .merge(assertion::router())
         .merge(assurance::router())
+        .merge(forget::router())
         .merge(challenges::router())
         .merge(subjects::router())
         .merge(ops::router())

@@ -130,6 +130,18 @@ pub fn devices(team: &str, customer_id: &str) -> String {
     with_digest(scoped(team, "dv:", DIGEST), &[customer_id])
 }
 
+/// What a conversation (channel, conversation_id) remembers of who
+/// authenticated in it (a recognized conversation).
+pub fn recognition(team: &str, channel: &str, conversation_id: &str) -> String {
+    with_digest(scoped(team, "rc:", DIGEST), &[channel, conversation_id])
+}
+
+/// Index of the [`recognition`] keys that remember a customer, so that a
+/// website's logout of the customer forgets them.
+pub fn recognitions_of(team: &str, customer_id: &str) -> String {
+    with_digest(scoped(team, "rcu:", DIGEST), &[customer_id])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +199,14 @@ mod tests {
                     (legacy_queues(team)[1].clone(), format!("{{{team}}}:ob")),
                     (outbox_item(team, id), format!("{{{team}}}:obi:{id}")),
                     (devices(team, text), format!("{{{team}}}:dv:{}", h(text))),
+                    (
+                        recognition(team, "sms", text),
+                        format!("{{{team}}}:rc:{}", h(&format!("sms\n{text}"))),
+                    ),
+                    (
+                        recognitions_of(team, text),
+                        format!("{{{team}}}:rcu:{}", h(text)),
+                    ),
                 ];
                 for (made, earlier) in pairs {
                     assert_eq!(made, earlier);

@@ -196,6 +196,24 @@ pub trait Store: Send + Sync + 'static {
         default: Option<&str>,
     ) -> Result<WithCompanion, StoreError>;
 
+    /// [`Store::get_with_companion`], and the records `also` in the same
+    /// round trip (an interaction's recognized conversation, whose key the
+    /// caller knows once it has read the record somewhere).
+    async fn get_with_companion_and(
+        &self,
+        key: &str,
+        default: Option<&str>,
+        also: &[String],
+    ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
+        let read = self.get_with_companion(key, default).await?;
+        let more = if also.is_empty() {
+            Vec::new()
+        } else {
+            self.get(also).await?
+        };
+        Ok((read, more))
+    }
+
     /// Applies all ops atomically, or none of them.
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError>;
 

@@ -48,7 +48,7 @@
 //!
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
-mod companions;
+pub(crate) mod companions;
 pub(crate) mod conn;
 
 use ::redis::{cmd, Script, Value};
@@ -293,12 +293,24 @@ impl Store for RedisStore {
         key: &str,
         default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
+        Ok(self.get_with_companion_and(key, default, &[]).await?.0)
+    }
+
+    /// One MGET of the record, its companion as guessed, and `also`.
+    async fn get_with_companion_and(
+        &self,
+        key: &str,
+        default: Option<&str>,
+        also: &[String],
+    ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
         let cached = self.companions.get(key);
         let guess = cached.as_deref().or(default);
-        let read = match guess {
-            Some(guess) => self.mget(&[key, guess]).await?,
-            None => self.mget(&[key]).await?,
-        };
+        let mut wanted: Vec<&str> = Vec::with_capacity(2 + also.len());
+        wanted.push(key);
+        wanted.extend(guess);
+        wanted.extend(also.iter().map(String::as_str));
+        let mut read = self.mget(&wanted).await?;
+        let more = read.split_off(1 + usize::from(guess.is_some()));
         let mut read = read.into_iter();
         let record = read.next().flatten();
         let guessed = read.next().flatten();
@@ -306,7 +318,7 @@ impl Store for RedisStore {
             if cached.is_some() {
                 self.companions.forget(key);
             }
-            return Ok(WithCompanion::default());
+            return Ok((WithCompanion::default(), more));
         };
         let named = companion_of(&record.value);
         match &named {
@@ -315,20 +327,22 @@ impl Store for RedisStore {
             _ => {}
         }
         let Some(companion) = named.or_else(|| default.map(str::to_owned)) else {
-            return Ok(WithCompanion {
+            let read = WithCompanion {
                 record: Some(record),
                 companion: None,
-            });
+            };
+            return Ok((read, more));
         };
         let value = if guess == Some(companion.as_str()) {
             guessed
         } else {
             self.mget(&[companion.as_str()]).await?.pop().flatten()
         };
-        Ok(WithCompanion {
+        let read = WithCompanion {
             record: Some(record),
             companion: Some((companion, value)),
-        })
+        };
+        Ok((read, more))
     }
 
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

@@ -8,6 +8,7 @@ mod driver;
 mod lists;
 mod origins;
 mod proxy;
+mod recognized;
 mod resume;
 #[path = "../../examples/support/mod.rs"]
 mod support;

@@ -48,6 +48,9 @@ pub struct Setup {
     pub extra_channels: Vec<(String, String)>,
     /// Keep-alive interval of `GET /v1/events` (default 15 s).
     pub sse_keep_alive: Option<Duration>,
+    /// Channels (of the files written, e.g. `"sms"`) the globex team has
+    /// besides `webchat`.
+    pub globex_channels: Vec<String>,
 }
 
 /// The secrets of a test config.
@@ -260,10 +263,13 @@ sha256 = "{admin}"
         extra = setup.team_extra,
     );
     std::fs::write(dir.join("config/teams/acme.toml"), acme).unwrap();
+    let globex_channels: Vec<String> = std::iter::once("webchat".to_string())
+        .chain(setup.globex_channels.iter().cloned())
+        .collect();
     let globex = format!(
         r#"id = "globex"
 login_url = "https://login.globex.test/"
-channels = ["webchat"]
+channels = {globex_channels:?}
 
 [[security_keys]]
 kid = "g1"

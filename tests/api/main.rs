@@ -26,6 +26,7 @@ mod outbox;
 mod pages;
 mod prechat;
 mod properties;
+mod recognized;
 mod round_trips;
 mod store_contract;
 mod stores;

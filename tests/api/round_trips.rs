@@ -89,6 +89,16 @@ impl Store for Counting {
         self.maybe_slow().await;
         self.inner.get_with_companion(key, default).await
     }
+    async fn get_with_companion_and(
+        &self,
+        key: &str,
+        default: Option<&str>,
+        also: &[String],
+    ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
+        self.tick();
+        self.maybe_slow().await;
+        self.inner.get_with_companion_and(key, default, also).await
+    }
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if !outbox_only(ops.iter().map(op_key)) {
             self.tick();
@@ -129,18 +139,46 @@ impl Store for Counting {
 
 /// A gateway on the memory store behind a [`Counting`] wrapper.
 async fn on_counting_store() -> (Arc<Counting>, TestApp) {
+    on_counting_store_with(Setup::default()).await
+}
+
+async fn on_counting_store_with(setup: Setup) -> (Arc<Counting>, TestApp) {
     let counting = Arc::new(Counting::default());
     let store: SharedStore = counting.clone();
     let app = spawn_with(
         Backend::Memory,
         Setup {
             store: Some(store),
-            ..Setup::default()
+            ..setup
         },
     )
     .await
     .unwrap();
     (counting, app)
+}
+
+/// A recognized conversation's record is read with the interaction: the
+/// status read stays one store call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recognized_status_read_is_one_round_trip() {
+    let setup = Setup {
+        defaults: r#"recognize_for = "30d""#.into(),
+        ..Setup::default()
+    };
+    let (counting, app) = on_counting_store_with(setup).await;
+    let v = app
+        .create(json!({"channel": "sms", "conversation_id": "+15551239999", "contact": {"phone": "+15551239999"}}))
+        .await;
+    let id = v["id"].as_str().unwrap();
+    app.authenticate(id, "cust-rt").await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    let v = app.get(id).await;
+    assert_eq!(v["recognized"]["customer_id"], "cust-rt", "{v}");
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst) - before,
+        1,
+        "status read of a recognized interaction"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -330,3 +330,37 @@ fn a_too_long_template_is_named_in_the_layer_that_wrote_it() {
     );
     assert!(fx.load().is_ok());
 }
+
+/// Whether a channel's provider vouches for who writes (recognized
+/// conversations): by kind, unless the file says otherwise; a boolean only.
+#[test]
+fn vouches_for_sender_defaults_by_kind_and_is_overridden() {
+    let fx = Fixture::new();
+    let config = fx.load().unwrap();
+    let vouches = |c: &crate::config::Config, n: &str| c.channels[n].vouches_for_sender;
+    assert!(vouches(&config, "sms"), "twilio vouches");
+    assert!(!vouches(&config, "webchat"), "a webhook does not");
+    assert!(!vouches(&config, "email"), "smtp does not");
+    fx.edit(
+        "channels/webchat.toml",
+        "kind = \"webhook\"",
+        "kind = \"webhook\"\nvouches_for_sender = true",
+    );
+    fx.edit(
+        "channels/sms.toml",
+        "kind = \"twilio\"",
+        "kind = \"twilio\"\nvouches_for_sender = false",
+    );
+    let config = fx.load().unwrap();
+    assert!(vouches(&config, "webchat") && !vouches(&config, "sms"));
+    fx.edit(
+        "channels/sms.toml",
+        "vouches_for_sender = false",
+        "vouches_for_sender = \"no\"",
+    );
+    fx.expect_err(
+        "channels/sms.toml",
+        "vouches_for_sender",
+        "expected a boolean",
+    );
+}

@@ -229,6 +229,12 @@
     li.querySelector(".channel").textContent = it.channel;
     li.querySelector(".customer").textContent = customerText(it);
     li.querySelector(".method").textContent = it.method || "—";
+    // Recognized is not authenticated: no check mark, its own words.
+    const known = it.recognized;
+    const recognized = li.querySelector(".recognized");
+    recognized.hidden = !known;
+    recognized.textContent = known ? "recognized as " + known.customer_id : "";
+    li.querySelector(".forget").hidden = !known;
     const until = authed ? it.expires_at
       : (it.open_challenge ? it.open_challenge.expires_at : (it.status === "locked" ? it.locked_until : null));
     const left = li.querySelector(".left");
@@ -275,6 +281,11 @@
       const it = await api("POST", "/v1/interactions/" + encodeURIComponent(id()) + "/logout", {});
       upsert(it, true);
       note(li, "Logged out.", "");
+    }));
+    li.querySelector(".forget").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+      const it = await api("POST", "/v1/interactions/" + encodeURIComponent(id()) + "/forget", {});
+      upsert(it, true);
+      note(li, "Conversation forgotten.", "");
     }));
     li.querySelector(".unlock").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
       await api("POST", "/v1/subjects/" + encodeURIComponent(li.dataset.subject) + "/unlock", {});

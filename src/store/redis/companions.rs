@@ -26,13 +26,13 @@ struct Generations {
     old: HashMap<String, String>,
 }
 
-pub(super) struct Companions {
+pub(crate) struct Companions {
     maps: Mutex<Generations>,
     max: usize,
 }
 
 impl Companions {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_bound(MAX_ENTRIES)
     }
 
@@ -48,7 +48,7 @@ impl Companions {
     }
 
     /// The companion last seen for `record`, if remembered.
-    pub(super) fn get(&self, record: &str) -> Option<String> {
+    pub(crate) fn get(&self, record: &str) -> Option<String> {
         let mut maps = self.lock();
         if let Some(c) = maps.young.get(record) {
             return Some(c.clone());
@@ -59,7 +59,7 @@ impl Companions {
     }
 
     /// Remembers that `record` names `companion`.
-    pub(super) fn remember(&self, record: &str, companion: &str) {
+    pub(crate) fn remember(&self, record: &str, companion: &str) {
         let mut maps = self.lock();
         if maps.young.get(record).is_some_and(|c| c == companion) {
             return;

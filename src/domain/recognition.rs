@@ -1,0 +1,116 @@
+//! Recognized conversations (docs/api.md#recognized-conversations): a
+//! conversation on a channel whose provider vouches for who writes in it
+//! (an SMS number, a WhatsApp account, a Slack user, a Telegram chat)
+//! remembers the customer who last authenticated in it, for
+//! `recognize_for`. Being recognized is not being authenticated: it only
+//! satisfies an assurance policy that lists `recognized` among its methods.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::interaction::{InteractionRecord, Method};
+use super::subject::Standing;
+use crate::time::{stored, Timestamp};
+
+/// What a conversation remembers of its last authentication that named a
+/// customer. Stored under short member names, times in unix milliseconds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recognition {
+    #[serde(rename = "cu")]
+    pub customer_id: String,
+    #[serde(rename = "m")]
+    pub method: Method,
+    #[serde(rename = "at", with = "stored")]
+    pub authenticated_at: Timestamp,
+    /// Forgotten then: `authenticated_at + recognize_for`.
+    #[serde(rename = "u", with = "stored")]
+    pub until: Timestamp,
+}
+
+impl Recognition {
+    /// What `rec` remembers when its authentication is new compared with
+    /// `read` (the record before this change): the customer the
+    /// authentication named (the login's customer id, the assertion's
+    /// `sub`), else the interaction's `customer_ref` (a code or PIN). `None`
+    /// when nothing new was authenticated or no customer is named.
+    pub fn of_new_authentication(
+        read: &InteractionRecord,
+        rec: &InteractionRecord,
+        recognize_for: Duration,
+    ) -> Option<Self> {
+        let auth = rec.auth.as_ref()?;
+        if read.auth.as_ref() == Some(auth) {
+            return None;
+        }
+        let customer_id = auth
+            .customer
+            .get("id")
+            .or(rec.customer_ref.as_ref())?
+            .clone();
+        Some(Recognition {
+            customer_id,
+            method: auth.method,
+            authenticated_at: auth.authenticated_at,
+            until: auth.authenticated_at.plus(recognize_for),
+        })
+    }
+
+    /// Shown at `now` for an interaction whose subject stands as
+    /// `standing`: not after `until`, and never while the subject is locked
+    /// or banned.
+    pub fn shown(&self, now: Timestamp, standing: &Standing) -> bool {
+        now < self.until && matches!(standing, Standing::Clear)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    #[test]
+    fn a_new_authentication_names_its_customer_or_the_customer_ref() {
+        let s = crate::config::Settings::default();
+        let day = Duration::from_secs(86_400);
+        let read = InteractionRecord::new(Uuid::now_v7(), "acme", "sms", "+1555", t(0));
+        let mut rec = read.clone();
+        assert_eq!(Recognition::of_new_authentication(&read, &rec, day), None);
+        // A code without customer_ref proves no one in particular.
+        rec.authenticate(Method::Otp, Default::default(), t(5), &s);
+        assert_eq!(Recognition::of_new_authentication(&read, &rec, day), None);
+        rec.customer_ref = Some("cust-7".into());
+        let r = Recognition::of_new_authentication(&read, &rec, day).expect("named");
+        assert_eq!(r.customer_id, "cust-7");
+        assert_eq!(
+            (r.method, r.authenticated_at, r.until),
+            (Method::Otp, t(5), t(5 + 86_400))
+        );
+        // The login's customer wins over the customer_ref.
+        let customer = [("id".to_string(), "cust-8".to_string())].into();
+        rec.authenticate(Method::LoginLink, customer, t(9), &s);
+        let r = Recognition::of_new_authentication(&read, &rec, day).expect("named");
+        assert_eq!(r.customer_id, "cust-8");
+        // Unchanged: nothing new to remember.
+        assert_eq!(Recognition::of_new_authentication(&rec, &rec, day), None);
+    }
+
+    #[test]
+    fn shown_until_its_end_and_never_while_locked_or_banned() {
+        let r = Recognition {
+            customer_id: "c".into(),
+            method: Method::Otp,
+            authenticated_at: t(0),
+            until: t(100),
+        };
+        assert!(r.shown(t(99), &Standing::Clear));
+        assert!(!r.shown(t(100), &Standing::Clear));
+        assert!(!r.shown(t(1), &Standing::Locked { until: t(50) }));
+        assert!(!r.shown(t(1), &Standing::Banned { until: None }));
+        let text = serde_json::to_string(&r).expect("json");
+        assert_eq!(serde_json::from_str::<Recognition>(&text).expect("read"), r);
+    }
+}

@@ -1,0 +1,42 @@
+//! `POST /v1/interactions/{id}/forget`: the conversation is no longer
+//! recognized (docs/api.md#recognized-conversations). A bot passes on the
+//! provider's identity-change signals here (WhatsApp's
+//! `user_changed_number`, a number given up); an agent who doubts who
+//! writes clicks it.
+use super::json::Json;
+use axum::extract::{Request, State};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::auth::Caller;
+use super::extract::{empty_body, parse_id, NoQuery, Now, PathParam};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E404};
+use super::AppState;
+use crate::error::Result;
+use crate::gateway::InteractionView;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(forget))
+}
+
+/// Forget who the conversation remembers: `recognized` becomes null, for
+/// this and every later interaction of the conversation, until the next
+/// authentication in it. The authentication itself (if any) is unchanged.
+#[utoipa::path(post, path = "/v1/interactions/{id}/forget", operation_id = "forget_conversation", tag = "interactions", security(("api_key" = [])),
+    params(("id" = Uuid, Path)),
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    responses((status = 200, body = InteractionView), ApiKeyErrors, E404, JsonBodyErrors))]
+async fn forget(
+    State(st): State<AppState>,
+    Now(now): Now,
+    caller: Caller,
+    _: NoQuery,
+    PathParam(id): PathParam<String>,
+    req: Request,
+) -> Result<Json<InteractionView>> {
+    empty_body(req, &st).await?;
+    // Bots and agents (and admins) may: every role.
+    let team = st.gateway.team(&caller.team)?;
+    let id = parse_id(&id, "no such interaction")?;
+    Ok(Json(st.gateway.forget_conversation(team, id, now).await?))
+}
