@@ -81,7 +81,7 @@ impl Gateway {
                                     (None, ChallengeMethod::Pin) => {
                                         (Method::Pin, self.customer_for(&w.rec, now, s))
                                     }
-                                    // A bound login: the customer the login page proved.
+                                    // A bound login: the customer the login proved, by its method.
                                     (None, ChallengeMethod::Binding) => {
                                         let binding = w
                                             .rec
@@ -89,7 +89,7 @@ impl Gateway {
                                             .clone()
                                             .filter(|b| b.challenge_id == cid)
                                             .ok_or(Error::ChallengeExpired)?;
-                                        (Method::LoginLink, binding.customer)
+                                        (binding.method, binding.customer)
                                     }
                                 };
                                 if let Some(p) = &pending {
