@@ -547,21 +547,22 @@ impl Gateway {
         Ok((verdict, answer))
     }
 
-    /// A login proven by the team's identity provider for link `link_id`
-    /// of interaction `id` (the ID token is valid): the login callback's
-    /// rules from one-time use on, authenticating with method `oidc`.
-    /// `request` names this login in the link's record (never repeated: a
-    /// second login with the link is 409 `token_used`).
+    /// A login proven by the team's identity provider (the ID token is
+    /// valid): the login callback's rules from one-time use on,
+    /// authenticating with method `oidc`.
     pub(crate) async fn provider_login(
         self: &Arc<Self>,
         team: &Team,
-        id: Uuid,
-        link_id: Uuid,
-        customer: &Customer,
-        expected: Option<&String>,
-        request: &str,
+        login: ProvenLogin<'_>,
         now: Timestamp,
     ) -> Result<CallbackOutcome> {
+        let ProvenLogin {
+            interaction_id: id,
+            link_id,
+            customer,
+            expected,
+            request,
+        } = login;
         let proof = Proof {
             success: true,
             customer,
@@ -589,6 +590,18 @@ impl Gateway {
         let (verdict, answer) = &done.value;
         concluded(verdict, *answer, id, now)
     }
+}
+
+/// Whom the team's identity provider proved, for which link.
+pub(crate) struct ProvenLogin<'a> {
+    pub interaction_id: Uuid,
+    pub link_id: Uuid,
+    pub customer: &'a Customer,
+    /// The link's `expected_customer`.
+    pub expected: Option<&'a String>,
+    /// Names this login in the link's record (never repeated: a second
+    /// login with the link is 409 `token_used`).
+    pub request: &'a str,
 }
 
 /// A settled login's answer, counted in the metrics when it failed.

@@ -5,7 +5,7 @@
 //! ([`Gateway::provider_login`]); every refusal before that uses nothing up.
 use std::sync::Arc;
 
-use super::login::{CallbackOutcome, ProviderLink};
+use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
 use super::records::put;
 use super::Gateway;
 use crate::config::{OidcConfig, Team};
@@ -176,11 +176,13 @@ impl Gateway {
         Ok(self
             .provider_login(
                 team,
-                started.interaction_id,
-                started.link_id,
-                &customer,
-                started.expected_customer.as_ref(),
-                &request,
+                ProvenLogin {
+                    interaction_id: started.interaction_id,
+                    link_id: started.link_id,
+                    customer: &customer,
+                    expected: started.expected_customer.as_ref(),
+                    request: &request,
+                },
                 now,
             )
             .await?)
