@@ -143,6 +143,17 @@ mod tests {
     }
 
     #[test]
+    fn a_code_page_shows_digits_only() {
+        let text = |res: Response| {
+            let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
+            String::from_utf8(b.unwrap().to_vec()).unwrap()
+        };
+        assert!(text(render_code(&USED_LINK, "482913")).contains("<strong>482913</strong>"));
+        let html = text(render_code(&USED_LINK, "<script>"));
+        assert!(!html.contains("<strong>") && !html.contains("<script>"));
+    }
+
+    #[test]
     fn only_an_accept_naming_html_gets_a_page() {
         let accept = |v: &str| {
             let mut h = HeaderMap::new();

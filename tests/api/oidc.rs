@@ -166,6 +166,62 @@ async fn happy_path(backend: Backend) {
         .unwrap();
     assert_eq!(res.status(), 410);
     assert_eq!(idp.token_calls(), 1);
+    if backend == Backend::Redis {
+        started_logins_expire_in_redis(&app).await;
+    }
+}
+
+/// A started login is one Redis key with a TTL of at most 10 minutes,
+/// named and holding neither its state nor the browser's secret; an
+/// answered one is gone.
+async fn started_logins_expire_in_redis(app: &TestApp) {
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut c = client.get_multiplexed_async_connection().await.unwrap();
+    let pattern = format!("{}:o:*", app.key_prefix);
+    let keys = |c: &mut redis::aio::MultiplexedConnection| {
+        let mut c = c.clone();
+        let pattern = pattern.clone();
+        async move {
+            redis::cmd("KEYS")
+                .arg(pattern)
+                .query_async::<Vec<String>>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        keys(&mut c).await.is_empty(),
+        "the answered state is consumed"
+    );
+    let (_, link) = oidc_link(app, json!({})).await;
+    let s = start(app, &link).await;
+    let found = keys(&mut c).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&found[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 600_000, "{ttl}");
+    let value: String = redis::cmd("GET")
+        .arg(&found[0])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let state = url::Url::parse(&s.callback)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .to_string();
+    let secret = s.cookie.split_once('=').unwrap().1;
+    for (what, v) in [("state", state.as_str()), ("browser secret", secret)] {
+        assert!(
+            !found[0].contains(v) && !value.contains(v),
+            "the {what} is stored"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
