@@ -6,6 +6,7 @@
 mod demo;
 mod driver;
 mod lists;
+mod oidc;
 mod proxy;
 mod resume;
 #[path = "../../examples/support/mod.rs"]

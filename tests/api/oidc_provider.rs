@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 pub const CLIENT_ID: &str = "chatgate";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+/// The redirect URI registered for the client, unless told otherwise.
 pub const REDIRECT_URI: &str = "http://gateway.test/oidc/callback";
 
 const KEY_A: &str = include_str!("oidc_keys/a.pem");
@@ -85,15 +86,23 @@ struct Inner {
 #[derive(Clone)]
 pub struct FakeIdp {
     pub issuer: String,
+    /// The one registered redirect URI.
+    pub redirect_uri: String,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl FakeIdp {
     pub async fn start() -> FakeIdp {
+        Self::start_for(REDIRECT_URI).await
+    }
+
+    /// A provider whose registered redirect URI is `redirect_uri`.
+    pub async fn start_for(redirect_uri: &str) -> FakeIdp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let idp = FakeIdp {
             issuer,
+            redirect_uri: redirect_uri.to_string(),
             inner: Arc::new(Mutex::new(Inner {
                 misbehave: Misbehave::None,
                 clock: None,
@@ -197,7 +206,7 @@ async fn authorize(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-    if get("client_id") != CLIENT_ID || get("redirect_uri") != REDIRECT_URI {
+    if get("client_id") != CLIENT_ID || get("redirect_uri") != idp.redirect_uri {
         return (StatusCode::BAD_REQUEST, "unknown client or redirect_uri").into_response();
     }
     if get("response_type") != "code"
@@ -212,7 +221,7 @@ async fn authorize(
         i.authorize_params.push(q.clone());
         (i.misbehave, idp.issuer.clone())
     });
-    let mut back = url::Url::parse(REDIRECT_URI).unwrap();
+    let mut back = url::Url::parse(&idp.redirect_uri).unwrap();
     {
         let mut pairs = back.query_pairs_mut();
         if misbehave == Misbehave::AccessDenied {
