@@ -489,7 +489,6 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<(Verdict, CallbackAnswer)> {
         let s = w.settings;
-        let (cb, expected_customer) = (proof, &proof.expected);
         let refusal_or = |f: FailureOutcome, otherwise: CallbackAnswer| {
             f.refusal(now)
                 .as_ref()
@@ -499,10 +498,10 @@ impl Gateway {
         let (verdict, answer) = if let Err(e) = w.subject().ensure_clear(now) {
             let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
             (Verdict::Refused, answer)
-        } else if cb.success
-            && expected_customer
-                .as_ref()
-                .is_some_and(|exp| cb.customer.get("id") != Some(exp))
+        } else if proof.success
+            && proof
+                .expected
+                .is_some_and(|exp| proof.customer.get("id") != Some(exp))
         {
             let f = w.subject().record_failure(now, &s.lockout, &s.otp);
             w.emit_lockout(f);
@@ -510,7 +509,7 @@ impl Gateway {
                 Verdict::Mismatch,
                 refusal_or(f, CallbackAnswer::CustomerMismatch),
             )
-        } else if !cb.success {
+        } else if !proof.success {
             let f = w.subject().record_failure(now, &s.lockout, &s.otp);
             w.emit_lockout(f);
             (
@@ -520,7 +519,7 @@ impl Gateway {
         } else if s.login_binding == LoginBinding::ChatCode {
             // Proven on the login page; finished only when the
             // code it shows is typed into this chat.
-            let (code, answer) = self.open_binding(w, cb.customer.clone(), now);
+            let (code, answer) = self.open_binding(w, proof.customer.clone(), now);
             if let Some(b) = w.rec.binding.as_mut() {
                 b.method = proof.method;
             }
@@ -528,7 +527,7 @@ impl Gateway {
         } else {
             w.subject().record_success();
             w.rec
-                .authenticate(proof.method, cb.customer.clone(), now, s);
+                .authenticate(proof.method, proof.customer.clone(), now, s);
             w.announce_authenticated();
             let expires_at = w.rec.auth_ends_at(s);
             (
