@@ -68,9 +68,10 @@ impl Started {
         cookie.is_some_and(|c| bool::from(digest(c).as_bytes().ct_eq(self.browser.as_bytes())))
     }
 
-    /// Whether it is still within [`STATE_TTL`] at `now`.
+    /// Whether it is still within [`STATE_TTL`] at `now` (a `now` a little
+    /// before the start is another instance's clock, not a stale state).
     pub fn live(&self, now: Timestamp) -> bool {
-        now.since(self.started_at) < STATE_TTL && now >= self.started_at
+        now.since(self.started_at) < STATE_TTL
     }
 }
 
@@ -145,6 +146,7 @@ mod tests {
         assert!(!s.same_browser(Some("other")));
         assert!(!s.same_browser(None));
         assert!(s.live(Timestamp::from_unix_seconds(1_795_000_599)));
+        assert!(s.live(Timestamp::from_unix_seconds(1_794_999_999)));
         assert!(!s.live(Timestamp::from_unix_seconds(1_795_000_600)));
     }
 }
