@@ -243,6 +243,12 @@ pub fn summary(config: &Config) -> String {
         if let Some(w) = &team.webhook {
             out += &format!("  event webhook: {}\n", w.url.host_str().unwrap_or("?"));
         }
+        if let Some(o) = &team.oidc {
+            out += &format!(
+                "  identity provider: {} (client {}; customer from {})\n",
+                o.issuer, o.client_id, o.customer_claim
+            );
+        }
     }
     out
 }

@@ -26,6 +26,8 @@
 //!                     event log (memory, or a Redis stream per team) and the
 //!                     live stream `GET /v1/events` reads.
 //!
+//!  oidc/        hosted login with a team's OpenID Connect provider:
+//!               discovery, key set, ID token checks (plain functions).
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server.rs    the connection loop: header/idle timeouts, connection cap.
@@ -46,6 +48,7 @@ pub mod error;
 pub mod events;
 pub mod gateway;
 pub mod http;
+pub mod oidc;
 mod server;
 pub mod store;
 pub mod telemetry;

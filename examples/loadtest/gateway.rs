@@ -246,6 +246,7 @@ impl Running {
             .await
             .expect("issue")
             .token
+            .expect("a login-page link has a token")
     }
 
     /// A successful callback straight into the use case.

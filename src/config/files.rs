@@ -138,6 +138,8 @@ pub(super) struct TeamFile {
     #[serde(default)]
     pub api_keys: Vec<toml::Table>,
     pub webhook: Option<toml::Table>,
+    /// `[oidc]`, read as [`OidcEntry`].
+    pub oidc: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,
@@ -172,6 +174,34 @@ pub(super) struct WebhookEntry {
     pub url: String,
     /// `whsec_…`.
     pub secret: String,
+}
+
+/// A team's `[oidc]`: its OpenID Connect provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct OidcEntry {
+    /// `https` URL (or `http` on a loopback address); discovery is
+    /// `{issuer}/.well-known/openid-configuration`.
+    pub issuer: String,
+    pub client_id: String,
+    /// Written `${VAR}`; sent by HTTP basic auth at the token endpoint.
+    pub client_secret: String,
+    /// Default `["openid"]`; `openid` is always sent.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The string claim that becomes `customer.id`; default `sub`.
+    #[serde(default = "default_customer_claim")]
+    pub customer_claim: String,
+    /// `> 0s`: sent as `max_age`; `auth_time` must be within it. Default `0s`.
+    #[serde(default)]
+    pub max_age: Dur,
+    /// Not empty: sent, and the ID token's `acr` must be one of them.
+    #[serde(default)]
+    pub acr_values: Vec<String>,
+}
+
+fn default_customer_claim() -> String {
+    "sub".into()
 }
 
 /// The kind-specific keys of a channel file (besides `name`, `kind`, `templates`).

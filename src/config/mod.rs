@@ -13,6 +13,7 @@ mod env;
 mod files;
 mod interpolate;
 mod load;
+mod oidc;
 mod resolve;
 mod settings;
 mod system;
@@ -34,7 +35,9 @@ pub use settings::{
     AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
     StepUpSettings, TemplateOverrides, Templates,
 };
-pub use team::{ApiKey, ChannelConfig, ChannelKind, Role, SecurityKey, SmtpTls, Team, TeamWebhook};
+pub use team::{
+    ApiKey, ChannelConfig, ChannelKind, OidcConfig, Role, SecurityKey, SmtpTls, Team, TeamWebhook,
+};
 
 use secrecy::SecretString;
 

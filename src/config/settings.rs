@@ -66,6 +66,7 @@ pub struct Intent {
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     LoginLink,
+    Oidc,
     PreChat,
     Otp,
     Pin,

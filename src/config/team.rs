@@ -58,6 +58,26 @@ pub struct TeamWebhook {
     pub secret: SecretBytes,
 }
 
+/// A team's OpenID Connect provider (`[oidc]`): the gateway is the relying
+/// party and runs the login itself (docs/api.md#hosted-login-openid-connect).
+#[derive(Debug)]
+pub struct OidcConfig {
+    /// The provider's issuer: `https`, or `http` on a loopback address; no
+    /// trailing slash is added or removed (it is compared as written).
+    pub issuer: String,
+    pub client_id: String,
+    /// Sent by HTTP basic auth at the token endpoint (`client_secret_basic`).
+    pub client_secret: SecretString,
+    /// Always starts with `openid`.
+    pub scopes: Vec<String>,
+    /// The string claim that becomes `customer.id`.
+    pub customer_claim: String,
+    /// `Some`: sent as `max_age`; the ID token's `auth_time` must be within it.
+    pub max_age: Option<std::time::Duration>,
+    /// Not empty: sent as `acr_values`; the ID token's `acr` must be one of them.
+    pub acr_values: Vec<String>,
+}
+
 #[derive(Debug)]
 pub struct Team {
     pub id: String,
@@ -73,6 +93,8 @@ pub struct Team {
     pub security_keys: Vec<SecurityKey>,
     pub api_keys: Vec<ApiKey>,
     pub webhook: Option<TeamWebhook>,
+    /// The team's identity provider, when the gateway runs its logins.
+    pub oidc: Option<OidcConfig>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.

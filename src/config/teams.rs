@@ -79,6 +79,11 @@ pub(super) fn load_team(
         }
     };
 
+    let oidc = raw
+        .oidc
+        .map(|t| super::oidc::load_oidc(t, file))
+        .transpose()?;
+
     let team_layer = || Layer {
         file,
         prefix: "settings".into(),
@@ -127,6 +132,7 @@ pub(super) fn load_team(
         security_keys,
         api_keys,
         webhook,
+        oidc,
         settings,
         channel_settings,
     })

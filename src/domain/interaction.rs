@@ -19,6 +19,7 @@ use crate::time::{stored, Timestamp};
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     LoginLink,
+    Oidc,
     PreChat,
     Otp,
     Pin,
@@ -32,6 +33,7 @@ impl TryFrom<crate::config::AuthMethod> for Method {
         use crate::config::AuthMethod as A;
         Ok(match m {
             A::LoginLink => Method::LoginLink,
+            A::Oidc => Method::Oidc,
             A::PreChat => Method::PreChat,
             A::Otp => Method::Otp,
             A::Pin => Method::Pin,
@@ -41,7 +43,7 @@ impl TryFrom<crate::config::AuthMethod> for Method {
 }
 
 impl Method {
-    /// The method named `s` (`login_link`, `pre_chat`, `otp`, `pin`).
+    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`).
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
     }
@@ -49,6 +51,7 @@ impl Method {
     pub fn as_str(self) -> &'static str {
         match self {
             Method::LoginLink => "login_link",
+            Method::Oidc => "oidc",
             Method::PreChat => "pre_chat",
             Method::Otp => "otp",
             Method::Pin => "pin",
@@ -357,6 +360,21 @@ pub struct PendingBinding {
         with = "stored::opt"
     )]
     pub proven_at: Option<Timestamp>,
+    /// How the login proved them: the code, once typed, authenticates with it.
+    #[serde(
+        rename = "m",
+        default = "login_link",
+        skip_serializing_if = "is_login_link"
+    )]
+    pub method: Method,
+}
+
+fn login_link() -> Method {
+    Method::LoginLink
+}
+
+fn is_login_link(m: &Method) -> bool {
+    *m == Method::LoginLink
 }
 
 /// The stored interaction.
@@ -1107,6 +1125,7 @@ mod tests {
             challenge_id: cid,
             customer: customer(),
             proven_at: Some(t(10)),
+            method: Method::LoginLink,
         });
         (r, cid)
     }

@@ -247,6 +247,7 @@ pub(crate) mod tests {
             security_keys: keys.iter().enumerate().map(key).collect(),
             api_keys: vec![],
             webhook: None,
+            oidc: None,
             settings: Default::default(),
             channel_settings: Default::default(),
         }

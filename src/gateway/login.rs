@@ -33,6 +33,18 @@ pub struct LinkRequest {
     pub scope: Option<String>,
     pub expected_customer: Option<String>,
     pub deliver: Option<bool>,
+    /// Who runs the login: the team's login page (default) or its identity provider.
+    pub provider: LinkProvider,
+}
+
+/// Who runs a link's login (`provider` of a login-link request).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LinkProvider {
+    /// The team's login page, posting the signed callback (docs/api.md#login-links).
+    #[default]
+    LoginPage,
+    /// The team's OpenID Connect provider, with the gateway as relying party.
+    Oidc,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -40,7 +52,8 @@ pub struct IssuedLink {
     pub link_id: Uuid,
     pub url: String,
     pub short_url: String,
-    pub token: String,
+    /// The login token; null for a link to the team's identity provider.
+    pub token: Option<String>,
     pub expires_at: Option<Timestamp>,
     pub delivered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -61,6 +74,9 @@ struct ShortLink {
     kid: String,
     #[serde(rename = "c", alias = "claims")]
     claims: LoginClaims,
+    /// The login runs at the team's identity provider, not its login page.
+    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
+    oidc: bool,
 }
 
 impl ShortLink {
@@ -90,6 +106,17 @@ pub enum ShortLinkTarget {
     Expired,
     /// The login it was issued for has been made (or refused) with it.
     Used,
+    /// A live link whose login runs at the team's identity provider.
+    Provider(ProviderLink),
+}
+
+/// What a live identity-provider link starts a login for.
+#[derive(Debug, Clone)]
+pub struct ProviderLink {
+    pub team: String,
+    pub interaction_id: Uuid,
+    pub link_id: Uuid,
+    pub expected_customer: Option<String>,
 }
 
 /// The login page's callback, parsed and checked for shape.
@@ -144,6 +171,7 @@ impl Gateway {
             challenge_id,
             customer,
             proven_at: Some(now),
+            method: Method::LoginLink,
         });
         (
             code,
@@ -177,6 +205,13 @@ impl Gateway {
             .map(|v| input::customer_id("expected_customer", v))
             .transpose()?;
         let key = team.primary_key().ok_or(Error::Internal)?;
+        let oidc = req.provider == LinkProvider::Oidc;
+        if oidc && team.oidc.is_none() {
+            return Err(Error::invalid(
+                "provider",
+                "oidc needs an [oidc] section in the team's file",
+            ));
+        }
         let code = random_code();
 
         let (scope, expected, short_code) = (&scope, &expected, &code);
@@ -204,7 +239,13 @@ impl Gateway {
                         expected_customer: expected.clone(),
                     };
                     let token = login_token::issue(key, &claims)?;
-                    let url = login_url(team, &token);
+                    let short_url = format!("{}/l/{}", self.config.server.public_url, short_code);
+                    // An identity-provider link has no login page to carry a
+                    // token to: both URLs are the short link.
+                    let (url, token) = match oidc {
+                        true => (short_url.clone(), None),
+                        false => (login_url(team, &token), Some(token)),
+                    };
                     let expires_at = exp.map(Timestamp::from_unix_seconds);
                     // A new link ends a pending pre-chat step-up, and a
                     // login waiting for its binding code.
@@ -222,6 +263,7 @@ impl Gateway {
                     let short = ShortLink {
                         kid: key.kid.clone(),
                         claims,
+                        oidc,
                     };
                     let short_ttl = match expires_at {
                         // It answers "expired" for as long as an untouched
@@ -232,7 +274,7 @@ impl Gateway {
                     let issued = IssuedLink {
                         link_id,
                         url,
-                        short_url: format!("{}/l/{}", self.config.server.public_url, short_code),
+                        short_url,
                         token,
                         expires_at,
                         delivered: false,
@@ -306,6 +348,12 @@ impl Gateway {
                 Ok(match rec.links.iter().find(|l| l.id == link_id) {
                     None => ShortLinkTarget::Expired,
                     Some(l) if l.used => ShortLinkTarget::Used,
+                    Some(_) if link.oidc => ShortLinkTarget::Provider(ProviderLink {
+                        team: team.id.clone(),
+                        interaction_id,
+                        link_id,
+                        expected_customer: link.claims.expected_customer.clone(),
+                    }),
                     Some(_) => {
                         let token = login_token::issue(key, &link.claims)?;
                         ShortLinkTarget::Redirect(login_url(team, &token))
@@ -350,18 +398,6 @@ impl Gateway {
         body_digest.truncate(32);
         let memory = keys::answered_request(&team.id, "cb", webhook_id);
 
-        enum Verdict {
-            /// Locked or banned: the link is used, nothing else changes.
-            Refused,
-            Failure,
-            Mismatch,
-            Success,
-            /// A retry of the request that used the link: nothing changes.
-            /// A bound login's retry carries its code again.
-            Repeat(Option<OtpCode>),
-            /// Waiting for the binding code, shown once to the login page.
-            Bound(OtpCode),
-        }
         let (cb, request, expected_customer) = (&cb, &request, &claims.expected_customer);
         let (body_digest, memory) = (&body_digest, &memory);
         let done = self
@@ -410,62 +446,22 @@ impl Gateway {
                     if w.claim_taken() {
                         return Err(Error::TokenUsed);
                     }
-                    let refusal_or = |f: &Failure, otherwise: CallbackAnswer| {
-                        f.refusal(now)
-                            .as_ref()
-                            .and_then(CallbackAnswer::refused)
-                            .unwrap_or(otherwise)
+                    let proof = Proof {
+                        success: cb.success,
+                        customer: &cb.customer,
+                        expected: expected_customer.as_ref(),
+                        method: Method::LoginLink,
                     };
-                    let (verdict, answer) = if let Err(e) = w.ensure_clear(now) {
-                        let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
-                        (Verdict::Refused, answer)
-                    } else if cb.success
-                        && expected_customer
-                            .as_ref()
-                            .is_some_and(|exp| cb.customer.get("id") != Some(exp))
-                    {
-                        let f = w.record_failure(now);
-                        w.emit_lockout(&f);
-                        (
-                            Verdict::Mismatch,
-                            refusal_or(&f, CallbackAnswer::CustomerMismatch),
-                        )
-                    } else if !cb.success {
-                        let f = w.record_failure(now);
-                        w.emit_lockout(&f);
-                        (
-                            Verdict::Failure,
-                            refusal_or(&f, CallbackAnswer::NotAuthenticated),
-                        )
-                    } else if s.login_binding == LoginBinding::ChatCode {
-                        // Proven on the login page; finished only when the
-                        // code it shows is typed into this chat.
-                        let (code, answer) = self.open_binding(w, cb.customer.clone(), now);
-                        (Verdict::Bound(code), answer)
-                    } else {
-                        w.record_success(now);
-                        w.rec
-                            .authenticate(Method::LoginLink, cb.customer.clone(), now, s);
-                        w.announce_authenticated();
-                        let expires_at = w.rec.auth_ends_at(s);
-                        (
-                            Verdict::Success,
-                            CallbackAnswer::Authenticated { expires_at },
-                        )
+                    let used_by = LinkUse {
+                        webhook_id: request.clone(),
+                        answer: CallbackAnswer::NotAuthenticated,
+                        body: Some(body_digest.clone()),
                     };
-                    // The link is used from the one-time check on, whatever the verdict.
-                    if let Some(link) = w.rec.links.get_mut(i) {
-                        link.used = true;
-                        link.used_by = Some(LinkUse {
-                            webhook_id: request.clone(),
-                            answer,
-                            body: Some(body_digest.clone()),
-                        });
-                    }
-                    // And the `webhook-id` with it, in the same commit, for
-                    // as long as an untouched interaction keeps the link's
-                    // own record of it (a `webhook-id` that used a link
-                    // answers nothing but retries of itself).
+                    let (verdict, answer) = self.settle(w, i, &proof, used_by, now)?;
+                    // And the `webhook-id` with the link, in the same commit,
+                    // for as long as an untouched interaction keeps the
+                    // link's own record of it (a `webhook-id` that used a
+                    // link answers nothing but retries of itself).
                     w.claim(put(memory, 0, &true, Some(s.interaction_ttl.get()))?);
                     Ok(Step::Write((verdict, answer)))
                 })
@@ -477,16 +473,181 @@ impl Gateway {
                 e => e,
             })?;
         let (verdict, answer) = &done.value;
-        let code = match verdict {
-            Verdict::Bound(code) | Verdict::Repeat(Some(code)) => Some(code.expose().to_string()),
-            _ => None,
-        };
-        if let Verdict::Failure | Verdict::Mismatch = verdict {
-            metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback")
-                .increment(1);
-        }
-        answered(*answer, code, id, now)
+        concluded(verdict, *answer, id, now)
     }
+}
+
+/// What a login's proof decided.
+enum Verdict {
+    /// Locked or banned: the link is used, nothing else changes.
+    Refused,
+    Failure,
+    Mismatch,
+    Success,
+    /// A retry of the request that used the link: nothing changes.
+    /// A bound login's retry carries its code again.
+    Repeat(Option<OtpCode>),
+    /// Waiting for the binding code, shown once to the login page.
+    Bound(OtpCode),
+}
+
+/// What proved (or failed to prove) the customer of one link: the login
+/// page's callback, or the team's identity provider.
+struct Proof<'a> {
+    success: bool,
+    customer: &'a Customer,
+    expected: Option<&'a String>,
+    /// How a success authenticates (also once its binding code is typed).
+    method: Method,
+}
+
+impl Gateway {
+    /// The login rules of one unused link `i` given its proof, in the
+    /// contract's order after one-time use: the subject's lock, the
+    /// expected customer (a counted failure), the outcome, the binding;
+    /// the link is used from here on, whatever the verdict
+    /// (docs/api.md#login-callback).
+    fn settle(
+        &self,
+        w: &mut Work<'_>,
+        i: usize,
+        proof: &Proof<'_>,
+        used_by: LinkUse,
+        now: Timestamp,
+    ) -> Result<(Verdict, CallbackAnswer)> {
+        let s = w.settings;
+        let refusal_or = |f: &Failure, otherwise: CallbackAnswer| {
+            f.refusal(now)
+                .as_ref()
+                .and_then(CallbackAnswer::refused)
+                .unwrap_or(otherwise)
+        };
+        let (verdict, answer) = if let Err(e) = w.ensure_clear(now) {
+            let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
+            (Verdict::Refused, answer)
+        } else if proof.success
+            && proof
+                .expected
+                .is_some_and(|exp| proof.customer.get("id") != Some(exp))
+        {
+            let f = w.record_failure(now);
+            w.emit_lockout(&f);
+            (
+                Verdict::Mismatch,
+                refusal_or(&f, CallbackAnswer::CustomerMismatch),
+            )
+        } else if !proof.success {
+            let f = w.record_failure(now);
+            w.emit_lockout(&f);
+            (
+                Verdict::Failure,
+                refusal_or(&f, CallbackAnswer::NotAuthenticated),
+            )
+        } else if s.login_binding == LoginBinding::ChatCode {
+            // Proven on the login page; finished only when the
+            // code it shows is typed into this chat.
+            let (code, answer) = self.open_binding(w, proof.customer.clone(), now);
+            if let Some(b) = w.rec.binding.as_mut() {
+                b.method = proof.method;
+            }
+            (Verdict::Bound(code), answer)
+        } else {
+            w.record_success(now);
+            w.rec
+                .authenticate(proof.method, proof.customer.clone(), now, s);
+            w.announce_authenticated();
+            let expires_at = w.rec.auth_ends_at(s);
+            (
+                Verdict::Success,
+                CallbackAnswer::Authenticated { expires_at },
+            )
+        };
+        // The link is used from the one-time check on, whatever the verdict.
+        if let Some(link) = w.rec.links.get_mut(i) {
+            link.used = true;
+            link.used_by = Some(LinkUse { answer, ..used_by });
+        }
+        Ok((verdict, answer))
+    }
+
+    /// A login proven by the team's identity provider (the ID token is
+    /// valid): the login callback's rules from one-time use on,
+    /// authenticating with method `oidc`.
+    pub(crate) async fn provider_login(
+        self: &Arc<Self>,
+        team: &Team,
+        login: ProvenLogin<'_>,
+        now: Timestamp,
+    ) -> Result<CallbackOutcome> {
+        let ProvenLogin {
+            interaction_id: id,
+            link_id,
+            customer,
+            expected,
+            request,
+        } = login;
+        let proof = Proof {
+            success: true,
+            customer,
+            expected,
+            method: Method::Oidc,
+        };
+        let proof = &proof;
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    let i = w
+                        .rec
+                        .links
+                        .iter()
+                        .position(|l| l.id == link_id && !l.used)
+                        .ok_or(Error::TokenUsed)?;
+                    // Named by `request`, never repeated: no body to compare.
+                    let used_by = LinkUse {
+                        webhook_id: request.to_string(),
+                        answer: CallbackAnswer::NotAuthenticated,
+                        body: None,
+                    };
+                    Ok(Step::Write(self.settle(w, i, proof, used_by, now)?))
+                })
+            })
+            .await
+            .map_err(|e| match e {
+                Error::NotFound(_) => Error::TokenUsed,
+                e => e,
+            })?;
+        let (verdict, answer) = &done.value;
+        concluded(verdict, *answer, id, now)
+    }
+}
+
+/// Whom the team's identity provider proved, for which link.
+pub(crate) struct ProvenLogin<'a> {
+    pub interaction_id: Uuid,
+    pub link_id: Uuid,
+    pub customer: &'a Customer,
+    /// The link's `expected_customer`.
+    pub expected: Option<&'a String>,
+    /// Names this login in the link's record (never repeated: a second
+    /// login with the link is 409 `token_used`).
+    pub request: &'a str,
+}
+
+/// A settled login's answer, counted in the metrics when it failed.
+fn concluded(
+    verdict: &Verdict,
+    answer: CallbackAnswer,
+    interaction_id: Uuid,
+    now: Timestamp,
+) -> Result<CallbackOutcome> {
+    let code = match verdict {
+        Verdict::Bound(code) | Verdict::Repeat(Some(code)) => Some(code.expose().to_string()),
+        _ => None,
+    };
+    if let Verdict::Failure | Verdict::Mismatch = verdict {
+        metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback").increment(1);
+    }
+    answered(answer, code, interaction_id, now)
 }
 
 /// `Pepper` purpose of the digest of a callback's body.

@@ -11,6 +11,7 @@ mod challenges;
 mod expiry;
 mod interactions;
 mod login;
+mod oidc;
 mod outbox;
 mod recognition;
 mod record_locks;
@@ -28,7 +29,10 @@ pub use assurance::{AssuranceAsk, AssuranceView};
 pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
-pub use login::{Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget};
+pub use login::{
+    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink, ShortLinkTarget,
+};
+pub use oidc::{ProviderAnswer, ProviderRefusal, ProviderStart};
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
@@ -51,6 +55,8 @@ pub struct Gateway {
     pub events: Publisher,
     pub pepper: Pepper,
     pub outbox: Outbox,
+    /// The teams' identity providers: discovery documents and key sets, cached.
+    pub oidc: crate::oidc::Providers,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
     pub draining: std::sync::atomic::AtomicBool,
     /// Queues the units of work of one interaction, each handing the
@@ -97,6 +103,7 @@ impl Gateway {
             events,
             pepper,
             outbox: Outbox::new(),
+            oidc: crate::oidc::Providers::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             record_locks: record_locks::RecordLocks::default(),
             recognition_keys: crate::store::redis::companions::Companions::new(),

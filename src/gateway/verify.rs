@@ -80,8 +80,8 @@ impl Gateway {
                                     (None, ChallengeMethod::Pin) => {
                                         (Method::Pin, self.customer_for(&w.rec, now, s), now)
                                     }
-                                    // A bound login: the customer the login page
-                                    // proved, authenticated since the callback.
+                                    // A bound login: the customer the login proved, by
+                                    // its method, authenticated since the callback.
                                     (None, ChallengeMethod::Binding) => {
                                         let binding = w
                                             .rec
@@ -90,7 +90,7 @@ impl Gateway {
                                             .filter(|b| b.challenge_id == cid)
                                             .ok_or(Error::ChallengeExpired)?;
                                         let since = binding.proven_at.unwrap_or(now);
-                                        (Method::LoginLink, binding.customer, since)
+                                        (binding.method, binding.customer, since)
                                     }
                                 };
                                 if let Some(p) = &pending {

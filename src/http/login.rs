@@ -23,7 +23,8 @@ use crate::domain::input;
 use crate::domain::interaction::Customer;
 use crate::error::{Error, Result};
 use crate::gateway::{
-    Callback, CallbackOutcome, IssuedLink, LinkRequest, ShortLinkTarget, SignatureHeaders,
+    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ShortLinkTarget,
+    SignatureHeaders,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -43,6 +44,16 @@ pub enum Stage {
     PreChat,
 }
 
+/// `login_page` (default: the team's login page posts the signed callback)
+/// or `oidc` (the team's identity provider; the team needs `[oidc]`).
+#[derive(utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum Provider {
+    LoginPage,
+    Oidc,
+}
+
 /// `POST /v1/interactions/{id}/login-links` body; every member optional.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,16 +69,26 @@ pub struct LinkBody {
     pub expected_customer: Option<String>,
     /// Send the `login_link` template into the chat (default false).
     pub deliver: Option<bool>,
+    /// Who runs the login; `oidc` answers `token: null` and both URLs short.
+    #[schema(value_type = Option<Provider>)]
+    pub provider: Option<String>,
 }
 
-impl From<LinkBody> for LinkRequest {
-    fn from(b: LinkBody) -> Self {
-        LinkRequest {
+impl TryFrom<LinkBody> for LinkRequest {
+    type Error = Error;
+    fn try_from(b: LinkBody) -> Result<Self> {
+        let provider = match b.provider.as_deref() {
+            None | Some("login_page") => LinkProvider::LoginPage,
+            Some("oidc") => LinkProvider::Oidc,
+            Some(_) => return Err(Error::invalid("provider", "must be login_page or oidc")),
+        };
+        Ok(LinkRequest {
             stage: b.stage,
             scope: b.scope,
             expected_customer: b.expected_customer,
             deliver: b.deliver,
-        }
+            provider,
+        })
     }
 }
 
@@ -90,7 +111,7 @@ async fn issue_link(
         Some(bytes) => parse_json(&bytes)?,
         None => LinkBody::default(),
     };
-    let body = LinkRequest::from(body);
+    let body = LinkRequest::try_from(body)?;
     Ok((
         StatusCode::CREATED,
         Json(st.gateway.issue_link(team, id, body, now).await?),
@@ -262,12 +283,16 @@ async fn callback(
 #[utoipa::path(get, path = "/l/{code}", tag = "login", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a short URL")),
     responses(
-        (status = 302, description = "to the login page",
-         headers(("Location" = String, description = "the full login URL"))),
+        (status = 302, description = "to the login page; for an `oidc` link, to the team's identity provider \
+         (with `state`, `nonce` and a PKCE S256 challenge) and a cookie tying that state to this browser",
+         headers(("Location" = String, description = "the full login URL, or the provider's authorization request"),
+                 ("Set-Cookie" = String, description = "`oidc` links only: HttpOnly, SameSite=Lax, Path=/oidc/"))),
         (status = 404, description = "`not_found`: a code that was never issued (a page \"We don't know this link\" when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 410, description = "`token_expired`: the link has expired or was already used (a page saying which when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 502, description = "`oidc` links: the identity provider cannot be reached (a page)",
+         content((String = "text/html"))),
         (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn short_link(
@@ -282,6 +307,7 @@ async fn short_link(
     };
     let html = pages::wants_html(&headers);
     match target {
+        Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {
             let mut res = Redirect::to(&url).into_response();
             *res.status_mut() = StatusCode::FOUND;

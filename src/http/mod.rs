@@ -13,6 +13,7 @@ mod interactions;
 mod json;
 mod login;
 mod observe;
+mod oidc;
 mod openapi;
 mod ops;
 mod pages;
@@ -71,6 +72,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(interactions::router())
         .merge(login::router())
+        .merge(oidc::router())
         .merge(assertion::router())
         .merge(assurance::router())
         .merge(forget::router())
@@ -161,7 +163,8 @@ async fn method_not_allowed() -> Response {
 ///   the 413, the 503 and the 500.
 pub(super) async fn guard(req: Request, next: Next) -> Response {
     let path = req.uri().path();
-    let sensitive = path.starts_with("/v1/") || path.starts_with("/l/");
+    let sensitive =
+        path.starts_with("/v1/") || path.starts_with("/l/") || path.starts_with("/oidc/");
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -1,5 +1,6 @@
 //! The HTML pages the gateway itself shows a customer (a short link that is
-//! unknown, expired or used, or cannot be checked right now): small,
+//! unknown, expired or used, or cannot be checked right now; the end of a
+//! login at the team's identity provider, `oidc.rs`): small,
 //! mobile-first, accessible, in the visitor's words. They echo nothing the
 //! visitor sent and load nothing: their one stylesheet is inline, allowed by
 //! its hash in the page CSP ([`super::PAGE_CSP`]).
@@ -87,12 +88,28 @@ p{margin:0;color:var(--muted)}";
 /// The page as a complete answer (the security headers are added by the
 /// router's middleware: CSP, no framing, no referrer, `no-store`).
 pub fn render(page: &Page) -> Response {
+    render_with(page, None)
+}
+
+/// The page with one more line in bold: a binding code for the customer to
+/// type into the chat (digits only; anything else is left out).
+pub fn render_code(page: &Page, code: &str) -> Response {
+    render_with(
+        page,
+        code.bytes().all(|b| b.is_ascii_digit()).then_some(code),
+    )
+}
+
+fn render_with(page: &Page, code: Option<&str>) -> Response {
+    let code = code
+        .map(|c| format!("<p><strong>{c}</strong></p>\n"))
+        .unwrap_or_default();
     let html = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
-         <p>{advice}</p>\n</main>\n</body>\n</html>\n",
+         <p>{advice}</p>\n{code}</main>\n</body>\n</html>\n",
         title = page.title,
         heading = page.heading,
         advice = page.advice,
@@ -123,6 +140,17 @@ mod tests {
             super::super::PAGE_CSP.contains(&want),
             "PAGE_CSP must carry {want}"
         );
+    }
+
+    #[test]
+    fn a_code_page_shows_digits_only() {
+        let text = |res: Response| {
+            let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
+            String::from_utf8(b.unwrap().to_vec()).unwrap()
+        };
+        assert!(text(render_code(&USED_LINK, "482913")).contains("<strong>482913</strong>"));
+        let html = text(render_code(&USED_LINK, "<script>"));
+        assert!(!html.contains("<strong>") && !html.contains("<script>"));
     }
 
     #[test]

@@ -90,6 +90,12 @@ pub fn short_link(code: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "l:", &[code])
 }
 
+/// A login started at a team's identity provider, by its `state` (hashed).
+/// Not team-scoped: the state is all the provider's answer carries.
+pub fn oidc_state(state: &str) -> String {
+    with_digest(String::with_capacity(2 + DIGEST) + "o:", &[state])
+}
+
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,
 /// with its answer: a replay or retry gets that answer and changes nothing.
 pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {

@@ -61,7 +61,7 @@ pub(super) fn describe_and_register() {
             }
         }
     }
-    for method in ["login_link", "pre_chat", "otp", "pin"] {
+    for method in ["login_link", "oidc", "pre_chat", "otp", "pin"] {
         metrics::counter!("chatgate_authentications_total", "method" => method).increment(0);
     }
     for kind in ["login_callback", "assertion", "challenge"] {

@@ -6,6 +6,7 @@
 mod demo;
 mod driver;
 mod lists;
+mod oidc;
 mod origins;
 mod proxy;
 mod recognized;

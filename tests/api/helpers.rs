@@ -51,6 +51,9 @@ pub struct Setup {
     /// Channels (of the files written, e.g. `"sms"`) the globex team has
     /// besides `webchat`.
     pub globex_channels: Vec<String>,
+    /// `server.public_url` (default `http://gateway.test`), for a browser
+    /// that must follow the gateway's own links.
+    pub public_url: Option<String>,
 }
 
 /// The secrets of a test config.
@@ -194,7 +197,7 @@ fn write_config(
     let system = format!(
         r#"[server]
 listen = "127.0.0.1:0"
-public_url = "http://gateway.test"
+public_url = "{public_url}"
 issuer = "chatgate-test"
 pepper = "test-pepper-0123456789abcdef"
 {server}
@@ -216,6 +219,7 @@ key_prefix = "{prefix}"
         },
         defaults = setup.defaults,
         cluster_nodes = setup.cluster_nodes,
+        public_url = setup.public_url.as_deref().unwrap_or("http://gateway.test"),
     );
     std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
     let mut acme_channels = vec!["webchat".to_string(), "sms".to_string()];

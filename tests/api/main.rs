@@ -21,6 +21,8 @@ mod integrity;
 mod login_flow;
 mod logs;
 mod metrics;
+mod oidc;
+mod oidc_provider;
 mod openapi;
 mod outbox;
 mod pages;

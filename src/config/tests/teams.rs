@@ -299,3 +299,62 @@ fn team_files_are_interpolated_too() {
         [0x11; 32]
     );
 }
+
+#[test]
+fn an_oidc_section_is_checked_key_by_key() {
+    let section = |body: &str| format!("\n[oidc]\n{body}\n");
+    let ok = "issuer = \"https://id.acme.example/realms/retail\"\nclient_id = \"chatgate\"\nclient_secret = \"s3cret\"";
+    let fx = Fixture::new();
+    fx.append(
+        ACME,
+        &section(&format!("{ok}\nmax_age = \"5m\"\nacr_values = [\"gold\"]")),
+    );
+    let config = fx.load().unwrap();
+    let oidc = config.teams["acme"].oidc.as_ref().unwrap();
+    assert_eq!(oidc.scopes, ["openid"]);
+    assert_eq!(oidc.customer_claim, "sub");
+    assert_eq!(oidc.max_age, Some(std::time::Duration::from_secs(300)));
+    assert!(config.teams["globex"].oidc.is_none());
+
+    for (body, key, problem) in [
+        (
+            "client_id = \"c\"\nclient_secret = \"s\"",
+            "oidc.issuer",
+            "required but missing",
+        ),
+        (
+            "issuer = \"http://id.acme.example\"\nclient_id = \"c\"\nclient_secret = \"s\"",
+            "oidc.issuer",
+            "must be https",
+        ),
+        (
+            "issuer = \"https://id.acme.example\"\nclient_secret = \"s\"",
+            "oidc.client_id",
+            "required but missing",
+        ),
+        (
+            "issuer = \"https://id.acme.example\"\nclient_id = \"\"\nclient_secret = \"s\"",
+            "oidc.client_id",
+            "must not be empty",
+        ),
+        (
+            "issuer = \"https://id.acme.example\"\nclient_id = \"c\"",
+            "oidc.client_secret",
+            "required but missing",
+        ),
+        (
+            &format!("{ok}\nscopes = [\"open id\"]"),
+            "oidc.scopes[0]",
+            "scope name",
+        ),
+        (
+            &format!("{ok}\nprompt = \"login\""),
+            "oidc.prompt",
+            "unknown key",
+        ),
+    ] {
+        let fx = Fixture::new();
+        fx.append(ACME, &section(body));
+        fx.expect_err(ACME, key, problem);
+    }
+}

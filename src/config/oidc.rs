@@ -1,0 +1,118 @@
+//! A team's `[oidc]` section: its OpenID Connect provider, checked at start
+//! so that a bad value stops the gateway with the key named.
+use secrecy::SecretString;
+use url::{Host, Url};
+
+use super::de::from_table;
+use super::files::OidcEntry;
+use super::{ConfigError, OidcConfig};
+
+pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, ConfigError> {
+    let err = |key: &str, problem: &str| ConfigError::new(file, format!("oidc.{key}"), problem);
+    let raw: OidcEntry = from_table(table, file, "oidc")?;
+    issuer_problem(&raw.issuer).map_or(Ok(()), |p| Err(err("issuer", p)))?;
+    if raw.client_id.trim().is_empty() {
+        return Err(err("client_id", "must not be empty"));
+    }
+    if raw.client_secret.is_empty() {
+        return Err(err("client_secret", "must not be empty"));
+    }
+    let mut scopes = vec!["openid".to_string()];
+    for (i, scope) in raw.scopes.iter().enumerate() {
+        if !is_token(scope) {
+            return Err(err(
+                &format!("scopes[{i}]"),
+                "must be a scope name (printable ASCII, no space, quote or backslash)",
+            ));
+        }
+        if !scopes.contains(scope) {
+            scopes.push(scope.clone());
+        }
+    }
+    if raw.customer_claim.trim().is_empty() {
+        return Err(err("customer_claim", "must not be empty"));
+    }
+    for (i, acr) in raw.acr_values.iter().enumerate() {
+        if !is_token(acr) {
+            return Err(err(
+                &format!("acr_values[{i}]"),
+                "must be an acr value (printable ASCII, no space, quote or backslash)",
+            ));
+        }
+    }
+    Ok(OidcConfig {
+        issuer: raw.issuer,
+        client_id: raw.client_id,
+        client_secret: SecretString::from(raw.client_secret),
+        scopes,
+        customer_claim: raw.customer_claim,
+        max_age: raw.max_age.enabled(),
+        acr_values: raw.acr_values,
+    })
+}
+
+/// Why `issuer` cannot be a provider's issuer: it must be an `https` URL
+/// (or `http` on a loopback address, for a provider on the same machine)
+/// without query, fragment or credentials.
+fn issuer_problem(issuer: &str) -> Option<&'static str> {
+    let Ok(url) = Url::parse(issuer) else {
+        return Some("is not an absolute https URL");
+    };
+    let loopback = match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Some("is not an absolute https URL"),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        "http" => return Some("must be https (http only on a loopback address)"),
+        _ => return Some("is not an absolute https URL"),
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Some("must not have a query or fragment");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Some("must not carry credentials");
+    }
+    None
+}
+
+/// A scope or acr value as RFC 6749 writes them (`NQCHAR`).
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuers_are_https_or_loopback_http() {
+        assert_eq!(
+            issuer_problem("https://id.acme.example/realms/retail"),
+            None
+        );
+        assert_eq!(issuer_problem("http://127.0.0.1:8081"), None);
+        assert_eq!(issuer_problem("http://[::1]:8081/x"), None);
+        assert_eq!(issuer_problem("http://localhost:9000"), None);
+        assert!(issuer_problem("http://id.acme.example").is_some());
+        assert!(issuer_problem("http://10.0.0.1").is_some());
+        assert!(issuer_problem("ftp://id.acme.example").is_some());
+        assert!(issuer_problem("id.acme.example").is_some());
+        assert!(issuer_problem("https://id.acme.example/?x=1").is_some());
+        assert!(issuer_problem("https://u:p@id.acme.example/").is_some());
+    }
+
+    #[test]
+    fn scopes_and_acr_values_are_tokens() {
+        assert!(is_token("openid"));
+        assert!(is_token("urn:mace:incommon:iap:silver"));
+        assert!(!is_token("a b"));
+        assert!(!is_token("a\"b"));
+        assert!(!is_token(""));
+    }
+}

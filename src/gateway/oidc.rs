@@ -1,0 +1,259 @@
+//! Hosted login with the team's identity provider
+//! (docs/api.md#hosted-login-openid-connect): starting a login from a
+//! short link, and finishing it when the provider sends the browser back.
+//! A valid ID token then runs the login callback's rules
+//! ([`Gateway::provider_login`]); every refusal before that uses nothing up.
+use std::sync::Arc;
+
+use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
+use super::records::put;
+use super::Gateway;
+use crate::config::{OidcConfig, Team};
+use crate::domain::input;
+use crate::domain::interaction::Customer;
+use crate::error::Error;
+use crate::oidc::flow::{self, Started, STATE_TTL};
+use crate::oidc::{id_token, OidcError};
+use crate::store::{keys, Commit, Op};
+use crate::time::Timestamp;
+
+/// Why a provider login stopped: the provider's side (its own statuses) or
+/// the login rules and the store (the API's errors).
+#[derive(Debug)]
+pub enum ProviderRefusal {
+    Oidc(OidcError),
+    Login(Error),
+}
+
+impl From<OidcError> for ProviderRefusal {
+    fn from(e: OidcError) -> Self {
+        ProviderRefusal::Oidc(e)
+    }
+}
+
+impl From<crate::store::StoreError> for ProviderRefusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        ProviderRefusal::Login(e.into())
+    }
+}
+
+impl From<Error> for ProviderRefusal {
+    fn from(e: Error) -> Self {
+        ProviderRefusal::Login(e)
+    }
+}
+
+/// A started login: where the browser goes, and the secret its cookie keeps.
+#[derive(Debug)]
+pub struct ProviderStart {
+    pub location: String,
+    pub browser_secret: String,
+}
+
+/// What the provider sent back in the browser's query.
+#[derive(Debug, Default)]
+pub struct ProviderAnswer {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub iss: Option<String>,
+}
+
+impl Gateway {
+    /// Where the provider sends the browser back.
+    fn redirect_uri(&self) -> String {
+        format!("{}/oidc/callback", self.config.server.public_url)
+    }
+
+    fn provider_of(&self, team: &str) -> Result<(&Team, &OidcConfig), ProviderRefusal> {
+        let team = self.config.team(team).ok_or(Error::TokenExpired)?;
+        // A team whose [oidc] was removed since: its links lead nowhere.
+        let oidc = team.oidc.as_ref().ok_or(Error::TokenExpired)?;
+        Ok((team, oidc))
+    }
+
+    /// `GET /l/{code}` of a live identity-provider link: a fresh state,
+    /// nonce and PKCE verifier, kept [`STATE_TTL`]; nothing is used up.
+    pub async fn start_provider_login(
+        &self,
+        link: &ProviderLink,
+        now: Timestamp,
+    ) -> Result<ProviderStart, ProviderRefusal> {
+        let (team, oidc) = self.provider_of(&link.team)?;
+        let meta = self
+            .oidc
+            .metadata(oidc, now)
+            .await
+            .inspect_err(|e| logged(team, e))?;
+        let (state, browser_secret) = (flow::random_value(), flow::random_value());
+        let started = Started {
+            team: team.id.clone(),
+            interaction_id: link.interaction_id,
+            link_id: link.link_id,
+            expected_customer: link.expected_customer.clone(),
+            nonce: flow::random_value(),
+            verifier: flow::random_value(),
+            browser: flow::digest(&browser_secret),
+            started_at: now,
+        };
+        let op = put(&keys::oidc_state(&state), 0, &started, Some(STATE_TTL))?;
+        if self.store.commit(vec![op]).await? != Commit::Applied {
+            return Err(Error::Internal.into()); // a 256-bit state collided
+        }
+        let location = flow::authorization_url(
+            &meta.authorization_endpoint,
+            oidc,
+            &self.redirect_uri(),
+            &state,
+            &started.nonce,
+            &started.verifier,
+            link.expected_customer.as_deref(),
+        );
+        Ok(ProviderStart {
+            location,
+            browser_secret,
+        })
+    }
+
+    /// `GET /oidc/callback`: the state (this browser's, live, unanswered;
+    /// consumed here), the provider's error, its `iss`, the code exchange,
+    /// the ID token; then the login callback's rules.
+    pub async fn finish_provider_login(
+        self: &Arc<Self>,
+        answer: ProviderAnswer,
+        cookie: Option<&str>,
+        now: Timestamp,
+    ) -> Result<CallbackOutcome, ProviderRefusal> {
+        let started = self
+            .take_state(answer.state.as_deref(), cookie, now)
+            .await?;
+        let (team, oidc) = self.provider_of(&started.team)?;
+        let refused = |e: OidcError| {
+            logged(team, &e);
+            ProviderRefusal::Oidc(e)
+        };
+        if answer.error.is_some() {
+            return Err(refused(OidcError::Cancelled));
+        }
+        let meta = self.oidc.metadata(oidc, now).await.map_err(refused)?;
+        // RFC 9207: an answer naming another issuer, or none from a
+        // provider that always names itself, may come from another provider.
+        match answer.iss.as_deref() {
+            Some(iss) if iss != oidc.issuer => return Err(refused(OidcError::WrongIssuer)),
+            None if meta.authorization_response_iss_parameter_supported => {
+                return Err(refused(OidcError::WrongIssuer))
+            }
+            _ => {}
+        }
+        let code = answer
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| refused(OidcError::BadState("no code")))?;
+        let token = self
+            .oidc
+            .exchange(oidc, &meta, code, &self.redirect_uri(), &started.verifier)
+            .await
+            .map_err(refused)?;
+        let (alg, kid) = id_token::header(&token).map_err(refused)?;
+        let jwk = self
+            .oidc
+            .key(oidc, &meta, &kid, now)
+            .await
+            .map_err(refused)?;
+        let claims = id_token::verify_signature(&token, &jwk, alg).map_err(refused)?;
+        let expect = id_token::Expect {
+            issuer: &oidc.issuer,
+            client_id: &oidc.client_id,
+            nonce: &started.nonce,
+            max_age: oidc.max_age,
+            acr_values: &oidc.acr_values,
+            customer_claim: &oidc.customer_claim,
+        };
+        let proven = id_token::check_claims(&claims, &expect, now).map_err(refused)?;
+        let customer = customer(proven).map_err(refused)?;
+        let request = format!("oidc:{}", flow::digest(&started.nonce));
+        Ok(self
+            .provider_login(
+                team,
+                ProvenLogin {
+                    interaction_id: started.interaction_id,
+                    link_id: started.link_id,
+                    customer: &customer,
+                    expected: started.expected_customer.as_ref(),
+                    request: &request,
+                },
+                now,
+            )
+            .await?)
+    }
+
+    /// The started login the answer's state names, if it is this browser's
+    /// and still live; consumed, so that it answers once.
+    async fn take_state(
+        &self,
+        state: Option<&str>,
+        cookie: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Started, ProviderRefusal> {
+        let state = state
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .ok_or(OidcError::BadState("no state"))?;
+        let key = keys::oidc_state(state);
+        let read = self
+            .store
+            .get(std::slice::from_ref(&key))
+            .await
+            .map_err(Error::from)?
+            .pop()
+            .flatten()
+            .ok_or(OidcError::BadState("unknown or answered"))?;
+        let started: Started =
+            serde_json::from_str(&read.value).map_err(|_| OidcError::BadState("unreadable"))?;
+        if !started.live(now) {
+            return Err(OidcError::BadState("older than 10 minutes").into());
+        }
+        // Checked before it is consumed: another browser cannot spend it.
+        if !started.same_browser(cookie) {
+            return Err(OidcError::BadState("not this browser's").into());
+        }
+        let consume = Op::Delete {
+            key,
+            expected: read.version,
+        };
+        match self
+            .store
+            .commit(vec![consume])
+            .await
+            .map_err(Error::from)?
+        {
+            Commit::Applied => Ok(started),
+            Commit::Conflict { .. } => Err(OidcError::BadState("answered").into()),
+        }
+    }
+}
+
+/// The customer a valid ID token proves: `id` under the identifier rules,
+/// `name` and `email` when present and showable.
+fn customer(proven: id_token::Proven) -> Result<Customer, OidcError> {
+    let id = input::customer_id("customer_claim", &proven.customer_id)
+        .map_err(|_| OidcError::InvalidIdToken("the customer claim breaks the identifier rules"))?;
+    let mut customer = Customer::new();
+    customer.insert("id".into(), id);
+    for (name, value) in [("name", proven.name), ("email", proven.email)] {
+        if let Some(Ok((k, v))) = value.map(|v| input::customer_member("customer", name, &v)) {
+            customer.insert(k, v);
+        }
+    }
+    Ok(customer)
+}
+
+/// Each refusal is logged once, with its reason and never a token or code.
+fn logged(team: &Team, e: &OidcError) {
+    match e {
+        OidcError::Provider(_) => {
+            tracing::warn!(team = %team.id, reason = %e, "identity provider login failed")
+        }
+        _ => tracing::info!(team = %team.id, reason = %e, "identity provider login refused"),
+    }
+}

@@ -1,0 +1,152 @@
+//! The authorization-code flow's own values: `state`, `nonce`, the PKCE
+//! verifier and its S256 challenge, the browser secret the cookie carries,
+//! the authorization URL, and what the gateway keeps of a started login
+//! until the provider sends the browser back.
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::config::OidcConfig;
+use crate::time::{stored, Timestamp};
+
+/// How long a started login waits for the provider's answer.
+pub const STATE_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The cookie that ties a state to the browser that started it.
+pub const COOKIE: &str = "chatgate_oidc";
+
+/// 256 random bits, base64url: a `state`, a `nonce`, a PKCE verifier (43
+/// characters, within RFC 7636's 43..128) or a browser secret.
+pub fn random_value() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    B64URL.encode(bytes)
+}
+
+/// The PKCE `code_challenge` of `verifier` (method S256).
+pub fn s256(verifier: &str) -> String {
+    B64URL.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+/// Hex SHA-256: how a state names its record and how a browser secret is
+/// kept (neither is stored as sent).
+pub fn digest(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// A login started by `GET /l/{code}`, kept under the digest of its `state`
+/// for [`STATE_TTL`] and consumed by the first answer that carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    #[serde(rename = "t")]
+    pub team: String,
+    #[serde(rename = "i")]
+    pub interaction_id: Uuid,
+    #[serde(rename = "l")]
+    pub link_id: Uuid,
+    #[serde(rename = "ec", default, skip_serializing_if = "Option::is_none")]
+    pub expected_customer: Option<String>,
+    #[serde(rename = "n")]
+    pub nonce: String,
+    #[serde(rename = "v")]
+    pub verifier: String,
+    /// Digest of the browser secret the cookie holds.
+    #[serde(rename = "b")]
+    pub browser: String,
+    #[serde(rename = "at", with = "stored")]
+    pub started_at: Timestamp,
+}
+
+impl Started {
+    /// Whether the cookie's secret is the one this login was started with
+    /// (compared in constant time).
+    pub fn same_browser(&self, cookie: Option<&str>) -> bool {
+        cookie.is_some_and(|c| bool::from(digest(c).as_bytes().ct_eq(self.browser.as_bytes())))
+    }
+
+    /// Whether it is still within [`STATE_TTL`] at `now` (a `now` a little
+    /// before the start is another instance's clock, not a stale state).
+    pub fn live(&self, now: Timestamp) -> bool {
+        now.since(self.started_at) < STATE_TTL
+    }
+}
+
+/// The authorization request's URL: `endpoint` with the flow's parameters.
+pub fn authorization_url(
+    endpoint: &url::Url,
+    oidc: &OidcConfig,
+    redirect_uri: &str,
+    state: &str,
+    nonce: &str,
+    verifier: &str,
+    login_hint: Option<&str>,
+) -> String {
+    let mut url = endpoint.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        q.append_pair("response_type", "code")
+            .append_pair("client_id", &oidc.client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", &oidc.scopes.join(" "))
+            .append_pair("state", state)
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &s256(verifier))
+            .append_pair("code_challenge_method", "S256");
+        if let Some(max_age) = oidc.max_age {
+            q.append_pair("max_age", &max_age.as_secs().to_string());
+        }
+        if !oidc.acr_values.is_empty() {
+            q.append_pair("acr_values", &oidc.acr_values.join(" "));
+        }
+        if let Some(hint) = login_hint {
+            q.append_pair("login_hint", hint);
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_is_rfc_7636s_example() {
+        // RFC 7636, appendix B.
+        assert_eq!(
+            s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+
+    #[test]
+    fn random_values_carry_256_bits_and_differ() {
+        let (a, b) = (random_value(), random_value());
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn only_the_starting_browser_and_only_for_ten_minutes() {
+        let t0 = Timestamp::from_unix_seconds(1_795_000_000);
+        let s = Started {
+            team: "acme".into(),
+            interaction_id: Uuid::nil(),
+            link_id: Uuid::nil(),
+            expected_customer: None,
+            nonce: "n".into(),
+            verifier: "v".into(),
+            browser: digest("secret"),
+            started_at: t0,
+        };
+        assert!(s.same_browser(Some("secret")));
+        assert!(!s.same_browser(Some("other")));
+        assert!(!s.same_browser(None));
+        assert!(s.live(Timestamp::from_unix_seconds(1_795_000_599)));
+        assert!(s.live(Timestamp::from_unix_seconds(1_794_999_999)));
+        assert!(!s.live(Timestamp::from_unix_seconds(1_795_000_600)));
+    }
+}

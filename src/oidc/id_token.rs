@@ -1,0 +1,261 @@
+//! The ID token checks of OpenID Connect Core 3.1.3.7, as plain functions:
+//! the header (an allow-list of asymmetric algorithms, a `kid`), the
+//! signature (by `jsonwebtoken` with a key of the provider's set), then the
+//! claims against what this login expects. Time is a parameter: the
+//! library's own clock is never used.
+use std::time::Duration;
+
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+
+use super::OidcError;
+use crate::time::Timestamp;
+
+/// Clock skew allowed on `exp`, `iat` and `auth_time`, in seconds.
+pub const LEEWAY_SECS: i64 = 60;
+
+/// The only algorithms an ID token may be signed with: never `none`, never
+/// HMAC (whose key would be the client secret, known to the provider's
+/// other clients' operators and to anyone who leaks the config).
+pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256];
+
+/// What one login expects of its ID token.
+#[derive(Debug, Clone, Copy)]
+pub struct Expect<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    /// The `nonce` sent in the authorization request.
+    pub nonce: &'a str,
+    pub max_age: Option<Duration>,
+    /// Not empty: `acr` must be one of them.
+    pub acr_values: &'a [String],
+    /// The string claim that names the customer.
+    pub customer_claim: &'a str,
+}
+
+/// Whom a valid ID token proves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Proven {
+    /// The `customer_claim`'s value, as sent (its identifier rules are the
+    /// gateway's, checked where the customer is built).
+    pub customer_id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+fn invalid(reason: &'static str) -> OidcError {
+    OidcError::InvalidIdToken(reason)
+}
+
+/// The algorithm and `kid` of a token's header, if the algorithm is allowed.
+/// `alg: none` and unknown algorithms do not parse at all.
+pub fn header(token: &str) -> Result<(Algorithm, String), OidcError> {
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| invalid("malformed header or an algorithm that is not allowed"))?;
+    if !ALGORITHMS.contains(&header.alg) {
+        return Err(invalid("an algorithm that is not allowed"));
+    }
+    if header.crit.is_some() {
+        return Err(invalid("a critical header extension"));
+    }
+    let kid = header.kid.ok_or(invalid("no kid"))?;
+    Ok((header.alg, kid))
+}
+
+/// The claims of `token` if `jwk` (the key its `kid` named) signed it with
+/// `alg`. A key meant for encryption, or for another algorithm, is refused.
+pub fn verify_signature(
+    token: &str,
+    jwk: &Jwk,
+    alg: Algorithm,
+) -> Result<Map<String, Value>, OidcError> {
+    if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
+        return Err(invalid("the key is not a signing key"));
+    }
+    if let Some(key_alg) = jwk.common.key_algorithm {
+        if key_algorithm(alg) != key_alg {
+            return Err(invalid("the key is for another algorithm"));
+        }
+    }
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("unusable key"))?;
+    let mut validation = Validation::new(alg);
+    // Every claim is checked by `check_claims`, with the caller's clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| invalid("bad signature"))
+}
+
+fn key_algorithm(alg: Algorithm) -> KeyAlgorithm {
+    match alg {
+        Algorithm::PS256 => KeyAlgorithm::PS256,
+        Algorithm::ES256 => KeyAlgorithm::ES256,
+        _ => KeyAlgorithm::RS256,
+    }
+}
+
+/// The claim checks, in the order of OpenID Connect Core 3.1.3.7.
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    expect: &Expect<'_>,
+    now: Timestamp,
+) -> Result<Proven, OidcError> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+    if text("iss") != Some(expect.issuer) {
+        return Err(invalid("wrong iss"));
+    }
+    let audiences: Vec<&str> = match claims.get("aud") {
+        Some(Value::String(a)) => vec![a.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => return Err(invalid("no aud")),
+    };
+    if !audiences.contains(&expect.client_id) {
+        return Err(invalid("wrong aud"));
+    }
+    let azp = text("azp");
+    if (audiences.len() > 1 || claims.get("azp").is_some()) && azp != Some(expect.client_id) {
+        return Err(invalid("wrong or missing azp"));
+    }
+    let now_s = now.unix_seconds();
+    let exp = number("exp").ok_or(invalid("no exp"))?;
+    if now_s >= exp.saturating_add(LEEWAY_SECS) {
+        return Err(invalid("expired"));
+    }
+    let iat = number("iat").ok_or(invalid("no iat"))?;
+    if iat > now_s.saturating_add(LEEWAY_SECS) {
+        return Err(invalid("issued in the future"));
+    }
+    let nonce_ok = text("nonce").is_some_and(|n| {
+        use subtle::ConstantTimeEq;
+        bool::from(n.as_bytes().ct_eq(expect.nonce.as_bytes()))
+    });
+    if !nonce_ok {
+        return Err(invalid("wrong or missing nonce"));
+    }
+    if !expect.acr_values.is_empty()
+        && !text("acr").is_some_and(|acr| expect.acr_values.iter().any(|v| v == acr))
+    {
+        return Err(invalid("acr not one of acr_values"));
+    }
+    if let Some(max_age) = expect.max_age {
+        let auth_time = number("auth_time").ok_or(invalid("no auth_time"))?;
+        let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        if now_s
+            > auth_time
+                .saturating_add(max_age)
+                .saturating_add(LEEWAY_SECS)
+        {
+            return Err(invalid("auth_time older than max_age"));
+        }
+    }
+    let customer_id = text(expect.customer_claim)
+        .ok_or(invalid("the customer claim is missing or not a string"))?
+        .to_string();
+    Ok(Proven {
+        customer_id,
+        name: text("name").map(str::to_string),
+        email: text("email").map(str::to_string),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000;
+
+    fn expect<'a>(acr: &'a [String]) -> Expect<'a> {
+        Expect {
+            issuer: "https://id.example",
+            client_id: "chatgate",
+            nonce: "n-1",
+            max_age: Some(Duration::from_secs(300)),
+            acr_values: acr,
+            customer_claim: "sub",
+        }
+    }
+
+    fn claims(change: Value) -> Map<String, Value> {
+        let mut c = json!({"iss": "https://id.example", "aud": "chatgate", "sub": "cust-42",
+            "exp": NOW + 300, "iat": NOW, "nonce": "n-1", "auth_time": NOW - 10, "acr": "gold",
+            "name": "Ada"});
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c.as_object().unwrap().clone()
+    }
+
+    fn check(change: Value) -> Result<Proven, OidcError> {
+        let acr = ["gold".to_string()];
+        check_claims(
+            &claims(change),
+            &expect(&acr),
+            Timestamp::from_unix_seconds(NOW),
+        )
+    }
+
+    #[test]
+    fn a_valid_token_proves_its_customer() {
+        let p = check(json!({})).unwrap();
+        assert_eq!(p.customer_id, "cust-42");
+        assert_eq!(p.name.as_deref(), Some("Ada"));
+        assert_eq!(p.email, None);
+        assert!(check(json!({"aud": ["chatgate", "other"], "azp": "chatgate"})).is_ok());
+        assert!(check(json!({"exp": NOW - 59})).is_ok(), "60 s leeway");
+    }
+
+    #[test]
+    fn each_claim_rule_refuses_its_case() {
+        for (case, change) in [
+            ("iss", json!({"iss": "https://evil.example"})),
+            ("no aud", json!({"aud": null})),
+            ("aud", json!({"aud": "other"})),
+            ("several aud, no azp", json!({"aud": ["chatgate", "other"]})),
+            ("azp", json!({"aud": ["chatgate", "other"], "azp": "other"})),
+            ("single aud, foreign azp", json!({"azp": "other"})),
+            ("exp", json!({"exp": NOW - 61})),
+            ("no exp", json!({"exp": null})),
+            ("iat future", json!({"iat": NOW + 120})),
+            ("nonce", json!({"nonce": "n-2"})),
+            ("no nonce", json!({"nonce": null})),
+            ("acr", json!({"acr": "bronze"})),
+            ("no acr", json!({"acr": null})),
+            ("auth_time", json!({"auth_time": NOW - 400})),
+            ("no auth_time", json!({"auth_time": null})),
+            ("customer claim not a string", json!({"sub": 42})),
+        ] {
+            assert!(
+                matches!(check(change), Err(OidcError::InvalidIdToken(_))),
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_asymmetric_algorithms_with_a_kid_pass_the_header() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+        use base64::Engine;
+        let token = |h: Value| format!("{}.e30.c2ln", B64.encode(h.to_string()));
+        assert!(header(&token(json!({"alg": "RS256", "kid": "k"}))).is_ok());
+        assert!(header(&token(json!({"alg": "ES256", "kid": "k"}))).is_ok());
+        for h in [
+            json!({"alg": "none", "kid": "k"}),
+            json!({"alg": "HS256", "kid": "k"}),
+            json!({"alg": "RS512", "kid": "k"}),
+            json!({"alg": "RS256"}),
+        ] {
+            assert!(header(&token(h.clone())).is_err(), "{h}");
+        }
+    }
+}

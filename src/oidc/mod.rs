@@ -1,0 +1,37 @@
+//! Hosted login with a team's OpenID Connect provider
+//! (docs/api.md#hosted-login-openid-connect): the gateway as relying party.
+//!
+//! - [`flow`]: `state`, `nonce`, PKCE S256, the browser cookie's secret, the
+//!   authorization URL, and what is kept of a started login;
+//! - [`provider`]: discovery, the cached key set, the token endpoint;
+//! - [`id_token`]: the ID token checks, as plain functions of `now`.
+//!
+//! The use cases (`gateway::oidc`) join these to the login callback's
+//! rules; the browser's two routes are `http::oidc`'s.
+pub mod flow;
+pub mod id_token;
+pub mod provider;
+
+pub use provider::{Metadata, Providers};
+
+/// Why a login with the provider could not finish. Each is one status of
+/// the customer's page; none carries a token, code or state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidcError {
+    /// 400: the state is unknown, older than 10 minutes, already answered,
+    /// or not this browser's.
+    #[error("unknown, stale, answered or foreign state: {0}")]
+    BadState(&'static str),
+    /// 400: the provider answered with an `error` (the customer cancelled).
+    #[error("the provider answered an error")]
+    Cancelled,
+    /// 400: the answer's `iss` is not the team's provider (mix-up defence).
+    #[error("the answer's iss is not the team's provider")]
+    WrongIssuer,
+    /// 502: the provider could not be reached or refused the exchange.
+    #[error("the provider failed: {0}")]
+    Provider(String),
+    /// 401: the ID token fails a check.
+    #[error("the ID token was refused: {0}")]
+    InvalidIdToken(&'static str),
+}

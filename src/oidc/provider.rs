@@ -1,0 +1,280 @@
+//! The team's provider over HTTP: its discovery document and key set, both
+//! cached, and the token endpoint. Every request has a 5 s limit; a failure
+//! is an [`OidcError::Provider`] whose reason names what failed, never a
+//! token, code or secret.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jsonwebtoken::jwk::Jwk;
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use url::Url;
+
+use super::OidcError;
+use crate::config::OidcConfig;
+use crate::time::Timestamp;
+
+/// Longest wait for the provider, per request.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// A discovery document is fetched again after this long.
+const METADATA_LIFE: Duration = Duration::from_secs(3600);
+/// An unknown `kid` fetches the key set again at once the first time, then
+/// at most this often.
+pub const REFETCH_EVERY: Duration = Duration::from_secs(60);
+
+/// What the gateway uses of `{issuer}/.well-known/openid-configuration`.
+#[derive(Debug, Clone)]
+pub struct Metadata {
+    pub issuer: String,
+    pub authorization_endpoint: Url,
+    pub token_endpoint: Url,
+    pub jwks_uri: Url,
+    /// RFC 9207: the provider adds `iss` to its answers.
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+/// [`Metadata`] as sent.
+#[derive(Deserialize)]
+struct MetadataWire {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    jwks_uri: String,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+
+impl MetadataWire {
+    /// The document, if it is the configured issuer's and names usable endpoints.
+    fn checked(self, issuer: &str) -> Result<Metadata, OidcError> {
+        if self.issuer != issuer {
+            return Err(failed("discovery", "its issuer is not the configured one"));
+        }
+        let endpoint = |name: &str, s: &str| {
+            Url::parse(s)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "https" | "http"))
+                .ok_or_else(|| failed("discovery", format!("{name} is not an http(s) URL")))
+        };
+        Ok(Metadata {
+            authorization_endpoint: endpoint(
+                "authorization_endpoint",
+                &self.authorization_endpoint,
+            )?,
+            token_endpoint: endpoint("token_endpoint", &self.token_endpoint)?,
+            jwks_uri: endpoint("jwks_uri", &self.jwks_uri)?,
+            issuer: self.issuer,
+            authorization_response_iss_parameter_supported: self
+                .authorization_response_iss_parameter_supported,
+        })
+    }
+}
+
+/// One provider's cached documents.
+#[derive(Default)]
+struct Cached {
+    metadata: Option<(Metadata, Timestamp)>,
+    keys: Option<Vec<Jwk>>,
+    /// When an unknown `kid` last fetched the key set again.
+    refetched_at: Option<Timestamp>,
+}
+
+/// The providers of every team, by issuer, with one HTTP client.
+pub struct Providers {
+    http: reqwest::Client,
+    cache: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cached>>>>,
+}
+
+impl Default for Providers {
+    fn default() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Providers {
+            http,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+fn failed(what: &str, e: impl std::fmt::Display) -> OidcError {
+    OidcError::Provider(format!("{what}: {e}"))
+}
+
+impl Providers {
+    fn entry(&self, issuer: &str) -> Arc<tokio::sync::Mutex<Cached>> {
+        let mut cache = self
+            .cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        cache.entry(issuer.to_string()).or_default().clone()
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        what: &str,
+        url: &str,
+    ) -> Result<T, OidcError> {
+        let res = self
+            .http
+            .get(url)
+            .timeout(TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| failed(what, without_url(&e)))?;
+        if !res.status().is_success() {
+            return Err(failed(what, format!("status {}", res.status().as_u16())));
+        }
+        res.json::<T>()
+            .await
+            .map_err(|e| failed(what, without_url(&e)))
+    }
+
+    /// The provider's discovery document (cached for an hour; a failed
+    /// refresh keeps the one it has). Its `issuer` must be the configured one.
+    pub async fn metadata(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
+        let entry = self.entry(&oidc.issuer);
+        let mut cached = entry.lock().await;
+        if let Some((m, at)) = &cached.metadata {
+            if now.since(*at) < METADATA_LIFE {
+                return Ok(m.clone());
+            }
+        }
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            oidc.issuer.trim_end_matches('/')
+        );
+        let fetched = self
+            .get_json::<MetadataWire>("discovery", &url)
+            .await
+            .and_then(|m| m.checked(&oidc.issuer));
+        match (fetched, &cached.metadata) {
+            (Ok(m), _) => {
+                cached.metadata = Some((m.clone(), now));
+                Ok(m)
+            }
+            (Err(e), Some((stale, _))) => {
+                tracing::warn!(issuer = %oidc.issuer, reason = %e, "identity provider: keeping the discovery document it has");
+                Ok(stale.clone())
+            }
+            (Err(e), None) => Err(e),
+        }
+    }
+
+    async fn fetch_keys(&self, jwks_uri: &Url) -> Result<Vec<Jwk>, OidcError> {
+        #[derive(Deserialize)]
+        struct Set {
+            keys: Vec<serde_json::Value>,
+        }
+        let set: Set = self.get_json("key set", jwks_uri.as_str()).await?;
+        // A key of a kind this gateway does not read (an encryption key of
+        // an algorithm unknown here) is skipped, not fatal to the set.
+        Ok(set
+            .keys
+            .into_iter()
+            .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
+            .collect())
+    }
+
+    /// The provider's key named `kid`. The set is fetched when none is
+    /// cached; an unknown `kid` fetches it again (a rotated key) at once the
+    /// first time, then at most once per [`REFETCH_EVERY`]; still unknown:
+    /// the token is refused.
+    pub async fn key(
+        &self,
+        oidc: &OidcConfig,
+        meta: &Metadata,
+        kid: &str,
+        now: Timestamp,
+    ) -> Result<Jwk, OidcError> {
+        let entry = self.entry(&oidc.issuer);
+        let mut cached = entry.lock().await;
+        let find = |keys: &Option<Vec<Jwk>>| {
+            keys.iter()
+                .flatten()
+                .find(|k| k.common.key_id.as_deref() == Some(kid))
+                .cloned()
+        };
+        if cached.keys.is_none() {
+            cached.keys = Some(self.fetch_keys(&meta.jwks_uri).await?);
+        } else if find(&cached.keys).is_none()
+            && cached
+                .refetched_at
+                .is_none_or(|at| now.since(at) >= REFETCH_EVERY)
+        {
+            cached.refetched_at = Some(now);
+            cached.keys = Some(self.fetch_keys(&meta.jwks_uri).await?);
+        }
+        find(&cached.keys).ok_or(OidcError::InvalidIdToken("a kid not in the key set"))
+    }
+
+    /// Exchanges `code` at the token endpoint (`client_secret_basic`, with
+    /// the PKCE verifier) and returns the ID token.
+    pub async fn exchange(
+        &self,
+        oidc: &OidcConfig,
+        meta: &Metadata,
+        code: &str,
+        redirect_uri: &str,
+        verifier: &str,
+    ) -> Result<String, OidcError> {
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            id_token: Option<String>,
+        }
+        // RFC 6749 2.3.1: both are form-encoded before basic auth.
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let res = self
+            .http
+            .post(meta.token_endpoint.clone())
+            .timeout(TIMEOUT)
+            .basic_auth(
+                enc(&oidc.client_id),
+                Some(enc(oidc.client_secret.expose_secret())),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", redirect_uri),
+                ("code_verifier", verifier),
+            ])
+            .send()
+            .await
+            .map_err(|e| failed("token endpoint", without_url(&e)))?;
+        let status = res.status();
+        if !status.is_success() {
+            // The body may name the error (`invalid_grant`); it is not logged:
+            // some providers echo the request.
+            return Err(failed(
+                "token endpoint",
+                format!("status {}", status.as_u16()),
+            ));
+        }
+        let answer: TokenAnswer = res
+            .json()
+            .await
+            .map_err(|e| failed("token endpoint", without_url(&e)))?;
+        answer
+            .id_token
+            .ok_or_else(|| failed("token endpoint", "no id_token in its answer"))
+    }
+}
+
+/// A reqwest error without its URL (a query could carry a code).
+fn without_url(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_decode() {
+        "unreadable answer"
+    } else {
+        "request failed"
+    };
+    kind.to_string()
+}

@@ -1,0 +1,365 @@
+//! An in-process OpenID Connect provider for the hosted-login tests: axum
+//! plus `jsonwebtoken` RS256 with fixed test-only keys (`oidc_keys/`, made
+//! for these tests and used nowhere else). It enforces what a real one
+//! does — the client's credentials (basic auth), the registered redirect
+//! URI, one-time codes, PKCE S256 — and misbehaves one way at a time
+//! ([`Misbehave`]). Its "user" signs in at once: `/authorize` answers with
+//! the redirect to the gateway's callback.
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Form, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use chatgate::time::{Clock, ManualClock};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub const CLIENT_ID: &str = "chatgate";
+pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
+/// The redirect URI registered for the client, unless told otherwise.
+pub const REDIRECT_URI: &str = "http://gateway.test/oidc/callback";
+
+const KEY_A: &str = include_str!("oidc_keys/a.pem");
+const KEY_B: &str = include_str!("oidc_keys/b.pem");
+const PUBLIC: &str = include_str!("oidc_keys/public.json");
+
+/// One way the provider goes wrong (or `None`: it behaves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misbehave {
+    None,
+    WrongNonce,
+    NoNonce,
+    WrongAud,
+    /// `aud` = [client, other], no `azp`.
+    SeveralAudNoAzp,
+    /// `aud` = [client, other], `azp` = client: valid.
+    SeveralAudWithAzp,
+    /// `aud` = [client, other], `azp` = other.
+    SeveralAudForeignAzp,
+    WrongIss,
+    Expired,
+    AlgNone,
+    /// HS256 with the client secret as key.
+    Hs256WithSecret,
+    /// Signed by key b, whose `kid` is not in the set.
+    UnknownKid,
+    /// `auth_time` long ago.
+    OldAuthTime,
+    WrongAcr,
+    /// The authorization answer is `error=access_denied`.
+    AccessDenied,
+    /// The token endpoint answers 500.
+    TokenEndpointFails,
+    /// The authorization answer's `iss` names another provider.
+    IssFromOther,
+}
+
+struct Grant {
+    nonce: Option<String>,
+    challenge: String,
+    redirect_uri: String,
+}
+
+struct Inner {
+    misbehave: Misbehave,
+    clock: Option<Arc<ManualClock>>,
+    /// The user who signs in.
+    subject: String,
+    /// Keys in the published set, and the one that signs.
+    published: Vec<&'static str>,
+    signer: &'static str,
+    codes: HashMap<String, Grant>,
+    authorize_params: Vec<HashMap<String, String>>,
+    token_calls: usize,
+    jwks_fetches: usize,
+    /// `auth_time` = now minus this.
+    auth_age: i64,
+    acr: String,
+}
+
+#[derive(Clone)]
+pub struct FakeIdp {
+    pub issuer: String,
+    /// The one registered redirect URI.
+    pub redirect_uri: String,
+    inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeIdp {
+    pub async fn start() -> FakeIdp {
+        Self::start_for(REDIRECT_URI).await
+    }
+
+    /// A provider whose registered redirect URI is `redirect_uri`.
+    pub async fn start_for(redirect_uri: &str) -> FakeIdp {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let idp = FakeIdp {
+            issuer,
+            redirect_uri: redirect_uri.to_string(),
+            inner: Arc::new(Mutex::new(Inner {
+                misbehave: Misbehave::None,
+                clock: None,
+                subject: "cust-42".into(),
+                published: vec!["a"],
+                signer: "a",
+                codes: HashMap::new(),
+                authorize_params: Vec::new(),
+                token_calls: 0,
+                jwks_fetches: 0,
+                auth_age: 5,
+                acr: "gold".into(),
+            })),
+        };
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/authorize", get(authorize))
+            .route("/token", post(token))
+            .route("/jwks", get(jwks))
+            .with_state(idp.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        idp
+    }
+
+    /// The `[oidc]` team section for this provider (`extra`: more keys).
+    pub fn team_section(&self, extra: &str) -> String {
+        format!(
+            "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nscopes = [\"openid\", \"profile\", \"email\"]\n{extra}\n",
+            self.issuer
+        )
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.inner.lock().unwrap())
+    }
+    /// Its tokens' times follow the gateway's clock.
+    pub fn use_clock(&self, clock: Arc<ManualClock>) {
+        self.with(|i| i.clock = Some(clock));
+    }
+    pub fn misbehave(&self, m: Misbehave) {
+        self.with(|i| i.misbehave = m);
+    }
+    pub fn sign_in_as(&self, subject: &str) {
+        self.with(|i| i.subject = subject.into());
+    }
+    /// Publishes `keys` and signs with `signer` (a rotation).
+    pub fn keys(&self, published: Vec<&'static str>, signer: &'static str) {
+        self.with(|i| {
+            i.published = published;
+            i.signer = signer;
+        });
+    }
+    pub fn jwks_fetches(&self) -> usize {
+        self.with(|i| i.jwks_fetches)
+    }
+    pub fn token_calls(&self) -> usize {
+        self.with(|i| i.token_calls)
+    }
+    pub fn last_authorize(&self) -> HashMap<String, String> {
+        self.with(|i| i.authorize_params.last().cloned().unwrap_or_default())
+    }
+}
+
+fn now(i: &Inner) -> i64 {
+    i.clock.as_ref().map_or_else(
+        || chatgate::time::SystemClock.now().unix_seconds(),
+        |c| c.now().unix_seconds(),
+    )
+}
+
+async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
+    let iss = &idp.issuer;
+    Json(json!({
+        "issuer": iss,
+        "authorization_endpoint": format!("{iss}/authorize"),
+        "token_endpoint": format!("{iss}/token"),
+        "jwks_uri": format!("{iss}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+    }))
+}
+
+async fn jwks(State(idp): State<FakeIdp>) -> Json<Value> {
+    let all: Value = serde_json::from_str(PUBLIC).unwrap();
+    let keys = idp.with(|i| {
+        i.jwks_fetches += 1;
+        i.published
+            .iter()
+            .map(|k| all[*k].clone())
+            .collect::<Vec<_>>()
+    });
+    Json(json!({ "keys": keys }))
+}
+
+/// The user signs in at once; the browser goes back to `redirect_uri`.
+async fn authorize(
+    State(idp): State<FakeIdp>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    if get("client_id") != CLIENT_ID || get("redirect_uri") != idp.redirect_uri {
+        return (StatusCode::BAD_REQUEST, "unknown client or redirect_uri").into_response();
+    }
+    if get("response_type") != "code"
+        || get("code_challenge_method") != "S256"
+        || get("code_challenge").len() != 43
+        || !get("scope").split(' ').any(|s| s == "openid")
+    {
+        return (StatusCode::BAD_REQUEST, "bad authorization request").into_response();
+    }
+    let state = get("state");
+    let (misbehave, issuer) = idp.with(|i| {
+        i.authorize_params.push(q.clone());
+        (i.misbehave, idp.issuer.clone())
+    });
+    let mut back = url::Url::parse(&idp.redirect_uri).unwrap();
+    {
+        let mut pairs = back.query_pairs_mut();
+        if misbehave == Misbehave::AccessDenied {
+            pairs.append_pair("error", "access_denied");
+        } else {
+            let code = format!("code-{}", uuid::Uuid::now_v7().simple());
+            idp.with(|i| {
+                i.codes.insert(
+                    code.clone(),
+                    Grant {
+                        nonce: q.get("nonce").cloned(),
+                        challenge: get("code_challenge"),
+                        redirect_uri: get("redirect_uri"),
+                    },
+                )
+            });
+            pairs.append_pair("code", &code);
+        }
+        pairs.append_pair("state", &state);
+        let iss = match misbehave {
+            Misbehave::IssFromOther => "https://other-provider.example".to_string(),
+            _ => issuer,
+        };
+        pairs.append_pair("iss", &iss);
+    }
+    Redirect::to(back.as_str()).into_response()
+}
+
+async fn token(
+    State(idp): State<FakeIdp>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let bad = |what: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": what})),
+        )
+            .into_response()
+    };
+    idp.with(|i| i.token_calls += 1);
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_client"})),
+        )
+            .into_response();
+    }
+    if idp.with(|i| i.misbehave) == Misbehave::TokenEndpointFails {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
+    }
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    if get("grant_type") != "authorization_code" {
+        return bad("grant_type");
+    }
+    // One-time codes.
+    let Some(grant) = idp.with(|i| i.codes.remove(&get("code"))) else {
+        return bad("unknown or used code");
+    };
+    if get("redirect_uri") != grant.redirect_uri {
+        return bad("redirect_uri");
+    }
+    let challenge = B64URL.encode(Sha256::digest(get("code_verifier").as_bytes()));
+    if challenge != grant.challenge {
+        return bad("PKCE verifier");
+    }
+    let id_token = idp.with(|i| id_token(i, &idp.issuer, grant.nonce));
+    Json(json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}))
+        .into_response()
+}
+
+fn id_token(i: &Inner, issuer: &str, nonce: Option<String>) -> String {
+    let now = now(i);
+    let mut claims = json!({
+        "iss": issuer, "aud": CLIENT_ID, "sub": i.subject, "iat": now, "exp": now + 300,
+        "auth_time": now - i.auth_age, "acr": i.acr, "name": "Ada Lovelace", "email": "ada@example.com",
+    });
+    if let Some(n) = nonce {
+        claims["nonce"] = json!(n);
+    }
+    let mut signer = i.signer;
+    match i.misbehave {
+        Misbehave::WrongNonce => claims["nonce"] = json!("not-the-nonce"),
+        Misbehave::NoNonce => {
+            claims.as_object_mut().unwrap().remove("nonce");
+        }
+        Misbehave::WrongAud => claims["aud"] = json!("another-client"),
+        Misbehave::SeveralAudNoAzp => claims["aud"] = json!([CLIENT_ID, "another-client"]),
+        Misbehave::SeveralAudWithAzp => {
+            claims["aud"] = json!([CLIENT_ID, "another-client"]);
+            claims["azp"] = json!(CLIENT_ID);
+        }
+        Misbehave::SeveralAudForeignAzp => {
+            claims["aud"] = json!([CLIENT_ID, "another-client"]);
+            claims["azp"] = json!("another-client");
+        }
+        Misbehave::WrongIss => claims["iss"] = json!("https://other-provider.example"),
+        Misbehave::Expired => {
+            claims["iat"] = json!(now - 900);
+            claims["exp"] = json!(now - 600);
+        }
+        Misbehave::OldAuthTime => claims["auth_time"] = json!(now - 3600),
+        Misbehave::WrongAcr => claims["acr"] = json!("bronze"),
+        Misbehave::UnknownKid => signer = "b",
+        _ => {}
+    }
+    match i.misbehave {
+        Misbehave::AlgNone => {
+            let h = B64URL.encode(json!({"alg": "none", "kid": signer}).to_string());
+            format!("{h}.{}.", B64URL.encode(claims.to_string()))
+        }
+        Misbehave::Hs256WithSecret => {
+            let mut h = Header::new(Algorithm::HS256);
+            h.kid = Some(signer.into());
+            jsonwebtoken::encode(
+                &h,
+                &claims,
+                &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
+            )
+            .unwrap()
+        }
+        _ => {
+            let pem = if signer == "a" { KEY_A } else { KEY_B };
+            let mut h = Header::new(Algorithm::RS256);
+            h.kid = Some(signer.into());
+            jsonwebtoken::encode(&h, &claims, &EncodingKey::from_rsa_der(&der(pem))).unwrap()
+        }
+    }
+}
+
+/// The PKCS#1 DER inside a PEM text.
+fn der(pem: &str) -> Vec<u8> {
+    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .unwrap()
+}
