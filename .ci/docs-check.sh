@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 echo "== references to documents outside the repository"
 pattern='CONTRACT [0-9]|STYLE [0-9]|\bstop [0-9]+|\bissue [0-9]+|[Ss]top [0-9]+|CONTRACT\.md|STYLE\.md'
 if grep -rnIE --exclude=docs-check.sh "$pattern" \
-  src tests examples benches config channels docs README.md CONTRIBUTING.md .ci; then
+  src tests examples benches tools config channels docs README.md CONTRIBUTING.md .ci; then
   echo "docs-check: FAILED: the lines above cite a document outside the repository (a contract or" >&2
   echo "style section, an issue or a numbered stop). Cite the repository's docs instead, e.g." >&2
   echo "docs/api.md#the-login-callback, or state the rule itself." >&2
@@ -88,7 +88,7 @@ for doc in docs:
                 bad.append(f"{doc}:{n}: {problem}")
 
 cited = re.compile(r"\bdocs/[\w./-]+\.md(?:#[\w-]+)?")
-for tree in ["src", "tests", "examples", "benches", "config", "channels", ".ci"]:
+for tree in ["src", "tests", "examples", "benches", "tools", "config", "channels", ".ci"]:
     for f in sorted((root / tree).rglob("*")):
         if not f.is_file() or f.name == "docs-check.sh":
             continue

@@ -503,10 +503,10 @@ struct Proof<'a> {
 
 impl Gateway {
     /// The login rules of one unused link `i` given its proof, in the
-    /// contract's order after one-time use: the subject's lock, the
+    /// documented order after one-time use: the subject's lock, the
     /// expected customer (a counted failure), the outcome, the binding;
     /// the link is used from here on, whatever the verdict
-    /// (docs/api.md#login-callback).
+    /// (docs/api.md#the-login-callback).
     fn settle(
         &self,
         w: &mut Work<'_>,

@@ -1,4 +1,4 @@
-//! Replays the connection attacks of docs/api.md#connections against a
+//! Replays the connection attacks of docs/operations.md#hostile-clients against a
 //! gateway on this machine, and measures what a legitimate client gets
 //! meanwhile (a fresh connection every 200 ms, `GET /healthz`).
 //!
