@@ -20,6 +20,7 @@ mod logs;
 mod metrics;
 mod openapi;
 mod outbox;
+mod outbox_lanes;
 mod pages;
 mod prechat;
 mod properties;

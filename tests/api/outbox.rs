@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::helpers::*;
 
 /// Waits (real time, up to 5 s) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -28,11 +28,11 @@ where
     panic!("not within 5 s: {what}");
 }
 
-fn body(r: &Request) -> Value {
+pub(crate) fn body(r: &Request) -> Value {
     serde_json::from_slice(&r.body).unwrap_or(Value::Null)
 }
 
-fn header(r: &Request, name: &str) -> String {
+pub(crate) fn header(r: &Request, name: &str) -> String {
     r.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -40,7 +40,10 @@ fn header(r: &Request, name: &str) -> String {
         .to_string()
 }
 
-async fn requests_where(server: &MockServer, f: impl Fn(&Value) -> bool) -> Vec<Request> {
+pub(crate) async fn requests_where(
+    server: &MockServer,
+    f: impl Fn(&Value) -> bool,
+) -> Vec<Request> {
     let all = server.received_requests().await.unwrap_or_default();
     all.into_iter().filter(|r| f(&body(r))).collect()
 }
@@ -90,7 +93,7 @@ both_stores!(
 
 /// A store for the app that the test can also write to directly, and the
 /// key prefix it uses on Redis (the app's own, for the cleanup).
-async fn own_store(backend: Backend) -> Option<(SharedStore, String)> {
+pub(crate) async fn own_store(backend: Backend) -> Option<(SharedStore, String)> {
     let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
     let store: SharedStore = match backend {
         Backend::Memory => Arc::new(chatgate::store::memory::MemoryStore::new()),
@@ -176,7 +179,7 @@ both_stores!(
 
 /// A webhook receiver that answers its first `n` deliveries with `status`,
 /// then 204.
-async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
+pub(crate) async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(status))
@@ -191,7 +194,7 @@ async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
     receiver
 }
 
-fn with_webhook(url: &str, secret: &str) -> Setup {
+pub(crate) fn with_webhook(url: &str, secret: &str) -> Setup {
     Setup {
         team_extra: format!("[webhook]\nurl = \"{url}/events\"\nsecret = \"{secret}\"\n"),
         ..Setup::default()
@@ -261,9 +264,10 @@ both_stores!(
     a_backlog_due_at_once_goes_out_once_in_batches_side_by_side,
     |app: TestApp| async move {
         // Three batches' worth of events fail their first delivery, so all
-        // come due again at one instant: the dispatcher drains them in
-        // batches run side by side (one, then two), each claiming items of
-        // its own.
+        // come due again at one instant: the dispatcher claims batch after
+        // batch while the first are delivering (a destination's deliveries
+        // in flight are bounded; the rest wait for a slot), each claim
+        // taking items of its own.
         const N: usize = 3 * chatgate::gateway::OUTBOX_BATCH;
         let backend = app.backend;
         drop(app);
@@ -301,7 +305,7 @@ both_stores!(
     |app: TestApp| async move {
         // Three batches' worth of events, due at once and none published yet
         // (written while no gateway ran), and a webhook that takes its time:
-        // the dispatcher runs batches side by side (one, then two), and still
+        // the dispatcher claims on while deliveries are in flight, and still
         // each event reaches the live stream after every one due before it.
         const N: usize = 3 * chatgate::gateway::OUTBOX_BATCH;
         let backend = app.backend;
