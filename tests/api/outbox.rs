@@ -547,6 +547,74 @@ async fn a_redis_stall_at_the_due_time_loses_no_expiry() {
     assert_eq!(expired, ids);
 }
 
+/// Claims the sweeper sent while Redis was paused run when it resumes,
+/// after their callers gave up: they take nothing (else they would lease
+/// the due entries for 30 s to nobody), and every expiry is announced
+/// within 5 s of the pause's end, the clock not moved past any lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiries_are_announced_within_5_s_after_a_redis_pause() {
+    use crate::redis_support::OwnRedis;
+    if !redis_available().await {
+        return;
+    }
+    let Some(server) =
+        OwnRedis::private("expiries_are_announced_within_5_s_after_a_redis_pause").await
+    else {
+        return;
+    };
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        defaults: "authenticated_ttl = \"2s\"".into(),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, &format!("cust-{i}")).await;
+        ids.push(id);
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let paused = std::time::Instant::now();
+    // Due now: the sweeper's claims queue up behind the pause.
+    app.advance(3);
+    let texts = || async {
+        let mut expired: Vec<String> = app
+            .chat_messages()
+            .await
+            .iter()
+            .filter(|m| m["purpose"] == "expired")
+            .map(|m| m["interaction_id"].as_str().unwrap().to_string())
+            .collect();
+        expired.sort();
+        expired.dedup();
+        expired
+    };
+    ids.sort();
+    let resumed = paused + Duration::from_secs(4);
+    loop {
+        if texts().await == ids {
+            break;
+        }
+        let late = std::time::Instant::now().saturating_duration_since(resumed);
+        assert!(
+            late < Duration::from_secs(5),
+            "{} of {} expiries announced 5 s after the pause ended",
+            texts().await.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 both_stores!(
     an_sms_conversation_gets_its_notices_at_its_contact,
     |app: TestApp| async move {
