@@ -349,10 +349,12 @@ struct Failed {
 }
 
 /// What handling one claimed item decided: the ops that remove or
-/// reschedule it, and its age when it stays pending.
+/// reschedule it, its age when it stays pending, and whether it was
+/// delivered (its destination answers again).
 struct Handled {
     ops: Vec<Op>,
     pending: Option<Duration>,
+    delivered: bool,
 }
 
 impl Handled {
@@ -366,7 +368,16 @@ impl Handled {
             .chain(extra)
             .collect(),
             pending: None,
+            delivered: false,
         }
+    }
+
+    /// Where the item is queued again, if it is: its member and due time.
+    fn requeued(&self) -> Option<(String, i64)> {
+        self.ops.iter().find_map(|op| match op {
+            Op::QueueAdd { member, score, .. } => Some((member.clone(), *score)),
+            _ => None,
+        })
     }
 }
 
@@ -522,7 +533,9 @@ impl Gateway {
         let failed = match outcome {
             Ok(()) => {
                 metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                return Ok(Handled::removed(queue, &entry, Some(delete(key))));
+                let mut done = Handled::removed(queue, &entry, Some(delete(key)));
+                done.delivered = true;
+                return Ok(done);
             }
             Err(failed) => failed,
         };
@@ -548,6 +561,7 @@ impl Gateway {
                 },
             ],
             pending: Some(age),
+            delivered: false,
         })
     }
 

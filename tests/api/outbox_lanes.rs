@@ -221,3 +221,85 @@ async fn two_instances_beside_a_hanging_receiver_keep_delivering() {
     })
     .await;
 }
+
+both_stores!(
+    a_receiver_back_after_an_outage_gets_its_backlog_within_10_s,
+    |app: TestApp| async move {
+        // A thousand events wait for a webhook that is down; it comes back.
+        // The gateway's clock stands still meanwhile, so no item's own
+        // backoff runs out: a success brings the rest forward.
+        const N: usize = 1000;
+        let backend = app.backend;
+        drop(app);
+        let Some((store, prefix)) = own_store(backend).await else {
+            return;
+        };
+        use chatgate::events::{About, Event, EventType};
+        use chatgate::gateway::{Outbox, OutboxItem};
+        use chatgate::store::Commit;
+        use chatgate::time::{Clock, SystemClock, Timestamp};
+        let now = Timestamp::from_unix_seconds(SystemClock.now().unix_seconds() - 60);
+        let (outbox, mut ops) = (Outbox::new(), Vec::new());
+        for i in 0..N {
+            let subject = format!("cust-{i}");
+            let data = json!({"subject": {"subject": subject}});
+            let event = Event::new(EventType::SubjectUnlocked, now, "acme", &data).unwrap();
+            let item = OutboxItem::event(event, About::subject(&subject), now);
+            ops.extend(outbox.enqueue("acme", item, now).unwrap());
+        }
+        assert_eq!(store.commit(ops).await.unwrap(), Commit::Applied);
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503))
+            .mount(&receiver)
+            .await;
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store),
+            ..with_webhook(&receiver.uri(), &generate_whsec())
+        };
+        let Some(_app) = spawn_with(backend, setup).await else {
+            return;
+        };
+        // Every item claimed once: delivered to a failing receiver, or handed
+        // back for want of a slot; the attempts stop.
+        let attempts = || async { receiver.received_requests().await.unwrap_or_default().len() };
+        let mut seen = 0;
+        loop {
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            let now_seen = attempts().await;
+            if now_seen >= 32 && now_seen == seen {
+                break;
+            }
+            seen = now_seen;
+        }
+        receiver.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let back = Instant::now();
+        let delivered = || async {
+            let ids: std::collections::HashSet<String> = receiver
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .iter()
+                .map(|r| header(r, "webhook-id"))
+                .collect();
+            ids.len()
+        };
+        loop {
+            let n = delivered().await;
+            if n == N {
+                eprintln!("{N} delivered {:?} after the receiver came back", back.elapsed());
+                break;
+            }
+            assert!(
+                back.elapsed() < Duration::from_secs(10),
+                "{n} of {N} delivered 10 s after the receiver came back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+);

@@ -17,6 +17,12 @@
 //!   lease is handed back too.
 //! - per team: [`TEAM_HELD`] items in flight or waiting, at most.
 //!
+//! A lane remembers the items it handed back to the queue (failed, or no
+//! slot). When its destination answers again, they are brought forward to
+//! now, as many as the lane has room for, rather than each waiting out its
+//! own backoff; while it fails, one is tried every [`PROBE_EVERY`], so a
+//! receiver that comes back is noticed within seconds.
+//!
 //! Settling goes through one task per team that commits every settlement
 //! ready at that moment together: one commit per item when the outbox is
 //! quiet, fewer under load.
@@ -56,6 +62,14 @@ const _: () = assert!(
 /// second.
 const DEFER_MIN: Duration = Duration::from_secs(1);
 const DEFER_MAX: Duration = Duration::from_secs(30);
+/// Items handed back to the queue that a lane remembers, to bring them
+/// forward when its destination answers again (the oldest are forgotten:
+/// they come due by their own backoff).
+const LANE_LATER: usize = 10_000;
+/// While a destination fails and nothing of it is under way, one of its
+/// waiting items is brought forward this often: a receiver that comes back
+/// is noticed within seconds, whatever the items' backoff.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// Settlements committed together, at most.
 const SETTLE_BATCH: usize = 256;
 
@@ -79,12 +93,53 @@ impl Destination {
     }
 }
 
-/// One destination's deliveries: how many are in flight, and the claimed
-/// items waiting for a slot (with the time each was claimed), oldest first.
+/// One destination's deliveries: how many are in flight, the claimed items
+/// waiting for a slot (with the time each was claimed), oldest first, and
+/// the items this loop handed back to the queue for later (failed, or no
+/// slot), with the due time it gave each.
 #[derive(Default)]
 struct Lane {
     in_flight: usize,
     waiting: VecDeque<(Timestamp, Claimed)>,
+    later: VecDeque<(String, i64)>,
+    /// The last delivery that ended failed.
+    failing: bool,
+    /// When an attempt last ended or a probe was last brought forward.
+    last_try: Option<std::time::Instant>,
+    /// A delivery succeeded with room in the lane: bring waiting items forward.
+    forward: bool,
+}
+
+impl Lane {
+    /// Items claimed for this destination and not yet settled.
+    fn held(&self) -> usize {
+        self.in_flight + self.waiting.len()
+    }
+
+    /// Remembers an item handed back to the queue, due at `score`.
+    fn handed_back(&mut self, requeued: Option<(String, i64)>) {
+        if let Some(entry) = requeued {
+            if self.later.len() == LANE_LATER {
+                self.later.pop_front();
+            }
+            self.later.push_back(entry);
+        }
+    }
+
+    /// Up to `n` remembered items not yet due at `now` (the others have
+    /// come due, or been claimed: they are forgotten).
+    fn take_later(&mut self, n: usize, now: i64) -> Vec<String> {
+        let mut taken = Vec::new();
+        while taken.len() < n {
+            let Some((member, score)) = self.later.pop_front() else {
+                break;
+            };
+            if score > now {
+                taken.push(member);
+            }
+        }
+        taken
+    }
 }
 
 /// Runs this instance's dispatcher until `shutdown` resolves: a loop per
@@ -113,8 +168,9 @@ struct TeamDispatch {
     lanes: HashMap<Destination, Lane>,
     /// Items in flight or waiting.
     held: usize,
-    /// Deliveries under way, and the destination of each.
-    running: JoinSet<()>,
+    /// Deliveries under way (each answers how it ended), and the
+    /// destination of each.
+    running: JoinSet<Ended>,
     running_to: HashMap<tokio::task::Id, Destination>,
     /// Settlements, to the team's settling task.
     settle: mpsc::UnboundedSender<Handled>,
@@ -159,6 +215,9 @@ impl TeamDispatch {
                 self.ended(ended);
             }
             self.release_overdue().await;
+            if self.bring_forward().await {
+                look = true;
+            }
             if (look || behind) && self.held < TEAM_HELD {
                 look = false;
                 behind = match self.claim().await {
@@ -226,7 +285,9 @@ impl TeamDispatch {
                         lane.waiting.push_back((now, claimed));
                         self.held += 1;
                     } else {
-                        settled.push(deferred(&self.queue, claimed, now)?);
+                        let handed = deferred(&self.queue, claimed, now)?;
+                        lane.handed_back(handed.requeued());
+                        settled.push(handed);
                     }
                 }
             }
@@ -248,9 +309,14 @@ impl TeamDispatch {
         );
         let (queue, settle) = (self.queue.clone(), self.settle.clone());
         let task = self.running.spawn(async move {
+            let mut ended = Ended::default();
             if let Some(team) = gw.config.team(&team) {
                 match gw.settle_item(team, &queue, claimed, clock.now()).await {
                     Ok(handled) => {
+                        ended = Ended {
+                            delivered: handled.delivered,
+                            requeued: handled.requeued(),
+                        };
                         let _ = settle.send(handled);
                     }
                     // The claim's lease brings it back.
@@ -259,23 +325,35 @@ impl TeamDispatch {
                     }
                 }
             }
+            ended
         });
         self.running_to.insert(task.id(), to);
     }
 
     /// A delivery ended (a panic too: the lease brings its item back):
     /// its slot goes to the next item waiting for its destination.
-    fn ended(&mut self, ended: std::result::Result<(tokio::task::Id, ()), tokio::task::JoinError>) {
+    fn ended(
+        &mut self,
+        ended: std::result::Result<(tokio::task::Id, Ended), tokio::task::JoinError>,
+    ) {
         self.held = self.held.saturating_sub(1);
-        let id = match ended {
-            Ok((id, ())) => id,
-            Err(e) => e.id(),
+        let (id, how) = match ended {
+            Ok((id, how)) => (id, how),
+            Err(e) => (e.id(), Ended::default()),
         };
         let Some(to) = self.running_to.remove(&id) else {
             return;
         };
         let lane = self.lanes.entry(to.clone()).or_default();
         lane.in_flight = lane.in_flight.saturating_sub(1);
+        lane.last_try = Some(std::time::Instant::now());
+        if how.delivered {
+            lane.failing = false;
+            lane.forward = !lane.later.is_empty();
+        } else if how.requeued.is_some() {
+            lane.failing = true;
+            lane.handed_back(how.requeued);
+        }
         if let Some((_, next)) = lane.waiting.pop_front() {
             self.held -= 1;
             self.start(to, next);
@@ -286,30 +364,83 @@ impl TeamDispatch {
     /// delivered within their lease.
     async fn release_overdue(&mut self) {
         let now = self.clock.now();
-        let mut handed_back = Vec::new();
         for lane in self.lanes.values_mut() {
             while lane
                 .waiting
                 .front()
                 .is_some_and(|(since, _)| now.since(*since) >= LONGEST_WAIT)
             {
-                if let Some((_, claimed)) = lane.waiting.pop_front() {
-                    handed_back.push(claimed);
-                }
-            }
-        }
-        self.held -= handed_back.len();
-        for claimed in handed_back {
-            match deferred(&self.queue, claimed, now) {
-                Ok(handled) => {
-                    let _ = self.settle.send(handled);
-                }
-                Err(e) => {
-                    tracing::warn!(team = %self.team, error = %e, "outbox item not handed back; will retry");
+                let Some((_, claimed)) = lane.waiting.pop_front() else {
+                    break;
+                };
+                self.held -= 1;
+                match deferred(&self.queue, claimed, now) {
+                    Ok(handled) => {
+                        lane.handed_back(handled.requeued());
+                        let _ = self.settle.send(handled);
+                    }
+                    Err(e) => {
+                        tracing::warn!(team = %self.team, error = %e, "outbox item not handed back; will retry");
+                    }
                 }
             }
         }
     }
+
+    /// Brings items this loop handed back to the queue forward to now:
+    /// after a success, as many as the destination's lane has room for
+    /// (it answers again: its backlog need not wait out each item's
+    /// backoff); while it fails with nothing under way, one every
+    /// [`PROBE_EVERY`], to notice when it answers again. Answers whether
+    /// any was brought forward (then claim at once).
+    async fn bring_forward(&mut self) -> bool {
+        let now = self.clock.now().unix_millis();
+        let mut members = Vec::new();
+        for lane in self.lanes.values_mut() {
+            let room = (LANE_IN_FLIGHT + LANE_WAITING).saturating_sub(lane.held());
+            if lane.forward && !lane.failing && (room >= BATCH / 2 || lane.held() == 0) {
+                lane.forward = false;
+                members.extend(lane.take_later(room, now));
+            } else if lane.failing
+                && lane.held() == 0
+                && lane.last_try.is_none_or(|t| t.elapsed() >= PROBE_EVERY)
+            {
+                let probe = lane.take_later(1, now);
+                if !probe.is_empty() {
+                    lane.last_try = Some(std::time::Instant::now());
+                }
+                members.extend(probe);
+            }
+        }
+        if members.is_empty() {
+            return false;
+        }
+        let ops = members
+            .into_iter()
+            .map(|member| Op::QueueAdd {
+                key: self.queue.clone(),
+                member,
+                score: now,
+                ttl: ITEM_TTL,
+            })
+            .collect();
+        match self.gw.store.commit(ops).await {
+            Ok(_) => true,
+            // They come due by their own backoff.
+            Err(e) => {
+                tracing::warn!(team = %self.team, error = %e, "outbox items not brought forward");
+                false
+            }
+        }
+    }
+}
+
+/// How one delivery ended, as its lane needs to know.
+#[derive(Default)]
+struct Ended {
+    delivered: bool,
+    /// Queued again (failed): its member and due time.
+    requeued: Option<(String, i64)>,
 }
 
 /// How long an item handed back for want of a slot waits: half its age,
@@ -342,7 +473,11 @@ fn deferred(queue: &str, claimed: Claimed, now: Timestamp) -> Result<Handled> {
         score: now.plus(defer_for(age)).unix_millis(),
         ttl: keep,
     });
-    Ok(Handled { ops, pending: None })
+    Ok(Handled {
+        ops,
+        pending: None,
+        delivered: false,
+    })
 }
 
 /// Commits a team's settlements as they come, every one ready at that
