@@ -355,6 +355,48 @@ struct Handled {
     ops: Vec<Op>,
     pending: Option<Duration>,
     delivered: bool,
+    /// The event this claim published, not yet known to be in the log:
+    /// its item leaves the queue (or is marked published) only once it is.
+    unlogged: Option<Box<Unlogged>>,
+}
+
+/// An item whose event was published by its claim, and the answer that
+/// says when the event is in the log.
+struct Unlogged {
+    appended: tokio::sync::oneshot::Receiver<bool>,
+    member: String,
+    key: String,
+    version: u64,
+    item: OutboxItem,
+}
+
+impl Unlogged {
+    /// Whether the event reached the log (within `wait`).
+    async fn logged(&mut self, wait: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(wait, &mut self.appended).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// The ops that put the item back, its event to be published again,
+    /// due at `at` (instead of removing it or marking it published).
+    fn put_back(self, queue: &str, at: Timestamp) -> Result<Vec<Op>> {
+        let mut item = self.item;
+        item.published = false;
+        let keep = ITEM_TTL
+            .saturating_sub(at.since(item.created_at))
+            .max(Duration::from_secs(1));
+        Ok(vec![
+            put(&self.key, self.version, &item, Some(keep))?,
+            Op::QueueAdd {
+                key: queue.to_string(),
+                member: self.member,
+                score: at.unix_millis(),
+                ttl: keep,
+            },
+        ])
+    }
 }
 
 impl Handled {
@@ -369,6 +411,7 @@ impl Handled {
             .collect(),
             pending: None,
             delivered: false,
+            unlogged: None,
         }
     }
 
@@ -389,6 +432,23 @@ struct Claimed {
     item: OutboxItem,
     /// Whether the stored copy says its event was published.
     stored_published: bool,
+    /// The log's answer for the event this claim published.
+    appended: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl Claimed {
+    /// What settling it must wait for: the event this claim published
+    /// reaching the log.
+    fn unlogged(&mut self) -> Option<Box<Unlogged>> {
+        let appended = self.appended.take()?;
+        Some(Box::new(Unlogged {
+            appended,
+            member: self.entry.member.clone(),
+            key: self.key.clone(),
+            version: self.version,
+            item: self.item.clone(),
+        }))
+    }
 }
 
 /// One claimed batch of a team's due items, in the order they came due:
@@ -489,6 +549,7 @@ impl Gateway {
                 key,
                 version,
                 stored_published: item.published,
+                appended: None,
                 item,
             }),
             None => {
@@ -562,6 +623,7 @@ impl Gateway {
             ],
             pending: Some(age),
             delivered: false,
+            unlogged: None,
         })
     }
 

@@ -747,3 +747,72 @@ both_stores!(
         }
     }
 );
+
+/// An event reaches the history (`Last-Event-ID`'s log) before its item
+/// leaves the outbox: while Redis refuses the team's stream, the item stays
+/// queued, to be published again; once the stream takes it, the event is
+/// in the history and the item is gone. (The memory log appends in the
+/// same call as the publication: nothing to wait for there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{}:{{acme}}:ev", app.key_prefix);
+    let queue = format!("{}:{}", app.key_prefix, keys::outbox("acme"));
+    // The team's stream is not a stream: every append is refused.
+    let _: () = redis::cmd("SET")
+        .arg(&stream)
+        .arg("not a stream")
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let id = app.new_interaction().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let queued: usize = redis::cmd("ZCARD")
+        .arg(&queue)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "the item waits while its event is not logged");
+
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    app.advance(2);
+    let logged = || {
+        let (mut conn, stream, id) = (conn.clone(), stream.clone(), id.clone());
+        async move {
+            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            entries
+                .iter()
+                .flat_map(|(_, fields)| fields)
+                .any(|(_, json)| json.contains(&id) && json.contains("interaction.created"))
+        }
+    };
+    eventually("the event in the history", logged).await;
+    eventually("the item gone from the queue", || {
+        let (mut conn, queue) = (conn.clone(), queue.clone());
+        async move {
+            let n: usize = redis::cmd("ZCARD")
+                .arg(&queue)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            n == 0
+        }
+    })
+    .await;
+}

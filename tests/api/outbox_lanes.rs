@@ -292,7 +292,10 @@ both_stores!(
         loop {
             let n = delivered().await;
             if n == N {
-                eprintln!("{N} delivered {:?} after the receiver came back", back.elapsed());
+                eprintln!(
+                    "{N} delivered {:?} after the receiver came back",
+                    back.elapsed()
+                );
                 break;
             }
             assert!(

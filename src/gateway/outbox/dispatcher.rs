@@ -70,6 +70,9 @@ const LANE_LATER: usize = 10_000;
 /// waiting items is brought forward this often: a receiver that comes back
 /// is noticed within seconds, whatever the items' backoff.
 const PROBE_EVERY: Duration = Duration::from_secs(3);
+/// How long settling waits for an event to reach the log before it puts
+/// the item back.
+const LOG_WAIT: Duration = Duration::from_secs(10);
 /// Settlements committed together, at most.
 const SETTLE_BATCH: usize = 256;
 
@@ -201,6 +204,7 @@ impl TeamDispatch {
         let mut settler = JoinSet::new();
         settler.spawn(settle_loop(
             Arc::clone(&self.gw),
+            Arc::clone(&self.clock),
             self.team.clone(),
             settled,
         ));
@@ -260,7 +264,8 @@ impl TeamDispatch {
             let item = &mut claimed.item;
             if let Task::Event { event, about } = &item.task {
                 if !item.published {
-                    gw.events.publish(event.clone(), about.as_ref());
+                    let appended = gw.events.publish_confirmed(event.clone(), about.as_ref());
+                    claimed.appended = Some(appended);
                     item.published = true;
                 }
             }
@@ -271,7 +276,7 @@ impl TeamDispatch {
         for claimed in ready {
             match Destination::of(team, &claimed.item.task) {
                 // Nothing to deliver: done once published.
-                None => match gw.settle_item(team, &self.queue, claimed, now).await {
+                None => match deliver_and_settle(&gw, team, &self.queue, claimed, now).await {
                     Ok(handled) => settled.push(handled),
                     Err(e) => {
                         tracing::warn!(team = %self.team, error = %e, "outbox item not handled; will retry");
@@ -311,7 +316,7 @@ impl TeamDispatch {
         let task = self.running.spawn(async move {
             let mut ended = Ended::default();
             if let Some(team) = gw.config.team(&team) {
-                match gw.settle_item(team, &queue, claimed, clock.now()).await {
+                match deliver_and_settle(&gw, team, &queue, claimed, clock.now()).await {
                     Ok(handled) => {
                         ended = Ended {
                             delivered: handled.delivered,
@@ -453,13 +458,15 @@ fn defer_for(age: Duration) -> Duration {
 /// The ops that hand `claimed` back to the queue, due again a little later
 /// ([`defer_for`]); not an attempt. An event published by this claim is
 /// written again, marked published, so it is not published twice.
-fn deferred(queue: &str, claimed: Claimed, now: Timestamp) -> Result<Handled> {
+fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled> {
+    let unlogged = claimed.unlogged();
     let Claimed {
         entry,
         key,
         version,
         item,
         stored_published,
+        ..
     } = claimed;
     let age = now.since(item.created_at);
     let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
@@ -477,18 +484,50 @@ fn deferred(queue: &str, claimed: Claimed, now: Timestamp) -> Result<Handled> {
         ops,
         pending: None,
         delivered: false,
+        unlogged,
     })
+}
+
+/// Delivers `claimed` and answers how to settle it, keeping what the
+/// settling must wait for (its event reaching the log).
+async fn deliver_and_settle(
+    gw: &Gateway,
+    team: &Team,
+    queue: &str,
+    mut claimed: Claimed,
+    now: Timestamp,
+) -> Result<Handled> {
+    let unlogged = claimed.unlogged();
+    let mut handled = gw.settle_item(team, queue, claimed, now).await?;
+    handled.unlogged = unlogged;
+    Ok(handled)
 }
 
 /// Commits a team's settlements as they come, every one ready at that
 /// moment together.
 async fn settle_loop(
     gw: Arc<Gateway>,
+    clock: Arc<dyn Clock>,
     team: String,
     mut settled: mpsc::UnboundedReceiver<Handled>,
 ) {
+    let queue = keys::outbox(&team);
     let mut ready = Vec::new();
     while settled.recv_many(&mut ready, SETTLE_BATCH).await > 0 {
+        // An item leaves the queue (or is marked published) only once the
+        // event its claim published is in the log; one whose event did not
+        // get there is put back, to be published again.
+        for handled in &mut ready {
+            let Some(mut unlogged) = handled.unlogged.take() else {
+                continue;
+            };
+            if unlogged.logged(LOG_WAIT).await {
+                continue;
+            }
+            let again = clock.now().plus(DEFER_MIN);
+            // Should it not be written, its lease brings it back.
+            handled.ops = unlogged.put_back(&queue, again).unwrap_or_default();
+        }
         gw.commit_settled(&team, &ready).await;
         ready.clear();
     }
