@@ -92,7 +92,7 @@ impl Gateway {
                                         (Method::LoginLink, binding.customer)
                                     }
                                 };
-                                if let Some(p) = &pending {
+                                if let Some(p) = pending.as_ref().filter(|_| team.remembers_devices()) {
                                     let devices = self.validated_devices(team, p).await?;
                                     w.also(devices);
                                 }
