@@ -42,13 +42,15 @@ use crate::store::{keys, Commit, Op};
 use crate::time::{Clock, Timestamp};
 
 /// Deliveries to one destination in flight at once, per team and instance.
-const LANE_IN_FLIGHT: usize = 32;
+const LANE_IN_FLIGHT: usize = 64;
 /// Items of one destination claimed and waiting for a free slot, at most:
-/// three batches, so a backlog bound for a receiver that answers is
-/// delivered without going back to the queue.
-const LANE_WAITING: usize = 3 * BATCH;
-/// Items one team's loop holds (in flight or waiting), at most.
-const TEAM_HELD: usize = 1024;
+/// a burst bound for a receiver that answers (a load test's notices) is
+/// delivered without going back to the queue; one bound for a receiver
+/// that hangs goes back after [`LONGEST_WAIT`].
+const LANE_WAITING: usize = 16 * BATCH;
+/// Items one team's loop holds (in flight or waiting), at most: room for
+/// three destinations that hang and the others beside them.
+const TEAM_HELD: usize = 4 * (LANE_IN_FLIGHT + LANE_WAITING);
 /// How long an item may wait for a slot: it must still be delivered and
 /// settled within its lease.
 const LONGEST_WAIT: Duration = Duration::from_secs(12);
