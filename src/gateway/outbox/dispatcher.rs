@@ -36,9 +36,9 @@ use tokio::task::JoinSet;
 use super::{put, Batch, Claimed, Handled, Task, BATCH, ITEM_TTL, LEASE, POLL, WEBHOOK_TIMEOUT};
 use crate::channels::SEND_TIMEOUT;
 use crate::config::Team;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gateway::Gateway;
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Commit, Op, StoreError};
 use crate::time::{Clock, Timestamp};
 
 /// Deliveries to one destination in flight at once, per team and instance.
@@ -228,6 +228,8 @@ impl TeamDispatch {
                 look = false;
                 behind = match self.claim().await {
                     Ok(full) => full,
+                    // An outage is the store's own log's to tell (once).
+                    Err(Error::StoreUnavailable) => false,
                     Err(e) => {
                         tracing::warn!(team = %self.team, error = %e, "outbox claim failed; will retry");
                         false
@@ -434,6 +436,7 @@ impl TeamDispatch {
         match self.gw.store.commit(ops).await {
             Ok(_) => true,
             // They come due by their own backoff.
+            Err(StoreError::Unavailable(_)) => false,
             Err(e) => {
                 tracing::warn!(team = %self.team, error = %e, "outbox items not brought forward");
                 false
@@ -552,6 +555,8 @@ impl Gateway {
                     }
                 }
             }
+            // An outage is the store's own log's to tell (once).
+            Err(StoreError::Unavailable(_)) => return,
             Err(e) => {
                 tracing::warn!(team = %team, error = %e, "outbox items not settled; will retry");
                 return;
