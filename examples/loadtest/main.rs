@@ -64,6 +64,10 @@ struct Args {
     /// Skip the scaling run.
     #[arg(long)]
     no_scaling: bool,
+    /// Interactions the memory store grows to in the growing-store rows
+    /// (from empty, while measured); 0 skips them.
+    #[arg(long, default_value_t = 500_000)]
+    grow_to: usize,
     /// Run only the main scenarios whose name contains this text
     /// (case-insensitive; for example `hot`, `callback`), for profiling.
     #[arg(long)]
@@ -374,6 +378,94 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
     }
 }
 
+/// The memory store growing while measured: a gateway started empty takes
+/// `to` creates of new interactions, then `to` link issues over them (one
+/// link each), every request timed. A cost under the store's one lock that
+/// grows with the store (a map doubling, a sweep) shows as p99 here, where
+/// a row on a store seeded beforehand does not see it.
+async fn growing(b: &mut Bench, to: usize, ceiling: &'static str) {
+    let g = Arc::new(Running::start(false).await);
+    let plan = Plan {
+        warmup: Duration::ZERO,
+        // Long enough to reach `to` on a slow machine; a row that does not
+        // get there says so (`ran_dry` false).
+        duration: Duration::from_secs(300),
+        ..b.plan
+    };
+    let auth = format!("Bearer {}", g.bot);
+    let next = Arc::new(AtomicU64::new(0));
+    let create: MakeReq = {
+        let next = next.clone();
+        Arc::new(move |_, _| {
+            let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+            let r = (i < to).then(|| {
+                let body = format!(r#"{{"channel":"webchat","conversation_id":"grow-{i}"}}"#);
+                request(
+                    "POST",
+                    "/v1/interactions",
+                    &[("authorization", &auth)],
+                    body.into_bytes(),
+                )
+            });
+            async move { r }.boxed()
+        })
+    };
+    let ids = Arc::new(Mutex::new(Vec::with_capacity(to)));
+    let keep: OnAnswer = {
+        let ids = ids.clone();
+        Arc::new(move |status, body| {
+            if status == 201 {
+                if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
+                    if let Some(id) = v["id"].as_str() {
+                        ids.lock().expect("ids").push(id.to_string());
+                    }
+                }
+            }
+        })
+    };
+    let saved = std::mem::replace(&mut b.plan, plan);
+    let t0 = Instant::now();
+    let (o, c) = b.measure_on(&g, create, Some(keep)).await;
+    eprintln!(
+        "[memory] grew to {} interactions in {:.1} s",
+        ids.lock().expect("ids").len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let name = format!("GROWING create (new), 0 -> {to}");
+    b.rows.push(Row::new(
+        &name,
+        "memory",
+        o,
+        (ceiling, c),
+        Target::p99(10.0),
+    ));
+
+    let ids = Arc::new(std::mem::take(&mut *ids.lock().expect("ids")));
+    let auth = format!("Bearer {}", g.bot);
+    let next = Arc::new(AtomicU64::new(0));
+    let issue: MakeReq = Arc::new(move |_, _| {
+        let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+        let r = ids.get(i).map(|id| {
+            let path = format!("/v1/interactions/{id}/login-links");
+            request("POST", &path, &[("authorization", &auth)], b"{}".to_vec())
+        });
+        async move { r }.boxed()
+    });
+    let (o, c) = b.measure_on(&g, issue, None).await;
+    let name = format!("GROWING link issue, links 0 -> {to}");
+    b.rows.push(Row::new(
+        &name,
+        "memory",
+        o,
+        (ceiling, c),
+        Target::p99(10.0),
+    ));
+    b.plan = saved;
+    if let Ok(g) = Arc::try_unwrap(g) {
+        g.stop().await;
+    }
+}
+
 /// Status read and callback at 1k live, then at `live`; memory per live
 /// interaction.
 async fn scaling(
@@ -577,7 +669,16 @@ async fn run(args: Args) {
             scaling(&mut b, true, live, redis_c, &mut report).await;
         }
     }
-    if memory {
+    if memory && args.grow_to > 0 && b.wants("GROWING") {
+        b.ceiling = Some(bare);
+        growing(&mut b, args.grow_to, bare_c).await;
+    }
+    if memory
+        && !b
+            .only
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("growing"))
+    {
         b.ceiling = Some(bare);
         scenarios(&mut b, false, args.interactions, bare_c).await;
     }

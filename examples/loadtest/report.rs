@@ -41,6 +41,14 @@ impl Target {
             min_of_1k: at_1k.map(|r| (0.8, r)),
         }
     }
+    /// A p99 bound alone (a row with no ceiling to compare with).
+    pub fn p99(max_ms: f64) -> Self {
+        Target {
+            min_ratio: None,
+            max_p99_ms: Some(max_ms),
+            min_of_1k: None,
+        }
+    }
     pub fn none() -> Self {
         Target {
             min_ratio: None,

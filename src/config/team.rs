@@ -114,6 +114,15 @@ impl Team {
     pub fn settings_for(&self, channel: &str) -> &Settings {
         self.channel_settings.get(channel).unwrap_or(&self.settings)
     }
+
+    /// Whether a step-up rule of the team, on any of its channels, reads a
+    /// customer's validated devices (a new fingerprint, a region change):
+    /// only then are they remembered.
+    pub fn remembers_devices(&self) -> bool {
+        std::iter::once(&self.settings)
+            .chain(self.channel_settings.values())
+            .any(|s| s.step_up.on_new_fingerprint || s.step_up.on_region_change)
+    }
     pub fn has_channel(&self, channel: &str) -> bool {
         self.channels.iter().any(|c| c == channel)
     }

@@ -73,6 +73,14 @@ pub trait EventLog: Send + Sync {
     /// and never fails the caller: a failure is logged and counted.
     fn append(&self, event: Arc<Event>);
 
+    /// [`EventLog::append`], and `done` answers `true` once the event is
+    /// in the log (`false`, or dropped, when it never will be). The memory
+    /// log appends at once.
+    fn append_confirmed(&self, event: Arc<Event>, done: tokio::sync::oneshot::Sender<bool>) {
+        self.append(event);
+        let _ = done.send(true);
+    }
+
     /// The oldest and newest ids `team`'s log holds, `None` when empty.
     async fn bounds(&self, team: &str) -> Result<Option<(LogId, LogId)>, LogError>;
 

@@ -293,6 +293,26 @@ impl Publisher {
     /// Publishes `event`; `about` names whom it is about in its log line
     /// (`None`: read from `data`, and only for a line that is written).
     pub fn publish(&self, event: Event, about: Option<&About>) {
+        let event = self.announce(event, about);
+        self.log.append(event);
+    }
+
+    /// [`Publisher::publish`], and the answer says whether the event is in
+    /// the log (the history `Last-Event-ID` resumes from): `true` once it
+    /// is, `false` (or dropped) when it never will be.
+    pub fn publish_confirmed(
+        &self,
+        event: Event,
+        about: Option<&About>,
+    ) -> tokio::sync::oneshot::Receiver<bool> {
+        let event = self.announce(event, about);
+        let (done, appended) = tokio::sync::oneshot::channel();
+        self.log.append_confirmed(event, done);
+        appended
+    }
+
+    /// Logs, counts and fans out `event` in this process.
+    fn announce(&self, event: Event, about: Option<&About>) -> Arc<Event> {
         if tracing::enabled!(tracing::Level::INFO) {
             let read;
             let (interaction, subject) = match about {
@@ -310,7 +330,7 @@ impl Publisher {
         let event = Arc::new(event);
         // No subscriber is not an error: nobody is listening yet.
         let _ = self.tx.send(Arc::clone(&event));
-        self.log.append(event);
+        event
     }
 
     /// Every event published after this call, in order.

@@ -29,7 +29,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::{Client, Script, Value};
 use async_trait::async_trait;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
 use super::Event;
@@ -60,6 +60,13 @@ const KEY_TTL_SLACK: Duration = Duration::from_secs(300);
 const BATCH_MEMORY: Duration = Duration::from_secs(120);
 const APPEND_LUA: &str = include_str!("redis/append.lua");
 
+/// An event to append, and who waits to know it is in the log.
+type Append = (Arc<Event>, Option<oneshot::Sender<bool>>);
+
+/// One team's part of an append batch: its stream key, its events, and
+/// who waits to know they are in the log.
+type Stream<'a> = (String, Vec<&'a Event>, Vec<oneshot::Sender<bool>>);
+
 /// Where the log's Redis is: the store's own settings.
 #[derive(Debug, Clone, Copy)]
 pub enum Servers<'a> {
@@ -73,7 +80,7 @@ pub struct RedisLog {
     prefix: String,
     conn: Arc<Connector>,
     fanout: Arc<Fanout>,
-    appends: mpsc::Sender<Arc<Event>>,
+    appends: mpsc::Sender<Append>,
     /// Dropped with the log: the reader tasks end.
     _stop: watch::Sender<()>,
 }
@@ -157,7 +164,15 @@ fn unix_ms() -> u64 {
 #[async_trait]
 impl EventLog for RedisLog {
     fn append(&self, event: Arc<Event>) {
-        if self.appends.try_send(event).is_err() {
+        if self.appends.try_send((event, None)).is_err() {
+            metrics::counter!("chatgate_event_log_dropped_total").increment(1);
+            tracing::warn!("event log queue full; event not logged");
+        }
+    }
+
+    fn append_confirmed(&self, event: Arc<Event>, done: oneshot::Sender<bool>) {
+        // A full queue drops `done` with the event: not confirmed.
+        if self.appends.try_send((event, Some(done))).is_err() {
             metrics::counter!("chatgate_event_log_dropped_total").increment(1);
             tracing::warn!("event log queue full; event not logged");
         }
@@ -274,20 +289,27 @@ fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
 /// log lives: queued events wait, new ones are dropped once the queue is
 /// full); one Redis refused is tried [`REFUSED_TRIES`] times, then dropped
 /// and counted.
-async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector>, prefix: String) {
+async fn run_appender(mut queue: mpsc::Receiver<Append>, conn: Arc<Connector>, prefix: String) {
     let script = Script::new(APPEND_LUA);
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     let mut failing = false;
     while queue.recv_many(&mut batch, APPEND_BATCH).await > 0 {
-        let mut streams: Vec<(String, Vec<&Event>)> = Vec::new();
-        for event in &batch {
+        let mut streams: Vec<Stream<'_>> = Vec::new();
+        for (event, done) in &mut batch {
             let key = stream_key(&prefix, &event.team);
-            match streams.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, events)) => events.push(event),
-                None => streams.push((key, vec![event])),
-            }
+            let at = match streams.iter().position(|(k, _, _)| *k == key) {
+                Some(at) => at,
+                None => {
+                    streams.push((key, Vec::new(), Vec::new()));
+                    streams.len() - 1
+                }
+            };
+            streams[at].1.push(event);
+            streams[at].2.extend(done.take());
         }
-        for (key, events) in &streams {
+        for (key, events, waiting) in streams {
+            let (key, events) = (&key, &events);
+            let mut appended = false;
             // Sent again as it is, under the same id, until it is answered.
             let batch = format!("{:016x}", rand::random::<u64>());
             let mut pause = RETRY_FIRST;
@@ -298,6 +320,7 @@ async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector
                         tracing::info!("event log appends work again");
                         failing = false;
                     }
+                    appended = true;
                     break;
                 };
                 if !failing {
@@ -313,6 +336,9 @@ async fn run_appender(mut queue: mpsc::Receiver<Arc<Event>>, conn: Arc<Connector
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(RETRY_MAX);
+            }
+            for done in waiting {
+                let _ = done.send(appended);
             }
         }
         batch.clear();

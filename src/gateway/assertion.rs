@@ -132,12 +132,16 @@ impl Gateway {
                         w.rec
                             .authenticate(Method::PreChat, customer.clone(), now, s);
                         w.announce_authenticated();
-                        known.record_validated(
-                            a.fingerprint.as_deref(),
-                            a.region.as_deref(),
-                            &self.pepper,
-                        );
-                        w.also(put(&dkey, devices.version, &known, Some(DEVICES_TTL))?);
+                        // Remembered only where a step-up rule reads them:
+                        // with every such rule off, no record is kept.
+                        if team.remembers_devices() {
+                            known.record_validated(
+                                a.fingerprint.as_deref(),
+                                a.region.as_deref(),
+                                &self.pepper,
+                            );
+                            w.also(put(&dkey, devices.version, &known, Some(DEVICES_TTL))?);
+                        }
                         Verdict::Success
                     };
                     // The used-jti marker outlives every moment the assertion could be valid.

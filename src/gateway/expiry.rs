@@ -36,8 +36,12 @@ pub async fn run_sweeper(
             _ = tick.tick() => {
                 let now = clock.now();
                 for team in gw.config.teams.values() {
-                    if let Err(e) = gw.sweep_team(team, now).await {
-                        tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
+                    match gw.sweep_team(team, now).await {
+                        // An outage is the store's own log's to tell (once).
+                        Ok(()) | Err(Error::StoreUnavailable) => {}
+                        Err(e) => {
+                            tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
+                        }
                     }
                 }
             }
@@ -62,8 +66,11 @@ impl Gateway {
     /// (at-least-once). One that can never be handled is quarantined.
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         // Never in the way of the sweep itself: its claims come again.
-        if let Err(e) = self.move_legacy_queues(team, now).await {
-            tracing::warn!(team = %team.id, error = %e, "legacy queues not drained; will retry");
+        match self.move_legacy_queues(team, now).await {
+            Ok(()) | Err(Error::StoreUnavailable) => {}
+            Err(e) => {
+                tracing::warn!(team = %team.id, error = %e, "legacy queues not drained; will retry");
+            }
         }
         let index = keys::due_queue(&team.id);
         let lease = now.plus(LEASE).unix_millis();

@@ -4,22 +4,27 @@
 //! change (see [`super::work`]), then delivered from the store by a
 //! dispatcher that runs in every instance.
 //!
-//! The dispatcher claims due items with a lease (an instance that dies
-//! mid-delivery leaves its claims to come due again), delivers each, then
-//! removes it — or, on failure, reschedules it with backoff: notices for an
+//! The dispatcher ([`dispatcher`]: one loop per team, deliveries bounded
+//! per destination, so a slow receiver only slows itself) claims due items
+//! with a lease (an instance that dies mid-delivery leaves its claims to
+//! come due again), delivers each, then removes it as soon as its own
+//! delivery ends — or, on failure, reschedules it with backoff: notices for an
 //! hour (the API reference promises at least ten minutes), events to the team's
 //! webhook for 25 hours (at least 24). Delivery is at-least-once: a message
 //! may repeat, with the same id, but is not lost while the store keeps it.
 //! An item the gateway cannot read is quarantined (logged once, removed)
 //! and never stops the others.
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 use uuid::Uuid;
+
+mod dispatcher;
+
+pub use dispatcher::run_dispatcher;
 
 use super::records::put;
 use super::{Gateway, InteractionView};
@@ -30,34 +35,17 @@ use crate::domain::subject::SubjectView;
 use crate::domain::webhook_sig;
 use crate::error::Result;
 use crate::events::{About, Event, EventType};
-use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::store::{keys, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How long an item is kept: past the longest retry window.
 pub const ITEM_TTL: Duration = Duration::from_secs(25 * 3600);
 /// How long a claim holds before another instance may take the item over.
 const LEASE: Duration = Duration::from_secs(30);
-/// Items claimed per round trip, at most; delivered [`CONCURRENCY`] at a
-/// time, so a batch of slow deliveries (10 s each) ends well within its
-/// [`LEASE`]. A queue that is idle or nearly so costs the same one claim
-/// whatever the bound; a backlog is read and removed in a quarter of the
-/// round trips 16 would take.
+/// Items claimed per round trip, at most. A queue that is idle or nearly
+/// so costs the same one claim whatever the bound; a backlog is read in a
+/// quarter of the round trips 16 would take.
 pub const BATCH: usize = 64;
-const CONCURRENCY: usize = 32;
-/// Batches one team's dispatch handles per pass, at most.
-const MAX_ROUNDS: usize = 8;
-/// Batches of one team handled side by side, at most: while every batch
-/// comes back full, the next step runs twice as many (1, then 2), so a
-/// queue that grows under load is drained in fewer round trips than it took
-/// to fill, and an idle one still costs one claim per look. Each batch
-/// keeps its own [`CONCURRENCY`], so each still ends within its [`LEASE`],
-/// and a team's webhook sees at most `CONCURRENCY × MAX_WIDTH` deliveries
-/// at once from one instance.
-const MAX_WIDTH: usize = 2;
-// A batch whose every delivery times out still ends within its lease, with
-// time left to settle it.
-const _: () =
-    assert!((BATCH.div_ceil(CONCURRENCY) as u64) * WEBHOOK_TIMEOUT.as_secs() + 5 < LEASE.as_secs());
 /// How often the dispatcher looks, when nothing wakes it sooner.
 const POLL: Duration = Duration::from_millis(250);
 /// A notice is retried this long, an event's webhook delivery this long.
@@ -231,10 +219,11 @@ impl OutboxItem {
     }
 }
 
-/// The wake-up bell of this instance's dispatcher, its HTTP client, and the
+/// The wake-up bell of this instance's dispatcher (every team's loop hears
+/// it: a count that moves on each commit), its HTTP client, and the
 /// items this instance has just written, kept for it ([`Kept`]).
 pub struct Outbox {
-    bell: Notify,
+    bell: watch::Sender<u64>,
     http: reqwest::Client,
     kept: Kept,
 }
@@ -315,7 +304,7 @@ impl Outbox {
             .build()
             .unwrap_or_default();
         Outbox {
-            bell: Notify::new(),
+            bell: watch::Sender::new(0),
             http,
             kept: Kept::default(),
         }
@@ -323,7 +312,7 @@ impl Outbox {
 
     /// Something was committed: look now rather than at the next poll.
     pub fn wake(&self) {
-        self.bell.notify_one();
+        self.bell.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The ops that put `item` into `team`'s outbox, due at once; the item
@@ -360,93 +349,55 @@ struct Failed {
     retry_after: Option<Duration>,
 }
 
-/// Runs this instance's dispatcher until `shutdown` resolves. What it has
-/// not delivered stays in the store for the next round, or another instance.
-pub async fn run_dispatcher(
-    gw: Arc<Gateway>,
-    clock: Arc<dyn Clock>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    // Whether the last pass left due items behind (a team used all its
-    // rounds): then the next pass starts at once, not at the next poll.
-    let mut behind = false;
-    loop {
-        if behind {
-            tokio::select! {
-                biased;
-                _ = &mut shutdown => return,
-                _ = tokio::task::yield_now() => {}
-            }
-        } else {
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = gw.outbox.bell.notified() => {}
-                _ = tokio::time::sleep(POLL) => {}
-            }
-        }
-        // Teams side by side: one team's slow webhook never holds up another's.
-        let pass = futures::future::join_all(gw.config.teams.values().map(|team| {
-            let (gw, clock) = (&gw, &clock);
-            async move {
-                let (mut rounds, mut width) = (0, 1);
-                while rounds < MAX_ROUNDS {
-                    // Claims are atomic: batches side by side get distinct
-                    // items, the first the earliest due.
-                    let side_by_side = width.min(MAX_ROUNDS - rounds);
-                    let step = (0..side_by_side).map(|_| gw.claim_batch(team, clock.as_ref()));
-                    let (mut batches, mut ok) = (Vec::with_capacity(side_by_side), true);
-                    for claimed in futures::future::join_all(step).await {
-                        match claimed {
-                            Ok(batch) => batches.push(batch),
-                            Err(e) => {
-                                tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
-                                ok = false;
-                            }
-                        }
-                    }
-                    // Events reach the live stream in the order they came
-                    // due, before any delivery of the step: a slow webhook
-                    // in one batch does not let a later batch's events by.
-                    // Each claim took the earliest entries left, so the
-                    // batches are ordered by their first.
-                    batches.sort_by(|a, b| a.first.cmp(&b.first));
-                    for batch in &mut batches {
-                        gw.publish_claimed(batch);
-                    }
-                    let full = batches.iter().all(Batch::full);
-                    let delivered = batches
-                        .into_iter()
-                        .map(|batch| gw.deliver_claimed(team, batch, clock.as_ref()));
-                    for settled in futures::future::join_all(delivered).await {
-                        if let Err(e) = settled {
-                            tracing::warn!(team = %team.id, error = %e, "outbox round failed; will retry");
-                            ok = false;
-                        }
-                    }
-                    if !ok || !full {
-                        return false;
-                    }
-                    rounds += side_by_side;
-                    width = (width * 2).min(MAX_WIDTH);
-                }
-                true
-            }
-        }));
-        // A stop interrupts a pass: what was claimed comes due again after
-        // its lease, for this or another instance.
-        tokio::select! {
-            _ = &mut shutdown => return,
-            left = pass => behind = left.into_iter().any(|more| more),
-        }
-    }
-}
-
 /// What handling one claimed item decided: the ops that remove or
-/// reschedule it, and its age when it stays pending.
+/// reschedule it, its age when it stays pending, and whether it was
+/// delivered (its destination answers again).
 struct Handled {
     ops: Vec<Op>,
     pending: Option<Duration>,
+    delivered: bool,
+    /// The event this claim published, not yet known to be in the log:
+    /// its item leaves the queue (or is marked published) only once it is.
+    unlogged: Option<Box<Unlogged>>,
+}
+
+/// An item whose event was published by its claim, and the answer that
+/// says when the event is in the log.
+struct Unlogged {
+    appended: tokio::sync::oneshot::Receiver<bool>,
+    member: String,
+    key: String,
+    version: u64,
+    item: OutboxItem,
+}
+
+impl Unlogged {
+    /// Whether the event reached the log (within `wait`).
+    async fn logged(&mut self, wait: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(wait, &mut self.appended).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// The ops that put the item back, its event to be published again,
+    /// due at `at` (instead of removing it or marking it published).
+    fn put_back(self, queue: &str, at: Timestamp) -> Result<Vec<Op>> {
+        let mut item = self.item;
+        item.published = false;
+        let keep = ITEM_TTL
+            .saturating_sub(at.since(item.created_at))
+            .max(Duration::from_secs(1));
+        Ok(vec![
+            put(&self.key, self.version, &item, Some(keep))?,
+            Op::QueueAdd {
+                key: queue.to_string(),
+                member: self.member,
+                score: at.unix_millis(),
+                ttl: keep,
+            },
+        ])
+    }
 }
 
 impl Handled {
@@ -460,7 +411,17 @@ impl Handled {
             .chain(extra)
             .collect(),
             pending: None,
+            delivered: false,
+            unlogged: None,
         }
+    }
+
+    /// Where the item is queued again, if it is: its member and due time.
+    fn requeued(&self) -> Option<(String, i64)> {
+        self.ops.iter().find_map(|op| match op {
+            Op::QueueAdd { member, score, .. } => Some((member.clone(), *score)),
+            _ => None,
+        })
     }
 }
 
@@ -470,6 +431,25 @@ struct Claimed {
     key: String,
     version: u64,
     item: OutboxItem,
+    /// Whether the stored copy says its event was published.
+    stored_published: bool,
+    /// The log's answer for the event this claim published.
+    appended: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl Claimed {
+    /// What settling it must wait for: the event this claim published
+    /// reaching the log.
+    fn unlogged(&mut self) -> Option<Box<Unlogged>> {
+        let appended = self.appended.take()?;
+        Some(Box::new(Unlogged {
+            appended,
+            member: self.entry.member.clone(),
+            key: self.key.clone(),
+            version: self.version,
+            item: self.item.clone(),
+        }))
+    }
 }
 
 /// One claimed batch of a team's due items, in the order they came due:
@@ -477,16 +457,14 @@ struct Claimed {
 /// item, unreadable).
 struct Batch {
     queue: String,
-    /// The first entry claimed, by due time and then member (the queue's order).
-    first: Option<(i64, String)>,
     ready: Vec<Claimed>,
     settled: Vec<Handled>,
 }
 
 impl Batch {
-    /// Whether the claim took as many entries as it could: more may be due.
-    fn full(&self) -> bool {
-        self.ready.len() + self.settled.len() == BATCH
+    /// Whether the claim took as many entries as it asked for: more may be due.
+    fn full(&self, asked: usize) -> bool {
+        self.ready.len() + self.settled.len() == asked
     }
 }
 
@@ -508,17 +486,16 @@ impl Gateway {
         Ok(())
     }
 
-    /// Claims up to [`BATCH`] of `team`'s items due now, earliest first,
-    /// and reads them (one claim and one read: an `MGET` on Redis).
-    async fn claim_batch(&self, team: &Team, clock: &dyn Clock) -> Result<Batch> {
+    /// Claims up to `limit` of `team`'s items due now, earliest first, and
+    /// reads them (one claim and one read: an `MGET` on Redis).
+    async fn claim_batch(&self, team: &Team, clock: &dyn Clock, limit: usize) -> Result<Batch> {
         let queue = keys::outbox(&team.id);
         let now = clock.now();
         let lease = now.plus(LEASE).unix_millis();
         let claimed = self
             .store
-            .index_claim_due(&queue, now.unix_millis(), BATCH, lease)
+            .index_claim_due(&queue, now.unix_millis(), limit, lease)
             .await?;
-        let first = claimed.first().map(|e| (e.score, e.member.clone()));
         let ids: Vec<Option<Uuid>> = claimed
             .iter()
             .map(|e| Uuid::parse_str(&e.member).ok())
@@ -532,7 +509,6 @@ impl Gateway {
         let mut read = item_keys.into_iter().zip(read);
         let mut batch = Batch {
             queue,
-            first,
             ready: Vec::with_capacity(claimed.len()),
             settled: Vec::new(),
         };
@@ -544,70 +520,6 @@ impl Gateway {
             }
         }
         Ok(batch)
-    }
-
-    /// Publishes the batch's events not yet published, in its order.
-    fn publish_claimed(&self, batch: &mut Batch) {
-        for claimed in &mut batch.ready {
-            let item = &mut claimed.item;
-            if let Task::Event { event, about } = &item.task {
-                if !item.published {
-                    self.events.publish(event.clone(), about.as_ref());
-                    item.published = true;
-                }
-            }
-        }
-    }
-
-    /// Delivers the batch's items, [`CONCURRENCY`] at a time, each at the
-    /// time it is handled, then removes or reschedules them in one commit.
-    async fn deliver_claimed(&self, team: &Team, batch: Batch, clock: &dyn Clock) -> Result<()> {
-        let Batch {
-            queue,
-            ready,
-            mut settled,
-            ..
-        } = batch;
-        let queue = &queue;
-        settled.reserve(ready.len());
-        futures::stream::iter(ready)
-            .map(|claimed| async move {
-                match self.settle_item(team, queue, claimed, clock.now()).await {
-                    Ok(handled) => Some(handled),
-                    // The claim's lease brings it back.
-                    Err(e) => {
-                        tracing::warn!(team = %team.id, error = %e, "outbox item not handled; will retry");
-                        None
-                    }
-                }
-            })
-            .buffer_unordered(CONCURRENCY)
-            .filter_map(std::future::ready)
-            .for_each(|handled| {
-                settled.push(handled);
-                std::future::ready(())
-            })
-            .await;
-        // The batch's removals and reschedules in one commit; should another
-        // instance have touched one of its items (a lease that ran out), each
-        // item's ops on their own, so the others still land.
-        let all: Vec<Op> = settled.iter().flat_map(|h| h.ops.iter().cloned()).collect();
-        if self.store.commit(all).await? != Commit::Applied {
-            for h in &settled {
-                // One item the store refuses does not keep the others back.
-                if let Err(e) = self.store.commit(h.ops.clone()).await {
-                    tracing::warn!(team = %team.id, error = %e, "outbox item not settled; will retry");
-                }
-            }
-        }
-        let oldest = settled
-            .iter()
-            .filter_map(|h| h.pending)
-            .max()
-            .unwrap_or_default();
-        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.id.clone())
-            .set(oldest.as_secs_f64());
-        Ok(())
     }
 
     /// Understands one claimed item, as read with its batch (its id, key
@@ -637,6 +549,8 @@ impl Gateway {
                 entry,
                 key,
                 version,
+                stored_published: item.published,
+                appended: None,
                 item,
             }),
             None => {
@@ -666,6 +580,7 @@ impl Gateway {
             key,
             version,
             item: mut value,
+            ..
         } = claimed;
         let id = value.id;
         let outcome = self.deliver(team, &value, now).await;
@@ -680,7 +595,9 @@ impl Gateway {
         let failed = match outcome {
             Ok(()) => {
                 metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                return Ok(Handled::removed(queue, &entry, Some(delete(key))));
+                let mut done = Handled::removed(queue, &entry, Some(delete(key)));
+                done.delivered = true;
+                return Ok(done);
             }
             Err(failed) => failed,
         };
@@ -706,6 +623,8 @@ impl Gateway {
                 },
             ],
             pending: Some(age),
+            delivered: false,
+            unlogged: None,
         })
     }
 

@@ -93,7 +93,7 @@ impl Gateway {
                                         (binding.method, binding.customer, since)
                                     }
                                 };
-                                if let Some(p) = &pending {
+                                if let Some(p) = pending.as_ref().filter(|_| team.remembers_devices()) {
                                     let devices = self.validated_devices(team, p).await?;
                                     w.also(devices);
                                 }

@@ -14,7 +14,7 @@
 //! keep a `BTreeSet<(score, member)>` for ordered walks and a member → score
 //! map for moves. Both give Redis' order exactly: by score, ties by member
 //! compared byte-wise.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU64;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -105,8 +105,10 @@ impl Default for Members {
 #[derive(Debug, Default)]
 struct Large {
     ordered: BTreeSet<(i64, Arc<str>)>,
-    /// member → (score, expiry).
-    members: HashMap<Arc<str>, (i64, Option<Moment>)>,
+    /// member → (score, expiry). Ordered, not hashed: an index of a
+    /// team's every interaction grows to hundreds of thousands, and a hash
+    /// map doubling at that size held the store's lock for tens of ms.
+    members: BTreeMap<Arc<str>, (i64, Option<Moment>)>,
     by_expiry: BTreeSet<(Moment, Arc<str>)>,
 }
 
@@ -349,12 +351,83 @@ fn live(expires_at: Option<Moment>, now: Moment) -> bool {
     expires_at.is_none_or(|at| at > now)
 }
 
+/// Maps in each of which a key's shard is picked by its hash.
+const SHARDS: usize = 64;
+
+/// A hash map cut into [`SHARDS`] maps by key: growing, each doubles on
+/// its own, moving a 64th of the entries. One map of a million records
+/// doubling moved them all under the store's one lock (a 385 ms stall of
+/// every request, measured while the store grew to 500 k interactions).
+#[derive(Debug)]
+struct Sharded<V> {
+    shards: Box<[HashMap<Arc<str>, V>]>,
+}
+
+impl<V> Default for Sharded<V> {
+    fn default() -> Self {
+        Sharded {
+            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+        }
+    }
+}
+
+impl<V> Sharded<V> {
+    /// The shard of `key` (FNV-1a of its bytes: keys end in ids and
+    /// digests, so shards fill evenly).
+    fn shard(key: &str) -> usize {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in key.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % SHARDS as u64) as usize
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.shards[Self::shard(key)].get(key)
+    }
+
+    fn get_mut(&mut self, key: &str) -> Option<&mut V> {
+        self.shards[Self::shard(key)].get_mut(key)
+    }
+
+    fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &V)> {
+        self.shards[Self::shard(key)].get_key_value(key)
+    }
+
+    fn insert(&mut self, key: Arc<str>, value: V) -> Option<V> {
+        self.shards[Self::shard(&key)].insert(key, value)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        self.shards[Self::shard(key)].remove(key)
+    }
+
+    fn remove_entry(&mut self, key: &str) -> Option<(Arc<str>, V)> {
+        self.shards[Self::shard(key)].remove_entry(key)
+    }
+
+    #[cfg(test)]
+    fn contains_key(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(HashMap::len).sum()
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// Keys are shared with their deadline (`Arc<str>`), so a scheduled
     /// record costs one copy of its key, not two.
-    records: HashMap<Arc<str>, Record>,
-    indexes: HashMap<Arc<str>, Index>,
+    records: Sharded<Record>,
+    indexes: Sharded<Index>,
     /// At most one per record or index, removed with it: a record deleted
     /// long before its expiry (a delivered outbox item) leaves nothing
     /// behind.
@@ -662,6 +735,24 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_spread_evenly_over_the_shards() {
+        // A shard that takes much more than its share would double (and
+        // stall the store) as a whole map once did.
+        let mut counts = [0usize; SHARDS];
+        let n = 64 * 1000;
+        for _ in 0..n {
+            let key = crate::store::keys::interaction("acme", uuid::Uuid::now_v7());
+            counts[Sharded::<()>::shard(&key)] += 1;
+        }
+        let (min, max) = (counts.iter().min().unwrap(), counts.iter().max().unwrap());
+        assert!(
+            *min > 800 && *max < 1200,
+            "{min}..{max} of {} each",
+            n / SHARDS
+        );
+    }
 
     #[test]
     fn moments_are_eight_bytes_ordered_and_end_where_instants_do() {

@@ -53,6 +53,7 @@ pub(crate) mod conn;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use self::companions::Companions;
@@ -73,6 +74,9 @@ pub struct RedisStore {
     commit_script: Script,
     claim_due_script: Script,
     companions: Companions,
+    /// How far this Redis' clock is ahead of ours (ms), as its last claim
+    /// answer told: a claim's answer-by time is written in Redis' time.
+    redis_ahead_ms: AtomicI64,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -107,6 +111,7 @@ impl RedisStore {
             commit_script: Script::new(COMMIT_LUA),
             claim_due_script: Script::new(CLAIM_DUE_LUA),
             companions: Companions::new(),
+            redis_ahead_ms: AtomicI64::new(0),
         }
     }
 
@@ -266,6 +271,29 @@ fn entries(what: &str, reply: Value) -> Result<Vec<IndexEntry>, StoreError> {
         out.push(IndexEntry { member, score });
     }
     Ok(out)
+}
+
+/// A claim's answer: Redis' time (ms) when it ran, then its entries.
+fn claim_reply(reply: Value) -> Result<(i64, Vec<IndexEntry>), StoreError> {
+    const WHAT: &str = "index_claim_due";
+    let Value::Array(mut items) = reply else {
+        return Err(unexpected(WHAT));
+    };
+    if items.is_empty() {
+        return Err(unexpected(WHAT));
+    }
+    let now = match items.remove(0) {
+        Value::Int(ms) => ms,
+        _ => return Err(unexpected(WHAT)),
+    };
+    Ok((now, entries(WHAT, Value::Array(items))?))
+}
+
+/// This host's time, ms since the Unix epoch.
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn parse_score(s: &str) -> Option<i64> {
@@ -519,13 +547,22 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        // The caller waits for the answer at most CALL_TIMEOUT: a claim that
+        // runs later (queued while Redis was paused) must take nothing.
+        let answer_by = unix_ms()
+            .saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed))
+            .saturating_add(i64::try_from(conn::CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX));
         let mut call = self.claim_due_script.prepare_invoke();
         call.key(self.key(key))
             .arg(max_score)
             .arg(limit)
-            .arg(claim_score);
+            .arg(claim_score)
+            .arg(answer_by);
         let reply = self.conn.invoke("index_claim_due", &call).await?;
-        entries("index_claim_due", reply)
+        let (redis_now, claimed) = claim_reply(reply)?;
+        self.redis_ahead_ms
+            .store(redis_now.saturating_sub(unix_ms()), Ordering::Relaxed);
+        Ok(claimed)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -226,6 +226,57 @@ async fn a_store_outage_is_logged_once_then_summarised() {
     assert_eq!(count("store is back"), 1, "{text}");
 }
 
+/// While the store is down, the background workers (outbox dispatch,
+/// expiry sweep) do not warn of each failed call: the store's own outage
+/// lines say it. (A cluster failover logged ~190 lines a second.)
+#[tokio::test]
+async fn background_workers_log_no_line_per_failed_call_during_an_outage() {
+    use crate::redis_support::OwnRedis;
+    if !redis_available().await {
+        return;
+    }
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let Some(mut server) =
+        OwnRedis::private("background_workers_log_no_line_per_failed_call_during_an_outage").await
+    else {
+        return;
+    };
+    let port = server.port;
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    app.new_interaction().await;
+    server.stop();
+    // Two teams, each polled four times a second by its outbox loop and
+    // twice by the sweeper: a line per failed call would be ~36 here.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let _server = OwnRedis::start(port);
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    // From the outage's first line on.
+    let outage = text
+        .find("store unavailable")
+        .expect("the outage is logged");
+    let warnings: Vec<&str> = text[outage..]
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .collect();
+    assert!(
+        warnings.len() <= 3,
+        "{} warnings in a 3 s outage:\n{}",
+        warnings.len(),
+        warnings.join("\n")
+    );
+}
+
 /// The built binary serving the sample config on a free port, its stderr
 /// read line by line as it comes.
 struct Served {

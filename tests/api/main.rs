@@ -25,6 +25,7 @@ mod oidc;
 mod oidc_provider;
 mod openapi;
 mod outbox;
+mod outbox_lanes;
 mod pages;
 mod prechat;
 mod properties;

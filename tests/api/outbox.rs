@@ -14,7 +14,7 @@ use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 use crate::helpers::*;
 
 /// Waits (real time, up to 5 s) until `check` holds.
-async fn eventually<F, Fut>(what: &str, mut check: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -28,11 +28,11 @@ where
     panic!("not within 5 s: {what}");
 }
 
-fn body(r: &Request) -> Value {
+pub(crate) fn body(r: &Request) -> Value {
     serde_json::from_slice(&r.body).unwrap_or(Value::Null)
 }
 
-fn header(r: &Request, name: &str) -> String {
+pub(crate) fn header(r: &Request, name: &str) -> String {
     r.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -40,7 +40,10 @@ fn header(r: &Request, name: &str) -> String {
         .to_string()
 }
 
-async fn requests_where(server: &MockServer, f: impl Fn(&Value) -> bool) -> Vec<Request> {
+pub(crate) async fn requests_where(
+    server: &MockServer,
+    f: impl Fn(&Value) -> bool,
+) -> Vec<Request> {
     let all = server.received_requests().await.unwrap_or_default();
     all.into_iter().filter(|r| f(&body(r))).collect()
 }
@@ -90,7 +93,7 @@ both_stores!(
 
 /// A store for the app that the test can also write to directly, and the
 /// key prefix it uses on Redis (the app's own, for the cleanup).
-async fn own_store(backend: Backend) -> Option<(SharedStore, String)> {
+pub(crate) async fn own_store(backend: Backend) -> Option<(SharedStore, String)> {
     let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
     let store: SharedStore = match backend {
         Backend::Memory => Arc::new(chatgate::store::memory::MemoryStore::new()),
@@ -176,7 +179,7 @@ both_stores!(
 
 /// A webhook receiver that answers its first `n` deliveries with `status`,
 /// then 204.
-async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
+pub(crate) async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
         .respond_with(ResponseTemplate::new(status))
@@ -191,7 +194,7 @@ async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
     receiver
 }
 
-fn with_webhook(url: &str, secret: &str) -> Setup {
+pub(crate) fn with_webhook(url: &str, secret: &str) -> Setup {
     Setup {
         team_extra: format!("[webhook]\nurl = \"{url}/events\"\nsecret = \"{secret}\"\n"),
         ..Setup::default()
@@ -261,9 +264,10 @@ both_stores!(
     a_backlog_due_at_once_goes_out_once_in_batches_side_by_side,
     |app: TestApp| async move {
         // Three batches' worth of events fail their first delivery, so all
-        // come due again at one instant: the dispatcher drains them in
-        // batches run side by side (one, then two), each claiming items of
-        // its own.
+        // come due again at one instant: the dispatcher claims batch after
+        // batch while the first are delivering (a destination's deliveries
+        // in flight are bounded; the rest wait for a slot), each claim
+        // taking items of its own.
         const N: usize = 3 * chatgate::gateway::OUTBOX_BATCH;
         let backend = app.backend;
         drop(app);
@@ -301,7 +305,7 @@ both_stores!(
     |app: TestApp| async move {
         // Three batches' worth of events, due at once and none published yet
         // (written while no gateway ran), and a webhook that takes its time:
-        // the dispatcher runs batches side by side (one, then two), and still
+        // the dispatcher claims on while deliveries are in flight, and still
         // each event reaches the live stream after every one due before it.
         const N: usize = 3 * chatgate::gateway::OUTBOX_BATCH;
         let backend = app.backend;
@@ -543,6 +547,74 @@ async fn a_redis_stall_at_the_due_time_loses_no_expiry() {
     assert_eq!(expired, ids);
 }
 
+/// Claims the sweeper sent while Redis was paused run when it resumes,
+/// after their callers gave up: they take nothing (else they would lease
+/// the due entries for 30 s to nobody), and every expiry is announced
+/// within 5 s of the pause's end, the clock not moved past any lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expiries_are_announced_within_5_s_after_a_redis_pause() {
+    use crate::redis_support::OwnRedis;
+    if !redis_available().await {
+        return;
+    }
+    let Some(server) =
+        OwnRedis::private("expiries_are_announced_within_5_s_after_a_redis_pause").await
+    else {
+        return;
+    };
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        defaults: "authenticated_ttl = \"2s\"".into(),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, &format!("cust-{i}")).await;
+        ids.push(id);
+    }
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(4000)
+        .arg("ALL")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let paused = std::time::Instant::now();
+    // Due now: the sweeper's claims queue up behind the pause.
+    app.advance(3);
+    let texts = || async {
+        let mut expired: Vec<String> = app
+            .chat_messages()
+            .await
+            .iter()
+            .filter(|m| m["purpose"] == "expired")
+            .map(|m| m["interaction_id"].as_str().unwrap().to_string())
+            .collect();
+        expired.sort();
+        expired.dedup();
+        expired
+    };
+    ids.sort();
+    let resumed = paused + Duration::from_secs(4);
+    loop {
+        if texts().await == ids {
+            break;
+        }
+        let late = std::time::Instant::now().saturating_duration_since(resumed);
+        assert!(
+            late < Duration::from_secs(5),
+            "{} of {} expiries announced 5 s after the pause ended",
+            texts().await.len(),
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 both_stores!(
     an_sms_conversation_gets_its_notices_at_its_contact,
     |app: TestApp| async move {
@@ -675,3 +747,72 @@ both_stores!(
         }
     }
 );
+
+/// An event reaches the history (`Last-Event-ID`'s log) before its item
+/// leaves the outbox: while Redis refuses the team's stream, the item stays
+/// queued, to be published again; once the stream takes it, the event is
+/// in the history and the item is gone. (The memory log appends in the
+/// same call as the publication: nothing to wait for there.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{}:{{acme}}:ev", app.key_prefix);
+    let queue = format!("{}:{}", app.key_prefix, keys::outbox("acme"));
+    // The team's stream is not a stream: every append is refused.
+    let _: () = redis::cmd("SET")
+        .arg(&stream)
+        .arg("not a stream")
+        .arg("EX")
+        .arg(60)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let id = app.new_interaction().await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let queued: usize = redis::cmd("ZCARD")
+        .arg(&queue)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "the item waits while its event is not logged");
+
+    let _: () = redis::cmd("DEL")
+        .arg(&stream)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    app.advance(2);
+    let logged = || {
+        let (mut conn, stream, id) = (conn.clone(), stream.clone(), id.clone());
+        async move {
+            let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
+                .arg(&stream)
+                .arg("-")
+                .arg("+")
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            entries
+                .iter()
+                .flat_map(|(_, fields)| fields)
+                .any(|(_, json)| json.contains(&id) && json.contains("interaction.created"))
+        }
+    };
+    eventually("the event in the history", logged).await;
+    eventually("the item gone from the queue", || {
+        let (mut conn, queue) = (conn.clone(), queue.clone());
+        async move {
+            let n: usize = redis::cmd("ZCARD")
+                .arg(&queue)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            n == 0
+        }
+    })
+    .await;
+}

@@ -113,3 +113,35 @@ both_stores!(
         assert_eq!(res.status(), 200);
     }
 );
+
+both_stores!(
+    no_device_record_is_kept_when_no_step_up_reads_it,
+    |app: TestApp| async move {
+        // With every step-up rule off (the default), a pre-chat login
+        // remembers no device: no record waits 90 days for nothing.
+        let backend = app.backend;
+        drop(app);
+        let Some((store, prefix)) = crate::outbox::own_store(backend).await else {
+            return;
+        };
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store.clone()),
+            ..Setup::default()
+        };
+        let Some(app) = spawn_with(backend, setup).await else {
+            return;
+        };
+        let devices = |sub: &str| chatgate::store::keys::devices("acme", sub);
+        for sub in ["cust-1", "cust-2"] {
+            let id = app.new_interaction().await;
+            let mut claims = app.assertion_claims(sub);
+            claims["fingerprint"] = json!("fp-1");
+            claims["region"] = json!("eu");
+            let res = post_assertion(&app, &id, &app.assertion(claims)).await;
+            assert_eq!(res.status(), 200);
+            let kept = store.get(&[devices(sub)]).await.unwrap();
+            assert_eq!(kept, vec![None], "no device record for {sub}");
+        }
+    }
+);
