@@ -39,7 +39,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_outbox_quarantined_total", Kind::Counter, "", "Unreadable outbox items dropped."),
     ("chatgate_outbox_oldest_pending_seconds", Kind::Gauge, "team", "Age of the oldest outbox item that failed in the last round, by team (0 when none)."),
     ("chatgate_connections_open", Kind::Gauge, "", "Connections being served (within server.max_connections)."),
-    ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections, answered 503 or closed."),
+    ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections: answered 503, closed unanswered, or closed to make room."),
     ("chatgate_accept_errors_total", Kind::Counter, "", "Failed accepts that were not the peer's (EMFILE, ...)."),
 ];
 
