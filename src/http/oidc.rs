@@ -202,7 +202,7 @@ fn refused(refusal: ProviderRefusal) -> Response {
 /// met (a counted failure) or banned; 423 locked; 502 the provider failed;
 /// 503 the store cannot be reached. Only the login rules after the ID token
 /// use the link up.
-#[utoipa::path(get, path = "/oidc/callback", tag = "login", security(),
+#[utoipa::path(get, path = "/oidc/callback", operation_id = "oidc_callback", tag = "login", security(),
     params(
         ("code" = Option<String>, Query, description = "the authorization code"),
         ("state" = Option<String>, Query, description = "the state sent with the authorization request"),
