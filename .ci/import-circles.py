@@ -17,9 +17,8 @@ import sys
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 KNOWN = {
     # The challenge types live in the interaction record, whose methods call
-    # challenge rules; reveal and challenge share the sealed code. Likewise
-    # the origin types live in the subject record.
-    "domain": [{"challenge", "interaction", "reveal"}, {"origins", "subject"}],
+    # challenge rules; reveal and challenge share the sealed code.
+    "domain": [{"challenge", "interaction", "reveal"}],
 }
 
 
