@@ -10,7 +10,7 @@ use super::files::{
     Port, SmtpChannel, TokenChannel, TwilioChannel, WebhookChannel, WhatsappChannel,
 };
 use super::interpolate::{interpolate_table, is_single_reference};
-use super::load::{display_path, read_toml};
+use super::toml_file::{display_path, read_toml};
 use super::validate::{check_name, http_url, template_problem};
 use super::{ChannelConfig, ChannelKind, ConfigError, SmtpTls, TemplateOverrides};
 use crate::domain::secrets::parse_whsec;

@@ -12,31 +12,13 @@
 //! Every problem stops loading with one [`ConfigError`]: one line naming the
 //! file, the key and the problem, never a secret value.
 use std::collections::BTreeMap;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use super::env::Environment;
 use super::interpolate::interpolate_table;
 use super::resolve::Layer;
-use super::{channels, system, teams, Config};
-
-/// A configuration problem: one line naming the file, the key and the problem.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: {key}: {problem}")]
-pub struct ConfigError {
-    pub file: String,
-    pub key: String,
-    pub problem: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(file: &str, key: impl Into<String>, problem: impl Into<String>) -> Self {
-        ConfigError {
-            file: file.to_string(),
-            key: key.into(),
-            problem: problem.into(),
-        }
-    }
-}
+use super::toml_file::{display_path, read_toml};
+use super::{channels, system, teams, Config, ConfigError};
 
 /// Loads `path` (the system file), its teams and channels, from the files and
 /// the process environment.
@@ -137,26 +119,6 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
     Ok(config)
 }
 
-/// Reads and parses one TOML file. Syntax errors name the line and column;
-/// they never quote the file's text (it may hold a secret).
-pub(super) fn read_toml(path: &Path, file: &str) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(file, "(file)", format!("cannot be read: {e}")))?;
-    text.parse::<toml::Table>().map_err(|e| {
-        let key = match e.span() {
-            Some(span) => {
-                let before = &text.as_bytes()[..span.start.min(text.len())];
-                let line = before.iter().filter(|b| **b == b'\n').count() + 1;
-                let col = before.iter().rev().take_while(|b| **b != b'\n').count() + 1;
-                format!("line {line}, column {col}")
-            }
-            None => "(file)".to_string(),
-        };
-        let message = e.message().lines().collect::<Vec<_>>().join("; ");
-        ConfigError::new(file, key, format!("invalid TOML: {message}"))
-    })
-}
-
 /// The `*.toml` files directly in `dir`, sorted, dot-files skipped.
 fn toml_files(dir: &Path, file: &str, key: &str) -> Result<Vec<PathBuf>, ConfigError> {
     let unreadable = |e: std::io::Error| {
@@ -176,60 +138,4 @@ fn toml_files(dir: &Path, file: &str, key: &str) -> Result<Vec<PathBuf>, ConfigE
     }
     found.sort();
     Ok(found)
-}
-
-/// `path` with `.` and `name/..` removed, for messages ("config/../channels"
-/// reads as "channels").
-pub(super) fn display_path(path: &Path) -> String {
-    let mut out: Vec<Component<'_>> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::CurDir => {}
-            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    let joined: PathBuf = out.iter().collect();
-    if joined.as_os_str().is_empty() {
-        ".".to_string()
-    } else {
-        joined.display().to_string()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn display_path_folds_parent_components() {
-        assert_eq!(
-            display_path(Path::new("config/../channels/sms.toml")),
-            "channels/sms.toml"
-        );
-        assert_eq!(
-            display_path(Path::new("./config/chatgate.toml")),
-            "config/chatgate.toml"
-        );
-        assert_eq!(display_path(Path::new("../x.toml")), "../x.toml");
-        assert_eq!(
-            display_path(Path::new("/etc/cg/../cg2/a.toml")),
-            "/etc/cg2/a.toml"
-        );
-    }
-
-    #[test]
-    fn error_is_one_line_file_key_problem() {
-        let e = ConfigError::new(
-            "config/chatgate.toml",
-            "server.listen",
-            "is not a socket address",
-        );
-        assert_eq!(
-            e.to_string(),
-            "config/chatgate.toml: server.listen: is not a socket address"
-        );
-    }
 }

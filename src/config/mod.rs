@@ -21,6 +21,7 @@ mod team;
 mod teams;
 #[cfg(test)]
 mod tests;
+mod toml_file;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ use std::time::Duration;
 pub use abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
 pub use duration::Dur;
 pub use env::Environment;
-pub use load::{load, load_with_env, ConfigError};
+pub use load::{load, load_with_env};
 pub use settings::{
     AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
     StepUpSettings, TemplateOverrides, Templates,
@@ -38,6 +39,7 @@ pub use settings::{
 pub use team::{
     ApiKey, ChannelConfig, ChannelKind, OidcConfig, Role, SecurityKey, SmtpTls, Team, TeamWebhook,
 };
+pub use toml_file::ConfigError;
 
 use secrecy::SecretString;
 

@@ -12,47 +12,15 @@
 //! rules as a subject (an [`OriginRecord`] holds a [`SubjectRecord`]), so a
 //! decision still reads and writes one record and the store's
 //! compare-and-set keeps every count exact under concurrency.
-use serde::{Deserialize, Serialize};
-
-use super::subject::{standing_error, FailureOutcome, Standing, SubjectRecord};
+use super::subject::{
+    standing_error, FailureOutcome, OriginRecord, OriginView, Standing, SubjectRecord,
+};
 use crate::config::{LockoutScope, LockoutSettings, OtpSettings};
 use crate::error::Error;
-use crate::time::{stored, Timestamp};
+use crate::time::Timestamp;
 
 /// Origins a subject's record keeps (and its view shows), at most.
 pub const MAX_ORIGINS: usize = 50;
-
-/// One origin of a subject, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct OriginRecord {
-    #[serde(rename = "o")]
-    pub origin: String,
-    /// Its latest failure or success.
-    #[serde(rename = "t", with = "stored")]
-    pub seen: Timestamp,
-    #[serde(
-        rename = "fa",
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "stored::opt"
-    )]
-    pub familiar_until: Option<Timestamp>,
-    /// Its failures, lockouts, lock and ban, counted as a subject's.
-    #[serde(rename = "c", default)]
-    pub counts: SubjectRecord,
-}
-
-/// An origin as `GET /v1/subjects/{subject}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OriginView {
-    /// `device:{fingerprint}` or `{channel}:{conversation_id}`.
-    pub origin: String,
-    pub familiar: bool,
-    pub failures: u32,
-    pub lockouts: u32,
-    pub locked_until: Option<Timestamp>,
-    pub banned: bool,
-}
 
 /// What one failed attempt led to, in whichever scope it counted.
 #[derive(Debug, Clone, PartialEq, Eq)]

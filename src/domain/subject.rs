@@ -17,10 +17,42 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::origins::{OriginRecord, OriginView};
 use crate::config::{LockoutScope, LockoutSettings, OtpSettings};
 use crate::error::Error;
 use crate::time::{stored, Timestamp};
+
+/// One origin of a subject, as stored inside its record (the rules that
+/// count per origin are in `origins.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginRecord {
+    #[serde(rename = "o")]
+    pub origin: String,
+    /// Its latest failure or success.
+    #[serde(rename = "t", with = "stored")]
+    pub seen: Timestamp,
+    #[serde(
+        rename = "fa",
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "stored::opt"
+    )]
+    pub familiar_until: Option<Timestamp>,
+    /// Its failures, lockouts, lock and ban, counted as a subject's.
+    #[serde(rename = "c", default)]
+    pub counts: SubjectRecord,
+}
+
+/// An origin as `GET /v1/subjects/{subject}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct OriginView {
+    /// `device:{fingerprint}` or `{channel}:{conversation_id}`.
+    pub origin: String,
+    pub familiar: bool,
+    pub failures: u32,
+    pub lockouts: u32,
+    pub locked_until: Option<Timestamp>,
+    pub banned: bool,
+}
 
 /// Where a subject stands at some moment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -27,7 +27,9 @@ pub use text::{
 
 /// A schema whose rules a derive cannot state (conditional requirements,
 /// `const`), written as JSON Schema. Its `ToSchema` (from [`raw_schema!`])
-/// is a placeholder that [`for_deployment`] replaces by [`RawSchema::json`].
+/// is a placeholder that [`finish`] replaces by [`RawSchema::json`]; the
+/// list of them is `raw_schemas` in `http/mod.rs`, so this module imports
+/// no handler module (handlers import it).
 pub trait RawSchema {
     fn json() -> Value;
 }
@@ -120,7 +122,11 @@ impl utoipa::ToSchema for SessionPinText {}
 
 /// The document as served by this deployment: the `ChannelName` schema lists
 /// the configured channel names and `SessionPinText` the configured lengths.
-pub fn for_deployment(mut doc: utoipa::openapi::OpenApi, config: &Config) -> String {
+pub fn for_deployment(
+    mut doc: utoipa::openapi::OpenApi,
+    config: &Config,
+    raw: &[(&str, Value)],
+) -> String {
     let mut channels: Vec<String> = config
         .teams
         .values()
@@ -153,17 +159,18 @@ pub fn for_deployment(mut doc: utoipa::openapi::OpenApi, config: &Config) -> Str
             )))
             .into(),
     );
-    finish(doc).to_string()
+    finish(doc, raw).to_string()
 }
 
-/// The generated document, completed: optional bodies, raw schemas.
-pub fn finish(mut doc: utoipa::openapi::OpenApi) -> Value {
+/// The generated document, completed: optional bodies, and the `raw`
+/// schemas (by component name) in place of their placeholders.
+pub fn finish(mut doc: utoipa::openapi::OpenApi, raw: &[(&str, Value)]) -> Value {
     optional_bodies_are_absent(&mut doc);
     let Ok(mut doc) = serde_json::to_value(&doc) else {
         return Value::Null;
     };
-    for (name, schema) in raw_schemas() {
-        doc["components"]["schemas"][name] = schema;
+    for (name, schema) in raw {
+        doc["components"]["schemas"][*name] = schema.clone();
     }
     camel_case_links(&mut doc);
     doc
@@ -324,16 +331,3 @@ impl RawSchema for EmptyBody {
     }
 }
 raw_schema!(EmptyBody);
-
-/// The raw schemas, by component name.
-fn raw_schemas() -> [(&'static str, Value); 4] {
-    [
-        ("EmptyBody", EmptyBody::json()),
-        (
-            "CallbackOutcome",
-            super::login::CallbackOutcomeSchema::json(),
-        ),
-        ("LoginCallback", super::login::LoginCallback::json()),
-        ("NewChallenge", super::challenges::NewChallenge::json()),
-    ]
-}

@@ -1,9 +1,13 @@
 //! OTP and session-PIN challenges, lockouts, bans and unlock (docs/api.md#challenges-otp-and-session-pin),
-//! step-up (docs/api.md#pre-chat-assertions), on both stores, with the clock injected.
+//! step-up (docs/api.md#pre-chat-assertions), on both stores, with the clock injected;
+//! a client that hangs up mid-delivery leaves nothing half-done.
 use std::sync::Arc;
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{json, Value};
+use wiremock::matchers::method;
+use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
@@ -871,5 +875,57 @@ both_stores!(
                 .status(),
             200
         );
+    }
+);
+
+both_stores!(
+    a_client_hanging_up_mid_delivery_leaves_nothing_behind,
+    setup: Setup {
+        team_extra: "[settings.otp]\nmax_sends = 1\n".into(),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        // The chat provider fails, slowly.
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(500).set_delay(Duration::from_millis(1500)))
+            .with_priority(1)
+            .mount(&app.chat)
+            .await;
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let gave_up = impatient
+            .post(app.url(&format!("/v1/interactions/{id}/challenges")))
+            .bearer_auth(&app.keys.bot)
+            .json(&json!({"method": "otp"}))
+            .send()
+            .await;
+        assert!(gave_up.is_err(), "the client hung up before the answer");
+        // The delivery fails after the client left; its rollback still runs.
+        let mut v = app.get(&id).await;
+        for _ in 0..40 {
+            if v["open_challenge"].is_null() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            v = app.get(&id).await;
+        }
+        assert!(v["open_challenge"].is_null(), "{v}");
+        // The send allowance (1) was given back: a new challenge may be sent.
+        app.chat.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .mount(&app.chat)
+            .await;
+        let res = app
+            .post_json(
+                &format!("/v1/interactions/{id}/challenges"),
+                Some(&app.keys.bot),
+                &json!({"method": "otp"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
     }
 );

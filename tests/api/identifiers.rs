@@ -1,7 +1,8 @@
 //! Identifiers that name a customer are one subject however they are
 //! spelled (trimmed, NFKC, case-folded), lookalikes that mix scripts are
 //! refused, and the send limit holds per destination as well as per
-//! subject (docs/api.md#identifiers, docs/api.md#challenges-otp-and-session-pin).
+//! subject (docs/api.md#identifiers, docs/api.md#challenges-otp-and-session-pin);
+//! hostile customer refs in a login callback are refused and use nothing.
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -241,5 +242,82 @@ both_stores!(
         let limited = statuses.iter().filter(|s| **s == 429).count();
         assert_eq!((created, limited), (5, 7), "{statuses:?}");
         assert_eq!(sms_to(&app, phone).await, 5);
+    }
+);
+
+both_stores!(
+    hostile_callback_customers_are_refused_and_use_nothing,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({})).await;
+        let long = "x".repeat(2000);
+        for customer in [
+            json!({"id": "c", "": "empty name"}),
+            json!({"id": "c", "na me": "x"}),
+            json!({"id": "c", "n\u{0}": "x"}),
+            json!({"id": "c", "x".repeat(65): "x"}),
+            json!({"id": "c\u{0}"}),
+            json!({"id": "c\u{2066}"}),
+            json!({"id": long}),
+            json!({"id": "c", "name": "\u{1b}]0;pwned\u{7}"}),
+        ] {
+            let res = app
+                .callback(link["token"].as_str().unwrap(), "success", customer.clone())
+                .await;
+            let b = assert_problem(res, 422, "invalid_request").await;
+            assert!(!b.to_string().contains('\u{0}'), "{b}");
+        }
+        // Nothing was used up.
+        let res = app
+            .callback(
+                link["token"].as_str().unwrap(),
+                "success",
+                json!({"id": " ｃ-1 ", "first.name": "Ada"}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+        let v = app.get(&id).await;
+        // The proven id is normalised like a customer_ref.
+        assert_eq!(v["customer"]["id"], "c-1", "{v}");
+    }
+);
+
+both_stores!(
+    lookalike_refs_are_one_subject,
+    setup: Setup {
+        defaults: "lockout = { threshold = 10 }".into(),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        let mut ids = Vec::new();
+        for (i, r) in ["cust-42", "ｃｕｓｔ－４２", " cust-42 "].iter().enumerate() {
+            let v = app
+                .create(json!({"channel": "webchat", "conversation_id": format!("l{i}"), "customer_ref": r}))
+                .await;
+            assert_eq!(v["customer_ref"], "cust-42", "{v}");
+            ids.push(v["id"].as_str().unwrap().to_string());
+        }
+        for id in &ids {
+            let (cid, code) = app.start_otp(id).await;
+            let wrong = wrong_code(&code);
+            assert_problem(app.verify_code(id, &cid, &wrong).await, 401, "invalid_code").await;
+        }
+        let s = app.get_json("/v1/subjects/cust-42", Some(&app.keys.agent)).await;
+        assert_eq!(s["failures"], 3, "{s}");
+        // The URL form folds the same way.
+        let s = app
+            .get_json("/v1/subjects/%EF%BD%83ust-42", Some(&app.keys.agent))
+            .await;
+        assert_eq!(s["failures"], 3, "{s}");
+        for bad in ["cust\u{200B}-42", "cust-42\u{202E}", "a\u{2028}b"] {
+            let res = app
+                .post_json(
+                    "/v1/interactions",
+                    Some(&app.keys.bot),
+                    &json!({"channel": "webchat", "conversation_id": "z", "customer_ref": bad}),
+                )
+                .await;
+            assert_problem(res, 422, "invalid_request").await;
+        }
     }
 );

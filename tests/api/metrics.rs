@@ -1,9 +1,11 @@
 //! `/metrics`: every family has `# HELP`, the families are exactly the
 //! metrics table of docs/operations.md (both ways), the request duration is a histogram
-//! with a status label, and counters exist at 0 before their first event.
+//! with a status label, counters exist at 0 before their first event, and
+//! labels come from a closed set (a made-up method is not a new series).
 use std::collections::BTreeSet;
 
 use reqwest::Method;
+use uuid::Uuid;
 
 use crate::helpers::*;
 
@@ -212,3 +214,44 @@ async fn request_ids_are_random_not_counted() {
         "{ids:?}"
     );
 }
+
+both_stores!(
+    metric_labels_come_from_a_closed_set,
+    |app: TestApp| async move {
+        let mut made_up = Vec::new();
+        for _ in 0..5 {
+            made_up.push(format!("M{}", Uuid::now_v7().simple()).to_uppercase());
+        }
+        // Long, but within the 16 KiB head.
+        made_up.push("X".repeat(12_000));
+        for m in &made_up {
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            let res = app.request(method, "/healthz", None).send().await.unwrap();
+            assert_eq!(res.status(), 405);
+        }
+        let unknown_path = format!("/no-such-path-{}", Uuid::now_v7().simple());
+        let res = app
+            .request(Method::GET, &unknown_path, None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        let text = app
+            .request(Method::GET, "/metrics", None)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for m in &made_up {
+            assert!(
+                !text.contains(&m[..20]),
+                "a method made up by the client is a label"
+            );
+        }
+        assert!(!text.contains(&unknown_path), "an unknown path is a label");
+        assert!(text.contains("method=\"OTHER\""));
+        assert!(text.contains("route=\"unmatched\""));
+    }
+);

@@ -1,5 +1,9 @@
-//! Login links and the login callback (docs/api.md#the-login-callback), and time-outs (docs/api.md#activity-logout-and-time-outs).
+//! Login links and the login callback (docs/api.md#the-login-callback):
+//! signed delivery, retries and replays of the callback, logout and time-outs
+//! (docs/api.md#activity-logout-and-time-outs), and no live login token in
+//! the store.
 use std::collections::HashSet;
+use std::time::Duration;
 
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use reqwest::Method;
@@ -594,3 +598,212 @@ both_stores!(
         assert_eq!(app.get(&id).await["status"], "unauthenticated");
     }
 );
+
+both_stores!(
+    a_retried_callback_gets_its_first_answer,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({})).await;
+        let body =
+            json!({"token": link["token"], "outcome": "success", "customer": {"id": "cust-5"}});
+        let signed = app.sign(&body, None);
+        let first = app.send_signed("/v1/login/callback", &signed).await;
+        assert_eq!(first.status(), 200);
+        let first: Value = first.json().await.unwrap();
+        assert_eq!(first["authenticated"], true);
+        // The login page did not see that answer (a 503, a timeout) and retries.
+        let again = app.send_signed("/v1/login/callback", &signed).await;
+        assert_eq!(again.status(), 200);
+        assert_eq!(again.json::<Value>().await.unwrap(), first);
+        // One authentication: one confirmation into the chat.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let confirmations = app
+            .chat_messages()
+            .await
+            .iter()
+            .filter(|m| m["purpose"] == "authenticated")
+            .count();
+        assert_eq!(confirmations, 1);
+        // Another request with the same token is still refused.
+        let res = app.post_signed("/v1/login/callback", &body, None).await;
+        assert_problem(res, 409, "token_used").await;
+    }
+);
+
+both_stores!(
+    a_retried_failed_callback_counts_once,
+    |app: TestApp| async move {
+        let v = app
+            .create(json!({"channel": "webchat", "conversation_id": "r", "customer_ref": "cust-r"}))
+            .await;
+        let id = v["id"].as_str().unwrap();
+        let link = app.issue_link(id, json!({})).await;
+        let body = json!({"token": link["token"], "outcome": "failure"});
+        let signed = app.sign(&body, None);
+        for _ in 0..3 {
+            let res = app.send_signed("/v1/login/callback", &signed).await;
+            assert_eq!(res.status(), 200);
+            assert_eq!(
+                res.json::<Value>().await.unwrap(),
+                json!({"authenticated": false})
+            );
+        }
+        let s = app
+            .get_json("/v1/subjects/cust-r", Some(&app.keys.agent))
+            .await;
+        assert_eq!(s["failures"], 1, "{s}");
+    }
+);
+
+both_stores!(
+    a_replayed_logout_changes_nothing,
+    |app: TestApp| async move {
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": "lo", "customer_ref": "cust-7"}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap();
+        app.authenticate(id, "cust-7").await;
+        let logout = app.sign(&json!({"team": "acme", "customer_id": "cust-7"}), None);
+        let res = app.send_signed("/v1/customers/logout", &logout).await;
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
+        // The customer signs in again; the same signed logout comes back.
+        app.advance(60);
+        app.authenticate(id, "cust-7").await;
+        let res = app.send_signed("/v1/customers/logout", &logout).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
+        assert_eq!(app.get(id).await["status"], "authenticated");
+        // A new logout request does log them out.
+        let res = app
+            .post_signed(
+                "/v1/customers/logout",
+                &json!({"team": "acme", "customer_id": "cust-7"}),
+                None,
+            )
+            .await;
+        assert_eq!(res.json::<Value>().await.unwrap(), json!({"logged_out": 1}));
+        assert_eq!(app.get(id).await["status"], "unauthenticated");
+    }
+);
+
+both_stores!(
+    logout_does_not_tell_teams_apart,
+    |app: TestApp| async move {
+        let wrong_key = vec![7u8; 32];
+        let unknown = app
+            .post_signed(
+                "/v1/customers/logout",
+                &json!({"team": "no-such-team", "customer_id": "c"}),
+                None,
+            )
+            .await;
+        let wrong = app
+            .post_signed(
+                "/v1/customers/logout",
+                &json!({"team": "acme", "customer_id": "c"}),
+                Some(&wrong_key),
+            )
+            .await;
+        let a = assert_problem(unknown, 401, "invalid_signature").await;
+        let b = assert_problem(wrong, 401, "invalid_signature").await;
+        assert_eq!(a, b);
+        // Unsigned: the same answer for both too.
+        let unsigned = |team: &str| {
+            app.client
+                .post(app.url("/v1/customers/logout"))
+                .json(&json!({"team": team, "customer_id": "c"}))
+                .send()
+        };
+        let a = assert_problem(
+            unsigned("no-such-team").await.unwrap(),
+            401,
+            "invalid_signature",
+        )
+        .await;
+        let b = assert_problem(unsigned("acme").await.unwrap(), 401, "invalid_signature").await;
+        assert_eq!(a, b);
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_holds_no_login_token() {
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let id = app.new_interaction().await;
+    let link = app.issue_link(&id, json!({})).await;
+    let token = link["token"].as_str().unwrap();
+    let signature = token.rsplit('.').next().unwrap();
+    let code = link["short_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", app.key_prefix))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    for k in keys {
+        assert!(!k.contains(code), "{k}");
+        let kind: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump: Vec<String> = match kind.as_str() {
+            // Nothing if the outbox removed the item since KEYS.
+            "string" => redis::cmd("GET")
+                .arg(&k)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect(),
+            "hash" => redis::cmd("HVALS")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            // The team's event log: events carry no token.
+            "stream" => redis::cmd("XRANGE")
+                .arg(&k)
+                .arg("-")
+                .arg("+")
+                .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|(_, fields)| fields)
+                .collect(),
+            _ => Vec::new(),
+        };
+        for v in dump {
+            assert!(!v.contains(signature), "{k} holds the token");
+        }
+    }
+    // The short link still leads to the very URL issued.
+    let res = app
+        .request(reqwest::Method::GET, &format!("/l/{code}"), None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302);
+    assert_eq!(
+        res.headers()["location"].to_str().unwrap(),
+        link["url"].as_str().unwrap()
+    );
+}
