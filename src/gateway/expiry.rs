@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::outbox::{Notice, ITEM_TTL};
+use super::outbox::Notice;
 use super::work::Step;
 use super::Gateway;
 use crate::config::Team;
@@ -65,13 +65,6 @@ impl Gateway {
     /// that dies, or a store that fails, mid-way leaves it to come due again
     /// (at-least-once). One that can never be handled is quarantined.
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
-        // Never in the way of the sweep itself: its claims come again.
-        match self.move_legacy_queues(team, now).await {
-            Ok(()) | Err(Error::StoreUnavailable) => {}
-            Err(e) => {
-                tracing::warn!(team = %team.id, error = %e, "legacy queues not drained; will retry");
-            }
-        }
         let index = keys::due_queue(&team.id);
         let lease = now.plus(LEASE).unix_millis();
         let mut rounds = 0;
@@ -119,60 +112,6 @@ impl Gateway {
                 return Ok(());
             }
         }
-    }
-
-    /// Moves the entries that gateways of the earlier layout left in
-    /// `team`'s legacy queues ([`keys::legacy_queues`]) into today's, as
-    /// each comes due, keeping its due time: claimed with a lease like any
-    /// due entry (so of several instances, old or new, each goes to one),
-    /// then removed there and queued here in one commit. An instance that
-    /// dies between the two leaves it to come due again in the legacy key.
-    /// Entries not yet due wait where they are: the earlier layout keeps the
-    /// legacy key alive as long as its longest-lived entry.
-    async fn move_legacy_queues(&self, team: &Team, now: Timestamp) -> Result<()> {
-        let lease = now.plus(LEASE).unix_millis();
-        let [due, outbox] = keys::legacy_queues(&team.id);
-        let mut moved = false;
-        for (legacy, queue) in [
-            (due, keys::due_queue(&team.id)),
-            (outbox, keys::outbox(&team.id)),
-        ] {
-            for _ in 0..MAX_ROUNDS {
-                let claimed = self
-                    .store
-                    .index_claim_due(&legacy, now.unix_millis(), 100, lease)
-                    .await?;
-                let n = claimed.len();
-                if n == 0 {
-                    break;
-                }
-                let moves = claimed.into_iter().flat_map(|entry| {
-                    [
-                        Op::IndexRemove {
-                            key: legacy.clone(),
-                            member: entry.member.clone(),
-                        },
-                        // As long as an outbox item may wait for delivery.
-                        Op::QueueAdd {
-                            key: queue.clone(),
-                            member: entry.member,
-                            score: entry.score,
-                            ttl: ITEM_TTL,
-                        },
-                    ]
-                });
-                self.store.commit(moves.collect()).await?;
-                moved = true;
-                tracing::info!(team = %team.id, entries = n, "moved entries from a legacy queue");
-                if n < 100 {
-                    break;
-                }
-            }
-        }
-        if moved {
-            self.outbox.wake();
-        }
-        Ok(())
     }
 
     /// Announces one due entry: the event and, for an expiry, the `expired`

@@ -110,16 +110,6 @@ pub fn outbox(team: &str) -> String {
     scoped(team, "obq", 0)
 }
 
-/// Where older versions (before the queues) kept [`due_queue`] and
-/// [`outbox`]: as indexes whose members expire one by one (see
-/// `gateway::expiry::move_legacy_queues`, which drains them). Never
-/// written: an instance of such a version recomputes an index's life from
-/// its members' expiries, and would cut short a queue member added without
-/// one.
-pub fn legacy_queues(team: &str) -> [String; 2] {
-    [scoped(team, "due", 0), scoped(team, "ob", 0)]
-}
-
 /// One outbox item (an event or a notice to deliver).
 pub fn outbox_item(team: &str, id: Uuid) -> String {
     scoped_id(team, "obi:", id)
@@ -201,8 +191,6 @@ mod tests {
                         format!("{{{team}}}:wr:cb:{}", h(text)),
                     ),
                     (outbox(team), format!("{{{team}}}:obq")),
-                    (legacy_queues(team)[0].clone(), format!("{{{team}}}:due")),
-                    (legacy_queues(team)[1].clone(), format!("{{{team}}}:ob")),
                     (outbox_item(team, id), format!("{{{team}}}:obi:{id}")),
                     (devices(team, text), format!("{{{team}}}:dv:{}", h(text))),
                     (
