@@ -2,7 +2,12 @@
 //! problem codes (docs/api.md#errors); `http::problem` maps it to problem+json once.
 //!
 //! Messages are safe to send to clients: they never contain a secret, code,
-//! PIN, token or key. Internal causes are logged where they happen.
+//! PIN, token or key. An internal error carries what failed, its source and
+//! where it was raised ([`Bug`]); the answer logs them once, the client
+//! sees a generic sentence.
+use std::fmt;
+use std::panic::Location;
+
 use crate::time::Timestamp;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -61,10 +66,32 @@ pub enum Error {
     Channel(String),
     #[error("the store cannot be reached")]
     StoreUnavailable,
-    /// A bug, never an input problem. Logged with its cause; the client sees
-    /// only a generic sentence.
+    /// A bug, never an input problem. Logged with its cause and place when
+    /// answered; the client sees only a generic sentence.
     #[error("internal error")]
-    Internal,
+    Internal(Box<Bug>),
+}
+
+/// What went wrong inside the gateway: never sent to a client.
+#[derive(Debug)]
+pub struct Bug {
+    /// What failed, in a few words ("an event could not be encoded").
+    pub what: &'static str,
+    /// The error that caused it, when there is one (never a secret: only
+    /// encoders', decoders' and the store's own errors are kept).
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    /// Where it was raised.
+    pub at: &'static Location<'static>,
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at {})", self.what, self.at)?;
+        if let Some(source) = &self.source {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
 }
 
 impl Error {
@@ -93,7 +120,7 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::Channel(_) => "channel_error",
             Error::StoreUnavailable => "store_unavailable",
-            Error::Internal => "internal_error",
+            Error::Internal(_) => "internal_error",
         }
     }
 
@@ -115,10 +142,33 @@ impl Error {
             Error::Unprocessable(_) => 422,
             Error::Locked { .. } => 423,
             Error::RateLimited { .. } => 429,
-            Error::Internal => 500,
+            Error::Internal(_) => 500,
             Error::Channel(_) => 502,
             Error::StoreUnavailable => 503,
         }
+    }
+
+    /// An internal error: `what` failed here, with no further cause.
+    #[track_caller]
+    pub fn internal(what: &'static str) -> Self {
+        Error::Internal(Box::new(Bug {
+            what,
+            source: None,
+            at: Location::caller(),
+        }))
+    }
+
+    /// An internal error: `what` failed here, because of `source`.
+    #[track_caller]
+    pub fn internal_from(
+        what: &'static str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Internal(Box::new(Bug {
+            what,
+            source: Some(Box::new(source)),
+            at: Location::caller(),
+        }))
     }
 
     pub fn invalid(field: &str, why: &str) -> Self {
@@ -127,6 +177,7 @@ impl Error {
 }
 
 impl From<crate::store::StoreError> for Error {
+    #[track_caller]
     fn from(e: crate::store::StoreError) -> Self {
         match e {
             crate::store::StoreError::Unavailable(cause) => {
@@ -134,10 +185,46 @@ impl From<crate::store::StoreError> for Error {
                 tracing::debug!(%cause, "store unavailable");
                 Error::StoreUnavailable
             }
-            crate::store::StoreError::Corrupt(cause) => {
-                tracing::error!(%cause, "corrupt record in store");
-                Error::Internal
-            }
+            crate::store::StoreError::Corrupt(cause) => Error::Internal(Box::new(Bug {
+                what: "a record in the store could not be read",
+                source: Some(cause.into()),
+                at: Location::caller(),
+            })),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_what_failed_its_cause_and_where() {
+        let cause = std::io::Error::other("disk on fire");
+        let line = line!() + 1;
+        let e = Error::internal_from("a record could not be encoded", cause);
+        let Error::Internal(bug) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(bug.what, "a record could not be encoded");
+        assert_eq!(bug.at.file(), file!());
+        assert_eq!(bug.at.line(), line);
+        let shown = bug.to_string();
+        assert!(shown.contains("disk on fire"), "{shown}");
+        assert!(shown.contains(&format!("{}:{line}", file!())), "{shown}");
+        // What a client sees (the problem's `detail`) says none of it.
+        assert_eq!(e.to_string(), "internal error");
+        assert_eq!(e.code(), "internal_error");
+    }
+
+    #[test]
+    fn a_corrupt_record_is_an_internal_error_raised_where_it_was_read() {
+        let line = line!() + 1;
+        let e: Error = crate::store::StoreError::Corrupt("bad json".into()).into();
+        let Error::Internal(bug) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!((bug.at.file(), bug.at.line()), (file!(), line));
+        assert!(bug.to_string().contains("bad json"));
     }
 }

@@ -316,7 +316,7 @@ pub fn attempt(
     rec.last_write_at = now;
     if right {
         let Some(c) = rec.challenge.take() else {
-            return Err(Error::Internal);
+            return Err(Error::internal("a right code for no open challenge"));
         };
         remember(rec, c.id, PastOutcome::Succeeded);
         return Ok(AttemptOutcome::Success {
@@ -325,7 +325,7 @@ pub fn attempt(
         });
     }
     let Some(c) = rec.challenge.as_mut() else {
-        return Err(Error::Internal);
+        return Err(Error::internal("a wrong code for no open challenge"));
     };
     c.attempts_used = c.attempts_used.saturating_add(1);
     Ok(AttemptOutcome::Wrong {

@@ -60,10 +60,7 @@ pub fn issue(key: &SecurityKey, claims: &LoginClaims) -> Result<String, Error> {
         claims,
         &EncodingKey::from_secret(key.secret.expose()),
     )
-    .map_err(|e| {
-        tracing::error!(kind = ?e.kind(), "could not sign a login token");
-        Error::Internal
-    })
+    .map_err(|e| Error::internal_from("a login token could not be signed", e))
 }
 
 #[derive(Deserialize)]

@@ -32,7 +32,7 @@ fn cipher(pepper: &Pepper) -> ChaCha20Poly1305 {
     ChaCha20Poly1305::new(&Key::from(*key))
 }
 
-/// Seals `code` for challenge `challenge_id`. Fails (`Internal`) only if the
+/// Seals `code` for challenge `challenge_id`. Fails (an internal error) only if the
 /// AEAD refuses, which it does not for inputs this small.
 pub fn seal(code: &OtpCode, challenge_id: Uuid, pepper: &Pepper) -> Result<String, Error> {
     let mut nonce = [0u8; NONCE_LEN];
@@ -43,7 +43,7 @@ pub fn seal(code: &OtpCode, challenge_id: Uuid, pepper: &Pepper) -> Result<Strin
     };
     let ciphertext = cipher(pepper)
         .encrypt(&Nonce::from(nonce), payload)
-        .map_err(|_| Error::Internal)?;
+        .map_err(|_| Error::internal("a code could not be sealed"))?;
     let mut out = Vec::with_capacity(NONCE_LEN + ciphertext.len());
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&ciphertext);
@@ -52,16 +52,15 @@ pub fn seal(code: &OtpCode, challenge_id: Uuid, pepper: &Pepper) -> Result<Strin
 
 /// Opens a code sealed by [`seal`] for the same challenge. Anything else (not
 /// base64, too short, tampered, another challenge, another pepper) is
-/// `Internal`: a sealed code is written only by us, so failure means a
+/// An internal error: a sealed code is written only by us, so failure means a
 /// damaged store or a changed pepper, never a client mistake.
 pub fn open(sealed: &str, challenge_id: Uuid, pepper: &Pepper) -> Result<OtpCode, Error> {
-    let bytes = B64.decode(sealed).map_err(|_| Error::Internal)?;
+    let damaged = || Error::internal("a sealed code could not be opened");
+    let bytes = B64.decode(sealed).map_err(|_| damaged())?;
     if bytes.len() < NONCE_LEN + TAG_LEN {
-        return Err(Error::Internal);
+        return Err(damaged());
     }
-    let (nonce, ciphertext) = bytes
-        .split_first_chunk::<NONCE_LEN>()
-        .ok_or(Error::Internal)?;
+    let (nonce, ciphertext) = bytes.split_first_chunk::<NONCE_LEN>().ok_or_else(damaged)?;
     let payload = Payload {
         msg: ciphertext,
         aad: challenge_id.as_bytes(),
@@ -69,10 +68,10 @@ pub fn open(sealed: &str, challenge_id: Uuid, pepper: &Pepper) -> Result<OtpCode
     let plain = Zeroizing::new(
         cipher(pepper)
             .decrypt(&Nonce::from(*nonce), payload)
-            .map_err(|_| Error::Internal)?,
+            .map_err(|_| damaged())?,
     );
-    let digits = std::str::from_utf8(&plain).map_err(|_| Error::Internal)?;
-    OtpCode::from_digits(digits).ok_or(Error::Internal)
+    let digits = std::str::from_utf8(&plain).map_err(|_| damaged())?;
+    OtpCode::from_digits(digits).ok_or_else(damaged)
 }
 
 /// The code of OTP challenge `challenge_id` for an agent

@@ -150,14 +150,15 @@ struct AboutSubject<'a, T> {
 impl Event {
     /// An event whose `data` is `data` as JSON (an object). A value that
     /// cannot be written as JSON (a map with keys that are not strings) is
-    /// the gateway's own fault: `Error::Internal`.
+    /// the gateway's own fault: an internal error.
     pub fn new(kind: EventType, now: Timestamp, team: &str, data: &impl Serialize) -> Result<Self> {
         Ok(Event {
             id: Uuid::now_v7(),
             kind,
             timestamp: now,
             team: team.to_string(),
-            data: serde_json::value::to_raw_value(data).map_err(|_| Error::Internal)?,
+            data: serde_json::value::to_raw_value(data)
+                .map_err(|e| Error::internal_from("an event could not be encoded", e))?,
         })
     }
 

@@ -204,7 +204,9 @@ impl Gateway {
             .as_deref()
             .map(|v| input::customer_id("expected_customer", v))
             .transpose()?;
-        let key = team.primary_key().ok_or(Error::Internal)?;
+        let key = team
+            .primary_key()
+            .ok_or_else(|| Error::internal("the team has no primary security key"))?;
         let oidc = req.provider == LinkProvider::Oidc;
         if oidc && team.oidc.is_none() {
             return Err(Error::invalid(
@@ -290,7 +292,7 @@ impl Gateway {
         // so stays in its own Redis Cluster slot.
         let saved = put(&keys::short_link(&code), 0, &short, Some(short_ttl))?;
         if self.store.commit(vec![saved]).await? != Commit::Applied {
-            return Err(Error::Internal); // a 192-bit code collided
+            return Err(Error::internal("a 192-bit short-link code collided"));
         }
         metrics::counter!("chatgate_login_links_issued_total").increment(1);
 
@@ -523,7 +525,8 @@ impl Gateway {
                 .unwrap_or(otherwise)
         };
         let (verdict, answer) = if let Err(e) = w.ensure_clear(now) {
-            let answer = CallbackAnswer::refused(&e).ok_or(Error::Internal)?;
+            let answer = CallbackAnswer::refused(&e)
+                .ok_or_else(|| Error::internal("a refusal with no callback answer"))?;
             (Verdict::Refused, answer)
         } else if proof.success
             && proof
@@ -664,7 +667,8 @@ fn answered(
         CallbackAnswer::Bound { expires_at, .. } => Ok(CallbackOutcome::Bound {
             interaction_id,
             authenticated: false,
-            binding_code: binding_code.ok_or(Error::Internal)?,
+            binding_code: binding_code
+                .ok_or_else(|| Error::internal("a bound login without its code"))?,
             binding_expires_at: expires_at,
         }),
         CallbackAnswer::Authenticated { expires_at } => Ok(CallbackOutcome::Authenticated {

@@ -113,7 +113,9 @@ impl Gateway {
     /// The team of an authenticated caller. Teams come from the config, so a
     /// caller's team always exists; a miss is a bug.
     pub fn team(&self, id: &str) -> Result<&Team> {
-        self.config.team(id).ok_or(Error::Internal)
+        self.config
+            .team(id)
+            .ok_or_else(|| Error::internal("an API key names a team the config lacks"))
     }
 
     /// Renders a purpose's template for `rec`'s channel and sends it there

@@ -98,7 +98,7 @@ impl Gateway {
         };
         let op = put(&keys::oidc_state(&state), 0, &started, Some(STATE_TTL))?;
         if self.store.commit(vec![op]).await? != Commit::Applied {
-            return Err(Error::Internal.into()); // a 256-bit state collided
+            return Err(Error::internal("a 256-bit OIDC state collided").into());
         }
         let location = flow::authorization_url(
             &meta.authorization_endpoint,

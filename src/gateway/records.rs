@@ -73,7 +73,8 @@ impl<T: Record> Loaded<T> {
 
 /// `Put` of a record, written back against the version it was read at.
 pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Duration>) -> Result<Op> {
-    let value = serde_json::to_string(value).map_err(|_| Error::Internal)?;
+    let value = serde_json::to_string(value)
+        .map_err(|e| Error::internal_from("a record could not be encoded", e))?;
     Ok(Op::Put {
         key: key.to_string(),
         expected,
@@ -446,7 +447,10 @@ mod tests {
         let read = Loaded::<InteractionRecord>::parse(key, raw(&long)).expect("read long");
         assert_eq!(read.value.map(|r| r.id), Some(id));
         let elsewhere = Loaded::<InteractionRecord>::parse(keys::subject("acme", "x"), raw(&text));
-        assert!(matches!(elsewhere, Err(Error::Internal)), "{elsewhere:?}");
+        assert!(
+            matches!(elsewhere, Err(Error::Internal(_))),
+            "{elsewhere:?}"
+        );
         // Records of other kinds read as they are.
         let subject = serde_json::to_string(&SubjectRecord::new("x")).expect("json");
         let read = Loaded::<SubjectRecord>::parse(keys::subject("acme", "x"), raw(&subject));

@@ -31,8 +31,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
             // Only what JSON cannot write fails (a map keyed by a sequence,
             // say); none of our answers holds one.
             Err(e) => {
-                tracing::error!(error = %e, "an answer could not be written as JSON");
-                Error::Internal.into_response()
+                Error::internal_from("an answer could not be written as JSON", e).into_response()
             }
         }
     }

@@ -200,8 +200,7 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
         let task = tokio::spawn(catching_panics(next.run(req)).in_current_span());
         within_deadline(async {
             task.await.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "request task failed");
-                Error::Internal.into_response()
+                Error::internal_from("the request's task failed", e).into_response()
             })
         })
         .await
@@ -216,7 +215,9 @@ async fn catching_panics(answer: impl std::future::Future<Output = Response>) ->
     std::panic::AssertUnwindSafe(answer)
         .catch_unwind()
         .await
-        .unwrap_or_else(|_| Error::Internal.into_response())
+        .unwrap_or_else(|_| {
+            Error::internal("a panic while answering (logged above)").into_response()
+        })
 }
 
 /// Longest a request may take; past it the answer is 503 problem+json.

@@ -159,7 +159,12 @@ impl IntoResponse for Error {
                 retry_after = Some(*r);
             }
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
-            Error::Internal => tracing::error!("internal error answered 500"),
+            Error::Internal(bug) => tracing::error!(
+                what = bug.what,
+                at = %bug.at,
+                cause = bug.source.as_ref().map(tracing::field::display),
+                "internal error answered 500"
+            ),
             _ => {}
         }
         let mut res = send(status, code, &body);
@@ -254,7 +259,7 @@ mod tests {
             },
             Error::RateLimited { retry_after: 2 },
             Error::NotFound("no such interaction"),
-            Error::Internal,
+            Error::internal("a test"),
         ];
         for e in errors {
             let before = as_before(&e);
