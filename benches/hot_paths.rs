@@ -2,7 +2,7 @@
 //! token sign/verify, Standard Webhooks signature verify, code hash, API key
 //! hash, an interaction record's JSON encode/decode, finding the companion
 //! a stored record names, and reading an outbox item.
-//! Run: `cargo bench --bench hot_paths` (the load test is `examples/loadtest`).
+//! Run: `cargo bench --bench hot_paths` (the load test is `tools/loadtest`).
 use std::path::Path;
 
 use chatgate::domain::interaction::{

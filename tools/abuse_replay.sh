@@ -1,7 +1,7 @@
 #!/bin/bash
 # Replays the lockout attack of docs/api.md#lockouts-a-stranger-cannot-turn-against-the-customer
-# against a local gateway (memory store): `examples/abuse_replay.sh subject` (the default
-# scope: the attacker locks the customer out) or `examples/abuse_replay.sh origin` (only the
+# against a local gateway (memory store): `tools/abuse_replay.sh subject` (the default
+# scope: the attacker locks the customer out) or `tools/abuse_replay.sh origin` (only the
 # attacker's conversation is locked; the customer's familiar one still works).
 # Needs `cargo build`, curl and jq. Port: the second argument (default 18431).
 set -e
