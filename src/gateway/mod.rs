@@ -64,7 +64,7 @@ pub struct Gateway {
     record_locks: record_locks::RecordLocks<records::Pair>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
-    recognition_keys: crate::store::redis::companions::Companions,
+    recognition_keys: crate::store::companions::Companions,
 }
 
 /// Where a chat message goes: an interaction's conversation.
@@ -106,7 +106,7 @@ impl Gateway {
             oidc: crate::oidc::Providers::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             record_locks: record_locks::RecordLocks::default(),
-            recognition_keys: crate::store::redis::companions::Companions::new(),
+            recognition_keys: crate::store::companions::Companions::new(),
         }
     }
 

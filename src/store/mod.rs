@@ -25,6 +25,7 @@
 //!
 //! Every `Put` has a TTL except where docs/operations.md#keys allows none (a ban until
 //! an admin unlocks), and every index and queue has one, refreshed on write.
+pub(crate) mod companions;
 pub mod keys;
 pub mod memory;
 pub mod redis;

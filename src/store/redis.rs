@@ -32,7 +32,7 @@
 //!
 //! [`Store::get_with_companion`] is one `MGET` of the record and the
 //! companion it named when last read (remembered in process, see
-//! `redis/companions.rs`), else the default it is given; only the first read of a record that
+//! `store/companions.rs`), else the default it is given; only the first read of a record that
 //! names a companion in a process, or a record that names another
 //! companion than remembered, costs a second round trip.
 //!
@@ -48,7 +48,6 @@
 //!
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
-pub(crate) mod companions;
 pub(crate) mod conn;
 
 use ::redis::{cmd, Script, Value};
@@ -56,8 +55,8 @@ use async_trait::async_trait;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use self::companions::Companions;
 use self::conn::{query_on, Connector};
+use super::companions::Companions;
 use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 const COMMIT_LUA: &str = include_str!("redis/commit.lua");
