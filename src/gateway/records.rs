@@ -253,17 +253,18 @@ impl Gateway {
         // Most interactions are their own subject: its key is at hand (the
         // record's id is the key's, so `own` is its own subject's).
         let named = named_subject_key(team, rec);
-        match &named {
-            Some(skey) if sguess.as_ref() != Some(skey) => {
-                self.subject_keys.remember(&interaction.key, skey)
-            }
-            None if sguess.is_some() => self.subject_keys.forget(&interaction.key),
-            _ => {}
-        }
+        let is_named = named.is_some();
         let skey = named.unwrap_or(own);
         let subject = match read.companion {
             Some((ckey, raw)) if ckey == skey => Loaded::parse(skey, raw)?,
             _ => {
+                // Neither the store nor this process knew it: remembered
+                // for the next read (or forgotten, when the guess was stale).
+                if is_named {
+                    self.subject_keys.remember(&interaction.key, &skey);
+                } else if sguess.is_some() {
+                    self.subject_keys.forget(&interaction.key);
+                }
                 let mut raw = self.store.get(std::slice::from_ref(&skey)).await?;
                 Loaded::parse(skey, raw.pop().flatten())?
             }
