@@ -28,7 +28,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::channels::smtp::SmtpTls;
+pub use crate::channels::ChannelKind;
 pub use abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
+pub use channels::template;
 pub use duration::Dur;
 pub use env::Environment;
 pub use load::{load, load_with_env};
@@ -36,9 +39,7 @@ pub use settings::{
     AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
     StepUpSettings, TemplateOverrides, Templates,
 };
-pub use team::{
-    ApiKey, ChannelConfig, ChannelKind, OidcConfig, Role, SecurityKey, SmtpTls, Team, TeamWebhook,
-};
+pub use team::{ApiKey, ChannelConfig, OidcConfig, Role, SecurityKey, Team, TeamWebhook};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;
