@@ -157,7 +157,7 @@ pub fn default_url(s: &str) -> Url {
 
 /// The keys of a kind that needs a base URL and a bot token (`slack`,
 /// `telegram`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotToken {
     /// After [`BotToken::check`], always set (the kind's default when the
