@@ -20,6 +20,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "src")
 LAYERS_DOC = os.path.join(HERE, "..", "docs", "architecture.md")
+# {folder under src/: [set of modules in one circle]}, circles not cut yet.
 KNOWN = {}
 # (importer, imported) pairs of top-level modules that point up, not cut yet.
 KNOWN_UP = set()

@@ -1,7 +1,7 @@
 //! Criterion micro-benchmarks of the pure functions on the hot paths: login
 //! token sign/verify, Standard Webhooks signature verify, code hash, API key
-//! hash, an interaction record's JSON encode/decode, finding the companion
-//! a stored record names, and reading an outbox item.
+//! hash, an interaction record's stored form encode/decode, and reading an
+//! outbox item.
 //! Run: `cargo bench --bench hot_paths` (the load test is `tools/loadtest`).
 use std::path::Path;
 
@@ -13,7 +13,7 @@ use chatgate::domain::otp;
 use chatgate::domain::secrets::{ApiKeyHash, Pepper};
 use chatgate::domain::webhook_sig;
 use chatgate::events::{About, Event, EventType};
-use chatgate::gateway::OutboxItem;
+use chatgate::gateway::{decode_interaction, encode_interaction, OutboxItem};
 use chatgate::store::memory::MemoryStore;
 use chatgate::store::{Op, Store};
 use chatgate::time::{Clock, SystemClock};
@@ -81,12 +81,13 @@ fn hot_paths(c: &mut Criterion) {
     });
 
     let rec = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "conversation-1", now);
-    let json = serde_json::to_string(&rec).expect("encode");
+    let key = chatgate::store::keys::interaction("acme", rec.id);
+    let json = encode_interaction(&rec, None, None).expect("encode");
     c.bench_function("InteractionRecord encode", |b| {
-        b.iter(|| serde_json::to_string(black_box(&rec)))
+        b.iter(|| encode_interaction(black_box(&rec), None, None))
     });
     c.bench_function("InteractionRecord decode", |b| {
-        b.iter(|| serde_json::from_str::<InteractionRecord>(black_box(&json)))
+        b.iter(|| decode_interaction(black_box(&json), &key))
     });
 
     // What a login callback reads and writes in the load test: an
@@ -111,14 +112,14 @@ fn hot_paths(c: &mut Criterion) {
     }
     let customer = Customer::from([("id".to_string(), "cust-42".to_string())]);
     busy.authenticate(Method::LoginLink, customer, now, settings);
-    let busy_json = serde_json::to_string(&busy).expect("encode");
+    let busy_json = encode_interaction(&busy, None, None).expect("encode");
     c.bench_function(
         "InteractionRecord encode (authenticated, 16 used links)",
-        |b| b.iter(|| serde_json::to_string(black_box(&busy))),
+        |b| b.iter(|| encode_interaction(black_box(&busy), None, None)),
     );
     c.bench_function(
         "InteractionRecord decode (authenticated, 16 used links)",
-        |b| b.iter(|| serde_json::from_str::<InteractionRecord>(black_box(&busy_json))),
+        |b| b.iter(|| decode_interaction(black_box(&busy_json), &key)),
     );
     let stamp = serde_json::to_string(&now).expect("encode");
     c.bench_function("Timestamp encode", |b| {
@@ -126,27 +127,6 @@ fn hot_paths(c: &mut Criterion) {
     });
     c.bench_function("Timestamp decode", |b| {
         b.iter(|| serde_json::from_str::<chatgate::time::Timestamp>(black_box(&stamp)))
-    });
-
-    // As the gateway stores an interaction with a `customer_ref`: the
-    // record, then its subject's key last.
-    let body = json.strip_suffix('}').expect("an object");
-    let stored = format!(r#"{body},"companion":"{{acme}}:s:cust-42"}}"#);
-    c.bench_function("companion_of (stored interaction)", |b| {
-        b.iter(|| chatgate::store::companion_of(black_box(&stored)))
-    });
-    // An interaction that is its own subject names none (the commonest).
-    c.bench_function("companion_of (own subject: none)", |b| {
-        b.iter(|| chatgate::store::companion_of(black_box(&busy_json)))
-    });
-    // The same member first: the whole record is parsed.
-    let first = format!(
-        r#"{{"companion":"{{acme}}:s:interaction:{}",{}"#,
-        rec.id,
-        &json[1..]
-    );
-    c.bench_function("companion_of (parsed)", |b| {
-        b.iter(|| chatgate::store::companion_of(black_box(&first)))
     });
 
     let data = serde_json::json!({ "interaction": serde_json::from_str::<serde_json::Value>(&json).expect("json") });

@@ -343,16 +343,12 @@ mod tests {
     }
 
     #[test]
-    fn stored_json_and_debug_hold_neither_code_nor_pin() {
+    fn debug_holds_neither_code_nor_pin() {
         let c = otp(false, true);
-        let json = serde_json::to_string(&c).unwrap();
-        assert!(!json.contains(CODE), "{json}");
         assert!(!format!("{c:?}").contains(&c.code_hash));
-        assert_eq!(serde_json::from_str::<Challenge>(&json).unwrap(), c);
+        assert!(!format!("{c:?}").contains(CODE));
         let mut r = rec();
         with_pin(&mut r);
-        let rec_json = serde_json::to_string(&r).unwrap();
-        assert!(!rec_json.contains(PIN), "{rec_json}");
         assert!(!format!("{r:?}").contains(PIN));
     }
 

@@ -16,7 +16,7 @@ use super::reveal;
 use super::secrets::Pepper;
 use crate::domain::settings::{OtpSettings, PinSettings};
 use crate::error::Error;
-use crate::time::{stored, Timestamp};
+use crate::time::Timestamp;
 
 /// How many finished challenges an interaction remembers (oldest forgotten
 /// first; a forgotten id is answered `not_found`).
@@ -108,41 +108,19 @@ pub fn one_of<T: Copy>(names: &[T], as_str: fn(T) -> &'static str) -> String {
 /// The open (or last) challenge of an interaction. Holds no code or PIN, only
 /// a keyed hash and, for agent reveal, an AEAD-sealed copy of the OTP;
 /// `Debug` hides even those.
-///
-/// Stored under short member names, times as unix milliseconds, the long
-/// names of earlier versions read as aliases (as the interaction record
-/// that holds it).
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Challenge {
     pub id: Uuid,
-    #[serde(rename = "m", alias = "method")]
     pub method: ChallengeMethod,
-    #[serde(rename = "d", alias = "delivery")]
     pub delivery: Delivery,
     /// Keyed hash of the code (OTP) or of the session PIN.
-    #[serde(rename = "h", alias = "code_hash")]
     pub code_hash: String,
     /// The OTP sealed for agent reveal (AEAD), when the team allows reveal.
-    #[serde(
-        rename = "s",
-        alias = "sealed_code",
-        default,
-        skip_serializing_if = "Option::is_none"
-    )]
     pub sealed_code: Option<String>,
-    #[serde(rename = "e", alias = "expires_at", with = "stored")]
     pub expires_at: Timestamp,
-    #[serde(rename = "n", alias = "attempts_used")]
     pub attempts_used: u32,
-    #[serde(rename = "mx", alias = "max_attempts")]
     pub max_attempts: u32,
     /// Succeeding authenticates a pending pre-chat step-up.
-    #[serde(
-        rename = "su",
-        alias = "step_up",
-        default,
-        skip_serializing_if = "super::is_false"
-    )]
     pub step_up: bool,
 }
 
@@ -272,17 +250,15 @@ impl fmt::Debug for Challenge {
 }
 
 /// What became of a challenge that is no longer the interaction's current one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PastOutcome {
     Succeeded,
     Replaced,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PastChallenge {
     pub id: Uuid,
-    #[serde(rename = "o", alias = "outcome")]
     pub outcome: PastOutcome,
 }
 

@@ -24,9 +24,3 @@ pub mod webhook_sig;
 
 #[cfg(test)]
 pub(crate) mod proptests;
-
-/// For `skip_serializing_if` in stored records: a flag that is off is
-/// left out (and read back as off).
-fn is_false(b: &bool) -> bool {
-    !b
-}

@@ -146,7 +146,7 @@ impl Gateway {
                 &ConversationLink { id: rec.id },
                 Some(s.interaction_ttl.get()),
             )?];
-            ops.extend(write_interaction(team, 0, None, &mut rec, now)?);
+            ops.extend(write_interaction(team, 0, None, None, &mut rec, now)?);
             let view = InteractionView::build_recognized(
                 &rec,
                 subject.as_ref(),

@@ -35,6 +35,7 @@ pub use login::{
 };
 pub use oidc::{ProviderAnswer, ProviderRefusal, ProviderStart};
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
+pub use records::{decode_interaction, encode_interaction};
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
@@ -67,6 +68,9 @@ pub struct Gateway {
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
     recognition_keys: crate::store::companions::Companions,
+    /// Interaction key → the subject it names, once seen, for records
+    /// another instance wrote (see `records`).
+    subject_keys: crate::store::companions::Companions,
 }
 
 /// Where a chat message goes: an interaction's conversation.
@@ -109,6 +113,7 @@ impl Gateway {
             draining: std::sync::atomic::AtomicBool::new(false),
             record_locks: record_locks::RecordLocks::default(),
             recognition_keys: crate::store::companions::Companions::new(),
+            subject_keys: crate::store::companions::Companions::new(),
         }
     }
 

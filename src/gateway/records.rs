@@ -1,6 +1,16 @@
 //! Typed access to the store: loading records with their versions and
 //! building the ops that write them back, with the TTL each kind of record
 //! lives for.
+//!
+//! The stored forms of the domain's records are here, and only here:
+//! [`interaction`] (with its challenge, links and pending logins) and
+//! [`subject`], each with conversions both ways. The domain's types are
+//! plain; what the store keeps for its own bookkeeping (how long what
+//! points to an interaction lives, the key of its subject) is in the
+//! stored form, not in the domain's record.
+mod interaction;
+mod subject;
+
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -9,13 +19,15 @@ use uuid::Uuid;
 
 use super::Gateway;
 use crate::config::{Settings, Team};
-use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::store::{keys, Op, StoreError, Versioned};
 use crate::time::Timestamp;
+
+pub use interaction::StoredInteraction;
+pub use subject::StoredSubject;
 
 /// A record as read, with the version to write it back against.
 #[derive(Debug, Clone)]
@@ -25,30 +37,67 @@ pub struct Loaded<T> {
     pub value: Option<T>,
 }
 
-/// A kind of record as the store holds it: its JSON, and what its key says
-/// that the JSON leaves out.
-pub trait Record: DeserializeOwned {
-    /// Restores what the stored form leaves out because `key` names it
-    /// (nothing, for most records). `None`: a key this record cannot be under.
-    fn with_key(self, key: &str) -> Option<Self> {
-        let _ = key;
-        Some(self)
-    }
-}
+/// A kind of record the store holds as its own JSON (serde's form of it).
+pub trait Record: DeserializeOwned {}
 
-impl Record for InteractionRecord {
-    /// The id: the key's last segment (see [`keys::interaction`]).
-    fn with_key(mut self, key: &str) -> Option<Self> {
-        self.id = keys::interaction_id(key)?;
-        Some(self)
-    }
-}
-
-impl Record for SubjectRecord {}
-impl Record for CustomerDevices {}
+impl Record for crate::domain::devices::CustomerDevices {}
 impl Record for crate::domain::destination::DestinationSends {}
 
-impl<T: Record> Loaded<T> {
+/// A kind of record as the store holds it: read from its text and its key.
+pub trait Readable: Sized {
+    /// The record stored under `key` as `text`; `Err` says what is wrong
+    /// with it (never its content).
+    fn read(text: &str, key: &str) -> std::result::Result<Self, String>;
+}
+
+impl<T: Record> Readable for T {
+    fn read(text: &str, _key: &str) -> std::result::Result<Self, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+impl Readable for InteractionRecord {
+    fn read(text: &str, key: &str) -> std::result::Result<Self, String> {
+        decode_interaction(text, key).map(|(rec, _)| rec)
+    }
+}
+
+impl Readable for SubjectRecord {
+    fn read(text: &str, _key: &str) -> std::result::Result<Self, String> {
+        let stored: StoredSubject = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(stored.into())
+    }
+}
+
+/// An interaction stored under `key` as `text`, and until when what points
+/// to it lives (its stored form's bookkeeping, see [`interaction_ops`]).
+/// The id is the key's last segment (see [`keys::interaction`]): a key of
+/// another kind is an error, never a record with the nil id.
+pub fn decode_interaction(
+    text: &str,
+    key: &str,
+) -> std::result::Result<(InteractionRecord, Option<Timestamp>), String> {
+    let stored: StoredInteraction = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let id = keys::interaction_id(key).ok_or("not a key of its kind")?;
+    let indexed_until = stored.iu;
+    Ok((stored.into_record(id)?, indexed_until))
+}
+
+/// The text [`decode_interaction`] reads: `rec` with its bookkeeping, and
+/// the key of the subject it names when that is not its own.
+pub fn encode_interaction(
+    rec: &InteractionRecord,
+    indexed_until: Option<Timestamp>,
+    companion: Option<String>,
+) -> Result<String> {
+    let mut stored = StoredInteraction::from(rec);
+    stored.iu = indexed_until;
+    stored.companion = companion;
+    serde_json::to_string(&stored)
+        .map_err(|e| Error::internal_from("a record could not be encoded", e))
+}
+
+impl<T: Readable> Loaded<T> {
     pub fn parse(key: String, raw: Option<Versioned>) -> Result<Self> {
         match raw {
             None => Ok(Loaded {
@@ -57,10 +106,8 @@ impl<T: Record> Loaded<T> {
                 value: None,
             }),
             Some(v) => {
-                let value = serde_json::from_str::<T>(&v.value)
-                    .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?
-                    .with_key(&key)
-                    .ok_or_else(|| StoreError::Corrupt(format!("{key}: not a key of its kind")))?;
+                let value = T::read(&v.value, &key)
+                    .map_err(|e| StoreError::Corrupt(format!("{key}: {e}")))?;
                 Ok(Loaded {
                     key,
                     version: v.version,
@@ -75,13 +122,26 @@ impl<T: Record> Loaded<T> {
 pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Duration>) -> Result<Op> {
     let value = serde_json::to_string(value)
         .map_err(|e| Error::internal_from("a record could not be encoded", e))?;
-    Ok(Op::Put {
+    Ok(put_text(key, expected, value, ttl, None))
+}
+
+/// `Put` of a record's text, naming its companion (see
+/// [`crate::store::Store::get_with_companion`]).
+fn put_text(
+    key: &str,
+    expected: u64,
+    value: String,
+    ttl: Option<Duration>,
+    companion: Option<String>,
+) -> Op {
+    Op::Put {
         key: key.to_string(),
         expected,
         version: crate::store::fresh_version(),
         value,
         ttl,
-    })
+        companion,
+    }
 }
 
 /// An interaction together with its subject, both as read.
@@ -91,6 +151,9 @@ pub struct Pair {
     /// What its conversation remembers (a recognized conversation), when
     /// its channel remembers any.
     pub recognition: Option<Loaded<Recognition>>,
+    /// Until when what points to the interaction lives, as its stored form
+    /// says (see [`interaction_ops`]).
+    pub indexed_until: Option<Timestamp>,
 }
 
 impl Pair {
@@ -153,18 +216,34 @@ impl Gateway {
     /// absent interaction is `NotFound`.
     pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
         let ikey = keys::interaction(&team.id, id);
-        // One round trip: the record names its subject as its companion,
-        // unless that is its own subject, which it leaves out.
+        // One round trip: the record's write named its subject as its
+        // companion, unless that is its own subject. A store that does not
+        // know it (another instance wrote it) reads the one this process
+        // last found, else the interaction's own.
         let own = keys::subject(&team.id, &crate::domain::interaction::own_subject(id));
+        let sguess = self.subject_keys.get(&ikey);
         // And, where its channel remembers who authenticated in the
         // conversation, that record too, once this process has seen the
         // interaction (its conversation never changes).
         let rguess = self.recognition_keys.get(&ikey);
         let (read, mut more) = self
             .store
-            .get_with_companion_and(&ikey, Some(&own), rguess.as_slice())
+            .get_with_companion_and(
+                &ikey,
+                Some(sguess.as_deref().unwrap_or(&own)),
+                rguess.as_slice(),
+            )
             .await?;
-        let interaction: Loaded<InteractionRecord> = Loaded::parse(ikey, read.record)?;
+        let Some(raw) = read.record else {
+            return Err(Error::NotFound("no such interaction"));
+        };
+        let (rec, indexed_until) = decode_interaction(&raw.value, &ikey)
+            .map_err(|e| StoreError::Corrupt(format!("{ikey}: {e}")))?;
+        let interaction = Loaded {
+            key: ikey,
+            version: raw.version,
+            value: Some(rec),
+        };
         let Some(rec) = interaction.value.as_ref() else {
             return Err(Error::NotFound("no such interaction"));
         };
@@ -173,7 +252,15 @@ impl Gateway {
         }
         // Most interactions are their own subject: its key is at hand (the
         // record's id is the key's, so `own` is its own subject's).
-        let skey = named_subject_key(team, rec).unwrap_or(own);
+        let named = named_subject_key(team, rec);
+        match &named {
+            Some(skey) if sguess.as_ref() != Some(skey) => {
+                self.subject_keys.remember(&interaction.key, skey)
+            }
+            None if sguess.is_some() => self.subject_keys.forget(&interaction.key),
+            _ => {}
+        }
+        let skey = named.unwrap_or(own);
         let subject = match read.companion {
             Some((ckey, raw)) if ckey == skey => Loaded::parse(skey, raw)?,
             _ => {
@@ -199,6 +286,7 @@ impl Gateway {
             interaction,
             subject,
             recognition,
+            indexed_until,
         })
     }
 
@@ -224,30 +312,37 @@ impl Gateway {
     }
 }
 
-/// An interaction as stored: the record and, when it is not the
-/// interaction's own (the store's default, see [`Gateway::load_pair`]),
-/// its subject's key.
-#[derive(Serialize)]
-struct Stored<'a> {
-    #[serde(flatten)]
-    rec: &'a InteractionRecord,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    companion: Option<String>,
+/// The ops that write an interaction, and what its stored form then says
+/// of what points to it (to hand over with the record, see `work`). Its
+/// ops are what it iterates over.
+pub struct Written {
+    pub ops: Vec<Op>,
+    pub indexed_until: Option<Timestamp>,
+}
+
+impl IntoIterator for Written {
+    type Item = Op;
+    type IntoIter = std::vec::IntoIter<Op>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.ops.into_iter()
+    }
 }
 
 /// The ops that write an interaction back over `read` (at version
-/// `expected`; `None` for a new one): the record itself; what points to it
-/// (its conversation key, the team's listing, its customers' indexes) when
-/// their margin runs out or its customers changed; and its due times.
+/// `expected`, with its stored `indexed_until`; `None` and `None` for a new
+/// one): the record itself; what points to it (its conversation key, the
+/// team's listing, its customers' indexes) when their margin runs out or
+/// its customers changed; and its due times.
 pub fn write_interaction(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
+    indexed_until: Option<Timestamp>,
     rec: &mut InteractionRecord,
     now: Timestamp,
-) -> Result<Vec<Op>> {
+) -> Result<Written> {
     rec.last_write_at = now;
-    interaction_ops(team, expected, read, rec, now)
+    interaction_ops(team, expected, read, indexed_until, rec, now)
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and
@@ -273,9 +368,10 @@ pub fn interaction_ops(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
-    rec: &mut InteractionRecord,
+    indexed_until: Option<Timestamp>,
+    rec: &InteractionRecord,
     now: Timestamp,
-) -> Result<Vec<Op>> {
+) -> Result<Written> {
     let s = team.settings_for(&rec.channel);
     // The store keeps the record exactly as long as it is alive: until
     // `last_write_at + interaction_ttl`. Writes that are not the customer's
@@ -290,32 +386,27 @@ pub fn interaction_ops(
     // that follows it to a record already gone finds nothing, as it would
     // after an expiry.
     let margin = index_margin(s);
-    let kept_until = rec
-        .indexed_until
-        .filter(|until| *until >= end.plus(margin / 2));
+    let kept_until = indexed_until.filter(|until| *until >= end.plus(margin / 2));
     let extend = kept_until.is_none();
     let until = kept_until.unwrap_or(end.plus(margin));
-    rec.indexed_until = Some(until);
     let kept = until.since(now);
-    let rec = &*rec;
     // A customer it was not indexed under is added at once (for as long as
     // the rest); one it no longer names stays until its entry expires (a
     // logout of everywhere checks each interaction it finds).
     let new_customers = read.is_none_or(|read| !customer_ids(read).eq(customer_ids(rec)));
-    // Stored with the key of its subject (its "companion"), so the store
-    // reads both in one round trip; the domain record knows no store keys.
-    // An interaction that is its own subject leaves it out: the reader
+    // Written naming the key of its subject (its "companion"), so the
+    // store reads both in one round trip; the domain record knows no store
+    // keys. An interaction that is its own subject names none: the reader
     // gives that key as the default.
-    let stored = Stored {
-        rec,
-        companion: named_subject_key(team, rec),
-    };
-    let mut ops = vec![put(
+    let companion = named_subject_key(team, rec);
+    let text = encode_interaction(rec, Some(until), companion.clone())?;
+    let mut ops = vec![put_text(
         &keys::interaction(&team.id, rec.id),
         expected,
-        &stored,
+        text,
         Some(ttl),
-    )?];
+        companion,
+    )];
     if extend {
         // The conversation keeps pointing here for as long as the record lives.
         ops.push(Op::Touch {
@@ -343,7 +434,10 @@ pub fn interaction_ops(
         }
     }
     ops.extend(due_ops(team, rec, s, now));
-    Ok(ops)
+    Ok(Written {
+        ops,
+        indexed_until: Some(until),
+    })
 }
 
 /// Schedules the expiry notice and the expiry of the current authentication.
@@ -392,7 +486,12 @@ pub fn write_subject(
             }])
         }
         ttl => {
-            let mut op = put(&loaded.key, loaded.version, subject, ttl)?;
+            let mut op = put(
+                &loaded.key,
+                loaded.version,
+                &StoredSubject::from(subject),
+                ttl,
+            )?;
             // Unchanged: the write is a check that nobody else wrote it, and
             // keeps its version, so the subject's other interactions (queued
             // apart, see `work`) do not conflict with a write that changed
@@ -418,42 +517,4 @@ where
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn raw(text: &str) -> Option<Versioned> {
-        Some(Versioned {
-            version: 7,
-            value: text.to_string(),
-        })
-    }
-
-    /// An interaction's id is its key's: left out of the text, read from
-    /// the key whatever the text says, and a key of another kind is a
-    /// corrupt record, never a record with the nil id.
-    #[test]
-    fn an_interaction_takes_its_id_from_its_key() {
-        let id = Uuid::now_v7();
-        let now = Timestamp::from_unix_seconds(1_800_000_000);
-        let rec = InteractionRecord::new(id, "acme", "webchat", "c-1", now);
-        let text = serde_json::to_string(&rec).expect("json");
-        assert!(!text.contains(&id.to_string()), "{text}");
-        let key = keys::interaction("acme", id);
-        let read = Loaded::<InteractionRecord>::parse(key.clone(), raw(&text)).expect("read");
-        assert_eq!((read.version, read.value), (7, Some(rec)));
-        // An earlier version's record names an id: the key's is the one.
-        let other = Uuid::now_v7();
-        let long = text.replacen('{', &format!(r#"{{"id":"{other}","#), 1);
-        let read = Loaded::<InteractionRecord>::parse(key, raw(&long)).expect("read long");
-        assert_eq!(read.value.map(|r| r.id), Some(id));
-        let elsewhere = Loaded::<InteractionRecord>::parse(keys::subject("acme", "x"), raw(&text));
-        assert!(
-            matches!(elsewhere, Err(Error::Internal(_))),
-            "{elsewhere:?}"
-        );
-        // Records of other kinds read as they are.
-        let subject = serde_json::to_string(&SubjectRecord::new("x")).expect("json");
-        let read = Loaded::<SubjectRecord>::parse(keys::subject("acme", "x"), raw(&subject));
-        assert_eq!(read.expect("subject").value, Some(SubjectRecord::new("x")));
-    }
-}
+mod tests;

@@ -381,11 +381,13 @@ impl Gateway {
             let read = pair.interaction.value.as_ref();
             let mut ops = std::mem::take(&mut w.first);
             let own = ops.len();
-            ops.extend(if w.announcement {
-                interaction_ops(team, version, read, &mut w.rec, now)?
+            let written = if w.announcement {
+                interaction_ops(team, version, read, pair.indexed_until, &w.rec, now)?
             } else {
-                write_interaction(team, version, read, &mut w.rec, now)?
-            });
+                write_interaction(team, version, read, pair.indexed_until, &mut w.rec, now)?
+            };
+            let indexed_until = written.indexed_until;
+            ops.extend(written);
             let subject_at = ops.len();
             if w.subject_used {
                 ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
@@ -400,8 +402,11 @@ impl Gateway {
                 unchanged => unchanged.clone(),
             };
             // What the commit will have written, to hand to the next in line.
-            let committed =
-                committed_pair(&pair, &ops, own, subject_at, &w).map(|p| Pair { recognition, ..p });
+            let committed = committed_pair(&pair, &ops, own, subject_at, &w).map(|p| Pair {
+                recognition,
+                indexed_until,
+                ..p
+            });
             ops.append(&mut w.also);
             let claims = ops.len()..ops.len() + w.claims.len();
             ops.append(&mut w.claims);
@@ -524,6 +529,7 @@ fn committed_pair(
         interaction,
         subject,
         recognition: None,
+        indexed_until: None,
     })
 }
 

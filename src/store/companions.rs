@@ -5,9 +5,9 @@
 //! and key-checking proxies refuse.
 //!
 //! A record's companion rarely changes (an interaction names its subject,
-//! or names none while it is its own), and every hit is checked against
-//! the record as read, so a stale entry costs one more round trip, never a
-//! wrong answer. A record that names none is not remembered.
+//! or names none while it is its own), and the caller checks every hit
+//! against the record as read, so a stale entry costs one more round trip,
+//! never a wrong answer. A record that names none is not remembered.
 //!
 //! Bounded by two generations: entries go into `young`; when it holds half
 //! the bound, `old` is dropped and `young` becomes `old`. A hit in `old`
@@ -69,7 +69,7 @@ impl Companions {
     }
 
     /// Forgets `record` (it names no companion, or is gone).
-    pub(super) fn forget(&self, record: &str) {
+    pub(crate) fn forget(&self, record: &str) {
         let mut maps = self.lock();
         maps.young.remove(record);
         maps.old.remove(record);

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 /// How many due deadlines one commit handles, at most (amortised: a commit
 /// adds at most one per op).
@@ -432,6 +432,10 @@ struct State {
     /// long before its expiry (a delivered outbox item) leaves nothing
     /// behind.
     deadlines: BTreeSet<(Moment, Kind, Arc<str>)>,
+    /// The companion each record's last `Put` named, for the records that
+    /// named one (beside the records, not in them: most name none, and a
+    /// record stays 40 bytes). Removed with its record.
+    companions: HashMap<Arc<str>, Box<str>>,
 }
 
 impl State {
@@ -453,6 +457,7 @@ impl State {
 
     /// Removes the record at `key`, and its deadline.
     fn drop_record(&mut self, key: &str) {
+        self.companions.remove(key);
         if let Some((key, r)) = self.records.remove_entry(key) {
             if let Some(at) = r.scheduled {
                 self.deadlines.remove(&(at, Kind::Record, key));
@@ -483,6 +488,7 @@ impl State {
                 version,
                 value,
                 ttl,
+                companion,
                 ..
             } => {
                 // `expected` was checked before any op applied.
@@ -510,6 +516,10 @@ impl State {
                     value: value.into_boxed_str(),
                     expires_at,
                     scheduled,
+                };
+                match companion {
+                    Some(c) => self.companions.insert(Arc::clone(&key), c.into_boxed_str()),
+                    None => self.companions.remove(&key),
                 };
                 self.records.insert(key, record);
             }
@@ -595,6 +605,7 @@ impl State {
                     Some(r) if r.scheduled == Some(at) => {
                         if !live(r.expires_at, now) {
                             self.records.remove(&key);
+                            self.companions.remove(&key);
                             None
                         } else {
                             r.scheduled = r.expires_at;
@@ -656,19 +667,21 @@ impl Store for MemoryStore {
         key: &str,
         default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
-        // Under one lock: the record and the companion it names, else `default`.
+        // Under one lock: the record and the companion its write named, else `default`.
         let now = Moment::now();
         let state = self.lock();
-        let read = |k: &str| state.record(k, now).map(Record::versioned);
-        let record = read(key);
-        let companion = record
-            .as_ref()
-            .and_then(|r| companion_of(&r.value).or_else(|| default.map(str::to_owned)))
-            .map(|c| {
-                let v = read(&c);
-                (c, v)
-            });
-        Ok(WithCompanion { record, companion })
+        let Some(found) = state.record(key, now) else {
+            return Ok(WithCompanion::default());
+        };
+        let named = state.companions.get(key).map(|c| &**c);
+        let companion = named.or(default).map(|c| {
+            let v = state.record(c, now).map(Record::versioned);
+            (c.to_owned(), v)
+        });
+        Ok(WithCompanion {
+            record: Some(found.versioned()),
+            companion,
+        })
     }
 
     async fn commit(&self, mut ops: Vec<Op>) -> Result<Commit, StoreError> {
@@ -784,6 +797,7 @@ mod tests {
             version: crate::store::fresh_version(),
             value: "{}".into(),
             ttl: Some(ttl),
+            companion: None,
         }
     }
 

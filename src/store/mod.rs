@@ -59,13 +59,16 @@ pub enum Op {
     /// Write `value` if the key is still at version `expected` (0 = absent);
     /// the record then has version `version`, a [`fresh_version`] (chosen by
     /// the writer, so it knows what it wrote without reading it back).
-    /// `ttl: None` keeps it until deleted.
+    /// `ttl: None` keeps it until deleted. `companion`: the key of the
+    /// record this one goes with, which [`Store::get_with_companion`] reads
+    /// beside it (the store never looks inside `value` for it).
     Put {
         key: String,
         expected: u64,
         version: u64,
         value: String,
         ttl: Option<Duration>,
+        companion: Option<String>,
     },
     /// Delete the key if it is still at version `expected` (0 = absent: a no-op check).
     Delete { key: String, expected: u64 },
@@ -122,53 +125,14 @@ pub enum Commit {
     },
 }
 
-/// A record and its companion: the one it names, or the default it was read
-/// with (see [`Store::get_with_companion`]).
+/// A record and its companion: the one its last write named, or the
+/// default it was read with (see [`Store::get_with_companion`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WithCompanion {
     pub record: Option<Versioned>,
     /// The companion's logical key and record, when the record names one or
     /// was read with a default.
     pub companion: Option<(String, Option<Versioned>)>,
-}
-
-/// The companion a record's JSON names, if any.
-///
-/// Read on every read of an interaction (under the memory store's lock),
-/// so the gateway's own records are read without parsing them: an
-/// interaction with a `customer_ref` names its companion as its last member
-/// (`…,"companion":"<key>"}`, see `gateway::records`); one that is its own
-/// subject names none, and is told apart by the two scans below (a
-/// customer's attribute holding the word, or a control character written
-/// as a `\u` escape, costs it a parse). That tail is exact: the last `,"companion":"` of a
-/// document that ends `"}`, followed by no quote or backslash, can only be
-/// a member of the outermost object (inside a string every quote is
-/// escaped; a nested object would end with another `}`). A record whose
-/// text holds neither the word nor a `\u` escape (the only way to spell
-/// it otherwise) names none: the Redis store asks this of every record it
-/// writes (subjects, outbox items, links), which are not parsed for it.
-/// Anything else — a key with escapes in it, another writer's order — is
-/// parsed.
-pub fn companion_of(json: &str) -> Option<String> {
-    if let Some(key) = trailing_companion(json) {
-        return Some(key.to_owned());
-    }
-    if !json.contains("companion") && !json.contains("\\u") {
-        return None;
-    }
-    #[derive(serde::Deserialize)]
-    struct Named {
-        companion: Option<String>,
-    }
-    serde_json::from_str::<Named>(json).ok()?.companion
-}
-
-/// The companion written last, without escapes, if the record ends so.
-fn trailing_companion(json: &str) -> Option<&str> {
-    const MEMBER: &str = ",\"companion\":\"";
-    let body = json.trim_end().strip_suffix("\"}")?;
-    let key = &body[body.rfind(MEMBER)? + MEMBER.len()..];
-    (!key.contains(['"', '\\'])).then_some(key)
 }
 
 /// One entry of a sorted index.
@@ -184,13 +148,14 @@ pub trait Store: Send + Sync + 'static {
     async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError>;
 
     /// Reads `key` and, in the same round trip, its companion: the record
-    /// whose logical key `key`'s JSON names in its top-level string member
-    /// `"companion"` (an interaction with a `customer_ref` names its
-    /// subject), else `default`. The gateway leaves out the name an
-    /// interaction would most often write, its own subject (about 50 bytes
-    /// of every live interaction), and reads it back as the default. The
-    /// companion's key is returned so the caller can check it is the one it
-    /// expects.
+    /// whose logical key the last `Put` of `key` named in its `companion`
+    /// (an interaction with a `customer_ref` names its subject) where the
+    /// store knows it, else `default`. The memory store always knows it;
+    /// the Redis store knows what this process wrote (see
+    /// `store/companions.rs`), so a caller reading what another instance
+    /// wrote gives its own guess as the default. The companion's key is
+    /// returned so the caller can check it is the one it expects: the store
+    /// never reads it from the record's text.
     async fn get_with_companion(
         &self,
         key: &str,
@@ -291,38 +256,5 @@ where
             return Ok(done);
         }
         backoff.wait().await?;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_companion_is_read_from_the_tail_or_parsed() {
-        let named = r#"{"id":"x","customer":{"companion":"nested"},"companion":"{acme}:s:cust-1"}"#;
-        assert_eq!(trailing_companion(named), Some("{acme}:s:cust-1"));
-        assert_eq!(companion_of(named).as_deref(), Some("{acme}:s:cust-1"));
-        // An escaped key is parsed, and unescaped.
-        let escaped = r#"{"id":"x","companion":"{acme}:s:a\"b"}"#;
-        assert_eq!(trailing_companion(escaped), None);
-        assert_eq!(companion_of(escaped).as_deref(), Some(r#"{acme}:s:a"b"#));
-        // Not last: parsed.
-        let first = r#"{"companion":"{acme}:s:c","id":"x"}"#;
-        assert_eq!(trailing_companion(first), None);
-        assert_eq!(companion_of(first).as_deref(), Some("{acme}:s:c"));
-        // Only a nested member of that name, at the end: none.
-        let nested = r#"{"id":"x","customer":{"id":"a","companion":"b"}}"#;
-        assert_eq!(trailing_companion(nested), None);
-        assert_eq!(companion_of(nested), None);
-        // The text inside a string value is not a member.
-        let quoted = r#"{"id":"x","note":"a\",\"companion\":\"b"}"#;
-        assert_eq!(companion_of(quoted), None);
-        assert_eq!(companion_of("{}"), None);
-        // Spelled with an escape: found by parsing.
-        let spelled = r#"{"id":"x","\u0063ompanion":"{acme}:s:e","n":1}"#;
-        assert_eq!(companion_of(spelled).as_deref(), Some("{acme}:s:e"));
-        assert_eq!(companion_of(r#"{"kind":"event","n":1}"#), None);
-        assert_eq!(companion_of("not json"), None);
     }
 }

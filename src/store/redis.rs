@@ -31,10 +31,9 @@
 //! again only when ties fill a whole batch.
 //!
 //! [`Store::get_with_companion`] is one `MGET` of the record and the
-//! companion it named when last read (remembered in process, see
-//! `store/companions.rs`), else the default it is given; only the first read of a record that
-//! names a companion in a process, or a record that names another
-//! companion than remembered, costs a second round trip.
+//! companion its last write here named (remembered in process, see
+//! `store/companions.rs`), else the default it is given (the caller's
+//! guess, which the caller checks).
 //!
 //! # Redis Cluster
 //!
@@ -57,7 +56,7 @@ use std::time::Duration;
 
 use self::conn::{query_on, Connector};
 use super::companions::Companions;
-use super::{companion_of, Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 const COMMIT_LUA: &str = include_str!("redis/commit.lua");
 const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
@@ -166,9 +165,9 @@ impl RedisStore {
     /// trip too.
     fn remember_companions(&self, ops: &[Op]) {
         for op in ops {
-            if let Op::Put { key, value, .. } = op {
-                match companion_of(value) {
-                    Some(named) => self.companions.remember(key, &named),
+            if let Op::Put { key, companion, .. } = op {
+                match companion {
+                    Some(named) => self.companions.remember(key, named),
                     None => self.companions.forget(key),
                 }
             }
@@ -312,9 +311,8 @@ impl Store for RedisStore {
         self.mget(keys).await
     }
 
-    /// One MGET of the record and the companion it named when last read
-    /// here, else the `default` one; checked against the record as read (a
-    /// wrong guess costs a second round trip, never a wrong answer).
+    /// One MGET of the record and the companion its last write here named,
+    /// else the `default` one (the caller checks the key it gets back).
     async fn get_with_companion(
         &self,
         key: &str,
@@ -323,7 +321,7 @@ impl Store for RedisStore {
         Ok(self.get_with_companion_and(key, default, &[]).await?.0)
     }
 
-    /// One MGET of the record, its companion as guessed, and `also`.
+    /// One MGET of the record, its companion as known or guessed, and `also`.
     async fn get_with_companion_and(
         &self,
         key: &str,
@@ -331,43 +329,23 @@ impl Store for RedisStore {
         also: &[String],
     ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
         let cached = self.companions.get(key);
-        let guess = cached.as_deref().or(default);
+        let companion = cached.as_deref().or(default);
         let mut wanted: Vec<&str> = Vec::with_capacity(2 + also.len());
         wanted.push(key);
-        wanted.extend(guess);
+        wanted.extend(companion);
         wanted.extend(also.iter().map(String::as_str));
         let mut read = self.mget(&wanted).await?;
-        let more = read.split_off(1 + usize::from(guess.is_some()));
+        let more = read.split_off(1 + usize::from(companion.is_some()));
         let mut read = read.into_iter();
-        let record = read.next().flatten();
-        let guessed = read.next().flatten();
-        let Some(record) = record else {
+        let Some(record) = read.next().flatten() else {
             if cached.is_some() {
                 self.companions.forget(key);
             }
             return Ok((WithCompanion::default(), more));
         };
-        let named = companion_of(&record.value);
-        match &named {
-            Some(named) if cached.as_ref() != Some(named) => self.companions.remember(key, named),
-            None if cached.is_some() => self.companions.forget(key),
-            _ => {}
-        }
-        let Some(companion) = named.or_else(|| default.map(str::to_owned)) else {
-            let read = WithCompanion {
-                record: Some(record),
-                companion: None,
-            };
-            return Ok((read, more));
-        };
-        let value = if guess == Some(companion.as_str()) {
-            guessed
-        } else {
-            self.mget(&[companion.as_str()]).await?.pop().flatten()
-        };
         let read = WithCompanion {
             record: Some(record),
-            companion: Some((companion, value)),
+            companion: companion.map(|c| (c.to_owned(), read.next().flatten())),
         };
         Ok((read, more))
     }
@@ -391,6 +369,7 @@ impl Store for RedisStore {
             version,
             value,
             ttl,
+            ..
         }] = ops.as_slice()
         {
             let mut set = cmd("SET");
@@ -431,6 +410,7 @@ impl Store for RedisStore {
                     version,
                     value,
                     ttl,
+                    ..
                 } => {
                     let at = key(&mut call, k, false);
                     let next = encode(*version, value);
@@ -618,6 +598,7 @@ mod tests {
             version: crate::store::fresh_version(),
             value: "{}".into(),
             ttl: None,
+            companion: None,
         };
         assert!(one_hash_tag(&[put("{a}:x"), put("{a}:y")]));
         assert!(one_hash_tag(&[put("l:x")]));

@@ -145,6 +145,7 @@ both_stores!(
             version: chatgate::store::fresh_version(),
             value: "{\"written by\": \"a future version\"".into(),
             ttl: Some(Duration::from_secs(600)),
+            companion: None,
         };
         assert_eq!(store.commit(vec![garbage]).await.unwrap(), Commit::Applied);
         app.advance(31 * 60);

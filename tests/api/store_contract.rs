@@ -81,12 +81,34 @@ contract!(
 );
 
 pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {
+    put_with(key, expected, value, ttl, None)
+}
+
+/// [`put`], naming `companion` as the record's companion.
+pub fn put_naming(
+    key: &str,
+    expected: u64,
+    value: &str,
+    companion: &str,
+    ttl: Option<Duration>,
+) -> Op {
+    put_with(key, expected, value, ttl, Some(companion))
+}
+
+fn put_with(
+    key: &str,
+    expected: u64,
+    value: &str,
+    ttl: Option<Duration>,
+    companion: Option<&str>,
+) -> Op {
     Op::Put {
         key: key.into(),
         expected,
         version: chatgate::store::fresh_version(),
         value: value.into(),
         ttl,
+        companion: companion.map(str::to_owned),
     }
 }
 

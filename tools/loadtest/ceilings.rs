@@ -45,6 +45,7 @@ pub async fn redis_get(url: &str, prefix: &str) -> SocketAddr {
         version: chatgate::store::fresh_version(),
         value: BODY.into(),
         ttl: Some(std::time::Duration::from_secs(3600)),
+        companion: None,
     };
     assert_eq!(store.commit(vec![put]).await.ok(), Some(Commit::Applied));
     let keys = Arc::new(vec![key]);

@@ -15,7 +15,7 @@ use chatgate::store::{Commit, Op, SharedStore};
 use serde_json::json;
 
 use super::redis_only::{assert_all_unavailable, assert_unavailable_fast, FAST};
-use super::{desc, index_add, put, read, version, LONG};
+use super::{desc, index_add, put, put_naming, read, version, LONG};
 use crate::helpers::*;
 use crate::redis_support::{cluster_binaries_present, shared_cluster, OwnCluster};
 
@@ -140,10 +140,11 @@ async fn a_rebuilt_store_finds_everything_on_the_cluster() {
     );
     for tag in &tags {
         let ops = vec![
-            put(
+            put_naming(
                 &format!("{tag}:i"),
                 0,
-                &format!(r#"{{"companion":"{tag}:s"}}"#),
+                "{}",
+                &format!("{tag}:s"),
                 Some(LONG),
             ),
             put(&format!("{tag}:s"), 0, "{}", Some(LONG)),
@@ -164,7 +165,7 @@ async fn a_rebuilt_store_finds_everything_on_the_cluster() {
     );
     for tag in &tags {
         let r = second
-            .get_with_companion(&format!("{tag}:i"), None)
+            .get_with_companion(&format!("{tag}:i"), Some(format!("{tag}:s").as_str()))
             .await
             .unwrap();
         // Its version, read after the rebuild, is the one a commit checks.

@@ -2,7 +2,9 @@
 use chatgate::store::{self, Commit, Op, SharedStore, StoreError};
 use serde_json::json;
 
-use super::{commit, desc, index_add, pairs, put, read, version, LONG, PAST_SHORT, SHORT};
+use super::{
+    commit, desc, index_add, pairs, put, put_naming, read, version, LONG, PAST_SHORT, SHORT,
+};
 
 pub async fn put_get_versions(s: SharedStore) {
     assert_eq!(s.get(&[]).await.unwrap(), vec![]);
@@ -298,9 +300,9 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
     let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(r, store::WithCompanion::default());
     // A record naming a companion that does not exist yet.
-    let rec = r#"{"id":1,"companion":"{t}:s"}"#;
+    let rec = r#"{"id":1}"#;
     assert_eq!(
-        commit(&s, vec![put("{t}:i", 0, rec, Some(LONG))]).await,
+        commit(&s, vec![put_naming("{t}:i", 0, rec, "{t}:s", Some(LONG))]).await,
         Commit::Applied
     );
     let r = s.get_with_companion("{t}:i", None).await.unwrap();
@@ -321,8 +323,9 @@ pub async fn get_with_companion_reads_both_in_one_call(s: SharedStore) {
         v.map(|v| (v.version, v.value)),
         Some((version(&s, "{t}:s").await, r#"{"f":2}"#.to_string()))
     );
-    // A record naming none, or whose JSON has a non-string member, has no companion.
-    let plain = r#"{"companion":5}"#;
+    // A record written naming none has none, whatever its text holds:
+    // the store never looks into it.
+    let plain = r#"{"companion":"{t}:s"}"#;
     assert_eq!(
         commit(&s, vec![put("{t}:p", 0, plain, Some(LONG))]).await,
         Commit::Applied
@@ -361,9 +364,9 @@ pub async fn touch_raises_a_ttl_and_never_creates(s: SharedStore) {
 }
 
 pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
-    let named = |c: &str| format!(r#"{{"companion":"{c}"}}"#);
+    let named = |expected: u64, c: &str| put_naming("{t}:i", expected, "{}", c, Some(LONG));
     let ops = vec![
-        put("{t}:i", 0, &named("{t}:s1"), Some(LONG)),
+        named(0, "{t}:s1"),
         put("{t}:s1", 0, "1", Some(LONG)),
         put("{t}:s2", 0, "2", Some(LONG)),
     ];
@@ -375,7 +378,7 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
     }
     // The record now names another companion: that one is read.
     let v1 = version(&s, "{t}:i").await;
-    let ops = vec![put("{t}:i", v1, &named("{t}:s2"), Some(LONG))];
+    let ops = vec![named(v1, "{t}:s2")];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
     let v2 = version(&s, "{t}:i").await;
     let r = s.get_with_companion("{t}:i", None).await.unwrap();
@@ -389,7 +392,7 @@ pub async fn get_with_companion_follows_a_changed_companion(s: SharedStore) {
     assert_eq!(commit(&s, vec![del]).await, Commit::Applied);
     let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(r, store::WithCompanion::default());
-    let again = put("{t}:i", 0, &named("{t}:s1"), Some(LONG));
+    let again = named(0, "{t}:s1");
     assert_eq!(commit(&s, vec![again]).await, Commit::Applied);
     let r = s.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(companion(r), Some(("{t}:s1".into(), Some("1".into()))));
@@ -439,7 +442,7 @@ pub async fn get_with_companion_defaults_only_a_record_naming_none(s: SharedStor
     assert_eq!(companion(&r), Some(("{t}:gone".to_string(), None)));
     // A record naming one: that one, never the default.
     let v = version(&s, "{t}:i").await;
-    let named = put("{t}:i", v, r#"{"companion":"{t}:other"}"#, Some(LONG));
+    let named = put_naming("{t}:i", v, r#"{"id":1}"#, "{t}:other", Some(LONG));
     assert_eq!(commit(&s, vec![named]).await, Commit::Applied);
     let other = holding("{t}:other", "other").await;
     for _ in 0..2 {

@@ -1,0 +1,547 @@
+//! The interaction as the store holds it: short member names, times as
+//! unix milliseconds ([`crate::time::stored`]), empty members left out.
+//! Every live interaction keeps one in the store and every request reads
+//! it, so its size is the gateway's memory per conversation.
+//!
+//! The id is not in it: the record's key names it
+//! ([`keys::interaction`](crate::store::keys::interaction)). What the store
+//! keeps for its own bookkeeping (`iu`, until when what points to the
+//! record lives; `companion`, the key of a named subject) is here and not
+//! in the domain's [`InteractionRecord`].
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
+use crate::domain::interaction::{
+    Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
+    PendingBinding, PendingStepUp,
+};
+use crate::time::{stored, Timestamp};
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// [`Method`] as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum StoredMethod {
+    LoginLink,
+    Oidc,
+    PreChat,
+    Otp,
+    Pin,
+}
+
+/// Both ways between a domain enum and its stored twin, variant by variant.
+macro_rules! twins {
+    ($domain:ident, $stored:ident, $($v:ident),+) => {
+        impl From<$domain> for $stored {
+            fn from(d: $domain) -> Self {
+                match d { $($domain::$v => $stored::$v),+ }
+            }
+        }
+        impl From<$stored> for $domain {
+            fn from(s: $stored) -> Self {
+                match s { $($stored::$v => $domain::$v),+ }
+            }
+        }
+    };
+}
+
+twins!(Method, StoredMethod, LoginLink, Oidc, PreChat, Otp, Pin);
+
+fn is_login_link(m: &StoredMethod) -> bool {
+    *m == StoredMethod::LoginLink
+}
+
+fn login_link() -> StoredMethod {
+    StoredMethod::LoginLink
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredChallengeMethod {
+    Otp,
+    Pin,
+    Binding,
+}
+
+twins!(ChallengeMethod, StoredChallengeMethod, Otp, Pin, Binding);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredDelivery {
+    Chat,
+    Sms,
+    Email,
+    Agent,
+    LoginPage,
+}
+
+twins!(Delivery, StoredDelivery, Chat, Sms, Email, Agent, LoginPage);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredOutcome {
+    Succeeded,
+    Replaced,
+}
+
+twins!(PastOutcome, StoredOutcome, Succeeded, Replaced);
+
+/// An [`InteractionRecord`] as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredInteraction {
+    t: String,
+    ch: String,
+    cv: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ph: Option<String>,
+    #[serde(default, skip_serializing_if = "StoredContact::is_empty")]
+    ct: StoredContact,
+    #[serde(with = "stored")]
+    c: Timestamp,
+    #[serde(with = "stored")]
+    la: Timestamp,
+    #[serde(with = "stored")]
+    lw: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    a: Option<StoredAuth>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    l: Vec<StoredLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    q: Option<StoredChallenge>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pq: Vec<StoredPast>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    su: Option<StoredStepUp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    b: Option<StoredBinding>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    xd: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    xg: Option<Timestamp>,
+    /// Until when the store keeps what points here (the conversation key,
+    /// the entries in the team's listing and in its customers' indexes):
+    /// set a little past the record's own end when a write extends them,
+    /// so the writes before it need not (see `interaction_ops`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    pub(super) iu: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dv: Option<String>,
+    /// The key of the subject it names, when that is not its own: last, as
+    /// the store's `Op::Put` names it too. The reader derives it from `cr`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) companion: Option<String>,
+}
+
+impl From<&InteractionRecord> for StoredInteraction {
+    fn from(r: &InteractionRecord) -> Self {
+        StoredInteraction {
+            t: r.team.clone(),
+            ch: r.channel.clone(),
+            cv: r.conversation_id.clone(),
+            cr: r.customer_ref.clone(),
+            ph: r.session_pin_hash.clone(),
+            ct: StoredContact::from(&r.contact),
+            c: r.created_at,
+            la: r.last_activity_at,
+            lw: r.last_write_at,
+            a: r.auth.as_ref().map(StoredAuth::from),
+            l: r.links.iter().map(StoredLink::from).collect(),
+            q: r.challenge.as_ref().map(StoredChallenge::from),
+            pq: r.past_challenges.iter().map(StoredPast::from).collect(),
+            su: r.step_up.as_ref().map(StoredStepUp::from),
+            b: r.binding.as_ref().map(StoredBinding::from),
+            xd: r.expiry_announced,
+            xg: r.expiring_announced,
+            iu: None,
+            dv: r.device.clone(),
+            companion: None,
+        }
+    }
+}
+
+impl StoredInteraction {
+    /// The interaction under the key that names `id`; `Err` for a used
+    /// link whose answer lacks what its kind needs.
+    pub(super) fn into_record(self, id: Uuid) -> Result<InteractionRecord, &'static str> {
+        let links = self.l.into_iter().map(Link::try_from);
+        Ok(InteractionRecord {
+            id,
+            team: self.t,
+            channel: self.ch,
+            conversation_id: self.cv,
+            customer_ref: self.cr,
+            session_pin_hash: self.ph,
+            contact: self.ct.into(),
+            created_at: self.c,
+            last_activity_at: self.la,
+            last_write_at: self.lw,
+            auth: self.a.map(Into::into),
+            links: links.collect::<Result<_, _>>()?,
+            challenge: self.q.map(Into::into),
+            past_challenges: self.pq.into_iter().map(Into::into).collect(),
+            step_up: self.su.map(Into::into),
+            binding: self.b.map(Into::into),
+            expiry_announced: self.xd,
+            expiring_announced: self.xg,
+            device: self.dv,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredContact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+}
+
+impl StoredContact {
+    fn is_empty(&self) -> bool {
+        self.phone.is_none() && self.email.is_none()
+    }
+}
+
+impl From<&Contact> for StoredContact {
+    fn from(c: &Contact) -> Self {
+        StoredContact {
+            phone: c.phone.clone(),
+            email: c.email.clone(),
+        }
+    }
+}
+
+impl From<StoredContact> for Contact {
+    fn from(c: StoredContact) -> Self {
+        Contact {
+            phone: c.phone,
+            email: c.email,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredAuth {
+    m: StoredMethod,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    #[serde(with = "stored")]
+    e: Timestamp,
+    cu: BTreeMap<String, String>,
+}
+
+impl From<&Authentication> for StoredAuth {
+    fn from(a: &Authentication) -> Self {
+        StoredAuth {
+            m: a.method.into(),
+            at: a.authenticated_at,
+            e: a.expires_at,
+            cu: a.customer.clone(),
+        }
+    }
+}
+
+impl From<StoredAuth> for Authentication {
+    fn from(a: StoredAuth) -> Self {
+        Authentication {
+            method: a.m.into(),
+            authenticated_at: a.at,
+            expires_at: a.e,
+            customer: a.cu,
+        }
+    }
+}
+
+/// A [`Link`]: `u` only where no `ub` implies it (a link a callback used
+/// is used).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredLink {
+    id: Uuid,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    e: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    u: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ub: Option<StoredLinkUse>,
+}
+
+impl From<&Link> for StoredLink {
+    fn from(l: &Link) -> Self {
+        StoredLink {
+            id: l.id,
+            e: l.expires_at,
+            u: l.used && l.used_by.is_none(),
+            ub: l.used_by.as_ref().map(StoredLinkUse::from),
+        }
+    }
+}
+
+impl TryFrom<StoredLink> for Link {
+    type Error = &'static str;
+
+    fn try_from(l: StoredLink) -> Result<Self, Self::Error> {
+        Ok(Link {
+            id: l.id,
+            expires_at: l.e,
+            used: l.u || l.ub.is_some(),
+            used_by: l.ub.map(TryInto::try_into).transpose()?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredLinkUse {
+    w: String,
+    a: StoredAnswer,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    bd: Option<String>,
+}
+
+impl From<&LinkUse> for StoredLinkUse {
+    fn from(u: &LinkUse) -> Self {
+        StoredLinkUse {
+            w: u.webhook_id.clone(),
+            a: u.answer.into(),
+            bd: u.body.clone(),
+        }
+    }
+}
+
+impl TryFrom<StoredLinkUse> for LinkUse {
+    type Error = &'static str;
+
+    fn try_from(u: StoredLinkUse) -> Result<Self, Self::Error> {
+        Ok(LinkUse {
+            webhook_id: u.w,
+            answer: u.a.try_into()?,
+            body: u.bd,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum AnswerKind {
+    Authenticated,
+    Bound,
+    NotAuthenticated,
+    Locked,
+    Banned,
+    CustomerMismatch,
+}
+
+/// A [`CallbackAnswer`]: its kind `k` and the members that kind has, one
+/// flat object (`{"k":"bound","c":…,"e":…}`). Read as one struct, not an
+/// internally tagged enum, which serde reads by buffering the object first
+/// (every used link of a record keeps one, every write reads them all). A
+/// kind without the members it needs is a corrupt record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredAnswer {
+    k: AnswerKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    e: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    u: Option<Timestamp>,
+}
+
+impl From<CallbackAnswer> for StoredAnswer {
+    fn from(a: CallbackAnswer) -> Self {
+        let (k, c, e, u) = match a {
+            CallbackAnswer::Authenticated { expires_at } => {
+                (AnswerKind::Authenticated, None, expires_at, None)
+            }
+            CallbackAnswer::Bound {
+                challenge_id,
+                expires_at,
+            } => (
+                AnswerKind::Bound,
+                Some(challenge_id),
+                Some(expires_at),
+                None,
+            ),
+            CallbackAnswer::NotAuthenticated => (AnswerKind::NotAuthenticated, None, None, None),
+            CallbackAnswer::Locked { until } => (AnswerKind::Locked, None, None, Some(until)),
+            CallbackAnswer::Banned => (AnswerKind::Banned, None, None, None),
+            CallbackAnswer::CustomerMismatch => (AnswerKind::CustomerMismatch, None, None, None),
+        };
+        StoredAnswer { k, c, e, u }
+    }
+}
+
+impl TryFrom<StoredAnswer> for CallbackAnswer {
+    type Error = &'static str;
+
+    fn try_from(a: StoredAnswer) -> Result<Self, Self::Error> {
+        Ok(match a.k {
+            AnswerKind::Authenticated => CallbackAnswer::Authenticated { expires_at: a.e },
+            AnswerKind::Bound => match (a.c, a.e) {
+                (Some(challenge_id), Some(expires_at)) => CallbackAnswer::Bound {
+                    challenge_id,
+                    expires_at,
+                },
+                _ => return Err("a bound answer without its challenge or end"),
+            },
+            AnswerKind::NotAuthenticated => CallbackAnswer::NotAuthenticated,
+            AnswerKind::Locked => CallbackAnswer::Locked {
+                until: a.u.ok_or("a locked answer without its end")?,
+            },
+            AnswerKind::Banned => CallbackAnswer::Banned,
+            AnswerKind::CustomerMismatch => CallbackAnswer::CustomerMismatch,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredStepUp {
+    cu: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+    #[serde(with = "stored")]
+    u: Timestamp,
+}
+
+impl From<&PendingStepUp> for StoredStepUp {
+    fn from(p: &PendingStepUp) -> Self {
+        StoredStepUp {
+            cu: p.customer.clone(),
+            f: p.fingerprint.clone(),
+            r: p.region.clone(),
+            u: p.until,
+        }
+    }
+}
+
+impl From<StoredStepUp> for PendingStepUp {
+    fn from(p: StoredStepUp) -> Self {
+        PendingStepUp {
+            customer: p.cu,
+            fingerprint: p.f,
+            region: p.r,
+            until: p.u,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredBinding {
+    c: Uuid,
+    cu: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    at: Option<Timestamp>,
+    #[serde(default = "login_link", skip_serializing_if = "is_login_link")]
+    m: StoredMethod,
+}
+
+impl From<&PendingBinding> for StoredBinding {
+    fn from(b: &PendingBinding) -> Self {
+        StoredBinding {
+            c: b.challenge_id,
+            cu: b.customer.clone(),
+            at: b.proven_at,
+            m: b.method.into(),
+        }
+    }
+}
+
+impl From<StoredBinding> for PendingBinding {
+    fn from(b: StoredBinding) -> Self {
+        PendingBinding {
+            challenge_id: b.c,
+            customer: b.cu,
+            proven_at: b.at,
+            method: b.m.into(),
+        }
+    }
+}
+
+/// A [`Challenge`]: a keyed hash and a sealed copy, never a code or PIN.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredChallenge {
+    id: Uuid,
+    m: StoredChallengeMethod,
+    d: StoredDelivery,
+    h: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<String>,
+    #[serde(with = "stored")]
+    e: Timestamp,
+    n: u32,
+    mx: u32,
+    #[serde(default, skip_serializing_if = "is_false")]
+    su: bool,
+}
+
+/// `Debug` hides the hash and the sealed code, as [`Challenge`]'s does.
+impl std::fmt::Debug for StoredChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&Challenge::from(self.clone()), f)
+    }
+}
+
+impl From<&Challenge> for StoredChallenge {
+    fn from(c: &Challenge) -> Self {
+        StoredChallenge {
+            id: c.id,
+            m: c.method.into(),
+            d: c.delivery.into(),
+            h: c.code_hash.clone(),
+            s: c.sealed_code.clone(),
+            e: c.expires_at,
+            n: c.attempts_used,
+            mx: c.max_attempts,
+            su: c.step_up,
+        }
+    }
+}
+
+impl From<StoredChallenge> for Challenge {
+    fn from(c: StoredChallenge) -> Self {
+        Challenge {
+            id: c.id,
+            method: c.m.into(),
+            delivery: c.d.into(),
+            code_hash: c.h,
+            sealed_code: c.s,
+            expires_at: c.e,
+            attempts_used: c.n,
+            max_attempts: c.mx,
+            step_up: c.su,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredPast {
+    id: Uuid,
+    o: StoredOutcome,
+}
+
+impl From<&PastChallenge> for StoredPast {
+    fn from(p: &PastChallenge) -> Self {
+        StoredPast {
+            id: p.id,
+            o: p.outcome.into(),
+        }
+    }
+}
+
+impl From<StoredPast> for PastChallenge {
+    fn from(p: StoredPast) -> Self {
+        PastChallenge {
+            id: p.id,
+            outcome: p.o.into(),
+        }
+    }
+}

@@ -1,0 +1,355 @@
+//! The stored forms: what the store holds today reads back equal, and
+//! every record written reads back as it was.
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
+use crate::domain::interaction::{
+    Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
+    PendingStepUp,
+};
+use crate::domain::subject::{Ban, FoldedFailures, OriginRecord};
+
+fn raw(text: &str) -> Option<Versioned> {
+    Some(Versioned {
+        version: 7,
+        value: text.to_string(),
+    })
+}
+
+fn ms(n: i64) -> Timestamp {
+    Timestamp::from_unix_millis(1_800_000_000_000 + n)
+}
+
+fn id(n: u128) -> Uuid {
+    Uuid::from_u128(0x019a_b1c2_0000_7000_8000_0000_0000_0000 + n)
+}
+
+fn customer() -> Customer {
+    Customer::from([
+        ("id".to_string(), "cust-42".to_string()),
+        ("name".to_string(), "Ada".to_string()),
+    ])
+}
+
+/// An interaction with every member set, every kind of answer among its
+/// used links.
+fn full() -> InteractionRecord {
+    let answers = [
+        CallbackAnswer::Authenticated {
+            expires_at: Some(ms(1800)),
+        },
+        CallbackAnswer::Authenticated { expires_at: None },
+        CallbackAnswer::Bound {
+            challenge_id: id(4),
+            expires_at: ms(300),
+        },
+        CallbackAnswer::NotAuthenticated,
+        CallbackAnswer::Locked { until: ms(900) },
+        CallbackAnswer::Banned,
+        CallbackAnswer::CustomerMismatch,
+    ];
+    let mut links: Vec<Link> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| Link {
+            id: id(10 + i as u128),
+            expires_at: Some(ms(600)),
+            used: true,
+            used_by: Some(LinkUse {
+                webhook_id: format!("w{i}"),
+                answer: *a,
+                body: (i % 2 == 0).then(|| format!("b{i}")),
+            }),
+        })
+        .collect();
+    links.push(Link {
+        id: id(30),
+        expires_at: None,
+        used: true,
+        used_by: None,
+    });
+    links.push(Link {
+        id: id(31),
+        expires_at: None,
+        used: false,
+        used_by: None,
+    });
+    InteractionRecord {
+        id: id(1),
+        team: "acme".into(),
+        channel: "webchat".into(),
+        conversation_id: "c-1".into(),
+        customer_ref: Some("cust-42".into()),
+        session_pin_hash: Some("pinhash".into()),
+        contact: Contact {
+            phone: Some("+15550100".into()),
+            email: Some("ada@example.com".into()),
+        },
+        created_at: ms(0),
+        last_activity_at: ms(5),
+        last_write_at: ms(6),
+        auth: Some(Authentication {
+            method: Method::Otp,
+            authenticated_at: ms(5),
+            expires_at: ms(1805),
+            customer: customer(),
+        }),
+        links,
+        challenge: Some(Challenge {
+            id: id(4),
+            method: ChallengeMethod::Binding,
+            delivery: Delivery::LoginPage,
+            code_hash: "codehash".into(),
+            sealed_code: Some("sealed".into()),
+            expires_at: ms(300),
+            attempts_used: 1,
+            max_attempts: 3,
+            step_up: true,
+        }),
+        past_challenges: vec![
+            PastChallenge {
+                id: id(5),
+                outcome: PastOutcome::Replaced,
+            },
+            PastChallenge {
+                id: id(6),
+                outcome: PastOutcome::Succeeded,
+            },
+        ],
+        step_up: Some(PendingStepUp {
+            customer: customer(),
+            fingerprint: Some("fp".into()),
+            region: Some("eu".into()),
+            until: ms(400),
+        }),
+        binding: Some(PendingBinding {
+            challenge_id: id(4),
+            customer: customer(),
+            proven_at: Some(ms(4)),
+            method: Method::Oidc,
+        }),
+        expiry_announced: Some(ms(1805)),
+        expiring_announced: Some(ms(1705)),
+        device: Some("devicehash".into()),
+    }
+}
+
+/// Every member set, with its bookkeeping and companion, reads back equal;
+/// so does the least record, which is its conversation and times alone.
+#[test]
+fn an_interaction_reads_back_as_written() {
+    let key = keys::interaction("acme", id(1));
+    let rec = full();
+    let text = encode_interaction(&rec, Some(ms(9000)), Some("{acme}:s:x".into())).expect("encode");
+    let (read, indexed_until) = decode_interaction(&text, &key).expect("decode");
+    assert_eq!((read, indexed_until), (rec, Some(ms(9000))));
+    assert!(text.ends_with(r#","companion":"{acme}:s:x"}"#), "{text}");
+
+    let least = InteractionRecord::new(id(2), "acme", "webchat", "c-2", ms(0));
+    let text = encode_interaction(&least, None, None).expect("encode");
+    assert_eq!(
+        text,
+        r#"{"t":"acme","ch":"webchat","cv":"c-2","c":1800000000000,"la":1800000000000,"lw":1800000000000}"#
+    );
+    let key = keys::interaction("acme", id(2));
+    assert_eq!(decode_interaction(&text, &key), Ok((least, None)));
+}
+
+/// A record as the store holds it today, every member present: it reads
+/// as the record it is, and is written back to the same bytes.
+#[test]
+fn a_stored_interaction_of_today_reads_back_equal() {
+    let mut rec = full();
+    rec.links.truncate(3);
+    rec.links.push(Link {
+        id: id(30),
+        expires_at: None,
+        used: true,
+        used_by: None,
+    });
+    rec.links.push(Link {
+        id: id(31),
+        expires_at: None,
+        used: false,
+        used_by: None,
+    });
+    let (a, b) = (
+        "019ab1c2-0000-7000-8000-0000000000",
+        r#"{"id":"cust-42","name":"Ada"}"#,
+    );
+    let today = [
+        r#"{"t":"acme","ch":"webchat","cv":"c-1","cr":"cust-42","ph":"pinhash","#,
+        r#""ct":{"phone":"+15550100","email":"ada@example.com"},"#,
+        r#""c":1800000000000,"la":1800000000005,"lw":1800000000006,"#,
+        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b}}},"#),
+        &format!(r#""l":[{{"id":"{a}0a","e":1800000000600,"#),
+        r#""ub":{"w":"w0","a":{"k":"authenticated","e":1800000001800},"bd":"b0"}},"#,
+        &format!(
+            r#"{{"id":"{a}0b","e":1800000000600,"ub":{{"w":"w1","a":{{"k":"authenticated"}}}}}},"#
+        ),
+        &format!(r#"{{"id":"{a}0c","e":1800000000600,"#),
+        &format!(
+            r#""ub":{{"w":"w2","a":{{"k":"bound","c":"{a}04","e":1800000000300}},"bd":"b2"}}}},"#
+        ),
+        &format!(r#"{{"id":"{a}1e","u":true}},{{"id":"{a}1f"}}],"#),
+        &format!(
+            r#""q":{{"id":"{a}04","m":"binding","d":"login_page","h":"codehash","s":"sealed","#
+        ),
+        r#""e":1800000000300,"n":1,"mx":3,"su":true},"#,
+        &format!(r#""pq":[{{"id":"{a}05","o":"replaced"}},{{"id":"{a}06","o":"succeeded"}}],"#),
+        &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
+        &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc"}},"#),
+        r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dv":"devicehash","#,
+        r#""companion":"{acme}:s:x"}"#,
+    ]
+    .concat();
+    let key = keys::interaction("acme", id(1));
+    let (read, indexed_until) = decode_interaction(&today, &key).expect("today's form");
+    assert_eq!(read, rec);
+    assert_eq!(indexed_until, Some(ms(9000)));
+    let again =
+        encode_interaction(&read, indexed_until, Some("{acme}:s:x".into())).expect("encode");
+    assert_eq!(again, today);
+    // The other answers, as stored today.
+    for (text, answer) in [
+        (
+            r#"{"k":"not_authenticated"}"#,
+            CallbackAnswer::NotAuthenticated,
+        ),
+        (
+            r#"{"k":"locked","u":1800000000900}"#,
+            CallbackAnswer::Locked { until: ms(900) },
+        ),
+        (r#"{"k":"banned"}"#, CallbackAnswer::Banned),
+        (
+            r#"{"k":"customer_mismatch"}"#,
+            CallbackAnswer::CustomerMismatch,
+        ),
+    ] {
+        let link = format!(r#"{{"id":"{a}0a","ub":{{"w":"w","a":{text}}}}}"#);
+        let one =
+            format!(r#"{{"t":"acme","ch":"webchat","cv":"c-1","c":1,"la":1,"lw":1,"l":[{link}]}}"#);
+        let (read, _) = decode_interaction(&one, &key).expect(text);
+        assert_eq!(
+            read.links[0].used_by.as_ref().map(|u| u.answer),
+            Some(answer)
+        );
+        assert!(read.links[0].used, "a link a callback used is used");
+        assert_eq!(encode_interaction(&read, None, None).expect("encode"), one);
+    }
+}
+
+/// What is no record of today's: an answer without what its kind needs,
+/// another kind's key, the long names earlier versions wrote.
+#[test]
+fn what_is_not_todays_form_is_refused() {
+    let key = keys::interaction("acme", id(1));
+    let head = r#"{"t":"acme","ch":"webchat","cv":"c-1","c":1,"la":1,"lw":1"#;
+    for answer in [
+        r#"{"k":"bound","e":1}"#,
+        r#"{"k":"locked"}"#,
+        r#"{"k":"granted"}"#,
+        r#"{"kind":"banned"}"#,
+    ] {
+        let text = format!(
+            r#"{head},"l":[{{"id":"{}","ub":{{"w":"w","a":{answer}}}}}]}}"#,
+            id(9)
+        );
+        assert!(decode_interaction(&text, &key).is_err(), "{answer}");
+    }
+    let long = r#"{"team":"acme","channel":"webchat","conversation_id":"c-1","created_at":1,"last_activity_at":1,"last_write_at":1}"#;
+    assert!(decode_interaction(long, &key).is_err());
+    let text = format!("{head}}}");
+    assert!(decode_interaction(&text, &key).is_ok());
+    let elsewhere = Loaded::<InteractionRecord>::parse(keys::subject("acme", "x"), raw(&text));
+    assert!(
+        matches!(elsewhere, Err(Error::Internal(_))),
+        "{elsewhere:?}"
+    );
+}
+
+/// An interaction's id is its key's: left out of the text, and a key of
+/// another kind is a corrupt record, never a record with the nil id.
+#[test]
+fn an_interaction_takes_its_id_from_its_key() {
+    let rec = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", ms(0));
+    let text = encode_interaction(&rec, None, None).expect("json");
+    assert!(!text.contains(&rec.id.to_string()), "{text}");
+    let key = keys::interaction("acme", rec.id);
+    let read = Loaded::<InteractionRecord>::parse(key, raw(&text)).expect("read");
+    assert_eq!((read.version, read.value), (7, Some(rec)));
+}
+
+fn subject() -> SubjectRecord {
+    let counts = SubjectRecord {
+        failures: vec![ms(7)],
+        locked_until: Some(ms(99)),
+        ..SubjectRecord::default()
+    };
+    SubjectRecord {
+        subject: "cust-9".into(),
+        failures: vec![ms(1), ms(2)],
+        folded: vec![FoldedFailures {
+            first: ms(-100),
+            last: ms(-50),
+            count: 40,
+        }],
+        lockouts: vec![ms(-10)],
+        locked_until: Some(ms(900)),
+        ban: Some(Ban {
+            since: ms(-5),
+            until: Some(ms(5000)),
+        }),
+        sends: vec![ms(3)],
+        origins: vec![OriginRecord {
+            origin: "device:fp".into(),
+            seen: ms(8),
+            familiar_until: Some(ms(8000)),
+            counts: counts.clone(),
+        }],
+        strangers: Some(Box::new(counts)),
+    }
+}
+
+/// A subject as stored today reads back equal and is written back to the
+/// same bytes; one with nothing on record is its name alone.
+#[test]
+fn a_stored_subject_of_today_reads_back_equal() {
+    let today = concat!(
+        r#"{"s":"cust-9","f":[1800000000001,1800000000002],"#,
+        r#""fo":[{"a":1799999999900,"z":1799999999950,"n":40}],"lo":[1799999999990],"#,
+        r#""lu":1800000000900,"b":{"s":1799999999995,"u":1800000005000},"se":[1800000000003],"#,
+        r#""or":[{"o":"device:fp","t":1800000000008,"fa":1800000008000,"#,
+        r#""c":{"f":[1800000000007],"lu":1800000000099}}],"#,
+        r#""st":{"f":[1800000000007],"lu":1800000000099}}"#
+    );
+    let key = keys::subject("acme", "cust-9");
+    let read = Loaded::<SubjectRecord>::parse(key.clone(), raw(today)).expect("today's form");
+    assert_eq!(read.value, Some(subject()));
+    let again = serde_json::to_string(&StoredSubject::from(&subject())).expect("json");
+    assert_eq!(again, today);
+
+    let name = SubjectRecord::new("cust-1");
+    let text = serde_json::to_string(&StoredSubject::from(&name)).expect("json");
+    assert_eq!(text, r#"{"s":"cust-1"}"#);
+    let read = Loaded::<SubjectRecord>::parse(key.clone(), raw(&text)).expect("read");
+    assert_eq!(read.value, Some(name));
+    // The long names of earlier versions are no longer read.
+    let long = r#"{"subject":"cust-1","failures":[1]}"#;
+    let read = Loaded::<SubjectRecord>::parse(key, raw(long)).expect("read");
+    assert_eq!(read.value, Some(SubjectRecord::default()));
+}
+
+/// The stored forms hold no code and no PIN, and a stored challenge's
+/// `Debug` hides its hash as the domain's does.
+#[test]
+fn the_stored_interaction_holds_neither_code_nor_pin() {
+    let rec = full();
+    let stored = StoredInteraction::from(&rec);
+    let debug = format!("{stored:?}");
+    assert!(
+        !debug.contains("codehash") && !debug.contains("sealed\""),
+        "{debug}"
+    );
+}
