@@ -65,9 +65,7 @@ impl App {
             .connect_timeout(crate::channels::provider::CONNECT_TIMEOUT)
             .build()
             .map_err(std::io::Error::other)?;
-        let channels = opts
-            .channels
-            .unwrap_or_else(|| Channels::from_config(&config, http));
+        let channels = opts.channels.unwrap_or_else(|| config.senders(http));
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let names = SubjectNames::new(
             config.server.log_customer_refs,

@@ -127,13 +127,13 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
         .channels
         .get_mut("webchat")
         .ok_or("no webchat channel")?;
-    let ChannelKind::Webhook { url, secret } = &mut webchat.kind else {
+    let ChannelKind::Webhook(webhook) = &mut webchat.kind else {
         return Err("the webchat channel is not a webhook channel".into());
     };
-    *url = format!("{chat_url}/chatgate/messages")
+    webhook.url = format!("{chat_url}/chatgate/messages")
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let webchat_secret = secret.expose().to_vec();
+    let webchat_secret = webhook.secret.get().expose().to_vec();
 
     let page = Arc::new(LoginPage::from_config(&config, TEAM)?);
     let chat = Arc::new(Chat {

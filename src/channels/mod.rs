@@ -1,6 +1,9 @@
 //! Sending text into chats, SMS and e-mail: one [`Channel`] trait, one
-//! implementation per provider kind, and the templates (`#URL#`, `#PIN#`,
-//! `#MINUTES#`) that make the text.
+//! implementation per provider kind, the register of kinds ([`ChannelKind`])
+//! and the placeholders (`#URL#`, `#PIN#`, `#MINUTES#`) that make the text.
+//! Nothing here reads the configuration: the loader (`config`) reads each
+//! kind's keys with the kind's own type.
+pub mod kind;
 pub mod provider;
 pub mod slack;
 pub mod smtp;
@@ -14,10 +17,77 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use uuid::Uuid;
 
-use crate::config::{ChannelConfig, ChannelKind, Config, Settings};
+use kind::{Kind, KindInfo, Problem};
+
+/// Registers the channel kinds: each line a `ChannelKind` variant and the
+/// type of its keys, which implements [`Kind`] (its name, limits,
+/// addressing and sender). Everything that differs by kind asks that type.
+macro_rules! kinds {
+    ($($variant:ident($keys:ty)),+ $(,)?) => {
+        /// A channel file's kind with its keys (docs/channels.md).
+        #[derive(Debug)]
+        pub enum ChannelKind {
+            $($variant($keys)),+
+        }
+
+        impl ChannelKind {
+            /// Every kind, in the order docs/channels.md lists them.
+            pub const ALL: &'static [KindInfo] = &[$(<$keys as Kind>::INFO),+];
+
+            pub fn info(&self) -> &'static KindInfo {
+                match self {
+                    $(ChannelKind::$variant(_) => &<$keys as Kind>::INFO),+
+                }
+            }
+
+            /// The sender of a channel of this kind.
+            pub fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+                match self {
+                    $(ChannelKind::$variant(keys) => keys.sender(http)),+
+                }
+            }
+
+            /// Reads the keys of the kind named `name` from `keys`, then
+            /// checks them. `None`: no kind has that name.
+            pub fn parse<'de, D: Deserializer<'de>>(
+                name: &str,
+                keys: D,
+            ) -> Option<Result<Result<Self, Problem>, D::Error>> {
+                $(
+                    if name == <$keys as Kind>::INFO.name {
+                        return Some(<$keys>::deserialize(keys).map(|mut k| {
+                            k.check().map(|()| ChannelKind::$variant(k))
+                        }));
+                    }
+                )+
+                None
+            }
+        }
+    };
+}
+
+kinds! {
+    Webhook(webhook::WebhookConfig),
+    Twilio(twilio::TwilioConfig),
+    Whatsapp(whatsapp::WhatsappConfig),
+    Slack(slack::SlackConfig),
+    Telegram(telegram::TelegramConfig),
+    Smtp(smtp::SmtpConfig),
+}
+
+impl ChannelKind {
+    pub fn name(&self) -> &'static str {
+        self.info().name
+    }
+
+    /// The kind names, for a message: `a, b or c`.
+    pub fn names() -> String {
+        crate::domain::challenge::one_of(Self::ALL, |k: KindInfo| k.name)
+    }
+}
 
 /// Why a message is sent (the template it uses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -114,14 +184,24 @@ struct Sender {
 pub const SEND_SECONDS_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 7.5, 10.0];
 
 impl Channels {
-    /// Builds a sender for every configured channel of a kind this build supports.
-    pub fn from_config(config: &Config, http: reqwest::Client) -> Self {
+    /// A sender for every channel `(name, kind, used)` whose kind can build
+    /// one; `used`: some team sends through it (only then is a channel that
+    /// cannot send worth a warning).
+    pub fn new<'a>(
+        channels: impl IntoIterator<Item = (&'a str, &'a ChannelKind, bool)>,
+        http: reqwest::Client,
+    ) -> Self {
         let mut by_name = HashMap::new();
-        for (name, ch) in &config.channels {
-            let used = config.teams.values().any(|t| t.uses_channel(name));
-            if let Some(channel) = build(ch, http.clone(), used) {
-                let kind = ch.kind.name();
-                by_name.insert(name.clone(), Sender { kind, channel });
+        for (name, kind, used) in channels {
+            match kind.sender(http.clone()) {
+                Ok(channel) => {
+                    let kind = kind.name();
+                    by_name.insert(name.to_string(), Sender { kind, channel });
+                }
+                Err(e) if used => {
+                    tracing::warn!(channel = %name, kind = kind.name(), error = %e, "channel not usable");
+                }
+                Err(_) => {}
             }
         }
         Channels { by_name }
@@ -147,97 +227,6 @@ impl Channels {
             tracing::warn!(channel = %msg.channel, kind, purpose = msg.purpose.as_str(), error = %e, "channel send failed");
         }
         result
-    }
-}
-
-/// The sender of one channel; `used`: some team uses it (only then is a
-/// channel that cannot be built worth a warning).
-fn build(ch: &ChannelConfig, http: reqwest::Client, used: bool) -> Option<Arc<dyn Channel>> {
-    match &ch.kind {
-        ChannelKind::Webhook { url, secret } => Some(Arc::new(webhook::WebhookChannel::new(
-            http,
-            url.clone(),
-            secret,
-        ))),
-        ChannelKind::Twilio {
-            base_url,
-            account_sid,
-            auth_token,
-            from,
-        } => Some(Arc::new(twilio::TwilioChannel::new(
-            http,
-            base_url.clone(),
-            account_sid.clone(),
-            auth_token,
-            from.clone(),
-        ))),
-        ChannelKind::Smtp {
-            host,
-            port,
-            tls,
-            username,
-            password,
-            from,
-        } => {
-            let settings = smtp::SmtpSettings {
-                host,
-                port: *port,
-                tls: *tls,
-                username: username.as_deref(),
-                password: password.as_ref(),
-                from,
-            };
-            match smtp::SmtpChannel::new(settings) {
-                Ok(sender) => Some(Arc::new(sender)),
-                Err(e) => {
-                    if used {
-                        tracing::warn!(channel = %ch.name, error = %e, "smtp channel not usable");
-                    }
-                    None
-                }
-            }
-        }
-        ChannelKind::Whatsapp {
-            base_url,
-            api_version,
-            phone_number_id,
-            token,
-        } => Some(Arc::new(whatsapp::WhatsappChannel::new(
-            http,
-            base_url.clone(),
-            api_version.clone(),
-            phone_number_id.clone(),
-            token,
-        ))),
-        ChannelKind::Slack { base_url, token } => Some(Arc::new(slack::SlackChannel::new(
-            http,
-            base_url.clone(),
-            token,
-        ))),
-        ChannelKind::Telegram { base_url, token } => Some(Arc::new(
-            telegram::TelegramChannel::new(http, base_url.clone(), token),
-        )),
-    }
-}
-
-/// The template text for `purpose`: the channel file's override, else the
-/// team's (per channel) settings.
-pub fn template<'a>(
-    purpose: Purpose,
-    settings: &'a Settings,
-    channel: Option<&'a ChannelConfig>,
-) -> &'a str {
-    let o = channel.map(|c| &c.templates);
-    let pick = |over: Option<&'a Option<String>>, base: &'a String| -> &'a str {
-        over.and_then(|x| x.as_deref()).unwrap_or(base.as_str())
-    };
-    let t = &settings.templates;
-    match purpose {
-        Purpose::LoginLink => pick(o.map(|o| &o.login_link), &t.login_link),
-        Purpose::Otp => pick(o.map(|o| &o.otp), &t.otp),
-        Purpose::PinPrompt => pick(o.map(|o| &o.pin_prompt), &t.pin_prompt),
-        Purpose::Authenticated => pick(o.map(|o| &o.authenticated), &t.authenticated),
-        Purpose::Expired => pick(o.map(|o| &o.expired), &t.expired),
     }
 }
 
@@ -268,6 +257,19 @@ pub fn render(template: &str, fill: Fill<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kind_names_are_unique_and_listed_in_order() {
+        let names: Vec<&str> = ChannelKind::ALL.iter().map(|k| k.name).collect();
+        let mut unique = names.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        assert_eq!(
+            ChannelKind::names(),
+            "webhook, twilio, whatsapp, slack, telegram or smtp"
+        );
+    }
 
     #[test]
     fn render_fills_and_rounds_minutes_up() {

@@ -1,6 +1,7 @@
 //! The `slack` channel kind (docs/channels.md): `chat.postMessage` with a bot
 //! token. Slack answers HTTP 200 with `"ok": false` and an `error` name
 //! when it refuses a message, and 429 with `Retry-After` when rate limited.
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,8 +11,34 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
+use super::kind::{Addressing, BotToken, Kind, KindInfo, Problem};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
+
+/// The keys of a `slack` channel file: `base_url` (default
+/// `https://slack.com`) and the bot `token`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+pub struct SlackConfig(pub BotToken);
+
+impl Kind for SlackConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "slack",
+        text_limit: Some(40_000),
+        addressing: Addressing::Conversation,
+        serves: &[],
+        vouches_for_sender: true,
+    };
+
+    fn check(&mut self) -> Result<(), Problem> {
+        self.0.check("https://slack.com")
+    }
+
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        let (base_url, token) = self.0.parts()?;
+        Ok(Arc::new(SlackChannel::new(http, base_url, token)))
+    }
+}
 
 pub struct SlackChannel {
     http: reqwest::Client,

@@ -1,5 +1,7 @@
 //! The `smtp` channel kind (docs/channels.md): one plain-text e-mail through an
 //! SMTP server, over STARTTLS, implicit TLS or (local relays) no TLS.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
@@ -7,11 +9,112 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::kind::{Addressing, Kind, KindInfo, Problem, Secret};
 use super::{Channel, ChannelError, Message, SEND_TIMEOUT};
-use crate::config::SmtpTls;
+use crate::domain::challenge::Delivery;
 
 /// The subject when the caller rendered none.
 pub const DEFAULT_SUBJECT: &str = "Your verification";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpTls {
+    Starttls,
+    Tls,
+    None,
+}
+
+/// The keys of an `smtp` channel file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Default by `tls`: see [`SmtpConfig::port`].
+    #[serde(default, deserialize_with = "port")]
+    port: Option<u16>,
+    /// `starttls` (default), `tls` or `none`.
+    #[serde(default = "default_tls")]
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender address.
+    pub from: String,
+}
+
+fn default_tls() -> SmtpTls {
+    SmtpTls::Starttls
+}
+
+/// A port written as a number or as a string of digits (so
+/// `"${SMTP_PORT}"` works), from 1 to 65535.
+fn port<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u16>, D::Error> {
+    struct Port;
+    impl serde::de::Visitor<'_> for Port {
+        type Value = u16;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a port number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<u16, E> {
+            u16::try_from(n)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| E::custom("must be from 1 to 65535"))
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<u16, E> {
+            self.visit_i64(i64::try_from(n).unwrap_or(-1))
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<u16, E> {
+            self.visit_i64(s.trim().parse::<i64>().unwrap_or(-1))
+        }
+    }
+    d.deserialize_any(Port).map(Some)
+}
+
+impl SmtpConfig {
+    /// As written, else 587 (`starttls`), 465 (`tls`) or 25 (`none`).
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        })
+    }
+}
+
+impl Kind for SmtpConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "smtp",
+        text_limit: None,
+        addressing: Addressing::Email,
+        serves: &[Delivery::Email],
+        vouches_for_sender: false,
+    };
+
+    fn check(&mut self) -> Result<(), Problem> {
+        self.host = self.host.trim().to_string();
+        super::kind::required("host", &self.host)?;
+        if !self.from.contains('@') {
+            return Err(("from", "must be an e-mail address".into()));
+        }
+        match (&self.username, &self.password) {
+            (Some(_), None) => Err(("password", "is required when username is set".into())),
+            (None, Some(_)) => Err(("username", "is required when password is set".into())),
+            _ => Ok(()),
+        }
+    }
+
+    fn sender(&self, _: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        let sender = SmtpChannel::new(SmtpSettings {
+            host: &self.host,
+            port: self.port(),
+            tls: self.tls,
+            username: self.username.as_deref(),
+            password: self.password.as_ref().map(Secret::get),
+            from: &self.from,
+        })?;
+        Ok(Arc::new(sender))
+    }
+}
 
 /// Connection settings of one `smtp` channel file.
 pub struct SmtpSettings<'a> {

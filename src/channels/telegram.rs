@@ -2,6 +2,7 @@
 //! `sendMessage`. The bot token is part of the URL path
 //! (`/bot{token}/sendMessage`), so no URL ever goes into an error text;
 //! Telegram refuses with `"ok": false` and a `description`.
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,8 +11,34 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
+use super::kind::{Addressing, BotToken, Kind, KindInfo, Problem};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
+
+/// The keys of a `telegram` channel file: `base_url` (default
+/// `https://api.telegram.org`) and the bot `token`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(transparent)]
+pub struct TelegramConfig(pub BotToken);
+
+impl Kind for TelegramConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "telegram",
+        text_limit: Some(4096),
+        addressing: Addressing::Conversation,
+        serves: &[],
+        vouches_for_sender: true,
+    };
+
+    fn check(&mut self) -> Result<(), Problem> {
+        self.0.check("https://api.telegram.org")
+    }
+
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        let (base_url, token) = self.0.parts()?;
+        Ok(Arc::new(TelegramChannel::new(http, base_url, token)))
+    }
+}
 
 pub struct TelegramChannel {
     http: reqwest::Client,

@@ -1,15 +1,62 @@
 //! The `twilio` channel kind (docs/channels.md): SMS and WhatsApp through
 //! Twilio's Messages API, a form POST with HTTP basic auth.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use super::kind::{required, Addressing, Kind, KindInfo, Problem, Secret};
 use super::provider::reason;
 use super::{Channel, ChannelError, Message};
+use crate::domain::challenge::Delivery;
 
 /// Twilio writes WhatsApp numbers `whatsapp:+1...`.
 const WHATSAPP: &str = "whatsapp:";
+
+/// The keys of a `twilio` channel file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioConfig {
+    #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]
+    pub base_url: Url,
+    pub account_sid: String,
+    pub auth_token: Secret,
+    /// A phone number, or `whatsapp:+1…` to send WhatsApp.
+    pub from: String,
+}
+
+fn default_base_url() -> Url {
+    super::kind::default_url("https://api.twilio.com")
+}
+
+impl Kind for TwilioConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "twilio",
+        // Ten SMS segments.
+        text_limit: Some(1600),
+        addressing: Addressing::Phone,
+        serves: &[Delivery::Sms],
+        vouches_for_sender: true,
+    };
+
+    fn check(&mut self) -> Result<(), Problem> {
+        required("account_sid", &self.account_sid)?;
+        required("auth_token", self.auth_token.get().expose_secret())?;
+        required("from", &self.from)
+    }
+
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(TwilioChannel::new(
+            http,
+            self.base_url.clone(),
+            self.account_sid.clone(),
+            self.auth_token.get(),
+            self.from.clone(),
+        )))
+    }
+}
 
 pub struct TwilioChannel {
     http: reqwest::Client,

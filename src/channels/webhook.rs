@@ -1,11 +1,14 @@
 //! The `webhook` channel kind (docs/channels.md): POST the message as JSON to
 //! the bot's URL, signed by Standard Webhooks with the channel's secret.
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use url::Url;
 use uuid::Uuid;
 
+use super::kind::{Addressing, Kind, KindInfo, Secret};
 use super::{Channel, ChannelError, Message, Purpose, SEND_TIMEOUT};
 use crate::domain::secrets::SecretBytes;
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
@@ -15,6 +18,35 @@ pub struct WebhookChannel {
     http: reqwest::Client,
     url: Url,
     secret: SecretBytes,
+}
+
+/// The keys of a `webhook` channel file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// The bot's endpoint.
+    #[serde(deserialize_with = "super::kind::url")]
+    pub url: Url,
+    /// `whsec_…`: signs every message.
+    pub secret: Secret<SecretBytes>,
+}
+
+impl Kind for WebhookConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "webhook",
+        text_limit: None,
+        addressing: Addressing::Conversation,
+        serves: &[],
+        vouches_for_sender: false,
+    };
+
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(WebhookChannel::new(
+            http,
+            self.url.clone(),
+            self.secret.get(),
+        )))
+    }
 }
 
 impl WebhookChannel {

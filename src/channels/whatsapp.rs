@@ -1,6 +1,7 @@
 //! The `whatsapp` channel kind (docs/channels.md): a text message through the
 //! WhatsApp Cloud API (`{base_url}/{api_version}/{phone_number_id}/messages`,
 //! bearer token). Refusals carry the Graph API's `error.message` and `code`.
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -9,8 +10,58 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
+use super::kind::{required, Addressing, Kind, KindInfo, Problem, Secret};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
+use crate::domain::challenge::Delivery;
+
+/// The keys of a `whatsapp` channel file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsappConfig {
+    #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]
+    pub base_url: Url,
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// The sending number's id (not the number).
+    pub phone_number_id: String,
+    pub token: Secret,
+}
+
+fn default_base_url() -> Url {
+    super::kind::default_url("https://graph.facebook.com")
+}
+
+fn default_api_version() -> String {
+    "v21.0".into()
+}
+
+impl Kind for WhatsappConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "whatsapp",
+        text_limit: Some(4096),
+        addressing: Addressing::Conversation,
+        // As a team's `sms_channel` it sends to the challenge's `to`.
+        serves: &[Delivery::Sms],
+        vouches_for_sender: true,
+    };
+
+    fn check(&mut self) -> Result<(), Problem> {
+        required("api_version", &self.api_version)?;
+        required("phone_number_id", &self.phone_number_id)?;
+        required("token", self.token.get().expose_secret())
+    }
+
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(WhatsappChannel::new(
+            http,
+            self.base_url.clone(),
+            self.api_version.clone(),
+            self.phone_number_id.clone(),
+            self.token.get(),
+        )))
+    }
+}
 
 pub struct WhatsappChannel {
     http: reqwest::Client,

@@ -1,25 +1,20 @@
-//! One channel file (`channels/*.toml`): `name`, `kind`, the kind's settings
-//! (docs/channels.md) and optional `[templates]`. Secrets (`secret`,
-//! `auth_token`, `token`, `password`) must be written as `${VAR}`.
+//! One channel file (`channels/*.toml`): `name`, `kind`, the kind's keys
+//! (docs/channels.md) and optional `[templates]`. Each kind's keys are read
+//! with its own type (`crate::channels::ChannelKind`); a key that type
+//! declares a `Secret` must be written as `${VAR}`, checked here.
 use std::path::{Path, PathBuf};
 
-use secrecy::SecretString;
+use serde::de::value::{MapDeserializer, StrDeserializer};
+use serde::de::{self, DeserializeSeed, IntoDeserializer, MapAccess, Visitor};
+use serde::forward_to_deserialize_any;
 
-use super::de::from_table;
-use super::files::{
-    Port, SmtpChannel, TokenChannel, TwilioChannel, WebhookChannel, WhatsappChannel,
-};
+use super::de::{describe, from_table, join};
 use super::interpolate::{interpolate_table, is_single_reference};
 use super::toml_file::{display_path, read_toml};
-use super::validate::{check_name, http_url, template_problem};
-use super::{ChannelConfig, ChannelKind, ConfigError, SmtpTls, TemplateOverrides};
-use crate::domain::secrets::parse_whsec;
-
-/// Keys that hold secrets: only `${VAR}` references are accepted in channel files.
-const SECRET_KEYS: [&str; 4] = ["secret", "auth_token", "token", "password"];
-
-/// The kinds, as written in `kind`.
-const KINDS: &str = "webhook, twilio, whatsapp, slack, telegram or smtp";
+use super::validate::{check_name, template_problem};
+use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
+use crate::channels::kind::{Addressing, SECRET_FIELD};
+use crate::channels::{ChannelKind, Channels, Purpose};
 
 pub(super) fn load_channel(
     path: &Path,
@@ -28,27 +23,16 @@ pub(super) fn load_channel(
     let file = display_path(path);
     let file = file.as_str();
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
-    let mut table = read_toml(path, file)?;
-
-    for key in SECRET_KEYS {
-        if let Some(toml::Value::String(raw)) = table.get(key) {
-            if !is_single_reference(raw) {
-                return Err(err(
-                    key,
-                    "secrets in channel files must be written as \"${VARIABLE}\", not as a literal value"
-                        .into(),
-                ));
-            }
-        }
-    }
+    let written = read_toml(path, file)?;
+    let mut table = written.clone();
     interpolate_table(&mut table, env, file, "")?;
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
     let kind = take_string(&mut table, "kind", file)?;
     let vouches_for_sender = match table.remove("vouches_for_sender") {
-        None => matches!(kind.as_str(), "twilio" | "whatsapp" | "slack" | "telegram"),
-        Some(toml::Value::Boolean(b)) => b,
+        None => None,
+        Some(toml::Value::Boolean(b)) => Some(b),
         Some(_) => {
             return Err(err(
                 "vouches_for_sender",
@@ -64,119 +48,29 @@ pub(super) fn load_channel(
     if let Some((key, problem)) = template_problem(&templates) {
         return Err(err(key, problem.into()));
     }
-    if templates.subject.is_some() && kind != "smtp" {
+
+    let keys = KindKeys { table, written };
+    let kind = match ChannelKind::parse(&kind, keys) {
+        None => {
+            let kinds = ChannelKind::names();
+            return Err(err("kind", format!("must be one of {kinds}")));
+        }
+        Some(Err(e)) => return Err(e.into_config_error(file)),
+        Some(Ok(Err((key, problem)))) => return Err(err(key, problem)),
+        Some(Ok(Ok(kind))) => kind,
+    };
+    if templates.subject.is_some() && kind.info().addressing != Addressing::Email {
         return Err(err(
             "templates.subject",
             "only smtp channels have a subject".into(),
         ));
     }
-
-    let url = |key: &str, s: &str| http_url(s).map_err(|p| err(key, p));
-    let required = |key: &str, s: &str| {
-        if s.trim().is_empty() {
-            Err(err(key, "must not be empty".into()))
-        } else {
-            Ok(())
-        }
-    };
-    let kind = match kind.as_str() {
-        "webhook" => {
-            let c: WebhookChannel = from_table(table, file, "")?;
-            ChannelKind::Webhook {
-                url: url("url", &c.url)?,
-                secret: parse_whsec(&c.secret).map_err(|p| err("secret", p))?,
-            }
-        }
-        "twilio" => {
-            let c: TwilioChannel = from_table(table, file, "")?;
-            required("account_sid", &c.account_sid)?;
-            required("auth_token", &c.auth_token)?;
-            required("from", &c.from)?;
-            ChannelKind::Twilio {
-                base_url: url("base_url", &c.base_url)?,
-                account_sid: c.account_sid,
-                auth_token: SecretString::from(c.auth_token),
-                from: c.from,
-            }
-        }
-        "whatsapp" => {
-            let c: WhatsappChannel = from_table(table, file, "")?;
-            required("api_version", &c.api_version)?;
-            required("phone_number_id", &c.phone_number_id)?;
-            required("token", &c.token)?;
-            ChannelKind::Whatsapp {
-                base_url: url("base_url", &c.base_url)?,
-                api_version: c.api_version,
-                phone_number_id: c.phone_number_id,
-                token: SecretString::from(c.token),
-            }
-        }
-        "slack" | "telegram" => {
-            let c: TokenChannel = from_table(table, file, "")?;
-            required("token", &c.token)?;
-            let default = if kind == "slack" {
-                "https://slack.com"
-            } else {
-                "https://api.telegram.org"
-            };
-            let base_url = url("base_url", c.base_url.as_deref().unwrap_or(default))?;
-            let token = SecretString::from(c.token);
-            if kind == "slack" {
-                ChannelKind::Slack { base_url, token }
-            } else {
-                ChannelKind::Telegram { base_url, token }
-            }
-        }
-        "smtp" => smtp(from_table(table, file, "")?, file)?,
-        _ => return Err(err("kind", format!("must be one of {KINDS}"))),
-    };
     Ok(ChannelConfig {
         name,
         file: PathBuf::from(file),
+        vouches_for_sender: vouches_for_sender.unwrap_or(kind.info().vouches_for_sender),
         kind,
         templates,
-        vouches_for_sender,
-    })
-}
-
-fn smtp(c: SmtpChannel, file: &str) -> Result<ChannelKind, ConfigError> {
-    let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
-    if c.host.trim().is_empty() {
-        return Err(err("host", "must not be empty"));
-    }
-    let default_port = match c.tls {
-        SmtpTls::Starttls => 587,
-        SmtpTls::Tls => 465,
-        SmtpTls::None => 25,
-    };
-    let port = match c.port {
-        None => default_port,
-        Some(Port::Number(n)) => u16::try_from(n)
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| err("port", "must be from 1 to 65535"))?,
-        Some(Port::Text(s)) => s
-            .trim()
-            .parse::<u16>()
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| err("port", "must be from 1 to 65535"))?,
-    };
-    if !c.from.contains('@') {
-        return Err(err("from", "must be an e-mail address"));
-    }
-    match (&c.username, &c.password) {
-        (Some(_), None) => return Err(err("password", "is required when username is set")),
-        (None, Some(_)) => return Err(err("username", "is required when password is set")),
-        _ => {}
-    }
-    Ok(ChannelKind::Smtp {
-        host: c.host.trim().to_string(),
-        port,
-        tls: c.tls,
-        username: c.username,
-        password: c.password.map(SecretString::from),
-        from: c.from,
     })
 }
 
@@ -186,5 +80,266 @@ fn take_string(table: &mut toml::Table, key: &str, file: &str) -> Result<String,
         Some(toml::Value::String(s)) => Ok(s),
         Some(_) => Err(ConfigError::new(file, key, "wrong type: expected a string")),
         None => Err(ConfigError::new(file, key, "is required but missing")),
+    }
+}
+
+/// The template text for `purpose`: the channel file's override, else the
+/// team's (per channel) settings.
+pub fn template<'a>(
+    purpose: Purpose,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+) -> &'a str {
+    let o = channel.map(|c| &c.templates);
+    let pick = |over: Option<&'a Option<String>>, base: &'a String| -> &'a str {
+        over.and_then(|x| x.as_deref()).unwrap_or(base.as_str())
+    };
+    let t = &settings.templates;
+    match purpose {
+        Purpose::LoginLink => pick(o.map(|o| &o.login_link), &t.login_link),
+        Purpose::Otp => pick(o.map(|o| &o.otp), &t.otp),
+        Purpose::PinPrompt => pick(o.map(|o| &o.pin_prompt), &t.pin_prompt),
+        Purpose::Authenticated => pick(o.map(|o| &o.authenticated), &t.authenticated),
+        Purpose::Expired => pick(o.map(|o| &o.expired), &t.expired),
+    }
+}
+
+impl Config {
+    /// The senders of the configured channels.
+    pub fn senders(&self, http: reqwest::Client) -> Channels {
+        let channels = self.channels.iter().map(|(name, ch)| {
+            let used = self.teams.values().any(|t| t.uses_channel(name));
+            (name.as_str(), &ch.kind, used)
+        });
+        Channels::new(channels, http)
+    }
+}
+
+/// A kind's keys of a channel file, interpolated, beside what the file
+/// wrote: a field of type `Secret` gets its value only when the file
+/// wrote exactly one `${VAR}` there. Which keys are secrets is the kind's
+/// type's business; this needs no list of them.
+struct KindKeys {
+    table: toml::Table,
+    written: toml::Table,
+}
+
+/// A problem with one key (`key`: `None` until the map names it).
+#[derive(Debug)]
+struct KeyError {
+    key: Option<String>,
+    message: String,
+}
+
+impl KeyError {
+    fn into_config_error(self, file: &str) -> ConfigError {
+        let (field, problem) = describe(&self.message);
+        let key = join(self.key.as_deref().unwrap_or(""), field.unwrap_or(""));
+        let key = if key.is_empty() { "(file)".into() } else { key };
+        ConfigError::new(file, key, problem)
+    }
+}
+
+impl std::fmt::Display for KeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KeyError {}
+
+impl de::Error for KeyError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        KeyError {
+            key: None,
+            message: msg.to_string(),
+        }
+    }
+}
+
+impl From<toml::de::Error> for KeyError {
+    fn from(e: toml::de::Error) -> Self {
+        de::Error::custom(e.message())
+    }
+}
+
+impl<'de> de::Deserializer<'de> for KindKeys {
+    type Error = KeyError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, KeyError> {
+        visitor.visit_map(Entries {
+            entries: self.table.into_iter(),
+            written: self.written,
+            value: None,
+        })
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct Entries {
+    entries: toml::map::IntoIter,
+    written: toml::Table,
+    value: Option<(String, toml::Value)>,
+}
+
+impl<'de> MapAccess<'de> for Entries {
+    type Error = KeyError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, KeyError> {
+        let Some((key, value)) = self.entries.next() else {
+            return Ok(None);
+        };
+        let name: StrDeserializer<'_, KeyError> = key.as_str().into_deserializer();
+        let out = seed.deserialize(name)?;
+        self.value = Some((key, value));
+        Ok(Some(out))
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, KeyError> {
+        let (key, value) = self
+            .value
+            .take()
+            .ok_or_else(|| <KeyError as de::Error>::custom("a value without a key"))?;
+        let written = self.written.remove(&key);
+        seed.deserialize(Field { value, written })
+            .map_err(|e| KeyError {
+                key: Some(e.key.map_or_else(|| key.clone(), |k| join(&key, &k))),
+                message: e.message,
+            })
+    }
+}
+
+/// One value of a kind's keys and what the file wrote there.
+struct Field {
+    value: toml::Value,
+    written: Option<toml::Value>,
+}
+
+impl<'de> de::Deserializer<'de> for Field {
+    type Error = KeyError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, KeyError> {
+        Ok(self.value.deserialize_any(visitor)?)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, KeyError> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, KeyError> {
+        Ok(self.value.deserialize_enum(name, variants, visitor)?)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, KeyError> {
+        if name != SECRET_FIELD {
+            return visitor.visit_newtype_struct(self);
+        }
+        let as_reference =
+            matches!(&self.written, Some(toml::Value::String(w)) if is_single_reference(w));
+        let toml::Value::String(text) = self.value else {
+            return Err(de::Error::custom(LITERAL_SECRET));
+        };
+        if !as_reference {
+            return Err(de::Error::custom(LITERAL_SECRET));
+        }
+        let entry = std::iter::once((SECRET_FIELD, text));
+        visitor.visit_map(MapDeserializer::<_, KeyError>::new(entry))
+    }
+
+    forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct seq tuple
+        tuple_struct map struct identifier ignored_any
+    }
+}
+
+const LITERAL_SECRET: &str =
+    "secrets in channel files must be written as \"${VARIABLE}\", not as a literal value";
+
+/// The `Secret` type is what makes a key secret: a kind's own type, read
+/// through the loader, refuses it in clear under any key name.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::kind::Secret;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct NewKind {
+        api_key_of_a_new_name: Secret,
+        port: Option<u16>,
+        label: String,
+    }
+
+    fn read(written: &str) -> Result<NewKind, ConfigError> {
+        let env = super::super::Environment::from_pairs([("K", "from-env")]);
+        let written: toml::Table = written.parse().unwrap();
+        let mut table = written.clone();
+        interpolate_table(&mut table, &env, "f.toml", "").unwrap();
+        serde::Deserialize::deserialize(KindKeys { table, written })
+            .map_err(|e: KeyError| e.into_config_error("f.toml"))
+    }
+
+    #[test]
+    fn a_secret_under_any_key_name_comes_only_from_a_reference() {
+        use secrecy::ExposeSecret;
+        let ok = read("api_key_of_a_new_name = \"${K}\"\nlabel = \"${K}-x\"").unwrap();
+        assert_eq!(ok.api_key_of_a_new_name.get().expose_secret(), "from-env");
+        assert_eq!(ok.label, "from-env-x");
+        for literal in ["\"in-clear-42\"", "\"pre-${K}\"", "\"$${K}\"", "42"] {
+            let e = read(&format!("api_key_of_a_new_name = {literal}\nlabel = \"l\"")).unwrap_err();
+            assert_eq!(e.key, "api_key_of_a_new_name", "{literal}");
+            assert!(
+                e.problem.contains("must be written as \"${VARIABLE}\""),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("in-clear"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_secret_read_without_the_loader_is_refused() {
+        let t: toml::Table = "s = \"${K}\"".parse().unwrap();
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Plain {
+            s: Secret,
+        }
+        assert!(from_table::<Plain>(t, "f.toml", "").is_err());
+    }
+
+    #[test]
+    fn other_keys_keep_their_messages() {
+        let e = read("api_key_of_a_new_name = \"${K}\"\nlabel = 5").unwrap_err();
+        assert_eq!(e.key, "label");
+        assert_eq!(e.problem, "wrong type: expected a string, found an integer");
+        let e = read("api_key_of_a_new_name = \"${K}\"").unwrap_err();
+        assert_eq!(
+            (e.key.as_str(), e.problem.as_str()),
+            ("label", "is required but missing")
+        );
+        let e = read("api_key_of_a_new_name = \"${K}\"\nlabel = \"l\"\nport = 70000").unwrap_err();
+        assert_eq!(e.key, "port");
+        let e = read("api_key_of_a_new_name = \"${K}\"\nlabel = \"l\"\nextra = 1").unwrap_err();
+        assert_eq!(e.key, "extra");
+        assert!(e.problem.starts_with("unknown key"), "{e}");
     }
 }

@@ -43,7 +43,7 @@ fn translate(e: &toml::de::Error, file: &str, prefix: &str) -> ConfigError {
 
 /// Rewrites serde's message: the failing field (when the message names one)
 /// and the problem, without any value.
-fn describe(message: &str) -> (Option<&str>, String) {
+pub(super) fn describe(message: &str) -> (Option<&str>, String) {
     let message = message.lines().next().unwrap_or("");
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let (field, tail) = rest.split_once('`').unwrap_or((rest, ""));

@@ -3,7 +3,7 @@
 //! types of `mod.rs` and `team.rs`.
 use serde::Deserialize;
 
-use super::{Dur, Role, SmtpTls};
+use super::{Dur, Role};
 
 /// `config/chatgate.toml`.
 #[derive(Debug, Deserialize)]
@@ -204,71 +204,6 @@ fn default_customer_claim() -> String {
     "sub".into()
 }
 
-/// The kind-specific keys of a channel file (besides `name`, `kind`, `templates`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WebhookChannel {
-    pub url: String,
-    pub secret: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TwilioChannel {
-    /// Default `https://api.twilio.com`.
-    #[serde(default = "default_twilio")]
-    pub base_url: String,
-    pub account_sid: String,
-    pub auth_token: String,
-    /// A phone number, or `whatsapp:+1…` to send WhatsApp.
-    pub from: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct WhatsappChannel {
-    /// Default `https://graph.facebook.com`.
-    #[serde(default = "default_whatsapp")]
-    pub base_url: String,
-    /// Default `v21.0`.
-    #[serde(default = "default_whatsapp_version")]
-    pub api_version: String,
-    pub phone_number_id: String,
-    pub token: String,
-}
-
-/// `slack` and `telegram`: a base URL and a bot token.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TokenChannel {
-    /// Default `https://slack.com` / `https://api.telegram.org`.
-    pub base_url: Option<String>,
-    pub token: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct SmtpChannel {
-    pub host: String,
-    /// Default 587 (`starttls`), 465 (`tls`) or 25 (`none`). A string of digits is accepted too.
-    pub port: Option<Port>,
-    /// `starttls` (default), `tls` or `none`.
-    #[serde(default = "default_tls")]
-    pub tls: SmtpTls,
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// The sender address.
-    pub from: String,
-}
-
-/// A port written as a number or as a string (so `"${SMTP_PORT}"` works).
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum Port {
-    Number(i64),
-    Text(String),
-}
-
 fn default_listen() -> String {
     "127.0.0.1:8080".into()
 }
@@ -310,16 +245,4 @@ fn default_log_format() -> String {
 }
 fn default_log_customer_refs() -> String {
     "digest".into()
-}
-fn default_twilio() -> String {
-    "https://api.twilio.com".into()
-}
-fn default_whatsapp() -> String {
-    "https://graph.facebook.com".into()
-}
-fn default_whatsapp_version() -> String {
-    "v21.0".into()
-}
-fn default_tls() -> SmtpTls {
-    SmtpTls::Starttls
 }

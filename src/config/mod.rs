@@ -27,6 +27,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use crate::channels::smtp::SmtpTls;
+pub use crate::channels::ChannelKind;
 pub use crate::domain::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
 pub use crate::domain::customer_refs::CustomerRefLogging;
 pub use crate::domain::secrets::SecurityKey;
@@ -35,11 +37,12 @@ pub use crate::domain::settings::{
     StepUpSettings, Templates,
 };
 pub use crate::time::Dur;
+pub use channels::template;
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_with_env};
 pub use settings::TemplateOverrides;
-pub use team::{ApiKey, ChannelConfig, ChannelKind, OidcConfig, Role, SmtpTls, Team, TeamWebhook};
+pub use team::{ApiKey, ChannelConfig, OidcConfig, Role, Team, TeamWebhook};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;

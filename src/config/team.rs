@@ -7,6 +7,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::{Settings, TemplateOverrides};
+use crate::channels::ChannelKind;
 use crate::domain::secrets::{ApiKeyHash, SecretBytes, SecurityKey, TeamKeys};
 
 /// What an API key may do (docs/api.md#callers-and-roles).
@@ -133,64 +134,6 @@ impl TeamKeys for Team {
     }
     fn key_by_kid(&self, kid: &str) -> Option<&SecurityKey> {
         Team::key_by_kid(self, kid)
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SmtpTls {
-    Starttls,
-    Tls,
-    None,
-}
-
-/// The provider-specific part of a channel file (docs/channels.md).
-#[derive(Debug)]
-pub enum ChannelKind {
-    Webhook {
-        url: Url,
-        secret: SecretBytes,
-    },
-    Twilio {
-        base_url: Url,
-        account_sid: String,
-        auth_token: SecretString,
-        from: String,
-    },
-    Whatsapp {
-        base_url: Url,
-        api_version: String,
-        phone_number_id: String,
-        token: SecretString,
-    },
-    Slack {
-        base_url: Url,
-        token: SecretString,
-    },
-    Telegram {
-        base_url: Url,
-        token: SecretString,
-    },
-    Smtp {
-        host: String,
-        port: u16,
-        tls: SmtpTls,
-        username: Option<String>,
-        password: Option<SecretString>,
-        from: String,
-    },
-}
-
-impl ChannelKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            ChannelKind::Webhook { .. } => "webhook",
-            ChannelKind::Twilio { .. } => "twilio",
-            ChannelKind::Whatsapp { .. } => "whatsapp",
-            ChannelKind::Slack { .. } => "slack",
-            ChannelKind::Telegram { .. } => "telegram",
-            ChannelKind::Smtp { .. } => "smtp",
-        }
     }
 }
 

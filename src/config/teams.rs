@@ -10,7 +10,8 @@ use super::interpolate::interpolate_table;
 use super::resolve::{resolve, Layer};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_label, check_name, http_url};
-use super::{ApiKey, ChannelConfig, ConfigError, SecurityKey, Team, TeamWebhook};
+use super::{ApiKey, ChannelConfig, ChannelKind, ConfigError, SecurityKey, Team, TeamWebhook};
+use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash};
 
 pub(super) fn load_team(
@@ -43,10 +44,15 @@ pub(super) fn load_team(
         }
     }
     let delivery = [
-        ("sms_channel", &raw.sms_channel, &["twilio", "whatsapp"][..]),
-        ("email_channel", &raw.email_channel, &["smtp"][..]),
+        ("sms_channel", &raw.sms_channel, Delivery::Sms),
+        ("email_channel", &raw.email_channel, Delivery::Email),
     ];
-    for (key, chosen, kinds) in delivery {
+    for (key, chosen, serves) in delivery {
+        let kinds: Vec<&str> = ChannelKind::ALL
+            .iter()
+            .filter(|k| k.serves.contains(&serves))
+            .map(|k| k.name)
+            .collect();
         let Some(name) = chosen else { continue };
         if !seen.contains(name) {
             return Err(err(

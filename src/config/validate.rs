@@ -1,9 +1,7 @@
 //! Value rules shared by the loaders: names, URLs, and the ranges of
 //! [`Settings`]. Problems are phrased without quoting the value.
-use url::Url;
-
-use super::{ChannelConfig, ChannelKind, Config, ConfigError, Settings, TemplateOverrides};
-use crate::channels::{template, Purpose};
+use super::{template, ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
+use crate::channels::Purpose;
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
 pub(super) fn check_name(s: &str) -> Result<(), String> {
@@ -23,14 +21,8 @@ pub(super) fn check_label(s: &str) -> Result<(), String> {
         .ok_or_else(|| "must be 1 to 64 characters of A-Z, a-z, 0-9, ., _ and -".to_string())
 }
 
-/// An absolute `http` or `https` URL with a host.
-pub(super) fn http_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s.trim()).map_err(|_| "is not an absolute http(s) URL".to_string())?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-        return Err("is not an absolute http(s) URL".to_string());
-    }
-    Ok(url)
-}
+/// An absolute `http` or `https` URL with a host (the rule channel files use too).
+pub(super) use crate::channels::kind::http_url;
 
 /// The first range rule `s` breaks: the keys involved (relative to the
 /// settings table; the first is the one reported) and the problem.
@@ -112,26 +104,6 @@ pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &
     None
 }
 
-/// The longest text a channel kind takes, in characters: Twilio's 1600
-/// (ten SMS segments), Slack's 40 000, Telegram's and the WhatsApp Cloud
-/// API's 4096. Webhooks and e-mail take any length.
-pub(super) fn text_limit(kind: &ChannelKind) -> Option<usize> {
-    match kind {
-        ChannelKind::Twilio { .. } => Some(1600),
-        ChannelKind::Slack { .. } => Some(40_000),
-        ChannelKind::Telegram { .. } | ChannelKind::Whatsapp { .. } => Some(4096),
-        ChannelKind::Webhook { .. } | ChannelKind::Smtp { .. } => None,
-    }
-}
-
-const PURPOSES: [Purpose; 5] = [
-    Purpose::LoginLink,
-    Purpose::Otp,
-    Purpose::PinPrompt,
-    Purpose::Authenticated,
-    Purpose::Expired,
-];
-
 /// The length of `template` at its longest, in characters: `#PIN#` 10
 /// digits, `#URL#` `public_url` + `/l/` + 32 characters, `#MINUTES#` 4 digits.
 pub(super) fn worst_case_chars(template: &str, public_url: &str) -> usize {
@@ -176,10 +148,10 @@ pub(super) fn check_template_lengths(
 ) -> Result<(), ConfigError> {
     let public_url = config.server.public_url.as_str();
     for channel in config.channels.values() {
-        let Some(limit) = text_limit(&channel.kind) else {
+        let Some(limit) = channel.kind.info().text_limit else {
             continue;
         };
-        for purpose in PURPOSES {
+        for purpose in Purpose::ALL {
             let over = overrides(&channel.templates, purpose);
             if let Some(t) = over {
                 let len = worst_case_chars(t, public_url);
@@ -203,10 +175,10 @@ pub(super) fn check_template_lengths(
                 let Some(channel) = config.channels.get(target) else {
                     continue;
                 };
-                let Some(limit) = text_limit(&channel.kind) else {
+                let Some(limit) = channel.kind.info().text_limit else {
                     continue;
                 };
-                for purpose in PURPOSES {
+                for purpose in Purpose::ALL {
                     if overrides(&channel.templates, purpose).is_some() {
                         continue; // checked above
                     }

@@ -42,6 +42,69 @@ pub enum Delivery {
     LoginPage,
 }
 
+/// The names of the methods and deliveries, spelled once: the request
+/// parser, the metric labels and the OpenAPI document read them from here,
+/// and a test holds them to the serde names.
+impl ChallengeMethod {
+    pub const ALL: [ChallengeMethod; 3] = [
+        ChallengeMethod::Otp,
+        ChallengeMethod::Pin,
+        ChallengeMethod::Binding,
+    ];
+    /// What `POST /v1/interactions/{id}/challenges` may start (a binding
+    /// comes with a login link).
+    pub const STARTABLE: [ChallengeMethod; 2] = [ChallengeMethod::Otp, ChallengeMethod::Pin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeMethod::Otp => "otp",
+            ChallengeMethod::Pin => "pin",
+            ChallengeMethod::Binding => "binding",
+        }
+    }
+}
+
+impl Delivery {
+    pub const ALL: [Delivery; 5] = [
+        Delivery::Chat,
+        Delivery::Sms,
+        Delivery::Email,
+        Delivery::Agent,
+        Delivery::LoginPage,
+    ];
+    /// What a caller may ask for (`login_page` is a binding's).
+    pub const REQUESTABLE: [Delivery; 4] = [
+        Delivery::Chat,
+        Delivery::Sms,
+        Delivery::Email,
+        Delivery::Agent,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Chat => "chat",
+            Delivery::Sms => "sms",
+            Delivery::Email => "email",
+            Delivery::Agent => "agent",
+            Delivery::LoginPage => "login_page",
+        }
+    }
+}
+
+/// The one of `names` whose `as_str` is `s`.
+pub fn named<T: Copy>(names: &[T], as_str: fn(T) -> &'static str, s: &str) -> Option<T> {
+    names.iter().copied().find(|n| as_str(*n) == s)
+}
+
+/// `a, b or c`, for a message naming what is allowed.
+pub fn one_of<T: Copy>(names: &[T], as_str: fn(T) -> &'static str) -> String {
+    let names: Vec<&str> = names.iter().map(|n| as_str(*n)).collect();
+    match names.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+        _ => names.concat(),
+    }
+}
+
 /// The open (or last) challenge of an interaction. Holds no code or PIN, only
 /// a keyed hash and, for agent reveal, an AEAD-sealed copy of the OTP;
 /// `Debug` hides even those.

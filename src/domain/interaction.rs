@@ -43,6 +43,15 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
 }
 
 impl Method {
+    /// Every method (metric series are registered for each).
+    pub const ALL: [Method; 5] = [
+        Method::LoginLink,
+        Method::Oidc,
+        Method::PreChat,
+        Method::Otp,
+        Method::Pin,
+    ];
+
     /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`).
     pub fn parse(s: &str) -> Option<Self> {
         serde_json::from_value(serde_json::Value::String(s.to_string())).ok()

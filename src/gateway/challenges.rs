@@ -14,7 +14,7 @@ use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery};
+use crate::domain::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::{destination_policy, input, otp};
 use crate::error::{Error, Result};
@@ -73,23 +73,21 @@ impl Gateway {
         req: NewChallenge,
         now: Timestamp,
     ) -> Result<StartedChallenge> {
-        let method = match req.method.as_str() {
-            "otp" => ChallengeMethod::Otp,
-            "pin" => ChallengeMethod::Pin,
-            _ => return Err(Error::invalid("method", "must be otp or pin")),
+        let methods = ChallengeMethod::STARTABLE;
+        let Some(method) = named(&methods, ChallengeMethod::as_str, &req.method) else {
+            let allowed = one_of(&methods, ChallengeMethod::as_str);
+            return Err(Error::invalid("method", &format!("must be {allowed}")));
         };
+        let deliveries = Delivery::REQUESTABLE;
         let requested = match req.delivery.as_deref() {
             None => None,
-            Some("chat") => Some(Delivery::Chat),
-            Some("sms") => Some(Delivery::Sms),
-            Some("email") => Some(Delivery::Email),
-            Some("agent") => Some(Delivery::Agent),
-            Some(_) => {
-                return Err(Error::invalid(
-                    "delivery",
-                    "must be chat, sms, email or agent",
-                ))
-            }
+            Some(d) => match named(&deliveries, Delivery::as_str, d) {
+                Some(d) => Some(d),
+                None => {
+                    let allowed = one_of(&deliveries, Delivery::as_str);
+                    return Err(Error::invalid("delivery", &format!("must be {allowed}")));
+                }
+            },
         };
         let delivery = match (method, requested) {
             (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Delivery::Chat,
@@ -261,7 +259,8 @@ impl Gateway {
             }
             started.delivered = true;
         }
-        metrics::counter!("chatgate_challenges_started_total", "method" => method_str(started.method)).increment(1);
+        metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
+            .increment(1);
         let view = InteractionView::build(&rec, None, team.settings_for(&rec.channel), now);
         let challenge = serde_json::json!({
             "challenge": {"challenge_id": cid, "method": started.method, "delivery": delivery, "expires_at": started.expires_at},
@@ -316,13 +315,5 @@ impl Gateway {
         })
         .await
         .map(|_| ())
-    }
-}
-
-fn method_str(m: ChallengeMethod) -> &'static str {
-    match m {
-        ChallengeMethod::Otp => "otp",
-        ChallengeMethod::Pin => "pin",
-        ChallengeMethod::Binding => "binding",
     }
 }

@@ -40,8 +40,9 @@ pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
 
+use crate::channels::kind::Addressing;
 use crate::channels::{self, Channels, Fill, Message, Purpose};
-use crate::config::{ChannelKind, Config, Team};
+use crate::config::{Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::error::{Error, Result};
@@ -164,7 +165,10 @@ impl Gateway {
     ) -> std::result::Result<(), channels::ChannelError> {
         let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
-        let text = channels::render(channels::template(purpose, settings, channel_cfg), fill);
+        let text = channels::render(
+            crate::config::template(purpose, settings, channel_cfg),
+            fill,
+        );
         let subject = channel_cfg
             .and_then(|c| c.templates.subject.as_deref())
             .map(|s| channels::render(s, fill));
@@ -182,7 +186,7 @@ impl Gateway {
     }
 
     /// Whom a message on `channel` goes to: `to` when given, else, on kinds
-    /// that send to a person rather than a conversation (Twilio, SMTP), the
+    /// that send to a person rather than a conversation (`Addressing`), the
     /// interaction's contact (docs/channels.md). `None` there: nobody to send to.
     pub fn recipient(
         &self,
@@ -190,21 +194,22 @@ impl Gateway {
         channel: &str,
         to: Option<String>,
     ) -> Option<String> {
-        to.or_else(
-            || match self.config.channels.get(channel).map(|c| &c.kind) {
-                Some(ChannelKind::Twilio { .. }) => contact.phone.clone(),
-                Some(ChannelKind::Smtp { .. }) => contact.email.clone(),
-                _ => None,
-            },
-        )
+        to.or_else(|| match self.addressing(channel)? {
+            Addressing::Phone => contact.phone.clone(),
+            Addressing::Email => contact.email.clone(),
+            Addressing::Conversation => None,
+        })
     }
 
     /// Whether `channel` sends to a person (a phone or an e-mail address).
     pub fn needs_recipient(&self, channel: &str) -> bool {
-        matches!(
-            self.config.channels.get(channel).map(|c| &c.kind),
-            Some(ChannelKind::Twilio { .. } | ChannelKind::Smtp { .. })
-        )
+        self.addressing(channel)
+            .is_some_and(|a| a != Addressing::Conversation)
+    }
+
+    fn addressing(&self, channel: &str) -> Option<Addressing> {
+        let channel = self.config.channels.get(channel)?;
+        Some(channel.kind.info().addressing)
     }
 
     /// An event about one interaction, outside an interaction's unit of

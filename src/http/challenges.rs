@@ -14,6 +14,7 @@ use super::openapi::{
     E502,
 };
 use super::AppState;
+use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
 use crate::error::Result;
 use crate::gateway::{self, RevealedCode, StartedChallenge, Verified};
 
@@ -65,17 +66,19 @@ impl RawSchema for NewChallenge {
                    "properties": {"method": {"const": method}, "delivery": delivery, "to": to}})
         };
         let null = json!({"type": "null"});
+        let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
+        let (chat, agent) = (D::Chat.as_str(), D::Agent.as_str());
         json!({
             "description": "`method` `otp` or `pin`. For OTP, `delivery` is `chat` (default), `sms`, `email` or `agent`; \
                 `to` names the number or address for `sms`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat.",
             "anyOf": [
-                variant("otp in the chat or for an agent", "otp", json!({"enum": ["chat", "agent", null]}), null.clone(), false),
-                variant("otp by sms", "otp", json!({"const": "sms"}),
+                variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
+                variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
-                variant("otp by e-mail", "otp", json!({"const": "email"}),
+                variant("otp by e-mail", otp, json!({"const": D::Email.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
-                variant("pin", "pin", json!({"enum": ["chat", null]}), null, false),
+                variant("pin", pin, json!({"enum": [chat, null]}), null, false),
             ]
         })
     }
@@ -177,4 +180,67 @@ async fn reveal(
             .reveal_code(team, id, cid, &caller.key_id, now)
             .await?,
     ))
+}
+
+/// The names of challenge methods and deliveries are spelled once
+/// (`as_str` over `ALL`): the serde names that records, answers and
+/// `Method::parse` use, the metric labels, the request parser and the
+/// hand-written `anyOf` of `NewChallenge` must all be those.
+#[cfg(test)]
+mod names {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::super::openapi::RawSchema;
+    use super::NewChallenge;
+    use crate::channels::Purpose;
+    use crate::domain::challenge::{ChallengeMethod, Delivery};
+    use crate::domain::interaction::Method;
+
+    fn serde_name<T: serde::Serialize>(x: T) -> String {
+        serde_json::to_value(x)
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn as_str_is_the_serde_name() {
+        for m in ChallengeMethod::ALL {
+            assert_eq!(m.as_str(), serde_name(m));
+        }
+        for d in Delivery::ALL {
+            assert_eq!(d.as_str(), serde_name(d));
+        }
+        for m in Method::ALL {
+            assert_eq!(m.as_str(), serde_name(m));
+            assert_eq!(Method::parse(m.as_str()), Some(m));
+        }
+        for p in Purpose::ALL {
+            assert_eq!(p.as_str(), serde_name(p));
+        }
+    }
+
+    #[test]
+    fn the_document_names_what_the_parser_accepts() {
+        let schema = NewChallenge::json();
+        let mut methods = BTreeSet::new();
+        let mut deliveries = BTreeSet::new();
+        for variant in schema["anyOf"].as_array().unwrap() {
+            let props = &variant["properties"];
+            methods.insert(props["method"]["const"].as_str().unwrap().to_string());
+            let d = &props["delivery"];
+            let named = d["enum"]
+                .as_array()
+                .cloned()
+                .unwrap_or_else(|| vec![d["const"].clone()]);
+            deliveries.extend(named.iter().filter_map(Value::as_str).map(str::to_string));
+        }
+        let startable = ChallengeMethod::STARTABLE.map(|m| m.as_str().to_string());
+        assert_eq!(methods, BTreeSet::from(startable));
+        let requestable = Delivery::REQUESTABLE.map(|d| d.as_str().to_string());
+        assert_eq!(deliveries, BTreeSet::from(requestable));
+    }
 }

@@ -4,7 +4,10 @@
 //! whose labels come from a closed set is registered at 0, so an alert on
 //! it has a series before the first increment; series labelled by team or
 //! channel are registered when a config is loaded ([`register_config`]).
+use crate::channels::Purpose;
 use crate::config::Config;
+use crate::domain::challenge::ChallengeMethod;
+use crate::domain::interaction::Method;
 use crate::events::EventType;
 
 /// Kind of a family.
@@ -61,8 +64,9 @@ pub(super) fn describe_and_register() {
             }
         }
     }
-    for method in ["login_link", "oidc", "pre_chat", "otp", "pin"] {
-        metrics::counter!("chatgate_authentications_total", "method" => method).increment(0);
+    for method in Method::ALL {
+        metrics::counter!("chatgate_authentications_total", "method" => method.as_str())
+            .increment(0);
     }
     for kind in ["login_callback", "assertion", "challenge"] {
         metrics::counter!("chatgate_auth_failures_total", "kind" => kind).increment(0);
@@ -70,8 +74,9 @@ pub(super) fn describe_and_register() {
     for kind in [EventType::SubjectLocked, EventType::SubjectBanned] {
         metrics::counter!("chatgate_lockouts_total", "kind" => kind.as_str()).increment(0);
     }
-    for method in ["otp", "pin", "binding"] {
-        metrics::counter!("chatgate_challenges_started_total", "method" => method).increment(0);
+    for method in ChallengeMethod::ALL {
+        metrics::counter!("chatgate_challenges_started_total", "method" => method.as_str())
+            .increment(0);
     }
     for kind in EventType::ALL {
         metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);
@@ -97,7 +102,7 @@ pub fn register_config(config: &Config) {
         let kind = ch.kind.name();
         // Registered, not recorded: an empty histogram renders its buckets at 0.
         let _ = metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind);
-        for purpose in crate::channels::Purpose::ALL.map(crate::channels::Purpose::as_str) {
+        for purpose in Purpose::ALL.map(Purpose::as_str) {
             for outcome in ["ok", "error"] {
                 metrics::counter!("chatgate_channel_messages_total",
                     "channel" => name.clone(), "kind" => kind, "purpose" => purpose, "outcome" => outcome)

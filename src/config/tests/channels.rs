@@ -8,22 +8,17 @@ use crate::config::{ChannelKind, SmtpTls};
 fn channels_are_loaded_with_their_secrets_from_the_environment() {
     let config = Fixture::new().load().unwrap();
     match &config.channels["webchat"].kind {
-        ChannelKind::Webhook { url, secret } => {
-            assert_eq!(url.as_str(), "http://127.0.0.1:9000/chatgate/messages");
-            assert_eq!(secret.expose(), [0xE5; 32]);
+        ChannelKind::Webhook(w) => {
+            assert_eq!(w.url.as_str(), "http://127.0.0.1:9000/chatgate/messages");
+            assert_eq!(w.secret.get().expose(), [0xE5; 32]);
         }
         other => panic!("{other:?}"),
     }
     match &config.channels["sms"].kind {
-        ChannelKind::Twilio {
-            account_sid,
-            auth_token,
-            from,
-            ..
-        } => {
-            assert_eq!(account_sid, "AC123");
-            assert_eq!(auth_token.expose_secret(), TWILIO_TOKEN);
-            assert_eq!(from, "+15550006666");
+        ChannelKind::Twilio(t) => {
+            assert_eq!(t.account_sid, "AC123");
+            assert_eq!(t.auth_token.get().expose_secret(), TWILIO_TOKEN);
+            assert_eq!(t.from, "+15550006666");
         }
         other => panic!("{other:?}"),
     }
@@ -32,14 +27,9 @@ fn channels_are_loaded_with_their_secrets_from_the_environment() {
         Some("#PIN# is your code.")
     );
     match &config.channels["email"].kind {
-        ChannelKind::Smtp {
-            port,
-            tls,
-            username,
-            ..
-        } => {
+        ChannelKind::Smtp(m) => {
             assert_eq!(
-                (*port, *tls, username.is_none()),
+                (m.port(), m.tls, m.username.is_none()),
                 (2525, SmtpTls::None, true)
             );
         }
@@ -72,21 +62,15 @@ fn every_kind_parses_with_its_defaults() {
     let config = fx.load().unwrap();
     let kind = |n: &str| &config.channels[n].kind;
     assert!(
-        matches!(kind("slack"), ChannelKind::Slack { base_url, .. } if base_url.as_str() == "https://slack.com/")
+        matches!(kind("slack"), ChannelKind::Slack(s) if s.0.base_url.as_ref().map(|u| u.as_str()) == Some("https://slack.com/"))
     );
     assert!(
-        matches!(kind("tg"), ChannelKind::Telegram { base_url, .. } if base_url.host_str() == Some("api.telegram.org"))
+        matches!(kind("tg"), ChannelKind::Telegram(t) if t.0.base_url.as_ref().and_then(|u| u.host_str()) == Some("api.telegram.org"))
     );
-    assert!(
-        matches!(kind("wa"), ChannelKind::Whatsapp { api_version, .. } if api_version == "v21.0")
-    );
+    assert!(matches!(kind("wa"), ChannelKind::Whatsapp(w) if w.api_version == "v21.0"));
     assert!(matches!(
         kind("mail"),
-        ChannelKind::Smtp {
-            port: 2526,
-            tls: SmtpTls::Starttls,
-            ..
-        }
+        ChannelKind::Smtp(m) if m.port() == 2526 && m.tls == SmtpTls::Starttls
     ));
 }
 

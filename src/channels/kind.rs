@@ -1,0 +1,191 @@
+//! What a channel kind is: the keys of its channel file (a serde struct
+//! whose secrets are [`Secret`]s), its facts ([`KindInfo`]: text limit,
+//! whom it sends to, the team delivery it may serve) and its sender
+//! ([`Kind`]). The kinds are registered once, in `kinds!` in `mod.rs`.
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use url::Url;
+
+use super::{Channel, ChannelError};
+use crate::domain::challenge::Delivery;
+use crate::domain::secrets::{parse_whsec, SecretBytes};
+
+/// The key of a channel file that is wrong, and what is wrong with it.
+pub type Problem = (&'static str, String);
+
+/// Whom a message goes to when the challenge names nobody (docs/channels.md#how-sending-works).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addressing {
+    /// The interaction's `conversation_id` (chat kinds).
+    Conversation,
+    /// A person's phone number: the challenge's `to`, else the contact's phone.
+    Phone,
+    /// A person's e-mail address: the challenge's `to`, else the contact's e-mail.
+    Email,
+}
+
+/// The facts of one kind that the loader, the gateway and the metrics read.
+#[derive(Debug, Clone, Copy)]
+pub struct KindInfo {
+    /// As written in a channel file's `kind`, and the metric label.
+    pub name: &'static str,
+    /// The longest text the provider takes, in characters; `None`: any
+    /// (docs/channels.md#how-sending-works).
+    pub text_limit: Option<usize>,
+    pub addressing: Addressing,
+    /// The team deliveries (`sms`, `email`) a channel of this kind may
+    /// serve, as the team's `sms_channel` or `email_channel`.
+    pub serves: &'static [Delivery],
+    /// The provider proves who writes in a conversation
+    /// (`vouches_for_sender`'s default).
+    pub vouches_for_sender: bool,
+}
+
+/// One channel kind: its keys (`Self`, read with serde, unknown keys
+/// refused), its facts and its sender. Register it in `kinds!` (mod.rs).
+pub trait Kind: for<'de> Deserialize<'de> {
+    const INFO: KindInfo;
+
+    /// The rules serde does not state (a value not empty, a key that needs
+    /// another); an error names the key.
+    fn check(&mut self) -> Result<(), Problem> {
+        Ok(())
+    }
+
+    /// The sender. An error says why this channel cannot send (logged when
+    /// a team uses it); the channel then has no sender.
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError>;
+}
+
+/// A secret key of a channel file. A channel file must write it as one
+/// `${VARIABLE}` reference: the loader hands a value over only to a field
+/// of this type, and only when the file wrote it that way (see
+/// [`SECRET_FIELD`]), so a kind cannot take a secret in clear by naming
+/// its key differently. `Debug` shows nothing of it.
+pub struct Secret<T = SecretString>(T);
+
+impl<T> Secret<T> {
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+/// The name under which a [`Secret`] asks its deserializer for its value
+/// (`deserialize_newtype_struct`). A deserializer that checked how the file
+/// wrote the value answers with a one-entry map of this name to the text;
+/// any other answer is refused, so a secret never arrives unchecked.
+pub const SECRET_FIELD: &str = "$chatgate::channels::Secret";
+
+/// What a [`Secret`] holds, made from the text of the variable.
+pub trait SecretText: Sized {
+    fn from_text(text: String) -> Result<Self, String>;
+}
+
+impl SecretText for SecretString {
+    fn from_text(text: String) -> Result<Self, String> {
+        Ok(SecretString::from(text))
+    }
+}
+
+/// A Standard Webhooks key (`whsec_` + base64).
+impl SecretText for SecretBytes {
+    fn from_text(text: String) -> Result<Self, String> {
+        parse_whsec(&text)
+    }
+}
+
+impl<'de, T: SecretText> Deserialize<'de> for Secret<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Checked<T>(PhantomData<T>);
+        impl<'de, T: SecretText> Visitor<'de> for Checked<T> {
+            type Value = Secret<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret written as \"${VARIABLE}\"")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Secret<T>, A::Error> {
+                match map.next_entry::<String, String>()? {
+                    Some((name, text)) if name == SECRET_FIELD => {
+                        T::from_text(text).map(Secret).map_err(de::Error::custom)
+                    }
+                    _ => Err(de::Error::custom(
+                        "secrets in channel files must be written as \"${VARIABLE}\"",
+                    )),
+                }
+            }
+        }
+        d.deserialize_newtype_struct(SECRET_FIELD, Checked(PhantomData))
+    }
+}
+
+/// `Err` when `value` is empty or blank.
+pub fn required(key: &'static str, value: &str) -> Result<(), Problem> {
+    if value.trim().is_empty() {
+        Err((key, "must not be empty".into()))
+    } else {
+        Ok(())
+    }
+}
+
+/// An absolute `http` or `https` URL with a host.
+pub fn http_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|_| "is not an absolute http(s) URL".to_string())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err("is not an absolute http(s) URL".to_string());
+    }
+    Ok(url)
+}
+
+/// `#[serde(deserialize_with = "url")]`: a string that is an [`http_url`].
+pub fn url<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+    http_url(&String::deserialize(d)?).map_err(de::Error::custom)
+}
+
+/// A default `base_url`: `s` parsed (a constant of the kind, so it parses).
+pub fn default_url(s: &str) -> Url {
+    Url::parse(s).unwrap_or_else(|_| unreachable!("default URLs are valid"))
+}
+
+/// The keys of a kind that needs a base URL and a bot token (`slack`,
+/// `telegram`).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BotToken {
+    /// After [`BotToken::check`], always set (the kind's default when the
+    /// file has none).
+    #[serde(default, deserialize_with = "some_url")]
+    pub base_url: Option<Url>,
+    pub token: Secret,
+}
+
+impl BotToken {
+    /// The token is not empty; `base_url` defaults to `default`.
+    pub fn check(&mut self, default: &str) -> Result<(), Problem> {
+        required(
+            "token",
+            secrecy::ExposeSecret::expose_secret(self.token.get()),
+        )?;
+        self.base_url.get_or_insert_with(|| default_url(default));
+        Ok(())
+    }
+
+    /// The base URL and the token of a checked `BotToken`.
+    pub fn parts(&self) -> Result<(Url, &SecretString), ChannelError> {
+        let url = self.base_url.clone();
+        let url = url.ok_or_else(|| ChannelError("the channel has no base_url".into()))?;
+        Ok((url, self.token.get()))
+    }
+}
+
+fn some_url<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    url(d).map(Some)
+}
