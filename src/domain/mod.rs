@@ -15,7 +15,9 @@ pub mod pin;
 pub mod recognition;
 pub mod reveal;
 pub mod secrets;
+pub mod start_challenge;
 pub mod subject;
+pub mod verify_challenge;
 pub mod webhook_sig;
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{ChannelKind, Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
+use crate::domain::start_challenge::Reach;
 use crate::error::{Error, Result};
 use crate::events::{EventType, Publisher};
 use crate::store::SharedStore;
@@ -184,21 +185,17 @@ impl Gateway {
         channel: &str,
         to: Option<String>,
     ) -> Option<String> {
-        to.or_else(
-            || match self.config.channels.get(channel).map(|c| &c.kind) {
-                Some(ChannelKind::Twilio { .. }) => contact.phone.clone(),
-                Some(ChannelKind::Smtp { .. }) => contact.email.clone(),
-                _ => None,
-            },
-        )
+        self.reach(channel).recipient(contact, to)
     }
 
-    /// Whether `channel` sends to a person (a phone or an e-mail address).
-    pub fn needs_recipient(&self, channel: &str) -> bool {
-        matches!(
-            self.config.channels.get(channel).map(|c| &c.kind),
-            Some(ChannelKind::Twilio { .. } | ChannelKind::Smtp { .. })
-        )
+    /// Whom `channel` sends to: a conversation, or a person by phone or
+    /// e-mail address.
+    pub fn reach(&self, channel: &str) -> Reach {
+        match self.config.channels.get(channel).map(|c| &c.kind) {
+            Some(ChannelKind::Twilio { .. }) => Reach::Phone,
+            Some(ChannelKind::Smtp { .. }) => Reach::Email,
+            _ => Reach::Conversation,
+        }
     }
 
     /// An event about one interaction, outside an interaction's unit of
