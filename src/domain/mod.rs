@@ -1,8 +1,10 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
+pub mod abuse;
 pub mod assertion;
 pub mod assurance;
 pub mod challenge;
+pub mod customer_refs;
 pub mod destination;
 pub mod destination_policy;
 pub mod devices;
@@ -15,6 +17,7 @@ pub mod pin;
 pub mod recognition;
 pub mod reveal;
 pub mod secrets;
+pub mod settings;
 pub mod start_challenge;
 pub mod subject;
 pub mod verify_challenge;

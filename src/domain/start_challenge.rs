@@ -15,8 +15,8 @@ use super::destination_policy;
 use super::interaction::{Contact, InteractionRecord};
 use super::otp::OtpCode;
 use super::secrets::Pepper;
+use super::settings::Settings;
 use super::subject::SubjectRecord;
-use crate::config::Settings;
 use crate::error::Error;
 use crate::time::Timestamp;
 

@@ -11,8 +11,8 @@ use super::challenge::{self, AttemptOutcome, ChallengeMethod};
 use super::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
 use super::origins::Failure;
 use super::secrets::Pepper;
+use super::settings::Settings;
 use super::subject::SubjectRecord;
-use crate::config::Settings;
 use crate::error::Error;
 use crate::time::Timestamp;
 

@@ -1,8 +1,9 @@
 //! One test per rung of the start ladder, without a gateway or a store.
 use super::*;
-use crate::config::{Destinations, Dur};
+use crate::domain::abuse::Destinations;
 use crate::domain::interaction::PendingStepUp;
 use crate::domain::pin::SessionPin;
+use crate::time::Dur;
 
 const PHONE: &str = "+447400123456";
 
