@@ -10,7 +10,7 @@
 //! whose message could not be sent.
 use uuid::Uuid;
 
-use super::challenge::{self, Challenge, ChallengeMethod, Delivery};
+use super::challenge::{Challenge, ChallengeMethod, Delivery};
 use super::destination_policy;
 use super::interaction::{Contact, InteractionRecord};
 use super::otp::OtpCode;
@@ -222,7 +222,7 @@ pub fn decide(
         destination,
         previous: rec.challenge.clone(),
     };
-    challenge::open_new(rec, opened);
+    rec.open_new_challenge(opened);
     Ok(started)
 }
 

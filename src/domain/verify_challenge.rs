@@ -7,7 +7,8 @@
 //! nothing is the error itself.
 use uuid::Uuid;
 
-use super::challenge::{self, AttemptOutcome, ChallengeMethod};
+use super::attempts;
+use super::challenge::{AttemptOutcome, ChallengeMethod};
 use super::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
 use super::origins::Failure;
 use super::secrets::Pepper;
@@ -50,7 +51,7 @@ impl Verdict {
 /// `subject`, at `now`. The rungs, in order:
 ///
 /// 1. the subject (or origin) is locked (423) or banned (403);
-/// 2. the challenge cannot be answered (`challenge::attempt`): malformed
+/// 2. the challenge cannot be answered (`attempts::attempt`): malformed
 ///    code 422, unknown 404, used 409, expired or replaced 410, exhausted 410;
 /// 3. a wrong code: counted ([`Verdict::Wrong`]);
 /// 4. the right code for a step-up that is no longer live (past its
@@ -72,7 +73,7 @@ pub fn decide(
 ) -> Result<Verdict, Error> {
     let origin = rec.lockout_origin(s);
     subject.ensure_clear_for(origin.as_deref(), now)?;
-    let (method, step_up) = match challenge::attempt(rec, cid, code, pepper, now)? {
+    let (method, step_up) = match attempts::attempt(rec, cid, code, pepper, now)? {
         AttemptOutcome::Wrong { attempts_remaining } => {
             let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
             return Ok(Verdict::Wrong {

@@ -10,9 +10,9 @@ use super::records::{put, Loaded};
 use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::config::Team;
+use crate::domain::attempts;
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::PendingStepUp;
-use crate::domain::reveal;
 use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -101,7 +101,7 @@ impl Gateway {
         if let Some(subject) = &pair.subject.value {
             subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
         }
-        let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
+        let (code, expires_at) = attempts::reveal_code(rec, cid, &self.pepper, now)?;
         let view = pair.view(team, now)?;
         // Recorded before the code is shown: no reveal goes unaudited.
         let extra = serde_json::json!({"challenge": {"challenge_id": cid}, "api_key_id": key_id});

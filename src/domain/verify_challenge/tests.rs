@@ -52,7 +52,7 @@ impl Try {
             )
             .unwrap(),
         };
-        challenge::open_new(&mut rec, c);
+        rec.open_new_challenge(c);
         Try {
             rec,
             subject: SubjectRecord::new("cust-1"),
