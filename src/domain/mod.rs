@@ -19,7 +19,9 @@ pub mod recognition;
 pub mod reveal;
 pub mod secrets;
 pub mod settings;
+pub mod start_challenge;
 pub mod subject;
+pub mod verify_challenge;
 pub mod webhook_sig;
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
 use crate::domain::recognition::Recognition;
+use crate::domain::secrets::Pepper;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -40,30 +41,19 @@ struct ConversationLink {
 
 impl Record for ConversationLink {}
 
-/// `GET /v1/interactions` filters and paging.
-#[derive(Debug, Clone, Default)]
-pub struct ListQuery {
-    pub status: Option<Status>,
-    pub channel: Option<String>,
-    pub limit: usize,
-    pub cursor: Option<String>,
+/// A create request, its shape checked.
+struct Checked {
+    channel: String,
+    conversation: ConversationId,
+    customer_ref: Option<CustomerRef>,
+    pin: Option<SessionPin>,
+    contact: Contact,
 }
 
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Page {
-    pub items: Vec<InteractionView>,
-    pub next_cursor: Option<String>,
-}
-
-impl Gateway {
-    /// Creates the interaction, or returns the team's existing one for the
-    /// same channel and conversation. `true` when newly created.
-    pub async fn create_interaction(
-        &self,
-        team: &Team,
-        req: NewInteraction,
-        now: Timestamp,
-    ) -> Result<(InteractionView, bool)> {
+impl Checked {
+    /// 422 for a channel that is not the team's, or a malformed
+    /// conversation id, customer reference, session PIN or contact.
+    fn parse(team: &Team, req: NewInteraction) -> Result<Checked> {
         if !team.has_channel(&req.channel) {
             return Err(Error::invalid(
                 "channel",
@@ -97,87 +87,149 @@ impl Gateway {
             },
             None => Contact::default(),
         };
-        let ckey = keys::conversation(&team.id, &req.channel, conversation.as_str());
-        let rkey = self
-            .recognize_for(team, &req.channel)
-            .map(|_| keys::recognition(&team.id, &req.channel, conversation.as_str()));
-
-        let (view, created) = retry(|| async {
-            // The conversation and, when the bot names the customer, the
-            // subject it may already have locked or banned: one round trip.
-            let skey = customer_ref
-                .as_ref()
-                .map(|r| keys::subject(&team.id, r.as_str()));
-            // And what the conversation remembers, where its channel does.
-            let wanted: Vec<String> = std::iter::once(ckey.clone())
-                .chain(skey.clone())
-                .chain(rkey.clone())
-                .collect();
-            let mut raw = self.store.get(&wanted).await?.into_iter();
-            let link: Loaded<ConversationLink> = Loaded::parse(ckey.clone(), raw.next().flatten())?;
-            let subject: Option<SubjectRecord> = match skey {
-                Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
-                None => None,
-            };
-            let recognition: Option<Recognition> = match &rkey {
-                Some(k) => Loaded::parse(k.clone(), raw.next().flatten())?.value,
-                None => None,
-            };
-            if let Some(existing) = &link.value {
-                match self.load_pair(team, existing.id, now).await {
-                    Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
-                    Err(Error::NotFound(_)) => {} // forgotten: start a new one
-                    Err(e) => return Err(e),
-                }
-            }
-            let mut rec = InteractionRecord::new(
-                Uuid::now_v7(),
-                &team.id,
-                &req.channel,
-                conversation.as_str(),
-                now,
-            );
-            rec.customer_ref = customer_ref.clone().map(CustomerRef::into_string);
-            rec.session_pin_hash = pin.as_ref().map(|p| p.keyed_hash(rec.id, &self.pepper));
-            rec.contact = contact.clone();
-            let mut ops = vec![put(
-                &ckey,
-                link.version,
-                &ConversationLink { id: rec.id },
-                Some(s.interaction_ttl.get()),
-            )?];
-            ops.extend(write_interaction(team, 0, None, None, &mut rec, now)?);
-            let view = InteractionView::build_recognized(
-                &rec,
-                subject.as_ref(),
-                recognition.as_ref(),
-                s,
-                now,
-            );
-            let created = OutboxItem::about_interaction(
-                EventType::InteractionCreated,
-                now,
-                &view,
-                &serde_json::Value::Null,
-            )?;
-            ops.extend(self.outbox.enqueue(&team.id, created, now)?);
-            match self.store.commit(ops).await? {
-                Commit::Applied => {
-                    if let Some(rkey) = &rkey {
-                        let ikey = keys::interaction(&team.id, rec.id);
-                        self.recognition_keys.remember(&ikey, rkey);
-                    }
-                    Ok(Some((view, true)))
-                }
-                Commit::Conflict { .. } => Ok(None),
-            }
+        Ok(Checked {
+            channel: req.channel,
+            conversation,
+            customer_ref,
+            pin,
+            contact,
         })
-        .await?;
+    }
+
+    /// A new interaction of `team` for this request, its session PIN kept
+    /// only as its keyed hash.
+    fn record(&self, team: &Team, pepper: &Pepper, now: Timestamp) -> InteractionRecord {
+        let (channel, conversation) = (&self.channel, self.conversation.as_str());
+        let mut rec = InteractionRecord::new(Uuid::now_v7(), &team.id, channel, conversation, now);
+        rec.customer_ref = self.customer_ref.clone().map(CustomerRef::into_string);
+        rec.session_pin_hash = self.pin.as_ref().map(|p| p.keyed_hash(rec.id, pepper));
+        rec.contact = self.contact.clone();
+        rec
+    }
+}
+
+/// What a new interaction's conversation holds, as read.
+struct Conversation {
+    link: Loaded<ConversationLink>,
+    subject: Option<SubjectRecord>,
+    recognition: Option<Recognition>,
+    /// Where the conversation's recognition is kept (`None`: its channel
+    /// remembers nothing).
+    recognition_key: Option<String>,
+}
+
+/// `GET /v1/interactions` filters and paging.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub status: Option<Status>,
+    pub channel: Option<String>,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Page {
+    pub items: Vec<InteractionView>,
+    pub next_cursor: Option<String>,
+}
+
+impl Gateway {
+    /// Creates the interaction, or returns the team's existing one for the
+    /// same channel and conversation. `true` when newly created.
+    pub async fn create_interaction(
+        &self,
+        team: &Team,
+        req: NewInteraction,
+        now: Timestamp,
+    ) -> Result<(InteractionView, bool)> {
+        let new = Checked::parse(team, req)?;
+        let (view, created) = retry(|| self.create_or_find(team, &new, now)).await?;
         if created {
             metrics::counter!("chatgate_interactions_created_total").increment(1);
             self.outbox.wake();
         }
         Ok((view, created))
+    }
+
+    /// One try of [`Self::create_interaction`]: the conversation's
+    /// interaction if it has a live one, else a new one committed with its
+    /// conversation key and `interaction.created` event; `None` on a
+    /// concurrent write (try again).
+    async fn create_or_find(
+        &self,
+        team: &Team,
+        new: &Checked,
+        now: Timestamp,
+    ) -> Result<Option<(InteractionView, bool)>> {
+        let seen = self.read_conversation(team, new).await?;
+        if let Some(existing) = &seen.link.value {
+            match self.load_pair(team, existing.id, now).await {
+                Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
+                Err(Error::NotFound(_)) => {} // forgotten: start a new one
+                Err(e) => return Err(e),
+            }
+        }
+        let s = team.settings_for(&new.channel);
+        let mut rec = new.record(team, &self.pepper, now);
+        let link = ConversationLink { id: rec.id };
+        let ttl = Some(s.interaction_ttl.get());
+        let mut ops = vec![put(&seen.link.key, seen.link.version, &link, ttl)?];
+        ops.extend(write_interaction(team, 0, None, None, &mut rec, now)?);
+        let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
+        let view = InteractionView::build_recognized(&rec, subject, recognition, s, now);
+        let created = OutboxItem::about_interaction(
+            EventType::InteractionCreated,
+            now,
+            &view,
+            &serde_json::Value::Null,
+        )?;
+        ops.extend(self.outbox.enqueue(&team.id, created, now)?);
+        match self.store.commit(ops).await? {
+            Commit::Applied => {
+                if let Some(rkey) = &seen.recognition_key {
+                    let ikey = keys::interaction(&team.id, rec.id);
+                    self.recognition_keys.remember(&ikey, rkey);
+                }
+                Ok(Some((view, true)))
+            }
+            Commit::Conflict { .. } => Ok(None),
+        }
+    }
+
+    /// What a new interaction's conversation already holds, in one round
+    /// trip: its link to an interaction; when the bot names the customer,
+    /// the subject they may have locked or banned; and what the
+    /// conversation remembers, where its channel does.
+    async fn read_conversation(&self, team: &Team, new: &Checked) -> Result<Conversation> {
+        let conversation = new.conversation.as_str();
+        let ckey = keys::conversation(&team.id, &new.channel, conversation);
+        let skey = new
+            .customer_ref
+            .as_ref()
+            .map(|r| keys::subject(&team.id, r.as_str()));
+        let rkey = self
+            .recognize_for(team, &new.channel)
+            .map(|_| keys::recognition(&team.id, &new.channel, conversation));
+        let wanted: Vec<String> = std::iter::once(ckey.clone())
+            .chain(skey.clone())
+            .chain(rkey.clone())
+            .collect();
+        let mut raw = self.store.get(&wanted).await?.into_iter();
+        let link = Loaded::parse(ckey, raw.next().flatten())?;
+        let subject = match skey {
+            Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
+            None => None,
+        };
+        let recognition = match &rkey {
+            Some(k) => Loaded::parse(k.clone(), raw.next().flatten())?.value,
+            None => None,
+        };
+        Ok(Conversation {
+            link,
+            subject,
+            recognition,
+            recognition_key: rkey,
+        })
     }
 
     pub async fn get_interaction(
@@ -233,107 +285,125 @@ impl Gateway {
                 })?),
                 None => None,
             };
-        let index = keys::interactions_index(&team.id);
         let batch = (q.limit * 2).clamp(20, 500);
         let mut items = Vec::new();
-        let mut walked = 0;
-        loop {
-            walked += 1;
-            let entries = self.store.index_desc(&index, before.clone(), batch).await?;
-            let exhausted = entries.len() < batch;
-            let ids: Vec<(IndexEntry, Uuid)> = entries
-                .into_iter()
-                .filter_map(|e| Uuid::parse_str(&e.member).ok().map(|id| (e, id)))
-                .collect();
-            let rkeys: Vec<String> = ids
-                .iter()
-                .map(|(_, id)| keys::interaction(&team.id, *id))
-                .collect();
-            let raw = if rkeys.is_empty() {
-                Vec::new()
-            } else {
-                self.store.get(&rkeys).await?
-            };
-            let mut live: Vec<(IndexEntry, InteractionRecord)> = Vec::new();
-            let mut gone = Vec::new();
-            for ((entry, _), (key, r)) in ids.into_iter().zip(rkeys.into_iter().zip(raw)) {
-                // A record this version cannot read is left out (and its
-                // index entry dropped), never a 500 for the whole list.
-                let parsed = Loaded::<InteractionRecord>::parse(key, r).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "unreadable interaction left out of a list");
-                    Loaded {
-                        key: String::new(),
-                        version: 0,
-                        value: None,
-                    }
-                });
-                match parsed.value {
-                    Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
-                        live.push((entry, rec))
-                    }
-                    _ => gone.push(Op::IndexRemove {
-                        key: index.clone(),
-                        member: entry.member,
-                    }),
-                }
-            }
-            if !gone.is_empty() {
-                // Lazy clean-up of ids whose records expired; never conflicts.
-                self.store.commit(gone).await?;
-            }
-            let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
-            // Side by side: where channels remember conversations, their
-            // records cost no extra wait.
-            let (subjects, recognitions) = futures::future::try_join(
-                self.load_subjects(team, &recs),
-                self.load_recognitions(team, &recs),
-            )
-            .await?;
-            for (((entry, rec), subject), recognition) in
-                live.iter().zip(subjects).zip(recognitions)
-            {
+        // Where the last item kept sits in the index.
+        let mut kept: Option<(i64, String)> = None;
+        // A filter may match few: a page walks at most MAX_BATCHES batches
+        // of the index, then answers what it found (perhaps nothing) with a
+        // cursor to go on. A page costs O(limit), never O(team).
+        for _ in 0..MAX_BATCHES {
+            let (live, exhausted) = self.live_batch(team, before.clone(), batch, now).await?;
+            for (entry, view) in self.views(team, &live, now).await? {
                 before = Some((entry.score, entry.member.clone()));
-                if q.channel.as_deref().is_some_and(|c| c != rec.channel) {
+                if q.channel.as_deref().is_some_and(|c| c != view.channel)
+                    || q.status.is_some_and(|st| st != view.status)
+                {
                     continue;
                 }
+                // One past the page tells whether a next page exists, so the
+                // last page ends with `next_cursor: null`.
+                if items.len() == q.limit {
+                    let next_cursor = kept.as_ref().map(|(s, m)| encode_cursor(*s, m));
+                    return Ok(Page { items, next_cursor });
+                }
+                items.push(view);
+                kept = Some((entry.score, entry.member.clone()));
+            }
+            if exhausted {
+                let next_cursor = None;
+                return Ok(Page { items, next_cursor });
+            }
+        }
+        let next_cursor = before.as_ref().map(|(s, m)| encode_cursor(*s, m));
+        Ok(Page { items, next_cursor })
+    }
+
+    /// The next `batch` entries of the team's index before `before`, with
+    /// their live records (`true` when the index has no more). Entries
+    /// whose records expired, or that this version cannot read, are left
+    /// out and dropped from the index.
+    async fn live_batch(
+        &self,
+        team: &Team,
+        before: Option<(i64, String)>,
+        batch: usize,
+        now: Timestamp,
+    ) -> Result<(Vec<(IndexEntry, InteractionRecord)>, bool)> {
+        let index = keys::interactions_index(&team.id);
+        let entries = self.store.index_desc(&index, before, batch).await?;
+        let exhausted = entries.len() < batch;
+        let ids: Vec<(IndexEntry, Uuid)> = entries
+            .into_iter()
+            .filter_map(|e| Uuid::parse_str(&e.member).ok().map(|id| (e, id)))
+            .collect();
+        let rkeys: Vec<String> = ids
+            .iter()
+            .map(|(_, id)| keys::interaction(&team.id, *id))
+            .collect();
+        let raw = if rkeys.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get(&rkeys).await?
+        };
+        let mut live = Vec::new();
+        let mut gone = Vec::new();
+        for ((entry, _), (key, r)) in ids.into_iter().zip(rkeys.into_iter().zip(raw)) {
+            // A record this version cannot read is left out (and its
+            // index entry dropped), never a 500 for the whole list.
+            let parsed = Loaded::<InteractionRecord>::parse(key, r).unwrap_or_else(|e| {
+                tracing::error!(error = %e, "unreadable interaction left out of a list");
+                Loaded {
+                    key: String::new(),
+                    version: 0,
+                    value: None,
+                }
+            });
+            match parsed.value {
+                Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
+                    live.push((entry, rec))
+                }
+                _ => gone.push(Op::IndexRemove {
+                    key: index.clone(),
+                    member: entry.member,
+                }),
+            }
+        }
+        if !gone.is_empty() {
+            // Lazy clean-up of ids whose records expired; never conflicts.
+            self.store.commit(gone).await?;
+        }
+        Ok((live, exhausted))
+    }
+
+    /// The views of `live` records, with their subjects and what their
+    /// conversations remember, read side by side.
+    async fn views<'e>(
+        &self,
+        team: &Team,
+        live: &'e [(IndexEntry, InteractionRecord)],
+        now: Timestamp,
+    ) -> Result<Vec<(&'e IndexEntry, InteractionView)>> {
+        let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
+        let (subjects, recognitions) = futures::future::try_join(
+            self.load_subjects(team, &recs),
+            self.load_recognitions(team, &recs),
+        )
+        .await?;
+        let views = live.iter().zip(subjects).zip(recognitions).map(
+            |(((entry, rec), subject), recognition)| {
+                let s = team.settings_for(&rec.channel);
                 let view = InteractionView::build_recognized(
                     rec,
                     subject.as_ref(),
                     recognition.as_ref(),
-                    team.settings_for(&rec.channel),
+                    s,
                     now,
                 );
-                if q.status.is_some_and(|st| st != view.status) {
-                    continue;
-                }
-                items.push((view, (entry.score, entry.member.clone())));
-                // One past the page tells whether a next page exists, so the
-                // last page ends with `next_cursor: null`.
-                if items.len() > q.limit {
-                    items.truncate(q.limit);
-                    let next = items.last().map(|(_, (s, m))| encode_cursor(*s, m));
-                    let items = items.into_iter().map(|(v, _)| v).collect();
-                    return Ok(Page {
-                        items,
-                        next_cursor: next,
-                    });
-                }
-            }
-            // A filter may match few: a page walks at most MAX_BATCHES
-            // batches of the index, then answers what it found (perhaps
-            // nothing) with a cursor to go on. A page costs O(limit), never
-            // O(team).
-            if exhausted || walked == MAX_BATCHES {
-                let next_cursor = match exhausted {
-                    true => None,
-                    false => before.as_ref().map(|(s, m)| encode_cursor(*s, m)),
-                };
-                return Ok(Page {
-                    items: items.into_iter().map(|(v, _)| v).collect(),
-                    next_cursor,
-                });
-            }
-        }
+                (entry, view)
+            },
+        );
+        Ok(views.collect())
     }
 
     /// The customer was active now (docs/api.md#activity-logout-and-time-outs).

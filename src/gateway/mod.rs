@@ -45,6 +45,7 @@ use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
+use crate::domain::start_challenge::Reach;
 use crate::error::{Error, Result};
 use crate::events::{EventType, Publisher};
 use crate::store::SharedStore;
@@ -194,22 +195,22 @@ impl Gateway {
         channel: &str,
         to: Option<String>,
     ) -> Option<String> {
-        to.or_else(|| match self.addressing(channel)? {
-            Addressing::Phone => contact.phone.clone(),
-            Addressing::Email => contact.email.clone(),
-            Addressing::Conversation => None,
-        })
+        self.reach(channel).recipient(contact, to)
     }
 
-    /// Whether `channel` sends to a person (a phone or an e-mail address).
-    pub fn needs_recipient(&self, channel: &str) -> bool {
-        self.addressing(channel)
-            .is_some_and(|a| a != Addressing::Conversation)
-    }
-
-    fn addressing(&self, channel: &str) -> Option<Addressing> {
-        let channel = self.config.channels.get(channel)?;
-        Some(channel.kind.info().addressing)
+    /// Whom `channel` sends to: a conversation, or a person by phone or
+    /// e-mail address (its kind's addressing).
+    pub fn reach(&self, channel: &str) -> Reach {
+        let addressing = self
+            .config
+            .channels
+            .get(channel)
+            .map(|c| c.kind.info().addressing);
+        match addressing {
+            Some(Addressing::Phone) => Reach::Phone,
+            Some(Addressing::Email) => Reach::Email,
+            Some(Addressing::Conversation) | None => Reach::Conversation,
+        }
     }
 
     /// An event about one interaction, outside an interaction's unit of

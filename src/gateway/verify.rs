@@ -9,12 +9,11 @@ use uuid::Uuid;
 use super::records::{put, Loaded};
 use super::work::Step;
 use super::{Gateway, InteractionView};
-use crate::config::{Settings, Team};
+use crate::config::Team;
 use crate::domain::attempts;
-use crate::domain::challenge::{AttemptOutcome, ChallengeMethod};
 use crate::domain::devices::CustomerDevices;
-use crate::domain::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
-use crate::domain::origins::Failure;
+use crate::domain::interaction::PendingStepUp;
+use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::keys;
@@ -43,90 +42,45 @@ impl Gateway {
         code: &str,
         now: Timestamp,
     ) -> Result<Verified> {
+        // A malformed code is 422 before anything is read.
         crate::domain::pin::parse_code(code)?;
-        enum Verdict {
-            Success,
-            Wrong(u32, Failure),
-        }
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     let s = w.settings;
-                    w.ensure_clear(now)?;
+                    let (rec, subject) = w.records();
                     let verdict =
-                        match attempts::attempt(&mut w.rec, cid, code, &self.pepper, now)? {
-                            AttemptOutcome::Wrong { attempts_remaining } => {
-                                Verdict::Wrong(attempts_remaining, w.record_failure(now))
+                        verify_challenge::decide(rec, subject, s, cid, code, &self.pepper, now)?;
+                    match &verdict {
+                        Verdict::Authenticated { step_up } => {
+                            if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
+                                w.also(self.validated_devices(team, p).await?);
                             }
-                            AttemptOutcome::Success { method, step_up } => {
-                                // A step-up challenge completes only a step-up that is
-                                // still live (its assertion not past `exp`, not logged
-                                // out, not replaced); else it proves nobody.
-                                let pending = match step_up {
-                                    true => Some(
-                                        w.rec
-                                            .live_step_up(now)
-                                            .cloned()
-                                            .ok_or(Error::ChallengeExpired)?,
-                                    ),
-                                    false => None,
-                                };
-                                w.record_success(now);
-                                let (method, customer, since) = match (&pending, method) {
-                                    (Some(p), _) => (Method::Otp, p.customer.clone(), now),
-                                    (None, ChallengeMethod::Otp) => {
-                                        (Method::Otp, self.customer_for(&w.rec, now, s), now)
-                                    }
-                                    (None, ChallengeMethod::Pin) => {
-                                        (Method::Pin, self.customer_for(&w.rec, now, s), now)
-                                    }
-                                    // A bound login: the customer the login proved, by
-                                    // its method, authenticated since the callback.
-                                    (None, ChallengeMethod::Binding) => {
-                                        let binding = w
-                                            .rec
-                                            .binding
-                                            .clone()
-                                            .filter(|b| b.challenge_id == cid)
-                                            .ok_or(Error::ChallengeExpired)?;
-                                        let since = binding.proven_at.unwrap_or(now);
-                                        (binding.method, binding.customer, since)
-                                    }
-                                };
-                                if let Some(p) = pending.as_ref().filter(|_| team.remembers_devices()) {
-                                    let devices = self.validated_devices(team, p).await?;
-                                    w.also(devices);
-                                }
-                                w.rec.authenticate_since(method, customer, since, now, s);
-                                w.announce_authenticated();
-                                Verdict::Success
-                            }
-                        };
-                    if let Verdict::Wrong(remaining, outcome) = &verdict {
-                        let challenge = serde_json::json!({"challenge": {"challenge_id": cid, "attempts_remaining": remaining}});
-                        w.emit(EventType::ChallengeFailed, challenge);
-                        w.emit_lockout(outcome);
+                            w.announce_authenticated();
+                        }
+                        Verdict::Wrong {
+                            attempts_remaining,
+                            failure,
+                        } => {
+                            let challenge = serde_json::json!({"challenge": {"challenge_id": cid, "attempts_remaining": attempts_remaining}});
+                            w.emit(EventType::ChallengeFailed, challenge);
+                            w.emit_lockout(failure);
+                        }
                     }
                     Ok(Step::Write(verdict))
                 })
             })
             .await?;
-        let c = &done;
-        match done.value {
-            Verdict::Success => Ok(Verified {
-                authenticated: true,
-                requires_2fa: false,
-                expires_at: c.view.expires_at,
-                interaction: c.view.clone(),
-            }),
-            Verdict::Wrong(remaining, outcome) => {
-                metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge")
-                    .increment(1);
-                Err(outcome.refusal(now).unwrap_or(Error::InvalidCode {
-                    attempts_remaining: remaining,
-                }))
-            }
+        if let Some(problem) = done.value.problem(now) {
+            metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
+            return Err(problem);
         }
+        Ok(Verified {
+            authenticated: true,
+            requires_2fa: false,
+            expires_at: done.view.expires_at,
+            interaction: done.view,
+        })
     }
 
     /// The open OTP, for an agent, where the team allows it.
@@ -178,21 +132,5 @@ impl Gateway {
             &d,
             Some(super::assertion::DEVICES_TTL),
         )
-    }
-
-    /// Whom a plain OTP/PIN success proves: on an interaction still
-    /// authenticated (a step-up), the customer already proven — the code
-    /// re-proves the same chat, and a website's logout must still find them;
-    /// otherwise the bot's `customer_ref`, if any.
-    fn customer_for(&self, rec: &InteractionRecord, now: Timestamp, s: &Settings) -> Customer {
-        if rec.is_authenticated(now, s) {
-            if let Some(auth) = rec.auth.as_ref().filter(|a| !a.customer.is_empty()) {
-                return auth.customer.clone();
-            }
-        }
-        rec.customer_ref
-            .iter()
-            .map(|r| ("id".to_string(), r.clone()))
-            .collect()
     }
 }

@@ -70,6 +70,14 @@ impl Work<'_> {
         &mut self.subject
     }
 
+    /// The interaction and its subject together, for a domain decision that
+    /// changes both (the subject is then written back, as with
+    /// [`Self::subject`]).
+    pub fn records(&mut self) -> (&mut InteractionRecord, &mut SubjectRecord) {
+        self.subject_used = true;
+        (&mut self.rec, &mut self.subject)
+    }
+
     /// The conversation is no longer recognized (`/forget`, a logout, a
     /// ban).
     pub fn forget_recognition(&mut self) {

@@ -1,0 +1,315 @@
+//! Starting an OTP or session-PIN challenge (docs/api.md#challenges-otp-and-session-pin):
+//! the verdict ladder, on plain values.
+//!
+//! [`ChallengeRequest::parse`] checks the request's shape before anything
+//! is read. [`decide`] then takes the interaction, its subject and the
+//! team's rules, and either refuses (the problem to answer; nothing is
+//! counted) or opens the challenge and counts the send on the subject,
+//! answering where the message goes and which destination's sends the
+//! caller counts too (`domain::destination`). [`take_back`] undoes a start
+//! whose message could not be sent.
+use uuid::Uuid;
+
+use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
+use super::destination_policy;
+use super::interaction::{Contact, InteractionRecord};
+use super::otp::OtpCode;
+use super::secrets::Pepper;
+use super::settings::Settings;
+use super::subject::SubjectRecord;
+use crate::error::Error;
+use crate::time::Timestamp;
+
+/// A request to start a challenge, its shape checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeRequest {
+    pub method: ChallengeMethod,
+    pub delivery: Delivery,
+    /// A phone number (`sms`) or e-mail address (`email`), shaped; else the
+    /// interaction's contact.
+    pub to: Option<String>,
+}
+
+impl ChallengeRequest {
+    /// The request as sent (`method`, `delivery`, `to`), or 422: an unknown
+    /// method or delivery, a PIN prompt anywhere but the chat, a `to`
+    /// that is not a phone number or address, or one for another delivery.
+    pub fn parse(
+        method: &str,
+        delivery: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<ChallengeRequest, Error> {
+        let methods = ChallengeMethod::STARTABLE;
+        let Some(method) = named(&methods, ChallengeMethod::as_str, method) else {
+            let allowed = one_of(&methods, ChallengeMethod::as_str);
+            return Err(Error::invalid("method", &format!("must be {allowed}")));
+        };
+        let deliveries = Delivery::REQUESTABLE;
+        let requested = match delivery {
+            None => None,
+            Some(d) => match named(&deliveries, Delivery::as_str, d) {
+                Some(d) => Some(d),
+                None => {
+                    let allowed = one_of(&deliveries, Delivery::as_str);
+                    return Err(Error::invalid("delivery", &format!("must be {allowed}")));
+                }
+            },
+        };
+        let delivery = match (method, requested) {
+            (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Delivery::Chat,
+            (ChallengeMethod::Pin, Some(_)) => {
+                return Err(Error::invalid(
+                    "delivery",
+                    "a PIN prompt goes into the chat",
+                ))
+            }
+            (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
+            // Opened only by a login callback (login binding), never here.
+            (ChallengeMethod::Binding, _) => {
+                return Err(Error::invalid("method", "must be otp or pin"))
+            }
+        };
+        let to = match (delivery, to) {
+            (Delivery::Sms, Some(t)) => Some(super::input::phone("to", t)?),
+            (Delivery::Email, Some(t)) => Some(super::input::email("to", t)?),
+            (_, Some(_)) => return Err(Error::invalid("to", "only for sms or email delivery")),
+            (_, None) => None,
+        };
+        Ok(ChallengeRequest {
+            method,
+            delivery,
+            to,
+        })
+    }
+}
+
+/// Whom a channel's messages reach: a conversation, or a person by phone
+/// or e-mail (docs/channels.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Conversation,
+    Phone,
+    Email,
+}
+
+impl Reach {
+    /// Whom a message on a channel of this reach goes to: `to` when given,
+    /// else the contact it addresses (`None`: a conversation, or nobody to
+    /// send to).
+    pub fn recipient(self, contact: &Contact, to: Option<String>) -> Option<String> {
+        to.or_else(|| match self {
+            Reach::Conversation => None,
+            Reach::Phone => contact.phone.clone(),
+            Reach::Email => contact.email.clone(),
+        })
+    }
+}
+
+/// A channel and whom it reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub channel: String,
+    pub reach: Reach,
+}
+
+/// The channels a challenge's message may take: the interaction's own
+/// chat, and the team's SMS and e-mail channels where it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
+    pub chat: Route,
+    pub sms: Option<Route>,
+    pub email: Option<Route>,
+}
+
+/// The team's rules a start obeys: the interaction's settings, its routes,
+/// and the pepper that hashes and seals the code.
+pub struct Rules<'a> {
+    pub settings: &'a Settings,
+    pub routes: &'a Routes,
+    pub pepper: &'a Pepper,
+}
+
+/// Where a challenge's message goes: a channel, and the recipient when the
+/// channel sends to a person (`None`: the interaction's conversation, or its
+/// contact, resolved by the sender).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub channel: String,
+    pub to: Option<String>,
+}
+
+/// A challenge started: already the interaction's current one, its send
+/// counted on the subject.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub method: ChallengeMethod,
+    pub expires_at: Timestamp,
+    pub attempts_allowed: u32,
+    /// The message to send (`None`: agent delivery, nothing is sent).
+    pub message: Option<Message>,
+    /// The phone number or address whose sends the caller counts, in the
+    /// same commit (`domain::destination`), when the message goes to a
+    /// person (an SMS or e-mail channel).
+    pub destination: Option<String>,
+    /// The challenge it replaced, to reopen should the message fail.
+    pub previous: Option<Challenge>,
+}
+
+/// The verdict on starting challenge `id` (its code `code`, for an OTP) on
+/// `rec`, whose subject is `subject`, at `now`. The rungs, in order:
+///
+/// 1. the destination policy (docs/api.md#where-an-otp-may-go): 403 or 422,
+///    before anything is counted;
+/// 2. the subject (or origin) is locked (423) or banned (403);
+/// 3. SMS or e-mail delivery the team has no channel for: 422;
+/// 4. `otp.require_other_channel` and an OTP into the chat: 422;
+/// 5. SMS or e-mail to the contact, and it has no phone or address: 422;
+/// 6. a channel that sends to a person, and nobody to send to: 422;
+/// 7. agent delivery without `otp.show_to_agents`: 422;
+/// 8. a PIN prompt on an interaction without a session PIN: 409;
+/// 9. the subject's send limit (`otp.max_sends` per `otp.send_window`): 429.
+///
+/// Otherwise the challenge is opened (an OTP started during a live step-up
+/// completes it, and ends with it) and the send counted.
+pub fn decide(
+    req: &ChallengeRequest,
+    id: Uuid,
+    code: &OtpCode,
+    rec: &mut InteractionRecord,
+    subject: &mut SubjectRecord,
+    rules: &Rules<'_>,
+    now: Timestamp,
+) -> Result<Started, Error> {
+    let s = rules.settings;
+    destination_policy::allow(&s.otp, req.delivery, req.to.as_deref(), &rec.contact)?;
+    subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
+    let route = route(rules.routes, req.delivery)?;
+    let same_channel = route.is_some_and(|r| r.channel == rec.channel);
+    if s.otp.require_other_channel && req.method == ChallengeMethod::Otp && same_channel {
+        return Err(Error::invalid(
+            "delivery",
+            "the code must travel on another channel than the chat",
+        ));
+    }
+    let to = to_contact(req, &rec.contact)?;
+    // A conversation on an SMS or e-mail channel is reached through the
+    // interaction's contact: without one, nothing can be sent (a request
+    // problem, not a provider failure).
+    let to_person = route.filter(|r| r.reach != Reach::Conversation);
+    let destination = to_person.and_then(|r| r.reach.recipient(&rec.contact, to.clone()));
+    if to_person.is_some() && destination.is_none() {
+        return Err(Error::invalid(
+            "delivery",
+            "this channel needs the interaction's contact, and it has none",
+        ));
+    }
+    if req.delivery == Delivery::Agent && !s.otp.show_to_agents {
+        return Err(Error::invalid(
+            "delivery",
+            "agent delivery needs otp.show_to_agents",
+        ));
+    }
+    let opened = new_challenge(req, id, code, rec, rules, now)?;
+    subject.forget_old(now, &s.lockout, &s.otp);
+    subject.check_send(now, &s.otp)?;
+    subject.record_send(now);
+    let started = Started {
+        method: opened.method,
+        expires_at: opened.expires_at,
+        attempts_allowed: opened.max_attempts,
+        message: route.map(|r| Message {
+            channel: r.channel.clone(),
+            to,
+        }),
+        destination,
+        previous: rec.challenge.clone(),
+    };
+    rec.open_new_challenge(opened);
+    Ok(started)
+}
+
+/// The route of `delivery` (`None`: nothing is sent), or 422 when the team
+/// has no channel for it.
+fn route(routes: &Routes, delivery: Delivery) -> Result<Option<&Route>, Error> {
+    let not_allowed = || Error::invalid("delivery", "is not allowed for this team");
+    match delivery {
+        Delivery::Agent | Delivery::LoginPage => Ok(None),
+        Delivery::Chat => Ok(Some(&routes.chat)),
+        Delivery::Sms => routes.sms.as_ref().map(Some).ok_or_else(not_allowed),
+        Delivery::Email => routes.email.as_ref().map(Some).ok_or_else(not_allowed),
+    }
+}
+
+/// The recipient of an SMS or e-mail: the request's, else the contact's
+/// (422 when it has none); `None` for the other deliveries.
+fn to_contact(req: &ChallengeRequest, contact: &Contact) -> Result<Option<String>, Error> {
+    if req.to.is_some() {
+        return Ok(req.to.clone());
+    }
+    let (on_file, what) = match req.delivery {
+        Delivery::Sms => (&contact.phone, "required: the interaction has no phone"),
+        Delivery::Email => (&contact.email, "required: the interaction has no e-mail"),
+        _ => return Ok(None),
+    };
+    on_file
+        .clone()
+        .map(Some)
+        .ok_or_else(|| Error::invalid("to", what))
+}
+
+/// The challenge to open: a PIN prompt for the session PIN (409 without
+/// one), or an OTP for `code`, sealed for agents where they may see it.
+fn new_challenge(
+    req: &ChallengeRequest,
+    id: Uuid,
+    code: &OtpCode,
+    rec: &InteractionRecord,
+    rules: &Rules<'_>,
+    now: Timestamp,
+) -> Result<Challenge, Error> {
+    let s = rules.settings;
+    if req.method == ChallengeMethod::Pin {
+        let hash = rec.session_pin_hash.as_ref().ok_or(Error::NoSessionPin)?;
+        return Ok(Challenge::new_pin(id, hash, &s.pin, now));
+    }
+    let step_up = rec.live_step_up(now).map(|p| p.until);
+    let seal = s.otp.show_to_agents;
+    let c = Challenge::new_otp(
+        id,
+        req.delivery,
+        code,
+        rules.pepper,
+        &s.otp,
+        seal,
+        step_up.is_some(),
+        now,
+    )?;
+    Ok(c.ending_by(step_up))
+}
+
+/// Takes back challenge `id`, started at `now`, whose message could not be
+/// sent: `previous` is current again if still open, and the subject's send
+/// is given back. `false` when a newer challenge replaced it meanwhile
+/// (nothing to take back).
+pub fn take_back(
+    rec: &mut InteractionRecord,
+    subject: &mut SubjectRecord,
+    id: Uuid,
+    previous: Option<Challenge>,
+    now: Timestamp,
+) -> bool {
+    if rec.challenge.as_ref().map(|c| c.id) != Some(id) {
+        return false;
+    }
+    rec.challenge = previous.filter(|p| p.is_open(now));
+    if let Some(p) = &rec.challenge {
+        rec.past_challenges.retain(|past| past.id != p.id);
+    }
+    if let Some(pos) = subject.sends.iter().rposition(|t| *t == now) {
+        subject.sends.remove(pos);
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+//! One test per rung of the start ladder, without a gateway or a store.
+use super::*;
+use crate::domain::abuse::Destinations;
+use crate::domain::interaction::PendingStepUp;
+use crate::domain::pin::SessionPin;
+use crate::time::Dur;
+
+const PHONE: &str = "+447400123456";
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_795_000_000 + secs)
+}
+
+fn pepper() -> Pepper {
+    Pepper::new("test-pepper")
+}
+
+fn code() -> OtpCode {
+    OtpCode::from_digits("482913").unwrap()
+}
+
+fn route(channel: &str, reach: Reach) -> Option<Route> {
+    Some(Route {
+        channel: channel.to_string(),
+        reach,
+    })
+}
+
+/// A chat on `webchat`, SMS through `sms` and e-mail through `mail`.
+fn routes() -> Routes {
+    Routes {
+        chat: route("webchat", Reach::Conversation).unwrap(),
+        sms: route("sms", Reach::Phone),
+        email: route("mail", Reach::Email),
+    }
+}
+
+fn rec() -> InteractionRecord {
+    let mut r = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", t(0));
+    r.contact.phone = Some(PHONE.to_string());
+    r
+}
+
+fn req(method: &str, delivery: Option<&str>, to: Option<&str>) -> ChallengeRequest {
+    ChallengeRequest::parse(method, delivery, to).unwrap()
+}
+
+fn sms() -> ChallengeRequest {
+    req("otp", Some("sms"), None)
+}
+
+/// One start on fresh copies of `r` and `subject`, at `t(1)`: the verdict,
+/// and the records as it left them.
+struct Try {
+    rec: InteractionRecord,
+    subject: SubjectRecord,
+    settings: Settings,
+    routes: Routes,
+}
+
+impl Try {
+    fn new() -> Try {
+        Try {
+            rec: rec(),
+            subject: SubjectRecord::new("cust-1"),
+            settings: Settings::default(),
+            routes: routes(),
+        }
+    }
+
+    fn start(&mut self, req: &ChallengeRequest) -> Result<Started, Error> {
+        let pepper = pepper();
+        let rules = Rules {
+            settings: &self.settings,
+            routes: &self.routes,
+            pepper: &pepper,
+        };
+        let (rec, subject) = (&mut self.rec, &mut self.subject);
+        decide(req, Uuid::now_v7(), &code(), rec, subject, &rules, t(1))
+    }
+
+    /// The refusal's contract code and message; the records must be as
+    /// they were (nothing counted, nothing opened).
+    fn refused(&mut self, req: &ChallengeRequest) -> String {
+        let before = (self.rec.clone(), self.subject.clone());
+        let e = self.start(req).unwrap_err();
+        assert_eq!((self.rec.clone(), self.subject.clone()), before);
+        format!("{}: {e}", e.code())
+    }
+}
+
+#[test]
+fn parse_takes_otp_to_the_chat_by_default_and_shapes_to() {
+    let r = req("otp", None, None);
+    assert_eq!(
+        (r.method, r.delivery, r.to),
+        (ChallengeMethod::Otp, Delivery::Chat, None)
+    );
+    let r = req("otp", Some("sms"), Some(PHONE));
+    assert_eq!((r.delivery, r.to.as_deref()), (Delivery::Sms, Some(PHONE)));
+    let r = req("pin", Some("chat"), None);
+    assert_eq!(
+        (r.method, r.delivery),
+        (ChallengeMethod::Pin, Delivery::Chat)
+    );
+}
+
+#[test]
+fn parse_refuses_what_is_malformed() {
+    let bad = |m, d, to| ChallengeRequest::parse(m, d, to).unwrap_err().to_string();
+    assert_eq!(bad("binding", None, None), "method: must be otp or pin");
+    assert_eq!(
+        bad("otp", Some("fax"), None),
+        "delivery: must be chat, sms, email or agent"
+    );
+    assert_eq!(
+        bad("pin", Some("sms"), None),
+        "delivery: a PIN prompt goes into the chat"
+    );
+    assert_eq!(
+        bad("otp", Some("chat"), Some(PHONE)),
+        "to: only for sms or email delivery"
+    );
+    assert!(bad("otp", Some("sms"), Some("not a number")).starts_with("to: "));
+}
+
+#[test]
+fn a_sms_opens_the_challenge_counts_the_send_and_names_the_destination() {
+    let mut x = Try::new();
+    let first = x.start(&sms()).unwrap();
+    assert_eq!(first.previous, None);
+    let opened = x.rec.challenge.clone().unwrap();
+    assert_eq!(
+        (opened.method, opened.delivery, opened.step_up),
+        (ChallengeMethod::Otp, Delivery::Sms, false)
+    );
+    assert_eq!(
+        (first.method, first.expires_at, first.attempts_allowed),
+        (ChallengeMethod::Otp, t(181), 3)
+    );
+    let message = Message {
+        channel: "sms".to_string(),
+        to: Some(PHONE.to_string()),
+    };
+    assert_eq!(first.message, Some(message));
+    assert_eq!(first.destination.as_deref(), Some(PHONE));
+    assert_eq!(x.subject.sends, vec![t(1)]);
+    // A second start replaces the first, and says so.
+    let second = x.start(&sms()).unwrap();
+    assert_eq!(second.previous.map(|p| p.id), Some(opened.id));
+}
+
+#[test]
+fn a_channel_that_reaches_a_conversation_counts_no_destination() {
+    let mut x = Try::new();
+    x.routes.sms = route("whatsapp", Reach::Conversation);
+    let started = x.start(&req("otp", Some("sms"), Some(PHONE))).unwrap();
+    assert_eq!(started.destination, None);
+    assert_eq!(started.message.unwrap().to.as_deref(), Some(PHONE));
+    // On a chat that reaches a person, the chat's contact is the destination.
+    let mut x = Try::new();
+    x.routes.chat.reach = Reach::Phone;
+    let started = x.start(&req("otp", None, None)).unwrap();
+    assert_eq!(started.destination.as_deref(), Some(PHONE));
+    assert_eq!(started.message.unwrap().to, None);
+}
+
+#[test]
+fn rung_1_the_destination_policy_refuses_before_anything_is_counted() {
+    let mut x = Try::new();
+    x.settings.otp.destinations = Destinations::OnFile;
+    let other = req("otp", Some("sms"), Some("+447400999999"));
+    assert!(x.refused(&other).starts_with("forbidden: otp.destinations"));
+    // It comes before a lockout.
+    lock(&mut x);
+    assert!(x.refused(&other).starts_with("forbidden: "));
+}
+
+/// Locks the subject out (`lockout.threshold` failures).
+fn lock(x: &mut Try) {
+    let s = &x.settings;
+    for _ in 0..s.lockout.threshold {
+        x.subject.record_failure_for(None, t(0), &s.lockout, &s.otp);
+    }
+}
+
+#[test]
+fn rung_2_a_locked_or_banned_subject_is_refused() {
+    let mut x = Try::new();
+    lock(&mut x);
+    assert!(x.refused(&sms()).starts_with("locked: "));
+    let mut x = Try::new();
+    x.settings.lockout.max_lockouts_before_ban = 1;
+    lock(&mut x);
+    assert!(x.refused(&sms()).starts_with("banned: "));
+}
+
+#[test]
+fn rung_3_a_delivery_the_team_has_no_channel_for_is_refused() {
+    let mut x = Try::new();
+    x.routes.sms = None;
+    assert_eq!(
+        x.refused(&sms()),
+        "invalid_request: delivery: is not allowed for this team"
+    );
+    x.routes.email = None;
+    assert_eq!(
+        x.refused(&req("otp", Some("email"), Some("a@example.com"))),
+        "invalid_request: delivery: is not allowed for this team"
+    );
+}
+
+#[test]
+fn rung_4_require_other_channel_refuses_an_otp_into_the_chat_only() {
+    let mut x = Try::new();
+    x.settings.otp.require_other_channel = true;
+    assert_eq!(
+        x.refused(&req("otp", None, None)),
+        "invalid_request: delivery: the code must travel on another channel than the chat"
+    );
+    assert!(x.start(&sms()).is_ok());
+    x.rec.session_pin_hash = Some("h".to_string());
+    assert!(x.start(&req("pin", None, None)).is_ok());
+}
+
+#[test]
+fn rung_5_sms_or_email_to_a_contact_that_has_none_is_refused() {
+    let mut x = Try::new();
+    assert_eq!(
+        x.refused(&req("otp", Some("email"), None)),
+        "invalid_request: to: required: the interaction has no e-mail"
+    );
+    x.rec.contact.phone = None;
+    assert_eq!(
+        x.refused(&sms()),
+        "invalid_request: to: required: the interaction has no phone"
+    );
+}
+
+#[test]
+fn rung_6_a_chat_that_reaches_a_person_needs_the_contact() {
+    let mut x = Try::new();
+    x.routes.chat.reach = Reach::Email;
+    assert_eq!(
+        x.refused(&req("otp", None, None)),
+        "invalid_request: delivery: this channel needs the interaction's contact, and it has none"
+    );
+}
+
+#[test]
+fn rung_7_agent_delivery_needs_show_to_agents() {
+    let mut x = Try::new();
+    let agent = req("otp", Some("agent"), None);
+    assert_eq!(
+        x.refused(&agent),
+        "invalid_request: delivery: agent delivery needs otp.show_to_agents"
+    );
+    x.settings.otp.show_to_agents = true;
+    let started = x.start(&agent).unwrap();
+    assert_eq!((started.message, started.destination), (None, None));
+    assert!(x.rec.challenge.unwrap().sealed_code.is_some());
+}
+
+#[test]
+fn rung_8_a_pin_prompt_needs_a_session_pin() {
+    let mut x = Try::new();
+    let pin = req("pin", None, None);
+    assert!(x.refused(&pin).starts_with("no_session_pin: "));
+    let ps = &x.settings.pin;
+    let hash = SessionPin::parse("97315864", ps)
+        .unwrap()
+        .keyed_hash(x.rec.id, &pepper());
+    x.rec.session_pin_hash = Some(hash.clone());
+    let started = x.start(&pin).unwrap();
+    assert_eq!(started.method, ChallengeMethod::Pin);
+    assert_eq!(x.rec.challenge.unwrap().code_hash, hash);
+}
+
+#[test]
+fn rung_9_the_subjects_send_limit_is_refused_without_counting() {
+    let mut x = Try::new();
+    x.settings.otp.max_sends = 2;
+    x.start(&sms()).unwrap();
+    x.start(&sms()).unwrap();
+    assert!(x.refused(&sms()).starts_with("rate_limited: "));
+    // Sends that left the window are forgotten.
+    x.settings.otp.send_window = Dur::from_secs(5);
+    x.subject.sends = vec![t(-10), t(-5)];
+    assert!(x.start(&sms()).is_ok());
+}
+
+#[test]
+fn an_otp_during_a_live_step_up_completes_it_and_ends_with_it() {
+    let mut x = Try::new();
+    x.rec.step_up = Some(PendingStepUp {
+        customer: Default::default(),
+        fingerprint: None,
+        region: None,
+        until: t(60),
+    });
+    let started = x.start(&sms()).unwrap();
+    assert_eq!(started.expires_at, t(60));
+    assert!(x.rec.challenge.unwrap().step_up);
+}
+
+#[test]
+fn take_back_reopens_the_previous_challenge_and_gives_the_send_back() {
+    let mut x = Try::new();
+    x.start(&sms()).unwrap();
+    let first = x.rec.challenge.clone().unwrap();
+    let second = x.start(&sms()).unwrap();
+    let id = x.rec.challenge.as_ref().unwrap().id;
+    let (rec, subject) = (&mut x.rec, &mut x.subject);
+    assert!(take_back(rec, subject, id, second.previous.clone(), t(1)));
+    assert_eq!(x.rec.challenge.as_ref().map(|c| c.id), Some(first.id));
+    assert!(x.rec.past_challenges.iter().all(|p| p.id != first.id));
+    assert_eq!(x.subject.sends, vec![t(1)]);
+    // A challenge already replaced is left alone.
+    let before = (x.rec.clone(), x.subject.clone());
+    let (rec, subject) = (&mut x.rec, &mut x.subject);
+    assert!(!take_back(rec, subject, id, None, t(1)));
+    assert_eq!((x.rec, x.subject), before);
+}

@@ -1,0 +1,132 @@
+//! Answering a challenge with a code (docs/api.md#challenges-otp-and-session-pin):
+//! the verdict ladder, on plain values.
+//!
+//! [`decide`] takes the interaction, its subject and the settings, counts
+//! the attempt on both, and answers what it did: authenticated, or a wrong
+//! code (whose problem [`Verdict::problem`] names); a refusal that counts
+//! nothing is the error itself.
+use uuid::Uuid;
+
+use super::attempts;
+use super::challenge::{AttemptOutcome, ChallengeMethod};
+use super::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
+use super::origins::Failure;
+use super::secrets::Pepper;
+use super::settings::Settings;
+use super::subject::SubjectRecord;
+use crate::error::Error;
+use crate::time::Timestamp;
+
+/// What a counted attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The right code: the interaction is authenticated. With `step_up`, the
+    /// pre-chat step-up it completed (whose device the caller remembers).
+    Authenticated { step_up: Option<PendingStepUp> },
+    /// A wrong code, counted on the challenge and on the subject (or its
+    /// origin), which `failure` may have locked or banned.
+    Wrong {
+        attempts_remaining: u32,
+        failure: Failure,
+    },
+}
+
+impl Verdict {
+    /// The problem to answer: none for a success; for a wrong code, the
+    /// lockout or ban it caused, else `invalid_code`.
+    pub fn problem(&self, now: Timestamp) -> Option<Error> {
+        match self {
+            Verdict::Authenticated { .. } => None,
+            Verdict::Wrong {
+                attempts_remaining,
+                failure,
+            } => Some(failure.refusal(now).unwrap_or(Error::InvalidCode {
+                attempts_remaining: *attempts_remaining,
+            })),
+        }
+    }
+}
+
+/// The verdict on `code` for challenge `cid` of `rec`, whose subject is
+/// `subject`, at `now`. The rungs, in order:
+///
+/// 1. the subject (or origin) is locked (423) or banned (403);
+/// 2. the challenge cannot be answered (`attempts::attempt`): malformed
+///    code 422, unknown 404, used 409, expired or replaced 410, exhausted 410;
+/// 3. a wrong code: counted ([`Verdict::Wrong`]);
+/// 4. the right code for a step-up that is no longer live (past its
+///    assertion's `exp`, logged out, replaced): 410, it proves nobody;
+/// 5. the right code for a login binding that is no longer this
+///    challenge's: 410;
+/// 6. otherwise the subject's failures are cleared and the interaction is
+///    authenticated ([`Verdict::Authenticated`]).
+///
+/// A refusal changes nothing the caller should keep.
+pub fn decide(
+    rec: &mut InteractionRecord,
+    subject: &mut SubjectRecord,
+    s: &Settings,
+    cid: Uuid,
+    code: &str,
+    pepper: &Pepper,
+    now: Timestamp,
+) -> Result<Verdict, Error> {
+    let origin = rec.lockout_origin(s);
+    subject.ensure_clear_for(origin.as_deref(), now)?;
+    let (method, step_up) = match attempts::attempt(rec, cid, code, pepper, now)? {
+        AttemptOutcome::Wrong { attempts_remaining } => {
+            let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
+            return Ok(Verdict::Wrong {
+                attempts_remaining,
+                failure,
+            });
+        }
+        AttemptOutcome::Success { method, step_up } => (method, step_up),
+    };
+    let pending = match step_up {
+        true => Some(
+            rec.live_step_up(now)
+                .cloned()
+                .ok_or(Error::ChallengeExpired)?,
+        ),
+        false => None,
+    };
+    subject.record_success_for(origin.as_deref(), now, &s.lockout);
+    let (method, customer, since) = match (&pending, method) {
+        (Some(p), _) => (Method::Otp, p.customer.clone(), now),
+        (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now),
+        (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now),
+        // A bound login: the customer the login proved, by its method,
+        // authenticated since the callback.
+        (None, ChallengeMethod::Binding) => {
+            let binding = rec
+                .binding
+                .clone()
+                .filter(|b| b.challenge_id == cid)
+                .ok_or(Error::ChallengeExpired)?;
+            let since = binding.proven_at.unwrap_or(now);
+            (binding.method, binding.customer, since)
+        }
+    };
+    rec.authenticate_since(method, customer, since, now, s);
+    Ok(Verdict::Authenticated { step_up: pending })
+}
+
+/// Whom a plain OTP/PIN success proves: on an interaction still
+/// authenticated (a step-up), the customer already proven — the code
+/// re-proves the same chat, and a website's logout must still find them;
+/// otherwise the bot's `customer_ref`, if any.
+fn proven(rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Customer {
+    if rec.is_authenticated(now, s) {
+        if let Some(auth) = rec.auth.as_ref().filter(|a| !a.customer.is_empty()) {
+            return auth.customer.clone();
+        }
+    }
+    rec.customer_ref
+        .iter()
+        .map(|r| ("id".to_string(), r.clone()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;
