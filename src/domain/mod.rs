@@ -1,6 +1,7 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
 pub mod assertion;
+pub mod assertion_verdict;
 pub mod assurance;
 pub mod challenge;
 pub mod destination;
@@ -8,6 +9,7 @@ pub mod destination_policy;
 pub mod devices;
 pub mod input;
 pub mod interaction;
+pub mod login;
 pub mod login_token;
 pub mod origins;
 pub mod otp;
