@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::challenge::{Challenge, PastChallenge};
 use super::subject::Standing;
-use crate::config::Settings;
+use crate::domain::settings::Settings;
 use crate::time::{stored, Timestamp};
 
 /// How an interaction was authenticated.
@@ -27,10 +27,10 @@ pub enum Method {
 
 /// The authentication method a setting names; `Err` for `recognized`,
 /// which is no authentication (see `domain::recognition`).
-impl TryFrom<crate::config::AuthMethod> for Method {
+impl TryFrom<crate::domain::settings::AuthMethod> for Method {
     type Error = ();
-    fn try_from(m: crate::config::AuthMethod) -> Result<Self, ()> {
-        use crate::config::AuthMethod as A;
+    fn try_from(m: crate::domain::settings::AuthMethod) -> Result<Self, ()> {
+        use crate::domain::settings::AuthMethod as A;
         Ok(match m {
             A::LoginLink => Method::LoginLink,
             A::Oidc => Method::Oidc,
@@ -796,7 +796,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Dur;
+    use crate::time::Dur;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)

@@ -95,9 +95,9 @@ pub fn reveal_code(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OtpSettings, PinSettings};
     use crate::domain::challenge::{open_new, Challenge, Delivery};
     use crate::domain::otp;
+    use crate::domain::settings::{OtpSettings, PinSettings};
 
     fn pepper() -> Pepper {
         Pepper::new("test-pepper")
