@@ -7,8 +7,8 @@ use std::time::Duration;
 use super::assertion::Assertion;
 use super::devices::{CustomerDevices, StepUpReason};
 use super::secrets::Pepper;
+use super::settings::StepUpSettings;
 use super::subject::{Standing, SubjectRecord};
-use crate::config::StepUpSettings;
 use crate::time::Timestamp;
 
 /// What the rules read besides the assertion, as the unit of work found it.
@@ -127,7 +127,7 @@ pub fn jti_ttl(a: &Assertion, now: Timestamp) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LockoutSettings, OtpSettings};
+    use crate::domain::settings::{LockoutSettings, OtpSettings};
     use crate::domain::subject::{Ban, OriginRecord};
 
     fn t(s: i64) -> Timestamp {

@@ -14,8 +14,8 @@ use uuid::Uuid;
 
 use super::interaction::{CallbackAnswer, Customer, InteractionRecord, Method};
 use super::origins::Failure;
+use super::settings::LoginBinding;
 use super::subject::{Standing, SubjectRecord};
-use crate::config::LoginBinding;
 use crate::time::Timestamp;
 
 /// A request that may be a retry of the one that used a link: the
@@ -167,11 +167,11 @@ fn names_another(proof: &Proof<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{LockoutSettings, OtpSettings};
     use crate::domain::challenge::{self, Challenge};
     use crate::domain::interaction::{Link, LinkUse, PendingBinding};
     use crate::domain::otp;
     use crate::domain::secrets::Pepper;
+    use crate::domain::settings::{LockoutSettings, OtpSettings};
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)
