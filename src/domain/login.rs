@@ -167,7 +167,7 @@ fn names_another(proof: &Proof<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::challenge::{self, Challenge};
+    use crate::domain::challenge::Challenge;
     use crate::domain::interaction::{Link, LinkUse, PendingBinding};
     use crate::domain::otp;
     use crate::domain::secrets::Pepper;
@@ -284,7 +284,7 @@ mod tests {
         };
         let ends = ch.expires_at;
         let (mut rec, id) = with_link(Some(used_by(answer)));
-        challenge::open_new(&mut rec, ch);
+        rec.open_new_challenge(ch);
         rec.binding = Some(PendingBinding {
             challenge_id,
             customer: Customer::new(),

@@ -4,6 +4,7 @@ pub mod abuse;
 pub mod assertion;
 pub mod assertion_verdict;
 pub mod assurance;
+pub mod attempts;
 pub mod challenge;
 pub mod customer_refs;
 pub mod destination;
