@@ -7,6 +7,8 @@ use std::time::Duration;
 use jsonwebtoken::DecodingKey;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::input;
+use super::interaction::Customer;
 use super::login_token::{
     check_exp, check_nbf, hs256_kid, jwt_error, validation, BAD_KEY, LEEWAY_SECS,
 };
@@ -28,6 +30,37 @@ pub struct Assertion {
     pub phone: Option<String>,
     pub fingerprint: Option<String>,
     pub region: Option<String>,
+}
+
+impl Assertion {
+    /// The customer it proves, its claims held to the same rules as a
+    /// login page's `customer` (422 naming the claim): `sub` is an
+    /// identifier (normalised here), the rest display values. The
+    /// fingerprint and region are checked too, though only their keyed
+    /// hashes are kept.
+    pub fn customer(&mut self) -> Result<Customer, Error> {
+        self.sub = input::customer_id("assertion.sub", &self.sub)?;
+        let mut customer = Customer::from([("id".to_string(), self.sub.clone())]);
+        for (k, v) in [
+            ("name", &self.name),
+            ("email", &self.email),
+            ("phone", &self.phone),
+        ] {
+            if let Some(v) = v {
+                let field = format!("assertion.{k}");
+                customer.insert(
+                    k.to_string(),
+                    input::display(&field, v, input::MAX_IDENTITY_CHARS)?,
+                );
+            }
+        }
+        for (k, v) in [("fingerprint", &self.fingerprint), ("region", &self.region)] {
+            if let Some(v) = v {
+                input::display(&format!("assertion.{k}"), v, input::MAX_IDENTITY_CHARS)?;
+            }
+        }
+        Ok(customer)
+    }
 }
 
 #[derive(Deserialize)]

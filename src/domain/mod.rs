@@ -2,6 +2,7 @@
 //! and know nothing of HTTP, Redis or providers.
 pub mod abuse;
 pub mod assertion;
+pub mod assertion_verdict;
 pub mod assurance;
 pub mod attempts;
 pub mod challenge;
@@ -11,6 +12,7 @@ pub mod destination_policy;
 pub mod devices;
 pub mod input;
 pub mod interaction;
+pub mod login;
 pub mod login_token;
 pub mod origins;
 pub mod otp;

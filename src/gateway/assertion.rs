@@ -1,4 +1,6 @@
 //! Pre-chat identity assertions and their step-up (docs/api.md#pre-chat-assertions).
+//! The rules are [`assertion_verdict`]'s; here the verdict is applied in one
+//! unit of work.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -6,54 +8,20 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::records::{put, Loaded};
-use super::work::Step;
+use super::work::{Step, Work};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
+use crate::domain::assertion::{self, Assertion};
+use crate::domain::assertion_verdict::{self, AssertionVerdict, Found, Rules};
 use crate::domain::devices::{CustomerDevices, StepUpReason};
 use crate::domain::interaction::{Customer, Method, PendingStepUp};
 use crate::domain::origins::Failure;
-use crate::domain::{assertion, input};
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// The customer an assertion proves, its claims held to the same rules as a
-/// login page's `customer` (422 naming the claim): `sub` is an identifier
-/// (normalised), the rest display values. The fingerprint and region are
-/// checked too, though only their keyed hashes are kept.
-fn customer_of(a: &mut assertion::Assertion) -> Result<Customer> {
-    a.sub = input::customer_id("assertion.sub", &a.sub)?;
-    let mut customer = Customer::from([("id".to_string(), a.sub.clone())]);
-    for (k, v) in [("name", &a.name), ("email", &a.email), ("phone", &a.phone)] {
-        if let Some(v) = v {
-            let field = format!("assertion.{k}");
-            customer.insert(
-                k.to_string(),
-                input::display(&field, v, input::MAX_IDENTITY_CHARS)?,
-            );
-        }
-    }
-    for (k, v) in [("fingerprint", &a.fingerprint), ("region", &a.region)] {
-        if let Some(v) = v {
-            input::display(&format!("assertion.{k}"), v, input::MAX_IDENTITY_CHARS)?;
-        }
-    }
-    Ok(customer)
-}
-
 /// How long the fingerprints and region validated for a customer are remembered.
 pub const DEVICES_TTL: Duration = Duration::from_secs(90 * 86_400);
-
-/// A step-up lives as long as its assertion could still be presented: until
-/// its `exp`, and at most `assertion_max_age` (when set) from now.
-fn step_up_ends(a: &assertion::Assertion, max_age: Duration, now: Timestamp) -> Timestamp {
-    let exp = Timestamp::from_unix_seconds(a.exp);
-    if max_age.is_zero() {
-        exp
-    } else {
-        exp.min(now.plus(max_age))
-    }
-}
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AssertionOutcome {
@@ -64,7 +32,18 @@ pub struct AssertionOutcome {
     pub interaction: InteractionView,
 }
 
+/// A verified assertion, and what the store holds about it.
+struct Presented {
+    assertion: Assertion,
+    customer: Customer,
+    jti_used: bool,
+    devices: Loaded<CustomerDevices>,
+}
+
 impl Gateway {
+    /// `POST /v1/interactions/{id}/assertion`: verify it, read its `jti`
+    /// and the customer's devices, decide ([`assertion_verdict::verdict`]),
+    /// apply the verdict with the used `jti` in one commit.
     pub async fn accept_assertion(
         self: &Arc<Self>,
         team: &Team,
@@ -72,104 +51,161 @@ impl Gateway {
         token: &str,
         now: Timestamp,
     ) -> Result<AssertionOutcome> {
-        enum Verdict {
-            Refused(Error),
-            Mismatch(Failure),
-            StepUp(StepUpReason),
-            Success,
-        }
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
-                    let s = w.settings;
-                    let max_age = s.assertion_max_age.get();
-                    let mut a =
-                        assertion::verify(token, team, &self.config.server.issuer, max_age, now)?;
-                    let customer = customer_of(&mut a)?;
-                    let jti_key = keys::assertion_jti(&team.id, &a.jti);
-                    let dkey = keys::devices(&team.id, &a.sub);
-                    let mut raw = self
-                        .store
-                        .get(&[jti_key.clone(), dkey.clone()])
-                        .await?
-                        .into_iter();
-                    if raw.next().flatten().is_some() {
-                        return Err(Error::TokenUsed);
-                    }
-                    let devices: Loaded<CustomerDevices> =
-                        Loaded::parse(dkey.clone(), raw.next().flatten())?;
-                    let mut known = devices.value.clone().unwrap_or_default();
+                    let max_age = w.settings.assertion_max_age.get();
+                    let p = self.presented(team, token, max_age, now).await?;
+                    let a = &p.assertion;
                     // A new assertion ends an earlier pending step-up, whoever it was for.
                     w.rec.end_step_up();
-                    let mismatch = w.rec.customer_ref.as_ref().is_some_and(|r| *r != a.sub);
-                    // A valid assertion naming a device makes the
-                    // interaction's origin that device (lockout scope
-                    // "origin"), before its lock is checked.
-                    if let (false, Some(fp)) = (mismatch, a.fingerprint.as_ref()) {
-                        w.rec.device = Some(fp.clone());
+                    if let Some(fp) = assertion_verdict::device(a, w.rec.customer_ref.as_deref()) {
+                        w.rec.device = Some(fp.to_string());
                     }
-                    let verdict = if let Err(e) = w.ensure_clear(now) {
-                        Verdict::Refused(e)
-                    } else if mismatch {
-                        let f = w.record_failure(now);
-                        w.emit_lockout(&f);
-                        Verdict::Mismatch(f)
-                    } else if let Some(reason) = known.step_up_reason(
-                        &s.step_up,
-                        a.fingerprint.as_deref(),
-                        a.region.as_deref(),
-                        &self.pepper,
-                    ) {
-                        w.rec.step_up = Some(PendingStepUp {
-                            customer: customer.clone(),
-                            fingerprint: a.fingerprint.clone(),
-                            region: a.region.clone(),
-                            until: step_up_ends(&a, max_age, now),
-                        });
-                        Verdict::StepUp(reason)
-                    } else {
-                        w.record_success(now);
-                        w.rec
-                            .authenticate(Method::PreChat, customer.clone(), now, s);
-                        w.announce_authenticated();
-                        // Remembered only where a step-up rule reads them:
-                        // with every such rule off, no record is kept.
-                        if team.remembers_devices() {
-                            known.record_validated(
-                                a.fingerprint.as_deref(),
-                                a.region.as_deref(),
-                                &self.pepper,
-                            );
-                            w.also(put(&dkey, devices.version, &known, Some(DEVICES_TTL))?);
-                        }
-                        Verdict::Success
-                    };
-                    // The used-jti marker outlives every moment the assertion could be valid.
-                    let jti_ttl =
-                        Timestamp::from_unix_seconds(a.exp).since(now) + Duration::from_secs(10);
-                    w.also(put(&jti_key, 0, &true, Some(jti_ttl))?);
-                    Ok(Step::Write(verdict))
+                    let verdict = self.assertion_verdict(w, &p, now);
+                    let failure = self.apply_assertion(w, team, p, verdict, now)?;
+                    Ok(Step::Write((verdict, failure)))
                 })
             })
             .await?;
-        if let Verdict::Mismatch(_) = &done.value {
-            metrics::counter!("chatgate_auth_failures_total", "kind" => "assertion").increment(1);
-        }
-        match done.value {
-            Verdict::Refused(e) => Err(e),
-            Verdict::Mismatch(f) => Err(f.refusal(now).unwrap_or(Error::CustomerMismatch)),
-            Verdict::StepUp(reason) => Ok(AssertionOutcome {
-                authenticated: false,
-                requires_2fa: true,
-                reason: Some(reason),
-                interaction: done.view,
-            }),
-            Verdict::Success => Ok(AssertionOutcome {
-                authenticated: true,
-                requires_2fa: false,
-                reason: None,
-                interaction: done.view,
-            }),
-        }
+        let (verdict, failure) = done.value;
+        assertion_outcome(verdict, failure, done.view, now)
     }
+
+    /// The assertion, verified, with its customer; whether its `jti` was
+    /// used, and the customer's validated devices.
+    async fn presented(
+        &self,
+        team: &Team,
+        token: &str,
+        max_age: Duration,
+        now: Timestamp,
+    ) -> Result<Presented> {
+        let issuer = &self.config.server.issuer;
+        let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
+        let customer = assertion.customer()?;
+        let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
+        let dkey = keys::devices(&team.id, &assertion.sub);
+        let mut raw = self.store.get(&[jti_key, dkey.clone()]).await?.into_iter();
+        let jti_used = raw.next().flatten().is_some();
+        let devices = Loaded::parse(dkey, raw.next().flatten())?;
+        Ok(Presented {
+            assertion,
+            customer,
+            jti_used,
+            devices,
+        })
+    }
+
+    /// The rules on the records as this unit of work holds them.
+    fn assertion_verdict(
+        &self,
+        w: &mut Work<'_>,
+        p: &Presented,
+        now: Timestamp,
+    ) -> AssertionVerdict {
+        let (s, origin) = (w.settings, w.origin());
+        let customer_ref = w.rec.customer_ref.clone();
+        let found = Found {
+            jti_used: p.jti_used,
+            customer_ref: customer_ref.as_deref(),
+            subject: w.subject(),
+            origin: origin.as_deref(),
+            devices: p.devices.value.as_ref().unwrap_or(&NO_DEVICES),
+        };
+        let rules = Rules {
+            step_up: &s.step_up,
+            max_age: s.assertion_max_age.get(),
+            pepper: &self.pepper,
+        };
+        assertion_verdict::verdict(&p.assertion, &found, &rules, now)
+    }
+
+    /// Applies `verdict`; the assertion's `jti` is used up with it, whatever
+    /// it is, except a `jti` used already. Returns the failure it counted.
+    fn apply_assertion(
+        &self,
+        w: &mut Work<'_>,
+        team: &Team,
+        p: Presented,
+        verdict: AssertionVerdict,
+        now: Timestamp,
+    ) -> Result<Option<Failure>> {
+        let a = &p.assertion;
+        let mut failure = None;
+        match verdict {
+            AssertionVerdict::Used => return Err(Error::TokenUsed),
+            AssertionVerdict::Locked { .. } | AssertionVerdict::Banned => {}
+            AssertionVerdict::Mismatch => {
+                let f = w.record_failure(now);
+                w.emit_lockout(&f);
+                failure = Some(f);
+            }
+            AssertionVerdict::StepUp { until, .. } => {
+                w.rec.step_up = Some(PendingStepUp {
+                    customer: p.customer,
+                    fingerprint: a.fingerprint.clone(),
+                    region: a.region.clone(),
+                    until,
+                });
+            }
+            AssertionVerdict::Authenticate => {
+                let s = w.settings;
+                w.record_success(now);
+                w.rec.authenticate(Method::PreChat, p.customer, now, s);
+                w.announce_authenticated();
+                // Remembered only where a step-up rule reads them: with
+                // every such rule off, no record is kept.
+                if team.remembers_devices() {
+                    let mut known = p.devices.value.clone().unwrap_or_default();
+                    let (fingerprint, region) = (a.fingerprint.as_deref(), a.region.as_deref());
+                    known.record_validated(fingerprint, region, &self.pepper);
+                    let dkey = &p.devices.key;
+                    w.also(put(dkey, p.devices.version, &known, Some(DEVICES_TTL))?);
+                }
+            }
+        }
+        let jti_key = keys::assertion_jti(&team.id, &a.jti);
+        let ttl = assertion_verdict::jti_ttl(a, now);
+        w.also(put(&jti_key, 0, &true, Some(ttl))?);
+        Ok(failure)
+    }
+}
+
+/// No device validated yet.
+static NO_DEVICES: CustomerDevices = CustomerDevices {
+    fingerprints: Vec::new(),
+    last_region: None,
+};
+
+/// The answer to an applied verdict: the refusals as errors (a mismatch
+/// counted in the metrics, answered locked if its failure locked), else
+/// whether it authenticated.
+fn assertion_outcome(
+    verdict: AssertionVerdict,
+    failure: Option<Failure>,
+    interaction: InteractionView,
+    now: Timestamp,
+) -> Result<AssertionOutcome> {
+    let (authenticated, reason) = match verdict {
+        AssertionVerdict::Used => return Err(Error::TokenUsed),
+        AssertionVerdict::Locked { until } => {
+            let retry_after = until.retry_after_secs(now);
+            return Err(Error::Locked { until, retry_after });
+        }
+        AssertionVerdict::Banned => return Err(Error::Banned),
+        AssertionVerdict::Mismatch => {
+            metrics::counter!("chatgate_auth_failures_total", "kind" => "assertion").increment(1);
+            let refusal = failure.and_then(|f| f.refusal(now));
+            return Err(refusal.unwrap_or(Error::CustomerMismatch));
+        }
+        AssertionVerdict::StepUp { reason, .. } => (false, Some(reason)),
+        AssertionVerdict::Authenticate => (true, None),
+    };
+    Ok(AssertionOutcome {
+        authenticated,
+        requires_2fa: !authenticated,
+        reason,
+        interaction,
+    })
 }

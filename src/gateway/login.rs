@@ -1,6 +1,7 @@
 //! Login links, the login page's callback, short links and the website's
 //! back-channel logout (docs/api.md#the-login-callback).
 use std::sync::Arc;
+use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
@@ -12,16 +13,18 @@ use super::records::put;
 use super::work::{Step, Work};
 use super::Gateway;
 use crate::channels::{Fill, Purpose};
-use crate::config::LoginBinding;
-use crate::config::Team;
+use crate::config::{SecurityKey, Settings, Team};
 use crate::domain::challenge::Challenge;
-use crate::domain::interaction::{CallbackAnswer, Customer, Link, LinkUse, Method, PendingBinding};
+use crate::domain::interaction::{
+    CallbackAnswer, Customer, InteractionRecord, Link, LinkUse, Method, PendingBinding,
+};
+use crate::domain::login::{self, LinkCheck, LoginVerdict, Proof};
 use crate::domain::login_token::{self, LoginClaims, Stage};
-use crate::domain::origins::Failure;
 use crate::domain::otp::{self, OtpCode};
+use crate::domain::secrets::Pepper;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
-use crate::store::{keys, Commit};
+use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/login-links`, as the use case takes it (the
@@ -148,47 +151,19 @@ pub enum CallbackOutcome {
     },
 }
 
-impl Gateway {
-    /// Opens the binding challenge of a login proven by the login page: a
-    /// fresh code (shown by the login page, typed into the chat), the
-    /// customer kept until then. Returns the code and the answer to remember.
-    fn open_binding(
-        &self,
-        w: &mut Work<'_>,
-        customer: Customer,
-        now: Timestamp,
-    ) -> (OtpCode, CallbackAnswer) {
-        let s = w.settings;
-        let challenge_id = Uuid::now_v7();
-        // Derived, not drawn: a retry of this callback is answered this code
-        // again, and the store still holds only its keyed hash.
-        let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
-        let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
-        let expires_at = ch.expires_at;
-        w.rec.end_step_up();
-        w.rec.open_new_challenge(ch);
-        w.rec.binding = Some(PendingBinding {
-            challenge_id,
-            customer,
-            proven_at: Some(now),
-            method: Method::LoginLink,
-        });
-        (
-            code,
-            CallbackAnswer::Bound {
-                challenge_id,
-                expires_at,
-            },
-        )
-    }
+/// A login-link request, checked: what the link's token will claim, and
+/// the key that signs it.
+struct LinkPlan<'t> {
+    stage: Stage,
+    scope: Option<String>,
+    expected: Option<String>,
+    key: &'t SecurityKey,
+    /// The login runs at the team's identity provider.
+    oidc: bool,
+}
 
-    pub async fn issue_link(
-        &self,
-        team: &Team,
-        id: Uuid,
-        req: LinkRequest,
-        now: Timestamp,
-    ) -> Result<IssuedLink> {
+impl<'t> LinkPlan<'t> {
+    fn new(team: &'t Team, req: &LinkRequest) -> Result<Self> {
         let stage = match req.stage.as_deref() {
             None | Some("mid_chat") => Stage::MidChat,
             Some("pre_chat") => Stage::PreChat,
@@ -214,103 +189,195 @@ impl Gateway {
                 "oidc needs an [oidc] section in the team's file",
             ));
         }
-        let code = random_code();
+        Ok(LinkPlan {
+            stage,
+            scope,
+            expected,
+            key,
+            oidc,
+        })
+    }
+}
 
-        let (scope, expected, short_code) = (&scope, &expected, &code);
+/// A link issued in a unit of work: the answer, and the short link to
+/// save with how long it answers.
+struct NewLink {
+    issued: IssuedLink,
+    short: ShortLink,
+    short_ttl: Duration,
+}
+
+impl Gateway {
+    /// Opens the binding challenge of a login proven on the login page (or
+    /// at the identity provider): a fresh code (shown by the login page,
+    /// typed into the chat), the customer kept until then.
+    fn open_binding(&self, w: &mut Work<'_>, proof: &Proof<'_>, now: Timestamp) -> Settled {
+        let s = w.settings;
+        let challenge_id = Uuid::now_v7();
+        // Derived, not drawn: a retry of this callback is answered this code
+        // again, and the store still holds only its keyed hash.
+        let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
+        let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
+        let expires_at = ch.expires_at;
+        w.rec.end_step_up();
+        w.rec.open_new_challenge(ch);
+        w.rec.binding = Some(PendingBinding {
+            challenge_id,
+            customer: proof.customer.clone(),
+            proven_at: Some(now),
+            method: proof.method,
+        });
+        let answer = CallbackAnswer::Bound {
+            challenge_id,
+            expires_at,
+        };
+        Settled::new(answer, Some(code), false)
+    }
+
+    /// `POST /v1/interactions/{id}/login-links` (docs/api.md#login-links).
+    pub async fn issue_link(
+        &self,
+        team: &Team,
+        id: Uuid,
+        req: LinkRequest,
+        now: Timestamp,
+    ) -> Result<IssuedLink> {
+        let plan = LinkPlan::new(team, &req)?;
+        let code = random_code();
+        let (plan, short_code) = (&plan, code.as_str());
         let done = self
             .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    let s = w.settings;
-                    let link_id = Uuid::now_v7();
-                    let iat = now.unix_seconds();
-                    let exp = s
-                        .token_ttl
-                        .enabled()
-                        .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-                    let claims = LoginClaims {
-                        iss: self.config.server.issuer.clone(),
-                        aud: team.id.clone(),
-                        sub: w.rec.id.to_string(),
-                        jti: link_id.to_string(),
-                        iat,
-                        exp,
-                        team: team.id.clone(),
-                        channel: w.rec.channel.clone(),
-                        stage,
-                        scope: scope.clone(),
-                        expected_customer: expected.clone(),
-                    };
-                    let token = login_token::issue(key, &claims)?;
-                    let short_url = format!("{}/l/{}", self.config.server.public_url, short_code);
-                    // An identity-provider link has no login page to carry a
-                    // token to: both URLs are the short link.
-                    let (url, token) = match oidc {
-                        true => (short_url.clone(), None),
-                        false => (login_url(team, &token), Some(token)),
-                    };
-                    let expires_at = exp.map(Timestamp::from_unix_seconds);
-                    // A new link ends a pending pre-chat step-up, and a
-                    // login waiting for its binding code.
-                    w.rec.end_step_up();
-                    w.rec.end_binding();
-                    w.rec.add_link(
-                        Link {
-                            id: link_id,
-                            expires_at,
-                            used: false,
-                            used_by: None,
-                        },
-                        now,
-                    );
-                    let short = ShortLink {
-                        kid: key.kid.clone(),
-                        claims,
-                        oidc,
-                    };
-                    let short_ttl = match expires_at {
-                        // It answers "expired" for as long as an untouched
-                        // interaction lives, then the code is forgotten.
-                        Some(e) => e.since(now) + s.interaction_ttl.get(),
-                        None => s.interaction_ttl.get(),
-                    };
-                    let issued = IssuedLink {
-                        link_id,
-                        url,
-                        short_url,
-                        token,
-                        expires_at,
-                        delivered: false,
-                        delivery_error: None,
-                    };
-                    Ok(Step::Write((issued, short, short_ttl)))
-                })
+                Box::pin(
+                    async move { Ok(Step::Write(self.new_link(w, team, plan, short_code, now)?)) },
+                )
             })
             .await?;
-        let ((issued, short, short_ttl), rec) = (done.value, done.rec);
-        // The short code is all a browser has, so its key carries no team
-        // tag: it is written on its own, never in a multi-key commit, and
-        // so stays in its own Redis Cluster slot.
-        let saved = put(&keys::short_link(&code), 0, &short, Some(short_ttl))?;
+        let (link, rec) = (done.value, done.rec);
+        self.save_short_link(&code, &link.short, link.short_ttl)
+            .await?;
+        metrics::counter!("chatgate_login_links_issued_total").increment(1);
+        let mut issued = link.issued;
+        if req.deliver.unwrap_or(false) {
+            self.deliver_link(team, &rec, &mut issued).await;
+        }
+        Ok(issued)
+    }
+
+    /// A new link on the interaction: its claims, signed; the link
+    /// recorded. It ends a pending pre-chat step-up, and a login waiting
+    /// for its binding code.
+    fn new_link(
+        &self,
+        w: &mut Work<'_>,
+        team: &Team,
+        plan: &LinkPlan<'_>,
+        short_code: &str,
+        now: Timestamp,
+    ) -> Result<NewLink> {
+        let s = w.settings;
+        let link_id = Uuid::now_v7();
+        let claims = self.link_claims(team, &w.rec, plan, link_id, s, now);
+        let token = login_token::issue(plan.key, &claims)?;
+        let short_url = format!("{}/l/{}", self.config.server.public_url, short_code);
+        // An identity-provider link has no login page to carry a token to:
+        // both URLs are the short link.
+        let (url, token) = match plan.oidc {
+            true => (short_url.clone(), None),
+            false => (login_url(team, &token), Some(token)),
+        };
+        let expires_at = claims.exp.map(Timestamp::from_unix_seconds);
+        w.rec.end_step_up();
+        w.rec.end_binding();
+        let link = Link {
+            id: link_id,
+            expires_at,
+            used: false,
+            used_by: None,
+        };
+        w.rec.add_link(link, now);
+        let short_ttl = match expires_at {
+            // It answers "expired" for as long as an untouched interaction
+            // lives, then the code is forgotten.
+            Some(e) => e.since(now) + s.interaction_ttl.get(),
+            None => s.interaction_ttl.get(),
+        };
+        let short = ShortLink {
+            kid: plan.key.kid.clone(),
+            claims,
+            oidc: plan.oidc,
+        };
+        let issued = IssuedLink {
+            link_id,
+            url,
+            short_url,
+            token,
+            expires_at,
+            delivered: false,
+            delivery_error: None,
+        };
+        Ok(NewLink {
+            issued,
+            short,
+            short_ttl,
+        })
+    }
+
+    /// What the token of link `link_id` on `rec` claims; it ends
+    /// `token_ttl` from now, if that is set.
+    fn link_claims(
+        &self,
+        team: &Team,
+        rec: &InteractionRecord,
+        plan: &LinkPlan<'_>,
+        link_id: Uuid,
+        s: &Settings,
+        now: Timestamp,
+    ) -> LoginClaims {
+        let iat = now.unix_seconds();
+        let exp = s
+            .token_ttl
+            .enabled()
+            .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+        LoginClaims {
+            iss: self.config.server.issuer.clone(),
+            aud: team.id.clone(),
+            sub: rec.id.to_string(),
+            jti: link_id.to_string(),
+            iat,
+            exp,
+            team: team.id.clone(),
+            channel: rec.channel.clone(),
+            stage: plan.stage,
+            scope: plan.scope.clone(),
+            expected_customer: plan.expected.clone(),
+        }
+    }
+
+    /// Saves the short link under its code. The code is all a browser has,
+    /// so its key carries no team tag: it is written on its own, never in
+    /// a multi-key commit, and so stays in its own Redis Cluster slot.
+    async fn save_short_link(&self, code: &str, short: &ShortLink, ttl: Duration) -> Result<()> {
+        let saved = put(&keys::short_link(code), 0, short, Some(ttl))?;
         if self.store.commit(vec![saved]).await? != Commit::Applied {
             return Err(Error::internal("a 192-bit short-link code collided"));
         }
-        metrics::counter!("chatgate_login_links_issued_total").increment(1);
+        Ok(())
+    }
 
-        let mut issued = issued;
-        if req.deliver.unwrap_or(false) {
-            let fill = Fill {
-                url: Some(&issued.short_url),
-                ..Fill::default()
-            };
-            match self
-                .send(team, &rec, &rec.channel, None, Purpose::LoginLink, fill)
-                .await
-            {
-                Ok(()) => issued.delivered = true,
-                Err(e) => issued.delivery_error = Some(e.to_string()),
-            }
+    /// Sends the link's short URL into the interaction's chat; a failure
+    /// is reported in the answer, the link stays issued.
+    async fn deliver_link(&self, team: &Team, rec: &InteractionRecord, issued: &mut IssuedLink) {
+        let fill = Fill {
+            url: Some(&issued.short_url),
+            ..Fill::default()
+        };
+        match self
+            .send(team, rec, &rec.channel, None, Purpose::LoginLink, fill)
+            .await
+        {
+            Ok(()) => issued.delivered = true,
+            Err(e) => issued.delivery_error = Some(e.to_string()),
         }
-        Ok(issued)
     }
 
     /// `GET /l/{code}`: never uses the link up (chat apps fetch previews).
@@ -367,8 +434,10 @@ impl Gateway {
         }
     }
 
-    /// `POST /v1/login/callback`, checked in the order of docs/api.md#the-login-callback: token,
-    /// signature, one-time use, the subject's lock, the expected customer.
+    /// `POST /v1/login/callback`, checked in the order of
+    /// docs/api.md#the-login-callback: token, signature (neither needs the
+    /// store), then in one unit of work the login rules of
+    /// [`login::check_link`] and [`login::verdict`].
     pub async fn login_callback(
         self: &Arc<Self>,
         cb: Callback,
@@ -387,128 +456,54 @@ impl Gateway {
             .team(&claims.aud)
             .ok_or(Error::InvalidToken("unknown team"))?;
         sig.verify(team, body, now)?;
-        let id = Uuid::parse_str(&claims.sub).map_err(|_| Error::InvalidToken("bad sub"))?;
-        let link_id = Uuid::parse_str(&claims.jti).map_err(|_| Error::InvalidToken("bad jti"))?;
-
-        // Verified above: the id is present. A retry of the very request that
-        // used the link (Standard Webhooks retries keep their `webhook-id`,
-        // and send the same body) is answered as it was.
-        let webhook_id = sig.id.unwrap_or_default();
-        let request = webhook_sig::id_digest(webhook_id);
-        let mut body_digest = self.pepper.keyed_hash(BODY_PURPOSE, body);
-        // 128 bits, as the `webhook-id`'s digest: each used link keeps one.
-        body_digest.truncate(32);
-        let memory = keys::answered_request(&team.id, "cb", webhook_id);
-
-        let (cb, request, expected_customer) = (&cb, &request, &claims.expected_customer);
-        let (body_digest, memory) = (&body_digest, &memory);
+        let (id, link_id) = link_of(&claims)?;
+        // Verified above: the id is present.
+        let request = SignedRequest::new(&self.pepper, team, sig.id.unwrap_or_default(), body);
+        let proof = Proof {
+            success: cb.success,
+            customer: &cb.customer,
+            expected: claims.expected_customer.as_deref(),
+            method: Method::LoginLink,
+        };
+        let (request, proof) = (&request, &proof);
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
-                    let s = w.settings;
-                    let Some(i) = w.rec.links.iter().position(|l| l.id == link_id) else {
-                        return Err(Error::TokenUsed);
-                    };
-                    let used = w
-                        .rec
-                        .links
-                        .get(i)
-                        .filter(|l| l.used)
-                        .map(|l| l.used_by.clone());
-                    if let Some(used_by) = used {
-                        let Some(u) =
-                            used_by.filter(|u| u.retried_by(request, body_digest) == Some(true))
-                        else {
-                            // Another request, or this `webhook-id` with
-                            // another body: no retry.
-                            return Err(Error::TokenUsed);
-                        };
-                        return match u.answer {
-                            // A bound login: its code again while its own
-                            // binding is live — never the binding of a later
-                            // login on this interaction. Once it has ended
-                            // (a new link, a logout, expiry, the code used
-                            // or out of attempts) it never comes back.
-                            CallbackAnswer::Bound { challenge_id, .. } => {
-                                let live = w
-                                    .rec
-                                    .live_binding(now)
-                                    .is_some_and(|b| b.challenge_id == challenge_id);
-                                if !live {
-                                    return Err(Error::ChallengeExpired);
-                                }
-                                let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
-                                Ok(Step::Answer((Verdict::Repeat(Some(code)), u.answer)))
-                            }
-                            answer => Ok(Step::Answer((Verdict::Repeat(None), answer))),
-                        };
+                    let retry = Some(request.digests());
+                    match login::check_link(&w.rec, link_id, retry, w.claim_taken(), now) {
+                        LinkCheck::Unused(i) => {
+                            let settled = self.settle(w, i, proof, request.used_by(), now);
+                            w.claim(request.remembered(w.settings)?);
+                            Ok(Step::Write(settled))
+                        }
+                        LinkCheck::Repeat(answer) => Ok(Step::Answer(self.repeated(answer, w))),
+                        LinkCheck::Used => Err(Error::TokenUsed),
+                        LinkCheck::BindingEnded => Err(Error::ChallengeExpired),
                     }
-                    // A `webhook-id` that already used another link: its
-                    // body was another (another token), so it is no retry.
-                    if w.claim_taken() {
-                        return Err(Error::TokenUsed);
-                    }
-                    let proof = Proof {
-                        success: cb.success,
-                        customer: &cb.customer,
-                        expected: expected_customer.as_ref(),
-                        method: Method::LoginLink,
-                    };
-                    let used_by = LinkUse {
-                        webhook_id: request.clone(),
-                        answer: CallbackAnswer::NotAuthenticated,
-                        body: Some(body_digest.clone()),
-                    };
-                    let (verdict, answer) = self.settle(w, i, &proof, used_by, now)?;
-                    // And the `webhook-id` with the link, in the same commit,
-                    // for as long as an untouched interaction keeps the
-                    // link's own record of it (a `webhook-id` that used a
-                    // link answers nothing but retries of itself).
-                    w.claim(put(memory, 0, &true, Some(s.interaction_ttl.get()))?);
-                    Ok(Step::Write((verdict, answer)))
                 })
             })
             .await
-            .map_err(|e| match e {
-                // The interaction is gone: so is every link it had.
-                Error::NotFound(_) => Error::TokenUsed,
-                e => e,
-            })?;
-        let (verdict, answer) = &done.value;
-        concluded(verdict, *answer, id, now)
+            .map_err(gone_is_used)?;
+        concluded(&done.value, id, now)
     }
-}
 
-/// What a login's proof decided.
-enum Verdict {
-    /// Locked or banned: the link is used, nothing else changes.
-    Refused,
-    Failure,
-    Mismatch,
-    Success,
-    /// A retry of the request that used the link: nothing changes.
-    /// A bound login's retry carries its code again.
-    Repeat(Option<OtpCode>),
-    /// Waiting for the binding code, shown once to the login page.
-    Bound(OtpCode),
-}
+    /// A retry of the request that used a link, answered as it was; a
+    /// bound login's code derived again.
+    fn repeated(&self, answer: CallbackAnswer, w: &Work<'_>) -> Settled {
+        let code = match answer {
+            CallbackAnswer::Bound { challenge_id, .. } => Some(otp::derive(
+                &self.pepper,
+                challenge_id,
+                w.settings.otp.length,
+            )),
+            _ => None,
+        };
+        Settled::new(answer, code, false)
+    }
 
-/// What proved (or failed to prove) the customer of one link: the login
-/// page's callback, or the team's identity provider.
-struct Proof<'a> {
-    success: bool,
-    customer: &'a Customer,
-    expected: Option<&'a String>,
-    /// How a success authenticates (also once its binding code is typed).
-    method: Method,
-}
-
-impl Gateway {
-    /// The login rules of one unused link `i` given its proof, in the
-    /// documented order after one-time use: the subject's lock, the
-    /// expected customer (a counted failure), the outcome, the binding;
-    /// the link is used from here on, whatever the verdict
-    /// (docs/api.md#the-login-callback).
+    /// Applies the login rules' verdict ([`login::verdict`]) on unused link
+    /// `i` given its proof; the link is used from here on, whatever the
+    /// verdict (docs/api.md#the-login-callback).
     fn settle(
         &self,
         w: &mut Work<'_>,
@@ -516,61 +511,34 @@ impl Gateway {
         proof: &Proof<'_>,
         used_by: LinkUse,
         now: Timestamp,
-    ) -> Result<(Verdict, CallbackAnswer)> {
-        let s = w.settings;
-        let refusal_or = |f: &Failure, otherwise: CallbackAnswer| {
-            f.refusal(now)
-                .as_ref()
-                .and_then(CallbackAnswer::refused)
-                .unwrap_or(otherwise)
-        };
-        let (verdict, answer) = if let Err(e) = w.ensure_clear(now) {
-            let answer = CallbackAnswer::refused(&e)
-                .ok_or_else(|| Error::internal("a refusal with no callback answer"))?;
-            (Verdict::Refused, answer)
-        } else if proof.success
-            && proof
-                .expected
-                .is_some_and(|exp| proof.customer.get("id") != Some(exp))
-        {
-            let f = w.record_failure(now);
-            w.emit_lockout(&f);
-            (
-                Verdict::Mismatch,
-                refusal_or(&f, CallbackAnswer::CustomerMismatch),
-            )
-        } else if !proof.success {
-            let f = w.record_failure(now);
-            w.emit_lockout(&f);
-            (
-                Verdict::Failure,
-                refusal_or(&f, CallbackAnswer::NotAuthenticated),
-            )
-        } else if s.login_binding == LoginBinding::ChatCode {
-            // Proven on the login page; finished only when the
-            // code it shows is typed into this chat.
-            let (code, answer) = self.open_binding(w, proof.customer.clone(), now);
-            if let Some(b) = w.rec.binding.as_mut() {
-                b.method = proof.method;
+    ) -> Settled {
+        let (s, origin) = (w.settings, w.origin());
+        let verdict = login::verdict(w.subject(), origin.as_deref(), proof, s.login_binding, now);
+        let settled = match verdict {
+            LoginVerdict::Refused(answer) => Settled::new(answer, None, false),
+            LoginVerdict::Mismatch | LoginVerdict::Failure => {
+                let f = w.record_failure(now);
+                w.emit_lockout(&f);
+                Settled::new(verdict.failed_answer(&f, now), None, true)
             }
-            (Verdict::Bound(code), answer)
-        } else {
-            w.record_success(now);
-            w.rec
-                .authenticate(proof.method, proof.customer.clone(), now, s);
-            w.announce_authenticated();
-            let expires_at = w.rec.auth_ends_at(s);
-            (
-                Verdict::Success,
-                CallbackAnswer::Authenticated { expires_at },
-            )
+            LoginVerdict::Bind => self.open_binding(w, proof, now),
+            LoginVerdict::Authenticate => {
+                w.record_success(now);
+                w.rec
+                    .authenticate(proof.method, proof.customer.clone(), now, s);
+                w.announce_authenticated();
+                let expires_at = w.rec.auth_ends_at(s);
+                Settled::new(CallbackAnswer::Authenticated { expires_at }, None, false)
+            }
         };
-        // The link is used from the one-time check on, whatever the verdict.
         if let Some(link) = w.rec.links.get_mut(i) {
             link.used = true;
-            link.used_by = Some(LinkUse { answer, ..used_by });
+            link.used_by = Some(LinkUse {
+                answer: settled.answer,
+                ..used_by
+            });
         }
-        Ok((verdict, answer))
+        settled
     }
 
     /// A login proven by the team's identity provider (the ID token is
@@ -582,45 +550,32 @@ impl Gateway {
         login: ProvenLogin<'_>,
         now: Timestamp,
     ) -> Result<CallbackOutcome> {
-        let ProvenLogin {
-            interaction_id: id,
-            link_id,
-            customer,
-            expected,
-            request,
-        } = login;
         let proof = Proof {
             success: true,
-            customer,
-            expected,
+            customer: login.customer,
+            expected: login.expected,
             method: Method::Oidc,
         };
-        let proof = &proof;
+        // Named by `request`, never repeated: no body to compare.
+        let used_by = LinkUse {
+            webhook_id: login.request.to_string(),
+            answer: CallbackAnswer::NotAuthenticated,
+            body: None,
+        };
+        let (proof, used_by, link_id) = (&proof, &used_by, login.link_id);
         let done = self
-            .transact(team, id, now, |w| {
+            .transact(team, login.interaction_id, now, |w| {
                 Box::pin(async move {
-                    let i = w
-                        .rec
-                        .links
-                        .iter()
-                        .position(|l| l.id == link_id && !l.used)
-                        .ok_or(Error::TokenUsed)?;
-                    // Named by `request`, never repeated: no body to compare.
-                    let used_by = LinkUse {
-                        webhook_id: request.to_string(),
-                        answer: CallbackAnswer::NotAuthenticated,
-                        body: None,
+                    let LinkCheck::Unused(i) = login::check_link(&w.rec, link_id, None, false, now)
+                    else {
+                        return Err(Error::TokenUsed);
                     };
-                    Ok(Step::Write(self.settle(w, i, proof, used_by, now)?))
+                    Ok(Step::Write(self.settle(w, i, proof, used_by.clone(), now)))
                 })
             })
             .await
-            .map_err(|e| match e {
-                Error::NotFound(_) => Error::TokenUsed,
-                e => e,
-            })?;
-        let (verdict, answer) = &done.value;
-        concluded(verdict, *answer, id, now)
+            .map_err(gone_is_used)?;
+        concluded(&done.value, login.interaction_id, now)
     }
 }
 
@@ -630,27 +585,101 @@ pub(crate) struct ProvenLogin<'a> {
     pub link_id: Uuid,
     pub customer: &'a Customer,
     /// The link's `expected_customer`.
-    pub expected: Option<&'a String>,
+    pub expected: Option<&'a str>,
     /// Names this login in the link's record (never repeated: a second
     /// login with the link is 409 `token_used`).
     pub request: &'a str,
 }
 
-/// A settled login's answer, counted in the metrics when it failed.
-fn concluded(
-    verdict: &Verdict,
+/// The interaction and the link a verified login token names.
+fn link_of(claims: &LoginClaims) -> Result<(Uuid, Uuid)> {
+    let id = Uuid::parse_str(&claims.sub).map_err(|_| Error::InvalidToken("bad sub"))?;
+    let link_id = Uuid::parse_str(&claims.jti).map_err(|_| Error::InvalidToken("bad jti"))?;
+    Ok((id, link_id))
+}
+
+/// The interaction is gone: so is every link it had.
+fn gone_is_used(e: Error) -> Error {
+    match e {
+        Error::NotFound(_) => Error::TokenUsed,
+        e => e,
+    }
+}
+
+/// A signed callback as a used link remembers it. A retry of the very
+/// request that used the link (Standard Webhooks retries keep their
+/// `webhook-id`, and send the same body) is answered as it was.
+struct SignedRequest {
+    /// Digest of the `webhook-id`.
+    webhook_id: String,
+    /// Keyed digest of the body, 128 bits as the `webhook-id`'s: each used
+    /// link keeps one.
+    body: String,
+    /// The key that remembers the `webhook-id` used a link.
+    memory: String,
+}
+
+impl SignedRequest {
+    fn new(pepper: &Pepper, team: &Team, webhook_id: &str, body: &[u8]) -> Self {
+        let mut body = pepper.keyed_hash(BODY_PURPOSE, body);
+        body.truncate(32);
+        SignedRequest {
+            webhook_id: webhook_sig::id_digest(webhook_id),
+            body,
+            memory: keys::answered_request(&team.id, "cb", webhook_id),
+        }
+    }
+
+    fn digests(&self) -> login::Request<'_> {
+        login::Request {
+            webhook_id: &self.webhook_id,
+            body: &self.body,
+        }
+    }
+
+    /// The link's record of this request (its answer filled in when settled).
+    fn used_by(&self) -> LinkUse {
+        LinkUse {
+            webhook_id: self.webhook_id.clone(),
+            answer: CallbackAnswer::NotAuthenticated,
+            body: Some(self.body.clone()),
+        }
+    }
+
+    /// The claim of the `webhook-id`, committed with the link's use, for
+    /// as long as an untouched interaction keeps the link's own record of
+    /// it (a `webhook-id` that used a link answers nothing but retries of
+    /// itself).
+    fn remembered(&self, s: &Settings) -> Result<Op> {
+        put(&self.memory, 0, &true, Some(s.interaction_ttl.get()))
+    }
+}
+
+/// A settled (or repeated) login: its answer, the binding code to show
+/// once, and whether it counted a failure.
+struct Settled {
     answer: CallbackAnswer,
-    interaction_id: Uuid,
-    now: Timestamp,
-) -> Result<CallbackOutcome> {
-    let code = match verdict {
-        Verdict::Bound(code) | Verdict::Repeat(Some(code)) => Some(code.expose().to_string()),
-        _ => None,
-    };
-    if let Verdict::Failure | Verdict::Mismatch = verdict {
+    code: Option<OtpCode>,
+    failed: bool,
+}
+
+impl Settled {
+    fn new(answer: CallbackAnswer, code: Option<OtpCode>, failed: bool) -> Self {
+        Settled {
+            answer,
+            code,
+            failed,
+        }
+    }
+}
+
+/// A settled login's answer, counted in the metrics when it failed.
+fn concluded(settled: &Settled, interaction_id: Uuid, now: Timestamp) -> Result<CallbackOutcome> {
+    if settled.failed {
         metrics::counter!("chatgate_auth_failures_total", "kind" => "login_callback").increment(1);
     }
-    answered(answer, code, interaction_id, now)
+    let code = settled.code.as_ref().map(|c| c.expose().to_string());
+    answered(settled.answer, code, interaction_id, now)
 }
 
 /// `Pepper` purpose of the digest of a callback's body.

@@ -180,7 +180,7 @@ impl Gateway {
                     interaction_id: started.interaction_id,
                     link_id: started.link_id,
                     customer: &customer,
-                    expected: started.expected_customer.as_ref(),
+                    expected: started.expected_customer.as_deref(),
                     request: &request,
                 },
                 now,
