@@ -328,12 +328,12 @@ fn next(basis: Basis, decided: std::result::Result<bool, &Error>) -> Next {
         // ahead of the store when the commit that handed them did not
         // apply, behind it when another instance wrote since. A decision on
         // them counts only when it commits (the versions are checked then).
-        // So a refusal (a 4xx: the link used, the code wrong, the subject
-        // locked) is a verdict on records that may be wrong: it is decided
+        // So a refusal (the link used, the code wrong, the subject locked)
+        // is a verdict on records that may be wrong: it is decided
         // again on a fresh read, deliberately, and that decision — answer,
         // refusal or write — is the one that stands. It need not wait in
         // line: what it answers it answers without writing.
-        (Basis::Handed, Err(e)) if e.status() < 500 => Next::GiveWay,
+        (Basis::Handed, Err(e)) if !is_failure(e) => Next::GiveWay,
         // A failure (the store unavailable, a bug) says nothing about the
         // records, and a fresh read would not set it right: answered at
         // once, wherever it was decided.
@@ -349,6 +349,15 @@ fn next(basis: Basis, decided: std::result::Result<bool, &Error>) -> Next {
         (Basis::Outside, Ok(true)) => Next::Rejoin,
         (_, Ok(true)) => Next::Commit,
     }
+}
+
+/// Whether `e` is a failure (the store unavailable, a bug, a provider's)
+/// rather than a refusal: it says nothing about the records decided on.
+fn is_failure(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::StoreUnavailable | Error::Internal(_) | Error::Channel(_)
+    )
 }
 
 /// What one try of a unit of work came to.
