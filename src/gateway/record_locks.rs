@@ -77,6 +77,101 @@ impl<T> Turn<'_, T> {
     }
 }
 
+/// Which records a unit of work's next try decides on, and whether it waits
+/// in line for them: the one state that [`Place`] keeps across tries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// In line: on what the one ahead handed over, when it is there and
+    /// still usable; else on a fresh read.
+    InLine,
+    /// In line, on a fresh read whatever is handed over: a commit on handed
+    /// records conflicted, a claim found its key taken, or handed records
+    /// proved behind the store. Never left for [`Standing::InLine`] again.
+    Afresh,
+    /// Out of the line, for one decision on a fresh read of its own, after
+    /// a decision on handed records that wrote nothing: the turn went on at
+    /// once. Answered from here, or back in line ([`Standing::Afresh`]) to
+    /// write.
+    Outside,
+}
+
+/// A unit of work's place in its record's line, across all its tries: the
+/// turn it holds (if any), and its [`Standing`]. `Gateway::transact` drives
+/// it; every hand-over goes through it.
+pub struct Place<'a, T> {
+    locks: &'a RecordLocks<T>,
+    id: Uuid,
+    turn: Option<Turn<'a, T>>,
+    standing: Standing,
+}
+
+impl<'a, T> Place<'a, T> {
+    /// Joins `id`'s line and waits for its turn (at most [`MAX_WAIT`]).
+    pub async fn join(locks: &'a RecordLocks<T>, id: Uuid) -> Self {
+        Place {
+            locks,
+            id,
+            turn: Some(locks.turn(id).await),
+            standing: Standing::InLine,
+        }
+    }
+
+    pub fn standing(&self) -> Standing {
+        self.standing
+    }
+
+    /// Before a try: in line again if a sent commit gave the turn up (not
+    /// when [`Standing::Outside`]); then what the one ahead handed over, if
+    /// this try decides on it and `usable` accepts it (`None`: read the
+    /// store). In line, what is handed is taken either way: a try that reads
+    /// afresh does not hand it on.
+    pub async fn handed(&mut self, usable: impl FnOnce(&T) -> bool) -> Option<T> {
+        if self.turn.is_none() && self.standing != Standing::Outside {
+            self.turn = Some(self.locks.turn(self.id).await);
+        }
+        let handed = self.turn.as_mut().and_then(Turn::take_handed);
+        handed.filter(|h| self.standing == Standing::InLine && usable(h))
+    }
+
+    /// A decision on `handed` records wrote nothing: they go on, unchanged,
+    /// to the next in line at once, and the next try decides on a fresh read
+    /// outside the line ([`Standing::Outside`]).
+    pub fn give_way(&mut self, handed: T) {
+        if let Some(mut t) = self.turn.take() {
+            t.hand_over(handed);
+        }
+        self.standing = Standing::Outside;
+    }
+
+    /// A decision outside the line wants to write where the handed records
+    /// wrote nothing: they were behind the store. Back in line (at the next
+    /// try), on fresh reads from now on.
+    pub fn rejoin(&mut self) {
+        self.standing = Standing::Afresh;
+    }
+
+    /// A commit is sent: the next in line goes on with what it will have
+    /// written (`None`: the next reads afresh), and this unit of work gives
+    /// its turn up.
+    pub fn sent(&mut self, committed: Option<T>) {
+        if let (Some(mut t), Some(next)) = (self.turn.take(), committed) {
+            t.hand_over(next);
+        }
+    }
+
+    /// What was handed over cannot be trusted (a commit on it conflicted, a
+    /// claim was taken): fresh reads from now on.
+    pub fn read_afresh(&mut self) {
+        self.standing = Standing::Afresh;
+    }
+
+    /// Whether this unit of work holds its record's turn now.
+    #[cfg(test)]
+    fn in_turn(&self) -> bool {
+        self.turn.is_some()
+    }
+}
+
 impl<T> RecordLocks<T> {
     fn shard(&self, id: Uuid) -> &Mutex<HashMap<Uuid, Slot<T>>> {
         // UUIDv7's low bits are random.
@@ -187,5 +282,117 @@ mod tests {
         // Nobody was waiting: the entry, and what it held, are gone.
         assert_eq!(locks.len(), 0);
         assert_eq!(locks.turn(id).await.take_handed(), None);
+    }
+
+    /// Resolves `f` if it is ready at its first poll.
+    async fn at_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+        tokio::pin!(f);
+        match futures::poll!(&mut f) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    /// In line, a try decides on what the commit ahead will have written;
+    /// its own sent commit hands on and gives the turn up, and the next try
+    /// is in line again. What a try may not use is not handed on either.
+    #[tokio::test]
+    async fn in_line_a_place_decides_on_what_the_one_ahead_sent() {
+        let locks = RecordLocks::<u32>::default();
+        let id = Uuid::now_v7();
+        let mut first = Place::join(&locks, id).await;
+        assert_eq!(first.handed(|_| true).await, None, "nobody ahead");
+        let second = Place::join(&locks, id);
+        tokio::pin!(second);
+        assert!(futures::poll!(&mut second).is_pending(), "in line");
+        first.sent(Some(7));
+        assert!(!first.in_turn());
+        let mut second = second.await;
+        assert_eq!(second.standing(), Standing::InLine);
+        assert_eq!(second.handed(|_| true).await, Some(7));
+        // After a conflict on fresh records: in line again, on what is
+        // handed, but only when usable (taken all the same).
+        second.sent(None);
+        assert!(!second.in_turn());
+        let mut third = Place::join(&locks, id).await;
+        {
+            let wait = second.handed(|h| *h != 8);
+            tokio::pin!(wait);
+            assert!(futures::poll!(&mut wait).is_pending(), "waits its turn");
+            third.sent(Some(8));
+            assert_eq!(wait.await, None, "not usable");
+        }
+        assert!(second.in_turn());
+        assert_eq!(second.standing(), Standing::InLine);
+        let fourth = locks.turn(id);
+        tokio::pin!(fourth);
+        assert!(futures::poll!(&mut fourth).is_pending());
+        drop(second);
+        assert_eq!(fourth.await.take_handed(), None, "not handed on");
+    }
+
+    /// A place that gives way hands the same records on at once and
+    /// decides outside the line, without waiting; to write, it goes back in
+    /// line on fresh reads.
+    #[tokio::test]
+    async fn a_place_that_gives_way_decides_outside_then_rejoins_afresh() {
+        let locks = RecordLocks::<u32>::default();
+        let id = Uuid::now_v7();
+        let mut ahead = Place::join(&locks, id).await;
+        let place = Place::join(&locks, id);
+        let next = Place::join(&locks, id);
+        tokio::pin!(place, next);
+        assert!(futures::poll!(&mut place).is_pending());
+        ahead.sent(Some(7));
+        let mut place = place.await;
+        assert!(futures::poll!(&mut next).is_pending(), "behind it");
+        let handed = place.handed(|_| true).await.expect("handed");
+        place.give_way(handed);
+        assert_eq!(place.standing(), Standing::Outside);
+        assert!(!place.in_turn());
+        let mut next = next.await;
+        assert_eq!(next.handed(|_| true).await, Some(7), "handed on as is");
+        // Outside: a fresh read, at once, though `next` holds the turn.
+        assert_eq!(at_once(place.handed(|_| true)).await, Some(None));
+        assert!(!place.in_turn());
+        // To write, back in line.
+        place.rejoin();
+        assert_eq!(place.standing(), Standing::Afresh);
+        {
+            let wait = place.handed(|_| true);
+            tokio::pin!(wait);
+            assert!(futures::poll!(&mut wait).is_pending(), "waits its turn");
+            next.sent(Some(8));
+            assert_eq!(wait.await, None, "afresh, whatever is handed");
+        }
+        assert!(place.in_turn());
+        place.sent(None);
+        assert_eq!(locks.len(), 0);
+    }
+
+    /// After a conflict on handed records, a place reads afresh, in line,
+    /// whatever the one ahead hands over.
+    #[tokio::test]
+    async fn after_a_conflict_on_handed_records_a_place_reads_afresh() {
+        let locks = RecordLocks::<u32>::default();
+        let id = Uuid::now_v7();
+        let mut place = Place::join(&locks, id).await;
+        let other = Place::join(&locks, id);
+        tokio::pin!(other);
+        assert!(futures::poll!(&mut other).is_pending());
+        place.sent(Some(1));
+        place.read_afresh();
+        assert_eq!(place.standing(), Standing::Afresh);
+        let mut other = other.await;
+        assert_eq!(other.handed(|_| true).await, Some(1));
+        {
+            let wait = place.handed(|_| true);
+            tokio::pin!(wait);
+            assert!(futures::poll!(&mut wait).is_pending(), "in line again");
+            other.sent(Some(2));
+            assert_eq!(wait.await, None);
+        }
+        assert!(place.in_turn());
+        assert_eq!(place.standing(), Standing::Afresh);
     }
 }

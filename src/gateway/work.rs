@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::outbox::{Notice, OutboxItem, Task};
 use super::recognition::recognition_ops;
-use super::record_locks::Turn;
+use super::record_locks::{Place, Standing};
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
@@ -17,7 +17,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
@@ -57,6 +57,50 @@ impl Pending {
         match self {
             Pending::Interaction(kind, _) | Pending::Subject(kind, _) => *kind,
         }
+    }
+}
+
+impl<'a> Work<'a> {
+    /// A decision on `pair`, under `settings`; `taken`: a claim of an
+    /// earlier try found its key taken.
+    fn new(settings: &'a Settings, pair: &Pair, taken: bool) -> Result<Self> {
+        Ok(Work {
+            settings,
+            rec: pair.rec()?.clone(),
+            subject: pair.subject_or_new()?,
+            subject_used: false,
+            recognized: pair.recognition.as_ref().and_then(|r| r.value.clone()),
+            recognition: pair.recognition.clone(),
+            announcement: false,
+            first: Vec::new(),
+            also: Vec::new(),
+            claims: Vec::new(),
+            taken,
+            events: Vec::new(),
+            notices: Vec::new(),
+        })
+    }
+
+    /// Whether the decision has anything to write, the interaction having
+    /// been `read`.
+    fn changed(&self, read: &InteractionRecord) -> bool {
+        self.rec != *read
+            || self.recognition_changed()
+            || !self.also.is_empty()
+            || !self.claims.is_empty()
+            || !self.events.is_empty()
+            || !self.notices.is_empty()
+    }
+
+    /// The interaction as the decision leaves it, as callers see it.
+    fn view(&self, now: Timestamp) -> InteractionView {
+        InteractionView::build_recognized(
+            &self.rec,
+            Some(&self.subject),
+            self.recognized.as_ref(),
+            self.settings,
+            now,
+        )
     }
 }
 
@@ -136,15 +180,9 @@ impl Work<'_> {
         self.rec.lockout_origin(self.settings)
     }
 
-    /// `Err(Locked)` (423) or `Err(Banned)` (403) unless this interaction's
-    /// subject — or, with scope `origin`, its origin — is clear.
-    pub fn ensure_clear(&mut self, now: Timestamp) -> Result<()> {
-        let origin = self.origin();
-        self.subject().ensure_clear_for(origin.as_deref(), now)
-    }
-
     /// Counts a failed attempt of this interaction (for its subject, or its
-    /// origin). Call only while [`Self::ensure_clear`].
+    /// origin). Call only while the subject (or origin) is clear
+    /// (`SubjectRecord::ensure_clear_for`).
     pub fn record_failure(&mut self, now: Timestamp) -> Failure {
         let (origin, s) = (self.origin(), self.settings);
         self.subject()
@@ -251,6 +289,103 @@ pub struct Done<T> {
     pub rec: InteractionRecord,
 }
 
+/// A decision, before its commit.
+struct Decided<'c, T> {
+    w: Work<'c>,
+    value: T,
+    /// Whether it is to be committed (else only answered).
+    write: bool,
+}
+
+/// What a try decided on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Basis {
+    /// What the one ahead in line handed over (see `record_locks`).
+    Handed,
+    /// A fresh read, in line.
+    InLine,
+    /// A fresh read, outside the line.
+    Outside,
+}
+
+/// What a try does with its decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    /// Answers it: a value without a write, or the error.
+    Answer,
+    /// Commits it.
+    Commit,
+    /// Gives the turn up at once, handing the records on, and decides again
+    /// on a fresh read outside the line.
+    GiveWay,
+    /// Decides again in line, on a fresh read.
+    Rejoin,
+}
+
+/// What a decision on `basis` leads to: `Ok(write)` when it wants to write
+/// or not, `Err` when it refused or failed.
+fn next(basis: Basis, decided: std::result::Result<bool, &Error>) -> Next {
+    match (basis, decided) {
+        // Records handed over are only as current as this instance knows:
+        // ahead of the store when the commit that handed them did not
+        // apply, behind it when another instance wrote since. A decision on
+        // them counts only when it commits (the versions are checked then).
+        // So a refusal (the link used, the code wrong, the subject locked)
+        // is a verdict on records that may be wrong: it is decided
+        // again on a fresh read, deliberately, and that decision — answer,
+        // refusal or write — is the one that stands. It need not wait in
+        // line: what it answers it answers without writing.
+        (Basis::Handed, Err(e)) if !is_failure(e) => Next::GiveWay,
+        // A failure (the store unavailable, a bug) says nothing about the
+        // records, and a fresh read would not set it right: answered at
+        // once, wherever it was decided.
+        (_, Err(_)) => Next::Answer,
+        // An answer without a write on handed records is confirmed in the
+        // same way, so that a burst of callbacks on links already used or
+        // pushed out reads the store side by side, not one after another
+        // in line.
+        (Basis::Handed, Ok(false)) => Next::GiveWay,
+        (_, Ok(false)) => Next::Answer,
+        // The fresh read outside the line wants to write where the handed
+        // records did not: they were behind the store.
+        (Basis::Outside, Ok(true)) => Next::Rejoin,
+        (_, Ok(true)) => Next::Commit,
+    }
+}
+
+/// Whether `e` is a failure (the store unavailable, a bug, a provider's)
+/// rather than a refusal: it says nothing about the records decided on.
+fn is_failure(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::StoreUnavailable | Error::Internal(_) | Error::Channel(_)
+    )
+}
+
+/// What one try of a unit of work came to.
+enum Try<T> {
+    Done(Done<T>),
+    /// Decides again where its place now stands (outside the line, or in it
+    /// on fresh reads), at once.
+    Again,
+    /// A claim found its key taken: decides again, on fresh records,
+    /// knowing it.
+    ClaimTaken,
+    /// A concurrent write on fresh records: backs off, then decides again.
+    Conflict,
+}
+
+/// A decision's commit, ready to send.
+struct Prepared {
+    ops: Vec<Op>,
+    /// The records as the commit leaves them, for the next in line.
+    committed: Option<Pair>,
+    /// Where the claims are among the ops.
+    claims: std::ops::Range<usize>,
+    /// Whether it enqueues outbox items.
+    wake: bool,
+}
+
 impl Gateway {
     /// Runs `decide` on interaction `id` of `team` and commits its decision
     /// atomically, retrying on fresh data after a concurrent write (a bounded
@@ -276,194 +411,218 @@ impl Gateway {
         // One unit of work at a time on this interaction in this process
         // (see `record_locks`): no retry storm on a hot record. The previous
         // one hands over what it committed, so this one need not read it.
-        let mut turn = Some(self.record_locks.turn(id).await);
+        let mut place = Place::join(&self.record_locks, id).await;
         let mut backoff = Backoff::default();
-        // After a conflict on handed records, or when they proved behind the
-        // store: read afresh, whatever is handed.
-        let mut read_afresh = false;
-        // Deciding once on a fresh read outside the line (see below).
-        let mut outside = false;
-        // A claim found its key taken (see `Work::claim`).
         let mut taken = false;
         loop {
-            // After a conflict, in line again.
-            if turn.is_none() && !outside {
-                turn = Some(self.record_locks.turn(id).await);
+            let tried = self
+                .try_once(team, id, now, &mut place, taken, &mut decide)
+                .await?;
+            match tried {
+                Try::Done(done) => return Ok(done),
+                Try::Again => {}
+                Try::ClaimTaken => taken = true,
+                // The budget is for conflicts on fresh reads.
+                Try::Conflict => backoff.wait().await?,
             }
-            // Records handed over are only as current as this instance
-            // knows: a decision on them counts only when it commits (the
-            // versions are checked then). Any other outcome — an error, an
-            // answer without a write — is decided again on a fresh read,
-            // and that read needs no turn: what it answers it answers
-            // without writing, so the turn (with what was handed, still what
-            // this instance last committed) goes to the next in line at
-            // once. A burst of callbacks on links already used or pushed out
-            // thus reads the store side by side, not one round trip after
-            // the other in line.
-            let handed = turn.as_mut().and_then(|t| t.take_handed());
-            let (pair, handed) = match handed {
-                Some(p) if !read_afresh && p.is_live(team, now) => (p, true),
-                _ => (self.load_pair(team, id, now).await?, false),
-            };
-            let read = pair.rec()?;
-            let settings = team.settings_for(&read.channel);
-            let mut w = Work {
-                settings,
-                rec: read.clone(),
-                subject: pair.subject_or_new()?,
-                subject_used: false,
-                recognized: pair.recognition.as_ref().and_then(|r| r.value.clone()),
-                recognition: pair.recognition.clone(),
-                announcement: false,
-                first: Vec::new(),
-                also: Vec::new(),
-                claims: Vec::new(),
-                taken,
-                events: Vec::new(),
-                notices: Vec::new(),
-            };
-            let step = match decide(&mut w).await {
-                Err(_) if handed => {
-                    pass_turn(&mut turn, pair);
-                    outside = true;
-                    continue;
+        }
+    }
+
+    /// One try: load (what is handed over, or a fresh read), decide, and
+    /// commit — or answer, or go where [`next`] says to decide again.
+    async fn try_once<'c, T, F>(
+        &self,
+        team: &'c Team,
+        id: Uuid,
+        now: Timestamp,
+        place: &mut Place<'_, Pair>,
+        taken: bool,
+        decide: &mut F,
+    ) -> Result<Try<T>>
+    where
+        F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
+    {
+        let handed = place.handed(|p| p.is_live(team, now)).await;
+        let basis = match (&handed, place.standing()) {
+            (Some(_), _) => Basis::Handed,
+            (None, Standing::Outside) => Basis::Outside,
+            (None, _) => Basis::InLine,
+        };
+        let pair = match handed {
+            Some(p) => p,
+            None => self.load_pair(team, id, now).await?,
+        };
+        let decided = self.decide_on(team, &pair, taken, decide).await;
+        match next(basis, decided.as_ref().map(|d| d.write)) {
+            Next::Answer => {
+                let Decided { w, value, .. } = decided?;
+                Ok(Try::Done(Done {
+                    value,
+                    view: w.view(now),
+                    rec: w.rec,
+                }))
+            }
+            Next::Commit => {
+                let handed = basis == Basis::Handed;
+                self.commit(team, now, place, &pair, decided?, handed).await
+            }
+            Next::GiveWay => {
+                place.give_way(pair);
+                Ok(Try::Again)
+            }
+            Next::Rejoin => {
+                place.rejoin();
+                Ok(Try::Again)
+            }
+        }
+    }
+
+    /// Runs `decide` on `pair`, and settles what the conversation remembers
+    /// and whether the decision is to be written.
+    async fn decide_on<'c, T, F>(
+        &self,
+        team: &'c Team,
+        pair: &Pair,
+        taken: bool,
+        decide: &mut F,
+    ) -> Result<Decided<'c, T>>
+    where
+        F: for<'w> FnMut(&'w mut Work<'c>) -> BoxFuture<'w, Result<Step<T>>>,
+    {
+        let read = pair.rec()?;
+        let mut w = Work::new(team.settings_for(&read.channel), pair, taken)?;
+        let step = decide(&mut w).await?;
+        // Every authentication that names a customer remembers the
+        // conversation as theirs, where the channel remembers any.
+        if w.recognition.is_some() {
+            let remembered = self
+                .recognize_for(team, &read.channel)
+                .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
+            if remembered.is_some() {
+                w.recognized = remembered;
+            }
+        }
+        let (value, write) = match step {
+            Step::Write(v) => (v, true),
+            Step::WriteIfChanged(v) => (v, w.changed(read)),
+            Step::Answer(v) => (v, false),
+        };
+        Ok(Decided { w, value, write })
+    }
+
+    /// Commits a decision on `pair` (`handed` over, or read). The commit is
+    /// sent (its first poll queues it on the store's connection), then the
+    /// next in line goes on with what it will have written: its own commit
+    /// follows this one, and names the versions this one writes, so it
+    /// applies only if this one did. Should this one not apply, the next
+    /// conflicts and reads afresh.
+    async fn commit<T>(
+        &self,
+        team: &Team,
+        now: Timestamp,
+        place: &mut Place<'_, Pair>,
+        pair: &Pair,
+        decided: Decided<'_, T>,
+        handed: bool,
+    ) -> Result<Try<T>> {
+        let Decided { mut w, value, .. } = decided;
+        // The subject as handed over may be behind another
+        // interaction's write of it: written back, its version is checked.
+        w.subject_used |= handed;
+        let view = w.view(now);
+        let prepared = self.prepare(team, pair, &mut w, &view, now)?;
+        let mut commit = self.store.commit(prepared.ops);
+        let sent = futures::poll!(&mut commit);
+        place.sent(prepared.committed);
+        let outcome = match sent {
+            std::task::Poll::Ready(outcome) => outcome,
+            std::task::Poll::Pending => commit.await,
+        };
+        Ok(match outcome? {
+            Commit::Applied => {
+                count(w.events.iter().map(Pending::kind), &view);
+                if prepared.wake {
+                    self.outbox.wake();
                 }
-                step => step?,
-            };
-            // Every authentication that names a customer remembers the
-            // conversation as theirs, where the channel remembers any.
-            if w.recognition.is_some() {
-                let remembered = self
-                    .recognize_for(team, &read.channel)
-                    .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
-                if remembered.is_some() {
-                    w.recognized = remembered;
-                }
-            }
-            let (value, write) = match step {
-                Step::Write(v) => (v, true),
-                Step::WriteIfChanged(v) => {
-                    let changed = w.rec != *read
-                        || w.recognition_changed()
-                        || !w.also.is_empty()
-                        || !w.claims.is_empty()
-                        || !w.events.is_empty()
-                        || !w.notices.is_empty();
-                    (v, changed)
-                }
-                Step::Answer(v) => (v, false),
-            };
-            if handed && !write {
-                pass_turn(&mut turn, pair);
-                outside = true;
-                continue;
-            }
-            if write && outside {
-                // The fresh read outside the line wants to write where the
-                // handed records did not: they were behind the store. In
-                // line again, on fresh reads from now on.
-                outside = false;
-                read_afresh = true;
-                continue;
-            }
-            // The subject as handed over may be behind another
-            // interaction's write of it: written back, its version is checked.
-            w.subject_used |= handed;
-            let view = InteractionView::build_recognized(
-                &w.rec,
-                Some(&w.subject),
-                w.recognized.as_ref(),
-                settings,
-                now,
-            );
-            if !write {
-                return Ok(Done {
+                self.after_ban(team, &w).await;
+                Try::Done(Done {
                     value,
                     view,
                     rec: w.rec,
-                });
+                })
             }
-            let subject = w.subject.view(now, &settings.lockout);
-            let items = w.outbox_items(team, &view, &subject, now)?;
-            let version = pair.interaction.version;
-            let read = pair.interaction.value.as_ref();
-            let mut ops = std::mem::take(&mut w.first);
-            let own = ops.len();
-            let written = if w.announcement {
-                interaction_ops(team, version, read, pair.indexed_until, &w.rec, now)?
-            } else {
-                write_interaction(team, version, read, pair.indexed_until, &mut w.rec, now)?
-            };
-            let indexed_until = written.indexed_until;
-            ops.extend(written);
-            let subject_at = ops.len();
-            if w.subject_used {
-                ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
+            // Every op before it matched: the claim alone is refused.
+            Commit::Conflict { op } if prepared.claims.contains(&op) => {
+                place.read_afresh();
+                Try::ClaimTaken
             }
-            // What the conversation remembers, as the commit leaves it.
-            let recognition = match &w.recognition {
-                Some(read) if w.recognition_changed() => {
-                    let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
-                    ops.extend(more);
-                    Some(written)
-                }
-                unchanged => unchanged.clone(),
-            };
-            // What the commit will have written, to hand to the next in line.
-            let committed = committed_pair(&pair, &ops, own, subject_at, &w).map(|p| Pair {
-                recognition,
-                indexed_until,
-                ..p
-            });
-            ops.append(&mut w.also);
-            let claims = ops.len()..ops.len() + w.claims.len();
-            ops.append(&mut w.claims);
-            let wake = !items.is_empty();
-            for item in items {
-                ops.extend(self.outbox.enqueue(&team.id, item, now)?);
+            // The unit of work ahead did not commit what it handed over
+            // (every one queued behind it conflicts too): read afresh at
+            // once.
+            Commit::Conflict { .. } if handed => {
+                place.read_afresh();
+                Try::Again
             }
-            // The commit is sent (its first poll queues it on the store's
-            // connection), then the next in line goes on with what it will
-            // have written: its own commit follows this one, and names the
-            // versions this one writes, so it applies only if this one did.
-            // Should this one not apply, the next conflicts and reads afresh.
-            let mut commit = self.store.commit(ops);
-            let sent = futures::poll!(&mut commit);
-            if let Some(mut t) = turn.take() {
-                if let Some(next) = committed {
-                    t.hand_over(next);
-                }
-            }
-            let outcome = match sent {
-                std::task::Poll::Ready(outcome) => outcome,
-                std::task::Poll::Pending => commit.await,
-            };
-            match outcome? {
-                Commit::Applied => {
-                    count(w.events.iter().map(Pending::kind), &view);
-                    if wake {
-                        self.outbox.wake();
-                    }
-                    self.after_ban(team, &w).await;
-                    return Ok(Done {
-                        value,
-                        view,
-                        rec: w.rec,
-                    });
-                }
-                // The unit of work ahead did not commit what it handed over
-                // (every one queued behind it conflicts too): read afresh at
-                // once; the retry budget is for conflicts on fresh reads.
-                // Every op before it matched: the claim alone is refused.
-                // Decided again, on fresh records, knowing it.
-                Commit::Conflict { op } if claims.contains(&op) => {
-                    taken = true;
-                    read_afresh = true;
-                }
-                Commit::Conflict { .. } if handed => read_afresh = true,
-                Commit::Conflict { .. } => backoff.wait().await?,
-            }
+            Commit::Conflict { .. } => Try::Conflict,
+        })
+    }
+
+    /// The ops that commit decision `w` on `pair`, and what they will have
+    /// written.
+    fn prepare(
+        &self,
+        team: &Team,
+        pair: &Pair,
+        w: &mut Work<'_>,
+        view: &InteractionView,
+        now: Timestamp,
+    ) -> Result<Prepared> {
+        let settings = w.settings;
+        let subject = w.subject.view(now, &settings.lockout);
+        let items = w.outbox_items(team, view, &subject, now)?;
+        let version = pair.interaction.version;
+        let read = pair.interaction.value.as_ref();
+        let mut ops = std::mem::take(&mut w.first);
+        let own = ops.len();
+        let written = if w.announcement {
+            interaction_ops(team, version, read, pair.indexed_until, &w.rec, now)?
+        } else {
+            write_interaction(team, version, read, pair.indexed_until, &mut w.rec, now)?
+        };
+        let indexed_until = written.indexed_until;
+        ops.extend(written);
+        let subject_at = ops.len();
+        if w.subject_used {
+            ops.extend(write_subject(&pair.subject, &w.subject, settings, now)?);
         }
+        // What the conversation remembers, as the commit leaves it.
+        let recognition = match &w.recognition {
+            Some(read) if w.recognition_changed() => {
+                let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
+                ops.extend(more);
+                Some(written)
+            }
+            unchanged => unchanged.clone(),
+        };
+        // What the commit will have written, to hand to the next in line.
+        let committed = committed_pair(pair, &ops, own, subject_at, w).map(|p| Pair {
+            recognition,
+            indexed_until,
+            ..p
+        });
+        ops.append(&mut w.also);
+        let claims = ops.len()..ops.len() + w.claims.len();
+        ops.append(&mut w.claims);
+        let wake = !items.is_empty();
+        for item in items {
+            ops.extend(self.outbox.enqueue(&team.id, item, now)?);
+        }
+        Ok(Prepared {
+            ops,
+            committed,
+            claims,
+            wake,
+        })
     }
 }
 
@@ -483,15 +642,6 @@ impl Gateway {
         if let Err(e) = self.forget_recognitions_of(team, customer).await {
             tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
         }
-    }
-}
-
-/// Gives up the turn after a decision on handed records that wrote nothing,
-/// handing them on unchanged to the next in line (the caller then decides
-/// again on a fresh read, outside the line).
-fn pass_turn(turn: &mut Option<Turn<'_, Pair>>, handed: Pair) {
-    if let Some(mut t) = turn.take() {
-        t.hand_over(handed);
     }
 }
 
@@ -554,6 +704,47 @@ fn count(kinds: impl Iterator<Item = EventType>, view: &InteractionView) {
                 metrics::counter!("chatgate_lockouts_total", "kind" => kind.as_str()).increment(1);
             }
             _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every way a decision can go, on each basis: nothing is dropped but a
+    /// refusal on handed records, which is decided again on a fresh read.
+    #[test]
+    fn what_a_decision_leads_to() {
+        let used = Error::TokenUsed;
+        let locked = Error::Locked {
+            until: Timestamp::from_unix_seconds(1_800_000_000),
+            retry_after: 60,
+        };
+        let down = Error::StoreUnavailable;
+        let bug = Error::internal("a test's bug");
+        for (basis, decided, want) in [
+            // Refusals on handed records are confirmed on a fresh read ...
+            (Basis::Handed, Err(&used), Next::GiveWay),
+            (Basis::Handed, Err(&locked), Next::GiveWay),
+            // ... failures are answered at once ...
+            (Basis::Handed, Err(&down), Next::Answer),
+            (Basis::Handed, Err(&bug), Next::Answer),
+            // ... and on a fresh read, every error is.
+            (Basis::InLine, Err(&used), Next::Answer),
+            (Basis::InLine, Err(&down), Next::Answer),
+            (Basis::Outside, Err(&used), Next::Answer),
+            (Basis::Outside, Err(&bug), Next::Answer),
+            // No write: confirmed on a fresh read, or answered.
+            (Basis::Handed, Ok(false), Next::GiveWay),
+            (Basis::InLine, Ok(false), Next::Answer),
+            (Basis::Outside, Ok(false), Next::Answer),
+            // A write: committed, in line.
+            (Basis::Handed, Ok(true), Next::Commit),
+            (Basis::InLine, Ok(true), Next::Commit),
+            (Basis::Outside, Ok(true), Next::Rejoin),
+        ] {
+            assert_eq!(next(basis, decided), want, "{basis:?} {decided:?}");
         }
     }
 }

@@ -151,13 +151,7 @@ both_stores!(
         let created = stream.event(SOON).await.expect("interaction.created");
         assert_eq!(created.event.as_deref(), Some("interaction.created"));
         let link = app.issue_link(&id, json!({})).await;
-        let res = app
-            .callback(
-                link["token"].as_str().unwrap(),
-                "success",
-                json!({"id": "cust-42"}),
-            )
-            .await;
+        let res = app.succeed(&link, "cust-42").await;
         assert_eq!(res.status(), 200);
         let t = Instant::now();
         let f = loop {
@@ -351,11 +345,7 @@ mod redis_only {
         let Some(a) = spawn_app(Backend::Redis).await else {
             return;
         };
-        let setup = Setup {
-            key_prefix: Some(a.key_prefix.clone()),
-            keys: Some(a.keys.clone()),
-            ..Setup::default()
-        };
+        let setup = a.same_store();
         let b = spawn_with(Backend::Redis, setup).await.unwrap();
         let mut on_a = EventStream::open(&a, &a.keys.agent, None).await;
         let mut on_b = EventStream::open(&b, &b.keys.agent, None).await;

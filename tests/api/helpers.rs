@@ -453,6 +453,50 @@ impl TestApp {
         res.json().await.unwrap()
     }
 
+    /// Calls back a successful login of customer `customer_id` with `link`
+    /// (as issued): the answer, unchecked.
+    pub async fn succeed(&self, link: &Value, customer_id: &str) -> Response {
+        let token = link["token"].as_str().unwrap();
+        self.callback(token, "success", json!({"id": customer_id}))
+            .await
+    }
+
+    /// A [`Setup`] for another instance on this one's store: the same key
+    /// prefix and keys.
+    pub fn same_store(&self) -> Setup {
+        Setup {
+            key_prefix: Some(self.key_prefix.clone()),
+            keys: Some(self.keys.clone()),
+            ..Setup::default()
+        }
+    }
+
+    /// Starts an OTP the agent reads, as the bot: its challenge id.
+    pub async fn agent_challenge(&self, id: &str) -> String {
+        let res = self
+            .post_json(
+                &format!("/v1/interactions/{id}/challenges"),
+                Some(&self.keys.bot),
+                &json!({"method": "otp", "delivery": "agent"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        c["challenge_id"].as_str().unwrap().to_string()
+    }
+
+    /// Starts an OTP the agent reads, as the bot, and reads its code as the
+    /// agent: (challenge id, code).
+    pub async fn agent_otp(&self, id: &str) -> (String, String) {
+        let cid = self.agent_challenge(id).await;
+        let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
+        let code = self.get_json(&path, Some(&self.keys.agent)).await["code"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (cid, code)
+    }
+
     /// A pre-chat assertion signed as acme's website would.
     pub fn assertion(&self, claims: Value) -> String {
         let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);

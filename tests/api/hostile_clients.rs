@@ -322,16 +322,7 @@ both_stores_with!(
     },
     |app: TestApp| async move {
         let id = app.new_interaction().await;
-        let res = app
-            .post_json(
-                &format!("/v1/interactions/{id}/challenges"),
-                Some(&app.keys.bot),
-                &json!({"method": "otp", "delivery": "agent"}),
-            )
-            .await;
-        assert_eq!(res.status(), 201);
-        let c: Value = res.json().await.unwrap();
-        let cid = c["challenge_id"].as_str().unwrap();
+        let cid = app.agent_challenge(&id).await;
         let res = app
             .request(
                 Method::GET,

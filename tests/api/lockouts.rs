@@ -1,45 +1,12 @@
 //! Failure counts that lock a customer out (docs/api.md#challenges-otp-and-session-pin):
 //! the count of one customer stays exact across several interactions under
 //! concurrency, also with successes interleaved.
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::helpers::*;
 
-/// (challenge id, code) of a fresh OTP on `id`.
-async fn otp(app: &TestApp, id: &str) -> (String, String) {
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges"),
-            Some(&app.keys.bot),
-            &json!({"method": "otp", "delivery": "agent"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let code = app
-        .get_json(
-            &format!("/v1/interactions/{id}/challenges/{cid}/code"),
-            Some(&app.keys.agent),
-        )
-        .await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    (cid, code)
-}
-
 async fn verify(app: &TestApp, id: &str, cid: &str, code: &str) -> u16 {
-    app.post_json(
-        &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
-        Some(&app.keys.bot),
-        &json!({"code": code}),
-    )
-    .await
-    .status()
-    .as_u16()
+    app.verify_code(id, cid, code).await.status().as_u16()
 }
 
 async fn failures(app: &TestApp, subject: &str) -> u64 {
@@ -77,7 +44,7 @@ both_stores!(
         let ids = interactions_of(&app, "cust-x", 3).await;
         let mut challenges = Vec::new();
         for id in &ids {
-            challenges.push((id.clone(), otp(&app, id).await));
+            challenges.push((id.clone(), app.agent_otp(id).await));
         }
         // 45 wrong answers at once, 15 on each interaction.
         let burst = |n: usize| {
@@ -95,7 +62,7 @@ both_stores!(
         assert_eq!(failures(&app, "cust-x").await, 45);
         // A success on a fourth interaction clears them...
         let id = interactions_of(&app, "cust-x", 4).await.remove(3);
-        let (cid, code) = otp(&app, &id).await;
+        let (cid, code) = app.agent_otp(&id).await;
         assert_eq!(verify(&app, &id, &cid, &code).await, 200);
         assert_eq!(failures(&app, "cust-x").await, 0);
         // ...and the next burst counts from zero, exactly.
@@ -116,13 +83,13 @@ both_stores!(
         // would leave 3, and the next wrong answer would lock.
         let ids = interactions_of(&app, "cust-race", 3).await;
         for round in 0..10 {
-            let (cid_a, code_a) = otp(&app, &ids[0]).await;
+            let (cid_a, code_a) = app.agent_otp(&ids[0]).await;
             for _ in 0..2 {
                 assert_eq!(verify(&app, &ids[0], &cid_a, &wrong_code(&code_a)).await, 401);
             }
             assert_eq!(failures(&app, "cust-race").await, 2, "round {round}");
-            let (cid_b, code_b) = otp(&app, &ids[1]).await;
-            let (cid_c, code_c) = otp(&app, &ids[2]).await;
+            let (cid_b, code_b) = app.agent_otp(&ids[1]).await;
+            let (cid_c, code_c) = app.agent_otp(&ids[2]).await;
             let wrong_c = wrong_code(&code_c);
             let (ok, bad) = tokio::join!(
                 verify(&app, &ids[1], &cid_b, &code_b),
@@ -133,11 +100,11 @@ both_stores!(
             let f = failures(&app, "cust-race").await;
             assert!(f <= 1, "round {round}: {f} failures counted");
             // The next wrong answer is counted on top, not locked.
-            let (cid_d, code_d) = otp(&app, &ids[0]).await;
+            let (cid_d, code_d) = app.agent_otp(&ids[0]).await;
             let next = verify(&app, &ids[0], &cid_d, &wrong_code(&code_d)).await;
             assert_eq!(next, 401, "round {round}");
             // Clean slate for the next round.
-            let (cid_e, code_e) = otp(&app, &ids[0]).await;
+            let (cid_e, code_e) = app.agent_otp(&ids[0]).await;
             assert_eq!(verify(&app, &ids[0], &cid_e, &code_e).await, 200);
         }
     }

@@ -82,13 +82,7 @@ both_stores!(
             );
         }
         // Fetching never used it up.
-        let res = app
-            .callback(
-                link["token"].as_str().unwrap(),
-                "success",
-                json!({"id": "c1"}),
-            )
-            .await;
+        let res = app.succeed(&link, "c1").await;
         assert_eq!(res.status(), 200);
         let res = app.request(Method::GET, path, None).send().await.unwrap();
         assert_eq!(res.status(), 410);
@@ -324,13 +318,7 @@ both_stores!(failure_outcome_uses_the_token, |app: TestApp| async move {
         res.json::<Value>().await.unwrap(),
         json!({"authenticated": false})
     );
-    let res = app
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "c"}),
-        )
-        .await;
+    let res = app.succeed(&link, "c").await;
     assert_problem(res, 409, "token_used").await;
 });
 
@@ -341,14 +329,10 @@ both_stores!(
         let a = app.issue_link(&id, json!({})).await;
         let b = app.issue_link(&id, json!({})).await;
         app.advance(600 + 5);
-        let res = app
-            .callback(a["token"].as_str().unwrap(), "success", json!({"id": "c"}))
-            .await;
+        let res = app.succeed(&a, "c").await;
         assert_eq!(res.status(), 200, "exp + 5 s is still inside the leeway");
         app.advance(1);
-        let res = app
-            .callback(b["token"].as_str().unwrap(), "success", json!({"id": "c"}))
-            .await;
+        let res = app.succeed(&b, "c").await;
         assert_problem(res, 410, "token_expired").await;
     }
 );
@@ -461,13 +445,7 @@ both_stores!(delivery_failure_keeps_the_link, |app: TestApp| async move {
     let link = app.issue_link(&id, json!({"deliver": true})).await;
     assert_eq!(link["delivered"], false);
     assert!(link["delivery_error"].as_str().unwrap().contains("500"));
-    let res = app
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "c"}),
-        )
-        .await;
+    let res = app.succeed(&link, "c").await;
     assert_eq!(res.status(), 200);
 });
 
@@ -578,13 +556,7 @@ both_stores!(
         let v: Value = res.json().await.unwrap();
         assert_eq!(v["status"], "unauthenticated", "{v}");
         assert_eq!(v["open_challenge"], Value::Null);
-        let res = app
-            .callback(
-                link["token"].as_str().unwrap(),
-                "success",
-                json!({"id": "cust-42"}),
-            )
-            .await;
+        let res = app.succeed(&link, "cust-42").await;
         assert_problem(res, 409, "token_used").await;
         let cid = c["challenge_id"].as_str().unwrap();
         let res = app

@@ -60,45 +60,13 @@ async fn assurance(app: &TestApp, id: &str, query: &str) -> Value {
 
 /// An OTP the agent reads (no chat message to parse), typed correctly.
 async fn otp(app: &TestApp, id: &str) {
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges"),
-            Some(&app.keys.bot),
-            &json!({"method": "otp", "delivery": "agent"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
-    let code = app.get_json(&path, Some(&app.keys.agent)).await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cid, code) = app.agent_otp(id).await;
     assert_eq!(app.verify_code(id, &cid, &code).await.status(), 200);
 }
 
 /// A wrong code on a fresh OTP challenge of `id`: its answer's status.
 async fn wrong_otp(app: &TestApp, id: &str) -> u16 {
-    let res = app
-        .post_json(
-            &format!("/v1/interactions/{id}/challenges"),
-            Some(&app.keys.bot),
-            &json!({"method": "otp", "delivery": "agent"}),
-        )
-        .await;
-    assert_eq!(res.status(), 201);
-    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
-    let code = app.get_json(&path, Some(&app.keys.agent)).await["code"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (cid, code) = app.agent_otp(id).await;
     app.verify_code(id, &cid, &wrong_code(&code))
         .await
         .status()

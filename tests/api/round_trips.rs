@@ -191,13 +191,7 @@ async fn status_read_is_one_round_trip_and_callback_two() {
     let link = app.issue_link(id, json!({})).await;
 
     let before = counting.calls.load(Ordering::SeqCst);
-    let res = app
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "cust-rt"}),
-        )
-        .await;
+    let res = app.succeed(&link, "cust-rt").await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         counting.calls.load(Ordering::SeqCst) - before,

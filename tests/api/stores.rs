@@ -15,20 +15,10 @@ async fn restart_on_the_same_redis_loses_nothing() {
     };
     let id = a.new_interaction().await;
     let link = a.issue_link(&id, json!({})).await;
-    let res = a
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "cust-42"}),
-        )
-        .await;
+    let res = a.succeed(&link, "cust-42").await;
     assert_eq!(res.status(), 200);
     let spare = a.issue_link(&id, json!({})).await;
-    let setup = Setup {
-        key_prefix: Some(a.key_prefix.clone()),
-        keys: Some(a.keys.clone()),
-        ..Setup::default()
-    };
+    let setup = a.same_store();
     let prefix = a.key_prefix.clone();
     // Keep the keys: stop without the cleanup a dropped TestApp does.
     let mut a = a;
@@ -39,22 +29,10 @@ async fn restart_on_the_same_redis_loses_nothing() {
     assert_eq!(b.key_prefix, prefix);
     let v = b.get(&id).await;
     assert_eq!(v["status"], "authenticated");
-    let res = b
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "cust-42"}),
-        )
-        .await;
+    let res = b.succeed(&link, "cust-42").await;
     assert_problem(res, 409, "token_used").await;
     // A link issued before the restart still works after it.
-    let res = b
-        .callback(
-            spare["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "cust-42"}),
-        )
-        .await;
+    let res = b.succeed(&spare, "cust-42").await;
     assert_eq!(res.status(), 200);
 }
 
@@ -63,11 +41,7 @@ async fn two_instances_on_one_redis_behave_as_one() {
     let Some(a) = spawn_app(Backend::Redis).await else {
         return;
     };
-    let setup = Setup {
-        key_prefix: Some(a.key_prefix.clone()),
-        keys: Some(a.keys.clone()),
-        ..Setup::default()
-    };
+    let setup = a.same_store();
     let b = spawn_with(Backend::Redis, setup).await.unwrap();
     b.clock.set(a.now());
     let id = a.new_interaction().await;
@@ -79,22 +53,10 @@ async fn two_instances_on_one_redis_behave_as_one() {
         .await;
     assert_eq!(v["id"], id.as_str());
     let link = a.issue_link(&id, json!({})).await;
-    let res = b
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "cust-42"}),
-        )
-        .await;
+    let res = b.succeed(&link, "cust-42").await;
     assert_eq!(res.status(), 200);
     assert_eq!(a.get(&id).await["status"], "authenticated");
-    let res = a
-        .callback(
-            link["token"].as_str().unwrap(),
-            "success",
-            json!({"id": "cust-42"}),
-        )
-        .await;
+    let res = a.succeed(&link, "cust-42").await;
     assert_problem(res, 409, "token_used").await;
 }
 
