@@ -4,7 +4,7 @@
 //! change (see [`super::work`]), then delivered from the store by a
 //! dispatcher that runs in every instance.
 //!
-//! The dispatcher ([`dispatcher`]: one loop per team, deliveries bounded
+//! The dispatcher ([`dispatch`]: one loop per team, deliveries bounded
 //! per destination, so a slow receiver only slows itself) claims due items
 //! with a lease (an instance that dies mid-delivery leaves its claims to
 //! come due again), delivers each, then removes it as soon as its own
@@ -14,27 +14,27 @@
 //! may repeat, with the same id, but is not lost while the store keeps it.
 //! An item the gateway cannot read is quarantined (logged once, removed)
 //! and never stops the others.
+//!
+//! The parts: [`item`] (the item format), [`dispatch`] (the dispatcher),
+//! [`delivery`] (delivering one item).
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use uuid::Uuid;
 
-mod dispatcher;
+mod delivery;
+mod dispatch;
+mod item;
 
-pub use dispatcher::run_dispatcher;
+pub use dispatch::run_dispatcher;
+pub use item::{Notice, OutboxItem, Task};
 
 use super::records::put;
-use super::{Gateway, InteractionView};
-use crate::channels::{Fill, Purpose};
-use crate::config::{Team, TeamWebhook};
-use crate::domain::interaction::Contact;
-use crate::domain::subject::SubjectView;
-use crate::domain::webhook_sig;
+use super::Gateway;
+use crate::config::Team;
 use crate::error::Result;
-use crate::events::{About, Event, EventType};
 use crate::store::{keys, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
@@ -55,169 +55,6 @@ const EVENT_GIVE_UP: Duration = Duration::from_secs(25 * 3600);
 const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Timeout of one webhook delivery.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A chat notice nobody waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Notice {
-    Authenticated,
-    Expired,
-}
-
-impl Notice {
-    fn purpose(self) -> Purpose {
-        match self {
-            Notice::Authenticated => Purpose::Authenticated,
-            Notice::Expired => Purpose::Expired,
-        }
-    }
-}
-
-/// What an item asks for. Written `{"kind": "event", "event": …, "about": …}`
-/// (`about` only where known) or `{"kind": "notice", "notice": …, …}`; read
-/// through [`RawTask`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawTask")]
-pub enum Task {
-    /// Publish the event (live stream, history) and POST it to the team's
-    /// webhook. `about` names whom it is about for the log line (`None` in
-    /// an item written before it was kept: read from the event's `data`).
-    Event {
-        event: Event,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        about: Option<About>,
-    },
-    /// Send a notice into the interaction's chat.
-    Notice {
-        notice: Notice,
-        interaction_id: Uuid,
-        channel: String,
-        conversation_id: String,
-        /// Where an SMS or e-mail conversation's messages go.
-        #[serde(default)]
-        contact: Contact,
-    },
-}
-
-/// A [`Task`] as read: the same members, one flat struct. (serde reads an
-/// internally tagged enum by buffering the whole object first and reading
-/// it again; the dispatcher reads every item it delivers.)
-#[derive(Deserialize)]
-struct RawTask {
-    kind: TaskKind,
-    event: Option<Event>,
-    #[serde(default)]
-    about: Option<About>,
-    notice: Option<Notice>,
-    interaction_id: Option<Uuid>,
-    channel: Option<String>,
-    conversation_id: Option<String>,
-    #[serde(default)]
-    contact: Contact,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-enum TaskKind {
-    Event,
-    Notice,
-}
-
-impl TryFrom<RawTask> for Task {
-    type Error = &'static str;
-
-    fn try_from(raw: RawTask) -> Result<Self, Self::Error> {
-        match raw.kind {
-            TaskKind::Event => Ok(Task::Event {
-                event: raw.event.ok_or("an event task without its event")?,
-                about: raw.about,
-            }),
-            TaskKind::Notice => match (
-                raw.notice,
-                raw.interaction_id,
-                raw.channel,
-                raw.conversation_id,
-            ) {
-                (Some(notice), Some(interaction_id), Some(channel), Some(conversation_id)) => {
-                    Ok(Task::Notice {
-                        notice,
-                        interaction_id,
-                        channel,
-                        conversation_id,
-                        contact: raw.contact,
-                    })
-                }
-                _ => Err("a notice task without its notice, interaction or chat"),
-            },
-        }
-    }
-}
-
-/// One item of the outbox. Holds no code, PIN, token or key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct OutboxItem {
-    /// The message id: the same on every attempt.
-    pub id: Uuid,
-    pub created_at: Timestamp,
-    #[serde(default)]
-    pub attempts: u32,
-    /// The event was published already; only the webhook is left.
-    #[serde(default)]
-    pub published: bool,
-    pub task: Task,
-}
-
-impl OutboxItem {
-    /// An item that publishes `event`, about `about`.
-    pub fn event(event: Event, about: About, now: Timestamp) -> Self {
-        Self::new(
-            Task::Event {
-                event,
-                about: Some(about),
-            },
-            now,
-        )
-    }
-
-    /// An item that publishes event `kind` about the interaction `view`
-    /// (`data`: the view and the members of `more`).
-    pub fn about_interaction(
-        kind: EventType,
-        now: Timestamp,
-        view: &InteractionView,
-        more: &serde_json::Value,
-    ) -> Result<Self> {
-        let event = Event::about_interaction(kind, now, &view.team, view, more)?;
-        let about = About::interaction(view.id, view.customer_ref.as_deref());
-        Ok(Self::event(event, about, now))
-    }
-
-    /// An item that publishes event `kind` about the subject `view`.
-    pub fn about_subject(
-        kind: EventType,
-        now: Timestamp,
-        team: &str,
-        view: &SubjectView,
-        origin: Option<&str>,
-    ) -> Result<Self> {
-        let event = Event::about_subject(kind, now, team, view, origin)?;
-        Ok(Self::event(event, About::subject(&view.subject), now))
-    }
-
-    pub fn new(task: Task, now: Timestamp) -> Self {
-        let id = match &task {
-            Task::Event { event, .. } => event.id,
-            Task::Notice { .. } => Uuid::now_v7(),
-        };
-        OutboxItem {
-            id,
-            created_at: now,
-            attempts: 0,
-            published: false,
-            task,
-        }
-    }
-}
 
 /// The wake-up bell of this instance's dispatcher (every team's loop hears
 /// it: a count that moves on each commit), its HTTP client, and the
@@ -340,13 +177,6 @@ pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
     let jitter = 0.8 + rand::random::<f64>() * 0.4;
     let wait = base.mul_f64(jitter).max(retry_after.unwrap_or_default());
     wait.min(MAX_BACKOFF)
-}
-
-/// Why a delivery did not succeed.
-#[derive(Debug)]
-struct Failed {
-    reason: String,
-    retry_after: Option<Duration>,
 }
 
 /// What handling one claimed item decided: the ops that remove or
@@ -565,167 +395,12 @@ impl Gateway {
             }
         }
     }
-
-    /// Delivers one item at `now` and answers the ops that remove it or,
-    /// after a failure, reschedule it.
-    async fn settle_item(
-        &self,
-        team: &Team,
-        queue: &str,
-        claimed: Claimed,
-        now: Timestamp,
-    ) -> Result<Handled> {
-        let Claimed {
-            entry,
-            key,
-            version,
-            item: mut value,
-            ..
-        } = claimed;
-        let id = value.id;
-        let outcome = self.deliver(team, &value, now).await;
-        let (kind, give_up) = match value.task {
-            Task::Event { .. } => ("event", EVENT_GIVE_UP),
-            Task::Notice { .. } => ("notice", NOTICE_GIVE_UP),
-        };
-        let delete = |key: String| Op::Delete {
-            key,
-            expected: version,
-        };
-        let failed = match outcome {
-            Ok(()) => {
-                metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                let mut done = Handled::removed(queue, &entry, Some(delete(key)));
-                done.delivered = true;
-                return Ok(done);
-            }
-            Err(failed) => failed,
-        };
-        let age = now.since(value.created_at);
-        value.attempts = value.attempts.saturating_add(1);
-        metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-        if age >= give_up {
-            tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
-            metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-            return Ok(Handled::removed(queue, &entry, Some(delete(key))));
-        }
-        let next = now.plus(backoff(value.attempts, failed.retry_after));
-        tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
-        let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
-        Ok(Handled {
-            ops: vec![
-                put(&key, version, &value, Some(keep))?,
-                Op::QueueAdd {
-                    key: queue.to_string(),
-                    member: entry.member,
-                    score: next.unix_millis(),
-                    ttl: keep,
-                },
-            ],
-            pending: Some(age),
-            delivered: false,
-            unlogged: None,
-        })
-    }
-
-    /// One attempt at one item (an event is published before: only its
-    /// webhook is left).
-    async fn deliver(&self, team: &Team, item: &OutboxItem, now: Timestamp) -> Result<(), Failed> {
-        match &item.task {
-            Task::Event { event, .. } => match &team.webhook {
-                Some(hook) => post_event(&self.outbox.http, hook, event, now).await,
-                None => Ok(()),
-            },
-            Task::Notice {
-                notice,
-                interaction_id,
-                channel,
-                conversation_id,
-                contact,
-            } => {
-                let chat = super::Chat {
-                    interaction_id: *interaction_id,
-                    channel,
-                    conversation_id,
-                };
-                let to = self.recipient(contact, channel, None);
-                self.send_message(
-                    team,
-                    &chat,
-                    channel,
-                    to,
-                    notice.purpose(),
-                    Fill::default(),
-                    item.id,
-                )
-                .await
-                .map_err(|e| Failed {
-                    reason: e.to_string(),
-                    retry_after: None,
-                })
-            }
-        }
-    }
-}
-
-/// POSTs `event` to the team's webhook, signed by Standard Webhooks with its
-/// secret; `webhook-id` is the event id on every attempt, the timestamp
-/// fresh. Any 2xx is success.
-async fn post_event(
-    http: &reqwest::Client,
-    hook: &TeamWebhook,
-    event: &Event,
-    now: Timestamp,
-) -> Result<(), Failed> {
-    let failed = |reason: String, retry_after| Failed {
-        reason,
-        retry_after,
-    };
-    let body =
-        serde_json::to_vec(event).map_err(|_| failed("could not encode the event".into(), None))?;
-    let id = event.id.to_string();
-    let ts = now.unix_seconds();
-    let signature = webhook_sig::sign(hook.secret.expose(), &id, ts, &body);
-    let response = http
-        .post(hook.url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(webhook_sig::HEADER_ID, &id)
-        .header(webhook_sig::HEADER_TIMESTAMP, ts.to_string())
-        .header(webhook_sig::HEADER_SIGNATURE, signature)
-        .body(body)
-        .send()
-        .await
-        // reqwest's error text includes the URL, which may carry a secret query.
-        .map_err(|e| {
-            failed(
-                if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "unreachable"
-                }
-                .into(),
-                None,
-            )
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let retry_after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    Err(failed(
-        format!("answered HTTP {}", status.as_u16()),
-        retry_after,
-    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::interaction::Contact;
 
     fn notice_item(now: Timestamp) -> OutboxItem {
         OutboxItem::new(
@@ -795,60 +470,5 @@ mod tests {
         assert!(outbox.kept.take(first, v).is_none(), "pushed out");
         let (last, v) = written[KEPT + 9];
         assert!(outbox.kept.take(last, v).is_some());
-    }
-
-    #[test]
-    fn tasks_read_back_as_written_and_incomplete_ones_are_refused() {
-        let now = Timestamp::from_unix_millis(1_700_000_000_000);
-        let event = Event::new(
-            EventType::ChallengeFailed,
-            now,
-            "acme",
-            &serde_json::json!({"interaction": {"id": "x"}}),
-        )
-        .unwrap();
-        let notice = Task::Notice {
-            notice: Notice::Expired,
-            interaction_id: Uuid::now_v7(),
-            channel: "webchat".into(),
-            conversation_id: "c-1".into(),
-            contact: Contact {
-                phone: Some("+15550100".into()),
-                email: None,
-            },
-        };
-        let about = About::interaction(Uuid::nil(), Some("cust-1"));
-        let with_about = OutboxItem::event(event.clone(), about.clone(), now);
-        // An item written before `about` was kept: read, it has none.
-        let legacy = OutboxItem::new(Task::Event { event, about: None }, now);
-        for item in [with_about, legacy, OutboxItem::new(notice, now)] {
-            let json = serde_json::to_string(&item).unwrap();
-            let back: OutboxItem = serde_json::from_str(&json).unwrap();
-            assert_eq!(serde_json::to_string(&back).unwrap(), json);
-            if let Task::Event { about: read, .. } = back.task {
-                let kept = json.contains(
-                    r#""about":{"i":"00000000-0000-0000-0000-000000000000","s":"cust-1"}"#,
-                );
-                assert_eq!(read.as_ref() == Some(&about), kept, "{json}");
-                assert!(kept || !json.contains("about"), "{json}");
-            }
-        }
-        let written = serde_json::to_value(Task::Notice {
-            notice: Notice::Authenticated,
-            interaction_id: Uuid::nil(),
-            channel: "sms".into(),
-            conversation_id: "c".into(),
-            contact: Contact::default(),
-        })
-        .unwrap();
-        assert_eq!(written["kind"], "notice");
-        assert_eq!(written["notice"], "authenticated");
-        for bad in [
-            r#"{"kind":"event"}"#,
-            r#"{"kind":"notice","notice":"expired","channel":"sms","conversation_id":"c"}"#,
-            r#"{"kind":"other"}"#,
-        ] {
-            assert!(serde_json::from_str::<Task>(bad).is_err(), "{bad}");
-        }
     }
 }
