@@ -2,9 +2,8 @@
 //! notice, and the ops that then remove it or reschedule it with backoff.
 use std::time::Duration;
 
-use super::OutboxItem;
 use super::{
-    backoff, put, Claimed, Handled, Task, EVENT_GIVE_UP, ITEM_TTL, NOTICE_GIVE_UP, WEBHOOK_TIMEOUT,
+    backoff, Claimed, Handled, OutboxItem, Task, EVENT_GIVE_UP, NOTICE_GIVE_UP, WEBHOOK_TIMEOUT,
 };
 use crate::channels::webhook::{post_signed, PostFailed};
 use crate::channels::Fill;
@@ -12,7 +11,6 @@ use crate::config::{Team, TeamWebhook};
 use crate::error::Result;
 use crate::events::Event;
 use crate::gateway::Gateway;
-use crate::store::Op;
 use crate::time::Timestamp;
 
 /// Why a delivery did not succeed.
@@ -33,9 +31,7 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<Handled> {
         let Claimed {
-            entry,
-            key,
-            version,
+            stored,
             item: mut value,
             ..
         } = claimed;
@@ -45,14 +41,10 @@ impl Gateway {
             Task::Event { .. } => ("event", EVENT_GIVE_UP),
             Task::Notice { .. } => ("notice", NOTICE_GIVE_UP),
         };
-        let delete = |key: String| Op::Delete {
-            key,
-            expected: version,
-        };
         let failed = match outcome {
             Ok(()) => {
                 metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                let mut done = Handled::removed(queue, &entry, Some(delete(key)));
+                let mut done = Handled::removed(stored.take_out(queue));
                 done.delivered = true;
                 return Ok(done);
             }
@@ -64,21 +56,12 @@ impl Gateway {
         if age >= give_up {
             tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
             metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-            return Ok(Handled::removed(queue, &entry, Some(delete(key))));
+            return Ok(Handled::removed(stored.take_out(queue)));
         }
         let next = now.plus(backoff(value.attempts, failed.retry_after));
         tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
-        let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
         Ok(Handled {
-            ops: vec![
-                put(&key, version, &value, Some(keep))?,
-                Op::QueueAdd {
-                    key: queue.to_string(),
-                    member: entry.member,
-                    score: next.unix_millis(),
-                    ttl: keep,
-                },
-            ],
+            ops: stored.replace(queue, &value, next)?,
             pending: Some(age),
             delivered: false,
             unlogged: None,

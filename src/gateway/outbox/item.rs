@@ -1,11 +1,14 @@
 //! The item format: what one outbox item asks for, as it is stored.
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::ITEM_TTL;
 use crate::channels::Purpose;
 use crate::domain::interaction::Contact;
 use crate::domain::subject::SubjectView;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{About, Event, EventType};
 use crate::gateway::InteractionView;
 use crate::time::Timestamp;
@@ -110,7 +113,8 @@ impl TryFrom<RawTask> for Task {
 /// One item of the outbox. Holds no code, PIN, token or key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxItem {
-    /// The message id: the same on every attempt.
+    /// The message id: the same on every attempt. Written first: the
+    /// dispatcher reads it off a queue entry's text without the rest.
     pub id: Uuid,
     pub created_at: Timestamp,
     #[serde(default)]
@@ -156,6 +160,20 @@ impl OutboxItem {
     ) -> Result<Self> {
         let event = Event::about_subject(kind, now, team, view, origin)?;
         Ok(Self::event(event, About::subject(&view.subject), now))
+    }
+
+    /// The item as stored: the text of its queue entry.
+    pub(super) fn text(&self) -> Result<String> {
+        serde_json::to_string(self)
+            .map_err(|e| Error::internal_from("an outbox item could not be encoded", e))
+    }
+
+    /// How long the outbox keeps it, seen from `at`: what is left of
+    /// [`ITEM_TTL`], at least a second.
+    pub(super) fn keep_at(&self, at: Timestamp) -> Duration {
+        ITEM_TTL
+            .saturating_sub(at.since(self.created_at))
+            .max(Duration::from_secs(1))
     }
 
     pub fn new(task: Task, now: Timestamp) -> Self {

@@ -31,11 +31,10 @@ mod item;
 pub use dispatch::run_dispatcher;
 pub use item::{Notice, OutboxItem, Task};
 
-use super::records::put;
 use super::Gateway;
 use crate::config::Team;
 use crate::error::Result;
-use crate::store::{keys, IndexEntry, Op};
+use crate::store::{keys, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How long an item is kept: past the longest retry window.
@@ -69,14 +68,12 @@ pub struct Outbox {
 const KEPT: usize = 1024;
 
 /// The items this instance has just put into the outbox, as it built them,
-/// by id and the version it wrote: its dispatcher takes an item it claims
-/// from here rather than parsing the stored copy again (the costliest part
-/// of delivering an event), when that copy is still the one written (the
-/// same version: a failed delivery rewrites it). An item not found here —
+/// by id and the digest of the text it wrote: its dispatcher takes an item
+/// it claims from here rather than parsing the stored copy again (the
+/// costliest part of delivering an event), when that copy is still the text
+/// written (a failed delivery writes another). An item not found here —
 /// another instance's, one written before a restart, one pushed out by
-/// newer ones (the oldest go first), one whose commit did not apply (it
-/// never takes a version found in the store) — is parsed from the store as
-/// before.
+/// newer ones (the oldest go first) — is parsed from the store as before.
 #[derive(Default)]
 struct Kept(Mutex<KeptItems>);
 
@@ -96,7 +93,7 @@ impl Kept {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn keep(&self, id: Uuid, version: u64, item: OutboxItem) {
+    fn keep(&self, id: Uuid, digest: u64, item: OutboxItem) {
         let pushed_out = {
             let mut kept = self.items();
             let oldest = if kept.order.len() >= KEPT {
@@ -106,24 +103,18 @@ impl Kept {
             };
             let pushed_out = oldest.and_then(|o| kept.items.remove(&o));
             kept.order.push_back(id);
-            kept.items.insert(id, (version, item));
+            kept.items.insert(id, (digest, item));
             pushed_out
         };
         // Freed outside the lock.
         drop(pushed_out);
     }
 
-    /// The item `id` as kept, if the store holds it at `version`; either
-    /// way it is no longer kept.
-    fn take(&self, id: Uuid, version: u64) -> Option<OutboxItem> {
-        let (kept_at, item) = self.items().items.remove(&id)?;
-        (kept_at == version).then_some(item)
-    }
-
-    /// Forgets item `id` (the store no longer holds it).
-    fn forget(&self, id: Uuid) {
-        let gone = self.items().items.remove(&id);
-        drop(gone);
+    /// The item `id` as kept, if the store holds the text of `digest`;
+    /// either way it is no longer kept.
+    fn take(&self, id: Uuid, digest: u64) -> Option<OutboxItem> {
+        let (kept_as, item) = self.items().items.remove(&id)?;
+        (kept_as == digest).then_some(item)
     }
 }
 
@@ -152,20 +143,18 @@ impl Outbox {
         self.bell.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The ops that put `item` into `team`'s outbox, due at once; the item
-    /// is kept for this instance's dispatcher (see [`Kept`]).
-    pub fn enqueue(&self, team: &str, item: OutboxItem, now: Timestamp) -> Result<[Op; 2]> {
-        let put = put(&keys::outbox_item(team, item.id), 0, &item, Some(ITEM_TTL))?;
-        let queue = Op::QueueAdd {
+    /// The op that puts `item` into `team`'s outbox, due at once: the
+    /// queue's entry is the item itself; the item is kept for this
+    /// instance's dispatcher (see [`Kept`]).
+    pub fn enqueue(&self, team: &str, item: OutboxItem, now: Timestamp) -> Result<[Op; 1]> {
+        let member = item.text()?;
+        self.kept.keep(item.id, digest(&member), item);
+        Ok([Op::QueueAdd {
             key: keys::outbox(team),
-            member: item.id.to_string(),
+            member,
             score: now.unix_millis(),
             ttl: ITEM_TTL,
-        };
-        if let Op::Put { version, .. } = &put {
-            self.kept.keep(item.id, *version, item);
-        }
-        Ok([put, queue])
+        }])
     }
 }
 
@@ -191,13 +180,57 @@ struct Handled {
     unlogged: Option<Box<Unlogged>>,
 }
 
+/// Where a claimed item is stored: its queue entry (the item itself), and
+/// for an item stored the earlier way (the entry its id), its own key and
+/// the version read.
+#[derive(Clone)]
+struct Stored {
+    member: String,
+    legacy: Option<(String, u64)>,
+}
+
+impl Stored {
+    /// The ops that take the stored copy out of the outbox.
+    fn take_out(&self, queue: &str) -> Vec<Op> {
+        let mut ops = vec![Op::QueueRemove {
+            key: queue.to_string(),
+            member: self.member.clone(),
+        }];
+        if let Some((key, version)) = &self.legacy {
+            ops.push(Op::Delete {
+                key: key.clone(),
+                expected: *version,
+            });
+        }
+        ops
+    }
+
+    /// The ops that store `item` in place of the stored copy, due at `at`.
+    /// An item stored the earlier way is checked at the version read; one
+    /// stored as its queue entry is a new entry (the old one, removed, is
+    /// not brought back by a later settlement: its text is gone).
+    fn replace(&self, queue: &str, item: &OutboxItem, at: Timestamp) -> Result<Vec<Op>> {
+        let member = item.text()?;
+        let mut ops = if member == self.member {
+            Vec::with_capacity(1)
+        } else {
+            self.take_out(queue)
+        };
+        ops.push(Op::QueueAdd {
+            key: queue.to_string(),
+            member,
+            score: at.unix_millis(),
+            ttl: item.keep_at(at),
+        });
+        Ok(ops)
+    }
+}
+
 /// An item whose event was published by its claim, and the answer that
 /// says when the event is in the log.
 struct Unlogged {
     appended: tokio::sync::oneshot::Receiver<bool>,
-    member: String,
-    key: String,
-    version: u64,
+    stored: Stored,
     item: OutboxItem,
 }
 
@@ -215,31 +248,15 @@ impl Unlogged {
     fn put_back(self, queue: &str, at: Timestamp) -> Result<Vec<Op>> {
         let mut item = self.item;
         item.published = false;
-        let keep = ITEM_TTL
-            .saturating_sub(at.since(item.created_at))
-            .max(Duration::from_secs(1));
-        Ok(vec![
-            put(&self.key, self.version, &item, Some(keep))?,
-            Op::QueueAdd {
-                key: queue.to_string(),
-                member: self.member,
-                score: at.unix_millis(),
-                ttl: keep,
-            },
-        ])
+        self.stored.replace(queue, &item, at)
     }
 }
 
 impl Handled {
-    /// The item is done with: its queue entry goes, and `extra` (its key).
-    fn removed(queue: &str, entry: &IndexEntry, extra: Option<Op>) -> Self {
+    /// The item is done with: `ops` take it out.
+    fn removed(ops: Vec<Op>) -> Self {
         Handled {
-            ops: std::iter::once(Op::IndexRemove {
-                key: queue.to_string(),
-                member: entry.member.clone(),
-            })
-            .chain(extra)
-            .collect(),
+            ops,
             pending: None,
             delivered: false,
             unlogged: None,
@@ -257,9 +274,7 @@ impl Handled {
 
 /// A claimed item, read and understood, to deliver.
 struct Claimed {
-    entry: IndexEntry,
-    key: String,
-    version: u64,
+    stored: Stored,
     item: OutboxItem,
     /// Whether the stored copy says its event was published.
     stored_published: bool,
@@ -274,9 +289,7 @@ impl Claimed {
         let appended = self.appended.take()?;
         Some(Box::new(Unlogged {
             appended,
-            member: self.entry.member.clone(),
-            key: self.key.clone(),
-            version: self.version,
+            stored: self.stored.clone(),
             item: self.item.clone(),
         }))
     }
@@ -298,6 +311,20 @@ impl Batch {
     }
 }
 
+/// The id of the item a queue entry holds (`{"id":"<uuid>",…`, the first
+/// member written), read without parsing the rest.
+fn id_in(member: &str) -> Option<Uuid> {
+    let rest = member.strip_prefix("{\"id\":\"")?;
+    Uuid::try_parse(rest.get(..36)?).ok()
+}
+
+/// A short digest of an entry's text: a kept item is used only for the
+/// very text it was written as.
+fn digest(text: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
+}
+
 impl Gateway {
     /// Commits `items` on their own (for events of changes that are not an
     /// interaction's unit of work) and wakes the dispatcher.
@@ -316,8 +343,9 @@ impl Gateway {
         Ok(())
     }
 
-    /// Claims up to `limit` of `team`'s items due now, earliest first, and
-    /// reads them (one claim and one read: an `MGET` on Redis).
+    /// Claims up to `limit` of `team`'s items due now, earliest first: one
+    /// claim, whose entries are the items themselves (items stored the
+    /// earlier way, under their own keys, take one read more: an `MGET`).
     async fn claim_batch(&self, team: &Team, clock: &dyn Clock, limit: usize) -> Result<Batch> {
         let queue = keys::outbox(&team.id);
         let now = clock.now();
@@ -326,25 +354,36 @@ impl Gateway {
             .store
             .index_claim_due(&queue, now.unix_millis(), limit, lease)
             .await?;
-        let ids: Vec<Option<Uuid>> = claimed
+        let legacy: Vec<Option<Uuid>> = claimed
             .iter()
-            .map(|e| Uuid::parse_str(&e.member).ok())
+            .map(|e| Uuid::try_parse(&e.member).ok())
             .collect();
-        let item_keys: Vec<String> = ids
+        let item_keys: Vec<String> = legacy
             .iter()
             .flatten()
             .map(|id| keys::outbox_item(&team.id, *id))
             .collect();
-        let read = self.store.get(&item_keys).await?;
-        let mut read = item_keys.into_iter().zip(read);
+        let mut read = if item_keys.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get(&item_keys).await?
+        }
+        .into_iter()
+        .zip(item_keys);
         let mut batch = Batch {
             queue,
             ready: Vec::with_capacity(claimed.len()),
             settled: Vec::new(),
         };
-        for (entry, id) in claimed.into_iter().zip(ids) {
-            let item = id.and_then(|id| read.next().map(|(key, raw)| (id, key, raw)));
-            match self.open_item(team, &batch.queue, entry, item) {
+        for (entry, old) in claimed.into_iter().zip(legacy) {
+            let opened = match old {
+                Some(id) => {
+                    let (raw, key) = read.next().unwrap_or_default();
+                    self.open_legacy(team, &batch.queue, entry.member, id, key, raw)
+                }
+                None => self.open_item(team, &batch.queue, entry.member),
+            };
+            match opened {
                 Ok(claimed) => batch.ready.push(claimed),
                 Err(handled) => batch.settled.push(handled),
             }
@@ -352,49 +391,65 @@ impl Gateway {
         Ok(batch)
     }
 
-    /// Understands one claimed item, as read with its batch (its id, key
-    /// and stored value; `None` when its member is not an item id): the
-    /// item to deliver, or, for one that is gone or cannot be read, the ops
-    /// that settle it.
-    fn open_item(
-        &self,
-        team: &Team,
-        queue: &str,
-        entry: IndexEntry,
-        item: Option<(Uuid, String, Option<crate::store::Versioned>)>,
-    ) -> Result<Claimed, Handled> {
-        let Some((id, key, raw)) = item else {
-            tracing::error!(team = %team.id, "outbox entry is not an item id; dropped");
-            return Err(Handled::removed(queue, &entry, None));
+    /// Understands one claimed entry, the item itself: the item to
+    /// deliver, or, for one that cannot be read, the ops that settle it.
+    fn open_item(&self, team: &Team, queue: &str, member: String) -> Result<Claimed, Handled> {
+        let kept = id_in(&member).and_then(|id| self.outbox.kept.take(id, digest(&member)));
+        let stored = Stored {
+            member,
+            legacy: None,
         };
-        let Some(raw) = raw else {
-            // Delivered by another instance, or expired.
-            self.outbox.kept.forget(id);
-            return Err(Handled::removed(queue, &entry, None));
-        };
-        let version = raw.version;
-        let kept = self.outbox.kept.take(id, version);
-        match kept.or_else(|| serde_json::from_str::<OutboxItem>(&raw.value).ok()) {
+        match kept.or_else(|| serde_json::from_str::<OutboxItem>(&stored.member).ok()) {
             Some(item) => Ok(Claimed {
-                entry,
-                key,
-                version,
+                stored,
                 stored_published: item.published,
                 appended: None,
                 item,
             }),
-            None => {
-                // Quarantined: one bad item never stops the others.
-                tracing::error!(team = %team.id, item = %id, "outbox item unreadable; dropped");
-                metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
-                let delete = Op::Delete {
-                    key,
-                    expected: version,
-                };
-                Err(Handled::removed(queue, &entry, Some(delete)))
-            }
+            None => Err(quarantined(team, queue, &stored)),
         }
     }
+
+    /// Understands one claimed entry of an item stored the earlier way, as
+    /// read with its batch (its id, key and stored value).
+    fn open_legacy(
+        &self,
+        team: &Team,
+        queue: &str,
+        member: String,
+        id: Uuid,
+        key: String,
+        raw: Option<crate::store::Versioned>,
+    ) -> Result<Claimed, Handled> {
+        let Some(raw) = raw else {
+            // Delivered by another instance, or expired.
+            return Err(Handled::removed(vec![Op::QueueRemove {
+                key: queue.to_string(),
+                member,
+            }]));
+        };
+        let stored = Stored {
+            member,
+            legacy: Some((key, raw.version)),
+        };
+        match serde_json::from_str::<OutboxItem>(&raw.value) {
+            Ok(item) if item.id == id => Ok(Claimed {
+                stored,
+                stored_published: item.published,
+                appended: None,
+                item,
+            }),
+            _ => Err(quarantined(team, queue, &stored)),
+        }
+    }
+}
+
+/// An entry that is not a readable item: logged once and removed, so one
+/// bad item never stops the others.
+fn quarantined(team: &Team, queue: &str, stored: &Stored) -> Handled {
+    tracing::error!(team = %team.id, "outbox item unreadable; dropped");
+    metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
+    Handled::removed(stored.take_out(queue))
 }
 
 #[cfg(test)]
@@ -415,40 +470,53 @@ mod tests {
         )
     }
 
+    /// Enqueues `item`: its id and the text of its queue entry.
+    fn enqueued(outbox: &Outbox, item: OutboxItem, now: Timestamp) -> (Uuid, String) {
+        let id = item.id;
+        let [Op::QueueAdd { member, key, .. }] = outbox.enqueue("acme", item, now).unwrap() else {
+            panic!("a queue add");
+        };
+        assert_eq!(key, keys::outbox("acme"));
+        (id, member)
+    }
+
     #[test]
-    fn a_kept_item_is_taken_once_and_only_at_the_version_written() {
+    fn the_queue_entry_is_the_item_and_names_its_id_first() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let (id, member) = enqueued(&Outbox::new(), notice_item(now), now);
+        assert_eq!(id_in(&member), Some(id));
+        let back: OutboxItem = serde_json::from_str(&member).unwrap();
+        assert_eq!(back.id, id);
+        assert_eq!(back.text().unwrap(), member);
+        assert_eq!(
+            id_in(&id.to_string()),
+            None,
+            "an entry stored the earlier way"
+        );
+        assert_eq!(id_in("{\"id\":\"not-a-uuid\"}"), None);
+    }
+
+    #[test]
+    fn a_kept_item_is_taken_once_and_only_for_the_text_written() {
         let now = Timestamp::from_unix_millis(1_700_000_000_000);
         let outbox = Outbox::new();
-        let item = notice_item(now);
-        let id = item.id;
-        let [Op::Put { version, value, .. }, Op::QueueAdd { member, .. }] =
-            outbox.enqueue("acme", item, now).unwrap()
-        else {
-            panic!("a put and a queue add");
-        };
-        assert_eq!(member, id.to_string());
-        let taken = outbox.kept.take(id, version).expect("kept");
-        assert_eq!(serde_json::to_string(&taken).unwrap(), value);
-        assert!(outbox.kept.take(id, version).is_none(), "taken once");
+        let (id, member) = enqueued(&outbox, notice_item(now), now);
+        let taken = outbox.kept.take(id, digest(&member)).expect("kept");
+        assert_eq!(taken.text().unwrap(), member);
+        assert!(
+            outbox.kept.take(id, digest(&member)).is_none(),
+            "taken once"
+        );
 
-        // A stored copy at another version (rewritten by a retry, or a
-        // commit that did not apply): not this one, and it is dropped.
-        let item = notice_item(now);
-        let id = item.id;
-        let [Op::Put { version, .. }, _] = outbox.enqueue("acme", item, now).unwrap() else {
-            panic!("a put");
-        };
-        assert!(outbox.kept.take(id, version.wrapping_add(1)).is_none());
-        assert!(outbox.kept.take(id, version).is_none());
-
-        // One the store no longer holds is forgotten.
-        let item = notice_item(now);
-        let id = item.id;
-        let [Op::Put { version, .. }, _] = outbox.enqueue("acme", item, now).unwrap() else {
-            panic!("a put");
-        };
-        outbox.kept.forget(id);
-        assert!(outbox.kept.take(id, version).is_none());
+        // A stored copy of other text (rewritten by a retry): not this one,
+        // and it is dropped.
+        let (id, member) = enqueued(&outbox, notice_item(now), now);
+        let mut retried: OutboxItem = serde_json::from_str(&member).unwrap();
+        retried.attempts = 1;
+        let other = retried.text().unwrap();
+        assert_ne!(digest(&other), digest(&member));
+        assert!(outbox.kept.take(id, digest(&other)).is_none());
+        assert!(outbox.kept.take(id, digest(&member)).is_none());
     }
 
     #[test]
@@ -457,18 +525,49 @@ mod tests {
         let outbox = Outbox::new();
         let mut written = Vec::new();
         for _ in 0..KEPT + 10 {
-            let item = notice_item(now);
-            let id = item.id;
-            let [Op::Put { version, .. }, _] = outbox.enqueue("acme", item, now).unwrap() else {
-                panic!("a put");
-            };
-            written.push((id, version));
+            written.push(enqueued(&outbox, notice_item(now), now));
         }
         let held = outbox.kept.0.lock().unwrap().items.len();
         assert_eq!(held, KEPT);
-        let (first, v) = written[0];
-        assert!(outbox.kept.take(first, v).is_none(), "pushed out");
-        let (last, v) = written[KEPT + 9];
-        assert!(outbox.kept.take(last, v).is_some());
+        let (first, m) = &written[0];
+        assert!(outbox.kept.take(*first, digest(m)).is_none(), "pushed out");
+        let (last, m) = &written[KEPT + 9];
+        assert!(outbox.kept.take(*last, digest(m)).is_some());
+    }
+
+    #[test]
+    fn a_replaced_item_leaves_its_old_entry_and_a_legacy_key_is_checked() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let queue = keys::outbox("acme");
+        let (_, member) = enqueued(&Outbox::new(), notice_item(now), now);
+        let mut item: OutboxItem = serde_json::from_str(&member).unwrap();
+        let stored = Stored {
+            member: member.clone(),
+            legacy: None,
+        };
+        // The same text: only moved.
+        let later = now.plus(Duration::from_secs(5));
+        let moved = stored.replace(&queue, &item, later).unwrap();
+        assert!(
+            matches!(moved.as_slice(), [Op::QueueAdd { member: m, score, .. }]
+            if *m == member && *score == later.unix_millis())
+        );
+        // Other text: the old entry goes, the new one comes.
+        item.attempts = 2;
+        let ops = stored.replace(&queue, &item, later).unwrap();
+        assert!(
+            matches!(ops.as_slice(), [Op::QueueRemove { member: old, .. }, Op::QueueAdd { member: new, .. }]
+            if *old == member && *new == item.text().unwrap())
+        );
+        // Stored the earlier way: its key goes too, at the version read.
+        let legacy = Stored {
+            member: item.id.to_string(),
+            legacy: Some((keys::outbox_item("acme", item.id), 7)),
+        };
+        let ops = legacy.take_out(&queue);
+        assert!(matches!(
+            ops.as_slice(),
+            [Op::QueueRemove { .. }, Op::Delete { expected: 7, .. }]
+        ));
     }
 }
