@@ -1,9 +1,12 @@
 //! The `webhook` channel kind (docs/channels.md): POST the message as JSON to
 //! the bot's URL, signed by Standard Webhooks with the channel's secret.
+//! [`post_signed`] is the one Standard Webhooks sender: the outbox's POST
+//! of an event to a team's webhook uses it too.
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::CONTENT_TYPE;
+use reqwest::header::{CONTENT_TYPE, RETRY_AFTER};
 use serde::Serialize;
 use url::Url;
 use uuid::Uuid;
@@ -12,7 +15,64 @@ use super::kind::{Addressing, Kind, KindInfo, Secret};
 use super::{Channel, ChannelError, Message, Purpose, SEND_TIMEOUT};
 use crate::domain::secrets::SecretBytes;
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
-use crate::time::{Clock, SystemClock};
+use crate::time::{Clock, SystemClock, Timestamp};
+
+/// Why a signed POST did not succeed. Never names the URL (it may carry a
+/// secret query).
+#[derive(Debug)]
+pub enum PostFailed {
+    /// No answer within the time allowed.
+    TimedOut,
+    /// Not reached (refused, no route, TLS, …).
+    Unreachable,
+    /// Answered, not with a 2xx: the status, and a `Retry-After` in seconds.
+    Status(u16, Option<Duration>),
+}
+
+/// POSTs `body` (JSON) to `url`, signed by Standard Webhooks with `secret`
+/// over exactly the bytes sent: `webhook-id` is `id` (the same on every
+/// attempt), the timestamp `now`'s. Any 2xx is success.
+pub async fn post_signed(
+    http: &reqwest::Client,
+    url: &Url,
+    secret: &[u8],
+    id: &str,
+    now: Timestamp,
+    body: Vec<u8>,
+    timeout: Duration,
+) -> Result<(), PostFailed> {
+    let timestamp = now.unix_seconds();
+    let signature = webhook_sig::sign(secret, id, timestamp, &body);
+    let response = http
+        .post(url.clone())
+        .timeout(timeout)
+        .header(CONTENT_TYPE, "application/json")
+        .header(HEADER_ID, id)
+        .header(HEADER_TIMESTAMP, timestamp)
+        .header(HEADER_SIGNATURE, signature)
+        .body(body)
+        .send()
+        .await
+        // reqwest's error text includes the URL: it is not kept.
+        .map_err(|e| {
+            if e.is_timeout() {
+                PostFailed::TimedOut
+            } else {
+                PostFailed::Unreachable
+            }
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    Err(PostFailed::Status(status.as_u16(), retry_after))
+}
 
 pub struct WebhookChannel {
     http: reqwest::Client,
@@ -80,33 +140,26 @@ impl Channel for WebhookChannel {
             text: &msg.text,
         })
         .map_err(|_| ChannelError("could not encode the webhook message".into()))?;
-        // The signature covers exactly the bytes sent; the id is the
-        // message's own, the same on every attempt.
+        // The id is the message's own, the same on every attempt.
         let id = format!("msg_{}", msg.id.simple());
-        let timestamp = SystemClock.now().unix_seconds();
-        let signature = webhook_sig::sign(self.secret.expose(), &id, timestamp, &body);
-        let response = self
-            .http
-            .post(self.url.clone())
-            .timeout(SEND_TIMEOUT)
-            .header(CONTENT_TYPE, "application/json")
-            .header(HEADER_ID, id)
-            .header(HEADER_TIMESTAMP, timestamp)
-            .header(HEADER_SIGNATURE, signature)
-            .body(body)
-            .send()
-            .await
-            // reqwest's error text includes the URL, which may carry a secret query.
-            .map_err(|_| ChannelError("webhook unreachable".into()))?;
-        let status = response.status();
-        if status.is_success() {
-            Ok(())
-        } else {
-            Err(ChannelError(format!(
-                "webhook answered HTTP {}",
-                status.as_u16()
-            )))
-        }
+        let sent = post_signed(
+            &self.http,
+            &self.url,
+            self.secret.expose(),
+            &id,
+            SystemClock.now(),
+            body,
+            SEND_TIMEOUT,
+        )
+        .await;
+        sent.map_err(|failed| match failed {
+            PostFailed::Status(status, _) => {
+                ChannelError(format!("webhook answered HTTP {status}"))
+            }
+            PostFailed::TimedOut | PostFailed::Unreachable => {
+                ChannelError("webhook unreachable".into())
+            }
+        })
     }
 }
 

@@ -75,7 +75,7 @@ impl Gateway {
                 .await?;
             let n = due.len();
             for entry in due {
-                let remove = Op::IndexRemove {
+                let remove = Op::QueueRemove {
                     key: index.clone(),
                     member: entry.member.clone(),
                 };

@@ -557,7 +557,7 @@ impl State {
                     }
                 }
             }
-            Op::IndexRemove { key, member } => {
+            Op::IndexRemove { key, member } | Op::QueueRemove { key, member } => {
                 let emptied = self.index_mut(&key, now).is_some_and(|index| {
                     index.remove(&member);
                     index.is_empty()

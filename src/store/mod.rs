@@ -80,8 +80,11 @@ pub enum Op {
         score: i64,
         ttl: Duration,
     },
-    /// Remove `member` from the sorted index or queue `key`. Never conflicts.
+    /// Remove `member` from the sorted index `key`. Never conflicts.
     IndexRemove { key: String, member: String },
+    /// Remove `member` from the queue `key` (see [`Op::QueueAdd`]). Never
+    /// conflicts.
+    QueueRemove { key: String, member: String },
     /// Add or move `member` in the queue `key` (a sorted index its worker
     /// drains) to `score`. Unlike an [`Op::IndexAdd`]'s, the member has no
     /// expiry of its own: it stays until removed, or until the whole queue

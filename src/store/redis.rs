@@ -200,6 +200,7 @@ fn one_hash_tag(ops: &[Op]) -> bool {
         | Op::Delete { key, .. }
         | Op::IndexAdd { key, .. }
         | Op::IndexRemove { key, .. }
+        | Op::QueueRemove { key, .. }
         | Op::QueueAdd { key, .. }
         | Op::Touch { key, .. } => hash_tag(key).to_owned(),
     };
@@ -389,18 +390,13 @@ impl Store for RedisStore {
             };
         }
         let mut call = self.commit_script.prepare_invoke();
-        // KEYS are numbered from 1 in the script; an index op brings its
-        // expiry set as the next key.
-        let mut keys = 0usize;
-        let mut key = |call: &mut ::redis::ScriptInvocation<'_>, logical: &str, index: bool| {
+        // Each op's keys go in its order (an index op's followed by its
+        // expiry set): the script finds them by position, not by number.
+        let key = |call: &mut ::redis::ScriptInvocation<'_>, logical: &str, index: bool| {
             call.key(self.key(logical));
-            keys += 1;
-            let at = keys;
             if index {
                 call.key(self.key(&expiry_set(logical)));
-                keys += 1;
             }
-            at
         };
         for op in &ops {
             match op {
@@ -412,14 +408,14 @@ impl Store for RedisStore {
                     ttl,
                     ..
                 } => {
-                    let at = key(&mut call, k, false);
+                    key(&mut call, k, false);
                     let next = encode(*version, value);
                     let ttl = ttl.map_or(0, ttl_ms);
-                    call.arg("P").arg(at).arg(*expected).arg(next).arg(ttl);
+                    call.arg("P").arg(*expected).arg(next).arg(ttl);
                 }
                 Op::Delete { key: k, expected } => {
-                    let at = key(&mut call, k, false);
-                    call.arg("D").arg(at).arg(*expected).arg("").arg("");
+                    key(&mut call, k, false);
+                    call.arg("D").arg(*expected);
                 }
                 Op::IndexAdd {
                     key: k,
@@ -435,20 +431,23 @@ impl Store for RedisStore {
                 } => {
                     // A queue has no expiry set.
                     let index = matches!(op, Op::IndexAdd { .. });
-                    let at = key(&mut call, k, index);
+                    key(&mut call, k, index);
                     call.arg(if index { "A" } else { "Q" })
-                        .arg(at)
                         .arg(member)
                         .arg(*score)
                         .arg(ttl_ms(*ttl));
                 }
                 Op::Touch { key: k, ttl } => {
-                    let at = key(&mut call, k, false);
-                    call.arg("T").arg(at).arg("").arg("").arg(ttl_ms(*ttl));
+                    key(&mut call, k, false);
+                    call.arg("T").arg(ttl_ms(*ttl));
                 }
                 Op::IndexRemove { key: k, member } => {
-                    let at = key(&mut call, k, true);
-                    call.arg("R").arg(at).arg(member).arg("").arg("");
+                    key(&mut call, k, true);
+                    call.arg("R").arg(member);
+                }
+                Op::QueueRemove { key: k, member } => {
+                    key(&mut call, k, false);
+                    call.arg("U").arg(member);
                 }
             }
         }

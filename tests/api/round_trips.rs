@@ -67,6 +67,7 @@ fn op_key(op: &Op) -> &str {
         | Op::Delete { key, .. }
         | Op::IndexAdd { key, .. }
         | Op::IndexRemove { key, .. }
+        | Op::QueueRemove { key, .. }
         | Op::QueueAdd { key, .. }
         | Op::Touch { key, .. } => key,
     }

@@ -1,35 +1,42 @@
 -- chatgate commit: verify every Put/Delete version, then apply every op.
--- ARGV holds five fields per op: kind, the op's key (a position in KEYS),
--- then three arguments:
---   'P', k, expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
---   'D', k, expected, '', ''                                          Delete
---   'A', k, member, score, ttl_ms                                     IndexAdd
---   'R', k, member, '', ''                                            IndexRemove
---   'Q', k, member, score, ttl_ms                                     QueueAdd
---   'T', k, '', '', ttl_ms                                            Touch
--- An index op's key KEYS[k] is followed by KEYS[k + 1], the index's expiry
--- set: member -> when it expires (ms, Redis time). An index of one member
--- keeps none: the key's own lifetime is its member's (most customers'
--- indexes hold one interaction); its second member writes the first's
--- remaining life into a new expiry set. A queue has none (its members stay
--- until removed; 'R' on a queue finds nothing to remove from KEYS[k + 1]).
+-- ARGV holds each op in turn: its kind, then its own arguments; KEYS holds
+-- each op's key in the same order (an index op's key followed by its
+-- expiry set), so no argument names a position:
+--   'P', expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
+--   'D', expected                                                  Delete
+--   'A', member, score, ttl_ms                                     IndexAdd (2 keys)
+--   'R', member                                                    IndexRemove (2 keys)
+--   'Q', member, score, ttl_ms                                     QueueAdd
+--   'U', member                                                    QueueRemove
+--   'T', ttl_ms                                                    Touch
+-- An index's expiry set holds member -> when it expires (ms, Redis time).
+-- An index of one member keeps none: the key's own lifetime is its
+-- member's (most customers' indexes hold one interaction); its second
+-- member writes the first's remaining life into a new expiry set. A queue
+-- has none (its members stay until removed).
 -- Every key is in KEYS.
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
-local n = #ARGV / 5
-for i = 1, n do
-  local base = 5 * i - 4
-  local kind = ARGV[base]
+
+-- Of each kind of op: its arguments after the kind, and its keys.
+local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1}
+local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1}
+local a, k, i = 1, 1, 0
+while a <= #ARGV do
+  local kind = ARGV[a]
+  i = i + 1
   if kind == 'P' or kind == 'D' then
-    local current = redis.call('GET', KEYS[tonumber(ARGV[base + 1])])
+    local current = redis.call('GET', KEYS[k])
     local version = '0'
     if current then
       version = string.match(current, '^(%d+)\n') or 'corrupt'
     end
-    if version ~= ARGV[base + 2] then
+    if version ~= ARGV[a + 1] then
       return i
     end
   end
+  a = a + 1 + ARGS[kind]
+  k = k + KEYN[kind]
 end
 
 local t = redis.call('TIME')
@@ -69,24 +76,23 @@ local queue_at = {}
 local queued = {}
 local grew = {}
 
-for i = 1, n do
-  local base = 5 * i - 4
-  local kind = ARGV[base]
-  local k = tonumber(ARGV[base + 1])
+a, k = 1, 1
+while a <= #ARGV do
+  local kind = ARGV[a]
   local key = KEYS[k]
   if kind == 'P' then
-    if ARGV[base + 4] == '0' then
-      redis.call('SET', key, ARGV[base + 3])
+    if ARGV[a + 3] == '0' then
+      redis.call('SET', key, ARGV[a + 2])
     else
-      redis.call('SET', key, ARGV[base + 3], 'PX', ARGV[base + 4])
+      redis.call('SET', key, ARGV[a + 2], 'PX', ARGV[a + 3])
     end
   elseif kind == 'D' then
     redis.call('DEL', key)
   elseif kind == 'A' then
     local expiry = KEYS[k + 1]
-    local member = ARGV[base + 2]
-    local at = now + tonumber(ARGV[base + 4])
-    local added = redis.call('ZADD', key, ARGV[base + 3], member) == 1
+    local member = ARGV[a + 1]
+    local at = now + tonumber(ARGV[a + 3])
+    local added = redis.call('ZADD', key, ARGV[a + 2], member) == 1
     local size = redis.call('ZCARD', key)
     if size == 1 then
       -- Alone: the key lives exactly as long as its member, shorter or
@@ -129,23 +135,27 @@ for i = 1, n do
     end
   elseif kind == 'R' then
     local expiry = KEYS[k + 1]
-    redis.call('ZREM', key, ARGV[base + 2])
+    redis.call('ZREM', key, ARGV[a + 1])
     -- Only a member that had an expiry can have been the longest-lived.
-    if redis.call('ZREM', expiry, ARGV[base + 2]) == 1 then
+    if redis.call('ZREM', expiry, ARGV[a + 1]) == 1 then
       touched[key] = expiry
       full[key] = true
     end
   elseif kind == 'Q' then
-    if redis.call('ZADD', key, ARGV[base + 3], ARGV[base + 2]) == 1 then
+    if redis.call('ZADD', key, ARGV[a + 2], ARGV[a + 1]) == 1 then
       grew[key] = true
     end
     queue_at[key] = k
-    queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[base + 4]))
+    queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[a + 3]))
+  elseif kind == 'U' then
+    redis.call('ZREM', key, ARGV[a + 1])
   elseif kind == 'T' then
     -- Only a record that exists and would expire sooner (GT: a key
     -- without a TTL counts as never expiring, and keeps none).
-    redis.call('PEXPIRE', key, ARGV[base + 4], 'GT')
+    redis.call('PEXPIRE', key, ARGV[a + 1], 'GT')
   end
+  a = a + 1 + ARGS[kind]
+  k = k + KEYN[kind]
 end
 for index, expiry in pairs(touched) do
   if full[index] then

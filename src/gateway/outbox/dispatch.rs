@@ -33,7 +33,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{put, Batch, Claimed, Handled, Task, BATCH, ITEM_TTL, LEASE, POLL, WEBHOOK_TIMEOUT};
+use super::{Batch, Claimed, Handled, Task, BATCH, ITEM_TTL, LEASE, POLL, WEBHOOK_TIMEOUT};
 use crate::channels::SEND_TIMEOUT;
 use crate::config::Team;
 use crate::error::{Error, Result};
@@ -466,25 +466,22 @@ fn defer_for(age: Duration) -> Duration {
 fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled> {
     let unlogged = claimed.unlogged();
     let Claimed {
-        entry,
-        key,
-        version,
+        stored,
         item,
         stored_published,
         ..
     } = claimed;
-    let age = now.since(item.created_at);
-    let keep = ITEM_TTL.saturating_sub(age).max(Duration::from_secs(1));
-    let mut ops = Vec::with_capacity(2);
-    if item.published && !stored_published {
-        ops.push(put(&key, version, &item, Some(keep))?);
-    }
-    ops.push(Op::QueueAdd {
-        key: queue.to_string(),
-        member: entry.member,
-        score: now.plus(defer_for(age)).unix_millis(),
-        ttl: keep,
-    });
+    let at = now.plus(defer_for(now.since(item.created_at)));
+    let ops = if item.published && !stored_published {
+        stored.replace(queue, &item, at)?
+    } else {
+        vec![Op::QueueAdd {
+            key: queue.to_string(),
+            member: stored.member,
+            score: at.unix_millis(),
+            ttl: item.keep_at(at),
+        }]
+    };
     Ok(Handled {
         ops,
         pending: None,

@@ -1,0 +1,143 @@
+//! Delivering one claimed item: its event's webhook POST or its chat
+//! notice, and the ops that then remove it or reschedule it with backoff.
+use std::time::Duration;
+
+use super::{
+    backoff, Claimed, Handled, OutboxItem, Task, EVENT_GIVE_UP, NOTICE_GIVE_UP, WEBHOOK_TIMEOUT,
+};
+use crate::channels::webhook::{post_signed, PostFailed};
+use crate::channels::Fill;
+use crate::config::{Team, TeamWebhook};
+use crate::error::Result;
+use crate::events::Event;
+use crate::gateway::Gateway;
+use crate::time::Timestamp;
+
+/// Why a delivery did not succeed.
+#[derive(Debug)]
+struct Failed {
+    reason: String,
+    retry_after: Option<Duration>,
+}
+
+impl Gateway {
+    /// Delivers one item at `now` and answers the ops that remove it or,
+    /// after a failure, reschedule it.
+    pub(super) async fn settle_item(
+        &self,
+        team: &Team,
+        queue: &str,
+        claimed: Claimed,
+        now: Timestamp,
+    ) -> Result<Handled> {
+        let Claimed {
+            stored,
+            item: mut value,
+            ..
+        } = claimed;
+        let id = value.id;
+        let outcome = self.deliver(team, &value, now).await;
+        let (kind, give_up) = match value.task {
+            Task::Event { .. } => ("event", EVENT_GIVE_UP),
+            Task::Notice { .. } => ("notice", NOTICE_GIVE_UP),
+        };
+        let failed = match outcome {
+            Ok(()) => {
+                metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+                let mut done = Handled::removed(stored.take_out(queue));
+                done.delivered = true;
+                return Ok(done);
+            }
+            Err(failed) => failed,
+        };
+        let age = now.since(value.created_at);
+        value.attempts = value.attempts.saturating_add(1);
+        metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+        if age >= give_up {
+            tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
+            metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+            return Ok(Handled::removed(stored.take_out(queue)));
+        }
+        let next = now.plus(backoff(value.attempts, failed.retry_after));
+        tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
+        Ok(Handled {
+            ops: stored.replace(queue, &value, next)?,
+            pending: Some(age),
+            delivered: false,
+            unlogged: None,
+        })
+    }
+
+    /// One attempt at one item (an event is published before: only its
+    /// webhook is left).
+    async fn deliver(&self, team: &Team, item: &OutboxItem, now: Timestamp) -> Result<(), Failed> {
+        match &item.task {
+            Task::Event { event, .. } => match &team.webhook {
+                Some(hook) => post_event(&self.outbox.http, hook, event, now).await,
+                None => Ok(()),
+            },
+            Task::Notice {
+                notice,
+                interaction_id,
+                channel,
+                conversation_id,
+                contact,
+            } => {
+                let chat = crate::gateway::Chat {
+                    interaction_id: *interaction_id,
+                    channel,
+                    conversation_id,
+                };
+                let to = self.recipient(contact, channel, None);
+                self.send_message(
+                    team,
+                    &chat,
+                    channel,
+                    to,
+                    notice.purpose(),
+                    Fill::default(),
+                    item.id,
+                )
+                .await
+                .map_err(|e| Failed {
+                    reason: e.to_string(),
+                    retry_after: None,
+                })
+            }
+        }
+    }
+}
+
+/// POSTs `event` to the team's webhook, signed with its secret;
+/// `webhook-id` is the event id on every attempt, the timestamp fresh.
+async fn post_event(
+    http: &reqwest::Client,
+    hook: &TeamWebhook,
+    event: &Event,
+    now: Timestamp,
+) -> Result<(), Failed> {
+    let failed = |reason: String, retry_after| Failed {
+        reason,
+        retry_after,
+    };
+    let body =
+        serde_json::to_vec(event).map_err(|_| failed("could not encode the event".into(), None))?;
+    let id = event.id.to_string();
+    let sent = post_signed(
+        http,
+        &hook.url,
+        hook.secret.expose(),
+        &id,
+        now,
+        body,
+        WEBHOOK_TIMEOUT,
+    )
+    .await;
+    sent.map_err(|e| match e {
+        PostFailed::TimedOut => failed("timed out".into(), None),
+        PostFailed::Unreachable => failed("unreachable".into(), None),
+        PostFailed::Status(status, retry_after) => {
+            failed(format!("answered HTTP {status}"), retry_after)
+        }
+    })
+}

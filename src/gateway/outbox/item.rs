@@ -1,0 +1,252 @@
+//! The item format: what one outbox item asks for, as it is stored.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ITEM_TTL;
+use crate::channels::Purpose;
+use crate::domain::interaction::Contact;
+use crate::domain::subject::SubjectView;
+use crate::error::{Error, Result};
+use crate::events::{About, Event, EventType};
+use crate::gateway::InteractionView;
+use crate::time::Timestamp;
+
+/// A chat notice nobody waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Notice {
+    Authenticated,
+    Expired,
+}
+
+impl Notice {
+    pub(super) fn purpose(self) -> Purpose {
+        match self {
+            Notice::Authenticated => Purpose::Authenticated,
+            Notice::Expired => Purpose::Expired,
+        }
+    }
+}
+
+/// What an item asks for. Written `{"kind": "event", "event": …, "about": …}`
+/// (`about` only where known) or `{"kind": "notice", "notice": …, …}`; read
+/// through [`RawTask`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawTask")]
+pub enum Task {
+    /// Publish the event (live stream, history) and POST it to the team's
+    /// webhook. `about` names whom it is about for the log line (`None` in
+    /// an item written before it was kept: read from the event's `data`).
+    Event {
+        event: Event,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        about: Option<About>,
+    },
+    /// Send a notice into the interaction's chat.
+    Notice {
+        notice: Notice,
+        interaction_id: Uuid,
+        channel: String,
+        conversation_id: String,
+        /// Where an SMS or e-mail conversation's messages go.
+        #[serde(default)]
+        contact: Contact,
+    },
+}
+
+/// A [`Task`] as read: the same members, one flat struct. (serde reads an
+/// internally tagged enum by buffering the whole object first and reading
+/// it again; the dispatcher reads every item it delivers.)
+#[derive(Deserialize)]
+struct RawTask {
+    kind: TaskKind,
+    event: Option<Event>,
+    #[serde(default)]
+    about: Option<About>,
+    notice: Option<Notice>,
+    interaction_id: Option<Uuid>,
+    channel: Option<String>,
+    conversation_id: Option<String>,
+    #[serde(default)]
+    contact: Contact,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TaskKind {
+    Event,
+    Notice,
+}
+
+impl TryFrom<RawTask> for Task {
+    type Error = &'static str;
+
+    fn try_from(raw: RawTask) -> Result<Self, Self::Error> {
+        match raw.kind {
+            TaskKind::Event => Ok(Task::Event {
+                event: raw.event.ok_or("an event task without its event")?,
+                about: raw.about,
+            }),
+            TaskKind::Notice => match (
+                raw.notice,
+                raw.interaction_id,
+                raw.channel,
+                raw.conversation_id,
+            ) {
+                (Some(notice), Some(interaction_id), Some(channel), Some(conversation_id)) => {
+                    Ok(Task::Notice {
+                        notice,
+                        interaction_id,
+                        channel,
+                        conversation_id,
+                        contact: raw.contact,
+                    })
+                }
+                _ => Err("a notice task without its notice, interaction or chat"),
+            },
+        }
+    }
+}
+
+/// One item of the outbox. Holds no code, PIN, token or key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutboxItem {
+    /// The message id: the same on every attempt. Written first: the
+    /// dispatcher reads it off a queue entry's text without the rest.
+    pub id: Uuid,
+    pub created_at: Timestamp,
+    #[serde(default)]
+    pub attempts: u32,
+    /// The event was published already; only the webhook is left.
+    #[serde(default)]
+    pub published: bool,
+    pub task: Task,
+}
+
+impl OutboxItem {
+    /// An item that publishes `event`, about `about`.
+    pub fn event(event: Event, about: About, now: Timestamp) -> Self {
+        Self::new(
+            Task::Event {
+                event,
+                about: Some(about),
+            },
+            now,
+        )
+    }
+
+    /// An item that publishes event `kind` about the interaction `view`
+    /// (`data`: the view and the members of `more`).
+    pub fn about_interaction(
+        kind: EventType,
+        now: Timestamp,
+        view: &InteractionView,
+        more: &serde_json::Value,
+    ) -> Result<Self> {
+        let event = Event::about_interaction(kind, now, &view.team, view, more)?;
+        let about = About::interaction(view.id, view.customer_ref.as_deref());
+        Ok(Self::event(event, about, now))
+    }
+
+    /// An item that publishes event `kind` about the subject `view`.
+    pub fn about_subject(
+        kind: EventType,
+        now: Timestamp,
+        team: &str,
+        view: &SubjectView,
+        origin: Option<&str>,
+    ) -> Result<Self> {
+        let event = Event::about_subject(kind, now, team, view, origin)?;
+        Ok(Self::event(event, About::subject(&view.subject), now))
+    }
+
+    /// The item as stored: the text of its queue entry.
+    pub(super) fn text(&self) -> Result<String> {
+        serde_json::to_string(self)
+            .map_err(|e| Error::internal_from("an outbox item could not be encoded", e))
+    }
+
+    /// How long the outbox keeps it, seen from `at`: what is left of
+    /// [`ITEM_TTL`], at least a second.
+    pub(super) fn keep_at(&self, at: Timestamp) -> Duration {
+        ITEM_TTL
+            .saturating_sub(at.since(self.created_at))
+            .max(Duration::from_secs(1))
+    }
+
+    pub fn new(task: Task, now: Timestamp) -> Self {
+        let id = match &task {
+            Task::Event { event, .. } => event.id,
+            Task::Notice { .. } => Uuid::now_v7(),
+        };
+        OutboxItem {
+            id,
+            created_at: now,
+            attempts: 0,
+            published: false,
+            task,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_read_back_as_written_and_incomplete_ones_are_refused() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let event = Event::new(
+            EventType::ChallengeFailed,
+            now,
+            "acme",
+            &serde_json::json!({"interaction": {"id": "x"}}),
+        )
+        .unwrap();
+        let notice = Task::Notice {
+            notice: Notice::Expired,
+            interaction_id: Uuid::now_v7(),
+            channel: "webchat".into(),
+            conversation_id: "c-1".into(),
+            contact: Contact {
+                phone: Some("+15550100".into()),
+                email: None,
+            },
+        };
+        let about = About::interaction(Uuid::nil(), Some("cust-1"));
+        let with_about = OutboxItem::event(event.clone(), about.clone(), now);
+        // An item written before `about` was kept: read, it has none.
+        let legacy = OutboxItem::new(Task::Event { event, about: None }, now);
+        for item in [with_about, legacy, OutboxItem::new(notice, now)] {
+            let json = serde_json::to_string(&item).unwrap();
+            let back: OutboxItem = serde_json::from_str(&json).unwrap();
+            assert_eq!(serde_json::to_string(&back).unwrap(), json);
+            if let Task::Event { about: read, .. } = back.task {
+                let kept = json.contains(
+                    r#""about":{"i":"00000000-0000-0000-0000-000000000000","s":"cust-1"}"#,
+                );
+                assert_eq!(read.as_ref() == Some(&about), kept, "{json}");
+                assert!(kept || !json.contains("about"), "{json}");
+            }
+        }
+        let written = serde_json::to_value(Task::Notice {
+            notice: Notice::Authenticated,
+            interaction_id: Uuid::nil(),
+            channel: "sms".into(),
+            conversation_id: "c".into(),
+            contact: Contact::default(),
+        })
+        .unwrap();
+        assert_eq!(written["kind"], "notice");
+        assert_eq!(written["notice"], "authenticated");
+        for bad in [
+            r#"{"kind":"event"}"#,
+            r#"{"kind":"notice","notice":"expired","channel":"sms","conversation_id":"c"}"#,
+            r#"{"kind":"other"}"#,
+        ] {
+            assert!(serde_json::from_str::<Task>(bad).is_err(), "{bad}");
+        }
+    }
+}

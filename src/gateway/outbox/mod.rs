@@ -1,0 +1,573 @@
+//! The transactional outbox (docs/api.md#events, docs/channels.md): what a state change must
+//! tell others — its events, and the chat notices nobody waits for
+//! (`authenticated`, `expired`) — is written in the same commit as the
+//! change (see [`super::work`]), then delivered from the store by a
+//! dispatcher that runs in every instance.
+//!
+//! The dispatcher ([`dispatch`]: one loop per team, deliveries bounded
+//! per destination, so a slow receiver only slows itself) claims due items
+//! with a lease (an instance that dies mid-delivery leaves its claims to
+//! come due again), delivers each, then removes it as soon as its own
+//! delivery ends — or, on failure, reschedules it with backoff: notices for an
+//! hour (the API reference promises at least ten minutes), events to the team's
+//! webhook for 25 hours (at least 24). Delivery is at-least-once: a message
+//! may repeat, with the same id, but is not lost while the store keeps it.
+//! An item the gateway cannot read is quarantined (logged once, removed)
+//! and never stops the others.
+//!
+//! The parts: [`item`] (the item format), [`dispatch`] (the dispatcher),
+//! [`delivery`] (delivering one item).
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use uuid::Uuid;
+
+mod delivery;
+mod dispatch;
+mod item;
+
+pub use dispatch::run_dispatcher;
+pub use item::{Notice, OutboxItem, Task};
+
+use super::Gateway;
+use crate::config::Team;
+use crate::error::Result;
+use crate::store::{keys, Op};
+use crate::time::{Clock, Timestamp};
+
+/// How long an item is kept: past the longest retry window.
+pub const ITEM_TTL: Duration = Duration::from_secs(25 * 3600);
+/// How long a claim holds before another instance may take the item over.
+const LEASE: Duration = Duration::from_secs(30);
+/// Items claimed per round trip, at most. A queue that is idle or nearly
+/// so costs the same one claim whatever the bound; a backlog is read in a
+/// quarter of the round trips 16 would take.
+pub const BATCH: usize = 64;
+/// How often the dispatcher looks, when nothing wakes it sooner.
+const POLL: Duration = Duration::from_millis(250);
+/// A notice is retried this long, an event's webhook delivery this long.
+const NOTICE_GIVE_UP: Duration = Duration::from_secs(3600);
+const EVENT_GIVE_UP: Duration = Duration::from_secs(25 * 3600);
+/// Retries are at most this far apart.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// Timeout of one webhook delivery.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The wake-up bell of this instance's dispatcher (every team's loop hears
+/// it: a count that moves on each commit), its HTTP client, and the
+/// items this instance has just written, kept for it ([`Kept`]).
+pub struct Outbox {
+    bell: watch::Sender<u64>,
+    http: reqwest::Client,
+    kept: Kept,
+}
+
+/// How many items [`Kept`] holds at most (a few MB at most).
+const KEPT: usize = 1024;
+
+/// The items this instance has just put into the outbox, as it built them,
+/// by id and the digest of the text it wrote: its dispatcher takes an item
+/// it claims from here rather than parsing the stored copy again (the
+/// costliest part of delivering an event), when that copy is still the text
+/// written (a failed delivery writes another). An item not found here —
+/// another instance's, one written before a restart, one pushed out by
+/// newer ones (the oldest go first) — is parsed from the store as before.
+#[derive(Default)]
+struct Kept(Mutex<KeptItems>);
+
+#[derive(Default)]
+struct KeptItems {
+    items: HashMap<Uuid, (u64, OutboxItem)>,
+    /// Ids in the order kept, some taken already: the oldest goes first.
+    order: VecDeque<Uuid>,
+}
+
+impl Kept {
+    /// The items, whole even after a panic elsewhere (each change to them
+    /// is one call that cannot be left half done).
+    fn items(&self) -> std::sync::MutexGuard<'_, KeptItems> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn keep(&self, id: Uuid, digest: u64, item: OutboxItem) {
+        let pushed_out = {
+            let mut kept = self.items();
+            let oldest = if kept.order.len() >= KEPT {
+                kept.order.pop_front()
+            } else {
+                None
+            };
+            let pushed_out = oldest.and_then(|o| kept.items.remove(&o));
+            kept.order.push_back(id);
+            kept.items.insert(id, (digest, item));
+            pushed_out
+        };
+        // Freed outside the lock.
+        drop(pushed_out);
+    }
+
+    /// The item `id` as kept, if the store holds the text of `digest`;
+    /// either way it is no longer kept.
+    fn take(&self, id: Uuid, digest: u64) -> Option<OutboxItem> {
+        let (kept_as, item) = self.items().items.remove(&id)?;
+        (kept_as == digest).then_some(item)
+    }
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Outbox {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(WEBHOOK_TIMEOUT)
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap_or_default();
+        Outbox {
+            bell: watch::Sender::new(0),
+            http,
+            kept: Kept::default(),
+        }
+    }
+
+    /// Something was committed: look now rather than at the next poll.
+    pub fn wake(&self) {
+        self.bell.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The op that puts `item` into `team`'s outbox, due at once: the
+    /// queue's entry is the item itself; the item is kept for this
+    /// instance's dispatcher (see [`Kept`]).
+    pub fn enqueue(&self, team: &str, item: OutboxItem, now: Timestamp) -> Result<[Op; 1]> {
+        let member = item.text()?;
+        self.kept.keep(item.id, digest(&member), item);
+        Ok([Op::QueueAdd {
+            key: keys::outbox(team),
+            member,
+            score: now.unix_millis(),
+            ttl: ITEM_TTL,
+        }])
+    }
+}
+
+/// The wait before attempt `attempts + 1`: 2 s after the first failure
+/// (within the 5 s docs/api.md#events allows), then doubling, ±20 % jitter, at most an
+/// hour; a provider's `Retry-After` is honoured (within the same cap).
+pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let base = Duration::from_secs(2).saturating_mul(1 << attempts.saturating_sub(1).min(16));
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    let wait = base.mul_f64(jitter).max(retry_after.unwrap_or_default());
+    wait.min(MAX_BACKOFF)
+}
+
+/// What handling one claimed item decided: the ops that remove or
+/// reschedule it, its age when it stays pending, and whether it was
+/// delivered (its destination answers again).
+struct Handled {
+    ops: Vec<Op>,
+    pending: Option<Duration>,
+    delivered: bool,
+    /// The event this claim published, not yet known to be in the log:
+    /// its item leaves the queue (or is marked published) only once it is.
+    unlogged: Option<Box<Unlogged>>,
+}
+
+/// Where a claimed item is stored: its queue entry (the item itself), and
+/// for an item stored the earlier way (the entry its id), its own key and
+/// the version read.
+#[derive(Clone)]
+struct Stored {
+    member: String,
+    legacy: Option<(String, u64)>,
+}
+
+impl Stored {
+    /// The ops that take the stored copy out of the outbox.
+    fn take_out(&self, queue: &str) -> Vec<Op> {
+        let mut ops = vec![Op::QueueRemove {
+            key: queue.to_string(),
+            member: self.member.clone(),
+        }];
+        if let Some((key, version)) = &self.legacy {
+            ops.push(Op::Delete {
+                key: key.clone(),
+                expected: *version,
+            });
+        }
+        ops
+    }
+
+    /// The ops that store `item` in place of the stored copy, due at `at`.
+    /// An item stored the earlier way is checked at the version read; one
+    /// stored as its queue entry is a new entry (the old one, removed, is
+    /// not brought back by a later settlement: its text is gone).
+    fn replace(&self, queue: &str, item: &OutboxItem, at: Timestamp) -> Result<Vec<Op>> {
+        let member = item.text()?;
+        let mut ops = if member == self.member {
+            Vec::with_capacity(1)
+        } else {
+            self.take_out(queue)
+        };
+        ops.push(Op::QueueAdd {
+            key: queue.to_string(),
+            member,
+            score: at.unix_millis(),
+            ttl: item.keep_at(at),
+        });
+        Ok(ops)
+    }
+}
+
+/// An item whose event was published by its claim, and the answer that
+/// says when the event is in the log.
+struct Unlogged {
+    appended: tokio::sync::oneshot::Receiver<bool>,
+    stored: Stored,
+    item: OutboxItem,
+}
+
+impl Unlogged {
+    /// Whether the event reached the log (within `wait`).
+    async fn logged(&mut self, wait: Duration) -> bool {
+        matches!(
+            tokio::time::timeout(wait, &mut self.appended).await,
+            Ok(Ok(true))
+        )
+    }
+
+    /// The ops that put the item back, its event to be published again,
+    /// due at `at` (instead of removing it or marking it published).
+    fn put_back(self, queue: &str, at: Timestamp) -> Result<Vec<Op>> {
+        let mut item = self.item;
+        item.published = false;
+        self.stored.replace(queue, &item, at)
+    }
+}
+
+impl Handled {
+    /// The item is done with: `ops` take it out.
+    fn removed(ops: Vec<Op>) -> Self {
+        Handled {
+            ops,
+            pending: None,
+            delivered: false,
+            unlogged: None,
+        }
+    }
+
+    /// Where the item is queued again, if it is: its member and due time.
+    fn requeued(&self) -> Option<(String, i64)> {
+        self.ops.iter().find_map(|op| match op {
+            Op::QueueAdd { member, score, .. } => Some((member.clone(), *score)),
+            _ => None,
+        })
+    }
+}
+
+/// A claimed item, read and understood, to deliver.
+struct Claimed {
+    stored: Stored,
+    item: OutboxItem,
+    /// Whether the stored copy says its event was published.
+    stored_published: bool,
+    /// The log's answer for the event this claim published.
+    appended: Option<tokio::sync::oneshot::Receiver<bool>>,
+}
+
+impl Claimed {
+    /// What settling it must wait for: the event this claim published
+    /// reaching the log.
+    fn unlogged(&mut self) -> Option<Box<Unlogged>> {
+        let appended = self.appended.take()?;
+        Some(Box::new(Unlogged {
+            appended,
+            stored: self.stored.clone(),
+            item: self.item.clone(),
+        }))
+    }
+}
+
+/// One claimed batch of a team's due items, in the order they came due:
+/// those to deliver, and those already settled while read (gone, not an
+/// item, unreadable).
+struct Batch {
+    queue: String,
+    ready: Vec<Claimed>,
+    settled: Vec<Handled>,
+}
+
+impl Batch {
+    /// Whether the claim took as many entries as it asked for: more may be due.
+    fn full(&self, asked: usize) -> bool {
+        self.ready.len() + self.settled.len() == asked
+    }
+}
+
+/// The id of the item a queue entry holds (`{"id":"<uuid>",…`, the first
+/// member written), read without parsing the rest.
+fn id_in(member: &str) -> Option<Uuid> {
+    let rest = member.strip_prefix("{\"id\":\"")?;
+    Uuid::try_parse(rest.get(..36)?).ok()
+}
+
+/// A short digest of an entry's text: a kept item is used only for the
+/// very text it was written as.
+fn digest(text: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
+}
+
+impl Gateway {
+    /// Commits `items` on their own (for events of changes that are not an
+    /// interaction's unit of work) and wakes the dispatcher.
+    pub(super) async fn enqueue_now(
+        &self,
+        team: &str,
+        items: Vec<OutboxItem>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut ops = Vec::new();
+        for item in items {
+            ops.extend(self.outbox.enqueue(team, item, now)?);
+        }
+        self.store.commit(ops).await?;
+        self.outbox.wake();
+        Ok(())
+    }
+
+    /// Claims up to `limit` of `team`'s items due now, earliest first: one
+    /// claim, whose entries are the items themselves (items stored the
+    /// earlier way, under their own keys, take one read more: an `MGET`).
+    async fn claim_batch(&self, team: &Team, clock: &dyn Clock, limit: usize) -> Result<Batch> {
+        let queue = keys::outbox(&team.id);
+        let now = clock.now();
+        let lease = now.plus(LEASE).unix_millis();
+        let claimed = self
+            .store
+            .index_claim_due(&queue, now.unix_millis(), limit, lease)
+            .await?;
+        let legacy: Vec<Option<Uuid>> = claimed
+            .iter()
+            .map(|e| Uuid::try_parse(&e.member).ok())
+            .collect();
+        let item_keys: Vec<String> = legacy
+            .iter()
+            .flatten()
+            .map(|id| keys::outbox_item(&team.id, *id))
+            .collect();
+        let mut read = if item_keys.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get(&item_keys).await?
+        }
+        .into_iter()
+        .zip(item_keys);
+        let mut batch = Batch {
+            queue,
+            ready: Vec::with_capacity(claimed.len()),
+            settled: Vec::new(),
+        };
+        for (entry, old) in claimed.into_iter().zip(legacy) {
+            let opened = match old {
+                Some(id) => {
+                    let (raw, key) = read.next().unwrap_or_default();
+                    self.open_legacy(team, &batch.queue, entry.member, id, key, raw)
+                }
+                None => self.open_item(team, &batch.queue, entry.member),
+            };
+            match opened {
+                Ok(claimed) => batch.ready.push(claimed),
+                Err(handled) => batch.settled.push(handled),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Understands one claimed entry, the item itself: the item to
+    /// deliver, or, for one that cannot be read, the ops that settle it.
+    fn open_item(&self, team: &Team, queue: &str, member: String) -> Result<Claimed, Handled> {
+        let kept = id_in(&member).and_then(|id| self.outbox.kept.take(id, digest(&member)));
+        let stored = Stored {
+            member,
+            legacy: None,
+        };
+        match kept.or_else(|| serde_json::from_str::<OutboxItem>(&stored.member).ok()) {
+            Some(item) => Ok(Claimed {
+                stored,
+                stored_published: item.published,
+                appended: None,
+                item,
+            }),
+            None => Err(quarantined(team, queue, &stored)),
+        }
+    }
+
+    /// Understands one claimed entry of an item stored the earlier way, as
+    /// read with its batch (its id, key and stored value).
+    fn open_legacy(
+        &self,
+        team: &Team,
+        queue: &str,
+        member: String,
+        id: Uuid,
+        key: String,
+        raw: Option<crate::store::Versioned>,
+    ) -> Result<Claimed, Handled> {
+        let Some(raw) = raw else {
+            // Delivered by another instance, or expired.
+            return Err(Handled::removed(vec![Op::QueueRemove {
+                key: queue.to_string(),
+                member,
+            }]));
+        };
+        let stored = Stored {
+            member,
+            legacy: Some((key, raw.version)),
+        };
+        match serde_json::from_str::<OutboxItem>(&raw.value) {
+            Ok(item) if item.id == id => Ok(Claimed {
+                stored,
+                stored_published: item.published,
+                appended: None,
+                item,
+            }),
+            _ => Err(quarantined(team, queue, &stored)),
+        }
+    }
+}
+
+/// An entry that is not a readable item: logged once and removed, so one
+/// bad item never stops the others.
+fn quarantined(team: &Team, queue: &str, stored: &Stored) -> Handled {
+    tracing::error!(team = %team.id, "outbox item unreadable; dropped");
+    metrics::counter!("chatgate_outbox_quarantined_total").increment(1);
+    Handled::removed(stored.take_out(queue))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::interaction::Contact;
+
+    fn notice_item(now: Timestamp) -> OutboxItem {
+        OutboxItem::new(
+            Task::Notice {
+                notice: Notice::Expired,
+                interaction_id: Uuid::now_v7(),
+                channel: "webchat".into(),
+                conversation_id: "c-1".into(),
+                contact: Contact::default(),
+            },
+            now,
+        )
+    }
+
+    /// Enqueues `item`: its id and the text of its queue entry.
+    fn enqueued(outbox: &Outbox, item: OutboxItem, now: Timestamp) -> (Uuid, String) {
+        let id = item.id;
+        let [Op::QueueAdd { member, key, .. }] = outbox.enqueue("acme", item, now).unwrap() else {
+            panic!("a queue add");
+        };
+        assert_eq!(key, keys::outbox("acme"));
+        (id, member)
+    }
+
+    #[test]
+    fn the_queue_entry_is_the_item_and_names_its_id_first() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let (id, member) = enqueued(&Outbox::new(), notice_item(now), now);
+        assert_eq!(id_in(&member), Some(id));
+        let back: OutboxItem = serde_json::from_str(&member).unwrap();
+        assert_eq!(back.id, id);
+        assert_eq!(back.text().unwrap(), member);
+        assert_eq!(
+            id_in(&id.to_string()),
+            None,
+            "an entry stored the earlier way"
+        );
+        assert_eq!(id_in("{\"id\":\"not-a-uuid\"}"), None);
+    }
+
+    #[test]
+    fn a_kept_item_is_taken_once_and_only_for_the_text_written() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let outbox = Outbox::new();
+        let (id, member) = enqueued(&outbox, notice_item(now), now);
+        let taken = outbox.kept.take(id, digest(&member)).expect("kept");
+        assert_eq!(taken.text().unwrap(), member);
+        assert!(
+            outbox.kept.take(id, digest(&member)).is_none(),
+            "taken once"
+        );
+
+        // A stored copy of other text (rewritten by a retry): not this one,
+        // and it is dropped.
+        let (id, member) = enqueued(&outbox, notice_item(now), now);
+        let mut retried: OutboxItem = serde_json::from_str(&member).unwrap();
+        retried.attempts = 1;
+        let other = retried.text().unwrap();
+        assert_ne!(digest(&other), digest(&member));
+        assert!(outbox.kept.take(id, digest(&other)).is_none());
+        assert!(outbox.kept.take(id, digest(&member)).is_none());
+    }
+
+    #[test]
+    fn kept_items_are_bounded_the_oldest_going_first() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let outbox = Outbox::new();
+        let mut written = Vec::new();
+        for _ in 0..KEPT + 10 {
+            written.push(enqueued(&outbox, notice_item(now), now));
+        }
+        let held = outbox.kept.0.lock().unwrap().items.len();
+        assert_eq!(held, KEPT);
+        let (first, m) = &written[0];
+        assert!(outbox.kept.take(*first, digest(m)).is_none(), "pushed out");
+        let (last, m) = &written[KEPT + 9];
+        assert!(outbox.kept.take(*last, digest(m)).is_some());
+    }
+
+    #[test]
+    fn a_replaced_item_leaves_its_old_entry_and_a_legacy_key_is_checked() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let queue = keys::outbox("acme");
+        let (_, member) = enqueued(&Outbox::new(), notice_item(now), now);
+        let mut item: OutboxItem = serde_json::from_str(&member).unwrap();
+        let stored = Stored {
+            member: member.clone(),
+            legacy: None,
+        };
+        // The same text: only moved.
+        let later = now.plus(Duration::from_secs(5));
+        let moved = stored.replace(&queue, &item, later).unwrap();
+        assert!(
+            matches!(moved.as_slice(), [Op::QueueAdd { member: m, score, .. }]
+            if *m == member && *score == later.unix_millis())
+        );
+        // Other text: the old entry goes, the new one comes.
+        item.attempts = 2;
+        let ops = stored.replace(&queue, &item, later).unwrap();
+        assert!(
+            matches!(ops.as_slice(), [Op::QueueRemove { member: old, .. }, Op::QueueAdd { member: new, .. }]
+            if *old == member && *new == item.text().unwrap())
+        );
+        // Stored the earlier way: its key goes too, at the version read.
+        let legacy = Stored {
+            member: item.id.to_string(),
+            legacy: Some((keys::outbox_item("acme", item.id), 7)),
+        };
+        let ops = legacy.take_out(&queue);
+        assert!(matches!(
+            ops.as_slice(),
+            [Op::QueueRemove { .. }, Op::Delete { expected: 7, .. }]
+        ));
+    }
+}
