@@ -341,7 +341,7 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
     }
 
     if !b.saturate.is_zero() && b.wants(SATURATED) {
-        saturated_callbacks(&mut b, &g, &seeded, store, ceiling).await;
+        saturated_callbacks(b, &g, &seeded, store, ceiling).await;
     }
 
     if b.wants("OTP verify, wrong code") {
