@@ -5,12 +5,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use base64::engine::general_purpose::STANDARD as B64;
-use base64::Engine;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, Config, StoreBackend};
-use crate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash, MIN_KEY_BYTES};
+use crate::domain::secrets::{
+    decode_whsec, generate_api_key, generate_whsec, ApiKeyHash, MIN_KEY_BYTES,
+};
 use crate::domain::webhook_sig;
 
 /// Self-hosted authentication gateway for conversational messaging.
@@ -170,22 +170,6 @@ pub fn keygen(kind: KeyKind) -> String {
     }
 }
 
-/// The bytes of a `whsec_…` secret, of any length (the signing tool also
-/// serves the Standard Webhooks test vectors). Errors never repeat it.
-pub fn decode_whsec(secret: &str) -> Result<Vec<u8>, String> {
-    let b64 = secret
-        .trim()
-        .strip_prefix("whsec_")
-        .ok_or("must start with \"whsec_\"")?;
-    let key = B64
-        .decode(b64)
-        .map_err(|_| "is not valid base64 after \"whsec_\"")?;
-    if key.is_empty() {
-        return Err("is empty after \"whsec_\"".into());
-    }
-    Ok(key)
-}
-
 /// The three Standard Webhooks headers, one per line.
 pub fn sign_headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     let signature = webhook_sig::sign(key, id, timestamp, body);
@@ -264,6 +248,9 @@ fn join(items: impl Iterator<Item = String>) -> String {
 
 #[cfg(test)]
 mod tests {
+    use base64::engine::general_purpose::STANDARD as B64;
+    use base64::Engine;
+
     use super::*;
 
     #[test]

@@ -1,5 +1,6 @@
 //! The one error type of the gateway. Every variant is one of the API reference's
-//! problem codes (docs/api.md#errors); `http::problem` maps it to problem+json once.
+//! problem codes (docs/api.md#errors); `http::problem` gives it its HTTP
+//! status and maps it to problem+json once: nothing here knows HTTP.
 //!
 //! Messages are safe to send to clients: they never contain a secret, code,
 //! PIN, token or key. An internal error carries what failed, its source and
@@ -124,30 +125,6 @@ impl Error {
         }
     }
 
-    /// The HTTP status for this error.
-    pub fn status(&self) -> u16 {
-        match self {
-            Error::BadRequest(_) => 400,
-            Error::Unauthorized
-            | Error::InvalidToken(_)
-            | Error::InvalidSignature(_)
-            | Error::InvalidCode { .. } => 401,
-            Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => 403,
-            Error::NotFound(_) => 404,
-            Error::RequestTimeout => 408,
-            Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin => 409,
-            Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => 410,
-            Error::PayloadTooLarge => 413,
-            Error::UnsupportedMediaType => 415,
-            Error::Unprocessable(_) => 422,
-            Error::Locked { .. } => 423,
-            Error::RateLimited { .. } => 429,
-            Error::Internal(_) => 500,
-            Error::Channel(_) => 502,
-            Error::StoreUnavailable => 503,
-        }
-    }
-
     /// An internal error: `what` failed here, with no further cause.
     #[track_caller]
     pub fn internal(what: &'static str) -> Self {
@@ -176,24 +153,6 @@ impl Error {
     }
 }
 
-impl From<crate::store::StoreError> for Error {
-    #[track_caller]
-    fn from(e: crate::store::StoreError) -> Self {
-        match e {
-            crate::store::StoreError::Unavailable(cause) => {
-                // The store logs an outage once (and a summary); per request, debug.
-                tracing::debug!(%cause, "store unavailable");
-                Error::StoreUnavailable
-            }
-            crate::store::StoreError::Corrupt(cause) => Error::Internal(Box::new(Bug {
-                what: "a record in the store could not be read",
-                source: Some(cause.into()),
-                at: Location::caller(),
-            })),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,16 +174,5 @@ mod tests {
         // What a client sees (the problem's `detail`) says none of it.
         assert_eq!(e.to_string(), "internal error");
         assert_eq!(e.code(), "internal_error");
-    }
-
-    #[test]
-    fn a_corrupt_record_is_an_internal_error_raised_where_it_was_read() {
-        let line = line!() + 1;
-        let e: Error = crate::store::StoreError::Corrupt("bad json".into()).into();
-        let Error::Internal(bug) = &e else {
-            panic!("{e:?}")
-        };
-        assert_eq!((bug.at.file(), bug.at.line()), (file!(), line));
-        assert!(bug.to_string().contains("bad json"));
     }
 }

@@ -1,11 +1,15 @@
 //! Time as a value: [`Timestamp`] (unix milliseconds, RFC 3339 on the wire)
-//! and the [`Clock`] that is read once per request at the edge.
+//! and the [`Clock`] that is read once per request at the edge; [`Dur`], a
+//! duration as settings write it.
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+mod duration;
+pub use duration::Dur;
 
 /// A point in time, unix milliseconds, UTC.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

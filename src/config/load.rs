@@ -47,8 +47,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
     // the teams are known: a channel no team uses is not worth a warning.
     let mut channel_warnings = Vec::new();
     for path in toml_files(&channels_dir, &file, "server.channels_dir")? {
-        let (channel, warnings) =
-            crate::telemetry::deferring(|| channels::load_channel(&path, env));
+        let (channel, warnings) = super::deferring(|| channels::load_channel(&path, env));
         let channel = channel?;
         channel_warnings.push((channel.name.clone(), warnings));
         let shown = display_path(&path);

@@ -5,10 +5,9 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
-mod abuse;
 mod channels;
 mod de;
-mod duration;
+mod deferred;
 mod env;
 mod files;
 mod interpolate;
@@ -28,17 +27,19 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
-pub use duration::Dur;
+pub use crate::domain::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
+pub use crate::domain::customer_refs::CustomerRefLogging;
+pub use crate::domain::secrets::SecurityKey;
+pub use crate::domain::settings::{
+    AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
+    StepUpSettings, Templates,
+};
+pub use crate::time::Dur;
+pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_with_env};
-pub use settings::{
-    AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
-    StepUpSettings, TemplateOverrides, Templates,
-};
-pub use team::{
-    ApiKey, ChannelConfig, ChannelKind, OidcConfig, Role, SecurityKey, SmtpTls, Team, TeamWebhook,
-};
+pub use settings::TemplateOverrides;
+pub use team::{ApiKey, ChannelConfig, ChannelKind, OidcConfig, Role, SmtpTls, Team, TeamWebhook};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;
@@ -78,16 +79,6 @@ pub struct ServerConfig {
     pub metrics_token: Option<SecretString>,
     /// How log lines name a customer.
     pub log_customer_refs: CustomerRefLogging,
-}
-
-/// `server.log_customer_refs`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CustomerRefLogging {
-    /// A keyed digest of the `customer_ref` (the pepper's), never the value.
-    #[default]
-    Digest,
-    /// The value itself.
-    Plain,
 }
 
 /// `server.log_format`.

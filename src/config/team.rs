@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::{Settings, TemplateOverrides};
-use crate::domain::secrets::{ApiKeyHash, SecretBytes};
+use crate::domain::secrets::{ApiKeyHash, SecretBytes, SecurityKey, TeamKeys};
 
 /// What an API key may do (docs/api.md#callers-and-roles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -34,14 +34,6 @@ impl Role {
             Role::Admin => "admin",
         }
     }
-}
-
-#[derive(Debug)]
-pub struct SecurityKey {
-    pub kid: String,
-    /// The decoded HMAC key (at least 32 bytes).
-    pub secret: SecretBytes,
-    pub primary: bool,
 }
 
 #[derive(Debug)]
@@ -132,6 +124,15 @@ impl Team {
     }
     pub fn key_by_kid(&self, kid: &str) -> Option<&SecurityKey> {
         self.security_keys.iter().find(|k| k.kid == kid)
+    }
+}
+
+impl TeamKeys for Team {
+    fn team_id(&self) -> &str {
+        &self.id
+    }
+    fn key_by_kid(&self, kid: &str) -> Option<&SecurityKey> {
+        Team::key_by_kid(self, kid)
     }
 }
 

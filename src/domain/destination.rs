@@ -10,7 +10,7 @@ use unicode_normalization::UnicodeNormalization;
 
 use super::secrets::Pepper;
 use super::subject::check_sends;
-use crate::config::OtpSettings;
+use crate::domain::settings::OtpSettings;
 use crate::error::Error;
 use crate::time::{stored, Timestamp};
 
@@ -64,7 +64,7 @@ pub fn digest(pepper: &Pepper, destination: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Dur;
+    use crate::time::Dur;
 
     fn otp() -> OtpSettings {
         OtpSettings {

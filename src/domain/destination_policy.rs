@@ -9,7 +9,8 @@ use phonenumber::{metadata::DATABASE, PhoneNumber, Type};
 
 use super::challenge::Delivery;
 use super::interaction::Contact;
-use crate::config::{Destinations, NumberType, OtpSettings};
+use crate::domain::abuse::{Destinations, NumberType};
+use crate::domain::settings::OtpSettings;
 use crate::error::Error;
 
 /// `Ok` when an OTP delivered by `delivery`, to `to` (the request's, already
@@ -118,7 +119,7 @@ fn number_type(t: Type) -> Option<NumberType> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::SmsRegion;
+    use crate::domain::abuse::SmsRegion;
 
     fn regions(r: &[&str]) -> Vec<SmsRegion> {
         r.iter()

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::secrets::Pepper;
-use crate::config::StepUpSettings;
+use crate::domain::settings::StepUpSettings;
 
 /// Validated fingerprints remembered per customer; the oldest are forgotten
 /// first (a forgotten one counts as new again).

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::challenge::{Challenge, PastChallenge};
+use super::challenge::{Challenge, PastChallenge, PastOutcome, MAX_PAST_CHALLENGES};
 use super::subject::Standing;
-use crate::config::Settings;
+use crate::domain::settings::Settings;
 use crate::time::{stored, Timestamp};
 
 /// How an interaction was authenticated.
@@ -27,10 +27,10 @@ pub enum Method {
 
 /// The authentication method a setting names; `Err` for `recognized`,
 /// which is no authentication (see `domain::recognition`).
-impl TryFrom<crate::config::AuthMethod> for Method {
+impl TryFrom<crate::domain::settings::AuthMethod> for Method {
     type Error = ();
-    fn try_from(m: crate::config::AuthMethod) -> Result<Self, ()> {
-        use crate::config::AuthMethod as A;
+    fn try_from(m: crate::domain::settings::AuthMethod) -> Result<Self, ()> {
+        use crate::domain::settings::AuthMethod as A;
         Ok(match m {
             A::LoginLink => Method::LoginLink,
             A::Oidc => Method::Oidc,
@@ -621,7 +621,7 @@ impl InteractionRecord {
     pub fn end_step_up(&mut self) {
         self.step_up = None;
         if self.challenge.as_ref().is_some_and(|c| c.step_up) {
-            super::challenge::close(self);
+            self.close_challenge();
         }
     }
 
@@ -635,7 +635,7 @@ impl InteractionRecord {
                 .as_ref()
                 .is_some_and(|c| c.id == b.challenge_id)
             {
-                super::challenge::close(self);
+                self.close_challenge();
             }
         }
     }
@@ -752,7 +752,7 @@ impl InteractionRecord {
         for link in &mut self.links {
             link.used = true;
         }
-        super::challenge::close(self);
+        self.close_challenge();
         self.last_write_at = now;
     }
 
@@ -791,12 +791,44 @@ impl InteractionRecord {
     }
 }
 
+/// The interaction's challenges: the current one and the finished ones it
+/// remembers (answering them is `domain::attempts`).
+impl InteractionRecord {
+    /// Makes `challenge` the current one. An earlier challenge, open or
+    /// not, is replaced: answering it from now on is `challenge_expired`.
+    /// The caller stamps the write (`last_write_at`), as for any write.
+    pub fn open_new_challenge(&mut self, challenge: Challenge) {
+        if let Some(old) = self.challenge.replace(challenge) {
+            self.remember_challenge(old.id, PastOutcome::Replaced);
+        }
+    }
+
+    /// Closes the current challenge, if any: answering it from now on is
+    /// `challenge_expired` (a logout ends what was under way).
+    pub fn close_challenge(&mut self) {
+        if let Some(old) = self.challenge.take() {
+            self.remember_challenge(old.id, PastOutcome::Replaced);
+        }
+    }
+
+    /// Remembers how challenge `id` ended, forgetting the oldest beyond
+    /// [`MAX_PAST_CHALLENGES`].
+    pub(super) fn remember_challenge(&mut self, id: Uuid, outcome: PastOutcome) {
+        self.past_challenges.push(PastChallenge { id, outcome });
+        let excess = self
+            .past_challenges
+            .len()
+            .saturating_sub(MAX_PAST_CHALLENGES);
+        self.past_challenges.drain(..excess);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Dur;
+    use crate::time::Dur;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)
@@ -1120,7 +1152,7 @@ mod tests {
         let cid = Uuid::now_v7();
         let code = crate::domain::otp::derive(&pepper, cid, s.otp.length);
         let ch = Challenge::new_binding(cid, &code, &pepper, &s.otp, t(10));
-        crate::domain::challenge::open_new(&mut r, ch);
+        r.open_new_challenge(ch);
         r.binding = Some(PendingBinding {
             challenge_id: cid,
             customer: customer(),
@@ -1144,7 +1176,7 @@ mod tests {
         // Another challenge replaces it.
         let (mut r, _) = bound(&s);
         let pin = Challenge::new_pin(Uuid::now_v7(), "00", &s.pin, t(12));
-        crate::domain::challenge::open_new(&mut r, pin);
+        r.open_new_challenge(pin);
         assert!(r.live_binding(t(13)).is_none());
         // A logout ends it.
         let (mut r, _) = bound(&s);

@@ -11,7 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::config::{SecurityKey, Team};
+use super::secrets::{SecurityKey, TeamKeys};
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -75,10 +75,10 @@ struct Wire {
 /// keys are tried; everything is then checked against that team's key, so
 /// the returned `aud` (= `team`) is the id of the team that signed it, and
 /// `sub` and `jti` are UUIDs.
-pub fn verify<'a>(
+pub fn verify<'a, T: TeamKeys + 'a>(
     token: &str,
     issuer: &str,
-    find_team: impl Fn(&str) -> Option<&'a Team>,
+    find_team: impl Fn(&str) -> Option<&'a T>,
     now: Timestamp,
 ) -> Result<LoginClaims, Error> {
     let kid = hs256_kid(token)?;
@@ -87,7 +87,7 @@ pub fn verify<'a>(
     let key = team.key_by_kid(&kid).ok_or(BAD_KEY)?;
 
     let mut validation = validation(&["iss", "aud", "sub"]);
-    validation.set_audience(&[team.id.as_str()]);
+    validation.set_audience(&[team.team_id()]);
     validation.set_issuer(&[issuer]);
     let data = jsonwebtoken::decode::<Wire>(
         token,
@@ -101,7 +101,7 @@ pub fn verify<'a>(
             "a required claim is missing or malformed",
         ));
     }
-    if claims.team != team.id {
+    if claims.team != team.team_id() {
         return Err(Error::InvalidToken(
             "the token's team does not match its audience",
         ));
@@ -227,26 +227,31 @@ pub(crate) mod tests {
     pub(crate) const T0: i64 = 1_795_000_000;
     const ISSUER: &str = "chatgate";
 
+    /// A team as the token rules see it.
+    pub(crate) struct TestTeam {
+        pub id: String,
+        pub security_keys: Vec<SecurityKey>,
+    }
+
+    impl TeamKeys for TestTeam {
+        fn team_id(&self) -> &str {
+            &self.id
+        }
+        fn key_by_kid(&self, kid: &str) -> Option<&SecurityKey> {
+            self.security_keys.iter().find(|k| k.kid == kid)
+        }
+    }
+
     /// A team with keys `(kid, fill byte)` of 32 bytes; the first is primary.
-    pub(crate) fn team(id: &str, keys: &[(&str, u8)]) -> Team {
+    pub(crate) fn team(id: &str, keys: &[(&str, u8)]) -> TestTeam {
         let key = |(i, (kid, b)): (usize, &(&str, u8))| SecurityKey {
             kid: kid.to_string(),
             secret: SecretBytes::new(vec![*b; 32]),
             primary: i == 0,
         };
-        Team {
+        TestTeam {
             id: id.into(),
-            file: format!("{id}.toml").into(),
-            login_url: url::Url::parse("https://login.example/chat").unwrap(),
-            channels: vec!["webchat".into()],
-            sms_channel: None,
-            email_channel: None,
             security_keys: keys.iter().enumerate().map(key).collect(),
-            api_keys: vec![],
-            webhook: None,
-            oidc: None,
-            settings: Default::default(),
-            channel_settings: Default::default(),
         }
     }
 
@@ -264,7 +269,7 @@ pub(crate) mod tests {
     }
 
     /// acme: k1 = 1s (primary), k2 = 2s. globex: k1 = 9s.
-    fn teams() -> Vec<Team> {
+    fn teams() -> Vec<TestTeam> {
         vec![
             team("acme", &[("k1", 1), ("k2", 2)]),
             team("globex", &[("k1", 9)]),

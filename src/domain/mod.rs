@@ -1,8 +1,11 @@
 //! The rules of authentication: plain types and functions that take `now`
 //! and know nothing of HTTP, Redis or providers.
+pub mod abuse;
 pub mod assertion;
 pub mod assurance;
+pub mod attempts;
 pub mod challenge;
+pub mod customer_refs;
 pub mod destination;
 pub mod destination_policy;
 pub mod devices;
@@ -15,6 +18,7 @@ pub mod pin;
 pub mod recognition;
 pub mod reveal;
 pub mod secrets;
+pub mod settings;
 pub mod subject;
 pub mod webhook_sig;
 

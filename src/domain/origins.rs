@@ -15,7 +15,8 @@
 use super::subject::{
     standing_error, FailureOutcome, OriginRecord, OriginView, Standing, SubjectRecord,
 };
-use crate::config::{LockoutScope, LockoutSettings, OtpSettings};
+use crate::domain::abuse::LockoutScope;
+use crate::domain::settings::{LockoutSettings, OtpSettings};
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -310,7 +311,7 @@ pub fn counted_origin(scope: LockoutScope, origin: impl FnOnce() -> String) -> O
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Dur;
+    use crate::time::Dur;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)

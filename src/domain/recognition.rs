@@ -74,7 +74,7 @@ mod tests {
 
     #[test]
     fn a_new_authentication_names_its_customer_or_the_customer_ref() {
-        let s = crate::config::Settings::default();
+        let s = crate::domain::settings::Settings::default();
         let day = Duration::from_secs(86_400);
         let read = InteractionRecord::new(Uuid::now_v7(), "acme", "sms", "+1555", t(0));
         let mut rec = read.clone();

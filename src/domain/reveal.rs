@@ -14,12 +14,9 @@ use rand::RngCore;
 use secrecy::zeroize::Zeroizing;
 use uuid::Uuid;
 
-use super::challenge::{answerable, ChallengeMethod};
-use super::interaction::InteractionRecord;
 use super::otp::OtpCode;
 use super::secrets::Pepper;
 use crate::error::Error;
-use crate::time::Timestamp;
 
 /// `Pepper::derive_key` purpose of the reveal key.
 pub const KEY_PURPOSE: &str = "otp-reveal";
@@ -74,29 +71,9 @@ pub fn open(sealed: &str, challenge_id: Uuid, pepper: &Pepper) -> Result<OtpCode
     OtpCode::from_digits(digits).ok_or_else(damaged)
 }
 
-/// The code of OTP challenge `challenge_id` for an agent
-/// (`GET .../challenges/{cid}/code`), with its `expires_at`, while it can
-/// still be answered (refused otherwise exactly as `challenge::attempt`
-/// would). A PIN challenge, or an OTP not sealed for reveal, is `Forbidden`.
-/// The caller still checks the team's `otp.show_to_agents` and the role.
-pub fn reveal_code(
-    rec: &InteractionRecord,
-    challenge_id: Uuid,
-    pepper: &Pepper,
-    now: Timestamp,
-) -> Result<(OtpCode, Timestamp), Error> {
-    let c = answerable(rec, challenge_id, now)?;
-    match (&c.method, &c.sealed_code) {
-        (ChallengeMethod::Otp, Some(sealed)) => Ok((open(sealed, c.id, pepper)?, c.expires_at)),
-        _ => Err(Error::Forbidden("this challenge's code cannot be revealed")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OtpSettings, PinSettings};
-    use crate::domain::challenge::{open_new, Challenge, Delivery};
     use crate::domain::otp;
 
     fn pepper() -> Pepper {
@@ -154,51 +131,5 @@ mod tests {
             .any(|w| w == code.expose().as_bytes()));
         assert_ne!(a, b, "nonce must be random");
         assert_eq!(B64.decode(&a).unwrap().len(), NONCE_LEN + 10 + TAG_LEN);
-    }
-
-    #[test]
-    fn agents_see_only_answerable_sealed_otps() {
-        let p = pepper();
-        let t = |s: i64| Timestamp::from_unix_seconds(1_800_000_000 + s);
-        let mut r = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", t(0));
-        let o = OtpSettings::default();
-        let code = otp::generate(6);
-        let new = |seal: bool| {
-            let id = Uuid::now_v7();
-            Challenge::new_otp(id, Delivery::Agent, &code, &p, &o, seal, false, t(0)).unwrap()
-        };
-        let sealed = new(true);
-        let id = sealed.id;
-        open_new(&mut r, sealed);
-        let (shown, exp) = reveal_code(&r, id, &p, t(1)).unwrap();
-        assert_eq!((shown.expose(), exp), (code.expose(), t(180)));
-        assert_eq!(
-            reveal_code(&r, id, &p, t(180)).unwrap_err().code(),
-            "challenge_expired"
-        );
-        assert_eq!(
-            reveal_code(&r, Uuid::now_v7(), &p, t(1))
-                .unwrap_err()
-                .code(),
-            "not_found"
-        );
-        let unsealed = new(false);
-        let unsealed_id = unsealed.id;
-        open_new(&mut r, unsealed);
-        assert_eq!(
-            reveal_code(&r, unsealed_id, &p, t(1)).unwrap_err().code(),
-            "forbidden"
-        );
-        assert_eq!(
-            reveal_code(&r, id, &p, t(1)).unwrap_err().code(),
-            "challenge_expired"
-        );
-        let pin = Challenge::new_pin(Uuid::now_v7(), "00", &PinSettings::default(), t(0));
-        let pin_id = pin.id;
-        open_new(&mut r, pin);
-        assert_eq!(
-            reveal_code(&r, pin_id, &p, t(1)).unwrap_err().code(),
-            "forbidden"
-        );
     }
 }

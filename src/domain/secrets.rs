@@ -32,6 +32,39 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// One of a team's security keys: it signs login tokens (the primary one)
+/// and verifies the team's pre-chat assertions (any of them, by `kid`).
+#[derive(Debug)]
+pub struct SecurityKey {
+    pub kid: String,
+    /// The decoded HMAC key (at least 32 bytes).
+    pub secret: SecretBytes,
+    pub primary: bool,
+}
+
+/// A team as the token rules see it: its id and its security keys by
+/// `kid` (a configured team is one).
+pub trait TeamKeys {
+    fn team_id(&self) -> &str;
+    fn key_by_kid(&self, kid: &str) -> Option<&SecurityKey>;
+}
+
+/// The bytes of a `whsec_…` secret, of any length (the signing tool also
+/// serves the Standard Webhooks test vectors). Errors never repeat it.
+pub fn decode_whsec(secret: &str) -> Result<Vec<u8>, String> {
+    let b64 = secret
+        .trim()
+        .strip_prefix("whsec_")
+        .ok_or("must start with \"whsec_\"")?;
+    let key = B64
+        .decode(b64)
+        .map_err(|_| "is not valid base64 after \"whsec_\"")?;
+    if key.is_empty() {
+        return Err("is empty after \"whsec_\"".into());
+    }
+    Ok(key)
+}
+
 /// Parses `whsec_` + base64 of at least 32 bytes. The error never repeats the input.
 pub fn parse_whsec(s: &str) -> Result<SecretBytes, String> {
     let b64 = s

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{LockoutScope, LockoutSettings, OtpSettings};
+use crate::domain::abuse::LockoutScope;
+use crate::domain::settings::{LockoutSettings, OtpSettings};
 use crate::error::Error;
 use crate::time::{stored, Timestamp};
 
@@ -464,7 +465,7 @@ pub fn standing_error(standing: Standing, now: Timestamp) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Dur;
+    use crate::time::Dur;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)

@@ -22,8 +22,8 @@ use uuid::Uuid;
 
 pub use self::log::{EventLog, LogEntry, LogError, LogId};
 
+use crate::domain::customer_refs::SubjectNames;
 use crate::error::{Error, Result};
-use crate::telemetry::SubjectNames;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

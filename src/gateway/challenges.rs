@@ -14,7 +14,7 @@ use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::Team;
-use crate::domain::challenge::{self, Challenge, ChallengeMethod, Delivery};
+use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery};
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::{destination_policy, input, otp};
 use crate::error::{Error, Result};
@@ -226,7 +226,7 @@ impl Gateway {
                         attempts_allowed: ch.max_attempts,
                         delivered: false,
                     };
-                    challenge::open_new(&mut w.rec, ch);
+                    w.rec.open_new_challenge(ch);
                     Ok(Step::Write((started, previous, target, code, dkey)))
                 })
             })

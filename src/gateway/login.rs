@@ -14,7 +14,7 @@ use super::Gateway;
 use crate::channels::{Fill, Purpose};
 use crate::config::LoginBinding;
 use crate::config::Team;
-use crate::domain::challenge::{self, Challenge};
+use crate::domain::challenge::Challenge;
 use crate::domain::interaction::{CallbackAnswer, Customer, Link, LinkUse, Method, PendingBinding};
 use crate::domain::login_token::{self, LoginClaims, Stage};
 use crate::domain::origins::Failure;
@@ -166,7 +166,7 @@ impl Gateway {
         let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
         let expires_at = ch.expires_at;
         w.rec.end_step_up();
-        challenge::open_new(&mut w.rec, ch);
+        w.rec.open_new_challenge(ch);
         w.rec.binding = Some(PendingBinding {
             challenge_id,
             customer,

@@ -16,6 +16,7 @@ mod outbox;
 mod recognition;
 mod record_locks;
 mod records;
+mod store_errors;
 mod subjects;
 mod verify;
 mod view;

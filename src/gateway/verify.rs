@@ -10,11 +10,11 @@ use super::records::{put, Loaded};
 use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
-use crate::domain::challenge::{self, AttemptOutcome, ChallengeMethod};
+use crate::domain::attempts;
+use crate::domain::challenge::{AttemptOutcome, ChallengeMethod};
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::{Customer, InteractionRecord, Method, PendingStepUp};
 use crate::domain::origins::Failure;
-use crate::domain::reveal;
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::keys;
@@ -54,7 +54,7 @@ impl Gateway {
                     let s = w.settings;
                     w.ensure_clear(now)?;
                     let verdict =
-                        match challenge::attempt(&mut w.rec, cid, code, &self.pepper, now)? {
+                        match attempts::attempt(&mut w.rec, cid, code, &self.pepper, now)? {
                             AttemptOutcome::Wrong { attempts_remaining } => {
                                 Verdict::Wrong(attempts_remaining, w.record_failure(now))
                             }
@@ -147,7 +147,7 @@ impl Gateway {
         if let Some(subject) = &pair.subject.value {
             subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
         }
-        let (code, expires_at) = reveal::reveal_code(rec, cid, &self.pepper, now)?;
+        let (code, expires_at) = attempts::reveal_code(rec, cid, &self.pepper, now)?;
         let view = pair.view(team, now)?;
         // Recorded before the code is shown: no reveal goes unaudited.
         let extra = serde_json::json!({"challenge": {"challenge_id": cid}, "api_key_id": key_id});

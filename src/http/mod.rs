@@ -128,7 +128,7 @@ pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) ->
     // the request id, the log line and the metrics of every answer (the
     // deadline's 503 and a panic's 500 too) around `guard`, which holds the
     // rest, see there. (Header and idle timeouts and the connection cap are
-    // below the router, in `crate::server`; the body timeout is where the
+    // below the router, in the connection loop; the body timeout is where the
     // body is read, `extract::json_bytes`.)
     routes
         .fallback(not_found)
@@ -280,7 +280,7 @@ fn security_headers(sensitive: bool, res: &mut Response) {
 /// The answer to a request head the server will not take (431 with a
 /// duplicate `Host` or over 16 KiB, 400 malformed); it closes the
 /// connection. The server writes it in place of hyper's own body-less
-/// refusals (`crate::server`), so it carries its headers itself.
+/// refusals, so it carries its headers itself.
 pub(crate) fn refused_head(status: StatusCode, detail: &str) -> Response {
     let mut res = problem::response(status, "invalid_request", detail);
     let h = res.headers_mut();

@@ -138,11 +138,36 @@ fn send(status: StatusCode, code: &'static str, body: &Problem<'_>) -> Response 
     res
 }
 
+/// The HTTP status of `e` (docs/api.md#errors).
+pub fn status(e: &Error) -> StatusCode {
+    match e {
+        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Unauthorized
+        | Error::InvalidToken(_)
+        | Error::InvalidSignature(_)
+        | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
+        Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => StatusCode::FORBIDDEN,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+        Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin => StatusCode::CONFLICT,
+        Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => {
+            StatusCode::GONE
+        }
+        Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Locked { .. } => StatusCode::LOCKED,
+        Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        Error::Channel(_) => StatusCode::BAD_GATEWAY,
+        Error::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let code = self.code();
-        let status =
-            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = status(&self);
         let detail = self.to_string();
         let mut body = Problem::new(status, code, &detail);
         let mut retry_after = None;
@@ -226,7 +251,7 @@ mod tests {
     fn as_before(e: &Error) -> String {
         use serde_json::json;
         let code = e.code();
-        let status = StatusCode::from_u16(e.status()).unwrap();
+        let status = status(e);
         let mut body = json!({
             "type": format!("urn:chatgate:problem:{code}"),
             "title": title(code),

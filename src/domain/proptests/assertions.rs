@@ -11,9 +11,8 @@ use serde_json::{json, Value};
 
 use super::tokens::other_alg;
 use super::{ascii_edit, cases, hostile, json_value};
-use crate::config::Team;
 use crate::domain::assertion::{verify, Assertion};
-use crate::domain::login_token::tests::{sign_raw, team, T0};
+use crate::domain::login_token::tests::{sign_raw, team, TestTeam, T0};
 use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -23,7 +22,7 @@ const MAX_AGE: Duration = Duration::from_secs(600);
 const BAD_KEY: &str = "bad signature or unknown key";
 
 /// acme: k1 = 32 × 1 (primary), k2 = 32 × 2.
-fn acme() -> Team {
+fn acme() -> TestTeam {
     team("acme", &[("k1", 1), ("k2", 2)])
 }
 

@@ -6,7 +6,7 @@ use base64::Engine;
 use proptest::prelude::*;
 
 use super::{cases, hostile};
-use crate::domain::secrets::{parse_whsec, ApiKeyHash, Pepper, MIN_KEY_BYTES};
+use crate::domain::secrets::{decode_whsec, parse_whsec, ApiKeyHash, Pepper, MIN_KEY_BYTES};
 
 fn whsec_like() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -57,7 +57,7 @@ proptest! {
             .strip_prefix("whsec_")
             .and_then(|b| B64.decode(b).ok())
             .filter(|b| !b.is_empty());
-        match (crate::cli::decode_whsec(&s), want) {
+        match (decode_whsec(&s), want) {
             (Ok(key), Some(bytes)) => prop_assert_eq!(key, bytes),
             (Err(e), None) => {
                 let tail = s.trim().strip_prefix("whsec_").unwrap_or(&s);

@@ -8,8 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::{ascii_edit, cases, hostile, json_value, same_hmac_key};
-use crate::config::Team;
-use crate::domain::login_token::tests::{sign_raw, team, T0};
+use crate::domain::login_token::tests::{sign_raw, team, TestTeam, T0};
 use crate::domain::login_token::{issue, verify, LoginClaims, Stage, LEEWAY_SECS};
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -20,7 +19,7 @@ const ALG: &str = "unsupported algorithm; only HS256 is accepted";
 const MALFORMED: &str = "malformed token";
 
 /// acme: k1 = 32 × 1 (primary), k2 = 32 × 2. globex: k1 = 32 × 9.
-fn teams() -> Vec<Team> {
+fn teams() -> Vec<TestTeam> {
     vec![
         team("acme", &[("k1", 1), ("k2", 2)]),
         team("globex", &[("k1", 9)]),

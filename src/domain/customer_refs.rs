@@ -7,15 +7,24 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use crate::config::CustomerRefLogging;
-use crate::domain::interaction::OWN_SUBJECT_PREFIX;
-use crate::domain::secrets::Pepper;
+use super::interaction::OWN_SUBJECT_PREFIX;
+use super::secrets::Pepper;
 
 /// What a keyed hash of a logged customer ref is for.
 const PURPOSE: &str = "log-customer-ref";
 
 /// Hex digits of the digest in a log line (64 bits).
 const SHOWN: usize = 16;
+
+/// `server.log_customer_refs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CustomerRefLogging {
+    /// A keyed digest of the `customer_ref` (the pepper's), never the value.
+    #[default]
+    Digest,
+    /// The value itself.
+    Plain,
+}
 
 /// How a log line writes a subject.
 #[derive(Clone, Default)]

@@ -6,6 +6,7 @@
 //! Region codes and number types are checked against libphonenumber's
 //! metadata (the `phonenumber` crate) when the configuration is read, so a
 //! misspelt region stops start-up instead of refusing every SMS.
+//! `config` reads the files into these values.
 use serde::{Deserialize, Serialize};
 
 /// Where an OTP may be sent.

@@ -1,0 +1,233 @@
+//! The settings the rules read: one team's (or one of its channels')
+//! resolved values, the shape of `[defaults]`, of a team's `[settings]` and
+//! of `[channel_settings.NAME]` (docs/configuration.md).
+//!
+//! The domain owns these values; `config` reads the files into them. It
+//! merges the overrides as TOML tables before deserialising, so one
+//! [`Settings`] type with serde defaults serves every layer and
+//! `deny_unknown_fields` refuses a misspelt key in any of them.
+use serde::{Deserialize, Serialize};
+
+use super::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
+use crate::time::Dur;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Life of a login-link token; "0s" = no expiry (still one-time).
+    pub token_ttl: Dur,
+    /// How long an interaction stays authenticated.
+    pub authenticated_ttl: Dur,
+    /// Re-authenticate after the customer was inactive this long; "0s" = off.
+    pub idle_timeout: Dur,
+    /// An untouched interaction is forgotten after this.
+    pub interaction_ttl: Dur,
+    /// Longest accepted `exp - iat` of a pre-chat assertion.
+    pub assertion_max_age: Dur,
+    /// `interaction.expiring` is emitted this long before `expires_at`; "0s" = never.
+    pub expiry_notice: Dur,
+    /// `chat_code`: a login is finished by typing a code from the login page
+    /// into the chat (docs/api.md#login-links).
+    pub login_binding: LoginBinding,
+    /// More than "0s": a conversation on a channel that vouches for its
+    /// sender remembers who authenticated in it this long (recognized
+    /// conversations, docs/api.md#recognized-conversations); "0s" = off.
+    pub recognize_for: Dur,
+    pub otp: OtpSettings,
+    pub pin: PinSettings,
+    pub lockout: LockoutSettings,
+    pub step_up: StepUpSettings,
+    pub templates: Templates,
+    /// Named assurance policies for one action (`[defaults.intents.payment]`),
+    /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
+    pub intents: std::collections::BTreeMap<String, Intent>,
+}
+
+/// Whether a login link's callback authenticates at once (`none`) or waits
+/// for a code typed into the chat (`chat_code`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginBinding {
+    #[default]
+    None,
+    ChatCode,
+}
+
+/// What one action asks of the current authentication (docs/api.md#assurance-for-one-action).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Intent {
+    /// The authentication happened at most this long ago; unset or "0s": any age.
+    pub max_age: Option<Dur>,
+    /// The authentication's method is one of these; unset: any method.
+    pub methods: Option<Vec<AuthMethod>>,
+}
+
+/// A way of authenticating, as settings name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    LoginLink,
+    Oidc,
+    PreChat,
+    Otp,
+    Pin,
+    /// Not an authentication: a recognized conversation (assurance only).
+    Recognized,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            token_ttl: Dur::from_secs(600),
+            authenticated_ttl: Dur::from_secs(1800),
+            idle_timeout: Dur::from_secs(0),
+            interaction_ttl: Dur::from_secs(86_400),
+            assertion_max_age: Dur::from_secs(600),
+            expiry_notice: Dur::from_secs(60),
+            login_binding: LoginBinding::None,
+            recognize_for: Dur::from_secs(0),
+            otp: OtpSettings::default(),
+            pin: PinSettings::default(),
+            lockout: LockoutSettings::default(),
+            step_up: StepUpSettings::default(),
+            templates: Templates::default(),
+            intents: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtpSettings {
+    /// Digits, 4..=10.
+    pub length: u32,
+    pub ttl: Dur,
+    /// Wrong codes per challenge; then a new code is needed.
+    pub max_attempts: u32,
+    /// Challenges sent per subject per `send_window`.
+    pub max_sends: u32,
+    pub send_window: Dur,
+    /// Agents may reveal the current code.
+    pub show_to_agents: bool,
+    /// The OTP must travel on another channel than the chat.
+    pub require_other_channel: bool,
+    /// `on_file`: an OTP goes only to the interaction's own contact, never
+    /// to a `to` that differs from it.
+    pub destinations: Destinations,
+    /// Regions an SMS may go to (libphonenumber's region of the number);
+    /// empty: any.
+    pub sms_regions: Vec<SmsRegion>,
+    /// Number types an SMS may go to; empty: any.
+    pub sms_number_types: Vec<NumberType>,
+}
+
+impl Default for OtpSettings {
+    fn default() -> Self {
+        OtpSettings {
+            length: 6,
+            ttl: Dur::from_secs(180),
+            max_attempts: 3,
+            max_sends: 5,
+            send_window: Dur::from_secs(600),
+            show_to_agents: false,
+            require_other_channel: false,
+            destinations: Destinations::Any,
+            sms_regions: Vec::new(),
+            sms_number_types: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PinSettings {
+    pub min_length: u32,
+    pub max_length: u32,
+    pub ttl: Dur,
+    pub max_attempts: u32,
+}
+
+impl Default for PinSettings {
+    fn default() -> Self {
+        PinSettings {
+            min_length: 4,
+            max_length: 20,
+            ttl: Dur::from_secs(600),
+            max_attempts: 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    /// Failed attempts (per subject) that lock it out.
+    pub threshold: u32,
+    /// Failures older than this are forgotten.
+    pub window: Dur,
+    /// How long a lockout lasts.
+    pub duration: Dur,
+    /// The lockout that reaches this bans the subject.
+    pub max_lockouts_before_ban: u32,
+    /// Lockouts older than this no longer count towards a ban.
+    pub ban_window: Dur,
+    /// How long a ban lasts; "0s" = until an admin unlocks.
+    pub ban_duration: Dur,
+    /// `origin`: failures, lockouts and bans count per origin of the
+    /// subject (its device or conversation).
+    pub scope: LockoutScope,
+    /// Scope `origin`: an origin stays familiar this long after a success
+    /// from it; "0s": a success makes no origin familiar.
+    pub familiar_for: Dur,
+    /// Scope `origin`: failures from unfamiliar origins (within `window`)
+    /// that lock out all of them.
+    pub strangers_threshold: u32,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        LockoutSettings {
+            threshold: 5,
+            window: Dur::from_secs(3600),
+            duration: Dur::from_secs(900),
+            max_lockouts_before_ban: 3,
+            ban_window: Dur::from_secs(86_400),
+            ban_duration: Dur::from_secs(0),
+            scope: LockoutScope::Subject,
+            familiar_for: Dur::from_secs(90 * 86_400),
+            strangers_threshold: 15,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StepUpSettings {
+    pub always: bool,
+    pub on_new_fingerprint: bool,
+    pub on_region_change: bool,
+}
+
+/// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#` are filled in.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Templates {
+    pub login_link: String,
+    pub otp: String,
+    pub pin_prompt: String,
+    pub authenticated: String,
+    pub expired: String,
+}
+
+impl Default for Templates {
+    fn default() -> Self {
+        Templates {
+            login_link: "Please sign in to continue: #URL#".into(),
+            otp: "Your verification code is #PIN#. It expires in #MINUTES# minutes.".into(),
+            pin_prompt: "Please enter your session PIN.".into(),
+            authenticated: "Thank you, you are now verified.".into(),
+            expired: "Your verification has expired. Please sign in again.".into(),
+        }
+    }
+}
