@@ -220,7 +220,7 @@ impl Running {
     /// until the outbox is empty: seeding leaves an event per interaction
     /// and a notice per login to deliver, work that would otherwise run
     /// during the first scenarios. Answers how long it waited, in seconds
-    /// (looking every 200 ms, so to within 0.2 s): [`SETTLE_LIMIT_S`] or more
+    /// (looking every 10 ms, so to within 0.01 s): [`SETTLE_LIMIT_S`] or more
     /// if the outbox never emptied.
     pub async fn settle(&self) -> f64 {
         let outbox = chatgate::store::keys::outbox("acme");
@@ -229,10 +229,10 @@ impl Running {
             let left = self.gateway.store.index_desc(&outbox, None, 1).await;
             if left.is_ok_and(|l| l.is_empty()) {
                 let took = t0.elapsed().as_secs_f64();
-                eprintln!("outbox drained in {took:.1} s");
+                eprintln!("outbox drained in {took:.2} s");
                 return took;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         eprintln!("outbox NOT drained after 900 s: the next figures carry its backlog");
         t0.elapsed().as_secs_f64()

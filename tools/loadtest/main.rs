@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use engine::{request, MakeReq, OnAnswer, Outcome, Plan};
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 use gateway::{Running, Seeded};
 use report::{Row, Target};
 
@@ -68,6 +68,12 @@ struct Args {
     /// (from empty, while measured); 0 skips them.
     #[arg(long, default_value_t = 500_000)]
     grow_to: usize,
+    /// Seconds of the saturating login-callback row (callbacks on 64
+    /// connections, then the outbox backlog they leave, in seconds; target
+    /// docs/performance.md#targets); 0 skips it. Default: 10, and 0 with
+    /// `--quick`.
+    #[arg(long)]
+    saturate: Option<f64>,
     /// Run only the main scenarios whose name contains this text
     /// (case-insensitive; for example `hot`, `callback`), for profiling.
     #[arg(long)]
@@ -83,6 +89,8 @@ struct Bench {
     plan: Plan,
     rows: Vec<Row>,
     only: Option<String>,
+    /// The saturating callback row's measured time (zero: no such row).
+    saturate: Duration,
     /// The ceiling of the store being measured, measured again right
     /// before and after each of its scenarios (see [`Bench::measure_on`]).
     ceiling: Option<std::net::SocketAddr>,
@@ -332,6 +340,10 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
         b.rows.push(row("login callback (fresh token)", o, heavy));
     }
 
+    if !b.saturate.is_zero() && b.wants(SATURATED) {
+        saturated_callbacks(b, &g, &seeded, store, ceiling).await;
+    }
+
     if b.wants("OTP verify, wrong code") {
         let m = (n / 2).clamp(1, 5000);
         let challenges: Vec<_> =
@@ -376,6 +388,68 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
     if let Ok(g) = Arc::try_unwrap(g) {
         g.stop().await;
     }
+}
+
+/// The name of the saturating callback row.
+const SATURATED: &str = "SATURATED: login callbacks";
+
+/// The outbox backlog a saturating row may leave, in seconds of delivering
+/// it after the row ends (docs/performance.md#targets).
+const MAX_BACKLOG_S: f64 = 0.3;
+
+/// Login callbacks on all connections for [`Bench::saturate`], each with a
+/// token issued beforehand in-process (untimed), then how long the outbox
+/// takes to deliver what they left: each callback's `authenticated` event
+/// and chat notice. At a rate no faster than its own the outbox would keep
+/// up by design; at the gateway's highest rate it shows whether the
+/// dispatcher falls behind the requests.
+async fn saturated_callbacks(
+    b: &mut Bench,
+    g: &Arc<Running>,
+    seeded: &Arc<Vec<Seeded>>,
+    store: &str,
+    ceiling: &'static str,
+) {
+    // Enough tokens for the fastest callback rate seen on this store, with
+    // room to spare (a row that runs dry says so).
+    let rate = b
+        .rows
+        .iter()
+        .filter(|r| r.store == store && r.name.contains("callback"))
+        .map(|r| r.outcome.req_per_s)
+        .fold(3000.0, f64::max);
+    let wanted = ((rate * 1.5 * (b.saturate + b.plan.warmup).as_secs_f64()) as usize).min(400_000);
+    let t0 = Instant::now();
+    let issued: Vec<String> = futures::stream::iter(0..wanted)
+        .map(|i| {
+            let g = g.clone();
+            let id = seeded[i % seeded.len()].id;
+            async move { g.issue(id).await }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    g.settle().await;
+    eprintln!(
+        "[{store}] issued {wanted} links for the saturating row in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let tokens = Arc::new(Mutex::new(issued));
+    let plan = Plan {
+        duration: b.saturate,
+        ..b.plan
+    };
+    let saved = std::mem::replace(&mut b.plan, plan);
+    let o = b.measure_on(g, callbacks(g.clone(), tokens), None).await;
+    b.plan = saved;
+    let name = format!("{SATURATED}, {:.0} s", b.saturate.as_secs_f64());
+    b.rows.push(Row::new(
+        &name,
+        store,
+        o.0,
+        (ceiling, o.1),
+        Target::backlog(MAX_BACKLOG_S),
+    ));
 }
 
 /// The memory store growing while measured: a gateway started empty takes
@@ -634,6 +708,11 @@ async fn run(args: Args) {
         plan,
         rows: Vec::new(),
         only: args.only.clone(),
+        saturate: Duration::from_secs_f64(args.saturate.unwrap_or(if args.quick {
+            0.0
+        } else {
+            10.0
+        })),
         ceiling: None,
     };
 

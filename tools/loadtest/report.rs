@@ -15,6 +15,9 @@ pub struct Target {
     pub max_p99_ms: Option<f64>,
     /// Least req/s as a share of the same scenario at 1k live.
     pub min_of_1k: Option<(f64, f64)>,
+    /// Largest outbox backlog after the row, in seconds of delivering it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_backlog_s: Option<f64>,
 }
 
 impl Target {
@@ -23,6 +26,7 @@ impl Target {
             min_ratio: Some(min),
             max_p99_ms: Some(10.0),
             min_of_1k: None,
+            max_backlog_s: None,
         }
     }
     /// 64 concurrent requests on one record.
@@ -31,6 +35,7 @@ impl Target {
             min_ratio: Some(0.10),
             max_p99_ms: Some(20.0),
             min_of_1k: None,
+            max_backlog_s: None,
         }
     }
     /// Within 20 % of the cost at 1k live (req/s ≥ 0.8 × that of 1k).
@@ -39,6 +44,7 @@ impl Target {
             min_ratio: None,
             max_p99_ms: Some(10.0),
             min_of_1k: at_1k.map(|r| (0.8, r)),
+            max_backlog_s: None,
         }
     }
     /// A p99 bound alone (a row with no ceiling to compare with).
@@ -47,6 +53,14 @@ impl Target {
             min_ratio: None,
             max_p99_ms: Some(max_ms),
             min_of_1k: None,
+            max_backlog_s: None,
+        }
+    }
+    /// The outbox delivers what the row left within `max_s` after it.
+    pub fn backlog(max_s: f64) -> Self {
+        Target {
+            max_backlog_s: Some(max_s),
+            ..Self::none()
         }
     }
     pub fn none() -> Self {
@@ -54,6 +68,7 @@ impl Target {
             min_ratio: None,
             max_p99_ms: None,
             min_of_1k: None,
+            max_backlog_s: None,
         }
     }
     fn text(&self) -> String {
@@ -66,6 +81,9 @@ impl Target {
         }
         if let Some(p) = self.max_p99_ms {
             parts.push(format!("p99≤{p:.0}"));
+        }
+        if let Some(s) = self.max_backlog_s {
+            parts.push(format!("outbox≤{s:.1}s"));
         }
         if parts.is_empty() {
             "-".into()
@@ -120,6 +138,9 @@ impl Row {
         }
         if let Some((share, at_1k)) = target.min_of_1k {
             check(outcome.req_per_s >= share * at_1k);
+        }
+        if let Some(max) = target.max_backlog_s {
+            check(outcome.outbox_after_s.is_some_and(|s| s <= max));
         }
         Row {
             name: name.into(),
@@ -347,7 +368,7 @@ impl Report {
                         if v >= crate::gateway::SETTLE_LIMIT_S {
                             format!("> {}", crate::gateway::SETTLE_LIMIT_S)
                         } else {
-                            format!("{v:.1}")
+                            format!("{v:.2}")
                         }
                     }),
                     most.join(", ")

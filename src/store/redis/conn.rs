@@ -109,6 +109,9 @@ impl ConnectionLike for Link {
 
 pub(crate) struct Connector {
     target: Target,
+    /// How long no call may fail before an outage counts as over: zero for
+    /// one Redis, [`CLUSTER_QUIET`] for a cluster.
+    quiet: Duration,
     slot: RwLock<Option<Link>>,
     last_attempt: Mutex<Option<Instant>>,
     outage: Mutex<Option<Outage>>,
@@ -120,17 +123,28 @@ pub(crate) struct Connector {
 struct Outage {
     since: Instant,
     failed_calls: u64,
+    /// Calls that succeeded meanwhile (a cluster's other masters).
+    answered_calls: u64,
+    last_failure: Instant,
     reminded: Instant,
 }
 
 const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
+
+/// In a cluster, one master down fails only its slots' calls: the other
+/// masters' calls succeed in between, and do not prove it back. Its outage
+/// ends on a success once no call has failed for this long, so it is one
+/// warning and one summary, not a pair per success between two failures.
+/// Longer than [`CALL_TIMEOUT`] (a paused master fails a call only when it
+/// times out) and than the background workers' polls of a team.
+const CLUSTER_QUIET: Duration = Duration::from_secs(3);
 
 impl Connector {
     /// One Redis at `url` (never echoed: it may hold a password).
     pub(crate) async fn single(url: &str) -> Result<Self, StoreError> {
         let client =
             Client::open(url).map_err(|_| StoreError::Unavailable("invalid Redis URL".into()))?;
-        Ok(Self::start(Target::Single(client)).await)
+        Ok(Self::start(Target::Single(client), Duration::ZERO).await)
     }
 
     /// A Redis Cluster reached through any of the seed `nodes` (never
@@ -141,13 +155,14 @@ impl Connector {
         }
         let client = cluster_client(nodes)
             .map_err(|_| StoreError::Unavailable("invalid Redis Cluster node URL".into()))?;
-        Ok(Self::start(Target::Cluster(client)).await)
+        Ok(Self::start(Target::Cluster(client), CLUSTER_QUIET).await)
     }
 
     /// Tries to connect once; a failure leaves the slot empty for a later retry.
-    async fn start(target: Target) -> Self {
+    async fn start(target: Target, quiet: Duration) -> Self {
         let connector = Self {
             target,
+            quiet,
             slot: RwLock::new(None),
             last_attempt: Mutex::new(None),
             outage: Mutex::new(None),
@@ -181,7 +196,8 @@ impl Connector {
     /// Keeps the outage log: one line when the store starts failing, a
     /// reminder while it goes on, a summary when it answers again. Only a
     /// call begun after the outage was noticed proves the store is back: one
-    /// already under way (its answer read before the link broke) does not.
+    /// already under way (its answer read before the link broke) does not;
+    /// in a cluster, only once no call has failed for [`CLUSTER_QUIET`].
     fn note<T>(&self, result: &Result<T, StoreError>, started: Instant) {
         let mut outage = self
             .outage
@@ -194,24 +210,31 @@ impl Connector {
                 *outage = Some(Outage {
                     since: now,
                     failed_calls: 1,
+                    answered_calls: 0,
+                    last_failure: now,
                     reminded: now,
                 });
             }
             (Err(StoreError::Unavailable(cause)), Some(o)) => {
                 o.failed_calls += 1;
+                o.last_failure = now;
                 if now.duration_since(o.reminded) >= OUTAGE_REMINDER {
                     o.reminded = now;
                     tracing::warn!(%cause, down_secs = now.duration_since(o.since).as_secs(), failed_calls = o.failed_calls, "store still unavailable");
                 }
             }
-            (Ok(_), Some(o)) if started >= o.since => {
+            (Ok(_), Some(o))
+                if started >= o.since && now.duration_since(o.last_failure) >= self.quiet =>
+            {
                 tracing::info!(
                     down_secs = now.duration_since(o.since).as_secs_f64(),
                     failed_calls = o.failed_calls,
+                    answered_calls = o.answered_calls,
                     "store is back"
                 );
                 *outage = None;
             }
+            (Ok(_), Some(o)) => o.answered_calls += 1,
             _ => {}
         }
     }

@@ -1,0 +1,164 @@
+//! The outbox keeps up (docs/performance.md#capacity): a backlog of
+//! 10 000 items drains at least as fast as the gateway committed it. Both
+//! rates are measured in the same test on the same machine, so what is
+//! compared is a ratio, not a wall-clock bound that a busy machine would
+//! break.
+use std::time::{Duration, Instant};
+
+use chatgate::app::{App, Options};
+use chatgate::domain::secrets::generate_whsec;
+use chatgate::gateway::NewInteraction;
+use chatgate::store::{keys, SharedStore};
+use chatgate::time::{Clock, SystemClock};
+use futures::StreamExt;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::*;
+use crate::outbox::{own_store, with_webhook};
+
+/// The backlog: one `interaction.created` event per new interaction.
+const ITEMS: usize = 10_000;
+/// Use cases in flight at once while the backlog is written: a gateway
+/// under load commits for many requests at a time.
+const WRITERS: usize = 32;
+
+/// A gateway built from the test configuration in `dir` on `store`, with
+/// the wall clock (a retry or a deferral is due in real time).
+async fn build(dir: &std::path::Path, store: &SharedStore) -> App {
+    let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config loads");
+    let opts = Options {
+        store: Some(store.clone()),
+        ..Options::default()
+    };
+    App::build(config, opts).await.expect("app builds")
+}
+
+/// Creates `ITEMS` interactions through the use case of `writer`, a
+/// gateway that does not serve (so no dispatcher delivers meanwhile),
+/// `WRITERS` at a time: each commits its record, its indexes and its
+/// event's outbox item. Answers the items per second committed.
+async fn commit_backlog(writer: &App) -> f64 {
+    let gateway = writer.gateway();
+    let team = gateway.team("acme").unwrap();
+    let t0 = Instant::now();
+    let created = futures::stream::iter(0..ITEMS)
+        .map(|i| {
+            let req = NewInteraction {
+                channel: "webchat".into(),
+                conversation_id: format!("backlog-{i}"),
+                ..NewInteraction::default()
+            };
+            gateway.create_interaction(team, req, SystemClock.now())
+        })
+        .buffer_unordered(WRITERS)
+        .filter(|r| std::future::ready(r.as_ref().is_ok_and(|(_, new)| *new)))
+        .count()
+        .await;
+    let secs = t0.elapsed().as_secs_f64();
+    assert_eq!(created, ITEMS, "every interaction created");
+    ITEMS as f64 / secs
+}
+
+/// Items left in acme's outbox queue (at most `limit` counted).
+async fn left(store: &SharedStore, limit: usize) -> usize {
+    store
+        .index_desc(&keys::outbox("acme"), None, limit)
+        .await
+        .map_or(usize::MAX, |l| l.len())
+}
+
+both_stores!(
+    a_backlog_drains_at_least_as_fast_as_it_was_committed,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        drop(app);
+        let Some((store, prefix)) = own_store(backend).await else {
+            return;
+        };
+        // Every event also goes to the team's webhook: one HTTP delivery
+        // per item, as in production.
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let setup = || Setup {
+            key_prefix: Some(prefix.clone()),
+            store: Some(store.clone()),
+            ..with_webhook(&receiver.uri(), &generate_whsec())
+        };
+        // The test configuration, kept from a test gateway stopped at once
+        // (its clock is a manual one).
+        let Some(first) = spawn_with(backend, setup()).await else {
+            return;
+        };
+        let dir = copy_dir(&first.dir);
+        first.stop().await;
+        let committed_per_s = commit_backlog(&build(&dir, &store).await).await;
+        assert_eq!(left(&store, ITEMS + 1).await, ITEMS);
+
+        // A gateway serving on the same store: its dispatcher drains.
+        let drainer = build(&dir, &store).await;
+        let t0 = Instant::now();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(drainer.serve(async move {
+            let _ = stopped.await;
+        }));
+        // Bounded: at 1/10 of the commit rate the ratio below fails anyway.
+        let limit = Duration::from_secs_f64(10.0 * ITEMS as f64 / committed_per_s)
+            .max(Duration::from_secs(30));
+        while left(&store, 1).await > 0 {
+            assert!(
+                t0.elapsed() < limit,
+                "the backlog did not drain within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let drained_per_s = ITEMS as f64 / t0.elapsed().as_secs_f64();
+        let _ = stop.send(());
+        let _ = served.await;
+        let _ = std::fs::remove_dir_all(&dir);
+        if backend == Backend::Redis {
+            delete_prefix(&prefix);
+        }
+        let delivered = receiver.received_requests().await.unwrap_or_default().len();
+        assert!(
+            delivered >= ITEMS,
+            "{delivered} of {ITEMS} webhook deliveries"
+        );
+        let ratio = drained_per_s / committed_per_s;
+        eprintln!(
+            "{backend:?}: committed {committed_per_s:.0} items/s, drained {drained_per_s:.0} items/s, ratio {ratio:.2}"
+        );
+        assert!(
+            ratio >= 1.0,
+            "drained {drained_per_s:.0} items/s, slower than the {committed_per_s:.0} items/s committed"
+        );
+    }
+);
+
+/// A copy of a test gateway's folder (its configuration and channel
+/// files), which outlives the gateway.
+fn copy_dir(dir: &std::path::Path) -> std::path::PathBuf {
+    let to = std::env::temp_dir().join(format!("chatgate-test-{}", uuid::Uuid::now_v7()));
+    for file in walk(dir) {
+        let copy = to.join(file.strip_prefix(dir).unwrap());
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::copy(&file, copy).unwrap();
+    }
+    to
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
