@@ -363,6 +363,9 @@ fn is_failure(e: &Error) -> bool {
 }
 
 /// What one try of a unit of work came to.
+// Returned once per try and matched at once: boxing the finished work would
+// cost an allocation on every request to save a move.
+#[allow(clippy::large_enum_variant)]
 enum Try<T> {
     Done(Done<T>),
     /// Decides again where its place now stands (outside the line, or in it
