@@ -293,12 +293,17 @@ impl Gateway {
         // of the index, then answers what it found (perhaps nothing) with a
         // cursor to go on. A page costs O(limit), never O(team).
         for _ in 0..MAX_BATCHES {
-            let (live, exhausted) = self.live_batch(team, before.clone(), batch, now).await?;
-            for (entry, view) in self.views(team, &live, now).await? {
+            let (mut live, exhausted) = self.live_batch(team, before.clone(), batch, now).await?;
+            if let Some((entry, _)) = live.last() {
                 before = Some((entry.score, entry.member.clone()));
-                if q.channel.as_deref().is_some_and(|c| c != view.channel)
-                    || q.status.is_some_and(|st| st != view.status)
-                {
+            }
+            // Only the asked channel's records are worth reading their
+            // subjects and recognitions for.
+            if let Some(channel) = q.channel.as_deref() {
+                live.retain(|(_, rec)| rec.channel == channel);
+            }
+            for (entry, view) in self.views(team, &live, now).await? {
+                if q.status.is_some_and(|st| st != view.status) {
                     continue;
                 }
                 // One past the page tells whether a next page exists, so the
