@@ -17,16 +17,9 @@ use crate::domain::secrets::{parse_whsec, SecretBytes};
 /// The key of a channel file that is wrong, and what is wrong with it.
 pub type Problem = (&'static str, String);
 
-/// Whom a message goes to when the challenge names nobody (docs/channels.md#how-sending-works).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Addressing {
-    /// The interaction's `conversation_id` (chat kinds).
-    Conversation,
-    /// A person's phone number: the challenge's `to`, else the contact's phone.
-    Phone,
-    /// A person's e-mail address: the challenge's `to`, else the contact's e-mail.
-    Email,
-}
+/// Whom a message goes to when the challenge names nobody
+/// (docs/channels.md#how-sending-works): the domain's [`Reach`].
+pub use crate::domain::start_challenge::Reach;
 
 /// The facts of one kind that the loader, the gateway and the metrics read.
 #[derive(Debug, Clone, Copy)]
@@ -36,7 +29,7 @@ pub struct KindInfo {
     /// The longest text the provider takes, in characters; `None`: any
     /// (docs/channels.md#how-sending-works).
     pub text_limit: Option<usize>,
-    pub addressing: Addressing,
+    pub addressing: Reach,
     /// The team deliveries (`sms`, `email`) a channel of this kind may
     /// serve, as the team's `sms_channel` or `email_channel`.
     pub serves: &'static [Delivery],

@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::kind::{Addressing, Kind, KindInfo, Problem, Secret};
+use super::kind::{Kind, KindInfo, Problem, Reach, Secret};
 use super::{Channel, ChannelError, Message, SEND_TIMEOUT};
 use crate::domain::challenge::Delivery;
 
@@ -85,7 +85,7 @@ impl Kind for SmtpConfig {
     const INFO: KindInfo = KindInfo {
         name: "smtp",
         text_limit: None,
-        addressing: Addressing::Email,
+        addressing: Reach::Email,
         serves: &[Delivery::Email],
         vouches_for_sender: false,
     };

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{Addressing, BotToken, Kind, KindInfo, Problem};
+use super::kind::{BotToken, Kind, KindInfo, Problem, Reach};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
 
@@ -25,7 +25,7 @@ impl Kind for TelegramConfig {
     const INFO: KindInfo = KindInfo {
         name: "telegram",
         text_limit: Some(4096),
-        addressing: Addressing::Conversation,
+        addressing: Reach::Conversation,
         serves: &[],
         vouches_for_sender: true,
     };

@@ -7,7 +7,7 @@ use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
-use super::kind::{required, Addressing, Kind, KindInfo, Problem, Secret};
+use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::reason;
 use super::{Channel, ChannelError, Message};
 use crate::domain::challenge::Delivery;
@@ -36,7 +36,7 @@ impl Kind for TwilioConfig {
         name: "twilio",
         // Ten SMS segments.
         text_limit: Some(1600),
-        addressing: Addressing::Phone,
+        addressing: Reach::Phone,
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
     };

@@ -11,7 +11,7 @@ use serde::Serialize;
 use url::Url;
 use uuid::Uuid;
 
-use super::kind::{Addressing, Kind, KindInfo, Secret};
+use super::kind::{Kind, KindInfo, Reach, Secret};
 use super::{Channel, ChannelError, Message, Purpose, SEND_TIMEOUT};
 use crate::domain::secrets::SecretBytes;
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
@@ -95,7 +95,7 @@ impl Kind for WebhookConfig {
     const INFO: KindInfo = KindInfo {
         name: "webhook",
         text_limit: None,
-        addressing: Addressing::Conversation,
+        addressing: Reach::Conversation,
         serves: &[],
         vouches_for_sender: false,
     };

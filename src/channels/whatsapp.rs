@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use url::Url;
 
-use super::kind::{required, Addressing, Kind, KindInfo, Problem, Secret};
+use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message};
 use crate::domain::challenge::Delivery;
@@ -40,7 +40,7 @@ impl Kind for WhatsappConfig {
     const INFO: KindInfo = KindInfo {
         name: "whatsapp",
         text_limit: Some(4096),
-        addressing: Addressing::Conversation,
+        addressing: Reach::Conversation,
         // As a team's `sms_channel` it sends to the challenge's `to`.
         serves: &[Delivery::Sms],
         vouches_for_sender: true,

@@ -13,7 +13,7 @@ use super::interpolate::{interpolate_table, is_single_reference};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_name, template_problem};
 use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
-use crate::channels::kind::{Addressing, SECRET_FIELD};
+use crate::channels::kind::{Reach, SECRET_FIELD};
 use crate::channels::{ChannelKind, Channels, Purpose};
 
 pub(super) fn load_channel(
@@ -59,7 +59,7 @@ pub(super) fn load_channel(
         Some(Ok(Err((key, problem)))) => return Err(err(key, problem)),
         Some(Ok(Ok(kind))) => kind,
     };
-    if templates.subject.is_some() && kind.info().addressing != Addressing::Email {
+    if templates.subject.is_some() && kind.info().addressing != Reach::Email {
         return Err(err(
             "templates.subject",
             "only smtp channels have a subject".into(),

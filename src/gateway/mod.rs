@@ -40,7 +40,6 @@ pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
 
-use crate::channels::kind::Addressing;
 use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
 use crate::domain::interaction::InteractionRecord;
@@ -187,7 +186,7 @@ impl Gateway {
     }
 
     /// Whom a message on `channel` goes to: `to` when given, else, on kinds
-    /// that send to a person rather than a conversation (`Addressing`), the
+    /// that send to a person rather than a conversation (`Reach`), the
     /// interaction's contact (docs/channels.md). `None` there: nobody to send to.
     pub fn recipient(
         &self,
@@ -201,16 +200,10 @@ impl Gateway {
     /// Whom `channel` sends to: a conversation, or a person by phone or
     /// e-mail address (its kind's addressing).
     pub fn reach(&self, channel: &str) -> Reach {
-        let addressing = self
-            .config
+        self.config
             .channels
             .get(channel)
-            .map(|c| c.kind.info().addressing);
-        match addressing {
-            Some(Addressing::Phone) => Reach::Phone,
-            Some(Addressing::Email) => Reach::Email,
-            Some(Addressing::Conversation) | None => Reach::Conversation,
-        }
+            .map_or(Reach::Conversation, |c| c.kind.info().addressing)
     }
 
     /// An event about one interaction, outside an interaction's unit of
