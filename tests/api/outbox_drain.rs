@@ -68,20 +68,24 @@ async fn left(store: &SharedStore, limit: usize) -> usize {
         .map_or(usize::MAX, |l| l.len())
 }
 
-// Not run by default: the outbox does not meet this yet (it drains at
-// about half the commit rate; docs/performance.md#capacity). Run it with
-// `cargo test --test api outbox_drain -- --ignored`.
+// Not run by default: the margin is too thin for a busy machine. In a
+// debug build on two cores the memory store drains at 1.0–1.3 times the
+// commit rate and Redis at 0.7–0.95 (docs/performance.md#capacity); the
+// drain is CPU-bound (an HTTP exchange per item costs more than the commit
+// that wrote it), so other work on the machine moves the ratio by ±0.3.
+// It runs in CI once it holds with 1.5 to spare. Run it with
+// `cargo test --test api outbox_drain -- --ignored --nocapture`.
 mod a_backlog_drains_at_least_as_fast_as_it_was_committed {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "target not met yet: the outbox drains at about half the commit rate"]
+    #[ignore = "margin too thin for CI: drains at 1.0-1.3 times the commit rate"]
     async fn memory() {
         drains_as_fast_as_committed(Backend::Memory).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "target not met yet: the outbox drains at about half the commit rate"]
+    #[ignore = "target not met yet on Redis: drains at 0.7-0.95 times the commit rate"]
     async fn redis() {
         drains_as_fast_as_committed(Backend::Redis).await;
     }
