@@ -19,7 +19,8 @@
 //!     ├──► domain/    the rules: interaction status, tokens, signatures,
 //!     │               assertions, secrets. Plain types and functions that
 //!     │               take `now` and know nothing of HTTP or Redis, nor
-//!     │               how a value is written: the stored forms are in
+//!     │               how a value is written (but for the token claims
+//!     │               it signs and verifies): the stored forms are in
 //!     │               `gateway::records`, the API's in `gateway::view`.
 //!     ├──► store/     a small versioned key-value trait with compare-and-set
 //!     │               transactions; `memory` and `redis` implementations.

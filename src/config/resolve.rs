@@ -1,5 +1,6 @@
 //! Settings layers: `[defaults]` ← team `[settings]` ← `[channel_settings.NAME]`,
-//! merged as TOML tables (deep merge) and then deserialised into one
+//! merged as TOML tables (deep merge), then read into the file's form of
+//! the settings (`settings::file`) and turned into the domain's
 //! [`Settings`], so a misspelt key is refused in whichever layer holds it.
 use super::de::{from_table, join};
 use super::settings::file;

@@ -100,7 +100,7 @@ pub(super) mod file {
     /// snake case of the variant).
     macro_rules! names {
         ($m:ident::$name:ident { $($v:ident),+ $(,)? }) => {
-            #[derive(Debug, Clone, Copy, Deserialize)]
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
             #[serde(rename_all = "snake_case")]
             pub(in crate::config) enum $name {
                 $($v),+
@@ -110,6 +110,16 @@ pub(super) mod file {
                 fn read(self) -> $m::$name {
                     match self {
                         $($name::$v => $m::$name::$v),+
+                    }
+                }
+            }
+
+            /// The other way, only so that a variant the domain gains and
+            /// the files cannot name fails to compile here.
+            impl From<$m::$name> for $name {
+                fn from(d: $m::$name) -> Self {
+                    match d {
+                        $($m::$name::$v => $name::$v),+
                     }
                 }
             }
@@ -261,7 +271,12 @@ pub(super) mod file {
         fn the_files_name_every_variant_as_the_domain_does() {
             fn check<F, D>(every: Vec<(F, D)>)
             where
-                F: Read<D> + Copy + for<'de> Deserialize<'de>,
+                F: Read<D>
+                    + From<D>
+                    + Copy
+                    + PartialEq
+                    + std::fmt::Debug
+                    + for<'de> Deserialize<'de>,
                 D: PartialEq + std::fmt::Debug + Copy,
             {
                 for (f, d) in every {
@@ -269,6 +284,7 @@ pub(super) mod file {
                     let named: F = serde_json::from_value(name.clone().into()).expect(&name);
                     assert_eq!(named.read(), d);
                     assert_eq!(f.read(), d);
+                    assert_eq!(F::from(d), f, "{name}: both ways");
                 }
             }
             check(LoginBinding::every());

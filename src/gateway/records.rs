@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::store::{keys, Op, StoreError, Versioned};
 use crate::time::Timestamp;
 
-pub use interaction::StoredInteraction;
+pub use interaction::{contact, StoredInteraction};
 pub use small::{StoredDevices, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 

@@ -112,9 +112,11 @@ pub struct Contact {
 
 impl From<&interaction::Contact> for Contact {
     fn from(c: &interaction::Contact) -> Self {
+        // Every field named: one the domain gains fails to compile here.
+        let interaction::Contact { phone, email } = c;
         Contact {
-            phone: c.phone.clone(),
-            email: c.email.clone(),
+            phone: phone.clone(),
+            email: email.clone(),
         }
     }
 }
@@ -133,13 +135,21 @@ pub struct OriginView {
 
 impl From<OriginCounts> for OriginView {
     fn from(o: OriginCounts) -> Self {
+        let OriginCounts {
+            origin,
+            familiar,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+        } = o;
         OriginView {
-            origin: o.origin,
-            familiar: o.familiar,
-            failures: o.failures,
-            lockouts: o.lockouts,
-            locked_until: o.locked_until,
-            banned: o.banned,
+            origin,
+            familiar,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
         }
     }
 }
@@ -169,16 +179,23 @@ pub struct SubjectView {
 
 impl From<SubjectCounts> for SubjectView {
     fn from(c: SubjectCounts) -> Self {
+        let SubjectCounts {
+            subject,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+            origins,
+            strangers_locked_until,
+        } = c;
         SubjectView {
-            subject: c.subject,
-            failures: c.failures,
-            lockouts: c.lockouts,
-            locked_until: c.locked_until,
-            banned: c.banned,
-            origins: c
-                .origins
-                .map(|os| os.into_iter().map(OriginView::from).collect()),
-            strangers_locked_until: c.strangers_locked_until,
+            subject,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+            origins: origins.map(|os| os.into_iter().map(OriginView::from).collect()),
+            strangers_locked_until,
         }
     }
 }
@@ -263,8 +280,11 @@ impl InteractionView {
         s: &Settings,
         now: Timestamp,
     ) -> Self {
-        let standing = standing(rec, subject, s, now);
-        let status = rec.status(now, s, &standing);
+        let Seen {
+            standing,
+            status,
+            recognition,
+        } = seen(rec, subject, recognition, s, now);
         let auth = rec.auth.as_ref();
         InteractionView {
             id: rec.id,
@@ -293,15 +313,38 @@ impl InteractionView {
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,
             last_activity_at: rec.last_activity_at,
-            recognized: recognition
-                .filter(|r| r.shown(now, &standing))
-                .map(|r| RecognizedView {
-                    customer_id: r.customer_id.clone(),
-                    method: r.method.into(),
-                    authenticated_at: r.authenticated_at,
-                    until: r.until,
-                }),
+            recognized: recognition.map(|r| RecognizedView {
+                customer_id: r.customer_id.clone(),
+                method: r.method.into(),
+                authenticated_at: r.authenticated_at,
+                until: r.until,
+            }),
         }
+    }
+}
+
+/// What the view and [`shown`] both read of an interaction at some moment:
+/// where its subject stands, its status, and the recognition it shows (if
+/// any). One function, so the answer and assurance's verdict beside it
+/// never disagree.
+struct Seen<'r> {
+    standing: Standing,
+    status: interaction::Status,
+    recognition: Option<&'r Recognition>,
+}
+
+fn seen<'r>(
+    rec: &InteractionRecord,
+    subject: Option<&SubjectRecord>,
+    recognition: Option<&'r Recognition>,
+    s: &Settings,
+    now: Timestamp,
+) -> Seen<'r> {
+    let standing = standing(rec, subject, s, now);
+    Seen {
+        status: rec.status(now, s, &standing),
+        recognition: recognition.filter(|r| r.shown(now, &standing)),
+        standing,
     }
 }
 
@@ -328,15 +371,13 @@ pub fn shown(
     s: &Settings,
     now: Timestamp,
 ) -> assurance::Shown {
-    let standing = standing(rec, subject, s, now);
+    let seen = seen(rec, subject, recognition, s, now);
     let auth = rec.auth.as_ref();
     assurance::Shown {
-        status: rec.status(now, s, &standing),
+        status: seen.status,
         method: auth.map(|a| a.method),
         authenticated_at: auth.map(|a| a.authenticated_at),
-        recognized_at: recognition
-            .filter(|r| r.shown(now, &standing))
-            .map(|r| r.authenticated_at),
+        recognized_at: seen.recognition.map(|r| r.authenticated_at),
     }
 }
 
