@@ -118,22 +118,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// 13 digits where the wire's RFC 3339 text takes 22–26 and its quotes.
 /// Only for what the gateway itself stores: a request body or a token's
 /// time stays RFC 3339 or seconds, as docs/api.md writes it.
-///
-/// **The older form.** Until the short stored form came in, records held
-/// their times as RFC 3339 text; the reader still accepts it, so a record
-/// written by such a version reads the same (this is the only place that
-/// form is read). It can go once no store holds such a record. Most
-/// records live at most 90 days (a customer's validated devices; an
-/// origin's familiarity, by default `lockout.familiar_for`), so 90 days
-/// after every deployment runs a version that writes milliseconds, but a
-/// subject banned until an admin unlocks lives with no end (and a longer
-/// `familiar_for` keeps its subject longer): any write rewrites a record
-/// in milliseconds, so those need a write (or an unlock) first. Removing it
-/// turns a remaining older record into a corrupt read
-/// (`StoreError::Corrupt`), not a wrong one.
 pub mod stored {
-    use std::fmt;
-
     use serde::{Deserialize, Deserializer, Serializer};
 
     use super::Timestamp;
@@ -143,27 +128,7 @@ pub mod stored {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        d.deserialize_any(MillisOrText)
-    }
-
-    struct MillisOrText;
-
-    impl serde::de::Visitor<'_> for MillisOrText {
-        type Value = Timestamp;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("unix milliseconds or an RFC 3339 time")
-        }
-        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timestamp, E> {
-            Ok(Timestamp::from_unix_millis(ms))
-        }
-        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timestamp, E> {
-            i64::try_from(ms)
-                .map(Timestamp::from_unix_millis)
-                .map_err(|_| E::custom("a time out of range"))
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
-            Timestamp::parse_rfc3339(s).ok_or_else(|| E::custom("not an RFC 3339 time"))
-        }
+        i64::deserialize(d).map(Timestamp::from_unix_millis)
     }
 
     /// [`stored`](self) for an `Option<Timestamp>` (`null` reads as `None`).
