@@ -116,10 +116,21 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Times in stored records (`#[serde(with = "crate::time::stored")]`, and
 /// [`stored::opt`] for an `Option`): unix milliseconds as a JSON integer,
 /// 13 digits where the wire's RFC 3339 text takes 22–26 and its quotes.
-/// Read from either form, so a record written by an earlier version
-/// (RFC 3339 text) reads the same. Only for what the gateway itself
-/// stores: a request body or a token's time stays RFC 3339 or seconds,
-/// as docs/api.md writes it.
+/// Only for what the gateway itself stores: a request body or a token's
+/// time stays RFC 3339 or seconds, as docs/api.md writes it.
+///
+/// **The older form.** Until the short stored form came in, records held
+/// their times as RFC 3339 text; the reader still accepts it, so a record
+/// written by such a version reads the same (this is the only place that
+/// form is read). It can go once no store holds such a record. Most
+/// records live at most 90 days (a customer's validated devices; an
+/// origin's familiarity, by default `lockout.familiar_for`), so 90 days
+/// after every deployment runs a version that writes milliseconds, but a
+/// subject banned until an admin unlocks lives with no end (and a longer
+/// `familiar_for` keeps its subject longer): any write rewrites a record
+/// in milliseconds, so those need a write (or an unlock) first. Removing it
+/// turns a remaining older record into a corrupt read
+/// (`StoreError::Corrupt`), not a wrong one.
 pub mod stored {
     use std::fmt;
 

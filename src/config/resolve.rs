@@ -2,6 +2,7 @@
 //! merged as TOML tables (deep merge) and then deserialised into one
 //! [`Settings`], so a misspelt key is refused in whichever layer holds it.
 use super::de::{from_table, join};
+use super::settings::file;
 use super::validate::settings_problem;
 use super::{ConfigError, Settings};
 
@@ -21,13 +22,13 @@ pub(super) struct Layer<'a> {
 pub(super) fn resolve(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
     let mut merged = toml::Table::new();
     for layer in layers {
-        from_table::<Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
+        from_table::<file::Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
         merge(&mut merged, layer.table);
     }
     let Some(top) = layers.last() else {
         return Ok(Settings::default());
     };
-    let settings: Settings = from_table(merged, top.file, &top.prefix)?;
+    let settings: Settings = from_table::<file::Settings>(merged, top.file, &top.prefix)?.into();
     if let Some((keys, problem)) = settings_problem(&settings) {
         let written = layers
             .iter()

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::outbox::OutboxItem;
 use super::records::{put, retry, write_interaction, Loaded, Record};
 use super::work::{Step, Work};
-use super::{Gateway, InteractionView};
+use super::{view, Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
@@ -23,7 +23,7 @@ use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
 
 /// A bot's request to create (or find) an interaction, as received.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct NewInteraction {
     pub channel: String,
     pub conversation_id: String,
@@ -312,7 +312,9 @@ impl Gateway {
                 live.retain(|(_, rec)| rec.channel == channel);
             }
             for (entry, view) in self.views(team, &live, now).await? {
-                if q.status.is_some_and(|st| st != view.status) {
+                if q.status
+                    .is_some_and(|st| view::Status::from(st) != view.status)
+                {
                     continue;
                 }
                 // One past the page tells whether a next page exists, so the

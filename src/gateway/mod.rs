@@ -19,7 +19,7 @@ mod records;
 mod store_errors;
 mod subjects;
 mod verify;
-mod view;
+pub mod view;
 mod website;
 mod work;
 

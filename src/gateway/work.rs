@@ -11,12 +11,13 @@ use super::outbox::{Notice, OutboxItem, Recorded, Task};
 use super::recognition::recognition_ops;
 use super::record_locks::{Place, Standing};
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
+use super::view::SubjectView;
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
 use crate::domain::recognition::Recognition;
-use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
+use crate::domain::subject::{FailureOutcome, SubjectRecord};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::{keys, Backoff, Commit, Op};
@@ -548,7 +549,7 @@ impl Gateway {
         };
         Ok(match outcome? {
             Commit::Applied => {
-                count(w.events.iter().map(Pending::kind), &view);
+                count(w.events.iter().map(Pending::kind), &w.rec);
                 self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {
@@ -584,7 +585,7 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<Prepared> {
         let settings = w.settings;
-        let subject = w.subject.view(now, &settings.lockout);
+        let subject = SubjectView::of(&w.subject, now, &settings.lockout);
         let items = w.outbox_items(team, view, &subject, now)?;
         let version = pair.interaction.version;
         let read = pair.interaction.value.as_ref();
@@ -696,11 +697,12 @@ fn committed_pair(
 }
 
 /// Counts what a committed decision did: the kinds of its events.
-fn count(kinds: impl Iterator<Item = EventType>, view: &InteractionView) {
+fn count(kinds: impl Iterator<Item = EventType>, rec: &InteractionRecord) {
     for kind in kinds {
         match kind {
             EventType::InteractionAuthenticated => {
-                let method = view.method.map_or("none", |m| m.as_str());
+                let auth = rec.auth.as_ref();
+                let method = auth.map_or("none", |a| a.method.as_str());
                 metrics::counter!("chatgate_authentications_total", "method" => method)
                     .increment(1);
             }

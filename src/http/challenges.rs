@@ -206,16 +206,11 @@ mod names {
             .to_string()
     }
 
+    /// (The API's names of the methods and deliveries are held to `as_str`
+    /// in `gateway::view`.)
     #[test]
     fn as_str_is_the_serde_name() {
-        for m in ChallengeMethod::ALL {
-            assert_eq!(m.as_str(), serde_name(m));
-        }
-        for d in Delivery::ALL {
-            assert_eq!(d.as_str(), serde_name(d));
-        }
         for m in Method::ALL {
-            assert_eq!(m.as_str(), serde_name(m));
             assert_eq!(Method::parse(m.as_str()), Some(m));
         }
         for p in Purpose::ALL {

@@ -7,9 +7,9 @@ use uuid::Uuid;
 use super::ITEM_TTL;
 use crate::channels::Purpose;
 use crate::domain::interaction::Contact;
-use crate::domain::subject::SubjectView;
 use crate::error::{Error, Result};
 use crate::events::{About, Event, EventType};
+use crate::gateway::view::SubjectView;
 use crate::gateway::InteractionView;
 use crate::time::Timestamp;
 
@@ -51,7 +51,7 @@ pub enum Task {
         channel: String,
         conversation_id: String,
         /// Where an SMS or e-mail conversation's messages go.
-        #[serde(default)]
+        #[serde(default, with = "stored_contact")]
         contact: Contact,
     },
 }
@@ -69,8 +69,40 @@ struct RawTask {
     interaction_id: Option<Uuid>,
     channel: Option<String>,
     conversation_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, with = "stored_contact")]
     contact: Contact,
+}
+
+/// A notice's [`Contact`] as an item stores it: `{"phone": …, "email": …}`,
+/// each only when set.
+mod stored_contact {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::domain::interaction::Contact;
+
+    #[derive(Serialize, Deserialize)]
+    struct Stored {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        email: Option<String>,
+    }
+
+    pub fn serialize<S: Serializer>(c: &Contact, s: S) -> Result<S::Ok, S::Error> {
+        Stored {
+            phone: c.phone.clone(),
+            email: c.email.clone(),
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Contact, D::Error> {
+        let c = Stored::deserialize(d)?;
+        Ok(Contact {
+            phone: c.phone,
+            email: c.email,
+        })
+    }
 }
 
 #[derive(Deserialize)]
