@@ -61,15 +61,18 @@ impl Gateway {
                 &view,
                 origin,
             )?;
-            ops.extend(self.outbox.enqueue(&team.id, unlocked, now)?);
+            let mut recorded = self.record(&team.id, vec![unlocked], now)?;
+            ops.append(&mut recorded.ops);
             Ok(match self.store.commit(ops).await? {
-                Commit::Applied => Some(view),
+                Commit::Applied => {
+                    self.recorded(recorded);
+                    Some(view)
+                }
                 Commit::Conflict { .. } => None,
             })
         })
         .await?;
         metrics::counter!("chatgate_unlocks_total").increment(1);
-        self.outbox.wake();
         Ok(view)
     }
 }

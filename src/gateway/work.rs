@@ -7,7 +7,7 @@
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use super::outbox::{Notice, OutboxItem, Task};
+use super::outbox::{Notice, OutboxItem, Recorded, Task};
 use super::recognition::recognition_ops;
 use super::record_locks::{Place, Standing};
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
@@ -386,8 +386,8 @@ struct Prepared {
     committed: Option<Pair>,
     /// Where the claims are among the ops.
     claims: std::ops::Range<usize>,
-    /// Whether it enqueues outbox items.
-    wake: bool,
+    /// Its events and notices, to announce or deliver once it applied.
+    recorded: Recorded,
 }
 
 impl Gateway {
@@ -534,10 +534,15 @@ impl Gateway {
         // interaction's write of it: written back, its version is checked.
         w.subject_used |= handed;
         let view = w.view(now);
-        let prepared = self.prepare(team, pair, &mut w, &view, now)?;
-        let mut commit = self.store.commit(prepared.ops);
+        let Prepared {
+            ops,
+            committed,
+            claims,
+            recorded,
+        } = self.prepare(team, pair, &mut w, &view, now)?;
+        let mut commit = self.store.commit(ops);
         let sent = futures::poll!(&mut commit);
-        place.sent(prepared.committed);
+        place.sent(committed);
         let outcome = match sent {
             std::task::Poll::Ready(outcome) => outcome,
             std::task::Poll::Pending => commit.await,
@@ -545,9 +550,7 @@ impl Gateway {
         Ok(match outcome? {
             Commit::Applied => {
                 count(w.events.iter().map(Pending::kind), &w.rec);
-                if prepared.wake {
-                    self.outbox.wake();
-                }
+                self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {
                     value,
@@ -556,7 +559,7 @@ impl Gateway {
                 })
             }
             // Every op before it matched: the claim alone is refused.
-            Commit::Conflict { op } if prepared.claims.contains(&op) => {
+            Commit::Conflict { op } if claims.contains(&op) => {
                 place.read_afresh();
                 Try::ClaimTaken
             }
@@ -617,15 +620,13 @@ impl Gateway {
         ops.append(&mut w.also);
         let claims = ops.len()..ops.len() + w.claims.len();
         ops.append(&mut w.claims);
-        let wake = !items.is_empty();
-        for item in items {
-            ops.extend(self.outbox.enqueue(&team.id, item, now)?);
-        }
+        let mut recorded = self.record(&team.id, items, now)?;
+        ops.append(&mut recorded.ops);
         Ok(Prepared {
             ops,
             committed,
             claims,
-            wake,
+            recorded,
         })
     }
 }
