@@ -18,7 +18,10 @@
 //!     │         store, at least once (`gateway::outbox`).
 //!     ├──► domain/    the rules: interaction status, tokens, signatures,
 //!     │               assertions, secrets. Plain types and functions that
-//!     │               take `now` and know nothing of HTTP or Redis.
+//!     │               take `now` and know nothing of HTTP or Redis, nor
+//!     │               how a value is written (but for the token claims
+//!     │               it signs and verifies): the stored forms are in
+//!     │               `gateway::records`, the API's in `gateway::view`.
 //!     ├──► store/     a small versioned key-value trait with compare-and-set
 //!     │               transactions; `memory` and `redis` implementations.
 //!     ├──► channels/  sending text into chat / SMS / e-mail providers.

@@ -116,13 +116,9 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// Times in stored records (`#[serde(with = "crate::time::stored")]`, and
 /// [`stored::opt`] for an `Option`): unix milliseconds as a JSON integer,
 /// 13 digits where the wire's RFC 3339 text takes 22–26 and its quotes.
-/// Read from either form, so a record written by an earlier version
-/// (RFC 3339 text) reads the same. Only for what the gateway itself
-/// stores: a request body or a token's time stays RFC 3339 or seconds,
-/// as docs/api.md writes it.
+/// Only for what the gateway itself stores: a request body or a token's
+/// time stays RFC 3339 or seconds, as docs/api.md writes it.
 pub mod stored {
-    use std::fmt;
-
     use serde::{Deserialize, Deserializer, Serializer};
 
     use super::Timestamp;
@@ -132,27 +128,7 @@ pub mod stored {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
-        d.deserialize_any(MillisOrText)
-    }
-
-    struct MillisOrText;
-
-    impl serde::de::Visitor<'_> for MillisOrText {
-        type Value = Timestamp;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("unix milliseconds or an RFC 3339 time")
-        }
-        fn visit_i64<E: serde::de::Error>(self, ms: i64) -> Result<Timestamp, E> {
-            Ok(Timestamp::from_unix_millis(ms))
-        }
-        fn visit_u64<E: serde::de::Error>(self, ms: u64) -> Result<Timestamp, E> {
-            i64::try_from(ms)
-                .map(Timestamp::from_unix_millis)
-                .map_err(|_| E::custom("a time out of range"))
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Timestamp, E> {
-            Timestamp::parse_rfc3339(s).ok_or_else(|| E::custom("not an RFC 3339 time"))
-        }
+        i64::deserialize(d).map(Timestamp::from_unix_millis)
     }
 
     /// [`stored`](self) for an `Option<Timestamp>` (`null` reads as `None`).

@@ -3,7 +3,8 @@
 //!
 //! The layers, in order (docs/configuration.md#settings):
 //! 1. the serde defaults of each section (documented on the raw structs in
-//!    `files.rs` and on [`super::Settings`]);
+//!    `files.rs`), and the `Default` of [`super::Settings`] for a setting
+//!    no layer writes;
 //! 2. the TOML files;
 //! 3. `CHATGATE_<SECTION>__<KEY>` environment overrides (system file only);
 //! 4. `${NAME}` / `${NAME:-default}` references in string values, filled from

@@ -1,7 +1,9 @@
 //! Settings layers: `[defaults]` ← team `[settings]` ← `[channel_settings.NAME]`,
-//! merged as TOML tables (deep merge) and then deserialised into one
+//! merged as TOML tables (deep merge), then read into the file's form of
+//! the settings (`settings::file`) and turned into the domain's
 //! [`Settings`], so a misspelt key is refused in whichever layer holds it.
 use super::de::{from_table, join};
+use super::settings::file;
 use super::validate::settings_problem;
 use super::{ConfigError, Settings};
 
@@ -21,13 +23,13 @@ pub(super) struct Layer<'a> {
 pub(super) fn resolve(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
     let mut merged = toml::Table::new();
     for layer in layers {
-        from_table::<Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
+        from_table::<file::Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
         merge(&mut merged, layer.table);
     }
     let Some(top) = layers.last() else {
         return Ok(Settings::default());
     };
-    let settings: Settings = from_table(merged, top.file, &top.prefix)?;
+    let settings: Settings = from_table::<file::Settings>(merged, top.file, &top.prefix)?.into();
     if let Some((keys, problem)) = settings_problem(&settings) {
         let written = layers
             .iter()

@@ -1,6 +1,7 @@
 //! What a channel file may override in the text it sends: its
-//! `[templates]`. The settings themselves are the domain's
-//! (`domain::settings`); `config` reads the files into them.
+//! `[templates]`; and the settings as the files write them ([`file`]).
+//! The settings themselves are the domain's (`domain::settings`); `config`
+//! reads the files into them.
 use serde::{Deserialize, Serialize};
 
 /// A channel file's `[templates]`: any purpose may be overridden; `subject`
@@ -14,4 +15,284 @@ pub struct TemplateOverrides {
     pub authenticated: Option<String>,
     pub expired: Option<String>,
     pub subject: Option<String>,
+}
+
+/// The settings as the files write them (`[defaults]`, a team's
+/// `[settings]`, `[channel_settings.NAME]`): the domain's
+/// [`Settings`](crate::domain::settings::Settings) tree, each key optional.
+/// A key left out is the domain's default; `deny_unknown_fields` refuses a
+/// misspelt key in any layer. The types keep the domain's names, so serde's
+/// messages (which name them) read as before.
+pub(super) mod file {
+    use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+
+    use crate::domain::{abuse, settings as domain};
+    use crate::time::Dur;
+
+    /// A file's value read into the domain's.
+    trait Read<T> {
+        fn read(self) -> T;
+    }
+
+    macro_rules! as_is {
+        ($($t:ty),+) => {$(
+            impl Read<$t> for $t {
+                fn read(self) -> $t {
+                    self
+                }
+            }
+        )+};
+    }
+
+    as_is!(Dur, u32, bool, String);
+
+    impl<A: Read<B>, B> Read<Vec<B>> for Vec<A> {
+        fn read(self) -> Vec<B> {
+            self.into_iter().map(Read::read).collect()
+        }
+    }
+
+    impl<A: Read<B>, B> Read<Option<B>> for Option<A> {
+        fn read(self) -> Option<B> {
+            self.map(Read::read)
+        }
+    }
+
+    impl<A: Read<B>, B> Read<BTreeMap<String, B>> for BTreeMap<String, A> {
+        fn read(self) -> BTreeMap<String, B> {
+            self.into_iter().map(|(k, v)| (k, v.read())).collect()
+        }
+    }
+
+    /// A table of the domain's struct `$m::$name`: every key optional, the
+    /// domain's default where it is left out.
+    macro_rules! table {
+        ($m:ident::$name:ident { $($f:ident: $t:ty),+ $(,)? }) => {
+            #[derive(Debug, Default, Deserialize)]
+            #[serde(deny_unknown_fields, default)]
+            pub(in crate::config) struct $name {
+                $($f: Option<$t>),+
+            }
+
+            impl Read<$m::$name> for $name {
+                fn read(self) -> $m::$name {
+                    let d = $m::$name::default();
+                    $m::$name {
+                        $($f: match self.$f {
+                            Some(v) => v.read(),
+                            None => d.$f,
+                        }),+
+                    }
+                }
+            }
+
+            impl From<$name> for $m::$name {
+                fn from(f: $name) -> Self {
+                    f.read()
+                }
+            }
+        };
+    }
+
+    /// A name the files write for the domain's enum `$m::$name` (serde's
+    /// snake case of the variant).
+    macro_rules! names {
+        ($m:ident::$name:ident { $($v:ident),+ $(,)? }) => {
+            #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+            #[serde(rename_all = "snake_case")]
+            pub(in crate::config) enum $name {
+                $($v),+
+            }
+
+            impl Read<$m::$name> for $name {
+                fn read(self) -> $m::$name {
+                    match self {
+                        $($name::$v => $m::$name::$v),+
+                    }
+                }
+            }
+
+            /// The other way, only so that a variant the domain gains and
+            /// the files cannot name fails to compile here.
+            impl From<$m::$name> for $name {
+                fn from(d: $m::$name) -> Self {
+                    match d {
+                        $($m::$name::$v => $name::$v),+
+                    }
+                }
+            }
+
+            #[cfg(test)]
+            impl $name {
+                /// Every variant with the domain's, for the test below.
+                pub(super) fn every() -> Vec<($name, $m::$name)> {
+                    vec![$(($name::$v, $m::$name::$v)),+]
+                }
+            }
+        };
+    }
+
+    table!(domain::Settings {
+        token_ttl: Dur,
+        authenticated_ttl: Dur,
+        idle_timeout: Dur,
+        interaction_ttl: Dur,
+        assertion_max_age: Dur,
+        expiry_notice: Dur,
+        login_binding: LoginBinding,
+        recognize_for: Dur,
+        otp: OtpSettings,
+        pin: PinSettings,
+        lockout: LockoutSettings,
+        step_up: StepUpSettings,
+        templates: Templates,
+        intents: BTreeMap<String, Intent>,
+    });
+
+    table!(domain::Intent {
+        max_age: Option<Dur>,
+        methods: Option<Vec<AuthMethod>>,
+    });
+
+    table!(domain::OtpSettings {
+        length: u32,
+        ttl: Dur,
+        max_attempts: u32,
+        max_sends: u32,
+        send_window: Dur,
+        show_to_agents: bool,
+        require_other_channel: bool,
+        destinations: Destinations,
+        sms_regions: Vec<SmsRegion>,
+        sms_number_types: Vec<NumberType>,
+    });
+
+    table!(domain::PinSettings {
+        min_length: u32,
+        max_length: u32,
+        ttl: Dur,
+        max_attempts: u32,
+    });
+
+    table!(domain::LockoutSettings {
+        threshold: u32,
+        window: Dur,
+        duration: Dur,
+        max_lockouts_before_ban: u32,
+        ban_window: Dur,
+        ban_duration: Dur,
+        scope: LockoutScope,
+        familiar_for: Dur,
+        strangers_threshold: u32,
+    });
+
+    table!(domain::StepUpSettings {
+        always: bool,
+        on_new_fingerprint: bool,
+        on_region_change: bool,
+    });
+
+    table!(domain::Templates {
+        login_link: String,
+        otp: String,
+        pin_prompt: String,
+        authenticated: String,
+        expired: String,
+    });
+
+    names!(domain::LoginBinding { None, ChatCode });
+
+    names!(domain::AuthMethod {
+        LoginLink,
+        Oidc,
+        PreChat,
+        Otp,
+        Pin,
+        Recognized,
+    });
+
+    names!(abuse::Destinations { Any, OnFile });
+
+    names!(abuse::LockoutScope { Subject, Origin });
+
+    names!(abuse::NumberType {
+        Mobile,
+        FixedLine,
+        FixedLineOrMobile,
+        TollFree,
+        PremiumRate,
+        SharedCost,
+        Voip,
+        PersonalNumber,
+        Pager,
+        Uan,
+        Voicemail,
+    });
+
+    /// A region as written: checked by the domain's `SmsRegion::try_from`.
+    #[derive(Debug, Deserialize)]
+    #[serde(try_from = "String")]
+    pub(in crate::config) struct SmsRegion(abuse::SmsRegion);
+
+    impl TryFrom<String> for SmsRegion {
+        type Error = &'static str;
+        fn try_from(s: String) -> Result<Self, Self::Error> {
+            abuse::SmsRegion::try_from(s).map(SmsRegion)
+        }
+    }
+
+    impl Read<abuse::SmsRegion> for SmsRegion {
+        fn read(self) -> abuse::SmsRegion {
+            self.0
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// snake_case of a variant's name (`FixedLineOrMobile`: `fixed_line_or_mobile`).
+        fn snake(debug: &str) -> String {
+            let mut out = String::new();
+            for (i, c) in debug.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        }
+
+        /// Every variant reads from the snake case of its domain name, as
+        /// the domain's own serde names read before.
+        #[test]
+        fn the_files_name_every_variant_as_the_domain_does() {
+            fn check<F, D>(every: Vec<(F, D)>)
+            where
+                F: Read<D>
+                    + From<D>
+                    + Copy
+                    + PartialEq
+                    + std::fmt::Debug
+                    + for<'de> Deserialize<'de>,
+                D: PartialEq + std::fmt::Debug + Copy,
+            {
+                for (f, d) in every {
+                    let name = snake(&format!("{d:?}"));
+                    let named: F = serde_json::from_value(name.clone().into()).expect(&name);
+                    assert_eq!(named.read(), d);
+                    assert_eq!(f.read(), d);
+                    assert_eq!(F::from(d), f, "{name}: both ways");
+                }
+            }
+            check(LoginBinding::every());
+            check(AuthMethod::every());
+            check(Destinations::every());
+            check(LockoutScope::every());
+            check(NumberType::every());
+            assert_eq!(snake("FixedLineOrMobile"), "fixed_line_or_mobile");
+        }
+    }
 }

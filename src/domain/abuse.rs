@@ -7,11 +7,9 @@
 //! metadata (the `phonenumber` crate) when the configuration is read, so a
 //! misspelt region stops start-up instead of refusing every SMS.
 //! `config` reads the files into these values.
-use serde::{Deserialize, Serialize};
 
 /// Where an OTP may be sent.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Destinations {
     /// Wherever the bot names (`to`), or the interaction's contact.
     #[default]
@@ -22,8 +20,7 @@ pub enum Destinations {
 }
 
 /// An ISO 3166 region that libphonenumber's metadata knows (`GB`, `JE`, ...).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SmsRegion(String);
 
 impl SmsRegion {
@@ -52,8 +49,7 @@ impl From<SmsRegion> for String {
 }
 
 /// A kind of phone number, by libphonenumber's names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NumberType {
     Mobile,
     FixedLine,
@@ -70,8 +66,7 @@ pub enum NumberType {
 }
 
 /// Whom failures, lockouts and bans are counted for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LockoutScope {
     /// The subject, wherever the attempts come from.
     #[default]

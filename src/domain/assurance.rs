@@ -4,8 +4,6 @@
 //! and `now`.
 use std::time::Duration;
 
-use serde::Serialize;
-
 use super::interaction::{Method, Status};
 use crate::time::Timestamp;
 
@@ -34,13 +32,24 @@ pub struct Shown {
 }
 
 /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Unmet {
     /// The status is not `authenticated`.
     Authenticated,
     MaxAge,
     Method,
+}
+
+impl Unmet {
+    pub const ALL: [Unmet; 3] = [Unmet::Authenticated, Unmet::MaxAge, Unmet::Method];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unmet::Authenticated => "authenticated",
+            Unmet::MaxAge => "max_age",
+            Unmet::Method => "method",
+        }
+    }
 }
 
 /// The verdict, without the interaction's identity.

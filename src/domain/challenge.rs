@@ -7,7 +7,6 @@
 //! `attempts::attempt`.
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::otp::{self, OtpCode};
@@ -22,8 +21,7 @@ use crate::time::Timestamp;
 /// first; a forgotten id is answered `not_found`).
 pub const MAX_PAST_CHALLENGES: usize = 16;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChallengeMethod {
     Otp,
     Pin,
@@ -31,8 +29,7 @@ pub enum ChallengeMethod {
     Binding,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
     Chat,
     Sms,
@@ -44,7 +41,7 @@ pub enum Delivery {
 
 /// The names of the methods and deliveries, spelled once: the request
 /// parser, the metric labels and the OpenAPI document read them from here,
-/// and a test holds them to the serde names.
+/// and a test holds the API's names (`gateway::view`) to them.
 impl ChallengeMethod {
     pub const ALL: [ChallengeMethod; 3] = [
         ChallengeMethod::Otp,

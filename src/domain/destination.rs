@@ -5,22 +5,20 @@
 //!
 //! A destination is stored under a keyed hash of its canonical form (with
 //! the pepper): the store never holds the number or address in clear.
-use serde::{Deserialize, Serialize};
 use unicode_normalization::UnicodeNormalization;
 
 use super::secrets::Pepper;
 use super::subject::check_sends;
 use crate::domain::settings::OtpSettings;
 use crate::error::Error;
-use crate::time::{stored, Timestamp};
+use crate::time::Timestamp;
 
 /// What the pepper's hash of a destination is for.
 const PURPOSE: &str = "destination";
 
 /// The challenges recently sent to one destination.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DestinationSends {
-    #[serde(rename = "se", default, with = "stored::vec")]
     pub sends: Vec<Timestamp>,
 }
 

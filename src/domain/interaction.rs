@@ -6,7 +6,6 @@
 //! `expires_at` says `expired`.
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::challenge::{Challenge, PastChallenge, PastOutcome, MAX_PAST_CHALLENGES};
@@ -15,8 +14,7 @@ use crate::domain::settings::Settings;
 use crate::time::Timestamp;
 
 /// How an interaction was authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
     LoginLink,
     Oidc,
@@ -54,7 +52,7 @@ impl Method {
 
     /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`).
     pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+        Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -68,8 +66,7 @@ impl Method {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Unauthenticated,
     Pending,
@@ -80,17 +77,36 @@ pub enum Status {
 }
 
 impl Status {
+    pub const ALL: [Status; 6] = [
+        Status::Unauthenticated,
+        Status::Pending,
+        Status::Authenticated,
+        Status::Expired,
+        Status::Locked,
+        Status::Banned,
+    ];
+
+    /// The status named `s` (`unauthenticated`, `pending`, ...).
     pub fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(serde_json::Value::String(s.to_string())).ok()
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Unauthenticated => "unauthenticated",
+            Status::Pending => "pending",
+            Status::Authenticated => "authenticated",
+            Status::Expired => "expired",
+            Status::Locked => "locked",
+            Status::Banned => "banned",
+        }
     }
 }
 
 /// Where out-of-band messages go.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Contact {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
 }
 

@@ -13,7 +13,7 @@
 //! decision still reads and writes one record and the store's
 //! compare-and-set keeps every count exact under concurrency.
 use super::subject::{
-    standing_error, FailureOutcome, OriginRecord, OriginView, Standing, SubjectRecord,
+    standing_error, FailureOutcome, OriginCounts, OriginRecord, Standing, SubjectRecord,
 };
 use crate::domain::abuse::LockoutScope;
 use crate::domain::settings::{LockoutSettings, OtpSettings};
@@ -270,14 +270,14 @@ impl SubjectRecord {
         end.map(Some)
     }
 
-    /// The origins as the view shows them, most recent first.
-    pub(super) fn origin_views(&self, now: Timestamp, l: &LockoutSettings) -> Vec<OriginView> {
+    /// The origins' counts, most recent first.
+    pub(super) fn origin_counts(&self, now: Timestamp, l: &LockoutSettings) -> Vec<OriginCounts> {
         self.origins
             .iter()
             .take(MAX_ORIGINS)
             .map(|o| {
-                let v = o.counts.own_view(now, l);
-                OriginView {
+                let v = o.counts.own_counts(now, l);
+                OriginCounts {
                     origin: o.origin.clone(),
                     familiar: o.familiar_until.is_some_and(|u| now < u),
                     failures: v.failures,
@@ -289,11 +289,11 @@ impl SubjectRecord {
             .collect()
     }
 
-    /// The strangers' failures and lockouts, for the view's top level.
-    pub(super) fn strangers_view(&self, now: Timestamp, l: &LockoutSettings) -> (u32, u32) {
+    /// The strangers' failures and lockouts, for the counts' top level.
+    pub(super) fn strangers_counts(&self, now: Timestamp, l: &LockoutSettings) -> (u32, u32) {
         let rules = strangers_rules(l);
         self.strangers.as_ref().map_or((0, 0), |s| {
-            let v = s.own_view(now, &rules);
+            let v = s.own_counts(now, &rules);
             (v.failures, v.lockouts)
         })
     }
@@ -366,7 +366,7 @@ mod tests {
             s.standing_for(Some(EVE), t(5)),
             Standing::Locked { until: t(903) }
         );
-        let v = s.view(t(5), &l);
+        let v = s.counts(t(5), &l);
         let origins = v.origins.expect("origins");
         assert_eq!(origins[0].origin, HOME, "most recent first");
         assert!(origins[0].familiar && !origins[1].familiar);
@@ -401,7 +401,7 @@ mod tests {
         // Failures of the familiar origin count for it alone.
         fail(&mut s, HOME, 7);
         assert_eq!(
-            s.view(t(7), &l).failures,
+            s.counts(t(7), &l).failures,
             0,
             "the strangers' count was cleared by their lock"
         );
@@ -522,7 +522,7 @@ mod tests {
         assert_eq!((f.origin, f.strangers_locked), (None, None));
         assert!(matches!(f.outcome, FailureOutcome::Locked { .. }));
         assert!(s.origins.is_empty() && s.strangers.is_none());
-        let v = s.view(t(3), &l);
+        let v = s.counts(t(3), &l);
         assert_eq!((v.origins, v.strangers_locked_until), (None, None));
         assert!(v.locked_until.is_some());
     }

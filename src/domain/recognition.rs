@@ -6,24 +6,18 @@
 //! satisfies an assurance policy that lists `recognized` among its methods.
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::interaction::{InteractionRecord, Method};
 use super::subject::Standing;
-use crate::time::{stored, Timestamp};
+use crate::time::Timestamp;
 
 /// What a conversation remembers of its last authentication that named a
-/// customer. Stored under short member names, times in unix milliseconds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// customer. Its stored form is `gateway::records`'.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recognition {
-    #[serde(rename = "cu")]
     pub customer_id: String,
-    #[serde(rename = "m")]
     pub method: Method,
-    #[serde(rename = "at", with = "stored")]
     pub authenticated_at: Timestamp,
     /// Forgotten then: `authenticated_at + recognize_for`.
-    #[serde(rename = "u", with = "stored")]
     pub until: Timestamp,
 }
 
@@ -110,7 +104,5 @@ mod tests {
         assert!(!r.shown(t(100), &Standing::Clear));
         assert!(!r.shown(t(1), &Standing::Locked { until: t(50) }));
         assert!(!r.shown(t(1), &Standing::Banned { until: None }));
-        let text = serde_json::to_string(&r).expect("json");
-        assert_eq!(serde_json::from_str::<Recognition>(&text).expect("read"), r);
     }
 }

@@ -2,17 +2,15 @@
 //! resolved values, the shape of `[defaults]`, of a team's `[settings]` and
 //! of `[channel_settings.NAME]` (docs/configuration.md).
 //!
-//! The domain owns these values; `config` reads the files into them. It
-//! merges the overrides as TOML tables before deserialising, so one
-//! [`Settings`] type with serde defaults serves every layer and
-//! `deny_unknown_fields` refuses a misspelt key in any of them.
-use serde::{Deserialize, Serialize};
-
+//! The domain owns these values and their defaults (the `Default` impls);
+//! `config` reads the files into them (`config::settings::file`, the same
+//! tree with every key optional). It merges the overrides as TOML tables
+//! before reading, so one shape serves every layer and a misspelt key is
+//! refused in any of them.
 use super::abuse::{Destinations, LockoutScope, NumberType, SmsRegion};
 use crate::time::Dur;
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Settings {
     /// Life of a login-link token; "0s" = no expiry (still one-time).
     pub token_ttl: Dur,
@@ -45,8 +43,7 @@ pub struct Settings {
 
 /// Whether a login link's callback authenticates at once (`none`) or waits
 /// for a code typed into the chat (`chat_code`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum LoginBinding {
     #[default]
     None,
@@ -54,8 +51,7 @@ pub enum LoginBinding {
 }
 
 /// What one action asks of the current authentication (docs/api.md#assurance-for-one-action).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default)]
 pub struct Intent {
     /// The authentication happened at most this long ago; unset or "0s": any age.
     pub max_age: Option<Dur>,
@@ -64,8 +60,7 @@ pub struct Intent {
 }
 
 /// A way of authenticating, as settings name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
     LoginLink,
     Oidc,
@@ -97,8 +92,7 @@ impl Default for Settings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct OtpSettings {
     /// Digits, 4..=10.
     pub length: u32,
@@ -139,8 +133,7 @@ impl Default for OtpSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct PinSettings {
     pub min_length: u32,
     pub max_length: u32,
@@ -159,8 +152,7 @@ impl Default for PinSettings {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct LockoutSettings {
     /// Failed attempts (per subject) that lock it out.
     pub threshold: u32,
@@ -201,8 +193,7 @@ impl Default for LockoutSettings {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone, Default)]
 pub struct StepUpSettings {
     pub always: bool,
     pub on_new_fingerprint: bool,
@@ -210,8 +201,7 @@ pub struct StepUpSettings {
 }
 
 /// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#` are filled in.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Templates {
     pub login_link: String,
     pub otp: String,

@@ -15,8 +15,6 @@
 //! reaches it clears the list).
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::abuse::LockoutScope;
 use crate::domain::settings::{LockoutSettings, OtpSettings};
 use crate::error::Error;
@@ -34,9 +32,10 @@ pub struct OriginRecord {
     pub counts: SubjectRecord,
 }
 
-/// An origin as `GET /v1/subjects/{subject}` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct OriginView {
+/// An origin's counts at one moment, as `GET /v1/subjects/{subject}` shows
+/// them (the API's form is `gateway::view::OriginView`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginCounts {
     /// `device:{fingerprint}` or `{channel}:{conversation_id}`.
     pub origin: String,
     pub familiar: bool,
@@ -127,26 +126,25 @@ pub struct FoldedFailures {
     pub count: u32,
 }
 
-/// The subject as `GET /v1/subjects/{subject}` and subject events show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// The subject's counts at one moment, as `GET /v1/subjects/{subject}`
+/// and subject events show them (the API's form is
+/// `gateway::view::SubjectView`).
 ///
 /// With `lockout.scope = "origin"` the top-level counts are the strangers'
 /// (the origins the subject never succeeded from), and `origins` and
 /// `strangers_locked_until` are present; with scope `subject` they are left
 /// out.
-pub struct SubjectView {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectCounts {
     pub subject: String,
     pub failures: u32,
     pub lockouts: u32,
     pub locked_until: Option<Timestamp>,
     pub banned: bool,
     /// Scope `origin`: the subject's origins, most recent first, at most 50.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origins: Option<Vec<OriginView>>,
+    pub origins: Option<Vec<OriginCounts>>,
     /// Scope `origin`: until when every unfamiliar origin is locked out
     /// (null when not).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
     pub strangers_locked_until: Option<Option<Timestamp>>,
 }
 
@@ -314,30 +312,30 @@ impl SubjectRecord {
         self.sends.push(now);
     }
 
-    /// The view for `lockout.scope` (see [`SubjectView`]).
-    pub fn view(&self, now: Timestamp, l: &LockoutSettings) -> SubjectView {
+    /// The counts for `lockout.scope` (see [`SubjectCounts`]).
+    pub fn counts(&self, now: Timestamp, l: &LockoutSettings) -> SubjectCounts {
         if l.scope == LockoutScope::Subject {
-            return self.own_view(now, l);
+            return self.own_counts(now, l);
         }
-        let (failures, lockouts) = self.strangers_view(now, l);
+        let (failures, lockouts) = self.strangers_counts(now, l);
         let locked_until = self.strangers_locked_until(now);
-        SubjectView {
+        SubjectCounts {
             subject: self.subject.clone(),
             failures,
             lockouts,
             locked_until,
             banned: false,
-            origins: Some(self.origin_views(now, l)),
+            origins: Some(self.origin_counts(now, l)),
             strangers_locked_until: Some(locked_until),
         }
     }
 
     /// The record's own counts (scope `subject`, or an origin's counts).
-    pub(super) fn own_view(&self, now: Timestamp, l: &LockoutSettings) -> SubjectView {
+    pub(super) fn own_counts(&self, now: Timestamp, l: &LockoutSettings) -> SubjectCounts {
         let w = l.window.get();
         let bw = l.ban_window.get();
         let standing = self.standing(now);
-        SubjectView {
+        SubjectCounts {
             subject: self.subject.clone(),
             failures: self.failures_within(now, w),
             lockouts: count_since(&self.lockouts, now, bw),
@@ -487,7 +485,7 @@ mod tests {
         assert_eq!(s.keep_for(t(now), &l, &o), None);
         s.unlock();
         assert_eq!(s.standing(t(now)), Standing::Clear);
-        assert_eq!(s.view(t(now), &l).lockouts, 0);
+        assert_eq!(s.counts(t(now), &l).lockouts, 0);
     }
 
     #[test]
@@ -560,20 +558,20 @@ mod tests {
         assert_eq!(s.failures.len(), EXACT_FAILURES);
         // 2 000 s of failures, 56.25 s a span: ~36 spans.
         assert!(s.folded.len() <= 40, "{}", s.folded.len());
-        assert_eq!(s.view(last, &l).failures, 20_000);
+        assert_eq!(s.counts(last, &l).failures, 20_000);
         assert!(s.failures.len() + s.folded.len() <= EXACT_FAILURES + 40);
         // One hour after the first failure: those of the first ~second
         // span may linger (one span late), none of the later ones is gone.
         let window = l.window.get();
         let span = window / FAILURE_SPANS;
         let at = ms(start).plus(window);
-        let counted = s.view(at, &l).failures;
+        let counted = s.counts(at, &l).failures;
         let exact = 20_000 - 1; // the failure at `start` left the window
         assert!(counted >= exact, "{counted} < {exact}: forgotten early");
         let late = u32::try_from(span.as_millis() / 100).expect("small") + 1;
         assert!(counted <= exact + late, "{counted}: more than a span late");
         // Once the last failure is out of the window, nothing is left.
-        assert_eq!(s.view(last.plus(window), &l).failures, 0);
+        assert_eq!(s.counts(last.plus(window), &l).failures, 0);
         assert_eq!(s.keep_for(last, &l, &o), Some(window));
     }
 

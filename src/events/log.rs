@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::Event;
+use crate::store::History;
 
 /// How long an event is kept (docs/api.md#events promises at least 10 minutes).
 pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
@@ -23,6 +24,9 @@ pub const HISTORY_AGE: Duration = Duration::from_secs(3600);
 pub const HISTORY_MAX: usize = 10_000;
 /// Live entries one stream reader may fall behind before it is dropped.
 pub const LIVE_BUFFER: usize = 1024;
+/// A Redis stream key outlives its last event by this much beyond
+/// [`HISTORY_AGE`].
+pub const KEY_TTL_SLACK: Duration = Duration::from_secs(300);
 
 /// A position in a team's log: `<ms>-<seq>`, ordered by both parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -96,6 +100,13 @@ pub trait EventLog: Send + Sync {
     /// Every entry of `team` appended from now on, by any instance sharing
     /// the log. A receiver more than [`LIVE_BUFFER`] behind gets `Lagged`.
     fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry>;
+
+    /// Where the history is kept, for a store whose commits may append to
+    /// it ([`crate::store::Op::Append`]); `None`: only through
+    /// [`EventLog::append`].
+    fn history(&self) -> Option<History> {
+        None
+    }
 }
 
 /// In-process fan-out: one broadcast channel per team that has had a reader.

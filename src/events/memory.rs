@@ -1,5 +1,8 @@
 //! The in-process event log: per team, the events of the last
-//! [`HISTORY_AGE`], at most [`HISTORY_MAX`], plus live fan-out. Ids are
+//! [`HISTORY_AGE`], at most [`HISTORY_MAX`], plus live fan-out. A memory
+//! store's commits append to it directly ([`HistorySink`], wired when the
+//! gateway starts), in commit order; [`EventLog::append`] takes the events
+//! of any other store, from the outbox. Ids are
 //! `<wall-clock ms>-<seq>`, increasing across the whole process, so an id
 //! from before a restart is older than every id after it.
 use std::collections::{HashMap, VecDeque};
@@ -11,9 +14,17 @@ use tokio::sync::broadcast;
 
 use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
 use super::Event;
+use crate::store::{History, HistorySink};
 
 #[derive(Default)]
 pub struct MemoryLog {
+    shared: Arc<Shared>,
+}
+
+/// The history and its fan-out; also what a memory store's commits append
+/// to ([`HistorySink`]).
+#[derive(Default)]
+struct Shared {
     inner: Mutex<Inner>,
     fanout: Fanout,
 }
@@ -30,7 +41,46 @@ impl MemoryLog {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.shared.lock()
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn append(&self, event: Arc<Event>) {
+        let now = Instant::now();
+        // The id is given and the entry handed to live readers under one
+        // lock: two appends racing would otherwise reach readers out of id
+        // order, and a reader skips what is not above the last id it saw.
+        // (The fan-out's send never waits and never takes this lock.)
+        let mut inner = self.lock();
+        let id = inner.next_id();
+        let entry = LogEntry { id, event };
+        let team = &entry.event.team;
+        if !inner.teams.contains_key(team) {
+            inner.teams.insert(team.clone(), VecDeque::new());
+        }
+        if let Some(history) = inner.history(team, now) {
+            history.push_back((now, entry.clone()));
+            while history.len() > HISTORY_MAX {
+                history.pop_front();
+            }
+        }
+        self.fanout.send(entry);
+    }
+}
+
+/// A memory store's commit appends an event (its JSON), in commit order.
+impl HistorySink for Shared {
+    fn append(&self, _key: &str, entry: &str) {
+        match serde_json::from_str::<Event>(entry) {
+            Ok(event) => Shared::append(self, Arc::new(event)),
+            // Written by `events::history_op` from an `Event`: a bug.
+            Err(_) => tracing::error!("an appended event could not be read; not logged"),
+        }
     }
 }
 
@@ -68,25 +118,7 @@ impl Inner {
 #[async_trait]
 impl EventLog for MemoryLog {
     fn append(&self, event: Arc<Event>) {
-        let now = Instant::now();
-        // The id is given and the entry handed to live readers under one
-        // lock: two appends racing would otherwise reach readers out of id
-        // order, and a reader skips what is not above the last id it saw.
-        // (The fan-out's send never waits and never takes this lock.)
-        let mut inner = self.lock();
-        let id = inner.next_id();
-        let entry = LogEntry { id, event };
-        let team = &entry.event.team;
-        if !inner.teams.contains_key(team) {
-            inner.teams.insert(team.clone(), VecDeque::new());
-        }
-        if let Some(history) = inner.history(team, now) {
-            history.push_back((now, entry.clone()));
-            while history.len() > HISTORY_MAX {
-                history.pop_front();
-            }
-        }
-        self.fanout.send(entry);
+        self.shared.append(event);
     }
 
     async fn bounds(&self, team: &str) -> Result<Option<(LogId, LogId)>, LogError> {
@@ -119,7 +151,14 @@ impl EventLog for MemoryLog {
     }
 
     fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry> {
-        self.fanout.subscribe(team)
+        self.shared.fanout.subscribe(team)
+    }
+
+    /// This process' history: a memory store hands it what it commits.
+    fn history(&self) -> Option<History> {
+        Some(History::InProcess(
+            Arc::clone(&self.shared) as Arc<dyn HistorySink>
+        ))
     }
 }
 

@@ -1,10 +1,17 @@
 //! The publisher seam every state change goes through (docs/api.md#events).
 //!
-//! Use cases call [`Publisher::publish`] after their commit. The publisher
-//! logs each event, counts it, fans it out in-process through a broadcast
-//! channel ([`Publisher::subscribe`]), and appends it to the team's event
-//! log ([`log`]: memory or Redis), which the live stream `GET /v1/events`
-//! reads ([`stream`]).
+//! An event reaches the team's event log ([`log`]: memory or Redis), which
+//! the live stream `GET /v1/events` reads ([`stream`]), one of two ways:
+//!
+//! - **In the commit** of the change it tells of, where the store's
+//!   commits reach the log ([`Publisher::appended_by`]: Redis streams on
+//!   the store's own Redis, or the in-process log of a memory store): the
+//!   use case adds a [`history_op`] to its commit, and once it applied,
+//!   [`Publisher::announce`]s the event in this process (log line,
+//!   metric, the in-process broadcast [`Publisher::subscribe`]).
+//! - **Through the outbox** otherwise (and for items queued by earlier
+//!   versions): its dispatcher calls [`Publisher::publish`], which
+//!   announces the event and appends it to the log.
 pub mod log;
 pub mod memory;
 pub mod redis;
@@ -24,6 +31,7 @@ pub use self::log::{EventLog, LogEntry, LogError, LogId};
 
 use crate::domain::customer_refs::SubjectNames;
 use crate::error::{Error, Result};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -246,6 +254,22 @@ impl Event {
 /// How often an idle live stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
+/// The op that appends `event` to its team's history in a commit, on a
+/// store whose commits reach the log ([`crate::store::Store::append_history`]),
+/// bounded as the log bounds its history. Announce it after the commit
+/// ([`Publisher::announce`]), and do not publish it again.
+pub fn history_op(event: &Event) -> Result<Op> {
+    let entry = serde_json::to_string(event)
+        .map_err(|e| Error::internal_from("an event could not be encoded", e))?;
+    Ok(Op::Append {
+        key: keys::history(&event.team),
+        entry,
+        max_age: log::HISTORY_AGE,
+        max_len: log::HISTORY_MAX,
+        ttl: log::HISTORY_AGE + log::KEY_TTL_SLACK,
+    })
+}
+
 /// Where use cases send events; also what the live stream reads.
 #[derive(Clone)]
 pub struct Publisher {
@@ -312,8 +336,10 @@ impl Publisher {
         appended
     }
 
-    /// Logs, counts and fans out `event` in this process.
-    fn announce(&self, event: Event, about: Option<&About>) -> Arc<Event> {
+    /// Logs, counts and fans out `event` in this process, without
+    /// appending it to the log: for an event a commit appended
+    /// ([`history_op`]), and by [`Publisher::publish`].
+    pub fn announce(&self, event: Event, about: Option<&About>) -> Arc<Event> {
         if tracing::enabled!(tracing::Level::INFO) {
             let read;
             let (interaction, subject) = match about {
@@ -342,6 +368,15 @@ impl Publisher {
     /// The event log the live stream reads.
     pub fn log(&self) -> Arc<dyn EventLog> {
         Arc::clone(&self.log)
+    }
+
+    /// Whether `store`'s commits append to this publisher's log (then use
+    /// cases append their events with [`history_op`]); wires an
+    /// in-process log to the store.
+    pub fn appended_by(&self, store: &dyn crate::store::Store) -> bool {
+        self.log
+            .history()
+            .is_some_and(|history| store.append_history(&history))
     }
 
     pub fn keep_alive(&self) -> Duration {

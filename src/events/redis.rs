@@ -2,19 +2,27 @@
 //! (the hash tag keeps it in the team's Cluster slot), field `e` = the
 //! event's JSON. Ids are Redis' own (`<ms>-<seq>`).
 //!
-//! - **Append**: `publish` hands events to one appender task (a bounded
-//!   queue, so their order is kept); it sends them in batches, one script
-//!   per team (`redis/append.lua`): `XADD … MINID ~ <now − 1 h>`, `XTRIM
-//!   MAXLEN ~`, `PEXPIRE` (the key lives an hour and 5 minutes past its
-//!   last event). Each batch carries an id the script remembers for
-//!   [`BATCH_MEMORY`] (`{key_prefix}:{team}:evb`), so a batch sent again
-//!   because its answer was lost is not appended twice.
+//! - **Append in the commit**: where the gateway's store is the same
+//!   Redis under the same prefix ([`EventLog::history`]), the commit of a
+//!   change appends its events itself (`store::Op::Append`, see
+//!   `store/redis.rs`): in commit order, once, bounded as below.
+//! - **Append from the outbox** (events of items queued by an earlier
+//!   version, or a store that is not this Redis): `publish` hands events
+//!   to one appender task (a bounded queue, so their order is kept); it
+//!   sends them in batches, one script per team (`redis/append.lua`):
+//!   `XADD … MINID ~ <now − 1 h>`, `XTRIM MAXLEN ~`, `PEXPIRE` (the key
+//!   lives an hour and 5 minutes past its last event). Each batch carries
+//!   an id the script remembers for [`BATCH_MEMORY`]
+//!   (`{key_prefix}:{team}:evb`), so a batch sent again because its
+//!   answer was lost is not appended twice.
 //! - **Fan-out**: every instance runs a reader task that follows the teams'
 //!   streams with `XREAD BLOCK` on a connection of its own (a blocking read
 //!   must not stall the shared one) — one for all teams on one Redis, one
 //!   per team on a Cluster (one `XREAD` names keys of one slot) — and hands
 //!   each entry to this instance's stream readers, so every instance
-//!   streams every event, whichever instance caused it.
+//!   streams every event, whichever instance caused it. It starts after
+//!   the streams' newest entries as read when the log starts, before the
+//!   gateway commits anything.
 //! - Appends and history reads use the store's connector
 //!   (`store::redis::conn`: one Redis or the cluster client), a link of
 //!   their own beside the store's.
@@ -31,9 +39,12 @@ use ::redis::{Client, Script, Value};
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
+use super::log::{
+    EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX, KEY_TTL_SLACK,
+};
 use super::Event;
 use crate::store::redis::conn::{Connector, Link};
+use crate::store::{keys, History};
 
 /// The longest a read or an append may take.
 const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
@@ -52,8 +63,6 @@ const APPEND_BATCH: usize = 100;
 const READ_BLOCK: Duration = Duration::from_secs(5);
 /// Entries one `XREAD` returns at most.
 const READ_COUNT: usize = 500;
-/// A stream key outlives its last event by this much beyond [`HISTORY_AGE`].
-const KEY_TTL_SLACK: Duration = Duration::from_secs(300);
 /// How long the script remembers a batch it appended. A batch whose answer
 /// was lost is sent again within seconds (the appender's pauses are at most
 /// [`RETRY_MAX`]); kept short because under load there are hundreds a second.
@@ -78,6 +87,8 @@ pub enum Servers<'a> {
 
 pub struct RedisLog {
     prefix: String,
+    /// The Redis URL or the cluster's seed nodes, as configured.
+    servers: Vec<String>,
     conn: Arc<Connector>,
     fanout: Arc<Fanout>,
     appends: mpsc::Sender<Append>,
@@ -95,6 +106,10 @@ impl RedisLog {
         key_prefix: &str,
         teams: Vec<String>,
     ) -> Result<Self, LogError> {
+        let configured = match servers {
+            Servers::Single(url) => vec![url.to_owned()],
+            Servers::Cluster(nodes) => nodes.to_vec(),
+        };
         let invalid = |_| LogError("invalid Redis URL".into());
         let (conn, dedicated) = match servers {
             Servers::Single(url) => (
@@ -125,18 +140,36 @@ impl RedisLog {
             Dedicated::Single(_) => vec![teams],
             Dedicated::Cluster(_) => teams.into_iter().map(|t| vec![t]).collect(),
         };
-        for teams in groups {
+        // Where each reader starts: the streams' newest entries now, read
+        // before the gateway commits anything (a commit appends at once,
+        // and a reader that first connected later would skip what came
+        // before). Should Redis not answer in time, the reader reads them
+        // when it first connects.
+        let keys: Vec<Vec<String>> = groups
+            .iter()
+            .map(|teams| teams.iter().map(|t| stream_key(key_prefix, t)).collect())
+            .collect();
+        let all: Vec<&String> = keys.iter().flatten().collect();
+        let newest = futures::future::join_all(all.iter().map(|k| newest_id(&conn, k)));
+        let mut newest = match tokio::time::timeout(CALL_TIMEOUT, newest).await {
+            Ok(ids) => ids.into_iter(),
+            Err(_) => Vec::new().into_iter(),
+        };
+        for (teams, keys) in groups.into_iter().zip(keys) {
+            let ids: Vec<Option<String>> = keys.iter().map(|_| newest.next().flatten()).collect();
+            let last: Option<Vec<String>> = ids.into_iter().collect();
             let reader = Reader {
                 dedicated: dedicated.clone(),
-                keys: teams.iter().map(|t| stream_key(key_prefix, t)).collect(),
+                keys,
                 teams,
                 fanout: Arc::clone(&fanout),
-                last: None,
+                last,
             };
             tokio::spawn(reader.run(stopped.clone()));
         }
         Ok(RedisLog {
             prefix: key_prefix.to_string(),
+            servers: configured,
             conn,
             fanout,
             appends,
@@ -145,9 +178,26 @@ impl RedisLog {
     }
 }
 
-/// The stream of one team.
+/// The stream of one team (`store::keys::history` under the prefix).
 fn stream_key(prefix: &str, team: &str) -> String {
-    format!("{prefix}:{{{team}}}:ev")
+    format!("{prefix}:{}", keys::history(team))
+}
+
+/// The id of `key`'s newest entry (`0-0` for none); `None` when Redis did
+/// not answer.
+async fn newest_id(conn: &Connector, key: &str) -> Option<String> {
+    let mut cmd = ::redis::cmd("XREVRANGE");
+    cmd.arg(key).arg("+").arg("-").arg("COUNT").arg(1);
+    let reply: Value = call(conn, "read", |mut c| async move {
+        cmd.query_async(&mut c).await
+    })
+    .await
+    .ok()?;
+    Some(
+        entries(&reply)
+            .first()
+            .map_or_else(|| "0-0".to_string(), |(id, _)| id.to_string()),
+    )
 }
 
 /// The batches lately appended to `stream`'s team (same Cluster slot).
@@ -225,6 +275,13 @@ impl EventLog for RedisLog {
 
     fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry> {
         self.fanout.subscribe(team)
+    }
+
+    fn history(&self) -> Option<History> {
+        Some(History::Redis {
+            servers: self.servers.clone(),
+            key_prefix: self.prefix.clone(),
+        })
     }
 }
 

@@ -7,13 +7,14 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::{put, Loaded};
+use super::records::{put, Loaded, StoredDevices};
+use super::view::StepUpReason;
 use super::work::{Step, Work};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::assertion::{self, Assertion};
 use crate::domain::assertion_verdict::{self, AssertionVerdict, Found, Rules};
-use crate::domain::devices::{CustomerDevices, StepUpReason};
+use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::{Customer, Method, PendingStepUp};
 use crate::domain::origins::Failure;
 use crate::error::{Error, Result};
@@ -161,6 +162,7 @@ impl Gateway {
                     let (fingerprint, region) = (a.fingerprint.as_deref(), a.region.as_deref());
                     known.record_validated(fingerprint, region, &self.pepper);
                     let dkey = &p.devices.key;
+                    let known = StoredDevices::from(&known);
                     w.also(put(dkey, p.devices.version, &known, Some(DEVICES_TTL))?);
                 }
             }
@@ -199,7 +201,7 @@ fn assertion_outcome(
             let refusal = failure.and_then(|f| f.refusal(now));
             return Err(refusal.unwrap_or(Error::CustomerMismatch));
         }
-        AssertionVerdict::StepUp { reason, .. } => (false, Some(reason)),
+        AssertionVerdict::StepUp { reason, .. } => (false, Some(reason.into())),
         AssertionVerdict::Authenticate => (true, None),
     };
     Ok(AssertionOutcome {

@@ -4,10 +4,11 @@
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::view::{Method, Status, Unmet};
 use super::Gateway;
 use crate::config::{AuthMethod, Team};
-use crate::domain::assurance::{self, Policy, Shown, Unmet};
-use crate::domain::interaction::{Method, Status};
+use crate::domain::assurance::{self, Policy};
+use crate::domain::interaction;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
@@ -75,7 +76,7 @@ impl Gateway {
                     max_age: intent.max_age.and_then(|d| d.enabled()),
                     methods: methods.map(|ms| {
                         ms.iter()
-                            .filter_map(|m| Method::try_from(*m).ok())
+                            .filter_map(|m| interaction::Method::try_from(*m).ok())
                             .collect()
                     }),
                     recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
@@ -83,12 +84,7 @@ impl Gateway {
             }
         };
         let view = pair.view(team, now)?;
-        let shown = Shown {
-            status: view.status,
-            method: view.method,
-            authenticated_at: view.authenticated_at,
-            recognized_at: view.recognized.as_ref().map(|r| r.authenticated_at),
-        };
+        let shown = pair.shown(team, now)?;
         let verdict = assurance::assess_shown(shown, &policy, now);
         let (method, authenticated_at) = if verdict.by_recognition {
             (
@@ -105,7 +101,7 @@ impl Gateway {
             method,
             authenticated_at,
             age_seconds: verdict.age_seconds,
-            unmet: verdict.unmet,
+            unmet: verdict.unmet.into_iter().map(Unmet::from).collect(),
         })
     }
 }

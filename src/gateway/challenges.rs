@@ -9,12 +9,13 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, Loaded};
+use super::records::{put, Loaded, StoredSends};
+use super::view;
 use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{ChannelError, Fill, Purpose};
 use crate::config::{Settings, Team};
-use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::challenge::ChallengeMethod;
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
@@ -38,8 +39,8 @@ pub struct NewChallenge {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StartedChallenge {
     pub challenge_id: Uuid,
-    pub method: ChallengeMethod,
-    pub delivery: Delivery,
+    pub method: view::ChallengeMethod,
+    pub delivery: view::Delivery,
     pub expires_at: Timestamp,
     pub attempts_allowed: u32,
     pub delivered: bool,
@@ -90,17 +91,19 @@ impl Gateway {
         // 3. Announce it.
         metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
             .increment(1);
-        let view =
+        let interaction =
             InteractionView::build(&done.rec, None, team.settings_for(&done.rec.channel), now);
+        let method = view::ChallengeMethod::from(started.method);
+        let delivery = view::Delivery::from(req.delivery);
         let challenge = serde_json::json!({
-            "challenge": {"challenge_id": cid, "method": started.method, "delivery": req.delivery, "expires_at": started.expires_at},
+            "challenge": {"challenge_id": cid, "method": method, "delivery": delivery, "expires_at": started.expires_at},
         });
-        self.emit(EventType::ChallengeCreated, now, &view, challenge)
+        self.emit(EventType::ChallengeCreated, now, &interaction, challenge)
             .await?;
         Ok(StartedChallenge {
             challenge_id: cid,
-            method: started.method,
-            delivery: req.delivery,
+            method,
+            delivery,
             expires_at: started.expires_at,
             attempts_allowed: started.attempts_allowed,
             delivered,
@@ -175,6 +178,7 @@ impl Gateway {
         let read = self.destination_sends(&dkey).await?;
         let mut sends = read.value.unwrap_or_default();
         sends.take(now, &s.otp)?;
+        let sends = StoredSends::from(&sends);
         put(&dkey, read.version, &sends, Some(s.otp.send_window.get()))
     }
 
@@ -201,6 +205,7 @@ impl Gateway {
                     if let Some(mut sends) = read.value {
                         sends.give_back(now);
                         let ttl = w.settings.otp.send_window.get();
+                        let sends = StoredSends::from(&sends);
                         w.also(put(&dkey, read.version, &sends, Some(ttl))?);
                     }
                 }

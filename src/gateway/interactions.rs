@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::outbox::OutboxItem;
 use super::records::{put, retry, write_interaction, Loaded, Record};
 use super::work::{Step, Work};
-use super::{Gateway, InteractionView};
+use super::{view, Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
@@ -23,7 +23,7 @@ use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
 
 /// A bot's request to create (or find) an interaction, as received.
-#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default)]
 pub struct NewInteraction {
     pub channel: String,
     pub conversation_id: String,
@@ -146,7 +146,6 @@ impl Gateway {
         let (view, created) = retry(|| self.create_or_find(team, &new, now)).await?;
         if created {
             metrics::counter!("chatgate_interactions_created_total").increment(1);
-            self.outbox.wake();
         }
         Ok((view, created))
     }
@@ -172,9 +171,17 @@ impl Gateway {
         let s = team.settings_for(&new.channel);
         let mut rec = new.record(team, &self.pepper, now);
         let link = ConversationLink { id: rec.id };
-        let ttl = Some(s.interaction_ttl.get());
-        let mut ops = vec![put(&seen.link.key, seen.link.version, &link, ttl)?];
-        ops.extend(write_interaction(team, 0, None, None, &mut rec, now)?);
+        let mut ttl = s.interaction_ttl.get();
+        let mut ops = vec![];
+        for op in write_interaction(team, 0, None, None, &mut rec, now)? {
+            match op {
+                // The conversation key is written here: for as long as
+                // the interaction's write would keep it, in the same SET.
+                Op::Touch { key, ttl: kept } if key == seen.link.key => ttl = ttl.max(kept),
+                op => ops.push(op),
+            }
+        }
+        ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
         let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
         let view = InteractionView::build_recognized(&rec, subject, recognition, s, now);
         let created = OutboxItem::about_interaction(
@@ -183,9 +190,11 @@ impl Gateway {
             &view,
             &serde_json::Value::Null,
         )?;
-        ops.extend(self.outbox.enqueue(&team.id, created, now)?);
+        let mut recorded = self.record(&team.id, vec![created], now)?;
+        ops.append(&mut recorded.ops);
         match self.store.commit(ops).await? {
             Commit::Applied => {
+                self.recorded(recorded);
                 if let Some(rkey) = &seen.recognition_key {
                     let ikey = keys::interaction(&team.id, rec.id);
                     self.recognition_keys.remember(&ikey, rkey);
@@ -303,7 +312,9 @@ impl Gateway {
                 live.retain(|(_, rec)| rec.channel == channel);
             }
             for (entry, view) in self.views(team, &live, now).await? {
-                if q.status.is_some_and(|st| st != view.status) {
+                if q.status
+                    .is_some_and(|st| view::Status::from(st) != view.status)
+                {
                     continue;
                 }
                 // One past the page tells whether a next page exists, so the

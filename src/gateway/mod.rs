@@ -19,7 +19,7 @@ mod records;
 mod store_errors;
 mod subjects;
 mod verify;
-mod view;
+pub mod view;
 mod website;
 mod work;
 
@@ -71,6 +71,9 @@ pub struct Gateway {
     /// Interaction key → the subject it names, once seen, for records
     /// another instance wrote (see `records`).
     subject_keys: crate::store::companions::Companions,
+    /// Whether commits append events to the history the live stream reads
+    /// (see `outbox::Recorded`); else events go through the outbox.
+    appends_history: bool,
 }
 
 /// Where a chat message goes: an interaction's conversation.
@@ -102,7 +105,9 @@ impl Gateway {
             use secrecy::ExposeSecret;
             Pepper::new(config.server.pepper.expose_secret())
         };
+        let appends_history = events.appended_by(store.as_ref());
         Gateway {
+            appends_history,
             config,
             store,
             channels,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{put, Loaded, Record};
+use super::records::{put, Loaded, StoredRecognition};
 use super::{Gateway, InteractionView};
 use crate::config::Team;
 use crate::domain::interaction::InteractionRecord;
@@ -17,8 +17,6 @@ use crate::domain::recognition::Recognition;
 use crate::error::Result;
 use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
-
-impl Record for Recognition {}
 
 /// Index entries of a customer's recognized conversations read at once.
 const PAGE: usize = 500;
@@ -169,7 +167,12 @@ pub(super) fn recognition_ops(
         return Ok((vec![op], gone));
     };
     let ttl = next.until.since(now).max(Duration::from_secs(1));
-    let op = put(&read.key, read.version, next, Some(ttl))?;
+    let op = put(
+        &read.key,
+        read.version,
+        &StoredRecognition::from(next),
+        Some(ttl),
+    )?;
     let version = match &op {
         Op::Put { version, .. } => *version,
         _ => 0,

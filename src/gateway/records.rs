@@ -3,12 +3,15 @@
 //! lives for.
 //!
 //! The stored forms of the domain's records are here, and only here:
-//! [`interaction`] (with its challenge, links and pending logins) and
-//! [`subject`], each with conversions both ways. The domain's types are
+//! [`interaction`] (with its challenge, links and pending logins),
+//! [`subject`], and the [`small`] ones (a conversation's recognition, a
+//! customer's devices, a destination's sends), each with conversions both
+//! ways. The domain's types are
 //! plain; what the store keeps for its own bookkeeping (how long what
 //! points to an interaction lives, the key of its subject) is in the
 //! stored form, not in the domain's record.
 mod interaction;
+mod small;
 mod subject;
 
 use std::time::Duration;
@@ -26,7 +29,8 @@ use crate::error::{Error, Result};
 use crate::store::{keys, Op, StoreError, Versioned};
 use crate::time::Timestamp;
 
-pub use interaction::StoredInteraction;
+pub use interaction::{contact, StoredInteraction};
+pub use small::{StoredDevices, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 
 /// A record as read, with the version to write it back against.
@@ -39,9 +43,6 @@ pub struct Loaded<T> {
 
 /// A kind of record the store holds as its own JSON (serde's form of it).
 pub trait Record: DeserializeOwned {}
-
-impl Record for crate::domain::devices::CustomerDevices {}
-impl Record for crate::domain::destination::DestinationSends {}
 
 /// A kind of record as the store holds it: read from its text and its key.
 pub trait Readable: Sized {
@@ -156,6 +157,14 @@ pub struct Pair {
     pub indexed_until: Option<Timestamp>,
 }
 
+/// See [`Pair::seen`].
+type Seen<'a> = (
+    &'a InteractionRecord,
+    Option<&'a SubjectRecord>,
+    Option<&'a Recognition>,
+    &'a Settings,
+);
+
 impl Pair {
     pub fn rec(&self) -> Result<&InteractionRecord> {
         self.interaction
@@ -172,16 +181,34 @@ impl Pair {
             .is_some_and(|rec| is_live(rec, team, now))
     }
 
-    /// The interaction as bots, agents and events see it.
-    pub fn view(&self, team: &Team, now: Timestamp) -> Result<super::InteractionView> {
+    /// What a view of the interaction is built from: the record, its
+    /// subject and recognition as read, and its channel's settings.
+    fn seen<'a>(&'a self, team: &'a Team) -> Result<Seen<'a>> {
         let rec = self.rec()?;
-        Ok(super::InteractionView::build_recognized(
+        Ok((
             rec,
             self.subject.value.as_ref(),
             self.recognition.as_ref().and_then(|r| r.value.as_ref()),
             team.settings_for(&rec.channel),
+        ))
+    }
+
+    /// The interaction as bots, agents and events see it.
+    pub fn view(&self, team: &Team, now: Timestamp) -> Result<super::InteractionView> {
+        let (rec, subject, recognition, s) = self.seen(team)?;
+        Ok(super::InteractionView::build_recognized(
+            rec,
+            subject,
+            recognition,
+            s,
             now,
         ))
+    }
+
+    /// What [`Self::view`] shows of the authentication, in the domain's terms.
+    pub fn shown(&self, team: &Team, now: Timestamp) -> Result<crate::domain::assurance::Shown> {
+        let (rec, subject, recognition, s) = self.seen(team)?;
+        Ok(super::view::shown(rec, subject, recognition, s, now))
     }
 
     /// The subject record, or a fresh one for a subject never seen.

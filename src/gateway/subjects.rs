@@ -1,7 +1,7 @@
 //! Subjects for agents and admins: read the failures, lockouts and ban;
 //! unlock (docs/api.md#subjects-failures-lockouts-bans).
 use crate::config::Team;
-use crate::domain::subject::{SubjectRecord, SubjectView};
+use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
 use crate::events::EventType;
 use crate::store::{keys, Commit};
@@ -9,6 +9,7 @@ use crate::time::Timestamp;
 
 use super::outbox::OutboxItem;
 use super::records::{retry, write_subject, Loaded};
+use super::view::SubjectView;
 use super::Gateway;
 
 impl Gateway {
@@ -23,7 +24,7 @@ impl Gateway {
             .flatten();
         let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
         let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
-        Ok(rec.view(now, &team.settings.lockout))
+        Ok(SubjectView::of(&rec, now, &team.settings.lockout))
     }
 
     /// Clears failures, lockouts, lock and ban: of one origin (scope
@@ -51,7 +52,7 @@ impl Gateway {
                 .clone()
                 .unwrap_or_else(|| SubjectRecord::new(subject));
             rec.unlock_for(origin);
-            let view = rec.view(now, &s.lockout);
+            let view = SubjectView::of(&rec, now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
             let unlocked = OutboxItem::about_subject(
                 EventType::SubjectUnlocked,
@@ -60,15 +61,18 @@ impl Gateway {
                 &view,
                 origin,
             )?;
-            ops.extend(self.outbox.enqueue(&team.id, unlocked, now)?);
+            let mut recorded = self.record(&team.id, vec![unlocked], now)?;
+            ops.append(&mut recorded.ops);
             Ok(match self.store.commit(ops).await? {
-                Commit::Applied => Some(view),
+                Commit::Applied => {
+                    self.recorded(recorded);
+                    Some(view)
+                }
                 Commit::Conflict { .. } => None,
             })
         })
         .await?;
         metrics::counter!("chatgate_unlocks_total").increment(1);
-        self.outbox.wake();
         Ok(view)
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::{put, Loaded};
+use super::records::{put, Loaded, StoredDevices};
 use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::config::Team;
@@ -129,7 +129,7 @@ impl Gateway {
         put(
             &dkey,
             devices.version,
-            &d,
+            &StoredDevices::from(&d),
             Some(super::assertion::DEVICES_TTL),
         )
     }

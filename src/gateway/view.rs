@@ -1,14 +1,215 @@
-//! The interaction object of the API (docs/api.md#the-interaction-object), computed from the
-//! stored record, the subject and `now`.
+//! What the API answers (docs/api.md#the-interaction-object): the
+//! interaction object, computed from the stored record, the subject and
+//! `now`; the subject's counts; and the API's names of the domain's enums.
+//!
+//! The domain's types carry no wire format: each one the API shows has a
+//! twin here with its JSON names and its OpenAPI schema (same name), and a
+//! `From` from the domain's. A twin's names are the domain's `as_str`
+//! (a test below holds every variant to it).
 use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Settings;
-use crate::domain::challenge::{ChallengeMethod, Delivery};
-use crate::domain::interaction::{Contact, Customer, InteractionRecord, Method, Status};
+use crate::domain::interaction::{Customer, InteractionRecord};
 use crate::domain::recognition::Recognition;
-use crate::domain::subject::{Standing, SubjectRecord};
+use crate::domain::subject::{OriginCounts, Standing, SubjectCounts, SubjectRecord};
+use crate::domain::{assurance, challenge, devices, interaction};
 use crate::time::Timestamp;
+
+/// The API's twin of a domain enum `$m::$name` without data: the same
+/// variants, named in snake case, and a `From` that matches every one (a
+/// new variant in the domain does not compile until it is named here).
+macro_rules! api_names {
+    ($(#[$doc:meta])* $m:ident::$name:ident { $($(#[$vdoc:meta])* $v:ident),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+        #[serde(rename_all = "snake_case")]
+        pub enum $name {
+            $($(#[$vdoc])* $v),+
+        }
+
+        impl From<$m::$name> for $name {
+            fn from(d: $m::$name) -> Self {
+                match d {
+                    $($m::$name::$v => $name::$v),+
+                }
+            }
+        }
+
+        impl $name {
+            /// Every variant with its domain twin, in declaration order.
+            #[cfg(test)]
+            fn every() -> Vec<($m::$name, $name)> {
+                vec![$(($m::$name::$v, $name::$v)),+]
+            }
+        }
+    };
+}
+
+api_names!(
+    /// How an interaction was authenticated.
+    interaction::Method {
+        LoginLink,
+        Oidc,
+        PreChat,
+        Otp,
+        Pin,
+    }
+);
+
+api_names!(interaction::Status {
+    Unauthenticated,
+    Pending,
+    Authenticated,
+    Expired,
+    Locked,
+    Banned,
+});
+
+api_names!(challenge::ChallengeMethod {
+    Otp,
+    Pin,
+    /// The code a login page showed, to type into the chat (login binding).
+    Binding,
+});
+
+api_names!(challenge::Delivery {
+    Chat,
+    Sms,
+    Email,
+    Agent,
+    /// Shown to the customer by the login page (a binding code).
+    LoginPage,
+});
+
+api_names!(
+    /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
+    assurance::Unmet {
+        /// The status is not `authenticated`.
+        Authenticated,
+        MaxAge,
+        Method,
+    }
+);
+
+api_names!(
+    /// Why an assertion needs a step-up OTP: the first of these that applies.
+    devices::StepUpReason {
+        Always,
+        NewFingerprint,
+        RegionChange,
+    }
+);
+
+/// Where out-of-band messages go.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl From<&interaction::Contact> for Contact {
+    fn from(c: &interaction::Contact) -> Self {
+        // Every field named: one the domain gains fails to compile here.
+        let interaction::Contact { phone, email } = c;
+        Contact {
+            phone: phone.clone(),
+            email: email.clone(),
+        }
+    }
+}
+
+/// An origin as `GET /v1/subjects/{subject}` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct OriginView {
+    /// `device:{fingerprint}` or `{channel}:{conversation_id}`.
+    pub origin: String,
+    pub familiar: bool,
+    pub failures: u32,
+    pub lockouts: u32,
+    pub locked_until: Option<Timestamp>,
+    pub banned: bool,
+}
+
+impl From<OriginCounts> for OriginView {
+    fn from(o: OriginCounts) -> Self {
+        let OriginCounts {
+            origin,
+            familiar,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+        } = o;
+        OriginView {
+            origin,
+            familiar,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+        }
+    }
+}
+
+/// The subject as `GET /v1/subjects/{subject}` and subject events show it.
+///
+/// With `lockout.scope = "origin"` the top-level counts are the strangers'
+/// (the origins the subject never succeeded from), and `origins` and
+/// `strangers_locked_until` are present; with scope `subject` they are left
+/// out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SubjectView {
+    pub subject: String,
+    pub failures: u32,
+    pub lockouts: u32,
+    pub locked_until: Option<Timestamp>,
+    pub banned: bool,
+    /// Scope `origin`: the subject's origins, most recent first, at most 50.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origins: Option<Vec<OriginView>>,
+    /// Scope `origin`: until when every unfamiliar origin is locked out
+    /// (null when not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub strangers_locked_until: Option<Option<Timestamp>>,
+}
+
+impl From<SubjectCounts> for SubjectView {
+    fn from(c: SubjectCounts) -> Self {
+        let SubjectCounts {
+            subject,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+            origins,
+            strangers_locked_until,
+        } = c;
+        SubjectView {
+            subject,
+            failures,
+            lockouts,
+            locked_until,
+            banned,
+            origins: origins.map(|os| os.into_iter().map(OriginView::from).collect()),
+            strangers_locked_until,
+        }
+    }
+}
+
+impl SubjectView {
+    /// `rec`'s counts at `now` under the team's lockout settings.
+    pub fn of(
+        rec: &SubjectRecord,
+        now: Timestamp,
+        l: &crate::domain::settings::LockoutSettings,
+    ) -> Self {
+        rec.counts(now, l).into()
+    }
+}
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct OpenChallengeView {
@@ -79,12 +280,11 @@ impl InteractionView {
         s: &Settings,
         now: Timestamp,
     ) -> Self {
-        // With lockout scope "origin", the interaction's own origin's.
-        let origin = rec.lockout_origin(s);
-        let standing = subject.map_or(Standing::Clear, |sub| {
-            sub.standing_for(origin.as_deref(), now)
-        });
-        let status = rec.status(now, s, &standing);
+        let Seen {
+            standing,
+            status,
+            recognition,
+        } = seen(rec, subject, recognition, s, now);
         let auth = rec.auth.as_ref();
         InteractionView {
             id: rec.id,
@@ -92,9 +292,9 @@ impl InteractionView {
             channel: rec.channel.clone(),
             conversation_id: rec.conversation_id.clone(),
             customer_ref: rec.customer_ref.clone(),
-            status,
-            authenticated: status == Status::Authenticated,
-            method: auth.map(|a| a.method),
+            status: status.into(),
+            authenticated: status == interaction::Status::Authenticated,
+            method: auth.map(|a| a.method.into()),
             authenticated_at: auth.map(|a| a.authenticated_at),
             expires_at: rec.auth_ends_at(s),
             // An OTP or PIN success without a customer_ref proves no one in particular.
@@ -106,21 +306,150 @@ impl InteractionView {
             has_session_pin: rec.session_pin_hash.is_some(),
             open_challenge: rec.open_challenge(now).map(|c| OpenChallengeView {
                 challenge_id: c.id,
-                method: c.method,
-                delivery: c.delivery,
+                method: c.method.into(),
+                delivery: c.delivery.into(),
                 expires_at: c.expires_at,
             }),
-            contact: rec.contact.clone(),
+            contact: Contact::from(&rec.contact),
             created_at: rec.created_at,
             last_activity_at: rec.last_activity_at,
-            recognized: recognition
-                .filter(|r| r.shown(now, &standing))
-                .map(|r| RecognizedView {
-                    customer_id: r.customer_id.clone(),
-                    method: r.method,
-                    authenticated_at: r.authenticated_at,
-                    until: r.until,
-                }),
+            recognized: recognition.map(|r| RecognizedView {
+                customer_id: r.customer_id.clone(),
+                method: r.method.into(),
+                authenticated_at: r.authenticated_at,
+                until: r.until,
+            }),
         }
+    }
+}
+
+/// What the view and [`shown`] both read of an interaction at some moment:
+/// where its subject stands, its status, and the recognition it shows (if
+/// any). One function, so the answer and assurance's verdict beside it
+/// never disagree.
+struct Seen<'r> {
+    standing: Standing,
+    status: interaction::Status,
+    recognition: Option<&'r Recognition>,
+}
+
+fn seen<'r>(
+    rec: &InteractionRecord,
+    subject: Option<&SubjectRecord>,
+    recognition: Option<&'r Recognition>,
+    s: &Settings,
+    now: Timestamp,
+) -> Seen<'r> {
+    let standing = standing(rec, subject, s, now);
+    Seen {
+        status: rec.status(now, s, &standing),
+        recognition: recognition.filter(|r| r.shown(now, &standing)),
+        standing,
+    }
+}
+
+/// Where the subject stands for `rec`: with lockout scope "origin", the
+/// interaction's own origin's.
+fn standing(
+    rec: &InteractionRecord,
+    subject: Option<&SubjectRecord>,
+    s: &Settings,
+    now: Timestamp,
+) -> Standing {
+    let origin = rec.lockout_origin(s);
+    subject.map_or(Standing::Clear, |sub| {
+        sub.standing_for(origin.as_deref(), now)
+    })
+}
+
+/// What the interaction's view shows of its authentication at `now`, in
+/// the domain's terms (for `domain::assurance`).
+pub fn shown(
+    rec: &InteractionRecord,
+    subject: Option<&SubjectRecord>,
+    recognition: Option<&Recognition>,
+    s: &Settings,
+    now: Timestamp,
+) -> assurance::Shown {
+    let seen = seen(rec, subject, recognition, s, now);
+    let auth = rec.auth.as_ref();
+    assurance::Shown {
+        status: seen.status,
+        method: auth.map(|a| a.method),
+        authenticated_at: auth.map(|a| a.authenticated_at),
+        recognized_at: seen.recognition.map(|r| r.authenticated_at),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every variant's JSON name is its domain twin's `as_str`, and `ALL`
+    /// (what the parsers and metrics walk) lists every variant.
+    macro_rules! named_as_the_domain {
+        ($($twin:ident),+) => {$(
+            let every = $twin::every();
+            for (d, t) in &every {
+                assert_eq!($twin::from(*d), *t);
+                let json = serde_json::to_string(t).unwrap();
+                assert_eq!(json, format!("\"{}\"", d.as_str()), "{}", stringify!($twin));
+            }
+            let listed: Vec<_> = every.iter().map(|(d, _)| *d).collect();
+            let all = <$twin as Named>::all();
+            assert_eq!(listed, all, "{}::ALL", stringify!($twin));
+        )+};
+    }
+
+    /// The domain's `ALL` of each twin.
+    trait Named {
+        type D;
+        fn all() -> Vec<Self::D>;
+    }
+
+    macro_rules! named {
+        ($($twin:ident: $m:ident),+) => {$(
+            impl Named for $twin {
+                type D = $m::$twin;
+                fn all() -> Vec<$m::$twin> {
+                    $m::$twin::ALL.to_vec()
+                }
+            }
+        )+};
+    }
+
+    named!(
+        Method: interaction,
+        Status: interaction,
+        ChallengeMethod: challenge,
+        Delivery: challenge,
+        Unmet: assurance,
+        StepUpReason: devices
+    );
+
+    #[test]
+    fn every_enum_is_named_as_the_domain_names_it() {
+        named_as_the_domain!(
+            Method,
+            Status,
+            ChallengeMethod,
+            Delivery,
+            Unmet,
+            StepUpReason
+        );
+    }
+
+    #[test]
+    fn an_empty_contact_is_an_empty_object() {
+        let c = Contact::from(&interaction::Contact::default());
+        assert_eq!(serde_json::to_string(&c).unwrap(), "{}");
+        let c = Contact::from(&interaction::Contact {
+            phone: Some("+15550100".into()),
+            email: None,
+        });
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            r#"{"phone":"+15550100"}"#
+        );
     }
 }

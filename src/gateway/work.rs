@@ -7,16 +7,17 @@
 use futures::future::BoxFuture;
 use uuid::Uuid;
 
-use super::outbox::{Notice, OutboxItem, Task};
+use super::outbox::{Notice, OutboxItem, Recorded, Task};
 use super::recognition::recognition_ops;
 use super::record_locks::{Place, Standing};
 use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
+use super::view::SubjectView;
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
 use crate::domain::recognition::Recognition;
-use crate::domain::subject::{FailureOutcome, SubjectRecord, SubjectView};
+use crate::domain::subject::{FailureOutcome, SubjectRecord};
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::{keys, Backoff, Commit, Op};
@@ -385,8 +386,8 @@ struct Prepared {
     committed: Option<Pair>,
     /// Where the claims are among the ops.
     claims: std::ops::Range<usize>,
-    /// Whether it enqueues outbox items.
-    wake: bool,
+    /// Its events and notices, to announce or deliver once it applied.
+    recorded: Recorded,
 }
 
 impl Gateway {
@@ -533,20 +534,23 @@ impl Gateway {
         // interaction's write of it: written back, its version is checked.
         w.subject_used |= handed;
         let view = w.view(now);
-        let prepared = self.prepare(team, pair, &mut w, &view, now)?;
-        let mut commit = self.store.commit(prepared.ops);
+        let Prepared {
+            ops,
+            committed,
+            claims,
+            recorded,
+        } = self.prepare(team, pair, &mut w, &view, now)?;
+        let mut commit = self.store.commit(ops);
         let sent = futures::poll!(&mut commit);
-        place.sent(prepared.committed);
+        place.sent(committed);
         let outcome = match sent {
             std::task::Poll::Ready(outcome) => outcome,
             std::task::Poll::Pending => commit.await,
         };
         Ok(match outcome? {
             Commit::Applied => {
-                count(w.events.iter().map(Pending::kind), &view);
-                if prepared.wake {
-                    self.outbox.wake();
-                }
+                count(w.events.iter().map(Pending::kind), &w.rec);
+                self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {
                     value,
@@ -555,7 +559,7 @@ impl Gateway {
                 })
             }
             // Every op before it matched: the claim alone is refused.
-            Commit::Conflict { op } if prepared.claims.contains(&op) => {
+            Commit::Conflict { op } if claims.contains(&op) => {
                 place.read_afresh();
                 Try::ClaimTaken
             }
@@ -581,7 +585,7 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<Prepared> {
         let settings = w.settings;
-        let subject = w.subject.view(now, &settings.lockout);
+        let subject = SubjectView::of(&w.subject, now, &settings.lockout);
         let items = w.outbox_items(team, view, &subject, now)?;
         let version = pair.interaction.version;
         let read = pair.interaction.value.as_ref();
@@ -616,15 +620,13 @@ impl Gateway {
         ops.append(&mut w.also);
         let claims = ops.len()..ops.len() + w.claims.len();
         ops.append(&mut w.claims);
-        let wake = !items.is_empty();
-        for item in items {
-            ops.extend(self.outbox.enqueue(&team.id, item, now)?);
-        }
+        let mut recorded = self.record(&team.id, items, now)?;
+        ops.append(&mut recorded.ops);
         Ok(Prepared {
             ops,
             committed,
             claims,
-            wake,
+            recorded,
         })
     }
 }
@@ -695,11 +697,12 @@ fn committed_pair(
 }
 
 /// Counts what a committed decision did: the kinds of its events.
-fn count(kinds: impl Iterator<Item = EventType>, view: &InteractionView) {
+fn count(kinds: impl Iterator<Item = EventType>, rec: &InteractionRecord) {
     for kind in kinds {
         match kind {
             EventType::InteractionAuthenticated => {
-                let method = view.method.map_or("none", |m| m.as_str());
+                let auth = rec.auth.as_ref();
+                let method = auth.map_or("none", |a| a.method.as_str());
                 metrics::counter!("chatgate_authentications_total", "method" => method)
                     .increment(1);
             }

@@ -13,7 +13,7 @@ use super::AppState;
 use crate::domain::input::ConversationId;
 use crate::domain::interaction::{Contact, Status};
 use crate::error::{Error, Result};
-use crate::gateway::{InteractionView, ListQuery, NewInteraction, Page};
+use crate::gateway::{view, InteractionView, ListQuery, NewInteraction, Page};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -135,7 +135,7 @@ async fn get_interaction(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only interactions with this status.
-    #[param(value_type = Option<Status>)]
+    #[param(value_type = Option<view::Status>)]
     status: Option<String>,
     /// Only interactions on this channel (one of the team's).
     #[param(value_type = Option<super::openapi::ChannelName>)]
@@ -204,7 +204,7 @@ async fn list_interactions(
             .await?;
         let items = found
             .into_iter()
-            .filter(|v| status.is_none_or(|s| s == v.status))
+            .filter(|v| status.is_none_or(|s| view::Status::from(s) == v.status))
             .collect();
         return Ok(Json(Page {
             items,

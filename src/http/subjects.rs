@@ -9,8 +9,8 @@ use super::extract::{json_bytes, parse_json, NoQuery, Now, PathParam};
 use super::openapi::{ApiKeyErrors, JsonBodyErrors, E403, E404, E422};
 use super::AppState;
 use crate::domain::input;
-use crate::domain::subject::SubjectView;
 use crate::error::{Error, Result};
+use crate::gateway::view::SubjectView;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

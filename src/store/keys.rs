@@ -115,6 +115,12 @@ pub fn outbox_item(team: &str, id: Uuid) -> String {
     scoped_id(team, "obi:", id)
 }
 
+/// The team's event history: the stream the event log reads
+/// (docs/api.md#events), which commits append to.
+pub fn history(team: &str) -> String {
+    scoped(team, "ev", 0)
+}
+
 /// Challenges recently sent to one destination, named by its keyed hash
 /// (`domain::destination::digest`): never the number or address itself.
 pub fn destination(team: &str, digest: &str) -> String {
@@ -191,6 +197,7 @@ mod tests {
                         format!("{{{team}}}:wr:cb:{}", h(text)),
                     ),
                     (outbox(team), format!("{{{team}}}:obq")),
+                    (history(team), format!("{{{team}}}:ev")),
                     (outbox_item(team, id), format!("{{{team}}}:obi:{id}")),
                     (devices(team, text), format!("{{{team}}}:dv:{}", h(text))),
                     (

@@ -17,12 +17,14 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::num::NonZeroU64;
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{
+    Commit, History, HistorySink, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion,
+};
 
 /// How many due deadlines one commit handles, at most (amortised: a commit
 /// adds at most one per op).
@@ -577,6 +579,8 @@ impl State {
                     self.drop_index(&key);
                 }
             }
+            // Handed to the history's sinks by `commit`: no state here.
+            Op::Append { .. } => {}
         }
     }
 
@@ -648,6 +652,10 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// The in-process histories its commits append to ([`Op::Append`]):
+    /// each gets every entry, in commit order. (Several apps of one test
+    /// may share a store; one that ended is dropped.)
+    histories: Mutex<Vec<Weak<dyn HistorySink>>>,
 }
 
 impl MemoryStore {
@@ -659,6 +667,12 @@ impl MemoryStore {
     /// path panics while holding the lock), so poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn histories(&self) -> MutexGuard<'_, Vec<Weak<dyn HistorySink>>> {
+        self.histories
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -712,7 +726,17 @@ impl Store for MemoryStore {
                 }
             }
         }
+        // Appends reach the histories while the commit holds the lock: in
+        // commit order.
+        let mut histories = None;
         for op in ops {
+            if let Op::Append { key, entry, .. } = &op {
+                let sinks = histories.get_or_insert_with(|| self.histories());
+                sinks.retain(|sink| sink.strong_count() > 0);
+                for sink in sinks.iter().filter_map(Weak::upgrade) {
+                    sink.append(key, entry);
+                }
+            }
             state.apply(op, now);
         }
         state.expire_due(now);
@@ -774,6 +798,17 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// An in-process history: from now on it gets every entry committed.
+    fn append_history(&self, history: &History) -> bool {
+        match history {
+            History::InProcess(sink) => {
+                self.histories().push(Arc::downgrade(sink));
+                true
+            }
+            History::Redis { .. } => false,
+        }
     }
 }
 

@@ -23,8 +23,12 @@
 //! `key_prefix:` in front. All keys of one team share the hash tag `{team}`,
 //! so every transaction stays in one Redis Cluster slot.
 //!
+//! A team's event history (a stream, in Redis) sits beside them too: a
+//! commit may append the events of its change to it ([`Op::Append`]), so
+//! an event is in the history exactly when its change committed.
+//!
 //! Every `Put` has a TTL except where docs/operations.md#keys allows none (a ban until
-//! an admin unlocks), and every index and queue has one, refreshed on write.
+//! an admin unlocks), and every index, queue and history has one, refreshed on write.
 pub(crate) mod companions;
 pub mod keys;
 pub mod memory;
@@ -101,6 +105,59 @@ pub enum Op {
     /// (a record that names something living as long as the writer).
     /// Never conflicts; the version is unchanged.
     Touch { key: String, ttl: Duration },
+    /// Append `entry` to the history `key` (a team's event stream, see
+    /// [`keys::history`]), after every entry of earlier commits: commit
+    /// order is history order. Only for a store whose
+    /// [`Store::append_history`] said yes. The history keeps entries
+    /// about `max_age` (older ones are dropped, within a minute or so) and
+    /// about `max_len` of them, and its key lives `ttl` past its last
+    /// append, renewed at least once a minute while appends come. Applied
+    /// before every other write of the commit, so a history that refuses
+    /// the entry leaves nothing written. Never conflicts.
+    Append {
+        key: String,
+        entry: String,
+        max_age: Duration,
+        max_len: usize,
+        ttl: Duration,
+    },
+}
+
+impl Op {
+    /// The key the op works on.
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put { key, .. }
+            | Op::Delete { key, .. }
+            | Op::IndexAdd { key, .. }
+            | Op::IndexRemove { key, .. }
+            | Op::QueueRemove { key, .. }
+            | Op::QueueAdd { key, .. }
+            | Op::Touch { key, .. }
+            | Op::Append { key, .. } => key,
+        }
+    }
+}
+
+/// Takes the entries a commit appends to a history kept in this process
+/// (the in-process event log), in commit order.
+pub trait HistorySink: Send + Sync {
+    /// `entry` is appended to the history `key` (called while the commit
+    /// holds its lock: quick, and never back into the store).
+    fn append(&self, key: &str, entry: &str);
+}
+
+/// Where the event log keeps its history, for [`Store::append_history`].
+#[derive(Clone)]
+pub enum History {
+    /// In this process: the memory store hands it each entry.
+    InProcess(Arc<dyn HistorySink>),
+    /// Redis streams on `servers` (the Redis URL, or the cluster's seed
+    /// nodes, as configured) under `key_prefix`.
+    Redis {
+        servers: Vec<String>,
+        key_prefix: String,
+    },
 }
 
 /// The version a `Put` gives its record: random and never 0, so a version
@@ -222,6 +279,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Whether this store's commits can append to `history`, where the
+    /// event log reads it ([`Op::Append`]); an in-process history is wired
+    /// to the store by this call. `false` (the default): events go the
+    /// long way, through the outbox, whose dispatcher publishes them.
+    fn append_history(&self, history: &History) -> bool {
+        let _ = history;
+        false
+    }
 }
 
 pub type SharedStore = Arc<dyn Store>;

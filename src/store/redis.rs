@@ -16,8 +16,18 @@
 //! as long as the member. A queue (due times, the outbox)
 //! is a sorted set alone: its worker removes its members, and its key
 //! expires at the latest time any add asked for (`PEXPIREAT … GT`; a new
-//! key, which `GT` cannot raise, gets its first), so a write adds one
-//! `ZADD` per member and one call per queue (three for a new queue).
+//! key, which `GT` cannot raise, gets its first with `NX`), so a write
+//! adds one `ZADD` per queue (all its members at once) and one call for
+//! its life (two for a new queue). The script reads no clock: its `now`
+//! is this process' reckoning of Redis' time (its own clock, corrected by
+//! the offset the last claim's answer showed).
+//!
+//! A team's event history is a stream (`{team}:ev`, field `e`): an
+//! [`Op::Append`] is an `XADD … MAXLEN ~`, before every other write of
+//! its commit. Once a minute per stream and process (or when the stream
+//! is new: `XADD NOMKSTREAM` tells) the commit also trims it by age
+//! (`XTRIM MINID ~`) and renews its TTL, so a stream never lives without
+//! one.
 //!
 //! # Atomicity
 //!
@@ -53,12 +63,14 @@ pub(crate) mod conn;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use self::conn::{query_on, Connector};
 use super::companions::Companions;
-use super::{Commit, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{Commit, History, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
 const COMMIT_LUA: &str = include_str!("redis/commit.lua");
 const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
@@ -71,6 +83,8 @@ const MAX_TTL_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 
 pub struct RedisStore {
     prefix: String,
+    /// The Redis URL, or the cluster's seed nodes, as given.
+    servers: Vec<String>,
     conn: Connector,
     commit_script: Script,
     claim_due_script: Script,
@@ -79,7 +93,14 @@ pub struct RedisStore {
     /// How far this Redis' clock is ahead of ours (ms), as its last claim
     /// answer told: a claim's answer-by time is written in Redis' time.
     redis_ahead_ms: AtomicI64,
+    /// When this process last gave each history stream its lifetime (see
+    /// [`Op::Append`]).
+    lifetimes: Mutex<HashMap<String, Instant>>,
 }
+
+/// How often a writer gives a history stream it appends to its lifetime
+/// (trim by age, TTL): a stream lives its TTL less this past its last entry.
+const LIFETIME_EVERY: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for RedisStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,7 +116,8 @@ impl RedisStore {
     /// store still starts, answers `Unavailable`, and connects once Redis is
     /// back.
     pub async fn connect(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self::with(Connector::single(url).await?, key_prefix))
+        let conn = Connector::single(url).await?;
+        Ok(Self::with(conn, vec![url.to_owned()], key_prefix))
     }
 
     /// Connects to a Redis Cluster through any of the seed `nodes`
@@ -103,18 +125,47 @@ impl RedisStore {
     /// or a malformed URL; a cluster that is down is handled as in
     /// [`RedisStore::connect`].
     pub async fn connect_cluster(nodes: &[String], key_prefix: &str) -> Result<Self, StoreError> {
-        Ok(Self::with(Connector::cluster(nodes).await?, key_prefix))
+        let conn = Connector::cluster(nodes).await?;
+        Ok(Self::with(conn, nodes.to_vec(), key_prefix))
     }
 
-    fn with(conn: Connector, key_prefix: &str) -> Self {
+    fn with(conn: Connector, servers: Vec<String>, key_prefix: &str) -> Self {
         Self {
             prefix: key_prefix.to_owned(),
+            servers,
             conn,
             commit_script: Script::new(COMMIT_LUA),
             claim_due_script: Script::new(CLAIM_DUE_LUA),
             move_unchanged_script: Script::new(MOVE_UNCHANGED_LUA),
             companions: Companions::new(),
             redis_ahead_ms: AtomicI64::new(0),
+            lifetimes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a commit appending to `stream` now is to give it its
+    /// lifetime: this process has not in the last [`LIFETIME_EVERY`].
+    fn lifetime_due(&self, stream: &str, now: Instant) -> bool {
+        let lifetimes = self
+            .lifetimes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lifetimes
+            .get(stream)
+            .is_none_or(|at| now.duration_since(*at) >= LIFETIME_EVERY)
+    }
+
+    /// The streams an applied commit gave their lifetime, at `now`.
+    fn lifetimes_given(&self, streams: Vec<&str>, now: Instant) {
+        if streams.is_empty() {
+            return;
+        }
+        let mut lifetimes = self
+            .lifetimes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for stream in streams {
+            lifetimes.insert(stream.to_owned(), now);
         }
     }
 
@@ -200,16 +251,7 @@ fn hash_tag(key: &str) -> &str {
 
 /// Whether every key of `ops` has the same hash tag (so one cluster slot).
 fn one_hash_tag(ops: &[Op]) -> bool {
-    let key = |op: &Op| match op {
-        Op::Put { key, .. }
-        | Op::Delete { key, .. }
-        | Op::IndexAdd { key, .. }
-        | Op::IndexRemove { key, .. }
-        | Op::QueueRemove { key, .. }
-        | Op::QueueAdd { key, .. }
-        | Op::Touch { key, .. } => hash_tag(key).to_owned(),
-    };
-    let mut tags = ops.iter().map(key);
+    let mut tags = ops.iter().map(|op| hash_tag(op.key()));
     let first = tags.next();
     tags.all(|t| Some(t) == first)
 }
@@ -394,7 +436,12 @@ impl Store for RedisStore {
                 _ => Err(unexpected("commit")),
             };
         }
+        let started = Instant::now();
+        // The streams this commit gives their lifetime.
+        let mut given: Vec<&str> = Vec::new();
         let mut call = self.commit_script.prepare_invoke();
+        // Redis' time as this process reckons it: the script's `now`.
+        call.arg(unix_ms().saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed)));
         // Each op's keys go in its order (an index op's followed by its
         // expiry set): the script finds them by position, not by number.
         let key = |call: &mut ::redis::ScriptInvocation<'_>, logical: &str, index: bool| {
@@ -454,11 +501,35 @@ impl Store for RedisStore {
                     key(&mut call, k, false);
                     call.arg("U").arg(member);
                 }
+                Op::Append {
+                    key: k,
+                    entry,
+                    max_age,
+                    max_len,
+                    ttl,
+                } => {
+                    key(&mut call, k, false);
+                    let fresh = given.contains(&k.as_str()) || self.lifetime_due(k, started);
+                    if fresh && !given.contains(&k.as_str()) {
+                        given.push(k);
+                    }
+                    // Entries older than `max_age` by this host's clock;
+                    // stream ids are Redis' (ms): the trim is approximate.
+                    let oldest = unix_ms()
+                        .saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+                    call.arg("X")
+                        .arg(entry)
+                        .arg(*max_len)
+                        .arg(format!("{}-0", oldest.max(0)))
+                        .arg(ttl_ms(*ttl))
+                        .arg(if fresh { "1" } else { "0" });
+                }
             }
         }
         match self.conn.invoke("commit", &call).await? {
             Value::Int(0) => {
                 self.remember_companions(&ops);
+                self.lifetimes_given(given, started);
                 Ok(Commit::Applied)
             }
             Value::Int(n) => match n.checked_sub(1).map(usize::try_from) {
@@ -573,6 +644,18 @@ impl Store for RedisStore {
             Value::SimpleString(s) if s == "PONG" => Ok(()),
             Value::Okay => Ok(()),
             _ => Err(unexpected("ping")),
+        }
+    }
+
+    /// Streams on the same Redis (as configured: the same URL or seed
+    /// nodes) under the same prefix: the event log's own history.
+    fn append_history(&self, history: &History) -> bool {
+        match history {
+            History::Redis {
+                servers,
+                key_prefix,
+            } => *servers == self.servers && *key_prefix == self.prefix,
+            History::InProcess(_) => false,
         }
     }
 }

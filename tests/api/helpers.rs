@@ -108,6 +108,8 @@ pub struct TestApp {
     pub key_prefix: String,
     pub backend: Backend,
     pub dir: PathBuf,
+    /// The gateway the app serves: its store and event log.
+    pub gateway: Arc<chatgate::gateway::Gateway>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Leave the Redis keys when dropped: another instance on the same
@@ -155,7 +157,8 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     };
     let app = App::build(config, opts).await.expect("app builds");
     let addr = app.local_addr().unwrap();
-    let events = app.gateway().events.subscribe();
+    let gateway = app.gateway();
+    let events = gateway.events.subscribe();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = rx.await;
@@ -174,6 +177,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         key_prefix,
         backend,
         dir,
+        gateway,
         shutdown: Some(tx),
         server: Some(server),
         keep_keys: false,

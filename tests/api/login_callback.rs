@@ -271,13 +271,7 @@ both_stores!(
             .post_signed("/v1/login/callback", &body, Some(&[7u8; 32]))
             .await;
         assert_problem(res, 401, "invalid_signature").await;
-        let res = app
-            .client
-            .post(app.url("/v1/login/callback"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let res = app.post_json("/v1/login/callback", None, &body).await;
         assert_problem(res, 401, "invalid_signature").await;
         // The wrong customer: 403 customer_mismatch, counted as a failure, token used.
         let res = app
@@ -480,13 +474,7 @@ both_stores!(logouts_end_authentications, |mut app: TestApp| async move {
         .is_some());
     // Back-channel logout of customer cust-7: unsigned is refused, signed logs out both.
     let body = json!({"team": "acme", "customer_id": "cust-7"});
-    let res = app
-        .client
-        .post(app.url("/v1/customers/logout"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let res = app.post_json("/v1/customers/logout", None, &body).await;
     assert_problem(res, 401, "invalid_signature").await;
     let res = app
         .post_signed(

@@ -15,6 +15,7 @@ mod channels;
 mod cluster_outage;
 mod connections;
 mod events;
+mod history;
 mod hostile_clients;
 mod identifiers;
 mod interactions;

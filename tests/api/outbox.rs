@@ -673,8 +673,9 @@ both_stores!(
     }
 );
 
-/// An event reaches the history (`Last-Event-ID`'s log) before its item
-/// leaves the outbox: while Redis refuses the team's stream, the item stays
+/// An event of an item queued the earlier way (the dispatcher to publish
+/// it) reaches the history (`Last-Event-ID`'s log) before the item leaves
+/// the outbox: while Redis refuses the team's stream, the item stays
 /// queued, to be published again; once the stream takes it, the event is
 /// in the history and the item is gone. (The memory log appends in the
 /// same call as the publication: nothing to wait for there.)
@@ -696,7 +697,20 @@ async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    let id = app.new_interaction().await;
+    // An item as an earlier version queued it: its event not yet published.
+    use chatgate::events::{About, Event, EventType};
+    use chatgate::gateway::{Outbox, OutboxItem};
+    let now = app.now();
+    let id = uuid::Uuid::now_v7().to_string();
+    let data = serde_json::json!({"interaction": {"id": id}});
+    let event = Event::new(EventType::InteractionCreated, now, "acme", &data).unwrap();
+    let item = OutboxItem::event(event, About::default(), now);
+    let ops = Outbox::new().enqueue("acme", item, now).unwrap().to_vec();
+    assert_eq!(
+        app.gateway.store.commit(ops).await.unwrap(),
+        Commit::Applied
+    );
+    app.gateway.outbox.wake();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let queued: usize = redis::cmd("ZCARD")
         .arg(&queue)
@@ -740,4 +754,41 @@ async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
         }
     })
     .await;
+}
+
+/// A change whose events its commit appends to the team's stream: while
+/// Redis refuses that stream, the commit fails (503) with nothing written,
+/// so no change goes without its event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_whose_history_is_refused_writes_nothing() {
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let keys_of = crate::redis_support::TestPrefix::for_prefix(&app.key_prefix);
+    let stream = keys_of.physical("{acme}:ev");
+    keys_of.raw(&["SET", &stream, "not a stream", "EX", "60"]);
+    let res = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/interactions",
+            Some(&app.keys.bot),
+        )
+        .json(&serde_json::json!({"channel": "webchat", "conversation_id": "c-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    for key in ["{acme}:idx", "{acme}:obq", "{acme}:dueq"] {
+        let exists = keys_of.raw(&["EXISTS", &keys_of.physical(key)]);
+        assert_eq!(exists, redis::Value::Int(0), "{key}: nothing written");
+    }
+    // Once the stream takes it, the same request goes through.
+    keys_of.raw(&["DEL", &stream]);
+    let created = app
+        .create(serde_json::json!({"channel": "webchat", "conversation_id": "c-1"}))
+        .await;
+    let ttl = keys_of.pttl(&stream);
+    assert!(ttl > 60 * 60 * 1000, "the stream has its lifetime: {ttl}");
+    let entries = keys_of.raw(&["XLEN", &stream]);
+    assert_eq!(entries, redis::Value::Int(1), "{created}");
 }

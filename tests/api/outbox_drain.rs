@@ -155,7 +155,7 @@ async fn drains_as_fast_as_committed(backend: Backend) {
 
 /// A copy of a test gateway's folder (its configuration and channel
 /// files), which outlives the gateway.
-fn copy_dir(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn copy_dir(dir: &std::path::Path) -> std::path::PathBuf {
     let to = std::env::temp_dir().join(format!("chatgate-test-{}", uuid::Uuid::now_v7()));
     for file in walk(dir) {
         let copy = to.join(file.strip_prefix(dir).unwrap());

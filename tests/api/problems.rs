@@ -30,14 +30,13 @@ both_stores!(bad_bodies_speak_problem_json, |app: TestApp| async move {
         }
         rb.send()
     };
-    assert_problem(
-        post("{not json".into(), Some("application/json"))
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
+    // A body labelled JSON that is refused: 400 or 422 `invalid_request`,
+    // answered with the problem's body.
+    let refused = |body: String, status: u16| {
+        let sent = post(body.into(), Some("application/json"));
+        async move { assert_problem(sent.await.unwrap(), status, "invalid_request").await }
+    };
+    refused("{not json".into(), 400).await;
     assert_problem(
         post("channel=webchat".into(), Some("text/plain"))
             .await
@@ -61,55 +60,25 @@ both_stores!(bad_bodies_speak_problem_json, |app: TestApp| async move {
     assert!(answer.contains("application/problem+json"), "{answer}");
     assert!(answer.contains("\"payload_too_large\""), "{answer}");
     // A required field missing, or of the wrong type: 400 naming the field, never echoing the value.
-    let b = assert_problem(
-        post(r#"{"channel": "webchat"}"#.into(), Some("application/json"))
-            .await
-            .unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
+    let b = refused(r#"{"channel": "webchat"}"#.into(), 400).await;
     assert!(
         b["detail"].as_str().unwrap().contains("conversation_id"),
         "{b}"
     );
     let body = r#"{"channel": "webchat", "conversation_id": "c", "session_pin": 482913}"#;
-    let b = assert_problem(
-        post(body.into(), Some("application/json")).await.unwrap(),
-        400,
-        "invalid_request",
-    )
-    .await;
+    let b = refused(body.into(), 400).await;
     assert!(b["detail"].as_str().unwrap().contains("session_pin"), "{b}");
     assert!(!b.to_string().contains("482913"), "{b}");
     // Present and typed right but not allowed: 422.
-    let body = json!({"channel": "fax", "conversation_id": "c"});
-    assert_problem(
-        post(body.to_string().into(), Some("application/json"))
-            .await
-            .unwrap(),
+    refused(
+        json!({"channel": "fax", "conversation_id": "c"}).to_string(),
         422,
-        "invalid_request",
     )
     .await;
-    let body = json!({"channel": "webchat", "conversation_id": "x".repeat(257)});
-    assert_problem(
-        post(body.to_string().into(), Some("application/json"))
-            .await
-            .unwrap(),
-        422,
-        "invalid_request",
-    )
-    .await;
+    let long = json!({"channel": "webchat", "conversation_id": "x".repeat(257)});
+    refused(long.to_string(), 422).await;
     let body = json!({"channel": "webchat", "conversation_id": "c", "session_pin": "12ab"});
-    let b = assert_problem(
-        post(body.to_string().into(), Some("application/json"))
-            .await
-            .unwrap(),
-        422,
-        "invalid_request",
-    )
-    .await;
+    let b = refused(body.to_string(), 422).await;
     assert!(!b.to_string().contains("12ab"));
     // Nothing was created by any of these.
     let list: serde_json::Value = app

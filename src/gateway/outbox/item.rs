@@ -7,9 +7,9 @@ use uuid::Uuid;
 use super::ITEM_TTL;
 use crate::channels::Purpose;
 use crate::domain::interaction::Contact;
-use crate::domain::subject::SubjectView;
 use crate::error::{Error, Result};
 use crate::events::{About, Event, EventType};
+use crate::gateway::view::SubjectView;
 use crate::gateway::InteractionView;
 use crate::time::Timestamp;
 
@@ -51,7 +51,7 @@ pub enum Task {
         channel: String,
         conversation_id: String,
         /// Where an SMS or e-mail conversation's messages go.
-        #[serde(default)]
+        #[serde(default, with = "crate::gateway::records::contact")]
         contact: Contact,
     },
 }
@@ -69,7 +69,7 @@ struct RawTask {
     interaction_id: Option<Uuid>,
     channel: Option<String>,
     conversation_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, with = "crate::gateway::records::contact")]
     contact: Contact,
 }
 

@@ -1,8 +1,16 @@
 //! The transactional outbox (docs/api.md#events, docs/channels.md): what a state change must
 //! tell others — its events, and the chat notices nobody waits for
 //! (`authenticated`, `expired`) — is written in the same commit as the
-//! change (see [`super::work`]), then delivered from the store by a
-//! dispatcher that runs in every instance.
+//! change (see [`super::work`], [`Gateway::record`]), then delivered from
+//! the store by a dispatcher that runs in every instance.
+//!
+//! Where the store's commits reach the event log, an event is appended to
+//! the team's history by that commit and announced in this process once it
+//! applied ([`Gateway::recorded`]): it becomes an item only for a team
+//! with a webhook, marked `published`, so the dispatcher only POSTs it.
+//! Elsewhere (a store that cannot reach the log, and items queued by
+//! earlier versions) the dispatcher publishes the event, and its item
+//! leaves the queue only once the log has it.
 //!
 //! The dispatcher ([`dispatch`]: one loop per team, deliveries bounded
 //! per destination, so a slow receiver only slows itself) claims due items
@@ -37,6 +45,7 @@ pub use item::{Notice, OutboxItem, Task};
 use super::Gateway;
 use crate::config::Team;
 use crate::error::Result;
+use crate::events::{About, Event};
 use crate::store::{keys, Op};
 use crate::time::{Clock, Timestamp};
 
@@ -328,21 +337,78 @@ fn digest(text: &str) -> u64 {
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
 }
 
+/// What a commit writes of a change's events and notices ([`Gateway::record`]):
+/// its ops, the events it appends to the history (announced in this
+/// process once it applied) and whether it queues items (the dispatcher is
+/// woken then).
+#[derive(Default)]
+pub(in crate::gateway) struct Recorded {
+    pub ops: Vec<Op>,
+    appended: Vec<(Event, Option<About>)>,
+    queued: bool,
+}
+
 impl Gateway {
+    /// The ops that write `items` (a change's events and notices) with its
+    /// commit. Where the store's commits reach the event log
+    /// ([`Publisher::appended_by`](crate::events::Publisher::appended_by)),
+    /// an event is appended to the team's history in the commit, and only
+    /// a team with a webhook gets an item for it, marked published: its
+    /// dispatcher only POSTs it. Elsewhere an event is an item, which the
+    /// dispatcher publishes. A notice is always an item.
+    pub(in crate::gateway) fn record(
+        &self,
+        team: &str,
+        items: Vec<OutboxItem>,
+        now: Timestamp,
+    ) -> Result<Recorded> {
+        let webhook = self.config.team(team).is_some_and(|t| t.webhook.is_some());
+        let mut recorded = Recorded::default();
+        for mut item in items {
+            if self.appends_history {
+                if let Task::Event { event, about } = &item.task {
+                    recorded.ops.push(crate::events::history_op(event)?);
+                    if !webhook {
+                        if let Task::Event { event, about } = item.task {
+                            recorded.appended.push((event, about));
+                        }
+                        continue;
+                    }
+                    recorded.appended.push((event.clone(), about.clone()));
+                    item.published = true;
+                }
+            }
+            recorded.ops.extend(self.outbox.enqueue(team, item, now)?);
+            recorded.queued = true;
+        }
+        Ok(recorded)
+    }
+
+    /// The commit of `recorded` applied: its appended events are announced
+    /// here (log line, metric, in-process broadcast; the log has them
+    /// already), and the dispatcher woken for its items.
+    pub(in crate::gateway) fn recorded(&self, recorded: Recorded) {
+        for (event, about) in recorded.appended {
+            self.events.announce(event, about.as_ref());
+        }
+        if recorded.queued {
+            self.outbox.wake();
+        }
+    }
+
     /// Commits `items` on their own (for events of changes that are not an
-    /// interaction's unit of work) and wakes the dispatcher.
+    /// interaction's unit of work) and announces or queues them.
     pub(super) async fn enqueue_now(
         &self,
         team: &str,
         items: Vec<OutboxItem>,
         now: Timestamp,
     ) -> Result<()> {
-        let mut ops = Vec::new();
-        for item in items {
-            ops.extend(self.outbox.enqueue(team, item, now)?);
-        }
+        let mut recorded = self.record(team, items, now)?;
+        let ops = std::mem::take(&mut recorded.ops);
+        // Nothing here can conflict: no op names a version.
         self.store.commit(ops).await?;
-        self.outbox.wake();
+        self.recorded(recorded);
         Ok(())
     }
 

@@ -219,6 +219,23 @@ impl From<&Contact> for StoredContact {
     }
 }
 
+/// A [`Contact`] as stored forms write it, for a stored form beside the
+/// interaction's that carries one (an outbox notice's):
+/// `#[serde(with = "records::contact")]`.
+pub mod contact {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Contact, StoredContact};
+
+    pub fn serialize<S: Serializer>(c: &Contact, s: S) -> Result<S::Ok, S::Error> {
+        StoredContact::from(c).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Contact, D::Error> {
+        StoredContact::deserialize(d).map(Contact::from)
+    }
+}
+
 impl From<StoredContact> for Contact {
     fn from(c: StoredContact) -> Self {
         Contact {

@@ -353,3 +353,54 @@ fn the_stored_interaction_holds_neither_code_nor_pin() {
         "{debug}"
     );
 }
+
+/// The small records as stored today read back equal and are written back
+/// to the same bytes: a conversation's recognition, a customer's devices
+/// (both members always written; `{}` reads as nothing validated) and a
+/// destination's sends.
+#[test]
+fn the_small_records_of_today_read_back_equal() {
+    use crate::domain::destination::DestinationSends;
+    use crate::domain::devices::CustomerDevices;
+    use crate::domain::recognition::Recognition;
+
+    fn same<T, S>(text: &str, value: T)
+    where
+        T: Readable + PartialEq + std::fmt::Debug,
+        S: for<'a> From<&'a T> + serde::Serialize,
+    {
+        let read = Loaded::<T>::parse("k".into(), raw(text)).expect("today's form");
+        assert_eq!(read.value.as_ref(), Some(&value));
+        let again = serde_json::to_string(&S::from(&value)).expect("json");
+        assert_eq!(again, text);
+    }
+
+    let recognition = Recognition {
+        customer_id: "cust-7".into(),
+        method: Method::PreChat,
+        authenticated_at: ms(5),
+        until: ms(86_400_005),
+    };
+    same::<_, StoredRecognition>(
+        r#"{"cu":"cust-7","m":"pre_chat","at":1800000000005,"u":1800086400005}"#,
+        recognition,
+    );
+    let devices = CustomerDevices {
+        fingerprints: vec!["h1".into(), "h2".into()],
+        last_region: Some("EU".into()),
+    };
+    same::<_, StoredDevices>(
+        r#"{"fingerprints":["h1","h2"],"last_region":"EU"}"#,
+        devices,
+    );
+    same::<_, StoredDevices>(
+        r#"{"fingerprints":[],"last_region":null}"#,
+        CustomerDevices::default(),
+    );
+    let none = Loaded::<CustomerDevices>::parse("k".into(), raw("{}")).expect("read");
+    assert_eq!(none.value, Some(CustomerDevices::default()));
+    let sends = DestinationSends {
+        sends: vec![ms(1), ms(2)],
+    };
+    same::<_, StoredSends>(r#"{"se":[1800000000001,1800000000002]}"#, sends);
+}

@@ -1,5 +1,8 @@
 -- chatgate commit: verify every Put/Delete version, then apply every op.
--- ARGV holds each op in turn: its kind, then its own arguments; KEYS holds
+-- ARGV[1] is the writer's reckoning of Redis' time (ms: its own clock and
+-- the offset Redis' last claim answer showed), the `now` of every expiry
+-- below: no TIME call. Then ARGV holds each op in turn: its kind, then its
+-- own arguments; KEYS holds
 -- each op's key in the same order (an index op's key followed by its
 -- expiry set), so no argument names a position:
 --   'P', expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
@@ -9,19 +12,28 @@
 --   'Q', member, score, ttl_ms                                     QueueAdd
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
--- An index's expiry set holds member -> when it expires (ms, Redis time).
+--   'X', entry, max_len, min_id, ttl_ms, fresh                      Append
+-- An index's expiry set holds member -> when it expires (ms, by `now`).
 -- An index of one member keeps none: the key's own lifetime is its
 -- member's (most customers' indexes hold one interaction); its second
 -- member writes the first's remaining life into a new expiry set. A queue
 -- has none (its members stay until removed).
+-- An append adds the entry to the stream (field `e`), cut to about
+-- max_len entries. Once per commit and stream, when `fresh` is '1' (this
+-- writer has not done so in the last minute) or the stream is new, the
+-- stream is trimmed of entries older than min_id and lives ttl_ms from
+-- now: so it never exists without a TTL, and outlives its last entry by
+-- at least ttl_ms less a minute. Appends go before every other write: a
+-- stream Redis refuses (another type at its key) fails the script with
+-- nothing written.
 -- Every key is in KEYS.
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 
 -- Of each kind of op: its arguments after the kind, and its keys.
-local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1}
-local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1}
-local a, k, i = 1, 1, 0
+local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1, X = 5}
+local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
+local a, k, i = 2, 1, 0
 while a <= #ARGV do
   local kind = ARGV[a]
   i = i + 1
@@ -39,8 +51,36 @@ while a <= #ARGV do
   k = k + KEYN[kind]
 end
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+-- Appends first, in op order (commit order is history order). A stream
+-- given its lifetime by this commit: name -> its op's position in ARGV and
+-- KEYS.
+local lived = {}
+a, k = 2, 1
+while a <= #ARGV do
+  local kind = ARGV[a]
+  if kind == 'X' then
+    local stream = KEYS[k]
+    local entry, len = ARGV[a + 1], ARGV[a + 2]
+    if ARGV[a + 5] == '1' then
+      redis.call('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
+      lived[stream] = {a, k}
+    elseif not redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', len, '*', 'e', entry) then
+      -- No stream (it expired, or was deleted): a new one, given its
+      -- lifetime below.
+      redis.call('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
+      lived[stream] = {a, k}
+    end
+  end
+  a = a + 1 + ARGS[kind]
+  k = k + KEYN[kind]
+end
+for _, at in pairs(lived) do
+  local stream = KEYS[at[2]]
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 3])
+  redis.call('PEXPIRE', stream, ARGV[at[1] + 4])
+end
+
+local now = tonumber(ARGV[1])
 -- How many dead members one write removes from an index, at most.
 local PRUNE = 32
 
@@ -58,12 +98,12 @@ end
 -- one index may sit at several positions of KEYS): index key -> its expiry
 -- set (`touched`), whether to recompute its lifetime (`full`) and the
 -- latest expiry this commit gave one of its members (`latest`). While every
--- op on an index only raised its members' expiries, its longest-lived
--- member is the old one or the latest raised, so the lifetime is set with
--- PEXPIREAT GT; a new member (the key may be new, with no lifetime yet), an
--- expiry moved earlier or a removal recompute it from the longest-lived
--- member. Dead members are pruned once per index, when it gains a member
--- (only that makes it grow).
+-- op on an index only added members or raised their expiries, its
+-- longest-lived member is the old one or the latest added or raised, so
+-- the lifetime is set with PEXPIREAT GT (NX for a key without one: a new
+-- key); an expiry moved earlier, a removal or a new expiry set recompute
+-- it from the longest-lived member. Dead members are pruned once per
+-- index, when it gains a member (only that makes it grow).
 local touched = {}
 local full = {}
 local latest = {}
@@ -71,12 +111,23 @@ local pruned = {}
 -- Queues this commit added to, by name: a position of the queue in KEYS
 -- (`queue_at`), the latest lifetime an add asked for (`queued`), and whether
 -- one of its members is new (`grew`: the key may be new then, with no
--- lifetime to raise).
+-- lifetime to raise). A queue's adds wait in `adding` (score, member, …)
+-- and go in one ZADD: at the end, or before a removal from that queue.
 local queue_at = {}
 local queued = {}
 local grew = {}
+local adding = {}
+local function add_queued(queue)
+  local pairs_ = adding[queue]
+  if pairs_ then
+    adding[queue] = nil
+    if redis.call('ZADD', KEYS[queue_at[queue]], unpack(pairs_)) > 0 then
+      grew[queue] = true
+    end
+  end
+end
 
-a, k = 1, 1
+a, k = 2, 1
 while a <= #ARGV do
   local kind = ARGV[a]
   local key = KEYS[k]
@@ -97,16 +148,22 @@ while a <= #ARGV do
     if size == 1 then
       -- Alone: the key lives exactly as long as its member, shorter or
       -- longer than before; an expiry set left from more members goes.
+      -- (A new key has none: an expiry set lives no longer than its index
+      -- and empties with it.)
       redis.call('PEXPIREAT', key, at)
-      redis.call('DEL', expiry)
+      if not added then
+        redis.call('DEL', expiry)
+      end
       touched[key] = nil
       full[key] = nil
       latest[key] = nil
     else
       touched[key] = expiry
       if added then
-        full[key] = true
         if size == 2 then
+          -- The expiry set is new: its lifetime is its longest-lived
+          -- member's, which may be the other one.
+          full[key] = true
           -- The other member was alone: its life is what is left of the
           -- key's (none to keep for a key some other writer left without).
           local both = redis.call('ZRANGE', key, 0, -1)
@@ -142,12 +199,14 @@ while a <= #ARGV do
       full[key] = true
     end
   elseif kind == 'Q' then
-    if redis.call('ZADD', key, ARGV[a + 2], ARGV[a + 1]) == 1 then
-      grew[key] = true
-    end
+    local waiting = adding[key] or {}
+    waiting[#waiting + 1] = ARGV[a + 2]
+    waiting[#waiting + 1] = ARGV[a + 1]
+    adding[key] = waiting
     queue_at[key] = k
     queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[a + 3]))
   elseif kind == 'U' then
+    add_queued(key)
     redis.call('ZREM', key, ARGV[a + 1])
   elseif kind == 'T' then
     -- Only a record that exists and would expire sooner (GT: a key
@@ -162,24 +221,24 @@ for index, expiry in pairs(touched) do
     expire_with_members(index, expiry)
   else
     -- Only raised. GT counts a key without a TTL as living for ever: such
-    -- a key (another writer's index, or the expiry set this commit gave
-    -- it) gets its first.
+    -- a key (a new index, another writer's) gets its first with NX.
     for _, key in ipairs({index, expiry}) do
-      if redis.call('PEXPIREAT', key, latest[index], 'GT') == 0
-          and redis.call('PTTL', key) == -1 then
-        redis.call('PEXPIREAT', key, latest[index])
+      if redis.call('PEXPIREAT', key, latest[index], 'GT') == 0 then
+        redis.call('PEXPIREAT', key, latest[index], 'NX')
       end
     end
   end
 end
+for queue in pairs(adding) do
+  add_queued(queue)
+end
 -- A queue's life is only ever raised. GT counts a key without a TTL as
 -- living for ever: when it raises nothing and the queue grew (it may be
--- new), a key without one gets its first.
+-- new), a key without one gets its first (NX).
 for queue, at in pairs(queued) do
   local k = queue_at[queue]
-  if redis.call('PEXPIREAT', KEYS[k], at, 'GT') == 0 and grew[queue]
-      and redis.call('PTTL', KEYS[k]) == -1 then
-    redis.call('PEXPIREAT', KEYS[k], at)
+  if redis.call('PEXPIREAT', KEYS[k], at, 'GT') == 0 and grew[queue] then
+    redis.call('PEXPIREAT', KEYS[k], at, 'NX')
   end
 end
 return 0

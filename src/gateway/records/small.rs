@@ -1,0 +1,111 @@
+//! The small records as the store holds them, each under a key of its own:
+//! what a conversation remembers ([`Recognition`]), what a customer
+//! validated ([`CustomerDevices`]) and the sends to one destination
+//! ([`DestinationSends`]). Times are unix milliseconds
+//! ([`crate::time::stored`]).
+use serde::{Deserialize, Serialize};
+
+use super::interaction::StoredMethod;
+use super::Readable;
+use crate::domain::destination::DestinationSends;
+use crate::domain::devices::CustomerDevices;
+use crate::domain::recognition::Recognition;
+use crate::time::{stored, Timestamp};
+
+/// `$domain` is read from its stored form `$stored`.
+macro_rules! read_as {
+    ($domain:ty, $stored:ty) => {
+        impl Readable for $domain {
+            fn read(text: &str, _key: &str) -> Result<Self, String> {
+                serde_json::from_str::<$stored>(text)
+                    .map(Into::into)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    };
+}
+
+read_as!(Recognition, StoredRecognition);
+read_as!(CustomerDevices, StoredDevices);
+read_as!(DestinationSends, StoredSends);
+
+/// A [`Recognition`] as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRecognition {
+    cu: String,
+    m: StoredMethod,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    #[serde(with = "stored")]
+    u: Timestamp,
+}
+
+impl From<&Recognition> for StoredRecognition {
+    fn from(r: &Recognition) -> Self {
+        StoredRecognition {
+            cu: r.customer_id.clone(),
+            m: r.method.into(),
+            at: r.authenticated_at,
+            u: r.until,
+        }
+    }
+}
+
+impl From<StoredRecognition> for Recognition {
+    fn from(r: StoredRecognition) -> Self {
+        Recognition {
+            customer_id: r.cu,
+            method: r.m.into(),
+            authenticated_at: r.at,
+            until: r.u,
+        }
+    }
+}
+
+/// [`CustomerDevices`] as stored (both members always written).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredDevices {
+    #[serde(default)]
+    fingerprints: Vec<String>,
+    #[serde(default)]
+    last_region: Option<String>,
+}
+
+impl From<&CustomerDevices> for StoredDevices {
+    fn from(d: &CustomerDevices) -> Self {
+        StoredDevices {
+            fingerprints: d.fingerprints.clone(),
+            last_region: d.last_region.clone(),
+        }
+    }
+}
+
+impl From<StoredDevices> for CustomerDevices {
+    fn from(d: StoredDevices) -> Self {
+        CustomerDevices {
+            fingerprints: d.fingerprints,
+            last_region: d.last_region,
+        }
+    }
+}
+
+/// [`DestinationSends`] as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSends {
+    #[serde(default, with = "stored::vec")]
+    se: Vec<Timestamp>,
+}
+
+impl From<&DestinationSends> for StoredSends {
+    fn from(d: &DestinationSends) -> Self {
+        StoredSends {
+            se: d.sends.clone(),
+        }
+    }
+}
+
+impl From<StoredSends> for DestinationSends {
+    fn from(d: StoredSends) -> Self {
+        DestinationSends { sends: d.se }
+    }
+}
