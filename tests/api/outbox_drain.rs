@@ -68,24 +68,25 @@ async fn left(store: &SharedStore, limit: usize) -> usize {
         .map_or(usize::MAX, |l| l.len())
 }
 
-// Not run by default: the margin is too thin for a busy machine. In a
-// debug build on two cores the memory store drains at 1.0–1.3 times the
-// commit rate and Redis at 0.7–0.95 (docs/performance.md#capacity); the
-// drain is CPU-bound (an HTTP exchange per item costs more than the commit
-// that wrote it), so other work on the machine moves the ratio by ±0.3.
-// It runs in CI once it holds with 1.5 to spare. Run it with
-// `cargo test --test api outbox_drain -- --ignored --nocapture`.
+// Not run with the suite. Alone, in a debug build on two cores, both
+// stores drain at 1.7–2.0 times the commit rate
+// (docs/performance.md#capacity). But the two rates are measured at
+// different times, and the ratio holds only while the machine's other
+// load stays the same across both: with the Redis case running beside
+// it, the memory case measured 0.91–1.15, as other tests of the suite
+// would make it. Run it alone:
+// `cargo test --test api outbox_drain -- --ignored --nocapture --test-threads 1`.
 mod a_backlog_drains_at_least_as_fast_as_it_was_committed {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "margin too thin for CI: drains at 1.0-1.3 times the commit rate"]
+    #[ignore = "a ratio of two rates measured at different times: run alone (--test-threads 1)"]
     async fn memory() {
         drains_as_fast_as_committed(Backend::Memory).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "target not met yet on Redis: drains at 0.7-0.95 times the commit rate"]
+    #[ignore = "a ratio of two rates measured at different times: run alone (--test-threads 1)"]
     async fn redis() {
         drains_as_fast_as_committed(Backend::Redis).await;
     }
