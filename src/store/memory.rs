@@ -157,6 +157,17 @@ impl Index {
         }
     }
 
+    /// The score of `member`, if it is there.
+    fn score(&self, member: &str) -> Option<i64> {
+        match &self.members {
+            Members::Small(small) => small
+                .iter()
+                .find(|(_, m, _)| **m == *member)
+                .map(|(s, _, _)| *s),
+            Members::Large(large) => large.members.get(member).map(|(s, _)| *s),
+        }
+    }
+
     /// Moves `member` to `score`, keeping its expiry.
     fn rescore(&mut self, member: &str, score: i64) {
         match &mut self.members {
@@ -762,6 +773,27 @@ impl Store for MemoryStore {
             index.rescore(&entry.member, claim_score);
         }
         Ok(due)
+    }
+
+    async fn queue_move_unchanged(
+        &self,
+        key: &str,
+        entries: &[IndexEntry],
+        score: i64,
+    ) -> Result<usize, StoreError> {
+        let now = Moment::now();
+        let mut state = self.lock();
+        let Some(index) = state.index_mut(key, now) else {
+            return Ok(0);
+        };
+        let mut moved = 0;
+        for entry in entries {
+            if index.score(&entry.member) == Some(entry.score) {
+                index.rescore(&entry.member, score);
+                moved += 1;
+            }
+        }
+        Ok(moved)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

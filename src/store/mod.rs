@@ -265,6 +265,18 @@ pub trait Store: Send + Sync + 'static {
         claim_score: i64,
     ) -> Result<Vec<IndexEntry>, StoreError>;
 
+    /// Moves each of `entries` (a member of the queue `key`, with the score
+    /// it was read at) that is still there at that very score to `score`:
+    /// an entry claimed, moved or removed since it was read is left as it
+    /// is (a removed one is never brought back). Atomic; answers how many
+    /// moved.
+    async fn queue_move_unchanged(
+        &self,
+        key: &str,
+        entries: &[IndexEntry],
+        score: i64,
+    ) -> Result<usize, StoreError>;
+
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -33,7 +33,9 @@
 //!
 //! [`Store::commit`] is one Lua script (`redis/commit.lua`) that checks every
 //! version before it writes anything; [`Store::index_claim_due`] is another
-//! (`redis/claim_due.lua`) so each due entry goes to exactly one caller.
+//! (`redis/claim_due.lua`) so each due entry goes to exactly one caller;
+//! [`Store::queue_move_unchanged`] a third (`redis/move_unchanged.lua`), so
+//! an entry claimed or removed since it was read is left alone.
 //! Every script touches only the keys passed to it in `KEYS`.
 //! [`Store::index_desc`] is a plain read: one `ZREVRANGE`, or with a cursor
 //! `ZREVRANGEBYSCORE` from the cursor's score, dropping the ties at or above
@@ -72,6 +74,7 @@ use super::{Commit, History, IndexEntry, Op, Store, StoreError, Versioned, WithC
 
 const COMMIT_LUA: &str = include_str!("redis/commit.lua");
 const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
+const MOVE_UNCHANGED_LUA: &str = include_str!("redis/move_unchanged.lua");
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
@@ -85,6 +88,7 @@ pub struct RedisStore {
     conn: Connector,
     commit_script: Script,
     claim_due_script: Script,
+    move_unchanged_script: Script,
     companions: Companions,
     /// How far this Redis' clock is ahead of ours (ms), as its last claim
     /// answer told: a claim's answer-by time is written in Redis' time.
@@ -132,6 +136,7 @@ impl RedisStore {
             conn,
             commit_script: Script::new(COMMIT_LUA),
             claim_due_script: Script::new(CLAIM_DUE_LUA),
+            move_unchanged_script: Script::new(MOVE_UNCHANGED_LUA),
             companions: Companions::new(),
             redis_ahead_ms: AtomicI64::new(0),
             lifetimes: Mutex::new(HashMap::new()),
@@ -612,6 +617,26 @@ impl Store for RedisStore {
         self.redis_ahead_ms
             .store(redis_now.saturating_sub(unix_ms()), Ordering::Relaxed);
         Ok(claimed)
+    }
+
+    async fn queue_move_unchanged(
+        &self,
+        key: &str,
+        entries: &[IndexEntry],
+        score: i64,
+    ) -> Result<usize, StoreError> {
+        if entries.is_empty() {
+            return Ok(0);
+        }
+        let mut call = self.move_unchanged_script.prepare_invoke();
+        call.key(self.key(key)).arg(score);
+        for entry in entries {
+            call.arg(&entry.member).arg(entry.score);
+        }
+        match self.conn.invoke("queue_move_unchanged", &call).await? {
+            Value::Int(n) => Ok(usize::try_from(n).unwrap_or(0)),
+            _ => Err(unexpected("queue_move_unchanged")),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -112,6 +112,9 @@ pub struct TestApp {
     pub gateway: Arc<chatgate::gateway::Gateway>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    /// Leave the Redis keys when dropped: another instance on the same
+    /// prefix still uses them (and deletes them when it goes).
+    keep_keys: bool,
 }
 
 /// Redis is mandatory in CI; elsewhere a private one is started, or its
@@ -177,6 +180,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         gateway,
         shutdown: Some(tx),
         server: Some(server),
+        keep_keys: false,
     })
 }
 
@@ -611,6 +615,13 @@ impl TestApp {
         }
     }
 
+    /// Stops the server and waits for it to finish, leaving what it stored
+    /// to another instance on the same key prefix.
+    pub async fn stop_keeping_keys(mut self) {
+        self.keep_keys = true;
+        self.stop().await;
+    }
+
     /// Stops the server and waits for it to finish.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -628,7 +639,7 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
         let _ = std::fs::remove_dir_all(&self.dir);
-        if self.backend == Backend::Redis {
+        if self.backend == Backend::Redis && !self.keep_keys {
             delete_prefix(&self.key_prefix);
         }
     }

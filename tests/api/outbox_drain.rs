@@ -3,6 +3,8 @@
 //! rates are measured in the same test on the same machine, so what is
 //! compared is a ratio, not a wall-clock bound that a busy machine would
 //! break.
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::app::{App, Options};
@@ -11,8 +13,6 @@ use chatgate::gateway::NewInteraction;
 use chatgate::store::{keys, SharedStore};
 use chatgate::time::{Clock, SystemClock};
 use futures::StreamExt;
-use wiremock::matchers::method;
-use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
 use crate::outbox::{own_store, with_webhook};
@@ -68,20 +68,25 @@ async fn left(store: &SharedStore, limit: usize) -> usize {
         .map_or(usize::MAX, |l| l.len())
 }
 
-// Not run by default: the outbox does not meet this yet (it drains at
-// about half the commit rate; docs/performance.md#capacity). Run it with
-// `cargo test --test api outbox_drain -- --ignored`.
+// Not run with the suite. Alone, in a debug build on two cores, both
+// stores drain at 1.7–2.0 times the commit rate
+// (docs/performance.md#capacity). But the two rates are measured at
+// different times, and the ratio holds only while the machine's other
+// load stays the same across both: with the Redis case running beside
+// it, the memory case measured 0.91–1.15, as other tests of the suite
+// would make it. Run it alone:
+// `cargo test --test api outbox_drain -- --ignored --nocapture --test-threads 1`.
 mod a_backlog_drains_at_least_as_fast_as_it_was_committed {
     use super::*;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "target not met yet: the outbox drains at about half the commit rate"]
+    #[ignore = "a ratio of two rates measured at different times: run alone (--test-threads 1)"]
     async fn memory() {
         drains_as_fast_as_committed(Backend::Memory).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "target not met yet: the outbox drains at about half the commit rate"]
+    #[ignore = "a ratio of two rates measured at different times: run alone (--test-threads 1)"]
     async fn redis() {
         drains_as_fast_as_committed(Backend::Redis).await;
     }
@@ -93,15 +98,11 @@ async fn drains_as_fast_as_committed(backend: Backend) {
     };
     // Every event also goes to the team's webhook: one HTTP delivery
     // per item, as in production.
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&receiver)
-        .await;
+    let receiver = Counting::start();
     let setup = || Setup {
         key_prefix: Some(prefix.clone()),
         store: Some(store.clone()),
-        ..with_webhook(&receiver.uri(), &generate_whsec())
+        ..with_webhook(&receiver.uri, &generate_whsec())
     };
     // The test configuration, kept from a test gateway stopped at once
     // (its clock is a manual one).
@@ -131,13 +132,14 @@ async fn drains_as_fast_as_committed(backend: Backend) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let drained_per_s = ITEMS as f64 / t0.elapsed().as_secs_f64();
+
     let _ = stop.send(());
     let _ = served.await;
     let _ = std::fs::remove_dir_all(&dir);
     if backend == Backend::Redis {
         delete_prefix(&prefix);
     }
-    let delivered = receiver.received_requests().await.unwrap_or_default().len();
+    let delivered = receiver.count.load(Ordering::Relaxed);
     assert!(
         delivered >= ITEMS,
         "{delivered} of {ITEMS} webhook deliveries"
@@ -175,4 +177,54 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     files
+}
+
+/// A webhook receiver that answers every request 204 and counts them, on
+/// its own thread as a receiver elsewhere would be. (wiremock keeps and
+/// matches every request: at 10 000 of them it costs the machine more than
+/// the receiver measured here should.)
+struct Counting {
+    uri: String,
+    count: Arc<AtomicUsize>,
+    /// Dropped with the receiver: its thread ends.
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Counting {
+    fn start() -> Self {
+        let count = Arc::new(AtomicUsize::new(0));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let uri = format!("http://{}", listener.local_addr().unwrap());
+        let counted = Arc::clone(&count);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serve = move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let app = axum::Router::new().fallback(move || {
+                    counted.fetch_add(1, Ordering::Relaxed);
+                    std::future::ready(axum::http::StatusCode::NO_CONTENT)
+                });
+                let stopped = async move {
+                    let _ = stopped.await;
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            });
+        };
+        std::thread::Builder::new()
+            .name("receiver".into())
+            .spawn(serve)
+            .unwrap();
+        Counting {
+            uri,
+            count,
+            _stop: stop,
+        }
+    }
 }

@@ -306,3 +306,96 @@ both_stores!(
         }
     }
 );
+
+both_stores!(
+    a_success_on_one_instance_brings_another_instances_waiting_item_forward,
+    |app: TestApp| async move {
+        // Instance A's delivery fails while the receiver is down, and its
+        // item waits an hour (the receiver's Retry-After); A then goes
+        // away. B, on the same store, saw the receiver down too. When the
+        // receiver is back, B's own item gets through, and that success
+        // brings A's item forward: it arrives within 10 s, not in an hour.
+        // The gateways' clocks stand still, so no backoff runs out.
+        let backend = app.backend;
+        drop(app);
+        let Some((store, prefix)) = own_store(backend).await else {
+            return;
+        };
+        let receiver = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "3600"))
+            .mount(&receiver)
+            .await;
+        let setup = Setup {
+            key_prefix: Some(prefix),
+            store: Some(store.clone()),
+            ..with_webhook(&receiver.uri(), &generate_whsec())
+        };
+        let Some(a) = spawn_with(backend, setup.clone()).await else {
+            return;
+        };
+        let attempts = || async { receiver.received_requests().await.unwrap_or_default() };
+        a.new_interaction().await;
+        within("A's attempt", FIRST_RETRY, || async {
+            attempts().await.len() == 1
+        })
+        .await;
+        let a_event = header(&attempts().await[0], "webhook-id");
+        let outbox = keys::outbox("acme");
+        let in_half_an_hour = a.now().unix_millis() + 1_800_000;
+        within("A's item rescheduled an hour on", FIRST_RETRY, || async {
+            let queued = store.index_desc(&outbox, None, 10).await.unwrap();
+            queued.len() == 1 && queued[0].score > in_half_an_hour
+        })
+        .await;
+        let keys = a.keys.clone();
+        // B, on the same prefix, deletes the keys when it goes.
+        a.stop_keeping_keys().await;
+
+        let b = spawn_with(
+            backend,
+            Setup {
+                keys: Some(keys),
+                ..setup
+            },
+        )
+        .await
+        .unwrap();
+        b.new_interaction().await;
+        within("B's attempt", FIRST_RETRY, || async {
+            attempts().await.len() == 2
+        })
+        .await;
+        let b_event = header(&attempts().await[1], "webhook-id");
+        assert_ne!(a_event, b_event);
+
+        receiver.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&receiver)
+            .await;
+        let delivered = |id: String| {
+            let attempts = &attempts;
+            async move {
+                attempts()
+                    .await
+                    .iter()
+                    .any(|r| header(r, "webhook-id") == id)
+            }
+        };
+        within(
+            "B's own item, after the receiver is back",
+            Duration::from_secs(10),
+            || delivered(b_event.clone()),
+        )
+        .await;
+        let took = within(
+            "A's item, brought forward by B",
+            Duration::from_secs(10),
+            || delivered(a_event.clone()),
+        )
+        .await;
+        eprintln!("A's item arrived {took:?} after B's");
+        drop(b);
+    }
+);

@@ -120,6 +120,15 @@ impl Store for Counting {
         // Background work (sweeper, outbox): not part of any request.
         self.inner.index_claim_due(key, max, limit, claim).await
     }
+    async fn queue_move_unchanged(
+        &self,
+        key: &str,
+        entries: &[IndexEntry],
+        score: i64,
+    ) -> Result<usize, StoreError> {
+        // Background work (the outbox): not part of any request.
+        self.inner.queue_move_unchanged(key, entries, score).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.tick();
         self.inner.ping().await

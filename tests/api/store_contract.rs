@@ -77,6 +77,7 @@ contract!(
     indexes::dead_members_are_pruned_by_writes,
     indexes::claim_due_lowest_first_with_a_lease,
     indexes::claim_due_exactly_once_under_contention,
+    indexes::queue_moves_only_entries_left_as_read,
     indexes::queue_members_stay_until_removed,
 );
 

@@ -17,11 +17,29 @@
 //!   lease is handed back too.
 //! - per team: [`TEAM_HELD`] items in flight or waiting, at most.
 //!
+//! A claim is under way while deliveries end: each one that ends starts
+//! the next item waiting for its slot at once, whatever the store's round
+//! trip. A claim that came back full is followed by another at once,
+//! unless it left a lane without room for a further batch: that lane asks
+//! for the next claim when a batch fits again. So a backlog for one
+//! destination is claimed as fast as it is delivered, and not claimed
+//! only to be handed back.
+//!
 //! A lane remembers the items it handed back to the queue (failed, or no
-//! slot). When its destination answers again, they are brought forward to
-//! now, as many as the lane has room for, rather than each waiting out its
-//! own backoff; while it fails, one is tried every [`PROBE_EVERY`], so a
-//! receiver that comes back is noticed within seconds.
+//! slot). Those handed back for want of a slot are brought forward when
+//! the lane has room again. When its destination answers again after
+//! failures, the failed ones are brought forward to now, as many as the
+//! lane has room for, rather than each waiting out its own backoff; while
+//! it fails, one is tried every [`PROBE_EVERY`], so a receiver that comes
+//! back is noticed within seconds. Another instance's items for the same
+//! destination (or this one's from before a restart) are not remembered
+//! here: after a success to a destination that failed recently, the loop
+//! also looks in the queue for its items waiting beyond a lease
+//! ([`TeamDispatch::look_for_waiting`]: one read of at most [`LOOK_PAGE`]
+//! entries per destination and [`LOOK_EVERY`]) and brings them forward
+//! too. Bringing forward moves only an entry still as it was handed back
+//! or read (`Store::queue_move_unchanged`): one delivered meanwhile is
+//! never brought back, one claimed keeps its lease.
 //!
 //! Settling goes through one task per team that commits every settlement
 //! ready at that moment together: one commit per item when the outbox is
@@ -33,12 +51,13 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Batch, Claimed, Handled, Task, BATCH, ITEM_TTL, LEASE, POLL, WEBHOOK_TIMEOUT};
+use super::item::peek_channel;
+use super::{Batch, Claimed, Handled, Task, BATCH, LEASE, MAX_BACKOFF, POLL, WEBHOOK_TIMEOUT};
 use crate::channels::SEND_TIMEOUT;
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::gateway::Gateway;
-use crate::store::{keys, Commit, Op, StoreError};
+use crate::store::{keys, Commit, IndexEntry, Op, StoreError};
 use crate::time::{Clock, Timestamp};
 
 /// Deliveries to one destination in flight at once, per team and instance.
@@ -75,6 +94,15 @@ const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How long settling waits for an event to reach the log before it puts
 /// the item back.
 const LOG_WAIT: Duration = Duration::from_secs(10);
+/// A destination that failed this recently (here, or an item that failed
+/// anywhere and was claimed here) may have items of other instances
+/// waiting out their backoff: a success looks for them (see
+/// [`TeamDispatch::look_for_waiting`]).
+const FAILED_RECENTLY: Duration = MAX_BACKOFF;
+/// Such a look happens at most this often per destination, and reads at
+/// most [`LOOK_PAGE`] queue entries.
+const LOOK_EVERY: Duration = Duration::from_secs(1);
+const LOOK_PAGE: usize = BATCH;
 /// Settlements committed together, at most.
 const SETTLE_BATCH: usize = 256;
 
@@ -88,6 +116,14 @@ enum Destination {
 }
 
 impl Destination {
+    /// Where the stored item `text` goes, read off it (see [`peek_channel`]).
+    fn of_stored(team: &Team, text: &str) -> Option<Self> {
+        match peek_channel(text)? {
+            None => team.webhook.as_ref().map(|_| Destination::Webhook),
+            Some(channel) => Some(Destination::Channel(channel)),
+        }
+    }
+
     /// Where `task` is delivered; `None`: nowhere (an event of a team
     /// without a webhook is done once published).
     fn of(team: &Team, task: &Task) -> Option<Self> {
@@ -107,44 +143,81 @@ struct Lane {
     in_flight: usize,
     waiting: VecDeque<(Timestamp, Claimed)>,
     later: VecDeque<(String, i64)>,
+    /// The items this loop handed back for want of a slot, with the due
+    /// time it gave each: brought forward when the lane has room again.
+    deferred: VecDeque<(String, i64)>,
+    /// The lane has room again after a claim filled it.
+    room: bool,
     /// The last delivery that ended failed.
     failing: bool,
     /// When an attempt last ended or a probe was last brought forward.
     last_try: Option<std::time::Instant>,
     /// A delivery succeeded with room in the lane: bring waiting items forward.
     forward: bool,
+    /// A claim left this lane without room for another batch: claim again
+    /// once it has.
+    wants_room: bool,
+    /// When a delivery to it last failed here, or an item that had failed
+    /// before was claimed for it.
+    failed_at: Option<std::time::Instant>,
+    /// A success since it failed: look in the queue for its items waiting
+    /// out their backoff, whoever handed them back.
+    look: bool,
+    /// When it last looked, and where the next look goes on (highest
+    /// score first).
+    looked_at: Option<std::time::Instant>,
+    look_from: Option<(i64, String)>,
 }
 
 impl Lane {
+    /// Whether a batch more might not fit in the waiting line.
+    fn full(&self) -> bool {
+        self.waiting.len() + BATCH > LANE_WAITING
+    }
+
     /// Items claimed for this destination and not yet settled.
     fn held(&self) -> usize {
         self.in_flight + self.waiting.len()
     }
 
-    /// Remembers an item handed back to the queue, due at `score`.
+    /// Remembers an item handed back to the queue after a failure, due at `score`.
     fn handed_back(&mut self, requeued: Option<(String, i64)>) {
-        if let Some(entry) = requeued {
-            if self.later.len() == LANE_LATER {
-                self.later.pop_front();
-            }
-            self.later.push_back(entry);
-        }
+        remember(&mut self.later, requeued);
     }
 
-    /// Up to `n` remembered items not yet due at `now` (the others have
-    /// come due, or been claimed: they are forgotten).
-    fn take_later(&mut self, n: usize, now: i64) -> Vec<String> {
-        let mut taken = Vec::new();
-        while taken.len() < n {
-            let Some((member, score)) = self.later.pop_front() else {
-                break;
-            };
-            if score > now {
-                taken.push(member);
-            }
-        }
-        taken
+    /// Remembers an item handed back for want of a slot, due at `score`.
+    fn deferred(&mut self, requeued: Option<(String, i64)>) {
+        remember(&mut self.deferred, requeued);
     }
+
+    /// Up to `n` remembered failed items not yet due at `now`.
+    fn take_later(&mut self, n: usize, now: i64) -> Vec<(String, i64)> {
+        take_due_later(&mut self.later, n, now)
+    }
+}
+
+fn remember(list: &mut VecDeque<(String, i64)>, requeued: Option<(String, i64)>) {
+    if let Some(entry) = requeued {
+        if list.len() == LANE_LATER {
+            list.pop_front();
+        }
+        list.push_back(entry);
+    }
+}
+
+/// Up to `n` remembered items not yet due at `now` (the others have come
+/// due, or been claimed: they are forgotten).
+fn take_due_later(list: &mut VecDeque<(String, i64)>, n: usize, now: i64) -> Vec<(String, i64)> {
+    let mut taken = Vec::new();
+    while taken.len() < n {
+        let Some((member, score)) = list.pop_front() else {
+            break;
+        };
+        if score > now {
+            taken.push((member, score));
+        }
+    }
+    taken
 }
 
 /// Runs this instance's dispatcher until `shutdown` resolves: a loop per
@@ -164,6 +237,18 @@ pub async fn run_dispatcher(
     shutdown.await;
 }
 
+/// A claim under way: how many it asked for, and the batch.
+type Claiming =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (usize, Result<Option<Batch>>)> + Send>>;
+
+/// The answer of the claim under way (never, when none is).
+async fn until_claimed(claiming: &mut Option<Claiming>) -> (usize, Result<Option<Batch>>) {
+    match claiming.as_mut() {
+        Some(claim) => claim.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One team's loop (see the module's notes).
 struct TeamDispatch {
     gw: Arc<Gateway>,
@@ -177,6 +262,8 @@ struct TeamDispatch {
     /// destination of each.
     running: JoinSet<Ended>,
     running_to: HashMap<tokio::task::Id, Destination>,
+    /// A lane that a claim filled has room for a batch again: claim.
+    room_again: bool,
     /// Settlements, to the team's settling task.
     settle: mpsc::UnboundedSender<Handled>,
     settled: Option<mpsc::UnboundedReceiver<Handled>>,
@@ -194,6 +281,7 @@ impl TeamDispatch {
             held: 0,
             running: JoinSet::new(),
             running_to: HashMap::new(),
+            room_again: false,
             settle,
             settled: Some(settled),
         }
@@ -216,29 +304,41 @@ impl TeamDispatch {
         // Look at once; then whenever woken, at each poll, and as long as
         // the last claim came back full (more may be due) while there is room.
         let (mut look, mut behind) = (true, false);
+        // The claim under way: deliveries that end meanwhile start the
+        // next items waiting, without waiting for its answer.
+        let mut claiming: Option<Claiming> = None;
         loop {
             while let Some(ended) = self.running.try_join_next_with_id() {
                 self.ended(ended);
             }
             self.release_overdue().await;
-            if self.bring_forward().await {
+            let room_again = std::mem::take(&mut self.room_again);
+            if self.bring_forward().await || room_again {
                 look = true;
             }
-            if (look || behind) && self.held < TEAM_HELD {
+            if (look || behind) && self.held < TEAM_HELD && claiming.is_none() {
                 look = false;
-                behind = match self.claim().await {
-                    Ok(full) => full,
-                    // An outage is the store's own log's to tell (once).
-                    Err(Error::StoreUnavailable) => false,
-                    Err(e) => {
-                        tracing::warn!(team = %self.team, error = %e, "outbox claim failed; will retry");
-                        false
-                    }
-                };
-                continue;
+                behind = false;
+                claiming = Some(self.claim());
             }
             tokio::select! {
                 Some(ended) = self.running.join_next_with_id() => self.ended(ended),
+                (asked, claimed) = until_claimed(&mut claiming), if claiming.is_some() => {
+                    claiming = None;
+                    let placed = match claimed {
+                        Ok(batch) => self.place(batch, asked).await,
+                        Err(e) => Err(e),
+                    };
+                    behind = match placed {
+                        Ok(full) => full,
+                        // An outage is the store's own log's to tell (once).
+                        Err(Error::StoreUnavailable) => false,
+                        Err(e) => {
+                            tracing::warn!(team = %self.team, error = %e, "outbox claim failed; will retry");
+                            false
+                        }
+                    };
+                }
                 changed = bell.changed() => {
                     if changed.is_err() {
                         return;
@@ -250,16 +350,32 @@ impl TeamDispatch {
         }
     }
 
-    /// Claims what there is room for, publishes its events in order, and
-    /// starts, keeps waiting or hands back each item. Answers whether the
-    /// claim came back full.
-    async fn claim(&mut self) -> Result<bool> {
+    /// A claim of what there is room for: how many it asks, and the batch.
+    fn claim(&self) -> Claiming {
+        let (gw, clock, team) = (
+            Arc::clone(&self.gw),
+            Arc::clone(&self.clock),
+            self.team.clone(),
+        );
+        let asked = (TEAM_HELD - self.held).min(BATCH);
+        Box::pin(async move {
+            let Some(team) = gw.config.team(&team) else {
+                return (asked, Ok(None));
+            };
+            let batch = gw.claim_batch(team, clock.as_ref(), asked).await;
+            (asked, batch.map(Some))
+        })
+    }
+
+    /// Publishes a claimed batch's events in order, and starts, keeps
+    /// waiting or hands back each item. Answers whether to claim again at
+    /// once: the claim came back full and no lane it filled would turn the
+    /// next batch away.
+    async fn place(&mut self, batch: Option<Batch>, asked: usize) -> Result<bool> {
         let gw = Arc::clone(&self.gw);
-        let Some(team) = gw.config.team(&self.team) else {
+        let (Some(team), Some(mut batch)) = (gw.config.team(&self.team), batch) else {
             return Ok(false);
         };
-        let asked = (TEAM_HELD - self.held).min(BATCH);
-        let mut batch: Batch = gw.claim_batch(team, self.clock.as_ref(), asked).await?;
         let full = batch.full(asked);
         let now = self.clock.now();
         // Events reach the live stream in the order they came due, before
@@ -277,6 +393,10 @@ impl TeamDispatch {
         let Batch {
             ready, mut settled, ..
         } = batch;
+        // Claim again at once only if no lane this claim filled would turn
+        // the next batch away: such a lane calls for the next claim when it
+        // has room (see `ended`).
+        let mut filled = false;
         for claimed in ready {
             match Destination::of(team, &claimed.item.task) {
                 // Nothing to deliver: done once published.
@@ -288,14 +408,22 @@ impl TeamDispatch {
                 },
                 Some(to) => {
                     let lane = self.lanes.entry(to.clone()).or_default();
+                    if claimed.item.attempts > 0 {
+                        lane.failed_at = Some(std::time::Instant::now());
+                    }
                     if lane.in_flight < LANE_IN_FLIGHT {
                         self.start(to, claimed);
                     } else if lane.waiting.len() < LANE_WAITING {
                         lane.waiting.push_back((now, claimed));
                         self.held += 1;
+                        if lane.full() {
+                            lane.wants_room = true;
+                            filled = true;
+                        }
                     } else {
+                        filled = true;
                         let handed = deferred(&self.queue, claimed, now)?;
-                        lane.handed_back(handed.requeued());
+                        lane.deferred(handed.requeued());
                         settled.push(handed);
                     }
                 }
@@ -304,7 +432,7 @@ impl TeamDispatch {
         for handled in settled {
             let _ = self.settle.send(handled);
         }
-        Ok(full)
+        Ok(full && !filled)
     }
 
     /// Starts delivering `claimed` to `to`; it settles itself when done.
@@ -357,15 +485,25 @@ impl TeamDispatch {
         lane.in_flight = lane.in_flight.saturating_sub(1);
         lane.last_try = Some(std::time::Instant::now());
         if how.delivered {
+            lane.forward |= lane.failing && !lane.later.is_empty();
             lane.failing = false;
-            lane.forward = !lane.later.is_empty();
+            lane.look |= lane
+                .failed_at
+                .is_some_and(|at| at.elapsed() < FAILED_RECENTLY);
         } else if how.requeued.is_some() {
             lane.failing = true;
+            lane.failed_at = Some(std::time::Instant::now());
             lane.handed_back(how.requeued);
         }
         if let Some((_, next)) = lane.waiting.pop_front() {
             self.held -= 1;
-            self.start(to, next);
+            self.start(to.clone(), next);
+        }
+        let lane = self.lanes.entry(to).or_default();
+        if lane.wants_room && !lane.full() {
+            lane.wants_room = false;
+            lane.room = true;
+            self.room_again = true;
         }
     }
 
@@ -385,7 +523,7 @@ impl TeamDispatch {
                 self.held -= 1;
                 match deferred(&self.queue, claimed, now) {
                     Ok(handled) => {
-                        lane.handed_back(handled.requeued());
+                        lane.deferred(handled.requeued());
                         let _ = self.settle.send(handled);
                     }
                     Err(e) => {
@@ -394,6 +532,57 @@ impl TeamDispatch {
                 }
             }
         }
+    }
+
+    /// After a success to a destination that failed recently, items of it
+    /// waiting out their backoff beyond a lease — handed back by any
+    /// instance — to bring forward: at most [`LOOK_PAGE`] entries read per
+    /// destination and [`LOOK_EVERY`], from the latest due down, going on
+    /// where the last look stopped. A look that finds nothing waiting
+    /// beyond a lease at all ends the destination's recent failure.
+    async fn look_for_waiting(&mut self) -> Vec<IndexEntry> {
+        let gw = Arc::clone(&self.gw);
+        let Some(team) = gw.config.team(&self.team) else {
+            return Vec::new();
+        };
+        let now = self.clock.now();
+        // Beyond any lease taken up to now: not under a claim.
+        let beyond = now.plus(LEASE).unix_millis();
+        let mut found = Vec::new();
+        for (to, lane) in &mut self.lanes {
+            if !lane.look
+                || lane.failing
+                || lane.looked_at.is_some_and(|t| t.elapsed() < LOOK_EVERY)
+            {
+                continue;
+            }
+            lane.look = false;
+            lane.looked_at = Some(std::time::Instant::now());
+            let from = lane.look_from.take();
+            let from_top = from.is_none();
+            let page = match gw.store.index_desc(&self.queue, from, LOOK_PAGE).await {
+                Ok(page) => page,
+                Err(_) => continue,
+            };
+            let mut to_the_end = page.len() < LOOK_PAGE;
+            let mut waiting = false;
+            for entry in &page {
+                if entry.score <= beyond {
+                    to_the_end = true;
+                    break;
+                }
+                waiting = true;
+                if Destination::of_stored(team, &entry.member).as_ref() == Some(to) {
+                    found.push(entry.clone());
+                }
+            }
+            if !to_the_end {
+                lane.look_from = page.last().map(|e| (e.score, e.member.clone()));
+            } else if from_top && !waiting {
+                lane.failed_at = None;
+            }
+        }
+        found
     }
 
     /// Brings items this loop handed back to the queue forward to now:
@@ -409,7 +598,12 @@ impl TeamDispatch {
             let room = (LANE_IN_FLIGHT + LANE_WAITING).saturating_sub(lane.held());
             if lane.forward && !lane.failing && (room >= BATCH / 2 || lane.held() == 0) {
                 lane.forward = false;
-                members.extend(lane.take_later(room, now));
+                let mut taken = lane.take_later(room, now);
+                let left = room.saturating_sub(taken.len());
+                taken.extend(take_due_later(&mut lane.deferred, left, now));
+                members.extend(taken);
+            } else if std::mem::take(&mut lane.room) && !lane.failing {
+                members.extend(take_due_later(&mut lane.deferred, BATCH, now));
             } else if lane.failing
                 && lane.held() == 0
                 && lane.last_try.is_none_or(|t| t.elapsed() >= PROBE_EVERY)
@@ -421,20 +615,23 @@ impl TeamDispatch {
                 members.extend(probe);
             }
         }
-        if members.is_empty() {
+        let mut entries: Vec<IndexEntry> = members
+            .into_iter()
+            .map(|(member, score)| IndexEntry { member, score })
+            .collect();
+        entries.extend(self.look_for_waiting().await);
+        if entries.is_empty() {
             return false;
         }
-        let ops = members
-            .into_iter()
-            .map(|member| Op::QueueAdd {
-                key: self.queue.clone(),
-                member,
-                score: now,
-                ttl: ITEM_TTL,
-            })
-            .collect();
-        match self.gw.store.commit(ops).await {
-            Ok(_) => true,
+        // Only entries still as handed back: one delivered or claimed by
+        // another instance meanwhile is left alone.
+        let moved = self
+            .gw
+            .store
+            .queue_move_unchanged(&self.queue, &entries, now)
+            .await;
+        match moved {
+            Ok(moved) => moved > 0,
             // They come due by their own backoff.
             Err(StoreError::Unavailable(_)) => false,
             Err(e) => {

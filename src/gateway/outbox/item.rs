@@ -110,6 +110,28 @@ impl TryFrom<RawTask> for Task {
     }
 }
 
+/// Where a stored item goes, read off its text without the rest (its
+/// event is skipped, not built): `Some(None)` for an event, a notice's
+/// channel; `None` when the text is not a readable item's (an entry stored
+/// the earlier way is its id).
+pub(super) fn peek_channel(text: &str) -> Option<Option<String>> {
+    #[derive(Deserialize)]
+    struct Peek {
+        task: PeekTask,
+    }
+    #[derive(Deserialize)]
+    struct PeekTask {
+        kind: TaskKind,
+        #[serde(default)]
+        channel: Option<String>,
+    }
+    let peek: Peek = serde_json::from_str(text).ok()?;
+    match peek.task.kind {
+        TaskKind::Event => Some(None),
+        TaskKind::Notice => peek.task.channel.map(Some),
+    }
+}
+
 /// One item of the outbox. Holds no code, PIN, token or key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutboxItem {

@@ -18,7 +18,10 @@
 //! come due again), delivers each, then removes it as soon as its own
 //! delivery ends — or, on failure, reschedules it with backoff: notices for an
 //! hour (the API reference promises at least ten minutes), events to the team's
-//! webhook for 25 hours (at least 24). Delivery is at-least-once: a message
+//! webhook for 25 hours (at least 24). When a destination answers again,
+//! its items waiting out a backoff — whichever instance handed them back
+//! — are brought forward rather than left to their own retry time.
+//! Delivery is at-least-once: a message
 //! may repeat, with the same id, but is not lost while the store keeps it.
 //! An item the gateway cannot read is quarantined (logged once, removed)
 //! and never stops the others.

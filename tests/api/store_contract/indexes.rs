@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use chatgate::store::{Commit, Op, SharedStore};
+use chatgate::store::{Commit, IndexEntry, Op, SharedStore};
 
 use super::{
     commit, desc, index_add, index_remove, page_all, pairs, queue_add, LONG, PAST_SHORT, SHORT,
@@ -210,6 +210,50 @@ pub async fn claim_due_lowest_first_with_a_lease(s: SharedStore) {
     assert_eq!(
         s.index_claim_due("{t}:none", 1000, 10, 2000).await.unwrap(),
         vec![]
+    );
+}
+
+pub async fn queue_moves_only_entries_left_as_read(s: SharedStore) {
+    let q = "{t}:moveq";
+    commit(
+        &s,
+        ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|m| queue_add(q, m, 5000, LONG))
+            .collect(),
+    )
+    .await;
+    let read = desc(&s, q, None, 10).await;
+    // Since the read: "a" claimed (the lowest of the ties), "c" removed
+    // (delivered), "d" moved.
+    assert_eq!(s.index_claim_due(q, 5000, 1, 9000).await.unwrap().len(), 1);
+    commit(
+        &s,
+        vec![
+            Op::QueueRemove {
+                key: q.to_string(),
+                member: "c".to_string(),
+            },
+            queue_add(q, "d", 7000, LONG),
+        ],
+    )
+    .await;
+    let entries: Vec<IndexEntry> = read
+        .into_iter()
+        .map(|(member, score)| IndexEntry { member, score })
+        .collect();
+    let moved = s.queue_move_unchanged(q, &entries, 100).await.unwrap();
+    assert_eq!(moved, 2);
+    // Only "b" and "e" move; "a" keeps its lease, "c" is not brought back.
+    assert_eq!(
+        desc(&s, q, None, 10).await,
+        pairs(&[("a", 9000), ("d", 7000), ("e", 100), ("b", 100)])
+    );
+    assert_eq!(
+        s.queue_move_unchanged("{t}:none", &entries, 100)
+            .await
+            .unwrap(),
+        0
     );
 }
 
