@@ -61,7 +61,7 @@ use crate::store::{keys, Commit, IndexEntry, Op, StoreError};
 use crate::time::{Clock, Timestamp};
 
 /// Deliveries to one destination in flight at once, per team and instance.
-const LANE_IN_FLIGHT: usize = 64;
+const LANE_IN_FLIGHT: usize = 256;
 /// Items of one destination claimed and waiting for a free slot, at most:
 /// a burst bound for a receiver that answers (a load test's notices) is
 /// delivered without going back to the queue; one bound for a receiver
