@@ -71,7 +71,7 @@ pub(super) mod file {
     macro_rules! table {
         ($m:ident::$name:ident { $($f:ident: $t:ty),+ $(,)? }) => {
             #[derive(Debug, Default, Deserialize)]
-            #[serde(deny_unknown_fields, default)]
+            #[serde(deny_unknown_fields)]
             pub(in crate::config) struct $name {
                 $($f: Option<$t>),+
             }
@@ -87,13 +87,13 @@ pub(super) mod file {
                     }
                 }
             }
-
-            impl From<$name> for $m::$name {
-                fn from(f: $name) -> Self {
-                    f.read()
-                }
-            }
         };
+    }
+
+    impl From<Settings> for domain::Settings {
+        fn from(f: Settings) -> Self {
+            f.read()
+        }
     }
 
     /// A name the files write for the domain's enum `$m::$name` (serde's
