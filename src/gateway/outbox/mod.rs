@@ -364,20 +364,27 @@ impl Gateway {
     ) -> Result<Recorded> {
         let webhook = self.config.team(team).is_some_and(|t| t.webhook.is_some());
         let mut recorded = Recorded::default();
-        for mut item in items {
-            if self.appends_history {
-                if let Task::Event { event, about } = &item.task {
-                    recorded.ops.push(crate::events::history_op(event)?);
-                    if !webhook {
-                        if let Task::Event { event, about } = item.task {
-                            recorded.appended.push((event, about));
-                        }
-                        continue;
+        for item in items {
+            let item = match item.task {
+                Task::Event { event, about } if self.appends_history => {
+                    recorded.ops.push(crate::events::history_op(&event)?);
+                    // Queued only for the webhook, already published.
+                    let queued = webhook.then(|| OutboxItem {
+                        task: Task::Event {
+                            event: event.clone(),
+                            about: about.clone(),
+                        },
+                        published: true,
+                        ..item
+                    });
+                    recorded.appended.push((event, about));
+                    match queued {
+                        Some(item) => item,
+                        None => continue,
                     }
-                    recorded.appended.push((event.clone(), about.clone()));
-                    item.published = true;
                 }
-            }
+                _ => item,
+            };
             recorded.ops.extend(self.outbox.enqueue(team, item, now)?);
             recorded.queued = true;
         }
