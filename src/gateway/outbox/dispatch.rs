@@ -106,6 +106,9 @@ const LOOK_PAGE: usize = BATCH;
 /// Settlements committed together, at most.
 const SETTLE_BATCH: usize = 256;
 
+/// Where a look in the queue goes on: the score and member it stopped at.
+type LookFrom = (i64, String);
+
 /// Where an item goes: what it waits for when it waits.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Destination {
@@ -166,7 +169,7 @@ struct Lane {
     /// When it last looked, and where the next look goes on (highest
     /// score first).
     looked_at: Option<std::time::Instant>,
-    look_from: Option<(i64, String)>,
+    look_from: Option<LookFrom>,
 }
 
 impl Lane {
@@ -537,8 +540,9 @@ impl TeamDispatch {
     /// After a success to a destination that failed recently, items of it
     /// waiting out their backoff beyond a lease — handed back by any
     /// instance — to bring forward: at most [`LOOK_PAGE`] entries read per
-    /// destination and [`LOOK_EVERY`], from the latest due down, going on
-    /// where the last look stopped. A look that finds nothing waiting
+    /// destination and [`LOOK_EVERY`] (one read for all destinations whose
+    /// look goes on from the same place), from the latest due down, going
+    /// on where the last look stopped. A look that finds nothing waiting
     /// beyond a lease at all ends the destination's recent failure.
     async fn look_for_waiting(&mut self) -> Vec<IndexEntry> {
         let gw = Arc::clone(&self.gw);
@@ -548,7 +552,10 @@ impl TeamDispatch {
         let now = self.clock.now();
         // Beyond any lease taken up to now: not under a claim.
         let beyond = now.plus(LEASE).unix_millis();
-        let mut found = Vec::new();
+        // The lanes due a look, grouped by where their look goes on: lanes
+        // that go on from the same place (most often the top) share one
+        // read of the queue.
+        let mut groups: Vec<(Option<LookFrom>, Vec<Destination>)> = Vec::new();
         for (to, lane) in &mut self.lanes {
             if !lane.look
                 || lane.failing
@@ -559,10 +566,16 @@ impl TeamDispatch {
             lane.look = false;
             lane.looked_at = Some(std::time::Instant::now());
             let from = lane.look_from.take();
+            match groups.iter_mut().find(|(f, _)| *f == from) {
+                Some((_, tos)) => tos.push(to.clone()),
+                None => groups.push((from, vec![to.clone()])),
+            }
+        }
+        let mut found = Vec::new();
+        for (from, tos) in groups {
             let from_top = from.is_none();
-            let page = match gw.store.index_desc(&self.queue, from, LOOK_PAGE).await {
-                Ok(page) => page,
-                Err(_) => continue,
+            let Ok(page) = gw.store.index_desc(&self.queue, from, LOOK_PAGE).await else {
+                continue;
             };
             let mut to_the_end = page.len() < LOOK_PAGE;
             let mut waiting = false;
@@ -572,14 +585,20 @@ impl TeamDispatch {
                     break;
                 }
                 waiting = true;
-                if Destination::of_stored(team, &entry.member).as_ref() == Some(to) {
+                if Destination::of_stored(team, &entry.member).is_some_and(|d| tos.contains(&d)) {
                     found.push(entry.clone());
                 }
             }
-            if !to_the_end {
-                lane.look_from = page.last().map(|e| (e.score, e.member.clone()));
-            } else if from_top && !waiting {
-                lane.failed_at = None;
+            let next = page.last().filter(|_| !to_the_end);
+            for to in &tos {
+                let Some(lane) = self.lanes.get_mut(to) else {
+                    continue;
+                };
+                match next {
+                    Some(e) => lane.look_from = Some((e.score, e.member.clone())),
+                    None if from_top && !waiting => lane.failed_at = None,
+                    None => {}
+                }
             }
         }
         found
