@@ -93,7 +93,10 @@ pub enum Op {
     /// drains) to `score`. Unlike an [`Op::IndexAdd`]'s, the member has no
     /// expiry of its own: it stays until removed, or until the whole queue
     /// expires. The queue lives at least `ttl` from now; no add shortens
-    /// its life. A key is used as an index or as a queue, never both.
+    /// its life (a store may keep it longer: the Redis store renews it
+    /// with a minute's slack, and keeps a drained queue until then). A key
+    /// is used as an index or as a queue, never both. `member` is never
+    /// empty (the Redis store keeps a member `""` of its own in a queue).
     /// Never conflicts.
     QueueAdd {
         key: String,
