@@ -461,40 +461,36 @@ pub fn interaction_ops(
             });
         }
     }
-    ops.extend(due_ops(team, rec, s, now));
+    ops.extend(due_op(team, rec, s, now));
     Ok(Written {
         ops,
         indexed_until: Some(until),
     })
 }
 
-/// Schedules the expiry notice and the expiry of the current authentication.
-fn due_ops(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Vec<Op> {
-    let Some(end) = rec.auth_ends_at(s) else {
-        return Vec::new();
-    };
+/// Schedules what is next due of the current authentication: its expiry
+/// notice while one is to come, else its expiry. One due entry per
+/// interaction, `x:<id>` (the name earlier versions gave the expiry's, so
+/// they handle it too), moved by each write; the sweeper announces what is
+/// due when it comes (src/gateway/expiry.rs).
+fn due_op(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Option<Op> {
+    let end = rec.auth_ends_at(s)?;
     if rec.expiry_announced == Some(end) {
-        return Vec::new();
+        return None;
     }
+    let notice = s
+        .expiry_notice
+        .enabled()
+        .filter(|_| rec.expiring_announced != Some(end));
+    let due = notice.map_or(end, |notice| end.minus(notice));
     // Keep the due queue an hour past the last due time it holds.
     let ttl = end.since(now) + Duration::from_secs(3600);
-    let mut ops = vec![Op::QueueAdd {
+    Some(Op::QueueAdd {
         key: keys::due_queue(&team.id),
         member: format!("x:{}", rec.id),
-        score: end.unix_millis(),
+        score: due.unix_millis(),
         ttl,
-    }];
-    if let Some(notice) = s.expiry_notice.enabled() {
-        if rec.expiring_announced != Some(end) {
-            ops.push(Op::QueueAdd {
-                key: keys::due_queue(&team.id),
-                member: format!("n:{}", rec.id),
-                score: end.minus(notice).unix_millis(),
-                ttl,
-            });
-        }
-    }
-    ops
+    })
 }
 
 /// The ops that write a subject back, or delete it when nothing in it matters.
