@@ -28,7 +28,8 @@
 //! an event is in the history exactly when its change committed.
 //!
 //! Every `Put` has a TTL except where docs/operations.md#keys allows none (a ban until
-//! an admin unlocks), and every index, queue and history has one, refreshed on write.
+//! an admin unlocks), and every index, queue and history has one, renewed while it is
+//! written to (docs/architecture.md#keys-and-slots).
 pub(crate) mod companions;
 pub mod keys;
 pub mod memory;
