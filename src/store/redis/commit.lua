@@ -12,18 +12,18 @@
 --   'Q', member, score, ttl_ms                                     QueueAdd
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
---   'X', entry, max_len, min_id, ttl_ms, fresh                      Append
+--   'X', entry, min_id, ttl_ms, fresh                               Append
 -- An index's expiry set holds member -> when it expires (ms, by `now`).
 -- An index of one member keeps none: the key's own lifetime is its
 -- member's (most customers' indexes hold one interaction); its second
 -- member writes the first's remaining life into a new expiry set. A queue
 -- has none (its members stay until removed).
--- An append adds the entry to the stream (field `e`), cut to about
--- max_len entries. Once per commit and stream, when `fresh` is '1' (this
--- writer has not done so in the last minute) or the stream is new, the
--- stream is trimmed of entries older than min_id and lives ttl_ms from
--- now: so it never exists without a TTL, and outlives its last entry by
--- at least ttl_ms less a minute. Appends go before every other write: a
+-- An append adds the entry to the stream (field `e`); no count cap. Once
+-- per commit and stream, when `fresh` is '1' (this writer has not done so
+-- in the last minute) or the stream is new, the stream is trimmed of
+-- entries older than min_id (its only trim) and lives ttl_ms from now: so
+-- it never exists without a TTL, and outlives its last entry by at least
+-- ttl_ms less a minute. Appends go before every other write: a
 -- stream Redis refuses (another type at its key) fails the script with
 -- nothing written.
 -- Every key is in KEYS.
@@ -31,7 +31,7 @@
 -- version did not match (nothing applied then).
 
 -- Of each kind of op: its arguments after the kind, and its keys.
-local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1, X = 5}
+local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1, X = 4}
 local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
 local a, k, i = 2, 1, 0
 while a <= #ARGV do
@@ -60,14 +60,14 @@ while a <= #ARGV do
   local kind = ARGV[a]
   if kind == 'X' then
     local stream = KEYS[k]
-    local entry, len = ARGV[a + 1], ARGV[a + 2]
-    if ARGV[a + 5] == '1' then
-      redis.call('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
+    local entry = ARGV[a + 1]
+    if ARGV[a + 4] == '1' then
+      redis.call('XADD', stream, '*', 'e', entry)
       lived[stream] = {a, k}
-    elseif not redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', len, '*', 'e', entry) then
+    elseif not redis.call('XADD', stream, 'NOMKSTREAM', '*', 'e', entry) then
       -- No stream (it expired, or was deleted): a new one, given its
       -- lifetime below.
-      redis.call('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
+      redis.call('XADD', stream, '*', 'e', entry)
       lived[stream] = {a, k}
     end
   end
@@ -76,8 +76,8 @@ while a <= #ARGV do
 end
 for _, at in pairs(lived) do
   local stream = KEYS[at[2]]
-  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 3])
-  redis.call('PEXPIRE', stream, ARGV[at[1] + 4])
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 2])
+  redis.call('PEXPIRE', stream, ARGV[at[1] + 3])
 end
 
 local now = tonumber(ARGV[1])
