@@ -370,7 +370,8 @@ pub fn write_interaction(
     now: Timestamp,
 ) -> Result<Written> {
     rec.last_write_at = now;
-    interaction_ops(team, expected, read, indexed_until, rec, now)
+    // The due queue holds `read`'s due times: its write put them there.
+    interaction_ops(team, expected, read, indexed_until, rec, read, now)
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and
@@ -391,13 +392,16 @@ fn index_margin(s: &Settings) -> Duration {
 
 /// The ops of [`write_interaction`] without stamping a write: for the
 /// sweeper's announcements, which are nobody's write and must not keep the
-/// interaction alive.
+/// interaction alive. `queued`: the record whose due times the team's due
+/// queue holds (none when this commit takes one of them off the queue):
+/// only due times it does not hold are queued.
 pub fn interaction_ops(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
     indexed_until: Option<Timestamp>,
     rec: &InteractionRecord,
+    queued: Option<&InteractionRecord>,
     now: Timestamp,
 ) -> Result<Written> {
     let s = team.settings_for(&rec.channel);
@@ -461,40 +465,60 @@ pub fn interaction_ops(
             });
         }
     }
-    ops.extend(due_ops(team, rec, s, now));
+    ops.extend(due_ops(team, queued, rec, s, now));
     Ok(Written {
         ops,
         indexed_until: Some(until),
     })
 }
 
-/// Schedules the expiry notice and the expiry of the current authentication.
-fn due_ops(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Vec<Op> {
+/// Schedules the expiry notice and the expiry of the current
+/// authentication: those of `rec`'s due times that the queue does not hold
+/// already as `queued`'s. (A write that changes neither the end nor what
+/// was announced queues nothing; an end moved earlier or later is queued
+/// anew, which moves the entry.)
+fn due_ops(
+    team: &Team,
+    queued: Option<&InteractionRecord>,
+    rec: &InteractionRecord,
+    s: &Settings,
+    now: Timestamp,
+) -> Vec<Op> {
+    let Some(end) = rec.auth_ends_at(s) else {
+        return Vec::new();
+    };
+    let held = queued.map(|q| due_times(q, s)).unwrap_or_default();
+    // Keep the due queue an hour past the last due time it holds.
+    let ttl = end.since(now) + Duration::from_secs(3600);
+    due_times(rec, s)
+        .into_iter()
+        .filter(|due| !held.contains(due))
+        .map(|(member, score)| Op::QueueAdd {
+            key: keys::due_queue(&team.id),
+            member,
+            score,
+            ttl,
+        })
+        .collect()
+}
+
+/// `rec`'s entries in the due queue, as (member, when): the end of its
+/// authentication (`x:<id>`) and the expiry notice before it (`n:<id>`),
+/// each until announced.
+fn due_times(rec: &InteractionRecord, s: &Settings) -> Vec<(String, i64)> {
     let Some(end) = rec.auth_ends_at(s) else {
         return Vec::new();
     };
     if rec.expiry_announced == Some(end) {
         return Vec::new();
     }
-    // Keep the due queue an hour past the last due time it holds.
-    let ttl = end.since(now) + Duration::from_secs(3600);
-    let mut ops = vec![Op::QueueAdd {
-        key: keys::due_queue(&team.id),
-        member: format!("x:{}", rec.id),
-        score: end.unix_millis(),
-        ttl,
-    }];
+    let mut due = vec![(format!("x:{}", rec.id), end.unix_millis())];
     if let Some(notice) = s.expiry_notice.enabled() {
         if rec.expiring_announced != Some(end) {
-            ops.push(Op::QueueAdd {
-                key: keys::due_queue(&team.id),
-                member: format!("n:{}", rec.id),
-                score: end.minus(notice).unix_millis(),
-                ttl,
-            });
+            due.push((format!("n:{}", rec.id), end.minus(notice).unix_millis()));
         }
     }
-    ops
+    due
 }
 
 /// The ops that write a subject back, or delete it when nothing in it matters.

@@ -25,11 +25,11 @@
 //! the offset the last claim's answer showed).
 //!
 //! A team's event history is a stream (`{team}:ev`, field `e`): an
-//! [`Op::Append`] is an `XADD … MAXLEN ~`, after the version checks and
-//! before every other write of its commit but its creates. Once a minute
-//! per stream and process (or when the stream is new: `XADD NOMKSTREAM`
-//! tells) the commit also trims it by age (`XTRIM MINID ~`) and renews its
-//! TTL, so a stream never lives without one.
+//! [`Op::Append`] is an `XADD`, after the version checks and before every
+//! other write of its commit but its creates. Once a minute per stream and
+//! process (or when the stream is new: `XADD NOMKSTREAM` tells) the commit
+//! also trims it by age (`XTRIM MINID ~`, its only trim: no count cap) and
+//! renews its TTL, so a stream never lives without one.
 //!
 //! # Atomicity
 //!
@@ -509,7 +509,6 @@ impl Store for RedisStore {
                     key: k,
                     entry,
                     max_age,
-                    max_len,
                     ttl,
                 } => {
                     key(&mut call, k, false);
@@ -523,7 +522,6 @@ impl Store for RedisStore {
                         .saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
                     call.arg("X")
                         .arg(entry)
-                        .arg(*max_len)
                         .arg(format!("{}-0", oldest.max(0)))
                         .arg(ttl_ms(*ttl))
                         .arg(if fresh { "1" } else { "0" });

@@ -12,7 +12,7 @@
 --   'Q', member, score, ttl_ms                                     QueueAdd
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
---   'X', entry, max_len, min_id, ttl_ms, fresh                      Append
+--   'X', entry, min_id, ttl_ms, fresh                               Append
 -- The checks go in op order. A check is a GET, except for an op expecting
 -- the key absent ('0') whose key is nowhere else in KEYS: such a Put's
 -- check is its write, `SET … NX` (a create), and such a Delete, once its
@@ -26,21 +26,21 @@
 -- member's (most customers' indexes hold one interaction); its second
 -- member writes the first's remaining life into a new expiry set. A queue
 -- has none (its members stay until removed).
--- An append adds the entry to the stream (field `e`), cut to about
--- max_len entries. Once per commit and stream, when `fresh` is '1' (this
--- writer has not done so in the last minute) or the stream is new, the
--- stream is trimmed of entries older than min_id and lives ttl_ms from
--- now: so it never exists without a TTL, and outlives its last entry by
--- at least ttl_ms less a minute. Appends go after the checks (so after
--- the creates) and before every other write: a stream Redis refuses
--- (another type at its key) undoes the creates and fails the script with
--- Redis' error, nothing written.
+-- An append adds the entry to the stream (field `e`); no count cap. Once
+-- per commit and stream, when `fresh` is '1' (this writer has not done so
+-- in the last minute) or the stream is new, the stream is trimmed of
+-- entries older than min_id (its only trim) and lives ttl_ms from now: so
+-- it never exists without a TTL, and outlives its last entry by at least
+-- ttl_ms less a minute. Appends go after the checks (so after the
+-- creates) and before every other write: a stream Redis refuses (another
+-- type at its key) undoes the creates and fails the script with Redis'
+-- error, nothing written.
 -- Every key is in KEYS.
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 
 -- Of each kind of op: its arguments after the kind, and its keys.
-local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1, X = 5}
+local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1, X = 4}
 local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
 -- How many times each key is in KEYS.
 local uses = {}
@@ -121,10 +121,10 @@ while a <= #ARGV do
   local kind = ARGV[a]
   if kind == 'X' then
     local stream = KEYS[k]
-    local entry, len = ARGV[a + 1], ARGV[a + 2]
+    local entry = ARGV[a + 1]
     local added = false
-    if ARGV[a + 5] ~= '1' then
-      added = redis.pcall('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', len, '*', 'e', entry)
+    if ARGV[a + 4] ~= '1' then
+      added = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', 'e', entry)
       if refused(added) then
         return added
       end
@@ -132,7 +132,7 @@ while a <= #ARGV do
     if not added then
       -- Fresh, or no stream (it expired, or was deleted): a new one, given
       -- its lifetime below.
-      added = redis.pcall('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
+      added = redis.pcall('XADD', stream, '*', 'e', entry)
       if refused(added) then
         return added
       end
@@ -144,8 +144,8 @@ while a <= #ARGV do
 end
 for _, at in pairs(lived) do
   local stream = KEYS[at[2]]
-  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 3])
-  redis.call('PEXPIRE', stream, ARGV[at[1] + 4])
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 2])
+  redis.call('PEXPIRE', stream, ARGV[at[1] + 3])
 end
 
 local now = tonumber(ARGV[1])

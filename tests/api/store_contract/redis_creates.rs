@@ -25,7 +25,6 @@ fn append(key: &str, entry: &str) -> Op {
         key: key.into(),
         entry: entry.into(),
         max_age: Duration::from_secs(3600),
-        max_len: 100,
         ttl: Duration::from_secs(3900),
     }
 }
