@@ -112,7 +112,8 @@ pub enum Op {
     /// about `max_age` (older ones are dropped, within a minute or so),
     /// however many that is, and its key lives `ttl` past its last
     /// append, renewed at least once a minute while appends come. Applied
-    /// before every other write of the commit, so a history that refuses
+    /// before every other write of the commit (on Redis: but its creates,
+    /// which a refused append deletes again), so a history that refuses
     /// the entry leaves nothing written. Never conflicts.
     Append {
         key: String,
