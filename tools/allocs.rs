@@ -152,7 +152,7 @@ fn main() {
         let redis_get = if memory_only {
             None
         } else {
-            let addr = ceilings::redis_get(gateway::REDIS_URL, &prefix).await;
+            let addr = ceilings::redis_get(gateway::redis_url(), &prefix).await;
             let c = per_request(addr, gets(&root, "-"), 200).await;
             row("CEILING axum + one Redis GET", c, None);
             Some(c)

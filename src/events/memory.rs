@@ -1,5 +1,7 @@
 //! The in-process event log: per team, the events of the last
-//! [`HISTORY_AGE`], at most [`HISTORY_MAX`], plus live fan-out. A memory
+//! [`HISTORY_AGE`], however many (no count cap: a resume within the age
+//! always finds its place, docs/events.md#history), plus live fan-out. A
+//! team's history is trimmed when it is appended to or read. A memory
 //! store's commits append to it directly ([`HistorySink`], wired when the
 //! gateway starts), in commit order; [`EventLog::append`] takes the events
 //! of any other store, from the outbox. Ids are
@@ -12,7 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use tokio::sync::broadcast;
 
-use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX};
+use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE};
 use super::Event;
 use crate::store::{History, HistorySink};
 
@@ -51,7 +53,11 @@ impl Shared {
     }
 
     fn append(&self, event: Arc<Event>) {
-        let now = Instant::now();
+        self.append_at(event, Instant::now());
+    }
+
+    /// [`Shared::append`] at `now`.
+    fn append_at(&self, event: Arc<Event>, now: Instant) {
         // The id is given and the entry handed to live readers under one
         // lock: two appends racing would otherwise reach readers out of id
         // order, and a reader skips what is not above the last id it saw.
@@ -65,9 +71,6 @@ impl Shared {
         }
         if let Some(history) = inner.history(team, now) {
             history.push_back((now, entry.clone()));
-            while history.len() > HISTORY_MAX {
-                history.pop_front();
-            }
         }
         self.fanout.send(entry);
     }
@@ -167,6 +170,7 @@ mod tests {
     use super::*;
     use crate::events::EventType;
     use crate::time::Timestamp;
+    use std::time::Duration;
 
     fn event(team: &str) -> Arc<Event> {
         let now = Timestamp::from_unix_seconds(1_795_000_000);
@@ -207,13 +211,47 @@ mod tests {
         }
     }
 
+    /// No count cap: a resume from the first of more than 10 000 events
+    /// gets every later one (docs/events.md#history).
     #[tokio::test]
-    async fn history_is_capped() {
+    async fn history_keeps_every_event_of_its_age_however_many() {
+        const EVENTS: usize = 10_500;
         let log = MemoryLog::new();
-        for _ in 0..HISTORY_MAX + 5 {
+        for _ in 0..EVENTS {
             log.append(event("acme"));
         }
         let all = log.read_after("acme", None, usize::MAX).await.unwrap();
-        assert_eq!(all.len(), HISTORY_MAX);
+        assert_eq!(all.len(), EVENTS);
+        let rest = log.read_after("acme", Some(all[0].id), usize::MAX);
+        let rest: Vec<LogId> = rest.await.unwrap().iter().map(|e| e.id).collect();
+        let expected: Vec<LogId> = all[1..].iter().map(|e| e.id).collect();
+        assert_eq!(rest, expected);
+    }
+
+    /// An event is kept 15 minutes by this process' clock, then trimmed
+    /// (when its team's history is read or appended to).
+    #[test]
+    fn history_is_trimmed_after_15_minutes() {
+        let log = MemoryLog::new();
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        let t0 = Instant::now();
+        log.shared.append_at(event("acme"), t0);
+        log.shared.append_at(event("acme"), t0 + minutes(5));
+        let held = |at: Instant| {
+            let mut inner = log.lock();
+            let history = inner.history("acme", at).unwrap();
+            history.iter().map(|(_, e)| e.id).collect::<Vec<_>>()
+        };
+        let both = held(t0);
+        assert_eq!(both.len(), 2);
+        assert_eq!(held(t0 + minutes(10)), both, "10 minutes on: both");
+        assert_eq!(held(t0 + minutes(15)), both, "15 minutes on: both");
+        let later = t0 + minutes(15) + Duration::from_millis(1);
+        assert_eq!(held(later), both[1..], "the first is trimmed");
+        // An append trims its team's history too.
+        log.shared.append_at(event("acme"), t0 + minutes(21));
+        let left = held(t0 + minutes(21));
+        assert_eq!(left.len(), 1);
+        assert!(left[0] > both[1], "only the newest is left");
     }
 }

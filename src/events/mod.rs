@@ -256,7 +256,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The op that appends `event` to its team's history in a commit, on a
 /// store whose commits reach the log ([`crate::store::Store::append_history`]),
-/// bounded as the log bounds its history. Announce it after the commit
+/// trimmed by age as the log trims its history. Announce it after the commit
 /// ([`Publisher::announce`]), and do not publish it again.
 pub fn history_op(event: &Event) -> Result<Op> {
     let entry = serde_json::to_string(event)
@@ -265,7 +265,6 @@ pub fn history_op(event: &Event) -> Result<Op> {
         key: keys::history(&event.team),
         entry,
         max_age: log::HISTORY_AGE,
-        max_len: log::HISTORY_MAX,
         ttl: log::HISTORY_AGE + log::KEY_TTL_SLACK,
     })
 }

@@ -5,14 +5,14 @@
 //! - **Append in the commit**: where the gateway's store is the same
 //!   Redis under the same prefix ([`EventLog::history`]), the commit of a
 //!   change appends its events itself (`store::Op::Append`, see
-//!   `store/redis.rs`): in commit order, once, bounded as below.
+//!   `store/redis.rs`): in commit order, once, trimmed by age as below.
 //! - **Append from the outbox** (events of items queued by an earlier
 //!   version, or a store that is not this Redis): `publish` hands events
 //!   to one appender task (a bounded queue, so their order is kept); it
 //!   sends them in batches, one script per team (`redis/append.lua`):
-//!   `XADD … MINID ~ <now − 1 h>`, `XTRIM MAXLEN ~`, `PEXPIRE` (the key
-//!   lives an hour and 5 minutes past its last event). Each batch carries
-//!   an id the script remembers for [`BATCH_MEMORY`]
+//!   `XADD … MINID ~ <now − 15 min>` (trimmed by age only, no count
+//!   cap), `PEXPIRE` (the key lives 20 minutes past its last event). Each
+//!   batch carries an id the script remembers for [`BATCH_MEMORY`]
 //!   (`{key_prefix}:{team}:evb`), so a batch sent again because its
 //!   answer was lost is not appended twice.
 //! - **Fan-out**: every instance runs a reader task that follows the teams'
@@ -39,9 +39,7 @@ use ::redis::{Client, Script, Value};
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::log::{
-    EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, HISTORY_MAX, KEY_TTL_SLACK,
-};
+use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, KEY_TTL_SLACK};
 use super::Event;
 use crate::store::redis::conn::{Connector, Link};
 use crate::store::{keys, History};
@@ -403,7 +401,7 @@ async fn run_appender(mut queue: mpsc::Receiver<Append>, conn: Arc<Connector>, p
 }
 
 /// One script: the events onto `key`'s stream (trimming entries older than
-/// [`HISTORY_AGE`]), the stream cut to about [`HISTORY_MAX`], its TTL
+/// [`HISTORY_AGE`]; however many are younger, all are kept), its TTL
 /// renewed — so the key never exists without a TTL — unless batch `batch`
 /// was appended already.
 async fn append(
@@ -424,7 +422,6 @@ async fn append(
         .key(batches_key(key))
         .arg(batch)
         .arg(&min_id)
-        .arg(HISTORY_MAX)
         .arg(ttl_ms)
         .arg(BATCH_MEMORY.as_millis() as u64);
     for event in events {

@@ -370,7 +370,8 @@ pub fn write_interaction(
     now: Timestamp,
 ) -> Result<Written> {
     rec.last_write_at = now;
-    interaction_ops(team, expected, read, indexed_until, rec, now)
+    // The due queue holds `read`'s due times: its write put them there.
+    interaction_ops(team, expected, read, indexed_until, rec, read, now)
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and
@@ -391,13 +392,16 @@ fn index_margin(s: &Settings) -> Duration {
 
 /// The ops of [`write_interaction`] without stamping a write: for the
 /// sweeper's announcements, which are nobody's write and must not keep the
-/// interaction alive.
+/// interaction alive. `queued`: the record whose due times the team's due
+/// queue holds (none when this commit takes one of them off the queue):
+/// only due times it does not hold are queued.
 pub fn interaction_ops(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
     indexed_until: Option<Timestamp>,
     rec: &InteractionRecord,
+    queued: Option<&InteractionRecord>,
     now: Timestamp,
 ) -> Result<Written> {
     let s = team.settings_for(&rec.channel);
@@ -461,19 +465,44 @@ pub fn interaction_ops(
             });
         }
     }
-    ops.extend(due_op(team, rec, s, now));
+    ops.extend(due_op(team, queued, rec, s, now));
     Ok(Written {
         ops,
         indexed_until: Some(until),
     })
 }
 
-/// Schedules what is next due of the current authentication: its expiry
-/// notice while one is to come, else its expiry. One due entry per
-/// interaction, `x:<id>` (the name earlier versions gave the expiry's, so
-/// they handle it too), moved by each write; the sweeper announces what is
-/// due when it comes (src/gateway/expiry.rs).
-fn due_op(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) -> Option<Op> {
+/// Schedules what is next due of the current authentication: its entry
+/// ([`due_time`]), unless the queue holds it already as `queued`'s. (A
+/// write that changes neither the end nor what was announced queues
+/// nothing; one that does moves the entry.)
+fn due_op(
+    team: &Team,
+    queued: Option<&InteractionRecord>,
+    rec: &InteractionRecord,
+    s: &Settings,
+    now: Timestamp,
+) -> Option<Op> {
+    let end = rec.auth_ends_at(s)?;
+    let held = queued.and_then(|q| due_time(q, s));
+    let (member, score) = due_time(rec, s).filter(|due| held.as_ref() != Some(due))?;
+    // Keep the due queue an hour past the last due time it holds.
+    let ttl = end.since(now) + Duration::from_secs(3600);
+    Some(Op::QueueAdd {
+        key: keys::due_queue(&team.id),
+        member,
+        score,
+        ttl,
+    })
+}
+
+/// `rec`'s entry in the due queue, as (member, when): what is due next of
+/// its authentication, the expiry notice while one is to come, else its
+/// end; none once the expiry is announced. One entry per interaction,
+/// `x:<id>` (the name earlier versions gave the expiry's, so they handle it
+/// too); the sweeper announces what is due when it comes
+/// (src/gateway/expiry.rs).
+fn due_time(rec: &InteractionRecord, s: &Settings) -> Option<(String, i64)> {
     let end = rec.auth_ends_at(s)?;
     if rec.expiry_announced == Some(end) {
         return None;
@@ -483,14 +512,7 @@ fn due_op(team: &Team, rec: &InteractionRecord, s: &Settings, now: Timestamp) ->
         .enabled()
         .filter(|_| rec.expiring_announced != Some(end));
     let due = notice.map_or(end, |notice| end.minus(notice));
-    // Keep the due queue an hour past the last due time it holds.
-    let ttl = end.since(now) + Duration::from_secs(3600);
-    Some(Op::QueueAdd {
-        key: keys::due_queue(&team.id),
-        member: format!("x:{}", rec.id),
-        score: due.unix_millis(),
-        ttl,
-    })
+    Some((format!("x:{}", rec.id), due.unix_millis()))
 }
 
 /// The ops that write a subject back, or delete it when nothing in it matters.

@@ -592,7 +592,9 @@ impl Gateway {
         let mut ops = std::mem::take(&mut w.first);
         let own = ops.len();
         let written = if w.announcement {
-            interaction_ops(team, version, read, pair.indexed_until, &w.rec, now)?
+            // The sweeper took the entry it announces off the queue
+            // (`first`): every due time left is queued again.
+            interaction_ops(team, version, read, pair.indexed_until, &w.rec, None, now)?
         } else {
             write_interaction(team, version, read, pair.indexed_until, &mut w.rec, now)?
         };

@@ -33,8 +33,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The team's events as `text/event-stream` (agent, admin). With
-/// `Last-Event-ID`, first the retained events after that id; an id the
-/// history no longer (or never) held starts from the oldest retained event.
+/// `Last-Event-ID`, first the retained events after that id (the history
+/// keeps the last 15 minutes of events, however many); an id the history
+/// no longer (or never) held starts from the oldest retained event.
 #[utoipa::path(get, path = "/v1/events", tag = "events", security(("api_key" = [])),
     params(("Last-Event-ID" = Option<String>, Header,
         description = "the `id:` of the last event received; resumes after it")),

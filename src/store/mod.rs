@@ -113,16 +113,16 @@ pub enum Op {
     /// [`keys::history`]), after every entry of earlier commits: commit
     /// order is history order. Only for a store whose
     /// [`Store::append_history`] said yes. The history keeps entries
-    /// about `max_age` (older ones are dropped, within a minute or so) and
-    /// about `max_len` of them, and its key lives `ttl` past its last
+    /// about `max_age` (older ones are dropped, within a minute or so),
+    /// however many that is, and its key lives `ttl` past its last
     /// append, renewed at least once a minute while appends come. Applied
-    /// before every other write of the commit, so a history that refuses
+    /// before every other write of the commit (on Redis: but its creates,
+    /// which a refused append deletes again), so a history that refuses
     /// the entry leaves nothing written. Never conflicts.
     Append {
         key: String,
         entry: String,
         max_age: Duration,
-        max_len: usize,
         ttl: Duration,
     },
 }

@@ -4,7 +4,9 @@
 //!
 //! Every physical key is `"{key_prefix}:{logical_key}"`. A record is one
 //! string, `"<version>\n<json>"`, so a read of many keys is one `MGET` and a
-//! version check is one `GET` inside a script. Indexes are sorted sets
+//! version check is one `GET` inside a script — or none: a create (a `Put`
+//! expecting its key absent, the only op of its commit on that key) is
+//! checked by its own `SET … NX`. Indexes are sorted sets
 //! (scores are doubles in Redis: exact for |score| < 2^53, which covers
 //! millisecond timestamps). Record TTLs use `SET ... PX`; a `Put` without
 //! TTL is a plain `SET`, which also clears an earlier TTL. Each index `K`
@@ -34,18 +36,20 @@
 //! the offset the last claim's answer showed).
 //!
 //! A team's event history is a stream (`{team}:ev`, field `e`): an
-//! [`Op::Append`] is an `XADD … MAXLEN ~`, before every other write of
-//! its commit. Once a minute per stream and process (or when the stream
-//! is new: `XADD NOMKSTREAM` tells) the commit also trims it by age
-//! (`XTRIM MINID ~`) and renews its TTL, so a stream never lives without
-//! one.
+//! [`Op::Append`] is an `XADD`, after the version checks and before every
+//! other write of its commit but its creates. Once a minute per stream and
+//! process (or when the stream is new: `XADD NOMKSTREAM` tells) the commit
+//! also trims it by age (`XTRIM MINID ~`, its only trim: no count cap) and
+//! renews its TTL, so a stream never lives without one.
 //!
 //! # Atomicity
 //!
 //! [`Store::commit`] is one Lua script (`redis/commit.lua`) that checks every
-//! version before it writes anything; [`Store::index_claim_due`] is another
-//! (`redis/claim_due.lua`) so each due entry goes to exactly one caller;
-//! [`Store::queue_move_unchanged`] a third (`redis/move_unchanged.lua`), so
+//! version before it writes anything but its creates (each checked by its
+//! own `SET … NX`), which a conflict or an error reply after them deletes
+//! again; [`Store::index_claim_due`] is another (`redis/claim_due.lua`) so
+//! each due entry goes to exactly one caller; [`Store::queue_move_unchanged`]
+//! a third (`redis/move_unchanged.lua`), so
 //! an entry claimed or removed since it was read is left alone.
 //! Every script touches only the keys passed to it in `KEYS`.
 //! [`Store::index_desc`] is a plain read: one `ZREVRANGEBYSCORE` from
@@ -548,7 +552,6 @@ impl Store for RedisStore {
                     key: k,
                     entry,
                     max_age,
-                    max_len,
                     ttl,
                 } => {
                     key(&mut call, k, false);
@@ -563,7 +566,6 @@ impl Store for RedisStore {
                         .saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
                     call.arg("X")
                         .arg(entry)
-                        .arg(*max_len)
                         .arg(format!("{}-0", oldest.max(0)))
                         .arg(ttl_ms(*ttl))
                         .arg(if fresh { "1" } else { "0" });
@@ -793,17 +795,19 @@ mod tests {
         out
     }
 
-    /// The `redis.call`s of `script` whose key is not passed in `KEYS`:
-    /// directly (`KEYS[...]`), through a local bound to one, or through a
-    /// parameter of a local function whose every call passes such keys.
+    /// The `redis.call`s and `redis.pcall`s of `script` whose key is not
+    /// passed in `KEYS`: directly (`KEYS[...]`), through a local bound to
+    /// one, or through a parameter of a local function whose every call
+    /// passes such a key where a redis call takes that parameter as its key.
     fn calls_outside_keys(script: &str) -> Vec<String> {
         let mut aliases: Vec<&str> = Vec::new();
-        let mut functions: Vec<&str> = Vec::new();
+        let mut functions: Vec<(&str, Vec<&str>)> = Vec::new();
         for line in script.lines().map(str::trim) {
             if let Some(rest) = line.strip_prefix("local function ") {
                 if let Some((name, params)) = rest.split_once('(') {
-                    functions.push(name.trim());
-                    aliases.extend(arguments(params));
+                    let params = arguments(params);
+                    aliases.extend(&params);
+                    functions.push((name.trim(), params));
                 }
             } else if let Some((name, value)) =
                 line.strip_prefix("local ").and_then(|l| l.split_once('='))
@@ -816,21 +820,31 @@ mod tests {
         let a_key =
             |arg: &str| (arg.starts_with("KEYS[") && arg.ends_with(']')) || aliases.contains(&arg);
         let mut outside = Vec::new();
-        for call in script.split("redis.call(").skip(1) {
-            let args = arguments(call);
-            let command = args.first().copied().unwrap_or("");
-            if !KEYLESS.contains(&command) && !args.get(1).is_some_and(|k| a_key(k)) {
-                outside.push(format!("redis.call({})", args.join(", ")));
+        // What the redis calls take as their key.
+        let mut keys_taken = Vec::new();
+        for call in ["redis.call(", "redis.pcall("] {
+            for args in script.split(call).skip(1).map(arguments) {
+                let command = args.first().copied().unwrap_or("");
+                if KEYLESS.contains(&command) {
+                    continue;
+                }
+                if !args.get(1).is_some_and(|k| a_key(k)) {
+                    outside.push(format!("{call}{})", args.join(", ")));
+                }
+                keys_taken.extend(args.get(1).copied());
             }
         }
-        for f in functions {
+        for (f, params) in functions {
+            let keyed: Vec<usize> = (0..params.len())
+                .filter(|&i| keys_taken.contains(&params[i]))
+                .collect();
             let pattern = format!("{f}(");
             for (at, _) in script.match_indices(&pattern) {
                 if script[..at].ends_with("function ") {
                     continue;
                 }
                 let args = arguments(&script[at + pattern.len()..]);
-                if !args.iter().all(|a| a_key(a)) {
+                if !keyed.iter().all(|&i| args.get(i).is_some_and(|a| a_key(a))) {
                     outside.push(format!("{f}({})", args.join(", ")));
                 }
             }
@@ -855,5 +869,14 @@ mod tests {
         );
         let through = "local function f(k)\n  redis.call('DEL', k)\nend\nf(KEYS[2])\nf(ARGV[1])";
         assert_eq!(calls_outside_keys(through), ["f(ARGV[1])"]);
+        let protected = "local r = redis.pcall('GET', ARGV[1])\nreturn redis.pcall('GET', KEYS[1])";
+        assert_eq!(
+            calls_outside_keys(protected),
+            ["redis.pcall('GET', ARGV[1])"]
+        );
+        // A parameter no redis call takes as its key may be anything.
+        let checked = "local function g(reply, k)\n  redis.call('DEL', k)\n  return reply\nend\n\
+                       g(ARGV[1], KEYS[1])\ng(KEYS[1], ARGV[2])";
+        assert_eq!(calls_outside_keys(checked), ["g(KEYS[1], ARGV[2])"]);
     }
 }

@@ -12,7 +12,7 @@ use chatgate::events::memory::MemoryLog;
 use chatgate::events::redis::{RedisLog, Servers};
 use chatgate::events::{history_op, Event, EventLog, EventType, LogEntry, Publisher};
 use chatgate::gateway::NewInteraction;
-use chatgate::store::{keys, Commit, Op, SharedStore};
+use chatgate::store::{keys, Commit, Op, SharedStore, Store};
 use chatgate::time::{Clock, SystemClock};
 use serde_json::{json, Value};
 
@@ -109,10 +109,11 @@ on_each_store!(
         let queued = store.index_desc(&keys::outbox("acme"), None, 10).await;
         assert!(queued.unwrap().is_empty());
         if backend == Backend::Redis {
-            // The stream has its lifetime: an hour and five minutes.
+            // The stream has its lifetime: the history's 15 minutes and
+            // five more.
             let keys = crate::redis_support::TestPrefix::for_prefix(&prefix);
             let ttl = keys.pttl(&keys.physical("{acme}:ev"));
-            assert!(ttl > 60 * 60 * 1000 && ttl <= 65 * 60 * 1000, "pttl {ttl}");
+            assert!(ttl > 15 * 60 * 1000 && ttl <= 20 * 60 * 1000, "pttl {ttl}");
         }
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -303,4 +304,98 @@ async fn a_store_that_cannot_reach_the_log_goes_through_the_outbox() {
     .await;
     drop(app);
     delete_prefix(&prefix);
+}
+
+/// More than 10 000 events of one team.
+const MANY: u64 = 10_500;
+
+/// Every `data.n` of the team's history after `after`, read page by page as
+/// the live stream reads it.
+async fn numbers_after(log: &dyn EventLog, mut after: Option<chatgate::events::LogId>) -> Vec<u64> {
+    let mut numbers = Vec::new();
+    loop {
+        let page = log.read_after("acme", after, 200).await.unwrap();
+        let Some(last) = page.last() else {
+            return numbers;
+        };
+        after = Some(last.id);
+        numbers.extend(page.iter().map(|e| data(e)["n"].as_u64().unwrap()));
+    }
+}
+
+/// The history is trimmed by age only (docs/events.md#history): events
+/// appended from the outbox (`redis/append.lua`, the Redis log's appender)
+/// are all kept, however many, and a resume from the first finds its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_appender_keeps_more_than_10_000_events_of_one_team() {
+    if !redis_available().await {
+        return;
+    }
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let _cleanup = crate::redis_support::TestPrefix::for_prefix(&prefix);
+    let log = log_of(Backend::Redis, &prefix).await;
+    let now = SystemClock.now();
+    let numbers: Vec<u64> = (1..=MANY).collect();
+    // 500 at a time: the appender's queue holds 10 000.
+    for chunk in numbers.chunks(500) {
+        let mut waiting = Vec::new();
+        for n in chunk {
+            let event = Event::new(EventType::SubjectUnlocked, now, "acme", &json!({ "n": n }));
+            let (done, appended) = tokio::sync::oneshot::channel();
+            log.append_confirmed(Arc::new(event.unwrap()), done);
+            waiting.push(appended);
+        }
+        for appended in waiting {
+            assert!(appended.await.unwrap(), "appended");
+        }
+    }
+    let all = numbers_after(log.as_ref(), None).await;
+    assert!(all == numbers, "{} kept, from {:?}", all.len(), all.first());
+    let first = log.read_after("acme", None, 1).await.unwrap()[0].id;
+    let rest = numbers_after(log.as_ref(), Some(first)).await;
+    assert!(rest == numbers[1..], "{} after the first", rest.len());
+}
+
+/// A commit's append trims the team's stream of the events older than 15
+/// minutes (the first append of a store does; then once a minute) and
+/// keeps one of 10 minutes ago.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_trims_the_stream_of_events_older_than_15_minutes() {
+    let Some((store, keys)) = crate::redis_support::redis_store().await else {
+        return;
+    };
+    let stream = keys.physical("{acme}:ev");
+    // Stream ids are Redis' ms; Redis runs on this host, by the same clock.
+    let now_ms = SystemClock.now().unix_millis();
+    let old = now_ms - 16 * 60 * 1000;
+    for seq in 0..300 {
+        keys.raw(&["XADD", &stream, &format!("{old}-{seq}"), "e", "{}"]);
+    }
+    let recent = format!("{}-0", now_ms - 10 * 60 * 1000);
+    keys.raw(&["XADD", &stream, &recent, "e", "{}"]);
+    let event = Event::new(
+        EventType::SubjectUnlocked,
+        SystemClock.now(),
+        "acme",
+        &json!({}),
+    );
+    let ops = vec![history_op(&event.unwrap()).unwrap()];
+    assert_eq!(store.commit(ops).await.unwrap(), Commit::Applied);
+    // `MINID ~` drops whole nodes of the stream (up to 100 entries each):
+    // of the 300 old events, at most the last node's may stay.
+    let redis::Value::Int(len) = keys.raw(&["XLEN", &stream]) else {
+        panic!("XLEN");
+    };
+    assert!(len <= 100 + 2, "the old events trimmed: {len} left");
+    let kept = keys.raw(&["XRANGE", &stream, &recent, &recent]);
+    assert!(
+        matches!(&kept, redis::Value::Array(e) if e.len() == 1),
+        "the event of 10 minutes ago kept: {kept:?}"
+    );
+    let first_old = format!("{old}-0");
+    let kept_first = keys.raw(&["XRANGE", &stream, &first_old, &first_old]);
+    assert!(
+        matches!(&kept_first, redis::Value::Array(e) if e.is_empty()),
+        "the oldest trimmed: {kept_first:?}"
+    );
 }

@@ -756,6 +756,7 @@ async fn a_change_whose_history_is_refused_writes_nothing() {
     let keys_of = crate::redis_support::TestPrefix::for_prefix(&app.key_prefix);
     let stream = keys_of.physical("{acme}:ev");
     keys_of.raw(&["SET", &stream, "not a stream", "EX", "60"]);
+    let before = keys_of.keys();
     let res = app
         .request(
             reqwest::Method::POST,
@@ -771,13 +772,16 @@ async fn a_change_whose_history_is_refused_writes_nothing() {
         let exists = keys_of.raw(&["EXISTS", &keys_of.physical(key)]);
         assert_eq!(exists, redis::Value::Int(0), "{key}: nothing written");
     }
+    // Nor the interaction, nor its conversation's key (created before the
+    // append, then deleted again).
+    assert_eq!(keys_of.keys(), before, "nothing written");
     // Once the stream takes it, the same request goes through.
     keys_of.raw(&["DEL", &stream]);
     let created = app
         .create(serde_json::json!({"channel": "webchat", "conversation_id": "c-1"}))
         .await;
     let ttl = keys_of.pttl(&stream);
-    assert!(ttl > 60 * 60 * 1000, "the stream has its lifetime: {ttl}");
+    assert!(ttl > 15 * 60 * 1000, "the stream has its lifetime: {ttl}");
     let entries = keys_of.raw(&["XLEN", &stream]);
     assert_eq!(entries, redis::Value::Int(1), "{created}");
 }

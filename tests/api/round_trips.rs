@@ -29,6 +29,8 @@ struct Counting {
     /// Ops committed that extend what points to an interaction: the
     /// conversation key's TTL, the team's listing and customer indexes.
     extensions: AtomicUsize,
+    /// Entries added to (or moved in) a team's due queue by commits.
+    due_adds: AtomicUsize,
 }
 
 /// Long enough for reads that may go side by side to overlap; short enough
@@ -99,6 +101,9 @@ impl Store for Counting {
         };
         let n = ops.iter().filter(extends).count();
         self.extensions.fetch_add(n, Ordering::SeqCst);
+        let due = |op: &&Op| matches!(op, Op::QueueAdd { key, .. } if key.ends_with("}:dueq"));
+        let n = ops.iter().filter(due).count();
+        self.due_adds.fetch_add(n, Ordering::SeqCst);
         self.inner.commit(ops).await
     }
     async fn index_desc(
@@ -272,6 +277,43 @@ async fn writes_within_the_margin_leave_the_conversation_key_and_indexes_be() {
     // at once (the link issued before it changed nothing of them).
     app.authenticate(&id, "cust-other").await;
     assert_eq!(extensions(), 7, "both customers' entries written");
+}
+
+/// An authenticated interaction's due entry (one: at the notice before its
+/// expiry, then at the expiry) is queued by the write that sets it; a
+/// write that moves neither leaves the queue be, and one that moves the end
+/// queues it again (docs/architecture.md#time-outs). The expiry tests of
+/// `outbox.rs` and `login_callback.rs` show they are still announced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_that_move_no_due_time_queue_nothing() {
+    let (counting, app) = on_counting_store().await;
+    let id = app.new_interaction().await;
+    let due = || counting.due_adds.load(Ordering::SeqCst);
+    assert_eq!(due(), 0, "nothing due before an authentication");
+    app.authenticate(&id, "cust-d").await;
+    assert_eq!(
+        due(),
+        1,
+        "authenticated: one entry, for the notice, then the expiry"
+    );
+    // Activity is written (its time moves), but with no idle timeout the
+    // authentication's end stays where it was.
+    let writes = counting.calls.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        app.advance(60);
+        let path = format!("/v1/interactions/{id}/activity");
+        let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
+        assert_eq!(res.status(), 200);
+    }
+    assert!(
+        counting.calls.load(Ordering::SeqCst) >= writes + 6,
+        "each activity read and wrote"
+    );
+    assert_eq!(due(), 1, "writes that move no due time");
+    // Authenticated again later: a new end, queued anew.
+    app.advance(60);
+    app.authenticate(&id, "cust-d").await;
+    assert_eq!(due(), 2, "the end moved");
 }
 
 /// Requests on one interaction queue behind each other in this process (so

@@ -1,5 +1,5 @@
 //! The store contract, written once and run on both stores: every behaviour
-//! is an `async fn(SharedStore)` in `records` or `indexes`, and
+//! is an `async fn(SharedStore)` in `records`, `creates` or `indexes`, and
 //! [`contract!`] turns each into a test in `memory::`, one in `redis::`
 //! (its own key prefix, cleaned up afterwards) and one in `cluster::`: a
 //! real local Redis Cluster of three masters, started once per test process
@@ -7,8 +7,10 @@
 //! show (TTLs of physical keys, Redis down and back) sit in `redis_only`;
 //! the cluster's own (a master killed and back, restarts) in `cluster_only`.
 mod cluster_only;
+mod creates;
 mod indexes;
 mod records;
+mod redis_creates;
 mod redis_only;
 
 use std::time::Duration;
@@ -71,6 +73,8 @@ contract!(
     records::get_with_companion_defaults_only_a_record_naming_none,
     records::keys_of_several_slots_read_together_and_written_apart,
     records::touch_raises_a_ttl_and_never_creates,
+    creates::a_conflict_after_creates_leaves_nothing_written,
+    creates::a_key_in_several_ops_is_checked_as_it_was_before,
     indexes::index_orders_ties_and_pages,
     indexes::index_pages_through_many_ties,
     indexes::index_members_expire_one_by_one,

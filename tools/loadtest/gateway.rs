@@ -22,7 +22,15 @@ use uuid::Uuid;
 
 use crate::engine::{self, RedisCost};
 
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// The Redis the run uses: `LOADTEST_REDIS_URL`, else the one on
+/// `127.0.0.1:6379`. A Redis of its own keeps other clients' commands out
+/// of the per-request counts.
+pub fn redis_url() -> &'static str {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        std::env::var("LOADTEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    })
+}
 
 /// A running gateway and what a client needs to call it.
 pub struct Running {
@@ -59,6 +67,7 @@ fn write_config(dir: &Path, redis: bool, prefix: &str, chat: SocketAddr, keys: (
     std::fs::create_dir_all(dir.join("config/teams")).expect("dir");
     std::fs::create_dir_all(dir.join("channels")).expect("dir");
     let backend = if redis { "redis" } else { "memory" };
+    let redis_url = redis_url();
     // Attempt limits high enough that a run of wrong codes is counted, not
     // refused (the OTP-verify scenario), and failures forgotten after 1 s so
     // a subject's record stays small under the hot-record brute force.
@@ -73,7 +82,7 @@ max_connections = 4096
 
 [store]
 backend = "{backend}"
-redis_url = "{REDIS_URL}"
+redis_url = "{redis_url}"
 key_prefix = "{prefix}"
 
 [defaults]
@@ -334,7 +343,7 @@ pub async fn keys_of(conn: &mut redis::aio::MultiplexedConnection, pattern: &str
 }
 
 pub async fn redis_conn() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(REDIS_URL)
+    redis::Client::open(redis_url())
         .expect("url")
         .get_multiplexed_async_connection()
         .await

@@ -11,7 +11,8 @@
 //! cargo run --release --example loadtest -- --quick      # ~2 min
 //! cargo run --release --example loadtest                 # full, see docs/performance.md
 //! ```
-//! Redis must run on 127.0.0.1:6379 (else `--memory-only`); the run uses
+//! Redis must run on 127.0.0.1:6379, or at `LOADTEST_REDIS_URL` (else
+//! `--memory-only`); the run uses
 //! its own key prefixes and deletes its keys at the end (never FLUSHALL).
 //! The gateway's log runs at `info` into a sink (formatted, then dropped).
 mod ceilings;
@@ -727,7 +728,7 @@ async fn run(args: Args) {
         uuid::Uuid::now_v7().simple()
     );
     if redis {
-        let addr = ceilings::redis_get(gateway::REDIS_URL, &ceiling_prefix).await;
+        let addr = ceilings::redis_get(gateway::redis_url(), &ceiling_prefix).await;
         let o = b.measure(true, addr, get("/".into(), "-"), None).await;
         redis_get = Some(addr);
         b.rows

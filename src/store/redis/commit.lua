@@ -12,7 +12,15 @@
 --   'Q', member, score, ttl_ms, renew, slack_ms                    QueueAdd
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
---   'X', entry, max_len, min_id, ttl_ms, fresh                      Append
+--   'X', entry, min_id, ttl_ms, fresh                               Append
+-- The checks go in op order. A check is a GET, except for an op expecting
+-- the key absent ('0') whose key is nowhere else in KEYS: such a Put's
+-- check is its write, `SET … NX` (a create), and such a Delete, once its
+-- GET found the key absent, has nothing left to delete. A conflict, or an
+-- error reply (a key of another type), deletes the keys this commit
+-- created (absent before, so that restores them): nothing stays written.
+-- A key in several ops is checked with GET, against what was there before
+-- the commit, as every op's version is.
 -- An index's expiry set holds member -> when it expires (ms, by `now`).
 -- An index of one member keeps none: the key's own lifetime is its
 -- member's (most customers' indexes hold one interaction); its second
@@ -25,40 +33,93 @@
 -- (that minute, or the TTL asked when shorter): so until this writer's next
 -- renewal, what it adds expires before the key does. Every op on a key in
 -- one commit carries the same `renew` and `slack_ms`.
--- An append adds the entry to the stream (field `e`), cut to about
--- max_len entries. Once per commit and stream, when `fresh` is '1' (this
--- writer has not done so in the last minute) or the stream is new, the
--- stream is trimmed of entries older than min_id and lives ttl_ms from
--- now: so it never exists without a TTL, and outlives its last entry by
--- at least ttl_ms less a minute. Appends go before every other write: a
--- stream Redis refuses (another type at its key) fails the script with
--- nothing written.
+-- An append adds the entry to the stream (field `e`); no count cap. Once
+-- per commit and stream, when `fresh` is '1' (this writer has not done so
+-- in the last minute) or the stream is new, the stream is trimmed of
+-- entries older than min_id (its only trim) and lives ttl_ms from now: so
+-- it never exists without a TTL, and outlives its last entry by at least
+-- ttl_ms less a minute. Appends go after the checks (so after the
+-- creates) and before every other write: a stream Redis refuses (another
+-- type at its key) undoes the creates and fails the script with Redis'
+-- error, nothing written.
 -- Every key is in KEYS.
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 
 -- Of each kind of op: its arguments after the kind, and its keys.
-local ARGS = {P = 3, D = 1, A = 5, R = 1, Q = 5, U = 1, T = 1, X = 5}
+local ARGS = {P = 3, D = 1, A = 5, R = 1, Q = 5, U = 1, T = 1, X = 4}
 local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
+-- How many times each key is in KEYS.
+local uses = {}
+for _, key in ipairs(KEYS) do
+  uses[key] = (uses[key] or 0) + 1
+end
+-- The keys this commit created with `SET … NX` (their positions in KEYS),
+-- and the positions in KEYS whose op needs no write after its check (a
+-- create, or a Delete of a key still absent).
+local created = {}
+local done = {}
+-- Deletes the keys this commit created: they were absent before it.
+local function undo()
+  for _, at in ipairs(created) do
+    redis.call('DEL', KEYS[at])
+  end
+end
+-- Whether a check's or an append's reply is an error (a key of another
+-- type, say): the creates are undone then, for the script to return it.
+local function refused(reply)
+  if type(reply) == 'table' and reply.err then
+    undo()
+    return true
+  end
+  return false
+end
+
 local a, k, i = 2, 1, 0
 while a <= #ARGV do
   local kind = ARGV[a]
   i = i + 1
   if kind == 'P' or kind == 'D' then
-    local current = redis.call('GET', KEYS[k])
-    local version = '0'
-    if current then
-      version = string.match(current, '^(%d+)\n') or 'corrupt'
+    local key = KEYS[k]
+    local expected = ARGV[a + 1]
+    local alone = expected == '0' and uses[key] == 1
+    local set = false
+    if alone and kind == 'P' then
+      if ARGV[a + 3] == '0' then
+        set = redis.pcall('SET', key, ARGV[a + 2], 'NX')
+      else
+        set = redis.pcall('SET', key, ARGV[a + 2], 'NX', 'PX', ARGV[a + 3])
+      end
+      if refused(set) then
+        return set
+      end
     end
-    if version ~= ARGV[a + 1] then
-      return i
+    if set then
+      created[#created + 1] = k
+      done[k] = true
+    else
+      -- (A create refused: the GET names the conflict, or the error of a
+      -- key of another type, as for any other op.)
+      local current = redis.pcall('GET', key)
+      if refused(current) then
+        return current
+      end
+      local version = '0'
+      if current then
+        version = string.match(current, '^(%d+)\n') or 'corrupt'
+      end
+      if version ~= expected then
+        undo()
+        return i
+      end
+      done[k] = alone and kind == 'D'
     end
   end
   a = a + 1 + ARGS[kind]
   k = k + KEYN[kind]
 end
 
--- Appends first, in op order (commit order is history order). A stream
+-- Appends next, in op order (commit order is history order). A stream
 -- given its lifetime by this commit: name -> its op's position in ARGV and
 -- KEYS.
 local lived = {}
@@ -67,14 +128,21 @@ while a <= #ARGV do
   local kind = ARGV[a]
   if kind == 'X' then
     local stream = KEYS[k]
-    local entry, len = ARGV[a + 1], ARGV[a + 2]
-    if ARGV[a + 5] == '1' then
-      redis.call('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
-      lived[stream] = {a, k}
-    elseif not redis.call('XADD', stream, 'NOMKSTREAM', 'MAXLEN', '~', len, '*', 'e', entry) then
-      -- No stream (it expired, or was deleted): a new one, given its
-      -- lifetime below.
-      redis.call('XADD', stream, 'MAXLEN', '~', len, '*', 'e', entry)
+    local entry = ARGV[a + 1]
+    local added = false
+    if ARGV[a + 4] ~= '1' then
+      added = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', 'e', entry)
+      if refused(added) then
+        return added
+      end
+    end
+    if not added then
+      -- Fresh, or no stream (it expired, or was deleted): a new one, given
+      -- its lifetime below.
+      added = redis.pcall('XADD', stream, '*', 'e', entry)
+      if refused(added) then
+        return added
+      end
       lived[stream] = {a, k}
     end
   end
@@ -83,8 +151,8 @@ while a <= #ARGV do
 end
 for _, at in pairs(lived) do
   local stream = KEYS[at[2]]
-  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 3])
-  redis.call('PEXPIRE', stream, ARGV[at[1] + 4])
+  redis.call('XTRIM', stream, 'MINID', '~', ARGV[at[1] + 2])
+  redis.call('PEXPIRE', stream, ARGV[at[1] + 3])
 end
 
 local now = tonumber(ARGV[1])
@@ -159,7 +227,9 @@ a, k = 2, 1
 while a <= #ARGV do
   local kind = ARGV[a]
   local key = KEYS[k]
-  if kind == 'P' then
+  if done[k] then
+    -- Written (or nothing to write) by its check.
+  elseif kind == 'P' then
     if ARGV[a + 3] == '0' then
       redis.call('SET', key, ARGV[a + 2])
     else

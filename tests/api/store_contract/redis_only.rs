@@ -512,18 +512,23 @@ async fn recovers_by_itself_when_redis_comes_back() {
 
 /// Calls of the read commands since the last `CONFIG RESETSTAT`.
 fn reads_since_reset(admin: &mut redis::Connection) -> u64 {
+    calls_since_reset(
+        admin,
+        &[
+            "cmdstat_get:",
+            "cmdstat_mget:",
+            "cmdstat_eval",
+            "cmdstat_fcall",
+        ],
+    )
+}
+
+/// Calls since the last `CONFIG RESETSTAT` of the commands whose
+/// `INFO commandstats` line starts with one of `lines`.
+pub(super) fn calls_since_reset(admin: &mut redis::Connection, lines: &[&str]) -> u64 {
     let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
     info.lines()
-        .filter(|l| {
-            [
-                "cmdstat_get:",
-                "cmdstat_mget:",
-                "cmdstat_eval",
-                "cmdstat_fcall",
-            ]
-            .iter()
-            .any(|c| l.starts_with(c))
-        })
+        .filter(|l| lines.iter().any(|c| l.starts_with(c)))
         .filter_map(|l| {
             l.split("calls=")
                 .nth(1)?
@@ -533,6 +538,27 @@ fn reads_since_reset(admin: &mut redis::Connection) -> u64 {
                 .ok()
         })
         .sum()
+}
+
+pub(super) fn reset_stats(admin: &mut redis::Connection) {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(admin)
+        .unwrap()
+}
+
+/// A connection to `server`, a private Redis just started, once it answers.
+pub(super) async fn admin_of(server: &OwnRedis) -> redis::Connection {
+    for _ in 0..100 {
+        let conn = redis::Client::open(server.url())
+            .unwrap()
+            .get_connection_with_timeout(Duration::from_millis(200));
+        if let Ok(c) = conn {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("private redis-server does not answer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -545,33 +571,16 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
     }
     // A private Redis, so that its command counts are this test's alone.
     let server = OwnRedis::start(crate::helpers::free_port());
-    let mut admin = None;
-    for _ in 0..100 {
-        let conn = redis::Client::open(server.url())
-            .unwrap()
-            .get_connection_with_timeout(Duration::from_millis(200));
-        if let Ok(c) = conn {
-            admin = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let mut admin = admin.expect("private redis-server answers");
+    let mut admin = admin_of(&server).await;
     let writer = RedisStore::connect(&server.url(), "rt").await.unwrap();
     let ops = vec![
         put_naming("{t}:i", 0, "{}", "{t}:s", Some(LONG)),
         put("{t}:s", 0, "{}", Some(LONG)),
     ];
     assert_eq!(writer.commit(ops).await.unwrap(), Commit::Applied);
-    let reset = |admin: &mut redis::Connection| {
-        redis::cmd("CONFIG")
-            .arg("RESETSTAT")
-            .query::<()>(admin)
-            .unwrap()
-    };
 
     // The instance that wrote the record knows its companion: one MGET.
-    reset(&mut admin);
+    reset_stats(&mut admin);
     let r = writer.get_with_companion("{t}:i", None).await.unwrap();
     assert!(r.companion.as_ref().unwrap().1.is_some());
     assert_eq!(reads_since_reset(&mut admin), 1, "writer's first read");
@@ -579,12 +588,12 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
     // Another instance does not know it: one MGET with the caller's
     // guess, which is the companion when the guess is right.
     let reader = RedisStore::connect(&server.url(), "rt").await.unwrap();
-    reset(&mut admin);
+    reset_stats(&mut admin);
     let unknown = reader.get_with_companion("{t}:i", None).await.unwrap();
     assert_eq!(reads_since_reset(&mut admin), 1, "a record never read here");
     assert_eq!(unknown.companion, None);
     assert_eq!(unknown.record, r.record);
-    reset(&mut admin);
+    reset_stats(&mut admin);
     let guessed = reader
         .get_with_companion("{t}:i", Some("{t}:s"))
         .await
@@ -598,7 +607,7 @@ async fn get_with_companion_is_one_round_trip_once_the_companion_is_known() {
     let plain = vec![put("{t}:own", 0, r#"{"id":1}"#, Some(LONG))];
     assert_eq!(writer.commit(plain).await.unwrap(), Commit::Applied);
     let fresh = RedisStore::connect(&server.url(), "rt").await.unwrap();
-    reset(&mut admin);
+    reset_stats(&mut admin);
     let r = fresh
         .get_with_companion("{t}:own", Some("{t}:s"))
         .await
