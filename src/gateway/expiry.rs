@@ -49,11 +49,6 @@ pub async fn run_sweeper(
     }
 }
 
-enum Due {
-    Notice,
-    Expiry,
-}
-
 /// How long a claimed due entry waits before another sweep may take it over.
 const LEASE: Duration = Duration::from_secs(30);
 /// Batches of 100 one team's sweep handles per tick, at most.
@@ -79,17 +74,18 @@ impl Gateway {
                     key: index.clone(),
                     member: entry.member.clone(),
                 };
+                // `x:<id>`; `n:<id>`, an earlier version's notice entry, is
+                // handled the same way: as what is due when it comes.
                 let parsed = match entry.member.split_once(':') {
-                    Some(("n", id)) => Uuid::parse_str(id).ok().map(|id| (Due::Notice, id)),
-                    Some(("x", id)) => Uuid::parse_str(id).ok().map(|id| (Due::Expiry, id)),
+                    Some(("x" | "n", id)) => Uuid::parse_str(id).ok(),
                     _ => None,
                 };
-                let Some((kind, id)) = parsed else {
+                let Some(id) = parsed else {
                     tracing::error!(team = %team.id, "due entry names no interaction; dropped");
                     self.store.commit(vec![remove]).await?;
                     continue;
                 };
-                match self.handle_due(team, kind, id, remove.clone(), now).await {
+                match self.handle_due(team, id, remove.clone(), now).await {
                     Ok(()) => {}
                     // Gone: nothing to announce.
                     Err(Error::NotFound(_)) => {
@@ -114,16 +110,12 @@ impl Gateway {
         }
     }
 
-    /// Announces one due entry: the event and, for an expiry, the `expired`
-    /// text, committed (with the entry's removal) in the outbox.
-    async fn handle_due(
-        &self,
-        team: &Team,
-        kind: Due,
-        id: Uuid,
-        entry: Op,
-        now: Timestamp,
-    ) -> Result<()> {
+    /// Announces what is due of an interaction when its entry comes: its
+    /// expiry once its authentication has ended (the event and the
+    /// `expired` text), else its expiry notice once due; committed (with
+    /// the entry's removal) in the outbox. The write puts the entry back at
+    /// what is due next, if anything.
+    async fn handle_due(&self, team: &Team, id: Uuid, entry: Op, now: Timestamp) -> Result<()> {
         let done = self
             .transact(team, id, now, |w| {
                 let s = w.settings;
@@ -132,33 +124,25 @@ impl Gateway {
                 // new due time.
                 w.first(entry.clone());
                 if let Some(end) = w.rec.auth_ends_at(s) {
-                    match kind {
-                        Due::Expiry if now >= end && w.rec.expiry_announced != Some(end) => {
+                    if now >= end {
+                        // A notice not yet announced (the sweep came late)
+                        // never is: the expiry itself is.
+                        if w.rec.expiry_announced != Some(end) {
                             w.rec.expiry_announced = Some(end);
                             w.emit(EventType::InteractionExpired, serde_json::Value::Null);
                             w.notify(Notice::Expired);
                             expired = true;
                         }
-                        Due::Notice
-                            if w.rec.expiring_announced != Some(end)
-                                && s.expiry_notice
-                                    .enabled()
-                                    .is_some_and(|n| now >= end.minus(n))
-                                && now < end =>
-                        {
-                            w.rec.expiring_announced = Some(end);
-                            w.emit(EventType::InteractionExpiring, serde_json::Value::Null);
-                        }
-                        // A notice whose authentication already ended (the
-                        // sweep came late): never due again — the expiry
-                        // itself is announced instead.
-                        Due::Notice if now >= end => {
-                            w.rec.expiring_announced = Some(end);
-                        }
-                        // Moved (activity) or already announced: the write
-                        // re-schedules it at the current end.
-                        _ => {}
+                    } else if w.rec.expiring_announced != Some(end)
+                        && s.expiry_notice
+                            .enabled()
+                            .is_some_and(|n| now >= end.minus(n))
+                    {
+                        w.rec.expiring_announced = Some(end);
+                        w.emit(EventType::InteractionExpiring, serde_json::Value::Null);
                     }
+                    // Otherwise moved (activity) or already announced: the
+                    // write re-schedules it.
                 }
                 // Announcements are not activity and do not refresh interaction_ttl.
                 w.as_announcement();

@@ -465,60 +465,54 @@ pub fn interaction_ops(
             });
         }
     }
-    ops.extend(due_ops(team, queued, rec, s, now));
+    ops.extend(due_op(team, queued, rec, s, now));
     Ok(Written {
         ops,
         indexed_until: Some(until),
     })
 }
 
-/// Schedules the expiry notice and the expiry of the current
-/// authentication: those of `rec`'s due times that the queue does not hold
-/// already as `queued`'s. (A write that changes neither the end nor what
-/// was announced queues nothing; an end moved earlier or later is queued
-/// anew, which moves the entry.)
-fn due_ops(
+/// Schedules what is next due of the current authentication: its entry
+/// ([`due_time`]), unless the queue holds it already as `queued`'s. (A
+/// write that changes neither the end nor what was announced queues
+/// nothing; one that does moves the entry.)
+fn due_op(
     team: &Team,
     queued: Option<&InteractionRecord>,
     rec: &InteractionRecord,
     s: &Settings,
     now: Timestamp,
-) -> Vec<Op> {
-    let Some(end) = rec.auth_ends_at(s) else {
-        return Vec::new();
-    };
-    let held = queued.map(|q| due_times(q, s)).unwrap_or_default();
+) -> Option<Op> {
+    let end = rec.auth_ends_at(s)?;
+    let held = queued.and_then(|q| due_time(q, s));
+    let (member, score) = due_time(rec, s).filter(|due| held.as_ref() != Some(due))?;
     // Keep the due queue an hour past the last due time it holds.
     let ttl = end.since(now) + Duration::from_secs(3600);
-    due_times(rec, s)
-        .into_iter()
-        .filter(|due| !held.contains(due))
-        .map(|(member, score)| Op::QueueAdd {
-            key: keys::due_queue(&team.id),
-            member,
-            score,
-            ttl,
-        })
-        .collect()
+    Some(Op::QueueAdd {
+        key: keys::due_queue(&team.id),
+        member,
+        score,
+        ttl,
+    })
 }
 
-/// `rec`'s entries in the due queue, as (member, when): the end of its
-/// authentication (`x:<id>`) and the expiry notice before it (`n:<id>`),
-/// each until announced.
-fn due_times(rec: &InteractionRecord, s: &Settings) -> Vec<(String, i64)> {
-    let Some(end) = rec.auth_ends_at(s) else {
-        return Vec::new();
-    };
+/// `rec`'s entry in the due queue, as (member, when): what is due next of
+/// its authentication, the expiry notice while one is to come, else its
+/// end; none once the expiry is announced. One entry per interaction,
+/// `x:<id>` (the name earlier versions gave the expiry's, so they handle it
+/// too); the sweeper announces what is due when it comes
+/// (src/gateway/expiry.rs).
+fn due_time(rec: &InteractionRecord, s: &Settings) -> Option<(String, i64)> {
+    let end = rec.auth_ends_at(s)?;
     if rec.expiry_announced == Some(end) {
-        return Vec::new();
+        return None;
     }
-    let mut due = vec![(format!("x:{}", rec.id), end.unix_millis())];
-    if let Some(notice) = s.expiry_notice.enabled() {
-        if rec.expiring_announced != Some(end) {
-            due.push((format!("n:{}", rec.id), end.minus(notice).unix_millis()));
-        }
-    }
-    due
+    let notice = s
+        .expiry_notice
+        .enabled()
+        .filter(|_| rec.expiring_announced != Some(end));
+    let due = notice.map_or(end, |notice| end.minus(notice));
+    Some((format!("x:{}", rec.id), due.unix_millis()))
 }
 
 /// The ops that write a subject back, or delete it when nothing in it matters.

@@ -28,7 +28,8 @@
 //! an event is in the history exactly when its change committed.
 //!
 //! Every `Put` has a TTL except where docs/operations.md#keys allows none (a ban until
-//! an admin unlocks), and every index, queue and history has one, refreshed on write.
+//! an admin unlocks), and every index, queue and history has one, renewed while it is
+//! written to (docs/architecture.md#keys-and-slots).
 pub(crate) mod companions;
 pub mod keys;
 pub mod memory;
@@ -93,7 +94,10 @@ pub enum Op {
     /// drains) to `score`. Unlike an [`Op::IndexAdd`]'s, the member has no
     /// expiry of its own: it stays until removed, or until the whole queue
     /// expires. The queue lives at least `ttl` from now; no add shortens
-    /// its life. A key is used as an index or as a queue, never both.
+    /// its life (a store may keep it longer: the Redis store renews it
+    /// with a minute's slack, and keeps a drained queue until then). A key
+    /// is used as an index or as a queue, never both. `member` is never
+    /// empty (the Redis store keeps a member `""` of its own in a queue).
     /// Never conflicts.
     QueueAdd {
         key: String,

@@ -16,11 +16,22 @@
 //! with their longest-lived member, so an index is bounded by what is
 //! alive. An index of one member keeps no expiry set: its key lives exactly
 //! as long as the member. A queue (due times, the outbox)
-//! is a sorted set alone: its worker removes its members, and its key
-//! expires at the latest time any add asked for (`PEXPIREAT … GT`; a new
-//! key, which `GT` cannot raise, gets its first with `NX`), so a write
-//! adds one `ZADD` per queue (all its members at once) and one call for
-//! its life (two for a new queue). The script reads no clock: its `now`
+//! is a sorted set alone: its worker removes its members. Lifetimes are
+//! renewed, not set on each add: once a minute per key and process (or
+//! when an add asks for more than the last renewal gave) a commit raises
+//! an index's or a queue's to the latest expiry it asks for plus that
+//! minute, or plus the TTL asked when shorter (`PEXPIREAT … GT`; a key
+//! without one gets it with `NX`). Between
+//! renewals, a write to a queue is its one `ZADD` (all its members at
+//! once), and one to an index spends one `PEXPIREAT … GT` checking that no
+//! other writer's recompute lowered the index under what it adds. Each
+//! `ZADD` to a queue also adds its keeper, the member `""` at `+inf`,
+//! which no claim or read returns: Redis deletes a sorted set when its
+//! last member goes, and the keeper keeps a drained queue's key, with its
+//! TTL, so an add between renewals never makes a key without one (and a
+//! `ZADD` that counts the keeper among its new members made a new key,
+//! given its life at once). A drained queue's key so stays, holding only
+//! its keeper, until its TTL. The script reads no clock: its `now`
 //! is this process' reckoning of Redis' time (its own clock, corrected by
 //! the offset the last claim's answer showed).
 //!
@@ -41,8 +52,9 @@
 //! a third (`redis/move_unchanged.lua`), so
 //! an entry claimed or removed since it was read is left alone.
 //! Every script touches only the keys passed to it in `KEYS`.
-//! [`Store::index_desc`] is a plain read: one `ZREVRANGE`, or with a cursor
-//! `ZREVRANGEBYSCORE` from the cursor's score, dropping the ties at or above
+//! [`Store::index_desc`] is a plain read: one `ZREVRANGEBYSCORE` from
+//! below `+inf` (a queue's keeper is no entry), or with a cursor from the
+//! cursor's score, dropping the ties at or above
 //! the cursor member in Rust (byte order, as Redis orders ties); it pages
 //! again only when ties fill a whole batch.
 //!
@@ -64,15 +76,15 @@
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
 pub(crate) mod conn;
+mod renewals;
 
 use ::redis::{cmd, Script, Value};
 use async_trait::async_trait;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use self::conn::{query_on, Connector};
+use self::renewals::Renewals;
 use super::companions::Companions;
 use super::{Commit, History, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
 
@@ -97,13 +109,15 @@ pub struct RedisStore {
     /// How far this Redis' clock is ahead of ours (ms), as its last claim
     /// answer told: a claim's answer-by time is written in Redis' time.
     redis_ahead_ms: AtomicI64,
-    /// When this process last gave each history stream its lifetime (see
-    /// [`Op::Append`]).
-    lifetimes: Mutex<HashMap<String, Instant>>,
+    /// When this process last gave each history stream, index and queue
+    /// it writes its lifetime (see `redis/commit.lua`).
+    renewals: Renewals,
 }
 
-/// How often a writer gives a history stream it appends to its lifetime
-/// (trim by age, TTL): a stream lives its TTL less this past its last entry.
+/// How often a writer gives a history stream, an index or a queue it
+/// writes its lifetime: a stream lives its TTL less this past its last
+/// entry; an index or a queue at least this past the latest expiry a
+/// renewal asked for.
 const LIFETIME_EVERY: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for RedisStore {
@@ -143,34 +157,48 @@ impl RedisStore {
             move_unchanged_script: Script::new(MOVE_UNCHANGED_LUA),
             companions: Companions::new(),
             redis_ahead_ms: AtomicI64::new(0),
-            lifetimes: Mutex::new(HashMap::new()),
+            renewals: Renewals::new(LIFETIME_EVERY),
         }
     }
 
-    /// Whether a commit appending to `stream` now is to give it its
-    /// lifetime: this process has not in the last [`LIFETIME_EVERY`].
-    fn lifetime_due(&self, stream: &str, now: Instant) -> bool {
-        let lifetimes = self
-            .lifetimes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        lifetimes
-            .get(stream)
-            .is_none_or(|at| now.duration_since(*at) >= LIFETIME_EVERY)
+    /// This store, renewing lifetimes every `every` instead of every
+    /// minute: for tests that watch keys outlive what they hold at a short
+    /// scale.
+    #[must_use]
+    pub fn renewing_every(mut self, every: Duration) -> Self {
+        self.renewals = Renewals::new(every);
+        self
     }
 
-    /// The streams an applied commit gave their lifetime, at `now`.
-    fn lifetimes_given(&self, streams: Vec<&str>, now: Instant) {
-        if streams.is_empty() {
-            return;
+    /// The indexes and queues `ops` add to, each once: the latest time an
+    /// add asks it to live until (ms, Redis' time as reckoned: `now` plus
+    /// the add's TTL), whether this commit renews its lifetime, and the
+    /// slack of a renewal: the renewal period, or that add's TTL when
+    /// shorter (a short-lived key outlives what it holds by no more than
+    /// it lives; it is renewed as often, when an add asks for more).
+    fn lives<'o>(&self, ops: &'o [Op], now: i64, started: Instant) -> Vec<Life<'o>> {
+        let mut lives: Vec<Life<'o>> = Vec::new();
+        for op in ops {
+            let (Op::IndexAdd { key, ttl, .. } | Op::QueueAdd { key, ttl, .. }) = op else {
+                continue;
+            };
+            let until = now.saturating_add_unsigned(ttl_ms(*ttl));
+            match lives.iter_mut().find(|l| l.key == key) {
+                Some(life) => life.latest = life.latest.max(until),
+                None => lives.push(Life {
+                    key,
+                    latest: until,
+                    renew: false,
+                    slack: 0,
+                }),
+            }
         }
-        let mut lifetimes = self
-            .lifetimes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for stream in streams {
-            lifetimes.insert(stream.to_owned(), now);
+        let every = u64::try_from(self.renewals.every().as_millis()).unwrap_or(u64::MAX);
+        for life in &mut lives {
+            life.renew = self.renewals.due(life.key, started, life.latest);
+            life.slack = every.min(life.latest.saturating_sub(now).unsigned_abs());
         }
+        lives
     }
 
     fn key(&self, logical: &str) -> String {
@@ -233,6 +261,15 @@ impl RedisStore {
             }
         }
     }
+}
+
+/// An index or a queue a commit adds to (see [`RedisStore::lives`]).
+struct Life<'o> {
+    key: &'o str,
+    latest: i64,
+    renew: bool,
+    /// ms.
+    slack: u64,
 }
 
 /// Beside every sorted index, a sorted set of when each member expires
@@ -441,11 +478,13 @@ impl Store for RedisStore {
             };
         }
         let started = Instant::now();
+        // Redis' time as this process reckons it: the script's `now`.
+        let now = unix_ms().saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed));
+        let lives = self.lives(&ops, now, started);
         // The streams this commit gives their lifetime.
         let mut given: Vec<&str> = Vec::new();
         let mut call = self.commit_script.prepare_invoke();
-        // Redis' time as this process reckons it: the script's `now`.
-        call.arg(unix_ms().saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed)));
+        call.arg(now);
         // Each op's keys go in its order (an index op's followed by its
         // expiry set): the script finds them by position, not by number.
         let key = |call: &mut ::redis::ScriptInvocation<'_>, logical: &str, index: bool| {
@@ -488,10 +527,14 @@ impl Store for RedisStore {
                     // A queue has no expiry set.
                     let index = matches!(op, Op::IndexAdd { .. });
                     key(&mut call, k, index);
+                    let life = lives.iter().find(|l| l.key == k);
+                    let (renew, slack) = life.map_or((false, 0), |l| (l.renew, l.slack));
                     call.arg(if index { "A" } else { "Q" })
                         .arg(member)
                         .arg(*score)
-                        .arg(ttl_ms(*ttl));
+                        .arg(ttl_ms(*ttl))
+                        .arg(if renew { "1" } else { "0" })
+                        .arg(slack);
                 }
                 Op::Touch { key: k, ttl } => {
                     key(&mut call, k, false);
@@ -512,7 +555,8 @@ impl Store for RedisStore {
                     ttl,
                 } => {
                     key(&mut call, k, false);
-                    let fresh = given.contains(&k.as_str()) || self.lifetime_due(k, started);
+                    let fresh =
+                        given.contains(&k.as_str()) || self.renewals.due(k, started, i64::MIN);
                     if fresh && !given.contains(&k.as_str()) {
                         given.push(k);
                     }
@@ -531,7 +575,10 @@ impl Store for RedisStore {
         match self.conn.invoke("commit", &call).await? {
             Value::Int(0) => {
                 self.remember_companions(&ops);
-                self.lifetimes_given(given, started);
+                let renewed = lives.iter().filter(|l| l.renew);
+                let renewed = renewed.map(|l| (l.key, l.latest.saturating_add_unsigned(l.slack)));
+                let streams = given.into_iter().map(|k| (k, i64::MAX));
+                self.renewals.given(renewed.chain(streams), started);
                 Ok(Commit::Applied)
             }
             Value::Int(n) => match n.checked_sub(1).map(usize::try_from) {
@@ -554,8 +601,17 @@ impl Store for RedisStore {
         }
         let physical = self.key(key);
         let Some((score, member)) = before else {
-            let mut range = cmd("ZREVRANGE");
-            range.arg(&physical).arg(0).arg(limit - 1).arg("WITHSCORES");
+            // Below +inf: a queue's keeper is not an entry (see
+            // `redis/commit.lua`).
+            let mut range = cmd("ZREVRANGEBYSCORE");
+            range
+                .arg(&physical)
+                .arg("(+inf")
+                .arg("-inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit);
             return entries("index_desc", self.conn.query("index_desc", &range).await?);
         };
         let batch = limit + TIE_SLACK;

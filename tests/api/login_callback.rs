@@ -519,6 +519,52 @@ both_stores!(
 );
 
 both_stores!(
+    one_due_entry_brings_the_notice_then_the_expiry,
+    |mut app: TestApp| async move {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "c").await;
+        let store = app.gateway.store.clone();
+        let due = || {
+            let store = store.clone();
+            async move {
+                let queue = chatgate::store::keys::due_queue("acme");
+                let entries = store.index_desc(&queue, None, 10).await.unwrap();
+                entries
+                    .into_iter()
+                    .map(|e| (e.member, e.score))
+                    .collect::<Vec<_>>()
+            }
+        };
+        let end = app.now().plus(Duration::from_secs(30 * 60)).unix_millis();
+        let entries = due().await;
+        assert_eq!(entries.len(), 1, "one entry: {entries:?}");
+        assert_eq!(entries[0].0, format!("x:{id}"));
+        assert!(
+            (end - 61_000..=end - 59_000).contains(&entries[0].1),
+            "the notice's time"
+        );
+        app.advance(30 * 60 - 59);
+        let e = app
+            .next_event("interaction.expiring", Duration::from_secs(5))
+            .await
+            .expect("expiring");
+        assert_eq!(event_data(&e)["interaction"]["id"], id.as_str());
+        crate::outbox::eventually("the entry moved to the expiry", || async {
+            let entries = due().await;
+            entries.len() == 1 && (end - 1_000..=end + 1_000).contains(&entries[0].1)
+        })
+        .await;
+        app.advance(60);
+        let e = app
+            .next_event("interaction.expired", Duration::from_secs(5))
+            .await
+            .expect("expired");
+        assert_eq!(event_data(&e)["interaction"]["id"], id.as_str());
+        crate::outbox::eventually("no entry left", || async { due().await.is_empty() }).await;
+    }
+);
+
+both_stores!(
     nothing_issued_before_a_logout_works_after_it,
     |app: TestApp| async move {
         let id = app.new_interaction().await;

@@ -712,11 +712,7 @@ async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
     );
     app.gateway.outbox.wake();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let queued: usize = redis::cmd("ZCARD")
-        .arg(&queue)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let queued = crate::redis_support::queue_items(&mut conn, &queue).await;
     assert_eq!(queued, 1, "the item waits while its event is not logged");
 
     let _: () = redis::cmd("DEL")
@@ -744,14 +740,7 @@ async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
     eventually("the event in the history", logged).await;
     eventually("the item gone from the queue", || {
         let (mut conn, queue) = (conn.clone(), queue.clone());
-        async move {
-            let n: usize = redis::cmd("ZCARD")
-                .arg(&queue)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
-            n == 0
-        }
+        async move { crate::redis_support::queue_items(&mut conn, &queue).await == 0 }
     })
     .await;
 }

@@ -105,6 +105,18 @@ fn redis_tests_ran() {
     }
 }
 
+/// How many items the queue `physical` holds: its members below `+inf`,
+/// where the Redis store keeps the queue's keeper (src/store/redis.rs).
+pub async fn queue_items(conn: &mut redis::aio::MultiplexedConnection, physical: &str) -> usize {
+    redis::cmd("ZCOUNT")
+        .arg(physical)
+        .arg("-inf")
+        .arg("(+inf")
+        .query_async(conn)
+        .await
+        .expect("ZCOUNT")
+}
+
 /// A store under a fresh `chatgate-test-<uuid>` prefix, or `None` (after a
 /// loud message) when no Redis answers outside CI.
 pub async fn redis_store() -> Option<(RedisStore, TestPrefix)> {

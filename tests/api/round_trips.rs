@@ -279,10 +279,10 @@ async fn writes_within_the_margin_leave_the_conversation_key_and_indexes_be() {
     assert_eq!(extensions(), 7, "both customers' entries written");
 }
 
-/// An authenticated interaction's due times (its expiry and the notice
-/// before it) are queued by the write that sets them; a write that moves
-/// neither leaves the queue be, and one that moves the end queues them
-/// again (docs/architecture.md#time-outs). The expiry tests of
+/// An authenticated interaction's due entry (one: at the notice before its
+/// expiry, then at the expiry) is queued by the write that sets it; a
+/// write that moves neither leaves the queue be, and one that moves the end
+/// queues it again (docs/architecture.md#time-outs). The expiry tests of
 /// `outbox.rs` and `login_callback.rs` show they are still announced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_move_no_due_time_queue_nothing() {
@@ -293,8 +293,8 @@ async fn writes_that_move_no_due_time_queue_nothing() {
     app.authenticate(&id, "cust-d").await;
     assert_eq!(
         due(),
-        2,
-        "authenticated: its expiry and the notice before it"
+        1,
+        "authenticated: one entry, for the notice, then the expiry"
     );
     // Activity is written (its time moves), but with no idle timeout the
     // authentication's end stays where it was.
@@ -309,11 +309,11 @@ async fn writes_that_move_no_due_time_queue_nothing() {
         counting.calls.load(Ordering::SeqCst) >= writes + 6,
         "each activity read and wrote"
     );
-    assert_eq!(due(), 2, "writes that move no due time");
+    assert_eq!(due(), 1, "writes that move no due time");
     // Authenticated again later: a new end, queued anew.
     app.advance(60);
     app.authenticate(&id, "cust-d").await;
-    assert_eq!(due(), 4, "the end moved");
+    assert_eq!(due(), 2, "the end moved");
 }
 
 /// Requests on one interaction queue behind each other in this process (so

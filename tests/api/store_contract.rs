@@ -83,7 +83,28 @@ contract!(
     indexes::claim_due_exactly_once_under_contention,
     indexes::queue_moves_only_entries_left_as_read,
     indexes::queue_members_stay_until_removed,
+    indexes::an_index_lowered_by_a_removal_keeps_what_is_added_after,
 );
+
+/// The memory store's queue, emptied, is gone: a new one lives exactly as
+/// long as its first add asks (see `indexes::queue_members_stay_until_removed`).
+#[tokio::test]
+async fn a_new_memory_queue_lives_as_its_first_add_asks() {
+    let s: SharedStore = std::sync::Arc::new(chatgate::store::memory::MemoryStore::new());
+    let q = "{t}:q";
+    commit(&s, vec![queue_add(q, "old", 1, LONG)]).await;
+    commit(
+        &s,
+        vec![Op::QueueRemove {
+            key: q.into(),
+            member: "old".into(),
+        }],
+    )
+    .await;
+    indexes::emptied_then_added_to(&s, q).await;
+    tokio::time::sleep(PAST_SHORT).await;
+    assert_eq!(desc(&s, q, None, 10).await, vec![], "expired with its life");
+}
 
 pub fn put(key: &str, expected: u64, value: &str, ttl: Option<Duration>) -> Op {
     put_with(key, expected, value, ttl, None)

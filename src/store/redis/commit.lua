@@ -7,9 +7,9 @@
 -- expiry set), so no argument names a position:
 --   'P', expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
 --   'D', expected                                                  Delete
---   'A', member, score, ttl_ms                                     IndexAdd (2 keys)
+--   'A', member, score, ttl_ms, renew, slack_ms                    IndexAdd (2 keys)
 --   'R', member                                                    IndexRemove (2 keys)
---   'Q', member, score, ttl_ms                                     QueueAdd
+--   'Q', member, score, ttl_ms, renew, slack_ms                    QueueAdd
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
 --   'X', entry, min_id, ttl_ms, fresh                               Append
@@ -26,6 +26,13 @@
 -- member's (most customers' indexes hold one interaction); its second
 -- member writes the first's remaining life into a new expiry set. A queue
 -- has none (its members stay until removed).
+-- Lifetimes of indexes and queues are renewed, not set on every add: `renew`
+-- is '1' when this writer has not renewed the key in the last minute (or
+-- this add asks for more than it renewed it to), and a renewal raises the
+-- key's life to the latest expiry the commit asks for plus `slack_ms`
+-- (that minute, or the TTL asked when shorter): so until this writer's next
+-- renewal, what it adds expires before the key does. Every op on a key in
+-- one commit carries the same `renew` and `slack_ms`.
 -- An append adds the entry to the stream (field `e`); no count cap. Once
 -- per commit and stream, when `fresh` is '1' (this writer has not done so
 -- in the last minute) or the stream is new, the stream is trimmed of
@@ -40,7 +47,7 @@
 -- version did not match (nothing applied then).
 
 -- Of each kind of op: its arguments after the kind, and its keys.
-local ARGS = {P = 3, D = 1, A = 3, R = 1, Q = 3, U = 1, T = 1, X = 4}
+local ARGS = {P = 3, D = 1, A = 5, R = 1, Q = 5, U = 1, T = 1, X = 4}
 local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
 -- How many times each key is in KEYS.
 local uses = {}
@@ -168,29 +175,50 @@ end
 -- latest expiry this commit gave one of its members (`latest`). While every
 -- op on an index only added members or raised their expiries, its
 -- longest-lived member is the old one or the latest added or raised, so
--- the lifetime is set with PEXPIREAT GT (NX for a key without one: a new
--- key); an expiry moved earlier, a removal or a new expiry set recompute
--- it from the longest-lived member. Dead members are pruned once per
--- index, when it gains a member (only that makes it grow).
+-- the lifetime only needs raising: a renewal raises it with PEXPIREAT GT
+-- (NX for a key without one) to the latest plus the slack; between
+-- renewals one PEXPIREAT GT to the latest checks it (another writer's
+-- recompute below may have lowered it under what this writer renewed it
+-- to), and only when that raised it are both keys given the slack too. An
+-- expiry moved earlier, a removal or a new expiry set recompute it from
+-- the longest-lived member, renewal or not. Dead members are pruned once
+-- per index, when it gains a member (only that makes it grow).
 local touched = {}
 local full = {}
 local latest = {}
 local pruned = {}
+-- Of each index or queue this commit adds to: whether it is renewed
+-- (`renewing`), and the slack (ms) of a renewal.
+local renewing = {}
+local slack = {}
 -- Queues this commit added to, by name: a position of the queue in KEYS
--- (`queue_at`), the latest lifetime an add asked for (`queued`), and whether
--- one of its members is new (`grew`: the key may be new then, with no
--- lifetime to raise). A queue's adds wait in `adding` (score, member, …)
--- and go in one ZADD: at the end, or before a removal from that queue.
+-- (`queue_at`), the latest lifetime an add asked for (`queued`), and
+-- whether the key is new (`new_key`). A queue's adds wait in `adding`
+-- (score, member, …) and go in one ZADD: at the end, or before a removal
+-- from that queue.
+-- A queue is never emptied: each ZADD also adds its keeper, the member ''
+-- at +inf (never due, never read: see redis.rs), so Redis never deletes the
+-- key when its last real member goes (Redis deletes a sorted set when its
+-- last member goes). The key lives its renewed life: only renewals raise
+-- it, nothing lowers it, and until this writer's next renewal its adds
+-- ask for no later time than that; so an add between renewals finds the
+-- key there, with its TTL, and spends nothing on its life. A ZADD that
+-- adds the keeper too (it counts one more new member than it adds) made
+-- a new key: another writer's DEL, or an eviction, took the old one. It
+-- gets its life at once, as a renewal.
 local queue_at = {}
 local queued = {}
-local grew = {}
+local new_key = {}
 local adding = {}
 local function add_queued(queue)
   local pairs_ = adding[queue]
   if pairs_ then
     adding[queue] = nil
-    if redis.call('ZADD', KEYS[queue_at[queue]], unpack(pairs_)) > 0 then
-      grew[queue] = true
+    local members = #pairs_ / 2
+    pairs_[#pairs_ + 1] = '+inf'
+    pairs_[#pairs_ + 1] = ''
+    if redis.call('ZADD', KEYS[queue_at[queue]], unpack(pairs_)) > members then
+      new_key[queue] = true
     end
   end
 end
@@ -213,6 +241,8 @@ while a <= #ARGV do
     local expiry = KEYS[k + 1]
     local member = ARGV[a + 1]
     local at = now + tonumber(ARGV[a + 3])
+    renewing[key] = ARGV[a + 4] == '1'
+    slack[key] = tonumber(ARGV[a + 5])
     local added = redis.call('ZADD', key, ARGV[a + 2], member) == 1
     local size = redis.call('ZCARD', key)
     if size == 1 then
@@ -275,6 +305,8 @@ while a <= #ARGV do
     adding[key] = waiting
     queue_at[key] = k
     queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[a + 3]))
+    renewing[key] = ARGV[a + 4] == '1'
+    slack[key] = tonumber(ARGV[a + 5])
   elseif kind == 'U' then
     add_queued(key)
     redis.call('ZREM', key, ARGV[a + 1])
@@ -289,12 +321,13 @@ end
 for index, expiry in pairs(touched) do
   if full[index] then
     expire_with_members(index, expiry)
-  else
+  elseif renewing[index] or redis.call('PEXPIREAT', index, latest[index], 'GT') == 1 then
     -- Only raised. GT counts a key without a TTL as living for ever: such
-    -- a key (a new index, another writer's) gets its first with NX.
+    -- a key (another writer's) gets its first with NX, at a renewal.
+    local life = latest[index] + slack[index]
     for _, key in ipairs({index, expiry}) do
-      if redis.call('PEXPIREAT', key, latest[index], 'GT') == 0 then
-        redis.call('PEXPIREAT', key, latest[index], 'NX')
+      if redis.call('PEXPIREAT', key, life, 'GT') == 0 then
+        redis.call('PEXPIREAT', key, life, 'NX')
       end
     end
   end
@@ -302,13 +335,16 @@ end
 for queue in pairs(adding) do
   add_queued(queue)
 end
--- A queue's life is only ever raised. GT counts a key without a TTL as
--- living for ever: when it raises nothing and the queue grew (it may be
--- new), a key without one gets its first (NX).
+-- A queue's life is only ever raised, at a renewal or for a new key (GT
+-- counts a key without a TTL as living for ever: such a key gets its first
+-- with NX).
 for queue, at in pairs(queued) do
-  local k = queue_at[queue]
-  if redis.call('PEXPIREAT', KEYS[k], at, 'GT') == 0 and grew[queue] then
-    redis.call('PEXPIREAT', KEYS[k], at, 'NX')
+  if renewing[queue] or new_key[queue] then
+    local key = KEYS[queue_at[queue]]
+    local life = at + slack[queue]
+    if redis.call('PEXPIREAT', key, life, 'GT') == 0 then
+      redis.call('PEXPIREAT', key, life, 'NX')
+    end
   end
 end
 return 0

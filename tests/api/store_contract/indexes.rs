@@ -317,8 +317,11 @@ pub async fn claim_due_exactly_once_under_contention(s: SharedStore) {
 /// A queue's members have no expiry of their own: they stay until removed,
 /// where an index would drop those whose time is up. The queue lives as
 /// long as the latest time any add asked for: a later, shorter add never
-/// shortens it. Emptied, it is gone, and a new one lives as long as its
-/// own first add asks.
+/// shortens it. Emptied, it reads empty, and what is added next is kept as
+/// long as that add asks (the memory store's new queue lives exactly that:
+/// `store_contract::a_new_memory_queue_lives_as_its_first_add_asks`; the
+/// Redis store keeps the drained queue's longer life, see
+/// `redis_only::a_drained_queue_keeps_its_key_and_lifetime`).
 pub async fn queue_members_stay_until_removed(s: SharedStore) {
     let q = "{t}:q";
     commit(&s, vec![queue_add(q, "short", 1, SHORT)]).await;
@@ -347,9 +350,34 @@ pub async fn queue_members_stay_until_removed(s: SharedStore) {
     );
     commit(&s, vec![index_remove(q, "later"), index_remove(q, "short")]).await;
     assert_eq!(desc(&s, q, None, 10).await, vec![]);
-    // Emptied, then new: its life is its first add's, not the old one's.
-    commit(&s, vec![queue_add(q, "again", 1, SHORT)]).await;
-    assert_eq!(desc(&s, q, None, 10).await, pairs(&[("again", 1)]));
+    emptied_then_added_to(&s, q).await;
+}
+
+/// `q`, just emptied, added to again: what is added is there, until
+/// removed or for as long as its add asks.
+pub async fn emptied_then_added_to(s: &SharedStore, q: &str) {
+    commit(s, vec![queue_add(q, "again", 1, SHORT)]).await;
+    assert_eq!(desc(s, q, None, 10).await, pairs(&[("again", 1)]));
+    tokio::time::sleep(SHORT / 2).await;
+    assert_eq!(desc(s, q, None, 10).await, pairs(&[("again", 1)]));
+    let claimed = s.index_claim_due(q, 1, 10, 50).await.unwrap();
+    assert_eq!(claimed.len(), 1, "claimed as any member");
+}
+
+/// An index whose longest-lived member is removed lives only as long as
+/// the next one; a member then added for longer is kept its whole life,
+/// though its writer gave the index a longer life only moments before.
+pub async fn an_index_lowered_by_a_removal_keeps_what_is_added_after(s: SharedStore) {
+    let idx = "{t}:lowered";
+    commit(&s, vec![index_add(idx, "long", 1, LONG)]).await;
+    commit(&s, vec![index_add(idx, "a", 2, SHORT)]).await;
+    commit(&s, vec![index_add(idx, "b", 3, SHORT)]).await;
+    commit(&s, vec![index_remove(idx, "long")]).await;
+    commit(&s, vec![index_add(idx, "later", 4, SHORT * 4)]).await;
     tokio::time::sleep(PAST_SHORT).await;
-    assert_eq!(desc(&s, q, None, 10).await, vec![], "expired with its life");
+    let left = desc(&s, idx, None, 10).await;
+    assert!(
+        left.contains(&("later".to_owned(), 4)),
+        "a live member outlived by its index: {left:?}"
+    );
 }

@@ -214,12 +214,13 @@ async fn a_lone_member_keeps_no_expiry_set() {
 
 /// A queue's key lives as long as the latest time an add asked for: a
 /// shorter add never lowers it, a longer one (new member or not) raises it.
+/// (Renewed on every commit, without slack: the lives are the adds' own.)
 #[tokio::test]
 async fn queue_ttl_is_only_ever_raised() {
     let Some((store, prefix)) = redis_store().await else {
         return;
     };
-    let s: SharedStore = Arc::new(store);
+    let s: SharedStore = Arc::new(store.renewing_every(Duration::ZERO));
     let q = prefix.physical("{t}:q");
     s.commit(vec![queue_add("{t}:q", "a", 1, Duration::from_secs(30))])
         .await
@@ -251,6 +252,141 @@ async fn queue_ttl_is_only_ever_raised() {
     let foreign = left_without_ttl(&prefix, "{t}:foreign");
     commit(&s, vec![queue_add("{t}:foreign", "b", 2, LONG)]).await;
     assert!(prefix.pttl(&foreign) > 50_000);
+}
+
+/// Redis deletes a sorted set when its last member goes; a queue's keeper
+/// (the member `""`, which no read or claim returns) keeps a drained
+/// queue's key, with its lifetime, so an add that does not renew it (this
+/// writer renewed it moments before) finds it there, with a TTL. A queue
+/// deleted anyway (by another writer) gets its life with the add that
+/// makes it again.
+#[tokio::test]
+async fn a_drained_queue_keeps_its_key_and_lifetime() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    let q = prefix.physical("{t}:q");
+    commit(&s, vec![queue_add("{t}:q", "a", 1, LONG)]).await;
+    let lived = prefix.pttl(&q);
+    assert!(
+        lived > LONG.as_millis() as i64,
+        "renewed with slack: {lived}"
+    );
+    let remove = |m: &str| Op::QueueRemove {
+        key: "{t}:q".into(),
+        member: m.into(),
+    };
+    commit(&s, vec![remove("a")]).await;
+    assert_eq!(desc(&s, "{t}:q", None, 10).await, vec![], "reads empty");
+    assert!(
+        prefix.pttl(&q) > LONG.as_millis() as i64,
+        "kept, with its life"
+    );
+    assert!(s
+        .index_claim_due("{t}:q", i64::MAX, 10, 5)
+        .await
+        .unwrap()
+        .is_empty());
+    super::indexes::emptied_then_added_to(&s, "{t}:q").await;
+    assert!(
+        prefix.pttl(&q) > LONG.as_millis() as i64,
+        "{}",
+        prefix.pttl(&q)
+    );
+    prefix.raw(&["DEL", &q]);
+    commit(&s, vec![queue_add("{t}:q", "b", 1, SHORT)]).await;
+    let made = prefix.pttl(&q);
+    assert!(
+        made >= SHORT.as_millis() as i64,
+        "made again, with a TTL: {made}"
+    );
+}
+
+/// Many commits to an index and a queue, renewing their lifetimes every
+/// 200 ms: members added between renewals, long after the last one, an
+/// index lowered by removals, a queue drained and added to again. After
+/// every commit each key has a TTL, an index outlives its longest-lived
+/// member and a queue the latest time an add asked for.
+#[tokio::test]
+async fn lifetimes_outlive_what_they_hold() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store.renewing_every(Duration::from_millis(200)));
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let (idx, q) = ("{t}:idx", "{t}:q");
+    // Member -> when it expires (ms); the queue's latest asked time.
+    let mut members: Vec<(String, i64)> = Vec::new();
+    let mut queued: Vec<String> = Vec::new();
+    let mut queue_until = 0i64;
+    for round in 0..60i64 {
+        let ttl = Duration::from_millis([900, 2500, 400, 1800, 3000, 600][round as usize % 6]);
+        let before = unix_ms();
+        let member = format!("m{round}");
+        let mut ops = vec![
+            index_add(idx, &member, round, ttl),
+            queue_add(q, &member, round, ttl),
+        ];
+        if round % 7 == 6 {
+            // The index's longest-lived member goes: its life is recomputed.
+            if let Some((longest, _)) = members.iter().max_by_key(|(_, at)| *at).cloned() {
+                ops.push(index_remove(idx, &longest));
+                members.retain(|(m, _)| *m != longest);
+            }
+        }
+        if round % 5 == 4 {
+            // The queue drained: its members removed before this add.
+            let mut drain: Vec<Op> = queued
+                .drain(..)
+                .map(|m| Op::QueueRemove {
+                    key: q.into(),
+                    member: m,
+                })
+                .collect();
+            drain.extend(ops);
+            ops = drain;
+        }
+        commit(&s, ops).await;
+        members.push((member.clone(), before + ttl.as_millis() as i64));
+        queued.push(member);
+        queue_until = queue_until.max(before + ttl.as_millis() as i64);
+        for key in prefix.keys() {
+            // -2: gone since listed (a stalled machine).
+            let left = prefix.pttl(&key);
+            assert_ne!(left, -1, "round {round}: {key} has no TTL");
+        }
+        // What is left of a key's life, and of the times it must outlive,
+        // read after it (2 ms for the clocks' granularity).
+        let lives = |key: &str| {
+            let left = prefix.pttl(&prefix.physical(key));
+            (left + 2, unix_ms())
+        };
+        let at_exp = members.iter().map(|(_, at)| *at).max().unwrap_or(0);
+        for key in [idx, "{t}:idx:exp"] {
+            let (left, now) = lives(key);
+            assert!(
+                left == 0 && key.ends_with(":exp") || left >= at_exp - now,
+                "round {round}: {key} lives {left} ms, a member {} ms",
+                at_exp - now
+            );
+        }
+        let (left, now) = lives(q);
+        assert!(
+            left >= queue_until - now,
+            "round {round}: the queue lives {left} ms, asked {} ms",
+            queue_until - now
+        );
+        members.retain(|(_, at)| *at > now);
+        // Now and then, a pause longer than the renewal period.
+        let pause = if round % 9 == 8 { 450 } else { 40 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
 }
 
 #[tokio::test]
