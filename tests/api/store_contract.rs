@@ -82,6 +82,7 @@ contract!(
     indexes::claim_due_lowest_first_with_a_lease,
     indexes::claim_due_exactly_once_under_contention,
     indexes::queue_moves_only_entries_left_as_read,
+    indexes::queue_ops_of_one_commit_apply_in_order,
     indexes::queue_members_stay_until_removed,
     indexes::an_index_lowered_by_a_removal_keeps_what_is_added_after,
 );

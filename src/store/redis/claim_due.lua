@@ -14,8 +14,14 @@ if now > tonumber(ARGV[4]) then
   return {now}
 end
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'WITHSCORES', 'LIMIT', 0, ARGV[2])
-for j = 1, #due, 2 do
-  redis.call('ZADD', KEYS[1], 'XX', ARGV[3], due[j])
+if #due > 0 then
+  -- One ZADD for all of them.
+  local leased = {}
+  for j = 1, #due, 2 do
+    leased[#leased + 1] = ARGV[3]
+    leased[#leased + 1] = due[j]
+  end
+  redis.call('ZADD', KEYS[1], 'XX', unpack(leased))
 end
 table.insert(due, 1, now)
 return due

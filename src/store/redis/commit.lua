@@ -194,8 +194,9 @@ local slack = {}
 -- Queues this commit added to, by name: a position of the queue in KEYS
 -- (`queue_at`), the latest lifetime an add asked for (`queued`), and
 -- whether the key is new (`new_key`). A queue's adds wait in `adding`
--- (score, member, …) and go in one ZADD: at the end, or before a removal
--- from that queue.
+-- (score, member, …) and go in one ZADD, its removals in `removing` and go
+-- in one ZREM: each at the end, or before an op of the other kind on that
+-- queue (so at most one of the two waits, and op order is kept).
 -- A queue is never emptied: each ZADD also adds its keeper, the member ''
 -- at +inf (never due, never read: see redis.rs), so Redis never deletes the
 -- key when its last real member goes (Redis deletes a sorted set when its
@@ -210,16 +211,31 @@ local queue_at = {}
 local queued = {}
 local new_key = {}
 local adding = {}
+local removing = {}
 local function add_queued(queue)
   local pairs_ = adding[queue]
   if pairs_ then
     adding[queue] = nil
-    local members = #pairs_ / 2
+    -- Members, each once (a member added twice counts once as new).
+    local members, seen = 0, {}
+    for j = 2, #pairs_, 2 do
+      if not seen[pairs_[j]] then
+        seen[pairs_[j]] = true
+        members = members + 1
+      end
+    end
     pairs_[#pairs_ + 1] = '+inf'
     pairs_[#pairs_ + 1] = ''
-    if redis.call('ZADD', KEYS[queue_at[queue]], unpack(pairs_)) > members then
+    if redis.call('ZADD', queue, unpack(pairs_)) > members then
       new_key[queue] = true
     end
+  end
+end
+local function remove_queued(queue)
+  local members = removing[queue]
+  if members then
+    removing[queue] = nil
+    redis.call('ZREM', queue, unpack(members))
   end
 end
 
@@ -299,6 +315,7 @@ while a <= #ARGV do
       full[key] = true
     end
   elseif kind == 'Q' then
+    remove_queued(key)
     local waiting = adding[key] or {}
     waiting[#waiting + 1] = ARGV[a + 2]
     waiting[#waiting + 1] = ARGV[a + 1]
@@ -309,7 +326,9 @@ while a <= #ARGV do
     slack[key] = tonumber(ARGV[a + 5])
   elseif kind == 'U' then
     add_queued(key)
-    redis.call('ZREM', key, ARGV[a + 1])
+    local waiting = removing[key] or {}
+    waiting[#waiting + 1] = ARGV[a + 1]
+    removing[key] = waiting
   elseif kind == 'T' then
     -- Only a record that exists and would expire sooner (GT: a key
     -- without a TTL counts as never expiring, and keeps none).
@@ -331,6 +350,9 @@ for index, expiry in pairs(touched) do
       end
     end
   end
+end
+for queue in pairs(removing) do
+  remove_queued(queue)
 end
 for queue in pairs(adding) do
   add_queued(queue)

@@ -213,6 +213,47 @@ pub async fn claim_due_lowest_first_with_a_lease(s: SharedStore) {
     );
 }
 
+/// Adds and removals on one queue in one commit apply in op order,
+/// however the store groups them: a member removed then added again is
+/// there, one added then removed is not. A claim of several entries
+/// leases each of them.
+pub async fn queue_ops_of_one_commit_apply_in_order(s: SharedStore) {
+    let q = "{t}:orderq";
+    let remove = |m: &str| Op::QueueRemove {
+        key: q.to_string(),
+        member: m.to_string(),
+    };
+    commit(
+        &s,
+        vec![queue_add(q, "a", 10, LONG), queue_add(q, "b", 20, LONG)],
+    )
+    .await;
+    commit(
+        &s,
+        vec![
+            remove("a"),
+            remove("b"),
+            queue_add(q, "a", 30, LONG),
+            queue_add(q, "c", 40, LONG),
+            queue_add(q, "c", 45, LONG),
+            remove("c"),
+            remove("d"),
+            queue_add(q, "e", 50, LONG),
+            remove("e"),
+            queue_add(q, "e", 60, LONG),
+        ],
+    )
+    .await;
+    assert_eq!(desc(&s, q, None, 10).await, pairs(&[("e", 60), ("a", 30)]));
+    let claimed = s.index_claim_due(q, 100, 10, 9000).await.unwrap();
+    assert_eq!(claimed.len(), 2, "both due");
+    assert_eq!(
+        desc(&s, q, None, 10).await,
+        pairs(&[("e", 9000), ("a", 9000)]),
+        "each leased"
+    );
+}
+
 pub async fn queue_moves_only_entries_left_as_read(s: SharedStore) {
     let q = "{t}:moveq";
     commit(
