@@ -15,7 +15,7 @@ use super::Gateway;
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::EventType;
-use crate::store::{keys, Op};
+use crate::store::{keys, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How often the sweeper looks for due work; well inside the 5 s docs/api.md#events allows.
@@ -57,8 +57,9 @@ const MAX_ROUNDS: usize = 10;
 impl Gateway {
     /// Handles every entry of `team` due at `now`. Each is claimed with a
     /// lease and removed only in the commit that handles it: an instance
-    /// that dies, or a store that fails, mid-way leaves it to come due again
-    /// (at-least-once). One that can never be handled is quarantined.
+    /// that dies mid-way leaves it to come due again when the lease ends
+    /// (at-least-once); a store that fails gets the rest of the batch handed
+    /// back at once. One that can never be handled is quarantined.
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         let index = keys::due_queue(&team.id);
         let lease = now.plus(LEASE).unix_millis();
@@ -69,7 +70,7 @@ impl Gateway {
                 .index_claim_due(&index, now.unix_millis(), 100, lease)
                 .await?;
             let n = due.len();
-            for entry in due {
+            for (at, entry) in due.iter().enumerate() {
                 let remove = Op::QueueRemove {
                     key: index.clone(),
                     member: entry.member.clone(),
@@ -91,8 +92,27 @@ impl Gateway {
                     Err(Error::NotFound(_)) => {
                         self.store.commit(vec![remove]).await?;
                     }
-                    // The store failed: the lease brings the entry back.
-                    Err(Error::StoreUnavailable) => return Err(Error::StoreUnavailable),
+                    // The store failed, or this record is too busy to
+                    // write: this entry and the rest of the batch are handed
+                    // back, due at once, so the next tick (not the lease's
+                    // end) takes them again; if the store cannot take even
+                    // that, their lease brings them back.
+                    Err(Error::StoreUnavailable) => {
+                        let leased: Vec<IndexEntry> = due[at..]
+                            .iter()
+                            .map(|e| IndexEntry {
+                                member: e.member.clone(),
+                                score: lease,
+                            })
+                            .collect();
+                        let back =
+                            self.store
+                                .queue_move_unchanged(&index, &leased, now.unix_millis());
+                        if let Err(e) = back.await {
+                            tracing::debug!(team = %team.id, error = %e, "due entries left to their lease");
+                        }
+                        return Err(Error::StoreUnavailable);
+                    }
                     // A record this gateway cannot handle (a foreign or
                     // newer writer): quarantined, so it never stops the rest.
                     Err(e) => {

@@ -25,7 +25,9 @@
 //! renewals, a write to a queue is its one `ZADD` (all its members at
 //! once), and one to an index spends one `PEXPIREAT … GT` checking that no
 //! other writer's recompute lowered the index under what it adds. Each
-//! `ZADD` to a queue also adds its keeper, the member `""` at `+inf`,
+//! `ZADD` to a queue also adds its keeper, the member `""` at
+//! [`KEEPER_SCORE`] (2^53, above every time; finite, so a reader of the
+//! previous version parses it, and skips an item it cannot read),
 //! which no claim or read returns: Redis deletes a sorted set when its
 //! last member goes, and the keeper keeps a drained queue's key, with its
 //! TTL, so an add between renewals never makes a key without one (and a
@@ -53,7 +55,7 @@
 //! an entry claimed or removed since it was read is left alone.
 //! Every script touches only the keys passed to it in `KEYS`.
 //! [`Store::index_desc`] is a plain read: one `ZREVRANGEBYSCORE` from
-//! below `+inf` (a queue's keeper is no entry), or with a cursor from the
+//! below [`KEEPER_SCORE`] (a queue's keeper is no entry), or with a cursor from the
 //! cursor's score, dropping the ties at or above
 //! the cursor member in Rust (byte order, as Redis orders ties); it pages
 //! again only when ties fill a whole batch.
@@ -94,6 +96,9 @@ const MOVE_UNCHANGED_LUA: &str = include_str!("redis/move_unchanged.lua");
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
+/// The score of a queue's keeper (`redis/commit.lua` writes it): 2^53, the
+/// largest integer a double holds exactly, far above any time in ms.
+pub(crate) const KEEPER_SCORE: i64 = 1 << 53;
 /// Redis refuses expiries beyond `i64` milliseconds; cap at ~100 years.
 const MAX_TTL_MS: u128 = 100 * 365 * 24 * 3600 * 1000;
 
@@ -601,12 +606,12 @@ impl Store for RedisStore {
         }
         let physical = self.key(key);
         let Some((score, member)) = before else {
-            // Below +inf: a queue's keeper is not an entry (see
-            // `redis/commit.lua`).
+            // Below the keeper's score: a queue's keeper is not an entry
+            // (see `redis/commit.lua`).
             let mut range = cmd("ZREVRANGEBYSCORE");
             range
                 .arg(&physical)
-                .arg("(+inf")
+                .arg(format!("({KEEPER_SCORE}"))
                 .arg("-inf")
                 .arg("WITHSCORES")
                 .arg("LIMIT")
@@ -665,8 +670,9 @@ impl Store for RedisStore {
             .saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed))
             .saturating_add(i64::try_from(conn::CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX));
         let mut call = self.claim_due_script.prepare_invoke();
+        // Never up to a queue's keeper.
         call.key(self.key(key))
-            .arg(max_score)
+            .arg(max_score.min(KEEPER_SCORE - 1))
             .arg(limit)
             .arg(claim_score)
             .arg(answer_by);
@@ -721,6 +727,16 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_script_writes_the_keeper_at_its_score() {
+        let literal = format!("'{KEEPER_SCORE}'");
+        assert!(COMMIT_LUA.contains(&literal), "commit.lua names {literal}");
+        assert_eq!(
+            KEEPER_SCORE as f64 as i64, KEEPER_SCORE,
+            "a double holds it"
+        );
+    }
 
     #[test]
     fn decode_takes_the_version_line_off_the_reply() {

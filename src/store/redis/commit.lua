@@ -198,7 +198,8 @@ local slack = {}
 -- in one ZREM: each at the end, or before an op of the other kind on that
 -- queue (so at most one of the two waits, and op order is kept).
 -- A queue is never emptied: each ZADD also adds its keeper, the member ''
--- at +inf (never due, never read: see redis.rs), so Redis never deletes the
+-- at 2^53 (never due, never read: see redis.rs; a finite score, which the
+-- previous version's readers parse, and skip as an item they cannot read), so Redis never deletes the
 -- key when its last real member goes (Redis deletes a sorted set when its
 -- last member goes). The key lives its renewed life: only renewals raise
 -- it, nothing lowers it, and until this writer's next renewal its adds
@@ -224,7 +225,7 @@ local function add_queued(queue)
         members = members + 1
       end
     end
-    pairs_[#pairs_ + 1] = '+inf'
+    pairs_[#pairs_ + 1] = '9007199254740992'
     pairs_[#pairs_ + 1] = ''
     if redis.call('ZADD', queue, unpack(pairs_)) > members then
       new_key[queue] = true
