@@ -370,13 +370,27 @@ pub fn cluster_binaries_present(test: &str) -> bool {
 impl OwnCluster {
     /// Starts three masters and waits until every node says the cluster is ok.
     pub fn start() -> Result<Self, String> {
-        Self::start_in(Self::fresh_dir(), 0, 15_000)
+        Self::start_afresh(0, 15_000)
     }
 
     /// Three masters with one replica each (six nodes), and a node timeout
     /// of `node_timeout_ms`: a killed master is replaced by its replica.
     pub fn start_with_replicas(node_timeout_ms: u64) -> Result<Self, String> {
-        Self::start_in(Self::fresh_dir(), 1, node_timeout_ms)
+        Self::start_afresh(1, node_timeout_ms)
+    }
+
+    /// [`OwnCluster::start_in`] a fresh folder, up to three times: a port
+    /// found free can be taken by another test before its node binds it.
+    /// (A try that fails is dropped, which stops its nodes.)
+    fn start_afresh(replicas: usize, node_timeout_ms: u64) -> Result<Self, String> {
+        let mut failed = String::new();
+        for _ in 0..3 {
+            match Self::start_in(Self::fresh_dir(), replicas, node_timeout_ms) {
+                Ok(cluster) => return Ok(cluster),
+                Err(e) => failed = e,
+            }
+        }
+        Err(failed)
     }
 
     fn fresh_dir() -> std::path::PathBuf {
@@ -697,7 +711,17 @@ fn find_or_start_shared_cluster() -> Result<OwnCluster, String> {
 /// Starts the run's cluster in `dir` and leaves it to a watchdog that
 /// kills it when the process `run` is gone.
 fn start_shared_cluster(dir: &std::path::Path, run: u32) -> Result<Vec<u16>, String> {
-    let mut cluster = OwnCluster::start_in(dir.to_path_buf(), 0, 15_000)?;
+    // Up to three tries, as `OwnCluster::start_afresh` (a failed one is
+    // dropped: its nodes stop and the folder goes; the next makes it anew).
+    let mut tries = 0;
+    let mut cluster = loop {
+        tries += 1;
+        match OwnCluster::start_in(dir.to_path_buf(), 0, 15_000) {
+            Ok(cluster) => break cluster,
+            Err(e) if tries == 3 => return Err(e),
+            Err(_) => {}
+        }
+    };
     let pids: Vec<String> = cluster
         .nodes
         .iter()
