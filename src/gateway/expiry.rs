@@ -51,6 +51,8 @@ pub async fn run_sweeper(
 
 /// How long a claimed due entry waits before another sweep may take it over.
 const LEASE: Duration = Duration::from_secs(30);
+/// When an entry the store failed to handle is due again.
+const RETRY: Duration = Duration::from_secs(1);
 /// Batches of 100 one team's sweep handles per tick, at most.
 const MAX_ROUNDS: usize = 10;
 
@@ -58,8 +60,10 @@ impl Gateway {
     /// Handles every entry of `team` due at `now`. Each is claimed with a
     /// lease and removed only in the commit that handles it: an instance
     /// that dies mid-way leaves it to come due again when the lease ends
-    /// (at-least-once); a store that fails gets the rest of the batch handed
-    /// back at once. One that can never be handled is quarantined.
+    /// (at-least-once). An entry the store fails to handle is due again in
+    /// [`RETRY`], behind the others, which go on; two failures in a row
+    /// (an outage) hand the rest back as due. One that can never be
+    /// handled is quarantined.
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         let index = keys::due_queue(&team.id);
         let lease = now.plus(LEASE).unix_millis();
@@ -70,6 +74,10 @@ impl Gateway {
                 .index_claim_due(&index, now.unix_millis(), 100, lease)
                 .await?;
             let n = due.len();
+            // Entries the store failed to handle, and how many failed in a
+            // row: two in a row are taken for an outage, not a busy record.
+            let mut failed: Vec<&IndexEntry> = Vec::new();
+            let mut in_a_row = 0;
             for (at, entry) in due.iter().enumerate() {
                 let remove = Op::QueueRemove {
                     key: index.clone(),
@@ -87,31 +95,26 @@ impl Gateway {
                     continue;
                 };
                 match self.handle_due(team, id, remove.clone(), now).await {
-                    Ok(()) => {}
+                    Ok(()) => in_a_row = 0,
                     // Gone: nothing to announce.
                     Err(Error::NotFound(_)) => {
                         self.store.commit(vec![remove]).await?;
+                        in_a_row = 0;
                     }
                     // The store failed, or this record is too busy to
-                    // write: this entry and the rest of the batch are handed
-                    // back, due at once, so the next tick (not the lease's
-                    // end) takes them again; if the store cannot take even
-                    // that, their lease brings them back.
+                    // write: the entry goes behind the others (due again
+                    // in a second), which go on; after two in a row the
+                    // rest of the batch is handed back as it was due.
                     Err(Error::StoreUnavailable) => {
-                        let leased: Vec<IndexEntry> = due[at..]
-                            .iter()
-                            .map(|e| IndexEntry {
-                                member: e.member.clone(),
-                                score: lease,
-                            })
-                            .collect();
-                        let back =
-                            self.store
-                                .queue_move_unchanged(&index, &leased, now.unix_millis());
-                        if let Err(e) = back.await {
-                            tracing::debug!(team = %team.id, error = %e, "due entries left to their lease");
+                        failed.push(entry);
+                        in_a_row += 1;
+                        if in_a_row == 2 {
+                            self.hand_back(&index, &failed, lease, now.plus(RETRY))
+                                .await;
+                            let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
+                            self.hand_back(&index, &rest, lease, now).await;
+                            return Err(Error::StoreUnavailable);
                         }
-                        return Err(Error::StoreUnavailable);
                     }
                     // A record this gateway cannot handle (a foreign or
                     // newer writer): quarantined, so it never stops the rest.
@@ -119,14 +122,39 @@ impl Gateway {
                         tracing::error!(team = %team.id, interaction = %id, error = %e, "due entry cannot be handled; quarantined");
                         metrics::counter!("chatgate_due_quarantined_total").increment(1);
                         self.store.commit(vec![remove]).await?;
+                        in_a_row = 0;
                     }
                 }
+            }
+            if !failed.is_empty() {
+                self.hand_back(&index, &failed, lease, now.plus(RETRY))
+                    .await;
+                return Err(Error::StoreUnavailable);
             }
             // At most a bounded amount of work per tick: the next tick goes on.
             rounds += 1;
             if n < 100 || rounds == MAX_ROUNDS {
                 return Ok(());
             }
+        }
+    }
+
+    /// Moves `entries`, claimed with `lease`, to be due at `at` (best
+    /// effort: a store that cannot take even that leaves them to their
+    /// lease).
+    async fn hand_back(&self, index: &str, entries: &[&IndexEntry], lease: i64, at: Timestamp) {
+        let leased: Vec<IndexEntry> = entries
+            .iter()
+            .map(|e| IndexEntry {
+                member: e.member.clone(),
+                score: lease,
+            })
+            .collect();
+        let back = self
+            .store
+            .queue_move_unchanged(index, &leased, at.unix_millis());
+        if let Err(e) = back.await {
+            tracing::debug!(error = %e, "due entries left to their lease");
         }
     }
 

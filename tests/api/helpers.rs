@@ -520,6 +520,27 @@ impl TestApp {
                "jti": Uuid::now_v7().to_string(), "name": "Ada"})
     }
 
+    /// Waits (real time, up to 5 s each) for the next `n`
+    /// `interaction.expired` events, and answers their interactions' ids,
+    /// sorted.
+    pub async fn next_expired(&mut self, n: usize) -> Vec<String> {
+        let mut ids = Vec::new();
+        for _ in 0..n {
+            let e = self
+                .next_event("interaction.expired", Duration::from_secs(5))
+                .await
+                .expect("interaction.expired within 5 s");
+            ids.push(
+                event_data(&e)["interaction"]["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        ids.sort();
+        ids
+    }
+
     /// Waits (real time) for the next event of `kind`.
     pub async fn next_event(&mut self, kind: &str, within: Duration) -> Option<Arc<Event>> {
         let deadline = tokio::time::Instant::now() + within;

@@ -31,6 +31,9 @@ struct Counting {
     extensions: AtomicUsize,
     /// Entries added to (or moved in) a team's due queue by commits.
     due_adds: AtomicUsize,
+    /// Commits with an op on a key containing this text fail as a store
+    /// that is down would.
+    failing: std::sync::Mutex<Option<String>>,
 }
 
 /// Long enough for reads that may go side by side to overlap; short enough
@@ -93,6 +96,12 @@ impl Store for Counting {
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if !outbox_only(ops.iter().map(Op::key)) {
             self.tick();
+        }
+        let failing = self.failing.lock().unwrap().clone();
+        if let Some(text) = failing {
+            if ops.iter().any(|op| op.key().contains(&text)) {
+                return Err(StoreError::Unavailable("failing on purpose".into()));
+            }
         }
         let extends = |op: &&Op| match op {
             Op::Touch { .. } => true,
@@ -314,6 +323,38 @@ async fn writes_that_move_no_due_time_queue_nothing() {
     app.advance(60);
     app.authenticate(&id, "cust-d").await;
     assert_eq!(due(), 2, "the end moved");
+}
+
+/// An expiry whose commit the store fails holds up none of the others due
+/// with it: they are announced at once, and it follows once the store
+/// takes it (docs/architecture.md#time-outs). The failing one is the
+/// oldest, so the sweep claims it first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expiry_the_store_fails_holds_up_no_other() {
+    let (counting, mut app) = on_counting_store().await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, &format!("cust-f{i}")).await;
+        ids.push(id);
+    }
+    *counting.failing.lock().unwrap() = Some(ids[0].clone());
+    app.advance(31 * 60);
+    let mut others = ids[1..].to_vec();
+    others.sort();
+    assert_eq!(
+        app.next_expired(2).await,
+        others,
+        "the others expire at once"
+    );
+    *counting.failing.lock().unwrap() = None;
+    // Due again a second later, not at the end of its 30 s lease.
+    app.advance(2);
+    let e = app
+        .next_event("interaction.expired", Duration::from_secs(5))
+        .await
+        .expect("the failed one follows");
+    assert_eq!(event_data(&e)["interaction"]["id"], ids[0].as_str());
 }
 
 /// Requests on one interaction queue behind each other in this process (so
