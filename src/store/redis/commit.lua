@@ -50,9 +50,16 @@
 local ARGS = {P = 3, D = 1, A = 5, R = 1, Q = 5, U = 1, T = 1, X = 4}
 local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
 -- How many times each key is in KEYS.
-local uses = {}
-for _, key in ipairs(KEYS) do
-  uses[key] = (uses[key] or 0) + 1
+local uses
+local function times_in_keys(key)
+  if not uses then
+    -- Counted only when an op expects a key absent (most commits have none).
+    uses = {}
+    for _, each in ipairs(KEYS) do
+      uses[each] = (uses[each] or 0) + 1
+    end
+  end
+  return uses[key]
 end
 -- The keys this commit created with `SET … NX` (their positions in KEYS),
 -- and the positions in KEYS whose op needs no write after its check (a
@@ -82,7 +89,7 @@ while a <= #ARGV do
   if kind == 'P' or kind == 'D' then
     local key = KEYS[k]
     local expected = ARGV[a + 1]
-    local alone = expected == '0' and uses[key] == 1
+    local alone = expected == '0' and times_in_keys(key) == 1
     local set = false
     if alone and kind == 'P' then
       if ARGV[a + 3] == '0' then
