@@ -82,11 +82,16 @@ local function refused(reply)
   return false
 end
 
+-- The appends' positions in ARGV and KEYS, in op order: applied once
+-- every check passed.
+local appends = {}
 local a, k, i = 2, 1, 0
 while a <= #ARGV do
   local kind = ARGV[a]
   i = i + 1
-  if kind == 'P' or kind == 'D' then
+  if kind == 'X' then
+    appends[#appends + 1] = {a, k}
+  elseif kind == 'P' or kind == 'D' then
     local key = KEYS[k]
     local expected = ARGV[a + 1]
     local alone = expected == '0' and times_in_keys(key) == 1
@@ -130,31 +135,25 @@ end
 -- given its lifetime by this commit: name -> its op's position in ARGV and
 -- KEYS.
 local lived = {}
-a, k = 2, 1
-while a <= #ARGV do
-  local kind = ARGV[a]
-  if kind == 'X' then
-    local stream = KEYS[k]
-    local entry = ARGV[a + 1]
-    local added = false
-    if ARGV[a + 4] ~= '1' then
-      added = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', 'e', entry)
-      if refused(added) then
-        return added
-      end
-    end
-    if not added then
-      -- Fresh, or no stream (it expired, or was deleted): a new one, given
-      -- its lifetime below.
-      added = redis.pcall('XADD', stream, '*', 'e', entry)
-      if refused(added) then
-        return added
-      end
-      lived[stream] = {a, k}
+for _, at in ipairs(appends) do
+  local stream = KEYS[at[2]]
+  local entry = ARGV[at[1] + 1]
+  local added = false
+  if ARGV[at[1] + 4] ~= '1' then
+    added = redis.pcall('XADD', stream, 'NOMKSTREAM', '*', 'e', entry)
+    if refused(added) then
+      return added
     end
   end
-  a = a + 1 + ARGS[kind]
-  k = k + KEYN[kind]
+  if not added then
+    -- Fresh, or no stream (it expired, or was deleted): a new one, given
+    -- its lifetime below.
+    added = redis.pcall('XADD', stream, '*', 'e', entry)
+    if refused(added) then
+      return added
+    end
+    lived[stream] = at
+  end
 end
 for _, at in pairs(lived) do
   local stream = KEYS[at[2]]
@@ -198,16 +197,16 @@ local pruned = {}
 -- (`renewing`), and the slack (ms) of a renewal.
 local renewing = {}
 local slack = {}
--- Queues this commit added to, by name: a position of the queue in KEYS
--- (`queue_at`), the latest lifetime an add asked for (`queued`), and
--- whether the key is new (`new_key`). A queue's adds wait in `adding`
+-- Queues this commit added to, by name (each a key in KEYS): the latest
+-- lifetime an add asked for (`queued`), and whether the key is new
+-- (`new_key`). A queue's adds wait in `adding`
 -- (score, member, …) and go in one ZADD, its removals in `removing` and go
 -- in one ZREM: each at the end, or before an op of the other kind on that
 -- queue (so at most one of the two waits, and op order is kept).
 -- A queue is never emptied: each ZADD also adds its keeper, the member ''
 -- at 2^53 (never due, never read: see redis.rs; a finite score, which the
--- previous version's readers parse, and skip as an item they cannot read), so Redis never deletes the
--- key when its last real member goes (Redis deletes a sorted set when its
+-- previous version's readers parse, and skip as an item they cannot
+-- read), so Redis never deletes the key when its last real member goes (Redis deletes a sorted set when its
 -- last member goes). The key lives its renewed life: only renewals raise
 -- it, nothing lowers it, and until this writer's next renewal its adds
 -- ask for no later time than that; so an add between renewals finds the
@@ -215,7 +214,6 @@ local slack = {}
 -- adds the keeper too (it counts one more new member than it adds) made
 -- a new key: another writer's DEL, or an eviction, took the old one. It
 -- gets its life at once, as a renewal.
-local queue_at = {}
 local queued = {}
 local new_key = {}
 local adding = {}
@@ -328,7 +326,6 @@ while a <= #ARGV do
     waiting[#waiting + 1] = ARGV[a + 2]
     waiting[#waiting + 1] = ARGV[a + 1]
     adding[key] = waiting
-    queue_at[key] = k
     queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[a + 3]))
     renewing[key] = ARGV[a + 4] == '1'
     slack[key] = tonumber(ARGV[a + 5])
@@ -370,10 +367,9 @@ end
 -- with NX).
 for queue, at in pairs(queued) do
   if renewing[queue] or new_key[queue] then
-    local key = KEYS[queue_at[queue]]
     local life = at + slack[queue]
-    if redis.call('PEXPIREAT', key, life, 'GT') == 0 then
-      redis.call('PEXPIREAT', key, life, 'NX')
+    if redis.call('PEXPIREAT', queue, life, 'GT') == 0 then
+      redis.call('PEXPIREAT', queue, life, 'NX')
     end
   end
 end
