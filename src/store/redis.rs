@@ -856,7 +856,13 @@ mod tests {
                 .collect();
             let pattern = format!("{f}(");
             for (at, _) in script.match_indices(&pattern) {
-                if script[..at].ends_with("function ") {
+                // A call of `f`, not of a name ending in it (`refused(`
+                // for `used(`), nor its definition.
+                let named = script[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(|c| c.is_alphanumeric() || c == '_');
+                if named || script[..at].ends_with("function ") {
                     continue;
                 }
                 let args = arguments(&script[at + pattern.len()..]);
@@ -885,6 +891,13 @@ mod tests {
         );
         let through = "local function f(k)\n  redis.call('DEL', k)\nend\nf(KEYS[2])\nf(ARGV[1])";
         assert_eq!(calls_outside_keys(through), ["f(ARGV[1])"]);
+        let suffix =
+            "local function used(k)\n  redis.call('DEL', k)\nend\nused(KEYS[2])\nrefused(ARGV[1])";
+        assert_eq!(
+            calls_outside_keys(suffix),
+            Vec::<String>::new(),
+            "refused is not used"
+        );
         let protected = "local r = redis.pcall('GET', ARGV[1])\nreturn redis.pcall('GET', KEYS[1])";
         assert_eq!(
             calls_outside_keys(protected),
