@@ -102,43 +102,18 @@ mod the_outbox_keeps_up_while_it_is_written {
 /// delivery in flight per destination instead of 256, 2 164 on Redis.)
 /// Then the rest drains and every item was delivered.
 async fn keeps_up(backend: Backend) {
-    let Some((store, prefix)) = own_store(backend).await else {
+    let Some(rig) = Rig::start(backend).await else {
         return;
     };
-    let receiver = Counting::start();
-    let setup = Setup {
-        key_prefix: Some(prefix.clone()),
-        store: Some(store.clone()),
-        ..with_webhook(&receiver.uri, &generate_whsec())
-    };
-    let Some(first) = spawn_with(backend, setup).await else {
-        return;
-    };
-    let dir = copy_dir(&first.dir);
-    first.stop().await;
-    let app = build(&dir, &store).await;
+    let app = rig.gateway().await;
     let gateway = app.gateway();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.serve(async move {
-        let _ = stopped.await;
-    }));
-
+    let serving = Serving::start(app);
     let committed_per_s = commit(&gateway, STEADY_ITEMS).await;
-    let backlog = left(&store, STEADY_ITEMS + 1).await;
-    let t0 = Instant::now();
-    while left(&store, 1).await > 0 {
-        assert!(
-            t0.elapsed() < Duration::from_secs(120),
-            "the outbox did not drain within 2 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = stop.send(());
-    let _ = served.await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if backend == Backend::Redis {
-        delete_prefix(&prefix);
-    }
+    let backlog = left(&rig.store, STEADY_ITEMS + 1).await;
+    rig.drained_within(Instant::now(), Duration::from_secs(120))
+        .await;
+    serving.stop().await;
+    let delivered = rig.end();
     eprintln!(
         "{backend:?}: committed {committed_per_s:.0} items/s with the dispatcher running; {backlog} of {STEADY_ITEMS} left when the last commit returned"
     );
@@ -146,20 +121,19 @@ async fn keeps_up(backend: Backend) {
         backlog <= STEADY_ITEMS / 5,
         "{backlog} of {STEADY_ITEMS} items still in the outbox when the last was committed: the dispatcher fell behind"
     );
-    let delivered = receiver.count.load(Ordering::Relaxed);
     assert!(
         delivered >= STEADY_ITEMS,
         "{delivered} of {STEADY_ITEMS} webhook deliveries"
     );
 }
 
-// Not run with the suite. Alone, in a debug build on two cores, both
-// stores drain at 1.7–2.0 times the commit rate
-// (docs/performance.md#capacity). But the two rates are measured at
-// different times, and the ratio holds only while the machine's other
-// load stays the same across both: with the Redis case running beside
-// it, the memory case measured 0.91–1.15, as other tests of the suite
-// would make it. Run it alone:
+// Not run with the suite. Alone, in a debug build on two cores, Redis
+// drains at about 2 times the commit rate; memory, whose commits now run
+// at ~21 k a second here, at 0.82–0.96 (docs/performance.md#capacity):
+// it fails there. The two rates are measured at different times, so
+// the ratio holds only while the machine's other load stays the same
+// across both. `the_outbox_keeps_up_while_it_is_written` above, run with
+// the suite, is the check that holds. Run this one alone:
 // `cargo test --test api outbox_drain -- --ignored --nocapture --test-threads 1`.
 mod a_backlog_drains_at_least_as_fast_as_it_was_committed {
     use super::*;
@@ -178,53 +152,23 @@ mod a_backlog_drains_at_least_as_fast_as_it_was_committed {
 }
 
 async fn drains_as_fast_as_committed(backend: Backend) {
-    let Some((store, prefix)) = own_store(backend).await else {
+    let Some(rig) = Rig::start(backend).await else {
         return;
     };
-    // Every event also goes to the team's webhook: one HTTP delivery
-    // per item, as in production.
-    let receiver = Counting::start();
-    let setup = || Setup {
-        key_prefix: Some(prefix.clone()),
-        store: Some(store.clone()),
-        ..with_webhook(&receiver.uri, &generate_whsec())
-    };
-    // The test configuration, kept from a test gateway stopped at once
-    // (its clock is a manual one).
-    let Some(first) = spawn_with(backend, setup()).await else {
-        return;
-    };
-    let dir = copy_dir(&first.dir);
-    first.stop().await;
-    let committed_per_s = commit_backlog(&build(&dir, &store).await).await;
-    assert_eq!(left(&store, ITEMS + 1).await, ITEMS);
+    let committed_per_s = commit_backlog(&rig.gateway().await).await;
+    assert_eq!(left(&rig.store, ITEMS + 1).await, ITEMS);
 
     // A gateway serving on the same store: its dispatcher drains.
-    let drainer = build(&dir, &store).await;
+    let drainer = rig.gateway().await;
     let t0 = Instant::now();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(drainer.serve(async move {
-        let _ = stopped.await;
-    }));
+    let serving = Serving::start(drainer);
     // Bounded: at 1/10 of the commit rate the ratio below fails anyway.
     let limit =
         Duration::from_secs_f64(10.0 * ITEMS as f64 / committed_per_s).max(Duration::from_secs(30));
-    while left(&store, 1).await > 0 {
-        assert!(
-            t0.elapsed() < limit,
-            "the backlog did not drain within {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    rig.drained_within(t0, limit).await;
     let drained_per_s = ITEMS as f64 / t0.elapsed().as_secs_f64();
-
-    let _ = stop.send(());
-    let _ = served.await;
-    let _ = std::fs::remove_dir_all(&dir);
-    if backend == Backend::Redis {
-        delete_prefix(&prefix);
-    }
-    let delivered = receiver.count.load(Ordering::Relaxed);
+    serving.stop().await;
+    let delivered = rig.end();
     assert!(
         delivered >= ITEMS,
         "{delivered} of {ITEMS} webhook deliveries"
@@ -237,6 +181,93 @@ async fn drains_as_fast_as_committed(backend: Backend) {
             ratio >= 1.0,
             "drained {drained_per_s:.0} items/s, slower than the {committed_per_s:.0} items/s committed"
         );
+}
+
+/// A store of its own (see `outbox::own_store`), a webhook receiver that
+/// counts, and the test configuration sending every event to it, kept
+/// from a test gateway stopped at once (its clock is a manual one; the
+/// gateways built from it here run on the wall clock).
+struct Rig {
+    backend: Backend,
+    store: SharedStore,
+    prefix: String,
+    receiver: Counting,
+    dir: std::path::PathBuf,
+}
+
+impl Rig {
+    async fn start(backend: Backend) -> Option<Rig> {
+        let (store, prefix) = own_store(backend).await?;
+        // Every event also goes to the team's webhook: one HTTP delivery
+        // per item, as in production.
+        let receiver = Counting::start();
+        let setup = Setup {
+            key_prefix: Some(prefix.clone()),
+            store: Some(store.clone()),
+            ..with_webhook(&receiver.uri, &generate_whsec())
+        };
+        let first = spawn_with(backend, setup).await?;
+        let dir = copy_dir(&first.dir);
+        first.stop().await;
+        Some(Rig {
+            backend,
+            store,
+            prefix,
+            receiver,
+            dir,
+        })
+    }
+
+    /// A gateway on the rig's store and configuration (not serving).
+    async fn gateway(&self) -> App {
+        build(&self.dir, &self.store).await
+    }
+
+    /// Waits until the outbox is empty, failing once `limit` has passed
+    /// since `t0`.
+    async fn drained_within(&self, t0: Instant, limit: Duration) {
+        while left(&self.store, 1).await > 0 {
+            assert!(
+                t0.elapsed() < limit,
+                "the outbox did not drain within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Cleans up; answers how many deliveries the receiver counted.
+    fn end(self) -> usize {
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.backend == Backend::Redis {
+            delete_prefix(&self.prefix);
+        }
+        self.receiver.count.load(Ordering::Relaxed)
+    }
+}
+
+/// A gateway serving (so its dispatcher delivers) until stopped.
+struct Serving {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    fn start(app: App) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(async move {
+            let _ = app
+                .serve(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Serving { stop, served }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.served.await;
+    }
 }
 
 /// A copy of a test gateway's folder (its configuration and channel
