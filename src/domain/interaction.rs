@@ -236,6 +236,16 @@ pub struct PendingBinding {
     pub method: Method,
 }
 
+/// An announcement the sweeper makes of an authentication
+/// ([`InteractionRecord::announce_due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announcement {
+    /// `interaction.expiring`: the end is `expiry_notice` away.
+    Expiring,
+    /// `interaction.expired` (and the `expired` text).
+    Expired,
+}
+
 /// An interaction: its conversation, its subject's name, and what
 /// happened in it (authentication, links, challenges, pending logins). The
 /// store's form of it is the gateway's (`gateway/records`).
@@ -353,6 +363,43 @@ impl InteractionRecord {
             Some(i) if i < auth.expires_at => i,
             _ => auth.expires_at,
         })
+    }
+
+    /// When the current authentication's next announcement is due: its
+    /// expiry notice while one is to come (`expiry_notice` before the
+    /// end), else its end; `None` once its expiry is announced, or with no
+    /// authentication.
+    pub fn next_announcement_at(&self, s: &Settings) -> Option<Timestamp> {
+        let end = self.auth_ends_at(s)?;
+        if self.expiry_announced == Some(end) {
+            return None;
+        }
+        let notice = s
+            .expiry_notice
+            .enabled()
+            .filter(|_| self.expiring_announced != Some(end));
+        Some(notice.map_or(end, |notice| end.minus(notice)))
+    }
+
+    /// What of the current authentication is to be announced at `now`,
+    /// marked announced: its expiry once it has ended (a notice never
+    /// announced then never is), else its expiry notice once due. `None`:
+    /// nothing is due (the end moved, or it was announced already).
+    pub fn announce_due(&mut self, now: Timestamp, s: &Settings) -> Option<Announcement> {
+        let end = self.auth_ends_at(s)?;
+        if now >= end {
+            if self.expiry_announced == Some(end) {
+                return None;
+            }
+            self.expiry_announced = Some(end);
+            return Some(Announcement::Expired);
+        }
+        let notice = s.expiry_notice.enabled()?;
+        if self.expiring_announced == Some(end) || now < end.minus(notice) {
+            return None;
+        }
+        self.expiring_announced = Some(end);
+        Some(Announcement::Expiring)
     }
 
     /// Authenticated at `now`, ignoring locks and bans.
@@ -600,6 +647,47 @@ mod tests {
 
     fn customer() -> Customer {
         Customer::from([("id".to_string(), "cust-42".to_string())])
+    }
+
+    #[test]
+    fn the_notice_then_the_expiry_come_due_and_are_announced_once() {
+        let s = Settings {
+            authenticated_ttl: Dur::from_secs(1800),
+            expiry_notice: Dur::from_secs(60),
+            ..Settings::default()
+        };
+        let mut r = rec();
+        assert_eq!(r.next_announcement_at(&s), None, "not authenticated");
+        r.authenticate(Method::LoginLink, customer(), t(0), &s);
+        assert_eq!(r.next_announcement_at(&s), Some(t(1740)), "the notice");
+        assert_eq!(r.announce_due(t(1739), &s), None, "not yet");
+        assert_eq!(r.announce_due(t(1740), &s), Some(Announcement::Expiring));
+        assert_eq!(r.announce_due(t(1741), &s), None, "once");
+        assert_eq!(r.next_announcement_at(&s), Some(t(1800)), "then the end");
+        assert_eq!(r.announce_due(t(1800), &s), Some(Announcement::Expired));
+        assert_eq!(r.announce_due(t(1801), &s), None, "once");
+        assert_eq!(r.next_announcement_at(&s), None, "nothing left");
+    }
+
+    #[test]
+    fn a_late_sweep_announces_the_expiry_and_never_the_notice() {
+        let s = Settings {
+            authenticated_ttl: Dur::from_secs(1800),
+            expiry_notice: Dur::from_secs(60),
+            ..Settings::default()
+        };
+        let mut r = rec();
+        r.authenticate(Method::LoginLink, customer(), t(0), &s);
+        assert_eq!(r.announce_due(t(1900), &s), Some(Announcement::Expired));
+        assert_eq!(r.next_announcement_at(&s), None);
+        let off = Settings {
+            expiry_notice: Dur::from_secs(0),
+            ..s
+        };
+        let mut r = rec();
+        r.authenticate(Method::LoginLink, customer(), t(0), &off);
+        assert_eq!(r.next_announcement_at(&off), Some(t(1800)), "no notice");
+        assert_eq!(r.announce_due(t(1799), &off), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::outbox::Notice;
 use super::work::Step;
 use super::Gateway;
 use crate::config::Team;
+use crate::domain::interaction::Announcement;
 use crate::error::{Error, Result};
 use crate::events::EventType;
 use crate::store::{keys, IndexEntry, Op};
@@ -171,26 +172,18 @@ impl Gateway {
                 // The taken entry goes first: the write may put it back at a
                 // new due time.
                 w.first(entry.clone());
-                if let Some(end) = w.rec.auth_ends_at(s) {
-                    if now >= end {
-                        // A notice not yet announced (the sweep came late)
-                        // never is: the expiry itself is.
-                        if w.rec.expiry_announced != Some(end) {
-                            w.rec.expiry_announced = Some(end);
-                            w.emit(EventType::InteractionExpired, serde_json::Value::Null);
-                            w.notify(Notice::Expired);
-                            expired = true;
-                        }
-                    } else if w.rec.expiring_announced != Some(end)
-                        && s.expiry_notice
-                            .enabled()
-                            .is_some_and(|n| now >= end.minus(n))
-                    {
-                        w.rec.expiring_announced = Some(end);
+                // Nothing due (moved by activity, or announced already):
+                // the write re-schedules it.
+                match w.rec.announce_due(now, s) {
+                    Some(Announcement::Expired) => {
+                        w.emit(EventType::InteractionExpired, serde_json::Value::Null);
+                        w.notify(Notice::Expired);
+                        expired = true;
+                    }
+                    Some(Announcement::Expiring) => {
                         w.emit(EventType::InteractionExpiring, serde_json::Value::Null);
                     }
-                    // Otherwise moved (activity) or already announced: the
-                    // write re-schedules it.
+                    None => {}
                 }
                 // Announcements are not activity and do not refresh interaction_ttl.
                 w.as_announcement();

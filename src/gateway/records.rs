@@ -503,15 +503,7 @@ fn due_op(
 /// too); the sweeper announces what is due when it comes
 /// (src/gateway/expiry.rs).
 fn due_time(rec: &InteractionRecord, s: &Settings) -> Option<(String, i64)> {
-    let end = rec.auth_ends_at(s)?;
-    if rec.expiry_announced == Some(end) {
-        return None;
-    }
-    let notice = s
-        .expiry_notice
-        .enabled()
-        .filter(|_| rec.expiring_announced != Some(end));
-    let due = notice.map_or(end, |notice| end.minus(notice));
+    let due = rec.next_announcement_at(s)?;
     Some((format!("x:{}", rec.id), due.unix_millis()))
 }
 
