@@ -4,9 +4,10 @@
 //!
 //! Every physical key is `"{key_prefix}:{logical_key}"`. A record is one
 //! string, `"<version>\n<json>"`, so a read of many keys is one `MGET` and a
-//! version check is one `GET` inside a script — or none: a create (a `Put`
-//! expecting its key absent, the only op of its commit on that key) is
-//! checked by its own `SET … NX`. Indexes are sorted sets
+//! version check is one read inside a script of the version line alone
+//! (`GETRANGE`; a `GET` where the key is expected absent) — or none: a
+//! create (a `Put` expecting its key absent, the only op of its commit on
+//! that key) is checked by its own `SET … NX`. Indexes are sorted sets
 //! (scores are doubles in Redis: exact for |score| < 2^53, which covers
 //! millisecond timestamps). Record TTLs use `SET ... PX`; a `Put` without
 //! TTL is a plain `SET`, which also clears an earlier TTL. Each index `K`

@@ -75,6 +75,11 @@ pub struct RedisCost {
     pub scripts: f64,
     /// Commands per request by name (`zadd`, `pexpireat`, …), most first.
     pub by_command: Vec<(String, f64)>,
+    /// µs per request Redis spent executing each command, most first (a
+    /// script's includes its own commands', which count under their names
+    /// too). What `cpu_us` has beyond the top-level commands' is reading,
+    /// parsing and answering requests, and Redis' own housekeeping.
+    pub us_by_command: Vec<(String, f64)>,
 }
 
 /// CPU time (user + system) of this process so far, in seconds: fields 14

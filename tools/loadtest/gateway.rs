@@ -360,12 +360,13 @@ pub async fn delete_prefix(prefix: &str) {
 }
 
 /// Redis' running totals: CPU seconds (user + system, `INFO cpu`) and the
-/// calls of each command (`INFO commandstats`; Redis counts a script's own
-/// commands under their names too).
+/// calls of each command and the µs spent in them (`INFO commandstats`;
+/// Redis counts a script's own commands under their names too, and their
+/// time in the script's as well).
 #[derive(Debug, Clone, Default)]
 pub struct RedisCounters {
     cpu_s: f64,
-    calls: std::collections::BTreeMap<String, u64>,
+    calls: std::collections::BTreeMap<String, (u64, u64)>,
 }
 
 /// The commands that run a script.
@@ -388,12 +389,15 @@ impl RedisCounters {
                 c.cpu_s += v.trim().parse::<f64>().ok()?;
             } else if let Some(stat) = line.strip_prefix("cmdstat_") {
                 let (name, fields) = stat.split_once(':')?;
-                let calls = fields
-                    .split(',')
-                    .find_map(|f| f.strip_prefix("calls="))?
-                    .parse::<u64>()
-                    .ok()?;
-                c.calls.insert(name.to_owned(), calls);
+                let field = |key: &str| -> Option<u64> {
+                    fields
+                        .split(',')
+                        .find_map(|f| f.strip_prefix(key))?
+                        .parse()
+                        .ok()
+                };
+                c.calls
+                    .insert(name.to_owned(), (field("calls=")?, field("usec=")?));
             }
         }
         Some(c)
@@ -402,16 +406,20 @@ impl RedisCounters {
     /// From `self` to `later`, per one of `requests`.
     pub fn per_request(&self, later: &Self, requests: u64) -> RedisCost {
         let n = requests.max(1) as f64;
-        let mut by_command: Vec<(String, f64)> = later
-            .calls
-            .iter()
-            .map(|(name, calls)| {
-                let before = self.calls.get(name).copied().unwrap_or(0);
-                (name.clone(), calls.saturating_sub(before) as f64 / n)
-            })
-            .filter(|(_, per)| *per > 0.0)
-            .collect();
-        by_command.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let per_request = |pick: fn(&(u64, u64)) -> u64| {
+            let mut per: Vec<(String, f64)> = later
+                .calls
+                .iter()
+                .map(|(name, now)| {
+                    let before = self.calls.get(name).map_or(0, pick);
+                    (name.clone(), pick(now).saturating_sub(before) as f64 / n)
+                })
+                .filter(|(_, per)| *per > 0.0)
+                .collect();
+            per.sort_by(|a, b| b.1.total_cmp(&a.1));
+            per
+        };
+        let by_command = per_request(|&(calls, _)| calls);
         RedisCost {
             cpu_us: (later.cpu_s - self.cpu_s) * 1e6 / n,
             commands: by_command.iter().map(|(_, per)| per).sum(),
@@ -421,6 +429,7 @@ impl RedisCounters {
                 .map(|(_, per)| per)
                 .sum(),
             by_command,
+            us_by_command: per_request(|&(_, usec)| usec),
         }
     }
 }

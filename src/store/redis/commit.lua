@@ -13,14 +13,15 @@
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
 --   'X', entry, min_id, ttl_ms, fresh                               Append
--- The checks go in op order. A check is a GET, except for an op expecting
--- the key absent ('0') whose key is nowhere else in KEYS: such a Put's
--- check is its write, `SET … NX` (a create), and such a Delete, once its
--- GET found the key absent, has nothing left to delete. A conflict, or an
--- error reply (a key of another type), deletes the keys this commit
--- created (absent before, so that restores them): nothing stays written.
--- A key in several ops is checked with GET, against what was there before
--- the commit, as every op's version is.
+-- The checks go in op order. A check reads the key's version line (see
+-- VERSION_END), except for an op expecting the key absent ('0') whose key
+-- is nowhere else in KEYS: such a Put's check is its write, `SET … NX` (a
+-- create), and such a Delete, once its check found the key absent, has
+-- nothing left to delete. A conflict, or an error reply (a key of another
+-- type), deletes the keys this commit created (absent before, so that
+-- restores them): nothing stays written. A key in several ops is checked
+-- by reading it, against what was there before the commit, as every op's
+-- version is.
 -- An index's expiry set holds member -> when it expires (ms, by `now`).
 -- An index of one member keeps none: the key's own lifetime is its
 -- member's (most customers' indexes hold one interaction); its second
@@ -46,9 +47,32 @@
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 
--- Of each kind of op: its arguments after the kind, and its keys.
-local ARGS = {P = 3, D = 1, A = 5, R = 1, Q = 5, U = 1, T = 1, X = 4}
-local KEYN = {P = 1, D = 1, A = 2, R = 2, Q = 1, U = 1, T = 1, X = 1}
+-- Of each kind of op: how many arguments follow its kind, and how many
+-- keys it has. (A function, not a table: a table built on every call of
+-- the script costs more than these comparisons.)
+local function shape(kind)
+  if kind == 'P' then
+    return 3, 1
+  elseif kind == 'A' then
+    return 5, 2
+  elseif kind == 'Q' then
+    return 5, 1
+  elseif kind == 'X' then
+    return 4, 1
+  elseif kind == 'R' then
+    return 1, 2
+  else
+    -- 'D', 'U', 'T'
+    return 1, 1
+  end
+end
+-- A check of an op expecting a version reads only the value's version
+-- line (GETRANGE to byte 20: a version is a u64, at most 20 digits, then
+-- its newline), not the whole record. A missing key reads as '' there: no
+-- version line, a conflict, as it is. A check expecting the key absent
+-- reads it with GET (nothing to read but for a conflict). (Strings: Redis
+-- formats a Lua number passed to a command with sprintf, every call.)
+local VERSION_END = '20'
 -- How many times each key is in KEYS.
 local uses
 local function times_in_keys(key)
@@ -110,9 +134,14 @@ while a <= #ARGV do
       created[#created + 1] = k
       done[k] = true
     else
-      -- (A create refused: the GET names the conflict, or the error of a
+      -- (A create refused: the read names the conflict, or the error of a
       -- key of another type, as for any other op.)
-      local current = redis.pcall('GET', key)
+      local current
+      if expected == '0' then
+        current = redis.pcall('GET', key)
+      else
+        current = redis.pcall('GETRANGE', key, '0', VERSION_END)
+      end
       if refused(current) then
         return current
       end
@@ -127,8 +156,9 @@ while a <= #ARGV do
       done[k] = alone and kind == 'D'
     end
   end
-  a = a + 1 + ARGS[kind]
-  k = k + KEYN[kind]
+  local args, keys = shape(kind)
+  a = a + 1 + args
+  k = k + keys
 end
 
 -- Appends next, in op order (commit order is history order). A stream
@@ -175,11 +205,23 @@ local function expire_with_members(index, expiry)
   end
 end
 
+-- Raises a key's life to `life` (ms, unix): never lowers it. GT counts a
+-- key without a TTL as living for ever: such a key (another writer's)
+-- gets its first with NX.
+local function raise_life(key, life)
+  if redis.call('PEXPIREAT', key, life, 'GT') == 0 then
+    redis.call('PEXPIREAT', key, life, 'NX')
+  end
+end
+
 -- Indexes this commit changed, by name (each op passes its keys anew, so
--- one index may sit at several positions of KEYS): index key -> its expiry
--- set (`touched`), whether to recompute its lifetime (`full`) and the
--- latest expiry this commit gave one of its members (`latest`). While every
--- op on an index only added members or raised their expiries, its
+-- one index may sit at several positions of KEYS): index key -> a record
+-- of it, made at its first op. `expiry` is its expiry set while the
+-- lifetime is to be settled at the end; `full`, whether to recompute the
+-- lifetime; `latest`, the latest expiry this commit gave one of its
+-- members; `pruned`, whether dead members were pruned; `renew` and
+-- `slack`, the last add's renewal (whether, and its slack in ms). While
+-- every op on an index only added members or raised their expiries, its
 -- longest-lived member is the old one or the latest added or raised, so
 -- the lifetime only needs raising: a renewal raises it with PEXPIREAT GT
 -- (NX for a key without one) to the latest plus the slack; between
@@ -189,39 +231,40 @@ end
 -- expiry moved earlier, a removal or a new expiry set recompute it from
 -- the longest-lived member, renewal or not. Dead members are pruned once
 -- per index, when it gains a member (only that makes it grow).
-local touched = {}
-local full = {}
-local latest = {}
-local pruned = {}
--- Of each index or queue this commit adds to: whether it is renewed
--- (`renewing`), and the slack (ms) of a renewal.
-local renewing = {}
-local slack = {}
--- Queues this commit added to, by name (each a key in KEYS): the latest
--- lifetime an add asked for (`queued`), and whether the key is new
--- (`new_key`). A queue's adds wait in `adding`
--- (score, member, …) and go in one ZADD, its removals in `removing` and go
--- in one ZREM: each at the end, or before an op of the other kind on that
--- queue (so at most one of the two waits, and op order is kept).
+local indexes = {}
+-- Queues this commit changed, by name (each a key in KEYS): queue key -> a
+-- record of it, made at its first op. `queued` is the latest lifetime an
+-- add asked for, `renew` and `slack` the last add's renewal, `new_key`
+-- whether the key is new. A queue's adds wait in `adding` (score, member,
+-- …) and go in one ZADD, its removals in `removing` and go in one ZREM:
+-- each at the end, or before an op of the other kind on that queue (so at
+-- most one of the two waits, and op order is kept).
 -- A queue is never emptied: each ZADD also adds its keeper, the member ''
 -- at 2^53 (never due, never read: see redis.rs; a finite score, which the
 -- previous version's readers parse, and skip as an item they cannot
--- read), so Redis never deletes the key when its last real member goes (Redis deletes a sorted set when its
--- last member goes). The key lives its renewed life: only renewals raise
--- it, nothing lowers it, and until this writer's next renewal its adds
--- ask for no later time than that; so an add between renewals finds the
--- key there, with its TTL, and spends nothing on its life. A ZADD that
--- adds the keeper too (it counts one more new member than it adds) made
--- a new key: another writer's DEL, or an eviction, took the old one. It
--- gets its life at once, as a renewal.
-local queued = {}
-local new_key = {}
-local adding = {}
-local removing = {}
-local function add_queued(queue)
-  local pairs_ = adding[queue]
+-- read), so Redis never deletes the key when its last real member goes
+-- (Redis deletes a sorted set when its last member goes). The key lives
+-- its renewed life: only renewals raise it, nothing lowers it, and until
+-- this writer's next renewal its adds ask for no later time than that; so
+-- an add between renewals finds the key there, with its TTL, and spends
+-- nothing on its life. A ZADD that adds the keeper too (it counts one more
+-- new member than it adds) made a new key: another writer's DEL, or an
+-- eviction, took the old one. It gets its life at once, as a renewal.
+local queues = {}
+-- The record of `key` in `records` (`indexes` or `queues`), made empty at
+-- its first op.
+local function record_of(records, key)
+  local record = records[key]
+  if not record then
+    record = {}
+    records[key] = record
+  end
+  return record
+end
+local function add_queued(key, queue)
+  local pairs_ = queue.adding
   if pairs_ then
-    adding[queue] = nil
+    queue.adding = nil
     -- Members, each once (a member added twice counts once as new).
     local members, seen = 0, {}
     for j = 2, #pairs_, 2 do
@@ -232,16 +275,16 @@ local function add_queued(queue)
     end
     pairs_[#pairs_ + 1] = '9007199254740992'
     pairs_[#pairs_ + 1] = ''
-    if redis.call('ZADD', queue, unpack(pairs_)) > members then
-      new_key[queue] = true
+    if redis.call('ZADD', key, unpack(pairs_)) > members then
+      queue.new_key = true
     end
   end
 end
-local function remove_queued(queue)
-  local members = removing[queue]
+local function remove_queued(key, queue)
+  local members = queue.removing
   if members then
-    removing[queue] = nil
-    redis.call('ZREM', queue, unpack(members))
+    queue.removing = nil
+    redis.call('ZREM', key, unpack(members))
   end
 end
 
@@ -260,11 +303,12 @@ while a <= #ARGV do
   elseif kind == 'D' then
     redis.call('DEL', key)
   elseif kind == 'A' then
+    local index = record_of(indexes, key)
     local expiry = KEYS[k + 1]
     local member = ARGV[a + 1]
     local at = now + tonumber(ARGV[a + 3])
-    renewing[key] = ARGV[a + 4] == '1'
-    slack[key] = tonumber(ARGV[a + 5])
+    index.renew = ARGV[a + 4] == '1'
+    index.slack = tonumber(ARGV[a + 5])
     local added = redis.call('ZADD', key, ARGV[a + 2], member) == 1
     local size = redis.call('ZCARD', key)
     if size == 1 then
@@ -276,16 +320,16 @@ while a <= #ARGV do
       if not added then
         redis.call('DEL', expiry)
       end
-      touched[key] = nil
-      full[key] = nil
-      latest[key] = nil
+      index.expiry = nil
+      index.full = nil
+      index.latest = nil
     else
-      touched[key] = expiry
+      index.expiry = expiry
       if added then
         if size == 2 then
           -- The expiry set is new: its lifetime is its longest-lived
           -- member's, which may be the other one.
-          full[key] = true
+          index.full = true
           -- The other member was alone: its life is what is left of the
           -- key's (none to keep for a key some other writer left without).
           local both = redis.call('ZRANGE', key, 0, -1)
@@ -295,8 +339,8 @@ while a <= #ARGV do
             redis.call('ZADD', expiry, now + left, other)
           end
         end
-        if not pruned[key] then
-          pruned[key] = true
+        if not index.pruned then
+          index.pruned = true
           local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
           if #dead > 0 then
             redis.call('ZREM', key, unpack(dead))
@@ -308,69 +352,67 @@ while a <= #ARGV do
       -- had a later (or the same) one, which is moved here.
       if redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
         redis.call('ZADD', expiry, at, member)
-        full[key] = true
+        index.full = true
       end
-      latest[key] = math.max(latest[key] or 0, at)
+      index.latest = math.max(index.latest or 0, at)
     end
   elseif kind == 'R' then
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[a + 1])
     -- Only a member that had an expiry can have been the longest-lived.
     if redis.call('ZREM', expiry, ARGV[a + 1]) == 1 then
-      touched[key] = expiry
-      full[key] = true
+      local index = record_of(indexes, key)
+      index.expiry = expiry
+      index.full = true
     end
   elseif kind == 'Q' then
-    remove_queued(key)
-    local waiting = adding[key] or {}
+    local queue = record_of(queues, key)
+    remove_queued(key, queue)
+    local waiting = queue.adding or {}
     waiting[#waiting + 1] = ARGV[a + 2]
     waiting[#waiting + 1] = ARGV[a + 1]
-    adding[key] = waiting
-    queued[key] = math.max(queued[key] or 0, now + tonumber(ARGV[a + 3]))
-    renewing[key] = ARGV[a + 4] == '1'
-    slack[key] = tonumber(ARGV[a + 5])
+    queue.adding = waiting
+    queue.queued = math.max(queue.queued or 0, now + tonumber(ARGV[a + 3]))
+    queue.renew = ARGV[a + 4] == '1'
+    queue.slack = tonumber(ARGV[a + 5])
   elseif kind == 'U' then
-    add_queued(key)
-    local waiting = removing[key] or {}
+    local queue = record_of(queues, key)
+    add_queued(key, queue)
+    local waiting = queue.removing or {}
     waiting[#waiting + 1] = ARGV[a + 1]
-    removing[key] = waiting
+    queue.removing = waiting
   elseif kind == 'T' then
     -- Only a record that exists and would expire sooner (GT: a key
     -- without a TTL counts as never expiring, and keeps none).
     redis.call('PEXPIRE', key, ARGV[a + 1], 'GT')
   end
-  a = a + 1 + ARGS[kind]
-  k = k + KEYN[kind]
+  local args, keys = shape(kind)
+  a = a + 1 + args
+  k = k + keys
 end
-for index, expiry in pairs(touched) do
-  if full[index] then
-    expire_with_members(index, expiry)
-  elseif renewing[index] or redis.call('PEXPIREAT', index, latest[index], 'GT') == 1 then
-    -- Only raised. GT counts a key without a TTL as living for ever: such
-    -- a key (another writer's) gets its first with NX, at a renewal.
-    local life = latest[index] + slack[index]
-    for _, key in ipairs({index, expiry}) do
-      if redis.call('PEXPIREAT', key, life, 'GT') == 0 then
-        redis.call('PEXPIREAT', key, life, 'NX')
-      end
-    end
+for key, index in pairs(indexes) do
+  local expiry = index.expiry
+  if not expiry then
+    -- Alone, or only removals of members without an expiry: settled.
+  elseif index.full then
+    expire_with_members(key, expiry)
+  elseif index.renew or redis.call('PEXPIREAT', key, index.latest, 'GT') == 1 then
+    -- Only raised.
+    local life = index.latest + index.slack
+    raise_life(key, life)
+    raise_life(expiry, life)
   end
 end
-for queue in pairs(removing) do
-  remove_queued(queue)
+for key, queue in pairs(queues) do
+  remove_queued(key, queue)
 end
-for queue in pairs(adding) do
-  add_queued(queue)
+for key, queue in pairs(queues) do
+  add_queued(key, queue)
 end
--- A queue's life is only ever raised, at a renewal or for a new key (GT
--- counts a key without a TTL as living for ever: such a key gets its first
--- with NX).
-for queue, at in pairs(queued) do
-  if renewing[queue] or new_key[queue] then
-    local life = at + slack[queue]
-    if redis.call('PEXPIREAT', queue, life, 'GT') == 0 then
-      redis.call('PEXPIREAT', queue, life, 'NX')
-    end
+-- A queue's life is only ever raised, at a renewal or for a new key.
+for key, queue in pairs(queues) do
+  if queue.queued and (queue.renew or queue.new_key) then
+    raise_life(key, queue.queued + queue.slack)
   end
 end
 return 0

@@ -117,7 +117,8 @@ async fn a_create_is_checked_by_its_own_set_nx() {
     let s = RedisStore::connect(&server.url(), "nx").await.unwrap();
     let s: SharedStore = Arc::new(s);
     let calls = |admin: &mut redis::Connection| {
-        ["get:", "set:", "del:"].map(|c| calls_since_reset(admin, &[&format!("cmdstat_{c}")]))
+        ["get:", "getrange:", "set:", "del:"]
+            .map(|c| calls_since_reset(admin, &[&format!("cmdstat_{c}")]))
     };
     // Two creates, a delete of an absent key, an index add: one GET (the
     // delete's check), and nothing to delete.
@@ -129,7 +130,7 @@ async fn a_create_is_checked_by_its_own_set_nx() {
         index_add("{t}:idx", "a", 1, LONG),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
-    assert_eq!(calls(&mut admin), [1, 2, 0], "GET, SET, DEL");
+    assert_eq!(calls(&mut admin), [1, 0, 2, 0], "GET, GETRANGE, SET, DEL");
     let va = read(&s, "{t}:a").await.unwrap().0;
     // A create of an existing key: its GET names the conflict, the create
     // before it is deleted.
@@ -139,11 +140,12 @@ async fn a_create_is_checked_by_its_own_set_nx() {
         put("{t}:a", 0, "a2", Some(LONG)),
     ];
     assert_eq!(commit(&s, ops).await, Commit::Conflict { op: 1 });
-    assert_eq!(calls(&mut admin), [1, 2, 1], "GET, SET, DEL");
+    assert_eq!(calls(&mut admin), [1, 0, 2, 1], "GET, GETRANGE, SET, DEL");
     assert_eq!(read(&s, "{t}:c").await, None);
-    // A key in two ops: checked with GET, as before.
+    // A key in two ops, each expecting a version: each check reads only
+    // the version line (GETRANGE), not the record.
     reset_stats(&mut admin);
     let ops = vec![put("{t}:a", va, "a2", Some(LONG)), delete("{t}:a", va)];
     assert_eq!(commit(&s, ops).await, Commit::Applied);
-    assert_eq!(calls(&mut admin), [2, 1, 1], "GET, SET, DEL");
+    assert_eq!(calls(&mut admin), [0, 2, 1, 1], "GET, GETRANGE, SET, DEL");
 }

@@ -408,6 +408,45 @@ async fn a_foreign_record_is_corrupt_and_never_overwritten() {
     );
 }
 
+/// A commit's check reads only a value's first bytes for its version line
+/// (redis/commit.lua): a longer number there, an empty value or none is no
+/// version, and conflicts with every expected one; nothing is written.
+#[tokio::test]
+async fn a_version_check_reads_the_whole_version_line() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    // 23 digits: its first 20 are a version a writer could expect.
+    let long = "12345678901234567890123\n{}";
+    let expected: u64 = 12_345_678_901_234_567_890;
+    for (value, versions) in [
+        (long, vec![expected, 1]),
+        ("", vec![0, 1]),
+        ("no version line", vec![0, 1]),
+    ] {
+        let physical = prefix.physical("{t}:v");
+        prefix.raw(&["SET", &physical, value]);
+        for version in versions {
+            let delete = Op::Delete {
+                key: "{t}:v".into(),
+                expected: version,
+            };
+            for op in [put("{t}:v", version, "{}", Some(LONG)), delete] {
+                assert_eq!(
+                    s.commit(vec![op]).await.unwrap(),
+                    Commit::Conflict { op: 0 },
+                    "{value:?} expecting {version}"
+                );
+                assert_eq!(
+                    prefix.raw(&["GET", &physical]),
+                    redis::Value::BulkString(value.into())
+                );
+            }
+        }
+    }
+}
+
 /// Asserts that `call` fails with `Unavailable` within [`FAST`].
 pub(super) async fn assert_unavailable_fast<T: std::fmt::Debug>(
     what: &str,

@@ -1,0 +1,80 @@
+#!/bin/bash
+# Redis' own cost of one commit (src/store/redis/commit.lua), alone: a
+# private redis-server on its own core, redis-benchmark on the other, and
+# the script called with the arguments of two real commits (shapes taken
+# from `redis-cli MONITOR` under the load test):
+#   wrong code: the interaction and the subject checked and written, the
+#               challenge.failed event appended;
+#   callback:   the interaction checked and written, its retry record
+#               created, the pre-login subject checked absent, a new
+#               customer's index, the due entry, the notice's outbox
+#               entry and the authenticated event.
+# Prints, per script and shape, Redis' CPU µs per commit (INFO cpu: network
+# included) and the µs spent inside the script (INFO commandstats).
+#   tools/commit_script_bench.sh                      # today's script
+#   tools/commit_script_bench.sh old.lua new.lua ...  # compare scripts
+# For example, against the previous commit's script:
+#   git show HEAD~1:src/store/redis/commit.lua > /tmp/old.lua
+#   tools/commit_script_bench.sh /tmp/old.lua src/store/redis/commit.lua
+# Needs redis-server, redis-cli, redis-benchmark and python3. Port: $PORT
+# (default 6395). Calls per run: $N (default 50000); runs per script: $RUNS.
+set -e
+cd "$(dirname "$0")/.."
+PORT=${PORT:-6395}; N=${N:-50000}; RUNS=${RUNS:-3}
+SCRIPTS=("$@"); [ ${#SCRIPTS[@]} -eq 0 ] && SCRIPTS=(src/store/redis/commit.lua)
+CORES=$(nproc); PIN_SERVER=(); PIN_CLIENT=()
+if [ "$CORES" -ge 2 ]; then PIN_SERVER=(taskset -c 1); PIN_CLIENT=(taskset -c 0); fi
+"${PIN_SERVER[@]}" redis-server --port "$PORT" --save "" --appendonly no --daemonize yes \
+  --logfile /dev/null >/dev/null
+trap 'redis-cli -p $PORT shutdown nosave >/dev/null 2>&1 || true' EXIT
+until redis-cli -p "$PORT" ping >/dev/null 2>&1; do sleep 0.1; done
+R() { redis-cli -p "$PORT" "$@"; }
+cpu() { R INFO cpu | awk -F: '/used_cpu_(user|sys):/ {s += $2} END {printf "%.6f", s}'; }
+
+# Values of the sizes a real commit writes (bytes after the version line).
+json() { python3 -c "import sys; n=int(sys.argv[1]); print('{\"x\":\"' + 'a' * (n - 8) + '\"}')" "$1"; }
+INTERACTION="7
+$(json 420)"
+SUBJECT="3
+$(json 300)"
+RETRY="1
+$(json 120)"
+EVENT=$(json 890)
+NOW=$(($(date +%s) * 1000))
+
+run() { # script shape -> "cpu_us inside_us"
+  local sha; sha=$(R SCRIPT LOAD "$(cat "$1")")
+  local args
+  if [ "$2" = "wrong code" ]; then
+    R SET b:i "$INTERACTION" >/dev/null; R SET b:s "$SUBJECT" >/dev/null
+    args=(EVALSHA "$sha" 3 b:i b:s b:ev "$NOW" P 7 "$INTERACTION" 86400000
+      P 3 "$SUBJECT" 596678 X "$EVENT" 0 1200000 0)
+  else
+    R SET b:i "$INTERACTION" >/dev/null
+    # __rand_int__: a new retry record and a new customer each call.
+    args=(EVALSHA "$sha" 8 b:i b:r:__rand_int__ b:s b:cu:__rand_int__ b:cu:__rand_int__:exp
+      b:dueq b:obq b:ev "$NOW" P 7 "$INTERACTION" 86400000 P 0 "$RETRY" 600000 D 0
+      A int-1 "$NOW" 600000 0 60000 Q x:int-1 $((NOW + 600000)) 86400000 0 60000
+      Q n:int-1 "$NOW" 86400000 0 60000 X "$EVENT" 0 1200000 0)
+  fi
+  local answer; answer=$(R "${args[@]}")
+  [ "$answer" = 0 ] || { echo "$1 ($2) answered $answer, not 0" >&2; exit 1; }
+  R CONFIG RESETSTAT >/dev/null
+  local before; before=$(cpu)
+  "${PIN_CLIENT[@]}" redis-benchmark -p "$PORT" -r 1000000000 -n "$N" -c 16 -q "${args[@]}" \
+    >/dev/null 2>&1
+  local after; after=$(cpu)
+  local inside; inside=$(R INFO commandstats | sed -n 's/^cmdstat_evalsha:.*usec_per_call=\([0-9.]*\).*/\1/p')
+  R --scan --pattern 'b:*' | xargs -r -n 500 redis-cli -p "$PORT" UNLINK >/dev/null
+  python3 -c "print(f'{($after - $before) * 1e6 / $N:.1f} {$inside:.1f}')"
+}
+
+printf '%-44s %-10s %12s %12s\n' script shape "CPU µs" "inside µs"
+for round in $(seq "$RUNS"); do
+  for shape in "wrong code" callback; do
+    for script in "${SCRIPTS[@]}"; do
+      read -r c i < <(run "$script" "$shape")
+      printf '%-44s %-10s %12s %12s\n' "$script" "$shape" "$c" "$i"
+    done
+  done
+done
