@@ -10,7 +10,11 @@
 #               customer's index, the due entry, the notice's outbox
 #               entry and the authenticated event.
 # Prints, per script and shape, Redis' CPU µs per commit (INFO cpu: network
-# included) and the µs spent inside the script (INFO commandstats).
+# included) and the µs spent inside the script (INFO commandstats). Then a
+# wrong code's whole Redis work as the gateway sends it (MGET, then the
+# commit) against the same write done without Lua (WATCH, MGET, then
+# MULTI, SET, SET, XADD, EXEC), each N times through one pipelined
+# connection (redis-cli --pipe), in Redis CPU µs per write.
 #   tools/commit_script_bench.sh                      # today's script
 #   tools/commit_script_bench.sh old.lua new.lua ...  # compare scripts
 # For example, against the previous commit's script:
@@ -77,4 +81,43 @@ for round in $(seq "$RUNS"); do
       printf '%-44s %-10s %12s %12s\n' "$script" "$shape" "$c" "$i"
     done
   done
+done
+
+# RESP of `count` copies of the commands on stdin (one command a line,
+# arguments separated by tabs).
+resp() {
+  python3 -c '
+import sys
+count = int(sys.argv[1])
+commands = [line.rstrip("\n").split("\t") for line in sys.stdin if line.strip()]
+out = sys.stdout.buffer
+for _ in range(count):
+    for args in commands:
+        out.write(b"*%d\r\n" % len(args))
+        for a in args:
+            b = a.replace("\\n", "\n").encode()
+            out.write(b"$%d\r\n%s\r\n" % (len(b), b))
+' "$1"
+}
+piped() { # name file -> Redis CPU µs per write
+  R SET b:i "$INTERACTION" >/dev/null; R SET b:s "$SUBJECT" >/dev/null
+  R XADD b:ev '*' e x >/dev/null
+  local before; before=$(cpu)
+  local summary; summary=$("${PIN_CLIENT[@]}" redis-cli -p "$PORT" --pipe <"$2" 2>&1 | tail -1)
+  case "$summary" in *"errors: 0,"*) ;; *) echo "$1: $summary" >&2; exit 1 ;; esac
+  local after; after=$(cpu)
+  R UNLINK b:i b:s b:ev >/dev/null
+  python3 -c "print(f'{\"$1\":<44} {($after - $before) * 1e6 / $N:23.1f}')"
+}
+T=$(mktemp -d); trap 'rm -rf "$T"; redis-cli -p $PORT shutdown nosave >/dev/null 2>&1 || true' EXIT
+I=${INTERACTION//$'\n'/\\n}; S=${SUBJECT//$'\n'/\\n}
+SHA=$(R SCRIPT LOAD "$(cat "${SCRIPTS[-1]}")")
+printf 'MGET\tb:i\tb:s\nEVALSHA\t%s\t3\tb:i\tb:s\tb:ev\t%s\tP\t7\t%s\t86400000\tP\t3\t%s\t596678\tX\t%s\t0\t1200000\t0\n' \
+  "$SHA" "$NOW" "$I" "$S" "$EVENT" | resp "$N" >"$T/lua"
+printf 'WATCH\tb:i\tb:s\nMGET\tb:i\tb:s\nMULTI\nSET\tb:i\t%s\tPX\t86400000\nSET\tb:s\t%s\tPX\t596678\nXADD\tb:ev\tNOMKSTREAM\t*\te\t%s\nEXEC\n' \
+  "$I" "$S" "$EVENT" | resp "$N" >"$T/watch"
+printf '\n%-44s %23s\n' "a wrong code's Redis work, pipelined" "CPU µs per write"
+for round in $(seq "$RUNS"); do
+  piped "MGET + commit script ($(basename "${SCRIPTS[-1]}"))" "$T/lua"
+  piped "WATCH + MGET + MULTI … EXEC (no Lua)" "$T/watch"
 done
