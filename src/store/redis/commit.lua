@@ -13,11 +13,11 @@
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
 --   'X', entry, min_id, ttl_ms, fresh                               Append
--- The checks go in op order. A check reads the key's version line (see
--- VERSION_END), except for an op expecting the key absent ('0') whose key
--- is nowhere else in KEYS: such a Put's check is its write, `SET … NX` (a
--- create), and such a Delete, once its check found the key absent, has
--- nothing left to delete. A conflict, or an error reply (a key of another
+-- The checks go in op order. A check expecting a version reads the key's
+-- version line (GETRANGE, see VERSION_END); one expecting the key absent
+-- ('0') reads it with GET, except where the key is nowhere else in KEYS:
+-- such a Put's check is its write, `SET … NX` (a create), and such a
+-- Delete, once its GET found the key absent, has nothing left to delete. A conflict, or an error reply (a key of another
 -- type), deletes the keys this commit created (absent before, so that
 -- restores them): nothing stays written. A key in several ops is checked
 -- by reading it, against what was there before the commit, as every op's
@@ -47,25 +47,6 @@
 -- Returns 0 when applied, else the 1-based position of the first op whose
 -- version did not match (nothing applied then).
 
--- Of each kind of op: how many arguments follow its kind, and how many
--- keys it has. (A function, not a table: a table built on every call of
--- the script costs more than these comparisons.)
-local function shape(kind)
-  if kind == 'P' then
-    return 3, 1
-  elseif kind == 'A' then
-    return 5, 2
-  elseif kind == 'Q' then
-    return 5, 1
-  elseif kind == 'X' then
-    return 4, 1
-  elseif kind == 'R' then
-    return 1, 2
-  else
-    -- 'D', 'U', 'T'
-    return 1, 1
-  end
-end
 -- A check of an op expecting a version reads only the value's version
 -- line (GETRANGE to byte 20: a version is a u64, at most 20 digits, then
 -- its newline), not the whole record. A missing key reads as '' there: no
@@ -104,6 +85,28 @@ local function refused(reply)
     return true
   end
   return false
+end
+
+-- Of each kind of op: how many arguments follow its kind, and how many
+-- keys it has. (A function, not a table: a table built on every call of
+-- the script costs more than these comparisons.)
+local function shape(kind)
+  if kind == 'P' then
+    return 3, 1
+  elseif kind == 'A' then
+    return 5, 2
+  elseif kind == 'Q' then
+    return 5, 1
+  elseif kind == 'X' then
+    return 4, 1
+  elseif kind == 'R' then
+    return 1, 2
+  elseif kind == 'D' or kind == 'U' or kind == 'T' then
+    return 1, 1
+  end
+  -- A writer that knows another kind: nothing of this commit stays.
+  undo()
+  error('commit.lua: unknown op ' .. tostring(kind))
 end
 
 -- The appends' positions in ARGV and KEYS, in op order: applied once
@@ -148,6 +151,10 @@ while a <= #ARGV do
       local version = '0'
       if current then
         version = string.match(current, '^(%d+)\n') or 'corrupt'
+        if version == '0' then
+          -- No writer stores version 0: it would read as absent.
+          version = 'corrupt'
+        end
       end
       if version ~= expected then
         undo()

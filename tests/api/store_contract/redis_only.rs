@@ -409,8 +409,9 @@ async fn a_foreign_record_is_corrupt_and_never_overwritten() {
 }
 
 /// A commit's check reads only a value's first bytes for its version line
-/// (redis/commit.lua): a longer number there, an empty value or none is no
-/// version, and conflicts with every expected one; nothing is written.
+/// (redis/commit.lua): the longest version matches; a longer number there,
+/// version 0 (no writer stores it), an empty value or none is no version,
+/// and conflicts with every expected one; nothing is written.
 #[tokio::test]
 async fn a_version_check_reads_the_whole_version_line() {
     let Some((store, prefix)) = redis_store().await else {
@@ -422,6 +423,7 @@ async fn a_version_check_reads_the_whole_version_line() {
     let expected: u64 = 12_345_678_901_234_567_890;
     for (value, versions) in [
         (long, vec![expected, 1]),
+        ("0\n{}", vec![0, 1]),
         ("", vec![0, 1]),
         ("no version line", vec![0, 1]),
     ] {
@@ -445,6 +447,15 @@ async fn a_version_check_reads_the_whole_version_line() {
             }
         }
     }
+    // The largest version a u64 holds has 20 digits: read whole, it matches.
+    let physical = prefix.physical("{t}:v");
+    prefix.raw(&["SET", &physical, &format!("{}\n{{}}", u64::MAX)]);
+    let delete = Op::Delete {
+        key: "{t}:v".into(),
+        expected: u64::MAX,
+    };
+    assert_eq!(s.commit(vec![delete]).await.unwrap(), Commit::Applied);
+    assert_eq!(prefix.raw(&["EXISTS", &physical]), redis::Value::Int(0));
 }
 
 /// Asserts that `call` fails with `Unavailable` within [`FAST`].
