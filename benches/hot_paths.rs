@@ -13,7 +13,7 @@ use chatgate::domain::otp;
 use chatgate::domain::secrets::{ApiKeyHash, Pepper};
 use chatgate::domain::webhook_sig;
 use chatgate::events::{About, Event, EventType};
-use chatgate::gateway::{decode_interaction, encode_interaction, OutboxItem};
+use chatgate::gateway::{decode_interaction, encode_interaction, Bookkeeping, OutboxItem};
 use chatgate::store::memory::MemoryStore;
 use chatgate::store::{Op, Store};
 use chatgate::time::{Clock, SystemClock};
@@ -82,9 +82,9 @@ fn hot_paths(c: &mut Criterion) {
 
     let rec = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "conversation-1", now);
     let key = chatgate::store::keys::interaction("acme", rec.id);
-    let json = encode_interaction(&rec, None, None).expect("encode");
+    let json = encode_interaction(&rec, Bookkeeping::default(), None).expect("encode");
     c.bench_function("InteractionRecord encode", |b| {
-        b.iter(|| encode_interaction(black_box(&rec), None, None))
+        b.iter(|| encode_interaction(black_box(&rec), Bookkeeping::default(), None))
     });
     c.bench_function("InteractionRecord decode", |b| {
         b.iter(|| decode_interaction(black_box(&json), &key))
@@ -112,10 +112,10 @@ fn hot_paths(c: &mut Criterion) {
     }
     let customer = Customer::from([("id".to_string(), "cust-42".to_string())]);
     busy.authenticate(Method::LoginLink, customer, now, settings);
-    let busy_json = encode_interaction(&busy, None, None).expect("encode");
+    let busy_json = encode_interaction(&busy, Bookkeeping::default(), None).expect("encode");
     c.bench_function(
         "InteractionRecord encode (authenticated, 16 used links)",
-        |b| b.iter(|| encode_interaction(black_box(&busy), None, None)),
+        |b| b.iter(|| encode_interaction(black_box(&busy), Bookkeeping::default(), None)),
     );
     c.bench_function(
         "InteractionRecord decode (authenticated, 16 used links)",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::outbox::OutboxItem;
-use super::records::{put, retry, write_interaction, Loaded, Record};
+use super::records::{put, retry, write_interaction, Bookkeeping, Loaded, Record};
 use super::work::{Step, Work};
 use super::{view, Gateway, InteractionView};
 use crate::config::Team;
@@ -173,7 +173,7 @@ impl Gateway {
         let link = ConversationLink { id: rec.id };
         let mut ttl = s.interaction_ttl.get();
         let mut ops = vec![];
-        for op in write_interaction(team, 0, None, None, &mut rec, now)? {
+        for op in write_interaction(team, 0, None, Bookkeeping::default(), &mut rec, now)? {
             match op {
                 // The conversation key is written here: for as long as
                 // the interaction's write would keep it, in the same SET.

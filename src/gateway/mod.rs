@@ -35,7 +35,7 @@ pub use login::{
 };
 pub use oidc::{ProviderAnswer, ProviderRefusal, ProviderStart};
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
-pub use records::{decode_interaction, encode_interaction};
+pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;

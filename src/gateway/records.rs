@@ -8,8 +8,9 @@
 //! customer's devices, a destination's sends), each with conversions both
 //! ways. The domain's types are
 //! plain; what the store keeps for its own bookkeeping (how long what
-//! points to an interaction lives, the key of its subject) is in the
-//! stored form, not in the domain's record.
+//! points to an interaction lives, the due time the due queue holds for
+//! it, the key of its subject) is in the stored form, not in the domain's
+//! record.
 mod interaction;
 mod small;
 mod subject;
@@ -70,29 +71,46 @@ impl Readable for SubjectRecord {
     }
 }
 
-/// An interaction stored under `key` as `text`, and until when what points
-/// to it lives (its stored form's bookkeeping, see [`interaction_ops`]).
-/// The id is the key's last segment (see [`keys::interaction`]): a key of
-/// another kind is an error, never a record with the nil id.
+/// What an interaction's stored form keeps beside the record for the
+/// store's own bookkeeping (see [`interaction_ops`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Bookkeeping {
+    /// Until when what points to it lives.
+    pub indexed_until: Option<Timestamp>,
+    /// The due time the team's due queue holds for it, as its last write
+    /// left it; `None` when nothing was due then, or when an earlier
+    /// version wrote it (its next write queues what is due, see
+    /// [`write_interaction`]).
+    pub due_held: Option<Timestamp>,
+}
+
+/// An interaction stored under `key` as `text`, and its stored form's
+/// bookkeeping. The id is the key's last segment (see
+/// [`keys::interaction`]): a key of another kind is an error, never a
+/// record with the nil id.
 pub fn decode_interaction(
     text: &str,
     key: &str,
-) -> std::result::Result<(InteractionRecord, Option<Timestamp>), String> {
+) -> std::result::Result<(InteractionRecord, Bookkeeping), String> {
     let stored: StoredInteraction = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let id = keys::interaction_id(key).ok_or("not a key of its kind")?;
-    let indexed_until = stored.iu;
-    Ok((stored.into_record(id)?, indexed_until))
+    let kept = Bookkeeping {
+        indexed_until: stored.iu,
+        due_held: stored.dq,
+    };
+    Ok((stored.into_record(id)?, kept))
 }
 
 /// The text [`decode_interaction`] reads: `rec` with its bookkeeping, and
 /// the key of the subject it names when that is not its own.
 pub fn encode_interaction(
     rec: &InteractionRecord,
-    indexed_until: Option<Timestamp>,
+    kept: Bookkeeping,
     companion: Option<String>,
 ) -> Result<String> {
     let mut stored = StoredInteraction::from(rec);
-    stored.iu = indexed_until;
+    stored.iu = kept.indexed_until;
+    stored.dq = kept.due_held;
     stored.companion = companion;
     serde_json::to_string(&stored)
         .map_err(|e| Error::internal_from("a record could not be encoded", e))
@@ -152,9 +170,9 @@ pub struct Pair {
     /// What its conversation remembers (a recognized conversation), when
     /// its channel remembers any.
     pub recognition: Option<Loaded<Recognition>>,
-    /// Until when what points to the interaction lives, as its stored form
-    /// says (see [`interaction_ops`]).
-    pub indexed_until: Option<Timestamp>,
+    /// What the interaction's stored form keeps beside it (see
+    /// [`interaction_ops`]).
+    pub kept: Bookkeeping,
 }
 
 /// See [`Pair::seen`].
@@ -264,7 +282,7 @@ impl Gateway {
         let Some(raw) = read.record else {
             return Err(Error::NotFound("no such interaction"));
         };
-        let (rec, indexed_until) = decode_interaction(&raw.value, &ikey)
+        let (rec, kept) = decode_interaction(&raw.value, &ikey)
             .map_err(|e| StoreError::Corrupt(format!("{ikey}: {e}")))?;
         let interaction = Loaded {
             key: ikey,
@@ -314,7 +332,7 @@ impl Gateway {
             interaction,
             subject,
             recognition,
-            indexed_until,
+            kept,
         })
     }
 
@@ -340,12 +358,12 @@ impl Gateway {
     }
 }
 
-/// The ops that write an interaction, and what its stored form then says
-/// of what points to it (to hand over with the record, see `work`). Its
-/// ops are what it iterates over.
+/// The ops that write an interaction, and the bookkeeping its stored form
+/// then holds (to hand over with the record, see `work`). Its ops are what
+/// it iterates over.
 pub struct Written {
     pub ops: Vec<Op>,
-    pub indexed_until: Option<Timestamp>,
+    pub kept: Bookkeeping,
 }
 
 impl IntoIterator for Written {
@@ -357,21 +375,25 @@ impl IntoIterator for Written {
 }
 
 /// The ops that write an interaction back over `read` (at version
-/// `expected`, with its stored `indexed_until`; `None` and `None` for a new
-/// one): the record itself; what points to it (its conversation key, the
-/// team's listing, its customers' indexes) when their margin runs out or
-/// its customers changed; and its due times.
+/// `expected`, with its stored bookkeeping `kept`; `None` and nothing for a
+/// new one): the record itself; what points to it (its conversation key,
+/// the team's listing, its customers' indexes) when their margin runs out
+/// or its customers changed; and its due time.
 pub fn write_interaction(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
-    indexed_until: Option<Timestamp>,
+    kept: Bookkeeping,
     rec: &mut InteractionRecord,
     now: Timestamp,
 ) -> Result<Written> {
     rec.last_write_at = now;
-    // The due queue holds `read`'s due times: its write put them there.
-    interaction_ops(team, expected, read, indexed_until, rec, read, now)
+    // The due queue holds what the write of `read` left there, as its
+    // stored form says. A record an earlier version wrote does not say, and
+    // its due time under today's settings may not be the one it was queued
+    // at: what is due is queued again (once: from then on the record says).
+    let held = kept.due_held;
+    interaction_ops(team, expected, read, kept.indexed_until, rec, held, now)
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and
@@ -392,16 +414,16 @@ fn index_margin(s: &Settings) -> Duration {
 
 /// The ops of [`write_interaction`] without stamping a write: for the
 /// sweeper's announcements, which are nobody's write and must not keep the
-/// interaction alive. `queued`: the record whose due times the team's due
-/// queue holds (none when this commit takes one of them off the queue):
-/// only due times it does not hold are queued.
+/// interaction alive. `held`: the due time the team's due queue holds for
+/// it (none when this commit takes its entry off the queue): a due time
+/// it does not hold is queued.
 pub fn interaction_ops(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
     indexed_until: Option<Timestamp>,
     rec: &InteractionRecord,
-    queued: Option<&InteractionRecord>,
+    held: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<Written> {
     let s = team.settings_for(&rec.channel);
@@ -431,7 +453,13 @@ pub fn interaction_ops(
     // keys. An interaction that is its own subject names none: the reader
     // gives that key as the default.
     let companion = named_subject_key(team, rec);
-    let text = encode_interaction(rec, Some(until), companion.clone())?;
+    // The queue holds what this commit leaves there, which its record says.
+    let (queue, due_held) = due_op(&team.id, held, rec, s, now);
+    let bookkeeping = Bookkeeping {
+        indexed_until: Some(until),
+        due_held,
+    };
+    let text = encode_interaction(rec, bookkeeping, companion.clone())?;
     let mut ops = vec![put_text(
         &keys::interaction(&team.id, rec.id),
         expected,
@@ -465,46 +493,47 @@ pub fn interaction_ops(
             });
         }
     }
-    ops.extend(due_op(team, queued, rec, s, now));
+    ops.extend(queue);
     Ok(Written {
         ops,
-        indexed_until: Some(until),
+        kept: bookkeeping,
     })
 }
 
-/// Schedules what is next due of the current authentication: its entry
-/// ([`due_time`]), unless the queue holds it already as `queued`'s. (A
-/// write that changes neither the end nor what was announced queues
-/// nothing; one that does moves the entry.)
+/// Schedules what is next due of `rec`'s current authentication
+/// ([`InteractionRecord::next_announcement_at`]: the expiry notice while
+/// one is to come, else its end; nothing once the expiry is announced) in
+/// `team`'s due queue, unless the queue holds it already (`held`). Answers
+/// the op, if any, and the due time the queue then holds for `rec` (none
+/// when nothing is due). A write whose due time is the one held (that
+/// changes neither the end nor what was announced, under the settings it
+/// was queued under) queues nothing; any other moves the entry.
+///
+/// One entry per interaction, `x:<id>` (the name earlier versions gave the
+/// expiry's, so they handle it too); the sweeper announces what is due
+/// when it comes (src/gateway/expiry.rs).
 fn due_op(
-    team: &Team,
-    queued: Option<&InteractionRecord>,
+    team: &str,
+    held: Option<Timestamp>,
     rec: &InteractionRecord,
     s: &Settings,
     now: Timestamp,
-) -> Option<Op> {
-    let end = rec.auth_ends_at(s)?;
-    let held = queued.and_then(|q| due_time(q, s));
-    let (member, score) = due_time(rec, s).filter(|due| held.as_ref() != Some(due))?;
+) -> (Option<Op>, Option<Timestamp>) {
+    let (Some(due), Some(end)) = (rec.next_announcement_at(s), rec.auth_ends_at(s)) else {
+        return (None, None);
+    };
+    if held == Some(due) {
+        return (None, held);
+    }
     // Keep the due queue an hour past the last due time it holds.
     let ttl = end.since(now) + Duration::from_secs(3600);
-    Some(Op::QueueAdd {
-        key: keys::due_queue(&team.id),
-        member,
-        score,
+    let op = Op::QueueAdd {
+        key: keys::due_queue(team),
+        member: format!("x:{}", rec.id),
+        score: due.unix_millis(),
         ttl,
-    })
-}
-
-/// `rec`'s entry in the due queue, as (member, when): what is due next of
-/// its authentication, the expiry notice while one is to come, else its
-/// end; none once the expiry is announced. One entry per interaction,
-/// `x:<id>` (the name earlier versions gave the expiry's, so they handle it
-/// too); the sweeper announces what is due when it comes
-/// (src/gateway/expiry.rs).
-fn due_time(rec: &InteractionRecord, s: &Settings) -> Option<(String, i64)> {
-    let due = rec.next_announcement_at(s)?;
-    Some((format!("x:{}", rec.id), due.unix_millis()))
+    };
+    (Some(op), Some(due))
 }
 
 /// The ops that write a subject back, or delete it when nothing in it matters.

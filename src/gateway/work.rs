@@ -10,7 +10,9 @@ use uuid::Uuid;
 use super::outbox::{Notice, OutboxItem, Recorded, Task};
 use super::recognition::recognition_ops;
 use super::record_locks::{Place, Standing};
-use super::records::{interaction_ops, write_interaction, write_subject, Loaded, Pair};
+use super::records::{
+    interaction_ops, write_interaction, write_subject, Bookkeeping, Loaded, Pair,
+};
 use super::view::SubjectView;
 use super::{Gateway, InteractionView};
 use crate::config::{Settings, Team};
@@ -594,11 +596,12 @@ impl Gateway {
         let written = if w.announcement {
             // The sweeper took the entry it announces off the queue
             // (`first`): every due time left is queued again.
-            interaction_ops(team, version, read, pair.indexed_until, &w.rec, None, now)?
+            let until = pair.kept.indexed_until;
+            interaction_ops(team, version, read, until, &w.rec, None, now)?
         } else {
-            write_interaction(team, version, read, pair.indexed_until, &mut w.rec, now)?
+            write_interaction(team, version, read, pair.kept, &mut w.rec, now)?
         };
-        let indexed_until = written.indexed_until;
+        let kept = written.kept;
         ops.extend(written);
         let subject_at = ops.len();
         if w.subject_used {
@@ -616,7 +619,7 @@ impl Gateway {
         // What the commit will have written, to hand to the next in line.
         let committed = committed_pair(pair, &ops, own, subject_at, w).map(|p| Pair {
             recognition,
-            indexed_until,
+            kept,
             ..p
         });
         ops.append(&mut w.also);
@@ -694,7 +697,7 @@ fn committed_pair(
         interaction,
         subject,
         recognition: None,
-        indexed_until: None,
+        kept: Bookkeeping::default(),
     })
 }
 

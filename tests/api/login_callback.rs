@@ -564,6 +564,119 @@ both_stores!(
     }
 );
 
+/// An interaction authenticated by a gateway whose `[defaults]` are
+/// `before`, and the gateway that replaces it on the same store with
+/// `after` (`app` stands for the backend only, and is dropped). `earlier`:
+/// the record is then as an earlier version wrote it, without the due time
+/// the queue holds for it (`dq`).
+async fn restarted_with(
+    app: TestApp,
+    before: &str,
+    after: &str,
+    earlier: bool,
+) -> Option<(TestApp, String)> {
+    let backend = app.backend;
+    drop(app);
+    let (store, prefix) = crate::outbox::own_store(backend).await?;
+    let setup = |defaults: &str| Setup {
+        key_prefix: Some(prefix.clone()),
+        store: Some(store.clone()),
+        defaults: defaults.into(),
+        ..Setup::default()
+    };
+    let first = spawn_with(backend, setup(before)).await?;
+    let id = first.new_interaction().await;
+    first.authenticate(&id, "cust-r").await;
+    let keys = Some(first.keys.clone());
+    first.stop_keeping_keys().await;
+    if earlier {
+        let key = chatgate::store::keys::interaction("acme", id.parse().unwrap());
+        let read = store.get(std::slice::from_ref(&key)).await.unwrap();
+        let read = read[0].as_ref().unwrap();
+        let at = read.value.find(r#","dq":"#).expect("the held due time");
+        let len = read.value[at + 6..]
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap();
+        let value = format!("{}{}", &read.value[..at], &read.value[at + 6 + len..]);
+        let put = chatgate::store::Op::Put {
+            key,
+            expected: read.version,
+            version: chatgate::store::fresh_version(),
+            value,
+            ttl: Some(Duration::from_secs(3600)),
+            companion: None,
+        };
+        let applied = store.commit(vec![put]).await.unwrap();
+        assert_eq!(applied, chatgate::store::Commit::Applied);
+    }
+    let app = spawn_with(
+        backend,
+        Setup {
+            keys,
+            ..setup(after)
+        },
+    )
+    .await?;
+    Some((app, id))
+}
+
+// After `expiry_notice` or `idle_timeout` changes, the next write of an
+// interaction authenticated before, even one that moves not its end, puts
+// its due entry where the new setting has it (docs/architecture.md#time-outs).
+
+/// A notice enabled at a restart, for an interaction authenticated without
+/// one (its record as an `earlier` version wrote it, or not): activity a
+/// minute later moves not its end, and the notice comes a minute before it.
+async fn notice_enabled_at_a_restart(app: TestApp, earlier: bool) {
+    let quiet = "expiry_notice = \"0s\"";
+    let Some((mut app, id)) = restarted_with(app, quiet, "", earlier).await else {
+        return;
+    };
+    app.advance(60);
+    let path = format!("/v1/interactions/{id}/activity");
+    let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
+    assert_eq!(res.status(), 200);
+    app.advance(30 * 60 - 60 - 59);
+    let e = app
+        .next_event("interaction.expiring", Duration::from_secs(5))
+        .await
+        .expect("the notice, a minute before the expiry");
+    assert_eq!(event_data(&e)["interaction"]["id"], id.as_str());
+}
+
+both_stores!(
+    a_notice_enabled_later_is_sent_after_the_next_write,
+    |app: TestApp| notice_enabled_at_a_restart(app, false)
+);
+
+// A record an earlier version wrote does not say what the queue holds for
+// it: its next write queues what is due, under the settings of today.
+both_stores!(
+    a_notice_enabled_with_the_upgrade_is_sent_after_the_next_write,
+    |app: TestApp| notice_enabled_at_a_restart(app, true)
+);
+
+both_stores!(
+    a_shorter_idle_timeout_expires_on_time_after_the_next_write,
+    |app: TestApp| async move {
+        let idle = |t: &str| format!("idle_timeout = \"{t}\"\nexpiry_notice = \"0s\"");
+        let (before, after) = (idle("20m"), idle("10m"));
+        let Some((mut app, id)) = restarted_with(app, &before, &after, false).await else {
+            return;
+        };
+        // A link issued a minute later: written, but no activity, so the
+        // end stays.
+        app.advance(60);
+        app.issue_link(&id, json!({})).await;
+        app.advance(9 * 60 + 1);
+        assert_eq!(
+            app.next_expired(1).await,
+            vec![id],
+            "expired at the new idle end"
+        );
+    }
+);
+
 both_stores!(
     nothing_issued_before_a_logout_works_after_it,
     |app: TestApp| async move {

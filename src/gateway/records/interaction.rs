@@ -6,8 +6,9 @@
 //! The id is not in it: the record's key names it
 //! ([`keys::interaction`](crate::store::keys::interaction)). What the store
 //! keeps for its own bookkeeping (`iu`, until when what points to the
-//! record lives; `companion`, the key of a named subject) is here and not
-//! in the domain's [`InteractionRecord`].
+//! record lives; `dq`, the due time the due queue holds for it;
+//! `companion`, the key of a named subject) is here and not in the
+//! domain's [`InteractionRecord`].
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,11 @@ pub struct StoredInteraction {
     /// so the writes before it need not (see `interaction_ops`).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
     pub(super) iu: Option<Timestamp>,
+    /// The due time the team's due queue holds for it (its entry `x:<id>`),
+    /// as the write of it left the queue; none when nothing is due, and in
+    /// an earlier version's record (see `write_interaction`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "stored::opt")]
+    pub(super) dq: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dv: Option<String>,
     /// The key of the subject it names, when that is not its own: last, as
@@ -161,6 +167,7 @@ impl From<&InteractionRecord> for StoredInteraction {
             xd: r.expiry_announced,
             xg: r.expiring_announced,
             iu: None,
+            dq: None,
             dv: r.device.clone(),
             companion: None,
         }

@@ -141,23 +141,37 @@ fn full() -> InteractionRecord {
 fn an_interaction_reads_back_as_written() {
     let key = keys::interaction("acme", id(1));
     let rec = full();
-    let text = encode_interaction(&rec, Some(ms(9000)), Some("{acme}:s:x".into())).expect("encode");
-    let (read, indexed_until) = decode_interaction(&text, &key).expect("decode");
-    assert_eq!((read, indexed_until), (rec, Some(ms(9000))));
+    let text = encode_interaction(&rec, kept(), Some("{acme}:s:x".into())).expect("encode");
+    let read = decode_interaction(&text, &key).expect("decode");
+    assert_eq!(read, (rec, kept()));
     assert!(text.ends_with(r#","companion":"{acme}:s:x"}"#), "{text}");
 
     let least = InteractionRecord::new(id(2), "acme", "webchat", "c-2", ms(0));
-    let text = encode_interaction(&least, None, None).expect("encode");
+    let text = encode_interaction(&least, Bookkeeping::default(), None).expect("encode");
     assert_eq!(
         text,
         r#"{"t":"acme","ch":"webchat","cv":"c-2","c":1800000000000,"la":1800000000000,"lw":1800000000000}"#
     );
     let key = keys::interaction("acme", id(2));
-    assert_eq!(decode_interaction(&text, &key), Ok((least, None)));
+    assert_eq!(
+        decode_interaction(&text, &key),
+        Ok((least, Bookkeeping::default()))
+    );
+}
+
+/// The bookkeeping of [`full`] as stored: what points to it lives until
+/// 9000, and the due queue holds its entry at 1745.
+fn kept() -> Bookkeeping {
+    Bookkeeping {
+        indexed_until: Some(ms(9000)),
+        due_held: Some(ms(1745)),
+    }
 }
 
 /// A record as the store holds it today, every member present: it reads
-/// as the record it is, and is written back to the same bytes.
+/// as the record it is, and is written back to the same bytes. Without the
+/// due time the queue holds (`dq`, which earlier versions did not write),
+/// it reads as the same record, saying nothing of the queue.
 #[test]
 fn a_stored_interaction_of_today_reads_back_equal() {
     let mut rec = full();
@@ -200,17 +214,29 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced"}},{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
         &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc"}},"#),
-        r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dv":"devicehash","#,
-        r#""companion":"{acme}:s:x"}"#,
+        r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dq":1800000001745,"#,
+        r#""dv":"devicehash","companion":"{acme}:s:x"}"#,
     ]
     .concat();
     let key = keys::interaction("acme", id(1));
-    let (read, indexed_until) = decode_interaction(&today, &key).expect("today's form");
+    let (read, bookkeeping) = decode_interaction(&today, &key).expect("today's form");
     assert_eq!(read, rec);
-    assert_eq!(indexed_until, Some(ms(9000)));
-    let again =
-        encode_interaction(&read, indexed_until, Some("{acme}:s:x".into())).expect("encode");
+    assert_eq!(bookkeeping, kept());
+    let again = encode_interaction(&read, bookkeeping, Some("{acme}:s:x".into())).expect("encode");
     assert_eq!(again, today);
+    let earlier = today.replace(r#""dq":1800000001745,"#, "");
+    assert_ne!(earlier, today);
+    let (read, bookkeeping) = decode_interaction(&earlier, &key).expect("an earlier form");
+    assert_eq!(read, rec);
+    assert_eq!(
+        bookkeeping,
+        Bookkeeping {
+            due_held: None,
+            ..kept()
+        }
+    );
+    let again = encode_interaction(&read, bookkeeping, Some("{acme}:s:x".into())).expect("encode");
+    assert_eq!(again, earlier);
     // The other answers, as stored today.
     for (text, answer) in [
         (
@@ -236,7 +262,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
             Some(answer)
         );
         assert!(read.links[0].used, "a link a callback used is used");
-        assert_eq!(encode_interaction(&read, None, None).expect("encode"), one);
+        let again = encode_interaction(&read, Bookkeeping::default(), None).expect("encode");
+        assert_eq!(again, one);
     }
 }
 
@@ -274,11 +301,55 @@ fn what_is_not_todays_form_is_refused() {
 #[test]
 fn an_interaction_takes_its_id_from_its_key() {
     let rec = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", ms(0));
-    let text = encode_interaction(&rec, None, None).expect("json");
+    let text = encode_interaction(&rec, Bookkeeping::default(), None).expect("json");
     assert!(!text.contains(&rec.id.to_string()), "{text}");
     let key = keys::interaction("acme", rec.id);
     let read = Loaded::<InteractionRecord>::parse(key, raw(&text)).expect("read");
     assert_eq!((read.version, read.value), (7, Some(rec)));
+}
+
+/// A write queues the due time of what is next due unless the queue holds
+/// it already, as the record's stored form says, and says what the queue
+/// then holds: the notice newly enabled for a record whose entry stands at
+/// its expiry is queued.
+#[test]
+fn a_write_queues_the_due_time_the_queue_does_not_hold() {
+    let s = Settings::default();
+    let mut rec = InteractionRecord::new(id(1), "acme", "webchat", "c-1", ms(0));
+    assert_eq!(due_op("acme", None, &rec, &s, ms(0)), (None, None));
+    rec.authenticate(Method::Otp, customer(), ms(0), &s);
+    let end = rec.auth_ends_at(&s).expect("authenticated");
+    let notice = end.minus(s.expiry_notice.get());
+    let queued = |at: Timestamp| {
+        Some(Op::QueueAdd {
+            key: keys::due_queue("acme"),
+            member: format!("x:{}", id(1)),
+            score: at.unix_millis(),
+            ttl: end.since(ms(10)) + Duration::from_secs(3600),
+        })
+    };
+    assert_eq!(
+        due_op("acme", None, &rec, &s, ms(10)),
+        (queued(notice), Some(notice)),
+        "nothing held: queued"
+    );
+    assert_eq!(
+        due_op("acme", Some(notice), &rec, &s, ms(10)),
+        (None, Some(notice)),
+        "held: nothing queued"
+    );
+    assert_eq!(
+        due_op("acme", Some(end), &rec, &s, ms(10)),
+        (queued(notice), Some(notice)),
+        "held at the expiry, as without a notice: the notice queued"
+    );
+    rec.expiring_announced = Some(end);
+    rec.expiry_announced = Some(end);
+    assert_eq!(
+        due_op("acme", Some(end), &rec, &s, ms(10)),
+        (None, None),
+        "announced: nothing due"
+    );
 }
 
 fn subject() -> SubjectRecord {
