@@ -391,7 +391,8 @@ pub fn write_interaction(
     // The due queue holds what the write of `read` left there, as its
     // stored form says. A record an earlier version wrote does not say, and
     // its due time under today's settings may not be the one it was queued
-    // at: what is due is queued again (once: from then on the record says).
+    // at: what is due is queued again (from then on the record says, until
+    // an earlier version writes it again).
     let held = kept.due_held;
     interaction_ops(team, expected, read, kept.indexed_until, rec, held, now)
 }

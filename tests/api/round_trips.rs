@@ -295,7 +295,7 @@ async fn writes_within_the_margin_leave_the_conversation_key_and_indexes_be() {
 /// `outbox.rs` and `login_callback.rs` show they are still announced.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_that_move_no_due_time_queue_nothing() {
-    let (counting, app) = on_counting_store().await;
+    let (counting, mut app) = on_counting_store().await;
     let id = app.new_interaction().await;
     let due = || counting.due_adds.load(Ordering::SeqCst);
     assert_eq!(due(), 0, "nothing due before an authentication");
@@ -323,6 +323,20 @@ async fn writes_that_move_no_due_time_queue_nothing() {
     app.advance(60);
     app.authenticate(&id, "cust-d").await;
     assert_eq!(due(), 2, "the end moved");
+    // The notice comes; the sweeper's write queues the expiry, and its
+    // record says so: activity after it queues nothing either.
+    app.advance(30 * 60 - 60 + 1);
+    app.next_event("interaction.expiring", Duration::from_secs(5))
+        .await
+        .expect("the notice, a minute before the expiry");
+    assert_eq!(due(), 3, "the sweeper queued the expiry");
+    for _ in 0..2 {
+        app.advance(10);
+        let path = format!("/v1/interactions/{id}/activity");
+        let res = app.post_json(&path, Some(&app.keys.bot), &json!({})).await;
+        assert_eq!(res.status(), 200);
+    }
+    assert_eq!(due(), 3, "writes after the notice that move no due time");
 }
 
 /// An expiry whose commit the store fails holds up none of the others due
