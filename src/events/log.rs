@@ -20,9 +20,11 @@ use crate::store::History;
 
 /// How long an event is kept, however many a team has: trimmed by age
 /// only (docs/events.md#history). docs/api.md#events promises a resume at
-/// least 10 minutes back; the 5 minutes more cover a host clock ahead of
-/// Redis' (the Redis trim's cut is reckoned by the writer's clock). Redis
-/// trims about once a minute, so a stream holds a little more.
+/// least 10 minutes back; the 5 minutes more leave a reconnecting client
+/// room beyond that. The Redis trims cut by Redis' own time (the commit's
+/// reckoning of it, or `TIME`), so a host clock ahead of Redis' takes
+/// nothing from it. Redis trims about once a minute, so a stream holds a
+/// little more.
 pub const HISTORY_AGE: Duration = Duration::from_secs(15 * 60);
 /// Live entries one stream reader may fall behind before it is dropped.
 pub const LIVE_BUFFER: usize = 1024;

@@ -10,8 +10,9 @@
 //!   version, or a store that is not this Redis): `publish` hands events
 //!   to one appender task (a bounded queue, so their order is kept); it
 //!   sends them in batches, one script per team (`redis/append.lua`):
-//!   `XADD … MINID ~ <now − 15 min>` (trimmed by age only, no count
-//!   cap), `PEXPIRE` (the key lives 20 minutes past its last event). Each
+//!   `XADD`s, then one `XTRIM … MINID ~ <now − 15 min>` by Redis' own
+//!   clock (trimmed by age only, no count cap), `PEXPIRE` (the key lives
+//!   20 minutes past its last event). Each
 //!   batch carries an id the script remembers for [`BATCH_MEMORY`]
 //!   (`{key_prefix}:{team}:evb`), so a batch sent again because its
 //!   answer was lost is not appended twice.
@@ -31,7 +32,7 @@
 //!   does not fit is dropped and counted, `chatgate_event_log_dropped_total`);
 //!   the reader reconnects by itself and goes on from the last id it saw.
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -201,12 +202,6 @@ async fn newest_id(conn: &Connector, key: &str) -> Option<String> {
 /// The batches lately appended to `stream`'s team (same Cluster slot).
 fn batches_key(stream: &str) -> String {
     format!("{stream}b")
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[async_trait]
@@ -411,17 +406,13 @@ async fn append(
     batch: &str,
     events: &[&Event],
 ) -> Result<(), CallError> {
-    let min_id = format!(
-        "{}-0",
-        unix_ms().saturating_sub(HISTORY_AGE.as_millis() as u64)
-    );
     let ttl_ms = (HISTORY_AGE + KEY_TTL_SLACK).as_millis() as u64;
     let mut invocation = script.prepare_invoke();
     invocation
         .key(key)
         .key(batches_key(key))
         .arg(batch)
-        .arg(&min_id)
+        .arg(HISTORY_AGE.as_millis() as u64)
         .arg(ttl_ms)
         .arg(BATCH_MEMORY.as_millis() as u64);
     for event in events {

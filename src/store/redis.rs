@@ -566,10 +566,10 @@ impl Store for RedisStore {
                     if fresh && !given.contains(&k.as_str()) {
                         given.push(k);
                     }
-                    // Entries older than `max_age` by this host's clock;
-                    // stream ids are Redis' (ms): the trim is approximate.
-                    let oldest = unix_ms()
-                        .saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
+                    // Entries older than `max_age` by Redis' time (stream
+                    // ids are Redis' ms), as the script's `now` is.
+                    let oldest =
+                        now.saturating_sub(i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX));
                     call.arg("X")
                         .arg(entry)
                         .arg(format!("{}-0", oldest.max(0)))

@@ -450,7 +450,7 @@ mod redis_only {
                 &stream,
                 &batches,
                 batch,
-                "0-0",
+                "900000",
                 "1200000",
                 "120000",
                 r#"{"n":1}"#,
