@@ -272,18 +272,23 @@ local function add_queued(key, queue)
   local pairs_ = queue.adding
   if pairs_ then
     queue.adding = nil
-    -- Members, each once (a member added twice counts once as new).
-    local members, seen = 0, {}
-    for j = 2, #pairs_, 2 do
-      if not seen[pairs_[j]] then
-        seen[pairs_[j]] = true
-        members = members + 1
+    local added_pairs = #pairs_
+    pairs_[added_pairs + 1] = '9007199254740992'
+    pairs_[added_pairs + 2] = ''
+    local added = redis.call('ZADD', key, unpack(pairs_))
+    -- A renewal gives the key its life whether it is new or not.
+    if not queue.renew then
+      -- Members, each once (a member added twice counts once as new).
+      local members, seen = 0, {}
+      for j = 2, added_pairs, 2 do
+        if not seen[pairs_[j]] then
+          seen[pairs_[j]] = true
+          members = members + 1
+        end
       end
-    end
-    pairs_[#pairs_ + 1] = '9007199254740992'
-    pairs_[#pairs_ + 1] = ''
-    if redis.call('ZADD', key, unpack(pairs_)) > members then
-      queue.new_key = true
+      if added > members then
+        queue.new_key = true
+      end
     end
   end
 end
@@ -410,14 +415,11 @@ for key, index in pairs(indexes) do
     raise_life(expiry, life)
   end
 end
+-- What waits of each queue (at most one of its adds and its removals),
+-- then its life, only ever raised: at a renewal or for a new key.
 for key, queue in pairs(queues) do
   remove_queued(key, queue)
-end
-for key, queue in pairs(queues) do
   add_queued(key, queue)
-end
--- A queue's life is only ever raised, at a renewal or for a new key.
-for key, queue in pairs(queues) do
   if queue.queued and (queue.renew or queue.new_key) then
     raise_life(key, queue.queued + queue.slack)
   end
