@@ -386,20 +386,18 @@ impl InteractionRecord {
     /// announced then never is), else its expiry notice once due. `None`:
     /// nothing is due (the end moved, or it was announced already).
     pub fn announce_due(&mut self, now: Timestamp, s: &Settings) -> Option<Announcement> {
-        let end = self.auth_ends_at(s)?;
-        if now >= end {
-            if self.expiry_announced == Some(end) {
-                return None;
-            }
-            self.expiry_announced = Some(end);
-            return Some(Announcement::Expired);
-        }
-        let notice = s.expiry_notice.enabled()?;
-        if self.expiring_announced == Some(end) || now < end.minus(notice) {
+        // What is due is what `next_announcement_at` says: one rule.
+        if now < self.next_announcement_at(s)? {
             return None;
         }
-        self.expiring_announced = Some(end);
-        Some(Announcement::Expiring)
+        let end = self.auth_ends_at(s)?;
+        if now >= end {
+            self.expiry_announced = Some(end);
+            Some(Announcement::Expired)
+        } else {
+            self.expiring_announced = Some(end);
+            Some(Announcement::Expiring)
+        }
     }
 
     /// Authenticated at `now`, ignoring locks and bans.
