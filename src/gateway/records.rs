@@ -393,8 +393,7 @@ pub fn write_interaction(
     // its due time under today's settings may not be the one it was queued
     // at: what is due is queued again (from then on the record says, until
     // an earlier version writes it again).
-    let held = kept.due_held;
-    interaction_ops(team, expected, read, kept.indexed_until, rec, held, now)
+    interaction_ops(team, expected, read, kept, rec, now)
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and
@@ -415,18 +414,22 @@ fn index_margin(s: &Settings) -> Duration {
 
 /// The ops of [`write_interaction`] without stamping a write: for the
 /// sweeper's announcements, which are nobody's write and must not keep the
-/// interaction alive. `held`: the due time the team's due queue holds for
-/// it (none when this commit takes its entry off the queue): a due time
-/// it does not hold is queued.
+/// interaction alive. `kept`: the stored form's bookkeeping as the commit
+/// leaves it before this write; its `due_held` is the due time the team's
+/// due queue holds for it (none when this commit takes its entry off the
+/// queue): a due time it does not hold is queued.
 pub fn interaction_ops(
     team: &Team,
     expected: u64,
     read: Option<&InteractionRecord>,
-    indexed_until: Option<Timestamp>,
+    kept: Bookkeeping,
     rec: &InteractionRecord,
-    held: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<Written> {
+    let Bookkeeping {
+        indexed_until,
+        due_held: held,
+    } = kept;
     let s = team.settings_for(&rec.channel);
     // The store keeps the record exactly as long as it is alive: until
     // `last_write_at + interaction_ttl`. Writes that are not the customer's
@@ -520,13 +523,15 @@ fn due_op(
     s: &Settings,
     now: Timestamp,
 ) -> (Option<Op>, Option<Timestamp>) {
-    let (Some(due), Some(end)) = (rec.next_announcement_at(s), rec.auth_ends_at(s)) else {
+    let Some(due) = rec.next_announcement_at(s) else {
         return (None, None);
     };
     if held == Some(due) {
         return (None, held);
     }
-    // Keep the due queue an hour past the last due time it holds.
+    // Keep the due queue an hour past the last due time it holds (a due
+    // time is never after the end).
+    let end = rec.auth_ends_at(s).unwrap_or(due);
     let ttl = end.since(now) + Duration::from_secs(3600);
     let op = Op::QueueAdd {
         key: keys::due_queue(team),

@@ -596,8 +596,11 @@ impl Gateway {
         let written = if w.announcement {
             // The sweeper took the entry it announces off the queue
             // (`first`): every due time left is queued again.
-            let until = pair.kept.indexed_until;
-            interaction_ops(team, version, read, until, &w.rec, None, now)?
+            let kept = Bookkeeping {
+                due_held: None,
+                ..pair.kept
+            };
+            interaction_ops(team, version, read, kept, &w.rec, now)?
         } else {
             write_interaction(team, version, read, pair.kept, &mut w.rec, now)?
         };
