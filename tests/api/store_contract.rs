@@ -94,14 +94,7 @@ async fn a_new_memory_queue_lives_as_its_first_add_asks() {
     let s: SharedStore = std::sync::Arc::new(chatgate::store::memory::MemoryStore::new());
     let q = "{t}:q";
     commit(&s, vec![queue_add(q, "old", 1, LONG)]).await;
-    commit(
-        &s,
-        vec![Op::QueueRemove {
-            key: q.into(),
-            member: "old".into(),
-        }],
-    )
-    .await;
+    commit(&s, vec![queue_remove(q, "old")]).await;
     indexes::emptied_then_added_to(&s, q).await;
     tokio::time::sleep(PAST_SHORT).await;
     assert_eq!(desc(&s, q, None, 10).await, vec![], "expired with its life");
@@ -161,6 +154,20 @@ pub fn queue_add(key: &str, member: &str, score: i64, ttl: Duration) -> Op {
         member: member.into(),
         score,
         ttl,
+    }
+}
+
+pub fn queue_remove(key: &str, member: &str) -> Op {
+    Op::QueueRemove {
+        key: key.into(),
+        member: member.into(),
+    }
+}
+
+pub fn delete(key: &str, expected: u64) -> Op {
+    Op::Delete {
+        key: key.into(),
+        expected,
     }
 }
 

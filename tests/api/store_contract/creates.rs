@@ -5,14 +5,7 @@
 //! there before the commit.
 use chatgate::store::{Commit, Op, SharedStore};
 
-use super::{commit, index_add, put, read, version, LONG, PAST_SHORT, SHORT};
-
-fn delete(key: &str, expected: u64) -> Op {
-    Op::Delete {
-        key: key.into(),
-        expected,
-    }
-}
+use super::{commit, delete, index_add, put, read, version, LONG, PAST_SHORT, SHORT};
 
 pub async fn a_conflict_after_creates_leaves_nothing_written(s: SharedStore) {
     commit(&s, vec![put("{t}:b", 0, "b1", Some(LONG))]).await;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use chatgate::store::{Commit, IndexEntry, Op, SharedStore};
 
 use super::{
-    commit, desc, index_add, index_remove, page_all, pairs, queue_add, LONG, PAST_SHORT, SHORT,
+    commit, desc, index_add, index_remove, page_all, pairs, queue_add, queue_remove, LONG,
+    PAST_SHORT, SHORT,
 };
 
 pub async fn index_orders_ties_and_pages(s: SharedStore) {
@@ -219,10 +220,7 @@ pub async fn claim_due_lowest_first_with_a_lease(s: SharedStore) {
 /// leases each of them.
 pub async fn queue_ops_of_one_commit_apply_in_order(s: SharedStore) {
     let q = "{t}:orderq";
-    let remove = |m: &str| Op::QueueRemove {
-        key: q.to_string(),
-        member: m.to_string(),
-    };
+    let remove = |m: &str| queue_remove(q, m);
     commit(
         &s,
         vec![queue_add(q, "a", 10, LONG), queue_add(q, "b", 20, LONG)],
@@ -270,13 +268,7 @@ pub async fn queue_moves_only_entries_left_as_read(s: SharedStore) {
     assert_eq!(s.index_claim_due(q, 5000, 1, 9000).await.unwrap().len(), 1);
     commit(
         &s,
-        vec![
-            Op::QueueRemove {
-                key: q.to_string(),
-                member: "c".to_string(),
-            },
-            queue_add(q, "d", 7000, LONG),
-        ],
+        vec![queue_remove(q, "c"), queue_add(q, "d", 7000, LONG)],
     )
     .await;
     let entries: Vec<IndexEntry> = read

@@ -10,15 +10,8 @@ use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store};
 
 use super::redis_only::{admin_of, assert_unavailable_fast, calls_since_reset, reset_stats};
-use super::{commit, index_add, put, read, LONG};
+use super::{commit, delete, index_add, put, read, LONG};
 use crate::redis_support::{redis_store, OwnRedis, TestPrefix};
-
-fn delete(key: &str, expected: u64) -> Op {
-    Op::Delete {
-        key: key.into(),
-        expected,
-    }
-}
 
 fn append(key: &str, entry: &str) -> Op {
     Op::Append {

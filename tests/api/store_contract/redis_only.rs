@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 
-use super::{commit, desc, index_add, index_remove, put, put_naming, queue_add, read, LONG, SHORT};
+use super::{
+    commit, delete, desc, index_add, index_remove, put, put_naming, queue_add, queue_remove, read,
+    LONG, SHORT,
+};
 use crate::redis_support::{redis_store, OwnRedis, TestPrefix};
 
 pub(super) const FAST: Duration = Duration::from_secs(2);
@@ -273,10 +276,7 @@ async fn a_drained_queue_keeps_its_key_and_lifetime() {
         lived > LONG.as_millis() as i64,
         "renewed with slack: {lived}"
     );
-    let remove = |m: &str| Op::QueueRemove {
-        key: "{t}:q".into(),
-        member: m.into(),
-    };
+    let remove = |m: &str| queue_remove("{t}:q", m);
     commit(&s, vec![remove("a")]).await;
     assert_eq!(desc(&s, "{t}:q", None, 10).await, vec![], "reads empty");
     assert!(
@@ -342,13 +342,7 @@ async fn lifetimes_outlive_what_they_hold() {
         }
         if round % 5 == 4 {
             // The queue drained: its members removed before this add.
-            let mut drain: Vec<Op> = queued
-                .drain(..)
-                .map(|m| Op::QueueRemove {
-                    key: q.into(),
-                    member: m,
-                })
-                .collect();
+            let mut drain: Vec<Op> = queued.drain(..).map(|m| queue_remove(q, &m)).collect();
             drain.extend(ops);
             ops = drain;
         }
@@ -430,11 +424,10 @@ async fn a_version_check_reads_the_whole_version_line() {
         let physical = prefix.physical("{t}:v");
         prefix.raw(&["SET", &physical, value]);
         for version in versions {
-            let delete = Op::Delete {
-                key: "{t}:v".into(),
-                expected: version,
-            };
-            for op in [put("{t}:v", version, "{}", Some(LONG)), delete] {
+            for op in [
+                put("{t}:v", version, "{}", Some(LONG)),
+                delete("{t}:v", version),
+            ] {
                 assert_eq!(
                     s.commit(vec![op]).await.unwrap(),
                     Commit::Conflict { op: 0 },
@@ -450,11 +443,8 @@ async fn a_version_check_reads_the_whole_version_line() {
     // The largest version a u64 holds has 20 digits: read whole, it matches.
     let physical = prefix.physical("{t}:v");
     prefix.raw(&["SET", &physical, &format!("{}\n{{}}", u64::MAX)]);
-    let delete = Op::Delete {
-        key: "{t}:v".into(),
-        expected: u64::MAX,
-    };
-    assert_eq!(s.commit(vec![delete]).await.unwrap(), Commit::Applied);
+    let op = delete("{t}:v", u64::MAX);
+    assert_eq!(s.commit(vec![op]).await.unwrap(), Commit::Applied);
     assert_eq!(prefix.raw(&["EXISTS", &physical]), redis::Value::Int(0));
 }
 
