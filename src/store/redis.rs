@@ -561,9 +561,12 @@ impl Store for RedisStore {
                     ttl,
                 } => {
                     key(&mut call, k, false);
-                    let fresh =
-                        given.contains(&k.as_str()) || self.renewals.due(k, started, i64::MIN);
-                    if fresh && !given.contains(&k.as_str()) {
+                    // A stream is renewed by the period alone
+                    // ([`renewals::BY_PERIOD`]): each renewal gives it its
+                    // whole TTL, which outlives the period.
+                    let renewing = given.contains(&k.as_str());
+                    let fresh = renewing || self.renewals.due(k, started, renewals::BY_PERIOD);
+                    if fresh && !renewing {
                         given.push(k);
                     }
                     // Entries older than `max_age` by Redis' time (stream
@@ -583,7 +586,7 @@ impl Store for RedisStore {
                 self.remember_companions(&ops);
                 let renewed = lives.iter().filter(|l| l.renew);
                 let renewed = renewed.map(|l| (l.key, l.latest.saturating_add_unsigned(l.slack)));
-                let streams = given.into_iter().map(|k| (k, i64::MAX));
+                let streams = given.into_iter().map(|k| (k, renewals::BY_PERIOD));
                 self.renewals.given(renewed.chain(streams), started);
                 Ok(Commit::Applied)
             }

@@ -10,6 +10,11 @@ use std::time::{Duration, Instant};
 /// Below this many keys remembered, nothing is forgotten.
 const KEEP_AT_LEAST: usize = 1024;
 
+/// The time a key renewed by the period alone needs and is given (a
+/// history stream: each renewal gives it its whole TTL): no need is ever
+/// later than it.
+pub(crate) const BY_PERIOD: i64 = i64::MIN;
+
 pub(crate) struct Renewals {
     every: Duration,
     renewed: Mutex<Renewed>,
