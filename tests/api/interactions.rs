@@ -247,14 +247,11 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
     app.advance(1);
     let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let redis = crate::redis_support::TestPrefix::for_prefix(&app.key_prefix);
     let deadline = std::time::Instant::now() + Duration::from_secs(12);
     let left = loop {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}:*", app.key_prefix))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        let keys = redis.keys();
         // The team's event history (`{team}:ev`) keeps its own 15 minutes
         // (docs/api.md#events: at least 10 minutes), the batches appended to it
         // (`{team}:evb`) two minutes; their TTLs are checked below.
@@ -262,11 +259,7 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             .into_iter()
             .partition(|k| k.ends_with(":ev") || k.ends_with(":evb"));
         for k in &history {
-            let ttl: i64 = redis::cmd("PTTL")
-                .arg(k)
-                .query_async(&mut conn)
-                .await
-                .unwrap();
+            let ttl = redis.pttl(k);
             assert!(ttl > 0 && ttl <= 20 * 60 * 1000, "{k} (pttl {ttl})");
         }
         // A drained queue (`{team}:dueq`, `{team}:obq`) keeps its key,
@@ -275,11 +268,7 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
         for k in keys {
             let queue = k.ends_with(":dueq") || k.ends_with(":obq");
             if queue && crate::redis_support::queue_items(&mut conn, &k).await == 0 {
-                let ttl: i64 = redis::cmd("PTTL")
-                    .arg(&k)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
+                let ttl = redis.pttl(&k);
                 assert!(ttl > 0, "a drained {k} keeps a TTL (pttl {ttl})");
             } else {
                 left.push(k);
@@ -292,12 +281,7 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
     };
     let mut described = Vec::new();
     for k in &left {
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        described.push(format!("{k} (pttl {ttl})"));
+        described.push(format!("{k} (pttl {})", redis.pttl(k)));
     }
     assert!(left.is_empty(), "still in Redis: {described:#?}");
 }
