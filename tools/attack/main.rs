@@ -1,11 +1,13 @@
 //! Replays the connection attacks of docs/operations.md#hostile-clients against a
 //! gateway on this machine, and measures what a legitimate client gets
-//! meanwhile (a fresh connection every 200 ms, `GET /healthz`).
+//! meanwhile (a fresh connection every 200 ms, `GET /healthz`); and the
+//! attacks of a team's hostile identity provider (`provider.rs`).
 //!
 //! ```text
 //! cargo run --release --example attack -- SCENARIO [--target 127.0.0.1:8080]
 //!     [--seconds 40] [--sockets 780] [--rate 190] [--pipeline 1000] [--path /healthz]
 //!     [--key AGENT_KEY] [--other-key AGENT_KEY]
+//!     [--listen 127.0.0.1:9100] [--mib 400] [--pid GATEWAY_PID] [--public-url URL]
 //! ```
 //!
 //! - `slow-readers`: `--sockets` connections, each with a small receive
@@ -17,6 +19,16 @@
 //! - `streams`: `--sockets` `GET /v1/events` streams with one agent key
 //!   (`--key`, read normally); the legitimate client also opens a stream
 //!   with another team's key (`--other-key`) every 2 s.
+//!
+//! - `oversized-provider`: the tool is the provider (`--listen`) of the
+//!   team whose bot key is `--key`; its token answer is `--mib` MiB.
+//! - `mix-up`: `--key` is a bot key of the victim's team (whose provider
+//!   must sign in at once), `--other-key` one of the attacker's team, whose
+//!   provider is this tool (`--listen`).
+//!
+//! For both, the attacker's team file names the tool as its provider:
+//! `[oidc] issuer = "http://127.0.0.1:9100"` (any `client_id` and
+//! `client_secret`), and the team has a `webchat` channel.
 //!
 //! Loopback targets only; at most 300 s, 5000 sockets, 1000 a second; it
 //! stops by itself and prints the legitimate client's answers per 5 s and
@@ -32,10 +44,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep, timeout, Instant};
 
+mod provider;
+
 const MAX_SECONDS: u64 = 300;
 const MAX_SOCKETS: usize = 5000;
 const MAX_RATE: u64 = 1000;
 const MAX_PIPELINE: usize = 20_000;
+/// The largest token answer the hostile provider sends.
+const MAX_MIB: usize = 2048;
 
 struct Args {
     scenario: String,
@@ -47,6 +63,10 @@ struct Args {
     path: String,
     key: String,
     other_key: String,
+    listen: SocketAddr,
+    mib: usize,
+    pid: Option<u32>,
+    public_url: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -64,6 +84,10 @@ fn parse() -> Result<Args, String> {
         path: "/healthz".into(),
         key: String::new(),
         other_key: String::new(),
+        listen: "127.0.0.1:9100".parse().map_err(|_| "listen")?,
+        mib: 400,
+        pid: None,
+        public_url: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -80,11 +104,18 @@ fn parse() -> Result<Args, String> {
             "--path" => return Err("--path: a path such as /healthz".into()),
             "--key" => a.key = value,
             "--other-key" => a.other_key = value,
+            "--listen" => a.listen = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--mib" => a.mib = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--pid" => a.pid = Some(value.parse().map_err(|_| format!("{flag}: {value}"))?),
+            "--public-url" => a.public_url = Some(value.trim_end_matches('/').to_string()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if !a.target.ip().is_loopback() {
-        return Err("only a loopback target (127.0.0.0/8, ::1)".into());
+    if !a.target.ip().is_loopback() || !a.listen.ip().is_loopback() {
+        return Err("only a loopback target and provider (127.0.0.0/8, ::1)".into());
+    }
+    if a.mib > MAX_MIB {
+        return Err(format!("bounds: at most {MAX_MIB} MiB"));
     }
     if a.seconds == 0
         || a.seconds > MAX_SECONDS
@@ -96,8 +127,13 @@ fn parse() -> Result<Args, String> {
             "bounds: 1..={MAX_SECONDS} s, at most {MAX_SOCKETS} sockets, {MAX_RATE} a second, {MAX_PIPELINE} pipelined"
         ));
     }
-    if a.scenario == "streams" && (a.key.is_empty() || a.other_key.is_empty()) {
-        return Err("streams needs --key and --other-key".into());
+    if matches!(a.scenario.as_str(), "streams" | "mix-up")
+        && (a.key.is_empty() || a.other_key.is_empty())
+    {
+        return Err(format!("{} needs --key and --other-key", a.scenario));
+    }
+    if a.scenario == "oversized-provider" && a.key.is_empty() {
+        return Err("oversized-provider needs --key".into());
     }
     Ok(a)
 }
@@ -111,6 +147,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(args.scenario.as_str(), "oversized-provider" | "mix-up") {
+        let run = timeout(Duration::from_secs(args.seconds), provider_attack(&args)).await;
+        return match run {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("attack: {e}");
+                ExitCode::FAILURE
+            }
+            Err(_) => {
+                eprintln!("attack: not done within {} s", args.seconds);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let end = Instant::now() + Duration::from_secs(args.seconds);
     let open = Arc::new(AtomicUsize::new(0));
     let args = Arc::new(args);
@@ -353,4 +403,106 @@ async fn streams(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
         sleep(Duration::from_millis(2)).await;
     }
     tokio::time::sleep_until(end).await;
+}
+
+/// `oversized-provider` or `mix-up`: see `provider.rs`.
+async fn provider_attack(a: &Args) -> Result<(), String> {
+    let hostile = provider::Shared::default();
+    let issuer = provider::serve(a.listen, Arc::clone(&hostile))
+        .await
+        .map_err(|e| format!("--listen {}: {e}", a.listen))?;
+    println!("hostile provider at {issuer}");
+    let b = provider::Browser::new(a.target, a.public_url.clone());
+    if a.scenario == "oversized-provider" {
+        if let Ok(mut h) = hostile.lock() {
+            h.token_mib = a.mib.max(1);
+        }
+        let (_, link) = b.oidc_link(&a.key).await?;
+        println!("before: {}", provider::rss(a.pid));
+        let step = b.get(&link, None).await?;
+        let cookie = step.cookie;
+        let mut next = step
+            .location
+            .ok_or(format!("the link answered {}", step.status))?;
+        let started = Instant::now();
+        // The browser: to this provider, back to the gateway's callback.
+        let last = loop {
+            let step = b.get(&next, cookie.as_deref()).await?;
+            match step.location {
+                Some(l) if (300..400).contains(&step.status) => next = l,
+                _ => break step.status,
+            }
+        };
+        println!(
+            "callback answered {last} in {} ms (expected 502); {}",
+            started.elapsed().as_millis(),
+            provider::rss(a.pid)
+        );
+        return Ok(());
+    }
+    // mix-up. The attacker's login in his chat at the victim's team.
+    let (attackers_chat, link) = b.oidc_link(&a.key).await?;
+    let step = b.get(&link, None).await?;
+    let attackers_cookie = step.cookie.ok_or("no cookie from the victim team's link")?;
+    let request = step
+        .location
+        .ok_or(format!("the link answered {}", step.status))?;
+    let mut parsed = url::Url::parse(&request).map_err(|e| e.to_string())?;
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let find = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let attackers_state = find("state").ok_or("no state")?;
+    let redirect_uri = find("redirect_uri").ok_or("no redirect_uri")?;
+    parsed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs.iter().filter(|(k, _)| k != "state"));
+    if let Ok(mut h) = hostile.lock() {
+        h.forward_to = Some(parsed.to_string());
+    }
+    // The victim opens the attacker's team's link.
+    let (_, link) = b.oidc_link(&a.other_key).await?;
+    let step = b.get(&link, None).await?;
+    let victims_cookie = step.cookie;
+    let mut next = step
+        .location
+        .ok_or(format!("the link answered {}", step.status))?;
+    let victims_answer = loop {
+        let step = b.get(&next, victims_cookie.as_deref()).await?;
+        match step.location {
+            Some(l) if (300..400).contains(&step.status) => next = l,
+            _ if b.is_gateway(&next) => break step.status,
+            _ => {
+                return Err(format!(
+                    "the victim's provider shows a page ({}) at {next}: this replay needs one that signs in at once",
+                    step.status
+                ))
+            }
+        }
+    };
+    println!(
+        "the victim's browser came back to {} and got {victims_answer} (expected 400)",
+        next.split('?').next().unwrap_or("")
+    );
+    let stolen = hostile.lock().map(|h| h.codes.clone()).unwrap_or_default();
+    println!(
+        "codes that reached the hostile token endpoint: {} (expected 0)",
+        stolen.len()
+    );
+    for code in &stolen {
+        let mut replay = url::Url::parse(&redirect_uri).map_err(|e| e.to_string())?;
+        replay
+            .query_pairs_mut()
+            .append_pair("code", code)
+            .append_pair("state", &attackers_state);
+        let step = b.get(replay.as_str(), Some(&attackers_cookie)).await?;
+        println!("replayed under the attacker's state: {}", step.status);
+    }
+    println!(
+        "the attacker's chat: {} (expected not authenticated)",
+        b.status(&a.key, &attackers_chat).await
+    );
+    Ok(())
 }
