@@ -168,10 +168,18 @@ impl Gateway {
                 outcome: self.finish_started(started, answer, now).await,
                 answered: true,
             },
-            Err(e) => ProviderFinish {
-                outcome: Err(e),
-                answered: false,
-            },
+            Err(e) => {
+                // A refused state is logged under the team whose address it
+                // came to (a mix-up attempt shows as "started for another
+                // team"); an address of no team is not.
+                if let (ProviderRefusal::Oidc(oidc), Some(t)) = (&e, self.config.team(team)) {
+                    logged(t, oidc);
+                }
+                ProviderFinish {
+                    outcome: Err(e),
+                    answered: false,
+                }
+            }
         }
     }
 

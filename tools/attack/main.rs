@@ -25,6 +25,9 @@
 //! - `mix-up`: `--key` is a bot key of the victim's team (whose provider
 //!   must sign in at once), `--other-key` one of the attacker's team, whose
 //!   provider is this tool (`--listen`).
+//! - `stand-in-provider`: only serves, for `--seconds`, a provider that
+//!   signs anyone in at once (its codes are refused at its token endpoint):
+//!   a victim team's provider for a local `mix-up`.
 //!
 //! For both, the attacker's team file names the tool as its provider:
 //! `[oidc] issuer = "http://127.0.0.1:9100"` (any `client_id` and
@@ -147,7 +150,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if matches!(args.scenario.as_str(), "oversized-provider" | "mix-up") {
+    if matches!(
+        args.scenario.as_str(),
+        "oversized-provider" | "mix-up" | "stand-in-provider"
+    ) {
         let run = timeout(Duration::from_secs(args.seconds), provider_attack(&args)).await;
         return match run {
             Ok(Ok(())) => ExitCode::SUCCESS,
@@ -155,6 +161,7 @@ async fn main() -> ExitCode {
                 eprintln!("attack: {e}");
                 ExitCode::FAILURE
             }
+            Err(_) if args.scenario == "stand-in-provider" => ExitCode::SUCCESS,
             Err(_) => {
                 eprintln!("attack: not done within {} s", args.seconds);
                 ExitCode::FAILURE
@@ -411,7 +418,10 @@ async fn provider_attack(a: &Args) -> Result<(), String> {
     let issuer = provider::serve(a.listen, Arc::clone(&hostile))
         .await
         .map_err(|e| format!("--listen {}: {e}", a.listen))?;
-    println!("hostile provider at {issuer}");
+    println!("provider at {issuer}");
+    if a.scenario == "stand-in-provider" {
+        return std::future::pending().await;
+    }
     let b = provider::Browser::new(a.target, a.public_url.clone());
     if a.scenario == "oversized-provider" {
         if let Ok(mut h) = hostile.lock() {
