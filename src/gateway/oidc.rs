@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
-use super::records::{put, retry};
+use super::records::{put, retry, Loaded, Record};
 use super::Gateway;
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
@@ -17,6 +17,8 @@ use crate::oidc::states::{self, LinkStates};
 use crate::oidc::{id_token, reachable, OidcError};
 use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
+
+impl Record for LinkStates {}
 
 /// Why a provider login stopped: the provider's side (its own statuses) or
 /// the login rules and the store (the API's errors).
@@ -138,15 +140,9 @@ impl Gateway {
 
     /// A link's started logins (none: version 0).
     async fn link_states(&self, key: &str) -> crate::error::Result<(u64, LinkStates)> {
-        let read = self.store.get(&[key.to_string()]).await?.pop().flatten();
-        match read {
-            None => Ok((0, LinkStates::default())),
-            Some(v) => {
-                let kept = serde_json::from_str(&v.value)
-                    .map_err(|e| crate::store::StoreError::Corrupt(format!("{key}: {e}")))?;
-                Ok((v.version, kept))
-            }
-        }
+        let raw = self.store.get(&[key.to_string()]).await?.pop().flatten();
+        let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
+        Ok((loaded.version, loaded.value.unwrap_or_default()))
     }
 
     /// `GET /oidc/callback/{team}`: the state (started for this team, this
