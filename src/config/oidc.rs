@@ -51,6 +51,29 @@ pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, Co
     })
 }
 
+/// Whether `url`'s host, as written, is a loopback address: an IPv4
+/// address in 127.0.0.0/8, the IPv6 `::1`, or the name `localhost`. No name
+/// is resolved to decide, and an IPv4-mapped IPv6 address is not loopback.
+fn on_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Whether the gateway may talk to a provider at `url`: `https`, or `http`
+/// on a loopback address ([`on_loopback`]), never anything else
+/// (docs/api.md#hosted-login-openid-connect).
+pub fn https_or_loopback(url: &Url) -> bool {
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => on_loopback(url),
+        _ => false,
+    }
+}
+
 /// Why `issuer` cannot be a provider's issuer: it must be an `https` URL
 /// (or `http` on a loopback address, for a provider on the same machine)
 /// without query, fragment or credentials.
@@ -58,15 +81,12 @@ fn issuer_problem(issuer: &str) -> Option<&'static str> {
     let Ok(url) = Url::parse(issuer) else {
         return Some("is not an absolute https URL");
     };
-    let loopback = match url.host() {
-        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Some("is not an absolute https URL"),
-    };
+    if url.host().is_none() {
+        return Some("is not an absolute https URL");
+    }
     match url.scheme() {
         "https" => {}
-        "http" if loopback => {}
+        "http" if on_loopback(&url) => {}
         "http" => return Some("must be https (http only on a loopback address)"),
         _ => return Some("is not an absolute https URL"),
     }
@@ -89,6 +109,30 @@ fn is_token(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_is_read_as_written() {
+        let ok = |u: &str| https_or_loopback(&Url::parse(u).unwrap());
+        for u in [
+            "https://id.example/token",
+            "http://127.0.0.1:1/t",
+            "http://127.9.8.7/t",
+            "http://[::1]:1/t",
+            "http://LocalHost:1/t",
+        ] {
+            assert!(ok(u), "{u}");
+        }
+        for u in [
+            "http://id.example/token",
+            "http://10.0.0.1/t",
+            "http://[::ffff:127.0.0.1]:1/t",
+            "http://localhost.example/t",
+            "http://0.0.0.0/t",
+            "ftp://127.0.0.1/t",
+        ] {
+            assert!(!ok(u), "{u}");
+        }
+    }
 
     #[test]
     fn issuers_are_https_or_loopback_http() {

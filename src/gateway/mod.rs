@@ -33,7 +33,7 @@ pub use interactions::{ListQuery, NewInteraction, Page};
 pub use login::{
     Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink, ShortLinkTarget,
 };
-pub use oidc::{ProviderAnswer, ProviderRefusal, ProviderStart};
+pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use verify::{RevealedCode, Verified};

@@ -6,16 +6,19 @@
 use std::sync::Arc;
 
 use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
-use super::records::put;
+use super::records::{put, retry, Loaded, Record};
 use super::Gateway;
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
 use crate::domain::interaction::Customer;
 use crate::error::Error;
 use crate::oidc::flow::{self, Started, STATE_TTL};
-use crate::oidc::{id_token, OidcError};
+use crate::oidc::states::{self, LinkStates};
+use crate::oidc::{id_token, reachable, OidcError};
 use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
+
+impl Record for LinkStates {}
 
 /// Why a provider login stopped: the provider's side (its own statuses) or
 /// the login rules and the store (the API's errors).
@@ -43,10 +46,12 @@ impl From<Error> for ProviderRefusal {
     }
 }
 
-/// A started login: where the browser goes, and the secret its cookie keeps.
+/// A started login: where the browser goes, its state (which names the
+/// cookie), and the secret its cookie keeps.
 #[derive(Debug)]
 pub struct ProviderStart {
     pub location: String,
+    pub state: String,
     pub browser_secret: String,
 }
 
@@ -59,10 +64,19 @@ pub struct ProviderAnswer {
     pub iss: Option<String>,
 }
 
+/// How a provider's answer ended, and whether it answered (used up) the
+/// state it named: only then is that state's cookie cleared.
+#[derive(Debug)]
+pub struct ProviderFinish {
+    pub outcome: Result<CallbackOutcome, ProviderRefusal>,
+    pub answered: bool,
+}
+
 impl Gateway {
-    /// Where the provider sends the browser back.
-    fn redirect_uri(&self) -> String {
-        format!("{}/oidc/callback", self.config.server.public_url)
+    /// Where the provider sends the browser back: one address per team
+    /// (docs/api.md#hosted-login-openid-connect).
+    fn redirect_uri(&self, team: &str) -> String {
+        format!("{}/oidc/callback/{team}", self.config.server.public_url)
     }
 
     fn provider_of(&self, team: &str) -> Result<(&Team, &OidcConfig), ProviderRefusal> {
@@ -73,7 +87,8 @@ impl Gateway {
     }
 
     /// `GET /l/{code}` of a live identity-provider link: a fresh state,
-    /// nonce and PKCE verifier, kept [`STATE_TTL`]; nothing is used up.
+    /// nonce and PKCE verifier, kept [`STATE_TTL`] among the link's
+    /// [`states::MAX_PER_LINK`] newest; nothing is used up.
     pub async fn start_provider_login(
         &self,
         link: &ProviderLink,
@@ -85,7 +100,10 @@ impl Gateway {
             .metadata(oidc, now)
             .await
             .inspect_err(|e| logged(team, e))?;
-        let (state, browser_secret) = (flow::random_value(), flow::random_value());
+        let authorization_endpoint =
+            reachable("authorization_endpoint", &meta.authorization_endpoint)
+                .inspect_err(|e| logged(team, e))?;
+        let (state, browser_secret) = (states::new_state(link.link_id), flow::random_value());
         let started = Started {
             team: team.id.clone(),
             interaction_id: link.interaction_id,
@@ -96,14 +114,18 @@ impl Gateway {
             browser: flow::digest(&browser_secret),
             started_at: now,
         };
-        let op = put(&keys::oidc_state(&state), 0, &started, Some(STATE_TTL))?;
-        if self.store.commit(vec![op]).await? != Commit::Applied {
-            return Err(Error::internal("a 256-bit OIDC state collided").into());
-        }
+        let key = keys::oidc_states(&states::link_tag(link.link_id));
+        retry(|| async {
+            let (version, mut kept) = self.link_states(&key).await?;
+            kept.add(&state, started.clone(), now);
+            let op = put(&key, version, &kept, Some(STATE_TTL))?;
+            Ok((self.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
+        })
+        .await?;
         let location = flow::authorization_url(
-            &meta.authorization_endpoint,
+            authorization_endpoint,
             oidc,
-            &self.redirect_uri(),
+            &self.redirect_uri(&team.id),
             &state,
             &started.nonce,
             &started.verifier,
@@ -111,22 +133,58 @@ impl Gateway {
         );
         Ok(ProviderStart {
             location,
+            state,
             browser_secret,
         })
     }
 
-    /// `GET /oidc/callback`: the state (this browser's, live, unanswered;
-    /// consumed here), the provider's error, its `iss`, the code exchange,
-    /// the ID token; then the login callback's rules.
+    /// A link's started logins (none: version 0).
+    async fn link_states(&self, key: &str) -> crate::error::Result<(u64, LinkStates)> {
+        let raw = self.store.get(&[key.to_string()]).await?.pop().flatten();
+        let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
+        Ok((loaded.version, loaded.value.unwrap_or_default()))
+    }
+
+    /// `GET /oidc/callback/{team}`: the state (started for this team, this
+    /// browser's, live, unanswered; consumed here), the provider's error,
+    /// its `iss`, the code exchange, the ID token; then the login
+    /// callback's rules. `cookie`: the browser secret of the state's cookie.
     pub async fn finish_provider_login(
         self: &Arc<Self>,
+        team: &str,
         answer: ProviderAnswer,
         cookie: Option<&str>,
         now: Timestamp,
+    ) -> ProviderFinish {
+        match self
+            .take_state(team, answer.state.as_deref(), cookie, now)
+            .await
+        {
+            Ok(started) => ProviderFinish {
+                outcome: self.finish_started(started, answer, now).await,
+                answered: true,
+            },
+            Err(e) => {
+                // A refused state is logged under the team whose address it
+                // came to (a mix-up attempt shows as "started for another
+                // team"); an address of no team is not.
+                if let (ProviderRefusal::Oidc(oidc), Some(t)) = (&e, self.config.team(team)) {
+                    logged(t, oidc);
+                }
+                ProviderFinish {
+                    outcome: Err(e),
+                    answered: false,
+                }
+            }
+        }
+    }
+
+    async fn finish_started(
+        self: &Arc<Self>,
+        started: Started,
+        answer: ProviderAnswer,
+        now: Timestamp,
     ) -> Result<CallbackOutcome, ProviderRefusal> {
-        let started = self
-            .take_state(answer.state.as_deref(), cookie, now)
-            .await?;
         let (team, oidc) = self.provider_of(&started.team)?;
         let refused = |e: OidcError| {
             logged(team, &e);
@@ -152,7 +210,13 @@ impl Gateway {
             .ok_or_else(|| refused(OidcError::BadState("no code")))?;
         let token = self
             .oidc
-            .exchange(oidc, &meta, code, &self.redirect_uri(), &started.verifier)
+            .exchange(
+                oidc,
+                &meta,
+                code,
+                &self.redirect_uri(&team.id),
+                &started.verifier,
+            )
             .await
             .map_err(refused)?;
         let (alg, kid) = id_token::header(&token).map_err(refused)?;
@@ -188,48 +252,55 @@ impl Gateway {
             .await?)
     }
 
-    /// The started login the answer's state names, if it is this browser's
-    /// and still live; consumed, so that it answers once.
+    /// The started login the answer's state names, if it was started for
+    /// `team` (the callback's), is this browser's and still live; consumed,
+    /// so that it answers once. Nothing is consumed otherwise: a state
+    /// sent to another team's callback or from another browser stays good
+    /// for its own.
     async fn take_state(
         &self,
+        team: &str,
         state: Option<&str>,
         cookie: Option<&str>,
         now: Timestamp,
     ) -> Result<Started, ProviderRefusal> {
         let state = state
-            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .filter(|s| s.len() <= 256)
             .ok_or(OidcError::BadState("no state"))?;
-        let key = keys::oidc_state(state);
-        let read = self
-            .store
-            .get(std::slice::from_ref(&key))
-            .await
-            .map_err(Error::from)?
-            .pop()
-            .flatten()
-            .ok_or(OidcError::BadState("unknown or answered"))?;
-        let started: Started =
-            serde_json::from_str(&read.value).map_err(|_| OidcError::BadState("unreadable"))?;
-        if !started.live(now) {
-            return Err(OidcError::BadState("older than 10 minutes").into());
-        }
-        // Checked before it is consumed: another browser cannot spend it.
-        if !started.same_browser(cookie) {
-            return Err(OidcError::BadState("not this browser's").into());
-        }
-        let consume = Op::Delete {
-            key,
-            expected: read.version,
-        };
-        match self
-            .store
-            .commit(vec![consume])
-            .await
-            .map_err(Error::from)?
-        {
-            Commit::Applied => Ok(started),
-            Commit::Conflict { .. } => Err(OidcError::BadState("answered").into()),
-        }
+        let tag = states::tag_of(state).ok_or(OidcError::BadState("unknown"))?;
+        let key = keys::oidc_states(tag);
+        let taken = retry(|| async {
+            let (version, mut kept) = self.link_states(&key).await?;
+            let Some(started) = kept.find(state).cloned() else {
+                return Ok(Some(Err(OidcError::BadState(
+                    "unknown, dropped or answered",
+                ))));
+            };
+            // The mix-up defence: an answer for another team's login is
+            // refused before its code goes anywhere.
+            if started.team != team {
+                return Ok(Some(Err(OidcError::BadState("started for another team"))));
+            }
+            if !started.live(now) {
+                return Ok(Some(Err(OidcError::BadState("older than 10 minutes"))));
+            }
+            // Checked before it is consumed: another browser cannot spend it.
+            if !started.same_browser(cookie) {
+                return Ok(Some(Err(OidcError::BadState("not this browser's"))));
+            }
+            kept.remove(state);
+            let op = if kept.entries.is_empty() {
+                Op::Delete {
+                    key: key.clone(),
+                    expected: version,
+                }
+            } else {
+                put(&key, version, &kept, Some(STATE_TTL))?
+            };
+            Ok((self.store.commit(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
+        })
+        .await?;
+        Ok(taken?)
     }
 }
 

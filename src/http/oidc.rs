@@ -1,27 +1,42 @@
 //! The browser's side of hosted login with the team's identity provider
 //! (docs/api.md#hosted-login-openid-connect): `GET /l/{code}` of a provider
-//! link starts it ([`start`], called by `login.rs`), `GET /oidc/callback`
-//! finishes it. Every answer is a page for the customer, `no-store`,
-//! showing no code, state or token (only a binding code to type into the
-//! chat).
+//! link starts it ([`start`], called by `login.rs`), `GET
+//! /oidc/callback/{team}` finishes it (one address per team, so that no
+//! team's provider is sent another team's answer). Every answer is a page
+//! for the customer, `no-store`, showing no code, state or token (only a
+//! binding code to type into the chat). Each started login has its own
+//! cookie, named after its state; only the answer that uses a state up
+//! clears that state's cookie.
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::Now;
+use super::extract::{Now, PathParam};
 use super::pages::{self, Page};
 use super::AppState;
 use crate::error::Error;
-use crate::gateway::{CallbackOutcome, ProviderAnswer, ProviderLink, ProviderRefusal};
-use crate::oidc::flow::{COOKIE, STATE_TTL};
+use crate::gateway::{
+    CallbackOutcome, ProviderAnswer, ProviderFinish, ProviderLink, ProviderRefusal,
+};
+use crate::oidc::flow::{cookie_name, STATE_TTL};
 use crate::oidc::OidcError;
 use crate::time::Timestamp;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(callback))
+    OpenApiRouter::new()
+        .routes(routes!(callback))
+        .route("/oidc/callback", axum::routing::get(retired))
 }
+
+const RETIRED: Page = Page {
+    status: StatusCode::NOT_FOUND,
+    title: "Sign-in address no longer used",
+    heading: "This sign-in address is no longer used",
+    advice:
+        "Open the link from the chat again. If this keeps happening, please tell us in the chat.",
+};
 
 const SIGNED_IN: Page = Page {
     status: StatusCode::OK,
@@ -104,6 +119,7 @@ pub(super) async fn start(st: &AppState, link: ProviderLink, now: Timestamp) -> 
             }
             if let Ok(cookie) = HeaderValue::from_str(&cookie(
                 &st.gateway.config.server.public_url,
+                &cookie_name(&started.state),
                 &started.browser_secret,
                 STATE_TTL.as_secs(),
             )) {
@@ -121,26 +137,26 @@ pub(super) async fn start(st: &AppState, link: ProviderLink, now: Timestamp) -> 
     }
 }
 
-/// `Set-Cookie` for the browser secret (`max_age` 0 removes it).
-fn cookie(public_url: &str, value: &str, max_age: u64) -> String {
+/// `Set-Cookie` for a state's browser secret (`max_age` 0 removes it).
+fn cookie(public_url: &str, name: &str, value: &str, max_age: u64) -> String {
     let secure = if public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    format!("{COOKIE}={value}; Path=/oidc/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    format!("{name}={value}; Path=/oidc/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
 }
 
-/// The browser secret from the request's cookies.
-fn browser_secret(headers: &HeaderMap) -> Option<String> {
+/// The value of the cookie `name` among the request's cookies.
+fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .find_map(|c| {
-            let (name, value) = c.trim().split_once('=')?;
-            (name == COOKIE).then(|| value.to_string())
+            let (n, value) = c.trim().split_once('=')?;
+            (n == name).then(|| value.to_string())
         })
 }
 
@@ -193,46 +209,60 @@ fn refused(refusal: ProviderRefusal) -> Response {
     res
 }
 
-/// The identity provider sends the customer back here.
+/// The identity provider sends the customer back here; each team
+/// registers its own address, `{public_url}/oidc/callback/{team}`.
 ///
 /// Answers a page: 200 signed in (or the binding code to type into the
-/// chat); 400 an unknown, stale, answered or other browser's state, the
-/// provider's `error`, or an `iss` of another provider; 401 an ID token
-/// that fails a check; 409 the link was used; 403 `expected_customer` not
-/// met (a counted failure) or banned; 423 locked; 502 the provider failed;
-/// 503 the store cannot be reached. Only the login rules after the ID token
-/// use the link up.
-#[utoipa::path(get, path = "/oidc/callback", operation_id = "oidc_callback", tag = "login", security(),
+/// chat); 400 an unknown, stale, answered, dropped, another team's or
+/// another browser's state (the code goes nowhere), the provider's `error`,
+/// or an `iss` of another provider; 401 an ID token that fails a check; 409
+/// the link was used; 403 `expected_customer` not met (a counted failure)
+/// or banned; 423 locked; 502 the provider failed (unreachable, an answer
+/// over 1 MiB, an endpoint neither https nor loopback http); 503 the store
+/// cannot be reached. Only the login rules after the ID token use the link
+/// up. Only an answer that uses its state up clears that state's cookie.
+#[utoipa::path(get, path = "/oidc/callback/{team}", operation_id = "oidc_callback", tag = "login", security(),
     params(
+        ("team" = String, Path, description = "the team whose login this is (each team registers its own redirect URI)"),
         ("code" = Option<String>, Query, description = "the authorization code"),
         ("state" = Option<String>, Query, description = "the state sent with the authorization request"),
         ("iss" = Option<String>, Query, description = "the provider's issuer (RFC 9207)"),
         ("error" = Option<String>, Query, description = "the provider's error (the customer cancelled)")),
     responses(
         (status = 200, description = "signed in, or the binding code to type into the chat", content_type = "text/html", body = String),
-        (status = 400, description = "unknown, stale, answered or another browser's state; the provider's error; another provider's iss", content_type = "text/html", body = String),
+        (status = 400, description = "unknown, stale, answered, dropped, another team's or another browser's state (the code goes nowhere); the provider's error; another provider's iss", content_type = "text/html", body = String),
         (status = 401, description = "the ID token failed a check", content_type = "text/html", body = String),
         (status = 403, description = "not the expected customer (a counted failure), or the subject is banned", content_type = "text/html", body = String),
         (status = 409, description = "the link was already used", content_type = "text/html", body = String),
         (status = 423, description = "the subject is locked out", content_type = "text/html", body = String),
-        (status = 502, description = "the identity provider could not be reached or refused the code", content_type = "text/html", body = String),
+        (status = 502, description = "the identity provider could not be reached, refused the code, answered more than 1 MiB, or named an endpoint that is neither https nor http on a loopback address", content_type = "text/html", body = String),
         (status = 503, description = "the store cannot be reached", content_type = "text/html", body = String)))]
 async fn callback(
     State(st): State<AppState>,
     Now(now): Now,
+    PathParam(team): PathParam<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let secret = browser_secret(&headers);
-    let outcome = match provider_answer(query.as_deref()) {
+    let (finish, named) = match provider_answer(query.as_deref()) {
         Ok(answer) => {
-            st.gateway
-                .finish_provider_login(answer, secret.as_deref(), now)
-                .await
+            let named = answer.state.as_deref().map(cookie_name);
+            let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
+            let finish = st
+                .gateway
+                .finish_provider_login(&team, answer, secret.as_deref(), now)
+                .await;
+            (finish, named)
         }
-        Err(e) => Err(ProviderRefusal::Oidc(e)),
+        Err(e) => (
+            ProviderFinish {
+                outcome: Err(ProviderRefusal::Oidc(e)),
+                answered: false,
+            },
+            None,
+        ),
     };
-    let mut res = match outcome {
+    let mut res = match finish.outcome {
         Ok(CallbackOutcome::Authenticated { .. }) => pages::render(&SIGNED_IN),
         Ok(CallbackOutcome::Bound { binding_code, .. }) => {
             pages::render_code(&TYPE_CODE, &binding_code)
@@ -240,15 +270,25 @@ async fn callback(
         Ok(CallbackOutcome::Failed { .. }) => pages::render(&NOT_VERIFIED),
         Err(refusal) => refused(refusal),
     };
-    // The state it held is answered (or was never this browser's).
-    if secret.is_some() {
-        if let Ok(clear) =
-            HeaderValue::from_str(&cookie(&st.gateway.config.server.public_url, "", 0))
-        {
+    // The state it named is answered: its cookie has served. Any other
+    // cookie, and this one for an answer that used nothing up, stay.
+    if let (true, Some(name)) = (finish.answered, named) {
+        let public_url = &st.gateway.config.server.public_url;
+        if let Ok(clear) = HeaderValue::from_str(&cookie(public_url, &name, "", 0)) {
             res.headers_mut().insert(header::SET_COOKIE, clear);
         }
     }
     res
+}
+
+/// `GET /oidc/callback`, the one address all teams shared before each got
+/// its own: a page saying it is no longer used; nothing is read or used
+/// up (docs/decisions/0042-one-callback-address-per-team.md).
+async fn retired() -> Response {
+    tracing::warn!(
+        "a browser came back to the retired /oidc/callback: a provider still has it registered; each team registers {{public_url}}/oidc/callback/{{team}}"
+    );
+    pages::render(&RETIRED)
 }
 
 #[cfg(test)]
@@ -257,23 +297,24 @@ mod tests {
 
     #[test]
     fn the_cookie_is_http_only_lax_on_the_callback_path_and_secure_on_https() {
-        let c = cookie("https://gw.example", "v", 600);
+        let c = cookie("https://gw.example", "chatgate_oidc_ab", "v", 600);
         assert_eq!(
             c,
-            "chatgate_oidc=v; Path=/oidc/; Max-Age=600; HttpOnly; SameSite=Lax; Secure"
+            "chatgate_oidc_ab=v; Path=/oidc/; Max-Age=600; HttpOnly; SameSite=Lax; Secure"
         );
-        assert!(!cookie("http://127.0.0.1:8080", "v", 600).contains("Secure"));
+        assert!(!cookie("http://127.0.0.1:8080", "n", "v", 600).contains("Secure"));
     }
 
     #[test]
-    fn the_browser_secret_is_read_among_other_cookies() {
+    fn a_states_cookie_is_read_among_other_cookies() {
         let mut h = HeaderMap::new();
         h.insert(
             header::COOKIE,
-            HeaderValue::from_static("a=1; chatgate_oidc=s3cr3t; b=2"),
+            HeaderValue::from_static("a=1; chatgate_oidc_1=s1; chatgate_oidc_2=s2; b=2"),
         );
-        assert_eq!(browser_secret(&h).as_deref(), Some("s3cr3t"));
-        assert_eq!(browser_secret(&HeaderMap::new()), None);
+        assert_eq!(cookie_value(&h, "chatgate_oidc_2").as_deref(), Some("s2"));
+        assert_eq!(cookie_value(&h, "chatgate_oidc_3"), None);
+        assert_eq!(cookie_value(&HeaderMap::new(), "chatgate_oidc_1"), None);
     }
 
     #[test]

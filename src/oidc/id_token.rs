@@ -156,6 +156,16 @@ pub fn check_claims(
     let customer_id = text(expect.customer_claim)
         .ok_or(invalid("the customer claim is missing or not a string"))?
         .to_string();
+    // An address the provider has not verified (or lets its users change)
+    // proves nothing about who holds it.
+    if expect.customer_claim == "email"
+        && !matches!(claims.get("email_verified"), Some(Value::Bool(true)))
+        && text("email_verified") != Some("true")
+    {
+        return Err(invalid(
+            "email is the customer claim but not email_verified",
+        ));
+    }
     Ok(Proven {
         customer_id,
         name: text("name").map(str::to_string),
@@ -240,6 +250,44 @@ mod tests {
                 "{case}"
             );
         }
+    }
+
+    #[test]
+    fn an_email_customer_claim_needs_email_verified() {
+        let acr = ["gold".to_string()];
+        let by_email = Expect {
+            customer_claim: "email",
+            ..expect(&acr)
+        };
+        let check = |verified: Value| {
+            check_claims(
+                &claims(json!({"email": "ada@example.com", "email_verified": verified})),
+                &by_email,
+                Timestamp::from_unix_seconds(NOW),
+            )
+        };
+        assert_eq!(check(json!(true)).unwrap().customer_id, "ada@example.com");
+        assert!(check(json!("true")).is_ok(), "as some providers send it");
+        for v in [
+            Value::Null,
+            json!(false),
+            json!("false"),
+            json!(1),
+            json!("TRUE"),
+        ] {
+            assert!(
+                matches!(check(v.clone()), Err(OidcError::InvalidIdToken(_))),
+                "{v}"
+            );
+        }
+        // Another claim needs no such thing.
+        assert!(check(json!(false)).is_err());
+        assert!(super::check_claims(
+            &claims(json!({"email_verified": false})),
+            &expect(&acr),
+            Timestamp::from_unix_seconds(NOW)
+        )
+        .is_ok());
     }
 
     #[test]

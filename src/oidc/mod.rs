@@ -3,6 +3,8 @@
 //!
 //! - [`flow`]: `state`, `nonce`, PKCE S256, the browser cookie's secret, the
 //!   authorization URL, and what is kept of a started login;
+//! - [`states`]: the logins started from one link (at most five), kept in
+//!   one record found from the state;
 //! - [`provider`]: discovery, the cached key set, the token endpoint;
 //! - [`id_token`]: the ID token checks, as plain functions of `now`.
 //!
@@ -11,15 +13,16 @@
 pub mod flow;
 pub mod id_token;
 pub mod provider;
+pub mod states;
 
-pub use provider::{Metadata, Providers};
+pub use provider::{reachable, Metadata, Providers};
 
 /// Why a login with the provider could not finish. Each is one status of
 /// the customer's page; none carries a token, code or state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OidcError {
     /// 400: the state is unknown, older than 10 minutes, already answered,
-    /// or not this browser's.
+    /// started for another team, or not this browser's.
     #[error("unknown, stale, answered or foreign state: {0}")]
     BadState(&'static str),
     /// 400: the provider answered with an `error` (the customer cancelled).

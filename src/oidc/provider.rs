@@ -1,7 +1,9 @@
 //! The team's provider over HTTP: its discovery document and key set, both
-//! cached, and the token endpoint. Every request has a 5 s limit; a failure
-//! is an [`OidcError::Provider`] whose reason names what failed, never a
-//! token, code or secret.
+//! cached, and the token endpoint. Every request has a 5 s limit, every
+//! answer is read up to [`MAX_ANSWER`], and only an endpoint that is
+//! `https` (or `http` on a loopback address) is ever asked; a failure is an
+//! [`OidcError::Provider`] whose reason names what failed, never a token,
+//! code or secret.
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -17,6 +19,10 @@ use crate::time::Timestamp;
 
 /// Longest wait for the provider, per request.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of any answer of a provider (discovery, key set, token) that
+/// is read: one byte more and the provider counts as failing. Real
+/// answers are a few KiB.
+pub const MAX_ANSWER: usize = 1 << 20;
 /// A discovery document is fetched again after this long.
 const METADATA_LIFE: Duration = Duration::from_secs(3600);
 /// An unknown `kid` fetches the key set again at once the first time, then
@@ -24,6 +30,8 @@ const METADATA_LIFE: Duration = Duration::from_secs(3600);
 pub const REFETCH_EVERY: Duration = Duration::from_secs(60);
 
 /// What the gateway uses of `{issuer}/.well-known/openid-configuration`.
+/// An endpoint is kept as named; [`reachable`] decides, where it is
+/// needed, whether it may be used.
 #[derive(Debug, Clone)]
 pub struct Metadata {
     pub issuer: String,
@@ -69,6 +77,41 @@ impl MetadataWire {
                 .authorization_response_iss_parameter_supported,
         })
     }
+}
+
+/// `url`, the endpoint `name`d by discovery, if it is `https` or `http` on a
+/// loopback address; else the provider counts as unreachable (nothing is
+/// sent there, and the reason is the refusal's one log line).
+pub fn reachable<'a>(name: &str, url: &'a Url) -> Result<&'a Url, OidcError> {
+    if crate::config::https_or_loopback(url) {
+        Ok(url)
+    } else {
+        Err(failed(
+            "discovery",
+            format!("{name} is neither https nor http on a loopback address"),
+        ))
+    }
+}
+
+/// The body of `res`, read up to [`MAX_ANSWER`]: a longer one (declared or
+/// sent) fails as soon as it is known to be longer.
+async fn capped(what: &str, mut res: reqwest::Response) -> Result<Vec<u8>, OidcError> {
+    let too_long = || failed(what, format!("answer over {MAX_ANSWER} bytes"));
+    if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(too_long());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = res
+        .chunk()
+        .await
+        .map_err(|e| failed(what, without_url(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// One provider's cached documents.
@@ -129,9 +172,8 @@ impl Providers {
         if !res.status().is_success() {
             return Err(failed(what, format!("status {}", res.status().as_u16())));
         }
-        res.json::<T>()
-            .await
-            .map_err(|e| failed(what, without_url(&e)))
+        serde_json::from_slice(&capped(what, res).await?)
+            .map_err(|_| failed(what, "unreadable answer"))
     }
 
     /// The provider's discovery document (cached for an hour; a failed
@@ -170,6 +212,7 @@ impl Providers {
         struct Set {
             keys: Vec<serde_json::Value>,
         }
+        let jwks_uri = reachable("jwks_uri", jwks_uri)?;
         let set: Set = self.get_json("key set", jwks_uri.as_str()).await?;
         // A key of a kind this gateway does not read (an encryption key of
         // an algorithm unknown here) is skipped, not fatal to the set.
@@ -228,9 +271,10 @@ impl Providers {
         }
         // RFC 6749 2.3.1: both are form-encoded before basic auth.
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let endpoint = reachable("token_endpoint", &meta.token_endpoint)?;
         let res = self
             .http
-            .post(meta.token_endpoint.clone())
+            .post(endpoint.clone())
             .timeout(TIMEOUT)
             .basic_auth(
                 enc(&oidc.client_id),
@@ -255,10 +299,8 @@ impl Providers {
                 format!("status {}", status.as_u16()),
             ));
         }
-        let answer: TokenAnswer = res
-            .json()
-            .await
-            .map_err(|e| failed("token endpoint", without_url(&e)))?;
+        let answer: TokenAnswer = serde_json::from_slice(&capped("token endpoint", res).await?)
+            .map_err(|_| failed("token endpoint", "unreadable answer"))?;
         answer
             .id_token
             .ok_or_else(|| failed("token endpoint", "no id_token in its answer"))

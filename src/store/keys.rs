@@ -90,10 +90,11 @@ pub fn short_link(code: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "l:", &[code])
 }
 
-/// A login started at a team's identity provider, by its `state` (hashed).
-/// Not team-scoped: the state is all the provider's answer carries.
-pub fn oidc_state(state: &str) -> String {
-    with_digest(String::with_capacity(2 + DIGEST) + "o:", &[state])
+/// The logins started from one identity-provider link (its newest few
+/// states), by the link's tag that each of its states carries (hashed).
+/// Not team-scoped: it is found from the state alone.
+pub fn oidc_states(link_tag: &str) -> String {
+    with_digest(String::with_capacity(2 + DIGEST) + "o:", &[link_tag])
 }
 
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,

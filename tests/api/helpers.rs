@@ -33,6 +33,8 @@ pub struct Setup {
     pub defaults: String,
     /// TOML appended to the acme team file (e.g. `[settings]` tables).
     pub team_extra: String,
+    /// TOML appended to the globex team file (e.g. an `[oidc]` section).
+    pub globex_extra: String,
     /// Extra `[store]` lines or overrides, e.g. a bad redis_url.
     pub redis_url: Option<String>,
     /// `[store] cluster_nodes` (a Redis Cluster); empty: one Redis.
@@ -297,7 +299,10 @@ sha256 = "{bot}"
 id = "globex-agent"
 role = "agent"
 sha256 = "{agent}"
+
+{extra}
 "#,
+        extra = setup.globex_extra,
         sec = keys.globex_security,
         bot = ApiKeyHash::of_key(&keys.globex_bot).to_hex(),
         agent = ApiKeyHash::of_key(&keys.globex_agent).to_hex(),

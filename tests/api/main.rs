@@ -24,6 +24,7 @@ mod login_callback;
 mod logs;
 mod metrics;
 mod oidc;
+mod oidc_attacks;
 mod oidc_provider;
 mod openapi;
 mod operations;

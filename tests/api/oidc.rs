@@ -14,7 +14,11 @@ use crate::oidc_provider::{FakeIdp, Misbehave};
 /// `max_age` and `acr_values` on, so that their checks are exercised.
 const STRICT: &str = "max_age = \"5m\"\nacr_values = [\"gold\"]";
 
-async fn spawn_idp(backend: Backend, oidc: &str, defaults: &str) -> Option<(TestApp, FakeIdp)> {
+pub(crate) async fn spawn_idp(
+    backend: Backend,
+    oidc: &str,
+    defaults: &str,
+) -> Option<(TestApp, FakeIdp)> {
     let idp = FakeIdp::start().await;
     let setup = Setup {
         team_extra: idp.team_section(oidc),
@@ -27,7 +31,7 @@ async fn spawn_idp(backend: Backend, oidc: &str, defaults: &str) -> Option<(Test
 }
 
 /// A fresh interaction for `cust-42` and an `oidc` link for it: (id, link path).
-async fn oidc_link(app: &TestApp, extra: Value) -> (String, String) {
+pub(crate) async fn oidc_link(app: &TestApp, extra: Value) -> (String, String) {
     let v = app
         .create(
             json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
@@ -48,20 +52,20 @@ async fn oidc_link(app: &TestApp, extra: Value) -> (String, String) {
 }
 
 /// What the browser got at the end.
-struct Page {
-    status: u16,
-    body: String,
-    cache_control: String,
+pub(crate) struct Page {
+    pub status: u16,
+    pub body: String,
+    pub cache_control: String,
 }
 
 /// A browser: opens the link (302 to the provider, with the cookie), lets
 /// the provider send it back, and follows that to the gateway's callback.
-struct Started {
-    cookie: String,
-    callback: String,
+pub(crate) struct Started {
+    pub cookie: String,
+    pub callback: String,
 }
 
-async fn start(app: &TestApp, link: &str) -> Started {
+pub(crate) async fn start(app: &TestApp, link: &str) -> Started {
     let res = app
         .request(Method::GET, link, None)
         .header("accept", "text/html")
@@ -82,7 +86,7 @@ async fn start(app: &TestApp, link: &str) -> Started {
     Started { cookie, callback }
 }
 
-async fn finish(app: &TestApp, s: &Started, cookie: Option<&str>) -> Page {
+pub(crate) async fn finish(app: &TestApp, s: &Started, cookie: Option<&str>) -> Page {
     let mut req = app.client.get(&s.callback).header("accept", "text/html");
     if let Some(c) = cookie {
         req = req.header("cookie", c);
@@ -103,12 +107,12 @@ async fn finish(app: &TestApp, s: &Started, cookie: Option<&str>) -> Page {
     }
 }
 
-async fn login(app: &TestApp, link: &str) -> Page {
+pub(crate) async fn login(app: &TestApp, link: &str) -> Page {
     let s = start(app, link).await;
     finish(app, &s, Some(&s.cookie)).await
 }
 
-async fn failures(app: &TestApp, subject: &str) -> Value {
+pub(crate) async fn failures(app: &TestApp, subject: &str) -> Value {
     app.get_json(&format!("/v1/subjects/{subject}"), Some(&app.keys.agent))
         .await["failures"]
         .clone()
@@ -256,7 +260,7 @@ async fn the_link_sends_the_browser_to_the_provider_with_a_fresh_state_per_fetch
     let q = idp.last_authorize();
     assert_eq!(q["response_type"], "code");
     assert_eq!(q["client_id"], "chatgate");
-    assert_eq!(q["redirect_uri"], "http://gateway.test/oidc/callback");
+    assert_eq!(q["redirect_uri"], "http://gateway.test/oidc/callback/acme");
     assert_eq!(q["scope"], "openid profile email");
     assert_eq!(q["code_challenge_method"], "S256");
     assert_eq!(q["max_age"], "300");
@@ -302,7 +306,7 @@ async fn oidc_links_need_the_teams_provider() {
 /// One way the provider misbehaves: the customer's page has `status`, the
 /// link is not used up and no failure is counted; once the provider
 /// behaves, the same link signs in.
-async fn refused(misbehave: Misbehave, status: u16, says: &str) {
+pub(crate) async fn refused(misbehave: Misbehave, status: u16, says: &str) {
     let Some((app, idp)) = spawn_idp(Backend::Memory, STRICT, "").await else {
         return;
     };
@@ -385,6 +389,12 @@ refusal!(
     "sign-in service"
 );
 refusal!(
+    a_token_answer_over_a_mebibyte_is_502,
+    Misbehave::OversizedToken,
+    502,
+    "sign-in service"
+);
+refusal!(
     an_iss_parameter_of_another_provider_is_400,
     Misbehave::IssFromOther,
     400,
@@ -444,7 +454,7 @@ async fn a_state_is_this_browsers_once_and_for_ten_minutes() {
     // An unknown state.
     let forged = Started {
         cookie: s.cookie.clone(),
-        callback: app.url("/oidc/callback?code=x&state=never-issued"),
+        callback: app.url("/oidc/callback/acme?code=x&state=never-issued"),
     };
     assert_eq!(finish(&app, &forged, Some(&s.cookie)).await.status, 400);
     assert_eq!(finish(&app, &forged, None).await.status, 400);

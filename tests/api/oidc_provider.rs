@@ -22,8 +22,12 @@ use sha2::{Digest, Sha256};
 
 pub const CLIENT_ID: &str = "chatgate";
 pub const CLIENT_SECRET: &str = "test-client-secret-0123456789";
-/// The redirect URI registered for the client, unless told otherwise.
-pub const REDIRECT_URI: &str = "http://gateway.test/oidc/callback";
+/// The redirect URI registered for the acme team's client, unless told
+/// otherwise: one per team.
+pub const REDIRECT_URI: &str = "http://gateway.test/oidc/callback/acme";
+
+/// More than the 1 MiB the gateway reads of any answer of a provider.
+const OVERSIZED: usize = 2 << 20;
 
 const KEY_A: &str = include_str!("oidc_keys/a.pem");
 const KEY_B: &str = include_str!("oidc_keys/b.pem");
@@ -58,6 +62,19 @@ pub enum Misbehave {
     TokenEndpointFails,
     /// The authorization answer's `iss` names another provider.
     IssFromOther,
+    /// The authorization answer carries no `iss` (as Entra ID's).
+    NoIss,
+    /// The discovery document is valid JSON of more than 1 MiB.
+    OversizedDiscovery,
+    /// The key set is valid JSON of more than 1 MiB.
+    OversizedJwks,
+    /// The token answer is valid JSON of more than 1 MiB, sent in chunks
+    /// without a `Content-Length`.
+    OversizedToken,
+    /// Discovery names a token endpoint over plain `http` on an address
+    /// that is not loopback as written (`[::ffff:127.0.0.1]`, which still
+    /// reaches this provider).
+    PlainHttpTokenEndpoint,
 }
 
 struct Grant {
@@ -69,6 +86,8 @@ struct Grant {
 struct Inner {
     misbehave: Misbehave,
     clock: Option<Arc<ManualClock>>,
+    /// The redirect URI registered since start, if any.
+    registered: Option<String>,
     /// The user who signs in.
     subject: String,
     /// Keys in the published set, and the one that signs.
@@ -77,7 +96,15 @@ struct Inner {
     codes: HashMap<String, Grant>,
     authorize_params: Vec<HashMap<String, String>>,
     token_calls: usize,
+    /// Every code sent to the token endpoint, before any check.
+    codes_received: Vec<String>,
     jwks_fetches: usize,
+    /// A hostile provider's `/authorize`: sends the browser on to this
+    /// URL (another provider's authorization request) with the `state`
+    /// it was given, instead of signing anyone in.
+    forward_to: Option<String>,
+    /// The ID token's `email_verified`, when set.
+    email_verified: Option<Value>,
     /// `auth_time` = now minus this.
     auth_age: i64,
     acr: String,
@@ -106,13 +133,17 @@ impl FakeIdp {
             inner: Arc::new(Mutex::new(Inner {
                 misbehave: Misbehave::None,
                 clock: None,
+                registered: None,
                 subject: "cust-42".into(),
                 published: vec!["a"],
                 signer: "a",
                 codes: HashMap::new(),
                 authorize_params: Vec::new(),
                 token_calls: 0,
+                codes_received: Vec::new(),
                 jwks_fetches: 0,
+                forward_to: None,
+                email_verified: None,
                 auth_age: 5,
                 acr: "gold".into(),
             })),
@@ -145,6 +176,14 @@ impl FakeIdp {
     pub fn misbehave(&self, m: Misbehave) {
         self.with(|i| i.misbehave = m);
     }
+    /// The client's registered redirect URI is now `uri`.
+    pub fn register(&self, uri: &str) {
+        self.with(|i| i.registered = Some(uri.to_string()));
+    }
+    fn registered(&self) -> String {
+        self.with(|i| i.registered.clone())
+            .unwrap_or_else(|| self.redirect_uri.clone())
+    }
     pub fn sign_in_as(&self, subject: &str) {
         self.with(|i| i.subject = subject.into());
     }
@@ -161,6 +200,17 @@ impl FakeIdp {
     pub fn token_calls(&self) -> usize {
         self.with(|i| i.token_calls)
     }
+    pub fn codes_received(&self) -> Vec<String> {
+        self.with(|i| i.codes_received.clone())
+    }
+    /// Turns it hostile: its `/authorize` forwards the browser to `url`
+    /// (with the state it was given) instead of signing anyone in.
+    pub fn forward_authorize_to(&self, url: &str) {
+        self.with(|i| i.forward_to = Some(url.to_string()));
+    }
+    pub fn email_verified(&self, v: Option<Value>) {
+        self.with(|i| i.email_verified = v);
+    }
     pub fn last_authorize(&self) -> HashMap<String, String> {
         self.with(|i| i.authorize_params.last().cloned().unwrap_or_default())
     }
@@ -175,29 +225,46 @@ fn now(i: &Inner) -> i64 {
 
 async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
     let iss = &idp.issuer;
-    Json(json!({
+    let misbehave = idp.with(|i| i.misbehave);
+    let token_endpoint = match misbehave {
+        Misbehave::PlainHttpTokenEndpoint => {
+            iss.replace("http://127.0.0.1:", "http://[::ffff:127.0.0.1]:") + "/token"
+        }
+        _ => format!("{iss}/token"),
+    };
+    let mut doc = json!({
         "issuer": iss,
         "authorization_endpoint": format!("{iss}/authorize"),
-        "token_endpoint": format!("{iss}/token"),
+        "token_endpoint": token_endpoint,
         "jwks_uri": format!("{iss}/jwks"),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-    }))
+    });
+    if misbehave == Misbehave::OversizedDiscovery {
+        doc["padding"] = json!("x".repeat(OVERSIZED));
+    }
+    Json(doc)
 }
 
 async fn jwks(State(idp): State<FakeIdp>) -> Json<Value> {
     let all: Value = serde_json::from_str(PUBLIC).unwrap();
-    let keys = idp.with(|i| {
+    let (keys, misbehave) = idp.with(|i| {
         i.jwks_fetches += 1;
-        i.published
+        let keys = i
+            .published
             .iter()
             .map(|k| all[*k].clone())
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (keys, i.misbehave)
     });
-    Json(json!({ "keys": keys }))
+    let mut set = json!({ "keys": keys });
+    if misbehave == Misbehave::OversizedJwks {
+        set["padding"] = json!("x".repeat(OVERSIZED));
+    }
+    Json(set)
 }
 
 /// The user signs in at once; the browser goes back to `redirect_uri`.
@@ -206,7 +273,14 @@ async fn authorize(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-    if get("client_id") != CLIENT_ID || get("redirect_uri") != idp.redirect_uri {
+    if let Some(to) = idp.with(|i| i.forward_to.clone()) {
+        // The hostile provider's move: the browser goes on to the other
+        // provider's authorization request, with the state it came with.
+        let mut to = url::Url::parse(&to).unwrap();
+        to.query_pairs_mut().append_pair("state", &get("state"));
+        return Redirect::to(to.as_str()).into_response();
+    }
+    if get("client_id") != CLIENT_ID || get("redirect_uri") != idp.registered() {
         return (StatusCode::BAD_REQUEST, "unknown client or redirect_uri").into_response();
     }
     if get("response_type") != "code"
@@ -221,7 +295,7 @@ async fn authorize(
         i.authorize_params.push(q.clone());
         (i.misbehave, idp.issuer.clone())
     });
-    let mut back = url::Url::parse(&idp.redirect_uri).unwrap();
+    let mut back = url::Url::parse(&idp.registered()).unwrap();
     {
         let mut pairs = back.query_pairs_mut();
         if misbehave == Misbehave::AccessDenied {
@@ -241,11 +315,15 @@ async fn authorize(
             pairs.append_pair("code", &code);
         }
         pairs.append_pair("state", &state);
-        let iss = match misbehave {
-            Misbehave::IssFromOther => "https://other-provider.example".to_string(),
-            _ => issuer,
-        };
-        pairs.append_pair("iss", &iss);
+        match misbehave {
+            Misbehave::IssFromOther => {
+                pairs.append_pair("iss", "https://other-provider.example");
+            }
+            Misbehave::NoIss => {}
+            _ => {
+                pairs.append_pair("iss", &issuer);
+            }
+        }
     }
     Redirect::to(back.as_str()).into_response()
 }
@@ -262,7 +340,11 @@ async fn token(
         )
             .into_response()
     };
-    idp.with(|i| i.token_calls += 1);
+    idp.with(|i| {
+        i.token_calls += 1;
+        i.codes_received
+            .push(form.get("code").cloned().unwrap_or_default());
+    });
     let expected = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
@@ -292,9 +374,26 @@ async fn token(
     if challenge != grant.challenge {
         return bad("PKCE verifier");
     }
-    let id_token = idp.with(|i| id_token(i, &idp.issuer, grant.nonce));
-    Json(json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}))
-        .into_response()
+    let (id_token, misbehave) = idp.with(|i| (id_token(i, &idp.issuer, grant.nonce), i.misbehave));
+    let answer = json!({"access_token": "at-1", "token_type": "Bearer", "expires_in": 300, "id_token": id_token});
+    if misbehave == Misbehave::OversizedToken {
+        // Valid JSON, padded with whitespace, in 64 KiB chunks.
+        let text = answer.to_string();
+        let (head, tail) = text.split_at(1);
+        let mut chunks = vec![head.to_string()];
+        chunks.extend(std::iter::repeat_n(
+            " ".repeat(64 << 10),
+            OVERSIZED / (64 << 10),
+        ));
+        chunks.push(tail.to_string());
+        let stream = futures::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>));
+        return (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            axum::body::Body::from_stream(stream),
+        )
+            .into_response();
+    }
+    Json(answer).into_response()
 }
 
 fn id_token(i: &Inner, issuer: &str, nonce: Option<String>) -> String {
@@ -303,6 +402,9 @@ fn id_token(i: &Inner, issuer: &str, nonce: Option<String>) -> String {
         "iss": issuer, "aud": CLIENT_ID, "sub": i.subject, "iat": now, "exp": now + 300,
         "auth_time": now - i.auth_age, "acr": i.acr, "name": "Ada Lovelace", "email": "ada@example.com",
     });
+    if let Some(v) = &i.email_verified {
+        claims["email_verified"] = v.clone();
+    }
     if let Some(n) = nonce {
         claims["nonce"] = json!(n);
     }

@@ -327,7 +327,7 @@ const PUBLIC: [&str; 11] = [
     "/l/{code}",
     "/v1/login/callback",
     "/v1/customers/logout",
-    "/oidc/callback",
+    "/oidc/callback/{team}",
     "/console",
     "/console/console.css",
     "/console/console.js",
@@ -378,7 +378,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 // answer of the identity provider's return, and a provider
                 // link whose provider is down.
                 let page_only =
-                    path == "/oidc/callback" || (path == "/l/{code}" && status == "502");
+                    path == "/oidc/callback/{team}" || (path == "/l/{code}" && status == "502");
                 if page_only {
                     assert!(
                         r["content"].get("text/html").is_some(),

@@ -1,11 +1,13 @@
 //! Replays the connection attacks of docs/operations.md#hostile-clients against a
 //! gateway on this machine, and measures what a legitimate client gets
-//! meanwhile (a fresh connection every 200 ms, `GET /healthz`).
+//! meanwhile (a fresh connection every 200 ms, `GET /healthz`); and the
+//! attacks of a team's hostile identity provider (`provider.rs`).
 //!
 //! ```text
 //! cargo run --release --example attack -- SCENARIO [--target 127.0.0.1:8080]
 //!     [--seconds 40] [--sockets 780] [--rate 190] [--pipeline 1000] [--path /healthz]
 //!     [--key AGENT_KEY] [--other-key AGENT_KEY]
+//!     [--listen 127.0.0.1:9100] [--mib 400] [--pid GATEWAY_PID] [--public-url URL]
 //! ```
 //!
 //! - `slow-readers`: `--sockets` connections, each with a small receive
@@ -17,6 +19,19 @@
 //! - `streams`: `--sockets` `GET /v1/events` streams with one agent key
 //!   (`--key`, read normally); the legitimate client also opens a stream
 //!   with another team's key (`--other-key`) every 2 s.
+//!
+//! - `oversized-provider`: the tool is the provider (`--listen`) of the
+//!   team whose bot key is `--key`; its token answer is `--mib` MiB.
+//! - `mix-up`: `--key` is a bot key of the victim's team (whose provider
+//!   must sign in at once), `--other-key` one of the attacker's team, whose
+//!   provider is this tool (`--listen`).
+//! - `stand-in-provider`: only serves, for `--seconds`, a provider that
+//!   signs anyone in at once (its codes are refused at its token endpoint):
+//!   a victim team's provider for a local `mix-up`.
+//!
+//! For both, the attacker's team file names the tool as its provider:
+//! `[oidc] issuer = "http://127.0.0.1:9100"` (any `client_id` and
+//! `client_secret`), and the team has a `webchat` channel.
 //!
 //! Loopback targets only; at most 300 s, 5000 sockets, 1000 a second; it
 //! stops by itself and prints the legitimate client's answers per 5 s and
@@ -32,10 +47,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep, timeout, Instant};
 
+mod provider;
+mod provider_attacks;
+
 const MAX_SECONDS: u64 = 300;
 const MAX_SOCKETS: usize = 5000;
 const MAX_RATE: u64 = 1000;
 const MAX_PIPELINE: usize = 20_000;
+/// The largest token answer the hostile provider sends.
+const MAX_MIB: usize = 2048;
 
 struct Args {
     scenario: String,
@@ -47,6 +67,10 @@ struct Args {
     path: String,
     key: String,
     other_key: String,
+    listen: SocketAddr,
+    mib: usize,
+    pid: Option<u32>,
+    public_url: Option<String>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -64,6 +88,10 @@ fn parse() -> Result<Args, String> {
         path: "/healthz".into(),
         key: String::new(),
         other_key: String::new(),
+        listen: "127.0.0.1:9100".parse().map_err(|_| "listen")?,
+        mib: 400,
+        pid: None,
+        public_url: None,
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -80,11 +108,18 @@ fn parse() -> Result<Args, String> {
             "--path" => return Err("--path: a path such as /healthz".into()),
             "--key" => a.key = value,
             "--other-key" => a.other_key = value,
+            "--listen" => a.listen = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--mib" => a.mib = value.parse().map_err(|_| format!("{flag}: {value}"))?,
+            "--pid" => a.pid = Some(value.parse().map_err(|_| format!("{flag}: {value}"))?),
+            "--public-url" => a.public_url = Some(value.trim_end_matches('/').to_string()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if !a.target.ip().is_loopback() {
-        return Err("only a loopback target (127.0.0.0/8, ::1)".into());
+    if !a.target.ip().is_loopback() || !a.listen.ip().is_loopback() {
+        return Err("only a loopback target and provider (127.0.0.0/8, ::1)".into());
+    }
+    if a.mib > MAX_MIB {
+        return Err(format!("bounds: at most {MAX_MIB} MiB"));
     }
     if a.seconds == 0
         || a.seconds > MAX_SECONDS
@@ -96,8 +131,13 @@ fn parse() -> Result<Args, String> {
             "bounds: 1..={MAX_SECONDS} s, at most {MAX_SOCKETS} sockets, {MAX_RATE} a second, {MAX_PIPELINE} pipelined"
         ));
     }
-    if a.scenario == "streams" && (a.key.is_empty() || a.other_key.is_empty()) {
-        return Err("streams needs --key and --other-key".into());
+    if matches!(a.scenario.as_str(), "streams" | "mix-up")
+        && (a.key.is_empty() || a.other_key.is_empty())
+    {
+        return Err(format!("{} needs --key and --other-key", a.scenario));
+    }
+    if a.scenario == "oversized-provider" && a.key.is_empty() {
+        return Err("oversized-provider needs --key".into());
     }
     Ok(a)
 }
@@ -111,6 +151,28 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if matches!(
+        args.scenario.as_str(),
+        "oversized-provider" | "mix-up" | "stand-in-provider"
+    ) {
+        let run = timeout(
+            Duration::from_secs(args.seconds),
+            provider_attacks::run(&args),
+        )
+        .await;
+        return match run {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("attack: {e}");
+                ExitCode::FAILURE
+            }
+            Err(_) if args.scenario == "stand-in-provider" => ExitCode::SUCCESS,
+            Err(_) => {
+                eprintln!("attack: not done within {} s", args.seconds);
+                ExitCode::FAILURE
+            }
+        };
+    }
     let end = Instant::now() + Duration::from_secs(args.seconds);
     let open = Arc::new(AtomicUsize::new(0));
     let args = Arc::new(args);

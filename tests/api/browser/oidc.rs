@@ -36,7 +36,7 @@ async fn a_customer_signs_in_at_the_provider_and_the_console_shows_the_check_mar
         return;
     };
     let (public, target) = forwarder().await;
-    let idp = FakeIdp::start_for(&format!("{public}/oidc/callback")).await;
+    let idp = FakeIdp::start_for(&format!("{public}/oidc/callback/acme")).await;
     let setup = Setup {
         public_url: Some(public.clone()),
         team_extra: idp.team_section(""),

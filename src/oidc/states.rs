@@ -1,0 +1,144 @@
+//! The logins started from one identity-provider link: each fetch of the
+//! link starts one (a `state`), and the link keeps only its
+//! [`MAX_PER_LINK`] newest, so that fetching one link over and over stores
+//! no more. They live in one record per link, found from the state alone:
+//! a state is `<link tag>.<256 random bits>`, the tag naming the record.
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::flow::{digest, random_value, Started};
+use crate::time::Timestamp;
+
+/// The most logins a link keeps started at once; one more drops the oldest.
+pub const MAX_PER_LINK: usize = 5;
+
+/// Hex digits of a link's tag (64 bits: it only names a record).
+const TAG_LEN: usize = 16;
+
+/// The tag of link `link_id`'s states: a digest, so that the provider does
+/// not learn the link's id.
+pub fn link_tag(link_id: Uuid) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(b"oidc-link\n");
+    hasher.update(link_id.as_bytes());
+    hex::encode(&hasher.finalize()[..TAG_LEN / 2])
+}
+
+/// A new state for link `link_id`.
+pub fn new_state(link_id: Uuid) -> String {
+    format!("{}.{}", link_tag(link_id), random_value())
+}
+
+/// The link tag a state names, if it has the form of one.
+pub fn tag_of(state: &str) -> Option<&str> {
+    let (tag, rest) = state.split_once('.')?;
+    let hex = tag.len() == TAG_LEN && tag.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex && !rest.is_empty()).then_some(tag)
+}
+
+/// One started login, under the digest of its state.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    #[serde(rename = "d")]
+    pub state: String,
+    #[serde(rename = "s")]
+    pub started: Started,
+}
+
+/// A link's started logins, oldest first.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LinkStates {
+    #[serde(rename = "e")]
+    pub entries: Vec<Entry>,
+}
+
+impl LinkStates {
+    /// Adds the login `started` under `state`; those no longer live at
+    /// `now` go, then the oldest beyond [`MAX_PER_LINK`].
+    pub fn add(&mut self, state: &str, started: Started, now: Timestamp) {
+        self.entries.retain(|e| e.started.live(now));
+        self.entries.push(Entry {
+            state: digest(state),
+            started,
+        });
+        let over = self.entries.len().saturating_sub(MAX_PER_LINK);
+        self.entries.drain(..over);
+    }
+
+    fn position(&self, state: &str) -> Option<usize> {
+        let d = digest(state);
+        self.entries
+            .iter()
+            .position(|e| bool::from(e.state.as_bytes().ct_eq(d.as_bytes())))
+    }
+
+    /// The login started under `state`, if the link still keeps it.
+    pub fn find(&self, state: &str) -> Option<&Started> {
+        self.position(state).map(|i| &self.entries[i].started)
+    }
+
+    /// Removes the login started under `state` (it is answered).
+    pub fn remove(&mut self, state: &str) {
+        if let Some(i) = self.position(state) {
+            self.entries.remove(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn started(at: i64) -> Started {
+        Started {
+            team: "acme".into(),
+            interaction_id: Uuid::nil(),
+            link_id: Uuid::nil(),
+            expected_customer: None,
+            nonce: "n".into(),
+            verifier: "v".into(),
+            browser: digest("b"),
+            started_at: Timestamp::from_unix_seconds(at),
+        }
+    }
+
+    #[test]
+    fn a_state_names_its_links_record_and_nothing_else() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let s = new_state(a);
+        assert_eq!(tag_of(&s), Some(link_tag(a).as_str()));
+        assert_ne!(link_tag(a), link_tag(b));
+        assert!(!s.contains(&a.simple().to_string()));
+        assert_eq!(tag_of("no-dot"), None);
+        assert_eq!(tag_of("0123456789abcdef."), None);
+        assert_eq!(tag_of("0123456789abcdeg.x"), None);
+    }
+
+    #[test]
+    fn the_five_newest_live_states_are_kept() {
+        let t0 = 1_795_000_000;
+        let mut link = LinkStates::default();
+        for i in 0..7 {
+            link.add(
+                &format!("s{i}"),
+                started(t0 + i),
+                Timestamp::from_unix_seconds(t0 + i),
+            );
+        }
+        assert!(link.find("s0").is_none() && link.find("s1").is_none());
+        assert!((2..7).all(|i| link.find(&format!("s{i}")).is_some()));
+        link.remove("s4");
+        assert!(link.find("s4").is_none());
+        assert_eq!(link.entries.len(), 4);
+        // Ten minutes on, the old ones go when the next is added.
+        let later = Timestamp::from_unix_seconds(t0 + 604);
+        link.add("s9", started(t0 + 604), later);
+        let kept: Vec<_> = link.entries.iter().map(|e| e.started.started_at).collect();
+        assert_eq!(
+            kept,
+            [5, 6, 604].map(|d| Timestamp::from_unix_seconds(t0 + d))
+        );
+    }
+}
