@@ -31,6 +31,12 @@ pub struct Plan {
     pub conns: usize,
     pub warmup: Duration,
     pub duration: Duration,
+    /// Requests per second over all connections, paced evenly; `None`
+    /// sends the next request as soon as the last is answered (a closed
+    /// loop, whose latency is mostly queueing at saturation). A paced
+    /// request's latency counts from when it was due, so a stall also
+    /// counts for the requests it held up.
+    pub rate: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +45,7 @@ pub struct Outcome {
     pub req_per_s: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub p999_ms: f64,
     pub max_ms: f64,
     /// Answers by status code (measured phase only).
     pub statuses: BTreeMap<u16, u64>,
@@ -140,6 +147,14 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
                     .expect("handshake");
             tokio::spawn(connection);
             let mut seq = 0u64;
+            // With a rate, connection `conn` sends its n-th request at
+            // `start + (n * conns + conn) / rate`.
+            let due = |seq: u64| {
+                plan.rate.map(|rate| {
+                    let slot = seq * plan.conns as u64 + conn as u64;
+                    start + Duration::from_secs_f64(slot as f64 / rate)
+                })
+            };
             loop {
                 if Instant::now() >= stop_at || dry.load(Ordering::Relaxed) {
                     break;
@@ -148,12 +163,16 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
                     dry.store(true, Ordering::Relaxed);
                     break;
                 };
+                let due = due(seq);
                 seq += 1;
+                if let Some(due) = due {
+                    tokio::time::sleep_until(due.into()).await;
+                }
                 if sender.ready().await.is_err() {
                     cut.store(true, Ordering::Relaxed);
                     break;
                 }
-                let t0 = Instant::now();
+                let t0 = due.unwrap_or_else(Instant::now);
                 let Ok(res) = sender.send_request(req).await else {
                     cut.store(true, Ordering::Relaxed);
                     break;
@@ -208,6 +227,7 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
         req_per_s: hist.len() as f64 / measured,
         p50_ms: ms(0.50),
         p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
         max_ms: hist.max() as f64 / 1000.0,
         statuses,
         ran_dry: dry.load(Ordering::Relaxed),

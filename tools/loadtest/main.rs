@@ -65,10 +65,15 @@ struct Args {
     /// Skip the scaling run.
     #[arg(long)]
     no_scaling: bool,
-    /// Interactions the memory store grows to in the growing-store rows
+    /// Interactions each store grows to in the growing-store rows
     /// (from empty, while measured); 0 skips them.
     #[arg(long, default_value_t = 500_000)]
     grow_to: usize,
+    /// Requests per second of the growing-store rows (0: as fast as they
+    /// are answered). Paced below either store's capacity, their tails
+    /// show the store's own stalls, not the queue of a saturated loop.
+    #[arg(long, default_value_t = 0.0)]
+    grow_rate: f64,
     /// Seconds of the saturating login-callback row (callbacks on 64
     /// connections, then the outbox backlog they leave, in seconds; target
     /// docs/performance.md#targets); 0 skips it. Default: 10, and 0 with
@@ -106,8 +111,9 @@ impl Bench {
     }
 
     /// One scenario's load at `addr`; on `redis`, with Redis' own counters
-    /// read at the start and the end of the measured time (after the
-    /// warm-up), beside the load.
+    /// read at the start of the measured time (after the warm-up) and when
+    /// the load ends (at the end of the measured time, or sooner when the
+    /// scenario runs dry), beside the load.
     async fn measure(
         &mut self,
         redis: bool,
@@ -116,19 +122,20 @@ impl Bench {
         on: Option<OnAnswer>,
     ) -> Outcome {
         let sampler = redis.then(|| {
-            let plan = self.plan;
+            let warmup = self.plan.warmup;
             tokio::spawn(async move {
                 let mut conn = gateway::redis_conn().await;
-                tokio::time::sleep(plan.warmup).await;
-                let start = gateway::RedisCounters::read(&mut conn).await;
-                tokio::time::sleep(plan.duration).await;
-                Some((start?, gateway::RedisCounters::read(&mut conn).await?))
+                tokio::time::sleep(warmup).await;
+                let start = gateway::RedisCounters::read(&mut conn).await?;
+                Some((start, conn))
             })
         });
         let mut o = engine::run(addr, self.plan, make, on).await;
         if let Some(sampler) = sampler {
-            if let Ok(Some((start, end))) = sampler.await {
-                o.redis = Some(start.per_request(&end, o.requests));
+            if let Ok(Some((start, mut conn))) = sampler.await {
+                if let Some(end) = gateway::RedisCounters::read(&mut conn).await {
+                    o.redis = Some(start.per_request(&end, o.requests));
+                }
             }
         }
         o
@@ -453,18 +460,25 @@ async fn saturated_callbacks(
     ));
 }
 
-/// The memory store growing while measured: a gateway started empty takes
-/// `to` creates of new interactions, then `to` link issues over them (one
-/// link each), every request timed. A cost under the store's one lock that
-/// grows with the store (a map doubling, a sweep) shows as p99 here, where
-/// a row on a store seeded beforehand does not see it.
-async fn growing(b: &mut Bench, to: usize, ceiling: &'static str) {
-    let g = Arc::new(Running::start(false).await);
+/// A store growing while measured: a gateway started empty takes `to`
+/// creates of new interactions, then `to` link issues over them (one link
+/// each), every request timed. A cost that grows with the store (a map
+/// doubling under the memory store's one lock, Redis' rehash or a trim of
+/// the event history) shows as p99 here, where a row on a store seeded
+/// beforehand does not see it.
+async fn growing(b: &mut Bench, redis: bool, to: usize, rate: f64, ceiling: &'static str) {
+    let store = if redis { "redis" } else { "memory" };
+    let g = Arc::new(Running::start(redis).await);
     let plan = Plan {
         warmup: Duration::ZERO,
         // Long enough to reach `to` on a slow machine; a row that does not
         // get there says so (`ran_dry` false).
-        duration: Duration::from_secs(300),
+        duration: Duration::from_secs_f64(if rate > 0.0 {
+            300f64.max(1.5 * to as f64 / rate)
+        } else {
+            300.0
+        }),
+        rate: (rate > 0.0).then_some(rate),
         ..b.plan
     };
     let auth = format!("Bearer {}", g.bot);
@@ -502,18 +516,17 @@ async fn growing(b: &mut Bench, to: usize, ceiling: &'static str) {
     let t0 = Instant::now();
     let (o, c) = b.measure_on(&g, create, Some(keep)).await;
     eprintln!(
-        "[memory] grew to {} interactions in {:.1} s",
+        "[{store}] grew to {} interactions in {:.1} s",
         ids.lock().expect("ids").len(),
         t0.elapsed().as_secs_f64()
     );
+    eprintln!(
+        "[{store}] growing creates: p99.9 {:.2} ms, max {:.2} ms",
+        o.p999_ms, o.max_ms
+    );
     let name = format!("GROWING create (new), 0 -> {to}");
-    b.rows.push(Row::new(
-        &name,
-        "memory",
-        o,
-        (ceiling, c),
-        Target::p99(10.0),
-    ));
+    b.rows
+        .push(Row::new(&name, store, o, (ceiling, c), Target::p99(10.0)));
 
     let ids = Arc::new(std::mem::take(&mut *ids.lock().expect("ids")));
     let auth = format!("Bearer {}", g.bot);
@@ -527,14 +540,13 @@ async fn growing(b: &mut Bench, to: usize, ceiling: &'static str) {
         async move { r }.boxed()
     });
     let (o, c) = b.measure_on(&g, issue, None).await;
+    eprintln!(
+        "[{store}] growing link issues: p99.9 {:.2} ms, max {:.2} ms",
+        o.p999_ms, o.max_ms
+    );
     let name = format!("GROWING link issue, links 0 -> {to}");
-    b.rows.push(Row::new(
-        &name,
-        "memory",
-        o,
-        (ceiling, c),
-        Target::p99(10.0),
-    ));
+    b.rows
+        .push(Row::new(&name, store, o, (ceiling, c), Target::p99(10.0)));
     b.plan = saved;
     if let Ok(g) = Arc::try_unwrap(g) {
         g.stop().await;
@@ -701,6 +713,7 @@ async fn run(args: Args) {
         conns: args.conns,
         warmup: Duration::from_secs_f64(args.warmup.unwrap_or(warmup)),
         duration: Duration::from_secs_f64(args.duration.unwrap_or(duration)),
+        rate: None,
     };
     let live = args.live.unwrap_or(live);
     let started = Instant::now();
@@ -749,9 +762,15 @@ async fn run(args: Args) {
             scaling(&mut b, true, live, redis_c, &mut report).await;
         }
     }
-    if memory && args.grow_to > 0 && b.wants("GROWING") {
-        b.ceiling = Some(bare);
-        growing(&mut b, args.grow_to, bare_c).await;
+    if args.grow_to > 0 && b.wants("GROWING") {
+        if memory {
+            b.ceiling = Some(bare);
+            growing(&mut b, false, args.grow_to, args.grow_rate, bare_c).await;
+        }
+        if redis {
+            b.ceiling = redis_get;
+            growing(&mut b, true, args.grow_to, args.grow_rate, redis_c).await;
+        }
     }
     if memory
         && !b
