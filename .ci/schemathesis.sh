@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The OpenAPI document as a test oracle: Schemathesis (`--checks all`)
-# against a running gateway, once on the memory store and once on Redis.
+# against a running gateway, once on the memory store and once on Redis,
+# then the event frames the run caused against the document's `Event`.
 # Any failure fails CI. Installs Schemathesis from PyPI into a throwaway
 # virtualenv; the gateway always stops (trap), whatever happens.
 #
@@ -56,6 +57,9 @@ if [ -z "$st" ]; then
   st="$tmp/venv/bin/schemathesis"
 fi
 "$st" --version
+# The Python that has Schemathesis (and so a JSON Schema validator) checks the event frames.
+st_python="$(dirname "$st")/python"
+[ -x "$st_python" ] || st_python=python3
 
 bin="${CHATGATE_BIN:-}"
 if [ -z "$bin" ]; then
@@ -122,6 +126,41 @@ PY
 python3 "$tmp/providers.py" "$http_port" "$smtp_port" &
 provider_pid=$!
 
+# `GET /v1/events` as an oracle: every event of the history (an unknown
+# `Last-Event-ID` replays from the oldest, docs/api.md#events), read until
+# the stream is quiet for 3 s, must be the document's `Event` (closed
+# objects: a member the document does not list fails).
+cat >"$tmp/frames.py" <<'PY'
+import collections, json, socket, sys, urllib.request
+try:  # what Schemathesis itself validates with
+    from jsonschema_rs import Draft202012Validator
+except ImportError:
+    from jsonschema import Draft202012Validator
+
+base, key = sys.argv[1], sys.argv[2]
+doc = json.load(urllib.request.urlopen(base + "/openapi.json", timeout=10))
+validator = Draft202012Validator(
+    {"$ref": "#/components/schemas/Event", "components": doc["components"]})
+req = urllib.request.Request(base + "/v1/events", headers={
+    "Authorization": "Bearer " + key, "Last-Event-ID": "0", "Accept": "text/event-stream"})
+seen, bad = collections.Counter(), 0
+try:
+    with urllib.request.urlopen(req, timeout=3) as stream:
+        for line in stream:
+            if not line.startswith(b"data:"):
+                continue
+            event = json.loads(line[5:])
+            seen[event.get("type")] += 1
+            for error in validator.iter_errors(event):
+                bad += 1
+                path = "/".join(str(p) for p in error.instance_path)
+                print(f"event {event.get('type')} {event.get('id')}: /{path}: {error.message}")
+except (socket.timeout, TimeoutError):
+    pass
+print("events checked:", dict(sorted(seen.items())))
+sys.exit(1 if bad or not seen else 0)
+PY
+
 # The sample configuration, every provider pointed at the stand-ins.
 cp -r config "$tmp/config"
 cp -r channels "$tmp/channels"
@@ -178,6 +217,11 @@ for store in "${stores[@]}"; do
     --no-color; then
     echo "schemathesis: failures on $store (gateway log follows)" >&2
     tail -n 50 "$tmp/gateway-$store.log" >&2
+    status=1
+  fi
+  echo "== schemathesis: the event frames of the run against the document's Event ($store)"
+  if ! "$st_python" "$tmp/frames.py" "$base" "$api_key"; then
+    echo "schemathesis: event frames that the document does not state on $store" >&2
     status=1
   fi
 

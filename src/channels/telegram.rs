@@ -27,7 +27,9 @@ impl Kind for TelegramConfig {
         text_limit: Some(4096),
         addressing: Reach::Conversation,
         serves: &[],
-        vouches_for_sender: true,
+        // A conversation may be a channel or a group: one member's login
+        // would vouch for every member (docs/channels.md#who-writes-in-a-conversation).
+        vouches_for_sender: false,
     };
 
     fn check(&mut self) -> Result<(), Problem> {

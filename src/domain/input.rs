@@ -108,6 +108,13 @@ fn fold(v: &str) -> String {
     caseless::default_case_fold_str(v).nfkc().collect()
 }
 
+/// Two identifiers name one customer: equal once folded. Identifiers are
+/// kept folded ([`identifier`]); this holds also for a spelling that was not.
+pub fn same_identifier(a: &str, b: &str) -> bool {
+    let folded = |v: &str| fold(&v.trim().nfkc().collect::<String>());
+    a == b || folded(a) == folded(b)
+}
+
 /// A customer id (callback `customer.id`, assertion `sub`,
 /// `expected_customer`, back-channel logout `customer_id`).
 pub fn customer_id(field: &str, s: &str) -> Result<String, Error> {

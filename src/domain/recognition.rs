@@ -1,11 +1,14 @@
 //! Recognized conversations (docs/api.md#recognized-conversations): a
 //! conversation on a channel whose provider vouches for who writes in it
-//! (an SMS number, a WhatsApp account, a Slack user, a Telegram chat)
-//! remembers the customer who last authenticated in it, for
-//! `recognize_for`. Being recognized is not being authenticated: it only
-//! satisfies an assurance policy that lists `recognized` among its methods.
+//! (an SMS number, a WhatsApp account; a Slack or Telegram conversation
+//! only where the channel's file says each is a direct message) remembers
+//! the customer who last authenticated in it, for `recognize_for`, and
+//! shows them to its interactions that name no other customer. Being
+//! recognized is not being authenticated: it only satisfies an assurance
+//! policy that lists `recognized` among its methods.
 use std::time::Duration;
 
+use super::input::same_identifier;
 use super::interaction::{InteractionRecord, Method};
 use super::subject::Standing;
 use crate::time::Timestamp;
@@ -49,11 +52,20 @@ impl Recognition {
         })
     }
 
-    /// Shown at `now` for an interaction whose subject stands as
-    /// `standing`: not after `until`, and never while the subject is locked
-    /// or banned.
-    pub fn shown(&self, now: Timestamp, standing: &Standing) -> bool {
-        now < self.until && matches!(standing, Standing::Clear)
+    /// Shown at `now` for an interaction with `customer_ref` whose subject
+    /// stands as `standing`: not after `until`, never while the subject is
+    /// locked or banned, and only when the interaction names no customer or
+    /// the one remembered.
+    pub fn shown(&self, now: Timestamp, standing: &Standing, customer_ref: Option<&str>) -> bool {
+        now < self.until && matches!(standing, Standing::Clear) && self.names(customer_ref)
+    }
+
+    /// An interaction's `customer_ref` names the remembered customer, or no
+    /// one. Both are identifiers, folded where they were parsed
+    /// (`input::identifier`); folding them again changes nothing, and
+    /// keeps the comparison right for a value stored before folding.
+    fn names(&self, customer_ref: Option<&str>) -> bool {
+        customer_ref.is_none_or(|r| same_identifier(r, &self.customer_id))
     }
 }
 
@@ -100,9 +112,24 @@ mod tests {
             authenticated_at: t(0),
             until: t(100),
         };
-        assert!(r.shown(t(99), &Standing::Clear));
-        assert!(!r.shown(t(100), &Standing::Clear));
-        assert!(!r.shown(t(1), &Standing::Locked { until: t(50) }));
-        assert!(!r.shown(t(1), &Standing::Banned { until: None }));
+        assert!(r.shown(t(99), &Standing::Clear, None));
+        assert!(!r.shown(t(100), &Standing::Clear, None));
+        assert!(!r.shown(t(1), &Standing::Locked { until: t(50) }, None));
+        assert!(!r.shown(t(1), &Standing::Banned { until: None }, None));
+    }
+
+    #[test]
+    fn shown_only_to_an_interaction_naming_no_one_or_the_remembered_customer() {
+        let r = Recognition {
+            customer_id: "cust-42".into(),
+            method: Method::Otp,
+            authenticated_at: t(0),
+            until: t(100),
+        };
+        assert!(r.shown(t(1), &Standing::Clear, None));
+        assert!(r.shown(t(1), &Standing::Clear, Some("cust-42")));
+        assert!(r.shown(t(1), &Standing::Clear, Some("CUST-42")), "folded");
+        assert!(!r.shown(t(1), &Standing::Clear, Some("cust-43")));
+        assert!(!r.shown(t(1), &Standing::Clear, Some("cust-4")));
     }
 }

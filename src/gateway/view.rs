@@ -256,9 +256,9 @@ pub struct InteractionView {
     pub created_at: Timestamp,
     pub last_activity_at: Timestamp,
     /// The customer its conversation remembers; null when not remembered,
-    /// on a channel that does not vouch for its sender, and while the
-    /// subject is locked or banned. Changes nothing of `status`,
-    /// `authenticated` or `method`.
+    /// on a channel that does not vouch for its sender, while the subject
+    /// is locked or banned, and when `customer_ref` names another customer.
+    /// Changes nothing of `status`, `authenticated` or `method`.
     pub recognized: Option<RecognizedView>,
 }
 
@@ -343,7 +343,7 @@ fn seen<'r>(
     let standing = standing(rec, subject, s, now);
     Seen {
         status: rec.status(now, s, &standing),
-        recognition: recognition.filter(|r| r.shown(now, &standing)),
+        recognition: recognition.filter(|r| r.shown(now, &standing, rec.customer_ref.as_deref())),
         standing,
     }
 }

@@ -5,8 +5,10 @@
 //! this deployment's configuration (channel names, session-PIN lengths).
 //!
 //! The document is a test oracle (`.ci/schemathesis.sh`): every status a
-//! handler can answer is listed, and every constraint the handlers enforce
-//! is in the schemas, no more and no less.
+//! handler can answer is listed; every constraint the handlers enforce is
+//! in the schemas, no more and no less, where a schema can state it, and in
+//! the operation's 422 description where not ([`REFUSALS`]); every event is
+//! the `Event` schema (`events.rs`).
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -20,9 +22,11 @@ use utoipa::{IntoResponses, OpenApi};
 use super::problem::{Problem, ProblemCode, PROBLEM_JSON};
 use crate::config::Config;
 
+mod events;
 mod text;
 pub use text::{
     ConversationIdText, CustomerIdText, CustomerRefText, DisplayText, EmailText, PhoneText,
+    SubjectText,
 };
 
 /// A schema whose rules a derive cannot state (conditional requirements,
@@ -159,6 +163,21 @@ pub fn for_deployment(
             )))
             .into(),
     );
+    // `"provider": "oidc"` needs a team's `[oidc]`: without any, the
+    // document does not offer it.
+    if !config.teams.values().any(|t| t.oidc.is_some()) {
+        components.schemas.insert(
+            "Provider".into(),
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(
+                    "`login_page` (the team's login page posts the signed callback). \
+                     No team of this gateway has `[oidc]`, so `oidc` is not offered (422).",
+                ))
+                .enum_values(Some(["login_page"]))
+                .into(),
+        );
+    }
     finish(doc, raw).to_string()
 }
 
@@ -172,8 +191,48 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi, raw: &[(&str, Value)]) -> Value
     for (name, schema) in raw {
         doc["components"]["schemas"][*name] = schema.clone();
     }
+    doc["components"]["schemas"]["Event"] = events::schema();
+    doc["webhooks"] = events::webhooks();
     camel_case_links(&mut doc);
+    describe_refusals(&mut doc);
     doc
+}
+
+/// The 422s of each operation beyond "a value that is not allowed": the
+/// rules its schemas cannot state (a rule over Unicode scripts, over two
+/// query parameters, or over state and configuration), by operation id
+/// (docs/api.md#what-the-openapi-document-states). Appended to its 422
+/// description, so a client (and a fuzzer's reader) finds them there.
+const REFUSALS: &[(&str, &str)] = &[
+    ("create_interaction", "A `customer_ref` whose letters mix scripts (Latin with Cyrillic or Greek) is 422, as is a `channel` the caller's team does not have, and a `session_pin` outside the channel's PIN lengths."),
+    ("login_callback", "A `customer.id` whose letters mix scripts (Latin with Cyrillic or Greek) is 422."),
+    ("customer_logout", "A `customer_id` whose letters mix scripts (Latin with Cyrillic or Greek) is 422."),
+    ("issue_link", "`\"provider\": \"oidc\"` for a team without `[oidc]`, and an `expected_customer` whose letters mix scripts, are 422."),
+    ("start_challenge", "`sms` or `email` delivery without `to`, on an interaction without that `contact`, is 422; so is a challenge on an SMS or e-mail channel (which sends to the interaction's `contact`) that has none, and a delivery the team does not allow."),
+    ("verify_code", "A PIN outside the channel's PIN lengths is 422 (not counted as a failure)."),
+    ("assurance", "`intent` together with `max_age` or `methods`, an `intent` the team's settings do not name, and a `max_age` that is not a duration of more than 0s (`90s`, `5m`, `2h`, `1h 30m`) are 422."),
+    ("list_interactions", "`conversation_id` without `channel`, and a `cursor` this gateway did not issue, are 422."),
+    ("read_subject", "A `subject` that is neither `interaction:{uuid}` nor a `customer_ref` (its letters of one script, not starting with `interaction:` in any case) is 422."),
+    ("unlock_subject", "A `subject` that is neither `interaction:{uuid}` nor a `customer_ref` (its letters of one script, not starting with `interaction:` in any case) is 422."),
+];
+
+fn describe_refusals(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    let ops = paths
+        .values_mut()
+        .filter_map(Value::as_object_mut)
+        .flat_map(|item| item.values_mut());
+    for op in ops {
+        let id = op["operationId"].as_str().unwrap_or_default();
+        let Some((_, rule)) = REFUSALS.iter().find(|(name, _)| *name == id) else {
+            continue;
+        };
+        if let Some(d) = op.pointer_mut("/responses/422/description") {
+            *d = Value::String(format!("{} {rule}", d.as_str().unwrap_or_default()));
+        }
+    }
 }
 
 /// utoipa 5 writes a Link object's fields in snake case (`operation_id`);

@@ -562,3 +562,238 @@ async fn docs_api_md_covers_every_operation_and_error_code() {
     }
     assert!(missing.is_empty(), "docs/api.md lacks {missing:?}");
 }
+
+/// `value` against the JSON Schema `schema` of the document `doc`: the
+/// keywords the document uses (`$ref`, `allOf`, `oneOf`, `anyOf`, `type`,
+/// `enum`, `const`, `required`, `properties`, `additionalProperties`,
+/// `items`). The first violation, at its path.
+fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+        let target = doc
+            .pointer(r.trim_start_matches('#'))
+            .ok_or_else(|| format!("{at}: the document has no {r}"))?;
+        conforms(doc, target, value, at)?;
+    }
+    for s in schema["allOf"].as_array().into_iter().flatten() {
+        conforms(doc, s, value, at)?;
+    }
+    for (key, exactly_one) in [("oneOf", true), ("anyOf", false)] {
+        if let Some(variants) = schema[key].as_array() {
+            let results: Vec<_> = variants
+                .iter()
+                .map(|s| conforms(doc, s, value, at))
+                .collect();
+            let ok = results.iter().filter(|r| r.is_ok()).count();
+            if ok == 0 || (exactly_one && ok > 1) {
+                return Err(format!("{at}: {ok} of {key} match: {results:?}"));
+            }
+        }
+    }
+    if let Some(t) = schema.get("type") {
+        let types: Vec<&str> = match t {
+            Value::String(s) => vec![s.as_str()],
+            other => other
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+                .collect(),
+        };
+        let fits = |t: &str| match t {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "number" => value.is_number(),
+            "boolean" => value.is_boolean(),
+            "null" => value.is_null(),
+            _ => false,
+        };
+        if !types.iter().any(|t| fits(t)) {
+            return Err(format!("{at}: {value} is not {types:?}"));
+        }
+    }
+    if let Some(allowed) = schema["enum"].as_array() {
+        if !allowed.contains(value) {
+            return Err(format!("{at}: {value} not in {allowed:?}"));
+        }
+    }
+    if let Some(c) = schema.get("const") {
+        if c != value {
+            return Err(format!("{at}: {value} is not {c}"));
+        }
+    }
+    if let Some(object) = value.as_object() {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            if !object.contains_key(r.as_str().unwrap()) {
+                return Err(format!("{at}: {r} missing"));
+            }
+        }
+        for (k, v) in object {
+            let at = format!("{at}.{k}");
+            match (
+                schema["properties"].get(k),
+                schema.get("additionalProperties"),
+            ) {
+                (Some(s), _) => conforms(doc, s, v, &at)?,
+                (None, Some(Value::Bool(false))) => {
+                    return Err(format!("{at}: a member the document does not list"))
+                }
+                (None, Some(s)) if s.is_object() => conforms(doc, s, v, &at)?,
+                _ => {}
+            }
+        }
+    }
+    if let (Some(items), Some(array)) = (schema.get("items"), value.as_array()) {
+        for (i, v) in array.iter().enumerate() {
+            conforms(doc, items, v, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every event the gateway emits — as `GET /v1/events` frames it and a
+/// team's webhook receives it — is what the document's `Event` states,
+/// and `Event` lists every member (closed objects): an event that gains a
+/// member without the document fails here.
+#[tokio::test]
+async fn emitted_events_are_what_the_document_states() {
+    let setup = Setup {
+        defaults: "[defaults.lockout]\nthreshold = 1\n".into(),
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    };
+    let Some(mut app) = spawn_with(Backend::Memory, setup).await else {
+        return;
+    };
+    let doc = app.get_json("/openapi.json", None).await;
+    let event = json!({"$ref": "#/components/schemas/Event"});
+    assert_eq!(
+        doc["webhooks"]["event"]["post"]["requestBody"]["content"]["application/json"]["schema"],
+        event,
+        "the team's webhook receives an Event"
+    );
+    // Every kind of `data`: an interaction's, a challenge's (created,
+    // failed, revealed) and a subject's.
+    let id = app.new_interaction().await;
+    let (cid, code) = app.agent_otp(&id).await;
+    let res = app.verify_code(&id, &cid, &wrong_code(&code)).await;
+    assert_eq!(res.status(), 423, "threshold 1 locks");
+    let unlock = format!("/v1/subjects/interaction%3A{id}/unlock");
+    let res = app
+        .post_json(&unlock, Some(&app.keys.admin), &json!({}))
+        .await;
+    assert_eq!(res.status(), 200);
+    app.authenticate(&id, "cust-1").await;
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/logout"),
+            Some(&app.keys.bot),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let wanted = [
+        "interaction.created",
+        "challenge.created",
+        "challenge.code_revealed",
+        "challenge.failed",
+        "subject.locked",
+        "subject.unlocked",
+        "interaction.authenticated",
+        "interaction.logged_out",
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while seen.len() < wanted.len() && tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(std::time::Duration::from_millis(200), app.events.recv()).await {
+            Ok(Ok(e)) => {
+                let v = serde_json::to_value(&*e).unwrap();
+                if let Err(problem) = conforms(&doc, &event, &v, "event") {
+                    panic!(
+                        "{} does not match the document: {problem}\n{v}",
+                        e.kind.as_str()
+                    );
+                }
+                seen.insert(e.kind.as_str());
+            }
+            Ok(Err(e)) => panic!("{e}"),
+            Err(_) => {}
+        }
+    }
+    let missing: Vec<_> = wanted.iter().filter(|k| !seen.contains(*k)).collect();
+    assert!(missing.is_empty(), "not emitted: {missing:?}");
+}
+
+/// What a schema cannot state, each operation's 422 says: the rules over
+/// Unicode scripts, over two query parameters, over state and
+/// configuration. What a schema can state, it does: a subject's syntax,
+/// and `provider: oidc` only where a team has `[oidc]`.
+#[tokio::test]
+async fn each_422_names_the_rules_no_schema_states() {
+    let Some((app, doc)) = document().await else {
+        return;
+    };
+    let refusal = |path: &str, method: &str| {
+        doc["paths"][path][method]["responses"]["422"]["description"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    for (path, method, rule) in [
+        ("/v1/interactions", "post", "mix scripts"),
+        ("/v1/login/callback", "post", "mix scripts"),
+        ("/v1/customers/logout", "post", "mix scripts"),
+        (
+            "/v1/interactions/{id}/login-links",
+            "post",
+            "without `[oidc]`",
+        ),
+        ("/v1/interactions/{id}/challenges", "post", "`contact`"),
+        (
+            "/v1/interactions/{id}/assurance",
+            "get",
+            "`intent` together with `max_age` or `methods`",
+        ),
+        ("/v1/subjects/{subject}", "get", "`interaction:{uuid}`"),
+        (
+            "/v1/subjects/{subject}/unlock",
+            "post",
+            "`interaction:{uuid}`",
+        ),
+    ] {
+        let d = refusal(path, method);
+        assert!(d.contains(rule), "{method} {path}: {d}");
+    }
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["Provider"]["enum"],
+        json!(["login_page"]),
+        "no team has [oidc]"
+    );
+    let subject = &doc["paths"]["/v1/subjects/{subject}"]["get"]["parameters"][0]["schema"];
+    assert_eq!(subject["$ref"], "#/components/schemas/SubjectText");
+    // The subject's syntax, as the document states it and as the gateway
+    // answers it.
+    let own = schemas["SubjectText"]["oneOf"][0]["pattern"]
+        .as_str()
+        .unwrap();
+    assert!(own.starts_with("^interaction:"), "{own}");
+    for (subject, status) in [
+        ("interaction%3A0193a1b2-0000-7000-8000-000000000001", 200),
+        ("interaction%3Anot-a-uuid", 422),
+        ("Interaction%3Acust", 422),
+        ("cust-42", 200),
+    ] {
+        let res = app
+            .request(
+                Method::GET,
+                &format!("/v1/subjects/{subject}"),
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), status, "{subject}");
+    }
+}

@@ -163,6 +163,94 @@ both_stores!(
     }
 );
 
+/// Slack and Telegram conversations may be channels or groups: by default
+/// they are not recognized; a file that says every conversation is a
+/// direct message (`vouches_for_sender = true`) turns it on.
+fn chat_kinds() -> Setup {
+    let mut s = month();
+    let file = |name: &str, kind: &str, token: &str, vouches: &str| {
+        format!(
+            "name = \"{name}\"\nkind = \"{kind}\"\n{vouches}base_url = \"http://127.0.0.1:9\"\ntoken = \"${{CG_TEST_UNSET_TOKEN:-{token}}}\"\n"
+        )
+    };
+    s.extra_channels = vec![
+        ("slack".into(), file("slack", "slack", "xoxb-t", "")),
+        (
+            "telegram".into(),
+            file("telegram", "telegram", "42:AAt", ""),
+        ),
+        (
+            "slack_dm".into(),
+            file("slack_dm", "slack", "xoxb-t", "vouches_for_sender = true\n"),
+        ),
+    ];
+    s
+}
+
+both_stores!(
+    slack_and_telegram_are_recognized_only_where_their_file_vouches,
+    setup: chat_kinds(),
+    |app: TestApp| async move {
+        for channel in ["slack", "telegram", "slack_dm"] {
+            let v = app.create(json!({"channel": channel, "conversation_id": "C0123"})).await;
+            app.authenticate(&id_of(&v), "cust-42").await;
+            let v = app.get(&id_of(&v)).await;
+            assert_eq!(v["authenticated"], true, "{v}");
+            let recognized = &v["recognized"];
+            if channel == "slack_dm" {
+                assert_eq!(recognized["customer_id"], "cust-42", "{channel}: {v}");
+            } else {
+                assert_eq!(recognized, &Value::Null, "{channel} does not vouch by default: {v}");
+            }
+        }
+        // Another member of the group, the next day: nobody is recognized.
+        a_day_later(&app);
+        let v = app.create(json!({"channel": "slack", "conversation_id": "C0123"})).await;
+        assert_eq!(v["recognized"], Value::Null, "{v}");
+        let v = assurance(&app, &id_of(&v), "intent=balance").await;
+        assert_eq!(v["satisfied"], false, "{v}");
+    }
+);
+
+both_stores!(
+    recognition_holds_only_for_the_customer_it_remembers,
+    setup: month(),
+    |app: TestApp| async move {
+        let number = "+15551230019";
+        let named = |customer_ref: &str| {
+            json!({"channel": "sms", "conversation_id": number, "customer_ref": customer_ref, "contact": {"phone": number}})
+        };
+        let first = id_of(&sms(&app, number).await);
+        app.authenticate(&first, "cust-42").await;
+        // The next day, an interaction of the conversation naming another
+        // customer: not recognized, and the balance needs a login.
+        a_day_later(&app);
+        let other = app.create(named("cust-43")).await;
+        assert_eq!(other["recognized"], Value::Null, "another customer: {other}");
+        let id = id_of(&other);
+        assert_eq!(app.get(&id).await["recognized"], Value::Null);
+        let page = app
+            .get_json("/v1/interactions?channel=sms", Some(&app.keys.agent))
+            .await;
+        assert_eq!(page["items"][0]["id"], other["id"], "{page}");
+        assert_eq!(page["items"][0]["recognized"], Value::Null, "{page}");
+        let v = assurance(&app, &id, "intent=balance").await;
+        assert_eq!(v["satisfied"], false, "{v}");
+        assert_eq!(v["method"], Value::Null, "{v}");
+        assert_eq!(v["age_seconds"], Value::Null, "{v}");
+        let v = assurance(&app, &id, "methods=recognized").await;
+        assert_eq!(v["unmet"], json!(["authenticated", "method"]), "{v}");
+        // The conversation still remembers cust-42: another interaction
+        // naming them, in any spelling, is recognized.
+        a_day_later(&app);
+        let again = app.create(named("  Cust-42 ")).await;
+        assert_eq!(again["customer_ref"], "cust-42", "{again}");
+        assert_eq!(again["recognized"]["customer_id"], "cust-42", "{again}");
+        let v = assurance(&app, &id_of(&again), "intent=balance").await;
+        assert_eq!((v["satisfied"].clone(), v["method"].clone()), (json!(true), json!("recognized")), "{v}");
+    }
+);
+
 both_stores!(
     a_recognized_customer_may_see_a_balance_but_pays_only_after_a_code,
     setup: month(),

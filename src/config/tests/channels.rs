@@ -317,14 +317,32 @@ fn a_too_long_template_is_named_in_the_layer_that_wrote_it() {
 
 /// Whether a channel's provider vouches for who writes (recognized
 /// conversations): by kind, unless the file says otherwise; a boolean only.
+/// Only kinds whose conversation is one phone number vouch by default: a
+/// Slack or Telegram conversation may be a channel or a group.
 #[test]
 fn vouches_for_sender_defaults_by_kind_and_is_overridden() {
-    let fx = Fixture::new();
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    for (name, kind, extra) in [
+        ("slack", "slack", ""),
+        ("tg", "telegram", ""),
+        ("wa", "whatsapp", "phone_number_id = \"123\"\n"),
+        ("slack_dm", "slack", "vouches_for_sender = true\n"),
+    ] {
+        fx.write(
+            &format!("channels/{name}.toml"),
+            &format!("name = \"{name}\"\nkind = \"{kind}\"\n{extra}token = \"${{FX_TOKEN}}\""),
+        );
+    }
     let config = fx.load().unwrap();
     let vouches = |c: &crate::config::Config, n: &str| c.channels[n].vouches_for_sender;
     assert!(vouches(&config, "sms"), "twilio vouches");
+    assert!(vouches(&config, "wa"), "whatsapp vouches");
     assert!(!vouches(&config, "webchat"), "a webhook does not");
     assert!(!vouches(&config, "email"), "smtp does not");
+    assert!(!vouches(&config, "slack"), "slack does not");
+    assert!(!vouches(&config, "tg"), "telegram does not");
+    assert!(vouches(&config, "slack_dm"), "unless the file says so");
     fx.edit(
         "channels/webchat.toml",
         "kind = \"webhook\"",

@@ -80,16 +80,7 @@ fn text(description: &str, max: usize, pattern: String) -> RefOr<Schema> {
 /// the length is in the pattern, not a `maxLength`. (NFKC may still change
 /// the length of a few rare compatibility characters.)
 fn identifier(description: &str, max: usize) -> RefOr<Schema> {
-    // Exactly the characters `input::identifier` refuses. Each class is a
-    // walk over all 1.1 M code points (~0.3 s unoptimised), and every
-    // document (every gateway, every test's) needs them: made once.
-    static CLASSES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
-    let (refused, ws) = CLASSES.get_or_init(|| {
-        (
-            classes::ranges(crate::domain::input::refused_in_identifier),
-            classes::whitespace(),
-        )
-    });
+    let (refused, ws) = identifier_classes();
     let inner = max.saturating_sub(2);
     ObjectBuilder::new()
         .schema_type(Type::String)
@@ -100,6 +91,54 @@ fn identifier(description: &str, max: usize) -> RefOr<Schema> {
         )))
         .into()
 }
+
+/// The characters `input::identifier` refuses, and those it trims. Each
+/// class is a walk over all 1.1 M code points (~0.3 s unoptimised), and
+/// every document (every gateway, every test's) needs them: made once.
+fn identifier_classes() -> &'static (String, String) {
+    static CLASSES: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    CLASSES.get_or_init(|| {
+        (
+            classes::ranges(crate::domain::input::refused_in_identifier),
+            classes::whitespace(),
+        )
+    })
+}
+
+/// A subject in a URL (`input::subject`): `interaction:` and a UUID (in
+/// any form `Uuid::parse_str` reads), or a `customer_ref`, which never
+/// starts with `interaction:` in any case, white space before it or not.
+pub struct SubjectText;
+
+impl super::RawSchema for SubjectText {
+    fn json() -> serde_json::Value {
+        let (_, ws) = identifier_classes();
+        let h = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}";
+        let any_case: String = "interaction"
+            .chars()
+            .map(|c| format!("[{}{c}]", c.to_ascii_uppercase()))
+            .collect();
+        serde_json::json!({
+            "description": "A subject: `interaction:{id}` for an interaction without a `customer_ref`, \
+                else the `customer_ref` (its rules: a name whose letters mix scripts is 422); percent-encoded.",
+            "oneOf": [
+                {
+                    "title": "an interaction's own subject",
+                    "type": "string",
+                    "pattern": format!("^interaction:(?:[0-9a-fA-F]{{32}}|{h}|\\{{{h}\\}}|urn:uuid:{h})$"),
+                },
+                {
+                    "title": "a customer_ref",
+                    "allOf": [
+                        {"$ref": "#/components/schemas/CustomerRefText"},
+                        {"not": {"pattern": format!("^[{ws}]*{any_case}:")}},
+                    ],
+                },
+            ],
+        })
+    }
+}
+crate::http::openapi::raw_schema!(SubjectText);
 
 /// Named text schemas, one per rule of `domain::input`.
 macro_rules! text_schemas {
@@ -123,14 +162,14 @@ text_schemas! {
     CustomerRefText => identifier(
         "A customer reference: 1 to 256 characters once trimmed and NFKC-normalised; \
          no control, line-separator or format (invisible, bidi) characters; letters of one script \
-         (Latin mixed with Cyrillic or Greek is 422); not starting with `interaction:`. \
+         (Latin mixed with Cyrillic or Greek, or a character of no script such as a private-use one, is 422); not starting with `interaction:`. \
          Compared and answered case-folded: `Cust-42` is `cust-42`.",
         256,
     );
     CustomerIdText => identifier(
         "A customer id: 1 to 1024 characters once trimmed and NFKC-normalised; \
          no control, line-separator or format (invisible, bidi) characters; letters of one script \
-         (Latin mixed with Cyrillic or Greek is 422). Compared and answered case-folded: \
+         (Latin mixed with Cyrillic or Greek, or a character of no script such as a private-use one, is 422). Compared and answered case-folded: \
          `Cust-42` is `cust-42`.",
         1024,
     );

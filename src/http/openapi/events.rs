@@ -1,0 +1,118 @@
+//! The event object of docs/api.md#events, as JSON Schema: what a frame's
+//! `data:` of `GET /v1/events` holds and what a team's `[webhook]`
+//! receives (the document's `webhooks`). Closed at every level it owns, so
+//! a member an event gains without being listed here fails the test that
+//! checks emitted events against it (tests/api/openapi.rs).
+use serde_json::{json, Value};
+
+use crate::events::EventType;
+
+/// The members of `data`, by the events that carry them.
+fn data_of(kind: EventType) -> Value {
+    let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
+    let uuid = json!({"type": "string", "format": "uuid"});
+    let closed = |properties: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required});
+    match kind {
+        EventType::InteractionCreated
+        | EventType::InteractionAuthenticated
+        | EventType::InteractionExpiring
+        | EventType::InteractionExpired
+        | EventType::InteractionLoggedOut => {
+            closed(json!({"interaction": interaction}), &["interaction"])
+        }
+        EventType::ChallengeCreated => closed(
+            json!({"interaction": interaction, "challenge": closed(json!({
+                "challenge_id": uuid,
+                "method": {"$ref": "#/components/schemas/ChallengeMethod"},
+                "delivery": {"$ref": "#/components/schemas/Delivery"},
+                "expires_at": {"$ref": "#/components/schemas/Timestamp"},
+            }), &["challenge_id", "method", "delivery", "expires_at"])}),
+            &["interaction", "challenge"],
+        ),
+        EventType::ChallengeFailed => closed(
+            json!({"interaction": interaction, "challenge": closed(json!({
+                "challenge_id": uuid,
+                "attempts_remaining": {"type": "integer", "minimum": 0},
+            }), &["challenge_id", "attempts_remaining"])}),
+            &["interaction", "challenge"],
+        ),
+        EventType::ChallengeCodeRevealed => closed(
+            json!({
+                "interaction": interaction,
+                "challenge": closed(json!({"challenge_id": uuid}), &["challenge_id"]),
+                "api_key_id": {"type": "string", "description": "The `id` of the API key that revealed the code."},
+            }),
+            &["interaction", "challenge", "api_key_id"],
+        ),
+        EventType::SubjectLocked | EventType::SubjectBanned | EventType::SubjectUnlocked => closed(
+            json!({
+                "subject": {"$ref": "#/components/schemas/SubjectView"},
+                "origin": {"type": ["string", "null"], "description": "The origin locked, banned or unlocked; null for the whole subject (or, for `subject.locked`, the strangers)."},
+            }),
+            &["subject", "origin"],
+        ),
+    }
+}
+
+/// `Event`: one variant per shape of `data`, chosen by `type`.
+pub fn schema() -> Value {
+    let mut variants: Vec<(Value, Vec<&str>)> = Vec::new();
+    for kind in EventType::ALL {
+        let data = data_of(kind);
+        match variants.iter_mut().find(|(d, _)| *d == data) {
+            Some((_, kinds)) => kinds.push(kind.as_str()),
+            None => variants.push((data, vec![kind.as_str()])),
+        }
+    }
+    let one_of: Vec<Value> = variants
+        .into_iter()
+        .map(|(data, kinds)| {
+            json!({
+                "title": kinds.join(", "),
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["id", "type", "timestamp", "team", "data"],
+                "properties": {
+                    "id": {"type": "string", "format": "uuid", "description": "The event's own id (a webhook's `webhook-id`)."},
+                    "type": {"enum": kinds},
+                    "timestamp": {"$ref": "#/components/schemas/Timestamp"},
+                    "team": {"type": "string"},
+                    "data": data,
+                },
+            })
+        })
+        .collect();
+    json!({
+        "description": "One event (docs/api.md#events): a frame's `data:` in `GET /v1/events`, and the body \
+            a team's `[webhook]` receives. Never a code, PIN, token or key.",
+        "oneOf": one_of,
+    })
+}
+
+/// The document's `webhooks`: each event POSTed to the team's `[webhook]`
+/// `url`, signed by Standard Webhooks.
+pub fn webhooks() -> Value {
+    let header = |name: &str, description: &str| json!({"name": name, "in": "header", "required": true, "description": description, "schema": {"type": "string"}});
+    json!({
+        "event": {
+            "post": {
+                "operationId": "event_webhook",
+                "summary": "Each event, POSTed to the team's `[webhook]` url (at least once).",
+                "security": [],
+                "parameters": [
+                    header("webhook-id", "The event's `id`: the same on every attempt."),
+                    header("webhook-timestamp", "Unix seconds of this attempt."),
+                    header("webhook-signature", "`v1,<base64 HMAC-SHA256 of \"id.timestamp.body\">` with the webhook's `secret`."),
+                ],
+                "requestBody": {
+                    "required": true,
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Event"}}},
+                },
+                "responses": {
+                    "2XX": {"description": "Delivered."},
+                    "4XX": {"description": "Not delivered: retried, with growing backoff."},
+                },
+            }
+        }
+    })
+}
