@@ -41,7 +41,7 @@ pub use channels::template;
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_with_env};
-pub use oidc::https_or_loopback;
+pub use oidc::{https_or_loopback, may_reach};
 pub use settings::TemplateOverrides;
 pub use team::{ApiKey, ChannelConfig, OidcConfig, Role, Team, TeamWebhook};
 pub use toml_file::ConfigError;

@@ -74,6 +74,16 @@ pub fn https_or_loopback(url: &Url) -> bool {
     }
 }
 
+/// Whether the gateway may send a request to `endpoint`, named by the
+/// discovery document of the provider at `issuer`: [`https_or_loopback`],
+/// and on a loopback address only when the issuer is on one too. A remote
+/// provider cannot point the gateway at a service on its own machine
+/// (docs/decisions/0043-what-a-provider-may-answer.md).
+pub fn may_reach(endpoint: &Url, issuer: &str) -> bool {
+    https_or_loopback(endpoint)
+        && (!on_loopback(endpoint) || Url::parse(issuer).is_ok_and(|i| on_loopback(&i)))
+}
+
 /// Why `issuer` cannot be a provider's issuer: it must be an `https` URL
 /// (or `http` on a loopback address, for a provider on the same machine)
 /// without query, fragment or credentials.
@@ -132,6 +142,29 @@ mod tests {
         ] {
             assert!(!ok(u), "{u}");
         }
+    }
+
+    #[test]
+    fn a_remote_provider_cannot_name_an_endpoint_on_the_gateways_machine() {
+        let reach =
+            |endpoint: &str, issuer: &str| may_reach(&Url::parse(endpoint).unwrap(), issuer);
+        let remote = "https://id.acme.example/realms/retail";
+        assert!(reach("https://id.acme.example/token", remote));
+        assert!(reach("https://keys.acme.example/jwks", remote));
+        for local in [
+            "http://127.0.0.1:15000/quitquitquit",
+            "https://127.0.0.1:8443/t",
+            "http://[::1]:1/t",
+            "http://localhost:9000/t",
+        ] {
+            assert!(!reach(local, remote), "{local}");
+            assert!(reach(local, "http://127.0.0.1:8081"), "{local}");
+        }
+        assert!(!reach(
+            "http://id.acme.example/token",
+            "http://127.0.0.1:8081"
+        ));
+        assert!(!reach("http://127.0.0.1:1/t", "not a url"));
     }
 
     #[test]

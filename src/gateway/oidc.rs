@@ -100,9 +100,12 @@ impl Gateway {
             .metadata(oidc, now)
             .await
             .inspect_err(|e| logged(team, e))?;
-        let authorization_endpoint =
-            reachable("authorization_endpoint", &meta.authorization_endpoint)
-                .inspect_err(|e| logged(team, e))?;
+        let authorization_endpoint = reachable(
+            "authorization_endpoint",
+            &meta.authorization_endpoint,
+            &meta.issuer,
+        )
+        .inspect_err(|e| logged(team, e))?;
         let (state, browser_secret) = (states::new_state(link.link_id), flow::random_value());
         let started = Started {
             team: team.id.clone(),

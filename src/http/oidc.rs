@@ -284,10 +284,25 @@ async fn callback(
 /// `GET /oidc/callback`, the one address all teams shared before each got
 /// its own: a page saying it is no longer used; nothing is read or used
 /// up (docs/decisions/0042-one-callback-address-per-team.md).
-async fn retired() -> Response {
-    tracing::warn!(
-        "a browser came back to the retired /oidc/callback: a provider still has it registered; each team registers {{public_url}}/oidc/callback/{{team}}"
-    );
+/// Its warning is written at most once a minute: anyone can call it.
+async fn retired(Now(now): Now) -> Response {
+    static LAST_WARNED: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(i64::MIN);
+    let second = now.unix_seconds();
+    let last = LAST_WARNED.load(std::sync::atomic::Ordering::Relaxed);
+    if second.saturating_sub(last) >= 60
+        && LAST_WARNED
+            .compare_exchange(
+                last,
+                second,
+                std::sync::atomic::Ordering::Relaxed,
+                std::sync::atomic::Ordering::Relaxed,
+            )
+            .is_ok()
+    {
+        tracing::warn!(
+            "a browser came back to the retired /oidc/callback: a provider still has it registered; each team registers {{public_url}}/oidc/callback/{{team}} (said at most once a minute)"
+        );
+    }
     pages::render(&RETIRED)
 }
 

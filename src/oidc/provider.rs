@@ -79,16 +79,18 @@ impl MetadataWire {
     }
 }
 
-/// `url`, the endpoint `name`d by discovery, if it is `https` or `http` on a
-/// loopback address; else the provider counts as unreachable (nothing is
-/// sent there, and the reason is the refusal's one log line).
-pub fn reachable<'a>(name: &str, url: &'a Url) -> Result<&'a Url, OidcError> {
-    if crate::config::https_or_loopback(url) {
+/// `url`, the endpoint `name`d by the discovery document of the provider at
+/// `issuer`, if it is `https` or `http` on a loopback address, and on a
+/// loopback address only when the issuer is ([`crate::config::may_reach`]);
+/// else the provider counts as unreachable (nothing is sent there, and the
+/// reason is the refusal's one log line).
+pub fn reachable<'a>(name: &str, url: &'a Url, issuer: &str) -> Result<&'a Url, OidcError> {
+    if crate::config::may_reach(url, issuer) {
         Ok(url)
     } else {
         Err(failed(
             "discovery",
-            format!("{name} is neither https nor http on a loopback address"),
+            format!("{name} is neither https nor http on a loopback address, or is on a loopback address while the issuer is not"),
         ))
     }
 }
@@ -135,6 +137,9 @@ impl Default for Providers {
             .timeout(TIMEOUT)
             .connect_timeout(TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment would carry a loopback
+            // provider's code and client secret off the machine.
+            .no_proxy()
             .build()
             .unwrap_or_default();
         Providers {
@@ -207,12 +212,12 @@ impl Providers {
         }
     }
 
-    async fn fetch_keys(&self, jwks_uri: &Url) -> Result<Vec<Jwk>, OidcError> {
+    async fn fetch_keys(&self, meta: &Metadata) -> Result<Vec<Jwk>, OidcError> {
         #[derive(Deserialize)]
         struct Set {
             keys: Vec<serde_json::Value>,
         }
-        let jwks_uri = reachable("jwks_uri", jwks_uri)?;
+        let jwks_uri = reachable("jwks_uri", &meta.jwks_uri, &meta.issuer)?;
         let set: Set = self.get_json("key set", jwks_uri.as_str()).await?;
         // A key of a kind this gateway does not read (an encryption key of
         // an algorithm unknown here) is skipped, not fatal to the set.
@@ -243,14 +248,14 @@ impl Providers {
                 .cloned()
         };
         if cached.keys.is_none() {
-            cached.keys = Some(self.fetch_keys(&meta.jwks_uri).await?);
+            cached.keys = Some(self.fetch_keys(meta).await?);
         } else if find(&cached.keys).is_none()
             && cached
                 .refetched_at
                 .is_none_or(|at| now.since(at) >= REFETCH_EVERY)
         {
             cached.refetched_at = Some(now);
-            cached.keys = Some(self.fetch_keys(&meta.jwks_uri).await?);
+            cached.keys = Some(self.fetch_keys(meta).await?);
         }
         find(&cached.keys).ok_or(OidcError::InvalidIdToken("a kid not in the key set"))
     }
@@ -271,7 +276,7 @@ impl Providers {
         }
         // RFC 6749 2.3.1: both are form-encoded before basic auth.
         let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let endpoint = reachable("token_endpoint", &meta.token_endpoint)?;
+        let endpoint = reachable("token_endpoint", &meta.token_endpoint, &meta.issuer)?;
         let res = self
             .http
             .post(endpoint.clone())
