@@ -213,8 +213,9 @@ async fn a_state_is_refused_at_another_teams_callback() {
             .callback
             .replace("/oidc/callback/acme?", "/oidc/callback/globex?"),
     };
-    let page = finish(&app, &foreign, Some(&s.cookie)).await;
-    assert_eq!(page.status, 400, "{}", page.body);
+    let (status, body, cookies) = browse(&app, &foreign.callback, &s.cookie).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(cookies, Vec::<String>::new(), "cookies left alone");
     assert_eq!(idp.token_calls(), 0);
     let page = finish(&app, &s, Some(&s.cookie)).await;
     assert_eq!(page.status, 200, "{}", page.body);
@@ -303,6 +304,45 @@ async fn a_key_set_over_a_mebibyte_is_502() {
 async fn a_token_endpoint_over_plain_http_off_loopback_is_never_called() {
     let (_app, idp, _) = refused_cold(Misbehave::PlainHttpTokenEndpoint).await;
     assert_eq!(idp.codes_received(), Vec::<String>::new());
+}
+
+/// The key set over plain `http` off loopback: 502, never fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_set_over_plain_http_off_loopback_is_never_fetched() {
+    let (_app, idp, _) = refused_cold(Misbehave::PlainHttpJwks).await;
+    assert_eq!(idp.jwks_fetches(), 0);
+}
+
+/// The authorization endpoint over plain `http` off loopback: the link's
+/// page is 502, and no browser is sent there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorization_endpoint_over_plain_http_off_loopback_is_never_used() {
+    let (_app, idp, _) = refused_cold(Misbehave::PlainHttpAuthorize).await;
+    assert_eq!(idp.token_calls(), 0);
+}
+
+/// A state with a live link's tag and a made-up rest finds that link's
+/// record and is still unknown: 400, no cookie set or cleared, nothing
+/// sent to the provider, and the real state still signs in.
+#[tokio::test]
+async fn a_forged_state_of_a_live_link_is_refused_and_leaves_cookies_alone() {
+    let Some((app, idp)) = spawn_idp(Backend::Memory, "", "").await else {
+        return;
+    };
+    let (id, link) = oidc_link(&app, json!({})).await;
+    let s = start(&app, &link).await;
+    let state = query(&s.callback)["state"].clone();
+    let (tag, _) = state.split_once('.').expect("a state names its link");
+    let forged = s
+        .callback
+        .replace(&state, &format!("{tag}.{}", "A".repeat(43)));
+    assert_ne!(forged, s.callback);
+    let (status, body, cookies) = browse(&app, &forged, &s.cookie).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(cookies, Vec::<String>::new(), "cookies left alone");
+    assert_eq!(idp.token_calls(), 0);
+    assert_eq!(finish(&app, &s, Some(&s.cookie)).await.status, 200);
+    assert_eq!(app.get(&id).await["method"], "oidc");
 }
 
 /// Twenty fetches of one link at once: five states live on (the newest

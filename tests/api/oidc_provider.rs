@@ -75,6 +75,10 @@ pub enum Misbehave {
     /// that is not loopback as written (`[::ffff:127.0.0.1]`, which still
     /// reaches this provider).
     PlainHttpTokenEndpoint,
+    /// The same for the key set.
+    PlainHttpJwks,
+    /// The same for the authorization endpoint.
+    PlainHttpAuthorize,
 }
 
 struct Grant {
@@ -226,17 +230,20 @@ fn now(i: &Inner) -> i64 {
 async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
     let iss = &idp.issuer;
     let misbehave = idp.with(|i| i.misbehave);
-    let token_endpoint = match misbehave {
-        Misbehave::PlainHttpTokenEndpoint => {
-            iss.replace("http://127.0.0.1:", "http://[::ffff:127.0.0.1]:") + "/token"
+    // Reaches this provider, but is not loopback as written.
+    let off_loopback = || iss.replace("http://127.0.0.1:", "http://[::ffff:127.0.0.1]:");
+    let endpoint = |path: &str, plain: Misbehave| {
+        if misbehave == plain {
+            off_loopback() + path
+        } else {
+            format!("{iss}{path}")
         }
-        _ => format!("{iss}/token"),
     };
     let mut doc = json!({
         "issuer": iss,
-        "authorization_endpoint": format!("{iss}/authorize"),
-        "token_endpoint": token_endpoint,
-        "jwks_uri": format!("{iss}/jwks"),
+        "authorization_endpoint": endpoint("/authorize", Misbehave::PlainHttpAuthorize),
+        "token_endpoint": endpoint("/token", Misbehave::PlainHttpTokenEndpoint),
+        "jwks_uri": endpoint("/jwks", Misbehave::PlainHttpJwks),
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
