@@ -38,4 +38,5 @@ mod recognized;
 mod round_trips;
 mod step_up;
 mod store_contract;
+mod store_reset;
 mod stores;
