@@ -36,6 +36,7 @@ mod problems;
 mod properties;
 mod recognized;
 mod round_trips;
+mod stalls;
 mod step_up;
 mod store_contract;
 mod store_reset;

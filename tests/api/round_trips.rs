@@ -362,7 +362,7 @@ async fn an_expiry_the_store_fails_holds_up_no_other() {
         "the others expire at once"
     );
     *counting.failing.lock().unwrap() = None;
-    // Due again a second later, not at the end of its 30 s lease.
+    // Due again a second later (handed back), not at the end of its lease.
     app.advance(2);
     assert_eq!(
         app.next_expired(1).await,
