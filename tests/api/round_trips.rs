@@ -60,10 +60,11 @@ impl Counting {
     }
 }
 
-/// Keys only the background outbox dispatcher touches on its own: its
-/// calls are not part of any request.
+/// Keys only background work touches on its own (the outbox dispatcher;
+/// the check of each team's store marker): its calls are not part of any
+/// request.
 fn outbox_only<'a>(mut keys: impl Iterator<Item = &'a str>) -> bool {
-    keys.all(|k| k.contains("}:obi:") || k.ends_with("}:obq"))
+    keys.all(|k| k.contains("}:obi:") || k.ends_with("}:obq") || k.ends_with("}:ep"))
 }
 
 #[async_trait]
