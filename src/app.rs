@@ -128,6 +128,16 @@ impl App {
                 }
             },
         ));
+        let watch = tokio::spawn(gateway::run_store_watch(
+            Arc::clone(&self.gateway),
+            Arc::clone(&self.clock),
+            {
+                let mut rx = stop_rx.clone();
+                async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                }
+            },
+        ));
         let limits = self.gateway.config.server.limits;
         let drain = self.gateway.config.server.shutdown_drain;
         let gateway = Arc::clone(&self.gateway);
@@ -155,6 +165,7 @@ impl App {
         let result = crate::server::serve(self.listener, self.router, limits, stop).await;
         let _ = sweeper.await;
         let _ = dispatcher.await;
+        let _ = watch.await;
         result
     }
 }

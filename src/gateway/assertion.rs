@@ -84,6 +84,7 @@ impl Gateway {
     ) -> Result<Presented> {
         let issuer = &self.config.server.issuer;
         let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
+        self.refuse_issued_before_reset(team, assertion.iat, max_age, now)?;
         let customer = assertion.customer()?;
         let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
         let dkey = keys::devices(&team.id, &assertion.sub);

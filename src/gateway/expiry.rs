@@ -50,12 +50,36 @@ pub async fn run_sweeper(
     }
 }
 
-/// How long a claimed due entry waits before another sweep may take it over.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a claimed due entry waits before another sweep may take it
+/// over: short, so that entries whose holder stalled with the store come
+/// due again soon after it returns; the holder renews it every
+/// [`RENEW_AFTER`] while it works through a batch.
+const LEASE: Duration = Duration::from_secs(3);
+const RENEW_AFTER: Duration = Duration::from_secs(1);
 /// When an entry the store failed to handle is due again.
 const RETRY: Duration = Duration::from_secs(1);
 /// Batches of 100 one team's sweep handles per tick, at most.
 const MAX_ROUNDS: usize = 10;
+
+/// The lease a sweep holds its claimed entries with: until when (the
+/// entries' score, ms), counted from the gateway's time `since`, taken at
+/// the real instant `taken` (so that it is renewed in time while the
+/// sweep's `now` stands still).
+struct Lease {
+    since: Timestamp,
+    until: i64,
+    taken: tokio::time::Instant,
+}
+
+impl Lease {
+    fn new(since: Timestamp) -> Self {
+        Lease {
+            since,
+            until: since.plus(LEASE).unix_millis(),
+            taken: tokio::time::Instant::now(),
+        }
+    }
+}
 
 impl Gateway {
     /// Handles every entry of `team` due at `now`. Each is claimed with a
@@ -67,12 +91,12 @@ impl Gateway {
     /// handled is quarantined.
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         let index = keys::due_queue(&team.id);
-        let lease = now.plus(LEASE).unix_millis();
         let mut rounds = 0;
         loop {
+            let mut lease = Lease::new(now);
             let due = self
                 .store
-                .index_claim_due(&index, now.unix_millis(), 100, lease)
+                .index_claim_due(&index, now.unix_millis(), 100, lease.until)
                 .await?;
             let n = due.len();
             // Entries the store failed to handle, and how many failed in a
@@ -80,6 +104,8 @@ impl Gateway {
             let mut failed: Vec<&IndexEntry> = Vec::new();
             let mut in_a_row = 0;
             for (at, entry) in due.iter().enumerate() {
+                self.renew_lease(&index, &mut lease, &due).await;
+                let lease = lease.until;
                 let remove = Op::QueueRemove {
                     key: index.clone(),
                     member: entry.member.clone(),
@@ -128,7 +154,7 @@ impl Gateway {
                 }
             }
             if !failed.is_empty() {
-                self.hand_back(&index, &failed, lease, now.plus(RETRY))
+                self.hand_back(&index, &failed, lease.until, now.plus(RETRY))
                     .await;
                 return Err(Error::StoreUnavailable);
             }
@@ -137,6 +163,29 @@ impl Gateway {
             if n < 100 || rounds == MAX_ROUNDS {
                 return Ok(());
             }
+        }
+    }
+
+    /// Moves the batch's entries still held (`claimed`: those handled were
+    /// removed or moved already, and are left as they are) to a new lease
+    /// when theirs is due for renewal. Best effort: a store that cannot
+    /// take it leaves them to the lease they have, which ends soon.
+    async fn renew_lease(&self, index: &str, lease: &mut Lease, claimed: &[IndexEntry]) {
+        if lease.taken.elapsed() < RENEW_AFTER {
+            return;
+        }
+        let next = Lease::new(lease.since.plus(lease.taken.elapsed()));
+        let held: Vec<IndexEntry> = claimed
+            .iter()
+            .map(|e| IndexEntry {
+                member: e.member.clone(),
+                score: lease.until,
+            })
+            .collect();
+        let renewed = self.store.queue_move_unchanged(index, &held, next.until);
+        match renewed.await {
+            Ok(_) => *lease = next,
+            Err(e) => tracing::debug!(error = %e, "due entries left to their lease"),
         }
     }
 

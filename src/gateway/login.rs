@@ -455,6 +455,8 @@ impl Gateway {
             .config
             .team(&claims.aud)
             .ok_or(Error::InvalidToken("unknown team"))?;
+        let max_age = team.settings.assertion_max_age.get();
+        self.refuse_issued_before_reset(team, claims.iat, max_age, now)?;
         sig.verify(team, body, now)?;
         let (id, link_id) = link_of(&claims)?;
         // Verified above: the id is present.

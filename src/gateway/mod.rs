@@ -16,6 +16,7 @@ mod outbox;
 mod recognition;
 mod record_locks;
 mod records;
+mod store_epoch;
 mod store_errors;
 mod subjects;
 mod verify;
@@ -36,6 +37,7 @@ pub use login::{
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
+pub use store_epoch::run_store_watch;
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
@@ -71,6 +73,9 @@ pub struct Gateway {
     /// Interaction key → the subject it names, once seen, for records
     /// another instance wrote (see `records`).
     subject_keys: crate::store::companions::Companions,
+    /// What this process knows of each team's store marker: whether the
+    /// store was found reset (see `store_epoch`).
+    epochs: store_epoch::StoreEpochs,
     /// Whether commits append events to the history the live stream reads
     /// (see `outbox::Recorded`); else events go through the outbox.
     appends_history: bool,
@@ -119,6 +124,7 @@ impl Gateway {
             record_locks: record_locks::RecordLocks::default(),
             recognition_keys: crate::store::companions::Companions::new(),
             subject_keys: crate::store::companions::Companions::new(),
+            epochs: store_epoch::StoreEpochs::default(),
         }
     }
 

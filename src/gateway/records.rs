@@ -31,7 +31,7 @@ use crate::store::{keys, Op, StoreError, Versioned};
 use crate::time::Timestamp;
 
 pub use interaction::{contact, StoredInteraction};
-pub use small::{StoredDevices, StoredRecognition, StoredSends};
+pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 
 /// A record as read, with the version to write it back against.

@@ -15,6 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use futures::StreamExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -22,7 +23,7 @@ use utoipa_axum::routes;
 use super::auth::Caller;
 use super::extract::QueryParams;
 use super::openapi::{ApiKeyErrors, E429Streams, E403, E422};
-use super::AppState;
+use super::{AppState, WriteTimedOut};
 use crate::error::{Error, Result};
 use crate::events::slots::StreamRefusal;
 use crate::events::stream::{self, Start};
@@ -45,6 +46,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn events(
     State(st): State<AppState>,
     caller: Caller,
+    timed_out: Option<Extension<WriteTimedOut>>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<HashMap<String, String>>,
 ) -> Result<Response> {
@@ -69,12 +71,32 @@ async fn events(
     let keep_alive = KeepAlive::new()
         .interval(publisher.keep_alive())
         .text("keep-alive");
-    // The slot goes with the stream: its place is free when the stream ends.
+    // The slot goes with the stream: its place is free when the stream
+    // ends; so does the count of a stream its connection's write time-out
+    // ended.
+    let dropped = DroppedIfTimedOut(timed_out.map(|Extension(t)| t));
     let frames = entries.map(move |e| {
-        let _open = &slot;
+        let _open = (&slot, &dropped);
         Ok::<_, Infallible>(frame(&e))
     });
     Ok(Sse::new(frames).keep_alive(keep_alive).into_response())
+}
+
+/// Counts a stream in `chatgate_event_streams_dropped_total` when it goes
+/// because its connection could not be written to for
+/// `server.write_timeout` (a reader that stopped reading), as one whose
+/// reader fell behind is (`events::stream`).
+struct DroppedIfTimedOut(Option<WriteTimedOut>);
+
+impl Drop for DroppedIfTimedOut {
+    fn drop(&mut self) {
+        if self.0.as_ref().is_some_and(WriteTimedOut::is_set) {
+            metrics::counter!("chatgate_event_streams_dropped_total").increment(1);
+            tracing::info!(
+                "event stream reader stopped reading (server.write_timeout); ending its stream"
+            );
+        }
+    }
 }
 
 /// Seconds a client refused a stream is told to wait.

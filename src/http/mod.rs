@@ -68,6 +68,22 @@ pub struct Shared {
     pub streams: crate::events::slots::StreamSlots,
 }
 
+/// Set by the server when a write to the connection made no progress for
+/// `server.write_timeout` (the connection then ends); each request carries
+/// its connection's in its extensions, so an event stream can tell why it
+/// was dropped.
+#[derive(Clone, Default)]
+pub struct WriteTimedOut(Arc<std::sync::atomic::AtomicBool>);
+
+impl WriteTimedOut {
+    pub fn set(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 /// All API routes with their OpenAPI description.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())

@@ -54,6 +54,7 @@ use self::admission::{waiting_since, Admission, Refused, Slot};
 use self::socket::{Activity, ErrorAnswers, InFlight, Watched};
 use crate::config::ConnectionLimits;
 use crate::http::refused_head;
+use crate::http::WriteTimedOut;
 
 /// The longest request head (request line and headers); over it: 431.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -189,10 +190,18 @@ async fn connection(
     let _ = stream.set_nodelay(true);
     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
     let activity = Arc::clone(&slot.activity);
-    let io = Watched::new(stream, Arc::clone(&activity), limits.write_timeout, errors);
+    let timed_out = WriteTimedOut::default();
+    let io = Watched::new(
+        stream,
+        Arc::clone(&activity),
+        limits.write_timeout,
+        timed_out.clone(),
+        errors,
+    );
     let service = hyper::service::service_fn({
         let activity = Arc::clone(&activity);
-        move |req: hyper::Request<Incoming>| {
+        move |mut req: hyper::Request<Incoming>| {
+            req.extensions_mut().insert(timed_out.clone());
             let guard = InFlight::start(Arc::clone(&activity));
             let router = router.clone();
             async move {

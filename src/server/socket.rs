@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
+use crate::http::WriteTimedOut;
 use axum::body::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -146,6 +147,8 @@ pub(super) struct Watched {
     inner: TcpStream,
     activity: Arc<Activity>,
     write_timeout: Duration,
+    /// Set when a write made no progress for `write_timeout`.
+    timed_out: WriteTimedOut,
     answers: ErrorAnswers,
     /// Armed when a write could not go on; fires after `write_timeout`
     /// without progress.
@@ -162,12 +165,14 @@ impl Watched {
         inner: TcpStream,
         activity: Arc<Activity>,
         write_timeout: Duration,
+        timed_out: WriteTimedOut,
         answers: ErrorAnswers,
     ) -> Self {
         Watched {
             inner,
             activity,
             write_timeout,
+            timed_out,
             answers,
             stall: None,
             substitute: None,
@@ -188,6 +193,7 @@ impl Watched {
                 });
                 ready!(stall.as_mut().poll(cx));
                 tracing::debug!("no byte written for server.write_timeout; closing the connection");
+                self.timed_out.set();
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     "no progress writing the answer",

@@ -79,6 +79,13 @@ pub fn customer_index(team: &str, customer_id: &str) -> String {
     with_digest(scoped(team, "cu:", DIGEST), &[customer_id])
 }
 
+/// The team's store marker: when its data began (or was found lost), so
+/// that a store that comes back empty is noticed
+/// (docs/operations.md#when-redis-comes-back-empty).
+pub fn store_epoch(team: &str) -> String {
+    scoped(team, "ep", 0)
+}
+
 /// The queue of expiry work (notices, expirations), score: due, ms.
 pub fn due_queue(team: &str) -> String {
     scoped(team, "dueq", 0)

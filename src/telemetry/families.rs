@@ -10,6 +10,10 @@ use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
 use crate::events::EventType;
 
+/// The outbox metrics' `kind` label: events (to the team's webhook) and
+/// chat notices.
+pub const OUTBOX_KINDS: [&str; 2] = ["event", "notice"];
+
 /// Kind of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -35,12 +39,12 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_channel_send_seconds", Kind::Histogram, "kind", "Time one send to a channel provider took, by channel kind."),
     ("chatgate_events_total", Kind::Counter, "type", "Events published, by type."),
     ("chatgate_event_log_dropped_total", Kind::Counter, "", "Events that did not reach the event log (queue full or Redis failing)."),
-    ("chatgate_event_streams_dropped_total", Kind::Counter, "", "Live event streams ended because their reader fell behind."),
+    ("chatgate_event_streams_dropped_total", Kind::Counter, "", "Live event streams ended because their reader fell behind or stopped reading (no write progress for server.write_timeout)."),
     ("chatgate_outbox_delivered_total", Kind::Counter, "team, kind", "Outbox items delivered, by team and kind (event, notice)."),
     ("chatgate_outbox_failed_attempts_total", Kind::Counter, "team, kind", "Outbox delivery attempts that failed and will be retried, by team and kind."),
     ("chatgate_outbox_given_up_total", Kind::Counter, "team, kind", "Outbox items given up after their retry period, by team and kind."),
     ("chatgate_outbox_quarantined_total", Kind::Counter, "", "Unreadable outbox items dropped."),
-    ("chatgate_outbox_oldest_pending_seconds", Kind::Gauge, "team", "Age of the oldest outbox item that failed in the last round, by team (0 when none)."),
+    ("chatgate_outbox_oldest_pending_seconds", Kind::Gauge, "team, kind", "Age of the oldest outbox item still to deliver after a failed attempt on this instance, by team and kind (event, notice); 0 when none."),
     ("chatgate_connections_open", Kind::Gauge, "", "Connections being served (within server.max_connections)."),
     ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections: answered 503, closed unanswered, or closed to make room."),
     ("chatgate_accept_errors_total", Kind::Counter, "", "Failed accepts that were not the peer's (EMFILE, ...)."),
@@ -86,7 +90,7 @@ pub(super) fn describe_and_register() {
 /// The series labelled by the config's teams and channels, at 0.
 pub fn register_config(config: &Config) {
     for team in config.teams.keys() {
-        for kind in ["event", "notice"] {
+        for kind in OUTBOX_KINDS {
             for name in [
                 "chatgate_outbox_delivered_total",
                 "chatgate_outbox_failed_attempts_total",
@@ -94,9 +98,9 @@ pub fn register_config(config: &Config) {
             ] {
                 metrics::counter!(name, "team" => team.clone(), "kind" => kind).increment(0);
             }
+            metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.clone(), "kind" => kind)
+                .increment(0.0);
         }
-        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.clone())
-            .increment(0.0);
     }
     for (name, ch) in &config.channels {
         let kind = ch.kind.name();

@@ -302,6 +302,8 @@ async fn an_event_stream_nobody_reads_is_closed_after_the_write_timeout() {
     );
     s.write_all(req.as_bytes()).await.unwrap();
     sleep(Duration::from_millis(300)).await;
+    let dropped = "chatgate_event_streams_dropped_total";
+    let before = metric(&app, dropped).await;
     // Events the reader never takes: far more than the buffers between.
     for _ in 0..25 {
         join_all((0..20).map(|_| app.new_interaction())).await;
@@ -310,6 +312,30 @@ async fn an_event_stream_nobody_reads_is_closed_after_the_write_timeout() {
         closed_within(&s, Duration::from_secs(30)).await,
         "a stream nobody reads is still open"
     );
+    // Counted like a stream whose reader fell behind (docs/operations.md#metrics).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while metric(&app, dropped).await < before + 1.0 && Instant::now() < deadline {
+        sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        metric(&app, dropped).await >= before + 1.0,
+        "{dropped} counts it"
+    );
+}
+
+/// The value of an unlabelled metric on `/metrics`.
+async fn metric(app: &TestApp, name: &str) -> f64 {
+    let text = app
+        .request(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |v| v.trim().parse().unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -262,6 +262,14 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             let ttl = redis.pttl(k);
             assert!(ttl > 0 && ttl <= 20 * 60 * 1000, "{k} (pttl {ttl})");
         }
+        // The team's store marker (`{team}:ep`) lives as long as a gateway
+        // runs, and 7 days after (docs/operations.md#when-redis-comes-back-empty).
+        let (markers, keys): (Vec<String>, Vec<String>) =
+            keys.into_iter().partition(|k| k.ends_with("}:ep"));
+        for k in &markers {
+            let ttl = redis.pttl(k);
+            assert!(ttl > 0 && ttl <= 7 * 86_400 * 1000, "{k} (pttl {ttl})");
+        }
         // A drained queue (`{team}:dueq`, `{team}:obq`) keeps its key,
         // holding only its keeper, until its TTL (docs/architecture.md#keys-and-slots).
         let mut left = Vec::new();

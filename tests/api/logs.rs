@@ -277,6 +277,48 @@ async fn background_workers_log_no_line_per_failed_call_during_an_outage() {
     );
 }
 
+/// A webhook that fails is one warning when its deliveries start failing
+/// and one line when they work again, not a line per failed attempt.
+#[tokio::test]
+async fn a_failing_webhook_is_logged_once_then_summarised() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let receiver = crate::outbox::receiver_failing_first(12, 500).await;
+    let setup = crate::outbox::with_webhook(
+        &receiver.uri(),
+        &chatgate::domain::secrets::generate_whsec(),
+    );
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    for _ in 0..4 {
+        app.new_interaction().await;
+    }
+    // The retries fail (12 attempts of 4 events), then they are delivered.
+    let delivered = || async {
+        let requests = receiver.received_requests().await.unwrap_or_default();
+        requests.len() >= 16
+    };
+    for _ in 0..600 {
+        if delivered().await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        app.advance(1);
+    }
+    assert!(delivered().await, "delivered in the end");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let count = |needle: &str| text.lines().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("outbox deliveries failing"), 1, "{text}");
+    assert_eq!(count("outbox deliveries work again"), 1, "{text}");
+    assert_eq!(count("outbox delivery failed"), 0, "{text}");
+}
+
 /// The built binary serving the sample config on a free port, its stderr
 /// read line by line as it comes.
 struct Served {

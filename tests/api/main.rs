@@ -37,6 +37,8 @@ mod problems;
 mod properties;
 mod recognized;
 mod round_trips;
+mod stalls;
 mod step_up;
 mod store_contract;
+mod store_reset;
 mod stores;

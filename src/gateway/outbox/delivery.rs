@@ -2,6 +2,7 @@
 //! notice, and the ops that then remove it or reschedule it with backoff.
 use std::time::Duration;
 
+use super::health::Receiver;
 use super::{
     backoff, Claimed, Handled, OutboxItem, Task, EVENT_GIVE_UP, NOTICE_GIVE_UP, WEBHOOK_TIMEOUT,
 };
@@ -37,13 +38,15 @@ impl Gateway {
         } = claimed;
         let id = value.id;
         let outcome = self.deliver(team, &value, now).await;
-        let (kind, give_up) = match value.task {
-            Task::Event { .. } => ("event", EVENT_GIVE_UP),
-            Task::Notice { .. } => ("notice", NOTICE_GIVE_UP),
+        let (to, give_up) = match &value.task {
+            Task::Event { .. } => (receiver(team, "event", "webhook"), EVENT_GIVE_UP),
+            Task::Notice { channel, .. } => (receiver(team, "notice", channel), NOTICE_GIVE_UP),
         };
+        let (kind, health) = (to.kind, &self.outbox.health);
         let failed = match outcome {
             Ok(()) => {
                 metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+                health.settled(&to, id, true, now);
                 let mut done = Handled::removed(stored.take_out(queue));
                 done.delivered = true;
                 return Ok(done);
@@ -56,13 +59,13 @@ impl Gateway {
         if age >= give_up {
             tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
             metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+            health.settled(&to, id, false, now);
             return Ok(Handled::removed(stored.take_out(queue)));
         }
         let next = now.plus(backoff(value.attempts, failed.retry_after));
-        tracing::warn!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox delivery failed; will retry");
+        health.failed(&to, id, value.created_at, next, &failed.reason, now);
         Ok(Handled {
             ops: stored.replace(queue, &value, next)?,
-            pending: Some(age),
             delivered: false,
             unlogged: None,
         })
@@ -105,6 +108,15 @@ impl Gateway {
                 })
             }
         }
+    }
+}
+
+/// Who an item of `kind` goes to: the team's webhook or chat channel `name`.
+fn receiver(team: &Team, kind: &'static str, name: &str) -> Receiver {
+    Receiver {
+        team: team.id.clone(),
+        kind,
+        name: name.to_string(),
     }
 }
 

@@ -348,7 +348,10 @@ impl TeamDispatch {
                     }
                     look = true;
                 }
-                _ = poll.tick() => look = true,
+                _ = poll.tick() => {
+                    look = true;
+                    self.gw.outbox.health.publish(&self.team, self.clock.now());
+                }
             }
         }
     }
@@ -700,7 +703,6 @@ fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled
     };
     Ok(Handled {
         ops,
-        pending: None,
         delivered: false,
         unlogged,
     })
@@ -769,18 +771,10 @@ impl Gateway {
                 }
             }
             // An outage is the store's own log's to tell (once).
-            Err(StoreError::Unavailable(_)) => return,
+            Err(StoreError::Unavailable(_)) => {}
             Err(e) => {
                 tracing::warn!(team = %team, error = %e, "outbox items not settled; will retry");
-                return;
             }
         }
-        let oldest = settled
-            .iter()
-            .filter_map(|h| h.pending)
-            .max()
-            .unwrap_or_default();
-        metrics::gauge!("chatgate_outbox_oldest_pending_seconds", "team" => team.to_string())
-            .set(oldest.as_secs_f64());
     }
 }

@@ -37,6 +37,7 @@ use uuid::Uuid;
 
 mod delivery;
 mod dispatch;
+mod health;
 mod item;
 
 pub use dispatch::run_dispatcher;
@@ -74,6 +75,7 @@ pub struct Outbox {
     bell: watch::Sender<u64>,
     http: reqwest::Client,
     kept: Kept,
+    health: health::Health,
 }
 
 /// How many items [`Kept`] holds at most (a few MB at most).
@@ -147,6 +149,7 @@ impl Outbox {
             bell: watch::Sender::new(0),
             http,
             kept: Kept::default(),
+            health: health::Health::default(),
         }
     }
 
@@ -181,11 +184,10 @@ pub fn backoff(attempts: u32, retry_after: Option<Duration>) -> Duration {
 }
 
 /// What handling one claimed item decided: the ops that remove or
-/// reschedule it, its age when it stays pending, and whether it was
-/// delivered (its destination answers again).
+/// reschedule it, and whether it was delivered (its destination answers
+/// again).
 struct Handled {
     ops: Vec<Op>,
-    pending: Option<Duration>,
     delivered: bool,
     /// The event this claim published, not yet known to be in the log:
     /// its item leaves the queue (or is marked published) only once it is.
@@ -269,7 +271,6 @@ impl Handled {
     fn removed(ops: Vec<Op>) -> Self {
         Handled {
             ops,
-            pending: None,
             delivered: false,
             unlogged: None,
         }

@@ -62,6 +62,17 @@ impl From<StoredRecognition> for Recognition {
     }
 }
 
+/// A team's store marker as stored: since when its data is whole (`at`,
+/// ms), and whether it was written because the marker was found gone
+/// (`r`), see `gateway/store_epoch.rs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEpoch {
+    #[serde(with = "stored")]
+    pub at: Timestamp,
+    #[serde(default)]
+    pub r: bool,
+}
+
 /// [`CustomerDevices`] as stored (both members always written).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredDevices {

@@ -1,0 +1,275 @@
+//! Noticing a store that came back empty
+//! (docs/operations.md#when-redis-comes-back-empty): each team has a marker
+//! record in the store, written when first found absent. A marker this
+//! process saw before and now finds gone (or rewritten) means the store lost
+//! the team's data, and with it the used token ids that stopped replays: for
+//! `assertion_max_age` from then, pre-chat assertions and login tokens
+//! issued before it are refused.
+//!
+//! The marker carries the team's hash tag (one marker per team, so a
+//! Cluster master that loses its data is noticed for the teams it held) and
+//! a TTL, renewed while any instance runs (docs/decisions/0048-a-store-that-comes-back-empty.md).
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::records::StoredEpoch;
+use super::Gateway;
+use crate::config::Team;
+use crate::error::{Error, Result};
+use crate::store::{fresh_version, keys, Commit, Op, StoreError};
+use crate::time::{Clock, Timestamp};
+
+/// How often each team's marker is read: a store emptied is noticed within
+/// this (and the 5 s docs/operations.md promises).
+pub const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// The marker's life; every instance renews it every [`RENEW_EVERY`]. It
+/// outlives any token's validity, so a marker that expired because no
+/// instance ran that long hides no replay.
+const MARKER_TTL: Duration = Duration::from_secs(7 * 86_400);
+const RENEW_EVERY: Duration = Duration::from_secs(3_600);
+
+/// The detail of the refusal.
+pub const ISSUED_BEFORE_RESET: &str = "issued before the store was reset";
+
+/// What this process knows of each team's marker.
+#[derive(Default)]
+pub struct StoreEpochs {
+    teams: Mutex<HashMap<String, Seen>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Seen {
+    /// The version of the marker last read or written here.
+    version: Option<u64>,
+    /// The latest reset known: since then the store's data is whole.
+    reset_at: Option<Timestamp>,
+    renewed: Option<Timestamp>,
+}
+
+impl StoreEpochs {
+    fn seen(&self, team: &str) -> Seen {
+        self.lock().get(team).copied().unwrap_or_default()
+    }
+
+    fn set(&self, team: &str, seen: Seen) {
+        self.lock().insert(team.to_string(), seen);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+        self.teams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What a check of a team's marker found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Found {
+    /// Nothing new.
+    Whole,
+    /// This check found the marker gone: the store lost the team's data.
+    ResetNoticedHere,
+    /// Another instance noticed a reset that still counts.
+    ResetNoticedElsewhere,
+}
+
+/// Whether a token issued at `iat` (unix seconds) is refused after a reset
+/// at `reset_at`: issued in a second that began before the reset (so a
+/// token of the reset's own second is refused too), while such a token
+/// could still be valid (`max_age`, its longest life).
+pub fn issued_before_reset(
+    iat: i64,
+    reset_at: Timestamp,
+    max_age: Duration,
+    now: Timestamp,
+) -> bool {
+    let reset_second = (reset_at.unix_millis() + 999).div_euclid(1000);
+    iat < reset_second && now < reset_at.plus(max_age)
+}
+
+/// Reads every team's marker every [`CHECK_EVERY`] until `shutdown`
+/// resolves; the first round runs at once (start-up).
+pub async fn run_store_watch(
+    gw: Arc<Gateway>,
+    clock: Arc<dyn Clock>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(CHECK_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => gw.check_store_epochs(clock.now()).await,
+        }
+    }
+}
+
+impl Gateway {
+    /// Refuses a token issued at `iat` (unix seconds) before the team's
+    /// store was found reset, for `max_age` after the reset.
+    pub(crate) fn refuse_issued_before_reset(
+        &self,
+        team: &Team,
+        iat: i64,
+        max_age: Duration,
+        now: Timestamp,
+    ) -> Result<()> {
+        match self.epochs.seen(&team.id).reset_at {
+            Some(reset_at) if issued_before_reset(iat, reset_at, max_age, now) => {
+                Err(Error::InvalidToken(ISSUED_BEFORE_RESET))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// One round over the teams, with one log line for the resets noticed.
+    async fn check_store_epochs(&self, now: Timestamp) {
+        let (mut here, mut elsewhere) = (Vec::new(), Vec::new());
+        for team in self.config.teams.values() {
+            match self.check_store_epoch(team, now).await {
+                Ok(Found::Whole) | Err(Error::StoreUnavailable) => {}
+                Ok(Found::ResetNoticedHere) => here.push(team.id.as_str()),
+                Ok(Found::ResetNoticedElsewhere) => elsewhere.push(team.id.as_str()),
+                Err(e) => {
+                    tracing::warn!(team = %team.id, error = %e, "the store's marker could not be checked; will retry");
+                }
+            }
+        }
+        if !here.is_empty() {
+            tracing::warn!(
+                teams = %here.join(","),
+                "the store was reset: its data is lost; assertions and login tokens issued before now are refused for assertion_max_age"
+            );
+        }
+        if !elsewhere.is_empty() {
+            tracing::info!(
+                teams = %elsewhere.join(","),
+                "the store was reset (noticed by another instance); assertions and login tokens issued before it are refused"
+            );
+        }
+    }
+
+    /// Reads `team`'s marker; writes it when absent (a reset if this
+    /// process had seen it), marks a marker another instance wrote in its
+    /// place as a reset, and renews its TTL now and then.
+    async fn check_store_epoch(&self, team: &Team, now: Timestamp) -> Result<Found> {
+        let key = keys::store_epoch(&team.id);
+        let known = self.epochs.seen(&team.id);
+        let read = self
+            .store
+            .get(std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
+        let Some(read) = read else {
+            let lost = known.version.is_some();
+            let marker = StoredEpoch { at: now, r: lost };
+            // Another instance wrote it first: read at the next check.
+            let Some(version) = self.write_marker(&key, 0, marker).await? else {
+                return Ok(Found::Whole);
+            };
+            self.epochs.set(
+                &team.id,
+                Seen {
+                    version: Some(version),
+                    reset_at: if lost { Some(now) } else { known.reset_at },
+                    renewed: Some(now),
+                },
+            );
+            return Ok(if lost {
+                Found::ResetNoticedHere
+            } else {
+                Found::Whole
+            });
+        };
+        let marker: StoredEpoch = serde_json::from_str(&read.value)
+            .map_err(|e| StoreError::Corrupt(format!("store marker: {e}")))?;
+        let mut version = read.version;
+        let rewritten = known.version.is_some_and(|v| v != read.version);
+        if rewritten && !marker.r {
+            // Written as a first start by an instance that had not seen the
+            // store before the loss: a reset for every instance.
+            let reset = StoredEpoch { r: true, ..marker };
+            match self.write_marker(&key, read.version, reset).await? {
+                Some(v) => version = v,
+                None => return Ok(Found::Whole),
+            }
+        }
+        let reset = (marker.r || rewritten).then_some(marker.at);
+        let newer = reset.filter(|at| known.reset_at.is_none_or(|k| k < *at));
+        let mut renewed = known.renewed;
+        if renewed.is_none_or(|r| now >= r.plus(RENEW_EVERY)) {
+            let touch = Op::Touch {
+                key,
+                ttl: MARKER_TTL,
+            };
+            self.store.commit(vec![touch]).await?;
+            renewed = Some(now);
+        }
+        self.epochs.set(
+            &team.id,
+            Seen {
+                version: Some(version),
+                reset_at: newer.or(known.reset_at),
+                renewed,
+            },
+        );
+        let max_age = team.settings.assertion_max_age.get();
+        Ok(match newer {
+            Some(at) if now < at.plus(max_age) => Found::ResetNoticedElsewhere,
+            _ => Found::Whole,
+        })
+    }
+
+    /// Writes `marker` over version `expected` (0: absent); its version,
+    /// or `None` when another writer came first.
+    async fn write_marker(
+        &self,
+        key: &str,
+        expected: u64,
+        marker: StoredEpoch,
+    ) -> Result<Option<u64>> {
+        let value = serde_json::to_string(&marker)
+            .map_err(|e| Error::internal_from("a record could not be encoded", e))?;
+        let version = fresh_version();
+        let put = Op::Put {
+            key: key.to_string(),
+            expected,
+            version,
+            value,
+            ttl: Some(MARKER_TTL),
+            companion: None,
+        };
+        Ok(match self.store.commit(vec![put]).await? {
+            Commit::Applied => Some(version),
+            Commit::Conflict { .. } => None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX_AGE: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_token_of_a_second_that_began_before_the_reset_is_refused_while_it_could_be_valid() {
+        let reset = Timestamp::from_unix_millis(1_000_500);
+        let soon = reset.plus(Duration::from_secs(1));
+        assert!(issued_before_reset(999, reset, MAX_AGE, soon));
+        assert!(issued_before_reset(1_000, reset, MAX_AGE, soon));
+        assert!(!issued_before_reset(1_001, reset, MAX_AGE, soon));
+        // A reset on a whole second: that second's tokens come after it.
+        let whole = Timestamp::from_unix_millis(1_000_000);
+        assert!(issued_before_reset(999, whole, MAX_AGE, soon));
+        assert!(!issued_before_reset(1_000, whole, MAX_AGE, soon));
+        // After max_age nothing issued before could be valid: no refusal.
+        assert!(!issued_before_reset(
+            999,
+            reset,
+            MAX_AGE,
+            reset.plus(MAX_AGE)
+        ));
+    }
+}
