@@ -203,9 +203,8 @@ pub fn decide(
         ));
     }
     let opened = new_challenge(req, id, code, rec, rules, now)?;
-    subject.forget_old(now, &s.lockout, &s.otp);
-    subject.check_send(now, &s.otp)?;
-    subject.record_send(now);
+    let origin = rec.lockout_origin(s);
+    subject.take_send_for(origin.as_deref(), now, &s.lockout, &s.otp)?;
     let started = Started {
         method: opened.method,
         expires_at: opened.expires_at,
@@ -281,12 +280,13 @@ fn new_challenge(
 }
 
 /// Takes back challenge `id`, started at `now`, whose message could not be
-/// sent: `previous` is current again if still open, and the subject's send
-/// is given back. `false` when a newer challenge replaced it meanwhile
+/// sent: `previous` is current again if still open, and the send counted
+/// for the subject (or `origin`) is given back. `false` when a newer challenge replaced it meanwhile
 /// (nothing to take back).
 pub fn take_back(
     rec: &mut InteractionRecord,
     subject: &mut SubjectRecord,
+    origin: Option<&str>,
     id: Uuid,
     previous: Option<Challenge>,
     now: Timestamp,
@@ -298,9 +298,7 @@ pub fn take_back(
     if let Some(p) = &rec.challenge {
         rec.past_challenges.retain(|past| past.id != p.id);
     }
-    if let Some(pos) = subject.sends.iter().rposition(|t| *t == now) {
-        subject.sends.remove(pos);
-    }
+    subject.give_back_send_for(origin, now);
     true
 }
 
