@@ -19,7 +19,7 @@ pub type Problem = (&'static str, String);
 
 /// Whom a message goes to when the challenge names nobody
 /// (docs/channels.md#how-sending-works): the domain's [`Reach`].
-pub use crate::domain::start_challenge::Reach;
+pub use crate::domain::destination_policy::Reach;
 
 /// The facts of one kind that the loader, the gateway and the metrics read.
 #[derive(Debug, Clone, Copy)]

@@ -40,7 +40,7 @@ impl Kind for WhatsappConfig {
     const INFO: KindInfo = KindInfo {
         name: "whatsapp",
         text_limit: Some(4096),
-        addressing: Reach::Conversation,
+        addressing: Reach::PhoneChat,
         // As a team's `sms_channel` it sends to the challenge's `to`.
         serves: &[Delivery::Sms],
         vouches_for_sender: true,

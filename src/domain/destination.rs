@@ -41,20 +41,21 @@ impl DestinationSends {
     }
 }
 
-/// The keyed hash naming a destination: a phone number by its digits (so
-/// `+1555…`, `1555…` and `whatsapp:+1555…` are one), an e-mail address
-/// trimmed, NFKC-normalised and case-folded whole.
+/// The keyed hash naming a destination: a phone number by its E.164 form
+/// (so `+44 07400 123456`, `447400123456` and `whatsapp:+447400123456` are
+/// one, docs/api.md#phone-numbers), an e-mail address trimmed,
+/// NFKC-normalised and case-folded whole.
 pub fn digest(pepper: &Pepper, destination: &str) -> String {
     let d = destination.trim();
     let phone = d.strip_prefix("whatsapp:").unwrap_or(d);
-    let digits = phone.strip_prefix('+').unwrap_or(phone);
-    let canonical = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        format!("tel:{digits}")
-    } else {
-        let folded: String = caseless::default_case_fold_str(&d.nfkc().collect::<String>())
-            .nfkc()
-            .collect();
-        format!("mailto:{folded}")
+    let canonical = match super::phone::e164(phone) {
+        Some(e164) => format!("tel:{}", e164.trim_start_matches('+')),
+        None => {
+            let folded: String = caseless::default_case_fold_str(&d.nfkc().collect::<String>())
+                .nfkc()
+                .collect();
+            format!("mailto:{folded}")
+        }
     };
     pepper.keyed_hash(PURPOSE, canonical.as_bytes())
 }
@@ -102,6 +103,8 @@ mod tests {
             assert_eq!(digest(&p, same), phone, "{same}");
         }
         assert_ne!(digest(&p, "+15551230001"), phone);
+        let uk = digest(&p, "+447400123456");
+        assert_eq!(digest(&p, "+4407400123456"), uk, "the national prefix");
         let mail = digest(&p, "ada@example.com");
         assert_eq!(digest(&p, "Ada@Example.COM"), mail);
         assert_eq!(digest(&p, "ａｄａ@example.com"), mail);

@@ -1,56 +1,127 @@
-//! Where an OTP may go (docs/api.md#where-an-otp-may-go): the team's
+//! Where a message may go (docs/api.md#where-an-otp-may-go): the team's
 //! answer to SMS pumping, where a bot that relays a number typed into the
 //! chat would otherwise send codes to premium or foreign numbers at the
 //! team's expense.
 //!
-//! One decision, [`allow`], taken before anything is counted or sent: a
-//! refusal sends nothing, uses no send allowance and counts no failure.
+//! Two decisions, taken before anything is counted or sent, so a refusal
+//! sends nothing, uses no send allowance and counts no failure:
+//! [`allow`], whether an OTP may go to the `to` a request names
+//! (`otp.destinations`), and [`recipient`], whom any message on a channel
+//! goes to and whether the SMS rules (`otp.sms_regions`,
+//! `otp.sms_number_types`) let it go there. Every message the gateway
+//! sends takes its recipient from [`recipient`]: codes, PIN prompts, login
+//! links and the notices of the outbox alike.
 use phonenumber::{metadata::DATABASE, PhoneNumber, Type};
 
 use super::challenge::Delivery;
 use super::interaction::Contact;
+use super::phone;
 use crate::domain::abuse::{Destinations, NumberType};
 use crate::domain::settings::OtpSettings;
 use crate::error::Error;
 
-/// `Ok` when an OTP delivered by `delivery`, to `to` (the request's, already
-/// shaped as a phone number or e-mail address) or else to the interaction's
-/// `contact`, obeys the `otp` settings. 403 `forbidden` names the rule that
-/// refuses; 422 an SMS number that is not a valid number where a region or
-/// type rule applies. A missing recipient is left to the caller (its own
-/// 422).
+/// Whom a channel's messages reach: a conversation, or a person by phone
+/// or e-mail (docs/channels.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    Conversation,
+    /// A conversation that is the customer's phone number (WhatsApp): its
+    /// messages go to the conversation, and obey the SMS rules as any
+    /// message to a phone (docs/api.md#where-an-otp-may-go).
+    PhoneChat,
+    Phone,
+    Email,
+}
+
+impl Reach {
+    /// Whom a message on a channel of this reach goes to: `to` when given,
+    /// else the contact it addresses (`None`: a conversation, or nobody to
+    /// send to).
+    pub fn recipient(self, contact: &Contact, to: Option<String>) -> Option<String> {
+        to.or_else(|| match self {
+            Reach::Conversation | Reach::PhoneChat => None,
+            Reach::Phone => contact.phone.clone(),
+            Reach::Email => contact.email.clone(),
+        })
+    }
+}
+
+/// `Ok` when an OTP delivered by `delivery` to `to` (the request's, already
+/// shaped as a phone number or e-mail address) obeys
+/// `otp.destinations`: with `on_file`, a `to` must be the interaction's own
+/// `contact`, else 403 `forbidden`.
 pub fn allow(
     otp: &OtpSettings,
     delivery: Delivery,
     to: Option<&str>,
     contact: &Contact,
 ) -> Result<(), Error> {
-    if otp.destinations == Destinations::OnFile {
-        if let Some(to) = to {
-            let on_file = match delivery {
-                Delivery::Sms => contact.phone.as_deref().is_some_and(|p| same_number(p, to)),
-                Delivery::Email => contact
-                    .email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(to)),
-                _ => false,
-            };
-            if !on_file {
-                return Err(Error::Forbidden(
-                    "otp.destinations is on_file: a code goes only to the interaction's own contact",
-                ));
-            }
-        }
-    }
-    if delivery != Delivery::Sms || (otp.sms_regions.is_empty() && otp.sms_number_types.is_empty())
-    {
+    if otp.destinations != Destinations::OnFile {
         return Ok(());
     }
-    let (field, number) = match (to, contact.phone.as_deref()) {
-        (Some(to), _) => ("to", to),
-        (None, Some(phone)) => ("contact.phone", phone),
-        (None, None) => return Ok(()),
+    let Some(to) = to else {
+        return Ok(());
     };
+    let on_file = match delivery {
+        Delivery::Sms => contact.phone.as_deref().is_some_and(|p| same_number(p, to)),
+        Delivery::Email => contact
+            .email
+            .as_deref()
+            .is_some_and(|e| e.eq_ignore_ascii_case(to)),
+        _ => false,
+    };
+    if on_file {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(
+            "otp.destinations is on_file: a code goes only to the interaction's own contact",
+        ))
+    }
+}
+
+/// Whom a message goes to on a channel of `reach`, in the conversation
+/// `conversation_id` of an interaction with `contact`: `to` when given,
+/// else the contact the channel addresses (`None`: the conversation, or
+/// nobody to send to; a phone number in E.164). `Err` when the message
+/// would reach a phone number the SMS rules refuse (see [`sms_rules`]):
+/// a twilio channel's recipient, or the number a WhatsApp conversation is.
+pub fn recipient(
+    reach: Reach,
+    otp: &OtpSettings,
+    contact: &Contact,
+    conversation_id: &str,
+    to: Option<String>,
+) -> Result<Option<String>, Error> {
+    let named = |field: &'static str, number: &str| {
+        let field = match contact.phone.as_deref() {
+            Some(p) if field == "to" && p == number => "contact.phone",
+            _ => field,
+        };
+        (field, number.to_string())
+    };
+    let (field, number) = match (reach, to.as_deref(), contact.phone.as_deref()) {
+        (Reach::Phone, Some(to), _) | (Reach::PhoneChat, Some(to), _) => named("to", to),
+        (Reach::Phone, None, Some(p)) => ("contact.phone", p.to_string()),
+        (Reach::PhoneChat, None, _) => ("conversation_id", conversation_id.to_string()),
+        (Reach::Phone, None, None) | (Reach::Conversation | Reach::Email, _, _) => {
+            return Ok(reach.recipient(contact, to));
+        }
+    };
+    sms_rules(otp, field, &number)?;
+    Ok(match reach {
+        Reach::PhoneChat => to,
+        _ => Some(phone::e164(&number).unwrap_or(number)),
+    })
+}
+
+/// `otp.sms_regions` and `otp.sms_number_types` for a message to `number`
+/// (named `field` in a 422): 422 when a rule is set and it is not a valid
+/// number, 403 `forbidden` outside the regions or types. Empty lists read
+/// nothing.
+pub fn sms_rules(otp: &OtpSettings, field: &str, number: &str) -> Result<(), Error> {
+    if otp.sms_regions.is_empty() && otp.sms_number_types.is_empty() {
+        return Ok(());
+    }
     let number = parse(number).ok_or_else(|| {
         Error::invalid(
             field,
@@ -78,21 +149,16 @@ pub fn allow(
     Ok(())
 }
 
-/// A valid number written in E.164 (`+` and the country code).
+/// A valid number (a missing leading `+` is implied).
 fn parse(s: &str) -> Option<PhoneNumber> {
-    if !s.starts_with('+') {
-        return None;
-    }
-    phonenumber::parse(None, s)
-        .ok()
-        .filter(PhoneNumber::is_valid)
+    phone::read(s).filter(PhoneNumber::is_valid)
 }
 
 /// Whether two written numbers are one: the same E.164 number, or (when
-/// either is not a valid one) the same text.
+/// either cannot be read as one) the same text.
 fn same_number(a: &str, b: &str) -> bool {
-    match (parse(a), parse(b)) {
-        (Some(a), Some(b)) => a.code().value() == b.code().value() && a.national() == b.national(),
+    match (phone::e164(a), phone::e164(b)) {
+        (Some(a), Some(b)) => a == b,
         _ => a == b,
     }
 }
@@ -134,7 +200,14 @@ mod tests {
         }
     }
 
-    fn forbidden(r: Result<(), Error>) -> bool {
+    /// An OTP by SMS: the request's `to` (`otp.destinations`), then its
+    /// recipient on an SMS channel (the SMS rules).
+    fn sms(otp: &OtpSettings, to: Option<&str>, c: &Contact) -> Result<(), Error> {
+        allow(otp, Delivery::Sms, to, c)?;
+        recipient(Reach::Phone, otp, c, "conv-1", to.map(str::to_string)).map(|_| ())
+    }
+
+    fn forbidden<T>(r: Result<T, Error>) -> bool {
         matches!(r, Err(Error::Forbidden(_)))
     }
 
@@ -145,16 +218,11 @@ mod tests {
             ..OtpSettings::default()
         };
         let c = contact(Some("+447400123456"), Some("Ada@example.com"));
-        assert!(allow(&otp, Delivery::Sms, None, &c).is_ok());
-        assert!(allow(&otp, Delivery::Sms, Some("+447400123456"), &c).is_ok());
+        assert!(sms(&otp, None, &c).is_ok());
+        assert!(sms(&otp, Some("+447400123456"), &c).is_ok());
         assert!(allow(&otp, Delivery::Email, Some("ada@EXAMPLE.com"), &c).is_ok());
         assert!(allow(&otp, Delivery::Chat, None, &c).is_ok());
-        assert!(forbidden(allow(
-            &otp,
-            Delivery::Sms,
-            Some("+447400999999"),
-            &c
-        )));
+        assert!(forbidden(sms(&otp, Some("+447400999999"), &c)));
         assert!(forbidden(allow(
             &otp,
             Delivery::Email,
@@ -162,15 +230,10 @@ mod tests {
             &c
         )));
         let none = contact(None, None);
-        assert!(forbidden(allow(
-            &otp,
-            Delivery::Sms,
-            Some("+447400123456"),
-            &none
-        )));
+        assert!(forbidden(sms(&otp, Some("+447400123456"), &none)));
         // Any destination: whatever `to` says.
         let any = OtpSettings::default();
-        assert!(allow(&any, Delivery::Sms, Some("+447400999999"), &c).is_ok());
+        assert!(sms(&any, Some("+447400999999"), &c).is_ok());
     }
 
     /// UK-looking numbers of the Crown Dependencies are their own regions
@@ -182,7 +245,7 @@ mod tests {
             ..OtpSettings::default()
         };
         let none = contact(None, None);
-        assert!(allow(&otp, Delivery::Sms, Some("+447400123456"), &none).is_ok());
+        assert!(sms(&otp, Some("+447400123456"), &none).is_ok());
         // Jersey, Guernsey, Isle of Man mobiles; a US number.
         for other in [
             "+447797123456",
@@ -190,19 +253,16 @@ mod tests {
             "+447624123456",
             "+12015550123",
         ] {
-            assert!(
-                forbidden(allow(&otp, Delivery::Sms, Some(other), &none)),
-                "{other}"
-            );
+            assert!(forbidden(sms(&otp, Some(other), &none)), "{other}");
         }
         let islands = OtpSettings {
             sms_regions: regions(&["GB", "JE", "GG", "IM"]),
             ..OtpSettings::default()
         };
-        assert!(allow(&islands, Delivery::Sms, Some("+447797123456"), &none).is_ok());
+        assert!(sms(&islands, Some("+447797123456"), &none).is_ok());
         // The contact is checked when there is no `to`; e-mail is not an SMS.
         let us = contact(Some("+12015550123"), Some("a@example.com"));
-        assert!(forbidden(allow(&otp, Delivery::Sms, None, &us)));
+        assert!(forbidden(sms(&otp, None, &us)));
         assert!(allow(&otp, Delivery::Email, None, &us).is_ok());
         assert!(allow(&otp, Delivery::Chat, None, &us).is_ok());
     }
@@ -214,32 +274,17 @@ mod tests {
             ..OtpSettings::default()
         };
         let none = contact(None, None);
-        assert!(allow(&otp, Delivery::Sms, Some("+447400123456"), &none).is_ok());
+        assert!(sms(&otp, Some("+447400123456"), &none).is_ok());
         // A UK premium-rate and a UK fixed line.
-        assert!(forbidden(allow(
-            &otp,
-            Delivery::Sms,
-            Some("+449012345678"),
-            &none
-        )));
-        assert!(forbidden(allow(
-            &otp,
-            Delivery::Sms,
-            Some("+442079460000"),
-            &none
-        )));
+        assert!(forbidden(sms(&otp, Some("+449012345678"), &none)));
+        assert!(forbidden(sms(&otp, Some("+442079460000"), &none)));
         // A US number is fixed_line_or_mobile, not mobile.
-        assert!(forbidden(allow(
-            &otp,
-            Delivery::Sms,
-            Some("+12015550123"),
-            &none
-        )));
+        assert!(forbidden(sms(&otp, Some("+12015550123"), &none)));
         let both = OtpSettings {
             sms_number_types: vec![NumberType::Mobile, NumberType::FixedLineOrMobile],
             ..OtpSettings::default()
         };
-        assert!(allow(&both, Delivery::Sms, Some("+12015550123"), &none).is_ok());
+        assert!(sms(&both, Some("+12015550123"), &none).is_ok());
     }
 
     #[test]
@@ -249,19 +294,63 @@ mod tests {
             ..OtpSettings::default()
         };
         let none = contact(None, None);
-        for bad in ["+4412", "447400123456", "+999123456789"] {
-            let r = allow(&otp, Delivery::Sms, Some(bad), &none);
+        for bad in ["+4412", "+44740012", "+999123456789"] {
+            let r = sms(&otp, Some(bad), &none);
             assert!(
                 matches!(r, Err(Error::Unprocessable(ref m)) if m.starts_with("to:")),
                 "{bad}: {r:?}"
             );
         }
-        let r = allow(&otp, Delivery::Sms, None, &contact(Some("+4412"), None));
+        let r = sms(&otp, None, &contact(Some("+4412"), None));
         assert!(
             matches!(r, Err(Error::Unprocessable(ref m)) if m.starts_with("contact.phone:")),
             "{r:?}"
         );
         let any = OtpSettings::default();
-        assert!(allow(&any, Delivery::Sms, Some("+4412"), &none).is_ok());
+        assert!(sms(&any, Some("+4412"), &none).is_ok());
+    }
+
+    /// Every message to a phone obeys the SMS rules: a twilio channel's
+    /// recipient, a WhatsApp conversation's number; a chat or an e-mail
+    /// reads no number.
+    #[test]
+    fn the_rules_hold_for_every_channel_that_reaches_a_phone() {
+        let otp = OtpSettings {
+            sms_regions: regions(&["GB"]),
+            ..OtpSettings::default()
+        };
+        let us = contact(Some("+12015550123"), Some("a@example.com"));
+        let to = |t: &str| Some(t.to_string());
+        assert!(forbidden(recipient(Reach::Phone, &otp, &us, "c", None)));
+        assert!(forbidden(recipient(
+            Reach::PhoneChat,
+            &otp,
+            &us,
+            "12015550123",
+            None
+        )));
+        assert_eq!(
+            recipient(Reach::PhoneChat, &otp, &us, "447400123456", None).unwrap(),
+            None,
+            "the conversation itself"
+        );
+        assert_eq!(
+            recipient(Reach::Phone, &otp, &us, "c", to("+4407400123456")).unwrap(),
+            to("+447400123456"),
+            "in E.164"
+        );
+        assert_eq!(
+            recipient(Reach::Conversation, &otp, &us, "c", None).unwrap(),
+            None
+        );
+        assert_eq!(
+            recipient(Reach::Email, &otp, &us, "c", None).unwrap(),
+            to("a@example.com")
+        );
+        let r = recipient(Reach::PhoneChat, &otp, &us, "not a number", None);
+        assert!(
+            matches!(r, Err(Error::Unprocessable(ref m)) if m.starts_with("conversation_id:")),
+            "{r:?}"
+        );
     }
 }

@@ -20,6 +20,7 @@ use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use unicode_security::MixedScript;
 
+use super::destination_policy::Reach;
 use super::interaction::Customer;
 use crate::error::Error;
 
@@ -185,6 +186,16 @@ impl ConversationId {
     pub fn parse(s: &str) -> Result<Self, Error> {
         printable("conversation_id", s, 256).map(ConversationId)
     }
+    /// The id of a conversation on a channel of `reach`: one that is the
+    /// customer's phone number (a WhatsApp chat) is read as one, a missing
+    /// leading `+` implied, and kept in E.164 (docs/api.md#phone-numbers).
+    pub fn on(reach: Reach, s: &str) -> Result<Self, Error> {
+        let id = Self::parse(s)?;
+        match reach {
+            Reach::PhoneChat => phone("conversation_id", s).map(ConversationId),
+            _ => Ok(id),
+        }
+    }
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -213,17 +224,16 @@ impl CustomerRef {
     }
 }
 
-/// An E.164-style phone number: optional `+`, 6 to 15 digits.
+/// A phone number with its country code, read with libphonenumber and
+/// kept in E.164 (docs/api.md#phone-numbers): `+44 07400 123456` is
+/// `+447400123456`. 422 for one that cannot be read as a number at all.
 pub fn phone(field: &str, s: &str) -> Result<String, Error> {
-    let digits = s.strip_prefix('+').unwrap_or(s);
-    if (6..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_string())
-    } else {
-        Err(Error::invalid(
+    super::phone::e164(s).ok_or_else(|| {
+        Error::invalid(
             field,
-            "must be a phone number like +15551230000",
-        ))
-    }
+            "must be a phone number with its country code, like +15551230000",
+        )
+    })
 }
 
 /// An e-mail address: one `@`, a dot in the domain, no spaces, and one the
@@ -272,7 +282,8 @@ mod tests {
 
     #[test]
     fn contacts() {
-        assert!(phone("p", "+15551230000").is_ok());
+        assert_eq!(phone("p", "+4407400123456").unwrap(), "+447400123456");
+        assert!(phone("p", "+1 555 123 0000").is_err());
         assert!(phone("p", "555").is_err());
         assert!(phone("p", "+1555abc0000").is_err());
         assert!(email("e", "ada@example.com").is_ok());

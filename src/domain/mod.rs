@@ -16,6 +16,7 @@ pub mod login;
 pub mod login_token;
 pub mod origins;
 pub mod otp;
+pub mod phone;
 pub mod pin;
 pub mod recognition;
 pub mod reveal;

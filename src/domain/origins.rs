@@ -13,7 +13,8 @@
 //! decision still reads and writes one record and the store's
 //! compare-and-set keeps every count exact under concurrency.
 use super::subject::{
-    standing_error, FailureOutcome, OriginCounts, OriginRecord, Standing, SubjectRecord,
+    check_sends, standing_error, FailureOutcome, OriginCounts, OriginRecord, Standing,
+    SubjectRecord,
 };
 use crate::domain::abuse::LockoutScope;
 use crate::domain::settings::{LockoutSettings, OtpSettings};
@@ -31,8 +32,9 @@ pub struct Failure {
     /// The origin it counted for (scope `origin`).
     pub origin: Option<String>,
     /// It reached `strangers_threshold`: every unfamiliar origin is locked
-    /// until then.
-    pub strangers_locked: Option<Timestamp>,
+    /// (`Standing::Locked`), or, the strangers' lockout reaching
+    /// `max_lockouts_before_ban`, banned (`Standing::Banned`).
+    pub strangers: Option<Standing>,
 }
 
 impl Failure {
@@ -40,23 +42,32 @@ impl Failure {
     /// origin (or subject), or locked the strangers; `None` when it was
     /// only counted.
     pub fn refusal(&self, now: Timestamp) -> Option<Error> {
-        let standing = match (self.outcome, self.strangers_locked) {
-            (FailureOutcome::Banned { until }, _) => Standing::Banned { until },
-            (FailureOutcome::Locked { until }, s) => Standing::Locked {
-                until: s.map_or(until, |s| s.max(until)),
-            },
-            (FailureOutcome::Counted { .. }, Some(until)) => Standing::Locked { until },
-            (FailureOutcome::Counted { .. }, None) => return None,
+        let own = match self.outcome {
+            FailureOutcome::Banned { until } => Standing::Banned { until },
+            FailureOutcome::Locked { until } => Standing::Locked { until },
+            FailureOutcome::Counted { .. } => Standing::Clear,
         };
+        let standing = stricter(own, self.strangers.unwrap_or(Standing::Clear));
         standing_error(standing, now).err()
     }
 }
 
-/// The strangers count like a subject that is never banned.
+/// The stricter of two standings: a ban over a lock, the later lock.
+fn stricter(a: Standing, b: Standing) -> Standing {
+    match (a, b) {
+        (Standing::Banned { .. }, _) | (_, Standing::Clear) => a,
+        (_, Standing::Banned { .. }) | (Standing::Clear, _) => b,
+        (Standing::Locked { until: x }, Standing::Locked { until: y }) => {
+            Standing::Locked { until: x.max(y) }
+        }
+    }
+}
+
+/// The strangers count like a subject, by `strangers_threshold`: their
+/// lockouts lead to a ban of every unfamiliar origin as an origin's do.
 fn strangers_rules(l: &LockoutSettings) -> LockoutSettings {
     LockoutSettings {
         threshold: l.strangers_threshold,
-        max_lockouts_before_ban: 0,
         ..l.clone()
     }
 }
@@ -72,9 +83,17 @@ impl SubjectRecord {
             .is_some_and(|u| now < u)
     }
 
+    /// Where every unfamiliar origin stands: locked or banned by the
+    /// strangers' failures, else clear.
+    pub fn strangers_standing(&self, now: Timestamp) -> Standing {
+        self.strangers
+            .as_ref()
+            .map_or(Standing::Clear, |s| s.standing(now))
+    }
+
     /// Until when every unfamiliar origin is locked out.
     pub fn strangers_locked_until(&self, now: Timestamp) -> Option<Timestamp> {
-        match self.strangers.as_ref()?.standing(now) {
+        match self.strangers_standing(now) {
             Standing::Locked { until } => Some(until),
             _ => None,
         }
@@ -89,16 +108,9 @@ impl SubjectRecord {
         let own = self
             .origin(origin)
             .map_or(Standing::Clear, |o| o.counts.standing(now));
-        let strangers = match self.is_familiar(origin, now) {
-            true => None,
-            false => self.strangers_locked_until(now),
-        };
-        match (own, strangers) {
-            (Standing::Banned { .. }, _) | (_, None) => own,
-            (Standing::Locked { until }, Some(s)) => Standing::Locked {
-                until: until.max(s),
-            },
-            (Standing::Clear, Some(until)) => Standing::Locked { until },
+        match self.is_familiar(origin, now) {
+            true => own,
+            false => stricter(own, self.strangers_standing(now)),
         }
     }
 
@@ -135,7 +147,7 @@ impl SubjectRecord {
             return Failure {
                 outcome: self.record_failure(now, l, otp),
                 origin: None,
-                strangers_locked: None,
+                strangers: None,
             };
         };
         self.forget_old(now, l, otp);
@@ -144,19 +156,20 @@ impl SubjectRecord {
             .touch_origin(origin, now)
             .counts
             .record_failure(now, l, otp);
-        let mut strangers_locked = None;
+        let mut strangers = None;
         if !familiar {
-            let strangers = self.strangers.get_or_insert_with(Box::default);
-            let rules = strangers_rules(l);
-            if let FailureOutcome::Locked { until } = strangers.record_failure(now, &rules, otp) {
-                strangers_locked = Some(until);
-            }
+            let counts = self.strangers.get_or_insert_with(Box::default);
+            strangers = match counts.record_failure(now, &strangers_rules(l), otp) {
+                FailureOutcome::Locked { until } => Some(Standing::Locked { until }),
+                FailureOutcome::Banned { until } => Some(Standing::Banned { until }),
+                FailureOutcome::Counted { .. } => None,
+            };
         }
         self.keep_origins_bounded(now);
         Failure {
             outcome,
             origin: Some(origin.to_string()),
-            strangers_locked,
+            strangers,
         }
     }
 
@@ -199,6 +212,48 @@ impl SubjectRecord {
                 }
                 self.strangers = None;
             }
+        }
+    }
+
+    /// The sends `origin` is counted in (`otp.max_sends` per
+    /// `otp.send_window`): its own when it is familiar, the strangers'
+    /// (shared by every unfamiliar origin) when not, the subject's (`None`,
+    /// scope `subject`).
+    fn sends_of(&mut self, origin: Option<&str>, now: Timestamp) -> &mut Vec<Timestamp> {
+        let Some(origin) = origin else {
+            return &mut self.sends;
+        };
+        if self.is_familiar(origin, now) {
+            if let Some(o) = self.origins.iter_mut().find(|o| o.origin == origin) {
+                return &mut o.counts.sends;
+            }
+        }
+        &mut self.strangers.get_or_insert_with(Box::default).sends
+    }
+
+    /// Counts one challenge sent from `origin` at `now`, or 429 when its
+    /// allowance (see [`Self::sends_of`]) is used up: a stranger never
+    /// spends a familiar origin's.
+    pub fn take_send_for(
+        &mut self,
+        origin: Option<&str>,
+        now: Timestamp,
+        l: &LockoutSettings,
+        otp: &OtpSettings,
+    ) -> Result<(), Error> {
+        self.forget_old(now, l, otp);
+        let sends = self.sends_of(origin, now);
+        check_sends(sends, now, otp)?;
+        sends.push(now);
+        Ok(())
+    }
+
+    /// Gives back the send counted at `now` for `origin` (its message could
+    /// not be sent).
+    pub fn give_back_send_for(&mut self, origin: Option<&str>, now: Timestamp) {
+        let sends = self.sends_of(origin, now);
+        if let Some(pos) = sends.iter().rposition(|t| *t == now) {
+            sends.remove(pos);
         }
     }
 
@@ -263,8 +318,9 @@ impl SubjectRecord {
             }
         }
         if let Some(s) = &self.strangers {
-            if let Some(d) = s.keep_for(now, &strangers_rules(l), otp) {
-                later(now.plus(d));
+            match s.keep_for(now, &strangers_rules(l), otp) {
+                None => return Some(None),
+                Some(d) => later(now.plus(d)),
             }
         }
         end.map(Some)
@@ -388,7 +444,7 @@ mod tests {
         fail(&mut s, MALLORY, 4);
         assert_eq!(s.standing_for(Some(NEW), t(4)), Standing::Clear);
         let f = fail(&mut s, MALLORY, 5);
-        assert_eq!(f.strangers_locked, Some(t(905)));
+        assert_eq!(f.strangers, Some(Standing::Locked { until: t(905) }));
         assert_eq!(
             s.standing_for(Some(NEW), t(6)),
             Standing::Locked { until: t(905) }
@@ -475,14 +531,15 @@ mod tests {
         assert_eq!(s.standing_for(Some(HOME), t(200)), Standing::Clear);
         let later = 86_400 - 100;
         assert_eq!(s.standing_for(Some(HOME), t(later)), Standing::Clear);
-        // Past familiar_for: the strangers' lock (renewed) applies to it too.
+        // Past familiar_for: the strangers' standing applies to it too (their
+        // second lockout within ban_window: a ban).
         for i in 0..5 {
             fail(&mut s, &format!("webchat:{i}"), 86_400 + i);
         }
-        assert!(matches!(
+        assert_eq!(
             s.standing_for(Some(HOME), t(86_405)),
-            Standing::Locked { .. }
-        ));
+            Standing::Banned { until: None }
+        );
     }
 
     #[test]
@@ -519,11 +576,71 @@ mod tests {
             s.record_failure_for(None, t(i), &l, &o);
         }
         let f = s.record_failure_for(None, t(2), &l, &o);
-        assert_eq!((f.origin, f.strangers_locked), (None, None));
+        assert_eq!((f.origin, f.strangers), (None, None));
         assert!(matches!(f.outcome, FailureOutcome::Locked { .. }));
         assert!(s.origins.is_empty() && s.strangers.is_none());
         let v = s.counts(t(3), &l);
         assert_eq!((v.origins, v.strangers_locked_until), (None, None));
         assert!(v.locked_until.is_some());
+    }
+
+    /// The strangers' lockouts count towards a ban as an origin's: the one
+    /// reaching `max_lockouts_before_ban` bans every unfamiliar origin,
+    /// seen or not, until an unlock; the familiar one keeps working.
+    #[test]
+    fn strangers_lockouts_lead_to_a_ban_of_every_unfamiliar_origin() {
+        let l = LockoutSettings {
+            strangers_threshold: 2,
+            ..rules()
+        };
+        let o = OtpSettings::default();
+        let mut s = SubjectRecord::new("cust-1");
+        s.record_success_for(Some(HOME), t(0), &l);
+        s.record_failure_for(Some(EVE), t(1), &l, &o);
+        let f = s.record_failure_for(Some(MALLORY), t(2), &l, &o);
+        assert_eq!(f.strangers, Some(Standing::Locked { until: t(902) }));
+        s.record_failure_for(Some(EVE), t(903), &l, &o);
+        let f = s.record_failure_for(Some(MALLORY), t(904), &l, &o);
+        assert_eq!(f.strangers, Some(Standing::Banned { until: None }));
+        assert!(matches!(f.refusal(t(904)), Some(Error::Banned)));
+        for stranger in [EVE, MALLORY, NEW] {
+            assert_eq!(
+                s.standing_for(Some(stranger), t(100_000)),
+                Standing::Banned { until: None },
+                "{stranger}"
+            );
+        }
+        assert_eq!(s.standing_for(Some(HOME), t(100_000)), Standing::Clear);
+        let v = s.counts(t(905), &l);
+        assert!(v.banned && v.locked_until.is_none(), "{v:?}");
+        assert_eq!(s.keep_for(t(905), &l, &o), None, "kept until an unlock");
+        s.unlock_for(None);
+        assert_eq!(s.standing_for(Some(NEW), t(905)), Standing::Clear);
+    }
+
+    /// With origins, each familiar origin has its own send allowance and
+    /// the unfamiliar ones share one; a send given back is the origin's.
+    #[test]
+    fn sends_count_per_familiar_origin_and_for_the_strangers_together() {
+        let l = rules();
+        let o = OtpSettings {
+            max_sends: 2,
+            ..OtpSettings::default()
+        };
+        let mut s = SubjectRecord::new("cust-1");
+        s.record_success_for(Some(HOME), t(0), &l);
+        s.take_send_for(Some(EVE), t(1), &l, &o).unwrap();
+        s.take_send_for(Some(MALLORY), t(2), &l, &o).unwrap();
+        assert!(s.take_send_for(Some(NEW), t(3), &l, &o).is_err());
+        s.take_send_for(Some(HOME), t(4), &l, &o).unwrap();
+        s.take_send_for(Some(HOME), t(5), &l, &o).unwrap();
+        assert!(s.take_send_for(Some(HOME), t(6), &l, &o).is_err());
+        s.give_back_send_for(Some(MALLORY), t(2));
+        s.take_send_for(Some(NEW), t(7), &l, &o).unwrap();
+        assert!(
+            s.sends.is_empty(),
+            "the subject's own count is scope subject's"
+        );
+        assert!(s.keep_for(t(7), &l, &o).is_some_and(|d| d.as_secs() > 0));
     }
 }

@@ -11,7 +11,7 @@
 use uuid::Uuid;
 
 use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
-use super::destination_policy;
+use super::destination_policy::{self, Reach};
 use super::interaction::{Contact, InteractionRecord};
 use super::otp::OtpCode;
 use super::secrets::Pepper;
@@ -83,28 +83,6 @@ impl ChallengeRequest {
     }
 }
 
-/// Whom a channel's messages reach: a conversation, or a person by phone
-/// or e-mail (docs/channels.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
-    Conversation,
-    Phone,
-    Email,
-}
-
-impl Reach {
-    /// Whom a message on a channel of this reach goes to: `to` when given,
-    /// else the contact it addresses (`None`: a conversation, or nobody to
-    /// send to).
-    pub fn recipient(self, contact: &Contact, to: Option<String>) -> Option<String> {
-        to.or_else(|| match self {
-            Reach::Conversation => None,
-            Reach::Phone => contact.phone.clone(),
-            Reach::Email => contact.email.clone(),
-        })
-    }
-}
-
 /// A channel and whom it reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -158,8 +136,9 @@ pub struct Started {
 /// The verdict on starting challenge `id` (its code `code`, for an OTP) on
 /// `rec`, whose subject is `subject`, at `now`. The rungs, in order:
 ///
-/// 1. the destination policy (docs/api.md#where-an-otp-may-go): 403 or 422,
-///    before anything is counted;
+/// 1. the destination policy (docs/api.md#where-an-otp-may-go): a `to`
+///    that is not on file, a phone number the SMS rules refuse (whatever
+///    the channel that reaches it): 403 or 422, before anything is counted;
 /// 2. the subject (or origin) is locked (423) or banned (403);
 /// 3. SMS or e-mail delivery the team has no channel for: 422;
 /// 4. `otp.require_other_channel` and an OTP into the chat: 422;
@@ -182,8 +161,22 @@ pub fn decide(
 ) -> Result<Started, Error> {
     let s = rules.settings;
     destination_policy::allow(&s.otp, req.delivery, req.to.as_deref(), &rec.contact)?;
+    let route = route(rules.routes, req.delivery);
+    let to = to_contact(req, &rec.contact);
+    // Whom the message reaches, and whether the SMS rules let it go there
+    // (the refusals of later rungs wait for their turn).
+    let recipient = match (&route, &to) {
+        (Ok(Some(r)), Ok(to)) => destination_policy::recipient(
+            r.reach,
+            &s.otp,
+            &rec.contact,
+            &rec.conversation_id,
+            to.clone(),
+        )?,
+        _ => None,
+    };
     subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
-    let route = route(rules.routes, req.delivery)?;
+    let route = route?;
     let same_channel = route.is_some_and(|r| r.channel == rec.channel);
     if s.otp.require_other_channel && req.method == ChallengeMethod::Otp && same_channel {
         return Err(Error::invalid(
@@ -191,12 +184,12 @@ pub fn decide(
             "the code must travel on another channel than the chat",
         ));
     }
-    let to = to_contact(req, &rec.contact)?;
+    let to = to?;
     // A conversation on an SMS or e-mail channel is reached through the
     // interaction's contact: without one, nothing can be sent (a request
     // problem, not a provider failure).
-    let to_person = route.filter(|r| r.reach != Reach::Conversation);
-    let destination = to_person.and_then(|r| r.reach.recipient(&rec.contact, to.clone()));
+    let to_person = route.filter(|r| matches!(r.reach, Reach::Phone | Reach::Email));
+    let destination = to_person.and(recipient);
     if to_person.is_some() && destination.is_none() {
         return Err(Error::invalid(
             "delivery",
@@ -210,9 +203,8 @@ pub fn decide(
         ));
     }
     let opened = new_challenge(req, id, code, rec, rules, now)?;
-    subject.forget_old(now, &s.lockout, &s.otp);
-    subject.check_send(now, &s.otp)?;
-    subject.record_send(now);
+    let origin = rec.lockout_origin(s);
+    subject.take_send_for(origin.as_deref(), now, &s.lockout, &s.otp)?;
     let started = Started {
         method: opened.method,
         expires_at: opened.expires_at,
@@ -288,12 +280,13 @@ fn new_challenge(
 }
 
 /// Takes back challenge `id`, started at `now`, whose message could not be
-/// sent: `previous` is current again if still open, and the subject's send
-/// is given back. `false` when a newer challenge replaced it meanwhile
+/// sent: `previous` is current again if still open, and the send counted
+/// for the subject (or `origin`) is given back. `false` when a newer challenge replaced it meanwhile
 /// (nothing to take back).
 pub fn take_back(
     rec: &mut InteractionRecord,
     subject: &mut SubjectRecord,
+    origin: Option<&str>,
     id: Uuid,
     previous: Option<Challenge>,
     now: Timestamp,
@@ -305,9 +298,7 @@ pub fn take_back(
     if let Some(p) = &rec.challenge {
         rec.past_challenges.retain(|past| past.id != p.id);
     }
-    if let Some(pos) = subject.sends.iter().rposition(|t| *t == now) {
-        subject.sends.remove(pos);
-    }
+    subject.give_back_send_for(origin, now);
     true
 }
 

@@ -303,15 +303,6 @@ impl SubjectRecord {
         self.ban = None;
     }
 
-    /// `Err(RateLimited)` when `max_sends` challenges went out within `send_window`.
-    pub fn check_send(&self, now: Timestamp, otp: &OtpSettings) -> Result<(), Error> {
-        check_sends(&self.sends, now, otp)
-    }
-
-    pub fn record_send(&mut self, now: Timestamp) {
-        self.sends.push(now);
-    }
-
     /// The counts for `lockout.scope` (see [`SubjectCounts`]).
     pub fn counts(&self, now: Timestamp, l: &LockoutSettings) -> SubjectCounts {
         if l.scope == LockoutScope::Subject {
@@ -324,7 +315,7 @@ impl SubjectRecord {
             failures,
             lockouts,
             locked_until,
-            banned: false,
+            banned: matches!(self.strangers_standing(now), Standing::Banned { .. }),
             origins: Some(self.origin_counts(now, l)),
             strangers_locked_until: Some(locked_until),
         }
@@ -516,14 +507,16 @@ mod tests {
             send_window: Dur::from_secs(600),
             ..OtpSettings::default()
         };
+        let l = lockout();
         let mut s = SubjectRecord::new("x");
-        s.record_send(t(0));
-        s.record_send(t(10));
+        s.take_send_for(None, t(0), &l, &o).unwrap();
+        s.take_send_for(None, t(10), &l, &o).unwrap();
         assert!(matches!(
-            s.check_send(t(20), &o),
+            s.take_send_for(None, t(20), &l, &o),
             Err(Error::RateLimited { retry_after: 580 })
         ));
-        assert!(s.check_send(t(600), &o).is_ok());
+        assert_eq!(s.sends, [t(0), t(10)], "a refused send is not counted");
+        s.take_send_for(None, t(600), &l, &o).unwrap();
     }
 
     #[test]

@@ -194,9 +194,11 @@ impl Gateway {
     ) -> Result<()> {
         self.transact(team, id, now, |w| {
             Box::pin(async move {
+                let origin = w.origin();
                 let (rec, subject) = w.records();
                 let previous = started.previous.clone();
-                if !start_challenge::take_back(rec, subject, cid, previous, now) {
+                let origin = origin.as_deref();
+                if !start_challenge::take_back(rec, subject, origin, cid, previous, now) {
                     return Ok(Step::Answer(())); // already replaced by a newer one
                 }
                 if let Some(d) = &started.destination {

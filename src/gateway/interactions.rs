@@ -11,6 +11,7 @@ use super::records::{put, retry, write_interaction, Bookkeeping, Loaded, Record}
 use super::work::{Step, Work};
 use super::{view, Gateway, InteractionView};
 use crate::config::Team;
+use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
 use crate::domain::pin::SessionPin;
@@ -53,14 +54,14 @@ struct Checked {
 impl Checked {
     /// 422 for a channel that is not the team's, or a malformed
     /// conversation id, customer reference, session PIN or contact.
-    fn parse(team: &Team, req: NewInteraction) -> Result<Checked> {
+    fn parse(team: &Team, req: NewInteraction, reach: Reach) -> Result<Checked> {
         if !team.has_channel(&req.channel) {
             return Err(Error::invalid(
                 "channel",
                 "is not one of the team's channels",
             ));
         }
-        let conversation = ConversationId::parse(&req.conversation_id)?;
+        let conversation = ConversationId::on(reach, &req.conversation_id)?;
         let customer_ref = req
             .customer_ref
             .as_deref()
@@ -142,7 +143,8 @@ impl Gateway {
         req: NewInteraction,
         now: Timestamp,
     ) -> Result<(InteractionView, bool)> {
-        let new = Checked::parse(team, req)?;
+        let reach = self.reach(&req.channel);
+        let new = Checked::parse(team, req, reach)?;
         let (view, created) = retry(|| self.create_or_find(team, &new, now)).await?;
         if created {
             metrics::counter!("chatgate_interactions_created_total").increment(1);

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::records::put;
 use super::work::{Step, Work};
-use super::Gateway;
+use super::{Chat, Gateway};
 use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
 use crate::domain::challenge::Challenge;
@@ -245,11 +245,17 @@ impl Gateway {
         let plan = LinkPlan::new(team, &req)?;
         let code = random_code();
         let (plan, short_code) = (&plan, code.as_str());
+        let deliver = req.deliver.unwrap_or(false);
         let done = self
             .transact(team, id, now, |w| {
-                Box::pin(
-                    async move { Ok(Step::Write(self.new_link(w, team, plan, short_code, now)?)) },
-                )
+                Box::pin(async move {
+                    if deliver {
+                        // A link the SMS rules would refuse is not issued.
+                        let chat = Chat::of(&w.rec);
+                        self.recipient(team, &chat, &w.rec.contact, &w.rec.channel, None)?;
+                    }
+                    Ok(Step::Write(self.new_link(w, team, plan, short_code, now)?))
+                })
             })
             .await?;
         let (link, rec) = (done.value, done.rec);
@@ -257,7 +263,7 @@ impl Gateway {
             .await?;
         metrics::counter!("chatgate_login_links_issued_total").increment(1);
         let mut issued = link.issued;
-        if req.deliver.unwrap_or(false) {
+        if deliver {
             self.deliver_link(team, &rec, &mut issued).await;
         }
         Ok(issued)

@@ -44,9 +44,10 @@ pub use website::SignatureHeaders;
 
 use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
+use crate::domain::destination_policy;
+use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
-use crate::domain::start_challenge::Reach;
 use crate::error::{Error, Result};
 use crate::events::{EventType, Publisher};
 use crate::store::SharedStore;
@@ -138,7 +139,10 @@ impl Gateway {
 
     /// Renders a purpose's template for `rec`'s channel and sends it there
     /// (or to `to` for SMS/e-mail channels), at once: for the messages a
-    /// caller waits for (links, codes, prompts).
+    /// caller waits for (links, codes, prompts). Their use cases asked
+    /// [`Gateway::recipient`] before they committed, so a recipient the SMS
+    /// rules refuse is refused there; one refused here (the settings were
+    /// reloaded meanwhile) is a failed send.
     pub async fn send(
         &self,
         team: &Team,
@@ -149,7 +153,9 @@ impl Gateway {
         fill: Fill<'_>,
     ) -> std::result::Result<(), channels::ChannelError> {
         let chat = Chat::of(rec);
-        let to = self.recipient(&rec.contact, channel, to);
+        let to = self
+            .recipient(team, &chat, &rec.contact, channel, to)
+            .map_err(|e| channels::ChannelError(e.to_string()))?;
         self.send_message(
             team,
             &chat,
@@ -196,16 +202,24 @@ impl Gateway {
         self.channels.send(&msg).await
     }
 
-    /// Whom a message on `channel` goes to: `to` when given, else, on kinds
+    /// Whom a message on `channel` into `chat` goes to, and whether it may:
+    /// every message the gateway sends asks here
+    /// (`destination_policy::recipient`). `to` when given, else, on kinds
     /// that send to a person rather than a conversation (`Reach`), the
-    /// interaction's contact (docs/channels.md). `None` there: nobody to send to.
+    /// interaction's contact (docs/channels.md); `None`: the conversation,
+    /// or nobody to send to. 403/422 for a phone number the SMS rules of
+    /// the interaction's channel refuse (docs/api.md#where-an-otp-may-go).
     pub fn recipient(
         &self,
+        team: &Team,
+        chat: &Chat<'_>,
         contact: &crate::domain::interaction::Contact,
         channel: &str,
         to: Option<String>,
-    ) -> Option<String> {
-        self.reach(channel).recipient(contact, to)
+    ) -> Result<Option<String>> {
+        let otp = &team.settings_for(chat.channel).otp;
+        let reach = self.reach(channel);
+        destination_policy::recipient(reach, otp, contact, chat.conversation_id, to)
     }
 
     /// Whom `channel` sends to: a conversation, or a person by phone or

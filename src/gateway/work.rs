@@ -19,6 +19,7 @@ use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
 use crate::domain::recognition::Recognition;
+use crate::domain::subject::Standing as SubjectStanding;
 use crate::domain::subject::{FailureOutcome, SubjectRecord};
 use crate::error::{Error, Result};
 use crate::events::EventType;
@@ -202,8 +203,9 @@ impl Work<'_> {
 
     /// `subject.locked` / `subject.banned` for a failure that locked or
     /// banned the subject or its origin (`data.origin`), and
-    /// `subject.locked` with `data.origin` null when it locked out the
-    /// strangers; nothing for one that was only counted. A ban forgets the
+    /// `subject.locked` / `subject.banned` with `data.origin` null when it
+    /// locked out or banned the strangers; nothing for one that was only
+    /// counted. A ban forgets the
     /// conversation; a lock only hides it.
     pub fn emit_lockout(&mut self, failure: &Failure) {
         let kind = match failure.outcome {
@@ -218,9 +220,16 @@ impl Work<'_> {
             self.events
                 .push(Pending::Subject(kind, failure.origin.clone()));
         }
-        if failure.strangers_locked.is_some() {
-            self.events
-                .push(Pending::Subject(EventType::SubjectLocked, None));
+        match failure.strangers {
+            Some(SubjectStanding::Locked { .. }) => self
+                .events
+                .push(Pending::Subject(EventType::SubjectLocked, None)),
+            Some(SubjectStanding::Banned { .. }) => {
+                self.forget_recognition();
+                self.events
+                    .push(Pending::Subject(EventType::SubjectBanned, None));
+            }
+            Some(SubjectStanding::Clear) | None => {}
         }
     }
 

@@ -90,8 +90,9 @@ raw_schema!(NewChallenge);
 /// Never answers the code. A delivery failure is 502 and uses no send allowance.
 /// A destination the team's `otp.destinations`, `otp.sms_regions` or
 /// `otp.sms_number_types` refuses is 403 `forbidden` (a number that is not a
-/// valid E.164 one where those lists apply, 422): nothing is sent, counted or
-/// used up.
+/// valid one where those lists apply, 422): nothing is sent, counted or
+/// used up. The SMS rules hold for any message to a phone number: a code or
+/// PIN prompt into a Twilio or WhatsApp conversation too.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges", operation_id = "start_challenge", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path)), request_body = NewChallenge,
     responses((status = 201, body = StartedChallenge, links(

@@ -70,6 +70,10 @@ impl From<NewInteractionBody> for NewInteraction {
 }
 
 /// Create an interaction, or return the existing one for the same channel and conversation.
+///
+/// `contact.phone` is read with libphonenumber and answered in E.164; on a
+/// `whatsapp` channel so is `conversation_id` (the customer's number, a
+/// missing `+` implied), and one that is not a number is 422.
 #[utoipa::path(post, path = "/v1/interactions", tag = "interactions", request_body = NewInteractionBody,
     security(("api_key" = [])),
     responses((status = 201, description = "created", body = InteractionView, links(
@@ -197,7 +201,8 @@ async fn list_interactions(
         let Some(channel) = q.channel.as_deref() else {
             return Err(Error::invalid("conversation_id", "needs channel"));
         };
-        let conversation = ConversationId::parse(conversation)?;
+        let reach = st.gateway.reach(channel);
+        let conversation = ConversationId::on(reach, conversation)?;
         let found = st
             .gateway
             .find_conversation(team, channel, &conversation, now)

@@ -93,6 +93,11 @@ impl TryFrom<LinkBody> for LinkRequest {
 }
 
 /// Issue a signed login link for an interaction.
+///
+/// With `deliver: true` into a conversation that reaches a phone number
+/// (a Twilio or WhatsApp channel), the team's `otp.sms_regions` and
+/// `otp.sms_number_types` apply: outside them 403 `forbidden`, a number
+/// that is not a valid one where they apply 422; no link is issued.
 #[utoipa::path(post, path = "/v1/interactions/{id}/login-links", tag = "login", security(("api_key" = [])),
     params(("id" = Uuid, Path)), request_body(content = Option<LinkBody>, description = "optional"),
     responses((status = 201, body = IssuedLink), ApiKeyErrors, E403, E404, JsonBodyErrors))]

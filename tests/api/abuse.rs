@@ -3,3 +3,4 @@
 //! an OTP may go, on both stores.
 mod destinations;
 mod origins;
+mod phones;

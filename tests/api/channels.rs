@@ -138,6 +138,8 @@ async fn otp_round_trip(kind: Kind, backend: Backend) {
     let created = app
         .create(json!({"channel": kind.name, "conversation_id": conversation}))
         .await;
+    // A WhatsApp conversation is the customer's number, kept in E.164.
+    let conversation = created["conversation_id"].as_str().unwrap().to_string();
     let id = created["id"].as_str().unwrap();
     let res = app
         .post_json(
@@ -456,6 +458,7 @@ async fn login_link_delivery(kind: Kind) {
         .create(json!({"channel": kind.name, "conversation_id": "15550001111"}))
         .await;
     let id = created["id"].as_str().unwrap();
+    let conversation = created["conversation_id"].as_str().unwrap();
     let link = app.issue_link(id, json!({"deliver": true})).await;
     assert_eq!(link["delivered"], true);
     let short = link["short_url"].as_str().unwrap();
@@ -465,7 +468,7 @@ async fn login_link_delivery(kind: Kind) {
         bodies,
         vec![expected_body(
             &kind,
-            "15550001111",
+            conversation,
             &format!("Please sign in to continue: {short}")
         )]
     );

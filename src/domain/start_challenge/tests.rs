@@ -311,13 +311,20 @@ fn take_back_reopens_the_previous_challenge_and_gives_the_send_back() {
     let second = x.start(&sms()).unwrap();
     let id = x.rec.challenge.as_ref().unwrap().id;
     let (rec, subject) = (&mut x.rec, &mut x.subject);
-    assert!(take_back(rec, subject, id, second.previous.clone(), t(1)));
+    assert!(take_back(
+        rec,
+        subject,
+        None,
+        id,
+        second.previous.clone(),
+        t(1)
+    ));
     assert_eq!(x.rec.challenge.as_ref().map(|c| c.id), Some(first.id));
     assert!(x.rec.past_challenges.iter().all(|p| p.id != first.id));
     assert_eq!(x.subject.sends, vec![t(1)]);
     // A challenge already replaced is left alone.
     let before = (x.rec.clone(), x.subject.clone());
     let (rec, subject) = (&mut x.rec, &mut x.subject);
-    assert!(!take_back(rec, subject, id, None, t(1)));
+    assert!(!take_back(rec, subject, None, id, None, t(1)));
     assert_eq!((x.rec, x.subject), before);
 }

@@ -19,6 +19,8 @@ use crate::time::Timestamp;
 struct Failed {
     reason: String,
     retry_after: Option<Duration>,
+    /// Never to be sent: a notice to a phone number the SMS rules refuse.
+    refused: bool,
 }
 
 impl Gateway {
@@ -53,6 +55,11 @@ impl Gateway {
             }
             Err(failed) => failed,
         };
+        if failed.refused {
+            // One line, naming the rule, never the number.
+            tracing::warn!(team = %team.id, item = %id, kind, reason = %failed.reason, "notice dropped: the SMS rules refuse its recipient");
+            return Ok(Handled::removed(stored.take_out(queue)));
+        }
         let age = now.since(value.created_at);
         value.attempts = value.attempts.saturating_add(1);
         metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
@@ -91,7 +98,13 @@ impl Gateway {
                     channel,
                     conversation_id,
                 };
-                let to = self.recipient(contact, channel, None);
+                let to = self
+                    .recipient(team, &chat, contact, channel, None)
+                    .map_err(|e| Failed {
+                        reason: e.to_string(),
+                        retry_after: None,
+                        refused: true,
+                    })?;
                 self.send_message(
                     team,
                     &chat,
@@ -105,6 +118,7 @@ impl Gateway {
                 .map_err(|e| Failed {
                     reason: e.to_string(),
                     retry_after: None,
+                    refused: false,
                 })
             }
         }
@@ -131,6 +145,7 @@ async fn post_event(
     let failed = |reason: String, retry_after| Failed {
         reason,
         retry_after,
+        refused: false,
     };
     let body =
         serde_json::to_vec(event).map_err(|_| failed("could not encode the event".into(), None))?;

@@ -179,9 +179,11 @@ text_schemas! {
         format!("^[^{}{}{}]*$", classes::CONTROL, classes::SEPARATOR, classes::BIDI),
     );
     PhoneText => text(
-        "A phone number: `+` and 6 to 15 digits.",
+        "A phone number with its country code, E.164 digits (a missing leading `+` is implied), \
+         read with libphonenumber and answered in E.164: `+4407400123456` is `+447400123456`. \
+         One whose country code libphonenumber does not know is 422.",
         16,
-        "^\\+?[0-9]{6,15}$".to_string(),
+        crate::domain::phone::pattern(),
     );
     EmailText => text(
         "An e-mail address that the SMTP channel accepts, e.g. `ada@example.com`.",

@@ -121,7 +121,8 @@ both_stores!(
     }
 );
 
-// No rule, no parsing: any number the bot names goes (today's behaviour).
+// No rule: any number the bot names goes, read as a number and sent in
+// E.164 (docs/api.md#phone-numbers), valid or not.
 both_stores!(
     without_rules_any_destination_goes,
     |app: TestApp| async move {
@@ -137,7 +138,7 @@ both_stores!(
         }
         assert_eq!(
             sms_sent(&app).await,
-            ["+449012345678", "+12015550123", "4412345"]
+            ["+449012345678", "+12015550123", "+4412345"]
         );
     }
 );

@@ -293,3 +293,64 @@ both_stores!(
         assert!(v["locked_until"].is_string());
     }
 );
+
+both_stores!(
+    strangers_sends_never_use_up_a_familiar_origin_s_allowance,
+    setup: Setup {
+        defaults: "[defaults.lockout]\nscope = \"origin\"\n[defaults.otp]\nmax_sends = 2".into(),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        let home = conversation(&app, "home", "cust-sends").await;
+        // Sent while home was not yet familiar: one of the strangers' two.
+        succeed(&app, &home).await;
+        // Every unfamiliar origin shares that allowance.
+        let eve = conversation(&app, "eve", "cust-sends").await;
+        let mallory = conversation(&app, "mallory", "cust-sends").await;
+        assert_eq!(start(&app, &eve, json!({"method": "otp"})).await.status(), 201);
+        assert_problem(start(&app, &mallory, json!({"method": "otp"})).await, 429, "rate_limited").await;
+        let never_seen = conversation(&app, "never-seen", "cust-sends").await;
+        assert_problem(start(&app, &never_seen, json!({"method": "otp"})).await, 429, "rate_limited").await;
+        // The customer's familiar conversation has its own two.
+        assert_eq!(start(&app, &home, json!({"method": "otp"})).await.status(), 201);
+        assert_eq!(start(&app, &home, json!({"method": "otp"})).await.status(), 201);
+        assert_problem(start(&app, &home, json!({"method": "otp"})).await, 429, "rate_limited").await;
+        assert_problem(start(&app, &eve, json!({"method": "otp"})).await, 429, "rate_limited").await;
+    }
+);
+
+both_stores!(
+    strangers_lockouts_ban_every_unfamiliar_origin_and_the_familiar_one_keeps_working,
+    setup: Setup {
+        defaults: "[defaults.lockout]\nscope = \"origin\"\nthreshold = 3\nmax_lockouts_before_ban = 2\n\
+                   strangers_threshold = 2\n[defaults.otp]\nmax_attempts = 100\nmax_sends = 1000".into(),
+        ..Setup::default()
+    },
+    |mut app: TestApp| async move {
+        let home = conversation(&app, "home", "cust-ban").await;
+        succeed(&app, &home).await;
+        let eve = conversation(&app, "eve", "cust-ban").await;
+        let mallory = conversation(&app, "mallory", "cust-ban").await;
+        assert_eq!(wrong(&app, &eve, 2).await, 423, "the strangers' first lockout");
+        app.advance(901);
+        assert_eq!(wrong(&app, &mallory, 2).await, 403, "their second bans them");
+        let e = app.next_event("subject.banned", Duration::from_secs(5)).await.expect("subject.banned");
+        assert!(event_data(&e)["origin"].is_null(), "the strangers' ban is subject-wide: {:?}", event_data(&e));
+        // Every unfamiliar origin, seen or not, is banned; for good (ban_duration 0s).
+        let zed = conversation(&app, "zed", "cust-ban").await;
+        assert_eq!(app.get(&zed).await["status"], "banned");
+        assert_problem(start(&app, &zed, json!({"method": "otp"})).await, 403, "banned").await;
+        assert_problem(start(&app, &eve, json!({"method": "otp"})).await, 403, "banned").await;
+        app.advance(3_600);
+        assert_eq!(app.get(&zed).await["status"], "banned", "past lockout.duration");
+        // The customer's familiar conversation keeps working.
+        succeed(&app, &home).await;
+        let v = subject(&app, "cust-ban").await;
+        assert_eq!(v["banned"], true, "{v}");
+        assert!(v["strangers_locked_until"].is_null(), "{v}");
+        // An admin unlock lifts it.
+        let v = unlock(&app, "cust-ban", None).await;
+        assert_eq!(v["banned"], false, "{v}");
+        assert_eq!(start(&app, &zed, json!({"method": "otp"})).await.status(), 201);
+    }
+);
