@@ -35,9 +35,10 @@ pub async fn run_sweeper(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tick.tick() => {
-                let now = clock.now();
+                // Each team's sweep reads the clock anew: the teams before
+                // it may have taken longer than a lease.
                 for team in gw.config.teams.values() {
-                    match gw.sweep_team(team, now).await {
+                    match gw.sweep_team(team, clock.now()).await {
                         // An outage is the store's own log's to tell (once).
                         Ok(()) | Err(Error::StoreUnavailable) => {}
                         Err(e) => {
@@ -92,8 +93,11 @@ impl Gateway {
     pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
         let index = keys::due_queue(&team.id);
         let mut rounds = 0;
+        let started = tokio::time::Instant::now();
         loop {
-            let mut lease = Lease::new(now);
+            // From the time of this round, not of the sweep: rounds before
+            // it may have taken longer than a lease.
+            let mut lease = Lease::new(now.plus(started.elapsed()));
             let due = self
                 .store
                 .index_claim_due(&index, now.unix_millis(), 100, lease.until)

@@ -16,6 +16,7 @@ use std::time::Duration;
 use super::records::StoredEpoch;
 use super::Gateway;
 use crate::config::Team;
+use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::{Error, Result};
 use crate::store::{fresh_version, keys, Commit, Op, StoreError};
 use crate::time::{Clock, Timestamp};
@@ -75,7 +76,9 @@ enum Found {
 /// Whether a token issued at `iat` (unix seconds) is refused after a reset
 /// at `reset_at`: issued in a second that began before the reset (so a
 /// token of the reset's own second is refused too), while such a token
-/// could still be valid (`max_age`, its longest life).
+/// could still be valid: `max_age`, its longest life, plus the leeway its
+/// `exp` is checked with; a `max_age` of 0 bounds no life, so then for as
+/// long as the marker that remembers the reset lives.
 pub fn issued_before_reset(
     iat: i64,
     reset_at: Timestamp,
@@ -83,7 +86,12 @@ pub fn issued_before_reset(
     now: Timestamp,
 ) -> bool {
     let reset_second = (reset_at.unix_millis() + 999).div_euclid(1000);
-    iat < reset_second && now < reset_at.plus(max_age)
+    let could_be_valid = if max_age.is_zero() {
+        MARKER_TTL
+    } else {
+        max_age + Duration::from_secs(LEEWAY_SECS.unsigned_abs())
+    };
+    iat < reset_second && now < reset_at.plus(could_be_valid)
 }
 
 /// Reads every team's marker every [`CHECK_EVERY`] until `shutdown`
@@ -264,12 +272,35 @@ mod tests {
         let whole = Timestamp::from_unix_millis(1_000_000);
         assert!(issued_before_reset(999, whole, MAX_AGE, soon));
         assert!(!issued_before_reset(1_000, whole, MAX_AGE, soon));
-        // After max_age nothing issued before could be valid: no refusal.
-        assert!(!issued_before_reset(
+        // Until max_age and the exp leeway have passed, a token issued
+        // before could still be valid; after that, no refusal.
+        let leeway = Duration::from_secs(LEEWAY_SECS.unsigned_abs());
+        assert!(issued_before_reset(
             999,
             reset,
             MAX_AGE,
             reset.plus(MAX_AGE)
+        ));
+        assert!(!issued_before_reset(
+            999,
+            reset,
+            MAX_AGE,
+            reset.plus(MAX_AGE + leeway)
+        ));
+        // A max_age of 0 bounds no token's life: refused while the marker
+        // remembers the reset.
+        let zero = Duration::ZERO;
+        assert!(issued_before_reset(
+            999,
+            reset,
+            zero,
+            reset.plus(MAX_AGE * 100)
+        ));
+        assert!(!issued_before_reset(
+            999,
+            reset,
+            zero,
+            reset.plus(MARKER_TTL)
         ));
     }
 }
