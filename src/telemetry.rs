@@ -5,12 +5,15 @@
 //! [`families`], process metrics in [`process`]).
 mod families;
 mod process;
+mod quiet;
 mod text;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
 pub use crate::config::LogFormat;
@@ -35,18 +38,25 @@ where
         .with_env_filter(filter)
         .with_writer(writer)
         .with_target(false);
+    // The Redis client's repeated warnings are written once per node
+    // every few seconds ([`quiet`]).
+    let quiet = quiet::QuietRedis::default;
     let _ = match format {
-        LogFormat::Text if terminal => builder.with_ansi(true).try_init(),
+        LogFormat::Text if terminal => builder.with_ansi(true).finish().with(quiet()).try_init(),
         LogFormat::Text => builder
             .with_ansi(false)
             .fmt_fields(text::Fields)
             .with_timer(text::Time)
+            .finish()
+            .with(quiet())
             .try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
+            .finish()
+            .with(quiet())
             .try_init(),
     };
 }
