@@ -121,6 +121,10 @@ impl super::RawSchema for SubjectText {
         serde_json::json!({
             "description": "A subject: `interaction:{id}` for an interaction without a `customer_ref`, \
                 else the `customer_ref` (its rules: a name whose letters mix scripts is 422); percent-encoded.",
+            // Said outside the alternatives too: a path parameter is text
+            // whatever its alternatives say, and a fuzzer that does not see
+            // it here sends a list written out as text as if it were not.
+            "type": "string",
             "oneOf": [
                 {
                     "title": "an interaction's own subject",
