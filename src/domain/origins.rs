@@ -72,9 +72,27 @@ fn strangers_rules(l: &LockoutSettings) -> LockoutSettings {
     }
 }
 
+/// Whether the origin kept as `stored` is `origin`: the same text, or the
+/// same phone-number conversation kept before numbers were written in
+/// E.164 (`whatsapp:447400123456` for `whatsapp:+447400123456`: WhatsApp's
+/// own ids carry no `+`), so that what an origin earned, a ban or
+/// familiarity, outlives the respelling
+/// (docs/decisions/0045-one-number-one-spelling.md).
+fn is_origin(stored: &str, origin: &str) -> bool {
+    stored == origin
+        || origin.split_once(":+").is_some_and(|(channel, digits)| {
+            !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && stored
+                    .strip_prefix(channel)
+                    .and_then(|rest| rest.strip_prefix(':'))
+                    == Some(digits)
+        })
+}
+
 impl SubjectRecord {
     fn origin(&self, origin: &str) -> Option<&OriginRecord> {
-        self.origins.iter().find(|o| o.origin == origin)
+        self.origins.iter().find(|o| is_origin(&o.origin, origin))
     }
 
     fn is_familiar(&self, origin: &str, now: Timestamp) -> bool {
@@ -121,7 +139,11 @@ impl SubjectRecord {
 
     /// The origin's entry, made if new, moved to the front (most recent).
     fn touch_origin(&mut self, origin: &str, now: Timestamp) -> &mut OriginRecord {
-        let entry = match self.origins.iter().position(|o| o.origin == origin) {
+        let entry = match self
+            .origins
+            .iter()
+            .position(|o| is_origin(&o.origin, origin))
+        {
             Some(i) => self.origins.remove(i),
             None => OriginRecord {
                 origin: origin.to_string(),
@@ -130,7 +152,16 @@ impl SubjectRecord {
                 counts: SubjectRecord::default(),
             },
         };
-        self.origins.insert(0, OriginRecord { seen: now, ..entry });
+        // Kept from now on as it is written now.
+        let origin = origin.to_string();
+        self.origins.insert(
+            0,
+            OriginRecord {
+                seen: now,
+                origin,
+                ..entry
+            },
+        );
         &mut self.origins[0]
     }
 
@@ -201,7 +232,11 @@ impl SubjectRecord {
     pub fn unlock_for(&mut self, origin: Option<&str>) {
         match origin {
             Some(origin) => {
-                if let Some(o) = self.origins.iter_mut().find(|o| o.origin == origin) {
+                if let Some(o) = self
+                    .origins
+                    .iter_mut()
+                    .find(|o| is_origin(&o.origin, origin))
+                {
                     o.counts.unlock();
                 }
             }
@@ -224,7 +259,11 @@ impl SubjectRecord {
             return &mut self.sends;
         };
         if self.is_familiar(origin, now) {
-            if let Some(o) = self.origins.iter_mut().find(|o| o.origin == origin) {
+            if let Some(o) = self
+                .origins
+                .iter_mut()
+                .find(|o| is_origin(&o.origin, origin))
+            {
                 return &mut o.counts.sends;
             }
         }
@@ -463,6 +502,55 @@ mod tests {
         );
         assert_eq!(s.strangers_locked_until(t(7)), Some(t(905)));
         assert_eq!(s.standing_for(Some(NEW), t(905)), Standing::Clear);
+    }
+
+    /// An origin kept before phone numbers were written in E.164 is the
+    /// same origin now: its ban holds, and its next touch respells it.
+    #[test]
+    fn a_whatsapp_origin_kept_without_its_plus_is_the_same_origin() {
+        assert!(is_origin("whatsapp:447400123456", "whatsapp:+447400123456"));
+        assert!(is_origin(
+            "whatsapp:+447400123456",
+            "whatsapp:+447400123456"
+        ));
+        assert!(!is_origin(
+            "whatsapp:447400123457",
+            "whatsapp:+447400123456"
+        ));
+        assert!(!is_origin("sms:447400123456", "whatsapp:+447400123456"));
+        assert!(!is_origin(
+            "whatsapp:+447400123456",
+            "whatsapp:447400123456"
+        ));
+        assert!(!is_origin("device:abc", "device:+abc"));
+        assert!(!is_origin("whatsapp:", "whatsapp:+"));
+
+        let l = LockoutSettings {
+            strangers_threshold: 1000,
+            ..rules()
+        };
+        let o = OtpSettings::default();
+        let (old, new) = ("whatsapp:447400123456", "whatsapp:+447400123456");
+        let mut s = SubjectRecord::new("cust-1");
+        let mut now = 0;
+        for round in 0..2 {
+            for _ in 0..3 {
+                s.record_failure_for(Some(old), t(now), &l, &o);
+                now += 1;
+            }
+            if round == 0 {
+                now += 900;
+            }
+        }
+        let banned = Standing::Banned { until: None };
+        assert_eq!(s.standing_for(Some(old), t(now)), banned);
+        assert_eq!(s.standing_for(Some(new), t(now)), banned, "the ban holds");
+        s.record_failure_for(Some(new), t(now), &l, &o);
+        assert_eq!(s.origins.len(), 1, "one origin, not two");
+        assert_eq!(s.origins[0].origin, new, "respelt at its touch");
+        assert_eq!(s.standing_for(Some(new), t(now + 1)), banned);
+        s.unlock_for(Some(new));
+        assert_eq!(s.standing_for(Some(new), t(now + 1)), Standing::Clear);
     }
 
     #[test]
