@@ -11,7 +11,7 @@ use crate::helpers::*;
 const TWILIO: &str = "/2010-04-01/Accounts/AC123/Messages.json";
 
 /// Numbers the SMS provider was asked to send to, in order.
-async fn sms_sent(app: &TestApp) -> Vec<String> {
+pub(super) async fn sms_sent(app: &TestApp) -> Vec<String> {
     app.chat
         .received_requests()
         .await

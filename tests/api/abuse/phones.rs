@@ -9,27 +9,9 @@ use serde_json::{json, Value};
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
+use super::destinations::sms_sent;
 use crate::challenges::start;
 use crate::helpers::*;
-
-/// The SMS provider's endpoint in the test config (the chat mock serves it).
-const TWILIO: &str = "/2010-04-01/Accounts/AC123/Messages.json";
-
-/// Numbers the SMS provider was asked to send to, in order.
-async fn sms_sent(app: &TestApp) -> Vec<String> {
-    app.chat
-        .received_requests()
-        .await
-        .unwrap_or_default()
-        .iter()
-        .filter(|r| r.url.path() == TWILIO)
-        .filter_map(|r| {
-            url::form_urlencoded::parse(&r.body)
-                .find(|(k, _)| k == "To")
-                .map(|(_, v)| v.into_owned())
-        })
-        .collect()
-}
 
 /// A create request's answer, whatever its status.
 async fn create(app: &TestApp, body: Value) -> reqwest::Response {
