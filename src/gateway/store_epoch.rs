@@ -13,12 +13,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::records::StoredEpoch;
+use super::records::{put, Loaded, Record, StoredEpoch};
 use super::Gateway;
 use crate::config::Team;
 use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::{Error, Result};
-use crate::store::{fresh_version, keys, Commit, Op, StoreError};
+use crate::store::{keys, Commit, Op};
 use crate::time::{Clock, Timestamp};
 
 /// How often each team's marker is read: a store emptied is noticed within
@@ -29,6 +29,8 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// instance ran that long hides no replay.
 const MARKER_TTL: Duration = Duration::from_secs(7 * 86_400);
 const RENEW_EVERY: Duration = Duration::from_secs(3_600);
+
+impl Record for StoredEpoch {}
 
 /// The detail of the refusal.
 pub const ISSUED_BEFORE_RESET: &str = "issued before the store was reset";
@@ -169,7 +171,8 @@ impl Gateway {
             .await?
             .pop()
             .flatten();
-        let Some(read) = read else {
+        let read = Loaded::<StoredEpoch>::parse(key.clone(), read)?;
+        let Some(marker) = read.value else {
             let lost = known.version.is_some();
             let marker = StoredEpoch { at: now, r: lost };
             // Another instance wrote it first: read at the next check.
@@ -190,8 +193,6 @@ impl Gateway {
                 Found::Whole
             });
         };
-        let marker: StoredEpoch = serde_json::from_str(&read.value)
-            .map_err(|e| StoreError::Corrupt(format!("store marker: {e}")))?;
         let mut version = read.version;
         let rewritten = known.version.is_some_and(|v| v != read.version);
         if rewritten && !marker.r {
@@ -237,18 +238,11 @@ impl Gateway {
         expected: u64,
         marker: StoredEpoch,
     ) -> Result<Option<u64>> {
-        let value = serde_json::to_string(&marker)
-            .map_err(|e| Error::internal_from("a record could not be encoded", e))?;
-        let version = fresh_version();
-        let put = Op::Put {
-            key: key.to_string(),
-            expected,
-            version,
-            value,
-            ttl: Some(MARKER_TTL),
-            companion: None,
+        let op = put(key, expected, &marker, Some(MARKER_TTL))?;
+        let Op::Put { version, .. } = op else {
+            return Err(Error::internal("records::put made no Put"));
         };
-        Ok(match self.store.commit(vec![put]).await? {
+        Ok(match self.store.commit(vec![op]).await? {
             Commit::Applied => Some(version),
             Commit::Conflict { .. } => None,
         })
