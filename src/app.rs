@@ -108,35 +108,24 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let sweeper = tokio::spawn(gateway::run_sweeper(
-            Arc::clone(&self.gateway),
-            Arc::clone(&self.clock),
-            {
-                let mut rx = stop_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                }
-            },
-        ));
+        // The background workers, each stopped with the server.
+        let stopped = || {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            }
+        };
+        let (gw, clock) = (&self.gateway, &self.clock);
+        let sweeper = tokio::spawn(gateway::run_sweeper(gw.clone(), clock.clone(), stopped()));
         let dispatcher = tokio::spawn(gateway::run_dispatcher(
-            Arc::clone(&self.gateway),
-            Arc::clone(&self.clock),
-            {
-                let mut rx = stop_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                }
-            },
+            gw.clone(),
+            clock.clone(),
+            stopped(),
         ));
         let watch = tokio::spawn(gateway::run_store_watch(
-            Arc::clone(&self.gateway),
-            Arc::clone(&self.clock),
-            {
-                let mut rx = stop_rx.clone();
-                async move {
-                    let _ = rx.wait_for(|stop| *stop).await;
-                }
-            },
+            gw.clone(),
+            clock.clone(),
+            stopped(),
         ));
         let limits = self.gateway.config.server.limits;
         let drain = self.gateway.config.server.shutdown_drain;
