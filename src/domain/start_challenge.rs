@@ -14,6 +14,7 @@ use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
 use super::destination_policy::{self, Reach};
 use super::interaction::{Contact, InteractionRecord};
 use super::otp::OtpCode;
+use super::phone;
 use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
@@ -127,7 +128,8 @@ pub struct Started {
     pub message: Option<Message>,
     /// The phone number or address whose sends the caller counts, in the
     /// same commit (`domain::destination`), when the message goes to a
-    /// person (an SMS or e-mail channel).
+    /// person (an SMS or e-mail channel, or a conversation that is a phone
+    /// number).
     pub destination: Option<String>,
     /// The challenge it replaced, to reopen should the message fail.
     pub previous: Option<Challenge>,
@@ -189,13 +191,22 @@ pub fn decide(
     // interaction's contact: without one, nothing can be sent (a request
     // problem, not a provider failure).
     let to_person = route.filter(|r| matches!(r.reach, Reach::Phone | Reach::Email));
-    let destination = to_person.and(recipient);
-    if to_person.is_some() && destination.is_none() {
+    if to_person.is_some() && recipient.is_none() {
         return Err(Error::invalid(
             "delivery",
             "this channel needs the interaction's contact, and it has none",
         ));
     }
+    // Whose send limit the message counts against: the person a phone or
+    // e-mail channel reaches, or the number a phone conversation is.
+    let destination = match route.map(|r| r.reach) {
+        Some(Reach::Phone | Reach::Email) => recipient,
+        Some(Reach::PhoneChat) => {
+            let number = to.as_deref().unwrap_or(&rec.conversation_id);
+            Some(phone::e164(number).unwrap_or_else(|| number.to_string()))
+        }
+        Some(Reach::Conversation) | None => None,
+    };
     if req.delivery == Delivery::Agent && !s.otp.show_to_agents {
         return Err(Error::invalid(
             "delivery",

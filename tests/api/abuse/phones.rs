@@ -366,3 +366,59 @@ both_stores!(
         assert_eq!(sent, ["+447400123457"]);
     }
 );
+
+/// A code into a WhatsApp conversation goes to a phone number: it counts
+/// against that number's send limit, the same limit SMS sends to the number
+/// use (docs/api.md#where-an-otp-may-go).
+async fn whatsapp_codes_count_against_their_number(backend: Backend) {
+    let Some((app, provider)) = with_whatsapp(backend, "[defaults.otp]\nmax_sends = 2").await
+    else {
+        return;
+    };
+    // Two customers have the number's two sends by SMS, in another spelling.
+    for customer in ["cust-wa-count-1", "cust-wa-count-2"] {
+        let id = on_sms(&app, customer, "+4407400123457").await;
+        assert_eq!(
+            start(&app, &id, json!({"method": "otp"})).await.status(),
+            201
+        );
+    }
+    // A third customer writing from that number on WhatsApp: the number's
+    // allowance is used up, nothing goes out.
+    let v = app
+        .create(json!({"channel": "wa", "conversation_id": "447400123457",
+                       "customer_ref": "cust-wa-count-3"}))
+        .await;
+    let id = v["id"].as_str().unwrap();
+    assert_problem(
+        start(&app, id, json!({"method": "otp"})).await,
+        429,
+        "rate_limited",
+    )
+    .await;
+    assert!(
+        whatsapp_sent(&provider).await.is_empty(),
+        "nothing was sent"
+    );
+    // Another number on WhatsApp is served.
+    let other = app
+        .create(json!({"channel": "wa", "conversation_id": "447400123458",
+                       "customer_ref": "cust-wa-count-4"}))
+        .await;
+    let other = other["id"].as_str().unwrap();
+    assert_eq!(
+        start(&app, other, json!({"method": "otp"})).await.status(),
+        201
+    );
+    assert_eq!(whatsapp_sent(&provider).await, ["+447400123458"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_codes_count_against_their_number_memory() {
+    whatsapp_codes_count_against_their_number(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_codes_count_against_their_number_redis() {
+    whatsapp_codes_count_against_their_number(Backend::Redis).await;
+}
