@@ -17,6 +17,7 @@ pub mod memory;
 pub mod redis;
 pub mod slots;
 pub mod stream;
+pub mod types;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -28,76 +29,19 @@ use tokio::sync::{broadcast, watch};
 use uuid::Uuid;
 
 pub use self::log::{EventLog, LogEntry, LogError, LogId};
+pub use self::types::{EventData, EventType, Whom};
 
 use crate::domain::customer_refs::SubjectNames;
 use crate::error::{Error, Result};
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-pub enum EventType {
-    #[serde(rename = "interaction.created")]
-    InteractionCreated,
-    #[serde(rename = "interaction.authenticated")]
-    InteractionAuthenticated,
-    #[serde(rename = "interaction.expiring")]
-    InteractionExpiring,
-    #[serde(rename = "interaction.expired")]
-    InteractionExpired,
-    #[serde(rename = "interaction.logged_out")]
-    InteractionLoggedOut,
-    #[serde(rename = "challenge.created")]
-    ChallengeCreated,
-    #[serde(rename = "challenge.failed")]
-    ChallengeFailed,
-    #[serde(rename = "challenge.code_revealed")]
-    ChallengeCodeRevealed,
-    #[serde(rename = "subject.locked")]
-    SubjectLocked,
-    #[serde(rename = "subject.banned")]
-    SubjectBanned,
-    #[serde(rename = "subject.unlocked")]
-    SubjectUnlocked,
-}
-
-impl EventType {
-    /// Every type, in the order of docs/api.md#events.
-    pub const ALL: [EventType; 11] = [
-        EventType::InteractionCreated,
-        EventType::InteractionAuthenticated,
-        EventType::InteractionExpiring,
-        EventType::InteractionExpired,
-        EventType::InteractionLoggedOut,
-        EventType::ChallengeCreated,
-        EventType::ChallengeFailed,
-        EventType::ChallengeCodeRevealed,
-        EventType::SubjectLocked,
-        EventType::SubjectBanned,
-        EventType::SubjectUnlocked,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::InteractionCreated => "interaction.created",
-            EventType::InteractionAuthenticated => "interaction.authenticated",
-            EventType::InteractionExpiring => "interaction.expiring",
-            EventType::InteractionExpired => "interaction.expired",
-            EventType::InteractionLoggedOut => "interaction.logged_out",
-            EventType::ChallengeCreated => "challenge.created",
-            EventType::ChallengeFailed => "challenge.failed",
-            EventType::ChallengeCodeRevealed => "challenge.code_revealed",
-            EventType::SubjectLocked => "subject.locked",
-            EventType::SubjectBanned => "subject.banned",
-            EventType::SubjectUnlocked => "subject.unlocked",
-        }
-    }
-}
-
 /// One event. `data` never holds a code, PIN, token or key.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     pub id: Uuid,
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     pub kind: EventType,
     pub timestamp: Timestamp,
     pub team: String,
@@ -138,27 +82,25 @@ impl About {
     }
 }
 
-/// `data` of an event about an interaction: `{"interaction": …}` and the
-/// members of `more`, if any.
+/// `data` of an event: `{"interaction": …}` or `{"subject": …}`, then
+/// the members of its payload.
 #[derive(Serialize)]
-struct AboutInteraction<'a, T> {
-    interaction: &'a T,
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    more: Option<&'a serde_json::Map<String, serde_json::Value>>,
-}
-
-/// `data` of an event about a subject: `{"subject": …, "origin": …}`
-/// (`origin` null for a change of the whole subject).
-#[derive(Serialize)]
-struct AboutSubject<'a, T> {
-    subject: &'a T,
-    origin: Option<&'a str>,
+struct Data<'a, T> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interaction: Option<&'a T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a T>,
+    #[serde(flatten)]
+    more: &'a EventData,
 }
 
 impl Event {
-    /// An event whose `data` is `data` as JSON (an object). A value that
-    /// cannot be written as JSON (a map with keys that are not strings) is
-    /// the gateway's own fault: an internal error.
+    /// An event of type `kind` whose `data` is `data` as JSON (an
+    /// object), as given, whatever its type carries: what [`Event::of`]
+    /// builds on, and for tests of the log. The gateway emits events
+    /// through [`Event::of`]. A value that cannot be written as JSON (a map
+    /// with keys that are not strings) is the gateway's own fault: an
+    /// internal error.
     pub fn new(kind: EventType, now: Timestamp, team: &str, data: &impl Serialize) -> Result<Self> {
         Ok(Event {
             id: Uuid::now_v7(),
@@ -170,42 +112,34 @@ impl Event {
         })
     }
 
-    /// An event about an interaction: `data` is `{"interaction": view}`
-    /// plus the members of `more` (an object; anything else adds none).
-    /// `more` names no `interaction` of its own: it is written beside the
-    /// view, not over it.
-    pub fn about_interaction(
-        kind: EventType,
+    /// The event `data` tells of, about `whom` (its type's
+    /// [`EventType::whom`]: an interaction's view, or a subject's): `data`
+    /// is `{"interaction": view}` or `{"subject": view}`, then the members
+    /// of its payload. An event about another than its type is about is
+    /// the gateway's own fault: an internal error.
+    pub fn of(
+        data: &EventData,
         now: Timestamp,
         team: &str,
+        whom: Whom,
         view: &impl Serialize,
-        more: &serde_json::Value,
     ) -> Result<Self> {
-        let data = AboutInteraction {
-            interaction: view,
-            more: more.as_object(),
+        let kind = data.kind();
+        if kind.whom() != whom {
+            return Err(Error::internal(
+                "an event about another than its type is about",
+            ));
+        }
+        let (interaction, subject) = match whom {
+            Whom::Interaction => (Some(view), None),
+            Whom::Subject => (None, Some(view)),
+        };
+        let data = Data {
+            interaction,
+            subject,
+            more: data,
         };
         Self::new(kind, now, team, &data)
-    }
-
-    /// An event about a subject: `data` is `{"subject": view, "origin":
-    /// origin}` (`origin` null for a change of the whole subject).
-    pub fn about_subject(
-        kind: EventType,
-        now: Timestamp,
-        team: &str,
-        view: &impl Serialize,
-        origin: Option<&str>,
-    ) -> Result<Self> {
-        Self::new(
-            kind,
-            now,
-            team,
-            &AboutSubject {
-                subject: view,
-                origin,
-            },
-        )
     }
 
     /// The interaction id and the subject an event is about, for its log
@@ -404,52 +338,84 @@ mod tests {
         Timestamp::from_unix_seconds(1_795_000_000)
     }
 
-    fn data(e: &Event) -> serde_json::Value {
-        serde_json::from_str(e.data.get()).unwrap()
-    }
-
     #[test]
-    fn data_is_the_view_and_the_extra_members_as_one_object() {
+    fn data_is_whom_it_is_about_then_the_payload_as_written_before_it_was_typed() {
+        use types::*;
         let view = json!({"id": "i-1", "status": "pending"});
-        let challenge = json!({"challenge": {"challenge_id": "c-1"}});
-        let e =
-            Event::about_interaction(EventType::ChallengeCreated, at(), "acme", &view, &challenge)
-                .unwrap();
-        assert_eq!(
-            data(&e),
-            json!({"interaction": view, "challenge": {"challenge_id": "c-1"}})
-        );
-        let plain = Event::about_interaction(
-            EventType::InteractionCreated,
-            at(),
-            "acme",
-            &view,
-            &serde_json::Value::Null,
-        )
-        .unwrap();
-        assert_eq!(data(&plain), json!({"interaction": view}));
-        let subject = Event::about_subject(
-            EventType::SubjectUnlocked,
-            at(),
-            "acme",
-            &json!({"subject": "cust-1"}),
-            Some("sms:+447400123456"),
-        )
-        .unwrap();
-        assert_eq!(
-            data(&subject),
-            json!({"subject": {"subject": "cust-1"}, "origin": "sms:+447400123456"})
-        );
-
-        // Carried as text through the outbox item, read back unchanged.
-        let text = serde_json::to_string(&e).unwrap();
-        let back: Event = serde_json::from_str(&text).unwrap();
-        assert_eq!(back.data.get(), e.data.get());
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&text).unwrap()["data"]["challenge"]
-                ["challenge_id"],
-            "c-1"
-        );
+        let subject = json!({"subject": "cust-1"});
+        let cid = Uuid::from_u128(0x01a2_02d5_ace6_73ea_b68d_1eb9_9ac4_339f);
+        let ts = serde_json::to_string(&at()).unwrap();
+        let i = r#"{"interaction":{"id":"i-1","status":"pending"}"#;
+        let s = r#"{"subject":{"subject":"cust-1"}"#;
+        // Each type's `data`, byte for byte as the untyped events wrote it.
+        let cases = [
+            (EventData::InteractionCreated(Plain), format!("{i}}}")),
+            (EventData::InteractionLoggedOut(Plain), format!("{i}}}")),
+            (
+                EventData::ChallengeCreated(ChallengeCreated {
+                    challenge: CreatedChallenge {
+                        challenge_id: cid,
+                        delivery: crate::domain::challenge::Delivery::Sms,
+                        expires_at: at(),
+                        method: crate::domain::challenge::ChallengeMethod::Otp,
+                    },
+                }),
+                format!(
+                    r#"{i},"challenge":{{"challenge_id":"{cid}","delivery":"sms","expires_at":{ts},"method":"otp"}}}}"#
+                ),
+            ),
+            (
+                EventData::ChallengeFailed(ChallengeFailed {
+                    challenge: FailedChallenge {
+                        attempts_remaining: 2,
+                        challenge_id: cid,
+                    },
+                }),
+                format!(r#"{i},"challenge":{{"attempts_remaining":2,"challenge_id":"{cid}"}}}}"#),
+            ),
+            (
+                EventData::ChallengeCodeRevealed(CodeRevealed {
+                    api_key_id: "acme-agent".into(),
+                    challenge: ChallengeRef { challenge_id: cid },
+                }),
+                format!(
+                    r#"{i},"api_key_id":"acme-agent","challenge":{{"challenge_id":"{cid}"}}}}"#
+                ),
+            ),
+            (
+                EventData::SubjectLocked(SubjectChange {
+                    origin: Some("sms:+447400123456".into()),
+                }),
+                format!(r#"{s},"origin":"sms:+447400123456"}}"#),
+            ),
+            (
+                EventData::SubjectUnlocked(SubjectChange { origin: None }),
+                format!(r#"{s},"origin":null}}"#),
+            ),
+        ];
+        for (data, want) in cases {
+            let whom = data.kind().whom();
+            let about = if whom == Whom::Interaction {
+                &view
+            } else {
+                &subject
+            };
+            let e = Event::of(&data, at(), "acme", whom, about).unwrap();
+            assert_eq!(e.kind, data.kind());
+            assert_eq!(e.data.get(), want, "{:?}", data.kind());
+            // Carried as text through the outbox item, read back unchanged.
+            let text = serde_json::to_string(&e).unwrap();
+            let back: Event = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.data.get(), e.data.get());
+            assert_eq!(back.kind, e.kind);
+            // An event about another than its type is about is refused.
+            let other = if whom == Whom::Interaction {
+                Whom::Subject
+            } else {
+                Whom::Interaction
+            };
+            assert!(Event::of(&data, at(), "acme", other, about).is_err());
+        }
     }
 
     #[test]

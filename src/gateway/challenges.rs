@@ -21,7 +21,8 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{self, ChallengeRequest, Route, Routes, Rules, Started};
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::types::{ChallengeCreated, CreatedChallenge};
+use crate::events::EventData;
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
 
@@ -95,11 +96,15 @@ impl Gateway {
             InteractionView::build(&done.rec, None, team.settings_for(&done.rec.channel), now);
         let method = view::ChallengeMethod::from(started.method);
         let delivery = view::Delivery::from(req.delivery);
-        let challenge = serde_json::json!({
-            "challenge": {"challenge_id": cid, "method": method, "delivery": delivery, "expires_at": started.expires_at},
+        let created = EventData::ChallengeCreated(ChallengeCreated {
+            challenge: CreatedChallenge {
+                challenge_id: cid,
+                delivery: req.delivery,
+                expires_at: started.expires_at,
+                method: started.method,
+            },
         });
-        self.emit(EventType::ChallengeCreated, now, &interaction, challenge)
-            .await?;
+        self.emit(created, now, &interaction).await?;
         Ok(StartedChallenge {
             challenge_id: cid,
             method,

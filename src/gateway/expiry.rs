@@ -15,7 +15,8 @@ use super::Gateway;
 use crate::config::Team;
 use crate::domain::interaction::Announcement;
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::types::Plain;
+use crate::events::EventData;
 use crate::store::{keys, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
@@ -229,12 +230,12 @@ impl Gateway {
                 // the write re-schedules it.
                 match w.rec.announce_due(now, s) {
                     Some(Announcement::Expired) => {
-                        w.emit(EventType::InteractionExpired, serde_json::Value::Null);
+                        w.emit(EventData::InteractionExpired(Plain));
                         w.notify(Notice::Expired);
                         expired = true;
                     }
                     Some(Announcement::Expiring) => {
-                        w.emit(EventType::InteractionExpiring, serde_json::Value::Null);
+                        w.emit(EventData::InteractionExpiring(Plain));
                     }
                     None => {}
                 }

@@ -19,7 +19,8 @@ use crate::domain::recognition::Recognition;
 use crate::domain::secrets::Pepper;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::types::Plain;
+use crate::events::EventData;
 use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
 
@@ -186,12 +187,8 @@ impl Gateway {
         ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
         let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
         let view = InteractionView::build_recognized(&rec, subject, recognition, s, now);
-        let created = OutboxItem::about_interaction(
-            EventType::InteractionCreated,
-            now,
-            &view,
-            &serde_json::Value::Null,
-        )?;
+        let created =
+            OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
         let mut recorded = self.record(&team.id, vec![created], now)?;
         ops.append(&mut recorded.ops);
         match self.store.commit(ops).await? {
@@ -450,7 +447,7 @@ impl Gateway {
         let (view, _) = self
             .update_interaction(team, id, now, |w| {
                 if w.rec.auth.is_some() {
-                    w.emit(EventType::InteractionLoggedOut, serde_json::Value::Null);
+                    w.emit(EventData::InteractionLoggedOut(Plain));
                 }
                 w.rec.log_out(now);
                 w.forget_recognition();

@@ -49,7 +49,7 @@ use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::error::{Error, Result};
-use crate::events::{EventType, Publisher};
+use crate::events::{EventData, Publisher};
 use crate::store::SharedStore;
 use crate::time::Timestamp;
 
@@ -235,12 +235,11 @@ impl Gateway {
     /// work (a read, a challenge once sent): into the outbox on its own.
     pub async fn emit(
         &self,
-        kind: EventType,
+        data: EventData,
         now: Timestamp,
         view: &InteractionView,
-        extra: serde_json::Value,
     ) -> Result<()> {
-        let item = OutboxItem::about_interaction(kind, now, view, &extra)?;
+        let item = OutboxItem::about_interaction(&data, now, view)?;
         self.enqueue_now(&view.team, vec![item], now).await
     }
 }

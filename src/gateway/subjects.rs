@@ -3,7 +3,8 @@
 use crate::config::Team;
 use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
-use crate::events::EventType;
+use crate::events::types::SubjectChange;
+use crate::events::EventData;
 use crate::store::{keys, Commit};
 use crate::time::Timestamp;
 
@@ -54,13 +55,10 @@ impl Gateway {
             rec.unlock_for(origin);
             let view = SubjectView::of(&rec, now, &s.lockout);
             let mut ops = write_subject(&loaded, &rec, s, now)?;
-            let unlocked = OutboxItem::about_subject(
-                EventType::SubjectUnlocked,
-                now,
-                &team.id,
-                &view,
-                origin,
-            )?;
+            let unlocked = EventData::SubjectUnlocked(SubjectChange {
+                origin: origin.map(str::to_string),
+            });
+            let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
             let mut recorded = self.record(&team.id, vec![unlocked], now)?;
             ops.append(&mut recorded.ops);
             Ok(match self.store.commit(ops).await? {

@@ -15,7 +15,8 @@ use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::PendingStepUp;
 use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::types::{ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge};
+use crate::events::EventData;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -62,8 +63,12 @@ impl Gateway {
                             attempts_remaining,
                             failure,
                         } => {
-                            let challenge = serde_json::json!({"challenge": {"challenge_id": cid, "attempts_remaining": attempts_remaining}});
-                            w.emit(EventType::ChallengeFailed, challenge);
+                            w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                                challenge: FailedChallenge {
+                                    attempts_remaining: *attempts_remaining,
+                                    challenge_id: cid,
+                                },
+                            }));
                             w.emit_lockout(failure);
                         }
                     }
@@ -104,9 +109,11 @@ impl Gateway {
         let (code, expires_at) = attempts::reveal_code(rec, cid, &self.pepper, now)?;
         let view = pair.view(team, now)?;
         // Recorded before the code is shown: no reveal goes unaudited.
-        let extra = serde_json::json!({"challenge": {"challenge_id": cid}, "api_key_id": key_id});
-        self.emit(EventType::ChallengeCodeRevealed, now, &view, extra)
-            .await?;
+        let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
+            api_key_id: key_id.to_string(),
+            challenge: ChallengeRef { challenge_id: cid },
+        });
+        self.emit(revealed, now, &view).await?;
         Ok(RevealedCode {
             code: code.expose().to_string(),
             expires_at,

@@ -13,7 +13,8 @@ use super::Gateway;
 use crate::config::Team;
 use crate::domain::webhook_sig;
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::types::Plain;
+use crate::events::EventData;
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -144,7 +145,7 @@ impl Gateway {
                 let hit = w.rec.signed_in_as(customer_id, now, w.settings);
                 if hit {
                     w.rec.log_out(now);
-                    w.emit(EventType::InteractionLoggedOut, serde_json::Value::Null);
+                    w.emit(EventData::InteractionLoggedOut(Plain));
                 }
                 Ok(hit)
             })

@@ -22,7 +22,8 @@ use crate::domain::recognition::Recognition;
 use crate::domain::subject::Standing as SubjectStanding;
 use crate::domain::subject::{FailureOutcome, SubjectRecord};
 use crate::error::{Error, Result};
-use crate::events::EventType;
+use crate::events::types::{Plain, SubjectChange};
+use crate::events::{EventData, EventType, Whom};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
 
@@ -43,25 +44,10 @@ pub struct Work<'a> {
     claims: Vec<Op>,
     /// A claim of an earlier try of this decision found its key taken.
     taken: bool,
-    events: Vec<Pending>,
+    /// Its events, to emit with the commit; their `data` is built from
+    /// the records as committed.
+    events: Vec<EventData>,
     notices: Vec<Notice>,
-}
-
-/// An event to emit with the commit; its data is built from the records as
-/// committed.
-enum Pending {
-    /// `data.interaction`, plus these members.
-    Interaction(EventType, serde_json::Value),
-    /// `data.subject`, and `data.origin` (`None`: the whole subject).
-    Subject(EventType, Option<String>),
-}
-
-impl Pending {
-    fn kind(&self) -> EventType {
-        match self {
-            Pending::Interaction(kind, _) | Pending::Subject(kind, _) => *kind,
-        }
-    }
 }
 
 impl<'a> Work<'a> {
@@ -172,10 +158,11 @@ impl Work<'_> {
         self.announcement = true;
     }
 
-    /// Emits `kind` about this interaction with the commit: `data` is
-    /// `{"interaction": …}` as committed, plus the members of `extra`.
-    pub fn emit(&mut self, kind: EventType, extra: serde_json::Value) {
-        self.events.push(Pending::Interaction(kind, extra));
+    /// Emits `data` with the commit, about this interaction (`data` is
+    /// `{"interaction": …}` as committed) or its subject (`{"subject": …}`),
+    /// as its type says, then the members of its payload.
+    pub fn emit(&mut self, data: EventData) {
+        self.events.push(data);
     }
 
     /// The origin whose counts this interaction's attempts touch (`None`:
@@ -208,26 +195,23 @@ impl Work<'_> {
     /// counted. A ban forgets the
     /// conversation; a lock only hides it.
     pub fn emit_lockout(&mut self, failure: &Failure) {
-        let kind = match failure.outcome {
-            FailureOutcome::Locked { .. } => Some(EventType::SubjectLocked),
+        let origin = SubjectChange {
+            origin: failure.origin.clone(),
+        };
+        match failure.outcome {
+            FailureOutcome::Locked { .. } => self.emit(EventData::SubjectLocked(origin)),
             FailureOutcome::Banned { .. } => {
                 self.forget_recognition();
-                Some(EventType::SubjectBanned)
+                self.emit(EventData::SubjectBanned(origin));
             }
-            FailureOutcome::Counted { .. } => None,
-        };
-        if let Some(kind) = kind {
-            self.events
-                .push(Pending::Subject(kind, failure.origin.clone()));
+            FailureOutcome::Counted { .. } => {}
         }
+        let strangers = SubjectChange { origin: None };
         match failure.strangers {
-            Some(SubjectStanding::Locked { .. }) => self
-                .events
-                .push(Pending::Subject(EventType::SubjectLocked, None)),
+            Some(SubjectStanding::Locked { .. }) => self.emit(EventData::SubjectLocked(strangers)),
             Some(SubjectStanding::Banned { .. }) => {
                 self.forget_recognition();
-                self.events
-                    .push(Pending::Subject(EventType::SubjectBanned, None));
+                self.emit(EventData::SubjectBanned(strangers));
             }
             Some(SubjectStanding::Clear) | None => {}
         }
@@ -242,9 +226,9 @@ impl Work<'_> {
     /// The interaction was just authenticated: its event, the expiry notice
     /// when that is due at once, and the `authenticated` message.
     pub fn announce_authenticated(&mut self) {
-        self.emit(EventType::InteractionAuthenticated, serde_json::Value::Null);
+        self.emit(EventData::InteractionAuthenticated(Plain));
         if self.rec.expiring_due_at_once(self.settings) {
-            self.emit(EventType::InteractionExpiring, serde_json::Value::Null);
+            self.emit(EventData::InteractionExpiring(Plain));
         }
         self.notify(Notice::Authenticated);
     }
@@ -259,14 +243,10 @@ impl Work<'_> {
         now: Timestamp,
     ) -> Result<Vec<OutboxItem>> {
         let mut items = Vec::with_capacity(self.events.len() + self.notices.len());
-        for p in &self.events {
-            items.push(match p {
-                Pending::Interaction(kind, more) => {
-                    OutboxItem::about_interaction(*kind, now, view, more)?
-                }
-                Pending::Subject(kind, origin) => {
-                    OutboxItem::about_subject(*kind, now, &team.id, subject, origin.as_deref())?
-                }
+        for data in &self.events {
+            items.push(match data.kind().whom() {
+                Whom::Interaction => OutboxItem::about_interaction(data, now, view)?,
+                Whom::Subject => OutboxItem::about_subject(data, now, &team.id, subject)?,
             });
         }
         items.extend(self.notices.iter().map(|n| {
@@ -560,7 +540,7 @@ impl Gateway {
         };
         Ok(match outcome? {
             Commit::Applied => {
-                count(w.events.iter().map(Pending::kind), &w.rec);
+                count(w.events.iter().map(EventData::kind), &w.rec);
                 self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {
@@ -657,7 +637,7 @@ impl Gateway {
         let banned = w
             .events
             .iter()
-            .any(|p| p.kind() == EventType::SubjectBanned);
+            .any(|data| data.kind() == EventType::SubjectBanned);
         let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
             return;
         };

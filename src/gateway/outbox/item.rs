@@ -8,7 +8,7 @@ use super::ITEM_TTL;
 use crate::channels::Purpose;
 use crate::domain::interaction::Contact;
 use crate::error::{Error, Result};
-use crate::events::{About, Event, EventType};
+use crate::events::{About, Event, EventData, Whom};
 use crate::gateway::view::SubjectView;
 use crate::gateway::InteractionView;
 use crate::time::Timestamp;
@@ -159,28 +159,25 @@ impl OutboxItem {
         )
     }
 
-    /// An item that publishes event `kind` about the interaction `view`
-    /// (`data`: the view and the members of `more`).
+    /// An item that publishes `data` about the interaction `view`.
     pub fn about_interaction(
-        kind: EventType,
+        data: &EventData,
         now: Timestamp,
         view: &InteractionView,
-        more: &serde_json::Value,
     ) -> Result<Self> {
-        let event = Event::about_interaction(kind, now, &view.team, view, more)?;
+        let event = Event::of(data, now, &view.team, Whom::Interaction, view)?;
         let about = About::interaction(view.id, view.customer_ref.as_deref());
         Ok(Self::event(event, about, now))
     }
 
-    /// An item that publishes event `kind` about the subject `view`.
+    /// An item that publishes `data` about the subject `view`.
     pub fn about_subject(
-        kind: EventType,
+        data: &EventData,
         now: Timestamp,
         team: &str,
         view: &SubjectView,
-        origin: Option<&str>,
     ) -> Result<Self> {
-        let event = Event::about_subject(kind, now, team, view, origin)?;
+        let event = Event::of(data, now, team, Whom::Subject, view)?;
         Ok(Self::event(event, About::subject(&view.subject), now))
     }
 
@@ -221,7 +218,7 @@ mod tests {
     fn tasks_read_back_as_written_and_incomplete_ones_are_refused() {
         let now = Timestamp::from_unix_millis(1_700_000_000_000);
         let event = Event::new(
-            EventType::ChallengeFailed,
+            crate::events::EventType::ChallengeFailed,
             now,
             "acme",
             &serde_json::json!({"interaction": {"id": "x"}}),

@@ -1,0 +1,278 @@
+//! The event types, one typed list (docs/events.md#the-events): each type's
+//! name, whom its `data` is about, and what it carries beside that.
+//!
+//! [`EventType`] is the `type` of an event, as the outbox item, the log,
+//! the live stream and the metric labels name it; [`EventData`] is an event
+//! to emit, its type with its typed payload. Both come from the one list
+//! in [`event_types!`]: a type is added there, and the compiler then points
+//! at every place that must say something about it (CONTRIBUTING.md#add-an-event-type).
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use uuid::Uuid;
+
+use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::time::Timestamp;
+
+/// Whom an event's `data` is about: the member it opens with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whom {
+    /// `{"interaction": <the interaction object>, …}`.
+    Interaction,
+    /// `{"subject": <the subject object>, …}`.
+    Subject,
+}
+
+impl Whom {
+    /// The member of `data` that holds whom the event is about.
+    pub fn member(self) -> &'static str {
+        match self {
+            Whom::Interaction => "interaction",
+            Whom::Subject => "subject",
+        }
+    }
+}
+
+/// Registers the event types: each line a variant, its payload (the
+/// members of `data` beside whom it is about), its name and whom it is
+/// about. Everything that differs by type asks [`EventType`] or matches on
+/// [`EventData`].
+macro_rules! event_types {
+    ($($(#[$doc:meta])* $variant:ident($payload:ty) = $name:literal about $whom:ident),+ $(,)?) => {
+        /// An event's `type`.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $($(#[$doc])* $variant),+
+        }
+
+        impl EventType {
+            /// Every type, in the order of docs/events.md#the-events.
+            pub const ALL: [EventType; [$($name),+].len()] = [$(EventType::$variant),+];
+
+            /// Every type's name, in the same order.
+            pub const NAMES: &'static [&'static str] = &[$($name),+];
+
+            /// The type's name: its `type`, its metric label, the live
+            /// stream's `event:`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name),+
+                }
+            }
+
+            /// Whom the type's `data` is about.
+            pub const fn whom(self) -> Whom {
+                match self {
+                    $(EventType::$variant => Whom::$whom),+
+                }
+            }
+        }
+
+        /// An event to emit: its type, with what its `data` carries beside
+        /// whom it is about. Serialized, it is those members alone.
+        #[derive(Debug, Clone, PartialEq)]
+        pub enum EventData {
+            $($(#[$doc])* $variant($payload)),+
+        }
+
+        impl EventData {
+            pub fn kind(&self) -> EventType {
+                match self {
+                    $(EventData::$variant(_) => EventType::$variant),+
+                }
+            }
+        }
+
+        impl Serialize for EventData {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                match self {
+                    $(EventData::$variant(payload) => payload.serialize(s)),+
+                }
+            }
+        }
+    };
+}
+
+event_types! {
+    /// A new interaction (not a create that found one).
+    InteractionCreated(Plain) = "interaction.created" about Interaction,
+    /// A login, assertion or challenge proved the customer.
+    InteractionAuthenticated(Plain) = "interaction.authenticated" about Interaction,
+    /// `expiry_notice` before the authentication ends.
+    InteractionExpiring(Plain) = "interaction.expiring" about Interaction,
+    /// The authentication ended.
+    InteractionExpired(Plain) = "interaction.expired" about Interaction,
+    /// A bot, agent or the website logged the customer out.
+    InteractionLoggedOut(Plain) = "interaction.logged_out" about Interaction,
+    /// An OTP or PIN challenge started.
+    ChallengeCreated(ChallengeCreated) = "challenge.created" about Interaction,
+    /// A wrong code.
+    ChallengeFailed(ChallengeFailed) = "challenge.failed" about Interaction,
+    /// An agent looked at the open OTP.
+    ChallengeCodeRevealed(CodeRevealed) = "challenge.code_revealed" about Interaction,
+    /// Failures reached the lockout threshold.
+    SubjectLocked(SubjectChange) = "subject.locked" about Subject,
+    /// The lockout that reaches `max_lockouts_before_ban`.
+    SubjectBanned(SubjectChange) = "subject.banned" about Subject,
+    /// An admin unlocked the subject.
+    SubjectUnlocked(SubjectChange) = "subject.unlocked" about Subject,
+}
+
+impl EventType {
+    /// The type named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == name)
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl serde::de::Visitor<'_> for Name {
+            type Value = EventType;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an event type")
+            }
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<EventType, E> {
+                EventType::parse(name).ok_or_else(|| E::unknown_variant(name, EventType::NAMES))
+            }
+        }
+        d.deserialize_str(Name)
+    }
+}
+
+// The payloads. Their members are written in the order of their names,
+// as the events were written before they were typed.
+
+/// Nothing beside whom the event is about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Plain;
+
+/// `challenge.created`: the challenge that started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChallengeCreated {
+    pub challenge: CreatedChallenge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CreatedChallenge {
+    pub challenge_id: Uuid,
+    #[serde(serialize_with = "delivery_name")]
+    pub delivery: Delivery,
+    pub expires_at: Timestamp,
+    #[serde(serialize_with = "method_name")]
+    pub method: ChallengeMethod,
+}
+
+/// `challenge.failed`: the challenge a wrong code was given for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChallengeFailed {
+    pub challenge: FailedChallenge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedChallenge {
+    pub attempts_remaining: u32,
+    pub challenge_id: Uuid,
+}
+
+/// `challenge.code_revealed`: whose code, and the API key that saw it
+/// (never the code).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CodeRevealed {
+    /// The `id` of the API key that revealed the code.
+    pub api_key_id: String,
+    pub challenge: ChallengeRef,
+}
+
+/// A challenge, by its id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChallengeRef {
+    pub challenge_id: Uuid,
+}
+
+/// `subject.*`: the origin locked, banned or unlocked; `None` for the
+/// whole subject (or, for `subject.locked`, the strangers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubjectChange {
+    pub origin: Option<String>,
+}
+
+fn method_name<S: Serializer>(m: &ChallengeMethod, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
+
+fn delivery_name<S: Serializer>(d: &Delivery, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// The types docs/events.md lists in its table: the first cell of each
+    /// row under `## The events`, written `` `name` ``.
+    fn documented() -> Vec<String> {
+        let doc = include_str!("../../docs/events.md");
+        let section = doc
+            .split("\n## The events\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n## ").next())
+            .expect("docs/events.md has a section `## The events`");
+        section
+            .lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|cell| cell.split_once('`'))
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn docs_events_md_lists_every_type_once_and_no_other() {
+        let documented = documented();
+        let listed: Vec<String> = EventType::ALL
+            .iter()
+            .map(|t| t.as_str().to_string())
+            .collect();
+        let undocumented: BTreeSet<_> = listed.iter().filter(|t| !documented.contains(t)).collect();
+        assert!(
+            undocumented.is_empty(),
+            "event types missing from docs/events.md#the-events: {undocumented:?}"
+        );
+        let unknown: BTreeSet<_> = documented.iter().filter(|t| !listed.contains(t)).collect();
+        assert!(
+            unknown.is_empty(),
+            "docs/events.md#the-events lists types the gateway does not emit: {unknown:?}"
+        );
+        assert_eq!(
+            documented, listed,
+            "docs/events.md#the-events lists each type once, in the order of EventType::ALL"
+        );
+    }
+
+    #[test]
+    fn every_type_reads_back_by_its_name_and_no_name_is_written_twice() {
+        for t in EventType::ALL {
+            let text = serde_json::to_string(&t).unwrap();
+            assert_eq!(text, format!("\"{}\"", t.as_str()));
+            assert_eq!(serde_json::from_str::<EventType>(&text).unwrap(), t);
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+            let whom = if t.as_str().starts_with("subject.") {
+                Whom::Subject
+            } else {
+                Whom::Interaction
+            };
+            assert_eq!(t.whom(), whom, "{t:?}");
+        }
+        let names: BTreeSet<_> = EventType::NAMES.iter().collect();
+        assert_eq!(names.len(), EventType::ALL.len());
+        let err = serde_json::from_str::<EventType>("\"challenge.unknown\"").unwrap_err();
+        assert!(err.to_string().contains("challenge.unknown"), "{err}");
+    }
+}
