@@ -84,11 +84,15 @@ impl Gateway {
     ) -> Result<Presented> {
         let issuer = &self.config.server.issuer;
         let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
-        self.refuse_issued_before_reset(team, assertion.iat, max_age, now)?;
         let customer = assertion.customer()?;
         let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
         let dkey = keys::devices(&team.id, &assertion.sub);
-        let mut raw = self.store.get(&[jti_key, dkey.clone()]).await?.into_iter();
+        // With the store's marker: an emptied store lost the used jti.
+        let raw = self
+            .get_noticing_reset(team, vec![jti_key, dkey.clone()], now)
+            .await?;
+        self.refuse_issued_before_reset(team, assertion.iat, max_age, now)?;
+        let mut raw = raw.into_iter();
         let jti_used = raw.next().flatten().is_some();
         let devices = Loaded::parse(dkey, raw.next().flatten())?;
         Ok(Presented {

@@ -490,8 +490,16 @@ impl Gateway {
                     }
                 })
             })
-            .await
-            .map_err(gone_is_used)?;
+            .await;
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                let e = self
+                    .gone_with_store(team, claims.iat, max_age, now, e)
+                    .await;
+                return Err(gone_is_used(e));
+            }
+        };
         concluded(&done.value, id, now)
     }
 

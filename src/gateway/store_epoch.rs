@@ -6,6 +6,12 @@
 //! `assertion_max_age` from then, pre-chat assertions and login tokens
 //! issued before it are refused.
 //!
+//! The marker is read every [`CHECK_EVERY`] and, beside the one-time ids
+//! it guards, in the same round trip as a pre-chat assertion's used `jti`
+//! ([`Gateway::get_noticing_reset`]), so the first request after the store
+//! was emptied already finds it so; a login callback whose interaction is
+//! gone reads it too before it answers.
+//!
 //! The marker carries the team's hash tag (one marker per team, so a
 //! Cluster master that loses its data is noticed for the teams it held) and
 //! a TTL, renewed while any instance runs (docs/decisions/0048-a-store-that-comes-back-empty.md).
@@ -18,7 +24,7 @@ use super::Gateway;
 use crate::config::Team;
 use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::{Error, Result};
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Commit, Op, Versioned};
 use crate::time::{Clock, Timestamp};
 
 /// How often each team's marker is read: a store emptied is noticed within
@@ -132,48 +138,99 @@ impl Gateway {
         }
     }
 
+    /// Reads `keys` of `team` and, in the same round trip, its marker,
+    /// which it settles (and logs) before it answers: a request that reads
+    /// a one-time id so knows whether the store lost it.
+    pub(crate) async fn get_noticing_reset(
+        &self,
+        team: &Team,
+        mut keys: Vec<String>,
+        now: Timestamp,
+    ) -> Result<Vec<Option<Versioned>>> {
+        keys.push(keys::store_epoch(&team.id));
+        let mut read = self.store.get(&keys).await?;
+        let marker = read.pop().flatten();
+        let found = self.settle_marker(team, marker, now).await?;
+        say_resets(&[(team.id.as_str(), found)]);
+        Ok(read)
+    }
+
+    /// Reads `team`'s marker and settles it (and logs what it found).
+    pub(crate) async fn notice_reset(&self, team: &Team, now: Timestamp) -> Result<()> {
+        self.get_noticing_reset(team, Vec::new(), now).await?;
+        Ok(())
+    }
+
+    /// `e` of a unit of work on the interaction of a token issued at `iat`:
+    /// an interaction that is gone may have gone with the store's data,
+    /// which its marker tells; then the token is refused as issued before
+    /// the reset.
+    pub(crate) async fn gone_with_store(
+        &self,
+        team: &Team,
+        iat: i64,
+        max_age: Duration,
+        now: Timestamp,
+        e: Error,
+    ) -> Error {
+        if !matches!(e, Error::NotFound(_)) {
+            return e;
+        }
+        if let Err(read) = self.notice_reset(team, now).await {
+            return read;
+        }
+        match self.refuse_issued_before_reset(team, iat, max_age, now) {
+            Err(refused) => refused,
+            Ok(()) => e,
+        }
+    }
+
     /// One round over the teams, with one log line for the resets noticed.
     async fn check_store_epochs(&self, now: Timestamp) {
-        let (mut here, mut elsewhere) = (Vec::new(), Vec::new());
+        let mut found = Vec::new();
         for team in self.config.teams.values() {
             match self.check_store_epoch(team, now).await {
-                Ok(Found::Whole) | Err(Error::StoreUnavailable) => {}
-                Ok(Found::ResetNoticedHere) => here.push(team.id.as_str()),
-                Ok(Found::ResetNoticedElsewhere) => elsewhere.push(team.id.as_str()),
+                Ok(f) => found.push((team.id.as_str(), f)),
+                Err(Error::StoreUnavailable) => {}
                 Err(e) => {
                     tracing::warn!(team = %team.id, error = %e, "the store's marker could not be checked; will retry");
                 }
             }
         }
-        if !here.is_empty() {
-            tracing::warn!(
-                teams = %here.join(","),
-                "the store was reset: its data is lost; assertions and login tokens issued before now are refused for assertion_max_age"
-            );
-        }
-        if !elsewhere.is_empty() {
-            tracing::info!(
-                teams = %elsewhere.join(","),
-                "the store was reset (noticed by another instance); assertions and login tokens issued before it are refused"
-            );
-        }
+        say_resets(&found);
     }
 
-    /// Reads `team`'s marker; writes it when absent (a reset if this
-    /// process had seen it), marks a marker another instance wrote in its
-    /// place as a reset, and renews its TTL now and then.
     async fn check_store_epoch(&self, team: &Team, now: Timestamp) -> Result<Found> {
         let key = keys::store_epoch(&team.id);
-        let known = self.epochs.seen(&team.id);
         let read = self
             .store
             .get(std::slice::from_ref(&key))
             .await?
             .pop()
             .flatten();
-        let read = Loaded::<StoredEpoch>::parse(key.clone(), read)?;
+        self.settle_marker(team, read, now).await
+    }
+
+    /// Settles `team`'s marker as read (`raw`): writes it when absent (a
+    /// reset if this process had seen it), marks a marker another instance
+    /// wrote in its place as a reset, and renews its TTL now and then.
+    async fn settle_marker(
+        &self,
+        team: &Team,
+        raw: Option<Versioned>,
+        now: Timestamp,
+    ) -> Result<Found> {
+        let key = keys::store_epoch(&team.id);
+        let known = self.epochs.seen(&team.id);
+        let read = Loaded::<StoredEpoch>::parse(key.clone(), raw)?;
         let Some(marker) = read.value else {
             let lost = known.version.is_some();
+            if lost {
+                // Lost, whoever writes the marker again: refused from now,
+                // also by a request of this process that reads it meanwhile.
+                let reset_at = Some(now);
+                self.epochs.set(&team.id, Seen { reset_at, ..known });
+            }
             let marker = StoredEpoch { at: now, r: lost };
             // Another instance wrote it first: read at the next check.
             let Some(version) = self.write_marker(&key, 0, marker).await? else {
@@ -246,6 +303,33 @@ impl Gateway {
             Commit::Applied => Some(version),
             Commit::Conflict { .. } => None,
         })
+    }
+}
+
+/// One line for the teams whose reset was noticed here, one for those
+/// another instance noticed; none when nothing was found.
+fn say_resets(found: &[(&str, Found)]) {
+    let teams = |which: Found| {
+        let teams: Vec<&str> = found
+            .iter()
+            .filter(|(_, f)| *f == which)
+            .map(|(t, _)| *t)
+            .collect();
+        teams.join(",")
+    };
+    let here = teams(Found::ResetNoticedHere);
+    if !here.is_empty() {
+        tracing::warn!(
+            teams = %here,
+            "the store was reset: its data is lost; assertions and login tokens issued before now are refused for assertion_max_age"
+        );
+    }
+    let elsewhere = teams(Found::ResetNoticedElsewhere);
+    if !elsewhere.is_empty() {
+        tracing::info!(
+            teams = %elsewhere,
+            "the store was reset (noticed by another instance); assertions and login tokens issued before it are refused"
+        );
     }
 }
 

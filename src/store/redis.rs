@@ -78,6 +78,7 @@
 //!
 //! See `redis/conn.rs`: every call answers within ~1.5 s, failures are
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
+mod cluster;
 pub(crate) mod conn;
 mod renewals;
 
@@ -94,6 +95,8 @@ use super::{Commit, History, IndexEntry, Op, Store, StoreError, Versioned, WithC
 const COMMIT_LUA: &str = include_str!("redis/commit.lua");
 const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
 const MOVE_UNCHANGED_LUA: &str = include_str!("redis/move_unchanged.lua");
+/// Every script the store runs (a cluster node that lacks one is given it).
+const SCRIPTS: &[&str] = &[COMMIT_LUA, CLAIM_DUE_LUA, MOVE_UNCHANGED_LUA];
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
@@ -149,7 +152,7 @@ impl RedisStore {
     /// or a malformed URL; a cluster that is down is handled as in
     /// [`RedisStore::connect`].
     pub async fn connect_cluster(nodes: &[String], key_prefix: &str) -> Result<Self, StoreError> {
-        let conn = Connector::cluster(nodes).await?;
+        let conn = Connector::cluster_running(nodes, SCRIPTS).await?;
         Ok(Self::with(conn, nodes.to_vec(), key_prefix))
     }
 

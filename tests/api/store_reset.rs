@@ -101,3 +101,46 @@ both_stores!(
         assert_eq!(app.succeed(&link, "cust-7").await.status(), 200);
     }
 );
+
+/// A captured assertion, or a login link, used before the store was
+/// emptied, presented again right after it was emptied: the request that
+/// first finds the store empty notices it, so it is refused too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_request_after_the_store_was_emptied_refuses_a_replay() {
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let keys = TestPrefix::for_prefix(&app.key_prefix);
+    markers_written(&keys).await;
+    let first = app.new_interaction().await;
+    let captured = app.assertion(app.assertion_claims("cust-42"));
+    assert_eq!(post_assertion(&app, &first, &captured).await.status(), 200);
+
+    // Emptied, and the replay at once: no marker check ran in between.
+    app.clock.advance(Duration::from_millis(500));
+    keys.cleanup();
+    let again = app.new_interaction().await;
+    let res = post_assertion(&app, &again, &captured).await;
+    let problem = assert_problem(res, 401, "invalid_token").await;
+    assert_eq!(problem["detail"], "issued before the store was reset");
+    assert_eq!(app.get(&again).await["status"], "unauthenticated");
+}
+
+/// The same for a login link issued before the store was emptied: its
+/// first use afterwards is refused as issued before the reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_link_used_first_after_the_store_was_emptied_is_refused() {
+    let Some(app) = spawn_app(Backend::Redis).await else {
+        return;
+    };
+    let keys = TestPrefix::for_prefix(&app.key_prefix);
+    markers_written(&keys).await;
+    let waiting = app.new_interaction().await;
+    let link = app.issue_link(&waiting, json!({})).await;
+
+    app.clock.advance(Duration::from_millis(500));
+    keys.cleanup();
+    let res = app.succeed(&link, "cust-42").await;
+    let problem = assert_problem(res, 401, "invalid_token").await;
+    assert_eq!(problem["detail"], "issued before the store was reset");
+}

@@ -2,10 +2,12 @@
 //!
 //! Two kinds of link sit behind one code path ([`Link`] implements
 //! [`ConnectionLike`]): one Redis (`redis_url`), through a
-//! [`ConnectionManager`], or a Redis Cluster (`cluster_nodes`), through the
-//! cluster client, which routes each command to the master of its key's
-//! slot, follows MOVED and ASK, re-reads the slot map after a failover and
-//! reconnects to a node that went away and came back.
+//! [`ConnectionManager`], or a Redis Cluster (`cluster_nodes`), through
+//! [`Router`] (`redis/cluster.rs`), which routes each command to the master
+//! of its key's slot over that master's own connection, follows MOVED and
+//! ASK, re-reads the slot map in the background after a failover and
+//! reconnects to a node that went away and came back — so a failing master
+//! holds up only its own slots' commands.
 //!
 //! The slot holds a link once one connection has worked; from then on the
 //! link reconnects on its own whenever a request finds it broken. Until the
@@ -19,11 +21,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use ::redis::cluster_async::ClusterConnection;
-use ::redis::{Client, Cmd, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value};
+use ::redis::{
+    Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value,
+};
 use tokio::sync::RwLock;
 
+use super::cluster::Router;
 use crate::store::StoreError;
 
 /// The longest any store call may take before answering `Unavailable`.
@@ -45,21 +49,6 @@ fn manager_config() -> ConnectionManagerConfig {
         .set_number_of_retries(0)
 }
 
-/// The cluster client's retries serve redirections (MOVED, ASK: retried at
-/// once) and a node that is reconnecting or a slot map being rebuilt
-/// (retried after 10–200 ms, not the default 1.28 s and up). Its response
-/// timeout bounds a whole request, retries included; [`CALL_TIMEOUT`] stays
-/// the outer bound, and a request whose caller gave up is not retried.
-fn cluster_client(nodes: &[String]) -> Result<ClusterClient, RedisError> {
-    ClusterClientBuilder::new(nodes.to_vec())
-        .connection_timeout(NODE_TIMEOUT)
-        .response_timeout(NODE_TIMEOUT)
-        .retries(4)
-        .min_retry_wait(10)
-        .max_retry_wait(200)
-        .build()
-}
-
 /// A store error for a failed Redis call. Redis' own messages name the
 /// failure (refused, timed out, script error), never a key's value.
 fn unavailable(what: &str, e: &RedisError) -> StoreError {
@@ -69,14 +58,19 @@ fn unavailable(what: &str, e: &RedisError) -> StoreError {
 /// Where to connect.
 enum Target {
     Single(Client),
-    Cluster(ClusterClient),
+    /// The seed nodes, and the bodies of the scripts the store runs.
+    Cluster(Vec<String>, &'static [&'static str]),
 }
 
 /// A working link to Redis; cheap to clone (both kinds multiplex).
 #[derive(Clone)]
 pub(crate) enum Link {
     Single(ConnectionManager),
+    /// The `redis` crate's cluster client: only for a connection of its
+    /// own that one blocking read holds (the event log's readers).
     Cluster(ClusterConnection),
+    /// The store's routing ([`Router`]).
+    Routed(Router),
 }
 
 impl ConnectionLike for Link {
@@ -84,6 +78,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Single(c) => c.req_packed_command(cmd),
             Link::Cluster(c) => c.req_packed_command(cmd),
+            Link::Routed(c) => c.req_packed_command(cmd),
         }
     }
 
@@ -96,6 +91,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Single(c) => c.req_packed_commands(cmd, offset, count),
             Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+            Link::Routed(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
 
@@ -103,6 +99,7 @@ impl ConnectionLike for Link {
         match self {
             Link::Single(c) => c.get_db(),
             Link::Cluster(c) => c.get_db(),
+            Link::Routed(c) => c.get_db(),
         }
     }
 }
@@ -150,12 +147,27 @@ impl Connector {
     /// A Redis Cluster reached through any of the seed `nodes` (never
     /// echoed: they may hold a password).
     pub(crate) async fn cluster(nodes: &[String]) -> Result<Self, StoreError> {
+        Self::cluster_running(nodes, &[]).await
+    }
+
+    /// [`Connector::cluster`] for calls that run `scripts`.
+    pub(crate) async fn cluster_running(
+        nodes: &[String],
+        scripts: &'static [&'static str],
+    ) -> Result<Self, StoreError> {
         if nodes.is_empty() {
             return Err(StoreError::Unavailable("no Redis Cluster node".into()));
         }
-        let client = cluster_client(nodes)
-            .map_err(|_| StoreError::Unavailable("invalid Redis Cluster node URL".into()))?;
-        Ok(Self::start(Target::Cluster(client), CLUSTER_QUIET).await)
+        if nodes
+            .iter()
+            .any(|n| n.as_str().into_connection_info().is_err())
+        {
+            return Err(StoreError::Unavailable(
+                "invalid Redis Cluster node URL".into(),
+            ));
+        }
+        let target = Target::Cluster(nodes.to_vec(), scripts);
+        Ok(Self::start(target, CLUSTER_QUIET).await)
     }
 
     /// Tries to connect once; a failure leaves the slot empty for a later retry.
@@ -279,7 +291,9 @@ impl Connector {
                     .await
                     .map(Link::Single)
             }
-            Target::Cluster(client) => client.get_async_connection().await.map(Link::Cluster),
+            Target::Cluster(nodes, scripts) => Router::connect(nodes, NODE_TIMEOUT, scripts)
+                .await
+                .map(Link::Routed),
         }
         .map_err(|e| unavailable("connect", &e))?;
         let mut slot = self.slot.write().await;
