@@ -1,7 +1,8 @@
 //! Building and serving the app: [`App::build`] wires the store, channels,
 //! events and router from a [`Config`] and binds the listener (port 0 in
 //! tests); [`App::serve`] runs until the shutdown future resolves (the
-//! connection loop and its limits are in `server.rs`).
+//! connection loop and its limits are in `server.rs`); [`Reloader::reload`]
+//! puts a re-read configuration in force (on SIGHUP, see [`run`]).
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::channels::Channels;
-use crate::config::{Config, StoreBackend};
+use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Gateway};
+use crate::gateway::{self, Gateway, Live};
+use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::SharedStore;
@@ -36,9 +38,10 @@ pub struct Options {
 
 pub struct App {
     listener: TcpListener,
-    router: axum::Router,
-    gateway: Arc<Gateway>,
+    routes: Routes,
+    live: Arc<Live>,
     clock: Arc<dyn Clock>,
+    reloader: Reloader,
 }
 
 impl App {
@@ -65,7 +68,11 @@ impl App {
             .connect_timeout(crate::channels::provider::CONNECT_TIMEOUT)
             .build()
             .map_err(std::io::Error::other)?;
-        let channels = opts.channels.unwrap_or_else(|| config.senders(http));
+        let senders = match opts.channels {
+            Some(given) => Senders::Given(given),
+            None => Senders::Built(http),
+        };
+        let channels = senders.for_config(&config);
         let clock = opts.clock.unwrap_or_else(|| Arc::new(SystemClock));
         let names = SubjectNames::new(
             config.server.log_customer_refs,
@@ -76,9 +83,19 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let gateway = Arc::new(Gateway::new(Arc::clone(&config), store, channels, events));
-        let metrics = Metrics::install();
         crate::telemetry::register_config(&config);
-        let router = crate::http::router(Arc::clone(&gateway), Arc::clone(&clock), metrics);
+        let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
+        let router = crate::http::router(Arc::clone(&gateway), &lasting);
+        let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
+        let live = Live::new(gateway);
+        let reloader = Reloader(Arc::new(Reloading {
+            start_env: Environment::from_process(),
+            live: Arc::clone(&live),
+            routes: Arc::clone(&routes),
+            lasting,
+            senders,
+            one_at_a_time: tokio::sync::Mutex::new(()),
+        }));
         let listen = &config.server.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
             std::io::Error::new(
@@ -88,9 +105,10 @@ impl App {
         })?;
         Ok(App {
             listener,
-            router,
-            gateway,
+            routes,
+            live,
             clock,
+            reloader,
         })
     }
 
@@ -98,8 +116,15 @@ impl App {
         self.listener.local_addr()
     }
 
+    /// The gateway in force (a reload replaces it; its store, events and
+    /// outbox stay the same).
     pub fn gateway(&self) -> Arc<Gateway> {
-        Arc::clone(&self.gateway)
+        self.live.current()
+    }
+
+    /// What puts a re-read configuration in force (the SIGHUP handler's).
+    pub fn reloader(&self) -> Reloader {
+        self.reloader.clone()
     }
 
     /// Serves until `shutdown` resolves, then finishes in-flight requests.
@@ -115,21 +140,22 @@ impl App {
                 let _ = rx.wait_for(|stop| *stop).await;
             }
         };
-        let (gw, clock) = (&self.gateway, &self.clock);
-        let sweeper = tokio::spawn(gateway::run_sweeper(gw.clone(), clock.clone(), stopped()));
+        let (live, clock) = (&self.live, &self.clock);
+        let sweeper = tokio::spawn(gateway::run_sweeper(live.clone(), clock.clone(), stopped()));
         let dispatcher = tokio::spawn(gateway::run_dispatcher(
-            gw.clone(),
+            live.clone(),
             clock.clone(),
             stopped(),
         ));
         let watch = tokio::spawn(gateway::run_store_watch(
-            gw.clone(),
+            live.clone(),
             clock.clone(),
             stopped(),
         ));
-        let limits = self.gateway.config.server.limits;
-        let drain = self.gateway.config.server.shutdown_drain;
-        let gateway = Arc::clone(&self.gateway);
+        // `[server]` is kept by a reload: the gateway in force has the start's.
+        let gateway = self.live.current();
+        let limits = gateway.config.server.limits;
+        let drain = gateway.config.server.shutdown_drain;
         // On the signal: first drain (`/readyz` 503, everything still
         // served, so a load balancer moves away), then stop accepting and
         // finish what is in flight. Undelivered notices and events stay in
@@ -151,7 +177,7 @@ impl App {
             // server's wait for requests in flight is not endless.
             gateway.events.end_streams();
         };
-        let result = crate::server::serve(self.listener, self.router, limits, stop).await;
+        let result = crate::server::serve(self.listener, self.routes, limits, stop).await;
         let _ = sweeper.await;
         let _ = dispatcher.await;
         let _ = watch.await;
@@ -180,12 +206,129 @@ async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
     })
 }
 
-/// Runs the gateway until Ctrl-C or SIGTERM.
+/// Where a reloaded set's channel senders come from.
+enum Senders {
+    /// Built from the channel files, on this HTTP client.
+    Built(reqwest::Client),
+    /// Given by a test or an embedder: kept as they are.
+    Given(Channels),
+}
+
+impl Senders {
+    fn for_config(&self, config: &Config) -> Channels {
+        match self {
+            Senders::Built(http) => config.senders(http.clone()),
+            Senders::Given(given) => given.clone(),
+        }
+    }
+}
+
+/// Puts a re-read configuration in force; cheap to clone.
+#[derive(Clone)]
+pub struct Reloader(Arc<Reloading>);
+
+struct Reloading {
+    /// The environment as it was at start: `${NAME}` keeps its value.
+    start_env: Environment,
+    live: Arc<Live>,
+    routes: Routes,
+    lasting: crate::http::Lasting,
+    senders: Senders,
+    /// Two signals in a row reload one after the other.
+    one_at_a_time: tokio::sync::Mutex<()>,
+}
+
+/// What a reload did.
+#[derive(Debug)]
+pub enum Reloaded {
+    /// The new set is in force; these keys changed but need a restart.
+    Applied { restart_needed: Vec<String> },
+    /// The new set was refused (nothing changed), for this problem.
+    Refused(crate::config::ConfigError),
+}
+
+impl Reloader {
+    /// Re-reads the team files, channel files, `[defaults]` and the secret
+    /// files they name, validates the whole set, then puts it in force at
+    /// once: every request that starts after this returns is answered with
+    /// it, and the background workers take it at their next round. An
+    /// invalid set changes nothing. Each outcome is logged in one line (and
+    /// one more naming the keys that need a restart)
+    /// (docs/operations.md#reloading-the-configuration).
+    pub async fn reload(&self) -> Reloaded {
+        let r = &self.0;
+        let _one = r.one_at_a_time.lock().await;
+        let running = r.live.current();
+        let env = r.start_env.clone();
+        let config = Arc::clone(&running.config);
+        let read = tokio::task::spawn_blocking(move || crate::config::reload(&config, &env)).await;
+        let next = match read {
+            Ok(Ok(next)) => next,
+            Ok(Err(e)) => {
+                tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
+                return Reloaded::Refused(e);
+            }
+            Err(join) => {
+                let e = crate::config::ConfigError::new(
+                    &running.config.path.display().to_string(),
+                    "",
+                    format!("reading stopped: {join}"),
+                );
+                tracing::error!(error = %e, "configuration not reloaded; the running one stays in force");
+                return Reloaded::Refused(e);
+            }
+        };
+        let config = next.config;
+        crate::telemetry::register_config(&config);
+        let channels = r.senders.for_config(&config);
+        let (teams, channel_count) = (config.teams.len(), config.channels.len());
+        let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
+        let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
+        r.live.replace(gateway);
+        r.routes.store(Arc::new(router));
+        tracing::info!(teams, channels = channel_count, "configuration reloaded");
+        if !next.restart_needed.is_empty() {
+            tracing::warn!(
+                keys = %next.restart_needed.join(","),
+                "configuration reloaded, but these changed keys need a restart to apply: {}",
+                next.restart_needed.join(", ")
+            );
+        }
+        Reloaded::Applied {
+            restart_needed: next.restart_needed,
+        }
+    }
+}
+
+/// Runs the gateway until Ctrl-C or SIGTERM; SIGHUP reloads the
+/// configuration.
 pub async fn run(config: Config) -> std::io::Result<()> {
     let app = App::build(config, Options::default()).await?;
-    let store = app.gateway.config.store.location();
+    // Listening for SIGHUP before saying "listening": from then on a signal
+    // reloads instead of ending the process.
+    reload_on_hangup(app.reloader())?;
+    let store = app.gateway().config.store.location();
     tracing::info!(addr = %app.local_addr()?, store, "chatgate listening");
     app.serve(shutdown_signal()).await
+}
+
+/// Reloads on every SIGHUP, one after the other.
+#[cfg(unix)]
+fn reload_on_hangup(reloader: Reloader) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading the configuration");
+            reloader.reload().await;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn reload_on_hangup(_reloader: Reloader) -> std::io::Result<()> {
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -25,7 +25,13 @@ pub(super) fn load_channel(
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
     let written = read_toml(path, file)?;
     let mut table = written.clone();
-    interpolate_table(&mut table, env, file, "")?;
+    interpolate_table(
+        &mut table,
+        env,
+        &super::toml_file::folder_of(path),
+        file,
+        "",
+    )?;
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
@@ -293,7 +299,7 @@ mod tests {
         let env = super::super::Environment::from_pairs([("K", "from-env")]);
         let written: toml::Table = written.parse().unwrap();
         let mut table = written.clone();
-        interpolate_table(&mut table, &env, "f.toml", "").unwrap();
+        interpolate_table(&mut table, &env, Path::new("."), "f.toml", "").unwrap();
         serde::Deserialize::deserialize(KindKeys { table, written })
             .map_err(|e: KeyError| e.into_config_error("f.toml"))
     }

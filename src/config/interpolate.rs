@@ -1,6 +1,13 @@
-//! `${NAME}` references in string values, filled from the environment.
+//! `${NAME}` and `${file:PATH}` references in string values, filled from
+//! the environment and from files.
 //!
 //! - `${NAME}`: the variable's value; unset is an error naming it.
+//! - `${file:PATH}`: the file's content, one trailing newline (`\n` or
+//!   `\r\n`) dropped, as Kubernetes and compose secrets are written
+//!   (docs/decisions/0067-secrets-from-files.md). A relative `PATH` is
+//!   relative to the folder of the file that names it. A missing,
+//!   unreadable or non-UTF-8 file is an error naming the key and the path,
+//!   never the content. Read at start and at every reload.
 //! - `${NAME:-default}` (our extension, shell style): `default` when `NAME`
 //!   is unset or empty. A warning names the variable (never a value), so a
 //!   demo default never goes unnoticed in production.
@@ -8,14 +15,22 @@
 //!
 //! References are not nested, and a default cannot contain `}`. Keys are never
 //! interpolated, only string values (also inside arrays and tables).
+use std::path::Path;
+
 use super::env::Environment;
+use super::toml_file::display_path;
 use super::ConfigError;
 
-/// Replaces every reference in every string value of `table`. `prefix` is
-/// the key path of `table` in its file (for messages).
+/// What a `${file:…}` reference starts with.
+const FILE_PREFIX: &str = "file:";
+
+/// Replaces every reference in every string value of `table`. `dir` is the
+/// folder of the file `table` was read from (relative `${file:…}` paths);
+/// `prefix` is the key path of `table` in its file (for messages).
 pub(super) fn interpolate_table(
     table: &mut toml::Table,
     env: &Environment,
+    dir: &Path,
     file: &str,
     prefix: &str,
 ) -> Result<(), ConfigError> {
@@ -25,7 +40,7 @@ pub(super) fn interpolate_table(
         } else {
             format!("{prefix}.{key}")
         };
-        interpolate_value(value, env, file, &path)?;
+        interpolate_value(value, env, dir, file, &path)?;
     }
     Ok(())
 }
@@ -33,12 +48,13 @@ pub(super) fn interpolate_table(
 fn interpolate_value(
     value: &mut toml::Value,
     env: &Environment,
+    dir: &Path,
     file: &str,
     path: &str,
 ) -> Result<(), ConfigError> {
     match value {
         toml::Value::String(s) => {
-            let expanded = expand(s, env, |name| {
+            let expanded = expand(s, env, dir, |name| {
                 tracing::warn!(
                     variable = name,
                     file,
@@ -51,20 +67,22 @@ fn interpolate_value(
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                interpolate_value(item, env, file, &format!("{path}[{i}]"))?;
+                interpolate_value(item, env, dir, file, &format!("{path}[{i}]"))?;
             }
         }
-        toml::Value::Table(t) => interpolate_table(t, env, file, path)?,
+        toml::Value::Table(t) => interpolate_table(t, env, dir, file, path)?,
         _ => {}
     }
     Ok(())
 }
 
-/// Expands the references in `text`. `on_default` is called with the name of
-/// each variable whose default was used. Errors never quote the text.
+/// Expands the references in `text` (`${file:…}` relative to `dir`).
+/// `on_default` is called with the name of each variable whose default was
+/// used. Errors never quote the text nor a file's content.
 pub(super) fn expand(
     text: &str,
     env: &Environment,
+    dir: &Path,
     mut on_default: impl FnMut(&str),
 ) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
@@ -79,6 +97,11 @@ pub(super) fn expand(
             let end = after
                 .find('}')
                 .ok_or("unterminated \"${\" (write \"$${\" for a literal \"${\")")?;
+            if let Some(path) = after[..end].strip_prefix(FILE_PREFIX) {
+                out.push_str(&read_secret_file(dir, path)?);
+                rest = &after[end + 1..];
+                continue;
+            }
             let (name, default) = split_reference(&after[..end])?;
             match (env.get(name), default) {
                 (Some(Ok("")), Some(d)) => {
@@ -105,6 +128,33 @@ pub(super) fn expand(
     Ok(out)
 }
 
+/// The content of the file a `${file:PATH}` names, one trailing newline
+/// dropped. Errors name the path (as written and as found), never the content.
+fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
+    if path.trim().is_empty() {
+        return Err("\"${file:}\" needs a path, e.g. \"${file:/run/secrets/pepper}\"".into());
+    }
+    let found = dir.join(path);
+    let shown = display_path(&found);
+    let bytes = std::fs::read(&found).map_err(|e| {
+        let why = match e.kind() {
+            std::io::ErrorKind::NotFound => "does not exist".to_string(),
+            std::io::ErrorKind::PermissionDenied => "may not be read (permission denied)".into(),
+            _ => format!("cannot be read ({})", e.kind()),
+        };
+        format!("secret file {shown} (${{file:{path}}}) {why}")
+    })?;
+    let mut text = String::from_utf8(bytes)
+        .map_err(|_| format!("secret file {shown} (${{file:{path}}}) is not valid UTF-8"))?;
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+    Ok(text)
+}
+
 /// `NAME` or `NAME:-default`.
 fn split_reference(inner: &str) -> Result<(&str, Option<&str>), String> {
     let (name, default) = match inner.split_once(":-") {
@@ -123,12 +173,18 @@ fn split_reference(inner: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
-/// True when `raw` is exactly one reference (`${NAME}` or `${NAME:-default}`)
-/// and nothing else: how channel files must write secrets.
+/// True when `raw` is exactly one reference (`${NAME}`, `${NAME:-default}`
+/// or `${file:PATH}`) and nothing else: how channel files must write secrets.
 pub(super) fn is_single_reference(raw: &str) -> bool {
     raw.strip_prefix("${")
         .and_then(|r| r.strip_suffix('}'))
-        .is_some_and(|inner| !inner.contains('}') && split_reference(inner).is_ok())
+        .is_some_and(|inner| {
+            !inner.contains('}')
+                && (inner
+                    .strip_prefix(FILE_PREFIX)
+                    .is_some_and(|p| !p.trim().is_empty())
+                    || split_reference(inner).is_ok())
+        })
 }
 
 #[cfg(test)]
@@ -141,7 +197,7 @@ mod tests {
 
     fn run(text: &str) -> (Result<String, String>, Vec<String>) {
         let mut used = Vec::new();
-        let r = expand(text, &env(), |n| used.push(n.to_string()));
+        let r = expand(text, &env(), Path::new("."), |n| used.push(n.to_string()));
         (r, used)
     }
 
@@ -184,13 +240,13 @@ mod tests {
     #[test]
     fn table_errors_name_file_and_key_path() {
         let mut t: toml::Table = "[a]\nlist = [\"ok\", \"${NOT_THERE_Q}\"]".parse().unwrap();
-        let e = interpolate_table(&mut t, &env(), "f.toml", "").unwrap_err();
+        let e = interpolate_table(&mut t, &env(), Path::new("."), "f.toml", "").unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.toml: a.list[1]: environment variable NOT_THERE_Q is not set"
         );
         let mut t: toml::Table = "[a]\nb = \"${A}\"\nn = 3".parse().unwrap();
-        interpolate_table(&mut t, &env(), "f.toml", "").unwrap();
+        interpolate_table(&mut t, &env(), Path::new("."), "f.toml", "").unwrap();
         assert_eq!(t["a"]["b"].as_str(), Some("alpha"));
     }
 
@@ -200,7 +256,7 @@ mod tests {
         std::env::set_var(&name, "from-process");
         let env = Environment::from_process();
         assert_eq!(
-            expand(&format!("${{{name}}}"), &env, |_| {}).unwrap(),
+            expand(&format!("${{{name}}}"), &env, Path::new("."), |_| {}).unwrap(),
             "from-process"
         );
         std::env::remove_var(&name);
@@ -214,5 +270,60 @@ mod tests {
         assert!(!is_single_reference("x${TOKEN}"));
         assert!(!is_single_reference("${A}${B}"));
         assert!(!is_single_reference("${not valid}"));
+        assert!(is_single_reference("${file:/run/secrets/token}"));
+        assert!(is_single_reference("${file:token.txt}"));
+        assert!(!is_single_reference("${file:}"));
+        assert!(!is_single_reference("${file:a}${file:b}"));
+    }
+
+    /// A fresh folder for secret files.
+    fn secrets_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cgsecrets-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn file_reference_reads_the_file_relative_to_the_naming_file_and_drops_one_newline() {
+        let dir = secrets_dir();
+        std::fs::write(dir.join("lf"), "s3cret-lf\n").unwrap();
+        std::fs::write(dir.join("crlf"), "s3cret-crlf\r\n").unwrap();
+        std::fs::write(dir.join("two"), "s3cret-two\n\n").unwrap();
+        std::fs::write(dir.join("none"), "s3cret-none").unwrap();
+        let env = env();
+        let read = |t: &str| expand(t, &env, &dir, |_| {}).unwrap();
+        assert_eq!(read("${file:lf}"), "s3cret-lf");
+        assert_eq!(read("${file:crlf}"), "s3cret-crlf");
+        assert_eq!(read("${file:two}"), "s3cret-two\n");
+        assert_eq!(read("${file:none}"), "s3cret-none");
+        let absolute = format!("x-${{file:{}}}-${{A}}", dir.join("lf").display());
+        assert_eq!(
+            expand(&absolute, &env, Path::new("/"), |_| {}).unwrap(),
+            "x-s3cret-lf-alpha"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_secret_file_names_key_and_path_never_the_content() {
+        let dir = secrets_dir();
+        let mut t: toml::Table = "[a]\nsecret = \"${file:nope.txt}\"".parse().unwrap();
+        let e = interpolate_table(&mut t, &env(), &dir, "f.toml", "").unwrap_err();
+        assert_eq!(e.key, "a.secret");
+        assert!(
+            e.problem.contains("nope.txt") && e.problem.contains("does not exist"),
+            "{e}"
+        );
+
+        std::fs::write(dir.join("binary"), [b's', 0xff, 0xfe]).unwrap();
+        let err = expand("${file:binary}", &env(), &dir, |_| {}).unwrap_err();
+        assert!(err.contains("binary") && err.contains("UTF-8"), "{err}");
+
+        std::fs::create_dir_all(dir.join("a-folder")).unwrap();
+        let err = expand("${file:a-folder}", &env(), &dir, |_| {}).unwrap_err();
+        assert!(
+            err.contains("a-folder") && err.contains("cannot be read"),
+            "{err}"
+        );
+        assert!(expand("${file:}", &env(), &dir, |_| {}).is_err());
     }
 }

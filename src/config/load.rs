@@ -8,7 +8,7 @@
 //! 2. the TOML files;
 //! 3. `CHATGATE_<SECTION>__<KEY>` environment overrides (system file only);
 //! 4. `${NAME}` / `${NAME:-default}` references in string values, filled from
-//!    the environment (see `interpolate.rs`).
+//!    the environment, and `${file:PATH}` from files (see `interpolate.rs`).
 //!
 //! Every problem stops loading with one [`ConfigError`]: one line naming the
 //! file, the key and the problem, never a secret value.
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use super::env::Environment;
 use super::interpolate::interpolate_table;
 use super::resolve::Layer;
-use super::toml_file::{display_path, read_toml};
-use super::{channels, system, teams, Config, ConfigError};
+use super::toml_file::{display_path, folder_of, read_toml};
+use super::{channels, system, teams, Config, ConfigError, RestartOnly};
 
 /// Loads `path` (the system file), its teams and channels, from the files and
 /// the process environment.
@@ -33,14 +33,11 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
     let file = display_path(path);
     let mut table = read_toml(path, &file)?;
     let overrides = env.apply_overrides(&mut table, &file)?;
-    let system = interpolate_table(&mut table, env, &file, "")
-        .and_then(|()| system::build(table, &file))
-        .map_err(|e| overrides.annotate(e))?;
+    let base = folder_of(path);
+    interpolate_table(&mut table, env, &base, &file, "").map_err(|e| overrides.annotate(e))?;
+    let restart_only = RestartOnly::of(&table);
+    let system = system::build(table, &file).map_err(|e| overrides.annotate(e))?;
 
-    let base = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     let channels_dir = base.join(&system.channels_dir);
     let mut channels = BTreeMap::new();
     let mut channel_files: BTreeMap<String, String> = BTreeMap::new();
@@ -86,20 +83,6 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         teams_by_id.insert(team.id.clone(), team);
     }
 
-    // A team id as issuer would make a login token (iss = issuer, aud = team)
-    // read as that team's pre-chat assertion (iss = team, aud = issuer).
-    if let Some(team) = teams_by_id.get(system.server.issuer.trim()) {
-        return Err(ConfigError::new(
-            &file,
-            "server.issuer",
-            format!(
-                "must not be a team id (team {:?} of {}): login tokens and that team's pre-chat assertions would be interchangeable",
-                team.id,
-                team.file.display()
-            ),
-        ));
-    }
-
     for (name, warnings) in channel_warnings {
         let used = teams_by_id.values().any(|t| t.uses_channel(&name));
         if used {
@@ -114,9 +97,28 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         defaults: system.defaults,
         teams: teams_by_id,
         channels,
+        restart_only,
     };
+    check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config, &file)?;
     Ok(config)
+}
+
+/// A team id as issuer would make a login token (iss = issuer, aud = team)
+/// read as that team's pre-chat assertion (iss = team, aud = issuer).
+pub(super) fn check_issuer(config: &Config, file: &str) -> Result<(), ConfigError> {
+    match config.teams.get(config.server.issuer.trim()) {
+        Some(team) => Err(ConfigError::new(
+            file,
+            "server.issuer",
+            format!(
+                "must not be a team id (team {:?} of {}): login tokens and that team's pre-chat assertions would be interchangeable",
+                team.id,
+                team.file.display()
+            ),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The `*.toml` files directly in `dir`, sorted, dot-files skipped.

@@ -1,7 +1,8 @@
 //! Configuration: the system file (`config/chatgate.toml`), one file per team
 //! (`config/teams/*.toml`) and one per channel (`channels/*.toml`).
 //!
-//! Loading happens in [`load`]: `${VAR}` interpolation, `CHATGATE_<SECTION>__<KEY>`
+//! Loading happens in [`load`] (again, whole, on a reload: [`reload`]):
+//! `${VAR}` and `${file:PATH}` interpolation, `CHATGATE_<SECTION>__<KEY>`
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
@@ -13,7 +14,9 @@ mod files;
 mod interpolate;
 mod load;
 mod oidc;
+mod reload;
 mod resolve;
+mod restart_only;
 mod settings;
 mod system;
 mod team;
@@ -42,6 +45,8 @@ pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
+pub use reload::{reload, Reload};
+pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
 pub use team::{ApiKey, ChannelConfig, OidcConfig, Role, Team, TeamWebhook};
 pub use toml_file::ConfigError;
@@ -61,9 +66,11 @@ pub struct Config {
     pub teams: BTreeMap<String, Team>,
     /// Channels by name.
     pub channels: BTreeMap<String, ChannelConfig>,
+    /// What of the system file only a restart applies (a reload compares it).
+    pub restart_only: RestartOnly,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: String,
     /// Base URL others use to reach this gateway (short links), no trailing slash.

@@ -24,7 +24,13 @@ pub(super) fn load_team(
     let file = file.as_str();
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
     let mut table = read_toml(path, file)?;
-    interpolate_table(&mut table, env, file, "")?;
+    interpolate_table(
+        &mut table,
+        env,
+        &super::toml_file::folder_of(path),
+        file,
+        "",
+    )?;
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;

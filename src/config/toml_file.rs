@@ -63,6 +63,15 @@ pub(super) fn display_path(path: &Path) -> String {
     }
 }
 
+/// The folder `path` is in (`.` for a bare file name): what the paths a
+/// file writes are relative to.
+pub(super) fn folder_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

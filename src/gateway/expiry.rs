@@ -25,7 +25,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Runs until `shutdown` resolves.
 pub async fn run_sweeper(
-    gw: Arc<Gateway>,
+    live: Arc<super::Live>,
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -36,6 +36,7 @@ pub async fn run_sweeper(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tick.tick() => {
+                let gw = live.current();
                 // Each team's sweep reads the clock anew: the teams before
                 // it may have taken longer than a lease.
                 for team in gw.config.teams.values() {

@@ -10,6 +10,7 @@ mod assurance;
 mod challenges;
 mod expiry;
 mod interactions;
+mod live;
 mod login;
 mod oidc;
 mod outbox;
@@ -31,6 +32,7 @@ pub use assurance::{AssuranceAsk, AssuranceView};
 pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
+pub use live::Live;
 pub use login::{
     Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink, ShortLinkTarget,
 };
@@ -54,29 +56,33 @@ use crate::store::SharedStore;
 use crate::time::Timestamp;
 
 /// Everything the use cases need. Cheap to share behind an `Arc`.
+///
+/// `config` and `channels` are one loaded set: a reload builds a new
+/// `Gateway` with [`Gateway::reloaded`] (everything else shared) and puts
+/// it in force through [`Live`].
 pub struct Gateway {
     pub config: Arc<Config>,
     pub store: SharedStore,
     pub channels: Channels,
     pub events: Publisher,
     pub pepper: Pepper,
-    pub outbox: Outbox,
+    pub outbox: Arc<Outbox>,
     /// The teams' identity providers: discovery documents and key sets, cached.
-    pub oidc: crate::oidc::Providers,
+    pub oidc: Arc<crate::oidc::Providers>,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
-    pub draining: std::sync::atomic::AtomicBool,
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
     /// Queues the units of work of one interaction, each handing the
     /// records it committed to the next (see [`work`]).
-    record_locks: record_locks::RecordLocks<records::Pair>,
+    record_locks: Arc<record_locks::RecordLocks<records::Pair>>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
-    recognition_keys: crate::store::companions::Companions,
+    recognition_keys: Arc<crate::store::companions::Companions>,
     /// Interaction key → the subject it names, once seen, for records
     /// another instance wrote (see `records`).
-    subject_keys: crate::store::companions::Companions,
+    subject_keys: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
     /// store was found reset (see `store_epoch`).
-    epochs: store_epoch::StoreEpochs,
+    epochs: Arc<store_epoch::StoreEpochs>,
     /// Whether commits append events to the history the live stream reads
     /// (see `outbox::Recorded`); else events go through the outbox.
     appends_history: bool,
@@ -119,13 +125,38 @@ impl Gateway {
             channels,
             events,
             pepper,
-            outbox: Outbox::new(),
-            oidc: crate::oidc::Providers::default(),
-            draining: std::sync::atomic::AtomicBool::new(false),
-            record_locks: record_locks::RecordLocks::default(),
-            recognition_keys: crate::store::companions::Companions::new(),
-            subject_keys: crate::store::companions::Companions::new(),
-            epochs: store_epoch::StoreEpochs::default(),
+            outbox: Arc::new(Outbox::new()),
+            oidc: Arc::default(),
+            draining: Arc::default(),
+            record_locks: Arc::default(),
+            recognition_keys: Arc::new(crate::store::companions::Companions::new()),
+            subject_keys: Arc::new(crate::store::companions::Companions::new()),
+            epochs: Arc::default(),
+        }
+    }
+
+    /// This gateway with a reloaded configuration and the senders of its
+    /// channels; the store, events, outbox, caches and what it has seen of
+    /// the store are shared with this one.
+    pub fn reloaded(&self, config: Arc<Config>, channels: Channels) -> Gateway {
+        let pepper = {
+            use secrecy::ExposeSecret;
+            Pepper::new(config.server.pepper.expose_secret())
+        };
+        Gateway {
+            config,
+            channels,
+            pepper,
+            store: Arc::clone(&self.store),
+            events: self.events.clone(),
+            outbox: Arc::clone(&self.outbox),
+            oidc: Arc::clone(&self.oidc),
+            draining: Arc::clone(&self.draining),
+            record_locks: Arc::clone(&self.record_locks),
+            recognition_keys: Arc::clone(&self.recognition_keys),
+            subject_keys: Arc::clone(&self.subject_keys),
+            epochs: Arc::clone(&self.epochs),
+            appends_history: self.appends_history,
         }
     }
 

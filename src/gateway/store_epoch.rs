@@ -105,7 +105,7 @@ pub fn issued_before_reset(
 /// Reads every team's marker every [`CHECK_EVERY`] until `shutdown`
 /// resolves; the first round runs at once (start-up).
 pub async fn run_store_watch(
-    gw: Arc<Gateway>,
+    live: Arc<super::Live>,
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -115,7 +115,7 @@ pub async fn run_store_watch(
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = tick.tick() => gw.check_store_epochs(clock.now()).await,
+            _ = tick.tick() => live.current().check_store_epochs(clock.now()).await,
         }
     }
 }

@@ -63,9 +63,38 @@ pub struct Shared {
     /// The served document, rendered once (a clone shares the bytes).
     pub openapi: axum::body::Bytes,
     /// Request ids and HTTP metric handles (`observe.rs`).
-    pub observer: observe::Observer,
+    pub observer: Arc<observe::Observer>,
     /// Open live event streams, within their caps (`events.rs`).
-    pub streams: crate::events::slots::StreamSlots,
+    pub streams: Arc<crate::events::slots::StreamSlots>,
+}
+
+/// What a router shares with the routers that replace it when the
+/// configuration is reloaded: the clock, the metrics, the request ids and
+/// metric handles, and the open event streams within their caps.
+#[derive(Clone)]
+pub struct Lasting {
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    observer: Arc<observe::Observer>,
+    streams: Arc<crate::events::slots::StreamSlots>,
+}
+
+impl Lasting {
+    /// `config`'s `[server]` caps the event streams (a reload keeps them).
+    pub fn new(config: &crate::config::Config, clock: Arc<dyn Clock>, metrics: Metrics) -> Self {
+        let limits = &config.server.limits;
+        let streams = crate::events::slots::StreamSlots::new(
+            limits.max_streams_per_key,
+            limits.max_streams_per_team,
+            limits.max_streams,
+        );
+        Lasting {
+            clock,
+            metrics,
+            observer: Arc::new(observe::Observer::new()),
+            streams: Arc::new(streams),
+        }
+    }
 }
 
 /// Set by the server when a write to the connection made no progress for
@@ -120,25 +149,21 @@ pub fn openapi_json() -> String {
     serde_json::to_string_pretty(&openapi::finish(api().1, &raw_schemas())).unwrap_or_default()
 }
 
-/// The complete application: routes, fallbacks and middleware.
-pub fn router(gateway: Arc<Gateway>, clock: Arc<dyn Clock>, metrics: Metrics) -> Router {
+/// The complete application: routes, fallbacks and middleware, for
+/// `gateway`'s configuration (API keys, the OpenAPI document); a reload
+/// builds another with the same `lasting`.
+pub fn router(gateway: Arc<Gateway>, lasting: &Lasting) -> Router {
     let (routes, doc) = api();
     let api_keys = ApiKeys::from_config(&gateway.config);
     let document = openapi::for_deployment(doc, &gateway.config, &raw_schemas()).into();
-    let limits = &gateway.config.server.limits;
-    let streams = crate::events::slots::StreamSlots::new(
-        limits.max_streams_per_key,
-        limits.max_streams_per_team,
-        limits.max_streams,
-    );
     let state = AppState(Arc::new(Shared {
         gateway,
-        clock,
+        clock: Arc::clone(&lasting.clock),
         api_keys,
-        metrics,
+        metrics: lasting.metrics.clone(),
         openapi: document,
-        observer: observe::Observer::new(),
-        streams,
+        observer: Arc::clone(&lasting.observer),
+        streams: Arc::clone(&lasting.streams),
     }));
     // One middleware (every `from_fn` boxes the rest of the stack per
     // request, so their number is a cost on every answer): `observe` gives

@@ -82,10 +82,16 @@ struct Answers {
     errors: ErrorAnswers,
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains.
+/// The router in force. A reload of the configuration replaces it
+/// (docs/operations.md#reloading-the-configuration); each request is
+/// answered whole by the one in force when it arrived, also on a
+/// connection opened before.
+pub type Routes = Arc<arc_swap::ArcSwap<Router>>;
+
+/// Serves `routes` on `listener` until `shutdown` resolves, then drains.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    routes: Routes,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
@@ -140,7 +146,7 @@ pub async fn serve(
             Ok(slot) => {
                 tasks.spawn(connection(
                     stream,
-                    router.clone(),
+                    Arc::clone(&routes),
                     limits,
                     answers.errors.clone(),
                     stop_rx.clone(),
@@ -180,7 +186,7 @@ fn is_peer_error(e: &io::Error) -> bool {
 /// One admitted connection; `slot` is its place within the cap.
 async fn connection(
     stream: TcpStream,
-    router: Router,
+    routes: Routes,
     limits: ConnectionLimits,
     errors: ErrorAnswers,
     mut stop: watch::Receiver<bool>,
@@ -203,7 +209,7 @@ async fn connection(
         move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(timed_out.clone());
             let guard = InFlight::start(Arc::clone(&activity));
-            let router = router.clone();
+            let router = Router::clone(&routes.load());
             async move {
                 let res = router.oneshot(req).await;
                 // The request counts until its answer's body is done.

@@ -112,6 +112,8 @@ pub struct TestApp {
     pub dir: PathBuf,
     /// The gateway the app serves: its store and event log.
     pub gateway: Arc<chatgate::gateway::Gateway>,
+    /// Puts the files under `dir` in force again, as SIGHUP does.
+    pub reloader: chatgate::app::Reloader,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     /// Leave the Redis keys when dropped: another instance on the same
@@ -160,6 +162,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let app = App::build(config, opts).await.expect("app builds");
     let addr = app.local_addr().unwrap();
     let gateway = app.gateway();
+    let reloader = app.reloader();
     let events = gateway.events.subscribe();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
@@ -180,6 +183,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
         backend,
         dir,
         gateway,
+        reloader,
         shutdown: Some(tx),
         server: Some(server),
         keep_keys: false,

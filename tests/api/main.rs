@@ -36,6 +36,7 @@ mod prechat;
 mod problems;
 mod properties;
 mod recognized;
+mod reload;
 mod round_trips;
 mod stalls;
 mod step_up;

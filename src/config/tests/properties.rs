@@ -63,11 +63,11 @@ proptest! {
     #[test]
     fn expansion_never_panics_and_never_quotes_the_text(s in any::<String>(), inner in "[a-z]{2,6} [A-Za-z0-9]{6,20}") {
         let env = Environment::from_pairs([("A", "alpha")]);
-        let _ = expand(&s, &env, |_| {});
-        let err = expand(&format!("x ${{{inner}}} y"), &env, |_| {}).unwrap_err();
+        let _ = expand(&s, &env, std::path::Path::new("."), |_| {});
+        let err = expand(&format!("x ${{{inner}}} y"), &env, std::path::Path::new("."), |_| {}).unwrap_err();
         prop_assert!(!err.contains(&inner), "{}", err);
         if !s.contains('$') {
-            prop_assert_eq!(expand(&s, &env, |_| panic!("no reference")).unwrap(), s);
+            prop_assert_eq!(expand(&s, &env, std::path::Path::new("."), |_| panic!("no reference")).unwrap(), s);
         }
     }
 
@@ -76,7 +76,7 @@ proptest! {
     fn escaped_text_expands_to_itself(s in "[a-z${}:-]{0,40}|.{0,40}") {
         let escaped = s.replace("${", "$${");
         let env = Environment::default();
-        prop_assert_eq!(expand(&escaped, &env, |_| panic!("no reference")).unwrap(), s);
+        prop_assert_eq!(expand(&escaped, &env, std::path::Path::new("."), |_| panic!("no reference")).unwrap(), s);
     }
 
     #[test]
@@ -90,7 +90,7 @@ proptest! {
     ) {
         let env = if set { Environment::from_pairs([(name.clone(), value.clone())]) } else { Environment::default() };
         let mut defaulted = vec![];
-        let r = expand(&format!("{before}${{{name}:-{default}}}{after}"), &env, |n| defaulted.push(n.to_string()));
+        let r = expand(&format!("{before}${{{name}:-{default}}}{after}"), &env, std::path::Path::new("."), |n| defaulted.push(n.to_string()));
         let used_default = !set || value.is_empty();
         let middle = if used_default { &default } else { &value };
         prop_assert_eq!(r.unwrap(), format!("{before}{middle}{after}"));
@@ -98,7 +98,7 @@ proptest! {
         let (single, with_default) = (format!("${{{name}}}"), format!("${{{name}:-{default}}}"));
         prop_assert!(is_single_reference(&single));
         prop_assert!(is_single_reference(&with_default));
-        let bare = expand(&format!("${{{name}}}"), &env, |_| {});
+        let bare = expand(&format!("${{{name}}}"), &env, std::path::Path::new("."), |_| {});
         if set {
             prop_assert_eq!(bare.unwrap(), value);
         } else {

@@ -56,7 +56,7 @@ use super::{Batch, Claimed, Handled, Task, BATCH, LEASE, MAX_BACKOFF, POLL, WEBH
 use crate::channels::SEND_TIMEOUT;
 use crate::config::Team;
 use crate::error::{Error, Result};
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Live};
 use crate::store::{keys, Commit, IndexEntry, Op, StoreError};
 use crate::time::{Clock, Timestamp};
 
@@ -227,17 +227,32 @@ fn take_due_later(list: &mut VecDeque<(String, i64)>, n: usize, now: i64) -> Vec
 /// team. What it has not delivered stays in the store for the next look,
 /// or another instance (its claims come due again after their lease).
 pub async fn run_dispatcher(
-    gw: Arc<Gateway>,
+    live: Arc<Live>,
     clock: Arc<dyn Clock>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    tokio::pin!(shutdown);
     // Dropped at the end: every team's loop and its deliveries stop.
     let mut teams = JoinSet::new();
-    for id in gw.config.teams.keys() {
-        let dispatch = TeamDispatch::new(Arc::clone(&gw), Arc::clone(&clock), id.clone());
-        teams.spawn(dispatch.run());
+    let mut started = std::collections::HashSet::new();
+    let mut replaced = live.replacements();
+    loop {
+        // A team a reload added gets its loop; a removed team's loop finds
+        // no team and hands nothing out (its items wait in the store).
+        for id in live.current().config.teams.keys() {
+            if started.insert(id.clone()) {
+                let dispatch = TeamDispatch::new(Arc::clone(&live), Arc::clone(&clock), id.clone());
+                teams.spawn(dispatch.run());
+            }
+        }
+        tokio::select! {
+            () = &mut shutdown => return,
+            changed = replaced.changed() => if changed.is_err() {
+                shutdown.await;
+                return;
+            },
+        }
     }
-    shutdown.await;
 }
 
 /// A claim under way: how many it asked for, and the batch.
@@ -254,6 +269,8 @@ async fn until_claimed(claiming: &mut Option<Claiming>) -> (usize, Result<Option
 
 /// One team's loop (see the module's notes).
 struct TeamDispatch {
+    /// The gateway in force, and the one this round took from it.
+    live: Arc<Live>,
     gw: Arc<Gateway>,
     clock: Arc<dyn Clock>,
     team: String,
@@ -273,11 +290,12 @@ struct TeamDispatch {
 }
 
 impl TeamDispatch {
-    fn new(gw: Arc<Gateway>, clock: Arc<dyn Clock>, team: String) -> Self {
+    fn new(live: Arc<Live>, clock: Arc<dyn Clock>, team: String) -> Self {
         let (settle, settled) = mpsc::unbounded_channel();
         TeamDispatch {
             queue: keys::outbox(&team),
-            gw,
+            gw: live.current(),
+            live,
             clock,
             team,
             lanes: HashMap::new(),
@@ -311,6 +329,9 @@ impl TeamDispatch {
         // next items waiting, without waiting for its answer.
         let mut claiming: Option<Claiming> = None;
         loop {
+            // Each round works with the configuration in force (a reload
+            // may have changed the team's webhook or channels).
+            self.gw = self.live.current();
             while let Some(ended) = self.running.try_join_next_with_id() {
                 self.ended(ended);
             }

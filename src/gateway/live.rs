@@ -1,0 +1,41 @@
+//! The gateway in force: one `Arc` a reload replaces whole
+//! (docs/operations.md#reloading-the-configuration), so whoever takes it
+//! works with one configuration from start to end. Background workers take
+//! it anew at each round; a request keeps the one it started with.
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use super::Gateway;
+
+pub struct Live {
+    current: ArcSwap<Gateway>,
+    /// Counts the replacements, for workers that act on one (new teams).
+    replaced: watch::Sender<u64>,
+}
+
+impl Live {
+    pub fn new(gateway: Arc<Gateway>) -> Arc<Live> {
+        Arc::new(Live {
+            current: ArcSwap::new(gateway),
+            replaced: watch::channel(0).0,
+        })
+    }
+
+    /// The gateway in force now.
+    pub fn current(&self) -> Arc<Gateway> {
+        self.current.load_full()
+    }
+
+    /// Puts `gateway` in force for everyone who takes it from now on.
+    pub fn replace(&self, gateway: Arc<Gateway>) {
+        self.current.store(gateway);
+        self.replaced.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes on every [`Live::replace`].
+    pub fn replacements(&self) -> watch::Receiver<u64> {
+        self.replaced.subscribe()
+    }
+}
