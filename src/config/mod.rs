@@ -43,7 +43,9 @@ pub use env::Environment;
 pub use load::{load, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
 pub use settings::TemplateOverrides;
-pub use team::{ApiKey, ChannelConfig, OidcConfig, Role, Team, TeamWebhook};
+pub use team::{
+    ApiKey, ChannelConfig, OidcConfig, OnCredentialChange, Role, SsfConfig, Team, TeamWebhook,
+};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;

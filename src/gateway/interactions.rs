@@ -14,6 +14,7 @@ use crate::config::Team;
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
+use crate::domain::logout::LogoutCause;
 use crate::domain::pin::SessionPin;
 use crate::domain::recognition::Recognition;
 use crate::domain::secrets::Pepper;
@@ -450,7 +451,10 @@ impl Gateway {
         let (view, _) = self
             .update_interaction(team, id, now, |w| {
                 if w.rec.auth.is_some() {
-                    w.emit(EventType::InteractionLoggedOut, serde_json::Value::Null);
+                    w.emit(
+                        EventType::InteractionLoggedOut,
+                        LogoutCause::Api.event_data(),
+                    );
                 }
                 w.rec.log_out(now);
                 w.forget_recognition();

@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod problem;
+mod revocation;
 mod subjects;
 
 use std::sync::Arc;
@@ -90,6 +91,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(interactions::router())
         .merge(login::router())
         .merge(oidc::router())
+        .merge(revocation::router())
         .merge(assertion::router())
         .merge(assurance::router())
         .merge(forget::router())
