@@ -30,7 +30,10 @@
 //!                     live stream `GET /v1/events` reads.
 //!
 //!  oidc/        hosted login with a team's OpenID Connect provider:
-//!               discovery, key set, ID token checks (plain functions).
+//!               discovery, key set, ID and logout token checks (plain
+//!               functions).
+//!  ssf/         the Shared Signals receiver's rules: Security Event Token
+//!               claims, subjects, event types (plain functions).
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server.rs    the connection loop: header/idle timeouts, connection cap.
@@ -53,6 +56,7 @@ pub mod gateway;
 pub mod http;
 pub mod oidc;
 mod server;
+pub mod ssf;
 pub mod store;
 pub mod telemetry;
 pub mod time;

@@ -3,7 +3,7 @@
 //! types of `mod.rs` and `team.rs`.
 use serde::Deserialize;
 
-use super::{Dur, Role};
+use super::{Dur, OnCredentialChange, Role};
 
 /// `config/chatgate.toml`.
 #[derive(Debug, Deserialize)]
@@ -140,6 +140,8 @@ pub(super) struct TeamFile {
     pub webhook: Option<toml::Table>,
     /// `[oidc]`, read as [`OidcEntry`].
     pub oidc: Option<toml::Table>,
+    /// `[ssf]`, read as [`SsfEntry`].
+    pub ssf: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,
@@ -198,6 +200,24 @@ pub(super) struct OidcEntry {
     /// Not empty: sent, and the ID token's `acr` must be one of them.
     #[serde(default)]
     pub acr_values: Vec<String>,
+    /// Serve the provider's back-channel logout; default false.
+    #[serde(default)]
+    pub backchannel_logout: bool,
+}
+
+/// A team's `[ssf]`: its Shared Signals transmitter.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SsfEntry {
+    /// The transmitter's `iss`: every event token must name it.
+    pub issuer: Option<String>,
+    /// Its key set: `https` (or `http` on a loopback address).
+    pub jwks_uri: Option<String>,
+    /// This receiver, as the tokens' `aud` names it.
+    pub audience: Option<String>,
+    /// `logout` (default) or `ignore`.
+    #[serde(default)]
+    pub on_credential_change: OnCredentialChange,
 }
 
 fn default_customer_claim() -> String {

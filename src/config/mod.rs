@@ -48,7 +48,9 @@ pub use oidc::{https_or_loopback, may_reach};
 pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
-pub use team::{ApiKey, ChannelConfig, OidcConfig, Role, Team, TeamWebhook};
+pub use team::{
+    ApiKey, ChannelConfig, OidcConfig, OnCredentialChange, Role, SsfConfig, Team, TeamWebhook,
+};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;

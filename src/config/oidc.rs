@@ -4,8 +4,8 @@ use secrecy::SecretString;
 use url::{Host, Url};
 
 use super::de::from_table;
-use super::files::OidcEntry;
-use super::{ConfigError, OidcConfig};
+use super::files::{OidcEntry, SsfEntry};
+use super::{ConfigError, OidcConfig, SsfConfig};
 
 pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, ConfigError> {
     let err = |key: &str, problem: &str| ConfigError::new(file, format!("oidc.{key}"), problem);
@@ -48,6 +48,36 @@ pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, Co
         customer_claim: raw.customer_claim,
         max_age: raw.max_age.enabled(),
         acr_values: raw.acr_values,
+        backchannel_logout: raw.backchannel_logout,
+    })
+}
+
+/// A team's `[ssf]`: every key present (a missing one is named), the key
+/// set's address one the gateway may fetch.
+pub(super) fn load_ssf(table: toml::Table, file: &str) -> Result<SsfConfig, ConfigError> {
+    let err = |key: &str, problem: &str| ConfigError::new(file, format!("ssf.{key}"), problem);
+    let raw: SsfEntry = from_table(table, file, "ssf")?;
+    let required = |key: &str, v: Option<String>| {
+        v.filter(|v| !v.trim().is_empty())
+            .ok_or_else(|| err(key, "is required"))
+    };
+    let issuer = required("issuer", raw.issuer)?;
+    let jwks_uri = required("jwks_uri", raw.jwks_uri)?;
+    let audience = required("audience", raw.audience)?;
+    let jwks_uri = Url::parse(&jwks_uri)
+        .ok()
+        .filter(https_or_loopback)
+        .ok_or_else(|| {
+            err(
+                "jwks_uri",
+                "must be an https URL (http only on a loopback address)",
+            )
+        })?;
+    Ok(SsfConfig {
+        issuer,
+        jwks_uri,
+        audience,
+        on_credential_change: raw.on_credential_change,
     })
 }
 

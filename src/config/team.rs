@@ -69,6 +69,34 @@ pub struct OidcConfig {
     pub max_age: Option<std::time::Duration>,
     /// Not empty: sent as `acr_values`; the ID token's `acr` must be one of them.
     pub acr_values: Vec<String>,
+    /// Serve `POST /oidc/backchannel-logout/{team}`
+    /// (docs/api.md#revocation-from-the-identity-provider).
+    pub backchannel_logout: bool,
+}
+
+/// A team's Shared Signals transmitter (`[ssf]`): the gateway receives its
+/// Security Event Tokens at `POST /ssf/{team}/events`
+/// (docs/api.md#revocation-from-the-identity-provider).
+#[derive(Debug)]
+pub struct SsfConfig {
+    /// Every token's `iss`.
+    pub issuer: String,
+    /// The transmitter's key set: `https`, or `http` on a loopback address.
+    pub jwks_uri: url::Url,
+    /// Every token's `aud` contains it.
+    pub audience: String,
+    /// What a `credential-change` event does.
+    pub on_credential_change: OnCredentialChange,
+}
+
+/// What a `credential-change` event does: log the customer out everywhere
+/// (the default) or nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnCredentialChange {
+    #[default]
+    Logout,
+    Ignore,
 }
 
 #[derive(Debug)]
@@ -88,6 +116,8 @@ pub struct Team {
     pub webhook: Option<TeamWebhook>,
     /// The team's identity provider, when the gateway runs its logins.
     pub oidc: Option<OidcConfig>,
+    /// The team's Shared Signals transmitter, when it pushes events.
+    pub ssf: Option<SsfConfig>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.

@@ -95,6 +95,10 @@ pub(super) fn load_team(
         .oidc
         .map(|t| super::oidc::load_oidc(t, file))
         .transpose()?;
+    let ssf = raw
+        .ssf
+        .map(|t| super::oidc::load_ssf(t, file))
+        .transpose()?;
 
     let team_layer = || Layer {
         file,
@@ -145,6 +149,7 @@ pub(super) fn load_team(
         api_keys,
         webhook,
         oidc,
+        ssf,
         settings,
         channel_settings,
     })

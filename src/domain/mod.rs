@@ -14,6 +14,7 @@ pub mod input;
 pub mod interaction;
 pub mod login;
 pub mod login_token;
+pub mod logout;
 pub mod origins;
 pub mod otp;
 pub mod phone;

@@ -350,7 +350,12 @@ mod tests {
         // Each type's `data`, byte for byte as the untyped events wrote it.
         let cases = [
             (EventData::InteractionCreated(Plain), format!("{i}}}")),
-            (EventData::InteractionLoggedOut(Plain), format!("{i}}}")),
+            (
+                EventData::InteractionLoggedOut(LoggedOut {
+                    cause: crate::domain::logout::LogoutCause::Website,
+                }),
+                format!(r#"{i},"cause":"website"}}"#),
+            ),
             (
                 EventData::ChallengeCreated(ChallengeCreated {
                     challenge: CreatedChallenge {

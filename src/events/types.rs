@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
 use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::logout::LogoutCause;
 use crate::time::Timestamp;
 
 /// Whom an event's `data` is about: the member it opens with.
@@ -101,7 +102,7 @@ event_types! {
     /// The authentication ended.
     InteractionExpired(Plain) = "interaction.expired" about Interaction,
     /// A bot, agent or the website logged the customer out.
-    InteractionLoggedOut(Plain) = "interaction.logged_out" about Interaction,
+    InteractionLoggedOut(LoggedOut) = "interaction.logged_out" about Interaction,
     /// An OTP or PIN challenge started.
     ChallengeCreated(ChallengeCreated) = "challenge.created" about Interaction,
     /// A wrong code.
@@ -151,6 +152,12 @@ impl<'de> Deserialize<'de> for EventType {
 /// Nothing beside whom the event is about.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Plain;
+
+/// `interaction.logged_out`: what ended the authentication.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LoggedOut {
+    pub cause: LogoutCause,
+}
 
 /// `challenge.created`: the challenge that started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -14,12 +14,13 @@ use crate::config::Team;
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
+use crate::domain::logout::LogoutCause;
 use crate::domain::pin::SessionPin;
 use crate::domain::recognition::Recognition;
 use crate::domain::secrets::Pepper;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
-use crate::events::types::Plain;
+use crate::events::types::{LoggedOut, Plain};
 use crate::events::EventData;
 use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::Timestamp;
@@ -447,7 +448,9 @@ impl Gateway {
         let (view, _) = self
             .update_interaction(team, id, now, |w| {
                 if w.rec.auth.is_some() {
-                    w.emit(EventData::InteractionLoggedOut(Plain));
+                    w.emit(EventData::InteractionLoggedOut(LoggedOut {
+                        cause: LogoutCause::Api,
+                    }));
                 }
                 w.rec.log_out(now);
                 w.forget_recognition();

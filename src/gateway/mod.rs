@@ -13,10 +13,13 @@ mod interactions;
 mod live;
 mod login;
 mod oidc;
+mod oidc_logout;
 mod outbox;
 mod recognition;
 mod record_locks;
 mod records;
+mod revocation;
+mod ssf;
 mod store_epoch;
 mod store_errors;
 mod subjects;
@@ -37,8 +40,10 @@ pub use login::{
     Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink, ShortLinkTarget,
 };
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
+pub use oidc_logout::LogoutRefusal;
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
+pub use ssf::SsfRefusal;
 pub use store_epoch::run_store_watch;
 pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
+use super::oidc_logout::ProviderSession;
 use super::records::{put, retry, Loaded, Record};
 use super::Gateway;
 use crate::config::{OidcConfig, Team};
@@ -14,7 +15,7 @@ use crate::domain::interaction::Customer;
 use crate::error::Error;
 use crate::oidc::flow::{self, Started, STATE_TTL};
 use crate::oidc::states::{self, LinkStates};
-use crate::oidc::{id_token, reachable, OidcError};
+use crate::oidc::{id_token, reachable, KeySet, OidcError};
 use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
 
@@ -111,6 +112,7 @@ impl Gateway {
             team: team.id.clone(),
             interaction_id: link.interaction_id,
             link_id: link.link_id,
+            issuer: Some(oidc.issuer.clone()),
             expected_customer: link.expected_customer.clone(),
             nonce: flow::random_value(),
             verifier: flow::random_value(),
@@ -196,6 +198,11 @@ impl Gateway {
         if answer.error.is_some() {
             return Err(refused(OidcError::Cancelled));
         }
+        // Begun with another provider (the team's changed since): its
+        // answer is not this provider's to judge.
+        if started.issuer.as_deref() != Some(oidc.issuer.as_str()) {
+            return Err(refused(OidcError::WrongIssuer));
+        }
         let meta = self.oidc.metadata(oidc, now).await.map_err(refused)?;
         // RFC 9207: an answer naming another issuer, or none from a
         // provider that always names itself, may come from another provider.
@@ -222,13 +229,10 @@ impl Gateway {
             )
             .await
             .map_err(refused)?;
-        let (alg, kid) = id_token::header(&token).map_err(refused)?;
-        let jwk = self
-            .oidc
-            .key(oidc, &meta, &kid, now)
+        let claims = self
+            .provider_token(oidc, &meta, &token, now)
             .await
             .map_err(refused)?;
-        let claims = id_token::verify_signature(&token, &jwk, alg).map_err(refused)?;
         let expect = id_token::Expect {
             issuer: &oidc.issuer,
             client_id: &oidc.client_id,
@@ -237,9 +241,16 @@ impl Gateway {
             acr_values: &oidc.acr_values,
             customer_claim: &oidc.customer_claim,
         };
-        let proven = id_token::check_claims(&claims, &expect, now).map_err(refused)?;
+        let proven = id_token::check_login_claims(&claims, &expect, now).map_err(refused)?;
+        let session = ProviderSession::of(&proven);
         let customer = customer(proven).map_err(refused)?;
         let request = format!("oidc:{}", flow::digest(&started.nonce));
+        // Remembered before the login counts, so that no login the
+        // provider may end goes unremembered; an entry of a login refused
+        // below names no authentication and ends nothing.
+        let customer_id = customer.get("id").map(String::as_str).unwrap_or_default();
+        self.remember_session(team, &session, started.interaction_id, customer_id, now)
+            .await?;
         Ok(self
             .provider_login(
                 team,
@@ -253,6 +264,43 @@ impl Gateway {
                 now,
             )
             .await?)
+    }
+
+    /// A token of the team's provider, ID token or logout token alike: its
+    /// signature by a key of the provider's set (named by `kid`; an unknown
+    /// one fetches the set again, rate-limited) with an allowed algorithm,
+    /// then `iss`, `aud` and `azp` ([`id_token::check_audience`]). Returns
+    /// its claims for the checks of its kind.
+    pub(super) async fn provider_token(
+        &self,
+        oidc: &OidcConfig,
+        meta: &crate::oidc::Metadata,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
+        let keys = KeySet {
+            cache: &oidc.issuer,
+            jwks_uri: &meta.jwks_uri,
+            issuer: &meta.issuer,
+        };
+        let claims = self.signed_claims(&keys, token, now).await?;
+        id_token::check_audience(&claims, &oidc.issuer, &oidc.client_id)?;
+        Ok(claims)
+    }
+
+    /// The claims of `token` if a key of `keys` named by its `kid` signed
+    /// it with an allowed algorithm (an unknown `kid` fetches the set
+    /// again, rate-limited): the signature check of every token from an
+    /// identity provider or a Shared Signals transmitter.
+    pub(super) async fn signed_claims(
+        &self,
+        keys: &KeySet<'_>,
+        token: &str,
+        now: Timestamp,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
+        let (alg, kid) = id_token::header(token)?;
+        let jwk = self.oidc.key_in(keys, &kid, now).await?;
+        id_token::verify_signature(token, &jwk, alg)
     }
 
     /// The started login the answer's state names, if it was started for

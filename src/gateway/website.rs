@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use super::records::{put, Loaded, Record};
 use super::Gateway;
-use crate::config::Team;
+use crate::config::{Settings, Team};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::logout::LogoutCause;
 use crate::domain::webhook_sig;
 use crate::error::{Error, Result};
-use crate::events::types::Plain;
+use crate::events::types::LoggedOut;
 use crate::events::EventData;
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -101,6 +103,30 @@ impl Gateway {
         if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
             return Ok(first.logged_out);
         }
+        let n = self
+            .log_out_everywhere(team, customer_id, LogoutCause::Website, now)
+            .await?;
+        // Remembered once done (a conflict is a concurrent twin: same work).
+        let answer = LogoutAnswer { logged_out: n };
+        self.store
+            .commit(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
+            .await?;
+        Ok(n)
+    }
+
+    /// Logs customer `customer_id` out of every interaction of `team`
+    /// (authenticated as them, waiting for a step-up for them, or with a
+    /// login of theirs waiting for its binding code), forgetting their
+    /// recognized conversations: the back-channel logout of a website, of
+    /// the identity provider and of a Shared Signals transmitter alike.
+    /// Returns how many interactions were logged out.
+    pub(crate) async fn log_out_everywhere(
+        self: &Arc<Self>,
+        team: &Team,
+        customer_id: &str,
+        cause: LogoutCause,
+        now: Timestamp,
+    ) -> Result<usize> {
         // Their recognized conversations are forgotten first, so that the
         // logouts' events show them forgotten.
         self.forget_recognitions_of(team, customer_id).await?;
@@ -115,7 +141,12 @@ impl Gateway {
                 let Ok(id) = Uuid::parse_str(&e.member) else {
                     continue;
                 };
-                if self.log_out_if_theirs(team, id, customer_id, now).await? {
+                if self
+                    .log_out_if(team, id, cause, now, |rec, s| {
+                        rec.signed_in_as(customer_id, now, s)
+                    })
+                    .await?
+                {
                     n += 1;
                 }
             }
@@ -123,29 +154,27 @@ impl Gateway {
                 break;
             }
         }
-        // Remembered once done (a conflict is a concurrent twin: same work).
-        let answer = LogoutAnswer { logged_out: n };
-        self.store
-            .commit(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
-            .await?;
         Ok(n)
     }
 
-    /// Logs out interaction `id` if `customer_id` is signed in there (or
-    /// waiting for a step-up or a binding code there).
-    async fn log_out_if_theirs(
+    /// Logs out interaction `id` if `theirs` says so of its record (it is
+    /// gone: not logged out), with an `interaction.logged_out` of `cause`;
+    /// its conversation is no longer recognized.
+    pub(crate) async fn log_out_if(
         self: &Arc<Self>,
         team: &Team,
         id: Uuid,
-        customer_id: &str,
+        cause: LogoutCause,
         now: Timestamp,
+        theirs: impl Fn(&InteractionRecord, &Settings) -> bool + Sync,
     ) -> Result<bool> {
         let result = self
             .update_interaction(team, id, now, |w| {
-                let hit = w.rec.signed_in_as(customer_id, now, w.settings);
+                let hit = theirs(&w.rec, w.settings);
                 if hit {
                     w.rec.log_out(now);
-                    w.emit(EventData::InteractionLoggedOut(Plain));
+                    w.forget_recognition();
+                    w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
                 }
                 Ok(hit)
             })

@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod problem;
+mod revocation;
 mod subjects;
 
 use std::sync::Arc;
@@ -119,6 +120,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(interactions::router())
         .merge(login::router())
         .merge(oidc::router())
+        .merge(revocation::router())
         .merge(assertion::router())
         .merge(assurance::router())
         .merge(forget::router())

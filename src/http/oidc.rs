@@ -185,7 +185,9 @@ fn refused(refusal: ProviderRefusal) -> Response {
         ProviderRefusal::Oidc(OidcError::BadState(_) | OidcError::WrongIssuer) => &START_AGAIN,
         ProviderRefusal::Oidc(OidcError::Cancelled) => &CANCELLED,
         ProviderRefusal::Oidc(OidcError::Provider(_)) => &PROVIDER_DOWN,
-        ProviderRefusal::Oidc(OidcError::InvalidIdToken(_)) => &NOT_VERIFIED,
+        ProviderRefusal::Oidc(OidcError::InvalidIdToken(_) | OidcError::Unverified(_)) => {
+            &NOT_VERIFIED
+        }
         ProviderRefusal::Login(Error::TokenUsed) => &USED,
         ProviderRefusal::Login(Error::TokenExpired) => &pages::EXPIRED_LINK,
         ProviderRefusal::Login(Error::CustomerMismatch) => &MISMATCH,

@@ -55,6 +55,11 @@ pub struct Started {
     pub interaction_id: Uuid,
     #[serde(rename = "l")]
     pub link_id: Uuid,
+    /// The issuer the login was begun with: an answer after the team's
+    /// provider changed is refused. Absent in logins started before it
+    /// was kept (refused alike: the customer opens the link again).
+    #[serde(rename = "is", default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     #[serde(rename = "ec", default, skip_serializing_if = "Option::is_none")]
     pub expected_customer: Option<String>,
     #[serde(rename = "n")]
@@ -143,6 +148,7 @@ mod tests {
             team: "acme".into(),
             interaction_id: Uuid::nil(),
             link_id: Uuid::nil(),
+            issuer: None,
             expected_customer: None,
             nonce: "n".into(),
             verifier: "v".into(),

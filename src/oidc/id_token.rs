@@ -42,24 +42,32 @@ pub struct Proven {
     pub customer_id: String,
     pub name: Option<String>,
     pub email: Option<String>,
+    /// The provider's `sub` and session id (`sid`), so that its
+    /// back-channel logout finds this login.
+    pub sub: Option<String>,
+    pub sid: Option<String>,
 }
 
 fn invalid(reason: &'static str) -> OidcError {
     OidcError::InvalidIdToken(reason)
 }
 
+fn unverified(reason: &'static str) -> OidcError {
+    OidcError::Unverified(reason)
+}
+
 /// The algorithm and `kid` of a token's header, if the algorithm is allowed.
 /// `alg: none` and unknown algorithms do not parse at all.
 pub fn header(token: &str) -> Result<(Algorithm, String), OidcError> {
     let header = jsonwebtoken::decode_header(token)
-        .map_err(|_| invalid("malformed header or an algorithm that is not allowed"))?;
+        .map_err(|_| unverified("malformed header or an algorithm that is not allowed"))?;
     if !ALGORITHMS.contains(&header.alg) {
-        return Err(invalid("an algorithm that is not allowed"));
+        return Err(unverified("an algorithm that is not allowed"));
     }
     if header.crit.is_some() {
-        return Err(invalid("a critical header extension"));
+        return Err(unverified("a critical header extension"));
     }
-    let kid = header.kid.ok_or(invalid("no kid"))?;
+    let kid = header.kid.ok_or(unverified("no kid"))?;
     Ok((header.alg, kid))
 }
 
@@ -71,14 +79,14 @@ pub fn verify_signature(
     alg: Algorithm,
 ) -> Result<Map<String, Value>, OidcError> {
     if matches!(jwk.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature) {
-        return Err(invalid("the key is not a signing key"));
+        return Err(unverified("the key is not a signing key"));
     }
     if let Some(key_alg) = jwk.common.key_algorithm {
         if key_algorithm(alg) != key_alg {
-            return Err(invalid("the key is for another algorithm"));
+            return Err(unverified("the key is for another algorithm"));
         }
     }
-    let key = DecodingKey::from_jwk(jwk).map_err(|_| invalid("unusable key"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|_| unverified("unusable key"))?;
     let mut validation = Validation::new(alg);
     // Every claim is checked by `check_claims`, with the caller's clock.
     validation.validate_exp = false;
@@ -87,7 +95,7 @@ pub fn verify_signature(
     validation.required_spec_claims.clear();
     jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
         .map(|data| data.claims)
-        .map_err(|_| invalid("bad signature"))
+        .map_err(|_| unverified("bad signature"))
 }
 
 fn key_algorithm(alg: Algorithm) -> KeyAlgorithm {
@@ -98,15 +106,17 @@ fn key_algorithm(alg: Algorithm) -> KeyAlgorithm {
     }
 }
 
-/// The claim checks, in the order of OpenID Connect Core 3.1.3.7.
-pub fn check_claims(
+/// The checks every token of the team's provider passes, ID token and
+/// logout token alike (after its signature): `iss` is the issuer, `aud`
+/// contains the client, and `azp` is the client when `aud` names several
+/// (or when it is there at all).
+pub fn check_audience(
     claims: &Map<String, Value>,
-    expect: &Expect<'_>,
-    now: Timestamp,
-) -> Result<Proven, OidcError> {
+    issuer: &str,
+    client_id: &str,
+) -> Result<(), OidcError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let number = |name: &str| claims.get(name).and_then(Value::as_i64);
-    if text("iss") != Some(expect.issuer) {
+    if text("iss") != Some(issuer) {
         return Err(invalid("wrong iss"));
     }
     let audiences: Vec<&str> = match claims.get("aud") {
@@ -114,13 +124,36 @@ pub fn check_claims(
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         _ => return Err(invalid("no aud")),
     };
-    if !audiences.contains(&expect.client_id) {
+    if !audiences.contains(&client_id) {
         return Err(invalid("wrong aud"));
     }
     let azp = text("azp");
-    if (audiences.len() > 1 || claims.get("azp").is_some()) && azp != Some(expect.client_id) {
+    if (audiences.len() > 1 || claims.get("azp").is_some()) && azp != Some(client_id) {
         return Err(invalid("wrong or missing azp"));
     }
+    Ok(())
+}
+
+/// The claim checks, in the order of OpenID Connect Core 3.1.3.7: the
+/// shared [`check_audience`], then [`check_login_claims`].
+pub fn check_claims(
+    claims: &Map<String, Value>,
+    expect: &Expect<'_>,
+    now: Timestamp,
+) -> Result<Proven, OidcError> {
+    check_audience(claims, expect.issuer, expect.client_id)?;
+    check_login_claims(claims, expect, now)
+}
+
+/// The checks only an ID token passes, once [`check_audience`] has:
+/// `exp`, `iat`, `nonce`, `acr`, `auth_time`, the customer claim.
+pub fn check_login_claims(
+    claims: &Map<String, Value>,
+    expect: &Expect<'_>,
+    now: Timestamp,
+) -> Result<Proven, OidcError> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let number = |name: &str| claims.get(name).and_then(Value::as_i64);
     let now_s = now.unix_seconds();
     let exp = number("exp").ok_or(invalid("no exp"))?;
     if now_s >= exp.saturating_add(LEEWAY_SECS) {
@@ -170,6 +203,8 @@ pub fn check_claims(
         customer_id,
         name: text("name").map(str::to_string),
         email: text("email").map(str::to_string),
+        sub: text("sub").map(str::to_string),
+        sid: text("sid").map(str::to_string),
     })
 }
 

@@ -6,16 +6,18 @@
 //! - [`states`]: the logins started from one link (at most five), kept in
 //!   one record found from the state;
 //! - [`provider`]: discovery, the cached key set, the token endpoint;
-//! - [`id_token`]: the ID token checks, as plain functions of `now`.
+//! - [`id_token`]: the ID token checks, as plain functions of `now`;
+//! - [`logout_token`]: what a back-channel logout token adds to them.
 //!
 //! The use cases (`gateway::oidc`) join these to the login callback's
 //! rules; the browser's two routes are `http::oidc`'s.
 pub mod flow;
 pub mod id_token;
+pub mod logout_token;
 pub mod provider;
 pub mod states;
 
-pub use provider::{reachable, Metadata, Providers};
+pub use provider::{reachable, KeySet, Metadata, Providers};
 
 /// Why a login with the provider could not finish. Each is one status of
 /// the customer's page; none carries a token, code or state.
@@ -37,4 +39,9 @@ pub enum OidcError {
     /// 401: the ID token fails a check.
     #[error("the ID token was refused: {0}")]
     InvalidIdToken(&'static str),
+    /// 401: the token's signature cannot be verified: an algorithm that is
+    /// not allowed, no `kid`, a `kid` not in the key set, an unusable key,
+    /// a signature that does not verify.
+    #[error("the token's signature was refused: {0}")]
+    Unverified(&'static str),
 }

@@ -116,6 +116,18 @@ async fn capped(what: &str, mut res: reqwest::Response) -> Result<Vec<u8>, OidcE
     Ok(body)
 }
 
+/// A key set and whose it is: a provider's (its discovery's `jwks_uri`)
+/// or a Shared Signals transmitter's (configured).
+#[derive(Debug, Clone, Copy)]
+pub struct KeySet<'a> {
+    /// Names its cache: each key set is cached and refetched on its own.
+    pub cache: &'a str,
+    pub jwks_uri: &'a Url,
+    /// Its owner's issuer: a key set on a loopback address only for an
+    /// issuer on one ([`reachable`]).
+    pub issuer: &'a str,
+}
+
 /// One provider's cached documents.
 #[derive(Default)]
 struct Cached {
@@ -212,12 +224,12 @@ impl Providers {
         }
     }
 
-    async fn fetch_keys(&self, meta: &Metadata) -> Result<Vec<Jwk>, OidcError> {
+    async fn fetch_keys(&self, set: &KeySet<'_>) -> Result<Vec<Jwk>, OidcError> {
         #[derive(Deserialize)]
         struct Set {
             keys: Vec<serde_json::Value>,
         }
-        let jwks_uri = reachable("jwks_uri", &meta.jwks_uri, &meta.issuer)?;
+        let jwks_uri = reachable("jwks_uri", set.jwks_uri, set.issuer)?;
         let set: Set = self.get_json("key set", jwks_uri.as_str()).await?;
         // A key of a kind this gateway does not read (an encryption key of
         // an algorithm unknown here) is skipped, not fatal to the set.
@@ -228,18 +240,17 @@ impl Providers {
             .collect())
     }
 
-    /// The provider's key named `kid`. The set is fetched when none is
+    /// The key named `kid` of `set`. The set is fetched when none is
     /// cached; an unknown `kid` fetches it again (a rotated key) at once the
     /// first time, then at most once per [`REFETCH_EVERY`]; still unknown:
     /// the token is refused.
-    pub async fn key(
+    pub async fn key_in(
         &self,
-        oidc: &OidcConfig,
-        meta: &Metadata,
+        set: &KeySet<'_>,
         kid: &str,
         now: Timestamp,
     ) -> Result<Jwk, OidcError> {
-        let entry = self.entry(&oidc.issuer);
+        let entry = self.entry(set.cache);
         let mut cached = entry.lock().await;
         let find = |keys: &Option<Vec<Jwk>>| {
             keys.iter()
@@ -248,16 +259,16 @@ impl Providers {
                 .cloned()
         };
         if cached.keys.is_none() {
-            cached.keys = Some(self.fetch_keys(meta).await?);
+            cached.keys = Some(self.fetch_keys(set).await?);
         } else if find(&cached.keys).is_none()
             && cached
                 .refetched_at
                 .is_none_or(|at| now.since(at) >= REFETCH_EVERY)
         {
             cached.refetched_at = Some(now);
-            cached.keys = Some(self.fetch_keys(meta).await?);
+            cached.keys = Some(self.fetch_keys(set).await?);
         }
-        find(&cached.keys).ok_or(OidcError::InvalidIdToken("a kid not in the key set"))
+        find(&cached.keys).ok_or(OidcError::Unverified("a kid not in the key set"))
     }
 
     /// Exchanges `code` at the token endpoint (`client_secret_basic`, with

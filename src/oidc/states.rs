@@ -96,6 +96,7 @@ mod tests {
             team: "acme".into(),
             interaction_id: Uuid::nil(),
             link_id: Uuid::nil(),
+            issuer: None,
             expected_customer: None,
             nonce: "n".into(),
             verifier: "v".into(),

@@ -152,6 +152,27 @@ pub fn recognitions_of(team: &str, customer_id: &str) -> String {
     with_digest(scoped(team, "rcu:", DIGEST), &[customer_id])
 }
 
+/// The interactions hosted logins of one provider session (the ID
+/// token's `sid`) authenticated, so that the provider's back-channel
+/// logout of that session finds them.
+pub fn oidc_session(team: &str, issuer: &str, sid: &str) -> String {
+    with_digest(scoped(team, "os:", DIGEST), &[issuer, sid])
+}
+
+/// The customer ids hosted logins mapped a provider `sub` to.
+pub fn oidc_subject(team: &str, issuer: &str, sub: &str) -> String {
+    with_digest(scoped(team, "osu:", DIGEST), &[issuer, sub])
+}
+
+/// A used revocation token id (`jti`) of one receiver (`kind`: the
+/// back-channel logout or the Shared Signals receiver).
+pub fn revocation_jti(team: &str, kind: &str, jti: &str) -> String {
+    let mut key = scoped(team, "rj:", kind.len() + 1 + DIGEST);
+    key.push_str(kind);
+    key.push(':');
+    with_digest(key, &[jti])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

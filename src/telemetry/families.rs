@@ -8,6 +8,7 @@ use crate::channels::Purpose;
 use crate::config::Config;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
+use crate::domain::logout::{Receiver, RefusalReason};
 use crate::events::EventType;
 
 /// The outbox metrics' `kind` label: events (to the team's webhook) and
@@ -48,6 +49,9 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_connections_open", Kind::Gauge, "", "Connections being served (within server.max_connections)."),
     ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections: answered 503, closed unanswered, or closed to make room."),
     ("chatgate_accept_errors_total", Kind::Counter, "", "Failed accepts that were not the peer's (EMFILE, ...)."),
+    ("chatgate_revocation_tokens_total", Kind::Counter, "team, receiver", "Tokens received by the identity provider's revocation receivers, by team and receiver (oidc_logout, ssf)."),
+    ("chatgate_revocation_refused_total", Kind::Counter, "team, receiver, reason", "Revocation tokens refused, by team, receiver and reason (malformed, key, issuer, audience, claims, replay, unavailable); an ssf replay is accepted and counted here too."),
+    ("chatgate_revocation_customers_logged_out_total", Kind::Counter, "team, receiver", "Customers (or, for a sid, provider sessions) logged out by a valid revocation token, by team and receiver."),
 ];
 
 /// `# HELP` for every family; every closed-label counter at 0.
@@ -90,6 +94,20 @@ pub(super) fn describe_and_register() {
 /// The series labelled by the config's teams and channels, at 0.
 pub fn register_config(config: &Config) {
     for team in config.teams.keys() {
+        for receiver in Receiver::ALL.map(Receiver::as_str) {
+            for name in [
+                "chatgate_revocation_tokens_total",
+                "chatgate_revocation_customers_logged_out_total",
+            ] {
+                metrics::counter!(name, "team" => team.clone(), "receiver" => receiver)
+                    .increment(0);
+            }
+            for reason in RefusalReason::ALL.map(RefusalReason::as_str) {
+                metrics::counter!("chatgate_revocation_refused_total",
+                    "team" => team.clone(), "receiver" => receiver, "reason" => reason)
+                .increment(0);
+            }
+        }
         for kind in OUTBOX_KINDS {
             for name in [
                 "chatgate_outbox_delivered_total",

@@ -112,6 +112,8 @@ struct Inner {
     /// `auth_time` = now minus this.
     auth_age: i64,
     acr: String,
+    /// The provider session its ID tokens name (`sid`), when set.
+    sid: Option<String>,
 }
 
 #[derive(Clone)]
@@ -150,6 +152,7 @@ impl FakeIdp {
                 email_verified: None,
                 auth_age: 5,
                 acr: "gold".into(),
+                sid: None,
             })),
         };
         let app = Router::new()
@@ -190,6 +193,10 @@ impl FakeIdp {
     }
     pub fn sign_in_as(&self, subject: &str) {
         self.with(|i| i.subject = subject.into());
+    }
+    /// Its ID tokens from now on name provider session `sid`.
+    pub fn in_session(&self, sid: &str) {
+        self.with(|i| i.sid = Some(sid.into()));
     }
     /// Publishes `keys` and signs with `signer` (a rotation).
     pub fn keys(&self, published: Vec<&'static str>, signer: &'static str) {
@@ -415,6 +422,9 @@ fn id_token(i: &Inner, issuer: &str, nonce: Option<String>) -> String {
     if let Some(n) = nonce {
         claims["nonce"] = json!(n);
     }
+    if let Some(sid) = &i.sid {
+        claims["sid"] = json!(sid);
+    }
     let mut signer = i.signer;
     match i.misbehave {
         Misbehave::WrongNonce => claims["nonce"] = json!("not-the-nonce"),
@@ -441,26 +451,48 @@ fn id_token(i: &Inner, issuer: &str, nonce: Option<String>) -> String {
         Misbehave::UnknownKid => signer = "b",
         _ => {}
     }
-    match i.misbehave {
-        Misbehave::AlgNone => {
-            let h = B64URL.encode(json!({"alg": "none", "kid": signer}).to_string());
+    let signing = match i.misbehave {
+        Misbehave::AlgNone => Signing::AlgNone(signer),
+        Misbehave::Hs256WithSecret => Signing::Hs256WithSecret(signer),
+        _ => Signing::Key(signer),
+    };
+    sign(&claims, signing)
+}
+
+/// How a token of the provider is signed (the `kid` each names).
+#[derive(Debug, Clone, Copy)]
+pub enum Signing {
+    /// RS256 with test key `a` or `b` (only `a` is published at first).
+    Key(&'static str),
+    /// `alg: none`, no signature.
+    AlgNone(&'static str),
+    /// HS256 with the client secret as key.
+    Hs256WithSecret(&'static str),
+}
+
+/// `claims` as a token signed as `signing` says: what the provider (or a
+/// forger) sends.
+pub fn sign(claims: &Value, signing: Signing) -> String {
+    match signing {
+        Signing::AlgNone(kid) => {
+            let h = B64URL.encode(json!({"alg": "none", "kid": kid}).to_string());
             format!("{h}.{}.", B64URL.encode(claims.to_string()))
         }
-        Misbehave::Hs256WithSecret => {
+        Signing::Hs256WithSecret(kid) => {
             let mut h = Header::new(Algorithm::HS256);
-            h.kid = Some(signer.into());
+            h.kid = Some(kid.into());
             jsonwebtoken::encode(
                 &h,
-                &claims,
+                claims,
                 &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()),
             )
             .unwrap()
         }
-        _ => {
-            let pem = if signer == "a" { KEY_A } else { KEY_B };
+        Signing::Key(kid) => {
+            let pem = if kid == "a" { KEY_A } else { KEY_B };
             let mut h = Header::new(Algorithm::RS256);
-            h.kid = Some(signer.into());
-            jsonwebtoken::encode(&h, &claims, &EncodingKey::from_rsa_der(&der(pem))).unwrap()
+            h.kid = Some(kid.into());
+            jsonwebtoken::encode(&h, claims, &EncodingKey::from_rsa_der(&der(pem))).unwrap()
         }
     }
 }

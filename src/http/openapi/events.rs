@@ -5,6 +5,7 @@
 //! checks emitted events against it (tests/api/openapi.rs).
 use serde_json::{json, Value};
 
+use crate::domain::logout::LogoutCause;
 use crate::events::EventType;
 
 /// The members of `data`, by the events that carry them.
@@ -16,9 +17,16 @@ fn data_of(kind: EventType) -> Value {
         EventType::InteractionCreated
         | EventType::InteractionAuthenticated
         | EventType::InteractionExpiring
-        | EventType::InteractionExpired
-        | EventType::InteractionLoggedOut => {
+        | EventType::InteractionExpired => {
             closed(json!({"interaction": interaction}), &["interaction"])
+        }
+        EventType::InteractionLoggedOut => {
+            let causes: Vec<&str> = LogoutCause::ALL.iter().map(|c| c.as_str()).collect();
+            closed(
+                json!({"interaction": interaction, "cause": {"type": "string", "enum": causes,
+                    "description": "What ended the authentication: a Shared Signals event, the identity provider's back-channel logout, the website's back-channel logout, or the API's logout."}}),
+                &["interaction", "cause"],
+            )
         }
         EventType::ChallengeCreated => closed(
             json!({"interaction": interaction, "challenge": closed(json!({

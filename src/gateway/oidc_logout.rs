@@ -1,0 +1,256 @@
+//! OpenID Connect Back-Channel Logout 1.0 from the team's provider
+//! (docs/api.md#revocation-from-the-identity-provider): what a hosted login
+//! remembers of the provider session that proved it, and the logout token
+//! that ends that session's interactions (`sid`) or every interaction of
+//! the customer (`sub`).
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::revocation::{count_received, count_refused};
+use super::Gateway;
+use crate::config::{OidcConfig, Team};
+use crate::domain::input;
+use crate::domain::logout::{proven_by_login_at, Receiver, RefusalReason};
+use crate::error::{Error, Result};
+use crate::oidc::logout_token::{self, Logout};
+use crate::oidc::{id_token, OidcError};
+use crate::store::{keys, Op};
+use crate::time::Timestamp;
+
+/// How long a logout token's `jti` is remembered: longer than the `iat`
+/// window a token is accepted in (5 minutes back, 60 s ahead).
+const JTI_MEMORY: Duration =
+    Duration::from_secs((logout_token::MAX_AGE_SECS + logout_token::AHEAD_SECS + 60) as u64);
+
+/// Longest logout token read; a real one is under 2 KiB.
+pub const MAX_TOKEN: usize = 16 * 1024;
+
+/// What a hosted login keeps of the provider session that proved it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ProviderSession {
+    pub sub: Option<String>,
+    pub sid: Option<String>,
+}
+
+impl ProviderSession {
+    pub fn of(proven: &id_token::Proven) -> Self {
+        ProviderSession {
+            sub: proven.sub.clone(),
+            sid: proven.sid.clone(),
+        }
+    }
+}
+
+/// Why a back-channel logout was refused: each is an answer of the
+/// logout specification's format (never a token).
+#[derive(Debug, thiserror::Error)]
+pub enum LogoutRefusal {
+    /// 404: the team has no `[oidc]` with `backchannel_logout = true`.
+    #[error("no back-channel logout for this team")]
+    NotServed,
+    /// 400 `invalid_request`: the token fails a check (the reason is its
+    /// `error_description`).
+    #[error("the logout token was refused: {0}")]
+    Invalid(&'static str),
+    /// 503: the provider's key set could not be fetched; the provider may
+    /// send the token again.
+    #[error("the provider failed: {0}")]
+    Provider(String),
+    /// The store failed (503).
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+impl From<OidcError> for LogoutRefusal {
+    fn from(e: OidcError) -> Self {
+        match e {
+            OidcError::Provider(why) => LogoutRefusal::Provider(why),
+            OidcError::InvalidIdToken(why)
+            | OidcError::Unverified(why)
+            | OidcError::BadState(why) => LogoutRefusal::Invalid(why),
+            OidcError::Cancelled | OidcError::WrongIssuer => LogoutRefusal::Invalid("wrong iss"),
+        }
+    }
+}
+
+impl Gateway {
+    /// Remembers, for the provider's back-channel logout, which interaction
+    /// a hosted login of provider session `sid` is for (scored by the
+    /// login's time, which its authentication keeps), and which customer
+    /// the provider's `sub` was mapped to. Kept as long as an
+    /// authentication of the team can last.
+    pub(super) async fn remember_session(
+        &self,
+        team: &Team,
+        session: &ProviderSession,
+        interaction_id: Uuid,
+        customer_id: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let Some(oidc) = team.oidc.as_ref() else {
+            return Ok(());
+        };
+        let ttl = longest_authentication(team);
+        let mut ops = Vec::new();
+        if let Some(sid) = &session.sid {
+            ops.push(Op::IndexAdd {
+                key: keys::oidc_session(&team.id, &oidc.issuer, sid),
+                member: interaction_id.to_string(),
+                score: now.unix_millis(),
+                ttl,
+            });
+        }
+        if let Some(sub) = &session.sub {
+            ops.push(Op::IndexAdd {
+                key: keys::oidc_subject(&team.id, &oidc.issuer, sub),
+                member: customer_id.to_string(),
+                score: now.unix_millis(),
+                ttl,
+            });
+        }
+        if !ops.is_empty() {
+            self.store.commit(ops).await?;
+        }
+        Ok(())
+    }
+
+    /// `POST /oidc/backchannel-logout/{team}`: the logout token checked as
+    /// an ID token is ([`Gateway::provider_token`]) and as the logout
+    /// specification adds ([`logout_token::check_logout_claims`]), its
+    /// `jti` claimed once, then the session's (or the customer's)
+    /// interactions logged out. Returns how many ended.
+    pub async fn backchannel_logout(
+        self: &Arc<Self>,
+        team_id: &str,
+        token: Option<&str>,
+        now: Timestamp,
+    ) -> std::result::Result<usize, LogoutRefusal> {
+        let (team, oidc) = self
+            .config
+            .team(team_id)
+            .and_then(|t| Some((t, t.oidc.as_ref().filter(|o| o.backchannel_logout)?)))
+            .ok_or(LogoutRefusal::NotServed)?;
+        count_received(team, Receiver::OidcLogout);
+        let result = self.checked_logout(team, oidc, token, now).await;
+        if let Err((reason, e)) = &result {
+            count_refused(team, Receiver::OidcLogout, *reason);
+            tracing::info!(team = %team.id, reason = %e, "identity provider back-channel logout refused");
+        }
+        result.map_err(|(_, e)| e)
+    }
+
+    async fn checked_logout(
+        self: &Arc<Self>,
+        team: &Team,
+        oidc: &OidcConfig,
+        token: Option<&str>,
+        now: Timestamp,
+    ) -> std::result::Result<usize, (RefusalReason, LogoutRefusal)> {
+        let token = token
+            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
+            .ok_or((
+                RefusalReason::Malformed,
+                LogoutRefusal::Invalid("no logout_token"),
+            ))?;
+        let meta = self
+            .oidc
+            .metadata(oidc, now)
+            .await
+            .map_err(|e| (RefusalReason::Unavailable, e.into()))?;
+        let claims = self
+            .provider_token(oidc, &meta, token, now)
+            .await
+            .map_err(|e| (reason_of(&e), e.into()))?;
+        let logout = logout_token::check_logout_claims(&claims, now)
+            .map_err(|e| (RefusalReason::Claims, e.into()))?;
+        let unavailable = |e: Error| (RefusalReason::Unavailable, LogoutRefusal::Store(e));
+        let claimed = self
+            .claim_jti(team, Receiver::OidcLogout, &logout.jti, JTI_MEMORY)
+            .await
+            .map_err(unavailable)?
+            .ok_or((
+                RefusalReason::Replay,
+                LogoutRefusal::Invalid("jti seen before"),
+            ))?;
+        match self.end_provider_session(team, oidc, &logout, now).await {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.release_jti(claimed).await;
+                Err(unavailable(e))
+            }
+        }
+    }
+
+    /// A `sid` ends the interactions hosted logins of that session
+    /// authenticated (and still are); a `sub` alone ends every interaction
+    /// of the customers it was mapped to (with `customer_claim = "sub"`,
+    /// the `sub` itself names one).
+    async fn end_provider_session(
+        self: &Arc<Self>,
+        team: &Team,
+        oidc: &OidcConfig,
+        logout: &Logout,
+        now: Timestamp,
+    ) -> Result<usize> {
+        let receiver = Receiver::OidcLogout;
+        if let Some(sid) = &logout.sid {
+            let index = keys::oidc_session(&team.id, &oidc.issuer, sid);
+            let mut n = 0;
+            for e in self.index_entries(&index).await? {
+                let Ok(id) = Uuid::parse_str(&e.member) else {
+                    continue;
+                };
+                let at = Timestamp::from_unix_millis(e.score);
+                if self
+                    .log_out_if(team, id, receiver.cause(), now, |rec, s| {
+                        proven_by_login_at(rec, at, now, s)
+                    })
+                    .await?
+                {
+                    n += 1;
+                }
+            }
+            super::revocation::count_logged_out(team, receiver, usize::from(n > 0));
+            return Ok(n);
+        }
+        let Some(sub) = &logout.sub else {
+            return Ok(0);
+        };
+        let index = keys::oidc_subject(&team.id, &oidc.issuer, sub);
+        let mut customers: Vec<String> = self
+            .index_entries(&index)
+            .await?
+            .into_iter()
+            .map(|e| e.member)
+            .collect();
+        if oidc.customer_claim == "sub" {
+            if let Ok(id) = input::customer_id("sub", sub) {
+                customers.push(id);
+            }
+        }
+        customers.sort();
+        customers.dedup();
+        self.revoke_customers(team, receiver, &customers, now).await
+    }
+}
+
+/// The metrics' reason for a token the shared checks refused.
+fn reason_of(e: &OidcError) -> RefusalReason {
+    match e {
+        OidcError::Provider(_) => RefusalReason::Unavailable,
+        OidcError::Unverified(_) => RefusalReason::Key,
+        _ => RefusalReason::Claims,
+    }
+}
+
+/// The longest an authentication of `team` can last, on any of its
+/// channels: how long a hosted login's session is remembered.
+fn longest_authentication(team: &Team) -> Duration {
+    std::iter::once(&team.settings)
+        .chain(team.channel_settings.values())
+        .map(|s| s.authenticated_ttl.get().max(s.interaction_ttl.get()))
+        .max()
+        .unwrap_or(Duration::from_secs(86_400))
+}

@@ -1,0 +1,119 @@
+//! What the identity provider's two revocation receivers share
+//! (docs/api.md#revocation-from-the-identity-provider): a token id used
+//! once (claimed atomically, released when the logout it allowed could not
+//! be done), the interactions and customers an index names, and the
+//! receivers' metrics.
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::records::{put, Record};
+use super::Gateway;
+use crate::config::Team;
+use crate::domain::logout::{Receiver, RefusalReason};
+use crate::error::Result;
+use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::time::Timestamp;
+
+/// A token received by `receiver` for `team`.
+pub fn count_received(team: &Team, receiver: Receiver) {
+    metrics::counter!("chatgate_revocation_tokens_total",
+        "team" => team.id.clone(), "receiver" => receiver.as_str())
+    .increment(1);
+}
+
+/// A token refused (or ignored as a replay) for `reason`.
+pub fn count_refused(team: &Team, receiver: Receiver, reason: RefusalReason) {
+    metrics::counter!("chatgate_revocation_refused_total",
+        "team" => team.id.clone(), "receiver" => receiver.as_str(), "reason" => reason.as_str())
+    .increment(1);
+}
+
+/// Customers logged out by a valid token.
+pub fn count_logged_out(team: &Team, receiver: Receiver, customers: usize) {
+    metrics::counter!("chatgate_revocation_customers_logged_out_total",
+        "team" => team.id.clone(), "receiver" => receiver.as_str())
+    .increment(customers as u64);
+}
+
+/// A used token id's record: its presence is all it says.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct UsedJti {}
+
+impl Record for UsedJti {}
+
+/// A token id claimed by [`Gateway::claim_jti`]: released again when the
+/// work it allowed fails, so that the sender's retry is not a replay.
+#[derive(Debug)]
+pub struct ClaimedJti {
+    key: String,
+    version: u64,
+}
+
+impl Gateway {
+    /// Claims `jti` for `receiver` of `team` for `memory`: `None` when it
+    /// was claimed before (a replay). Atomic: of concurrent twins, one
+    /// claims it.
+    pub(super) async fn claim_jti(
+        &self,
+        team: &Team,
+        receiver: Receiver,
+        jti: &str,
+        memory: Duration,
+    ) -> Result<Option<ClaimedJti>> {
+        let key = keys::revocation_jti(&team.id, receiver.as_str(), jti);
+        let op = put(&key, 0, &UsedJti {}, Some(memory))?;
+        let Op::Put { version, .. } = op else {
+            return Ok(None);
+        };
+        let claimed = self.store.commit(vec![op]).await? == Commit::Applied;
+        Ok(claimed.then_some(ClaimedJti { key, version }))
+    }
+
+    /// Forgets a claimed token id whose logout could not be done (best
+    /// effort: the store is likely failing already).
+    pub(super) async fn release_jti(&self, claimed: ClaimedJti) {
+        let op = Op::Delete {
+            key: claimed.key,
+            expected: claimed.version,
+        };
+        if let Err(e) = self.store.commit(vec![op]).await {
+            tracing::warn!(error = %e, "a revocation token id could not be released; the sender's retry will be taken for a replay");
+        }
+    }
+
+    /// Every entry of the index `key`, newest first.
+    pub(super) async fn index_entries(&self, key: &str) -> Result<Vec<IndexEntry>> {
+        const PAGE: usize = 500;
+        let mut all: Vec<IndexEntry> = Vec::new();
+        loop {
+            let before = all.last().map(|e| (e.score, e.member.clone()));
+            let page = self.store.index_desc(key, before, PAGE).await?;
+            let full = page.len() == PAGE;
+            all.extend(page);
+            if !full {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Logs each of `customers` out everywhere (as a website's back-channel
+    /// logout does) for `receiver`; returns how many interactions ended.
+    pub(super) async fn revoke_customers(
+        self: &Arc<Self>,
+        team: &Team,
+        receiver: Receiver,
+        customers: &[String],
+        now: Timestamp,
+    ) -> Result<usize> {
+        let mut n = 0;
+        for customer_id in customers {
+            n += self
+                .log_out_everywhere(team, customer_id, receiver.cause(), now)
+                .await?;
+        }
+        count_logged_out(team, receiver, customers.len());
+        Ok(n)
+    }
+}

@@ -1,0 +1,299 @@
+//! The Shared Signals (CAEP) push receiver's rules
+//! (docs/api.md#revocation-from-the-identity-provider), as plain functions
+//! of `now`: a Security Event Token (RFC 8417) pushed by RFC 8935, its
+//! claims, the subject it names and what each event type does. Its
+//! signature is checked as an ID token's is (`oidc::id_token`), against
+//! the transmitter's key set.
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::config::OnCredentialChange;
+use crate::time::Timestamp;
+
+/// CAEP: the customer's session was revoked.
+pub const SESSION_REVOKED: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/session-revoked";
+/// CAEP: the customer's credential changed (a password reset).
+pub const CREDENTIAL_CHANGE: &str =
+    "https://schemas.openid.net/secevent/caep/event-type/credential-change";
+
+/// How far ahead of now an `iat` may be (clock skew), in seconds.
+pub const AHEAD_SECS: i64 = crate::oidc::id_token::LEEWAY_SECS;
+
+/// Longest `jti` kept; a longer one is refused.
+pub const MAX_JTI: usize = 256;
+
+/// Why a Security Event Token is refused: RFC 8935's error codes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SetError {
+    /// A wrong media type, a token that cannot be read, `iat` too far
+    /// ahead, a missing claim.
+    #[error("invalid_request: {0}")]
+    Request(&'static str),
+    /// A signature that does not verify, an algorithm outside RS256,
+    /// PS256 and ES256, a key not in the set.
+    #[error("invalid_key: {0}")]
+    Key(&'static str),
+    #[error("invalid_issuer")]
+    Issuer,
+    #[error("invalid_audience")]
+    Audience,
+}
+
+impl SetError {
+    /// RFC 8935's `err`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SetError::Request(_) => "invalid_request",
+            SetError::Key(_) => "invalid_key",
+            SetError::Issuer => "invalid_issuer",
+            SetError::Audience => "invalid_audience",
+        }
+    }
+
+    /// RFC 8935's `description`: what failed, never the token.
+    pub fn description(&self) -> &'static str {
+        match self {
+            SetError::Request(why) | SetError::Key(why) => why,
+            SetError::Issuer => "iss is not the transmitter's issuer",
+            SetError::Audience => "aud does not contain this receiver",
+        }
+    }
+}
+
+/// Whether `token` reads as a JWS compact serialization whose header and
+/// payload are JSON objects: a token that does not is `invalid_request`
+/// before its algorithm or key are judged.
+pub fn readable(token: &str) -> Result<(), SetError> {
+    let parts: Vec<&str> = token.split('.').collect();
+    let object = |part: &str| {
+        B64URL
+            .decode(part)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|v| v.is_object())
+    };
+    if parts.len() == 3 && object(parts[0]) && object(parts[1]) {
+        Ok(())
+    } else {
+        Err(SetError::Request("the token cannot be read"))
+    }
+}
+
+/// What a valid token asks: its id (remembered, so that it acts once) and
+/// the customers its events log out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Set {
+    pub jti: String,
+    /// The subjects (as sent, before folding) that its events log out
+    /// everywhere.
+    pub log_out: Vec<String>,
+}
+
+/// What the transmitter must be for its tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct Transmitter<'a> {
+    pub issuer: &'a str,
+    pub audience: &'a str,
+    pub on_credential_change: OnCredentialChange,
+}
+
+/// The claim checks of a signed token: `iss`, `aud`, `iat` not more than
+/// [`AHEAD_SECS`] ahead, `jti`, `events`; then which subjects its events
+/// log out.
+pub fn check_set_claims(
+    claims: &Map<String, Value>,
+    transmitter: &Transmitter<'_>,
+    now: Timestamp,
+) -> Result<Set, SetError> {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text("iss") != Some(transmitter.issuer) {
+        return Err(SetError::Issuer);
+    }
+    let audience_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == transmitter.audience,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(transmitter.audience)),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(SetError::Audience);
+    }
+    let iat = claims
+        .get("iat")
+        .and_then(Value::as_i64)
+        .ok_or(SetError::Request("no iat"))?;
+    if iat > now.unix_seconds().saturating_add(AHEAD_SECS) {
+        return Err(SetError::Request("iat in the future"));
+    }
+    let jti = text("jti")
+        .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
+        .ok_or(SetError::Request("no jti"))?;
+    let events = claims
+        .get("events")
+        .and_then(Value::as_object)
+        .ok_or(SetError::Request("no events"))?;
+    let top = claims.get("sub_id");
+    let mut log_out = Vec::new();
+    for (kind, event) in events {
+        let acts = match kind.as_str() {
+            SESSION_REVOKED => true,
+            CREDENTIAL_CHANGE => transmitter.on_credential_change == OnCredentialChange::Logout,
+            // The verification event and every other type: accepted, ignored.
+            _ => false,
+        };
+        if !acts {
+            continue;
+        }
+        let subject = top.or_else(|| event.get("subject"));
+        if let Some(s) = subject.and_then(subject_id) {
+            if !log_out.contains(&s) {
+                log_out.push(s);
+            }
+        }
+    }
+    Ok(Set {
+        jti: jti.to_string(),
+        log_out,
+    })
+}
+
+/// The customer a subject identifier names: format `iss_sub` its `sub`,
+/// `opaque` its `id`; any other format names nobody.
+pub fn subject_id(subject: &Value) -> Option<String> {
+    let member = match subject.get("format").and_then(Value::as_str)? {
+        "iss_sub" => "sub",
+        "opaque" => "id",
+        _ => return None,
+    };
+    subject
+        .get(member)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    const NOW: i64 = 1_795_000_000;
+
+    fn transmitter(on: OnCredentialChange) -> Transmitter<'static> {
+        Transmitter {
+            issuer: "https://id.example",
+            audience: "https://gw.example/ssf/acme",
+            on_credential_change: on,
+        }
+    }
+
+    fn check_with(change: Value, on: OnCredentialChange) -> Result<Set, SetError> {
+        let mut c = json!({"iss": "https://id.example", "aud": "https://gw.example/ssf/acme",
+            "iat": NOW, "jti": "j-1", "events": {SESSION_REVOKED: {
+                "subject": {"format": "iss_sub", "iss": "https://id.example", "sub": "cust-42"}}}});
+        for (k, v) in change.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        check_set_claims(
+            c.as_object().unwrap(),
+            &transmitter(on),
+            Timestamp::from_unix_seconds(NOW),
+        )
+    }
+
+    fn check(change: Value) -> Result<Set, SetError> {
+        check_with(change, OnCredentialChange::Logout)
+    }
+
+    #[test]
+    fn a_session_revoked_logs_its_subject_out() {
+        assert_eq!(check(json!({})).unwrap().log_out, ["cust-42"]);
+        let opaque =
+            json!({"events": {SESSION_REVOKED: {"subject": {"format": "opaque", "id": "Cust-7"}}}});
+        assert_eq!(check(opaque).unwrap().log_out, ["Cust-7"]);
+        // The top-level sub_id wins over the event's subject.
+        let top = json!({"sub_id": {"format": "opaque", "id": "cust-9"}});
+        assert_eq!(check(top).unwrap().log_out, ["cust-9"]);
+        assert!(check(json!({"aud": ["x", "https://gw.example/ssf/acme"]})).is_ok());
+        assert!(check(json!({"iat": NOW + 60})).is_ok());
+        assert!(
+            check(json!({"iat": NOW - 86_400})).is_ok(),
+            "no lower bound"
+        );
+    }
+
+    #[test]
+    fn credential_change_follows_the_setting_and_others_do_nothing() {
+        let change = || {
+            json!({"events": {CREDENTIAL_CHANGE: {"subject": {"format": "opaque", "id": "cust-42"},
+                "credential_type": "password", "change_type": "update"}}})
+        };
+        assert_eq!(check(change()).unwrap().log_out, ["cust-42"]);
+        assert!(check_with(change(), OnCredentialChange::Ignore)
+            .unwrap()
+            .log_out
+            .is_empty());
+        for events in [
+            json!({"https://schemas.openid.net/secevent/ssf/event-type/verification": {"state": "x"}}),
+            json!({"https://example.com/other": {"subject": {"format": "opaque", "id": "cust-42"}}}),
+            json!({SESSION_REVOKED: {"subject": {"format": "email", "email": "a@example.com"}}}),
+            json!({SESSION_REVOKED: {}}),
+        ] {
+            assert!(
+                check(json!({ "events": events.clone() }))
+                    .unwrap()
+                    .log_out
+                    .is_empty(),
+                "{events}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_claim_rule_refuses_with_its_code() {
+        for (case, change, code) in [
+            (
+                "iss",
+                json!({"iss": "https://evil.example"}),
+                "invalid_issuer",
+            ),
+            ("no iss", json!({"iss": null}), "invalid_issuer"),
+            (
+                "aud",
+                json!({"aud": "https://other.example"}),
+                "invalid_audience",
+            ),
+            ("no aud", json!({"aud": null}), "invalid_audience"),
+            ("iat ahead", json!({"iat": NOW + 61}), "invalid_request"),
+            ("no iat", json!({"iat": null}), "invalid_request"),
+            ("no jti", json!({"jti": null}), "invalid_request"),
+            ("no events", json!({"events": null}), "invalid_request"),
+        ] {
+            assert_eq!(
+                check(change).map(|_| ()).unwrap_err().code(),
+                code,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_compact_jws_of_json_objects_is_readable() {
+        let part = |v: Value| B64URL.encode(v.to_string());
+        let ok = format!("{}.{}.c2ln", part(json!({"alg": "RS256"})), part(json!({})));
+        assert!(readable(&ok).is_ok());
+        for bad in [
+            "not a token".to_string(),
+            format!("{}.{}", part(json!({})), part(json!({}))),
+            format!("{}.bm90IGpzb24.c2ln", part(json!({}))),
+            format!("{}.{}.c2ln", part(json!("text")), part(json!({}))),
+        ] {
+            assert!(readable(&bad).is_err(), "{bad}");
+        }
+    }
+}
