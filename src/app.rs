@@ -83,8 +83,9 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let gateway = Arc::new(Gateway::new(Arc::clone(&config), store, channels, events));
-        crate::telemetry::register_config(&config);
+        // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
+        crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
         let live = Live::new(gateway);
