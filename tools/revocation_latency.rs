@@ -62,7 +62,7 @@ fn write_config(dir: &Path, helper: SocketAddr, prefix: &str, keys: (&str, &str,
     );
     std::fs::write(dir.join("config/teams/acme.toml"), team).expect("write");
     let webchat = format!(
-        "name = \"webchat\"\nkind = \"webhook\"\nurl = \"http://{helper}/messages\"\nsecret = \"{}\"\n",
+        "name = \"webchat\"\nkind = \"webhook\"\nurl = \"http://{helper}/messages\"\nsecret = \"${{CG_REVOCATION_UNSET_SECRET:-{}}}\"\n",
         generate_whsec()
     );
     std::fs::write(dir.join("channels/webchat.toml"), webchat).expect("write");
