@@ -210,11 +210,11 @@ pub(super) struct OidcEntry {
 #[serde(deny_unknown_fields)]
 pub(super) struct SsfEntry {
     /// The transmitter's `iss`: every event token must name it.
-    pub issuer: Option<String>,
+    pub issuer: String,
     /// Its key set: `https` (or `http` on a loopback address).
-    pub jwks_uri: Option<String>,
+    pub jwks_uri: String,
     /// This receiver, as the tokens' `aud` names it.
-    pub audience: Option<String>,
+    pub audience: String,
     /// `logout` (default) or `ignore`.
     #[serde(default)]
     pub on_credential_change: OnCredentialChange,

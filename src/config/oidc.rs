@@ -57,13 +57,16 @@ pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, Co
 pub(super) fn load_ssf(table: toml::Table, file: &str) -> Result<SsfConfig, ConfigError> {
     let err = |key: &str, problem: &str| ConfigError::new(file, format!("ssf.{key}"), problem);
     let raw: SsfEntry = from_table(table, file, "ssf")?;
-    let required = |key: &str, v: Option<String>| {
-        v.filter(|v| !v.trim().is_empty())
-            .ok_or_else(|| err(key, "is required"))
+    let filled = |key: &str, v: String| {
+        if v.trim().is_empty() {
+            Err(err(key, "must not be empty"))
+        } else {
+            Ok(v)
+        }
     };
-    let issuer = required("issuer", raw.issuer)?;
-    let jwks_uri = required("jwks_uri", raw.jwks_uri)?;
-    let audience = required("audience", raw.audience)?;
+    let issuer = filled("issuer", raw.issuer)?;
+    let jwks_uri = filled("jwks_uri", raw.jwks_uri)?;
+    let audience = filled("audience", raw.audience)?;
     let jwks_uri = Url::parse(&jwks_uri)
         .ok()
         .filter(https_or_loopback)

@@ -358,3 +358,61 @@ fn an_oidc_section_is_checked_key_by_key() {
         fx.expect_err(ACME, key, problem);
     }
 }
+
+#[test]
+fn an_ssf_section_names_each_missing_key() {
+    let ok = [
+        "issuer = \"https://id.acme.example/realms/retail\"",
+        "jwks_uri = \"https://id.acme.example/realms/retail/certs\"",
+        "audience = \"https://chatgate.acme.example/ssf/acme\"",
+    ];
+    let fx = Fixture::new();
+    fx.append(ACME, &format!("\n[oidc]\nissuer = \"https://id.acme.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nbackchannel_logout = true\n\n[ssf]\n{}\n", ok.join("\n")));
+    let config = fx.load().unwrap();
+    let ssf = config.teams["acme"].ssf.as_ref().unwrap();
+    assert_eq!(ssf.audience, "https://chatgate.acme.example/ssf/acme");
+    assert_eq!(
+        ssf.on_credential_change,
+        crate::config::OnCredentialChange::Logout
+    );
+    assert!(
+        config.teams["acme"]
+            .oidc
+            .as_ref()
+            .unwrap()
+            .backchannel_logout
+    );
+    assert!(config.teams["globex"].ssf.is_none());
+    for (i, key) in ["ssf.issuer", "ssf.jwks_uri", "ssf.audience"]
+        .iter()
+        .enumerate()
+    {
+        let mut lines = ok.to_vec();
+        lines.remove(i);
+        let fx = Fixture::new();
+        fx.append(ACME, &format!("\n[ssf]\n{}\n", lines.join("\n")));
+        fx.expect_err(ACME, key, "required but missing");
+    }
+    for (extra, key, problem) in [
+        (
+            "jwks_uri = \"http://keys.acme.example/certs\"",
+            "ssf.jwks_uri",
+            "https",
+        ),
+        ("audience = \"\"", "ssf.audience", "must not be empty"),
+        (
+            "on_credential_change = \"revoke\"",
+            "ssf.on_credential_change",
+            "",
+        ),
+        ("stream_id = \"x\"", "ssf.stream_id", "unknown key"),
+    ] {
+        let mut lines: Vec<String> = ok.iter().map(|l| l.to_string()).collect();
+        let name = extra.split(' ').next().unwrap();
+        lines.retain(|l| !l.starts_with(name));
+        lines.push(extra.to_string());
+        let fx = Fixture::new();
+        fx.append(ACME, &format!("\n[ssf]\n{}\n", lines.join("\n")));
+        fx.expect_err(ACME, key, problem);
+    }
+}
