@@ -72,7 +72,9 @@
 //! Cluster. Every key a script or commit touches at once belongs to one team
 //! and starts with its hash tag `{team}`, so it sits in one slot; the short
 //! link key `l:<hash>` has no tag and is always written and read on its
-//! own. A multi-key read (`MGET`) across slots is split by the client.
+//! own. The store routes the commands itself (`redis/cluster.rs`): each to
+//! its slot's master over that master's own connection, a multi-key read
+//! (`MGET`) across slots split per slot.
 //!
 //! # Failure
 //!

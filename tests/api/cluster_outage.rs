@@ -407,3 +407,44 @@ async fn a_failover_answers_503_only_to_the_team_on_the_failing_master() {
         assert!(tally.unexpected.is_empty(), "{tally:?}");
     }
 }
+
+// A slot given to another master after the store read the slot map: the
+// store follows the MOVED answer (and keeps the new owner) rather than
+// failing (docs/operations.md#redis-cluster).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_to_another_master_is_followed() {
+    use crate::store_contract::{put, read, LONG};
+    use chatgate::store::{Commit, SharedStore};
+    if !cluster_binaries_present("a_slot_moved_to_another_master_is_followed") {
+        return;
+    }
+    let cluster = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap()
+        .expect("a local Redis Cluster starts");
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let store: SharedStore = Arc::new(
+        chatgate::store::redis::RedisStore::connect_cluster(&cluster.urls(), &prefix)
+            .await
+            .unwrap(),
+    );
+    let key = "{moved}:a";
+    assert_eq!(read(&store, key).await, None);
+    let from = cluster.owner_of("{moved}");
+    let to = tokio::task::block_in_place(|| move_slot_of(&cluster, "moved"));
+    assert_ne!(from, to);
+    for round in 0..3 {
+        let expected = read(&store, key).await.map_or(0, |(v, _)| v);
+        let put = put(key, expected, &round.to_string(), Some(LONG));
+        assert_eq!(store.commit(vec![put]).await.unwrap(), Commit::Applied);
+        assert_eq!(
+            read(&store, key).await.map(|(_, v)| v),
+            Some(round.to_string())
+        );
+    }
+    assert_eq!(
+        cluster.keys(&prefix).len(),
+        1,
+        "written once, where the slot now is"
+    );
+}

@@ -35,13 +35,31 @@ async fn markers_written(keys: &TestPrefix) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_was_issued_before_the_store_was_emptied_is_refused() {
-    let Some(app) = spawn_app(Backend::Redis).await else {
-        return;
-    };
+/// A gateway on Redis whose teams' markers are in the store, and its keys.
+async fn gateway_with_markers() -> Option<(TestApp, TestPrefix)> {
+    let app = spawn_app(Backend::Redis).await?;
     let keys = TestPrefix::for_prefix(&app.key_prefix);
     markers_written(&keys).await;
+    Some((app, keys))
+}
+
+/// Redis loses everything of this gateway, half a second later.
+fn empty_the_store(app: &TestApp, keys: &TestPrefix) {
+    app.clock.advance(Duration::from_millis(500));
+    keys.cleanup();
+}
+
+/// The answer refuses a token as issued before the reset.
+async fn assert_issued_before_reset(res: reqwest::Response) {
+    let problem = assert_problem(res, 401, "invalid_token").await;
+    assert_eq!(problem["detail"], "issued before the store was reset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_was_issued_before_the_store_was_emptied_is_refused() {
+    let Some((app, keys)) = gateway_with_markers().await else {
+        return;
+    };
 
     // Before: an assertion used once (a replay is refused by its jti),
     // and a login link nobody used yet.
@@ -51,20 +69,14 @@ async fn what_was_issued_before_the_store_was_emptied_is_refused() {
     let waiting = app.new_interaction().await;
     let link = app.issue_link(&waiting, json!({})).await;
 
-    // Redis loses everything of this gateway (half a second later).
-    app.clock.advance(Duration::from_millis(500));
-    keys.cleanup();
+    empty_the_store(&app, &keys);
     markers_written(&keys).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
 
     // The replay of the captured assertion, and the old link, are refused.
     let again = app.new_interaction().await;
-    let res = post_assertion(&app, &again, &captured).await;
-    let problem = assert_problem(res, 401, "invalid_token").await;
-    assert_eq!(problem["detail"], "issued before the store was reset");
-    let res = app.succeed(&link, "cust-42").await;
-    let problem = assert_problem(res, 401, "invalid_token").await;
-    assert_eq!(problem["detail"], "issued before the store was reset");
+    assert_issued_before_reset(post_assertion(&app, &again, &captured).await).await;
+    assert_issued_before_reset(app.succeed(&link, "cust-42").await).await;
     assert_eq!(app.get(&again).await["status"], "unauthenticated");
 
     // What is issued after the reset is accepted.
@@ -107,22 +119,17 @@ both_stores!(
 /// first finds the store empty notices it, so it is refused too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_request_after_the_store_was_emptied_refuses_a_replay() {
-    let Some(app) = spawn_app(Backend::Redis).await else {
+    let Some((app, keys)) = gateway_with_markers().await else {
         return;
     };
-    let keys = TestPrefix::for_prefix(&app.key_prefix);
-    markers_written(&keys).await;
     let first = app.new_interaction().await;
     let captured = app.assertion(app.assertion_claims("cust-42"));
     assert_eq!(post_assertion(&app, &first, &captured).await.status(), 200);
 
     // Emptied, and the replay at once: no marker check ran in between.
-    app.clock.advance(Duration::from_millis(500));
-    keys.cleanup();
+    empty_the_store(&app, &keys);
     let again = app.new_interaction().await;
-    let res = post_assertion(&app, &again, &captured).await;
-    let problem = assert_problem(res, 401, "invalid_token").await;
-    assert_eq!(problem["detail"], "issued before the store was reset");
+    assert_issued_before_reset(post_assertion(&app, &again, &captured).await).await;
     assert_eq!(app.get(&again).await["status"], "unauthenticated");
 }
 
@@ -130,17 +137,12 @@ async fn the_first_request_after_the_store_was_emptied_refuses_a_replay() {
 /// first use afterwards is refused as issued before the reset.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_link_used_first_after_the_store_was_emptied_is_refused() {
-    let Some(app) = spawn_app(Backend::Redis).await else {
+    let Some((app, keys)) = gateway_with_markers().await else {
         return;
     };
-    let keys = TestPrefix::for_prefix(&app.key_prefix);
-    markers_written(&keys).await;
     let waiting = app.new_interaction().await;
     let link = app.issue_link(&waiting, json!({})).await;
 
-    app.clock.advance(Duration::from_millis(500));
-    keys.cleanup();
-    let res = app.succeed(&link, "cust-42").await;
-    let problem = assert_problem(res, 401, "invalid_token").await;
-    assert_eq!(problem["detail"], "issued before the store was reset");
+    empty_the_store(&app, &keys);
+    assert_issued_before_reset(app.succeed(&link, "cust-42").await).await;
 }
