@@ -11,7 +11,8 @@
 # 2. the binary and the example login page built on the host (same Debian,
 #    so the same glibc) and handed to the Containerfile's build stage
 #    (PREBUILT=1: it copies instead of compiling);
-# 3. `podman build --isolation chroot` (no container runtime needed);
+# 3. `podman build --isolation chroot --format docker` (no container
+#    runtime needed; the docker format keeps the HEALTHCHECK);
 # 4. the image mounted (`podman image mount`) and `chatgate check-config`
 #    run inside it with chroot, as the image's user.
 #
@@ -50,12 +51,12 @@ flag=(); [ "$PROFILE" = release ] && flag=(--release)
 cargo build "${flag[@]}" --locked --bin chatgate --example login_page
 context=$(mktemp -d)
 trap 'rm -rf "$context"' EXIT
-cp -r Containerfile .containerignore config channels "$context"/
+cp -r Containerfile config channels "$context"/   # no .containerignore: it leaves prebuilt/ out
 mkdir "$context/prebuilt"
 cp "$TARGET/$PROFILE/chatgate" "$TARGET/$PROFILE/examples/login_page" "$context/prebuilt/"
 
 step "podman build --isolation chroot"
-podman build --isolation chroot \
+podman build --isolation chroot --format docker \
   --build-arg BUILDER="$BASE" --build-arg RUNTIME="$BASE" --build-arg PREBUILT=1 \
   -t "$IMAGE" -f "$context/Containerfile" "$context"
 
