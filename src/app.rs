@@ -83,8 +83,9 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let gateway = Arc::new(Gateway::new(Arc::clone(&config), store, channels, events));
-        crate::telemetry::register_config(&config);
+        // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
+        crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
         let live = Live::new(gateway);
@@ -327,7 +328,6 @@ fn reload_on_hangup(reloader: Reloader) -> std::io::Result<()> {
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
             reloader.reload().await;
         }
     });
