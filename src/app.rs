@@ -282,12 +282,20 @@ impl Reloader {
         let config = next.config;
         crate::telemetry::register_config(&config);
         let channels = r.senders.for_config(&config);
-        let (teams, channel_count) = (config.teams.len(), config.channels.len());
+        let (team_count, channel_count) = (config.teams.len(), config.channels.len());
+        // Before the new set is in force: a new team's first events reach
+        // its live stream.
+        let teams: Vec<String> = config.teams.keys().cloned().collect();
+        running.events.follow(&teams).await;
         let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
         let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
         r.live.replace(gateway);
         r.routes.store(Arc::new(router));
-        tracing::info!(teams, channels = channel_count, "configuration reloaded");
+        tracing::info!(
+            teams = team_count,
+            channels = channel_count,
+            "configuration reloaded"
+        );
         if !next.restart_needed.is_empty() {
             tracing::warn!(
                 keys = %next.restart_needed.join(","),
@@ -320,7 +328,6 @@ fn reload_on_hangup(reloader: Reloader) -> std::io::Result<()> {
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP: reloading the configuration");
             reloader.reload().await;
         }
     });

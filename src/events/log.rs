@@ -77,6 +77,11 @@ pub struct LogError(pub String);
 
 #[async_trait]
 pub trait EventLog: Send + Sync {
+    /// Fans out the entries of `teams` too from now on (teams a reload
+    /// added); a team already followed is left as it is. A log every
+    /// instance does not share has nothing to follow.
+    async fn follow(&self, _teams: &[String]) {}
+
     /// Appends an event to its team's log and fans it out. Never blocks
     /// and never fails the caller: a failure is logged and counted.
     fn append(&self, event: Arc<Event>);

@@ -91,6 +91,10 @@ pub struct RedisLog {
     conn: Arc<Connector>,
     fanout: Arc<Fanout>,
     appends: mpsc::Sender<Append>,
+    /// Starts readers, also for teams a reload adds ([`EventLog::follow`]).
+    readers: Readers,
+    /// The teams whose streams a reader follows.
+    followed: std::sync::Mutex<std::collections::HashSet<String>>,
     /// Dropped with the log: the reader tasks end.
     _stop: watch::Sender<()>,
 }
@@ -135,6 +139,43 @@ impl RedisLog {
             Arc::clone(&conn),
             key_prefix.to_string(),
         ));
+        let followed = std::sync::Mutex::new(teams.iter().cloned().collect());
+        let readers = Readers {
+            dedicated,
+            conn: Arc::clone(&conn),
+            prefix: key_prefix.to_string(),
+            fanout: Arc::clone(&fanout),
+            stopped,
+        };
+        readers.start(teams).await;
+        Ok(RedisLog {
+            prefix: key_prefix.to_string(),
+            servers: configured,
+            conn,
+            fanout,
+            appends,
+            readers,
+            followed,
+            _stop: stop,
+        })
+    }
+}
+
+/// What starting a stream reader takes.
+struct Readers {
+    dedicated: Dedicated,
+    conn: Arc<Connector>,
+    prefix: String,
+    fanout: Arc<Fanout>,
+    stopped: watch::Receiver<()>,
+}
+
+impl Readers {
+    /// Starts the readers of `teams`' streams: on one Redis one reader for
+    /// all, on a cluster one per team (a blocking read names keys of one
+    /// slot).
+    async fn start(&self, teams: Vec<String>) {
+        let (dedicated, conn, key_prefix) = (&self.dedicated, &self.conn, self.prefix.as_str());
         let groups = match dedicated {
             Dedicated::Single(_) => vec![teams],
             Dedicated::Cluster(_) => teams.into_iter().map(|t| vec![t]).collect(),
@@ -149,7 +190,7 @@ impl RedisLog {
             .map(|teams| teams.iter().map(|t| stream_key(key_prefix, t)).collect())
             .collect();
         let all: Vec<&String> = keys.iter().flatten().collect();
-        let newest = futures::future::join_all(all.iter().map(|k| newest_id(&conn, k)));
+        let newest = futures::future::join_all(all.iter().map(|k| newest_id(conn, k)));
         let mut newest = match tokio::time::timeout(CALL_TIMEOUT, newest).await {
             Ok(ids) => ids.into_iter(),
             Err(_) => Vec::new().into_iter(),
@@ -161,19 +202,11 @@ impl RedisLog {
                 dedicated: dedicated.clone(),
                 keys,
                 teams,
-                fanout: Arc::clone(&fanout),
+                fanout: Arc::clone(&self.fanout),
                 last,
             };
-            tokio::spawn(reader.run(stopped.clone()));
+            tokio::spawn(reader.run(self.stopped.clone()));
         }
-        Ok(RedisLog {
-            prefix: key_prefix.to_string(),
-            servers: configured,
-            conn,
-            fanout,
-            appends,
-            _stop: stop,
-        })
     }
 }
 
@@ -206,6 +239,20 @@ fn batches_key(stream: &str) -> String {
 
 #[async_trait]
 impl EventLog for RedisLog {
+    async fn follow(&self, teams: &[String]) {
+        let new: Vec<String> = {
+            let mut followed = self.followed.lock().unwrap_or_else(|e| e.into_inner());
+            teams
+                .iter()
+                .filter(|t| followed.insert((*t).clone()))
+                .cloned()
+                .collect()
+        };
+        if !new.is_empty() {
+            self.readers.start(new).await;
+        }
+    }
+
     fn append(&self, event: Arc<Event>) {
         if self.appends.try_send((event, None)).is_err() {
             metrics::counter!("chatgate_event_log_dropped_total").increment(1);

@@ -81,7 +81,15 @@ both_stores!(
             "not before the reload"
         );
         assert!(reload_applies(&app).await.is_empty());
+        // Its events reach the live stream (on Redis: this instance
+        // follows the new team's stream).
+        let mut live = app.gateway.events.log().subscribe("initech");
         assert_eq!(create_status(&app, &key).await, 201);
+        let entry = tokio::time::timeout(Duration::from_secs(5), live.recv())
+            .await
+            .expect("the new team's event within 5 s")
+            .unwrap();
+        assert_eq!(entry.event.team, "initech");
         // The teams there before are served as before; state is untouched.
         let id = app.new_interaction().await;
         app.authenticate(&id, "cust-reload").await;
