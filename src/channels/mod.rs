@@ -5,6 +5,7 @@
 //! kind's keys with the kind's own type.
 pub mod kind;
 pub mod provider;
+pub mod receipts;
 pub mod slack;
 pub mod smtp;
 pub mod telegram;

@@ -72,7 +72,7 @@ pub fn attempt(
         let Some(c) = rec.challenge.take() else {
             return Err(Error::internal("a right code for no open challenge"));
         };
-        rec.remember_challenge(c.id, PastOutcome::Succeeded);
+        rec.remember_challenge(&c, PastOutcome::Succeeded);
         return Ok(AttemptOutcome::Success {
             method: c.method,
             step_up: c.step_up,
@@ -234,11 +234,15 @@ mod tests {
         );
         assert!(r.challenge.is_none());
         assert_eq!(r.last_write_at, t(1000));
-        let past = PastChallenge {
-            id,
-            outcome: PastOutcome::Succeeded,
-        };
-        assert_eq!(r.past_challenges, vec![past]);
+        let past: Vec<_> = r
+            .past_challenges
+            .iter()
+            .map(|p| (p.id, p.outcome))
+            .collect();
+        assert_eq!(past, vec![(id, PastOutcome::Succeeded)]);
+        // Remembered whole, without its hash.
+        let ended = r.past_challenges[0].ended.as_ref().unwrap();
+        assert_eq!((ended.id, ended.code_hash.as_str()), (id, ""));
         assert_eq!(try_code(&mut r, id, CODE, 1001), Err("challenge_used"));
         assert_eq!(try_code(&mut r, id, "1", 1001), Err("challenge_used"));
     }

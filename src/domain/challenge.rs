@@ -9,6 +9,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use super::delivery_status::DeliveryState;
 use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
@@ -119,6 +120,10 @@ pub struct Challenge {
     pub max_attempts: u32,
     /// Succeeding authenticates a pending pre-chat step-up.
     pub step_up: bool,
+    /// The channel its message went through (`None`: nothing was sent).
+    pub channel: Option<String>,
+    /// How far its message got (`None`: nothing was sent).
+    pub delivery_state: Option<DeliveryState>,
 }
 
 impl Challenge {
@@ -153,6 +158,8 @@ impl Challenge {
             attempts_used: 0,
             max_attempts: otp.max_attempts,
             step_up,
+            channel: None,
+            delivery_state: None,
         })
     }
 
@@ -176,6 +183,8 @@ impl Challenge {
             attempts_used: 0,
             max_attempts: otp.max_attempts,
             step_up: false,
+            channel: None,
+            delivery_state: None,
         }
     }
 
@@ -198,6 +207,8 @@ impl Challenge {
             attempts_used: 0,
             max_attempts: pin.max_attempts,
             step_up: false,
+            channel: None,
+            delivery_state: None,
         }
     }
 
@@ -207,6 +218,36 @@ impl Challenge {
             self.expires_at = self.expires_at.min(until);
         }
         self
+    }
+
+    /// Its message goes through `channel` (`None`: nothing is sent): the
+    /// challenge opens as the provider will have taken it, since one it
+    /// did not take is taken back.
+    pub fn sent_through(mut self, channel: Option<&str>) -> Challenge {
+        self.channel = channel.map(str::to_string);
+        self.delivery_state = channel.map(|_| DeliveryState::accepted());
+        self
+    }
+
+    /// The challenge as it is remembered once it ended: without its hash
+    /// or sealed code.
+    pub fn ended(&self) -> Challenge {
+        Challenge {
+            code_hash: String::new(),
+            sealed_code: None,
+            ..self.clone()
+        }
+    }
+
+    /// Where it stands at `now`, while it is the interaction's current one.
+    pub fn state(&self, now: Timestamp) -> ChallengeState {
+        if self.attempts_used >= self.max_attempts {
+            ChallengeState::Exhausted
+        } else if now >= self.expires_at {
+            ChallengeState::Expired
+        } else {
+            ChallengeState::Open
+        }
     }
 
     /// Can still be answered at `now`.
@@ -242,6 +283,8 @@ impl fmt::Debug for Challenge {
             .field("attempts_used", &self.attempts_used)
             .field("max_attempts", &self.max_attempts)
             .field("step_up", &self.step_up)
+            .field("channel", &self.channel)
+            .field("delivery_state", &self.delivery_state)
             .finish()
     }
 }
@@ -257,6 +300,59 @@ pub enum PastOutcome {
 pub struct PastChallenge {
     pub id: Uuid,
     pub outcome: PastOutcome,
+    /// The challenge as it ended, without its hash or sealed code (`None`
+    /// for one that ended before challenges were remembered whole).
+    pub ended: Option<Challenge>,
+}
+
+impl PastChallenge {
+    pub fn state(&self) -> ChallengeState {
+        match self.outcome {
+            PastOutcome::Succeeded => ChallengeState::Used,
+            PastOutcome::Replaced => ChallengeState::Replaced,
+        }
+    }
+}
+
+/// Where a challenge stands (docs/api.md#reading-a-challenge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeState {
+    Open,
+    /// Answered with the right code.
+    Used,
+    /// No attempts left.
+    Exhausted,
+    Expired,
+    /// A newer challenge (or a logout) ended it.
+    Replaced,
+    /// The customer refused it in their own app.
+    Denied,
+    /// It could not be put to the customer's app.
+    Failed,
+}
+
+impl ChallengeState {
+    pub const ALL: [ChallengeState; 7] = [
+        ChallengeState::Open,
+        ChallengeState::Used,
+        ChallengeState::Exhausted,
+        ChallengeState::Expired,
+        ChallengeState::Replaced,
+        ChallengeState::Denied,
+        ChallengeState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChallengeState::Open => "open",
+            ChallengeState::Used => "used",
+            ChallengeState::Exhausted => "exhausted",
+            ChallengeState::Expired => "expired",
+            ChallengeState::Replaced => "replaced",
+            ChallengeState::Denied => "denied",
+            ChallengeState::Failed => "failed",
+        }
+    }
 }
 
 /// What a well-formed code did to an answerable challenge.

@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use uuid::Uuid;
 
-use super::challenge::{Challenge, PastChallenge, PastOutcome, MAX_PAST_CHALLENGES};
+use super::challenge::{
+    Challenge, ChallengeState, PastChallenge, PastOutcome, MAX_PAST_CHALLENGES,
+};
 use super::subject::Standing;
 use crate::domain::settings::Settings;
 use crate::time::Timestamp;
@@ -604,7 +606,7 @@ impl InteractionRecord {
     /// The caller stamps the write (`last_write_at`), as for any write.
     pub fn open_new_challenge(&mut self, challenge: Challenge) {
         if let Some(old) = self.challenge.replace(challenge) {
-            self.remember_challenge(old.id, PastOutcome::Replaced);
+            self.remember_challenge(&old, PastOutcome::Replaced);
         }
     }
 
@@ -612,14 +614,29 @@ impl InteractionRecord {
     /// `challenge_expired` (a logout ends what was under way).
     pub fn close_challenge(&mut self) {
         if let Some(old) = self.challenge.take() {
-            self.remember_challenge(old.id, PastOutcome::Replaced);
+            self.remember_challenge(&old, PastOutcome::Replaced);
         }
     }
 
-    /// Remembers how challenge `id` ended, forgetting the oldest beyond
+    /// Challenge `id` as it stands at `now`, current or remembered (`None`:
+    /// not this interaction's, or forgotten, or remembered without its
+    /// details).
+    pub fn challenge_at(&self, id: Uuid, now: Timestamp) -> Option<(&Challenge, ChallengeState)> {
+        if let Some(c) = self.challenge.as_ref().filter(|c| c.id == id) {
+            return Some((c, c.state(now)));
+        }
+        let past = self.past_challenges.iter().rev().find(|p| p.id == id)?;
+        Some((past.ended.as_ref()?, past.state()))
+    }
+
+    /// Remembers how challenge `c` ended, forgetting the oldest beyond
     /// [`MAX_PAST_CHALLENGES`].
-    pub(super) fn remember_challenge(&mut self, id: Uuid, outcome: PastOutcome) {
-        self.past_challenges.push(PastChallenge { id, outcome });
+    pub(super) fn remember_challenge(&mut self, c: &Challenge, outcome: PastOutcome) {
+        self.past_challenges.push(PastChallenge {
+            id: c.id,
+            outcome,
+            ended: Some(c.ended()),
+        });
         let excess = self
             .past_challenges
             .len()

@@ -7,6 +7,7 @@ pub mod assurance;
 pub mod attempts;
 pub mod challenge;
 pub mod customer_refs;
+pub mod delivery_status;
 pub mod destination;
 pub mod destination_policy;
 pub mod devices;

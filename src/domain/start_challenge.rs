@@ -11,6 +11,7 @@
 use uuid::Uuid;
 
 use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
+use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
 use super::interaction::{Contact, InteractionRecord};
 use super::otp::OtpCode;
@@ -133,6 +134,8 @@ pub struct Started {
     pub destination: Option<String>,
     /// The challenge it replaced, to reopen should the message fail.
     pub previous: Option<Challenge>,
+    /// How far its message got (`None`: nothing is sent).
+    pub delivery_state: Option<DeliveryState>,
 }
 
 /// The verdict on starting challenge `id` (its code `code`, for an OTP) on
@@ -213,7 +216,8 @@ pub fn decide(
             "agent delivery needs otp.show_to_agents",
         ));
     }
-    let opened = new_challenge(req, id, code, rec, rules, now)?;
+    let channel = route.map(|r| r.channel.as_str());
+    let opened = new_challenge(req, id, code, rec, rules, now)?.sent_through(channel);
     let origin = rec.lockout_origin(s);
     subject.take_send_for(origin.as_deref(), now, &s.lockout, &s.otp)?;
     let started = Started {
@@ -226,6 +230,7 @@ pub fn decide(
         }),
         destination,
         previous: rec.challenge.clone(),
+        delivery_state: opened.delivery_state.clone(),
     };
     rec.open_new_challenge(opened);
     Ok(started)

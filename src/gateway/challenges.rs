@@ -45,6 +45,11 @@ pub struct StartedChallenge {
     pub expires_at: Timestamp,
     pub attempts_allowed: u32,
     pub delivered: bool,
+    /// `accepted` once the provider took the message; null when nothing
+    /// is sent (`agent` delivery).
+    pub delivery_status: Option<view::DeliveryStatus>,
+    /// Null (a message the provider did not take is 502).
+    pub delivery_error: Option<super::DeliveryErrorView>,
 }
 
 impl Gateway {
@@ -96,6 +101,8 @@ impl Gateway {
             InteractionView::build(&done.rec, None, team.settings_for(&done.rec.channel), now);
         let method = view::ChallengeMethod::from(started.method);
         let delivery = view::Delivery::from(req.delivery);
+        let (delivery_status, delivery_error) =
+            super::challenge_read::delivery_of(started.delivery_state.as_ref());
         let created = EventData::ChallengeCreated(ChallengeCreated {
             challenge: CreatedChallenge {
                 challenge_id: cid,
@@ -112,6 +119,8 @@ impl Gateway {
             expires_at: started.expires_at,
             attempts_allowed: started.attempts_allowed,
             delivered,
+            delivery_status,
+            delivery_error,
         })
     }
 

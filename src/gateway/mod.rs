@@ -7,6 +7,7 @@
 //! Every function takes `now`; none reads the clock.
 mod assertion;
 mod assurance;
+mod challenge_read;
 mod challenges;
 mod expiry;
 mod interactions;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
+pub use challenge_read::{ChallengeView, DeliveryErrorView};
 pub use challenges::{NewChallenge, StartedChallenge};
 pub use expiry::run_sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};

@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::domain::interaction::{Customer, InteractionRecord};
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::{OriginCounts, Standing, SubjectCounts, SubjectRecord};
-use crate::domain::{assurance, challenge, devices, interaction};
+use crate::domain::{assurance, challenge, delivery_status, devices, interaction};
 use crate::time::Timestamp;
 
 /// The API's twin of a domain enum `$m::$name` without data: the same
@@ -98,6 +98,32 @@ api_names!(
         Always,
         NewFingerprint,
         RegionChange,
+    }
+);
+
+api_names!(
+    /// How far a challenge's message got (docs/api.md#delivery-status).
+    delivery_status::DeliveryStatus {
+        Accepted,
+        Sent,
+        Failed,
+        Delivered,
+        Read,
+    }
+);
+
+api_names!(
+    /// Where a challenge stands (docs/api.md#reading-a-challenge).
+    challenge::ChallengeState {
+        Open,
+        Used,
+        Exhausted,
+        Expired,
+        Replaced,
+        /// The customer refused it in their own app.
+        Denied,
+        /// It could not be put to the customer's app.
+        Failed,
     }
 );
 
@@ -424,7 +450,9 @@ mod tests {
         ChallengeMethod: challenge,
         Delivery: challenge,
         Unmet: assurance,
-        StepUpReason: devices
+        StepUpReason: devices,
+        DeliveryStatus: delivery_status,
+        ChallengeState: challenge
     );
 
     #[test]
@@ -435,7 +463,9 @@ mod tests {
             ChallengeMethod,
             Delivery,
             Unmet,
-            StepUpReason
+            StepUpReason,
+            DeliveryStatus,
+            ChallengeState
         );
     }
 

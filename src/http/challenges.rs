@@ -16,12 +16,13 @@ use super::openapi::{
 use super::AppState;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
 use crate::error::Result;
-use crate::gateway::{self, RevealedCode, StartedChallenge, Verified};
+use crate::gateway::{self, ChallengeView, RevealedCode, StartedChallenge, Verified};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(start))
         .routes(routes!(verify))
+        .routes(routes!(read))
         .routes(routes!(reveal))
 }
 
@@ -100,6 +101,8 @@ raw_schema!(NewChallenge);
                       parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
                   ("reveal" = (operation_id = "reveal_code",
                       parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
+                  ("read" = (operation_id = "read_challenge",
+                      parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
               )), ApiKeyErrors, E403, E404, E409, E423, E429, E502,
               JsonBodyErrors))]
 async fn start(
@@ -159,6 +162,27 @@ async fn verify(
             .verify_challenge(team, id, cid, &body.value.code, now)
             .await?,
     ))
+}
+
+/// One challenge of the interaction, current or past: where it stands and
+/// how far its message got (docs/api.md#reading-a-challenge).
+///
+/// A challenge of another interaction or team, or one the interaction no
+/// longer remembers, is 404.
+#[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}", operation_id = "read_challenge", tag = "challenges",
+    security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
+    responses((status = 200, body = ChallengeView), ApiKeyErrors, E404))]
+async fn read(
+    State(st): State<AppState>,
+    Now(now): Now,
+    caller: Caller,
+    _: NoQuery,
+    PathParam((id, cid)): PathParam<(String, String)>,
+) -> Result<Json<ChallengeView>> {
+    let team = st.gateway.team(&caller.team)?;
+    let id = parse_id(&id, "no such interaction")?;
+    let cid = parse_id(&cid, "no such challenge")?;
+    Ok(Json(st.gateway.read_challenge(team, id, cid, now).await?))
 }
 
 /// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).

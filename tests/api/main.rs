@@ -14,6 +14,7 @@ mod challenges;
 mod channels;
 mod cluster_outage;
 mod connections;
+mod delivery;
 mod events;
 mod history;
 mod hostile_clients;

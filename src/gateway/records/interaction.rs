@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
+use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
     PendingBinding, PendingStepUp,
@@ -71,6 +72,66 @@ enum StoredChallengeMethod {
 }
 
 twins!(ChallengeMethod, StoredChallengeMethod, Otp, Pin, Binding);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredDeliveryStatus {
+    Accepted,
+    Sent,
+    Failed,
+    Delivered,
+    Read,
+}
+
+twins!(
+    DeliveryStatus,
+    StoredDeliveryStatus,
+    Accepted,
+    Sent,
+    Failed,
+    Delivered,
+    Read
+);
+
+/// A [`DeliveryState`]: `s` the status, `e` the provider's error (`c` its
+/// code, `t` its title).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredDeliveryState {
+    s: StoredDeliveryStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    e: Option<StoredDeliveryError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredDeliveryError {
+    c: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<String>,
+}
+
+impl From<&DeliveryState> for StoredDeliveryState {
+    fn from(d: &DeliveryState) -> Self {
+        StoredDeliveryState {
+            s: d.status.into(),
+            e: d.error.as_ref().map(|e| StoredDeliveryError {
+                c: e.code.clone(),
+                t: e.title.clone(),
+            }),
+        }
+    }
+}
+
+impl From<StoredDeliveryState> for DeliveryState {
+    fn from(d: StoredDeliveryState) -> Self {
+        DeliveryState {
+            status: d.s.into(),
+            error: d.e.map(|e| DeliveryError {
+                code: e.c,
+                title: e.t,
+            }),
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -505,6 +566,11 @@ struct StoredChallenge {
     mx: u32,
     #[serde(default, skip_serializing_if = "is_false")]
     su: bool,
+    /// The channel its message went through.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ch: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ds: Option<StoredDeliveryState>,
 }
 
 /// `Debug` hides the hash and the sealed code, as [`Challenge`]'s does.
@@ -526,6 +592,8 @@ impl From<&Challenge> for StoredChallenge {
             n: c.attempts_used,
             mx: c.max_attempts,
             su: c.step_up,
+            ch: c.channel.clone(),
+            ds: c.delivery_state.as_ref().map(Into::into),
         }
     }
 }
@@ -542,6 +610,8 @@ impl From<StoredChallenge> for Challenge {
             attempts_used: c.n,
             max_attempts: c.mx,
             step_up: c.su,
+            channel: c.ch,
+            delivery_state: c.ds.map(Into::into),
         }
     }
 }
@@ -550,6 +620,9 @@ impl From<StoredChallenge> for Challenge {
 struct StoredPast {
     id: Uuid,
     o: StoredOutcome,
+    /// The challenge as it ended (no hash: `h` is empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<StoredChallenge>,
 }
 
 impl From<&PastChallenge> for StoredPast {
@@ -557,6 +630,7 @@ impl From<&PastChallenge> for StoredPast {
         StoredPast {
             id: p.id,
             o: p.outcome.into(),
+            c: p.ended.as_ref().map(StoredChallenge::from),
         }
     }
 }
@@ -566,6 +640,7 @@ impl From<StoredPast> for PastChallenge {
         PastChallenge {
             id: p.id,
             outcome: p.o.into(),
+            ended: p.c.map(Into::into),
         }
     }
 }

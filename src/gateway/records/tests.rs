@@ -4,6 +4,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
+use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
     PendingStepUp,
@@ -106,15 +107,40 @@ fn full() -> InteractionRecord {
             attempts_used: 1,
             max_attempts: 3,
             step_up: true,
+            channel: Some("sms".into()),
+            delivery_state: Some(DeliveryState {
+                status: DeliveryStatus::Failed,
+                error: Some(DeliveryError {
+                    code: "131047".into(),
+                    title: Some("Re-engagement message".into()),
+                }),
+            }),
         }),
         past_challenges: vec![
             PastChallenge {
                 id: id(5),
                 outcome: PastOutcome::Replaced,
+                ended: Some(Challenge {
+                    id: id(5),
+                    method: ChallengeMethod::Otp,
+                    delivery: Delivery::Sms,
+                    code_hash: String::new(),
+                    sealed_code: None,
+                    expires_at: ms(200),
+                    attempts_used: 0,
+                    max_attempts: 3,
+                    step_up: false,
+                    channel: Some("sms".into()),
+                    delivery_state: Some(DeliveryState {
+                        status: DeliveryStatus::Read,
+                        error: None,
+                    }),
+                }),
             },
             PastChallenge {
                 id: id(6),
                 outcome: PastOutcome::Succeeded,
+                ended: None,
             },
         ],
         step_up: Some(PendingStepUp {
@@ -210,8 +236,11 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         &format!(
             r#""q":{{"id":"{a}04","m":"binding","d":"login_page","h":"codehash","s":"sealed","#
         ),
-        r#""e":1800000000300,"n":1,"mx":3,"su":true},"#,
-        &format!(r#""pq":[{{"id":"{a}05","o":"replaced"}},{{"id":"{a}06","o":"succeeded"}}],"#),
+        r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
+        r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}}},"#,
+        &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
+        r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
+        &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
         &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc"}},"#),
         r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dq":1800000001745,"#,

@@ -1,0 +1,89 @@
+//! The read of one challenge (docs/api.md#reading-a-challenge): where it
+//! stands and how far its message got.
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::view::{ChallengeMethod, ChallengeState, Delivery, DeliveryStatus};
+use super::Gateway;
+use crate::config::Team;
+use crate::domain::challenge::{Challenge, ChallengeState as State};
+use crate::domain::delivery_status::DeliveryState;
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// Why the provider could not deliver a challenge's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeliveryErrorView {
+    /// The provider's error code, as text (e.g. `"131047"`).
+    pub code: String,
+    /// The provider's title for it, or null when it gives none.
+    pub title: Option<String>,
+}
+
+/// `delivery_status` and `delivery_error` of a challenge answer, from how
+/// far its message got (`None`: nothing was sent, both null).
+pub fn delivery_of(
+    state: Option<&DeliveryState>,
+) -> (Option<DeliveryStatus>, Option<DeliveryErrorView>) {
+    let status = state.map(|s| s.status.into());
+    let error = state
+        .and_then(|s| s.error.as_ref())
+        .map(|e| DeliveryErrorView {
+            code: e.code.clone(),
+            title: e.title.clone(),
+        });
+    (status, error)
+}
+
+/// `GET /v1/interactions/{id}/challenges/{cid}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChallengeView {
+    pub challenge_id: Uuid,
+    pub method: ChallengeMethod,
+    pub delivery: Delivery,
+    /// The channel its message went through; null when nothing was sent.
+    pub channel: Option<String>,
+    pub expires_at: Timestamp,
+    pub attempts_remaining: u32,
+    pub state: ChallengeState,
+    /// Null when nothing was sent (`agent` delivery).
+    pub delivery_status: Option<DeliveryStatus>,
+    /// Null, or with `failed`, the provider's error.
+    pub delivery_error: Option<DeliveryErrorView>,
+}
+
+impl ChallengeView {
+    pub fn of(c: &Challenge, state: State) -> Self {
+        let (delivery_status, delivery_error) = delivery_of(c.delivery_state.as_ref());
+        ChallengeView {
+            challenge_id: c.id,
+            method: c.method.into(),
+            delivery: c.delivery.into(),
+            channel: c.channel.clone(),
+            expires_at: c.expires_at,
+            attempts_remaining: c.attempts_remaining(),
+            state: state.into(),
+            delivery_status,
+            delivery_error,
+        }
+    }
+}
+
+impl Gateway {
+    /// Challenge `cid` of interaction `id`, current or remembered; one of
+    /// another interaction, or forgotten, is `NotFound`.
+    pub async fn read_challenge(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        now: Timestamp,
+    ) -> Result<ChallengeView> {
+        let pair = self.load_pair(team, id, now).await?;
+        let (c, state) = pair
+            .rec()?
+            .challenge_at(cid, now)
+            .ok_or(Error::NotFound("no such challenge"))?;
+        Ok(ChallengeView::of(c, state))
+    }
+}

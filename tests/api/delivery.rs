@@ -1,0 +1,116 @@
+//! What a challenge says of its message (docs/api.md#reading-a-challenge):
+//! `delivery_status` and `delivery_error` on every challenge answer, and
+//! the read of one challenge with its `state`, on both stores.
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn read(app: &TestApp, id: &str, cid: &str, key: &str) -> reqwest::Response {
+    app.request(
+        reqwest::Method::GET,
+        &format!("/v1/interactions/{id}/challenges/{cid}"),
+        Some(key),
+    )
+    .send()
+    .await
+    .unwrap()
+}
+
+async fn read_ok(app: &TestApp, id: &str, cid: &str) -> Value {
+    let res = read(app, id, cid, &app.keys.bot).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+fn agents_see_codes() -> Setup {
+    Setup {
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    a_challenge_reads_back_with_its_state_and_delivery_status,
+    setup: agents_see_codes(),
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let res = crate::challenges::start(&app, &id, json!({"method": "otp"})).await;
+        assert_eq!(res.status(), 201);
+        let started: Value = res.json().await.unwrap();
+        // The provider took the message: accepted, no error.
+        assert_eq!(started["delivered"], true);
+        assert_eq!(started["delivery_status"], "accepted");
+        assert_eq!(started["delivery_error"], Value::Null);
+        let first = started["challenge_id"].as_str().unwrap().to_string();
+        let code = app.last_code().await;
+
+        let c = read_ok(&app, &id, &first).await;
+        assert_eq!(
+            c,
+            json!({
+                "challenge_id": first,
+                "method": "otp",
+                "delivery": "chat",
+                "channel": app.get(&id).await["channel"],
+                "expires_at": started["expires_at"],
+                "attempts_remaining": 3,
+                "state": "open",
+                "delivery_status": "accepted",
+                "delivery_error": null,
+            })
+        );
+        // An agent reads it too.
+        let res = read(&app, &id, &first, &app.keys.agent).await;
+        assert_eq!(res.status(), 200);
+        // A wrong code counts.
+        let res = app.verify_code(&id, &first, &wrong_code(&code)).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(read_ok(&app, &id, &first).await["attempts_remaining"], 2);
+
+        // A new challenge replaces it; agent delivery sends nothing, so it
+        // has no channel and no delivery status.
+        let (second, code) = app.agent_otp(&id).await;
+        assert_eq!(read_ok(&app, &id, &first).await["state"], "replaced");
+        let c = read_ok(&app, &id, &second).await;
+        assert_eq!(c["state"], "open");
+        assert_eq!(c["delivery"], "agent");
+        assert_eq!(c["channel"], Value::Null);
+        assert_eq!(c["delivery_status"], Value::Null);
+        let res = app.verify_code(&id, &second, &code).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(read_ok(&app, &id, &second).await["state"], "used");
+        // The replaced one still reads as it was.
+        let c = read_ok(&app, &id, &first).await;
+        assert_eq!((c["state"].clone(), c["attempts_remaining"].clone()), (json!("replaced"), json!(2)));
+        assert_eq!(c["delivery_status"], "accepted");
+
+        // Exhausted, then expired.
+        let other = app.new_interaction().await;
+        let (cid, code) = app.start_otp(&other).await;
+        for _ in 0..3 {
+            app.verify_code(&other, &cid, &wrong_code(&code)).await;
+        }
+        assert_eq!(read_ok(&app, &other, &cid).await["state"], "exhausted");
+        let (cid, _) = app.start_otp(&other).await;
+        app.advance(3600);
+        assert_eq!(read_ok(&app, &other, &cid).await["state"], "expired");
+
+        // Another interaction's challenge, or none at all: 404.
+        assert_problem(read(&app, &other, &second, &app.keys.bot).await, 404, "not_found").await;
+        let none = uuid::Uuid::now_v7().to_string();
+        assert_problem(read(&app, &id, &none, &app.keys.bot).await, 404, "not_found").await;
+        // An admin acts as both.
+        assert_eq!(read(&app, &id, &first, &app.keys.admin).await.status(), 200);
+        // Without a key, 401.
+        let res = app
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/interactions/{id}/challenges/{first}"),
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401);
+    }
+);
