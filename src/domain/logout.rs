@@ -4,6 +4,7 @@
 //! token (their metrics' labels); and which authentication a provider's
 //! logout of one session ends.
 use crate::domain::interaction::{InteractionRecord, Method};
+use crate::domain::recognition::Recognition;
 use crate::domain::settings::Settings;
 use crate::time::Timestamp;
 
@@ -116,6 +117,13 @@ impl RefusalReason {
             RefusalReason::Unavailable => "unavailable",
         }
     }
+}
+
+/// Whether `remembered` (a recognized conversation) remembers the hosted
+/// login that proved the customer at `proven_at`: a logout of that login's
+/// session forgets it, also once the chat's own authentication has ended.
+pub fn remembers_login_at(remembered: &Recognition, proven_at: Timestamp) -> bool {
+    remembered.method == Method::Oidc && remembered.authenticated_at == proven_at
 }
 
 /// Whether `rec`'s authentication (or its login waiting for the binding

@@ -12,8 +12,10 @@ use super::revocation::{count_received, count_refused};
 use super::Gateway;
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
-use crate::domain::logout::{proven_by_login_at, Receiver, RefusalReason};
+use crate::domain::logout::{proven_by_login_at, remembers_login_at, Receiver, RefusalReason};
 use crate::error::{Error, Result};
+use crate::events::types::LoggedOut;
+use crate::events::EventData;
 use crate::oidc::logout_token::{self, Logout};
 use crate::oidc::{id_token, OidcError};
 use crate::store::{keys, Op};
@@ -203,21 +205,70 @@ impl Gateway {
                     continue;
                 };
                 let at = Timestamp::from_unix_millis(e.score);
-                if self
-                    .log_out_if(team, id, receiver.cause(), now, |rec, s| {
-                        proven_by_login_at(rec, at, now, s)
-                    })
-                    .await?
-                {
+                if self.end_login(team, id, at, now).await? {
                     n += 1;
                 }
             }
             super::revocation::count_logged_out(team, receiver, usize::from(n > 0));
+            // The customer the session's `sub` names is no longer
+            // recognized anywhere: a conversation may remember the login
+            // longer than its interaction lives.
+            if let Some(sub) = &logout.sub {
+                for customer in self.customers_of_sub(team, oidc, sub).await? {
+                    self.forget_recognitions_of(team, &customer).await?;
+                }
+            }
             return Ok(n);
         }
         let Some(sub) = &logout.sub else {
             return Ok(0);
         };
+        let customers = self.customers_of_sub(team, oidc, sub).await?;
+        self.revoke_customers(team, receiver, &customers, now).await
+    }
+
+    /// Ends interaction `id`'s authentication when the hosted login that
+    /// proved it at `at` did (a `sid` logout), and forgets its
+    /// conversation's recognition when that remembers the same login, also
+    /// once the authentication has ended by itself. Answers whether it
+    /// logged the interaction out.
+    async fn end_login(
+        self: &Arc<Self>,
+        team: &Team,
+        id: Uuid,
+        at: Timestamp,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let cause = Receiver::OidcLogout.cause();
+        let result = self
+            .update_interaction(team, id, now, |w| {
+                let proven = proven_by_login_at(&w.rec, at, now, w.settings);
+                let remembered = w.recognized().is_some_and(|r| remembers_login_at(r, at));
+                if proven {
+                    w.rec.log_out(now);
+                    w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
+                }
+                if proven || remembered {
+                    w.forget_recognition();
+                }
+                Ok(proven)
+            })
+            .await;
+        match result {
+            Ok((_, hit)) => Ok(hit),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The customers hosted logins mapped `sub` to (with
+    /// `customer_claim = "sub"`, the `sub` itself names one).
+    async fn customers_of_sub(
+        &self,
+        team: &Team,
+        oidc: &OidcConfig,
+        sub: &str,
+    ) -> Result<Vec<String>> {
         let index = keys::oidc_subject(&team.id, &oidc.issuer, sub);
         let mut customers: Vec<String> = self
             .index_entries(&index)
@@ -232,7 +283,7 @@ impl Gateway {
         }
         customers.sort();
         customers.dedup();
-        self.revoke_customers(team, receiver, &customers, now).await
+        Ok(customers)
     }
 }
 
@@ -245,12 +296,18 @@ fn reason_of(e: &OidcError) -> RefusalReason {
     }
 }
 
-/// The longest an authentication of `team` can last, on any of its
-/// channels: how long a hosted login's session is remembered.
+/// The longest an authentication of `team` can last, or a conversation
+/// remember it, on any of its channels: how long a hosted login's session
+/// is remembered.
 fn longest_authentication(team: &Team) -> Duration {
     std::iter::once(&team.settings)
         .chain(team.channel_settings.values())
-        .map(|s| s.authenticated_ttl.get().max(s.interaction_ttl.get()))
+        .map(|s| {
+            s.authenticated_ttl
+                .get()
+                .max(s.interaction_ttl.get())
+                .max(s.recognize_for.get())
+        })
         .max()
         .unwrap_or(Duration::from_secs(86_400))
 }

@@ -112,6 +112,11 @@ impl Work<'_> {
         (&mut self.rec, &mut self.subject)
     }
 
+    /// What the conversation remembers, as this decision leaves it.
+    pub fn recognized(&self) -> Option<&Recognition> {
+        self.recognized.as_ref()
+    }
+
     /// The conversation is no longer recognized (`/forget`, a logout, a
     /// ban).
     pub fn forget_recognition(&mut self) {

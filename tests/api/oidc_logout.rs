@@ -502,3 +502,60 @@ async fn a_login_is_finished_only_by_the_issuer_it_was_begun_with() {
     assert_eq!((idp_x.token_calls(), idp_y.token_calls()), (0, 0));
     assert_ne!(status(&first, &id).await, "authenticated");
 }
+
+/// A `sid` logout forgets the conversation that remembers that session's
+/// login, also once the chat's own authentication has ended by itself: a
+/// recognized conversation outlives its authentication.
+async fn a_sid_logout_forgets_the_recognition_of_its_login(backend: Backend) {
+    let idp = FakeIdp::start().await;
+    let setup = Setup {
+        defaults: "recognize_for = \"30d\"\nauthenticated_ttl = \"15m\"\ninteraction_ttl = \"24h\""
+            .into(),
+        team_extra: idp.team_section("backchannel_logout = true\n"),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    idp.use_clock(app.clock.clone());
+    idp.in_session("s-rec");
+    let number = "+447400123459";
+    let v = app
+        .create(json!({"channel": "sms", "conversation_id": number,
+                       "customer_ref": "cust-42", "contact": {"phone": number}}))
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let link = app.issue_link(&id, json!({"provider": "oidc"})).await;
+    let path = link["short_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://gateway.test")
+        .to_string();
+    assert_eq!(login(&app, &path).await.status, 200);
+    // The authentication ends by itself; the conversation still remembers.
+    app.advance(20 * 60);
+    let v = app.get(&id).await;
+    assert_eq!(v["authenticated"], false, "{v}");
+    assert_eq!(v["recognized"]["customer_id"], "cust-42", "{v}");
+    let token = sign(
+        &claims(&app, &idp, json!({"sid": "s-rec"})),
+        Signing::Key("a"),
+    );
+    let answer = post_logout(&app, "acme", &token).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    let v = app.get(&id).await;
+    assert!(
+        v["recognized"].is_null(),
+        "the session's login is forgotten: {v}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sid_logout_forgets_the_recognition_of_its_login_memory() {
+    a_sid_logout_forgets_the_recognition_of_its_login(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sid_logout_forgets_the_recognition_of_its_login_redis() {
+    a_sid_logout_forgets_the_recognition_of_its_login(Backend::Redis).await;
+}
