@@ -32,6 +32,8 @@
 //!  oidc/        hosted login with a team's OpenID Connect provider:
 //!               discovery, key set, ID token checks (plain functions).
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
+//!  spans.rs     the spans of traces (request, outbound call, commit) and
+//!               the `traceparent` in and out; `telemetry/` exports them.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server.rs    the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
@@ -53,6 +55,7 @@ pub mod gateway;
 pub mod http;
 pub mod oidc;
 mod server;
+pub mod spans;
 pub mod store;
 pub mod telemetry;
 pub mod time;

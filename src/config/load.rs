@@ -114,6 +114,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         defaults: system.defaults,
         teams: teams_by_id,
         channels,
+        telemetry: system.telemetry,
     };
     super::validate::check_template_lengths(&config, &file)?;
     Ok(config)

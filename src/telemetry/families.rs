@@ -48,6 +48,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_connections_open", Kind::Gauge, "", "Connections being served (within server.max_connections)."),
     ("chatgate_connections_shed_total", Kind::Counter, "", "Connections over server.max_connections: answered 503, closed unanswered, or closed to make room."),
     ("chatgate_accept_errors_total", Kind::Counter, "", "Failed accepts that were not the peer's (EMFILE, ...)."),
+    ("chatgate_trace_spans_dropped_total", Kind::Counter, "", "Spans not exported: the queue was full (a slow or absent collector) or the collector did not take them."),
 ];
 
 /// `# HELP` for every family; every closed-label counter at 0.

@@ -42,3 +42,4 @@ mod step_up;
 mod store_contract;
 mod store_reset;
 mod stores;
+mod traces;
