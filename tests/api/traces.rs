@@ -144,6 +144,49 @@ fn keys(span: &Span) -> Vec<&str> {
     k
 }
 
+/// The spans as trees, one line each (`--nocapture` shows them).
+fn print_tree(spans: &[Span]) {
+    fn line(s: &Span, depth: usize) {
+        let attrs: Vec<String> = s
+            .attributes
+            .iter()
+            .map(|kv| {
+                format!(
+                    "{}={:?}",
+                    kv.key,
+                    kv.value.as_ref().and_then(|v| v.value.clone())
+                )
+            })
+            .collect();
+        let kind = SpanKind::try_from(s.kind).map_or("?", |k| k.as_str_name());
+        eprintln!(
+            "{}{} [{kind}] {}",
+            "  ".repeat(depth),
+            s.name,
+            attrs.join(" ")
+        );
+    }
+    fn walk(spans: &[Span], parent: &Span, depth: usize) {
+        line(parent, depth);
+        for s in spans.iter().filter(|s| s.parent_span_id == parent.span_id) {
+            walk(spans, s, depth + 1);
+        }
+    }
+    let ids: std::collections::HashSet<&[u8]> =
+        spans.iter().map(|s| s.span_id.as_slice()).collect();
+    for root in spans
+        .iter()
+        .filter(|s| !ids.contains(s.parent_span_id.as_slice()))
+    {
+        eprintln!(
+            "trace {} (remote parent {:?})",
+            hex::encode(&root.trace_id),
+            hex::encode(&root.parent_span_id)
+        );
+        walk(spans, root, 1);
+    }
+}
+
 /// The gateway binary on a copy of the sample config whose website chat
 /// posts to `chat`, with `env`.
 struct Gateway {
@@ -348,6 +391,7 @@ async fn a_login_flow_is_one_traced_story(backend: Backend) {
                     >= 2
         })
         .await;
+    print_tree(&spans);
     let services: Vec<String> = collector
         .got
         .spans
