@@ -1,6 +1,7 @@
 //! The command line (docs/configuration.md#command-line): `serve`, `check-config`, `keygen`, `sign`.
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
+use crate::telemetry::Traces;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -93,7 +94,16 @@ fn serve(path: &Path) -> ExitCode {
     let format = loaded
         .as_ref()
         .map_or(config::LogFormat::Text, |c| c.server.log_format);
-    crate::telemetry::init(format);
+    let traces = match loaded.as_ref().map(|c| Traces::start(&c.telemetry)) {
+        Ok(Ok(traces)) => traces,
+        Ok(Err(e)) => {
+            crate::telemetry::init(format);
+            deferred.replay();
+            return fail(&e.to_string());
+        }
+        Err(_) => None,
+    };
+    crate::telemetry::init_traced(format, traces.as_ref());
     deferred.replay();
     let config = match loaded {
         Ok(c) => c,
@@ -106,7 +116,12 @@ fn serve(path: &Path) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    match runtime.block_on(crate::app::run(config)) {
+    let served = runtime.block_on(crate::app::run(config));
+    // What is still queued goes to the collector (bounded by its time-out).
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("chatgate: {e}")),
     }

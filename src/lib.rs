@@ -35,6 +35,8 @@
 //!  ssf/         the Shared Signals receiver's rules: Security Event Token
 //!               claims, subjects, event types (plain functions).
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
+//!  spans.rs     the spans of traces (request, outbound call, commit) and
+//!               the `traceparent` in and out; `telemetry/` exports them.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server.rs    the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
@@ -56,6 +58,7 @@ pub mod gateway;
 pub mod http;
 pub mod oidc;
 mod server;
+pub mod spans;
 pub mod ssf;
 pub mod store;
 pub mod telemetry;

@@ -2,19 +2,26 @@
 //! default `info`) as text (colour only on a terminal) or JSON lines
 //! (`server.log_format`); metrics are recorded with the `metrics` facade and
 //! rendered as Prometheus text at `/metrics` (families and their help in
-//! [`families`], process metrics in [`process`]).
+//! [`families`], process metrics in [`process`]). Traces go to an
+//! OpenTelemetry collector when one is configured ([`traces`]).
 mod families;
 mod process;
 mod quiet;
 mod text;
+mod trace_ids;
+pub mod traces;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tracing_subscriber::filter::{filter_fn, FilterExt};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use trace_ids::TraceIds;
+pub use traces::Traces;
 
 pub use crate::config::LogFormat;
 pub use crate::config::{deferring, Deferred};
@@ -24,7 +31,19 @@ pub use families::{register_config, Kind, FAMILIES, OUTBOX_KINDS};
 /// Installs the process's log subscriber once (stderr, `RUST_LOG` or
 /// `info`); later calls do nothing.
 pub fn init(format: LogFormat) {
-    init_to(format, std::io::stderr, std::io::stderr().is_terminal());
+    init_traced(format, None);
+}
+
+/// [`init`], and with `traces` the layer that exports the spans of
+/// `crate::spans` ([`traces`]); log lines written inside a traced request
+/// carry its `trace_id`.
+pub fn init_traced(format: LogFormat, traces: Option<&Traces>) {
+    install(
+        format,
+        std::io::stderr,
+        std::io::stderr().is_terminal(),
+        traces,
+    );
 }
 
 /// [`init`] with another writer (the load benchmark's sink): colour only
@@ -33,30 +52,58 @@ pub fn init_to<W>(format: LogFormat, writer: W, terminal: bool)
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    install(format, writer, terminal, None);
+}
+
+/// [`init_to`] with traces (the load benchmark's traced run).
+pub fn init_to_traced<W>(format: LogFormat, writer: W, terminal: bool, traces: &Traces)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    install(format, writer, terminal, Some(traces));
+}
+
+fn install<W>(format: LogFormat, writer: W, terminal: bool, traces: Option<&Traces>)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    // The spans made for traces are not the log's: lines stay as they are.
+    let logs = filter.and(filter_fn(|meta| meta.target() != crate::spans::TARGET));
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_target(false);
     // The Redis client's repeated warnings are written once per node
     // every few seconds ([`quiet`]).
-    let quiet = quiet::QuietRedis::default;
+    let registry = tracing_subscriber::registry()
+        .with(traces.map(Traces::layer))
+        .with(quiet::QuietRedis::default());
     let _ = match format {
-        LogFormat::Text if terminal => builder.with_ansi(true).finish().with(quiet()).try_init(),
-        LogFormat::Text => builder
-            .with_ansi(false)
-            .fmt_fields(text::Fields)
-            .with_timer(text::Time)
-            .finish()
-            .with(quiet())
+        LogFormat::Text if terminal => registry
+            .with(
+                fmt.with_ansi(true)
+                    .map_event_format(TraceIds::text)
+                    .with_filter(logs),
+            )
             .try_init(),
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(false)
-            .finish()
-            .with(quiet())
+        LogFormat::Text => registry
+            .with(
+                fmt.with_ansi(false)
+                    .fmt_fields(text::Fields)
+                    .with_timer(text::Time)
+                    .map_event_format(TraceIds::text)
+                    .with_filter(logs),
+            )
+            .try_init(),
+        LogFormat::Json => registry
+            .with(
+                fmt.json()
+                    .flatten_event(true)
+                    .with_current_span(false)
+                    .with_span_list(false)
+                    .map_event_format(TraceIds::json)
+                    .with_filter(logs),
+            )
             .try_init(),
     };
 }

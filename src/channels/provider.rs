@@ -7,6 +7,7 @@ use reqwest::header::RETRY_AFTER;
 use reqwest::StatusCode;
 
 use super::ChannelError;
+use crate::spans::SendTraced;
 
 /// Time to open the connection to a provider (set on the shared client).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -58,7 +59,7 @@ pub(super) async fn post_once(
 ) -> Result<Answer, ChannelError> {
     let response = request
         .timeout(timeout)
-        .send()
+        .send_traced()
         .await
         .map_err(|e| transport_error(kind, &e))?;
     let status = response.status();

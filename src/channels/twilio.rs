@@ -11,6 +11,7 @@ use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::reason;
 use super::{Channel, ChannelError, Message};
 use crate::domain::challenge::Delivery;
+use crate::spans::SendTraced;
 
 /// Twilio writes WhatsApp numbers `whatsapp:+1...`.
 const WHATSAPP: &str = "whatsapp:";
@@ -127,7 +128,7 @@ impl Channel for TwilioChannel {
             .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(body)
-            .send()
+            .send_traced()
             .await
             // reqwest's error text includes the URL: keep it out.
             .map_err(|e| {

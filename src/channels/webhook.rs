@@ -15,6 +15,7 @@ use super::kind::{Kind, KindInfo, Reach, Secret};
 use super::{Channel, ChannelError, Message, Purpose, SEND_TIMEOUT};
 use crate::domain::secrets::SecretBytes;
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use crate::spans::SendTraced;
 use crate::time::{Clock, SystemClock, Timestamp};
 
 /// Why a signed POST did not succeed. Never names the URL (it may carry a
@@ -51,7 +52,7 @@ pub async fn post_signed(
         .header(HEADER_TIMESTAMP, timestamp)
         .header(HEADER_SIGNATURE, signature)
         .body(body)
-        .send()
+        .send_traced()
         .await
         // reqwest's error text includes the URL: it is not kept.
         .map_err(|e| {

@@ -15,6 +15,8 @@ pub(super) struct SystemFile {
     /// System settings (shape of [`super::Settings`]); checked as a layer.
     #[serde(default)]
     pub defaults: toml::Table,
+    #[serde(default)]
+    pub telemetry: TelemetrySection,
 }
 
 /// `[server]`.
@@ -112,6 +114,25 @@ impl Default for StoreSection {
             redis_url: "redis://127.0.0.1:6379".into(),
             cluster_nodes: Vec::new(),
             key_prefix: "chatgate".into(),
+        }
+    }
+}
+
+/// `[telemetry]`: OpenTelemetry traces.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct TelemetrySection {
+    /// OTLP/HTTP base URL; empty: `OTEL_EXPORTER_OTLP_ENDPOINT`, else off.
+    pub otlp_endpoint: String,
+    /// Share of new traces sampled, 0.0..=1.0; default 1.0.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        TelemetrySection {
+            otlp_endpoint: String::new(),
+            sample_ratio: 1.0,
         }
     }
 }

@@ -98,6 +98,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         teams: teams_by_id,
         channels,
         restart_only,
+        telemetry: system.telemetry,
     };
     check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config, &file)?;

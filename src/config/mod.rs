@@ -70,6 +70,21 @@ pub struct Config {
     pub channels: BTreeMap<String, ChannelConfig>,
     /// What of the system file only a restart applies (a reload compares it).
     pub restart_only: RestartOnly,
+    /// `[telemetry]`.
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: where traces go, if anywhere (docs/operations.md#traces).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    /// The OTLP/HTTP base URL (`otlp_endpoint`, else
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`), without a trailing slash; `None`:
+    /// traces are off.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces sampled (0.0..=1.0); a caller's sampled flag wins.
+    pub sample_ratio: f64,
+    /// `service.name`: `OTEL_SERVICE_NAME`, else `chatgate`.
+    pub service_name: String,
 }
 
 #[derive(Debug, Clone)]

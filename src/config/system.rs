@@ -7,12 +7,12 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::de::from_table;
-use super::files::{ServerSection, SystemFile};
+use super::files::{ServerSection, SystemFile, TelemetrySection};
 use super::resolve::{resolve, Layer};
 use super::validate::http_url;
 use super::{
     ConfigError, ConnectionLimits, CustomerRefLogging, LogFormat, ServerConfig, Settings,
-    StoreBackend, StoreConfig,
+    StoreBackend, StoreConfig, TelemetryConfig,
 };
 
 /// The shortest pepper accepted, in bytes.
@@ -34,11 +34,13 @@ pub(super) struct System {
     pub defaults_table: toml::Table,
     pub teams_dir: String,
     pub channels_dir: String,
+    pub telemetry: TelemetryConfig,
 }
 
 pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigError> {
     let raw: SystemFile = from_table(table, file, "")?;
     let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
+    let telemetry = telemetry(&raw.telemetry, file)?;
     let s = raw.server;
 
     if s.listen.trim().parse::<SocketAddr>().is_err() {
@@ -122,6 +124,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     }])?;
 
     Ok(System {
+        telemetry,
         server: ServerConfig {
             listen: s.listen.trim().to_string(),
             public_url: public_url.as_str().trim_end_matches('/').to_string(),
@@ -216,5 +219,39 @@ fn connection_limits(s: &ServerSection) -> Result<ConnectionLimits, (&'static st
         max_streams_per_key: count("server.max_streams_per_key", s.max_streams_per_key, 1)?,
         max_streams_per_team: count("server.max_streams_per_team", s.max_streams_per_team, 1)?,
         max_streams: (max_connections / 2).max(1),
+    })
+}
+
+/// `[telemetry]`: the endpoint from the file, else from
+/// `OTEL_EXPORTER_OTLP_ENDPOINT`; a ratio outside 0.0..=1.0 is refused.
+fn telemetry(raw: &TelemetrySection, file: &str) -> Result<TelemetryConfig, ConfigError> {
+    if !(0.0..=1.0).contains(&raw.sample_ratio) {
+        return Err(ConfigError::new(
+            file,
+            "telemetry.sample_ratio",
+            "must be between 0.0 and 1.0",
+        ));
+    }
+    let (key, written) = if raw.otlp_endpoint.trim().is_empty() {
+        let env = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_default();
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", env)
+    } else {
+        ("telemetry.otlp_endpoint", raw.otlp_endpoint.clone())
+    };
+    let otlp_endpoint = match written.trim() {
+        "" => None,
+        url => {
+            let parsed = http_url(url).map_err(|p| ConfigError::new(file, key, &p))?;
+            Some(parsed.as_str().trim_end_matches('/').to_string())
+        }
+    };
+    let service_name = std::env::var("OTEL_SERVICE_NAME")
+        .ok()
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "chatgate".to_string());
+    Ok(TelemetryConfig {
+        otlp_endpoint,
+        sample_ratio: raw.sample_ratio,
+        service_name,
     })
 }

@@ -5,6 +5,7 @@
 //! changes an existing interaction goes through [`Gateway::transact`], so
 //! versions, TTLs and indexes are handled here, once.
 use futures::future::BoxFuture;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use super::outbox::{Notice, OutboxItem, Recorded, Task};
@@ -536,7 +537,7 @@ impl Gateway {
             claims,
             recorded,
         } = self.prepare(team, pair, &mut w, &view, now)?;
-        let mut commit = self.store.commit(ops);
+        let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
         let sent = futures::poll!(&mut commit);
         place.sent(committed);
         let outcome = match sent {

@@ -7,7 +7,8 @@
 //! template (`MatchedPath`, borrowed), the method and status labels come
 //! from fixed tables, and the metric handles of each (route, method,
 //! status) are made once and kept. A `tracing` span is made only when
-//! `debug` is on; the log line carries its fields itself.
+//! traces are on (the request's server span, `crate::spans::server`) or
+//! `debug` is; the log line carries its fields itself.
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Instant;
@@ -132,9 +133,22 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
     let request_id = id.to_str().unwrap_or("-");
 
+    // With traces on, the request is a server span (`crate::spans`);
     // `guard` runs inside this middleware rather than as a layer of its own
     // (a layer boxes the rest of the stack again per request).
-    let mut res = if tracing::enabled!(Level::DEBUG) {
+    let traced = crate::spans::on().then(|| {
+        crate::spans::server(
+            method,
+            matched.as_ref().map(MatchedPath::as_str),
+            req.headers(),
+        )
+    });
+    let path_team = traced
+        .as_ref()
+        .and_then(|_| team_in_path(&st, route, req.uri().path()));
+    let mut res = if let Some(span) = &traced {
+        super::guard(req, next).instrument(span.clone()).await
+    } else if tracing::enabled!(Level::DEBUG) {
         let span = tracing::debug_span!("request", method, route, request_id);
         super::guard(req, next).instrument(span).await
     } else {
@@ -146,8 +160,16 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     st.observer
         .record(route, method, status, elapsed.as_secs_f64());
     let code = res.extensions().get::<ProblemLabel>().map(|c| c.0);
-    let team = team.0.get().map(|t| &**t);
+    let team = team.0.get().map(|t| &**t).or(path_team);
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
+    // The line is written inside the span, so that it carries the trace id.
+    let _inside = traced.as_ref().map(|span| {
+        crate::spans::record_status(span, status);
+        if let Some(team) = team {
+            crate::spans::record_team(span, team);
+        }
+        span.enter()
+    });
     macro_rules! line {
         ($level:expr) => {
             tracing::event!(
@@ -160,8 +182,17 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     } else {
         line!(Level::INFO);
     }
+    drop(_inside);
     res.headers_mut().insert(REQUEST_ID, id);
     res
+}
+
+/// The team a route names in its path (`{team}`), when it is one the
+/// gateway serves: nothing a caller made up reaches a span or a line.
+fn team_in_path<'a>(st: &'a AppState, route: &str, path: &str) -> Option<&'a str> {
+    let at = route.split('/').position(|s| s == "{team}")?;
+    let named = path.split('/').nth(at)?;
+    st.gateway.team(named).ok().map(|t| t.id.as_str())
 }
 
 /// The label of a request's method: the standard ones by name, any other

@@ -15,6 +15,7 @@ use url::Url;
 
 use super::OidcError;
 use crate::config::OidcConfig;
+use crate::spans::SendTraced;
 use crate::time::Timestamp;
 
 /// Longest wait for the provider, per request.
@@ -183,7 +184,7 @@ impl Providers {
             .http
             .get(url)
             .timeout(TIMEOUT)
-            .send()
+            .send_traced()
             .await
             .map_err(|e| failed(what, without_url(&e)))?;
         if !res.status().is_success() {
@@ -303,7 +304,7 @@ impl Providers {
                 ("redirect_uri", redirect_uri),
                 ("code_verifier", verifier),
             ])
-            .send()
+            .send_traced()
             .await
             .map_err(|e| failed("token endpoint", without_url(&e)))?;
         let status = res.status();

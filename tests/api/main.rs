@@ -46,3 +46,4 @@ mod step_up;
 mod store_contract;
 mod store_reset;
 mod stores;
+mod traces;

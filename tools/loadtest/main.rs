@@ -84,6 +84,11 @@ struct Args {
     /// (case-insensitive; for example `hot`, `callback`), for profiling.
     #[arg(long)]
     only: Option<String>,
+    /// Also measure the status read and login callback rows with traces
+    /// on (`sample_ratio` 1.0, exported to a receiver in this process),
+    /// each right after its untraced row (docs/performance.md#traces).
+    #[arg(long)]
+    traces: bool,
 }
 
 fn rand_index(n: usize) -> usize {
@@ -97,6 +102,8 @@ struct Bench {
     only: Option<String>,
     /// The saturating callback row's measured time (zero: no such row).
     saturate: Duration,
+    /// Whether the traced twins of the status read and callback rows run.
+    traced: bool,
     /// The ceiling of the store being measured, measured again right
     /// before and after each of its scenarios (see [`Bench::measure_on`]).
     ceiling: Option<std::net::SocketAddr>,
@@ -311,6 +318,14 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
             .measure_on(&g, status_read(&g, seeded.clone()), None)
             .await;
         b.rows.push(row("status read", o, fast));
+        if b.traced {
+            chatgate::spans::turn_on();
+            let o = b
+                .measure_on(&g, status_read(&g, seeded.clone()), None)
+                .await;
+            chatgate::spans::turn_off();
+            b.rows.push(row("status read, traced", o, fast));
+        }
     }
 
     let auth = format!("Bearer {}", g.bot);
@@ -346,6 +361,15 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
             .measure_on(&g, callbacks(g.clone(), tokens.clone()), None)
             .await;
         b.rows.push(row("login callback (fresh token)", o, heavy));
+        if b.traced {
+            chatgate::spans::turn_on();
+            let o = b
+                .measure_on(&g, callbacks(g.clone(), tokens.clone()), None)
+                .await;
+            chatgate::spans::turn_off();
+            b.rows
+                .push(row("login callback (fresh token), traced", o, heavy));
+        }
     }
 
     if !b.saturate.is_zero() && b.wants(SATURATED) {
@@ -703,7 +727,22 @@ fn main() {
 async fn run(args: Args) {
     // The log an operator runs (`RUST_LOG`, else info), formatted and
     // dropped: text as `chatgate` writes it to a file or journald.
-    chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
+    // With --traces, spans go to a receiver in this process; they are
+    // made only while a traced row runs.
+    let traces = if args.traces {
+        let traces = otlp_receiver().await;
+        chatgate::telemetry::init_to_traced(
+            chatgate::telemetry::LogFormat::Text,
+            std::io::sink,
+            false,
+            &traces,
+        );
+        chatgate::spans::turn_off();
+        Some(traces)
+    } else {
+        chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
+        None
+    };
     let (duration, warmup, live) = if args.quick {
         (2.0, 0.5, 20_000)
     } else {
@@ -728,6 +767,7 @@ async fn run(args: Args) {
             10.0
         })),
         ceiling: None,
+        traced: traces.is_some(),
     };
 
     let bare = ceilings::bare().await;
@@ -788,6 +828,9 @@ async fn run(args: Args) {
     if redis {
         gateway::delete_prefix(&ceiling_prefix).await;
     }
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
     report.rows = b.rows;
     report.total_seconds = started.elapsed().as_secs_f64();
     report.print();
@@ -795,6 +838,28 @@ async fn run(args: Args) {
         Ok(path) => println!("\nJSON: {}", path.display()),
         Err(e) => eprintln!("could not write the JSON report: {e}"),
     }
+}
+
+/// A collector for the traced rows (`POST /v1/traces` taken and dropped)
+/// and the trace pipeline exporting to it at `sample_ratio` 1.0.
+async fn otlp_receiver() -> chatgate::telemetry::Traces {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let router = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(|_: axum::body::Bytes| async { "" }),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let config = chatgate::config::TelemetryConfig {
+        otlp_endpoint: Some(format!("http://{addr}")),
+        sample_ratio: 1.0,
+        service_name: "chatgate-loadtest".into(),
+    };
+    chatgate::telemetry::Traces::start(&config)
+        .expect("the exporter starts")
+        .expect("an endpoint is set")
 }
 
 fn args_text() -> String {

@@ -47,6 +47,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -739,7 +740,10 @@ async fn deliver_and_settle(
     now: Timestamp,
 ) -> Result<Handled> {
     let unlogged = claimed.unlogged();
-    let mut handled = gw.settle_item(team, queue, claimed, now).await?;
+    let mut handled = gw
+        .settle_item(team, queue, claimed, now)
+        .instrument(crate::spans::background("outbox delivery"))
+        .await?;
     handled.unlogged = unlogged;
     Ok(handled)
 }
