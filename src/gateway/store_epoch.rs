@@ -61,8 +61,17 @@ impl StoreEpochs {
         self.lock().get(team).copied().unwrap_or_default()
     }
 
+    /// Records what a read of `team`'s marker found. A reset once noticed
+    /// is never forgotten by a later write: a request and the periodic
+    /// check may settle the same marker at once, and the one that read it
+    /// before the loss must not undo the other's finding.
     fn set(&self, team: &str, seen: Seen) {
-        self.lock().insert(team.to_string(), seen);
+        let mut teams = self.lock();
+        let reset_at = match (teams.get(team).and_then(|s| s.reset_at), seen.reset_at) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => new.or(old),
+        };
+        teams.insert(team.to_string(), Seen { reset_at, ..seen });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
