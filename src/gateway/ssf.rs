@@ -18,7 +18,7 @@ use crate::ssf::{self, SetError, Transmitter};
 use crate::time::Timestamp;
 
 /// How long a token's `jti` is remembered.
-const JTI_MEMORY: Duration = Duration::from_secs(24 * 3600);
+const JTI_MEMORY: Duration = Duration::from_secs(ssf::JTI_MEMORY_SECS as u64);
 
 /// Longest token read; a real one is a few KiB.
 pub const MAX_SET: usize = 64 * 1024;
@@ -125,6 +125,7 @@ impl Gateway {
             .iter()
             .filter_map(|s| input::customer_id("subject", s).ok())
             .collect();
+        customers.sort();
         customers.dedup();
         if customers.is_empty() {
             return Ok(true);

@@ -21,6 +21,14 @@ pub const CREDENTIAL_CHANGE: &str =
 /// How far ahead of now an `iat` may be (clock skew), in seconds.
 pub const AHEAD_SECS: i64 = crate::oidc::id_token::LEEWAY_SECS;
 
+/// The oldest `iat` accepted: within the time a `jti` is remembered
+/// ([`JTI_MEMORY_SECS`]), so a captured token cannot be replayed once its
+/// `jti` is forgotten.
+pub const MAX_AGE_SECS: i64 = JTI_MEMORY_SECS - 3600;
+
+/// How long a token's `jti` is remembered: a day.
+pub const JTI_MEMORY_SECS: i64 = 24 * 3600;
+
 /// Longest `jti` kept; a longer one is refused.
 pub const MAX_JTI: usize = 256;
 
@@ -100,7 +108,7 @@ pub struct Transmitter<'a> {
 }
 
 /// The claim checks of a signed token: `iss`, `aud`, `iat` not more than
-/// [`AHEAD_SECS`] ahead, `jti`, `events`; then which subjects its events
+/// [`AHEAD_SECS`] ahead nor [`MAX_AGE_SECS`] old, `jti`, `events`; then which subjects its events
 /// log out.
 pub fn check_set_claims(
     claims: &Map<String, Value>,
@@ -108,10 +116,15 @@ pub fn check_set_claims(
     now: Timestamp,
 ) -> Result<Set, SetError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    if text("iss") != Some(transmitter.issuer) {
-        return Err(SetError::Issuer);
+    // A claim missing is a request problem; one naming someone else is
+    // the issuer's or audience's.
+    match text("iss") {
+        None => return Err(SetError::Request("no iss")),
+        Some(iss) if iss != transmitter.issuer => return Err(SetError::Issuer),
+        Some(_) => {}
     }
     let audience_ok = match claims.get("aud") {
+        None | Some(Value::Null) => return Err(SetError::Request("no aud")),
         Some(Value::String(a)) => a == transmitter.audience,
         Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(transmitter.audience)),
         _ => false,
@@ -125,6 +138,9 @@ pub fn check_set_claims(
         .ok_or(SetError::Request("no iat"))?;
     if iat > now.unix_seconds().saturating_add(AHEAD_SECS) {
         return Err(SetError::Request("iat in the future"));
+    }
+    if iat < now.unix_seconds().saturating_sub(MAX_AGE_SECS) {
+        return Err(SetError::Request("iat too old"));
     }
     let jti = text("jti")
         .filter(|j| !j.is_empty() && j.len() <= MAX_JTI)
@@ -221,9 +237,14 @@ mod tests {
         assert_eq!(check(top).unwrap().log_out, ["cust-9"]);
         assert!(check(json!({"aud": ["x", "https://gw.example/ssf/acme"]})).is_ok());
         assert!(check(json!({"iat": NOW + 60})).is_ok());
-        assert!(
-            check(json!({"iat": NOW - 86_400})).is_ok(),
-            "no lower bound"
+        assert!(check(json!({"iat": NOW - MAX_AGE_SECS})).is_ok());
+        // Older than a remembered jti: a replay could not be told apart.
+        assert_eq!(
+            check(json!({"iat": NOW - MAX_AGE_SECS - 1}))
+                .map(|_| ())
+                .unwrap_err()
+                .code(),
+            "invalid_request"
         );
     }
 
@@ -262,13 +283,13 @@ mod tests {
                 json!({"iss": "https://evil.example"}),
                 "invalid_issuer",
             ),
-            ("no iss", json!({"iss": null}), "invalid_issuer"),
+            ("no iss", json!({"iss": null}), "invalid_request"),
             (
                 "aud",
                 json!({"aud": "https://other.example"}),
                 "invalid_audience",
             ),
-            ("no aud", json!({"aud": null}), "invalid_audience"),
+            ("no aud", json!({"aud": null}), "invalid_request"),
             ("iat ahead", json!({"iat": NOW + 61}), "invalid_request"),
             ("no iat", json!({"iat": null}), "invalid_request"),
             ("no jti", json!({"jti": null}), "invalid_request"),
