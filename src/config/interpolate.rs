@@ -128,6 +128,9 @@ pub(super) fn expand(
     Ok(out)
 }
 
+/// The largest secret file read: far above any key, certificate or token.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
 /// The content of the file a `${file:PATH}` names, one trailing newline
 /// dropped. Errors name the path (as written and as found), never the content.
 fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
@@ -136,14 +139,28 @@ fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
     }
     let found = dir.join(path);
     let shown = display_path(&found);
-    let bytes = std::fs::read(&found).map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         let why = match e.kind() {
             std::io::ErrorKind::NotFound => "does not exist".to_string(),
             std::io::ErrorKind::PermissionDenied => "may not be read (permission denied)".into(),
             _ => format!("cannot be read ({})", e.kind()),
         };
         format!("secret file {shown} (${{file:{path}}}) {why}")
-    })?;
+    };
+    // A regular file of a secret's size: a FIFO or a device would hold a
+    // reload (and every later one) on a read that never ends.
+    let meta = std::fs::metadata(&found).map_err(unreadable)?;
+    if !meta.is_file() {
+        return Err(format!(
+            "secret file {shown} (${{file:{path}}}) is not a regular file"
+        ));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(format!(
+            "secret file {shown} (${{file:{path}}}) is over {MAX_SECRET_FILE} bytes"
+        ));
+    }
+    let bytes = std::fs::read(&found).map_err(unreadable)?;
     let mut text = String::from_utf8(bytes)
         .map_err(|_| format!("secret file {shown} (${{file:{path}}}) is not valid UTF-8"))?;
     if text.ends_with('\n') {
@@ -321,9 +338,25 @@ mod tests {
         std::fs::create_dir_all(dir.join("a-folder")).unwrap();
         let err = expand("${file:a-folder}", &env(), &dir, |_| {}).unwrap_err();
         assert!(
-            err.contains("a-folder") && err.contains("cannot be read"),
+            err.contains("a-folder") && err.contains("not a regular file"),
             "{err}"
         );
         assert!(expand("${file:}", &env(), &dir, |_| {}).is_err());
+    }
+
+    #[test]
+    fn a_secret_file_is_a_regular_file_of_a_secrets_size() {
+        let dir = secrets_dir();
+        // A device never ends: refused before it is read.
+        let err = expand("${file:/dev/zero}", &env(), &dir, |_| {}).unwrap_err();
+        assert!(err.contains("not a regular file"), "{err}");
+        std::fs::write(dir.join("big"), vec![b'a'; 64 * 1024 + 1]).unwrap();
+        let err = expand("${file:big}", &env(), &dir, |_| {}).unwrap_err();
+        assert!(err.contains("big") && err.contains("over"), "{err}");
+        std::fs::write(dir.join("edge"), vec![b'a'; 64 * 1024]).unwrap();
+        assert_eq!(
+            expand("${file:edge}", &env(), &dir, |_| {}).unwrap().len(),
+            64 * 1024
+        );
     }
 }
