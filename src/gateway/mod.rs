@@ -236,6 +236,7 @@ impl Gateway {
             to,
             text,
             subject,
+            public_url: self.config.server.public_url.clone(),
         };
         self.channels.send(&msg).await
     }

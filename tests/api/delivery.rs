@@ -114,3 +114,38 @@ both_stores!(
         assert_eq!(res.status(), 401);
     }
 );
+
+/// The form fields of every message the fake Twilio received.
+async fn twilio_forms(app: &TestApp) -> Vec<std::collections::HashMap<String, String>> {
+    app.chat
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json")
+        .map(|r| url::form_urlencoded::parse(&r.body).into_owned().collect())
+        .collect()
+}
+
+both_stores!(
+    every_twilio_message_names_the_status_callback,
+    |app: TestApp| async move {
+        let v = app
+            .create(json!({"channel": "webchat", "conversation_id": "receipts", "contact": {"phone": "+15551230000"}}))
+            .await;
+        let id = v["id"].as_str().unwrap();
+        let res =
+            crate::challenges::start(&app, id, json!({"method": "otp", "delivery": "sms"})).await;
+        assert_eq!(res.status(), 201);
+        let forms = twilio_forms(&app).await;
+        assert_eq!(forms.len(), 1, "one SMS sent");
+        // The channel's receipt route under `server.public_url`
+        // (docs/api.md#delivery-receipts).
+        assert_eq!(
+            forms[0].get("StatusCallback").map(String::as_str),
+            Some("http://gateway.test/v1/providers/twilio/sms/status"),
+            "fields: {:?}",
+            forms[0].keys().collect::<Vec<_>>()
+        );
+    }
+);
