@@ -113,11 +113,8 @@ impl TwilioChannel {
 
 /// Where Twilio posts the message's delivery receipts: the channel's
 /// receipt route under `server.public_url` (docs/api.md#delivery-receipts).
-pub fn status_callback(msg: &Message) -> String {
-    format!(
-        "{}/v1/providers/twilio/{}/status",
-        msg.public_url, msg.channel
-    )
+pub fn status_callback(public_url: &str, channel: &str) -> String {
+    format!("{public_url}/v1/providers/twilio/{channel}/status")
 }
 
 #[async_trait]
@@ -128,7 +125,10 @@ impl Channel for TwilioChannel {
             .append_pair("To", &to)
             .append_pair("From", &self.from)
             .append_pair("Body", &msg.text)
-            .append_pair("StatusCallback", &status_callback(msg))
+            .append_pair(
+                "StatusCallback",
+                &status_callback(&msg.public_url, &msg.channel),
+            )
             .finish();
         let response = self
             .http

@@ -149,3 +149,82 @@ both_stores!(
         );
     }
 );
+
+const TWILIO_STATUS: &str = "http://gateway.test/v1/providers/twilio/sms/status";
+
+/// Posts a Twilio status callback with `fields`, signed with `token` as
+/// Twilio signs (None: no signature header).
+async fn twilio_receipt(
+    app: &TestApp,
+    fields: &[(&str, &str)],
+    token: Option<&str>,
+) -> reqwest::Response {
+    let owned: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&owned)
+        .finish();
+    let mut rb = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/providers/twilio/sms/status",
+            None,
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(token) = token {
+        let sig =
+            chatgate::channels::receipts::twilio_signature(token.as_bytes(), TWILIO_STATUS, &owned);
+        rb = rb.header("x-twilio-signature", sig);
+    }
+    rb.send().await.unwrap()
+}
+
+both_stores!(
+    twilio_receipts_are_checked_by_signature_first,
+    |app: TestApp| async move {
+        let fields = [("MessageSid", "SM0123"), ("MessageStatus", "delivered")];
+        // No signature, another token's, or a signature of other fields: 401.
+        assert_problem(
+            twilio_receipt(&app, &fields, None).await,
+            401,
+            "invalid_signature",
+        )
+        .await;
+        assert_problem(
+            twilio_receipt(&app, &fields, Some("another-token")).await,
+            401,
+            "invalid_signature",
+        )
+        .await;
+        // Signed, but without the message or its status: 400.
+        for unreadable in [
+            &[("MessageStatus", "delivered")][..],
+            &[("MessageSid", "SM0123")][..],
+            &[("MessageSid", ""), ("MessageStatus", "delivered")][..],
+        ] {
+            assert_problem(
+                twilio_receipt(&app, unreadable, Some("twilio-test-token")).await,
+                400,
+                "invalid_request",
+            )
+            .await;
+        }
+        // Signed, about a message the gateway never sent: 200, ignored.
+        let res = twilio_receipt(&app, &fields, Some("twilio-test-token")).await;
+        assert_eq!(res.status(), 200);
+        // Only twilio channels have the route.
+        let res = app
+            .request(
+                reqwest::Method::POST,
+                "/v1/providers/twilio/webchat/status",
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+);
