@@ -186,7 +186,7 @@ both_stores!(
     twilio_receipts_are_checked_by_signature_first,
     |app: TestApp| async move {
         let fields = [("MessageSid", "SM0123"), ("MessageStatus", "delivered")];
-        // No signature, another token's, or a signature of other fields: 401.
+        // No signature, or one under another token: 401.
         assert_problem(
             twilio_receipt(&app, &fields, None).await,
             401,
