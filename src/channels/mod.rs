@@ -141,6 +141,9 @@ pub struct Message {
     pub text: String,
     /// The rendered e-mail subject (smtp only).
     pub subject: Option<String>,
+    /// `server.public_url`: where a provider's delivery receipts come back
+    /// (docs/api.md#delivery-receipts).
+    pub public_url: String,
 }
 
 impl std::fmt::Debug for Message {

@@ -112,6 +112,12 @@ impl TwilioChannel {
     }
 }
 
+/// Where Twilio posts the message's delivery receipts: the channel's
+/// receipt route under `server.public_url` (docs/api.md#delivery-receipts).
+pub fn status_callback(public_url: &str, channel: &str) -> String {
+    format!("{public_url}/v1/providers/twilio/{channel}/status")
+}
+
 #[async_trait]
 impl Channel for TwilioChannel {
     async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
@@ -120,6 +126,10 @@ impl Channel for TwilioChannel {
             .append_pair("To", &to)
             .append_pair("From", &self.from)
             .append_pair("Body", &msg.text)
+            .append_pair(
+                "StatusCallback",
+                &status_callback(&msg.public_url, &msg.channel),
+            )
             .finish();
         let response = self
             .http
@@ -193,6 +203,7 @@ mod tests {
             to: to.map(String::from),
             text: TEXT.into(),
             subject: None,
+            public_url: "http://gateway.test".into(),
         }
     }
 
@@ -231,15 +242,27 @@ mod tests {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&requests[0].body)
             .into_owned()
             .collect();
-        assert_eq!(pairs.len(), 3, "exactly To, From, Body: {pairs:?}");
+        assert_eq!(
+            pairs.len(),
+            4,
+            "exactly To, From, Body, StatusCallback: {pairs:?}"
+        );
         pairs.into_iter().collect()
     }
 
     fn form(to: &str, from: &str) -> BTreeMap<String, String> {
-        [("To", to), ("From", from), ("Body", TEXT)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        [
+            ("To", to),
+            ("From", from),
+            ("Body", TEXT),
+            (
+                "StatusCallback",
+                "http://gateway.test/v1/providers/twilio/sms/status",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
     }
 
     #[tokio::test]

@@ -185,6 +185,7 @@ mod tests {
             to: Some("+15550000000".into()),
             text: "Your verification code is 123456. \"Quoted\" ünïcode".into(),
             subject: None,
+            public_url: "http://gateway.test".into(),
         }
     }
 

@@ -174,6 +174,7 @@ mod tests {
             to: None,
             text: TEXT.into(),
             subject: None,
+            public_url: "http://gateway.test".into(),
         }
     }
 

@@ -16,6 +16,7 @@ mod login;
 mod oidc;
 mod oidc_logout;
 mod outbox;
+mod receipts;
 mod recognition;
 mod record_locks;
 mod records;
@@ -44,6 +45,7 @@ pub use login::{
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;
 pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
+pub use receipts::Receipt;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use ssf::SsfRefusal;
 pub use store_epoch::run_store_watch;
@@ -236,6 +238,7 @@ impl Gateway {
             to,
             text,
             subject,
+            public_url: self.config.server.public_url.clone(),
         };
         self.channels.send(&msg).await
     }

@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod problem;
+mod receipts;
 mod revocation;
 mod subjects;
 
@@ -129,6 +130,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(ops::router())
         .merge(events::router())
         .merge(console::router())
+        .merge(receipts::router())
         .split_for_parts()
 }
 

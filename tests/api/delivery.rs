@@ -114,3 +114,117 @@ both_stores!(
         assert_eq!(res.status(), 401);
     }
 );
+
+/// The form fields of every message the fake Twilio received.
+async fn twilio_forms(app: &TestApp) -> Vec<std::collections::HashMap<String, String>> {
+    app.chat
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json")
+        .map(|r| url::form_urlencoded::parse(&r.body).into_owned().collect())
+        .collect()
+}
+
+both_stores!(
+    every_twilio_message_names_the_status_callback,
+    |app: TestApp| async move {
+        let v = app
+            .create(json!({"channel": "webchat", "conversation_id": "receipts", "contact": {"phone": "+15551230000"}}))
+            .await;
+        let id = v["id"].as_str().unwrap();
+        let res =
+            crate::challenges::start(&app, id, json!({"method": "otp", "delivery": "sms"})).await;
+        assert_eq!(res.status(), 201);
+        let forms = twilio_forms(&app).await;
+        assert_eq!(forms.len(), 1, "one SMS sent");
+        // The channel's receipt route under `server.public_url`
+        // (docs/api.md#delivery-receipts).
+        assert_eq!(
+            forms[0].get("StatusCallback").map(String::as_str),
+            Some("http://gateway.test/v1/providers/twilio/sms/status"),
+            "fields: {:?}",
+            forms[0].keys().collect::<Vec<_>>()
+        );
+    }
+);
+
+const TWILIO_STATUS: &str = "http://gateway.test/v1/providers/twilio/sms/status";
+
+/// Posts a Twilio status callback with `fields`, signed with `token` as
+/// Twilio signs (None: no signature header).
+async fn twilio_receipt(
+    app: &TestApp,
+    fields: &[(&str, &str)],
+    token: Option<&str>,
+) -> reqwest::Response {
+    let owned: Vec<(String, String)> = fields
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&owned)
+        .finish();
+    let mut rb = app
+        .request(
+            reqwest::Method::POST,
+            "/v1/providers/twilio/sms/status",
+            None,
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body);
+    if let Some(token) = token {
+        let sig =
+            chatgate::channels::receipts::twilio_signature(token.as_bytes(), TWILIO_STATUS, &owned);
+        rb = rb.header("x-twilio-signature", sig);
+    }
+    rb.send().await.unwrap()
+}
+
+both_stores!(
+    twilio_receipts_are_checked_by_signature_first,
+    |app: TestApp| async move {
+        let fields = [("MessageSid", "SM0123"), ("MessageStatus", "delivered")];
+        // No signature, or one under another token: 401.
+        assert_problem(
+            twilio_receipt(&app, &fields, None).await,
+            401,
+            "invalid_signature",
+        )
+        .await;
+        assert_problem(
+            twilio_receipt(&app, &fields, Some("another-token")).await,
+            401,
+            "invalid_signature",
+        )
+        .await;
+        // Signed, but without the message or its status: 400.
+        for unreadable in [
+            &[("MessageStatus", "delivered")][..],
+            &[("MessageSid", "SM0123")][..],
+            &[("MessageSid", ""), ("MessageStatus", "delivered")][..],
+        ] {
+            assert_problem(
+                twilio_receipt(&app, unreadable, Some("twilio-test-token")).await,
+                400,
+                "invalid_request",
+            )
+            .await;
+        }
+        // Signed, about a message the gateway never sent: 200, ignored.
+        let res = twilio_receipt(&app, &fields, Some("twilio-test-token")).await;
+        assert_eq!(res.status(), 200);
+        // Only twilio channels have the route.
+        let res = app
+            .request(
+                reqwest::Method::POST,
+                "/v1/providers/twilio/webchat/status",
+                None,
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+    }
+);
