@@ -142,9 +142,11 @@ impl SendTraced for reqwest::RequestBuilder {
     }
 }
 
-/// The standard methods by name, any other as `_OTHER` (semantic conventions).
-fn method_name(m: &reqwest::Method) -> &'static str {
-    match m.as_str() {
+/// A standard HTTP method's name (`None`: any other token, which a client
+/// may choose freely): the one list the request spans, the client spans and
+/// the request metrics label methods by.
+pub fn standard_method(m: &reqwest::Method) -> Option<&'static str> {
+    Some(match m.as_str() {
         "GET" => "GET",
         "HEAD" => "HEAD",
         "POST" => "POST",
@@ -152,8 +154,16 @@ fn method_name(m: &reqwest::Method) -> &'static str {
         "DELETE" => "DELETE",
         "PATCH" => "PATCH",
         "OPTIONS" => "OPTIONS",
-        _ => "_OTHER",
-    }
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => return None,
+    })
+}
+
+/// A client span's method: the standard ones by name, any other as
+/// `_OTHER` (semantic conventions).
+fn method_name(m: &reqwest::Method) -> &'static str {
+    standard_method(m).unwrap_or("_OTHER")
 }
 
 /// Header access for the W3C propagator, both ways.

@@ -198,18 +198,7 @@ fn team_in_path<'a>(st: &'a AppState, route: &str, path: &str) -> Option<&'a str
 /// The label of a request's method: the standard ones by name, any other
 /// token (the client chooses it, of any length) as `OTHER`.
 pub(super) fn method_label(m: &Method) -> &'static str {
-    match m.as_str() {
-        "GET" => "GET",
-        "HEAD" => "HEAD",
-        "POST" => "POST",
-        "PUT" => "PUT",
-        "DELETE" => "DELETE",
-        "PATCH" => "PATCH",
-        "OPTIONS" => "OPTIONS",
-        "CONNECT" => "CONNECT",
-        "TRACE" => "TRACE",
-        _ => "OTHER",
-    }
+    crate::spans::standard_method(m).unwrap_or("OTHER")
 }
 
 /// The status label without formatting: the codes the gateway answers by
