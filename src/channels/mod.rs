@@ -162,9 +162,36 @@ impl std::fmt::Debug for Message {
 #[error("{0}")]
 pub struct ChannelError(pub String);
 
+/// A message the provider took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// The provider's id of the message, which its delivery receipts name
+    /// (Twilio's `sid`, WhatsApp's `messages[0].id`); `None` for kinds
+    /// without receipts.
+    pub message_id: Option<String>,
+}
+
+impl Sent {
+    /// Taken by a kind that reports nothing afterwards.
+    pub fn untracked() -> Self {
+        Sent::default()
+    }
+
+    /// Taken, and known to the provider as `message_id` (an empty id is
+    /// none).
+    pub fn tracked(message_id: Option<&str>) -> Self {
+        Sent {
+            message_id: message_id
+                .map(str::trim)
+                .filter(|id| !id.is_empty())
+                .map(str::to_string),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError>;
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError>;
 }
 
 /// Timeout for one provider request.
@@ -211,7 +238,7 @@ impl Channels {
         Channels { by_name }
     }
 
-    pub async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    pub async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let Some(sender) = self.by_name.get(&msg.channel) else {
             return Err(ChannelError(format!(
                 "channel {:?} has no sender",

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::kind::{BotToken, Kind, KindInfo, Problem, Reach};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message};
+use super::{Channel, ChannelError, Message, Sent};
 
 /// The keys of a `slack` channel file: `base_url` (default
 /// `https://slack.com`) and the bot `token`.
@@ -72,7 +72,7 @@ impl SlackChannel {
 
 #[async_trait]
 impl Channel for SlackChannel {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let body = json!({"channel": msg.conversation_id, "text": msg.text});
         let request = self
             .http
@@ -99,7 +99,7 @@ impl Channel for SlackChannel {
             }));
         }
         match (answer.ok_field(), answer.text("/error")) {
-            (Some(true), _) => Ok(()),
+            (Some(true), _) => Ok(Sent::untracked()),
             (_, Some(e)) => Err(ChannelError(format!(
                 "slack refused the message: {}",
                 reason(e, secret)
@@ -145,7 +145,7 @@ mod tests {
         )
     }
 
-    async fn send_to(server: &MockServer) -> Result<(), ChannelError> {
+    async fn send_to(server: &MockServer) -> Result<Sent, ChannelError> {
         channel(&server.uri()).send(&message()).await
     }
 

@@ -10,7 +10,7 @@ use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::kind::{Kind, KindInfo, Problem, Reach, Secret};
-use super::{Channel, ChannelError, Message, SEND_TIMEOUT};
+use super::{Channel, ChannelError, Message, Sent, SEND_TIMEOUT};
 use crate::domain::challenge::Delivery;
 
 /// The subject when the caller rendered none.
@@ -175,7 +175,7 @@ fn describe(e: &lettre::transport::smtp::Error) -> String {
 
 #[async_trait]
 impl Channel for SmtpChannel {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let to = msg
             .to
             .as_deref()
@@ -193,7 +193,7 @@ impl Channel for SmtpChannel {
             .body(msg.text.clone())
             .map_err(|_| ChannelError("could not build the e-mail".into()))?;
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(email)).await {
-            Ok(Ok(_)) => Ok(()),
+            Ok(Ok(_)) => Ok(Sent::untracked()),
             Ok(Err(e)) => Err(ChannelError(describe(&e))),
             Err(_) => Err(ChannelError("smtp timed out".into())),
         }

@@ -13,7 +13,7 @@ use url::Url;
 
 use super::kind::{BotToken, Kind, KindInfo, Problem, Reach};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message};
+use super::{Channel, ChannelError, Message, Sent};
 
 /// The keys of a `telegram` channel file: `base_url` (default
 /// `https://api.telegram.org`) and the bot `token`.
@@ -73,7 +73,7 @@ impl TelegramChannel {
 
 #[async_trait]
 impl Channel for TelegramChannel {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let body = json!({"chat_id": msg.conversation_id, "text": msg.text});
         let request = self
             .http
@@ -82,7 +82,7 @@ impl Channel for TelegramChannel {
             .body(body.to_string());
         let answer = post_once(request, "telegram", self.timeout).await?;
         if answer.status.is_success() && answer.ok_field() == Some(true) {
-            return Ok(());
+            return Ok(Sent::untracked());
         }
         // {"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}
         let description = answer
@@ -137,7 +137,7 @@ mod tests {
         )
     }
 
-    async fn send_to(server: &MockServer) -> Result<(), ChannelError> {
+    async fn send_to(server: &MockServer) -> Result<Sent, ChannelError> {
         channel(&server.uri()).send(&message()).await
     }
 

@@ -9,7 +9,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::reason;
-use super::{Channel, ChannelError, Message};
+use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 use crate::spans::SendTraced;
 
@@ -120,7 +120,7 @@ pub fn status_callback(public_url: &str, channel: &str) -> String {
 
 #[async_trait]
 impl Channel for TwilioChannel {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let to = self.recipient(msg)?;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("To", &to)
@@ -150,7 +150,13 @@ impl Channel for TwilioChannel {
             })?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            // {"sid": "SM...", "status": "queued", ...}: the sid its receipts name.
+            let body = response.bytes().await.ok();
+            let sid = body
+                .as_deref()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
+                .and_then(|v| v.get("sid").and_then(|s| s.as_str().map(str::to_string)));
+            return Ok(Sent::tracked(sid.as_deref()));
         }
         // Twilio's error body: {"code": 20003, "message": ..., "status": 401}.
         let body = response
@@ -268,10 +274,12 @@ mod tests {
     #[tokio::test]
     async fn posts_the_documented_form_with_basic_auth() {
         let server = accepting_server("").await;
-        channel(&server.uri(), "+15550001111")
+        let sent = channel(&server.uri(), "+15550001111")
             .send(&message(Some("+15552223333")))
             .await
             .unwrap();
+        // The sid its status callbacks will name.
+        assert_eq!(sent.message_id.as_deref(), Some("SM1"));
         assert_eq!(
             received_form(&server).await,
             form("+15552223333", "+15550001111")

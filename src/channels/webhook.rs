@@ -12,7 +12,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::kind::{Kind, KindInfo, Reach, Secret};
-use super::{Channel, ChannelError, Message, Purpose, SEND_TIMEOUT};
+use super::{Channel, ChannelError, Message, Purpose, Sent, SEND_TIMEOUT};
 use crate::domain::secrets::SecretBytes;
 use crate::domain::webhook_sig::{self, HEADER_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use crate::spans::SendTraced;
@@ -131,7 +131,7 @@ struct Body<'a> {
 
 #[async_trait]
 impl Channel for WebhookChannel {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let body = serde_json::to_vec(&Body {
             kind: "message",
             purpose: msg.purpose,
@@ -153,14 +153,15 @@ impl Channel for WebhookChannel {
             SEND_TIMEOUT,
         )
         .await;
-        sent.map_err(|failed| match failed {
-            PostFailed::Status(status, _) => {
-                ChannelError(format!("webhook answered HTTP {status}"))
-            }
-            PostFailed::TimedOut | PostFailed::Unreachable => {
-                ChannelError("webhook unreachable".into())
-            }
-        })
+        sent.map(|()| Sent::untracked())
+            .map_err(|failed| match failed {
+                PostFailed::Status(status, _) => {
+                    ChannelError(format!("webhook answered HTTP {status}"))
+                }
+                PostFailed::TimedOut | PostFailed::Unreachable => {
+                    ChannelError("webhook unreachable".into())
+                }
+            })
     }
 }
 

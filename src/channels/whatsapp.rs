@@ -12,7 +12,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message};
+use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 
 /// The keys of a `whatsapp` channel file.
@@ -107,7 +107,7 @@ impl WhatsappChannel {
 
 #[async_trait]
 impl Channel for WhatsappChannel {
-    async fn send(&self, msg: &Message) -> Result<(), ChannelError> {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         // The conversation is the customer's WhatsApp number; a code sent
         // here as the team's `sms_channel` goes to the phone it was sent to.
         let to = msg
@@ -130,7 +130,8 @@ impl Channel for WhatsappChannel {
             .body(body.to_string());
         let answer = post_once(request, "whatsapp", self.timeout).await?;
         if answer.status.is_success() {
-            return Ok(());
+            // {"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid...."}]}
+            return Ok(Sent::tracked(answer.text("/messages/0/id")));
         }
         // {"error": {"message": ..., "type": "OAuthException", "code": 190, "fbtrace_id": ...}}
         let status = answer.status.as_u16();
@@ -188,7 +189,7 @@ mod tests {
         )
     }
 
-    async fn send_to(server: &MockServer) -> Result<(), ChannelError> {
+    async fn send_to(server: &MockServer) -> Result<Sent, ChannelError> {
         channel(&server.uri()).send(&message()).await
     }
 
@@ -207,10 +208,12 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        channel(&format!("{}/graph/", server.uri()))
+        let sent = channel(&format!("{}/graph/", server.uri()))
             .send(&message())
             .await
             .unwrap();
+        // The id its status webhooks will name.
+        assert_eq!(sent.message_id.as_deref(), Some("wamid.HBgL"));
         let requests = server.received_requests().await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
         assert_eq!(

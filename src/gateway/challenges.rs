@@ -13,7 +13,7 @@ use super::records::{put, Loaded, StoredSends};
 use super::view;
 use super::work::Step;
 use super::{Gateway, InteractionView};
-use crate::channels::{ChannelError, Fill, Purpose};
+use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::{Settings, Team};
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::destination::{self, DestinationSends};
@@ -139,16 +139,16 @@ impl Gateway {
     }
 
     /// Sends a started challenge's message, if it has one: the code of an
-    /// OTP, the prompt of a PIN.
+    /// OTP, the prompt of a PIN. `None`: nothing to send.
     async fn send_challenge(
         &self,
         team: &Team,
         rec: &InteractionRecord,
         started: &Started,
         code: &OtpCode,
-    ) -> std::result::Result<(), ChannelError> {
+    ) -> std::result::Result<Option<Sent>, ChannelError> {
         let Some(message) = &started.message else {
-            return Ok(());
+            return Ok(None);
         };
         let (purpose, fill) = match started.method {
             ChallengeMethod::Otp | ChallengeMethod::Binding => {
@@ -165,6 +165,7 @@ impl Gateway {
         let to = message.to.clone();
         self.send(team, rec, &message.channel, to, purpose, fill)
             .await
+            .map(Some)
     }
 
     /// The key counting the sends to `destination` (named by its keyed digest).

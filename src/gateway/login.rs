@@ -381,7 +381,7 @@ impl Gateway {
             .send(team, rec, &rec.channel, None, Purpose::LoginLink, fill)
             .await
         {
-            Ok(()) => issued.delivered = true,
+            Ok(_) => issued.delivered = true,
             Err(e) => issued.delivery_error = Some(e.to_string()),
         }
     }

@@ -191,7 +191,7 @@ impl Gateway {
         to: Option<String>,
         purpose: Purpose,
         fill: Fill<'_>,
-    ) -> std::result::Result<(), channels::ChannelError> {
+    ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let chat = Chat::of(rec);
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
@@ -219,7 +219,7 @@ impl Gateway {
         purpose: Purpose,
         fill: Fill<'_>,
         id: uuid::Uuid,
-    ) -> std::result::Result<(), channels::ChannelError> {
+    ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
         let text = channels::render(

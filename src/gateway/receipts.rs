@@ -5,6 +5,7 @@ use secrecy::ExposeSecret;
 
 use super::Gateway;
 use crate::channels::{receipts, twilio, ChannelKind};
+use crate::domain::delivery_status::{DeliveryError, DeliveryStatus};
 use crate::error::{Error, Result};
 
 /// What a signed receipt did.
@@ -13,6 +14,39 @@ pub enum Receipt {
     /// It names a message the gateway does not know (or no longer
     /// remembers): answered 200 so the provider does not retry.
     Unknown,
+}
+
+/// One provider report, read from a signed receipt: the provider's id of
+/// a message a channel sent, and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    /// With `failed`: the provider's error.
+    pub error: Option<DeliveryError>,
+}
+
+/// What a Twilio `MessageStatus` (with its `ErrorCode`) reports; `None`
+/// for the statuses that change nothing (`queued`, `sending`, …).
+pub fn twilio_status(
+    status: &str,
+    error_code: Option<&str>,
+) -> Option<(DeliveryStatus, Option<DeliveryError>)> {
+    let error = || {
+        error_code
+            .filter(|c| !c.is_empty())
+            .map(|code| DeliveryError {
+                code: code.to_string(),
+                title: None,
+            })
+    };
+    match status {
+        "sent" => Some((DeliveryStatus::Sent, None)),
+        "delivered" => Some((DeliveryStatus::Delivered, None)),
+        "read" => Some((DeliveryStatus::Read, None)),
+        "undelivered" | "failed" => Some((DeliveryStatus::Failed, error())),
+        _ => None,
+    }
 }
 
 impl Gateway {
@@ -46,11 +80,26 @@ impl Gateway {
                 .find(|(k, v)| k == name && !v.is_empty())
                 .map(|(_, v)| v.as_str())
         };
-        let (Some(_sid), Some(_status)) = (field("MessageSid"), field("MessageStatus")) else {
+        let (Some(sid), Some(status)) = (field("MessageSid"), field("MessageStatus")) else {
             return Err(Error::BadRequest(
                 "a status callback needs MessageSid and MessageStatus".into(),
             ));
         };
+        let Some((status, error)) = twilio_status(status, field("ErrorCode")) else {
+            return Ok(Receipt::Unknown);
+        };
+        let report = Report {
+            message_id: sid.to_string(),
+            status,
+            error,
+        };
+        self.take_reports(channel, vec![report]).await
+    }
+
+    /// Applies signed `reports` about messages `channel` sent to the
+    /// challenges that sent them. Not yet built: every report is about a
+    /// message the gateway does not know.
+    pub async fn take_reports(&self, _channel: &str, _reports: Vec<Report>) -> Result<Receipt> {
         Ok(Receipt::Unknown)
     }
 }

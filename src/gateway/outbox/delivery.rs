@@ -115,6 +115,7 @@ impl Gateway {
                     item.id,
                 )
                 .await
+                .map(|_| ())
                 .map_err(|e| Failed {
                     reason: e.to_string(),
                     retry_after: None,
