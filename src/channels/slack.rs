@@ -30,6 +30,7 @@ impl Kind for SlackConfig {
         // A conversation may be a channel or a group: one member's login
         // would vouch for every member (docs/channels.md#who-writes-in-a-conversation).
         vouches_for_sender: false,
+        receipts: false,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -134,6 +135,8 @@ mod tests {
             text: TEXT.into(),
             subject: None,
             public_url: "http://gateway.test".into(),
+            code: None,
+            code_ttl: None,
         }
     }
 

@@ -88,6 +88,7 @@ impl Kind for SmtpConfig {
         addressing: Reach::Email,
         serves: &[Delivery::Email],
         vouches_for_sender: false,
+        receipts: false,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -285,6 +286,8 @@ mod tests {
             text: "Your code is 123456.\n.hidden line stays".into(),
             subject: subject.map(String::from),
             public_url: "http://gateway.test".into(),
+            code: None,
+            code_ttl: None,
         }
     }
 

@@ -40,6 +40,7 @@ impl Kind for TwilioConfig {
         addressing: Reach::Phone,
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
+        receipts: true,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -210,6 +211,8 @@ mod tests {
             text: TEXT.into(),
             subject: None,
             public_url: "http://gateway.test".into(),
+            code: None,
+            code_ttl: None,
         }
     }
 

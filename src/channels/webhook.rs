@@ -99,6 +99,7 @@ impl Kind for WebhookConfig {
         addressing: Reach::Conversation,
         serves: &[],
         vouches_for_sender: false,
+        receipts: false,
     };
 
     fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
@@ -187,6 +188,8 @@ mod tests {
             text: "Your verification code is 123456. \"Quoted\" ünïcode".into(),
             subject: None,
             public_url: "http://gateway.test".into(),
+            code: None,
+            code_ttl: None,
         }
     }
 

@@ -44,6 +44,7 @@ impl Kind for WhatsappConfig {
         // As a team's `sms_channel` it sends to the challenge's `to`.
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
+        receipts: true,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -176,6 +177,8 @@ mod tests {
             text: TEXT.into(),
             subject: None,
             public_url: "http://gateway.test".into(),
+            code: None,
+            code_ttl: None,
         }
     }
 

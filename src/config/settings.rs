@@ -167,6 +167,8 @@ pub(super) mod file {
         destinations: Destinations,
         sms_regions: Vec<SmsRegion>,
         sms_number_types: Vec<NumberType>,
+        ladder: Vec<String>,
+        advance_after: Dur,
     });
 
     table!(domain::PinSettings {

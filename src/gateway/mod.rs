@@ -239,6 +239,11 @@ impl Gateway {
             text,
             subject,
             public_url: self.config.server.public_url.clone(),
+            code: (purpose == Purpose::Otp)
+                .then_some(fill.pin)
+                .flatten()
+                .map(str::to_string),
+            code_ttl: fill.ttl,
         };
         self.channels.send(&msg).await
     }

@@ -13,7 +13,9 @@ use super::AppState;
 use crate::error::Result;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(twilio_status))
+    OpenApiRouter::new()
+        .routes(routes!(twilio_status))
+        .routes(routes!(telegram_gateway_report))
 }
 
 /// A Twilio status callback for a message a `twilio` channel sent.
@@ -58,4 +60,57 @@ struct TwilioStatusForm {
     MessageStatus: String,
     /// Twilio's error code, with `undelivered` and `failed`.
     ErrorCode: Option<String>,
+}
+
+/// A delivery report of Telegram's verification gateway for a code a
+/// `telegram_gateway` channel sent.
+///
+/// Every code the channel sends names this route as its `callback_url`
+/// under `server.public_url`. `X-Request-Signature` (the hex HMAC-SHA256,
+/// keyed by the SHA-256 digest of the channel's `token`, of
+/// `X-Request-Timestamp`, a newline and the raw body) is checked first:
+/// missing or wrong is 401 `invalid_signature` and nothing changes. Then a
+/// body that cannot be read, or lacks `request_id` or
+/// `delivery_status.status`, is 400; one about a message the gateway does
+/// not know is 200 and ignored.
+#[utoipa::path(post, path = "/v1/providers/telegram-gateway/{channel}/report", operation_id = "telegram_gateway_report", tag = "challenges", security(),
+    params(("channel" = String, Path, description = "the `telegram_gateway` channel that sent the code")),
+    request_body(content_type = "application/json", content = TelegramGatewayReport),
+    responses(
+        (status = 200, description = "taken (also when the message is unknown)"),
+        E400, E401, E404, E413, E503))]
+async fn telegram_gateway_report(
+    State(st): State<AppState>,
+    PathParam(channel): PathParam<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    st.gateway
+        .telegram_gateway_report(
+            &channel,
+            &body,
+            header("x-request-timestamp"),
+            header("x-request-signature"),
+        )
+        .await?;
+    Ok(StatusCode::OK)
+}
+
+/// The fields of a Telegram gateway report the gateway reads.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TelegramGatewayReport {
+    /// The `request_id` of the send's answer.
+    request_id: String,
+    delivery_status: TelegramGatewayStatus,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TelegramGatewayStatus {
+    /// `sent`, `delivered`, `read`, `expired` or `revoked`.
+    status: String,
+    /// Unix time of the change.
+    updated_at: Option<i64>,
 }

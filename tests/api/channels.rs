@@ -416,6 +416,8 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         text: "Your verification code is 482913. It expires in 3 minutes.".into(),
         subject: Some("Your Acme verification".into()),
         public_url: "http://gateway.test".into(),
+        code: Some("482913".into()),
+        code_ttl: None,
     };
     channel.send(&msg).await.unwrap();
 

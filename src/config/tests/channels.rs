@@ -139,7 +139,7 @@ fn kind_name_and_duplicates() {
     fx.expect_err(
         "channels/email.toml",
         "kind",
-        "webhook, twilio, whatsapp, slack, telegram or smtp",
+        "webhook, twilio, whatsapp, slack, telegram, telegram_gateway or smtp",
     );
     fx.edit(
         "channels/email.toml",
