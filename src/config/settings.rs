@@ -154,6 +154,7 @@ pub(super) mod file {
     table!(domain::Intent {
         max_age: Option<Dur>,
         methods: Option<Vec<AuthMethod>>,
+        otp_via: Option<Vec<String>>,
     });
 
     table!(domain::OtpSettings {

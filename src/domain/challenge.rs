@@ -10,6 +10,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use super::delivery_status::DeliveryState;
+use super::ladder::Ladder;
 use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
@@ -38,6 +39,9 @@ pub enum Delivery {
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,
+    /// The team's delivery ladder: the same code on `otp.ladder`'s steps
+    /// in turn (docs/api.md#delivery-ladder).
+    Ladder,
 }
 
 /// The names of the methods and deliveries, spelled once: the request
@@ -63,19 +67,21 @@ impl ChallengeMethod {
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 5] = [
+    pub const ALL: [Delivery; 6] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
         Delivery::Agent,
         Delivery::LoginPage,
+        Delivery::Ladder,
     ];
     /// What a caller may ask for (`login_page` is a binding's).
-    pub const REQUESTABLE: [Delivery; 4] = [
+    pub const REQUESTABLE: [Delivery; 5] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
         Delivery::Agent,
+        Delivery::Ladder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -85,6 +91,7 @@ impl Delivery {
             Delivery::Email => "email",
             Delivery::Agent => "agent",
             Delivery::LoginPage => "login_page",
+            Delivery::Ladder => "ladder",
         }
     }
 }
@@ -122,8 +129,11 @@ pub struct Challenge {
     pub step_up: bool,
     /// The channel its message went through (`None`: nothing was sent).
     pub channel: Option<String>,
-    /// How far its message got (`None`: nothing was sent).
+    /// How far its message got (`None`: nothing was sent); on a ladder,
+    /// the current step's.
     pub delivery_state: Option<DeliveryState>,
+    /// Its delivery ladder, for `delivery: "ladder"`.
+    pub ladder: Option<Ladder>,
 }
 
 impl Challenge {
@@ -160,6 +170,7 @@ impl Challenge {
             step_up,
             channel: None,
             delivery_state: None,
+            ladder: None,
         })
     }
 
@@ -185,6 +196,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: None,
+            ladder: None,
         }
     }
 
@@ -209,6 +221,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: None,
+            ladder: None,
         }
     }
 
@@ -235,6 +248,10 @@ impl Challenge {
         Challenge {
             code_hash: String::new(),
             sealed_code: None,
+            ladder: self.ladder.as_ref().map(|l| Ladder {
+                sealed_code: String::new(),
+                ..l.clone()
+            }),
             ..self.clone()
         }
     }
@@ -285,6 +302,7 @@ impl fmt::Debug for Challenge {
             .field("step_up", &self.step_up)
             .field("channel", &self.channel)
             .field("delivery_state", &self.delivery_state)
+            .field("ladder", &self.ladder)
             .finish()
     }
 }

@@ -130,6 +130,9 @@ pub struct Authentication {
     /// Absolute end: `authenticated_at + authenticated_ttl`.
     pub expires_at: Timestamp,
     pub customer: Customer,
+    /// The channels the message that proved the customer went through, in
+    /// order (docs/api.md#delivery-ladder); empty when none did.
+    pub via: Vec<String>,
 }
 
 /// A login link issued for this interaction. The link id is the token's `jti`;
@@ -525,6 +528,7 @@ impl InteractionRecord {
             authenticated_at: proven_at,
             expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
+            via: Vec::new(),
         });
         self.end_step_up();
         self.end_binding();

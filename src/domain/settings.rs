@@ -57,6 +57,10 @@ pub struct Intent {
     pub max_age: Option<Dur>,
     /// The authentication's method is one of these; unset: any method.
     pub methods: Option<Vec<AuthMethod>>,
+    /// An OTP authentication meets the intent only when every channel its
+    /// code went through is one of these (docs/api.md#delivery-ladder);
+    /// unset: any.
+    pub otp_via: Option<Vec<String>>,
 }
 
 /// A way of authenticating, as settings name it.

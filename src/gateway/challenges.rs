@@ -15,7 +15,7 @@ use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::{Settings, Team};
-use crate::domain::challenge::ChallengeMethod;
+use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
@@ -31,7 +31,7 @@ use crate::time::Timestamp;
 pub struct NewChallenge {
     /// `otp` or `pin`.
     pub method: String,
-    /// For OTP: `chat` (default), `sms`, `email` or `agent`.
+    /// For OTP: `chat` (default), `sms`, `email`, `agent` or `ladder`.
     pub delivery: Option<String>,
     /// Phone number or e-mail address for `sms` / `email`; else the interaction's contact.
     pub to: Option<String>,
@@ -42,6 +42,9 @@ pub struct StartedChallenge {
     pub challenge_id: Uuid,
     pub method: view::ChallengeMethod,
     pub delivery: view::Delivery,
+    /// With `delivery: "ladder"`: the step that took the code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub expires_at: Timestamp,
     pub attempts_allowed: u32,
     pub delivered: bool,
@@ -61,6 +64,9 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<StartedChallenge> {
         let req = ChallengeRequest::parse(&req.method, req.delivery.as_deref(), req.to.as_deref())?;
+        if req.delivery == Delivery::Ladder {
+            return self.start_ladder(team, id, &req, now).await;
+        }
         let cid = Uuid::now_v7();
         let req = &req;
         // 1. Reserve: check the subject, count the sends, open the challenge.
@@ -116,6 +122,7 @@ impl Gateway {
             challenge_id: cid,
             method,
             delivery,
+            channel: None,
             expires_at: started.expires_at,
             attempts_allowed: started.attempts_allowed,
             delivered,
@@ -126,7 +133,7 @@ impl Gateway {
 
     /// The channels a challenge's message may take from `own`, the
     /// interaction's channel, and whom each reaches.
-    fn routes(&self, team: &Team, own: &str) -> Routes {
+    pub(super) fn routes(&self, team: &Team, own: &str) -> Routes {
         let route = |channel: &str| Route {
             channel: channel.to_string(),
             reach: self.reach(channel),
@@ -169,12 +176,12 @@ impl Gateway {
     }
 
     /// The key counting the sends to `destination` (named by its keyed digest).
-    fn destination_key(&self, team: &Team, destination: &str) -> String {
+    pub(super) fn destination_key(&self, team: &Team, destination: &str) -> String {
         keys::destination(&team.id, &destination::digest(&self.pepper, destination))
     }
 
     /// The sends counted for the destination under `dkey`, as read.
-    async fn destination_sends(&self, dkey: &str) -> Result<Loaded<DestinationSends>> {
+    pub(super) async fn destination_sends(&self, dkey: &str) -> Result<Loaded<DestinationSends>> {
         let raw = self.store.get(&[dkey.to_string()]).await?;
         Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
     }
@@ -182,7 +189,7 @@ impl Gateway {
     /// The op that counts one more send to `destination` at `now`; 429 when
     /// it already had `otp.max_sends` within `otp.send_window`, whatever
     /// subjects asked for them.
-    async fn count_destination(
+    pub(super) async fn count_destination(
         &self,
         team: &Team,
         destination: &str,

@@ -118,7 +118,10 @@ impl Gateway {
                 };
                 // `x:<id>`; `n:<id>`, an earlier version's notice entry, is
                 // handled the same way: as what is due when it comes.
+                // `l:<id>:<challenge>`: a delivery ladder's step timed out.
+                let ladder_step = super::ladder::parse_due_member(&entry.member);
                 let parsed = match entry.member.split_once(':') {
+                    _ if ladder_step.is_some() => ladder_step.map(|(id, _)| id),
                     Some(("x" | "n", id)) => Uuid::parse_str(id).ok(),
                     _ => None,
                 };
@@ -127,7 +130,11 @@ impl Gateway {
                     self.store.commit(vec![remove]).await?;
                     continue;
                 };
-                match self.handle_due(team, id, remove.clone(), now).await {
+                let handled = match ladder_step {
+                    Some((_, cid)) => self.handle_ladder_due(team, id, cid, remove.clone(), now).await,
+                    None => self.handle_due(team, id, remove.clone(), now).await,
+                };
+                match handled {
                     Ok(()) => in_a_row = 0,
                     // Gone: nothing to announce.
                     Err(Error::NotFound(_)) => {

@@ -11,6 +11,7 @@ mod challenge_read;
 mod challenges;
 mod expiry;
 mod interactions;
+mod ladder;
 mod live;
 mod login;
 mod oidc;

@@ -80,6 +80,8 @@ api_names!(challenge::Delivery {
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,
+    /// The team's delivery ladder (docs/api.md#delivery-ladder).
+    Ladder,
 });
 
 api_names!(
@@ -89,6 +91,8 @@ api_names!(
         Authenticated,
         MaxAge,
         Method,
+        /// An OTP whose code went through a channel the intent's `otp_via` does not list.
+        Via,
     }
 );
 
@@ -286,6 +290,10 @@ pub struct InteractionView {
     /// is locked or banned, and when `customer_ref` names another customer.
     /// Changes nothing of `status`, `authenticated` or `method`.
     pub recognized: Option<RecognizedView>,
+    /// The channels the message that proved the customer went through, in
+    /// order: every channel an OTP's code was sent on, or the channel that
+    /// delivered a login link; null otherwise (docs/api.md#delivery-ladder).
+    pub via: Option<Vec<String>>,
 }
 
 impl InteractionView {
@@ -345,6 +353,7 @@ impl InteractionView {
                 authenticated_at: r.authenticated_at,
                 until: r.until,
             }),
+            via: auth.map(|a| a.via.clone()).filter(|v| !v.is_empty()),
         }
     }
 }
@@ -403,6 +412,7 @@ pub fn shown(
         status: seen.status,
         method: auth.map(|a| a.method),
         authenticated_at: auth.map(|a| a.authenticated_at),
+        via: auth.map(|a| a.via.clone()).unwrap_or_default(),
         recognized_at: seen.recognition.map(|r| r.authenticated_at),
     }
 }

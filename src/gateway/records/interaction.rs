@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
+use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
     PendingBinding, PendingStepUp,
@@ -141,9 +142,10 @@ enum StoredDelivery {
     Email,
     Agent,
     LoginPage,
+    Ladder,
 }
 
-twins!(Delivery, StoredDelivery, Chat, Sms, Email, Agent, LoginPage);
+twins!(Delivery, StoredDelivery, Chat, Sms, Email, Agent, LoginPage, Ladder);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -321,6 +323,9 @@ struct StoredAuth {
     #[serde(with = "stored")]
     e: Timestamp,
     cu: BTreeMap<String, String>,
+    /// The channels the proving message went through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    v: Vec<String>,
 }
 
 impl From<&Authentication> for StoredAuth {
@@ -330,6 +335,7 @@ impl From<&Authentication> for StoredAuth {
             at: a.authenticated_at,
             e: a.expires_at,
             cu: a.customer.clone(),
+            v: a.via.clone(),
         }
     }
 }
@@ -341,6 +347,7 @@ impl From<StoredAuth> for Authentication {
             authenticated_at: a.at,
             expires_at: a.e,
             customer: a.cu,
+            via: a.v,
         }
     }
 }
@@ -571,6 +578,70 @@ struct StoredChallenge {
     ch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ds: Option<StoredDeliveryState>,
+    /// Its delivery ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<StoredLadder>,
+}
+
+/// A [`Ladder`]: its steps, where the code went, the code sealed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredLadder {
+    st: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    se: Vec<StoredSentStep>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    s: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredSentStep {
+    i: usize,
+    ch: String,
+    to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    #[serde(with = "stored")]
+    at: Timestamp,
+}
+
+impl From<&Ladder> for StoredLadder {
+    fn from(l: &Ladder) -> Self {
+        StoredLadder {
+            st: l.steps.clone(),
+            se: l
+                .sent
+                .iter()
+                .map(|s| StoredSentStep {
+                    i: s.index,
+                    ch: s.channel.clone(),
+                    to: s.destination.clone(),
+                    m: s.message_id.clone(),
+                    at: s.sent_at,
+                })
+                .collect(),
+            s: l.sealed_code.clone(),
+        }
+    }
+}
+
+impl From<StoredLadder> for Ladder {
+    fn from(l: StoredLadder) -> Self {
+        Ladder {
+            steps: l.st,
+            sent: l
+                .se
+                .into_iter()
+                .map(|s| SentStep {
+                    index: s.i,
+                    channel: s.ch,
+                    destination: s.to,
+                    message_id: s.m,
+                    sent_at: s.at,
+                })
+                .collect(),
+            sealed_code: l.s,
+        }
+    }
 }
 
 /// `Debug` hides the hash and the sealed code, as [`Challenge`]'s does.
@@ -594,6 +665,7 @@ impl From<&Challenge> for StoredChallenge {
             su: c.step_up,
             ch: c.channel.clone(),
             ds: c.delivery_state.as_ref().map(Into::into),
+            l: c.ladder.as_ref().map(Into::into),
         }
     }
 }
@@ -612,6 +684,7 @@ impl From<StoredChallenge> for Challenge {
             step_up: c.su,
             channel: c.ch,
             delivery_state: c.ds.map(Into::into),
+            ladder: c.l.map(Into::into),
         }
     }
 }

@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
+use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
     PendingStepUp,
@@ -95,6 +96,7 @@ fn full() -> InteractionRecord {
             authenticated_at: ms(5),
             expires_at: ms(1805),
             customer: customer(),
+            via: vec!["wa".into(), "sms".into()],
         }),
         links,
         challenge: Some(Challenge {
@@ -114,6 +116,17 @@ fn full() -> InteractionRecord {
                     code: "131047".into(),
                     title: Some("Re-engagement message".into()),
                 }),
+            }),
+            ladder: Some(Ladder {
+                steps: vec!["wa".into(), "sms".into()],
+                sent: vec![SentStep {
+                    index: 1,
+                    channel: "sms".into(),
+                    destination: "+447400123456".into(),
+                    message_id: Some("SM1".into()),
+                    sent_at: ms(7),
+                }],
+                sealed_code: "sealed-too".into(),
             }),
         }),
         past_challenges: vec![
@@ -135,6 +148,7 @@ fn full() -> InteractionRecord {
                         status: DeliveryStatus::Read,
                         error: None,
                     }),
+                    ladder: None,
                 }),
             },
             PastChallenge {
@@ -222,7 +236,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#"{"t":"acme","ch":"webchat","cv":"c-1","cr":"cust-42","ph":"pinhash","#,
         r#""ct":{"phone":"+15550100","email":"ada@example.com"},"#,
         r#""c":1800000000000,"la":1800000000005,"lw":1800000000006,"#,
-        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b}}},"#),
+        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b},"v":["wa","sms"]}},"#),
         &format!(r#""l":[{{"id":"{a}0a","e":1800000000600,"#),
         r#""ub":{"w":"w0","a":{"k":"authenticated","e":1800000001800},"bd":"b0"}},"#,
         &format!(
@@ -237,7 +251,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
             r#""q":{{"id":"{a}04","m":"binding","d":"login_page","h":"codehash","s":"sealed","#
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
-        r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}}},"#,
+        r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
+        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007}],"s":"sealed-too"}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
