@@ -303,7 +303,11 @@ mod tests {
         assert!(judge(shown(Method::Otp, &["sms"]), &p).is_empty());
         assert!(judge(shown(Method::Otp, &["sms", "email"]), &p).is_empty());
         assert_eq!(judge(shown(Method::Otp, &["wa", "sms"]), &p), [Unmet::Via]);
-        assert_eq!(judge(shown(Method::Otp, &[]), &p), [Unmet::Via], "agent delivery");
+        assert_eq!(
+            judge(shown(Method::Otp, &[]), &p),
+            [Unmet::Via],
+            "agent delivery"
+        );
         assert!(judge(shown(Method::LoginLink, &["wa"]), &p).is_empty());
         p.methods = Some(vec![Method::Pin]);
         assert_eq!(

@@ -177,7 +177,13 @@ mod tests {
     use crate::domain::interaction::Contact;
 
     fn rec(phone: Option<&str>, email: Option<&str>) -> InteractionRecord {
-        let mut r = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "conv-1", Timestamp::from_unix_millis(0));
+        let mut r = InteractionRecord::new(
+            Uuid::now_v7(),
+            "acme",
+            "webchat",
+            "conv-1",
+            Timestamp::from_unix_millis(0),
+        );
         r.contact = Contact {
             phone: phone.map(str::to_string),
             email: email.map(str::to_string),
@@ -205,7 +211,10 @@ mod tests {
         let r = rec(None, Some("ada@example.com"));
         let t = targets(&s, 0..3, reach, &otp, &r).unwrap();
         assert_eq!(t.len(), 1);
-        assert_eq!((t[0].index, t[0].destination.as_str()), (2, "ada@example.com"));
+        assert_eq!(
+            (t[0].index, t[0].destination.as_str()),
+            (2, "ada@example.com")
+        );
 
         let r = rec(Some("+4407400123456"), None);
         let t = targets(&s, 0..3, reach, &otp, &r).unwrap();

@@ -131,7 +131,10 @@ impl Gateway {
                     continue;
                 };
                 let handled = match ladder_step {
-                    Some((_, cid)) => self.handle_ladder_due(team, id, cid, remove.clone(), now).await,
+                    Some((_, cid)) => {
+                        self.handle_ladder_due(team, id, cid, remove.clone(), now)
+                            .await
+                    }
                     None => self.handle_due(team, id, remove.clone(), now).await,
                 };
                 match handled {

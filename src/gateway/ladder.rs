@@ -76,13 +76,8 @@ impl Gateway {
                         return Err(Error::invalid("delivery", "the team has no otp.ladder"));
                     }
                     let steps = s.otp.ladder.clone();
-                    let targets = ladder::targets(
-                        &steps,
-                        0..steps.len(),
-                        |c| self.reach(c),
-                        &s.otp,
-                        &w.rec,
-                    )?;
+                    let targets =
+                        ladder::targets(&steps, 0..steps.len(), |c| self.reach(c), &s.otp, &w.rec)?;
                     let code = otp::generate(s.otp.length);
                     let routes = self.routes(team, &w.rec.channel);
                     let rules = Rules {
@@ -108,7 +103,16 @@ impl Gateway {
         let (started, code, targets) = done.value;
         // 2. Send on the first step that takes it.
         let took = match self
-            .send_on_steps(team, id, &done.rec, &targets, &code, started.expires_at, false, now)
+            .send_on_steps(
+                team,
+                id,
+                &done.rec,
+                &targets,
+                &code,
+                started.expires_at,
+                false,
+                now,
+            )
             .await
         {
             Ok(took) => took,
@@ -304,7 +308,10 @@ impl Gateway {
         let mut refused: Option<ChannelError> = None;
         for (i, target) in targets.iter().enumerate() {
             let dkey = self.destination_key(team, &target.destination);
-            match self.count_destination_now(team, &target.destination, s, now).await {
+            match self
+                .count_destination_now(team, &target.destination, s, now)
+                .await
+            {
                 Ok(()) => {}
                 Err(e @ Error::RateLimited { .. }) if strict && i == 0 => return Err(e),
                 Err(e @ Error::RateLimited { .. }) => {
@@ -319,7 +326,10 @@ impl Gateway {
                 ..Fill::default()
             };
             let to = Some(target.destination.clone());
-            match self.send(team, rec, &target.channel, to, Purpose::Otp, fill).await {
+            match self
+                .send(team, rec, &target.channel, to, Purpose::Otp, fill)
+                .await
+            {
                 Ok(sent) => {
                     return Ok(Took {
                         target: target.clone(),
@@ -460,8 +470,7 @@ impl Gateway {
                 let origin = w.origin();
                 let (rec, subject) = w.records();
                 let previous = started.previous.clone();
-                if start_challenge::take_back(rec, subject, origin.as_deref(), cid, previous, now)
-                {
+                if start_challenge::take_back(rec, subject, origin.as_deref(), cid, previous, now) {
                     Ok(Step::Write(()))
                 } else {
                     Ok(Step::Answer(()))

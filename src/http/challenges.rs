@@ -212,7 +212,9 @@ async fn advance(
     let cid = parse_id(&cid, "no such challenge")?;
     let reason = crate::events::types::AdvanceReason::Requested;
     Ok(Json(
-        st.gateway.advance_ladder(team, id, cid, reason, now).await?,
+        st.gateway
+            .advance_ladder(team, id, cid, reason, now)
+            .await?,
     ))
 }
 

@@ -20,6 +20,7 @@ mod history;
 mod hostile_clients;
 mod identifiers;
 mod interactions;
+mod ladder;
 mod lockouts;
 mod login_callback;
 mod logs;

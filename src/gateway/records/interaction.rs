@@ -16,11 +16,11 @@ use uuid::Uuid;
 
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
-use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
     PendingBinding, PendingStepUp,
 };
+use crate::domain::ladder::{Ladder, SentStep};
 use crate::time::{stored, Timestamp};
 
 fn is_false(b: &bool) -> bool {
@@ -145,7 +145,16 @@ enum StoredDelivery {
     Ladder,
 }
 
-twins!(Delivery, StoredDelivery, Chat, Sms, Email, Agent, LoginPage, Ladder);
+twins!(
+    Delivery,
+    StoredDelivery,
+    Chat,
+    Sms,
+    Email,
+    Agent,
+    LoginPage,
+    Ladder
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

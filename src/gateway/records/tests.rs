@@ -5,11 +5,11 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
-use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
     PendingStepUp,
 };
+use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::subject::{Ban, FoldedFailures, OriginRecord};
 
 fn raw(text: &str) -> Option<Versioned> {
