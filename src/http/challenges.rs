@@ -1,6 +1,6 @@
 //! OTP and session-PIN challenges (docs/api.md#challenges-otp-and-session-pin).
 use super::json::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, JsonBody, NoQuery, Now, PathParam};
+use super::extract::{empty_body, parse_id, JsonBody, NoQuery, Now, PathParam};
 use super::openapi::{
-    raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422, E423, E429,
-    E502,
+    raw_schema, ApiKeyErrors, EmptyBody, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422,
+    E423, E429, E502,
 };
 use super::AppState;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
@@ -198,15 +198,19 @@ async fn read(
 /// ladder then stays where it is.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/advance", operation_id = "advance_challenge", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
-    responses((status = 200, body = ChallengeView), ApiKeyErrors, E404, E409, E410, E429, E502))]
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    responses((status = 200, body = ChallengeView), ApiKeyErrors, E404, E409, E410, E429, E502,
+              JsonBodyErrors))]
 async fn advance(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
     _: NoQuery,
     PathParam((id, cid)): PathParam<(String, String)>,
+    req: Request,
 ) -> Result<Json<ChallengeView>> {
     caller.require_bot()?;
+    empty_body(req, &st).await?;
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
