@@ -1,4 +1,4 @@
-//! The `telegram_gateway` channel kind (docs/channels.md#telegram_gateway):
+//! The `telegram_gateway` channel kind (docs/channels.md#telegram_gateway-codes-through-telegrams-verification-gateway):
 //! a code to a phone number's Telegram account through Telegram's
 //! verification-code gateway (`{base_url}/sendVerificationMessage`, bearer
 //! token). It sends codes only, and serves only as a step of a team's

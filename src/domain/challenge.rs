@@ -10,7 +10,6 @@ use std::fmt;
 use uuid::Uuid;
 
 use super::delivery_status::DeliveryState;
-use super::ladder::Ladder;
 use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
@@ -304,6 +303,69 @@ impl fmt::Debug for Challenge {
             .field("delivery_state", &self.delivery_state)
             .field("ladder", &self.ladder)
             .finish()
+    }
+}
+
+/// The delivery ladder of one challenge (docs/api.md#delivery-ladder; its
+/// rules are `domain::ladder`'s): its steps as the settings named them when
+/// it started, where the code went, and the code sealed to go out again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ladder {
+    /// The channel names of `otp.ladder`, in order.
+    pub steps: Vec<String>,
+    /// The steps that took the code, in order; the last one has it now.
+    pub sent: Vec<SentStep>,
+    /// The code, sealed for the gateway (AEAD, bound to the challenge),
+    /// so that the next step sends the same one. Forgotten once the
+    /// challenge ends.
+    pub sealed_code: String,
+}
+
+impl std::fmt::Debug for Ladder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ladder")
+            .field("steps", &self.steps)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A step that took the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentStep {
+    /// Its index in [`Ladder::steps`].
+    pub index: usize,
+    pub channel: String,
+    /// The phone number (E.164) or address it went to.
+    pub destination: String,
+    /// The provider's id of the message (its receipts name it).
+    pub message_id: Option<String>,
+    pub sent_at: Timestamp,
+}
+
+impl Ladder {
+    /// The step that has the code now.
+    pub fn current(&self) -> Option<&SentStep> {
+        self.sent.last()
+    }
+
+    /// The channels the code went through, in order.
+    pub fn via(&self) -> Vec<String> {
+        self.sent.iter().map(|s| s.channel.clone()).collect()
+    }
+
+    /// When the current step is due to hand the code on unless delivered
+    /// (`None`: it is the last step, which stays).
+    pub fn advance_at(&self, otp: &OtpSettings) -> Option<Timestamp> {
+        let current = self.current()?;
+        (current.index + 1 < self.steps.len())
+            .then(|| current.sent_at.plus(otp.advance_after.get()))
+    }
+
+    /// The indices of the steps after the current one.
+    pub fn later_steps(&self) -> std::ops::Range<usize> {
+        let from = self.current().map_or(0, |c| c.index + 1);
+        from..self.steps.len().max(from)
     }
 }
 

@@ -5,73 +5,11 @@
 //! Which steps may take the code ([`targets`]) is decided here on plain
 //! values; the gateway counts each step's destination, sends, and moves
 //! the ladder on (`gateway::ladder`).
+pub use super::challenge::{Ladder, SentStep};
 use super::destination_policy::{self, Reach};
 use super::interaction::InteractionRecord;
 use super::settings::OtpSettings;
 use crate::error::Error;
-use crate::time::Timestamp;
-
-/// The ladder of one challenge: its steps as the settings named them when
-/// it started, where the code went, and the code sealed to go out again.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Ladder {
-    /// The channel names of `otp.ladder`, in order.
-    pub steps: Vec<String>,
-    /// The steps that took the code, in order; the last one has it now.
-    pub sent: Vec<SentStep>,
-    /// The code, sealed for the gateway (AEAD, bound to the challenge),
-    /// so that the next step sends the same one. Forgotten once the
-    /// challenge ends.
-    pub sealed_code: String,
-}
-
-impl std::fmt::Debug for Ladder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ladder")
-            .field("steps", &self.steps)
-            .field("sent", &self.sent)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A step that took the code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentStep {
-    /// Its index in [`Ladder::steps`].
-    pub index: usize,
-    pub channel: String,
-    /// The phone number (E.164) or address it went to.
-    pub destination: String,
-    /// The provider's id of the message (its receipts name it).
-    pub message_id: Option<String>,
-    pub sent_at: Timestamp,
-}
-
-impl Ladder {
-    /// The step that has the code now.
-    pub fn current(&self) -> Option<&SentStep> {
-        self.sent.last()
-    }
-
-    /// The channels the code went through, in order.
-    pub fn via(&self) -> Vec<String> {
-        self.sent.iter().map(|s| s.channel.clone()).collect()
-    }
-
-    /// When the current step is due to hand the code on unless delivered
-    /// (`None`: it is the last step, which stays).
-    pub fn advance_at(&self, otp: &OtpSettings) -> Option<Timestamp> {
-        let current = self.current()?;
-        (current.index + 1 < self.steps.len())
-            .then(|| current.sent_at.plus(otp.advance_after.get()))
-    }
-
-    /// The indices of the steps after the current one.
-    pub fn later_steps(&self) -> std::ops::Range<usize> {
-        let from = self.current().map_or(0, |c| c.index + 1);
-        from..self.steps.len().max(from)
-    }
-}
 
 /// A step that may take the code: where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +113,7 @@ mod tests {
     use super::*;
     use crate::domain::abuse::NumberType;
     use crate::domain::interaction::Contact;
+    use crate::time::Timestamp;
 
     fn rec(phone: Option<&str>, email: Option<&str>) -> InteractionRecord {
         let mut r = InteractionRecord::new(
