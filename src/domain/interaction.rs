@@ -147,6 +147,9 @@ pub struct Link {
     /// The signed callback that used it, and what it was answered. Set only
     /// on a used link.
     pub used_by: Option<LinkUse>,
+    /// The channel that delivered it (`deliver: true`), which a login by it
+    /// names as its `via`.
+    pub delivered_on: Option<String>,
 }
 
 /// The callback that used a login link, remembered with its answer: the
@@ -796,6 +799,7 @@ mod tests {
                 expires_at: Some(t(600)),
                 used: false,
                 used_by: None,
+                delivered_on: None,
             },
             t(0),
         );
@@ -839,6 +843,7 @@ mod tests {
                 expires_at: Some(t(600)),
                 used: false,
                 used_by: None,
+                delivered_on: None,
             },
             t(0),
         );
@@ -849,6 +854,7 @@ mod tests {
                 expires_at: Some(t(600)),
                 used: false,
                 used_by: None,
+                delivered_on: None,
             },
             t(2),
         );
@@ -925,6 +931,7 @@ mod tests {
                     expires_at: None,
                     used: false,
                     used_by: None,
+                    delivered_on: None,
                 },
                 t(0),
             );

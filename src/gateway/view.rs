@@ -292,7 +292,8 @@ pub struct InteractionView {
     pub recognized: Option<RecognizedView>,
     /// The channels the message that proved the customer went through, in
     /// order: every channel an OTP's code was sent on, or the channel that
-    /// delivered a login link; null otherwise (docs/api.md#delivery-ladder).
+    /// delivered a login link (`deliver: true`); null otherwise
+    /// (docs/api.md#delivery-ladder).
     pub via: Option<Vec<String>>,
 }
 

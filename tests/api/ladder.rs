@@ -502,3 +502,38 @@ both_stores!(
         assert_eq!(app.get(&id).await["via"], json!(["tg"]));
     }
 );
+
+both_stores!(
+    a_login_link_the_gateway_delivered_names_its_channel_as_via,
+    |app: TestApp| async move {
+        // Delivered into the chat: via is the chat's channel.
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({"deliver": true})).await;
+        assert_eq!(link["delivered"], true);
+        let res = app.succeed(&link, "cust-1").await;
+        assert_eq!(res.status(), 200);
+        let v = app.get(&id).await;
+        assert_eq!(
+            (v["method"].clone(), v["via"].clone()),
+            (json!("login_link"), json!(["webchat"]))
+        );
+        // A link the bot passes on itself: no via.
+        let link = app.issue_link(&id, json!({})).await;
+        let res = app.succeed(&link, "cust-1").await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.get(&id).await["via"], Value::Null);
+        // A delivery that failed delivered nothing.
+        Mock::given(method("POST"))
+            .and(path("/messages"))
+            .respond_with(ResponseTemplate::new(500))
+            .with_priority(1)
+            .mount(&app.chat)
+            .await;
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({"deliver": true})).await;
+        assert_eq!(link["delivered"], false);
+        let res = app.succeed(&link, "cust-1").await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.get(&id).await["via"], Value::Null);
+    }
+);

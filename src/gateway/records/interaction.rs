@@ -372,6 +372,9 @@ struct StoredLink {
     u: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ub: Option<StoredLinkUse>,
+    /// The channel that delivered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dl: Option<String>,
 }
 
 impl From<&Link> for StoredLink {
@@ -381,6 +384,7 @@ impl From<&Link> for StoredLink {
             e: l.expires_at,
             u: l.used && l.used_by.is_none(),
             ub: l.used_by.as_ref().map(StoredLinkUse::from),
+            dl: l.delivered_on.clone(),
         }
     }
 }
@@ -394,6 +398,7 @@ impl TryFrom<StoredLink> for Link {
             expires_at: l.e,
             used: l.u || l.ub.is_some(),
             used_by: l.ub.map(TryInto::try_into).transpose()?,
+            delivered_on: l.dl,
         })
     }
 }

@@ -63,6 +63,7 @@ fn full() -> InteractionRecord {
                 answer: *a,
                 body: (i % 2 == 0).then(|| format!("b{i}")),
             }),
+            delivered_on: None,
         })
         .collect();
     links.push(Link {
@@ -70,12 +71,14 @@ fn full() -> InteractionRecord {
         expires_at: None,
         used: true,
         used_by: None,
+        delivered_on: None,
     });
     links.push(Link {
         id: id(31),
         expires_at: None,
         used: false,
         used_by: None,
+        delivered_on: Some("webchat".into()),
     });
     InteractionRecord {
         id: id(1),
@@ -221,12 +224,14 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         expires_at: None,
         used: true,
         used_by: None,
+        delivered_on: None,
     });
     rec.links.push(Link {
         id: id(31),
         expires_at: None,
         used: false,
         used_by: None,
+        delivered_on: Some("webchat".into()),
     });
     let (a, b) = (
         "019ab1c2-0000-7000-8000-0000000000",
@@ -246,7 +251,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         &format!(
             r#""ub":{{"w":"w2","a":{{"k":"bound","c":"{a}04","e":1800000000300}},"bd":"b2"}}}},"#
         ),
-        &format!(r#"{{"id":"{a}1e","u":true}},{{"id":"{a}1f"}}],"#),
+        &format!(r#"{{"id":"{a}1e","u":true}},{{"id":"{a}1f","dl":"webchat"}}],"#),
         &format!(
             r#""q":{{"id":"{a}04","m":"binding","d":"login_page","h":"codehash","s":"sealed","#
         ),
