@@ -537,3 +537,31 @@ both_stores!(
         assert_eq!(app.get(&id).await["via"], Value::Null);
     }
 );
+
+both_stores!(
+    a_failed_report_moves_the_ladder_through_the_same_function,
+    setup: ladder(&["wa", "sms"], ""),
+    |mut app: TestApp| async move {
+        // What a `failed` receipt about the current step's message calls.
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let gw = app.gateway.clone();
+        let team = gw.team("acme").unwrap();
+        let (iid, ccid) = (id.parse().unwrap(), cid.parse().unwrap());
+        let failed = chatgate::events::types::AdvanceReason::Failed;
+        let read = gw
+            .advance_ladder(team, iid, ccid, failed, app.now())
+            .await
+            .unwrap();
+        assert_eq!(read.channel.as_deref(), Some("sms"));
+        let e = app
+            .next_event("challenge.advanced", Duration::from_secs(5))
+            .await
+            .expect("challenge.advanced");
+        assert_eq!(event_data(&e)["reason"], "failed");
+        // The last step failing leaves nowhere to go.
+        let again = gw.advance_ladder(team, iid, ccid, failed, app.now()).await;
+        assert!(matches!(again, Err(chatgate::error::Error::NoNextStep(_))));
+    }
+);
