@@ -139,6 +139,11 @@ pub struct Message {
     pub to: Option<String>,
     /// The rendered text. May contain a code: never log it.
     pub text: String,
+    /// The code alone, for an `otp` message (`None` for every other
+    /// purpose): kinds that send codes through a provider's own template
+    /// (docs/channels.md#authentication-templates) send this, not `text`.
+    /// Never log it (`Debug` leaves it out).
+    pub code: Option<String>,
     /// The rendered e-mail subject (smtp only).
     pub subject: Option<String>,
     /// `server.public_url`: where a provider's delivery receipts come back
