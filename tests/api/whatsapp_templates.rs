@@ -2,7 +2,8 @@
 //! (docs/channels.md#authentication-templates): an OTP on a `whatsapp`
 //! channel with an `otp_template` reaches the fake Cloud API as that
 //! template, the code its parameter and nowhere as free text (in the chat
-//! and as the team's `sms_channel`); other messages stay text; and
+//! and as the team's `sms_channel`); other messages stay text; a WhatsApp
+//! `twilio` channel with `otp_content_sid` sends its Content template; and
 //! `chatgate whatsapp-template` prints the body that creates the template.
 use serde_json::{json, Value};
 use wiremock::matchers::{header, method, path};
@@ -182,6 +183,67 @@ on_both_stores!(
 on_both_stores!(
     whatsapp_sms_channel_sends_the_otp_as_the_template,
     an_otp_by_sms_through_a_templated_channel_is_the_template
+);
+
+async fn an_otp_through_twilio_whatsapp_is_the_content_template(backend: Backend) {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1"})))
+        .mount(&provider)
+        .await;
+    let file = format!(
+        "name = \"twa\"\nkind = \"twilio\"\nbase_url = \"{}\"\naccount_sid = \"AC123\"\n\
+         auth_token = \"${{CG_TEST_UNSET_TWILIO:-twilio-test-token}}\"\n\
+         from = \"whatsapp:+15550007777\"\notp_content_sid = \"HXabc\"\n",
+        provider.uri()
+    );
+    let setup = Setup {
+        extra_channels: vec![("twa".into(), file)],
+        sms_channel: Some("twa".into()),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let created = app
+        .create(json!({"channel": "webchat", "conversation_id": "c-twa"}))
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let cid = start(
+        &app,
+        &id,
+        json!({"method": "otp", "delivery": "sms", "to": "+15559998888"}),
+    )
+    .await;
+    let requests = provider.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&requests[0].body)
+        .into_owned()
+        .collect();
+    let names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "To",
+            "From",
+            "ContentSid",
+            "ContentVariables",
+            "StatusCallback"
+        ]
+    );
+    assert_eq!(form[0].1, "whatsapp:+15559998888");
+    assert_eq!(form[2].1, "HXabc");
+    let variables: Value = serde_json::from_str(&form[3].1).unwrap();
+    let code = variables["1"].as_str().unwrap().to_string();
+    assert_eq!(variables, json!({"1": code}));
+    assert_eq!(code.len(), 6, "{code}");
+    verify(&app, &id, &cid, &code).await;
+}
+
+on_both_stores!(
+    twilio_whatsapp_sends_the_otp_as_the_content_template,
+    an_otp_through_twilio_whatsapp_is_the_content_template
 );
 
 /// Runs `chatgate whatsapp-template` on `app`'s configuration.
