@@ -328,4 +328,22 @@ mod tests {
         );
         assert_eq!(s, "3");
     }
+    #[test]
+    fn a_message_shows_neither_its_text_nor_its_code() {
+        let msg = Message {
+            id: Uuid::now_v7(),
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "15552223333".into(),
+            channel: "whatsapp".into(),
+            to: Some("+15552223333".into()),
+            text: "Your code is 918273".into(),
+            subject: None,
+            code: Some("918273".into()),
+            public_url: "http://gateway.test".into(),
+        };
+        let shown = format!("{msg:?} {msg:#?}");
+        assert!(!shown.contains("918273"), "{shown}");
+        assert!(shown.contains("whatsapp"), "{shown}");
+    }
 }
