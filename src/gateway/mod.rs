@@ -238,6 +238,11 @@ impl Gateway {
             to,
             text,
             subject,
+            // The code alone, for kinds that send it through a provider's
+            // template (docs/channels.md#authentication-templates).
+            code: (purpose == Purpose::Otp)
+                .then(|| fill.pin.map(str::to_string))
+                .flatten(),
             public_url: self.config.server.public_url.clone(),
         };
         self.channels.send(&msg).await
