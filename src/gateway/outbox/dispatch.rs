@@ -485,14 +485,14 @@ impl TeamDispatch {
     }
 
     /// Brings items this loop handed back to the queue forward to now, as
-    /// each lane decides (`Lane::to_bring_forward`), and those another
+    /// each lane decides (`Lane::forward_now`), and those another
     /// instance handed back that a look found ([`Self::look_for_waiting`]).
     /// Answers whether any was brought forward (then claim at once).
     async fn bring_forward(&mut self) -> bool {
         let now = self.shared.clock.now().unix_millis();
         let mut entries: Vec<IndexEntry> = Vec::new();
         for lane in self.lanes.values_mut() {
-            let taken = lane.to_bring_forward(now);
+            let taken = lane.forward_now(now);
             entries.extend(
                 taken
                     .into_iter()

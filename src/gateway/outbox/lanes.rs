@@ -244,7 +244,7 @@ impl<W> Lane<W> {
     /// when a claim that filled it left room again, a batch of those
     /// deferred for want of a slot; while it fails with nothing under way,
     /// one every [`PROBE_EVERY`], to notice when it answers again.
-    pub fn to_bring_forward(&mut self, now: i64) -> Vec<(String, i64)> {
+    pub fn forward_now(&mut self, now: i64) -> Vec<(String, i64)> {
         let room = (LANE_IN_FLIGHT + LANE_WAITING).saturating_sub(self.held());
         if self.forward && !self.failing && (room >= BATCH / 2 || self.held() == 0) {
             self.forward = false;
@@ -330,6 +330,13 @@ mod tests {
 
     type TestLane = Lane<()>;
 
+    fn in_flight(n: usize) -> TestLane {
+        Lane {
+            in_flight: n,
+            ..Lane::default()
+        }
+    }
+
     fn entry(n: i64) -> Option<(String, i64)> {
         Some((format!("m{n}"), n))
     }
@@ -380,47 +387,44 @@ mod tests {
 
     #[test]
     fn a_success_after_failures_brings_the_failed_items_forward() {
-        let mut lane = TestLane::default();
-        lane.in_flight = 2;
+        let mut lane = in_flight(2);
         lane.ended(failed(100));
         assert!(lane.failing);
         lane.ended(delivered());
         assert!(!lane.failing);
-        assert_eq!(lane.to_bring_forward(50), vec![("m100".to_string(), 100)]);
-        assert!(lane.to_bring_forward(50).is_empty(), "brought forward once");
+        assert_eq!(lane.forward_now(50), vec![("m100".to_string(), 100)]);
+        assert!(lane.forward_now(50).is_empty(), "brought forward once");
     }
 
     #[test]
     fn items_already_due_are_not_brought_forward() {
-        let mut lane = TestLane::default();
-        lane.in_flight = 3;
+        let mut lane = in_flight(3);
         lane.ended(failed(10));
         lane.ended(failed(100));
         lane.ended(delivered());
-        assert_eq!(lane.to_bring_forward(50), vec![("m100".to_string(), 100)]);
+        assert_eq!(lane.forward_now(50), vec![("m100".to_string(), 100)]);
     }
 
     #[test]
     fn a_failing_lane_with_nothing_under_way_probes_one_item() {
-        let mut lane = TestLane::default();
-        lane.in_flight = 1;
+        let mut lane = in_flight(1);
         lane.ended(failed(100));
         lane.deferred(entry(200));
         // Its last attempt ended just now: the probe waits.
-        assert!(lane.to_bring_forward(0).is_empty());
+        assert!(lane.forward_now(0).is_empty());
         lane.last_try = None;
-        assert_eq!(lane.to_bring_forward(0), vec![("m100".to_string(), 100)]);
-        assert!(lane.to_bring_forward(0).is_empty(), "one per PROBE_EVERY");
+        assert_eq!(lane.forward_now(0), vec![("m100".to_string(), 100)]);
+        assert!(lane.forward_now(0).is_empty(), "one per PROBE_EVERY");
     }
 
     #[test]
     fn room_again_brings_the_deferred_forward() {
         let mut lane = TestLane::default();
         lane.deferred(entry(100));
-        assert!(lane.to_bring_forward(0).is_empty(), "no room asked for");
+        assert!(lane.forward_now(0).is_empty(), "no room asked for");
         lane.wants_room = true;
         assert!(lane.room_again());
-        assert_eq!(lane.to_bring_forward(0), vec![("m100".to_string(), 100)]);
+        assert_eq!(lane.forward_now(0), vec![("m100".to_string(), 100)]);
     }
 
     #[test]
