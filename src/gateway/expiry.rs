@@ -1,5 +1,6 @@
-//! Time-outs that must be announced (docs/api.md#activity-logout-and-time-outs, docs/api.md#events): a background task
-//! takes due entries from each team's due queue and emits
+//! The due queue's sweeper ([`Sweeper`]) and time-outs that must be announced (docs/api.md#activity-logout-and-time-outs, docs/api.md#events): a background task
+//! takes due entries from each team's due queue and handles each by its
+//! kind (`handle`, one arm per kind): an interaction's entry emits
 //! `interaction.expiring` / `interaction.expired` (and sends the `expired`
 //! template). Taking an entry is atomic, so of several gateway instances
 //! exactly one handles it. Reads never depend on this task: status is
@@ -25,7 +26,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// The expiry sweeper, started by the app: every [`SWEEP_EVERY`] it
 /// takes each team's due entries and handles each by its kind
-/// ([`handle`]). It holds the clock and the gateway in force, taken anew
+/// (`handle`). It holds the clock and the gateway in force, taken anew
 /// at each round: an entry's handling is a use case's unit of work, under
 /// the team's settings of the moment. Claiming, renewing and handing back
 /// entries need only the store.
