@@ -118,6 +118,17 @@ impl Gateway {
                 };
                 // `x:<id>`; `n:<id>`, an earlier version's notice entry, is
                 // handled the same way: as what is due when it comes.
+                // An app challenge's poll (`ciba.rs`).
+                if super::ciba::is_poll(&entry.member) {
+                    match self.poll_app(team, &entry.member, lease, now).await {
+                        Err(Error::StoreUnavailable) => failed.push(entry),
+                        Err(e) => {
+                            tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry")
+                        }
+                        Ok(()) => {}
+                    }
+                    continue;
+                }
                 let parsed = match entry.member.split_once(':') {
                     Some(("x" | "n", id)) => Uuid::parse_str(id).ok(),
                     _ => None,
