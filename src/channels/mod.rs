@@ -99,16 +99,19 @@ pub enum Purpose {
     PinPrompt,
     Authenticated,
     Expired,
+    /// The binding code of an app challenge: approve in the app.
+    AppPrompt,
 }
 
 impl Purpose {
     /// Every purpose (metric series are registered for each).
-    pub const ALL: [Purpose; 5] = [
+    pub const ALL: [Purpose; 6] = [
         Purpose::LoginLink,
         Purpose::Otp,
         Purpose::PinPrompt,
         Purpose::Authenticated,
         Purpose::Expired,
+        Purpose::AppPrompt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -118,6 +121,7 @@ impl Purpose {
             Purpose::PinPrompt => "pin_prompt",
             Purpose::Authenticated => "authenticated",
             Purpose::Expired => "expired",
+            Purpose::AppPrompt => "app_prompt",
         }
     }
 }
@@ -273,9 +277,11 @@ pub struct Fill<'a> {
     pub pin: Option<&'a str>,
     /// Rounded up to whole minutes.
     pub ttl: Option<Duration>,
+    /// An app challenge's binding code.
+    pub code: Option<&'a str>,
 }
 
-/// Fills `#URL#`, `#PIN#` and `#MINUTES#` (rounded up).
+/// Fills `#URL#`, `#PIN#`, `#CODE#` and `#MINUTES#` (rounded up).
 pub fn render(template: &str, fill: Fill<'_>) -> String {
     let mut out = template.to_string();
     if let Some(url) = fill.url {
@@ -283,6 +289,9 @@ pub fn render(template: &str, fill: Fill<'_>) -> String {
     }
     if let Some(pin) = fill.pin {
         out = out.replace("#PIN#", pin);
+    }
+    if let Some(code) = fill.code {
+        out = out.replace("#CODE#", code);
     }
     if let Some(ttl) = fill.ttl {
         out = out.replace("#MINUTES#", &ttl.as_secs().div_ceil(60).to_string());
@@ -309,16 +318,17 @@ mod tests {
 
     #[test]
     fn render_fills_and_rounds_minutes_up() {
-        let t = "Code #PIN#, #MINUTES# min, #URL#";
+        let t = "Code #PIN#, #MINUTES# min, #URL# #CODE#";
         let s = render(
             t,
             Fill {
                 url: Some("u"),
                 pin: Some("123"),
                 ttl: Some(Duration::from_secs(61)),
+                code: Some("4821"),
             },
         );
-        assert_eq!(s, "Code 123, 2 min, u");
+        assert_eq!(s, "Code 123, 2 min, u 4821");
         let s = render(
             "#MINUTES#",
             Fill {

@@ -14,6 +14,7 @@ pub struct TemplateOverrides {
     pub pin_prompt: Option<String>,
     pub authenticated: Option<String>,
     pub expired: Option<String>,
+    pub app_prompt: Option<String>,
     pub subject: Option<String>,
 }
 
@@ -200,6 +201,7 @@ pub(super) mod file {
         pin_prompt: String,
         authenticated: String,
         expired: String,
+        app_prompt: String,
     });
 
     names!(domain::LoginBinding { None, ChatCode });
@@ -210,6 +212,7 @@ pub(super) mod file {
         PreChat,
         Otp,
         Pin,
+        App,
         Recognized,
     });
 

@@ -72,6 +72,10 @@ pub struct OidcConfig {
     /// Serve `POST /oidc/backchannel-logout/{team}`
     /// (docs/api.md#revocation-from-the-identity-provider).
     pub backchannel_logout: bool,
+    /// Let bots start `app` challenges: approval in the customer's own app,
+    /// by OpenID Connect CIBA in poll mode
+    /// (docs/api.md#approval-in-the-customers-app).
+    pub ciba: bool,
 }
 
 /// A team's Shared Signals transmitter (`[ssf]`): the gateway receives its

@@ -175,7 +175,8 @@ pub struct CreatedChallenge {
     pub method: ChallengeMethod,
 }
 
-/// `challenge.failed`: the challenge a wrong code was given for.
+/// `challenge.failed`: the challenge a wrong code was given for, or an app
+/// challenge that ended unapproved (with its `reason`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChallengeFailed {
     pub challenge: FailedChallenge,
@@ -185,6 +186,11 @@ pub struct ChallengeFailed {
 pub struct FailedChallenge {
     pub attempts_remaining: u32,
     pub challenge_id: Uuid,
+    /// Why an app challenge ended (docs/events.md#the-events): `denied`,
+    /// `expired`, `invalid_token`, `customer_mismatch` or `locked`; absent
+    /// for a wrong code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// `challenge.code_revealed`: whose code, and the API key that saw it

@@ -41,9 +41,15 @@ pub struct NewChallenge {
 pub struct StartedChallenge {
     pub challenge_id: Uuid,
     pub method: view::ChallengeMethod,
-    pub delivery: view::Delivery,
+    /// Null for `app` (the customer's app, not a channel).
+    pub delivery: Option<view::Delivery>,
     pub expires_at: Timestamp,
+    /// 0 for `app`: no code answers it.
     pub attempts_allowed: u32,
+    /// For `app`: the 4 digits the customer's app shows beside the
+    /// request (docs/api.md#approval-in-the-customers-app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_code: Option<String>,
     pub delivered: bool,
     /// `accepted` once the provider took the message; null when nothing
     /// is sent (`agent` delivery).
@@ -61,6 +67,9 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<StartedChallenge> {
         let req = ChallengeRequest::parse(&req.method, req.delivery.as_deref(), req.to.as_deref())?;
+        if req.method == ChallengeMethod::App {
+            return self.start_app_challenge(team, id, now).await;
+        }
         let cid = Uuid::now_v7();
         let req = &req;
         // 1. Reserve: check the subject, count the sends, open the challenge.
@@ -100,7 +109,7 @@ impl Gateway {
         let interaction =
             InteractionView::build(&done.rec, None, team.settings_for(&done.rec.channel), now);
         let method = view::ChallengeMethod::from(started.method);
-        let delivery = view::Delivery::from(req.delivery);
+        let delivery = Some(view::Delivery::from(req.delivery));
         let (delivery_status, delivery_error) =
             super::challenge_read::delivery_of(started.delivery_state.as_ref());
         let created = EventData::ChallengeCreated(ChallengeCreated {
@@ -121,6 +130,7 @@ impl Gateway {
             delivered,
             delivery_status,
             delivery_error,
+            binding_code: None,
         })
     }
 
@@ -161,6 +171,8 @@ impl Gateway {
                 (Purpose::Otp, fill)
             }
             ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
+            // Its request goes to the identity provider (`ciba.rs`).
+            ChallengeMethod::App => return Ok(None),
         };
         let to = message.to.clone();
         self.send(team, rec, &message.channel, to, purpose, fill)

@@ -78,6 +78,7 @@ async fn handle(
     team: &Team,
     member: &str,
     remove: Op,
+    lease: i64,
     now: Timestamp,
 ) -> Option<Result<()>> {
     let (kind, key) = member.split_once(':')?;
@@ -85,6 +86,16 @@ async fn handle(
         // `x:<id>`; `n:<id>`, an earlier version's notice entry, is handled
         // the same way: as what is due when it comes.
         "x" | "n" => announce_due(gw, team, Uuid::parse_str(key).ok()?, remove, now).await,
+        // An app challenge's poll (`ciba.rs`), held with `lease`: it moves
+        // its own entry, so a provider's error leaves it for the next poll.
+        super::ciba::KIND => match gw.poll_app(team, member, lease, now).await {
+            Err(e @ Error::StoreUnavailable) => Err(e),
+            Err(e) => {
+                tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        },
         _ => return None,
     })
 }
@@ -151,7 +162,7 @@ async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp) -> Result<()> {
                 key: index.clone(),
                 member: entry.member.clone(),
             };
-            let Some(handled) = handle(gw, team, &entry.member, remove.clone(), now).await else {
+            let Some(handled) = handle(gw, team, &entry.member, remove.clone(), lease, now).await else {
                 tracing::error!(team = %team.id, "due entry names no interaction; dropped");
                 store.commit(vec![remove]).await?;
                 continue;

@@ -9,6 +9,7 @@ mod assertion;
 mod assurance;
 mod challenge_read;
 mod challenges;
+mod ciba;
 mod expiry;
 mod interactions;
 mod live;

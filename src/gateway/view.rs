@@ -54,6 +54,7 @@ api_names!(
         PreChat,
         Otp,
         Pin,
+        App,
     }
 );
 
@@ -71,6 +72,8 @@ api_names!(challenge::ChallengeMethod {
     Pin,
     /// The code a login page showed, to type into the chat (login binding).
     Binding,
+    /// Approved in the customer's own app.
+    App,
 });
 
 api_names!(challenge::Delivery {
@@ -80,6 +83,8 @@ api_names!(challenge::Delivery {
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,
+    /// The customer's own app (answers show null).
+    App,
 });
 
 api_names!(
@@ -243,6 +248,11 @@ pub struct OpenChallengeView {
     pub method: ChallengeMethod,
     pub delivery: Delivery,
     pub expires_at: Timestamp,
+    /// An open `app` challenge's binding code, in `GET
+    /// /v1/interactions/{id}` for agent and admin keys only
+    /// (docs/api.md#approval-in-the-customers-app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_code: Option<String>,
 }
 
 /// The conversation remembers who authenticated in it
@@ -335,6 +345,7 @@ impl InteractionView {
                 method: c.method.into(),
                 delivery: c.delivery.into(),
                 expires_at: c.expires_at,
+                binding_code: None,
             }),
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,

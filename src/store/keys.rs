@@ -86,6 +86,13 @@ pub fn store_epoch(team: &str) -> String {
     scoped(team, "ep", 0)
 }
 
+/// An app challenge's pending approval at the team's identity provider
+/// (docs/api.md#approval-in-the-customers-app): its `auth_req_id` and poll
+/// interval.
+pub fn app_poll(team: &str, challenge_id: Uuid) -> String {
+    scoped_id(team, "ap:", challenge_id)
+}
+
 /// The queue of expiry work (notices, expirations), score: due, ms.
 pub fn due_queue(team: &str) -> String {
     scoped(team, "dueq", 0)

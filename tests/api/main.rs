@@ -12,6 +12,7 @@ mod browser;
 mod callers;
 mod challenges;
 mod channels;
+mod ciba;
 mod cluster_outage;
 mod connections;
 mod delivery;

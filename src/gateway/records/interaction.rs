@@ -35,6 +35,7 @@ pub(super) enum StoredMethod {
     PreChat,
     Otp,
     Pin,
+    App,
 }
 
 /// Both ways between a domain enum and its stored twin, variant by variant.
@@ -53,7 +54,16 @@ macro_rules! twins {
     };
 }
 
-twins!(Method, StoredMethod, LoginLink, Oidc, PreChat, Otp, Pin);
+twins!(
+    Method,
+    StoredMethod,
+    LoginLink,
+    Oidc,
+    PreChat,
+    Otp,
+    Pin,
+    App
+);
 
 fn is_login_link(m: &StoredMethod) -> bool {
     *m == StoredMethod::LoginLink
@@ -69,9 +79,17 @@ enum StoredChallengeMethod {
     Otp,
     Pin,
     Binding,
+    App,
 }
 
-twins!(ChallengeMethod, StoredChallengeMethod, Otp, Pin, Binding);
+twins!(
+    ChallengeMethod,
+    StoredChallengeMethod,
+    Otp,
+    Pin,
+    Binding,
+    App
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -141,18 +159,39 @@ enum StoredDelivery {
     Email,
     Agent,
     LoginPage,
+    App,
 }
 
-twins!(Delivery, StoredDelivery, Chat, Sms, Email, Agent, LoginPage);
+twins!(
+    Delivery,
+    StoredDelivery,
+    Chat,
+    Sms,
+    Email,
+    Agent,
+    LoginPage,
+    App
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum StoredOutcome {
     Succeeded,
     Replaced,
+    Denied,
+    Failed,
+    Expired,
 }
 
-twins!(PastOutcome, StoredOutcome, Succeeded, Replaced);
+twins!(
+    PastOutcome,
+    StoredOutcome,
+    Succeeded,
+    Replaced,
+    Denied,
+    Failed,
+    Expired
+);
 
 /// An [`InteractionRecord`] as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
