@@ -26,6 +26,14 @@ pub struct WhatsappConfig {
     /// The sending number's id (not the number).
     pub phone_number_id: String,
     pub token: Secret,
+    /// The Meta app's secret: checks `X-Hub-Signature-256` of the status
+    /// webhooks (docs/receipts.md); without it the webhook's `POST` is 404.
+    #[serde(default)]
+    pub app_secret: Option<Secret>,
+    /// Answers Meta's subscription handshake; without it the webhook's
+    /// `GET` is 404.
+    #[serde(default)]
+    pub verify_token: Option<Secret>,
 }
 
 fn default_base_url() -> Url {
@@ -49,7 +57,14 @@ impl Kind for WhatsappConfig {
     fn check(&mut self) -> Result<(), Problem> {
         required("api_version", &self.api_version)?;
         required("phone_number_id", &self.phone_number_id)?;
-        required("token", self.token.get().expose_secret())
+        required("token", self.token.get().expose_secret())?;
+        if let Some(secret) = &self.app_secret {
+            required("app_secret", secret.get().expose_secret())?;
+        }
+        if let Some(token) = &self.verify_token {
+            required("verify_token", token.get().expose_secret())?;
+        }
+        Ok(())
     }
 
     fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {

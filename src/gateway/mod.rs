@@ -17,6 +17,7 @@ mod oidc;
 mod oidc_logout;
 mod outbox;
 mod receipts;
+mod reports;
 mod recognition;
 mod record_locks;
 mod records;

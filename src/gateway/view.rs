@@ -243,6 +243,9 @@ pub struct OpenChallengeView {
     pub method: ChallengeMethod,
     pub delivery: Delivery,
     pub expires_at: Timestamp,
+    /// How far its message got, as the provider reports it
+    /// (docs/api.md#delivery-status); null when nothing was sent.
+    pub delivery_status: Option<DeliveryStatus>,
 }
 
 /// The conversation remembers who authenticated in it
@@ -335,6 +338,7 @@ impl InteractionView {
                 method: c.method.into(),
                 delivery: c.delivery.into(),
                 expires_at: c.expires_at,
+                delivery_status: c.delivery_state.as_ref().map(|d| d.status.into()),
             }),
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,
