@@ -118,10 +118,9 @@ impl Gateway {
         // Its receipts name the provider's id of the message: remembered
         // after `challenge.created`, so that a receipt that came first is
         // announced after it.
-        if let (Some(message_id), Some(m)) = (
-            sent.and_then(|s| s.message_id),
-            started.message.as_ref(),
-        ) {
+        if let (Some(message_id), Some(m)) =
+            (sent.and_then(|s| s.message_id), started.message.as_ref())
+        {
             if let Err(e) = self
                 .remember_message(team, id, cid, &m.channel, &message_id, now)
                 .await

@@ -111,7 +111,9 @@ impl Gateway {
             Some(ChannelKind::Whatsapp(keys)) => keys.verify_token.as_ref(),
             _ => None,
         }
-        .ok_or(Error::NotFound("no whatsapp channel with a verify_token of this name"))?;
+        .ok_or(Error::NotFound(
+            "no whatsapp channel with a verify_token of this name",
+        ))?;
         let matches = verify_token.is_some_and(|given| {
             bool::from(
                 given
@@ -141,7 +143,9 @@ impl Gateway {
             Some(ChannelKind::Whatsapp(keys)) => keys.app_secret.as_ref(),
             _ => None,
         }
-        .ok_or(Error::NotFound("no whatsapp channel with an app_secret of this name"))?;
+        .ok_or(Error::NotFound(
+            "no whatsapp channel with an app_secret of this name",
+        ))?;
         let signed = signature.is_some_and(|sig| {
             receipts::hub_signed(secret.get().expose_secret().as_bytes(), body, sig)
         });
@@ -165,8 +169,7 @@ impl Gateway {
 pub fn whatsapp_reports(body: &[u8]) -> Result<Vec<Report>> {
     use serde_json::Value;
     let unreadable = |what: &str| Error::BadRequest(format!("the webhook body {what}"));
-    let body: Value =
-        serde_json::from_slice(body).map_err(|_| unreadable("is not JSON"))?;
+    let body: Value = serde_json::from_slice(body).map_err(|_| unreadable("is not JSON"))?;
     let list = |v: &Value, name: &str| -> Result<Vec<Value>> {
         match v.get(name) {
             None | Some(Value::Null) => Ok(Vec::new()),
@@ -275,9 +278,11 @@ mod tests {
                 },
             ]
         );
-        assert!(whatsapp_reports(br#"{"entry":[{"changes":[{"value":{"messages":[{}]}}]}]}"#)
-            .unwrap()
-            .is_empty());
+        assert!(
+            whatsapp_reports(br#"{"entry":[{"changes":[{"value":{"messages":[{}]}}]}]}"#)
+                .unwrap()
+                .is_empty()
+        );
         for bad in [
             &b"not json"[..],
             b"[]",
