@@ -733,7 +733,8 @@ async fn emitted_events_are_what_the_document_states() {
         .create(json!({"channel": "webchat", "conversation_id": "doc-sms", "contact": {"phone": "+15551239999"}}))
         .await;
     let sms = v["id"].as_str().unwrap();
-    let res = crate::challenges::start(&app, sms, json!({"method": "otp", "delivery": "sms"})).await;
+    let res =
+        crate::challenges::start(&app, sms, json!({"method": "otp", "delivery": "sms"})).await;
     assert_eq!(res.status(), 201);
     for (status, error) in [("failed", Some("30003")), ("delivered", None)] {
         let mut fields = vec![
@@ -750,7 +751,11 @@ async fn emitted_events_are_what_the_document_states() {
             .extend_pairs(&fields)
             .finish();
         let res = app
-            .request(reqwest::Method::POST, "/v1/providers/twilio/sms/status", None)
+            .request(
+                reqwest::Method::POST,
+                "/v1/providers/twilio/sms/status",
+                None,
+            )
             .header("content-type", "application/x-www-form-urlencoded")
             .header("x-twilio-signature", sig)
             .body(body)

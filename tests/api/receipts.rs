@@ -23,7 +23,7 @@ const VERIFY_TOKEN: &str = "meta-verify-token";
 /// Answers each message with the next id (`{prefix}{n}`, from 1), after
 /// `delay`, in Twilio's or WhatsApp's answer.
 #[derive(Clone)]
-struct Ids {
+pub(crate) struct Ids {
     prefix: &'static str,
     next: Arc<AtomicUsize>,
     delay: Arc<Mutex<Duration>>,
@@ -49,7 +49,7 @@ impl Ids {
     }
 
     /// The id the last message got.
-    fn last(&self) -> String {
+    pub(crate) fn last(&self) -> String {
         self.id(self.next.load(Ordering::SeqCst) - 1)
     }
 }
@@ -71,7 +71,7 @@ impl wiremock::Respond for Ids {
 
 /// Twilio (the `sms` channel, on the app's chat server) answering with
 /// `SM1`, `SM2`, …
-async fn fake_twilio(server: &MockServer) -> Ids {
+pub(crate) async fn fake_twilio(server: &MockServer) -> Ids {
     let ids = Ids::new("SM");
     Mock::given(method("POST"))
         .and(path("/2010-04-01/Accounts/AC123/Messages.json"))
@@ -83,7 +83,12 @@ async fn fake_twilio(server: &MockServer) -> Ids {
 }
 
 /// Posts a Twilio status callback for `sid`, signed as Twilio signs.
-async fn twilio(app: &TestApp, sid: &str, status: &str, error: Option<&str>) -> reqwest::Response {
+pub(crate) async fn twilio(
+    app: &TestApp,
+    sid: &str,
+    status: &str,
+    error: Option<&str>,
+) -> reqwest::Response {
     let mut fields = vec![
         ("AccountSid".to_string(), "AC123".to_string()),
         ("MessageSid".to_string(), sid.to_string()),
@@ -121,7 +126,7 @@ async fn twilio_fields(
 
 /// An interaction with a phone, and an OTP sent to it by SMS (Twilio):
 /// (interaction id, challenge id).
-async fn sms_challenge(app: &TestApp, phone: &str) -> (String, String) {
+pub(crate) async fn sms_challenge(app: &TestApp, phone: &str) -> (String, String) {
     let v = app
         .create(json!({"channel": "webchat", "conversation_id": format!("c-{phone}"), "contact": {"phone": phone}}))
         .await;
