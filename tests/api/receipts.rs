@@ -131,8 +131,7 @@ pub(crate) async fn sms_challenge(app: &TestApp, phone: &str) -> (String, String
         .create(json!({"channel": "webchat", "conversation_id": format!("c-{phone}"), "contact": {"phone": phone}}))
         .await;
     let id = v["id"].as_str().unwrap().to_string();
-    let res =
-        crate::challenges::start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await;
+    let res = crate::challenges::start(app, &id, json!({"method": "otp", "delivery": "sms"})).await;
     assert_eq!(res.status(), 201);
     let started: Value = res.json().await.unwrap();
     (id, started["challenge_id"].as_str().unwrap().to_string())
