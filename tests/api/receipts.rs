@@ -671,3 +671,35 @@ mod whatsapp_webhooks_are_handshaken_signed_and_move_the_status {
         assert_eq!(data["challenge"]["channel"], "whatsapp");
     }
 }
+
+/// On a Redis Cluster, with two teams (on different slots) listing the
+/// channel: a receipt finds its message in the team that sent it, and one
+/// that comes first is parked where that team's send finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_receipts_find_their_team_s_message() {
+    const TEST: &str = "on_a_cluster_receipts_find_their_team_s_message";
+    let Some(cluster) = tokio::task::spawn_blocking(|| crate::redis_support::shared_cluster(TEST))
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let setup = Setup {
+        cluster_nodes: cluster.urls(),
+        globex_channels: vec!["sms".into()],
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let ids = fake_twilio(&app.chat).await;
+    let (id, cid) = sms_challenge(&app, "+15551230041").await;
+    assert_eq!(
+        twilio(&app, &ids.last(), "delivered", None).await.status(),
+        200
+    );
+    assert_eq!(status_of(&app, &id, &cid).await, "delivered");
+    let early = ids.upcoming();
+    assert_eq!(twilio(&app, &early, "read", None).await.status(), 200);
+    let (id, cid) = sms_challenge(&app, "+15551230042").await;
+    assert_eq!(status_of(&app, &id, &cid).await, "read");
+    app.stop().await;
+}
