@@ -392,6 +392,26 @@ async fn two_instances_sharing_one_redis_take_each_other_s_receipts() {
     assert_eq!(twilio(&two, &early, "read", None).await.status(), 200);
     let (id, cid) = sms_challenge(&one, "+15551230006").await;
     assert_eq!(status_of(&two, &id, &cid).await, "read");
+    // Every message record sits in its team's slot and expires: those that
+    // lead to a challenge with the interaction, a parked one in minutes.
+    assert_eq!(twilio(&two, "SM-never", "sent", None).await.status(), 200);
+    let redis = crate::redis_support::TestPrefix::for_prefix(&one.key_prefix);
+    let records: Vec<String> = redis
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains(":msg:"))
+        .collect();
+    assert_eq!(records.len(), 3, "{records:?}");
+    let mut lives: Vec<i64> = records
+        .iter()
+        .map(|k| {
+            assert!(k.contains("{acme}:msg:"), "{k}");
+            redis.pttl(k)
+        })
+        .collect();
+    lives.sort();
+    assert!(lives[0] > 0 && lives[0] <= 600_000, "parked: {lives:?}");
+    assert!(lives[1] > 3_600_000, "known: {lives:?}");
     two.stop_keeping_keys().await;
     one.stop().await;
 }
