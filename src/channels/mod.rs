@@ -139,6 +139,11 @@ pub struct Message {
     pub to: Option<String>,
     /// The rendered text. May contain a code: never log it.
     pub text: String,
+    /// The code alone, for an `otp` message (`None` for every other
+    /// purpose): kinds that send codes through a provider's own template
+    /// (docs/channels.md#authentication-templates) send this, not `text`.
+    /// Never log it (`Debug` leaves it out).
+    pub code: Option<String>,
     /// The rendered e-mail subject (smtp only).
     pub subject: Option<String>,
     /// `server.public_url`: where a provider's delivery receipts come back
@@ -322,5 +327,23 @@ mod tests {
             },
         );
         assert_eq!(s, "3");
+    }
+    #[test]
+    fn a_message_shows_neither_its_text_nor_its_code() {
+        let msg = Message {
+            id: Uuid::now_v7(),
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "15552223333".into(),
+            channel: "whatsapp".into(),
+            to: Some("+15552223333".into()),
+            text: "Your code is 918273".into(),
+            subject: None,
+            code: Some("918273".into()),
+            public_url: "http://gateway.test".into(),
+        };
+        let shown = format!("{msg:?} {msg:#?}");
+        assert!(!shown.contains("918273"), "{shown}");
+        assert!(shown.contains("whatsapp"), "{shown}");
     }
 }

@@ -133,6 +133,7 @@ mod tests {
             to: Some("+15550000000".into()),
             text: TEXT.into(),
             subject: None,
+            code: None,
             public_url: "http://gateway.test".into(),
         }
     }

@@ -284,6 +284,7 @@ mod tests {
             to: to.map(String::from),
             text: "Your code is 123456.\n.hidden line stays".into(),
             subject: subject.map(String::from),
+            code: None,
             public_url: "http://gateway.test".into(),
         }
     }

@@ -125,6 +125,7 @@ mod tests {
             to: None,
             text: TEXT.into(),
             subject: None,
+            code: None,
             public_url: "http://gateway.test".into(),
         }
     }

@@ -186,6 +186,7 @@ mod tests {
             to: Some("+15550000000".into()),
             text: "Your verification code is 123456. \"Quoted\" ünïcode".into(),
             subject: None,
+            code: None,
             public_url: "http://gateway.test".into(),
         }
     }

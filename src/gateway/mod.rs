@@ -37,7 +37,7 @@ pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
 pub use challenge_read::{ChallengeView, DeliveryErrorView};
 pub use challenges::{NewChallenge, StartedChallenge};
-pub use expiry::run_sweeper;
+pub use expiry::Sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
 pub use login::{
@@ -45,7 +45,7 @@ pub use login::{
 };
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;
-pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
+pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use receipts::Receipt;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use ssf::SsfRefusal;
@@ -239,6 +239,11 @@ impl Gateway {
             to,
             text,
             subject,
+            // The code alone, for kinds that send it through a provider's
+            // template (docs/channels.md#authentication-templates).
+            code: (purpose == Purpose::Otp)
+                .then(|| fill.pin.map(str::to_string))
+                .flatten(),
             public_url: self.config.server.public_url.clone(),
         };
         self.channels.send(&msg).await

@@ -48,3 +48,4 @@ mod store_contract;
 mod store_reset;
 mod stores;
 mod traces;
+mod whatsapp_templates;

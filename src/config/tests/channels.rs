@@ -407,3 +407,72 @@ fn vouches_for_sender_defaults_by_kind_and_is_overridden() {
         "expected a boolean",
     );
 }
+
+#[test]
+fn authentication_template_keys_are_read_and_checked() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"\n\
+         otp_template = \"chatgate_otp\"",
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["wa"].kind,
+        ChannelKind::Whatsapp(w) if w.otp_template.as_deref() == Some("chatgate_otp")
+            && w.otp_template_language == "en_US"
+    ));
+    fx.edit("channels/wa.toml", "\"chatgate_otp\"", "\" \"");
+    fx.expect_err("channels/wa.toml", "otp_template", "must not be empty");
+    fx.edit("channels/wa.toml", "otp_template = \" \"", "");
+    // A Content template only for a WhatsApp sender.
+    fx.edit(
+        "channels/sms.toml",
+        "from = \"+15550006666\"",
+        "from = \"+15550006666\"\notp_content_sid = \"HX1\"",
+    );
+    let e = fx.expect_err("channels/sms.toml", "otp_content_sid", "whatsapp:");
+    assert!(e.problem.contains("from"), "{e}");
+    fx.edit(
+        "channels/sms.toml",
+        "from = \"+15550006666\"",
+        "from = \"whatsapp:+15550006666\"",
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["sms"].kind,
+        ChannelKind::Twilio(t) if t.otp_content_sid.as_deref() == Some("HX1")
+    ));
+}
+
+#[test]
+fn a_template_for_an_sms_channel_lives_as_long_as_the_longest_code_it_carries() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    // The whatsapp channel is acme's sms_channel: besides its own (the
+    // team's 3 min) it carries the codes of webchat (20 min).
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"\n\
+         otp_template = \"chatgate_otp\"",
+    );
+    let acme = "config/teams/acme.toml";
+    fx.edit(acme, "sms_channel = \"sms\"", "sms_channel = \"wa\"");
+    fx.edit(acme, "\"email\"]", "\"email\", \"wa\"]");
+    fx.edit(
+        acme,
+        "[channel_settings.webchat]",
+        "[channel_settings.webchat]\notp.ttl = \"20m\"",
+    );
+    let config = fx.load().unwrap();
+    let body = crate::cli::template_body(&config, "wa", None).unwrap();
+    assert_eq!(body["message_send_ttl_seconds"], 900);
+    assert_eq!(body["components"][1]["code_expiration_minutes"], 20);
+    // Not the sms_channel: its own codes only.
+    fx.edit(acme, "sms_channel = \"wa\"", "sms_channel = \"sms\"");
+    let config = fx.load().unwrap();
+    let body = crate::cli::template_body(&config, "wa", None).unwrap();
+    assert_eq!(body["message_send_ttl_seconds"], 180);
+    assert_eq!(body["components"][1]["code_expiration_minutes"], 3);
+}
