@@ -234,22 +234,8 @@ pub fn template_body(
     Ok(whatsapp::authentication_template(
         name,
         &keys.otp_template_language,
-        otp_ttl(team, channel),
+        team.otp_ttl_through(channel),
     ))
-}
-
-/// The `otp.ttl` of the codes `team` sends through `channel`: that of the
-/// channel's own settings (the team's, under its `channel_settings`), and,
-/// when it is the team's `sms_channel`, the longest of every channel's
-/// whose codes it carries, so WhatsApp drops no code still valid.
-fn otp_ttl(team: &Team, channel: &str) -> std::time::Duration {
-    let carries_all = team.sms_channel.as_deref() == Some(channel);
-    team.channels
-        .iter()
-        .filter(|c| carries_all || c.as_str() == channel)
-        .map(|c| team.settings_for(c).otp.ttl.get())
-        .max()
-        .unwrap_or_else(|| team.settings_for(channel).otp.ttl.get())
 }
 
 fn sign(secret: &str, body: &Path, id: Option<String>, timestamp: Option<i64>) -> ExitCode {

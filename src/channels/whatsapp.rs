@@ -28,6 +28,14 @@ pub struct WhatsappConfig {
     /// The sending number's id (not the number).
     pub phone_number_id: String,
     pub token: Secret,
+    /// The Meta app's secret: checks `X-Hub-Signature-256` of the status
+    /// webhooks (docs/receipts.md); without it the webhook's `POST` is 404.
+    #[serde(default)]
+    pub app_secret: Option<Secret>,
+    /// Answers Meta's subscription handshake; without it the webhook's
+    /// `GET` is 404.
+    #[serde(default)]
+    pub verify_token: Option<Secret>,
     // Authentication templates (docs/channels.md#authentication-templates).
     /// The approved template (category authentication) every OTP is sent
     /// as; `None`: OTPs go as text.
@@ -63,6 +71,12 @@ impl Kind for WhatsappConfig {
         required("api_version", &self.api_version)?;
         required("phone_number_id", &self.phone_number_id)?;
         required("token", self.token.get().expose_secret())?;
+        if let Some(secret) = &self.app_secret {
+            required("app_secret", secret.get().expose_secret())?;
+        }
+        if let Some(token) = &self.verify_token {
+            required("verify_token", token.get().expose_secret())?;
+        }
         if let Some(name) = &self.otp_template {
             required("otp_template", name)?;
         }

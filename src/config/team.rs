@@ -137,6 +137,22 @@ impl Team {
             || self.email_channel.as_deref() == Some(name)
     }
 
+    /// The `otp.ttl` of the codes this team sends through `channel`: that
+    /// of the channel's own settings (the team's, under its
+    /// `channel_settings`), and, when it is the team's `sms_channel`, the
+    /// longest of every channel's whose codes it carries, so a provider that
+    /// drops late messages (WhatsApp's authentication templates) drops no
+    /// code still valid.
+    pub fn otp_ttl_through(&self, channel: &str) -> std::time::Duration {
+        let carries_all = self.sms_channel.as_deref() == Some(channel);
+        self.channels
+            .iter()
+            .filter(|c| carries_all || c.as_str() == channel)
+            .map(|c| self.settings_for(c).otp.ttl.get())
+            .max()
+            .unwrap_or_else(|| self.settings_for(channel).otp.ttl.get())
+    }
+
     /// The settings in force for an interaction on `channel`.
     pub fn settings_for(&self, channel: &str) -> &Settings {
         self.channel_settings.get(channel).unwrap_or(&self.settings)

@@ -634,6 +634,23 @@ impl InteractionRecord {
         Some((past.ended.as_ref()?, past.state()))
     }
 
+    /// Challenge `id`, open or remembered, to change how far its message
+    /// got (receipts keep moving it after the challenge ended), with its
+    /// state at `now`.
+    pub fn challenge_at_mut(
+        &mut self,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Option<(&mut Challenge, ChallengeState)> {
+        if let Some(c) = self.challenge.as_mut().filter(|c| c.id == id) {
+            let state = c.state(now);
+            return Some((c, state));
+        }
+        let past = self.past_challenges.iter_mut().rev().find(|p| p.id == id)?;
+        let state = past.state();
+        Some((past.ended.as_mut()?, state))
+    }
+
     /// Remembers how challenge `c` ended, forgetting the oldest beyond
     /// [`MAX_PAST_CHALLENGES`].
     pub(super) fn remember_challenge(&mut self, c: &Challenge, outcome: PastOutcome) {

@@ -99,10 +99,13 @@ impl Gateway {
         let (started, code) = done.value;
         // 2. Send; on failure give the allowance back and reopen the previous challenge.
         let delivered = started.message.is_some();
-        if let Err(e) = self.send_challenge(team, &done.rec, &started, &code).await {
-            self.undo_challenge(team, id, cid, &started, now).await?;
-            return Err(Error::Channel(e.to_string()));
-        }
+        let sent = match self.send_challenge(team, &done.rec, &started, &code).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                self.undo_challenge(team, id, cid, &started, now).await?;
+                return Err(Error::Channel(e.to_string()));
+            }
+        };
         // 3. Announce it.
         metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
             .increment(1);
@@ -121,6 +124,21 @@ impl Gateway {
             },
         });
         self.emit(created, now, &interaction).await?;
+        // Its receipts name the provider's id of the message: remembered
+        // after `challenge.created`, so that a receipt that came first is
+        // announced after it.
+        if let (Some(message_id), Some(m)) =
+            (sent.and_then(|s| s.message_id), started.message.as_ref())
+        {
+            if let Err(e) = self
+                .remember_message(team, id, cid, &m.channel, &message_id, now)
+                .await
+            {
+                // The code went out: the challenge stands, its receipts
+                // will be about a message the gateway does not know.
+                tracing::warn!(error = %e, "a challenge's message id could not be remembered");
+            }
+        }
         Ok(StartedChallenge {
             challenge_id: cid,
             method,

@@ -21,6 +21,7 @@ mod receipts;
 mod recognition;
 mod record_locks;
 mod records;
+mod reports;
 mod revocation;
 mod ssf;
 mod store_epoch;

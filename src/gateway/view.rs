@@ -253,6 +253,9 @@ pub struct OpenChallengeView {
     /// (docs/api.md#approval-in-the-customers-app).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub binding_code: Option<String>,
+    /// How far its message got, as the provider reports it
+    /// (docs/api.md#delivery-status); null when nothing was sent.
+    pub delivery_status: Option<DeliveryStatus>,
 }
 
 /// The conversation remembers who authenticated in it
@@ -346,6 +349,7 @@ impl InteractionView {
                 delivery: c.delivery.into(),
                 expires_at: c.expires_at,
                 binding_code: None,
+                delivery_status: c.delivery_state.as_ref().map(|d| d.status.into()),
             }),
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,

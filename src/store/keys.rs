@@ -59,6 +59,13 @@ pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String 
     with_digest(scoped(team, "c:", DIGEST), &[channel, conversation_id])
 }
 
+/// A message a channel sent, by the provider's id for it: which challenge
+/// sent it, and the receipts that came before that was known
+/// (docs/receipts.md).
+pub fn message(team: &str, channel: &str, message_id: &str) -> String {
+    with_digest(scoped(team, "msg:", DIGEST), &[channel, message_id])
+}
+
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
     with_digest(scoped(team, "s:", DIGEST), &[subject])

@@ -38,6 +38,7 @@ mod pages;
 mod prechat;
 mod problems;
 mod properties;
+mod receipts;
 mod recognized;
 mod reload;
 mod round_trips;

@@ -258,6 +258,7 @@
     tick(left);
     li.setAttribute("aria-label", "Conversation " + it.conversation_id + ", " + it.status);
     const ch = it.open_challenge;
+    deliveryMark(li.querySelector(".delivery"), ch);
     li.querySelector(".reveal").hidden = !(ch && ch.method === "otp");
     // An open app challenge: the code the customer's app shows (agent reads
     // carry it; a row from the list is read once more to get it).
@@ -272,6 +273,24 @@
       && it.status !== "locked" && it.status !== "banned");
     li.querySelector(".logout").hidden = !(authed || it.status === "pending" || it.status === "expired");
     li.querySelector(".unlock").hidden = !(it.status === "locked" || it.status === "banned");
+  }
+
+  // How far the open challenge's message got, as its provider reported
+  // (docs/receipts.md): nothing until it is sent.
+  const DELIVERY = {
+    sent: ["sent", "The provider sent the code on"],
+    delivered: ["✔ delivered", "The code reached the customer's phone"],
+    read: ["✔✔ read", "The customer opened the code"],
+    failed: ["✗ not delivered", "The provider could not deliver the code: offer another way"],
+  };
+
+  function deliveryMark(el, ch) {
+    const status = ch && ch.delivery_status;
+    const shown = status && DELIVERY[status];
+    el.hidden = !shown;
+    el.dataset.delivery = status || "";
+    el.textContent = shown ? shown[0] : "";
+    el.title = shown ? shown[1] : "";
   }
 
   function note(li, text, kind) {

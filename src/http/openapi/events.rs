@@ -54,6 +54,13 @@ fn data_of(kind: EventType) -> Value {
             }),
             &["interaction", "challenge", "api_key_id"],
         ),
+        EventType::ChallengeDelivered | EventType::ChallengeUndelivered => closed(
+            json!({
+                "interaction": interaction,
+                "challenge": {"$ref": "#/components/schemas/ChallengeView"},
+            }),
+            &["interaction", "challenge"],
+        ),
         EventType::SubjectLocked | EventType::SubjectBanned | EventType::SubjectUnlocked => closed(
             json!({
                 "subject": {"$ref": "#/components/schemas/SubjectView"},
