@@ -15,7 +15,7 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Gateway, Live};
+use crate::gateway::{self, Dispatcher, Gateway, Live, Sweeper};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -142,12 +142,10 @@ impl App {
             }
         };
         let (live, clock) = (&self.live, &self.clock);
-        let sweeper = tokio::spawn(gateway::run_sweeper(live.clone(), clock.clone(), stopped()));
-        let dispatcher = tokio::spawn(gateway::run_dispatcher(
-            live.clone(),
-            clock.clone(),
-            stopped(),
-        ));
+        let sweeper = Sweeper::new(live.clone(), clock.clone());
+        let sweeper = tokio::spawn(sweeper.run(stopped()));
+        let dispatcher = Dispatcher::new(live.clone(), clock.clone());
+        let dispatcher = tokio::spawn(dispatcher.run(stopped()));
         let watch = tokio::spawn(gateway::run_store_watch(
             live.clone(),
             clock.clone(),

@@ -1,4 +1,5 @@
-//! The command line (docs/configuration.md#command-line): `serve`, `check-config`, `keygen`, `sign`.
+//! The command line (docs/configuration.md#command-line): `serve`, `check-config`, `keygen`, `sign`,
+//! `whatsapp-template`.
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
 use crate::telemetry::Traces;
@@ -8,7 +9,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::config::{self, Config, StoreBackend};
+use crate::channels::{whatsapp, ChannelKind};
+use crate::config::{self, Config, StoreBackend, Team};
 use crate::domain::secrets::{
     decode_whsec, generate_api_key, generate_whsec, ApiKeyHash, MIN_KEY_BYTES,
 };
@@ -56,6 +58,20 @@ pub enum Command {
         #[arg(long)]
         timestamp: Option<i64>,
     },
+    /// Print the JSON that creates a whatsapp channel's authentication
+    /// template at Meta (`POST /{waba_id}/message_templates`).
+    WhatsappTemplate {
+        /// The channel's name (a `whatsapp` channel with `otp_template`).
+        #[arg(long)]
+        channel: String,
+        /// The team whose `otp.ttl` the template follows, when several use
+        /// the channel.
+        #[arg(long)]
+        team: Option<String>,
+        /// The system configuration file.
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,6 +99,11 @@ pub fn main() -> ExitCode {
             id,
             timestamp,
         } => sign(&secret, &body, id, timestamp),
+        Command::WhatsappTemplate {
+            channel,
+            team,
+            config,
+        } => whatsapp_template(&config, &channel, team.as_deref()),
     }
 }
 
@@ -128,20 +149,93 @@ fn serve(path: &Path) -> ExitCode {
 }
 
 fn check_config(path: &Path) -> ExitCode {
-    // Warnings go to stderr, the summary to stdout.
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .without_time()
-        .finish();
-    match tracing::subscriber::with_default(subscriber, || config::load(path)) {
+    match load_warning_to_stderr(path) {
         Ok(config) => {
             print!("{}", summary(&config));
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),
     }
+}
+
+/// Loads the configuration; its warnings go to stderr, so stdout holds
+/// only what the command prints.
+fn load_warning_to_stderr(path: &Path) -> Result<Config, config::ConfigError> {
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, || config::load(path))
+}
+
+fn whatsapp_template(path: &Path, channel: &str, team: Option<&str>) -> ExitCode {
+    let config = match load_warning_to_stderr(path) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match template_body(&config, channel, team) {
+        Ok(body) => {
+            println!("{body:#}");
+            ExitCode::SUCCESS
+        }
+        Err(line) => fail(&line),
+    }
+}
+
+/// What `whatsapp-template` prints: the body that creates `channel`'s
+/// authentication template at Meta, its lifetime the `otp.ttl` of the team
+/// that uses the channel (`team` chooses when several do), or the one line
+/// that says why there is none (docs/channels.md#authentication-templates).
+pub fn template_body(
+    config: &Config,
+    channel: &str,
+    team: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let Some(cfg) = config.channels.get(channel) else {
+        let names = join(config.channels.keys().cloned());
+        return Err(format!("no channel {channel:?} (channels: {names})"));
+    };
+    let ChannelKind::Whatsapp(keys) = &cfg.kind else {
+        return Err(format!(
+            "channel {channel:?} is of kind {}: only a whatsapp channel has an authentication template",
+            cfg.kind.name()
+        ));
+    };
+    let Some(name) = &keys.otp_template else {
+        return Err(format!(
+            "channel {channel:?} has no otp_template (in {})",
+            cfg.file.display()
+        ));
+    };
+    let users: Vec<&Team> = config
+        .teams
+        .values()
+        .filter(|t| t.uses_channel(channel))
+        .collect();
+    let team = match (team, users.as_slice()) {
+        (Some(id), _) => match users.iter().find(|t| t.id == id) {
+            Some(t) => *t,
+            None if config.teams.contains_key(id) => {
+                return Err(format!("team {id:?} does not use channel {channel:?}"))
+            }
+            None => return Err(format!("no team {id:?}")),
+        },
+        (None, []) => return Err(format!("no team uses channel {channel:?}")),
+        (None, [one]) => *one,
+        (None, several) => {
+            let ids = join(several.iter().map(|t| t.id.clone()));
+            return Err(format!(
+                "channel {channel:?} is used by teams {ids}: choose one with --team"
+            ));
+        }
+    };
+    Ok(whatsapp::authentication_template(
+        name,
+        &keys.otp_template_language,
+        team.otp_ttl_through(channel),
+    ))
 }
 
 fn sign(secret: &str, body: &Path, id: Option<String>, timestamp: Option<i64>) -> ExitCode {
@@ -382,5 +476,23 @@ mod tests {
             matches!(cli.command, Command::CheckConfig { config } if config == Path::new("x.toml"))
         );
         assert!(Cli::try_parse_from(["chatgate", "keygen", "nonsense"]).is_err());
+        let cli =
+            Cli::try_parse_from(["chatgate", "whatsapp-template", "--channel", "wa"]).unwrap();
+        assert!(
+            matches!(cli.command, Command::WhatsappTemplate { channel, team: None, .. } if channel == "wa")
+        );
+        let cli = Cli::try_parse_from([
+            "chatgate",
+            "whatsapp-template",
+            "--channel",
+            "wa",
+            "--team",
+            "acme",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Command::WhatsappTemplate { team: Some(t), .. } if t == "acme")
+        );
+        assert!(Cli::try_parse_from(["chatgate", "whatsapp-template"]).is_err());
     }
 }

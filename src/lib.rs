@@ -14,8 +14,10 @@
 //!     │         one unit of work each (`gateway::work`): load records, let
 //!     │         the domain decide, commit atomically (retrying on a
 //!     │         concurrent write) together with the events and notices it
-//!     │         causes (the outbox); a dispatcher delivers those from the
-//!     │         store, at least once (`gateway::outbox`).
+//!     │         causes (the outbox). The background workers, each a type
+//!     │         app.rs starts and stops: the `Dispatcher` delivers those
+//!     │         from the store, at least once (`gateway::outbox`); the
+//!     │         `Sweeper` handles each team's due queue (`gateway::expiry`).
 //!     ├──► domain/    the rules: interaction status, tokens, signatures,
 //!     │               assertions, secrets. Plain types and functions that
 //!     │               take `now` and know nothing of HTTP or Redis, nor

@@ -101,16 +101,19 @@ pub enum Purpose {
     PinPrompt,
     Authenticated,
     Expired,
+    /// The binding code of an app challenge: approve in the app.
+    AppPrompt,
 }
 
 impl Purpose {
     /// Every purpose (metric series are registered for each).
-    pub const ALL: [Purpose; 5] = [
+    pub const ALL: [Purpose; 6] = [
         Purpose::LoginLink,
         Purpose::Otp,
         Purpose::PinPrompt,
         Purpose::Authenticated,
         Purpose::Expired,
+        Purpose::AppPrompt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +123,7 @@ impl Purpose {
             Purpose::PinPrompt => "pin_prompt",
             Purpose::Authenticated => "authenticated",
             Purpose::Expired => "expired",
+            Purpose::AppPrompt => "app_prompt",
         }
     }
 }
@@ -141,14 +145,17 @@ pub struct Message {
     pub to: Option<String>,
     /// The rendered text. May contain a code: never log it.
     pub text: String,
+    /// The code alone, for an `otp` message (`None` for every other
+    /// purpose): kinds that send codes through a provider's own template
+    /// (docs/channels.md#authentication-templates) or send a code rather
+    /// than a text (`telegram_gateway`) send this, not `text`. Never log
+    /// it (`Debug` leaves it out).
+    pub code: Option<String>,
     /// The rendered e-mail subject (smtp only).
     pub subject: Option<String>,
     /// `server.public_url`: where a provider's delivery receipts come back
     /// (docs/api.md#delivery-receipts).
     pub public_url: String,
-    /// The code itself, for kinds that send a code rather than a text
-    /// (`telegram_gateway`); `None` for other purposes. Never log it.
-    pub code: Option<String>,
     /// The code's remaining life, with `code`.
     pub code_ttl: Option<Duration>,
 }
@@ -294,9 +301,11 @@ pub struct Fill<'a> {
     pub pin: Option<&'a str>,
     /// Rounded up to whole minutes.
     pub ttl: Option<Duration>,
+    /// An app challenge's binding code.
+    pub code: Option<&'a str>,
 }
 
-/// Fills `#URL#`, `#PIN#` and `#MINUTES#` (rounded up).
+/// Fills `#URL#`, `#PIN#`, `#CODE#` and `#MINUTES#` (rounded up).
 pub fn render(template: &str, fill: Fill<'_>) -> String {
     let mut out = template.to_string();
     if let Some(url) = fill.url {
@@ -304,6 +313,9 @@ pub fn render(template: &str, fill: Fill<'_>) -> String {
     }
     if let Some(pin) = fill.pin {
         out = out.replace("#PIN#", pin);
+    }
+    if let Some(code) = fill.code {
+        out = out.replace("#CODE#", code);
     }
     if let Some(ttl) = fill.ttl {
         out = out.replace("#MINUTES#", &ttl.as_secs().div_ceil(60).to_string());
@@ -330,16 +342,17 @@ mod tests {
 
     #[test]
     fn render_fills_and_rounds_minutes_up() {
-        let t = "Code #PIN#, #MINUTES# min, #URL#";
+        let t = "Code #PIN#, #MINUTES# min, #URL# #CODE#";
         let s = render(
             t,
             Fill {
                 url: Some("u"),
                 pin: Some("123"),
                 ttl: Some(Duration::from_secs(61)),
+                code: Some("4821"),
             },
         );
-        assert_eq!(s, "Code 123, 2 min, u");
+        assert_eq!(s, "Code 123, 2 min, u 4821");
         let s = render(
             "#MINUTES#",
             Fill {
@@ -348,5 +361,24 @@ mod tests {
             },
         );
         assert_eq!(s, "3");
+    }
+    #[test]
+    fn a_message_shows_neither_its_text_nor_its_code() {
+        let msg = Message {
+            id: Uuid::now_v7(),
+            purpose: Purpose::Otp,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "15552223333".into(),
+            channel: "whatsapp".into(),
+            to: Some("+15552223333".into()),
+            text: "Your code is 918273".into(),
+            subject: None,
+            code: Some("918273".into()),
+            public_url: "http://gateway.test".into(),
+            code_ttl: None,
+        };
+        let shown = format!("{msg:?} {msg:#?}");
+        assert!(!shown.contains("918273"), "{shown}");
+        assert!(shown.contains("whatsapp"), "{shown}");
     }
 }

@@ -134,8 +134,8 @@ mod tests {
             to: Some("+15550000000".into()),
             text: TEXT.into(),
             subject: None,
-            public_url: "http://gateway.test".into(),
             code: None,
+            public_url: "http://gateway.test".into(),
             code_ttl: None,
         }
     }

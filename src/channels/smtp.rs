@@ -285,8 +285,8 @@ mod tests {
             to: to.map(String::from),
             text: "Your code is 123456.\n.hidden line stays".into(),
             subject: subject.map(String::from),
-            public_url: "http://gateway.test".into(),
             code: None,
+            public_url: "http://gateway.test".into(),
             code_ttl: None,
         }
     }

@@ -126,8 +126,8 @@ mod tests {
             to: None,
             text: TEXT.into(),
             subject: None,
-            public_url: "http://gateway.test".into(),
             code: None,
+            public_url: "http://gateway.test".into(),
             code_ttl: None,
         }
     }

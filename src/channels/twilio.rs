@@ -1,5 +1,8 @@
 //! The `twilio` channel kind (docs/channels.md): SMS and WhatsApp through
-//! Twilio's Messages API, a form POST with HTTP basic auth.
+//! Twilio's Messages API, a form POST with HTTP basic auth. A WhatsApp
+//! sender with an `otp_content_sid` sends every OTP as that Content
+//! template, the code its only variable, never as free text
+//! (docs/channels.md#authentication-templates).
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -9,7 +12,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::reason;
-use super::{Channel, ChannelError, Message, Sent};
+use super::{Channel, ChannelError, Message, Purpose, Sent};
 use crate::domain::challenge::Delivery;
 use crate::spans::SendTraced;
 
@@ -26,6 +29,10 @@ pub struct TwilioConfig {
     pub auth_token: Secret,
     /// A phone number, or `whatsapp:+1…` to send WhatsApp.
     pub from: String,
+    /// The Content template (`HX…`) every OTP is sent as; only with a
+    /// `whatsapp:` sender.
+    #[serde(default)]
+    pub otp_content_sid: Option<String>,
 }
 
 fn default_base_url() -> Url {
@@ -46,17 +53,31 @@ impl Kind for TwilioConfig {
     fn check(&mut self) -> Result<(), Problem> {
         required("account_sid", &self.account_sid)?;
         required("auth_token", self.auth_token.get().expose_secret())?;
-        required("from", &self.from)
+        required("from", &self.from)?;
+        if let Some(sid) = &self.otp_content_sid {
+            required("otp_content_sid", sid)?;
+            if !self.from.trim().starts_with(WHATSAPP) {
+                return Err((
+                    "otp_content_sid",
+                    "needs a WhatsApp sender: `from` must start with \"whatsapp:\"".into(),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
-        Ok(Arc::new(TwilioChannel::new(
+        let channel = TwilioChannel::new(
             http,
             self.base_url.clone(),
             self.account_sid.clone(),
             self.auth_token.get(),
             self.from.clone(),
-        )))
+        );
+        Ok(Arc::new(match &self.otp_content_sid {
+            Some(sid) => channel.with_otp_content_sid(sid),
+            None => channel,
+        }))
     }
 }
 
@@ -66,6 +87,7 @@ pub struct TwilioChannel {
     account_sid: String,
     auth_token: SecretString,
     from: String,
+    otp_content_sid: Option<String>,
 }
 
 impl TwilioChannel {
@@ -83,7 +105,35 @@ impl TwilioChannel {
             account_sid,
             auth_token,
             from,
+            otp_content_sid: None,
         }
+    }
+
+    /// Sends every OTP as the Content template `sid`.
+    pub fn with_otp_content_sid(mut self, sid: &str) -> Self {
+        self.otp_content_sid = Some(sid.trim().to_string());
+        self
+    }
+
+    /// What the message says: `Body` = the text, or, for an OTP on a
+    /// channel with a Content template, `ContentSid` and `ContentVariables`
+    /// = `{"1": CODE}` (never the text).
+    fn content(&self, msg: &Message) -> Result<Vec<(&'static str, String)>, ChannelError> {
+        let sid = self.otp_content_sid.as_ref();
+        let Some(sid) = sid.filter(|_| msg.purpose == Purpose::Otp) else {
+            return Ok(vec![("Body", msg.text.clone())]);
+        };
+        let code = msg
+            .code
+            .as_deref()
+            .ok_or_else(|| ChannelError("twilio: an OTP without its code".into()))?;
+        Ok(vec![
+            ("ContentSid", sid.clone()),
+            (
+                "ContentVariables",
+                serde_json::json!({"1": code}).to_string(),
+            ),
+        ])
     }
 
     /// `{base_url}/2010-04-01/Accounts/{account_sid}/Messages.json`, the sid
@@ -123,15 +173,19 @@ pub fn status_callback(public_url: &str, channel: &str) -> String {
 impl Channel for TwilioChannel {
     async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let to = self.recipient(msg)?;
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("To", &to)
-            .append_pair("From", &self.from)
-            .append_pair("Body", &msg.text)
-            .append_pair(
+        let content = self.content(msg)?;
+        let body = {
+            let mut form = url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("To", &to).append_pair("From", &self.from);
+            for (name, value) in &content {
+                form.append_pair(name, value);
+            }
+            form.append_pair(
                 "StatusCallback",
                 &status_callback(&msg.public_url, &msg.channel),
             )
-            .finish();
+            .finish()
+        };
         let response = self
             .http
             .post(self.messages_url()?)
@@ -194,7 +248,6 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
-    use crate::channels::Purpose;
 
     const SID: &str = "AC0123456789abcdef";
     const TOKEN: &str = "t0k3n-s3cr3t";
@@ -210,8 +263,8 @@ mod tests {
             to: to.map(String::from),
             text: TEXT.into(),
             subject: None,
-            public_url: "http://gateway.test".into(),
             code: None,
+            public_url: "http://gateway.test".into(),
             code_ttl: None,
         }
     }
@@ -371,5 +424,84 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.0, "twilio unreachable");
+    }
+    /// Every purpose but `otp`.
+    const NOT_OTP: [Purpose; 4] = [
+        Purpose::LoginLink,
+        Purpose::PinPrompt,
+        Purpose::Authenticated,
+        Purpose::Expired,
+    ];
+
+    fn otp_message() -> Message {
+        let mut msg = message(Some("+15552223333"));
+        msg.code = Some("123456".into());
+        msg
+    }
+
+    #[tokio::test]
+    async fn an_otp_with_a_content_template_sends_the_code_as_its_variable_and_no_body() {
+        let server = accepting_server("").await;
+        channel(&server.uri(), "whatsapp:+14155238886")
+            .with_otp_content_sid("HX0123456789abcdef")
+            .send(&otp_message())
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&requests[0].body)
+            .into_owned()
+            .collect();
+        let expected: Vec<(String, String)> = [
+            ("To", "whatsapp:+15552223333"),
+            ("From", "whatsapp:+14155238886"),
+            ("ContentSid", "HX0123456789abcdef"),
+            ("ContentVariables", r#"{"1":"123456"}"#),
+            (
+                "StatusCallback",
+                "http://gateway.test/v1/providers/twilio/sms/status",
+            ),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(pairs, expected);
+        // The free text, which holds the code too, is not sent.
+        let raw = String::from_utf8_lossy(&requests[0].body);
+        assert!(!raw.contains("Body"), "{raw}");
+    }
+
+    #[tokio::test]
+    async fn other_purposes_with_a_content_template_still_send_the_text() {
+        for purpose in NOT_OTP {
+            let server = accepting_server("").await;
+            let mut msg = message(Some("+15552223333"));
+            msg.purpose = purpose;
+            channel(&server.uri(), "whatsapp:+14155238886")
+                .with_otp_content_sid("HX0123456789abcdef")
+                .send(&msg)
+                .await
+                .unwrap();
+            assert_eq!(
+                received_form(&server).await,
+                form("whatsapp:+15552223333", "whatsapp:+14155238886"),
+                "{purpose:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_otp_without_its_code_is_not_sent_as_text() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(201))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let err = channel(&server.uri(), "whatsapp:+14155238886")
+            .with_otp_content_sid("HX0123456789abcdef")
+            .send(&message(Some("+15552223333")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.0, "twilio: an OTP without its code");
     }
 }

@@ -187,8 +187,8 @@ mod tests {
             to: Some("+15550000000".into()),
             text: "Your verification code is 123456. \"Quoted\" ünïcode".into(),
             subject: None,
-            public_url: "http://gateway.test".into(),
             code: None,
+            public_url: "http://gateway.test".into(),
             code_ttl: None,
         }
     }

@@ -1,6 +1,8 @@
 //! The `whatsapp` channel kind (docs/channels.md): a text message through the
 //! WhatsApp Cloud API (`{base_url}/{api_version}/{phone_number_id}/messages`,
 //! bearer token). Refusals carry the Graph API's `error.message` and `code`.
+//! A channel with an `otp_template` sends every OTP as that authentication
+//! template, never as free text (docs/channels.md#authentication-templates).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message, Sent};
+use super::{Channel, ChannelError, Message, Purpose, Sent};
 use crate::domain::challenge::Delivery;
 
 /// The keys of a `whatsapp` channel file.
@@ -26,6 +28,25 @@ pub struct WhatsappConfig {
     /// The sending number's id (not the number).
     pub phone_number_id: String,
     pub token: Secret,
+    /// The Meta app's secret: checks `X-Hub-Signature-256` of the status
+    /// webhooks (docs/receipts.md); without it the webhook's `POST` is 404.
+    #[serde(default)]
+    pub app_secret: Option<Secret>,
+    /// Answers Meta's subscription handshake; without it the webhook's
+    /// `GET` is 404.
+    #[serde(default)]
+    pub verify_token: Option<Secret>,
+    // Authentication templates (docs/channels.md#authentication-templates).
+    /// The approved template (category authentication) every OTP is sent
+    /// as; `None`: OTPs go as text.
+    #[serde(default)]
+    pub otp_template: Option<String>,
+    #[serde(default = "default_otp_template_language")]
+    pub otp_template_language: String,
+}
+
+fn default_otp_template_language() -> String {
+    "en_US".into()
 }
 
 fn default_base_url() -> Url {
@@ -50,18 +71,54 @@ impl Kind for WhatsappConfig {
     fn check(&mut self) -> Result<(), Problem> {
         required("api_version", &self.api_version)?;
         required("phone_number_id", &self.phone_number_id)?;
-        required("token", self.token.get().expose_secret())
+        required("token", self.token.get().expose_secret())?;
+        if let Some(secret) = &self.app_secret {
+            required("app_secret", secret.get().expose_secret())?;
+        }
+        if let Some(token) = &self.verify_token {
+            required("verify_token", token.get().expose_secret())?;
+        }
+        if let Some(name) = &self.otp_template {
+            required("otp_template", name)?;
+        }
+        required("otp_template_language", &self.otp_template_language)
     }
 
     fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
-        Ok(Arc::new(WhatsappChannel::new(
+        let channel = WhatsappChannel::new(
             http,
             self.base_url.clone(),
             self.api_version.clone(),
             self.phone_number_id.clone(),
             self.token.get(),
-        )))
+        );
+        Ok(Arc::new(match &self.otp_template {
+            Some(name) => channel.with_otp_template(name, &self.otp_template_language),
+            None => channel,
+        }))
     }
+}
+
+/// The body of Meta's `POST /{waba_id}/message_templates` that creates the
+/// copy-code authentication template `name` in `language`, for codes that
+/// live `ttl` (`chatgate whatsapp-template`,
+/// docs/channels.md#authentication-templates): WhatsApp drops a message
+/// not delivered within `message_send_ttl_seconds` (30 s to 15 min), and
+/// the footer states the minutes (1 to 90).
+pub fn authentication_template(name: &str, language: &str, ttl: Duration) -> serde_json::Value {
+    let seconds = ttl.as_secs().clamp(30, 900);
+    let minutes = ttl.as_secs().div_ceil(60).clamp(1, 90);
+    json!({
+        "name": name,
+        "language": language,
+        "category": "AUTHENTICATION",
+        "message_send_ttl_seconds": seconds,
+        "components": [
+            {"type": "body", "add_security_recommendation": true},
+            {"type": "footer", "code_expiration_minutes": minutes},
+            {"type": "buttons", "buttons": [{"type": "otp", "otp_type": "copy_code"}]}
+        ]
+    })
 }
 
 pub struct WhatsappChannel {
@@ -71,6 +128,13 @@ pub struct WhatsappChannel {
     phone_number_id: String,
     token: SecretString,
     timeout: Duration,
+    otp_template: Option<OtpTemplate>,
+}
+
+/// The authentication template OTPs are sent as: its name and language.
+struct OtpTemplate {
+    name: String,
+    language: String,
 }
 
 impl WhatsappChannel {
@@ -88,7 +152,55 @@ impl WhatsappChannel {
             phone_number_id,
             token: SecretString::from(token.expose_secret()),
             timeout: super::SEND_TIMEOUT,
+            otp_template: None,
         }
+    }
+
+    /// Sends every OTP as the authentication template `name` in `language`.
+    pub fn with_otp_template(mut self, name: &str, language: &str) -> Self {
+        self.otp_template = Some(OtpTemplate {
+            name: name.trim().to_string(),
+            language: language.trim().to_string(),
+        });
+        self
+    }
+
+    /// The Cloud API body of `msg` to `to`: the authentication template for
+    /// an OTP when the channel has one (the code its only parameter, in the
+    /// body and in the copy-code button), else a text message.
+    fn body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
+        let template = self.otp_template.as_ref();
+        let Some(template) = template.filter(|_| msg.purpose == Purpose::Otp) else {
+            return Ok(json!({
+                "messaging_product": "whatsapp",
+                "to": to,
+                "type": "text",
+                "text": {"body": msg.text},
+            }));
+        };
+        // Never the text instead: a code must not go as free text here.
+        let code = msg
+            .code
+            .as_deref()
+            .ok_or_else(|| ChannelError("whatsapp: an OTP without its code".into()))?;
+        Ok(json!({
+            "messaging_product": "whatsapp",
+            "to": to,
+            "type": "template",
+            "template": {
+                "name": template.name,
+                "language": {"code": template.language},
+                "components": [
+                    {"type": "body", "parameters": [{"type": "text", "text": code}]},
+                    {
+                        "type": "button",
+                        "sub_type": "url",
+                        "index": "0",
+                        "parameters": [{"type": "text", "text": code}]
+                    }
+                ]
+            }
+        }))
     }
 
     /// `{base_url}/{api_version}/{phone_number_id}/messages`, each one segment.
@@ -117,12 +229,7 @@ impl Channel for WhatsappChannel {
             .map(str::trim)
             .filter(|to| !to.is_empty())
             .unwrap_or(&msg.conversation_id);
-        let body = json!({
-            "messaging_product": "whatsapp",
-            "to": to,
-            "type": "text",
-            "text": {"body": msg.text},
-        });
+        let body = self.body(msg, to)?;
         let request = self
             .http
             .post(self.messages_url()?)
@@ -161,7 +268,6 @@ mod tests {
 
     use super::*;
     use crate::channels::provider::{answering, closed_url};
-    use crate::channels::Purpose;
 
     const TOKEN: &str = "EAAGs3cr3tT0k3n";
     const TEXT: &str = "Your code is 123456. \"Quoted\" ünïcode & more";
@@ -176,8 +282,8 @@ mod tests {
             to: None,
             text: TEXT.into(),
             subject: None,
-            public_url: "http://gateway.test".into(),
             code: None,
+            public_url: "http://gateway.test".into(),
             code_ttl: None,
         }
     }
@@ -311,5 +417,138 @@ mod tests {
     async fn unreachable_says_so() {
         let err = channel(&closed_url()).send(&message()).await.unwrap_err();
         assert_eq!(err.0, "whatsapp unreachable");
+    }
+    const CODE: &str = "123456";
+
+    fn templated(base: &str) -> WhatsappChannel {
+        channel(base).with_otp_template("chatgate_otp", "pt_BR")
+    }
+
+    fn otp_message() -> Message {
+        let mut msg = message();
+        msg.code = Some(CODE.into());
+        msg
+    }
+
+    async fn sent_body(server: &MockServer) -> serde_json::Value {
+        let requests = server.received_requests().await.unwrap();
+        assert_eq!(requests.len(), 1);
+        serde_json::from_slice(&requests[0].body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_otp_on_a_templated_channel_is_the_authentication_template() {
+        let server = answering(
+            ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.T"}]})),
+        )
+        .await;
+        let sent = templated(&server.uri()).send(&otp_message()).await.unwrap();
+        assert_eq!(sent.message_id.as_deref(), Some("wamid.T"));
+        assert_eq!(
+            sent_body(&server).await,
+            json!({
+                "messaging_product": "whatsapp",
+                "to": "15552223333",
+                "type": "template",
+                "template": {
+                    "name": "chatgate_otp",
+                    "language": {"code": "pt_BR"},
+                    "components": [
+                        {"type": "body", "parameters": [{"type": "text", "text": CODE}]},
+                        {
+                            "type": "button",
+                            "sub_type": "url",
+                            "index": "0",
+                            "parameters": [{"type": "text", "text": CODE}]
+                        }
+                    ]
+                }
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn other_purposes_on_a_templated_channel_are_text() {
+        for purpose in [
+            Purpose::LoginLink,
+            Purpose::PinPrompt,
+            Purpose::Authenticated,
+            Purpose::Expired,
+        ] {
+            let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
+            let mut msg = message();
+            msg.purpose = purpose;
+            templated(&server.uri()).send(&msg).await.unwrap();
+            let body = sent_body(&server).await;
+            assert_eq!(body["type"], "text", "{purpose:?}");
+            assert_eq!(body["text"]["body"], TEXT, "{purpose:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_otp_to_a_phone_on_a_templated_channel_is_the_template_too() {
+        // As a team's `sms_channel`: `delivery: "sms"` sends to the phone.
+        let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
+        let mut msg = otp_message();
+        msg.to = Some("+15559998888".into());
+        templated(&server.uri()).send(&msg).await.unwrap();
+        let body = sent_body(&server).await;
+        assert_eq!(
+            (body["to"].as_str(), body["type"].as_str()),
+            (Some("+15559998888"), Some("template"))
+        );
+        assert!(body.get("text").is_none(), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_otp_without_its_code_is_not_sent_as_text() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let err = templated(&server.uri()).send(&message()).await.unwrap_err();
+        assert_eq!(err.0, "whatsapp: an OTP without its code");
+    }
+    #[test]
+    fn the_authentication_template_lives_as_long_as_the_code() {
+        let t = authentication_template("chatgate_otp", "en_US", Duration::from_secs(300));
+        assert_eq!(
+            t,
+            json!({
+                "name": "chatgate_otp",
+                "language": "en_US",
+                "category": "AUTHENTICATION",
+                "message_send_ttl_seconds": 300,
+                "components": [
+                    {"type": "body", "add_security_recommendation": true},
+                    {"type": "footer", "code_expiration_minutes": 5},
+                    {"type": "buttons", "buttons": [{"type": "otp", "otp_type": "copy_code"}]}
+                ]
+            })
+        );
+    }
+
+    #[test]
+    fn the_authentication_template_clamps_to_what_meta_takes() {
+        // (otp.ttl seconds, message_send_ttl_seconds, code_expiration_minutes)
+        for (ttl, seconds, minutes) in [
+            (10, 30, 1),
+            (30, 30, 1),
+            (61, 61, 2),
+            (900, 900, 15),
+            (901, 900, 16),
+            (3600, 900, 60),
+            (90 * 60 + 1, 900, 90),
+            (86_400, 900, 90),
+        ] {
+            let t = authentication_template("n", "en", Duration::from_secs(ttl));
+            assert_eq!(t["message_send_ttl_seconds"], seconds, "{ttl}");
+            assert_eq!(
+                t["components"][1]["code_expiration_minutes"], minutes,
+                "{ttl}"
+            );
+        }
     }
 }

@@ -107,6 +107,7 @@ pub fn template<'a>(
         Purpose::PinPrompt => pick(o.map(|o| &o.pin_prompt), &t.pin_prompt),
         Purpose::Authenticated => pick(o.map(|o| &o.authenticated), &t.authenticated),
         Purpose::Expired => pick(o.map(|o| &o.expired), &t.expired),
+        Purpose::AppPrompt => pick(o.map(|o| &o.app_prompt), &t.app_prompt),
     }
 }
 

@@ -224,6 +224,10 @@ pub(super) struct OidcEntry {
     /// Serve the provider's back-channel logout; default false.
     #[serde(default)]
     pub backchannel_logout: bool,
+    /// Let bots ask for approval in the customer's app (CIBA poll mode);
+    /// default false.
+    #[serde(default)]
+    pub ciba: bool,
 }
 
 /// A team's `[ssf]`: its Shared Signals transmitter.

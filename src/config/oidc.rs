@@ -49,6 +49,7 @@ pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, Co
         max_age: raw.max_age.enabled(),
         acr_values: raw.acr_values,
         backchannel_logout: raw.backchannel_logout,
+        ciba: raw.ciba,
     })
 }
 

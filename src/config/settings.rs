@@ -14,6 +14,7 @@ pub struct TemplateOverrides {
     pub pin_prompt: Option<String>,
     pub authenticated: Option<String>,
     pub expired: Option<String>,
+    pub app_prompt: Option<String>,
     pub subject: Option<String>,
 }
 
@@ -203,6 +204,7 @@ pub(super) mod file {
         pin_prompt: String,
         authenticated: String,
         expired: String,
+        app_prompt: String,
     });
 
     names!(domain::LoginBinding { None, ChatCode });
@@ -213,6 +215,7 @@ pub(super) mod file {
         PreChat,
         Otp,
         Pin,
+        App,
         Recognized,
     });
 

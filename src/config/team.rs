@@ -72,6 +72,10 @@ pub struct OidcConfig {
     /// Serve `POST /oidc/backchannel-logout/{team}`
     /// (docs/api.md#revocation-from-the-identity-provider).
     pub backchannel_logout: bool,
+    /// Let bots start `app` challenges: approval in the customer's own app,
+    /// by OpenID Connect CIBA in poll mode
+    /// (docs/api.md#approval-in-the-customers-app).
+    pub ciba: bool,
 }
 
 /// A team's Shared Signals transmitter (`[ssf]`): the gateway receives its
@@ -131,6 +135,22 @@ impl Team {
         self.has_channel(name)
             || self.sms_channel.as_deref() == Some(name)
             || self.email_channel.as_deref() == Some(name)
+    }
+
+    /// The `otp.ttl` of the codes this team sends through `channel`: that
+    /// of the channel's own settings (the team's, under its
+    /// `channel_settings`), and, when it is the team's `sms_channel`, the
+    /// longest of every channel's whose codes it carries, so a provider that
+    /// drops late messages (WhatsApp's authentication templates) drops no
+    /// code still valid.
+    pub fn otp_ttl_through(&self, channel: &str) -> std::time::Duration {
+        let carries_all = self.sms_channel.as_deref() == Some(channel);
+        self.channels
+            .iter()
+            .filter(|c| carries_all || c.as_str() == channel)
+            .map(|c| self.settings_for(c).otp.ttl.get())
+            .max()
+            .unwrap_or_else(|| self.settings_for(channel).otp.ttl.get())
     }
 
     /// The settings in force for an interaction on `channel`.

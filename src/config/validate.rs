@@ -91,6 +91,9 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
     if !s.templates.otp.contains("#PIN#") {
         return Some((&["templates.otp"], "must contain #PIN#".to_string()));
     }
+    if !s.templates.app_prompt.contains("#CODE#") {
+        return Some((&["templates.app_prompt"], "must contain #CODE#".to_string()));
+    }
     None
 }
 
@@ -101,6 +104,9 @@ pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &
     }
     if t.otp.as_ref().is_some_and(|s| !s.contains("#PIN#")) {
         return Some(("templates.otp", "must contain #PIN#"));
+    }
+    if t.app_prompt.as_ref().is_some_and(|s| !s.contains("#CODE#")) {
+        return Some(("templates.app_prompt", "must contain #CODE#"));
     }
     None
 }
@@ -113,6 +119,7 @@ pub(super) fn worst_case_chars(template: &str, public_url: &str) -> usize {
         .replace("#PIN#", "0000000000")
         .replace("#URL#", &url)
         .replace("#MINUTES#", "0000")
+        .replace("#CODE#", "0000")
         .chars()
         .count()
 }
@@ -215,6 +222,7 @@ fn overrides(t: &TemplateOverrides, purpose: Purpose) -> Option<&str> {
         Purpose::PinPrompt => t.pin_prompt.as_deref(),
         Purpose::Authenticated => t.authenticated.as_deref(),
         Purpose::Expired => t.expired.as_deref(),
+        Purpose::AppPrompt => t.app_prompt.as_deref(),
     }
 }
 

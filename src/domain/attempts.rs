@@ -43,7 +43,8 @@ fn answerable(
             ..
         }) => Err(Error::ChallengeUsed),
         Some(PastChallenge {
-            outcome: PastOutcome::Replaced,
+            outcome:
+                PastOutcome::Replaced | PastOutcome::Denied | PastOutcome::Failed | PastOutcome::Expired,
             ..
         }) => Err(Error::ChallengeExpired),
         None => Err(Error::NotFound("no such challenge")),

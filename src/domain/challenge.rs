@@ -28,6 +28,8 @@ pub enum ChallengeMethod {
     Pin,
     /// The code a login page showed, to type into the chat (login binding).
     Binding,
+    /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
+    App,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,38 +43,47 @@ pub enum Delivery {
     /// The team's delivery ladder: the same code on `otp.ladder`'s steps
     /// in turn (docs/api.md#delivery-ladder).
     Ladder,
+    /// The customer's own app, through the team's identity provider.
+    App,
 }
 
 /// The names of the methods and deliveries, spelled once: the request
 /// parser, the metric labels and the OpenAPI document read them from here,
 /// and a test holds the API's names (`gateway::view`) to them.
 impl ChallengeMethod {
-    pub const ALL: [ChallengeMethod; 3] = [
+    pub const ALL: [ChallengeMethod; 4] = [
         ChallengeMethod::Otp,
         ChallengeMethod::Pin,
         ChallengeMethod::Binding,
+        ChallengeMethod::App,
     ];
     /// What `POST /v1/interactions/{id}/challenges` may start (a binding
     /// comes with a login link).
-    pub const STARTABLE: [ChallengeMethod; 2] = [ChallengeMethod::Otp, ChallengeMethod::Pin];
+    pub const STARTABLE: [ChallengeMethod; 3] = [
+        ChallengeMethod::Otp,
+        ChallengeMethod::Pin,
+        ChallengeMethod::App,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ChallengeMethod::Otp => "otp",
             ChallengeMethod::Pin => "pin",
             ChallengeMethod::Binding => "binding",
+            ChallengeMethod::App => "app",
         }
     }
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 6] = [
+    pub const ALL: [Delivery; 7] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
         Delivery::Agent,
         Delivery::LoginPage,
         Delivery::Ladder,
+        Delivery::App,
     ];
     /// What a caller may ask for (`login_page` is a binding's).
     pub const REQUESTABLE: [Delivery; 5] = [
@@ -91,6 +102,7 @@ impl Delivery {
             Delivery::Agent => "agent",
             Delivery::LoginPage => "login_page",
             Delivery::Ladder => "ladder",
+            Delivery::App => "app",
         }
     }
 }
@@ -199,6 +211,33 @@ impl Challenge {
         }
     }
 
+    /// A new app challenge (docs/api.md#approval-in-the-customers-app),
+    /// open from `now` for `otp.ttl` (the caller shortens it to the
+    /// provider's `expires_in`). No code answers it: `binding`, the code the
+    /// customer's app shows, is kept only sealed, for agents to see.
+    pub fn new_app(
+        id: Uuid,
+        binding: &OtpCode,
+        pepper: &Pepper,
+        otp: &OtpSettings,
+        now: Timestamp,
+    ) -> Result<Challenge, Error> {
+        Ok(Challenge {
+            id,
+            method: ChallengeMethod::App,
+            delivery: Delivery::App,
+            code_hash: String::new(),
+            sealed_code: Some(reveal::seal(binding, id, pepper)?),
+            expires_at: now.plus(otp.ttl.get()),
+            attempts_used: 0,
+            max_attempts: 0,
+            step_up: false,
+            channel: None,
+            delivery_state: Some(DeliveryState::accepted()),
+            ladder: None,
+        })
+    }
+
     /// A new session-PIN challenge, open from `now` for `pin.ttl`. Its hash is
     /// the interaction's `session_pin_hash` (made by
     /// [`pin::SessionPin::keyed_hash`]); the prompt goes into the chat.
@@ -257,7 +296,7 @@ impl Challenge {
 
     /// Where it stands at `now`, while it is the interaction's current one.
     pub fn state(&self, now: Timestamp) -> ChallengeState {
-        if self.attempts_used >= self.max_attempts {
+        if self.method != ChallengeMethod::App && self.attempts_used >= self.max_attempts {
             ChallengeState::Exhausted
         } else if now >= self.expires_at {
             ChallengeState::Expired
@@ -268,7 +307,8 @@ impl Challenge {
 
     /// Can still be answered at `now`.
     pub fn is_open(&self, now: Timestamp) -> bool {
-        now < self.expires_at && self.attempts_used < self.max_attempts
+        now < self.expires_at
+            && (self.method == ChallengeMethod::App || self.attempts_used < self.max_attempts)
     }
 
     /// Wrong codes still allowed.
@@ -283,6 +323,8 @@ impl Challenge {
                 otp::verify(pepper, self.id, code, &self.code_hash)
             }
             ChallengeMethod::Pin => pin::verify(pepper, interaction_id, code, &self.code_hash),
+            // Approved in the app, never by a code typed anywhere.
+            ChallengeMethod::App => false,
         }
     }
 }
@@ -374,6 +416,12 @@ impl Ladder {
 pub enum PastOutcome {
     Succeeded,
     Replaced,
+    /// An app challenge the customer refused in their app.
+    Denied,
+    /// An app challenge whose answer could not authenticate.
+    Failed,
+    /// An app challenge the provider or its ttl ended.
+    Expired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +438,9 @@ impl PastChallenge {
         match self.outcome {
             PastOutcome::Succeeded => ChallengeState::Used,
             PastOutcome::Replaced => ChallengeState::Replaced,
+            PastOutcome::Denied => ChallengeState::Denied,
+            PastOutcome::Failed => ChallengeState::Failed,
+            PastOutcome::Expired => ChallengeState::Expired,
         }
     }
 }

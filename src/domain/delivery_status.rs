@@ -34,6 +34,11 @@ impl DeliveryStatus {
         }
     }
 
+    /// The status named `name` (as [`Self::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// Whether the customer has the message.
     pub fn arrived(self) -> bool {
         self >= DeliveryStatus::Delivered

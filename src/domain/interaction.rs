@@ -23,6 +23,8 @@ pub enum Method {
     PreChat,
     Otp,
     Pin,
+    /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
+    App,
 }
 
 /// The authentication method a setting names; `Err` for `recognized`,
@@ -37,6 +39,7 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
             A::PreChat => Method::PreChat,
             A::Otp => Method::Otp,
             A::Pin => Method::Pin,
+            A::App => Method::App,
             A::Recognized => return Err(()),
         })
     }
@@ -44,15 +47,16 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
 
 impl Method {
     /// Every method (metric series are registered for each).
-    pub const ALL: [Method; 5] = [
+    pub const ALL: [Method; 6] = [
         Method::LoginLink,
         Method::Oidc,
         Method::PreChat,
         Method::Otp,
         Method::Pin,
+        Method::App,
     ];
 
-    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`).
+    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
@@ -64,6 +68,7 @@ impl Method {
             Method::PreChat => "pre_chat",
             Method::Otp => "otp",
             Method::Pin => "pin",
+            Method::App => "app",
         }
     }
 }
@@ -634,6 +639,23 @@ impl InteractionRecord {
         }
         let past = self.past_challenges.iter().rev().find(|p| p.id == id)?;
         Some((past.ended.as_ref()?, past.state()))
+    }
+
+    /// Challenge `id`, open or remembered, to change how far its message
+    /// got (receipts keep moving it after the challenge ended), with its
+    /// state at `now`.
+    pub fn challenge_at_mut(
+        &mut self,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Option<(&mut Challenge, ChallengeState)> {
+        if let Some(c) = self.challenge.as_mut().filter(|c| c.id == id) {
+            let state = c.state(now);
+            return Some((c, state));
+        }
+        let past = self.past_challenges.iter_mut().rev().find(|p| p.id == id)?;
+        let state = past.state();
+        Some((past.ended.as_mut()?, state))
     }
 
     /// Remembers how challenge `c` ended, forgetting the oldest beyond

@@ -71,6 +71,7 @@ pub enum AuthMethod {
     PreChat,
     Otp,
     Pin,
+    App,
     /// Not an authentication: a recognized conversation (assurance only).
     Recognized,
 }
@@ -212,7 +213,7 @@ pub struct StepUpSettings {
     pub on_region_change: bool,
 }
 
-/// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#` are filled in.
+/// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#`, `#CODE#` are filled in.
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub login_link: String,
@@ -220,6 +221,8 @@ pub struct Templates {
     pub pin_prompt: String,
     pub authenticated: String,
     pub expired: String,
+    /// An app challenge's prompt; `#CODE#` is its binding code.
+    pub app_prompt: String,
 }
 
 impl Default for Templates {
@@ -230,6 +233,7 @@ impl Default for Templates {
             pin_prompt: "Please enter your session PIN.".into(),
             authenticated: "Thank you, you are now verified.".into(),
             expired: "Your verification has expired. Please sign in again.".into(),
+            app_prompt: "Approve the sign-in showing #CODE# in your app.".into(),
         }
     }
 }

@@ -66,9 +66,16 @@ impl ChallengeRequest {
                 ))
             }
             (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
+            (ChallengeMethod::App, None) => Delivery::App,
+            (ChallengeMethod::App, Some(_)) => {
+                return Err(Error::invalid(
+                    "delivery",
+                    "an app challenge goes to the customer's app",
+                ))
+            }
             // Opened only by a login callback (login binding), never here.
             (ChallengeMethod::Binding, _) => {
-                return Err(Error::invalid("method", "must be otp or pin"))
+                return Err(Error::invalid("method", "must be otp, pin or app"))
             }
         };
         let to = match (delivery, to) {
@@ -248,7 +255,7 @@ fn route(routes: &Routes, delivery: Delivery) -> Result<Option<&Route>, Error> {
     let not_allowed = || Error::invalid("delivery", "is not allowed for this team");
     match delivery {
         // A ladder's steps are chosen by `domain::ladder`.
-        Delivery::Agent | Delivery::LoginPage | Delivery::Ladder => Ok(None),
+        Delivery::Agent | Delivery::LoginPage | Delivery::Ladder | Delivery::App => Ok(None),
         Delivery::Chat => Ok(Some(&routes.chat)),
         Delivery::Sms => routes.sms.as_ref().map(Some).ok_or_else(not_allowed),
         Delivery::Email => routes.email.as_ref().map(Some).ok_or_else(not_allowed),

@@ -71,6 +71,15 @@ pub fn decide(
     pepper: &Pepper,
     now: Timestamp,
 ) -> Result<Verdict, Error> {
+    if rec
+        .challenge_at(cid, now)
+        .is_some_and(|(c, _)| c.method == ChallengeMethod::App)
+    {
+        return Err(Error::invalid(
+            "code",
+            "an app challenge is approved in the customer's app, not with a code",
+        ));
+    }
     let origin = rec.lockout_origin(s);
     subject.ensure_clear_for(origin.as_deref(), now)?;
     // Where an OTP's code went: its channel, or every step of its ladder.
@@ -106,6 +115,8 @@ pub fn decide(
         (Some(p), _) => (Method::Otp, p.customer.clone(), now),
         (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now),
         (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now),
+        // Refused above: no code answers it.
+        (None, ChallengeMethod::App) => return Err(Error::internal("a code for an app challenge")),
         // A bound login: the customer the login proved, by its method,
         // authenticated since the callback.
         (None, ChallengeMethod::Binding) => {

@@ -380,6 +380,7 @@ mod tests {
                     challenge: FailedChallenge {
                         attempts_remaining: 2,
                         challenge_id: cid,
+                        reason: None,
                     },
                 }),
                 format!(r#"{i},"challenge":{{"attempts_remaining":2,"challenge_id":"{cid}"}}}}"#),

@@ -9,7 +9,8 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::challenge::{Challenge, ChallengeMethod, ChallengeState, Delivery};
+use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::logout::LogoutCause;
 use crate::time::Timestamp;
 
@@ -109,6 +110,10 @@ event_types! {
     ChallengeFailed(ChallengeFailed) = "challenge.failed" about Interaction,
     /// An agent looked at the open OTP.
     ChallengeCodeRevealed(CodeRevealed) = "challenge.code_revealed" about Interaction,
+    /// The provider first reported an open challenge's message delivered (or read).
+    ChallengeDelivered(DeliveryReported) = "challenge.delivered" about Interaction,
+    /// The provider reported an open challenge's message failed.
+    ChallengeUndelivered(DeliveryReported) = "challenge.undelivered" about Interaction,
     /// A delivery ladder moved the code on to its next step.
     ChallengeAdvanced(ChallengeAdvanced) = "challenge.advanced" about Interaction,
     /// Failures reached the lockout threshold.
@@ -215,7 +220,8 @@ impl AdvanceReason {
     }
 }
 
-/// `challenge.failed`: the challenge a wrong code was given for.
+/// `challenge.failed`: the challenge a wrong code was given for, or an app
+/// challenge that ended unapproved (with its `reason`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChallengeFailed {
     pub challenge: FailedChallenge,
@@ -225,6 +231,11 @@ pub struct ChallengeFailed {
 pub struct FailedChallenge {
     pub attempts_remaining: u32,
     pub challenge_id: Uuid,
+    /// Why an app challenge ended (docs/events.md#the-events): `denied`,
+    /// `expired`, `invalid_token`, `customer_mismatch` or `locked`; absent
+    /// for a wrong code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 /// `challenge.code_revealed`: whose code, and the API key that saw it
@@ -234,6 +245,57 @@ pub struct CodeRevealed {
     /// The `id` of the API key that revealed the code.
     pub api_key_id: String,
     pub challenge: ChallengeRef,
+}
+
+/// `challenge.delivered` / `challenge.undelivered`: the challenge as its
+/// read shows it after the provider's report (docs/api.md#reading-a-challenge).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeliveryReported {
+    pub challenge: ReportedChallenge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportedChallenge {
+    pub attempts_remaining: u32,
+    pub challenge_id: Uuid,
+    pub channel: Option<String>,
+    #[serde(serialize_with = "delivery_name")]
+    pub delivery: Delivery,
+    pub delivery_error: Option<ReportedError>,
+    #[serde(serialize_with = "delivery_status_name")]
+    pub delivery_status: DeliveryStatus,
+    pub expires_at: Timestamp,
+    #[serde(serialize_with = "method_name")]
+    pub method: ChallengeMethod,
+    #[serde(serialize_with = "state_name")]
+    pub state: ChallengeState,
+}
+
+/// The provider's error, with `failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReportedError {
+    pub code: String,
+    pub title: Option<String>,
+}
+
+impl ReportedChallenge {
+    /// Challenge `c` in `state`, whose message has a delivery state.
+    pub fn of(c: &Challenge, state: ChallengeState, delivery: &DeliveryState) -> Self {
+        ReportedChallenge {
+            attempts_remaining: c.attempts_remaining(),
+            challenge_id: c.id,
+            channel: c.channel.clone(),
+            delivery: c.delivery,
+            delivery_error: delivery.error.as_ref().map(|e| ReportedError {
+                code: e.code.clone(),
+                title: e.title.clone(),
+            }),
+            delivery_status: delivery.status,
+            expires_at: c.expires_at,
+            method: c.method,
+            state,
+        }
+    }
 }
 
 /// A challenge, by its id.
@@ -251,6 +313,14 @@ pub struct SubjectChange {
 
 fn method_name<S: Serializer>(m: &ChallengeMethod, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(m.as_str())
+}
+
+fn delivery_status_name<S: Serializer>(d: &DeliveryStatus, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.as_str())
+}
+
+fn state_name<S: Serializer>(d: &ChallengeState, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(d.as_str())
 }
 
 fn delivery_name<S: Serializer>(d: &Delivery, s: S) -> Result<S::Ok, S::Error> {

@@ -41,12 +41,18 @@ pub struct NewChallenge {
 pub struct StartedChallenge {
     pub challenge_id: Uuid,
     pub method: view::ChallengeMethod,
-    pub delivery: view::Delivery,
+    /// Null for `app` (the customer's app, not a channel).
+    pub delivery: Option<view::Delivery>,
     /// With `delivery: "ladder"`: the step that took the code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<String>,
     pub expires_at: Timestamp,
+    /// 0 for `app`: no code answers it.
     pub attempts_allowed: u32,
+    /// For `app`: the 4 digits the customer's app shows beside the
+    /// request (docs/api.md#approval-in-the-customers-app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_code: Option<String>,
     pub delivered: bool,
     /// `accepted` once the provider took the message; null when nothing
     /// is sent (`agent` delivery).
@@ -64,6 +70,9 @@ impl Gateway {
         now: Timestamp,
     ) -> Result<StartedChallenge> {
         let req = ChallengeRequest::parse(&req.method, req.delivery.as_deref(), req.to.as_deref())?;
+        if req.method == ChallengeMethod::App {
+            return self.start_app_challenge(team, id, now).await;
+        }
         if req.delivery == Delivery::Ladder {
             return self.start_ladder(team, id, &req, now).await;
         }
@@ -96,17 +105,20 @@ impl Gateway {
         let (started, code) = done.value;
         // 2. Send; on failure give the allowance back and reopen the previous challenge.
         let delivered = started.message.is_some();
-        if let Err(e) = self.send_challenge(team, &done.rec, &started, &code).await {
-            self.undo_challenge(team, id, cid, &started, now).await?;
-            return Err(Error::Channel(e.to_string()));
-        }
+        let sent = match self.send_challenge(team, &done.rec, &started, &code).await {
+            Ok(sent) => sent,
+            Err(e) => {
+                self.undo_challenge(team, id, cid, &started, now).await?;
+                return Err(Error::Channel(e.to_string()));
+            }
+        };
         // 3. Announce it.
         metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
             .increment(1);
         let interaction =
             InteractionView::build(&done.rec, None, team.settings_for(&done.rec.channel), now);
         let method = view::ChallengeMethod::from(started.method);
-        let delivery = view::Delivery::from(req.delivery);
+        let delivery = Some(view::Delivery::from(req.delivery));
         let (delivery_status, delivery_error) =
             super::challenge_read::delivery_of(started.delivery_state.as_ref());
         let created = EventData::ChallengeCreated(ChallengeCreated {
@@ -118,6 +130,21 @@ impl Gateway {
             },
         });
         self.emit(created, now, &interaction).await?;
+        // Its receipts name the provider's id of the message: remembered
+        // after `challenge.created`, so that a receipt that came first is
+        // announced after it.
+        if let (Some(message_id), Some(m)) =
+            (sent.and_then(|s| s.message_id), started.message.as_ref())
+        {
+            if let Err(e) = self
+                .remember_message(team, id, cid, &m.channel, &message_id, now)
+                .await
+            {
+                // The code went out: the challenge stands, its receipts
+                // will be about a message the gateway does not know.
+                tracing::warn!(error = %e, "a challenge's message id could not be remembered");
+            }
+        }
         Ok(StartedChallenge {
             challenge_id: cid,
             method,
@@ -128,6 +155,7 @@ impl Gateway {
             delivered,
             delivery_status,
             delivery_error,
+            binding_code: None,
         })
     }
 
@@ -168,6 +196,8 @@ impl Gateway {
                 (Purpose::Otp, fill)
             }
             ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
+            // Its request goes to the identity provider (`ciba.rs`).
+            ChallengeMethod::App => return Ok(None),
         };
         let to = message.to.clone();
         self.send(team, rec, &message.channel, to, purpose, fill)

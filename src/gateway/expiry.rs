@@ -1,7 +1,9 @@
-//! Time-outs that must be announced (docs/api.md#activity-logout-and-time-outs, docs/api.md#events): a background task
-//! takes due entries from each team's due queue and emits
+//! The due queue's sweeper ([`Sweeper`]) and time-outs that must be announced (docs/api.md#activity-logout-and-time-outs, docs/api.md#events): a background task
+//! takes due entries from each team's due queue and handles each by its
+//! kind (`handle`, one arm per kind): an interaction's entry emits
 //! `interaction.expiring` / `interaction.expired` (and sends the `expired`
-//! template). Taking an entry is atomic, so of several gateway instances
+//! template); an app challenge's entry polls the identity provider; a
+//! delivery ladder's entry moves its code on to the next step. Taking an entry is atomic, so of several gateway instances
 //! exactly one handles it. Reads never depend on this task: status is
 //! computed from timestamps.
 use std::sync::Arc;
@@ -11,46 +13,98 @@ use uuid::Uuid;
 
 use super::outbox::Notice;
 use super::work::Step;
-use super::Gateway;
+use super::{Gateway, Live};
 use crate::config::Team;
 use crate::domain::interaction::Announcement;
 use crate::error::{Error, Result};
 use crate::events::types::Plain;
 use crate::events::EventData;
-use crate::store::{keys, IndexEntry, Op};
+use crate::store::{keys, IndexEntry, Op, Store};
 use crate::time::{Clock, Timestamp};
 
 /// How often the sweeper looks for due work; well inside the 5 s docs/api.md#events allows.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
-/// Runs until `shutdown` resolves.
-pub async fn run_sweeper(
-    live: Arc<super::Live>,
+/// The expiry sweeper, started by the app: every [`SWEEP_EVERY`] it
+/// takes each team's due entries and handles each by its kind
+/// (`handle`). It holds the clock and the gateway in force, taken anew
+/// at each round: an entry's handling is a use case's unit of work, under
+/// the team's settings of the moment. Claiming, renewing and handing back
+/// entries need only the store.
+pub struct Sweeper {
+    live: Arc<Live>,
     clock: Arc<dyn Clock>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tick.tick() => {
-                let gw = live.current();
-                // Each team's sweep reads the clock anew: the teams before
-                // it may have taken longer than a lease.
-                for team in gw.config.teams.values() {
-                    match gw.sweep_team(team, clock.now()).await {
-                        // An outage is the store's own log's to tell (once).
-                        Ok(()) | Err(Error::StoreUnavailable) => {}
-                        Err(e) => {
-                            tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
+}
+
+impl Sweeper {
+    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> Self {
+        Sweeper { live, clock }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(SWEEP_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = tick.tick() => {
+                    let gw = self.live.current();
+                    // Each team's sweep reads the clock anew: the teams
+                    // before it may have taken longer than a lease.
+                    for team in gw.config.teams.values() {
+                        match sweep_team(&gw, team, self.clock.now()).await {
+                            // An outage is the store's own log's to tell (once).
+                            Ok(()) | Err(Error::StoreUnavailable) => {}
+                            Err(e) => {
+                                tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
+                            }
                         }
                     }
                 }
             }
         }
     }
+}
+
+/// Handles one claimed due entry, `member` as queued, at `now`: the one
+/// place that tells the kinds of entry apart, an arm each, which calls the
+/// kind's own function with `remove`, the op that takes the entry off the
+/// queue, to commit with what it writes (its write may queue it again).
+/// `None`: an entry of no kind this gateway knows, to drop. (Adding a
+/// kind: docs/architecture.md#time-outs.)
+async fn handle(
+    gw: &Gateway,
+    team: &Team,
+    member: &str,
+    remove: Op,
+    lease: i64,
+    now: Timestamp,
+) -> Option<Result<()>> {
+    let (kind, key) = member.split_once(':')?;
+    Some(match kind {
+        // `x:<id>`; `n:<id>`, an earlier version's notice entry, is handled
+        // the same way: as what is due when it comes.
+        "x" | "n" => announce_due(gw, team, Uuid::parse_str(key).ok()?, remove, now).await,
+        // An app challenge's poll (`ciba.rs`), held with `lease`: it moves
+        // its own entry, so a provider's error leaves it for the next poll.
+        super::ciba::KIND => match gw.poll_app(team, member, lease, now).await {
+            Err(e @ Error::StoreUnavailable) => Err(e),
+            Err(e) => {
+                tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry");
+                Ok(())
+            }
+            Ok(()) => Ok(()),
+        },
+        // A delivery ladder's step timed out (`ladder.rs`): the ladder
+        // moves on, or stays where it cannot.
+        super::ladder::KIND => {
+            let (id, cid) = super::ladder::parse_due_member(member)?;
+            gw.handle_ladder_due(team, id, cid, remove, now).await
+        }
+        _ => return None,
+    })
 }
 
 /// How long a claimed due entry waits before another sweep may take it
@@ -84,180 +138,169 @@ impl Lease {
     }
 }
 
-impl Gateway {
-    /// Handles every entry of `team` due at `now`. Each is claimed with a
-    /// lease and removed only in the commit that handles it: an instance
-    /// that dies mid-way leaves it to come due again when the lease ends
-    /// (at-least-once). An entry the store fails to handle is due again in
-    /// [`RETRY`], behind the others, which go on; two failures in a row
-    /// (an outage) hand the rest back as due. One that can never be
-    /// handled is quarantined.
-    pub async fn sweep_team(&self, team: &Team, now: Timestamp) -> Result<()> {
-        let index = keys::due_queue(&team.id);
-        let mut rounds = 0;
-        let started = tokio::time::Instant::now();
-        loop {
-            // From the time of this round, not of the sweep: rounds before
-            // it may have taken longer than a lease.
-            let mut lease = Lease::new(now.plus(started.elapsed()));
-            let due = self
-                .store
-                .index_claim_due(&index, now.unix_millis(), 100, lease.until)
-                .await?;
-            let n = due.len();
-            // Entries the store failed to handle, and how many failed in a
-            // row: two in a row are taken for an outage, not a busy record.
-            let mut failed: Vec<&IndexEntry> = Vec::new();
-            let mut in_a_row = 0;
-            for (at, entry) in due.iter().enumerate() {
-                self.renew_lease(&index, &mut lease, &due).await;
-                let lease = lease.until;
-                let remove = Op::QueueRemove {
-                    key: index.clone(),
-                    member: entry.member.clone(),
-                };
-                // `x:<id>`; `n:<id>`, an earlier version's notice entry, is
-                // handled the same way: as what is due when it comes.
-                // `l:<id>:<challenge>`: a delivery ladder's step timed out.
-                let ladder_step = super::ladder::parse_due_member(&entry.member);
-                let parsed = match entry.member.split_once(':') {
-                    _ if ladder_step.is_some() => ladder_step.map(|(id, _)| id),
-                    Some(("x" | "n", id)) => Uuid::parse_str(id).ok(),
-                    _ => None,
-                };
-                let Some(id) = parsed else {
-                    tracing::error!(team = %team.id, "due entry names no interaction; dropped");
-                    self.store.commit(vec![remove]).await?;
-                    continue;
-                };
-                let handled = match ladder_step {
-                    Some((_, cid)) => {
-                        self.handle_ladder_due(team, id, cid, remove.clone(), now)
-                            .await
-                    }
-                    None => self.handle_due(team, id, remove.clone(), now).await,
-                };
-                match handled {
-                    Ok(()) => in_a_row = 0,
-                    // Gone: nothing to announce.
-                    Err(Error::NotFound(_)) => {
-                        self.store.commit(vec![remove]).await?;
-                        in_a_row = 0;
-                    }
-                    // The store failed, or this record is too busy to
-                    // write: the entry goes behind the others (due again
-                    // in a second), which go on; after two in a row the
-                    // rest of the batch is handed back as it was due.
-                    Err(Error::StoreUnavailable) => {
-                        failed.push(entry);
-                        in_a_row += 1;
-                        if in_a_row == 2 {
-                            self.hand_back(&index, &failed, lease, now.plus(RETRY))
-                                .await;
-                            let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
-                            self.hand_back(&index, &rest, lease, now).await;
-                            return Err(Error::StoreUnavailable);
-                        }
-                    }
-                    // A record this gateway cannot handle (a foreign or
-                    // newer writer): quarantined, so it never stops the rest.
-                    Err(e) => {
-                        tracing::error!(team = %team.id, interaction = %id, error = %e, "due entry cannot be handled; quarantined");
-                        metrics::counter!("chatgate_due_quarantined_total").increment(1);
-                        self.store.commit(vec![remove]).await?;
-                        in_a_row = 0;
-                    }
-                }
-            }
-            if !failed.is_empty() {
-                self.hand_back(&index, &failed, lease.until, now.plus(RETRY))
-                    .await;
-                return Err(Error::StoreUnavailable);
-            }
-            // At most a bounded amount of work per tick: the next tick goes on.
-            rounds += 1;
-            if n < 100 || rounds == MAX_ROUNDS {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Moves the batch's entries still held (`claimed`: those handled were
-    /// removed or moved already, and are left as they are) to a new lease
-    /// when theirs is due for renewal. Best effort: a store that cannot
-    /// take it leaves them to the lease they have, which ends soon.
-    async fn renew_lease(&self, index: &str, lease: &mut Lease, claimed: &[IndexEntry]) {
-        if lease.taken.elapsed() < RENEW_AFTER {
-            return;
-        }
-        let next = Lease::new(lease.since.plus(lease.taken.elapsed()));
-        let held: Vec<IndexEntry> = claimed
-            .iter()
-            .map(|e| IndexEntry {
-                member: e.member.clone(),
-                score: lease.until,
-            })
-            .collect();
-        let renewed = self.store.queue_move_unchanged(index, &held, next.until);
-        match renewed.await {
-            Ok(_) => *lease = next,
-            Err(e) => tracing::debug!(error = %e, "due entries left to their lease"),
-        }
-    }
-
-    /// Moves `entries`, claimed with `lease`, to be due at `at` (best
-    /// effort: a store that cannot take even that leaves them to their
-    /// lease).
-    async fn hand_back(&self, index: &str, entries: &[&IndexEntry], lease: i64, at: Timestamp) {
-        let leased: Vec<IndexEntry> = entries
-            .iter()
-            .map(|e| IndexEntry {
-                member: e.member.clone(),
-                score: lease,
-            })
-            .collect();
-        let back = self
-            .store
-            .queue_move_unchanged(index, &leased, at.unix_millis());
-        if let Err(e) = back.await {
-            tracing::debug!(error = %e, "due entries left to their lease");
-        }
-    }
-
-    /// Announces what is due of an interaction when its entry comes: its
-    /// expiry once its authentication has ended (the event and the
-    /// `expired` text), else its expiry notice once due; committed (with
-    /// the entry's removal) in the outbox. The write puts the entry back at
-    /// what is due next, if anything.
-    async fn handle_due(&self, team: &Team, id: Uuid, entry: Op, now: Timestamp) -> Result<()> {
-        let done = self
-            .transact(team, id, now, |w| {
-                let s = w.settings;
-                let mut expired = false;
-                // The taken entry goes first: the write may put it back at a
-                // new due time.
-                w.first(entry.clone());
-                // Nothing due (moved by activity, or announced already):
-                // the write re-schedules it.
-                match w.rec.announce_due(now, s) {
-                    Some(Announcement::Expired) => {
-                        w.emit(EventData::InteractionExpired(Plain));
-                        w.notify(Notice::Expired);
-                        expired = true;
-                    }
-                    Some(Announcement::Expiring) => {
-                        w.emit(EventData::InteractionExpiring(Plain));
-                    }
-                    None => {}
-                }
-                // Announcements are not activity and do not refresh interaction_ttl.
-                w.as_announcement();
-                Box::pin(std::future::ready(Ok(Step::Write(expired))))
-            })
+/// Handles every entry of `team` due at `now`. Each is claimed with a
+/// lease and removed only in the commit that handles it: an instance that
+/// dies mid-way leaves it to come due again when the lease ends
+/// (at-least-once). An entry the store fails to handle is due again in
+/// [`RETRY`], behind the others, which go on; two failures in a row (an
+/// outage) hand the rest back as due. One that can never be handled is
+/// quarantined.
+async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp) -> Result<()> {
+    let store = gw.store.as_ref();
+    let index = keys::due_queue(&team.id);
+    let mut rounds = 0;
+    let started = tokio::time::Instant::now();
+    loop {
+        // From the time of this round, not of the sweep: rounds before it
+        // may have taken longer than a lease.
+        let mut lease = Lease::new(now.plus(started.elapsed()));
+        let due = store
+            .index_claim_due(&index, now.unix_millis(), 100, lease.until)
             .await?;
-        if done.value {
-            metrics::counter!("chatgate_expirations_total").increment(1);
+        let n = due.len();
+        // Entries the store failed to handle, and how many failed in a
+        // row: two in a row are taken for an outage, not a busy record.
+        let mut failed: Vec<&IndexEntry> = Vec::new();
+        let mut in_a_row = 0;
+        for (at, entry) in due.iter().enumerate() {
+            renew_lease(store, &index, &mut lease, &due).await;
+            let lease = lease.until;
+            let remove = Op::QueueRemove {
+                key: index.clone(),
+                member: entry.member.clone(),
+            };
+            let Some(handled) = handle(gw, team, &entry.member, remove.clone(), lease, now).await
+            else {
+                tracing::error!(team = %team.id, "due entry names no interaction; dropped");
+                store.commit(vec![remove]).await?;
+                continue;
+            };
+            match handled {
+                Ok(()) => in_a_row = 0,
+                // Gone: nothing left to do.
+                Err(Error::NotFound(_)) => {
+                    store.commit(vec![remove]).await?;
+                    in_a_row = 0;
+                }
+                // The store failed, or this record is too busy to write:
+                // the entry goes behind the others (due again in a
+                // second), which go on; after two in a row the rest of the
+                // batch is handed back as it was due.
+                Err(Error::StoreUnavailable) => {
+                    failed.push(entry);
+                    in_a_row += 1;
+                    if in_a_row == 2 {
+                        hand_back(store, &index, &failed, lease, now.plus(RETRY)).await;
+                        let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
+                        hand_back(store, &index, &rest, lease, now).await;
+                        return Err(Error::StoreUnavailable);
+                    }
+                }
+                // A record this gateway cannot handle (a foreign or newer
+                // writer): quarantined, so it never stops the rest.
+                Err(e) => {
+                    tracing::error!(team = %team.id, entry = %entry.member, error = %e, "due entry cannot be handled; quarantined");
+                    metrics::counter!("chatgate_due_quarantined_total").increment(1);
+                    store.commit(vec![remove]).await?;
+                    in_a_row = 0;
+                }
+            }
         }
-        Ok(())
+        if !failed.is_empty() {
+            hand_back(store, &index, &failed, lease.until, now.plus(RETRY)).await;
+            return Err(Error::StoreUnavailable);
+        }
+        // At most a bounded amount of work per tick: the next tick goes on.
+        rounds += 1;
+        if n < 100 || rounds == MAX_ROUNDS {
+            return Ok(());
+        }
     }
+}
+
+/// Moves the batch's entries still held (`claimed`: those handled were
+/// removed or moved already, and are left as they are) to a new lease when
+/// theirs is due for renewal. Best effort: a store that cannot take it
+/// leaves them to the lease they have, which ends soon.
+async fn renew_lease(store: &dyn Store, index: &str, lease: &mut Lease, claimed: &[IndexEntry]) {
+    if lease.taken.elapsed() < RENEW_AFTER {
+        return;
+    }
+    let next = Lease::new(lease.since.plus(lease.taken.elapsed()));
+    let held: Vec<IndexEntry> = claimed
+        .iter()
+        .map(|e| IndexEntry {
+            member: e.member.clone(),
+            score: lease.until,
+        })
+        .collect();
+    match store.queue_move_unchanged(index, &held, next.until).await {
+        Ok(_) => *lease = next,
+        Err(e) => tracing::debug!(error = %e, "due entries left to their lease"),
+    }
+}
+
+/// Moves `entries`, claimed with `lease`, to be due at `at` (best effort: a
+/// store that cannot take even that leaves them to their lease).
+async fn hand_back(
+    store: &dyn Store,
+    index: &str,
+    entries: &[&IndexEntry],
+    lease: i64,
+    at: Timestamp,
+) {
+    let leased: Vec<IndexEntry> = entries
+        .iter()
+        .map(|e| IndexEntry {
+            member: e.member.clone(),
+            score: lease,
+        })
+        .collect();
+    let back = store.queue_move_unchanged(index, &leased, at.unix_millis());
+    if let Err(e) = back.await {
+        tracing::debug!(error = %e, "due entries left to their lease");
+    }
+}
+
+/// Announces what is due of interaction `id` when its entry comes: its
+/// expiry once its authentication has ended (the event and the `expired`
+/// text), else its expiry notice once due; committed (with `entry`, the
+/// entry's removal) in the outbox. The write puts the entry back at what is
+/// due next, if anything.
+async fn announce_due(
+    gw: &Gateway,
+    team: &Team,
+    id: Uuid,
+    entry: Op,
+    now: Timestamp,
+) -> Result<()> {
+    let done = gw
+        .transact(team, id, now, |w| {
+            let s = w.settings;
+            let mut expired = false;
+            // The taken entry goes first: the write may put it back at a
+            // new due time.
+            w.first(entry.clone());
+            // Nothing due (moved by activity, or announced already): the
+            // write re-schedules it.
+            match w.rec.announce_due(now, s) {
+                Some(Announcement::Expired) => {
+                    w.emit(EventData::InteractionExpired(Plain));
+                    w.notify(Notice::Expired);
+                    expired = true;
+                }
+                Some(Announcement::Expiring) => {
+                    w.emit(EventData::InteractionExpiring(Plain));
+                }
+                None => {}
+            }
+            // Announcements are not activity and do not refresh interaction_ttl.
+            w.as_announcement();
+            Box::pin(std::future::ready(Ok(Step::Write(expired))))
+        })
+        .await?;
+    if done.value {
+        metrics::counter!("chatgate_expirations_total").increment(1);
+    }
+    Ok(())
 }

@@ -32,6 +32,10 @@ use crate::events::EventData;
 use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
 
+/// The due-queue entry kind of ladders' step time-outs:
+/// `l:<interaction>:<challenge>`.
+pub(super) const KIND: &str = "l";
+
 /// The due-queue member of challenge `cid` of interaction `id`: its
 /// current step's time-out (`l:<interaction>:<challenge>`).
 pub fn due_member(id: Uuid, cid: Uuid) -> String {
@@ -145,13 +149,14 @@ impl Gateway {
         Ok(StartedChallenge {
             challenge_id: cid,
             method: view::ChallengeMethod::from(started.method),
-            delivery: view::Delivery::from(Delivery::Ladder),
+            delivery: Some(view::Delivery::from(Delivery::Ladder)),
             channel: Some(step),
             expires_at: started.expires_at,
             attempts_allowed: started.attempts_allowed,
             delivered: true,
             delivery_status,
             delivery_error,
+            binding_code: None,
         })
     }
 

@@ -9,6 +9,7 @@ mod assertion;
 mod assurance;
 mod challenge_read;
 mod challenges;
+mod ciba;
 mod expiry;
 mod interactions;
 mod ladder;
@@ -21,6 +22,7 @@ mod receipts;
 mod recognition;
 mod record_locks;
 mod records;
+mod reports;
 mod revocation;
 mod ssf;
 mod store_epoch;
@@ -37,7 +39,7 @@ pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
 pub use challenge_read::{ChallengeView, DeliveryErrorView};
 pub use challenges::{NewChallenge, StartedChallenge};
-pub use expiry::run_sweeper;
+pub use expiry::Sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
 pub use login::{
@@ -45,7 +47,7 @@ pub use login::{
 };
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;
-pub use outbox::{run_dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
+pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use receipts::Receipt;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use ssf::SsfRefusal;
@@ -239,11 +241,12 @@ impl Gateway {
             to,
             text,
             subject,
-            public_url: self.config.server.public_url.clone(),
+            // The code alone, for kinds that send it through a provider's
+            // template (docs/channels.md#authentication-templates).
             code: (purpose == Purpose::Otp)
-                .then_some(fill.pin)
-                .flatten()
-                .map(str::to_string),
+                .then(|| fill.pin.map(str::to_string))
+                .flatten(),
+            public_url: self.config.server.public_url.clone(),
             code_ttl: fill.ttl,
         };
         self.channels.send(&msg).await

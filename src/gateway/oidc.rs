@@ -236,7 +236,7 @@ impl Gateway {
         let expect = id_token::Expect {
             issuer: &oidc.issuer,
             client_id: &oidc.client_id,
-            nonce: &started.nonce,
+            nonce: Some(&started.nonce),
             max_age: oidc.max_age,
             acr_values: &oidc.acr_values,
             customer_claim: &oidc.customer_claim,
@@ -357,7 +357,7 @@ impl Gateway {
 
 /// The customer a valid ID token proves: `id` under the identifier rules,
 /// `name` and `email` when present and showable.
-fn customer(proven: id_token::Proven) -> Result<Customer, OidcError> {
+pub(super) fn customer(proven: id_token::Proven) -> Result<Customer, OidcError> {
     let id = input::customer_id("customer_claim", &proven.customer_id)
         .map_err(|_| OidcError::InvalidIdToken("the customer claim breaks the identifier rules"))?;
     let mut customer = Customer::new();
@@ -371,7 +371,7 @@ fn customer(proven: id_token::Proven) -> Result<Customer, OidcError> {
 }
 
 /// Each refusal is logged once, with its reason and never a token or code.
-fn logged(team: &Team, e: &OidcError) {
+pub(super) fn logged(team: &Team, e: &OidcError) {
     match e {
         OidcError::Provider(_) => {
             tracing::warn!(team = %team.id, reason = %e, "identity provider login failed")

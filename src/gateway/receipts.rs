@@ -2,11 +2,13 @@
 //! the provider's signature is checked first, then the report is read;
 //! a report about a message the gateway does not know changes nothing.
 use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use super::Gateway;
 use crate::channels::{receipts, twilio, ChannelKind};
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus};
 use crate::error::{Error, Result};
+use crate::time::Timestamp;
 
 /// What a signed receipt did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,9 @@ pub enum Receipt {
     /// It names a message the gateway does not know (or no longer
     /// remembers): answered 200 so the provider does not retry.
     Unknown,
+    /// It named a message the gateway sent; its status moved forward, or
+    /// already stood there.
+    Taken,
 }
 
 /// One provider report, read from a signed receipt: the provider's id of
@@ -32,21 +37,14 @@ pub fn twilio_status(
     status: &str,
     error_code: Option<&str>,
 ) -> Option<(DeliveryStatus, Option<DeliveryError>)> {
-    let error = || {
-        error_code
-            .filter(|c| !c.is_empty())
-            .map(|code| DeliveryError {
-                code: code.to_string(),
-                title: None,
-            })
-    };
-    match status {
-        "sent" => Some((DeliveryStatus::Sent, None)),
-        "delivered" => Some((DeliveryStatus::Delivered, None)),
-        "read" => Some((DeliveryStatus::Read, None)),
-        "undelivered" | "failed" => Some((DeliveryStatus::Failed, error())),
-        _ => None,
-    }
+    let status = receipts::twilio_status(status)?;
+    let error = error_code
+        .filter(|c| !c.is_empty() && status == DeliveryStatus::Failed)
+        .map(|code| DeliveryError {
+            code: code.to_string(),
+            title: None,
+        });
+    Some((status, error))
 }
 
 impl Gateway {
@@ -60,6 +58,7 @@ impl Gateway {
         channel: &str,
         fields: &[(String, String)],
         signature: Option<&str>,
+        now: Timestamp,
     ) -> Result<Receipt> {
         let token = match self.config.channels.get(channel).map(|c| &c.kind) {
             Some(ChannelKind::Twilio(keys)) => keys.auth_token.get(),
@@ -93,7 +92,7 @@ impl Gateway {
             status,
             error,
         };
-        self.take_reports(channel, vec![report]).await
+        self.take_reports_at(channel, vec![report], now).await
     }
 
     /// A report of Telegram's verification gateway posted to `channel`'s
@@ -108,6 +107,7 @@ impl Gateway {
         body: &[u8],
         timestamp: Option<&str>,
         signature: Option<&str>,
+        now: Timestamp,
     ) -> Result<Receipt> {
         let token = match self.config.channels.get(channel).map(|c| &c.kind) {
             Some(ChannelKind::TelegramGateway(keys)) => keys.token.get(),
@@ -152,13 +152,209 @@ impl Gateway {
             status,
             error,
         };
-        self.take_reports(channel, vec![report]).await
+        self.take_reports_at(channel, vec![report], now).await
     }
 
-    /// Applies signed `reports` about messages `channel` sent to the
-    /// challenges that sent them. Not yet built: every report is about a
-    /// message the gateway does not know.
-    pub async fn take_reports(&self, _channel: &str, _reports: Vec<Report>) -> Result<Receipt> {
-        Ok(Receipt::Unknown)
+    /// Meta's subscription handshake on `channel`'s webhook: the
+    /// `hub.challenge` to answer when `hub.mode` is `subscribe` and
+    /// `hub.verify_token` is the channel's `verify_token` (compared in
+    /// constant time); 403 otherwise; 404 for a channel that is not
+    /// `whatsapp` or has no `verify_token`.
+    pub fn whatsapp_handshake(
+        &self,
+        channel: &str,
+        mode: Option<&str>,
+        verify_token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> Result<String> {
+        let want = match self.config.channels.get(channel).map(|c| &c.kind) {
+            Some(ChannelKind::Whatsapp(keys)) => keys.verify_token.as_ref(),
+            _ => None,
+        }
+        .ok_or(Error::NotFound(
+            "no whatsapp channel with a verify_token of this name",
+        ))?;
+        let matches = verify_token.is_some_and(|given| {
+            bool::from(
+                given
+                    .as_bytes()
+                    .ct_eq(want.get().expose_secret().as_bytes()),
+            )
+        });
+        match (mode, challenge) {
+            (Some("subscribe"), Some(challenge)) if matches => Ok(challenge.to_string()),
+            _ => Err(Error::Forbidden("the verify token does not match")),
+        }
+    }
+
+    /// A WhatsApp Cloud webhook posted to `channel` with the raw `body` and
+    /// header `X-Hub-Signature-256` `signature`: 404 for a channel that is
+    /// not `whatsapp` or has no `app_secret`, 401 `invalid_signature` for a
+    /// missing or wrong signature, 400 for a body that cannot be read or a
+    /// status without `id` or `status`. Incoming messages are ignored.
+    pub async fn whatsapp_receipt(
+        &self,
+        channel: &str,
+        body: &[u8],
+        signature: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Receipt> {
+        let secret = match self.config.channels.get(channel).map(|c| &c.kind) {
+            Some(ChannelKind::Whatsapp(keys)) => keys.app_secret.as_ref(),
+            _ => None,
+        }
+        .ok_or(Error::NotFound(
+            "no whatsapp channel with an app_secret of this name",
+        ))?;
+        let signed = signature.is_some_and(|sig| {
+            receipts::hub_signed(secret.get().expose_secret().as_bytes(), body, sig)
+        });
+        if !signed {
+            return Err(Error::InvalidSignature(
+                "X-Hub-Signature-256 is missing or wrong",
+            ));
+        }
+        let reports = whatsapp_reports(body)?;
+        if reports.is_empty() {
+            return Ok(Receipt::Unknown);
+        }
+        self.take_reports_at(channel, reports, now).await
+    }
+}
+
+/// The reports of a WhatsApp Cloud webhook body: each
+/// `entry[].changes[].value.statuses[]` with a status this gateway names
+/// (others, and incoming messages, change nothing). 400 for a body that is
+/// not such an object, or a status without `id` or `status`.
+pub fn whatsapp_reports(body: &[u8]) -> Result<Vec<Report>> {
+    use serde_json::Value;
+    let unreadable = |what: &str| Error::BadRequest(format!("the webhook body {what}"));
+    let body: Value = serde_json::from_slice(body).map_err(|_| unreadable("is not JSON"))?;
+    let list = |v: &Value, name: &str| -> Result<Vec<Value>> {
+        match v.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(unreadable(&format!("has `{name}` that is not a list"))),
+        }
+    };
+    if !body.is_object() {
+        return Err(unreadable("is not a JSON object"));
+    }
+    let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_string);
+    let mut reports = Vec::new();
+    for entry in list(&body, "entry")? {
+        for change in list(&entry, "changes")? {
+            let Some(value) = change.get("value") else {
+                continue;
+            };
+            for status in list(value, "statuses")? {
+                let (Some(id), Some(name)) = (
+                    text(&status, "id").filter(|s| !s.is_empty()),
+                    text(&status, "status").filter(|s| !s.is_empty()),
+                ) else {
+                    return Err(Error::BadRequest(
+                        "a status of the webhook needs `id` and `status`".into(),
+                    ));
+                };
+                let Some(status_of) = receipts::whatsapp_status(&name) else {
+                    continue;
+                };
+                let error = (status_of == DeliveryStatus::Failed)
+                    .then(|| status.get("errors").and_then(|e| e.get(0)))
+                    .flatten()
+                    .map(|e| DeliveryError {
+                        code: match e.get("code") {
+                            Some(Value::Number(n)) => n.to_string(),
+                            Some(Value::String(s)) => s.clone(),
+                            _ => String::new(),
+                        },
+                        title: text(e, "title"),
+                    })
+                    .filter(|e| !e.code.is_empty());
+                reports.push(Report {
+                    message_id: id,
+                    status: status_of,
+                    error,
+                });
+            }
+        }
+    }
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeliveryStatus::*;
+
+    #[test]
+    fn twilio_statuses_become_reports_with_their_error_code_only_when_failed() {
+        let failed = |code: &str| {
+            Some((
+                Failed,
+                Some(DeliveryError {
+                    code: code.into(),
+                    title: None,
+                }),
+            ))
+        };
+        assert_eq!(twilio_status("sent", Some("30008")), Some((Sent, None)));
+        assert_eq!(twilio_status("delivered", None), Some((Delivered, None)));
+        assert_eq!(twilio_status("read", Some("")), Some((Read, None)));
+        assert_eq!(twilio_status("undelivered", Some("30003")), failed("30003"));
+        assert_eq!(twilio_status("failed", Some("30008")), failed("30008"));
+        assert_eq!(twilio_status("failed", Some("")), Some((Failed, None)));
+        assert_eq!(twilio_status("failed", None), Some((Failed, None)));
+        for nothing in ["queued", "accepted", "sending", "scheduled", "canceled", ""] {
+            assert_eq!(twilio_status(nothing, Some("1")), None, "{nothing}");
+        }
+    }
+
+    #[test]
+    fn whatsapp_statuses_become_reports_and_messages_are_ignored() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+            {"field":"messages","value":{"messaging_product":"whatsapp",
+              "messages":[{"from":"15550001111","id":"wamid.in","type":"text","text":{"body":"hi"}}],
+              "statuses":[
+                {"id":"wamid.A","status":"delivered","timestamp":"1"},
+                {"id":"wamid.B","status":"failed","errors":[{"code":131047,"title":"Re-engagement message"}]},
+                {"id":"wamid.C","status":"deleted"}]}}]}]}"#;
+        let reports = whatsapp_reports(body).unwrap();
+        assert_eq!(
+            reports,
+            vec![
+                Report {
+                    message_id: "wamid.A".into(),
+                    status: Delivered,
+                    error: None
+                },
+                Report {
+                    message_id: "wamid.B".into(),
+                    status: Failed,
+                    error: Some(DeliveryError {
+                        code: "131047".into(),
+                        title: Some("Re-engagement message".into())
+                    })
+                },
+            ]
+        );
+        assert!(
+            whatsapp_reports(br#"{"entry":[{"changes":[{"value":{"messages":[{}]}}]}]}"#)
+                .unwrap()
+                .is_empty()
+        );
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            br#"{"entry":{}}"#,
+            br#"{"entry":[{"changes":[{"value":{"statuses":[{"status":"read"}]}}]}]}"#,
+            br#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.A"}]}}]}]}"#,
+        ] {
+            assert!(
+                matches!(whatsapp_reports(bad), Err(Error::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

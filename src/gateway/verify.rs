@@ -67,6 +67,7 @@ impl Gateway {
                                 challenge: FailedChallenge {
                                     attempts_remaining: *attempts_remaining,
                                     challenge_id: cid,
+                                    reason: None,
                                 },
                             }));
                             w.emit_lockout(failure);

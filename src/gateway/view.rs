@@ -54,6 +54,7 @@ api_names!(
         PreChat,
         Otp,
         Pin,
+        App,
     }
 );
 
@@ -71,6 +72,8 @@ api_names!(challenge::ChallengeMethod {
     Pin,
     /// The code a login page showed, to type into the chat (login binding).
     Binding,
+    /// Approved in the customer's own app.
+    App,
 });
 
 api_names!(challenge::Delivery {
@@ -82,6 +85,8 @@ api_names!(challenge::Delivery {
     LoginPage,
     /// The team's delivery ladder (docs/api.md#delivery-ladder).
     Ladder,
+    /// The customer's own app (answers show null).
+    App,
 });
 
 api_names!(
@@ -247,6 +252,14 @@ pub struct OpenChallengeView {
     pub method: ChallengeMethod,
     pub delivery: Delivery,
     pub expires_at: Timestamp,
+    /// An open `app` challenge's binding code, in `GET
+    /// /v1/interactions/{id}` for agent and admin keys only
+    /// (docs/api.md#approval-in-the-customers-app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_code: Option<String>,
+    /// How far its message got, as the provider reports it
+    /// (docs/api.md#delivery-status); null when nothing was sent.
+    pub delivery_status: Option<DeliveryStatus>,
 }
 
 /// The conversation remembers who authenticated in it
@@ -344,6 +357,8 @@ impl InteractionView {
                 method: c.method.into(),
                 delivery: c.delivery.into(),
                 expires_at: c.expires_at,
+                binding_code: None,
+                delivery_status: c.delivery_state.as_ref().map(|d| d.status.into()),
             }),
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,

@@ -71,9 +71,9 @@ impl RawSchema for NewChallenge {
         let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
         let (chat, agent) = (D::Chat.as_str(), D::Agent.as_str());
         json!({
-            "description": "`method` `otp` or `pin`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `agent` or `ladder` (the team's `otp.ladder`); \
+            "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`email`, else the interaction's `contact` is used. \
-                A PIN prompt goes into the chat.",
+                A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`.",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
                 variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
@@ -81,16 +81,21 @@ impl RawSchema for NewChallenge {
                 variant("otp by e-mail", otp, json!({"const": D::Email.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
                 variant("otp by the delivery ladder", otp, json!({"const": D::Ladder.as_str()}), null.clone(), true),
-                variant("pin", pin, json!({"enum": [chat, null]}), null, false),
+                variant("pin", pin, json!({"enum": [chat, null]}), null.clone(), false),
+                variant("app (the team's [oidc] has ciba = true)", M::App.as_str(), null.clone(), null, false),
             ]
         })
     }
 }
 raw_schema!(NewChallenge);
 
-/// Start an OTP or PIN challenge; replaces the interaction's open one.
+/// Start an OTP, PIN or app challenge; replaces the interaction's open one.
 ///
-/// Never answers the code. A delivery failure is 502 and uses no send allowance.
+/// Never answers the code. An `app` challenge answers its `binding_code`
+/// (shown by the customer's app too) and `delivery` null; a team without
+/// CIBA, an interaction without `customer_ref`, or a provider without a
+/// backchannel authentication endpoint is 422; a provider that refuses or
+/// cannot be reached is 502. A delivery failure is 502 and uses no send allowance.
 /// A destination the team's `otp.destinations`, `otp.sms_regions` or
 /// `otp.sms_number_types` refuses is 403 `forbidden` (a number that is not a
 /// valid one where those lists apply, 422): nothing is sent, counted or
@@ -143,6 +148,7 @@ pub struct CodeBody {
 ///
 /// A wrong code is 401 `invalid_code` with `attempts_remaining`; the failure
 /// that reaches the lockout threshold is 423 `locked` (403 `banned` when it bans).
+/// An `app` challenge is approved in the customer's app: a code for it is 422.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/verify", operation_id = "verify_code", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)), request_body = CodeBody,
     responses((status = 200, body = Verified), ApiKeyErrors, E403, E404, E409, E410, E423,

@@ -127,9 +127,15 @@ async fn get_interaction(
     _: NoQuery,
     PathParam(id): PathParam<String>,
 ) -> Result<Json<InteractionView>> {
-    // Every role may read and log out (docs/api.md#interactions).
+    // Every role may read and log out (docs/api.md#interactions); an agent
+    // also sees an open app challenge's binding code.
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
+    if caller.role.acts_as_agent() {
+        return Ok(Json(
+            st.gateway.get_interaction_for_agent(team, id, now).await?,
+        ));
+    }
     Ok(Json(st.gateway.get_interaction(team, id, now).await?))
 }
 

@@ -1,20 +1,25 @@
 //! The providers' delivery receipts (docs/api.md#delivery-receipts):
 //! `POST /v1/providers/twilio/{channel}/status`, checked by Twilio's
-//! signature, never by an API key.
+//! signature, `GET`/`POST /v1/providers/whatsapp/{channel}/webhook`,
+//! Meta's handshake and its signed status webhooks, and `POST
+//! /v1/providers/telegram-gateway/{channel}/report`, Telegram's signed
+//! reports; never an API key.
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::PathParam;
-use super::openapi::{E400, E401, E404, E413, E503};
+use super::extract::{Now, PathParam, QueryParams};
+use super::openapi::{E400, E401, E403, E404, E413, E422, E503};
 use super::AppState;
 use crate::error::Result;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(twilio_status))
+        .routes(routes!(whatsapp_handshake, whatsapp_webhook))
         .routes(routes!(telegram_gateway_report))
 }
 
@@ -36,6 +41,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn twilio_status(
     State(st): State<AppState>,
     PathParam(channel): PathParam<String>,
+    Now(now): Now,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
@@ -44,7 +50,7 @@ async fn twilio_status(
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
     st.gateway
-        .twilio_receipt(&channel, &fields, signature)
+        .twilio_receipt(&channel, &fields, signature, now)
         .await?;
     Ok(StatusCode::OK)
 }
@@ -60,6 +66,86 @@ struct TwilioStatusForm {
     MessageStatus: String,
     /// Twilio's error code, with `undelivered` and `failed`.
     ErrorCode: Option<String>,
+}
+
+/// The query of Meta's subscription handshake.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct Handshake {
+    /// `subscribe`.
+    #[serde(rename = "hub.mode")]
+    #[param(rename = "hub.mode")]
+    mode: Option<String>,
+    /// The channel's `verify_token`, as entered at Meta.
+    #[serde(rename = "hub.verify_token")]
+    #[param(rename = "hub.verify_token")]
+    verify_token: Option<String>,
+    /// What to answer.
+    #[serde(rename = "hub.challenge")]
+    #[param(rename = "hub.challenge")]
+    challenge: Option<String>,
+}
+
+/// Meta's subscription handshake for a `whatsapp` channel's webhook.
+///
+/// Answers the `hub.challenge` value as `text/plain` when `hub.mode` is
+/// `subscribe` and `hub.verify_token` is the channel's `verify_token`;
+/// else 403. A channel without `verify_token` answers 404.
+#[utoipa::path(get, path = "/v1/providers/whatsapp/{channel}/webhook", operation_id = "whatsapp_webhook_handshake", tag = "challenges", security(),
+    params(("channel" = String, Path, description = "the `whatsapp` channel"), Handshake),
+    responses(
+        (status = 200, description = "the `hub.challenge` value", body = String, content_type = "text/plain"),
+        E403, E404, E422, E503))]
+async fn whatsapp_handshake(
+    State(st): State<AppState>,
+    PathParam(channel): PathParam<String>,
+    QueryParams(q): QueryParams<Handshake>,
+) -> Result<Response> {
+    let challenge = st.gateway.whatsapp_handshake(
+        &channel,
+        q.mode.as_deref(),
+        q.verify_token.as_deref(),
+        q.challenge.as_deref(),
+    )?;
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        challenge,
+    )
+        .into_response())
+}
+
+/// A WhatsApp Cloud webhook for a `whatsapp` channel: the statuses of the
+/// messages it sent.
+///
+/// `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the raw
+/// body under the channel's `app_secret`) is checked first: missing or
+/// wrong is 401 `invalid_signature` and nothing changes. Then a body that
+/// cannot be read, or a status without `id` or `status`, is 400; each
+/// `entry[].changes[].value.statuses[]` moves its message's status
+/// forward; one about a message the gateway does not know is ignored, as
+/// are incoming customer messages. A channel without `app_secret`
+/// answers 404.
+#[utoipa::path(post, path = "/v1/providers/whatsapp/{channel}/webhook", operation_id = "whatsapp_webhook", tag = "challenges", security(),
+    params(("channel" = String, Path, description = "the `whatsapp` channel that sent the messages")),
+    request_body(content_type = "application/json", content = WhatsappWebhook),
+    responses(
+        (status = 200, description = "taken (also when a message is unknown)"),
+        E400, E401, E404, E413, E503))]
+async fn whatsapp_webhook(
+    State(st): State<AppState>,
+    PathParam(channel): PathParam<String>,
+    Now(now): Now,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    st.gateway
+        .whatsapp_receipt(&channel, &body, signature, now)
+        .await?;
+    Ok(StatusCode::OK)
 }
 
 /// A delivery report of Telegram's verification gateway for a code a
@@ -82,6 +168,7 @@ struct TwilioStatusForm {
 async fn telegram_gateway_report(
     State(st): State<AppState>,
     PathParam(channel): PathParam<String>,
+    Now(now): Now,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
@@ -92,9 +179,22 @@ async fn telegram_gateway_report(
             &body,
             header("x-request-timestamp"),
             header("x-request-signature"),
+            now,
         )
         .await?;
     Ok(StatusCode::OK)
+}
+
+/// The part of a WhatsApp Cloud webhook the gateway reads (Meta posts more;
+/// the whole raw body is signed).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct WhatsappWebhook {
+    /// Each entry's `changes[].value.statuses[]`: `id` (the
+    /// `messages[0].id` of the send's answer), `status` (`sent`,
+    /// `delivered`, `read`, `failed`) and, on failure, `errors[0]` (`code`,
+    /// `title`).
+    entry: Vec<serde_json::Value>,
 }
 
 /// The fields of a Telegram gateway report the gateway reads.

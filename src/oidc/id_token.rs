@@ -25,8 +25,10 @@ pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::PS256, Algo
 pub struct Expect<'a> {
     pub issuer: &'a str,
     pub client_id: &'a str,
-    /// The `nonce` sent in the authorization request.
-    pub nonce: &'a str,
+    /// The `nonce` sent in the authorization request; `None` for a login
+    /// that sends none (an approval in the customer's app, CIBA), whose
+    /// token's `nonce`, if any, is not looked at.
+    pub nonce: Option<&'a str>,
     pub max_age: Option<Duration>,
     /// Not empty: `acr` must be one of them.
     pub acr_values: &'a [String],
@@ -163,9 +165,11 @@ pub fn check_login_claims(
     if iat > now_s.saturating_add(LEEWAY_SECS) {
         return Err(invalid("issued in the future"));
     }
-    let nonce_ok = text("nonce").is_some_and(|n| {
-        use subtle::ConstantTimeEq;
-        bool::from(n.as_bytes().ct_eq(expect.nonce.as_bytes()))
+    let nonce_ok = expect.nonce.is_none_or(|sent| {
+        text("nonce").is_some_and(|n| {
+            use subtle::ConstantTimeEq;
+            bool::from(n.as_bytes().ct_eq(sent.as_bytes()))
+        })
     });
     if !nonce_ok {
         return Err(invalid("wrong or missing nonce"));
@@ -220,7 +224,7 @@ mod tests {
         Expect {
             issuer: "https://id.example",
             client_id: "chatgate",
-            nonce: "n-1",
+            nonce: Some("n-1"),
             max_age: Some(Duration::from_secs(300)),
             acr_values: acr,
             customer_claim: "sub",

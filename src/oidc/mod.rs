@@ -7,10 +7,13 @@
 //!   one record found from the state;
 //! - [`provider`]: discovery, the cached key set, the token endpoint;
 //! - [`id_token`]: the ID token checks, as plain functions of `now`;
-//! - [`logout_token`]: what a back-channel logout token adds to them.
+//! - [`logout_token`]: what a back-channel logout token adds to them;
+//! - [`ciba`]: approval in the customer's app (CIBA poll mode): the
+//!   backchannel authentication request and the token endpoint's poll.
 //!
 //! The use cases (`gateway::oidc`) join these to the login callback's
 //! rules; the browser's two routes are `http::oidc`'s.
+pub mod ciba;
 pub mod flow;
 pub mod id_token;
 pub mod logout_token;

@@ -41,6 +41,9 @@ pub struct Metadata {
     pub jwks_uri: Url,
     /// RFC 9207: the provider adds `iss` to its answers.
     pub authorization_response_iss_parameter_supported: bool,
+    /// CIBA: where an app approval is asked for (`None`: the provider does
+    /// not offer it).
+    pub backchannel_authentication_endpoint: Option<Url>,
 }
 
 /// [`Metadata`] as sent.
@@ -52,6 +55,8 @@ struct MetadataWire {
     jwks_uri: String,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+    #[serde(default)]
+    backchannel_authentication_endpoint: Option<String>,
 }
 
 impl MetadataWire {
@@ -73,6 +78,11 @@ impl MetadataWire {
             )?,
             token_endpoint: endpoint("token_endpoint", &self.token_endpoint)?,
             jwks_uri: endpoint("jwks_uri", &self.jwks_uri)?,
+            backchannel_authentication_endpoint: self
+                .backchannel_authentication_endpoint
+                .as_deref()
+                .map(|u| endpoint("backchannel_authentication_endpoint", u))
+                .transpose()?,
             issuer: self.issuer,
             authorization_response_iss_parameter_supported: self
                 .authorization_response_iss_parameter_supported,
@@ -98,7 +108,7 @@ pub fn reachable<'a>(name: &str, url: &'a Url, issuer: &str) -> Result<&'a Url, 
 
 /// The body of `res`, read up to [`MAX_ANSWER`]: a longer one (declared or
 /// sent) fails as soon as it is known to be longer.
-async fn capped(what: &str, mut res: reqwest::Response) -> Result<Vec<u8>, OidcError> {
+pub(super) async fn capped(what: &str, mut res: reqwest::Response) -> Result<Vec<u8>, OidcError> {
     let too_long = || failed(what, format!("answer over {MAX_ANSWER} bytes"));
     if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
         return Err(too_long());
@@ -140,7 +150,7 @@ struct Cached {
 
 /// The providers of every team, by issuer, with one HTTP client.
 pub struct Providers {
-    http: reqwest::Client,
+    pub(super) http: reqwest::Client,
     cache: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cached>>>>,
 }
 
@@ -162,7 +172,7 @@ impl Default for Providers {
     }
 }
 
-fn failed(what: &str, e: impl std::fmt::Display) -> OidcError {
+pub(super) fn failed(what: &str, e: impl std::fmt::Display) -> OidcError {
     OidcError::Provider(format!("{what}: {e}"))
 }
 
@@ -325,7 +335,7 @@ impl Providers {
 }
 
 /// A reqwest error without its URL (a query could carry a code).
-fn without_url(e: &reqwest::Error) -> String {
+pub(super) fn without_url(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {

@@ -59,6 +59,13 @@ pub fn conversation(team: &str, channel: &str, conversation_id: &str) -> String 
     with_digest(scoped(team, "c:", DIGEST), &[channel, conversation_id])
 }
 
+/// A message a channel sent, by the provider's id for it: which challenge
+/// sent it, and the receipts that came before that was known
+/// (docs/receipts.md).
+pub fn message(team: &str, channel: &str, message_id: &str) -> String {
+    with_digest(scoped(team, "msg:", DIGEST), &[channel, message_id])
+}
+
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
     with_digest(scoped(team, "s:", DIGEST), &[subject])
@@ -84,6 +91,13 @@ pub fn customer_index(team: &str, customer_id: &str) -> String {
 /// (docs/operations.md#when-redis-comes-back-empty).
 pub fn store_epoch(team: &str) -> String {
     scoped(team, "ep", 0)
+}
+
+/// An app challenge's pending approval at the team's identity provider
+/// (docs/api.md#approval-in-the-customers-app): its `auth_req_id` and poll
+/// interval.
+pub fn app_poll(team: &str, challenge_id: Uuid) -> String {
+    scoped_id(team, "ap:", challenge_id)
 }
 
 /// The queue of expiry work (notices, expirations), score: due, ms.

@@ -3,6 +3,8 @@
 //! gateway on the memory store (and the demo's happy path, `browser/demo.rs`).
 //! Also the console's headers, without a browser. Screenshots go to `target/screenshots/`, or to `docs/` (shown in
 //! the README) with `CHATGATE_UPDATE_SCREENSHOTS=1`.
+mod ciba;
+mod delivery;
 mod demo;
 mod driver;
 mod lists;

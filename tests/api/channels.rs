@@ -1,5 +1,5 @@
-//! The chat provider kinds end to end (docs/channels.md): an OTP challenge on
-//! an interaction of a `slack`, `telegram` or `whatsapp` channel reaches a
+//! The chat provider kinds end to end (docs/channels.md), one row per kind
+//! in `chat_kinds`: an OTP challenge on an interaction of each reaches a
 //! fake provider as the provider's documented request, the code read there
 //! verifies, and the `authenticated` notice follows through the outbox; a
 //! provider's refusal is a 502 `channel_error` carrying its reason.
@@ -16,15 +16,37 @@ const SLACK_TOKEN: &str = "xoxb-test-s3cr3t";
 const TELEGRAM_TOKEN: &str = "4242:AAtest-s3cr3t";
 const WHATSAPP_TOKEN: &str = "EAAtest-s3cr3t";
 
-/// One provider kind: its channel file, the request path and auth it
-/// expects, its success answer, and where the text is in its request.
+/// One provider kind, a row of the table [`chat_kinds`]: its channel file,
+/// the request it must receive (path, auth, content type, body), its
+/// success answer and a refusal with the reason the gateway must report.
+/// A new chat kind is tested end to end by adding a row.
 struct Kind {
     name: &'static str,
     file: fn(&str) -> String,
     path: String,
     auth: Option<String>,
-    ok: Value,
+    content_type: &'static str,
+    /// A fresh `conversation_id` of this kind (a WhatsApp one is a number).
+    conversation: fn() -> String,
+    /// The request body for `text` into `conversation` (as the gateway
+    /// answers it: E.164 for a number).
+    body: fn(&str, &str) -> Value,
+    /// Where the text is in that body.
     text: &'static str,
+    ok: Value,
+    /// A refusal of the provider, and the reason the 502 must carry.
+    refusal: fn() -> (ResponseTemplate, &'static str),
+    /// The credential no answer may show.
+    token: &'static str,
+}
+
+/// Every chat provider kind, one row each.
+fn chat_kinds() -> Vec<Kind> {
+    vec![slack(), telegram(), whatsapp()]
+}
+
+fn chat_id() -> String {
+    format!("C{}", Uuid::now_v7().simple())
 }
 
 fn slack() -> Kind {
@@ -35,8 +57,19 @@ fn slack() -> Kind {
         },
         path: "/api/chat.postMessage".into(),
         auth: Some(format!("Bearer {SLACK_TOKEN}")),
-        ok: json!({"ok": true, "ts": "1.1"}),
+        content_type: "application/json; charset=utf-8",
+        conversation: chat_id,
+        body: |conversation, text| json!({"channel": conversation, "text": text}),
         text: "/text",
+        ok: json!({"ok": true, "ts": "1.1"}),
+        refusal: || {
+            (
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"ok": false, "error": "channel_not_found"})),
+                "channel_not_found",
+            )
+        },
+        token: SLACK_TOKEN,
     }
 }
 
@@ -48,8 +81,20 @@ fn telegram() -> Kind {
         },
         path: format!("/bot{TELEGRAM_TOKEN}/sendMessage"),
         auth: None,
-        ok: json!({"ok": true, "result": {"message_id": 1}}),
+        content_type: "application/json",
+        conversation: chat_id,
+        body: |conversation, text| json!({"chat_id": conversation, "text": text}),
         text: "/text",
+        ok: json!({"ok": true, "result": {"message_id": 1}}),
+        refusal: || {
+            (
+                ResponseTemplate::new(400).set_body_json(
+                    json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}),
+                ),
+                "Bad Request: chat not found",
+            )
+        },
+        token: TELEGRAM_TOKEN,
     }
 }
 
@@ -61,22 +106,28 @@ fn whatsapp() -> Kind {
         },
         path: "/v21.0/1065/messages".into(),
         auth: Some(format!("Bearer {WHATSAPP_TOKEN}")),
-        ok: json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.1"}]}),
+        content_type: "application/json",
+        conversation: || "15552223333".to_string(),
+        body: |conversation, text| {
+            json!({
+                "messaging_product": "whatsapp",
+                "to": conversation,
+                "type": "text",
+                "text": {"body": text}
+            })
+        },
         text: "/text/body",
-    }
-}
-
-/// The request body the provider should have received for `text`.
-fn expected_body(kind: &Kind, conversation: &str, text: &str) -> Value {
-    match kind.name {
-        "slack" => json!({"channel": conversation, "text": text}),
-        "telegram" => json!({"chat_id": conversation, "text": text}),
-        _ => json!({
-            "messaging_product": "whatsapp",
-            "to": conversation,
-            "type": "text",
-            "text": {"body": text}
-        }),
+        ok: json!({"messaging_product": "whatsapp", "messages": [{"id": "wamid.1"}]}),
+        refusal: || {
+            (
+                ResponseTemplate::new(400).set_body_json(json!({"error": {
+                    "message": "(#131030) Recipient phone number not in allowed list",
+                    "type": "OAuthException", "code": 131030
+                }})),
+                "Recipient phone number not in allowed list (code 131030)",
+            )
+        },
+        token: WHATSAPP_TOKEN,
     }
 }
 
@@ -90,14 +141,7 @@ async fn app_with(
     let provider = MockServer::start().await;
     let mut mock = Mock::given(method("POST"))
         .and(path(kind.path.as_str()))
-        .and(header(
-            "content-type",
-            if kind.name == "slack" {
-                "application/json; charset=utf-8"
-            } else {
-                "application/json"
-            },
-        ));
+        .and(header("content-type", kind.content_type));
     if let Some(auth) = &kind.auth {
         mock = mock.and(header("authorization", auth.as_str()));
     }
@@ -131,10 +175,7 @@ async fn otp_round_trip(kind: Kind, backend: Backend) {
     else {
         return;
     };
-    let conversation = match kind.name {
-        "whatsapp" => "15552223333".to_string(),
-        _ => format!("C{}", Uuid::now_v7().simple()),
-    };
+    let conversation = (kind.conversation)();
     let created = app
         .create(json!({"channel": kind.name, "conversation_id": conversation}))
         .await;
@@ -165,11 +206,12 @@ async fn otp_round_trip(kind: Kind, backend: Backend) {
         .to_string();
     assert_eq!(
         bodies[0],
-        expected_body(
-            &kind,
+        (kind.body)(
             &conversation,
             &format!("Your verification code is {code}. It expires in 3 minutes.")
-        )
+        ),
+        "{}",
+        kind.name
     );
     assert!(
         app.chat_messages().await.is_empty(),
@@ -187,7 +229,7 @@ async fn otp_round_trip(kind: Kind, backend: Backend) {
     assert_eq!(res.status(), 200);
 
     // The notice is delivered by the outbox dispatcher: wait for it.
-    let authenticated = expected_body(&kind, &conversation, "Thank you, you are now verified.");
+    let authenticated = (kind.body)(&conversation, "Thank you, you are now verified.");
     let mut seen = false;
     for _ in 0..100 {
         if received(&provider).await.contains(&authenticated) {
@@ -198,34 +240,33 @@ async fn otp_round_trip(kind: Kind, backend: Backend) {
     }
     assert!(
         seen,
-        "no authenticated message: {:?}",
+        "{}: no authenticated message: {:?}",
+        kind.name,
         received(&provider).await
     );
 }
 
-macro_rules! round_trip {
-    ($name:ident, $kind:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn memory() {
-                otp_round_trip($kind, Backend::Memory).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn redis() {
-                otp_round_trip($kind, Backend::Redis).await;
-            }
+mod every_chat_kind_otp_verifies_and_authenticated_follows {
+    use super::*;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn memory() {
+        for kind in chat_kinds() {
+            otp_round_trip(kind, Backend::Memory).await;
         }
-    };
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn redis() {
+        for kind in chat_kinds() {
+            otp_round_trip(kind, Backend::Redis).await;
+        }
+    }
 }
-
-round_trip!(slack_otp_verifies_and_authenticated_follows, slack());
-round_trip!(telegram_otp_verifies_and_authenticated_follows, telegram());
-round_trip!(whatsapp_otp_verifies_and_authenticated_follows, whatsapp());
 
 /// A provider's refusal answers 502 `channel_error` with its own reason,
 /// never the token.
-async fn refusal(kind: Kind, answer: ResponseTemplate, reason: &str, token: &str) {
+async fn refusal(kind: Kind) {
+    let (answer, reason) = (kind.refusal)();
+    let token = kind.token;
     let Some((app, _provider)) = app_with(&kind, Backend::Memory, answer).await else {
         return;
     };
@@ -242,7 +283,7 @@ async fn refusal(kind: Kind, answer: ResponseTemplate, reason: &str, token: &str
         .await;
     let body = assert_problem(res, 502, "channel_error").await;
     let detail = body["detail"].as_str().unwrap_or_default();
-    assert!(detail.contains(reason), "{body}");
+    assert!(detail.contains(reason), "{}: {body}", kind.name);
     assert!(!body.to_string().contains(token), "{body}");
 
     // Counted by kind, timed in a histogram by kind, the token nowhere.
@@ -272,42 +313,10 @@ async fn refusal(kind: Kind, answer: ResponseTemplate, reason: &str, token: &str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slack_ok_false_is_a_channel_error_with_slacks_reason() {
-    refusal(
-        slack(),
-        ResponseTemplate::new(200)
-            .set_body_json(json!({"ok": false, "error": "channel_not_found"})),
-        "channel_not_found",
-        SLACK_TOKEN,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn telegram_refusal_is_a_channel_error_with_the_description() {
-    refusal(
-        telegram(),
-        ResponseTemplate::new(400).set_body_json(
-            json!({"ok": false, "error_code": 400, "description": "Bad Request: chat not found"}),
-        ),
-        "Bad Request: chat not found",
-        TELEGRAM_TOKEN,
-    )
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn whatsapp_refusal_is_a_channel_error_with_the_graph_message() {
-    refusal(
-        whatsapp(),
-        ResponseTemplate::new(400).set_body_json(json!({"error": {
-            "message": "(#131030) Recipient phone number not in allowed list",
-            "type": "OAuthException", "code": 131030
-        }})),
-        "Recipient phone number not in allowed list (code 131030)",
-        WHATSAPP_TOKEN,
-    )
-    .await;
+async fn every_chat_kinds_refusal_is_a_channel_error_with_the_providers_reason() {
+    for kind in chat_kinds() {
+        refusal(kind).await;
+    }
 }
 
 /// The Python with `aiosmtpd` (`.ci/run` installs one and names it in
@@ -415,8 +424,8 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         to: Some("customer@example.com".into()),
         text: "Your verification code is 482913. It expires in 3 minutes.".into(),
         subject: Some("Your Acme verification".into()),
-        public_url: "http://gateway.test".into(),
         code: Some("482913".into()),
+        public_url: "http://gateway.test".into(),
         code_ttl: None,
     };
     channel.send(&msg).await.unwrap();
@@ -469,11 +478,12 @@ async fn login_link_delivery(kind: Kind) {
     let bodies = received(&provider).await;
     assert_eq!(
         bodies,
-        vec![expected_body(
-            &kind,
+        vec![(kind.body)(
             conversation,
             &format!("Please sign in to continue: {short}")
-        )]
+        )],
+        "{}",
+        kind.name
     );
 
     provider.reset().await;
@@ -487,7 +497,7 @@ async fn login_link_delivery(kind: Kind) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_links_are_delivered_on_every_chat_provider() {
-    login_link_delivery(slack()).await;
-    login_link_delivery(telegram()).await;
-    login_link_delivery(whatsapp()).await;
+    for kind in chat_kinds() {
+        login_link_delivery(kind).await;
+    }
 }

@@ -61,6 +61,8 @@ pub struct Setup {
     /// `server.public_url` (default `http://gateway.test`), for a browser
     /// that must follow the gateway's own links.
     pub public_url: Option<String>,
+    /// The acme team's `sms_channel` (default `"sms"`, the twilio channel).
+    pub sms_channel: Option<String>,
 }
 
 /// The secrets of a test config.
@@ -255,7 +257,7 @@ key_prefix = "{prefix}"
         r#"id = "acme"
 login_url = "https://login.acme.test/chat?lang=en"
 channels = {acme_channels:?}
-sms_channel = "sms"
+sms_channel = "{sms_channel}"
 
 [[security_keys]]
 kid = "2026-11"
@@ -289,6 +291,7 @@ sha256 = "{admin}"
         agent = ApiKeyHash::of_key(&keys.agent).to_hex(),
         admin = ApiKeyHash::of_key(&keys.admin).to_hex(),
         extra = setup.team_extra,
+        sms_channel = setup.sms_channel.as_deref().unwrap_or("sms"),
     );
     std::fs::write(dir.join("config/teams/acme.toml"), acme).unwrap();
     let globex_channels: Vec<String> = std::iter::once("webchat".to_string())

@@ -114,6 +114,45 @@ struct Inner {
     acr: String,
     /// The provider session its ID tokens name (`sid`), when set.
     sid: Option<String>,
+    ciba: Ciba,
+}
+
+/// What the customer does in their app when a CIBA request comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Approval {
+    /// Nothing yet: `authorization_pending`.
+    Pending,
+    Approve,
+    Deny,
+    /// `slow_down` to the next poll, then pending.
+    SlowDown,
+    /// `expired_token`.
+    Expired,
+}
+
+/// The CIBA side of the provider (poll mode).
+struct Ciba {
+    /// Discovery names `backchannel_authentication_endpoint`.
+    offered: bool,
+    /// The backchannel endpoint refuses every request (400).
+    refuses: bool,
+    interval: Option<u64>,
+    expires_in: u64,
+    approval: Approval,
+    /// `auth_req_id` → the `login_hint` it was asked for.
+    requests: HashMap<String, String>,
+    /// Every request it saw: (gateway clock ms, what, form).
+    seen: Vec<(i64, &'static str, HashMap<String, String>)>,
+}
+
+/// One request the CIBA side saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// On the gateway's (test) clock, ms.
+    pub at_ms: i64,
+    /// `bc-authorize` or `token`.
+    pub what: &'static str,
+    pub form: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -153,6 +192,15 @@ impl FakeIdp {
                 auth_age: 5,
                 acr: "gold".into(),
                 sid: None,
+                ciba: Ciba {
+                    offered: true,
+                    refuses: false,
+                    interval: Some(5),
+                    expires_in: 120,
+                    approval: Approval::Pending,
+                    requests: HashMap::new(),
+                    seen: Vec::new(),
+                },
             })),
         };
         let app = Router::new()
@@ -160,6 +208,7 @@ impl FakeIdp {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/jwks", get(jwks))
+            .route("/bc-authorize", post(bc_authorize))
             .with_state(idp.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
         idp
@@ -222,8 +271,126 @@ impl FakeIdp {
     pub fn email_verified(&self, v: Option<Value>) {
         self.with(|i| i.email_verified = v);
     }
+    /// What the customer does in the app from now on.
+    pub fn approval(&self, a: Approval) {
+        self.with(|i| i.ciba.approval = a);
+    }
+    /// Whether discovery names a backchannel authentication endpoint.
+    pub fn offer_ciba(&self, offered: bool) {
+        self.with(|i| i.ciba.offered = offered);
+    }
+    /// The backchannel endpoint refuses every request (or no longer does).
+    pub fn refuse_ciba(&self, refuses: bool) {
+        self.with(|i| i.ciba.refuses = refuses);
+    }
+    /// The `interval` (None: left out) and `expires_in` it answers.
+    pub fn ciba_timing(&self, interval: Option<u64>, expires_in: u64) {
+        self.with(|i| {
+            i.ciba.interval = interval;
+            i.ciba.expires_in = expires_in;
+        });
+    }
+    /// Every CIBA request it saw, oldest first.
+    pub fn ciba_seen(&self) -> Vec<Seen> {
+        self.with(|i| {
+            i.ciba
+                .seen
+                .iter()
+                .map(|(at_ms, what, form)| Seen {
+                    at_ms: *at_ms,
+                    what,
+                    form: form.clone(),
+                })
+                .collect()
+        })
+    }
+    /// How many polls of the token endpoint it saw.
+    pub fn ciba_polls(&self) -> usize {
+        self.ciba_seen()
+            .iter()
+            .filter(|s| s.what == "token")
+            .count()
+    }
     pub fn last_authorize(&self) -> HashMap<String, String> {
         self.with(|i| i.authorize_params.last().cloned().unwrap_or_default())
+    }
+}
+
+fn now_ms(i: &Inner) -> i64 {
+    i.clock.as_ref().map_or_else(
+        || chatgate::time::SystemClock.now().unix_millis(),
+        |c| c.now().unix_millis(),
+    )
+}
+
+fn client_ok(headers: &HeaderMap) -> bool {
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+/// The backchannel authentication endpoint (CIBA, poll mode).
+async fn bc_authorize(
+    State(idp): State<FakeIdp>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let err = |status: StatusCode, e: &str| (status, Json(json!({"error": e}))).into_response();
+    let (refuses, interval, expires_in) = idp.with(|i| {
+        let at = now_ms(i);
+        i.ciba.seen.push((at, "bc-authorize", form.clone()));
+        (i.ciba.refuses, i.ciba.interval, i.ciba.expires_in)
+    });
+    if !client_ok(&headers) {
+        return err(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if refuses {
+        return err(StatusCode::BAD_REQUEST, "unknown_user_id");
+    }
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    if !get("scope").split(' ').any(|s| s == "openid") || get("login_hint").is_empty() {
+        return err(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let id = format!("arid-{}", uuid::Uuid::now_v7().simple());
+    idp.with(|i| i.ciba.requests.insert(id.clone(), get("login_hint")));
+    let mut answer = json!({"auth_req_id": id, "expires_in": expires_in});
+    if let Some(v) = interval {
+        answer["interval"] = json!(v);
+    }
+    Json(answer).into_response()
+}
+
+/// The token endpoint's answer to a CIBA poll.
+fn ciba_token(idp: &FakeIdp, form: &HashMap<String, String>) -> Response {
+    let err = |e: &str| (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
+    let id = form.get("auth_req_id").cloned().unwrap_or_default();
+    let answer = idp.with(|i| {
+        let at = now_ms(i);
+        i.ciba.seen.push((at, "token", form.clone()));
+        let Some(hint) = i.ciba.requests.get(&id).cloned() else {
+            return Err("invalid_grant");
+        };
+        match i.ciba.approval {
+            Approval::Pending => Err("authorization_pending"),
+            Approval::SlowDown => {
+                i.ciba.approval = Approval::Pending;
+                Err("slow_down")
+            }
+            Approval::Deny => Err("access_denied"),
+            Approval::Expired => Err("expired_token"),
+            Approval::Approve => {
+                i.ciba.requests.remove(&id);
+                let _asked_for = hint;
+                Ok(id_token(i, &idp.issuer, None))
+            }
+        }
+    });
+    match answer {
+        Ok(t) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300, "id_token": t}))
+            .into_response(),
+        Err(e) => err(e),
     }
 }
 
@@ -257,6 +424,12 @@ async fn discovery(State(idp): State<FakeIdp>) -> Json<Value> {
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic"],
     });
+    if idp.with(|i| i.ciba.offered) {
+        doc["backchannel_authentication_endpoint"] = json!(format!("{iss}/bc-authorize"));
+        doc["backchannel_token_delivery_modes_supported"] = json!(["poll"]);
+        doc["grant_types_supported"] =
+            json!(["authorization_code", "urn:openid:params:grant-type:ciba"]);
+    }
     if misbehave == Misbehave::OversizedDiscovery {
         doc["padding"] = json!("x".repeat(OVERSIZED));
     }
@@ -374,6 +547,9 @@ async fn token(
         return (StatusCode::INTERNAL_SERVER_ERROR, "down").into_response();
     }
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    if get("grant_type") == "urn:openid:params:grant-type:ciba" {
+        return ciba_token(&idp, &form);
+    }
     if get("grant_type") != "authorization_code" {
         return bad("grant_type");
     }

@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 15] = [
+const PUBLIC: [&str; 16] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -331,6 +331,7 @@ const PUBLIC: [&str; 15] = [
     "/oidc/backchannel-logout/{team}",
     "/ssf/{team}/events",
     "/v1/providers/twilio/{channel}/status",
+    "/v1/providers/whatsapp/{channel}/webhook",
     "/v1/providers/telegram-gateway/{channel}/report",
     "/console",
     "/console/console.css",
@@ -342,8 +343,9 @@ const REVOCATION: [&str; 2] = ["/oidc/backchannel-logout/{team}", "/ssf/{team}/e
 
 /// The providers' receipt routes: they read the provider's own form, so
 /// neither a JSON content type (415) nor a member check (422) applies.
-const RECEIPTS: [&str; 2] = [
+const RECEIPTS: [&str; 3] = [
     "/v1/providers/twilio/{channel}/status",
+    "/v1/providers/whatsapp/{channel}/webhook",
     "/v1/providers/telegram-gateway/{channel}/report",
 ];
 
@@ -430,7 +432,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 32);
+    assert_eq!(operations, 34);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
@@ -725,6 +727,49 @@ async fn emitted_events_are_what_the_document_states() {
         )
         .await;
     assert_eq!(res.status(), 200);
+    // A code by SMS, reported failed and then delivered.
+    wiremock::Mock::given(wiremock::matchers::path(
+        "/2010-04-01/Accounts/AC123/Messages.json",
+    ))
+    .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(json!({"sid": "SMdoc"})))
+    .with_priority(1)
+    .mount(&app.chat)
+    .await;
+    let v = app
+        .create(json!({"channel": "webchat", "conversation_id": "doc-sms", "contact": {"phone": "+15551239999"}}))
+        .await;
+    let sms = v["id"].as_str().unwrap();
+    let res =
+        crate::challenges::start(&app, sms, json!({"method": "otp", "delivery": "sms"})).await;
+    assert_eq!(res.status(), 201);
+    for (status, error) in [("failed", Some("30003")), ("delivered", None)] {
+        let mut fields = vec![
+            ("MessageSid".to_string(), "SMdoc".to_string()),
+            ("MessageStatus".to_string(), status.to_string()),
+        ];
+        fields.extend(error.map(|e| ("ErrorCode".to_string(), e.to_string())));
+        let sig = chatgate::channels::receipts::twilio_signature(
+            b"twilio-test-token",
+            "http://gateway.test/v1/providers/twilio/sms/status",
+            &fields,
+        );
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&fields)
+            .finish();
+        let res = app
+            .request(
+                reqwest::Method::POST,
+                "/v1/providers/twilio/sms/status",
+                None,
+            )
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-twilio-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
     // A delivery ladder's move.
     let v = app
         .create(json!({"channel": "webchat", "conversation_id": "ladder", "contact": {"phone": "+447400123456"}}))
@@ -754,6 +799,8 @@ async fn emitted_events_are_what_the_document_states() {
         "challenge.created",
         "challenge.code_revealed",
         "challenge.failed",
+        "challenge.delivered",
+        "challenge.undelivered",
         "subject.locked",
         "subject.unlocked",
         "interaction.authenticated",

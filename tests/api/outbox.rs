@@ -433,6 +433,43 @@ async fn an_expiry_is_announced_once_across_instances() {
 }
 
 both_stores!(
+    due_entries_of_no_known_kind_are_dropped_and_the_rest_handled,
+    setup: Setup {
+        defaults: "authenticated_ttl = \"2s\"".into(),
+        ..Setup::default()
+    },
+    |mut app: TestApp| async move {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "cust-kinds").await;
+        // Entries due before the interaction's: a kind no arm names, and
+        // the interaction kind with no id.
+        let queue = keys::due_queue("acme");
+        let at = app.now().unix_millis();
+        let strays = ["zz:1", "x:not-an-id", "no-kind"];
+        let ops = strays
+            .iter()
+            .map(|member| Op::QueueAdd {
+                key: queue.clone(),
+                member: member.to_string(),
+                score: at,
+                ttl: Duration::from_secs(600),
+            })
+            .collect();
+        assert!(matches!(
+            app.gateway.store.commit(ops).await.unwrap(),
+            Commit::Applied
+        ));
+        app.advance(3);
+        assert_eq!(app.next_expired(1).await, vec![id], "expired");
+        let store = app.gateway.store.clone();
+        eventually("the strays dropped", || async {
+            store.index_desc(&queue, None, 10).await.unwrap().is_empty()
+        })
+        .await;
+    }
+);
+
+both_stores!(
     sigterm_drains_before_it_stops,
     setup: Setup {
         server: "shutdown_drain = \"1500ms\"".into(),

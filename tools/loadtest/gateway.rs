@@ -52,13 +52,59 @@ pub struct Seeded {
     pub conversation: String,
 }
 
-/// The fake chat provider: every webhook delivery succeeds.
+/// The `auth_token` of the fake Twilio channel `sms`.
+pub const TWILIO_TOKEN: &str = "bench-twilio-token";
+
+/// The URL Twilio signs for the `sms` channel's receipts.
+const TWILIO_STATUS: &str = "http://gateway.bench/v1/providers/twilio/sms/status";
+
+/// The `sid` the fake Twilio answers a message to `phone` with.
+pub fn message_sid(phone: &str) -> String {
+    let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+    format!("SM{digits}")
+}
+
+/// The fake Twilio's answer to a send: the message's `sid`, from its `To`.
+async fn twilio_send(body: axum::body::Bytes) -> axum::Json<serde_json::Value> {
+    let to = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "To")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    axum::Json(serde_json::json!({"sid": message_sid(&to), "status": "queued"}))
+}
+
+/// A Twilio status callback for `sid`, signed as Twilio signs.
+pub fn receipt_request(sid: &str, status: &str) -> engine::Req {
+    let fields = vec![
+        ("MessageSid".to_string(), sid.to_string()),
+        ("MessageStatus".to_string(), status.to_string()),
+    ];
+    let sig = chatgate::channels::receipts::twilio_signature(
+        TWILIO_TOKEN.as_bytes(),
+        TWILIO_STATUS,
+        &fields,
+    );
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    engine::request(
+        "POST",
+        "/v1/providers/twilio/sms/status",
+        &[("x-twilio-signature", &sig)],
+        body.into_bytes(),
+    )
+}
+
+/// The fake chat provider: every webhook delivery succeeds, and the fake
+/// Twilio answers every message with a `sid`.
 async fn chat_sink() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let router = Router::new().route("/messages", post(|| async { "" }));
+    let router = Router::new()
+        .route("/messages", post(|| async { "" }))
+        .route("/2010-04-01/Accounts/AC1/Messages.json", post(twilio_send));
     tokio::spawn(async move { axum::serve(listener, router).await });
     addr
 }
@@ -102,7 +148,8 @@ window = "1s"
     let team = format!(
         r#"id = "acme"
 login_url = "https://login.acme.bench/chat"
-channels = ["webchat"]
+channels = ["webchat", "sms"]
+sms_channel = "sms"
 
 [[security_keys]]
 kid = "k1"
@@ -128,6 +175,10 @@ sha256 = "{agent}"
         generate_whsec()
     );
     std::fs::write(dir.join("channels/webchat.toml"), webchat).expect("write");
+    let sms = format!(
+        "name = \"sms\"\nkind = \"twilio\"\nbase_url = \"http://{chat}\"\naccount_sid = \"AC1\"\nauth_token = \"${{CG_LOADTEST_UNSET_TWILIO:-{TWILIO_TOKEN}}}\"\nfrom = \"+15550006666\"\n"
+    );
+    std::fs::write(dir.join("channels/sms.toml"), sms).expect("write");
 }
 
 /// How long [`Running::settle`] waits for the outbox to empty, at most.
@@ -306,6 +357,43 @@ impl Running {
             .await
             .expect("challenge")
             .challenge_id
+    }
+
+    /// Creates `n` interactions with a phone each and sends each an OTP
+    /// by SMS through the fake Twilio, `parallel` at a time: the `sid`s of
+    /// their messages.
+    pub async fn seed_sms(&self, n: usize, parallel: usize) -> Vec<String> {
+        let sent = futures::stream::iter(0..n)
+            .map(|i| async move {
+                let team = self.gateway.team("acme").expect("team");
+                let phone = format!("+1555{:07}", 2_000_000 + i);
+                let req = NewInteraction {
+                    channel: "webchat".into(),
+                    conversation_id: format!("sms{i}"),
+                    contact: Some(chatgate::domain::interaction::Contact {
+                        phone: Some(phone.clone()),
+                        email: None,
+                    }),
+                    ..NewInteraction::default()
+                };
+                let (view, _) = self
+                    .gateway
+                    .create_interaction(team, req, Self::now())
+                    .await
+                    .expect("create");
+                let req = NewChallenge {
+                    method: "otp".into(),
+                    delivery: Some("sms".into()),
+                    to: None,
+                };
+                self.gateway
+                    .start_challenge(team, view.id, req, Self::now())
+                    .await
+                    .expect("sms challenge");
+                message_sid(&phone)
+            })
+            .buffer_unordered(parallel);
+        sent.collect().await
     }
 
     /// Stops the server; on Redis deletes every key of its prefix (never FLUSHALL).

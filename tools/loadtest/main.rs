@@ -390,6 +390,23 @@ async fn scenarios(b: &mut Bench, redis: bool, n: usize, ceiling: &'static str) 
         b.rows.push(row("OTP verify, wrong code", o, heavy));
     }
 
+    if b.wants("Twilio receipt") {
+        // Half the receipts move a status (sent, then delivered), the rest
+        // repeat one: a provider's retries and duplicates.
+        let m = (n / 2).clamp(1, 5000);
+        let sids = Arc::new(g.seed_sms(m, 32).await);
+        g.settle().await;
+        let make: MakeReq = Arc::new(move |_, seq| {
+            let sid = &sids[rand_index(sids.len())];
+            let status = if seq % 2 == 0 { "sent" } else { "delivered" };
+            let r = gateway::receipt_request(sid, status);
+            async move { Some(r) }.boxed()
+        });
+        let o = b.measure_on(&g, make, None).await;
+        b.rows
+            .push(row("Twilio receipt (status callback)", o, Target::none()));
+    }
+
     if b.wants("list page (50)") {
         let o = b
             .measure_on(&g, get("/v1/interactions?limit=50".into(), &g.agent), None)

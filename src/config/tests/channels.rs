@@ -115,6 +115,47 @@ fn literal_secrets_are_refused_in_channel_files() {
     );
     let e = fx.expect_err("channels/email.toml", "password", "must be written as");
     assert!(!e.to_string().contains("hunter2"));
+    // The receipt secrets of a `whatsapp` channel.
+    for key in ["app_secret", "verify_token"] {
+        let mut fx = Fixture::new();
+        fx.set_env("FX_TOKEN", "tok");
+        fx.write(
+            "channels/wa.toml",
+            &format!("name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${{FX_TOKEN}}\"\n{key} = \"literal-meta-secret\""),
+        );
+        let e = fx.expect_err("channels/wa.toml", key, "must be written as");
+        assert!(!e.to_string().contains("literal-meta-secret"));
+    }
+}
+
+#[test]
+fn a_whatsapp_channel_reads_its_receipt_secrets_from_the_environment() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    fx.set_env("FX_APP_SECRET", "app-secret");
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"\n\
+         app_secret = \"${FX_APP_SECRET}\"\nverify_token = \"${FX_VERIFY:-verify-me}\"",
+    );
+    fx.write(
+        "channels/wa2.toml",
+        "name = \"wa2\"\nkind = \"whatsapp\"\nphone_number_id = \"124\"\ntoken = \"${FX_TOKEN}\"",
+    );
+    let config = fx.load().unwrap();
+    match &config.channels["wa"].kind {
+        ChannelKind::Whatsapp(w) => {
+            let secret = w.app_secret.as_ref().unwrap().get();
+            assert_eq!(secret.expose_secret(), "app-secret");
+            let token = w.verify_token.as_ref().unwrap().get();
+            assert_eq!(token.expose_secret(), "verify-me");
+        }
+        other => panic!("{other:?}"),
+    }
+    match &config.channels["wa2"].kind {
+        ChannelKind::Whatsapp(w) => assert!(w.app_secret.is_none() && w.verify_token.is_none()),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -391,4 +432,70 @@ fn a_telegram_gateway_channel_parses_and_its_token_is_a_secret() {
         "must be written as \"${VARIABLE}\"",
     );
     assert!(!e.to_string().contains("AAGtg-literal"));
+}
+
+#[test]
+fn authentication_template_keys_are_read_and_checked() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"\n\
+         otp_template = \"chatgate_otp\"",
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["wa"].kind,
+        ChannelKind::Whatsapp(w) if w.otp_template.as_deref() == Some("chatgate_otp")
+            && w.otp_template_language == "en_US"
+    ));
+    fx.edit("channels/wa.toml", "\"chatgate_otp\"", "\" \"");
+    fx.expect_err("channels/wa.toml", "otp_template", "must not be empty");
+    fx.edit("channels/wa.toml", "otp_template = \" \"", "");
+    // A Content template only for a WhatsApp sender.
+    fx.edit(
+        "channels/sms.toml",
+        "from = \"+15550006666\"",
+        "from = \"+15550006666\"\notp_content_sid = \"HX1\"",
+    );
+    let e = fx.expect_err("channels/sms.toml", "otp_content_sid", "whatsapp:");
+    assert!(e.problem.contains("from"), "{e}");
+    fx.edit(
+        "channels/sms.toml",
+        "from = \"+15550006666\"",
+        "from = \"whatsapp:+15550006666\"",
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["sms"].kind,
+        ChannelKind::Twilio(t) if t.otp_content_sid.as_deref() == Some("HX1")
+    ));
+}
+
+#[test]
+fn a_template_for_an_sms_channel_lives_as_long_as_the_longest_code_it_carries() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    // The whatsapp channel is acme's sms_channel: besides its own (the
+    // team's 3 min) it carries the codes of webchat (20 min).
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"123\"\ntoken = \"${FX_TOKEN}\"\n\
+         otp_template = \"chatgate_otp\"",
+    );
+    let acme = "config/teams/acme.toml";
+    fx.edit(acme, "sms_channel = \"sms\"", "sms_channel = \"wa\"");
+    fx.edit(acme, "\"email\"]", "\"email\", \"wa\"]");
+    fx.edit(
+        acme,
+        "[channel_settings.webchat]",
+        "[channel_settings.webchat]\notp.ttl = \"20m\"",
+    );
+    let config = fx.load().unwrap();
+    let minutes = |m: u64| std::time::Duration::from_secs(m * 60);
+    assert_eq!(config.teams["acme"].otp_ttl_through("wa"), minutes(20));
+    // Not the sms_channel: its own codes only.
+    fx.edit(acme, "sms_channel = \"wa\"", "sms_channel = \"sms\"");
+    let config = fx.load().unwrap();
+    assert_eq!(config.teams["acme"].otp_ttl_through("wa"), minutes(3));
 }

@@ -108,7 +108,10 @@ fn parse_takes_otp_to_the_chat_by_default_and_shapes_to() {
 #[test]
 fn parse_refuses_what_is_malformed() {
     let bad = |m, d, to| ChallengeRequest::parse(m, d, to).unwrap_err().to_string();
-    assert_eq!(bad("binding", None, None), "method: must be otp or pin");
+    assert_eq!(
+        bad("binding", None, None),
+        "method: must be otp, pin or app"
+    );
     assert_eq!(
         bad("otp", Some("fax"), None),
         "delivery: must be chat, sms, email, agent or ladder"

@@ -1,5 +1,9 @@
-//! The outbox's dispatcher: in every instance, one loop per team, so that
-//! a slow receiver only ever slows itself.
+//! The outbox's dispatcher ([`Dispatcher`], started by the app): in every
+//! instance, one loop per team, so that a slow receiver only ever slows
+//! itself. This file is the loop: claim due items, deliver, settle. What
+//! a destination's lane decides without I/O (its bounds, what waits, what
+//! is brought forward, how long an item handed back waits) is in
+//! `lanes.rs`.
 //!
 //! A team's loop claims due items with a lease, publishes their events at
 //! once (the live stream gets them in the order they came due, whatever
@@ -9,7 +13,7 @@
 //! deliveries are in flight, within two bounds:
 //!
 //! - per destination (the team's webhook; each chat channel):
-//!   [`LANE_IN_FLIGHT`] deliveries at once, and up to [`LANE_WAITING`]
+//!   `LANE_IN_FLIGHT` deliveries at once, and up to `LANE_WAITING`
 //!   more claimed and waiting for a free slot. Past that, a claimed item of
 //!   a busy destination is handed back to the queue for a little later
 //!   ([`defer_for`]), so the items behind it — for other destinations —
@@ -30,13 +34,13 @@
 //! the lane has room again. When its destination answers again after
 //! failures, the failed ones are brought forward to now, as many as the
 //! lane has room for, rather than each waiting out its own backoff; while
-//! it fails, one is tried every [`PROBE_EVERY`], so a receiver that comes
+//! it fails, one is tried every `PROBE_EVERY`, so a receiver that comes
 //! back is noticed within seconds. Another instance's items for the same
 //! destination (or this one's from before a restart) are not remembered
 //! here: after a success to a destination that failed recently, the loop
 //! also looks in the queue for its items waiting beyond a lease
 //! ([`TeamDispatch::look_for_waiting`]: one read of at most [`LOOK_PAGE`]
-//! entries per destination and [`LOOK_EVERY`]) and brings them forward
+//! entries per destination and `LOOK_EVERY`) and brings them forward
 //! too. Bringing forward moves only an entry still as it was handed back
 //! or read (`Store::queue_move_unchanged`): one delivered meanwhile is
 //! never brought back, one claimed keeps its lease.
@@ -44,7 +48,7 @@
 //! Settling goes through one task per team that commits every settlement
 //! ready at that moment together: one commit per item when the outbox is
 //! quiet, fewer under load.
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
@@ -52,206 +56,81 @@ use tracing::Instrument;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::item::peek_channel;
-use super::{Batch, Claimed, Handled, Task, BATCH, LEASE, MAX_BACKOFF, POLL, WEBHOOK_TIMEOUT};
-use crate::channels::SEND_TIMEOUT;
+use super::lanes::{
+    defer_for, Destination, Ended, LookFrom, Placement, DEFER_MIN, LONGEST_WAIT, TEAM_HELD,
+};
+use super::{Batch, Claimed, Handled, Outbox, Task, BATCH, LEASE, POLL};
 use crate::config::Team;
 use crate::error::{Error, Result};
+use crate::events::Publisher;
 use crate::gateway::{Gateway, Live};
-use crate::store::{keys, Commit, IndexEntry, Op, StoreError};
+use crate::store::{keys, Commit, IndexEntry, Op, SharedStore, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 
-/// Deliveries to one destination in flight at once, per team and instance.
-const LANE_IN_FLIGHT: usize = 256;
-/// Items of one destination claimed and waiting for a free slot, at most:
-/// a burst bound for a receiver that answers (a load test's notices) is
-/// delivered without going back to the queue; one bound for a receiver
-/// that hangs goes back after [`LONGEST_WAIT`].
-const LANE_WAITING: usize = 16 * BATCH;
-/// Items one team's loop holds (in flight or waiting), at most: room for
-/// three destinations that hang and the others beside them.
-const TEAM_HELD: usize = 4 * (LANE_IN_FLIGHT + LANE_WAITING);
-/// How long an item may wait for a slot: it must still be delivered and
-/// settled within its lease.
-const LONGEST_WAIT: Duration = Duration::from_secs(12);
-const _: () = assert!(
-    LONGEST_WAIT.as_secs() + WEBHOOK_TIMEOUT.as_secs() + 5 < LEASE.as_secs()
-        && SEND_TIMEOUT.as_secs() <= WEBHOOK_TIMEOUT.as_secs()
-);
-/// An item handed back for want of a slot comes due again after half its
-/// age, within these bounds: an item that has waited long waits longer,
-/// so a receiver that stays slow costs a few claims per item, not one a
-/// second.
-const DEFER_MIN: Duration = Duration::from_secs(1);
-const DEFER_MAX: Duration = Duration::from_secs(30);
-/// Items handed back to the queue that a lane remembers, to bring them
-/// forward when its destination answers again (the oldest are forgotten:
-/// they come due by their own backoff).
-const LANE_LATER: usize = 10_000;
-/// While a destination fails and nothing of it is under way, one of its
-/// waiting items is brought forward this often: a receiver that comes back
-/// is noticed within seconds, whatever the items' backoff.
-const PROBE_EVERY: Duration = Duration::from_secs(3);
 /// How long settling waits for an event to reach the log before it puts
 /// the item back.
 const LOG_WAIT: Duration = Duration::from_secs(10);
-/// A destination that failed this recently (here, or an item that failed
-/// anywhere and was claimed here) may have items of other instances
-/// waiting out their backoff: a success looks for them (see
-/// [`TeamDispatch::look_for_waiting`]).
-const FAILED_RECENTLY: Duration = MAX_BACKOFF;
-/// Such a look happens at most this often per destination, and reads at
-/// most [`LOOK_PAGE`] queue entries.
-const LOOK_EVERY: Duration = Duration::from_secs(1);
+/// A look in the queue for a lane's items waiting out their backoff reads
+/// at most this many entries.
 const LOOK_PAGE: usize = BATCH;
 /// Settlements committed together, at most.
 const SETTLE_BATCH: usize = 256;
 
-/// Where a look in the queue goes on: the score and member it stopped at.
-type LookFrom = (i64, String);
+/// A lane of this loop: its waiting items are claimed items.
+type Lane = super::lanes::Lane<Claimed>;
 
-/// Where an item goes: what it waits for when it waits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum Destination {
-    /// The team's event webhook.
-    Webhook,
-    /// A chat channel, by name.
-    Channel(String),
-}
-
-impl Destination {
-    /// Where the stored item `text` goes, read off it (see [`peek_channel`]).
-    fn of_stored(team: &Team, text: &str) -> Option<Self> {
-        match peek_channel(text)? {
-            None => team.webhook.as_ref().map(|_| Destination::Webhook),
-            Some(channel) => Some(Destination::Channel(channel)),
-        }
-    }
-
-    /// Where `task` is delivered; `None`: nowhere (an event of a team
-    /// without a webhook is done once published).
-    fn of(team: &Team, task: &Task) -> Option<Self> {
-        match task {
-            Task::Event { .. } => team.webhook.as_ref().map(|_| Destination::Webhook),
-            Task::Notice { channel, .. } => Some(Destination::Channel(channel.clone())),
-        }
-    }
-}
-
-/// One destination's deliveries: how many are in flight, the claimed items
-/// waiting for a slot (with the time each was claimed), oldest first, and
-/// the items this loop handed back to the queue for later (failed, or no
-/// slot), with the due time it gave each.
-#[derive(Default)]
-struct Lane {
-    in_flight: usize,
-    waiting: VecDeque<(Timestamp, Claimed)>,
-    later: VecDeque<(String, i64)>,
-    /// The items this loop handed back for want of a slot, with the due
-    /// time it gave each: brought forward when the lane has room again.
-    deferred: VecDeque<(String, i64)>,
-    /// The lane has room again after a claim filled it.
-    room: bool,
-    /// The last delivery that ended failed.
-    failing: bool,
-    /// When an attempt last ended or a probe was last brought forward.
-    last_try: Option<std::time::Instant>,
-    /// A delivery succeeded with room in the lane: bring waiting items forward.
-    forward: bool,
-    /// A claim left this lane without room for another batch: claim again
-    /// once it has.
-    wants_room: bool,
-    /// When a delivery to it last failed here, or an item that had failed
-    /// before was claimed for it.
-    failed_at: Option<std::time::Instant>,
-    /// A success since it failed: look in the queue for its items waiting
-    /// out their backoff, whoever handed them back.
-    look: bool,
-    /// When it last looked, and where the next look goes on (highest
-    /// score first).
-    looked_at: Option<std::time::Instant>,
-    look_from: Option<LookFrom>,
-}
-
-impl Lane {
-    /// Whether a batch more might not fit in the waiting line.
-    fn full(&self) -> bool {
-        self.waiting.len() + BATCH > LANE_WAITING
-    }
-
-    /// Items claimed for this destination and not yet settled.
-    fn held(&self) -> usize {
-        self.in_flight + self.waiting.len()
-    }
-
-    /// Remembers an item handed back to the queue after a failure, due at `score`.
-    fn handed_back(&mut self, requeued: Option<(String, i64)>) {
-        remember(&mut self.later, requeued);
-    }
-
-    /// Remembers an item handed back for want of a slot, due at `score`.
-    fn deferred(&mut self, requeued: Option<(String, i64)>) {
-        remember(&mut self.deferred, requeued);
-    }
-
-    /// Up to `n` remembered failed items not yet due at `now`.
-    fn take_later(&mut self, n: usize, now: i64) -> Vec<(String, i64)> {
-        take_due_later(&mut self.later, n, now)
-    }
-}
-
-fn remember(list: &mut VecDeque<(String, i64)>, requeued: Option<(String, i64)>) {
-    if let Some(entry) = requeued {
-        if list.len() == LANE_LATER {
-            list.pop_front();
-        }
-        list.push_back(entry);
-    }
-}
-
-/// Up to `n` remembered items not yet due at `now` (the others have come
-/// due, or been claimed: they are forgotten).
-fn take_due_later(list: &mut VecDeque<(String, i64)>, n: usize, now: i64) -> Vec<(String, i64)> {
-    let mut taken = Vec::new();
-    while taken.len() < n {
-        let Some((member, score)) = list.pop_front() else {
-            break;
-        };
-        if score > now {
-            taken.push((member, score));
-        }
-    }
-    taken
-}
-
-/// Runs this instance's dispatcher until `shutdown` resolves: a loop per
-/// team. What it has not delivered stays in the store for the next look,
-/// or another instance (its claims come due again after their lease).
-pub async fn run_dispatcher(
+/// This instance's dispatcher, started by the app: a loop per team. It
+/// holds what the loops share — the store, the outbox (its bell, the
+/// items this instance kept, the deliveries' health), the event
+/// publisher and the clock — and the gateway in force, which each round
+/// reads anew for the team's configuration and the senders its notices
+/// go through (a reload replaces both; the rest stays).
+pub struct Dispatcher {
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    tokio::pin!(shutdown);
-    // Dropped at the end: every team's loop and its deliveries stop.
-    let mut teams = JoinSet::new();
-    let mut started = std::collections::HashSet::new();
-    let mut replaced = live.replacements();
-    loop {
-        // A team a reload added gets its loop; a removed team's loop finds
-        // no team and hands nothing out (its items wait in the store).
-        for id in live.current().config.teams.keys() {
-            if started.insert(id.clone()) {
-                let dispatch = TeamDispatch::new(Arc::clone(&live), Arc::clone(&clock), id.clone());
-                teams.spawn(dispatch.run());
-            }
+    store: SharedStore,
+    outbox: Arc<Outbox>,
+    events: Publisher,
+}
+
+impl Dispatcher {
+    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> Self {
+        let gw = live.current();
+        Dispatcher {
+            store: Arc::clone(&gw.store),
+            outbox: Arc::clone(&gw.outbox),
+            events: gw.events.clone(),
+            live,
+            clock,
         }
-        tokio::select! {
-            () = &mut shutdown => return,
-            changed = replaced.changed() => if changed.is_err() {
-                shutdown.await;
-                return;
-            },
+    }
+
+    /// Runs until `shutdown` resolves: a loop per team. What it has not
+    /// delivered stays in the store for the next look, or another instance
+    /// (its claims come due again after their lease).
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let this = Arc::new(self);
+        tokio::pin!(shutdown);
+        // Dropped at the end: every team's loop and its deliveries stop.
+        let mut teams = JoinSet::new();
+        let mut started = std::collections::HashSet::new();
+        let mut replaced = this.live.replacements();
+        loop {
+            // A team a reload added gets its loop; a removed team's loop
+            // finds no team and hands nothing out (its items wait in the
+            // store).
+            for id in this.live.current().config.teams.keys() {
+                if started.insert(id.clone()) {
+                    teams.spawn(TeamDispatch::new(Arc::clone(&this), id.clone()).run());
+                }
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                changed = replaced.changed() => if changed.is_err() {
+                    shutdown.await;
+                    return;
+                },
+            }
         }
     }
 }
@@ -270,10 +149,11 @@ async fn until_claimed(claiming: &mut Option<Claiming>) -> (usize, Result<Option
 
 /// One team's loop (see the module's notes).
 struct TeamDispatch {
-    /// The gateway in force, and the one this round took from it.
-    live: Arc<Live>,
+    /// What every team's loop shares.
+    shared: Arc<Dispatcher>,
+    /// The gateway this round took from the one in force: the team's
+    /// configuration, and the senders its notices go through.
     gw: Arc<Gateway>,
-    clock: Arc<dyn Clock>,
     team: String,
     queue: String,
     lanes: HashMap<Destination, Lane>,
@@ -291,13 +171,12 @@ struct TeamDispatch {
 }
 
 impl TeamDispatch {
-    fn new(live: Arc<Live>, clock: Arc<dyn Clock>, team: String) -> Self {
+    fn new(shared: Arc<Dispatcher>, team: String) -> Self {
         let (settle, settled) = mpsc::unbounded_channel();
         TeamDispatch {
             queue: keys::outbox(&team),
-            gw: live.current(),
-            live,
-            clock,
+            gw: shared.live.current(),
+            shared,
             team,
             lanes: HashMap::new(),
             held: 0,
@@ -315,12 +194,12 @@ impl TeamDispatch {
         };
         let mut settler = JoinSet::new();
         settler.spawn(settle_loop(
-            Arc::clone(&self.gw),
-            Arc::clone(&self.clock),
+            Arc::clone(&self.shared.store),
+            Arc::clone(&self.shared.clock),
             self.team.clone(),
             settled,
         ));
-        let mut bell = self.gw.outbox.bell.subscribe();
+        let mut bell = self.shared.outbox.bell.subscribe();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Look at once; then whenever woken, at each poll, and as long as
@@ -332,7 +211,7 @@ impl TeamDispatch {
         loop {
             // Each round works with the configuration in force (a reload
             // may have changed the team's webhook or channels).
-            self.gw = self.live.current();
+            self.gw = self.shared.live.current();
             while let Some(ended) = self.running.try_join_next_with_id() {
                 self.ended(ended);
             }
@@ -372,7 +251,7 @@ impl TeamDispatch {
                 }
                 _ = poll.tick() => {
                     look = true;
-                    self.gw.outbox.health.publish(&self.team, self.clock.now());
+                    self.shared.outbox.health.publish(&self.team, self.shared.clock.now());
                 }
             }
         }
@@ -380,9 +259,9 @@ impl TeamDispatch {
 
     /// A claim of what there is room for: how many it asks, and the batch.
     fn claim(&self) -> Claiming {
-        let (gw, clock, team) = (
+        let (gw, shared, team) = (
             Arc::clone(&self.gw),
-            Arc::clone(&self.clock),
+            Arc::clone(&self.shared),
             self.team.clone(),
         );
         let asked = (TEAM_HELD - self.held).min(BATCH);
@@ -390,7 +269,11 @@ impl TeamDispatch {
             let Some(team) = gw.config.team(&team) else {
                 return (asked, Ok(None));
             };
-            let batch = gw.claim_batch(team, clock.as_ref(), asked).await;
+            let store = shared.store.as_ref();
+            let batch = shared
+                .outbox
+                .claim_batch(store, team, shared.clock.as_ref(), asked)
+                .await;
             (asked, batch.map(Some))
         })
     }
@@ -405,14 +288,15 @@ impl TeamDispatch {
             return Ok(false);
         };
         let full = batch.full(asked);
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         // Events reach the live stream in the order they came due, before
         // any delivery: a slow webhook does not let a later event by.
         for claimed in &mut batch.ready {
             let item = &mut claimed.item;
             if let Task::Event { event, about } = &item.task {
                 if !item.published {
-                    let appended = gw.events.publish_confirmed(event.clone(), about.as_ref());
+                    let events = &self.shared.events;
+                    let appended = events.publish_confirmed(event.clone(), about.as_ref());
                     claimed.appended = Some(appended);
                     item.published = true;
                 }
@@ -436,23 +320,18 @@ impl TeamDispatch {
                 },
                 Some(to) => {
                     let lane = self.lanes.entry(to.clone()).or_default();
-                    if claimed.item.attempts > 0 {
-                        lane.failed_at = Some(std::time::Instant::now());
-                    }
-                    if lane.in_flight < LANE_IN_FLIGHT {
-                        self.start(to, claimed);
-                    } else if lane.waiting.len() < LANE_WAITING {
-                        lane.waiting.push_back((now, claimed));
-                        self.held += 1;
-                        if lane.full() {
-                            lane.wants_room = true;
-                            filled = true;
+                    match lane.place(claimed.item.attempts > 0) {
+                        Placement::Start => self.start(to, claimed),
+                        Placement::Wait => {
+                            filled |= lane.wait(now, claimed);
+                            self.held += 1;
                         }
-                    } else {
-                        filled = true;
-                        let handed = deferred(&self.queue, claimed, now)?;
-                        lane.deferred(handed.requeued());
-                        settled.push(handed);
+                        Placement::HandBack => {
+                            filled = true;
+                            let handed = deferred(&self.queue, claimed, now)?;
+                            lane.deferred(handed.requeued());
+                            settled.push(handed);
+                        }
                     }
                 }
             }
@@ -469,7 +348,7 @@ impl TeamDispatch {
         self.held += 1;
         let (gw, clock, team) = (
             Arc::clone(&self.gw),
-            Arc::clone(&self.clock),
+            Arc::clone(&self.shared.clock),
             self.team.clone(),
         );
         let (queue, settle) = (self.queue.clone(), self.settle.clone());
@@ -510,27 +389,12 @@ impl TeamDispatch {
             return;
         };
         let lane = self.lanes.entry(to.clone()).or_default();
-        lane.in_flight = lane.in_flight.saturating_sub(1);
-        lane.last_try = Some(std::time::Instant::now());
-        if how.delivered {
-            lane.forward |= lane.failing && !lane.later.is_empty();
-            lane.failing = false;
-            lane.look |= lane
-                .failed_at
-                .is_some_and(|at| at.elapsed() < FAILED_RECENTLY);
-        } else if how.requeued.is_some() {
-            lane.failing = true;
-            lane.failed_at = Some(std::time::Instant::now());
-            lane.handed_back(how.requeued);
-        }
+        lane.ended(how);
         if let Some((_, next)) = lane.waiting.pop_front() {
             self.held -= 1;
             self.start(to.clone(), next);
         }
-        let lane = self.lanes.entry(to).or_default();
-        if lane.wants_room && !lane.full() {
-            lane.wants_room = false;
-            lane.room = true;
+        if self.lanes.entry(to).or_default().room_again() {
             self.room_again = true;
         }
     }
@@ -538,7 +402,7 @@ impl TeamDispatch {
     /// Hands back to the queue the waiting items that could no longer be
     /// delivered within their lease.
     async fn release_overdue(&mut self) {
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         for lane in self.lanes.values_mut() {
             while lane
                 .waiting
@@ -565,7 +429,7 @@ impl TeamDispatch {
     /// After a success to a destination that failed recently, items of it
     /// waiting out their backoff beyond a lease — handed back by any
     /// instance — to bring forward: at most [`LOOK_PAGE`] entries read per
-    /// destination and [`LOOK_EVERY`] (one read for all destinations whose
+    /// destination and look interval (one read for all destinations whose
     /// look goes on from the same place), from the latest due down, going
     /// on where the last look stopped. A look that finds nothing waiting
     /// beyond a lease at all ends the destination's recent failure.
@@ -574,7 +438,7 @@ impl TeamDispatch {
         let Some(team) = gw.config.team(&self.team) else {
             return Vec::new();
         };
-        let now = self.clock.now();
+        let now = self.shared.clock.now();
         // Beyond any lease taken up to now: not under a claim.
         let beyond = now.plus(LEASE).unix_millis();
         // The lanes due a look, grouped by where their look goes on: lanes
@@ -582,15 +446,9 @@ impl TeamDispatch {
         // read of the queue.
         let mut groups: Vec<(Option<LookFrom>, Vec<Destination>)> = Vec::new();
         for (to, lane) in &mut self.lanes {
-            if !lane.look
-                || lane.failing
-                || lane.looked_at.is_some_and(|t| t.elapsed() < LOOK_EVERY)
-            {
+            let Some(from) = lane.due_a_look() else {
                 continue;
-            }
-            lane.look = false;
-            lane.looked_at = Some(std::time::Instant::now());
-            let from = lane.look_from.take();
+            };
             match groups.iter_mut().find(|(f, _)| *f == from) {
                 Some((_, tos)) => tos.push(to.clone()),
                 None => groups.push((from, vec![to.clone()])),
@@ -599,7 +457,8 @@ impl TeamDispatch {
         let mut found = Vec::new();
         for (from, tos) in groups {
             let from_top = from.is_none();
-            let Ok(page) = gw.store.index_desc(&self.queue, from, LOOK_PAGE).await else {
+            let read = self.shared.store.index_desc(&self.queue, from, LOOK_PAGE);
+            let Ok(page) = read.await else {
                 continue;
             };
             let mut to_the_end = page.len() < LOOK_PAGE;
@@ -616,53 +475,30 @@ impl TeamDispatch {
             }
             let next = page.last().filter(|_| !to_the_end);
             for to in &tos {
-                let Some(lane) = self.lanes.get_mut(to) else {
-                    continue;
-                };
-                match next {
-                    Some(e) => lane.look_from = Some((e.score, e.member.clone())),
-                    None if from_top && !waiting => lane.failed_at = None,
-                    None => {}
+                if let Some(lane) = self.lanes.get_mut(to) {
+                    let next = next.map(|e| (e.score, e.member.clone()));
+                    lane.looked(next, from_top && !waiting);
                 }
             }
         }
         found
     }
 
-    /// Brings items this loop handed back to the queue forward to now:
-    /// after a success, as many as the destination's lane has room for
-    /// (it answers again: its backlog need not wait out each item's
-    /// backoff); while it fails with nothing under way, one every
-    /// [`PROBE_EVERY`], to notice when it answers again. Answers whether
-    /// any was brought forward (then claim at once).
+    /// Brings items this loop handed back to the queue forward to now, as
+    /// each lane decides (`Lane::forward_now`), and those another
+    /// instance handed back that a look found ([`Self::look_for_waiting`]).
+    /// Answers whether any was brought forward (then claim at once).
     async fn bring_forward(&mut self) -> bool {
-        let now = self.clock.now().unix_millis();
-        let mut members = Vec::new();
+        let now = self.shared.clock.now().unix_millis();
+        let mut entries: Vec<IndexEntry> = Vec::new();
         for lane in self.lanes.values_mut() {
-            let room = (LANE_IN_FLIGHT + LANE_WAITING).saturating_sub(lane.held());
-            if lane.forward && !lane.failing && (room >= BATCH / 2 || lane.held() == 0) {
-                lane.forward = false;
-                let mut taken = lane.take_later(room, now);
-                let left = room.saturating_sub(taken.len());
-                taken.extend(take_due_later(&mut lane.deferred, left, now));
-                members.extend(taken);
-            } else if std::mem::take(&mut lane.room) && !lane.failing {
-                members.extend(take_due_later(&mut lane.deferred, BATCH, now));
-            } else if lane.failing
-                && lane.held() == 0
-                && lane.last_try.is_none_or(|t| t.elapsed() >= PROBE_EVERY)
-            {
-                let probe = lane.take_later(1, now);
-                if !probe.is_empty() {
-                    lane.last_try = Some(std::time::Instant::now());
-                }
-                members.extend(probe);
-            }
+            let taken = lane.forward_now(now);
+            entries.extend(
+                taken
+                    .into_iter()
+                    .map(|(member, score)| IndexEntry { member, score }),
+            );
         }
-        let mut entries: Vec<IndexEntry> = members
-            .into_iter()
-            .map(|(member, score)| IndexEntry { member, score })
-            .collect();
         entries.extend(self.look_for_waiting().await);
         if entries.is_empty() {
             return false;
@@ -670,7 +506,7 @@ impl TeamDispatch {
         // Only entries still as handed back: one delivered or claimed by
         // another instance meanwhile is left alone.
         let moved = self
-            .gw
+            .shared
             .store
             .queue_move_unchanged(&self.queue, &entries, now)
             .await;
@@ -684,21 +520,6 @@ impl TeamDispatch {
             }
         }
     }
-}
-
-/// How one delivery ended, as its lane needs to know.
-#[derive(Default)]
-struct Ended {
-    delivered: bool,
-    /// Queued again (failed): its member and due time.
-    requeued: Option<(String, i64)>,
-}
-
-/// How long an item handed back for want of a slot waits: half its age,
-/// within [`DEFER_MIN`] and [`DEFER_MAX`], ±20 %.
-fn defer_for(age: Duration) -> Duration {
-    let jitter = 0.8 + rand::random::<f64>() * 0.4;
-    (age / 2).clamp(DEFER_MIN, DEFER_MAX).mul_f64(jitter)
 }
 
 /// The ops that hand `claimed` back to the queue, due again a little later
@@ -751,7 +572,7 @@ async fn deliver_and_settle(
 /// Commits a team's settlements as they come, every one ready at that
 /// moment together.
 async fn settle_loop(
-    gw: Arc<Gateway>,
+    store: SharedStore,
     clock: Arc<dyn Clock>,
     team: String,
     mut settled: mpsc::UnboundedReceiver<Handled>,
@@ -773,33 +594,31 @@ async fn settle_loop(
             // Should it not be written, its lease brings it back.
             handled.ops = unlogged.put_back(&queue, again).unwrap_or_default();
         }
-        gw.commit_settled(&team, &ready).await;
+        commit_settled(store.as_ref(), &team, &ready).await;
         ready.clear();
     }
 }
 
-impl Gateway {
-    /// Removes or reschedules settled items in one commit; should another
-    /// instance have touched one of them (a lease that ran out), each
-    /// item's ops on their own, so the others still land. A store that
-    /// fails leaves them to their lease.
-    async fn commit_settled(&self, team: &str, settled: &[Handled]) {
-        let all: Vec<Op> = settled.iter().flat_map(|h| h.ops.iter().cloned()).collect();
-        match self.store.commit(all).await {
-            Ok(Commit::Applied) => {}
-            Ok(Commit::Conflict { .. }) => {
-                for h in settled {
-                    // One item the store refuses does not keep the others back.
-                    if let Err(e) = self.store.commit(h.ops.clone()).await {
-                        tracing::warn!(team = %team, error = %e, "outbox item not settled; will retry");
-                    }
+/// Removes or reschedules settled items in one commit; should another
+/// instance have touched one of them (a lease that ran out), each item's
+/// ops on their own, so the others still land. A store that fails leaves
+/// them to their lease.
+async fn commit_settled(store: &dyn Store, team: &str, settled: &[Handled]) {
+    let all: Vec<Op> = settled.iter().flat_map(|h| h.ops.iter().cloned()).collect();
+    match store.commit(all).await {
+        Ok(Commit::Applied) => {}
+        Ok(Commit::Conflict { .. }) => {
+            for h in settled {
+                // One item the store refuses does not keep the others back.
+                if let Err(e) = store.commit(h.ops.clone()).await {
+                    tracing::warn!(team = %team, error = %e, "outbox item not settled; will retry");
                 }
             }
-            // An outage is the store's own log's to tell (once).
-            Err(StoreError::Unavailable(_)) => {}
-            Err(e) => {
-                tracing::warn!(team = %team, error = %e, "outbox items not settled; will retry");
-            }
+        }
+        // An outage is the store's own log's to tell (once).
+        Err(StoreError::Unavailable(_)) => {}
+        Err(e) => {
+            tracing::warn!(team = %team, error = %e, "outbox items not settled; will retry");
         }
     }
 }

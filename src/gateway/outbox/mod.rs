@@ -26,8 +26,9 @@
 //! An item the gateway cannot read is quarantined (logged once, removed)
 //! and never stops the others.
 //!
-//! The parts: [`item`] (the item format), [`dispatch`] (the dispatcher),
-//! [`delivery`] (delivering one item).
+//! The parts: [`item`] (the item format), [`dispatch`] (the dispatcher's
+//! loop, [`Dispatcher`]), [`lanes`] (what a destination's lane decides,
+//! without I/O), [`delivery`] (delivering one item).
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -39,15 +40,16 @@ mod delivery;
 mod dispatch;
 mod health;
 mod item;
+mod lanes;
 
-pub use dispatch::run_dispatcher;
+pub use dispatch::Dispatcher;
 pub use item::{Notice, OutboxItem, Task};
 
 use super::Gateway;
 use crate::config::Team;
 use crate::error::Result;
 use crate::events::{About, Event};
-use crate::store::{keys, Op};
+use crate::store::{keys, Op, Store};
 use crate::time::{Clock, Timestamp};
 
 /// How long an item is kept: past the longest retry window.
@@ -419,16 +421,23 @@ impl Gateway {
         self.recorded(recorded);
         Ok(())
     }
+}
 
+impl Outbox {
     /// Claims up to `limit` of `team`'s items due now, earliest first: one
     /// claim, whose entries are the items themselves (items stored the
     /// earlier way, under their own keys, take one read more: an `MGET`).
-    async fn claim_batch(&self, team: &Team, clock: &dyn Clock, limit: usize) -> Result<Batch> {
+    async fn claim_batch(
+        &self,
+        store: &dyn Store,
+        team: &Team,
+        clock: &dyn Clock,
+        limit: usize,
+    ) -> Result<Batch> {
         let queue = keys::outbox(&team.id);
         let now = clock.now();
         let lease = now.plus(LEASE).unix_millis();
-        let claimed = self
-            .store
+        let claimed = store
             .index_claim_due(&queue, now.unix_millis(), limit, lease)
             .await?;
         let legacy: Vec<Option<Uuid>> = claimed
@@ -443,7 +452,7 @@ impl Gateway {
         let mut read = if item_keys.is_empty() {
             Vec::new()
         } else {
-            self.store.get(&item_keys).await?
+            store.get(&item_keys).await?
         }
         .into_iter()
         .zip(item_keys);
@@ -471,7 +480,7 @@ impl Gateway {
     /// Understands one claimed entry, the item itself: the item to
     /// deliver, or, for one that cannot be read, the ops that settle it.
     fn open_item(&self, team: &Team, queue: &str, member: String) -> Result<Claimed, Handled> {
-        let kept = id_in(&member).and_then(|id| self.outbox.kept.take(id, digest(&member)));
+        let kept = id_in(&member).and_then(|id| self.kept.take(id, digest(&member)));
         let stored = Stored {
             member,
             legacy: None,

@@ -36,6 +36,7 @@ pub(super) enum StoredMethod {
     PreChat,
     Otp,
     Pin,
+    App,
 }
 
 /// Both ways between a domain enum and its stored twin, variant by variant.
@@ -54,7 +55,16 @@ macro_rules! twins {
     };
 }
 
-twins!(Method, StoredMethod, LoginLink, Oidc, PreChat, Otp, Pin);
+twins!(
+    Method,
+    StoredMethod,
+    LoginLink,
+    Oidc,
+    PreChat,
+    Otp,
+    Pin,
+    App
+);
 
 fn is_login_link(m: &StoredMethod) -> bool {
     *m == StoredMethod::LoginLink
@@ -70,9 +80,17 @@ enum StoredChallengeMethod {
     Otp,
     Pin,
     Binding,
+    App,
 }
 
-twins!(ChallengeMethod, StoredChallengeMethod, Otp, Pin, Binding);
+twins!(
+    ChallengeMethod,
+    StoredChallengeMethod,
+    Otp,
+    Pin,
+    Binding,
+    App
+);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -143,6 +161,7 @@ enum StoredDelivery {
     Agent,
     LoginPage,
     Ladder,
+    App,
 }
 
 twins!(
@@ -153,7 +172,8 @@ twins!(
     Email,
     Agent,
     LoginPage,
-    Ladder
+    Ladder,
+    App
 );
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,9 +181,20 @@ twins!(
 enum StoredOutcome {
     Succeeded,
     Replaced,
+    Denied,
+    Failed,
+    Expired,
 }
 
-twins!(PastOutcome, StoredOutcome, Succeeded, Replaced);
+twins!(
+    PastOutcome,
+    StoredOutcome,
+    Succeeded,
+    Replaced,
+    Denied,
+    Failed,
+    Expired
+);
 
 /// An [`InteractionRecord`] as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

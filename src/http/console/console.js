@@ -30,6 +30,7 @@
   let lastEventId = null;  // for Last-Event-ID on reconnect
   let generation = 0;      // bumps on sign-out / filter change, to drop stale answers
   const seenChannels = new Set();
+  let asksApp = false;     // an admin key of a team with approval in the app
 
   // ---- API --------------------------------------------------------------
 
@@ -105,12 +106,27 @@
       }
       return;
     }
+    asksApp = await mayAskApp();
     sessionStorage.setItem(KEY, candidate);
     ui.keyForm.hidden = true;
     ui.keyInput.value = "";
     ui.board.hidden = false;
     ui.forget.hidden = false;
     connect(generation, 0);
+  }
+
+  // Whether this key may start an app challenge on this team: a start on
+  // an interaction that cannot exist changes nothing, and answers 403 to
+  // a key whose role may not start challenges, 422 to a team without
+  // approval in the app, 404 to an admin key of a team with it
+  // (docs/decisions/0080-app-approval-in-the-console.md).
+  async function mayAskApp() {
+    try {
+      await api("POST", "/v1/interactions/00000000-0000-7000-8000-000000000000/challenges", { method: "app" });
+    } catch (e) {
+      return e.status === 404;
+    }
+    return false;
   }
 
   ui.keyForm.addEventListener("submit", (ev) => {
@@ -242,9 +258,39 @@
     tick(left);
     li.setAttribute("aria-label", "Conversation " + it.conversation_id + ", " + it.status);
     const ch = it.open_challenge;
+    deliveryMark(li.querySelector(".delivery"), ch);
     li.querySelector(".reveal").hidden = !(ch && ch.method === "otp");
+    // An open app challenge: the code the customer's app shows (agent reads
+    // carry it; a row from the list is read once more to get it).
+    const app = ch && ch.method === "app" ? ch : null;
+    li.querySelector(".binding-fact").hidden = !(app && app.binding_code);
+    li.querySelector(".binding").textContent = (app && app.binding_code) || "";
+    if (app && !app.binding_code && li._bindingRead !== app.challenge_id) {
+      li._bindingRead = app.challenge_id;
+      refresh(it.id);
+    }
+    li.querySelector(".ask-app").hidden = !(asksApp && it.customer_ref && !authed && !app
+      && it.status !== "locked" && it.status !== "banned");
     li.querySelector(".logout").hidden = !(authed || it.status === "pending" || it.status === "expired");
     li.querySelector(".unlock").hidden = !(it.status === "locked" || it.status === "banned");
+  }
+
+  // How far the open challenge's message got, as its provider reported
+  // (docs/receipts.md): nothing until it is sent.
+  const DELIVERY = {
+    sent: ["sent", "The provider sent the code on"],
+    delivered: ["✔ delivered", "The code reached the customer's phone"],
+    read: ["✔✔ read", "The customer opened the code"],
+    failed: ["✗ not delivered", "The provider could not deliver the code: offer another way"],
+  };
+
+  function deliveryMark(el, ch) {
+    const status = ch && ch.delivery_status;
+    const shown = status && DELIVERY[status];
+    el.hidden = !shown;
+    el.dataset.delivery = status || "";
+    el.textContent = shown ? shown[0] : "";
+    el.title = shown ? shown[1] : "";
   }
 
   function note(li, text, kind) {
@@ -276,6 +322,15 @@
       c.className = "code";
       c.textContent = r.code;
       n.appendChild(c);
+    }));
+    li.querySelector(".ask-app").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
+      const c = await api("POST", "/v1/interactions/" + encodeURIComponent(id()) + "/challenges", { method: "app" });
+      const n = note(li, "Asked in the app; it shows ", "");
+      const b = document.createElement("span");
+      b.className = "code";
+      b.textContent = c.binding_code;
+      n.appendChild(b);
+      await refresh(id());
     }));
     li.querySelector(".logout").addEventListener("click", (ev) => act(li, ev.currentTarget, async () => {
       const it = await api("POST", "/v1/interactions/" + encodeURIComponent(id()) + "/logout", {});

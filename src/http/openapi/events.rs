@@ -41,6 +41,8 @@ fn data_of(kind: EventType) -> Value {
             json!({"interaction": interaction, "challenge": closed(json!({
                 "challenge_id": uuid,
                 "attempts_remaining": {"type": "integer", "minimum": 0},
+                "reason": {"enum": crate::domain::app_challenge::REASONS,
+                           "description": "Why an `app` challenge ended unapproved; absent for a wrong code."},
             }), &["challenge_id", "attempts_remaining"])}),
             &["interaction", "challenge"],
         ),
@@ -67,6 +69,13 @@ fn data_of(kind: EventType) -> Value {
                 "api_key_id": {"type": "string", "description": "The `id` of the API key that revealed the code."},
             }),
             &["interaction", "challenge", "api_key_id"],
+        ),
+        EventType::ChallengeDelivered | EventType::ChallengeUndelivered => closed(
+            json!({
+                "interaction": interaction,
+                "challenge": {"$ref": "#/components/schemas/ChallengeView"},
+            }),
+            &["interaction", "challenge"],
         ),
         EventType::SubjectLocked | EventType::SubjectBanned | EventType::SubjectUnlocked => closed(
             json!({

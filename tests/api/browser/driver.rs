@@ -161,8 +161,9 @@ impl Browser {
         } else {
             root.join("target").join("screenshots")
         };
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(name), png).unwrap();
+        let file = dir.join(name);
+        std::fs::create_dir_all(file.parent().unwrap_or(&dir)).unwrap();
+        std::fs::write(file, png).unwrap();
     }
 
     /// Entries of one chromedriver log (`browser` or `performance`), read

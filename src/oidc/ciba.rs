@@ -1,0 +1,237 @@
+//! Approval in the customer's own app over OpenID Connect CIBA, poll mode
+//! (docs/api.md#approval-in-the-customers-app): the backchannel
+//! authentication request and the token endpoint's answers to a poll. The
+//! client authenticates as in the hosted login (`client_secret_basic`);
+//! every request has the provider's 5 s limit and every answer is read up
+//! to [`super::provider::MAX_ANSWER`]. The `auth_req_id` is a bearer of the
+//! pending approval: it is never logged, and `Debug` hides it.
+use std::fmt;
+
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+
+use super::provider::{capped, failed, reachable, without_url, Metadata, Providers, TIMEOUT};
+use super::OidcError;
+use crate::config::OidcConfig;
+use crate::spans::SendTraced;
+
+/// The CIBA grant type of the token endpoint.
+pub const GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
+/// The poll interval when the provider names none, in seconds.
+pub const DEFAULT_INTERVAL: u64 = 5;
+/// What `slow_down` adds to the interval, in seconds.
+pub const SLOW_DOWN_BY: u64 = 5;
+
+/// The provider's name for one pending approval.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthReqId(pub String);
+
+impl fmt::Debug for AuthReqId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthReqId(..)")
+    }
+}
+
+/// What a backchannel authentication request asks.
+#[derive(Debug, Clone)]
+pub struct AuthRequest<'a> {
+    /// The folded `customer_ref`.
+    pub login_hint: &'a str,
+    /// The binding code alone: providers show only short plain messages.
+    pub binding_message: &'a str,
+    /// Seconds: the team's `otp.ttl`.
+    pub requested_expiry: u64,
+}
+
+/// The provider took the request.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub auth_req_id: AuthReqId,
+    /// Seconds until the provider forgets the request.
+    pub expires_in: u64,
+    /// Seconds between polls ([`DEFAULT_INTERVAL`] when it names none).
+    pub interval: u64,
+}
+
+/// The token endpoint's answer to one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Polled {
+    /// `authorization_pending`: ask again after the interval.
+    Pending,
+    /// `slow_down`: ask again after the interval plus [`SLOW_DOWN_BY`].
+    SlowDown,
+    /// `access_denied`: the customer refused.
+    Denied,
+    /// `expired_token`: the provider forgot the request.
+    Expired,
+    /// The customer approved: the ID token, to check.
+    IdToken(String),
+}
+
+/// RFC 6749 2.3.1: both are form-encoded before basic auth.
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// An error answer's `error` (RFC 6749 5.2).
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+}
+
+impl Providers {
+    fn client_post(&self, oidc: &OidcConfig, url: &url::Url) -> reqwest::RequestBuilder {
+        self.http
+            .post(url.clone())
+            .timeout(TIMEOUT)
+            .basic_auth(
+                enc(&oidc.client_id),
+                Some(enc(oidc.client_secret.expose_secret())),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
+    /// POSTs the backchannel authentication request: `scope` (the team's
+    /// scopes, `openid` first), `login_hint`, `binding_message`,
+    /// `requested_expiry`. A provider without the endpoint, one that
+    /// refuses or cannot be reached, or an unreadable answer: `Provider`.
+    pub async fn backchannel_request(
+        &self,
+        oidc: &OidcConfig,
+        meta: &Metadata,
+        req: &AuthRequest<'_>,
+    ) -> Result<Accepted, OidcError> {
+        #[derive(Deserialize)]
+        struct Answer {
+            auth_req_id: String,
+            expires_in: u64,
+            interval: Option<u64>,
+        }
+        const WHAT: &str = "backchannel authentication endpoint";
+        let endpoint = meta
+            .backchannel_authentication_endpoint
+            .as_ref()
+            .ok_or_else(|| failed(WHAT, "the provider names none"))?;
+        let endpoint = reachable(
+            "backchannel_authentication_endpoint",
+            endpoint,
+            &meta.issuer,
+        )?;
+        let expiry = req.requested_expiry.to_string();
+        let res = self
+            .client_post(oidc, endpoint)
+            .form(&[
+                ("scope", oidc.scopes.join(" ").as_str()),
+                ("login_hint", req.login_hint),
+                ("binding_message", req.binding_message),
+                ("requested_expiry", expiry.as_str()),
+            ])
+            .send_traced()
+            .await
+            .map_err(|e| failed(WHAT, without_url(&e)))?;
+        let status = res.status();
+        let body = capped(WHAT, res).await?;
+        if !status.is_success() {
+            let error = serde_json::from_slice::<ErrorAnswer>(&body)
+                .map(|e| standard(&e.error))
+                .unwrap_or("no error code");
+            return Err(failed(WHAT, format!("status {}, {error}", status.as_u16())));
+        }
+        let a: Answer =
+            serde_json::from_slice(&body).map_err(|_| failed(WHAT, "unreadable answer"))?;
+        if a.auth_req_id.is_empty() || a.auth_req_id.len() > 1024 || a.expires_in == 0 {
+            return Err(failed(WHAT, "unusable answer"));
+        }
+        Ok(Accepted {
+            auth_req_id: AuthReqId(a.auth_req_id),
+            expires_in: a.expires_in,
+            interval: a.interval.filter(|i| *i > 0).unwrap_or(DEFAULT_INTERVAL),
+        })
+    }
+
+    /// Polls the token endpoint for `auth_req_id`. An answer the gateway
+    /// cannot use (a failing provider, another error): `Provider`, and the
+    /// next poll asks again.
+    pub async fn poll_token(
+        &self,
+        oidc: &OidcConfig,
+        meta: &Metadata,
+        auth_req_id: &AuthReqId,
+    ) -> Result<Polled, OidcError> {
+        #[derive(Deserialize)]
+        struct TokenAnswer {
+            id_token: Option<String>,
+        }
+        const WHAT: &str = "token endpoint";
+        let endpoint = reachable("token_endpoint", &meta.token_endpoint, &meta.issuer)?;
+        let res = self
+            .client_post(oidc, endpoint)
+            .form(&[("grant_type", GRANT_TYPE), ("auth_req_id", &auth_req_id.0)])
+            .send_traced()
+            .await
+            .map_err(|e| failed(WHAT, without_url(&e)))?;
+        let status = res.status();
+        let body = capped(WHAT, res).await?;
+        if status.is_success() {
+            let answer: TokenAnswer =
+                serde_json::from_slice(&body).map_err(|_| failed(WHAT, "unreadable answer"))?;
+            return answer
+                .id_token
+                .map(Polled::IdToken)
+                .ok_or_else(|| failed(WHAT, "no id_token in its answer"));
+        }
+        let error = serde_json::from_slice::<ErrorAnswer>(&body).map(|e| e.error);
+        match error.as_deref() {
+            Ok("authorization_pending") => Ok(Polled::Pending),
+            Ok("slow_down") => Ok(Polled::SlowDown),
+            Ok("access_denied") => Ok(Polled::Denied),
+            Ok("expired_token") => Ok(Polled::Expired),
+            Ok(other) => Err(failed(
+                WHAT,
+                format!("status {}, {}", status.as_u16(), standard(other)),
+            )),
+            Err(_) => Err(failed(WHAT, format!("status {}", status.as_u16()))),
+        }
+    }
+}
+
+/// An error code as logged: one of the standard ones, else "another error"
+/// (a provider's own text is never logged: it may echo the request).
+fn standard(error: &str) -> &'static str {
+    [
+        "invalid_request",
+        "invalid_scope",
+        "expired_login_hint_token",
+        "unknown_user_id",
+        "unauthorized_client",
+        "missing_user_code",
+        "invalid_user_code",
+        "invalid_binding_message",
+        "invalid_client",
+        "access_denied",
+        "invalid_grant",
+        "transaction_failed",
+    ]
+    .into_iter()
+    .find(|s| *s == error)
+    .unwrap_or("another error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_auth_req_id_never_prints_and_only_standard_errors_are_named() {
+        let id = AuthReqId("arid-secret-1".into());
+        assert_eq!(format!("{id:?}"), "AuthReqId(..)");
+        let accepted = Accepted {
+            auth_req_id: id,
+            expires_in: 120,
+            interval: DEFAULT_INTERVAL,
+        };
+        assert!(!format!("{accepted:?}").contains("arid-secret-1"));
+        assert_eq!(standard("unknown_user_id"), "unknown_user_id");
+        assert_eq!(standard("<script>echo of arid-1</script>"), "another error");
+    }
+}

@@ -1,0 +1,535 @@
+//! Approval in the customer's own app (docs/api.md#approval-in-the-customers-app):
+//! OpenID Connect CIBA in poll mode against the in-process fake provider
+//! of `oidc_provider.rs`, whose customer approves, denies, never answers
+//! or asks the gateway to slow down. Polls run on the sweeper: the tests
+//! move the gateway's (manual) clock and wait, in real time, for it.
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::oidc_provider::{Approval, FakeIdp, Misbehave, Seen};
+
+/// Real time the tests give the sweeper (every 0.5 s) to act.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+async fn spawn_ciba(backend: Backend, defaults: &str) -> Option<(TestApp, FakeIdp)> {
+    crate::oidc::spawn_idp(backend, "ciba = true", defaults).await
+}
+
+async fn interaction(app: &TestApp, customer_ref: Option<&str>) -> String {
+    let mut body =
+        json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string()});
+    if let Some(c) = customer_ref {
+        body["customer_ref"] = json!(c);
+    }
+    app.create(body).await["id"].as_str().unwrap().to_string()
+}
+
+async fn start_app(app: &TestApp, id: &str) -> reqwest::Response {
+    app.post_json(
+        &format!("/v1/interactions/{id}/challenges"),
+        Some(&app.keys.bot),
+        &json!({"method": "app"}),
+    )
+    .await
+}
+
+async fn started(app: &TestApp, id: &str) -> Value {
+    let res = start_app(app, id).await;
+    assert_eq!(res.status(), 201);
+    res.json().await.unwrap()
+}
+
+async fn read(app: &TestApp, id: &str, cid: &str) -> Value {
+    app.get_json(
+        &format!("/v1/interactions/{id}/challenges/{cid}"),
+        Some(&app.keys.bot),
+    )
+    .await
+}
+
+/// Waits (real time, at most 10 s) until `f` holds.
+async fn until<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "{what} within 10 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Moves the gateway's clock on by `secs` and lets the sweeper act.
+async fn tick(app: &TestApp, secs: u64) {
+    app.advance(secs);
+    tokio::time::sleep(SETTLE).await;
+}
+
+/// The next `challenge.failed` of an app challenge (one with a `reason`).
+async fn challenge_failed(app: &mut TestApp) -> Value {
+    loop {
+        let e = app
+            .next_event("challenge.failed", Duration::from_secs(10))
+            .await
+            .expect("challenge.failed");
+        let data = event_data(&e);
+        if !data["challenge"]["reason"].is_null() {
+            assert_eq!(data["challenge"]["attempts_remaining"], 0);
+            return data;
+        }
+    }
+}
+
+/// The requests the provider saw, with their times from the first.
+fn timeline(seen: &[Seen]) -> String {
+    let t0 = seen.first().map_or(0, |s| s.at_ms);
+    seen.iter()
+        .map(|s| {
+            let mut form: Vec<String> = s
+                .form
+                .iter()
+                .map(|(k, v)| match k.as_str() {
+                    "auth_req_id" => format!("{k}=<hidden>"),
+                    _ => format!("{k}={v}"),
+                })
+                .collect();
+            form.sort();
+            format!(
+                "  +{:>6.1}s POST /{} {}",
+                (s.at_ms - t0) as f64 / 1000.0,
+                s.what,
+                form.join("&")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Polls are never closer than `interval_s` seconds of the gateway's time.
+fn assert_spaced(seen: &[Seen], first_at: i64, interval_s: &[i64]) {
+    let polls: Vec<i64> = seen
+        .iter()
+        .filter(|s| s.what == "token")
+        .map(|s| s.at_ms)
+        .collect();
+    let mut last = first_at;
+    for (n, at) in polls.iter().enumerate() {
+        let want = interval_s.get(n).or(interval_s.last()).copied().unwrap() * 1000;
+        assert!(
+            at - last >= want,
+            "poll {n} came {} ms after the last request, want ≥ {want}",
+            at - last
+        );
+        last = *at;
+    }
+}
+
+async fn an_approval_authenticates_with_method_app(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("Cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let code = c["binding_code"].as_str().unwrap().to_string();
+    assert_eq!(code.len(), 4);
+    assert!(code.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(c["method"], "app");
+    assert_eq!(c["delivery"], Value::Null);
+    assert_eq!(
+        (c["delivered"].clone(), c["delivery_status"].clone()),
+        (json!(true), json!("accepted"))
+    );
+    // The provider's expires_in (120 s) is sooner than otp.ttl (180 s).
+    let expires: chatgate::time::Timestamp =
+        serde_json::from_value(c["expires_at"].clone()).unwrap();
+    assert_eq!(expires.unix_seconds(), app.now().unix_seconds() + 120);
+    let asked = &idp.ciba_seen()[0];
+    assert_eq!(asked.what, "bc-authorize");
+    assert_eq!(asked.form["scope"], "openid profile email");
+    assert_eq!(
+        asked.form["login_hint"], "cust-42",
+        "the folded customer_ref"
+    );
+    assert_eq!(asked.form["binding_message"], code);
+    assert_eq!(asked.form["requested_expiry"], "180");
+    assert!(app
+        .chat_messages()
+        .await
+        .iter()
+        .any(|m| m["purpose"] == "app_prompt"
+            && m["text"] == format!("Approve the sign-in showing {code} in your app.")));
+    let read_now = read(&app, &id, &cid).await;
+    assert_eq!(
+        (read_now["state"].clone(), read_now["channel"].clone()),
+        (json!("open"), Value::Null)
+    );
+    let v = app
+        .get_json(&format!("/v1/interactions/{id}"), Some(&app.keys.bot))
+        .await;
+    assert_eq!(v["status"], "pending");
+    assert_eq!(v["open_challenge"]["method"], "app");
+    assert!(
+        v["open_challenge"].get("binding_code").is_none(),
+        "not for a bot"
+    );
+    let v = app.get(&id).await;
+    assert_eq!(
+        v["open_challenge"]["binding_code"],
+        code.as_str(),
+        "an agent sees it"
+    );
+    // Not before the interval, the first poll neither.
+    tick(&app, 4).await;
+    assert_eq!(idp.ciba_polls(), 0);
+    tick(&app, 1).await;
+    until("the first poll", || async { idp.ciba_polls() == 1 }).await;
+    tick(&app, 1).await;
+    assert_eq!(idp.ciba_polls(), 1, "no second poll within the interval");
+    idp.approval(Approval::Approve);
+    tick(&app, 4).await;
+    until("authenticated", || async {
+        app.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+    let v = app.get(&id).await;
+    assert_eq!(v["method"], "app");
+    assert_eq!(
+        v["customer"],
+        json!({"id": "cust-42", "name": "Ada Lovelace", "email": "ada@example.com"})
+    );
+    assert!(app
+        .next_event("interaction.authenticated", Duration::from_secs(5))
+        .await
+        .is_some());
+    until("the authenticated text", || async {
+        app.chat_messages()
+            .await
+            .iter()
+            .any(|m| m["purpose"] == "authenticated")
+    })
+    .await;
+    assert_eq!(read(&app, &id, &cid).await["state"], "used");
+    let assurance = app
+        .get_json(
+            &format!("/v1/interactions/{id}/assurance?methods=app"),
+            Some(&app.keys.bot),
+        )
+        .await;
+    assert_eq!(assurance["satisfied"], true);
+    // Answered: no more polls.
+    tick(&app, 10).await;
+    let seen = idp.ciba_seen();
+    assert_eq!(seen.iter().filter(|s| s.what == "token").count(), 2);
+    assert_spaced(&seen, seen[0].at_ms, &[5]);
+    eprintln!(
+        "the provider saw, for one approval ({backend:?}):\n{}",
+        timeline(&seen)
+    );
+    // A code for it is not how it is answered.
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges/{cid}/verify"),
+            Some(&app.keys.bot),
+            &json!({"code": code}),
+        )
+        .await;
+    assert_problem(res, 422, "invalid_request").await;
+}
+
+async fn what_is_refused_sends_nothing(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "[defaults.otp]\nmax_sends = 1").await else {
+        return;
+    };
+    // No customer_ref.
+    let anon = interaction(&app, None).await;
+    assert_problem(start_app(&app, &anon).await, 422, "invalid_request").await;
+    // A provider without the endpoint (discovery is cached: a fresh gateway).
+    if let Some((app2, idp2)) = crate::oidc::spawn_idp(backend, "ciba = true", "").await {
+        idp2.offer_ciba(false);
+        let id2 = interaction(&app2, Some("cust-42")).await;
+        assert_problem(start_app(&app2, &id2).await, 422, "invalid_request").await;
+        assert!(idp2.ciba_seen().is_empty());
+    }
+    // A refusal: 502, nothing in the chat, no challenge left open.
+    let id = interaction(&app, Some("cust-42")).await;
+    idp.refuse_ciba(true);
+    assert_problem(start_app(&app, &id).await, 502, "channel_error").await;
+    assert_eq!(idp.ciba_seen().len(), 1);
+    let prompts = |msgs: Vec<Value>| msgs.iter().filter(|m| m["purpose"] == "app_prompt").count();
+    assert_eq!(prompts(app.chat_messages().await), 0);
+    assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+    // ... and the one send allowed is still there; then the send limit.
+    idp.refuse_ciba(false);
+    started(&app, &id).await;
+    assert_problem(start_app(&app, &id).await, 429, "rate_limited").await;
+    assert_eq!(idp.ciba_seen().len(), 2);
+    assert_eq!(prompts(app.chat_messages().await), 1);
+}
+
+async fn an_unreachable_provider_is_502_and_counts_nothing(backend: Backend) {
+    let section = format!(
+        "[oidc]\nissuer = \"http://127.0.0.1:{}\"\nclient_id = \"chatgate\"\nclient_secret = \"s\"\nciba = true\n",
+        free_port()
+    );
+    let setup = Setup {
+        team_extra: section,
+        defaults: "[defaults.otp]\nmax_sends = 1".into(),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    for _ in 0..2 {
+        assert_problem(start_app(&app, &id).await, 502, "channel_error").await;
+    }
+    // Nothing was counted: an OTP still has the one send.
+    app.start_otp(&id).await;
+}
+
+async fn a_team_without_ciba_cannot_start_one(backend: Backend) {
+    let Some((app, idp)) = crate::oidc::spawn_idp(backend, "", "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    assert_problem(start_app(&app, &id).await, 422, "invalid_request").await;
+    assert!(idp.ciba_seen().is_empty());
+}
+
+async fn denial_expiry_and_slow_down(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    // slow_down adds 5 s to the interval.
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    idp.approval(Approval::SlowDown);
+    tick(&app, 5).await;
+    until("the first poll", || async { idp.ciba_polls() == 1 }).await;
+    tick(&app, 5).await;
+    assert_eq!(idp.ciba_polls(), 1, "slowed down to 10 s");
+    tick(&app, 5).await;
+    until("the second poll", || async { idp.ciba_polls() == 2 }).await;
+    let seen = idp.ciba_seen();
+    assert_spaced(&seen, seen[0].at_ms, &[5, 10]);
+    // Denied.
+    idp.approval(Approval::Deny);
+    tick(&app, 10).await;
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["challenge"]["reason"], "denied");
+    assert_eq!(e["challenge"]["challenge_id"], cid.as_str());
+    assert_eq!(read(&app, &id, &cid).await["state"], "denied");
+    assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    let subject = app
+        .get_json("/v1/subjects/cust-42", Some(&app.keys.agent))
+        .await;
+    assert_eq!(subject["failures"], 0);
+    // The provider's expired_token.
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    idp.approval(Approval::Expired);
+    tick(&app, 5).await;
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["challenge"]["reason"], "expired");
+    assert_eq!(read(&app, &id, &cid).await["state"], "expired");
+    // The challenge's own expiry: the customer never answers.
+    idp.approval(Approval::Pending);
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let polls = idp.ciba_polls();
+    app.advance(121);
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["challenge"]["reason"], "expired");
+    assert_eq!(read(&app, &id, &cid).await["state"], "expired");
+    assert_eq!(
+        idp.ciba_polls(),
+        polls,
+        "an expired challenge is not polled"
+    );
+}
+
+async fn what_the_token_proves_is_checked(backend: Backend) {
+    let defaults = "[defaults.lockout]\nthreshold = 2";
+    let Some((mut app, idp)) = spawn_ciba(backend, defaults).await else {
+        return;
+    };
+    // An ID token that fails a check: failed, nothing counted.
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    idp.misbehave(Misbehave::WrongAud);
+    idp.approval(Approval::Approve);
+    tick(&app, 5).await;
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["challenge"]["reason"], "invalid_token");
+    assert_eq!(
+        read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
+        "failed"
+    );
+    let failures = crate::oidc::failures(&app, "cust-42").await;
+    assert_eq!(failures, 0);
+    // Another customer approved: failed, a failure counted.
+    idp.misbehave(Misbehave::None);
+    idp.sign_in_as("cust-7");
+    let c = started(&app, &id).await;
+    tick(&app, 5).await;
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["challenge"]["reason"], "customer_mismatch");
+    assert_eq!(
+        read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
+        "failed"
+    );
+    assert_eq!(crate::oidc::failures(&app, "cust-42").await, 1);
+    // A subject locked by the time the approval comes.
+    idp.approval(Approval::Pending);
+    let c = started(&app, &id).await;
+    let other = interaction(&app, Some("cust-42")).await;
+    let (ocid, code) = app.start_otp(&other).await;
+    let res = app.verify_code(&other, &ocid, &wrong_code(&code)).await;
+    assert_problem(res, 423, "locked").await;
+    idp.sign_in_as("cust-42");
+    idp.approval(Approval::Approve);
+    tick(&app, 5).await;
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["challenge"]["reason"], "locked");
+    assert_eq!(
+        read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
+        "failed"
+    );
+    assert_ne!(app.get(&id).await["authenticated"], true);
+    // Locked: 423 and nothing sent.
+    let asked = idp.ciba_seen().len();
+    assert_problem(start_app(&app, &id).await, 423, "locked").await;
+    assert_eq!(idp.ciba_seen().len(), asked);
+}
+
+async fn a_new_challenge_stops_the_poll(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    // A provider that names no interval is polled every 5 s.
+    idp.ciba_timing(None, 120);
+    let id = interaction(&app, Some("cust-42")).await;
+    started(&app, &id).await;
+    tick(&app, 4).await;
+    assert_eq!(idp.ciba_polls(), 0);
+    tick(&app, 1).await;
+    until("the first poll", || async { idp.ciba_polls() == 1 }).await;
+    let polled = idp.ciba_polls();
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    app.start_otp(&id).await;
+    assert_eq!(read(&app, &id, &cid).await["state"], "replaced");
+    tick(&app, 5).await;
+    tick(&app, 5).await;
+    // The first challenge (still pending) goes on; the replaced one is never asked about.
+    let asked: Vec<String> = idp
+        .ciba_seen()
+        .iter()
+        .filter(|s| s.what == "token")
+        .map(|s| s.form["auth_req_id"].clone())
+        .collect();
+    assert!(asked.len() > polled);
+    assert!(
+        asked.iter().all(|a| *a == asked[0]),
+        "only the first challenge's request is polled"
+    );
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        $(mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() { super::$name(Backend::Memory).await }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() { super::$name(Backend::Redis).await }
+        })*
+    };
+}
+
+on_both_stores!(
+    an_approval_authenticates_with_method_app,
+    what_is_refused_sends_nothing,
+    a_team_without_ciba_cannot_start_one,
+    an_unreachable_provider_is_502_and_counts_nothing,
+    denial_expiry_and_slow_down,
+    what_the_token_proves_is_checked,
+    a_new_challenge_stops_the_poll,
+);
+
+/// A second instance on the same Redis, on the same provider, its clock
+/// set to the first's.
+async fn sibling(a: &TestApp, idp: &FakeIdp) -> TestApp {
+    let b = spawn_with(
+        Backend::Redis,
+        Setup {
+            team_extra: idp.team_section("ciba = true"),
+            ..a.same_store()
+        },
+    )
+    .await
+    .unwrap();
+    b.clock.set(a.now());
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_poll_one_stream() {
+    let Some((a, idp)) = spawn_ciba(Backend::Redis, "").await else {
+        return;
+    };
+    let b = sibling(&a, &idp).await;
+    let id = interaction(&a, Some("cust-42")).await;
+    started(&a, &id).await;
+    for n in 1..=4 {
+        a.advance(5);
+        b.advance(5);
+        tokio::time::sleep(SETTLE).await;
+        assert_eq!(
+            idp.ciba_polls(),
+            n,
+            "one poll per interval, whichever instance"
+        );
+    }
+    idp.approval(Approval::Approve);
+    a.advance(5);
+    b.advance(5);
+    until("authenticated", || async {
+        b.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+    assert_eq!(idp.ciba_polls(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_polls_on() {
+    let Some((a, idp)) = spawn_ciba(Backend::Redis, "").await else {
+        return;
+    };
+    let id = interaction(&a, Some("cust-42")).await;
+    started(&a, &id).await;
+    tick(&a, 5).await;
+    until("the first poll", || async { idp.ciba_polls() == 1 }).await;
+    let now = a.now();
+    let setup = Setup {
+        team_extra: idp.team_section("ciba = true"),
+        ..a.same_store()
+    };
+    a.stop_keeping_keys().await;
+    let b = spawn_with(Backend::Redis, setup).await.unwrap();
+    b.clock.set(now);
+    idp.use_clock(b.clock.clone());
+    idp.approval(Approval::Approve);
+    tick(&b, 5).await;
+    until("authenticated after the restart", || async {
+        b.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+    assert_eq!(b.get(&id).await["method"], "app");
+}
