@@ -9,7 +9,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use super::delivery_status::DeliveryState;
+use super::delivery_status::{DeliveryState, DeliveryStatus};
 use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
@@ -383,6 +383,10 @@ pub struct SentStep {
     /// The provider's id of the message (its receipts name it).
     pub message_id: Option<String>,
     pub sent_at: Timestamp,
+    /// How far its message had got when the ladder moved past it; `None`
+    /// while it is the current step (whose status is the challenge's
+    /// `delivery_state`). Reports that come later do not change it.
+    pub left_at: Option<DeliveryStatus>,
 }
 
 impl Ladder {
@@ -402,6 +406,24 @@ impl Ladder {
         let current = self.current()?;
         (current.index + 1 < self.steps.len())
             .then(|| current.sent_at.plus(otp.advance_after.get()))
+    }
+
+    /// Whether a step the ladder moved past had its message delivered (or
+    /// read): its arrival was announced then, once for the challenge.
+    pub fn arrived_before(&self) -> bool {
+        let Some((_, earlier)) = self.sent.split_last() else {
+            return false;
+        };
+        earlier
+            .iter()
+            .any(|s| s.left_at.is_some_and(DeliveryStatus::arrived))
+    }
+
+    /// Whether `message_id` is the current step's message.
+    pub fn is_current_message(&self, message_id: &str) -> bool {
+        self.current()
+            .and_then(|c| c.message_id.as_deref())
+            .is_some_and(|m| m == message_id)
     }
 
     /// The indices of the steps after the current one.

@@ -207,6 +207,7 @@ mod tests {
             destination: "+447400123456".into(),
             message_id: None,
             sent_at: now,
+            left_at: None,
         });
         assert_eq!(l.later_steps(), 2..3);
         assert_eq!(l.advance_at(&otp), Some(now.plus(otp.advance_after.get())));
@@ -216,9 +217,39 @@ mod tests {
             destination: "ada@example.com".into(),
             message_id: None,
             sent_at: now,
+            left_at: None,
         });
         assert_eq!(l.later_steps(), 3..3);
         assert_eq!(l.advance_at(&otp), None, "the last step stays");
         assert_eq!(l.via(), ["sms", "email"]);
+    }
+
+    #[test]
+    fn receipts_count_for_the_current_step_and_an_arrival_once() {
+        use crate::domain::delivery_status::DeliveryStatus;
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let step = |index: usize, m: &str, left_at: Option<DeliveryStatus>| SentStep {
+            index,
+            channel: format!("c{index}"),
+            destination: "+447400123456".into(),
+            message_id: Some(m.into()),
+            sent_at: now,
+            left_at,
+        };
+        let mut l = Ladder {
+            steps: steps(&["wa", "tg", "sms"]),
+            sent: vec![step(0, "wamid.1", None)],
+            sealed_code: String::new(),
+        };
+        assert!(l.is_current_message("wamid.1"));
+        assert!(!l.arrived_before());
+        l.sent[0].left_at = Some(DeliveryStatus::Failed);
+        l.sent.push(step(1, "req-1", None));
+        assert!(!l.is_current_message("wamid.1"), "a step left behind");
+        assert!(l.is_current_message("req-1"));
+        assert!(!l.arrived_before(), "it failed");
+        l.sent[1].left_at = Some(DeliveryStatus::Delivered);
+        l.sent.push(step(2, "SM1", None));
+        assert!(l.arrived_before(), "announced on tg already");
     }
 }

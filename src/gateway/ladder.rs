@@ -144,6 +144,7 @@ impl Gateway {
             },
         });
         self.emit(created, now, &interaction).await?;
+        self.remember_step(team, id, cid, &took, now).await;
         let (delivery_status, delivery_error) =
             super::challenge_read::delivery_of(Some(&DeliveryState::accepted()));
         Ok(StartedChallenge {
@@ -248,7 +249,47 @@ impl Gateway {
         self.emit(advanced, now, &interaction).await?;
         metrics::counter!("chatgate_ladder_advances_total", "reason" => reason.as_str())
             .increment(1);
+        // Reports that came first may move it on again (boxed, for the
+        // recursion); the answer is the read as of this move.
+        Box::pin(self.remember_step(team, id, cid, &took, now)).await;
         Ok(read)
+    }
+
+    /// Remembers that `took`'s message is challenge `cid`'s, so that its
+    /// receipts find it (docs/api.md#delivery-receipts), and applies the
+    /// reports that came before; after the step's event, so that they are
+    /// announced after it. Best effort: the code went out, and the
+    /// challenge stands without its receipts.
+    async fn remember_step(&self, team: &Team, id: Uuid, cid: Uuid, took: &Took, now: Timestamp) {
+        let Some(message_id) = took.sent.message_id.as_deref() else {
+            return;
+        };
+        let channel = &took.target.channel;
+        if let Err(e) = self
+            .remember_message(team, id, cid, channel, message_id, now)
+            .await
+        {
+            tracing::warn!(error = %e, "a ladder step's message id could not be remembered");
+        }
+    }
+
+    /// Whether challenge `cid` of `rec` has a ladder with a step after the
+    /// current one that could take its code (settings `s`).
+    pub(super) fn ladder_has_next(
+        &self,
+        rec: &InteractionRecord,
+        cid: Uuid,
+        s: &crate::config::Settings,
+    ) -> bool {
+        let Some(l) = rec
+            .challenge
+            .as_ref()
+            .filter(|c| c.id == cid)
+            .and_then(|c| c.ladder.as_ref())
+        else {
+            return false;
+        };
+        ladder::targets(&l.steps, l.later_steps(), |ch| self.reach(ch), &s.otp, rec).is_ok()
     }
 
     /// A ladder's due-queue entry `entry` (for challenge `cid` of
@@ -422,12 +463,18 @@ impl Gateway {
                     if l.current() != from {
                         return Ok(Step::Answer(false));
                     }
+                    // The step left behind keeps how far its message got.
+                    let left_at = c.delivery_state.as_ref().map(|d| d.status);
+                    if let Some(previous) = l.sent.last_mut() {
+                        previous.left_at = left_at;
+                    }
                     l.sent.push(SentStep {
                         index: took.target.index,
                         channel: took.target.channel.clone(),
                         destination: took.target.destination.clone(),
                         message_id: took.sent.message_id.clone(),
                         sent_at: now,
+                        left_at: None,
                     });
                     let due = l.advance_at(&s.otp);
                     c.channel = Some(took.target.channel.clone());

@@ -2,7 +2,10 @@
 //! team's `otp.ladder` steps in turn — which steps are skipped, a
 //! provider's refusal, moving on by request and by time (also across a
 //! restart and with two instances), `via` and `otp_via`, and the
-//! `telegram_gateway` kind (its request, its signed reports, its revoke).
+//! `telegram_gateway` kind (its request, its signed reports, its revoke),
+//! and receipts: a failed step hands the code on, the last one's failure
+//! is `challenge.undelivered`, an earlier step's late report changes
+//! nothing.
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -15,7 +18,9 @@ use crate::helpers::*;
 
 const PHONE: &str = "+447400123456";
 
-const WA: &str = "kind = \"whatsapp\"\nbase_url = \"{CHAT_URL}/wa\"\nphone_number_id = \"PNID\"\ntoken = \"${CG_TEST_UNSET_WA:-wa-test-token}\"\n";
+const WA: &str = "kind = \"whatsapp\"\nbase_url = \"{CHAT_URL}/wa\"\nphone_number_id = \"PNID\"\ntoken = \"${CG_TEST_UNSET_WA:-wa-test-token}\"\napp_secret = \"${CG_TEST_UNSET_WA_SECRET:-wa-app-secret}\"\n";
+const WA_SECRET: &str = "wa-app-secret";
+const TWILIO_TOKEN: &str = "twilio-test-token";
 const TG: &str = "kind = \"telegram_gateway\"\nbase_url = \"{CHAT_URL}/tg\"\ntoken = \"${CG_TEST_UNSET_TG:-tg-test-token}\"\n";
 const TG_TOKEN: &str = "tg-test-token";
 
@@ -563,5 +568,229 @@ both_stores!(
         // The last step failing leaves nowhere to go.
         let again = gw.advance_ladder(team, iid, ccid, failed, app.now()).await;
         assert!(matches!(again, Err(chatgate::error::Error::NoNextStep(_))));
+    }
+);
+
+// Receipts on a ladder.
+
+/// Makes the fake WhatsApp take messages as `wamid.L1` and the fake
+/// Twilio as `SML1`.
+async fn providers_answer_with_ids(app: &TestApp) {
+    Mock::given(method("POST"))
+        .and(path_regex("^/wa/"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.L1"}]})),
+        )
+        .with_priority(1)
+        .mount(&app.chat)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex("/Messages.json$"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SML1"})))
+        .with_priority(1)
+        .mount(&app.chat)
+        .await;
+}
+
+/// Posts a WhatsApp status webhook for `id`, signed as Meta signs.
+async fn wa_report(app: &TestApp, id: &str, status: &str) {
+    let mut item = json!({"id": id, "status": status, "timestamp": "1"});
+    if status == "failed" {
+        item["errors"] = json!([{"code": 131047, "title": "Re-engagement message"}]);
+    }
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
+        {"field": "messages", "value": {"messaging_product": "whatsapp", "statuses": [item]}}]}]});
+    let bytes = serde_json::to_vec(&body).unwrap();
+    let sig = chatgate::channels::receipts::hub_signature(WA_SECRET.as_bytes(), &bytes);
+    let res = app
+        .client
+        .post(app.url("/v1/providers/whatsapp/wa/webhook"))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", sig)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// Posts a Twilio status callback for `sid`, signed as Twilio signs.
+async fn twilio_report(app: &TestApp, sid: &str, status: &str) {
+    let mut fields = vec![
+        ("MessageSid".to_string(), sid.to_string()),
+        ("MessageStatus".to_string(), status.to_string()),
+    ];
+    if status == "undelivered" {
+        fields.push(("ErrorCode".to_string(), "30003".to_string()));
+    }
+    let sig = chatgate::channels::receipts::twilio_signature(
+        TWILIO_TOKEN.as_bytes(),
+        "http://gateway.test/v1/providers/twilio/sms/status",
+        &fields,
+    );
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&fields)
+        .finish();
+    let res = app
+        .client
+        .post(app.url("/v1/providers/twilio/sms/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// The `challenge.*` events that come within `within`, up to and with the
+/// first of kind `last`: `(kind, timestamp, data)`.
+async fn challenge_events(
+    app: &mut TestApp,
+    last: &str,
+    within: Duration,
+) -> Vec<(String, String, Value)> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(tokio::time::Instant::now()) {
+        let Ok(Ok(e)) = tokio::time::timeout(left, app.events.recv()).await else {
+            break;
+        };
+        let kind = e.kind.as_str().to_string();
+        if !kind.starts_with("challenge.") {
+            continue;
+        }
+        let stamp = serde_json::to_value(e.timestamp).unwrap();
+        out.push((
+            kind.clone(),
+            stamp.as_str().unwrap_or_default().to_string(),
+            event_data(&e),
+        ));
+        if kind == last {
+            break;
+        }
+    }
+    out
+}
+
+fn kinds(events: &[(String, String, Value)]) -> Vec<&str> {
+    events.iter().map(|(k, _, _)| k.as_str()).collect()
+}
+
+async fn read_challenge(app: &TestApp, id: &str, cid: &str) -> Value {
+    app.get_json(
+        &format!("/v1/interactions/{id}/challenges/{cid}"),
+        Some(&app.keys.bot),
+    )
+    .await
+}
+
+both_stores!(
+    a_failed_receipt_hands_the_same_code_to_the_next_step,
+    setup: ladder(&["wa", "sms"], ""),
+    |mut app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        assert_eq!(c["channel"], "wa");
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        wa_report(&app, "wamid.L1", "failed").await;
+        let events = challenge_events(&mut app, "challenge.advanced", Duration::from_secs(5)).await;
+        assert_eq!(kinds(&events), ["challenge.created", "challenge.advanced"], "no challenge.undelivered");
+        let data = &events[1].2;
+        assert_eq!(data["reason"], "failed");
+        assert_eq!(data["previous_channel"], "wa");
+        assert_eq!(data["challenge"]["channel"], "sms");
+        assert_eq!(data["challenge"]["delivery_status"], "accepted");
+        let all = sent(&app).await;
+        assert_eq!(all.len(), 2);
+        assert_eq!((all[1].0.as_str(), &all[1].1), ("sms", &all[0].1), "the same code");
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!((read["channel"].clone(), read["delivery_status"].clone()), (json!("sms"), json!("accepted")));
+        // The same report again changes nothing.
+        wa_report(&app, "wamid.L1", "failed").await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(sent(&app).await.len(), 2);
+    }
+);
+
+both_stores!(
+    the_last_step_s_failure_is_undelivered_and_an_earlier_step_s_late_report_changes_nothing,
+    setup: ladder(&["wa", "sms"], ""),
+    |mut app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        assert_eq!(advance(&app, &id, &cid).await.status(), 200);
+        // WhatsApp's message arrives after all: the ladder has left it.
+        wa_report(&app, "wamid.L1", "delivered").await;
+        wa_report(&app, "wamid.L1", "failed").await;
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!((read["channel"].clone(), read["delivery_status"].clone()), (json!("sms"), json!("accepted")));
+        // The last step fails: undelivered, and the ladder stays.
+        twilio_report(&app, "SML1", "undelivered").await;
+        let events = challenge_events(&mut app, "challenge.undelivered", Duration::from_secs(5)).await;
+        assert_eq!(
+            kinds(&events),
+            ["challenge.created", "challenge.advanced", "challenge.undelivered"],
+            "the late WhatsApp report announced nothing"
+        );
+        let data = &events[2].2;
+        assert_eq!(data["challenge"]["channel"], "sms");
+        assert_eq!(data["challenge"]["delivery_error"], json!({"code": "30003", "title": null}));
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!((read["channel"].clone(), read["delivery_status"].clone()), (json!("sms"), json!("failed")));
+        assert_eq!(sent(&app).await.len(), 2);
+    }
+);
+
+both_stores!(
+    whatsapp_fails_telegram_times_out_sms_delivers,
+    setup: ladder(&["wa", "tg", "sms"], "advance_after = \"20s\""),
+    |mut app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes(&app).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        app.advance(3);
+        wa_report(&app, "wamid.L1", "failed").await;
+        let mut events = challenge_events(&mut app, "challenge.advanced", Duration::from_secs(5)).await;
+        app.advance(21);
+        events.extend(challenge_events(&mut app, "challenge.advanced", Duration::from_secs(5)).await);
+        app.advance(4);
+        twilio_report(&app, "SML1", "delivered").await;
+        events.extend(challenge_events(&mut app, "challenge.delivered", Duration::from_secs(5)).await);
+        eprintln!("ladder timeline (whatsapp fails, telegram times out, sms delivers):");
+        for (kind, at, data) in &events {
+            eprintln!(
+                "  {at}  {kind:<22} channel={} previous={} reason={} delivery_status={}",
+                data["challenge"]["channel"], data["previous_channel"], data["reason"],
+                data["challenge"]["delivery_status"]
+            );
+        }
+        assert_eq!(
+            kinds(&events),
+            ["challenge.created", "challenge.advanced", "challenge.advanced", "challenge.delivered"]
+        );
+        let moves: Vec<(Value, Value, Value)> = events[1..3]
+            .iter()
+            .map(|(_, _, d)| (d["previous_channel"].clone(), d["challenge"]["channel"].clone(), d["reason"].clone()))
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                (json!("wa"), json!("tg"), json!("failed")),
+                (json!("tg"), json!("sms"), json!("timeout")),
+            ]
+        );
+        assert_eq!(events[3].2["challenge"]["channel"], "sms");
+        let codes: Vec<String> = sent(&app).await.into_iter().map(|(_, c)| c).collect();
+        assert_eq!(codes.len(), 3);
+        assert!(codes.iter().all(|c| c == &codes[0]), "one code on every step");
+        let code = codes[0].clone();
+        assert_eq!(app.verify_code(&id, &cid, &code).await.status(), 200);
+        assert_eq!(app.get(&id).await["via"], json!(["wa", "tg", "sms"]));
     }
 );

@@ -647,6 +647,9 @@ struct StoredSentStep {
     m: Option<String>,
     #[serde(with = "stored")]
     at: Timestamp,
+    /// How far its message had got when the ladder moved past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ls: Option<StoredDeliveryStatus>,
 }
 
 impl From<&Ladder> for StoredLadder {
@@ -662,6 +665,7 @@ impl From<&Ladder> for StoredLadder {
                     to: s.destination.clone(),
                     m: s.message_id.clone(),
                     at: s.sent_at,
+                    ls: s.left_at.map(Into::into),
                 })
                 .collect(),
             s: l.sealed_code.clone(),
@@ -682,6 +686,7 @@ impl From<StoredLadder> for Ladder {
                     destination: s.to,
                     message_id: s.m,
                     sent_at: s.at,
+                    left_at: s.ls.map(Into::into),
                 })
                 .collect(),
             sealed_code: l.s,

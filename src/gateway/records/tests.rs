@@ -128,6 +128,7 @@ fn full() -> InteractionRecord {
                     destination: "+447400123456".into(),
                     message_id: Some("SM1".into()),
                     sent_at: ms(7),
+                    left_at: None,
                 }],
                 sealed_code: "sealed-too".into(),
             }),
