@@ -260,6 +260,67 @@ pub struct OpenChallengeView {
     /// How far its message got, as the provider reports it
     /// (docs/api.md#delivery-status); null when nothing was sent.
     pub delivery_status: Option<DeliveryStatus>,
+    /// With `delivery: "ladder"`: the step that has the code now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// With `delivery: "ladder"`: its steps, in order, and where the code
+    /// is (docs/api.md#delivery-ladder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<Vec<LadderStepView>>,
+}
+
+/// One step of an open challenge's delivery ladder.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LadderStepView {
+    pub channel: String,
+    /// `left` (it had the code, the ladder moved on), `current` (it has
+    /// the code), `passed` (skipped: no destination, refused, or its
+    /// provider refused the message) or `ahead` (not reached).
+    pub step: LadderStep,
+    /// For `left`: how far its message had got when the ladder moved on;
+    /// for `current`: the challenge's `delivery_status`; else null.
+    pub delivery_status: Option<DeliveryStatus>,
+}
+
+/// Where a ladder step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LadderStep {
+    Left,
+    Current,
+    Passed,
+    Ahead,
+}
+
+impl LadderStepView {
+    /// The steps of `c`'s ladder, if it has one.
+    fn of(c: &crate::domain::challenge::Challenge) -> Option<Vec<LadderStepView>> {
+        let l = c.ladder.as_ref()?;
+        let current = l.current().map(|s| s.index);
+        Some(
+            l.steps
+                .iter()
+                .enumerate()
+                .map(|(i, channel)| {
+                    let sent = l.sent.iter().find(|s| s.index == i);
+                    let (step, status) = match sent {
+                        Some(_) if Some(i) == current => (
+                            LadderStep::Current,
+                            c.delivery_state.as_ref().map(|d| d.status),
+                        ),
+                        Some(s) => (LadderStep::Left, s.left_at),
+                        None if current.is_some_and(|at| i < at) => (LadderStep::Passed, None),
+                        None => (LadderStep::Ahead, None),
+                    };
+                    LadderStepView {
+                        channel: channel.clone(),
+                        step,
+                        delivery_status: status.map(Into::into),
+                    }
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The conversation remembers who authenticated in it
@@ -359,6 +420,8 @@ impl InteractionView {
                 expires_at: c.expires_at,
                 binding_code: None,
                 delivery_status: c.delivery_state.as_ref().map(|d| d.status.into()),
+                channel: c.ladder.as_ref().and(c.channel.clone()),
+                ladder: LadderStepView::of(c),
             }),
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,

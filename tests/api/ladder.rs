@@ -707,6 +707,16 @@ both_stores!(
         assert_eq!((all[1].0.as_str(), &all[1].1), ("sms", &all[0].1), "the same code");
         let read = read_challenge(&app, &id, &cid).await;
         assert_eq!((read["channel"].clone(), read["delivery_status"].clone()), (json!("sms"), json!("accepted")));
+        // The interaction shows the steps and where the code is now.
+        let open = &app.get(&id).await["open_challenge"];
+        assert_eq!(open["channel"], "sms");
+        assert_eq!(
+            open["ladder"],
+            json!([
+                {"channel": "wa", "step": "left", "delivery_status": "failed"},
+                {"channel": "sms", "step": "current", "delivery_status": "accepted"},
+            ])
+        );
         // The same report again changes nothing.
         wa_report(&app, "wamid.L1", "failed").await;
         tokio::time::sleep(Duration::from_millis(300)).await;
