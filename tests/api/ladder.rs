@@ -16,7 +16,7 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 
-const PHONE: &str = "+447400123456";
+pub(crate) const PHONE: &str = "+447400123456";
 
 const WA: &str = "kind = \"whatsapp\"\nbase_url = \"{CHAT_URL}/wa\"\nphone_number_id = \"PNID\"\ntoken = \"${CG_TEST_UNSET_WA:-wa-test-token}\"\napp_secret = \"${CG_TEST_UNSET_WA_SECRET:-wa-app-secret}\"\n";
 const WA_SECRET: &str = "wa-app-secret";
@@ -26,7 +26,7 @@ const TG_TOKEN: &str = "tg-test-token";
 
 /// Acme with channels `wa` (WhatsApp) and `tg` (Telegram's gateway, in no
 /// team's channels), the ladder `steps` and more `[settings.otp]` lines.
-fn ladder(steps: &[&str], otp: &str) -> Setup {
+pub(crate) fn ladder(steps: &[&str], otp: &str) -> Setup {
     Setup {
         extra_channels: vec![("wa".into(), format!("name = \"wa\"\n{WA}"))],
         unlisted_channels: vec![("tg".into(), format!("name = \"tg\"\n{TG}"))],
@@ -35,7 +35,7 @@ fn ladder(steps: &[&str], otp: &str) -> Setup {
     }
 }
 
-async fn with_phone(app: &TestApp, phone: &str) -> String {
+pub(crate) async fn with_phone(app: &TestApp, phone: &str) -> String {
     let v = app
         .create(
             json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
@@ -45,7 +45,7 @@ async fn with_phone(app: &TestApp, phone: &str) -> String {
     v["id"].as_str().unwrap().to_string()
 }
 
-async fn start_ladder(app: &TestApp, id: &str) -> reqwest::Response {
+pub(crate) async fn start_ladder(app: &TestApp, id: &str) -> reqwest::Response {
     crate::challenges::start(app, id, json!({"method": "otp", "delivery": "ladder"})).await
 }
 
@@ -575,7 +575,7 @@ both_stores!(
 
 /// Makes the fake WhatsApp take messages as `wamid.L1` and the fake
 /// Twilio as `SML1`.
-async fn providers_answer_with_ids(app: &TestApp) {
+pub(crate) async fn providers_answer_with_ids(app: &TestApp) {
     Mock::given(method("POST"))
         .and(path_regex("^/wa/"))
         .respond_with(
@@ -593,7 +593,7 @@ async fn providers_answer_with_ids(app: &TestApp) {
 }
 
 /// Posts a WhatsApp status webhook for `id`, signed as Meta signs.
-async fn wa_report(app: &TestApp, id: &str, status: &str) {
+pub(crate) async fn wa_report(app: &TestApp, id: &str, status: &str) {
     let mut item = json!({"id": id, "status": status, "timestamp": "1"});
     if status == "failed" {
         item["errors"] = json!([{"code": 131047, "title": "Re-engagement message"}]);
