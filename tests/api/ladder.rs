@@ -804,3 +804,168 @@ both_stores!(
         assert_eq!(app.get(&id).await["via"], json!(["wa", "tg", "sms"]));
     }
 );
+
+/// What a ladder costs the store, counted on a private Redis (`INFO
+/// commandstats`, less what the idle gateway's background work issues in
+/// the same time; commands a script runs are counted apart from the
+/// script's own call): printed for docs/performance.md, and held to bounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_ladder_step_costs_the_store() {
+    use crate::redis_support::OwnRedis;
+    use crate::store_contract::redis_only::{calls_by_command, reset_stats};
+    use std::collections::BTreeMap;
+    type Rates = BTreeMap<String, f64>;
+    let Some(server) = OwnRedis::private("what_a_ladder_step_costs_the_store").await else {
+        return;
+    };
+    let mut setup = ladder(&["wa", "sms"], "");
+    setup.redis_url = Some(server.url());
+    let Some(mut app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    providers_answer_with_ids(&app).await;
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let settle = Duration::from_millis(1500);
+    // Calls per command of `n` runs of `work` (with the background work
+    // it leaves: the outbox publishing its events), less `idle` per second.
+    async fn measure(
+        admin: &mut redis::Connection,
+        idle: &Rates,
+        n: usize,
+        settle: Duration,
+        work: impl std::future::Future<Output = ()>,
+    ) -> Rates {
+        reset_stats(admin);
+        let t = tokio::time::Instant::now();
+        work.await;
+        tokio::time::sleep(settle).await;
+        let secs = t.elapsed().as_secs_f64();
+        calls_by_command(admin)
+            .into_iter()
+            .map(|(k, v)| {
+                let less = idle.get(&k).copied().unwrap_or(0.0) * secs;
+                (k, ((v as f64 - less) / n as f64).max(0.0))
+            })
+            .filter(|(_, v)| *v >= 0.05)
+            .collect()
+    }
+    // Round trips: the calls a client makes (a script's inner commands
+    // are the script's).
+    let trips = |r: &Rates| {
+        ["evalsha", "mget", "get"]
+            .iter()
+            .filter_map(|c| r.get(*c))
+            .sum::<f64>()
+    };
+    const N: usize = 20;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(
+            app.create(
+                json!({"channel": "webchat", "conversation_id": format!("cost-{i}"),
+                "contact": {"phone": format!("+4474001{i:05}")}}),
+            )
+            .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    tokio::time::sleep(settle).await;
+    let idle = measure(
+        &mut admin,
+        &Rates::new(),
+        1,
+        Duration::from_secs(3),
+        async {},
+    )
+    .await;
+    let idle: Rates = idle.into_iter().map(|(k, v)| (k, v / 3.0)).collect();
+    let starts = measure(&mut admin, &idle, N, settle, async {
+        for id in &ids {
+            assert_eq!(start_ladder(&app, id).await.status(), 201);
+        }
+    })
+    .await;
+    // For comparison: an ordinary OTP by SMS to each of them.
+    let sms = measure(&mut admin, &idle, N, settle, async {
+        for id in &ids {
+            let res =
+                crate::challenges::start(&app, id, json!({"method": "otp", "delivery": "sms"}))
+                    .await;
+            assert_eq!(res.status(), 201);
+        }
+    })
+    .await;
+    for id in &ids {
+        assert_eq!(start_ladder(&app, id).await.status(), 201);
+    }
+    let mut cids = Vec::new();
+    for id in &ids {
+        let v = app.get(id).await;
+        cids.push(
+            v["open_challenge"]["challenge_id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let moves = measure(&mut admin, &idle, N, settle, async {
+        for (id, cid) in ids.iter().zip(&cids) {
+            assert_eq!(advance(&app, id, cid).await.status(), 200);
+        }
+    })
+    .await;
+    // A failed receipt that moves the ladder: one at a time (the fake
+    // WhatsApp names every message alike).
+    const R: usize = 5;
+    let mut report = Rates::new();
+    for i in 0..R {
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": format!("cost-r{i}"),
+                "contact": {"phone": format!("+4474002{i:05}")}}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        assert_eq!(start_ladder(&app, &id).await.status(), 201);
+        tokio::time::sleep(settle).await;
+        let one = measure(&mut admin, &idle, 1, settle, async {
+            wa_report(&app, "wamid.L1", "failed").await;
+        })
+        .await;
+        assert!(app
+            .next_event("challenge.advanced", Duration::from_secs(5))
+            .await
+            .is_some());
+        for (k, v) in one {
+            *report.entry(k).or_insert(0.0) += v / R as f64;
+        }
+    }
+    let show = |r: &Rates| {
+        r.iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    eprintln!("idle gateway, per second: {}", show(&idle));
+    for (what, r) in [
+        ("ordinary OTP by SMS", &sms),
+        ("ladder start (first step)", &starts),
+        ("advance by request", &moves),
+        ("failed receipt that advances", &report),
+    ] {
+        eprintln!(
+            "{what}: {:.1} round trips; per command: {}",
+            trips(r),
+            show(r)
+        );
+    }
+    // A step is a handful of round trips, not dozens.
+    for r in [&starts, &moves, &report] {
+        assert!(trips(r) < 16.0, "{}", show(r));
+    }
+}
