@@ -162,7 +162,8 @@ async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp) -> Result<()> {
                 key: index.clone(),
                 member: entry.member.clone(),
             };
-            let Some(handled) = handle(gw, team, &entry.member, remove.clone(), lease, now).await else {
+            let Some(handled) = handle(gw, team, &entry.member, remove.clone(), lease, now).await
+            else {
                 tracing::error!(team = %team.id, "due entry names no interaction; dropped");
                 store.commit(vec![remove]).await?;
                 continue;
