@@ -1,8 +1,9 @@
 //! The OpenID Connect features against an independent provider: panva's
 //! `oidc-provider` (Node.js), run by `tests/interop/provider.mjs`, rather
 //! than the fake of `oidc_provider.rs` written with the gateway. Approval
-//! in the customer's app (docs/ciba.md, CIBA poll mode): approved, and
-//! denied; a hosted login ended by the provider's back-channel logout
+//! in the customer's app (docs/ciba.md, CIBA poll mode): approved,
+//! denied, and approved for a customer the provider knows under another
+//! subject; a hosted login ended by the provider's back-channel logout
 //! (docs/revocation.md). Its test-only endpoints play the customer
 //! (`/test/approve`, `/test/deny`) and the provider's logout
 //! (`/test/logout`).
@@ -270,6 +271,34 @@ async fn ciba_denial_at_oidc_provider_denies_the_challenge() {
     })
     .await;
     assert_ne!(app.get(&id).await["status"], "authenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciba_approval_naming_another_customer_fails() {
+    let Some((mut app, provider)) = spawn_interop().await else {
+        return;
+    };
+    // The provider signs `renamed` in as `cust-7`: its ID token's `sub`.
+    let (id, cid, _) = start_app_challenge(&app, "renamed").await;
+    let (status, answer) = provider.test(reqwest::Method::POST, "approve").await;
+    assert_eq!(status, 200, "{answer}");
+    poll_until(&app, "failed", || async {
+        challenge_state(&app, &id, &cid).await == "failed"
+    })
+    .await;
+    let e = app
+        .next_event("challenge.failed", Duration::from_secs(5))
+        .await
+        .expect("challenge.failed");
+    let data = event_data(&e);
+    // The reason is in `data.reason` (or, before that, `data.challenge.reason`).
+    let reason = [&data["reason"], &data["challenge"]["reason"]]
+        .into_iter()
+        .find(|r| !r.is_null())
+        .cloned();
+    assert_eq!(reason, Some(json!("customer_mismatch")), "{data}");
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+    assert_eq!(crate::oidc::failures(&app, "renamed").await, 1);
 }
 
 /// A browser without cookies of the provider: opens the gateway's link,

@@ -80,7 +80,8 @@ const provider = new Provider(issuer, {
     ciba: {
       enabled: true,
       deliveryModes: ['poll'],
-      processLoginHint: (ctx, loginHint) => loginHint,
+      // One customer the provider knows under another subject.
+      processLoginHint: (ctx, loginHint) => (loginHint === 'renamed' ? 'cust-7' : loginHint),
       processLoginHintToken: () => {
         throw new errors.InvalidRequest('login_hint_token is not supported here');
       },
