@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 echo "== references to documents outside the repository"
 pattern='CONTRACT [0-9]|STYLE [0-9]|\bstop [0-9]+|\bissue [0-9]+|[Ss]top [0-9]+|CONTRACT\.md|STYLE\.md'
-if grep -rnIE --exclude=docs-check.sh "$pattern" \
+if grep -rnIE --exclude=docs-check.sh --exclude-dir=node_modules "$pattern" \
   src tests examples benches tools config channels docs README.md CONTRIBUTING.md .ci; then
   echo "docs-check: FAILED: the lines above cite a document outside the repository (a contract or" >&2
   echo "style section, an issue or a numbered stop). Cite the repository's docs instead, e.g." >&2
@@ -90,7 +90,7 @@ for doc in docs:
 cited = re.compile(r"\bdocs/[\w./-]+\.md(?:#[\w-]+)?")
 for tree in ["src", "tests", "examples", "benches", "tools", "config", "channels", ".ci"]:
     for f in sorted((root / tree).rglob("*")):
-        if not f.is_file() or f.name == "docs-check.sh":
+        if not f.is_file() or f.name == "docs-check.sh" or "node_modules" in f.parts:
             continue
         try:
             text = f.read_text(encoding="utf-8")

@@ -21,6 +21,7 @@ mod history;
 mod hostile_clients;
 mod identifiers;
 mod interactions;
+mod interop;
 mod ladder;
 mod lockouts;
 mod login_callback;

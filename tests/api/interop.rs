@@ -1,0 +1,399 @@
+//! The OpenID Connect features against an independent provider: panva's
+//! `oidc-provider` (Node.js), run by `tests/interop/provider.mjs`, rather
+//! than the fake of `oidc_provider.rs` written with the gateway. Approval
+//! in the customer's app (docs/ciba.md, CIBA poll mode): approved,
+//! denied, and approved for a customer the provider knows under another
+//! subject; a hosted login ended by the provider's back-channel logout
+//! (docs/revocation.md). Its test-only endpoints play the customer
+//! (`/test/approve`, `/test/deny`) and the provider's logout
+//! (`/test/logout`).
+//!
+//! Needs `node` and the installed module: `npm ci --prefix tests/interop`
+//! (or `CHATGATE_TEST_OIDC_PROVIDER_DIR` naming a `node_modules` folder
+//! holding it). Missing, the tests skip, loudly; with `CI=true` they fail
+//! (`.ci/run` installs them). The memory store only: the store adds
+//! nothing to what is checked here.
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::*;
+use crate::oidc::oidc_link;
+
+const CLIENT_ID: &str = "chatgate";
+
+/// `node` and the `node_modules` folder holding `oidc-provider`, or None:
+/// mandatory with `CI=true`, else the test skips, loudly.
+fn node_and_modules() -> Option<(String, PathBuf)> {
+    let node = std::env::var("CHATGATE_TEST_NODE").unwrap_or_else(|_| "node".to_string());
+    let modules = std::env::var("CHATGATE_TEST_OIDC_PROVIDER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/node_modules")
+        });
+    let has_node = std::process::Command::new(&node)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let has_module = modules.join("oidc-provider/package.json").is_file();
+    if has_node && has_module {
+        return Some((node, modules));
+    }
+    let why = if has_node {
+        format!("no oidc-provider in {}", modules.display())
+    } else {
+        format!("no `{node}`")
+    };
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "the interop tests are required in CI (.ci/run installs them): {why}"
+    );
+    eprintln!("SKIPPED: {why}; run `npm ci --prefix tests/interop` (or set CHATGATE_TEST_OIDC_PROVIDER_DIR); the interop tests did not run");
+    None
+}
+
+/// The running `oidc-provider`, stopped on drop.
+struct Provider {
+    _child: tokio::process::Child,
+    issuer: String,
+    http: reqwest::Client,
+}
+
+impl Provider {
+    /// Starts it on `port` for the gateway at `gateway` (its real address:
+    /// the provider POSTs logout tokens there).
+    async fn start(node: &str, modules: &Path, port: u16, secret: &str, gateway: &str) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/provider.mjs");
+        let mut child = tokio::process::Command::new(node)
+            .arg(script)
+            .env("PORT", port.to_string())
+            .env("OIDC_PROVIDER_MODULES", modules)
+            .env("CLIENT_ID", CLIENT_ID)
+            .env("CLIENT_SECRET", secret)
+            .env("REDIRECT_URI", "http://gateway.test/oidc/callback/acme")
+            .env(
+                "BACKCHANNEL_LOGOUT_URI",
+                format!("{gateway}/oidc/backchannel-logout/acme"),
+            )
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("oidc-provider ready within 20 s")
+            .unwrap();
+        assert_eq!(
+            ready,
+            Some(format!("ready {port}")),
+            "oidc-provider's first line"
+        );
+        // What it says later goes to the test's output (a closed pipe
+        // would stop it).
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                eprintln!("oidc-provider: {line}");
+            }
+        });
+        Provider {
+            _child: child,
+            issuer: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    /// One of its test-only endpoints: status and JSON answer.
+    async fn test(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
+        let res = self
+            .http
+            .request(method, format!("{}/test/{path}", self.issuer))
+            .send()
+            .await
+            .unwrap();
+        (res.status().as_u16(), res.json().await.unwrap())
+    }
+}
+
+/// The acme team with `oidc-provider` as its identity provider (CIBA and
+/// back-channel logout on), on the memory store; None when skipped.
+async fn spawn_interop() -> Option<(TestApp, Provider)> {
+    let (node, modules) = node_and_modules()?;
+    let port = free_port();
+    let secret = chatgate::domain::secrets::generate_api_key();
+    let setup = Setup {
+        team_extra: format!(
+            "[oidc]\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"{CLIENT_ID}\"\n\
+             client_secret = \"{secret}\"\nscopes = [\"openid\", \"profile\", \"email\"]\n\
+             ciba = true\nbackchannel_logout = true\n"
+        ),
+        ..Setup::default()
+    };
+    // The gateway reads the provider's discovery when it first needs it.
+    let app = spawn_with(Backend::Memory, setup).await?;
+    let provider = Provider::start(&node, &modules, port, &secret, &app.base).await;
+    Some((app, provider))
+}
+
+async fn start_app_challenge(app: &TestApp, customer_ref: &str) -> (String, String, String) {
+    let created = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                       "customer_ref": customer_ref}),
+        )
+        .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "app"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let c: Value = res.json().await.unwrap();
+    (
+        id,
+        c["challenge_id"].as_str().unwrap().to_string(),
+        c["binding_code"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn challenge_state(app: &TestApp, id: &str, cid: &str) -> Value {
+    app.get_json(
+        &format!("/v1/interactions/{id}/challenges/{cid}"),
+        Some(&app.keys.bot),
+    )
+    .await["state"]
+        .clone()
+}
+
+/// Moves the gateway's clock on by one poll interval (5 s: the provider
+/// names none) at a time, giving it real time to poll, until `done` holds
+/// (at most 10 s of real time).
+async fn poll_until<F, Fut>(app: &TestApp, what: &str, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        app.advance(5);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        if done().await {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what} within 10 s");
+    }
+}
+
+/// What the provider's newest CIBA request asked, and its token requests.
+async fn ciba_seen(provider: &Provider) -> Value {
+    let (status, seen) = provider.test(reqwest::Method::GET, "ciba").await;
+    assert_eq!(status, 200, "{seen}");
+    seen
+}
+
+/// The provider got one backchannel request as the docs describe it: the
+/// binding code as `binding_message`, the folded `customer_ref` as
+/// `login_hint`, the team's scopes, `otp.ttl` as `requested_expiry`.
+async fn assert_asked(provider: &Provider, code: &str) {
+    let asked = ciba_seen(provider).await;
+    assert_eq!(asked["requests"], 1);
+    assert_eq!(asked["binding_message"], code);
+    assert_eq!(asked["login_hint"], "cust-42", "the folded customer_ref");
+    assert_eq!(asked["scope"], "openid profile email");
+    assert_eq!(asked["requested_expiry"], "180", "otp.ttl");
+    assert_eq!(asked["polls"], 0, "no poll before the interval");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciba_approval_at_oidc_provider_authenticates_with_method_app() {
+    let Some((mut app, provider)) = spawn_interop().await else {
+        return;
+    };
+    let (id, cid, code) = start_app_challenge(&app, "Cust-42").await;
+    assert_asked(&provider, &code).await;
+    // The provider answers the first poll authorization_pending: the
+    // challenge stays open.
+    poll_until(&app, "the first poll", || async {
+        ciba_seen(&provider).await["polls"] != 0
+    })
+    .await;
+    assert_eq!(challenge_state(&app, &id, &cid).await, "open");
+    assert_eq!(app.get(&id).await["status"], "pending");
+    let (status, answer) = provider.test(reqwest::Method::POST, "approve").await;
+    assert_eq!(status, 200, "{answer}");
+    poll_until(&app, "authenticated", || async {
+        app.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+    let v = app.get(&id).await;
+    assert_eq!(v["method"], "app");
+    assert_eq!(
+        v["customer"],
+        json!({"id": "cust-42", "name": "Ada Lovelace", "email": "ada@example.com"})
+    );
+    assert_eq!(challenge_state(&app, &id, &cid).await, "used");
+    let e = app
+        .next_event("interaction.authenticated", Duration::from_secs(5))
+        .await
+        .expect("interaction.authenticated");
+    assert_eq!(event_data(&e)["interaction"]["method"], "app");
+    // Answered: no more polls.
+    let polls = ciba_seen(&provider).await["polls"].clone();
+    for _ in 0..2 {
+        app.advance(5);
+        tokio::time::sleep(Duration::from_millis(700)).await;
+    }
+    assert_eq!(ciba_seen(&provider).await["polls"], polls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciba_denial_at_oidc_provider_denies_the_challenge() {
+    let Some((app, provider)) = spawn_interop().await else {
+        return;
+    };
+    let (id, cid, code) = start_app_challenge(&app, "cust-42").await;
+    assert_asked(&provider, &code).await;
+    let (status, answer) = provider.test(reqwest::Method::POST, "deny").await;
+    assert_eq!(status, 200, "{answer}");
+    poll_until(&app, "denied", || async {
+        challenge_state(&app, &id, &cid).await == "denied"
+    })
+    .await;
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ciba_approval_naming_another_customer_fails() {
+    let Some((mut app, provider)) = spawn_interop().await else {
+        return;
+    };
+    // The provider signs `renamed` in as `cust-7`: its ID token's `sub`.
+    let (id, cid, _) = start_app_challenge(&app, "renamed").await;
+    let (status, answer) = provider.test(reqwest::Method::POST, "approve").await;
+    assert_eq!(status, 200, "{answer}");
+    poll_until(&app, "failed", || async {
+        challenge_state(&app, &id, &cid).await == "failed"
+    })
+    .await;
+    let e = app
+        .next_event("challenge.failed", Duration::from_secs(5))
+        .await
+        .expect("challenge.failed");
+    let data = event_data(&e);
+    // The reason is in `data.reason` (or, before that, `data.challenge.reason`).
+    let reason = [&data["reason"], &data["challenge"]["reason"]]
+        .into_iter()
+        .find(|r| !r.is_null())
+        .cloned();
+    assert_eq!(reason, Some(json!("customer_mismatch")), "{data}");
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+    assert_eq!(crate::oidc::failures(&app, "renamed").await, 1);
+}
+
+/// A browser without cookies of the provider: opens the gateway's link,
+/// signs in at the provider (its interaction signs in at once, as the
+/// `login_hint`) and comes back to the gateway's callback. The page's
+/// status and body.
+async fn hosted_login(app: &TestApp, link: &str) -> (u16, String) {
+    let res = app
+        .request(reqwest::Method::GET, link, None)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 302, "GET {link}");
+    let gateway_cookie = res.headers()["set-cookie"].to_str().unwrap();
+    let gateway_cookie = gateway_cookie.split(';').next().unwrap().to_string();
+    let mut at = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    // The provider's cookies, sent back on every request (one host).
+    let mut jar: Vec<String> = Vec::new();
+    for _ in 0..10 {
+        if at.as_str().starts_with("http://gateway.test/") {
+            let callback = at.as_str().replace("http://gateway.test", &app.base);
+            let res = app
+                .client
+                .get(&callback)
+                .header("accept", "text/html")
+                .header("cookie", &gateway_cookie)
+                .send()
+                .await
+                .unwrap();
+            return (res.status().as_u16(), res.text().await.unwrap());
+        }
+        let res = app
+            .client
+            .get(at.clone())
+            .header("cookie", jar.join("; "))
+            .send()
+            .await
+            .unwrap();
+        for c in res.headers().get_all("set-cookie") {
+            let pair = c.to_str().unwrap().split(';').next().unwrap().to_string();
+            let name = pair.split('=').next().unwrap().to_string();
+            jar.retain(|p| !p.starts_with(&format!("{name}=")));
+            jar.push(pair);
+        }
+        assert!(
+            res.status().is_redirection(),
+            "the provider at {}: {}",
+            at.path(),
+            res.status()
+        );
+        at = at
+            .join(res.headers()["location"].to_str().unwrap())
+            .unwrap();
+    }
+    panic!("no way back to the gateway in 10 redirects");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_backchannel_logout_ends_its_sessions_interaction() {
+    let Some((mut app, provider)) = spawn_interop().await else {
+        return;
+    };
+    // Two hosted logins, two provider sessions; the provider ends the last.
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (id, link) = oidc_link(&app, json!({})).await;
+        let (status, body) = hosted_login(&app, &link).await;
+        assert_eq!(status, 200, "{body}");
+        let v = app.get(&id).await;
+        assert_eq!(
+            (v["status"].clone(), v["method"].clone()),
+            (json!("authenticated"), json!("oidc"))
+        );
+        assert_eq!(v["customer"]["id"], "cust-42");
+        ids.push(id);
+    }
+    while app
+        .next_event("interaction.logged_out", Duration::from_millis(50))
+        .await
+        .is_some()
+    {}
+    let (status, answer) = provider.test(reqwest::Method::POST, "logout").await;
+    assert_eq!(
+        status, 200,
+        "the gateway took the provider's logout token: {answer}"
+    );
+    assert_eq!(app.get(&ids[1]).await["status"], "unauthenticated");
+    assert_eq!(
+        app.get(&ids[0]).await["status"],
+        "authenticated",
+        "another provider session"
+    );
+    assert_eq!(
+        crate::oidc_logout::logged_out_causes(&mut app, Duration::from_secs(2)).await,
+        [(ids[1].clone(), "oidc_logout".to_string())]
+    );
+}
