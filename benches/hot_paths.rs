@@ -107,6 +107,7 @@ fn hot_paths(c: &mut Criterion) {
                 },
                 body: Some(webhook_sig::id_digest(&format!("body_{i}"))),
             }),
+            delivered_on: None,
         };
         busy.add_link(link, now);
     }

@@ -44,6 +44,9 @@ pub enum Error {
     ChallengeUsed,
     #[error("this interaction has no session PIN")]
     NoSessionPin,
+    /// 409: a ladder has no step left to move to, or the challenge has no ladder.
+    #[error("{0}")]
+    NoNextStep(&'static str),
     #[error("the login token or assertion has expired")]
     TokenExpired,
     #[error("the challenge has expired or was replaced by a newer one")]
@@ -111,6 +114,7 @@ impl Error {
             Error::TokenUsed => "token_used",
             Error::ChallengeUsed => "challenge_used",
             Error::NoSessionPin => "no_session_pin",
+            Error::NoNextStep(_) => "no_next_step",
             Error::TokenExpired => "token_expired",
             Error::ChallengeExpired => "challenge_expired",
             Error::ChallengeExhausted => "challenge_exhausted",

@@ -36,6 +36,9 @@ pub struct KindInfo {
     /// The provider proves who writes in a conversation
     /// (`vouches_for_sender`'s default).
     pub vouches_for_sender: bool,
+    /// The provider reports how far a message got (docs/api.md#delivery-receipts),
+    /// so a delivery ladder can move on from a channel of this kind.
+    pub receipts: bool,
 }
 
 /// One channel kind: its keys (`Self`, read with serde, unknown keys

@@ -9,6 +9,7 @@ pub mod receipts;
 pub mod slack;
 pub mod smtp;
 pub mod telegram;
+pub mod telegram_gateway;
 pub mod twilio;
 pub mod webhook;
 pub mod whatsapp;
@@ -76,6 +77,7 @@ kinds! {
     Whatsapp(whatsapp::WhatsappConfig),
     Slack(slack::SlackConfig),
     Telegram(telegram::TelegramConfig),
+    TelegramGateway(telegram_gateway::TelegramGatewayConfig),
     Smtp(smtp::SmtpConfig),
 }
 
@@ -145,14 +147,17 @@ pub struct Message {
     pub text: String,
     /// The code alone, for an `otp` message (`None` for every other
     /// purpose): kinds that send codes through a provider's own template
-    /// (docs/channels.md#authentication-templates) send this, not `text`.
-    /// Never log it (`Debug` leaves it out).
+    /// (docs/channels.md#authentication-templates) or send a code rather
+    /// than a text (`telegram_gateway`) send this, not `text`. Never log
+    /// it (`Debug` leaves it out).
     pub code: Option<String>,
     /// The rendered e-mail subject (smtp only).
     pub subject: Option<String>,
     /// `server.public_url`: where a provider's delivery receipts come back
     /// (docs/api.md#delivery-receipts).
     pub public_url: String,
+    /// The code's remaining life, with `code`.
+    pub code_ttl: Option<Duration>,
 }
 
 impl std::fmt::Debug for Message {
@@ -201,6 +206,12 @@ impl Sent {
 #[async_trait]
 pub trait Channel: Send + Sync + 'static {
     async fn send(&self, msg: &Message) -> Result<Sent, ChannelError>;
+
+    /// Withdraws message `message_id` (a `Sent`'s id) where the provider
+    /// can (`telegram_gateway`); nothing elsewhere. Best effort.
+    async fn revoke(&self, _message_id: &str) -> Result<(), ChannelError> {
+        Ok(())
+    }
 }
 
 /// Timeout for one provider request.
@@ -270,6 +281,19 @@ impl Channels {
     }
 }
 
+impl Channels {
+    /// Withdraws message `message_id` that `channel` sent, where its kind
+    /// can; a failure is logged, never answered (best effort).
+    pub async fn revoke(&self, channel: &str, message_id: &str) {
+        let Some(sender) = self.by_name.get(channel) else {
+            return;
+        };
+        if let Err(e) = sender.channel.revoke(message_id).await {
+            tracing::warn!(channel = %channel, kind = sender.kind, error = %e, "revoking a message failed");
+        }
+    }
+}
+
 /// Values for a template's placeholders.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Fill<'a> {
@@ -312,7 +336,7 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
         assert_eq!(
             ChannelKind::names(),
-            "webhook, twilio, whatsapp, slack, telegram or smtp"
+            "webhook, twilio, whatsapp, slack, telegram, telegram_gateway or smtp"
         );
     }
 
@@ -351,6 +375,7 @@ mod tests {
             subject: None,
             code: Some("918273".into()),
             public_url: "http://gateway.test".into(),
+            code_ttl: None,
         };
         let shown = format!("{msg:?} {msg:#?}");
         assert!(!shown.contains("918273"), "{shown}");

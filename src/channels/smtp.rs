@@ -88,6 +88,7 @@ impl Kind for SmtpConfig {
         addressing: Reach::Email,
         serves: &[Delivery::Email],
         vouches_for_sender: false,
+        receipts: false,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -286,6 +287,7 @@ mod tests {
             subject: subject.map(String::from),
             code: None,
             public_url: "http://gateway.test".into(),
+            code_ttl: None,
         }
     }
 

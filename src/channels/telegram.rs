@@ -30,6 +30,7 @@ impl Kind for TelegramConfig {
         // A conversation may be a channel or a group: one member's login
         // would vouch for every member (docs/channels.md#who-writes-in-a-conversation).
         vouches_for_sender: false,
+        receipts: false,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -127,6 +128,7 @@ mod tests {
             subject: None,
             code: None,
             public_url: "http://gateway.test".into(),
+            code_ttl: None,
         }
     }
 

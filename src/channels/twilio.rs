@@ -47,6 +47,7 @@ impl Kind for TwilioConfig {
         addressing: Reach::Phone,
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
+        receipts: true,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -264,6 +265,7 @@ mod tests {
             subject: None,
             code: None,
             public_url: "http://gateway.test".into(),
+            code_ttl: None,
         }
     }
 

@@ -99,6 +99,7 @@ impl Kind for WebhookConfig {
         addressing: Reach::Conversation,
         serves: &[],
         vouches_for_sender: false,
+        receipts: false,
     };
 
     fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
@@ -188,6 +189,7 @@ mod tests {
             subject: None,
             code: None,
             public_url: "http://gateway.test".into(),
+            code_ttl: None,
         }
     }
 

@@ -65,6 +65,7 @@ impl Kind for WhatsappConfig {
         // As a team's `sms_channel` it sends to the challenge's `to`.
         serves: &[Delivery::Sms],
         vouches_for_sender: true,
+        receipts: true,
     };
 
     fn check(&mut self) -> Result<(), Problem> {
@@ -283,6 +284,7 @@ mod tests {
             subject: None,
             code: None,
             public_url: "http://gateway.test".into(),
+            code_ttl: None,
         }
     }
 

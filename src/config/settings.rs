@@ -155,6 +155,7 @@ pub(super) mod file {
     table!(domain::Intent {
         max_age: Option<Dur>,
         methods: Option<Vec<AuthMethod>>,
+        otp_via: Option<Vec<String>>,
     });
 
     table!(domain::OtpSettings {
@@ -168,6 +169,8 @@ pub(super) mod file {
         destinations: Destinations,
         sms_regions: Vec<SmsRegion>,
         sms_number_types: Vec<NumberType>,
+        ladder: Vec<String>,
+        advance_after: Dur,
     });
 
     table!(domain::PinSettings {

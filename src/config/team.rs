@@ -129,12 +129,16 @@ pub struct Team {
 }
 
 impl Team {
-    /// Does this team send through the channel `name` (in `channels`, or as
-    /// its `sms_channel` or `email_channel`)?
+    /// Does this team send through the channel `name` (in `channels`, as
+    /// its `sms_channel` or `email_channel`, or as a step of an
+    /// `otp.ladder` of its settings)?
     pub fn uses_channel(&self, name: &str) -> bool {
         self.has_channel(name)
             || self.sms_channel.as_deref() == Some(name)
             || self.email_channel.as_deref() == Some(name)
+            || std::iter::once(&self.settings)
+                .chain(self.channel_settings.values())
+                .any(|s| s.otp.ladder.iter().any(|step| step == name))
     }
 
     /// The `otp.ttl` of the codes this team sends through `channel`: that

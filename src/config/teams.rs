@@ -48,6 +48,15 @@ pub(super) fn load_team(
         if !seen.insert(name) {
             return Err(err(&key, format!("channel {name:?} is listed twice")));
         }
+        if channels
+            .get(name)
+            .is_some_and(|c| c.kind.name() == LADDER_ONLY)
+        {
+            return Err(err(
+                &key,
+                format!("channel {name:?} is of kind {LADDER_ONLY}, which serves only as a step of otp.ladder"),
+            ));
+        }
     }
     let delivery = [
         ("sms_channel", &raw.sms_channel, Delivery::Sms),
@@ -106,6 +115,7 @@ pub(super) fn load_team(
         table: &raw.settings,
     };
     let settings = resolve(&[defaults.clone(), team_layer()])?;
+    check_ladder(&settings, &[defaults.clone(), team_layer()], channels)?;
     let mut channel_settings = BTreeMap::new();
     for (name, value) in &raw.channel_settings {
         let key = format!("channel_settings.{name}");
@@ -135,7 +145,9 @@ pub(super) fn load_team(
                 table: over,
             },
         ];
-        channel_settings.insert(name.clone(), resolve(&layers)?);
+        let resolved = resolve(&layers)?;
+        check_ladder(&resolved, &layers, channels)?;
+        channel_settings.insert(name.clone(), resolved);
     }
 
     Ok(Team {
@@ -153,6 +165,59 @@ pub(super) fn load_team(
         settings,
         channel_settings,
     })
+}
+
+/// The kind that serves only as a step of a delivery ladder.
+const LADDER_ONLY: &str = "telegram_gateway";
+
+/// `otp.ladder` of `settings`, resolved from `layers`: every step names a
+/// channel file; every step but the last is of a kind with delivery
+/// receipts, and the last of such a kind or `smtp`
+/// (docs/api.md#delivery-ladder). The error names the step in the highest
+/// layer that wrote the ladder.
+fn check_ladder(
+    settings: &super::Settings,
+    layers: &[Layer<'_>],
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<(), ConfigError> {
+    let ladder = &settings.otp.ladder;
+    let written = layers.iter().rev().find(|l| {
+        l.table
+            .get("otp")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|otp| otp.contains_key("ladder"))
+    });
+    let Some(layer) = written else {
+        return Ok(());
+    };
+    let last = ladder.len().saturating_sub(1);
+    let mut seen = BTreeSet::new();
+    for (i, name) in ladder.iter().enumerate() {
+        let key = super::de::join(&layer.prefix, &format!("otp.ladder[{i}]"));
+        let err = |problem: String| ConfigError::new(layer.file, &key, problem);
+        let Some(channel) = channels.get(name) else {
+            return Err(err(format!(
+                "no channel file defines a channel named {name:?}"
+            )));
+        };
+        if !seen.insert(name) {
+            return Err(err(format!("channel {name:?} is a step twice")));
+        }
+        let info = channel.kind.info();
+        let ok = info.receipts || (i == last && info.name == "smtp");
+        if !ok {
+            let which = if i == last {
+                "the last step must be of a kind with delivery receipts (twilio, whatsapp, telegram_gateway) or smtp"
+            } else {
+                "every step but the last must be of a kind with delivery receipts (twilio, whatsapp, telegram_gateway)"
+            };
+            return Err(err(format!(
+                "channel {name:?} is of kind {}; {which}",
+                info.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKey>, ConfigError> {

@@ -27,12 +27,13 @@ pub(super) use crate::channels::kind::http_url;
 /// The first range rule `s` breaks: the keys involved (relative to the
 /// settings table; the first is the one reported) and the problem.
 pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
-    let nonzero: [(&'static [&'static str], super::Dur); 9] = [
+    let nonzero: [(&'static [&'static str], super::Dur); 10] = [
         (&["authenticated_ttl"], s.authenticated_ttl),
         (&["interaction_ttl"], s.interaction_ttl),
         (&["assertion_max_age"], s.assertion_max_age),
         (&["otp.ttl"], s.otp.ttl),
         (&["otp.send_window"], s.otp.send_window),
+        (&["otp.advance_after"], s.otp.advance_after),
         (&["pin.ttl"], s.pin.ttl),
         (&["lockout.window"], s.lockout.window),
         (&["lockout.duration"], s.lockout.duration),

@@ -18,14 +18,20 @@ pub struct Policy {
     /// authenticated but recognized is judged by what its conversation
     /// remembers (docs/api.md#recognized-conversations).
     pub recognized: bool,
+    /// An intent's `otp_via`: an OTP authentication meets the policy only
+    /// when every channel its code went through is listed (other methods
+    /// are not bound by it). `None`: any.
+    pub otp_via: Option<Vec<String>>,
 }
 
 /// What an interaction shows of its authentication, for [`assess`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Shown {
     pub status: Status,
     pub method: Option<Method>,
     pub authenticated_at: Option<Timestamp>,
+    /// The channels the proving message went through (empty: none).
+    pub via: Vec<String>,
     /// When the remembered authentication of its recognized conversation
     /// happened; `None` when it is not recognized.
     pub recognized_at: Option<Timestamp>,
@@ -38,16 +44,25 @@ pub enum Unmet {
     Authenticated,
     MaxAge,
     Method,
+    /// An OTP whose code went through a channel the intent's `otp_via`
+    /// does not list.
+    Via,
 }
 
 impl Unmet {
-    pub const ALL: [Unmet; 3] = [Unmet::Authenticated, Unmet::MaxAge, Unmet::Method];
+    pub const ALL: [Unmet; 4] = [
+        Unmet::Authenticated,
+        Unmet::MaxAge,
+        Unmet::Method,
+        Unmet::Via,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Unmet::Authenticated => "authenticated",
             Unmet::MaxAge => "max_age",
             Unmet::Method => "method",
+            Unmet::Via => "via",
         }
     }
 }
@@ -80,6 +95,7 @@ pub fn assess(
             status,
             method,
             authenticated_at,
+            via: Vec::new(),
             recognized_at: None,
         },
         policy,
@@ -96,6 +112,7 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         status,
         method,
         authenticated_at,
+        via,
         recognized_at,
     } = shown;
     if status != Status::Authenticated && policy.recognized {
@@ -131,6 +148,14 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
             unmet.push(Unmet::Method);
         }
     }
+    // An OTP with no channel (an agent read it out) went through none the
+    // intent lists: it does not meet `otp_via`.
+    if let Some(listed) = &policy.otp_via {
+        let by_otp = authenticated && method == Some(Method::Otp);
+        if by_otp && (via.is_empty() || !via.iter().all(|v| listed.contains(v))) {
+            unmet.push(Unmet::Via);
+        }
+    }
     Verdict {
         satisfied: unmet.is_empty(),
         by_recognition: false,
@@ -149,6 +174,7 @@ mod tests {
 
     fn policy(max_age: Option<u64>, methods: Option<&[Method]>) -> Policy {
         Policy {
+            otp_via: None,
             max_age: max_age.map(Duration::from_secs),
             methods: methods.map(<[Method]>::to_vec),
             recognized: false,
@@ -227,6 +253,7 @@ mod tests {
             status,
             method: None,
             authenticated_at: None,
+            via: Vec::new(),
             recognized_at: Some(t(0)),
         };
         let mut p = policy(Some(3600), Some(&[Method::Otp]));
@@ -258,6 +285,34 @@ mod tests {
         assert_eq!(
             v.unmet,
             [Unmet::Authenticated, Unmet::MaxAge, Unmet::Method]
+        );
+    }
+
+    #[test]
+    fn otp_via_binds_only_an_otp_and_needs_every_channel_listed() {
+        let shown = |method, via: &[&str]| Shown {
+            status: Status::Authenticated,
+            method: Some(method),
+            authenticated_at: Some(t(0)),
+            via: via.iter().map(|s| s.to_string()).collect(),
+            recognized_at: None,
+        };
+        let mut p = policy(None, None);
+        p.otp_via = Some(vec!["sms".into(), "email".into()]);
+        let judge = |s: Shown, p: &Policy| assess_shown(s, p, t(10)).unmet;
+        assert!(judge(shown(Method::Otp, &["sms"]), &p).is_empty());
+        assert!(judge(shown(Method::Otp, &["sms", "email"]), &p).is_empty());
+        assert_eq!(judge(shown(Method::Otp, &["wa", "sms"]), &p), [Unmet::Via]);
+        assert_eq!(
+            judge(shown(Method::Otp, &[]), &p),
+            [Unmet::Via],
+            "agent delivery"
+        );
+        assert!(judge(shown(Method::LoginLink, &["wa"]), &p).is_empty());
+        p.methods = Some(vec![Method::Pin]);
+        assert_eq!(
+            judge(shown(Method::Otp, &["wa"]), &p),
+            [Unmet::Method, Unmet::Via]
         );
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 
 use uuid::Uuid;
 
-use super::delivery_status::DeliveryState;
+use super::delivery_status::{DeliveryState, DeliveryStatus};
 use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
@@ -40,6 +40,9 @@ pub enum Delivery {
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,
+    /// The team's delivery ladder: the same code on `otp.ladder`'s steps
+    /// in turn (docs/api.md#delivery-ladder).
+    Ladder,
     /// The customer's own app, through the team's identity provider.
     App,
 }
@@ -73,20 +76,22 @@ impl ChallengeMethod {
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 6] = [
+    pub const ALL: [Delivery; 7] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
         Delivery::Agent,
         Delivery::LoginPage,
+        Delivery::Ladder,
         Delivery::App,
     ];
     /// What a caller may ask for (`login_page` is a binding's).
-    pub const REQUESTABLE: [Delivery; 4] = [
+    pub const REQUESTABLE: [Delivery; 5] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
         Delivery::Agent,
+        Delivery::Ladder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -96,6 +101,7 @@ impl Delivery {
             Delivery::Email => "email",
             Delivery::Agent => "agent",
             Delivery::LoginPage => "login_page",
+            Delivery::Ladder => "ladder",
             Delivery::App => "app",
         }
     }
@@ -134,8 +140,11 @@ pub struct Challenge {
     pub step_up: bool,
     /// The channel its message went through (`None`: nothing was sent).
     pub channel: Option<String>,
-    /// How far its message got (`None`: nothing was sent).
+    /// How far its message got (`None`: nothing was sent); on a ladder,
+    /// the current step's.
     pub delivery_state: Option<DeliveryState>,
+    /// Its delivery ladder, for `delivery: "ladder"`.
+    pub ladder: Option<Ladder>,
 }
 
 impl Challenge {
@@ -172,6 +181,7 @@ impl Challenge {
             step_up,
             channel: None,
             delivery_state: None,
+            ladder: None,
         })
     }
 
@@ -197,6 +207,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: None,
+            ladder: None,
         }
     }
 
@@ -223,6 +234,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: Some(DeliveryState::accepted()),
+            ladder: None,
         })
     }
 
@@ -247,6 +259,7 @@ impl Challenge {
             step_up: false,
             channel: None,
             delivery_state: None,
+            ladder: None,
         }
     }
 
@@ -273,6 +286,10 @@ impl Challenge {
         Challenge {
             code_hash: String::new(),
             sealed_code: None,
+            ladder: self.ladder.as_ref().map(|l| Ladder {
+                sealed_code: String::new(),
+                ..l.clone()
+            }),
             ..self.clone()
         }
     }
@@ -326,7 +343,93 @@ impl fmt::Debug for Challenge {
             .field("step_up", &self.step_up)
             .field("channel", &self.channel)
             .field("delivery_state", &self.delivery_state)
+            .field("ladder", &self.ladder)
             .finish()
+    }
+}
+
+/// The delivery ladder of one challenge (docs/api.md#delivery-ladder; its
+/// rules are `domain::ladder`'s): its steps as the settings named them when
+/// it started, where the code went, and the code sealed to go out again.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ladder {
+    /// The channel names of `otp.ladder`, in order.
+    pub steps: Vec<String>,
+    /// The steps that took the code, in order; the last one has it now.
+    pub sent: Vec<SentStep>,
+    /// The code, sealed for the gateway (AEAD, bound to the challenge),
+    /// so that the next step sends the same one. Forgotten once the
+    /// challenge ends.
+    pub sealed_code: String,
+}
+
+impl std::fmt::Debug for Ladder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ladder")
+            .field("steps", &self.steps)
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A step that took the code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentStep {
+    /// Its index in [`Ladder::steps`].
+    pub index: usize,
+    pub channel: String,
+    /// The phone number (E.164) or address it went to.
+    pub destination: String,
+    /// The provider's id of the message (its receipts name it).
+    pub message_id: Option<String>,
+    pub sent_at: Timestamp,
+    /// How far its message had got when the ladder moved past it; `None`
+    /// while it is the current step (whose status is the challenge's
+    /// `delivery_state`). Reports that come later do not change it.
+    pub left_at: Option<DeliveryStatus>,
+}
+
+impl Ladder {
+    /// The step that has the code now.
+    pub fn current(&self) -> Option<&SentStep> {
+        self.sent.last()
+    }
+
+    /// The channels the code went through, in order.
+    pub fn via(&self) -> Vec<String> {
+        self.sent.iter().map(|s| s.channel.clone()).collect()
+    }
+
+    /// When the current step is due to hand the code on unless delivered
+    /// (`None`: it is the last step, which stays).
+    pub fn advance_at(&self, otp: &OtpSettings) -> Option<Timestamp> {
+        let current = self.current()?;
+        (current.index + 1 < self.steps.len())
+            .then(|| current.sent_at.plus(otp.advance_after.get()))
+    }
+
+    /// Whether a step the ladder moved past had its message delivered (or
+    /// read): its arrival was announced then, once for the challenge.
+    pub fn arrived_before(&self) -> bool {
+        let Some((_, earlier)) = self.sent.split_last() else {
+            return false;
+        };
+        earlier
+            .iter()
+            .any(|s| s.left_at.is_some_and(DeliveryStatus::arrived))
+    }
+
+    /// Whether `message_id` is the current step's message.
+    pub fn is_current_message(&self, message_id: &str) -> bool {
+        self.current()
+            .and_then(|c| c.message_id.as_deref())
+            .is_some_and(|m| m == message_id)
+    }
+
+    /// The indices of the steps after the current one.
+    pub fn later_steps(&self) -> std::ops::Range<usize> {
+        let from = self.current().map_or(0, |c| c.index + 1);
+        from..self.steps.len().max(from)
     }
 }
 

@@ -135,6 +135,9 @@ pub struct Authentication {
     /// Absolute end: `authenticated_at + authenticated_ttl`.
     pub expires_at: Timestamp,
     pub customer: Customer,
+    /// The channels the message that proved the customer went through, in
+    /// order (docs/api.md#delivery-ladder); empty when none did.
+    pub via: Vec<String>,
 }
 
 /// A login link issued for this interaction. The link id is the token's `jti`;
@@ -149,6 +152,9 @@ pub struct Link {
     /// The signed callback that used it, and what it was answered. Set only
     /// on a used link.
     pub used_by: Option<LinkUse>,
+    /// The channel that delivered it (`deliver: true`), which a login by it
+    /// names as its `via`.
+    pub delivered_on: Option<String>,
 }
 
 /// The callback that used a login link, remembered with its answer: the
@@ -530,6 +536,7 @@ impl InteractionRecord {
             authenticated_at: proven_at,
             expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
+            via: Vec::new(),
         });
         self.end_step_up();
         self.end_binding();
@@ -814,6 +821,7 @@ mod tests {
                 expires_at: Some(t(600)),
                 used: false,
                 used_by: None,
+                delivered_on: None,
             },
             t(0),
         );
@@ -857,6 +865,7 @@ mod tests {
                 expires_at: Some(t(600)),
                 used: false,
                 used_by: None,
+                delivered_on: None,
             },
             t(0),
         );
@@ -867,6 +876,7 @@ mod tests {
                 expires_at: Some(t(600)),
                 used: false,
                 used_by: None,
+                delivered_on: None,
             },
             t(2),
         );
@@ -943,6 +953,7 @@ mod tests {
                     expires_at: None,
                     used: false,
                     used_by: None,
+                    delivered_on: None,
                 },
                 t(0),
             );

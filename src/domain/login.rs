@@ -184,6 +184,7 @@ mod tests {
 
     fn link(id: Uuid, used_by: Option<LinkUse>) -> Link {
         Link {
+            delivered_on: None,
             id,
             expires_at: None,
             used: used_by.is_some(),

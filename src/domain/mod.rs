@@ -14,6 +14,7 @@ pub mod destination_policy;
 pub mod devices;
 pub mod input;
 pub mod interaction;
+pub mod ladder;
 pub mod login;
 pub mod login_token;
 pub mod logout;

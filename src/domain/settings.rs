@@ -57,6 +57,10 @@ pub struct Intent {
     pub max_age: Option<Dur>,
     /// The authentication's method is one of these; unset: any method.
     pub methods: Option<Vec<AuthMethod>>,
+    /// An OTP authentication meets the intent only when every channel its
+    /// code went through is one of these (docs/api.md#delivery-ladder);
+    /// unset: any.
+    pub otp_via: Option<Vec<String>>,
 }
 
 /// A way of authenticating, as settings name it.
@@ -115,6 +119,12 @@ pub struct OtpSettings {
     pub sms_regions: Vec<SmsRegion>,
     /// Number types an SMS may go to; empty: any.
     pub sms_number_types: Vec<NumberType>,
+    /// The delivery ladder: the channels a `ladder` OTP tries, in order
+    /// (docs/api.md#delivery-ladder); empty: no ladder.
+    pub ladder: Vec<String>,
+    /// How long a ladder step may go without `delivered` before the code
+    /// goes out on the next step.
+    pub advance_after: Dur,
 }
 
 impl Default for OtpSettings {
@@ -130,6 +140,8 @@ impl Default for OtpSettings {
             destinations: Destinations::Any,
             sms_regions: Vec::new(),
             sms_number_types: Vec::new(),
+            ladder: Vec::new(),
+            advance_after: Dur::from_secs(45),
         }
     }
 }

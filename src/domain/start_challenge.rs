@@ -81,6 +81,12 @@ impl ChallengeRequest {
         let to = match (delivery, to) {
             (Delivery::Sms, Some(t)) => Some(super::input::phone("to", t)?),
             (Delivery::Email, Some(t)) => Some(super::input::email("to", t)?),
+            (Delivery::Ladder, Some(_)) => {
+                return Err(Error::invalid(
+                    "to",
+                    "a ladder sends to the interaction's own contact",
+                ))
+            }
             (_, Some(_)) => return Err(Error::invalid("to", "only for sms or email delivery")),
             (_, None) => None,
         };
@@ -248,7 +254,8 @@ pub fn decide(
 fn route(routes: &Routes, delivery: Delivery) -> Result<Option<&Route>, Error> {
     let not_allowed = || Error::invalid("delivery", "is not allowed for this team");
     match delivery {
-        Delivery::Agent | Delivery::LoginPage | Delivery::App => Ok(None),
+        // A ladder's steps are chosen by `domain::ladder`.
+        Delivery::Agent | Delivery::LoginPage | Delivery::Ladder | Delivery::App => Ok(None),
         Delivery::Chat => Ok(Some(&routes.chat)),
         Delivery::Sms => routes.sms.as_ref().map(Some).ok_or_else(not_allowed),
         Delivery::Email => routes.email.as_ref().map(Some).ok_or_else(not_allowed),

@@ -82,6 +82,16 @@ pub fn decide(
     }
     let origin = rec.lockout_origin(s);
     subject.ensure_clear_for(origin.as_deref(), now)?;
+    // Where an OTP's code went: its channel, or every step of its ladder.
+    let via = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == cid && c.method == ChallengeMethod::Otp)
+        .map(|c| match &c.ladder {
+            Some(l) => l.via(),
+            None => c.channel.iter().cloned().collect(),
+        })
+        .unwrap_or_default();
     let (method, step_up) = match attempts::attempt(rec, cid, code, pepper, now)? {
         AttemptOutcome::Wrong { attempts_remaining } => {
             let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
@@ -120,6 +130,9 @@ pub fn decide(
         }
     };
     rec.authenticate_since(method, customer, since, now, s);
+    if let Some(auth) = rec.auth.as_mut().filter(|a| a.method == Method::Otp) {
+        auth.via = via;
+    }
     Ok(Verdict::Authenticated { step_up: pending })
 }
 

@@ -114,6 +114,8 @@ event_types! {
     ChallengeDelivered(DeliveryReported) = "challenge.delivered" about Interaction,
     /// The provider reported an open challenge's message failed.
     ChallengeUndelivered(DeliveryReported) = "challenge.undelivered" about Interaction,
+    /// A delivery ladder moved the code on to its next step.
+    ChallengeAdvanced(ChallengeAdvanced) = "challenge.advanced" about Interaction,
     /// Failures reached the lockout threshold.
     SubjectLocked(SubjectChange) = "subject.locked" about Subject,
     /// The lockout that reaches `max_lockouts_before_ban`.
@@ -178,6 +180,44 @@ pub struct CreatedChallenge {
     pub expires_at: Timestamp,
     #[serde(serialize_with = "method_name")]
     pub method: ChallengeMethod,
+}
+
+/// `challenge.advanced`: the challenge as read now (naming the new
+/// `channel`), the channel that had the code, and why it moved on.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChallengeAdvanced {
+    /// The read of the challenge (docs/api.md#reading-a-challenge).
+    pub challenge: serde_json::Value,
+    pub previous_channel: String,
+    pub reason: AdvanceReason,
+}
+
+/// Why a delivery ladder moved on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvanceReason {
+    /// The provider reported the current step's message `failed`.
+    Failed,
+    /// It was not `delivered` within `otp.advance_after`.
+    Timeout,
+    /// The bot asked.
+    Requested,
+}
+
+impl AdvanceReason {
+    pub const ALL: [AdvanceReason; 3] = [
+        AdvanceReason::Failed,
+        AdvanceReason::Timeout,
+        AdvanceReason::Requested,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdvanceReason::Failed => "failed",
+            AdvanceReason::Timeout => "timeout",
+            AdvanceReason::Requested => "requested",
+        }
+    }
 }
 
 /// `challenge.failed`: the challenge a wrong code was given for, or an app

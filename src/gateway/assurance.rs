@@ -80,16 +80,18 @@ impl Gateway {
                             .collect()
                     }),
                     recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
+                    otp_via: intent.otp_via.clone(),
                 }
             }
         };
         let view = pair.view(team, now)?;
         let shown = pair.shown(team, now)?;
+        let recognized_at = shown.recognized_at;
         let verdict = assurance::assess_shown(shown, &policy, now);
         let (method, authenticated_at) = if verdict.by_recognition {
             (
                 Some(JudgedMethod::Recognized(Recognized::Recognized)),
-                shown.recognized_at,
+                recognized_at,
             )
         } else {
             (view.method.map(JudgedMethod::Method), view.authenticated_at)

@@ -15,7 +15,7 @@ use super::work::Step;
 use super::{Gateway, InteractionView};
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::{Settings, Team};
-use crate::domain::challenge::ChallengeMethod;
+use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
@@ -31,7 +31,7 @@ use crate::time::Timestamp;
 pub struct NewChallenge {
     /// `otp` or `pin`.
     pub method: String,
-    /// For OTP: `chat` (default), `sms`, `email` or `agent`.
+    /// For OTP: `chat` (default), `sms`, `email`, `agent` or `ladder`.
     pub delivery: Option<String>,
     /// Phone number or e-mail address for `sms` / `email`; else the interaction's contact.
     pub to: Option<String>,
@@ -43,6 +43,9 @@ pub struct StartedChallenge {
     pub method: view::ChallengeMethod,
     /// Null for `app` (the customer's app, not a channel).
     pub delivery: Option<view::Delivery>,
+    /// With `delivery: "ladder"`: the step that took the code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
     pub expires_at: Timestamp,
     /// 0 for `app`: no code answers it.
     pub attempts_allowed: u32,
@@ -69,6 +72,9 @@ impl Gateway {
         let req = ChallengeRequest::parse(&req.method, req.delivery.as_deref(), req.to.as_deref())?;
         if req.method == ChallengeMethod::App {
             return self.start_app_challenge(team, id, now).await;
+        }
+        if req.delivery == Delivery::Ladder {
+            return self.start_ladder(team, id, &req, now).await;
         }
         let cid = Uuid::now_v7();
         let req = &req;
@@ -143,6 +149,7 @@ impl Gateway {
             challenge_id: cid,
             method,
             delivery,
+            channel: None,
             expires_at: started.expires_at,
             attempts_allowed: started.attempts_allowed,
             delivered,
@@ -154,7 +161,7 @@ impl Gateway {
 
     /// The channels a challenge's message may take from `own`, the
     /// interaction's channel, and whom each reaches.
-    fn routes(&self, team: &Team, own: &str) -> Routes {
+    pub(super) fn routes(&self, team: &Team, own: &str) -> Routes {
         let route = |channel: &str| Route {
             channel: channel.to_string(),
             reach: self.reach(channel),
@@ -199,12 +206,12 @@ impl Gateway {
     }
 
     /// The key counting the sends to `destination` (named by its keyed digest).
-    fn destination_key(&self, team: &Team, destination: &str) -> String {
+    pub(super) fn destination_key(&self, team: &Team, destination: &str) -> String {
         keys::destination(&team.id, &destination::digest(&self.pepper, destination))
     }
 
     /// The sends counted for the destination under `dkey`, as read.
-    async fn destination_sends(&self, dkey: &str) -> Result<Loaded<DestinationSends>> {
+    pub(super) async fn destination_sends(&self, dkey: &str) -> Result<Loaded<DestinationSends>> {
         let raw = self.store.get(&[dkey.to_string()]).await?;
         Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
     }
@@ -212,7 +219,7 @@ impl Gateway {
     /// The op that counts one more send to `destination` at `now`; 429 when
     /// it already had `otp.max_sends` within `otp.send_window`, whatever
     /// subjects asked for them.
-    async fn count_destination(
+    pub(super) async fn count_destination(
         &self,
         team: &Team,
         destination: &str,

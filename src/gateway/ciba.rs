@@ -165,6 +165,7 @@ impl Gateway {
             challenge_id: cid,
             method: view::ChallengeMethod::App,
             delivery: None,
+            channel: None,
             expires_at,
             attempts_allowed: 0,
             delivered: true,

@@ -2,7 +2,8 @@
 //! takes due entries from each team's due queue and handles each by its
 //! kind (`handle`, one arm per kind): an interaction's entry emits
 //! `interaction.expiring` / `interaction.expired` (and sends the `expired`
-//! template). Taking an entry is atomic, so of several gateway instances
+//! template); an app challenge's entry polls the identity provider; a
+//! delivery ladder's entry moves its code on to the next step. Taking an entry is atomic, so of several gateway instances
 //! exactly one handles it. Reads never depend on this task: status is
 //! computed from timestamps.
 use std::sync::Arc;
@@ -96,6 +97,12 @@ async fn handle(
             }
             Ok(()) => Ok(()),
         },
+        // A delivery ladder's step timed out (`ladder.rs`): the ladder
+        // moves on, or stays where it cannot.
+        super::ladder::KIND => {
+            let (id, cid) = super::ladder::parse_due_member(member)?;
+            gw.handle_ladder_due(team, id, cid, remove, now).await
+        }
         _ => return None,
     })
 }

@@ -160,6 +160,8 @@ struct LinkPlan<'t> {
     key: &'t SecurityKey,
     /// The login runs at the team's identity provider.
     oidc: bool,
+    /// The gateway sends it into the chat (`deliver: true`).
+    deliver: bool,
 }
 
 impl<'t> LinkPlan<'t> {
@@ -195,6 +197,7 @@ impl<'t> LinkPlan<'t> {
             expected,
             key,
             oidc,
+            deliver: req.deliver.unwrap_or(false),
         })
     }
 }
@@ -265,6 +268,9 @@ impl Gateway {
         let mut issued = link.issued;
         if deliver {
             self.deliver_link(team, &rec, &mut issued).await;
+            if !issued.delivered {
+                self.undelivered_link(team, id, issued.link_id, now).await?;
+            }
         }
         Ok(issued)
     }
@@ -299,6 +305,8 @@ impl Gateway {
             expires_at,
             used: false,
             used_by: None,
+            // Sent into the chat at once; taken back should the send fail.
+            delivered_on: plan.deliver.then(|| w.rec.channel.clone()),
         };
         w.rec.add_link(link, now);
         let short_ttl = match expires_at {
@@ -368,6 +376,30 @@ impl Gateway {
             return Err(Error::internal("a 192-bit short-link code collided"));
         }
         Ok(())
+    }
+
+    /// Link `link_id` of interaction `id` could not be delivered: no
+    /// channel delivered it.
+    async fn undelivered_link(
+        &self,
+        team: &Team,
+        id: Uuid,
+        link_id: Uuid,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.transact(team, id, now, |w| {
+            let link = w.rec.links.iter_mut().find(|l| l.id == link_id);
+            let step = match link {
+                Some(l) if l.delivered_on.is_some() => {
+                    l.delivered_on = None;
+                    Step::Write(())
+                }
+                _ => Step::Answer(()),
+            };
+            Box::pin(std::future::ready(Ok(step)))
+        })
+        .await
+        .map(|_| ())
     }
 
     /// Sends the link's short URL into the interaction's chat; a failure
@@ -542,6 +574,10 @@ impl Gateway {
                 w.record_success(now);
                 w.rec
                     .authenticate(proof.method, proof.customer.clone(), now, s);
+                let via = w.rec.links.get(i).and_then(|l| l.delivered_on.clone());
+                if let Some(auth) = w.rec.auth.as_mut() {
+                    auth.via = via.into_iter().collect();
+                }
                 w.announce_authenticated();
                 let expires_at = w.rec.auth_ends_at(s);
                 Settled::new(CallbackAnswer::Authenticated { expires_at }, None, false)

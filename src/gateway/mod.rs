@@ -12,6 +12,7 @@ mod challenges;
 mod ciba;
 mod expiry;
 mod interactions;
+mod ladder;
 mod live;
 mod login;
 mod oidc;
@@ -246,6 +247,7 @@ impl Gateway {
                 .then(|| fill.pin.map(str::to_string))
                 .flatten(),
             public_url: self.config.server.public_url.clone(),
+            code_ttl: fill.ttl,
         };
         self.channels.send(&msg).await
     }

@@ -95,6 +95,66 @@ impl Gateway {
         self.take_reports_at(channel, vec![report], now).await
     }
 
+    /// A report of Telegram's verification gateway posted to `channel`'s
+    /// report route: body `body` as received, headers `X-Request-Timestamp`
+    /// `timestamp` and `X-Request-Signature` `signature`. 404 for a channel
+    /// that is not `telegram_gateway`, 401 `invalid_signature` for a
+    /// missing or wrong signature, 400 for a body without `request_id` or
+    /// `delivery_status.status`.
+    pub async fn telegram_gateway_report(
+        &self,
+        channel: &str,
+        body: &[u8],
+        timestamp: Option<&str>,
+        signature: Option<&str>,
+        now: Timestamp,
+    ) -> Result<Receipt> {
+        let token = match self.config.channels.get(channel).map(|c| &c.kind) {
+            Some(ChannelKind::TelegramGateway(keys)) => keys.token.get(),
+            _ => return Err(Error::NotFound("no telegram_gateway channel of this name")),
+        };
+        let signed = match (timestamp, signature) {
+            (Some(ts), Some(sig)) => {
+                receipts::telegram_gateway_signed(token.expose_secret().as_bytes(), ts, body, sig)
+            }
+            _ => false,
+        };
+        if !signed {
+            return Err(Error::InvalidSignature(
+                "X-Request-Timestamp or X-Request-Signature is missing or wrong",
+            ));
+        }
+        let unreadable =
+            || Error::BadRequest("a report needs request_id and delivery_status.status".into());
+        let report: serde_json::Value = serde_json::from_slice(body).map_err(|_| unreadable())?;
+        let text = |pointer: &str| {
+            report
+                .pointer(pointer)
+                .and_then(serde_json::Value::as_str)
+                .filter(|v| !v.is_empty())
+        };
+        let (Some(request_id), Some(status)) =
+            (text("/request_id"), text("/delivery_status/status"))
+        else {
+            return Err(unreadable());
+        };
+        let Some(status) = receipts::telegram_gateway_status(status) else {
+            return Ok(Receipt::Unknown);
+        };
+        let error = (status == DeliveryStatus::Failed).then(|| DeliveryError {
+            code: text("/delivery_status/status")
+                .unwrap_or_default()
+                .to_string(),
+            title: None,
+        });
+        let report = Report {
+            message_id: request_id.to_string(),
+            status,
+            error,
+        };
+        self.take_reports_at(channel, vec![report], now).await
+    }
+
     /// Meta's subscription handshake on `channel`'s webhook: the
     /// `hub.challenge` to answer when `hub.mode` is `subscribe` and
     /// `hub.verify_token` is the channel's `verify_token` (compared in

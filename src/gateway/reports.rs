@@ -83,22 +83,48 @@ impl StoredReport {
     }
 }
 
-/// Applies `reports` to challenge `cid` of the interaction in `w`: each
-/// moves its delivery state forward only; while the challenge is open, a
-/// first arrival and a failure are announced. Whether the challenge is
-/// known (with a message).
+/// What applying reports found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    /// No such challenge, or one without a message.
+    Unknown,
+    /// Applied (or about a ladder step the code has left: nothing changed).
+    Taken,
+    /// The current step of an open challenge's ladder failed and a later
+    /// step may take the code: the caller moves it on.
+    Advance,
+}
+
+/// Applies `reports` about message `message_id` to challenge `cid` of the
+/// interaction in `w`: each moves its delivery state forward only; while
+/// the challenge is open, a first arrival and a failure are announced.
+///
+/// On a delivery ladder (docs/api.md#delivery-ladder) only reports about
+/// the current step's message count; a failure with a step left (`has_next`)
+/// is not announced but answered [`Applied::Advance`], and an arrival is
+/// announced once for the challenge, whichever step it was on.
 fn apply(
     w: &mut Work<'_>,
     cid: Uuid,
+    message_id: &str,
     reports: &[(DeliveryStatus, Option<DeliveryError>)],
+    has_next: bool,
     now: Timestamp,
-) -> bool {
+) -> Applied {
     let Some((c, state)) = w.rec.challenge_at_mut(cid, now) else {
-        return false;
+        return Applied::Unknown;
     };
     let Some(mut delivery) = c.delivery_state.clone() else {
-        return false;
+        return Applied::Unknown;
     };
+    let ladder = c.ladder.as_ref();
+    if ladder.is_some_and(|l| !l.is_current_message(message_id)) {
+        // An earlier step's message: the ladder has left it
+        // (docs/decisions/0075-how-a-ladder-moves.md).
+        return Applied::Taken;
+    }
+    let moves_on = ladder.is_some() && has_next;
+    let arrived_before = ladder.is_some_and(|l| l.arrived_before());
     let mut events = Vec::new();
     for (status, error) in reports {
         let moved = delivery.report(*status, error.clone());
@@ -107,20 +133,30 @@ fn apply(
         }
         let challenge = ReportedChallenge::of(c, state, &delivery);
         match moved {
-            Moved::Arrived => events.push(EventData::ChallengeDelivered(DeliveryReported {
-                challenge,
-            })),
-            Moved::Failed => events.push(EventData::ChallengeUndelivered(DeliveryReported {
-                challenge,
-            })),
-            Moved::No | Moved::On => {}
+            Moved::Arrived if !arrived_before => {
+                events.push(EventData::ChallengeDelivered(DeliveryReported {
+                    challenge,
+                }))
+            }
+            Moved::Failed if !moves_on => {
+                events.push(EventData::ChallengeUndelivered(DeliveryReported {
+                    challenge,
+                }))
+            }
+            Moved::Arrived | Moved::Failed | Moved::No | Moved::On => {}
         }
     }
+    let advance =
+        moves_on && state == ChallengeState::Open && delivery.status == DeliveryStatus::Failed;
     c.delivery_state = Some(delivery);
     for e in events {
         w.emit(e);
     }
-    true
+    if advance {
+        Applied::Advance
+    } else {
+        Applied::Taken
+    }
 }
 
 impl Gateway {
@@ -181,7 +217,9 @@ impl Gateway {
                     Loaded::parse(key, raw.into_iter().next().flatten())?;
                 if let Some((i, c)) = read.value.as_ref().and_then(|m| m.i.zip(m.c)) {
                     let one = [(report.status, report.error.clone())];
-                    return self.apply_reports(team, i, c, &one, now).await;
+                    return self
+                        .apply_reports(team, i, c, &report.message_id, &one, now)
+                        .await;
                 }
                 unmapped.push((team, read));
             }
@@ -201,13 +239,16 @@ impl Gateway {
         Err(Error::StoreUnavailable)
     }
 
-    /// Applies `reports` to challenge `cid` of interaction `id`, as a
-    /// unit of work that is nobody's activity. Whether it is known.
+    /// Applies `reports` about `message_id` to challenge `cid` of
+    /// interaction `id`, as a unit of work that is nobody's activity, and
+    /// moves its ladder on when they failed its current step. Whether it
+    /// is known.
     async fn apply_reports(
         &self,
         team: &Team,
         id: Uuid,
         cid: Uuid,
+        message_id: &str,
         reports: &[(DeliveryStatus, Option<DeliveryError>)],
         now: Timestamp,
     ) -> Result<bool> {
@@ -215,15 +256,46 @@ impl Gateway {
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     w.as_announcement();
-                    let known = apply(w, cid, reports, now);
-                    Ok(Step::WriteIfChanged(known))
+                    let has_next = self.ladder_has_next(&w.rec, cid, w.settings);
+                    let applied = apply(w, cid, message_id, reports, has_next, now);
+                    Ok(Step::WriteIfChanged(applied))
                 })
             })
             .await;
         match done {
-            Ok(done) => Ok(done.value),
+            Ok(done) => {
+                self.after_reports(team, id, cid, done.value, now).await?;
+                Ok(done.value != Applied::Unknown)
+            }
             Err(Error::NotFound(_)) => Ok(false),
             Err(e) => Err(e),
+        }
+    }
+
+    /// What applied reports leave to do: a ladder whose current step
+    /// failed moves on (docs/api.md#delivery-ladder). A move that cannot
+    /// be made (the next destination's send limit, every provider
+    /// refusing, the challenge ending meanwhile) leaves the ladder where
+    /// it is, its status `failed`.
+    async fn after_reports(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        applied: Applied,
+        now: Timestamp,
+    ) -> Result<()> {
+        if applied != Applied::Advance {
+            return Ok(());
+        }
+        let reason = crate::events::types::AdvanceReason::Failed;
+        match Box::pin(self.advance_ladder(team, id, cid, reason, now)).await {
+            Ok(_) => Ok(()),
+            Err(e @ (Error::StoreUnavailable | Error::Internal(_))) => Err(e),
+            Err(e) => {
+                tracing::info!(team = %team.id, interaction = %id, reason = e.code(), "a failed ladder step could not hand its code on");
+                Ok(())
+            }
         }
     }
 
@@ -244,32 +316,34 @@ impl Gateway {
         }
         let key = keys::message(&team.id, channel, message_id);
         let key = &key;
-        self.transact(team, id, now, |w| {
-            Box::pin(async move {
-                w.as_announcement();
-                let raw = self.store.get(std::slice::from_ref(key)).await?;
-                let read: Loaded<StoredMessage> =
-                    Loaded::parse(key.clone(), raw.into_iter().next().flatten())?;
-                let parked: Vec<_> = read
-                    .value
-                    .iter()
-                    .flat_map(|m| m.p.iter())
-                    .filter_map(StoredReport::report)
-                    .collect();
-                apply(w, cid, &parked, now);
-                let mapped = StoredMessage {
-                    i: Some(id),
-                    c: Some(cid),
-                    p: Vec::new(),
-                };
-                // As long as the interaction may live: receipts keep
-                // moving the status after the challenge ended.
-                let ttl = w.settings.interaction_ttl.get();
-                w.also(put(key, read.version, &mapped, Some(ttl))?);
-                Ok(Step::Write(()))
+        let done = self
+            .transact(team, id, now, |w| {
+                Box::pin(async move {
+                    w.as_announcement();
+                    let has_next = self.ladder_has_next(&w.rec, cid, w.settings);
+                    let raw = self.store.get(std::slice::from_ref(key)).await?;
+                    let read: Loaded<StoredMessage> =
+                        Loaded::parse(key.clone(), raw.into_iter().next().flatten())?;
+                    let parked: Vec<_> = read
+                        .value
+                        .iter()
+                        .flat_map(|m| m.p.iter())
+                        .filter_map(StoredReport::report)
+                        .collect();
+                    let applied = apply(w, cid, message_id, &parked, has_next, now);
+                    let mapped = StoredMessage {
+                        i: Some(id),
+                        c: Some(cid),
+                        p: Vec::new(),
+                    };
+                    // As long as the interaction may live: receipts keep
+                    // moving the status after the challenge ended.
+                    let ttl = w.settings.interaction_ttl.get();
+                    w.also(put(key, read.version, &mapped, Some(ttl))?);
+                    Ok(Step::Write(applied))
+                })
             })
-        })
-        .await
-        .map(|_| ())
+            .await?;
+        self.after_reports(team, id, cid, done.value, now).await
     }
 }

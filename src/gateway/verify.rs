@@ -81,6 +81,12 @@ impl Gateway {
             metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
             return Err(problem);
         }
+        // The code is used: a ladder's messages are withdrawn where they can be.
+        if let Some((c, _)) = done.rec.challenge_at(cid, now) {
+            if let Some(l) = &c.ladder {
+                self.revoke_ladder(l).await;
+            }
+        }
         Ok(Verified {
             authenticated: true,
             requires_2fa: false,

@@ -83,6 +83,8 @@ api_names!(challenge::Delivery {
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,
+    /// The team's delivery ladder (docs/api.md#delivery-ladder).
+    Ladder,
     /// The customer's own app (answers show null).
     App,
 });
@@ -94,6 +96,8 @@ api_names!(
         Authenticated,
         MaxAge,
         Method,
+        /// An OTP whose code went through a channel the intent's `otp_via` does not list.
+        Via,
     }
 );
 
@@ -256,6 +260,67 @@ pub struct OpenChallengeView {
     /// How far its message got, as the provider reports it
     /// (docs/api.md#delivery-status); null when nothing was sent.
     pub delivery_status: Option<DeliveryStatus>,
+    /// With `delivery: "ladder"`: the step that has the code now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// With `delivery: "ladder"`: its steps, in order, and where the code
+    /// is (docs/api.md#delivery-ladder).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ladder: Option<Vec<LadderStepView>>,
+}
+
+/// One step of an open challenge's delivery ladder.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct LadderStepView {
+    pub channel: String,
+    /// `left` (it had the code, the ladder moved on), `current` (it has
+    /// the code), `passed` (skipped: no destination, refused, or its
+    /// provider refused the message) or `ahead` (not reached).
+    pub step: LadderStep,
+    /// For `left`: how far its message had got when the ladder moved on;
+    /// for `current`: the challenge's `delivery_status`; else null.
+    pub delivery_status: Option<DeliveryStatus>,
+}
+
+/// Where a ladder step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LadderStep {
+    Left,
+    Current,
+    Passed,
+    Ahead,
+}
+
+impl LadderStepView {
+    /// The steps of `c`'s ladder, if it has one.
+    fn of(c: &crate::domain::challenge::Challenge) -> Option<Vec<LadderStepView>> {
+        let l = c.ladder.as_ref()?;
+        let current = l.current().map(|s| s.index);
+        Some(
+            l.steps
+                .iter()
+                .enumerate()
+                .map(|(i, channel)| {
+                    let sent = l.sent.iter().find(|s| s.index == i);
+                    let (step, status) = match sent {
+                        Some(_) if Some(i) == current => (
+                            LadderStep::Current,
+                            c.delivery_state.as_ref().map(|d| d.status),
+                        ),
+                        Some(s) => (LadderStep::Left, s.left_at),
+                        None if current.is_some_and(|at| i < at) => (LadderStep::Passed, None),
+                        None => (LadderStep::Ahead, None),
+                    };
+                    LadderStepView {
+                        channel: channel.clone(),
+                        step,
+                        delivery_status: status.map(Into::into),
+                    }
+                })
+                .collect(),
+        )
+    }
 }
 
 /// The conversation remembers who authenticated in it
@@ -299,6 +364,11 @@ pub struct InteractionView {
     /// is locked or banned, and when `customer_ref` names another customer.
     /// Changes nothing of `status`, `authenticated` or `method`.
     pub recognized: Option<RecognizedView>,
+    /// The channels the message that proved the customer went through, in
+    /// order: every channel an OTP's code was sent on, or the channel that
+    /// delivered a login link (`deliver: true`); null otherwise
+    /// (docs/api.md#delivery-ladder).
+    pub via: Option<Vec<String>>,
 }
 
 impl InteractionView {
@@ -350,6 +420,8 @@ impl InteractionView {
                 expires_at: c.expires_at,
                 binding_code: None,
                 delivery_status: c.delivery_state.as_ref().map(|d| d.status.into()),
+                channel: c.ladder.as_ref().and(c.channel.clone()),
+                ladder: LadderStepView::of(c),
             }),
             contact: Contact::from(&rec.contact),
             created_at: rec.created_at,
@@ -360,6 +432,7 @@ impl InteractionView {
                 authenticated_at: r.authenticated_at,
                 until: r.until,
             }),
+            via: auth.map(|a| a.via.clone()).filter(|v| !v.is_empty()),
         }
     }
 }
@@ -418,6 +491,7 @@ pub fn shown(
         status: seen.status,
         method: auth.map(|a| a.method),
         authenticated_at: auth.map(|a| a.authenticated_at),
+        via: auth.map(|a| a.via.clone()).unwrap_or_default(),
         recognized_at: seen.recognition.map(|r| r.authenticated_at),
     }
 }

@@ -83,6 +83,7 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
         max_age,
         methods,
         recognized,
+        otp_via: None,
     }))
 }
 

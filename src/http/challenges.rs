@@ -1,6 +1,6 @@
 //! OTP and session-PIN challenges (docs/api.md#challenges-otp-and-session-pin).
 use super::json::Json;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
@@ -8,10 +8,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, JsonBody, NoQuery, Now, PathParam};
+use super::extract::{empty_body, parse_id, JsonBody, NoQuery, Now, PathParam};
 use super::openapi::{
-    raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422, E423, E429,
-    E502,
+    raw_schema, ApiKeyErrors, EmptyBody, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422,
+    E423, E429, E502,
 };
 use super::AppState;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
@@ -24,6 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(verify))
         .routes(routes!(read))
         .routes(routes!(reveal))
+        .routes(routes!(advance))
 }
 
 /// `POST /v1/interactions/{id}/challenges` body (docs/api.md#challenges-otp-and-session-pin).
@@ -70,7 +71,7 @@ impl RawSchema for NewChallenge {
         let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
         let (chat, agent) = (D::Chat.as_str(), D::Agent.as_str());
         json!({
-            "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email` or `agent`; \
+            "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`.",
             "anyOf": [
@@ -79,6 +80,7 @@ impl RawSchema for NewChallenge {
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
                 variant("otp by e-mail", otp, json!({"const": D::Email.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
+                variant("otp by the delivery ladder", otp, json!({"const": D::Ladder.as_str()}), null.clone(), true),
                 variant("pin", pin, json!({"enum": [chat, null]}), null.clone(), false),
                 variant("app (the team's [oidc] has ciba = true)", M::App.as_str(), null.clone(), null, false),
             ]
@@ -189,6 +191,41 @@ async fn read(
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
     Ok(Json(st.gateway.read_challenge(team, id, cid, now).await?))
+}
+
+/// Move a delivery ladder's code on to its next step now
+/// (docs/api.md#delivery-ladder): the same code, the same attempts.
+///
+/// Answers the challenge's read, now naming the new `channel`, and emits
+/// `challenge.advanced` (`reason` `requested`). 409 `no_next_step` when
+/// no step is left or the challenge has no ladder, 409 `challenge_used`,
+/// 410 once it ended otherwise, 429 when the next step's destination has
+/// used its send limit, 502 when every step left refused the message; the
+/// ladder then stays where it is.
+#[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/advance", operation_id = "advance_challenge", tag = "challenges",
+    security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    responses((status = 200, body = ChallengeView), ApiKeyErrors, E404, E409, E410, E429, E502,
+              JsonBodyErrors))]
+async fn advance(
+    State(st): State<AppState>,
+    Now(now): Now,
+    caller: Caller,
+    _: NoQuery,
+    PathParam((id, cid)): PathParam<(String, String)>,
+    req: Request,
+) -> Result<Json<ChallengeView>> {
+    caller.require_bot()?;
+    empty_body(req, &st).await?;
+    let team = st.gateway.team(&caller.team)?;
+    let id = parse_id(&id, "no such interaction")?;
+    let cid = parse_id(&cid, "no such challenge")?;
+    let reason = crate::events::types::AdvanceReason::Requested;
+    Ok(Json(
+        st.gateway
+            .advance_ladder(team, id, cid, reason, now)
+            .await?,
+    ))
 }
 
 /// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).

@@ -55,6 +55,7 @@ pub enum ProblemCode {
     TokenUsed,
     ChallengeUsed,
     NoSessionPin,
+    NoNextStep,
     TokenExpired,
     ChallengeExpired,
     ChallengeExhausted,
@@ -149,7 +150,9 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-        Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin => StatusCode::CONFLICT,
+        Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin | Error::NoNextStep(_) => {
+            StatusCode::CONFLICT
+        }
         Error::TokenExpired | Error::ChallengeExpired | Error::ChallengeExhausted => {
             StatusCode::GONE
         }
@@ -230,6 +233,7 @@ mod tests {
             Error::TokenUsed,
             Error::ChallengeUsed,
             Error::NoSessionPin,
+            Error::NoNextStep(""),
             Error::TokenExpired,
             Error::ChallengeExpired,
             Error::ChallengeExhausted,

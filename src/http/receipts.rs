@@ -1,7 +1,9 @@
 //! The providers' delivery receipts (docs/api.md#delivery-receipts):
 //! `POST /v1/providers/twilio/{channel}/status`, checked by Twilio's
-//! signature, and `GET`/`POST /v1/providers/whatsapp/{channel}/webhook`,
-//! Meta's handshake and its signed status webhooks; never an API key.
+//! signature, `GET`/`POST /v1/providers/whatsapp/{channel}/webhook`,
+//! Meta's handshake and its signed status webhooks, and `POST
+//! /v1/providers/telegram-gateway/{channel}/report`, Telegram's signed
+//! reports; never an API key.
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -18,6 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(twilio_status))
         .routes(routes!(whatsapp_handshake, whatsapp_webhook))
+        .routes(routes!(telegram_gateway_report))
 }
 
 /// A Twilio status callback for a message a `twilio` channel sent.
@@ -145,6 +148,43 @@ async fn whatsapp_webhook(
     Ok(StatusCode::OK)
 }
 
+/// A delivery report of Telegram's verification gateway for a code a
+/// `telegram_gateway` channel sent.
+///
+/// Every code the channel sends names this route as its `callback_url`
+/// under `server.public_url`. `X-Request-Signature` (the hex HMAC-SHA256,
+/// keyed by the SHA-256 digest of the channel's `token`, of
+/// `X-Request-Timestamp`, a newline and the raw body) is checked first:
+/// missing or wrong is 401 `invalid_signature` and nothing changes. Then a
+/// body that cannot be read, or lacks `request_id` or
+/// `delivery_status.status`, is 400; one about a message the gateway does
+/// not know is 200 and ignored.
+#[utoipa::path(post, path = "/v1/providers/telegram-gateway/{channel}/report", operation_id = "telegram_gateway_report", tag = "challenges", security(),
+    params(("channel" = String, Path, description = "the `telegram_gateway` channel that sent the code")),
+    request_body(content_type = "application/json", content = TelegramGatewayReport),
+    responses(
+        (status = 200, description = "taken (also when the message is unknown)"),
+        E400, E401, E404, E413, E503))]
+async fn telegram_gateway_report(
+    State(st): State<AppState>,
+    PathParam(channel): PathParam<String>,
+    Now(now): Now,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    st.gateway
+        .telegram_gateway_report(
+            &channel,
+            &body,
+            header("x-request-timestamp"),
+            header("x-request-signature"),
+            now,
+        )
+        .await?;
+    Ok(StatusCode::OK)
+}
+
 /// The part of a WhatsApp Cloud webhook the gateway reads (Meta posts more;
 /// the whole raw body is signed).
 #[derive(utoipa::ToSchema)]
@@ -155,4 +195,22 @@ struct WhatsappWebhook {
     /// `delivered`, `read`, `failed`) and, on failure, `errors[0]` (`code`,
     /// `title`).
     entry: Vec<serde_json::Value>,
+}
+
+/// The fields of a Telegram gateway report the gateway reads.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TelegramGatewayReport {
+    /// The `request_id` of the send's answer.
+    request_id: String,
+    delivery_status: TelegramGatewayStatus,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TelegramGatewayStatus {
+    /// `sent`, `delivered`, `read`, `expired` or `revoked`.
+    status: String,
+    /// Unix time of the change.
+    updated_at: Option<i64>,
 }

@@ -7,6 +7,7 @@ mod ciba;
 mod delivery;
 mod demo;
 mod driver;
+mod ladder;
 mod lists;
 mod oidc;
 mod origins;

@@ -424,8 +424,9 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         to: Some("customer@example.com".into()),
         text: "Your verification code is 482913. It expires in 3 minutes.".into(),
         subject: Some("Your Acme verification".into()),
-        code: None,
+        code: Some("482913".into()),
         public_url: "http://gateway.test".into(),
+        code_ttl: None,
     };
     channel.send(&msg).await.unwrap();
 

@@ -48,6 +48,11 @@ pub struct Setup {
     /// Extra channel files `(name, toml)`: written to `channels/<name>.toml`
     /// and added to the acme team's channels.
     pub extra_channels: Vec<(String, String)>,
+    /// Channel files `(name, toml)` written to `channels/<name>.toml` but
+    /// in no team's channels (a `telegram_gateway` ladder step). In the
+    /// TOML of these and of `extra_channels`, `{CHAT_URL}` is the fake
+    /// providers' base URL (the chat mock's).
+    pub unlisted_channels: Vec<(String, String)>,
     /// Keep-alive interval of `GET /v1/events` (default 15 s).
     pub sse_keep_alive: Option<Duration>,
     /// Channels (of the files written, e.g. `"sms"`) the globex team has
@@ -240,8 +245,13 @@ key_prefix = "{prefix}"
     std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
     let mut acme_channels = vec!["webchat".to_string(), "sms".to_string()];
     for (name, toml) in &setup.extra_channels {
+        let toml = toml.replace("{CHAT_URL}", chat_url);
         std::fs::write(dir.join(format!("channels/{name}.toml")), toml).unwrap();
         acme_channels.push(name.clone());
+    }
+    for (name, toml) in &setup.unlisted_channels {
+        let toml = toml.replace("{CHAT_URL}", chat_url);
+        std::fs::write(dir.join(format!("channels/{name}.toml")), toml).unwrap();
     }
     let acme = format!(
         r#"id = "acme"

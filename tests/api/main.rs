@@ -22,6 +22,7 @@ mod hostile_clients;
 mod identifiers;
 mod interactions;
 mod interop;
+mod ladder;
 mod lockouts;
 mod login_callback;
 mod logs;

@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 15] = [
+const PUBLIC: [&str; 16] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -332,6 +332,7 @@ const PUBLIC: [&str; 15] = [
     "/ssf/{team}/events",
     "/v1/providers/twilio/{channel}/status",
     "/v1/providers/whatsapp/{channel}/webhook",
+    "/v1/providers/telegram-gateway/{channel}/report",
     "/console",
     "/console/console.css",
     "/console/console.js",
@@ -342,9 +343,10 @@ const REVOCATION: [&str; 2] = ["/oidc/backchannel-logout/{team}", "/ssf/{team}/e
 
 /// The providers' receipt routes: they read the provider's own form, so
 /// neither a JSON content type (415) nor a member check (422) applies.
-const RECEIPTS: [&str; 2] = [
+const RECEIPTS: [&str; 3] = [
     "/v1/providers/twilio/{channel}/status",
     "/v1/providers/whatsapp/{channel}/webhook",
+    "/v1/providers/telegram-gateway/{channel}/report",
 ];
 
 #[tokio::test]
@@ -430,7 +432,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 32);
+    assert_eq!(operations, 34);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
@@ -688,7 +690,11 @@ fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), 
 async fn emitted_events_are_what_the_document_states() {
     let setup = Setup {
         defaults: "[defaults.lockout]\nthreshold = 1\n".into(),
-        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        team_extra: "[settings.otp]\nshow_to_agents = true\nladder = [\"wa\", \"sms\"]\n".into(),
+        extra_channels: vec![(
+            "wa".into(),
+            "name = \"wa\"\nkind = \"whatsapp\"\nbase_url = \"{CHAT_URL}\"\nphone_number_id = \"P\"\ntoken = \"${CG_TEST_UNSET_WA:-t}\"\n".into(),
+        )],
         ..Setup::default()
     };
     let Some(mut app) = spawn_with(Backend::Memory, setup).await else {
@@ -764,6 +770,30 @@ async fn emitted_events_are_what_the_document_states() {
             .unwrap();
         assert_eq!(res.status(), 200);
     }
+    // A delivery ladder's move.
+    let v = app
+        .create(json!({"channel": "webchat", "conversation_id": "ladder", "contact": {"phone": "+447400123456"}}))
+        .await;
+    let lid = v["id"].as_str().unwrap();
+    let body = json!({"method": "otp", "delivery": "ladder"});
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{lid}/challenges"),
+            Some(&app.keys.bot),
+            &body,
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let started: Value = res.json().await.unwrap();
+    let lcid = started["challenge_id"].as_str().unwrap();
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{lid}/challenges/{lcid}/advance"),
+            Some(&app.keys.bot),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
     let wanted = [
         "interaction.created",
         "challenge.created",
@@ -775,6 +805,7 @@ async fn emitted_events_are_what_the_document_states() {
         "subject.unlocked",
         "interaction.authenticated",
         "interaction.logged_out",
+        "challenge.advanced",
     ];
     let mut seen = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

@@ -11,7 +11,7 @@ mod creates;
 mod indexes;
 mod records;
 mod redis_creates;
-mod redis_only;
+pub(crate) mod redis_only;
 
 use std::time::Duration;
 

@@ -180,7 +180,7 @@ fn kind_name_and_duplicates() {
     fx.expect_err(
         "channels/email.toml",
         "kind",
-        "webhook, twilio, whatsapp, slack, telegram or smtp",
+        "webhook, twilio, whatsapp, slack, telegram, telegram_gateway or smtp",
     );
     fx.edit(
         "channels/email.toml",
@@ -406,6 +406,32 @@ fn vouches_for_sender_defaults_by_kind_and_is_overridden() {
         "vouches_for_sender",
         "expected a boolean",
     );
+}
+
+#[test]
+fn a_telegram_gateway_channel_parses_and_its_token_is_a_secret() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    fx.write(
+        "channels/tgw.toml",
+        "name = \"tgw\"\nkind = \"telegram_gateway\"\ntoken = \"${FX_TOKEN}\"\nsender_username = \"acme_codes\"",
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["tgw"].kind,
+        ChannelKind::TelegramGateway(t) if t.base_url.as_str() == "https://gatewayapi.telegram.org/"
+            && t.sender_username.as_deref() == Some("acme_codes")
+    ));
+    fx.write(
+        "channels/tgw.toml",
+        "name = \"tgw\"\nkind = \"telegram_gateway\"\ntoken = \"AAGtg-literal\"",
+    );
+    let e = fx.expect_err(
+        "channels/tgw.toml",
+        "token",
+        "must be written as \"${VARIABLE}\"",
+    );
+    assert!(!e.to_string().contains("AAGtg-literal"));
 }
 
 #[test]

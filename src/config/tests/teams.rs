@@ -416,3 +416,111 @@ fn an_ssf_section_names_each_missing_key() {
         fx.expect_err(ACME, key, problem);
     }
 }
+
+#[test]
+fn a_delivery_ladder_names_channels_with_receipts_but_the_last() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TG_TOKEN", "fx-tg-gateway-token");
+    fx.write(
+        "channels/tg.toml",
+        "name = \"tg\"\nkind = \"telegram_gateway\"\ntoken = \"${FX_TG_TOKEN}\"",
+    );
+    let with_ladder = |ladder: &str| format!("show_to_agents = true\nladder = [{ladder}]");
+    fx.edit(
+        ACME,
+        "show_to_agents = true",
+        &with_ladder("\"tg\", \"sms\", \"email\""),
+    );
+    fx.edit(
+        ACME,
+        "[settings.otp]",
+        "[settings.otp]\nadvance_after = \"20s\"",
+    );
+    let config = fx.load().unwrap();
+    let acme = &config.teams["acme"];
+    let steps = ["tg", "sms", "email"].map(String::from).to_vec();
+    assert_eq!(acme.settings.otp.ladder, steps);
+    assert_eq!(acme.settings.otp.advance_after.get().as_secs(), 20);
+    assert_eq!(
+        acme.settings_for("webchat").otp.ladder,
+        steps,
+        "layers merge"
+    );
+    assert!(config.teams["globex"].settings.otp.ladder.is_empty());
+    assert_eq!(
+        config.teams["globex"]
+            .settings
+            .otp
+            .advance_after
+            .get()
+            .as_secs(),
+        45
+    );
+
+    let current = with_ladder("\"tg\", \"sms\", \"email\"");
+    for (ladder, key, problem) in [
+        (
+            "\"fax\"",
+            "settings.otp.ladder[0]",
+            "no channel file defines a channel named \"fax\"",
+        ),
+        ("\"sms\", \"sms\"", "settings.otp.ladder[1]", "a step twice"),
+        (
+            "\"email\", \"sms\"",
+            "settings.otp.ladder[0]",
+            "every step but the last",
+        ),
+        (
+            "\"sms\", \"webchat\"",
+            "settings.otp.ladder[1]",
+            "the last step must be",
+        ),
+    ] {
+        fx.edit(ACME, &current, &with_ladder(ladder));
+        fx.expect_err(ACME, key, problem);
+        fx.edit(ACME, &with_ladder(ladder), &current);
+    }
+    fx.load().unwrap();
+
+    // Each layer is checked, and the error names the one that wrote it.
+    fx.append(
+        ACME,
+        "[channel_settings.webchat.otp]\nladder = [\"webchat\"]",
+    );
+    fx.expect_err(
+        ACME,
+        "channel_settings.webchat.otp.ladder[0]",
+        "of kind webhook",
+    );
+    fx.edit(ACME, "ladder = [\"webchat\"]", "ladder = [\"email\"]");
+    fx.load().unwrap();
+    fx.edit(ACME, "advance_after = \"20s\"", "advance_after = \"0s\"");
+    fx.expect_err(ACME, "settings.otp.advance_after", "longer than");
+    fx.edit(ACME, "advance_after = \"0s\"", "advance_after = \"20s\"");
+    fx.edit(
+        "config/chatgate.toml",
+        "length = 6",
+        "length = 6\nladder = [\"fax\"]",
+    );
+    fx.expect_err("chatgate.toml", "defaults.otp.ladder[0]", "\"fax\"");
+}
+
+#[test]
+fn a_telegram_gateway_channel_serves_only_as_a_ladder_step() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TG_TOKEN", "fx-tg-gateway-token");
+    fx.write(
+        "channels/tg.toml",
+        "name = \"tg\"\nkind = \"telegram_gateway\"\ntoken = \"${FX_TG_TOKEN}\"",
+    );
+    fx.load().unwrap();
+    fx.edit(
+        ACME,
+        "\"webchat\", \"sms\", \"email\"",
+        "\"webchat\", \"sms\", \"email\", \"tg\"",
+    );
+    fx.expect_err(ACME, "channels[3]", "serves only as a step of otp.ladder");
+    fx.edit(ACME, ", \"tg\"]", "]");
+    fx.edit(ACME, "sms_channel = \"sms\"", "sms_channel = \"tg\"");
+    fx.expect_err(ACME, "sms_channel", "not one of the team's channels");
+}

@@ -114,7 +114,7 @@ fn parse_refuses_what_is_malformed() {
     );
     assert_eq!(
         bad("otp", Some("fax"), None),
-        "delivery: must be chat, sms, email or agent"
+        "delivery: must be chat, sms, email, agent or ladder"
     );
     assert_eq!(
         bad("pin", Some("sms"), None),

@@ -20,6 +20,7 @@ use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
     PendingBinding, PendingStepUp,
 };
+use crate::domain::ladder::{Ladder, SentStep};
 use crate::time::{stored, Timestamp};
 
 fn is_false(b: &bool) -> bool {
@@ -159,6 +160,7 @@ enum StoredDelivery {
     Email,
     Agent,
     LoginPage,
+    Ladder,
     App,
 }
 
@@ -170,6 +172,7 @@ twins!(
     Email,
     Agent,
     LoginPage,
+    Ladder,
     App
 );
 
@@ -360,6 +363,9 @@ struct StoredAuth {
     #[serde(with = "stored")]
     e: Timestamp,
     cu: BTreeMap<String, String>,
+    /// The channels the proving message went through.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    v: Vec<String>,
 }
 
 impl From<&Authentication> for StoredAuth {
@@ -369,6 +375,7 @@ impl From<&Authentication> for StoredAuth {
             at: a.authenticated_at,
             e: a.expires_at,
             cu: a.customer.clone(),
+            v: a.via.clone(),
         }
     }
 }
@@ -380,6 +387,7 @@ impl From<StoredAuth> for Authentication {
             authenticated_at: a.at,
             expires_at: a.e,
             customer: a.cu,
+            via: a.v,
         }
     }
 }
@@ -395,6 +403,9 @@ struct StoredLink {
     u: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ub: Option<StoredLinkUse>,
+    /// The channel that delivered it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dl: Option<String>,
 }
 
 impl From<&Link> for StoredLink {
@@ -404,6 +415,7 @@ impl From<&Link> for StoredLink {
             e: l.expires_at,
             u: l.used && l.used_by.is_none(),
             ub: l.used_by.as_ref().map(StoredLinkUse::from),
+            dl: l.delivered_on.clone(),
         }
     }
 }
@@ -417,6 +429,7 @@ impl TryFrom<StoredLink> for Link {
             expires_at: l.e,
             used: l.u || l.ub.is_some(),
             used_by: l.ub.map(TryInto::try_into).transpose()?,
+            delivered_on: l.dl,
         })
     }
 }
@@ -610,6 +623,75 @@ struct StoredChallenge {
     ch: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ds: Option<StoredDeliveryState>,
+    /// Its delivery ladder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    l: Option<StoredLadder>,
+}
+
+/// A [`Ladder`]: its steps, where the code went, the code sealed.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredLadder {
+    st: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    se: Vec<StoredSentStep>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    s: String,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredSentStep {
+    i: usize,
+    ch: String,
+    to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    m: Option<String>,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    /// How far its message had got when the ladder moved past it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ls: Option<StoredDeliveryStatus>,
+}
+
+impl From<&Ladder> for StoredLadder {
+    fn from(l: &Ladder) -> Self {
+        StoredLadder {
+            st: l.steps.clone(),
+            se: l
+                .sent
+                .iter()
+                .map(|s| StoredSentStep {
+                    i: s.index,
+                    ch: s.channel.clone(),
+                    to: s.destination.clone(),
+                    m: s.message_id.clone(),
+                    at: s.sent_at,
+                    ls: s.left_at.map(Into::into),
+                })
+                .collect(),
+            s: l.sealed_code.clone(),
+        }
+    }
+}
+
+impl From<StoredLadder> for Ladder {
+    fn from(l: StoredLadder) -> Self {
+        Ladder {
+            steps: l.st,
+            sent: l
+                .se
+                .into_iter()
+                .map(|s| SentStep {
+                    index: s.i,
+                    channel: s.ch,
+                    destination: s.to,
+                    message_id: s.m,
+                    sent_at: s.at,
+                    left_at: s.ls.map(Into::into),
+                })
+                .collect(),
+            sealed_code: l.s,
+        }
+    }
 }
 
 /// `Debug` hides the hash and the sealed code, as [`Challenge`]'s does.
@@ -633,6 +715,7 @@ impl From<&Challenge> for StoredChallenge {
             su: c.step_up,
             ch: c.channel.clone(),
             ds: c.delivery_state.as_ref().map(Into::into),
+            l: c.ladder.as_ref().map(Into::into),
         }
     }
 }
@@ -651,6 +734,7 @@ impl From<StoredChallenge> for Challenge {
             step_up: c.su,
             channel: c.ch,
             delivery_state: c.ds.map(Into::into),
+            ladder: c.l.map(Into::into),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
     PendingStepUp,
 };
+use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::subject::{Ban, FoldedFailures, OriginRecord};
 
 fn raw(text: &str) -> Option<Versioned> {
@@ -62,6 +63,7 @@ fn full() -> InteractionRecord {
                 answer: *a,
                 body: (i % 2 == 0).then(|| format!("b{i}")),
             }),
+            delivered_on: None,
         })
         .collect();
     links.push(Link {
@@ -69,12 +71,14 @@ fn full() -> InteractionRecord {
         expires_at: None,
         used: true,
         used_by: None,
+        delivered_on: None,
     });
     links.push(Link {
         id: id(31),
         expires_at: None,
         used: false,
         used_by: None,
+        delivered_on: Some("webchat".into()),
     });
     InteractionRecord {
         id: id(1),
@@ -95,6 +99,7 @@ fn full() -> InteractionRecord {
             authenticated_at: ms(5),
             expires_at: ms(1805),
             customer: customer(),
+            via: vec!["wa".into(), "sms".into()],
         }),
         links,
         challenge: Some(Challenge {
@@ -114,6 +119,18 @@ fn full() -> InteractionRecord {
                     code: "131047".into(),
                     title: Some("Re-engagement message".into()),
                 }),
+            }),
+            ladder: Some(Ladder {
+                steps: vec!["wa".into(), "sms".into()],
+                sent: vec![SentStep {
+                    index: 1,
+                    channel: "sms".into(),
+                    destination: "+447400123456".into(),
+                    message_id: Some("SM1".into()),
+                    sent_at: ms(7),
+                    left_at: None,
+                }],
+                sealed_code: "sealed-too".into(),
             }),
         }),
         past_challenges: vec![
@@ -135,6 +152,7 @@ fn full() -> InteractionRecord {
                         status: DeliveryStatus::Read,
                         error: None,
                     }),
+                    ladder: None,
                 }),
             },
             PastChallenge {
@@ -207,12 +225,14 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         expires_at: None,
         used: true,
         used_by: None,
+        delivered_on: None,
     });
     rec.links.push(Link {
         id: id(31),
         expires_at: None,
         used: false,
         used_by: None,
+        delivered_on: Some("webchat".into()),
     });
     let (a, b) = (
         "019ab1c2-0000-7000-8000-0000000000",
@@ -222,7 +242,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#"{"t":"acme","ch":"webchat","cv":"c-1","cr":"cust-42","ph":"pinhash","#,
         r#""ct":{"phone":"+15550100","email":"ada@example.com"},"#,
         r#""c":1800000000000,"la":1800000000005,"lw":1800000000006,"#,
-        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b}}},"#),
+        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b},"v":["wa","sms"]}},"#),
         &format!(r#""l":[{{"id":"{a}0a","e":1800000000600,"#),
         r#""ub":{"w":"w0","a":{"k":"authenticated","e":1800000001800},"bd":"b0"}},"#,
         &format!(
@@ -232,12 +252,13 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         &format!(
             r#""ub":{{"w":"w2","a":{{"k":"bound","c":"{a}04","e":1800000000300}},"bd":"b2"}}}},"#
         ),
-        &format!(r#"{{"id":"{a}1e","u":true}},{{"id":"{a}1f"}}],"#),
+        &format!(r#"{{"id":"{a}1e","u":true}},{{"id":"{a}1f","dl":"webchat"}}],"#),
         &format!(
             r#""q":{{"id":"{a}04","m":"binding","d":"login_page","h":"codehash","s":"sealed","#
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
-        r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}}},"#,
+        r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
+        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007}],"s":"sealed-too"}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),

@@ -259,6 +259,7 @@
     li.setAttribute("aria-label", "Conversation " + it.conversation_id + ", " + it.status);
     const ch = it.open_challenge;
     deliveryMark(li.querySelector(".delivery"), ch);
+    ladderSteps(li, ch);
     li.querySelector(".reveal").hidden = !(ch && ch.method === "otp");
     // An open app challenge: the code the customer's app shows (agent reads
     // carry it; a row from the list is read once more to get it).
@@ -291,6 +292,30 @@
     el.dataset.delivery = status || "";
     el.textContent = shown ? shown[0] : "";
     el.title = shown ? shown[1] : "";
+  }
+
+  // A delivery ladder's steps (docs/api.md#delivery-ladder): where the code
+  // went, how far each message got, and the step that has it now.
+  const STEP_MARK = { delivered: " ✔", read: " ✔✔", failed: " ✗" };
+
+  function ladderSteps(li, ch) {
+    const steps = (ch && ch.ladder) || [];
+    const fact = li.querySelector(".ladder-fact");
+    const dd = li.querySelector(".ladder");
+    fact.hidden = steps.length === 0;
+    const parts = [];
+    steps.forEach((s, i) => {
+      if (i > 0) parts.push(document.createTextNode(" → "));
+      const el = document.createElement(s.step === "current" ? "strong" : "span");
+      el.className = "step";
+      el.dataset.step = s.step;
+      el.textContent = s.channel + (STEP_MARK[s.delivery_status] || "");
+      el.title = s.step === "current" ? "The code is here now"
+        : s.step === "left" ? "Sent here before; the code moved on"
+        : s.step === "passed" ? "Skipped" : "Next, if this one does not deliver";
+      parts.push(el);
+    });
+    dd.replaceChildren(...parts);
   }
 
   function note(li, text, kind) {

@@ -46,6 +46,22 @@ fn data_of(kind: EventType) -> Value {
             }), &["challenge_id", "attempts_remaining"])}),
             &["interaction", "challenge"],
         ),
+        EventType::ChallengeAdvanced => {
+            let reasons: Vec<&str> = crate::events::types::AdvanceReason::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .collect();
+            closed(
+                json!({
+                    "interaction": interaction,
+                    "challenge": {"$ref": "#/components/schemas/ChallengeView"},
+                    "previous_channel": {"type": "string", "description": "The step that had the code."},
+                    "reason": {"type": "string", "enum": reasons,
+                        "description": "`failed`: the provider reported the message failed; `timeout`: not delivered within `otp.advance_after`; `requested`: the bot asked."},
+                }),
+                &["interaction", "challenge", "previous_channel", "reason"],
+            )
+        }
         EventType::ChallengeCodeRevealed => closed(
             json!({
                 "interaction": interaction,

@@ -580,7 +580,28 @@ pub(super) fn calls_since_reset(admin: &mut redis::Connection, lines: &[&str]) -
         .sum()
 }
 
-pub(super) fn reset_stats(admin: &mut redis::Connection) {
+/// Calls of each command since the last `CONFIG RESETSTAT`, by name,
+/// without the test's own (`info`, `config`).
+pub(crate) fn calls_by_command(
+    admin: &mut redis::Connection,
+) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(admin).unwrap();
+    info.lines()
+        .filter_map(|l| {
+            let (name, rest) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_string(), calls))
+        })
+        .filter(|(name, _)| name != "info" && !name.starts_with("config"))
+        .collect()
+}
+
+pub(crate) fn reset_stats(admin: &mut redis::Connection) {
     redis::cmd("CONFIG")
         .arg("RESETSTAT")
         .query::<()>(admin)

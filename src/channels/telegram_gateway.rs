@@ -1,0 +1,337 @@
+//! The `telegram_gateway` channel kind (docs/channels.md#telegram_gateway-codes-through-telegrams-verification-gateway):
+//! a code to a phone number's Telegram account through Telegram's
+//! verification-code gateway (`{base_url}/sendVerificationMessage`, bearer
+//! token). It sends codes only, and serves only as a step of a team's
+//! delivery ladder (docs/api.md#delivery-ladder). Its delivery reports
+//! come back to `/v1/providers/telegram-gateway/{channel}/report`.
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::CONTENT_TYPE;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
+use url::Url;
+
+use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
+use super::provider::{post_once, reason};
+use super::{Channel, ChannelError, Message, Purpose, Sent};
+
+/// The keys of a `telegram_gateway` channel file.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelegramGatewayConfig {
+    #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]
+    pub base_url: Url,
+    pub token: Secret,
+    /// A verified Telegram channel the code is sent from, when set.
+    #[serde(default)]
+    pub sender_username: Option<String>,
+}
+
+fn default_base_url() -> Url {
+    super::kind::default_url("https://gatewayapi.telegram.org")
+}
+
+/// The shortest and longest `ttl` the gateway takes, in seconds.
+const TTL_SECONDS: (u64, u64) = (30, 3600);
+
+impl Kind for TelegramGatewayConfig {
+    const INFO: KindInfo = KindInfo {
+        name: "telegram_gateway",
+        // It sends the code, never a text.
+        text_limit: None,
+        addressing: Reach::Phone,
+        serves: &[],
+        vouches_for_sender: false,
+        receipts: true,
+    };
+
+    fn check(&mut self) -> Result<(), Problem> {
+        required("token", self.token.get().expose_secret())?;
+        if let Some(name) = &self.sender_username {
+            required("sender_username", name)?;
+        }
+        Ok(())
+    }
+
+    fn sender(&self, http: reqwest::Client) -> Result<Arc<dyn Channel>, ChannelError> {
+        Ok(Arc::new(TelegramGatewayChannel::new(
+            http,
+            self.base_url.clone(),
+            self.token.get(),
+            self.sender_username.clone(),
+        )))
+    }
+}
+
+/// Where the gateway posts a message's delivery reports: the channel's
+/// report route under `server.public_url` (docs/api.md#delivery-receipts).
+pub fn report_url(public_url: &str, channel: &str) -> String {
+    format!("{public_url}/v1/providers/telegram-gateway/{channel}/report")
+}
+
+pub struct TelegramGatewayChannel {
+    http: reqwest::Client,
+    base_url: Url,
+    token: SecretString,
+    sender_username: Option<String>,
+    timeout: Duration,
+}
+
+impl TelegramGatewayChannel {
+    pub fn new(
+        http: reqwest::Client,
+        base_url: Url,
+        token: &SecretString,
+        sender_username: Option<String>,
+    ) -> Self {
+        TelegramGatewayChannel {
+            http,
+            base_url,
+            token: SecretString::from(token.expose_secret()),
+            sender_username,
+            timeout: super::SEND_TIMEOUT,
+        }
+    }
+
+    /// `{base_url}/{method}`.
+    fn method_url(&self, method: &str) -> Result<Url, ChannelError> {
+        let mut url = self.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|_| ChannelError("telegram_gateway base_url cannot take a path".into()))?
+            .pop_if_empty()
+            .push(method);
+        Ok(url)
+    }
+
+    /// POSTs `body` to `method` and reads the gateway's answer:
+    /// `{"ok": true, "result": {...}}`, or a failure with its `error`.
+    async fn call(
+        &self,
+        method: &str,
+        body: serde_json::Value,
+    ) -> Result<super::provider::Answer, ChannelError> {
+        let request = self
+            .http
+            .post(self.method_url(method)?)
+            .bearer_auth(self.token.expose_secret())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string());
+        let answer = post_once(request, "telegram_gateway", self.timeout).await?;
+        let secret = self.token.expose_secret();
+        let error = answer.text("/error").map(|e| reason(e, secret));
+        if !answer.status.is_success() {
+            let status = answer.status.as_u16();
+            return Err(ChannelError(match error {
+                Some(e) => format!("telegram_gateway answered HTTP {status}: {e}"),
+                None => format!("telegram_gateway answered HTTP {status}"),
+            }));
+        }
+        match (answer.ok_field(), error) {
+            (Some(true), _) => Ok(answer),
+            (_, Some(e)) => Err(ChannelError(format!(
+                "telegram_gateway refused the message: {e}"
+            ))),
+            (_, None) => Err(ChannelError(
+                "telegram_gateway answered without \"ok\": true".into(),
+            )),
+        }
+    }
+
+    /// Asks the gateway to withdraw message `request_id` (its code is used,
+    /// or the ladder moved past it). Best effort: the caller only logs a
+    /// failure.
+    pub async fn revoke(&self, request_id: &str) -> Result<(), ChannelError> {
+        let body = json!({"request_id": request_id});
+        self.call("revokeVerificationMessage", body)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// The code's remaining life in whole seconds, as the gateway takes it.
+fn ttl_seconds(left: Option<Duration>) -> u64 {
+    let (min, max) = TTL_SECONDS;
+    left.map_or(max, |d| d.as_secs()).clamp(min, max)
+}
+
+#[async_trait]
+impl Channel for TelegramGatewayChannel {
+    async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
+        let code = match (msg.purpose, msg.code.as_deref()) {
+            (Purpose::Otp, Some(code)) => code,
+            _ => return Err(ChannelError("telegram_gateway sends only codes".into())),
+        };
+        let phone = msg
+            .to
+            .as_deref()
+            .map(str::trim)
+            .filter(|to| !to.is_empty())
+            .ok_or_else(|| ChannelError("telegram_gateway needs a phone number".into()))?;
+        let mut body = json!({
+            "phone_number": phone,
+            "code": code,
+            "ttl": ttl_seconds(msg.code_ttl),
+            "callback_url": report_url(&msg.public_url, &msg.channel),
+        });
+        if let Some(name) = &self.sender_username {
+            body["sender_username"] = json!(name);
+        }
+        let answer = self.call("sendVerificationMessage", body).await?;
+        // {"ok": true, "result": {"request_id": "...", "phone_number": ..., ...}}
+        Ok(Sent::tracked(answer.text("/result/request_id")))
+    }
+
+    async fn revoke(&self, message_id: &str) -> Result<(), ChannelError> {
+        TelegramGatewayChannel::revoke(self, message_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use uuid::Uuid;
+    use wiremock::matchers::{body_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::channels::provider::closed_url;
+
+    const TOKEN: &str = "AAGtg-s3cr3t";
+
+    fn message(purpose: Purpose) -> Message {
+        Message {
+            id: Uuid::now_v7(),
+            purpose,
+            interaction_id: Uuid::now_v7(),
+            conversation_id: "conv-1".into(),
+            channel: "tg-codes".into(),
+            to: Some("+447400123456".into()),
+            text: "Your code is 123456".into(),
+            subject: None,
+            public_url: "http://gateway.test".into(),
+            code: Some("123456".into()),
+            code_ttl: Some(Duration::from_secs(290)),
+        }
+    }
+
+    fn channel(base: &str, sender: Option<&str>) -> TelegramGatewayChannel {
+        TelegramGatewayChannel::new(
+            reqwest::Client::new(),
+            Url::parse(base).unwrap(),
+            &SecretString::from(TOKEN),
+            sender.map(str::to_string),
+        )
+    }
+
+    #[tokio::test]
+    async fn sends_the_code_with_bearer_token_and_reads_the_request_id() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/tg/sendVerificationMessage"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .and(body_json(json!({
+                "phone_number": "+447400123456",
+                "code": "123456",
+                "ttl": 290,
+                "callback_url": "http://gateway.test/v1/providers/telegram-gateway/tg-codes/report",
+                "sender_username": "acme_codes",
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "ok": true,
+                "result": {"request_id": "req-77", "phone_number": "+447400123456"},
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let base = format!("{}/tg", server.uri());
+        let sent = channel(&base, Some("acme_codes"))
+            .send(&message(Purpose::Otp))
+            .await
+            .unwrap();
+        assert_eq!(sent, Sent::tracked(Some("req-77")));
+    }
+
+    #[test]
+    fn the_ttl_is_the_codes_remaining_life_clamped() {
+        assert_eq!(ttl_seconds(Some(Duration::from_secs(5))), 30);
+        assert_eq!(ttl_seconds(Some(Duration::from_secs(290))), 290);
+        assert_eq!(ttl_seconds(Some(Duration::from_secs(7200))), 3600);
+        assert_eq!(ttl_seconds(None), 3600);
+    }
+
+    #[tokio::test]
+    async fn ok_false_is_a_failure_naming_the_error_never_the_token() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "ok": false, "error": "PHONE_NUMBER_INVALID",
+            })))
+            .mount(&server)
+            .await;
+        let err = channel(&server.uri(), None)
+            .send(&message(Purpose::Otp))
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("PHONE_NUMBER_INVALID"), "{err}");
+        assert!(!err.0.contains(TOKEN));
+        assert!(!err.0.contains("123456"));
+    }
+
+    #[tokio::test]
+    async fn an_http_error_and_an_unreachable_gateway_are_failures() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(401).set_body_json(json!({
+                "ok": false, "error": "ACCESS_TOKEN_INVALID",
+            })))
+            .mount(&server)
+            .await;
+        let err = channel(&server.uri(), None)
+            .send(&message(Purpose::Otp))
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("401") && err.0.contains("ACCESS_TOKEN_INVALID"));
+        let err = channel(&closed_url(), None)
+            .send(&message(Purpose::Otp))
+            .await
+            .unwrap_err();
+        assert!(!err.0.contains(TOKEN));
+    }
+
+    #[tokio::test]
+    async fn anything_but_a_code_is_refused_without_a_request() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200))
+            .expect(0)
+            .mount(&server)
+            .await;
+        let c = channel(&server.uri(), None);
+        assert!(c.send(&message(Purpose::LoginLink)).await.is_err());
+        let mut no_code = message(Purpose::Otp);
+        no_code.code = None;
+        assert!(c.send(&no_code).await.is_err());
+        let mut nobody = message(Purpose::Otp);
+        nobody.to = None;
+        assert!(c.send(&nobody).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn revoke_posts_the_request_id() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/revokeVerificationMessage"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .and(body_json(json!({"request_id": "req-77"})))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"ok": true, "result": true})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let c: Arc<dyn Channel> = Arc::new(channel(&server.uri(), None));
+        c.revoke("req-77").await.unwrap();
+    }
+}
