@@ -66,6 +66,9 @@ pub enum Polled {
     Expired,
     /// The customer approved: the ID token, to check.
     IdToken(String),
+    /// A 2xx answer without a readable `id_token`: the token was issued
+    /// (and is never issued again), but proves nothing.
+    Unusable,
 }
 
 /// RFC 6749 2.3.1: both are form-encoded before basic auth.
@@ -149,9 +152,10 @@ impl Providers {
         })
     }
 
-    /// Polls the token endpoint for `auth_req_id`. An answer the gateway
-    /// cannot use (a failing provider, another error): `Provider`, and the
-    /// next poll asks again.
+    /// Polls the token endpoint for `auth_req_id`. A 2xx without a
+    /// readable `id_token`: [`Polled::Unusable`]. An error answer the
+    /// gateway cannot use (a failing provider, another error): `Provider`,
+    /// and the next poll asks again.
     pub async fn poll_token(
         &self,
         oidc: &OidcConfig,
@@ -173,12 +177,9 @@ impl Providers {
         let status = res.status();
         let body = capped(WHAT, res).await?;
         if status.is_success() {
-            let answer: TokenAnswer =
-                serde_json::from_slice(&body).map_err(|_| failed(WHAT, "unreadable answer"))?;
-            return answer
-                .id_token
-                .map(Polled::IdToken)
-                .ok_or_else(|| failed(WHAT, "no id_token in its answer"));
+            let answer = serde_json::from_slice::<TokenAnswer>(&body).ok();
+            let token = answer.and_then(|a| a.id_token).filter(|t| !t.is_empty());
+            return Ok(token.map_or(Polled::Unusable, Polled::IdToken));
         }
         let error = serde_json::from_slice::<ErrorAnswer>(&body).map(|e| e.error);
         match error.as_deref() {

@@ -128,6 +128,10 @@ pub enum Approval {
     SlowDown,
     /// `expired_token`.
     Expired,
+    /// A 200 answer without an `id_token` (the request is used up).
+    ApproveWithoutIdToken,
+    /// The token endpoint never answers (until the gateway gives up).
+    Hang,
 }
 
 /// The CIBA side of the provider (poll mode).
@@ -143,6 +147,9 @@ struct Ciba {
     requests: HashMap<String, String>,
     /// Every request it saw: (gateway clock ms, what, form).
     seen: Vec<(i64, &'static str, HashMap<String, String>)>,
+    /// Token requests it holds without answering ([`Approval::Hang`]),
+    /// until the gateway drops them.
+    hanging: usize,
 }
 
 /// One request the CIBA side saw.
@@ -200,6 +207,7 @@ impl FakeIdp {
                     approval: Approval::Pending,
                     requests: HashMap::new(),
                     seen: Vec::new(),
+                    hanging: 0,
                 },
             })),
         };
@@ -305,6 +313,11 @@ impl FakeIdp {
         })
     }
     /// How many polls of the token endpoint it saw.
+    /// How many token requests it holds unanswered now.
+    pub fn ciba_hanging(&self) -> usize {
+        self.with(|i| i.ciba.hanging)
+    }
+
     pub fn ciba_polls(&self) -> usize {
         self.ciba_seen()
             .iter()
@@ -362,6 +375,24 @@ async fn bc_authorize(
     Json(answer).into_response()
 }
 
+/// Holds a CIBA poll unanswered, counted in `hanging` until the gateway
+/// drops the request.
+async fn hang(idp: &FakeIdp, form: &HashMap<String, String>) -> Response {
+    struct Held(FakeIdp);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.with(|i| i.ciba.hanging -= 1);
+        }
+    }
+    idp.with(|i| {
+        let at = now_ms(i);
+        i.ciba.seen.push((at, "token", form.clone()));
+        i.ciba.hanging += 1;
+    });
+    let _held = Held(idp.clone());
+    std::future::pending::<Response>().await
+}
+
 /// The token endpoint's answer to a CIBA poll.
 fn ciba_token(idp: &FakeIdp, form: &HashMap<String, String>) -> Response {
     let err = |e: &str| (StatusCode::BAD_REQUEST, Json(json!({"error": e}))).into_response();
@@ -383,12 +414,19 @@ fn ciba_token(idp: &FakeIdp, form: &HashMap<String, String>) -> Response {
             Approval::Approve => {
                 i.ciba.requests.remove(&id);
                 let _asked_for = hint;
-                Ok(id_token(i, &idp.issuer, None))
+                Ok(Some(id_token(i, &idp.issuer, None)))
             }
+            Approval::ApproveWithoutIdToken => {
+                i.ciba.requests.remove(&id);
+                Ok(None)
+            }
+            Approval::Hang => unreachable!("held by `hang`"),
         }
     });
     match answer {
-        Ok(t) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300, "id_token": t}))
+        Ok(Some(t)) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300, "id_token": t}))
+            .into_response(),
+        Ok(None) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300}))
             .into_response(),
         Err(e) => err(e),
     }
@@ -548,6 +586,9 @@ async fn token(
     }
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
     if get("grant_type") == "urn:openid:params:grant-type:ciba" {
+        if idp.with(|i| i.ciba.approval) == Approval::Hang {
+            return hang(&idp, &form).await;
+        }
         return ciba_token(&idp, &form);
     }
     if get("grant_type") != "authorization_code" {
