@@ -499,6 +499,72 @@ async fn a_hanging_provider_delays_no_expiry(backend: Backend) {
     assert_eq!(failed["challenge"]["challenge_id"], cid.as_str());
 }
 
+async fn a_refused_replacement_leaves_the_app_challenge_polled(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    // A second app challenge replaces it while the provider takes its time,
+    // and the first one's poll comes due meanwhile; then the provider
+    // refuses the second, whose start is taken back.
+    idp.refuse_ciba(true);
+    idp.ciba_delay(Duration::from_millis(1500));
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.advance(5);
+    };
+    let (res, ()) = tokio::join!(start_app(&app, &id), meanwhile);
+    assert_problem(res, 502, "channel_error").await;
+    assert_eq!(read(&app, &id, &cid).await["state"], "open");
+    // Reopened, it is polled on: the approval authenticates.
+    idp.refuse_ciba(false);
+    idp.ciba_delay(Duration::ZERO);
+    idp.approval(Approval::Approve);
+    tick(&app, 5).await;
+    until("authenticated", || async {
+        app.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+}
+
+async fn a_challenge_replaced_during_its_start_is_not_announced(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    idp.ciba_delay(Duration::from_millis(1000));
+    let otp = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.start_otp(&id).await
+    };
+    let (res, _) = tokio::join!(start_app(&app, &id), otp);
+    assert_problem(res, 410, "challenge_expired").await;
+    let msgs = app.chat_messages().await;
+    assert!(!msgs.iter().any(|m| m["purpose"] == "app_prompt"));
+    while let Some(e) = app
+        .next_event("challenge.created", Duration::from_millis(500))
+        .await
+    {
+        assert_eq!(event_data(&e)["challenge"]["method"], "otp");
+    }
+    assert_eq!(app.get(&id).await["open_challenge"]["method"], "otp");
+}
+
+async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    idp.ciba_timing(Some(200), 120);
+    let id = interaction(&app, Some("cust-42")).await;
+    started(&app, &id).await;
+    app.advance(121);
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["reason"], "expired");
+    assert_eq!(idp.ciba_polls(), 0);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -520,6 +586,9 @@ on_both_stores!(
     what_the_token_proves_is_checked,
     a_new_challenge_stops_the_poll,
     a_hanging_provider_delays_no_expiry,
+    a_refused_replacement_leaves_the_app_challenge_polled,
+    a_challenge_replaced_during_its_start_is_not_announced,
+    an_interval_past_the_end_still_ends_it_in_time,
 );
 
 /// A second instance on the same Redis, on the same provider, its clock

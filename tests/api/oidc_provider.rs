@@ -150,6 +150,8 @@ struct Ciba {
     /// Token requests it holds without answering ([`Approval::Hang`]),
     /// until the gateway drops them.
     hanging: usize,
+    /// How long (real time) the backchannel endpoint takes to answer.
+    bc_delay: std::time::Duration,
 }
 
 /// One request the CIBA side saw.
@@ -208,6 +210,7 @@ impl FakeIdp {
                     requests: HashMap::new(),
                     seen: Vec::new(),
                     hanging: 0,
+                    bc_delay: std::time::Duration::ZERO,
                 },
             })),
         };
@@ -313,6 +316,11 @@ impl FakeIdp {
         })
     }
     /// How many polls of the token endpoint it saw.
+    /// The backchannel endpoint answers after `delay` (real time).
+    pub fn ciba_delay(&self, delay: std::time::Duration) {
+        self.with(|i| i.ciba.bc_delay = delay);
+    }
+
     /// How many token requests it holds unanswered now.
     pub fn ciba_hanging(&self) -> usize {
         self.with(|i| i.ciba.hanging)
@@ -351,11 +359,17 @@ async fn bc_authorize(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let err = |status: StatusCode, e: &str| (status, Json(json!({"error": e}))).into_response();
-    let (refuses, interval, expires_in) = idp.with(|i| {
+    let (refuses, interval, expires_in, delay) = idp.with(|i| {
         let at = now_ms(i);
         i.ciba.seen.push((at, "bc-authorize", form.clone()));
-        (i.ciba.refuses, i.ciba.interval, i.ciba.expires_in)
+        (
+            i.ciba.refuses,
+            i.ciba.interval,
+            i.ciba.expires_in,
+            i.ciba.bc_delay,
+        )
     });
+    tokio::time::sleep(delay).await;
     if !client_ok(&headers) {
         return err(StatusCode::UNAUTHORIZED, "invalid_client");
     }
