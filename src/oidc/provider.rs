@@ -78,11 +78,17 @@ impl MetadataWire {
             )?,
             token_endpoint: endpoint("token_endpoint", &self.token_endpoint)?,
             jwks_uri: endpoint("jwks_uri", &self.jwks_uri)?,
+            // Optional, and only CIBA's: a malformed one is none (an app
+            // challenge is then refused), never the hosted login's end.
             backchannel_authentication_endpoint: self
                 .backchannel_authentication_endpoint
                 .as_deref()
-                .map(|u| endpoint("backchannel_authentication_endpoint", u))
-                .transpose()?,
+                .and_then(|u| {
+                    let parsed = endpoint("backchannel_authentication_endpoint", u);
+                    parsed
+                        .map_err(|e| tracing::warn!(issuer = %issuer, reason = %e, "discovery's backchannel_authentication_endpoint ignored"))
+                        .ok()
+                }),
             issuer: self.issuer,
             authorization_response_iss_parameter_supported: self
                 .authorization_response_iss_parameter_supported,
@@ -346,4 +352,36 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(backchannel: Option<&str>) -> MetadataWire {
+        MetadataWire {
+            issuer: "https://idp.example".into(),
+            authorization_endpoint: "https://idp.example/authorize".into(),
+            token_endpoint: "https://idp.example/token".into(),
+            jwks_uri: "https://idp.example/jwks".into(),
+            authorization_response_iss_parameter_supported: false,
+            backchannel_authentication_endpoint: backchannel.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_malformed_backchannel_endpoint_is_none_and_login_goes_on() {
+        for bad in ["not a url", "ftp://idp.example/bc"] {
+            let meta = wire(Some(bad)).checked("https://idp.example").unwrap();
+            assert!(meta.backchannel_authentication_endpoint.is_none());
+        }
+        let meta = wire(Some("https://idp.example/bc"))
+            .checked("https://idp.example")
+            .unwrap();
+        assert_eq!(
+            meta.backchannel_authentication_endpoint.unwrap().as_str(),
+            "https://idp.example/bc"
+        );
+        assert!(wire(None).checked("https://idp.example").is_ok());
+    }
 }
