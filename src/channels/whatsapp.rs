@@ -77,6 +77,10 @@ impl Kind for WhatsappConfig {
         if let Some(token) = &self.verify_token {
             required("verify_token", token.get().expose_secret())?;
         }
+        // Trimmed once, here: the sender and `chatgate whatsapp-template`
+        // use the same name.
+        self.otp_template = self.otp_template.take().map(|n| n.trim().to_string());
+        self.otp_template_language = self.otp_template_language.trim().to_string();
         if let Some(name) = &self.otp_template {
             required("otp_template", name)?;
         }
@@ -155,11 +159,12 @@ impl WhatsappChannel {
         }
     }
 
-    /// Sends every OTP as the authentication template `name` in `language`.
+    /// Sends every OTP as the authentication template `name` in `language`
+    /// (as checked: trimmed by the configuration).
     pub fn with_otp_template(mut self, name: &str, language: &str) -> Self {
         self.otp_template = Some(OtpTemplate {
-            name: name.trim().to_string(),
-            language: language.trim().to_string(),
+            name: name.to_string(),
+            language: language.to_string(),
         });
         self
     }
