@@ -14,7 +14,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message, Purpose, Sent};
+use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 
 /// The keys of a `whatsapp` channel file.
@@ -174,7 +174,7 @@ impl WhatsappChannel {
     /// body and in the copy-code button), else a text message.
     fn body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
         let template = self.otp_template.as_ref();
-        let Some(template) = template.filter(|_| msg.purpose == Purpose::Otp) else {
+        let (Some(template), Some(code)) = (template, msg.otp_code("whatsapp")) else {
             return Ok(json!({
                 "messaging_product": "whatsapp",
                 "to": to,
@@ -183,10 +183,7 @@ impl WhatsappChannel {
             }));
         };
         // Never the text instead: a code must not go as free text here.
-        let code = msg
-            .code
-            .as_deref()
-            .ok_or_else(|| ChannelError("whatsapp: an OTP without its code".into()))?;
+        let code = code?;
         Ok(json!({
             "messaging_product": "whatsapp",
             "to": to,
@@ -272,6 +269,7 @@ mod tests {
 
     use super::*;
     use crate::channels::provider::{answering, closed_url};
+    use crate::channels::Purpose;
 
     const TOKEN: &str = "EAAGs3cr3tT0k3n";
     const TEXT: &str = "Your code is 123456. \"Quoted\" ünïcode & more";
@@ -472,12 +470,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_purposes_on_a_templated_channel_are_text() {
-        for purpose in [
-            Purpose::LoginLink,
-            Purpose::PinPrompt,
-            Purpose::Authenticated,
-            Purpose::Expired,
-        ] {
+        for purpose in Purpose::ALL.into_iter().filter(|p| *p != Purpose::Otp) {
             let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
             let mut msg = message();
             msg.purpose = purpose;
