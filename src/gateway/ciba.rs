@@ -328,7 +328,7 @@ impl Gateway {
         {
             return Ok(());
         }
-        slot.hand(ClaimedPoll {
+        let claimed = ClaimedPoll {
             team: team.id.clone(),
             id,
             cid,
@@ -338,13 +338,16 @@ impl Gateway {
             expires_at,
             poll,
             version: loaded.version,
-        });
+        };
+        slot.hand(Box::new(move |gw, clock| {
+            Box::pin(async move { gw.ask_app(claimed, clock.as_ref()).await })
+        }));
         Ok(())
     }
 
     /// The poller's ask for a claimed poll: logs what fails (the entry
     /// already waits at the next poll's time, which asks again).
-    pub(super) async fn ask_app(&self, claimed: ClaimedPoll, clock: &dyn Clock) {
+    async fn ask_app(&self, claimed: ClaimedPoll, clock: &dyn Clock) {
         let Some(team) = self.config.teams.get(&claimed.team) else {
             return;
         };
@@ -577,7 +580,7 @@ impl Gateway {
 
 /// A poll the sweeper claimed, for the poller to ask: its entry `member`
 /// waits at `due` (the next poll's time, moved there at `claimed_at`).
-pub(super) struct ClaimedPoll {
+struct ClaimedPoll {
     team: String,
     id: Uuid,
     cid: Uuid,

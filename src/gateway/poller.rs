@@ -7,14 +7,19 @@
 //! through [`Polls`]; a bounded number of asks run at once, each reading
 //! the clock when it asks and when it applies the answer.
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::ciba::ClaimedPoll;
-use super::Live;
+use super::{Gateway, Live};
 use crate::time::{Clock, Timestamp};
+
+/// One claimed poll's ask, run with the gateway in force and the clock.
+pub(super) type Ask = Box<
+    dyn FnOnce(Arc<Gateway>, Arc<dyn Clock>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send,
+>;
 
 /// Asks at once, at most; a claimed poll beyond them waits in the hand-off.
 const IN_FLIGHT: usize = 32;
@@ -29,23 +34,23 @@ const WAITING: usize = 256;
 pub struct Poller {
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
-    claimed: mpsc::Receiver<ClaimedPoll>,
+    claimed: mpsc::Receiver<Ask>,
 }
 
 /// The sweeper's side of the poller: the hand-off, and the clock each
 /// claim reads.
 #[derive(Clone)]
 pub struct Polls {
-    claimed: mpsc::Sender<ClaimedPoll>,
+    claimed: mpsc::Sender<Ask>,
     clock: Arc<dyn Clock>,
 }
 
 /// A place in the hand-off, reserved before the claim that fills it.
-pub(super) struct Slot(mpsc::OwnedPermit<ClaimedPoll>);
+pub(super) struct Slot(mpsc::OwnedPermit<Ask>);
 
 impl Slot {
-    pub(super) fn hand(self, poll: ClaimedPoll) {
-        self.0.send(poll);
+    pub(super) fn hand(self, ask: Ask) {
+        self.0.send(ask);
     }
 }
 
@@ -84,10 +89,8 @@ impl Poller {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(poll) = self.claimed.recv(), if asks.len() < IN_FLIGHT => {
-                    let gw = self.live.current();
-                    let clock = self.clock.clone();
-                    asks.spawn(async move { gw.ask_app(poll, clock.as_ref()).await });
+                Some(ask) = self.claimed.recv(), if asks.len() < IN_FLIGHT => {
+                    asks.spawn(ask(self.live.current(), self.clock.clone()));
                 }
                 Some(_) = asks.join_next(), if !asks.is_empty() => {}
             }
