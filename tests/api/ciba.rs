@@ -565,6 +565,71 @@ async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
     assert_eq!(idp.ciba_polls(), 0);
 }
 
+/// Whether `id`'s app challenge `cid` still has its poll entry, and its
+/// pending approval's record.
+async fn poll_kept(app: &TestApp, id: &str, cid: &str) -> (bool, bool) {
+    use chatgate::store::{keys, Store};
+    let store = &app.gateway.store;
+    let member = format!("a:{id}:{cid}");
+    let queued = store
+        .index_desc(&keys::due_queue("acme"), None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.member == member);
+    let key = keys::app_poll("acme", cid.parse().unwrap());
+    let record = store.get(&[key]).await.unwrap()[0].is_some();
+    (queued, record)
+}
+
+async fn an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined(backend: Backend) {
+    use chatgate::store::{keys, Op, Store};
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    assert_eq!(poll_kept(&app, &id, &cid).await, (true, true));
+    // Denied: the entry and the auth_req_id's record go with it.
+    idp.approval(Approval::Deny);
+    tick(&app, 5).await;
+    until("denied", || async {
+        read(&app, &id, &cid).await["state"] == "denied"
+    })
+    .await;
+    until("the poll forgotten", || async {
+        poll_kept(&app, &id, &cid).await == (false, false)
+    })
+    .await;
+    // A record this gateway cannot read: the entry is quarantined, not
+    // left to come due every lease.
+    idp.approval(Approval::Pending);
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let key = keys::app_poll("acme", cid.parse().unwrap());
+    let store = &app.gateway.store;
+    let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .version;
+    let garbage = Op::Put {
+        key,
+        expected: version,
+        version: chatgate::store::fresh_version(),
+        value: "{not json".into(),
+        ttl: Some(Duration::from_secs(600)),
+        companion: None,
+    };
+    store.commit(vec![garbage]).await.unwrap();
+    tick(&app, 5).await;
+    until("the entry quarantined", || async {
+        !poll_kept(&app, &id, &cid).await.0
+    })
+    .await;
+    assert_eq!(idp.ciba_polls(), 1, "only the denied one was asked");
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -589,6 +654,7 @@ on_both_stores!(
     a_refused_replacement_leaves_the_app_challenge_polled,
     a_challenge_replaced_during_its_start_is_not_announced,
     an_interval_past_the_end_still_ends_it_in_time,
+    an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined,
 );
 
 /// A second instance on the same Redis, on the same provider, its clock
