@@ -7,10 +7,9 @@
 //! pending approval: it is never logged, and `Debug` hides it.
 use std::fmt;
 
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::provider::{capped, failed, reachable, without_url, Metadata, Providers, TIMEOUT};
+use super::provider::{capped, failed, reachable, without_url, Metadata, Providers};
 use super::OidcError;
 use crate::config::OidcConfig;
 use crate::spans::SendTraced;
@@ -71,11 +70,6 @@ pub enum Polled {
     Unusable,
 }
 
-/// RFC 6749 2.3.1: both are form-encoded before basic auth.
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 /// An error answer's `error` (RFC 6749 5.2).
 #[derive(Deserialize)]
 struct ErrorAnswer {
@@ -83,17 +77,6 @@ struct ErrorAnswer {
 }
 
 impl Providers {
-    fn client_post(&self, oidc: &OidcConfig, url: &url::Url) -> reqwest::RequestBuilder {
-        self.http
-            .post(url.clone())
-            .timeout(TIMEOUT)
-            .basic_auth(
-                enc(&oidc.client_id),
-                Some(enc(oidc.client_secret.expose_secret())),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-    }
-
     /// POSTs the backchannel authentication request: `scope` (the team's
     /// scopes, `openid` first), `login_hint`, `binding_message`,
     /// `requested_expiry`. A provider without the endpoint, one that

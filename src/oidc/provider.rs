@@ -288,6 +288,21 @@ impl Providers {
         find(&cached.keys).ok_or(OidcError::Unverified("a kid not in the key set"))
     }
 
+    /// A POST to one of the provider's endpoints with the client's
+    /// credentials (`client_secret_basic`) that reads JSON.
+    pub(super) fn client_post(&self, oidc: &OidcConfig, url: &Url) -> reqwest::RequestBuilder {
+        // RFC 6749 2.3.1: both are form-encoded before basic auth.
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        self.http
+            .post(url.clone())
+            .timeout(TIMEOUT)
+            .basic_auth(
+                enc(&oidc.client_id),
+                Some(enc(oidc.client_secret.expose_secret())),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
     /// Exchanges `code` at the token endpoint (`client_secret_basic`, with
     /// the PKCE verifier) and returns the ID token.
     pub async fn exchange(
@@ -302,18 +317,9 @@ impl Providers {
         struct TokenAnswer {
             id_token: Option<String>,
         }
-        // RFC 6749 2.3.1: both are form-encoded before basic auth.
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let endpoint = reachable("token_endpoint", &meta.token_endpoint, &meta.issuer)?;
         let res = self
-            .http
-            .post(endpoint.clone())
-            .timeout(TIMEOUT)
-            .basic_auth(
-                enc(&oidc.client_id),
-                Some(enc(oidc.client_secret.expose_secret())),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
+            .client_post(oidc, endpoint)
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", code),

@@ -568,7 +568,7 @@ async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
 /// Whether `id`'s app challenge `cid` still has its poll entry, and its
 /// pending approval's record.
 async fn poll_kept(app: &TestApp, id: &str, cid: &str) -> (bool, bool) {
-    use chatgate::store::{keys, Store};
+    use chatgate::store::keys;
     let store = &app.gateway.store;
     let member = format!("a:{id}:{cid}");
     let queued = store
@@ -583,7 +583,7 @@ async fn poll_kept(app: &TestApp, id: &str, cid: &str) -> (bool, bool) {
 }
 
 async fn an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined(backend: Backend) {
-    use chatgate::store::{keys, Op, Store};
+    use chatgate::store::{keys, Op};
     let Some((app, idp)) = spawn_ciba(backend, "").await else {
         return;
     };
