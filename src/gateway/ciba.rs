@@ -27,7 +27,9 @@ use crate::channels::{Fill, Purpose};
 use crate::config::{OidcConfig, Team};
 use crate::domain::app_challenge::{self, Answer, Ending, BINDING_DIGITS};
 use crate::domain::challenge::{ChallengeMethod, Delivery, PastOutcome};
-use crate::domain::{otp, start_challenge};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::otp::{self, OtpCode};
+use crate::domain::start_challenge;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
@@ -67,8 +69,57 @@ impl Gateway {
             Error::invalid("method", "app needs ciba = true in the team's [oidc]")
         })?;
         let cid = Uuid::now_v7();
-        // 1. Reserve: check the subject, count the send, open the challenge
-        // (its refusals come before any word with the provider).
+        let (started, code, channel) = self.reserve_app(team, id, cid, now).await?;
+        let s = team.settings_for(&channel);
+        let asked = AuthRequest {
+            login_hint: &started.login_hint,
+            binding_message: code.expose(),
+            requested_expiry: s.otp.ttl.get().as_secs(),
+        };
+        // One that cannot be reached or refuses takes the start back.
+        let accepted = match self.ask_backchannel(team, oidc, &asked, now).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.take_back_app(team, id, cid, &started.previous, now)
+                    .await?;
+                return Err(e);
+            }
+        };
+        // The provider's end may be sooner.
+        let expires_at = started
+            .expires_at
+            .min(now.plus(Duration::from_secs(accepted.expires_in)));
+        let rec = self
+            .schedule_poll(team, id, cid, accepted, expires_at, now)
+            .await?
+            // Replaced while the provider was asked: no prompt, no event.
+            .ok_or(Error::ChallengeExpired)?;
+        self.announce_app(team, &rec, cid, &code, expires_at, now)
+            .await?;
+        Ok(StartedChallenge {
+            challenge_id: cid,
+            method: view::ChallengeMethod::App,
+            delivery: None,
+            expires_at,
+            attempts_allowed: 0,
+            delivered: true,
+            delivery_status: Some(view::DeliveryStatus::Accepted),
+            delivery_error: None,
+            binding_code: Some(code.expose().to_string()),
+        })
+    }
+
+    /// Reserves app challenge `cid`: checks the subject, counts the send,
+    /// opens the challenge with a fresh binding code (its refusals come
+    /// before any word with the provider). Answers the start, the code and
+    /// the interaction's channel.
+    async fn reserve_app(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        now: Timestamp,
+    ) -> Result<(app_challenge::Started, OtpCode, String)> {
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
@@ -82,27 +133,22 @@ impl Gateway {
             })
             .await?;
         let (started, code) = done.value;
-        let s = team.settings_for(&done.rec.channel);
-        let ttl = s.otp.ttl.get();
-        // 2. Ask the provider; one that cannot be reached or refuses takes
-        // the start back.
-        let asked = AuthRequest {
-            login_hint: &started.login_hint,
-            binding_message: code.expose(),
-            requested_expiry: ttl.as_secs(),
-        };
-        let accepted = match self.ask_backchannel(team, oidc, &asked, now).await {
-            Ok(a) => a,
-            Err(e) => {
-                self.take_back_app(team, id, cid, &started.previous, now)
-                    .await?;
-                return Err(e);
-            }
-        };
-        // 3. The provider's end may be sooner; the first poll waits an interval.
-        let expires_at = started
-            .expires_at
-            .min(now.plus(Duration::from_secs(accepted.expires_in)));
+        Ok((started, code, done.rec.channel))
+    }
+
+    /// Schedules the polls of app challenge `cid`, which the provider
+    /// took (`accepted`): its end (`expires_at`), its pending approval's
+    /// record and its entry, due an interval from now (at most at its
+    /// end). `None`: replaced meanwhile, nothing to poll for.
+    async fn schedule_poll(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        accepted: Accepted,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<InteractionRecord>> {
         let poll = StoredPoll {
             i: id,
             r: accepted.auth_req_id.0,
@@ -117,7 +163,6 @@ impl Gateway {
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == cid) else {
-                        // Replaced meanwhile: nothing to poll for.
                         return Ok(Step::Answer(false));
                     };
                     c.expires_at = expires_at;
@@ -132,23 +177,33 @@ impl Gateway {
                 })
             })
             .await?;
-        if !done.value {
-            // Replaced while the provider was asked: no prompt, no event.
-            return Err(Error::ChallengeExpired);
-        }
-        let rec = &done.rec;
-        // The prompt is a courtesy: the app shows the request whatever
-        // becomes of it (one log line when the chat does not take it).
+        Ok(done.value.then_some(done.rec))
+    }
+
+    /// Announces started app challenge `cid`: the `app_prompt` with the
+    /// binding `code` (a courtesy: the app shows the request whatever
+    /// becomes of it; one log line when the chat does not take it), the
+    /// metric and `challenge.created`.
+    async fn announce_app(
+        &self,
+        team: &Team,
+        rec: &InteractionRecord,
+        cid: Uuid,
+        code: &OtpCode,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
         let fill = Fill {
             code: Some(code.expose()),
             ..Fill::default()
         };
         let prompt = self.send(team, rec, &rec.channel, None, Purpose::AppPrompt, fill);
         if prompt.await.is_err() {
-            tracing::warn!(team = %team.id, interaction = %id, "the app prompt did not reach the chat");
+            tracing::warn!(team = %team.id, interaction = %rec.id, "the app prompt did not reach the chat");
         }
         metrics::counter!("chatgate_challenges_started_total", "method" => ChallengeMethod::App.as_str())
             .increment(1);
+        let s = team.settings_for(&rec.channel);
         let interaction = InteractionView::build(rec, None, s, now);
         let created = EventData::ChallengeCreated(ChallengeCreated {
             challenge: CreatedChallenge {
@@ -158,18 +213,7 @@ impl Gateway {
                 method: ChallengeMethod::App,
             },
         });
-        self.emit(created, now, &interaction).await?;
-        Ok(StartedChallenge {
-            challenge_id: cid,
-            method: view::ChallengeMethod::App,
-            delivery: None,
-            expires_at,
-            attempts_allowed: 0,
-            delivered: true,
-            delivery_status: Some(view::DeliveryStatus::Accepted),
-            delivery_error: None,
-            binding_code: Some(code.expose().to_string()),
-        })
+        self.emit(created, now, &interaction).await
     }
 
     /// `GET /v1/interactions/{id}` for an agent: with the open `app`
