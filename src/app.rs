@@ -15,7 +15,7 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Dispatcher, Gateway, Live, Sweeper};
+use crate::gateway::{self, Dispatcher, Gateway, Live, Poller, Sweeper};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -142,7 +142,9 @@ impl App {
             }
         };
         let (live, clock) = (&self.live, &self.clock);
-        let sweeper = Sweeper::new(live.clone(), clock.clone());
+        let (poller, polls) = Poller::new(live.clone(), clock.clone());
+        let poller = tokio::spawn(poller.run(stopped()));
+        let sweeper = Sweeper::new(live.clone(), clock.clone(), polls);
         let sweeper = tokio::spawn(sweeper.run(stopped()));
         let dispatcher = Dispatcher::new(live.clone(), clock.clone());
         let dispatcher = tokio::spawn(dispatcher.run(stopped()));
@@ -178,6 +180,7 @@ impl App {
         };
         let result = crate::server::serve(self.listener, self.routes, limits, stop).await;
         let _ = sweeper.await;
+        let _ = poller.await;
         let _ = dispatcher.await;
         let _ = watch.await;
         result

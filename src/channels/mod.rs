@@ -160,6 +160,20 @@ pub struct Message {
     pub code_ttl: Option<Duration>,
 }
 
+impl Message {
+    /// The code a templated kind (`kind`, for the error) sends in place of
+    /// the text: `None` for every purpose but `otp`; an OTP without its
+    /// code is an error, never sent as text
+    /// (docs/channels.md#authentication-templates).
+    pub fn otp_code(&self, kind: &str) -> Option<Result<&str, ChannelError>> {
+        (self.purpose == Purpose::Otp).then(|| {
+            self.code
+                .as_deref()
+                .ok_or_else(|| ChannelError(format!("{kind}: an OTP without its code")))
+        })
+    }
+}
+
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Message")

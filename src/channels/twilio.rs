@@ -12,7 +12,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::reason;
-use super::{Channel, ChannelError, Message, Purpose, Sent};
+use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 use crate::spans::SendTraced;
 
@@ -120,13 +120,10 @@ impl TwilioChannel {
     /// = `{"1": CODE}` (never the text).
     fn content(&self, msg: &Message) -> Result<Vec<(&'static str, String)>, ChannelError> {
         let sid = self.otp_content_sid.as_ref();
-        let Some(sid) = sid.filter(|_| msg.purpose == Purpose::Otp) else {
+        let (Some(sid), Some(code)) = (sid, msg.otp_code("twilio")) else {
             return Ok(vec![("Body", msg.text.clone())]);
         };
-        let code = msg
-            .code
-            .as_deref()
-            .ok_or_else(|| ChannelError("twilio: an OTP without its code".into()))?;
+        let code = code?;
         Ok(vec![
             ("ContentSid", sid.clone()),
             (
@@ -248,6 +245,7 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     use super::*;
+    use crate::channels::Purpose;
 
     const SID: &str = "AC0123456789abcdef";
     const TOKEN: &str = "t0k3n-s3cr3t";
@@ -426,12 +424,9 @@ mod tests {
         assert_eq!(err.0, "twilio unreachable");
     }
     /// Every purpose but `otp`.
-    const NOT_OTP: [Purpose; 4] = [
-        Purpose::LoginLink,
-        Purpose::PinPrompt,
-        Purpose::Authenticated,
-        Purpose::Expired,
-    ];
+    fn not_otp() -> impl Iterator<Item = Purpose> {
+        Purpose::ALL.into_iter().filter(|p| *p != Purpose::Otp)
+    }
 
     fn otp_message() -> Message {
         let mut msg = message(Some("+15552223333"));
@@ -472,7 +467,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_purposes_with_a_content_template_still_send_the_text() {
-        for purpose in NOT_OTP {
+        for purpose in not_otp() {
             let server = accepting_server("").await;
             let mut msg = message(Some("+15552223333"));
             msg.purpose = purpose;

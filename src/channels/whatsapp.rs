@@ -14,7 +14,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message, Purpose, Sent};
+use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 
 /// The keys of a `whatsapp` channel file.
@@ -78,6 +78,10 @@ impl Kind for WhatsappConfig {
         if let Some(token) = &self.verify_token {
             required("verify_token", token.get().expose_secret())?;
         }
+        // Trimmed once, here: the sender and `chatgate whatsapp-template`
+        // use the same name.
+        self.otp_template = self.otp_template.take().map(|n| n.trim().to_string());
+        self.otp_template_language = self.otp_template_language.trim().to_string();
         if let Some(name) = &self.otp_template {
             required("otp_template", name)?;
         }
@@ -156,11 +160,12 @@ impl WhatsappChannel {
         }
     }
 
-    /// Sends every OTP as the authentication template `name` in `language`.
+    /// Sends every OTP as the authentication template `name` in `language`
+    /// (as checked: trimmed by the configuration).
     pub fn with_otp_template(mut self, name: &str, language: &str) -> Self {
         self.otp_template = Some(OtpTemplate {
-            name: name.trim().to_string(),
-            language: language.trim().to_string(),
+            name: name.to_string(),
+            language: language.to_string(),
         });
         self
     }
@@ -170,7 +175,7 @@ impl WhatsappChannel {
     /// body and in the copy-code button), else a text message.
     fn body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
         let template = self.otp_template.as_ref();
-        let Some(template) = template.filter(|_| msg.purpose == Purpose::Otp) else {
+        let (Some(template), Some(code)) = (template, msg.otp_code("whatsapp")) else {
             return Ok(json!({
                 "messaging_product": "whatsapp",
                 "to": to,
@@ -179,10 +184,7 @@ impl WhatsappChannel {
             }));
         };
         // Never the text instead: a code must not go as free text here.
-        let code = msg
-            .code
-            .as_deref()
-            .ok_or_else(|| ChannelError("whatsapp: an OTP without its code".into()))?;
+        let code = code?;
         Ok(json!({
             "messaging_product": "whatsapp",
             "to": to,
@@ -268,6 +270,7 @@ mod tests {
 
     use super::*;
     use crate::channels::provider::{answering, closed_url};
+    use crate::channels::Purpose;
 
     const TOKEN: &str = "EAAGs3cr3tT0k3n";
     const TEXT: &str = "Your code is 123456. \"Quoted\" ünïcode & more";
@@ -469,12 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_purposes_on_a_templated_channel_are_text() {
-        for purpose in [
-            Purpose::LoginLink,
-            Purpose::PinPrompt,
-            Purpose::Authenticated,
-            Purpose::Expired,
-        ] {
+        for purpose in Purpose::ALL.into_iter().filter(|p| *p != Purpose::Otp) {
             let server = answering(ResponseTemplate::new(200).set_body_json(json!({}))).await;
             let mut msg = message();
             msg.purpose = purpose;

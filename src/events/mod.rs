@@ -380,10 +380,22 @@ mod tests {
                     challenge: FailedChallenge {
                         attempts_remaining: 2,
                         challenge_id: cid,
-                        reason: None,
                     },
+                    reason: None,
                 }),
                 format!(r#"{i},"challenge":{{"attempts_remaining":2,"challenge_id":"{cid}"}}}}"#),
+            ),
+            (
+                EventData::ChallengeFailed(ChallengeFailed {
+                    challenge: FailedChallenge {
+                        attempts_remaining: 0,
+                        challenge_id: cid,
+                    },
+                    reason: Some("denied"),
+                }),
+                format!(
+                    r#"{i},"challenge":{{"attempts_remaining":0,"challenge_id":"{cid}"}},"reason":"denied"}}"#
+                ),
             ),
             (
                 EventData::ChallengeCodeRevealed(CodeRevealed {

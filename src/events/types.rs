@@ -225,17 +225,17 @@ impl AdvanceReason {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChallengeFailed {
     pub challenge: FailedChallenge,
+    /// Why an app challenge ended (docs/events.md#the-events): `denied`,
+    /// `expired`, `invalid_token`, `customer_mismatch` or `locked`; absent
+    /// for a wrong code. At `data.reason`, beside `data.challenge`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedChallenge {
     pub attempts_remaining: u32,
     pub challenge_id: Uuid,
-    /// Why an app challenge ended (docs/events.md#the-events): `denied`,
-    /// `expired`, `invalid_token`, `customer_mismatch` or `locked`; absent
-    /// for a wrong code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
 }
 
 /// `challenge.code_revealed`: whose code, and the API key that saw it

@@ -1,15 +1,17 @@
 //! Approval in the customer's own app (docs/api.md#approval-in-the-customers-app):
 //! OpenID Connect CIBA in poll mode with the team's identity provider.
 //!
-//! Starting orders reserve → ask the provider → announce, as other
-//! challenges do (a refusing provider takes the start back: 502, no send
-//! allowance used). Polling is durable: the pending approval is a record
-//! (`keys::app_poll`) and an entry `a:<interaction>:<challenge>` in the
-//! team's due queue (docs/architecture.md#time-outs), which the sweeper
-//! claims with a lease, so one instance polls it, and a restart polls on.
-//! Before it asks the token endpoint, the poller moves the entry from its
-//! lease to the next poll's time, atomically: only the instance that moved
-//! it asks, and never sooner than `interval` after the last ask.
+//! Starting orders reserve → ask the provider → schedule → announce (a
+//! provider that cannot be reached or refuses takes the start back: 502,
+//! no send allowance used). Polling is durable: the pending approval is a
+//! record (`keys::app_poll`) and an entry `a:<interaction>:<challenge>` in
+//! the team's due queue (docs/architecture.md#time-outs). The sweeper
+//! claims it with its lease and, if the challenge is still open, moves the
+//! entry to the next poll's time, atomically (the claim: only the instance
+//! that moved it asks, never sooner than `interval` after the last ask),
+//! then hands the ask to the poller (`poller.rs`), so that no provider's
+//! round trip holds up the sweep. The poller asks the token endpoint once
+//! and applies the answer.
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,21 +19,24 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::challenges::StartedChallenge;
+use super::poller::Polls;
 use super::records::{put, Loaded, Record};
 use super::work::Step;
 use super::{view, Gateway, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::{OidcConfig, Team};
 use crate::domain::app_challenge::{self, Answer, Ending, BINDING_DIGITS};
-use crate::domain::challenge::{ChallengeMethod, Delivery};
-use crate::domain::{otp, start_challenge};
+use crate::domain::challenge::{ChallengeMethod, Delivery, PastOutcome};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::otp::{self, OtpCode};
+use crate::domain::start_challenge;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
-use crate::oidc::ciba::{AuthReqId, AuthRequest, Polled, SLOW_DOWN_BY};
+use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, SLOW_DOWN_BY};
 use crate::oidc::{id_token, Metadata};
-use crate::store::{keys, IndexEntry, Op};
-use crate::time::Timestamp;
+use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::time::{Clock, Timestamp};
 
 /// The due-queue entry kind of app challenges' polls: `a:<id>:<cid>`.
 pub(super) const KIND: &str = "a";
@@ -63,18 +68,59 @@ impl Gateway {
         let oidc = team.oidc.as_ref().filter(|o| o.ciba).ok_or_else(|| {
             Error::invalid("method", "app needs ciba = true in the team's [oidc]")
         })?;
-        let meta = self.oidc.metadata(oidc, now).await.map_err(|e| {
-            super::oidc::logged(team, &e);
-            Error::Channel("the identity provider cannot be reached".into())
-        })?;
-        if meta.backchannel_authentication_endpoint.is_none() {
-            return Err(Error::invalid(
-                "method",
-                "the team's identity provider names no backchannel_authentication_endpoint",
-            ));
-        }
         let cid = Uuid::now_v7();
-        // 1. Reserve: check the subject, count the send, open the challenge.
+        let (started, code, channel) = self.reserve_app(team, id, cid, now).await?;
+        let s = team.settings_for(&channel);
+        let asked = AuthRequest {
+            login_hint: &started.login_hint,
+            binding_message: code.expose(),
+            requested_expiry: s.otp.ttl.get().as_secs(),
+        };
+        // One that cannot be reached or refuses takes the start back.
+        let accepted = match self.ask_backchannel(team, oidc, &asked, now).await {
+            Ok(a) => a,
+            Err(e) => {
+                self.take_back_app(team, id, cid, &started.previous, now)
+                    .await?;
+                return Err(e);
+            }
+        };
+        // The provider's end may be sooner.
+        let expires_at = started
+            .expires_at
+            .min(now.plus(Duration::from_secs(accepted.expires_in)));
+        let rec = self
+            .schedule_poll(team, id, cid, accepted, expires_at, now)
+            .await?
+            // Replaced while the provider was asked: no prompt, no event.
+            .ok_or(Error::ChallengeExpired)?;
+        self.announce_app(team, &rec, cid, &code, expires_at, now)
+            .await?;
+        Ok(StartedChallenge {
+            challenge_id: cid,
+            method: view::ChallengeMethod::App,
+            delivery: None,
+            channel: None,
+            expires_at,
+            attempts_allowed: 0,
+            delivered: true,
+            delivery_status: Some(view::DeliveryStatus::Accepted),
+            delivery_error: None,
+            binding_code: Some(code.expose().to_string()),
+        })
+    }
+
+    /// Reserves app challenge `cid`: checks the subject, counts the send,
+    /// opens the challenge with a fresh binding code (its refusals come
+    /// before any word with the provider). Answers the start, the code and
+    /// the interaction's channel.
+    async fn reserve_app(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        now: Timestamp,
+    ) -> Result<(app_challenge::Started, OtpCode, String)> {
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
@@ -88,43 +134,37 @@ impl Gateway {
             })
             .await?;
         let (started, code) = done.value;
-        let s = team.settings_for(&done.rec.channel);
-        let ttl = s.otp.ttl.get();
-        // 2. Ask the provider; a refusal takes the start back.
-        let asked = AuthRequest {
-            login_hint: &started.login_hint,
-            binding_message: code.expose(),
-            requested_expiry: ttl.as_secs(),
-        };
-        let accepted = match self.oidc.backchannel_request(oidc, &meta, &asked).await {
-            Ok(a) => a,
-            Err(e) => {
-                super::oidc::logged(team, &e);
-                self.take_back_app(team, id, cid, &started.previous, now)
-                    .await?;
-                return Err(Error::Channel(
-                    "the identity provider did not take the approval request".into(),
-                ));
-            }
-        };
-        // 3. The provider's end may be sooner; the first poll waits an interval.
-        let expires_at = started
-            .expires_at
-            .min(now.plus(Duration::from_secs(accepted.expires_in)));
+        Ok((started, code, done.rec.channel))
+    }
+
+    /// Schedules the polls of app challenge `cid`, which the provider
+    /// took (`accepted`): its end (`expires_at`), its pending approval's
+    /// record and its entry, due an interval from now (at most at its
+    /// end). `None`: replaced meanwhile, nothing to poll for.
+    async fn schedule_poll(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        accepted: Accepted,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<Option<InteractionRecord>> {
         let poll = StoredPoll {
             i: id,
             r: accepted.auth_req_id.0,
             v: accepted.interval,
         };
-        let first = now.plus(Duration::from_secs(accepted.interval));
+        let first = now
+            .plus(Duration::from_secs(accepted.interval))
+            .min(expires_at);
         let kept = expires_at.since(now) + KEPT_PAST_END;
         let (poll, team_id) = (&poll, &team.id);
         let done = self
             .transact(team, id, now, |w| {
                 Box::pin(async move {
                     let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == cid) else {
-                        // Replaced meanwhile: nothing to poll for.
-                        return Ok(Step::Answer(()));
+                        return Ok(Step::Answer(false));
                     };
                     c.expires_at = expires_at;
                     w.also(put(&keys::app_poll(team_id, cid), 0, poll, Some(kept))?);
@@ -134,23 +174,37 @@ impl Gateway {
                         score: first.unix_millis(),
                         ttl: kept,
                     });
-                    Ok(Step::Write(()))
+                    Ok(Step::Write(true))
                 })
             })
             .await?;
-        let rec = &done.rec;
-        // The prompt is a courtesy: the app shows the request whatever
-        // becomes of it (one log line when the chat does not take it).
+        Ok(done.value.then_some(done.rec))
+    }
+
+    /// Announces started app challenge `cid`: the `app_prompt` with the
+    /// binding `code` (a courtesy: the app shows the request whatever
+    /// becomes of it; one log line when the chat does not take it), the
+    /// metric and `challenge.created`.
+    async fn announce_app(
+        &self,
+        team: &Team,
+        rec: &InteractionRecord,
+        cid: Uuid,
+        code: &OtpCode,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<()> {
         let fill = Fill {
             code: Some(code.expose()),
             ..Fill::default()
         };
         let prompt = self.send(team, rec, &rec.channel, None, Purpose::AppPrompt, fill);
         if prompt.await.is_err() {
-            tracing::warn!(team = %team.id, interaction = %id, "the app prompt did not reach the chat");
+            tracing::warn!(team = %team.id, interaction = %rec.id, "the app prompt did not reach the chat");
         }
         metrics::counter!("chatgate_challenges_started_total", "method" => ChallengeMethod::App.as_str())
             .increment(1);
+        let s = team.settings_for(&rec.channel);
         let interaction = InteractionView::build(rec, None, s, now);
         let created = EventData::ChallengeCreated(ChallengeCreated {
             challenge: CreatedChallenge {
@@ -160,19 +214,7 @@ impl Gateway {
                 method: ChallengeMethod::App,
             },
         });
-        self.emit(created, now, &interaction).await?;
-        Ok(StartedChallenge {
-            challenge_id: cid,
-            method: view::ChallengeMethod::App,
-            delivery: None,
-            channel: None,
-            expires_at,
-            attempts_allowed: 0,
-            delivered: true,
-            delivery_status: Some(view::DeliveryStatus::Accepted),
-            delivery_error: None,
-            binding_code: Some(code.expose().to_string()),
-        })
+        self.emit(created, now, &interaction).await
     }
 
     /// `GET /v1/interactions/{id}` for an agent: with the open `app`
@@ -224,63 +266,105 @@ impl Gateway {
         .map(|_| ())
     }
 
+    /// Asks the team's provider to ask the customer (`asked`): discovery,
+    /// then the backchannel request. One that cannot be reached, or
+    /// refuses: 502; one that names no backchannel endpoint: 422.
+    async fn ask_backchannel(
+        &self,
+        team: &Team,
+        oidc: &OidcConfig,
+        asked: &AuthRequest<'_>,
+        now: Timestamp,
+    ) -> Result<Accepted> {
+        let meta = self.oidc.metadata(oidc, now).await.map_err(|e| {
+            super::oidc::logged(team, &e);
+            Error::Channel("the identity provider cannot be reached".into())
+        })?;
+        if meta.backchannel_authentication_endpoint.is_none() {
+            return Err(Error::invalid(
+                "method",
+                "the team's identity provider names no backchannel_authentication_endpoint",
+            ));
+        }
+        self.oidc
+            .backchannel_request(oidc, &meta, asked)
+            .await
+            .map_err(|e| {
+                super::oidc::logged(team, &e);
+                Error::Channel("the identity provider did not take the approval request".into())
+            })
+    }
+
     /// The sweeper's turn at app challenge poll `member`, which it holds
-    /// with the lease `lease` (ms): ends the challenge if it expired,
-    /// else moves the entry to the next poll's time and, if this instance
-    /// moved it, asks the token endpoint once and applies the answer.
-    pub(super) async fn poll_app(
+    /// with the lease `lease` (ms); `remove` takes the entry off the queue.
+    /// At the moment's time (`polls`' clock): ends the challenge if it
+    /// expired; else moves the entry to the next poll's time and, if this
+    /// instance moved it, hands the ask to the poller. A challenge replaced
+    /// by one whose start may still be taken back waits for its next turn
+    /// unasked; one that ended drops its entry and record. Never asks the
+    /// provider itself. Errors are the sweeper's (a record gone, the store,
+    /// one that cannot be read).
+    pub(super) async fn claim_app_poll(
         &self,
         team: &Team,
         member: &str,
+        remove: Op,
         lease: i64,
-        now: Timestamp,
+        polls: &Polls,
     ) -> Result<()> {
-        let queue = keys::due_queue(&team.id);
-        let remove = Op::QueueRemove {
-            key: queue.clone(),
-            member: member.to_string(),
-        };
-        let ids = member.strip_prefix(ENTRY).and_then(|r| r.split_once(':'));
-        let ids = ids.and_then(|(i, c)| Some((Uuid::parse_str(i).ok()?, Uuid::parse_str(c).ok()?)));
-        let Some((id, cid)) = ids else {
-            tracing::error!(team = %team.id, "app poll entry names no challenge; dropped");
-            self.store.commit(vec![remove]).await?;
-            return Ok(());
-        };
-        let pkey = keys::app_poll(&team.id, cid);
-        let raw = self
-            .store
-            .get(std::slice::from_ref(&pkey))
-            .await?
-            .pop()
-            .flatten();
-        let loaded = Loaded::<StoredPoll>::parse(pkey.clone(), raw)?;
-        let (Some(poll), Some(oidc)) = (loaded.value, team.oidc.as_ref().filter(|o| o.ciba)) else {
+        let now = polls.now();
+        let (id, cid) =
+            entry_ids(member).ok_or(Error::internal("an app poll entry names no challenge"))?;
+        let loaded = self.load_poll(team, cid).await?;
+        let (Some(poll), true) = (loaded.value, team.oidc.as_ref().is_some_and(|o| o.ciba)) else {
             // Gone (or CIBA switched off since): the challenge ends at its ttl.
             self.store.commit(vec![remove]).await?;
+            self.forget_poll(team, cid).await;
             return Ok(());
         };
         let pair = self.load_pair(team, id, now).await?;
-        let open = pair.rec()?.challenge.as_ref().filter(|c| c.id == cid);
-        match open {
-            // Replaced or ended: polling stops, nothing is asked.
-            None => {
-                self.store.commit(vec![remove]).await?;
-                return Ok(());
-            }
-            Some(c) if now >= c.expires_at => {
-                return self
-                    .conclude_app(team, id, cid, Answer::Expired, remove, now)
-                    .await;
-            }
-            Some(_) => {}
-        }
-        // This instance's poll, if it moves the entry from its own lease.
+        let rec = pair.rec()?;
+        let queue = keys::due_queue(&team.id);
         let held = IndexEntry {
             member: member.to_string(),
             score: lease,
         };
-        let next = now.plus(Duration::from_secs(poll.v));
+        let every = Duration::from_secs(poll.v);
+        let expires_at = match rec.challenge.as_ref().filter(|c| c.id == cid) {
+            Some(c) if now >= c.expires_at => {
+                self.conclude_app(team, id, cid, Answer::Expired, remove, now)
+                    .await?;
+                self.forget_poll(team, cid).await;
+                return Ok(());
+            }
+            Some(c) => c.expires_at,
+            None => {
+                // Replaced by a start still in flight, which a refusal takes
+                // back: its next turn, unasked. Else it ended: no more polls.
+                let replaced = rec.past_challenges.iter().rev().find(|p| p.id == cid);
+                let waits = replaced.filter(|p| p.outcome == PastOutcome::Replaced);
+                match waits.and_then(|p| p.ended.as_ref()).map(|c| c.expires_at) {
+                    Some(end) if now < end => {
+                        let next = now.plus(every).min(end);
+                        self.store
+                            .queue_move_unchanged(&queue, &[held], next.unix_millis())
+                            .await?;
+                    }
+                    _ => {
+                        self.store.commit(vec![remove]).await?;
+                        self.forget_poll(team, cid).await;
+                    }
+                }
+                return Ok(());
+            }
+        };
+        // A full (or stopped) poller: the entry stays at its lease, due again.
+        let Some(slot) = polls.slot() else {
+            tracing::debug!(team = %team.id, "app poll left for the next sweep: the poller is full");
+            return Ok(());
+        };
+        // The claim: this instance asks if it moves the entry from its lease.
+        let next = now.plus(every).min(expires_at);
         if self
             .store
             .queue_move_unchanged(&queue, &[held], next.unix_millis())
@@ -288,6 +372,68 @@ impl Gateway {
             == 0
         {
             return Ok(());
+        }
+        let claimed = ClaimedPoll {
+            team: team.id.clone(),
+            id,
+            cid,
+            member: member.to_string(),
+            claimed_at: now,
+            due: next,
+            expires_at,
+            poll,
+            version: loaded.version,
+        };
+        slot.hand(Box::new(move |gw, clock| {
+            Box::pin(async move { gw.ask_app(claimed, clock.as_ref()).await })
+        }));
+        Ok(())
+    }
+
+    /// The poller's ask for a claimed poll: logs what fails (the entry
+    /// already waits at the next poll's time, which asks again).
+    async fn ask_app(&self, claimed: ClaimedPoll, clock: &dyn Clock) {
+        let Some(team) = self.config.teams.get(&claimed.team) else {
+            return;
+        };
+        let Some(oidc) = team.oidc.as_ref().filter(|o| o.ciba) else {
+            return;
+        };
+        match self.ask_claimed(team, oidc, claimed, clock).await {
+            Ok(()) | Err(Error::StoreUnavailable) => {}
+            Err(e) => tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry"),
+        }
+    }
+
+    /// Asks the token endpoint once for `claimed`, if its challenge is
+    /// still open now, and applies the answer, each step at the clock's
+    /// time of the moment.
+    async fn ask_claimed(
+        &self,
+        team: &Team,
+        oidc: &OidcConfig,
+        mut claimed: ClaimedPoll,
+        clock: &dyn Clock,
+    ) -> Result<()> {
+        let now = clock.now();
+        let (id, cid) = (claimed.id, claimed.cid);
+        // Still the open challenge, now that this instance holds the poll?
+        let pair = self.load_pair(team, id, now).await?;
+        let open = pair.rec()?.challenge.as_ref();
+        if !open.is_some_and(|c| c.id == cid && now < c.expires_at) {
+            return Ok(());
+        }
+        // Asked later than claimed: the next poll is an interval from now.
+        if now > claimed.claimed_at {
+            let later = now
+                .plus(Duration::from_secs(claimed.poll.v))
+                .min(claimed.expires_at);
+            if later > claimed.due {
+                if self.move_poll(team, &claimed, later).await? == 0 {
+                    return Ok(());
+                }
+                claimed.due = later;
+            }
         }
         let meta = match self.oidc.metadata(oidc, now).await {
             Ok(m) => m,
@@ -298,52 +444,92 @@ impl Gateway {
         };
         let polled = self
             .oidc
-            .poll_token(oidc, &meta, &AuthReqId(poll.r.clone()))
+            .poll_token(oidc, &meta, &AuthReqId(claimed.poll.r.clone()))
             .await;
         let answer = match polled {
             Ok(Polled::Pending) => return Ok(()),
-            Ok(Polled::SlowDown) => {
-                let slower = StoredPoll {
-                    v: poll.v + SLOW_DOWN_BY,
-                    ..poll
-                };
-                let kept = loaded_ttl(&pair, cid, now);
-                let op = put(&pkey, loaded.version, &slower, Some(kept))?;
-                self.store.commit(vec![op]).await?;
-                let at = IndexEntry {
-                    member: member.to_string(),
-                    score: next.unix_millis(),
-                };
-                let later = now.plus(Duration::from_secs(slower.v));
-                self.store
-                    .queue_move_unchanged(&queue, &[at], later.unix_millis())
-                    .await?;
-                return Ok(());
-            }
+            Ok(Polled::SlowDown) => return self.slow_down(team, &claimed, clock.now()).await,
             Ok(Polled::Denied) => Answer::Denied,
             Ok(Polled::Expired) => Answer::Expired,
-            Ok(Polled::IdToken(token)) => self.app_answer(team, oidc, &meta, &token, now).await,
+            // Issued, so never issued again: the challenge fails at once.
+            Ok(Polled::Unusable) => {
+                tracing::warn!(team = %team.id, "the identity provider's token answer holds no usable id_token");
+                Answer::InvalidToken
+            }
+            Ok(Polled::IdToken(token)) => self.app_answer(team, oidc, &meta, &token, clock).await,
             // A failing provider: the next poll asks again.
             Err(e) => {
                 super::oidc::logged(team, &e);
                 return Ok(());
             }
         };
-        self.conclude_app(team, id, cid, answer, remove, now).await
+        let remove = remove_op(team, &claimed.member);
+        let done = self
+            .conclude_app(team, id, cid, answer, remove, clock.now())
+            .await;
+        match done {
+            // Gone: its entry's next turn drops it.
+            Ok(()) | Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.forget_poll(team, cid).await;
+        Ok(())
+    }
+
+    /// Moves claimed poll's entry from where it waits to `to`; how many
+    /// moved (0: taken meanwhile).
+    async fn move_poll(&self, team: &Team, claimed: &ClaimedPoll, to: Timestamp) -> Result<usize> {
+        let at = IndexEntry {
+            member: claimed.member.clone(),
+            score: claimed.due.unix_millis(),
+        };
+        let queue = keys::due_queue(&team.id);
+        Ok(self
+            .store
+            .queue_move_unchanged(&queue, &[at], to.unix_millis())
+            .await?)
+    }
+
+    /// `slow_down`: the interval grows by [`SLOW_DOWN_BY`] for this and
+    /// every later poll, in one commit with the entry's move. A poll that
+    /// ended meanwhile (its record changed or gone) is left as it is.
+    async fn slow_down(&self, team: &Team, claimed: &ClaimedPoll, now: Timestamp) -> Result<()> {
+        let slower = StoredPoll {
+            v: claimed.poll.v + SLOW_DOWN_BY,
+            ..claimed.poll.clone()
+        };
+        let later = now
+            .plus(Duration::from_secs(slower.v))
+            .min(claimed.expires_at);
+        let kept = claimed.expires_at.since(now) + KEPT_PAST_END;
+        let pkey = keys::app_poll(&team.id, claimed.cid);
+        let ops = vec![
+            put(&pkey, claimed.version, &slower, Some(kept))?,
+            Op::QueueAdd {
+                key: keys::due_queue(&team.id),
+                member: claimed.member.clone(),
+                score: later.unix_millis(),
+                ttl: kept,
+            },
+        ];
+        match self.store.commit(ops).await? {
+            Commit::Applied | Commit::Conflict { .. } => Ok(()),
+        }
     }
 
     /// What an approval's ID token proves: checked as the hosted login's
-    /// (docs/api.md#hosted-login-openid-connect), without a nonce.
+    /// (docs/api.md#hosted-login-openid-connect), without a nonce, at the
+    /// time of the check.
     async fn app_answer(
         &self,
         team: &Team,
         oidc: &OidcConfig,
         meta: &Metadata,
         token: &str,
-        now: Timestamp,
+        clock: &dyn Clock,
     ) -> Answer {
         let checked = async {
-            let claims = self.provider_token(oidc, meta, token, now).await?;
+            let claims = self.provider_token(oidc, meta, token, clock.now()).await?;
             let expect = id_token::Expect {
                 issuer: &oidc.issuer,
                 client_id: &oidc.client_id,
@@ -352,7 +538,7 @@ impl Gateway {
                 acr_values: &oidc.acr_values,
                 customer_claim: &oidc.customer_claim,
             };
-            let proven = id_token::check_login_claims(&claims, &expect, now)?;
+            let proven = id_token::check_login_claims(&claims, &expect, clock.now())?;
             super::oidc::customer(proven)
         };
         match checked.await {
@@ -375,50 +561,92 @@ impl Gateway {
         remove: Op,
         now: Timestamp,
     ) -> Result<()> {
-        let (answer, remove_op) = (&answer, &remove);
-        let done = self
-            .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    w.also(remove_op.clone());
-                    let s = w.settings;
-                    let (rec, subject) = w.records();
-                    match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
-                        Ending::Authenticated => w.announce_authenticated(),
-                        Ending::Ended { reason, failure } => {
-                            w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                                challenge: FailedChallenge {
-                                    attempts_remaining: 0,
-                                    challenge_id: cid,
-                                    reason: Some(reason),
-                                },
-                            }));
-                            if let Some(f) = &failure {
-                                w.emit_lockout(f);
-                            }
+        let (answer, remove) = (&answer, &remove);
+        self.transact(team, id, now, |w| {
+            Box::pin(async move {
+                w.also(remove.clone());
+                let s = w.settings;
+                let (rec, subject) = w.records();
+                match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
+                    Ending::Authenticated => w.announce_authenticated(),
+                    Ending::Ended { reason, failure } => {
+                        w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                            challenge: FailedChallenge {
+                                attempts_remaining: 0,
+                                challenge_id: cid,
+                            },
+                            reason: Some(reason),
+                        }));
+                        if let Some(f) = &failure {
+                            w.emit_lockout(f);
                         }
-                        Ending::Gone => {}
                     }
-                    Ok(Step::Write(()))
-                })
+                    Ending::Gone => {}
+                }
+                Ok(Step::Write(()))
             })
-            .await;
-        match done {
-            Ok(_) => Ok(()),
-            Err(Error::NotFound(_)) => {
-                self.store.commit(vec![remove]).await?;
-                Ok(())
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// The pending approval of challenge `cid` as stored.
+    async fn load_poll(&self, team: &Team, cid: Uuid) -> Result<Loaded<StoredPoll>> {
+        let pkey = keys::app_poll(&team.id, cid);
+        let raw = self
+            .store
+            .get(std::slice::from_ref(&pkey))
+            .await?
+            .pop()
+            .flatten();
+        Loaded::<StoredPoll>::parse(pkey, raw)
+    }
+
+    /// Deletes the pending approval of ended challenge `cid` (its
+    /// `auth_req_id`) once its entry is gone. Best effort: its TTL ends it
+    /// otherwise.
+    async fn forget_poll(&self, team: &Team, cid: Uuid) {
+        let forgotten = async {
+            let loaded = self.load_poll(team, cid).await?;
+            if loaded.value.is_some() {
+                let op = Op::Delete {
+                    key: loaded.key,
+                    expected: loaded.version,
+                };
+                self.store.commit(vec![op]).await?;
             }
-            Err(e) => Err(e),
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = forgotten.await {
+            tracing::debug!(team = %team.id, error = %e, "an ended app poll's record is left to its ttl");
         }
     }
 }
 
-/// How long a pending approval is kept from `now`: past its challenge's end.
-fn loaded_ttl(pair: &super::records::Pair, cid: Uuid, now: Timestamp) -> Duration {
-    let end = pair
-        .rec()
-        .ok()
-        .and_then(|r| r.challenge.as_ref().filter(|c| c.id == cid))
-        .map_or(now, |c| c.expires_at);
-    end.since(now) + KEPT_PAST_END
+/// A poll the sweeper claimed, for the poller to ask: its entry `member`
+/// waits at `due` (the next poll's time, moved there at `claimed_at`).
+struct ClaimedPoll {
+    team: String,
+    id: Uuid,
+    cid: Uuid,
+    member: String,
+    claimed_at: Timestamp,
+    due: Timestamp,
+    expires_at: Timestamp,
+    poll: StoredPoll,
+    version: u64,
+}
+
+/// The interaction and challenge an entry `a:<id>:<cid>` names.
+fn entry_ids(member: &str) -> Option<(Uuid, Uuid)> {
+    let (i, c) = member.strip_prefix(ENTRY)?.split_once(':')?;
+    Some((Uuid::parse_str(i).ok()?, Uuid::parse_str(c).ok()?))
+}
+
+/// The op that takes entry `member` off `team`'s due queue.
+fn remove_op(team: &Team, member: &str) -> Op {
+    Op::QueueRemove {
+        key: keys::due_queue(&team.id),
+        member: member.to_string(),
+    }
 }

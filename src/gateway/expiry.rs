@@ -12,6 +12,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::outbox::Notice;
+use super::poller::Polls;
 use super::work::Step;
 use super::{Gateway, Live};
 use crate::config::Team;
@@ -34,11 +35,13 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 pub struct Sweeper {
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
+    /// Where claimed app polls go to be asked (never asked here).
+    polls: Polls,
 }
 
 impl Sweeper {
-    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> Self {
-        Sweeper { live, clock }
+    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>, polls: Polls) -> Self {
+        Sweeper { live, clock, polls }
     }
 
     /// Runs until `shutdown` resolves.
@@ -54,7 +57,7 @@ impl Sweeper {
                     // Each team's sweep reads the clock anew: the teams
                     // before it may have taken longer than a lease.
                     for team in gw.config.teams.values() {
-                        match sweep_team(&gw, team, self.clock.now()).await {
+                        match sweep_team(&gw, team, self.clock.now(), &self.polls).await {
                             // An outage is the store's own log's to tell (once).
                             Ok(()) | Err(Error::StoreUnavailable) => {}
                             Err(e) => {
@@ -81,22 +84,16 @@ async fn handle(
     remove: Op,
     lease: i64,
     now: Timestamp,
+    polls: &Polls,
 ) -> Option<Result<()>> {
     let (kind, key) = member.split_once(':')?;
     Some(match kind {
         // `x:<id>`; `n:<id>`, an earlier version's notice entry, is handled
         // the same way: as what is due when it comes.
         "x" | "n" => announce_due(gw, team, Uuid::parse_str(key).ok()?, remove, now).await,
-        // An app challenge's poll (`ciba.rs`), held with `lease`: it moves
-        // its own entry, so a provider's error leaves it for the next poll.
-        super::ciba::KIND => match gw.poll_app(team, member, lease, now).await {
-            Err(e @ Error::StoreUnavailable) => Err(e),
-            Err(e) => {
-                tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry");
-                Ok(())
-            }
-            Ok(()) => Ok(()),
-        },
+        // An app challenge's poll (`ciba.rs`), held with `lease`: claimed
+        // here, asked by the poller (never awaited here).
+        super::ciba::KIND => gw.claim_app_poll(team, member, remove, lease, polls).await,
         // A delivery ladder's step timed out (`ladder.rs`): the ladder
         // moves on, or stays where it cannot.
         super::ladder::KIND => {
@@ -145,7 +142,7 @@ impl Lease {
 /// [`RETRY`], behind the others, which go on; two failures in a row (an
 /// outage) hand the rest back as due. One that can never be handled is
 /// quarantined.
-async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp) -> Result<()> {
+async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp, polls: &Polls) -> Result<()> {
     let store = gw.store.as_ref();
     let index = keys::due_queue(&team.id);
     let mut rounds = 0;
@@ -169,7 +166,8 @@ async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp) -> Result<()> {
                 key: index.clone(),
                 member: entry.member.clone(),
             };
-            let Some(handled) = handle(gw, team, &entry.member, remove.clone(), lease, now).await
+            let Some(handled) =
+                handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await
             else {
                 tracing::error!(team = %team.id, "due entry names no interaction; dropped");
                 store.commit(vec![remove]).await?;

@@ -18,6 +18,7 @@ mod login;
 mod oidc;
 mod oidc_logout;
 mod outbox;
+mod poller;
 mod receipts;
 mod recognition;
 mod record_locks;
@@ -48,6 +49,7 @@ pub use login::{
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;
 pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
+pub use poller::{Poller, Polls};
 pub use receipts::Receipt;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use ssf::SsfRefusal;

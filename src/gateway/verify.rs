@@ -67,8 +67,8 @@ impl Gateway {
                                 challenge: FailedChallenge {
                                     attempts_remaining: *attempts_remaining,
                                     challenge_id: cid,
-                                    reason: None,
                                 },
+                                reason: None,
                             }));
                             w.emit_lockout(failure);
                         }

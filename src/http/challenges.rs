@@ -95,7 +95,9 @@ raw_schema!(NewChallenge);
 /// (shown by the customer's app too) and `delivery` null; a team without
 /// CIBA, an interaction without `customer_ref`, or a provider without a
 /// backchannel authentication endpoint is 422; a provider that refuses or
-/// cannot be reached is 502. A delivery failure is 502 and uses no send allowance.
+/// cannot be reached is 502 (after the 404, 422, 423, 403 and 429 refusals);
+/// an `app` challenge replaced while its provider was asked is 410. A
+/// delivery failure is 502 and uses no send allowance.
 /// A destination the team's `otp.destinations`, `otp.sms_regions` or
 /// `otp.sms_number_types` refuses is 403 `forbidden` (a number that is not a
 /// valid one where those lists apply, 422): nothing is sent, counted or
@@ -110,7 +112,7 @@ raw_schema!(NewChallenge);
                       parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
                   ("read" = (operation_id = "read_challenge",
                       parameters(("id" = "$request.path.id"), ("cid" = "$response.body#/challenge_id")))),
-              )), ApiKeyErrors, E403, E404, E409, E423, E429, E502,
+              )), ApiKeyErrors, E403, E404, E409, E410, E423, E429, E502,
               JsonBodyErrors))]
 async fn start(
     State(st): State<AppState>,

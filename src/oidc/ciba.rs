@@ -7,10 +7,9 @@
 //! pending approval: it is never logged, and `Debug` hides it.
 use std::fmt;
 
-use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-use super::provider::{capped, failed, reachable, without_url, Metadata, Providers, TIMEOUT};
+use super::provider::{capped, failed, reachable, without_url, Metadata, Providers};
 use super::OidcError;
 use crate::config::OidcConfig;
 use crate::spans::SendTraced;
@@ -66,11 +65,9 @@ pub enum Polled {
     Expired,
     /// The customer approved: the ID token, to check.
     IdToken(String),
-}
-
-/// RFC 6749 2.3.1: both are form-encoded before basic auth.
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    /// A 2xx answer without a readable `id_token`: the token was issued
+    /// (and is never issued again), but proves nothing.
+    Unusable,
 }
 
 /// An error answer's `error` (RFC 6749 5.2).
@@ -80,17 +77,6 @@ struct ErrorAnswer {
 }
 
 impl Providers {
-    fn client_post(&self, oidc: &OidcConfig, url: &url::Url) -> reqwest::RequestBuilder {
-        self.http
-            .post(url.clone())
-            .timeout(TIMEOUT)
-            .basic_auth(
-                enc(&oidc.client_id),
-                Some(enc(oidc.client_secret.expose_secret())),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-    }
-
     /// POSTs the backchannel authentication request: `scope` (the team's
     /// scopes, `openid` first), `login_hint`, `binding_message`,
     /// `requested_expiry`. A provider without the endpoint, one that
@@ -149,9 +135,10 @@ impl Providers {
         })
     }
 
-    /// Polls the token endpoint for `auth_req_id`. An answer the gateway
-    /// cannot use (a failing provider, another error): `Provider`, and the
-    /// next poll asks again.
+    /// Polls the token endpoint for `auth_req_id`. A 2xx without a
+    /// readable `id_token`: [`Polled::Unusable`]. An error answer the
+    /// gateway cannot use (a failing provider, another error): `Provider`,
+    /// and the next poll asks again.
     pub async fn poll_token(
         &self,
         oidc: &OidcConfig,
@@ -173,12 +160,9 @@ impl Providers {
         let status = res.status();
         let body = capped(WHAT, res).await?;
         if status.is_success() {
-            let answer: TokenAnswer =
-                serde_json::from_slice(&body).map_err(|_| failed(WHAT, "unreadable answer"))?;
-            return answer
-                .id_token
-                .map(Polled::IdToken)
-                .ok_or_else(|| failed(WHAT, "no id_token in its answer"));
+            let answer = serde_json::from_slice::<TokenAnswer>(&body).ok();
+            let token = answer.and_then(|a| a.id_token).filter(|t| !t.is_empty());
+            return Ok(token.map_or(Polled::Unusable, Polled::IdToken));
         }
         let error = serde_json::from_slice::<ErrorAnswer>(&body).map(|e| e.error);
         match error.as_deref() {

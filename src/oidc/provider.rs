@@ -78,11 +78,17 @@ impl MetadataWire {
             )?,
             token_endpoint: endpoint("token_endpoint", &self.token_endpoint)?,
             jwks_uri: endpoint("jwks_uri", &self.jwks_uri)?,
+            // Optional, and only CIBA's: a malformed one is none (an app
+            // challenge is then refused), never the hosted login's end.
             backchannel_authentication_endpoint: self
                 .backchannel_authentication_endpoint
                 .as_deref()
-                .map(|u| endpoint("backchannel_authentication_endpoint", u))
-                .transpose()?,
+                .and_then(|u| {
+                    let parsed = endpoint("backchannel_authentication_endpoint", u);
+                    parsed
+                        .map_err(|e| tracing::warn!(issuer = %issuer, reason = %e, "discovery's backchannel_authentication_endpoint ignored"))
+                        .ok()
+                }),
             issuer: self.issuer,
             authorization_response_iss_parameter_supported: self
                 .authorization_response_iss_parameter_supported,
@@ -282,6 +288,21 @@ impl Providers {
         find(&cached.keys).ok_or(OidcError::Unverified("a kid not in the key set"))
     }
 
+    /// A POST to one of the provider's endpoints with the client's
+    /// credentials (`client_secret_basic`) that reads JSON.
+    pub(super) fn client_post(&self, oidc: &OidcConfig, url: &Url) -> reqwest::RequestBuilder {
+        // RFC 6749 2.3.1: both are form-encoded before basic auth.
+        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        self.http
+            .post(url.clone())
+            .timeout(TIMEOUT)
+            .basic_auth(
+                enc(&oidc.client_id),
+                Some(enc(oidc.client_secret.expose_secret())),
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+    }
+
     /// Exchanges `code` at the token endpoint (`client_secret_basic`, with
     /// the PKCE verifier) and returns the ID token.
     pub async fn exchange(
@@ -296,18 +317,9 @@ impl Providers {
         struct TokenAnswer {
             id_token: Option<String>,
         }
-        // RFC 6749 2.3.1: both are form-encoded before basic auth.
-        let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let endpoint = reachable("token_endpoint", &meta.token_endpoint, &meta.issuer)?;
         let res = self
-            .http
-            .post(endpoint.clone())
-            .timeout(TIMEOUT)
-            .basic_auth(
-                enc(&oidc.client_id),
-                Some(enc(oidc.client_secret.expose_secret())),
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
+            .client_post(oidc, endpoint)
             .form(&[
                 ("grant_type", "authorization_code"),
                 ("code", code),
@@ -346,4 +358,36 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(backchannel: Option<&str>) -> MetadataWire {
+        MetadataWire {
+            issuer: "https://idp.example".into(),
+            authorization_endpoint: "https://idp.example/authorize".into(),
+            token_endpoint: "https://idp.example/token".into(),
+            jwks_uri: "https://idp.example/jwks".into(),
+            authorization_response_iss_parameter_supported: false,
+            backchannel_authentication_endpoint: backchannel.map(String::from),
+        }
+    }
+
+    #[test]
+    fn a_malformed_backchannel_endpoint_is_none_and_login_goes_on() {
+        for bad in ["not a url", "ftp://idp.example/bc"] {
+            let meta = wire(Some(bad)).checked("https://idp.example").unwrap();
+            assert!(meta.backchannel_authentication_endpoint.is_none());
+        }
+        let meta = wire(Some("https://idp.example/bc"))
+            .checked("https://idp.example")
+            .unwrap();
+        assert_eq!(
+            meta.backchannel_authentication_endpoint.unwrap().as_str(),
+            "https://idp.example/bc"
+        );
+        assert!(wire(None).checked("https://idp.example").is_ok());
+    }
 }

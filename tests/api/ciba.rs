@@ -68,7 +68,8 @@ async fn tick(app: &TestApp, secs: u64) {
     tokio::time::sleep(SETTLE).await;
 }
 
-/// The next `challenge.failed` of an app challenge (one with a `reason`).
+/// The next `challenge.failed` of an app challenge (one with a `reason`,
+/// at `data.reason`, beside `data.challenge`).
 async fn challenge_failed(app: &mut TestApp) -> Value {
     loop {
         let e = app
@@ -76,8 +77,9 @@ async fn challenge_failed(app: &mut TestApp) -> Value {
             .await
             .expect("challenge.failed");
         let data = event_data(&e);
-        if !data["challenge"]["reason"].is_null() {
+        if !data["reason"].is_null() {
             assert_eq!(data["challenge"]["attempts_remaining"], 0);
+            assert!(data["challenge"].get("reason").is_none(), "{data}");
             return data;
         }
     }
@@ -283,6 +285,11 @@ async fn an_unreachable_provider_is_502_and_counts_nothing(backend: Backend) {
     let Some(app) = spawn_with(backend, setup).await else {
         return;
     };
+    // What is refused without the provider comes first: no 502 hides it.
+    let anon = interaction(&app, None).await;
+    assert_problem(start_app(&app, &anon).await, 422, "invalid_request").await;
+    let unknown = uuid::Uuid::now_v7().to_string();
+    assert_eq!(start_app(&app, &unknown).await.status(), 404);
     let id = interaction(&app, Some("cust-42")).await;
     for _ in 0..2 {
         assert_problem(start_app(&app, &id).await, 502, "channel_error").await;
@@ -321,7 +328,7 @@ async fn denial_expiry_and_slow_down(backend: Backend) {
     idp.approval(Approval::Deny);
     tick(&app, 10).await;
     let e = challenge_failed(&mut app).await;
-    assert_eq!(e["challenge"]["reason"], "denied");
+    assert_eq!(e["reason"], "denied");
     assert_eq!(e["challenge"]["challenge_id"], cid.as_str());
     assert_eq!(read(&app, &id, &cid).await["state"], "denied");
     assert_eq!(app.get(&id).await["status"], "unauthenticated");
@@ -335,7 +342,7 @@ async fn denial_expiry_and_slow_down(backend: Backend) {
     idp.approval(Approval::Expired);
     tick(&app, 5).await;
     let e = challenge_failed(&mut app).await;
-    assert_eq!(e["challenge"]["reason"], "expired");
+    assert_eq!(e["reason"], "expired");
     assert_eq!(read(&app, &id, &cid).await["state"], "expired");
     // The challenge's own expiry: the customer never answers.
     idp.approval(Approval::Pending);
@@ -344,7 +351,7 @@ async fn denial_expiry_and_slow_down(backend: Backend) {
     let polls = idp.ciba_polls();
     app.advance(121);
     let e = challenge_failed(&mut app).await;
-    assert_eq!(e["challenge"]["reason"], "expired");
+    assert_eq!(e["reason"], "expired");
     assert_eq!(read(&app, &id, &cid).await["state"], "expired");
     assert_eq!(
         idp.ciba_polls(),
@@ -365,20 +372,36 @@ async fn what_the_token_proves_is_checked(backend: Backend) {
     idp.approval(Approval::Approve);
     tick(&app, 5).await;
     let e = challenge_failed(&mut app).await;
-    assert_eq!(e["challenge"]["reason"], "invalid_token");
+    assert_eq!(e["reason"], "invalid_token");
     assert_eq!(
         read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
         "failed"
     );
     let failures = crate::oidc::failures(&app, "cust-42").await;
     assert_eq!(failures, 0);
+    // A 200 without an ID token (the request is used up): failed at once.
+    idp.misbehave(Misbehave::None);
+    idp.approval(Approval::ApproveWithoutIdToken);
+    let c = started(&app, &id).await;
+    tick(&app, 5).await;
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["reason"], "invalid_token");
+    assert_eq!(
+        read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
+        "failed"
+    );
+    assert_eq!(crate::oidc::failures(&app, "cust-42").await, 0);
+    let polls = idp.ciba_polls();
+    tick(&app, 5).await;
+    assert_eq!(idp.ciba_polls(), polls, "not asked again");
+    idp.approval(Approval::Approve);
     // Another customer approved: failed, a failure counted.
     idp.misbehave(Misbehave::None);
     idp.sign_in_as("cust-7");
     let c = started(&app, &id).await;
     tick(&app, 5).await;
     let e = challenge_failed(&mut app).await;
-    assert_eq!(e["challenge"]["reason"], "customer_mismatch");
+    assert_eq!(e["reason"], "customer_mismatch");
     assert_eq!(
         read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
         "failed"
@@ -395,7 +418,7 @@ async fn what_the_token_proves_is_checked(backend: Backend) {
     idp.approval(Approval::Approve);
     tick(&app, 5).await;
     let e = challenge_failed(&mut app).await;
-    assert_eq!(e["challenge"]["reason"], "locked");
+    assert_eq!(e["reason"], "locked");
     assert_eq!(
         read(&app, &id, c["challenge_id"].as_str().unwrap()).await["state"],
         "failed"
@@ -441,6 +464,172 @@ async fn a_new_challenge_stops_the_poll(backend: Backend) {
     );
 }
 
+async fn a_hanging_provider_delays_no_expiry(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let other = interaction(&app, Some("cust-7")).await;
+    app.authenticate(&other, "cust-7").await;
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    idp.approval(Approval::Hang);
+    tick(&app, 5).await;
+    until("the poll is held", || async { idp.ciba_hanging() == 1 }).await;
+    // The other interaction's authentication ends (the app challenge too):
+    // announced while the provider still holds the poll.
+    app.advance(30 * 60 + 1);
+    let (mut expired, mut failed) = (None, None);
+    while expired.is_none() || failed.is_none() {
+        let e = tokio::time::timeout(Duration::from_secs(10), app.events.recv())
+            .await
+            .expect("interaction.expired and challenge.failed")
+            .unwrap();
+        match e.kind.as_str() {
+            "interaction.expired" => expired = Some(event_data(&e)),
+            "challenge.failed" => failed = Some(event_data(&e)),
+            _ => {}
+        }
+    }
+    assert_eq!(idp.ciba_hanging(), 1, "announced while the poll hangs");
+    assert_eq!(expired.unwrap()["interaction"]["id"], other.as_str());
+    // The app challenge's own end neither waits for the poll.
+    let failed = failed.unwrap();
+    assert_eq!(failed["reason"], "expired");
+    assert_eq!(failed["challenge"]["challenge_id"], cid.as_str());
+}
+
+async fn a_refused_replacement_leaves_the_app_challenge_polled(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    // A second app challenge replaces it while the provider takes its time,
+    // and the first one's poll comes due meanwhile; then the provider
+    // refuses the second, whose start is taken back.
+    idp.refuse_ciba(true);
+    idp.ciba_delay(Duration::from_millis(1500));
+    let meanwhile = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.advance(5);
+    };
+    let (res, ()) = tokio::join!(start_app(&app, &id), meanwhile);
+    assert_problem(res, 502, "channel_error").await;
+    assert_eq!(read(&app, &id, &cid).await["state"], "open");
+    // Reopened, it is polled on: the approval authenticates.
+    idp.refuse_ciba(false);
+    idp.ciba_delay(Duration::ZERO);
+    idp.approval(Approval::Approve);
+    tick(&app, 5).await;
+    until("authenticated", || async {
+        app.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+}
+
+async fn a_challenge_replaced_during_its_start_is_not_announced(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    idp.ciba_delay(Duration::from_millis(1000));
+    let otp = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        app.start_otp(&id).await
+    };
+    let (res, _) = tokio::join!(start_app(&app, &id), otp);
+    assert_problem(res, 410, "challenge_expired").await;
+    let msgs = app.chat_messages().await;
+    assert!(!msgs.iter().any(|m| m["purpose"] == "app_prompt"));
+    while let Some(e) = app
+        .next_event("challenge.created", Duration::from_millis(500))
+        .await
+    {
+        assert_eq!(event_data(&e)["challenge"]["method"], "otp");
+    }
+    assert_eq!(app.get(&id).await["open_challenge"]["method"], "otp");
+}
+
+async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    idp.ciba_timing(Some(200), 120);
+    let id = interaction(&app, Some("cust-42")).await;
+    started(&app, &id).await;
+    app.advance(121);
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["reason"], "expired");
+    assert_eq!(idp.ciba_polls(), 0);
+}
+
+/// Whether `id`'s app challenge `cid` still has its poll entry, and its
+/// pending approval's record.
+async fn poll_kept(app: &TestApp, id: &str, cid: &str) -> (bool, bool) {
+    use chatgate::store::keys;
+    let store = &app.gateway.store;
+    let member = format!("a:{id}:{cid}");
+    let queued = store
+        .index_desc(&keys::due_queue("acme"), None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .any(|e| e.member == member);
+    let key = keys::app_poll("acme", cid.parse().unwrap());
+    let record = store.get(&[key]).await.unwrap()[0].is_some();
+    (queued, record)
+}
+
+async fn an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined(backend: Backend) {
+    use chatgate::store::{keys, Op};
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    assert_eq!(poll_kept(&app, &id, &cid).await, (true, true));
+    // Denied: the entry and the auth_req_id's record go with it.
+    idp.approval(Approval::Deny);
+    tick(&app, 5).await;
+    until("denied", || async {
+        read(&app, &id, &cid).await["state"] == "denied"
+    })
+    .await;
+    until("the poll forgotten", || async {
+        poll_kept(&app, &id, &cid).await == (false, false)
+    })
+    .await;
+    // A record this gateway cannot read: the entry is quarantined, not
+    // left to come due every lease.
+    idp.approval(Approval::Pending);
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let key = keys::app_poll("acme", cid.parse().unwrap());
+    let store = &app.gateway.store;
+    let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .version;
+    let garbage = Op::Put {
+        key,
+        expected: version,
+        version: chatgate::store::fresh_version(),
+        value: "{not json".into(),
+        ttl: Some(Duration::from_secs(600)),
+        companion: None,
+    };
+    store.commit(vec![garbage]).await.unwrap();
+    tick(&app, 5).await;
+    until("the entry quarantined", || async {
+        !poll_kept(&app, &id, &cid).await.0
+    })
+    .await;
+    assert_eq!(idp.ciba_polls(), 1, "only the denied one was asked");
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -461,6 +650,11 @@ on_both_stores!(
     denial_expiry_and_slow_down,
     what_the_token_proves_is_checked,
     a_new_challenge_stops_the_poll,
+    a_hanging_provider_delays_no_expiry,
+    a_refused_replacement_leaves_the_app_challenge_polled,
+    a_challenge_replaced_during_its_start_is_not_announced,
+    an_interval_past_the_end_still_ends_it_in_time,
+    an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined,
 );
 
 /// A second instance on the same Redis, on the same provider, its clock

@@ -128,6 +128,10 @@ pub enum Approval {
     SlowDown,
     /// `expired_token`.
     Expired,
+    /// A 200 answer without an `id_token` (the request is used up).
+    ApproveWithoutIdToken,
+    /// The token endpoint never answers (until the gateway gives up).
+    Hang,
 }
 
 /// The CIBA side of the provider (poll mode).
@@ -143,6 +147,11 @@ struct Ciba {
     requests: HashMap<String, String>,
     /// Every request it saw: (gateway clock ms, what, form).
     seen: Vec<(i64, &'static str, HashMap<String, String>)>,
+    /// Token requests it holds without answering ([`Approval::Hang`]),
+    /// until the gateway drops them.
+    hanging: usize,
+    /// How long (real time) the backchannel endpoint takes to answer.
+    bc_delay: std::time::Duration,
 }
 
 /// One request the CIBA side saw.
@@ -200,6 +209,8 @@ impl FakeIdp {
                     approval: Approval::Pending,
                     requests: HashMap::new(),
                     seen: Vec::new(),
+                    hanging: 0,
+                    bc_delay: std::time::Duration::ZERO,
                 },
             })),
         };
@@ -305,6 +316,16 @@ impl FakeIdp {
         })
     }
     /// How many polls of the token endpoint it saw.
+    /// The backchannel endpoint answers after `delay` (real time).
+    pub fn ciba_delay(&self, delay: std::time::Duration) {
+        self.with(|i| i.ciba.bc_delay = delay);
+    }
+
+    /// How many token requests it holds unanswered now.
+    pub fn ciba_hanging(&self) -> usize {
+        self.with(|i| i.ciba.hanging)
+    }
+
     pub fn ciba_polls(&self) -> usize {
         self.ciba_seen()
             .iter()
@@ -338,11 +359,17 @@ async fn bc_authorize(
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
     let err = |status: StatusCode, e: &str| (status, Json(json!({"error": e}))).into_response();
-    let (refuses, interval, expires_in) = idp.with(|i| {
+    let (refuses, interval, expires_in, delay) = idp.with(|i| {
         let at = now_ms(i);
         i.ciba.seen.push((at, "bc-authorize", form.clone()));
-        (i.ciba.refuses, i.ciba.interval, i.ciba.expires_in)
+        (
+            i.ciba.refuses,
+            i.ciba.interval,
+            i.ciba.expires_in,
+            i.ciba.bc_delay,
+        )
     });
+    tokio::time::sleep(delay).await;
     if !client_ok(&headers) {
         return err(StatusCode::UNAUTHORIZED, "invalid_client");
     }
@@ -360,6 +387,24 @@ async fn bc_authorize(
         answer["interval"] = json!(v);
     }
     Json(answer).into_response()
+}
+
+/// Holds a CIBA poll unanswered, counted in `hanging` until the gateway
+/// drops the request.
+async fn hang(idp: &FakeIdp, form: &HashMap<String, String>) -> Response {
+    struct Held(FakeIdp);
+    impl Drop for Held {
+        fn drop(&mut self) {
+            self.0.with(|i| i.ciba.hanging -= 1);
+        }
+    }
+    idp.with(|i| {
+        let at = now_ms(i);
+        i.ciba.seen.push((at, "token", form.clone()));
+        i.ciba.hanging += 1;
+    });
+    let _held = Held(idp.clone());
+    std::future::pending::<Response>().await
 }
 
 /// The token endpoint's answer to a CIBA poll.
@@ -383,12 +428,19 @@ fn ciba_token(idp: &FakeIdp, form: &HashMap<String, String>) -> Response {
             Approval::Approve => {
                 i.ciba.requests.remove(&id);
                 let _asked_for = hint;
-                Ok(id_token(i, &idp.issuer, None))
+                Ok(Some(id_token(i, &idp.issuer, None)))
             }
+            Approval::ApproveWithoutIdToken => {
+                i.ciba.requests.remove(&id);
+                Ok(None)
+            }
+            Approval::Hang => unreachable!("held by `hang`"),
         }
     });
     match answer {
-        Ok(t) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300, "id_token": t}))
+        Ok(Some(t)) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300, "id_token": t}))
+            .into_response(),
+        Ok(None) => Json(json!({"access_token": "at-c", "token_type": "Bearer", "expires_in": 300}))
             .into_response(),
         Err(e) => err(e),
     }
@@ -548,6 +600,9 @@ async fn token(
     }
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
     if get("grant_type") == "urn:openid:params:grant-type:ciba" {
+        if idp.with(|i| i.ciba.approval) == Approval::Hang {
+            return hang(&idp, &form).await;
+        }
         return ciba_token(&idp, &form);
     }
     if get("grant_type") != "authorization_code" {

@@ -449,8 +449,25 @@ fn authentication_template_keys_are_read_and_checked() {
         ChannelKind::Whatsapp(w) if w.otp_template.as_deref() == Some("chatgate_otp")
             && w.otp_template_language == "en_US"
     ));
-    fx.edit("channels/wa.toml", "\"chatgate_otp\"", "\" \"");
+    // Trimmed once, here: the sender and the CLI's template use the same name.
+    fx.edit(
+        "channels/wa.toml",
+        "\"chatgate_otp\"",
+        "\" chatgate_otp \"\notp_template_language = \" pt_BR \"",
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["wa"].kind,
+        ChannelKind::Whatsapp(w) if w.otp_template.as_deref() == Some("chatgate_otp")
+            && w.otp_template_language == "pt_BR"
+    ));
+    fx.edit("channels/wa.toml", "\" chatgate_otp \"", "\" \"");
     fx.expect_err("channels/wa.toml", "otp_template", "must not be empty");
+    fx.edit(
+        "channels/wa.toml",
+        "otp_template_language = \" pt_BR \"",
+        "",
+    );
     fx.edit("channels/wa.toml", "otp_template = \" \"", "");
     // A Content template only for a WhatsApp sender.
     fx.edit(

@@ -41,9 +41,9 @@ fn data_of(kind: EventType) -> Value {
             json!({"interaction": interaction, "challenge": closed(json!({
                 "challenge_id": uuid,
                 "attempts_remaining": {"type": "integer", "minimum": 0},
-                "reason": {"enum": crate::domain::app_challenge::REASONS,
-                           "description": "Why an `app` challenge ended unapproved; absent for a wrong code."},
-            }), &["challenge_id", "attempts_remaining"])}),
+            }), &["challenge_id", "attempts_remaining"]),
+            "reason": {"enum": crate::domain::app_challenge::REASONS,
+                       "description": "Why an `app` challenge ended unapproved; absent for a wrong code."}}),
             &["interaction", "challenge"],
         ),
         EventType::ChallengeAdvanced => {
