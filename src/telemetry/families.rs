@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
 use crate::domain::logout::{Receiver, RefusalReason};
+use crate::events::types::AdvanceReason;
 use crate::events::EventType;
 
 /// The outbox metrics' `kind` label: events (to the team's webhook) and
@@ -33,7 +34,8 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_auth_failures_total", Kind::Counter, "kind", "Failed proofs, by kind (login_callback, assertion, challenge)."),
     ("chatgate_lockouts_total", Kind::Counter, "kind", "Subjects locked out or banned (kind subject.locked or subject.banned)."),
     ("chatgate_unlocks_total", Kind::Counter, "", "Subjects unlocked by an admin."),
-    ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN and binding challenges started, by method."),
+    ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
+    ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
     ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due queue."),
     ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),
@@ -85,6 +87,10 @@ pub(super) fn describe_and_register() {
     }
     for method in ChallengeMethod::ALL {
         metrics::counter!("chatgate_challenges_started_total", "method" => method.as_str())
+            .increment(0);
+    }
+    for reason in AdvanceReason::ALL {
+        metrics::counter!("chatgate_ladder_advances_total", "reason" => reason.as_str())
             .increment(0);
     }
     for kind in EventType::ALL {
