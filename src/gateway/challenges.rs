@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, CreatedChallenge};
 use crate::events::EventData;
 use crate::store::{keys, Op};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// `POST /v1/interactions/{id}/challenges`, as received.
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -67,11 +67,12 @@ impl Gateway {
         team: &Team,
         id: Uuid,
         req: NewChallenge,
-        now: Timestamp,
+        clock: &dyn Clock,
     ) -> Result<StartedChallenge> {
+        let now = clock.now();
         let req = ChallengeRequest::parse(&req.method, req.delivery.as_deref(), req.to.as_deref())?;
         if req.method == ChallengeMethod::App {
-            return self.start_app_challenge(team, id, now).await;
+            return self.start_app_challenge(team, id, clock).await;
         }
         if req.delivery == Delivery::Ladder {
             return self.start_ladder(team, id, &req, now).await;

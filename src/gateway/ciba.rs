@@ -63,8 +63,9 @@ impl Gateway {
         self: &Arc<Self>,
         team: &Team,
         id: Uuid,
-        now: Timestamp,
+        clock: &dyn Clock,
     ) -> Result<StartedChallenge> {
+        let now = clock.now();
         let oidc = team.oidc.as_ref().filter(|o| o.ciba).ok_or_else(|| {
             Error::invalid("method", "app needs ciba = true in the team's [oidc]")
         })?;
@@ -85,16 +86,19 @@ impl Gateway {
                 return Err(e);
             }
         };
-        // The provider's end may be sooner.
+        // The provider's times count from its answer, which discovery and
+        // the request may have kept waiting: its end may be sooner, and the
+        // first poll is an interval from the answer, not from the request.
+        let answered = clock.now();
         let expires_at = started
             .expires_at
-            .min(now.plus(Duration::from_secs(accepted.expires_in)));
+            .min(answered.plus(Duration::from_secs(accepted.expires_in)));
         let rec = self
-            .schedule_poll(team, id, cid, accepted, expires_at, now)
+            .schedule_poll(team, id, cid, accepted, expires_at, answered)
             .await?
             // Replaced while the provider was asked: no prompt, no event.
             .ok_or(Error::ChallengeExpired)?;
-        self.announce_app(team, &rec, cid, &code, expires_at, now)
+        self.announce_app(team, &rec, cid, &code, expires_at, answered)
             .await?;
         Ok(StartedChallenge {
             challenge_id: cid,

@@ -116,7 +116,6 @@ raw_schema!(NewChallenge);
               JsonBodyErrors))]
 async fn start(
     State(st): State<AppState>,
-    Now(now): Now,
     caller: Caller,
     _: NoQuery,
     PathParam(id): PathParam<String>,
@@ -129,7 +128,7 @@ async fn start(
         StatusCode::CREATED,
         Json(
             st.gateway
-                .start_challenge(team, id, body.value.into(), now)
+                .start_challenge(team, id, body.value.into(), st.clock.as_ref())
                 .await?,
         ),
     ))

@@ -242,6 +242,38 @@ async fn an_approval_authenticates_with_method_app(backend: Backend) {
     assert_problem(res, 422, "invalid_request").await;
 }
 
+/// The provider's times count from its answer: one that took 4 s of the
+/// gateway's time is first polled an interval after it answered, and its
+/// `expires_in` runs from then.
+async fn the_first_poll_waits_an_interval_from_the_provider_s_answer(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    idp.ciba_takes(Duration::from_secs(4));
+    let id = interaction(&app, Some("cust-42")).await;
+    let asked = app.now();
+    let c = started(&app, &id).await;
+    let answered = app.now();
+    assert_eq!(answered.unix_millis() - asked.unix_millis(), 4000);
+    let expires: chatgate::time::Timestamp =
+        serde_json::from_value(c["expires_at"].clone()).unwrap();
+    assert_eq!(
+        expires.unix_seconds(),
+        answered.unix_seconds() + 120,
+        "the provider's expires_in (120 s) from its answer"
+    );
+    tick(&app, 4).await;
+    assert_eq!(
+        idp.ciba_polls(),
+        0,
+        "an interval from the request is not yet one from the answer"
+    );
+    tick(&app, 1).await;
+    until("the first poll", || async { idp.ciba_polls() == 1 }).await;
+    let seen = idp.ciba_seen();
+    assert_spaced(&seen, answered.unix_millis(), &[5]);
+}
+
 async fn what_is_refused_sends_nothing(backend: Backend) {
     let Some((app, idp)) = spawn_ciba(backend, "[defaults.otp]\nmax_sends = 1").await else {
         return;
@@ -644,6 +676,7 @@ macro_rules! on_both_stores {
 
 on_both_stores!(
     an_approval_authenticates_with_method_app,
+    the_first_poll_waits_an_interval_from_the_provider_s_answer,
     what_is_refused_sends_nothing,
     a_team_without_ciba_cannot_start_one,
     an_unreachable_provider_is_502_and_counts_nothing,

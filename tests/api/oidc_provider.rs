@@ -152,6 +152,9 @@ struct Ciba {
     hanging: usize,
     /// How long (real time) the backchannel endpoint takes to answer.
     bc_delay: std::time::Duration,
+    /// How far the backchannel endpoint moves the gateway's clock before
+    /// it answers (an answer that took that long).
+    bc_takes: std::time::Duration,
 }
 
 /// One request the CIBA side saw.
@@ -211,6 +214,7 @@ impl FakeIdp {
                     seen: Vec::new(),
                     hanging: 0,
                     bc_delay: std::time::Duration::ZERO,
+                    bc_takes: std::time::Duration::ZERO,
                 },
             })),
         };
@@ -315,10 +319,14 @@ impl FakeIdp {
                 .collect()
         })
     }
-    /// How many polls of the token endpoint it saw.
     /// The backchannel endpoint answers after `delay` (real time).
     pub fn ciba_delay(&self, delay: std::time::Duration) {
         self.with(|i| i.ciba.bc_delay = delay);
+    }
+    /// The backchannel endpoint answers `takes` later on the gateway's
+    /// clock (it moves the clock that far first; needs [`Self::use_clock`]).
+    pub fn ciba_takes(&self, takes: std::time::Duration) {
+        self.with(|i| i.ciba.bc_takes = takes);
     }
 
     /// How many token requests it holds unanswered now.
@@ -326,6 +334,7 @@ impl FakeIdp {
         self.with(|i| i.ciba.hanging)
     }
 
+    /// How many polls of the token endpoint it saw.
     pub fn ciba_polls(&self) -> usize {
         self.ciba_seen()
             .iter()
@@ -362,6 +371,9 @@ async fn bc_authorize(
     let (refuses, interval, expires_in, delay) = idp.with(|i| {
         let at = now_ms(i);
         i.ciba.seen.push((at, "bc-authorize", form.clone()));
+        if let Some(clock) = &i.clock {
+            clock.advance(i.ciba.bc_takes);
+        }
         (
             i.ciba.refuses,
             i.ciba.interval,

@@ -353,7 +353,7 @@ impl Running {
             to: None,
         };
         self.gateway
-            .start_challenge(team, id, req, Self::now())
+            .start_challenge(team, id, req, &SystemClock)
             .await
             .expect("challenge")
             .challenge_id
@@ -387,7 +387,7 @@ impl Running {
                     to: None,
                 };
                 self.gateway
-                    .start_challenge(team, view.id, req, Self::now())
+                    .start_challenge(team, view.id, req, &SystemClock)
                     .await
                     .expect("sms challenge");
                 message_sid(&phone)
