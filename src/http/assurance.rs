@@ -72,7 +72,7 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
                     Method::parse(m).ok_or_else(|| {
                         Error::invalid(
                             "methods",
-                            "each must be one of login_link, oidc, pre_chat, otp, pin, recognized",
+                            "each must be one of login_link, oidc, pre_chat, otp, pin, app, recognized",
                         )
                     })
                 })
@@ -96,8 +96,8 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     params(("id" = Uuid, Path),
            ("max_age" = Option<String>, Query, min_length = 1, description = "a duration: 90s, 5m, 2h (more than 0s)"),
            ("methods" = Option<String>, Query,
-            pattern = "^ *(login_link|oidc|pre_chat|otp|pin|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|recognized) *)*$",
-            description = "comma-separated: login_link, oidc, pre_chat, otp, pin, recognized (a recognized conversation meets it)"),
+            pattern = "^ *(login_link|oidc|pre_chat|otp|pin|app|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|app|recognized) *)*$",
+            description = "comma-separated: login_link, oidc, pre_chat, otp, pin, app, recognized (a recognized conversation meets it)"),
            ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
             description = "a named policy of the settings; not with max_age or methods")),
     responses((status = 200, body = AssuranceView), ApiKeyErrors, E404, E422))]
