@@ -247,6 +247,9 @@ pub struct PendingBinding {
     pub proven_at: Option<Timestamp>,
     /// How the login proved them: the code, once typed, authenticates with it.
     pub method: Method,
+    /// The channel that delivered the login's link (`deliver: true`), if
+    /// any: the authentication's `via` once the code is typed.
+    pub via: Vec<String>,
 }
 
 /// An announcement the sweeper makes of an authentication
@@ -902,6 +905,7 @@ mod tests {
             customer: customer(),
             proven_at: Some(t(10)),
             method: Method::LoginLink,
+            via: Vec::new(),
         });
         (r, cid)
     }

@@ -291,6 +291,7 @@ mod tests {
             customer: Customer::new(),
             proven_at: Some(t(0)),
             method: Method::LoginLink,
+            via: Vec::new(),
         });
         assert_eq!(
             check_link(&rec, id, Some(REQ), false, t(1)),

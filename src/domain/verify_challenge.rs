@@ -111,10 +111,10 @@ pub fn decide(
         false => None,
     };
     subject.record_success_for(origin.as_deref(), now, &s.lockout);
-    let (method, customer, since) = match (&pending, method) {
-        (Some(p), _) => (Method::Otp, p.customer.clone(), now),
-        (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now),
-        (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now),
+    let (method, customer, since, via) = match (&pending, method) {
+        (Some(p), _) => (Method::Otp, p.customer.clone(), now, via),
+        (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now, via),
+        (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now, Vec::new()),
         // Refused above: no code answers it.
         (None, ChallengeMethod::App) => return Err(Error::internal("a code for an app challenge")),
         // A bound login: the customer the login proved, by its method,
@@ -126,11 +126,11 @@ pub fn decide(
                 .filter(|b| b.challenge_id == cid)
                 .ok_or(Error::ChallengeExpired)?;
             let since = binding.proven_at.unwrap_or(now);
-            (binding.method, binding.customer, since)
+            (binding.method, binding.customer, since, binding.via)
         }
     };
     rec.authenticate_since(method, customer, since, now, s);
-    if let Some(auth) = rec.auth.as_mut().filter(|a| a.method == Method::Otp) {
+    if let Some(auth) = rec.auth.as_mut() {
         auth.via = via;
     }
     Ok(Verdict::Authenticated { step_up: pending })

@@ -214,7 +214,13 @@ impl Gateway {
     /// Opens the binding challenge of a login proven on the login page (or
     /// at the identity provider): a fresh code (shown by the login page,
     /// typed into the chat), the customer kept until then.
-    fn open_binding(&self, w: &mut Work<'_>, proof: &Proof<'_>, now: Timestamp) -> Settled {
+    fn open_binding(
+        &self,
+        w: &mut Work<'_>,
+        proof: &Proof<'_>,
+        via: Vec<String>,
+        now: Timestamp,
+    ) -> Settled {
         let s = w.settings;
         let challenge_id = Uuid::now_v7();
         // Derived, not drawn: a retry of this callback is answered this code
@@ -229,6 +235,7 @@ impl Gateway {
             customer: proof.customer.clone(),
             proven_at: Some(now),
             method: proof.method,
+            via,
         });
         let answer = CallbackAnswer::Bound {
             challenge_id,
@@ -562,6 +569,14 @@ impl Gateway {
     ) -> Settled {
         let (s, origin) = (w.settings, w.origin());
         let verdict = login::verdict(w.subject(), origin.as_deref(), proof, s.login_binding, now);
+        // The channel that delivered the link, if the gateway did.
+        let via: Vec<String> = w
+            .rec
+            .links
+            .get(i)
+            .and_then(|l| l.delivered_on.clone())
+            .into_iter()
+            .collect();
         let settled = match verdict {
             LoginVerdict::Refused(answer) => Settled::new(answer, None, false),
             LoginVerdict::Mismatch | LoginVerdict::Failure => {
@@ -569,14 +584,13 @@ impl Gateway {
                 w.emit_lockout(&f);
                 Settled::new(verdict.failed_answer(&f, now), None, true)
             }
-            LoginVerdict::Bind => self.open_binding(w, proof, now),
+            LoginVerdict::Bind => self.open_binding(w, proof, via, now),
             LoginVerdict::Authenticate => {
                 w.record_success(now);
                 w.rec
                     .authenticate(proof.method, proof.customer.clone(), now, s);
-                let via = w.rec.links.get(i).and_then(|l| l.delivered_on.clone());
                 if let Some(auth) = w.rec.auth.as_mut() {
-                    auth.via = via.into_iter().collect();
+                    auth.via = via;
                 }
                 w.announce_authenticated();
                 let expires_at = w.rec.auth_ends_at(s);

@@ -465,3 +465,30 @@ async fn the_binding_code_is_not_in_redis_and_what_the_callback_wrote_expires() 
     }
     assert!(read > 0, "no record was read");
 }
+
+both_stores!(
+    a_bound_login_of_a_delivered_link_names_its_channel_as_via,
+    setup: binding(),
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({"deliver": true})).await;
+        assert_eq!(link["delivered"], true);
+        let res = app
+            .callback(link["token"].as_str().unwrap(), "success", json!({"id": "cust-v"}))
+            .await;
+        assert_eq!(res.status(), 200);
+        let answer: Value = res.json().await.unwrap();
+        let code = answer["binding_code"].as_str().unwrap().to_string();
+        let cid = app.get(&id).await["open_challenge"]["challenge_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(app.verify_code(&id, &cid, &code).await.status(), 200);
+        let v = app.get(&id).await;
+        assert_eq!(
+            (v["method"].clone(), v["via"].clone()),
+            (json!("login_link"), json!(["webchat"])),
+            "the chat's channel delivered the link"
+        );
+    }
+);

@@ -186,6 +186,7 @@ fn rung_5_a_binding_code_needs_its_login() {
         customer: customer.clone(),
         proven_at: Some(t(-30)),
         method: Method::Oidc,
+        via: vec!["webchat".into()],
     });
     assert!(x.verify(CODE, 1).is_ok());
     let auth = x.rec.auth.unwrap();
@@ -193,6 +194,7 @@ fn rung_5_a_binding_code_needs_its_login() {
         (auth.method, auth.customer, auth.authenticated_at),
         (Method::Oidc, customer, t(-30))
     );
+    assert_eq!(auth.via, ["webchat"], "the channel that delivered the link");
 }
 
 #[test]

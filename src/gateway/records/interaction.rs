@@ -579,6 +579,9 @@ struct StoredBinding {
     at: Option<Timestamp>,
     #[serde(default = "login_link", skip_serializing_if = "is_login_link")]
     m: StoredMethod,
+    /// The channel that delivered the login's link.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    v: Vec<String>,
 }
 
 impl From<&PendingBinding> for StoredBinding {
@@ -588,6 +591,7 @@ impl From<&PendingBinding> for StoredBinding {
             cu: b.customer.clone(),
             at: b.proven_at,
             m: b.method.into(),
+            v: b.via.clone(),
         }
     }
 }
@@ -599,6 +603,7 @@ impl From<StoredBinding> for PendingBinding {
             customer: b.cu,
             proven_at: b.at,
             method: b.m.into(),
+            via: b.v,
         }
     }
 }

@@ -172,6 +172,7 @@ fn full() -> InteractionRecord {
             customer: customer(),
             proven_at: Some(ms(4)),
             method: Method::Oidc,
+            via: vec!["sms".into()],
         }),
         expiry_announced: Some(ms(1805)),
         expiring_announced: Some(ms(1705)),
