@@ -94,11 +94,11 @@ async fn handle(
         // An app challenge's poll (`ciba.rs`), held with `lease`: claimed
         // here, asked by the poller (never awaited here).
         super::ciba::KIND => gw.claim_app_poll(team, member, remove, lease, polls).await,
-        // A delivery ladder's step timed out (`ladder.rs`): the ladder
-        // moves on, or stays where it cannot.
+        // A delivery ladder's step timed out (`ladder.rs`): taken off the
+        // queue here, moved on by the poller (never awaited here).
         super::ladder::KIND => {
             let (id, cid) = super::ladder::parse_due_member(member)?;
-            gw.handle_ladder_due(team, id, cid, remove, now).await
+            gw.claim_ladder_due(team, id, cid, remove, polls).await
         }
         _ => return None,
     })

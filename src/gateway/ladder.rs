@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::challenge_read::ChallengeView;
 use super::challenges::StartedChallenge;
+use super::poller::Polls;
 use super::records::{put, StoredSends};
 use super::view;
 use super::work::Step;
@@ -30,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::events::types::{AdvanceReason, ChallengeAdvanced, ChallengeCreated, CreatedChallenge};
 use crate::events::EventData;
 use crate::store::{keys, Commit, Op};
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 
 /// The due-queue entry kind of ladders' step time-outs:
 /// `l:<interaction>:<challenge>`.
@@ -49,6 +50,20 @@ pub fn parse_due_member(member: &str) -> Option<(Uuid, Uuid)> {
     let (id, cid) = rest.split_once(':')?;
     Some((Uuid::parse_str(id).ok()?, Uuid::parse_str(cid).ok()?))
 }
+
+/// A move's answer for a challenge that is no longer open: 409
+/// `challenge_used` once it succeeded, 410 once it ended otherwise.
+fn still_open(state: ChallengeState) -> Result<()> {
+    match state {
+        ChallengeState::Open => Ok(()),
+        ChallengeState::Used => Err(Error::ChallengeUsed),
+        ChallengeState::Exhausted => Err(Error::ChallengeExhausted),
+        _ => Err(Error::ChallengeExpired),
+    }
+}
+
+/// When a time-out whose move the store failed is due again.
+const TIME_OUT_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How often a count of a destination's sends is tried against
 /// concurrent writers.
@@ -188,12 +203,7 @@ impl Gateway {
         let (c, state) = rec
             .challenge_at(cid, now)
             .ok_or(Error::NotFound("no such challenge"))?;
-        match state {
-            ChallengeState::Open => {}
-            ChallengeState::Used => return Err(Error::ChallengeUsed),
-            ChallengeState::Exhausted => return Err(Error::ChallengeExhausted),
-            _ => return Err(Error::ChallengeExpired),
-        }
+        still_open(state)?;
         let no_step = || Error::NoNextStep("the challenge's ladder has no step left");
         let Some(l) = c.ladder.as_ref() else {
             return Err(Error::NoNextStep("the challenge has no delivery ladder"));
@@ -224,8 +234,7 @@ impl Gateway {
             .record_step(team, id, cid, current.as_ref(), &took, now)
             .await?;
         let Some(done) = done else {
-            // The challenge ended (or moved) while the code went out.
-            return Err(Error::ChallengeExpired);
+            return self.lost_move(team, id, cid, &took, now).await;
         };
         if let Some(p) = &current {
             if let Some(m) = &p.message_id {
@@ -253,6 +262,36 @@ impl Gateway {
         // recursion); the answer is the read as of this move.
         Box::pin(self.remember_step(team, id, cid, &took, now)).await;
         Ok(read)
+    }
+
+    /// A move whose code went out on `took`'s step while the challenge
+    /// ended, or another move (a report, a time-out, a second request)
+    /// took it on first: this one did not happen. Its destination's count
+    /// is given back and its message withdrawn where the step can; the
+    /// answer is where the challenge stands now — its read while it is
+    /// still open (the ladder moved), else 409 `challenge_used` or 410.
+    async fn lost_move(
+        &self,
+        team: &Team,
+        id: Uuid,
+        cid: Uuid,
+        took: &Took,
+        now: Timestamp,
+    ) -> Result<ChallengeView> {
+        let pair = self.load_pair(team, id, now).await?;
+        let rec = pair.rec()?;
+        let dkey = self.destination_key(team, &took.target.destination);
+        self.give_back_destination(&dkey, team.settings_for(&rec.channel), now)
+            .await?;
+        if let Some(m) = &took.sent.message_id {
+            self.channels.revoke(&took.target.channel, m).await;
+        }
+        tracing::info!(team = %team.id, interaction = %id, step = %took.target.channel, "a ladder move lost to another; its send is given back");
+        let (c, state) = rec
+            .challenge_at(cid, now)
+            .ok_or(Error::NotFound("no such challenge"))?;
+        still_open(state)?;
+        Ok(ChallengeView::of(c, state))
     }
 
     /// Remembers that `took`'s message is challenge `cid`'s, so that its
@@ -292,31 +331,64 @@ impl Gateway {
         ladder::targets(&l.steps, l.later_steps(), |ch| self.reach(ch), &s.otp, rec).is_ok()
     }
 
-    /// A ladder's due-queue entry `entry` (for challenge `cid` of
-    /// interaction `id`) came due: its current step timed out. The entry is
-    /// removed; a move that cannot be made (delivered, ended, no step left,
-    /// the next destination's limit used up, every provider refusing)
-    /// leaves the ladder where it is.
-    pub(super) async fn handle_ladder_due(
+    /// The sweeper's turn at a ladder's due-queue entry `entry` (for
+    /// challenge `cid` of interaction `id`): its current step timed out.
+    /// The entry is taken off the queue — of several instances, only the
+    /// one holding its lease does — and the move is handed to the poller,
+    /// which sends on the next step beside the sweep: no provider's round
+    /// trip holds up a time-out. A full poller leaves the entry at its
+    /// lease, due again. Never sends itself.
+    pub(super) async fn claim_ladder_due(
         &self,
         team: &Team,
         id: Uuid,
         cid: Uuid,
         entry: Op,
-        now: Timestamp,
+        polls: &Polls,
     ) -> Result<()> {
-        // Taken first: of several instances, only the one whose removal
-        // commits moves the ladder (a move schedules its own entry anew).
+        let Some(slot) = polls.slot() else {
+            tracing::debug!(team = %team.id, "ladder time-out left for the next sweep: the poller is full");
+            return Ok(());
+        };
         self.store.commit(vec![entry]).await?;
+        let team_id = team.id.clone();
+        slot.hand(Box::new(move |gw, clock| {
+            Box::pin(async move { gw.time_out_step(&team_id, id, cid, clock.as_ref()).await })
+        }));
+        Ok(())
+    }
+
+    /// The poller's move of a step that timed out. A move schedules its
+    /// own entry anew; one that cannot be made (delivered, ended, no step
+    /// left, the next destination's limit used up, every provider
+    /// refusing) leaves the ladder where it is. A store that fails puts the
+    /// entry back, due again in a few seconds.
+    async fn time_out_step(&self, team_id: &str, id: Uuid, cid: Uuid, clock: &dyn Clock) {
+        let Some(team) = self.config.teams.get(team_id) else {
+            return;
+        };
+        let now = clock.now();
         match self
             .advance_ladder(team, id, cid, AdvanceReason::Timeout, now)
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e @ (Error::StoreUnavailable | Error::Internal(_))) => Err(e),
+            Ok(_) => {}
+            Err(Error::StoreUnavailable) => {
+                let again = Op::QueueAdd {
+                    key: keys::due_queue(&team.id),
+                    member: due_member(id, cid),
+                    score: now.plus(TIME_OUT_RETRY).unix_millis(),
+                    ttl: std::time::Duration::from_secs(3600),
+                };
+                if let Err(e) = self.store.commit(vec![again]).await {
+                    tracing::warn!(team = %team.id, interaction = %id, error = %e, "a ladder's time-out is lost: the store failed");
+                }
+            }
+            Err(e @ Error::Internal(_)) => {
+                tracing::warn!(team = %team.id, interaction = %id, error = %e, "a ladder's time-out could not be handled");
+            }
             Err(e) => {
                 tracing::debug!(team = %team.id, interaction = %id, reason = e.code(), "ladder stays");
-                Ok(())
             }
         }
     }

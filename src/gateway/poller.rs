@@ -1,11 +1,13 @@
-//! The app challenges' poller ([`Poller`]): asks the identity providers'
-//! token endpoints for the polls the sweeper claimed
-//! (docs/api.md#approval-in-the-customers-app), beside the sweeper, so
-//! that no provider's round trip ever holds up a time-out
-//! (docs/architecture.md#time-outs). The sweeper claims a due poll and
-//! moves its entry to the next poll's time (`ciba.rs`), then hands it here
-//! through [`Polls`]; a bounded number of asks run at once, each reading
-//! the clock when it asks and when it applies the answer.
+//! The poller ([`Poller`]): asks the providers what the sweeper claimed
+//! — the identity providers' token endpoints for the app challenges'
+//! polls (docs/api.md#approval-in-the-customers-app), and the next step's
+//! channel for a delivery ladder whose step timed out
+//! (docs/api.md#delivery-ladder) — beside the sweeper, so that no
+//! provider's round trip ever holds up a time-out
+//! (docs/architecture.md#time-outs). The sweeper claims a due entry
+//! (`ciba.rs`, `ladder.rs`), then hands it here through [`Polls`]; a
+//! bounded number of asks run at once, each reading the clock when it
+//! asks and when it applies the answer.
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -484,6 +484,91 @@ both_stores!(
     }
 );
 
+/// Makes the fake Telegram gateway take codes only after `delay` (real
+/// time), so that a move is still sending while something else happens.
+async fn tg_takes_after(app: &TestApp, delay: Duration) {
+    Mock::given(method("POST"))
+        .and(path("/tg/sendVerificationMessage"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(
+                    json!({"ok": true, "result": {"request_id": "req-1", "phone_number": PHONE}}),
+                )
+                .set_delay(delay),
+        )
+        .with_priority(1)
+        .mount(&app.chat)
+        .await;
+    tg_takes(app).await;
+}
+
+/// The gateway's calls to Telegram's revoke.
+async fn tg_revokes(app: &TestApp) -> usize {
+    app.chat
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == "/tg/revokeVerificationMessage")
+        .count()
+}
+
+both_stores!(
+    two_moves_at_once_record_one_and_the_other_withdraws_its_message,
+    setup: ladder(&["wa", "tg", "sms"], ""),
+    |app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(1500)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        // Both read the ladder on WhatsApp and send on Telegram; one move
+        // is recorded, the other finds it moved: the read, not a 410.
+        let (a, b) = tokio::join!(advance(&app, &id, &cid), advance(&app, &id, &cid));
+        assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+        let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
+        assert_eq!((a["channel"].clone(), b["channel"].clone()), (json!("tg"), json!("tg")));
+        let steps: Vec<Value> = app.get(&id).await["open_challenge"]["ladder"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].clone())
+            .collect();
+        assert_eq!(steps, [json!("left"), json!("current"), json!("ahead")]);
+        // The message of the move that did not happen is withdrawn.
+        assert_eq!(tg_revokes(&app).await, 1);
+        // The next move goes on from Telegram, once.
+        assert_eq!(advance(&app, &id, &cid).await.status(), 200);
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg", "tg", "sms"]);
+    }
+);
+
+both_stores!(
+    a_move_overtaken_by_the_code_s_use_is_challenge_used,
+    setup: ladder(&["wa", "tg"], ""),
+    |app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(1500)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = sent(&app).await[0].1.clone();
+        let moving = advance(&app, &id, &cid);
+        let using = async {
+            // While Telegram takes its time, the customer types the code.
+            while !sent(&app).await.iter().any(|(s, _)| s == "tg") {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            app.verify_code(&id, &cid, &code).await
+        };
+        let (moved, used) = tokio::join!(moving, using);
+        assert_eq!(used.status(), 200);
+        assert_problem(moved, 409, "challenge_used").await;
+        assert_eq!(tg_revokes(&app).await, 1, "the late step's message is withdrawn");
+    }
+);
+
 both_stores!(
     using_the_code_withdraws_the_gateway_s_message,
     setup: ladder(&["tg", "sms"], ""),
