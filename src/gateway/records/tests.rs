@@ -264,7 +264,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
-        &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc"}},"#),
+        &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"]}},"#),
         r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dq":1800000001745,"#,
         r#""dv":"devicehash","companion":"{acme}:s:x"}"#,
     ]
@@ -288,6 +288,11 @@ fn a_stored_interaction_of_today_reads_back_equal() {
     );
     let again = encode_interaction(&read, bookkeeping, Some("{acme}:s:x".into())).expect("encode");
     assert_eq!(again, earlier);
+    // A binding kept before it remembered the link's channel reads as none.
+    let unnamed = today.replace(r#","m":"oidc","v":["sms"]}"#, r#","m":"oidc"}"#);
+    assert_ne!(unnamed, today);
+    let (read, _) = decode_interaction(&unnamed, &key).expect("a binding without via");
+    assert_eq!(read.binding.map(|b| b.via), Some(Vec::new()));
     // The other answers, as stored today.
     for (text, answer) in [
         (
