@@ -197,6 +197,44 @@ mod tests {
     }
 
     #[test]
+    fn a_banned_subject_is_refused_before_anything_and_an_approval_after_a_ban_is_locked() {
+        let s = Settings::default();
+        let ban = Some(crate::domain::subject::Ban {
+            since: t(0),
+            until: None,
+        });
+        // Refused at the start: 403, no challenge opened, no send counted.
+        let (mut r, mut subject) = (rec(Some("cust-42")), SubjectRecord::default());
+        subject.ban = ban;
+        let e = start(&mut r, &mut subject).unwrap_err();
+        assert!(matches!(e, Error::Banned), "{e:?}");
+        assert!(r.challenge.is_none());
+        assert!(subject.sends.is_empty());
+        // Banned while the app was asked: the approval authenticates no one.
+        let mut subject = SubjectRecord::default();
+        let cid = start(&mut r, &mut subject).unwrap();
+        subject.ban = ban;
+        let mut proven = Customer::new();
+        proven.insert("id".into(), "cust-42".into());
+        let ending = conclude(&mut r, &mut subject, cid, Answer::Proven(proven), &s, t(2));
+        assert!(
+            matches!(
+                ending,
+                Ending::Ended {
+                    reason: "locked",
+                    ..
+                }
+            ),
+            "{ending:?}"
+        );
+        assert!(!r.is_authenticated(t(2), &s));
+        assert_eq!(
+            r.challenge_at(cid, t(2)).map(|(_, st)| st),
+            Some(ChallengeState::Failed)
+        );
+    }
+
+    #[test]
     fn each_answer_ends_the_challenge_as_it_says() {
         let s = Settings::default();
         let proven = |id: &str| {
