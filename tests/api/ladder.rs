@@ -502,6 +502,17 @@ async fn tg_takes_after(app: &TestApp, delay: Duration) {
     tg_takes(app).await;
 }
 
+/// A ladder's challenge started on WhatsApp, whose Telegram step takes
+/// 1.5 s to answer: (interaction, challenge).
+async fn started_with_a_slow_telegram(app: &TestApp) -> (String, String) {
+    providers_answer_with_ids(app).await;
+    tg_takes_after(app, Duration::from_millis(1500)).await;
+    let id = with_phone(app, PHONE).await;
+    let c: Value = start_ladder(app, &id).await.json().await.unwrap();
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    (id, cid)
+}
+
 /// The gateway's calls to Telegram's revoke.
 async fn tg_revokes(app: &TestApp) -> usize {
     app.chat
@@ -517,11 +528,7 @@ both_stores!(
     two_moves_at_once_record_one_and_the_other_withdraws_its_message,
     setup: ladder(&["wa", "tg", "sms"], ""),
     |app: TestApp| async move {
-        providers_answer_with_ids(&app).await;
-        tg_takes_after(&app, Duration::from_millis(1500)).await;
-        let id = with_phone(&app, PHONE).await;
-        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
-        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let (id, cid) = started_with_a_slow_telegram(&app).await;
         // Both read the ladder on WhatsApp and send on Telegram; one move
         // is recorded, the other finds it moved: the read, not a 410.
         let (a, b) = tokio::join!(advance(&app, &id, &cid), advance(&app, &id, &cid));
@@ -548,16 +555,15 @@ both_stores!(
     a_move_overtaken_by_the_code_s_use_is_challenge_used,
     setup: ladder(&["wa", "tg"], ""),
     |app: TestApp| async move {
-        providers_answer_with_ids(&app).await;
-        tg_takes_after(&app, Duration::from_millis(1500)).await;
-        let id = with_phone(&app, PHONE).await;
-        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
-        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let (id, cid) = started_with_a_slow_telegram(&app).await;
         let code = sent(&app).await[0].1.clone();
         let moving = advance(&app, &id, &cid);
         let using = async {
             // While Telegram takes its time, the customer types the code.
-            while !sent(&app).await.iter().any(|(s, _)| s == "tg") {
+            for _ in 0..250 {
+                if sent(&app).await.iter().any(|(s, _)| s == "tg") {
+                    break;
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             app.verify_code(&id, &cid, &code).await
