@@ -71,7 +71,7 @@ pub fn decide(
         expires_at: opened.expires_at,
         previous: rec.challenge.clone(),
     };
-    rec.open_new_challenge(opened);
+    rec.open_new_challenge(opened, now);
     Ok(started)
 }
 

@@ -151,7 +151,7 @@ mod tests {
     /// Opens `c` on `r`; returns its id.
     fn open(r: &mut InteractionRecord, c: Challenge) -> Uuid {
         let id = c.id;
-        r.open_new_challenge(c);
+        r.open_new_challenge(c, t(0));
         id
     }
 
@@ -370,7 +370,7 @@ mod tests {
         };
         let sealed = new(true);
         let id = sealed.id;
-        r.open_new_challenge(sealed);
+        r.open_new_challenge(sealed, t(0));
         let (shown, exp) = reveal_code(&r, id, &p, t(1)).unwrap();
         assert_eq!((shown.expose(), exp), (code.expose(), t(180)));
         assert_eq!(
@@ -385,7 +385,7 @@ mod tests {
         );
         let unsealed = new(false);
         let unsealed_id = unsealed.id;
-        r.open_new_challenge(unsealed);
+        r.open_new_challenge(unsealed, t(0));
         assert_eq!(
             reveal_code(&r, unsealed_id, &p, t(1)).unwrap_err().code(),
             "forbidden"
@@ -396,7 +396,7 @@ mod tests {
         );
         let pin = Challenge::new_pin(Uuid::now_v7(), "00", &PinSettings::default(), t(0));
         let pin_id = pin.id;
-        r.open_new_challenge(pin);
+        r.open_new_challenge(pin, t(0));
         assert_eq!(
             reveal_code(&r, pin_id, &p, t(1)).unwrap_err().code(),
             "forbidden"

@@ -296,7 +296,7 @@ impl Challenge {
 
     /// Where it stands at `now`, while it is the interaction's current one.
     pub fn state(&self, now: Timestamp) -> ChallengeState {
-        if self.method != ChallengeMethod::App && self.attempts_used >= self.max_attempts {
+        if self.out_of_attempts() {
             ChallengeState::Exhausted
         } else if now >= self.expires_at {
             ChallengeState::Expired
@@ -307,8 +307,12 @@ impl Challenge {
 
     /// Can still be answered at `now`.
     pub fn is_open(&self, now: Timestamp) -> bool {
-        now < self.expires_at
-            && (self.method == ChallengeMethod::App || self.attempts_used < self.max_attempts)
+        now < self.expires_at && !self.out_of_attempts()
+    }
+
+    /// Every wrong code allowed was given (an app challenge takes none).
+    pub fn out_of_attempts(&self) -> bool {
+        self.method != ChallengeMethod::App && self.attempts_used >= self.max_attempts
     }
 
     /// Wrong codes still allowed.
@@ -459,6 +463,13 @@ impl PastChallenge {
     pub fn state(&self) -> ChallengeState {
         match self.outcome {
             PastOutcome::Succeeded => ChallengeState::Used,
+            // One that had run out of attempts before anything replaced it
+            // (attempts never move once it is replaced).
+            PastOutcome::Replaced
+                if self.ended.as_ref().is_some_and(Challenge::out_of_attempts) =>
+            {
+                ChallengeState::Exhausted
+            }
             PastOutcome::Replaced => ChallengeState::Replaced,
             PastOutcome::Denied => ChallengeState::Denied,
             PastOutcome::Failed => ChallengeState::Failed,
@@ -476,7 +487,8 @@ pub enum ChallengeState {
     /// No attempts left.
     Exhausted,
     Expired,
-    /// A newer challenge (or a logout) ended it.
+    /// A newer challenge (or a logout) ended it while it could still be
+    /// answered.
     Replaced,
     /// The customer refused it in their own app.
     Denied,

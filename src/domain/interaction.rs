@@ -439,24 +439,24 @@ impl InteractionRecord {
     /// Ends a pending step-up, and the challenge opened to complete it: a new
     /// assertion, a new link, an authentication or a logout leaves nothing
     /// that could later authenticate this conversation as that customer.
-    pub fn end_step_up(&mut self) {
+    pub fn end_step_up(&mut self, now: Timestamp) {
         self.step_up = None;
         if self.challenge.as_ref().is_some_and(|c| c.step_up) {
-            self.close_challenge();
+            self.close_challenge(now);
         }
     }
 
     /// Ends a login waiting for its binding code, and the binding challenge:
     /// a new link, a logout or another authentication leaves nothing that
     /// could finish it.
-    pub fn end_binding(&mut self) {
+    pub fn end_binding(&mut self, now: Timestamp) {
         if let Some(b) = self.binding.take() {
             if self
                 .challenge
                 .as_ref()
                 .is_some_and(|c| c.id == b.challenge_id)
             {
-                self.close_challenge();
+                self.close_challenge(now);
             }
         }
     }
@@ -541,8 +541,8 @@ impl InteractionRecord {
             customer,
             via: Vec::new(),
         });
-        self.end_step_up();
-        self.end_binding();
+        self.end_step_up(now);
+        self.end_binding(now);
         self.expiry_announced = None;
         self.expiring_announced = None;
         self.last_activity_at = now;
@@ -569,12 +569,12 @@ impl InteractionRecord {
     /// authenticate after it.
     pub fn log_out(&mut self, now: Timestamp) {
         self.auth = None;
-        self.end_step_up();
-        self.end_binding();
+        self.end_step_up(now);
+        self.end_binding(now);
         for link in &mut self.links {
             link.used = true;
         }
-        self.close_challenge();
+        self.close_challenge(now);
         self.last_write_at = now;
     }
 
@@ -616,21 +616,34 @@ impl InteractionRecord {
 /// The interaction's challenges: the current one and the finished ones it
 /// remembers (answering them is `domain::attempts`).
 impl InteractionRecord {
-    /// Makes `challenge` the current one. An earlier challenge, open or
-    /// not, is replaced: answering it from now on is `challenge_expired`.
-    /// The caller stamps the write (`last_write_at`), as for any write.
-    pub fn open_new_challenge(&mut self, challenge: Challenge) {
+    /// Makes `challenge` the current one at `now`. An earlier challenge,
+    /// open or not, is replaced: answering it from now on is
+    /// `challenge_expired`. The caller stamps the write (`last_write_at`),
+    /// as for any write.
+    pub fn open_new_challenge(&mut self, challenge: Challenge, now: Timestamp) {
         if let Some(old) = self.challenge.replace(challenge) {
-            self.remember_challenge(&old, PastOutcome::Replaced);
+            self.remember_ended(&old, now);
         }
     }
 
-    /// Closes the current challenge, if any: answering it from now on is
-    /// `challenge_expired` (a logout ends what was under way).
-    pub fn close_challenge(&mut self) {
+    /// Closes the current challenge at `now`, if any: answering it from
+    /// now on is `challenge_expired` (a logout ends what was under way).
+    pub fn close_challenge(&mut self, now: Timestamp) {
         if let Some(old) = self.challenge.take() {
-            self.remember_challenge(&old, PastOutcome::Replaced);
+            self.remember_ended(&old, now);
         }
+    }
+
+    /// Remembers `old`, which a newer challenge or a logout ends at `now`:
+    /// `replaced` while it could still be answered, `expired` if it was
+    /// past its end already. (One out of attempts reads `exhausted`: see
+    /// [`PastChallenge::state`].)
+    fn remember_ended(&mut self, old: &Challenge, now: Timestamp) {
+        let outcome = match old.state(now) {
+            ChallengeState::Expired => PastOutcome::Expired,
+            _ => PastOutcome::Replaced,
+        };
+        self.remember_challenge(old, outcome);
     }
 
     /// Challenge `id` as it stands at `now`, current or remembered (`None`:
@@ -694,6 +707,41 @@ mod tests {
 
     fn customer() -> Customer {
         Customer::from([("id".to_string(), "cust-42".to_string())])
+    }
+
+    #[test]
+    fn a_replaced_challenge_reads_as_it_had_ended() {
+        let s = Settings::default();
+        let pin = |at| Challenge::new_pin(Uuid::now_v7(), "00", &s.pin, at);
+        let ttl = s.pin.ttl.get();
+        let state = |r: &InteractionRecord, id, now| r.challenge_at(id, now).map(|(_, st)| st);
+        // Open when a newer one comes: replaced.
+        let mut r = rec();
+        let open = pin(t(0));
+        let open_id = open.id;
+        r.open_new_challenge(open, t(0));
+        r.open_new_challenge(pin(t(1)), t(1));
+        assert_eq!(state(&r, open_id, t(2)), Some(ChallengeState::Replaced));
+        // Past its end first: expired, also when a logout closes it.
+        let mut r = rec();
+        let old = pin(t(0));
+        let old_id = old.id;
+        r.open_new_challenge(old, t(0));
+        let late = t(0).plus(ttl);
+        r.open_new_challenge(pin(late), late);
+        assert_eq!(state(&r, old_id, late), Some(ChallengeState::Expired));
+        let newer = r.challenge.as_ref().map(|c| c.id).unwrap();
+        let later = late.plus(ttl);
+        r.log_out(later);
+        assert_eq!(state(&r, newer, later), Some(ChallengeState::Expired));
+        // Out of attempts first: exhausted.
+        let mut r = rec();
+        let mut spent = pin(t(0));
+        spent.attempts_used = spent.max_attempts;
+        let spent_id = spent.id;
+        r.open_new_challenge(spent, t(0));
+        r.open_new_challenge(pin(t(1)), t(1));
+        assert_eq!(state(&r, spent_id, t(2)), Some(ChallengeState::Exhausted));
     }
 
     #[test]
@@ -899,7 +947,7 @@ mod tests {
         let cid = Uuid::now_v7();
         let code = crate::domain::otp::derive(&pepper, cid, s.otp.length);
         let ch = Challenge::new_binding(cid, &code, &pepper, &s.otp, t(10));
-        r.open_new_challenge(ch);
+        r.open_new_challenge(ch, t(10));
         r.binding = Some(PendingBinding {
             challenge_id: cid,
             customer: customer(),
@@ -924,7 +972,7 @@ mod tests {
         // Another challenge replaces it.
         let (mut r, _) = bound(&s);
         let pin = Challenge::new_pin(Uuid::now_v7(), "00", &s.pin, t(12));
-        r.open_new_challenge(pin);
+        r.open_new_challenge(pin, t(12));
         assert!(r.live_binding(t(13)).is_none());
         // A logout ends it.
         let (mut r, _) = bound(&s);

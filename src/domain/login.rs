@@ -285,7 +285,7 @@ mod tests {
         };
         let ends = ch.expires_at;
         let (mut rec, id) = with_link(Some(used_by(answer)));
-        rec.open_new_challenge(ch);
+        rec.open_new_challenge(ch, t(0));
         rec.binding = Some(PendingBinding {
             challenge_id,
             customer: Customer::new(),

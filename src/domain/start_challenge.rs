@@ -245,7 +245,7 @@ pub fn decide(
         previous: rec.challenge.clone(),
         delivery_state: opened.delivery_state.clone(),
     };
-    rec.open_new_challenge(opened);
+    rec.open_new_challenge(opened, now);
     Ok(started)
 }
 

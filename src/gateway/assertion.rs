@@ -59,7 +59,7 @@ impl Gateway {
                     let p = self.presented(team, token, max_age, now).await?;
                     let a = &p.assertion;
                     // A new assertion ends an earlier pending step-up, whoever it was for.
-                    w.rec.end_step_up();
+                    w.rec.end_step_up(now);
                     if let Some(fp) = assertion_verdict::device(a, w.rec.customer_ref.as_deref()) {
                         w.rec.device = Some(fp.to_string());
                     }

@@ -228,8 +228,8 @@ impl Gateway {
         let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
         let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
         let expires_at = ch.expires_at;
-        w.rec.end_step_up();
-        w.rec.open_new_challenge(ch);
+        w.rec.end_step_up(now);
+        w.rec.open_new_challenge(ch, now);
         w.rec.binding = Some(PendingBinding {
             challenge_id,
             customer: proof.customer.clone(),
@@ -305,8 +305,8 @@ impl Gateway {
             false => (login_url(team, &token), Some(token)),
         };
         let expires_at = claims.exp.map(Timestamp::from_unix_seconds);
-        w.rec.end_step_up();
-        w.rec.end_binding();
+        w.rec.end_step_up(now);
+        w.rec.end_binding(now);
         let link = Link {
             id: link_id,
             expires_at,

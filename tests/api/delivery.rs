@@ -91,9 +91,14 @@ both_stores!(
             app.verify_code(&other, &cid, &wrong_code(&code)).await;
         }
         assert_eq!(read_ok(&app, &other, &cid).await["state"], "exhausted");
-        let (cid, _) = app.start_otp(&other).await;
+        let (expiring, _) = app.start_otp(&other).await;
+        // The exhausted one stays exhausted once a newer one replaced it.
+        assert_eq!(read_ok(&app, &other, &cid).await["state"], "exhausted");
         app.advance(3600);
-        assert_eq!(read_ok(&app, &other, &cid).await["state"], "expired");
+        assert_eq!(read_ok(&app, &other, &expiring).await["state"], "expired");
+        // So does the expired one, once a newer one replaced it.
+        app.start_otp(&other).await;
+        assert_eq!(read_ok(&app, &other, &expiring).await["state"], "expired");
 
         // Another interaction's challenge, or none at all: 404.
         assert_problem(read(&app, &other, &second, &app.keys.bot).await, 404, "not_found").await;

@@ -52,7 +52,7 @@ impl Try {
             )
             .unwrap(),
         };
-        rec.open_new_challenge(c);
+        rec.open_new_challenge(c, t(0));
         Try {
             rec,
             subject: SubjectRecord::new("cust-1"),
