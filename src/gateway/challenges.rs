@@ -236,8 +236,9 @@ impl Gateway {
     }
 
     /// Takes back challenge `cid`, whose message could not be sent, and the
-    /// sends it counted (the subject's, and its destination's).
-    async fn undo_challenge(
+    /// sends it counted (the subject's, and its destination's if it has
+    /// one: a ladder's steps give theirs back as each fails).
+    pub(super) async fn undo_challenge(
         &self,
         team: &Team,
         id: Uuid,

@@ -136,7 +136,9 @@ impl Gateway {
         {
             Ok(took) => took,
             Err(e) => {
-                self.undo_ladder_start(team, id, cid, &started, now).await?;
+                // No destination of its own (each step's was given back as it
+                // failed): the previous challenge and the subject's send come back.
+                self.undo_challenge(team, id, cid, &started, now).await?;
                 return Err(e);
             }
         };
@@ -576,32 +578,5 @@ impl Gateway {
         } else {
             None
         })
-    }
-
-    /// Takes back a ladder challenge none of whose steps took the code:
-    /// the previous challenge is current again, the subject's send given
-    /// back (each step's was given back as it failed).
-    async fn undo_ladder_start(
-        &self,
-        team: &Team,
-        id: Uuid,
-        cid: Uuid,
-        started: &start_challenge::Started,
-        now: Timestamp,
-    ) -> Result<()> {
-        self.transact(team, id, now, |w| {
-            Box::pin(async move {
-                let origin = w.origin();
-                let (rec, subject) = w.records();
-                let previous = started.previous.clone();
-                if start_challenge::take_back(rec, subject, origin.as_deref(), cid, previous, now) {
-                    Ok(Step::Write(()))
-                } else {
-                    Ok(Step::Answer(()))
-                }
-            })
-        })
-        .await
-        .map(|_| ())
     }
 }

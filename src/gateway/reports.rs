@@ -131,16 +131,17 @@ fn apply(
         if state != ChallengeState::Open {
             continue;
         }
-        let challenge = ReportedChallenge::of(c, state, &delivery);
+        // The read after the move, built only for a report announced.
+        let challenge = || ReportedChallenge::of(c, state, &delivery);
         match moved {
             Moved::Arrived if !arrived_before => {
                 events.push(EventData::ChallengeDelivered(DeliveryReported {
-                    challenge,
+                    challenge: challenge(),
                 }))
             }
             Moved::Failed if !moves_on => {
                 events.push(EventData::ChallengeUndelivered(DeliveryReported {
-                    challenge,
+                    challenge: challenge(),
                 }))
             }
             Moved::Arrived | Moved::Failed | Moved::No | Moved::On => {}
@@ -160,15 +161,6 @@ fn apply(
 }
 
 impl Gateway {
-    /// Applies signed `reports` about messages `channel` sent to the
-    /// challenges that sent them, at the clock's time (for callers without
-    /// a request's own `now`; see [`Gateway::take_reports_at`]).
-    pub async fn take_reports(&self, channel: &str, reports: Vec<Report>) -> Result<Receipt> {
-        use crate::time::{Clock, SystemClock};
-        self.take_reports_at(channel, reports, SystemClock.now())
-            .await
-    }
-
     /// Applies signed `reports` about messages `channel` sent to the
     /// challenges that sent them: `Taken` when one of them named a message
     /// the gateway knows. A report about a message not (yet) known is
