@@ -517,18 +517,21 @@ impl InteractionRecord {
         now: Timestamp,
         s: &Settings,
     ) {
-        self.authenticate_since(method, customer, now, now, s);
+        self.authenticate_since(method, customer, Vec::new(), now, now, s);
     }
 
     /// Like [`Self::authenticate`] for a login proven at `proven_at` and
     /// completed `now` (a bound login: proven by the callback, completed by
-    /// the code typed into the chat). The authentication is as old as the
-    /// proof: `authenticated_at` and the absolute end count from
-    /// `proven_at`; the activity is `now`.
+    /// the code typed into the chat), whose proving message went through
+    /// the channels `via` (docs/api.md#the-interaction-object; empty when
+    /// none did). The authentication is as old as the proof:
+    /// `authenticated_at` and the absolute end count from `proven_at`; the
+    /// activity is `now`.
     pub fn authenticate_since(
         &mut self,
         method: Method,
         customer: Customer,
+        via: Vec<String>,
         proven_at: Timestamp,
         now: Timestamp,
         s: &Settings,
@@ -539,7 +542,7 @@ impl InteractionRecord {
             authenticated_at: proven_at,
             expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
-            via: Vec::new(),
+            via,
         });
         self.end_step_up(now);
         self.end_binding(now);
@@ -984,14 +987,14 @@ mod tests {
     fn a_bound_login_counts_from_its_proof() {
         let s = Settings::default();
         let (mut r, _) = bound(&s);
-        r.authenticate_since(Method::LoginLink, customer(), t(10), t(40), &s);
+        r.authenticate_since(Method::LoginLink, customer(), Vec::new(), t(10), t(40), &s);
         let auth = r.auth.as_ref().unwrap();
         assert_eq!(auth.authenticated_at, t(10));
         assert_eq!(auth.expires_at, t(10).plus(s.authenticated_ttl.get()));
         assert_eq!(r.last_activity_at, t(40));
         assert!(r.binding.is_none() && r.challenge.is_none());
         // A proof never lies in the future.
-        r.authenticate_since(Method::LoginLink, customer(), t(90), t(50), &s);
+        r.authenticate_since(Method::LoginLink, customer(), Vec::new(), t(90), t(50), &s);
         assert_eq!(r.auth.as_ref().unwrap().authenticated_at, t(50));
     }
 

@@ -129,10 +129,7 @@ pub fn decide(
             (binding.method, binding.customer, since, binding.via)
         }
     };
-    rec.authenticate_since(method, customer, since, now, s);
-    if let Some(auth) = rec.auth.as_mut() {
-        auth.via = via;
-    }
+    rec.authenticate_since(method, customer, via, since, now, s);
     Ok(Verdict::Authenticated { step_up: pending })
 }
 

@@ -587,11 +587,9 @@ impl Gateway {
             LoginVerdict::Bind => self.open_binding(w, proof, via, now),
             LoginVerdict::Authenticate => {
                 w.record_success(now);
+                let customer = proof.customer.clone();
                 w.rec
-                    .authenticate(proof.method, proof.customer.clone(), now, s);
-                if let Some(auth) = w.rec.auth.as_mut() {
-                    auth.via = via;
-                }
+                    .authenticate_since(proof.method, customer, via, now, now, s);
                 w.announce_authenticated();
                 let expires_at = w.rec.auth_ends_at(s);
                 Settled::new(CallbackAnswer::Authenticated { expires_at }, None, false)

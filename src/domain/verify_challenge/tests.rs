@@ -203,7 +203,7 @@ fn a_pin_on_an_authenticated_interaction_reproves_its_customer() {
     let s = x.settings.clone();
     let customer: Customer = [("id".to_string(), "earlier".to_string())].into();
     x.rec
-        .authenticate_since(Method::Oidc, customer.clone(), t(0), t(0), &s);
+        .authenticate_since(Method::Oidc, customer.clone(), Vec::new(), t(0), t(0), &s);
     assert!(x.verify(CODE, 1).is_ok());
     let auth = x.rec.auth.unwrap();
     assert_eq!((auth.method, auth.customer), (Method::Otp, customer));
