@@ -323,7 +323,7 @@ impl Gateway {
         let (Some(poll), true) = (loaded.value, team.oidc.as_ref().is_some_and(|o| o.ciba)) else {
             // Gone (or CIBA switched off since): the challenge ends at its ttl.
             self.store.commit(vec![remove]).await?;
-            self.forget_poll(team, cid).await;
+            self.forget_poll(team, cid, loaded.version).await;
             return Ok(());
         };
         let pair = self.load_pair(team, id, now).await?;
@@ -338,7 +338,7 @@ impl Gateway {
             Some(c) if now >= c.expires_at => {
                 self.conclude_app(team, id, cid, Answer::Expired, remove, now)
                     .await?;
-                self.forget_poll(team, cid).await;
+                self.forget_poll(team, cid, loaded.version).await;
                 return Ok(());
             }
             Some(c) => c.expires_at,
@@ -356,7 +356,7 @@ impl Gateway {
                     }
                     _ => {
                         self.store.commit(vec![remove]).await?;
-                        self.forget_poll(team, cid).await;
+                        self.forget_poll(team, cid, loaded.version).await;
                     }
                 }
                 return Ok(());
@@ -476,7 +476,7 @@ impl Gateway {
             Ok(()) | Err(Error::NotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        self.forget_poll(team, cid).await;
+        self.forget_poll(team, cid, claimed.version).await;
         Ok(())
     }
 
@@ -607,21 +607,18 @@ impl Gateway {
     }
 
     /// Deletes the pending approval of ended challenge `cid` (its
-    /// `auth_req_id`) once its entry is gone. Best effort: its TTL ends it
-    /// otherwise.
-    async fn forget_poll(&self, team: &Team, cid: Uuid) {
-        let forgotten = async {
-            let loaded = self.load_poll(team, cid).await?;
-            if loaded.value.is_some() {
-                let op = Op::Delete {
-                    key: loaded.key,
-                    expected: loaded.version,
-                };
-                self.store.commit(vec![op]).await?;
-            }
-            Ok::<_, Error>(())
+    /// `auth_req_id`), as read at `version` (0: none), once its entry is
+    /// gone. Best effort: its TTL ends it otherwise, as it does one written
+    /// since.
+    async fn forget_poll(&self, team: &Team, cid: Uuid, version: u64) {
+        if version == 0 {
+            return;
+        }
+        let op = Op::Delete {
+            key: keys::app_poll(&team.id, cid),
+            expected: version,
         };
-        if let Err(e) = forgotten.await {
+        if let Err(e) = self.store.commit(vec![op]).await {
             tracing::debug!(team = %team.id, error = %e, "an ended app poll's record is left to its ttl");
         }
     }
