@@ -46,23 +46,33 @@ pub fn twilio_signed(
     !want.is_empty() && bool::from(want.as_bytes().ct_eq(header.trim().as_bytes()))
 }
 
-/// Meta's `X-Hub-Signature-256` of `body` (`sha256=<hex>`).
-pub fn hub_signature(app_secret: &[u8], body: &[u8]) -> String {
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret) else {
-        // HMAC takes keys of any length; unreachable.
+/// The hex HMAC-SHA256 of `parts`, in order, under `key` (empty only if
+/// HMAC refused the key, which it never does: it takes keys of any length).
+fn hmac_sha256_hex(key: &[u8], parts: &[&[u8]]) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return String::new();
     };
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Whether `header` (hex digits in either case, around spaces) is `want`,
+/// compared in constant time.
+fn hex_matches(want: &str, header: &str) -> bool {
+    let header = header.trim().to_ascii_lowercase();
+    !want.is_empty() && bool::from(want.as_bytes().ct_eq(header.as_bytes()))
+}
+
+/// Meta's `X-Hub-Signature-256` of `body` (`sha256=<hex>`).
+pub fn hub_signature(app_secret: &[u8], body: &[u8]) -> String {
+    format!("sha256={}", hmac_sha256_hex(app_secret, &[body]))
 }
 
 /// Whether `header` is Meta's signature of `body`.
 pub fn hub_signed(app_secret: &[u8], body: &[u8], header: &str) -> bool {
-    let want = hub_signature(app_secret, body);
-    let header = header.trim();
-    // The hex digits in either case.
-    let header = header.to_ascii_lowercase();
-    !want.is_empty() && bool::from(want.as_bytes().ct_eq(header.as_bytes()))
+    hex_matches(&hub_signature(app_secret, body), header)
 }
 
 /// What a Twilio `MessageStatus` reports (`None`: nothing here:
@@ -92,21 +102,12 @@ pub fn whatsapp_status(status: &str) -> Option<DeliveryStatus> {
 /// with header `X-Request-Timestamp` `timestamp` (hex).
 pub fn telegram_gateway_signature(token: &[u8], timestamp: &str, body: &[u8]) -> String {
     let key = Sha256::digest(token);
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(&key) else {
-        // HMAC takes keys of any length; unreachable.
-        return String::new();
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(b"\n");
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    hmac_sha256_hex(&key, &[timestamp.as_bytes(), b"\n", body])
 }
 
 /// Whether `header` is the gateway's signature of this report.
 pub fn telegram_gateway_signed(token: &[u8], timestamp: &str, body: &[u8], header: &str) -> bool {
-    let want = telegram_gateway_signature(token, timestamp, body);
-    let header = header.trim().to_ascii_lowercase();
-    !want.is_empty() && bool::from(want.as_bytes().ct_eq(header.as_bytes()))
+    hex_matches(&telegram_gateway_signature(token, timestamp, body), header)
 }
 
 /// What a Telegram gateway report's `delivery_status.status` reports.

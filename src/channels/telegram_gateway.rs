@@ -15,7 +15,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
-use super::{Channel, ChannelError, Message, Purpose, Sent};
+use super::{Channel, ChannelError, Message, Sent};
 
 /// The keys of a `telegram_gateway` channel file.
 #[derive(Debug, serde::Deserialize)]
@@ -138,16 +138,6 @@ impl TelegramGatewayChannel {
             )),
         }
     }
-
-    /// Asks the gateway to withdraw message `request_id` (its code is used,
-    /// or the ladder moved past it). Best effort: the caller only logs a
-    /// failure.
-    pub async fn revoke(&self, request_id: &str) -> Result<(), ChannelError> {
-        let body = json!({"request_id": request_id});
-        self.call("revokeVerificationMessage", body)
-            .await
-            .map(|_| ())
-    }
 }
 
 /// The code's remaining life in whole seconds, as the gateway takes it.
@@ -159,10 +149,9 @@ fn ttl_seconds(left: Option<Duration>) -> u64 {
 #[async_trait]
 impl Channel for TelegramGatewayChannel {
     async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
-        let code = match (msg.purpose, msg.code.as_deref()) {
-            (Purpose::Otp, Some(code)) => code,
-            _ => return Err(ChannelError("telegram_gateway sends only codes".into())),
-        };
+        let code = msg
+            .otp_code("telegram_gateway")
+            .ok_or_else(|| ChannelError("telegram_gateway sends only codes".into()))??;
         let phone = msg
             .to
             .as_deref()
@@ -183,8 +172,14 @@ impl Channel for TelegramGatewayChannel {
         Ok(Sent::tracked(answer.text("/result/request_id")))
     }
 
+    /// Asks the gateway to withdraw message `message_id` (its code is used,
+    /// or the ladder moved past it). Best effort: the caller only logs a
+    /// failure.
     async fn revoke(&self, message_id: &str) -> Result<(), ChannelError> {
-        TelegramGatewayChannel::revoke(self, message_id).await
+        let body = json!({"request_id": message_id});
+        self.call("revokeVerificationMessage", body)
+            .await
+            .map(|_| ())
     }
 }
 
@@ -197,6 +192,7 @@ mod tests {
 
     use super::*;
     use crate::channels::provider::closed_url;
+    use crate::channels::Purpose;
 
     const TOKEN: &str = "AAGtg-s3cr3t";
 

@@ -26,7 +26,7 @@ fn answerable(
     if let Some(c) = rec.challenge.as_ref().filter(|c| c.id == challenge_id) {
         return if now >= c.expires_at {
             Err(Error::ChallengeExpired)
-        } else if c.attempts_used >= c.max_attempts {
+        } else if c.out_of_attempts() {
             Err(Error::ChallengeExhausted)
         } else {
             Ok(c)
