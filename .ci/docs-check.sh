@@ -7,7 +7,9 @@
 #      CONTRIBUTING.md, docs/) names a file that exists, and its #anchor a
 #      heading of that file;
 #   3. every docs/….md#anchor cited in a code comment or sample resolves
-#      the same way.
+#      the same way;
+#   4. every back-ticked `src/…` path in the docs names a file or folder
+#      that exists (a `path:symbol` or `path::item` suffix is left out).
 # Needs only bash, grep and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -102,6 +104,22 @@ for tree in ["src", "tests", "examples", "benches", "tools", "config", "channels
                 problem = check(f, root, target)
                 if problem:
                     bad.append(f"{f}:{n}: {problem}")
+
+# Back-ticked source paths in the docs: `src/http/login.rs`, `src/gateway/`,
+# also with a suffix (`src/gateway/work.rs:transact`, `src/cli.rs::run`).
+# A line that names a file to create says "(new)" and is left out.
+path_ref = re.compile(r"`(src/[\w./-]*)[^`]*`")
+for doc in docs:
+    for n, line in enumerate(doc.read_text(encoding="utf-8").splitlines(), 1):
+        if "(new)" in line:
+            continue
+        for target in path_ref.findall(line):
+            target = target.rstrip(".")
+            if "*" in target or "…" in target:
+                continue
+            checked += 1
+            if not (root / target).exists():
+                bad.append(f"{doc}:{n}: `{target}`: no such file or folder")
 
 for b in bad:
     print(b, file=sys.stderr)

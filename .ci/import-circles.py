@@ -4,7 +4,8 @@ in a circle (a imports b, b imports a, directly or through others), and
 when a top-level module of the crate imports one on its own layer or above
 it (the order is read from docs/architecture.md#the-layers).
 
-A file is a module: `dir/x.rs`, with `dir/x/` folded into it. An import is
+A file is a module: `dir/x.rs`, with `dir/x/` folded into it (or a folder
+`dir/x/` with its own `mod.rs`). An import is
 any path to a sibling (`super::x`, `crate::dir::x`, `super::{x, ..}`),
 in `use` lines and in code. The folder's `mod.rs` (the parent) is left out:
 children naming their parent's items is not a circle between siblings.
@@ -33,7 +34,9 @@ def modules(folder):
         path = os.path.join(folder, entry)
         if entry.endswith(".rs") and entry not in ("mod.rs", "lib.rs", "main.rs"):
             out.setdefault(entry[:-3], []).append(path)
-        elif os.path.isdir(path) and os.path.exists(path + ".rs"):
+        elif os.path.isdir(path) and (
+            os.path.exists(path + ".rs") or os.path.exists(os.path.join(path, "mod.rs"))
+        ):
             for dirpath, _, files in os.walk(path):
                 out.setdefault(entry, []).extend(
                     os.path.join(dirpath, f) for f in files if f.endswith(".rs")

@@ -15,7 +15,7 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Dispatcher, Gateway, Live, Poller, Sweeper};
+use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -82,7 +82,7 @@ impl App {
         if let Some(every) = opts.sse_keep_alive {
             events = events.with_keep_alive(every);
         }
-        let gateway = Arc::new(Gateway::new(Arc::clone(&config), store, channels, events));
+        let gateway = Arc::new(Core::new(Arc::clone(&config), store, channels, events));
         // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
         crate::telemetry::register_config(&config);
@@ -119,7 +119,7 @@ impl App {
 
     /// The gateway in force (a reload replaces it; its store, events and
     /// outbox stay the same).
-    pub fn gateway(&self) -> Arc<Gateway> {
+    pub fn gateway(&self) -> Arc<Core> {
         self.live.current()
     }
 

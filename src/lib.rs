@@ -10,14 +10,20 @@
 //!     │         Also the agent console page (`http/console/`), which
 //!     │         calls this same API from the browser.
 //!     ▼
-//!  gateway/     use cases: "issue a login link", "accept a callback", ...
-//!     │         one unit of work each (`gateway::work`): load records, let
-//!     │         the domain decide, commit atomically (retrying on a
-//!     │         concurrent write) together with the events and notices it
-//!     │         causes (the outbox). The background workers, each a type
-//!     │         app.rs starts and stops: the `Dispatcher` delivers those
-//!     │         from the store, at least once (`gateway::outbox`); the
-//!     │         `Sweeper` handles each team's due queue (`gateway::expiry`).
+//!  gateway/     a small core (`gateway::Core`: the store, the live config
+//!     │         and channels, events, the unit of work, send, emit) and
+//!     │         one module of use cases per feature family over it
+//!     │         ("issue a login link", "start a challenge", ...), each a
+//!     │         function taking `&Core`. A use case that changes an
+//!     │         interaction is one unit of work (`gateway::work`): load
+//!     │         records, let the domain decide, commit atomically
+//!     │         (retrying on a concurrent write) together with the events
+//!     │         and notices it causes (the outbox). The background
+//!     │         workers, each a type app.rs starts and stops: the
+//!     │         `Dispatcher` delivers those from the store, at least once
+//!     │         (`gateway::outbox`); the `Sweeper` handles each team's due
+//!     │         queue (`gateway::expiry`) and hands provider round trips
+//!     │         to the `Poller` (`gateway::poller`).
 //!     ├──► domain/    the rules: interaction status, tokens, signatures,
 //!     │               assertions, secrets. Plain types and functions that
 //!     │               take `now` and know nothing of HTTP or Redis, nor
@@ -40,13 +46,15 @@
 //!  spans.rs     the spans of traces (request, outbound call, commit) and
 //!               the `traceparent` in and out; `telemetry/` exports them.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
-//!  server.rs    the connection loop: header/idle timeouts, connection cap.
+//!  server/      the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
 //! ```
 //!
-//! Time is a parameter: everything below `http/` takes a [`time::Timestamp`]
-//! instead of reading the clock, so expiry and lockout rules are tested with a
-//! [`time::ManualClock`].
+//! Time is a parameter: every use case and domain function takes a
+//! [`time::Timestamp`] instead of reading the clock; the background
+//! workers, and a use case that waits on a provider's round trip, read
+//! the injected [`time::Clock`] (docs/architecture.md#time-is-a-parameter).
+//! So expiry and lockout rules are tested with a [`time::ManualClock`].
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod app;

@@ -191,4 +191,19 @@ impl Config {
     pub fn team(&self, id: &str) -> Option<&Team> {
         self.teams.get(id)
     }
+
+    /// How long a conversation on `channel` of `team` is remembered after
+    /// an authentication (docs/api.md#recognized-conversations):
+    /// `recognize_for` when the channel vouches for its sender, else
+    /// never (`None`).
+    pub fn recognize_for(&self, team: &Team, channel: &str) -> Option<std::time::Duration> {
+        let vouches = self
+            .channels
+            .get(channel)
+            .is_some_and(|c| c.vouches_for_sender);
+        if !vouches {
+            return None;
+        }
+        team.settings_for(channel).recognize_for.enabled()
+    }
 }

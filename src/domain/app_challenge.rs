@@ -158,6 +158,55 @@ pub fn conclude(
     Ending::Ended { reason, failure }
 }
 
+/// What the sweeper does with an app challenge's poll entry when it
+/// comes due (docs/api.md#approval-in-the-customers-app).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PollTurn {
+    /// The challenge is past its end: it ends as expired.
+    Expire,
+    /// Ask the provider now; the entry comes due again at `next`, at the
+    /// latest at the challenge's end `expires_at`.
+    Ask {
+        next: Timestamp,
+        expires_at: Timestamp,
+    },
+    /// Replaced by a start still in flight, which a refusal takes back:
+    /// the entry waits, unasked, until `next`.
+    Wait { next: Timestamp },
+    /// It ended: no more polls.
+    Drop,
+}
+
+/// The turn of app challenge `cid` of `rec`, polled `every` so often, at
+/// `now`. The rungs, in order: the current challenge past its end
+/// expires; the current one is asked; one replaced by a start that may
+/// still be taken back (and its own end not reached) waits; anything
+/// else has ended.
+pub fn poll_turn(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    every: std::time::Duration,
+    now: Timestamp,
+) -> PollTurn {
+    match rec.challenge.as_ref().filter(|c| c.id == cid) {
+        Some(c) if now >= c.expires_at => PollTurn::Expire,
+        Some(c) => PollTurn::Ask {
+            next: now.plus(every).min(c.expires_at),
+            expires_at: c.expires_at,
+        },
+        None => {
+            let replaced = rec.past_challenges.iter().rev().find(|p| p.id == cid);
+            let waits = replaced.filter(|p| p.outcome == PastOutcome::Replaced);
+            match waits.and_then(|p| p.ended.as_ref()).map(|c| c.expires_at) {
+                Some(end) if now < end => PollTurn::Wait {
+                    next: now.plus(every).min(end),
+                },
+                _ => PollTurn::Drop,
+            }
+        }
+    }
+}
+
 /// Moves the current challenge to the past as `outcome`.
 fn end(rec: &mut InteractionRecord, outcome: PastOutcome, now: Timestamp) {
     if let Some(c) = rec.challenge.take() {
@@ -303,5 +352,42 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// One test per rung of [`poll_turn`].
+    #[test]
+    fn a_poll_turn_expires_asks_waits_or_drops() {
+        let every = std::time::Duration::from_secs(5);
+        let (mut r, mut subject) = (rec(Some("cust-42")), SubjectRecord::default());
+        let cid = start(&mut r, &mut subject).unwrap();
+        let end = r.challenge.as_ref().unwrap().expires_at;
+        // The current challenge, before its end: asked, next at most at its end.
+        assert_eq!(
+            poll_turn(&r, cid, every, t(2)),
+            PollTurn::Ask {
+                next: t(7),
+                expires_at: end
+            }
+        );
+        let late = Timestamp::from_unix_millis(end.unix_millis() - 1000);
+        assert_eq!(
+            poll_turn(&r, cid, every, late),
+            PollTurn::Ask {
+                next: end,
+                expires_at: end
+            }
+        );
+        // At or past its end: expires.
+        assert_eq!(poll_turn(&r, cid, every, end), PollTurn::Expire);
+        // Replaced by a newer start: waits until its own end, then drops.
+        let newer = start(&mut r, &mut subject).unwrap();
+        assert_ne!(newer, cid);
+        assert_eq!(
+            poll_turn(&r, cid, every, t(3)),
+            PollTurn::Wait { next: t(8) }
+        );
+        assert_eq!(poll_turn(&r, cid, every, end), PollTurn::Drop);
+        // Unknown to the interaction: drops.
+        assert_eq!(poll_turn(&r, Uuid::now_v7(), every, t(3)), PollTurn::Drop);
     }
 }

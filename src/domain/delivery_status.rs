@@ -98,6 +98,16 @@ impl DeliveryState {
     }
 }
 
+/// One provider report, read from a signed receipt: the provider's id of
+/// a message a channel sent, and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub message_id: String,
+    pub status: DeliveryStatus,
+    /// With `failed`: the provider's error.
+    pub error: Option<DeliveryError>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::DeliveryStatus::*;

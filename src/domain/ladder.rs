@@ -5,11 +5,14 @@
 //! Which steps may take the code ([`targets`]) is decided here on plain
 //! values; the gateway counts each step's destination, sends, and moves
 //! the ladder on (`gateway::ladder`).
+use super::challenge::{Challenge, ChallengeState};
 pub use super::challenge::{Ladder, SentStep};
+use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
 use super::interaction::InteractionRecord;
 use super::settings::OtpSettings;
 use crate::error::Error;
+use crate::time::Timestamp;
 
 /// A step that may take the code: where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +109,95 @@ pub fn targets(
     }))
 }
 
+/// A challenge that is no longer open answers as it ended: 409
+/// `challenge_used`, 410 `challenge_exhausted` or `challenge_expired`.
+pub fn still_open(state: ChallengeState) -> Result<(), Error> {
+    match state {
+        ChallengeState::Open => Ok(()),
+        ChallengeState::Used => Err(Error::ChallengeUsed),
+        ChallengeState::Exhausted => Err(Error::ChallengeExhausted),
+        _ => Err(Error::ChallengeExpired),
+    }
+}
+
+/// The verdict on moving challenge `c` of `rec` (which reads `state` at
+/// `now`) on to its ladder's next step: the later steps that may take
+/// the code, in order. `timed_out`: the move is the current step's
+/// time-out, not a request or a failed report. The rungs, in order:
+///
+/// 1. a challenge no longer open answers as it ended ([`still_open`]);
+/// 2. a challenge without a ladder: 409 `no_next_step`;
+/// 3. a time-out whose step is not yet due, or whose message arrived,
+///    changes nothing (`no_next_step`);
+/// 4. no later step can take the code: `no_next_step`.
+pub fn next_move(
+    c: &Challenge,
+    state: ChallengeState,
+    timed_out: bool,
+    reach_of: impl Fn(&str) -> Reach,
+    otp: &OtpSettings,
+    rec: &InteractionRecord,
+    now: Timestamp,
+) -> Result<Vec<Target>, Error> {
+    still_open(state)?;
+    let no_step = || Error::NoNextStep("the challenge's ladder has no step left");
+    let Some(l) = c.ladder.as_ref() else {
+        return Err(Error::NoNextStep("the challenge has no delivery ladder"));
+    };
+    if timed_out {
+        let due = l.advance_at(otp).is_some_and(|at| at <= now);
+        let arrived = c
+            .delivery_state
+            .as_ref()
+            .is_some_and(|d| d.status.arrived());
+        if !due || arrived {
+            return Err(no_step());
+        }
+    }
+    targets(&l.steps, l.later_steps(), reach_of, otp, rec).map_err(|_| no_step())
+}
+
+/// What [`record_step`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepRecord {
+    /// The challenge is no longer open, or its ladder moved meanwhile:
+    /// nothing changed, the move did not happen.
+    Lost,
+    /// The step has the code now; it times out at `time_out_at` (`None`:
+    /// the last step, which stays).
+    Recorded { time_out_at: Option<Timestamp> },
+}
+
+/// Records on challenge `c` (at `now`) that step `next` has its code,
+/// moved from `from`, the step that had it (`None` at the start). The
+/// step left behind keeps how far its message got; the challenge's
+/// delivery state starts again at `accepted`.
+pub fn record_step(
+    c: &mut Challenge,
+    from: Option<&SentStep>,
+    next: SentStep,
+    otp: &OtpSettings,
+    now: Timestamp,
+) -> StepRecord {
+    let open = c.state(now) == ChallengeState::Open;
+    let (Some(l), true) = (c.ladder.as_mut(), open) else {
+        return StepRecord::Lost;
+    };
+    if l.current() != from {
+        return StepRecord::Lost;
+    }
+    let left_at = c.delivery_state.as_ref().map(|d| d.status);
+    if let Some(previous) = l.sent.last_mut() {
+        previous.left_at = left_at;
+    }
+    c.channel = Some(next.channel.clone());
+    l.sent.push(next);
+    c.delivery_state = Some(DeliveryState::accepted());
+    StepRecord::Recorded {
+        time_out_at: l.advance_at(otp),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use uuid::Uuid;
@@ -113,7 +205,6 @@ mod tests {
     use super::*;
     use crate::domain::abuse::NumberType;
     use crate::domain::interaction::Contact;
-    use crate::time::Timestamp;
 
     fn rec(phone: Option<&str>, email: Option<&str>) -> InteractionRecord {
         let mut r = InteractionRecord::new(
@@ -251,5 +342,146 @@ mod tests {
         l.sent[1].left_at = Some(DeliveryStatus::Delivered);
         l.sent.push(step(2, "SM1", None));
         assert!(l.arrived_before(), "announced on tg already");
+    }
+
+    /// One test per rung of [`next_move`].
+    #[test]
+    fn a_move_needs_an_open_challenge_a_ladder_a_due_step_and_a_step_left() {
+        use crate::domain::challenge::{ChallengeMethod, Delivery};
+        use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
+        let otp = OtpSettings::default();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let r = rec(Some("+447400123456"), Some("ada@example.com"));
+        let sent = |index: usize, channel: &str| SentStep {
+            index,
+            channel: channel.into(),
+            destination: "+447400123456".into(),
+            message_id: None,
+            sent_at: now,
+            left_at: None,
+        };
+        let mut c = Challenge {
+            id: Uuid::now_v7(),
+            method: ChallengeMethod::Otp,
+            delivery: Delivery::Ladder,
+            code_hash: String::new(),
+            sealed_code: None,
+            expires_at: now.plus(otp.ttl.get()),
+            attempts_used: 0,
+            max_attempts: 3,
+            step_up: false,
+            channel: Some("wa".into()),
+            delivery_state: Some(DeliveryState::accepted()),
+            ladder: Some(Ladder {
+                steps: steps(&["wa", "sms", "email"]),
+                sent: vec![sent(0, "wa")],
+                sealed_code: String::new(),
+            }),
+        };
+        let open = ChallengeState::Open;
+        let moves = |c: &Challenge, state, timed_out, at| {
+            next_move(c, state, timed_out, reach, &otp, &r, at)
+        };
+        // 1. Not open: answered as it ended.
+        let e = moves(&c, ChallengeState::Used, false, now).unwrap_err();
+        assert!(matches!(e, Error::ChallengeUsed), "{e:?}");
+        let e = moves(&c, ChallengeState::Exhausted, false, now).unwrap_err();
+        assert!(matches!(e, Error::ChallengeExhausted), "{e:?}");
+        let e = moves(&c, ChallengeState::Replaced, false, now).unwrap_err();
+        assert!(matches!(e, Error::ChallengeExpired), "{e:?}");
+        // A request moves at once: the later steps, in order.
+        let t = moves(&c, open, false, now).unwrap();
+        let names: Vec<&str> = t.iter().map(|t| t.channel.as_str()).collect();
+        assert_eq!(names, ["sms", "email"]);
+        // 3. A time-out before the step is due, or after it arrived: nothing.
+        let e = moves(&c, open, true, now).unwrap_err();
+        assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
+        let due = now.plus(otp.advance_after.get());
+        assert_eq!(moves(&c, open, true, due).unwrap().len(), 2);
+        c.delivery_state = Some(DeliveryState {
+            status: DeliveryStatus::Delivered,
+            error: None,
+        });
+        let e = moves(&c, open, true, due).unwrap_err();
+        assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
+        // 4. On the last step: no step left.
+        c.ladder.as_mut().unwrap().sent.push(sent(2, "email"));
+        let e = moves(&c, open, false, now).unwrap_err();
+        assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
+        // 2. No ladder.
+        c.ladder = None;
+        let e = moves(&c, open, false, now).unwrap_err();
+        assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
+    }
+
+    /// [`record_step`]: a move from the step that has the code is
+    /// recorded; one from another step, or on a challenge no longer open,
+    /// is lost.
+    #[test]
+    fn a_step_is_recorded_only_from_the_current_one_while_open() {
+        use crate::domain::challenge::{ChallengeMethod, Delivery};
+        use crate::domain::delivery_status::DeliveryStatus;
+        let otp = OtpSettings::default();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let step = |index: usize, channel: &str| SentStep {
+            index,
+            channel: channel.into(),
+            destination: "+447400123456".into(),
+            message_id: Some(format!("m{index}")),
+            sent_at: now,
+            left_at: None,
+        };
+        let mut c = Challenge {
+            id: Uuid::now_v7(),
+            method: ChallengeMethod::Otp,
+            delivery: Delivery::Ladder,
+            code_hash: String::new(),
+            sealed_code: None,
+            expires_at: now.plus(otp.ttl.get()),
+            attempts_used: 0,
+            max_attempts: 3,
+            step_up: false,
+            channel: None,
+            delivery_state: None,
+            ladder: Some(Ladder {
+                steps: steps(&["wa", "sms", "email"]),
+                sent: Vec::new(),
+                sealed_code: String::new(),
+            }),
+        };
+        let due = Some(now.plus(otp.advance_after.get()));
+        let first = record_step(&mut c, None, step(0, "wa"), &otp, now);
+        assert_eq!(first, StepRecord::Recorded { time_out_at: due });
+        assert_eq!(c.channel.as_deref(), Some("wa"));
+        // A second start's record (from no step) lost to the first.
+        assert_eq!(
+            record_step(&mut c, None, step(1, "sms"), &otp, now),
+            StepRecord::Lost
+        );
+        c.delivery_state.as_mut().unwrap().status = DeliveryStatus::Failed;
+        let from = c.ladder.as_ref().unwrap().current().cloned();
+        let moved = record_step(&mut c, from.as_ref(), step(1, "sms"), &otp, now);
+        assert_eq!(moved, StepRecord::Recorded { time_out_at: due });
+        let l = c.ladder.as_ref().unwrap();
+        assert_eq!(
+            l.sent[0].left_at,
+            Some(DeliveryStatus::Failed),
+            "kept where it got"
+        );
+        assert_eq!(
+            c.delivery_state.as_ref().unwrap().status,
+            DeliveryStatus::Accepted
+        );
+        // The last step stays: no time-out.
+        let from = l.current().cloned();
+        let last = record_step(&mut c, from.as_ref(), step(2, "email"), &otp, now);
+        assert_eq!(last, StepRecord::Recorded { time_out_at: None });
+        // Past its end: lost.
+        let from = c.ladder.as_ref().unwrap().current().cloned();
+        let late = c.expires_at;
+        assert_eq!(
+            record_step(&mut c, from.as_ref(), step(2, "email"), &otp, late),
+            StepRecord::Lost
+        );
     }
 }

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::records::{put, Loaded, StoredDevices};
 use super::view::StepUpReason;
 use super::work::{Step, Work};
-use super::{Gateway, InteractionView};
+use super::{Core, InteractionView};
 use crate::config::Team;
 use crate::domain::assertion::{self, Assertion};
 use crate::domain::assertion_verdict::{self, AssertionVerdict, Found, Rules};
@@ -41,142 +41,140 @@ struct Presented {
     devices: Loaded<CustomerDevices>,
 }
 
-impl Gateway {
-    /// `POST /v1/interactions/{id}/assertion`: verify it, read its `jti`
-    /// and the customer's devices, decide ([`assertion_verdict::verdict`]),
-    /// apply the verdict with the used `jti` in one commit.
-    pub async fn accept_assertion(
-        self: &Arc<Self>,
-        team: &Team,
-        id: Uuid,
-        token: &str,
-        now: Timestamp,
-    ) -> Result<AssertionOutcome> {
-        let done = self
-            .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    let max_age = w.settings.assertion_max_age.get();
-                    let p = self.presented(team, token, max_age, now).await?;
-                    let a = &p.assertion;
-                    // A new assertion ends an earlier pending step-up, whoever it was for.
-                    w.rec.end_step_up(now);
-                    if let Some(fp) = assertion_verdict::device(a, w.rec.customer_ref.as_deref()) {
-                        w.rec.device = Some(fp.to_string());
-                    }
-                    let verdict = self.assertion_verdict(w, &p, now);
-                    let failure = self.apply_assertion(w, team, p, verdict, now)?;
-                    Ok(Step::Write((verdict, failure)))
-                })
-            })
-            .await?;
-        let (verdict, failure) = done.value;
-        assertion_outcome(verdict, failure, done.view, now)
-    }
-
-    /// The assertion, verified, with its customer; whether its `jti` was
-    /// used, and the customer's validated devices.
-    async fn presented(
-        &self,
-        team: &Team,
-        token: &str,
-        max_age: Duration,
-        now: Timestamp,
-    ) -> Result<Presented> {
-        let issuer = &self.config.server.issuer;
-        let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
-        let customer = assertion.customer()?;
-        let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
-        let dkey = keys::devices(&team.id, &assertion.sub);
-        // With the store's marker: an emptied store lost the used jti.
-        let raw = self
-            .get_noticing_reset(team, vec![jti_key, dkey.clone()], now)
-            .await?;
-        self.refuse_issued_before_reset(team, assertion.iat, max_age, now)?;
-        let mut raw = raw.into_iter();
-        let jti_used = raw.next().flatten().is_some();
-        let devices = Loaded::parse(dkey, raw.next().flatten())?;
-        Ok(Presented {
-            assertion,
-            customer,
-            jti_used,
-            devices,
-        })
-    }
-
-    /// The rules on the records as this unit of work holds them.
-    fn assertion_verdict(
-        &self,
-        w: &mut Work<'_>,
-        p: &Presented,
-        now: Timestamp,
-    ) -> AssertionVerdict {
-        let (s, origin) = (w.settings, w.origin());
-        let customer_ref = w.rec.customer_ref.clone();
-        let found = Found {
-            jti_used: p.jti_used,
-            customer_ref: customer_ref.as_deref(),
-            subject: w.subject(),
-            origin: origin.as_deref(),
-            devices: p.devices.value.as_ref().unwrap_or(&NO_DEVICES),
-        };
-        let rules = Rules {
-            step_up: &s.step_up,
-            max_age: s.assertion_max_age.get(),
-            pepper: &self.pepper,
-        };
-        assertion_verdict::verdict(&p.assertion, &found, &rules, now)
-    }
-
-    /// Applies `verdict`; the assertion's `jti` is used up with it, whatever
-    /// it is, except a `jti` used already. Returns the failure it counted.
-    fn apply_assertion(
-        &self,
-        w: &mut Work<'_>,
-        team: &Team,
-        p: Presented,
-        verdict: AssertionVerdict,
-        now: Timestamp,
-    ) -> Result<Option<Failure>> {
-        let a = &p.assertion;
-        let mut failure = None;
-        match verdict {
-            AssertionVerdict::Used => return Err(Error::TokenUsed),
-            AssertionVerdict::Locked { .. } | AssertionVerdict::Banned => {}
-            AssertionVerdict::Mismatch => {
-                let f = w.record_failure(now);
-                w.emit_lockout(&f);
-                failure = Some(f);
-            }
-            AssertionVerdict::StepUp { until, .. } => {
-                w.rec.step_up = Some(PendingStepUp {
-                    customer: p.customer,
-                    fingerprint: a.fingerprint.clone(),
-                    region: a.region.clone(),
-                    until,
-                });
-            }
-            AssertionVerdict::Authenticate => {
-                let s = w.settings;
-                w.record_success(now);
-                w.rec.authenticate(Method::PreChat, p.customer, now, s);
-                w.announce_authenticated();
-                // Remembered only where a step-up rule reads them: with
-                // every such rule off, no record is kept.
-                if team.remembers_devices() {
-                    let mut known = p.devices.value.clone().unwrap_or_default();
-                    let (fingerprint, region) = (a.fingerprint.as_deref(), a.region.as_deref());
-                    known.record_validated(fingerprint, region, &self.pepper);
-                    let dkey = &p.devices.key;
-                    let known = StoredDevices::from(&known);
-                    w.also(put(dkey, p.devices.version, &known, Some(DEVICES_TTL))?);
+/// `POST /v1/interactions/{id}/assertion`: verify it, read its `jti`
+/// and the customer's devices, decide ([`assertion_verdict::verdict`]),
+/// apply the verdict with the used `jti` in one commit.
+pub async fn accept_assertion(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    token: &str,
+    now: Timestamp,
+) -> Result<AssertionOutcome> {
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let max_age = w.settings.assertion_max_age.get();
+                let p = presented(core, team, token, max_age, now).await?;
+                let a = &p.assertion;
+                // A new assertion ends an earlier pending step-up, whoever it was for.
+                w.rec.end_step_up(now);
+                if let Some(fp) = assertion_verdict::device(a, w.rec.customer_ref.as_deref()) {
+                    w.rec.device = Some(fp.to_string());
                 }
+                let verdict = assertion_verdict(core, w, &p, now);
+                let failure = apply_assertion(core, w, team, p, verdict, now)?;
+                Ok(Step::Write((verdict, failure)))
+            })
+        })
+        .await?;
+    let (verdict, failure) = done.value;
+    assertion_outcome(verdict, failure, done.view, now)
+}
+
+/// The assertion, verified, with its customer; whether its `jti` was
+/// used, and the customer's validated devices.
+async fn presented(
+    core: &Core,
+    team: &Team,
+    token: &str,
+    max_age: Duration,
+    now: Timestamp,
+) -> Result<Presented> {
+    let issuer = &core.config.server.issuer;
+    let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
+    let customer = assertion.customer()?;
+    let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
+    let dkey = keys::devices(&team.id, &assertion.sub);
+    // With the store's marker: an emptied store lost the used jti.
+    let raw = core
+        .get_noticing_reset(team, vec![jti_key, dkey.clone()], now)
+        .await?;
+    core.refuse_issued_before_reset(team, assertion.iat, max_age, now)?;
+    let mut raw = raw.into_iter();
+    let jti_used = raw.next().flatten().is_some();
+    let devices = Loaded::parse(dkey, raw.next().flatten())?;
+    Ok(Presented {
+        assertion,
+        customer,
+        jti_used,
+        devices,
+    })
+}
+
+/// The rules on the records as this unit of work holds them.
+fn assertion_verdict(
+    core: &Core,
+    w: &mut Work<'_>,
+    p: &Presented,
+    now: Timestamp,
+) -> AssertionVerdict {
+    let (s, origin) = (w.settings, w.origin());
+    let customer_ref = w.rec.customer_ref.clone();
+    let found = Found {
+        jti_used: p.jti_used,
+        customer_ref: customer_ref.as_deref(),
+        subject: w.subject(),
+        origin: origin.as_deref(),
+        devices: p.devices.value.as_ref().unwrap_or(&NO_DEVICES),
+    };
+    let rules = Rules {
+        step_up: &s.step_up,
+        max_age: s.assertion_max_age.get(),
+        pepper: &core.pepper,
+    };
+    assertion_verdict::verdict(&p.assertion, &found, &rules, now)
+}
+
+/// Applies `verdict`; the assertion's `jti` is used up with it, whatever
+/// it is, except a `jti` used already. Returns the failure it counted.
+fn apply_assertion(
+    core: &Core,
+    w: &mut Work<'_>,
+    team: &Team,
+    p: Presented,
+    verdict: AssertionVerdict,
+    now: Timestamp,
+) -> Result<Option<Failure>> {
+    let a = &p.assertion;
+    let mut failure = None;
+    match verdict {
+        AssertionVerdict::Used => return Err(Error::TokenUsed),
+        AssertionVerdict::Locked { .. } | AssertionVerdict::Banned => {}
+        AssertionVerdict::Mismatch => {
+            let f = w.record_failure(now);
+            w.emit_lockout(&f);
+            failure = Some(f);
+        }
+        AssertionVerdict::StepUp { until, .. } => {
+            w.rec.step_up = Some(PendingStepUp {
+                customer: p.customer,
+                fingerprint: a.fingerprint.clone(),
+                region: a.region.clone(),
+                until,
+            });
+        }
+        AssertionVerdict::Authenticate => {
+            let s = w.settings;
+            w.record_success(now);
+            w.rec.authenticate(Method::PreChat, p.customer, now, s);
+            w.announce_authenticated();
+            // Remembered only where a step-up rule reads them: with
+            // every such rule off, no record is kept.
+            if team.remembers_devices() {
+                let mut known = p.devices.value.clone().unwrap_or_default();
+                let (fingerprint, region) = (a.fingerprint.as_deref(), a.region.as_deref());
+                known.record_validated(fingerprint, region, &core.pepper);
+                let dkey = &p.devices.key;
+                let known = StoredDevices::from(&known);
+                w.also(put(dkey, p.devices.version, &known, Some(DEVICES_TTL))?);
             }
         }
-        let jti_key = keys::assertion_jti(&team.id, &a.jti);
-        let ttl = assertion_verdict::jti_ttl(a, now);
-        w.also(put(&jti_key, 0, &true, Some(ttl))?);
-        Ok(failure)
     }
+    let jti_key = keys::assertion_jti(&team.id, &a.jti);
+    let ttl = assertion_verdict::jti_ttl(a, now);
+    w.also(put(&jti_key, 0, &true, Some(ttl))?);
+    Ok(failure)
 }
 
 /// No device validated yet.

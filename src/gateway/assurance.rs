@@ -5,7 +5,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::view::{Method, Status, Unmet};
-use super::Gateway;
+use super::Core;
 use crate::config::{AuthMethod, Team};
 use crate::domain::assurance::{self, Policy};
 use crate::domain::interaction;
@@ -54,56 +54,54 @@ pub enum Recognized {
     Recognized,
 }
 
-impl Gateway {
-    pub async fn assurance(
-        &self,
-        team: &Team,
-        id: Uuid,
-        ask: AssuranceAsk,
-        now: Timestamp,
-    ) -> Result<AssuranceView> {
-        let pair = self.load_pair(team, id, now).await?;
-        let rec = pair.rec()?;
-        let settings = team.settings_for(&rec.channel);
-        let policy = match ask {
-            AssuranceAsk::Policy(p) => p,
-            AssuranceAsk::Intent(name) => {
-                let intent = settings.intents.get(&name).ok_or_else(|| {
-                    Error::invalid("intent", "is not an intent of this interaction's settings")
-                })?;
-                let methods = intent.methods.as_ref();
-                Policy {
-                    max_age: intent.max_age.and_then(|d| d.enabled()),
-                    methods: methods.map(|ms| {
-                        ms.iter()
-                            .filter_map(|m| interaction::Method::try_from(*m).ok())
-                            .collect()
-                    }),
-                    recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
-                    otp_via: intent.otp_via.clone(),
-                }
+pub async fn assurance(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    ask: AssuranceAsk,
+    now: Timestamp,
+) -> Result<AssuranceView> {
+    let pair = core.load_pair(team, id, now).await?;
+    let rec = pair.rec()?;
+    let settings = team.settings_for(&rec.channel);
+    let policy = match ask {
+        AssuranceAsk::Policy(p) => p,
+        AssuranceAsk::Intent(name) => {
+            let intent = settings.intents.get(&name).ok_or_else(|| {
+                Error::invalid("intent", "is not an intent of this interaction's settings")
+            })?;
+            let methods = intent.methods.as_ref();
+            Policy {
+                max_age: intent.max_age.and_then(|d| d.enabled()),
+                methods: methods.map(|ms| {
+                    ms.iter()
+                        .filter_map(|m| interaction::Method::try_from(*m).ok())
+                        .collect()
+                }),
+                recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
+                otp_via: intent.otp_via.clone(),
             }
-        };
-        let view = pair.view(team, now)?;
-        let shown = pair.shown(team, now)?;
-        let recognized_at = shown.recognized_at;
-        let verdict = assurance::assess_shown(shown, &policy, now);
-        let (method, authenticated_at) = if verdict.by_recognition {
-            (
-                Some(JudgedMethod::Recognized(Recognized::Recognized)),
-                recognized_at,
-            )
-        } else {
-            (view.method.map(JudgedMethod::Method), view.authenticated_at)
-        };
-        Ok(AssuranceView {
-            interaction_id: view.id,
-            satisfied: verdict.satisfied,
-            status: view.status,
-            method,
-            authenticated_at,
-            age_seconds: verdict.age_seconds,
-            unmet: verdict.unmet.into_iter().map(Unmet::from).collect(),
-        })
-    }
+        }
+    };
+    let view = pair.view(team, now)?;
+    let shown = pair.shown(team, now)?;
+    let recognized_at = shown.recognized_at;
+    let verdict = assurance::assess_shown(shown, &policy, now);
+    let (method, authenticated_at) = if verdict.by_recognition {
+        (
+            Some(JudgedMethod::Recognized(Recognized::Recognized)),
+            recognized_at,
+        )
+    } else {
+        (view.method.map(JudgedMethod::Method), view.authenticated_at)
+    };
+    Ok(AssuranceView {
+        interaction_id: view.id,
+        satisfied: verdict.satisfied,
+        status: view.status,
+        method,
+        authenticated_at,
+        age_seconds: verdict.age_seconds,
+        unmet: verdict.unmet.into_iter().map(Unmet::from).collect(),
+    })
 }

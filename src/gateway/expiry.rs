@@ -12,9 +12,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::outbox::Notice;
-use super::poller::Polls;
+use super::polls::Polls;
 use super::work::Step;
-use super::{Gateway, Live};
+use super::{Core, Live};
 use crate::config::Team;
 use crate::domain::interaction::Announcement;
 use crate::error::{Error, Result};
@@ -78,7 +78,7 @@ impl Sweeper {
 /// `None`: an entry of no kind this gateway knows, to drop. (Adding a
 /// kind: docs/architecture.md#time-outs.)
 async fn handle(
-    gw: &Gateway,
+    gw: &Core,
     team: &Team,
     member: &str,
     remove: Op,
@@ -93,12 +93,14 @@ async fn handle(
         "x" | "n" => announce_due(gw, team, Uuid::parse_str(key).ok()?, remove, now).await,
         // An app challenge's poll (`ciba.rs`), held with `lease`: claimed
         // here, asked by the poller (never awaited here).
-        super::ciba::KIND => gw.claim_app_poll(team, member, remove, lease, polls).await,
+        super::challenges::app::KIND => {
+            super::challenges::app::claim_app_poll(gw, team, member, remove, lease, polls).await
+        }
         // A delivery ladder's step timed out (`ladder.rs`): taken off the
         // queue here, moved on by the poller (never awaited here).
-        super::ladder::KIND => {
-            let (id, cid) = super::ladder::parse_due_member(member)?;
-            gw.claim_ladder_due(team, id, cid, remove, polls).await
+        super::challenges::ladder::KIND => {
+            let (id, cid) = super::challenges::ladder::parse_due_member(member)?;
+            super::challenges::ladder::claim_ladder_due(gw, team, id, cid, remove, polls).await
         }
         _ => return None,
     })
@@ -142,7 +144,7 @@ impl Lease {
 /// [`RETRY`], behind the others, which go on; two failures in a row (an
 /// outage) hand the rest back as due. One that can never be handled is
 /// quarantined.
-async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp, polls: &Polls) -> Result<()> {
+async fn sweep_team(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> Result<()> {
     let store = gw.store.as_ref();
     let index = keys::due_queue(&team.id);
     let mut rounds = 0;
@@ -166,42 +168,22 @@ async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp, polls: &Polls) ->
                 key: index.clone(),
                 member: entry.member.clone(),
             };
-            let Some(handled) =
-                handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await
-            else {
-                tracing::error!(team = %team.id, "due entry names no interaction; dropped");
-                store.commit(vec![remove]).await?;
+            let handled = handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await;
+            if settle(store, team, entry, remove, handled).await? {
+                in_a_row = 0;
                 continue;
-            };
-            match handled {
-                Ok(()) => in_a_row = 0,
-                // Gone: nothing left to do.
-                Err(Error::NotFound(_)) => {
-                    store.commit(vec![remove]).await?;
-                    in_a_row = 0;
-                }
-                // The store failed, or this record is too busy to write:
-                // the entry goes behind the others (due again in a
-                // second), which go on; after two in a row the rest of the
-                // batch is handed back as it was due.
-                Err(Error::StoreUnavailable) => {
-                    failed.push(entry);
-                    in_a_row += 1;
-                    if in_a_row == 2 {
-                        hand_back(store, &index, &failed, lease, now.plus(RETRY)).await;
-                        let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
-                        hand_back(store, &index, &rest, lease, now).await;
-                        return Err(Error::StoreUnavailable);
-                    }
-                }
-                // A record this gateway cannot handle (a foreign or newer
-                // writer): quarantined, so it never stops the rest.
-                Err(e) => {
-                    tracing::error!(team = %team.id, entry = %entry.member, error = %e, "due entry cannot be handled; quarantined");
-                    metrics::counter!("chatgate_due_quarantined_total").increment(1);
-                    store.commit(vec![remove]).await?;
-                    in_a_row = 0;
-                }
+            }
+            // The store failed, or this record is too busy to write: the
+            // entry goes behind the others (due again in a second), which
+            // go on; after two in a row the rest of the batch is handed
+            // back as it was due.
+            failed.push(entry);
+            in_a_row += 1;
+            if in_a_row == 2 {
+                hand_back(store, &index, &failed, lease, now.plus(RETRY)).await;
+                let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
+                hand_back(store, &index, &rest, lease, now).await;
+                return Err(Error::StoreUnavailable);
             }
         }
         if !failed.is_empty() {
@@ -214,6 +196,37 @@ async fn sweep_team(gw: &Gateway, team: &Team, now: Timestamp, polls: &Polls) ->
             return Ok(());
         }
     }
+}
+
+/// Settles one due entry after its handling (`None`: it names no
+/// interaction): `false` when the store failed to handle it and it is to
+/// be tried again; else it is done — handled, gone (`NotFound`), or
+/// quarantined because this gateway can never handle it (a foreign or
+/// newer writer), so that it never stops the rest.
+async fn settle(
+    store: &dyn Store,
+    team: &Team,
+    entry: &IndexEntry,
+    remove: Op,
+    handled: Option<Result<()>>,
+) -> Result<bool> {
+    match handled {
+        None => {
+            tracing::error!(team = %team.id, "due entry names no interaction; dropped");
+            store.commit(vec![remove]).await?;
+        }
+        Some(Ok(())) => {}
+        Some(Err(Error::NotFound(_))) => {
+            store.commit(vec![remove]).await?;
+        }
+        Some(Err(Error::StoreUnavailable)) => return Ok(false),
+        Some(Err(e)) => {
+            tracing::error!(team = %team.id, entry = %entry.member, error = %e, "due entry cannot be handled; quarantined");
+            metrics::counter!("chatgate_due_quarantined_total").increment(1);
+            store.commit(vec![remove]).await?;
+        }
+    }
+    Ok(true)
 }
 
 /// Moves the batch's entries still held (`claimed`: those handled were
@@ -265,13 +278,7 @@ async fn hand_back(
 /// text), else its expiry notice once due; committed (with `entry`, the
 /// entry's removal) in the outbox. The write puts the entry back at what is
 /// due next, if anything.
-async fn announce_due(
-    gw: &Gateway,
-    team: &Team,
-    id: Uuid,
-    entry: Op,
-    now: Timestamp,
-) -> Result<()> {
+async fn announce_due(gw: &Core, team: &Team, id: Uuid, entry: Op, now: Timestamp) -> Result<()> {
     let done = gw
         .transact(team, id, now, |w| {
             let s = w.settings;

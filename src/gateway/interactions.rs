@@ -8,8 +8,7 @@ use uuid::Uuid;
 
 use super::outbox::OutboxItem;
 use super::records::{put, retry, write_interaction, Bookkeeping, Loaded, Record};
-use super::work::{Step, Work};
-use super::{view, Gateway, InteractionView};
+use super::{view, Core, InteractionView};
 use crate::config::Team;
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
@@ -136,348 +135,327 @@ pub struct Page {
     pub next_cursor: Option<String>,
 }
 
-impl Gateway {
-    /// Creates the interaction, or returns the team's existing one for the
-    /// same channel and conversation. `true` when newly created.
-    pub async fn create_interaction(
-        &self,
-        team: &Team,
-        req: NewInteraction,
-        now: Timestamp,
-    ) -> Result<(InteractionView, bool)> {
-        let reach = self.reach(&req.channel);
-        let new = Checked::parse(team, req, reach)?;
-        let (view, created) = retry(|| self.create_or_find(team, &new, now)).await?;
-        if created {
-            metrics::counter!("chatgate_interactions_created_total").increment(1);
-        }
-        Ok((view, created))
+/// Creates the interaction, or returns the team's existing one for the
+/// same channel and conversation. `true` when newly created.
+pub async fn create_interaction(
+    core: &Core,
+    team: &Team,
+    req: NewInteraction,
+    now: Timestamp,
+) -> Result<(InteractionView, bool)> {
+    let reach = core.reach(&req.channel);
+    let new = Checked::parse(team, req, reach)?;
+    let (view, created) = retry(|| create_or_find(core, team, &new, now)).await?;
+    if created {
+        metrics::counter!("chatgate_interactions_created_total").increment(1);
     }
+    Ok((view, created))
+}
 
-    /// One try of [`Self::create_interaction`]: the conversation's
-    /// interaction if it has a live one, else a new one committed with its
-    /// conversation key and `interaction.created` event; `None` on a
-    /// concurrent write (try again).
-    async fn create_or_find(
-        &self,
-        team: &Team,
-        new: &Checked,
-        now: Timestamp,
-    ) -> Result<Option<(InteractionView, bool)>> {
-        let seen = self.read_conversation(team, new).await?;
-        if let Some(existing) = &seen.link.value {
-            match self.load_pair(team, existing.id, now).await {
-                Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
-                Err(Error::NotFound(_)) => {} // forgotten: start a new one
-                Err(e) => return Err(e),
-            }
-        }
-        let s = team.settings_for(&new.channel);
-        let mut rec = new.record(team, &self.pepper, now);
-        let link = ConversationLink { id: rec.id };
-        let mut ttl = s.interaction_ttl.get();
-        let mut ops = vec![];
-        for op in write_interaction(team, 0, None, Bookkeeping::default(), &mut rec, now)? {
-            match op {
-                // The conversation key is written here: for as long as
-                // the interaction's write would keep it, in the same SET.
-                Op::Touch { key, ttl: kept } if key == seen.link.key => ttl = ttl.max(kept),
-                op => ops.push(op),
-            }
-        }
-        ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
-        let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
-        let view = InteractionView::build_recognized(&rec, subject, recognition, s, now);
-        let created =
-            OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
-        let mut recorded = self.record(&team.id, vec![created], now)?;
-        ops.append(&mut recorded.ops);
-        match self.store.commit(ops).await? {
-            Commit::Applied => {
-                self.recorded(recorded);
-                if let Some(rkey) = &seen.recognition_key {
-                    let ikey = keys::interaction(&team.id, rec.id);
-                    self.recognition_keys.remember(&ikey, rkey);
-                }
-                Ok(Some((view, true)))
-            }
-            Commit::Conflict { .. } => Ok(None),
+/// One try of [`Self::create_interaction`]: the conversation's
+/// interaction if it has a live one, else a new one committed with its
+/// conversation key and `interaction.created` event; `None` on a
+/// concurrent write (try again).
+async fn create_or_find(
+    core: &Core,
+    team: &Team,
+    new: &Checked,
+    now: Timestamp,
+) -> Result<Option<(InteractionView, bool)>> {
+    let seen = read_conversation(core, team, new).await?;
+    if let Some(existing) = &seen.link.value {
+        match core.load_pair(team, existing.id, now).await {
+            Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
+            Err(Error::NotFound(_)) => {} // forgotten: start a new one
+            Err(e) => return Err(e),
         }
     }
-
-    /// What a new interaction's conversation already holds, in one round
-    /// trip: its link to an interaction; when the bot names the customer,
-    /// the subject they may have locked or banned; and what the
-    /// conversation remembers, where its channel does.
-    async fn read_conversation(&self, team: &Team, new: &Checked) -> Result<Conversation> {
-        let conversation = new.conversation.as_str();
-        let ckey = keys::conversation(&team.id, &new.channel, conversation);
-        let skey = new
-            .customer_ref
-            .as_ref()
-            .map(|r| keys::subject(&team.id, r.as_str()));
-        let rkey = self
-            .recognize_for(team, &new.channel)
-            .map(|_| keys::recognition(&team.id, &new.channel, conversation));
-        let wanted: Vec<String> = std::iter::once(ckey.clone())
-            .chain(skey.clone())
-            .chain(rkey.clone())
-            .collect();
-        let mut raw = self.store.get(&wanted).await?.into_iter();
-        let link = Loaded::parse(ckey, raw.next().flatten())?;
-        let subject = match skey {
-            Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
-            None => None,
-        };
-        let recognition = match &rkey {
-            Some(k) => Loaded::parse(k.clone(), raw.next().flatten())?.value,
-            None => None,
-        };
-        Ok(Conversation {
-            link,
-            subject,
-            recognition,
-            recognition_key: rkey,
-        })
-    }
-
-    pub async fn get_interaction(
-        &self,
-        team: &Team,
-        id: Uuid,
-        now: Timestamp,
-    ) -> Result<InteractionView> {
-        let pair = self.load_pair(team, id, now).await?;
-        pair.view(team, now)
-    }
-
-    /// The one interaction of a conversation (channel and the chat's own id),
-    /// if it exists: one read of the conversation key, then the interaction.
-    pub async fn find_conversation(
-        &self,
-        team: &Team,
-        channel: &str,
-        conversation: &ConversationId,
-        now: Timestamp,
-    ) -> Result<Option<InteractionView>> {
-        let ckey = keys::conversation(&team.id, channel, conversation.as_str());
-        let raw = self
-            .store
-            .get(std::slice::from_ref(&ckey))
-            .await?
-            .pop()
-            .flatten();
-        let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value else {
-            return Ok(None);
-        };
-        match self.get_interaction(team, link.id, now).await {
-            Ok(view) => Ok(Some(view)),
-            Err(Error::NotFound(_)) => Ok(None),
-            Err(e) => Err(e),
+    let s = team.settings_for(&new.channel);
+    let mut rec = new.record(team, &core.pepper, now);
+    let link = ConversationLink { id: rec.id };
+    let mut ttl = s.interaction_ttl.get();
+    let mut ops = vec![];
+    for op in write_interaction(team, 0, None, Bookkeeping::default(), &mut rec, now)? {
+        match op {
+            // The conversation key is written here: for as long as
+            // the interaction's write would keep it, in the same SET.
+            Op::Touch { key, ttl: kept } if key == seen.link.key => ttl = ttl.max(kept),
+            op => ops.push(op),
         }
     }
+    ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
+    let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
+    let view = InteractionView::build_recognized(&rec, subject, recognition, s, now);
+    let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
+    let mut recorded = core.record(&team.id, vec![created], now)?;
+    ops.append(&mut recorded.ops);
+    match core.store.commit(ops).await? {
+        Commit::Applied => {
+            core.recorded(recorded);
+            if let Some(rkey) = &seen.recognition_key {
+                let ikey = keys::interaction(&team.id, rec.id);
+                core.recognition_keys.remember(&ikey, rkey);
+            }
+            Ok(Some((view, true)))
+        }
+        Commit::Conflict { .. } => Ok(None),
+    }
+}
 
-    /// The team's interactions, newest first, filtered, paged by an opaque
-    /// cursor. A filtered page may come back short (even empty) with a
-    /// cursor: it walks a bounded stretch of the index, so it costs
-    /// O(limit) whatever the team's size.
-    pub async fn list_interactions(
-        &self,
-        team: &Team,
-        q: ListQuery,
-        now: Timestamp,
-    ) -> Result<Page> {
-        let mut before =
-            match q.cursor.as_deref() {
-                Some(c) => Some(decode_cursor(c).ok_or_else(|| {
-                    Error::invalid("cursor", "is not a cursor this gateway issued")
-                })?),
-                None => None,
-            };
-        let batch = (q.limit * 2).clamp(20, 500);
-        let mut items = Vec::new();
-        // Where the last item kept sits in the index.
-        let mut kept: Option<(i64, String)> = None;
-        // A filter may match few: a page walks at most MAX_BATCHES batches
-        // of the index, then answers what it found (perhaps nothing) with a
-        // cursor to go on. A page costs O(limit), never O(team).
-        for _ in 0..MAX_BATCHES {
-            let (mut live, exhausted) = self.live_batch(team, before.clone(), batch, now).await?;
-            if let Some((entry, _)) = live.last() {
-                before = Some((entry.score, entry.member.clone()));
+/// What a new interaction's conversation already holds, in one round
+/// trip: its link to an interaction; when the bot names the customer,
+/// the subject they may have locked or banned; and what the
+/// conversation remembers, where its channel does.
+async fn read_conversation(core: &Core, team: &Team, new: &Checked) -> Result<Conversation> {
+    let conversation = new.conversation.as_str();
+    let ckey = keys::conversation(&team.id, &new.channel, conversation);
+    let skey = new
+        .customer_ref
+        .as_ref()
+        .map(|r| keys::subject(&team.id, r.as_str()));
+    let rkey = core
+        .config
+        .recognize_for(team, &new.channel)
+        .map(|_| keys::recognition(&team.id, &new.channel, conversation));
+    let wanted: Vec<String> = std::iter::once(ckey.clone())
+        .chain(skey.clone())
+        .chain(rkey.clone())
+        .collect();
+    let mut raw = core.store.get(&wanted).await?.into_iter();
+    let link = Loaded::parse(ckey, raw.next().flatten())?;
+    let subject = match skey {
+        Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
+        None => None,
+    };
+    let recognition = match &rkey {
+        Some(k) => Loaded::parse(k.clone(), raw.next().flatten())?.value,
+        None => None,
+    };
+    Ok(Conversation {
+        link,
+        subject,
+        recognition,
+        recognition_key: rkey,
+    })
+}
+
+pub async fn get_interaction(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<InteractionView> {
+    let pair = core.load_pair(team, id, now).await?;
+    pair.view(team, now)
+}
+
+/// The one interaction of a conversation (channel and the chat's own id),
+/// if it exists: one read of the conversation key, then the interaction.
+pub async fn find_conversation(
+    core: &Core,
+    team: &Team,
+    channel: &str,
+    conversation: &ConversationId,
+    now: Timestamp,
+) -> Result<Option<InteractionView>> {
+    let ckey = keys::conversation(&team.id, channel, conversation.as_str());
+    let raw = core
+        .store
+        .get(std::slice::from_ref(&ckey))
+        .await?
+        .pop()
+        .flatten();
+    let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value else {
+        return Ok(None);
+    };
+    match get_interaction(core, team, link.id, now).await {
+        Ok(view) => Ok(Some(view)),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The team's interactions, newest first, filtered, paged by an opaque
+/// cursor. A filtered page may come back short (even empty) with a
+/// cursor: it walks a bounded stretch of the index, so it costs
+/// O(limit) whatever the team's size.
+pub async fn list_interactions(
+    core: &Core,
+    team: &Team,
+    q: ListQuery,
+    now: Timestamp,
+) -> Result<Page> {
+    let mut before = match q.cursor.as_deref() {
+        Some(c) => Some(
+            decode_cursor(c)
+                .ok_or_else(|| Error::invalid("cursor", "is not a cursor this gateway issued"))?,
+        ),
+        None => None,
+    };
+    let batch = (q.limit * 2).clamp(20, 500);
+    let mut items = Vec::new();
+    // Where the last item kept sits in the index.
+    let mut kept: Option<(i64, String)> = None;
+    // A filter may match few: a page walks at most MAX_BATCHES batches
+    // of the index, then answers what it found (perhaps nothing) with a
+    // cursor to go on. A page costs O(limit), never O(team).
+    for _ in 0..MAX_BATCHES {
+        let (mut live, exhausted) = live_batch(core, team, before.clone(), batch, now).await?;
+        if let Some((entry, _)) = live.last() {
+            before = Some((entry.score, entry.member.clone()));
+        }
+        // Only the asked channel's records are worth reading their
+        // subjects and recognitions for.
+        if let Some(channel) = q.channel.as_deref() {
+            live.retain(|(_, rec)| rec.channel == channel);
+        }
+        for (entry, view) in views(core, team, &live, now).await? {
+            if q.status
+                .is_some_and(|st| view::Status::from(st) != view.status)
+            {
+                continue;
             }
-            // Only the asked channel's records are worth reading their
-            // subjects and recognitions for.
-            if let Some(channel) = q.channel.as_deref() {
-                live.retain(|(_, rec)| rec.channel == channel);
-            }
-            for (entry, view) in self.views(team, &live, now).await? {
-                if q.status
-                    .is_some_and(|st| view::Status::from(st) != view.status)
-                {
-                    continue;
-                }
-                // One past the page tells whether a next page exists, so the
-                // last page ends with `next_cursor: null`.
-                if items.len() == q.limit {
-                    let next_cursor = kept.as_ref().map(|(s, m)| encode_cursor(*s, m));
-                    return Ok(Page { items, next_cursor });
-                }
-                items.push(view);
-                kept = Some((entry.score, entry.member.clone()));
-            }
-            if exhausted {
-                let next_cursor = None;
+            // One past the page tells whether a next page exists, so the
+            // last page ends with `next_cursor: null`.
+            if items.len() == q.limit {
+                let next_cursor = kept.as_ref().map(|(s, m)| encode_cursor(*s, m));
                 return Ok(Page { items, next_cursor });
             }
+            items.push(view);
+            kept = Some((entry.score, entry.member.clone()));
         }
-        let next_cursor = before.as_ref().map(|(s, m)| encode_cursor(*s, m));
-        Ok(Page { items, next_cursor })
+        if exhausted {
+            let next_cursor = None;
+            return Ok(Page { items, next_cursor });
+        }
     }
+    let next_cursor = before.as_ref().map(|(s, m)| encode_cursor(*s, m));
+    Ok(Page { items, next_cursor })
+}
 
-    /// The next `batch` entries of the team's index before `before`, with
-    /// their live records (`true` when the index has no more). Entries
-    /// whose records expired, or that this version cannot read, are left
-    /// out and dropped from the index.
-    async fn live_batch(
-        &self,
-        team: &Team,
-        before: Option<(i64, String)>,
-        batch: usize,
-        now: Timestamp,
-    ) -> Result<(Vec<(IndexEntry, InteractionRecord)>, bool)> {
-        let index = keys::interactions_index(&team.id);
-        let entries = self.store.index_desc(&index, before, batch).await?;
-        let exhausted = entries.len() < batch;
-        let ids: Vec<(IndexEntry, Uuid)> = entries
-            .into_iter()
-            .filter_map(|e| Uuid::parse_str(&e.member).ok().map(|id| (e, id)))
-            .collect();
-        let rkeys: Vec<String> = ids
-            .iter()
-            .map(|(_, id)| keys::interaction(&team.id, *id))
-            .collect();
-        let raw = if rkeys.is_empty() {
-            Vec::new()
-        } else {
-            self.store.get(&rkeys).await?
-        };
-        let mut live = Vec::new();
-        let mut gone = Vec::new();
-        for ((entry, _), (key, r)) in ids.into_iter().zip(rkeys.into_iter().zip(raw)) {
-            // A record this version cannot read is left out (and its
-            // index entry dropped), never a 500 for the whole list.
-            let parsed = Loaded::<InteractionRecord>::parse(key, r).unwrap_or_else(|e| {
-                tracing::error!(error = %e, "unreadable interaction left out of a list");
-                Loaded {
-                    key: String::new(),
-                    version: 0,
-                    value: None,
-                }
-            });
-            match parsed.value {
-                Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
-                    live.push((entry, rec))
-                }
-                _ => gone.push(Op::IndexRemove {
-                    key: index.clone(),
-                    member: entry.member,
-                }),
+/// The next `batch` entries of the team's index before `before`, with
+/// their live records (`true` when the index has no more). Entries
+/// whose records expired, or that this version cannot read, are left
+/// out and dropped from the index.
+async fn live_batch(
+    core: &Core,
+    team: &Team,
+    before: Option<(i64, String)>,
+    batch: usize,
+    now: Timestamp,
+) -> Result<(Vec<(IndexEntry, InteractionRecord)>, bool)> {
+    let index = keys::interactions_index(&team.id);
+    let entries = core.store.index_desc(&index, before, batch).await?;
+    let exhausted = entries.len() < batch;
+    let ids: Vec<(IndexEntry, Uuid)> = entries
+        .into_iter()
+        .filter_map(|e| Uuid::parse_str(&e.member).ok().map(|id| (e, id)))
+        .collect();
+    let rkeys: Vec<String> = ids
+        .iter()
+        .map(|(_, id)| keys::interaction(&team.id, *id))
+        .collect();
+    let raw = if rkeys.is_empty() {
+        Vec::new()
+    } else {
+        core.store.get(&rkeys).await?
+    };
+    let mut live = Vec::new();
+    let mut gone = Vec::new();
+    for ((entry, _), (key, r)) in ids.into_iter().zip(rkeys.into_iter().zip(raw)) {
+        // A record this version cannot read is left out (and its
+        // index entry dropped), never a 500 for the whole list.
+        let parsed = Loaded::<InteractionRecord>::parse(key, r).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "unreadable interaction left out of a list");
+            Loaded {
+                key: String::new(),
+                version: 0,
+                value: None,
             }
+        });
+        match parsed.value {
+            Some(rec) if !rec.is_forgotten(now, team.settings_for(&rec.channel)) => {
+                live.push((entry, rec))
+            }
+            _ => gone.push(Op::IndexRemove {
+                key: index.clone(),
+                member: entry.member,
+            }),
         }
-        if !gone.is_empty() {
-            // Lazy clean-up of ids whose records expired; never conflicts.
-            self.store.commit(gone).await?;
-        }
-        Ok((live, exhausted))
     }
-
-    /// The views of `live` records, with their subjects and what their
-    /// conversations remember, read side by side.
-    async fn views<'e>(
-        &self,
-        team: &Team,
-        live: &'e [(IndexEntry, InteractionRecord)],
-        now: Timestamp,
-    ) -> Result<Vec<(&'e IndexEntry, InteractionView)>> {
-        let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
-        let (subjects, recognitions) = futures::future::try_join(
-            self.load_subjects(team, &recs),
-            self.load_recognitions(team, &recs),
-        )
-        .await?;
-        let views = live.iter().zip(subjects).zip(recognitions).map(
-            |(((entry, rec), subject), recognition)| {
-                let s = team.settings_for(&rec.channel);
-                let view = InteractionView::build_recognized(
-                    rec,
-                    subject.as_ref(),
-                    recognition.as_ref(),
-                    s,
-                    now,
-                );
-                (entry, view)
-            },
-        );
-        Ok(views.collect())
+    if !gone.is_empty() {
+        // Lazy clean-up of ids whose records expired; never conflicts.
+        core.store.commit(gone).await?;
     }
+    Ok((live, exhausted))
+}
 
-    /// The customer was active now (docs/api.md#activity-logout-and-time-outs).
-    pub async fn record_activity(
-        &self,
-        team: &Team,
-        id: Uuid,
-        now: Timestamp,
-    ) -> Result<InteractionView> {
-        self.update_interaction(team, id, now, |w| {
-            w.rec.touch_activity(now, w.settings);
+/// The views of `live` records, with their subjects and what their
+/// conversations remember, read side by side.
+async fn views<'e>(
+    core: &Core,
+    team: &Team,
+    live: &'e [(IndexEntry, InteractionRecord)],
+    now: Timestamp,
+) -> Result<Vec<(&'e IndexEntry, InteractionView)>> {
+    let recs: Vec<&InteractionRecord> = live.iter().map(|(_, r)| r).collect();
+    let (subjects, recognitions) = futures::future::try_join(
+        core.load_subjects(team, &recs),
+        crate::gateway::recognition::load_recognitions(core, team, &recs),
+    )
+    .await?;
+    let views = live.iter().zip(subjects).zip(recognitions).map(
+        |(((entry, rec), subject), recognition)| {
+            let s = team.settings_for(&rec.channel);
+            let view = InteractionView::build_recognized(
+                rec,
+                subject.as_ref(),
+                recognition.as_ref(),
+                s,
+                now,
+            );
+            (entry, view)
+        },
+    );
+    Ok(views.collect())
+}
+
+/// The customer was active now (docs/api.md#activity-logout-and-time-outs).
+pub async fn record_activity(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<InteractionView> {
+    core.update_interaction(team, id, now, |w| {
+        w.rec.touch_activity(now, w.settings);
+        Ok(())
+    })
+    .await
+    .map(|(view, _)| view)
+}
+
+/// Ends the authentication; status `unauthenticated`; the
+/// conversation is no longer recognized.
+pub async fn logout(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<InteractionView> {
+    let (view, _) = core
+        .update_interaction(team, id, now, |w| {
+            if w.rec.auth.is_some() {
+                w.emit(EventData::InteractionLoggedOut(LoggedOut {
+                    cause: LogoutCause::Api,
+                }));
+            }
+            w.rec.log_out(now);
+            w.forget_recognition();
             Ok(())
         })
-        .await
-        .map(|(view, _)| view)
-    }
-
-    /// Ends the authentication; status `unauthenticated`; the
-    /// conversation is no longer recognized.
-    pub async fn logout(
-        self: &Arc<Self>,
-        team: &Team,
-        id: Uuid,
-        now: Timestamp,
-    ) -> Result<InteractionView> {
-        let (view, _) = self
-            .update_interaction(team, id, now, |w| {
-                if w.rec.auth.is_some() {
-                    w.emit(EventData::InteractionLoggedOut(LoggedOut {
-                        cause: LogoutCause::Api,
-                    }));
-                }
-                w.rec.log_out(now);
-                w.forget_recognition();
-                Ok(())
-            })
-            .await?;
-        Ok(view)
-    }
-
-    /// Read, change with `f`, write back; retried on concurrent writes.
-    pub(super) async fn update_interaction<T: Send>(
-        &self,
-        team: &Team,
-        id: Uuid,
-        now: Timestamp,
-        f: impl Fn(&mut Work<'_>) -> Result<T> + Sync,
-    ) -> Result<(InteractionView, T)> {
-        let f = &f;
-        let done = self
-            .transact(team, id, now, |w| {
-                // Nothing changed: no write, and interaction_ttl is not refreshed.
-                let out = f(w).map(Step::WriteIfChanged);
-                Box::pin(std::future::ready(out))
-            })
-            .await?;
-        Ok((done.view, done.value))
-    }
+        .await?;
+    Ok(view)
 }
 
 /// Index batches one list page reads at most (see `list`).
@@ -492,4 +470,21 @@ fn decode_cursor(c: &str) -> Option<(i64, String)> {
     let (score, member) = raw.split_once(':')?;
     Uuid::parse_str(member).ok()?;
     Some((score.parse().ok()?, member.to_string()))
+}
+
+/// `POST /v1/interactions/{id}/forget`: the conversation is no longer
+/// recognized. Answers the interaction.
+pub async fn forget_conversation(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<InteractionView> {
+    let (view, ()) = core
+        .update_interaction(team, id, now, |w| {
+            w.forget_recognition();
+            Ok(())
+        })
+        .await?;
+    Ok(view)
 }

@@ -7,16 +7,16 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
-use super::Gateway;
+use super::Core;
 
 pub struct Live {
-    current: ArcSwap<Gateway>,
+    current: ArcSwap<Core>,
     /// Counts the replacements, for workers that act on one (new teams).
     replaced: watch::Sender<u64>,
 }
 
 impl Live {
-    pub fn new(gateway: Arc<Gateway>) -> Arc<Live> {
+    pub fn new(gateway: Arc<Core>) -> Arc<Live> {
         Arc::new(Live {
             current: ArcSwap::new(gateway),
             replaced: watch::channel(0).0,
@@ -24,12 +24,12 @@ impl Live {
     }
 
     /// The gateway in force now.
-    pub fn current(&self) -> Arc<Gateway> {
+    pub fn current(&self) -> Arc<Core> {
         self.current.load_full()
     }
 
     /// Puts `gateway` in force for everyone who takes it from now on.
-    pub fn replace(&self, gateway: Arc<Gateway>) {
+    pub fn replace(&self, gateway: Arc<Core>) {
         self.current.store(gateway);
         self.replaced.send_modify(|n| *n += 1);
     }

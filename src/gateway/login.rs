@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::records::put;
 use super::work::{Step, Work};
-use super::{Chat, Gateway};
+use super::{Chat, Core};
 use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
 use crate::domain::challenge::Challenge;
@@ -210,437 +210,438 @@ struct NewLink {
     short_ttl: Duration,
 }
 
-impl Gateway {
-    /// Opens the binding challenge of a login proven on the login page (or
-    /// at the identity provider): a fresh code (shown by the login page,
-    /// typed into the chat), the customer kept until then.
-    fn open_binding(
-        &self,
-        w: &mut Work<'_>,
-        proof: &Proof<'_>,
-        via: Vec<String>,
-        now: Timestamp,
-    ) -> Settled {
-        let s = w.settings;
-        let challenge_id = Uuid::now_v7();
-        // Derived, not drawn: a retry of this callback is answered this code
-        // again, and the store still holds only its keyed hash.
-        let code = otp::derive(&self.pepper, challenge_id, s.otp.length);
-        let ch = Challenge::new_binding(challenge_id, &code, &self.pepper, &s.otp, now);
-        let expires_at = ch.expires_at;
-        w.rec.end_step_up(now);
-        w.rec.open_new_challenge(ch, now);
-        w.rec.binding = Some(PendingBinding {
-            challenge_id,
-            customer: proof.customer.clone(),
-            proven_at: Some(now),
-            method: proof.method,
-            via,
-        });
-        let answer = CallbackAnswer::Bound {
-            challenge_id,
-            expires_at,
-        };
-        Settled::new(answer, Some(code), false)
-    }
+/// Opens the binding challenge of a login proven on the login page (or
+/// at the identity provider): a fresh code (shown by the login page,
+/// typed into the chat), the customer kept until then.
+fn open_binding(
+    core: &Core,
+    w: &mut Work<'_>,
+    proof: &Proof<'_>,
+    via: Vec<String>,
+    now: Timestamp,
+) -> Settled {
+    let s = w.settings;
+    let challenge_id = Uuid::now_v7();
+    // Derived, not drawn: a retry of this callback is answered this code
+    // again, and the store still holds only its keyed hash.
+    let code = otp::derive(&core.pepper, challenge_id, s.otp.length);
+    let ch = Challenge::new_binding(challenge_id, &code, &core.pepper, &s.otp, now);
+    let expires_at = ch.expires_at;
+    w.rec.end_step_up(now);
+    w.rec.open_new_challenge(ch, now);
+    w.rec.binding = Some(PendingBinding {
+        challenge_id,
+        customer: proof.customer.clone(),
+        proven_at: Some(now),
+        method: proof.method,
+        via,
+    });
+    let answer = CallbackAnswer::Bound {
+        challenge_id,
+        expires_at,
+    };
+    Settled::new(answer, Some(code), false)
+}
 
-    /// `POST /v1/interactions/{id}/login-links` (docs/api.md#login-links).
-    pub async fn issue_link(
-        &self,
-        team: &Team,
-        id: Uuid,
-        req: LinkRequest,
-        now: Timestamp,
-    ) -> Result<IssuedLink> {
-        let plan = LinkPlan::new(team, &req)?;
-        let code = random_code();
-        let (plan, short_code) = (&plan, code.as_str());
-        let deliver = req.deliver.unwrap_or(false);
-        let done = self
-            .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    if deliver {
-                        // A link the SMS rules would refuse is not issued.
-                        let chat = Chat::of(&w.rec);
-                        self.recipient(team, &chat, &w.rec.contact, &w.rec.channel, None)?;
-                    }
-                    Ok(Step::Write(self.new_link(w, team, plan, short_code, now)?))
-                })
-            })
-            .await?;
-        let (link, rec) = (done.value, done.rec);
-        self.save_short_link(&code, &link.short, link.short_ttl)
-            .await?;
-        metrics::counter!("chatgate_login_links_issued_total").increment(1);
-        let mut issued = link.issued;
-        if deliver {
-            self.deliver_link(team, &rec, &mut issued).await;
-            if !issued.delivered {
-                self.undelivered_link(team, id, issued.link_id, now).await?;
-            }
-        }
-        Ok(issued)
-    }
-
-    /// A new link on the interaction: its claims, signed; the link
-    /// recorded. It ends a pending pre-chat step-up, and a login waiting
-    /// for its binding code.
-    fn new_link(
-        &self,
-        w: &mut Work<'_>,
-        team: &Team,
-        plan: &LinkPlan<'_>,
-        short_code: &str,
-        now: Timestamp,
-    ) -> Result<NewLink> {
-        let s = w.settings;
-        let link_id = Uuid::now_v7();
-        let claims = self.link_claims(team, &w.rec, plan, link_id, s, now);
-        let token = login_token::issue(plan.key, &claims)?;
-        let short_url = format!("{}/l/{}", self.config.server.public_url, short_code);
-        // An identity-provider link has no login page to carry a token to:
-        // both URLs are the short link.
-        let (url, token) = match plan.oidc {
-            true => (short_url.clone(), None),
-            false => (login_url(team, &token), Some(token)),
-        };
-        let expires_at = claims.exp.map(Timestamp::from_unix_seconds);
-        w.rec.end_step_up(now);
-        w.rec.end_binding(now);
-        let link = Link {
-            id: link_id,
-            expires_at,
-            used: false,
-            used_by: None,
-            // Sent into the chat at once; taken back should the send fail.
-            delivered_on: plan.deliver.then(|| w.rec.channel.clone()),
-        };
-        w.rec.add_link(link, now);
-        let short_ttl = match expires_at {
-            // It answers "expired" for as long as an untouched interaction
-            // lives, then the code is forgotten.
-            Some(e) => e.since(now) + s.interaction_ttl.get(),
-            None => s.interaction_ttl.get(),
-        };
-        let short = ShortLink {
-            kid: plan.key.kid.clone(),
-            claims,
-            oidc: plan.oidc,
-        };
-        let issued = IssuedLink {
-            link_id,
-            url,
-            short_url,
-            token,
-            expires_at,
-            delivered: false,
-            delivery_error: None,
-        };
-        Ok(NewLink {
-            issued,
-            short,
-            short_ttl,
-        })
-    }
-
-    /// What the token of link `link_id` on `rec` claims; it ends
-    /// `token_ttl` from now, if that is set.
-    fn link_claims(
-        &self,
-        team: &Team,
-        rec: &InteractionRecord,
-        plan: &LinkPlan<'_>,
-        link_id: Uuid,
-        s: &Settings,
-        now: Timestamp,
-    ) -> LoginClaims {
-        let iat = now.unix_seconds();
-        let exp = s
-            .token_ttl
-            .enabled()
-            .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
-        LoginClaims {
-            iss: self.config.server.issuer.clone(),
-            aud: team.id.clone(),
-            sub: rec.id.to_string(),
-            jti: link_id.to_string(),
-            iat,
-            exp,
-            team: team.id.clone(),
-            channel: rec.channel.clone(),
-            stage: plan.stage,
-            scope: plan.scope.clone(),
-            expected_customer: plan.expected.clone(),
-        }
-    }
-
-    /// Saves the short link under its code. The code is all a browser has,
-    /// so its key carries no team tag: it is written on its own, never in
-    /// a multi-key commit, and so stays in its own Redis Cluster slot.
-    async fn save_short_link(&self, code: &str, short: &ShortLink, ttl: Duration) -> Result<()> {
-        let saved = put(&keys::short_link(code), 0, short, Some(ttl))?;
-        if self.store.commit(vec![saved]).await? != Commit::Applied {
-            return Err(Error::internal("a 192-bit short-link code collided"));
-        }
-        Ok(())
-    }
-
-    /// Link `link_id` of interaction `id` could not be delivered: no
-    /// channel delivered it.
-    async fn undelivered_link(
-        &self,
-        team: &Team,
-        id: Uuid,
-        link_id: Uuid,
-        now: Timestamp,
-    ) -> Result<()> {
-        self.transact(team, id, now, |w| {
-            let link = w.rec.links.iter_mut().find(|l| l.id == link_id);
-            let step = match link {
-                Some(l) if l.delivered_on.is_some() => {
-                    l.delivered_on = None;
-                    Step::Write(())
+/// `POST /v1/interactions/{id}/login-links` (docs/api.md#login-links).
+pub async fn issue_link(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    req: LinkRequest,
+    now: Timestamp,
+) -> Result<IssuedLink> {
+    let plan = LinkPlan::new(team, &req)?;
+    let code = random_code();
+    let (plan, short_code) = (&plan, code.as_str());
+    let deliver = req.deliver.unwrap_or(false);
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                if deliver {
+                    // A link the SMS rules would refuse is not issued.
+                    let chat = Chat::of(&w.rec);
+                    core.recipient(team, &chat, &w.rec.contact, &w.rec.channel, None)?;
                 }
-                _ => Step::Answer(()),
-            };
-            Box::pin(std::future::ready(Ok(step)))
+                Ok(Step::Write(new_link(core, w, team, plan, short_code, now)?))
+            })
+        })
+        .await?;
+    let (link, rec) = (done.value, done.rec);
+    save_short_link(core, &code, &link.short, link.short_ttl).await?;
+    metrics::counter!("chatgate_login_links_issued_total").increment(1);
+    let mut issued = link.issued;
+    if deliver {
+        deliver_link(core, team, &rec, &mut issued).await;
+        if !issued.delivered {
+            undelivered_link(core, team, id, issued.link_id, now).await?;
+        }
+    }
+    Ok(issued)
+}
+
+/// A new link on the interaction: its claims, signed; the link
+/// recorded. It ends a pending pre-chat step-up, and a login waiting
+/// for its binding code.
+fn new_link(
+    core: &Core,
+    w: &mut Work<'_>,
+    team: &Team,
+    plan: &LinkPlan<'_>,
+    short_code: &str,
+    now: Timestamp,
+) -> Result<NewLink> {
+    let s = w.settings;
+    let link_id = Uuid::now_v7();
+    let claims = link_claims(core, team, &w.rec, plan, link_id, s, now);
+    let token = login_token::issue(plan.key, &claims)?;
+    let short_url = format!("{}/l/{}", core.config.server.public_url, short_code);
+    // An identity-provider link has no login page to carry a token to:
+    // both URLs are the short link.
+    let (url, token) = match plan.oidc {
+        true => (short_url.clone(), None),
+        false => (login_url(team, &token), Some(token)),
+    };
+    let expires_at = claims.exp.map(Timestamp::from_unix_seconds);
+    w.rec.end_step_up(now);
+    w.rec.end_binding(now);
+    let link = Link {
+        id: link_id,
+        expires_at,
+        used: false,
+        used_by: None,
+        // Sent into the chat at once; taken back should the send fail.
+        delivered_on: plan.deliver.then(|| w.rec.channel.clone()),
+    };
+    w.rec.add_link(link, now);
+    let short_ttl = match expires_at {
+        // It answers "expired" for as long as an untouched interaction
+        // lives, then the code is forgotten.
+        Some(e) => e.since(now) + s.interaction_ttl.get(),
+        None => s.interaction_ttl.get(),
+    };
+    let short = ShortLink {
+        kid: plan.key.kid.clone(),
+        claims,
+        oidc: plan.oidc,
+    };
+    let issued = IssuedLink {
+        link_id,
+        url,
+        short_url,
+        token,
+        expires_at,
+        delivered: false,
+        delivery_error: None,
+    };
+    Ok(NewLink {
+        issued,
+        short,
+        short_ttl,
+    })
+}
+
+/// What the token of link `link_id` on `rec` claims; it ends
+/// `token_ttl` from now, if that is set.
+fn link_claims(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    plan: &LinkPlan<'_>,
+    link_id: Uuid,
+    s: &Settings,
+    now: Timestamp,
+) -> LoginClaims {
+    let iat = now.unix_seconds();
+    let exp = s
+        .token_ttl
+        .enabled()
+        .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
+    LoginClaims {
+        iss: core.config.server.issuer.clone(),
+        aud: team.id.clone(),
+        sub: rec.id.to_string(),
+        jti: link_id.to_string(),
+        iat,
+        exp,
+        team: team.id.clone(),
+        channel: rec.channel.clone(),
+        stage: plan.stage,
+        scope: plan.scope.clone(),
+        expected_customer: plan.expected.clone(),
+    }
+}
+
+/// Saves the short link under its code. The code is all a browser has,
+/// so its key carries no team tag: it is written on its own, never in
+/// a multi-key commit, and so stays in its own Redis Cluster slot.
+async fn save_short_link(core: &Core, code: &str, short: &ShortLink, ttl: Duration) -> Result<()> {
+    let saved = put(&keys::short_link(code), 0, short, Some(ttl))?;
+    if core.store.commit(vec![saved]).await? != Commit::Applied {
+        return Err(Error::internal("a 192-bit short-link code collided"));
+    }
+    Ok(())
+}
+
+/// Link `link_id` of interaction `id` could not be delivered: no
+/// channel delivered it.
+async fn undelivered_link(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    link_id: Uuid,
+    now: Timestamp,
+) -> Result<()> {
+    core.transact(team, id, now, |w| {
+        let link = w.rec.links.iter_mut().find(|l| l.id == link_id);
+        let step = match link {
+            Some(l) if l.delivered_on.is_some() => {
+                l.delivered_on = None;
+                Step::Write(())
+            }
+            _ => Step::Answer(()),
+        };
+        Box::pin(std::future::ready(Ok(step)))
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Sends the link's short URL into the interaction's chat; a failure
+/// is reported in the answer, the link stays issued.
+async fn deliver_link(core: &Core, team: &Team, rec: &InteractionRecord, issued: &mut IssuedLink) {
+    let fill = Fill {
+        url: Some(&issued.short_url),
+        ..Fill::default()
+    };
+    match core
+        .send(team, rec, &rec.channel, None, Purpose::LoginLink, fill)
+        .await
+    {
+        Ok(_) => issued.delivered = true,
+        Err(e) => issued.delivery_error = Some(e.to_string()),
+    }
+}
+
+/// `GET /l/{code}`: never uses the link up (chat apps fetch previews).
+pub async fn resolve_short_link(
+    core: &Core,
+    code: &str,
+    now: Timestamp,
+) -> Result<ShortLinkTarget> {
+    let skey = keys::short_link(code);
+    let raw = core
+        .store
+        .get(std::slice::from_ref(&skey))
+        .await?
+        .pop()
+        .flatten();
+    let Some(raw) = raw else {
+        return Err(Error::NotFound("no such link"));
+    };
+    // A record this version cannot read (one written before short links
+    // stopped holding their token) is a link to ask again for.
+    let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
+        return Ok(ShortLinkTarget::Expired);
+    };
+    let Some((interaction_id, link_id)) = link.target() else {
+        return Ok(ShortLinkTarget::Expired);
+    };
+    if link.expires_at().is_some_and(|e| now >= e) {
+        return Ok(ShortLinkTarget::Expired);
+    }
+    // A team or key removed from the config since: the login page
+    // could not verify the token either.
+    let Some(team) = core.config.team(&link.claims.aud) else {
+        return Ok(ShortLinkTarget::Expired);
+    };
+    let Some(key) = team.key_by_kid(&link.kid) else {
+        return Ok(ShortLinkTarget::Expired);
+    };
+    match core.load_pair(team, interaction_id, now).await {
+        Ok(pair) => {
+            let rec = pair.rec()?;
+            Ok(match rec.links.iter().find(|l| l.id == link_id) {
+                None => ShortLinkTarget::Expired,
+                Some(l) if l.used => ShortLinkTarget::Used,
+                Some(_) if link.oidc => ShortLinkTarget::Provider(ProviderLink {
+                    team: team.id.clone(),
+                    interaction_id,
+                    link_id,
+                    expected_customer: link.claims.expected_customer.clone(),
+                }),
+                Some(_) => {
+                    let token = login_token::issue(key, &link.claims)?;
+                    ShortLinkTarget::Redirect(login_url(team, &token))
+                }
+            })
+        }
+        Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /v1/login/callback`, checked in the order of
+/// docs/api.md#the-login-callback: token, signature (neither needs the
+/// store), then in one unit of work the login rules of
+/// [`login::check_link`] and [`login::verdict`].
+pub async fn login_callback(
+    core: &Arc<Core>,
+    cb: Callback,
+    sig: super::SignatureHeaders<'_>,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<CallbackOutcome> {
+    let claims = login_token::verify(
+        &cb.token,
+        &core.config.server.issuer,
+        |t| core.config.team(t),
+        now,
+    )?;
+    let team = core
+        .config
+        .team(&claims.aud)
+        .ok_or(Error::InvalidToken("unknown team"))?;
+    let max_age = team.settings.assertion_max_age.get();
+    core.refuse_issued_before_reset(team, claims.iat, max_age, now)?;
+    sig.verify(team, body, now)?;
+    let (id, link_id) = link_of(&claims)?;
+    // Verified above: the id is present.
+    let request = SignedRequest::new(&core.pepper, team, sig.id.unwrap_or_default(), body);
+    let proof = Proof {
+        success: cb.success,
+        customer: &cb.customer,
+        expected: claims.expected_customer.as_deref(),
+        method: Method::LoginLink,
+    };
+    let (request, proof) = (&request, &proof);
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let retry = Some(request.digests());
+                match login::check_link(&w.rec, link_id, retry, w.claim_taken(), now) {
+                    LinkCheck::Unused(i) => {
+                        let settled = settle(core, w, i, proof, request.used_by(), now);
+                        w.claim(request.remembered(w.settings)?);
+                        Ok(Step::Write(settled))
+                    }
+                    LinkCheck::Repeat(answer) => Ok(Step::Answer(repeated(core, answer, w))),
+                    LinkCheck::Used => Err(Error::TokenUsed),
+                    LinkCheck::BindingEnded => Err(Error::ChallengeExpired),
+                }
+            })
+        })
+        .await;
+    let done = match done {
+        Ok(done) => done,
+        Err(e) => {
+            let e = core
+                .gone_with_store(team, claims.iat, max_age, now, e)
+                .await;
+            return Err(gone_is_used(e));
+        }
+    };
+    concluded(&done.value, id, now)
+}
+
+/// A retry of the request that used a link, answered as it was; a
+/// bound login's code derived again.
+fn repeated(core: &Core, answer: CallbackAnswer, w: &Work<'_>) -> Settled {
+    let code = match answer {
+        CallbackAnswer::Bound { challenge_id, .. } => Some(otp::derive(
+            &core.pepper,
+            challenge_id,
+            w.settings.otp.length,
+        )),
+        _ => None,
+    };
+    Settled::new(answer, code, false)
+}
+
+/// Applies the login rules' verdict ([`login::verdict`]) on unused link
+/// `i` given its proof; the link is used from here on, whatever the
+/// verdict (docs/api.md#the-login-callback).
+fn settle(
+    core: &Core,
+    w: &mut Work<'_>,
+    i: usize,
+    proof: &Proof<'_>,
+    used_by: LinkUse,
+    now: Timestamp,
+) -> Settled {
+    let (s, origin) = (w.settings, w.origin());
+    let verdict = login::verdict(w.subject(), origin.as_deref(), proof, s.login_binding, now);
+    // The channel that delivered the link, if the gateway did.
+    let via: Vec<String> = w
+        .rec
+        .links
+        .get(i)
+        .and_then(|l| l.delivered_on.clone())
+        .into_iter()
+        .collect();
+    let settled = match verdict {
+        LoginVerdict::Refused(answer) => Settled::new(answer, None, false),
+        LoginVerdict::Mismatch | LoginVerdict::Failure => {
+            let f = w.record_failure(now);
+            w.emit_lockout(&f);
+            Settled::new(verdict.failed_answer(&f, now), None, true)
+        }
+        LoginVerdict::Bind => open_binding(core, w, proof, via, now),
+        LoginVerdict::Authenticate => {
+            w.record_success(now);
+            let customer = proof.customer.clone();
+            w.rec
+                .authenticate_since(proof.method, customer, via, now, now, s);
+            w.announce_authenticated();
+            let expires_at = w.rec.auth_ends_at(s);
+            Settled::new(CallbackAnswer::Authenticated { expires_at }, None, false)
+        }
+    };
+    if let Some(link) = w.rec.links.get_mut(i) {
+        link.used = true;
+        link.used_by = Some(LinkUse {
+            answer: settled.answer,
+            ..used_by
+        });
+    }
+    settled
+}
+
+/// A login proven by the team's identity provider (the ID token is
+/// valid): the login callback's rules from one-time use on,
+/// authenticating with method `oidc`.
+pub(crate) async fn provider_login(
+    core: &Arc<Core>,
+    team: &Team,
+    login: ProvenLogin<'_>,
+    now: Timestamp,
+) -> Result<CallbackOutcome> {
+    let proof = Proof {
+        success: true,
+        customer: login.customer,
+        expected: login.expected,
+        method: Method::Oidc,
+    };
+    // Named by `request`, never repeated: no body to compare.
+    let used_by = LinkUse {
+        webhook_id: login.request.to_string(),
+        answer: CallbackAnswer::NotAuthenticated,
+        body: None,
+    };
+    let (proof, used_by, link_id) = (&proof, &used_by, login.link_id);
+    let done = core
+        .transact(team, login.interaction_id, now, |w| {
+            Box::pin(async move {
+                let LinkCheck::Unused(i) = login::check_link(&w.rec, link_id, None, false, now)
+                else {
+                    return Err(Error::TokenUsed);
+                };
+                Ok(Step::Write(settle(core, w, i, proof, used_by.clone(), now)))
+            })
         })
         .await
-        .map(|_| ())
-    }
-
-    /// Sends the link's short URL into the interaction's chat; a failure
-    /// is reported in the answer, the link stays issued.
-    async fn deliver_link(&self, team: &Team, rec: &InteractionRecord, issued: &mut IssuedLink) {
-        let fill = Fill {
-            url: Some(&issued.short_url),
-            ..Fill::default()
-        };
-        match self
-            .send(team, rec, &rec.channel, None, Purpose::LoginLink, fill)
-            .await
-        {
-            Ok(_) => issued.delivered = true,
-            Err(e) => issued.delivery_error = Some(e.to_string()),
-        }
-    }
-
-    /// `GET /l/{code}`: never uses the link up (chat apps fetch previews).
-    pub async fn resolve_short_link(&self, code: &str, now: Timestamp) -> Result<ShortLinkTarget> {
-        let skey = keys::short_link(code);
-        let raw = self
-            .store
-            .get(std::slice::from_ref(&skey))
-            .await?
-            .pop()
-            .flatten();
-        let Some(raw) = raw else {
-            return Err(Error::NotFound("no such link"));
-        };
-        // A record this version cannot read (one written before short links
-        // stopped holding their token) is a link to ask again for.
-        let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
-            return Ok(ShortLinkTarget::Expired);
-        };
-        let Some((interaction_id, link_id)) = link.target() else {
-            return Ok(ShortLinkTarget::Expired);
-        };
-        if link.expires_at().is_some_and(|e| now >= e) {
-            return Ok(ShortLinkTarget::Expired);
-        }
-        // A team or key removed from the config since: the login page
-        // could not verify the token either.
-        let Some(team) = self.config.team(&link.claims.aud) else {
-            return Ok(ShortLinkTarget::Expired);
-        };
-        let Some(key) = team.key_by_kid(&link.kid) else {
-            return Ok(ShortLinkTarget::Expired);
-        };
-        match self.load_pair(team, interaction_id, now).await {
-            Ok(pair) => {
-                let rec = pair.rec()?;
-                Ok(match rec.links.iter().find(|l| l.id == link_id) {
-                    None => ShortLinkTarget::Expired,
-                    Some(l) if l.used => ShortLinkTarget::Used,
-                    Some(_) if link.oidc => ShortLinkTarget::Provider(ProviderLink {
-                        team: team.id.clone(),
-                        interaction_id,
-                        link_id,
-                        expected_customer: link.claims.expected_customer.clone(),
-                    }),
-                    Some(_) => {
-                        let token = login_token::issue(key, &link.claims)?;
-                        ShortLinkTarget::Redirect(login_url(team, &token))
-                    }
-                })
-            }
-            Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// `POST /v1/login/callback`, checked in the order of
-    /// docs/api.md#the-login-callback: token, signature (neither needs the
-    /// store), then in one unit of work the login rules of
-    /// [`login::check_link`] and [`login::verdict`].
-    pub async fn login_callback(
-        self: &Arc<Self>,
-        cb: Callback,
-        sig: super::SignatureHeaders<'_>,
-        body: &[u8],
-        now: Timestamp,
-    ) -> Result<CallbackOutcome> {
-        let claims = login_token::verify(
-            &cb.token,
-            &self.config.server.issuer,
-            |t| self.config.team(t),
-            now,
-        )?;
-        let team = self
-            .config
-            .team(&claims.aud)
-            .ok_or(Error::InvalidToken("unknown team"))?;
-        let max_age = team.settings.assertion_max_age.get();
-        self.refuse_issued_before_reset(team, claims.iat, max_age, now)?;
-        sig.verify(team, body, now)?;
-        let (id, link_id) = link_of(&claims)?;
-        // Verified above: the id is present.
-        let request = SignedRequest::new(&self.pepper, team, sig.id.unwrap_or_default(), body);
-        let proof = Proof {
-            success: cb.success,
-            customer: &cb.customer,
-            expected: claims.expected_customer.as_deref(),
-            method: Method::LoginLink,
-        };
-        let (request, proof) = (&request, &proof);
-        let done = self
-            .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    let retry = Some(request.digests());
-                    match login::check_link(&w.rec, link_id, retry, w.claim_taken(), now) {
-                        LinkCheck::Unused(i) => {
-                            let settled = self.settle(w, i, proof, request.used_by(), now);
-                            w.claim(request.remembered(w.settings)?);
-                            Ok(Step::Write(settled))
-                        }
-                        LinkCheck::Repeat(answer) => Ok(Step::Answer(self.repeated(answer, w))),
-                        LinkCheck::Used => Err(Error::TokenUsed),
-                        LinkCheck::BindingEnded => Err(Error::ChallengeExpired),
-                    }
-                })
-            })
-            .await;
-        let done = match done {
-            Ok(done) => done,
-            Err(e) => {
-                let e = self
-                    .gone_with_store(team, claims.iat, max_age, now, e)
-                    .await;
-                return Err(gone_is_used(e));
-            }
-        };
-        concluded(&done.value, id, now)
-    }
-
-    /// A retry of the request that used a link, answered as it was; a
-    /// bound login's code derived again.
-    fn repeated(&self, answer: CallbackAnswer, w: &Work<'_>) -> Settled {
-        let code = match answer {
-            CallbackAnswer::Bound { challenge_id, .. } => Some(otp::derive(
-                &self.pepper,
-                challenge_id,
-                w.settings.otp.length,
-            )),
-            _ => None,
-        };
-        Settled::new(answer, code, false)
-    }
-
-    /// Applies the login rules' verdict ([`login::verdict`]) on unused link
-    /// `i` given its proof; the link is used from here on, whatever the
-    /// verdict (docs/api.md#the-login-callback).
-    fn settle(
-        &self,
-        w: &mut Work<'_>,
-        i: usize,
-        proof: &Proof<'_>,
-        used_by: LinkUse,
-        now: Timestamp,
-    ) -> Settled {
-        let (s, origin) = (w.settings, w.origin());
-        let verdict = login::verdict(w.subject(), origin.as_deref(), proof, s.login_binding, now);
-        // The channel that delivered the link, if the gateway did.
-        let via: Vec<String> = w
-            .rec
-            .links
-            .get(i)
-            .and_then(|l| l.delivered_on.clone())
-            .into_iter()
-            .collect();
-        let settled = match verdict {
-            LoginVerdict::Refused(answer) => Settled::new(answer, None, false),
-            LoginVerdict::Mismatch | LoginVerdict::Failure => {
-                let f = w.record_failure(now);
-                w.emit_lockout(&f);
-                Settled::new(verdict.failed_answer(&f, now), None, true)
-            }
-            LoginVerdict::Bind => self.open_binding(w, proof, via, now),
-            LoginVerdict::Authenticate => {
-                w.record_success(now);
-                let customer = proof.customer.clone();
-                w.rec
-                    .authenticate_since(proof.method, customer, via, now, now, s);
-                w.announce_authenticated();
-                let expires_at = w.rec.auth_ends_at(s);
-                Settled::new(CallbackAnswer::Authenticated { expires_at }, None, false)
-            }
-        };
-        if let Some(link) = w.rec.links.get_mut(i) {
-            link.used = true;
-            link.used_by = Some(LinkUse {
-                answer: settled.answer,
-                ..used_by
-            });
-        }
-        settled
-    }
-
-    /// A login proven by the team's identity provider (the ID token is
-    /// valid): the login callback's rules from one-time use on,
-    /// authenticating with method `oidc`.
-    pub(crate) async fn provider_login(
-        self: &Arc<Self>,
-        team: &Team,
-        login: ProvenLogin<'_>,
-        now: Timestamp,
-    ) -> Result<CallbackOutcome> {
-        let proof = Proof {
-            success: true,
-            customer: login.customer,
-            expected: login.expected,
-            method: Method::Oidc,
-        };
-        // Named by `request`, never repeated: no body to compare.
-        let used_by = LinkUse {
-            webhook_id: login.request.to_string(),
-            answer: CallbackAnswer::NotAuthenticated,
-            body: None,
-        };
-        let (proof, used_by, link_id) = (&proof, &used_by, login.link_id);
-        let done = self
-            .transact(team, login.interaction_id, now, |w| {
-                Box::pin(async move {
-                    let LinkCheck::Unused(i) = login::check_link(&w.rec, link_id, None, false, now)
-                    else {
-                        return Err(Error::TokenUsed);
-                    };
-                    Ok(Step::Write(self.settle(w, i, proof, used_by.clone(), now)))
-                })
-            })
-            .await
-            .map_err(gone_is_used)?;
-        concluded(&done.value, login.interaction_id, now)
-    }
+        .map_err(gone_is_used)?;
+    concluded(&done.value, login.interaction_id, now)
 }
 
 /// Whom the team's identity provider proved, for which link.

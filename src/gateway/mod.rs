@@ -1,45 +1,54 @@
-//! Use cases: what a bot, a login page, a website or an agent asks of the
-//! gateway. Each one that changes an interaction is one unit of work
-//! ([`work`]: load the interaction and its subject, let the domain decide,
-//! commit atomically, retry on a concurrent write), and only then publishes
-//! events and sends channel messages.
+//! The use cases, over a small core (docs/architecture.md#the-core-and-its-families).
 //!
-//! Every function takes `now`; none reads the clock.
-mod assertion;
-mod assurance;
-mod challenge_read;
-mod challenges;
-mod ciba;
+//! [`Core`] holds what every feature needs — the store, the live
+//! configuration and channels, the events, the pepper, the record locks
+//! and the outbox's entry points — with the operations they share: the
+//! unit of work ([`work`]: load the interaction and its subject, let the
+//! domain decide, commit atomically, retry on a concurrent write), load,
+//! send, emit and enqueue. Each feature family is a module of functions
+//! that take `&Core` (never methods on it): [`interactions`], [`login`],
+//! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
+//! [`challenges`] (single sends, the ladder and app approval, each a file
+//! of its own), [`receipts`] and [`reports`], [`recognition`],
+//! [`revocation`], [`ssf`], [`subjects`], [`website`] and
+//! [`store_epoch`]. A family calls another only through its public
+//! functions, so every call between them is an import.
+//!
+//! Every use case takes `now`; the workers (`expiry`, `poller`,
+//! `outbox`) read the injected clock.
+pub mod assertion;
+pub mod assurance;
+pub mod challenges;
 mod expiry;
-mod interactions;
-mod ladder;
+pub mod interactions;
 mod live;
-mod login;
-mod oidc;
-mod oidc_logout;
+pub mod login;
+pub mod oidc;
+pub mod oidc_logout;
 mod outbox;
 mod poller;
-mod receipts;
-mod recognition;
+mod polls;
+mod provider_tokens;
+pub mod receipts;
+pub mod recognition;
 mod record_locks;
 mod records;
-mod reports;
-mod revocation;
-mod ssf;
-mod store_epoch;
+pub mod reports;
+pub mod revocation;
+pub mod ssf;
+pub mod store_epoch;
 mod store_errors;
-mod subjects;
-mod verify;
+pub mod subjects;
 pub mod view;
-mod website;
+pub mod website;
 mod work;
 
 use std::sync::Arc;
 
 pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
-pub use challenge_read::{ChallengeView, DeliveryErrorView};
-pub use challenges::{NewChallenge, StartedChallenge};
+pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
+pub use challenges::verify::{RevealedCode, Verified};
 pub use expiry::Sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
@@ -49,12 +58,12 @@ pub use login::{
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;
 pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
-pub use poller::{Poller, Polls};
-pub use receipts::Receipt;
+pub use poller::Poller;
+pub use polls::Polls;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
+pub use reports::Receipt;
 pub use ssf::SsfRefusal;
 pub use store_epoch::run_store_watch;
-pub use verify::{RevealedCode, Verified};
 pub use view::InteractionView;
 pub use website::SignatureHeaders;
 
@@ -72,9 +81,9 @@ use crate::time::Timestamp;
 /// Everything the use cases need. Cheap to share behind an `Arc`.
 ///
 /// `config` and `channels` are one loaded set: a reload builds a new
-/// `Gateway` with [`Gateway::reloaded`] (everything else shared) and puts
+/// `Core` with [`Core::reloaded`] (everything else shared) and puts
 /// it in force through [`Live`].
-pub struct Gateway {
+pub struct Core {
     pub config: Arc<Config>,
     pub store: SharedStore,
     pub channels: Channels,
@@ -120,7 +129,7 @@ impl<'a> Chat<'a> {
     }
 }
 
-impl Gateway {
+impl Core {
     pub fn new(
         config: Arc<Config>,
         store: SharedStore,
@@ -132,7 +141,7 @@ impl Gateway {
             Pepper::new(config.server.pepper.expose_secret())
         };
         let appends_history = events.appended_by(store.as_ref());
-        Gateway {
+        Core {
             appends_history,
             config,
             store,
@@ -152,12 +161,12 @@ impl Gateway {
     /// This gateway with a reloaded configuration and the senders of its
     /// channels; the store, events, outbox, caches and what it has seen of
     /// the store are shared with this one.
-    pub fn reloaded(&self, config: Arc<Config>, channels: Channels) -> Gateway {
+    pub fn reloaded(&self, config: Arc<Config>, channels: Channels) -> Core {
         let pepper = {
             use secrecy::ExposeSecret;
             Pepper::new(config.server.pepper.expose_secret())
         };
-        Gateway {
+        Core {
             config,
             channels,
             pepper,
@@ -185,7 +194,7 @@ impl Gateway {
     /// Renders a purpose's template for `rec`'s channel and sends it there
     /// (or to `to` for SMS/e-mail channels), at once: for the messages a
     /// caller waits for (links, codes, prompts). Their use cases asked
-    /// [`Gateway::recipient`] before they committed, so a recipient the SMS
+    /// [`Core::recipient`] before they committed, so a recipient the SMS
     /// rules refuse is refused there; one refused here (the settings were
     /// reloaded meanwhile) is a failed send.
     pub async fn send(

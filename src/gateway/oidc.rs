@@ -2,20 +2,21 @@
 //! (docs/api.md#hosted-login-openid-connect): starting a login from a
 //! short link, and finishing it when the provider sends the browser back.
 //! A valid ID token then runs the login callback's rules
-//! ([`Gateway::provider_login`]); every refusal before that uses nothing up.
+//! ([`Core::provider_login`]); every refusal before that uses nothing up.
 use std::sync::Arc;
 
 use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
 use super::oidc_logout::ProviderSession;
 use super::records::{put, retry, Loaded, Record};
-use super::Gateway;
+use super::Core;
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
 use crate::domain::interaction::Customer;
 use crate::error::Error;
+pub use crate::oidc::flow::ProviderAnswer;
 use crate::oidc::flow::{self, Started, STATE_TTL};
 use crate::oidc::states::{self, LinkStates};
-use crate::oidc::{id_token, reachable, KeySet, OidcError};
+use crate::oidc::{id_token, reachable, OidcError};
 use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
 
@@ -56,15 +57,6 @@ pub struct ProviderStart {
     pub browser_secret: String,
 }
 
-/// What the provider sent back in the browser's query.
-#[derive(Debug, Default)]
-pub struct ProviderAnswer {
-    pub code: Option<String>,
-    pub state: Option<String>,
-    pub error: Option<String>,
-    pub iss: Option<String>,
-}
-
 /// How a provider's answer ended, and whether it answered (used up) the
 /// state it named: only then is that state's cookie cleared.
 #[derive(Debug)]
@@ -73,286 +65,238 @@ pub struct ProviderFinish {
     pub answered: bool,
 }
 
-impl Gateway {
-    /// Where the provider sends the browser back: one address per team
-    /// (docs/api.md#hosted-login-openid-connect).
-    fn redirect_uri(&self, team: &str) -> String {
-        format!("{}/oidc/callback/{team}", self.config.server.public_url)
-    }
+/// Where the provider sends the browser back: one address per team
+/// (docs/api.md#hosted-login-openid-connect).
+fn redirect_uri(core: &Core, team: &str) -> String {
+    format!("{}/oidc/callback/{team}", core.config.server.public_url)
+}
 
-    fn provider_of(&self, team: &str) -> Result<(&Team, &OidcConfig), ProviderRefusal> {
-        let team = self.config.team(team).ok_or(Error::TokenExpired)?;
-        // A team whose [oidc] was removed since: its links lead nowhere.
-        let oidc = team.oidc.as_ref().ok_or(Error::TokenExpired)?;
-        Ok((team, oidc))
-    }
+fn provider_of<'c>(
+    core: &'c Core,
+    team: &str,
+) -> Result<(&'c Team, &'c OidcConfig), ProviderRefusal> {
+    let team = core.config.team(team).ok_or(Error::TokenExpired)?;
+    // A team whose [oidc] was removed since: its links lead nowhere.
+    let oidc = team.oidc.as_ref().ok_or(Error::TokenExpired)?;
+    Ok((team, oidc))
+}
 
-    /// `GET /l/{code}` of a live identity-provider link: a fresh state,
-    /// nonce and PKCE verifier, kept [`STATE_TTL`] among the link's
-    /// [`states::MAX_PER_LINK`] newest; nothing is used up.
-    pub async fn start_provider_login(
-        &self,
-        link: &ProviderLink,
-        now: Timestamp,
-    ) -> Result<ProviderStart, ProviderRefusal> {
-        let (team, oidc) = self.provider_of(&link.team)?;
-        let meta = self
-            .oidc
-            .metadata(oidc, now)
-            .await
-            .inspect_err(|e| logged(team, e))?;
-        let authorization_endpoint = reachable(
-            "authorization_endpoint",
-            &meta.authorization_endpoint,
-            &meta.issuer,
-        )
+/// `GET /l/{code}` of a live identity-provider link: a fresh state,
+/// nonce and PKCE verifier, kept [`STATE_TTL`] among the link's
+/// [`states::MAX_PER_LINK`] newest; nothing is used up.
+pub async fn start_provider_login(
+    core: &Core,
+    link: &ProviderLink,
+    now: Timestamp,
+) -> Result<ProviderStart, ProviderRefusal> {
+    let (team, oidc) = provider_of(core, &link.team)?;
+    let meta = core
+        .oidc
+        .metadata(oidc, now)
+        .await
         .inspect_err(|e| logged(team, e))?;
-        let (state, browser_secret) = (states::new_state(link.link_id), flow::random_value());
-        let started = Started {
-            team: team.id.clone(),
-            interaction_id: link.interaction_id,
-            link_id: link.link_id,
-            issuer: Some(oidc.issuer.clone()),
-            expected_customer: link.expected_customer.clone(),
-            nonce: flow::random_value(),
-            verifier: flow::random_value(),
-            browser: flow::digest(&browser_secret),
-            started_at: now,
-        };
-        let key = keys::oidc_states(&states::link_tag(link.link_id));
-        retry(|| async {
-            let (version, mut kept) = self.link_states(&key).await?;
-            kept.add(&state, started.clone(), now);
-            let op = put(&key, version, &kept, Some(STATE_TTL))?;
-            Ok((self.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
-        })
-        .await?;
-        let location = flow::authorization_url(
-            authorization_endpoint,
+    let authorization_endpoint = reachable(
+        "authorization_endpoint",
+        &meta.authorization_endpoint,
+        &meta.issuer,
+    )
+    .inspect_err(|e| logged(team, e))?;
+    let (state, browser_secret) = (states::new_state(link.link_id), flow::random_value());
+    let started = Started {
+        team: team.id.clone(),
+        interaction_id: link.interaction_id,
+        link_id: link.link_id,
+        issuer: Some(oidc.issuer.clone()),
+        expected_customer: link.expected_customer.clone(),
+        nonce: flow::random_value(),
+        verifier: flow::random_value(),
+        browser: flow::digest(&browser_secret),
+        started_at: now,
+    };
+    let key = keys::oidc_states(&states::link_tag(link.link_id));
+    retry(|| async {
+        let (version, mut kept) = link_states(core, &key).await?;
+        kept.add(&state, started.clone(), now);
+        let op = put(&key, version, &kept, Some(STATE_TTL))?;
+        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
+    })
+    .await?;
+    let location = flow::authorization_url(
+        authorization_endpoint,
+        oidc,
+        &redirect_uri(core, &team.id),
+        &state,
+        &started.nonce,
+        &started.verifier,
+        link.expected_customer.as_deref(),
+    );
+    Ok(ProviderStart {
+        location,
+        state,
+        browser_secret,
+    })
+}
+
+/// A link's started logins (none: version 0).
+async fn link_states(core: &Core, key: &str) -> crate::error::Result<(u64, LinkStates)> {
+    let raw = core.store.get(&[key.to_string()]).await?.pop().flatten();
+    let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
+    Ok((loaded.version, loaded.value.unwrap_or_default()))
+}
+
+/// `GET /oidc/callback/{team}`: the state (started for this team, this
+/// browser's, live, unanswered; consumed here), the provider's error,
+/// its `iss`, the code exchange, the ID token; then the login
+/// callback's rules. `cookie`: the browser secret of the state's cookie.
+pub async fn finish_provider_login(
+    core: &Arc<Core>,
+    team: &str,
+    answer: ProviderAnswer,
+    cookie: Option<&str>,
+    now: Timestamp,
+) -> ProviderFinish {
+    match take_state(core, team, answer.state.as_deref(), cookie, now).await {
+        Ok(started) => ProviderFinish {
+            outcome: finish_started(core, started, answer, now).await,
+            answered: true,
+        },
+        Err(e) => {
+            // A refused state is logged under the team whose address it
+            // came to (a mix-up attempt shows as "started for another
+            // team"); an address of no team is not.
+            if let (ProviderRefusal::Oidc(oidc), Some(t)) = (&e, core.config.team(team)) {
+                logged(t, oidc);
+            }
+            ProviderFinish {
+                outcome: Err(e),
+                answered: false,
+            }
+        }
+    }
+}
+
+async fn finish_started(
+    core: &Arc<Core>,
+    started: Started,
+    answer: ProviderAnswer,
+    now: Timestamp,
+) -> Result<CallbackOutcome, ProviderRefusal> {
+    let (team, oidc) = provider_of(core, &started.team)?;
+    let refused = |e: OidcError| {
+        logged(team, &e);
+        ProviderRefusal::Oidc(e)
+    };
+    answer
+        .check_against(started.issuer.as_deref(), &oidc.issuer)
+        .map_err(refused)?;
+    let meta = core.oidc.metadata(oidc, now).await.map_err(refused)?;
+    let iss_supported = meta.authorization_response_iss_parameter_supported;
+    let code = answer
+        .code_from(&oidc.issuer, iss_supported)
+        .map_err(refused)?;
+    let token = core
+        .oidc
+        .exchange(
             oidc,
-            &self.redirect_uri(&team.id),
-            &state,
-            &started.nonce,
+            &meta,
+            code,
+            &redirect_uri(core, &team.id),
             &started.verifier,
-            link.expected_customer.as_deref(),
-        );
-        Ok(ProviderStart {
-            location,
-            state,
-            browser_secret,
-        })
-    }
+        )
+        .await
+        .map_err(refused)?;
+    let claims = super::provider_tokens::provider_token(core, oidc, &meta, &token, now)
+        .await
+        .map_err(refused)?;
+    let expect = id_token::Expect {
+        issuer: &oidc.issuer,
+        client_id: &oidc.client_id,
+        nonce: Some(&started.nonce),
+        max_age: oidc.max_age,
+        acr_values: &oidc.acr_values,
+        customer_claim: &oidc.customer_claim,
+    };
+    let proven = id_token::check_login_claims(&claims, &expect, now).map_err(refused)?;
+    let session = ProviderSession::of(&proven);
+    let customer = customer(proven).map_err(refused)?;
+    let request = format!("oidc:{}", flow::digest(&started.nonce));
+    // Remembered before the login counts, so that no login the
+    // provider may end goes unremembered; an entry of a login refused
+    // below names no authentication and ends nothing.
+    let customer_id = customer.get("id").map(String::as_str).unwrap_or_default();
+    crate::gateway::oidc_logout::remember_session(
+        core,
+        team,
+        &session,
+        started.interaction_id,
+        customer_id,
+        now,
+    )
+    .await?;
+    Ok(crate::gateway::login::provider_login(
+        core,
+        team,
+        ProvenLogin {
+            interaction_id: started.interaction_id,
+            link_id: started.link_id,
+            customer: &customer,
+            expected: started.expected_customer.as_deref(),
+            request: &request,
+        },
+        now,
+    )
+    .await?)
+}
 
-    /// A link's started logins (none: version 0).
-    async fn link_states(&self, key: &str) -> crate::error::Result<(u64, LinkStates)> {
-        let raw = self.store.get(&[key.to_string()]).await?.pop().flatten();
-        let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
-        Ok((loaded.version, loaded.value.unwrap_or_default()))
-    }
-
-    /// `GET /oidc/callback/{team}`: the state (started for this team, this
-    /// browser's, live, unanswered; consumed here), the provider's error,
-    /// its `iss`, the code exchange, the ID token; then the login
-    /// callback's rules. `cookie`: the browser secret of the state's cookie.
-    pub async fn finish_provider_login(
-        self: &Arc<Self>,
-        team: &str,
-        answer: ProviderAnswer,
-        cookie: Option<&str>,
-        now: Timestamp,
-    ) -> ProviderFinish {
-        match self
-            .take_state(team, answer.state.as_deref(), cookie, now)
-            .await
-        {
-            Ok(started) => ProviderFinish {
-                outcome: self.finish_started(started, answer, now).await,
-                answered: true,
-            },
-            Err(e) => {
-                // A refused state is logged under the team whose address it
-                // came to (a mix-up attempt shows as "started for another
-                // team"); an address of no team is not.
-                if let (ProviderRefusal::Oidc(oidc), Some(t)) = (&e, self.config.team(team)) {
-                    logged(t, oidc);
-                }
-                ProviderFinish {
-                    outcome: Err(e),
-                    answered: false,
-                }
-            }
-        }
-    }
-
-    async fn finish_started(
-        self: &Arc<Self>,
-        started: Started,
-        answer: ProviderAnswer,
-        now: Timestamp,
-    ) -> Result<CallbackOutcome, ProviderRefusal> {
-        let (team, oidc) = self.provider_of(&started.team)?;
-        let refused = |e: OidcError| {
-            logged(team, &e);
-            ProviderRefusal::Oidc(e)
+/// The started login the answer's state names, if it was started for
+/// `team` (the callback's), is this browser's and still live; consumed,
+/// so that it answers once. Nothing is consumed otherwise: a state
+/// sent to another team's callback or from another browser stays good
+/// for its own.
+async fn take_state(
+    core: &Core,
+    team: &str,
+    state: Option<&str>,
+    cookie: Option<&str>,
+    now: Timestamp,
+) -> Result<Started, ProviderRefusal> {
+    let state = state
+        .filter(|s| s.len() <= 256)
+        .ok_or(OidcError::BadState("no state"))?;
+    let tag = states::tag_of(state).ok_or(OidcError::BadState("unknown"))?;
+    let key = keys::oidc_states(tag);
+    let taken = retry(|| async {
+        let (version, mut kept) = link_states(core, &key).await?;
+        let Some(started) = kept.find(state).cloned() else {
+            return Ok(Some(Err(OidcError::BadState(
+                "unknown, dropped or answered",
+            ))));
         };
-        if answer.error.is_some() {
-            return Err(refused(OidcError::Cancelled));
+        // The mix-up defence: an answer for another team's login is
+        // refused before its code goes anywhere.
+        if started.team != team {
+            return Ok(Some(Err(OidcError::BadState("started for another team"))));
         }
-        // Begun with another provider (the team's changed since): its
-        // answer is not this provider's to judge.
-        if started.issuer.as_deref() != Some(oidc.issuer.as_str()) {
-            return Err(refused(OidcError::WrongIssuer));
+        if !started.live(now) {
+            return Ok(Some(Err(OidcError::BadState("older than 10 minutes"))));
         }
-        let meta = self.oidc.metadata(oidc, now).await.map_err(refused)?;
-        // RFC 9207: an answer naming another issuer, or none from a
-        // provider that always names itself, may come from another provider.
-        match answer.iss.as_deref() {
-            Some(iss) if iss != oidc.issuer => return Err(refused(OidcError::WrongIssuer)),
-            None if meta.authorization_response_iss_parameter_supported => {
-                return Err(refused(OidcError::WrongIssuer))
+        // Checked before it is consumed: another browser cannot spend it.
+        if !started.same_browser(cookie) {
+            return Ok(Some(Err(OidcError::BadState("not this browser's"))));
+        }
+        kept.remove(state);
+        let op = if kept.entries.is_empty() {
+            Op::Delete {
+                key: key.clone(),
+                expected: version,
             }
-            _ => {}
-        }
-        let code = answer
-            .code
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or_else(|| refused(OidcError::BadState("no code")))?;
-        let token = self
-            .oidc
-            .exchange(
-                oidc,
-                &meta,
-                code,
-                &self.redirect_uri(&team.id),
-                &started.verifier,
-            )
-            .await
-            .map_err(refused)?;
-        let claims = self
-            .provider_token(oidc, &meta, &token, now)
-            .await
-            .map_err(refused)?;
-        let expect = id_token::Expect {
-            issuer: &oidc.issuer,
-            client_id: &oidc.client_id,
-            nonce: Some(&started.nonce),
-            max_age: oidc.max_age,
-            acr_values: &oidc.acr_values,
-            customer_claim: &oidc.customer_claim,
+        } else {
+            put(&key, version, &kept, Some(STATE_TTL))?
         };
-        let proven = id_token::check_login_claims(&claims, &expect, now).map_err(refused)?;
-        let session = ProviderSession::of(&proven);
-        let customer = customer(proven).map_err(refused)?;
-        let request = format!("oidc:{}", flow::digest(&started.nonce));
-        // Remembered before the login counts, so that no login the
-        // provider may end goes unremembered; an entry of a login refused
-        // below names no authentication and ends nothing.
-        let customer_id = customer.get("id").map(String::as_str).unwrap_or_default();
-        self.remember_session(team, &session, started.interaction_id, customer_id, now)
-            .await?;
-        Ok(self
-            .provider_login(
-                team,
-                ProvenLogin {
-                    interaction_id: started.interaction_id,
-                    link_id: started.link_id,
-                    customer: &customer,
-                    expected: started.expected_customer.as_deref(),
-                    request: &request,
-                },
-                now,
-            )
-            .await?)
-    }
-
-    /// A token of the team's provider, ID token or logout token alike: its
-    /// signature by a key of the provider's set (named by `kid`; an unknown
-    /// one fetches the set again, rate-limited) with an allowed algorithm,
-    /// then `iss`, `aud` and `azp` ([`id_token::check_audience`]). Returns
-    /// its claims for the checks of its kind.
-    pub(super) async fn provider_token(
-        &self,
-        oidc: &OidcConfig,
-        meta: &crate::oidc::Metadata,
-        token: &str,
-        now: Timestamp,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
-        let keys = KeySet {
-            cache: &oidc.issuer,
-            jwks_uri: &meta.jwks_uri,
-            issuer: &meta.issuer,
-        };
-        let claims = self.signed_claims(&keys, token, now).await?;
-        id_token::check_audience(&claims, &oidc.issuer, &oidc.client_id)?;
-        Ok(claims)
-    }
-
-    /// The claims of `token` if a key of `keys` named by its `kid` signed
-    /// it with an allowed algorithm (an unknown `kid` fetches the set
-    /// again, rate-limited): the signature check of every token from an
-    /// identity provider or a Shared Signals transmitter.
-    pub(super) async fn signed_claims(
-        &self,
-        keys: &KeySet<'_>,
-        token: &str,
-        now: Timestamp,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
-        let (alg, kid) = id_token::header(token)?;
-        let jwk = self.oidc.key_in(keys, &kid, now).await?;
-        id_token::verify_signature(token, &jwk, alg)
-    }
-
-    /// The started login the answer's state names, if it was started for
-    /// `team` (the callback's), is this browser's and still live; consumed,
-    /// so that it answers once. Nothing is consumed otherwise: a state
-    /// sent to another team's callback or from another browser stays good
-    /// for its own.
-    async fn take_state(
-        &self,
-        team: &str,
-        state: Option<&str>,
-        cookie: Option<&str>,
-        now: Timestamp,
-    ) -> Result<Started, ProviderRefusal> {
-        let state = state
-            .filter(|s| s.len() <= 256)
-            .ok_or(OidcError::BadState("no state"))?;
-        let tag = states::tag_of(state).ok_or(OidcError::BadState("unknown"))?;
-        let key = keys::oidc_states(tag);
-        let taken = retry(|| async {
-            let (version, mut kept) = self.link_states(&key).await?;
-            let Some(started) = kept.find(state).cloned() else {
-                return Ok(Some(Err(OidcError::BadState(
-                    "unknown, dropped or answered",
-                ))));
-            };
-            // The mix-up defence: an answer for another team's login is
-            // refused before its code goes anywhere.
-            if started.team != team {
-                return Ok(Some(Err(OidcError::BadState("started for another team"))));
-            }
-            if !started.live(now) {
-                return Ok(Some(Err(OidcError::BadState("older than 10 minutes"))));
-            }
-            // Checked before it is consumed: another browser cannot spend it.
-            if !started.same_browser(cookie) {
-                return Ok(Some(Err(OidcError::BadState("not this browser's"))));
-            }
-            kept.remove(state);
-            let op = if kept.entries.is_empty() {
-                Op::Delete {
-                    key: key.clone(),
-                    expected: version,
-                }
-            } else {
-                put(&key, version, &kept, Some(STATE_TTL))?
-            };
-            Ok((self.store.commit(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
-        })
-        .await?;
-        Ok(taken?)
-    }
+        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
+    })
+    .await?;
+    Ok(taken?)
 }
 
 /// The customer a valid ID token proves: `id` under the identifier rules,

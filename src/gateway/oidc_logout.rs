@@ -9,7 +9,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::revocation::{count_received, count_refused};
-use super::Gateway;
+use super::Core;
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
 use crate::domain::logout::{proven_by_login_at, remembers_login_at, Receiver, RefusalReason};
@@ -77,214 +77,215 @@ impl From<OidcError> for LogoutRefusal {
     }
 }
 
-impl Gateway {
-    /// Remembers, for the provider's back-channel logout, which interaction
-    /// a hosted login of provider session `sid` is for (scored by the
-    /// login's time, which its authentication keeps), and which customer
-    /// the provider's `sub` was mapped to. Kept as long as an
-    /// authentication of the team can last.
-    pub(super) async fn remember_session(
-        &self,
-        team: &Team,
-        session: &ProviderSession,
-        interaction_id: Uuid,
-        customer_id: &str,
-        now: Timestamp,
-    ) -> Result<()> {
-        let Some(oidc) = team.oidc.as_ref() else {
-            return Ok(());
-        };
-        let ttl = longest_authentication(team);
-        let mut ops = Vec::new();
-        if let Some(sid) = &session.sid {
-            ops.push(Op::IndexAdd {
-                key: keys::oidc_session(&team.id, &oidc.issuer, sid),
-                member: interaction_id.to_string(),
-                score: now.unix_millis(),
-                ttl,
-            });
-        }
-        if let Some(sub) = &session.sub {
-            ops.push(Op::IndexAdd {
-                key: keys::oidc_subject(&team.id, &oidc.issuer, sub),
-                member: customer_id.to_string(),
-                score: now.unix_millis(),
-                ttl,
-            });
-        }
-        if !ops.is_empty() {
-            self.store.commit(ops).await?;
-        }
-        Ok(())
+/// Remembers, for the provider's back-channel logout, which interaction
+/// a hosted login of provider session `sid` is for (scored by the
+/// login's time, which its authentication keeps), and which customer
+/// the provider's `sub` was mapped to. Kept as long as an
+/// authentication of the team can last.
+pub(super) async fn remember_session(
+    core: &Core,
+    team: &Team,
+    session: &ProviderSession,
+    interaction_id: Uuid,
+    customer_id: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let Some(oidc) = team.oidc.as_ref() else {
+        return Ok(());
+    };
+    let ttl = longest_authentication(team);
+    let mut ops = Vec::new();
+    if let Some(sid) = &session.sid {
+        ops.push(Op::IndexAdd {
+            key: keys::oidc_session(&team.id, &oidc.issuer, sid),
+            member: interaction_id.to_string(),
+            score: now.unix_millis(),
+            ttl,
+        });
     }
-
-    /// `POST /oidc/backchannel-logout/{team}`: the logout token checked as
-    /// an ID token is ([`Gateway::provider_token`]) and as the logout
-    /// specification adds ([`logout_token::check_logout_claims`]), its
-    /// `jti` claimed once, then the session's (or the customer's)
-    /// interactions logged out. Returns how many ended.
-    pub async fn backchannel_logout(
-        self: &Arc<Self>,
-        team_id: &str,
-        token: Option<&str>,
-        now: Timestamp,
-    ) -> std::result::Result<usize, LogoutRefusal> {
-        let (team, oidc) = self
-            .config
-            .team(team_id)
-            .and_then(|t| Some((t, t.oidc.as_ref().filter(|o| o.backchannel_logout)?)))
-            .ok_or(LogoutRefusal::NotServed)?;
-        count_received(team, Receiver::OidcLogout);
-        let result = self.checked_logout(team, oidc, token, now).await;
-        if let Err((reason, e)) = &result {
-            count_refused(team, Receiver::OidcLogout, *reason);
-            tracing::info!(team = %team.id, reason = %e, "identity provider back-channel logout refused");
-        }
-        result.map_err(|(_, e)| e)
+    if let Some(sub) = &session.sub {
+        ops.push(Op::IndexAdd {
+            key: keys::oidc_subject(&team.id, &oidc.issuer, sub),
+            member: customer_id.to_string(),
+            score: now.unix_millis(),
+            ttl,
+        });
     }
+    if !ops.is_empty() {
+        core.store.commit(ops).await?;
+    }
+    Ok(())
+}
 
-    async fn checked_logout(
-        self: &Arc<Self>,
-        team: &Team,
-        oidc: &OidcConfig,
-        token: Option<&str>,
-        now: Timestamp,
-    ) -> std::result::Result<usize, (RefusalReason, LogoutRefusal)> {
-        let token = token
-            .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
-            .ok_or((
-                RefusalReason::Malformed,
-                LogoutRefusal::Invalid("no logout_token"),
-            ))?;
-        let meta = self
-            .oidc
-            .metadata(oidc, now)
-            .await
-            .map_err(|e| (RefusalReason::Unavailable, e.into()))?;
-        let claims = self
-            .provider_token(oidc, &meta, token, now)
-            .await
-            .map_err(|e| (reason_of(&e), e.into()))?;
-        let logout = logout_token::check_logout_claims(&claims, now)
-            .map_err(|e| (RefusalReason::Claims, e.into()))?;
-        let unavailable = |e: Error| (RefusalReason::Unavailable, LogoutRefusal::Store(e));
-        let claimed = self
-            .claim_jti(team, Receiver::OidcLogout, &logout.jti, JTI_MEMORY)
-            .await
-            .map_err(unavailable)?
-            .ok_or((
-                RefusalReason::Replay,
-                LogoutRefusal::Invalid("jti seen before"),
-            ))?;
-        match self.end_provider_session(team, oidc, &logout, now).await {
-            Ok(n) => Ok(n),
-            Err(e) => {
-                self.release_jti(claimed).await;
-                Err(unavailable(e))
+/// `POST /oidc/backchannel-logout/{team}`: the logout token checked as
+/// an ID token is ([`Core::provider_token`]) and as the logout
+/// specification adds ([`logout_token::check_logout_claims`]), its
+/// `jti` claimed once, then the session's (or the customer's)
+/// interactions logged out. Returns how many ended.
+pub async fn backchannel_logout(
+    core: &Arc<Core>,
+    team_id: &str,
+    token: Option<&str>,
+    now: Timestamp,
+) -> std::result::Result<usize, LogoutRefusal> {
+    let (team, oidc) = core
+        .config
+        .team(team_id)
+        .and_then(|t| Some((t, t.oidc.as_ref().filter(|o| o.backchannel_logout)?)))
+        .ok_or(LogoutRefusal::NotServed)?;
+    count_received(team, Receiver::OidcLogout);
+    let result = checked_logout(core, team, oidc, token, now).await;
+    if let Err((reason, e)) = &result {
+        count_refused(team, Receiver::OidcLogout, *reason);
+        tracing::info!(team = %team.id, reason = %e, "identity provider back-channel logout refused");
+    }
+    result.map_err(|(_, e)| e)
+}
+
+async fn checked_logout(
+    core: &Arc<Core>,
+    team: &Team,
+    oidc: &OidcConfig,
+    token: Option<&str>,
+    now: Timestamp,
+) -> std::result::Result<usize, (RefusalReason, LogoutRefusal)> {
+    let token = token
+        .filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN)
+        .ok_or((
+            RefusalReason::Malformed,
+            LogoutRefusal::Invalid("no logout_token"),
+        ))?;
+    let meta = core
+        .oidc
+        .metadata(oidc, now)
+        .await
+        .map_err(|e| (RefusalReason::Unavailable, e.into()))?;
+    let claims = super::provider_tokens::provider_token(core, oidc, &meta, token, now)
+        .await
+        .map_err(|e| (reason_of(&e), e.into()))?;
+    let logout = logout_token::check_logout_claims(&claims, now)
+        .map_err(|e| (RefusalReason::Claims, e.into()))?;
+    let unavailable = |e: Error| (RefusalReason::Unavailable, LogoutRefusal::Store(e));
+    let claimed = crate::gateway::revocation::claim_jti(
+        core,
+        team,
+        Receiver::OidcLogout,
+        &logout.jti,
+        JTI_MEMORY,
+    )
+    .await
+    .map_err(unavailable)?
+    .ok_or((
+        RefusalReason::Replay,
+        LogoutRefusal::Invalid("jti seen before"),
+    ))?;
+    match end_provider_session(core, team, oidc, &logout, now).await {
+        Ok(n) => Ok(n),
+        Err(e) => {
+            crate::gateway::revocation::release_jti(core, claimed).await;
+            Err(unavailable(e))
+        }
+    }
+}
+
+/// A `sid` ends the interactions hosted logins of that session
+/// authenticated (and still are); a `sub` alone ends every interaction
+/// of the customers it was mapped to (with `customer_claim = "sub"`,
+/// the `sub` itself names one).
+async fn end_provider_session(
+    core: &Arc<Core>,
+    team: &Team,
+    oidc: &OidcConfig,
+    logout: &Logout,
+    now: Timestamp,
+) -> Result<usize> {
+    let receiver = Receiver::OidcLogout;
+    if let Some(sid) = &logout.sid {
+        let index = keys::oidc_session(&team.id, &oidc.issuer, sid);
+        let mut n = 0;
+        for e in crate::gateway::revocation::index_entries(core, &index).await? {
+            let Ok(id) = Uuid::parse_str(&e.member) else {
+                continue;
+            };
+            let at = Timestamp::from_unix_millis(e.score);
+            if end_login(core, team, id, at, now).await? {
+                n += 1;
             }
         }
-    }
-
-    /// A `sid` ends the interactions hosted logins of that session
-    /// authenticated (and still are); a `sub` alone ends every interaction
-    /// of the customers it was mapped to (with `customer_claim = "sub"`,
-    /// the `sub` itself names one).
-    async fn end_provider_session(
-        self: &Arc<Self>,
-        team: &Team,
-        oidc: &OidcConfig,
-        logout: &Logout,
-        now: Timestamp,
-    ) -> Result<usize> {
-        let receiver = Receiver::OidcLogout;
-        if let Some(sid) = &logout.sid {
-            let index = keys::oidc_session(&team.id, &oidc.issuer, sid);
-            let mut n = 0;
-            for e in self.index_entries(&index).await? {
-                let Ok(id) = Uuid::parse_str(&e.member) else {
-                    continue;
-                };
-                let at = Timestamp::from_unix_millis(e.score);
-                if self.end_login(team, id, at, now).await? {
-                    n += 1;
-                }
-            }
-            super::revocation::count_logged_out(team, receiver, usize::from(n > 0));
-            // The customer the session's `sub` names is no longer
-            // recognized anywhere: a conversation may remember the login
-            // longer than its interaction lives.
-            if let Some(sub) = &logout.sub {
-                for customer in self.customers_of_sub(team, oidc, sub).await? {
-                    self.forget_recognitions_of(team, &customer).await?;
-                }
-            }
-            return Ok(n);
-        }
-        let Some(sub) = &logout.sub else {
-            return Ok(0);
-        };
-        let customers = self.customers_of_sub(team, oidc, sub).await?;
-        self.revoke_customers(team, receiver, &customers, now).await
-    }
-
-    /// Ends interaction `id`'s authentication when the hosted login that
-    /// proved it at `at` did (a `sid` logout), and forgets its
-    /// conversation's recognition when that remembers the same login, also
-    /// once the authentication has ended by itself. Answers whether it
-    /// logged the interaction out.
-    async fn end_login(
-        self: &Arc<Self>,
-        team: &Team,
-        id: Uuid,
-        at: Timestamp,
-        now: Timestamp,
-    ) -> Result<bool> {
-        let cause = Receiver::OidcLogout.cause();
-        let result = self
-            .update_interaction(team, id, now, |w| {
-                let proven = proven_by_login_at(&w.rec, at, now, w.settings);
-                let remembered = w.recognized().is_some_and(|r| remembers_login_at(r, at));
-                if proven {
-                    w.rec.log_out(now);
-                    w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
-                }
-                if proven || remembered {
-                    w.forget_recognition();
-                }
-                Ok(proven)
-            })
-            .await;
-        match result {
-            Ok((_, hit)) => Ok(hit),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The customers hosted logins mapped `sub` to (with
-    /// `customer_claim = "sub"`, the `sub` itself names one).
-    async fn customers_of_sub(
-        &self,
-        team: &Team,
-        oidc: &OidcConfig,
-        sub: &str,
-    ) -> Result<Vec<String>> {
-        let index = keys::oidc_subject(&team.id, &oidc.issuer, sub);
-        let mut customers: Vec<String> = self
-            .index_entries(&index)
-            .await?
-            .into_iter()
-            .map(|e| e.member)
-            .collect();
-        if oidc.customer_claim == "sub" {
-            if let Ok(id) = input::customer_id("sub", sub) {
-                customers.push(id);
+        super::revocation::count_logged_out(team, receiver, usize::from(n > 0));
+        // The customer the session's `sub` names is no longer
+        // recognized anywhere: a conversation may remember the login
+        // longer than its interaction lives.
+        if let Some(sub) = &logout.sub {
+            for customer in customers_of_sub(core, team, oidc, sub).await? {
+                crate::gateway::recognition::forget_recognitions_of(core, team, &customer).await?;
             }
         }
-        customers.sort();
-        customers.dedup();
-        Ok(customers)
+        return Ok(n);
     }
+    let Some(sub) = &logout.sub else {
+        return Ok(0);
+    };
+    let customers = customers_of_sub(core, team, oidc, sub).await?;
+    crate::gateway::revocation::revoke_customers(core, team, receiver, &customers, now).await
+}
+
+/// Ends interaction `id`'s authentication when the hosted login that
+/// proved it at `at` did (a `sid` logout), and forgets its
+/// conversation's recognition when that remembers the same login, also
+/// once the authentication has ended by itself. Answers whether it
+/// logged the interaction out.
+async fn end_login(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    at: Timestamp,
+    now: Timestamp,
+) -> Result<bool> {
+    let cause = Receiver::OidcLogout.cause();
+    let result = core
+        .update_interaction(team, id, now, |w| {
+            let proven = proven_by_login_at(&w.rec, at, now, w.settings);
+            let remembered = w.recognized().is_some_and(|r| remembers_login_at(r, at));
+            if proven {
+                w.rec.log_out(now);
+                w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
+            }
+            if proven || remembered {
+                w.forget_recognition();
+            }
+            Ok(proven)
+        })
+        .await;
+    match result {
+        Ok((_, hit)) => Ok(hit),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The customers hosted logins mapped `sub` to (with
+/// `customer_claim = "sub"`, the `sub` itself names one).
+async fn customers_of_sub(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    sub: &str,
+) -> Result<Vec<String>> {
+    let index = keys::oidc_subject(&team.id, &oidc.issuer, sub);
+    let mut customers: Vec<String> = crate::gateway::revocation::index_entries(core, &index)
+        .await?
+        .into_iter()
+        .map(|e| e.member)
+        .collect();
+    if oidc.customer_claim == "sub" {
+        if let Ok(id) = input::customer_id("sub", sub) {
+            customers.push(id);
+        }
+    }
+    customers.sort();
+    customers.dedup();
+    Ok(customers)
 }
 
 /// The metrics' reason for a token the shared checks refused.

@@ -9,19 +9,15 @@
 //! bounded number of asks run at once, each reading the clock when it
 //! asks and when it applies the answer.
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Gateway, Live};
-use crate::time::{Clock, Timestamp};
-
-/// One claimed poll's ask, run with the gateway in force and the clock.
-pub(super) type Ask = Box<
-    dyn FnOnce(Arc<Gateway>, Arc<dyn Clock>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send,
->;
+use super::challenges::{app, ladder};
+use super::polls::{Ask, Polls};
+use super::{Core, Live};
+use crate::time::Clock;
 
 /// Asks at once, at most; a claimed poll beyond them waits in the hand-off.
 const IN_FLIGHT: usize = 32;
@@ -39,43 +35,10 @@ pub struct Poller {
     claimed: mpsc::Receiver<Ask>,
 }
 
-/// The sweeper's side of the poller: the hand-off, and the clock each
-/// claim reads.
-#[derive(Clone)]
-pub struct Polls {
-    claimed: mpsc::Sender<Ask>,
-    clock: Arc<dyn Clock>,
-}
-
-/// A place in the hand-off, reserved before the claim that fills it.
-pub(super) struct Slot(mpsc::OwnedPermit<Ask>);
-
-impl Slot {
-    pub(super) fn hand(self, ask: Ask) {
-        self.0.send(ask);
-    }
-}
-
-impl Polls {
-    /// The time of the moment (not of the sweep).
-    pub(super) fn now(&self) -> Timestamp {
-        self.clock.now()
-    }
-
-    /// A place for one claimed poll; `None` while the poller is full or
-    /// stopped.
-    pub(super) fn slot(&self) -> Option<Slot> {
-        self.claimed.clone().try_reserve_owned().ok().map(Slot)
-    }
-}
-
 impl Poller {
     pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> (Poller, Polls) {
         let (tx, rx) = mpsc::channel(WAITING);
-        let polls = Polls {
-            claimed: tx,
-            clock: clock.clone(),
-        };
+        let polls = Polls::new(tx, clock.clone());
         let poller = Poller {
             live,
             clock,
@@ -92,11 +55,24 @@ impl Poller {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(ask) = self.claimed.recv(), if asks.len() < IN_FLIGHT => {
-                    asks.spawn(ask(self.live.current(), self.clock.clone()));
+                    asks.spawn(run_ask(ask, self.live.current(), self.clock.clone()));
                 }
                 Some(_) = asks.join_next(), if !asks.is_empty() => {}
             }
         }
         asks.shutdown().await;
+    }
+}
+
+/// One claimed entry's ask, with the gateway in force when it starts:
+/// every kind of background ask is named here.
+async fn run_ask(ask: Ask, core: Arc<Core>, clock: Arc<dyn Clock>) {
+    match ask {
+        Ask::AppPoll(claimed) => app::ask_app(&core, claimed, clock.as_ref()).await,
+        Ask::LadderTimeOut {
+            team,
+            interaction,
+            challenge,
+        } => ladder::time_out_step(&core, &team, interaction, challenge, clock.as_ref()).await,
     }
 }

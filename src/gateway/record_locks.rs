@@ -6,12 +6,12 @@
 //! interaction, turned into retry storms with p99 in seconds. Queueing the
 //! units of work of one record behind an async lock lets each commit at its
 //! first attempt; compare-and-set stays, for other instances and for
-//! writers outside [`Gateway::transact`](super::Gateway).
+//! writers outside [`Core::transact`](super::Core).
 //!
 //! The lock also hands over what the last unit of work commits (`T`, the
 //! records with their new versions), so the next in line decides on it
 //! without reading the store again, and goes on as soon as that commit is
-//! sent (see `Gateway::transact`): on a hot record the commits follow each
+//! sent (see `Core::transact`): on a hot record the commits follow each
 //! other on the store's connection without a round trip in between.
 //! Compare-and-set still checks everything handed over: a commit that did
 //! not apply, or a record another instance changed meanwhile, makes the
@@ -96,7 +96,7 @@ pub enum Standing {
 }
 
 /// A unit of work's place in its record's line, across all its tries: the
-/// turn it holds (if any), and its [`Standing`]. `Gateway::transact` drives
+/// turn it holds (if any), and its [`Standing`]. `Core::transact` drives
 /// it; every hand-over goes through it.
 pub struct Place<'a, T> {
     locks: &'a RecordLocks<T>,

@@ -11,6 +11,7 @@
 //! points to an interaction lives, the due time the due queue holds for
 //! it, the key of its subject) is in the stored form, not in the domain's
 //! record.
+mod background;
 mod interaction;
 mod small;
 mod subject;
@@ -21,7 +22,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::Gateway;
+use super::Core;
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::recognition::Recognition;
@@ -30,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::store::{keys, Op, StoreError, Versioned};
 use crate::time::Timestamp;
 
+pub use background::{StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
@@ -191,7 +193,7 @@ impl Pair {
             .ok_or(Error::NotFound("no such interaction"))
     }
     /// Whether the interaction is `team`'s and not forgotten at `now` (what
-    /// [`Gateway::load_pair`] checks on a read), for records handed over.
+    /// [`Core::load_pair`] checks on a read), for records handed over.
     pub fn is_live(&self, team: &Team, now: Timestamp) -> bool {
         self.interaction
             .value
@@ -242,7 +244,7 @@ impl Pair {
 
 /// The key of the subject `rec` names (its `customer_ref`'s), if any. An
 /// interaction without one is its own subject, whose key its reader derives
-/// from the interaction's id ([`Gateway::load_pair`]); its writer leaves it
+/// from the interaction's id ([`Core::load_pair`]); its writer leaves it
 /// out ([`write_interaction`]).
 fn named_subject_key(team: &Team, rec: &InteractionRecord) -> Option<String> {
     rec.customer_ref
@@ -256,7 +258,7 @@ fn is_live(rec: &InteractionRecord, team: &Team, now: Timestamp) -> bool {
     rec.team == team.id && !rec.is_forgotten(now, team.settings_for(&rec.channel))
 }
 
-impl Gateway {
+impl Core {
     /// Loads an interaction of `team` and its subject. A forgotten or
     /// absent interaction is `NotFound`.
     pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
@@ -314,7 +316,7 @@ impl Gateway {
                 Loaded::parse(skey, raw.pop().flatten())?
             }
         };
-        let recognition = match self.recognition_key(team, rec) {
+        let recognition = match recognition_key(&self.config, team, rec) {
             None => None,
             Some(rkey) => {
                 let raw = match (rguess, more.pop()) {
@@ -471,6 +473,25 @@ pub fn interaction_ops(
         Some(ttl),
         companion,
     )];
+    ops.extend(pointers(team, rec, extend, new_customers, kept));
+    ops.extend(queue);
+    Ok(Written {
+        ops,
+        kept: bookkeeping,
+    })
+}
+
+/// The ops that keep what points to `rec` alive for `kept`: its
+/// conversation and the team's index when they are `extend`ed, and its
+/// customers' indexes then too or when it names `new_customers`.
+fn pointers(
+    team: &Team,
+    rec: &InteractionRecord,
+    extend: bool,
+    new_customers: bool,
+    kept: Duration,
+) -> Vec<Op> {
+    let mut ops = Vec::new();
     if extend {
         // The conversation keeps pointing here for as long as the record lives.
         ops.push(Op::Touch {
@@ -497,11 +518,7 @@ pub fn interaction_ops(
             });
         }
     }
-    ops.extend(queue);
-    Ok(Written {
-        ops,
-        kept: bookkeeping,
-    })
+    ops
 }
 
 /// Schedules what is next due of `rec`'s current authentication
@@ -579,8 +596,12 @@ pub fn write_subject(
     }
 }
 
-/// [`crate::store::retry`] with the gateway's error type: runs `attempt`
-/// until it commits (`Some`), re-reading after each conflict (`None`).
+/// The one retry of a read-modify-write outside the unit of work (a
+/// record of its own key: a destination's sends, a message's record, a
+/// recognition): [`crate::store::retry`] with the gateway's error type.
+/// Runs `attempt` until it commits (`Some`), re-reading after each
+/// conflict (`None`), at most [`crate::store::MAX_RETRIES`] times with
+/// [`crate::store::Backoff`]'s pauses, then 503 `store_unavailable`.
 pub async fn retry<T, F, Fut>(attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
@@ -591,3 +612,18 @@ where
 
 #[cfg(test)]
 mod tests;
+
+/// The key of `rec`'s recognized conversation, when its channel
+/// remembers one (`Config::recognize_for`).
+pub(super) fn recognition_key(
+    config: &crate::config::Config,
+    team: &Team,
+    rec: &InteractionRecord,
+) -> Option<String> {
+    config.recognize_for(team, &rec.channel)?;
+    Some(keys::recognition(
+        &team.id,
+        &rec.channel,
+        &rec.conversation_id,
+    ))
+}

@@ -13,16 +13,14 @@
 //! challenge finds it (docs/decisions/0058-message-ids-and-early-receipts.md).
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::receipts::{Receipt, Report};
-use super::records::{put, Loaded};
+use super::records::{put, retry, Loaded, StoredMessage, StoredReport};
 use super::work::{Step, Work};
-use super::Gateway;
+use super::Core;
 use crate::config::Team;
 use crate::domain::challenge::ChallengeState;
-use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Moved};
+use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Moved, Report};
 use crate::error::{Error, Result};
 use crate::events::types::{DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
@@ -36,51 +34,15 @@ const PARKED_FOR: Duration = Duration::from_secs(600);
 /// A message id longer than this names no message the gateway sent.
 const MAX_MESSAGE_ID: usize = 256;
 
-/// Tries of a report against concurrent writes of its message's record.
-const TRIES: usize = 16;
-
-/// The record under a message id, as stored: the interaction and challenge
-/// it leads to, once known, and the reports that came before.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct StoredMessage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    i: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    c: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    p: Vec<StoredReport>,
-}
-
-impl super::records::Record for StoredMessage {}
-
-/// A parked report: its status's name, and the provider's error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct StoredReport {
-    s: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    ec: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    et: Option<String>,
-}
-
-impl StoredReport {
-    fn of(r: &Report) -> Self {
-        StoredReport {
-            s: r.status.as_str().to_string(),
-            ec: r.error.as_ref().map(|e| e.code.clone()),
-            et: r.error.as_ref().and_then(|e| e.title.clone()),
-        }
-    }
-
-    /// The report, if its status is one this gateway names.
-    fn report(&self) -> Option<(DeliveryStatus, Option<DeliveryError>)> {
-        let status = DeliveryStatus::parse(&self.s)?;
-        let error = self.ec.clone().map(|code| DeliveryError {
-            code,
-            title: self.et.clone(),
-        });
-        Some((status, error))
-    }
+/// What a signed receipt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receipt {
+    /// It names a message the gateway does not know (or no longer
+    /// remembers): answered 200 so the provider does not retry.
+    Unknown,
+    /// It named a message the gateway sent; its status moved forward, or
+    /// already stood there.
+    Taken,
 }
 
 /// What applying reports found.
@@ -160,182 +122,178 @@ fn apply(
     }
 }
 
-impl Gateway {
-    /// Applies signed `reports` about messages `channel` sent to the
-    /// challenges that sent them: `Taken` when one of them named a message
-    /// the gateway knows. A report about a message not (yet) known is
-    /// parked for the write that makes it known.
-    pub async fn take_reports_at(
-        &self,
-        channel: &str,
-        reports: Vec<Report>,
-        now: Timestamp,
-    ) -> Result<Receipt> {
-        let config = std::sync::Arc::clone(&self.config);
-        let teams: Vec<&Team> = config
-            .teams
-            .values()
-            .filter(|t| t.uses_channel(channel))
-            .collect();
-        let mut receipt = Receipt::Unknown;
-        for report in &reports {
-            if report.message_id.is_empty() || report.message_id.len() > MAX_MESSAGE_ID {
-                continue;
+/// What one report leaves to do once applied.
+pub(super) struct Taken<'t> {
+    /// It named a message the gateway knows.
+    pub known: bool,
+    /// The current step of a ladder failed and a later one can take the
+    /// code: the caller moves the ladder on (docs/api.md#delivery-ladder).
+    pub failed_step: Option<FailedStep<'t>>,
+}
+
+/// A ladder whose current step failed, to be moved on.
+pub(super) struct FailedStep<'t> {
+    pub team: &'t Team,
+    pub interaction: Uuid,
+    pub challenge: Uuid,
+}
+
+impl<'t> FailedStep<'t> {
+    fn after(applied: Applied, team: &'t Team, interaction: Uuid, challenge: Uuid) -> Option<Self> {
+        (applied == Applied::Advance).then_some(FailedStep {
+            team,
+            interaction,
+            challenge,
+        })
+    }
+}
+
+/// Whether `report` can name a message the gateway sent at all.
+pub(super) fn names_a_message(report: &Report) -> bool {
+    !report.message_id.is_empty() && report.message_id.len() <= MAX_MESSAGE_ID
+}
+
+/// One report: applied to the challenge its message id leads to, or
+/// parked under that id in every team that lists the channel.
+pub(super) async fn take_report<'t>(
+    core: &Core,
+    teams: &[&'t Team],
+    channel: &str,
+    report: &Report,
+    now: Timestamp,
+) -> Result<Taken<'t>> {
+    retry(|| async {
+        let mut unmapped = Vec::with_capacity(teams.len());
+        // One read per team: their keys live in different slots.
+        for team in teams {
+            let key = keys::message(&team.id, channel, &report.message_id);
+            let raw = core.store.get(std::slice::from_ref(&key)).await?;
+            let read: Loaded<StoredMessage> = Loaded::parse(key, raw.into_iter().next().flatten())?;
+            if let Some((i, c)) = read.value.as_ref().and_then(|m| m.i.zip(m.c)) {
+                let one = [(report.status, report.error.clone())];
+                let applied = apply_reports(core, team, i, c, &report.message_id, &one, now);
+                return applied.await.map(Some);
             }
-            if self.take_report(&teams, channel, report, now).await? {
-                receipt = Receipt::Taken;
+            unmapped.push(read);
+        }
+        for read in unmapped {
+            let mut parked = read.value.unwrap_or_default();
+            let stored = StoredReport::of(report);
+            if !parked.p.contains(&stored) {
+                parked.p.push(stored);
+            }
+            let op = put(&read.key, read.version, &parked, Some(PARKED_FOR))?;
+            if let Commit::Conflict { .. } = core.store.commit(vec![op]).await? {
+                return Ok(None);
             }
         }
-        Ok(receipt)
-    }
+        Ok(Some(Taken {
+            known: false,
+            failed_step: None,
+        }))
+    })
+    .await
+}
 
-    /// One report: applied to the challenge its message id leads to, or
-    /// parked under that id in every team that lists the channel. Whether
-    /// it was applied.
-    async fn take_report(
-        &self,
-        teams: &[&Team],
-        channel: &str,
-        report: &Report,
-        now: Timestamp,
-    ) -> Result<bool> {
-        'again: for _ in 0..TRIES {
-            let mut unmapped = Vec::with_capacity(teams.len());
-            // One read per team: their keys live in different slots.
-            for team in teams {
-                let key = keys::message(&team.id, channel, &report.message_id);
-                let raw = self.store.get(std::slice::from_ref(&key)).await?;
+/// Applies `reports` about `message_id` to challenge `cid` of
+/// interaction `id`, as a unit of work that is nobody's activity.
+async fn apply_reports<'t>(
+    core: &Core,
+    team: &'t Team,
+    id: Uuid,
+    cid: Uuid,
+    message_id: &str,
+    reports: &[(DeliveryStatus, Option<DeliveryError>)],
+    now: Timestamp,
+) -> Result<Taken<'t>> {
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                w.as_announcement();
+                let has_next = ladder_has_next(core, &w.rec, cid, w.settings);
+                let applied = apply(w, cid, message_id, reports, has_next, now);
+                Ok(Step::WriteIfChanged(applied))
+            })
+        })
+        .await;
+    match done {
+        Ok(done) => Ok(Taken {
+            known: done.value != Applied::Unknown,
+            failed_step: FailedStep::after(done.value, team, id, cid),
+        }),
+        Err(Error::NotFound(_)) => Ok(Taken {
+            known: false,
+            failed_step: None,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remembers that challenge `cid` of interaction `id` sent its message
+/// through `channel` as the provider's `message_id`, and applies the
+/// reports that came before, in one commit. A ladder step they failed
+/// is the caller's to move on.
+pub(super) async fn remember_message<'t>(
+    core: &Core,
+    team: &'t Team,
+    id: Uuid,
+    cid: Uuid,
+    channel: &str,
+    message_id: &str,
+    now: Timestamp,
+) -> Result<Option<FailedStep<'t>>> {
+    if message_id.len() > MAX_MESSAGE_ID {
+        return Ok(None);
+    }
+    let key = keys::message(&team.id, channel, message_id);
+    let key = &key;
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                w.as_announcement();
+                let has_next = ladder_has_next(core, &w.rec, cid, w.settings);
+                let raw = core.store.get(std::slice::from_ref(key)).await?;
                 let read: Loaded<StoredMessage> =
-                    Loaded::parse(key, raw.into_iter().next().flatten())?;
-                if let Some((i, c)) = read.value.as_ref().and_then(|m| m.i.zip(m.c)) {
-                    let one = [(report.status, report.error.clone())];
-                    return self
-                        .apply_reports(team, i, c, &report.message_id, &one, now)
-                        .await;
-                }
-                unmapped.push((team, read));
-            }
-            for (_, read) in unmapped {
-                let mut parked = read.value.unwrap_or_default();
-                let stored = StoredReport::of(report);
-                if !parked.p.contains(&stored) {
-                    parked.p.push(stored);
-                }
-                let op = put(&read.key, read.version, &parked, Some(PARKED_FOR))?;
-                if let Commit::Conflict { .. } = self.store.commit(vec![op]).await? {
-                    continue 'again;
-                }
-            }
-            return Ok(false);
-        }
-        Err(Error::StoreUnavailable)
-    }
-
-    /// Applies `reports` about `message_id` to challenge `cid` of
-    /// interaction `id`, as a unit of work that is nobody's activity, and
-    /// moves its ladder on when they failed its current step. Whether it
-    /// is known.
-    async fn apply_reports(
-        &self,
-        team: &Team,
-        id: Uuid,
-        cid: Uuid,
-        message_id: &str,
-        reports: &[(DeliveryStatus, Option<DeliveryError>)],
-        now: Timestamp,
-    ) -> Result<bool> {
-        let done = self
-            .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    w.as_announcement();
-                    let has_next = self.ladder_has_next(&w.rec, cid, w.settings);
-                    let applied = apply(w, cid, message_id, reports, has_next, now);
-                    Ok(Step::WriteIfChanged(applied))
-                })
+                    Loaded::parse(key.clone(), raw.into_iter().next().flatten())?;
+                let parked: Vec<_> = read
+                    .value
+                    .iter()
+                    .flat_map(|m| m.p.iter())
+                    .filter_map(StoredReport::report)
+                    .collect();
+                let applied = apply(w, cid, message_id, &parked, has_next, now);
+                let mapped = StoredMessage {
+                    i: Some(id),
+                    c: Some(cid),
+                    p: Vec::new(),
+                };
+                // As long as the interaction may live: receipts keep
+                // moving the status after the challenge ended.
+                let ttl = w.settings.interaction_ttl.get();
+                w.also(put(key, read.version, &mapped, Some(ttl))?);
+                Ok(Step::Write(applied))
             })
-            .await;
-        match done {
-            Ok(done) => {
-                self.after_reports(team, id, cid, done.value, now).await?;
-                Ok(done.value != Applied::Unknown)
-            }
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
+        })
+        .await?;
+    Ok(FailedStep::after(done.value, team, id, cid))
+}
 
-    /// What applied reports leave to do: a ladder whose current step
-    /// failed moves on (docs/api.md#delivery-ladder). A move that cannot
-    /// be made (the next destination's send limit, every provider
-    /// refusing, the challenge ending meanwhile) leaves the ladder where
-    /// it is, its status `failed`.
-    async fn after_reports(
-        &self,
-        team: &Team,
-        id: Uuid,
-        cid: Uuid,
-        applied: Applied,
-        now: Timestamp,
-    ) -> Result<()> {
-        if applied != Applied::Advance {
-            return Ok(());
-        }
-        let reason = crate::events::types::AdvanceReason::Failed;
-        match Box::pin(self.advance_ladder(team, id, cid, reason, now)).await {
-            Ok(_) => Ok(()),
-            Err(e @ (Error::StoreUnavailable | Error::Internal(_))) => Err(e),
-            Err(e) => {
-                tracing::info!(team = %team.id, interaction = %id, reason = e.code(), "a failed ladder step could not hand its code on");
-                Ok(())
-            }
-        }
-    }
-
-    /// Remembers that challenge `cid` of interaction `id` sent its message
-    /// through `channel` as the provider's `message_id`, and applies the
-    /// reports that came before, in one commit.
-    pub(super) async fn remember_message(
-        &self,
-        team: &Team,
-        id: Uuid,
-        cid: Uuid,
-        channel: &str,
-        message_id: &str,
-        now: Timestamp,
-    ) -> Result<()> {
-        if message_id.len() > MAX_MESSAGE_ID {
-            return Ok(());
-        }
-        let key = keys::message(&team.id, channel, message_id);
-        let key = &key;
-        let done = self
-            .transact(team, id, now, |w| {
-                Box::pin(async move {
-                    w.as_announcement();
-                    let has_next = self.ladder_has_next(&w.rec, cid, w.settings);
-                    let raw = self.store.get(std::slice::from_ref(key)).await?;
-                    let read: Loaded<StoredMessage> =
-                        Loaded::parse(key.clone(), raw.into_iter().next().flatten())?;
-                    let parked: Vec<_> = read
-                        .value
-                        .iter()
-                        .flat_map(|m| m.p.iter())
-                        .filter_map(StoredReport::report)
-                        .collect();
-                    let applied = apply(w, cid, message_id, &parked, has_next, now);
-                    let mapped = StoredMessage {
-                        i: Some(id),
-                        c: Some(cid),
-                        p: Vec::new(),
-                    };
-                    // As long as the interaction may live: receipts keep
-                    // moving the status after the challenge ended.
-                    let ttl = w.settings.interaction_ttl.get();
-                    w.also(put(key, read.version, &mapped, Some(ttl))?);
-                    Ok(Step::Write(applied))
-                })
-            })
-            .await?;
-        self.after_reports(team, id, cid, done.value, now).await
-    }
+/// Whether challenge `cid` of `rec` has a ladder with a step after the
+/// current one that could take its code (settings `s`).
+pub(super) fn ladder_has_next(
+    core: &Core,
+    rec: &crate::domain::interaction::InteractionRecord,
+    cid: Uuid,
+    s: &crate::config::Settings,
+) -> bool {
+    let Some(l) = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == cid)
+        .and_then(|c| c.ladder.as_ref())
+    else {
+        return false;
+    };
+    crate::domain::ladder::targets(&l.steps, l.later_steps(), |ch| core.reach(ch), &s.otp, rec)
+        .is_ok()
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::records::{put, Record};
-use super::Gateway;
+use super::Core;
 use crate::config::Team;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Result;
@@ -43,7 +43,7 @@ struct UsedJti {}
 
 impl Record for UsedJti {}
 
-/// A token id claimed by [`Gateway::claim_jti`]: released again when the
+/// A token id claimed by [`Core::claim_jti`]: released again when the
 /// work it allowed fails, so that the sender's retry is not a replay.
 #[derive(Debug)]
 pub struct ClaimedJti {
@@ -51,69 +51,72 @@ pub struct ClaimedJti {
     version: u64,
 }
 
-impl Gateway {
-    /// Claims `jti` for `receiver` of `team` for `memory`: `None` when it
-    /// was claimed before (a replay). Atomic: of concurrent twins, one
-    /// claims it.
-    pub(super) async fn claim_jti(
-        &self,
-        team: &Team,
-        receiver: Receiver,
-        jti: &str,
-        memory: Duration,
-    ) -> Result<Option<ClaimedJti>> {
-        let key = keys::revocation_jti(&team.id, receiver.as_str(), jti);
-        let op = put(&key, 0, &UsedJti {}, Some(memory))?;
-        let Op::Put { version, .. } = op else {
-            return Ok(None);
-        };
-        let claimed = self.store.commit(vec![op]).await? == Commit::Applied;
-        Ok(claimed.then_some(ClaimedJti { key, version }))
-    }
+/// Claims `jti` for `receiver` of `team` for `memory`: `None` when it
+/// was claimed before (a replay). Atomic: of concurrent twins, one
+/// claims it.
+pub(super) async fn claim_jti(
+    core: &Core,
+    team: &Team,
+    receiver: Receiver,
+    jti: &str,
+    memory: Duration,
+) -> Result<Option<ClaimedJti>> {
+    let key = keys::revocation_jti(&team.id, receiver.as_str(), jti);
+    let op = put(&key, 0, &UsedJti {}, Some(memory))?;
+    let Op::Put { version, .. } = op else {
+        return Ok(None);
+    };
+    let claimed = core.store.commit(vec![op]).await? == Commit::Applied;
+    Ok(claimed.then_some(ClaimedJti { key, version }))
+}
 
-    /// Forgets a claimed token id whose logout could not be done (best
-    /// effort: the store is likely failing already).
-    pub(super) async fn release_jti(&self, claimed: ClaimedJti) {
-        let op = Op::Delete {
-            key: claimed.key,
-            expected: claimed.version,
-        };
-        if let Err(e) = self.store.commit(vec![op]).await {
-            tracing::warn!(error = %e, "a revocation token id could not be released; the sender's retry will be taken for a replay");
+/// Forgets a claimed token id whose logout could not be done (best
+/// effort: the store is likely failing already).
+pub(super) async fn release_jti(core: &Core, claimed: ClaimedJti) {
+    let op = Op::Delete {
+        key: claimed.key,
+        expected: claimed.version,
+    };
+    if let Err(e) = core.store.commit(vec![op]).await {
+        tracing::warn!(error = %e, "a revocation token id could not be released; the sender's retry will be taken for a replay");
+    }
+}
+
+/// Every entry of the index `key`, newest first.
+pub(super) async fn index_entries(core: &Core, key: &str) -> Result<Vec<IndexEntry>> {
+    const PAGE: usize = 500;
+    let mut all: Vec<IndexEntry> = Vec::new();
+    loop {
+        let before = all.last().map(|e| (e.score, e.member.clone()));
+        let page = core.store.index_desc(key, before, PAGE).await?;
+        let full = page.len() == PAGE;
+        all.extend(page);
+        if !full {
+            return Ok(all);
         }
     }
+}
 
-    /// Every entry of the index `key`, newest first.
-    pub(super) async fn index_entries(&self, key: &str) -> Result<Vec<IndexEntry>> {
-        const PAGE: usize = 500;
-        let mut all: Vec<IndexEntry> = Vec::new();
-        loop {
-            let before = all.last().map(|e| (e.score, e.member.clone()));
-            let page = self.store.index_desc(key, before, PAGE).await?;
-            let full = page.len() == PAGE;
-            all.extend(page);
-            if !full {
-                return Ok(all);
-            }
-        }
+/// Logs each of `customers` out everywhere (as a website's back-channel
+/// logout does) for `receiver`; returns how many interactions ended.
+pub(super) async fn revoke_customers(
+    core: &Arc<Core>,
+    team: &Team,
+    receiver: Receiver,
+    customers: &[String],
+    now: Timestamp,
+) -> Result<usize> {
+    let mut n = 0;
+    for customer_id in customers {
+        n += crate::gateway::website::log_out_everywhere(
+            core,
+            team,
+            customer_id,
+            receiver.cause(),
+            now,
+        )
+        .await?;
     }
-
-    /// Logs each of `customers` out everywhere (as a website's back-channel
-    /// logout does) for `receiver`; returns how many interactions ended.
-    pub(super) async fn revoke_customers(
-        self: &Arc<Self>,
-        team: &Team,
-        receiver: Receiver,
-        customers: &[String],
-        now: Timestamp,
-    ) -> Result<usize> {
-        let mut n = 0;
-        for customer_id in customers {
-            n += self
-                .log_out_everywhere(team, customer_id, receiver.cause(), now)
-                .await?;
-        }
-        count_logged_out(team, receiver, customers.len());
-        Ok(n)
-    }
+    count_logged_out(team, receiver, customers.len());
+    Ok(n)
 }

@@ -8,7 +8,7 @@
 //!
 //! The marker is read every [`CHECK_EVERY`] and, beside the one-time ids
 //! it guards, in the same round trip as a pre-chat assertion's used `jti`
-//! ([`Gateway::get_noticing_reset`]), so the first request after the store
+//! ([`Core::get_noticing_reset`]), so the first request after the store
 //! was emptied already finds it so; a login callback whose interaction is
 //! gone reads it too before it answers.
 //!
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::records::{put, Loaded, Record, StoredEpoch};
-use super::Gateway;
+use super::Core;
 use crate::config::Team;
 use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::{Error, Result};
@@ -124,12 +124,12 @@ pub async fn run_store_watch(
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = tick.tick() => live.current().check_store_epochs(clock.now()).await,
+            _ = tick.tick() => check_store_epochs(&live.current(), clock.now()).await,
         }
     }
 }
 
-impl Gateway {
+impl Core {
     /// Refuses a token issued at `iat` (unix seconds) before the team's
     /// store was found reset, for `max_age` after the reset.
     pub(crate) fn refuse_issued_before_reset(
@@ -159,7 +159,7 @@ impl Gateway {
         keys.push(keys::store_epoch(&team.id));
         let mut read = self.store.get(&keys).await?;
         let marker = read.pop().flatten();
-        let found = self.settle_marker(team, marker, now).await?;
+        let found = settle_marker(self, team, marker, now).await?;
         say_resets(&[(team.id.as_str(), found)]);
         Ok(read)
     }
@@ -192,126 +192,6 @@ impl Gateway {
             Err(refused) => refused,
             Ok(()) => e,
         }
-    }
-
-    /// One round over the teams, with one log line for the resets noticed.
-    async fn check_store_epochs(&self, now: Timestamp) {
-        let mut found = Vec::new();
-        for team in self.config.teams.values() {
-            match self.check_store_epoch(team, now).await {
-                Ok(f) => found.push((team.id.as_str(), f)),
-                Err(Error::StoreUnavailable) => {}
-                Err(e) => {
-                    tracing::warn!(team = %team.id, error = %e, "the store's marker could not be checked; will retry");
-                }
-            }
-        }
-        say_resets(&found);
-    }
-
-    async fn check_store_epoch(&self, team: &Team, now: Timestamp) -> Result<Found> {
-        let key = keys::store_epoch(&team.id);
-        let read = self
-            .store
-            .get(std::slice::from_ref(&key))
-            .await?
-            .pop()
-            .flatten();
-        self.settle_marker(team, read, now).await
-    }
-
-    /// Settles `team`'s marker as read (`raw`): writes it when absent (a
-    /// reset if this process had seen it), marks a marker another instance
-    /// wrote in its place as a reset, and renews its TTL now and then.
-    async fn settle_marker(
-        &self,
-        team: &Team,
-        raw: Option<Versioned>,
-        now: Timestamp,
-    ) -> Result<Found> {
-        let key = keys::store_epoch(&team.id);
-        let known = self.epochs.seen(&team.id);
-        let read = Loaded::<StoredEpoch>::parse(key.clone(), raw)?;
-        let Some(marker) = read.value else {
-            let lost = known.version.is_some();
-            if lost {
-                // Lost, whoever writes the marker again: refused from now,
-                // also by a request of this process that reads it meanwhile.
-                let reset_at = Some(now);
-                self.epochs.set(&team.id, Seen { reset_at, ..known });
-            }
-            let marker = StoredEpoch { at: now, r: lost };
-            // Another instance wrote it first: read at the next check.
-            let Some(version) = self.write_marker(&key, 0, marker).await? else {
-                return Ok(Found::Whole);
-            };
-            self.epochs.set(
-                &team.id,
-                Seen {
-                    version: Some(version),
-                    reset_at: if lost { Some(now) } else { known.reset_at },
-                    renewed: Some(now),
-                },
-            );
-            return Ok(if lost {
-                Found::ResetNoticedHere
-            } else {
-                Found::Whole
-            });
-        };
-        let mut version = read.version;
-        let rewritten = known.version.is_some_and(|v| v != read.version);
-        if rewritten && !marker.r {
-            // Written as a first start by an instance that had not seen the
-            // store before the loss: a reset for every instance.
-            let reset = StoredEpoch { r: true, ..marker };
-            match self.write_marker(&key, read.version, reset).await? {
-                Some(v) => version = v,
-                None => return Ok(Found::Whole),
-            }
-        }
-        let reset = (marker.r || rewritten).then_some(marker.at);
-        let newer = reset.filter(|at| known.reset_at.is_none_or(|k| k < *at));
-        let mut renewed = known.renewed;
-        if renewed.is_none_or(|r| now >= r.plus(RENEW_EVERY)) {
-            let touch = Op::Touch {
-                key,
-                ttl: MARKER_TTL,
-            };
-            self.store.commit(vec![touch]).await?;
-            renewed = Some(now);
-        }
-        self.epochs.set(
-            &team.id,
-            Seen {
-                version: Some(version),
-                reset_at: newer.or(known.reset_at),
-                renewed,
-            },
-        );
-        let max_age = team.settings.assertion_max_age.get();
-        Ok(match newer {
-            Some(at) if now < at.plus(max_age) => Found::ResetNoticedElsewhere,
-            _ => Found::Whole,
-        })
-    }
-
-    /// Writes `marker` over version `expected` (0: absent); its version,
-    /// or `None` when another writer came first.
-    async fn write_marker(
-        &self,
-        key: &str,
-        expected: u64,
-        marker: StoredEpoch,
-    ) -> Result<Option<u64>> {
-        let op = put(key, expected, &marker, Some(MARKER_TTL))?;
-        let Op::Put { version, .. } = op else {
-            return Err(Error::internal("records::put made no Put"));
-        };
-        Ok(match self.store.commit(vec![op]).await? {
-            Commit::Applied => Some(version),
-            Commit::Conflict { .. } => None,
-        })
     }
 }
 
@@ -390,4 +270,124 @@ mod tests {
             reset.plus(MARKER_TTL)
         ));
     }
+}
+
+/// One round over the teams, with one log line for the resets noticed.
+async fn check_store_epochs(core: &Core, now: Timestamp) {
+    let mut found = Vec::new();
+    for team in core.config.teams.values() {
+        match check_store_epoch(core, team, now).await {
+            Ok(f) => found.push((team.id.as_str(), f)),
+            Err(Error::StoreUnavailable) => {}
+            Err(e) => {
+                tracing::warn!(team = %team.id, error = %e, "the store's marker could not be checked; will retry");
+            }
+        }
+    }
+    say_resets(&found);
+}
+
+async fn check_store_epoch(core: &Core, team: &Team, now: Timestamp) -> Result<Found> {
+    let key = keys::store_epoch(&team.id);
+    let read = core
+        .store
+        .get(std::slice::from_ref(&key))
+        .await?
+        .pop()
+        .flatten();
+    settle_marker(core, team, read, now).await
+}
+
+/// Settles `team`'s marker as read (`raw`): writes it when absent (a
+/// reset if this process had seen it), marks a marker another instance
+/// wrote in its place as a reset, and renews its TTL now and then.
+async fn settle_marker(
+    core: &Core,
+    team: &Team,
+    raw: Option<Versioned>,
+    now: Timestamp,
+) -> Result<Found> {
+    let key = keys::store_epoch(&team.id);
+    let known = core.epochs.seen(&team.id);
+    let read = Loaded::<StoredEpoch>::parse(key.clone(), raw)?;
+    let Some(marker) = read.value else {
+        let lost = known.version.is_some();
+        if lost {
+            // Lost, whoever writes the marker again: refused from now,
+            // also by a request of this process that reads it meanwhile.
+            let reset_at = Some(now);
+            core.epochs.set(&team.id, Seen { reset_at, ..known });
+        }
+        let marker = StoredEpoch { at: now, r: lost };
+        // Another instance wrote it first: read at the next check.
+        let Some(version) = write_marker(core, &key, 0, marker).await? else {
+            return Ok(Found::Whole);
+        };
+        core.epochs.set(
+            &team.id,
+            Seen {
+                version: Some(version),
+                reset_at: if lost { Some(now) } else { known.reset_at },
+                renewed: Some(now),
+            },
+        );
+        return Ok(if lost {
+            Found::ResetNoticedHere
+        } else {
+            Found::Whole
+        });
+    };
+    let mut version = read.version;
+    let rewritten = known.version.is_some_and(|v| v != read.version);
+    if rewritten && !marker.r {
+        // Written as a first start by an instance that had not seen the
+        // store before the loss: a reset for every instance.
+        let reset = StoredEpoch { r: true, ..marker };
+        match write_marker(core, &key, read.version, reset).await? {
+            Some(v) => version = v,
+            None => return Ok(Found::Whole),
+        }
+    }
+    let reset = (marker.r || rewritten).then_some(marker.at);
+    let newer = reset.filter(|at| known.reset_at.is_none_or(|k| k < *at));
+    let mut renewed = known.renewed;
+    if renewed.is_none_or(|r| now >= r.plus(RENEW_EVERY)) {
+        let touch = Op::Touch {
+            key,
+            ttl: MARKER_TTL,
+        };
+        core.store.commit(vec![touch]).await?;
+        renewed = Some(now);
+    }
+    core.epochs.set(
+        &team.id,
+        Seen {
+            version: Some(version),
+            reset_at: newer.or(known.reset_at),
+            renewed,
+        },
+    );
+    let max_age = team.settings.assertion_max_age.get();
+    Ok(match newer {
+        Some(at) if now < at.plus(max_age) => Found::ResetNoticedElsewhere,
+        _ => Found::Whole,
+    })
+}
+
+/// Writes `marker` over version `expected` (0: absent); its version,
+/// or `None` when another writer came first.
+async fn write_marker(
+    core: &Core,
+    key: &str,
+    expected: u64,
+    marker: StoredEpoch,
+) -> Result<Option<u64>> {
+    let op = put(key, expected, &marker, Some(MARKER_TTL))?;
+    let Op::Put { version, .. } = op else {
+        return Err(Error::internal("records::put made no Put"));
+    };
+    Ok(match core.store.commit(vec![op]).await? {
+        Commit::Applied => Some(version),
+        Commit::Conflict { .. } => None,
+    })
 }

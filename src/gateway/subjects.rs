@@ -11,66 +11,69 @@ use crate::time::Timestamp;
 use super::outbox::OutboxItem;
 use super::records::{retry, write_subject, Loaded};
 use super::view::SubjectView;
-use super::Gateway;
+use super::Core;
 
-impl Gateway {
-    /// An unknown subject is all zeros.
-    pub async fn subject(&self, team: &Team, subject: &str, now: Timestamp) -> Result<SubjectView> {
-        let key = keys::subject(&team.id, subject);
-        let raw = self
+/// An unknown subject is all zeros.
+pub async fn subject(
+    core: &Core,
+    team: &Team,
+    subject: &str,
+    now: Timestamp,
+) -> Result<SubjectView> {
+    let key = keys::subject(&team.id, subject);
+    let raw = core
+        .store
+        .get(std::slice::from_ref(&key))
+        .await?
+        .pop()
+        .flatten();
+    let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
+    let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
+    Ok(SubjectView::of(&rec, now, &team.settings.lockout))
+}
+
+/// Clears failures, lockouts, lock and ban: of one origin (scope
+/// `origin`), or of the whole subject — every origin and the strangers'
+/// lock too (`origin: None`).
+pub async fn unlock_subject(
+    core: &Core,
+    team: &Team,
+    subject: &str,
+    origin: Option<&str>,
+    now: Timestamp,
+) -> Result<SubjectView> {
+    let key = keys::subject(&team.id, subject);
+    let s = &team.settings;
+    let view = retry(|| async {
+        let raw = core
             .store
             .get(std::slice::from_ref(&key))
             .await?
             .pop()
             .flatten();
-        let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
-        let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
-        Ok(SubjectView::of(&rec, now, &team.settings.lockout))
-    }
-
-    /// Clears failures, lockouts, lock and ban: of one origin (scope
-    /// `origin`), or of the whole subject — every origin and the strangers'
-    /// lock too (`origin: None`).
-    pub async fn unlock_subject(
-        &self,
-        team: &Team,
-        subject: &str,
-        origin: Option<&str>,
-        now: Timestamp,
-    ) -> Result<SubjectView> {
-        let key = keys::subject(&team.id, subject);
-        let s = &team.settings;
-        let view = retry(|| async {
-            let raw = self
-                .store
-                .get(std::slice::from_ref(&key))
-                .await?
-                .pop()
-                .flatten();
-            let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
-            let mut rec = loaded
-                .value
-                .clone()
-                .unwrap_or_else(|| SubjectRecord::new(subject));
-            rec.unlock_for(origin);
-            let view = SubjectView::of(&rec, now, &s.lockout);
-            let mut ops = write_subject(&loaded, &rec, s, now)?;
-            let unlocked = EventData::SubjectUnlocked(SubjectChange {
-                origin: origin.map(str::to_string),
-            });
-            let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
-            let mut recorded = self.record(&team.id, vec![unlocked], now)?;
-            ops.append(&mut recorded.ops);
-            Ok(match self.store.commit(ops).await? {
-                Commit::Applied => {
-                    self.recorded(recorded);
-                    Some(view)
-                }
-                Commit::Conflict { .. } => None,
-            })
+        let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
+        let mut rec = loaded
+            .value
+            .clone()
+            .unwrap_or_else(|| SubjectRecord::new(subject));
+        rec.unlock_for(origin);
+        let view = SubjectView::of(&rec, now, &s.lockout);
+        let mut ops = write_subject(&loaded, &rec, s, now)?;
+        let unlocked = EventData::SubjectUnlocked(SubjectChange {
+            origin: origin.map(str::to_string),
+        });
+        let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
+        let mut recorded = core.record(&team.id, vec![unlocked], now)?;
+        ops.append(&mut recorded.ops);
+        Ok(match core.store.commit(ops).await? {
+            Commit::Applied => {
+                core.recorded(recorded);
+                Some(view)
+            }
+            Commit::Conflict { .. } => None,
         })
-        .await?;
-        metrics::counter!("chatgate_unlocks_total").increment(1);
-        Ok(view)
-    }
+    })
+    .await?;
+    metrics::counter!("chatgate_unlocks_total").increment(1);
+    Ok(view)
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::records::{put, Loaded, Record};
-use super::Gateway;
+use super::Core;
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::logout::LogoutCause;
@@ -77,113 +77,108 @@ impl Record for LogoutAnswer {}
 /// timestamp the signature check accepts (±5 minutes).
 const ANSWER_MEMORY: Duration = Duration::from_secs(2 * webhook_sig::TOLERANCE_SECS as u64 + 60);
 
-impl Gateway {
-    /// Back-channel logout of a customer's interactions. Returns how many
-    /// were logged out (authenticated as that customer, waiting for a
-    /// step-up for them, or with a login of theirs waiting for its binding
-    /// code). A replay or retry of the same signed request (same
-    /// `webhook-id`) within the signature's tolerance gets the first answer
-    /// and logs out nobody who signed in since.
-    pub async fn logout_customer(
-        self: &Arc<Self>,
-        team_id: &str,
-        customer_id: &str,
-        sig: SignatureHeaders<'_>,
-        body: &[u8],
-        now: Timestamp,
-    ) -> Result<usize> {
-        let team = sig.verify_named(self.config.team(team_id), body, now)?;
-        let memory = keys::answered_request(&team.id, "logout", sig.id.unwrap_or_default());
-        let raw = self
-            .store
-            .get(std::slice::from_ref(&memory))
-            .await?
-            .pop()
-            .flatten();
-        if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
-            return Ok(first.logged_out);
-        }
-        let n = self
-            .log_out_everywhere(team, customer_id, LogoutCause::Website, now)
-            .await?;
-        // Remembered once done (a conflict is a concurrent twin: same work).
-        let answer = LogoutAnswer { logged_out: n };
-        self.store
-            .commit(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
-            .await?;
-        Ok(n)
+/// Back-channel logout of a customer's interactions. Returns how many
+/// were logged out (authenticated as that customer, waiting for a
+/// step-up for them, or with a login of theirs waiting for its binding
+/// code). A replay or retry of the same signed request (same
+/// `webhook-id`) within the signature's tolerance gets the first answer
+/// and logs out nobody who signed in since.
+pub async fn logout_customer(
+    core: &Arc<Core>,
+    team_id: &str,
+    customer_id: &str,
+    sig: SignatureHeaders<'_>,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<usize> {
+    let team = sig.verify_named(core.config.team(team_id), body, now)?;
+    let memory = keys::answered_request(&team.id, "logout", sig.id.unwrap_or_default());
+    let raw = core
+        .store
+        .get(std::slice::from_ref(&memory))
+        .await?
+        .pop()
+        .flatten();
+    if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
+        return Ok(first.logged_out);
     }
+    let n = log_out_everywhere(core, team, customer_id, LogoutCause::Website, now).await?;
+    // Remembered once done (a conflict is a concurrent twin: same work).
+    let answer = LogoutAnswer { logged_out: n };
+    core.store
+        .commit(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
+        .await?;
+    Ok(n)
+}
 
-    /// Logs customer `customer_id` out of every interaction of `team`
-    /// (authenticated as them, waiting for a step-up for them, or with a
-    /// login of theirs waiting for its binding code), forgetting their
-    /// recognized conversations: the back-channel logout of a website, of
-    /// the identity provider and of a Shared Signals transmitter alike.
-    /// Returns how many interactions were logged out.
-    pub(crate) async fn log_out_everywhere(
-        self: &Arc<Self>,
-        team: &Team,
-        customer_id: &str,
-        cause: LogoutCause,
-        now: Timestamp,
-    ) -> Result<usize> {
-        // Their recognized conversations are forgotten first, so that the
-        // logouts' events show them forgotten.
-        self.forget_recognitions_of(team, customer_id).await?;
-        let index = keys::customer_index(&team.id, customer_id);
-        let mut n = 0;
-        let mut before = None;
-        loop {
-            let entries = self.store.index_desc(&index, before.take(), PAGE).await?;
-            let full = entries.len() == PAGE;
-            for e in entries {
-                before = Some((e.score, e.member.clone()));
-                let Ok(id) = Uuid::parse_str(&e.member) else {
-                    continue;
-                };
-                if self
-                    .log_out_if(team, id, cause, now, |rec, s| {
-                        rec.signed_in_as(customer_id, now, s)
-                    })
-                    .await?
-                {
-                    n += 1;
-                }
-            }
-            if !full {
-                break;
-            }
-        }
-        Ok(n)
-    }
-
-    /// Logs out interaction `id` if `theirs` says so of its record (it is
-    /// gone: not logged out), with an `interaction.logged_out` of `cause`;
-    /// its conversation is no longer recognized.
-    pub(crate) async fn log_out_if(
-        self: &Arc<Self>,
-        team: &Team,
-        id: Uuid,
-        cause: LogoutCause,
-        now: Timestamp,
-        theirs: impl Fn(&InteractionRecord, &Settings) -> bool + Sync,
-    ) -> Result<bool> {
-        let result = self
-            .update_interaction(team, id, now, |w| {
-                let hit = theirs(&w.rec, w.settings);
-                if hit {
-                    w.rec.log_out(now);
-                    w.forget_recognition();
-                    w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
-                }
-                Ok(hit)
+/// Logs customer `customer_id` out of every interaction of `team`
+/// (authenticated as them, waiting for a step-up for them, or with a
+/// login of theirs waiting for its binding code), forgetting their
+/// recognized conversations: the back-channel logout of a website, of
+/// the identity provider and of a Shared Signals transmitter alike.
+/// Returns how many interactions were logged out.
+pub(crate) async fn log_out_everywhere(
+    core: &Arc<Core>,
+    team: &Team,
+    customer_id: &str,
+    cause: LogoutCause,
+    now: Timestamp,
+) -> Result<usize> {
+    // Their recognized conversations are forgotten first, so that the
+    // logouts' events show them forgotten.
+    crate::gateway::recognition::forget_recognitions_of(core, team, customer_id).await?;
+    let index = keys::customer_index(&team.id, customer_id);
+    let mut n = 0;
+    let mut before = None;
+    loop {
+        let entries = core.store.index_desc(&index, before.take(), PAGE).await?;
+        let full = entries.len() == PAGE;
+        for e in entries {
+            before = Some((e.score, e.member.clone()));
+            let Ok(id) = Uuid::parse_str(&e.member) else {
+                continue;
+            };
+            if log_out_if(core, team, id, cause, now, |rec, s| {
+                rec.signed_in_as(customer_id, now, s)
             })
-            .await;
-        match result {
-            Ok((_, hit)) => Ok(hit),
-            Err(Error::NotFound(_)) => Ok(false),
-            Err(e) => Err(e),
+            .await?
+            {
+                n += 1;
+            }
         }
+        if !full {
+            break;
+        }
+    }
+    Ok(n)
+}
+
+/// Logs out interaction `id` if `theirs` says so of its record (it is
+/// gone: not logged out), with an `interaction.logged_out` of `cause`;
+/// its conversation is no longer recognized.
+pub(crate) async fn log_out_if(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    cause: LogoutCause,
+    now: Timestamp,
+    theirs: impl Fn(&InteractionRecord, &Settings) -> bool + Sync,
+) -> Result<bool> {
+    let result = core
+        .update_interaction(team, id, now, |w| {
+            let hit = theirs(&w.rec, w.settings);
+            if hit {
+                w.rec.log_out(now);
+                w.forget_recognition();
+                w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
+            }
+            Ok(hit)
+        })
+        .await;
+    match result {
+        Ok((_, hit)) => Ok(hit),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

@@ -2,7 +2,7 @@
 //! its subject in one round trip, let the use case decide on plain values,
 //! write back what the decision touched, and commit it atomically — all of
 //! it again, on fresh data, after a concurrent write. Every use case that
-//! changes an existing interaction goes through [`Gateway::transact`], so
+//! changes an existing interaction goes through [`Core::transact`], so
 //! versions, TTLs and indexes are handled here, once.
 use futures::future::BoxFuture;
 use tracing::Instrument;
@@ -15,7 +15,7 @@ use super::records::{
     interaction_ops, write_interaction, write_subject, Bookkeeping, Loaded, Pair,
 };
 use super::view::SubjectView;
-use super::{Gateway, InteractionView};
+use super::{Core, InteractionView};
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
@@ -387,7 +387,26 @@ struct Prepared {
     recorded: Recorded,
 }
 
-impl Gateway {
+impl Core {
+    /// Read, change with `f`, write back; retried on concurrent writes.
+    pub(super) async fn update_interaction<T: Send>(
+        &self,
+        team: &Team,
+        id: Uuid,
+        now: Timestamp,
+        f: impl Fn(&mut Work<'_>) -> Result<T> + Sync,
+    ) -> Result<(InteractionView, T)> {
+        let f = &f;
+        let done = self
+            .transact(team, id, now, |w| {
+                // Nothing changed: no write, and interaction_ttl is not refreshed.
+                let out = f(w).map(Step::WriteIfChanged);
+                Box::pin(std::future::ready(out))
+            })
+            .await?;
+        Ok((done.view, done.value))
+    }
+
     /// Runs `decide` on interaction `id` of `team` and commits its decision
     /// atomically, retrying on fresh data after a concurrent write (a bounded
     /// number of times, then 503). Units of work on one interaction queue
@@ -497,6 +516,7 @@ impl Gateway {
         // conversation as theirs, where the channel remembers any.
         if w.recognition.is_some() {
             let remembered = self
+                .config
                 .recognize_for(team, &read.channel)
                 .and_then(|d| Recognition::of_new_authentication(read, &w.rec, d));
             if remembered.is_some() {
@@ -634,7 +654,7 @@ impl Gateway {
     }
 }
 
-impl Gateway {
+impl Core {
     /// A ban of a subject that names a customer forgets every conversation
     /// remembering that customer, not only this one (which the commit
     /// forgot). After the commit, which stands whatever this does: a
@@ -647,7 +667,9 @@ impl Gateway {
         let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
             return;
         };
-        if let Err(e) = self.forget_recognitions_of(team, customer).await {
+        if let Err(e) =
+            crate::gateway::recognition::forget_recognitions_of(self, team, customer).await
+        {
             tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
         }
     }

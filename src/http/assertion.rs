@@ -44,8 +44,13 @@ async fn assertion(
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     Ok(Json(
-        st.gateway
-            .accept_assertion(team, id, &body.value.assertion, now)
-            .await?,
+        crate::gateway::assertion::accept_assertion(
+            &st.gateway,
+            team,
+            id,
+            &body.value.assertion,
+            now,
+        )
+        .await?,
     ))
 }

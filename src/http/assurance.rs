@@ -112,5 +112,7 @@ async fn assurance(
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     let ask = parse_ask(&q)?;
-    Ok(Json(st.gateway.assurance(team, id, ask, now).await?))
+    Ok(Json(
+        crate::gateway::assurance::assurance(&st.gateway, team, id, ask, now).await?,
+    ))
 }

@@ -15,6 +15,7 @@ use super::openapi::{
 };
 use super::AppState;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
+use crate::domain::start_challenge::ChallengeRequest;
 use crate::error::Result;
 use crate::gateway::{self, ChallengeView, RevealedCode, StartedChallenge, Verified};
 
@@ -36,13 +37,11 @@ pub struct NewChallenge {
     pub to: Option<String>,
 }
 
-impl From<NewChallenge> for gateway::NewChallenge {
-    fn from(b: NewChallenge) -> Self {
-        gateway::NewChallenge {
-            method: b.method,
-            delivery: b.delivery,
-            to: b.to,
-        }
+impl NewChallenge {
+    /// The domain's request: 422 for a method, delivery or `to` it does
+    /// not name, or that do not go together.
+    fn parse(&self) -> Result<ChallengeRequest> {
+        ChallengeRequest::parse(&self.method, self.delivery.as_deref(), self.to.as_deref())
     }
 }
 
@@ -124,14 +123,10 @@ async fn start(
     caller.require_bot()?;
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            st.gateway
-                .start_challenge(team, id, body.value.into(), st.clock.as_ref())
-                .await?,
-        ),
-    ))
+    let req = body.value.parse()?;
+    let started =
+        gateway::challenges::start_challenge(&st.gateway, team, id, req, st.clock.as_ref()).await?;
+    Ok((StatusCode::CREATED, Json(started)))
 }
 
 /// `POST .../verify` body.
@@ -167,9 +162,15 @@ async fn verify(
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
     Ok(Json(
-        st.gateway
-            .verify_challenge(team, id, cid, &body.value.code, now)
-            .await?,
+        crate::gateway::challenges::verify::verify_challenge(
+            &st.gateway,
+            team,
+            id,
+            cid,
+            &body.value.code,
+            now,
+        )
+        .await?,
     ))
 }
 
@@ -191,7 +192,9 @@ async fn read(
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
-    Ok(Json(st.gateway.read_challenge(team, id, cid, now).await?))
+    Ok(Json(
+        crate::gateway::challenges::read::read_challenge(&st.gateway, team, id, cid, now).await?,
+    ))
 }
 
 /// Move a delivery ladder's code on to its next step now
@@ -223,8 +226,7 @@ async fn advance(
     let cid = parse_id(&cid, "no such challenge")?;
     let reason = crate::events::types::AdvanceReason::Requested;
     Ok(Json(
-        st.gateway
-            .advance_ladder(team, id, cid, reason, now)
+        crate::gateway::challenges::ladder::advance_ladder(&st.gateway, team, id, cid, reason, now)
             .await?,
     ))
 }
@@ -245,9 +247,15 @@ async fn reveal(
     let id = parse_id(&id, "no such interaction")?;
     let cid = parse_id(&cid, "no such challenge")?;
     Ok(Json(
-        st.gateway
-            .reveal_code(team, id, cid, &caller.key_id, now)
-            .await?,
+        crate::gateway::challenges::verify::reveal_code(
+            &st.gateway,
+            team,
+            id,
+            cid,
+            &caller.key_id,
+            now,
+        )
+        .await?,
     ))
 }
 

@@ -38,5 +38,7 @@ async fn forget(
     // Bots and agents (and admins) may: every role.
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
-    Ok(Json(st.gateway.forget_conversation(team, id, now).await?))
+    Ok(Json(
+        crate::gateway::interactions::forget_conversation(&st.gateway, team, id, now).await?,
+    ))
 }

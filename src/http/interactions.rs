@@ -102,10 +102,9 @@ async fn create_interaction(
 ) -> Result<(StatusCode, Json<InteractionView>)> {
     caller.require_bot()?;
     let team = st.gateway.team(&caller.team)?;
-    let (view, created) = st
-        .gateway
-        .create_interaction(team, body.value.into(), now)
-        .await?;
+    let (view, created) =
+        crate::gateway::interactions::create_interaction(&st.gateway, team, body.value.into(), now)
+            .await?;
     Ok((
         if created {
             StatusCode::CREATED
@@ -133,10 +132,13 @@ async fn get_interaction(
     let id = parse_id(&id, "no such interaction")?;
     if caller.role.acts_as_agent() {
         return Ok(Json(
-            st.gateway.get_interaction_for_agent(team, id, now).await?,
+            crate::gateway::challenges::app::get_interaction_for_agent(&st.gateway, team, id, now)
+                .await?,
         ));
     }
-    Ok(Json(st.gateway.get_interaction(team, id, now).await?))
+    Ok(Json(
+        crate::gateway::interactions::get_interaction(&st.gateway, team, id, now).await?,
+    ))
 }
 
 /// `GET /v1/interactions` query parameters.
@@ -209,10 +211,14 @@ async fn list_interactions(
         };
         let reach = st.gateway.reach(channel);
         let conversation = ConversationId::on(reach, conversation)?;
-        let found = st
-            .gateway
-            .find_conversation(team, channel, &conversation, now)
-            .await?;
+        let found = crate::gateway::interactions::find_conversation(
+            &st.gateway,
+            team,
+            channel,
+            &conversation,
+            now,
+        )
+        .await?;
         let items = found
             .into_iter()
             .filter(|v| status.is_none_or(|s| view::Status::from(s) == v.status))
@@ -228,7 +234,9 @@ async fn list_interactions(
         limit,
         cursor: q.cursor,
     };
-    Ok(Json(st.gateway.list_interactions(team, query, now).await?))
+    Ok(Json(
+        crate::gateway::interactions::list_interactions(&st.gateway, team, query, now).await?,
+    ))
 }
 
 /// The customer was active now. Body empty or `{}`.
@@ -248,7 +256,9 @@ async fn activity(
     empty_body(req, &st).await?;
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
-    Ok(Json(st.gateway.record_activity(team, id, now).await?))
+    Ok(Json(
+        crate::gateway::interactions::record_activity(&st.gateway, team, id, now).await?,
+    ))
 }
 
 /// End the authentication; status `unauthenticated`.
@@ -268,5 +278,7 @@ async fn logout(
     // Every role may read and log out (docs/api.md#interactions).
     let team = st.gateway.team(&caller.team)?;
     let id = parse_id(&id, "no such interaction")?;
-    Ok(Json(st.gateway.logout(team, id, now).await?))
+    Ok(Json(
+        crate::gateway::interactions::logout(&st.gateway, team, id, now).await?,
+    ))
 }

@@ -119,7 +119,7 @@ async fn issue_link(
     let body = LinkRequest::try_from(body)?;
     Ok((
         StatusCode::CREATED,
-        Json(st.gateway.issue_link(team, id, body, now).await?),
+        Json(crate::gateway::login::issue_link(&st.gateway, team, id, body, now).await?),
     ))
 }
 
@@ -272,10 +272,14 @@ async fn callback(
     body: JsonBody<Value>,
 ) -> Result<Json<CallbackOutcome>> {
     let cb = parse_callback(&body.value)?;
-    let outcome = st
-        .gateway
-        .login_callback(cb, signature_headers(&headers), &body.raw, now)
-        .await?;
+    let outcome = crate::gateway::login::login_callback(
+        &st.gateway,
+        cb,
+        signature_headers(&headers),
+        &body.raw,
+        now,
+    )
+    .await?;
     Ok(Json(outcome))
 }
 
@@ -307,7 +311,9 @@ async fn short_link(
     headers: HeaderMap,
 ) -> Response {
     let target = match code {
-        Ok(PathParam(code)) if code.len() <= 128 => st.gateway.resolve_short_link(&code, now).await,
+        Ok(PathParam(code)) if code.len() <= 128 => {
+            crate::gateway::login::resolve_short_link(&st.gateway, &code, now).await
+        }
         _ => Err(Error::NotFound("no such link")),
     };
     let html = pages::wants_html(&headers);
@@ -416,15 +422,14 @@ async fn customer_logout(
     };
     let team = field("team")?;
     let customer_id = input::customer_id("customer_id", &field("customer_id")?)?;
-    let n = st
-        .gateway
-        .logout_customer(
-            &team,
-            &customer_id,
-            signature_headers(&headers),
-            &body.raw,
-            now,
-        )
-        .await?;
+    let n = crate::gateway::website::logout_customer(
+        &st.gateway,
+        &team,
+        &customer_id,
+        signature_headers(&headers),
+        &body.raw,
+        now,
+    )
+    .await?;
     Ok(Json(LoggedOut { logged_out: n }))
 }

@@ -40,7 +40,7 @@ pub use observe::{ProblemLabel, TeamSlot};
 
 use self::openapi::RawSchema;
 use crate::error::Error;
-use crate::gateway::Gateway;
+use crate::gateway::Core;
 use crate::telemetry::Metrics;
 use crate::time::Clock;
 
@@ -58,7 +58,7 @@ impl std::ops::Deref for AppState {
 
 /// What [`AppState`] shares.
 pub struct Shared {
-    pub gateway: Arc<Gateway>,
+    pub gateway: Arc<Core>,
     pub clock: Arc<dyn Clock>,
     pub api_keys: ApiKeys,
     pub metrics: Metrics,
@@ -156,7 +156,7 @@ pub fn openapi_json() -> String {
 /// The complete application: routes, fallbacks and middleware, for
 /// `gateway`'s configuration (API keys, the OpenAPI document); a reload
 /// builds another with the same `lasting`.
-pub fn router(gateway: Arc<Gateway>, lasting: &Lasting) -> Router {
+pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
     let (routes, doc) = api();
     let api_keys = ApiKeys::from_config(&gateway.config);
     let document = openapi::for_deployment(doc, &gateway.config, &raw_schemas()).into();

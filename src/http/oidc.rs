@@ -110,7 +110,7 @@ const PROVIDER_DOWN: Page = Page {
 /// authorization endpoint, with the cookie that ties the new state to this
 /// browser. Nothing is used up.
 pub(super) async fn start(st: &AppState, link: ProviderLink, now: Timestamp) -> Response {
-    match st.gateway.start_provider_login(&link, now).await {
+    match crate::gateway::oidc::start_provider_login(&st.gateway, &link, now).await {
         Ok(started) => {
             let mut res = StatusCode::FOUND.into_response();
             let h = res.headers_mut();
@@ -250,10 +250,14 @@ async fn callback(
         Ok(answer) => {
             let named = answer.state.as_deref().map(cookie_name);
             let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
-            let finish = st
-                .gateway
-                .finish_provider_login(&team, answer, secret.as_deref(), now)
-                .await;
+            let finish = crate::gateway::oidc::finish_provider_login(
+                &st.gateway,
+                &team,
+                answer,
+                secret.as_deref(),
+                now,
+            )
+            .await;
             (finish, named)
         }
         Err(e) => (

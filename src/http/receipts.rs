@@ -49,8 +49,7 @@ async fn twilio_status(
     let signature = headers
         .get("x-twilio-signature")
         .and_then(|v| v.to_str().ok());
-    st.gateway
-        .twilio_receipt(&channel, &fields, signature, now)
+    crate::gateway::receipts::twilio_receipt(&st.gateway, &channel, &fields, signature, now)
         .await?;
     Ok(StatusCode::OK)
 }
@@ -102,7 +101,8 @@ async fn whatsapp_handshake(
     PathParam(channel): PathParam<String>,
     QueryParams(q): QueryParams<Handshake>,
 ) -> Result<Response> {
-    let challenge = st.gateway.whatsapp_handshake(
+    let challenge = crate::gateway::receipts::whatsapp_handshake(
+        &st.gateway,
         &channel,
         q.mode.as_deref(),
         q.verify_token.as_deref(),
@@ -142,8 +142,7 @@ async fn whatsapp_webhook(
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    st.gateway
-        .whatsapp_receipt(&channel, &body, signature, now)
+    crate::gateway::receipts::whatsapp_receipt(&st.gateway, &channel, &body, signature, now)
         .await?;
     Ok(StatusCode::OK)
 }
@@ -173,15 +172,15 @@ async fn telegram_gateway_report(
     body: Bytes,
 ) -> Result<StatusCode> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    st.gateway
-        .telegram_gateway_report(
-            &channel,
-            &body,
-            header("x-request-timestamp"),
-            header("x-request-signature"),
-            now,
-        )
-        .await?;
+    crate::gateway::receipts::telegram_gateway_report(
+        &st.gateway,
+        &channel,
+        &body,
+        header("x-request-timestamp"),
+        header("x-request-signature"),
+        now,
+    )
+    .await?;
     Ok(StatusCode::OK)
 }
 

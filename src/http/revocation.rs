@@ -88,9 +88,7 @@ async fn backchannel_logout(
     body: Bytes,
 ) -> Response {
     let token = logout_token(&headers, &body);
-    match st
-        .gateway
-        .backchannel_logout(&team, token.as_deref(), now)
+    match crate::gateway::oidc_logout::backchannel_logout(&st.gateway, &team, token.as_deref(), now)
         .await
     {
         Ok(_) => no_store(StatusCode::OK.into_response()),
@@ -176,11 +174,7 @@ async fn ssf_events(
             json!({"err": "temporarily_unavailable", "description": what}),
         )
     };
-    match st
-        .gateway
-        .ssf_event(&team, secevent(&headers), &body, now)
-        .await
-    {
+    match crate::gateway::ssf::ssf_event(&st.gateway, &team, secevent(&headers), &body, now).await {
         Ok(()) => no_store(StatusCode::ACCEPTED.into_response()),
         Err(SsfRefusal::NotServed) => {
             no_store(Error::NotFound("no Shared Signals receiver for this team").into_response())

@@ -33,7 +33,9 @@ async fn read(
     caller.require_agent()?;
     let subject = input::subject(&subject)?;
     let team = st.gateway.team(&caller.team)?;
-    Ok(Json(st.gateway.subject(team, &subject, now).await?))
+    Ok(Json(
+        crate::gateway::subjects::subject(&st.gateway, team, &subject, now).await?,
+    ))
 }
 
 /// `POST /v1/subjects/{subject}/unlock` body (optional: empty, `{}`, or
@@ -78,8 +80,6 @@ async fn unlock(
     let team = st.gateway.team(&caller.team)?;
     let origin = body.origin.as_deref();
     Ok(Json(
-        st.gateway
-            .unlock_subject(team, &subject, origin, now)
-            .await?,
+        crate::gateway::subjects::unlock_subject(&st.gateway, team, &subject, origin, now).await?,
     ))
 }

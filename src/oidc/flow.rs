@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
+use super::OidcError;
 use crate::config::OidcConfig;
 use crate::time::{stored, Timestamp};
 
@@ -119,6 +120,51 @@ pub fn authorization_url(
         }
     }
     url.to_string()
+}
+
+/// What the provider sent back in the browser's query.
+#[derive(Debug, Default)]
+pub struct ProviderAnswer {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+    pub iss: Option<String>,
+}
+
+impl ProviderAnswer {
+    /// The answer's first checks, before the provider's metadata is
+    /// read: an error from the provider is a cancelled login, and a login
+    /// begun with another provider (`started_issuer`, the team's changed
+    /// since) is not this provider's (`issuer`) to judge.
+    pub fn check_against(
+        &self,
+        started_issuer: Option<&str>,
+        issuer: &str,
+    ) -> Result<(), OidcError> {
+        if self.error.is_some() {
+            return Err(OidcError::Cancelled);
+        }
+        if started_issuer != Some(issuer) {
+            return Err(OidcError::WrongIssuer);
+        }
+        Ok(())
+    }
+
+    /// The authorization code, once the answer is this provider's
+    /// (RFC 9207): an answer naming another issuer, or none from a
+    /// provider that always names itself (`iss_supported`), may come from
+    /// another provider.
+    pub fn code_from(&self, issuer: &str, iss_supported: bool) -> Result<&str, OidcError> {
+        match self.iss.as_deref() {
+            Some(iss) if iss != issuer => return Err(OidcError::WrongIssuer),
+            None if iss_supported => return Err(OidcError::WrongIssuer),
+            _ => {}
+        }
+        self.code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(OidcError::BadState("no code"))
+    }
 }
 
 #[cfg(test)]

@@ -118,7 +118,7 @@ pub struct TestApp {
     pub backend: Backend,
     pub dir: PathBuf,
     /// The gateway the app serves: its store and event log.
-    pub gateway: Arc<chatgate::gateway::Gateway>,
+    pub gateway: Arc<chatgate::gateway::Core>,
     /// Puts the files under `dir` in force again, as SIGHUP does.
     pub reloader: chatgate::app::Reloader,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,

@@ -94,10 +94,10 @@ on_each_store!(
             conversation_id: "c-1".into(),
             ..NewInteraction::default()
         };
-        let (view, created) = gw
-            .create_interaction(team, req, SystemClock.now())
-            .await
-            .unwrap();
+        let (view, created) =
+            chatgate::gateway::interactions::create_interaction(&gw, team, req, SystemClock.now())
+                .await
+                .unwrap();
         assert!(created);
         let logged = history(gw.events.log().as_ref()).await;
         assert_eq!(logged.len(), 1, "in the history once, at once");

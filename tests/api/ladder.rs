@@ -646,8 +646,7 @@ both_stores!(
         let team = gw.team("acme").unwrap();
         let (iid, ccid) = (id.parse().unwrap(), cid.parse().unwrap());
         let failed = chatgate::events::types::AdvanceReason::Failed;
-        let read = gw
-            .advance_ladder(team, iid, ccid, failed, app.now())
+        let read = chatgate::gateway::challenges::ladder::advance_ladder(&gw, team, iid, ccid, failed, app.now())
             .await
             .unwrap();
         assert_eq!(read.channel.as_deref(), Some("sms"));
@@ -657,7 +656,7 @@ both_stores!(
             .expect("challenge.advanced");
         assert_eq!(event_data(&e)["reason"], "failed");
         // The last step failing leaves nowhere to go.
-        let again = gw.advance_ladder(team, iid, ccid, failed, app.now()).await;
+        let again = chatgate::gateway::challenges::ladder::advance_ladder(&gw, team, iid, ccid, failed, app.now()).await;
         assert!(matches!(again, Err(chatgate::error::Error::NoNextStep(_))));
     }
 );

@@ -47,7 +47,7 @@ async fn commit_backlog(writer: &App) -> f64 {
 
 /// Creates `items` interactions through `gateway`'s use case, `WRITERS`
 /// at a time. Answers the items per second committed.
-async fn commit(gateway: &chatgate::gateway::Gateway, items: usize) -> f64 {
+async fn commit(gateway: &chatgate::gateway::Core, items: usize) -> f64 {
     let team = gateway.team("acme").unwrap();
     let t0 = Instant::now();
     let created = futures::stream::iter(0..items)
@@ -57,7 +57,12 @@ async fn commit(gateway: &chatgate::gateway::Gateway, items: usize) -> f64 {
                 conversation_id: format!("backlog-{i}"),
                 ..NewInteraction::default()
             };
-            gateway.create_interaction(team, req, SystemClock.now())
+            chatgate::gateway::interactions::create_interaction(
+                &gateway,
+                team,
+                req,
+                SystemClock.now(),
+            )
         })
         .buffer_unordered(WRITERS)
         .filter(|r| std::future::ready(r.as_ref().is_ok_and(|(_, new)| *new)))

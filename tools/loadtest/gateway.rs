@@ -12,10 +12,9 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chatgate::app::{App, Options};
 use chatgate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash};
+use chatgate::domain::start_challenge::ChallengeRequest;
 use chatgate::domain::webhook_sig;
-use chatgate::gateway::{
-    Callback, Gateway, LinkRequest, NewChallenge, NewInteraction, SignatureHeaders,
-};
+use chatgate::gateway::{Callback, Core, LinkRequest, NewInteraction, SignatureHeaders};
 use chatgate::time::{Clock, SystemClock, Timestamp};
 use futures::StreamExt;
 use uuid::Uuid;
@@ -35,7 +34,7 @@ pub fn redis_url() -> &'static str {
 /// A running gateway and what a client needs to call it.
 pub struct Running {
     pub addr: SocketAddr,
-    pub gateway: Arc<Gateway>,
+    pub gateway: Arc<Core>,
     pub bot: String,
     pub agent: String,
     pub security_key: Vec<u8>,
@@ -260,11 +259,14 @@ impl Running {
                     conversation_id: conversation.clone(),
                     ..NewInteraction::default()
                 };
-                let (view, _) = self
-                    .gateway
-                    .create_interaction(team, req, Self::now())
-                    .await
-                    .expect("create");
+                let (view, _) = chatgate::gateway::interactions::create_interaction(
+                    &self.gateway,
+                    team,
+                    req,
+                    Self::now(),
+                )
+                .await
+                .expect("create");
                 let id = view.id;
                 if i % 2 == 1 {
                     let token = self.issue(id).await;
@@ -301,12 +303,17 @@ impl Running {
     /// A fresh login link's token for interaction `id`.
     pub async fn issue(&self, id: Uuid) -> String {
         let team = self.gateway.team("acme").expect("team");
-        self.gateway
-            .issue_link(team, id, LinkRequest::default(), Self::now())
-            .await
-            .expect("issue")
-            .token
-            .expect("a login-page link has a token")
+        chatgate::gateway::login::issue_link(
+            &self.gateway,
+            team,
+            id,
+            LinkRequest::default(),
+            Self::now(),
+        )
+        .await
+        .expect("issue")
+        .token
+        .expect("a login-page link has a token")
     }
 
     /// A successful callback straight into the use case.
@@ -325,8 +332,7 @@ impl Running {
             timestamp: Some(&ts),
             signature: Some(&sig),
         };
-        self.gateway
-            .login_callback(cb, headers, &body, Self::now())
+        chatgate::gateway::login::login_callback(&self.gateway, cb, headers, &body, Self::now())
             .await
             .expect("callback");
     }
@@ -347,13 +353,8 @@ impl Running {
     /// Starts an OTP challenge shown to agents (no chat message): its id.
     pub async fn start_otp(&self, id: Uuid) -> Uuid {
         let team = self.gateway.team("acme").expect("team");
-        let req = NewChallenge {
-            method: "otp".into(),
-            delivery: Some("agent".into()),
-            to: None,
-        };
-        self.gateway
-            .start_challenge(team, id, req, &SystemClock)
+        let req = ChallengeRequest::parse("otp", Some("agent"), None).expect("request");
+        chatgate::gateway::challenges::start_challenge(&self.gateway, team, id, req, &SystemClock)
             .await
             .expect("challenge")
             .challenge_id
@@ -376,20 +377,24 @@ impl Running {
                     }),
                     ..NewInteraction::default()
                 };
-                let (view, _) = self
-                    .gateway
-                    .create_interaction(team, req, Self::now())
-                    .await
-                    .expect("create");
-                let req = NewChallenge {
-                    method: "otp".into(),
-                    delivery: Some("sms".into()),
-                    to: None,
-                };
-                self.gateway
-                    .start_challenge(team, view.id, req, &SystemClock)
-                    .await
-                    .expect("sms challenge");
+                let (view, _) = chatgate::gateway::interactions::create_interaction(
+                    &self.gateway,
+                    team,
+                    req,
+                    Self::now(),
+                )
+                .await
+                .expect("create");
+                let req = ChallengeRequest::parse("otp", Some("sms"), None).expect("request");
+                chatgate::gateway::challenges::start_challenge(
+                    &self.gateway,
+                    team,
+                    view.id,
+                    req,
+                    &SystemClock,
+                )
+                .await
+                .expect("sms challenge");
                 message_sid(&phone)
             })
             .buffer_unordered(parallel);

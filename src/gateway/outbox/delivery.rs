@@ -11,7 +11,7 @@ use crate::channels::Fill;
 use crate::config::{Team, TeamWebhook};
 use crate::error::Result;
 use crate::events::Event;
-use crate::gateway::Gateway;
+use crate::gateway::Core;
 use crate::time::Timestamp;
 
 /// Why a delivery did not succeed.
@@ -23,108 +23,7 @@ struct Failed {
     refused: bool,
 }
 
-impl Gateway {
-    /// Delivers one item at `now` and answers the ops that remove it or,
-    /// after a failure, reschedule it.
-    pub(super) async fn settle_item(
-        &self,
-        team: &Team,
-        queue: &str,
-        claimed: Claimed,
-        now: Timestamp,
-    ) -> Result<Handled> {
-        let Claimed {
-            stored,
-            item: mut value,
-            ..
-        } = claimed;
-        let id = value.id;
-        let outcome = self.deliver(team, &value, now).await;
-        let (to, give_up) = match &value.task {
-            Task::Event { .. } => (receiver(team, "event", "webhook"), EVENT_GIVE_UP),
-            Task::Notice { channel, .. } => (receiver(team, "notice", channel), NOTICE_GIVE_UP),
-        };
-        let (kind, health) = (to.kind, &self.outbox.health);
-        let failed = match outcome {
-            Ok(()) => {
-                metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-                health.settled(&to, id, true, now);
-                let mut done = Handled::removed(stored.take_out(queue));
-                done.delivered = true;
-                return Ok(done);
-            }
-            Err(failed) => failed,
-        };
-        if failed.refused {
-            // One line, naming the rule, never the number.
-            tracing::warn!(team = %team.id, item = %id, kind, reason = %failed.reason, "notice dropped: the SMS rules refuse its recipient");
-            return Ok(Handled::removed(stored.take_out(queue)));
-        }
-        let age = now.since(value.created_at);
-        value.attempts = value.attempts.saturating_add(1);
-        metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-        if age >= give_up {
-            tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
-            metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
-            health.settled(&to, id, false, now);
-            return Ok(Handled::removed(stored.take_out(queue)));
-        }
-        let next = now.plus(backoff(value.attempts, failed.retry_after));
-        health.failed(&to, id, value.created_at, next, &failed.reason, now);
-        Ok(Handled {
-            ops: stored.replace(queue, &value, next)?,
-            delivered: false,
-            unlogged: None,
-        })
-    }
-
-    /// One attempt at one item (an event is published before: only its
-    /// webhook is left).
-    async fn deliver(&self, team: &Team, item: &OutboxItem, now: Timestamp) -> Result<(), Failed> {
-        match &item.task {
-            Task::Event { event, .. } => match &team.webhook {
-                Some(hook) => post_event(&self.outbox.http, hook, event, now).await,
-                None => Ok(()),
-            },
-            Task::Notice {
-                notice,
-                interaction_id,
-                channel,
-                conversation_id,
-                contact,
-            } => {
-                let chat = crate::gateway::Chat {
-                    interaction_id: *interaction_id,
-                    channel,
-                    conversation_id,
-                };
-                let to = self
-                    .recipient(team, &chat, contact, channel, None)
-                    .map_err(|e| Failed {
-                        reason: e.to_string(),
-                        retry_after: None,
-                        refused: true,
-                    })?;
-                self.send_message(
-                    team,
-                    &chat,
-                    channel,
-                    to,
-                    notice.purpose(),
-                    Fill::default(),
-                    item.id,
-                )
-                .await
-                .map(|_| ())
-                .map_err(|e| Failed {
-                    reason: e.to_string(),
-                    retry_after: None,
-                    refused: false,
-                })
-            }
-        }
-    }
-}
+impl Core {}
 
 /// Who an item of `kind` goes to: the team's webhook or chat channel `name`.
 fn receiver(team: &Team, kind: &'static str, name: &str) -> Receiver {
@@ -168,4 +67,110 @@ async fn post_event(
             failed(format!("answered HTTP {status}"), retry_after)
         }
     })
+}
+
+/// Delivers one item at `now` and answers the ops that remove it or,
+/// after a failure, reschedule it.
+pub(super) async fn settle_item(
+    core: &Core,
+    team: &Team,
+    queue: &str,
+    claimed: Claimed,
+    now: Timestamp,
+) -> Result<Handled> {
+    let Claimed {
+        stored,
+        item: mut value,
+        ..
+    } = claimed;
+    let id = value.id;
+    let outcome = deliver(core, team, &value, now).await;
+    let (to, give_up) = match &value.task {
+        Task::Event { .. } => (receiver(team, "event", "webhook"), EVENT_GIVE_UP),
+        Task::Notice { channel, .. } => (receiver(team, "notice", channel), NOTICE_GIVE_UP),
+    };
+    let (kind, health) = (to.kind, &core.outbox.health);
+    let failed = match outcome {
+        Ok(()) => {
+            metrics::counter!("chatgate_outbox_delivered_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+            health.settled(&to, id, true, now);
+            let mut done = Handled::removed(stored.take_out(queue));
+            done.delivered = true;
+            return Ok(done);
+        }
+        Err(failed) => failed,
+    };
+    if failed.refused {
+        // One line, naming the rule, never the number.
+        tracing::warn!(team = %team.id, item = %id, kind, reason = %failed.reason, "notice dropped: the SMS rules refuse its recipient");
+        return Ok(Handled::removed(stored.take_out(queue)));
+    }
+    let age = now.since(value.created_at);
+    value.attempts = value.attempts.saturating_add(1);
+    metrics::counter!("chatgate_outbox_failed_attempts_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+    if age >= give_up {
+        tracing::error!(team = %team.id, item = %id, kind, attempts = value.attempts, reason = %failed.reason, "outbox item given up");
+        metrics::counter!("chatgate_outbox_given_up_total", "team" => team.id.clone(), "kind" => kind).increment(1);
+        health.settled(&to, id, false, now);
+        return Ok(Handled::removed(stored.take_out(queue)));
+    }
+    let next = now.plus(backoff(value.attempts, failed.retry_after));
+    health.failed(&to, id, value.created_at, next, &failed.reason, now);
+    Ok(Handled {
+        ops: stored.replace(queue, &value, next)?,
+        delivered: false,
+        unlogged: None,
+    })
+}
+
+/// One attempt at one item (an event is published before: only its
+/// webhook is left).
+async fn deliver(
+    core: &Core,
+    team: &Team,
+    item: &OutboxItem,
+    now: Timestamp,
+) -> Result<(), Failed> {
+    match &item.task {
+        Task::Event { event, .. } => match &team.webhook {
+            Some(hook) => post_event(&core.outbox.http, hook, event, now).await,
+            None => Ok(()),
+        },
+        Task::Notice {
+            notice,
+            interaction_id,
+            channel,
+            conversation_id,
+            contact,
+        } => {
+            let chat = crate::gateway::Chat {
+                interaction_id: *interaction_id,
+                channel,
+                conversation_id,
+            };
+            let to = core
+                .recipient(team, &chat, contact, channel, None)
+                .map_err(|e| Failed {
+                    reason: e.to_string(),
+                    retry_after: None,
+                    refused: true,
+                })?;
+            core.send_message(
+                team,
+                &chat,
+                channel,
+                to,
+                notice.purpose(),
+                Fill::default(),
+                item.id,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| Failed {
+                reason: e.to_string(),
+                retry_after: None,
+                refused: false,
+            })
+        }
+    }
 }

@@ -63,7 +63,7 @@ use super::{Batch, Claimed, Handled, Outbox, Task, BATCH, LEASE, POLL};
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::Publisher;
-use crate::gateway::{Gateway, Live};
+use crate::gateway::{Core, Live};
 use crate::store::{keys, Commit, IndexEntry, Op, SharedStore, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 
@@ -153,7 +153,7 @@ struct TeamDispatch {
     shared: Arc<Dispatcher>,
     /// The gateway this round took from the one in force: the team's
     /// configuration, and the senders its notices go through.
-    gw: Arc<Gateway>,
+    gw: Arc<Core>,
     team: String,
     queue: String,
     lanes: HashMap<Destination, Lane>,
@@ -554,15 +554,14 @@ fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled
 /// Delivers `claimed` and answers how to settle it, keeping what the
 /// settling must wait for (its event reaching the log).
 async fn deliver_and_settle(
-    gw: &Gateway,
+    gw: &Core,
     team: &Team,
     queue: &str,
     mut claimed: Claimed,
     now: Timestamp,
 ) -> Result<Handled> {
     let unlogged = claimed.unlogged();
-    let mut handled = gw
-        .settle_item(team, queue, claimed, now)
+    let mut handled = super::delivery::settle_item(gw, team, queue, claimed, now)
         .instrument(crate::spans::background("outbox delivery"))
         .await?;
     handled.unlogged = unlogged;

@@ -1,12 +1,12 @@
 //! The transactional outbox (docs/api.md#events, docs/channels.md): what a state change must
 //! tell others — its events, and the chat notices nobody waits for
 //! (`authenticated`, `expired`) — is written in the same commit as the
-//! change (see [`super::work`], [`Gateway::record`]), then delivered from
+//! change (see [`super::work`], [`Core::record`]), then delivered from
 //! the store by a dispatcher that runs in every instance.
 //!
 //! Where the store's commits reach the event log, an event is appended to
 //! the team's history by that commit and announced in this process once it
-//! applied ([`Gateway::recorded`]): it becomes an item only for a team
+//! applied ([`Core::recorded`]): it becomes an item only for a team
 //! with a webhook, marked `published`, so the dispatcher only POSTs it.
 //! Elsewhere (a store that cannot reach the log, and items queued by
 //! earlier versions) the dispatcher publishes the event, and its item
@@ -45,7 +45,7 @@ mod lanes;
 pub use dispatch::Dispatcher;
 pub use item::{Notice, OutboxItem, Task};
 
-use super::Gateway;
+use super::Core;
 use crate::config::Team;
 use crate::error::Result;
 use crate::events::{About, Event};
@@ -340,7 +340,7 @@ fn digest(text: &str) -> u64 {
     BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(text)
 }
 
-/// What a commit writes of a change's events and notices ([`Gateway::record`]):
+/// What a commit writes of a change's events and notices ([`Core::record`]):
 /// its ops, the events it appends to the history (announced in this
 /// process once it applied) and whether it queues items (the dispatcher is
 /// woken then).
@@ -351,7 +351,7 @@ pub(in crate::gateway) struct Recorded {
     queued: bool,
 }
 
-impl Gateway {
+impl Core {
     /// The ops that write `items` (a change's events and notices) with its
     /// commit. Where the store's commits reach the event log
     /// ([`Publisher::appended_by`](crate::events::Publisher::appended_by)),

@@ -1,0 +1,633 @@
+//! Approval in the customer's own app (docs/api.md#approval-in-the-customers-app):
+//! OpenID Connect CIBA in poll mode with the team's identity provider.
+//!
+//! Starting orders reserve → ask the provider → schedule → announce (a
+//! provider that cannot be reached or refuses takes the start back: 502,
+//! no send allowance used). Polling is durable: the pending approval is a
+//! record (`keys::app_poll`) and an entry `a:<interaction>:<challenge>` in
+//! the team's due queue (docs/architecture.md#time-outs). The sweeper
+//! claims it with its lease and, if the challenge is still open, moves the
+//! entry to the next poll's time, atomically (the claim: only the instance
+//! that moved it asks, never sooner than `interval` after the last ask),
+//! then hands the ask to the poller (`poller.rs`), so that no provider's
+//! round trip holds up the sweep. The poller asks the token endpoint once
+//! and applies the answer.
+use std::sync::Arc;
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::read::StartedChallenge;
+use crate::channels::{Fill, Purpose};
+use crate::config::{OidcConfig, Team};
+use crate::domain::app_challenge::{self, Answer, Ending, PollTurn, BINDING_DIGITS};
+use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::otp::{self, OtpCode};
+use crate::domain::start_challenge;
+use crate::error::{Error, Result};
+use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
+use crate::events::EventData;
+use crate::gateway::polls::{Ask, ClaimedPoll, Polls};
+use crate::gateway::records::{put, Loaded, StoredPoll};
+use crate::gateway::work::Step;
+use crate::gateway::{view, Core, InteractionView};
+use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, SLOW_DOWN_BY};
+use crate::oidc::{id_token, Metadata};
+use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::time::{Clock, Timestamp};
+
+/// The due-queue entry kind of app challenges' polls: `a:<id>:<cid>`.
+pub(in crate::gateway) const KIND: &str = "a";
+const ENTRY: &str = "a:";
+
+/// How long past its challenge's end a pending approval is kept (the
+/// queue and the record), so that a late poll still finds it and ends it.
+const KEPT_PAST_END: Duration = Duration::from_secs(3600);
+
+/// `POST /v1/interactions/{id}/challenges {"method": "app"}`.
+pub(in crate::gateway) async fn start_app_challenge(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    clock: &dyn Clock,
+) -> Result<StartedChallenge> {
+    let now = clock.now();
+    let oidc =
+        team.oidc.as_ref().filter(|o| o.ciba).ok_or_else(|| {
+            Error::invalid("method", "app needs ciba = true in the team's [oidc]")
+        })?;
+    let cid = Uuid::now_v7();
+    let (started, code, channel) = reserve_app(core, team, id, cid, now).await?;
+    let s = team.settings_for(&channel);
+    let asked = AuthRequest {
+        login_hint: &started.login_hint,
+        binding_message: code.expose(),
+        requested_expiry: s.otp.ttl.get().as_secs(),
+    };
+    // One that cannot be reached or refuses takes the start back.
+    let accepted = match ask_backchannel(core, team, oidc, &asked, now).await {
+        Ok(a) => a,
+        Err(e) => {
+            take_back_app(core, team, id, cid, &started.previous, now).await?;
+            return Err(e);
+        }
+    };
+    // The provider's times count from its answer, which discovery and
+    // the request may have kept waiting: its end may be sooner, and the
+    // first poll is an interval from the answer, not from the request.
+    let answered = clock.now();
+    let expires_at = started
+        .expires_at
+        .min(answered.plus(Duration::from_secs(accepted.expires_in)));
+    let rec = schedule_poll(core, team, id, cid, accepted, expires_at, answered)
+        .await?
+        // Replaced while the provider was asked: no prompt, no event.
+        .ok_or(Error::ChallengeExpired)?;
+    announce_app(core, team, &rec, cid, &code, expires_at, answered).await?;
+    Ok(StartedChallenge {
+        challenge_id: cid,
+        method: view::ChallengeMethod::App,
+        delivery: None,
+        channel: None,
+        expires_at,
+        attempts_allowed: 0,
+        delivered: true,
+        delivery_status: Some(view::DeliveryStatus::Accepted),
+        delivery_error: None,
+        binding_code: Some(code.expose().to_string()),
+    })
+}
+
+/// Reserves app challenge `cid`: checks the subject, counts the send,
+/// opens the challenge with a fresh binding code (its refusals come
+/// before any word with the provider). Answers the start, the code and
+/// the interaction's channel.
+async fn reserve_app(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    now: Timestamp,
+) -> Result<(app_challenge::Started, OtpCode, String)> {
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let code = otp::generate(BINDING_DIGITS);
+                let s = w.settings;
+                let (rec, subject) = w.records();
+                let started =
+                    app_challenge::decide(cid, &code, rec, subject, s, &core.pepper, now)?;
+                Ok(Step::Write((started, code)))
+            })
+        })
+        .await?;
+    let (started, code) = done.value;
+    Ok((started, code, done.rec.channel))
+}
+
+/// Schedules the polls of app challenge `cid`, which the provider
+/// took (`accepted`): its end (`expires_at`), its pending approval's
+/// record and its entry, due an interval from now (at most at its
+/// end). `None`: replaced meanwhile, nothing to poll for.
+async fn schedule_poll(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    accepted: Accepted,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<Option<InteractionRecord>> {
+    let poll = StoredPoll {
+        i: id,
+        r: accepted.auth_req_id.0,
+        v: accepted.interval,
+    };
+    let first = now
+        .plus(Duration::from_secs(accepted.interval))
+        .min(expires_at);
+    let kept = expires_at.since(now) + KEPT_PAST_END;
+    let (poll, team_id) = (&poll, &team.id);
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == cid) else {
+                    return Ok(Step::Answer(false));
+                };
+                c.expires_at = expires_at;
+                w.also(put(&keys::app_poll(team_id, cid), 0, poll, Some(kept))?);
+                w.also(Op::QueueAdd {
+                    key: keys::due_queue(team_id),
+                    member: format!("{ENTRY}{id}:{cid}"),
+                    score: first.unix_millis(),
+                    ttl: kept,
+                });
+                Ok(Step::Write(true))
+            })
+        })
+        .await?;
+    Ok(done.value.then_some(done.rec))
+}
+
+/// Announces started app challenge `cid`: the `app_prompt` with the
+/// binding `code` (a courtesy: the app shows the request whatever
+/// becomes of it; one log line when the chat does not take it), the
+/// metric and `challenge.created`.
+async fn announce_app(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    cid: Uuid,
+    code: &OtpCode,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let fill = Fill {
+        code: Some(code.expose()),
+        ..Fill::default()
+    };
+    let prompt = core.send(team, rec, &rec.channel, None, Purpose::AppPrompt, fill);
+    if prompt.await.is_err() {
+        tracing::warn!(team = %team.id, interaction = %rec.id, "the app prompt did not reach the chat");
+    }
+    metrics::counter!("chatgate_challenges_started_total", "method" => ChallengeMethod::App.as_str())
+        .increment(1);
+    let s = team.settings_for(&rec.channel);
+    let interaction = InteractionView::build(rec, None, s, now);
+    let created = EventData::ChallengeCreated(ChallengeCreated {
+        challenge: CreatedChallenge {
+            challenge_id: cid,
+            delivery: Delivery::App,
+            expires_at,
+            method: ChallengeMethod::App,
+        },
+    });
+    core.emit(created, now, &interaction).await
+}
+
+/// `GET /v1/interactions/{id}` for an agent: with the open `app`
+/// challenge's binding code, which the customer's app shows.
+pub async fn get_interaction_for_agent(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    now: Timestamp,
+) -> Result<InteractionView> {
+    let pair = core.load_pair(team, id, now).await?;
+    let mut view = pair.view(team, now)?;
+    let open = pair.rec()?.open_challenge(now);
+    let app = open.filter(|c| c.method == ChallengeMethod::App);
+    if let (Some(c), Some(shown)) = (app, view.open_challenge.as_mut()) {
+        if let Some(sealed) = &c.sealed_code {
+            let code = crate::domain::reveal::open(sealed, c.id, &core.pepper)?;
+            shown.binding_code = Some(code.expose().to_string());
+        }
+    }
+    Ok(view)
+}
+
+/// Takes back app challenge `cid`, which the provider did not take,
+/// and the send it counted.
+async fn take_back_app(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    previous: &Option<crate::domain::challenge::Challenge>,
+    now: Timestamp,
+) -> Result<()> {
+    core.transact(team, id, now, |w| {
+        Box::pin(async move {
+            let origin = w.origin();
+            let (rec, subject) = w.records();
+            let previous = previous.clone();
+            let taken =
+                start_challenge::take_back(rec, subject, origin.as_deref(), cid, previous, now);
+            Ok(if taken {
+                Step::Write(())
+            } else {
+                Step::Answer(())
+            })
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// Asks the team's provider to ask the customer (`asked`): discovery,
+/// then the backchannel request. One that cannot be reached, or
+/// refuses: 502; one that names no backchannel endpoint: 422.
+async fn ask_backchannel(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    asked: &AuthRequest<'_>,
+    now: Timestamp,
+) -> Result<Accepted> {
+    let meta = core.oidc.metadata(oidc, now).await.map_err(|e| {
+        crate::gateway::oidc::logged(team, &e);
+        Error::Channel("the identity provider cannot be reached".into())
+    })?;
+    if meta.backchannel_authentication_endpoint.is_none() {
+        return Err(Error::invalid(
+            "method",
+            "the team's identity provider names no backchannel_authentication_endpoint",
+        ));
+    }
+    core.oidc
+        .backchannel_request(oidc, &meta, asked)
+        .await
+        .map_err(|e| {
+            crate::gateway::oidc::logged(team, &e);
+            Error::Channel("the identity provider did not take the approval request".into())
+        })
+}
+
+/// The sweeper's turn at app challenge poll `member`, which it holds
+/// with the lease `lease` (ms); `remove` takes the entry off the queue.
+/// At the moment's time (`polls`' clock): ends the challenge if it
+/// expired; else moves the entry to the next poll's time and, if this
+/// instance moved it, hands the ask to the poller. A challenge replaced
+/// by one whose start may still be taken back waits for its next turn
+/// unasked; one that ended drops its entry and record. Never asks the
+/// provider itself. Errors are the sweeper's (a record gone, the store,
+/// one that cannot be read).
+pub(in crate::gateway) async fn claim_app_poll(
+    core: &Core,
+    team: &Team,
+    member: &str,
+    remove: Op,
+    lease: i64,
+    polls: &Polls,
+) -> Result<()> {
+    let now = polls.now();
+    let (id, cid) =
+        entry_ids(member).ok_or(Error::internal("an app poll entry names no challenge"))?;
+    let loaded = load_poll(core, team, cid).await?;
+    let (Some(poll), true) = (loaded.value, team.oidc.as_ref().is_some_and(|o| o.ciba)) else {
+        // Gone (or CIBA switched off since): the challenge ends at its ttl.
+        core.store.commit(vec![remove]).await?;
+        forget_poll(core, team, cid, loaded.version).await;
+        return Ok(());
+    };
+    let pair = core.load_pair(team, id, now).await?;
+    let every = Duration::from_secs(poll.v);
+    let held = IndexEntry {
+        member: member.to_string(),
+        score: lease,
+    };
+    let queue = keys::due_queue(&team.id);
+    match app_challenge::poll_turn(pair.rec()?, cid, every, now) {
+        PollTurn::Expire => {
+            conclude_app(core, team, id, cid, Answer::Expired, remove, now).await?;
+            forget_poll(core, team, cid, loaded.version).await;
+        }
+        PollTurn::Wait { next } => {
+            let to = next.unix_millis();
+            core.store.queue_move_unchanged(&queue, &[held], to).await?;
+        }
+        PollTurn::Drop => {
+            core.store.commit(vec![remove]).await?;
+            forget_poll(core, team, cid, loaded.version).await;
+        }
+        PollTurn::Ask { next, expires_at } => {
+            let claimed = ClaimedPoll {
+                team: team.id.clone(),
+                id,
+                cid,
+                member: member.to_string(),
+                claimed_at: now,
+                due: next,
+                expires_at,
+                poll,
+                version: loaded.version,
+            };
+            hand_to_poller(core, held, claimed, polls).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Hands `claimed` to the poller if this instance claims it: it moves the
+/// entry `held` from its lease to the next poll's time. A full (or
+/// stopped) poller leaves the entry at its lease, due again.
+async fn hand_to_poller(
+    core: &Core,
+    held: IndexEntry,
+    claimed: ClaimedPoll,
+    polls: &Polls,
+) -> Result<()> {
+    let Some(slot) = polls.slot() else {
+        tracing::debug!(team = %claimed.team, "app poll left for the next sweep: the poller is full");
+        return Ok(());
+    };
+    let queue = keys::due_queue(&claimed.team);
+    let to = claimed.due.unix_millis();
+    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+        slot.hand(Ask::AppPoll(claimed));
+    }
+    Ok(())
+}
+
+/// The poller's ask for a claimed poll: logs what fails (the entry
+/// already waits at the next poll's time, which asks again).
+pub(in crate::gateway) async fn ask_app(core: &Core, claimed: ClaimedPoll, clock: &dyn Clock) {
+    let Some(team) = core.config.teams.get(&claimed.team) else {
+        return;
+    };
+    let Some(oidc) = team.oidc.as_ref().filter(|o| o.ciba) else {
+        return;
+    };
+    match ask_claimed(core, team, oidc, claimed, clock).await {
+        Ok(()) | Err(Error::StoreUnavailable) => {}
+        Err(e) => tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry"),
+    }
+}
+
+/// Asks the token endpoint once for `claimed`, if its challenge is
+/// still open now, and applies the answer, each step at the clock's
+/// time of the moment.
+async fn ask_claimed(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    mut claimed: ClaimedPoll,
+    clock: &dyn Clock,
+) -> Result<()> {
+    let now = clock.now();
+    let (id, cid) = (claimed.id, claimed.cid);
+    if !still_to_ask(core, team, &mut claimed, now).await? {
+        return Ok(());
+    }
+    let meta = match core.oidc.metadata(oidc, now).await {
+        Ok(m) => m,
+        Err(e) => {
+            crate::gateway::oidc::logged(team, &e);
+            return Ok(());
+        }
+    };
+    let polled = core
+        .oidc
+        .poll_token(oidc, &meta, &AuthReqId(claimed.poll.r.clone()))
+        .await;
+    let answer = match polled {
+        Ok(Polled::Pending) => return Ok(()),
+        Ok(Polled::SlowDown) => return slow_down(core, team, &claimed, clock.now()).await,
+        Ok(Polled::Denied) => Answer::Denied,
+        Ok(Polled::Expired) => Answer::Expired,
+        // Issued, so never issued again: the challenge fails at once.
+        Ok(Polled::Unusable) => {
+            tracing::warn!(team = %team.id, "the identity provider's token answer holds no usable id_token");
+            Answer::InvalidToken
+        }
+        Ok(Polled::IdToken(token)) => app_answer(core, team, oidc, &meta, &token, clock).await,
+        // A failing provider: the next poll asks again.
+        Err(e) => {
+            crate::gateway::oidc::logged(team, &e);
+            return Ok(());
+        }
+    };
+    let remove = remove_op(team, &claimed.member);
+    let done = conclude_app(core, team, id, cid, answer, remove, clock.now()).await;
+    match done {
+        // Gone: its entry's next turn drops it.
+        Ok(()) | Err(Error::NotFound(_)) => {}
+        Err(e) => return Err(e),
+    }
+    forget_poll(core, team, cid, claimed.version).await;
+    Ok(())
+}
+
+/// Whether `claimed` is still to be asked at `now`: its challenge is
+/// still the open one, now that this instance holds the poll. Asked later
+/// than claimed, its next poll moves to an interval from now (`false`
+/// when another instance took the entry meanwhile).
+async fn still_to_ask(
+    core: &Core,
+    team: &Team,
+    claimed: &mut ClaimedPoll,
+    now: Timestamp,
+) -> Result<bool> {
+    let pair = core.load_pair(team, claimed.id, now).await?;
+    let open = pair.rec()?.challenge.as_ref();
+    if !open.is_some_and(|c| c.id == claimed.cid && now < c.expires_at) {
+        return Ok(false);
+    }
+    if now > claimed.claimed_at {
+        let later = now
+            .plus(Duration::from_secs(claimed.poll.v))
+            .min(claimed.expires_at);
+        if later > claimed.due {
+            if move_poll(core, team, claimed, later).await? == 0 {
+                return Ok(false);
+            }
+            claimed.due = later;
+        }
+    }
+    Ok(true)
+}
+
+/// Moves claimed poll's entry from where it waits to `to`; how many
+/// moved (0: taken meanwhile).
+async fn move_poll(
+    core: &Core,
+    team: &Team,
+    claimed: &ClaimedPoll,
+    to: Timestamp,
+) -> Result<usize> {
+    let at = IndexEntry {
+        member: claimed.member.clone(),
+        score: claimed.due.unix_millis(),
+    };
+    let queue = keys::due_queue(&team.id);
+    Ok(core
+        .store
+        .queue_move_unchanged(&queue, &[at], to.unix_millis())
+        .await?)
+}
+
+/// `slow_down`: the interval grows by [`SLOW_DOWN_BY`] for this and
+/// every later poll, in one commit with the entry's move. A poll that
+/// ended meanwhile (its record changed or gone) is left as it is.
+async fn slow_down(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timestamp) -> Result<()> {
+    let slower = StoredPoll {
+        v: claimed.poll.v + SLOW_DOWN_BY,
+        ..claimed.poll.clone()
+    };
+    let later = now
+        .plus(Duration::from_secs(slower.v))
+        .min(claimed.expires_at);
+    let kept = claimed.expires_at.since(now) + KEPT_PAST_END;
+    let pkey = keys::app_poll(&team.id, claimed.cid);
+    let ops = vec![
+        put(&pkey, claimed.version, &slower, Some(kept))?,
+        Op::QueueAdd {
+            key: keys::due_queue(&team.id),
+            member: claimed.member.clone(),
+            score: later.unix_millis(),
+            ttl: kept,
+        },
+    ];
+    match core.store.commit(ops).await? {
+        Commit::Applied | Commit::Conflict { .. } => Ok(()),
+    }
+}
+
+/// What an approval's ID token proves: checked as the hosted login's
+/// (docs/api.md#hosted-login-openid-connect), without a nonce, at the
+/// time of the check.
+async fn app_answer(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    meta: &Metadata,
+    token: &str,
+    clock: &dyn Clock,
+) -> Answer {
+    let checked = async {
+        let claims =
+            crate::gateway::provider_tokens::provider_token(core, oidc, meta, token, clock.now())
+                .await?;
+        let expect = id_token::Expect {
+            issuer: &oidc.issuer,
+            client_id: &oidc.client_id,
+            nonce: None,
+            max_age: oidc.max_age,
+            acr_values: &oidc.acr_values,
+            customer_claim: &oidc.customer_claim,
+        };
+        let proven = id_token::check_login_claims(&claims, &expect, clock.now())?;
+        crate::gateway::oidc::customer(proven)
+    };
+    match checked.await {
+        Ok(customer) => Answer::Proven(customer),
+        Err(e) => {
+            crate::gateway::oidc::logged(team, &e);
+            Answer::InvalidToken
+        }
+    }
+}
+
+/// Applies the provider's final `answer` to app challenge `cid`, and
+/// removes its poll entry (`remove`) in the same commit.
+async fn conclude_app(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    answer: Answer,
+    remove: Op,
+    now: Timestamp,
+) -> Result<()> {
+    let (answer, remove) = (&answer, &remove);
+    core.transact(team, id, now, |w| {
+        Box::pin(async move {
+            w.also(remove.clone());
+            let s = w.settings;
+            let (rec, subject) = w.records();
+            match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
+                Ending::Authenticated => w.announce_authenticated(),
+                Ending::Ended { reason, failure } => {
+                    w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                        challenge: FailedChallenge {
+                            attempts_remaining: 0,
+                            challenge_id: cid,
+                        },
+                        reason: Some(reason),
+                    }));
+                    if let Some(f) = &failure {
+                        w.emit_lockout(f);
+                    }
+                }
+                Ending::Gone => {}
+            }
+            Ok(Step::Write(()))
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// The pending approval of challenge `cid` as stored.
+async fn load_poll(core: &Core, team: &Team, cid: Uuid) -> Result<Loaded<StoredPoll>> {
+    let pkey = keys::app_poll(&team.id, cid);
+    let raw = core
+        .store
+        .get(std::slice::from_ref(&pkey))
+        .await?
+        .pop()
+        .flatten();
+    Loaded::<StoredPoll>::parse(pkey, raw)
+}
+
+/// Deletes the pending approval of ended challenge `cid` (its
+/// `auth_req_id`), as read at `version` (0: none), once its entry is
+/// gone. Best effort: its TTL ends it otherwise, as it does one written
+/// since.
+async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64) {
+    if version == 0 {
+        return;
+    }
+    let op = Op::Delete {
+        key: keys::app_poll(&team.id, cid),
+        expected: version,
+    };
+    if let Err(e) = core.store.commit(vec![op]).await {
+        tracing::debug!(team = %team.id, error = %e, "an ended app poll's record is left to its ttl");
+    }
+}
+
+/// The interaction and challenge an entry `a:<id>:<cid>` names.
+fn entry_ids(member: &str) -> Option<(Uuid, Uuid)> {
+    let (i, c) = member.strip_prefix(ENTRY)?.split_once(':')?;
+    Some((Uuid::parse_str(i).ok()?, Uuid::parse_str(c).ok()?))
+}
+
+/// The op that takes entry `member` off `team`'s due queue.
+fn remove_op(team: &Team, member: &str) -> Op {
+    Op::QueueRemove {
+        key: keys::due_queue(&team.id),
+        member: member.to_string(),
+    }
+}

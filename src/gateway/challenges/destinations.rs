@@ -1,0 +1,99 @@
+//! Where a challenge's message may go and what it costs the destination:
+//! the routes from an interaction's channel (chat, SMS, e-mail), the
+//! per-destination send count (docs/api.md#where-an-otp-may-go), and
+//! taking a challenge back when its message could not be sent. Shared by
+//! a single send (`challenges`) and a delivery ladder's steps (`ladder`).
+use uuid::Uuid;
+
+use crate::config::{Settings, Team};
+use crate::domain::destination::{self, DestinationSends};
+use crate::domain::start_challenge::{self, Route, Routes, Started};
+use crate::error::Result;
+use crate::gateway::records::{put, Loaded, StoredSends};
+use crate::gateway::work::Step;
+use crate::gateway::Core;
+use crate::store::{keys, Op};
+use crate::time::Timestamp;
+
+/// The channels a challenge's message may take from `own`, the
+/// interaction's channel, and whom each reaches.
+pub(in crate::gateway) fn routes(core: &Core, team: &Team, own: &str) -> Routes {
+    let route = |channel: &str| Route {
+        channel: channel.to_string(),
+        reach: core.reach(channel),
+    };
+    Routes {
+        chat: route(own),
+        sms: team.sms_channel.as_deref().map(route),
+        email: team.email_channel.as_deref().map(route),
+    }
+}
+
+/// The key counting the sends to `destination` (named by its keyed digest).
+pub(in crate::gateway) fn destination_key(core: &Core, team: &Team, destination: &str) -> String {
+    keys::destination(&team.id, &destination::digest(&core.pepper, destination))
+}
+
+/// The sends counted for the destination under `dkey`, as read.
+pub(in crate::gateway) async fn destination_sends(
+    core: &Core,
+    dkey: &str,
+) -> Result<Loaded<DestinationSends>> {
+    let raw = core.store.get(&[dkey.to_string()]).await?;
+    Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
+}
+
+/// The op that counts one more send to `destination` at `now`; 429 when
+/// it already had `otp.max_sends` within `otp.send_window`, whatever
+/// subjects asked for them.
+pub(in crate::gateway) async fn count_destination(
+    core: &Core,
+    team: &Team,
+    destination: &str,
+    s: &Settings,
+    now: Timestamp,
+) -> Result<Op> {
+    let dkey = destination_key(core, team, destination);
+    let read = destination_sends(core, &dkey).await?;
+    let mut sends = read.value.unwrap_or_default();
+    sends.take(now, &s.otp)?;
+    let sends = StoredSends::from(&sends);
+    put(&dkey, read.version, &sends, Some(s.otp.send_window.get()))
+}
+
+/// Takes back challenge `cid`, whose message could not be sent, and the
+/// sends it counted (the subject's, and its destination's if it has
+/// one: a ladder's steps give theirs back as each fails).
+pub(in crate::gateway) async fn undo_challenge(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    started: &Started,
+    now: Timestamp,
+) -> Result<()> {
+    core.transact(team, id, now, |w| {
+        Box::pin(async move {
+            let origin = w.origin();
+            let (rec, subject) = w.records();
+            let previous = started.previous.clone();
+            let origin = origin.as_deref();
+            if !start_challenge::take_back(rec, subject, origin, cid, previous, now) {
+                return Ok(Step::Answer(())); // already replaced by a newer one
+            }
+            if let Some(d) = &started.destination {
+                let dkey = destination_key(core, team, d);
+                let read = destination_sends(core, &dkey).await?;
+                if let Some(mut sends) = read.value {
+                    sends.give_back(now);
+                    let ttl = w.settings.otp.send_window.get();
+                    let sends = StoredSends::from(&sends);
+                    w.also(put(&dkey, read.version, &sends, Some(ttl))?);
+                }
+            }
+            Ok(Step::Write(()))
+        })
+    })
+    .await
+    .map(|_| ())
+}

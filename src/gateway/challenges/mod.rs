@@ -1,0 +1,76 @@
+//! Challenges (docs/api.md#challenges-otp-and-session-pin): starting one,
+//! answering it, reading it. A start is one `match` over the method and
+//! the delivery, each kind in a file of its own:
+//!
+//! - [`single`]: an OTP or a session PIN in one message (chat, SMS,
+//!   e-mail), or shown to an agent;
+//! - [`ladder`]: an OTP handed from channel to channel until it arrives
+//!   (docs/api.md#delivery-ladder);
+//! - [`app`]: approval in the customer's own app, asked of the team's
+//!   identity provider (docs/api.md#approval-in-the-customers-app).
+//!
+//! [`verify`] answers a code (and reveals one to an agent), [`read`]
+//! reads one challenge and holds the answers' types, and
+//! [`destinations`] counts what each destination was sent.
+pub mod app;
+mod destinations;
+pub mod ladder;
+pub mod read;
+mod single;
+pub mod verify;
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::{Core, InteractionView};
+use crate::config::Team;
+use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::error::Result;
+use crate::events::types::{ChallengeCreated, CreatedChallenge};
+use crate::events::EventData;
+use crate::time::{Clock, Timestamp};
+use read::StartedChallenge;
+
+/// `POST /v1/interactions/{id}/challenges`: starts a challenge of the
+/// kind `req` names on interaction `id`.
+pub async fn start_challenge(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    req: ChallengeRequest,
+    clock: &dyn Clock,
+) -> Result<StartedChallenge> {
+    match (req.method, req.delivery) {
+        (ChallengeMethod::App, _) => app::start_app_challenge(core, team, id, clock).await,
+        (_, Delivery::Ladder) => ladder::start_ladder(core, team, id, &req, clock.now()).await,
+        _ => single::start(core, team, id, &req, clock.now()).await,
+    }
+}
+
+/// A started challenge is counted and announced (`challenge.created`),
+/// whatever its kind.
+async fn announce(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    cid: Uuid,
+    started: &Started,
+    delivery: Delivery,
+    now: Timestamp,
+) -> Result<()> {
+    metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
+        .increment(1);
+    let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
+    let created = EventData::ChallengeCreated(ChallengeCreated {
+        challenge: CreatedChallenge {
+            challenge_id: cid,
+            delivery,
+            expires_at: started.expires_at,
+            method: started.method,
+        },
+    });
+    core.emit(created, now, &interaction).await
+}

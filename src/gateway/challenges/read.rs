@@ -1,0 +1,142 @@
+//! The answers about a challenge: the one a start gives
+//! ([`StartedChallenge`]), and the read of one challenge
+//! (docs/api.md#reading-a-challenge): where it stands and how far its
+//! message got.
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::Team;
+use crate::domain::challenge::{Challenge, ChallengeState as State};
+use crate::domain::delivery_status::DeliveryState;
+use crate::domain::start_challenge::Started;
+use crate::error::{Error, Result};
+use crate::gateway::view::{self, ChallengeMethod, ChallengeState, Delivery, DeliveryStatus};
+use crate::gateway::Core;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct StartedChallenge {
+    pub challenge_id: Uuid,
+    pub method: view::ChallengeMethod,
+    /// Null for `app` (the customer's app, not a channel).
+    pub delivery: Option<view::Delivery>,
+    /// With `delivery: "ladder"`: the step that took the code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    pub expires_at: Timestamp,
+    /// 0 for `app`: no code answers it.
+    pub attempts_allowed: u32,
+    /// For `app`: the 4 digits the customer's app shows beside the
+    /// request (docs/api.md#approval-in-the-customers-app).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding_code: Option<String>,
+    pub delivered: bool,
+    /// `accepted` once the provider took the message; null when nothing
+    /// is sent (`agent` delivery).
+    pub delivery_status: Option<view::DeliveryStatus>,
+    /// Null (a message the provider did not take is 502).
+    pub delivery_error: Option<DeliveryErrorView>,
+}
+
+impl StartedChallenge {
+    /// The answer to the start of challenge `cid`, which `started` opened
+    /// for `delivery` (on `channel`, a ladder's step): `delivered` when a
+    /// message went, and how far it got.
+    pub(super) fn of(
+        cid: Uuid,
+        started: &Started,
+        delivery: crate::domain::challenge::Delivery,
+        channel: Option<String>,
+        delivered: bool,
+        state: Option<&DeliveryState>,
+    ) -> Self {
+        let (delivery_status, delivery_error) = delivery_of(state);
+        StartedChallenge {
+            challenge_id: cid,
+            method: started.method.into(),
+            delivery: Some(delivery.into()),
+            channel,
+            expires_at: started.expires_at,
+            attempts_allowed: started.attempts_allowed,
+            delivered,
+            delivery_status,
+            delivery_error,
+            binding_code: None,
+        }
+    }
+}
+
+/// Why the provider could not deliver a challenge's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DeliveryErrorView {
+    /// The provider's error code, as text (e.g. `"131047"`).
+    pub code: String,
+    /// The provider's title for it, or null when it gives none.
+    pub title: Option<String>,
+}
+
+/// `delivery_status` and `delivery_error` of a challenge answer, from how
+/// far its message got (`None`: nothing was sent, both null).
+pub fn delivery_of(
+    state: Option<&DeliveryState>,
+) -> (Option<DeliveryStatus>, Option<DeliveryErrorView>) {
+    let status = state.map(|s| s.status.into());
+    let error = state
+        .and_then(|s| s.error.as_ref())
+        .map(|e| DeliveryErrorView {
+            code: e.code.clone(),
+            title: e.title.clone(),
+        });
+    (status, error)
+}
+
+/// `GET /v1/interactions/{id}/challenges/{cid}`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ChallengeView {
+    pub challenge_id: Uuid,
+    pub method: ChallengeMethod,
+    pub delivery: Delivery,
+    /// The channel its message went through; null when nothing was sent.
+    pub channel: Option<String>,
+    pub expires_at: Timestamp,
+    pub attempts_remaining: u32,
+    pub state: ChallengeState,
+    /// Null when nothing was sent (`agent` delivery).
+    pub delivery_status: Option<DeliveryStatus>,
+    /// Null, or with `failed`, the provider's error.
+    pub delivery_error: Option<DeliveryErrorView>,
+}
+
+impl ChallengeView {
+    pub fn of(c: &Challenge, state: State) -> Self {
+        let (delivery_status, delivery_error) = delivery_of(c.delivery_state.as_ref());
+        ChallengeView {
+            challenge_id: c.id,
+            method: c.method.into(),
+            delivery: c.delivery.into(),
+            channel: c.channel.clone(),
+            expires_at: c.expires_at,
+            attempts_remaining: c.attempts_remaining(),
+            state: state.into(),
+            delivery_status,
+            delivery_error,
+        }
+    }
+}
+
+/// Challenge `cid` of interaction `id`, current or remembered; one of
+/// another interaction, or forgotten, is `NotFound`.
+pub async fn read_challenge(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    now: Timestamp,
+) -> Result<ChallengeView> {
+    let pair = core.load_pair(team, id, now).await?;
+    let (c, state) = pair
+        .rec()?
+        .challenge_at(cid, now)
+        .ok_or(Error::NotFound("no such challenge"))?;
+    Ok(ChallengeView::of(c, state))
+}

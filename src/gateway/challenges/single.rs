@@ -1,0 +1,132 @@
+//! A challenge whose code or prompt goes in one message: an OTP into the
+//! chat, by SMS or by e-mail, a session PIN's prompt, or a code shown to
+//! an agent (docs/api.md#challenges-otp-and-session-pin).
+//!
+//! Starting reserves the send allowance and opens the challenge in one
+//! commit, then sends; a failed send gives both back (502, no allowance
+//! used).
+use uuid::Uuid;
+
+use super::read::StartedChallenge;
+use crate::channels::{ChannelError, Fill, Purpose, Sent};
+use crate::config::Team;
+use crate::domain::challenge::ChallengeMethod;
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::otp::{self, OtpCode};
+use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
+use crate::error::{Error, Result};
+use crate::gateway::work::Step;
+use crate::gateway::{reports, Core};
+use crate::time::Timestamp;
+
+/// A challenge whose code or prompt goes in one message (or to an
+/// agent): reserve, send, announce.
+pub(super) async fn start(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    req: &ChallengeRequest,
+    now: Timestamp,
+) -> Result<StartedChallenge> {
+    let cid = Uuid::now_v7();
+    let (rec, started, code) = reserve(core, team, id, cid, req, now).await?;
+    let sent = match send_challenge(core, team, &rec, &started, &code).await {
+        Ok(sent) => sent,
+        Err(e) => {
+            // Give the allowance back and reopen the previous challenge.
+            super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
+            return Err(Error::Channel(e.to_string()));
+        }
+    };
+    super::announce(core, team, &rec, cid, &started, req.delivery, now).await?;
+    // Its receipts name the provider's id of the message: remembered
+    // after `challenge.created`, so that a receipt that came first is
+    // announced after it.
+    if let (Some(message_id), Some(m)) = (sent.and_then(|s| s.message_id), &started.message) {
+        // A single send has no later step for a failed report to move to.
+        let remembered =
+            reports::remember_message(core, team, id, cid, &m.channel, &message_id, now);
+        if let Err(e) = remembered.await {
+            // The code went out: the challenge stands, its receipts
+            // will be about a message the gateway does not know.
+            tracing::warn!(error = %e, "a challenge's message id could not be remembered");
+        }
+    }
+    let (delivered, state) = (started.message.is_some(), started.delivery_state.as_ref());
+    Ok(StartedChallenge::of(
+        cid,
+        &started,
+        req.delivery,
+        None,
+        delivered,
+        state,
+    ))
+}
+
+/// Checks the subject, counts the send and opens the challenge, in one
+/// commit: the interaction as committed, the challenge and its code.
+async fn reserve(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    req: &ChallengeRequest,
+    now: Timestamp,
+) -> Result<(InteractionRecord, Started, OtpCode)> {
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let s = w.settings;
+                // Drawn with the interaction's own settings (a channel may
+                // override the length); a retry draws afresh.
+                let code = otp::generate(s.otp.length);
+                let routes = super::destinations::routes(core, team, &w.rec.channel);
+                let rules = Rules {
+                    settings: s,
+                    routes: &routes,
+                    pepper: &core.pepper,
+                };
+                let (rec, subject) = w.records();
+                let started = start_challenge::decide(req, cid, &code, rec, subject, &rules, now)?;
+                if let Some(d) = &started.destination {
+                    w.also(super::destinations::count_destination(core, team, d, s, now).await?);
+                }
+                Ok(Step::Write((started, code)))
+            })
+        })
+        .await?;
+    let (started, code) = done.value;
+    Ok((done.rec, started, code))
+}
+
+/// Sends a started challenge's message, if it has one: the code of an
+/// OTP, the prompt of a PIN. `None`: nothing to send.
+async fn send_challenge(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    started: &Started,
+    code: &OtpCode,
+) -> std::result::Result<Option<Sent>, ChannelError> {
+    let Some(message) = &started.message else {
+        return Ok(None);
+    };
+    let (purpose, fill) = match started.method {
+        ChallengeMethod::Otp | ChallengeMethod::Binding => {
+            let ttl = team.settings_for(&rec.channel).otp.ttl.get();
+            let fill = Fill {
+                pin: Some(code.expose()),
+                ttl: Some(ttl),
+                ..Fill::default()
+            };
+            (Purpose::Otp, fill)
+        }
+        ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
+        // Its request goes to the identity provider (`ciba.rs`).
+        ChallengeMethod::App => return Ok(None),
+    };
+    let to = message.to.clone();
+    core.send(team, rec, &message.channel, to, purpose, fill)
+        .await
+        .map(Some)
+}

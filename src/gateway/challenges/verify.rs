@@ -1,0 +1,152 @@
+//! Answering a challenge (docs/api.md#challenges-otp-and-session-pin): the attempt and the subject's
+//! failure count commit together, so concurrent codes count exactly; and
+//! revealing an open OTP to an agent where the team allows it.
+use std::sync::Arc;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::config::Team;
+use crate::domain::attempts;
+use crate::domain::devices::CustomerDevices;
+use crate::domain::interaction::PendingStepUp;
+use crate::domain::verify_challenge::{self, Verdict};
+use crate::error::{Error, Result};
+use crate::events::types::{ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge};
+use crate::events::EventData;
+use crate::gateway::records::{put, Loaded, StoredDevices};
+use crate::gateway::work::Step;
+use crate::gateway::{Core, InteractionView};
+use crate::store::keys;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Verified {
+    pub authenticated: bool,
+    pub requires_2fa: bool,
+    pub expires_at: Option<Timestamp>,
+    pub interaction: InteractionView,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RevealedCode {
+    pub code: String,
+    pub expires_at: Timestamp,
+}
+
+pub async fn verify_challenge(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    code: &str,
+    now: Timestamp,
+) -> Result<Verified> {
+    // A malformed code is 422 before anything is read.
+    crate::domain::pin::parse_code(code)?;
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let s = w.settings;
+                let (rec, subject) = w.records();
+                let verdict =
+                    verify_challenge::decide(rec, subject, s, cid, code, &core.pepper, now)?;
+                match &verdict {
+                    Verdict::Authenticated { step_up } => {
+                        if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
+                            w.also(validated_devices(core, team, p).await?);
+                        }
+                        w.announce_authenticated();
+                    }
+                    Verdict::Wrong {
+                        attempts_remaining,
+                        failure,
+                    } => {
+                        w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                            challenge: FailedChallenge {
+                                attempts_remaining: *attempts_remaining,
+                                challenge_id: cid,
+                            },
+                            reason: None,
+                        }));
+                        w.emit_lockout(failure);
+                    }
+                }
+                Ok(Step::Write(verdict))
+            })
+        })
+        .await?;
+    if let Some(problem) = done.value.problem(now) {
+        metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
+        return Err(problem);
+    }
+    // The code is used: a ladder's messages are withdrawn where they can be.
+    if let Some((c, _)) = done.rec.challenge_at(cid, now) {
+        if let Some(l) = &c.ladder {
+            super::ladder::revoke_ladder(core, l).await;
+        }
+    }
+    Ok(Verified {
+        authenticated: true,
+        requires_2fa: false,
+        expires_at: done.view.expires_at,
+        interaction: done.view,
+    })
+}
+
+/// The open OTP, for an agent, where the team allows it.
+pub async fn reveal_code(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    key_id: &str,
+    now: Timestamp,
+) -> Result<RevealedCode> {
+    let pair = core.load_pair(team, id, now).await?;
+    let rec = pair.rec()?;
+    let s = team.settings_for(&rec.channel);
+    if !s.otp.show_to_agents {
+        return Err(Error::Forbidden("this team does not let agents see codes"));
+    }
+    if let Some(subject) = &pair.subject.value {
+        subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
+    }
+    let (code, expires_at) = attempts::reveal_code(rec, cid, &core.pepper, now)?;
+    let view = pair.view(team, now)?;
+    // Recorded before the code is shown: no reveal goes unaudited.
+    let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
+        api_key_id: key_id.to_string(),
+        challenge: ChallengeRef { challenge_id: cid },
+    });
+    core.emit(revealed, now, &view).await?;
+    Ok(RevealedCode {
+        code: code.expose().to_string(),
+        expires_at,
+    })
+}
+
+/// The op that records a completed step-up's fingerprint and region as
+/// validated for its customer.
+async fn validated_devices(
+    core: &Core,
+    team: &Team,
+    p: &PendingStepUp,
+) -> Result<crate::store::Op> {
+    let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
+    let raw = core
+        .store
+        .get(std::slice::from_ref(&dkey))
+        .await?
+        .pop()
+        .flatten();
+    let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
+    let mut d = devices.value.clone().unwrap_or_default();
+    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), &core.pepper);
+    put(
+        &dkey,
+        devices.version,
+        &StoredDevices::from(&d),
+        Some(crate::gateway::assertion::DEVICES_TTL),
+    )
+}

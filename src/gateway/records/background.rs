@@ -1,0 +1,66 @@
+//! The records of background work as the store holds them: a provider's
+//! message id and what it leads to (docs/decisions/0058-message-ids-and-early-receipts.md),
+//! and a pending approval in the customer's app that the poller asks
+//! about (docs/api.md#approval-in-the-customers-app). Pinned by the bytes
+//! tests in `tests.rs`: a rolling upgrade reads what the previous version
+//! wrote.
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::Record;
+use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
+
+/// The record under a message id, as stored: the interaction and challenge
+/// it leads to, once known, and the reports that came before.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub i: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub p: Vec<StoredReport>,
+}
+
+impl Record for StoredMessage {}
+
+/// A parked report: its status's name, and the provider's error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredReport {
+    pub s: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ec: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub et: Option<String>,
+}
+
+impl StoredReport {
+    pub fn of(r: &Report) -> Self {
+        StoredReport {
+            s: r.status.as_str().to_string(),
+            ec: r.error.as_ref().map(|e| e.code.clone()),
+            et: r.error.as_ref().and_then(|e| e.title.clone()),
+        }
+    }
+
+    /// The report, if its status is one this gateway names.
+    pub fn report(&self) -> Option<(DeliveryStatus, Option<DeliveryError>)> {
+        let status = DeliveryStatus::parse(&self.s)?;
+        let error = self.ec.clone().map(|code| DeliveryError {
+            code,
+            title: self.et.clone(),
+        });
+        Some((status, error))
+    }
+}
+
+/// A pending approval as stored: `i` the interaction, `r` the provider's
+/// `auth_req_id` (never logged), `v` the poll interval in seconds.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPoll {
+    pub i: Uuid,
+    pub r: String,
+    pub v: u64,
+}
+
+impl Record for StoredPoll {}
