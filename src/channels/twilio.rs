@@ -6,14 +6,21 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
+use hmac::{Hmac, Mac};
 use reqwest::header::CONTENT_TYPE;
 use secrecy::{ExposeSecret, SecretString};
+use sha1::Sha1;
+use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::reason;
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
+use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
+use crate::error::Error;
 use crate::spans::SendTraced;
 
 /// Twilio writes WhatsApp numbers `whatsapp:+1...`.
@@ -230,6 +237,105 @@ impl Channel for TwilioChannel {
             (None, Some(code)) => format!("twilio answered HTTP {status} (code {code})"),
             (None, None) => format!("twilio answered HTTP {status}"),
         }))
+    }
+}
+
+// Status callbacks (docs/api.md#delivery-receipts): `X-Twilio-Signature`
+// is the base64 HMAC-SHA1, under the channel's `auth_token`, of the full
+// public URL followed by every posted field's name and value, fields
+// sorted by name.
+
+/// Twilio's signature of a POST to `url` with form `fields`.
+pub fn twilio_signature(auth_token: &[u8], url: &str, fields: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = fields.iter().collect();
+    sorted.sort();
+    let Ok(mut mac) = Hmac::<Sha1>::new_from_slice(auth_token) else {
+        // HMAC takes keys of any length; unreachable.
+        return String::new();
+    };
+    mac.update(url.as_bytes());
+    for (name, value) in sorted {
+        mac.update(name.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    B64.encode(mac.finalize().into_bytes())
+}
+
+/// Whether `header` is Twilio's signature of this POST.
+pub fn twilio_signed(
+    auth_token: &[u8],
+    url: &str,
+    fields: &[(String, String)],
+    header: &str,
+) -> bool {
+    let want = twilio_signature(auth_token, url, fields);
+    !want.is_empty() && bool::from(want.as_bytes().ct_eq(header.trim().as_bytes()))
+}
+
+/// What a Twilio `MessageStatus` reports (`None`: nothing here:
+/// `queued`, `accepted`, `sending`, and the like).
+pub fn twilio_status(status: &str) -> Option<DeliveryStatus> {
+    match status {
+        "sent" => Some(DeliveryStatus::Sent),
+        "delivered" => Some(DeliveryStatus::Delivered),
+        "read" => Some(DeliveryStatus::Read),
+        "undelivered" | "failed" => Some(DeliveryStatus::Failed),
+        _ => None,
+    }
+}
+
+/// What a `MessageStatus` (with its `ErrorCode`) reports; `None`
+/// for the statuses that change nothing (`queued`, `sending`, …).
+pub fn twilio_report(
+    status: &str,
+    error_code: Option<&str>,
+) -> Option<(DeliveryStatus, Option<DeliveryError>)> {
+    let status = twilio_status(status)?;
+    let error = error_code
+        .filter(|c| !c.is_empty() && status == DeliveryStatus::Failed)
+        .map(|code| DeliveryError {
+            code: code.to_string(),
+            title: None,
+        });
+    Some((status, error))
+}
+
+impl TwilioConfig {
+    /// The report of a status callback posted to `url` (the channel's
+    /// `StatusCallback`) with form `fields` and header
+    /// `X-Twilio-Signature` `signature`: 401 `invalid_signature` for a
+    /// missing or wrong signature, then 400 without `MessageSid` or
+    /// `MessageStatus`; `None` for a status that changes nothing.
+    pub fn receipt(
+        &self,
+        url: &str,
+        fields: &[(String, String)],
+        signature: Option<&str>,
+    ) -> Result<Option<Report>, Error> {
+        let token = self.auth_token.get().expose_secret().as_bytes();
+        if !signature.is_some_and(|sig| twilio_signed(token, url, fields, sig)) {
+            return Err(Error::InvalidSignature(
+                "X-Twilio-Signature is missing or wrong",
+            ));
+        }
+        let field = |name: &str| {
+            fields
+                .iter()
+                .find(|(k, v)| k == name && !v.is_empty())
+                .map(|(_, v)| v.as_str())
+        };
+        let (Some(sid), Some(status)) = (field("MessageSid"), field("MessageStatus")) else {
+            return Err(Error::BadRequest(
+                "a status callback needs MessageSid and MessageStatus".into(),
+            ));
+        };
+        Ok(
+            twilio_report(status, field("ErrorCode")).map(|(status, error)| Report {
+                message_id: sid.to_string(),
+                status,
+                error,
+            }),
+        )
     }
 }
 
@@ -498,5 +604,89 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.0, "twilio: an OTP without its code");
+    }
+
+    fn posted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The example of Twilio's own documentation of request validation:
+    /// auth token `12345`, this URL and these fields sign as
+    /// `0/KCTR6DLpKmkAf8muzZqo1nDgQ=`.
+    #[test]
+    fn twilio_signs_as_its_published_example() {
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let posted = posted(&[
+            ("Digits", "1234"),
+            ("To", "+18005551212"),
+            ("From", "+12349013030"),
+            ("Caller", "+12349013030"),
+            ("CallSid", "CA1234567890ABCDE"),
+        ]);
+        let want = "0/KCTR6DLpKmkAf8muzZqo1nDgQ=";
+        assert_eq!(twilio_signature(b"12345", url, &posted), want);
+        assert!(twilio_signed(b"12345", url, &posted, want));
+        // Another token, URL, field value or signature: refused.
+        assert!(!twilio_signed(b"12346", url, &posted, want));
+        assert!(!twilio_signed(
+            b"12345",
+            "https://mycompany.com/myapp.php",
+            &posted,
+            want
+        ));
+        let mut changed = posted.clone();
+        changed[0].1 = "1235".into();
+        assert!(!twilio_signed(b"12345", url, &changed, want));
+        assert!(!twilio_signed(b"12345", url, &posted, ""));
+        assert!(!twilio_signed(
+            b"12345",
+            url,
+            &posted,
+            "0/KCTR6DLpKmkAf8muzZqo1nDgQ"
+        ));
+    }
+
+    #[test]
+    fn twilio_statuses_map_to_the_gateway_s() {
+        use DeliveryStatus::*;
+        for (twilio, want) in [
+            ("sent", Some(Sent)),
+            ("delivered", Some(Delivered)),
+            ("read", Some(Read)),
+            ("undelivered", Some(Failed)),
+            ("failed", Some(Failed)),
+            ("queued", None),
+            ("sending", None),
+            ("accepted", None),
+        ] {
+            assert_eq!(twilio_status(twilio), want, "{twilio}");
+        }
+    }
+
+    #[test]
+    fn twilio_statuses_become_reports_with_their_error_code_only_when_failed() {
+        use DeliveryStatus::{Delivered, Failed, Read, Sent};
+        let failed = |code: &str| {
+            Some((
+                Failed,
+                Some(DeliveryError {
+                    code: code.into(),
+                    title: None,
+                }),
+            ))
+        };
+        assert_eq!(twilio_report("sent", Some("30008")), Some((Sent, None)));
+        assert_eq!(twilio_report("delivered", None), Some((Delivered, None)));
+        assert_eq!(twilio_report("read", Some("")), Some((Read, None)));
+        assert_eq!(twilio_report("undelivered", Some("30003")), failed("30003"));
+        assert_eq!(twilio_report("failed", Some("30008")), failed("30008"));
+        assert_eq!(twilio_report("failed", Some("")), Some((Failed, None)));
+        assert_eq!(twilio_report("failed", None), Some((Failed, None)));
+        for nothing in ["queued", "accepted", "sending", "scheduled", "canceled", ""] {
+            assert_eq!(twilio_report(nothing, Some("1")), None, "{nothing}");
+        }
     }
 }

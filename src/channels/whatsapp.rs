@@ -16,6 +16,9 @@ use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
+use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
+use crate::error::Error;
+use subtle::ConstantTimeEq;
 
 /// The keys of a `whatsapp` channel file.
 #[derive(Debug, serde::Deserialize)]
@@ -258,6 +261,140 @@ impl Channel for WhatsappChannel {
                 (None, None) => format!("whatsapp answered HTTP {status}"),
             },
         ))
+    }
+}
+
+// Webhooks (docs/api.md#delivery-receipts): Meta's subscription
+// handshake, and `X-Hub-Signature-256` = `sha256=` and the hex
+// HMAC-SHA256 of the raw body, under the app's `app_secret`.
+
+/// Meta's `X-Hub-Signature-256` of `body` (`sha256=<hex>`).
+pub fn hub_signature(app_secret: &[u8], body: &[u8]) -> String {
+    format!(
+        "sha256={}",
+        super::receipts::hmac_sha256_hex(app_secret, &[body])
+    )
+}
+
+/// Whether `header` is Meta's signature of `body`.
+pub fn hub_signed(app_secret: &[u8], body: &[u8], header: &str) -> bool {
+    super::receipts::hex_matches(&hub_signature(app_secret, body), header)
+}
+
+/// What a WhatsApp Cloud `statuses[].status` reports.
+pub fn whatsapp_status(status: &str) -> Option<DeliveryStatus> {
+    match status {
+        "sent" => Some(DeliveryStatus::Sent),
+        "delivered" => Some(DeliveryStatus::Delivered),
+        "read" => Some(DeliveryStatus::Read),
+        "failed" => Some(DeliveryStatus::Failed),
+        _ => None,
+    }
+}
+
+/// The reports of a WhatsApp Cloud webhook body: each
+/// `entry[].changes[].value.statuses[]` with a status this gateway names
+/// (others, and incoming messages, change nothing). 400 for a body that is
+/// not such an object, or a status without `id` or `status`.
+pub fn whatsapp_reports(body: &[u8]) -> Result<Vec<Report>, Error> {
+    use serde_json::Value;
+    let unreadable = |what: &str| Error::BadRequest(format!("the webhook body {what}"));
+    let body: Value = serde_json::from_slice(body).map_err(|_| unreadable("is not JSON"))?;
+    let list = |v: &Value, name: &str| -> Result<Vec<Value>, Error> {
+        match v.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(unreadable(&format!("has `{name}` that is not a list"))),
+        }
+    };
+    if !body.is_object() {
+        return Err(unreadable("is not a JSON object"));
+    }
+    let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_string);
+    let mut reports = Vec::new();
+    for entry in list(&body, "entry")? {
+        for change in list(&entry, "changes")? {
+            let Some(value) = change.get("value") else {
+                continue;
+            };
+            for status in list(value, "statuses")? {
+                let (Some(id), Some(name)) = (
+                    text(&status, "id").filter(|s| !s.is_empty()),
+                    text(&status, "status").filter(|s| !s.is_empty()),
+                ) else {
+                    return Err(Error::BadRequest(
+                        "a status of the webhook needs `id` and `status`".into(),
+                    ));
+                };
+                let Some(status_of) = whatsapp_status(&name) else {
+                    continue;
+                };
+                let error = (status_of == DeliveryStatus::Failed)
+                    .then(|| status.get("errors").and_then(|e| e.get(0)))
+                    .flatten()
+                    .map(|e| DeliveryError {
+                        code: match e.get("code") {
+                            Some(Value::Number(n)) => n.to_string(),
+                            Some(Value::String(s)) => s.clone(),
+                            _ => String::new(),
+                        },
+                        title: text(e, "title"),
+                    })
+                    .filter(|e| !e.code.is_empty());
+                reports.push(Report {
+                    message_id: id,
+                    status: status_of,
+                    error,
+                });
+            }
+        }
+    }
+    Ok(reports)
+}
+
+impl WhatsappConfig {
+    /// Meta's subscription handshake: the `hub.challenge` to answer when
+    /// `hub.mode` is `subscribe` and `hub.verify_token` is the channel's
+    /// `verify_token` (compared in constant time); 403 otherwise; 404 for
+    /// a channel without a `verify_token`.
+    pub fn handshake(
+        &self,
+        mode: Option<&str>,
+        verify_token: Option<&str>,
+        challenge: Option<&str>,
+    ) -> Result<String, Error> {
+        let want = self.verify_token.as_ref().ok_or(Error::NotFound(
+            "no whatsapp channel with a verify_token of this name",
+        ))?;
+        let matches = verify_token.is_some_and(|given| {
+            bool::from(
+                given
+                    .as_bytes()
+                    .ct_eq(want.get().expose_secret().as_bytes()),
+            )
+        });
+        match (mode, challenge) {
+            (Some("subscribe"), Some(challenge)) if matches => Ok(challenge.to_string()),
+            _ => Err(Error::Forbidden("the verify token does not match")),
+        }
+    }
+
+    /// The reports of a webhook posted with the raw `body` and header
+    /// `X-Hub-Signature-256` `signature`: 404 for a channel without an
+    /// `app_secret`, 401 `invalid_signature` for a missing or wrong
+    /// signature, 400 for a body that cannot be read
+    /// ([`whatsapp_reports`]).
+    pub fn receipt(&self, body: &[u8], signature: Option<&str>) -> Result<Vec<Report>, Error> {
+        let secret = self.app_secret.as_ref().ok_or(Error::NotFound(
+            "no whatsapp channel with an app_secret of this name",
+        ))?;
+        let secret = secret.get().expose_secret().as_bytes();
+        if !signature.is_some_and(|sig| hub_signed(secret, body, sig)) {
+            return Err(Error::InvalidSignature(
+                "X-Hub-Signature-256 is missing or wrong",
+            ));
+        }
+        whatsapp_reports(body)
     }
 }
 
@@ -546,6 +683,88 @@ mod tests {
             assert_eq!(
                 t["components"][1]["code_expiration_minutes"], minutes,
                 "{ttl}"
+            );
+        }
+    }
+
+    /// The same scheme's published example (GitHub's documentation of
+    /// `X-Hub-Signature-256`, which Meta's webhooks use too).
+    #[test]
+    fn meta_signs_as_the_published_example() {
+        let (secret, body) = (b"It's a Secret to Everybody".as_slice(), b"Hello, World!");
+        let want = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert_eq!(hub_signature(secret, body), want);
+        assert!(hub_signed(secret, body, want));
+        assert!(hub_signed(
+            secret,
+            body,
+            &want.to_uppercase().replace("SHA256", "sha256")
+        ));
+        assert!(!hub_signed(secret, b"Hello, World?", want));
+        assert!(!hub_signed(b"another", body, want));
+        assert!(!hub_signed(secret, body, &want["sha256=".len()..]));
+        assert!(!hub_signed(secret, body, ""));
+    }
+
+    #[test]
+    fn whatsapp_statuses_map_to_the_gateway_s() {
+        use DeliveryStatus::*;
+        for (meta, want) in [
+            ("sent", Some(Sent)),
+            ("delivered", Some(Delivered)),
+            ("read", Some(Read)),
+            ("failed", Some(Failed)),
+            ("deleted", None),
+        ] {
+            assert_eq!(whatsapp_status(meta), want, "{meta}");
+        }
+    }
+
+    #[test]
+    fn whatsapp_statuses_become_reports_and_messages_are_ignored() {
+        use DeliveryStatus::{Delivered, Failed};
+        let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[
+            {"field":"messages","value":{"messaging_product":"whatsapp",
+              "messages":[{"from":"15550001111","id":"wamid.in","type":"text","text":{"body":"hi"}}],
+              "statuses":[
+                {"id":"wamid.A","status":"delivered","timestamp":"1"},
+                {"id":"wamid.B","status":"failed","errors":[{"code":131047,"title":"Re-engagement message"}]},
+                {"id":"wamid.C","status":"deleted"}]}}]}]}"#;
+        let reports = whatsapp_reports(body).unwrap();
+        assert_eq!(
+            reports,
+            vec![
+                Report {
+                    message_id: "wamid.A".into(),
+                    status: Delivered,
+                    error: None
+                },
+                Report {
+                    message_id: "wamid.B".into(),
+                    status: Failed,
+                    error: Some(DeliveryError {
+                        code: "131047".into(),
+                        title: Some("Re-engagement message".into())
+                    })
+                },
+            ]
+        );
+        assert!(
+            whatsapp_reports(br#"{"entry":[{"changes":[{"value":{"messages":[{}]}}]}]}"#)
+                .unwrap()
+                .is_empty()
+        );
+        for bad in [
+            &b"not json"[..],
+            b"[]",
+            br#"{"entry":{}}"#,
+            br#"{"entry":[{"changes":[{"value":{"statuses":[{"status":"read"}]}}]}]}"#,
+            br#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.A"}]}}]}]}"#,
+        ] {
+            assert!(
+                matches!(whatsapp_reports(bad), Err(Error::BadRequest(_))),
+                "{}",
+                String::from_utf8_lossy(bad)
             );
         }
     }

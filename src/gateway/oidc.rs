@@ -186,39 +186,9 @@ async fn finish_started(
         logged(team, &e);
         ProviderRefusal::Oidc(e)
     };
-    answer
-        .check_against(started.issuer.as_deref(), &oidc.issuer)
-        .map_err(refused)?;
-    let meta = core.oidc.metadata(oidc, now).await.map_err(refused)?;
-    let iss_supported = meta.authorization_response_iss_parameter_supported;
-    let code = answer
-        .code_from(&oidc.issuer, iss_supported)
-        .map_err(refused)?;
-    let token = core
-        .oidc
-        .exchange(
-            oidc,
-            &meta,
-            code,
-            &redirect_uri(core, &team.id),
-            &started.verifier,
-        )
+    let (session, customer) = proven_login(core, team, oidc, &started, &answer, now)
         .await
         .map_err(refused)?;
-    let claims = super::provider_tokens::provider_token(core, oidc, &meta, &token, now)
-        .await
-        .map_err(refused)?;
-    let expect = id_token::Expect {
-        issuer: &oidc.issuer,
-        client_id: &oidc.client_id,
-        nonce: Some(&started.nonce),
-        max_age: oidc.max_age,
-        acr_values: &oidc.acr_values,
-        customer_claim: &oidc.customer_claim,
-    };
-    let proven = id_token::check_login_claims(&claims, &expect, now).map_err(refused)?;
-    let session = ProviderSession::of(&proven);
-    let customer = customer(proven).map_err(refused)?;
     let request = format!("oidc:{}", flow::digest(&started.nonce));
     // Remembered before the login counts, so that no login the
     // provider may end goes unremembered; an entry of a login refused
@@ -246,6 +216,40 @@ async fn finish_started(
         now,
     )
     .await?)
+}
+
+/// What the provider's `answer` proves of a login `started` at `team`'s
+/// provider `oidc`: the answer checked, its code exchanged, the ID token
+/// checked, and its session and customer.
+async fn proven_login(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    started: &Started,
+    answer: &ProviderAnswer,
+    now: Timestamp,
+) -> Result<(ProviderSession, Customer), OidcError> {
+    answer.check_against(started.issuer.as_deref(), &oidc.issuer)?;
+    let meta = core.oidc.metadata(oidc, now).await?;
+    let iss_supported = meta.authorization_response_iss_parameter_supported;
+    let code = answer.code_from(&oidc.issuer, iss_supported)?;
+    let redirect = redirect_uri(core, &team.id);
+    let exchanged = core
+        .oidc
+        .exchange(oidc, &meta, code, &redirect, &started.verifier);
+    let token = exchanged.await?;
+    let claims = super::provider_tokens::provider_token(core, oidc, &meta, &token, now).await?;
+    let expect = id_token::Expect {
+        issuer: &oidc.issuer,
+        client_id: &oidc.client_id,
+        nonce: Some(&started.nonce),
+        max_age: oidc.max_age,
+        acr_values: &oidc.acr_values,
+        customer_claim: &oidc.customer_claim,
+    };
+    let proven = id_token::check_login_claims(&claims, &expect, now)?;
+    let session = ProviderSession::of(&proven);
+    Ok((session, customer(proven)?))
 }
 
 /// The started login the answer's state names, if it was started for

@@ -181,7 +181,7 @@ async fn twilio_receipt(
         .body(body);
     if let Some(token) = token {
         let sig =
-            chatgate::channels::receipts::twilio_signature(token.as_bytes(), TWILIO_STATUS, &owned);
+            chatgate::channels::twilio::twilio_signature(token.as_bytes(), TWILIO_STATUS, &owned);
         rb = rb.header("x-twilio-signature", sig);
     }
     rb.send().await.unwrap()

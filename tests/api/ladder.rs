@@ -691,7 +691,7 @@ pub(crate) async fn wa_report(app: &TestApp, id: &str, status: &str) {
     let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [
         {"field": "messages", "value": {"messaging_product": "whatsapp", "statuses": [item]}}]}]});
     let bytes = serde_json::to_vec(&body).unwrap();
-    let sig = chatgate::channels::receipts::hub_signature(WA_SECRET.as_bytes(), &bytes);
+    let sig = chatgate::channels::whatsapp::hub_signature(WA_SECRET.as_bytes(), &bytes);
     let res = app
         .client
         .post(app.url("/v1/providers/whatsapp/wa/webhook"))
@@ -713,7 +713,7 @@ async fn twilio_report(app: &TestApp, sid: &str, status: &str) {
     if status == "undelivered" {
         fields.push(("ErrorCode".to_string(), "30003".to_string()));
     }
-    let sig = chatgate::channels::receipts::twilio_signature(
+    let sig = chatgate::channels::twilio::twilio_signature(
         TWILIO_TOKEN.as_bytes(),
         "http://gateway.test/v1/providers/twilio/sms/status",
         &fields,

@@ -748,7 +748,7 @@ async fn emitted_events_are_what_the_document_states() {
             ("MessageStatus".to_string(), status.to_string()),
         ];
         fields.extend(error.map(|e| ("ErrorCode".to_string(), e.to_string())));
-        let sig = chatgate::channels::receipts::twilio_signature(
+        let sig = chatgate::channels::twilio::twilio_signature(
             b"twilio-test-token",
             "http://gateway.test/v1/providers/twilio/sms/status",
             &fields,

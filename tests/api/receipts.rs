@@ -118,7 +118,7 @@ async fn twilio_fields(
         .body(body);
     if let Some(token) = token {
         let sig =
-            chatgate::channels::receipts::twilio_signature(token.as_bytes(), TWILIO_STATUS, fields);
+            chatgate::channels::twilio::twilio_signature(token.as_bytes(), TWILIO_STATUS, fields);
         rb = rb.header("x-twilio-signature", sig);
     }
     rb.send().await.unwrap()
@@ -517,7 +517,7 @@ async fn meta(
         .header("content-type", "application/json")
         .body(bytes.clone());
     if let Some(secret) = secret {
-        let sig = chatgate::channels::receipts::hub_signature(secret.as_bytes(), &bytes);
+        let sig = chatgate::channels::whatsapp::hub_signature(secret.as_bytes(), &bytes);
         rb = rb.header("x-hub-signature-256", sig);
     }
     rb.send().await.unwrap()
@@ -642,7 +642,7 @@ mod whatsapp_webhooks_are_handshaken_signed_and_move_the_status {
             )
             .header(
                 "x-hub-signature-256",
-                chatgate::channels::receipts::hub_signature(APP_SECRET.as_bytes(), b"{nope"),
+                chatgate::channels::whatsapp::hub_signature(APP_SECRET.as_bytes(), b"{nope"),
             )
             .body("{nope")
             .send()

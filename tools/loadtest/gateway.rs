@@ -78,7 +78,7 @@ pub fn receipt_request(sid: &str, status: &str) -> engine::Req {
         ("MessageSid".to_string(), sid.to_string()),
         ("MessageStatus".to_string(), status.to_string()),
     ];
-    let sig = chatgate::channels::receipts::twilio_signature(
+    let sig = chatgate::channels::twilio::twilio_signature(
         TWILIO_TOKEN.as_bytes(),
         TWILIO_STATUS,
         &fields,
