@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::config::OnCredentialChange;
+use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
 
 /// CAEP: the customer's session was revoked.
@@ -132,14 +133,16 @@ pub fn check_set_claims(
     if !audience_ok {
         return Err(SetError::Audience);
     }
+    // A fraction never widens a check (docs/api.md#conventions): ahead
+    // rounded up, the age rounded down.
     let iat = claims
         .get("iat")
-        .and_then(Value::as_i64)
+        .and_then(NumericDate::of)
         .ok_or(SetError::Request("no iat"))?;
-    if iat > now.unix_seconds().saturating_add(AHEAD_SECS) {
+    if iat.ceil > now.unix_seconds().saturating_add(AHEAD_SECS) {
         return Err(SetError::Request("iat in the future"));
     }
-    if iat < now.unix_seconds().saturating_sub(MAX_AGE_SECS) {
+    if iat.floor < now.unix_seconds().saturating_sub(MAX_AGE_SECS) {
         return Err(SetError::Request("iat too old"));
     }
     let jti = text("jti")
@@ -245,6 +248,16 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "invalid_request"
+        );
+    }
+
+    #[test]
+    fn an_iat_with_a_fraction_is_read_and_checked_tightly() {
+        assert!(check(json!({"iat": NOW as f64 - 0.5})).is_ok());
+        assert!(check(json!({"iat": NOW as f64 + 60.5})).is_err(), "ahead");
+        assert!(
+            check(json!({"iat": (NOW - MAX_AGE_SECS) as f64 - 0.5})).is_err(),
+            "too old"
         );
     }
 
