@@ -126,10 +126,11 @@ PY
 python3 "$tmp/providers.py" "$http_port" "$smtp_port" &
 provider_pid=$!
 
-# `GET /v1/events` as an oracle: every event of the history (an unknown
+# `GET /v1/events` as an oracle: every frame of the history (an unknown
 # `Last-Event-ID` replays from the oldest, docs/api.md#events), read until
-# the stream is quiet for 3 s, must be the document's `Event` (closed
-# objects: a member the document does not list fails).
+# the stream is quiet for 3 s and parsed as a client does (`id`, `event`,
+# `data`), must be the document's `EventFrame`, its `data` the `Event`
+# (closed objects: a member the document does not list fails).
 cat >"$tmp/frames.py" <<'PY'
 import collections, json, socket, sys, urllib.request
 try:  # what Schemathesis itself validates with
@@ -139,22 +140,37 @@ except ImportError:
 
 base, key = sys.argv[1], sys.argv[2]
 doc = json.load(urllib.request.urlopen(base + "/openapi.json", timeout=10))
-validator = Draft202012Validator(
-    {"$ref": "#/components/schemas/Event", "components": doc["components"]})
+stream_schema = doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"][
+    "text/event-stream"]["schema"]
+validator = Draft202012Validator(dict(stream_schema, components=doc["components"]))
 req = urllib.request.Request(base + "/v1/events", headers={
     "Authorization": "Bearer " + key, "Last-Event-ID": "0", "Accept": "text/event-stream"})
 seen, bad = collections.Counter(), 0
+
+
+def check(frame):
+    global bad
+    event = frame.get("data", {})
+    seen[event.get("type")] += 1
+    for error in validator.iter_errors(frame):
+        bad += 1
+        path = "/".join(str(p) for p in error.instance_path)
+        print(f"frame {frame.get('id')} ({event.get('type')}): /{path}: {error.message}")
+
+
 try:
     with urllib.request.urlopen(req, timeout=3) as stream:
-        for line in stream:
-            if not line.startswith(b"data:"):
-                continue
-            event = json.loads(line[5:])
-            seen[event.get("type")] += 1
-            for error in validator.iter_errors(event):
-                bad += 1
-                path = "/".join(str(p) for p in error.instance_path)
-                print(f"event {event.get('type')} {event.get('id')}: /{path}: {error.message}")
+        frame = {}
+        for raw in stream:
+            line = raw.decode().rstrip("\r\n")
+            if not line:  # a blank line ends a frame
+                if frame:
+                    check(frame)
+                frame = {}
+            elif not line.startswith(":"):  # `: keep-alive` is a comment
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                frame[name] = json.loads(value) if name == "data" else value
 except (socket.timeout, TimeoutError):
     pass
 print("events checked:", dict(sorted(seen.items())))

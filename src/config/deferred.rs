@@ -24,6 +24,12 @@ pub fn deferring<T>(f: impl FnOnce() -> T) -> (T, Deferred) {
 }
 
 impl Deferred {
+    /// The kept lines, in order (tests).
+    #[cfg(test)]
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.0.iter().map(|(_, line)| line.clone()).collect()
+    }
+
     /// Writes the kept lines through the installed subscriber.
     pub fn replay(self) {
         for (level, line) in self.0 {

@@ -7,7 +7,8 @@
 //!   (docs/decisions/0067-secrets-from-files.md). A relative `PATH` is
 //!   relative to the folder of the file that names it. A missing,
 //!   unreadable or non-UTF-8 file is an error naming the key and the path,
-//!   never the content. Read at start and at every reload.
+//!   never the content. Read at start and at every reload. A file its
+//!   group or others may read is taken, with one warning naming it per process.
 //! - `${NAME:-default}` (our extension, shell style): `default` when `NAME`
 //!   is unset or empty. A warning names the variable (never a value), so a
 //!   demo default never goes unnoticed in production.
@@ -15,7 +16,8 @@
 //!
 //! References are not nested, and a default cannot contain `}`. Keys are never
 //! interpolated, only string values (also inside arrays and tables).
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 
 use super::env::Environment;
 use super::toml_file::display_path;
@@ -160,6 +162,14 @@ fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
             "secret file {shown} (${{file:{path}}}) is over {MAX_SECRET_FILE} bytes"
         ));
     }
+    if open_to_others(&meta) {
+        warn_once(&found, || {
+            tracing::warn!(
+                file = %shown,
+                "secret file may be read by group or others; give it mode 0600 or 0400"
+            );
+        });
+    }
     let bytes = std::fs::read(&found).map_err(unreadable)?;
     let mut text = String::from_utf8(bytes)
         .map_err(|_| format!("secret file {shown} (${{file:{path}}}) is not valid UTF-8"))?;
@@ -170,6 +180,33 @@ fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
         }
     }
     Ok(text)
+}
+
+/// Whether users other than the file's owner may read it (its group or
+/// others have the read bit): a secret is taken anyway, with a warning
+/// (docs/decisions/0091-a-secret-file-others-may-read.md).
+#[cfg(unix)]
+fn open_to_others(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    meta.permissions().mode() & 0o044 != 0
+}
+
+#[cfg(not(unix))]
+fn open_to_others(_: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Runs `warn` the first time this process reads the secret file `path`
+/// (a reload reads it again without a second warning).
+fn warn_once(path: &Path, warn: impl FnOnce()) {
+    static WARNED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(path.to_path_buf());
+    if first {
+        warn();
+    }
 }
 
 /// `NAME` or `NAME:-default`.
@@ -358,5 +395,39 @@ mod tests {
             expand("${file:edge}", &env(), &dir, |_| {}).unwrap().len(),
             64 * 1024
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_secret_file_others_may_read_warns_once_naming_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = secrets_dir();
+        let write = |name: &str, mode: u32| {
+            std::fs::write(dir.join(name), "s3cret\n").unwrap();
+            std::fs::set_permissions(dir.join(name), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        };
+        write("private", 0o600);
+        write("group", 0o640);
+        write("world", 0o604);
+        let read = |text: &str| {
+            let (value, kept) =
+                super::super::deferring(|| expand(text, &env(), &dir, |_| {}).unwrap());
+            assert_eq!(value, "s3cret");
+            kept.lines()
+        };
+        assert_eq!(read("${file:private}"), Vec::<String>::new());
+        for name in ["group", "world"] {
+            let lines = read(&format!("${{file:{name}}}"));
+            assert_eq!(lines.len(), 1, "{lines:?}");
+            assert!(
+                lines[0].contains(&display_path(&dir.join(name)))
+                    && lines[0].contains("group or others")
+                    && !lines[0].contains("s3cret"),
+                "{lines:?}"
+            );
+            // Once per process: a reload reads it again without a warning.
+            assert_eq!(read(&format!("${{file:{name}}}")), Vec::<String>::new());
+        }
     }
 }

@@ -5,13 +5,14 @@
 use std::time::Duration;
 
 use jsonwebtoken::DecodingKey;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::input;
 use super::interaction::Customer;
 use super::login_token::{
     check_exp, check_nbf, hs256_kid, jwt_error, validation, BAD_KEY, LEEWAY_SECS,
 };
+use super::numeric_date::NumericDate;
 use super::secrets::TeamKeys;
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -70,12 +71,10 @@ struct Wire {
     aud: String,
     sub: String,
     jti: String,
-    #[serde(deserialize_with = "numeric_date")]
-    iat: i64,
-    #[serde(deserialize_with = "numeric_date")]
-    exp: i64,
-    #[serde(default, deserialize_with = "opt_numeric_date")]
-    nbf: Option<i64>,
+    iat: NumericDate,
+    exp: NumericDate,
+    #[serde(default)]
+    nbf: Option<NumericDate>,
     // Optional claims: absent or null is `None`; any other non-string is refused.
     #[serde(default)]
     name: Option<String>,
@@ -103,7 +102,9 @@ pub fn verify(
 ) -> Result<Assertion, Error> {
     let kid = hs256_kid(token)?;
     let key = team.key_by_kid(&kid).ok_or(BAD_KEY)?;
-    let mut v = validation(&["iss", "aud", "sub", "exp"]);
+    // `exp` is required by `Wire`: the library's own check would refuse a
+    // NumericDate with a fraction.
+    let mut v = validation(&["iss", "aud", "sub"]);
     v.set_issuer(&[team.team_id()]);
     v.set_audience(&[issuer]);
     let w = jsonwebtoken::decode::<Wire>(token, &DecodingKey::from_secret(key.secret.expose()), &v)
@@ -121,12 +122,17 @@ pub fn verify(
     if w.iss == w.aud || w.stage.is_some() {
         return Err(Error::InvalidToken("a login token is not an assertion"));
     }
-    if w.sub.is_empty() || w.jti.is_empty() {
+    // An `exp` before 1970 is no time a JWT library reads (they read it
+    // unsigned): malformed, as they would say.
+    if w.sub.is_empty() || w.jti.is_empty() || w.exp.floor < 0 {
         return Err(Error::InvalidToken(
             "a required claim is missing or malformed",
         ));
     }
-    let lifetime_ms = (i128::from(w.exp) - i128::from(w.iat)) * 1000;
+    // A fraction never widens a check (docs/api.md#conventions): the
+    // lifetime is measured at its longest, the issue time and `nbf` as
+    // late as they may be, `exp` as early.
+    let lifetime_ms = (i128::from(w.exp.ceil) - i128::from(w.iat.floor)) * 1000;
     if lifetime_ms < 0 {
         return Err(Error::InvalidToken("exp is before iat"));
     }
@@ -136,41 +142,23 @@ pub fn verify(
             "the assertion lives longer than assertion_max_age",
         ));
     }
-    if (i128::from(w.iat) - i128::from(LEEWAY_SECS)) * 1000 > i128::from(now.unix_millis()) {
+    if (i128::from(w.iat.ceil) - i128::from(LEEWAY_SECS)) * 1000 > i128::from(now.unix_millis()) {
         return Err(Error::InvalidToken("the assertion is issued in the future"));
     }
-    check_nbf(w.nbf, now)?;
-    check_exp(w.exp, now)?;
+    check_nbf(w.nbf.map(|n| n.ceil), now)?;
+    check_exp(w.exp.floor, now)?;
 
     Ok(Assertion {
         sub: w.sub,
         jti: w.jti,
-        iat: w.iat,
-        exp: w.exp,
+        iat: w.iat.floor,
+        exp: w.exp.floor,
         name: w.name,
         email: w.email,
         phone: w.phone,
         fingerprint: w.fingerprint,
         region: w.region,
     })
-}
-
-/// A JSON NumericDate: an integer, or a finite number rounded down.
-fn numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    let n = serde_json::Number::deserialize(d)?;
-    if let Some(i) = n.as_i64() {
-        return Ok(i);
-    }
-    match n.as_f64() {
-        Some(f) if f.is_finite() && f.abs() < 1e15 => Ok(f.floor() as i64),
-        _ => Err(serde::de::Error::custom("not a NumericDate")),
-    }
-}
-
-fn opt_numeric_date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
-    #[derive(Deserialize)]
-    struct N(#[serde(deserialize_with = "numeric_date")] i64);
-    Ok(Option::<N>::deserialize(d)?.map(|N(n)| n))
 }
 
 #[cfg(test)]
@@ -325,6 +313,34 @@ mod tests {
             }
             assert!(check_at(&with(k, Value::Null), T0).is_ok(), "{k} null");
         }
+    }
+
+    #[test]
+    fn times_with_a_fraction_never_widen_the_checks() {
+        // exp T0 + 300.5 is read; it does not live past T0 + 305 (leeway).
+        let c = with("exp", json!(T0 as f64 + 300.5));
+        assert_eq!(check_at(&c, T0).unwrap().exp, T0 + 300);
+        assert!(check_at(&c, T0 + 305).is_ok());
+        assert!(matches!(check_at(&c, T0 + 306), Err(Error::TokenExpired)));
+        // nbf and iat T0 + 5.5 are half a second past the leeway at T0.
+        invalid(
+            check_at(&with("nbf", json!(T0 as f64 + 5.5)), T0),
+            "the token is not valid yet",
+        );
+        assert!(check_at(&with("nbf", json!(T0 as f64 + 5.5)), T0 + 1).is_ok());
+        let early = with("iat", json!(T0 as f64 + 5.5));
+        invalid(
+            check_at(&early, T0),
+            "the assertion is issued in the future",
+        );
+        assert!(check_at(&early, T0 + 1).is_ok());
+        // A lifetime a half second over max_age is over it.
+        let mut long = with("exp", json!(T0 as f64 + 600.5));
+        long["iat"] = json!(T0);
+        invalid(
+            check_at(&long, T0),
+            "the assertion lives longer than assertion_max_age",
+        );
     }
 
     #[test]

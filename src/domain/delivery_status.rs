@@ -52,6 +52,33 @@ pub struct DeliveryError {
     pub title: Option<String>,
 }
 
+/// The most characters of a provider's error code a record keeps
+/// (docs/api.md#delivery-status).
+pub const MAX_ERROR_CODE_CHARS: usize = 64;
+/// The most characters of a provider's error title a record keeps.
+pub const MAX_ERROR_TITLE_CHARS: usize = 256;
+
+impl DeliveryError {
+    /// The error as a record keeps it: its code cut to
+    /// [`MAX_ERROR_CODE_CHARS`] characters and its title to
+    /// [`MAX_ERROR_TITLE_CHARS`] (docs/decisions/0090-a-provider-s-error-is-cut.md).
+    pub fn bounded(self) -> Self {
+        DeliveryError {
+            code: cut(self.code, MAX_ERROR_CODE_CHARS),
+            title: self.title.map(|t| cut(t, MAX_ERROR_TITLE_CHARS)),
+        }
+    }
+}
+
+/// `s` with at most `max` characters (Unicode scalar values), cut on a
+/// character's boundary.
+fn cut(mut s: String, max: usize) -> String {
+    if let Some((end, _)) = s.char_indices().nth(max) {
+        s.truncate(end);
+    }
+    s
+}
+
 /// Where a message stands: its status and, with `failed`, the error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryState {
@@ -82,14 +109,17 @@ impl DeliveryState {
     }
 
     /// Applies a report of `status` (with `error`, kept only for
-    /// `failed`): only a later status moves it.
+    /// `failed`, [bounded](DeliveryError::bounded)): only a later status
+    /// moves it.
     pub fn report(&mut self, status: DeliveryStatus, error: Option<DeliveryError>) -> Moved {
         if status <= self.status {
             return Moved::No;
         }
         let arrived_before = self.status.arrived();
         self.status = status;
-        self.error = error.filter(|_| status == DeliveryStatus::Failed);
+        self.error = error
+            .filter(|_| status == DeliveryStatus::Failed)
+            .map(DeliveryError::bounded);
         match status {
             DeliveryStatus::Failed => Moved::Failed,
             s if s.arrived() && !arrived_before => Moved::Arrived,
@@ -149,5 +179,27 @@ mod tests {
         let mut order = DeliveryStatus::ALL.to_vec();
         order.sort();
         assert_eq!(order, DeliveryStatus::ALL);
+    }
+
+    #[test]
+    fn a_providers_error_is_kept_cut_to_its_bounds() {
+        // 5 KB of code and title, with a character of two bytes across
+        // each cut: kept as the first 64 and 256 characters.
+        let long = |n: usize| "é".repeat(n);
+        let mut state = DeliveryState::accepted();
+        state.report(
+            Failed,
+            Some(DeliveryError {
+                code: long(2_500),
+                title: Some(long(2_500)),
+            }),
+        );
+        let kept = state.error.unwrap();
+        assert_eq!(kept.code, long(64));
+        assert_eq!(kept.title.as_deref(), Some(long(256).as_str()));
+        // Within the bounds: kept as sent.
+        let mut state = DeliveryState::accepted();
+        state.report(Failed, error());
+        assert_eq!(state.error, error());
     }
 }

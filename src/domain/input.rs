@@ -5,8 +5,8 @@
 //! Two kinds of text about a customer come from outside:
 //! - **identifiers** (`customer_ref`, a proven customer's `id`, an assertion's
 //!   `sub`, `expected_customer`): whom lockouts, bans and logouts apply to.
-//!   They are trimmed, normalised (Unicode NFKC) and case-folded (Unicode
-//!   default case folding, then NFKC again), and refuse control, format
+//!   They are trimmed, normalised (Unicode NFKC, every dash `-`) and
+//!   case-folded (Unicode default case folding, then NFKC again), and refuse control, format
 //!   (zero-width, bidi overrides) and separator characters and letters of
 //!   mixed scripts (UTS #39: a Cyrillic `с` among Latin letters), so two
 //!   spellings that look alike are one subject and cannot dodge a lockout
@@ -78,13 +78,14 @@ pub fn refused_in_identifier(c: char) -> bool {
         || is_invisible(c)
 }
 
-/// An identifier of a customer: trimmed and NFKC-normalised, 1..=`max`
+/// An identifier of a customer: trimmed, NFKC-normalised and every dash
+/// a hyphen-minus, 1..=`max`
 /// characters, no control, format or separator characters, letters of one
 /// script (UTS #39 single-script: Japanese kana with Han is one), then
 /// case-folded. The length counts the characters before folding (what the
 /// caller wrote, as the OpenAPI document says); folding may lengthen (`ß` is `ss`).
 pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
-    let normalised: String = s.trim().nfkc().collect();
+    let normalised = normalise(s);
     let v = normalised.trim();
     length(field, v, max)?;
     if v.chars().any(refused_in_identifier) {
@@ -102,6 +103,24 @@ pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
     Ok(fold(v))
 }
 
+/// Trimmed, NFKC, and every dash a hyphen-minus ([`is_dash`]); one
+/// character for one, so the length is the caller's.
+fn normalise(s: &str) -> String {
+    s.trim()
+        .nfkc()
+        .map(|c| if is_dash(c) { '-' } else { c })
+        .collect()
+}
+
+/// A dash that an identifier reads as `-` (docs/api.md#identifiers):
+/// Unicode's dash punctuation (hyphen, non-breaking hyphen, figure, en and
+/// em dashes, their small and fullwidth forms, …) and the minus sign, which
+/// look like it. NFKC has already made the superscript, subscript and
+/// fullwidth forms one of these.
+fn is_dash(c: char) -> bool {
+    c.general_category() == GeneralCategory::DashPunctuation || c == '\u{2212}'
+}
+
 /// Unicode default case folding, then NFKC again so that folding a folded
 /// identifier changes nothing (NFKC_Casefold-like, as UTS #39 skeletons and
 /// RFC 8264 do).
@@ -112,7 +131,7 @@ fn fold(v: &str) -> String {
 /// Two identifiers name one customer: equal once folded. Identifiers are
 /// kept folded ([`identifier`]); this holds also for a spelling that was not.
 pub fn same_identifier(a: &str, b: &str) -> bool {
-    let folded = |v: &str| fold(&v.trim().nfkc().collect::<String>());
+    let folded = |v: &str| fold(&normalise(v));
     a == b || folded(a) == folded(b)
 }
 
@@ -325,6 +344,31 @@ mod tests {
         );
         assert!(customer_id("customer.id", &"x".repeat(1024)).is_ok());
         assert!(customer_id("customer.id", &"x".repeat(1025)).is_err());
+    }
+
+    #[test]
+    fn every_dash_is_a_hyphen_minus_so_lookalikes_are_one_subject() {
+        let plain = CustomerRef::parse("cust-42").unwrap();
+        // Hyphen, non-breaking hyphen, figure dash, en dash, em dash,
+        // minus sign, small and fullwidth hyphen-minus, and the
+        // superscript minus NFKC makes a minus sign.
+        for dash in [
+            '\u{2010}', '\u{2011}', '\u{2012}', '\u{2013}', '\u{2014}', '\u{2015}', '\u{2212}',
+            '\u{FE58}', '\u{FE63}', '\u{FF0D}', '\u{207B}', '\u{2E3A}',
+        ] {
+            let spelling = format!("Cust{dash}42");
+            assert_eq!(CustomerRef::parse(&spelling).unwrap(), plain, "{dash:?}");
+            assert_eq!(
+                customer_id("sub", &spelling).unwrap(),
+                "cust-42",
+                "{dash:?}"
+            );
+            assert_eq!(subject(&spelling).unwrap(), "cust-42", "{dash:?}");
+            assert!(same_identifier(&spelling, "cust-42"), "{dash:?}");
+        }
+        // Other punctuation stays itself.
+        assert_eq!(customer_id("sub", "cust_42").unwrap(), "cust_42");
+        assert_eq!(customer_id("sub", "cust~42").unwrap(), "cust~42");
     }
 
     #[test]

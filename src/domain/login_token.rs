@@ -11,6 +11,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::numeric_date::{self, NumericDate};
 use super::secrets::{SecurityKey, TeamKeys};
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -38,9 +39,15 @@ pub struct LoginClaims {
     pub sub: String,
     /// The link id (one-time; a UUID, checked by [`verify`]).
     pub jti: String,
+    /// Read rounded down when it has a fraction (docs/api.md#conventions).
+    #[serde(deserialize_with = "numeric_date::floor")]
     pub iat: i64,
-    /// Absent when `token_ttl` is "0s".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Absent when `token_ttl` is "0s"; read rounded down.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "numeric_date::opt_floor"
+    )]
     pub exp: Option<i64>,
     pub team: String,
     pub channel: String,
@@ -67,8 +74,9 @@ pub fn issue(key: &SecurityKey, claims: &LoginClaims) -> Result<String, Error> {
 struct Wire {
     #[serde(flatten)]
     claims: LoginClaims,
+    /// Rounded up: a fraction never makes a token valid sooner.
     #[serde(default)]
-    nbf: Option<i64>,
+    nbf: Option<NumericDate>,
 }
 
 /// Verifies a login token. The unverified `aud` only chooses the team whose
@@ -111,7 +119,7 @@ pub fn verify<'a, T: TeamKeys + 'a>(
     if claims.iss == claims.aud {
         return Err(Error::InvalidToken("an assertion is not a login token"));
     }
-    check_nbf(nbf, now)?;
+    check_nbf(nbf.map(|n| n.ceil), now)?;
     if let Some(exp) = claims.exp {
         check_exp(exp, now)?;
     }
@@ -476,6 +484,28 @@ pub(crate) mod tests {
         let token = sign_raw(&hdr("k1"), &p, 1);
         invalid(&token, "the token is not valid yet");
         assert!(check(&token, T0 + 55).is_ok());
+    }
+
+    #[test]
+    fn times_with_a_fraction_are_read_and_checked_tightly() {
+        // exp T0 + 600.5: read, and never later than written (5 s leeway).
+        let p = payload_with("exp", json!(T0 as f64 + 600.5));
+        let token = sign_raw(&hdr("k1"), &p, 1);
+        let c = check(&token, T0).unwrap();
+        assert_eq!(c.exp, Some(T0 + 600));
+        assert!(check(&token, T0 + 605).is_ok());
+        assert!(matches!(check(&token, T0 + 606), Err(Error::TokenExpired)));
+        // iat with a fraction is read as well.
+        let p = payload_with("iat", json!(T0 as f64 - 0.25));
+        assert!(check(&sign_raw(&hdr("k1"), &p, 1), T0).is_ok());
+        // nbf T0 + 5.5 is valid from T0 + 0.5 (leeway): not yet at T0.
+        let p = payload_with("nbf", json!(T0 as f64 + 5.5));
+        let token = sign_raw(&hdr("k1"), &p, 1);
+        invalid(&token, "the token is not valid yet");
+        assert!(check(&token, T0 + 1).is_ok());
+        for bad in [json!("1"), json!(true), json!(1e300)] {
+            invalid(&sign_raw(&hdr("k1"), &payload_with("exp", bad), 1), CLAIM);
+        }
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod ladder;
 pub mod login;
 pub mod login_token;
 pub mod logout;
+pub mod numeric_date;
 pub mod origins;
 pub mod otp;
 pub mod phone;

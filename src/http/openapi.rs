@@ -8,7 +8,8 @@
 //! handler can answer is listed; every constraint the handlers enforce is
 //! in the schemas, no more and no less, where a schema can state it, and in
 //! the operation's 422 description where not ([`REFUSALS`]); every event is
-//! the `Event` schema (`events.rs`).
+//! the `Event` schema, and every frame of the event stream, parsed, an
+//! `EventFrame` (`events.rs`).
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
@@ -192,6 +193,14 @@ pub fn finish(mut doc: utoipa::openapi::OpenApi, raw: &[(&str, Value)]) -> Value
         doc["components"]["schemas"][*name] = schema.clone();
     }
     doc["components"]["schemas"]["Event"] = events::schema();
+    doc["components"]["schemas"]["EventFrame"] = events::frame_schema();
+    // The stream is text, but what a client reads from it is its frames,
+    // parsed: each one an `EventFrame`.
+    if let Some(stream) =
+        doc.pointer_mut("/paths/~1v1~1events/get/responses/200/content/text~1event-stream")
+    {
+        stream["schema"] = json!({"$ref": "#/components/schemas/EventFrame"});
+    }
     doc["webhooks"] = events::webhooks();
     camel_case_links(&mut doc);
     describe_refusals(&mut doc);

@@ -24,6 +24,7 @@ fn title(code: &str) -> &'static str {
         "token_used" => "Token already used",
         "challenge_used" => "Challenge already used",
         "no_session_pin" => "No session PIN",
+        "no_next_step" => "No next step",
         "token_expired" => "Token expired",
         "challenge_expired" => "Challenge expired",
         "challenge_exhausted" => "Challenge exhausted",
@@ -34,6 +35,7 @@ fn title(code: &str) -> &'static str {
         "channel_error" => "Channel error",
         "store_unavailable" => "Store unavailable",
         "overloaded" => "Overloaded",
+        "draining" => "Draining",
         _ => "Internal error",
     }
 }
@@ -248,6 +250,47 @@ mod tests {
             let parsed: Result<ProblemCode, _> =
                 serde_json::from_value(serde_json::Value::String(code.into()));
             assert!(parsed.is_ok(), "{code} is not in ProblemCode");
+        }
+    }
+
+    #[test]
+    fn every_code_has_a_title_of_its_own() {
+        let codes = [
+            "invalid_request",
+            "unauthorized",
+            "invalid_token",
+            "invalid_signature",
+            "invalid_code",
+            "forbidden",
+            "customer_mismatch",
+            "banned",
+            "not_found",
+            "request_timeout",
+            "token_used",
+            "challenge_used",
+            "no_session_pin",
+            "no_next_step",
+            "token_expired",
+            "challenge_expired",
+            "challenge_exhausted",
+            "payload_too_large",
+            "unsupported_media_type",
+            "locked",
+            "rate_limited",
+            "channel_error",
+            "store_unavailable",
+            "overloaded",
+            "draining",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for code in codes {
+            let t = title(code);
+            assert_ne!(
+                t,
+                title("internal_error"),
+                "{code} is titled as an internal error"
+            );
+            assert!(seen.insert(t), "{code} shares its title {t:?}");
         }
     }
 

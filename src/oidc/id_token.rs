@@ -10,6 +10,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 use super::OidcError;
+use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
 
 /// Clock skew allowed on `exp`, `iat` and `auth_time`, in seconds.
@@ -155,13 +156,15 @@ pub fn check_login_claims(
     now: Timestamp,
 ) -> Result<Proven, OidcError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let number = |name: &str| claims.get(name).and_then(Value::as_i64);
+    // A time with a fraction never widens a check (docs/api.md#conventions):
+    // `exp` and `auth_time` rounded down, `iat` (not in the future) up.
+    let number = |name: &str| claims.get(name).and_then(NumericDate::of);
     let now_s = now.unix_seconds();
-    let exp = number("exp").ok_or(invalid("no exp"))?;
+    let exp = number("exp").ok_or(invalid("no exp"))?.floor;
     if now_s >= exp.saturating_add(LEEWAY_SECS) {
         return Err(invalid("expired"));
     }
-    let iat = number("iat").ok_or(invalid("no iat"))?;
+    let iat = number("iat").ok_or(invalid("no iat"))?.ceil;
     if iat > now_s.saturating_add(LEEWAY_SECS) {
         return Err(invalid("issued in the future"));
     }
@@ -180,7 +183,7 @@ pub fn check_login_claims(
         return Err(invalid("acr not one of acr_values"));
     }
     if let Some(max_age) = expect.max_age {
-        let auth_time = number("auth_time").ok_or(invalid("no auth_time"))?;
+        let auth_time = number("auth_time").ok_or(invalid("no auth_time"))?.floor;
         let max_age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
         if now_s
             > auth_time
@@ -262,6 +265,23 @@ mod tests {
         assert_eq!(p.email, None);
         assert!(check(json!({"aud": ["chatgate", "other"], "azp": "chatgate"})).is_ok());
         assert!(check(json!({"exp": NOW - 59})).is_ok(), "60 s leeway");
+    }
+
+    #[test]
+    fn times_with_a_fraction_are_read_and_checked_tightly() {
+        let half = |n: i64| json!(n as f64 + 0.5);
+        assert!(check(json!({"exp": half(NOW + 300), "iat": half(NOW - 1),
+            "auth_time": half(NOW - 10)}))
+        .is_ok());
+        // exp NOW - 59.5 with 60 s leeway ends at NOW + 0.5, but a
+        // fraction never extends: refused at NOW, as NOW - 60 is.
+        assert!(check(json!({"exp": NOW as f64 - 59.5})).is_err());
+        assert!(check(json!({"exp": NOW as f64 - 58.5})).is_ok());
+        // iat NOW + 60.5 is past the leeway: issued in the future.
+        assert!(check(json!({"iat": half(NOW + 60)})).is_err());
+        // auth_time NOW - 360.5 is older than max_age 300 s and the leeway.
+        assert!(check(json!({"auth_time": NOW as f64 - 360.5})).is_err());
+        assert!(check(json!({"auth_time": NOW as f64 - 359.5})).is_ok());
     }
 
     #[test]

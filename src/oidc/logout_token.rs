@@ -5,6 +5,7 @@
 use serde_json::{Map, Value};
 
 use super::OidcError;
+use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
 
 /// The member of `events` that makes a token a logout token.
@@ -44,18 +45,22 @@ pub fn check_logout_claims(
 ) -> Result<Logout, OidcError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     let now_s = now.unix_seconds();
+    // A time with a fraction never widens a check (docs/api.md#conventions):
+    // `iat` ahead rounded up, its age and `exp` rounded down.
     let iat = claims
         .get("iat")
-        .and_then(Value::as_i64)
+        .and_then(NumericDate::of)
         .ok_or(invalid("no iat"))?;
-    if iat > now_s.saturating_add(AHEAD_SECS) {
+    if iat.ceil > now_s.saturating_add(AHEAD_SECS) {
         return Err(invalid("iat in the future"));
     }
-    if iat < now_s.saturating_sub(MAX_AGE_SECS) {
+    if iat.floor < now_s.saturating_sub(MAX_AGE_SECS) {
         return Err(invalid("iat older than 5 minutes"));
     }
     if let Some(exp) = claims.get("exp") {
-        let exp = exp.as_i64().ok_or(invalid("exp not a number"))?;
+        let exp = NumericDate::of(exp)
+            .ok_or(invalid("exp not a number"))?
+            .floor;
         if now_s >= exp.saturating_add(super::id_token::LEEWAY_SECS) {
             return Err(invalid("expired"));
         }
@@ -122,6 +127,18 @@ mod tests {
         assert!(check(json!({"iat": NOW - 300})).is_ok(), "5 minutes old");
         assert!(check(json!({"iat": NOW + 60})).is_ok(), "60 s ahead");
         assert!(check(json!({"exp": NOW + 120})).is_ok());
+    }
+
+    #[test]
+    fn times_with_a_fraction_are_read_and_checked_tightly() {
+        assert!(check(json!({"iat": NOW as f64 - 10.5, "exp": NOW as f64 + 120.5})).is_ok());
+        // Half a second over the bounds is over them.
+        assert!(
+            check(json!({"iat": NOW as f64 - 300.5})).is_err(),
+            "too old"
+        );
+        assert!(check(json!({"iat": NOW as f64 + 60.5})).is_err(), "ahead");
+        assert!(check(json!({"exp": NOW as f64 - 59.5})).is_err(), "expired");
     }
 
     #[test]

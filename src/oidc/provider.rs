@@ -4,7 +4,7 @@
 //! `https` (or `http` on a loopback address) is ever asked; a failure is an
 //! [`OidcError::Provider`] whose reason names what failed, never a token,
 //! code or secret.
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,8 +27,27 @@ pub const MAX_ANSWER: usize = 1 << 20;
 /// A discovery document is fetched again after this long.
 const METADATA_LIFE: Duration = Duration::from_secs(3600);
 /// An unknown `kid` fetches the key set again at once the first time, then
-/// at most this often.
-pub const REFETCH_EVERY: Duration = Duration::from_secs(60);
+/// at most this often for each endpoint that asks ([`KeyUse`]).
+pub const REFETCH_EVERY: Duration = Duration::from_secs(10);
+/// A `kid` still unknown after a fetch is refused without a fetch this long.
+pub const UNKNOWN_KID_FOR: Duration = Duration::from_secs(60);
+/// The most unknown `kid`s remembered per key set; the oldest go first.
+const UNKNOWN_KIDS_KEPT: usize = 64;
+
+/// The endpoint that asks for a key: each has its own refetch allowance,
+/// so that unknown `kid`s posted to one cannot delay another
+/// (docs/api.md#hosted-login-openid-connect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyUse {
+    /// The hosted login's ID tokens.
+    Login,
+    /// The back-channel logout's logout tokens.
+    Logout,
+    /// The Shared Signals receiver's Security Event Tokens.
+    Ssf,
+    /// CIBA's ID tokens.
+    Ciba,
+}
 
 /// What the gateway uses of `{issuer}/.well-known/openid-configuration`.
 /// An endpoint is kept as named; [`reachable`] decides, where it is
@@ -150,8 +169,40 @@ pub struct KeySet<'a> {
 struct Cached {
     metadata: Option<(Metadata, Timestamp)>,
     keys: Option<Vec<Jwk>>,
-    /// When an unknown `kid` last fetched the key set again.
-    refetched_at: Option<Timestamp>,
+    /// When an unknown `kid` last fetched the key set again, per endpoint.
+    refetched_at: BTreeMap<KeyUse, Timestamp>,
+    /// `kid`s a fetch did not find, and when: refused without a fetch for
+    /// [`UNKNOWN_KID_FOR`].
+    unknown: BTreeMap<String, Timestamp>,
+}
+
+impl Cached {
+    fn find(&self, kid: &str) -> Option<Jwk> {
+        self.keys
+            .iter()
+            .flatten()
+            .find(|k| k.common.key_id.as_deref() == Some(kid))
+            .cloned()
+    }
+
+    /// Remembers that a fetch at `now` did not find `kid`, forgetting what
+    /// is old enough (and the oldest, beyond [`UNKNOWN_KIDS_KEPT`]).
+    fn not_found(&mut self, kid: &str, now: Timestamp) {
+        self.unknown
+            .retain(|_, at| now.since(*at) < UNKNOWN_KID_FOR);
+        while self.unknown.len() >= UNKNOWN_KIDS_KEPT {
+            let oldest = self
+                .unknown
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => self.unknown.remove(&k),
+                None => break,
+            };
+        }
+        self.unknown.insert(kid.to_string(), now);
+    }
 }
 
 /// The providers of every team, by issuer, with one HTTP client.
@@ -257,35 +308,57 @@ impl Providers {
             .collect())
     }
 
-    /// The key named `kid` of `set`. The set is fetched when none is
-    /// cached; an unknown `kid` fetches it again (a rotated key) at once the
-    /// first time, then at most once per [`REFETCH_EVERY`]; still unknown:
-    /// the token is refused.
+    /// The key named `kid` of `set`, for the hosted login
+    /// ([`Self::key_for`] with [`KeyUse::Login`]).
     pub async fn key_in(
         &self,
         set: &KeySet<'_>,
         kid: &str,
         now: Timestamp,
     ) -> Result<Jwk, OidcError> {
+        self.key_for(set, KeyUse::Login, kid, now).await
+    }
+
+    /// The key named `kid` of `set`, for the endpoint `use_`. The set is
+    /// fetched when none is cached (not a refetch). An unknown `kid` fetches
+    /// it again (a rotated key) at once the first time, then at most once
+    /// per [`REFETCH_EVERY`] for each endpoint; a `kid` still unknown after
+    /// a fetch (any endpoint's) is refused without a fetch for
+    /// [`UNKNOWN_KID_FOR`].
+    pub async fn key_for(
+        &self,
+        set: &KeySet<'_>,
+        use_: KeyUse,
+        kid: &str,
+        now: Timestamp,
+    ) -> Result<Jwk, OidcError> {
+        const UNKNOWN: OidcError = OidcError::Unverified("a kid not in the key set");
         let entry = self.entry(set.cache);
         let mut cached = entry.lock().await;
-        let find = |keys: &Option<Vec<Jwk>>| {
-            keys.iter()
-                .flatten()
-                .find(|k| k.common.key_id.as_deref() == Some(kid))
-                .cloned()
-        };
         if cached.keys.is_none() {
             cached.keys = Some(self.fetch_keys(set).await?);
-        } else if find(&cached.keys).is_none()
-            && cached
+        } else if cached.find(kid).is_none() {
+            let known_unknown = cached
+                .unknown
+                .get(kid)
+                .is_some_and(|at| now.since(*at) < UNKNOWN_KID_FOR);
+            let too_soon = cached
                 .refetched_at
-                .is_none_or(|at| now.since(at) >= REFETCH_EVERY)
-        {
-            cached.refetched_at = Some(now);
+                .get(&use_)
+                .is_some_and(|at| now.since(*at) < REFETCH_EVERY);
+            if known_unknown || too_soon {
+                return Err(UNKNOWN);
+            }
+            cached.refetched_at.insert(use_, now);
             cached.keys = Some(self.fetch_keys(set).await?);
         }
-        find(&cached.keys).ok_or(OidcError::Unverified("a kid not in the key set"))
+        match cached.find(kid) {
+            Some(key) => Ok(key),
+            None => {
+                cached.not_found(kid, now);
+                Err(UNKNOWN)
+            }
+        }
     }
 
     /// A POST to one of the provider's endpoints with the client's
@@ -389,5 +462,131 @@ mod tests {
             "https://idp.example/bc"
         );
         assert!(wire(None).checked("https://idp.example").is_ok());
+    }
+
+    /// A key set at a local stand-in whose keys a test changes, counting
+    /// its fetches.
+    struct Jwks {
+        kids: Arc<Mutex<Vec<&'static str>>>,
+        fetches: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl wiremock::Respond for Jwks {
+        fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let keys: Vec<serde_json::Value> = self
+                .kids
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|kid| serde_json::json!({"kty": "RSA", "alg": "RS256", "kid": kid, "n": "AQAB", "e": "AQAB"}))
+                .collect();
+            wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({ "keys": keys }))
+        }
+    }
+
+    struct Stand {
+        _server: wiremock::MockServer,
+        issuer: String,
+        jwks_uri: Url,
+        kids: Arc<Mutex<Vec<&'static str>>>,
+        fetches: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Stand {
+        async fn new(kids: &[&'static str]) -> Stand {
+            let server = wiremock::MockServer::start().await;
+            let (kids, fetches) = (Arc::new(Mutex::new(kids.to_vec())), Arc::default());
+            wiremock::Mock::given(wiremock::matchers::path("/jwks"))
+                .respond_with(Jwks {
+                    kids: Arc::clone(&kids),
+                    fetches: Arc::clone(&fetches),
+                })
+                .mount(&server)
+                .await;
+            Stand {
+                issuer: server.uri(),
+                jwks_uri: Url::parse(&format!("{}/jwks", server.uri())).unwrap(),
+                _server: server,
+                kids,
+                fetches,
+            }
+        }
+
+        fn set(&self) -> KeySet<'_> {
+            KeySet {
+                cache: &self.issuer,
+                jwks_uri: &self.jwks_uri,
+                issuer: &self.issuer,
+            }
+        }
+
+        fn rotate(&self, kids: &[&'static str]) {
+            *self.kids.lock().unwrap() = kids.to_vec();
+        }
+
+        fn fetches(&self) -> usize {
+            self.fetches.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    fn at(s: i64) -> Timestamp {
+        Timestamp::from_unix_seconds(1_795_000_000 + s)
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_refetches_at_most_every_ten_seconds_and_is_remembered_a_minute() {
+        let idp = Stand::new(&["a"]).await;
+        let p = Providers::default();
+        let set = idp.set();
+        // The first fetch is not a refetch.
+        assert!(p.key_in(&set, "a", at(0)).await.is_ok());
+        assert_eq!(idp.fetches(), 1);
+        // A stray kid: fetched again at once, still unknown.
+        assert!(p.key_in(&set, "stray", at(1)).await.is_err());
+        assert_eq!(idp.fetches(), 2);
+        // The provider rotates to b: within 10 s of the last refetch, refused
+        // without a fetch; from then on, fetched (not a minute later).
+        idp.rotate(&["a", "b"]);
+        assert!(p.key_in(&set, "b", at(5)).await.is_err());
+        assert_eq!(idp.fetches(), 2);
+        assert!(p.key_in(&set, "b", at(11)).await.is_ok());
+        assert_eq!(idp.fetches(), 3);
+        // The stray kid within the minute: refused without a fetch, though
+        // the last refetch is over 10 s old.
+        assert!(p.key_in(&set, "stray", at(30)).await.is_err());
+        assert_eq!(idp.fetches(), 3);
+        // A minute after it was found unknown, the stray kid may fetch again.
+        assert!(p.key_in(&set, "stray", at(60)).await.is_err());
+        assert_eq!(idp.fetches(), 3);
+        assert!(p.key_in(&set, "stray", at(61)).await.is_err());
+        assert_eq!(idp.fetches(), 4);
+    }
+
+    #[tokio::test]
+    async fn each_endpoint_has_its_own_refetch_budget() {
+        let idp = Stand::new(&["a"]).await;
+        let p = Providers::default();
+        let set = idp.set();
+        assert!(p.key_for(&set, KeyUse::Login, "a", at(0)).await.is_ok());
+        // A stranger's kid at the back-channel logout uses its budget ...
+        assert!(p
+            .key_for(&set, KeyUse::Logout, "stray", at(1))
+            .await
+            .is_err());
+        assert_eq!(idp.fetches(), 2);
+        // ... not the hosted login's: a key rotated just now is fetched.
+        idp.rotate(&["b"]);
+        assert!(p.key_for(&set, KeyUse::Login, "b", at(2)).await.is_ok());
+        assert_eq!(idp.fetches(), 3);
+        // Nor CIBA's, nor the receiver's; the logout's is used up.
+        idp.rotate(&["b", "c", "d"]);
+        assert!(p.key_for(&set, KeyUse::Logout, "c", at(3)).await.is_err());
+        assert_eq!(idp.fetches(), 3);
+        assert!(p.key_for(&set, KeyUse::Ciba, "c", at(3)).await.is_ok());
+        assert_eq!(idp.fetches(), 4);
+        assert!(p.key_for(&set, KeyUse::Ssf, "d", at(4)).await.is_ok());
+        assert_eq!(idp.fetches(), 4, "d is in the set fetched at 3");
     }
 }

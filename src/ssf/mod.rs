@@ -9,6 +9,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::config::OnCredentialChange;
+use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
 
 /// CAEP: the customer's session was revoked.
@@ -107,6 +108,15 @@ pub struct Transmitter<'a> {
     pub on_credential_change: OnCredentialChange,
 }
 
+impl Transmitter<'_> {
+    /// Whether `iss`, an `iss_sub` subject's issuer, is one whose subjects
+    /// are the team's customers: the transmitter's own issuer
+    /// (docs/decisions/0063-whom-a-shared-signals-subject-names.md).
+    fn speaks_for(&self, iss: &str) -> bool {
+        iss == self.issuer
+    }
+}
+
 /// The claim checks of a signed token: `iss`, `aud`, `iat` not more than
 /// [`AHEAD_SECS`] ahead nor [`MAX_AGE_SECS`] old, `jti`, `events`; then which subjects its events
 /// log out.
@@ -132,14 +142,16 @@ pub fn check_set_claims(
     if !audience_ok {
         return Err(SetError::Audience);
     }
+    // A fraction never widens a check (docs/api.md#conventions): ahead
+    // rounded up, the age rounded down.
     let iat = claims
         .get("iat")
-        .and_then(Value::as_i64)
+        .and_then(NumericDate::of)
         .ok_or(SetError::Request("no iat"))?;
-    if iat > now.unix_seconds().saturating_add(AHEAD_SECS) {
+    if iat.ceil > now.unix_seconds().saturating_add(AHEAD_SECS) {
         return Err(SetError::Request("iat in the future"));
     }
-    if iat < now.unix_seconds().saturating_sub(MAX_AGE_SECS) {
+    if iat.floor < now.unix_seconds().saturating_sub(MAX_AGE_SECS) {
         return Err(SetError::Request("iat too old"));
     }
     let jti = text("jti")
@@ -162,7 +174,7 @@ pub fn check_set_claims(
             continue;
         }
         let subject = top.or_else(|| event.get("subject"));
-        if let Some(s) = subject.and_then(subject_id) {
+        if let Some(s) = subject.and_then(|s| subject_id(s, transmitter)) {
             if !log_out.contains(&s) {
                 log_out.push(s);
             }
@@ -174,11 +186,19 @@ pub fn check_set_claims(
     })
 }
 
-/// The customer a subject identifier names: format `iss_sub` its `sub`,
-/// `opaque` its `id`; any other format names nobody.
-pub fn subject_id(subject: &Value) -> Option<String> {
+/// The customer a subject identifier names: format `iss_sub` its `sub`
+/// when its `iss` is one the transmitter speaks for (another issuer's
+/// `sub` is another issuer's user), `opaque` its `id`; any other format
+/// names nobody.
+fn subject_id(subject: &Value, transmitter: &Transmitter<'_>) -> Option<String> {
     let member = match subject.get("format").and_then(Value::as_str)? {
-        "iss_sub" => "sub",
+        "iss_sub" => {
+            let iss = subject.get("iss").and_then(Value::as_str)?;
+            if !transmitter.speaks_for(iss) {
+                return None;
+            }
+            "sub"
+        }
         "opaque" => "id",
         _ => return None,
     };
@@ -245,6 +265,41 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "invalid_request"
+        );
+    }
+
+    #[test]
+    fn an_iss_sub_subject_of_another_issuer_names_nobody() {
+        let of = |iss: &str| {
+            json!({"events": {SESSION_REVOKED: {
+                "subject": {"format": "iss_sub", "iss": iss, "sub": "cust-42"}}}})
+        };
+        for stranger in ["https://other.example", "", "https://id.example/"] {
+            assert!(
+                check(of(stranger)).unwrap().log_out.is_empty(),
+                "{stranger:?}"
+            );
+        }
+        // Without its iss it names nobody either; the same in `sub_id`.
+        let bare = json!({"events": {SESSION_REVOKED: {
+            "subject": {"format": "iss_sub", "sub": "cust-42"}}}});
+        assert!(check(bare).unwrap().log_out.is_empty());
+        let top = json!({"sub_id": {"format": "iss_sub", "iss": "https://other.example", "sub": "cust-42"}});
+        assert!(check(top).unwrap().log_out.is_empty());
+        // The transmitter's own issuer names its customer.
+        assert_eq!(
+            check(of("https://id.example")).unwrap().log_out,
+            ["cust-42"]
+        );
+    }
+
+    #[test]
+    fn an_iat_with_a_fraction_is_read_and_checked_tightly() {
+        assert!(check(json!({"iat": NOW as f64 - 0.5})).is_ok());
+        assert!(check(json!({"iat": NOW as f64 + 60.5})).is_err(), "ahead");
+        assert!(
+            check(json!({"iat": (NOW - MAX_AGE_SECS) as f64 - 0.5})).is_err(),
+            "too old"
         );
     }
 

@@ -581,3 +581,33 @@ mod redis_only {
         assert!(keys.iter().any(|k| k.ends_with("{acme}:ev")), "{keys:?}");
     }
 }
+
+/// The document describes a frame of `GET /v1/events` as a client parses
+/// it: its `id`, its `event` (the type) and its `data`, the `Event`.
+#[tokio::test]
+async fn each_frame_is_what_the_document_states() {
+    let Some(app) = spawn_app(Backend::Memory).await else {
+        return;
+    };
+    let doc = app.get_json("/openapi.json", None).await;
+    let schema = doc
+        .pointer("/paths/~1v1~1events/get/responses/200/content/text~1event-stream/schema")
+        .cloned()
+        .expect("a schema of the stream");
+    let mut stream = EventStream::open(&app, &app.keys.agent, None).await;
+    let id = app.new_interaction().await;
+    let link = app.issue_link(&id, json!({})).await;
+    assert_eq!(app.succeed(&link, "cust-42").await.status(), 200);
+    for f in stream.events(2).await {
+        let frame = json!({"id": f.id(), "event": f.event.as_deref().unwrap(), "data": f.json()});
+        if let Err(problem) = crate::openapi::conforms(&doc, &schema, &frame, "frame") {
+            panic!("the frame does not match the document: {problem}\n{frame}");
+        }
+        let mut wrong = frame.clone();
+        wrong["data"]["type"] = json!("no.such_type");
+        assert!(
+            crate::openapi::conforms(&doc, &schema, &wrong, "frame").is_err(),
+            "data is the Event"
+        );
+    }
+}

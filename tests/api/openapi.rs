@@ -597,7 +597,7 @@ async fn docs_api_md_covers_every_operation_and_error_code() {
 /// keywords the document uses (`$ref`, `allOf`, `oneOf`, `anyOf`, `type`,
 /// `enum`, `const`, `required`, `properties`, `additionalProperties`,
 /// `items`). The first violation, at its path.
-fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+pub(crate) fn conforms(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
         let target = doc
             .pointer(r.trim_start_matches('#'))

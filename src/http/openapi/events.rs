@@ -1,6 +1,7 @@
 //! The event object of docs/api.md#events, as JSON Schema: what a frame's
-//! `data:` of `GET /v1/events` holds and what a team's `[webhook]`
-//! receives (the document's `webhooks`). Closed at every level it owns, so
+//! `data:` of `GET /v1/events` holds (each frame as a client parses it:
+//! `EventFrame`) and what a team's `[webhook]` receives (the document's
+//! `webhooks`). Closed at every level it owns, so
 //! a member an event gains without being listed here fails the test that
 //! checks emitted events against it (tests/api/openapi.rs).
 use serde_json::{json, Value};
@@ -119,6 +120,28 @@ pub fn schema() -> Value {
         "description": "One event (docs/api.md#events): a frame's `data:` in `GET /v1/events`, and the body \
             a team's `[webhook]` receives. Never a code, PIN, token or key.",
         "oneOf": one_of,
+    })
+}
+
+/// `EventFrame`: one frame of `GET /v1/events` as a Server-Sent Events
+/// client parses it (`id:`, `event:` and `data:` lines): the frame's place
+/// in the history, the event's type and the [`schema`] `Event` itself.
+pub fn frame_schema() -> Value {
+    let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
+    json!({
+        "description": "One frame of `GET /v1/events` (docs/api.md#events) as a Server-Sent Events \
+            client parses it: its `id:`, `event:` and `data:` lines. The stream is `text/event-stream` \
+            text, one such frame per event; `: keep-alive` comment lines are not frames.",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+-[0-9]+$",
+                "description": "The frame's place in the team's history (not the event's `id`): \
+                    send it as `Last-Event-ID` to resume after it."},
+            "event": {"type": "string", "enum": kinds, "description": "The event's `type`."},
+            "data": {"$ref": "#/components/schemas/Event"},
+        },
     })
 }
 

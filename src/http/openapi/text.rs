@@ -167,14 +167,14 @@ text_schemas! {
         "A customer reference: 1 to 256 characters once trimmed and NFKC-normalised; \
          no control, line-separator or format (invisible, bidi) characters; letters of one script \
          (Latin mixed with Cyrillic or Greek, or a character of no script such as a private-use one, is 422); not starting with `interaction:`. \
-         Compared and answered case-folded: `Cust-42` is `cust-42`.",
+         Compared and answered case-folded, every dash (U+2010, U+2212, …) a `-`: `Cust‐42` is `cust-42`.",
         256,
     );
     CustomerIdText => identifier(
         "A customer id: 1 to 1024 characters once trimmed and NFKC-normalised; \
          no control, line-separator or format (invisible, bidi) characters; letters of one script \
-         (Latin mixed with Cyrillic or Greek, or a character of no script such as a private-use one, is 422). Compared and answered case-folded: \
-         `Cust-42` is `cust-42`.",
+         (Latin mixed with Cyrillic or Greek, or a character of no script such as a private-use one, is 422). Compared and answered case-folded, \
+         every dash (U+2010, U+2212, …) a `-`: `Cust‐42` is `cust-42`.",
         1024,
     );
     DisplayText => text(
