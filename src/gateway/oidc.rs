@@ -15,6 +15,7 @@ use crate::domain::interaction::Customer;
 use crate::error::Error;
 pub use crate::oidc::flow::ProviderAnswer;
 use crate::oidc::flow::{self, Started, STATE_TTL};
+use crate::oidc::provider::KeyUse;
 use crate::oidc::states::{self, LinkStates};
 use crate::oidc::{id_token, reachable, OidcError};
 use crate::store::{keys, Commit, Op};
@@ -238,7 +239,9 @@ async fn proven_login(
         .oidc
         .exchange(oidc, &meta, code, &redirect, &started.verifier);
     let token = exchanged.await?;
-    let claims = super::provider_tokens::provider_token(core, oidc, &meta, &token, now).await?;
+    let claims =
+        super::provider_tokens::provider_token(core, oidc, &meta, &token, KeyUse::Login, now);
+    let claims = claims.await?;
     let expect = id_token::Expect {
         issuer: &oidc.issuer,
         client_id: &oidc.client_id,

@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::events::types::LoggedOut;
 use crate::events::EventData;
 use crate::oidc::logout_token::{self, Logout};
+use crate::oidc::provider::KeyUse;
 use crate::oidc::{id_token, OidcError};
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
@@ -160,9 +161,10 @@ async fn checked_logout(
         .metadata(oidc, now)
         .await
         .map_err(|e| (RefusalReason::Unavailable, e.into()))?;
-    let claims = super::provider_tokens::provider_token(core, oidc, &meta, token, now)
-        .await
-        .map_err(|e| (reason_of(&e), e.into()))?;
+    let claims =
+        super::provider_tokens::provider_token(core, oidc, &meta, token, KeyUse::Logout, now)
+            .await
+            .map_err(|e| (reason_of(&e), e.into()))?;
     let logout = logout_token::check_logout_claims(&claims, now)
         .map_err(|e| (RefusalReason::Claims, e.into()))?;
     let unavailable = |e: Error| (RefusalReason::Unavailable, LogoutRefusal::Store(e));

@@ -5,12 +5,14 @@
 //! (`oidc_logout`), app approval (`ciba`) and Shared Signals (`ssf`).
 use super::Core;
 use crate::config::OidcConfig;
+use crate::oidc::provider::KeyUse;
 use crate::oidc::{id_token, KeySet, OidcError};
 use crate::time::Timestamp;
 
 /// A token of the team's provider, ID token or logout token alike: its
 /// signature by a key of the provider's set (named by `kid`; an unknown
-/// one fetches the set again, rate-limited) with an allowed algorithm,
+/// one fetches the set again, rate-limited for each `use_` apart:
+/// docs/decisions/0093-refetching-a-key-set.md) with an allowed algorithm,
 /// then `iss`, `aud` and `azp` ([`id_token::check_audience`]). Returns
 /// its claims for the checks of its kind.
 pub(super) async fn provider_token(
@@ -18,6 +20,7 @@ pub(super) async fn provider_token(
     oidc: &OidcConfig,
     meta: &crate::oidc::Metadata,
     token: &str,
+    use_: KeyUse,
     now: Timestamp,
 ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
     let keys = KeySet {
@@ -25,7 +28,7 @@ pub(super) async fn provider_token(
         jwks_uri: &meta.jwks_uri,
         issuer: &meta.issuer,
     };
-    let claims = signed_claims(core, &keys, token, now).await?;
+    let claims = signed_claims(core, &keys, use_, token, now).await?;
     id_token::check_audience(&claims, &oidc.issuer, &oidc.client_id)?;
     Ok(claims)
 }
@@ -37,10 +40,11 @@ pub(super) async fn provider_token(
 pub(super) async fn signed_claims(
     core: &Core,
     keys: &KeySet<'_>,
+    use_: KeyUse,
     token: &str,
     now: Timestamp,
 ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
     let (alg, kid) = id_token::header(token)?;
-    let jwk = core.oidc.key_in(keys, &kid, now).await?;
+    let jwk = core.oidc.key_for(keys, use_, &kid, now).await?;
     id_token::verify_signature(token, &jwk, alg)
 }

@@ -13,6 +13,7 @@ use crate::config::{SsfConfig, Team};
 use crate::domain::input;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Error;
+use crate::oidc::provider::KeyUse;
 use crate::oidc::{KeySet, OidcError};
 use crate::ssf::{self, Set, SetError, Transmitter};
 use crate::time::Timestamp;
@@ -78,7 +79,7 @@ async fn checked_event(
     now: Timestamp,
 ) -> Result<bool, (RefusalReason, SsfRefusal)> {
     let token = set_token(secevent, set)?;
-    let event = verified_event(core, config, token, now).await?;
+    let event = verified_event(core, team, config, token, now).await?;
     let unavailable = |e: Error| (RefusalReason::Unavailable, SsfRefusal::Store(e));
     let Some(claimed) =
         crate::gateway::revocation::claim_jti(core, team, Receiver::Ssf, &event.jti, JTI_MEMORY)
@@ -130,6 +131,7 @@ fn set_token(secevent: bool, set: &[u8]) -> Result<&str, (RefusalReason, SsfRefu
 /// it and its claims name this receiver.
 async fn verified_event(
     core: &Core,
+    team: &Team,
     config: &SsfConfig,
     token: &str,
     now: Timestamp,
@@ -145,6 +147,7 @@ async fn verified_event(
         issuer: &config.issuer,
         audience: &config.audience,
         on_credential_change: config.on_credential_change,
+        provider_issuer: team.oidc.as_ref().map(|o| o.issuer.as_str()),
     };
     ssf::check_set_claims(&claims, &transmitter, now).map_err(|e| {
         let reason = match e {
@@ -172,5 +175,5 @@ async fn transmitter_token(
         jwks_uri: &config.jwks_uri,
         issuer: &config.issuer,
     };
-    super::provider_tokens::signed_claims(core, &keys, token, now).await
+    super::provider_tokens::signed_claims(core, &keys, KeyUse::Ssf, token, now).await
 }

@@ -308,17 +308,6 @@ impl Providers {
             .collect())
     }
 
-    /// The key named `kid` of `set`, for the hosted login
-    /// ([`Self::key_for`] with [`KeyUse::Login`]).
-    pub async fn key_in(
-        &self,
-        set: &KeySet<'_>,
-        kid: &str,
-        now: Timestamp,
-    ) -> Result<Jwk, OidcError> {
-        self.key_for(set, KeyUse::Login, kid, now).await
-    }
-
     /// The key named `kid` of `set`, for the endpoint `use_`. The set is
     /// fetched when none is cached (not a refetch). An unknown `kid` fetches
     /// it again (a rotated key) at once the first time, then at most once
@@ -541,26 +530,38 @@ mod tests {
         let p = Providers::default();
         let set = idp.set();
         // The first fetch is not a refetch.
-        assert!(p.key_in(&set, "a", at(0)).await.is_ok());
+        assert!(p.key_for(&set, KeyUse::Login, "a", at(0)).await.is_ok());
         assert_eq!(idp.fetches(), 1);
         // A stray kid: fetched again at once, still unknown.
-        assert!(p.key_in(&set, "stray", at(1)).await.is_err());
+        assert!(p
+            .key_for(&set, KeyUse::Login, "stray", at(1))
+            .await
+            .is_err());
         assert_eq!(idp.fetches(), 2);
         // The provider rotates to b: within 10 s of the last refetch, refused
         // without a fetch; from then on, fetched (not a minute later).
         idp.rotate(&["a", "b"]);
-        assert!(p.key_in(&set, "b", at(5)).await.is_err());
+        assert!(p.key_for(&set, KeyUse::Login, "b", at(5)).await.is_err());
         assert_eq!(idp.fetches(), 2);
-        assert!(p.key_in(&set, "b", at(11)).await.is_ok());
+        assert!(p.key_for(&set, KeyUse::Login, "b", at(11)).await.is_ok());
         assert_eq!(idp.fetches(), 3);
         // The stray kid within the minute: refused without a fetch, though
         // the last refetch is over 10 s old.
-        assert!(p.key_in(&set, "stray", at(30)).await.is_err());
+        assert!(p
+            .key_for(&set, KeyUse::Login, "stray", at(30))
+            .await
+            .is_err());
         assert_eq!(idp.fetches(), 3);
         // A minute after it was found unknown, the stray kid may fetch again.
-        assert!(p.key_in(&set, "stray", at(60)).await.is_err());
+        assert!(p
+            .key_for(&set, KeyUse::Login, "stray", at(60))
+            .await
+            .is_err());
         assert_eq!(idp.fetches(), 3);
-        assert!(p.key_in(&set, "stray", at(61)).await.is_err());
+        assert!(p
+            .key_for(&set, KeyUse::Login, "stray", at(61))
+            .await
+            .is_err());
         assert_eq!(idp.fetches(), 4);
     }
 

@@ -106,14 +106,18 @@ pub struct Transmitter<'a> {
     pub issuer: &'a str,
     pub audience: &'a str,
     pub on_credential_change: OnCredentialChange,
+    /// The team's identity provider's issuer (`[oidc] issuer`), whose
+    /// `iss_sub` subjects are the team's customers too.
+    pub provider_issuer: Option<&'a str>,
 }
 
 impl Transmitter<'_> {
     /// Whether `iss`, an `iss_sub` subject's issuer, is one whose subjects
-    /// are the team's customers: the transmitter's own issuer
+    /// are the team's customers: the transmitter's own issuer, or the
+    /// team's identity provider's
     /// (docs/decisions/0063-whom-a-shared-signals-subject-names.md).
     fn speaks_for(&self, iss: &str) -> bool {
-        iss == self.issuer
+        iss == self.issuer || self.provider_issuer == Some(iss)
     }
 }
 
@@ -221,6 +225,7 @@ mod tests {
             issuer: "https://id.example",
             audience: "https://gw.example/ssf/acme",
             on_credential_change: on,
+            provider_issuer: Some("https://login.example"),
         }
     }
 
@@ -274,7 +279,12 @@ mod tests {
             json!({"events": {SESSION_REVOKED: {
                 "subject": {"format": "iss_sub", "iss": iss, "sub": "cust-42"}}}})
         };
-        for stranger in ["https://other.example", "", "https://id.example/"] {
+        for stranger in [
+            "https://other.example",
+            "",
+            "https://id.example/",
+            "https://login.example/",
+        ] {
             assert!(
                 check(of(stranger)).unwrap().log_out.is_empty(),
                 "{stranger:?}"
@@ -286,9 +296,14 @@ mod tests {
         assert!(check(bare).unwrap().log_out.is_empty());
         let top = json!({"sub_id": {"format": "iss_sub", "iss": "https://other.example", "sub": "cust-42"}});
         assert!(check(top).unwrap().log_out.is_empty());
-        // The transmitter's own issuer names its customer.
+        // The transmitter's own issuer, and the team's identity
+        // provider's, name its customer.
         assert_eq!(
             check(of("https://id.example")).unwrap().log_out,
+            ["cust-42"]
+        );
+        assert_eq!(
+            check(of("https://login.example")).unwrap().log_out,
             ["cust-42"]
         );
     }

@@ -33,6 +33,7 @@ use crate::gateway::records::{put, Loaded, StoredPoll};
 use crate::gateway::work::Step;
 use crate::gateway::{view, Core, InteractionView};
 use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, SLOW_DOWN_BY};
+use crate::oidc::provider::KeyUse;
 use crate::oidc::{id_token, Metadata};
 use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
@@ -526,9 +527,15 @@ async fn app_answer(
     clock: &dyn Clock,
 ) -> Answer {
     let checked = async {
-        let claims =
-            crate::gateway::provider_tokens::provider_token(core, oidc, meta, token, clock.now())
-                .await?;
+        let claims = crate::gateway::provider_tokens::provider_token(
+            core,
+            oidc,
+            meta,
+            token,
+            KeyUse::Ciba,
+            clock.now(),
+        )
+        .await?;
         let expect = id_token::Expect {
             issuer: &oidc.issuer,
             client_id: &oidc.client_id,

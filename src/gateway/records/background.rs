@@ -35,11 +35,14 @@ pub struct StoredReport {
 }
 
 impl StoredReport {
+    /// Parked as its error will be kept once applied: cut to its bounds
+    /// (docs/decisions/0090-a-provider-s-error-is-cut.md).
     pub fn of(r: &Report) -> Self {
+        let error = r.error.clone().map(DeliveryError::bounded);
         StoredReport {
             s: r.status.as_str().to_string(),
-            ec: r.error.as_ref().map(|e| e.code.clone()),
-            et: r.error.as_ref().and_then(|e| e.title.clone()),
+            ec: error.as_ref().map(|e| e.code.clone()),
+            et: error.and_then(|e| e.title),
         }
     }
 

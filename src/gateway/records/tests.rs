@@ -594,3 +594,24 @@ fn the_background_records_of_today_read_back_equal() {
         &poll,
     );
 }
+
+/// A report parked before its message is known keeps its error cut to
+/// the bounds it is kept at once applied, whatever the provider sent.
+#[test]
+fn a_parked_report_is_cut_to_its_bounds() {
+    let long = DeliveryError {
+        code: "9".repeat(5_000),
+        title: Some("é".repeat(5_000)),
+    };
+    let parked = StoredReport::of(&crate::domain::delivery_status::Report {
+        message_id: "SM1".into(),
+        status: DeliveryStatus::Failed,
+        error: Some(long.clone()),
+    });
+    let text = serde_json::to_string(&parked).expect("json");
+    assert!(text.len() < 1_000, "{} bytes parked", text.len());
+    assert_eq!(
+        parked.report(),
+        Some((DeliveryStatus::Failed, Some(long.bounded())))
+    );
+}
