@@ -21,6 +21,7 @@ mod problem;
 mod receipts;
 mod revocation;
 mod subjects;
+mod team_gate;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -68,6 +69,9 @@ pub struct Shared {
     pub observer: Arc<observe::Observer>,
     /// Open live event streams, within their caps (`events.rs`).
     pub streams: Arc<crate::events::slots::StreamSlots>,
+    /// Each team's requests in flight on the endpoints that may wait on
+    /// its provider (`team_gate.rs`).
+    pub team_gates: Arc<team_gate::TeamGates>,
 }
 
 /// What a router shares with the routers that replace it when the
@@ -79,6 +83,7 @@ pub struct Lasting {
     metrics: Metrics,
     observer: Arc<observe::Observer>,
     streams: Arc<crate::events::slots::StreamSlots>,
+    team_gates: Arc<team_gate::TeamGates>,
 }
 
 impl Lasting {
@@ -95,6 +100,7 @@ impl Lasting {
             metrics,
             observer: Arc::new(observe::Observer::new()),
             streams: Arc::new(streams),
+            team_gates: Arc::default(),
         }
     }
 }
@@ -168,6 +174,7 @@ pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
         openapi: document,
         observer: Arc::clone(&lasting.observer),
         streams: Arc::clone(&lasting.streams),
+        team_gates: Arc::clone(&lasting.team_gates),
     }));
     // One middleware (every `from_fn` boxes the rest of the stack per
     // request, so their number is a cost on every answer): `observe` gives

@@ -7,6 +7,7 @@
 //! binding code to type into the chat). Each started login has its own
 //! cookie, named after its state; only the answer that uses a state up
 //! clears that state's cookie.
+use super::team_gate::Full;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -97,6 +98,14 @@ const BANNED: Page = Page {
 const USED: Page = Page {
     status: StatusCode::CONFLICT,
     ..pages::USED_LINK
+};
+
+/// 32 of the team's callbacks are in flight (its provider is slow).
+const BUSY: Page = Page {
+    status: StatusCode::SERVICE_UNAVAILABLE,
+    title: "Please try again",
+    heading: "We can\u{2019}t finish signing you in right now",
+    advice: "Please try again in a minute.",
 };
 
 const PROVIDER_DOWN: Page = Page {
@@ -238,7 +247,7 @@ fn refused(refusal: ProviderRefusal) -> Response {
         (status = 409, description = "the link was already used", content_type = "text/html", body = String),
         (status = 423, description = "the subject is locked out", content_type = "text/html", body = String),
         (status = 502, description = "the identity provider could not be reached, refused the code, answered more than 1 MiB, or named an endpoint that is neither https nor http on a loopback address", content_type = "text/html", body = String),
-        (status = 503, description = "the store cannot be reached", content_type = "text/html", body = String)))]
+        (status = 503, description = "the store cannot be reached, or 32 callbacks of this team are in flight (`Retry-After`)", content_type = "text/html", body = String)))]
 async fn callback(
     State(st): State<AppState>,
     Now(now): Now,
@@ -246,6 +255,9 @@ async fn callback(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
+        return Full::answer(pages::render(&BUSY));
+    };
     let (finish, named) = match provider_answer(query.as_deref()) {
         Ok(answer) => {
             let named = answer.state.as_deref().map(cookie_name);

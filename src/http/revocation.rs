@@ -4,6 +4,7 @@
 //! `POST /oidc/backchannel-logout/{team}` (OpenID Connect Back-Channel
 //! Logout 1.0) and `POST /ssf/{team}/events` (RFC 8935 push of RFC 8417
 //! Security Event Tokens).
+use super::team_gate::Full;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -79,7 +80,7 @@ fn logout_token(headers: &HeaderMap, body: &[u8]) -> Option<String> {
         (status = 400, description = "the logout token failed a check; nothing changed", content_type = "application/json", body = OidcLogoutError),
         E404,
         E413,
-        (status = 503, description = "the provider's key set or the store cannot be reached; nothing changed", content_type = "application/json", body = OidcLogoutError)))]
+        (status = 503, description = "the provider's key set or the store cannot be reached, or 32 requests of this team are in flight (`Retry-After`); nothing changed", content_type = "application/json", body = OidcLogoutError)))]
 async fn backchannel_logout(
     State(st): State<AppState>,
     Now(now): Now,
@@ -87,6 +88,12 @@ async fn backchannel_logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
+        return Full::answer(spec_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "temporarily_unavailable", "error_description": "too many requests for this team at once; try again shortly"}),
+        ));
+    };
     let token = logout_token(&headers, &body);
     match crate::gateway::oidc_logout::backchannel_logout(&st.gateway, &team, token.as_deref(), now)
         .await
@@ -160,7 +167,7 @@ fn secevent(headers: &HeaderMap) -> bool {
         (status = 400, description = "refused; nothing changed", content_type = "application/json", body = SsfError),
         E404,
         E413,
-        (status = 503, description = "the transmitter's key set or the store cannot be reached; nothing changed", content_type = "application/json", body = SsfError)))]
+        (status = 503, description = "the transmitter's key set or the store cannot be reached, or 32 requests of this team are in flight (`Retry-After`); nothing changed", content_type = "application/json", body = SsfError)))]
 async fn ssf_events(
     State(st): State<AppState>,
     Now(now): Now,
@@ -173,6 +180,11 @@ async fn ssf_events(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"err": "temporarily_unavailable", "description": what}),
         )
+    };
+    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
+        return Full::answer(unavailable(
+            "too many requests for this team at once; try again shortly",
+        ));
     };
     match crate::gateway::ssf::ssf_event(&st.gateway, &team, secevent(&headers), &body, now).await {
         Ok(()) => no_store(StatusCode::ACCEPTED.into_response()),

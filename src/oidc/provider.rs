@@ -264,6 +264,10 @@ impl Providers {
     /// The provider's discovery document (cached for an hour; a failed
     /// refresh keeps the one it has). Its `issuer` must be the configured one.
     pub async fn metadata(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
+        in_time("discovery", self.metadata_now(oidc, now)).await
+    }
+
+    async fn metadata_now(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
         let entry = self.entry(&oidc.issuer);
         let mut cached = entry.lock().await;
         if let Some((m, at)) = &cached.metadata {
@@ -315,6 +319,16 @@ impl Providers {
     /// a fetch (any endpoint's) is refused without a fetch for
     /// [`UNKNOWN_KID_FOR`].
     pub async fn key_for(
+        &self,
+        set: &KeySet<'_>,
+        use_: KeyUse,
+        kid: &str,
+        now: Timestamp,
+    ) -> Result<Jwk, OidcError> {
+        in_time("key set", self.key_now(set, use_, kid, now)).await
+    }
+
+    async fn key_now(
         &self,
         set: &KeySet<'_>,
         use_: KeyUse,
@@ -420,6 +434,19 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_string()
+}
+
+/// `work` on a provider, waited for [`TIMEOUT`] at most in all — the
+/// wait for another request's fetch of the same provider included — so
+/// that one team's slow provider never holds a request past it
+/// (docs/operations.md#one-team-never-holds-another).
+async fn in_time<T>(
+    what: &'static str,
+    work: impl std::future::Future<Output = Result<T, OidcError>>,
+) -> Result<T, OidcError> {
+    tokio::time::timeout(TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err(failed(what, "no answer in time")))
 }
 
 #[cfg(test)]

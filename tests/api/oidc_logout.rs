@@ -559,3 +559,76 @@ async fn a_sid_logout_forgets_the_recognition_of_its_login_memory() {
 async fn a_sid_logout_forgets_the_recognition_of_its_login_redis() {
     a_sid_logout_forgets_the_recognition_of_its_login(Backend::Redis).await;
 }
+
+/// One team's hung provider holds none of another team's requests
+/// (docs/operations.md#one-team-never-holds-another): a flood of junk
+/// logout tokens to a team whose provider accepts connections and never
+/// answers is held 32 at a time, the rest answered at once 503
+/// `temporarily_unavailable` with `Retry-After`; none waits on the
+/// provider past its 5 s; meanwhile another team is answered as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_holds_its_own_team_only() {
+    // A provider that takes every connection and never answers.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", hung.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            open.push(socket);
+        }
+    });
+    let setup = Setup {
+        team_extra: format!(
+            "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"cg\"\nclient_secret = \"client-secret-of-a-hung-provider\"\nbackchannel_logout = true\n"
+        ),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Memory, setup).await else {
+        return;
+    };
+    let junk = "eyJhbGciOiJSUzI1NiIsImtpZCI6Imp1bmsifQ.eyJzdWIiOiJ4In0.c2ln";
+    let started = std::time::Instant::now();
+    let flood: Vec<_> = (0..48)
+        .map(|_| {
+            let client = app.client.clone();
+            let url = app.url("/oidc/backchannel-logout/acme");
+            tokio::spawn(async move {
+                let res = client
+                    .post(url)
+                    .form(&[("logout_token", junk)])
+                    .send()
+                    .await
+                    .unwrap();
+                let retry_after = res.headers().get("retry-after").is_some();
+                let status = res.status().as_u16();
+                let body: Value = res.json().await.unwrap_or(Value::Null);
+                (status, retry_after, body, started.elapsed())
+            })
+        })
+        .collect();
+    // Meanwhile, another team is answered as usual, at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let other = app
+        .client
+        .post(app.url("/v1/interactions"))
+        .bearer_auth(&app.keys.globex_bot)
+        .json(&json!({"channel": "webchat", "conversation_id": "flood-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 201, "globex is not held");
+    assert!(started.elapsed() < Duration::from_secs(4), "at once");
+    let mut refused_at_once = 0;
+    for answer in flood {
+        let (status, retry_after, body, took) = answer.await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+        // Nobody waits on the hung provider much past its 5 s.
+        assert!(took < Duration::from_secs(15), "answered after {took:?}");
+        if retry_after {
+            refused_at_once += 1;
+        }
+    }
+    assert_eq!(refused_at_once, 48 - 32, "only the 32 in flight wait");
+    held.abort();
+}

@@ -19,6 +19,13 @@
 //! - `streams`: `--sockets` `GET /v1/events` streams with one agent key
 //!   (`--key`, read normally); the legitimate client also opens a stream
 //!   with another team's key (`--other-key`) every 2 s.
+//! - `team-flood`: the tool is a hung identity provider (`--listen`: it
+//!   takes every connection and never answers) of team `--path` (`/acme`: its
+//!   `[oidc] issuer`, with `backchannel_logout = true`), and keeps
+//!   `--sockets` junk logout tokens in flight at that team's
+//!   `/oidc/backchannel-logout/{team}`, counting the answers by status
+//!   (docs/operations.md#one-team-never-holds-another); meanwhile the
+//!   legitimate client's `GET /healthz` must still be answered at once.
 //!
 //! - `oversized-provider`: the tool is the provider (`--listen`) of the
 //!   team whose bot key is `--key`; its token answer is `--mib` MiB.
@@ -183,6 +190,7 @@ async fn main() -> ExitCode {
                 "slow-readers" => slow_readers(&a, end, open).await,
                 "crowd" => crowd(&a, end, open).await,
                 "streams" => streams(&a, end, open).await,
+                "team-flood" => team_flood(&a, end, open).await,
                 other => eprintln!("attack: unknown scenario {other}"),
             }
         })
@@ -415,4 +423,51 @@ async fn streams(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
         sleep(Duration::from_millis(2)).await;
     }
     tokio::time::sleep_until(end).await;
+}
+
+/// `team-flood`: a hung provider at `--listen`, and `--sockets` junk
+/// logout tokens always in flight at team `--path`'s back-channel logout;
+/// prints how many were answered with each status.
+async fn team_flood(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
+    let Ok(hung) = tokio::net::TcpListener::bind(a.listen).await else {
+        eprintln!("attack: cannot listen on {}", a.listen);
+        return;
+    };
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let team = a.path.trim_start_matches('/').to_string();
+    let body = "logout_token=eyJhbGciOiJSUzI1NiIsImtpZCI6Imp1bmsifQ.eyJzdWIiOiJ4In0.c2ln";
+    let req = Arc::new(format!(
+        "POST /oidc/backchannel-logout/{team} HTTP/1.1\r\nHost: attack\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    ));
+    let statuses = Arc::new(std::sync::Mutex::new(BTreeMap::<u16, u64>::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..a.sockets.min(MAX_SOCKETS) {
+        let (target, open, req, statuses) = (
+            a.target,
+            Arc::clone(&open),
+            Arc::clone(&req),
+            Arc::clone(&statuses),
+        );
+        set.spawn(async move {
+            while Instant::now() < end {
+                let _held = Held::new(&open);
+                let status = probe(target, req.as_bytes()).await;
+                *statuses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(status)
+                    .or_default() += 1;
+            }
+        });
+    }
+    tokio::time::sleep_until(end).await;
+    set.abort_all();
+    let statuses = statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    println!("team-flood answers by status (0: none within 5 s): {statuses:?}");
 }
