@@ -46,6 +46,14 @@ impl DestinationSends {
 /// one, docs/api.md#phone-numbers), an e-mail address trimmed,
 /// NFKC-normalised and case-folded whole.
 pub fn digest(pepper: &Pepper, destination: &str) -> String {
+    digest_for(pepper, destination, None)
+}
+
+/// The keyed hash of `destination`'s sends from `allowance` (see
+/// `SubjectRecord::allowance_of`): under `lockout.scope = "origin"` the
+/// strangers together and each familiar origin apart each have their
+/// own count of a destination's sends; `None`, the destination's one.
+pub fn digest_for(pepper: &Pepper, destination: &str, allowance: Option<&str>) -> String {
     let d = destination.trim();
     let phone = d.strip_prefix("whatsapp:").unwrap_or(d);
     let canonical = match super::phone::e164(phone) {
@@ -57,7 +65,11 @@ pub fn digest(pepper: &Pepper, destination: &str) -> String {
             format!("mailto:{folded}")
         }
     };
-    pepper.keyed_hash(PURPOSE, canonical.as_bytes())
+    let counted = match allowance {
+        Some(a) => format!("{canonical}\n{a}"),
+        None => canonical,
+    };
+    pepper.keyed_hash(PURPOSE, counted.as_bytes())
 }
 
 #[cfg(test)]

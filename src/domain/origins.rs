@@ -95,6 +95,19 @@ impl SubjectRecord {
         self.origins.iter().find(|o| is_origin(&o.origin, origin))
     }
 
+    /// Whose allowance a send from `origin` at `now` uses at a destination
+    /// (docs/api.md#where-an-otp-may-go): `None` under scope `subject`
+    /// (the destination's one count); under scope `origin` the strangers'
+    /// (every unfamiliar origin together) or the familiar origin's own.
+    pub fn allowance_of(&self, origin: Option<&str>, now: Timestamp) -> Option<String> {
+        let origin = origin?;
+        Some(if self.is_familiar(origin, now) {
+            format!("origin {origin}")
+        } else {
+            "strangers".to_string()
+        })
+    }
+
     fn is_familiar(&self, origin: &str, now: Timestamp) -> bool {
         self.origin(origin)
             .and_then(|o| o.familiar_until)

@@ -145,6 +145,10 @@ pub struct Started {
     /// person (an SMS or e-mail channel, or a conversation that is a phone
     /// number).
     pub destination: Option<String>,
+    /// Whose allowance at the destination the send uses (under
+    /// `lockout.scope = "origin"`: the strangers' or a familiar origin's;
+    /// `None`, the destination's one).
+    pub allowance: Option<String>,
     /// The challenge it replaced, to reopen should the message fail.
     pub previous: Option<Challenge>,
     /// How far its message got (`None`: nothing is sent).
@@ -232,6 +236,7 @@ pub fn decide(
     let channel = route.map(|r| r.channel.as_str());
     let opened = new_challenge(req, id, code, rec, rules, now)?.sent_through(channel);
     let origin = rec.lockout_origin(s);
+    let allowance = subject.allowance_of(origin.as_deref(), now);
     subject.take_send_for(origin.as_deref(), now, &s.lockout, &s.otp)?;
     let started = Started {
         method: opened.method,
@@ -242,6 +247,7 @@ pub fn decide(
             to,
         }),
         destination,
+        allowance,
         previous: rec.challenge.clone(),
         delivery_state: opened.delivery_state.clone(),
     };

@@ -29,9 +29,16 @@ pub(in crate::gateway) fn routes(core: &Core, team: &Team, own: &str) -> Routes 
     }
 }
 
-/// The key counting the sends to `destination` (named by its keyed digest).
-pub(in crate::gateway) fn destination_key(core: &Core, team: &Team, destination: &str) -> String {
-    keys::destination(&team.id, &destination::digest(&core.pepper, destination))
+/// The key counting the sends to `destination` from `allowance` (see
+/// `SubjectRecord::allowance_of`), named by its keyed digest.
+pub(in crate::gateway) fn destination_key(
+    core: &Core,
+    team: &Team,
+    destination: &str,
+    allowance: Option<&str>,
+) -> String {
+    let digest = destination::digest_for(&core.pepper, destination, allowance);
+    keys::destination(&team.id, &digest)
 }
 
 /// The sends counted for the destination under `dkey`, as read.
@@ -43,17 +50,18 @@ pub(in crate::gateway) async fn destination_sends(
     Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
 }
 
-/// The op that counts one more send to `destination` at `now`; 429 when
-/// it already had `otp.max_sends` within `otp.send_window`, whatever
-/// subjects asked for them.
+/// The op that counts one more send to `destination` from `allowance` at
+/// `now`; 429 when it already had `otp.max_sends` within
+/// `otp.send_window`, whatever subjects asked for them.
 pub(in crate::gateway) async fn count_destination(
     core: &Core,
     team: &Team,
     destination: &str,
+    allowance: Option<&str>,
     s: &Settings,
     now: Timestamp,
 ) -> Result<Op> {
-    let dkey = destination_key(core, team, destination);
+    let dkey = destination_key(core, team, destination, allowance);
     let read = destination_sends(core, &dkey).await?;
     let mut sends = read.value.unwrap_or_default();
     sends.take(now, &s.otp)?;
@@ -82,7 +90,7 @@ pub(in crate::gateway) async fn undo_challenge(
                 return Ok(Step::Answer(())); // already replaced by a newer one
             }
             if let Some(d) = &started.destination {
-                let dkey = destination_key(core, team, d);
+                let dkey = destination_key(core, team, d, started.allowance.as_deref());
                 let read = destination_sends(core, &dkey).await?;
                 if let Some(mut sends) = read.value {
                     sends.give_back(now);

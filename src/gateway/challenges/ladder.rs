@@ -58,6 +58,8 @@ const TIME_OUT_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 struct Took {
     target: Target,
     sent: Sent,
+    /// The key its destination's send was counted under.
+    dkey: String,
 }
 
 impl Took {
@@ -87,8 +89,9 @@ pub(in crate::gateway) async fn start_ladder(
     let (rec, started, code, targets) = open_ladder(core, team, id, cid, req, now).await?;
     // 2. Send on the first step that takes it.
     let expires_at = started.expires_at;
+    let allowance = started.allowance.as_deref();
     let sending = send_on_steps(
-        core, team, id, &rec, &targets, &code, expires_at, false, now,
+        core, team, id, &rec, &targets, &code, expires_at, false, allowance, now,
     );
     let took = match sending.await {
         Ok(took) => took,
@@ -194,7 +197,14 @@ pub async fn advance_ladder(
     let expires_at = c.expires_at;
     // 2. Send on the next step that takes it (the first must be
     // within its send limit).
-    let took = send_on_steps(core, team, id, rec, &targets, &code, expires_at, true, now).await?;
+    // Whose allowance at each step's destination the move uses.
+    let origin = rec.lockout_origin(s);
+    let allowance = pair.subject_or_new()?.allowance_of(origin.as_deref(), now);
+    let allowance = allowance.as_deref();
+    let sending = send_on_steps(
+        core, team, id, rec, &targets, &code, expires_at, true, allowance, now,
+    );
+    let took = sending.await?;
     // 3. Record the move; the previous step's message is withdrawn.
     let previous = current.as_ref().map(|p| p.channel.clone());
     let done = record_step(core, team, id, cid, current.as_ref(), &took, now).await?;
@@ -244,8 +254,7 @@ async fn lost_move(
 ) -> Result<ChallengeView> {
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
-    let dkey = super::destinations::destination_key(core, team, &took.target.destination);
-    give_back_destination(core, &dkey, team.settings_for(&rec.channel), now).await?;
+    give_back_destination(core, &took.dkey, team.settings_for(&rec.channel), now).await?;
     if let Some(m) = &took.sent.message_id {
         core.channels.revoke(&took.target.channel, m).await;
     }
@@ -396,6 +405,7 @@ async fn send_on_steps(
     code: &OtpCode,
     expires_at: Timestamp,
     strict: bool,
+    allowance: Option<&str>,
     now: Timestamp,
 ) -> Result<Took> {
     let s = team.settings_for(&rec.channel);
@@ -403,8 +413,8 @@ async fn send_on_steps(
     let mut limited = None;
     let mut refused: Option<ChannelError> = None;
     for (i, target) in targets.iter().enumerate() {
-        let dkey = super::destinations::destination_key(core, team, &target.destination);
-        match count_destination_now(core, team, &target.destination, s, now).await {
+        let dkey = super::destinations::destination_key(core, team, &target.destination, allowance);
+        match count_destination_now(core, team, &target.destination, allowance, s, now).await {
             Ok(()) => {}
             Err(e @ Error::RateLimited { .. }) if strict && i == 0 => return Err(e),
             Err(e @ Error::RateLimited { .. }) => {
@@ -427,6 +437,7 @@ async fn send_on_steps(
                 return Ok(Took {
                     target: target.clone(),
                     sent,
+                    dkey,
                 })
             }
             Err(e) => {
@@ -449,11 +460,14 @@ async fn count_destination_now(
     core: &Core,
     team: &Team,
     destination: &str,
+    allowance: Option<&str>,
     s: &crate::config::Settings,
     now: Timestamp,
 ) -> Result<()> {
     retry(|| async {
-        let op = super::destinations::count_destination(core, team, destination, s, now).await?;
+        let count =
+            super::destinations::count_destination(core, team, destination, allowance, s, now);
+        let op = count.await?;
         Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
     })
     .await

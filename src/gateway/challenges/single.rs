@@ -89,7 +89,10 @@ async fn reserve(
                 let (rec, subject) = w.records();
                 let started = start_challenge::decide(req, cid, &code, rec, subject, &rules, now)?;
                 if let Some(d) = &started.destination {
-                    w.also(super::destinations::count_destination(core, team, d, s, now).await?);
+                    let allowance = started.allowance.as_deref();
+                    let count =
+                        super::destinations::count_destination(core, team, d, allowance, s, now);
+                    w.also(count.await?);
                 }
                 Ok(Step::Write((started, code)))
             })

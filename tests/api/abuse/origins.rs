@@ -354,3 +354,34 @@ both_stores!(
         assert_eq!(start(&app, &zed, json!({"method": "otp"})).await.status(), 201);
     }
 );
+
+both_stores!(
+    strangers_never_use_up_a_familiar_origin_s_sends_to_its_number,
+    setup: Setup {
+        defaults: "[defaults.lockout]\nscope = \"origin\"\n[defaults.otp]\nmax_sends = 2".into(),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        let phone = json!({"phone": "+15551230042"});
+        let with_phone = |conv: &str, cust: &str| {
+            json!({"channel": "webchat", "conversation_id": conv, "customer_ref": cust, "contact": phone})
+        };
+        let id = |v: Value| v["id"].as_str().unwrap().to_string();
+        let sms = json!({"method": "otp", "delivery": "sms"});
+        // The customer's own conversation becomes familiar.
+        let home = id(app.create(with_phone("home-n", "cust-n")).await);
+        succeed(&app, &home).await;
+        // Strangers, whichever subjects they name, share one allowance at
+        // the customer's number: two codes, then 429.
+        for (conv, cust) in [("eve-n", "cust-e1"), ("mallory-n", "cust-e2")] {
+            let stranger = id(app.create(with_phone(conv, cust)).await);
+            assert_eq!(start(&app, &stranger, sms.clone()).await.status(), 201, "{conv}");
+        }
+        let trent = id(app.create(with_phone("trent-n", "cust-e3")).await);
+        assert_problem(start(&app, &trent, sms.clone()).await, 429, "rate_limited").await;
+        // The familiar conversation keeps its own: two codes to its number.
+        assert_eq!(start(&app, &home, sms.clone()).await.status(), 201);
+        assert_eq!(start(&app, &home, sms.clone()).await.status(), 201);
+        assert_problem(start(&app, &home, sms).await, 429, "rate_limited").await;
+    }
+);
