@@ -1059,3 +1059,39 @@ async fn what_a_ladder_step_costs_the_store() {
         assert!(trips(r) < 16.0, "{}", show(r));
     }
 }
+
+both_stores!(
+    a_failed_step_that_cannot_hand_its_code_on_is_announced_undelivered,
+    setup: ladder(&["wa", "sms"], ""),
+    |mut app: TestApp| async move {
+        // WhatsApp takes the code; the next step's provider refuses every message.
+        Mock::given(method("POST"))
+            .and(path_regex("^/wa/"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.L1"}]})),
+            )
+            .with_priority(1)
+            .mount(&app.chat)
+            .await;
+        Mock::given(method("POST"))
+            .and(path_regex("/Messages.json$"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "refused"})))
+            .with_priority(1)
+            .mount(&app.chat)
+            .await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        assert_eq!(c["channel"], "wa");
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        wa_report(&app, "wamid.L1", "failed").await;
+        let events =
+            challenge_events(&mut app, "challenge.undelivered", Duration::from_secs(5)).await;
+        assert_eq!(kinds(&events), ["challenge.created", "challenge.undelivered"]);
+        let data = &events[1].2;
+        assert_eq!(data["challenge"]["challenge_id"], cid.as_str(), "{data}");
+        assert_eq!(data["challenge"]["delivery_status"], "failed", "{data}");
+        // It stays where it is.
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!(read["state"], "open", "{read}");
+    }
+);

@@ -15,15 +15,15 @@ use super::read::ChallengeView;
 use super::read::StartedChallenge;
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::Team;
-use crate::domain::challenge::Delivery;
-use crate::domain::delivery_status::DeliveryState;
+use crate::domain::challenge::{ChallengeState, Delivery};
+use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, still_open, Ladder, SentStep, StepRecord, Target};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
-use crate::events::types::{AdvanceReason, ChallengeAdvanced};
+use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
 use crate::gateway::polls::{Ask, Polls};
 use crate::gateway::records::{put, retry, StoredSends};
@@ -309,9 +309,51 @@ pub(in crate::gateway) async fn move_on_failure(
         Err(e @ (Error::StoreUnavailable | Error::Internal(_))) => Err(e),
         Err(e) => {
             tracing::info!(team = %team.id, interaction = %id, reason = e.code(), "a failed ladder step could not hand its code on");
-            Ok(())
+            announce_undelivered(core, team, id, cid, now).await
         }
     }
+}
+
+/// A failed step whose code could not move on: while the challenge is
+/// open and its current step's status is `failed`, the bot hears
+/// `challenge.undelivered` (docs/api.md#delivery-ladder), as it does for
+/// a failed message with no step after it.
+async fn announce_undelivered(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    now: Timestamp,
+) -> Result<()> {
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                w.as_announcement();
+                let Some(event) = undelivered(&w.rec, cid, now) else {
+                    return Ok(Step::Answer(()));
+                };
+                w.emit(event);
+                Ok(Step::Write(()))
+            })
+        })
+        .await;
+    match done {
+        Ok(_) | Err(Error::NotFound(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `challenge.undelivered` for challenge `cid` of `rec`, if it is open and
+/// its current step failed.
+fn undelivered(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> Option<EventData> {
+    let (c, state) = rec.challenge_at(cid, now)?;
+    let delivery = c.delivery_state.as_ref()?;
+    let failed = state == ChallengeState::Open && delivery.status == DeliveryStatus::Failed;
+    failed.then(|| {
+        EventData::ChallengeUndelivered(DeliveryReported {
+            challenge: ReportedChallenge::of(c, state, delivery),
+        })
+    })
 }
 
 /// The sweeper's turn at a ladder's due-queue entry `entry` (for
