@@ -222,56 +222,6 @@ fn say_resets(found: &[(&str, Found)]) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MAX_AGE: Duration = Duration::from_secs(600);
-
-    #[test]
-    fn a_token_of_a_second_that_began_before_the_reset_is_refused_while_it_could_be_valid() {
-        let reset = Timestamp::from_unix_millis(1_000_500);
-        let soon = reset.plus(Duration::from_secs(1));
-        assert!(issued_before_reset(999, reset, MAX_AGE, soon));
-        assert!(issued_before_reset(1_000, reset, MAX_AGE, soon));
-        assert!(!issued_before_reset(1_001, reset, MAX_AGE, soon));
-        // A reset on a whole second: that second's tokens come after it.
-        let whole = Timestamp::from_unix_millis(1_000_000);
-        assert!(issued_before_reset(999, whole, MAX_AGE, soon));
-        assert!(!issued_before_reset(1_000, whole, MAX_AGE, soon));
-        // Until max_age and the exp leeway have passed, a token issued
-        // before could still be valid; after that, no refusal.
-        let leeway = Duration::from_secs(LEEWAY_SECS.unsigned_abs());
-        assert!(issued_before_reset(
-            999,
-            reset,
-            MAX_AGE,
-            reset.plus(MAX_AGE)
-        ));
-        assert!(!issued_before_reset(
-            999,
-            reset,
-            MAX_AGE,
-            reset.plus(MAX_AGE + leeway)
-        ));
-        // A max_age of 0 bounds no token's life: refused while the marker
-        // remembers the reset.
-        let zero = Duration::ZERO;
-        assert!(issued_before_reset(
-            999,
-            reset,
-            zero,
-            reset.plus(MAX_AGE * 100)
-        ));
-        assert!(!issued_before_reset(
-            999,
-            reset,
-            zero,
-            reset.plus(MARKER_TTL)
-        ));
-    }
-}
-
 /// One round over the teams, with one log line for the resets noticed.
 async fn check_store_epochs(core: &Core, now: Timestamp) {
     let mut found = Vec::new();
@@ -390,4 +340,54 @@ async fn write_marker(
         Commit::Applied => Some(version),
         Commit::Conflict { .. } => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX_AGE: Duration = Duration::from_secs(600);
+
+    #[test]
+    fn a_token_of_a_second_that_began_before_the_reset_is_refused_while_it_could_be_valid() {
+        let reset = Timestamp::from_unix_millis(1_000_500);
+        let soon = reset.plus(Duration::from_secs(1));
+        assert!(issued_before_reset(999, reset, MAX_AGE, soon));
+        assert!(issued_before_reset(1_000, reset, MAX_AGE, soon));
+        assert!(!issued_before_reset(1_001, reset, MAX_AGE, soon));
+        // A reset on a whole second: that second's tokens come after it.
+        let whole = Timestamp::from_unix_millis(1_000_000);
+        assert!(issued_before_reset(999, whole, MAX_AGE, soon));
+        assert!(!issued_before_reset(1_000, whole, MAX_AGE, soon));
+        // Until max_age and the exp leeway have passed, a token issued
+        // before could still be valid; after that, no refusal.
+        let leeway = Duration::from_secs(LEEWAY_SECS.unsigned_abs());
+        assert!(issued_before_reset(
+            999,
+            reset,
+            MAX_AGE,
+            reset.plus(MAX_AGE)
+        ));
+        assert!(!issued_before_reset(
+            999,
+            reset,
+            MAX_AGE,
+            reset.plus(MAX_AGE + leeway)
+        ));
+        // A max_age of 0 bounds no token's life: refused while the marker
+        // remembers the reset.
+        let zero = Duration::ZERO;
+        assert!(issued_before_reset(
+            999,
+            reset,
+            zero,
+            reset.plus(MAX_AGE * 100)
+        ));
+        assert!(!issued_before_reset(
+            999,
+            reset,
+            zero,
+            reset.plus(MARKER_TTL)
+        ));
+    }
 }

@@ -58,7 +58,7 @@ async fn commit(gateway: &chatgate::gateway::Core, items: usize) -> f64 {
                 ..NewInteraction::default()
             };
             chatgate::gateway::interactions::create_interaction(
-                &gateway,
+                gateway,
                 team,
                 req,
                 SystemClock.now(),

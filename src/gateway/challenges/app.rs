@@ -33,8 +33,8 @@ use crate::gateway::records::{put, Loaded, StoredPoll};
 use crate::gateway::work::Step;
 use crate::gateway::{view, Core, InteractionView};
 use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, SLOW_DOWN_BY};
-use crate::oidc::provider::KeyUse;
-use crate::oidc::{id_token, Metadata};
+use crate::oidc::provider::{Fared, KeyUse};
+use crate::oidc::{id_token, Metadata, OidcError};
 use crate::store::{keys, Commit, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
@@ -401,33 +401,30 @@ async fn ask_claimed(
     if !still_to_ask(core, team, &mut claimed, now).await? {
         return Ok(());
     }
-    let meta = match core.oidc.metadata(oidc, now).await {
-        Ok(m) => m,
-        Err(e) => {
-            crate::gateway::oidc::logged(team, &e);
-            return Ok(());
-        }
+    let meta = core.oidc.metadata(oidc, now).await;
+    let meta = match poll_fared(core, team, oidc, meta, now) {
+        Some(m) => m,
+        None => return Ok(()),
     };
     let polled = core
         .oidc
         .poll_token(oidc, &meta, &AuthReqId(claimed.poll.r.clone()))
         .await;
+    let Some(polled) = poll_fared(core, team, oidc, polled, clock.now()) else {
+        // A failing provider: the next poll asks again.
+        return Ok(());
+    };
     let answer = match polled {
-        Ok(Polled::Pending) => return Ok(()),
-        Ok(Polled::SlowDown) => return slow_down(core, team, &claimed, clock.now()).await,
-        Ok(Polled::Denied) => Answer::Denied,
-        Ok(Polled::Expired) => Answer::Expired,
+        Polled::Pending => return Ok(()),
+        Polled::SlowDown => return slow_down(core, team, &claimed, clock.now()).await,
+        Polled::Denied => Answer::Denied,
+        Polled::Expired => Answer::Expired,
         // Issued, so never issued again: the challenge fails at once.
-        Ok(Polled::Unusable) => {
+        Polled::Unusable => {
             tracing::warn!(team = %team.id, "the identity provider's token answer holds no usable id_token");
             Answer::InvalidToken
         }
-        Ok(Polled::IdToken(token)) => app_answer(core, team, oidc, &meta, &token, clock).await,
-        // A failing provider: the next poll asks again.
-        Err(e) => {
-            crate::gateway::oidc::logged(team, &e);
-            return Ok(());
-        }
+        Polled::IdToken(token) => app_answer(core, team, oidc, &meta, &token, clock).await,
     };
     let remove = remove_op(team, &claimed.member);
     let done = conclude_app(core, team, id, cid, answer, remove, clock.now()).await;
@@ -467,6 +464,32 @@ async fn still_to_ask(
         }
     }
     Ok(true)
+}
+
+/// The answer of a poll's round trip to the provider, or `None` when it
+/// failed; logged as the provider fares (docs/operations.md#logs): one
+/// warning when it starts failing, one line when it answers again.
+fn poll_fared<T>(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    answer: std::result::Result<T, OidcError>,
+    now: Timestamp,
+) -> Option<T> {
+    let fared = core.oidc.fared(&oidc.issuer, answer.is_err(), now);
+    match (&answer, fared) {
+        (Err(e), Fared::StartedFailing) => {
+            tracing::warn!(team = %team.id, reason = %e, "identity provider: app polls are failing; retried at each interval")
+        }
+        (Err(e), _) => {
+            tracing::debug!(team = %team.id, reason = %e, "identity provider: app poll failed again")
+        }
+        (Ok(_), Fared::Recovered { since, failed }) => {
+            tracing::info!(team = %team.id, failed_attempts = failed, since = %since, "identity provider: app polls answered again")
+        }
+        (Ok(_), _) => {}
+    }
+    answer.ok()
 }
 
 /// Moves claimed poll's entry from where it waits to `to`; how many
