@@ -212,7 +212,8 @@ pub fn template_body(
     let users: Vec<&Team> = config
         .teams
         .values()
-        .filter(|t| t.uses_channel(channel))
+        .map(AsRef::as_ref)
+        .filter(|t: &&Team| t.uses_channel(channel))
         .collect();
     let team = match (team, users.as_slice()) {
         (Some(id), _) => match users.iter().find(|t| t.id == id) {

@@ -119,7 +119,11 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
     // Point the sample config's parts at each other.
     config.server.listen = format!("127.0.0.1:{gateway_port}");
     config.server.public_url = gateway_url.clone();
-    let acme = config.teams.get_mut(TEAM).ok_or("no team acme")?;
+    let acme = config
+        .teams
+        .get_mut(TEAM)
+        .and_then(std::sync::Arc::get_mut)
+        .ok_or("no team acme")?;
     acme.login_url = format!("{login_url}/login")
         .parse()
         .map_err(|e| format!("{e}"))?;

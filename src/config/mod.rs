@@ -28,6 +28,7 @@ mod validate;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::channels::smtp::SmtpTls;
@@ -64,8 +65,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// System defaults (the `[defaults]` table), fully resolved.
     pub defaults: Settings,
-    /// Teams by id.
-    pub teams: BTreeMap<String, Team>,
+    /// Teams by id, each shared so a request can hold its caller's team
+    /// (`http/auth.rs`) while a reload replaces the configuration.
+    pub teams: BTreeMap<String, Arc<Team>>,
     /// Channels by name.
     pub channels: BTreeMap<String, ChannelConfig>,
     /// What of the system file only a restart applies (a reload compares it).
@@ -189,7 +191,7 @@ fn redis_location(url: &str) -> String {
 
 impl Config {
     pub fn team(&self, id: &str) -> Option<&Team> {
-        self.teams.get(id)
+        self.teams.get(id).map(Arc::as_ref)
     }
 
     /// How long a conversation on `channel` of `team` is remembered after

@@ -185,9 +185,10 @@ impl Core {
 
     /// The team of an authenticated caller. Teams come from the config, so a
     /// caller's team always exists; a miss is a bug.
-    pub fn team(&self, id: &str) -> Result<&Team> {
+    pub fn team(&self, id: &str) -> Result<&Arc<Team>> {
         self.config
-            .team(id)
+            .teams
+            .get(id)
             .ok_or_else(|| Error::internal("an API key names a team the config lacks"))
     }
 

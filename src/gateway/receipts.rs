@@ -27,7 +27,8 @@ pub async fn take_reports_at(
     let teams: Vec<&Team> = config
         .teams
         .values()
-        .filter(|t| t.uses_channel(channel))
+        .map(AsRef::as_ref)
+        .filter(|t: &&Team| t.uses_channel(channel))
         .collect();
     let mut receipt = Receipt::Unknown;
     for report in reports.iter().filter(|r| reports::names_a_message(r)) {

@@ -5,8 +5,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
-use super::extract::{parse_id, JsonBody, NoQuery, Now, PathParam};
+use super::auth::Bot;
+use super::extract::{InteractionId, JsonBody, NoQuery, Now};
 use super::openapi::{ApiKeyErrors, JsonBodyErrors, E403, E404, E409, E410, E423};
 use super::AppState;
 use crate::error::Result;
@@ -35,18 +35,15 @@ pub struct AssertionRequest {
 async fn assertion(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     body: JsonBody<AssertionRequest>,
 ) -> Result<Json<AssertionOutcome>> {
-    caller.require_bot()?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     Ok(Json(
         crate::gateway::assertion::accept_assertion(
             &st.gateway,
-            team,
+            bot.team(),
             id,
             &body.value.assertion,
             now,

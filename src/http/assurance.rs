@@ -8,7 +8,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{parse_id, unknown_field, Now, PathParam, QueryParams};
+use super::extract::{unknown_field, InteractionId, Now, QueryParams};
 use super::openapi::{ApiKeyErrors, E404, E422};
 use super::AppState;
 use crate::config::Dur;
@@ -105,14 +105,12 @@ async fn assurance(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     QueryParams(q): QueryParams<HashMap<String, String>>,
 ) -> Result<Json<AssuranceView>> {
     // Bots and agents (and admins) may ask: every role.
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     let ask = parse_ask(&q)?;
     Ok(Json(
-        crate::gateway::assurance::assurance(&st.gateway, team, id, ask, now).await?,
+        crate::gateway::assurance::assurance(&st.gateway, caller.team(), id, ask, now).await?,
     ))
 }

@@ -7,8 +7,8 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
-use super::extract::{empty_body, parse_id, JsonBody, NoQuery, Now, PathParam};
+use super::auth::{Agent, Bot, Caller};
+use super::extract::{empty_body, ChallengeIds, InteractionId, JsonBody, NoQuery, Now};
 use super::openapi::{
     raw_schema, ApiKeyErrors, EmptyBody, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422,
     E423, E429, E502,
@@ -115,17 +115,15 @@ raw_schema!(NewChallenge);
               JsonBodyErrors))]
 async fn start(
     State(st): State<AppState>,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     body: JsonBody<NewChallenge>,
 ) -> Result<(StatusCode, Json<StartedChallenge>)> {
-    caller.require_bot()?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     let req = body.value.parse()?;
     let started =
-        gateway::challenges::start_challenge(&st.gateway, team, id, req, st.clock.as_ref()).await?;
+        gateway::challenges::start_challenge(&st.gateway, bot.team(), id, req, st.clock.as_ref())
+            .await?;
     Ok((StatusCode::CREATED, Json(started)))
 }
 
@@ -152,19 +150,15 @@ pub struct CodeBody {
 async fn verify(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
-    PathParam((id, cid)): PathParam<(String, String)>,
+    ChallengeIds { id, cid }: ChallengeIds,
     body: JsonBody<CodeBody>,
 ) -> Result<Json<Verified>> {
-    caller.require_bot()?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
-    let cid = parse_id(&cid, "no such challenge")?;
     Ok(Json(
         crate::gateway::challenges::verify::verify_challenge(
             &st.gateway,
-            team,
+            bot.team(),
             id,
             cid,
             &body.value.code,
@@ -187,13 +181,11 @@ async fn read(
     Now(now): Now,
     caller: Caller,
     _: NoQuery,
-    PathParam((id, cid)): PathParam<(String, String)>,
+    ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<ChallengeView>> {
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
-    let cid = parse_id(&cid, "no such challenge")?;
     Ok(Json(
-        crate::gateway::challenges::read::read_challenge(&st.gateway, team, id, cid, now).await?,
+        crate::gateway::challenges::read::read_challenge(&st.gateway, caller.team(), id, cid, now)
+            .await?,
     ))
 }
 
@@ -214,20 +206,23 @@ async fn read(
 async fn advance(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
-    PathParam((id, cid)): PathParam<(String, String)>,
+    ChallengeIds { id, cid }: ChallengeIds,
     req: Request,
 ) -> Result<Json<ChallengeView>> {
-    caller.require_bot()?;
     empty_body(req, &st).await?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
-    let cid = parse_id(&cid, "no such challenge")?;
     let reason = crate::events::types::AdvanceReason::Requested;
     Ok(Json(
-        crate::gateway::challenges::ladder::advance_ladder(&st.gateway, team, id, cid, reason, now)
-            .await?,
+        crate::gateway::challenges::ladder::advance_ladder(
+            &st.gateway,
+            bot.team(),
+            id,
+            cid,
+            reason,
+            now,
+        )
+        .await?,
     ))
 }
 
@@ -238,21 +233,17 @@ async fn advance(
 async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    agent: Agent,
     _: NoQuery,
-    PathParam((id, cid)): PathParam<(String, String)>,
+    ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<RevealedCode>> {
-    caller.require_agent()?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
-    let cid = parse_id(&cid, "no such challenge")?;
     Ok(Json(
         crate::gateway::challenges::verify::reveal_code(
             &st.gateway,
-            team,
+            agent.team(),
             id,
             cid,
-            &caller.key_id,
+            &agent.key_id,
             now,
         )
         .await?,

@@ -20,7 +20,7 @@ use futures::StreamExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::Agent;
 use super::extract::QueryParams;
 use super::openapi::{ApiKeyErrors, E429Streams, E403, E422};
 use super::{AppState, WriteTimedOut};
@@ -45,29 +45,28 @@ pub fn router() -> OpenApiRouter<AppState> {
         ApiKeyErrors, E403, E422, E429Streams))]
 async fn events(
     State(st): State<AppState>,
-    caller: Caller,
+    agent: Agent,
     timed_out: Option<Extension<WriteTimedOut>>,
     headers: HeaderMap,
     QueryParams(query): QueryParams<HashMap<String, String>>,
 ) -> Result<Response> {
-    caller.require_agent()?;
     if let Some(name) = query.keys().next() {
         return Err(Error::invalid(name, "is not a parameter of this endpoint"));
     }
-    let slot = match st.streams.open(&caller.team, &caller.key_id) {
+    let slot = match st.streams.open(&agent.team_id, &agent.key_id) {
         Ok(slot) => slot,
         Err(why) => return Ok(refused(why)),
     };
     let publisher = &st.gateway.events;
     let log = publisher.log();
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
-    let start = Start::resume(&*log, &caller.team, last_event_id)
+    let start = Start::resume(&*log, &agent.team_id, last_event_id)
         .await
         .map_err(|e| {
             tracing::warn!(error = %e, "event log unavailable");
             Error::StoreUnavailable
         })?;
-    let entries = stream::entries(log, &caller.team, start, publisher.closing());
+    let entries = stream::entries(log, &agent.team_id, start, publisher.closing());
     let keep_alive = KeepAlive::new()
         .interval(publisher.keep_alive())
         .text("keep-alive");

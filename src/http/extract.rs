@@ -1,6 +1,6 @@
 //! Extractors that speak our error format: JSON bodies (400/413/415 as
 //! problem+json, never echoing a value), the request's `now`, and ids in
-//! paths (a malformed id is simply not found).
+//! paths, typed (a malformed id is simply not found).
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -187,11 +187,6 @@ impl FromRequestParts<AppState> for Now {
     }
 }
 
-/// An id from a path: anything that is not a UUID names nothing.
-pub fn parse_id(s: &str, what: &'static str) -> Result<Uuid, Error> {
-    Uuid::parse_str(s).map_err(|_| Error::NotFound(what))
-}
-
 /// `Path`, rejecting in our format: a path segment that does not decode
 /// (bad percent-encoding, not UTF-8) names nothing, so 404 `not_found`.
 #[derive(axum::extract::FromRequestParts)]
@@ -243,4 +238,46 @@ impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
             None => Ok(NoQuery),
         }
     }
+}
+
+/// `{id}` of `/v1/interactions/{id}…`: anything that is not a UUID names
+/// nothing, so 404 `not_found` "no such interaction" (a segment that does
+/// not decode is [`PathParam`]'s 404).
+#[derive(Debug, Clone, Copy)]
+pub struct InteractionId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for InteractionId {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let PathParam(id) = PathParam::<String>::from_request_parts(parts, state).await?;
+        Ok(InteractionId(uuid(&id, "no such interaction")?))
+    }
+}
+
+/// `{id}` and `{cid}` of `/v1/interactions/{id}/challenges/{cid}…`: an
+/// interaction and one of its challenges, each 404 `not_found` when it is
+/// not a UUID, the interaction's first.
+#[derive(Debug, Clone, Copy)]
+pub struct ChallengeIds {
+    pub id: Uuid,
+    pub cid: Uuid,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ChallengeIds {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let PathParam((id, cid)) =
+            PathParam::<(String, String)>::from_request_parts(parts, state).await?;
+        Ok(ChallengeIds {
+            id: uuid(&id, "no such interaction")?,
+            cid: uuid(&cid, "no such challenge")?,
+        })
+    }
+}
+
+/// An id from a path: anything that is not a UUID names nothing.
+fn uuid(s: &str, what: &'static str) -> Result<Uuid, Error> {
+    Uuid::parse_str(s).map_err(|_| Error::NotFound(what))
 }

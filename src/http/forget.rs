@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Caller;
-use super::extract::{empty_body, parse_id, NoQuery, Now, PathParam};
+use super::extract::{empty_body, InteractionId, NoQuery, Now};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E404};
 use super::AppState;
 use crate::error::Result;
@@ -31,14 +31,13 @@ async fn forget(
     Now(now): Now,
     caller: Caller,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Bots and agents (and admins) may: every role.
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     Ok(Json(
-        crate::gateway::interactions::forget_conversation(&st.gateway, team, id, now).await?,
+        crate::gateway::interactions::forget_conversation(&st.gateway, caller.team(), id, now)
+            .await?,
     ))
 }

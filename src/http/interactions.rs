@@ -6,8 +6,8 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
-use super::extract::{empty_body, parse_id, JsonBody, NoQuery, Now, PathParam, QueryParams};
+use super::auth::{Agent, Bot, Caller};
+use super::extract::{empty_body, InteractionId, JsonBody, NoQuery, Now, QueryParams};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E400, E403, E404, E422};
 use super::AppState;
 use crate::domain::input::ConversationId;
@@ -96,15 +96,13 @@ impl From<NewInteractionBody> for NewInteraction {
 async fn create_interaction(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
     body: JsonBody<NewInteractionBody>,
 ) -> Result<(StatusCode, Json<InteractionView>)> {
-    caller.require_bot()?;
-    let team = st.gateway.team(&caller.team)?;
+    let new = body.value.into();
     let (view, created) =
-        crate::gateway::interactions::create_interaction(&st.gateway, team, body.value.into(), now)
-            .await?;
+        crate::gateway::interactions::create_interaction(&st.gateway, bot.team(), new, now).await?;
     Ok((
         if created {
             StatusCode::CREATED
@@ -124,12 +122,11 @@ async fn get_interaction(
     Now(now): Now,
     caller: Caller,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
 ) -> Result<Json<InteractionView>> {
     // Every role may read and log out (docs/api.md#interactions); an agent
     // also sees an open app challenge's binding code.
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
+    let team = caller.team();
     if caller.role.acts_as_agent() {
         return Ok(Json(
             crate::gateway::challenges::app::get_interaction_for_agent(&st.gateway, team, id, now)
@@ -174,11 +171,10 @@ pub struct ListParams {
 async fn list_interactions(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    agent: Agent,
     QueryParams(q): QueryParams<ListParams>,
 ) -> Result<Json<Page>> {
-    caller.require_agent()?;
-    let team = st.gateway.team(&caller.team)?;
+    let team = agent.team();
     let status = match q.status.as_deref() {
         None => None,
         Some(s) => {
@@ -247,17 +243,14 @@ async fn list_interactions(
 async fn activity(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
-    caller.require_bot()?;
     empty_body(req, &st).await?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     Ok(Json(
-        crate::gateway::interactions::record_activity(&st.gateway, team, id, now).await?,
+        crate::gateway::interactions::record_activity(&st.gateway, bot.team(), id, now).await?,
     ))
 }
 
@@ -271,14 +264,12 @@ async fn logout(
     Now(now): Now,
     caller: Caller,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Every role may read and log out (docs/api.md#interactions).
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     Ok(Json(
-        crate::gateway::interactions::logout(&st.gateway, team, id, now).await?,
+        crate::gateway::interactions::logout(&st.gateway, caller.team(), id, now).await?,
     ))
 }

@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::Bot;
 use super::extract::{
-    json_bytes, only_members, parse_id, parse_json, JsonBody, NoQuery, Now, PathParam,
+    json_bytes, only_members, parse_json, InteractionId, JsonBody, NoQuery, Now, PathParam,
 };
 use super::openapi::{
     raw_schema, ApiKeyErrors, CallbackE409, CallbackE410, JsonBodyErrors, RawSchema, E401, E403,
@@ -104,14 +104,11 @@ impl TryFrom<LinkBody> for LinkRequest {
 async fn issue_link(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    bot: Bot,
     _: NoQuery,
-    PathParam(id): PathParam<String>,
+    InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<(StatusCode, Json<IssuedLink>)> {
-    caller.require_bot()?;
-    let team = st.gateway.team(&caller.team)?;
-    let id = parse_id(&id, "no such interaction")?;
     let body: LinkBody = match json_bytes(req, &st).await? {
         Some(bytes) => parse_json(&bytes)?,
         None => LinkBody::default(),
@@ -119,7 +116,7 @@ async fn issue_link(
     let body = LinkRequest::try_from(body)?;
     Ok((
         StatusCode::CREATED,
-        Json(crate::gateway::login::issue_link(&st.gateway, team, id, body, now).await?),
+        Json(crate::gateway::login::issue_link(&st.gateway, bot.team(), id, body, now).await?),
     ))
 }
 

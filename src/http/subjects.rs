@@ -4,7 +4,7 @@ use axum::extract::{Request, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::auth::Caller;
+use super::auth::{Admin, Agent};
 use super::extract::{json_bytes, parse_json, NoQuery, Now, PathParam};
 use super::openapi::{ApiKeyErrors, JsonBodyErrors, E403, E404, E422};
 use super::AppState;
@@ -26,15 +26,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 async fn read(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    agent: Agent,
     _: NoQuery,
     PathParam(subject): PathParam<String>,
 ) -> Result<Json<SubjectView>> {
-    caller.require_agent()?;
     let subject = input::subject(&subject)?;
-    let team = st.gateway.team(&caller.team)?;
     Ok(Json(
-        crate::gateway::subjects::subject(&st.gateway, team, &subject, now).await?,
+        crate::gateway::subjects::subject(&st.gateway, agent.team(), &subject, now).await?,
     ))
 }
 
@@ -59,12 +57,11 @@ pub struct UnlockBody {
 async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    admin: Admin,
     _: NoQuery,
     PathParam(subject): PathParam<String>,
     req: Request,
 ) -> Result<Json<SubjectView>> {
-    caller.require_admin()?;
     let body: UnlockBody = match json_bytes(req, &st).await? {
         Some(bytes) => parse_json(&bytes)?,
         None => UnlockBody::default(),
@@ -77,9 +74,9 @@ async fn unlock(
         return Err(Error::invalid("origin", "must be 1 to 1024 characters"));
     }
     let subject = input::subject(&subject)?;
-    let team = st.gateway.team(&caller.team)?;
     let origin = body.origin.as_deref();
     Ok(Json(
-        crate::gateway::subjects::unlock_subject(&st.gateway, team, &subject, origin, now).await?,
+        crate::gateway::subjects::unlock_subject(&st.gateway, admin.team(), &subject, origin, now)
+            .await?,
     ))
 }
