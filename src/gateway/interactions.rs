@@ -3,11 +3,11 @@ use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::outbox::OutboxItem;
-use super::records::{put, retry, write_interaction, Bookkeeping, Loaded, Record};
+use super::records::{put, retry, write_interaction, Bookkeeping, ConversationLink, Loaded};
 use super::{view, Core, InteractionView};
 use crate::config::Team;
 use crate::domain::destination_policy::Reach;
@@ -34,14 +34,6 @@ pub struct NewInteraction {
     pub session_pin: Option<String>,
     pub contact: Option<Contact>,
 }
-
-/// What the conversation key points at.
-#[derive(Debug, Serialize, Deserialize)]
-struct ConversationLink {
-    id: Uuid,
-}
-
-impl Record for ConversationLink {}
 
 /// A create request, its shape checked.
 struct Checked {

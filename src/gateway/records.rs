@@ -13,6 +13,7 @@
 //! record.
 mod background;
 mod interaction;
+mod markers;
 mod small;
 mod subject;
 
@@ -33,6 +34,7 @@ use crate::time::Timestamp;
 
 pub use background::{StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
+pub use markers::{ConversationLink, LogoutAnswer, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
-use super::records::{put, Record};
+use super::records::{put, UsedJti};
 use super::Core;
 use crate::config::Team;
 use crate::domain::logout::{Receiver, RefusalReason};
@@ -36,12 +34,6 @@ pub fn count_logged_out(team: &Team, receiver: Receiver, customers: usize) {
         "team" => team.id.clone(), "receiver" => receiver.as_str())
     .increment(customers as u64);
 }
-
-/// A used token id's record: its presence is all it says.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct UsedJti {}
-
-impl Record for UsedJti {}
 
 /// A token id claimed by [`Core::claim_jti`]: released again when the
 /// work it allowed fails, so that the sender's retry is not a replay.

@@ -5,10 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::records::{put, Loaded, Record};
+use super::records::{put, Loaded, LogoutAnswer};
 use super::Core;
 use crate::config::{Settings, Team};
 use crate::domain::interaction::InteractionRecord;
@@ -64,14 +63,6 @@ impl SignatureHeaders<'_> {
         }
     }
 }
-
-/// What a back-channel logout was answered, remembered per `webhook-id`.
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-struct LogoutAnswer {
-    logged_out: usize,
-}
-
-impl Record for LogoutAnswer {}
 
 /// How long an answered signed request is remembered: longer than any
 /// timestamp the signature check accepts (±5 minutes).

@@ -105,6 +105,37 @@ mod tests {
         }
     }
 
+    /// A link's started logins as the store holds them today (`o:` keys,
+    /// docs/architecture.md#keys-and-slots): a renamed field fails here,
+    /// not in a rolling upgrade.
+    #[test]
+    fn started_logins_of_today_read_back_equal() {
+        let mut one = started(1_795_000_000);
+        one.issuer = Some("https://id.example".into());
+        one.expected_customer = Some("cust-42".into());
+        let stored = LinkStates {
+            entries: vec![Entry {
+                state: "d1".into(),
+                started: one,
+            }],
+        };
+        let text = format!(
+            concat!(
+                r#"{{"e":[{{"d":"d1","s":{{"t":"acme","i":"{nil}","l":"{nil}","#,
+                r#""is":"https://id.example","ec":"cust-42","n":"n","v":"v","b":"{b}","at":1795000000000}}}}]}}"#
+            ),
+            nil = Uuid::nil(),
+            b = digest("b")
+        );
+        assert_eq!(serde_json::to_string(&stored).unwrap(), text);
+        let back: LinkStates = serde_json::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_string(&back).unwrap(), text);
+        // Written before the issuer was kept: read, with none.
+        let older = text.replace(r#""is":"https://id.example","#, "");
+        let back: LinkStates = serde_json::from_str(&older).unwrap();
+        assert_eq!(back.entries[0].started.issuer, None);
+    }
+
     #[test]
     fn a_state_names_its_links_record_and_nothing_else() {
         let (a, b) = (Uuid::now_v7(), Uuid::now_v7());

@@ -615,3 +615,24 @@ fn a_parked_report_is_cut_to_its_bounds() {
         Some((DeliveryStatus::Failed, Some(long.bounded())))
     );
 }
+
+/// The small records as the store holds them today.
+#[test]
+fn the_marker_records_of_today_read_back_equal() {
+    fn same<T>(text: &str, value: &T)
+    where
+        T: Record + serde::Serialize + PartialEq + std::fmt::Debug,
+    {
+        let read = Loaded::<T>::parse("k".into(), raw(text)).expect("today's form");
+        assert_eq!(read.value.as_ref(), Some(value), "{text} reads back");
+        assert_eq!(serde_json::to_string(value).expect("json"), text);
+    }
+    same("{}", &UsedJti {});
+    same(
+        r#"{"id":"00000000-0000-0000-0000-000000000007"}"#,
+        &ConversationLink {
+            id: Uuid::from_u128(7),
+        },
+    );
+    same(r#"{"logged_out":3}"#, &LogoutAnswer { logged_out: 3 });
+}
