@@ -344,10 +344,33 @@ mod tests {
         assert!(l.arrived_before(), "announced on tg already");
     }
 
+    /// An open OTP challenge at `now` on the ladder wa, sms, email, before
+    /// any step took it.
+    fn ladder_challenge(otp: &OtpSettings, now: Timestamp) -> Challenge {
+        use crate::domain::challenge::{ChallengeMethod, Delivery};
+        Challenge {
+            id: Uuid::now_v7(),
+            method: ChallengeMethod::Otp,
+            delivery: Delivery::Ladder,
+            code_hash: String::new(),
+            sealed_code: None,
+            expires_at: now.plus(otp.ttl.get()),
+            attempts_used: 0,
+            max_attempts: 3,
+            step_up: false,
+            channel: None,
+            delivery_state: None,
+            ladder: Some(Ladder {
+                steps: steps(&["wa", "sms", "email"]),
+                sent: Vec::new(),
+                sealed_code: String::new(),
+            }),
+        }
+    }
+
     /// One test per rung of [`next_move`].
     #[test]
     fn a_move_needs_an_open_challenge_a_ladder_a_due_step_and_a_step_left() {
-        use crate::domain::challenge::{ChallengeMethod, Delivery};
         use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
         let otp = OtpSettings::default();
         let now = Timestamp::from_unix_millis(1_000_000);
@@ -360,24 +383,10 @@ mod tests {
             sent_at: now,
             left_at: None,
         };
-        let mut c = Challenge {
-            id: Uuid::now_v7(),
-            method: ChallengeMethod::Otp,
-            delivery: Delivery::Ladder,
-            code_hash: String::new(),
-            sealed_code: None,
-            expires_at: now.plus(otp.ttl.get()),
-            attempts_used: 0,
-            max_attempts: 3,
-            step_up: false,
-            channel: Some("wa".into()),
-            delivery_state: Some(DeliveryState::accepted()),
-            ladder: Some(Ladder {
-                steps: steps(&["wa", "sms", "email"]),
-                sent: vec![sent(0, "wa")],
-                sealed_code: String::new(),
-            }),
-        };
+        let mut c = ladder_challenge(&otp, now);
+        c.channel = Some("wa".into());
+        c.delivery_state = Some(DeliveryState::accepted());
+        c.ladder.as_mut().unwrap().sent.push(sent(0, "wa"));
         let open = ChallengeState::Open;
         let moves = |c: &Challenge, state, timed_out, at| {
             next_move(c, state, timed_out, reach, &otp, &r, at)
@@ -419,7 +428,6 @@ mod tests {
     /// is lost.
     #[test]
     fn a_step_is_recorded_only_from_the_current_one_while_open() {
-        use crate::domain::challenge::{ChallengeMethod, Delivery};
         use crate::domain::delivery_status::DeliveryStatus;
         let otp = OtpSettings::default();
         let now = Timestamp::from_unix_millis(1_000_000);
@@ -431,24 +439,7 @@ mod tests {
             sent_at: now,
             left_at: None,
         };
-        let mut c = Challenge {
-            id: Uuid::now_v7(),
-            method: ChallengeMethod::Otp,
-            delivery: Delivery::Ladder,
-            code_hash: String::new(),
-            sealed_code: None,
-            expires_at: now.plus(otp.ttl.get()),
-            attempts_used: 0,
-            max_attempts: 3,
-            step_up: false,
-            channel: None,
-            delivery_state: None,
-            ladder: Some(Ladder {
-                steps: steps(&["wa", "sms", "email"]),
-                sent: Vec::new(),
-                sealed_code: String::new(),
-            }),
-        };
+        let mut c = ladder_challenge(&otp, now);
         let due = Some(now.plus(otp.advance_after.get()));
         let first = record_step(&mut c, None, step(0, "wa"), &otp, now);
         assert_eq!(first, StepRecord::Recorded { time_out_at: due });

@@ -663,9 +663,8 @@ both_stores!(
 
 // Receipts on a ladder.
 
-/// Makes the fake WhatsApp take messages as `wamid.L1` and the fake
-/// Twilio as `SML1`.
-pub(crate) async fn providers_answer_with_ids(app: &TestApp) {
+/// Makes the fake WhatsApp take messages as `wamid.L1`.
+async fn wa_answers_with_its_id(app: &TestApp) {
     Mock::given(method("POST"))
         .and(path_regex("^/wa/"))
         .respond_with(
@@ -674,6 +673,12 @@ pub(crate) async fn providers_answer_with_ids(app: &TestApp) {
         .with_priority(1)
         .mount(&app.chat)
         .await;
+}
+
+/// Makes the fake WhatsApp take messages as `wamid.L1` and the fake
+/// Twilio as `SML1`.
+pub(crate) async fn providers_answer_with_ids(app: &TestApp) {
+    wa_answers_with_its_id(app).await;
     Mock::given(method("POST"))
         .and(path_regex("/Messages.json$"))
         .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": "SML1"})))
@@ -1065,14 +1070,7 @@ both_stores!(
     setup: ladder(&["wa", "sms"], ""),
     |mut app: TestApp| async move {
         // WhatsApp takes the code; the next step's provider refuses every message.
-        Mock::given(method("POST"))
-            .and(path_regex("^/wa/"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.L1"}]})),
-            )
-            .with_priority(1)
-            .mount(&app.chat)
-            .await;
+        wa_answers_with_its_id(&app).await;
         Mock::given(method("POST"))
             .and(path_regex("/Messages.json$"))
             .respond_with(ResponseTemplate::new(400).set_body_json(json!({"message": "refused"})))

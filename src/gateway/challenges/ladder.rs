@@ -21,7 +21,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, still_open, Ladder, SentStep, StepRecord, Target};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
-use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
+use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
 use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
@@ -136,16 +136,9 @@ async fn open_ladder(
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let code = otp::generate(s.otp.length);
-                let routes = super::destinations::routes(core, team, &w.rec.channel);
-                let rules = Rules {
-                    settings: s,
-                    routes: &routes,
-                    pepper: &core.pepper,
-                };
-                let (rec, subject) = w.records();
-                let started = start_challenge::decide(req, cid, &code, rec, subject, &rules, now)?;
+                let started = super::decide(core, team, w, req, cid, &code, now)?;
                 let sealed_code = reveal::seal(&code, cid, &core.pepper)?;
-                if let Some(c) = rec.challenge.as_mut() {
+                if let Some(c) = w.rec.challenge.as_mut() {
                     c.ladder = Some(Ladder {
                         steps,
                         sent: Vec::new(),

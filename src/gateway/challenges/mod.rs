@@ -23,11 +23,13 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
+use super::work::Work;
 use super::{Core, InteractionView};
 use crate::config::Team;
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::otp::OtpCode;
+use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::Result;
 use crate::events::types::{ChallengeCreated, CreatedChallenge};
 use crate::events::EventData;
@@ -48,6 +50,29 @@ pub async fn start_challenge(
         (_, Delivery::Ladder) => ladder::start_ladder(core, team, id, &req, clock.now()).await,
         _ => single::start(core, team, id, &req, clock.now()).await,
     }
+}
+
+/// The verdict on starting challenge `cid` (its code `code`) on the
+/// records of `w`, with the routes of its channel
+/// (`domain::start_challenge::decide`): what a single send and a
+/// ladder's start share.
+fn decide(
+    core: &Core,
+    team: &Team,
+    w: &mut Work<'_>,
+    req: &ChallengeRequest,
+    cid: Uuid,
+    code: &OtpCode,
+    now: Timestamp,
+) -> Result<Started> {
+    let routes = destinations::routes(core, team, &w.rec.channel);
+    let rules = Rules {
+        settings: w.settings,
+        routes: &routes,
+        pepper: &core.pepper,
+    };
+    let (rec, subject) = w.records();
+    start_challenge::decide(req, cid, code, rec, subject, &rules, now)
 }
 
 /// A started challenge is counted and announced (`challenge.created`),

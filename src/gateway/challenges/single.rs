@@ -13,7 +13,7 @@ use crate::config::Team;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
-use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
+use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
 use crate::gateway::work::Step;
 use crate::gateway::{reports, Core};
@@ -80,14 +80,7 @@ async fn reserve(
                 // Drawn with the interaction's own settings (a channel may
                 // override the length); a retry draws afresh.
                 let code = otp::generate(s.otp.length);
-                let routes = super::destinations::routes(core, team, &w.rec.channel);
-                let rules = Rules {
-                    settings: s,
-                    routes: &routes,
-                    pepper: &core.pepper,
-                };
-                let (rec, subject) = w.records();
-                let started = start_challenge::decide(req, cid, &code, rec, subject, &rules, now)?;
+                let started = super::decide(core, team, w, req, cid, &code, now)?;
                 if let Some(d) = &started.destination {
                     let allowance = started.allowance.as_deref();
                     let count =
