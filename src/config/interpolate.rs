@@ -11,13 +11,14 @@
 //!   group or others may read is taken, with one warning naming it per process.
 //! - `${NAME:-default}` (our extension, shell style): `default` when `NAME`
 //!   is unset or empty. A warning names the variable (never a value), so a
-//!   demo default never goes unnoticed in production.
+//!   demo default never goes unnoticed in production; once per process,
+//!   not again at every reload.
 //! - `$${` writes a literal `${`.
 //!
 //! References are not nested, and a default cannot contain `}`. Keys are never
 //! interpolated, only string values (also inside arrays and tables).
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::env::Environment;
 use super::toml_file::display_path;
@@ -57,12 +58,15 @@ fn interpolate_value(
     match value {
         toml::Value::String(s) => {
             let expanded = expand(s, env, dir, |name| {
-                tracing::warn!(
-                    variable = name,
-                    file,
-                    key = path,
-                    "environment variable is unset or empty; using the default written in the configuration"
-                );
+                // Once per process: a reload reads it again without a warning.
+                warn_once(&format!("default {file} {path} {name}"), || {
+                    tracing::warn!(
+                        variable = name,
+                        file,
+                        key = path,
+                        "environment variable is unset or empty; using the default written in the configuration"
+                    )
+                });
             })
             .map_err(|problem| ConfigError::new(file, path, problem))?;
             *s = expanded;
@@ -163,7 +167,7 @@ fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
         ));
     }
     if open_to_others(&meta) {
-        warn_once(&found, || {
+        warn_once(&format!("file {}", found.display()), || {
             tracing::warn!(
                 file = %shown,
                 "secret file may be read by group or others; give it mode 0600 or 0400"
@@ -196,14 +200,15 @@ fn open_to_others(_: &std::fs::Metadata) -> bool {
     false
 }
 
-/// Runs `warn` the first time this process reads the secret file `path`
-/// (a reload reads it again without a second warning).
-fn warn_once(path: &Path, warn: impl FnOnce()) {
-    static WARNED: std::sync::Mutex<BTreeSet<PathBuf>> = std::sync::Mutex::new(BTreeSet::new());
+/// Runs `warn` the first time this process meets `what` (a secret file
+/// others may read, a demo default taken): a reload reads the files
+/// again without a second warning (docs/operations.md#logs).
+fn warn_once(what: &str, warn: impl FnOnce()) {
+    static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
     let first = WARNED
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(path.to_path_buf());
+        .insert(what.to_string());
     if first {
         warn();
     }
@@ -429,5 +434,27 @@ mod tests {
             // Once per process: a reload reads it again without a warning.
             assert_eq!(read(&format!("${{file:{name}}}")), Vec::<String>::new());
         }
+    }
+
+    #[test]
+    fn a_demo_default_warns_once_per_process_not_at_every_reload() {
+        let dir = secrets_dir();
+        let read = || {
+            let mut table: toml::Table =
+                toml::from_str("token = \"${CG_TEST_UNSET_ONCE:-demo}\"").unwrap();
+            let ((), kept) = super::super::deferring(|| {
+                interpolate_table(&mut table, &env(), &dir, "channels/once.toml", "").unwrap()
+            });
+            assert_eq!(table["token"].as_str(), Some("demo"));
+            kept.lines()
+        };
+        let first = read();
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(
+            first[0].contains("CG_TEST_UNSET_ONCE") && !first[0].contains("demo"),
+            "{first:?}"
+        );
+        // A reload reads the file again: no second warning.
+        assert_eq!(read(), Vec::<String>::new());
     }
 }
