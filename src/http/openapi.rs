@@ -357,7 +357,7 @@ problem_responses! {
     E429 = "429", true, "`rate_limited`: too many challenges sent for the subject, or to one phone number or e-mail address, within `otp.send_window` (`Retry-After`)";
     E429Streams = "429", true, "`rate_limited`: this API key (`server.max_streams_per_key`) or its team (`server.max_streams_per_team`) has its most event streams open (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
-    E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections";
+    E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";
 }
 
 /// The answers of every operation that reads a JSON body.

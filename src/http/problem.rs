@@ -70,6 +70,8 @@ pub enum ProblemCode {
     /// 503 before any route: more connections are open than
     /// `server.max_connections` (an extension of the API reference's table; `Retry-After`).
     Overloaded,
+    /// 503 from `/readyz` only, while the instance shuts down.
+    Draining,
 }
 
 // The OpenAPI document's schema and the answers' text, one type: borrowed
@@ -245,7 +247,10 @@ mod tests {
             Error::Channel(String::new()),
             Error::StoreUnavailable,
         ];
-        let codes = answered.iter().map(Error::code).chain(["overloaded"]);
+        let codes = answered
+            .iter()
+            .map(Error::code)
+            .chain(["overloaded", "draining"]);
         for code in codes {
             let parsed: Result<ProblemCode, _> =
                 serde_json::from_value(serde_json::Value::String(code.into()));
