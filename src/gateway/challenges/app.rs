@@ -24,7 +24,6 @@ use crate::domain::app_challenge::{self, Answer, Ending, PollTurn, BINDING_DIGIT
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
-use crate::domain::start_challenge;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
@@ -70,7 +69,10 @@ pub(in crate::gateway) async fn start_app_challenge(
     let accepted = match ask_backchannel(core, team, oidc, &asked, now).await {
         Ok(a) => a,
         Err(e) => {
-            take_back_app(core, team, id, cid, &started.previous, now).await?;
+            // The provider did not take it: the previous challenge and the
+            // subject's send come back (an app challenge counts no destination).
+            super::destinations::take_back(core, team, id, cid, &started.previous, None, now)
+                .await?;
             return Err(e);
         }
     };
@@ -226,34 +228,6 @@ pub async fn get_interaction_for_agent(
         }
     }
     Ok(view)
-}
-
-/// Takes back app challenge `cid`, which the provider did not take,
-/// and the send it counted.
-async fn take_back_app(
-    core: &Core,
-    team: &Team,
-    id: Uuid,
-    cid: Uuid,
-    previous: &Option<crate::domain::challenge::Challenge>,
-    now: Timestamp,
-) -> Result<()> {
-    core.transact(team, id, now, |w| {
-        Box::pin(async move {
-            let origin = w.origin();
-            let (rec, subject) = w.records();
-            let previous = previous.clone();
-            let taken =
-                start_challenge::take_back(rec, subject, origin.as_deref(), cid, previous, now);
-            Ok(if taken {
-                Step::Write(())
-            } else {
-                Step::Answer(())
-            })
-        })
-    })
-    .await
-    .map(|_| ())
 }
 
 /// Asks the team's provider to ask the customer (`asked`): discovery,

@@ -6,6 +6,7 @@
 use uuid::Uuid;
 
 use crate::config::{Settings, Team};
+use crate::domain::challenge::Challenge;
 use crate::domain::destination::{self, DestinationSends};
 use crate::domain::start_challenge::{self, Route, Routes, Started};
 use crate::error::Result;
@@ -80,17 +81,33 @@ pub(in crate::gateway) async fn undo_challenge(
     started: &Started,
     now: Timestamp,
 ) -> Result<()> {
+    let counted = started.destination.as_deref();
+    let counted = counted.map(|d| (d, started.allowance.as_deref()));
+    take_back(core, team, id, cid, &started.previous, counted, now).await
+}
+
+/// Takes back challenge `cid`, reopening `previous` (the one it
+/// replaced), and the sends it counted: the subject's, and the one
+/// `counted` at a destination (from an allowance) if any.
+pub(in crate::gateway) async fn take_back(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    previous: &Option<Challenge>,
+    counted: Option<(&str, Option<&str>)>,
+    now: Timestamp,
+) -> Result<()> {
     core.transact(team, id, now, |w| {
         Box::pin(async move {
             let origin = w.origin();
             let (rec, subject) = w.records();
-            let previous = started.previous.clone();
             let origin = origin.as_deref();
-            if !start_challenge::take_back(rec, subject, origin, cid, previous, now) {
+            if !start_challenge::take_back(rec, subject, origin, cid, previous.clone(), now) {
                 return Ok(Step::Answer(())); // already replaced by a newer one
             }
-            if let Some(d) = &started.destination {
-                let dkey = destination_key(core, team, d, started.allowance.as_deref());
+            if let Some((d, allowance)) = counted {
+                let dkey = destination_key(core, team, d, allowance);
                 let read = destination_sends(core, &dkey).await?;
                 if let Some(mut sends) = read.value {
                     sends.give_back(now);
