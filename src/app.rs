@@ -1,7 +1,7 @@
 //! Building and serving the app: [`App::build`] wires the store, channels,
 //! events and router from a [`Config`] and binds the listener (port 0 in
 //! tests); [`App::serve`] runs until the shutdown future resolves (the
-//! connection loop and its limits are in `server.rs`); [`Reloader::reload`]
+//! connection loop and its limits are in `server/mod.rs`); [`Reloader::reload`]
 //! puts a re-read configuration in force (on SIGHUP, see [`run`]).
 use std::future::Future;
 use std::net::SocketAddr;

@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::{put, Loaded, StoredDevices};
+use super::records::{put, Loaded, StoredDevices, UsedJti};
+use super::store_epoch;
 use super::view::StepUpReason;
 use super::work::{Step, Work};
 use super::{Core, InteractionView};
@@ -87,10 +88,8 @@ async fn presented(
     let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
     let dkey = keys::devices(&team.id, &assertion.sub);
     // With the store's marker: an emptied store lost the used jti.
-    let raw = core
-        .get_noticing_reset(team, vec![jti_key, dkey.clone()], now)
-        .await?;
-    core.refuse_issued_before_reset(team, assertion.iat, max_age, now)?;
+    let raw = store_epoch::get_noticing_reset(core, team, vec![jti_key, dkey.clone()], now).await?;
+    store_epoch::refuse_issued_before_reset(core, team, assertion.iat, max_age, now)?;
     let mut raw = raw.into_iter();
     let jti_used = raw.next().flatten().is_some();
     let devices = Loaded::parse(dkey, raw.next().flatten())?;
@@ -173,7 +172,7 @@ fn apply_assertion(
     }
     let jti_key = keys::assertion_jti(&team.id, &a.jti);
     let ttl = assertion_verdict::jti_ttl(a, now);
-    w.also(put(&jti_key, 0, &true, Some(ttl))?);
+    w.also(put(&jti_key, 0, &UsedJti {}, Some(ttl))?);
     Ok(failure)
 }
 

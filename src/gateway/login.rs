@@ -6,10 +6,11 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use rand::RngCore;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use uuid::Uuid;
 
-use super::records::put;
+use super::records::{put, ShortLink};
+use super::store_epoch;
 use super::work::{Step, Work};
 use super::{Chat, Core};
 use crate::channels::{Fill, Purpose};
@@ -61,38 +62,6 @@ pub struct IssuedLink {
     pub delivered: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub delivery_error: Option<String>,
-}
-
-/// What a short code leads to. It holds no token: the token is signed again
-/// from these claims when the link is followed (HS256 is deterministic, so
-/// it is the very token issued), and reading the store yields no live
-/// credential. The interaction, the link and the end are the claims' `sub`,
-/// `jti` and `exp` (earlier versions wrote them out beside the claims as
-/// well, under long names that are read as aliases; the copies are
-/// ignored).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ShortLink {
-    /// The security key that signed the token.
-    #[serde(rename = "k", alias = "kid")]
-    kid: String,
-    #[serde(rename = "c", alias = "claims")]
-    claims: LoginClaims,
-    /// The login runs at the team's identity provider, not its login page.
-    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
-    oidc: bool,
-}
-
-impl ShortLink {
-    /// The interaction and the link it leads to (`None` for claims this
-    /// gateway did not sign: it writes UUIDs).
-    fn target(&self) -> Option<(Uuid, Uuid)> {
-        let interaction = Uuid::parse_str(&self.claims.sub).ok()?;
-        Some((interaction, Uuid::parse_str(&self.claims.jti).ok()?))
-    }
-
-    fn expires_at(&self) -> Option<Timestamp> {
-        self.claims.exp.map(Timestamp::from_unix_seconds)
-    }
 }
 
 /// The login page's URL for `token`: the team's `login_url` with `?token=`.
@@ -503,7 +472,7 @@ pub async fn login_callback(
         .team(&claims.aud)
         .ok_or(Error::InvalidToken("unknown team"))?;
     let max_age = team.settings.assertion_max_age.get();
-    core.refuse_issued_before_reset(team, claims.iat, max_age, now)?;
+    store_epoch::refuse_issued_before_reset(core, team, claims.iat, max_age, now)?;
     sig.verify(team, body, now)?;
     let (id, link_id) = link_of(&claims)?;
     // Verified above: the id is present.
@@ -535,9 +504,7 @@ pub async fn login_callback(
     let done = match done {
         Ok(done) => done,
         Err(e) => {
-            let e = core
-                .gone_with_store(team, claims.iat, max_age, now, e)
-                .await;
+            let e = store_epoch::gone_with_store(core, team, claims.iat, max_age, now, e).await;
             return Err(gone_is_used(e));
         }
     };

@@ -5,16 +5,13 @@
 //! it is forgotten outside an authentication: `/forget`, and a website's
 //! back-channel logout of the customer. A logout and a ban forget it in
 //! their own unit of work (`work`).
-use std::time::Duration;
-
-use super::records::{put, Loaded, StoredRecognition};
+use super::records::Loaded;
 use super::Core;
 use crate::config::Team;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::recognition::Recognition;
 use crate::error::Result;
 use crate::store::{keys, Commit, Op};
-use crate::time::Timestamp;
 
 /// Index entries of a customer's recognized conversations read at once.
 const PAGE: usize = 500;
@@ -98,50 +95,4 @@ pub(super) async fn load_recognitions(
             Some(k) => Ok(Loaded::<Recognition>::parse(k, raw.next().flatten())?.value),
         })
         .collect()
-}
-
-/// The ops that write what a conversation remembers over `read`: the
-/// record, living until it is forgotten, and its customer's index entry;
-/// or its deletion. Also the record as the commit leaves it.
-pub(super) fn recognition_ops(
-    team: &Team,
-    read: &Loaded<Recognition>,
-    next: Option<&Recognition>,
-    now: Timestamp,
-) -> Result<(Vec<Op>, Loaded<Recognition>)> {
-    let Some(next) = next else {
-        let op = Op::Delete {
-            key: read.key.clone(),
-            expected: read.version,
-        };
-        let gone = Loaded {
-            key: read.key.clone(),
-            version: 0,
-            value: None,
-        };
-        return Ok((vec![op], gone));
-    };
-    let ttl = next.until.since(now).max(Duration::from_secs(1));
-    let op = put(
-        &read.key,
-        read.version,
-        &StoredRecognition::from(next),
-        Some(ttl),
-    )?;
-    let version = match &op {
-        Op::Put { version, .. } => *version,
-        _ => 0,
-    };
-    let index = Op::IndexAdd {
-        key: keys::recognitions_of(&team.id, &next.customer_id),
-        member: read.key.clone(),
-        score: next.authenticated_at.unix_millis(),
-        ttl,
-    };
-    let written = Loaded {
-        key: read.key.clone(),
-        version,
-        value: Some(next.clone()),
-    };
-    Ok((vec![op, index], written))
 }

@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 
 pub use background::{StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
-pub use markers::{ConversationLink, LogoutAnswer, UsedJti};
+pub use markers::{ConversationLink, LogoutAnswer, ShortLink, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 
@@ -559,6 +559,52 @@ fn due_op(
         ttl,
     };
     (Some(op), Some(due))
+}
+
+/// The ops that write what a conversation remembers over `read`: the
+/// record, living until it is forgotten, and its customer's index entry;
+/// or its deletion. Also the record as the commit leaves it.
+pub fn recognition_ops(
+    team: &Team,
+    read: &Loaded<Recognition>,
+    next: Option<&Recognition>,
+    now: Timestamp,
+) -> Result<(Vec<Op>, Loaded<Recognition>)> {
+    let Some(next) = next else {
+        let op = Op::Delete {
+            key: read.key.clone(),
+            expected: read.version,
+        };
+        let gone = Loaded {
+            key: read.key.clone(),
+            version: 0,
+            value: None,
+        };
+        return Ok((vec![op], gone));
+    };
+    let ttl = next.until.since(now).max(Duration::from_secs(1));
+    let op = put(
+        &read.key,
+        read.version,
+        &StoredRecognition::from(next),
+        Some(ttl),
+    )?;
+    let version = match &op {
+        Op::Put { version, .. } => *version,
+        _ => 0,
+    };
+    let index = Op::IndexAdd {
+        key: keys::recognitions_of(&team.id, &next.customer_id),
+        member: read.key.clone(),
+        score: next.authenticated_at.unix_millis(),
+        ttl,
+    };
+    let written = Loaded {
+        key: read.key.clone(),
+        version,
+        value: Some(next.clone()),
+    };
+    Ok((vec![op, index], written))
 }
 
 /// The ops that write a subject back, or delete it when nothing in it matters.

@@ -8,7 +8,7 @@
 //!
 //! The marker is read every [`CHECK_EVERY`] and, beside the one-time ids
 //! it guards, in the same round trip as a pre-chat assertion's used `jti`
-//! ([`Core::get_noticing_reset`]), so the first request after the store
+//! ([`get_noticing_reset`]), so the first request after the store
 //! was emptied already finds it so; a login callback whose interaction is
 //! gone reads it too before it answers.
 //!
@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::records::{put, Loaded, Record, StoredEpoch};
+use super::records::{put, Loaded, StoredEpoch};
 use super::Core;
 use crate::config::Team;
 use crate::domain::login_token::LEEWAY_SECS;
@@ -35,8 +35,6 @@ pub const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// instance ran that long hides no replay.
 const MARKER_TTL: Duration = Duration::from_secs(7 * 86_400);
 const RENEW_EVERY: Duration = Duration::from_secs(3_600);
-
-impl Record for StoredEpoch {}
 
 /// The detail of the refusal.
 pub const ISSUED_BEFORE_RESET: &str = "issued before the store was reset";
@@ -129,69 +127,67 @@ pub async fn run_store_watch(
     }
 }
 
-impl Core {
-    /// Refuses a token issued at `iat` (unix seconds) before the team's
-    /// store was found reset, for `max_age` after the reset.
-    pub(crate) fn refuse_issued_before_reset(
-        &self,
-        team: &Team,
-        iat: i64,
-        max_age: Duration,
-        now: Timestamp,
-    ) -> Result<()> {
-        match self.epochs.seen(&team.id).reset_at {
-            Some(reset_at) if issued_before_reset(iat, reset_at, max_age, now) => {
-                Err(Error::InvalidToken(ISSUED_BEFORE_RESET))
-            }
-            _ => Ok(()),
+/// Refuses a token issued at `iat` (unix seconds) before the team's
+/// store was found reset, for `max_age` after the reset.
+pub(crate) fn refuse_issued_before_reset(
+    core: &Core,
+    team: &Team,
+    iat: i64,
+    max_age: Duration,
+    now: Timestamp,
+) -> Result<()> {
+    match core.epochs.seen(&team.id).reset_at {
+        Some(reset_at) if issued_before_reset(iat, reset_at, max_age, now) => {
+            Err(Error::InvalidToken(ISSUED_BEFORE_RESET))
         }
+        _ => Ok(()),
     }
+}
 
-    /// Reads `keys` of `team` and, in the same round trip, its marker,
-    /// which it settles (and logs) before it answers: a request that reads
-    /// a one-time id so knows whether the store lost it.
-    pub(crate) async fn get_noticing_reset(
-        &self,
-        team: &Team,
-        mut keys: Vec<String>,
-        now: Timestamp,
-    ) -> Result<Vec<Option<Versioned>>> {
-        keys.push(keys::store_epoch(&team.id));
-        let mut read = self.store.get(&keys).await?;
-        let marker = read.pop().flatten();
-        let found = settle_marker(self, team, marker, now).await?;
-        say_resets(&[(team.id.as_str(), found)]);
-        Ok(read)
+/// Reads `keys` of `team` and, in the same round trip, its marker,
+/// which it settles (and logs) before it answers: a request that reads
+/// a one-time id so knows whether the store lost it.
+pub(crate) async fn get_noticing_reset(
+    core: &Core,
+    team: &Team,
+    mut keys: Vec<String>,
+    now: Timestamp,
+) -> Result<Vec<Option<Versioned>>> {
+    keys.push(keys::store_epoch(&team.id));
+    let mut read = core.store.get(&keys).await?;
+    let marker = read.pop().flatten();
+    let found = settle_marker(core, team, marker, now).await?;
+    say_resets(&[(team.id.as_str(), found)]);
+    Ok(read)
+}
+
+/// Reads `team`'s marker and settles it (and logs what it found).
+pub(crate) async fn notice_reset(core: &Core, team: &Team, now: Timestamp) -> Result<()> {
+    get_noticing_reset(core, team, Vec::new(), now).await?;
+    Ok(())
+}
+
+/// `e` of a unit of work on the interaction of a token issued at `iat`:
+/// an interaction that is gone may have gone with the store's data,
+/// which its marker tells; then the token is refused as issued before
+/// the reset.
+pub(crate) async fn gone_with_store(
+    core: &Core,
+    team: &Team,
+    iat: i64,
+    max_age: Duration,
+    now: Timestamp,
+    e: Error,
+) -> Error {
+    if !matches!(e, Error::NotFound(_)) {
+        return e;
     }
-
-    /// Reads `team`'s marker and settles it (and logs what it found).
-    pub(crate) async fn notice_reset(&self, team: &Team, now: Timestamp) -> Result<()> {
-        self.get_noticing_reset(team, Vec::new(), now).await?;
-        Ok(())
+    if let Err(read) = notice_reset(core, team, now).await {
+        return read;
     }
-
-    /// `e` of a unit of work on the interaction of a token issued at `iat`:
-    /// an interaction that is gone may have gone with the store's data,
-    /// which its marker tells; then the token is refused as issued before
-    /// the reset.
-    pub(crate) async fn gone_with_store(
-        &self,
-        team: &Team,
-        iat: i64,
-        max_age: Duration,
-        now: Timestamp,
-        e: Error,
-    ) -> Error {
-        if !matches!(e, Error::NotFound(_)) {
-            return e;
-        }
-        if let Err(read) = self.notice_reset(team, now).await {
-            return read;
-        }
-        match self.refuse_issued_before_reset(team, iat, max_age, now) {
-            Err(refused) => refused,
-            Ok(()) => e,
-        }
+    match refuse_issued_before_reset(core, team, iat, max_age, now) {
+        Err(refused) => refused,
+        Ok(()) => e,
     }
 }
 

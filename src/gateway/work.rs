@@ -9,10 +9,9 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::outbox::{Notice, OutboxItem, Recorded, Task};
-use super::recognition::recognition_ops;
 use super::record_locks::{Place, Standing};
 use super::records::{
-    interaction_ops, write_interaction, write_subject, Bookkeeping, Loaded, Pair,
+    interaction_ops, recognition_ops, write_interaction, write_subject, Bookkeeping, Loaded, Pair,
 };
 use super::view::SubjectView;
 use super::{Core, InteractionView};

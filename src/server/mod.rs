@@ -12,7 +12,7 @@
 //!   that sends nothing);
 //! - a connection that cannot write a byte of its answer for
 //!   `write_timeout` is closed (a peer that never reads, an event stream
-//!   nobody reads: `io.rs`);
+//!   nobody reads: `socket.rs`);
 //! - at most `max_connections` are served at once; when they are, the one
 //!   waiting on its peer the longest makes room for a new one (`admission.rs`),
 //!   and when all are at work the new one is still accepted, answered 503

@@ -23,8 +23,6 @@ struct Failed {
     refused: bool,
 }
 
-impl Core {}
-
 /// Who an item of `kind` goes to: the team's webhook or chat channel `name`.
 fn receiver(team: &Team, kind: &'static str, name: &str) -> Receiver {
     Receiver {

@@ -1,12 +1,15 @@
 //! The small records whose presence, or one field, is all they say: a
 //! used token id (`{team}:wr:…`, `revocation.rs`), what a conversation's
 //! key points at (`{team}:c:…`, `interactions.rs`), and what a website's
-//! back-channel logout was answered (`website.rs`). Pinned by the bytes
+//! back-channel logout was answered (`website.rs`), and what a login
+//! link's short code leads to (`l:…`, `login.rs`). Pinned by the bytes
 //! tests in `tests.rs`.
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Record;
+use crate::domain::login_token::LoginClaims;
+use crate::time::Timestamp;
 
 /// A used token id's record: its presence is all it says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,3 +32,37 @@ pub struct LogoutAnswer {
 }
 
 impl Record for LogoutAnswer {}
+
+/// What a short code leads to. It holds no token: the token is signed again
+/// from these claims when the link is followed (HS256 is deterministic, so
+/// it is the very token issued), and reading the store yields no live
+/// credential. The interaction, the link and the end are the claims' `sub`,
+/// `jti` and `exp` (earlier versions wrote them out beside the claims as
+/// well, under long names that are read as aliases; the copies are
+/// ignored).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShortLink {
+    /// The security key that signed the token.
+    #[serde(rename = "k", alias = "kid")]
+    pub kid: String,
+    #[serde(rename = "c", alias = "claims")]
+    pub claims: LoginClaims,
+    /// The login runs at the team's identity provider, not its login page.
+    #[serde(rename = "o", default, skip_serializing_if = "std::ops::Not::not")]
+    pub oidc: bool,
+}
+
+impl ShortLink {
+    /// The interaction and the link it leads to (`None` for claims this
+    /// gateway did not sign: it writes UUIDs).
+    pub fn target(&self) -> Option<(Uuid, Uuid)> {
+        let interaction = Uuid::parse_str(&self.claims.sub).ok()?;
+        Some((interaction, Uuid::parse_str(&self.claims.jti).ok()?))
+    }
+
+    pub fn expires_at(&self) -> Option<Timestamp> {
+        self.claims.exp.map(Timestamp::from_unix_seconds)
+    }
+}
+
+impl Record for ShortLink {}

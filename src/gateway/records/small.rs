@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::interaction::StoredMethod;
-use super::Readable;
+use super::{Readable, Record};
 use crate::domain::destination::DestinationSends;
 use crate::domain::devices::CustomerDevices;
 use crate::domain::recognition::Recognition;
@@ -72,6 +72,8 @@ pub struct StoredEpoch {
     #[serde(default)]
     pub r: bool,
 }
+
+impl Record for StoredEpoch {}
 
 /// [`CustomerDevices`] as stored (both members always written).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

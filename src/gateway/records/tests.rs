@@ -635,4 +635,67 @@ fn the_marker_records_of_today_read_back_equal() {
         },
     );
     same(r#"{"logged_out":3}"#, &LogoutAnswer { logged_out: 3 });
+    // A store marker: written afresh, then rewritten as a reset.
+    same(
+        r#"{"at":1800000000005,"r":false}"#,
+        &StoredEpoch {
+            at: ms(5),
+            r: false,
+        },
+    );
+    same(
+        r#"{"at":1800000000005,"r":true}"#,
+        &StoredEpoch { at: ms(5), r: true },
+    );
+    let first = Loaded::<StoredEpoch>::parse("k".into(), raw(r#"{"at":1800000000005}"#))
+        .expect("a marker without r");
+    assert_eq!(
+        first.value,
+        Some(StoredEpoch {
+            at: ms(5),
+            r: false
+        })
+    );
+    // What a short code leads to: the claims of the token signed again.
+    let claims = crate::domain::login_token::LoginClaims {
+        iss: "https://gw.example".into(),
+        aud: "acme".into(),
+        sub: "00000000-0000-0000-0000-000000000001".into(),
+        jti: "00000000-0000-0000-0000-000000000002".into(),
+        iat: 1_800_000_000,
+        exp: Some(1_800_000_600),
+        team: "acme".into(),
+        channel: "web".into(),
+        stage: crate::domain::login_token::Stage::MidChat,
+        scope: None,
+        expected_customer: Some("cust-42".into()),
+    };
+    same(
+        concat!(
+            r#"{"k":"k1","c":{"iss":"https://gw.example","aud":"acme","#,
+            r#""sub":"00000000-0000-0000-0000-000000000001","#,
+            r#""jti":"00000000-0000-0000-0000-000000000002","iat":1800000000,"#,
+            r#""exp":1800000600,"team":"acme","channel":"web","stage":"mid_chat","#,
+            r#""expected_customer":"cust-42"},"o":true}"#
+        ),
+        &ShortLink {
+            kid: "k1".into(),
+            claims: claims.clone(),
+            oidc: true,
+        },
+    );
+    // Written before the long names were cut: read as aliases.
+    let old = Loaded::<ShortLink>::parse(
+        "k".into(),
+        raw(&serde_json::json!({"kid": "k1", "claims": claims.clone()}).to_string()),
+    )
+    .expect("the long names");
+    assert_eq!(
+        old.value,
+        Some(ShortLink {
+            kid: "k1".into(),
+            claims,
+            oidc: false,
+        })
+    );
 }
