@@ -587,48 +587,74 @@ async fn a_hung_provider_holds_its_own_team_only() {
         return;
     };
     let junk = "eyJhbGciOiJSUzI1NiIsImtpZCI6Imp1bmsifQ.eyJzdWIiOiJ4In0.c2ln";
-    let started = std::time::Instant::now();
-    let flood: Vec<_> = (0..48)
-        .map(|_| {
-            let client = app.client.clone();
-            let url = app.url("/oidc/backchannel-logout/acme");
-            tokio::spawn(async move {
-                let res = client
-                    .post(url)
-                    .form(&[("logout_token", junk)])
-                    .send()
-                    .await
-                    .unwrap();
-                let retry_after = res.headers().get("retry-after").is_some();
-                let status = res.status().as_u16();
-                let body: Value = res.json().await.unwrap_or(Value::Null);
-                (status, retry_after, body, started.elapsed())
-            })
-        })
-        .collect();
-    // Meanwhile, another team is answered as usual, at once.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let other = app
-        .client
-        .post(app.url("/v1/interactions"))
-        .bearer_auth(&app.keys.globex_bot)
-        .json(&json!({"channel": "webchat", "conversation_id": "flood-1"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(other.status().as_u16(), 201, "globex is not held");
-    assert!(started.elapsed() < Duration::from_secs(4), "at once");
-    let mut refused_at_once = 0;
-    for answer in flood {
-        let (status, retry_after, body, took) = answer.await.unwrap();
-        assert_eq!(status, 503, "{body}");
-        assert_eq!(body["error"], "temporarily_unavailable", "{body}");
-        // Nobody waits on the hung provider much past its 5 s.
-        assert!(took < Duration::from_secs(15), "answered after {took:?}");
-        if retry_after {
-            refused_at_once += 1;
-        }
-    }
-    assert_eq!(refused_at_once, 48 - 32, "only the 32 in flight wait");
+    let form = format!("logout_token={junk}");
+    let flood = Flood {
+        path: "/oidc/backchannel-logout/acme",
+        content_type: "application/x-www-form-urlencoded",
+        body: &form,
+        error_member: "error",
+    };
+    flood.holds_its_own_team_only(&app).await;
     held.abort();
+}
+
+/// 48 junk tokens at once to one team's receiver whose provider hangs,
+/// and meanwhile a request of another team.
+pub(crate) struct Flood<'a> {
+    pub path: &'a str,
+    pub content_type: &'a str,
+    pub body: &'a str,
+    /// The member of the receiver's error object that holds its code.
+    pub error_member: &'a str,
+}
+
+impl Flood<'_> {
+    /// 32 of the flood wait (each at most about the provider's 5 s), the
+    /// rest are answered at once 503 in the receiver's own format with
+    /// `Retry-After`, and the other team is answered as usual meanwhile.
+    pub(crate) async fn holds_its_own_team_only(&self, app: &TestApp) {
+        let started = std::time::Instant::now();
+        let flood: Vec<_> = (0..48)
+            .map(|_| {
+                let request = app
+                    .client
+                    .post(app.url(self.path))
+                    .header("content-type", self.content_type)
+                    .body(self.body.to_string());
+                tokio::spawn(async move {
+                    let res = request.send().await.unwrap();
+                    let retry_after = res.headers().get("retry-after").is_some();
+                    let status = res.status().as_u16();
+                    let body: Value = res.json().await.unwrap_or(Value::Null);
+                    (status, retry_after, body, started.elapsed())
+                })
+            })
+            .collect();
+        // Meanwhile, another team is answered as usual, at once.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let other = app
+            .client
+            .post(app.url("/v1/interactions"))
+            .bearer_auth(&app.keys.globex_bot)
+            .json(
+                &json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string()}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status().as_u16(), 201, "globex is not held");
+        assert!(started.elapsed() < Duration::from_secs(4), "at once");
+        let mut refused_at_once = 0;
+        for answer in flood {
+            let (status, retry_after, body, took) = answer.await.unwrap();
+            assert_eq!(status, 503, "{body}");
+            assert_eq!(body[self.error_member], "temporarily_unavailable", "{body}");
+            // Nobody waits on the hung provider much past its 5 s.
+            assert!(took < Duration::from_secs(15), "answered after {took:?}");
+            if retry_after {
+                refused_at_once += 1;
+            }
+        }
+        assert_eq!(refused_at_once, 48 - 32, "only the 32 in flight wait");
+    }
 }

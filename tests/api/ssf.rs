@@ -193,6 +193,34 @@ both_stores_ssf!(
 );
 
 both_stores_ssf!(
+    an_iss_sub_subject_names_a_customer_only_under_the_transmitter_s_issuer,
+    "",
+    |app: TestApp, idp: FakeIdp| async move {
+        let a = signed_in(&app, "cust-42").await;
+        // Another issuer's `sub`, and a `sub` without its issuer: nobody.
+        for subject in [
+            json!({"format": "iss_sub", "iss": "https://other-idp.example", "sub": "cust-42"}),
+            json!({"format": "iss_sub", "sub": "cust-42"}),
+        ] {
+            let token = sign(
+                &set(&app, &idp, revoked(subject.clone()), json!({})),
+                Signing::Key("a"),
+            );
+            assert_eq!(push_set(&app, &token).await.0, 202, "{subject}");
+            assert_eq!(status(&app, &a).await, "authenticated", "{subject}");
+        }
+        // The transmitter's own issuer names the customer.
+        let ours = json!({"format": "iss_sub", "iss": idp.issuer, "sub": "cust-42"});
+        let token = sign(
+            &set(&app, &idp, revoked(ours), json!({})),
+            Signing::Key("a"),
+        );
+        assert_eq!(push_set(&app, &token).await.0, 202);
+        assert_eq!(status(&app, &a).await, "unauthenticated");
+    }
+);
+
+both_stores_ssf!(
     credential_change_can_be_ignored,
     "on_credential_change = \"ignore\"",
     |app: TestApp, idp: FakeIdp| async move {
@@ -391,4 +419,35 @@ async fn a_storm_with_replays_logs_out_exactly_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_storm_with_replays_logs_out_exactly_redis() {
     storm(Backend::Redis).await;
+}
+
+/// A transmitter whose key set hangs holds its own team's receiver only
+/// (the flood of `oidc_logout::Flood`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_transmitter_holds_its_own_team_only() {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", hung.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            open.push(socket);
+        }
+    });
+    let setup = Setup {
+        team_extra: format!(
+            "[ssf]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks\"\naudience = \"{AUDIENCE}\"\n"
+        ),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Memory, setup).await else {
+        return;
+    };
+    let flood = crate::oidc_logout::Flood {
+        path: "/ssf/acme/events",
+        content_type: "application/secevent+jwt",
+        body: "eyJhbGciOiJSUzI1NiIsImtpZCI6Imp1bmsifQ.eyJzdWIiOiJ4In0.c2ln",
+        error_member: "err",
+    };
+    flood.holds_its_own_team_only(&app).await;
+    held.abort();
 }
