@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Against a live gateway (the sample config, memory store, a free port):
 #   0. (before it) the docs' quotes of examples/ are in the files as written;
-#   1. `redocly lint` of the OpenAPI document it serves (redocly.yaml);
+#   1. `redocly lint` of the OpenAPI document it serves (redocly.yaml), and
+#      its 3.0 and 2.0 documents (`?version=`) validated by
+#      openapi-spec-validator and @apidevtools/swagger-parser, each the same
+#      as `chatgate openapi --version` prints;
 #   2. the login-page snippets docs/integrating.md quotes, examples/login_callback.py (PyJWT)
 #      and examples/login_callback.mjs (Node, standard library only): for
 #      each, a bot creates an interaction and a login link with the demo bot
@@ -18,6 +21,8 @@ cd "$(dirname "$0")/.."
 
 REDOCLY_VERSION=2.77.0 # needs Node >= 20.19
 PYJWT_VERSION=2.10.1
+SPEC_VALIDATOR_VERSION=0.9.0
+SWAGGER_PARSER_VERSION=12.1.0 # 12.x runs on Node 20
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/chatgate-ci"
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1
 
@@ -41,6 +46,13 @@ if ! "$venv/bin/python" -c "import jwt, sys; sys.exit(jwt.__version__ != '$PYJWT
   "$venv/bin/pip" install -q "PyJWT==$PYJWT_VERSION"
 fi
 python="$venv/bin/python"
+if ! "$venv/bin/pip" show openapi-spec-validator 2>/dev/null | grep -qx "Version: $SPEC_VALIDATOR_VERSION"; then
+  "$venv/bin/pip" install -q "openapi-spec-validator==$SPEC_VALIDATOR_VERSION"
+fi
+parser_dir="$cache/swagger-parser"
+if ! grep -qs "\"version\": \"$SWAGGER_PARSER_VERSION\"" "$parser_dir/node_modules/@apidevtools/swagger-parser/package.json"; then
+  npm install --silent --no-fund --no-audit --prefix "$parser_dir" "@apidevtools/swagger-parser@$SWAGGER_PARSER_VERSION"
+fi
 echo "node $(node --version), redocly $("$redocly" --version 2>/dev/null | tail -n1), PyJWT $("$python" -c 'import jwt; print(jwt.__version__)')"
 
 echo "== examples: the docs quote them exactly"
@@ -90,6 +102,21 @@ echo "== examples: redocly lint of $G/openapi.json"
 curl -fsS "$G/openapi.json" -o "$tmp/openapi.json"
 "$redocly" lint --config redocly.yaml --format=stylish "$tmp/openapi.json" ||
   fail "redocly lint found problems in the served document"
+
+echo "== examples: the 3.0 and 2.0 documents, validated"
+for v in 3.0 2.0; do
+  curl -fsS "$G/openapi.json?version=$v" -o "$tmp/openapi-$v.json"
+  CHATGATE_SERVER__LISTEN="127.0.0.1:$port" CHATGATE_SERVER__PUBLIC_URL="$G" \
+    "$bin" openapi --version "$v" --config config/chatgate.toml >"$tmp/printed-$v.json" 2>/dev/null ||
+    fail "chatgate openapi --version $v failed"
+  "$python" -c 'import json, sys; sys.exit(json.load(open(sys.argv[1])) != json.load(open(sys.argv[2])))' \
+    "$tmp/openapi-$v.json" "$tmp/printed-$v.json" ||
+    fail "chatgate openapi --version $v prints another document than the gateway serves"
+done
+"$venv/bin/openapi-spec-validator" "$tmp/openapi-3.0.json" "$tmp/openapi-2.0.json" ||
+  fail "openapi-spec-validator refused a down-level document"
+node .ci/validate-openapi.cjs "$parser_dir/node_modules" "$tmp/openapi-3.0.json" "$tmp/openapi-2.0.json" ||
+  fail "swagger-parser refused a down-level document"
 
 # The demo keys are written in the comments of config/teams/acme.toml.
 demo_key() { sed -n -E "s/^#[[:space:]]+$1[[:space:]]+(cg_[A-Za-z0-9_-]+).*/\\1/p" config/teams/acme.toml | head -n1; }

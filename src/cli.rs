@@ -1,5 +1,5 @@
 //! The command line (docs/configuration.md#command-line): `serve`, `check-config`, `keygen`, `sign`,
-//! `whatsapp-template`.
+//! `whatsapp-template`, `openapi`.
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
 use crate::telemetry::Traces;
@@ -15,6 +15,7 @@ use crate::domain::secrets::{
     decode_whsec, generate_api_key, generate_whsec, ApiKeyHash, MIN_KEY_BYTES,
 };
 use crate::domain::webhook_sig;
+use crate::http::DocumentVersion;
 
 /// Self-hosted authentication gateway for conversational messaging.
 #[derive(Debug, Parser)]
@@ -72,6 +73,20 @@ pub enum Command {
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
     },
+    /// Print the OpenAPI document `GET /openapi.json?version=` answers for
+    /// this configuration (its server is `server.public_url`).
+    Openapi {
+        /// `3.1`, or the same API as OpenAPI `3.0` or Swagger `2.0`.
+        #[arg(long, default_value = "3.1", value_parser = parse_version)]
+        version: DocumentVersion,
+        /// The system configuration file.
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
+}
+
+fn parse_version(s: &str) -> Result<DocumentVersion, String> {
+    DocumentVersion::parse(s).ok_or_else(|| format!("{s:?} is not one of 3.1, 3.0 and 2.0"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,6 +119,17 @@ pub fn main() -> ExitCode {
             team,
             config,
         } => whatsapp_template(&config, &channel, team.as_deref()),
+        Command::Openapi { version, config } => openapi(&config, version),
+    }
+}
+
+fn openapi(path: &Path, version: DocumentVersion) -> ExitCode {
+    match load_warning_to_stderr(path) {
+        Ok(config) => {
+            println!("{}", crate::http::openapi_document(&config, version));
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
     }
 }
 
@@ -495,5 +521,22 @@ mod tests {
             matches!(cli.command, Command::WhatsappTemplate { team: Some(t), .. } if t == "acme")
         );
         assert!(Cli::try_parse_from(["chatgate", "whatsapp-template"]).is_err());
+        let cli = Cli::try_parse_from(["chatgate", "openapi"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Openapi {
+                version: DocumentVersion::V3_1,
+                ..
+            }
+        ));
+        let cli = Cli::try_parse_from(["chatgate", "openapi", "--version", "2.0"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Openapi {
+                version: DocumentVersion::V2_0,
+                ..
+            }
+        ));
+        assert!(Cli::try_parse_from(["chatgate", "openapi", "--version", "3.2"]).is_err());
     }
 }

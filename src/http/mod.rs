@@ -63,8 +63,8 @@ pub struct Shared {
     pub clock: Arc<dyn Clock>,
     pub api_keys: ApiKeys,
     pub metrics: Metrics,
-    /// The served document, rendered once (a clone shares the bytes).
-    pub openapi: axum::body::Bytes,
+    /// The served documents, rendered once.
+    pub openapi: openapi::Documents,
     /// Request ids and HTTP metric handles (`observe.rs`).
     pub observer: Arc<observe::Observer>,
     /// Open live event streams, within their caps (`events.rs`).
@@ -159,13 +159,27 @@ pub fn openapi_json() -> String {
     serde_json::to_string_pretty(&openapi::finish(api().1, &raw_schemas())).unwrap_or_default()
 }
 
+pub use openapi::down_level::Version as DocumentVersion;
+
+/// The OpenAPI document of `version` for `config`: what
+/// `GET /openapi.json?version=` answers and `chatgate openapi` prints
+/// (docs/api.md#the-openapi-documents).
+pub fn openapi_document(config: &crate::config::Config, version: DocumentVersion) -> String {
+    let full = openapi::for_deployment(api().1, config, &raw_schemas());
+    let documents = openapi::Documents::of(full, &config.server.public_url);
+    String::from_utf8_lossy(&documents.get(version)).into_owned()
+}
+
 /// The complete application: routes, fallbacks and middleware, for
 /// `gateway`'s configuration (API keys, the OpenAPI document); a reload
 /// builds another with the same `lasting`.
 pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
     let (routes, doc) = api();
     let api_keys = ApiKeys::from_config(&gateway.config);
-    let document = openapi::for_deployment(doc, &gateway.config, &raw_schemas()).into();
+    let document = openapi::Documents::of(
+        openapi::for_deployment(doc, &gateway.config, &raw_schemas()),
+        &gateway.config.server.public_url,
+    );
     let state = AppState(Arc::new(Shared {
         gateway,
         clock: Arc::clone(&lasting.clock),

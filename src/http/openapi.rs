@@ -23,6 +23,7 @@ use utoipa::{IntoResponses, OpenApi};
 use super::problem::{Problem, ProblemCode, PROBLEM_JSON};
 use crate::config::Config;
 
+pub mod down_level;
 mod events;
 mod text;
 pub use text::{
@@ -51,6 +52,45 @@ macro_rules! raw_schema {
     };
 }
 pub(crate) use raw_schema;
+
+/// The served documents, each rendered once (a clone shares the bytes):
+/// the 3.1 document and the 3.0 and 2.0 ones derived from it
+/// (`down_level.rs`), whose server is `public_url`.
+#[derive(Clone)]
+pub struct Documents([axum::body::Bytes; 3]);
+
+impl Documents {
+    pub fn of(full: String, public_url: &str) -> Documents {
+        // `server.public_url` is checked a URL at load; the gateway's own
+        // address is the fallback that still names a server.
+        let url = url::Url::parse(public_url)
+            .or_else(|_| url::Url::parse("http://127.0.0.1/"))
+            .ok();
+        let Some(url) = url else {
+            let full: axum::body::Bytes = full.into();
+            return Documents([full.clone(), full.clone(), full]);
+        };
+        let parsed: Value = serde_json::from_str(&full).unwrap_or_default();
+        let down = |v| {
+            let d = down_level::document(&parsed, v, &url);
+            serde_json::to_string(&d).unwrap_or_default().into()
+        };
+        Documents([
+            full.into(),
+            down(down_level::Version::V3_0),
+            down(down_level::Version::V2_0),
+        ])
+    }
+
+    pub fn get(&self, version: down_level::Version) -> axum::body::Bytes {
+        let i = match version {
+            down_level::Version::V3_1 => 0,
+            down_level::Version::V3_0 => 1,
+            down_level::Version::V2_0 => 2,
+        };
+        self.0[i].clone()
+    }
+}
 
 #[derive(OpenApi)]
 #[openapi(

@@ -10,9 +10,9 @@ use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::NoQuery;
-use super::openapi::{E422, E503};
-use super::AppState;
+use super::extract::{NoQuery, QueryParams};
+use super::openapi::{E400, E422, E503};
+use super::{AppState, DocumentVersion};
 use crate::error::Error;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -98,15 +98,37 @@ fn bearer_is(headers: &HeaderMap, token: &str) -> bool {
     !given.is_empty() && bool::from(digest(given).ct_eq(&digest(token)))
 }
 
-/// This document: OpenAPI 3.1 of the whole API.
+/// `GET /openapi.json` query parameters.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DocumentParams {
+    /// `3.1` (the default), or the same API as OpenAPI `3.0` (3.0.3) or
+    /// Swagger `2.0`, for bot platforms and client generators; any other
+    /// value is 422.
+    #[param(value_type = Option<String>, pattern = "^(3\\.1|3\\.0|2\\.0)$")]
+    version: Option<String>,
+}
+
+/// This document: OpenAPI 3.1 of the whole API, or the same API as
+/// OpenAPI 3.0 or Swagger 2.0 (docs/api.md#the-openapi-documents).
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", security(),
+    params(DocumentParams),
     responses((status = 200, body = Object, content_type = "application/json",
-               description = "an OpenAPI 3.1 document"), E422))]
-async fn openapi(State(st): State<AppState>, _: NoQuery) -> Response {
-    (
+               description = "an OpenAPI 3.1, OpenAPI 3.0.3 or Swagger 2.0 document"), E400, E422))]
+async fn openapi(
+    State(st): State<AppState>,
+    QueryParams(q): QueryParams<DocumentParams>,
+) -> Result<Response, Error> {
+    let version = match q.version.as_deref() {
+        None => DocumentVersion::V3_1,
+        Some(v) => DocumentVersion::parse(v)
+            .ok_or_else(|| Error::invalid("version", "is not one of 3.1, 3.0 and 2.0"))?,
+    };
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        st.openapi.clone(),
+        st.openapi.get(version),
     )
-        .into_response()
+        .into_response())
 }

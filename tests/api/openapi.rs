@@ -901,3 +901,56 @@ async fn each_422_names_the_rules_no_schema_states() {
         assert_eq!(res.status(), status, "{subject}");
     }
 }
+
+/// `?version=3.0` and `?version=2.0` answer the same API in the older
+/// words, its server this gateway's `public_url`; `3.1` is the document
+/// itself; another value is 422, another parameter 422 naming it
+/// (docs/api.md#the-openapi-documents).
+#[tokio::test]
+async fn the_document_answers_in_three_versions() {
+    let Some((app, full)) = document().await else {
+        return;
+    };
+    let get = |query: &'static str| {
+        let app = &app;
+        async move {
+            let res = app
+                .request(Method::GET, &format!("/openapi.json{query}"), None)
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap())
+        }
+    };
+    assert_eq!(get("?version=3.1").await, (200, full.clone()));
+    let (status, v3) = get("?version=3.0").await;
+    assert_eq!(status, 200);
+    assert_eq!(v3["openapi"], "3.0.3");
+    // The test gateway's `server.public_url`.
+    assert_eq!(v3["servers"][0]["url"], "http://gateway.test");
+    let (status, v2) = get("?version=2.0").await;
+    assert_eq!(status, 200);
+    assert_eq!(v2["swagger"], "2.0");
+    assert_eq!(v2["host"], "gateway.test");
+    assert_eq!(v2["schemes"], json!(["http"]));
+    for doc in [&v3, &v2] {
+        assert_eq!(
+            doc["paths"].as_object().unwrap().len(),
+            full["paths"].as_object().unwrap().len()
+        );
+        assert!(doc.get("webhooks").is_none());
+    }
+    let (status, problem) = get("?version=3.2").await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("version"),
+        "{problem}"
+    );
+    let (status, problem) = get("?format=yaml").await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("format"),
+        "{problem}"
+    );
+}
