@@ -525,12 +525,13 @@ async fn tg_revokes(app: &TestApp) -> usize {
 }
 
 both_stores!(
-    two_moves_at_once_record_one_and_the_other_withdraws_its_message,
+    two_moves_at_once_record_one_and_only_it_sends,
     setup: ladder(&["wa", "tg", "sms"], ""),
     |app: TestApp| async move {
         let (id, cid) = started_with_a_slow_telegram(&app).await;
-        // Both read the ladder on WhatsApp and send on Telegram; one move
-        // is recorded, the other finds it moved: the read, not a 410.
+        // Both start from WhatsApp; the move recorded first sends on
+        // Telegram, the other finds it moved (or sending) and sends
+        // nothing: the read, not a 410.
         let (a, b) = tokio::join!(advance(&app, &id, &cid), advance(&app, &id, &cid));
         assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
         let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
@@ -542,24 +543,26 @@ both_stores!(
             .map(|s| s["step"].clone())
             .collect();
         assert_eq!(steps, [json!("left"), json!("current"), json!("ahead")]);
-        // The message of the move that did not happen is withdrawn.
-        assert_eq!(tg_revokes(&app).await, 1);
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg"], "one send for the two moves");
+        assert_eq!(tg_revokes(&app).await, 0, "nothing to withdraw");
         // The next move goes on from Telegram, once.
         assert_eq!(advance(&app, &id, &cid).await.status(), 200);
         let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
-        assert_eq!(steps, ["wa", "tg", "tg", "sms"]);
+        assert_eq!(steps, ["wa", "tg", "sms"]);
     }
 );
 
 both_stores!(
-    a_move_overtaken_by_the_code_s_use_is_challenge_used,
+    a_move_after_the_code_s_use_sends_nothing_and_is_challenge_used,
     setup: ladder(&["wa", "tg"], ""),
     |app: TestApp| async move {
         let (id, cid) = started_with_a_slow_telegram(&app).await;
         let code = sent(&app).await[0].1.clone();
+        // A move recorded before the code's use sends once; its message
+        // is withdrawn when its answer finds the code used.
         let moving = advance(&app, &id, &cid);
         let using = async {
-            // While Telegram takes its time, the customer types the code.
             for _ in 0..250 {
                 if sent(&app).await.iter().any(|(s, _)| s == "tg") {
                     break;
@@ -572,6 +575,67 @@ both_stores!(
         assert_eq!(used.status(), 200);
         assert_problem(moved, 409, "challenge_used").await;
         assert_eq!(tg_revokes(&app).await, 1, "the late step's message is withdrawn");
+        // Moves after the use send nothing.
+        let again = futures::future::join_all((0..5).map(|_| advance(&app, &id, &cid))).await;
+        for res in again {
+            assert_problem(res, 409, "challenge_used").await;
+        }
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg"]);
+    }
+);
+
+both_stores!(
+    ten_moves_at_once_send_once_and_never_past_the_destination_s_limit,
+    setup: ladder(&["wa", "tg", "sms"], "max_sends = 2"),
+    |app: TestApp| async move {
+        // Every step sends to the one phone number: two sends at most.
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(300)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let moves = || futures::future::join_all((0..10).map(|_| advance(&app, &id, &cid)));
+        for res in moves().await {
+            assert_eq!(res.status(), 200);
+            let read: Value = res.json().await.unwrap();
+            assert_eq!(read["channel"], "tg");
+        }
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg"], "ten moves at once, one send");
+        // The limit is reached: ten more moves are each 429, nothing sent.
+        for res in moves().await {
+            assert_problem(res, 429, "rate_limited").await;
+        }
+        assert_eq!(sent(&app).await.len(), 2);
+        assert_eq!(app.get(&id).await["open_challenge"]["channel"], "tg");
+    }
+);
+
+both_stores!(
+    ten_moves_at_once_and_the_code_s_use_send_at_most_once,
+    setup: ladder(&["wa", "tg", "sms"], ""),
+    |app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes(&app).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = sent(&app).await[0].1.clone();
+        let moves = futures::future::join_all((0..10).map(|_| advance(&app, &id, &cid)));
+        let (moved, used) = tokio::join!(moves, app.verify_code(&id, &cid, &code));
+        assert_eq!(used.status(), 200);
+        let mut statuses: Vec<u16> = moved.iter().map(|r| r.status().as_u16()).collect();
+        statuses.dedup();
+        assert!(statuses.iter().all(|s| [200, 409].contains(s)), "{statuses:?}");
+        // One send for the moves, or none if the code was used first;
+        // via names every step that sent, and no more.
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert!(steps == ["wa"] || steps == ["wa", "tg"], "{steps:?}");
+        assert_eq!(app.get(&id).await["via"], json!(steps));
+        let again = advance(&app, &id, &cid).await;
+        assert_problem(again, 409, "challenge_used").await;
+        assert_eq!(sent(&app).await.len(), steps.len());
     }
 );
 
@@ -1091,5 +1155,54 @@ both_stores!(
         // It stays where it is.
         let read = read_challenge(&app, &id, &cid).await;
         assert_eq!(read["state"], "open", "{read}");
+    }
+);
+
+both_stores!(
+    a_step_whose_sender_dies_midway_is_sent_once_more_by_the_lease,
+    setup: ladder(&["wa", "tg", "sms"], ""),
+    |app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(2000)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        // The move is recorded and its send begun; then the request (and
+        // the task acting on it) is dropped while Telegram holds the send.
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(400))
+            .build()
+            .unwrap();
+        let dropped = impatient
+            .post(app.url(&format!("/v1/interactions/{id}/challenges/{cid}/advance")))
+            .bearer_auth(&app.keys.bot)
+            .json(&json!({}))
+            .send()
+            .await;
+        assert!(dropped.is_err(), "the request was dropped mid-send");
+        let tg = |v: Vec<(String, String)>| v.into_iter().filter(|(s, _)| s == "tg").count();
+        assert_eq!(tg(sent(&app).await), 1);
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!(read["channel"], "tg", "recorded before it was sent");
+        // Past the sender's lease: the step is sent once more, within 5 s.
+        app.advance(5);
+        let mut resent = false;
+        for _ in 0..50 {
+            if tg(sent(&app).await) == 2 {
+                resent = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(resent, "the lease came back and the step was sent again");
+        // Its answer is recorded; never a third send.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        app.advance(5);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(tg(sent(&app).await), 2, "once more, never more");
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!(read["channel"], "tg");
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg", "tg"]);
     }
 );
