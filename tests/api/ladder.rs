@@ -5,7 +5,9 @@
 //! `telegram_gateway` kind (its request, its signed reports, its revoke),
 //! and receipts: a failed step hands the code on, the last one's failure
 //! is `challenge.undelivered`, an earlier step's late report changes
-//! nothing.
+//! nothing; moves at once (one records and sends, none after the code's
+//! use, never past a destination's limit), and a step whose sender dies
+//! midway (a dropped task, a process killed or stopped) sent once more.
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -590,8 +592,10 @@ both_stores!(
     setup: ladder(&["wa", "tg", "sms"], "max_sends = 2"),
     |app: TestApp| async move {
         // Every step sends to the one phone number: two sends at most.
+        // Telegram holds its send, so that the moves are all under way
+        // before the first is answered.
         providers_answer_with_ids(&app).await;
-        tg_takes_after(&app, Duration::from_millis(300)).await;
+        tg_takes_after(&app, Duration::from_millis(1000)).await;
         let id = with_phone(&app, PHONE).await;
         let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
         let cid = c["challenge_id"].as_str().unwrap().to_string();
@@ -617,7 +621,7 @@ both_stores!(
     setup: ladder(&["wa", "tg", "sms"], ""),
     |app: TestApp| async move {
         providers_answer_with_ids(&app).await;
-        tg_takes(&app).await;
+        tg_takes_after(&app, Duration::from_millis(1000)).await;
         let id = with_phone(&app, PHONE).await;
         let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
         let cid = c["challenge_id"].as_str().unwrap().to_string();
@@ -1206,3 +1210,131 @@ both_stores!(
         assert_eq!(steps, ["wa", "tg", "tg"]);
     }
 );
+
+/// The built binary serving `dir`'s configuration on a free port; killed
+/// when dropped.
+struct Instance {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Instance {
+    /// Starts it and waits (up to 20 s) for `/readyz` 200.
+    async fn start(dir: &std::path::Path) -> Instance {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(["serve", "--config"])
+            .arg(dir.join("config/chatgate.toml"))
+            .env("CHATGATE_SERVER__LISTEN", &listen)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the built binary runs");
+        let instance = Instance {
+            child,
+            base: format!("http://{listen}"),
+        };
+        for _ in 0..200 {
+            let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return instance;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the instance did not become ready");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn post(&self, key: &str, path: &str, body: Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two gateway processes on one Redis: the first takes a step's time-out
+/// and sends on Telegram, which holds the send; the first is then ended
+/// with `signal`, and the second sends that step once more within 5 s
+/// of its end — and never a third time.
+async fn a_time_out_outlives_its_instance(signal: &str) {
+    let setup = ladder(&["wa", "tg"], "advance_after = \"1s\"");
+    let Some(app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    providers_answer_with_ids(&app).await;
+    tg_takes_after(&app, Duration::from_secs(20)).await;
+    let first = Instance::start(&app.dir).await;
+    let key = app.keys.bot.clone();
+    let contact = json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+        "contact": {"phone": PHONE}});
+    let id = first.post(&key, "/v1/interactions", contact).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = json!({"method": "otp", "delivery": "ladder"});
+    let c = first
+        .post(&key, &format!("/v1/interactions/{id}/challenges"), start)
+        .await;
+    assert_eq!(c["channel"], "wa", "{c}");
+    let tg = || async {
+        let all = sent(&app).await;
+        all.into_iter().filter(|(s, _)| s == "tg").count()
+    };
+    // The step times out: the first instance (the only one) sends on
+    // Telegram, which holds it.
+    let mut waited = 0;
+    while tg().await == 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(tg().await, 1, "the time-out sent on Telegram");
+    let second = Instance::start(&app.dir).await;
+    assert_eq!(
+        tg().await,
+        1,
+        "the first instance's lease holds while it lives"
+    );
+    first.signal(signal);
+    let ended = std::time::Instant::now();
+    while tg().await < 2 && ended.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = ended.elapsed();
+    assert_eq!(tg().await, 2, "the second instance sent the step once more");
+    assert!(took <= Duration::from_millis(5200), "within 5 s: {took:?}");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(tg().await, 2, "never a third send");
+    drop(second);
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_out_outlives_an_instance_killed_midway() {
+    a_time_out_outlives_its_instance("-KILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_out_outlives_an_instance_stopped_midway() {
+    a_time_out_outlives_its_instance("-TERM").await;
+}
