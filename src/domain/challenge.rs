@@ -391,6 +391,11 @@ pub struct SentStep {
     /// while it is the current step (whose status is the challenge's
     /// `delivery_state`). Reports that come later do not change it.
     pub left_at: Option<DeliveryStatus>,
+    /// Which send of its message is under way: 0 once the provider
+    /// answered (or the step was given up on), 1 from the move that
+    /// recorded it until the answer, 2 while the one resend of a step
+    /// whose first sender died is under way (docs/api.md#delivery-ladder).
+    pub in_flight: u8,
 }
 
 impl Ladder {

@@ -127,9 +127,11 @@ pub fn still_open(state: ChallengeState) -> Result<(), Error> {
 ///
 /// 1. a challenge no longer open answers as it ended ([`still_open`]);
 /// 2. a challenge without a ladder: 409 `no_next_step`;
-/// 3. a time-out whose step is not yet due, or whose message arrived,
+/// 3. the current step's send still under way: that move is this one,
+///    and nothing more is sent (`Ok(None)`: the answer is the read);
+/// 4. a time-out whose step is not yet due, or whose message arrived,
 ///    changes nothing (`no_next_step`);
-/// 4. no later step can take the code: `no_next_step`.
+/// 5. no later step can take the code: `no_next_step`.
 pub fn next_move(
     c: &Challenge,
     state: ChallengeState,
@@ -138,12 +140,15 @@ pub fn next_move(
     otp: &OtpSettings,
     rec: &InteractionRecord,
     now: Timestamp,
-) -> Result<Vec<Target>, Error> {
+) -> Result<Option<Vec<Target>>, Error> {
     still_open(state)?;
     let no_step = || Error::NoNextStep("the challenge's ladder has no step left");
     let Some(l) = c.ladder.as_ref() else {
         return Err(Error::NoNextStep("the challenge has no delivery ladder"));
     };
+    if l.current().is_some_and(|s| s.in_flight > 0) {
+        return Ok(None);
+    }
     if timed_out {
         let due = l.advance_at(otp).is_some_and(|at| at <= now);
         let arrived = c
@@ -154,7 +159,8 @@ pub fn next_move(
             return Err(no_step());
         }
     }
-    targets(&l.steps, l.later_steps(), reach_of, otp, rec).map_err(|_| no_step())
+    let later = targets(&l.steps, l.later_steps(), reach_of, otp, rec);
+    later.map(Some).map_err(|_| no_step())
 }
 
 /// What [`record_step`] did.
@@ -183,7 +189,7 @@ pub fn record_step(
     let (Some(l), true) = (c.ladder.as_mut(), open) else {
         return StepRecord::Lost;
     };
-    if l.current() != from {
+    if !same_step(l.current(), from) {
         return StepRecord::Lost;
     }
     let left_at = c.delivery_state.as_ref().map(|d| d.status);
@@ -196,6 +202,168 @@ pub fn record_step(
     StepRecord::Recorded {
         time_out_at: l.advance_at(otp),
     }
+}
+
+/// Which of `targets` takes the code: the first whose destination
+/// `take` counts one more send for (`Err(RateLimited)` at its limit).
+/// The rungs, in order:
+///
+/// 1. `strict` (a move the bot asked for, or a time-out): the first
+///    step's limit is the answer, 429 — the ladder stays;
+/// 2. a step at its limit is passed over;
+/// 3. none within its limit: 429; no step at all: `no_next_step`.
+pub fn pick(
+    targets: &[Target],
+    strict: bool,
+    mut take: impl FnMut(&Target) -> Result<(), Error>,
+) -> Result<usize, Error> {
+    let mut limited = None;
+    for (i, target) in targets.iter().enumerate() {
+        match take(target) {
+            Ok(()) => return Ok(i),
+            Err(e @ Error::RateLimited { .. }) if strict && i == 0 => return Err(e),
+            Err(e @ Error::RateLimited { .. }) => {
+                limited.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(limited.unwrap_or(Error::NoNextStep("the challenge's ladder has no step left")))
+}
+
+/// Whether `current` is `step`, the one a move recorded (whatever
+/// became of its message since).
+fn is_step(current: &SentStep, step: &SentStep) -> bool {
+    current.index == step.index
+        && current.sent_at == step.sent_at
+        && current.destination == step.destination
+}
+
+/// Whether `current` and `from` are the same step (or both none).
+fn same_step(current: Option<&SentStep>, from: Option<&SentStep>) -> bool {
+    match (current, from) {
+        (None, None) => true,
+        (Some(a), Some(b)) => is_step(a, b),
+        _ => false,
+    }
+}
+
+/// Whether challenge `c` is open at `now` and its ladder still stands at
+/// `from`, the step a move started from (`None`: no step yet).
+pub fn stands_at(c: &Challenge, from: Option<&SentStep>, now: Timestamp) -> bool {
+    let current = c.ladder.as_ref().and_then(|l| l.current());
+    c.state(now) == ChallengeState::Open && c.ladder.is_some() && same_step(current, from)
+}
+
+/// Takes back step `refused` of challenge `c`, whose provider refused
+/// the code (its own send, `refused.in_flight`): the step before it has
+/// the code again, with `before`, the delivery state it had when the
+/// move was recorded. `false` (nothing changed) when `refused` is not
+/// the current step, or another send of it is under way.
+pub fn withdraw_step(c: &mut Challenge, refused: &SentStep, before: Option<DeliveryState>) -> bool {
+    let Some(l) = c.ladder.as_mut() else {
+        return false;
+    };
+    let mine = l
+        .current()
+        .is_some_and(|s| is_step(s, refused) && s.in_flight == refused.in_flight);
+    if !mine {
+        return false;
+    }
+    l.sent.pop();
+    if let Some(previous) = l.sent.last_mut() {
+        previous.left_at = None;
+    }
+    c.channel = l.current().map(|s| s.channel.clone());
+    c.delivery_state = before;
+    true
+}
+
+/// Records on challenge `c` (at `now`) that the provider took step
+/// `step`'s message, as `message_id` (`None`: it names none, or the
+/// step is given up on): its send is no longer under way. `false` when
+/// the challenge is no longer open or has moved past the step (the
+/// message is not the challenge's any more).
+pub fn record_message(
+    c: &mut Challenge,
+    step: &SentStep,
+    message_id: Option<String>,
+    now: Timestamp,
+) -> bool {
+    let open = c.state(now) == ChallengeState::Open;
+    let current = c.ladder.as_mut().and_then(|l| l.sent.last_mut());
+    let Some(current) = current.filter(|s| open && is_step(s, step) && s.in_flight > 0) else {
+        return false;
+    };
+    current.message_id = message_id;
+    current.in_flight = 0;
+    true
+}
+
+/// What a ladder's time-out that came due does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TimeOut {
+    /// Moves the code on, if [`next_move`] finds a step that may take it.
+    Move,
+    /// The current step's first send was recorded and its sender died
+    /// before the answer was recorded: it is sent once more.
+    Resend(SentStep),
+    /// Its one resend's sender died too: the step is taken as sent (no
+    /// third message), and times out as any other.
+    GiveUp(SentStep),
+}
+
+/// The verdict on a time-out of challenge `c` (which reads `state`):
+/// a current step whose send is still recorded as under way is resent
+/// once, then given up on; anything else is a move.
+pub fn time_out(c: &Challenge, state: ChallengeState) -> TimeOut {
+    let current = c.ladder.as_ref().and_then(|l| l.current());
+    match current {
+        Some(s) if state == ChallengeState::Open && s.in_flight == 1 => TimeOut::Resend(s.clone()),
+        Some(s) if state == ChallengeState::Open && s.in_flight > 1 => TimeOut::GiveUp(s.clone()),
+        _ => TimeOut::Move,
+    }
+}
+
+/// Claims the one resend of step `step` of challenge `c` (see
+/// [`TimeOut::Resend`]); `false` when it is not the current step's
+/// first send any more (answered, withdrawn, resent by another).
+pub fn claim_resend(c: &mut Challenge, step: &SentStep, now: Timestamp) -> bool {
+    let open = c.state(now) == ChallengeState::Open;
+    let current = c.ladder.as_mut().and_then(|l| l.sent.last_mut());
+    match current {
+        Some(s) if open && is_step(s, step) && s.in_flight == 1 => {
+            s.in_flight = 2;
+            true
+        }
+        _ => false,
+    }
+}
+
+/// When challenge `c`'s ladder is next due on the due queue, at `now`:
+/// while its current step's send is under way, at `lease` from now (a
+/// sender that dies leaves it to another); else at the current step's
+/// time-out. `None` (no entry) when the challenge is no longer open, its
+/// message arrived, it is on its last step, or its time-out has passed
+/// already (acted on).
+pub fn next_due(
+    c: &Challenge,
+    otp: &OtpSettings,
+    now: Timestamp,
+    lease: std::time::Duration,
+) -> Option<Timestamp> {
+    let l = c.ladder.as_ref()?;
+    if c.state(now) != ChallengeState::Open {
+        return None;
+    }
+    if l.current()?.in_flight > 0 {
+        return Some(now.plus(lease));
+    }
+    let arrived = c
+        .delivery_state
+        .as_ref()
+        .is_some_and(|d| d.status.arrived());
+    l.advance_at(otp).filter(|at| !arrived && *at > now)
 }
 
 #[cfg(test)]
@@ -299,6 +467,7 @@ mod tests {
             message_id: None,
             sent_at: now,
             left_at: None,
+            in_flight: 0,
         });
         assert_eq!(l.later_steps(), 2..3);
         assert_eq!(l.advance_at(&otp), Some(now.plus(otp.advance_after.get())));
@@ -309,6 +478,7 @@ mod tests {
             message_id: None,
             sent_at: now,
             left_at: None,
+            in_flight: 0,
         });
         assert_eq!(l.later_steps(), 3..3);
         assert_eq!(l.advance_at(&otp), None, "the last step stays");
@@ -326,6 +496,7 @@ mod tests {
             message_id: Some(m.into()),
             sent_at: now,
             left_at,
+            in_flight: 0,
         };
         let mut l = Ladder {
             steps: steps(&["wa", "tg", "sms"]),
@@ -382,6 +553,7 @@ mod tests {
             message_id: None,
             sent_at: now,
             left_at: None,
+            in_flight: 0,
         };
         let mut c = ladder_challenge(&otp, now);
         c.channel = Some("wa".into());
@@ -399,21 +571,26 @@ mod tests {
         let e = moves(&c, ChallengeState::Replaced, false, now).unwrap_err();
         assert!(matches!(e, Error::ChallengeExpired), "{e:?}");
         // A request moves at once: the later steps, in order.
-        let t = moves(&c, open, false, now).unwrap();
+        let t = moves(&c, open, false, now).unwrap().unwrap();
         let names: Vec<&str> = t.iter().map(|t| t.channel.as_str()).collect();
         assert_eq!(names, ["sms", "email"]);
-        // 3. A time-out before the step is due, or after it arrived: nothing.
+        // 4. A time-out before the step is due, or after it arrived: nothing.
         let e = moves(&c, open, true, now).unwrap_err();
         assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
         let due = now.plus(otp.advance_after.get());
-        assert_eq!(moves(&c, open, true, due).unwrap().len(), 2);
+        assert_eq!(moves(&c, open, true, due).unwrap().unwrap().len(), 2);
+        // 3. While the current step's send is under way: that move.
+        c.ladder.as_mut().unwrap().sent[0].in_flight = 1;
+        assert!(moves(&c, open, false, now).unwrap().is_none());
+        assert!(moves(&c, open, true, due).unwrap().is_none());
+        c.ladder.as_mut().unwrap().sent[0].in_flight = 0;
         c.delivery_state = Some(DeliveryState {
             status: DeliveryStatus::Delivered,
             error: None,
         });
         let e = moves(&c, open, true, due).unwrap_err();
         assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
-        // 4. On the last step: no step left.
+        // 5. On the last step: no step left.
         c.ladder.as_mut().unwrap().sent.push(sent(2, "email"));
         let e = moves(&c, open, false, now).unwrap_err();
         assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
@@ -438,6 +615,7 @@ mod tests {
             message_id: Some(format!("m{index}")),
             sent_at: now,
             left_at: None,
+            in_flight: 0,
         };
         let mut c = ladder_challenge(&otp, now);
         let due = Some(now.plus(otp.advance_after.get()));
@@ -474,5 +652,176 @@ mod tests {
             record_step(&mut c, from.as_ref(), step(2, "email"), &otp, late),
             StepRecord::Lost
         );
+    }
+
+    fn target(index: usize, channel: &str) -> Target {
+        Target {
+            index,
+            channel: channel.into(),
+            destination: "+447400123456".into(),
+        }
+    }
+
+    /// One test per rung of [`pick`].
+    #[test]
+    fn the_first_step_within_its_limit_takes_the_code() {
+        let limited = || Error::RateLimited { retry_after: 60 };
+        let t = [target(1, "tg"), target(2, "sms")];
+        // Within its limit: the first.
+        assert_eq!(pick(&t, true, |_| Ok(())).unwrap(), 0);
+        // 1. Strict: the first step's limit is the answer.
+        let first_full = |x: &Target| if x.index == 1 { Err(limited()) } else { Ok(()) };
+        let e = pick(&t, true, first_full).unwrap_err();
+        assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+        // 2. Not strict: passed over.
+        assert_eq!(pick(&t, false, first_full).unwrap(), 1);
+        // 3. None within its limit: 429; no step at all: no_next_step.
+        let e = pick(&t, false, |_| Err(limited())).unwrap_err();
+        assert!(matches!(e, Error::RateLimited { .. }), "{e:?}");
+        let e = pick(&[], true, |_| Ok(())).unwrap_err();
+        assert!(matches!(e, Error::NoNextStep(_)), "{e:?}");
+    }
+
+    /// A ladder on wa (answered) then sms, its send under way, at `now`.
+    fn sending(otp: &OtpSettings, now: Timestamp) -> (Challenge, SentStep) {
+        use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
+        let mut c = ladder_challenge(otp, now);
+        let wa = SentStep {
+            index: 0,
+            channel: "wa".into(),
+            destination: "+447400123456".into(),
+            message_id: Some("wamid.1".into()),
+            sent_at: now,
+            left_at: None,
+            in_flight: 0,
+        };
+        assert!(record_step(&mut c, None, wa.clone(), otp, now) != StepRecord::Lost);
+        c.delivery_state = Some(DeliveryState {
+            status: DeliveryStatus::Sent,
+            error: None,
+        });
+        let sms = SentStep {
+            index: 1,
+            channel: "sms".into(),
+            message_id: None,
+            in_flight: 1,
+            ..wa.clone()
+        };
+        assert!(record_step(&mut c, Some(&wa), sms.clone(), otp, now) != StepRecord::Lost);
+        (c, sms)
+    }
+
+    /// [`stands_at`], [`withdraw_step`], [`record_message`]: a move stands
+    /// only where it started; a refused step gives the code back to the
+    /// step before it; an answer is recorded only on its own step.
+    #[test]
+    fn a_step_is_withdrawn_or_answered_only_as_its_own_send() {
+        use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
+        let otp = OtpSettings::default();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let (c, sms) = sending(&otp, now);
+        let wa = c.ladder.as_ref().unwrap().sent[0].clone();
+        assert!(stands_at(&c, Some(&sms), now));
+        assert!(!stands_at(&c, Some(&wa), now), "moved on");
+        assert!(!stands_at(&c, None, now));
+        assert!(!stands_at(&c, Some(&sms), c.expires_at), "ended");
+
+        // Withdrawn: wa has the code again, as it was.
+        let before = Some(DeliveryState {
+            status: DeliveryStatus::Sent,
+            error: None,
+        });
+        let mut w = c.clone();
+        let other = SentStep {
+            in_flight: 2,
+            ..sms.clone()
+        };
+        assert!(
+            !withdraw_step(&mut w, &other, before.clone()),
+            "not its send"
+        );
+        assert!(withdraw_step(&mut w, &sms, before.clone()));
+        let l = w.ladder.as_ref().unwrap();
+        assert_eq!(l.via(), ["wa"]);
+        assert_eq!(l.sent[0].left_at, None);
+        assert_eq!(w.channel.as_deref(), Some("wa"));
+        assert_eq!(w.delivery_state, before);
+        assert!(!withdraw_step(&mut w, &sms, None), "once");
+
+        // Answered: its id, its send done; not on another step, nor ended.
+        let mut a = c.clone();
+        assert!(!record_message(&mut a, &wa, Some("x".into()), now));
+        let end = a.expires_at;
+        assert!(!record_message(&mut a, &sms, Some("SM1".into()), end));
+        assert!(record_message(&mut a, &sms, Some("SM1".into()), now));
+        let current = a.ladder.as_ref().unwrap().current().unwrap().clone();
+        assert_eq!(
+            (current.message_id.as_deref(), current.in_flight),
+            (Some("SM1"), 0)
+        );
+        assert!(
+            !record_message(&mut a, &sms, Some("SM2".into()), now),
+            "once"
+        );
+    }
+
+    /// One test per rung of [`time_out`], with [`claim_resend`]: a step
+    /// whose send is still under way is resent once, then given up on.
+    #[test]
+    fn a_step_whose_sender_died_is_resent_once_then_given_up() {
+        let otp = OtpSettings::default();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let (mut c, sms) = sending(&otp, now);
+        let open = ChallengeState::Open;
+        // Not open: a move (which answers as it ended).
+        assert_eq!(time_out(&c, ChallengeState::Expired), TimeOut::Move);
+        // Its first send under way: resent, once.
+        assert_eq!(time_out(&c, open), TimeOut::Resend(sms.clone()));
+        assert!(claim_resend(&mut c, &sms, now));
+        assert!(!claim_resend(&mut c, &sms, now), "claimed already");
+        // Its resend under way too: given up on.
+        let resent = c.ladder.as_ref().unwrap().current().unwrap().clone();
+        assert_eq!(resent.in_flight, 2);
+        assert_eq!(time_out(&c, open), TimeOut::GiveUp(resent.clone()));
+        assert!(record_message(&mut c, &resent, None, now));
+        // Answered: a move.
+        assert_eq!(time_out(&c, open), TimeOut::Move);
+        assert!(!claim_resend(&mut c, &sms, now));
+    }
+
+    /// One test per rung of [`next_due`].
+    #[test]
+    fn a_ladder_is_due_at_its_lease_while_sending_else_at_its_time_out() {
+        use crate::domain::delivery_status::DeliveryStatus;
+        let otp = OtpSettings::default();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let lease = std::time::Duration::from_secs(4);
+        let (mut c, sms) = sending(&otp, now);
+        // Sending: at the lease.
+        assert_eq!(next_due(&c, &otp, now, lease), Some(now.plus(lease)));
+        // Answered: at its time-out, while that is ahead.
+        assert!(record_message(&mut c, &sms, Some("SM1".into()), now));
+        let at = now.plus(otp.advance_after.get());
+        assert_eq!(next_due(&c, &otp, now, lease), Some(at));
+        assert_eq!(next_due(&c, &otp, at, lease), None, "acted on");
+        // Arrived: none.
+        c.delivery_state.as_mut().unwrap().status = DeliveryStatus::Delivered;
+        assert_eq!(next_due(&c, &otp, now, lease), None);
+        c.delivery_state.as_mut().unwrap().status = DeliveryStatus::Sent;
+        // Ended: none.
+        assert_eq!(next_due(&c, &otp, c.expires_at, lease), None);
+        // The last step: none.
+        let email = SentStep {
+            index: 2,
+            channel: "email".into(),
+            in_flight: 0,
+            ..sms.clone()
+        };
+        let from = c.ladder.as_ref().unwrap().current().cloned();
+        assert!(record_step(&mut c, from.as_ref(), email, &otp, now) != StepRecord::Lost);
+        assert_eq!(next_due(&c, &otp, now, lease), None);
+        // No ladder: none.
+        c.ladder = None;
+        assert_eq!(next_due(&c, &otp, now, lease), None);
     }
 }

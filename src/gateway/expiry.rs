@@ -96,11 +96,12 @@ async fn handle(
         super::challenges::app::KIND => {
             super::challenges::app::claim_app_poll(gw, team, member, remove, lease, polls).await
         }
-        // A delivery ladder's step timed out (`ladder.rs`): taken off the
-        // queue here, moved on by the poller (never awaited here).
+        // A delivery ladder's step timed out (`ladder.rs`): held with
+        // `lease`, claimed here, moved on by the poller (never awaited
+        // here); the entry stays until the move's commit replaces it.
         super::challenges::ladder::KIND => {
             let (id, cid) = super::challenges::ladder::parse_due_member(member)?;
-            super::challenges::ladder::claim_ladder_due(gw, team, id, cid, remove, polls).await
+            super::challenges::ladder::claim_ladder_due(gw, team, id, cid, lease, polls).await
         }
         _ => return None,
     })

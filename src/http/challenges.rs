@@ -197,7 +197,10 @@ async fn read(
 /// no step is left or the challenge has no ladder, 409 `challenge_used`,
 /// 410 once it ended otherwise, 429 when the next step's destination has
 /// used its send limit, 502 when every step left refused the message; the
-/// ladder then stays where it is.
+/// ladder then stays where it is. A move is recorded before its message is
+/// sent: of moves at once one sends, and the others (or one made while a
+/// step's send is under way) send nothing and answer the read as it
+/// stands, or 409 `challenge_used` once the code was used.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges/{cid}/advance", operation_id = "advance_challenge", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path)),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),

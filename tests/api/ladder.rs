@@ -5,7 +5,9 @@
 //! `telegram_gateway` kind (its request, its signed reports, its revoke),
 //! and receipts: a failed step hands the code on, the last one's failure
 //! is `challenge.undelivered`, an earlier step's late report changes
-//! nothing.
+//! nothing; moves at once (one records and sends, none after the code's
+//! use, never past a destination's limit), and a step whose sender dies
+//! midway (a dropped task, a process killed or stopped) sent once more.
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -525,12 +527,13 @@ async fn tg_revokes(app: &TestApp) -> usize {
 }
 
 both_stores!(
-    two_moves_at_once_record_one_and_the_other_withdraws_its_message,
+    two_moves_at_once_record_one_and_only_it_sends,
     setup: ladder(&["wa", "tg", "sms"], ""),
     |app: TestApp| async move {
         let (id, cid) = started_with_a_slow_telegram(&app).await;
-        // Both read the ladder on WhatsApp and send on Telegram; one move
-        // is recorded, the other finds it moved: the read, not a 410.
+        // Both start from WhatsApp; the move recorded first sends on
+        // Telegram, the other finds it moved (or sending) and sends
+        // nothing: the read, not a 410.
         let (a, b) = tokio::join!(advance(&app, &id, &cid), advance(&app, &id, &cid));
         assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
         let (a, b): (Value, Value) = (a.json().await.unwrap(), b.json().await.unwrap());
@@ -542,24 +545,26 @@ both_stores!(
             .map(|s| s["step"].clone())
             .collect();
         assert_eq!(steps, [json!("left"), json!("current"), json!("ahead")]);
-        // The message of the move that did not happen is withdrawn.
-        assert_eq!(tg_revokes(&app).await, 1);
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg"], "one send for the two moves");
+        assert_eq!(tg_revokes(&app).await, 0, "nothing to withdraw");
         // The next move goes on from Telegram, once.
         assert_eq!(advance(&app, &id, &cid).await.status(), 200);
         let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
-        assert_eq!(steps, ["wa", "tg", "tg", "sms"]);
+        assert_eq!(steps, ["wa", "tg", "sms"]);
     }
 );
 
 both_stores!(
-    a_move_overtaken_by_the_code_s_use_is_challenge_used,
+    a_move_after_the_code_s_use_sends_nothing_and_is_challenge_used,
     setup: ladder(&["wa", "tg"], ""),
     |app: TestApp| async move {
         let (id, cid) = started_with_a_slow_telegram(&app).await;
         let code = sent(&app).await[0].1.clone();
+        // A move recorded before the code's use sends once; its message
+        // is withdrawn when its answer finds the code used.
         let moving = advance(&app, &id, &cid);
         let using = async {
-            // While Telegram takes its time, the customer types the code.
             for _ in 0..250 {
                 if sent(&app).await.iter().any(|(s, _)| s == "tg") {
                     break;
@@ -572,6 +577,69 @@ both_stores!(
         assert_eq!(used.status(), 200);
         assert_problem(moved, 409, "challenge_used").await;
         assert_eq!(tg_revokes(&app).await, 1, "the late step's message is withdrawn");
+        // Moves after the use send nothing.
+        let again = futures::future::join_all((0..5).map(|_| advance(&app, &id, &cid))).await;
+        for res in again {
+            assert_problem(res, 409, "challenge_used").await;
+        }
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg"]);
+    }
+);
+
+both_stores!(
+    ten_moves_at_once_send_once_and_never_past_the_destination_s_limit,
+    setup: ladder(&["wa", "tg", "sms"], "max_sends = 2"),
+    |app: TestApp| async move {
+        // Every step sends to the one phone number: two sends at most.
+        // Telegram holds its send, so that the moves are all under way
+        // before the first is answered.
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(1000)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let moves = || futures::future::join_all((0..10).map(|_| advance(&app, &id, &cid)));
+        for res in moves().await {
+            assert_eq!(res.status(), 200);
+            let read: Value = res.json().await.unwrap();
+            assert_eq!(read["channel"], "tg");
+        }
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg"], "ten moves at once, one send");
+        // The limit is reached: ten more moves are each 429, nothing sent.
+        for res in moves().await {
+            assert_problem(res, 429, "rate_limited").await;
+        }
+        assert_eq!(sent(&app).await.len(), 2);
+        assert_eq!(app.get(&id).await["open_challenge"]["channel"], "tg");
+    }
+);
+
+both_stores!(
+    ten_moves_at_once_and_the_code_s_use_send_at_most_once,
+    setup: ladder(&["wa", "tg", "sms"], ""),
+    |app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(1000)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = sent(&app).await[0].1.clone();
+        let moves = futures::future::join_all((0..10).map(|_| advance(&app, &id, &cid)));
+        let (moved, used) = tokio::join!(moves, app.verify_code(&id, &cid, &code));
+        assert_eq!(used.status(), 200);
+        let mut statuses: Vec<u16> = moved.iter().map(|r| r.status().as_u16()).collect();
+        statuses.dedup();
+        assert!(statuses.iter().all(|s| [200, 409].contains(s)), "{statuses:?}");
+        // One send for the moves, or none if the code was used first;
+        // via names every step that sent, and no more.
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert!(steps == ["wa"] || steps == ["wa", "tg"], "{steps:?}");
+        assert_eq!(app.get(&id).await["via"], json!(steps));
+        let again = advance(&app, &id, &cid).await;
+        assert_problem(again, 409, "challenge_used").await;
+        assert_eq!(sent(&app).await.len(), steps.len());
     }
 );
 
@@ -1093,3 +1161,180 @@ both_stores!(
         assert_eq!(read["state"], "open", "{read}");
     }
 );
+
+both_stores!(
+    a_step_whose_sender_dies_midway_is_sent_once_more_by_the_lease,
+    setup: ladder(&["wa", "tg", "sms"], ""),
+    |app: TestApp| async move {
+        providers_answer_with_ids(&app).await;
+        tg_takes_after(&app, Duration::from_millis(2000)).await;
+        let id = with_phone(&app, PHONE).await;
+        let c: Value = start_ladder(&app, &id).await.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        // The move is recorded and its send begun; then the request (and
+        // the task acting on it) is dropped while Telegram holds the send.
+        let impatient = reqwest::Client::builder()
+            .timeout(Duration::from_millis(400))
+            .build()
+            .unwrap();
+        let dropped = impatient
+            .post(app.url(&format!("/v1/interactions/{id}/challenges/{cid}/advance")))
+            .bearer_auth(&app.keys.bot)
+            .json(&json!({}))
+            .send()
+            .await;
+        assert!(dropped.is_err(), "the request was dropped mid-send");
+        let tg = |v: Vec<(String, String)>| v.into_iter().filter(|(s, _)| s == "tg").count();
+        assert_eq!(tg(sent(&app).await), 1);
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!(read["channel"], "tg", "recorded before it was sent");
+        // Past the sender's lease: the step is sent once more, within 5 s.
+        app.advance(5);
+        let mut resent = false;
+        for _ in 0..50 {
+            if tg(sent(&app).await) == 2 {
+                resent = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(resent, "the lease came back and the step was sent again");
+        // Its answer is recorded; never a third send.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        app.advance(5);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(tg(sent(&app).await), 2, "once more, never more");
+        let read = read_challenge(&app, &id, &cid).await;
+        assert_eq!(read["channel"], "tg");
+        let steps: Vec<String> = sent(&app).await.into_iter().map(|(s, _)| s).collect();
+        assert_eq!(steps, ["wa", "tg", "tg"]);
+    }
+);
+
+/// The built binary serving `dir`'s configuration on a free port; killed
+/// when dropped.
+struct Instance {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Instance {
+    /// Starts it and waits (up to 20 s) for `/readyz` 200.
+    async fn start(dir: &std::path::Path) -> Instance {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(["serve", "--config"])
+            .arg(dir.join("config/chatgate.toml"))
+            .env("CHATGATE_SERVER__LISTEN", &listen)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the built binary runs");
+        let instance = Instance {
+            child,
+            base: format!("http://{listen}"),
+        };
+        for _ in 0..200 {
+            let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return instance;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the instance did not become ready");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn post(&self, key: &str, path: &str, body: Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two gateway processes on one Redis: the first takes a step's time-out
+/// and sends on Telegram, which holds the send; the first is then ended
+/// with `signal`, and the second sends that step once more within 5 s
+/// of its end — and never a third time.
+async fn a_time_out_outlives_its_instance(signal: &str) {
+    let setup = ladder(&["wa", "tg"], "advance_after = \"1s\"");
+    let Some(app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    providers_answer_with_ids(&app).await;
+    tg_takes_after(&app, Duration::from_secs(20)).await;
+    let first = Instance::start(&app.dir).await;
+    let key = app.keys.bot.clone();
+    let contact = json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+        "contact": {"phone": PHONE}});
+    let id = first.post(&key, "/v1/interactions", contact).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let start = json!({"method": "otp", "delivery": "ladder"});
+    let c = first
+        .post(&key, &format!("/v1/interactions/{id}/challenges"), start)
+        .await;
+    assert_eq!(c["channel"], "wa", "{c}");
+    let tg = || async {
+        let all = sent(&app).await;
+        all.into_iter().filter(|(s, _)| s == "tg").count()
+    };
+    // The step times out: the first instance (the only one) sends on
+    // Telegram, which holds it.
+    let mut waited = 0;
+    while tg().await == 0 && waited < 100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert_eq!(tg().await, 1, "the time-out sent on Telegram");
+    let second = Instance::start(&app.dir).await;
+    assert_eq!(
+        tg().await,
+        1,
+        "the first instance's lease holds while it lives"
+    );
+    first.signal(signal);
+    let ended = std::time::Instant::now();
+    while tg().await < 2 && ended.elapsed() < Duration::from_secs(8) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let took = ended.elapsed();
+    assert_eq!(tg().await, 2, "the second instance sent the step once more");
+    assert!(took <= Duration::from_millis(5200), "within 5 s: {took:?}");
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert_eq!(tg().await, 2, "never a third send");
+    drop(second);
+    drop(first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_out_outlives_an_instance_killed_midway() {
+    a_time_out_outlives_its_instance("-KILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_out_outlives_an_instance_stopped_midway() {
+    a_time_out_outlives_its_instance("-TERM").await;
+}

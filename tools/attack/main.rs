@@ -8,6 +8,7 @@
 //!     [--seconds 40] [--sockets 780] [--rate 190] [--pipeline 1000] [--path /healthz]
 //!     [--key AGENT_KEY] [--other-key AGENT_KEY]
 //!     [--listen 127.0.0.1:9100] [--mib 400] [--pid GATEWAY_PID] [--public-url URL]
+//!     [--moves 10] [--hold-ms 500] [--max-sends 5] [--phone +447400123456]
 //! ```
 //!
 //! - `slow-readers`: `--sockets` connections, each with a small receive
@@ -35,6 +36,9 @@
 //! - `stand-in-provider`: only serves, for `--seconds`, a provider that
 //!   signs anyone in at once (its codes are refused at its token endpoint):
 //!   a victim team's provider for a local `mix-up`.
+//! - `ladder-race`: the tool is every ladder step's provider (`--listen`);
+//!   `--moves` moves of one ladder at once with the code's use among them,
+//!   counting the sends against `--max-sends` (`ladder_race.rs`).
 //!
 //! For both, the attacker's team file names the tool as its provider:
 //! `[oidc] issuer = "http://127.0.0.1:9100"` (any `client_id` and
@@ -54,6 +58,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::time::{sleep, timeout, Instant};
 
+mod ladder_race;
 mod provider;
 mod provider_attacks;
 
@@ -78,6 +83,12 @@ struct Args {
     mib: usize,
     pid: Option<u32>,
     public_url: Option<String>,
+    /// `ladder-race`: moves at once, how long the provider holds a send,
+    /// the team's `otp.max_sends`, the contact's phone.
+    moves: usize,
+    hold_ms: u64,
+    max_sends: usize,
+    phone: String,
 }
 
 fn parse() -> Result<Args, String> {
@@ -99,6 +110,10 @@ fn parse() -> Result<Args, String> {
         mib: 400,
         pid: None,
         public_url: None,
+        moves: 10,
+        hold_ms: 500,
+        max_sends: 5,
+        phone: "+447400123456".into(),
     };
     while let Some(flag) = it.next() {
         let value = it.next().ok_or(format!("{flag} needs a value"))?;
@@ -119,6 +134,10 @@ fn parse() -> Result<Args, String> {
             "--mib" => a.mib = value.parse().map_err(|_| format!("{flag}: {value}"))?,
             "--pid" => a.pid = Some(value.parse().map_err(|_| format!("{flag}: {value}"))?),
             "--public-url" => a.public_url = Some(value.trim_end_matches('/').to_string()),
+            "--moves" => a.moves = value.parse().map_err(bad)?,
+            "--hold-ms" => a.hold_ms = value.parse().map_err(bad)?,
+            "--max-sends" => a.max_sends = value.parse().map_err(bad)?,
+            "--phone" => a.phone = value,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -143,8 +162,11 @@ fn parse() -> Result<Args, String> {
     {
         return Err(format!("{} needs --key and --other-key", a.scenario));
     }
-    if a.scenario == "oversized-provider" && a.key.is_empty() {
-        return Err("oversized-provider needs --key".into());
+    if matches!(a.scenario.as_str(), "oversized-provider" | "ladder-race") && a.key.is_empty() {
+        return Err(format!("{} needs --key", a.scenario));
+    }
+    if a.moves == 0 || a.moves > 1000 || a.hold_ms > 10_000 {
+        return Err("bounds: 1..=1000 moves, a send held at most 10000 ms".into());
     }
     Ok(a)
 }
@@ -158,6 +180,20 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.scenario == "ladder-race" {
+        let run = timeout(Duration::from_secs(args.seconds), ladder_race::run(&args)).await;
+        return match run {
+            Ok(Ok(())) => ExitCode::SUCCESS,
+            Ok(Err(e)) => {
+                eprintln!("attack: {e}");
+                ExitCode::FAILURE
+            }
+            Err(_) => {
+                eprintln!("attack: not done within {} s", args.seconds);
+                ExitCode::FAILURE
+            }
+        };
+    }
     if matches!(
         args.scenario.as_str(),
         "oversized-provider" | "mix-up" | "stand-in-provider"

@@ -1,24 +1,26 @@
 //! The delivery ladder (docs/api.md#delivery-ladder): an OTP whose one
 //! code goes out on the team's `otp.ladder` steps in turn.
 //!
-//! Which steps may take the code is `domain::ladder`'s. Here: the start
-//! (one challenge, then each step's destination counted as it is tried, a
-//! provider's refusal passing on to the next step at once), the move to
-//! the next step ([`Core::advance_ladder`]: on request, on a step's
-//! time-out from the due queue, on a `failed` report), and the withdrawal
-//! of a message the customer no longer needs.
+//! Which steps may take the code is `domain::ladder`'s; how a step is
+//! recorded before it is sent is `steps`'. Here: the start (one
+//! challenge and its first step in one unit of work, a provider's
+//! refusal passing on to the next step at once), the move to the next
+//! step ([`advance_ladder`]: on request, on a step's time-out from the
+//! due queue, on a `failed` report), the time-out's lease and the resend
+//! of a step whose sender died, and the withdrawal of a message the
+//! customer no longer needs.
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::read::ChallengeView;
 use super::read::StartedChallenge;
-use crate::channels::{ChannelError, Fill, Purpose, Sent};
+use super::steps::{self, send_claimed, Claimed, Move, Took};
 use crate::config::Team;
 use crate::domain::challenge::{ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::ladder::{self, still_open, Ladder, SentStep, StepRecord, Target};
+use crate::domain::ladder::{self, still_open, Ladder, Target, TimeOut};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
@@ -26,22 +28,17 @@ use crate::error::{Error, Result};
 use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
 use crate::gateway::polls::{Ask, Polls};
-use crate::gateway::records::{put, retry, StoredSends};
 use crate::gateway::reports::{self, FailedStep};
 use crate::gateway::work::Step;
 use crate::gateway::{Core, InteractionView};
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, IndexEntry};
 use crate::time::{Clock, Timestamp};
 
 /// The due-queue entry kind of ladders' step time-outs:
 /// `l:<interaction>:<challenge>`.
 pub(in crate::gateway) const KIND: &str = "l";
 
-/// The due-queue member of challenge `cid` of interaction `id`: its
-/// current step's time-out (`l:<interaction>:<challenge>`).
-pub fn due_member(id: Uuid, cid: Uuid) -> String {
-    format!("l:{id}:{cid}")
-}
+pub use super::steps::due_member;
 
 /// The interaction and challenge a due-queue member names, if it is a
 /// ladder's (`l:<interaction>:<challenge>`).
@@ -51,33 +48,9 @@ pub fn parse_due_member(member: &str) -> Option<(Uuid, Uuid)> {
     Some((Uuid::parse_str(id).ok()?, Uuid::parse_str(cid).ok()?))
 }
 
-/// When a time-out whose move the store failed is due again.
-const TIME_OUT_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A step's message, sent.
-struct Took {
-    target: Target,
-    sent: Sent,
-    /// The key its destination's send was counted under.
-    dkey: String,
-}
-
-impl Took {
-    /// The step it was, sent at `now`.
-    fn step(&self, now: Timestamp) -> SentStep {
-        SentStep {
-            index: self.target.index,
-            channel: self.target.channel.clone(),
-            destination: self.target.destination.clone(),
-            message_id: self.sent.message_id.clone(),
-            sent_at: now,
-            left_at: None,
-        }
-    }
-}
-
 /// `POST /v1/interactions/{id}/challenges` with `delivery: "ladder"`:
-/// one challenge, sent on the first step that takes it.
+/// one challenge, recorded with the first step that takes it as
+/// sending, then sent there (docs/api.md#delivery-ladder).
 pub(in crate::gateway) async fn start_ladder(
     core: &Arc<Core>,
     team: &Team,
@@ -86,37 +59,48 @@ pub(in crate::gateway) async fn start_ladder(
     now: Timestamp,
 ) -> Result<StartedChallenge> {
     let cid = Uuid::now_v7();
-    let (rec, started, code, targets) = open_ladder(core, team, id, cid, req, now).await?;
-    // 2. Send on the first step that takes it.
+    let (rec, started, code, targets, claimed) = open_ladder(core, team, id, cid, req, now).await?;
+    // 2. Send on the step recorded, or the next that takes it.
+    let mv = Move {
+        id,
+        cid,
+        from: None,
+        allowance: started.allowance.clone(),
+    };
     let expires_at = started.expires_at;
-    let allowance = started.allowance.as_deref();
-    let sending = send_on_steps(
-        core, team, id, &rec, &targets, &code, expires_at, false, allowance, now,
+    let sending = send_claimed(
+        core, team, &mv, &rec, claimed, &targets, &code, expires_at, now,
     );
     let took = match sending.await {
         Ok(took) => took,
         Err(e) => {
-            // No destination of its own (each step's was given back as it
-            // failed): the previous challenge and the subject's send come back.
+            // Every step refused (each gave its count back): the previous
+            // challenge and the subject's send come back.
             super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
             return Err(e);
         }
     };
-    // 3. Record where it went, and when it moves on.
-    let done = record_step(core, team, id, cid, None, &took, now)
-        .await?
-        .ok_or(Error::ChallengeExpired)?;
+    // 3. Record the provider's answer.
+    let Some(done) = steps::record_sent(core, team, &mv, &took, now).await? else {
+        withdraw(core, &took).await;
+        return Err(Error::ChallengeExpired);
+    };
     super::announce(core, team, &done.rec, cid, &started, Delivery::Ladder, now).await?;
     remember_step(core, team, id, cid, &took, now).await;
-    let step = Some(took.target.channel.clone());
+    let step = Some(took.claimed.target.channel.clone());
     let accepted = DeliveryState::accepted();
     let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
     Ok(answer)
 }
 
-/// Opens the ladder's challenge (the subject's send counted), or refuses:
-/// the interaction as committed, the challenge, its code and the steps
-/// that may take it.
+/// A started ladder's challenge, as opened: the interaction as
+/// committed, the start, its code, the steps that may take it, and the
+/// one recorded as taking it.
+type Opened = (InteractionRecord, Started, OtpCode, Vec<Target>, Claimed);
+
+/// Opens the ladder's challenge (the subject's send counted) with its
+/// first step that is within its destination's limit recorded as
+/// sending, in one unit of work; or refuses (nothing written).
 async fn open_ladder(
     core: &Core,
     team: &Team,
@@ -124,7 +108,7 @@ async fn open_ladder(
     cid: Uuid,
     req: &ChallengeRequest,
     now: Timestamp,
-) -> Result<(InteractionRecord, Started, OtpCode, Vec<Target>)> {
+) -> Result<Opened> {
     let done = core
         .transact(team, id, now, |w| {
             Box::pin(async move {
@@ -145,12 +129,21 @@ async fn open_ladder(
                         sealed_code,
                     });
                 }
-                Ok(Step::Write((started, code, targets)))
+                let allowance = started.allowance.clone();
+                let mv = Move {
+                    id,
+                    cid,
+                    from: None,
+                    allowance,
+                };
+                let claimed = steps::claim_in(core, team, w, &mv, &targets, false, now).await?;
+                let claimed = claimed.ok_or(Error::internal("a new ladder did not stand"))?;
+                Ok(Step::Write((started, code, targets, claimed)))
             })
         })
         .await?;
-    let (started, code, targets) = done.value;
-    Ok((done.rec, started, code, targets))
+    let (started, code, targets, claimed) = done.value;
+    Ok((done.rec, started, code, targets, claimed))
 }
 
 /// Moves challenge `cid` of interaction `id` on to the next step of
@@ -181,36 +174,60 @@ pub async fn advance_ladder(
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
     let timed_out = reason == AdvanceReason::Timeout;
-    let targets = ladder::next_move(c, state, timed_out, |ch| core.reach(ch), &s.otp, rec, now)?;
-    let Some(l) = c.ladder.as_ref() else {
-        return Err(Error::internal("a ladder's move found no ladder"));
+    let verdict = ladder::next_move(c, state, timed_out, |ch| core.reach(ch), &s.otp, rec, now)?;
+    let (Some(targets), Some(l)) = (verdict, c.ladder.as_ref()) else {
+        // Another move's send is under way: this is that move.
+        return Ok(ChallengeView::of(c, state));
     };
-    let current = l.current().cloned();
     let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
-    let expires_at = c.expires_at;
-    // 2. Send on the next step that takes it (the first must be
-    // within its send limit).
+    let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
     let origin = rec.lockout_origin(s);
     let allowance = pair.subject_or_new()?.allowance_of(origin.as_deref(), now);
-    let allowance = allowance.as_deref();
-    let sending = send_on_steps(
-        core, team, id, rec, &targets, &code, expires_at, true, allowance, now,
-    );
-    let took = sending.await?;
-    // 3. Record the move; the previous step's message is withdrawn.
-    let previous = current.as_ref().map(|p| p.channel.clone());
-    let done = record_step(core, team, id, cid, current.as_ref(), &took, now).await?;
-    let Some(done) = done else {
-        return lost_move(core, team, id, cid, &took, now).await;
+    let mv = Move {
+        id,
+        cid,
+        from,
+        allowance,
     };
-    if let Some(p) = &current {
+    // 2. Record the move (one of moves at once), then send.
+    let Some(claimed) = steps::claim(core, team, &mv, &targets, now).await? else {
+        return lost_move(core, team, id, cid, now).await;
+    };
+    let took = send_claimed(
+        core, team, &mv, rec, claimed, &targets, &code, expires_at, now,
+    );
+    let took = took.await?;
+    // 3. Record the answer; the previous step's message is withdrawn.
+    let Some(done) = steps::record_sent(core, team, &mv, &took, now).await? else {
+        withdraw(core, &took).await;
+        return lost_move(core, team, id, cid, now).await;
+    };
+    if let Some(p) = mv.from.as_ref() {
         if let Some(m) = &p.message_id {
             core.channels.revoke(&p.channel, m).await;
         }
     }
-    let (c, state) = done
-        .rec
+    let previous = mv.from.map(|p| p.channel);
+    let read = announce_move(core, team, &done.rec, cid, previous, reason, now).await?;
+    // Reports that came first may move it on again (boxed, for the
+    // recursion); the answer is the read as of this move.
+    Box::pin(remember_step(core, team, id, cid, &took, now)).await;
+    Ok(read)
+}
+
+/// `challenge.advanced` for the move of challenge `cid` of `rec` (as
+/// committed) from `previous`, for `reason`; answers the read.
+async fn announce_move(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    cid: Uuid,
+    previous: Option<String>,
+    reason: AdvanceReason,
+    now: Timestamp,
+) -> Result<ChallengeView> {
+    let (c, state) = rec
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
     let read = ChallengeView::of(c, state);
@@ -221,37 +238,35 @@ pub async fn advance_ladder(
         previous_channel: previous.unwrap_or_default(),
         reason,
     });
-    let interaction =
-        InteractionView::build(&done.rec, None, team.settings_for(&done.rec.channel), now);
+    let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
     core.emit(advanced, now, &interaction).await?;
     metrics::counter!("chatgate_ladder_advances_total", "reason" => reason.as_str()).increment(1);
-    // Reports that came first may move it on again (boxed, for the
-    // recursion); the answer is the read as of this move.
-    Box::pin(remember_step(core, team, id, cid, &took, now)).await;
     Ok(read)
 }
 
-/// A move whose code went out on `took`'s step while the challenge
-/// ended, or another move (a report, a time-out, a second request)
-/// took it on first: this one did not happen. Its destination's count
-/// is given back and its message withdrawn where the step can; the
-/// answer is where the challenge stands now — its read while it is
-/// still open (the ladder moved), else 409 `challenge_used` or 410.
+/// Withdraws `took`'s message where its step can (its move was
+/// overtaken after it went out): best effort.
+async fn withdraw(core: &Core, took: &Took) {
+    if let Some(m) = &took.sent.message_id {
+        core.channels.revoke(&took.claimed.target.channel, m).await;
+    }
+}
+
+/// A move that found the challenge ended, or the ladder moved on by
+/// another move (a report, a time-out, a second request): it sent
+/// nothing. The answer is where the challenge stands now — its read
+/// while it is still open, else 409 `challenge_used` or 410
+/// (`ladder::still_open`).
 async fn lost_move(
     core: &Core,
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    took: &Took,
     now: Timestamp,
 ) -> Result<ChallengeView> {
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
-    give_back_destination(core, &took.dkey, team.settings_for(&rec.channel), now).await?;
-    if let Some(m) = &took.sent.message_id {
-        core.channels.revoke(&took.target.channel, m).await;
-    }
-    tracing::info!(team = %team.id, interaction = %id, step = %took.target.channel, "a ladder move lost to another; its send is given back");
+    tracing::debug!(team = %team.id, interaction = %id, "a ladder move found it moved or ended; nothing sent");
     let (c, state) = rec
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
@@ -268,7 +283,7 @@ async fn remember_step(core: &Core, team: &Team, id: Uuid, cid: Uuid, took: &Too
     let Some(message_id) = took.sent.message_id.as_deref() else {
         return;
     };
-    let channel = &took.target.channel;
+    let channel = &took.claimed.target.channel;
     let remembered = reports::remember_message(core, team, id, cid, channel, message_id, now).await;
     let moved = match remembered {
         // A report that came before the send's answer failed the step.
@@ -349,39 +364,51 @@ fn undelivered(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> Option<Eve
     })
 }
 
-/// The sweeper's turn at a ladder's due-queue entry `entry` (for
-/// challenge `cid` of interaction `id`): its current step timed out.
-/// The entry is taken off the queue — of several instances, only the
-/// one holding its lease does — and the move is handed to the poller,
-/// which sends on the next step beside the sweep: no provider's round
-/// trip holds up a time-out. A full poller leaves the entry at its
-/// lease, due again. Never sends itself.
+/// The sweeper's turn at a ladder's due-queue entry (for challenge `cid`
+/// of interaction `id`), which it holds with the lease `lease` (ms): its
+/// current step timed out, or the send of a step whose sender died is
+/// left to this one. The entry is not removed: this instance takes it
+/// by moving it from its lease to a lease of its own (of several
+/// instances, one does), and hands it to the poller, which acts beside
+/// the sweep. The move's own commit, or its settling, sets the entry
+/// anew; an instance that dies meanwhile leaves it to come due again
+/// (docs/decisions/0097-a-ladder-time-out-is-a-lease.md). A full poller
+/// leaves the entry at its lease, due again. Never sends itself.
 pub(in crate::gateway) async fn claim_ladder_due(
     core: &Core,
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    entry: Op,
+    lease: i64,
     polls: &Polls,
 ) -> Result<()> {
     let Some(slot) = polls.slot() else {
         tracing::debug!(team = %team.id, "ladder time-out left for the next sweep: the poller is full");
         return Ok(());
     };
-    core.store.commit(vec![entry]).await?;
-    slot.hand(Ask::LadderTimeOut {
-        team: team.id.clone(),
-        interaction: id,
-        challenge: cid,
-    });
+    let queue = keys::due_queue(&team.id);
+    let held = IndexEntry {
+        member: due_member(id, cid),
+        score: lease,
+    };
+    let to = polls.now().plus(steps::LEASE).unix_millis();
+    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+        slot.hand(Ask::LadderTimeOut {
+            team: team.id.clone(),
+            interaction: id,
+            challenge: cid,
+        });
+    }
     Ok(())
 }
 
-/// The poller's move of a step that timed out. A move schedules its
-/// own entry anew; one that cannot be made (delivered, ended, no step
-/// left, the next destination's limit used up, every provider
-/// refusing) leaves the ladder where it is. A store that fails puts the
-/// entry back, due again in a few seconds.
+/// The poller's turn at a ladder's due entry it claimed: a step whose
+/// send is still recorded as under way is sent once more (or, the
+/// second time, given up on); else its time-out moves the code on. A
+/// time-out that moves nothing (delivered, ended, no step left, the
+/// next destination's limit used up, every provider refusing) settles
+/// the entry where the ladder is next due. A store that fails leaves the
+/// entry at its lease, due again in a few seconds.
 pub(in crate::gateway) async fn time_out_step(
     core: &Core,
     team_id: &str,
@@ -393,26 +420,96 @@ pub(in crate::gateway) async fn time_out_step(
         return;
     };
     let now = clock.now();
-    match advance_ladder(core, team, id, cid, AdvanceReason::Timeout, now).await {
-        Ok(_) => {}
-        Err(Error::StoreUnavailable) => {
-            let again = Op::QueueAdd {
-                key: keys::due_queue(&team.id),
-                member: due_member(id, cid),
-                score: now.plus(TIME_OUT_RETRY).unix_millis(),
-                ttl: std::time::Duration::from_secs(3600),
-            };
-            if let Err(e) = core.store.commit(vec![again]).await {
-                tracing::warn!(team = %team.id, interaction = %id, error = %e, "a ladder's time-out is lost: the store failed");
+    let mv = Move {
+        id,
+        cid,
+        from: None,
+        allowance: None,
+    };
+    let acted = match resume(core, team, id, cid, now).await {
+        Ok(true) => Ok(()),
+        Ok(false) => match advance_ladder(core, team, id, cid, AdvanceReason::Timeout, now).await {
+            Ok(_) => Ok(()),
+            Err(e @ (Error::StoreUnavailable | Error::Internal(_))) => Err(e),
+            Err(e) => {
+                tracing::debug!(team = %team.id, interaction = %id, reason = e.code(), "ladder stays");
+                steps::settle(core, team, &mv, now).await
             }
-        }
-        Err(e @ Error::Internal(_)) => {
+        },
+        Err(e) => Err(e),
+    };
+    match acted {
+        Ok(()) | Err(Error::StoreUnavailable) => {}
+        Err(e) => {
             tracing::warn!(team = %team.id, interaction = %id, error = %e, "a ladder's time-out could not be handled");
         }
-        Err(e) => {
-            tracing::debug!(team = %team.id, interaction = %id, reason = e.code(), "ladder stays");
-        }
     }
+}
+
+/// A step of challenge `cid` whose send was recorded as under way and
+/// whose sender died: sent once more (the one extra send
+/// docs/api.md#delivery-ladder allows), or, when that resend's sender
+/// died too, taken as sent. `false`: no such step, the time-out is a
+/// move.
+async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -> Result<bool> {
+    let pair = core.load_pair(team, id, now).await?;
+    let rec = pair.rec()?;
+    let s = team.settings_for(&rec.channel);
+    let Some((c, state)) = rec.challenge_at(cid, now) else {
+        return Ok(false);
+    };
+    let (step, resend) = match ladder::time_out(c, state) {
+        TimeOut::Move => return Ok(false),
+        TimeOut::Resend(step) => (step, true),
+        TimeOut::GiveUp(step) => (step, false),
+    };
+    let Some(l) = c.ladder.as_ref() else {
+        return Ok(false);
+    };
+    let origin = rec.lockout_origin(s);
+    let allowance = pair.subject_or_new()?.allowance_of(origin.as_deref(), now);
+    let from = l.sent.iter().rev().nth(1).cloned();
+    let mv = Move {
+        id,
+        cid,
+        from,
+        allowance,
+    };
+    let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
+        return Ok(true);
+    };
+    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let later = l.steps.len();
+    let rest = ladder::targets(
+        &l.steps,
+        step.index + 1..later,
+        |ch| core.reach(ch),
+        &s.otp,
+        rec,
+    );
+    let targets: Vec<Target> = std::iter::once(claimed.target.clone())
+        .chain(rest.unwrap_or_default())
+        .collect();
+    let took = send_claimed(
+        core,
+        team,
+        &mv,
+        rec,
+        claimed,
+        &targets,
+        &code,
+        c.expires_at,
+        now,
+    );
+    let took = took.await?;
+    if steps::record_sent(core, team, &mv, &took, now)
+        .await?
+        .is_none()
+    {
+        withdraw(core, &took).await;
+    }
+    remember_step(core, team, id, cid, &took, now).await;
+    Ok(true)
 }
 
 /// Withdraws the messages of `ladder`'s steps that can be withdrawn
@@ -423,160 +520,4 @@ pub(in crate::gateway) async fn revoke_ladder(core: &Core, ladder: &Ladder) {
             core.channels.revoke(&step.channel, m).await;
         }
     }
-}
-
-/// Sends `code` on the first of `targets` that takes it, each step's
-/// destination counted as it is tried and given back when its provider
-/// refuses. `strict`: the first step's send limit is the answer (429)
-/// rather than a step to pass over. 429 when no step is within its
-/// limit, 502 when every provider refused.
-#[allow(clippy::too_many_arguments)]
-async fn send_on_steps(
-    core: &Core,
-    team: &Team,
-    id: Uuid,
-    rec: &InteractionRecord,
-    targets: &[Target],
-    code: &OtpCode,
-    expires_at: Timestamp,
-    strict: bool,
-    allowance: Option<&str>,
-    now: Timestamp,
-) -> Result<Took> {
-    let s = team.settings_for(&rec.channel);
-    let ttl = expires_at.since(now);
-    let mut limited = None;
-    let mut refused: Option<ChannelError> = None;
-    for (i, target) in targets.iter().enumerate() {
-        let dkey = super::destinations::destination_key(core, team, &target.destination, allowance);
-        match count_destination_now(core, team, &target.destination, allowance, s, now).await {
-            Ok(()) => {}
-            Err(e @ Error::RateLimited { .. }) if strict && i == 0 => return Err(e),
-            Err(e @ Error::RateLimited { .. }) => {
-                limited.get_or_insert(e);
-                continue;
-            }
-            Err(e) => return Err(e),
-        }
-        let fill = Fill {
-            pin: Some(code.expose()),
-            ttl: Some(ttl),
-            ..Fill::default()
-        };
-        let to = Some(target.destination.clone());
-        match core
-            .send(team, rec, &target.channel, to, Purpose::Otp, fill)
-            .await
-        {
-            Ok(sent) => {
-                return Ok(Took {
-                    target: target.clone(),
-                    sent,
-                    dkey,
-                })
-            }
-            Err(e) => {
-                give_back_destination(core, &dkey, s, now).await?;
-                tracing::info!(team = %team.id, interaction = %id, step = %target.channel, "ladder step refused the code; trying the next");
-                refused = Some(e);
-            }
-        }
-    }
-    match (refused, limited) {
-        (Some(e), _) => Err(Error::Channel(e.to_string())),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err(Error::NoNextStep("the challenge's ladder has no step left")),
-    }
-}
-
-/// Counts one send to `destination` at `now` on its own (429 at its
-/// limit), retrying a concurrent writer's conflict.
-async fn count_destination_now(
-    core: &Core,
-    team: &Team,
-    destination: &str,
-    allowance: Option<&str>,
-    s: &crate::config::Settings,
-    now: Timestamp,
-) -> Result<()> {
-    retry(|| async {
-        let count =
-            super::destinations::count_destination(core, team, destination, allowance, s, now);
-        let op = count.await?;
-        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
-    })
-    .await
-}
-
-/// Gives back the send counted at `now` to the destination under `dkey`.
-async fn give_back_destination(
-    core: &Core,
-    dkey: &str,
-    s: &crate::config::Settings,
-    now: Timestamp,
-) -> Result<()> {
-    retry(|| async {
-        let read = super::destinations::destination_sends(core, dkey).await?;
-        let Some(mut sends) = read.value else {
-            return Ok(Some(()));
-        };
-        sends.give_back(now);
-        let sends = StoredSends::from(&sends);
-        let op = put(dkey, read.version, &sends, Some(s.otp.send_window.get()))?;
-        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
-    })
-    .await
-}
-
-/// Records that `took`'s step has the code of challenge `cid` now (the
-/// move from `from`, the step that had it; `None` at the start), and
-/// schedules its time-out unless it is the last step. `None` when the
-/// challenge ended or moved meanwhile (nothing written).
-async fn record_step(
-    core: &Core,
-    team: &Team,
-    id: Uuid,
-    cid: Uuid,
-    from: Option<&SentStep>,
-    took: &Took,
-    now: Timestamp,
-) -> Result<Option<crate::gateway::work::Done<()>>> {
-    let done = core
-        .transact(team, id, now, |w| {
-            Box::pin(async move {
-                let s = w.settings;
-                let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == cid) else {
-                    return Ok(Step::Answer(false));
-                };
-                let next = took.step(now);
-                let StepRecord::Recorded { time_out_at } =
-                    ladder::record_step(c, from, next, &s.otp, now)
-                else {
-                    return Ok(Step::Answer(false));
-                };
-                let kept_for = c.expires_at.since(now) + std::time::Duration::from_secs(3600);
-                let queue = keys::due_queue(&team.id);
-                let member = due_member(id, cid);
-                w.also(match time_out_at {
-                    Some(at) => Op::QueueAdd {
-                        key: queue,
-                        member,
-                        score: at.unix_millis(),
-                        ttl: kept_for,
-                    },
-                    None => Op::QueueRemove { key: queue, member },
-                });
-                Ok(Step::Write(true))
-            })
-        })
-        .await?;
-    Ok(if done.value {
-        Some(crate::gateway::work::Done {
-            value: (),
-            view: done.view,
-            rec: done.rec,
-        })
-    } else {
-        None
-    })
 }

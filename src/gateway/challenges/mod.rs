@@ -10,13 +10,15 @@
 //!   identity provider (docs/api.md#approval-in-the-customers-app).
 //!
 //! [`verify`] answers a code (and reveals one to an agent), [`read`]
-//! reads one challenge and holds the answers' types, and
-//! [`destinations`] counts what each destination was sent.
+//! reads one challenge and holds the answers' types,
+//! [`destinations`] counts what each destination was sent, and
+//! [`steps`] records a ladder's step before it is sent.
 pub mod app;
 mod destinations;
 pub mod ladder;
 pub mod read;
 mod single;
+mod steps;
 pub mod verify;
 
 use std::sync::Arc;

@@ -655,6 +655,13 @@ struct StoredSentStep {
     /// How far its message had got when the ladder moved past it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     ls: Option<StoredDeliveryStatus>,
+    /// Which send of its message is under way (0, the default: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    f: u8,
+}
+
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 impl From<&Ladder> for StoredLadder {
@@ -671,6 +678,7 @@ impl From<&Ladder> for StoredLadder {
                     m: s.message_id.clone(),
                     at: s.sent_at,
                     ls: s.left_at.map(Into::into),
+                    f: s.in_flight,
                 })
                 .collect(),
             s: l.sealed_code.clone(),
@@ -692,6 +700,7 @@ impl From<StoredLadder> for Ladder {
                     message_id: s.m,
                     sent_at: s.at,
                     left_at: s.ls.map(Into::into),
+                    in_flight: s.f,
                 })
                 .collect(),
             sealed_code: l.s,

@@ -129,6 +129,7 @@ fn full() -> InteractionRecord {
                     message_id: Some("SM1".into()),
                     sent_at: ms(7),
                     left_at: None,
+                    in_flight: 1,
                 }],
                 sealed_code: "sealed-too".into(),
             }),
@@ -259,7 +260,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
         r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
-        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007}],"s":"sealed-too"}},"#,
+        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1}],"s":"sealed-too"}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
@@ -293,6 +294,16 @@ fn a_stored_interaction_of_today_reads_back_equal() {
     assert_ne!(unnamed, today);
     let (read, _) = decode_interaction(&unnamed, &key).expect("a binding without via");
     assert_eq!(read.binding.map(|b| b.via), Some(Vec::new()));
+    // A ladder step kept before a step's send was recorded as under way
+    // reads as answered.
+    let answered = today.replace(r#","at":1800000000007,"f":1}"#, r#","at":1800000000007}"#);
+    assert_ne!(answered, today);
+    let (read, _) = decode_interaction(&answered, &key).expect("a step without f");
+    let step = read
+        .challenge
+        .and_then(|c| c.ladder)
+        .map(|l| l.sent[0].in_flight);
+    assert_eq!(step, Some(0));
     // The other answers, as stored today.
     for (text, answer) in [
         (
