@@ -215,12 +215,14 @@ impl Slot {
             return;
         };
         let mut b = self.lanes.board();
-        if b.stopped {
-            return;
-        }
         let kind = key.1;
         let lane = b.lanes.entry(key.clone()).or_default();
         lane.reserved = lane.reserved.saturating_sub(1);
+        if b.stopped {
+            b.forget_if_idle(&key);
+            return;
+        }
+        let lane = b.lanes.entry(key.clone()).or_default();
         lane.waiting.push_back(ask);
         if !lane.has_turn {
             lane.has_turn = true;

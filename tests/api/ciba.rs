@@ -806,6 +806,7 @@ on_both_stores!(
     a_start_whose_poll_was_lost_still_ends_expired,
     one_request_is_asked_once_at_a_time_an_interval_after_the_answer,
     a_hung_provider_of_one_team_delays_no_other_team,
+    a_provider_back_from_a_hang_is_not_flooded,
     an_interval_past_the_end_still_ends_it_in_time,
     an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined,
 );
@@ -973,5 +974,31 @@ async fn a_hung_provider_of_one_team_delays_no_other_team(backend: Backend) {
     assert!(
         time_out <= bound,
         "acme's time-out waited {time_out:?} behind globex's"
+    );
+}
+
+/// A provider that hung while 100 app challenges of the team were due:
+/// when it answers again, the asks that waited for it come at most a
+/// lane's worth at a time (8 under way, 16 waiting), not all at once.
+async fn a_provider_back_from_a_hang_is_not_flooded(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    for n in 0..100 {
+        let id = interaction(&app, Some(&format!("cust-{n}"))).await;
+        started(&app, &id).await;
+    }
+    idp.approval(Approval::Hang);
+    app.advance(5);
+    until("polls hang", || async { idp.ciba_hanging() >= 8 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    idp.approval(Approval::Pending);
+    let before = idp.ciba_polls();
+    // The hung polls give up after 5 s; what waited goes then.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = idp.ciba_polls() - before;
+    assert!(
+        after <= 24,
+        "{after} polls fired when the provider came back"
     );
 }
