@@ -8,7 +8,7 @@
 //! applies the provider's final answer.
 use uuid::Uuid;
 
-use super::challenge::{Challenge, ChallengeMethod, PastOutcome};
+use super::challenge::{Challenge, ChallengeMethod, ChallengeState, PastOutcome};
 use super::interaction::{Customer, InteractionRecord, Method};
 use super::origins::Failure;
 use super::otp::OtpCode;
@@ -23,12 +23,14 @@ use crate::time::Timestamp;
 pub const BINDING_DIGITS: u32 = 4;
 
 /// Every `reason` an app challenge's `challenge.failed` may carry.
-pub const REASONS: [&str; 5] = [
+pub const REASONS: [&str; 7] = [
     "denied",
     "expired",
     "invalid_token",
     "customer_mismatch",
     "locked",
+    "disabled",
+    "replaced",
 ];
 
 /// An app challenge opened: already the interaction's current one, its
@@ -86,6 +88,9 @@ pub enum Answer {
     Denied,
     /// The provider's request ended (`expired_token`), or the challenge's ttl.
     Expired,
+    /// Not an answer: a reload turned the team's `ciba` off, so nothing
+    /// asks the provider any more (decision 0099).
+    Disabled,
 }
 
 /// What an answer did to the challenge.
@@ -135,6 +140,7 @@ pub fn conclude(
         Answer::Denied => (PastOutcome::Denied, "denied", None),
         Answer::Expired => (PastOutcome::Expired, "expired", None),
         Answer::InvalidToken => (PastOutcome::Failed, "invalid_token", None),
+        Answer::Disabled => (PastOutcome::Failed, "disabled", None),
         Answer::Proven(customer) => {
             if customer.get("id") != rec.customer_ref.as_ref() {
                 let f = match subject.ensure_clear_for(origin.as_deref(), now) {
@@ -159,52 +165,80 @@ pub fn conclude(
 }
 
 /// What the sweeper does with an app challenge's poll entry when it
-/// comes due (docs/api.md#approval-in-the-customers-app).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// comes due (docs/api.md#approval-in-the-customers-app). Every app
+/// challenge ends with an event (decision 0099): whatever stops its polls,
+/// one of its turns ends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PollTurn {
-    /// The challenge is past its end: it ends as expired.
-    Expire,
+    /// The challenge ends now as `answer` says (its end has come, or
+    /// nothing may ask the provider any more).
+    End(Answer),
     /// Ask the provider now; the entry comes due again at `next`, at the
     /// latest at the challenge's end `expires_at`.
     Ask {
         next: Timestamp,
         expires_at: Timestamp,
     },
-    /// Replaced by a start still in flight, which a refusal takes back:
-    /// the entry waits, unasked, until `next`.
+    /// Nothing to ask now (replaced by a start still in flight, which a
+    /// refusal takes back; or its pending approval lost): the entry
+    /// waits, unasked, until `next`.
     Wait { next: Timestamp },
-    /// It ended: no more polls.
+    /// Replaced, and its own end has come: it ends with
+    /// `challenge.failed`, reason `replaced`, the record as it is.
+    Replaced,
+    /// It ended and was announced: no more polls.
     Drop,
 }
 
-/// The turn of app challenge `cid` of `rec`, polled `every` so often, at
-/// `now`. The rungs, in order: the current challenge past its end
-/// expires; the current one is asked; one replaced by a start that may
-/// still be taken back (and its own end not reached) waits; anything
-/// else has ended.
-pub fn poll_turn(
-    rec: &InteractionRecord,
-    cid: Uuid,
-    every: std::time::Duration,
-    now: Timestamp,
-) -> PollTurn {
+/// How a team polls, as its entry's turn finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct Polling {
+    /// The provider's interval for this request.
+    pub every: std::time::Duration,
+    /// How long one ask may take at most: a claimed entry waits that much
+    /// more, so that the request is never asked twice at once.
+    pub longest_ask: std::time::Duration,
+    /// The team's `ciba` is on.
+    pub enabled: bool,
+    /// The request's pending approval (its `auth_req_id`) is stored.
+    pub kept: bool,
+}
+
+/// The turn of app challenge `cid` of `rec` at `now`. The rungs, in
+/// order, for the current challenge: `ciba` turned off ends it
+/// (`disabled`); at or past its end it expires; without its pending
+/// approval it waits for its end; else it is asked. For one replaced by
+/// a start that may still be taken back: it waits until its own end, then
+/// ends `replaced`. Anything else has ended.
+pub fn poll_turn(rec: &InteractionRecord, cid: Uuid, p: &Polling, now: Timestamp) -> PollTurn {
     match rec.challenge.as_ref().filter(|c| c.id == cid) {
-        Some(c) if now >= c.expires_at => PollTurn::Expire,
+        Some(_) if !p.enabled => PollTurn::End(Answer::Disabled),
+        Some(c) if now >= c.expires_at => PollTurn::End(Answer::Expired),
+        Some(c) if !p.kept => PollTurn::Wait { next: c.expires_at },
         Some(c) => PollTurn::Ask {
-            next: now.plus(every).min(c.expires_at),
+            next: now.plus(p.every + p.longest_ask).min(c.expires_at),
             expires_at: c.expires_at,
         },
-        None => {
-            let replaced = rec.past_challenges.iter().rev().find(|p| p.id == cid);
-            let waits = replaced.filter(|p| p.outcome == PastOutcome::Replaced);
-            match waits.and_then(|p| p.ended.as_ref()).map(|c| c.expires_at) {
-                Some(end) if now < end => PollTurn::Wait {
-                    next: now.plus(every).min(end),
-                },
-                _ => PollTurn::Drop,
-            }
-        }
+        None => match replaced_end(rec, cid) {
+            Some(end) if now < end => PollTurn::Wait {
+                next: now.plus(p.every).min(end),
+            },
+            Some(_) => PollTurn::Replaced,
+            None => PollTurn::Drop,
+        },
     }
+}
+
+/// The end of app challenge `cid` if a newer challenge (or a logout)
+/// replaced it: `None` when it is current, ended otherwise, or unknown.
+pub fn replaced_end(rec: &InteractionRecord, cid: Uuid) -> Option<Timestamp> {
+    if rec.challenge.as_ref().is_some_and(|c| c.id == cid) {
+        return None;
+    }
+    let past = rec.past_challenges.iter().rev().find(|p| p.id == cid)?;
+    let ended = past.ended.as_ref()?;
+    (past.state() == ChallengeState::Replaced && ended.method == ChallengeMethod::App)
+        .then_some(ended.expires_at)
 }
 
 /// Moves the current challenge to the past as `outcome`.
@@ -218,7 +252,6 @@ fn end(rec: &mut InteractionRecord, outcome: PastOutcome, now: Timestamp) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::challenge::ChallengeState;
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)
@@ -294,6 +327,7 @@ mod tests {
         let cases = [
             (Answer::Denied, ChallengeState::Denied, Some("denied")),
             (Answer::Expired, ChallengeState::Expired, Some("expired")),
+            (Answer::Disabled, ChallengeState::Failed, Some("disabled")),
             (
                 Answer::InvalidToken,
                 ChallengeState::Failed,
@@ -356,38 +390,75 @@ mod tests {
 
     /// One test per rung of [`poll_turn`].
     #[test]
-    fn a_poll_turn_expires_asks_waits_or_drops() {
-        let every = std::time::Duration::from_secs(5);
+    fn a_poll_turn_ends_asks_waits_or_drops() {
+        let p = Polling {
+            every: std::time::Duration::from_secs(5),
+            longest_ask: std::time::Duration::from_secs(20),
+            enabled: true,
+            kept: true,
+        };
         let (mut r, mut subject) = (rec(Some("cust-42")), SubjectRecord::default());
         let cid = start(&mut r, &mut subject).unwrap();
         let end = r.challenge.as_ref().unwrap().expires_at;
-        // The current challenge, before its end: asked, next at most at its end.
+        // ciba turned off: ends it at once, whenever.
+        let off = Polling {
+            enabled: false,
+            ..p
+        };
         assert_eq!(
-            poll_turn(&r, cid, every, t(2)),
+            poll_turn(&r, cid, &off, t(2)),
+            PollTurn::End(Answer::Disabled)
+        );
+        // At or past its end: expires.
+        assert_eq!(poll_turn(&r, cid, &p, end), PollTurn::End(Answer::Expired));
+        // Its pending approval lost: waits for its end, unasked.
+        let lost = Polling { kept: false, ..p };
+        assert_eq!(
+            poll_turn(&r, cid, &lost, t(2)),
+            PollTurn::Wait { next: end }
+        );
+        // The current challenge, before its end: asked; the entry waits an
+        // interval and the longest ask, at most until its end.
+        assert_eq!(
+            poll_turn(&r, cid, &p, t(2)),
             PollTurn::Ask {
-                next: t(7),
+                next: t(27),
                 expires_at: end
             }
         );
         let late = Timestamp::from_unix_millis(end.unix_millis() - 1000);
         assert_eq!(
-            poll_turn(&r, cid, every, late),
+            poll_turn(&r, cid, &p, late),
             PollTurn::Ask {
                 next: end,
                 expires_at: end
             }
         );
-        // At or past its end: expires.
-        assert_eq!(poll_turn(&r, cid, every, end), PollTurn::Expire);
-        // Replaced by a newer start: waits until its own end, then drops.
+        // Replaced by a newer start: waits until its own end, then ends
+        // replaced (ciba off or not).
         let newer = start(&mut r, &mut subject).unwrap();
         assert_ne!(newer, cid);
-        assert_eq!(
-            poll_turn(&r, cid, every, t(3)),
-            PollTurn::Wait { next: t(8) }
+        assert_eq!(poll_turn(&r, cid, &p, t(3)), PollTurn::Wait { next: t(8) });
+        assert_eq!(poll_turn(&r, cid, &p, end), PollTurn::Replaced);
+        assert_eq!(poll_turn(&r, cid, &off, end), PollTurn::Replaced);
+        // Ended otherwise (announced then): drops.
+        let ending = conclude(
+            &mut r,
+            &mut subject,
+            newer,
+            Answer::Denied,
+            &Settings::default(),
+            t(4),
         );
-        assert_eq!(poll_turn(&r, cid, every, end), PollTurn::Drop);
+        assert!(matches!(
+            ending,
+            Ending::Ended {
+                reason: "denied",
+                ..
+            }
+        ));
+        assert_eq!(poll_turn(&r, newer, &p, t(5)), PollTurn::Drop);
         // Unknown to the interaction: drops.
-        assert_eq!(poll_turn(&r, Uuid::now_v7(), every, t(3)), PollTurn::Drop);
+        assert_eq!(poll_turn(&r, Uuid::now_v7(), &p, t(3)), PollTurn::Drop);
     }
 }

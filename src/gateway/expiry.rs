@@ -150,6 +150,8 @@ async fn sweep_team(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> Re
     let index = keys::due_queue(&team.id);
     let mut rounds = 0;
     let started = tokio::time::Instant::now();
+    // The poller's lanes of this team (decision 0098).
+    let polls = &polls.for_team(&team.id);
     loop {
         // From the time of this round, not of the sweep: rounds before it
         // may have taken longer than a lease.

@@ -5,61 +5,72 @@
 //! (docs/api.md#delivery-ladder) — beside the sweeper, so that no
 //! provider's round trip ever holds up a time-out
 //! (docs/architecture.md#time-outs). The sweeper claims a due entry
-//! (`ciba.rs`, `ladder.rs`), then hands it here through [`Polls`]; a
-//! bounded number of asks run at once, each reading the clock when it
-//! asks and when it applies the answer.
+//! (`app.rs`, `ladder.rs`), then hands it here through [`Polls`] into
+//! its team's lane (`polls.rs`); the lanes take turns, each running a
+//! bounded number of asks at once, so that one team's slow provider
+//! holds up no other team (decision 0098). Each ask reads the clock when
+//! it asks and when it applies the answer.
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::challenges::{app, ladder};
-use super::polls::{Ask, Polls};
+use super::polls::{Ask, LaneKey, Lanes, Polls};
 use super::{Core, Live};
 use crate::time::Clock;
 
-/// Asks at once, at most; a claimed poll beyond them waits in the hand-off.
-const IN_FLIGHT: usize = 32;
-/// Claimed polls waiting for an ask, at most: the sweeper claims no more
-/// (those entries stay at their lease and come due again).
-const WAITING: usize = 256;
+/// Asks running at once over every lane, at most: a bound on the
+/// process's work, far above what the lanes' own bounds let one team take.
+const IN_FLIGHT: usize = 1024;
 
 /// The poller, started and stopped by the app: runs the asks the sweeper
-/// hands it, [`IN_FLIGHT`] at most at a time, each with the gateway in
-/// force when it starts. Stopping abandons the asks in flight: their
+/// hands it, lane by lane in turn, each with the gateway in force when it
+/// starts. Stopping abandons the asks in flight and those waiting: their
 /// entries already wait at the next poll's time.
 pub struct Poller {
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
-    claimed: mpsc::Receiver<Ask>,
+    lanes: Arc<Lanes>,
 }
 
 impl Poller {
     pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> (Poller, Polls) {
-        let (tx, rx) = mpsc::channel(WAITING);
-        let polls = Polls::new(tx, clock.clone());
-        let poller = Poller {
-            live,
-            clock,
-            claimed: rx,
-        };
+        let lanes = Arc::new(Lanes::default());
+        let polls = Polls::new(lanes.clone(), clock.clone());
+        let poller = Poller { live, clock, lanes };
         (poller, polls)
     }
 
     /// Runs until `shutdown` resolves.
-    pub async fn run(mut self, shutdown: impl Future<Output = ()>) {
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut asks = JoinSet::new();
+        let mut lane_of: HashMap<tokio::task::Id, LaneKey> = HashMap::new();
         loop {
+            while asks.len() < IN_FLIGHT {
+                let Some((key, ask)) = self.lanes.next() else {
+                    break;
+                };
+                let run = run_ask(ask, self.live.current(), self.clock.clone());
+                lane_of.insert(asks.spawn(run).id(), key);
+            }
             tokio::select! {
                 _ = &mut shutdown => break,
-                Some(ask) = self.claimed.recv(), if asks.len() < IN_FLIGHT => {
-                    asks.spawn(run_ask(ask, self.live.current(), self.clock.clone()));
+                _ = self.lanes.bell.notified() => {}
+                Some(done) = asks.join_next_with_id(), if !asks.is_empty() => {
+                    let id = match done {
+                        Ok((id, ())) => id,
+                        Err(e) => e.id(),
+                    };
+                    if let Some(key) = lane_of.remove(&id) {
+                        self.lanes.finished(&key);
+                    }
                 }
-                Some(_) = asks.join_next(), if !asks.is_empty() => {}
             }
         }
+        self.lanes.stop();
         asks.shutdown().await;
     }
 }

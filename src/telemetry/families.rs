@@ -16,6 +16,10 @@ use crate::events::EventType;
 /// chat notices.
 pub const OUTBOX_KINDS: [&str; 2] = ["event", "notice"];
 
+/// The `kind` label of `chatgate_background_queue`: the kinds of
+/// background ask, each in lanes of its own (`gateway/polls.rs`).
+pub const BACKGROUND_KINDS: [&str; 2] = ["ladder", "app_poll"];
+
 /// Kind of a family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -37,6 +41,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
+    ("chatgate_background_queue", Kind::Gauge, "kind", "Background asks claimed and waiting for their turn in this instance's poller, by kind (ladder, app_poll)."),
     ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due queue."),
     ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),
     ("chatgate_channel_send_seconds", Kind::Histogram, "kind", "Time one send to a channel provider took, by channel kind."),
@@ -95,6 +100,9 @@ pub(super) fn describe_and_register() {
     }
     for kind in EventType::ALL {
         metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);
+    }
+    for kind in BACKGROUND_KINDS {
+        metrics::gauge!("chatgate_background_queue", "kind" => kind).increment(0.0);
     }
 }
 

@@ -561,12 +561,16 @@ async fn a_refused_replacement_leaves_the_app_challenge_polled(backend: Backend)
     .await;
 }
 
-async fn a_challenge_replaced_during_its_start_is_not_announced(backend: Backend) {
+/// Replaced while its provider was asked: its start is 410, nothing is
+/// prompted or announced as created; the provider took it, though, so it
+/// still ends with an event, `replaced`, at its end (decision 0099).
+async fn a_challenge_replaced_during_its_start_is_not_prompted_and_ends_replaced(backend: Backend) {
     let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
         return;
     };
     let id = interaction(&app, Some("cust-42")).await;
     idp.ciba_delay(Duration::from_millis(1000));
+    let asked = app.now();
     let otp = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         app.start_otp(&id).await
@@ -582,6 +586,118 @@ async fn a_challenge_replaced_during_its_start_is_not_announced(backend: Backend
         assert_eq!(event_data(&e)["challenge"]["method"], "otp");
     }
     assert_eq!(app.get(&id).await["open_challenge"]["method"], "otp");
+    let replaced = idp.ciba_seen()[0].clone();
+    assert_eq!(replaced.what, "bc-authorize");
+    // Its end (otp.ttl, 180 s from its start): challenge.failed, replaced.
+    app.advance(179);
+    tokio::time::sleep(SETTLE).await;
+    app.advance(1);
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["reason"], "replaced");
+    assert_ne!(e["challenge"]["challenge_id"], Value::Null);
+    assert!(app.now().unix_seconds() <= asked.unix_seconds() + 180 + 5);
+    assert_eq!(idp.ciba_polls(), 0, "never asked about");
+}
+
+/// A reload that turns `ciba` off stops the polls: the open app challenge
+/// ends at its next turn, `failed` with reason `disabled`, well before
+/// its `expires_at` + 5 s.
+async fn a_reload_that_turns_ciba_off_ends_the_challenge_disabled(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let expires: chatgate::time::Timestamp =
+        serde_json::from_value(c["expires_at"].clone()).unwrap();
+    let file = app.dir.join("config/teams/acme.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("ciba = true"));
+    std::fs::write(&file, text.replace("ciba = true", "ciba = false")).unwrap();
+    match app.reloader.reload().await {
+        chatgate::app::Reloaded::Applied { .. } => {}
+        chatgate::app::Reloaded::Refused(e) => panic!("reload refused: {e}"),
+    }
+    app.advance(5);
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["reason"], "disabled");
+    assert_eq!(e["challenge"]["challenge_id"], cid.as_str());
+    assert!(app.now().unix_millis() <= expires.unix_millis() + 5000);
+    assert_eq!(read(&app, &id, &cid).await["state"], "failed");
+    assert_eq!(idp.ciba_polls(), 0, "nothing asks the provider any more");
+    assert_eq!(poll_kept(&app, &id, &cid).await, (false, false));
+}
+
+/// A start whose pending approval was lost (its record gone) is not
+/// dropped in silence: it waits for its end, then ends `expired`.
+async fn a_start_whose_poll_was_lost_still_ends_expired(backend: Backend) {
+    use chatgate::store::{keys, Op};
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let c = started(&app, &id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let expires: chatgate::time::Timestamp =
+        serde_json::from_value(c["expires_at"].clone()).unwrap();
+    let key = keys::app_poll("acme", cid.parse().unwrap());
+    let store = &app.gateway.store;
+    let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
+        .as_ref()
+        .unwrap()
+        .version;
+    let lost = Op::Delete {
+        key,
+        expected: version,
+    };
+    store.commit(vec![lost]).await.unwrap();
+    tick(&app, 5).await;
+    assert_eq!(poll_kept(&app, &id, &cid).await, (true, false), "it waits");
+    assert_eq!(read(&app, &id, &cid).await["state"], "open");
+    app.advance(115);
+    let e = challenge_failed(&mut app).await;
+    assert_eq!(e["reason"], "expired");
+    assert_eq!(e["challenge"]["challenge_id"], cid.as_str());
+    assert!(app.now().unix_millis() <= expires.unix_millis() + 5000);
+    assert_eq!(read(&app, &id, &cid).await["state"], "expired");
+    assert_eq!(idp.ciba_polls(), 0);
+}
+
+/// A poll that takes 8 s of the gateway's time: the request is never
+/// asked again while it is under way, and the next poll goes an interval
+/// after its answer, not after its ask.
+async fn one_request_is_asked_once_at_a_time_an_interval_after_the_answer(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    idp.ciba_poll_takes(Duration::from_secs(8), Duration::from_millis(1500));
+    let id = interaction(&app, Some("cust-42")).await;
+    started(&app, &id).await;
+    app.advance(5);
+    until("the first answer", || async {
+        idp.ciba_timed().0.len() == 1
+    })
+    .await;
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(idp.ciba_polls(), 1, "not asked again while under way");
+    // The answer came 8 s after the ask: 4 s on, no interval since it.
+    tick(&app, 4).await;
+    assert_eq!(idp.ciba_polls(), 1, "an interval after the answer");
+    app.advance(1);
+    until("the second answer", || async {
+        idp.ciba_timed().0.len() == 2
+    })
+    .await;
+    let (timed, most) = idp.ciba_timed();
+    assert_eq!(most, 1, "one poll of the request at a time");
+    for pair in timed.windows(2) {
+        let since_answer = pair[1].0 - pair[0].1;
+        assert!(
+            since_answer >= 5000,
+            "asked {since_answer} ms after the answer: {timed:?}"
+        );
+    }
 }
 
 async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
@@ -685,7 +801,12 @@ on_both_stores!(
     a_new_challenge_stops_the_poll,
     a_hanging_provider_delays_no_expiry,
     a_refused_replacement_leaves_the_app_challenge_polled,
-    a_challenge_replaced_during_its_start_is_not_announced,
+    a_challenge_replaced_during_its_start_is_not_prompted_and_ends_replaced,
+    a_reload_that_turns_ciba_off_ends_the_challenge_disabled,
+    a_start_whose_poll_was_lost_still_ends_expired,
+    one_request_is_asked_once_at_a_time_an_interval_after_the_answer,
+    a_hung_provider_of_one_team_delays_no_other_team,
+    a_provider_back_from_a_hang_is_not_flooded,
     an_interval_past_the_end_still_ends_it_in_time,
     an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined,
 );
@@ -759,4 +880,125 @@ async fn a_restart_polls_on() {
     })
     .await;
     assert_eq!(b.get(&id).await["method"], "app");
+}
+
+/// Starts an app challenge of team globex (its bot), for `customer_ref`.
+async fn globex_app_challenge(app: &TestApp, customer_ref: &str) {
+    let body = json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                      "customer_ref": customer_ref});
+    let bot = Some(app.keys.globex_bot.as_str());
+    let v: Value = app
+        .post_json("/v1/interactions", bot, &body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = v["id"].as_str().unwrap();
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            bot,
+            &json!({"method": "app"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
+
+/// Real time until `f` holds (at most 10 s).
+async fn time_until<F, Fut>(what: &str, f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let from = tokio::time::Instant::now();
+    until(what, f).await;
+    from.elapsed()
+}
+
+/// How much `kind` of background work waits, as /metrics says.
+async fn background_queue(app: &TestApp, kind: &str) -> f64 {
+    let text = app
+        .request(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = format!("chatgate_background_queue{{kind=\"{kind}\"}} ");
+    let line = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
+    line.expect("the series").trim().parse().unwrap()
+}
+
+/// Team globex's provider hangs on every poll of its 60 app challenges;
+/// team acme's app poll and ladder time-out still go within a second of
+/// falling due (the sweeper's half second included), each in its team's
+/// own lane (decision 0098).
+async fn a_hung_provider_of_one_team_delays_no_other_team(backend: Backend) {
+    let (hung, fine) = (FakeIdp::start().await, FakeIdp::start().await);
+    let mut setup = crate::ladder::ladder(&["wa", "sms"], "advance_after = \"20s\"");
+    setup.team_extra += &fine.team_section("ciba = true");
+    setup.globex_extra = hung.team_section("ciba = true");
+    let Some(mut app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    fine.use_clock(app.clock.clone());
+    hung.use_clock(app.clock.clone());
+    for n in 0..60 {
+        globex_app_challenge(&app, &format!("g-{n}")).await;
+    }
+    hung.approval(Approval::Hang);
+    app.advance(5);
+    until("globex's polls hang", || async { hung.ciba_hanging() >= 8 }).await;
+    until("globex's polls wait", || async {
+        background_queue(&app, "app_poll").await >= 1.0
+    })
+    .await;
+    // Acme starts an app challenge and a ladder while globex's hang.
+    let id = interaction(&app, Some("cust-42")).await;
+    started(&app, &id).await;
+    let lid = crate::ladder::with_phone(&app, crate::ladder::PHONE).await;
+    assert_eq!(crate::ladder::start_ladder(&app, &lid).await.status(), 201);
+    app.advance(5);
+    let poll = time_until("acme's poll", || async { fine.ciba_polls() == 1 }).await;
+    app.advance(15);
+    let from = tokio::time::Instant::now();
+    let moved = app
+        .next_event("challenge.advanced", Duration::from_secs(10))
+        .await;
+    let time_out = from.elapsed();
+    assert!(moved.is_some(), "acme's ladder moved on");
+    eprintln!("behind a hung team ({backend:?}): acme's poll after {poll:?}, its time-out after {time_out:?}");
+    let bound = Duration::from_millis(1500);
+    assert!(poll <= bound, "acme's poll waited {poll:?} behind globex's");
+    assert!(
+        time_out <= bound,
+        "acme's time-out waited {time_out:?} behind globex's"
+    );
+}
+
+/// A provider that hung while 100 app challenges of the team were due:
+/// when it answers again, the asks that waited for it come at most a
+/// lane's worth at a time (8 under way, 16 waiting), not all at once.
+async fn a_provider_back_from_a_hang_is_not_flooded(backend: Backend) {
+    let Some((app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    for n in 0..100 {
+        let id = interaction(&app, Some(&format!("cust-{n}"))).await;
+        started(&app, &id).await;
+    }
+    idp.approval(Approval::Hang);
+    app.advance(5);
+    until("polls hang", || async { idp.ciba_hanging() >= 8 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    idp.approval(Approval::Pending);
+    let before = idp.ciba_polls();
+    // The hung polls give up after 5 s; what waited goes then.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = idp.ciba_polls() - before;
+    assert!(
+        after <= 24,
+        "{after} polls fired when the provider came back"
+    );
 }

@@ -131,6 +131,28 @@ async fn counters_exist_before_their_first_event() {
     }
 }
 
+/// How much background work waits, by kind (docs/operations.md#metrics):
+/// each kind's series is there at 0 before any work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_background_queue_has_a_series_per_kind_from_the_start() {
+    let app = spawn_app(Backend::Memory).await.unwrap();
+    let text = scrape(&app).await;
+    assert!(
+        text.contains("# TYPE chatgate_background_queue gauge"),
+        "{text}"
+    );
+    for kind in ["ladder", "app_poll"] {
+        let series = format!("chatgate_background_queue{{kind=\"{kind}\"}} ");
+        let value = text.lines().find_map(|l| l.strip_prefix(series.as_str()));
+        let value: f64 = value
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(value >= 0.0, "{series}{value}");
+    }
+}
+
 /// A sample line labelled by `team`, if any.
 fn team_sample(text: &str) -> Option<&str> {
     text.lines()

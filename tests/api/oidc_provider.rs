@@ -155,6 +155,14 @@ struct Ciba {
     /// How far the backchannel endpoint moves the gateway's clock before
     /// it answers (an answer that took that long).
     bc_takes: std::time::Duration,
+    /// How long a poll of the token endpoint takes: on the gateway's clock
+    /// (moved that far first) and in real time.
+    poll_takes: Option<(std::time::Duration, std::time::Duration)>,
+    /// Polls under way now, and the most at once so far.
+    polls_under_way: usize,
+    most_under_way: usize,
+    /// Each timed poll: (asked, answered), gateway clock ms.
+    timed: Vec<(i64, i64)>,
 }
 
 /// One request the CIBA side saw.
@@ -215,6 +223,10 @@ impl FakeIdp {
                     hanging: 0,
                     bc_delay: std::time::Duration::ZERO,
                     bc_takes: std::time::Duration::ZERO,
+                    poll_takes: None,
+                    polls_under_way: 0,
+                    most_under_way: 0,
+                    timed: Vec::new(),
                 },
             })),
         };
@@ -327,6 +339,18 @@ impl FakeIdp {
     /// clock (it moves the clock that far first; needs [`Self::use_clock`]).
     pub fn ciba_takes(&self, takes: std::time::Duration) {
         self.with(|i| i.ciba.bc_takes = takes);
+    }
+
+    /// Each poll of the token endpoint moves the gateway's clock on by
+    /// `clock` and answers `real` later (needs [`Self::use_clock`]).
+    pub fn ciba_poll_takes(&self, clock: std::time::Duration, real: std::time::Duration) {
+        self.with(|i| i.ciba.poll_takes = Some((clock, real)));
+    }
+
+    /// The polls timed by [`Self::ciba_poll_takes`]: (asked, answered) on
+    /// the gateway's clock, ms; and the most under way at once.
+    pub fn ciba_timed(&self) -> (Vec<(i64, i64)>, usize) {
+        self.with(|i| (i.ciba.timed.clone(), i.ciba.most_under_way))
     }
 
     /// How many token requests it holds unanswered now.
@@ -615,7 +639,25 @@ async fn token(
         if idp.with(|i| i.ciba.approval) == Approval::Hang {
             return hang(&idp, &form).await;
         }
-        return ciba_token(&idp, &form);
+        let Some((clock, real)) = idp.with(|i| i.ciba.poll_takes) else {
+            return ciba_token(&idp, &form);
+        };
+        let asked = idp.with(|i| {
+            i.ciba.polls_under_way += 1;
+            i.ciba.most_under_way = i.ciba.most_under_way.max(i.ciba.polls_under_way);
+            if let Some(c) = &i.clock {
+                c.advance(clock);
+            }
+            now_ms(i) - clock.as_millis() as i64
+        });
+        tokio::time::sleep(real).await;
+        let answer = ciba_token(&idp, &form);
+        idp.with(|i| {
+            i.ciba.polls_under_way -= 1;
+            let answered = now_ms(i);
+            i.ciba.timed.push((asked, answered));
+        });
+        return answer;
     }
     if get("grant_type") != "authorization_code" {
         return bad("grant_type");

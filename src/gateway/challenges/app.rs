@@ -5,13 +5,17 @@
 //! provider that cannot be reached or refuses takes the start back: 502,
 //! no send allowance used). Polling is durable: the pending approval is a
 //! record (`keys::app_poll`) and an entry `a:<interaction>:<challenge>` in
-//! the team's due queue (docs/architecture.md#time-outs). The sweeper
-//! claims it with its lease and, if the challenge is still open, moves the
-//! entry to the next poll's time, atomically (the claim: only the instance
-//! that moved it asks, never sooner than `interval` after the last ask),
-//! then hands the ask to the poller (`poller.rs`), so that no provider's
-//! round trip holds up the sweep. The poller asks the token endpoint once
-//! and applies the answer.
+//! the team's due queue (docs/architecture.md#time-outs), queued at the
+//! challenge's end by the reservation itself, so that a start that dies
+//! half-way still ends with an event. The sweeper claims it with its
+//! lease and, if the challenge is still open, moves the entry past the
+//! longest ask, atomically (the claim: only the instance that moved it
+//! asks, and never while an ask of it is under way), then hands the ask
+//! to the team's lane of the poller (`poller.rs`, decision 0098), so that
+//! no provider's round trip holds up the sweep or another team. The
+//! poller asks the token endpoint once, applies the answer, and moves the
+//! entry to an interval after it. Every app challenge ends with
+//! `challenge.failed` or an authentication (decision 0099).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,7 +31,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
-use crate::gateway::polls::{Ask, ClaimedPoll, Polls};
+use crate::gateway::polls::{Ask, ClaimedPoll, Kind, Polls};
 use crate::gateway::records::{put, Loaded, StoredPoll};
 use crate::gateway::work::Step;
 use crate::gateway::{view, Core, InteractionView};
@@ -44,6 +48,16 @@ const ENTRY: &str = "a:";
 /// How long past its challenge's end a pending approval is kept (the
 /// queue and the record), so that a late poll still finds it and ends it.
 const KEPT_PAST_END: Duration = Duration::from_secs(3600);
+
+/// How long one poll's ask may take at most (discovery, the token
+/// endpoint and the key set, each bounded at 5 s, and the store): a
+/// claimed entry waits that long past the interval, so that one request is
+/// never asked twice at once; an ask still under way then is dropped.
+const LONGEST_ASK: Duration = Duration::from_secs(20);
+
+/// How long a replaced challenge without its pending approval waits
+/// between turns for a take-back.
+const REPLACED_EVERY: Duration = Duration::from_secs(5);
 
 /// `POST /v1/interactions/{id}/challenges {"method": "app"}`.
 pub(in crate::gateway) async fn start_app_challenge(
@@ -121,6 +135,13 @@ async fn reserve_app(
                 let (rec, subject) = w.records();
                 let started =
                     app_challenge::decide(cid, &code, rec, subject, s, &core.pepper, now)?;
+                // Its end is due however the start goes (decision 0099).
+                w.also(Op::QueueAdd {
+                    key: keys::due_queue(&team.id),
+                    member: format!("{ENTRY}{id}:{cid}"),
+                    score: started.expires_at.unix_millis(),
+                    ttl: started.expires_at.since(now) + KEPT_PAST_END,
+                });
                 Ok(Step::Write((started, code)))
             })
         })
@@ -261,13 +282,12 @@ async fn ask_backchannel(
 
 /// The sweeper's turn at app challenge poll `member`, which it holds
 /// with the lease `lease` (ms); `remove` takes the entry off the queue.
-/// At the moment's time (`polls`' clock): ends the challenge if it
-/// expired; else moves the entry to the next poll's time and, if this
-/// instance moved it, hands the ask to the poller. A challenge replaced
-/// by one whose start may still be taken back waits for its next turn
-/// unasked; one that ended drops its entry and record. Never asks the
-/// provider itself. Errors are the sweeper's (a record gone, the store,
-/// one that cannot be read).
+/// At the moment's time (`polls`' clock), as `poll_turn` says: ends the
+/// challenge (its end, or `ciba` turned off), announces one replaced
+/// whose end came, moves a waiting one on, drops an ended one, or moves
+/// the entry past the longest ask and, if this instance moved it, hands
+/// the ask to the poller. Never asks the provider itself. Errors are the
+/// sweeper's (a record gone, the store, one that cannot be read).
 pub(in crate::gateway) async fn claim_app_poll(
     core: &Core,
     team: &Team,
@@ -280,33 +300,34 @@ pub(in crate::gateway) async fn claim_app_poll(
     let (id, cid) =
         entry_ids(member).ok_or(Error::internal("an app poll entry names no challenge"))?;
     let loaded = load_poll(core, team, cid).await?;
-    let (Some(poll), true) = (loaded.value, team.oidc.as_ref().is_some_and(|o| o.ciba)) else {
-        // Gone (or CIBA switched off since): the challenge ends at its ttl.
-        core.store.commit(vec![remove]).await?;
-        forget_poll(core, team, cid, loaded.version).await;
-        return Ok(());
-    };
     let pair = core.load_pair(team, id, now).await?;
-    let every = Duration::from_secs(poll.v);
+    let polling = polling(team, loaded.value.as_ref());
     let held = IndexEntry {
         member: member.to_string(),
         score: lease,
     };
     let queue = keys::due_queue(&team.id);
-    match app_challenge::poll_turn(pair.rec()?, cid, every, now) {
-        PollTurn::Expire => {
-            conclude_app(core, team, id, cid, Answer::Expired, remove, now).await?;
+    match (
+        app_challenge::poll_turn(pair.rec()?, cid, &polling, now),
+        loaded.value,
+    ) {
+        (PollTurn::End(answer), _) => {
+            conclude_app(core, team, id, cid, answer, remove, now).await?;
             forget_poll(core, team, cid, loaded.version).await;
         }
-        PollTurn::Wait { next } => {
+        (PollTurn::Replaced, _) => {
+            announce_replaced(core, team, id, cid, remove, now).await?;
+            forget_poll(core, team, cid, loaded.version).await;
+        }
+        (PollTurn::Wait { next }, _) => {
             let to = next.unix_millis();
             core.store.queue_move_unchanged(&queue, &[held], to).await?;
         }
-        PollTurn::Drop => {
+        (PollTurn::Drop, _) | (PollTurn::Ask { .. }, None) => {
             core.store.commit(vec![remove]).await?;
             forget_poll(core, team, cid, loaded.version).await;
         }
-        PollTurn::Ask { next, expires_at } => {
+        (PollTurn::Ask { next, expires_at }, Some(poll)) => {
             let claimed = ClaimedPoll {
                 team: team.id.clone(),
                 id,
@@ -324,17 +345,28 @@ pub(in crate::gateway) async fn claim_app_poll(
     Ok(())
 }
 
+/// How `team` polls the request `poll` (`None`: its record lost, its
+/// turns come every [`REPLACED_EVERY`] while it is replaced).
+fn polling(team: &Team, poll: Option<&StoredPoll>) -> app_challenge::Polling {
+    app_challenge::Polling {
+        every: poll.map_or(REPLACED_EVERY, |p| Duration::from_secs(p.v)),
+        longest_ask: LONGEST_ASK,
+        enabled: team.oidc.as_ref().is_some_and(|o| o.ciba),
+        kept: poll.is_some(),
+    }
+}
+
 /// Hands `claimed` to the poller if this instance claims it: it moves the
-/// entry `held` from its lease to the next poll's time. A full (or
-/// stopped) poller leaves the entry at its lease, due again.
+/// entry `held` from its lease past the longest ask. A full lane of the
+/// team (or a stopped poller) leaves the entry at its lease, due again.
 async fn hand_to_poller(
     core: &Core,
     held: IndexEntry,
     claimed: ClaimedPoll,
     polls: &Polls,
 ) -> Result<()> {
-    let Some(slot) = polls.slot() else {
-        tracing::debug!(team = %claimed.team, "app poll left for the next sweep: the poller is full");
+    let Some(slot) = polls.slot_for(Kind::AppPoll) else {
+        tracing::debug!(team = %claimed.team, "app poll left for the next sweep: the team's lane is full");
         return Ok(());
     };
     let queue = keys::due_queue(&claimed.team);
@@ -345,8 +377,9 @@ async fn hand_to_poller(
     Ok(())
 }
 
-/// The poller's ask for a claimed poll: logs what fails (the entry
-/// already waits at the next poll's time, which asks again).
+/// The poller's ask for a claimed poll, for [`LONGEST_ASK`] at most:
+/// logs what fails (the entry already waits past that, and its turn
+/// then asks again, or ends it when `ciba` was turned off).
 pub(in crate::gateway) async fn ask_app(core: &Core, claimed: ClaimedPoll, clock: &dyn Clock) {
     let Some(team) = core.config.teams.get(&claimed.team) else {
         return;
@@ -354,9 +387,11 @@ pub(in crate::gateway) async fn ask_app(core: &Core, claimed: ClaimedPoll, clock
     let Some(oidc) = team.oidc.as_ref().filter(|o| o.ciba) else {
         return;
     };
-    match ask_claimed(core, team, oidc, claimed, clock).await {
-        Ok(()) | Err(Error::StoreUnavailable) => {}
-        Err(e) => tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry"),
+    let asked = ask_claimed(core, team, oidc, claimed, clock);
+    match tokio::time::timeout(LONGEST_ASK, asked).await {
+        Ok(Ok(()) | Err(Error::StoreUnavailable)) => {}
+        Ok(Err(e)) => tracing::warn!(team = %team.id, error = %e, "app poll failed; will retry"),
+        Err(_) => tracing::warn!(team = %team.id, "app poll dropped: it outlasted the longest ask"),
     }
 }
 
@@ -378,18 +413,18 @@ async fn ask_claimed(
     let meta = core.oidc.metadata(oidc, now).await;
     let meta = match poll_fared(core, team, oidc, meta, now) {
         Some(m) => m,
-        None => return Ok(()),
+        None => return next_poll(core, team, &claimed, clock.now()).await,
     };
     let polled = core
         .oidc
         .poll_token(oidc, &meta, &AuthReqId(claimed.poll.r.clone()))
         .await;
     let Some(polled) = poll_fared(core, team, oidc, polled, clock.now()) else {
-        // A failing provider: the next poll asks again.
-        return Ok(());
+        // A failing provider: the next poll asks again, an interval on.
+        return next_poll(core, team, &claimed, clock.now()).await;
     };
     let answer = match polled {
-        Polled::Pending => return Ok(()),
+        Polled::Pending => return next_poll(core, team, &claimed, clock.now()).await,
         Polled::SlowDown => return slow_down(core, team, &claimed, clock.now()).await,
         Polled::Denied => Answer::Denied,
         Polled::Expired => Answer::Expired,
@@ -413,8 +448,9 @@ async fn ask_claimed(
 
 /// Whether `claimed` is still to be asked at `now`: its challenge is
 /// still the open one, now that this instance holds the poll. Asked later
-/// than claimed, its next poll moves to an interval from now (`false`
-/// when another instance took the entry meanwhile).
+/// than claimed (it waited in its lane), its entry moves to an interval
+/// and the longest ask from now (`false` when another turn took the entry
+/// meanwhile: an ask that waited that long is not fired late).
 async fn still_to_ask(
     core: &Core,
     team: &Team,
@@ -428,7 +464,7 @@ async fn still_to_ask(
     }
     if now > claimed.claimed_at {
         let later = now
-            .plus(Duration::from_secs(claimed.poll.v))
+            .plus(Duration::from_secs(claimed.poll.v) + LONGEST_ASK)
             .min(claimed.expires_at);
         if later > claimed.due {
             if move_poll(core, team, claimed, later).await? == 0 {
@@ -464,6 +500,17 @@ fn poll_fared<T>(
         (Ok(_), _) => {}
     }
     answer.ok()
+}
+
+/// After an answer that does not end it (pending, or a failing
+/// provider) at `now`: the entry moves from where the claim put it to an
+/// interval from now, so the next poll goes an interval after this
+/// answer. Left as it is when another turn took it meanwhile.
+async fn next_poll(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timestamp) -> Result<()> {
+    let next = now
+        .plus(Duration::from_secs(claimed.poll.v))
+        .min(claimed.expires_at);
+    move_poll(core, team, claimed, next).await.map(|_| ())
 }
 
 /// Moves claimed poll's entry from where it waits to `to`; how many
@@ -573,13 +620,7 @@ async fn conclude_app(
             match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
                 Ending::Authenticated => w.announce_authenticated(),
                 Ending::Ended { reason, failure } => {
-                    w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                        challenge: FailedChallenge {
-                            attempts_remaining: 0,
-                            challenge_id: cid,
-                        },
-                        reason: Some(reason),
-                    }));
+                    w.emit(failed(cid, reason));
                     if let Some(f) = &failure {
                         w.emit_lockout(f);
                     }
@@ -591,6 +632,45 @@ async fn conclude_app(
     })
     .await
     .map(|_| ())
+}
+
+/// Announces app challenge `cid`, replaced by a newer challenge (or a
+/// logout) and now past its own end: `challenge.failed` with reason
+/// `replaced`, committed with `remove`, its entry's removal. One taken
+/// back meanwhile (current again) is left to its next turn.
+async fn announce_replaced(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    remove: Op,
+    now: Timestamp,
+) -> Result<()> {
+    let remove = &remove;
+    core.transact(team, id, now, |w| {
+        Box::pin(async move {
+            if app_challenge::replaced_end(&w.rec, cid).is_none() {
+                return Ok(Step::Answer(()));
+            }
+            w.also(remove.clone());
+            w.emit(failed(cid, "replaced"));
+            w.as_announcement();
+            Ok(Step::Write(()))
+        })
+    })
+    .await
+    .map(|_| ())
+}
+
+/// `challenge.failed` of app challenge `cid`, for `reason`.
+fn failed(cid: Uuid, reason: &'static str) -> EventData {
+    EventData::ChallengeFailed(ChallengeFailed {
+        challenge: FailedChallenge {
+            attempts_remaining: 0,
+            challenge_id: cid,
+        },
+        reason: Some(reason),
+    })
 }
 
 /// The pending approval of challenge `cid` as stored.
