@@ -91,7 +91,7 @@ async fn handle(
         // `x:<id>`; `n:<id>`, an earlier version's notice entry, is handled
         // the same way: as what is due when it comes.
         "x" | "n" => announce_due(gw, team, Uuid::parse_str(key).ok()?, remove, now).await,
-        // An app challenge's poll (`ciba.rs`), held with `lease`: claimed
+        // An app challenge's poll (`challenges/app.rs`), held with `lease`: claimed
         // here, asked by the poller (never awaited here).
         super::challenges::app::KIND => {
             super::challenges::app::claim_app_poll(gw, team, member, remove, lease, polls).await

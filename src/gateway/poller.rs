@@ -28,7 +28,8 @@ const IN_FLIGHT: usize = 1024;
 /// The poller, started and stopped by the app: runs the asks the sweeper
 /// hands it, lane by lane in turn, each with the gateway in force when it
 /// starts. Stopping abandons the asks in flight and those waiting: their
-/// entries already wait at the next poll's time.
+/// entries already wait in the due queue, a poll's at its next turn and a
+/// ladder's at its lease, for whichever instance comes next.
 pub struct Poller {
     live: Arc<Live>,
     clock: Arc<dyn Clock>,
