@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 
 pub use background::{StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
-pub use markers::{ConversationLink, LogoutAnswer, UsedJti};
+pub use markers::{ConversationLink, EndedSession, LogoutAnswer, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 

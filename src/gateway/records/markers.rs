@@ -1,8 +1,9 @@
 //! The small records whose presence, or one field, is all they say: a
 //! used token id (`{team}:wr:…`, `revocation.rs`), what a conversation's
-//! key points at (`{team}:c:…`, `interactions.rs`), and what a website's
-//! back-channel logout was answered (`website.rs`). Pinned by the bytes
-//! tests in `tests.rs`.
+//! key points at (`{team}:c:…`, `interactions.rs`), what a website's
+//! back-channel logout was answered (`website.rs`), and a provider
+//! session its back-channel logout ended (`{team}:ose:…`,
+//! `oidc_logout.rs`). Pinned by the bytes tests in `tests.rs`.
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -29,3 +30,10 @@ pub struct LogoutAnswer {
 }
 
 impl Record for LogoutAnswer {}
+
+/// A provider session its back-channel logout ended: its presence is all
+/// it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedSession {}
+
+impl Record for EndedSession {}

@@ -635,4 +635,5 @@ fn the_marker_records_of_today_read_back_equal() {
         },
     );
     same(r#"{"logged_out":3}"#, &LogoutAnswer { logged_out: 3 });
+    same("{}", &EndedSession {});
 }
