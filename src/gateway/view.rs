@@ -378,14 +378,17 @@ impl InteractionView {
         s: &Settings,
         now: Timestamp,
     ) -> Self {
-        Self::build_recognized(rec, subject, None, s, now)
+        Self::build_recognized(rec, subject, None, None, s, now)
     }
 
-    /// [`Self::build`], with what the interaction's conversation remembers.
+    /// [`Self::build`], with what the interaction's conversation remembers
+    /// and the remembered customer's subject, when that is not the
+    /// interaction's own (`None`: the same, or never seen).
     pub fn build_recognized(
         rec: &InteractionRecord,
         subject: Option<&SubjectRecord>,
         recognition: Option<&Recognition>,
+        remembered: Option<&SubjectRecord>,
         s: &Settings,
         now: Timestamp,
     ) -> Self {
@@ -393,7 +396,7 @@ impl InteractionView {
             standing,
             status,
             recognition,
-        } = seen(rec, subject, recognition, s, now);
+        } = seen(rec, subject, recognition, remembered, s, now);
         let auth = rec.auth.as_ref();
         InteractionView {
             id: rec.id,
@@ -451,13 +454,18 @@ fn seen<'r>(
     rec: &InteractionRecord,
     subject: Option<&SubjectRecord>,
     recognition: Option<&'r Recognition>,
+    remembered: Option<&SubjectRecord>,
     s: &Settings,
     now: Timestamp,
 ) -> Seen<'r> {
+    // The remembered customer's standing too, for the same origin
+    // (docs/decisions/0101-the-remembered-customers-standing.md).
+    let theirs = standing(rec, remembered, s, now);
     let standing = standing(rec, subject, s, now);
+    let customer_ref = rec.customer_ref.as_deref();
     Seen {
         status: rec.status(now, s, &standing),
-        recognition: recognition.filter(|r| r.shown(now, &standing, rec.customer_ref.as_deref())),
+        recognition: recognition.filter(|r| r.shown(now, &standing, &theirs, customer_ref)),
         standing,
     }
 }
@@ -482,10 +490,11 @@ pub fn shown(
     rec: &InteractionRecord,
     subject: Option<&SubjectRecord>,
     recognition: Option<&Recognition>,
+    remembered: Option<&SubjectRecord>,
     s: &Settings,
     now: Timestamp,
 ) -> assurance::Shown {
-    let seen = seen(rec, subject, recognition, s, now);
+    let seen = seen(rec, subject, recognition, remembered, s, now);
     let auth = rec.auth.as_ref();
     assurance::Shown {
         status: seen.status,
