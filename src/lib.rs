@@ -45,6 +45,7 @@
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  spans.rs     the spans of traces (request, outbound call, commit) and
 //!               the `traceparent` in and out; `telemetry/` exports them.
+//!  waits.rs     which provider a request waits on, for its deadline's answer.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server/      the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
@@ -73,5 +74,6 @@ pub mod ssf;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod waits;
 
 pub use error::{Error, Result};

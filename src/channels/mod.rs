@@ -281,7 +281,7 @@ impl Channels {
         };
         let kind = sender.kind;
         let started = Instant::now();
-        let result = sender.channel.send(msg).await;
+        let result = crate::waits::on_provider(kind, &msg.channel, sender.channel.send(msg)).await;
         metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
         let outcome = if result.is_ok() { "ok" } else { "error" };

@@ -304,7 +304,7 @@ impl Providers {
     /// The provider's discovery document (cached for an hour; a failed
     /// refresh keeps the one it has). Its `issuer` must be the configured one.
     pub async fn metadata(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
-        in_time("discovery", self.metadata_now(oidc, now)).await
+        in_time("discovery", &oidc.issuer, self.metadata_now(oidc, now)).await
     }
 
     async fn metadata_now(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
@@ -365,7 +365,7 @@ impl Providers {
         kid: &str,
         now: Timestamp,
     ) -> Result<Jwk, OidcError> {
-        in_time("key set", self.key_now(set, use_, kid, now)).await
+        in_time("key set", set.issuer, self.key_now(set, use_, kid, now)).await
     }
 
     async fn key_now(
@@ -479,12 +479,16 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
 /// `work` on a provider, waited for [`TIMEOUT`] at most in all — the
 /// wait for another request's fetch of the same provider included — so
 /// that one team's slow provider never holds a request past it
-/// (docs/operations.md#one-team-never-holds-another).
+/// (docs/operations.md#one-team-never-holds-another); a wait on the
+/// provider of `issuer` for the request it is made in
+/// ([`crate::waits::on_provider`]).
 async fn in_time<T>(
     what: &'static str,
+    issuer: &str,
     work: impl std::future::Future<Output = Result<T, OidcError>>,
 ) -> Result<T, OidcError> {
-    tokio::time::timeout(TIMEOUT, work)
+    let work = tokio::time::timeout(TIMEOUT, work);
+    crate::waits::on_provider("identity provider", issuer, work)
         .await
         .unwrap_or_else(|_| Err(failed(what, "no answer in time")))
 }
