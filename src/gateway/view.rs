@@ -509,6 +509,42 @@ pub fn shown(
 mod tests {
     use super::*;
 
+    /// Under origin scope the remembered customer stands as they do for
+    /// the interaction's own origin
+    /// (docs/decisions/0101-the-remembered-customers-standing.md): the
+    /// strangers locked elsewhere hide nothing in a conversation familiar
+    /// to them; that conversation's own lock does.
+    #[test]
+    fn the_remembered_customer_stands_as_for_the_interactions_origin() {
+        let t = |s: i64| Timestamp::from_unix_seconds(1_800_000_000 + s);
+        let mut s = Settings::default();
+        s.lockout.scope = crate::domain::abuse::LockoutScope::Origin;
+        s.lockout.threshold = 1;
+        s.lockout.strangers_threshold = 1;
+        let rec = InteractionRecord::new(Uuid::now_v7(), "acme", "sms", "+15550001", t(0));
+        let here = rec.origin();
+        let r = Recognition {
+            customer_id: "cust-42".into(),
+            method: interaction::Method::Otp,
+            authenticated_at: t(0),
+            until: t(86_400),
+        };
+        let mut theirs = SubjectRecord::new("cust-42");
+        theirs.record_success_for(Some(&here), t(1), &s.lockout);
+        let shown = |theirs: &SubjectRecord| {
+            let v = InteractionView::build_recognized(&rec, None, Some(&r), Some(theirs), &s, t(3));
+            v.recognized.is_some()
+        };
+        assert!(shown(&theirs));
+        // A stranger's failure locks the strangers: not this familiar place.
+        theirs.record_failure_for(Some("sms:+15559999"), t(2), &s.lockout, &s.otp);
+        assert!(theirs.standing_for(Some("sms:+15559999"), t(3)) != Standing::Clear);
+        assert!(shown(&theirs), "the strangers' lock hides nothing here");
+        // A failure from this conversation locks it: hidden here.
+        theirs.record_failure_for(Some(&here), t(2), &s.lockout, &s.otp);
+        assert!(!shown(&theirs), "this origin's lock hides it");
+    }
+
     /// Every variant's JSON name is its domain twin's `as_str`, and `ALL`
     /// (what the parsers and metrics walk) lists every variant.
     macro_rules! named_as_the_domain {
