@@ -45,6 +45,9 @@
 //!  config/      system, team and channel files; `${VAR}` and env overrides.
 //!  spans.rs     the spans of traces (request, outbound call, commit) and
 //!               the `traceparent` in and out; `telemetry/` exports them.
+//!  waits.rs     which provider a request waits on, for its deadline's answer.
+//!  fared.rs     how each destination fares: one warning when it starts
+//!               failing, one line when it recovers.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server/      the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
@@ -64,6 +67,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod fared;
 pub mod gateway;
 pub mod http;
 pub mod oidc;
@@ -73,5 +77,6 @@ pub mod ssf;
 pub mod store;
 pub mod telemetry;
 pub mod time;
+pub mod waits;
 
 pub use error::{Error, Result};

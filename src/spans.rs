@@ -103,13 +103,22 @@ pub fn background(name: &'static str) -> tracing::Span {
 /// are on, inside a client span (`{METHOD}`, with `http.request.method`,
 /// `server.address` and `http.response.status_code`) whose context goes
 /// out as the `traceparent` header. Every outbound HTTP call goes through
-/// here.
+/// here, and is a wait on its host for the request it is made in
+/// ([`crate::waits::on_provider`]).
 pub async fn send(request: reqwest::RequestBuilder) -> reqwest::Result<reqwest::Response> {
-    if !on() {
-        return request.send().await;
-    }
     let (client, request) = request.build_split();
-    let mut request = request?;
+    let request = request?;
+    let host = request.url().host_str().unwrap_or_default().to_string();
+    crate::waits::on_provider("http", &host, execute(client, request)).await
+}
+
+async fn execute(
+    client: reqwest::Client,
+    mut request: reqwest::Request,
+) -> reqwest::Result<reqwest::Response> {
+    if !on() {
+        return client.execute(request).await;
+    }
     let method = method_name(request.method());
     let span = tracing::info_span!(target: TARGET, "client",
         otel.name = method,

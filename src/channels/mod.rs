@@ -24,6 +24,8 @@ use uuid::Uuid;
 
 use kind::{Kind, KindInfo, Problem};
 
+use crate::fared::{Failing, Fared};
+
 /// Registers the channel kinds: each line a `ChannelKind` variant and the
 /// type of its keys, which implements [`Kind`] (its name, limits,
 /// addressing and sender). Everything that differs by kind asks that type.
@@ -235,6 +237,8 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Default)]
 pub struct Channels {
     by_name: HashMap<String, Sender>,
+    /// The channels whose sends fail (docs/operations.md#logs).
+    failing: Arc<Failing>,
 }
 
 /// One channel's sender and its kind (a metric label).
@@ -269,7 +273,10 @@ impl Channels {
                 Err(_) => {}
             }
         }
-        Channels { by_name }
+        Channels {
+            by_name,
+            failing: Arc::default(),
+        }
     }
 
     pub async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
@@ -281,15 +288,32 @@ impl Channels {
         };
         let kind = sender.kind;
         let started = Instant::now();
-        let result = sender.channel.send(msg).await;
+        let result = crate::waits::on_provider(kind, &msg.channel, sender.channel.send(msg)).await;
         metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind)
             .record(started.elapsed().as_secs_f64());
         let outcome = if result.is_ok() { "ok" } else { "error" };
         metrics::counter!("chatgate_channel_messages_total",
             "channel" => msg.channel.clone(), "kind" => kind, "purpose" => msg.purpose.as_str(), "outcome" => outcome)
         .increment(1);
-        if let Err(e) = &result {
-            tracing::warn!(channel = %msg.channel, kind, purpose = msg.purpose.as_str(), error = %e, "channel send failed");
+        // One warning when a channel starts failing, one line when it
+        // sends again (docs/operations.md#logs).
+        let now = crate::time::Clock::now(&crate::time::SystemClock);
+        match (
+            &result,
+            self.failing.fared(&msg.channel, result.is_err(), now),
+        ) {
+            (Err(e), Fared::StartedFailing) => {
+                tracing::warn!(channel = %msg.channel, kind, purpose = msg.purpose.as_str(), error = %e,
+                    "channel sends failing: one line when it sends again");
+            }
+            (Err(e), _) => {
+                tracing::debug!(channel = %msg.channel, kind, purpose = msg.purpose.as_str(), error = %e, "channel send failed");
+            }
+            (Ok(_), Fared::Recovered { since, failed }) => {
+                tracing::info!(channel = %msg.channel, kind, failing_secs = now.since(since).as_secs_f64(),
+                    failed_attempts = failed, "channel sends work again");
+            }
+            (Ok(_), _) => {}
         }
         result
     }

@@ -53,11 +53,22 @@ impl Recognition {
     }
 
     /// Shown at `now` for an interaction with `customer_ref` whose subject
-    /// stands as `standing`: not after `until`, never while the subject is
-    /// locked or banned, and only when the interaction names no customer or
-    /// the one remembered.
-    pub fn shown(&self, now: Timestamp, standing: &Standing, customer_ref: Option<&str>) -> bool {
-        now < self.until && matches!(standing, Standing::Clear) && self.names(customer_ref)
+    /// stands as `standing`, the remembered customer's as `remembered`
+    /// (Clear when that is the interaction's own subject): not after
+    /// `until`, never while either subject is locked or banned — also when
+    /// the interaction names no customer — and only when the interaction
+    /// names no customer or the one remembered.
+    pub fn shown(
+        &self,
+        now: Timestamp,
+        standing: &Standing,
+        remembered: &Standing,
+        customer_ref: Option<&str>,
+    ) -> bool {
+        now < self.until
+            && matches!(standing, Standing::Clear)
+            && matches!(remembered, Standing::Clear)
+            && self.names(customer_ref)
     }
 
     /// An interaction's `customer_ref` names the remembered customer, or no
@@ -112,10 +123,30 @@ mod tests {
             authenticated_at: t(0),
             until: t(100),
         };
-        assert!(r.shown(t(99), &Standing::Clear, None));
-        assert!(!r.shown(t(100), &Standing::Clear, None));
-        assert!(!r.shown(t(1), &Standing::Locked { until: t(50) }, None));
-        assert!(!r.shown(t(1), &Standing::Banned { until: None }, None));
+        let clear = Standing::Clear;
+        assert!(r.shown(t(99), &clear, &clear, None));
+        assert!(!r.shown(t(100), &clear, &clear, None));
+        assert!(!r.shown(t(1), &Standing::Locked { until: t(50) }, &clear, None));
+        assert!(!r.shown(t(1), &Standing::Banned { until: None }, &clear, None));
+    }
+
+    #[test]
+    fn never_while_the_remembered_customer_is_locked_or_banned() {
+        let r = Recognition {
+            customer_id: "cust-42".into(),
+            method: Method::Otp,
+            authenticated_at: t(0),
+            until: t(100),
+        };
+        let clear = Standing::Clear;
+        let locked = Standing::Locked { until: t(50) };
+        let banned = Standing::Banned { until: None };
+        // The interaction names no one: its own subject is clear, the
+        // customer's is not.
+        assert!(!r.shown(t(1), &clear, &locked, None));
+        assert!(!r.shown(t(1), &clear, &banned, None));
+        assert!(!r.shown(t(1), &clear, &locked, Some("cust-42")));
+        assert!(r.shown(t(51), &clear, &clear, None), "the lock ended");
     }
 
     #[test]
@@ -126,10 +157,11 @@ mod tests {
             authenticated_at: t(0),
             until: t(100),
         };
-        assert!(r.shown(t(1), &Standing::Clear, None));
-        assert!(r.shown(t(1), &Standing::Clear, Some("cust-42")));
-        assert!(r.shown(t(1), &Standing::Clear, Some("CUST-42")), "folded");
-        assert!(!r.shown(t(1), &Standing::Clear, Some("cust-43")));
-        assert!(!r.shown(t(1), &Standing::Clear, Some("cust-4")));
+        let clear = Standing::Clear;
+        assert!(r.shown(t(1), &clear, &clear, None));
+        assert!(r.shown(t(1), &clear, &clear, Some("cust-42")));
+        assert!(r.shown(t(1), &clear, &clear, Some("CUST-42")), "folded");
+        assert!(!r.shown(t(1), &clear, &clear, Some("cust-43")));
+        assert!(!r.shown(t(1), &clear, &clear, Some("cust-4")));
     }
 }

@@ -7,7 +7,9 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::outbox::OutboxItem;
-use super::records::{put, retry, write_interaction, Bookkeeping, ConversationLink, Loaded};
+use super::records::{
+    put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
+};
 use super::{view, Core, InteractionView};
 use crate::config::Team;
 use crate::domain::destination_policy::Reach;
@@ -110,6 +112,9 @@ struct Conversation {
     /// Where the conversation's recognition is kept (`None`: its channel
     /// remembers nothing).
     recognition_key: Option<String>,
+    /// The subject of the customer it remembers, when the new interaction
+    /// names no customer (`records::remembered_subject_key`).
+    remembered: Option<SubjectRecord>,
 }
 
 /// `GET /v1/interactions` filters and paging.
@@ -154,7 +159,7 @@ async fn create_or_find(
     new: &Checked,
     now: Timestamp,
 ) -> Result<Option<(InteractionView, bool)>> {
-    let seen = read_conversation(core, team, new).await?;
+    let seen = read_conversation(core, team, new, now).await?;
     if let Some(existing) = &seen.link.value {
         match core.load_pair(team, existing.id, now).await {
             Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
@@ -177,7 +182,8 @@ async fn create_or_find(
     }
     ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
     let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
-    let view = InteractionView::build_recognized(&rec, subject, recognition, s, now);
+    let remembered = seen.remembered.as_ref();
+    let view = InteractionView::build_recognized(&rec, subject, recognition, remembered, s, now);
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
     let mut recorded = core.record(&team.id, vec![created], now)?;
     ops.append(&mut recorded.ops);
@@ -197,8 +203,15 @@ async fn create_or_find(
 /// What a new interaction's conversation already holds, in one round
 /// trip: its link to an interaction; when the bot names the customer,
 /// the subject they may have locked or banned; and what the
-/// conversation remembers, where its channel does.
-async fn read_conversation(core: &Core, team: &Team, new: &Checked) -> Result<Conversation> {
+/// conversation remembers, where its channel does, and the subject of the
+/// customer it remembers (as last seen: one more round trip when that
+/// guess is wrong).
+async fn read_conversation(
+    core: &Core,
+    team: &Team,
+    new: &Checked,
+    now: Timestamp,
+) -> Result<Conversation> {
     let conversation = new.conversation.as_str();
     let ckey = keys::conversation(&team.id, &new.channel, conversation);
     let skey = new
@@ -209,9 +222,11 @@ async fn read_conversation(core: &Core, team: &Team, new: &Checked) -> Result<Co
         .config
         .recognize_for(team, &new.channel)
         .map(|_| keys::recognition(&team.id, &new.channel, conversation));
+    let cguess = rkey.as_ref().and_then(|k| core.remembered_subjects.get(k));
     let wanted: Vec<String> = std::iter::once(ckey.clone())
         .chain(skey.clone())
         .chain(rkey.clone())
+        .chain(cguess.clone())
         .collect();
     let mut raw = core.store.get(&wanted).await?.into_iter();
     let link = Loaded::parse(ckey, raw.next().flatten())?;
@@ -223,11 +238,28 @@ async fn read_conversation(core: &Core, team: &Team, new: &Checked) -> Result<Co
         Some(k) => Loaded::parse(k.clone(), raw.next().flatten())?.value,
         None => None,
     };
+    let customer_ref = new.customer_ref.as_ref().map(|r| r.as_str());
+    let theirs = remembered_subject_key(team, customer_ref, recognition.as_ref(), now);
+    let remembered = match (theirs, rkey.as_deref()) {
+        (Some(theirs), Some(rkey)) => {
+            let read = match cguess {
+                Some(guess) if guess == theirs => raw.next().flatten(),
+                _ => {
+                    core.remembered_subjects.remember(rkey, &theirs);
+                    let mut more = core.store.get(std::slice::from_ref(&theirs)).await?;
+                    more.pop().flatten()
+                }
+            };
+            Loaded::<SubjectRecord>::parse(theirs, read)?.value
+        }
+        _ => None,
+    };
     Ok(Conversation {
         link,
         subject,
         recognition,
         recognition_key: rkey,
+        remembered,
     })
 }
 
@@ -396,19 +428,24 @@ async fn views<'e>(
         crate::gateway::recognition::load_recognitions(core, team, &recs),
     )
     .await?;
-    let views = live.iter().zip(subjects).zip(recognitions).map(
-        |(((entry, rec), subject), recognition)| {
-            let s = team.settings_for(&rec.channel);
-            let view = InteractionView::build_recognized(
-                rec,
-                subject.as_ref(),
-                recognition.as_ref(),
-                s,
-                now,
-            );
-            (entry, view)
-        },
-    );
+    let remembered =
+        crate::gateway::recognition::load_remembered(core, team, &recs, &recognitions, now).await?;
+    let read = subjects.into_iter().zip(recognitions).zip(remembered);
+    let views =
+        live.iter()
+            .zip(read)
+            .map(|((entry, rec), ((subject, recognition), remembered))| {
+                let s = team.settings_for(&rec.channel);
+                let view = InteractionView::build_recognized(
+                    rec,
+                    subject.as_ref(),
+                    recognition.as_ref(),
+                    remembered.as_ref(),
+                    s,
+                    now,
+                );
+                (entry, view)
+            });
     Ok(views.collect())
 }
 

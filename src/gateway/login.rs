@@ -595,10 +595,23 @@ pub(crate) async fn provider_login(
         answer: CallbackAnswer::NotAuthenticated,
         body: None,
     };
-    let (proof, used_by, link_id) = (&proof, &used_by, login.link_id);
+    let (proof, used_by, link_id, ended) = (&proof, &used_by, login.link_id, login.ended);
     let done = core
         .transact(team, login.interaction_id, now, |w| {
             Box::pin(async move {
+                if let Some(key) = ended {
+                    // Read here, and absent still when this commits: a
+                    // logout that marks it in between conflicts.
+                    let mark = core.store.get(&[key.to_string()]).await?.pop();
+                    if mark.flatten().is_some() {
+                        return Err(Error::InvalidToken("the provider ended this session"));
+                    }
+                    let expected = 0;
+                    w.also(Op::Delete {
+                        key: key.to_string(),
+                        expected,
+                    });
+                }
                 let LinkCheck::Unused(i) = login::check_link(&w.rec, link_id, None, false, now)
                 else {
                     return Err(Error::TokenUsed);
@@ -621,6 +634,10 @@ pub(crate) struct ProvenLogin<'a> {
     /// Names this login in the link's record (never repeated: a second
     /// login with the link is 409 `token_used`).
     pub request: &'a str,
+    /// The key whose presence says the provider ended the session that
+    /// proved this login: the login then does not authenticate
+    /// (docs/api.md#post-oidcbackchannel-logoutteam).
+    pub ended: Option<&'a str>,
 }
 
 /// The interaction and the link a verified login token names.

@@ -103,6 +103,10 @@ pub struct Core {
     /// Interaction key → the subject it names, once seen, for records
     /// another instance wrote (see `records`).
     subject_keys: Arc<crate::store::companions::Companions>,
+    /// Recognized conversation's key → the subject of the customer it
+    /// remembers, once seen, so that a read fetches it with the rest
+    /// (see `records`).
+    remembered_subjects: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
     /// store was found reset (see `store_epoch`).
     epochs: Arc<store_epoch::StoreEpochs>,
@@ -154,6 +158,7 @@ impl Core {
             record_locks: Arc::default(),
             recognition_keys: Arc::new(crate::store::companions::Companions::new()),
             subject_keys: Arc::new(crate::store::companions::Companions::new()),
+            remembered_subjects: Arc::new(crate::store::companions::Companions::new()),
             epochs: Arc::default(),
         }
     }
@@ -178,6 +183,7 @@ impl Core {
             record_locks: Arc::clone(&self.record_locks),
             recognition_keys: Arc::clone(&self.recognition_keys),
             subject_keys: Arc::clone(&self.subject_keys),
+            remembered_subjects: Arc::clone(&self.remembered_subjects),
             epochs: Arc::clone(&self.epochs),
             appends_history: self.appends_history,
         }

@@ -195,6 +195,8 @@ async fn finish_started(
     // provider may end goes unremembered; an entry of a login refused
     // below names no authentication and ends nothing.
     let customer_id = customer.get("id").map(String::as_str).unwrap_or_default();
+    let ended = session.sid.as_deref();
+    let ended = ended.map(|sid| crate::gateway::oidc_logout::ended_session_key(team, oidc, sid));
     crate::gateway::oidc_logout::remember_session(
         core,
         team,
@@ -213,6 +215,7 @@ async fn finish_started(
             customer: &customer,
             expected: started.expected_customer.as_deref(),
             request: &request,
+            ended: ended.as_deref(),
         },
         now,
     )

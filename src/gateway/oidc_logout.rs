@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::records::{put, retry, EndedSession};
 use super::revocation::{count_received, count_refused};
 use super::Core;
 use crate::config::{OidcConfig, Team};
@@ -16,16 +17,22 @@ use crate::domain::logout::{proven_by_login_at, remembers_login_at, Receiver, Re
 use crate::error::{Error, Result};
 use crate::events::types::LoggedOut;
 use crate::events::EventData;
+use crate::oidc::flow::STATE_TTL;
 use crate::oidc::logout_token::{self, Logout};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::{id_token, OidcError};
-use crate::store::{keys, Op};
+use crate::store::{keys, Commit, Op};
 use crate::time::Timestamp;
 
 /// How long a logout token's `jti` is remembered: longer than the `iat`
 /// window a token is accepted in (5 minutes back, 60 s ahead).
 const JTI_MEMORY: Duration =
     Duration::from_secs((logout_token::MAX_AGE_SECS + logout_token::AHEAD_SECS + 60) as u64);
+
+/// How long an ended provider session is remembered: as long as a hosted
+/// login started in it before its logout may still complete (a started
+/// login's state lives [`STATE_TTL`]).
+const ENDED_SESSION_MEMORY: Duration = STATE_TTL;
 
 /// Longest logout token read; a real one is under 2 KiB.
 pub const MAX_TOKEN: usize = 16 * 1024;
@@ -203,6 +210,10 @@ async fn end_provider_session(
 ) -> Result<usize> {
     let receiver = Receiver::OidcLogout;
     if let Some(sid) = &logout.sid {
+        // Marked before the session's logins are read: a login that
+        // commits after the mark finds it, one that committed before is
+        // in the index read below.
+        mark_session_ended(core, team, oidc, sid).await?;
         let index = keys::oidc_session(&team.id, &oidc.issuer, sid);
         let mut n = 0;
         for e in crate::gateway::revocation::index_entries(core, &index).await? {
@@ -230,6 +241,25 @@ async fn end_provider_session(
     };
     let customers = customers_of_sub(core, team, oidc, sub).await?;
     crate::gateway::revocation::revoke_customers(core, team, receiver, &customers, now).await
+}
+
+/// The key whose presence says the provider ended its session `sid`
+/// (docs/decisions/0100-a-login-of-an-ended-provider-session.md).
+pub(super) fn ended_session_key(team: &Team, oidc: &OidcConfig, sid: &str) -> String {
+    keys::oidc_session_ended(&team.id, &oidc.issuer, sid)
+}
+
+/// Marks provider session `sid` ended for [`ENDED_SESSION_MEMORY`] from
+/// now (a mark already there lives on that long).
+async fn mark_session_ended(core: &Core, team: &Team, oidc: &OidcConfig, sid: &str) -> Result<()> {
+    let key = ended_session_key(team, oidc, sid);
+    retry(|| async {
+        let read = core.store.get(std::slice::from_ref(&key)).await?.pop();
+        let version = read.flatten().map_or(0, |v| v.version);
+        let op = put(&key, version, &EndedSession {}, Some(ENDED_SESSION_MEMORY))?;
+        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
+    })
+    .await
 }
 
 /// Ends interaction `id`'s authentication when the hosted login that

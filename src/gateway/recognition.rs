@@ -5,13 +5,15 @@
 //! it is forgotten outside an authentication: `/forget`, and a website's
 //! back-channel logout of the customer. A logout and a ban forget it in
 //! their own unit of work (`work`).
-use super::records::Loaded;
+use super::records::{remembered_subject_key, Loaded};
 use super::Core;
 use crate::config::Team;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::recognition::Recognition;
+use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
 use crate::store::{keys, Commit, Op};
+use crate::time::Timestamp;
 
 /// Index entries of a customer's recognized conversations read at once.
 const PAGE: usize = 500;
@@ -93,6 +95,36 @@ pub(super) async fn load_recognitions(
         .map(|k| match k {
             None => Ok(None),
             Some(k) => Ok(Loaded::<Recognition>::parse(k, raw.next().flatten())?.value),
+        })
+        .collect()
+}
+
+/// The subjects of the customers the conversations of `recs` remember
+/// (`recognitions`, as [`load_recognitions`] read them), where a view
+/// must know where they stand (`records::remembered_subject_key`): all
+/// in one round trip, none when no row needs one.
+pub(super) async fn load_remembered(
+    core: &Core,
+    team: &Team,
+    recs: &[&InteractionRecord],
+    recognitions: &[Option<Recognition>],
+    now: Timestamp,
+) -> Result<Vec<Option<SubjectRecord>>> {
+    let ckeys: Vec<Option<String>> = recs
+        .iter()
+        .zip(recognitions)
+        .map(|(rec, r)| remembered_subject_key(team, rec.customer_ref.as_deref(), r.as_ref(), now))
+        .collect();
+    let wanted: Vec<String> = ckeys.iter().flatten().cloned().collect();
+    if wanted.is_empty() {
+        return Ok(vec![None; recs.len()]);
+    }
+    let mut raw = core.store.get(&wanted).await?.into_iter();
+    ckeys
+        .into_iter()
+        .map(|k| match k {
+            None => Ok(None),
+            Some(k) => Ok(Loaded::<SubjectRecord>::parse(k, raw.next().flatten())?.value),
         })
         .collect()
 }

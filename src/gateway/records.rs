@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 
 pub use background::{StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
-pub use markers::{ConversationLink, LogoutAnswer, ShortLink, UsedJti};
+pub use markers::{ConversationLink, EndedSession, LogoutAnswer, ShortLink, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 
@@ -174,6 +174,10 @@ pub struct Pair {
     /// What its conversation remembers (a recognized conversation), when
     /// its channel remembers any.
     pub recognition: Option<Loaded<Recognition>>,
+    /// The subject of the customer the conversation remembers, when a
+    /// view must know where it stands apart from the interaction's own
+    /// ([`remembered_subject_key`]).
+    pub remembered: Option<Loaded<SubjectRecord>>,
     /// What the interaction's stored form keeps beside it (see
     /// [`interaction_ops`]).
     pub kept: Bookkeeping,
@@ -184,6 +188,7 @@ type Seen<'a> = (
     &'a InteractionRecord,
     Option<&'a SubjectRecord>,
     Option<&'a Recognition>,
+    Option<&'a SubjectRecord>,
     &'a Settings,
 );
 
@@ -207,21 +212,24 @@ impl Pair {
     /// subject and recognition as read, and its channel's settings.
     fn seen<'a>(&'a self, team: &'a Team) -> Result<Seen<'a>> {
         let rec = self.rec()?;
+        let recognition = self.recognition.as_ref().and_then(|r| r.value.as_ref());
         Ok((
             rec,
             self.subject.value.as_ref(),
-            self.recognition.as_ref().and_then(|r| r.value.as_ref()),
+            recognition,
+            remembered_of(self.remembered.as_ref(), &team.id, recognition),
             team.settings_for(&rec.channel),
         ))
     }
 
     /// The interaction as bots, agents and events see it.
     pub fn view(&self, team: &Team, now: Timestamp) -> Result<super::InteractionView> {
-        let (rec, subject, recognition, s) = self.seen(team)?;
+        let (rec, subject, recognition, remembered, s) = self.seen(team)?;
         Ok(super::InteractionView::build_recognized(
             rec,
             subject,
             recognition,
+            remembered,
             s,
             now,
         ))
@@ -229,8 +237,15 @@ impl Pair {
 
     /// What [`Self::view`] shows of the authentication, in the domain's terms.
     pub fn shown(&self, team: &Team, now: Timestamp) -> Result<crate::domain::assurance::Shown> {
-        let (rec, subject, recognition, s) = self.seen(team)?;
-        Ok(super::view::shown(rec, subject, recognition, s, now))
+        let (rec, subject, recognition, remembered, s) = self.seen(team)?;
+        Ok(super::view::shown(
+            rec,
+            subject,
+            recognition,
+            remembered,
+            s,
+            now,
+        ))
     }
 
     /// The subject record, or a fresh one for a subject never seen.
@@ -254,6 +269,37 @@ fn named_subject_key(team: &Team, rec: &InteractionRecord) -> Option<String> {
         .map(|r| keys::subject(&team.id, r))
 }
 
+/// The key of the subject of the customer `recognition` remembers, when
+/// a view of an interaction naming `customer_ref` must know where that
+/// subject stands apart from its own: the conversation remembers someone
+/// at `now`, and the interaction names no customer (naming one, its
+/// subject is the remembered customer's, or nothing is shown).
+pub(super) fn remembered_subject_key(
+    team: &Team,
+    customer_ref: Option<&str>,
+    recognition: Option<&Recognition>,
+    now: Timestamp,
+) -> Option<String> {
+    let r = recognition.filter(|r| now < r.until)?;
+    customer_ref
+        .is_none()
+        .then(|| keys::subject(&team.id, &r.customer_id))
+}
+
+/// The subject `remembered` as read, when it is the one of the customer
+/// `recognition` remembers (a decision may have changed whom it
+/// remembers since).
+pub(super) fn remembered_of<'a>(
+    remembered: Option<&'a Loaded<SubjectRecord>>,
+    team: &str,
+    recognition: Option<&Recognition>,
+) -> Option<&'a SubjectRecord> {
+    let (loaded, r) = (remembered?, recognition?);
+    (loaded.key == keys::subject(team, &r.customer_id))
+        .then_some(loaded.value.as_ref())
+        .flatten()
+}
+
 /// Whether `rec` is `team`'s and not forgotten at `now`: a read of anything
 /// else answers `NotFound`.
 fn is_live(rec: &InteractionRecord, team: &Team, now: Timestamp) -> bool {
@@ -275,14 +321,17 @@ impl Core {
         // conversation, that record too, once this process has seen the
         // interaction (its conversation never changes).
         let rguess = self.recognition_keys.get(&ikey);
-        let (read, mut more) = self
+        // And the subject of the customer it remembers, as last seen.
+        let cguess = rguess
+            .as_ref()
+            .and_then(|r| self.remembered_subjects.get(r));
+        let also: Vec<String> = rguess.iter().chain(&cguess).cloned().collect();
+        let (read, more) = self
             .store
-            .get_with_companion_and(
-                &ikey,
-                Some(sguess.as_deref().unwrap_or(&own)),
-                rguess.as_slice(),
-            )
+            .get_with_companion_and(&ikey, Some(sguess.as_deref().unwrap_or(&own)), &also)
             .await?;
+        let mut more = more.into_iter();
+        let (rread, cread) = (more.next(), more.next());
         let Some(raw) = read.record else {
             return Err(Error::NotFound("no such interaction"));
         };
@@ -321,7 +370,7 @@ impl Core {
         let recognition = match recognition_key(&self.config, team, rec) {
             None => None,
             Some(rkey) => {
-                let raw = match (rguess, more.pop()) {
+                let raw = match (rguess, rread) {
                     (Some(guess), Some(raw)) if guess == rkey => raw,
                     _ => {
                         self.recognition_keys.remember(&interaction.key, &rkey);
@@ -332,12 +381,46 @@ impl Core {
                 Some(Loaded::parse(rkey, raw)?)
             }
         };
+        let remembered = self
+            .load_remembered(team, rec, recognition.as_ref(), (cguess, cread), now)
+            .await?;
         Ok(Pair {
             interaction,
             subject,
             recognition,
+            remembered,
             kept,
         })
+    }
+
+    /// The subject of the customer `recognition` remembers, when a view
+    /// of `rec` needs it ([`remembered_subject_key`]): `read` is the
+    /// guess read beside the interaction and what it found.
+    async fn load_remembered(
+        &self,
+        team: &Team,
+        rec: &InteractionRecord,
+        recognition: Option<&Loaded<Recognition>>,
+        read: (Option<String>, Option<Option<Versioned>>),
+        now: Timestamp,
+    ) -> Result<Option<Loaded<SubjectRecord>>> {
+        let remembers = recognition.and_then(|r| Some((&r.key, r.value.as_ref()?)));
+        let Some((rkey, r)) = remembers else {
+            return Ok(None);
+        };
+        let customer_ref = rec.customer_ref.as_deref();
+        let Some(ckey) = remembered_subject_key(team, customer_ref, Some(r), now) else {
+            return Ok(None);
+        };
+        let raw = match read {
+            (Some(guess), Some(raw)) if guess == ckey => raw,
+            _ => {
+                self.remembered_subjects.remember(rkey, &ckey);
+                let mut raw = self.store.get(std::slice::from_ref(&ckey)).await?;
+                raw.pop().flatten()
+            }
+        };
+        Ok(Some(Loaded::parse(ckey, raw)?))
     }
 
     /// Loads subject records for many interactions in one round trip.

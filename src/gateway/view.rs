@@ -378,14 +378,17 @@ impl InteractionView {
         s: &Settings,
         now: Timestamp,
     ) -> Self {
-        Self::build_recognized(rec, subject, None, s, now)
+        Self::build_recognized(rec, subject, None, None, s, now)
     }
 
-    /// [`Self::build`], with what the interaction's conversation remembers.
+    /// [`Self::build`], with what the interaction's conversation remembers
+    /// and the remembered customer's subject, when that is not the
+    /// interaction's own (`None`: the same, or never seen).
     pub fn build_recognized(
         rec: &InteractionRecord,
         subject: Option<&SubjectRecord>,
         recognition: Option<&Recognition>,
+        remembered: Option<&SubjectRecord>,
         s: &Settings,
         now: Timestamp,
     ) -> Self {
@@ -393,7 +396,7 @@ impl InteractionView {
             standing,
             status,
             recognition,
-        } = seen(rec, subject, recognition, s, now);
+        } = seen(rec, subject, recognition, remembered, s, now);
         let auth = rec.auth.as_ref();
         InteractionView {
             id: rec.id,
@@ -451,13 +454,18 @@ fn seen<'r>(
     rec: &InteractionRecord,
     subject: Option<&SubjectRecord>,
     recognition: Option<&'r Recognition>,
+    remembered: Option<&SubjectRecord>,
     s: &Settings,
     now: Timestamp,
 ) -> Seen<'r> {
+    // The remembered customer's standing too, for the same origin
+    // (docs/decisions/0101-the-remembered-customers-standing.md).
+    let theirs = standing(rec, remembered, s, now);
     let standing = standing(rec, subject, s, now);
+    let customer_ref = rec.customer_ref.as_deref();
     Seen {
         status: rec.status(now, s, &standing),
-        recognition: recognition.filter(|r| r.shown(now, &standing, rec.customer_ref.as_deref())),
+        recognition: recognition.filter(|r| r.shown(now, &standing, &theirs, customer_ref)),
         standing,
     }
 }
@@ -482,10 +490,11 @@ pub fn shown(
     rec: &InteractionRecord,
     subject: Option<&SubjectRecord>,
     recognition: Option<&Recognition>,
+    remembered: Option<&SubjectRecord>,
     s: &Settings,
     now: Timestamp,
 ) -> assurance::Shown {
-    let seen = seen(rec, subject, recognition, s, now);
+    let seen = seen(rec, subject, recognition, remembered, s, now);
     let auth = rec.auth.as_ref();
     assurance::Shown {
         status: seen.status,
@@ -499,6 +508,42 @@ pub fn shown(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Under origin scope the remembered customer stands as they do for
+    /// the interaction's own origin
+    /// (docs/decisions/0101-the-remembered-customers-standing.md): the
+    /// strangers locked elsewhere hide nothing in a conversation familiar
+    /// to them; that conversation's own lock does.
+    #[test]
+    fn the_remembered_customer_stands_as_for_the_interactions_origin() {
+        let t = |s: i64| Timestamp::from_unix_seconds(1_800_000_000 + s);
+        let mut s = Settings::default();
+        s.lockout.scope = crate::domain::abuse::LockoutScope::Origin;
+        s.lockout.threshold = 1;
+        s.lockout.strangers_threshold = 1;
+        let rec = InteractionRecord::new(Uuid::now_v7(), "acme", "sms", "+15550001", t(0));
+        let here = rec.origin();
+        let r = Recognition {
+            customer_id: "cust-42".into(),
+            method: interaction::Method::Otp,
+            authenticated_at: t(0),
+            until: t(86_400),
+        };
+        let mut theirs = SubjectRecord::new("cust-42");
+        theirs.record_success_for(Some(&here), t(1), &s.lockout);
+        let shown = |theirs: &SubjectRecord| {
+            let v = InteractionView::build_recognized(&rec, None, Some(&r), Some(theirs), &s, t(3));
+            v.recognized.is_some()
+        };
+        assert!(shown(&theirs));
+        // A stranger's failure locks the strangers: not this familiar place.
+        theirs.record_failure_for(Some("sms:+15559999"), t(2), &s.lockout, &s.otp);
+        assert!(theirs.standing_for(Some("sms:+15559999"), t(3)) != Standing::Clear);
+        assert!(shown(&theirs), "the strangers' lock hides nothing here");
+        // A failure from this conversation locks it: hidden here.
+        theirs.record_failure_for(Some(&here), t(2), &s.lockout, &s.otp);
+        assert!(!shown(&theirs), "this origin's lock hides it");
+    }
 
     /// Every variant's JSON name is its domain twin's `as_str`, and `ALL`
     /// (what the parsers and metrics walk) lists every variant.

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::outbox::{Notice, OutboxItem, Recorded, Task};
 use super::record_locks::{Place, Standing};
 use super::records::{
-    interaction_ops, recognition_ops, write_interaction, write_subject, Bookkeeping, Loaded, Pair,
+    interaction_ops, recognition_ops, remembered_of, write_interaction, write_subject, Bookkeeping,
+    Loaded, Pair,
 };
 use super::view::SubjectView;
 use super::{Core, InteractionView};
@@ -38,6 +39,8 @@ pub struct Work<'a> {
     /// remembers nothing), and as this decision leaves it.
     recognition: Option<Loaded<Recognition>>,
     recognized: Option<Recognition>,
+    /// The remembered customer's subject, as read (see `Pair`).
+    remembered: Option<Loaded<SubjectRecord>>,
     announcement: bool,
     first: Vec<Op>,
     also: Vec<Op>,
@@ -61,6 +64,7 @@ impl<'a> Work<'a> {
             subject_used: false,
             recognized: pair.recognition.as_ref().and_then(|r| r.value.clone()),
             recognition: pair.recognition.clone(),
+            remembered: pair.remembered.clone(),
             announcement: false,
             first: Vec::new(),
             also: Vec::new(),
@@ -84,10 +88,12 @@ impl<'a> Work<'a> {
 
     /// The interaction as the decision leaves it, as callers see it.
     fn view(&self, now: Timestamp) -> InteractionView {
+        let recognized = self.recognized.as_ref();
         InteractionView::build_recognized(
             &self.rec,
             Some(&self.subject),
-            self.recognized.as_ref(),
+            recognized,
+            remembered_of(self.remembered.as_ref(), &self.rec.team, recognized),
             self.settings,
             now,
         )
@@ -627,6 +633,10 @@ impl Core {
         // What the conversation remembers, as the commit leaves it.
         let recognition = match &w.recognition {
             Some(read) if w.recognition_changed() => {
+                if let Some(r) = &w.recognized {
+                    let theirs = keys::subject(&team.id, &r.customer_id);
+                    self.remembered_subjects.remember(&read.key, &theirs);
+                }
                 let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
                 ops.extend(more);
                 Some(written)
@@ -716,6 +726,7 @@ fn committed_pair(
         interaction,
         subject,
         recognition: None,
+        remembered: read.remembered.clone(),
         kept: Bookkeeping::default(),
     })
 }

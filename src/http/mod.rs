@@ -44,6 +44,7 @@ use crate::error::Error;
 use crate::gateway::Core;
 use crate::telemetry::Metrics;
 use crate::time::Clock;
+use crate::waits::Waits;
 
 /// Shared by every handler: one `Arc`, so the clone axum makes for every
 /// middleware and extractor of every request is one reference count.
@@ -237,7 +238,8 @@ async fn method_not_allowed() -> Response {
 ///   event stream) or, for an agent's reveal, records its audit event
 ///   before it answers, so stopping one half-way leaves nothing half-done:
 ///   it runs in the request's own task;
-/// - past [`REQUEST_DEADLINE`] the answer is 503 problem+json;
+/// - past [`REQUEST_DEADLINE`] the answer is 503 problem+json, or 502
+///   while the request waits on a provider;
 /// - a panic is 500 problem+json (the process goes on);
 /// - every answer gets its security headers ([`security_headers`]), also
 ///   the 413, the 503 and the 500.
@@ -262,10 +264,14 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
         *req.method(),
         axum::http::Method::GET | axum::http::Method::HEAD
     ) {
-        within_deadline(catching_panics(next.run(req))).await
+        let waits = Waits::default();
+        let answer = waits.scope(catching_panics(next.run(req)));
+        within_deadline(REQUEST_DEADLINE, &waits, answer).await
     } else {
-        let task = tokio::spawn(catching_panics(next.run(req)).in_current_span());
-        within_deadline(async {
+        let waits = Waits::default();
+        let answer = waits.scope(catching_panics(next.run(req)));
+        let task = tokio::spawn(answer.in_current_span());
+        within_deadline(REQUEST_DEADLINE, &waits, async {
             task.await.unwrap_or_else(|e| {
                 Error::internal_from("the request's task failed", e).into_response()
             })
@@ -287,16 +293,39 @@ async fn catching_panics(answer: impl std::future::Future<Output = Response>) ->
         })
 }
 
-/// Longest a request may take; past it the answer is 503 problem+json.
-/// It bounds the work until the answer's head: a streamed body (the live
-/// event stream, `events.rs`) is sent after it and is not cut. A request
-/// running in its own task goes on to its end.
+/// Longest a request may take; past it the answer is 503 problem+json,
+/// or 502 while it waits on a provider ([`past_deadline`]). It bounds the
+/// work until the answer's head: a streamed body (the live event stream,
+/// `events.rs`) is sent after it and is not cut. A request running in its
+/// own task goes on to its end.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 
-async fn within_deadline(answer: impl std::future::Future<Output = Response>) -> Response {
-    tokio::time::timeout(REQUEST_DEADLINE, answer)
-        .await
-        .unwrap_or_else(|_| Error::StoreUnavailable.into_response())
+/// `answer`, or past `deadline` what [`past_deadline`] says of the
+/// request's `waits`, read while the request still waits.
+async fn within_deadline(
+    deadline: Duration,
+    waits: &Waits,
+    answer: impl std::future::Future<Output = Response>,
+) -> Response {
+    let mut answer = std::pin::pin!(answer);
+    tokio::select! {
+        res = &mut answer => res,
+        () = tokio::time::sleep(deadline) => past_deadline(waits),
+    }
+}
+
+/// The answer to a request past its deadline: 502 `channel_error` while
+/// it waits on a provider (logged naming it), else 503
+/// `store_unavailable` (docs/decisions/0102-a-deadline-reached-on-a-provider.md).
+fn past_deadline(waits: &Waits) -> Response {
+    match waits.provider() {
+        Some(p) => {
+            tracing::warn!(provider_kind = p.kind, provider = %p.name,
+                "the request's deadline passed while it waited on a provider");
+            Error::Channel("a provider did not answer in time".into()).into_response()
+        }
+        None => Error::StoreUnavailable.into_response(),
+    }
 }
 
 /// The content security policy of our pages: they load nothing, run no
@@ -377,4 +406,49 @@ pub(crate) fn overloaded() -> Response {
         HeaderValue::from_static("nosniff"),
     );
     res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request whose deadline passes: status and problem `code`.
+    async fn past(
+        answer: impl std::future::Future<Output = Response>,
+        waits: &Waits,
+    ) -> (u16, String) {
+        let res = within_deadline(Duration::from_millis(50), waits, waits.scope(answer)).await;
+        let status = res.status().as_u16();
+        let body = axum::body::to_bytes(res.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        (
+            status,
+            problem["code"].as_str().unwrap_or_default().to_string(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_deadline_reached_on_a_provider_is_502_and_on_the_store_503() {
+        let hung = std::future::pending::<Response>;
+        let waits = Waits::default();
+        let on_provider = crate::waits::on_provider("twilio", "sms", hung());
+        assert_eq!(
+            past(on_provider, &waits).await,
+            (502, "channel_error".into())
+        );
+        let waits = Waits::default();
+        assert_eq!(
+            past(hung(), &waits).await,
+            (503, "store_unavailable".into())
+        );
+        // The provider answered; then the store hung.
+        let waits = Waits::default();
+        let after = async {
+            crate::waits::on_provider("twilio", "sms", async {}).await;
+            hung().await
+        };
+        assert_eq!(past(after, &waits).await, (503, "store_unavailable".into()));
+    }
 }

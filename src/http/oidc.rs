@@ -194,9 +194,8 @@ fn refused(refusal: ProviderRefusal) -> Response {
         ProviderRefusal::Oidc(OidcError::BadState(_) | OidcError::WrongIssuer) => &START_AGAIN,
         ProviderRefusal::Oidc(OidcError::Cancelled) => &CANCELLED,
         ProviderRefusal::Oidc(OidcError::Provider(_)) => &PROVIDER_DOWN,
-        ProviderRefusal::Oidc(OidcError::InvalidIdToken(_) | OidcError::Unverified(_)) => {
-            &NOT_VERIFIED
-        }
+        ProviderRefusal::Oidc(OidcError::InvalidIdToken(_) | OidcError::Unverified(_))
+        | ProviderRefusal::Login(Error::InvalidToken(_)) => &NOT_VERIFIED,
         ProviderRefusal::Login(Error::TokenUsed) => &USED,
         ProviderRefusal::Login(Error::TokenExpired) => &pages::EXPIRED_LINK,
         ProviderRefusal::Login(Error::CustomerMismatch) => &MISMATCH,
@@ -226,7 +225,8 @@ fn refused(refusal: ProviderRefusal) -> Response {
 /// Answers a page: 200 signed in (or the binding code to type into the
 /// chat); 400 an unknown, stale, answered, dropped, another team's or
 /// another browser's state (the code goes nowhere), the provider's `error`,
-/// or an `iss` of another provider; 401 an ID token that fails a check; 409
+/// or an `iss` of another provider; 401 an ID token that fails a check, or
+/// names a provider session a back-channel logout ended; 409
 /// the link was used; 403 `expected_customer` not met (a counted failure)
 /// or banned; 423 locked; 502 the provider failed (unreachable, an answer
 /// over 1 MiB, an endpoint neither https nor loopback http); 503 the store
@@ -242,7 +242,7 @@ fn refused(refusal: ProviderRefusal) -> Response {
     responses(
         (status = 200, description = "signed in, or the binding code to type into the chat", content_type = "text/html", body = String),
         (status = 400, description = "unknown, stale, answered, dropped, another team's or another browser's state (the code goes nowhere); the provider's error; another provider's iss", content_type = "text/html", body = String),
-        (status = 401, description = "the ID token failed a check", content_type = "text/html", body = String),
+        (status = 401, description = "the ID token failed a check, or names a provider session a back-channel logout ended", content_type = "text/html", body = String),
         (status = 403, description = "not the expected customer (a counted failure), or the subject is banned", content_type = "text/html", body = String),
         (status = 409, description = "the link was already used", content_type = "text/html", body = String),
         (status = 423, description = "the subject is locked out", content_type = "text/html", body = String),

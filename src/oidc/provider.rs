@@ -15,6 +15,10 @@ use url::Url;
 
 use super::OidcError;
 use crate::config::OidcConfig;
+use crate::fared::Failing;
+/// How a provider's background asks (the app challenges' polls) fare, for
+/// its log.
+pub use crate::fared::Fared;
 use crate::spans::SendTraced;
 use crate::time::Timestamp;
 
@@ -209,24 +213,8 @@ impl Cached {
 pub struct Providers {
     pub(super) http: reqwest::Client,
     cache: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Cached>>>>,
-    /// The providers whose polls fail, by issuer: since when, and how many
-    /// attempts failed (docs/operations.md#logs).
-    failing: Mutex<HashMap<String, (Timestamp, u64)>>,
-}
-
-/// How a provider's background asks (the app challenges' polls) fare, for
-/// its log: one warning when it starts failing, one line when it answers
-/// again, not a line per attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fared {
-    /// It failed, and had not been failing: warn.
-    StartedFailing,
-    /// It failed again: say nothing more.
-    StillFailing,
-    /// It answered after failing since `since`, `failed` attempts.
-    Recovered { since: Timestamp, failed: u64 },
-    /// It answered, as before.
-    Fine,
+    /// The providers whose polls fail, by issuer (docs/operations.md#logs).
+    failing: Failing,
 }
 
 impl Default for Providers {
@@ -243,7 +231,7 @@ impl Default for Providers {
         Providers {
             http,
             cache: Mutex::new(HashMap::new()),
-            failing: Mutex::new(HashMap::new()),
+            failing: Failing::default(),
         }
     }
 }
@@ -256,22 +244,7 @@ impl Providers {
     /// Notes that a background ask of the provider `issuer` failed
     /// (`failed`) or was answered at `now`: what to log.
     pub fn fared(&self, issuer: &str, failed: bool, now: Timestamp) -> Fared {
-        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
-        match (failed, failing.get_mut(issuer)) {
-            (true, Some((_, n))) => {
-                *n += 1;
-                Fared::StillFailing
-            }
-            (true, None) => {
-                failing.insert(issuer.to_string(), (now, 1));
-                Fared::StartedFailing
-            }
-            (false, Some(_)) => {
-                let (since, failed) = failing.remove(issuer).unwrap_or((now, 0));
-                Fared::Recovered { since, failed }
-            }
-            (false, None) => Fared::Fine,
-        }
+        self.failing.fared(issuer, failed, now)
     }
 
     fn entry(&self, issuer: &str) -> Arc<tokio::sync::Mutex<Cached>> {
@@ -304,7 +277,7 @@ impl Providers {
     /// The provider's discovery document (cached for an hour; a failed
     /// refresh keeps the one it has). Its `issuer` must be the configured one.
     pub async fn metadata(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
-        in_time("discovery", self.metadata_now(oidc, now)).await
+        in_time("discovery", &oidc.issuer, self.metadata_now(oidc, now)).await
     }
 
     async fn metadata_now(&self, oidc: &OidcConfig, now: Timestamp) -> Result<Metadata, OidcError> {
@@ -365,7 +338,7 @@ impl Providers {
         kid: &str,
         now: Timestamp,
     ) -> Result<Jwk, OidcError> {
-        in_time("key set", self.key_now(set, use_, kid, now)).await
+        in_time("key set", set.issuer, self.key_now(set, use_, kid, now)).await
     }
 
     async fn key_now(
@@ -479,42 +452,22 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
 /// `work` on a provider, waited for [`TIMEOUT`] at most in all — the
 /// wait for another request's fetch of the same provider included — so
 /// that one team's slow provider never holds a request past it
-/// (docs/operations.md#one-team-never-holds-another).
+/// (docs/operations.md#one-team-never-holds-another); a wait on the
+/// provider of `issuer` for the request it is made in
+/// ([`crate::waits::on_provider`]).
 async fn in_time<T>(
     what: &'static str,
+    issuer: &str,
     work: impl std::future::Future<Output = Result<T, OidcError>>,
 ) -> Result<T, OidcError> {
-    tokio::time::timeout(TIMEOUT, work)
+    let work = tokio::time::timeout(TIMEOUT, work);
+    crate::waits::on_provider("identity provider", issuer, work)
         .await
         .unwrap_or_else(|_| Err(failed(what, "no answer in time")))
 }
 
 #[cfg(test)]
 mod tests {
-
-    #[test]
-    fn a_failing_provider_is_told_once_and_its_recovery_once() {
-        let p = Providers::default();
-        let at = |s: i64| Timestamp::from_unix_seconds(1_800_000_000 + s);
-        assert_eq!(p.fared("https://a", false, at(0)), Fared::Fine);
-        assert_eq!(p.fared("https://a", true, at(1)), Fared::StartedFailing);
-        assert_eq!(p.fared("https://a", true, at(2)), Fared::StillFailing);
-        assert_eq!(
-            p.fared("https://b", true, at(2)),
-            Fared::StartedFailing,
-            "each provider apart"
-        );
-        assert_eq!(p.fared("https://a", true, at(3)), Fared::StillFailing);
-        assert_eq!(
-            p.fared("https://a", false, at(4)),
-            Fared::Recovered {
-                since: at(1),
-                failed: 3
-            }
-        );
-        assert_eq!(p.fared("https://a", false, at(5)), Fared::Fine);
-    }
-
     use super::*;
 
     fn wire(backchannel: Option<&str>) -> MetadataWire {

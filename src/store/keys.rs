@@ -173,6 +173,13 @@ pub fn oidc_session(team: &str, issuer: &str, sid: &str) -> String {
     with_digest(scoped(team, "os:", DIGEST), &[issuer, sid])
 }
 
+/// A provider session (the ID token's `sid`) its back-channel logout
+/// ended: a hosted login of it that completes later does not
+/// authenticate.
+pub fn oidc_session_ended(team: &str, issuer: &str, sid: &str) -> String {
+    with_digest(scoped(team, "ose:", DIGEST), &[issuer, sid])
+}
+
 /// The customer ids hosted logins mapped a provider `sub` to.
 pub fn oidc_subject(team: &str, issuer: &str, sub: &str) -> String {
     with_digest(scoped(team, "osu:", DIGEST), &[issuer, sub])

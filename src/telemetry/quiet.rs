@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
+use tracing_log::NormalizeEvent;
 use tracing_subscriber::layer::{Context, Layer};
 
 /// How long a repeated warning of the Redis client stays quiet.
@@ -41,10 +42,14 @@ impl Visit for Message {
     }
 }
 
-/// Whether the event comes from the Redis client (its `log` records keep
-/// their target through the bridge).
+/// Whether the event comes from the Redis client. The client logs through
+/// the `log` crate: a record bridged from there has the target `log` and
+/// its own target in the field `log.target`, which its normalized
+/// metadata reads.
 fn from_redis(event: &Event<'_>) -> bool {
-    let target = event.metadata().target();
+    let normalized = event.normalized_metadata();
+    let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
+    let target = meta.target();
     target == "redis" || target.starts_with("redis::")
 }
 
@@ -118,6 +123,44 @@ mod tests {
         });
         // Two nodes and one other message once each; the rest every time.
         assert_eq!(seen.load(Ordering::Relaxed), 3 + 200 + 200);
+    }
+
+    /// The Redis client's records as the `log` bridge hands them over:
+    /// target `log`, the client's own target in `log.target`.
+    #[test]
+    fn a_nodes_repeated_connect_warnings_bridged_from_log_are_one_line() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let subscriber = tracing_subscriber::registry()
+            .with(Count(seen.clone()))
+            .with(QuietRedis::default());
+        tracing::subscriber::with_default(subscriber, || {
+            let logger = tracing_log::LogTracer::new();
+            for attempt in 0..200 {
+                for node in ["10.0.0.1:7000", "10.0.0.2:7000"] {
+                    let message =
+                        format!("Failed to connect to node: {node:?}, due to: attempt {attempt}");
+                    tracing_log::log::Log::log(
+                        &logger,
+                        &tracing_log::log::Record::builder()
+                            .level(tracing_log::log::Level::Warn)
+                            .target("redis::cluster_handling::async_connection")
+                            .args(format_args!("{message}"))
+                            .build(),
+                    );
+                }
+                // Another crate's warning through the same bridge: written.
+                tracing_log::log::Log::log(
+                    &logger,
+                    &tracing_log::log::Record::builder()
+                        .level(tracing_log::log::Level::Warn)
+                        .target("hyper::client")
+                        .args(format_args!("another crate's warning"))
+                        .build(),
+                );
+            }
+        });
+        // Two nodes once each; the other crate's every time.
+        assert_eq!(seen.load(Ordering::Relaxed), 2 + 200);
     }
 
     #[test]

@@ -14,6 +14,21 @@ use crate::helpers::*;
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
 
+impl Capture {
+    /// Captures what this thread logs at INFO and above, without colour,
+    /// while the guard lives.
+    fn at_info() -> (Capture, tracing::subscriber::DefaultGuard) {
+        let capture = Capture::default();
+        let writer = capture.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 impl Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -173,14 +188,7 @@ async fn a_store_outage_is_logged_once_then_summarised() {
         return;
     }
     // This test's own thread (a current-thread runtime runs the gateway here too).
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::at_info();
     let Some(mut server) = OwnRedis::private("a_store_outage_is_logged_once_then_summarised").await
     else {
         return;
@@ -235,14 +243,7 @@ async fn background_workers_log_no_line_per_failed_call_during_an_outage() {
     if !redis_available().await {
         return;
     }
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::at_info();
     let Some(mut server) =
         OwnRedis::private("background_workers_log_no_line_per_failed_call_during_an_outage").await
     else {
@@ -281,14 +282,7 @@ async fn background_workers_log_no_line_per_failed_call_during_an_outage() {
 /// and one line when they work again, not a line per failed attempt.
 #[tokio::test]
 async fn a_failing_webhook_is_logged_once_then_summarised() {
-    let capture = Capture::default();
-    let writer = capture.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::at_info();
     let receiver = crate::outbox::receiver_failing_first(12, 500).await;
     let setup = crate::outbox::with_webhook(
         &receiver.uri(),
@@ -317,6 +311,38 @@ async fn a_failing_webhook_is_logged_once_then_summarised() {
     assert_eq!(count("outbox deliveries failing"), 1, "{text}");
     assert_eq!(count("outbox deliveries work again"), 1, "{text}");
     assert_eq!(count("outbox delivery failed"), 0, "{text}");
+}
+
+#[tokio::test]
+async fn a_failing_chat_provider_is_logged_once_then_summarised() {
+    let (capture, _guard) = Capture::at_info();
+    let app = spawn_with(Backend::Memory, Setup::default()).await.unwrap();
+    let answering = |status: u16| {
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .respond_with(wiremock::ResponseTemplate::new(status))
+    };
+    app.chat.reset().await;
+    answering(500).mount(&app.chat).await;
+    // Ten login links the chat provider refuses to deliver, then one it takes.
+    for _ in 0..10 {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({"deliver": true})).await;
+        assert_eq!(link["delivered"], false, "{link}");
+    }
+    app.chat.reset().await;
+    answering(200).mount(&app.chat).await;
+    let id = app.new_interaction().await;
+    let link = app.issue_link(&id, json!({"deliver": true})).await;
+    assert_eq!(link["delivered"], true, "{link}");
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let lines =
+        |needle: &str| -> Vec<&str> { text.lines().filter(|l| l.contains(needle)).collect() };
+    assert_eq!(lines("channel sends failing").len(), 1, "{text}");
+    let recovered = lines("channel sends work again");
+    assert_eq!(recovered.len(), 1, "{text}");
+    assert!(recovered[0].contains("failed_attempts=10"), "{text}");
+    assert!(recovered[0].contains("channel=webchat"), "{text}");
+    assert_eq!(lines("channel send failed").len(), 0, "{text}");
 }
 
 /// The built binary serving the sample config on a free port, its stderr

@@ -151,7 +151,11 @@ pub(crate) async fn revocation_keys_expire(app: &TestApp) {
         .unwrap();
     let ours: Vec<&String> = keys
         .iter()
-        .filter(|k| ["}:os:", "}:osu:", "}:rj:"].iter().any(|m| k.contains(m)))
+        .filter(|k| {
+            ["}:os:", "}:ose:", "}:osu:", "}:rj:"]
+                .iter()
+                .any(|m| k.contains(m))
+        })
         .collect();
     assert!(!ours.is_empty(), "no revocation keys among {keys:?}");
     for k in ours {
@@ -214,6 +218,46 @@ both_stores_idp!(
         );
         assert_eq!(post_logout(&app, "acme", &token).await.status, 200);
         assert_eq!(status(&app, &b).await, "unauthenticated");
+        if app.backend == Backend::Redis {
+            revocation_keys_expire(&app).await;
+        }
+    }
+);
+
+both_stores_idp!(
+    a_login_of_a_session_ended_while_it_completes_does_not_authenticate,
+    "",
+    |app: TestApp, idp: FakeIdp| async move {
+        // The browser is back from the provider; the code exchange is held.
+        idp.in_session("s-race");
+        let (id, link) = oidc_link(&app, json!({})).await;
+        let begun = start(&app, &link).await;
+        idp.hold_exchanges();
+        let calls = idp.token_calls();
+        let logout = async {
+            let deadline = std::time::Instant::now() + Duration::from_secs(3);
+            while idp.token_calls() == calls {
+                assert!(std::time::Instant::now() < deadline, "no code exchange");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            // The provider ends the session meanwhile, then answers the code.
+            let token = sign(
+                &claims(&app, &idp, json!({"sid": "s-race"})),
+                Signing::Key("a"),
+            );
+            let answer = post_logout(&app, "acme", &token).await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            idp.release_exchanges();
+        };
+        let (page, ()) = tokio::join!(finish(&app, &begun, Some(&begun.cookie)), logout);
+        assert_eq!(page.status, 401, "{}", page.body);
+        assert!(page.body.contains("verify your sign-in"), "{}", page.body);
+        let v = app.get(&id).await;
+        assert_eq!(v["authenticated"], false, "{v}");
+        assert_ne!(v["status"], "authenticated", "{v}");
+        // A login of another session is not concerned.
+        let other = hosted_login(&app, &idp, "s-other").await;
+        assert_eq!(status(&app, &other).await, "authenticated");
         if app.backend == Backend::Redis {
             revocation_keys_expire(&app).await;
         }
@@ -287,13 +331,17 @@ async fn refusal_matrix(backend: Backend) {
     let Some((mut app, idp)) = spawn_logout(backend, "").await else {
         return;
     };
+    // A session ended: its token, sent again, is the replay below.
+    let ended = hosted_login(&app, &idp, "s-0").await;
+    let replayed = sign(
+        &claims(&app, &idp, json!({"sid": "s-0"})),
+        Signing::Key("a"),
+    );
+    assert_eq!(post_logout(&app, "acme", &replayed).await.status, 200);
+    assert_eq!(status(&app, &ended).await, "unauthenticated");
     let a = hosted_login(&app, &idp, "s-1").await;
     let now = app.now().unix_seconds();
     let valid = |change: Value| changed(claims(&app, &idp, json!({"sid": "s-1"})), &change);
-    let replayed = sign(&valid(json!({})), Signing::Key("a"));
-    assert_eq!(post_logout(&app, "acme", &replayed).await.status, 200);
-    assert_eq!(status(&app, &a).await, "unauthenticated");
-    let a = hosted_login(&app, &idp, "s-1").await;
     let cases: Vec<(&str, String)> = vec![
         (
             "a key outside the set",

@@ -114,6 +114,9 @@ struct Inner {
     acr: String,
     /// The provider session its ID tokens name (`sid`), when set.
     sid: Option<String>,
+    /// Code exchanges wait until this closes, when set
+    /// ([`FakeIdp::hold_exchanges`]).
+    exchange_gate: Option<Arc<tokio::sync::Semaphore>>,
     ciba: Ciba,
 }
 
@@ -212,6 +215,7 @@ impl FakeIdp {
                 auth_age: 5,
                 acr: "gold".into(),
                 sid: None,
+                exchange_gate: None,
                 ciba: Ciba {
                     offered: true,
                     refuses: false,
@@ -273,6 +277,17 @@ impl FakeIdp {
     /// Its ID tokens from now on name provider session `sid`.
     pub fn in_session(&self, sid: &str) {
         self.with(|i| i.sid = Some(sid.into()));
+    }
+    /// The token endpoint holds each code exchange from now (counted in
+    /// [`Self::token_calls`] as it comes) until [`Self::release_exchanges`].
+    pub fn hold_exchanges(&self) {
+        self.with(|i| i.exchange_gate = Some(Arc::new(tokio::sync::Semaphore::new(0))));
+    }
+    /// The held code exchanges, and those to come, are answered.
+    pub fn release_exchanges(&self) {
+        if let Some(gate) = self.with(|i| i.exchange_gate.take()) {
+            gate.close();
+        }
     }
     /// Publishes `keys` and signs with `signer` (a rotation).
     pub fn keys(&self, published: Vec<&'static str>, signer: &'static str) {
@@ -661,6 +676,10 @@ async fn token(
     }
     if get("grant_type") != "authorization_code" {
         return bad("grant_type");
+    }
+    if let Some(gate) = idp.with(|i| i.exchange_gate.clone()) {
+        // Closed: released.
+        let _ = gate.acquire().await;
     }
     // One-time codes.
     let Some(grant) = idp.with(|i| i.codes.remove(&get("code"))) else {

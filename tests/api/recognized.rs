@@ -401,6 +401,58 @@ both_stores!(a_lock_hides_recognition_and_a_ban_forgets_it, setup: strict(), |ap
     assert_eq!(v["recognized"], Value::Null, "every conversation of the customer: {v}");
 });
 
+/// One wrong code locks, for two days.
+fn long_locks() -> Setup {
+    let mut s = month();
+    s.defaults
+        .push_str("\n[defaults.lockout]\nthreshold = 1\nduration = \"2d\"\n");
+    s
+}
+
+/// What the list of interactions shows of `id`.
+async fn listed(app: &TestApp, id: &str) -> Value {
+    let page = app
+        .get_json("/v1/interactions?channel=sms", Some(&app.keys.agent))
+        .await;
+    let items = page["items"].as_array().unwrap();
+    items.iter().find(|v| v["id"] == id).unwrap().clone()
+}
+
+both_stores!(
+    a_lock_of_the_remembered_customer_hides_them_from_an_interaction_naming_no_one,
+    setup: long_locks(),
+    |app: TestApp| async move {
+        let number = "+15551230019";
+        let first = id_of(&sms(&app, number).await);
+        app.authenticate(&first, "cust-42").await;
+        // The customer is locked from another conversation.
+        let v = app
+            .create(json!({"channel": "sms", "conversation_id": "+15551230020", "customer_ref": "cust-42", "contact": {"phone": "+15551230020"}}))
+            .await;
+        assert_eq!(wrong_otp(&app, &id_of(&v)).await, 423);
+        let v = app.get(&first).await;
+        assert_eq!(v["recognized"], Value::Null, "hidden while the customer is locked: {v}");
+        // A new interaction of the remembered conversation, naming no one.
+        a_day_later(&app);
+        let created = sms(&app, number).await;
+        let id = id_of(&created);
+        assert_ne!(id, first);
+        assert_eq!(created["recognized"], Value::Null, "{created}");
+        assert_eq!(created["locked_until"], Value::Null, "its own subject is clear: {created}");
+        assert_eq!(app.get(&id).await["recognized"], Value::Null);
+        assert_eq!(listed(&app, &id).await["recognized"], Value::Null);
+        let v = assurance(&app, &id, "intent=balance").await;
+        assert_eq!(v["satisfied"], false, "{v}");
+        // Unlocked: recognized again, everywhere.
+        let res = post(&app, "/v1/subjects/cust-42/unlock", &app.keys.admin).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(app.get(&id).await["recognized"]["customer_id"], "cust-42");
+        assert_eq!(listed(&app, &id).await["recognized"]["customer_id"], "cust-42");
+        let v = assurance(&app, &id, "intent=balance").await;
+        assert_eq!((&v["satisfied"], &v["method"]), (&json!(true), &json!("recognized")), "{v}");
+    }
+);
+
 both_stores!(
     a_ban_of_an_interaction_that_is_its_own_subject_forgets_its_conversation,
     setup: strict(),
@@ -511,9 +563,10 @@ async fn counted(admin: &mut redis::Connection, app: &TestApp, id: &str) -> (Val
 }
 
 /// The Redis round trips of a status read, counted by a private Redis: one
-/// with or without a recognized conversation; two on an instance's first
-/// read of an interaction it never saw (its conversation is not known
-/// there yet), then one.
+/// with or without a recognized conversation; on an instance's first read
+/// of an interaction it never saw, up to three (neither its conversation
+/// nor, for an interaction naming no customer, the remembered customer's
+/// subject is known there yet), then one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_read_is_one_redis_round_trip_with_or_without_recognition() {
     let Some(server) = crate::redis_support::OwnRedis::private("status read round trips").await
@@ -555,5 +608,5 @@ async fn a_status_read_is_one_redis_round_trip_with_or_without_recognition() {
     assert_eq!(v["recognized"]["customer_id"], "cust-42");
     eprintln!("status read round trips: without {without}, with {with}, another instance's first {first_elsewhere}, then {then}");
     assert_eq!((without, with, then), (1, 1, 1));
-    assert!(first_elsewhere <= 2, "{first_elsewhere}");
+    assert!(first_elsewhere <= 3, "{first_elsewhere}");
 }

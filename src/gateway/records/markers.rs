@@ -1,9 +1,10 @@
 //! The small records whose presence, or one field, is all they say: a
 //! used token id (`{team}:wr:…`, `revocation.rs`), what a conversation's
-//! key points at (`{team}:c:…`, `interactions.rs`), and what a website's
-//! back-channel logout was answered (`website.rs`), and what a login
-//! link's short code leads to (`l:…`, `login.rs`). Pinned by the bytes
-//! tests in `tests.rs`.
+//! key points at (`{team}:c:…`, `interactions.rs`), what a website's
+//! back-channel logout was answered (`website.rs`), a provider session
+//! its back-channel logout ended (`{team}:ose:…`, `oidc_logout.rs`), and
+//! what a login link's short code leads to (`l:…`, `login.rs`). Pinned by
+//! the bytes tests in `tests.rs`.
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -66,3 +67,10 @@ impl ShortLink {
 }
 
 impl Record for ShortLink {}
+
+/// A provider session its back-channel logout ended: its presence is all
+/// it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndedSession {}
+
+impl Record for EndedSession {}

@@ -709,4 +709,5 @@ fn the_marker_records_of_today_read_back_equal() {
             oidc: false,
         })
     );
+    same("{}", &EndedSession {});
 }
