@@ -4,8 +4,8 @@
 #      style section, an issue, a numbered stop of past work) in code,
 #      tests, samples, docs or CI;
 #   2. every relative Markdown link between the docs (README.md,
-#      CONTRIBUTING.md, docs/) names a file that exists, and its #anchor a
-#      heading of that file;
+#      CONTRIBUTING.md, docs/, the READMEs of integrations/) names a file
+#      that exists, and its #anchor a heading of that file;
 #   3. every docs/….md#anchor cited in a code comment or sample resolves
 #      the same way;
 #   4. every back-ticked `src/…` path in the docs names a file or folder
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 echo "== references to documents outside the repository"
 pattern='CONTRACT [0-9]|STYLE [0-9]|\bstop [0-9]+|\bissue [0-9]+|[Ss]top [0-9]+|CONTRACT\.md|STYLE\.md'
 if grep -rnIE --exclude=docs-check.sh --exclude-dir=node_modules "$pattern" \
-  src tests examples benches tools config channels docs README.md CONTRIBUTING.md .ci; then
+  src tests examples benches tools config channels integrations docs README.md CONTRIBUTING.md .ci; then
   echo "docs-check: FAILED: the lines above cite a document outside the repository (a contract or" >&2
   echo "style section, an issue or a numbered stop). Cite the repository's docs instead, e.g." >&2
   echo "docs/api.md#the-login-callback, or state the rule itself." >&2
@@ -30,7 +30,8 @@ python3 - <<'PY'
 import pathlib, re, sys
 
 root = pathlib.Path(".")
-docs = [root / "README.md", root / "CONTRIBUTING.md", *sorted((root / "docs").rglob("*.md"))]
+docs = [root / "README.md", root / "CONTRIBUTING.md", *sorted((root / "docs").rglob("*.md")),
+        *sorted((root / "integrations").rglob("*.md"))]
 
 
 def slug(heading):
@@ -90,7 +91,7 @@ for doc in docs:
                 bad.append(f"{doc}:{n}: {problem}")
 
 cited = re.compile(r"\bdocs/[\w./-]+\.md(?:#[\w-]+)?")
-for tree in ["src", "tests", "examples", "benches", "tools", "config", "channels", ".ci"]:
+for tree in ["src", "tests", "examples", "benches", "tools", "config", "channels", "integrations", ".ci"]:
     for f in sorted((root / tree).rglob("*")):
         if not f.is_file() or f.name == "docs-check.sh" or "node_modules" in f.parts:
             continue

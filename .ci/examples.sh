@@ -4,7 +4,12 @@
 #   1. `redocly lint` of the OpenAPI document it serves (redocly.yaml), and
 #      its 3.0 and 2.0 documents (`?version=`) validated by
 #      openapi-spec-validator and @apidevtools/swagger-parser, each the same
-#      as `chatgate openapi --version` prints;
+#      as `chatgate openapi --version` prints; the ready packs of
+#      integrations/ (the Copilot Studio connector, the Genesys Cloud data
+#      actions, the Twilio Studio flow) checked against the 2.0 and the
+#      3.1 document by integrations/check.py, and its --self-test (a
+#      broken pack must be caught); the connector is what its generate.py
+#      makes of the served 2.0 document;
 #   2. the login-page snippets docs/integrating.md quotes, examples/login_callback.py (PyJWT)
 #      and examples/login_callback.mjs (Node, standard library only): for
 #      each, a bot creates an interaction and a login link with the demo bot
@@ -117,6 +122,17 @@ done
   fail "openapi-spec-validator refused a down-level document"
 node .ci/validate-openapi.cjs "$parser_dir/node_modules" "$tmp/openapi-3.0.json" "$tmp/openapi-2.0.json" ||
   fail "swagger-parser refused a down-level document"
+
+echo "== examples: the ready packs of integrations/ against the served documents"
+"$python" integrations/check.py "$tmp/openapi-2.0.json" ||
+  fail "a pack of integrations/ calls an operation or sends a field the 2.0 document does not have"
+"$python" integrations/check.py "$tmp/openapi.json" ||
+  fail "a pack of integrations/ calls an operation or sends a field the 3.1 document does not have"
+"$python" integrations/check.py --self-test "$tmp/openapi.json" ||
+  fail "integrations/check.py --self-test: the checker missed a broken pack"
+"$python" integrations/copilot-studio/generate.py "$tmp/openapi-2.0.json" -o "$tmp/apiDefinition.swagger.json" >/dev/null &&
+  cmp -s "$tmp/apiDefinition.swagger.json" integrations/copilot-studio/apiDefinition.swagger.json ||
+  fail "integrations/copilot-studio/apiDefinition.swagger.json is stale: run integrations/copilot-studio/generate.py on the served 2.0 document"
 
 # The demo keys are written in the comments of config/teams/acme.toml.
 demo_key() { sed -n -E "s/^#[[:space:]]+$1[[:space:]]+(cg_[A-Za-z0-9_-]+).*/\\1/p" config/teams/acme.toml | head -n1; }
