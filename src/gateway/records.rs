@@ -363,22 +363,13 @@ impl Core {
                 } else if sguess.is_some() {
                     self.subject_keys.forget(&interaction.key);
                 }
-                let mut raw = self.store.get(std::slice::from_ref(&skey)).await?;
-                Loaded::parse(skey, raw.pop().flatten())?
+                Loaded::parse(skey.clone(), read_one(self, &skey).await?)?
             }
         };
         let recognition = match recognition_key(&self.config, team, rec) {
             None => None,
             Some(rkey) => {
-                let raw = match (rguess, rread) {
-                    (Some(guess), Some(raw)) if guess == rkey => raw,
-                    _ => {
-                        self.recognition_keys.remember(&interaction.key, &rkey);
-                        let mut raw = self.store.get(std::slice::from_ref(&rkey)).await?;
-                        raw.pop().flatten()
-                    }
-                };
-                Some(Loaded::parse(rkey, raw)?)
+                Some(recognition_read(self, &interaction.key, rkey, rguess, rread).await?)
             }
         };
         let remembered = self
@@ -642,6 +633,31 @@ fn due_op(
         ttl,
     };
     (Some(op), Some(due))
+}
+
+/// One key of the store, read on its own.
+async fn read_one(core: &Core, key: &str) -> Result<Option<Versioned>> {
+    Ok(core.store.get(&[key.to_string()]).await?.pop().flatten())
+}
+
+/// The conversation's recognition at `rkey`: as read beside its
+/// interaction when this process guessed its key (`guess`, read as
+/// `read`), else read now and its key remembered for the next read.
+async fn recognition_read(
+    core: &Core,
+    ikey: &str,
+    rkey: String,
+    guess: Option<String>,
+    read: Option<Option<Versioned>>,
+) -> Result<Loaded<Recognition>> {
+    let raw = match (guess, read) {
+        (Some(guess), Some(raw)) if guess == rkey => raw,
+        _ => {
+            core.recognition_keys.remember(ikey, &rkey);
+            read_one(core, &rkey).await?
+        }
+    };
+    Loaded::parse(rkey, raw)
 }
 
 /// The ops that write what a conversation remembers over `read`: the

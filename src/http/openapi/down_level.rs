@@ -335,34 +335,7 @@ fn flatten(schema: &Value, schemas: &Map<String, Value>) -> Value {
             .iter()
             .filter_map(|a| a["properties"].get(name).cloned())
             .collect();
-        let mut merged = Map::new();
-        let described = each.iter().find_map(|s| s.get("description").cloned());
-        if let Some(d) = described {
-            merged.insert("description".into(), d);
-        }
-        if each.windows(2).all(|w| w[0] == w[1]) {
-            properties.insert(name.clone(), each[0].clone());
-            continue;
-        }
-        if each.iter().any(allows_null) {
-            merged.insert("nullable".into(), json!(true));
-        }
-        let plain: Vec<Value> = each
-            .iter()
-            .filter(|s| !is_null_only(s))
-            .map(without_null)
-            .collect();
-        if plain.windows(2).all(|w| w[0] == w[1]) && !plain.is_empty() {
-            let mut one = plain[0].clone();
-            if let Some(o) = one.as_object_mut() {
-                o.extend(merged);
-            }
-            properties.insert(name.clone(), one);
-            continue;
-        }
-        let resolved_members: Vec<Value> = plain.iter().map(|s| resolve(s, schemas)).collect();
-        merged.extend(merge_members(&resolved_members, schemas));
-        properties.insert(name.clone(), Value::Object(merged));
+        properties.insert(name.clone(), merge_member(&each, schemas));
     }
     let required: Vec<Value> = names
         .iter()
@@ -410,6 +383,37 @@ fn flatten_everywhere(s: &mut Value, schemas: &Map<String, Value>) {
             a.iter_mut().for_each(|v| flatten_everywhere(v, schemas));
         }
     }
+}
+
+/// One member as every alternative that has it states it: as they state
+/// it when they agree, else nullable if any admits null, and what the
+/// rest share ([`merge_members`]).
+fn merge_member(each: &[Value], schemas: &Map<String, Value>) -> Value {
+    if each.windows(2).all(|w| w[0] == w[1]) {
+        return each.first().cloned().unwrap_or_else(|| json!({}));
+    }
+    let mut merged = Map::new();
+    if let Some(d) = each.iter().find_map(|s| s.get("description").cloned()) {
+        merged.insert("description".into(), d);
+    }
+    if each.iter().any(allows_null) {
+        merged.insert("nullable".into(), json!(true));
+    }
+    let plain: Vec<Value> = each
+        .iter()
+        .filter(|s| !is_null_only(s))
+        .map(without_null)
+        .collect();
+    if plain.windows(2).all(|w| w[0] == w[1]) && !plain.is_empty() {
+        let mut one = plain[0].clone();
+        if let Some(o) = one.as_object_mut() {
+            o.extend(merged);
+        }
+        return one;
+    }
+    let resolved: Vec<Value> = plain.iter().map(|s| resolve(s, schemas)).collect();
+    merged.extend(merge_members(&resolved, schemas));
+    Value::Object(merged)
 }
 
 /// What several scalar schemas share: their joined `enum` when each has
@@ -735,56 +739,80 @@ fn operation_2_0(op: &Value, schemas: &Map<String, Value>) -> Value {
             out.insert(k.into(), v.clone());
         }
     }
-    let mut parameters = Vec::new();
-    for p in op
+    let mut parameters: Vec<Value> = op
         .get("parameters")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-    {
-        let mut param = Map::new();
-        for k in ["name", "in", "description", "required"] {
-            if let Some(v) = p.get(k) {
-                param.insert(k.into(), v.clone());
-            }
-        }
-        if p.get("in") == Some(&json!("path")) {
-            param.insert("required".into(), json!(true));
-        }
-        param.extend(inline_2_0(p.get("schema").unwrap_or(&json!({})), schemas));
-        parameters.push(Value::Object(param));
-    }
+        .map(|p| parameter_2_0(p, schemas))
+        .collect();
     if let Some(body) = op.get("requestBody") {
-        let required = body.get("required").cloned().unwrap_or(json!(false));
         let content = body.get("content").and_then(Value::as_object);
         let consumes: Vec<&String> = content.into_iter().flat_map(|c| c.keys()).collect();
         out.insert("consumes".into(), json!(consumes));
-        if let Some((media, m)) = content.and_then(|c| c.iter().next()) {
-            let mut schema = m.get("schema").cloned().unwrap_or(json!({}));
-            to_2_0(&mut schema);
-            if media == "application/x-www-form-urlencoded" {
-                let form = resolve(&schema, schemas);
-                let props = form.get("properties").and_then(Value::as_object);
-                for (name, s) in props.into_iter().flatten() {
-                    let mut param = json!({"name": name, "in": "formData",
-                        "required": requires(&form, name)});
-                    if let (Some(p), Some(d)) = (param.as_object_mut(), s.get("description")) {
-                        p.insert("description".into(), d.clone());
-                    }
-                    if let Some(p) = param.as_object_mut() {
-                        p.extend(inline_2_0(s, schemas));
-                    }
-                    parameters.push(param);
-                }
-            } else {
-                parameters.push(json!({"name": "body", "in": "body",
-                    "required": required, "schema": schema}));
-            }
-        }
+        parameters.extend(body_2_0(body, schemas));
     }
     if !parameters.is_empty() {
         out.insert("parameters".into(), Value::Array(parameters));
     }
+    let (responses, produces) = responses_2_0(op, schemas);
+    if !produces.is_empty() {
+        out.insert("produces".into(), json!(produces));
+    }
+    out.insert("responses".into(), Value::Object(responses));
+    Value::Object(out)
+}
+
+/// A 3.1 parameter as 2.0 has it: its schema inline.
+fn parameter_2_0(p: &Value, schemas: &Map<String, Value>) -> Value {
+    let mut param = Map::new();
+    for k in ["name", "in", "description", "required"] {
+        if let Some(v) = p.get(k) {
+            param.insert(k.into(), v.clone());
+        }
+    }
+    if p.get("in") == Some(&json!("path")) {
+        param.insert("required".into(), json!(true));
+    }
+    param.extend(inline_2_0(p.get("schema").unwrap_or(&json!({})), schemas));
+    Value::Object(param)
+}
+
+/// A request body as 2.0 parameters: `formData` ones for a form, else
+/// the one `body` parameter.
+fn body_2_0(body: &Value, schemas: &Map<String, Value>) -> Vec<Value> {
+    let required = body.get("required").cloned().unwrap_or(json!(false));
+    let content = body.get("content").and_then(Value::as_object);
+    let Some((media, m)) = content.and_then(|c| c.iter().next()) else {
+        return Vec::new();
+    };
+    let mut schema = m.get("schema").cloned().unwrap_or(json!({}));
+    to_2_0(&mut schema);
+    if media != "application/x-www-form-urlencoded" {
+        return vec![json!({"name": "body", "in": "body", "required": required, "schema": schema})];
+    }
+    let form = resolve(&schema, schemas);
+    let props = form.get("properties").and_then(Value::as_object);
+    props
+        .into_iter()
+        .flatten()
+        .map(|(name, s)| {
+            let mut param = Map::new();
+            param.insert("name".into(), json!(name));
+            param.insert("in".into(), json!("formData"));
+            param.insert("required".into(), json!(requires(&form, name)));
+            if let Some(d) = s.get("description") {
+                param.insert("description".into(), d.clone());
+            }
+            param.extend(inline_2_0(s, schemas));
+            Value::Object(param)
+        })
+        .collect()
+}
+
+/// An operation's answers as 2.0 has them, and every content type they
+/// may have (`produces`).
+fn responses_2_0(op: &Value, schemas: &Map<String, Value>) -> (Map<String, Value>, Vec<String>) {
     let mut produces: Vec<String> = Vec::new();
     let mut responses = Map::new();
     for (status, r) in op
@@ -815,29 +843,31 @@ fn operation_2_0(op: &Value, schemas: &Map<String, Value>) -> Value {
             to_2_0(&mut schema);
             answer.insert("schema".into(), schema);
         }
-        let mut headers = Map::new();
-        for (name, h) in r
-            .get("headers")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-        {
-            let mut header = inline_2_0(h.get("schema").unwrap_or(&json!({})), schemas);
-            if let Some(d) = h.get("description") {
-                header.insert("description".into(), d.clone());
-            }
-            headers.insert(name.clone(), Value::Object(header));
-        }
+        let headers = headers_2_0(r, schemas);
         if !headers.is_empty() {
             answer.insert("headers".into(), Value::Object(headers));
         }
         responses.insert(status.clone(), Value::Object(answer));
     }
-    if !produces.is_empty() {
-        out.insert("produces".into(), json!(produces));
+    (responses, produces)
+}
+
+/// An answer's headers, each schema inline.
+fn headers_2_0(r: &Value, schemas: &Map<String, Value>) -> Map<String, Value> {
+    let mut headers = Map::new();
+    for (name, h) in r
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let mut header = inline_2_0(h.get("schema").unwrap_or(&json!({})), schemas);
+        if let Some(d) = h.get("description") {
+            header.insert("description".into(), d.clone());
+        }
+        headers.insert(name.clone(), Value::Object(header));
     }
-    out.insert("responses".into(), Value::Object(responses));
-    Value::Object(out)
+    headers
 }
 
 #[cfg(test)]
