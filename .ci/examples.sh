@@ -9,7 +9,9 @@
 #      actions, the Twilio Studio flow) checked against the 2.0 and the
 #      3.1 document by integrations/check.py, and its --self-test (a
 #      broken pack must be caught); the connector is what its generate.py
-#      makes of the served 2.0 document;
+#      makes of the served 2.0 document; a Python client generated from the
+#      3.0 document (openapi-python-client) walks the README's tour with
+#      examples/bot_client.py, playing the sample web chat;
 #   2. the login-page snippets docs/integrating.md quotes, examples/login_callback.py (PyJWT)
 #      and examples/login_callback.mjs (Node, standard library only): for
 #      each, a bot creates an interaction and a login link with the demo bot
@@ -28,6 +30,7 @@ REDOCLY_VERSION=2.77.0 # needs Node >= 20.19
 PYJWT_VERSION=2.10.1
 SPEC_VALIDATOR_VERSION=0.9.0
 SWAGGER_PARSER_VERSION=12.1.0 # 12.x runs on Node 20
+PYTHON_CLIENT_VERSION=0.29.1
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/chatgate-ci"
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1
 
@@ -139,6 +142,16 @@ demo_key() { sed -n -E "s/^#[[:space:]]+$1[[:space:]]+(cg_[A-Za-z0-9_-]+).*/\\1/
 BOT="$(demo_key bot)"
 AGENT="$(demo_key agent)"
 [ -n "$BOT" ] && [ -n "$AGENT" ] || fail "no demo bot/agent key in config/teams/acme.toml"
+
+echo "== examples: a Python client generated from the 3.0 document walks the tour"
+if ! "$venv/bin/pip" show openapi-python-client 2>/dev/null | grep -qx "Version: $PYTHON_CLIENT_VERSION"; then
+  "$venv/bin/pip" install -q "openapi-python-client==$PYTHON_CLIENT_VERSION"
+fi
+"$venv/bin/openapi-python-client" generate --path "$tmp/openapi-3.0.json" --meta none \
+  --output-path "$tmp/pyclient/chatgate_client" >"$tmp/pyclient.log" 2>&1 ||
+  { cat "$tmp/pyclient.log" >&2; fail "openapi-python-client could not generate a client from the 3.0 document"; }
+"$python" examples/bot_client.py --gateway "$G" --key "$BOT" --client-dir "$tmp/pyclient" ||
+  fail "the generated Python client's tour (examples/bot_client.py) failed"
 
 # field JSON NAME: one member of a JSON answer (no jq needed).
 field() { "$python" -c 'import json, sys; v = json.loads(sys.argv[1]); print(v.get(sys.argv[2]) or "")' "$1" "$2"; }

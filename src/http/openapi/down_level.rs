@@ -14,9 +14,12 @@
 //!   importer sees flat members (the rules between them stay in the
 //!   operation's 422 description); a member that is itself an object gets
 //!   a named schema of its own;
-//! - 2.0 has no alternatives at all: every `oneOf`/`anyOf` is flattened;
-//!   bodies become `body` or `formData` parameters, response content a
-//!   `schema` with `produces`, the bearer schemes `apiKey` headers;
+//! - neither has alternatives elsewhere either: every `oneOf`/`anyOf` (an
+//!   answer's outcomes, the events) is flattened the same way, since the
+//!   client generators that read 3.0 cannot make a type of them;
+//! - in 2.0, bodies become `body` or `formData` parameters, response
+//!   content a `schema` with `produces`, the bearer schemes `apiKey`
+//!   headers;
 //! - the events (3.1 `webhooks`) are left out: the 3.1 document has them.
 use serde_json::{json, Map, Value};
 use url::Url;
@@ -62,8 +65,15 @@ fn openapi_3_0(doc: &Value, public_url: &Url) -> Value {
     let mut out = doc.clone();
     let mut schemas = take_schemas(&mut out);
     flatten_request_bodies(&out, &mut schemas, COMPONENTS);
+    let named = schemas.clone();
     for schema in schemas.values_mut() {
+        flatten_everywhere(schema, &named);
         to_3_0(schema);
+    }
+    if let Some(paths) = out.get_mut("paths").and_then(Value::as_object_mut) {
+        for op in operations(paths) {
+            each_operation_schema_with(op, &mut |s| flatten_everywhere(s, &named));
+        }
     }
     let Some(root) = out.as_object_mut() else {
         return out;
