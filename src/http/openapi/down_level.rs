@@ -95,6 +95,7 @@ fn openapi_3_0(doc: &Value, public_url: &Url) -> Value {
     if let Some(c) = root.get_mut("components").and_then(Value::as_object_mut) {
         c.insert("schemas".into(), Value::Object(schemas));
     }
+    prune_unused(&mut out, "/components/schemas", COMPONENTS);
     out
 }
 
@@ -147,6 +148,44 @@ fn swagger_2_0(doc: &Value, public_url: &Url) -> Value {
     });
     if let (Some(tags), Some(root)) = (source.get("tags"), out.as_object_mut()) {
         root.insert("tags".into(), tags.clone());
+    }
+    prune_unused(&mut out, "/definitions", DEFINITIONS);
+    out
+}
+
+/// Drops the named schemas (at `at`, referred to as `prefix` + name) that
+/// nothing refers to any more: the events' (3.1 `webhooks`), and those
+/// only alternatives referred to before they were flattened.
+fn prune_unused(doc: &mut Value, at: &str, prefix: &str) {
+    let Some(named) = doc.pointer(at).and_then(Value::as_object).cloned() else {
+        return;
+    };
+    let mut used: Vec<String> = Vec::new();
+    let mut next = refs(doc.get("paths").unwrap_or(&Value::Null), prefix);
+    while let Some(name) = next.pop() {
+        if used.contains(&name) {
+            continue;
+        }
+        if let Some(s) = named.get(&name) {
+            next.extend(refs(s, prefix));
+        }
+        used.push(name);
+    }
+    if let Some(schemas) = doc.pointer_mut(at).and_then(Value::as_object_mut) {
+        schemas.retain(|name, _| used.contains(name));
+    }
+}
+
+/// The names `s` refers to under `prefix`.
+fn refs(s: &Value, prefix: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let text = s.to_string();
+    let needle = format!("\"$ref\":\"{prefix}");
+    for (at, _) in text.match_indices(&needle) {
+        let rest = &text[at + needle.len()..];
+        if let Some(end) = rest.find('"') {
+            out.push(rest[..end].to_string());
+        }
     }
     out
 }
