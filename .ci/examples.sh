@@ -11,7 +11,9 @@
 #      broken pack must be caught); the connector is what its generate.py
 #      makes of the served 2.0 document; a Python client generated from the
 #      3.0 document (openapi-python-client) walks the README's tour with
-#      examples/bot_client.py, playing the sample web chat;
+#      examples/bot_client.py, and a TypeScript one (openapi-typescript's
+#      types, openapi-fetch's calls, checked by tsc) with
+#      examples/bot_client.ts, each playing the sample web chat;
 #   2. the login-page snippets docs/integrating.md quotes, examples/login_callback.py (PyJWT)
 #      and examples/login_callback.mjs (Node, standard library only): for
 #      each, a bot creates an interaction and a login link with the demo bot
@@ -31,6 +33,7 @@ PYJWT_VERSION=2.10.1
 SPEC_VALIDATOR_VERSION=0.9.0
 SWAGGER_PARSER_VERSION=12.1.0 # 12.x runs on Node 20
 PYTHON_CLIENT_VERSION=0.29.1
+TS_CLIENT_PACKAGES="openapi-typescript@7.13.0 openapi-fetch@0.17.0 typescript@5.9.3 @types/node@20.19.43"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/chatgate-ci"
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true NO_UPDATE_NOTIFIER=1
 
@@ -152,6 +155,29 @@ fi
   { cat "$tmp/pyclient.log" >&2; fail "openapi-python-client could not generate a client from the 3.0 document"; }
 "$python" examples/bot_client.py --gateway "$G" --key "$BOT" --client-dir "$tmp/pyclient" ||
   fail "the generated Python client's tour (examples/bot_client.py) failed"
+
+echo "== examples: a TypeScript client (openapi-typescript, openapi-fetch) walks the tour"
+ts="$cache/tsclient"
+if ! cmp -s <(echo "$TS_CLIENT_PACKAGES") "$ts/packages" 2>/dev/null; then
+  rm -rf "$ts" && mkdir -p "$ts"
+  # shellcheck disable=SC2086 # one word per package
+  npm install --silent --no-fund --no-audit --prefix "$ts" $TS_CLIENT_PACKAGES
+  echo "$TS_CLIENT_PACKAGES" >"$ts/packages"
+fi
+mkdir -p "$tmp/tsclient" && ln -sfn "$ts/node_modules" "$tmp/tsclient/node_modules"
+# From its own folder: the generator would read the repository's redocly.yaml.
+(cd "$tmp/tsclient" && "$ts/node_modules/.bin/openapi-typescript" "$tmp/openapi-3.0.json" -o chatgate.d.ts) \
+  >"$tmp/tsclient.log" 2>&1 ||
+  { cat "$tmp/tsclient.log" >&2; fail "openapi-typescript could not generate types from the 3.0 document"; }
+cp examples/bot_client.ts "$tmp/tsclient/"
+cat >"$tmp/tsclient/tsconfig.json" <<'JSON'
+{"compilerOptions": {"target": "ES2022", "module": "commonjs", "moduleResolution": "node", "strict": true,
+ "esModuleInterop": true, "skipLibCheck": true, "types": ["node"], "outDir": "out"}, "files": ["bot_client.ts"]}
+JSON
+"$ts/node_modules/.bin/tsc" -p "$tmp/tsclient/tsconfig.json" ||
+  fail "examples/bot_client.ts does not type-check against the types generated from the 3.0 document"
+node "$tmp/tsclient/out/bot_client.js" --gateway "$G" --key "$BOT" ||
+  fail "the generated TypeScript client's tour (examples/bot_client.ts) failed"
 
 # field JSON NAME: one member of a JSON answer (no jq needed).
 field() { "$python" -c 'import json, sys; v = json.loads(sys.argv[1]); print(v.get(sys.argv[2]) or "")' "$1" "$2"; }
