@@ -616,15 +616,7 @@ async fn a_sid_logout_forgets_the_recognition_of_its_login_redis() {
 /// provider past its 5 s; meanwhile another team is answered as usual.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_provider_holds_its_own_team_only() {
-    // A provider that takes every connection and never answers.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", hung.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = hung.accept().await {
-            open.push(socket);
-        }
-    });
+    let (issuer, held) = hung_provider().await;
     let setup = Setup {
         team_extra: format!(
             "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"cg\"\nclient_secret = \"client-secret-of-a-hung-provider\"\nbackchannel_logout = true\n"
@@ -644,6 +636,20 @@ async fn a_hung_provider_holds_its_own_team_only() {
     };
     flood.holds_its_own_team_only(&app).await;
     held.abort();
+}
+
+/// A provider that takes every connection and never answers: its
+/// address, and the task holding the connections.
+pub(crate) async fn hung_provider() -> (String, tokio::task::JoinHandle<()>) {
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", hung.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            open.push(socket);
+        }
+    });
+    (issuer, held)
 }
 
 /// 48 junk tokens at once to one team's receiver whose provider hangs,

@@ -425,14 +425,7 @@ async fn a_storm_with_replays_logs_out_exactly_redis() {
 /// (the flood of `oidc_logout::Flood`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_transmitter_holds_its_own_team_only() {
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("http://{}", hung.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((socket, _)) = hung.accept().await {
-            open.push(socket);
-        }
-    });
+    let (issuer, held) = crate::oidc_logout::hung_provider().await;
     let setup = Setup {
         team_extra: format!(
             "[ssf]\nissuer = \"{issuer}\"\njwks_uri = \"{issuer}/jwks\"\naudience = \"{AUDIENCE}\"\n"

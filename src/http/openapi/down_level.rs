@@ -684,14 +684,9 @@ fn each_sub_schema(s: &mut Value, f: fn(&mut Value)) {
     }
 }
 
-/// One 3.1 schema in 3.0's words.
-fn to_3_0(s: &mut Value) {
-    let nullable = allows_null(s);
-    let mut plain = without_null(s);
-    each_sub_schema(&mut plain, to_3_0);
-    let Some(o) = plain.as_object_mut() else {
-        return;
-    };
+/// What 3.0 and 2.0 both say otherwise: a `const` is a one-value `enum`,
+/// `examples` the one `example`.
+fn older_words(o: &mut Map<String, Value>) {
     if let Some(c) = o.remove("const") {
         o.insert("enum".into(), json!([c]));
     }
@@ -700,6 +695,17 @@ fn to_3_0(s: &mut Value) {
             o.insert("example".into(), e.swap_remove(0));
         }
     }
+}
+
+/// One 3.1 schema in 3.0's words.
+fn to_3_0(s: &mut Value) {
+    let nullable = allows_null(s);
+    let mut plain = without_null(s);
+    each_sub_schema(&mut plain, to_3_0);
+    let Some(o) = plain.as_object_mut() else {
+        return;
+    };
+    older_words(o);
     o.remove("propertyNames");
     // Several types besides null, or null alone: 3.0 has no word for it.
     if o.get("type").is_some_and(|t| t.is_array() || t == "null") {
@@ -724,14 +730,7 @@ fn to_2_0(s: &mut Value) {
     let Some(o) = plain.as_object_mut() else {
         return;
     };
-    if let Some(c) = o.remove("const") {
-        o.insert("enum".into(), json!([c]));
-    }
-    if let Some(Value::Array(mut e)) = o.remove("examples") {
-        if !e.is_empty() {
-            o.insert("example".into(), e.swap_remove(0));
-        }
-    }
+    older_words(o);
     for k in ["propertyNames", "not", "nullable"] {
         o.remove(k);
     }
