@@ -20,7 +20,8 @@
 //! - in 2.0, bodies become `body` or `formData` parameters, response
 //!   content a `schema` with `produces`, the bearer schemes `apiKey`
 //!   headers;
-//! - the events (3.1 `webhooks`) are left out: the 3.1 document has them.
+//! - the events (3.1 `webhooks`) are left out: the 3.1 document has them
+//!   (docs/decisions/0103-what-the-down-level-documents-say.md).
 use serde_json::{json, Map, Value};
 use url::Url;
 
