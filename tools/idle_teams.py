@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""What an idle gateway costs its Redis, by number of teams and instances
+(docs/performance.md#idle-teams).
+
+Writes N team files (copies of config/teams/globex.toml under new ids, with
+API keys of their own that nobody holds), starts K instances of a built
+gateway on one Redis under a key prefix of their own, waits until each
+answers /readyz 200 (the time is printed), lets them idle, then counts the
+commands Redis ran in a window (INFO commandstats, before and after; a
+command inside a script counts) and prints them per second, in all and per
+instance. Nothing is due: no interaction exists.
+
+    python3 tools/idle_teams.py --bin target/release/chatgate --teams 1000 --instances 1
+
+Loopback only; bounded (each instance is stopped at the end). The Redis at
+--redis must not serve anything else while it measures.
+"""
+import argparse
+import hashlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+
+def redis_calls(host: str, port: int) -> int:
+    """The sum of calls of every command Redis has counted so far."""
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            data += chunk
+            header, _, rest = data.partition(b"\r\n")
+            if header.startswith(b"$") and len(rest) >= int(header[1:]):
+                break
+    return sum(int(n) for n in re.findall(rb"calls=(\d+)", data))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(root: str, teams: int) -> str:
+    shutil.copytree("config", os.path.join(root, "config"))
+    shutil.copytree("channels", os.path.join(root, "channels"))
+    tdir = os.path.join(root, "config", "teams")
+    template = open(os.path.join(tdir, "globex.toml"), encoding="utf-8").read()
+    for f in os.listdir(tdir):
+        os.remove(os.path.join(tdir, f))
+    for i in range(teams):
+        text = template.replace('id = "globex"', f'id = "t{i:05d}"', 1)
+        text = text.replace('id = "globex-', f'id = "t{i:05d}-')
+        text = text.replace('kid = "globex-1"', f'kid = "t{i:05d}-1"')
+        # Each team its own API keys (a key names one team): digests of
+        # keys nobody holds.
+        text = re.sub(r'sha256 = "[0-9a-f]{64}"',
+                      lambda m, i=i: f'sha256 = "{hashlib.sha256(f"idle-{i}-{m.start()}".encode()).hexdigest()}"',
+                      text)
+        with open(os.path.join(tdir, f"t{i:05d}.toml"), "w", encoding="utf-8") as out:
+            out.write(text)
+    return os.path.join(root, "config", "chatgate.toml")
+
+
+def main() -> None:
+    a = argparse.ArgumentParser()
+    a.add_argument("--bin", default="target/release/chatgate")
+    a.add_argument("--teams", type=int, default=100)
+    a.add_argument("--instances", type=int, default=1)
+    a.add_argument("--redis", default="127.0.0.1:6379")
+    a.add_argument("--settle", type=float, default=5.0, help="seconds idle before the window")
+    a.add_argument("--window", type=float, default=10.0, help="seconds counted")
+    args = a.parse_args()
+    host, port = args.redis.split(":")
+    root = tempfile.mkdtemp(prefix="idle-teams-")
+    procs = []
+    try:
+        config = write_config(root, args.teams)
+        prefix = f"idle{os.getpid()}"
+        for _ in range(args.instances):
+            p = free_port()
+            env = dict(os.environ,
+                       CHATGATE_SERVER__LISTEN=f"127.0.0.1:{p}",
+                       CHATGATE_SERVER__PUBLIC_URL=f"http://127.0.0.1:{p}",
+                       CHATGATE_STORE__BACKEND="redis",
+                       CHATGATE_STORE__REDIS_URL=f"redis://{args.redis}",
+                       CHATGATE_STORE__KEY_PREFIX=prefix,
+                       RUST_LOG="error")
+            started = time.monotonic()
+            proc = subprocess.Popen([args.bin, "serve", "--config", config], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            procs.append(proc)
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{p}/readyz", timeout=1) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if proc.poll() is not None or time.monotonic() - started > 120:
+                    sys.exit(f"idle_teams: an instance did not become ready ({args.teams} teams)")
+                time.sleep(0.05)
+            print(f"instance on :{p}: /readyz 200 after {time.monotonic() - started:.2f} s "
+                  f"with {args.teams} teams")
+        time.sleep(args.settle)
+        before = redis_calls(host, int(port))
+        time.sleep(args.window)
+        after = redis_calls(host, int(port))
+        # The two INFO calls of this script are not the gateway's.
+        per_second = (after - before - 1) / args.window
+        print(f"idle: {args.teams} teams, {args.instances} instance(s): "
+              f"{per_second:.0f} Redis commands/s in all, "
+              f"{per_second / args.instances:.0f} per instance")
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
