@@ -115,14 +115,19 @@ mod tests {
         assert_eq!(Recognition::of_new_authentication(&rec, &rec, day), None);
     }
 
-    #[test]
-    fn shown_until_its_end_and_never_while_locked_or_banned() {
-        let r = Recognition {
-            customer_id: "c".into(),
+    /// `customer` remembered from an OTP at 0 until 100.
+    fn remembered(customer: &str) -> Recognition {
+        Recognition {
+            customer_id: customer.into(),
             method: Method::Otp,
             authenticated_at: t(0),
             until: t(100),
-        };
+        }
+    }
+
+    #[test]
+    fn shown_until_its_end_and_never_while_locked_or_banned() {
+        let r = remembered("c");
         let clear = Standing::Clear;
         assert!(r.shown(t(99), &clear, &clear, None));
         assert!(!r.shown(t(100), &clear, &clear, None));
@@ -132,12 +137,7 @@ mod tests {
 
     #[test]
     fn never_while_the_remembered_customer_is_locked_or_banned() {
-        let r = Recognition {
-            customer_id: "cust-42".into(),
-            method: Method::Otp,
-            authenticated_at: t(0),
-            until: t(100),
-        };
+        let r = remembered("cust-42");
         let clear = Standing::Clear;
         let locked = Standing::Locked { until: t(50) };
         let banned = Standing::Banned { until: None };
@@ -151,12 +151,7 @@ mod tests {
 
     #[test]
     fn shown_only_to_an_interaction_naming_no_one_or_the_remembered_customer() {
-        let r = Recognition {
-            customer_id: "cust-42".into(),
-            method: Method::Otp,
-            authenticated_at: t(0),
-            until: t(100),
-        };
+        let r = remembered("cust-42");
         let clear = Standing::Clear;
         assert!(r.shown(t(1), &clear, &clear, None));
         assert!(r.shown(t(1), &clear, &clear, Some("cust-42")));

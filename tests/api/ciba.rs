@@ -599,6 +599,16 @@ async fn a_challenge_replaced_during_its_start_is_not_prompted_and_ends_replaced
     assert_eq!(idp.ciba_polls(), 0, "never asked about");
 }
 
+/// An app challenge started for `id`: its id and its `expires_at`.
+async fn started_until(app: &TestApp, id: &str) -> (String, chatgate::time::Timestamp) {
+    let c = started(app, id).await;
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    (
+        cid,
+        serde_json::from_value(c["expires_at"].clone()).unwrap(),
+    )
+}
+
 /// A reload that turns `ciba` off stops the polls: the open app challenge
 /// ends at its next turn, `failed` with reason `disabled`, well before
 /// its `expires_at` + 5 s.
@@ -607,10 +617,7 @@ async fn a_reload_that_turns_ciba_off_ends_the_challenge_disabled(backend: Backe
         return;
     };
     let id = interaction(&app, Some("cust-42")).await;
-    let c = started(&app, &id).await;
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let expires: chatgate::time::Timestamp =
-        serde_json::from_value(c["expires_at"].clone()).unwrap();
+    let (cid, expires) = started_until(&app, &id).await;
     let file = app.dir.join("config/teams/acme.toml");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("ciba = true"));
@@ -637,10 +644,7 @@ async fn a_start_whose_poll_was_lost_still_ends_expired(backend: Backend) {
         return;
     };
     let id = interaction(&app, Some("cust-42")).await;
-    let c = started(&app, &id).await;
-    let cid = c["challenge_id"].as_str().unwrap().to_string();
-    let expires: chatgate::time::Timestamp =
-        serde_json::from_value(c["expires_at"].clone()).unwrap();
+    let (cid, expires) = started_until(&app, &id).await;
     let key = keys::app_poll("acme", cid.parse().unwrap());
     let store = &app.gateway.store;
     let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]

@@ -264,14 +264,10 @@ async fn lost_move(
     cid: Uuid,
     now: Timestamp,
 ) -> Result<ChallengeView> {
-    let pair = core.load_pair(team, id, now).await?;
-    let rec = pair.rec()?;
     tracing::debug!(team = %team.id, interaction = %id, "a ladder move found it moved or ended; nothing sent");
-    let (c, state) = rec
-        .challenge_at(cid, now)
-        .ok_or(Error::NotFound("no such challenge"))?;
+    let (read, state) = super::read::challenge_and_state(core, team, id, cid, now).await?;
     still_open(state)?;
-    Ok(ChallengeView::of(c, state))
+    Ok(read)
 }
 
 /// Remembers that `took`'s message is challenge `cid`'s, so that its

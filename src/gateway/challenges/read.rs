@@ -133,10 +133,22 @@ pub async fn read_challenge(
     cid: Uuid,
     now: Timestamp,
 ) -> Result<ChallengeView> {
+    Ok(challenge_and_state(core, team, id, cid, now).await?.0)
+}
+
+/// [`read_challenge`], and the state it was read in, for a caller that
+/// judges it.
+pub(super) async fn challenge_and_state(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    now: Timestamp,
+) -> Result<(ChallengeView, State)> {
     let pair = core.load_pair(team, id, now).await?;
     let (c, state) = pair
         .rec()?
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
-    Ok(ChallengeView::of(c, state))
+    Ok((ChallengeView::of(c, state), state))
 }
