@@ -149,7 +149,12 @@ pub(super) mod file {
         lockout: LockoutSettings,
         step_up: StepUpSettings,
         templates: Templates,
+        locale: LocaleSettings,
         intents: BTreeMap<String, Intent>,
+    });
+
+    table!(domain::LocaleSettings {
+        max_sms_segments: u32,
     });
 
     table!(domain::Intent {

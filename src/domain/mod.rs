@@ -27,6 +27,7 @@ pub mod recognition;
 pub mod reveal;
 pub mod secrets;
 pub mod settings;
+pub mod sms_segments;
 pub mod start_challenge;
 pub mod subject;
 pub mod verify_challenge;

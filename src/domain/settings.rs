@@ -36,6 +36,8 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     pub step_up: StepUpSettings,
     pub templates: Templates,
+    /// `[locale]`: the languages' settings (docs/configuration.md#sms-length).
+    pub locale: LocaleSettings,
     /// Named assurance policies for one action (`[defaults.intents.payment]`),
     /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
     pub intents: std::collections::BTreeMap<String, Intent>,
@@ -92,6 +94,7 @@ impl Default for Settings {
             lockout: LockoutSettings::default(),
             step_up: StepUpSettings::default(),
             templates: Templates::default(),
+            locale: LocaleSettings::default(),
             intents: std::collections::BTreeMap::new(),
         }
     }
@@ -211,6 +214,14 @@ pub struct StepUpSettings {
     pub always: bool,
     pub on_new_fingerprint: bool,
     pub on_region_change: bool,
+}
+
+/// `[locale]`.
+#[derive(Debug, Clone, Default)]
+pub struct LocaleSettings {
+    /// More than 0: a text that can go by SMS (a `twilio` channel) may take
+    /// at most this many segments at its longest; 0: no check.
+    pub max_sms_segments: u32,
 }
 
 /// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#`, `#CODE#` are filled in.

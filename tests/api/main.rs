@@ -44,6 +44,7 @@ mod receipts;
 mod recognized;
 mod reload;
 mod round_trips;
+mod sms_length;
 mod ssf;
 mod stalls;
 mod step_up;
