@@ -409,6 +409,9 @@ pub fn summary(config: &Config) -> String {
                     .map(|k| format!("{} ({})", k.id, k.role.as_str()))
             )
         );
+        if let Some(d) = &team.dialogflow {
+            out += &format!("  dialogflow: channel {}\n", d.channel);
+        }
         if let Some(w) = &team.webhook {
             out += &format!("  event webhook: {}\n", w.url.host_str().unwrap_or("?"));
         }

@@ -52,7 +52,7 @@ pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
 pub use sms_length::{text_rows, TextRow};
 pub use team::{
-    ApiKey, ChannelConfig, OidcConfig, OnCredentialChange, Role, SsfConfig, Team,
+    ApiKey, ChannelConfig, Dialogflow, OidcConfig, OnCredentialChange, Role, SsfConfig, Team,
     TeamWebhook,
 };
 pub use toml_file::ConfigError;

@@ -6,6 +6,7 @@ pub mod assertion;
 pub mod assertion_verdict;
 pub mod assurance;
 pub mod attempts;
+pub mod bot_turn;
 pub mod challenge;
 pub mod customer_refs;
 pub mod delivery_status;

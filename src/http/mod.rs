@@ -6,6 +6,7 @@ mod assurance;
 mod auth;
 mod challenges;
 mod console;
+mod dialogflow;
 mod events;
 mod extract;
 mod forget;
@@ -138,6 +139,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(console::router())
         .merge(receipts::router())
+        .merge(dialogflow::router())
         .split_for_parts()
 }
 

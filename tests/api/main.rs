@@ -16,6 +16,7 @@ mod ciba;
 mod cluster_outage;
 mod connections;
 mod delivery;
+mod dialogflow;
 mod events;
 mod history;
 mod hostile_clients;
