@@ -15,6 +15,7 @@ use super::json::Json;
 use super::openapi::{raw_schema, ApiKeyErrors, JsonBodyErrors, RawSchema, E403, E404};
 use super::AppState;
 use crate::domain::bot_turn::{Said, Tag};
+use crate::domain::challenge::Delivery;
 use crate::domain::interaction;
 use crate::error::{Error, Result};
 use crate::gateway::bots::{self, BotAnswer, BotTurn};
@@ -44,8 +45,20 @@ pub struct WebhookRequest {
 pub struct FulfillmentInfo {
     /// `chatgate.status`, `chatgate.send_code`, `chatgate.check_code` or
     /// `chatgate.send_link`.
+    #[schema(value_type = DialogflowTag)]
     pub tag: String,
 }
+
+/// The tags the gateway answers, by `Tag::as_str`.
+pub struct DialogflowTag;
+
+impl RawSchema for DialogflowTag {
+    fn json() -> Value {
+        let tags: Vec<&str> = Tag::ALL.iter().map(|t| t.as_str()).collect();
+        json!({"type": "string", "enum": tags, "description": "The action a fulfillment's webhook call asks for."})
+    }
+}
+raw_schema!(DialogflowTag);
 
 /// `sessionInfo`: the session (its last segment is the conversation) and
 /// its parameters.
@@ -53,6 +66,7 @@ pub struct FulfillmentInfo {
 #[schema(as = DialogflowSessionInfo)]
 pub struct SessionInfo {
     /// `projects/P/locations/L/agents/A/sessions/SESSION_ID`.
+    #[schema(pattern = "/sessions/[^/]+$")]
     pub session: String,
     #[serde(default)]
     #[schema(value_type = DialogflowParameters)]
@@ -64,12 +78,13 @@ pub struct DialogflowParameters;
 
 impl RawSchema for DialogflowParameters {
     fn json() -> Value {
+        let deliveries: Vec<&str> = Delivery::REQUESTABLE.iter().map(|d| d.as_str()).collect();
         json!({
             "type": "object",
             "additionalProperties": true,
             "properties": {
-                "customer_ref": {"type": "string", "description": "Whom lockouts follow: the interaction's `customer_ref`."},
-                "chatgate_delivery": {"type": "string", "description": "`chatgate.send_code`: the OTP's `delivery` (default `chat`)."},
+                "customer_ref": {"$ref": "#/components/schemas/CustomerRefText"},
+                "chatgate_delivery": {"type": "string", "enum": deliveries, "description": "`chatgate.send_code`: the OTP's `delivery` (default `chat`)."},
                 "code": {"description": "`chatgate.check_code`: the code, a string of digits or an integral number (`@sys.number` gives `123456.0`); absent: the request's `text`."}
             }
         })

@@ -306,3 +306,42 @@ async fn the_document_states_the_webhook() {
     let wrong = call(&app, &check("df-doc", Some(json!(1.0)), "1")).await;
     crate::openapi::conforms(&doc, answer_schema, &wrong, "check_code").unwrap();
 }
+
+/// The document names the tags the handler answers, the deliveries it
+/// passes on, and the session's form: what it accepts is not refused for
+/// its form.
+#[tokio::test]
+async fn the_document_names_the_tags_and_parameters() {
+    let Some(app) = spawn_with(Backend::Memory, setup()).await else {
+        return;
+    };
+    let doc = app.get_json("/openapi.json", None).await;
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(
+        schemas["DialogflowTag"]["enum"],
+        json!([
+            "chatgate.status",
+            "chatgate.send_code",
+            "chatgate.check_code",
+            "chatgate.send_link"
+        ])
+    );
+    let params = &schemas["DialogflowParameters"];
+    assert_eq!(params["additionalProperties"], true, "{params}");
+    assert_eq!(
+        params["properties"]["customer_ref"]["$ref"],
+        "#/components/schemas/CustomerRefText"
+    );
+    let deliveries = params["properties"]["chatgate_delivery"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(deliveries.contains(&json!("chat")) && deliveries.contains(&json!("sms")));
+    assert!(params["properties"].get("code").is_some(), "{params}");
+    let info = &schemas["DialogflowSessionInfo"];
+    assert_eq!(info["properties"]["session"]["pattern"], "/sessions/[^/]+$");
+    let three = app.get_json("/openapi.json?version=3.0", None).await;
+    assert_eq!(
+        three["components"]["schemas"]["DialogflowTag"]["enum"],
+        schemas["DialogflowTag"]["enum"]
+    );
+}
