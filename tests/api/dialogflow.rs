@@ -345,3 +345,28 @@ async fn the_document_names_the_tags_and_parameters() {
         schemas["DialogflowTag"]["enum"]
     );
 }
+
+/// One code per send window.
+fn one_send_setup() -> Setup {
+    Setup {
+        team_extra: "[dialogflow]\nchannel = \"webchat\"\n".into(),
+        defaults: "[defaults.otp]\nmax_sends = 1\n".into(),
+        ..Setup::default()
+    }
+}
+
+both_stores!(the_send_limit_is_rate_limited, setup: one_send_setup(), |app: TestApp| async move {
+    let first = call(&app, &turn("send_code", "df-limit")).await;
+    assert_eq!(result(&first), "code_sent");
+    let cid = param(&first, "chatgate_challenge_id").clone();
+    let second = call(&app, &turn("send_code", "df-limit")).await;
+    assert_eq!(result(&second), "rate_limited", "{second}");
+    assert_eq!(said(&second), "Too many codes were sent. Please try again later.");
+    // The first code is still the open one, as after the API's 429.
+    assert_eq!(param(&second, "chatgate_challenge_id"), &cid);
+    let id = param(&first, "chatgate_interaction_id").as_str().unwrap().to_string();
+    let res = app
+        .post_json(&format!("/v1/interactions/{id}/challenges"), Some(&app.keys.bot), &json!({"method": "otp"}))
+        .await;
+    assert_problem(res, 429, "rate_limited").await;
+});
