@@ -1,5 +1,5 @@
-//! The command line (docs/configuration.md#command-line): `serve`, `check-config`, `keygen`, `sign`,
-//! `whatsapp-template`, `openapi`.
+//! The command line (docs/configuration.md#command-line): `serve`, `check-config`,
+//! `check-texts`, `keygen`, `sign`, `whatsapp-template`, `openapi`.
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
 use crate::telemetry::Traces;
@@ -35,6 +35,14 @@ pub enum Command {
     },
     /// Validate everything `serve` would load, print a summary, exit 0 or 1.
     CheckConfig {
+        /// The system configuration file.
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
+    /// Print the SMS segments of every text that can go through a twilio
+    /// channel, one line per channel, language and key; exit 1 when one is
+    /// over `locale.max_sms_segments`.
+    CheckTexts {
         /// The system configuration file.
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
@@ -104,6 +112,7 @@ pub fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::CheckTexts { config } => check_texts(&config),
         Command::Keygen { kind } => {
             print!("{}", keygen(kind));
             ExitCode::SUCCESS
@@ -184,16 +193,56 @@ fn check_config(path: &Path) -> ExitCode {
     }
 }
 
+fn check_texts(path: &Path) -> ExitCode {
+    let env = config::Environment::from_process();
+    match warnings_to_stderr(|| config::load_all_but_sms_length(path, &env)) {
+        Ok(config) => {
+            let rows = config::text_rows(&config);
+            print!("{}", texts_table(&rows));
+            let over: Vec<&config::TextRow> = rows.iter().filter(|r| r.over).collect();
+            for r in &over {
+                eprintln!(
+                    "{} {} {}: {} segments, over locale.max_sms_segments",
+                    r.channel, r.tag, r.key, r.segments
+                );
+            }
+            match over.is_empty() {
+                true => ExitCode::SUCCESS,
+                false => ExitCode::FAILURE,
+            }
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// What `check-texts` prints: `CHANNEL TAG KEY ENCODING SEGMENTS`, one
+/// line per row.
+pub fn texts_table(rows: &[config::TextRow]) -> String {
+    rows.iter()
+        .map(|r| {
+            format!(
+                "{} {} {} {} {}\n",
+                r.channel, r.tag, r.key, r.encoding, r.segments
+            )
+        })
+        .collect()
+}
+
 /// Loads the configuration; its warnings go to stderr, so stdout holds
 /// only what the command prints.
 fn load_warning_to_stderr(path: &Path) -> Result<Config, config::ConfigError> {
+    warnings_to_stderr(|| config::load(path))
+}
+
+/// Runs `load` with its log lines written to stderr.
+fn warnings_to_stderr<T>(load: impl FnOnce() -> T) -> T {
     let subscriber = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .without_time()
         .finish();
-    tracing::subscriber::with_default(subscriber, || config::load(path))
+    tracing::subscriber::with_default(subscriber, load)
 }
 
 fn whatsapp_template(path: &Path, channel: &str, team: Option<&str>) -> ExitCode {
@@ -360,6 +409,9 @@ pub fn summary(config: &Config) -> String {
                     .map(|k| format!("{} ({})", k.id, k.role.as_str()))
             )
         );
+        if let Some(d) = &team.dialogflow {
+            out += &format!("  dialogflow: channel {}\n", d.channel);
+        }
         if let Some(w) = &team.webhook {
             out += &format!("  event webhook: {}\n", w.url.host_str().unwrap_or("?"));
         }

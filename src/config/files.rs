@@ -163,6 +163,8 @@ pub(super) struct TeamFile {
     pub oidc: Option<toml::Table>,
     /// `[ssf]`, read as [`SsfEntry`].
     pub ssf: Option<toml::Table>,
+    /// `[dialogflow]`: its Dialogflow CX webhook.
+    pub dialogflow: Option<DialogflowEntry>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,
@@ -188,6 +190,14 @@ pub(super) struct ApiKeyEntry {
     pub role: Role,
     /// Hex SHA-256 of the key.
     pub sha256: String,
+}
+
+/// A team's `[dialogflow]` (docs/integrating-bot-platforms.md#dialogflow-cx).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DialogflowEntry {
+    /// One of the team's channels: the conversations Dialogflow's sessions are.
+    pub channel: String,
 }
 
 /// A team's `[webhook]` (where events go).

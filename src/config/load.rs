@@ -30,6 +30,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`] with an explicit environment (tests, tools): both `${NAME}`
 /// references and `CHATGATE_…__…` overrides are read from `env` only.
 pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
+    let config = load_all_but_sms_length(path, env)?;
+    super::sms_length::check(&config)?;
+    Ok(config)
+}
+
+/// [`load_with_env`] without its last check, the SMS length of the texts
+/// (docs/configuration.md#sms-length): for `chatgate check-texts`, which
+/// prints every length, those over the limit included.
+pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     let file = display_path(path);
     let mut table = read_toml(path, &file)?;
     let overrides = env.apply_overrides(&mut table, &file)?;
@@ -101,7 +110,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
         telemetry: system.telemetry,
     };
     check_issuer(&config, &file)?;
-    super::validate::check_template_lengths(&config, &file)?;
+    super::validate::check_template_lengths(&config)?;
     Ok(config)
 }
 

@@ -18,6 +18,7 @@ mod reload;
 mod resolve;
 mod restart_only;
 mod settings;
+mod sms_length;
 mod system;
 mod team;
 mod teams;
@@ -37,20 +38,22 @@ pub use crate::domain::abuse::{Destinations, LockoutScope, NumberType, SmsRegion
 pub use crate::domain::customer_refs::CustomerRefLogging;
 pub use crate::domain::secrets::SecurityKey;
 pub use crate::domain::settings::{
-    AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
-    StepUpSettings, Templates,
+    AuthMethod, Intent, LocaleSettings, LockoutSettings, LoginBinding, OtpSettings, PinSettings,
+    Settings, StepUpSettings, Templates,
 };
 pub use crate::time::Dur;
 pub use channels::template;
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
-pub use load::{load, load_with_env};
+pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
 pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
+pub use sms_length::{text_rows, TextRow};
 pub use team::{
-    ApiKey, ChannelConfig, OidcConfig, OnCredentialChange, Role, SsfConfig, Team, TeamWebhook,
+    ApiKey, ChannelConfig, Dialogflow, OidcConfig, OnCredentialChange, Role, SsfConfig, Team,
+    TeamWebhook,
 };
 pub use toml_file::ConfigError;
 

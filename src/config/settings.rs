@@ -149,7 +149,12 @@ pub(super) mod file {
         lockout: LockoutSettings,
         step_up: StepUpSettings,
         templates: Templates,
+        locale: LocaleSettings,
         intents: BTreeMap<String, Intent>,
+    });
+
+    table!(domain::LocaleSettings {
+        max_sms_segments: u32,
     });
 
     table!(domain::Intent {
@@ -205,6 +210,16 @@ pub(super) mod file {
         authenticated: String,
         expired: String,
         app_prompt: String,
+        say_authenticated: String,
+        say_not_authenticated: String,
+        say_code_sent: String,
+        say_link_sent: String,
+        say_wrong_code: String,
+        say_code_expired: String,
+        say_locked: String,
+        say_banned: String,
+        say_send_failed: String,
+        say_rate_limited: String,
     });
 
     names!(domain::LoginBinding { None, ChatCode });

@@ -103,6 +103,13 @@ pub enum OnCredentialChange {
     Ignore,
 }
 
+/// A team's `[dialogflow]` (docs/integrating-bot-platforms.md#dialogflow-cx).
+#[derive(Debug, Clone)]
+pub struct Dialogflow {
+    /// The channel whose conversations are the agent's sessions.
+    pub channel: String,
+}
+
 #[derive(Debug)]
 pub struct Team {
     pub id: String,
@@ -122,6 +129,8 @@ pub struct Team {
     pub oidc: Option<OidcConfig>,
     /// The team's Shared Signals transmitter, when it pushes events.
     pub ssf: Option<SsfConfig>,
+    /// `[dialogflow]`, when a Dialogflow CX agent calls the gateway.
+    pub dialogflow: Option<Dialogflow>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.

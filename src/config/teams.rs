@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 
 use super::de::from_table;
 use super::env::Environment;
-use super::files::{ApiKeyEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
+use super::files::{ApiKeyEntry, DialogflowEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
 use super::interpolate::interpolate_table;
 use super::resolve::{resolve, Layer};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_label, check_name, http_url};
-use super::{ApiKey, ChannelConfig, ChannelKind, ConfigError, SecurityKey, Team, TeamWebhook};
+use super::{
+    ApiKey, ChannelConfig, ChannelKind, ConfigError, Dialogflow, SecurityKey, Team, TeamWebhook,
+};
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash};
 
@@ -108,6 +110,7 @@ pub(super) fn load_team(
         .ssf
         .map(|t| super::oidc::load_ssf(t, file))
         .transpose()?;
+    let dialogflow = dialogflow(raw.dialogflow, &raw.channels, file)?;
 
     let team_layer = || Layer {
         file,
@@ -162,9 +165,26 @@ pub(super) fn load_team(
         webhook,
         oidc,
         ssf,
+        dialogflow,
         settings,
         channel_settings,
     })
+}
+
+/// `[dialogflow]`: its `channel` must be one of the team's `channels`.
+fn dialogflow(
+    entry: Option<DialogflowEntry>,
+    channels: &[String],
+    file: &str,
+) -> Result<Option<Dialogflow>, ConfigError> {
+    let Some(entry) = entry else { return Ok(None) };
+    if !channels.contains(&entry.channel) {
+        let problem = format!("{:?} is not one of the team's channels", entry.channel);
+        return Err(ConfigError::new(file, "dialogflow.channel", problem));
+    }
+    Ok(Some(Dialogflow {
+        channel: entry.channel,
+    }))
 }
 
 /// The kind that serves only as a step of a delivery ladder.

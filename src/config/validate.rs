@@ -1,6 +1,7 @@
 //! Value rules shared by the loaders: names, URLs, and the ranges of
 //! [`Settings`]. Problems are phrased without quoting the value.
-use super::{template, ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
+use super::toml_file::display_path;
+use super::{template, ChannelConfig, Config, ConfigError, Settings, Team, TemplateOverrides};
 use crate::channels::Purpose;
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
@@ -111,17 +112,54 @@ pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &
     None
 }
 
-/// The length of `template` at its longest, in characters: `#PIN#` 10
-/// digits, `#URL#` `public_url` + `/l/` + 32 characters, `#MINUTES#` 4 digits.
-pub(super) fn worst_case_chars(template: &str, public_url: &str) -> usize {
-    let url = format!("{public_url}/l/{}", "x".repeat(32));
+/// The longest short URL the gateway makes: `public_url` + `/l/` + 32
+/// characters (24 random bytes in base64url; `gateway::login`).
+pub(super) fn longest_short_url(public_url: &str) -> String {
+    format!("{public_url}/l/{}", "x".repeat(32))
+}
+
+/// `template` with each placeholder at its longest: `#PIN#` `pin` digits,
+/// `#URL#` `url`, `#MINUTES#` `minutes`, `#CODE#` 4 digits, `#LEFT#` 2 digits.
+pub(super) fn at_longest(template: &str, url: &str, pin: usize, minutes: &str) -> String {
     template
-        .replace("#PIN#", "0000000000")
-        .replace("#URL#", &url)
-        .replace("#MINUTES#", "0000")
+        .replace("#PIN#", &"0".repeat(pin))
+        .replace("#URL#", url)
+        .replace("#MINUTES#", minutes)
         .replace("#CODE#", "0000")
+        .replace("#LEFT#", "00")
+}
+
+/// The length of `template` at its longest, in characters: `#PIN#` 10
+/// digits, `#URL#` the longest short URL, `#MINUTES#` 4 digits.
+pub(super) fn worst_case_chars(template: &str, public_url: &str) -> usize {
+    at_longest(template, &longest_short_url(public_url), 10, "0000")
         .chars()
         .count()
+}
+
+/// Where the text of `purpose` that interactions on `source` send through
+/// `channel` is written: the channel file's `[templates]`, the team's
+/// `[channel_settings.NAME]` or `[settings]`, or `[defaults]` (file, key).
+pub(super) fn written_at(
+    config: &Config,
+    team: &Team,
+    source: &str,
+    channel: &ChannelConfig,
+    purpose: Purpose,
+) -> (String, String) {
+    let key = format!("templates.{}", purpose.as_str());
+    if overrides(&channel.templates, purpose).is_some() {
+        return (channel.file.display().to_string(), key);
+    }
+    let team_file = team.file.display().to_string();
+    let text = template(purpose, team.settings_for(source), Some(channel));
+    if text != template(purpose, &team.settings, None) {
+        (team_file, format!("channel_settings.{source}.{key}"))
+    } else if text != template(purpose, &config.defaults, None) {
+        (team_file, format!("settings.{key}"))
+    } else {
+        (display_path(&config.path), format!("defaults.{key}"))
+    }
 }
 
 fn too_long(
@@ -150,10 +188,7 @@ fn too_long(
 /// same, or the team's `sms_channel` / `email_channel`). The error names
 /// the layer that wrote the template: the channel file's `[templates]`, the
 /// team's `[channel_settings.NAME]` or `[settings]`, or `[defaults]`.
-pub(super) fn check_template_lengths(
-    config: &Config,
-    system_file: &str,
-) -> Result<(), ConfigError> {
+pub(super) fn check_template_lengths(config: &Config) -> Result<(), ConfigError> {
     let public_url = config.server.public_url.as_str();
     for channel in config.channels.values() {
         let Some(limit) = channel.kind.info().text_limit else {
@@ -172,7 +207,6 @@ pub(super) fn check_template_lengths(
         }
     }
     for team in config.teams.values() {
-        let team_file = team.file.display().to_string();
         for (source, settings) in &team.channel_settings {
             let targets = [
                 Some(source),
@@ -195,18 +229,8 @@ pub(super) fn check_template_lengths(
                     if len <= limit {
                         continue;
                     }
-                    let key = format!("templates.{}", purpose.as_str());
-                    let (file, key) = if text != template(purpose, &team.settings, None) {
-                        (
-                            team_file.as_str(),
-                            format!("channel_settings.{source}.{key}"),
-                        )
-                    } else if text != template(purpose, &config.defaults, None) {
-                        (team_file.as_str(), format!("settings.{key}"))
-                    } else {
-                        (system_file, format!("defaults.{key}"))
-                    };
-                    return Err(too_long(file, key, len, channel, limit));
+                    let (file, key) = written_at(config, team, source, channel, purpose);
+                    return Err(too_long(&file, key, len, channel, limit));
                 }
             }
         }

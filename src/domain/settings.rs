@@ -36,6 +36,8 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     pub step_up: StepUpSettings,
     pub templates: Templates,
+    /// `[locale]`: the languages' settings (docs/configuration.md#sms-length).
+    pub locale: LocaleSettings,
     /// Named assurance policies for one action (`[defaults.intents.payment]`),
     /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
     pub intents: std::collections::BTreeMap<String, Intent>,
@@ -92,6 +94,7 @@ impl Default for Settings {
             lockout: LockoutSettings::default(),
             step_up: StepUpSettings::default(),
             templates: Templates::default(),
+            locale: LocaleSettings::default(),
             intents: std::collections::BTreeMap::new(),
         }
     }
@@ -213,6 +216,14 @@ pub struct StepUpSettings {
     pub on_region_change: bool,
 }
 
+/// `[locale]`.
+#[derive(Debug, Clone, Default)]
+pub struct LocaleSettings {
+    /// More than 0: a text that can go by SMS (a `twilio` channel) may take
+    /// at most this many segments at its longest; 0: no check.
+    pub max_sms_segments: u32,
+}
+
 /// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#`, `#CODE#` are filled in.
 #[derive(Debug, Clone)]
 pub struct Templates {
@@ -223,6 +234,19 @@ pub struct Templates {
     pub expired: String,
     /// An app challenge's prompt; `#CODE#` is its binding code.
     pub app_prompt: String,
+    /// What a bot platform's webhook answer says to the customer, one per
+    /// result (docs/integrating-bot-platforms.md#dialogflow-cx).
+    pub say_authenticated: String,
+    pub say_not_authenticated: String,
+    pub say_code_sent: String,
+    pub say_link_sent: String,
+    /// `#LEFT#` is the attempts left.
+    pub say_wrong_code: String,
+    pub say_code_expired: String,
+    pub say_locked: String,
+    pub say_banned: String,
+    pub say_send_failed: String,
+    pub say_rate_limited: String,
 }
 
 impl Default for Templates {
@@ -234,6 +258,16 @@ impl Default for Templates {
             authenticated: "Thank you, you are now verified.".into(),
             expired: "Your verification has expired. Please sign in again.".into(),
             app_prompt: "Approve the sign-in showing #CODE# in your app.".into(),
+            say_authenticated: "Thank you, you are now verified.".into(),
+            say_not_authenticated: "You are not verified yet.".into(),
+            say_code_sent: "I have sent you a verification code. Please tell me the code.".into(),
+            say_link_sent: "I have sent you a link to sign in. Please open it to continue.".into(),
+            say_wrong_code: "That code is not right. You have #LEFT# attempts left.".into(),
+            say_code_expired: "That code is no longer valid. Please ask for a new one.".into(),
+            say_locked: "Too many failed attempts. Please try again later.".into(),
+            say_banned: "Verification is not possible for this account. Please contact us.".into(),
+            say_send_failed: "Sorry, I could not send the message. Please try again.".into(),
+            say_rate_limited: "Too many codes were sent. Please try again later.".into(),
         }
     }
 }

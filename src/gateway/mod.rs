@@ -11,13 +11,15 @@
 //! [`challenges`] (single sends, the ladder and app approval, each a file
 //! of its own), [`receipts`] and [`reports`], [`recognition`],
 //! [`revocation`], [`ssf`], [`subjects`], [`website`] and
-//! [`store_epoch`]. A family calls another only through its public
+//! [`store_epoch`], and [`bots`] (a bot platform's turn over the API's
+//! use cases). A family calls another only through its public
 //! functions, so every call between them is an import.
 //!
 //! Every use case takes `now`; the workers (`expiry`, `poller`,
 //! `outbox`) read the injected clock.
 pub mod assertion;
 pub mod assurance;
+pub mod bots;
 pub mod challenges;
 mod expiry;
 pub mod interactions;

@@ -36,6 +36,14 @@ macro_rules! api_names {
             }
         }
 
+        impl From<$name> for $m::$name {
+            fn from(a: $name) -> Self {
+                match a {
+                    $($name::$v => $m::$name::$v),+
+                }
+            }
+        }
+
         impl $name {
             /// Every variant with its domain twin, in declaration order.
             #[cfg(test)]

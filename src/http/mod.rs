@@ -6,6 +6,7 @@ mod assurance;
 mod auth;
 mod challenges;
 mod console;
+mod dialogflow;
 mod events;
 mod extract;
 mod forget;
@@ -138,19 +139,25 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(events::router())
         .merge(console::router())
         .merge(receipts::router())
+        .merge(dialogflow::router())
         .split_for_parts()
 }
 
 /// The [`RawSchema`] components of the handlers, by component name: listed
 /// here, where the handlers are assembled, so `openapi.rs` imports no
 /// handler module.
-fn raw_schemas() -> [(&'static str, serde_json::Value); 5] {
+fn raw_schemas() -> [(&'static str, serde_json::Value); 7] {
     [
         ("EmptyBody", openapi::EmptyBody::json()),
         ("SubjectText", openapi::SubjectText::json()),
         ("CallbackOutcome", login::CallbackOutcomeSchema::json()),
         ("LoginCallback", login::LoginCallback::json()),
         ("NewChallenge", challenges::NewChallenge::json()),
+        (
+            "DialogflowParameters",
+            dialogflow::DialogflowParameters::json(),
+        ),
+        ("DialogflowTag", dialogflow::DialogflowTag::json()),
     ]
 }
 

@@ -4,6 +4,7 @@
 mod abuse;
 mod channels;
 mod properties;
+mod sms_length;
 mod system;
 mod teams;
 

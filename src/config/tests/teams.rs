@@ -524,3 +524,30 @@ fn a_telegram_gateway_channel_serves_only_as_a_ladder_step() {
     fx.edit(ACME, "sms_channel = \"sms\"", "sms_channel = \"tg\"");
     fx.expect_err(ACME, "sms_channel", "not one of the team's channels");
 }
+
+#[test]
+fn a_dialogflow_section_names_one_of_the_team_s_channels() {
+    let fx = Fixture::new();
+    fx.append(ACME, "\n[dialogflow]\nchannel = \"webchat\"\n");
+    let config = fx.load().unwrap();
+    let dialogflow = config.teams["acme"].dialogflow.as_ref().unwrap();
+    assert_eq!(dialogflow.channel, "webchat");
+    assert!(config.teams["globex"].dialogflow.is_none());
+    // globex's channels are webchat only; sms is a channel file, not its.
+    let fx = Fixture::new();
+    fx.append(
+        "config/teams/globex.toml",
+        "\n[dialogflow]\nchannel = \"sms\"\n",
+    );
+    fx.expect_err(
+        "globex.toml",
+        "dialogflow.channel",
+        "\"sms\" is not one of the team's channels",
+    );
+    let fx = Fixture::new();
+    fx.append(
+        ACME,
+        "\n[dialogflow]\nchannel = \"webchat\"\nagent = \"x\"\n",
+    );
+    fx.expect_err("acme.toml", "dialogflow.agent", "unknown");
+}

@@ -1,0 +1,166 @@
+//! The SMS length of every text that can go through a `twilio` channel
+//! (docs/configuration.md#sms-length): one enumeration of those texts
+//! ([`sms_texts`]), the load-time check over it and the rows
+//! `chatgate check-texts` prints.
+use std::collections::BTreeMap;
+
+use super::validate::{at_longest, longest_short_url, written_at};
+use super::{template, ChannelConfig, ChannelKind, Config, ConfigError, Settings, Team};
+use crate::channels::Purpose;
+use crate::domain::sms_segments::{self, Segments};
+
+/// The language of `templates` while they are the only texts.
+const DEFAULT_TAG: &str = "en";
+
+/// One text a team can send through a `twilio` channel, its placeholders
+/// at their longest.
+pub(super) struct SmsText<'a> {
+    pub team: &'a Team,
+    /// The channel of the interactions it is sent for: its settings apply.
+    pub source: &'a str,
+    /// The `twilio` channel it goes through.
+    pub channel: &'a ChannelConfig,
+    pub tag: &'a str,
+    pub purpose: Purpose,
+    pub segments: Segments,
+    /// `locale.max_sms_segments` of the settings in force; 0: no limit.
+    pub max_segments: u32,
+}
+
+impl SmsText<'_> {
+    fn over(&self) -> bool {
+        self.max_segments > 0 && self.segments.count > self.max_segments as usize
+    }
+}
+
+/// The languages whose texts are counted for interactions under `settings`.
+fn languages(_settings: &Settings) -> Vec<&str> {
+    vec![DEFAULT_TAG]
+}
+
+/// The text of `purpose` in language `tag` that interactions under
+/// `settings` send through `channel`.
+fn text_in<'a>(
+    _tag: &str,
+    purpose: Purpose,
+    settings: &'a Settings,
+    channel: &'a ChannelConfig,
+) -> &'a str {
+    template(purpose, settings, Some(channel))
+}
+
+/// Every (team, channel, language, key) whose text can go through a
+/// `twilio` channel: for each of a team's channels as the interaction's,
+/// the channel itself, the team's `sms_channel` and the steps of its
+/// `otp.ladder`. `#PIN#` is `otp.length` digits, `#URL#` the longest short
+/// URL, `#MINUTES#` the longest `otp.ttl` of codes through the channel.
+pub(super) fn sms_texts(config: &Config) -> Vec<SmsText<'_>> {
+    let url = longest_short_url(&config.server.public_url);
+    let mut out = Vec::new();
+    for team in config.teams.values() {
+        for (source, settings) in &team.channel_settings {
+            for channel in twilio_targets(config, team, source, settings) {
+                let ttl = team
+                    .otp_ttl_through(&channel.name)
+                    .max(settings.otp.ttl.get());
+                let minutes = ttl.as_secs().div_ceil(60).to_string();
+                let pin = settings.otp.length as usize;
+                for tag in languages(settings) {
+                    for purpose in Purpose::ALL {
+                        let text = text_in(tag, purpose, settings, channel);
+                        out.push(SmsText {
+                            team,
+                            source,
+                            channel,
+                            tag,
+                            purpose,
+                            segments: sms_segments::count(&at_longest(text, &url, pin, &minutes)),
+                            max_segments: settings.locale.max_sms_segments,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `twilio` channels a message for an interaction on `source` can go
+/// through.
+fn twilio_targets<'a>(
+    config: &'a Config,
+    team: &'a Team,
+    source: &'a str,
+    settings: &'a Settings,
+) -> Vec<&'a ChannelConfig> {
+    let mut names: Vec<&str> = std::iter::once(source)
+        .chain(team.sms_channel.as_deref())
+        .chain(settings.otp.ladder.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .filter_map(|n| config.channels.get(n))
+        .filter(|c| matches!(c.kind, ChannelKind::Twilio(_)))
+        .collect()
+}
+
+/// Refuses a text longer than `locale.max_sms_segments`, naming the file
+/// and key that wrote it, the language, the channel and the count.
+pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
+    let Some(t) = sms_texts(config).into_iter().find(SmsText::over) else {
+        return Ok(());
+    };
+    let (file, key) = written_at(config, t.team, t.source, t.channel, t.purpose);
+    Err(ConfigError::new(
+        &file,
+        key,
+        format!(
+            "is {} SMS segments ({}) at its longest in language {:?} through twilio channel {:?} \
+             (team {:?}); locale.max_sms_segments is {}",
+            t.segments.count,
+            t.segments.encoding.as_str(),
+            t.tag,
+            t.channel.name,
+            t.team.id,
+            t.max_segments
+        ),
+    ))
+}
+
+/// One line of `chatgate check-texts`: a channel, language and key, at
+/// the most segments any team's text for it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextRow {
+    pub channel: String,
+    pub tag: String,
+    pub key: &'static str,
+    pub encoding: &'static str,
+    pub segments: usize,
+    /// More than some team's `locale.max_sms_segments`.
+    pub over: bool,
+}
+
+/// The rows of `chatgate check-texts`, by channel, language and key.
+pub fn text_rows(config: &Config) -> Vec<TextRow> {
+    let mut rows: BTreeMap<(String, String, &'static str), TextRow> = BTreeMap::new();
+    for t in sms_texts(config) {
+        let key = t.purpose.as_str();
+        let id = (t.channel.name.clone(), t.tag.to_string(), key);
+        let row = rows.entry(id).or_insert_with(|| TextRow {
+            channel: t.channel.name.clone(),
+            tag: t.tag.to_string(),
+            key,
+            encoding: t.segments.encoding.as_str(),
+            segments: t.segments.count,
+            over: false,
+        });
+        if t.segments.count > row.segments {
+            row.segments = t.segments.count;
+            row.encoding = t.segments.encoding.as_str();
+        }
+        row.over |= t.over();
+    }
+    rows.into_values().collect()
+}

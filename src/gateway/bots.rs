@@ -1,0 +1,169 @@
+//! A bot platform's turn (docs/integrating-bot-platforms.md#dialogflow-cx):
+//! find or create the conversation's interaction, run the action its tag
+//! names through the use cases the API's handlers call (so a refusal
+//! counts as theirs does), and say the result.
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::challenges::{self, read, verify};
+use super::interactions::{self, NewInteraction};
+use super::login::{self, LinkRequest};
+use super::{Core, InteractionView};
+use crate::config::Team;
+use crate::domain::bot_turn::{self, BotResult, Done, Said, Tag};
+use crate::domain::challenge::{ChallengeMethod, Delivery};
+use crate::domain::start_challenge::ChallengeRequest;
+use crate::error::{Error, Result};
+use crate::time::{Clock, Timestamp};
+
+/// One webhook call, parsed.
+#[derive(Debug, Clone)]
+pub struct BotTurn {
+    pub tag: Tag,
+    /// The conversation on the team's bot channel (the platform's session).
+    pub conversation: String,
+    pub customer_ref: Option<String>,
+    /// The language the platform speaks this turn (a BCP 47 tag), as it
+    /// names it.
+    pub locale: Option<String>,
+    /// `chatgate.send_code`: the OTP's delivery; `None`: `chat`.
+    pub delivery: Option<String>,
+    /// `chatgate.check_code`: what the customer gave as the code.
+    pub said: Option<Said>,
+}
+
+/// What the answer says.
+#[derive(Debug)]
+pub struct BotAnswer {
+    pub result: BotResult,
+    /// The result's text, for the customer.
+    pub text: String,
+    /// The interaction after the action.
+    pub interaction: InteractionView,
+}
+
+/// Runs one turn on the conversation `turn.conversation` of `channel`.
+pub async fn take_turn(
+    core: &Arc<Core>,
+    team: &Team,
+    channel: &str,
+    turn: BotTurn,
+    clock: &dyn Clock,
+) -> Result<BotAnswer> {
+    // Find or create the conversation's interaction, in the turn's language.
+    let new = new_interaction(&turn, channel);
+    let (found, _) = interactions::create_interaction(core, team, new, clock.now()).await?;
+    // Run the action; a refusal is an answer, not an error.
+    let (done, left) = act(core, team, &found, &turn, clock).await;
+    // Read where the interaction stands now.
+    let interaction = interactions::get_interaction(core, team, found.id, clock.now()).await?;
+    // Judge: an error that is no refusal stays the API's error.
+    let status = interaction.status.into();
+    let result = match done {
+        Ok(d) => bot_turn::result_of(d, status),
+        Err(e) => bot_turn::refusal(&e).ok_or(e)?,
+    };
+    // Say it.
+    let text = say(team, channel, result, left);
+    Ok(BotAnswer {
+        result,
+        text,
+        interaction,
+    })
+}
+
+/// The find-or-create request of a turn. The one place the turn's
+/// language is handed on: a request carrying a locale sets the
+/// interaction's language from then on.
+fn new_interaction(turn: &BotTurn, channel: &str) -> NewInteraction {
+    NewInteraction {
+        channel: channel.to_string(),
+        conversation_id: turn.conversation.clone(),
+        customer_ref: turn.customer_ref.clone(),
+        session_pin: None,
+        contact: None,
+    }
+}
+
+/// The text of `result`: the `say_*` template of the settings in force on
+/// `channel`, `#LEFT#` filled. The one place a turn's text is chosen.
+fn say(team: &Team, channel: &str, result: BotResult, left: Option<u32>) -> String {
+    bot_turn::say(&team.settings_for(channel).templates, result, left)
+}
+
+/// What the tag's action did, and the attempts left when it checked a code.
+async fn act(
+    core: &Arc<Core>,
+    team: &Team,
+    found: &InteractionView,
+    turn: &BotTurn,
+    clock: &dyn Clock,
+) -> (Result<Done>, Option<u32>) {
+    let id = found.id;
+    match turn.tag {
+        Tag::Status => (Ok(Done::Read), None),
+        Tag::SendCode => (send_code(core, team, id, turn, clock).await, None),
+        Tag::CheckCode => {
+            let open = found.open_challenge.as_ref().map(|c| c.challenge_id);
+            check_code(core, team, (id, open), turn.said.as_ref(), clock.now()).await
+        }
+        Tag::SendLink => (send_link(core, team, id, clock).await, None),
+    }
+}
+
+/// `POST .../challenges` with an OTP.
+async fn send_code(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    turn: &BotTurn,
+    clock: &dyn Clock,
+) -> Result<Done> {
+    let delivery = turn.delivery.as_deref().unwrap_or(Delivery::Chat.as_str());
+    let req = ChallengeRequest::parse(ChallengeMethod::Otp.as_str(), Some(delivery), None)?;
+    challenges::start_challenge(core, team, id, req, clock).await?;
+    Ok(Done::CodeSent)
+}
+
+/// `POST .../login-links` with `deliver: true`.
+async fn send_link(core: &Core, team: &Team, id: Uuid, clock: &dyn Clock) -> Result<Done> {
+    let req = LinkRequest {
+        deliver: Some(true),
+        ..LinkRequest::default()
+    };
+    let issued = login::issue_link(core, team, id, req, clock.now()).await?;
+    Ok(Done::LinkSent {
+        delivered: issued.delivered,
+    })
+}
+
+/// `POST .../verify` of the open challenge `cid` of `id` with what the
+/// customer said; what is not a code is checked against nothing and
+/// counted nowhere.
+async fn check_code(
+    core: &Arc<Core>,
+    team: &Team,
+    (id, cid): (Uuid, Option<Uuid>),
+    said: Option<&Said>,
+    now: Timestamp,
+) -> (Result<Done>, Option<u32>) {
+    let Some(cid) = cid else {
+        return (Ok(Done::NoChallenge), None);
+    };
+    match said {
+        Some(Said::Digits(code)) => {
+            match verify::verify_challenge(core, team, id, cid, code, now).await {
+                Ok(_) => (Ok(Done::Verified), None),
+                Err(e @ Error::InvalidCode { attempts_remaining }) => {
+                    (Err(e), Some(attempts_remaining))
+                }
+                Err(e) => (Err(e), None),
+            }
+        }
+        Some(Said::NotACode) | None => match read::read_challenge(core, team, id, cid, now).await {
+            Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
+            Err(e) => (Err(e), None),
+        },
+    }
+}
