@@ -19,6 +19,7 @@
 pub mod assertion;
 pub mod assurance;
 pub mod challenges;
+mod due_teams;
 mod expiry;
 pub mod interactions;
 mod live;
