@@ -169,6 +169,8 @@ def main() -> None:
     a.add_argument("--window", type=float, default=10.0, help="seconds counted")
     a.add_argument("--due", type=int, default=0, help="due entries to time, after the idle window")
     a.add_argument("--kill-one", action="store_true", help="kill one instance before the due entries")
+    a.add_argument("--reload", action="store_true",
+                   help="after the window, time a reload (SIGHUP) of the first instance")
     args = a.parse_args()
     host, port = args.redis.split(":")
     root = tempfile.mkdtemp(prefix="idle-teams-")
@@ -184,10 +186,11 @@ def main() -> None:
                        CHATGATE_STORE__BACKEND="redis",
                        CHATGATE_STORE__REDIS_URL=f"redis://{args.redis}",
                        CHATGATE_STORE__KEY_PREFIX=prefix,
-                       RUST_LOG="error")
+                       RUST_LOG="info" if args.reload and not procs else "error")
             started = time.monotonic()
+            log = open(os.path.join(root, f"log{len(procs)}"), "w")
             proc = subprocess.Popen([args.bin, "serve", "--config", config], env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                    stdout=subprocess.DEVNULL, stderr=log)
             procs.append(proc)
             while True:
                 try:
@@ -210,6 +213,17 @@ def main() -> None:
         print(f"idle: {args.teams} teams, {args.instances} instance(s): "
               f"{per_second:.0f} Redis commands/s in all, "
               f"{per_second / args.instances:.0f} per instance")
+        if args.reload:
+            path = os.path.join(root, "log0")
+            asked = time.monotonic()
+            procs[0].send_signal(signal.SIGHUP)
+            line = None
+            while line is None and time.monotonic() - asked < 60:
+                line = next((l for l in open(path, encoding="utf-8")
+                             if "configuration reloaded" in l), None)
+                time.sleep(0.02)
+            print(f"reload of {args.teams} teams: {time.monotonic() - asked:.2f} s; "
+                  f"logged: {(line or 'nothing').strip()}")
         if args.due:
             if args.kill_one:
                 procs[0].kill()
