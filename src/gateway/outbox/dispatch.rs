@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::lanes::{
@@ -202,12 +202,16 @@ struct TeamDispatch {
     /// Settlements, to the team's settling task.
     settle: mpsc::UnboundedSender<Handled>,
     settled: Option<mpsc::UnboundedReceiver<Handled>>,
+    /// The team's bell, heard from the loop's creation on: a wake rung
+    /// before the loop first runs is not lost.
+    bell: watch::Receiver<u64>,
 }
 
 impl TeamDispatch {
     fn new(shared: Arc<Dispatcher>, team: String) -> Self {
         let (settle, settled) = mpsc::unbounded_channel();
         TeamDispatch {
+            bell: shared.outbox.bell(&team).subscribe(),
             queue: keys::outbox(&team),
             gw: shared.live.current(),
             shared,
@@ -233,13 +237,14 @@ impl TeamDispatch {
             self.team.clone(),
             settled,
         ));
-        let mut bell = self.shared.outbox.bell(&self.team).subscribe();
+        let mut bell = self.bell.clone();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Look whenever woken (by a commit of this instance, or by the
         // outbox's due index), and as long as the last claim came back
         // full (more may be due) while there is room. The poll only
-        // publishes the team's health: an idle team costs the store nothing.
+        // publishes the team's health, and only once the loop has lanes: an
+        // idle team costs the store nothing and the process next to nothing.
         let (mut look, mut behind) = (false, false);
         // The claim under way: deliveries that end meanwhile start the
         // next items waiting, without waiting for its answer.
@@ -285,7 +290,10 @@ impl TeamDispatch {
                     }
                     look = true;
                 }
-                _ = poll.tick() => {
+                // Only a loop that holds items or has delivered here has
+                // lanes to look after and health to publish: an idle
+                // team's loop sleeps until woken.
+                _ = poll.tick(), if self.held > 0 || !self.lanes.is_empty() => {
                     self.shared.outbox.health.publish(&self.team, self.shared.clock.now());
                 }
             }
