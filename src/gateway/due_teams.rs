@@ -13,8 +13,10 @@ use crate::store::{keys, Store, StoreError};
 use crate::time::Timestamp;
 
 /// How long a worker holds the teams it took: should it die, they are due
-/// again then.
-pub const HOLD: Duration = Duration::from_secs(3);
+/// again then. Short, as a team's entries due meanwhile wait for it; a
+/// sweep that takes longer lets another instance take the team too, which
+/// claims only what is still due.
+pub const HOLD: Duration = Duration::from_secs(1);
 /// Teams taken per read of an index, at most; a read that came back full is
 /// followed by another in the same round.
 pub const TAKE: usize = 256;
