@@ -75,6 +75,7 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
     };
     let teams_dir = base.join(&system.teams_dir);
     let mut teams_by_id: BTreeMap<String, std::sync::Arc<super::Team>> = BTreeMap::new();
+    let mut api_keys = std::collections::HashMap::new();
     for path in toml_files(&teams_dir, &file, "server.teams_dir")? {
         let team = teams::load_team(&path, env, &defaults, &channels)?;
         if let Some(first) = teams_by_id.get(&team.id) {
@@ -88,7 +89,7 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
                 ),
             ));
         }
-        teams::check_unique_api_keys(&team, teams_by_id.values().map(AsRef::as_ref))?;
+        teams::check_unique_api_keys(&team, &mut api_keys)?;
         teams_by_id.insert(team.id.clone(), std::sync::Arc::new(team));
     }
 

@@ -1,6 +1,6 @@
 //! One team file (`config/teams/*.toml`): identity, login page, channels,
 //! security and API keys, event webhook, and its resolved settings.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use super::de::from_table;
@@ -309,27 +309,25 @@ fn api_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<ApiKey>, Config
 }
 
 /// An API key may belong to one team only (its hash identifies the team).
-pub(super) fn check_unique_api_keys<'a>(
+/// `seen` holds the keys of the teams checked before, by hash, with their
+/// team and id; `team`'s join them. One lookup per key, so loading many
+/// teams costs in proportion to their number (docs/operations.md#capacity-of-one-instance).
+pub(super) fn check_unique_api_keys(
     team: &Team,
-    others: impl Iterator<Item = &'a Team>,
+    seen: &mut HashMap<String, (String, String)>,
 ) -> Result<(), ConfigError> {
-    for other in others {
-        for (i, key) in team.api_keys.iter().enumerate() {
-            if let Some(dup) = other
-                .api_keys
-                .iter()
-                .find(|k| k.sha256.matches(&key.sha256))
-            {
-                return Err(ConfigError::new(
-                    &team.file.display().to_string(),
-                    format!("api_keys[{i}].sha256"),
-                    format!(
-                        "the same key is already configured for team {:?} (id {:?})",
-                        other.id, dup.id
-                    ),
-                ));
-            }
+    let hashes: Vec<String> = team.api_keys.iter().map(|k| k.sha256.to_hex()).collect();
+    for (i, hash) in hashes.iter().enumerate() {
+        if let Some((other, dup)) = seen.get(hash) {
+            return Err(ConfigError::new(
+                &team.file.display().to_string(),
+                format!("api_keys[{i}].sha256"),
+                format!("the same key is already configured for team {other:?} (id {dup:?})"),
+            ));
         }
+    }
+    for (hash, key) in hashes.into_iter().zip(&team.api_keys) {
+        seen.insert(hash, (team.id.clone(), key.id.clone()));
     }
     Ok(())
 }

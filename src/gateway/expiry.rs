@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::due_teams;
 use super::outbox::Notice;
 use super::polls::Polls;
 use super::work::Step;
@@ -49,23 +50,44 @@ impl Sweeper {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(SWEEP_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rescan = due_teams::Rescan::default();
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {
                     let gw = self.live.current();
+                    rescan.step(gw.store.as_ref(), &gw.config, SWEEP_EVERY).await;
+                    self.sweep_due_teams(&gw).await;
+                }
+            }
+        }
+    }
+
+    /// Sweeps the teams the due index says have entries due: an idle
+    /// gateway reads the index alone (docs/architecture.md#many-teams).
+    async fn sweep_due_teams(&self, gw: &Core) {
+        let (store, index) = (gw.store.as_ref(), keys::DUE_INDEX_DUEQ);
+        loop {
+            // An outage is the store's own log's to tell (once).
+            let Ok((teams, hold)) = due_teams::take(store, index, self.clock.now()).await else {
+                return;
+            };
+            for id in &teams {
+                let team = gw.config.team(id);
+                if let Some(team) = team {
                     // Each team's sweep reads the clock anew: the teams
                     // before it may have taken longer than a lease.
-                    for team in gw.config.teams.values() {
-                        match sweep_team(&gw, team, self.clock.now(), &self.polls).await {
-                            // An outage is the store's own log's to tell (once).
-                            Ok(()) | Err(Error::StoreUnavailable) => {}
-                            Err(e) => {
-                                tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
-                            }
+                    match sweep_team(gw, team, self.clock.now(), &self.polls).await {
+                        Ok(()) | Err(Error::StoreUnavailable) => {}
+                        Err(e) => {
+                            tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
                         }
                     }
                 }
+                due_teams::release(store, index, id, team.is_some(), hold).await;
+            }
+            if teams.len() < due_teams::TAKE {
+                return;
             }
         }
     }

@@ -21,6 +21,7 @@ pub mod assertion;
 pub mod assurance;
 pub mod bots;
 pub mod challenges;
+mod due_teams;
 mod expiry;
 pub mod interactions;
 mod live;

@@ -218,30 +218,32 @@ fn say_resets(found: &[(&str, Found)]) {
     }
 }
 
+/// Markers read per round trip: one `MGET` (per slot on a Cluster).
+const MARKERS_PER_READ: usize = 1_000;
+
 /// One round over the teams, with one log line for the resets noticed.
+/// The markers are read [`MARKERS_PER_READ`] at a time, so a round costs
+/// the store a few reads, not one per team (docs/architecture.md#many-teams).
 async fn check_store_epochs(core: &Core, now: Timestamp) {
     let mut found = Vec::new();
-    for team in core.config.teams.values() {
-        match check_store_epoch(core, team, now).await {
-            Ok(f) => found.push((team.id.as_str(), f)),
-            Err(Error::StoreUnavailable) => {}
-            Err(e) => {
-                tracing::warn!(team = %team.id, error = %e, "the store's marker could not be checked; will retry");
+    let teams: Vec<&Team> = core.config.teams.values().map(AsRef::as_ref).collect();
+    for chunk in teams.chunks(MARKERS_PER_READ) {
+        let markers: Vec<String> = chunk.iter().map(|t| keys::store_epoch(&t.id)).collect();
+        // An outage is the store's own log's to tell (once).
+        let Ok(read) = core.store.get(&markers).await else {
+            break;
+        };
+        for (team, raw) in chunk.iter().zip(read) {
+            match settle_marker(core, team, raw, now).await {
+                Ok(f) => found.push((team.id.as_str(), f)),
+                Err(Error::StoreUnavailable) => {}
+                Err(e) => {
+                    tracing::warn!(team = %team.id, error = %e, "the store's marker could not be checked; will retry");
+                }
             }
         }
     }
     say_resets(&found);
-}
-
-async fn check_store_epoch(core: &Core, team: &Team, now: Timestamp) -> Result<Found> {
-    let key = keys::store_epoch(&team.id);
-    let read = core
-        .store
-        .get(std::slice::from_ref(&key))
-        .await?
-        .pop()
-        .flatten();
-    settle_marker(core, team, read, now).await
 }
 
 /// Settles `team`'s marker as read (`raw`): writes it when absent (a

@@ -149,6 +149,44 @@ pub fn destination(team: &str, digest: &str) -> String {
     with_digest(scoped(team, "ds:", DIGEST), &[digest])
 }
 
+/// The teams' due index a queue belongs to, and the queue's member in it
+/// (its team), for the two queues the background workers drain: the due
+/// queue ([`due_queue`]) and the outbox ([`outbox`]). `None` for any other
+/// key. A store notes each of these queues' earliest time there when it
+/// adds or moves an entry (docs/architecture.md#many-teams).
+pub fn due_index_of(queue: &str) -> Option<(&'static str, &str)> {
+    let team = queue.strip_prefix('{')?;
+    let (team, rest) = team.split_once("}:")?;
+    match rest {
+        "dueq" => Some((DUE_INDEX_DUEQ, team)),
+        "obq" => Some((DUE_INDEX_OUTBOX, team)),
+        _ => None,
+    }
+}
+
+/// The teams whose due queue has an entry, each at its earliest time.
+pub const DUE_INDEX_DUEQ: &str = "{~due}:dueq";
+/// The teams whose outbox has an item, each at its earliest time.
+pub const DUE_INDEX_OUTBOX: &str = "{~due}:obq";
+
+/// The members of a due index some instance has taken to work on, each
+/// until when it holds them (see `Store::due_teams_claim`).
+pub fn due_index_held(index: &str) -> String {
+    let mut key = String::with_capacity(index.len() + 5);
+    key.push_str(index);
+    key.push_str(":held");
+    key
+}
+
+/// The queue of `team` that the due index `index` lists.
+pub fn queue_of_due_index(index: &str, team: &str) -> Option<String> {
+    match index {
+        DUE_INDEX_DUEQ => Some(due_queue(team)),
+        DUE_INDEX_OUTBOX => Some(outbox(team)),
+        _ => None,
+    }
+}
+
 /// Fingerprints and region validated for a customer (step-up).
 pub fn devices(team: &str, customer_id: &str) -> String {
     with_digest(scoped(team, "dv:", DIGEST), &[customer_id])
@@ -197,6 +235,23 @@ pub fn revocation_jti(team: &str, kind: &str, jti: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_due_indexes_name_the_two_drained_queues_and_no_other_key() {
+        for team in ["acme", "t00042", "a-b_c"] {
+            for index in [DUE_INDEX_DUEQ, DUE_INDEX_OUTBOX] {
+                let queue = queue_of_due_index(index, team).unwrap();
+                assert_eq!(due_index_of(&queue), Some((index, team)));
+                // Their hash tag is no team id's (a team id has no `~`).
+                assert!(index.starts_with("{~due}:"));
+            }
+            for other in [interactions_index(team), history(team), store_epoch(team)] {
+                assert_eq!(due_index_of(&other), None, "{other}");
+            }
+        }
+        assert_eq!(due_index_held(DUE_INDEX_DUEQ), "{~due}:dueq:held");
+        assert_eq!(queue_of_due_index("{~due}:x", "acme"), None);
+    }
 
     #[test]
     fn an_interaction_key_names_its_id_and_no_other_key_does() {

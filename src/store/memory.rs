@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
+use super::due_index::DueIndexes;
 use super::{
-    Commit, History, HistorySink, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion,
+    keys, Commit, History, HistorySink, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion,
 };
 
 /// How many due deadlines one commit handles, at most (amortised: a commit
@@ -656,6 +657,8 @@ pub struct MemoryStore {
     /// each gets every entry, in commit order. (Several apps of one test
     /// may share a store; one that ended is dropped.)
     histories: Mutex<Vec<Weak<dyn HistorySink>>>,
+    /// The teams' due indexes (docs/architecture.md#many-teams).
+    due: Mutex<DueIndexes>,
 }
 
 impl MemoryStore {
@@ -667,6 +670,21 @@ impl MemoryStore {
     /// path panics while holding the lock), so poisoning is ignored.
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn due(&self) -> MutexGuard<'_, DueIndexes> {
+        self.due.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes, after a write, the teams whose drained queue it added to or
+    /// moved in (see `Store::due_teams_claim`).
+    fn note_queued<'a>(&self, queued: impl IntoIterator<Item = (&'a str, i64)>) {
+        let mut due = None;
+        for (queue, at) in queued {
+            if let Some((index, team)) = keys::due_index_of(queue) {
+                due.get_or_insert_with(|| self.due()).note(index, team, at);
+            }
+        }
     }
 
     fn histories(&self) -> MutexGuard<'_, Vec<Weak<dyn HistorySink>>> {
@@ -729,6 +747,13 @@ impl Store for MemoryStore {
         // Appends reach the histories while the commit holds the lock: in
         // commit order.
         let mut histories = None;
+        let queued: Vec<(String, i64)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::QueueAdd { key, score, .. } => Some((key.clone(), *score)),
+                _ => None,
+            })
+            .collect();
         for op in ops {
             if let Op::Append { key, entry, .. } = &op {
                 let sinks = histories.get_or_insert_with(|| self.histories());
@@ -740,6 +765,8 @@ impl Store for MemoryStore {
             state.apply(op, now);
         }
         state.expire_due(now);
+        drop(state);
+        self.note_queued(queued.iter().map(|(k, at)| (k.as_str(), *at)));
         Ok(Commit::Applied)
     }
 
@@ -793,7 +820,50 @@ impl Store for MemoryStore {
                 moved += 1;
             }
         }
+        drop(state);
+        if moved > 0 {
+            self.note_queued([(key, score)]);
+        }
         Ok(moved)
+    }
+
+    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+        let now = Moment::now();
+        let state = self.lock();
+        let first = |queue: &String| {
+            let index = state.index(queue, now)?;
+            index.due(i64::MAX, 1).first().map(|e| e.score)
+        };
+        Ok(queues.iter().map(first).collect())
+    }
+
+    async fn due_teams_claim(
+        &self,
+        index: &str,
+        now: i64,
+        limit: usize,
+        hold_until: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(self.due().claim(index, now, limit, hold_until))
+    }
+
+    async fn due_teams_release(
+        &self,
+        index: &str,
+        team: &str,
+        held_until: i64,
+        next: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.due().release(index, team, held_until, next);
+        Ok(())
+    }
+
+    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError> {
+        let mut due = self.due();
+        for (team, at) in teams {
+            due.note(index, team, *at);
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -31,6 +31,7 @@
 //! an admin unlocks), and every index, queue and history has one, renewed while it is
 //! written to (docs/architecture.md#keys-and-slots).
 pub(crate) mod companions;
+pub(crate) mod due_index;
 pub mod keys;
 pub mod memory;
 pub mod redis;
@@ -280,6 +281,47 @@ pub trait Store: Send + Sync + 'static {
         entries: &[IndexEntry],
         score: i64,
     ) -> Result<usize, StoreError>;
+
+    /// The earliest score of each of `queues` (a queue's keeper aside),
+    /// `None` for an empty or absent queue; one round trip however many.
+    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError>;
+
+    /// Takes up to `limit` teams of the due index `index`
+    /// ([`keys::DUE_INDEX_DUEQ`], [`keys::DUE_INDEX_OUTBOX`]) whose earliest
+    /// time is ≤ `now`, lowest first: each leaves the index and is held
+    /// until `hold_until`, when, unless released, it is due again (its
+    /// taker died). A team held that a write notes meanwhile is back in the
+    /// index at once, and may be taken again (docs/architecture.md#many-teams).
+    /// Every add or move of an entry of a team's queue that a due index
+    /// lists ([`keys::due_index_of`]: a commit's `QueueAdd`, a
+    /// [`Store::queue_move_unchanged`]) notes the queue's team there at
+    /// that time, after the write itself, so a team in no index and held
+    /// by nobody has nothing due that any write made due since it was
+    /// taken.
+    async fn due_teams_claim(
+        &self,
+        index: &str,
+        now: i64,
+        limit: usize,
+        hold_until: i64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Ends the hold on `team` taken with `held_until` (a hold another
+    /// taker has since renewed is left alone), and puts the team back in
+    /// the index at `next`, its queue's earliest time as read after its
+    /// work (`None`: nothing queued), or lower where a write noted it
+    /// lower meanwhile: never raises what the index holds.
+    async fn due_teams_release(
+        &self,
+        index: &str,
+        team: &str,
+        held_until: i64,
+        next: Option<i64>,
+    ) -> Result<(), StoreError>;
+
+    /// Notes each team of `teams` in the due index at its time, or leaves it
+    /// where it is lower (a rescan's repair: see [`Store::due_teams_claim`]).
+    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError>;
 
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -82,6 +82,7 @@
 //! [`StoreError::Unavailable`], and the store reconnects by itself.
 mod cluster;
 pub(crate) mod conn;
+mod due;
 mod renewals;
 
 use ::redis::{cmd, Script, Value};
@@ -98,7 +99,14 @@ const COMMIT_LUA: &str = include_str!("redis/commit.lua");
 const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
 const MOVE_UNCHANGED_LUA: &str = include_str!("redis/move_unchanged.lua");
 /// Every script the store runs (a cluster node that lacks one is given it).
-const SCRIPTS: &[&str] = &[COMMIT_LUA, CLAIM_DUE_LUA, MOVE_UNCHANGED_LUA];
+const SCRIPTS: &[&str] = &[
+    COMMIT_LUA,
+    CLAIM_DUE_LUA,
+    MOVE_UNCHANGED_LUA,
+    due::DUE_CLAIM_LUA,
+    due::DUE_RELEASE_LUA,
+    due::DUE_NOTE_LUA,
+];
 
 /// Extra entries read per page when a cursor's ties must be skipped.
 const TIE_SLACK: usize = 16;
@@ -116,6 +124,7 @@ pub struct RedisStore {
     commit_script: Script,
     claim_due_script: Script,
     move_unchanged_script: Script,
+    due_scripts: due::DueScripts,
     companions: Companions,
     /// How far this Redis' clock is ahead of ours (ms), as its last claim
     /// answer told: a claim's answer-by time is written in Redis' time.
@@ -166,10 +175,20 @@ impl RedisStore {
             commit_script: Script::new(COMMIT_LUA),
             claim_due_script: Script::new(CLAIM_DUE_LUA),
             move_unchanged_script: Script::new(MOVE_UNCHANGED_LUA),
+            due_scripts: due::DueScripts::new(),
             companions: Companions::new(),
             redis_ahead_ms: AtomicI64::new(0),
             renewals: Renewals::new(LIFETIME_EVERY),
         }
+    }
+
+    /// Until when, in Redis' time as this process reckons it (ms), a caller
+    /// waits for a call sent now: at most `CALL_TIMEOUT`. A claim that
+    /// runs later (queued while Redis was paused) must take nothing.
+    fn answer_by(&self) -> i64 {
+        unix_ms()
+            .saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed))
+            .saturating_add(i64::try_from(conn::CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// This store, renewing lifetimes every `every` instead of every
@@ -589,6 +608,7 @@ impl Store for RedisStore {
         match self.conn.invoke("commit", &call).await? {
             Value::Int(0) => {
                 self.remember_companions(&ops);
+                self.note_queued(Self::queued(&ops)).await;
                 let renewed = lives.iter().filter(|l| l.renew);
                 let renewed = renewed.map(|l| (l.key, l.latest.saturating_add_unsigned(l.slack)));
                 let streams = given.into_iter().map(|k| (k, renewals::BY_PERIOD));
@@ -673,11 +693,7 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        // The caller waits for the answer at most CALL_TIMEOUT: a claim that
-        // runs later (queued while Redis was paused) must take nothing.
-        let answer_by = unix_ms()
-            .saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed))
-            .saturating_add(i64::try_from(conn::CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX));
+        let answer_by = self.answer_by();
         let mut call = self.claim_due_script.prepare_invoke();
         // Never up to a queue's keeper.
         call.key(self.key(key))
@@ -706,10 +722,42 @@ impl Store for RedisStore {
         for entry in entries {
             call.arg(&entry.member).arg(entry.score);
         }
-        match self.conn.invoke("queue_move_unchanged", &call).await? {
-            Value::Int(n) => Ok(usize::try_from(n).unwrap_or(0)),
-            _ => Err(unexpected("queue_move_unchanged")),
+        let moved = match self.conn.invoke("queue_move_unchanged", &call).await? {
+            Value::Int(n) => usize::try_from(n).unwrap_or(0),
+            _ => return Err(unexpected("queue_move_unchanged")),
+        };
+        if moved > 0 {
+            self.note_queued([(key, score)]).await;
         }
+        Ok(moved)
+    }
+
+    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+        self.first_of_queues(queues).await
+    }
+
+    async fn due_teams_claim(
+        &self,
+        index: &str,
+        now: i64,
+        limit: usize,
+        hold_until: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.claim_due_teams(index, now, limit, hold_until).await
+    }
+
+    async fn due_teams_release(
+        &self,
+        index: &str,
+        team: &str,
+        held_until: i64,
+        next: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.release_due_team(index, team, held_until, next).await
+    }
+
+    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError> {
+        self.note_due(index, teams).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -888,7 +936,13 @@ mod tests {
     /// built from `ARGV` or from stored data.
     #[test]
     fn scripts_touch_only_the_keys_passed_in_keys() {
-        for (name, script) in [("commit.lua", COMMIT_LUA), ("claim_due.lua", CLAIM_DUE_LUA)] {
+        for (name, script) in [
+            ("commit.lua", COMMIT_LUA),
+            ("claim_due.lua", CLAIM_DUE_LUA),
+            ("due_claim.lua", due::DUE_CLAIM_LUA),
+            ("due_release.lua", due::DUE_RELEASE_LUA),
+            ("due_note.lua", due::DUE_NOTE_LUA),
+        ] {
             assert!(script.contains("redis.call("), "{name}");
             assert_eq!(calls_outside_keys(script), Vec::<String>::new(), "{name}");
         }

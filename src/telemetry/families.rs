@@ -41,6 +41,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
+    ("chatgate_teams", Kind::Gauge, "", "Teams in the configuration in force (set at start and at each reload)."),
     ("chatgate_background_queue", Kind::Gauge, "kind", "Background asks claimed and waiting for their turn in this instance's poller, by kind (ladder, app_poll)."),
     ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due queue."),
     ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),
@@ -106,8 +107,11 @@ pub(super) fn describe_and_register() {
     }
 }
 
-/// The series labelled by the config's teams and channels, at 0.
+/// The series labelled by the config's teams and channels, at 0, and
+/// `chatgate_teams`, how many teams `config` has (set at start and at each
+/// reload).
 pub fn register_config(config: &Config) {
+    metrics::gauge!("chatgate_teams").set(config.teams.len() as f64);
     for team in config.teams.keys() {
         for receiver in Receiver::ALL.map(Receiver::as_str) {
             for name in [

@@ -63,6 +63,9 @@ pub struct Setup {
     pub public_url: Option<String>,
     /// The acme team's `sms_channel` (default `"sms"`, the twilio channel).
     pub sms_channel: Option<String>,
+    /// How many teams besides acme and globex (`aaa-00000`, … with keys
+    /// nobody holds, sorted before both): a gateway of many teams.
+    pub extra_teams: usize,
 }
 
 /// The secrets of a test config.
@@ -325,6 +328,16 @@ sha256 = "{agent}"
         agent = ApiKeyHash::of_key(&keys.globex_agent).to_hex(),
     );
     std::fs::write(dir.join("config/teams/globex.toml"), globex).unwrap();
+    for i in 0..setup.extra_teams {
+        let team = format!(
+            "id = \"aaa-{i:05}\"\nlogin_url = \"https://login.test/\"\nchannels = [\"webchat\"]\n\n\
+             [[security_keys]]\nkid = \"aaa-{i:05}\"\nsecret = \"{sec}\"\nprimary = true\n\n\
+             [[api_keys]]\nid = \"aaa-{i:05}-bot\"\nrole = \"bot\"\nsha256 = \"{hash}\"\n",
+            sec = keys.globex_security,
+            hash = ApiKeyHash::of_key(&format!("nobody-holds-{i}-{prefix}")).to_hex(),
+        );
+        std::fs::write(dir.join(format!("config/teams/aaa-{i:05}.toml")), team).unwrap();
+    }
     let webchat = format!(
         "name = \"webchat\"\nkind = \"webhook\"\nurl = \"{chat_url}/messages\"\nsecret = \"${{CG_TEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
         keys.webchat_secret

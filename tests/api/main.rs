@@ -27,6 +27,7 @@ mod ladder;
 mod lockouts;
 mod login_callback;
 mod logs;
+mod many_teams;
 mod metrics;
 mod oidc;
 mod oidc_attacks;

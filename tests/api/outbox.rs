@@ -733,7 +733,7 @@ async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
         app.gateway.store.commit(ops).await.unwrap(),
         Commit::Applied
     );
-    app.gateway.outbox.wake();
+    app.gateway.outbox.wake("acme");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let queued = crate::redis_support::queue_items(&mut conn, &queue).await;
     assert_eq!(queued, 1, "the item waits while its event is not logged");

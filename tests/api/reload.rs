@@ -586,6 +586,26 @@ async fn sighup_reloads_the_running_binary_and_logs_each_outcome_in_one_line() {
     assert_eq!(status(second.clone()).await, 201, "the new key is in force");
     assert_eq!(status(bot.clone()).await, 401, "the old key is gone");
 
+    // A valid reload says in one line how many teams and channels are in
+    // force, and `chatgate_teams` says so too
+    // (docs/operations.md#reloading-the-configuration).
+    let third = initech(&generate_api_key(), "")
+        .replacen("id = \"initech\"", "id = \"initech2\"", 1)
+        .replacen("kid = \"i1\"", "kid = \"i2\"", 1);
+    std::fs::write(dir.join("config/teams/initech2.toml"), third).unwrap();
+    hang_up(&child);
+    let applied = log.wait_for("teams=2");
+    assert!(
+        applied.contains("configuration reloaded") && applied.contains("channels=1"),
+        "{applied}"
+    );
+    let metrics = client.get(format!("{base}/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.lines().any(|l| l == "chatgate_teams 2"),
+        "{metrics}"
+    );
+
     let _ = child.kill();
     let _ = child.wait();
     let all = log.1.join("\n");

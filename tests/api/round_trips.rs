@@ -144,6 +144,34 @@ impl Store for Counting {
         // Background work (the outbox): not part of any request.
         self.inner.queue_move_unchanged(key, entries, score).await
     }
+    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
+        // Background work (the due indexes): not part of any request.
+        self.inner.queues_first(queues).await
+    }
+    async fn due_teams_claim(
+        &self,
+        index: &str,
+        now: i64,
+        limit: usize,
+        hold: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        // Background work (the due indexes): not part of any request.
+        self.inner.due_teams_claim(index, now, limit, hold).await
+    }
+    async fn due_teams_release(
+        &self,
+        index: &str,
+        team: &str,
+        held: i64,
+        next: Option<i64>,
+    ) -> Result<(), StoreError> {
+        // Background work (the due indexes): not part of any request.
+        self.inner.due_teams_release(index, team, held, next).await
+    }
+    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError> {
+        // Background work (the due indexes): not part of any request.
+        self.inner.due_teams_note(index, teams).await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         self.tick();
         self.inner.ping().await

@@ -8,6 +8,7 @@
 //! the cluster's own (a master killed and back, restarts) in `cluster_only`.
 mod cluster_only;
 mod creates;
+mod due_teams;
 mod indexes;
 mod records;
 mod redis_creates;
@@ -85,6 +86,7 @@ contract!(
     indexes::queue_ops_of_one_commit_apply_in_order,
     indexes::queue_members_stay_until_removed,
     indexes::an_index_lowered_by_a_removal_keeps_what_is_added_after,
+    due_teams::queue_writes_note_their_team_and_releases_never_raise_a_note,
 );
 
 /// The memory store's queue, emptied, is gone: a new one lives exactly as

@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use super::lanes::{
@@ -63,7 +63,7 @@ use super::{Batch, Claimed, Handled, Outbox, Task, BATCH, LEASE, POLL};
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::Publisher;
-use crate::gateway::{Core, Live};
+use crate::gateway::{due_teams, Core, Live};
 use crate::store::{keys, Commit, IndexEntry, Op, SharedStore, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 
@@ -115,13 +115,18 @@ impl Dispatcher {
         let mut teams = JoinSet::new();
         let mut started = std::collections::HashSet::new();
         let mut replaced = this.live.replacements();
+        let mut watch = tokio::time::interval(POLL);
+        watch.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut reloaded = true;
         loop {
             // A team a reload added gets its loop; a removed team's loop
             // finds no team and hands nothing out (its items wait in the
             // store).
-            for id in this.live.current().config.teams.keys() {
-                if started.insert(id.clone()) {
-                    teams.spawn(TeamDispatch::new(Arc::clone(&this), id.clone()).run());
+            if std::mem::take(&mut reloaded) {
+                for id in this.live.current().config.teams.keys() {
+                    if started.insert(id.clone()) {
+                        teams.spawn(TeamDispatch::new(Arc::clone(&this), id.clone()).run());
+                    }
                 }
             }
             tokio::select! {
@@ -129,7 +134,36 @@ impl Dispatcher {
                 changed = replaced.changed() => if changed.is_err() {
                     shutdown.await;
                     return;
+                } else {
+                    reloaded = true;
                 },
+                _ = watch.tick() => this.wake_due_teams().await,
+            }
+        }
+    }
+
+    /// Wakes the loops of the teams the outbox's due index says have items
+    /// due (another instance's, or ones handed back for later): an idle
+    /// gateway reads the index alone (docs/architecture.md#many-teams).
+    /// Each team is handed back at once at its queue's earliest time: one
+    /// whose loop has not claimed yet is due again at the next round.
+    async fn wake_due_teams(&self) {
+        let (store, index) = (self.store.as_ref(), keys::DUE_INDEX_OUTBOX);
+        loop {
+            // An outage is the store's own log's to tell (once).
+            let Ok((teams, hold)) = due_teams::take(store, index, self.clock.now()).await else {
+                return;
+            };
+            let gw = self.live.current();
+            for id in &teams {
+                let known = gw.config.team(id).is_some();
+                if known {
+                    self.outbox.wake(id);
+                }
+                due_teams::release(store, index, id, known, hold).await;
+            }
+            if teams.len() < due_teams::TAKE {
+                return;
             }
         }
     }
@@ -168,12 +202,16 @@ struct TeamDispatch {
     /// Settlements, to the team's settling task.
     settle: mpsc::UnboundedSender<Handled>,
     settled: Option<mpsc::UnboundedReceiver<Handled>>,
+    /// The team's bell, heard from the loop's creation on: a wake rung
+    /// before the loop first runs is not lost.
+    bell: watch::Receiver<u64>,
 }
 
 impl TeamDispatch {
     fn new(shared: Arc<Dispatcher>, team: String) -> Self {
         let (settle, settled) = mpsc::unbounded_channel();
         TeamDispatch {
+            bell: shared.outbox.bell(&team).subscribe(),
             queue: keys::outbox(&team),
             gw: shared.live.current(),
             shared,
@@ -199,12 +237,15 @@ impl TeamDispatch {
             self.team.clone(),
             settled,
         ));
-        let mut bell = self.shared.outbox.bell.subscribe();
+        let mut bell = self.bell.clone();
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // Look at once; then whenever woken, at each poll, and as long as
-        // the last claim came back full (more may be due) while there is room.
-        let (mut look, mut behind) = (true, false);
+        // Look whenever woken (by a commit of this instance, or by the
+        // outbox's due index), and as long as the last claim came back
+        // full (more may be due) while there is room. The poll only
+        // publishes the team's health, and only once the loop has lanes: an
+        // idle team costs the store nothing and the process next to nothing.
+        let (mut look, mut behind) = (false, false);
         // The claim under way: deliveries that end meanwhile start the
         // next items waiting, without waiting for its answer.
         let mut claiming: Option<Claiming> = None;
@@ -249,8 +290,10 @@ impl TeamDispatch {
                     }
                     look = true;
                 }
-                _ = poll.tick() => {
-                    look = true;
+                // Only a loop that holds items or has delivered here has
+                // lanes to look after and health to publish: an idle
+                // team's loop sleeps until woken.
+                _ = poll.tick(), if self.held > 0 || !self.lanes.is_empty() => {
                     self.shared.outbox.health.publish(&self.team, self.shared.clock.now());
                 }
             }

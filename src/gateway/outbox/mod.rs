@@ -30,7 +30,7 @@
 //! loop, [`Dispatcher`]), [`lanes`] (what a destination's lane decides,
 //! without I/O), [`delivery`] (delivering one item).
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -70,11 +70,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// Timeout of one webhook delivery.
 pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The wake-up bell of this instance's dispatcher (every team's loop hears
-/// it: a count that moves on each commit), its HTTP client, and the
-/// items this instance has just written, kept for it ([`Kept`]).
+/// The wake-up bells of this instance's dispatcher (one per team, which
+/// that team's loop hears), its HTTP client, and the items this instance
+/// has just written, kept for it ([`Kept`]).
 pub struct Outbox {
-    bell: watch::Sender<u64>,
+    bells: Mutex<HashMap<String, Arc<watch::Sender<u64>>>>,
     http: reqwest::Client,
     kept: Kept,
     health: health::Health,
@@ -148,16 +148,27 @@ impl Outbox {
             .build()
             .unwrap_or_default();
         Outbox {
-            bell: watch::Sender::new(0),
+            bells: Mutex::default(),
             http,
             kept: Kept::default(),
             health: health::Health::default(),
         }
     }
 
-    /// Something was committed: look now rather than at the next poll.
-    pub fn wake(&self) {
-        self.bell.send_modify(|n| *n = n.wrapping_add(1));
+    /// Something was committed to `team`'s outbox, or the teams' due
+    /// index says it has items due: its loop looks now.
+    pub fn wake(&self, team: &str) {
+        self.bell(team).send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// `team`'s bell, which its loop hears (a count that moves on each
+    /// wake).
+    fn bell(&self, team: &str) -> Arc<watch::Sender<u64>> {
+        let mut bells = self.bells.lock().unwrap_or_else(|e| e.into_inner());
+        let bell = bells
+            .entry(team.to_string())
+            .or_insert_with(|| Arc::new(watch::Sender::new(0)));
+        Arc::clone(bell)
     }
 
     /// The op that puts `item` into `team`'s outbox, due at once: the
@@ -348,7 +359,8 @@ fn digest(text: &str) -> u64 {
 pub(in crate::gateway) struct Recorded {
     pub ops: Vec<Op>,
     appended: Vec<(Event, Option<About>)>,
-    queued: bool,
+    /// The team whose outbox the commit adds to, if it does.
+    queued: Option<String>,
 }
 
 impl Core {
@@ -389,7 +401,7 @@ impl Core {
                 _ => item,
             };
             recorded.ops.extend(self.outbox.enqueue(team, item, now)?);
-            recorded.queued = true;
+            recorded.queued = Some(team.to_string());
         }
         Ok(recorded)
     }
@@ -401,8 +413,8 @@ impl Core {
         for (event, about) in recorded.appended {
             self.events.announce(event, about.as_ref());
         }
-        if recorded.queued {
-            self.outbox.wake();
+        if let Some(team) = &recorded.queued {
+            self.outbox.wake(team);
         }
     }
 

@@ -56,13 +56,15 @@ async fn every_key_has_a_ttl_except_an_endless_put() {
 
     // An index keeps its members' expiry times beside it (`:exp`; one of a
     // single member does not: see `a_lone_member_keeps_no_expiry_set`); a
-    // queue is its sorted set alone.
+    // queue is its sorted set alone; a due queue's team is noted in the
+    // teams' due index (docs/architecture.md#many-teams).
     let mut expected: Vec<String> = [
         "{t}:i:1",
         "{t}:aj:x",
         "{t}:idx",
         "{t}:idx:exp",
         "{t}:dueq",
+        "{~due}:dueq",
         "{t}:ban",
     ]
     .iter()

@@ -1,0 +1,167 @@
+//! A gateway of many teams (docs/architecture.md#many-teams): background
+//! work finds the teams with something due through the teams' due indexes,
+//! so an idle gateway costs the store little whatever its number of teams;
+//! a due entry of any team is still acted on, once, by whichever instance
+//! runs; work that fell due while none ran, or whose note was lost, is
+//! found by the rescan at start.
+use std::time::Duration;
+
+use chatgate::store::{keys, SharedStore};
+
+use crate::helpers::*;
+
+/// Many teams: the interactions' team (acme) sorts after all of them.
+const MANY: usize = 500;
+
+/// Two-second authentications, among `extra` other teams.
+fn short_lived(extra: usize) -> Setup {
+    Setup {
+        defaults: "authenticated_ttl = \"2s\"".into(),
+        extra_teams: extra,
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    the_due_expiry_of_a_team_among_many_fires,
+    setup: short_lived(MANY),
+    |mut app: TestApp| async move {
+        let id = app.new_interaction().await;
+        app.authenticate(&id, "cust-many").await;
+        app.advance(3);
+        let e = app
+            .next_event("interaction.expired", Duration::from_secs(10))
+            .await
+            .expect("interaction.expired of acme, among 500 other teams");
+        assert_eq!(
+            crate::helpers::event_data(&e)["interaction"]["id"],
+            id.as_str()
+        );
+    }
+);
+
+/// Takes every team out of both due indexes and holds them for ever, as
+/// an instance that died between a queue's write and its note would leave
+/// them: only a rescan finds their work again.
+async fn lose_the_notes(store: &SharedStore) {
+    for index in [keys::DUE_INDEX_DUEQ, keys::DUE_INDEX_OUTBOX] {
+        // Held past any time the claims below ask for.
+        let never = 1_i64 << 50;
+        while !store
+            .due_teams_claim(index, never - 1, 1_000, never)
+            .await
+            .unwrap()
+            .is_empty()
+        {}
+    }
+}
+
+both_stores!(
+    a_start_finds_work_that_fell_due_meanwhile_even_unnoted,
+    |app: TestApp| async move {
+        let backend = app.backend;
+        drop(app);
+        let Some((store, prefix)) = crate::outbox::own_store(backend).await else {
+            return;
+        };
+        let setup = Setup {
+            key_prefix: Some(prefix.clone()),
+            store: Some(store.clone()),
+            ..short_lived(MANY)
+        };
+        let first = spawn_with(backend, setup.clone()).await.unwrap();
+        let id = first.new_interaction().await;
+        first.authenticate(&id, "cust-restart").await;
+        let keys = Some(first.keys.clone());
+        first.stop_keeping_keys().await;
+        lose_the_notes(&store).await;
+        // No instance runs while the authentication ends.
+        tokio::time::sleep(Duration::from_millis(2_500)).await;
+        let mut second = spawn_with(backend, Setup { keys, ..setup }).await.unwrap();
+        second.advance(3);
+        let e = second
+            .next_event("interaction.expired", Duration::from_secs(10))
+            .await
+            .expect("the expiry that fell due meanwhile, found by the start's rescan");
+        assert_eq!(
+            crate::helpers::event_data(&e)["interaction"]["id"],
+            id.as_str()
+        );
+    }
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_instance_leaves_its_due_work_to_the_other_done_once() {
+    let Some(a) = spawn_with(Backend::Redis, short_lived(MANY)).await else {
+        return;
+    };
+    let second = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..short_lived(MANY)
+    };
+    let mut b = spawn_with(Backend::Redis, second).await.unwrap();
+    let id = a.new_interaction().await;
+    a.authenticate(&id, "cust-dropped").await;
+    a.stop_keeping_keys().await;
+    b.advance(3);
+    b.next_event("interaction.expired", Duration::from_secs(10))
+        .await
+        .expect("the dropped instance's expiry, announced by the other");
+    assert!(
+        b.next_event("interaction.expired", Duration::from_secs(3))
+            .await
+            .is_none(),
+        "announced once"
+    );
+    let expired = || async {
+        let texts = b.chat_messages().await;
+        texts.iter().filter(|m| m["purpose"] == "expired").count()
+    };
+    crate::outbox::eventually("the expired text", || async { expired().await >= 1 }).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(expired().await, 1, "the expired text sent once");
+}
+
+/// The calls Redis has counted so far, over every command (a command
+/// inside a script counts).
+async fn redis_calls() -> u64 {
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    info.split("calls=")
+        .skip(1)
+        .filter_map(|rest| rest.split(',').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Idle, a gateway of 2 000 teams costs Redis a bounded number of
+/// commands a second: before the due indexes, every instance read every
+/// team's due queue and outbox on its own clock, about 18.5 commands a
+/// second per team (37 000 here). The bound is far below that and far
+/// above what the indexes cost (docs/performance.md#idle-teams), and is
+/// the least of three one-second windows: other tests on the same Redis
+/// add to the count, not take from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_gateway_of_many_teams_costs_the_store_little() {
+    let Some(app) = spawn_with(Backend::Redis, short_lived(2_000)).await else {
+        return;
+    };
+    // Past the start's rescan.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let mut least = u64::MAX;
+    for _ in 0..3 {
+        let before = redis_calls().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        least = least.min(redis_calls().await - before);
+    }
+    assert!(
+        least < 5_000,
+        "{least} Redis commands in a second, idle, with 2 000 teams"
+    );
+    drop(app);
+}
