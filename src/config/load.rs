@@ -102,6 +102,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
     };
     check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config, &file)?;
+    super::texts::check_texts(&config, &file)?;
     Ok(config)
 }
 

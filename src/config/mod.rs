@@ -23,6 +23,7 @@ mod team;
 mod teams;
 #[cfg(test)]
 mod tests;
+mod texts;
 mod toml_file;
 mod validate;
 
@@ -37,11 +38,11 @@ pub use crate::domain::abuse::{Destinations, LockoutScope, NumberType, SmsRegion
 pub use crate::domain::customer_refs::CustomerRefLogging;
 pub use crate::domain::secrets::SecurityKey;
 pub use crate::domain::settings::{
-    AuthMethod, Intent, LockoutSettings, LoginBinding, OtpSettings, PinSettings, Settings,
-    StepUpSettings, Templates,
+    AuthMethod, Intent, LocaleSettings, LockoutSettings, LoginBinding, OtpSettings, PinSettings,
+    Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
-pub use channels::template;
+pub use channels::{template, text};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_with_env};
@@ -52,6 +53,7 @@ pub use settings::TemplateOverrides;
 pub use team::{
     ApiKey, ChannelConfig, OidcConfig, OnCredentialChange, Role, SsfConfig, Team, TeamWebhook,
 };
+pub use texts::{chosen_texts, ChosenText, PLACEHOLDERS};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;

@@ -19,6 +19,7 @@ use crate::domain::challenge::Challenge;
 use crate::domain::interaction::{
     CallbackAnswer, Customer, InteractionRecord, Link, LinkUse, Method, PendingBinding,
 };
+use crate::domain::locale::LocaleTag;
 use crate::domain::login::{self, LinkCheck, LoginVerdict, Proof};
 use crate::domain::login_token::{self, LoginClaims, Stage};
 use crate::domain::otp::{self, OtpCode};
@@ -39,6 +40,8 @@ pub struct LinkRequest {
     pub deliver: Option<bool>,
     /// Who runs the login: the team's login page (default) or its identity provider.
     pub provider: LinkProvider,
+    /// The language asked for from now on (docs/api.md#languages).
+    pub locale: Option<LocaleTag>,
 }
 
 /// Who runs a link's login (`provider` of a login-link request).
@@ -131,6 +134,8 @@ struct LinkPlan<'t> {
     oidc: bool,
     /// The gateway sends it into the chat (`deliver: true`).
     deliver: bool,
+    /// The language asked for from now on.
+    locale: Option<LocaleTag>,
 }
 
 impl<'t> LinkPlan<'t> {
@@ -167,6 +172,7 @@ impl<'t> LinkPlan<'t> {
             key,
             oidc,
             deliver: req.deliver.unwrap_or(false),
+            locale: req.locale.clone(),
         })
     }
 }
@@ -261,6 +267,9 @@ fn new_link(
     now: Timestamp,
 ) -> Result<NewLink> {
     let s = w.settings;
+    if let Some(locale) = &plan.locale {
+        w.rec.ask_locale(locale, false);
+    }
     let link_id = Uuid::now_v7();
     let claims = link_claims(core, team, &w.rec, plan, link_id, s, now);
     let token = login_token::issue(plan.key, &claims)?;
@@ -338,6 +347,7 @@ fn link_claims(
         stage: plan.stage,
         scope: plan.scope.clone(),
         expected_customer: plan.expected.clone(),
+        locale: Some(rec.locale(&s.locale).to_string()),
     }
 }
 

@@ -21,6 +21,7 @@ use super::pages;
 use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
+use crate::domain::locale::LocaleTag;
 use crate::error::{Error, Result};
 use crate::gateway::{
     Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ShortLinkTarget,
@@ -72,6 +73,10 @@ pub struct LinkBody {
     /// Who runs the login; `oidc` answers `token: null` and both URLs short.
     #[schema(value_type = Option<Provider>)]
     pub provider: Option<String>,
+    /// The language of the conversation from now on, this link's message
+    /// and token included (docs/api.md#languages).
+    #[schema(value_type = Option<super::openapi::LocaleText>)]
+    pub locale: Option<String>,
 }
 
 impl TryFrom<LinkBody> for LinkRequest {
@@ -88,6 +93,7 @@ impl TryFrom<LinkBody> for LinkRequest {
             expected_customer: b.expected_customer,
             deliver: b.deliver,
             provider,
+            locale: b.locale.as_deref().map(LocaleTag::requested).transpose()?,
         })
     }
 }
