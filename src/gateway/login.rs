@@ -78,11 +78,22 @@ fn login_url(team: &Team, token: &str) -> String {
 #[derive(Debug)]
 pub enum ShortLinkTarget {
     Redirect(String),
-    Expired,
+    /// Expired; the page speaks the link's interaction's language, when
+    /// the link names one still configured.
+    Expired(Option<Speaks>),
     /// The login it was issued for has been made (or refused) with it.
-    Used,
+    Used(Speaks),
     /// A live link whose login runs at the team's identity provider.
     Provider(ProviderLink),
+}
+
+/// Whose language a page speaks: a team's channel, in `locale` (an entry
+/// of its `supported`; docs/api.md#languages).
+#[derive(Debug, Clone)]
+pub struct Speaks {
+    pub team: String,
+    pub channel: String,
+    pub locale: String,
 }
 
 /// What a live identity-provider link starts a login for.
@@ -421,28 +432,36 @@ pub async fn resolve_short_link(
     // A record this version cannot read (one written before short links
     // stopped holding their token) is a link to ask again for.
     let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(None));
     };
+    let speaks = link_speaks(core, &link);
     let Some((interaction_id, link_id)) = link.target() else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     };
     if link.expires_at().is_some_and(|e| now >= e) {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     }
     // A team or key removed from the config since: the login page
     // could not verify the token either.
     let Some(team) = core.config.team(&link.claims.aud) else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     };
     let Some(key) = team.key_by_kid(&link.kid) else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     };
     match core.load_pair(team, interaction_id, now).await {
         Ok(pair) => {
             let rec = pair.rec()?;
+            let speaks = Speaks {
+                team: team.id.clone(),
+                channel: rec.channel.clone(),
+                locale: rec
+                    .locale(&team.settings_for(&rec.channel).locale)
+                    .to_string(),
+            };
             Ok(match rec.links.iter().find(|l| l.id == link_id) {
-                None => ShortLinkTarget::Expired,
-                Some(l) if l.used => ShortLinkTarget::Used,
+                None => ShortLinkTarget::Expired(Some(speaks)),
+                Some(l) if l.used => ShortLinkTarget::Used(speaks),
                 Some(_) if link.oidc => ShortLinkTarget::Provider(ProviderLink {
                     team: team.id.clone(),
                     interaction_id,
@@ -455,9 +474,23 @@ pub async fn resolve_short_link(
                 }
             })
         }
-        Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),
+        Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired(speaks)),
         Err(e) => Err(e),
     }
+}
+
+/// The language a link's pages speak before its interaction is read: the
+/// one its token claimed, where its team and channel are still configured.
+fn link_speaks(core: &Core, link: &ShortLink) -> Option<Speaks> {
+    let team = core.config.team(&link.claims.aud)?;
+    let channel = &link.claims.channel;
+    let l = &team.settings_for(channel).locale;
+    let asked = link.claims.locale.as_deref();
+    Some(Speaks {
+        team: team.id.clone(),
+        channel: channel.clone(),
+        locale: crate::domain::locale::matched(asked, &l.supported, &l.default).to_string(),
+    })
 }
 
 /// `POST /v1/login/callback`, checked in the order of

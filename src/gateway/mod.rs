@@ -53,7 +53,8 @@ pub use expiry::Sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
 pub use login::{
-    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink, ShortLinkTarget,
+    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink,
+    ShortLinkTarget, Speaks,
 };
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;

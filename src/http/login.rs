@@ -17,7 +17,7 @@ use super::openapi::{
     raw_schema, ApiKeyErrors, CallbackE409, CallbackE410, JsonBodyErrors, RawSchema, E401, E403,
     E404, E423, E503,
 };
-use super::pages;
+use super::pages::{self, Said};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
@@ -320,6 +320,7 @@ async fn short_link(
         _ => Err(Error::NotFound("no such link")),
     };
     let html = pages::wants_html(&headers);
+    let config = &st.gateway.config;
     match target {
         Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {
@@ -335,10 +336,16 @@ async fn short_link(
             );
             res
         }
-        Ok(ShortLinkTarget::Expired) if html => pages::render(&pages::EXPIRED_LINK),
-        Ok(ShortLinkTarget::Used) if html => pages::render(&pages::USED_LINK),
-        Ok(ShortLinkTarget::Expired) => Error::TokenExpired.into_response(),
-        Ok(ShortLinkTarget::Used) => super::problem::response(
+        Ok(ShortLinkTarget::Expired(speaks)) if html => {
+            let said = Said::of(config, speaks.as_ref(), &headers, "page_link_expired");
+            pages::render_said(StatusCode::GONE, &said, None)
+        }
+        Ok(ShortLinkTarget::Used(speaks)) if html => {
+            let said = Said::of(config, Some(&speaks), &headers, "page_link_used");
+            pages::render_said(StatusCode::GONE, &said, None)
+        }
+        Ok(ShortLinkTarget::Expired(_)) => Error::TokenExpired.into_response(),
+        Ok(ShortLinkTarget::Used(_)) => super::problem::response(
             StatusCode::GONE,
             "token_expired",
             "the link was already used; ask for a new one",
@@ -348,12 +355,13 @@ async fn short_link(
             // error and labels the request's log line; the visitor gets a
             // page: an unknown link, or (the store, or a bug) try again.
             let problem = e.into_response();
-            let page = if problem.status() == StatusCode::NOT_FOUND {
-                &pages::UNKNOWN_LINK
+            let key = if problem.status() == StatusCode::NOT_FOUND {
+                "page_link_unknown"
             } else {
-                &pages::UNAVAILABLE
+                "page_try_again"
             };
-            let mut res = pages::render(page);
+            let said = Said::of(config, None, &headers, key);
+            let mut res = pages::render_said(problem.status(), &said, None);
             *res.status_mut() = problem.status();
             if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
                 res.extensions_mut().insert(*label);

@@ -144,3 +144,85 @@ both_stores!(
         assert_eq!((read["locale"].as_str(), read["requested_locale"].as_str()), (Some("en"), Some("en")));
     }
 );
+
+/// Spanish and Arabic, with the pages' texts in both.
+fn pages_in_three() -> Setup {
+    Setup {
+        defaults: r##"
+[defaults.locale]
+supported = ["en", "es", "ar"]
+[defaults.translations.es]
+page_link_expired = "Este enlace ha caducado\nPide uno nuevo en el chat."
+page_link_used = "Este enlace ya se usó\nPide uno nuevo en el chat."
+page_link_unknown = "No conocemos este enlace\nComprueba que lo copiaste entero."
+[defaults.translations.ar]
+page_link_expired = "انتهت صلاحية هذا الرابط\nاطلب رابطًا جديدًا في المحادثة."
+page_link_unknown = "لا نعرف هذا الرابط\nتأكد من نسخه كاملًا."
+"##
+        .into(),
+        ..Setup::default()
+    }
+}
+
+/// The page at `path` for a browser (with `Accept-Language` when given):
+/// its status and HTML.
+async fn page(app: &TestApp, path: &str, accept_language: Option<&str>) -> (u16, String) {
+    let mut rb = app
+        .request(reqwest::Method::GET, path, None)
+        .header("accept", "text/html");
+    if let Some(l) = accept_language {
+        rb = rb.header("accept-language", l);
+    }
+    let res = rb.send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+fn short_path(link: &Value) -> String {
+    let url = link["short_url"].as_str().unwrap();
+    url.trim_start_matches("http://gateway.test").to_string()
+}
+
+both_stores!(
+    the_link_pages_speak_the_interaction_s_language,
+    setup: pages_in_three(),
+    |app: TestApp| async move {
+        // Spanish: a used link, then an expired one.
+        let id = app.new_interaction().await;
+        let used = app.issue_link(&id, json!({"locale": "es-419"})).await;
+        let res = app.callback(used["token"].as_str().unwrap(), "success", json!({"id": "c1"})).await;
+        assert_eq!(res.status(), 200);
+        let (status, html) = page(&app, &short_path(&used), Some("en")).await;
+        assert_eq!(status, 410);
+        assert!(html.contains("<html lang=\"es\">"), "{html}");
+        assert!(html.contains("<h1>Este enlace ya se usó</h1>"), "{html}");
+        assert!(html.contains("<p>Pide uno nuevo en el chat.</p>"), "{html}");
+        // Arabic, right to left; a key not translated falls back to English.
+        let other = app.new_interaction().await;
+        let link = app.issue_link(&other, json!({"locale": "ar-EG"})).await;
+        app.advance(601);
+        let (status, html) = page(&app, &short_path(&link), None).await;
+        assert_eq!(status, 410);
+        assert!(html.contains("<html lang=\"ar\" dir=\"rtl\">"), "{html}");
+        assert!(html.contains("<h1>انتهت صلاحية هذا الرابط</h1>"), "{html}");
+        let (_, html) = page(&app, &short_path(&used), None).await;
+        assert!(html.contains("<html lang=\"es\">"), "{html}");
+    }
+);
+
+both_stores!(
+    a_page_of_no_interaction_speaks_the_visitor_s_accept_language,
+    setup: pages_in_three(),
+    |app: TestApp| async move {
+        let path = "/l/neverissued0000000000000000";
+        let (status, html) = page(&app, path, Some("fr;q=0.9, es-MX;q=0.8, ar;q=0.5")).await;
+        assert_eq!(status, 404);
+        assert!(html.contains("<html lang=\"es\">"), "{html}");
+        assert!(html.contains("<h1>No conocemos este enlace</h1>"), "{html}");
+        let (_, html) = page(&app, "/l/a/b", Some("ar-SA, es;q=0.9")).await;
+        assert!(html.contains("<html lang=\"ar\" dir=\"rtl\">"), "{html}");
+        assert!(html.contains("<h1>لا نعرف هذا الرابط</h1>"), "{html}");
+        let (_, html) = page(&app, path, Some("de")).await;
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+        assert!(html.contains("<h1>We don\u{2019}t know this link</h1>"), "{html}");
+    }
+);
