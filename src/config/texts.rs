@@ -70,6 +70,13 @@ pub(super) fn check_texts(config: &Config, system_file: &str) -> Result<(), Conf
                 problem,
             ));
         }
+        if let crate::channels::ChannelKind::Whatsapp(keys) = &channel.kind {
+            let tags = keys.otp_template_languages.keys();
+            if let Some((tag, problem)) = unsupported_tag(tags, supported) {
+                let key = format!("otp_template_languages.{tag}");
+                return Err(ConfigError::new(&file, key, problem));
+            }
+        }
         for (tag, texts) in &channel.translations {
             for (key, t) in texts {
                 if let Some(c) = t.chars().find(|c| is_bidi_control(*c)) {

@@ -273,6 +273,7 @@ impl Core {
                 .flatten(),
             public_url: self.config.server.public_url.clone(),
             code_ttl: fill.ttl,
+            locale: locale.to_string(),
         };
         self.channels.send(&msg).await
     }

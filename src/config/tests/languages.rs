@@ -176,3 +176,24 @@ fn a_bidirectional_control_character_is_refused() {
     fx.append(SMS, "[translations.es]\notp = \"#PIN#\u{202E}\"\n");
     fx.expect_err(SMS, "translations.es.otp", "bidirectional");
 }
+
+#[test]
+fn a_whatsapp_template_language_for_an_unsupported_tag_is_refused() {
+    let fx = spanish();
+    fx.write(
+        "channels/wa.toml",
+        "name = \"wa\"\nkind = \"whatsapp\"\nphone_number_id = \"1\"\ntoken = \"${FX_WA:-t}\"\n\
+         otp_template = \"otp\"\notp_template_languages = { es = \"es_MX\", fr = \"fr\" }\n",
+    );
+    fx.expect_err(
+        "channels/wa.toml",
+        "otp_template_languages.fr",
+        "not one of locale.supported",
+    );
+    fx.edit("channels/wa.toml", ", fr = \"fr\"", "");
+    let config = fx.load().unwrap();
+    let crate::channels::ChannelKind::Whatsapp(keys) = &config.channels["wa"].kind else {
+        panic!("a whatsapp channel");
+    };
+    assert_eq!(keys.otp_template_languages["es"], "es_MX");
+}
