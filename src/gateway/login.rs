@@ -103,6 +103,10 @@ pub struct ProviderLink {
     pub interaction_id: Uuid,
     pub link_id: Uuid,
     pub expected_customer: Option<String>,
+    /// The languages to ask the provider for (`ui_locales`): the requested
+    /// tag, then the matched one when it differs; the matched one when
+    /// nothing was asked (docs/api.md#languages).
+    pub ui_locales: String,
 }
 
 /// The login page's callback, parsed and checked for shape.
@@ -467,6 +471,7 @@ pub async fn resolve_short_link(
                     interaction_id,
                     link_id,
                     expected_customer: link.claims.expected_customer.clone(),
+                    ui_locales: ui_locales(rec, &speaks.locale),
                 }),
                 Some(_) => {
                     let token = login_token::issue(key, &link.claims)?;
@@ -476,6 +481,15 @@ pub async fn resolve_short_link(
         }
         Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired(speaks)),
         Err(e) => Err(e),
+    }
+}
+
+/// `ui_locales` of `rec`, which speaks `matched`.
+fn ui_locales(rec: &InteractionRecord, matched: &str) -> String {
+    match rec.requested_locale.as_ref().map(|r| r.tag.as_str()) {
+        Some(asked) if !asked.eq_ignore_ascii_case(matched) => format!("{asked} {matched}"),
+        Some(asked) => asked.to_string(),
+        None => matched.to_string(),
     }
 }
 

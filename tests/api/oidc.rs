@@ -568,3 +568,34 @@ async fn a_provider_down_at_start_does_not_stop_the_gateway_and_answers_502() {
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(app.get(&id).await["status"], "pending", "nothing used up");
 }
+
+/// The hosted login asks the provider for the conversation's language:
+/// the requested tag, then the matched one when it differs; the matched
+/// default when nothing was asked (docs/api.md#languages).
+async fn the_provider_is_asked_for_the_conversation_s_language(backend: Backend) {
+    let supported = "[defaults.locale]\nsupported = [\"en\", \"es\"]\n";
+    let Some((app, idp)) = spawn_idp(backend, "", supported).await else {
+        return;
+    };
+    for (asked, ui_locales) in [
+        (Some("es-MX"), "es-MX es"),
+        (Some("es"), "es"),
+        (Some("fr"), "fr en"),
+        (None, "en"),
+    ] {
+        let extra = asked.map_or(json!({}), |l| json!({"locale": l}));
+        let (_, path) = oidc_link(&app, extra).await;
+        start(&app, &path).await;
+        assert_eq!(idp.last_authorize()["ui_locales"], ui_locales, "{asked:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_provider_is_asked_for_the_conversation_s_language_memory() {
+    the_provider_is_asked_for_the_conversation_s_language(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn the_provider_is_asked_for_the_conversation_s_language_redis() {
+    the_provider_is_asked_for_the_conversation_s_language(Backend::Redis).await;
+}
