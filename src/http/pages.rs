@@ -169,28 +169,12 @@ fn html_answer(status: StatusCode, html: String) -> Response {
 /// The page as a complete answer (the security headers are added by the
 /// router's middleware: CSP, no framing, no referrer, `no-store`).
 pub fn render(page: &Page) -> Response {
-    render_with(page, None)
-}
-
-/// The page with one more line in bold: a binding code for the customer to
-/// type into the chat (digits only; anything else is left out).
-pub fn render_code(page: &Page, code: &str) -> Response {
-    render_with(
-        page,
-        code.bytes().all(|b| b.is_ascii_digit()).then_some(code),
-    )
-}
-
-fn render_with(page: &Page, code: Option<&str>) -> Response {
-    let code = code
-        .map(|c| format!("<p><strong>{c}</strong></p>\n"))
-        .unwrap_or_default();
     let html = format!(
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
-         <p>{advice}</p>\n{code}</main>\n</body>\n</html>\n",
+         <p>{advice}</p>\n</main>\n</body>\n</html>\n",
         title = page.title,
         heading = page.heading,
         advice = page.advice,
@@ -221,9 +205,24 @@ mod tests {
             let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
             String::from_utf8(b.unwrap().to_vec()).unwrap()
         };
-        assert!(text(render_code(&USED_LINK, "482913")).contains("<strong>482913</strong>"));
-        let html = text(render_code(&USED_LINK, "<script>"));
-        assert!(!html.contains("<strong>") && !html.contains("<script>"));
+        let said = Said {
+            lang: "es".into(),
+            text: "Escribe #CODE# <b>ya</b>\nVuelve".into(),
+        };
+        let html = text(render_said(StatusCode::OK, &said, Some("482913")));
+        assert!(
+            html.contains("<h1>Escribe <strong>482913</strong> &lt;b&gt;ya&lt;/b&gt;</h1>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<html lang=\"es\">") && html.contains("<p>Vuelve</p>"),
+            "{html}"
+        );
+        let html = text(render_said(StatusCode::OK, &said, Some("<script>")));
+        assert!(
+            !html.contains("<script>") && html.contains("<strong></strong>"),
+            "{html}"
+        );
     }
 
     #[test]
