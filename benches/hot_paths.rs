@@ -38,6 +38,7 @@ fn hot_paths(c: &mut Criterion) {
         stage: Stage::MidChat,
         scope: None,
         expected_customer: None,
+        locale: None,
     };
     c.bench_function("login_token::issue", |b| {
         b.iter(|| login_token::issue(black_box(key), black_box(&claims)))

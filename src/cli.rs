@@ -307,10 +307,20 @@ pub fn template_body(
             ));
         }
     };
-    Ok(whatsapp::authentication_template(
-        name,
-        &keys.otp_template_language,
-        team.otp_ttl_through(channel),
+    let ttl = team.otp_ttl_through(channel);
+    let body = |code: &str| whatsapp::authentication_template(name, code, ttl);
+    if keys.otp_template_languages.is_empty() {
+        return Ok(body(&keys.otp_template_language));
+    }
+    // One body per distinct language code (docs/api.md#languages).
+    let mut codes = vec![keys.otp_template_language.as_str()];
+    for code in keys.otp_template_languages.values() {
+        if !codes.contains(&code.as_str()) {
+            codes.push(code);
+        }
+    }
+    Ok(serde_json::Value::Array(
+        codes.into_iter().map(body).collect(),
     ))
 }
 

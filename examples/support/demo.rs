@@ -325,7 +325,24 @@ async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
     chat.push(&s.conversation, "customer", &text);
     let lower = text.to_lowercase();
     let digits: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if lower.contains("sign in") || lower.contains("log in") {
+    // "español" or "english": the conversation switches language, and the
+    // gateway's code, notices and pages follow (docs/api.md#languages).
+    let switch = match lower.as_str() {
+        "español" | "espanol" | "spanish" => Some(("es", "Vale, seguimos en español.")),
+        "english" | "inglés" | "ingles" => Some(("en", "OK, we'll carry on in English.")),
+        _ => None,
+    };
+    if let Some((locale, reply)) = switch {
+        let body =
+            json!({"channel": "webchat", "conversation_id": s.conversation, "locale": locale});
+        let (status, _) = chat.call("/v1/interactions", body).await;
+        let reply = if status == 200 {
+            reply
+        } else {
+            "Sorry, I cannot switch language right now."
+        };
+        chat.push(&s.conversation, "bot", reply);
+    } else if lower.contains("sign in") || lower.contains("log in") {
         let (status, _) = chat
             .call(
                 &format!("/v1/interactions/{id}/login-links"),

@@ -160,6 +160,10 @@ pub struct Message {
     pub public_url: String,
     /// The code's remaining life, with `code`.
     pub code_ttl: Option<Duration>,
+    /// The interaction's language (an entry of `locale.supported`) that
+    /// `text` is in; a provider's own template follows it
+    /// (docs/channels.md#authentication-templates).
+    pub locale: String,
 }
 
 impl Message {
@@ -414,6 +418,7 @@ mod tests {
             code: Some("918273".into()),
             public_url: "http://gateway.test".into(),
             code_ttl: None,
+            locale: "en".into(),
         };
         let shown = format!("{msg:?} {msg:#?}");
         assert!(!shown.contains("918273"), "{shown}");

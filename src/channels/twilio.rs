@@ -370,6 +370,7 @@ mod tests {
             code: None,
             public_url: "http://gateway.test".into(),
             code_ttl: None,
+            locale: "en".into(),
         }
     }
 

@@ -46,6 +46,12 @@ pub struct WhatsappConfig {
     pub otp_template: Option<String>,
     #[serde(default = "default_otp_template_language")]
     pub otp_template_language: String,
+    /// Supported language tag → Meta's language code of the template
+    /// (`{ es = "es", "pt-BR" = "pt_BR" }`): an OTP goes in the
+    /// interaction's language when named here, else in
+    /// `otp_template_language`.
+    #[serde(default)]
+    pub otp_template_languages: std::collections::BTreeMap<String, String>,
 }
 
 fn default_otp_template_language() -> String {
@@ -100,7 +106,9 @@ impl Kind for WhatsappConfig {
             self.token.get(),
         );
         Ok(Arc::new(match &self.otp_template {
-            Some(name) => channel.with_otp_template(name, &self.otp_template_language),
+            Some(name) => channel
+                .with_otp_template(name, &self.otp_template_language)
+                .with_template_languages(&self.otp_template_languages),
             None => channel,
         }))
     }
@@ -142,6 +150,19 @@ pub struct WhatsappChannel {
 struct OtpTemplate {
     name: String,
     language: String,
+    /// `otp_template_languages`: tag → Meta's code.
+    languages: std::collections::BTreeMap<String, String>,
+}
+
+impl OtpTemplate {
+    /// Meta's code for a message in `locale`: the table's, else
+    /// `otp_template_language`.
+    fn language_for(&self, locale: &str) -> &str {
+        self.languages
+            .iter()
+            .find(|(tag, _)| tag.eq_ignore_ascii_case(locale))
+            .map_or(self.language.as_str(), |(_, code)| code.as_str())
+    }
 }
 
 impl WhatsappChannel {
@@ -169,7 +190,19 @@ impl WhatsappChannel {
         self.otp_template = Some(OtpTemplate {
             name: name.to_string(),
             language: language.to_string(),
+            languages: Default::default(),
         });
+        self
+    }
+
+    /// The template's language codes by the interaction's language tag.
+    pub fn with_template_languages(
+        mut self,
+        languages: &std::collections::BTreeMap<String, String>,
+    ) -> Self {
+        if let Some(t) = &mut self.otp_template {
+            t.languages = languages.clone();
+        }
         self
     }
 
@@ -194,7 +227,7 @@ impl WhatsappChannel {
             "type": "template",
             "template": {
                 "name": template.name,
-                "language": {"code": template.language},
+                "language": {"code": template.language_for(&msg.locale)},
                 "components": [
                     {"type": "body", "parameters": [{"type": "text", "text": code}]},
                     {
@@ -425,6 +458,7 @@ mod tests {
             code: None,
             public_url: "http://gateway.test".into(),
             code_ttl: None,
+            locale: "en".into(),
         }
     }
 
@@ -574,6 +608,32 @@ mod tests {
         let requests = server.received_requests().await.unwrap();
         assert_eq!(requests.len(), 1);
         serde_json::from_slice(&requests[0].body).unwrap()
+    }
+
+    /// The template goes in the interaction's language when the table names
+    /// it, else in `otp_template_language`.
+    #[tokio::test]
+    async fn the_template_follows_the_interaction_s_language_where_the_table_names_it() {
+        let languages = [("es".to_string(), "es_MX".to_string())].into();
+        for (locale, code) in [
+            ("es", "es_MX"),
+            ("ES", "es_MX"),
+            ("ar", "pt_BR"),
+            ("en", "pt_BR"),
+        ] {
+            let server = answering(
+                ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.L"}]})),
+            )
+            .await;
+            let ch = templated(&server.uri()).with_template_languages(&languages);
+            let msg = Message {
+                locale: locale.into(),
+                ..otp_message()
+            };
+            ch.send(&msg).await.unwrap();
+            let body = sent_body(&server).await;
+            assert_eq!(body["template"]["language"]["code"], code, "{locale}");
+        }
     }
 
     #[tokio::test]

@@ -2,6 +2,7 @@
 //! (docs/channels.md) and optional `[templates]`. Each kind's keys are read
 //! with its own type (`crate::channels::ChannelKind`); a key that type
 //! declares a `Secret` must be written as `${VAR}`, checked here.
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::value::{MapDeserializer, StrDeserializer};
@@ -10,6 +11,7 @@ use serde::forward_to_deserialize_any;
 
 use super::de::{describe, from_table, join};
 use super::interpolate::{interpolate_table, is_single_reference};
+use super::settings::FileTexts;
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_name, template_problem};
 use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
@@ -52,8 +54,13 @@ pub(super) fn load_channel(
         Some(_) => return Err(err("templates", "wrong type: expected a table".into())),
     };
     if let Some((key, problem)) = template_problem(&templates) {
-        return Err(err(key, problem.into()));
+        return Err(err(&key, problem));
     }
+    let translations: BTreeMap<String, FileTexts> = match table.remove("translations") {
+        None => BTreeMap::new(),
+        Some(toml::Value::Table(t)) => from_table(t, file, "translations")?,
+        Some(_) => return Err(err("translations", "wrong type: expected a table".into())),
+    };
 
     let keys = KindKeys { table, written };
     let kind = match ChannelKind::parse(&kind, keys) {
@@ -77,6 +84,7 @@ pub(super) fn load_channel(
         vouches_for_sender: vouches_for_sender.unwrap_or(kind.info().vouches_for_sender),
         kind,
         templates,
+        translations: translations.into_iter().map(|(t, x)| (t, x.0)).collect(),
     })
 }
 
@@ -89,26 +97,43 @@ fn take_string(table: &mut toml::Table, key: &str, file: &str) -> Result<String,
     }
 }
 
-/// The template text for `purpose`: the channel file's override, else the
-/// team's (per channel) settings.
+/// The template text for `purpose` in the default language (see [`text`]).
 pub fn template<'a>(
     purpose: Purpose,
     settings: &'a Settings,
     channel: Option<&'a ChannelConfig>,
 ) -> &'a str {
-    let o = channel.map(|c| &c.templates);
-    let pick = |over: Option<&'a Option<String>>, base: &'a String| -> &'a str {
-        over.and_then(|x| x.as_deref()).unwrap_or(base.as_str())
-    };
-    let t = &settings.templates;
-    match purpose {
-        Purpose::LoginLink => pick(o.map(|o| &o.login_link), &t.login_link),
-        Purpose::Otp => pick(o.map(|o| &o.otp), &t.otp),
-        Purpose::PinPrompt => pick(o.map(|o| &o.pin_prompt), &t.pin_prompt),
-        Purpose::Authenticated => pick(o.map(|o| &o.authenticated), &t.authenticated),
-        Purpose::Expired => pick(o.map(|o| &o.expired), &t.expired),
-        Purpose::AppPrompt => pick(o.map(|o| &o.app_prompt), &t.app_prompt),
-    }
+    text(
+        purpose.as_str(),
+        settings,
+        channel,
+        &settings.locale.default,
+    )
+}
+
+/// The text of template `key` in language `locale` (an entry of
+/// `settings.locale.supported`) for the channel `channel` of a team whose
+/// (per channel) settings are `settings`: the channel file's translation,
+/// the team's (over the system's, merged in `settings`), then the same in
+/// the default language, whose last word is `templates`
+/// (docs/configuration.md#languages). Empty for a key that is not one.
+pub fn text<'a>(
+    key: &str,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+    locale: &str,
+) -> &'a str {
+    let default = settings.locale.default.as_str();
+    let of_channel = |tag: &str| channel.and_then(|c| c.translations.get(tag)?.get(key));
+    let of_settings = |tag: &str| settings.translations.get(tag)?.get(key);
+    of_channel(locale)
+        .or_else(|| of_settings(locale))
+        .or_else(|| of_channel(default))
+        .or_else(|| channel.and_then(|c| c.templates.texts.get(key)))
+        .or_else(|| of_settings(default))
+        .map(String::as_str)
+        .or_else(|| settings.templates.get(key))
+        .unwrap_or("")
 }
 
 impl Config {

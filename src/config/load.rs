@@ -112,6 +112,7 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
     };
     check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config)?;
+    super::texts::check_texts(&config, &file)?;
     Ok(config)
 }
 

@@ -24,6 +24,7 @@ mod team;
 mod teams;
 #[cfg(test)]
 mod tests;
+mod texts;
 mod toml_file;
 mod validate;
 
@@ -39,10 +40,10 @@ pub use crate::domain::customer_refs::CustomerRefLogging;
 pub use crate::domain::secrets::SecurityKey;
 pub use crate::domain::settings::{
     AuthMethod, Intent, LocaleSettings, LockoutSettings, LoginBinding, OtpSettings, PinSettings,
-    Settings, StepUpSettings, Templates,
+    Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
-pub use channels::template;
+pub use channels::{template, text};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_all_but_sms_length, load_with_env};
@@ -55,6 +56,7 @@ pub use team::{
     ApiKey, ChannelConfig, Dialogflow, OidcConfig, OnCredentialChange, Role, SsfConfig, Team,
     TeamWebhook,
 };
+pub use texts::{chosen_texts, ChosenText, PLACEHOLDERS};
 pub use toml_file::ConfigError;
 
 use secrecy::SecretString;

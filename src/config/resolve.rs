@@ -4,7 +4,7 @@
 //! [`Settings`], so a misspelt key is refused in whichever layer holds it.
 use super::de::{from_table, join};
 use super::settings::file;
-use super::validate::settings_problem;
+use super::validate::{settings_problem, unsupported_tag};
 use super::{ConfigError, Settings};
 
 /// One layer: a settings table and where it was written.
@@ -31,16 +31,28 @@ pub(super) fn resolve(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
     };
     let settings: Settings = from_table::<file::Settings>(merged, top.file, &top.prefix)?.into();
     if let Some((keys, problem)) = settings_problem(&settings) {
-        let written = layers
-            .iter()
-            .rev()
-            .find_map(|l| keys.iter().find(|k| has_path(l.table, k)).map(|k| (l, *k)));
-        let (layer, key) = written.unwrap_or((top, keys.first().copied().unwrap_or("")));
+        let written = layers.iter().rev().find_map(|l| {
+            keys.iter()
+                .find(|k| has_path(l.table, k))
+                .map(|k| (l, k.as_str()))
+        });
+        let (layer, key) = written.unwrap_or((top, keys.first().map_or("", String::as_str)));
         return Err(ConfigError::new(
             layer.file,
             join(&layer.prefix, key),
             problem,
         ));
+    }
+    let written = top
+        .table
+        .get("translations")
+        .and_then(toml::Value::as_table);
+    if let Some((tag, problem)) = unsupported_tag(
+        written.into_iter().flat_map(|t| t.keys()),
+        &settings.locale.supported,
+    ) {
+        let key = join(&top.prefix, &format!("translations.{tag}"));
+        return Err(ConfigError::new(top.file, key, problem));
     }
     Ok(settings)
 }

@@ -2,20 +2,59 @@
 //! `[templates]`; and the settings as the files write them ([`file`]).
 //! The settings themselves are the domain's (`domain::settings`); `config`
 //! reads the files into them.
-use serde::{Deserialize, Serialize};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
 
-/// A channel file's `[templates]`: any purpose may be overridden; `subject`
-/// is the e-mail subject of `smtp` channels.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+use crate::domain::settings::{Templates, Texts};
+
+/// A channel file's `[templates]`: any key of the templates may be
+/// overridden; `subject` is the e-mail subject of `smtp` channels.
+#[derive(Debug, Clone, Default)]
 pub struct TemplateOverrides {
-    pub login_link: Option<String>,
-    pub otp: Option<String>,
-    pub pin_prompt: Option<String>,
-    pub authenticated: Option<String>,
-    pub expired: Option<String>,
-    pub app_prompt: Option<String>,
+    /// Key of the templates → text.
+    pub texts: Texts,
     pub subject: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for TemplateOverrides {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut texts = Texts::deserialize(d)?;
+        let subject = texts.remove("subject");
+        known_keys(&texts, &["subject"])?;
+        Ok(TemplateOverrides { texts, subject })
+    }
+}
+
+/// Texts as a file writes them (`[templates]`, `[translations.TAG]`): the
+/// keys of [`Templates`] only, so a key added there is one here at once.
+#[derive(Debug, Clone, Default)]
+pub struct FileTexts(pub Texts);
+
+impl<'de> Deserialize<'de> for FileTexts {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let texts = Texts::deserialize(d)?;
+        known_keys(&texts, &[])?;
+        Ok(FileTexts(texts))
+    }
+}
+
+/// Refuses a key that is not one of the templates' (nor of `also`), as
+/// serde words an unknown field.
+fn known_keys<E: de::Error>(texts: &Texts, also: &[&str]) -> Result<(), E> {
+    let keys = Templates::keys();
+    match texts
+        .keys()
+        .find(|k| !keys.contains(&k.as_str()) && !also.contains(&k.as_str()))
+    {
+        Some(k) => {
+            let expected: Vec<String> = keys.iter().chain(also).map(|k| format!("`{k}`")).collect();
+            Err(E::custom(format!(
+                "unknown field `{k}`, expected one of {}",
+                expected.join(", ")
+            )))
+        }
+        None => Ok(()),
+    }
 }
 
 /// The settings as the files write them (`[defaults]`, a team's
@@ -150,12 +189,35 @@ pub(super) mod file {
         step_up: StepUpSettings,
         templates: Templates,
         locale: LocaleSettings,
+        translations: BTreeMap<String, super::FileTexts>,
         intents: BTreeMap<String, Intent>,
     });
 
     table!(domain::LocaleSettings {
+        default: String,
+        supported: Vec<String>,
         max_sms_segments: u32,
     });
+
+    impl Read<domain::Texts> for super::FileTexts {
+        fn read(self) -> domain::Texts {
+            self.0
+        }
+    }
+
+    /// `[templates]`: the domain's defaults, with the keys it writes.
+    #[derive(Debug, Default, Deserialize)]
+    pub(in crate::config) struct Templates(super::FileTexts);
+
+    impl Read<domain::Templates> for Templates {
+        fn read(self) -> domain::Templates {
+            let mut t = domain::Templates::default();
+            for (key, text) in self.0 .0 {
+                t.set(&key, text);
+            }
+            t
+        }
+    }
 
     table!(domain::Intent {
         max_age: Option<Dur>,
@@ -201,25 +263,6 @@ pub(super) mod file {
         always: bool,
         on_new_fingerprint: bool,
         on_region_change: bool,
-    });
-
-    table!(domain::Templates {
-        login_link: String,
-        otp: String,
-        pin_prompt: String,
-        authenticated: String,
-        expired: String,
-        app_prompt: String,
-        say_authenticated: String,
-        say_not_authenticated: String,
-        say_code_sent: String,
-        say_link_sent: String,
-        say_wrong_code: String,
-        say_code_expired: String,
-        say_locked: String,
-        say_banned: String,
-        say_send_failed: String,
-        say_rate_limited: String,
     });
 
     names!(domain::LoginBinding { None, ChatCode });

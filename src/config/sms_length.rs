@@ -5,12 +5,9 @@
 use std::collections::BTreeMap;
 
 use super::validate::{at_longest, longest_short_url, written_at};
-use super::{template, ChannelConfig, ChannelKind, Config, ConfigError, Settings, Team};
+use super::{ChannelConfig, ChannelKind, Config, ConfigError, Settings, Team};
 use crate::channels::Purpose;
 use crate::domain::sms_segments::{self, Segments};
-
-/// The language of `templates` while they are the only texts.
-const DEFAULT_TAG: &str = "en";
 
 /// One text a team can send through a `twilio` channel, its placeholders
 /// at their longest.
@@ -33,20 +30,20 @@ impl SmsText<'_> {
     }
 }
 
-/// The languages whose texts are counted for interactions under `settings`.
-fn languages(_settings: &Settings) -> Vec<&str> {
-    vec![DEFAULT_TAG]
+/// The languages texts are kept in for interactions under `settings`.
+fn languages(settings: &Settings) -> impl Iterator<Item = &str> {
+    settings.locale.supported.iter().map(String::as_str)
 }
 
 /// The text of `purpose` in language `tag` that interactions under
-/// `settings` send through `channel`.
+/// `settings` send through `channel` (docs/configuration.md#languages).
 fn text_in<'a>(
-    _tag: &str,
+    tag: &str,
     purpose: Purpose,
     settings: &'a Settings,
     channel: &'a ChannelConfig,
 ) -> &'a str {
-    template(purpose, settings, Some(channel))
+    super::text(purpose.as_str(), settings, Some(channel), tag)
 }
 
 /// Every (team, channel, language, key) whose text can go through a
@@ -112,7 +109,7 @@ pub(super) fn check(config: &Config) -> Result<(), ConfigError> {
     let Some(t) = sms_texts(config).into_iter().find(SmsText::over) else {
         return Ok(());
     };
-    let (file, key) = written_at(config, t.team, t.source, t.channel, t.purpose);
+    let (file, key) = written_at(config, t.team, t.source, t.channel, (t.purpose, t.tag));
     Err(ConfigError::new(
         &file,
         key,

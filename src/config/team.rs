@@ -206,6 +206,9 @@ pub struct ChannelConfig {
     pub file: PathBuf,
     pub kind: ChannelKind,
     pub templates: TemplateOverrides,
+    /// `[translations.TAG]`: texts in other languages, tag → key → text
+    /// (docs/configuration.md#languages).
+    pub translations: std::collections::BTreeMap<String, crate::domain::settings::Texts>,
     /// The provider proves who writes in a conversation, so a conversation
     /// may be recognized (`recognize_for`, docs/api.md#recognized-conversations).
     /// Default: true for twilio, whatsapp, slack and telegram; false for

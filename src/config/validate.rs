@@ -1,8 +1,10 @@
 //! Value rules shared by the loaders: names, URLs, and the ranges of
 //! [`Settings`]. Problems are phrased without quoting the value.
+use super::texts::{translation_written_at, ChosenText};
 use super::toml_file::display_path;
 use super::{template, ChannelConfig, Config, ConfigError, Settings, Team, TemplateOverrides};
 use crate::channels::Purpose;
+use crate::domain::locale::well_formed;
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
 pub(super) fn check_name(s: &str) -> Result<(), String> {
@@ -25,9 +27,94 @@ pub(super) fn check_label(s: &str) -> Result<(), String> {
 /// An absolute `http` or `https` URL with a host (the rule channel files use too).
 pub(super) use crate::channels::kind::http_url;
 
-/// The first range rule `s` breaks: the keys involved (relative to the
-/// settings table; the first is the one reported) and the problem.
-pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
+/// The first rule `s` breaks: the keys involved (relative to the settings
+/// table; the first is the one reported) and the problem.
+pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
+    let keys = |k: &[&str]| k.iter().map(|k| k.to_string()).collect();
+    if let Some((k, problem)) = range_problem(s) {
+        return Some((keys(k), problem));
+    }
+    for (key, text) in s.templates.entries() {
+        if let Some(p) = missing_required(key, text) {
+            return Some((
+                vec![format!("templates.{key}")],
+                format!("must contain {p}"),
+            ));
+        }
+    }
+    locale_problem(s)
+}
+
+/// The rules of `locale` and `translations` (docs/configuration.md#languages).
+fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
+    let l = &s.locale;
+    let bcp47 = "must be a well-formed BCP 47 language tag";
+    if !well_formed(&l.default) {
+        return Some((
+            vec!["locale.default".into()],
+            format!("{:?} {bcp47}", l.default),
+        ));
+    }
+    if let Some(bad) = l.supported.iter().find(|t| !well_formed(t)) {
+        return Some((vec!["locale.supported".into()], format!("{bad:?} {bcp47}")));
+    }
+    if !l
+        .supported
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(&l.default))
+    {
+        return Some((
+            vec!["locale.default".into(), "locale.supported".into()],
+            format!("{:?} is not one of locale.supported", l.default),
+        ));
+    }
+    for (tag, texts) in &s.translations {
+        for (key, text) in texts {
+            if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+                return Some((
+                    vec![format!("translations.{tag}.{key}")],
+                    format!(
+                        "holds the bidirectional control character U+{:04X}",
+                        c as u32
+                    ),
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// The first tag of `tags` (a layer's or a channel file's translations)
+/// that is not a supported language: not BCP 47, or not in `supported`.
+pub(super) fn unsupported_tag<'a>(
+    tags: impl IntoIterator<Item = &'a String>,
+    supported: &[String],
+) -> Option<(&'a str, String)> {
+    tags.into_iter().find_map(|tag| {
+        if !well_formed(tag) {
+            Some((
+                tag.as_str(),
+                format!("{tag:?} is not a well-formed BCP 47 language tag"),
+            ))
+        } else if !supported.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
+            Some((
+                tag.as_str(),
+                format!("{tag:?} is not one of locale.supported"),
+            ))
+        } else {
+            None
+        }
+    })
+}
+
+/// The bidirectional control characters a text may not hold: they can
+/// reorder what a customer reads (docs/configuration.md#languages).
+pub(super) fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// The first range rule `s` breaks.
+fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
     let nonzero: [(&'static [&'static str], super::Dur); 10] = [
         (&["authenticated_ttl"], s.authenticated_ttl),
         (&["interaction_ttl"], s.interaction_ttl),
@@ -86,30 +173,27 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
             return Some((key, "must be longer than \"0s\"".to_string()));
         }
     }
-    if !s.templates.login_link.contains("#URL#") {
-        return Some((&["templates.login_link"], "must contain #URL#".to_string()));
-    }
-    if !s.templates.otp.contains("#PIN#") {
-        return Some((&["templates.otp"], "must contain #PIN#".to_string()));
-    }
-    if !s.templates.app_prompt.contains("#CODE#") {
-        return Some((&["templates.app_prompt"], "must contain #CODE#".to_string()));
-    }
     None
 }
 
+/// The placeholder a template of `key` cannot do without: the link, the
+/// code. `None` when `text` has it (or `key` needs none).
+pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
+    let needs = match key {
+        "login_link" => "#URL#",
+        "otp" => "#PIN#",
+        "app_prompt" | "page_binding_code" => "#CODE#",
+        _ => return None,
+    };
+    (!text.contains(needs)).then_some(needs)
+}
+
 /// The same template rules for a channel's `[templates]`.
-pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &'static str)> {
-    if t.login_link.as_ref().is_some_and(|s| !s.contains("#URL#")) {
-        return Some(("templates.login_link", "must contain #URL#"));
-    }
-    if t.otp.as_ref().is_some_and(|s| !s.contains("#PIN#")) {
-        return Some(("templates.otp", "must contain #PIN#"));
-    }
-    if t.app_prompt.as_ref().is_some_and(|s| !s.contains("#CODE#")) {
-        return Some(("templates.app_prompt", "must contain #CODE#"));
-    }
-    None
+pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(String, String)> {
+    t.texts.iter().find_map(|(key, text)| {
+        missing_required(key, text)
+            .map(|p| (format!("templates.{key}"), format!("must contain {p}")))
+    })
 }
 
 /// The longest short URL the gateway makes: `public_url` + `/l/` + 32
@@ -145,8 +229,24 @@ pub(super) fn written_at(
     team: &Team,
     source: &str,
     channel: &ChannelConfig,
-    purpose: Purpose,
+    (purpose, tag): (Purpose, &str),
 ) -> (String, String) {
+    let chosen = ChosenText {
+        tag,
+        key: purpose.as_str(),
+        text: super::text(
+            purpose.as_str(),
+            team.settings_for(source),
+            Some(channel),
+            tag,
+        ),
+    };
+    let system_file = display_path(&config.path);
+    if let Some(at) =
+        translation_written_at(config, team, source, Some(channel), &chosen, &system_file)
+    {
+        return at;
+    }
     let key = format!("templates.{}", purpose.as_str());
     if overrides(&channel.templates, purpose).is_some() {
         return (channel.file.display().to_string(), key);
@@ -220,16 +320,13 @@ pub(super) fn check_template_lengths(config: &Config) -> Result<(), ConfigError>
                 let Some(limit) = channel.kind.info().text_limit else {
                     continue;
                 };
-                for purpose in Purpose::ALL {
-                    if overrides(&channel.templates, purpose).is_some() {
-                        continue; // checked above
-                    }
-                    let text = template(purpose, settings, Some(channel));
+                for (tag, purpose) in every_language(settings) {
+                    let text = super::text(purpose.as_str(), settings, Some(channel), tag);
                     let len = worst_case_chars(text, public_url);
                     if len <= limit {
                         continue;
                     }
-                    let (file, key) = written_at(config, team, source, channel, purpose);
+                    let (file, key) = written_at(config, team, source, channel, (purpose, tag));
                     return Err(too_long(&file, key, len, channel, limit));
                 }
             }
@@ -238,16 +335,16 @@ pub(super) fn check_template_lengths(config: &Config) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// Every supported language with every purpose of a message, under
+/// `settings` (docs/configuration.md#languages).
+fn every_language(settings: &Settings) -> impl Iterator<Item = (&str, Purpose)> {
+    let tags = settings.locale.supported.iter().map(String::as_str);
+    tags.flat_map(|tag| Purpose::ALL.into_iter().map(move |p| (tag, p)))
+}
+
 /// A channel file's own template for `purpose`, if it has one.
 fn overrides(t: &TemplateOverrides, purpose: Purpose) -> Option<&str> {
-    match purpose {
-        Purpose::LoginLink => t.login_link.as_deref(),
-        Purpose::Otp => t.otp.as_deref(),
-        Purpose::PinPrompt => t.pin_prompt.as_deref(),
-        Purpose::Authenticated => t.authenticated.as_deref(),
-        Purpose::Expired => t.expired.as_deref(),
-        Purpose::AppPrompt => t.app_prompt.as_deref(),
-    }
+    t.texts.get(purpose.as_str()).map(String::as_str)
 }
 
 #[cfg(test)]

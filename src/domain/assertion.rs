@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::input;
 use super::interaction::Customer;
+use super::locale::LocaleTag;
 use super::login_token::{
     check_exp, check_nbf, hs256_kid, jwt_error, validation, BAD_KEY, LEEWAY_SECS,
 };
@@ -31,9 +32,20 @@ pub struct Assertion {
     pub phone: Option<String>,
     pub fingerprint: Option<String>,
     pub region: Option<String>,
+    /// The language the website's customer reads (docs/api.md#languages).
+    pub locale: Option<String>,
 }
 
 impl Assertion {
+    /// The `locale` claim when it is a well-formed tag; one that is not is
+    /// left out, never a refusal of the login
+    /// (docs/decisions/0104-an-assertion-s-language.md).
+    pub fn locale(&self) -> Option<LocaleTag> {
+        self.locale
+            .as_deref()
+            .and_then(|l| LocaleTag::parse(l).ok())
+    }
+
     /// The customer it proves, its claims held to the same rules as a
     /// login page's `customer` (422 naming the claim): `sub` is an
     /// identifier (normalised here), the rest display values. The
@@ -86,6 +98,8 @@ struct Wire {
     fingerprint: Option<String>,
     #[serde(default)]
     region: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
     /// A login token's claim (`mid_chat` / `pre_chat`); never in an assertion.
     #[serde(default)]
     stage: Option<serde_json::Value>,
@@ -158,6 +172,7 @@ pub fn verify(
         phone: w.phone,
         fingerprint: w.fingerprint,
         region: w.region,
+        locale: w.locale,
     })
 }
 
@@ -420,6 +435,7 @@ mod tests {
             stage: Stage::MidChat,
             scope: None,
             expected_customer: None,
+            locale: None,
         };
         let token = login_token::issue(&team.security_keys[0], &login).unwrap();
         let r = verify(&token, &team, "acme", MAX_AGE, at(T0));

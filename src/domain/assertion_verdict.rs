@@ -145,6 +145,7 @@ mod tests {
             phone: None,
             fingerprint: fingerprint.map(str::to_string),
             region: Some("EU".into()),
+            locale: None,
         }
     }
 

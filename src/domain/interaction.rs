@@ -12,7 +12,8 @@ use super::challenge::{
     Challenge, ChallengeState, PastChallenge, PastOutcome, MAX_PAST_CHALLENGES,
 };
 use super::subject::Standing;
-use crate::domain::settings::Settings;
+use crate::domain::locale::LocaleTag;
+use crate::domain::settings::{LocaleSettings, Settings};
 use crate::time::Timestamp;
 
 /// How an interaction was authenticated.
@@ -296,6 +297,17 @@ pub struct InteractionRecord {
     /// The fingerprint of the last valid pre-chat assertion that named one:
     /// the interaction's origin is then that device (see [`Self::origin`]).
     pub device: Option<String>,
+    /// The language asked for (docs/api.md#languages); `None`: none was.
+    pub requested_locale: Option<RequestedLocale>,
+}
+
+/// A language asked for on an interaction, as asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestedLocale {
+    /// The well-formed BCP 47 tag, spelled as asked.
+    pub tag: String,
+    /// Asked by a pre-chat assertion's `locale` claim, not by a request.
+    pub by_assertion: bool,
 }
 
 /// The subject of an interaction without a `customer_ref`:
@@ -336,7 +348,32 @@ impl InteractionRecord {
             expiry_announced: None,
             expiring_announced: None,
             device: None,
+            requested_locale: None,
         }
+    }
+
+    /// The language the interaction speaks: the entry of
+    /// `locale.supported` its requested tag looks up, else `locale.default`
+    /// (docs/api.md#languages).
+    pub fn locale<'a>(&self, locale: &'a LocaleSettings) -> &'a str {
+        let asked = self.requested_locale.as_ref().map(|r| r.tag.as_str());
+        crate::domain::locale::matched(asked, &locale.supported, &locale.default)
+    }
+
+    /// A request asked for `tag` (it switches the language from now on), or
+    /// an assertion did (used only while no request has asked).
+    pub fn ask_locale(&mut self, tag: &LocaleTag, by_assertion: bool) {
+        let by_request = self
+            .requested_locale
+            .as_ref()
+            .is_some_and(|r| !r.by_assertion);
+        if by_assertion && by_request {
+            return;
+        }
+        self.requested_locale = Some(RequestedLocale {
+            tag: tag.as_str().to_string(),
+            by_assertion,
+        });
     }
 
     /// Where this interaction's attempts come from, for
@@ -702,6 +739,36 @@ mod tests {
 
     fn t(s: i64) -> Timestamp {
         Timestamp::from_unix_seconds(1_800_000_000 + s)
+    }
+
+    #[test]
+    fn a_request_s_language_stands_over_an_assertion_s() {
+        let l = LocaleSettings {
+            default: "en".into(),
+            supported: vec!["en".into(), "es".into()],
+            max_sms_segments: 0,
+        };
+        let tag = |t: &str| LocaleTag::parse(t).unwrap();
+        let mut r = rec();
+        assert_eq!(r.locale(&l), "en");
+        r.ask_locale(&tag("es-MX"), true);
+        assert_eq!(r.locale(&l), "es");
+        r.ask_locale(&tag("fr"), false);
+        assert_eq!(
+            (
+                r.locale(&l),
+                r.requested_locale.as_ref().unwrap().tag.as_str()
+            ),
+            ("en", "fr")
+        );
+        r.ask_locale(&tag("es"), true);
+        assert_eq!(
+            r.requested_locale.as_ref().unwrap().tag,
+            "fr",
+            "a request stands"
+        );
+        r.ask_locale(&tag("ES"), false);
+        assert_eq!(r.locale(&l), "es");
     }
 
     fn rec() -> InteractionRecord {

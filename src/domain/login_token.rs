@@ -56,6 +56,11 @@ pub struct LoginClaims {
     pub scope: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_customer: Option<String>,
+    /// The interaction's language when the link was issued (an entry of
+    /// `locale.supported`), so the login page can speak it too; absent
+    /// from a token issued before languages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
 }
 
 /// Signs `claims` with `key`: header `{"alg":"HS256","typ":"JWT","kid":<kid>}`.
@@ -297,6 +302,7 @@ pub(crate) mod tests {
             stage: Stage::MidChat,
             scope: Some("statement_copy".into()),
             expected_customer: None,
+            locale: None,
         }
     }
 

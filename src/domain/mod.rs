@@ -16,6 +16,7 @@ pub mod devices;
 pub mod input;
 pub mod interaction;
 pub mod ladder;
+pub mod locale;
 pub mod login;
 pub mod login_token;
 pub mod logout;

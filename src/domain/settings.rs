@@ -36,8 +36,11 @@ pub struct Settings {
     pub lockout: LockoutSettings,
     pub step_up: StepUpSettings,
     pub templates: Templates,
-    /// `[locale]`: the languages' settings (docs/configuration.md#sms-length).
+    /// The languages texts are written in (docs/configuration.md#languages).
     pub locale: LocaleSettings,
+    /// Texts in other languages than `locale.default`: language tag → key
+    /// of [`Templates`] → text (docs/configuration.md#languages).
+    pub translations: std::collections::BTreeMap<String, Texts>,
     /// Named assurance policies for one action (`[defaults.intents.payment]`),
     /// asked for with `GET /v1/interactions/{id}/assurance?intent=payment`.
     pub intents: std::collections::BTreeMap<String, Intent>,
@@ -95,6 +98,7 @@ impl Default for Settings {
             step_up: StepUpSettings::default(),
             templates: Templates::default(),
             locale: LocaleSettings::default(),
+            translations: std::collections::BTreeMap::new(),
             intents: std::collections::BTreeMap::new(),
         }
     }
@@ -216,15 +220,37 @@ pub struct StepUpSettings {
     pub on_region_change: bool,
 }
 
-/// `[locale]`.
-#[derive(Debug, Clone, Default)]
+/// Some texts in one language: key of [`Templates`] → text.
+pub type Texts = std::collections::BTreeMap<String, String>;
+
+/// The languages of a team's texts (docs/configuration.md#languages).
+#[derive(Debug, Clone)]
 pub struct LocaleSettings {
-    /// More than 0: a text that can go by SMS (a `twilio` channel) may take
-    /// at most this many segments at its longest; 0: no check.
+    /// A BCP 47 tag: the language of `templates`, and of an interaction
+    /// that asked for none or for one not supported.
+    pub default: String,
+    /// The languages texts are kept in; `default` is one of them.
+    pub supported: Vec<String>,
+    /// More than 0: a text that can go by SMS longer than this many
+    /// segments is a start-up error; 0: no check.
     pub max_sms_segments: u32,
 }
 
-/// Text sent into chat; `#URL#`, `#PIN#`, `#MINUTES#`, `#CODE#` are filled in.
+impl Default for LocaleSettings {
+    fn default() -> Self {
+        LocaleSettings {
+            default: "en".into(),
+            supported: vec!["en".into()],
+            max_sms_segments: 0,
+        }
+    }
+}
+
+/// Texts the gateway sends or shows, in the default language; `#URL#`,
+/// `#PIN#`, `#MINUTES#`, `#CODE#`, `#LEFT#` are filled in. A field added
+/// here is a key of `[defaults.templates]`, of every translation and of a
+/// channel file's `[templates]` at once: add it to [`Templates::entries`]
+/// (the compiler asks for it there).
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub login_link: String,
@@ -247,6 +273,16 @@ pub struct Templates {
     pub say_banned: String,
     pub say_send_failed: String,
     pub say_rate_limited: String,
+    /// The gateway's pages (docs/api.md#languages): the first
+    /// line is the heading, the rest what to do next.
+    pub page_link_expired: String,
+    pub page_link_used: String,
+    pub page_link_unknown: String,
+    pub page_signed_in: String,
+    pub page_sign_in_failed: String,
+    pub page_try_again: String,
+    /// `#CODE#` is the binding code to type into the chat.
+    pub page_binding_code: String,
 }
 
 impl Default for Templates {
@@ -268,6 +304,118 @@ impl Default for Templates {
             say_banned: "Verification is not possible for this account. Please contact us.".into(),
             say_send_failed: "Sorry, I could not send the message. Please try again.".into(),
             say_rate_limited: "Too many codes were sent. Please try again later.".into(),
+            page_link_expired: "This link has expired\nAsk in the chat for a new one.".into(),
+            page_link_used: "This link was already used\nAsk in the chat for a new one.".into(),
+            page_link_unknown: "We don\u{2019}t know this link\nCheck you copied all of it.".into(),
+            page_signed_in: "You\u{2019}re signed in\nYou can go back to the chat now.".into(),
+            page_sign_in_failed: "This sign-in could not be finished\n\
+                                  Open the link from the chat again."
+                .into(),
+            page_try_again: "We can\u{2019}t do this right now\nPlease try again in a minute."
+                .into(),
+            page_binding_code: "Type this code into the chat: #CODE#\n\
+                                Go back to the chat and send this code to finish signing in."
+                .into(),
         }
+    }
+}
+
+/// The keys of [`Templates`], each once; `$m!(... , key, key, ...)`.
+/// The destructuring in `every_key!` makes the compiler ask for a field
+/// missing here.
+macro_rules! template_keys {
+    ($m:ident!($($args:tt)*)) => {
+        $m!(
+            $($args)*
+            login_link,
+            otp,
+            pin_prompt,
+            authenticated,
+            expired,
+            app_prompt,
+            page_link_expired,
+            page_link_used,
+            page_link_unknown,
+            page_signed_in,
+            page_sign_in_failed,
+            page_try_again,
+            page_binding_code,
+            say_authenticated,
+            say_not_authenticated,
+            say_code_sent,
+            say_link_sent,
+            say_wrong_code,
+            say_code_expired,
+            say_locked,
+            say_banned,
+            say_send_failed,
+            say_rate_limited,
+        )
+    };
+}
+
+/// Every key of a `Templates` (or `&mut`) with its field, by name.
+macro_rules! every_key {
+    ($t:expr, $($f:ident),+ $(,)?) => {{
+        let Templates { $($f),+ } = $t;
+        vec![$((stringify!($f), $f)),+]
+    }};
+}
+
+impl Templates {
+    /// Every key and its text, in the order of the struct.
+    pub fn entries(&self) -> Vec<(&'static str, &String)> {
+        template_keys!(every_key!(self,))
+    }
+
+    /// Every key and its text, to write.
+    fn entries_mut(&mut self) -> Vec<(&'static str, &mut String)> {
+        template_keys!(every_key!(self,))
+    }
+
+    /// The names of every key.
+    pub fn keys() -> Vec<&'static str> {
+        Templates::default()
+            .entries()
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    /// The text of `key`; `None` for a key that is not one.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, t)| t.as_str())
+    }
+
+    /// Sets the text of `key`; false for a key that is not one.
+    pub fn set(&mut self, key: &str, text: String) -> bool {
+        match self.entries_mut().into_iter().find(|(k, _)| *k == key) {
+            Some((_, slot)) => {
+                *slot = text;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_template_key_is_named_and_settable() {
+        let keys = Templates::keys();
+        assert_eq!(keys.len(), Templates::default().entries().len());
+        assert!(keys.contains(&"otp") && keys.contains(&"page_binding_code"));
+        let mut t = Templates::default();
+        assert!(t.set("page_link_used", "Usado".into()));
+        assert_eq!(t.get("page_link_used"), Some("Usado"));
+        assert_eq!(t.page_link_used, "Usado");
+        assert!(!t.set("greeting", "Hola".into()));
+        assert_eq!(t.get("greeting"), None);
     }
 }

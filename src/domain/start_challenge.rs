@@ -14,6 +14,7 @@ use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
 use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
 use super::interaction::{Contact, InteractionRecord};
+use super::locale::LocaleTag;
 use super::otp::OtpCode;
 use super::phone;
 use super::secrets::Pepper;
@@ -30,6 +31,8 @@ pub struct ChallengeRequest {
     /// A phone number (`sms`) or e-mail address (`email`), shaped; else the
     /// interaction's contact.
     pub to: Option<String>,
+    /// The language asked for from now on (docs/api.md#languages).
+    pub locale: Option<LocaleTag>,
 }
 
 impl ChallengeRequest {
@@ -94,6 +97,7 @@ impl ChallengeRequest {
             method,
             delivery,
             to,
+            locale: None,
         })
     }
 }

@@ -146,6 +146,9 @@ fn apply_assertion(
             failure = Some(f);
         }
         AssertionVerdict::StepUp { until, .. } => {
+            if let Some(locale) = a.locale() {
+                w.rec.ask_locale(&locale, true);
+            }
             w.rec.step_up = Some(PendingStepUp {
                 customer: p.customer,
                 fingerprint: a.fingerprint.clone(),
@@ -155,6 +158,9 @@ fn apply_assertion(
         }
         AssertionVerdict::Authenticate => {
             let s = w.settings;
+            if let Some(locale) = a.locale() {
+                w.rec.ask_locale(&locale, true);
+            }
             w.record_success(now);
             w.rec.authenticate(Method::PreChat, p.customer, now, s);
             w.announce_authenticated();

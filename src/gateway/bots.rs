@@ -10,7 +10,7 @@ use super::challenges::{self, read, verify};
 use super::interactions::{self, NewInteraction};
 use super::login::{self, LinkRequest};
 use super::{Core, InteractionView};
-use crate::config::Team;
+use crate::config::{self, Team};
 use crate::domain::bot_turn::{self, BotResult, Done, Said, Tag};
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::start_challenge::ChallengeRequest;
@@ -65,7 +65,7 @@ pub async fn take_turn(
         Err(e) => bot_turn::refusal(&e).ok_or(e)?,
     };
     // Say it.
-    let text = say(team, channel, result, left);
+    let text = say(core, team, channel, &interaction.locale, (result, left));
     Ok(BotAnswer {
         result,
         text,
@@ -83,13 +83,26 @@ fn new_interaction(turn: &BotTurn, channel: &str) -> NewInteraction {
         customer_ref: turn.customer_ref.clone(),
         session_pin: None,
         contact: None,
+        locale: turn.locale.clone(),
     }
 }
 
-/// The text of `result`: the `say_*` template of the settings in force on
-/// `channel`, `#LEFT#` filled. The one place a turn's text is chosen.
-fn say(team: &Team, channel: &str, result: BotResult, left: Option<u32>) -> String {
-    bot_turn::say(&team.settings_for(channel).templates, result, left)
+/// The text of `result`: the `say_*` text of the settings in force on
+/// `channel` in the interaction's language (docs/api.md#languages),
+/// `#LEFT#` filled. The one place a turn's text is chosen.
+fn say(
+    core: &Core,
+    team: &Team,
+    channel: &str,
+    locale: &str,
+    (result, left): (BotResult, Option<u32>),
+) -> String {
+    let settings = team.settings_for(channel);
+    let channel_cfg = core.config.channels.get(channel);
+    bot_turn::say(
+        config::text(&result.key(), settings, channel_cfg, locale),
+        left,
+    )
 }
 
 /// What the tag's action did, and the attempts left when it checked a code.

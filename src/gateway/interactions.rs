@@ -15,6 +15,7 @@ use crate::config::Team;
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
+use crate::domain::locale::LocaleTag;
 use crate::domain::logout::LogoutCause;
 use crate::domain::pin::SessionPin;
 use crate::domain::recognition::Recognition;
@@ -35,6 +36,8 @@ pub struct NewInteraction {
     /// Digits only, `pin.min_length..=pin.max_length`. Stored only hashed.
     pub session_pin: Option<String>,
     pub contact: Option<Contact>,
+    /// The language asked for from now on (docs/api.md#languages).
+    pub locale: Option<String>,
 }
 
 /// A create request, its shape checked.
@@ -44,6 +47,7 @@ struct Checked {
     customer_ref: Option<CustomerRef>,
     pin: Option<SessionPin>,
     contact: Contact,
+    locale: Option<LocaleTag>,
 }
 
 impl Checked {
@@ -83,12 +87,18 @@ impl Checked {
             },
             None => Contact::default(),
         };
+        let locale = req
+            .locale
+            .as_deref()
+            .map(LocaleTag::requested)
+            .transpose()?;
         Ok(Checked {
             channel: req.channel,
             conversation,
             customer_ref,
             pin,
             contact,
+            locale,
         })
     }
 
@@ -100,6 +110,9 @@ impl Checked {
         rec.customer_ref = self.customer_ref.clone().map(CustomerRef::into_string);
         rec.session_pin_hash = self.pin.as_ref().map(|p| p.keyed_hash(rec.id, pepper));
         rec.contact = self.contact.clone();
+        if let Some(locale) = &self.locale {
+            rec.ask_locale(locale, false);
+        }
         rec
     }
 }
@@ -161,8 +174,16 @@ async fn create_or_find(
 ) -> Result<Option<(InteractionView, bool)>> {
     let seen = read_conversation(core, team, new, now).await?;
     if let Some(existing) = &seen.link.value {
-        match core.load_pair(team, existing.id, now).await {
-            Ok(pair) => return Ok(Some((pair.view(team, now)?, false))),
+        let found = match &new.locale {
+            // The conversation switched language (docs/api.md#languages).
+            Some(locale) => switch_locale(core, team, existing.id, locale, now).await,
+            None => match core.load_pair(team, existing.id, now).await {
+                Ok(pair) => pair.view(team, now),
+                Err(e) => Err(e),
+            },
+        };
+        match found {
+            Ok(view) => return Ok(Some((view, false))),
             Err(Error::NotFound(_)) => {} // forgotten: start a new one
             Err(e) => return Err(e),
         }
@@ -198,6 +219,23 @@ async fn create_or_find(
         }
         Commit::Conflict { .. } => Ok(None),
     }
+}
+
+/// The interaction speaks `locale` from now on.
+async fn switch_locale(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    locale: &LocaleTag,
+    now: Timestamp,
+) -> Result<InteractionView> {
+    let (view, ()) = core
+        .update_interaction(team, id, now, |w| {
+            w.rec.ask_locale(locale, false);
+            Ok(())
+        })
+        .await?;
+    Ok(view)
 }
 
 /// What a new interaction's conversation already holds, in one round

@@ -19,6 +19,7 @@ use crate::domain::challenge::Challenge;
 use crate::domain::interaction::{
     CallbackAnswer, Customer, InteractionRecord, Link, LinkUse, Method, PendingBinding,
 };
+use crate::domain::locale::LocaleTag;
 use crate::domain::login::{self, LinkCheck, LoginVerdict, Proof};
 use crate::domain::login_token::{self, LoginClaims, Stage};
 use crate::domain::otp::{self, OtpCode};
@@ -39,6 +40,8 @@ pub struct LinkRequest {
     pub deliver: Option<bool>,
     /// Who runs the login: the team's login page (default) or its identity provider.
     pub provider: LinkProvider,
+    /// The language asked for from now on (docs/api.md#languages).
+    pub locale: Option<LocaleTag>,
 }
 
 /// Who runs a link's login (`provider` of a login-link request).
@@ -75,11 +78,22 @@ fn login_url(team: &Team, token: &str) -> String {
 #[derive(Debug)]
 pub enum ShortLinkTarget {
     Redirect(String),
-    Expired,
+    /// Expired; the page speaks the link's interaction's language, when
+    /// the link names one still configured.
+    Expired(Option<Speaks>),
     /// The login it was issued for has been made (or refused) with it.
-    Used,
+    Used(Speaks),
     /// A live link whose login runs at the team's identity provider.
     Provider(ProviderLink),
+}
+
+/// Whose language a page speaks: a team's channel, in `locale` (an entry
+/// of its `supported`; docs/api.md#languages).
+#[derive(Debug, Clone)]
+pub struct Speaks {
+    pub team: String,
+    pub channel: String,
+    pub locale: String,
 }
 
 /// What a live identity-provider link starts a login for.
@@ -89,6 +103,10 @@ pub struct ProviderLink {
     pub interaction_id: Uuid,
     pub link_id: Uuid,
     pub expected_customer: Option<String>,
+    /// The languages to ask the provider for (`ui_locales`): the requested
+    /// tag, then the matched one when it differs; the matched one when
+    /// nothing was asked (docs/api.md#languages).
+    pub ui_locales: String,
 }
 
 /// The login page's callback, parsed and checked for shape.
@@ -131,6 +149,8 @@ struct LinkPlan<'t> {
     oidc: bool,
     /// The gateway sends it into the chat (`deliver: true`).
     deliver: bool,
+    /// The language asked for from now on.
+    locale: Option<LocaleTag>,
 }
 
 impl<'t> LinkPlan<'t> {
@@ -167,6 +187,7 @@ impl<'t> LinkPlan<'t> {
             key,
             oidc,
             deliver: req.deliver.unwrap_or(false),
+            locale: req.locale.clone(),
         })
     }
 }
@@ -261,6 +282,9 @@ fn new_link(
     now: Timestamp,
 ) -> Result<NewLink> {
     let s = w.settings;
+    if let Some(locale) = &plan.locale {
+        w.rec.ask_locale(locale, false);
+    }
     let link_id = Uuid::now_v7();
     let claims = link_claims(core, team, &w.rec, plan, link_id, s, now);
     let token = login_token::issue(plan.key, &claims)?;
@@ -338,6 +362,7 @@ fn link_claims(
         stage: plan.stage,
         scope: plan.scope.clone(),
         expected_customer: plan.expected.clone(),
+        locale: Some(rec.locale(&s.locale).to_string()),
     }
 }
 
@@ -411,33 +436,42 @@ pub async fn resolve_short_link(
     // A record this version cannot read (one written before short links
     // stopped holding their token) is a link to ask again for.
     let Ok(link) = serde_json::from_str::<ShortLink>(&raw.value) else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(None));
     };
+    let speaks = link_speaks(core, &link);
     let Some((interaction_id, link_id)) = link.target() else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     };
     if link.expires_at().is_some_and(|e| now >= e) {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     }
     // A team or key removed from the config since: the login page
     // could not verify the token either.
     let Some(team) = core.config.team(&link.claims.aud) else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     };
     let Some(key) = team.key_by_kid(&link.kid) else {
-        return Ok(ShortLinkTarget::Expired);
+        return Ok(ShortLinkTarget::Expired(speaks));
     };
     match core.load_pair(team, interaction_id, now).await {
         Ok(pair) => {
             let rec = pair.rec()?;
+            let speaks = Speaks {
+                team: team.id.clone(),
+                channel: rec.channel.clone(),
+                locale: rec
+                    .locale(&team.settings_for(&rec.channel).locale)
+                    .to_string(),
+            };
             Ok(match rec.links.iter().find(|l| l.id == link_id) {
-                None => ShortLinkTarget::Expired,
-                Some(l) if l.used => ShortLinkTarget::Used,
+                None => ShortLinkTarget::Expired(Some(speaks)),
+                Some(l) if l.used => ShortLinkTarget::Used(speaks),
                 Some(_) if link.oidc => ShortLinkTarget::Provider(ProviderLink {
                     team: team.id.clone(),
                     interaction_id,
                     link_id,
                     expected_customer: link.claims.expected_customer.clone(),
+                    ui_locales: ui_locales(rec, &speaks.locale),
                 }),
                 Some(_) => {
                     let token = login_token::issue(key, &link.claims)?;
@@ -445,9 +479,32 @@ pub async fn resolve_short_link(
                 }
             })
         }
-        Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired),
+        Err(Error::NotFound(_)) => Ok(ShortLinkTarget::Expired(speaks)),
         Err(e) => Err(e),
     }
+}
+
+/// `ui_locales` of `rec`, which speaks `matched`.
+fn ui_locales(rec: &InteractionRecord, matched: &str) -> String {
+    match rec.requested_locale.as_ref().map(|r| r.tag.as_str()) {
+        Some(asked) if !asked.eq_ignore_ascii_case(matched) => format!("{asked} {matched}"),
+        Some(asked) => asked.to_string(),
+        None => matched.to_string(),
+    }
+}
+
+/// The language a link's pages speak before its interaction is read: the
+/// one its token claimed, where its team and channel are still configured.
+fn link_speaks(core: &Core, link: &ShortLink) -> Option<Speaks> {
+    let team = core.config.team(&link.claims.aud)?;
+    let channel = &link.claims.channel;
+    let l = &team.settings_for(channel).locale;
+    let asked = link.claims.locale.as_deref();
+    Some(Speaks {
+        team: team.id.clone(),
+        channel: channel.clone(),
+        locale: crate::domain::locale::matched(asked, &l.supported, &l.default).to_string(),
+    })
 }
 
 /// `POST /v1/login/callback`, checked in the order of

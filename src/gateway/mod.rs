@@ -56,7 +56,8 @@ pub use expiry::Sweeper;
 pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
 pub use login::{
-    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink, ShortLinkTarget,
+    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink,
+    ShortLinkTarget, Speaks,
 };
 pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
 pub use oidc_logout::LogoutRefusal;
@@ -124,6 +125,9 @@ pub struct Chat<'a> {
     /// The interaction's own channel (its settings pick the template).
     pub channel: &'a str,
     pub conversation_id: &'a str,
+    /// The language the interaction asked for, as asked; its channel's
+    /// settings match it (docs/api.md#languages).
+    pub locale: Option<&'a str>,
 }
 
 impl<'a> Chat<'a> {
@@ -132,6 +136,7 @@ impl<'a> Chat<'a> {
             interaction_id: rec.id,
             channel: &rec.channel,
             conversation_id: &rec.conversation_id,
+            locale: rec.requested_locale.as_ref().map(|l| l.tag.as_str()),
         }
     }
 }
@@ -246,8 +251,10 @@ impl Core {
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
+        let l = &settings.locale;
+        let locale = crate::domain::locale::matched(chat.locale, &l.supported, &l.default);
         let text = channels::render(
-            crate::config::template(purpose, settings, channel_cfg),
+            crate::config::text(purpose.as_str(), settings, channel_cfg, locale),
             fill,
         );
         let subject = channel_cfg
@@ -269,6 +276,7 @@ impl Core {
                 .flatten(),
             public_url: self.config.server.public_url.clone(),
             code_ttl: fill.ttl,
+            locale: locale.to_string(),
         };
         self.channels.send(&msg).await
     }

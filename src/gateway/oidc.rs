@@ -129,7 +129,10 @@ pub async fn start_provider_login(
         &state,
         &started.nonce,
         &started.verifier,
-        link.expected_customer.as_deref(),
+        &flow::Hints {
+            login_hint: link.expected_customer.as_deref(),
+            ui_locales: &link.ui_locales,
+        },
     );
     Ok(ProviderStart {
         location,

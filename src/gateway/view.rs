@@ -377,6 +377,15 @@ pub struct InteractionView {
     /// delivered a login link (`deliver: true`); null otherwise
     /// (docs/api.md#delivery-ladder).
     pub via: Option<Vec<String>>,
+    /// The language the gateway speaks in this conversation: the entry of
+    /// `locale.supported` the requested tag looks up, else `locale.default`
+    /// (docs/api.md#languages).
+    #[schema(example = "es")]
+    pub locale: String,
+    /// The tag as a request (or the pre-chat assertion) asked for it;
+    /// null when none was.
+    #[schema(example = "es-MX")]
+    pub requested_locale: Option<String>,
 }
 
 impl InteractionView {
@@ -444,6 +453,8 @@ impl InteractionView {
                 until: r.until,
             }),
             via: auth.map(|a| a.via.clone()).filter(|v| !v.is_empty()),
+            locale: rec.locale(&s.locale).to_string(),
+            requested_locale: rec.requested_locale.as_ref().map(|l| l.tag.clone()),
         }
     }
 }

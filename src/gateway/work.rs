@@ -267,6 +267,7 @@ impl Work<'_> {
                 channel: self.rec.channel.clone(),
                 conversation_id: self.rec.conversation_id.clone(),
                 contact: self.rec.contact.clone(),
+                locale: self.rec.requested_locale.as_ref().map(|l| l.tag.clone()),
             };
             OutboxItem::new(task, now)
         }));

@@ -15,6 +15,7 @@ use super::openapi::{
 };
 use super::AppState;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
+use crate::domain::locale::LocaleTag;
 use crate::domain::start_challenge::ChallengeRequest;
 use crate::error::Result;
 use crate::gateway::{self, ChallengeView, RevealedCode, StartedChallenge, Verified};
@@ -35,13 +36,22 @@ pub struct NewChallenge {
     pub method: String,
     pub delivery: Option<String>,
     pub to: Option<String>,
+    pub locale: Option<String>,
 }
 
 impl NewChallenge {
     /// The domain's request: 422 for a method, delivery or `to` it does
-    /// not name, or that do not go together.
+    /// not name, or that do not go together, and for a `locale` that is
+    /// not a BCP 47 tag.
     fn parse(&self) -> Result<ChallengeRequest> {
-        ChallengeRequest::parse(&self.method, self.delivery.as_deref(), self.to.as_deref())
+        let mut req =
+            ChallengeRequest::parse(&self.method, self.delivery.as_deref(), self.to.as_deref())?;
+        req.locale = self
+            .locale
+            .as_deref()
+            .map(LocaleTag::requested)
+            .transpose()?;
+        Ok(req)
     }
 }
 
@@ -64,7 +74,8 @@ impl RawSchema for NewChallenge {
                 json!(["method"])
             };
             json!({"title": title, "type": "object", "additionalProperties": false, "required": required,
-                   "properties": {"method": {"const": method}, "delivery": delivery, "to": to}})
+                   "properties": {"method": {"const": method}, "delivery": delivery, "to": to,
+                                  "locale": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/LocaleText"}]}}})
         };
         let null = json!({"type": "null"});
         let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());

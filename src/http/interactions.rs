@@ -41,6 +41,10 @@ pub struct NewInteractionBody {
     pub session_pin: Option<String>,
     #[serde(default, deserialize_with = "super::extract::object")]
     pub contact: Option<ContactBody>,
+    /// The language of the conversation from now on; on an existing
+    /// interaction it switches (docs/api.md#languages).
+    #[schema(value_type = Option<super::openapi::LocaleText>)]
+    pub locale: Option<String>,
 }
 
 /// Where out-of-band messages go (SMS, e-mail challenges).
@@ -65,6 +69,7 @@ impl From<NewInteractionBody> for NewInteraction {
                 phone: c.phone,
                 email: c.email,
             }),
+            locale: b.locale,
         }
     }
 }

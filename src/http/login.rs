@@ -17,10 +17,11 @@ use super::openapi::{
     raw_schema, ApiKeyErrors, CallbackE409, CallbackE410, JsonBodyErrors, RawSchema, E401, E403,
     E404, E423, E503,
 };
-use super::pages;
+use super::pages::{self, Said};
 use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
+use crate::domain::locale::LocaleTag;
 use crate::error::{Error, Result};
 use crate::gateway::{
     Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ShortLinkTarget,
@@ -72,6 +73,10 @@ pub struct LinkBody {
     /// Who runs the login; `oidc` answers `token: null` and both URLs short.
     #[schema(value_type = Option<Provider>)]
     pub provider: Option<String>,
+    /// The language of the conversation from now on, this link's message
+    /// and token included (docs/api.md#languages).
+    #[schema(value_type = Option<super::openapi::LocaleText>)]
+    pub locale: Option<String>,
 }
 
 impl TryFrom<LinkBody> for LinkRequest {
@@ -88,6 +93,7 @@ impl TryFrom<LinkBody> for LinkRequest {
             expected_customer: b.expected_customer,
             deliver: b.deliver,
             provider,
+            locale: b.locale.as_deref().map(LocaleTag::requested).transpose()?,
         })
     }
 }
@@ -314,6 +320,7 @@ async fn short_link(
         _ => Err(Error::NotFound("no such link")),
     };
     let html = pages::wants_html(&headers);
+    let config = &st.gateway.config;
     match target {
         Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {
@@ -329,10 +336,16 @@ async fn short_link(
             );
             res
         }
-        Ok(ShortLinkTarget::Expired) if html => pages::render(&pages::EXPIRED_LINK),
-        Ok(ShortLinkTarget::Used) if html => pages::render(&pages::USED_LINK),
-        Ok(ShortLinkTarget::Expired) => Error::TokenExpired.into_response(),
-        Ok(ShortLinkTarget::Used) => super::problem::response(
+        Ok(ShortLinkTarget::Expired(speaks)) if html => {
+            let said = Said::of(config, speaks.as_ref(), &headers, "page_link_expired");
+            pages::render_said(StatusCode::GONE, &said, None)
+        }
+        Ok(ShortLinkTarget::Used(speaks)) if html => {
+            let said = Said::of(config, Some(&speaks), &headers, "page_link_used");
+            pages::render_said(StatusCode::GONE, &said, None)
+        }
+        Ok(ShortLinkTarget::Expired(_)) => Error::TokenExpired.into_response(),
+        Ok(ShortLinkTarget::Used(_)) => super::problem::response(
             StatusCode::GONE,
             "token_expired",
             "the link was already used; ask for a new one",
@@ -342,12 +355,13 @@ async fn short_link(
             // error and labels the request's log line; the visitor gets a
             // page: an unknown link, or (the store, or a bug) try again.
             let problem = e.into_response();
-            let page = if problem.status() == StatusCode::NOT_FOUND {
-                &pages::UNKNOWN_LINK
+            let key = if problem.status() == StatusCode::NOT_FOUND {
+                "page_link_unknown"
             } else {
-                &pages::UNAVAILABLE
+                "page_try_again"
             };
-            let mut res = pages::render(page);
+            let said = Said::of(config, None, &headers, key);
+            let mut res = pages::render_said(problem.status(), &said, None);
             *res.status_mut() = problem.status();
             if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
                 res.extensions_mut().insert(*label);

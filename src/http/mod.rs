@@ -218,9 +218,14 @@ pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
 
 /// Every unknown path is 404 problem+json, except to a browser under
 /// `/l/` (a short link mistyped or cut short): that gets the page.
-async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+async fn not_found(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+) -> Response {
     if uri.path().starts_with("/l/") && pages::wants_html(&headers) {
-        return pages::render(&pages::UNKNOWN_LINK);
+        let said = pages::Said::of(&st.gateway.config, None, &headers, "page_link_unknown");
+        return pages::render_said(StatusCode::NOT_FOUND, &said, None);
     }
     Error::NotFound("no such resource").into_response()
 }

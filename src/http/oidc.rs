@@ -39,20 +39,6 @@ const RETIRED: Page = Page {
         "Open the link from the chat again. If this keeps happening, please tell us in the chat.",
 };
 
-const SIGNED_IN: Page = Page {
-    status: StatusCode::OK,
-    title: "Signed in",
-    heading: "You\u{2019}re signed in",
-    advice: "You can go back to the chat now.",
-};
-
-const TYPE_CODE: Page = Page {
-    status: StatusCode::OK,
-    title: "One more step",
-    heading: "Type this code into the chat",
-    advice: "Go back to the chat and send this code to finish signing in.",
-};
-
 const START_AGAIN: Page = Page {
     status: StatusCode::BAD_REQUEST,
     title: "Sign-in not finished",
@@ -219,6 +205,31 @@ fn refused(refusal: ProviderRefusal) -> Response {
     res
 }
 
+/// Template `key` in the language of interaction `id` of `team` (as the
+/// visitor's `Accept-Language` asks, should it not be read).
+async fn said(
+    st: &AppState,
+    team: &str,
+    id: uuid::Uuid,
+    headers: &HeaderMap,
+    key: &str,
+    now: Timestamp,
+) -> pages::Said {
+    let config = &st.gateway.config;
+    let read = match config.team(team) {
+        Some(t) => crate::gateway::interactions::get_interaction(&st.gateway, t, id, now)
+            .await
+            .ok(),
+        None => None,
+    };
+    let speaks = read.map(|v| crate::gateway::Speaks {
+        team: team.to_string(),
+        channel: v.channel,
+        locale: v.locale,
+    });
+    pages::Said::of(config, speaks.as_ref(), headers, key)
+}
+
 /// The identity provider sends the customer back here; each team
 /// registers its own address, `{public_url}/oidc/callback/{team}`.
 ///
@@ -281,9 +292,18 @@ async fn callback(
         ),
     };
     let mut res = match finish.outcome {
-        Ok(CallbackOutcome::Authenticated { .. }) => pages::render(&SIGNED_IN),
-        Ok(CallbackOutcome::Bound { binding_code, .. }) => {
-            pages::render_code(&TYPE_CODE, &binding_code)
+        Ok(CallbackOutcome::Authenticated { interaction_id, .. }) => {
+            let said = said(&st, &team, interaction_id, &headers, "page_signed_in", now).await;
+            pages::render_said(StatusCode::OK, &said, None)
+        }
+        Ok(CallbackOutcome::Bound {
+            interaction_id,
+            binding_code,
+            ..
+        }) => {
+            let key = "page_binding_code";
+            let said = said(&st, &team, interaction_id, &headers, key, now).await;
+            pages::render_said(StatusCode::OK, &said, Some(&binding_code))
         }
         Ok(CallbackOutcome::Failed { .. }) => pages::render(&NOT_VERIFIED),
         Err(refusal) => refused(refusal),

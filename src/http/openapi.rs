@@ -27,8 +27,8 @@ pub mod down_level;
 mod events;
 mod text;
 pub use text::{
-    ConversationIdText, CustomerIdText, CustomerRefText, DisplayText, EmailText, PhoneText,
-    SubjectText,
+    ConversationIdText, CustomerIdText, CustomerRefText, DisplayText, EmailText, LocaleText,
+    PhoneText, SubjectText,
 };
 
 /// A schema whose rules a derive cannot state (conditional requirements,
@@ -103,7 +103,7 @@ impl Documents {
             the login page and the website sign their requests (Standard Webhooks) instead."
     ),
     servers((url = "/", description = "this gateway")),
-    components(schemas(Problem, ProblemCode, ChannelName, SessionPinText, EmptyBody, ConversationIdText, CustomerRefText, CustomerIdText, DisplayText, PhoneText, EmailText)),
+    components(schemas(Problem, ProblemCode, ChannelName, SessionPinText, EmptyBody, ConversationIdText, CustomerRefText, CustomerIdText, DisplayText, PhoneText, EmailText, LocaleText)),
     modifiers(&BearerAuth),
     tags(
         (name = "interactions", description = "Conversations and whether they are authenticated"),

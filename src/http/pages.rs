@@ -37,14 +37,6 @@ pub struct Page {
     pub advice: &'static str,
 }
 
-/// A short link that was never issued (or is not a code at all).
-pub const UNKNOWN_LINK: Page = Page {
-    status: StatusCode::NOT_FOUND,
-    title: "Unknown link",
-    heading: "We don\u{2019}t know this link",
-    advice: "Check you copied all of it.",
-};
-
 /// A short link whose token has expired (or whose team or key is gone).
 pub const EXPIRED_LINK: Page = Page {
     status: StatusCode::GONE,
@@ -85,37 +77,86 @@ border-top:.375rem solid var(--accent);box-shadow:0 .25rem 1.5rem rgb(0 0 0 / .0
 h1{font-size:1.5rem;line-height:1.25;margin:0 0 .75rem}\
 p{margin:0;color:var(--muted)}";
 
-/// The page as a complete answer (the security headers are added by the
-/// router's middleware: CSP, no framing, no referrer, `no-store`).
-pub fn render(page: &Page) -> Response {
-    render_with(page, None)
+/// One of the gateway's pages in a language: its tag and its template
+/// text (a heading on the first line, what to do next on the rest;
+/// docs/api.md#languages).
+pub struct Said {
+    pub lang: String,
+    pub text: String,
 }
 
-/// The page with one more line in bold: a binding code for the customer to
-/// type into the chat (digits only; anything else is left out).
-pub fn render_code(page: &Page, code: &str) -> Response {
-    render_with(
-        page,
-        code.bytes().all(|b| b.is_ascii_digit()).then_some(code),
-    )
+impl Said {
+    /// Template `key` as `speaks` (a link's team, channel and language)
+    /// says it; a page of no interaction (`None`) speaks the first
+    /// language of the visitor's `Accept-Language` the system supports.
+    pub fn of(
+        config: &crate::config::Config,
+        speaks: Option<&crate::gateway::Speaks>,
+        headers: &HeaderMap,
+        key: &str,
+    ) -> Said {
+        use crate::config::text;
+        let team = speaks.and_then(|s| Some((s, config.team(&s.team)?)));
+        if let Some((s, team)) = team {
+            let settings = team.settings_for(&s.channel);
+            let channel = config.channels.get(&s.channel);
+            let text = text(key, settings, channel, &s.locale).to_string();
+            return Said {
+                lang: s.locale.clone(),
+                text,
+            };
+        }
+        let wanted = headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .map(crate::domain::locale::accept_language)
+            .unwrap_or_default();
+        let l = &config.defaults.locale;
+        let lang = crate::domain::locale::negotiate(&wanted, &l.supported, &l.default);
+        let text = text(key, &config.defaults, None, lang).to_string();
+        Said {
+            lang: lang.to_string(),
+            text,
+        }
+    }
 }
 
-fn render_with(page: &Page, code: Option<&str>) -> Response {
+/// A page of `status` saying `said`; `#CODE#` is `code` (digits only).
+pub fn render_said(status: StatusCode, said: &Said, code: Option<&str>) -> Response {
     let code = code
-        .map(|c| format!("<p><strong>{c}</strong></p>\n"))
-        .unwrap_or_default();
+        .filter(|c| c.bytes().all(|b| b.is_ascii_digit()))
+        .unwrap_or("");
+    let text = escape(&said.text).replace("#CODE#", &format!("<strong>{code}</strong>"));
+    let (heading, advice) = text.split_once('\n').unwrap_or((&text, ""));
+    let dir = if crate::domain::locale::is_rtl(&said.lang) {
+        " dir=\"rtl\""
+    } else {
+        ""
+    };
+    let advice: String = advice.lines().map(|l| format!("<p>{l}</p>\n")).collect();
     let html = format!(
-        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+        "<!doctype html>\n<html lang=\"{lang}\"{dir}>\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
          <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
-         <p>{advice}</p>\n{code}</main>\n</body>\n</html>\n",
-        title = page.title,
-        heading = page.heading,
-        advice = page.advice,
+         {advice}</main>\n</body>\n</html>\n",
+        lang = escape(&said.lang),
+        title = heading.replace("<strong>", "").replace("</strong>", ""),
     );
+    html_answer(status, html)
+}
+
+/// `text` safe inside HTML.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn html_answer(status: StatusCode, html: String) -> Response {
     (
-        page.status,
+        status,
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
@@ -123,6 +164,22 @@ fn render_with(page: &Page, code: Option<&str>) -> Response {
         html,
     )
         .into_response()
+}
+
+/// The page as a complete answer (the security headers are added by the
+/// router's middleware: CSP, no framing, no referrer, `no-store`).
+pub fn render(page: &Page) -> Response {
+    let html = format!(
+        "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <meta name=\"robots\" content=\"noindex\">\n<title>{title}</title>\n\
+         <style>{STYLE}</style>\n</head>\n<body>\n<main>\n<h1>{heading}</h1>\n\
+         <p>{advice}</p>\n</main>\n</body>\n</html>\n",
+        title = page.title,
+        heading = page.heading,
+        advice = page.advice,
+    );
+    html_answer(page.status, html)
 }
 
 #[cfg(test)]
@@ -148,9 +205,24 @@ mod tests {
             let b = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16));
             String::from_utf8(b.unwrap().to_vec()).unwrap()
         };
-        assert!(text(render_code(&USED_LINK, "482913")).contains("<strong>482913</strong>"));
-        let html = text(render_code(&USED_LINK, "<script>"));
-        assert!(!html.contains("<strong>") && !html.contains("<script>"));
+        let said = Said {
+            lang: "es".into(),
+            text: "Escribe #CODE# <b>ya</b>\nVuelve".into(),
+        };
+        let html = text(render_said(StatusCode::OK, &said, Some("482913")));
+        assert!(
+            html.contains("<h1>Escribe <strong>482913</strong> &lt;b&gt;ya&lt;/b&gt;</h1>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<html lang=\"es\">") && html.contains("<p>Vuelve</p>"),
+            "{html}"
+        );
+        let html = text(render_said(StatusCode::OK, &said, Some("<script>")));
+        assert!(
+            !html.contains("<script>") && html.contains("<strong></strong>"),
+            "{html}"
+        );
     }
 
     #[test]
@@ -172,7 +244,7 @@ mod tests {
 
     #[test]
     fn every_page_is_a_complete_accessible_document() {
-        for page in [&UNKNOWN_LINK, &EXPIRED_LINK, &USED_LINK, &UNAVAILABLE] {
+        for page in [&EXPIRED_LINK, &USED_LINK, &UNAVAILABLE] {
             let res = render(page);
             assert_eq!(res.status(), page.status);
             let html = futures::executor::block_on(axum::body::to_bytes(res.into_body(), 1 << 16))

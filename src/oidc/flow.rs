@@ -96,7 +96,7 @@ pub fn authorization_url(
     state: &str,
     nonce: &str,
     verifier: &str,
-    login_hint: Option<&str>,
+    hints: &Hints<'_>,
 ) -> String {
     let mut url = endpoint.clone();
     {
@@ -115,11 +115,23 @@ pub fn authorization_url(
         if !oidc.acr_values.is_empty() {
             q.append_pair("acr_values", &oidc.acr_values.join(" "));
         }
-        if let Some(hint) = login_hint {
+        if let Some(hint) = hints.login_hint {
             q.append_pair("login_hint", hint);
+        }
+        if !hints.ui_locales.is_empty() {
+            q.append_pair("ui_locales", hints.ui_locales);
         }
     }
     url.to_string()
+}
+
+/// What an authorization request tells the provider of the customer.
+#[derive(Debug, Default)]
+pub struct Hints<'a> {
+    /// The customer the login must prove (`login_hint`).
+    pub login_hint: Option<&'a str>,
+    /// The languages to show, space-separated (`ui_locales`); empty: none.
+    pub ui_locales: &'a str,
 }
 
 /// What the provider sent back in the browser's query.

@@ -8,6 +8,7 @@ mod delivery;
 mod demo;
 mod driver;
 mod ladder;
+mod languages;
 mod lists;
 mod oidc;
 mod origins;

@@ -24,6 +24,7 @@ mod identifiers;
 mod interactions;
 mod interop;
 mod ladder;
+mod languages;
 mod lockouts;
 mod login_callback;
 mod logs;

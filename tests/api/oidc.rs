@@ -568,3 +568,84 @@ async fn a_provider_down_at_start_does_not_stop_the_gateway_and_answers_502() {
     assert_eq!(res.headers()["cache-control"], "no-store");
     assert_eq!(app.get(&id).await["status"], "pending", "nothing used up");
 }
+
+/// The hosted login asks the provider for the conversation's language:
+/// the requested tag, then the matched one when it differs; the matched
+/// default when nothing was asked (docs/api.md#languages).
+async fn the_provider_is_asked_for_the_conversation_s_language(backend: Backend) {
+    let supported = "[defaults.locale]\nsupported = [\"en\", \"es\"]\n";
+    let Some((app, idp)) = spawn_idp(backend, "", supported).await else {
+        return;
+    };
+    for (asked, ui_locales) in [
+        (Some("es-MX"), "es-MX es"),
+        (Some("es"), "es"),
+        (Some("fr"), "fr en"),
+        (None, "en"),
+    ] {
+        let extra = asked.map_or(json!({}), |l| json!({"locale": l}));
+        let (_, path) = oidc_link(&app, extra).await;
+        start(&app, &path).await;
+        assert_eq!(idp.last_authorize()["ui_locales"], ui_locales, "{asked:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_provider_is_asked_for_the_conversation_s_language_memory() {
+    the_provider_is_asked_for_the_conversation_s_language(Backend::Memory).await;
+}
+
+#[tokio::test]
+async fn the_provider_is_asked_for_the_conversation_s_language_redis() {
+    the_provider_is_asked_for_the_conversation_s_language(Backend::Redis).await;
+}
+
+/// The callback's pages speak the interaction's language: signed in, and
+/// the binding code to type into the chat (docs/api.md#languages).
+#[tokio::test]
+async fn the_callback_pages_speak_the_interaction_s_language() {
+    let defaults = "login_binding = \"chat_code\"\n[defaults.locale]\nsupported = [\"en\", \"es\", \"ar\"]\n\
+                    [defaults.translations.es]\n\
+                    page_binding_code = \"Escribe este código en el chat: #CODE#\\nY vuelve al chat.\"\n\
+                    [defaults.translations.ar]\npage_signed_in = \"لقد سجلت الدخول\\nعد إلى المحادثة.\"\n";
+    let Some((app, _idp)) = spawn_idp(Backend::Memory, "", defaults).await else {
+        return;
+    };
+    let (_, link) = oidc_link(&app, json!({"locale": "es-MX"})).await;
+    let page = login(&app, &link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"es\">"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("<h1>Escribe este código en el chat: <strong>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<p>Y vuelve al chat.</p>"),
+        "{}",
+        page.body
+    );
+    let Some((app, _idp)) = spawn_idp(
+        Backend::Memory,
+        "",
+        &defaults.replacen("login_binding = \"chat_code\"\n", "", 1),
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, link) = oidc_link(&app, json!({"locale": "ar"})).await;
+    let page = login(&app, &link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("<html lang=\"ar\" dir=\"rtl\">"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<h1>لقد سجلت الدخول</h1>"),
+        "{}",
+        page.body
+    );
+}

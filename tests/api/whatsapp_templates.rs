@@ -24,6 +24,17 @@ fn templated_channel(base: &str) -> String {
 /// A fake Cloud API accepting the documented request, and an app whose
 /// acme team has the templated channel `wa` (its `sms_channel` when `sms`).
 async fn app_with_template(backend: Backend, sms: bool) -> Option<(TestApp, MockServer)> {
+    app_with(backend, sms, "", "").await
+}
+
+/// [`app_with_template`], with `keys` added to the channel file and
+/// `defaults` to `[defaults]`.
+async fn app_with(
+    backend: Backend,
+    sms: bool,
+    keys: &str,
+    defaults: &str,
+) -> Option<(TestApp, MockServer)> {
     let provider = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v21.0/1065/messages"))
@@ -34,8 +45,9 @@ async fn app_with_template(backend: Backend, sms: bool) -> Option<(TestApp, Mock
         .mount(&provider)
         .await;
     let setup = Setup {
-        extra_channels: vec![("wa".into(), templated_channel(&provider.uri()))],
+        extra_channels: vec![("wa".into(), templated_channel(&provider.uri()) + keys)],
         sms_channel: sms.then(|| "wa".to_string()),
+        defaults: defaults.into(),
         ..Setup::default()
     };
     let app = spawn_with(backend, setup).await?;
@@ -246,6 +258,13 @@ on_both_stores!(
     an_otp_through_twilio_whatsapp_is_the_content_template
 );
 
+/// What `chatgate whatsapp-template` printed, as JSON; it must succeed.
+fn printed(out: &std::process::Output) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// Runs `chatgate whatsapp-template` on `app`'s configuration.
 fn whatsapp_template(app: &TestApp, args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
@@ -286,12 +305,7 @@ async fn whatsapp_template_prints_the_body_for_the_teams_code_lifetime() {
         return;
     };
     let out = whatsapp_template(&app, &["--channel", "wa"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = printed(&out);
     assert_eq!(
         printed,
         json!({
@@ -363,4 +377,54 @@ async fn whatsapp_template_asks_which_team_when_several_use_the_channel() {
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(printed["message_send_ttl_seconds"], 180);
     assert_eq!(printed["components"][1]["code_expiration_minutes"], 3);
+}
+
+/// With `otp_template_languages`, an OTP's template goes in the
+/// interaction's language when the table names it, else in
+/// `otp_template_language` (docs/api.md#languages).
+async fn the_template_speaks_the_interaction_s_language(backend: Backend) {
+    let keys = "otp_template_languages = { es = \"es_MX\" }\n";
+    let defaults = "[defaults.locale]\nsupported = [\"en\", \"es\", \"ar\"]\n";
+    let Some((app, provider)) = app_with(backend, false, keys, defaults).await else {
+        return;
+    };
+    for (locale, code) in [("es-MX", "es_MX"), ("ar", "pt_BR")] {
+        let conversation = format!("+1555222{}", if locale == "ar" { "4444" } else { "3333" });
+        let created = app
+            .create(json!({"channel": "wa", "conversation_id": conversation, "locale": locale}))
+            .await;
+        let id = created["id"].as_str().unwrap();
+        start(&app, id, json!({"method": "otp"})).await;
+        let sent = received(&provider).await;
+        let last = sent.last().expect("a template");
+        assert_eq!(last["template"]["language"]["code"], code, "{locale}");
+    }
+}
+
+on_both_stores!(
+    whatsapp_template_in_the_interaction_s_language,
+    the_template_speaks_the_interaction_s_language
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whatsapp_template_prints_one_body_per_language_code() {
+    let channel = templated_channel("http://127.0.0.1:9")
+        + "otp_template_languages = { es = \"es_MX\", ar = \"ar\", en = \"pt_BR\" }\n";
+    let setup = Setup {
+        extra_channels: vec![("wa".into(), channel)],
+        defaults: "[defaults.locale]\nsupported = [\"en\", \"es\", \"ar\"]\n".into(),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Memory, setup).await else {
+        return;
+    };
+    let out = whatsapp_template(&app, &["--channel", "wa"]);
+    let printed = printed(&out);
+    let languages: Vec<&str> = printed
+        .as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|b| b["language"].as_str().unwrap())
+        .collect();
+    assert_eq!(languages, ["pt_BR", "ar", "es_MX"]);
 }

@@ -23,7 +23,11 @@ fn channels_are_loaded_with_their_secrets_from_the_environment() {
         other => panic!("{other:?}"),
     }
     assert_eq!(
-        config.channels["sms"].templates.otp.as_deref(),
+        config.channels["sms"]
+            .templates
+            .texts
+            .get("otp")
+            .map(String::as_str),
         Some("#PIN# is your code.")
     );
     match &config.channels["email"].kind {

@@ -3,6 +3,7 @@
 //! [`Environment`] so tests never race on process variables.
 mod abuse;
 mod channels;
+mod languages;
 mod properties;
 mod sms_length;
 mod system;

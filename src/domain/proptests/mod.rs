@@ -7,6 +7,7 @@
 mod assertions;
 mod codes;
 mod identity;
+mod locales;
 mod secrets;
 mod signatures;
 mod tokens;

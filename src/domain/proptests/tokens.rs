@@ -60,6 +60,7 @@ prop_compose! {
             stage: if pre_chat { Stage::PreChat } else { Stage::MidChat },
             scope,
             expected_customer,
+            locale: None,
         }
     }
 }

@@ -67,6 +67,9 @@ fn decide(
     code: &OtpCode,
     now: Timestamp,
 ) -> Result<Started> {
+    if let Some(locale) = &req.locale {
+        w.rec.ask_locale(locale, false);
+    }
     let routes = destinations::routes(core, team, &w.rec.channel);
     let rules = Rules {
         settings: w.settings,

@@ -140,11 +140,13 @@ async fn deliver(
             channel,
             conversation_id,
             contact,
+            locale,
         } => {
             let chat = crate::gateway::Chat {
                 interaction_id: *interaction_id,
                 channel,
                 conversation_id,
+                locale: locale.as_deref(),
             };
             let to = core
                 .recipient(team, &chat, contact, channel, None)

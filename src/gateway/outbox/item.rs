@@ -53,6 +53,10 @@ pub enum Task {
         /// Where an SMS or e-mail conversation's messages go.
         #[serde(default, with = "crate::gateway::records::contact")]
         contact: Contact,
+        /// The language the interaction asked for (its requested tag,
+        /// docs/api.md#languages); none in an item written before languages.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
     },
 }
 
@@ -71,6 +75,8 @@ struct RawTask {
     conversation_id: Option<String>,
     #[serde(default, with = "crate::gateway::records::contact")]
     contact: Contact,
+    #[serde(default)]
+    locale: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +108,7 @@ impl TryFrom<RawTask> for Task {
                         channel,
                         conversation_id,
                         contact: raw.contact,
+                        locale: raw.locale,
                     })
                 }
                 _ => Err("a notice task without its notice, interaction or chat"),
@@ -233,6 +240,7 @@ mod tests {
                 phone: Some("+15550100".into()),
                 email: None,
             },
+            locale: Some("es-MX".into()),
         };
         let about = About::interaction(Uuid::nil(), Some("cust-1"));
         let with_about = OutboxItem::event(event.clone(), about.clone(), now);
@@ -256,10 +264,12 @@ mod tests {
             channel: "sms".into(),
             conversation_id: "c".into(),
             contact: Contact::default(),
+            locale: None,
         })
         .unwrap();
         assert_eq!(written["kind"], "notice");
         assert_eq!(written["notice"], "authenticated");
+        assert!(written.get("locale").is_none(), "{written}");
         for bad in [
             r#"{"kind":"event"}"#,
             r#"{"kind":"notice","notice":"expired","channel":"sms","conversation_id":"c"}"#,

@@ -563,6 +563,7 @@ mod tests {
                 channel: "webchat".into(),
                 conversation_id: "c-1".into(),
                 contact: Contact::default(),
+                locale: None,
             },
             now,
         )

@@ -18,7 +18,7 @@ use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallen
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
-    PendingBinding, PendingStepUp,
+    PendingBinding, PendingStepUp, RequestedLocale,
 };
 use crate::domain::ladder::{Ladder, SentStep};
 use crate::time::{stored, Timestamp};
@@ -243,6 +243,11 @@ pub struct StoredInteraction {
     pub(super) dq: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     dv: Option<String>,
+    /// The requested language's tag; `rla`: asked by an assertion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rl: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rla: bool,
     /// The key of the subject it names, when that is not its own: last, as
     /// the store's `Op::Put` names it too. The reader derives it from `cr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -272,6 +277,8 @@ impl From<&InteractionRecord> for StoredInteraction {
             iu: None,
             dq: None,
             dv: r.device.clone(),
+            rl: r.requested_locale.as_ref().map(|l| l.tag.clone()),
+            rla: r.requested_locale.as_ref().is_some_and(|l| l.by_assertion),
             companion: None,
         }
     }
@@ -302,6 +309,10 @@ impl StoredInteraction {
             expiry_announced: self.xd,
             expiring_announced: self.xg,
             device: self.dv,
+            requested_locale: self.rl.map(|tag| RequestedLocale {
+                tag,
+                by_assertion: self.rla,
+            }),
         })
     }
 }

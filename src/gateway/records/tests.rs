@@ -7,7 +7,7 @@ use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallen
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
-    PendingStepUp,
+    PendingStepUp, RequestedLocale,
 };
 use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::subject::{Ban, FoldedFailures, OriginRecord};
@@ -178,6 +178,10 @@ fn full() -> InteractionRecord {
         expiry_announced: Some(ms(1805)),
         expiring_announced: Some(ms(1705)),
         device: Some("devicehash".into()),
+        requested_locale: Some(RequestedLocale {
+            tag: "es-MX".into(),
+            by_assertion: true,
+        }),
     }
 }
 
@@ -267,7 +271,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
         &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"]}},"#),
         r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dq":1800000001745,"#,
-        r#""dv":"devicehash","companion":"{acme}:s:x"}"#,
+        r#""dv":"devicehash","rl":"es-MX","rla":true,"companion":"{acme}:s:x"}"#,
     ]
     .concat();
     let key = keys::interaction("acme", id(1));
@@ -680,6 +684,7 @@ fn the_marker_records_of_today_read_back_equal() {
         stage: crate::domain::login_token::Stage::MidChat,
         scope: None,
         expected_customer: Some("cust-42".into()),
+        locale: Some("es".into()),
     };
     same(
         concat!(
@@ -687,7 +692,7 @@ fn the_marker_records_of_today_read_back_equal() {
             r#""sub":"00000000-0000-0000-0000-000000000001","#,
             r#""jti":"00000000-0000-0000-0000-000000000002","iat":1800000000,"#,
             r#""exp":1800000600,"team":"acme","channel":"web","stage":"mid_chat","#,
-            r#""expected_customer":"cust-42"},"o":true}"#
+            r#""expected_customer":"cust-42","locale":"es"},"o":true}"#
         ),
         &ShortLink {
             kid: "k1".into(),

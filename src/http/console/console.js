@@ -243,6 +243,9 @@
     li.querySelector(".conv").textContent = it.conversation_id;
     li.querySelector(".status").textContent = it.status;
     li.querySelector(".channel").textContent = it.channel;
+    // The conversation's language, and the tag asked when it differs.
+    const asked = it.requested_locale && it.requested_locale !== it.locale ? " (" + it.requested_locale + ")" : "";
+    li.querySelector(".locale").textContent = (it.locale || "—") + asked;
     li.querySelector(".customer").textContent = customerText(it);
     li.querySelector(".method").textContent = it.method || "—";
     // Recognized is not authenticated: no check mark, its own words.

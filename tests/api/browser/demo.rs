@@ -143,3 +143,31 @@ async fn a_customer_signs_in_or_types_a_code_in_the_demo_chat_and_the_console_sh
     demo.stop().await;
     b.close().await;
 }
+
+/// "Español" switches the demo conversation's language: the code and the
+/// notice that follow come in Spanish (docs/api.md#languages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_chat_switches_to_spanish_and_the_code_follows() {
+    let Some(b) = Browser::start(420, 860).await else {
+        return;
+    };
+    let demo = sample_demo().await;
+    b.c.goto(&format!("{}/", demo.chat_url)).await.unwrap();
+    say_in_log(&b, "Acme Bank assistant", Duration::from_secs(5)).await;
+    b.click("button[data-say='Español']").await;
+    say_in_log(&b, "seguimos en español", Duration::from_secs(3)).await;
+    b.click("button[data-say='Send me a code']").await;
+    say_in_log(&b, "Tu código de verificación es", Duration::from_secs(3)).await;
+    let code = b
+        .js(
+            "return [...document.querySelectorAll('#log li')].map(l => l.textContent)\
+             .find(t => t.includes('Tu código de verificación es')).match(/\\d{4,}/)[0]",
+            vec![],
+        )
+        .await;
+    b.fill("#text", code.as_str().unwrap()).await;
+    b.click("#composer button[type=submit]").await;
+    say_in_log(&b, "Gracias, ya estás verificado.", Duration::from_secs(3)).await;
+    b.screenshot("demo-chat-es.png").await;
+    demo.stop().await;
+}
