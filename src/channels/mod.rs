@@ -11,6 +11,7 @@ pub mod smtp;
 pub mod telegram;
 pub mod telegram_gateway;
 pub mod twilio;
+pub mod twilio_voice;
 pub mod webhook;
 pub mod whatsapp;
 
@@ -76,6 +77,7 @@ macro_rules! kinds {
 kinds! {
     Webhook(webhook::WebhookConfig),
     Twilio(twilio::TwilioConfig),
+    TwilioVoice(twilio_voice::TwilioVoiceConfig),
     Whatsapp(whatsapp::WhatsappConfig),
     Slack(slack::SlackConfig),
     Telegram(telegram::TelegramConfig),
@@ -160,6 +162,20 @@ pub struct Message {
     pub public_url: String,
     /// The code's remaining life, with `code`.
     pub code_ttl: Option<Duration>,
+    /// For a code read by a voice call (`twilio_voice`): what the call
+    /// needs beside its text; `None` for every other message.
+    pub call: Option<Call>,
+}
+
+/// What a voice call carries beside its text (docs/channels.md#twilio_voice-codes-read-by-a-phone-call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The opaque id the call's key press comes back under (128 random
+    /// bits, `domain::voice::GatherId`).
+    pub gather: String,
+    /// The locale tag of the interaction, whose `<Say language>` the
+    /// channel's `languages` gives.
+    pub locale: String,
 }
 
 impl Message {
@@ -374,7 +390,7 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
         assert_eq!(
             ChannelKind::names(),
-            "webhook, twilio, whatsapp, slack, telegram, telegram_gateway or smtp"
+            "webhook, twilio, twilio_voice, whatsapp, slack, telegram, telegram_gateway or smtp"
         );
     }
 
@@ -414,6 +430,7 @@ mod tests {
             code: Some("918273".into()),
             public_url: "http://gateway.test".into(),
             code_ttl: None,
+            call: None,
         };
         let shown = format!("{msg:?} {msg:#?}");
         assert!(!shown.contains("918273"), "{shown}");

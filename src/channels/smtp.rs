@@ -288,6 +288,7 @@ mod tests {
             code: None,
             public_url: "http://gateway.test".into(),
             code_ttl: None,
+            call: None,
         }
     }
 

@@ -291,6 +291,7 @@ mod tests {
             public_url: "http://gateway.test".into(),
             code: Some("123456".into()),
             code_ttl: Some(Duration::from_secs(290)),
+            call: None,
         }
     }
 

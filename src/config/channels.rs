@@ -15,6 +15,7 @@ use super::validate::{check_name, template_problem};
 use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
 use crate::channels::kind::{Reach, SECRET_FIELD};
 use crate::channels::{ChannelKind, Channels, Purpose};
+use crate::domain::voice::VoiceText;
 
 pub(super) fn load_channel(
     path: &Path,
@@ -101,7 +102,11 @@ pub fn template<'a>(
         over.and_then(|x| x.as_deref()).unwrap_or(base.as_str())
     };
     let t = &settings.templates;
+    // A call's text only asks for a key press: the code is read in the
+    // answer to it (docs/channels.md#twilio_voice-codes-read-by-a-phone-call).
+    let reads_aloud = channel.is_some_and(|c| c.kind.info().addressing == Reach::Voice);
     match purpose {
+        Purpose::Otp if reads_aloud => voice_text(VoiceText::Gate, settings, channel),
         Purpose::LoginLink => pick(o.map(|o| &o.login_link), &t.login_link),
         Purpose::Otp => pick(o.map(|o| &o.otp), &t.otp),
         Purpose::PinPrompt => pick(o.map(|o| &o.pin_prompt), &t.pin_prompt),
@@ -109,6 +114,26 @@ pub fn template<'a>(
         Purpose::Expired => pick(o.map(|o| &o.expired), &t.expired),
         Purpose::AppPrompt => pick(o.map(|o| &o.app_prompt), &t.app_prompt),
     }
+}
+
+/// The text `key` of a voice call: the channel file's override, else the
+/// team's (per channel) settings.
+pub fn voice_text<'a>(
+    key: VoiceText,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+) -> &'a str {
+    let o = channel.map(|c| &c.templates);
+    let t = &settings.templates;
+    let (over, base) = match key {
+        VoiceText::Gate => (o.and_then(|o| o.voice_gate.as_deref()), &t.voice_gate),
+        VoiceText::Otp => (o.and_then(|o| o.voice_otp.as_deref()), &t.voice_otp),
+        VoiceText::Unavailable => (
+            o.and_then(|o| o.voice_unavailable.as_deref()),
+            &t.voice_unavailable,
+        ),
+    };
+    over.unwrap_or(base.as_str())
 }
 
 impl Config {

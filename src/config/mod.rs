@@ -41,7 +41,7 @@ pub use crate::domain::settings::{
     StepUpSettings, Templates,
 };
 pub use crate::time::Dur;
-pub use channels::template;
+pub use channels::{template, voice_text};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_with_env};

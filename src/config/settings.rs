@@ -15,6 +15,9 @@ pub struct TemplateOverrides {
     pub authenticated: Option<String>,
     pub expired: Option<String>,
     pub app_prompt: Option<String>,
+    pub voice_gate: Option<String>,
+    pub voice_otp: Option<String>,
+    pub voice_unavailable: Option<String>,
     pub subject: Option<String>,
 }
 
@@ -169,6 +172,8 @@ pub(super) mod file {
         destinations: Destinations,
         sms_regions: Vec<SmsRegion>,
         sms_number_types: Vec<NumberType>,
+        voice_regions: Vec<SmsRegion>,
+        voice_number_types: Vec<NumberType>,
         ladder: Vec<String>,
         advance_after: Dur,
     });
@@ -205,6 +210,9 @@ pub(super) mod file {
         authenticated: String,
         expired: String,
         app_prompt: String,
+        voice_gate: String,
+        voice_otp: String,
+        voice_unavailable: String,
     });
 
     names!(domain::LoginBinding { None, ChatCode });

@@ -91,6 +91,9 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(&'static [&'static str],
     if !s.templates.otp.contains("#PIN#") {
         return Some((&["templates.otp"], "must contain #PIN#".to_string()));
     }
+    if !s.templates.voice_otp.contains("#PIN#") {
+        return Some((&["templates.voice_otp"], "must contain #PIN#".to_string()));
+    }
     if !s.templates.app_prompt.contains("#CODE#") {
         return Some((&["templates.app_prompt"], "must contain #CODE#".to_string()));
     }
@@ -104,6 +107,9 @@ pub(super) fn template_problem(t: &TemplateOverrides) -> Option<(&'static str, &
     }
     if t.otp.as_ref().is_some_and(|s| !s.contains("#PIN#")) {
         return Some(("templates.otp", "must contain #PIN#"));
+    }
+    if t.voice_otp.as_ref().is_some_and(|s| !s.contains("#PIN#")) {
+        return Some(("templates.voice_otp", "must contain #PIN#"));
     }
     if t.app_prompt.as_ref().is_some_and(|s| !s.contains("#CODE#")) {
         return Some(("templates.app_prompt", "must contain #CODE#"));

@@ -30,6 +30,7 @@ pub mod settings;
 pub mod start_challenge;
 pub mod subject;
 pub mod verify_challenge;
+pub mod voice;
 pub mod webhook_sig;
 
 #[cfg(test)]

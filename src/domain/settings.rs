@@ -119,6 +119,12 @@ pub struct OtpSettings {
     pub sms_regions: Vec<SmsRegion>,
     /// Number types an SMS may go to; empty: any.
     pub sms_number_types: Vec<NumberType>,
+    /// Regions a call that reads a code may go to, in place of
+    /// `sms_regions` (docs/api.md#codes-read-by-a-voice-call); empty: any.
+    pub voice_regions: Vec<SmsRegion>,
+    /// Number types a call may go to, in place of `sms_number_types`;
+    /// empty: any.
+    pub voice_number_types: Vec<NumberType>,
     /// The delivery ladder: the channels a `ladder` OTP tries, in order
     /// (docs/api.md#delivery-ladder); empty: no ladder.
     pub ladder: Vec<String>,
@@ -140,6 +146,8 @@ impl Default for OtpSettings {
             destinations: Destinations::Any,
             sms_regions: Vec::new(),
             sms_number_types: Vec::new(),
+            voice_regions: Vec::new(),
+            voice_number_types: Vec::new(),
             ladder: Vec::new(),
             advance_after: Dur::from_secs(45),
         }
@@ -223,6 +231,13 @@ pub struct Templates {
     pub expired: String,
     /// An app challenge's prompt; `#CODE#` is its binding code.
     pub app_prompt: String,
+    /// What a voice call says before the code: it asks for a key press.
+    pub voice_gate: String,
+    /// What a voice call says after the press; `#PIN#` is the code,
+    /// spoken digit by digit.
+    pub voice_otp: String,
+    /// What a press answers once the code cannot be read.
+    pub voice_unavailable: String,
 }
 
 impl Default for Templates {
@@ -234,6 +249,9 @@ impl Default for Templates {
             authenticated: "Thank you, you are now verified.".into(),
             expired: "Your verification has expired. Please sign in again.".into(),
             app_prompt: "Approve the sign-in showing #CODE# in your app.".into(),
+            voice_gate: "Press any key to hear your verification code.".into(),
+            voice_otp: "Your verification code is #PIN#.".into(),
+            voice_unavailable: "This code is no longer available. Goodbye.".into(),
         }
     }
 }

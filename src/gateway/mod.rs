@@ -40,6 +40,7 @@ pub mod store_epoch;
 mod store_errors;
 pub mod subjects;
 pub mod view;
+pub mod voice;
 pub mod website;
 mod work;
 
@@ -217,16 +218,12 @@ impl Core {
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
             .map_err(|e| channels::ChannelError(e.to_string()))?;
-        self.send_message(
-            team,
-            &chat,
-            channel,
-            to,
-            purpose,
-            fill,
-            uuid::Uuid::now_v7(),
-        )
-        .await
+        let call = voice::prepare_call(self, team, rec, channel, purpose, fill.pin)
+            .await
+            .map_err(|_| channels::ChannelError("the call could not be prepared".into()))?;
+        let id = uuid::Uuid::now_v7();
+        self.send_message(team, &chat, channel, to, purpose, fill, id, call)
+            .await
     }
 
     /// Renders and sends one message with id `id` (the same on every attempt).
@@ -240,6 +237,7 @@ impl Core {
         purpose: Purpose,
         fill: Fill<'_>,
         id: uuid::Uuid,
+        call: Option<channels::Call>,
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
@@ -266,6 +264,7 @@ impl Core {
                 .flatten(),
             public_url: self.config.server.public_url.clone(),
             code_ttl: fill.ttl,
+            call,
         };
         self.channels.send(&msg).await
     }

@@ -427,6 +427,7 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         code: Some("482913".into()),
         public_url: "http://gateway.test".into(),
         code_ttl: None,
+        call: None,
     };
     channel.send(&msg).await.unwrap();
 
