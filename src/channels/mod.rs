@@ -11,6 +11,7 @@ pub mod smtp;
 pub mod telegram;
 pub mod telegram_gateway;
 pub mod twilio;
+pub mod twilio_voice;
 pub mod webhook;
 pub mod whatsapp;
 
@@ -76,6 +77,7 @@ macro_rules! kinds {
 kinds! {
     Webhook(webhook::WebhookConfig),
     Twilio(twilio::TwilioConfig),
+    TwilioVoice(twilio_voice::TwilioVoiceConfig),
     Whatsapp(whatsapp::WhatsappConfig),
     Slack(slack::SlackConfig),
     Telegram(telegram::TelegramConfig),
@@ -162,8 +164,20 @@ pub struct Message {
     pub code_ttl: Option<Duration>,
     /// The interaction's language (an entry of `locale.supported`) that
     /// `text` is in; a provider's own template follows it
-    /// (docs/channels.md#authentication-templates).
+    /// (docs/channels.md#authentication-templates), as a call's `<Say
+    /// language>` does.
     pub locale: String,
+    /// For a code read by a voice call (`twilio_voice`): what the call
+    /// needs beside its text; `None` for every other message.
+    pub call: Option<Call>,
+}
+
+/// What a voice call carries beside its text (docs/channels.md#twilio_voice-codes-read-by-a-phone-call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call {
+    /// The opaque id the call's key press comes back under (128 random
+    /// bits, `domain::voice::GatherId`).
+    pub gather: String,
 }
 
 impl Message {
@@ -378,7 +392,7 @@ mod tests {
         assert_eq!(unique.len(), names.len(), "{names:?}");
         assert_eq!(
             ChannelKind::names(),
-            "webhook, twilio, whatsapp, slack, telegram, telegram_gateway or smtp"
+            "webhook, twilio, twilio_voice, whatsapp, slack, telegram, telegram_gateway or smtp"
         );
     }
 
@@ -419,6 +433,7 @@ mod tests {
             public_url: "http://gateway.test".into(),
             code_ttl: None,
             locale: "en".into(),
+            call: None,
         };
         let shown = format!("{msg:?} {msg:#?}");
         assert!(!shown.contains("918273"), "{shown}");

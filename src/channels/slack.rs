@@ -138,6 +138,7 @@ mod tests {
             public_url: "http://gateway.test".into(),
             code_ttl: None,
             locale: "en".into(),
+            call: None,
         }
     }
 

@@ -292,6 +292,7 @@ mod tests {
             code: Some("123456".into()),
             code_ttl: Some(Duration::from_secs(290)),
             locale: "en".into(),
+            call: None,
         }
     }
 

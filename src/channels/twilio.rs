@@ -190,54 +190,62 @@ impl Channel for TwilioChannel {
             )
             .finish()
         };
-        let response = self
-            .http
-            .post(self.messages_url()?)
-            .timeout(super::SEND_TIMEOUT)
-            .basic_auth(&self.account_sid, Some(self.auth_token.expose_secret()))
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(body)
-            .send_traced()
-            .await
-            // reqwest's error text includes the URL: keep it out.
-            .map_err(|e| {
-                ChannelError(if e.is_timeout() {
-                    "twilio did not answer in time".into()
-                } else {
-                    "twilio unreachable".into()
-                })
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            // {"sid": "SM...", "status": "queued", ...}: the sid its receipts name.
-            let body = response.bytes().await.ok();
-            let sid = body
-                .as_deref()
-                .and_then(|b| serde_json::from_slice::<serde_json::Value>(b).ok())
-                .and_then(|v| v.get("sid").and_then(|s| s.as_str().map(str::to_string)));
-            return Ok(Sent::tracked(sid.as_deref()));
-        }
-        // Twilio's error body: {"code": 20003, "message": ..., "status": 401}.
-        let body = response
-            .bytes()
-            .await
-            .ok()
-            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
-        let code = body
-            .as_ref()
-            .and_then(|v| v.get("code").and_then(serde_json::Value::as_u64));
-        let message = body
-            .as_ref()
-            .and_then(|v| v.get("message").and_then(serde_json::Value::as_str))
-            .map(|m| reason(m, self.auth_token.expose_secret()));
-        let status = status.as_u16();
-        Err(ChannelError(match (message, code) {
-            (Some(m), Some(code)) => format!("twilio answered HTTP {status}: {m} (code {code})"),
-            (Some(m), None) => format!("twilio answered HTTP {status}: {m}"),
-            (None, Some(code)) => format!("twilio answered HTTP {status} (code {code})"),
-            (None, None) => format!("twilio answered HTTP {status}"),
-        }))
+        let url = self.messages_url()?;
+        let account = (self.account_sid.as_str(), &self.auth_token);
+        post_form(&self.http, url, account, body, "twilio").await
     }
+}
+
+/// POSTs the form `body` to Twilio's `url` once, with the account's
+/// (`sid`, `auth_token`) HTTP basic auth: the `sid` of the answer (what
+/// its callbacks name), or an error with Twilio's message and code, never
+/// the URL or the token (`kind` names the channel kind in it).
+pub(super) async fn post_form(
+    http: &reqwest::Client,
+    url: Url,
+    (sid, auth_token): (&str, &SecretString),
+    body: String,
+    kind: &str,
+) -> Result<Sent, ChannelError> {
+    let response = http
+        .post(url)
+        .timeout(super::SEND_TIMEOUT)
+        .basic_auth(sid, Some(auth_token.expose_secret()))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send_traced()
+        .await
+        // reqwest's error text includes the URL: keep it out.
+        .map_err(|e| {
+            ChannelError(if e.is_timeout() {
+                format!("{kind} did not answer in time")
+            } else {
+                format!("{kind} unreachable")
+            })
+        })?;
+    let status = response.status();
+    // {"sid": "SM...", "status": "queued", ...}, or Twilio's error body:
+    // {"code": 20003, "message": ..., "status": 401}.
+    let body = response
+        .bytes()
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+    let field = |name: &str| body.as_ref().and_then(|v| v.get(name));
+    if status.is_success() {
+        return Ok(Sent::tracked(field("sid").and_then(|s| s.as_str())));
+    }
+    let code = field("code").and_then(serde_json::Value::as_u64);
+    let message = field("message")
+        .and_then(serde_json::Value::as_str)
+        .map(|m| reason(m, auth_token.expose_secret()));
+    let status = status.as_u16();
+    Err(ChannelError(match (message, code) {
+        (Some(m), Some(code)) => format!("{kind} answered HTTP {status}: {m} (code {code})"),
+        (Some(m), None) => format!("{kind} answered HTTP {status}: {m}"),
+        (None, Some(code)) => format!("{kind} answered HTTP {status} (code {code})"),
+        (None, None) => format!("{kind} answered HTTP {status}"),
+    }))
 }
 
 // Status callbacks (docs/api.md#delivery-receipts): `X-Twilio-Signature`
@@ -270,6 +278,33 @@ pub fn twilio_signed(
 ) -> bool {
     let want = twilio_signature(auth_token, url, fields);
     !want.is_empty() && bool::from(want.as_bytes().ct_eq(header.trim().as_bytes()))
+}
+
+/// 401 `invalid_signature` unless `signature` (the `X-Twilio-Signature`
+/// header) is Twilio's signature, under `auth_token`, of a POST to `url`
+/// with form `fields`.
+pub fn check_signature(
+    auth_token: &SecretString,
+    url: &str,
+    fields: &[(String, String)],
+    signature: Option<&str>,
+) -> Result<(), Error> {
+    let token = auth_token.expose_secret().as_bytes();
+    if signature.is_some_and(|sig| twilio_signed(token, url, fields, sig)) {
+        Ok(())
+    } else {
+        Err(Error::InvalidSignature(
+            "X-Twilio-Signature is missing or wrong",
+        ))
+    }
+}
+
+/// The value of the posted field `name`, when it is there and not empty.
+pub fn form_field<'f>(fields: &'f [(String, String)], name: &str) -> Option<&'f str> {
+    fields
+        .iter()
+        .find(|(k, v)| k == name && !v.is_empty())
+        .map(|(_, v)| v.as_str())
 }
 
 /// What a Twilio `MessageStatus` reports (`None`: nothing here:
@@ -312,18 +347,8 @@ impl TwilioConfig {
         fields: &[(String, String)],
         signature: Option<&str>,
     ) -> Result<Option<Report>, Error> {
-        let token = self.auth_token.get().expose_secret().as_bytes();
-        if !signature.is_some_and(|sig| twilio_signed(token, url, fields, sig)) {
-            return Err(Error::InvalidSignature(
-                "X-Twilio-Signature is missing or wrong",
-            ));
-        }
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(k, v)| k == name && !v.is_empty())
-                .map(|(_, v)| v.as_str())
-        };
+        check_signature(self.auth_token.get(), url, fields, signature)?;
+        let field = |name: &str| form_field(fields, name);
         let (Some(sid), Some(status)) = (field("MessageSid"), field("MessageStatus")) else {
             return Err(Error::BadRequest(
                 "a status callback needs MessageSid and MessageStatus".into(),
@@ -371,6 +396,7 @@ mod tests {
             public_url: "http://gateway.test".into(),
             code_ttl: None,
             locale: "en".into(),
+            call: None,
         }
     }
 

@@ -17,6 +17,7 @@ use super::validate::{check_name, template_problem};
 use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
 use crate::channels::kind::{Reach, SECRET_FIELD};
 use crate::channels::{ChannelKind, Channels, Purpose};
+use crate::domain::voice::VoiceText;
 
 pub(super) fn load_channel(
     path: &Path,
@@ -103,12 +104,39 @@ pub fn template<'a>(
     settings: &'a Settings,
     channel: Option<&'a ChannelConfig>,
 ) -> &'a str {
-    text(
-        purpose.as_str(),
-        settings,
-        channel,
-        &settings.locale.default,
-    )
+    let key = template_key(purpose, channel);
+    text(key, settings, channel, &settings.locale.default)
+}
+
+/// The template key of a message for `purpose` on `channel`: the purpose's
+/// own, but for a code on a channel that calls: a call's text only asks for
+/// a key press, and the code is read in the answer to it
+/// (docs/channels.md#twilio_voice-codes-read-by-a-phone-call).
+pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> &'static str {
+    let calls = channel.is_some_and(|c| c.kind.info().addressing == Reach::Voice);
+    match purpose {
+        Purpose::Otp if calls => voice_key(VoiceText::Gate),
+        _ => purpose.as_str(),
+    }
+}
+
+/// The template key of a voice call's text.
+fn voice_key(key: VoiceText) -> &'static str {
+    match key {
+        VoiceText::Gate => "voice_gate",
+        VoiceText::Otp => "voice_otp",
+        VoiceText::Unavailable => "voice_unavailable",
+    }
+}
+
+/// The text `key` of a voice call in language `locale` (see [`text`]).
+pub fn voice_text<'a>(
+    key: VoiceText,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+    locale: &str,
+) -> &'a str {
+    text(voice_key(key), settings, channel, locale)
 }
 
 /// The text of template `key` in language `locale` (an entry of

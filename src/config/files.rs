@@ -152,6 +152,9 @@ pub(super) struct TeamFile {
     pub sms_channel: Option<String>,
     /// One of `channels`, an `smtp` channel, for `delivery = "email"`.
     pub email_channel: Option<String>,
+    /// A `twilio_voice` channel, for `delivery = "voice"`; never one of
+    /// `channels`.
+    pub voice_channel: Option<String>,
     /// `[[security_keys]]`, each read as [`SecurityKeyEntry`].
     #[serde(default)]
     pub security_keys: Vec<toml::Table>,

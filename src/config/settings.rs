@@ -236,6 +236,8 @@ pub(super) mod file {
         destinations: Destinations,
         sms_regions: Vec<SmsRegion>,
         sms_number_types: Vec<NumberType>,
+        voice_regions: Vec<SmsRegion>,
+        voice_number_types: Vec<NumberType>,
         ladder: Vec<String>,
         advance_after: Dur,
     });

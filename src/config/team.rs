@@ -121,6 +121,9 @@ pub struct Team {
     pub channels: Vec<String>,
     pub sms_channel: Option<String>,
     pub email_channel: Option<String>,
+    /// The `twilio_voice` channel of `delivery: "voice"`; never one of
+    /// `channels` (docs/api.md#codes-read-by-a-voice-call).
+    pub voice_channel: Option<String>,
     /// At least one; exactly one is primary.
     pub security_keys: Vec<SecurityKey>,
     pub api_keys: Vec<ApiKey>,
@@ -139,12 +142,13 @@ pub struct Team {
 
 impl Team {
     /// Does this team send through the channel `name` (in `channels`, as
-    /// its `sms_channel` or `email_channel`, or as a step of an
+    /// its `sms_channel`, `email_channel` or `voice_channel`, or as a step of an
     /// `otp.ladder` of its settings)?
     pub fn uses_channel(&self, name: &str) -> bool {
         self.has_channel(name)
             || self.sms_channel.as_deref() == Some(name)
             || self.email_channel.as_deref() == Some(name)
+            || self.voice_channel.as_deref() == Some(name)
             || std::iter::once(&self.settings)
                 .chain(self.channel_settings.values())
                 .any(|s| s.otp.ladder.iter().any(|step| step == name))

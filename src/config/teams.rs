@@ -50,15 +50,16 @@ pub(super) fn load_team(
         if !seen.insert(name) {
             return Err(err(&key, format!("channel {name:?} is listed twice")));
         }
-        if channels
-            .get(name)
-            .is_some_and(|c| c.kind.name() == LADDER_ONLY)
-        {
+        let kind = channels.get(name).map_or("", |c| c.kind.name());
+        if let Some((_, serves)) = OFF_CHAT.iter().find(|(k, _)| *k == kind) {
             return Err(err(
                 &key,
-                format!("channel {name:?} is of kind {LADDER_ONLY}, which serves only as a step of otp.ladder"),
+                format!("channel {name:?} is of kind {kind}, which serves only {serves}"),
             ));
         }
+    }
+    if let Some(name) = &raw.voice_channel {
+        voice_channel(name, channels).map_err(|p| err("voice_channel", p))?;
     }
     let delivery = [
         ("sms_channel", &raw.sms_channel, Delivery::Sms),
@@ -160,6 +161,7 @@ pub(super) fn load_team(
         channels: raw.channels,
         sms_channel: raw.sms_channel,
         email_channel: raw.email_channel,
+        voice_channel: raw.voice_channel,
         security_keys,
         api_keys,
         webhook,
@@ -187,8 +189,33 @@ fn dialogflow(
     }))
 }
 
-/// The kind that serves only as a step of a delivery ladder.
-const LADDER_ONLY: &str = "telegram_gateway";
+/// The kinds that never carry a chat's messages, so a team never lists
+/// them in `channels`, and what they serve instead.
+const OFF_CHAT: [(&str, &str); 2] = [
+    ("telegram_gateway", "as a step of otp.ladder"),
+    (
+        "twilio_voice",
+        "as the team's voice_channel or a step of otp.ladder",
+    ),
+];
+
+/// A team's `voice_channel` `name`: a channel file of a kind that reads
+/// codes aloud (docs/api.md#codes-read-by-a-voice-call).
+fn voice_channel(name: &str, channels: &BTreeMap<String, ChannelConfig>) -> Result<(), String> {
+    let kinds: Vec<&str> = ChannelKind::ALL
+        .iter()
+        .filter(|k| k.serves.contains(&Delivery::Voice))
+        .map(|k| k.name)
+        .collect();
+    match channels.get(name).map(|c| c.kind.name()) {
+        None => Err(format!("no channel file defines a channel named {name:?}")),
+        Some(kind) if !kinds.contains(&kind) => Err(format!(
+            "channel {name:?} is of kind {kind}; expected {}",
+            kinds.join(" or ")
+        )),
+        Some(_) => Ok(()),
+    }
+}
 
 /// `otp.ladder` of `settings`, resolved from `layers`: every step names a
 /// channel file; every step but the last is of a kind with delivery
@@ -227,9 +254,9 @@ fn check_ladder(
         let ok = info.receipts || (i == last && info.name == "smtp");
         if !ok {
             let which = if i == last {
-                "the last step must be of a kind with delivery receipts (twilio, whatsapp, telegram_gateway) or smtp"
+                "the last step must be of a kind with delivery receipts (twilio, twilio_voice, whatsapp, telegram_gateway) or smtp"
             } else {
-                "every step but the last must be of a kind with delivery receipts (twilio, whatsapp, telegram_gateway)"
+                "every step but the last must be of a kind with delivery receipts (twilio, twilio_voice, whatsapp, telegram_gateway)"
             };
             return Err(err(format!(
                 "channel {name:?} is of kind {}; {which}",

@@ -181,7 +181,7 @@ fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
 pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
     let needs = match key {
         "login_link" => "#URL#",
-        "otp" => "#PIN#",
+        "otp" | "voice_otp" => "#PIN#",
         "app_prompt" | "page_binding_code" => "#CODE#",
         _ => return None,
     };

@@ -37,6 +37,9 @@ pub enum Delivery {
     Chat,
     Sms,
     Email,
+    /// Read aloud by a phone call on the team's `voice_channel`
+    /// (docs/api.md#codes-read-by-a-voice-call).
+    Voice,
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,
@@ -76,20 +79,22 @@ impl ChallengeMethod {
 }
 
 impl Delivery {
-    pub const ALL: [Delivery; 7] = [
+    pub const ALL: [Delivery; 8] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
+        Delivery::Voice,
         Delivery::Agent,
         Delivery::LoginPage,
         Delivery::Ladder,
         Delivery::App,
     ];
     /// What a caller may ask for (`login_page` is a binding's).
-    pub const REQUESTABLE: [Delivery; 5] = [
+    pub const REQUESTABLE: [Delivery; 6] = [
         Delivery::Chat,
         Delivery::Sms,
         Delivery::Email,
+        Delivery::Voice,
         Delivery::Agent,
         Delivery::Ladder,
     ];
@@ -99,6 +104,7 @@ impl Delivery {
             Delivery::Chat => "chat",
             Delivery::Sms => "sms",
             Delivery::Email => "email",
+            Delivery::Voice => "voice",
             Delivery::Agent => "agent",
             Delivery::LoginPage => "login_page",
             Delivery::Ladder => "ladder",

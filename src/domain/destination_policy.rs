@@ -16,7 +16,7 @@ use phonenumber::{metadata::DATABASE, PhoneNumber, Type};
 use super::challenge::Delivery;
 use super::interaction::Contact;
 use super::phone;
-use crate::domain::abuse::{Destinations, NumberType};
+use crate::domain::abuse::{Destinations, NumberType, SmsRegion};
 use crate::domain::settings::OtpSettings;
 use crate::error::Error;
 
@@ -30,6 +30,10 @@ pub enum Reach {
     /// message to a phone (docs/api.md#where-an-otp-may-go).
     PhoneChat,
     Phone,
+    /// A person by phone, called (`twilio_voice`): obeys the voice rules
+    /// (`otp.voice_regions`, `otp.voice_number_types`) in place of the SMS
+    /// rules (docs/api.md#codes-read-by-a-voice-call).
+    Voice,
     Email,
 }
 
@@ -40,7 +44,7 @@ impl Reach {
     pub fn recipient(self, contact: &Contact, to: Option<String>) -> Option<String> {
         to.or_else(|| match self {
             Reach::Conversation | Reach::PhoneChat => None,
-            Reach::Phone => contact.phone.clone(),
+            Reach::Phone | Reach::Voice => contact.phone.clone(),
             Reach::Email => contact.email.clone(),
         })
     }
@@ -63,7 +67,9 @@ pub fn allow(
         return Ok(());
     };
     let on_file = match delivery {
-        Delivery::Sms => contact.phone.as_deref().is_some_and(|p| same_number(p, to)),
+        Delivery::Sms | Delivery::Voice => {
+            contact.phone.as_deref().is_some_and(|p| same_number(p, to))
+        }
         Delivery::Email => contact
             .email
             .as_deref()
@@ -100,14 +106,18 @@ pub fn recipient(
         (field, number.to_string())
     };
     let (field, number) = match (reach, to.as_deref(), contact.phone.as_deref()) {
-        (Reach::Phone, Some(to), _) | (Reach::PhoneChat, Some(to), _) => named("to", to),
-        (Reach::Phone, None, Some(p)) => ("contact.phone", p.to_string()),
+        (Reach::Phone | Reach::Voice | Reach::PhoneChat, Some(to), _) => named("to", to),
+        (Reach::Phone | Reach::Voice, None, Some(p)) => ("contact.phone", p.to_string()),
         (Reach::PhoneChat, None, _) => ("conversation_id", conversation_id.to_string()),
-        (Reach::Phone, None, None) | (Reach::Conversation | Reach::Email, _, _) => {
+        (Reach::Phone | Reach::Voice, None, None) | (Reach::Conversation | Reach::Email, _, _) => {
             return Ok(reach.recipient(contact, to));
         }
     };
-    sms_rules(otp, field, &number)?;
+    if reach == Reach::Voice {
+        phone_rules(&PhoneRules::voice(otp), field, &number)?;
+    } else {
+        sms_rules(otp, field, &number)?;
+    }
     Ok(match reach {
         Reach::PhoneChat => to,
         _ => Some(phone::e164(&number).unwrap_or(number)),
@@ -119,31 +129,62 @@ pub fn recipient(
 /// number, 403 `forbidden` outside the regions or types. Empty lists read
 /// nothing.
 pub fn sms_rules(otp: &OtpSettings, field: &str, number: &str) -> Result<(), Error> {
-    if otp.sms_regions.is_empty() && otp.sms_number_types.is_empty() {
-        return Ok(());
-    }
-    let number = parse(number).ok_or_else(|| {
-        Error::invalid(
-            field,
-            "must be a valid phone number in E.164 form (like +447400123456) where otp.sms_regions or otp.sms_number_types apply",
-        )
-    })?;
-    if !otp.sms_regions.is_empty() {
-        let region = number.country().id();
-        let served =
-            region.is_some_and(|r| otp.sms_regions.iter().any(|s| s.as_str() == r.as_ref()));
-        if !served {
-            return Err(Error::Forbidden(
-                "the number's region is not one of otp.sms_regions",
-            ));
+    phone_rules(&PhoneRules::sms(otp), field, number)
+}
+
+/// The regions and types a phone number must be in, and the words that
+/// refuse one outside them.
+pub struct PhoneRules<'a> {
+    regions: &'a [SmsRegion],
+    types: &'a [NumberType],
+    invalid: &'static str,
+    other_region: &'static str,
+    other_type: &'static str,
+}
+
+impl<'a> PhoneRules<'a> {
+    /// `otp.sms_regions` and `otp.sms_number_types`.
+    pub fn sms(otp: &'a OtpSettings) -> Self {
+        PhoneRules {
+            regions: &otp.sms_regions,
+            types: &otp.sms_number_types,
+            invalid: "must be a valid phone number in E.164 form (like +447400123456) where otp.sms_regions or otp.sms_number_types apply",
+            other_region: "the number's region is not one of otp.sms_regions",
+            other_type: "the number's type is not one of otp.sms_number_types",
         }
     }
-    if !otp.sms_number_types.is_empty() {
+
+    /// `otp.voice_regions` and `otp.voice_number_types`, for a call.
+    pub fn voice(otp: &'a OtpSettings) -> Self {
+        PhoneRules {
+            regions: &otp.voice_regions,
+            types: &otp.voice_number_types,
+            invalid: "must be a valid phone number in E.164 form (like +447400123456) where otp.voice_regions or otp.voice_number_types apply",
+            other_region: "the number's region is not one of otp.voice_regions",
+            other_type: "the number's type is not one of otp.voice_number_types",
+        }
+    }
+}
+
+/// `rules` for a message to `number` (named `field` in a 422): 422 when a
+/// rule is set and it is not a valid number, 403 `forbidden` outside the
+/// regions or types. Empty lists read nothing.
+pub fn phone_rules(rules: &PhoneRules<'_>, field: &str, number: &str) -> Result<(), Error> {
+    if rules.regions.is_empty() && rules.types.is_empty() {
+        return Ok(());
+    }
+    let number = parse(number).ok_or_else(|| Error::invalid(field, rules.invalid))?;
+    if !rules.regions.is_empty() {
+        let region = number.country().id();
+        let served = region.is_some_and(|r| rules.regions.iter().any(|s| s.as_str() == r.as_ref()));
+        if !served {
+            return Err(Error::Forbidden(rules.other_region));
+        }
+    }
+    if !rules.types.is_empty() {
         let kind = number_type(number.number_type(&DATABASE));
-        if !kind.is_some_and(|k| otp.sms_number_types.contains(&k)) {
-            return Err(Error::Forbidden(
-                "the number's type is not one of otp.sms_number_types",
-            ));
+        if !kind.is_some_and(|k| rules.types.contains(&k)) {
+            return Err(Error::Forbidden(rules.other_type));
         }
     }
     Ok(())

@@ -47,7 +47,7 @@ pub fn target(
         return Err(Skip::OwnChannel);
     }
     let on_file = match reach {
-        Reach::Phone | Reach::PhoneChat => rec.contact.phone.clone(),
+        Reach::Phone | Reach::Voice | Reach::PhoneChat => rec.contact.phone.clone(),
         Reach::Email => rec.contact.email.clone(),
         Reach::Conversation => None,
     };
@@ -63,7 +63,7 @@ pub fn target(
     )
     .map_err(Skip::Refused)?;
     let destination = match reach {
-        Reach::Phone | Reach::PhoneChat => {
+        Reach::Phone | Reach::Voice | Reach::PhoneChat => {
             super::phone::e164(&on_file).unwrap_or(recipient.unwrap_or(on_file))
         }
         _ => recipient.unwrap_or(on_file),

@@ -33,6 +33,7 @@ pub mod sms_segments;
 pub mod start_challenge;
 pub mod subject;
 pub mod verify_challenge;
+pub mod voice;
 pub mod webhook_sig;
 
 #[cfg(test)]

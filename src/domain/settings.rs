@@ -126,6 +126,12 @@ pub struct OtpSettings {
     pub sms_regions: Vec<SmsRegion>,
     /// Number types an SMS may go to; empty: any.
     pub sms_number_types: Vec<NumberType>,
+    /// Regions a call that reads a code may go to, in place of
+    /// `sms_regions` (docs/api.md#codes-read-by-a-voice-call); empty: any.
+    pub voice_regions: Vec<SmsRegion>,
+    /// Number types a call may go to, in place of `sms_number_types`;
+    /// empty: any.
+    pub voice_number_types: Vec<NumberType>,
     /// The delivery ladder: the channels a `ladder` OTP tries, in order
     /// (docs/api.md#delivery-ladder); empty: no ladder.
     pub ladder: Vec<String>,
@@ -147,6 +153,8 @@ impl Default for OtpSettings {
             destinations: Destinations::Any,
             sms_regions: Vec::new(),
             sms_number_types: Vec::new(),
+            voice_regions: Vec::new(),
+            voice_number_types: Vec::new(),
             ladder: Vec::new(),
             advance_after: Dur::from_secs(45),
         }
@@ -283,6 +291,13 @@ pub struct Templates {
     pub page_try_again: String,
     /// `#CODE#` is the binding code to type into the chat.
     pub page_binding_code: String,
+    /// What a voice call says before the code: it asks for a key press.
+    pub voice_gate: String,
+    /// What a voice call says after the press; `#PIN#` is the code,
+    /// spoken digit by digit.
+    pub voice_otp: String,
+    /// What a press answers once the code cannot be read.
+    pub voice_unavailable: String,
 }
 
 impl Default for Templates {
@@ -316,6 +331,9 @@ impl Default for Templates {
             page_binding_code: "Type this code into the chat: #CODE#\n\
                                 Go back to the chat and send this code to finish signing in."
                 .into(),
+            voice_gate: "Press any key to hear your verification code.".into(),
+            voice_otp: "Your verification code is #PIN#.".into(),
+            voice_unavailable: "This code is no longer available. Goodbye.".into(),
         }
     }
 }
@@ -333,6 +351,9 @@ macro_rules! template_keys {
             authenticated,
             expired,
             app_prompt,
+            voice_gate,
+            voice_otp,
+            voice_unavailable,
             page_link_expired,
             page_link_used,
             page_link_unknown,

@@ -82,7 +82,7 @@ impl ChallengeRequest {
             }
         };
         let to = match (delivery, to) {
-            (Delivery::Sms, Some(t)) => Some(super::input::phone("to", t)?),
+            (Delivery::Sms | Delivery::Voice, Some(t)) => Some(super::input::phone("to", t)?),
             (Delivery::Email, Some(t)) => Some(super::input::email("to", t)?),
             (Delivery::Ladder, Some(_)) => {
                 return Err(Error::invalid(
@@ -90,7 +90,12 @@ impl ChallengeRequest {
                     "a ladder sends to the interaction's own contact",
                 ))
             }
-            (_, Some(_)) => return Err(Error::invalid("to", "only for sms or email delivery")),
+            (_, Some(_)) => {
+                return Err(Error::invalid(
+                    "to",
+                    "only for sms, voice or email delivery",
+                ))
+            }
             (_, None) => None,
         };
         Ok(ChallengeRequest {
@@ -110,12 +115,13 @@ pub struct Route {
 }
 
 /// The channels a challenge's message may take: the interaction's own
-/// chat, and the team's SMS and e-mail channels where it has them.
+/// chat, and the team's SMS, e-mail and voice channels where it has them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     pub chat: Route,
     pub sms: Option<Route>,
     pub email: Option<Route>,
+    pub voice: Option<Route>,
 }
 
 /// The team's rules a start obeys: the interaction's settings, its routes,
@@ -214,7 +220,7 @@ pub fn decide(
     // A conversation on an SMS or e-mail channel is reached through the
     // interaction's contact: without one, nothing can be sent (a request
     // problem, not a provider failure).
-    let to_person = route.filter(|r| matches!(r.reach, Reach::Phone | Reach::Email));
+    let to_person = route.filter(|r| matches!(r.reach, Reach::Phone | Reach::Voice | Reach::Email));
     if to_person.is_some() && recipient.is_none() {
         return Err(Error::invalid(
             "delivery",
@@ -224,7 +230,7 @@ pub fn decide(
     // Whose send limit the message counts against: the person a phone or
     // e-mail channel reaches, or the number a phone conversation is.
     let destination = match route.map(|r| r.reach) {
-        Some(Reach::Phone | Reach::Email) => recipient,
+        Some(Reach::Phone | Reach::Voice | Reach::Email) => recipient,
         Some(Reach::PhoneChat) => {
             let number = to.as_deref().unwrap_or(&rec.conversation_id);
             Some(phone::e164(number).unwrap_or_else(|| number.to_string()))
@@ -269,6 +275,7 @@ fn route(routes: &Routes, delivery: Delivery) -> Result<Option<&Route>, Error> {
         Delivery::Chat => Ok(Some(&routes.chat)),
         Delivery::Sms => routes.sms.as_ref().map(Some).ok_or_else(not_allowed),
         Delivery::Email => routes.email.as_ref().map(Some).ok_or_else(not_allowed),
+        Delivery::Voice => routes.voice.as_ref().map(Some).ok_or_else(not_allowed),
     }
 }
 
@@ -279,7 +286,9 @@ fn to_contact(req: &ChallengeRequest, contact: &Contact) -> Result<Option<String
         return Ok(req.to.clone());
     }
     let (on_file, what) = match req.delivery {
-        Delivery::Sms => (&contact.phone, "required: the interaction has no phone"),
+        Delivery::Sms | Delivery::Voice => {
+            (&contact.phone, "required: the interaction has no phone")
+        }
         Delivery::Email => (&contact.email, "required: the interaction has no e-mail"),
         _ => return Ok(None),
     };

@@ -43,6 +43,7 @@ pub mod store_epoch;
 mod store_errors;
 pub mod subjects;
 pub mod view;
+pub mod voice;
 pub mod website;
 mod work;
 
@@ -225,16 +226,12 @@ impl Core {
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
             .map_err(|e| channels::ChannelError(e.to_string()))?;
-        self.send_message(
-            team,
-            &chat,
-            channel,
-            to,
-            purpose,
-            fill,
-            uuid::Uuid::now_v7(),
-        )
-        .await
+        let call = voice::prepare_call(self, team, rec, channel, purpose, fill.pin)
+            .await
+            .map_err(|_| channels::ChannelError("the call could not be prepared".into()))?;
+        let id = uuid::Uuid::now_v7();
+        self.send_message(team, &chat, channel, to, purpose, fill, id, call)
+            .await
     }
 
     /// Renders and sends one message with id `id` (the same on every attempt).
@@ -248,13 +245,19 @@ impl Core {
         purpose: Purpose,
         fill: Fill<'_>,
         id: uuid::Uuid,
+        call: Option<channels::Call>,
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
         let l = &settings.locale;
         let locale = crate::domain::locale::matched(chat.locale, &l.supported, &l.default);
         let text = channels::render(
-            crate::config::text(purpose.as_str(), settings, channel_cfg, locale),
+            crate::config::text(
+                crate::config::template_key(purpose, channel_cfg),
+                settings,
+                channel_cfg,
+                locale,
+            ),
             fill,
         );
         let subject = channel_cfg
@@ -277,6 +280,7 @@ impl Core {
             public_url: self.config.server.public_url.clone(),
             code_ttl: fill.ttl,
             locale: locale.to_string(),
+            call,
         };
         self.channels.send(&msg).await
     }

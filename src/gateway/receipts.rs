@@ -4,9 +4,9 @@
 use super::challenges::ladder;
 use super::reports::{self, Receipt};
 use super::Core;
-use crate::channels::twilio;
 use crate::channels::whatsapp::WhatsappConfig;
 use crate::channels::ChannelKind;
+use crate::channels::{twilio, twilio_voice};
 use crate::config::Team;
 use crate::domain::delivery_status::Report;
 use crate::error::{Error, Result};
@@ -43,24 +43,41 @@ pub async fn take_reports_at(
     Ok(receipt)
 }
 
-/// A Twilio status callback posted to `channel`'s receipt route with
-/// form `fields` and header `X-Twilio-Signature` `signature`: 404 for
-/// a channel that is not `twilio`, 401 `invalid_signature` for a
-/// missing or wrong signature, 400 without `MessageSid` or
-/// `MessageStatus`.
+/// Which of Twilio's APIs a status callback reports on: a `twilio`
+/// channel's messages, or a `twilio_voice` channel's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwilioApi {
+    Messages,
+    Calls,
+}
+
+/// A Twilio status callback posted to `channel`'s receipt route for
+/// `api`, with form `fields` and header `X-Twilio-Signature`
+/// `signature`: 404 for a channel not of that API's kind, 401
+/// `invalid_signature` for a missing or wrong signature, 400 without the
+/// message's (`MessageSid`, `MessageStatus`) or call's (`CallSid`,
+/// `CallStatus`) id and status (docs/api.md#delivery-receipts).
 pub async fn twilio_receipt(
     core: &Core,
+    api: TwilioApi,
     channel: &str,
     fields: &[(String, String)],
     signature: Option<&str>,
     now: Timestamp,
 ) -> Result<Receipt> {
-    let Some(ChannelKind::Twilio(twilio)) = core.config.channels.get(channel).map(|c| &c.kind)
-    else {
-        return Err(Error::NotFound("no twilio channel of this name"));
+    let public_url = &core.config.server.public_url;
+    let report = match (api, core.config.channels.get(channel).map(|c| &c.kind)) {
+        (TwilioApi::Messages, Some(ChannelKind::Twilio(twilio))) => {
+            let url = twilio::status_callback(public_url, channel);
+            twilio.receipt(&url, fields, signature)?
+        }
+        (TwilioApi::Calls, Some(ChannelKind::TwilioVoice(voice))) => {
+            let url = twilio_voice::status_callback(public_url, channel);
+            voice.receipt(&url, fields, signature)?
+        }
+        _ => return Err(Error::NotFound("no channel of this name and kind")),
     };
-    let url = twilio::status_callback(&core.config.server.public_url, channel);
-    match twilio.receipt(&url, fields, signature)? {
+    match report {
         Some(report) => take_reports_at(core, channel, vec![report], now).await,
         None => Ok(Receipt::Unknown),
     }

@@ -32,7 +32,7 @@ use crate::error::{Error, Result};
 use crate::store::{keys, Op, StoreError, Versioned};
 use crate::time::Timestamp;
 
-pub use background::{StoredMessage, StoredPoll, StoredReport};
+pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
 pub use markers::{ConversationLink, EndedSession, LogoutAnswer, ShortLink, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};

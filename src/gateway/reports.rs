@@ -122,6 +122,21 @@ fn apply(
     }
 }
 
+/// The first reading of a call's code (`message_id`, the call's sid) on
+/// challenge `cid` of the interaction in `w`: its message arrived
+/// (docs/api.md#codes-read-by-a-voice-call), as a receipt would say.
+pub(super) fn arrived_by_voice(
+    core: &Core,
+    w: &mut Work<'_>,
+    cid: Uuid,
+    message_id: &str,
+    now: Timestamp,
+) {
+    let has_next = ladder_has_next(core, &w.rec, cid, w.settings);
+    let delivered = [(DeliveryStatus::Delivered, None)];
+    apply(w, cid, message_id, &delivered, has_next, now);
+}
+
 /// What one report leaves to do once applied.
 pub(super) struct Taken<'t> {
     /// It named a message the gateway knows.

@@ -88,6 +88,8 @@ api_names!(challenge::Delivery {
     Chat,
     Sms,
     Email,
+    /// Read aloud by a phone call (docs/api.md#codes-read-by-a-voice-call).
+    Voice,
     Agent,
     /// Shown to the customer by the login page (a binding code).
     LoginPage,

@@ -81,12 +81,14 @@ impl RawSchema for NewChallenge {
         let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
         let (chat, agent) = (D::Chat.as_str(), D::Agent.as_str());
         json!({
-            "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `agent` or `ladder` (the team's `otp.ladder`); \
-                `to` names the number or address for `sms`/`email`, else the interaction's `contact` is used. \
+            "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
+                `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
                 A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`.",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
                 variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
+                        json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
+                variant("otp read by a voice call", otp, json!({"const": D::Voice.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/PhoneText"}]}), true),
                 variant("otp by e-mail", otp, json!({"const": D::Email.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),

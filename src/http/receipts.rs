@@ -1,6 +1,8 @@
 //! The providers' delivery receipts (docs/api.md#delivery-receipts):
 //! `POST /v1/providers/twilio/{channel}/status`, checked by Twilio's
-//! signature, `GET`/`POST /v1/providers/whatsapp/{channel}/webhook`,
+//! signature, a `twilio_voice` channel's call statuses and key presses
+//! (`/v1/providers/twilio-voice/{channel}/status`, `…/gather/{message}`,
+//! docs/api.md#codes-read-by-a-voice-call), `GET`/`POST /v1/providers/whatsapp/{channel}/webhook`,
 //! Meta's handshake and its signed status webhooks, and `POST
 //! /v1/providers/telegram-gateway/{channel}/report`, Telegram's signed
 //! reports; never an API key.
@@ -15,10 +17,13 @@ use super::extract::{Now, PathParam, QueryParams};
 use super::openapi::{E400, E401, E403, E404, E413, E422, E503};
 use super::AppState;
 use crate::error::Result;
+use crate::gateway::receipts::TwilioApi;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(twilio_status))
+        .routes(routes!(twilio_voice_status))
+        .routes(routes!(twilio_voice_gather))
         .routes(routes!(whatsapp_handshake, whatsapp_webhook))
         .routes(routes!(telegram_gateway_report))
 }
@@ -45,11 +50,20 @@ async fn twilio_status(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
-    let fields: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let signature = headers
-        .get("x-twilio-signature")
-        .and_then(|v| v.to_str().ok());
-    crate::gateway::receipts::twilio_receipt(&st.gateway, &channel, &fields, signature, now)
+    let callback = (channel.as_str(), &headers, &body[..]);
+    twilio_callback(&st, TwilioApi::Messages, callback, now).await
+}
+
+/// A status callback of Twilio's `api` to `channel`, with its headers and
+/// body: 200 once taken.
+async fn twilio_callback(
+    st: &AppState,
+    api: TwilioApi,
+    (channel, headers, body): (&str, &HeaderMap, &[u8]),
+    now: crate::time::Timestamp,
+) -> Result<StatusCode> {
+    let (fields, signature) = twilio_form(headers, body);
+    crate::gateway::receipts::twilio_receipt(&st.gateway, api, channel, &fields, signature, now)
         .await?;
     Ok(StatusCode::OK)
 }
@@ -65,6 +79,99 @@ struct TwilioStatusForm {
     MessageStatus: String,
     /// Twilio's error code, with `undelivered` and `failed`.
     ErrorCode: Option<String>,
+}
+
+/// A Twilio status callback for a call a `twilio_voice` channel placed.
+///
+/// Every call the channel places names this route as its `StatusCallback`
+/// under `server.public_url`. `X-Twilio-Signature` is checked first, as for
+/// `twilio` receipts: missing or wrong is 401 `invalid_signature` and
+/// nothing changes. Then a callback without `CallSid` or `CallStatus` is
+/// 400; `initiated`, `ringing`, `in-progress` move the challenge's
+/// `delivery_status` to `sent`; `busy`, `no-answer`, `failed`, `canceled`
+/// to `failed` (that status its `delivery_error` code); `completed`
+/// without a reading of the code to `failed` with code `not_heard`.
+#[utoipa::path(post, path = "/v1/providers/twilio-voice/{channel}/status", operation_id = "twilio_voice_status_callback", tag = "challenges", security(),
+    params(("channel" = String, Path, description = "the `twilio_voice` channel that placed the call")),
+    request_body(content_type = "application/x-www-form-urlencoded", content = TwilioCallStatusForm),
+    responses(
+        (status = 200, description = "taken (also when the call is unknown)"),
+        E400, E401, E404, E413, E503))]
+async fn twilio_voice_status(
+    State(st): State<AppState>,
+    PathParam(channel): PathParam<String>,
+    Now(now): Now,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode> {
+    let callback = (channel.as_str(), &headers, &body[..]);
+    twilio_callback(&st, TwilioApi::Calls, callback, now).await
+}
+
+/// The key press of a call a `twilio_voice` channel placed.
+///
+/// Each call's TwiML names this route, under an opaque id of the call, as
+/// its `<Gather action>`. `X-Twilio-Signature` is checked first: missing or
+/// wrong is 401 `invalid_signature` and nothing is read. While the call's
+/// challenge is open, a `Digits` field answers TwiML that says the
+/// `voice_otp` text twice, the code spoken digit by digit, then hangs up
+/// (at most three readings per challenge); anything else (another press, a
+/// challenge used, exhausted, replaced or expired, an id the gateway never
+/// issued) answers the `voice_unavailable` text and hangs up.
+#[utoipa::path(post, path = "/v1/providers/twilio-voice/{channel}/gather/{message}", operation_id = "twilio_voice_gather", tag = "challenges", security(),
+    params(
+        ("channel" = String, Path, description = "the `twilio_voice` channel that placed the call"),
+        ("message" = String, Path, description = "the call's opaque id, from its TwiML")),
+    request_body(content_type = "application/x-www-form-urlencoded", content = TwilioGatherForm),
+    responses(
+        (status = 200, description = "TwiML: the code read aloud, or that it is no longer available", body = String, content_type = "text/xml"),
+        E401, E404, E413, E503))]
+async fn twilio_voice_gather(
+    State(st): State<AppState>,
+    PathParam((channel, message)): PathParam<(String, String)>,
+    Now(now): Now,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response> {
+    let (fields, signature) = twilio_form(&headers, &body);
+    let twiml =
+        crate::gateway::voice::press(&st.gateway, &channel, &message, &fields, signature, now)
+            .await?;
+    Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], twiml).into_response())
+}
+
+/// The posted fields of a Twilio request and its `X-Twilio-Signature`.
+fn twilio_form<'h>(
+    headers: &'h HeaderMap,
+    body: &[u8],
+) -> (Vec<(String, String)>, Option<&'h str>) {
+    let fields = url::form_urlencoded::parse(body).into_owned().collect();
+    let signature = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok());
+    (fields, signature)
+}
+
+/// The fields of a call's status callback the gateway reads (Twilio posts
+/// more; every posted field is signed).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+struct TwilioCallStatusForm {
+    /// The `sid` of the call's answer.
+    CallSid: String,
+    /// `initiated`, `ringing`, `in-progress`, `completed`, `busy`,
+    /// `no-answer`, `failed`, `canceled`.
+    CallStatus: String,
+}
+
+/// The fields of a key press the gateway reads.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code, non_snake_case)]
+struct TwilioGatherForm {
+    /// The call's sid.
+    CallSid: Option<String>,
+    /// The key pressed.
+    Digits: Option<String>,
 }
 
 /// The query of Meta's subscription handshake.

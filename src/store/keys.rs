@@ -66,6 +66,13 @@ pub fn message(team: &str, channel: &str, message_id: &str) -> String {
     with_digest(scoped(team, "msg:", DIGEST), &[channel, message_id])
 }
 
+/// A voice call's key press, by its gather id: the challenge whose code
+/// it reads, the code sealed, and how often it was read
+/// (docs/decisions/0110-a-code-read-aloud-is-sealed-until-the-press.md).
+pub fn gather(team: &str, channel: &str, gather: &str) -> String {
+    with_digest(scoped(team, "vg:", DIGEST), &[channel, gather])
+}
+
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
     with_digest(scoped(team, "s:", DIGEST), &[subject])

@@ -428,6 +428,7 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         public_url: "http://gateway.test".into(),
         code_ttl: None,
         locale: "en".into(),
+        call: None,
     };
     channel.send(&msg).await.unwrap();
 

@@ -66,6 +66,8 @@ pub struct Setup {
     /// How many teams besides acme and globex (`aaa-00000`, … with keys
     /// nobody holds, sorted before both): a gateway of many teams.
     pub extra_teams: usize,
+    /// The acme team's `voice_channel` (default: none).
+    pub voice_channel: Option<String>,
 }
 
 /// The secrets of a test config.
@@ -261,6 +263,7 @@ key_prefix = "{prefix}"
 login_url = "https://login.acme.test/chat?lang=en"
 channels = {acme_channels:?}
 sms_channel = "{sms_channel}"
+{voice_channel}
 
 [[security_keys]]
 kid = "2026-11"
@@ -295,6 +298,11 @@ sha256 = "{admin}"
         admin = ApiKeyHash::of_key(&keys.admin).to_hex(),
         extra = setup.team_extra,
         sms_channel = setup.sms_channel.as_deref().unwrap_or("sms"),
+        voice_channel = setup
+            .voice_channel
+            .as_deref()
+            .map(|v| format!("voice_channel = \"{v}\""))
+            .unwrap_or_default(),
     );
     std::fs::write(dir.join("config/teams/acme.toml"), acme).unwrap();
     let globex_channels: Vec<String> = std::iter::once("webchat".to_string())

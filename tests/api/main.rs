@@ -55,4 +55,5 @@ mod store_contract;
 mod store_reset;
 mod stores;
 mod traces;
+mod voice;
 mod whatsapp_templates;

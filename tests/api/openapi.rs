@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 16] = [
+const PUBLIC: [&str; 18] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -331,6 +331,8 @@ const PUBLIC: [&str; 16] = [
     "/oidc/backchannel-logout/{team}",
     "/ssf/{team}/events",
     "/v1/providers/twilio/{channel}/status",
+    "/v1/providers/twilio-voice/{channel}/status",
+    "/v1/providers/twilio-voice/{channel}/gather/{message}",
     "/v1/providers/whatsapp/{channel}/webhook",
     "/v1/providers/telegram-gateway/{channel}/report",
     "/console",
@@ -343,8 +345,10 @@ const REVOCATION: [&str; 2] = ["/oidc/backchannel-logout/{team}", "/ssf/{team}/e
 
 /// The providers' receipt routes: they read the provider's own form, so
 /// neither a JSON content type (415) nor a member check (422) applies.
-const RECEIPTS: [&str; 3] = [
+const RECEIPTS: [&str; 5] = [
     "/v1/providers/twilio/{channel}/status",
+    "/v1/providers/twilio-voice/{channel}/status",
+    "/v1/providers/twilio-voice/{channel}/gather/{message}",
     "/v1/providers/whatsapp/{channel}/webhook",
     "/v1/providers/telegram-gateway/{channel}/report",
 ];
@@ -432,7 +436,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 35);
+    assert_eq!(operations, 37);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

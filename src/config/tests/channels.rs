@@ -184,7 +184,7 @@ fn kind_name_and_duplicates() {
     fx.expect_err(
         "channels/email.toml",
         "kind",
-        "webhook, twilio, whatsapp, slack, telegram, telegram_gateway or smtp",
+        "webhook, twilio, twilio_voice, whatsapp, slack, telegram, telegram_gateway or smtp",
     );
     fx.edit(
         "channels/email.toml",
@@ -436,6 +436,34 @@ fn a_telegram_gateway_channel_parses_and_its_token_is_a_secret() {
         "must be written as \"${VARIABLE}\"",
     );
     assert!(!e.to_string().contains("AAGtg-literal"));
+}
+
+#[test]
+fn a_twilio_voice_channel_parses_and_its_auth_token_is_a_secret() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_TOKEN", "tok");
+    let keys = "kind = \"twilio_voice\"\naccount_sid = \"AC1\"\nfrom = \"+15550001111\"";
+    fx.write(
+        "channels/voice.toml",
+        &format!("name = \"voice\"\n{keys}\nauth_token = \"${{FX_TOKEN}}\"\nlanguages = {{ en = \"en-US\", es = \"es-MX\" }}\nvoice = \"Polly.Joanna\""),
+    );
+    let config = fx.load().unwrap();
+    assert!(matches!(
+        &config.channels["voice"].kind,
+        ChannelKind::TwilioVoice(v) if v.base_url.as_str() == "https://api.twilio.com/"
+            && v.languages["es"] == "es-MX"
+            && v.voice.as_deref() == Some("Polly.Joanna")
+    ));
+    fx.write(
+        "channels/voice.toml",
+        &format!("name = \"voice\"\n{keys}\nauth_token = \"literal-voice-token\""),
+    );
+    let e = fx.expect_err(
+        "channels/voice.toml",
+        "auth_token",
+        "must be written as \"${VARIABLE}\"",
+    );
+    assert!(!e.to_string().contains("literal-voice-token"));
 }
 
 #[test]

@@ -506,6 +506,39 @@ fn a_delivery_ladder_names_channels_with_receipts_but_the_last() {
 }
 
 #[test]
+fn a_twilio_voice_channel_serves_only_as_the_voice_channel_or_a_ladder_step() {
+    let mut fx = Fixture::new();
+    fx.set_env("FX_VOICE_TOKEN", "fx-voice-token");
+    fx.write(
+        "channels/voice.toml",
+        "name = \"voice\"\nkind = \"twilio_voice\"\naccount_sid = \"AC1\"\nauth_token = \"${FX_VOICE_TOKEN}\"\nfrom = \"+15550001111\"",
+    );
+    fx.edit(
+        ACME,
+        "sms_channel = \"sms\"",
+        "sms_channel = \"sms\"\nvoice_channel = \"voice\"",
+    );
+    let config = fx.load().unwrap();
+    assert_eq!(config.teams["acme"].voice_channel.as_deref(), Some("voice"));
+    assert!(config.teams["acme"].uses_channel("voice"));
+    fx.edit(
+        ACME,
+        "\"webchat\", \"sms\", \"email\"",
+        "\"webchat\", \"sms\", \"email\", \"voice\"",
+    );
+    fx.expect_err(
+        ACME,
+        "channels[3]",
+        "serves only as the team's voice_channel or a step of otp.ladder",
+    );
+    fx.edit(ACME, ", \"voice\"]", "]");
+    fx.edit(ACME, "voice_channel = \"voice\"", "voice_channel = \"sms\"");
+    fx.expect_err(ACME, "voice_channel", "expected twilio_voice");
+    fx.edit(ACME, "voice_channel = \"sms\"", "voice_channel = \"fax\"");
+    fx.expect_err(ACME, "voice_channel", "no channel file defines");
+}
+
+#[test]
 fn a_telegram_gateway_channel_serves_only_as_a_ladder_step() {
     let mut fx = Fixture::new();
     fx.set_env("FX_TG_TOKEN", "fx-tg-gateway-token");

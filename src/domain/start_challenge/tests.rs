@@ -32,6 +32,7 @@ fn routes() -> Routes {
         chat: route("webchat", Reach::Conversation).unwrap(),
         sms: route("sms", Reach::Phone),
         email: route("mail", Reach::Email),
+        voice: route("voice", Reach::Voice),
     }
 }
 
@@ -106,6 +107,42 @@ fn parse_takes_otp_to_the_chat_by_default_and_shapes_to() {
 }
 
 #[test]
+fn a_voice_code_calls_the_contact_s_phone_under_the_voice_rules_alone() {
+    let voice = req("otp", Some("voice"), None);
+    let mut x = Try::new();
+    let started = x.start(&voice).unwrap();
+    let message = started.message.unwrap();
+    assert_eq!(
+        (message.channel.as_str(), message.to.as_deref()),
+        ("voice", Some(PHONE))
+    );
+    assert_eq!(started.destination.as_deref(), Some(PHONE));
+    // The voice lists, not the SMS lists, decide where a call may go.
+    let mut x = Try::new();
+    x.settings.otp.sms_regions = vec!["US".to_string().try_into().unwrap()];
+    assert!(x.start(&voice).is_ok());
+    let mut x = Try::new();
+    x.settings.otp.voice_regions = vec!["US".to_string().try_into().unwrap()];
+    assert_eq!(
+        x.refused(&voice),
+        "forbidden: the number's region is not one of otp.voice_regions"
+    );
+    let mut x = Try::new();
+    x.settings.otp.voice_number_types = vec![crate::domain::abuse::NumberType::FixedLine];
+    assert_eq!(
+        x.refused(&voice),
+        "forbidden: the number's type is not one of otp.voice_number_types"
+    );
+    // A team without a voice channel.
+    let mut x = Try::new();
+    x.routes.voice = None;
+    assert_eq!(
+        x.refused(&voice),
+        "invalid_request: delivery: is not allowed for this team"
+    );
+}
+
+#[test]
 fn parse_refuses_what_is_malformed() {
     let bad = |m, d, to| ChallengeRequest::parse(m, d, to).unwrap_err().to_string();
     assert_eq!(
@@ -114,7 +151,7 @@ fn parse_refuses_what_is_malformed() {
     );
     assert_eq!(
         bad("otp", Some("fax"), None),
-        "delivery: must be chat, sms, email, agent or ladder"
+        "delivery: must be chat, sms, email, voice, agent or ladder"
     );
     assert_eq!(
         bad("pin", Some("sms"), None),
@@ -122,7 +159,7 @@ fn parse_refuses_what_is_malformed() {
     );
     assert_eq!(
         bad("otp", Some("chat"), Some(PHONE)),
-        "to: only for sms or email delivery"
+        "to: only for sms, voice or email delivery"
     );
     assert!(bad("otp", Some("sms"), Some("not a number")).starts_with("to: "));
 }

@@ -27,6 +27,7 @@ pub(in crate::gateway) fn routes(core: &Core, team: &Team, own: &str) -> Routes 
         chat: route(own),
         sms: team.sms_channel.as_deref().map(route),
         email: team.email_channel.as_deref().map(route),
+        voice: team.voice_channel.as_deref().map(route),
     }
 }
 

@@ -163,6 +163,7 @@ async fn deliver(
                 notice.purpose(),
                 Fill::default(),
                 item.id,
+                None,
             )
             .await
             .map(|_| ())

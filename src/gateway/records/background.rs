@@ -24,6 +24,26 @@ pub struct StoredMessage {
 
 impl Record for StoredMessage {}
 
+/// A voice call's key press, as stored under its gather id
+/// (docs/decisions/0110-a-code-read-aloud-is-sealed-until-the-press.md):
+/// the interaction and challenge whose code it reads, that code sealed as
+/// an agent's reveal seals it (`domain::reveal`, bound to the challenge),
+/// and how many times it was read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredGather {
+    pub i: Uuid,
+    pub c: Uuid,
+    pub k: String,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub n: u32,
+}
+
+impl Record for StoredGather {}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
 /// A parked report: its status's name, and the provider's error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredReport {

@@ -599,6 +599,22 @@ fn the_background_records_of_today_read_back_equal() {
         parked.p[1].report(),
         Some((DeliveryStatus::Failed, Some(failed)))
     );
+    // A call's key press: unread, then read twice.
+    let mut gather = StoredGather {
+        i: Uuid::from_u128(1),
+        c: Uuid::from_u128(2),
+        k: "c2VhbGVk".into(),
+        n: 0,
+    };
+    same(
+        r#"{"i":"00000000-0000-0000-0000-000000000001","c":"00000000-0000-0000-0000-000000000002","k":"c2VhbGVk"}"#,
+        &gather,
+    );
+    gather.n = 2;
+    same(
+        r#"{"i":"00000000-0000-0000-0000-000000000001","c":"00000000-0000-0000-0000-000000000002","k":"c2VhbGVk","n":2}"#,
+        &gather,
+    );
     let poll = StoredPoll {
         i: Uuid::from_u128(3),
         r: "req-1".into(),
