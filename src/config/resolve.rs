@@ -4,7 +4,8 @@
 //! [`Settings`], so a misspelt key is refused in whichever layer holds it.
 use super::de::{from_table, join};
 use super::settings::file;
-use super::validate::{settings_problem, unsupported_tag};
+use super::texts::unsupported_tag;
+use super::validate::settings_problem;
 use super::{ConfigError, Settings};
 
 /// One layer: a settings table and where it was written.

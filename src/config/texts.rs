@@ -2,8 +2,9 @@
 //! start-up rules (docs/configuration.md#languages): a channel file's
 //! translations are in a language the system supports, and a translation
 //! keeps every placeholder of the default-language text it stands for.
-use super::validate::{is_bidi_control, unsupported_tag};
 use super::{text, ChannelConfig, Config, ConfigError, Settings, Team};
+use crate::domain::input::is_bidi_control;
+use crate::domain::locale::well_formed;
 use crate::domain::settings::Templates;
 
 /// The placeholders a text may hold.
@@ -176,4 +177,27 @@ pub(super) fn translation_written_at(
             (system_file.to_string(), format!("defaults.{path}"))
         },
     )
+}
+
+/// The first tag of `tags` (a layer's or a channel file's translations)
+/// that is not a supported language: not BCP 47, or not in `supported`.
+pub(super) fn unsupported_tag<'a>(
+    tags: impl IntoIterator<Item = &'a String>,
+    supported: &[String],
+) -> Option<(&'a str, String)> {
+    tags.into_iter().find_map(|tag| {
+        if !well_formed(tag) {
+            Some((
+                tag.as_str(),
+                format!("{tag:?} is not a well-formed BCP 47 language tag"),
+            ))
+        } else if !supported.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
+            Some((
+                tag.as_str(),
+                format!("{tag:?} is not one of locale.supported"),
+            ))
+        } else {
+            None
+        }
+    })
 }

@@ -4,6 +4,7 @@ use super::texts::{translation_written_at, ChosenText};
 use super::toml_file::display_path;
 use super::{template, ChannelConfig, Config, ConfigError, Settings, Team, TemplateOverrides};
 use crate::channels::Purpose;
+use crate::domain::input::is_bidi_control;
 use crate::domain::locale::well_formed;
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
@@ -82,35 +83,6 @@ fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
         }
     }
     None
-}
-
-/// The first tag of `tags` (a layer's or a channel file's translations)
-/// that is not a supported language: not BCP 47, or not in `supported`.
-pub(super) fn unsupported_tag<'a>(
-    tags: impl IntoIterator<Item = &'a String>,
-    supported: &[String],
-) -> Option<(&'a str, String)> {
-    tags.into_iter().find_map(|tag| {
-        if !well_formed(tag) {
-            Some((
-                tag.as_str(),
-                format!("{tag:?} is not a well-formed BCP 47 language tag"),
-            ))
-        } else if !supported.iter().any(|s| s.eq_ignore_ascii_case(tag)) {
-            Some((
-                tag.as_str(),
-                format!("{tag:?} is not one of locale.supported"),
-            ))
-        } else {
-            None
-        }
-    })
-}
-
-/// The bidirectional control characters a text may not hold: they can
-/// reorder what a customer reads (docs/configuration.md#languages).
-pub(super) fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// The first range rule `s` breaks.

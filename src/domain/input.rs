@@ -47,8 +47,10 @@ fn printable(field: &str, s: &str, max: usize) -> Result<String, Error> {
     Ok(s.to_string())
 }
 
-/// Explicit bidirectional formatting characters (Trojan Source, CVE-2021-42574).
-fn is_bidi_control(c: char) -> bool {
+/// Explicit bidirectional formatting characters (Trojan Source, CVE-2021-42574):
+/// refused in identifiers and in configured texts, where they can reorder
+/// what a customer reads (docs/configuration.md#languages).
+pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
