@@ -64,6 +64,9 @@ pub struct ProviderStart {
 pub struct ProviderFinish {
     pub outcome: Result<CallbackOutcome, ProviderRefusal>,
     pub answered: bool,
+    /// The interaction the answered state was started for: its pages
+    /// speak its language (docs/api.md#languages).
+    pub interaction_id: Option<uuid::Uuid>,
 }
 
 /// Where the provider sends the browser back: one address per team
@@ -161,6 +164,7 @@ pub async fn finish_provider_login(
 ) -> ProviderFinish {
     match take_state(core, team, answer.state.as_deref(), cookie, now).await {
         Ok(started) => ProviderFinish {
+            interaction_id: Some(started.interaction_id),
             outcome: finish_started(core, started, answer, now).await,
             answered: true,
         },
@@ -174,6 +178,7 @@ pub async fn finish_provider_login(
             ProviderFinish {
                 outcome: Err(e),
                 answered: false,
+                interaction_id: None,
             }
         }
     }

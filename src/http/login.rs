@@ -322,7 +322,7 @@ async fn short_link(
     let html = pages::wants_html(&headers);
     let config = &st.gateway.config;
     match target {
-        Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, now).await,
+        Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, &headers, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {
             let mut res = Redirect::to(&url).into_response();
             *res.status_mut() = StatusCode::FOUND;

@@ -39,72 +39,40 @@ const RETIRED: Page = Page {
         "Open the link from the chat again. If this keeps happening, please tell us in the chat.",
 };
 
-const START_AGAIN: Page = Page {
-    status: StatusCode::BAD_REQUEST,
-    title: "Sign-in not finished",
-    heading: "This sign-in could not be finished",
-    advice: "Open the link from the chat again, in this browser.",
-};
-
-const CANCELLED: Page = Page {
-    status: StatusCode::BAD_REQUEST,
-    title: "Sign-in cancelled",
-    heading: "Sign-in was cancelled",
-    advice: "To try again, open the link from the chat again.",
-};
-
-const NOT_VERIFIED: Page = Page {
-    status: StatusCode::UNAUTHORIZED,
-    title: "Sign-in not verified",
-    heading: "We couldn\u{2019}t verify your sign-in",
-    advice: "Open the link from the chat again.",
-};
-
-const MISMATCH: Page = Page {
-    status: StatusCode::FORBIDDEN,
-    title: "Another account",
-    heading: "This is not the account we expected",
-    advice: "Sign in with the account you use with us, or ask in the chat for a new link.",
-};
-
-const BLOCKED: Page = Page {
-    status: StatusCode::LOCKED,
-    title: "Sign-in blocked",
-    heading: "Sign-in is blocked for now",
-    advice: "Too many attempts failed. Please try again later.",
-};
-
-const BANNED: Page = Page {
-    status: StatusCode::FORBIDDEN,
-    title: "Sign-in not possible",
-    heading: "Sign-in is not possible",
-    advice: "Please ask in the chat for help.",
-};
-
-const USED: Page = Page {
-    status: StatusCode::CONFLICT,
-    ..pages::USED_LINK
-};
-
-/// 32 of the team's callbacks are in flight (its provider is slow).
-const BUSY: Page = Page {
-    status: StatusCode::SERVICE_UNAVAILABLE,
-    title: "Please try again",
-    heading: "We can\u{2019}t finish signing you in right now",
-    advice: "Please try again in a minute.",
-};
-
-const PROVIDER_DOWN: Page = Page {
-    status: StatusCode::BAD_GATEWAY,
-    title: "Please try again",
-    heading: "We can\u{2019}t reach the sign-in service right now",
-    advice: "Please try again in a minute.",
-};
+/// What a refused sign-in answers: its status, and the template key of
+/// the page, said in the interaction's language (docs/api.md#languages;
+/// decisions/0105-a-refused-sign-in-says-one-text.md). The reason is in
+/// the status, the log and the events, not on the page.
+fn refusal_page(refusal: &ProviderRefusal) -> (StatusCode, &'static str) {
+    const FAILED: &str = "page_sign_in_failed";
+    const AGAIN: &str = "page_try_again";
+    match refusal {
+        ProviderRefusal::Oidc(OidcError::BadState(_) | OidcError::WrongIssuer) => {
+            (StatusCode::BAD_REQUEST, FAILED)
+        }
+        ProviderRefusal::Oidc(OidcError::Cancelled) => (StatusCode::BAD_REQUEST, FAILED),
+        ProviderRefusal::Oidc(OidcError::Provider(_)) => (StatusCode::BAD_GATEWAY, AGAIN),
+        ProviderRefusal::Oidc(OidcError::InvalidIdToken(_) | OidcError::Unverified(_))
+        | ProviderRefusal::Login(Error::InvalidToken(_)) => (StatusCode::UNAUTHORIZED, FAILED),
+        ProviderRefusal::Login(Error::TokenUsed) => (StatusCode::CONFLICT, "page_link_used"),
+        ProviderRefusal::Login(Error::TokenExpired) => (StatusCode::GONE, "page_link_expired"),
+        ProviderRefusal::Login(Error::CustomerMismatch | Error::Banned) => {
+            (StatusCode::FORBIDDEN, FAILED)
+        }
+        ProviderRefusal::Login(Error::Locked { .. }) => (StatusCode::LOCKED, FAILED),
+        ProviderRefusal::Login(_) => (StatusCode::SERVICE_UNAVAILABLE, AGAIN),
+    }
+}
 
 /// `GET /l/{code}` of a live provider link: 302 to the provider's
 /// authorization endpoint, with the cookie that ties the new state to this
 /// browser. Nothing is used up.
-pub(super) async fn start(st: &AppState, link: ProviderLink, now: Timestamp) -> Response {
+pub(super) async fn start(
+    st: &AppState,
+    link: ProviderLink,
+    headers: &HeaderMap,
+    now: Timestamp,
+) -> Response {
     match crate::gateway::oidc::start_provider_login(&st.gateway, &link, now).await {
         Ok(started) => {
             let mut res = StatusCode::FOUND.into_response();
@@ -127,8 +95,12 @@ pub(super) async fn start(st: &AppState, link: ProviderLink, now: Timestamp) -> 
             );
             res
         }
-        Err(ProviderRefusal::Login(Error::TokenExpired)) => pages::render(&pages::EXPIRED_LINK),
-        Err(refusal) => refused(refusal),
+        Err(refusal) => {
+            let (_, key) = refusal_page(&refusal);
+            let id = Some(link.interaction_id);
+            let said = said(st, &link.team, id, headers, key, now).await;
+            refused(refusal, &said)
+        }
     }
 }
 
@@ -174,22 +146,10 @@ fn provider_answer(query: Option<&str>) -> Result<ProviderAnswer, OidcError> {
     Ok(answer)
 }
 
-/// The page for a login that stopped.
-fn refused(refusal: ProviderRefusal) -> Response {
-    let page = match &refusal {
-        ProviderRefusal::Oidc(OidcError::BadState(_) | OidcError::WrongIssuer) => &START_AGAIN,
-        ProviderRefusal::Oidc(OidcError::Cancelled) => &CANCELLED,
-        ProviderRefusal::Oidc(OidcError::Provider(_)) => &PROVIDER_DOWN,
-        ProviderRefusal::Oidc(OidcError::InvalidIdToken(_) | OidcError::Unverified(_))
-        | ProviderRefusal::Login(Error::InvalidToken(_)) => &NOT_VERIFIED,
-        ProviderRefusal::Login(Error::TokenUsed) => &USED,
-        ProviderRefusal::Login(Error::TokenExpired) => &pages::EXPIRED_LINK,
-        ProviderRefusal::Login(Error::CustomerMismatch) => &MISMATCH,
-        ProviderRefusal::Login(Error::Banned) => &BANNED,
-        ProviderRefusal::Login(Error::Locked { .. }) => &BLOCKED,
-        ProviderRefusal::Login(_) => &pages::UNAVAILABLE,
-    };
-    let mut res = pages::render(page);
+/// The page for a login that stopped, as `said` says its key.
+fn refused(refusal: ProviderRefusal, said: &pages::Said) -> Response {
+    let (status, _) = refusal_page(&refusal);
+    let mut res = pages::render_said(status, said, None);
     if let ProviderRefusal::Login(e) = refusal {
         // The error's own answer logs an internal error, labels the
         // request's log line and gives the status and `Retry-After`.
@@ -206,21 +166,23 @@ fn refused(refusal: ProviderRefusal) -> Response {
 }
 
 /// Template `key` in the language of interaction `id` of `team` (as the
-/// visitor's `Accept-Language` asks, should it not be read).
+/// visitor's `Accept-Language` asks when there is none, or it cannot be
+/// read).
 async fn said(
     st: &AppState,
     team: &str,
-    id: uuid::Uuid,
+    id: Option<uuid::Uuid>,
     headers: &HeaderMap,
     key: &str,
     now: Timestamp,
 ) -> pages::Said {
     let config = &st.gateway.config;
-    let read = match config.team(team) {
-        Some(t) => crate::gateway::interactions::get_interaction(&st.gateway, t, id, now)
-            .await
-            .ok(),
-        None => None,
+    let read = match (config.team(team), id) {
+        (Some(t), Some(id)) => {
+            let read = crate::gateway::interactions::get_interaction(&st.gateway, t, id, now);
+            read.await.ok()
+        }
+        _ => None,
     };
     let speaks = read.map(|v| crate::gateway::Speaks {
         team: team.to_string(),
@@ -267,7 +229,12 @@ async fn callback(
     headers: HeaderMap,
 ) -> Response {
     let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
-        return Full::answer(pages::render(&BUSY));
+        let said = pages::Said::of(&st.gateway.config, None, &headers, "page_try_again");
+        return Full::answer(pages::render_said(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &said,
+            None,
+        ));
     };
     let (finish, named) = match provider_answer(query.as_deref()) {
         Ok(answer) => {
@@ -287,13 +254,15 @@ async fn callback(
             ProviderFinish {
                 outcome: Err(ProviderRefusal::Oidc(e)),
                 answered: false,
+                interaction_id: None,
             },
             None,
         ),
     };
     let mut res = match finish.outcome {
         Ok(CallbackOutcome::Authenticated { interaction_id, .. }) => {
-            let said = said(&st, &team, interaction_id, &headers, "page_signed_in", now).await;
+            let id = Some(interaction_id);
+            let said = said(&st, &team, id, &headers, "page_signed_in", now).await;
             pages::render_said(StatusCode::OK, &said, None)
         }
         Ok(CallbackOutcome::Bound {
@@ -302,11 +271,19 @@ async fn callback(
             ..
         }) => {
             let key = "page_binding_code";
-            let said = said(&st, &team, interaction_id, &headers, key, now).await;
+            let said = said(&st, &team, Some(interaction_id), &headers, key, now).await;
             pages::render_said(StatusCode::OK, &said, Some(&binding_code))
         }
-        Ok(CallbackOutcome::Failed { .. }) => pages::render(&NOT_VERIFIED),
-        Err(refusal) => refused(refusal),
+        Ok(CallbackOutcome::Failed { .. }) => {
+            let key = "page_sign_in_failed";
+            let said = said(&st, &team, finish.interaction_id, &headers, key, now).await;
+            pages::render_said(StatusCode::UNAUTHORIZED, &said, None)
+        }
+        Err(refusal) => {
+            let (_, key) = refusal_page(&refusal);
+            let said = said(&st, &team, finish.interaction_id, &headers, key, now).await;
+            refused(refusal, &said)
+        }
     };
     // The state it named is answered: its cookie has served. Any other
     // cookie, and this one for an answer that used nothing up, stay.

@@ -370,3 +370,53 @@ both_stores!(the_send_limit_is_rate_limited, setup: one_send_setup(), |app: Test
         .await;
     assert_problem(res, 429, "rate_limited").await;
 });
+
+/// The acme team's `[dialogflow]` on `webchat`, speaking English and
+/// Spanish, with Spanish `say_*` texts and a Spanish code message.
+fn setup_in_spanish() -> Setup {
+    Setup {
+        team_extra: "[dialogflow]\nchannel = \"webchat\"\n".into(),
+        defaults: concat!(
+            "[defaults.locale]\nsupported = [\"en\", \"es\"]\n",
+            "[defaults.translations.es]\n",
+            "otp = \"Tu código es #PIN#, por #MINUTES# minutos.\"\n",
+            "say_not_authenticated = \"Todavía no estás verificado.\"\n",
+            "say_code_sent = \"Te he enviado un código.\"\n",
+            "say_wrong_code = \"Ese código no es correcto. Te quedan #LEFT# intentos.\"\n",
+        )
+        .into(),
+        ..Setup::default()
+    }
+}
+
+both_stores!(a_turn_speaks_the_language_dialogflow_names, setup: setup_in_spanish(), |app: TestApp| async move {
+    let in_spanish = |mut body: Value| {
+        body["languageCode"] = "es-ES".into();
+        body
+    };
+    // The turn's `languageCode` is the conversation's language: what it
+    // says, the interaction's `locale`, and the code the chat receives.
+    let answer = call(&app, &in_spanish(turn("status", "df-es"))).await;
+    assert_eq!(said(&answer), "Todavía no estás verificado.");
+    let id = param(&answer, "chatgate_interaction_id").as_str().unwrap().to_string();
+    let read = app.get(&id).await;
+    assert_eq!((read["locale"].as_str(), read["requested_locale"].as_str()), (Some("es"), Some("es-ES")));
+    let sent = call(&app, &in_spanish(turn("send_code", "df-es"))).await;
+    assert_eq!(said(&sent), "Te he enviado un código.");
+    let code = app.last_code().await;
+    let msgs = app.chat_messages().await;
+    let otp = msgs.iter().rev().find(|m| m["purpose"] == "otp").unwrap();
+    assert_eq!(otp["text"], format!("Tu código es {code}, por 3 minutos."));
+    // `#LEFT#` filled in the Spanish text.
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let answer = call(&app, &in_spanish(check("df-es", Some(wrong.into()), wrong))).await;
+    assert_eq!(result(&answer), "wrong_code");
+    assert_eq!(said(&answer), "Ese código no es correcto. Te quedan 2 intentos.");
+    // A turn in a language the team does not speak falls back to English,
+    // and switches the conversation to it.
+    let mut other = turn("status", "df-es");
+    other["languageCode"] = "fr".into();
+    let answer = call(&app, &other).await;
+    assert_eq!(said(&answer), "You are not verified yet.");
+    assert_eq!(app.get(&id).await["locale"], "en");
+});

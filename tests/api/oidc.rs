@@ -343,12 +343,7 @@ macro_rules! refusal {
         }
     };
     ($name:ident, $misbehave:expr, 401) => {
-        refusal!(
-            $name,
-            $misbehave,
-            401,
-            "couldn\u{2019}t verify your sign-in"
-        );
+        refusal!($name, $misbehave, 401, "This sign-in could not be finished");
     };
 }
 
@@ -380,19 +375,19 @@ refusal!(
     the_customer_cancelling_is_400,
     Misbehave::AccessDenied,
     400,
-    "cancelled"
+    "could not be finished"
 );
 refusal!(
     a_failing_token_endpoint_is_502,
     Misbehave::TokenEndpointFails,
     502,
-    "sign-in service"
+    "Please try again in a minute"
 );
 refusal!(
     a_token_answer_over_a_mebibyte_is_502,
     Misbehave::OversizedToken,
     502,
-    "sign-in service"
+    "Please try again in a minute"
 );
 refusal!(
     an_iss_parameter_of_another_provider_is_400,
@@ -645,6 +640,31 @@ async fn the_callback_pages_speak_the_interaction_s_language() {
     );
     assert!(
         page.body.contains("<h1>لقد سجلت الدخول</h1>"),
+        "{}",
+        page.body
+    );
+}
+
+/// A refused sign-in's page speaks the interaction's language too: a
+/// provider's answer whose ID token fails its check is 401, said with
+/// `page_sign_in_failed` in Spanish (docs/api.md#languages).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_sign_in_speaks_the_interaction_s_language() {
+    let defaults = "[defaults.locale]\nsupported = [\"en\", \"es\"]\n\
+                    [defaults.translations.es]\n\
+                    page_sign_in_failed = \"No se pudo iniciar sesión\\nAbre otra vez el enlace.\"\n";
+    let Some((app, idp)) = spawn_idp(Backend::Memory, STRICT, defaults).await else {
+        return;
+    };
+    let (_, warm) = oidc_link(&app, json!({})).await;
+    assert_eq!(login(&app, &warm).await.status, 200);
+    let (_, link) = oidc_link(&app, json!({"locale": "es-AR"})).await;
+    idp.misbehave(Misbehave::WrongNonce);
+    let page = login(&app, &link).await;
+    assert_eq!(page.status, 401, "{}", page.body);
+    assert!(page.body.contains("<html lang=\"es\">"), "{}", page.body);
+    assert!(
+        page.body.contains("<h1>No se pudo iniciar sesión</h1>"),
         "{}",
         page.body
     );

@@ -274,7 +274,11 @@ async fn refused_cold(misbehave: Misbehave) -> (TestApp, FakeIdp, String) {
         }
     };
     assert_eq!(page.status, 502, "{misbehave:?}: {}", page.body);
-    assert!(page.body.contains("sign-in service"), "{}", page.body);
+    assert!(
+        page.body.contains("Please try again in a minute"),
+        "{}",
+        page.body
+    );
     assert_eq!(page.cache_control, "no-store");
     assert_eq!(app.get(&id).await["status"], "pending", "nothing used up");
     (app, idp, link)
