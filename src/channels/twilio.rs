@@ -42,7 +42,8 @@ pub struct TwilioConfig {
     pub otp_content_sid: Option<String>,
 }
 
-fn default_base_url() -> Url {
+/// Twilio's API, for its messages and its calls (`twilio_voice`).
+pub(super) fn default_base_url() -> Url {
     super::kind::default_url("https://api.twilio.com")
 }
 

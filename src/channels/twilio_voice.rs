@@ -25,7 +25,10 @@ const STATUS_EVENTS: &str = "initiated ringing answered completed";
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioVoiceConfig {
-    #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]
+    #[serde(
+        default = "super::twilio::default_base_url",
+        deserialize_with = "super::kind::url"
+    )]
     pub base_url: Url,
     pub account_sid: String,
     pub auth_token: Secret,
@@ -38,10 +41,6 @@ pub struct TwilioVoiceConfig {
     /// Twilio's voice name (`<Say voice>`), when set.
     #[serde(default)]
     pub voice: Option<String>,
-}
-
-fn default_base_url() -> Url {
-    super::kind::default_url("https://api.twilio.com")
 }
 
 impl Kind for TwilioVoiceConfig {

@@ -383,6 +383,16 @@ macro_rules! every_key {
     }};
 }
 
+/// The text of the key named `$key` among the fields of `$t`, by a match.
+macro_rules! key_match {
+    ($t:expr, $key:expr, $($f:ident),+ $(,)?) => {
+        match $key {
+            $(stringify!($f) => Some($t.$f.as_str()),)+
+            _ => None,
+        }
+    };
+}
+
 impl Templates {
     /// Every key and its text, in the order of the struct.
     pub fn entries(&self) -> Vec<(&'static str, &String)> {
@@ -405,10 +415,8 @@ impl Templates {
 
     /// The text of `key`; `None` for a key that is not one.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, t)| t.as_str())
+        // A match, not a search of `entries()`: every text sent asks here.
+        template_keys!(key_match!(self, key,))
     }
 
     /// Sets the text of `key`; false for a key that is not one.
