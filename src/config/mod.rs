@@ -199,16 +199,22 @@ impl Config {
         self.teams.get(id).map(Arc::as_ref)
     }
 
+    /// Whether `channel`'s provider proves who writes in a conversation
+    /// (its file's `vouches_for_sender`, by default its kind's): a
+    /// conversation there may be recognized, and a code shown there
+    /// proves who typed it back (docs/api.md#what-a-code-proves).
+    pub fn vouches_for_sender(&self, channel: &str) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|c| c.vouches_for_sender)
+    }
+
     /// How long a conversation on `channel` of `team` is remembered after
     /// an authentication (docs/api.md#recognized-conversations):
     /// `recognize_for` when the channel vouches for its sender, else
     /// never (`None`).
     pub fn recognize_for(&self, team: &Team, channel: &str) -> Option<std::time::Duration> {
-        let vouches = self
-            .channels
-            .get(channel)
-            .is_some_and(|c| c.vouches_for_sender);
-        if !vouches {
+        if !self.vouches_for_sender(channel) {
             return None;
         }
         team.settings_for(channel).recognize_for.enabled()

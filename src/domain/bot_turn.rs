@@ -94,10 +94,12 @@ pub enum BotResult {
     Banned,
     SendFailed,
     RateLimited,
+    /// The rules refuse to send a code there (docs/api.md#what-a-code-proves).
+    NotAllowed,
 }
 
 impl BotResult {
-    pub const ALL: [BotResult; 10] = [
+    pub const ALL: [BotResult; 11] = [
         BotResult::Authenticated,
         BotResult::NotAuthenticated,
         BotResult::CodeSent,
@@ -108,6 +110,7 @@ impl BotResult {
         BotResult::Banned,
         BotResult::SendFailed,
         BotResult::RateLimited,
+        BotResult::NotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -122,6 +125,7 @@ impl BotResult {
             BotResult::Banned => "banned",
             BotResult::SendFailed => "send_failed",
             BotResult::RateLimited => "rate_limited",
+            BotResult::NotAllowed => "not_allowed",
         }
     }
 
@@ -166,6 +170,7 @@ pub fn refusal(e: &Error) -> Option<BotResult> {
         Error::Locked { .. } => BotResult::Locked,
         Error::Banned => BotResult::Banned,
         Error::RateLimited { .. } => BotResult::RateLimited,
+        Error::DeliveryRefused(_) => BotResult::NotAllowed,
         // The channel failed, or the team's rules refused the destination.
         Error::Channel(_) | Error::Forbidden(_) => BotResult::SendFailed,
         _ => return None,
@@ -315,6 +320,15 @@ mod tests {
         assert_eq!(Said::number(-5.0), Said::NotACode);
         assert_eq!(Said::number(f64::NAN), Said::NotACode);
         assert_eq!(Said::number(1e20), Said::NotACode);
+    }
+
+    #[test]
+    fn a_delivery_the_rules_refuse_there_is_not_allowed() {
+        assert_eq!(
+            err(Error::DeliveryRefused("x")),
+            Some(BotResult::NotAllowed)
+        );
+        assert_eq!(BotResult::NotAllowed.key(), "say_not_allowed");
     }
 
     #[test]
