@@ -38,15 +38,6 @@ fn length(field: &str, s: &str, max: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// 1..=`max` characters, none of them control characters.
-fn printable(field: &str, s: &str, max: usize) -> Result<String, Error> {
-    length(field, s, max)?;
-    if s.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must be printable characters"));
-    }
-    Ok(s.to_string())
-}
-
 /// Explicit bidirectional formatting characters (Trojan Source, CVE-2021-42574):
 /// refused in identifiers and in configured texts, where they can reorder
 /// what a customer reads (docs/configuration.md#languages).
@@ -78,6 +69,14 @@ pub fn refused_in_identifier(c: char) -> bool {
         || is_line_separator(c)
         || c.general_category() == GeneralCategory::Format
         || is_invisible(c)
+}
+
+/// A character no conversation id may hold: control, line or paragraph
+/// separator, or format character (bidi controls, zero-width characters),
+/// which would reorder or hide what an agent reads in the console and the
+/// logs. The OpenAPI document's pattern is generated from this function.
+pub fn refused_in_conversation_id(c: char) -> bool {
+    c.is_control() || is_line_separator(c) || c.general_category() == GeneralCategory::Format
 }
 
 /// An identifier of a customer: trimmed, NFKC-normalised and every dash
@@ -199,13 +198,22 @@ pub fn customer<'a>(
         .collect()
 }
 
-/// The chat's own id of the conversation (1..256 printable characters).
+/// The chat's own id of the conversation (1..256 printable characters:
+/// [`refused_in_conversation_id`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationId(String);
 
 impl ConversationId {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        printable("conversation_id", s, 256).map(ConversationId)
+        let field = "conversation_id";
+        length(field, s, 256)?;
+        if s.chars().any(refused_in_conversation_id) {
+            return Err(Error::invalid(
+                field,
+                "must be printable characters: no control, bidi or other format character",
+            ));
+        }
+        Ok(ConversationId(s.to_string()))
     }
     /// The id of a conversation on a channel of `reach`: one that is the
     /// customer's phone number (a WhatsApp chat) is read as one, a missing
@@ -299,6 +307,13 @@ mod tests {
         assert!(ConversationId::parse(&"x".repeat(257)).is_err());
         assert!(ConversationId::parse("a\nb").is_err());
         assert!(ConversationId::parse("ünïcödé ok").is_ok());
+        // Bidi controls, zero-width and other format characters, separators.
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{200B}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{2028}',
+        ] {
+            let e = ConversationId::parse(&format!("abc{c}123")).unwrap_err();
+            assert!(e.to_string().starts_with("conversation_id: "), "{c:?}: {e}");
+        }
     }
 
     #[test]
