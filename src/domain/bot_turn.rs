@@ -39,6 +39,9 @@ impl Tag {
 pub enum Said {
     /// 1 to 20 ASCII digits: checked, and counted when wrong.
     Digits(String),
+    /// A number's digits (1 to 20): a number drops a code's leading zeros,
+    /// so it is left-padded with zeros to the code's length when shorter.
+    Number(String),
     /// Anything else: a wrong code that is not counted.
     NotACode,
 }
@@ -57,8 +60,34 @@ impl Said {
     /// integer's digits when it is integral and not negative.
     pub fn number(n: f64) -> Said {
         match n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1e20 {
-            true => Said::text(&format!("{n:.0}")),
+            true => Said::digits_of_number(&format!("{n:.0}")),
             false => Said::NotACode,
+        }
+    }
+
+    /// An integer (a number without a fraction in the JSON).
+    pub fn integer(n: u64) -> Said {
+        Said::digits_of_number(&n.to_string())
+    }
+
+    fn digits_of_number(digits: &str) -> Said {
+        match Said::text(digits) {
+            Said::Digits(d) => Said::Number(d),
+            other => other,
+        }
+    }
+
+    /// The code to check against a code of `length` digits: the digits
+    /// said, a number's padded to `length` when shorter; `None` for what is
+    /// not a code.
+    pub fn code(&self, length: u32) -> Option<String> {
+        match self {
+            Said::Digits(d) => Some(d.clone()),
+            Said::Number(d) => {
+                let width = usize::try_from(length).unwrap_or(0);
+                Some(format!("{d:0>width$}"))
+            }
+            Said::NotACode => None,
         }
     }
 }
@@ -301,10 +330,31 @@ mod tests {
     }
 
     #[test]
+    fn a_delivery_the_rules_refuse_there_is_not_allowed() {
+        assert_eq!(
+            err(Error::DeliveryRefused("x")),
+            Some(BotResult::NotAllowed)
+        );
+        assert_eq!(BotResult::NotAllowed.key(), "say_not_allowed");
+    }
+
+    #[test]
     fn other_errors_stay_errors() {
         assert_eq!(err(Error::StoreUnavailable), None);
         assert_eq!(err(Error::Unprocessable("x".into())), None);
         assert_eq!(err(Error::NotFound("x")), None);
+    }
+
+    #[test]
+    fn a_number_is_padded_to_the_code_s_length_text_is_not() {
+        // `@sys.number` gives 012345 as 12345.0.
+        assert_eq!(Said::number(12345.0).code(6).as_deref(), Some("012345"));
+        assert_eq!(Said::integer(12345).code(6).as_deref(), Some("012345"));
+        assert_eq!(Said::number(0.0).code(6).as_deref(), Some("000000"));
+        // Longer or as long: as it is; typed text is never padded.
+        assert_eq!(Said::integer(1234567).code(6).as_deref(), Some("1234567"));
+        assert_eq!(Said::text("12345").code(6).as_deref(), Some("12345"));
+        assert_eq!(Said::NotACode.code(6), None);
     }
 
     #[test]
@@ -315,20 +365,11 @@ mod tests {
         assert_eq!(Said::text("my code is 123456"), Said::NotACode);
         assert_eq!(Said::text(""), Said::NotACode);
         assert_eq!(Said::text(&"1".repeat(21)), Said::NotACode);
-        assert_eq!(Said::number(123456.0), Said::Digits("123456".into()));
+        assert_eq!(Said::number(123456.0), Said::Number("123456".into()));
         assert_eq!(Said::number(123456.5), Said::NotACode);
         assert_eq!(Said::number(-5.0), Said::NotACode);
         assert_eq!(Said::number(f64::NAN), Said::NotACode);
         assert_eq!(Said::number(1e20), Said::NotACode);
-    }
-
-    #[test]
-    fn a_delivery_the_rules_refuse_there_is_not_allowed() {
-        assert_eq!(
-            err(Error::DeliveryRefused("x")),
-            Some(BotResult::NotAllowed)
-        );
-        assert_eq!(BotResult::NotAllowed.key(), "say_not_allowed");
     }
 
     #[test]
