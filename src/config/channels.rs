@@ -151,17 +151,31 @@ pub fn text<'a>(
     channel: Option<&'a ChannelConfig>,
     locale: &str,
 ) -> &'a str {
+    text_in(key, settings, channel, locale).0
+}
+
+/// [`text`], and the language it is in: `locale` when it has the key, else
+/// the default language it fell back to (what a page's `lang` and `dir`
+/// say, docs/api.md#languages).
+pub fn text_in<'a: 'b, 'b>(
+    key: &str,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+    locale: &'b str,
+) -> (&'a str, &'b str) {
     let default = settings.locale.default.as_str();
     let of_channel = |tag: &str| channel.and_then(|c| c.translations.get(tag)?.get(key));
     let of_settings = |tag: &str| settings.translations.get(tag)?.get(key);
-    of_channel(locale)
-        .or_else(|| of_settings(locale))
-        .or_else(|| of_channel(default))
+    if let Some(t) = of_channel(locale).or_else(|| of_settings(locale)) {
+        return (t, locale);
+    }
+    let t = of_channel(default)
         .or_else(|| channel.and_then(|c| c.templates.texts.get(key)))
         .or_else(|| of_settings(default))
         .map(String::as_str)
         .or_else(|| settings.templates.get(key))
-        .unwrap_or("")
+        .unwrap_or("");
+    (t, default)
 }
 
 impl Config {
