@@ -4,7 +4,7 @@ use super::texts::{translation_written_at, ChosenText};
 use super::toml_file::display_path;
 use super::{template, ChannelConfig, Config, ConfigError, Settings, Team, TemplateOverrides};
 use crate::channels::Purpose;
-use crate::domain::input::is_bidi_control;
+use crate::domain::input::{refused_in_text, text_problem};
 use crate::domain::locale::well_formed;
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
@@ -42,6 +42,9 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
                 format!("must contain {p}"),
             ));
         }
+        if let Some((c, bidi)) = refused_in_text(text) {
+            return Some((vec![format!("templates.{key}")], text_problem(c, bidi)));
+        }
     }
     locale_problem(s)
 }
@@ -71,13 +74,10 @@ fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
     }
     for (tag, texts) in &s.translations {
         for (key, text) in texts {
-            if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+            if let Some((c, bidi)) = refused_in_text(text) {
                 return Some((
                     vec![format!("translations.{tag}.{key}")],
-                    format!(
-                        "holds the bidirectional control character U+{:04X}",
-                        c as u32
-                    ),
+                    text_problem(c, bidi),
                 ));
             }
         }

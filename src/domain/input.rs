@@ -45,6 +45,46 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The first character a configured text may not hold, in any language
+/// at any level (docs/configuration.md#languages): a bidirectional control,
+/// or any other invisible format character (general category Cf: U+200B,
+/// U+2060–U+206F, U+FEFF, U+00AD, the tags U+E0000–U+E007F, …), except a
+/// zero-width joiner between two symbols of an emoji sequence (`👩‍💻`; a
+/// variation selector or skin tone may follow the first). With `true`
+/// when it is a bidirectional control.
+pub fn refused_in_text(text: &str) -> Option<(char, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let symbol = |c: char| c.general_category() == GeneralCategory::OtherSymbol;
+    let decoration = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}');
+    for (i, &c) in chars.iter().enumerate() {
+        if is_bidi_control(c) {
+            return Some((c, true));
+        }
+        if c.general_category() != GeneralCategory::Format {
+            continue;
+        }
+        if c == '\u{200D}' {
+            let before = chars[..i].iter().rev().find(|b| !decoration(**b));
+            let after = chars.get(i + 1);
+            if before.is_some_and(|b| symbol(*b)) && after.is_some_and(|a| symbol(*a)) {
+                continue;
+            }
+        }
+        return Some((c, false));
+    }
+    None
+}
+
+/// What [`refused_in_text`] found, as a configuration problem.
+pub fn text_problem(c: char, bidi: bool) -> String {
+    let what = if bidi {
+        "the bidirectional control character"
+    } else {
+        "the invisible format character"
+    };
+    format!("holds {what} U+{:04X}", c as u32)
+}
+
 /// Default-ignorable code points that are not format characters (combining
 /// grapheme joiner, variation selectors, Hangul fillers, …): invisible, so
 /// refused in identifiers as format characters are.
@@ -298,6 +338,37 @@ pub fn subject(s: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_refuse_bidi_and_format_characters_but_an_emoji_s_joiner() {
+        assert_eq!(refused_in_text("Your code is #PIN#."), None);
+        assert_eq!(refused_in_text("\u{202E}x"), Some(('\u{202E}', true)));
+        for c in [
+            '\u{200B}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+            '\u{200D}',
+        ] {
+            assert_eq!(
+                refused_in_text(&format!("co{c}de")),
+                Some((c, false)),
+                "{c:?}"
+            );
+        }
+        // 👩‍💻 and ❤️‍🔥 (a variation selector before the joiner) are emoji sequences.
+        assert_eq!(refused_in_text("Hi \u{1F469}\u{200D}\u{1F4BB}"), None);
+        assert_eq!(refused_in_text("\u{2764}\u{FE0F}\u{200D}\u{1F525}"), None);
+        assert_eq!(
+            refused_in_text("\u{1F469}\u{200D}x"),
+            Some(('\u{200D}', false))
+        );
+        assert_eq!(
+            text_problem('\u{200B}', false),
+            "holds the invisible format character U+200B"
+        );
+    }
 
     #[test]
     fn conversation_ids() {
