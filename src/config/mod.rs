@@ -199,6 +199,17 @@ impl Config {
         self.teams.get(id).map(Arc::as_ref)
     }
 
+    /// The teams whose voice calls may go to any country: a
+    /// `voice_channel` and empty `otp.voice_regions` (docs/api.md#codes-read-by-a-voice-call),
+    /// by id.
+    pub fn teams_calling_anywhere(&self) -> Vec<&str> {
+        self.teams
+            .values()
+            .filter(|t| t.voice_channel.is_some() && t.settings.otp.voice_regions.is_empty())
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+
     /// Whether `channel`'s provider proves who writes in a conversation
     /// (its file's `vouches_for_sender`, by default its kind's): a
     /// conversation there may be recognized, and a code shown there
