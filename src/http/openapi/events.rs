@@ -125,7 +125,9 @@ pub fn schema() -> Value {
 
 /// `EventFrame`: one frame of `GET /v1/events` as a Server-Sent Events
 /// client parses it (`id:`, `event:` and `data:` lines): the frame's place
-/// in the history, the event's type and the [`schema`] `Event` itself.
+/// in the history, the event's type and its data, a string holding the
+/// [`schema`] `Event`'s JSON (`contentSchema`), as a schema-driven client
+/// or fuzzer reads the stream.
 pub fn frame_schema() -> Value {
     let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
     json!({
@@ -140,7 +142,10 @@ pub fn frame_schema() -> Value {
                 "description": "The frame's place in the team's history (not the event's `id`): \
                     send it as `Last-Event-ID` to resume after it."},
             "event": {"type": "string", "enum": kinds, "description": "The event's `type`."},
-            "data": {"$ref": "#/components/schemas/Event"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/Event"},
+                "description": "The `data:` line as a client reads it: the event's JSON, a string \
+                    that parses to an `Event`."},
         },
     })
 }
