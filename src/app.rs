@@ -51,7 +51,12 @@ impl App {
         let store: SharedStore = match opts.store {
             Some(s) => s,
             None => match config.store.backend {
-                StoreBackend::Memory => Arc::new(MemoryStore::new()),
+                StoreBackend::Memory => {
+                    tracing::warn!(
+                        "store.backend is memory: the audit trail lives only as long as this process (docs/audit.md#retention)"
+                    );
+                    Arc::new(MemoryStore::new())
+                }
                 StoreBackend::Redis => {
                     let store = &config.store;
                     let redis = if store.cluster_nodes.is_empty() {

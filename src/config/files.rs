@@ -17,6 +17,8 @@ pub(super) struct SystemFile {
     pub defaults: toml::Table,
     #[serde(default)]
     pub telemetry: TelemetrySection,
+    #[serde(default)]
+    pub audit: super::audit::AuditSection,
 }
 
 /// `[server]`.

@@ -6,6 +6,7 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
+mod audit;
 mod channels;
 mod de;
 mod deferred;
@@ -43,6 +44,7 @@ pub use crate::domain::settings::{
     Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
+pub use audit::AuditConfig;
 pub use channels::{template, template_key, text, voice_text};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
@@ -79,6 +81,8 @@ pub struct Config {
     pub restart_only: RestartOnly,
     /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
 }
 
 /// `[telemetry]`: where traces go, if anywhere (docs/operations.md#traces).

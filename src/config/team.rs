@@ -17,6 +17,8 @@ pub enum Role {
     Bot,
     Agent,
     Admin,
+    /// Reads the team's audit trail, and nothing else.
+    Auditor,
 }
 
 impl Role {
@@ -28,11 +30,16 @@ impl Role {
     pub fn acts_as_agent(self) -> bool {
         matches!(self, Role::Agent | Role::Admin)
     }
+    /// Auditors and admins: read the audit trail.
+    pub fn reads_audit(self) -> bool {
+        matches!(self, Role::Auditor | Role::Admin)
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Bot => "bot",
             Role::Agent => "agent",
             Role::Admin => "admin",
+            Role::Auditor => "auditor",
         }
     }
 }

@@ -6,6 +6,8 @@ pub mod assertion;
 pub mod assertion_verdict;
 pub mod assurance;
 pub mod attempts;
+pub mod audit;
+pub mod audit_keys;
 pub mod bot_turn;
 pub mod challenge;
 pub mod customer_refs;

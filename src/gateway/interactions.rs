@@ -10,8 +10,9 @@ use super::outbox::OutboxItem;
 use super::records::{
     put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
 };
-use super::{view, Core, InteractionView};
+use super::{audit, view, Core, InteractionView};
 use crate::config::Team;
+use crate::domain::audit::{Acting, Action};
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
@@ -508,11 +509,15 @@ pub async fn logout(
     core: &Arc<Core>,
     team: &Team,
     id: Uuid,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<InteractionView> {
     let (view, _) = core
         .update_interaction(team, id, now, |w| {
+            // Recorded, as announced, when it ends an authentication.
             if w.rec.auth.is_some() {
+                let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+                w.audit(entry.with("cause", LogoutCause::Api.as_str()));
                 w.emit(EventData::InteractionLoggedOut(LoggedOut {
                     cause: LogoutCause::Api,
                 }));
@@ -545,10 +550,16 @@ pub async fn forget_conversation(
     core: &Core,
     team: &Team,
     id: Uuid,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<InteractionView> {
     let (view, ()) = core
         .update_interaction(team, id, now, |w| {
+            // Recorded when the conversation remembered someone.
+            if w.recognized().is_some() {
+                let entry = audit::on_interaction(Action::RecognitionForgotten, acting, &w.rec);
+                w.audit(entry);
+            }
             w.forget_recognition();
             Ok(())
         })

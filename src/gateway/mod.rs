@@ -19,6 +19,7 @@
 //! `outbox`) read the injected clock.
 pub mod assertion;
 pub mod assurance;
+pub mod audit;
 pub mod bots;
 pub mod challenges;
 mod due_teams;

@@ -1,6 +1,7 @@
 //! Subjects for agents and admins: read the failures, lockouts and ban;
 //! unlock (docs/api.md#subjects-failures-lockouts-bans).
 use crate::config::Team;
+use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
 use crate::events::types::SubjectChange;
@@ -40,6 +41,7 @@ pub async fn unlock_subject(
     team: &Team,
     subject: &str,
     origin: Option<&str>,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.id, subject);
@@ -65,9 +67,18 @@ pub async fn unlock_subject(
         let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
         let mut recorded = core.record(&team.id, vec![unlocked], now)?;
         ops.append(&mut recorded.ops);
+        let target = Target {
+            subject: Some(subject.to_string()),
+            origin: origin.map(str::to_string),
+            ..Target::default()
+        };
+        let entry = Draft::success(Action::SubjectUnlocked, acting, target);
+        let audited = super::audit::chain(core, &team.id, vec![entry], now).await?;
+        ops.extend(audited.ops);
         Ok(match core.store.commit(ops).await? {
             Commit::Applied => {
                 core.recorded(recorded);
+                super::audit::written(&audited.entries);
                 Some(view)
             }
             Commit::Conflict { .. } => None,

@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::{Agent, Bot, Caller};
 use super::extract::{empty_body, ChallengeIds, InteractionId, JsonBody, NoQuery, Now};
 use super::openapi::{
@@ -250,6 +251,7 @@ async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,
     agent: Agent,
+    RequestVia(via): RequestVia,
     _: NoQuery,
     ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<RevealedCode>> {
@@ -259,7 +261,7 @@ async fn reveal(
             agent.team(),
             id,
             cid,
-            &agent.key_id,
+            &agent.acting(&via),
             now,
         )
         .await?,

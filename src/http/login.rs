@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::Bot;
 use super::extract::{
     json_bytes, only_members, parse_json, InteractionId, JsonBody, NoQuery, Now, PathParam,
@@ -418,6 +419,7 @@ async fn customer_logout(
     State(st): State<AppState>,
     Now(now): Now,
     _: NoQuery,
+    RequestVia(via): RequestVia,
     headers: HeaderMap,
     body: JsonBody<Value>,
 ) -> Result<Json<LoggedOut>> {
@@ -439,6 +441,7 @@ async fn customer_logout(
         &customer_id,
         signature_headers(&headers),
         &body.raw,
+        &via,
         now,
     )
     .await?;

@@ -3,6 +3,7 @@
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;
 mod assurance;
+mod audit;
 mod auth;
 mod challenges;
 mod console;
@@ -140,6 +141,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(console::router())
         .merge(receipts::router())
         .merge(dialogflow::router())
+        .merge(audit::router())
         .split_for_parts()
 }
 

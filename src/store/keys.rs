@@ -73,6 +73,18 @@ pub fn gather(team: &str, channel: &str, gather: &str) -> String {
     with_digest(scoped(team, "vg:", DIGEST), &[channel, gather])
 }
 
+/// The head of a team's audit trail: its latest entry's `seq`, `hash` and
+/// time (docs/audit.md#how-it-is-stored).
+pub fn audit_head(team: &str) -> String {
+    scoped(team, "ah", 0)
+}
+
+/// One entry of a team's audit trail, by its `seq`.
+pub fn audit_entry(team: &str, seq: u64) -> String {
+    let digits = seq.to_string();
+    scoped(team, "a:", digits.len()) + &digits
+}
+
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
     with_digest(scoped(team, "s:", DIGEST), &[subject])

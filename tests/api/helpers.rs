@@ -68,6 +68,8 @@ pub struct Setup {
     pub extra_teams: usize,
     /// The acme team's `voice_channel` (default: none).
     pub voice_channel: Option<String>,
+    /// TOML appended to the system file (e.g. an `[audit]` section).
+    pub system_extra: String,
 }
 
 /// The secrets of a test config.
@@ -236,7 +238,10 @@ key_prefix = "{prefix}"
 
 [defaults]
 {defaults}
+
+{system_extra}
 "#,
+        system_extra = setup.system_extra,
         // Tests stop at once unless they test the drain.
         server = if setup.server.contains("shutdown_drain") {
             setup.server.clone()

@@ -7,6 +7,7 @@ mod redis_support;
 
 mod abuse;
 mod assurance;
+mod audit;
 mod binding;
 mod browser;
 mod callers;

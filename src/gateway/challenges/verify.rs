@@ -8,12 +8,14 @@ use uuid::Uuid;
 
 use crate::config::Team;
 use crate::domain::attempts;
+use crate::domain::audit::{Acting, Action};
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::PendingStepUp;
 use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge};
 use crate::events::EventData;
+use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::Step;
 use crate::gateway::{Core, InteractionView};
@@ -100,7 +102,7 @@ pub async fn reveal_code(
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    key_id: &str,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<RevealedCode> {
     let pair = core.load_pair(team, id, now).await?;
@@ -115,6 +117,13 @@ pub async fn reveal_code(
     let (code, expires_at) = attempts::reveal_code(rec, cid, &core.pepper, now)?;
     let view = pair.view(team, now)?;
     // Recorded before the code is shown: no reveal goes unaudited.
+    let entry = || {
+        let mut d = audit::on_interaction(Action::CodeRevealed, acting, rec);
+        d.target.challenge_id = Some(cid);
+        vec![d]
+    };
+    audit::append(core, &team.id, entry, now).await?;
+    let key_id = acting.actor.api_key_id.as_deref().unwrap_or_default();
     let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
         api_key_id: key_id.to_string(),
         challenge: ChallengeRef { challenge_id: cid },
