@@ -15,7 +15,7 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper};
+use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, SyslogSink};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -153,6 +153,8 @@ impl App {
         let sweeper = tokio::spawn(sweeper.run(stopped()));
         let dispatcher = Dispatcher::new(live.clone(), clock.clone());
         let dispatcher = tokio::spawn(dispatcher.run(stopped()));
+        let syslog = SyslogSink::new(live.clone(), clock.clone());
+        let syslog = tokio::spawn(syslog.run(stopped()));
         let watch = tokio::spawn(gateway::run_store_watch(
             live.clone(),
             clock.clone(),
@@ -187,6 +189,7 @@ impl App {
         let _ = sweeper.await;
         let _ = poller.await;
         let _ = dispatcher.await;
+        let _ = syslog.await;
         let _ = watch.await;
         result
     }

@@ -25,6 +25,21 @@ pub(super) struct AuditSection {
     /// Public keys (PEM) still listed after a rotation.
     #[serde(default)]
     previous_signing_keys: Vec<String>,
+    /// Every team's entries to a SIEM (RFC 5424 over TCP).
+    #[serde(default)]
+    syslog: Option<SyslogSection>,
+}
+
+/// `[audit.syslog]`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SyslogSection {
+    /// `tcp://host:port`.
+    address: String,
+    /// TLS to the receiver: not in this version (a local TLS forwarder
+    /// does it).
+    #[serde(default)]
+    tls: bool,
 }
 
 impl Default for AuditSection {
@@ -33,6 +48,7 @@ impl Default for AuditSection {
             retention: default_retention(),
             signing_key: String::new(),
             previous_signing_keys: Vec::new(),
+            syslog: None,
         }
     }
 }
@@ -47,6 +63,8 @@ pub struct AuditConfig {
     /// How long an entry, and a trail's head after its last entry, stay.
     pub retention: Duration,
     pub keys: Arc<AuditKeys>,
+    /// `[audit.syslog] address` as `host:port`, when entries go to one.
+    pub syslog: Option<String>,
 }
 
 impl Default for AuditConfig {
@@ -54,6 +72,7 @@ impl Default for AuditConfig {
         AuditConfig {
             retention: default_retention().get(),
             keys: Arc::new(AuditKeys::none()),
+            syslog: None,
         }
     }
 }
@@ -75,8 +94,30 @@ pub(super) fn build(raw: &AuditSection, file: &str) -> Result<AuditConfig, Confi
         };
         ConfigError::new(file, key, &p)
     })?;
+    let syslog = match &raw.syslog {
+        None => None,
+        Some(s) => Some(syslog_address(s).map_err(|p| ConfigError::new(file, p.0, p.1))?),
+    };
     Ok(AuditConfig {
         retention,
         keys: Arc::new(keys),
+        syslog,
     })
+}
+
+/// `host:port` of `tcp://host:port`; `Err` names the key and the problem.
+fn syslog_address(s: &SyslogSection) -> Result<String, (&'static str, &'static str)> {
+    if s.tls {
+        return Err((
+            "audit.syslog.tls",
+            "TLS to the receiver is not supported yet: leave it false and send through a local TLS forwarder",
+        ));
+    }
+    let bad = ("audit.syslog.address", "must be tcp://host:port");
+    let rest = s.address.trim().strip_prefix("tcp://").ok_or(bad)?;
+    let (host, port) = rest.rsplit_once(':').ok_or(bad)?;
+    if host.is_empty() || host.contains('/') || !port.parse::<u16>().is_ok_and(|p| p != 0) {
+        return Err(bad);
+    }
+    Ok(rest.to_string())
 }

@@ -46,13 +46,12 @@ pub async fn unlock_subject(
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.id, subject);
     let s = &team.settings;
+    let head = keys::audit_head(&team.id);
     let view = retry(|| async {
-        let raw = core
-            .store
-            .get(std::slice::from_ref(&key))
-            .await?
-            .pop()
-            .flatten();
+        // The subject and the audit trail's head, in one round trip.
+        let mut raw = core.store.get(&[key.clone(), head.clone()]).await?;
+        let head_raw = raw.pop().flatten();
+        let raw = raw.pop().flatten();
         let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
         let mut rec = loaded
             .value
@@ -73,7 +72,7 @@ pub async fn unlock_subject(
             ..Target::default()
         };
         let entry = Draft::success(Action::SubjectUnlocked, acting, target);
-        let audited = super::audit::chain(core, &team.id, vec![entry], now).await?;
+        let audited = super::audit::chain_on(core, &team.id, head_raw, vec![entry], now)?;
         ops.extend(audited.ops);
         Ok(match core.store.commit(ops).await? {
             Commit::Applied => {

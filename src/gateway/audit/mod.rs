@@ -10,6 +10,7 @@
 //! before, across instances
 //! (docs/decisions/0145-an-audit-entry-commits-with-its-action.md).
 mod stored;
+mod syslog;
 
 use std::time::Duration;
 
@@ -17,13 +18,14 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::records::{put, Loaded};
-use super::Core;
+use super::{Core, OutboxItem};
 use crate::domain::audit::{seal, Acting, Action, Draft, Entry, Head, Target};
 use crate::domain::interaction::InteractionRecord;
 use crate::error::{Error, Result};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
 pub use stored::StoredHead;
+pub use syslog::SyslogSink;
 
 /// The most entries one page answers.
 pub const MAX_PAGE: usize = 1000;
@@ -45,6 +47,19 @@ async fn read_head(core: &Core, team: &str) -> Result<Loaded<StoredHead>> {
         .pop()
         .flatten();
     Loaded::parse(key, raw)
+}
+
+/// `drafts` chained after `team`'s head as read with other records
+/// (`raw`, the value of [`keys::audit_head`]), sparing a round trip.
+pub(super) fn chain_on(
+    core: &Core,
+    team: &str,
+    raw: Option<crate::store::Versioned>,
+    drafts: Vec<Draft>,
+    now: Timestamp,
+) -> Result<Chained> {
+    let loaded = Loaded::parse(keys::audit_head(team), raw)?;
+    chain_after(team, &loaded, drafts, now, core.config.audit.retention)
 }
 
 /// The head as `loaded` holds it, or the start of the chain.
@@ -143,14 +158,30 @@ pub async fn append(
     make: impl Fn() -> Vec<Draft>,
     now: Timestamp,
 ) -> Result<Vec<Entry>> {
+    append_announcing(core, team, make, Vec::new, now).await
+}
+
+/// [`append`], with the outbox items `items` (the action's event) in the
+/// same commit.
+pub(super) async fn append_announcing(
+    core: &Core,
+    team: &str,
+    make: impl Fn() -> Vec<Draft>,
+    items: impl Fn() -> Vec<OutboxItem>,
+    now: Timestamp,
+) -> Result<Vec<Entry>> {
     let mut backoff = Backoff::default();
     loop {
         let Chained { ops, entries } = chain(core, team, make(), now).await?;
-        if ops.is_empty() {
+        let mut recorded = core.record(team, items(), now)?;
+        let mut all = std::mem::take(&mut recorded.ops);
+        all.extend(ops);
+        if all.is_empty() {
             return Ok(entries);
         }
-        match core.store.commit(ops).await? {
+        match core.store.commit(all).await? {
             Commit::Applied => {
+                core.recorded(recorded);
                 written(&entries);
                 return Ok(entries);
             }

@@ -18,7 +18,7 @@ use crate::events::EventData;
 use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::Step;
-use crate::gateway::{Core, InteractionView};
+use crate::gateway::{Core, InteractionView, OutboxItem};
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -122,13 +122,13 @@ pub async fn reveal_code(
         d.target.challenge_id = Some(cid);
         vec![d]
     };
-    audit::append(core, &team.id, entry, now).await?;
     let key_id = acting.actor.api_key_id.as_deref().unwrap_or_default();
     let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
         api_key_id: key_id.to_string(),
         challenge: ChallengeRef { challenge_id: cid },
     });
-    core.emit(revealed, now, &view).await?;
+    let item = OutboxItem::about_interaction(&revealed, now, &view)?;
+    audit::append_announcing(core, &team.id, entry, || vec![item.clone()], now).await?;
     Ok(RevealedCode {
         code: code.expose().to_string(),
         expires_at,
