@@ -1,13 +1,10 @@
 //! The audit trail's endpoints (docs/api.md#the-audit-trail): its pages,
-//! its signed head and the keys that sign it; where a request comes from
-//! (its peer and request id) for the entries it causes; and the
-//! `access.denied` entry of a request with a valid key refused 403.
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, OnceLock};
+//! its signed head and the keys that sign it; and where a request comes
+//! from (its peer and request id) for the entries it causes.
+use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, State};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,7 +18,6 @@ use crate::domain::audit::Via;
 use crate::domain::audit_keys::Jwks;
 use crate::error::{Error, Result};
 use crate::gateway::audit::{AuditPage, SignedHead, MAX_PAGE};
-use crate::time::Timestamp;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -53,46 +49,6 @@ fn via_of(parts: &Parts) -> Via {
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     Via { ip, request_id }
-}
-
-/// The team and key of a request's valid API key, set by the `Caller`
-/// extractor, for the `access.denied` of a 403.
-#[derive(Clone, Default)]
-pub struct CallerSlot(Arc<OnceLock<(Arc<str>, Arc<str>)>>);
-
-impl CallerSlot {
-    pub fn set(&self, team: &Arc<str>, key_id: &Arc<str>) {
-        let _ = self.0.set((Arc::clone(team), Arc::clone(key_id)));
-    }
-}
-
-/// `res`, once a 403 `forbidden` answered to a valid key is recorded as
-/// `access.denied` (before the answer leaves: should that fail, the
-/// answer is 503, as every store failure).
-pub(super) async fn record_denial(
-    st: &AppState,
-    slot: &CallerSlot,
-    (peer, request_id): (Option<IpAddr>, &str),
-    route: &str,
-    res: Response,
-) -> Response {
-    let code = res.extensions().get::<super::ProblemLabel>().map(|c| c.0);
-    let (Some(code @ "forbidden"), Some((team, key_id))) = (code, slot.0.get()) else {
-        return res;
-    };
-    let via = Via {
-        ip: peer.map(|ip| ip.to_string()),
-        request_id: Some(request_id.to_string()),
-    };
-    let acting = crate::domain::audit::Acting::new(
-        crate::domain::audit::Actor::api_key(key_id),
-        &via,
-    );
-    let now: Timestamp = st.clock.now();
-    match crate::gateway::audit::denied(&st.gateway, team, &acting, code, route, now).await {
-        Ok(()) => res,
-        Err(e) => e.into_response(),
-    }
 }
 
 /// `GET /v1/audit` query parameters.

@@ -106,7 +106,7 @@ impl Caller {
         if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
             slot.set(&key.team);
         }
-        if let Some(slot) = parts.extensions.get::<super::audit::CallerSlot>() {
+        if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
             slot.set(&key.team, &key.key_id);
         }
         Ok(Caller {

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod challenges;
 mod console;
+mod denials;
 mod dialogflow;
 mod events;
 mod extract;

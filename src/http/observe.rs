@@ -128,7 +128,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     };
     let team = TeamSlot::default();
     req.extensions_mut().insert(team.clone());
-    let caller = super::audit::CallerSlot::default();
+    let caller = super::denials::CallerSlot::default();
     req.extensions_mut().insert(caller.clone());
     let peer = req
         .extensions()
@@ -160,7 +160,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     } else {
         super::guard(req, next).await
     };
-    let mut res = super::audit::record_denial(&st, &caller, (peer, request_id), route, res).await;
+    let mut res = super::denials::record_denial(&st, &caller, (peer, request_id), route, res).await;
 
     let elapsed = start.elapsed();
     let status = res.status().as_u16();

@@ -387,3 +387,162 @@ async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(err.trim(), "team acme, seq 2: hash mismatch", "{err}");
 }
+
+/// Frames received by a test syslog receiver: `(seq, message)`.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+
+/// Accepts connections on `listener` and keeps every RFC 6587
+/// octet-counted frame, until `stop` fires (the listener and its
+/// connections are then closed).
+fn receiver(
+    listener: tokio::net::TcpListener,
+    got: Received,
+) -> tokio::sync::oneshot::Sender<()> {
+    use tokio::io::AsyncReadExt;
+    let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                accepted = listener.accept() => {
+                    let Ok((mut sock, _)) = accepted else { return };
+                    let got = got.clone();
+                    conns.spawn(async move {
+                        let mut buf = Vec::new();
+                        let mut chunk = [0u8; 4096];
+                        while let Ok(n) = sock.read(&mut chunk).await {
+                            if n == 0 { return; }
+                            buf.extend_from_slice(&chunk[..n]);
+                            while let Some(space) = buf.iter().position(|&b| b == b' ') {
+                                let len: usize = std::str::from_utf8(&buf[..space]).unwrap().parse().unwrap();
+                                if buf.len() < space + 1 + len { break; }
+                                let msg = String::from_utf8(buf[space + 1..space + 1 + len].to_vec()).unwrap();
+                                buf.drain(..space + 1 + len);
+                                let seq = msg.split("seq=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+                                got.lock().unwrap().push((seq, msg));
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    tx
+}
+
+/// Waits (up to 15 s) until `got` holds every `seq` of 1..=n.
+async fn received_all(got: &Received, n: u64) -> bool {
+    for _ in 0..150 {
+        let seqs: std::collections::BTreeSet<u64> = got.lock().unwrap().iter().map(|(s, _)| *s).collect();
+        if (1..=n).all(|s| seqs.contains(&s)) {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A syslog receiver that goes away and comes back receives every entry,
+/// as RFC 5424 messages; the requests meanwhile answer as ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let setup = Setup {
+            system_extra: format!("[audit.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n"),
+            ..audit_setup("syslog", "")
+        };
+        let Some(app) = spawn_with(backend, setup).await else {
+            continue;
+        };
+        let got = Received::default();
+        let stop = receiver(listener, got.clone());
+        let unlock = |i: u64| {
+            let app = &app;
+            async move {
+                let res = app
+                    .post_json(&format!("/v1/subjects/cust-{i}/unlock"), Some(&app.keys.admin), &json!({}))
+                    .await;
+                assert_eq!(res.status(), 200);
+            }
+        };
+        for i in 1..=5 {
+            unlock(i).await;
+        }
+        assert!(received_all(&got, 5).await, "{backend:?}: the first five arrive");
+        // The receiver goes away; five more entries are written meanwhile.
+        stop.send(()).unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let started = std::time::Instant::now();
+        for i in 6..=10 {
+            unlock(i).await;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "no request waits on the sink");
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        // It comes back on the same address.
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let _stop = receiver(listener, got.clone());
+        assert!(received_all(&got, 10).await, "{backend:?}: every entry, once it is back");
+        let got = got.lock().unwrap().clone();
+        let (seq, msg) = got.iter().find(|(s, _)| *s == 7).unwrap();
+        assert_eq!(*seq, 7);
+        let prefix = "<110>1 ";
+        assert!(msg.starts_with(prefix), "{msg}");
+        let parts: Vec<&str> = msg.splitn(7, ' ').collect();
+        assert_eq!(parts[3], "chatgate", "APP-NAME: {msg}");
+        assert_eq!(parts[4], "-", "PROCID: {msg}");
+        assert_eq!(parts[5], "subject.unlocked", "MSGID: {msg}");
+        assert!(parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] {"), "{msg}");
+        let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["time"].as_str().unwrap(), parts[1], "TIMESTAMP is the entry's time");
+    }
+}
+
+/// A receiver that takes connections but never reads delays no request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_syslog_receiver_delays_no_request() {
+    // Bound, never accepted: connects wait in the backlog, nothing is read.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let setup = Setup {
+        system_extra: format!("[audit.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n"),
+        ..audit_setup("hanging", "")
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..30 {
+        let res = app
+            .post_json(&format!("/v1/subjects/cust-{i}/unlock"), Some(&app.keys.admin), &json!({}))
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    drop(listener);
+}
+
+/// A gateway process killed (`SIGKILL`) right after it answered an
+/// unlock leaves the unlock's entry: it was committed with the unlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_killed_after_an_action_leaves_its_entry() {
+    let Some(app) = spawn_with(Backend::Redis, audit_setup("kill", "")).await else {
+        return;
+    };
+    let process = Instance::start(&app.dir).await;
+    let res = reqwest::Client::new()
+        .post(format!("{}/v1/subjects/cust-k/unlock", process.base))
+        .bearer_auth(&app.keys.admin)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    process.signal("-KILL");
+    drop(process);
+    let entries = trail(&app, &auditor_key("kill")).await;
+    assert_eq!(actions(&entries), ["subject.unlocked"]);
+    assert_eq!(entries[0]["target"]["subject"], "cust-k");
+    verify_chain(&entries).unwrap();
+}
