@@ -162,9 +162,8 @@ pub fn main() -> ExitCode {
 }
 
 fn audit_verify(keys: Option<&str>, head: Option<&Path>, file: Option<&Path>) -> ExitCode {
-    let read = |path: &Path| {
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-    };
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
     let input = match file {
         Some(path) => read(path),
         None => {
@@ -207,7 +206,10 @@ fn read_keys(source: &str) -> Result<String, String> {
             .await
             .and_then(reqwest::Response::error_for_status)
             .map_err(|e| format!("keys: {source}: {e}"))?;
-        answer.text().await.map_err(|e| format!("keys: {source}: {e}"))
+        answer
+            .text()
+            .await
+            .map_err(|e| format!("keys: {source}: {e}"))
     })
 }
 

@@ -74,10 +74,15 @@ pub fn verify(input: &str, head: Option<&str>, keys: Option<&str>) -> Result<Str
     ))
 }
 
-fn check_head(head: &Head, entries: &[Map<String, Value>], keys: Option<&str>) -> Result<(), String> {
+fn check_head(
+    head: &Head,
+    entries: &[Map<String, Value>],
+    keys: Option<&str>,
+) -> Result<(), String> {
     let at = format!("team {}, seq {}", head.team, head.seq);
     if let Some(keys) = keys {
-        let jwks: Jwks = serde_json::from_str(keys).map_err(|e| format!("keys: not a JWKS ({e})"))?;
+        let jwks: Jwks =
+            serde_json::from_str(keys).map_err(|e| format!("keys: not a JWKS ({e})"))?;
         let signed = head
             .signature
             .as_deref()
@@ -137,11 +142,23 @@ mod tests {
     #[test]
     fn json_lines_and_pages_verify() {
         let l = lines(3);
-        assert_eq!(verify(&l.join("\n"), None, None).unwrap(), "ok: 3 entries, teams acme");
-        let page = format!(r#"{{"entries": [{}, {}], "next": 2}} {{"entries": [{}], "next": 3}}"#, l[0], l[1], l[2]);
-        assert_eq!(verify(&page, None, None).unwrap(), "ok: 3 entries, teams acme");
+        assert_eq!(
+            verify(&l.join("\n"), None, None).unwrap(),
+            "ok: 3 entries, teams acme"
+        );
+        let page = format!(
+            r#"{{"entries": [{}, {}], "next": 2}} {{"entries": [{}], "next": 3}}"#,
+            l[0], l[1], l[2]
+        );
+        assert_eq!(
+            verify(&page, None, None).unwrap(),
+            "ok: 3 entries, teams acme"
+        );
         let gap = format!("{}\n{}", l[0], l[2]);
-        assert_eq!(verify(&gap, None, None).unwrap_err(), "team acme, seq 3: gap before seq 3");
+        assert_eq!(
+            verify(&gap, None, None).unwrap_err(),
+            "team acme, seq 3: gap before seq 3"
+        );
     }
 
     #[test]
@@ -161,9 +178,13 @@ mod tests {
         );
         // A head whose seq was changed after signing.
         let forged = head.replace("\"seq\":3", "\"seq\":2");
-        assert!(verify(&input, Some(&forged), Some(&jwks)).unwrap_err().ends_with("bad signature"));
+        assert!(verify(&input, Some(&forged), Some(&jwks))
+            .unwrap_err()
+            .ends_with("bad signature"));
         // A head of an entry the export does not hold.
         let short = l[..2].join("\n");
-        assert!(verify(&short, Some(&head), Some(&jwks)).unwrap_err().contains("not among"));
+        assert!(verify(&short, Some(&head), Some(&jwks))
+            .unwrap_err()
+            .contains("not among"));
     }
 }

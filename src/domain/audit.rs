@@ -300,8 +300,7 @@ pub fn seal(head: &Head, team: &str, draft: Draft, id: Uuid, now: Timestamp) -> 
 pub fn hash_of(entry: &Map<String, Value>) -> String {
     let mut without = entry.clone();
     without.remove("hash");
-    let canonical =
-        serde_json_canonicalizer::to_vec(&Value::Object(without)).unwrap_or_default();
+    let canonical = serde_json_canonicalizer::to_vec(&Value::Object(without)).unwrap_or_default();
     hex::encode(Sha256::digest(&canonical))
 }
 
@@ -424,9 +423,14 @@ mod tests {
         let m = |t: &str| serde_json::from_str::<Map<String, Value>>(t).unwrap();
         assert_eq!(hash_of(&m(text)), hash_of(&m(reordered)));
         // The canonical text of {"a":100,"b":"é","seq":1}, hashed by hand.
-        let want = hex::encode(Sha256::digest("{\"a\":100,\"b\":\"é\",\"seq\":1}".as_bytes()));
+        let want = hex::encode(Sha256::digest(
+            "{\"a\":100,\"b\":\"é\",\"seq\":1}".as_bytes(),
+        ));
         assert_eq!(hash_of(&m(text)), want);
-        assert_ne!(hash_of(&m(text)), hash_of(&m(r#"{"seq":2,"b":"é","a":100}"#)));
+        assert_ne!(
+            hash_of(&m(text)),
+            hash_of(&m(r#"{"seq":2,"b":"é","a":100}"#))
+        );
     }
 
     #[test]

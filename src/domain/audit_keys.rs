@@ -170,7 +170,10 @@ mod tests {
         let jws = keys.sign(&Claims { seq: 7 }).unwrap();
         let header = jsonwebtoken::decode_header(&jws).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
-        assert_eq!(header.kid.as_deref(), Some(keys.jwks().keys[0].kid.as_str()));
+        assert_eq!(
+            header.kid.as_deref(),
+            Some(keys.jwks().keys[0].kid.as_str())
+        );
         assert_eq!(
             verify_signed::<Claims>(&jws, keys.jwks()),
             Some(Claims { seq: 7 })
@@ -179,7 +182,12 @@ mod tests {
         assert_eq!(verify_signed::<Claims>(&jws, other.jwks()), None);
         // A changed payload is refused.
         let parts: Vec<&str> = jws.split('.').collect();
-        let forged = format!("{}.{}.{}", parts[0], B64URL.encode(r#"{"seq":8}"#), parts[2]);
+        let forged = format!(
+            "{}.{}.{}",
+            parts[0],
+            B64URL.encode(r#"{"seq":8}"#),
+            parts[2]
+        );
         assert_eq!(verify_signed::<Claims>(&forged, keys.jwks()), None);
     }
 

@@ -103,8 +103,10 @@ async fn checked_event(
         return Ok(true);
     }
     let receiver = Receiver::Ssf;
-    match crate::gateway::revocation::revoke_customers(core, team, receiver, &customers, acting, now)
-        .await
+    match crate::gateway::revocation::revoke_customers(
+        core, team, receiver, &customers, acting, now,
+    )
+    .await
     {
         Ok(_) => Ok(true),
         Err(e) => {

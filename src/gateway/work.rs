@@ -592,7 +592,8 @@ impl Core {
             claims,
             recorded,
         } = self.prepare(team, pair, &mut w, &view, now)?;
-        let audited = super::audit::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
+        let audited =
+            super::audit::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
         ops.extend(audited.ops);
         let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
         let sent = futures::poll!(&mut commit);

@@ -80,14 +80,7 @@ async fn unlock(
     let acting = admin.acting(&via);
     let team = admin.team();
     Ok(Json(
-        crate::gateway::subjects::unlock_subject(
-            &st.gateway,
-            team,
-            &subject,
-            origin,
-            &acting,
-            now,
-        )
-        .await?,
+        crate::gateway::subjects::unlock_subject(&st.gateway, team, &subject, origin, &acting, now)
+            .await?,
     ))
 }

@@ -47,7 +47,10 @@ async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
 }
 
 fn actions(entries: &[Map<String, Value>]) -> Vec<&str> {
-    entries.iter().map(|e| e["action"].as_str().unwrap()).collect()
+    entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect()
 }
 
 both_stores!(
@@ -296,7 +299,10 @@ async fn concurrent_actions_on_two_instances_chain_without_a_gap() {
     let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>());
     verify_chain(&entries).expect("a valid chain");
-    let mut subjects: Vec<&str> = entries.iter().map(|e| e["target"]["subject"].as_str().unwrap()).collect();
+    let mut subjects: Vec<&str> = entries
+        .iter()
+        .map(|e| e["target"]["subject"].as_str().unwrap())
+        .collect();
     subjects.sort();
     subjects.dedup();
     assert_eq!(subjects.len(), n, "every unlock once");
@@ -312,7 +318,11 @@ async fn the_trail_outlives_the_instance_that_wrote_it() {
         return;
     };
     let res = a
-        .post_json("/v1/subjects/cust-r/unlock", Some(&a.keys.admin), &json!({}))
+        .post_json(
+            "/v1/subjects/cust-r/unlock",
+            Some(&a.keys.admin),
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let setup = Setup {
@@ -323,7 +333,11 @@ async fn the_trail_outlives_the_instance_that_wrote_it() {
     a.stop_keeping_keys().await;
     let b = spawn_with(Backend::Redis, setup).await.unwrap();
     let res = b
-        .post_json("/v1/subjects/cust-r/unlock", Some(&b.keys.admin), &json!({}))
+        .post_json(
+            "/v1/subjects/cust-r/unlock",
+            Some(&b.keys.admin),
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     let entries = trail(&b, &auditor_key("restart")).await;
@@ -336,14 +350,21 @@ async fn the_trail_outlives_the_instance_that_wrote_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
     let setup = Setup {
-        system_extra: format!("[audit]\nsigning_key = \"\"\"\n{}\"\"\"\n", new_signing_key_pem().unwrap()),
+        system_extra: format!(
+            "[audit]\nsigning_key = \"\"\"\n{}\"\"\"\n",
+            new_signing_key_pem().unwrap()
+        ),
         ..audit_setup("cli", "")
     };
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
     let auditor = auditor_key("cli");
     for i in 0..3 {
         let res = app
-            .post_json(&format!("/v1/subjects/cust-{i}/unlock"), Some(&app.keys.admin), &json!({}))
+            .post_json(
+                &format!("/v1/subjects/cust-{i}/unlock"),
+                Some(&app.keys.admin),
+                &json!({}),
+            )
             .await;
         assert_eq!(res.status(), 200);
     }
@@ -361,7 +382,10 @@ async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
         .unwrap();
     let dir = app.dir.join("export");
     std::fs::create_dir_all(&dir).unwrap();
-    let lines: Vec<String> = entries.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+    let lines: Vec<String> = entries
+        .iter()
+        .map(|e| serde_json::to_string(e).unwrap())
+        .collect();
     std::fs::write(dir.join("trail.jsonl"), lines.join("\n")).unwrap();
     std::fs::write(dir.join("head.json"), head.to_string()).unwrap();
     std::fs::write(dir.join("keys.json"), &keys).unwrap();
@@ -377,8 +401,15 @@ async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
     };
     let ok = run("trail.jsonl");
     let out = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "{out} {}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(out.trim(), format!("ok: {} entries, teams acme", entries.len()));
+    assert!(
+        ok.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        out.trim(),
+        format!("ok: {} entries, teams acme", entries.len())
+    );
     // The second unlock's subject rewritten.
     let changed = lines.join("\n").replacen("cust-1", "cust-9", 1);
     std::fs::write(dir.join("changed.jsonl"), changed).unwrap();
@@ -394,10 +425,7 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
 /// Accepts connections on `listener` and keeps every RFC 6587
 /// octet-counted frame, until `stop` fires (the listener and its
 /// connections are then closed).
-fn receiver(
-    listener: tokio::net::TcpListener,
-    got: Received,
-) -> tokio::sync::oneshot::Sender<()> {
+fn receiver(listener: tokio::net::TcpListener, got: Received) -> tokio::sync::oneshot::Sender<()> {
     use tokio::io::AsyncReadExt;
     let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -434,7 +462,8 @@ fn receiver(
 /// Waits (up to 15 s) until `got` holds every `seq` of 1..=n.
 async fn received_all(got: &Received, n: u64) -> bool {
     for _ in 0..150 {
-        let seqs: std::collections::BTreeSet<u64> = got.lock().unwrap().iter().map(|(s, _)| *s).collect();
+        let seqs: std::collections::BTreeSet<u64> =
+            got.lock().unwrap().iter().map(|(s, _)| *s).collect();
         if (1..=n).all(|s| seqs.contains(&s)) {
             return true;
         }
@@ -463,7 +492,11 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
             let app = &app;
             async move {
                 let res = app
-                    .post_json(&format!("/v1/subjects/cust-{i}/unlock"), Some(&app.keys.admin), &json!({}))
+                    .post_json(
+                        &format!("/v1/subjects/cust-{i}/unlock"),
+                        Some(&app.keys.admin),
+                        &json!({}),
+                    )
                     .await;
                 assert_eq!(res.status(), 200);
             }
@@ -471,7 +504,10 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         for i in 1..=5 {
             unlock(i).await;
         }
-        assert!(received_all(&got, 5).await, "{backend:?}: the first five arrive");
+        assert!(
+            received_all(&got, 5).await,
+            "{backend:?}: the first five arrive"
+        );
         // The receiver goes away; five more entries are written meanwhile.
         stop.send(()).unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -479,12 +515,20 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         for i in 6..=10 {
             unlock(i).await;
         }
-        assert!(started.elapsed() < std::time::Duration::from_secs(3), "no request waits on the sink");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(3),
+            "no request waits on the sink"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
         // It comes back on the same address.
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         let _stop = receiver(listener, got.clone());
-        assert!(received_all(&got, 10).await, "{backend:?}: every entry, once it is back");
+        assert!(
+            received_all(&got, 10).await,
+            "{backend:?}: every entry, once it is back"
+        );
         let got = got.lock().unwrap().clone();
         let (seq, msg) = got.iter().find(|(s, _)| *s == 7).unwrap();
         assert_eq!(*seq, 7);
@@ -494,10 +538,17 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         assert_eq!(parts[3], "chatgate", "APP-NAME: {msg}");
         assert_eq!(parts[4], "-", "PROCID: {msg}");
         assert_eq!(parts[5], "subject.unlocked", "MSGID: {msg}");
-        assert!(parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] {"), "{msg}");
+        assert!(
+            parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] {"),
+            "{msg}"
+        );
         let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
         assert_eq!(json["seq"], 7);
-        assert_eq!(json["time"].as_str().unwrap(), parts[1], "TIMESTAMP is the entry's time");
+        assert_eq!(
+            json["time"].as_str().unwrap(),
+            parts[1],
+            "TIMESTAMP is the entry's time"
+        );
     }
 }
 
@@ -515,11 +566,19 @@ async fn a_hanging_syslog_receiver_delays_no_request() {
     let started = std::time::Instant::now();
     for i in 0..30 {
         let res = app
-            .post_json(&format!("/v1/subjects/cust-{i}/unlock"), Some(&app.keys.admin), &json!({}))
+            .post_json(
+                &format!("/v1/subjects/cust-{i}/unlock"),
+                Some(&app.keys.admin),
+                &json!({}),
+            )
             .await;
         assert_eq!(res.status(), 200);
     }
-    assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     drop(listener);
 }
 

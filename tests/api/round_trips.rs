@@ -452,7 +452,11 @@ async fn an_unlock_and_a_reveal_cost_their_audit_round_trips() {
     let (counting, app) = on_counting_store_with(setup).await;
     let before = counting.calls.load(Ordering::SeqCst);
     let res = app
-        .post_json("/v1/subjects/cust-u/unlock", Some(&app.keys.admin), &json!({}))
+        .post_json(
+            "/v1/subjects/cust-u/unlock",
+            Some(&app.keys.admin),
+            &json!({}),
+        )
         .await;
     assert_eq!(res.status(), 200);
     assert_eq!(counting.calls.load(Ordering::SeqCst) - before, 2, "unlock");
@@ -484,7 +488,9 @@ async fn an_entry_that_cannot_be_written_stops_its_action() {
     let other = app.new_interaction().await;
     let other_cid = app.agent_challenge(&other).await;
     let v = app
-        .create(json!({"channel": "webchat", "conversation_id": "fail-1", "customer_ref": "cust-f"}))
+        .create(
+            json!({"channel": "webchat", "conversation_id": "fail-1", "customer_ref": "cust-f"}),
+        )
         .await;
     let id = v["id"].as_str().unwrap();
     let (cid, code) = app.agent_otp(id).await;
@@ -493,13 +499,26 @@ async fn an_entry_that_cannot_be_written_stops_its_action() {
     // Every commit that writes an audit entry fails.
     *counting.failing.lock().unwrap() = Some("}:a:".into());
     let res = app
-        .post_json("/v1/subjects/cust-f/unlock", Some(&app.keys.admin), &json!({}))
+        .post_json(
+            "/v1/subjects/cust-f/unlock",
+            Some(&app.keys.admin),
+            &json!({}),
+        )
         .await;
     assert_problem(res, 503, "store_unavailable").await;
     let path = format!("/v1/interactions/{other}/challenges/{other_cid}/code");
-    let res = app.request(Method::GET, &path, Some(&app.keys.agent)).send().await.unwrap();
+    let res = app
+        .request(Method::GET, &path, Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap();
     assert_problem(res, 503, "store_unavailable").await;
     *counting.failing.lock().unwrap() = None;
-    let subject = app.get_json("/v1/subjects/cust-f", Some(&app.keys.agent)).await;
-    assert!(!subject["locked_until"].is_null(), "still locked: {subject}");
+    let subject = app
+        .get_json("/v1/subjects/cust-f", Some(&app.keys.agent))
+        .await;
+    assert!(
+        !subject["locked_until"].is_null(),
+        "still locked: {subject}"
+    );
 }

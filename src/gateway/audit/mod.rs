@@ -64,10 +64,7 @@ pub(super) fn chain_on(
 
 /// The head as `loaded` holds it, or the start of the chain.
 fn head_of(loaded: &Loaded<StoredHead>) -> Head {
-    loaded
-        .value
-        .clone()
-        .map_or_else(Head::genesis, Head::from)
+    loaded.value.clone().map_or_else(Head::genesis, Head::from)
 }
 
 /// The ops that write `drafts` after the head as `loaded`, each entry
@@ -233,7 +230,9 @@ pub async fn page(
 ) -> Result<AuditPage> {
     let head = head_of(&read_head(core, team).await?);
     let first = first_living(core, team, after + 1, head.seq).await?;
-    let last = head.seq.min(first.saturating_add(limit as u64).saturating_sub(1));
+    let last = head
+        .seq
+        .min(first.saturating_add(limit as u64).saturating_sub(1));
     let mut entries = Vec::new();
     if first <= last {
         let wanted: Vec<String> = (first..=last).map(|s| keys::audit_entry(team, s)).collect();

@@ -11,7 +11,11 @@ use crate::gateway::records::Record;
 #[serde(tag = "v")]
 pub enum StoredHead {
     #[serde(rename = "1")]
-    V1 { seq: u64, hash: String, time: String },
+    V1 {
+        seq: u64,
+        hash: String,
+        time: String,
+    },
 }
 
 impl Record for StoredHead {}

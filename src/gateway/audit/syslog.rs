@@ -41,7 +41,11 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 #[serde(tag = "v")]
 enum StoredCursor {
     #[serde(rename = "1")]
-    V1 { seq: u64, holder: String, until: i64 },
+    V1 {
+        seq: u64,
+        holder: String,
+        until: i64,
+    },
 }
 
 impl Record for StoredCursor {}
@@ -176,7 +180,12 @@ impl SyslogSink {
         now: Timestamp,
     ) -> crate::error::Result<Option<SendRound>> {
         let key = keys::audit_syslog_cursor(team);
-        let raw = core.store.get(std::slice::from_ref(&key)).await?.pop().flatten();
+        let raw = core
+            .store
+            .get(std::slice::from_ref(&key))
+            .await?
+            .pop()
+            .flatten();
         let cursor: Loaded<StoredCursor> = Loaded::parse(key.clone(), raw)?;
         let (mut seq, held_by_other) = match &cursor.value {
             Some(StoredCursor::V1 { seq, holder, until }) => {
@@ -197,7 +206,12 @@ impl SyslogSink {
             holder: self.me.clone(),
             until: now.plus(LEASE).unix_millis(),
         };
-        let op = put(&key, cursor.version, &mine, Some(core.config.audit.retention))?;
+        let op = put(
+            &key,
+            cursor.version,
+            &mine,
+            Some(core.config.audit.retention),
+        )?;
         let version = match &op {
             crate::store::Op::Put { version, .. } => *version,
             _ => 0,
@@ -210,12 +224,24 @@ impl SyslogSink {
             return Ok(Some((None, None)));
         }
         let last = head.seq.min(seq + BATCH);
-        let wanted: Vec<String> = (seq + 1..=last).map(|s| keys::audit_entry(team, s)).collect();
-        let entries: Vec<Versioned> = core.store.get(&wanted).await?.into_iter().flatten().collect();
+        let wanted: Vec<String> = (seq + 1..=last)
+            .map(|s| keys::audit_entry(team, s))
+            .collect();
+        let entries: Vec<Versioned> = core
+            .store
+            .get(&wanted)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
         let oldest = entries
             .first()
             .and_then(|e| serde_json::from_str::<Value>(&e.value).ok())
-            .and_then(|e| e.get("time").and_then(Value::as_str).and_then(Timestamp::parse_rfc3339));
+            .and_then(|e| {
+                e.get("time")
+                    .and_then(Value::as_str)
+                    .and_then(Timestamp::parse_rfc3339)
+            });
         let Some(stream) = conn.as_mut() else {
             return Ok(Some((None, oldest)));
         };
@@ -235,8 +261,13 @@ impl SyslogSink {
         .await;
         match wrote {
             Ok(Ok(())) => Ok(Some((Some((version, through)), oldest))),
-            Ok(Err(e)) => Err(crate::error::Error::internal_from("the syslog connection failed", e)),
-            Err(_) => Err(crate::error::Error::internal("the syslog connection did not take the entries in time")),
+            Ok(Err(e)) => Err(crate::error::Error::internal_from(
+                "the syslog connection failed",
+                e,
+            )),
+            Err(_) => Err(crate::error::Error::internal(
+                "the syslog connection did not take the entries in time",
+            )),
         }
     }
 }
@@ -287,7 +318,11 @@ mod tests {
         let entry: Value = serde_json::from_str(text).unwrap();
         let framed = String::from_utf8(frame(&entry, text, "gw-1")).unwrap();
         let (len, msg) = framed.split_once(' ').unwrap();
-        assert_eq!(len.parse::<usize>().unwrap(), msg.len(), "octets, not characters");
+        assert_eq!(
+            len.parse::<usize>().unwrap(),
+            msg.len(),
+            "octets, not characters"
+        );
         assert_eq!(
             msg,
             format!("<110>1 2026-11-21T10:00:00.123Z gw-1 chatgate - subject.unlocked [chatgate@32473 team=\"acme\" seq=\"42\"] {text}")
@@ -304,7 +339,10 @@ mod tests {
             until: 1_800_000_000_000,
         };
         let text = serde_json::to_string(&c).unwrap();
-        assert_eq!(text, r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#);
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#
+        );
         assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
     }
 }
