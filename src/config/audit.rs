@@ -121,3 +121,38 @@ fn syslog_address(s: &SyslogSection) -> Result<String, (&'static str, &'static s
     }
     Ok(rest.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn build_from(toml: &str) -> Result<AuditConfig, String> {
+        let raw: AuditSection = toml::from_str(toml).unwrap();
+        build(&raw, "chatgate.toml").map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn retention_keys_and_the_syslog_address_are_checked() {
+        let c = build_from("").unwrap();
+        assert_eq!(c.retention, Duration::from_secs(400 * 86_400));
+        assert!(c.syslog.is_none());
+        assert!(c.keys.jwks().keys.is_empty());
+        let e = build_from("retention = \"12h\"").unwrap_err();
+        assert!(e.contains("audit.retention"), "{e}");
+        let e = build_from("signing_key = \"not-a-key-secret\"").unwrap_err();
+        assert!(
+            e.contains("audit.signing_key") && !e.contains("not-a-key-secret"),
+            "{e}"
+        );
+        let e = build_from("previous_signing_keys = [\"x\"]").unwrap_err();
+        assert!(e.contains("audit.previous_signing_keys"), "{e}");
+        let c = build_from("[syslog]\naddress = \"tcp://127.0.0.1:514\"").unwrap();
+        assert_eq!(c.syslog.as_deref(), Some("127.0.0.1:514"));
+        for bad in ["udp://h:514", "tcp://h", "tcp://:514", "tcp://h:0"] {
+            let e = build_from(&format!("[syslog]\naddress = \"{bad}\"")).unwrap_err();
+            assert!(e.contains("audit.syslog.address"), "{bad}: {e}");
+        }
+        let e = build_from("[syslog]\naddress = \"tcp://h:514\"\ntls = true").unwrap_err();
+        assert!(e.contains("audit.syslog.tls"), "{e}");
+    }
+}

@@ -26,12 +26,11 @@ pub enum Action {
     SubjectLocked,
     SubjectBanned,
     AccessDenied,
-    ConfigChanged,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 8] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -39,7 +38,6 @@ impl Action {
         Action::SubjectLocked,
         Action::SubjectBanned,
         Action::AccessDenied,
-        Action::ConfigChanged,
         Action::AuditRead,
     ];
 
@@ -52,7 +50,6 @@ impl Action {
             Action::SubjectLocked => "subject.locked",
             Action::SubjectBanned => "subject.banned",
             Action::AccessDenied => "access.denied",
-            Action::ConfigChanged => "config.changed",
             Action::AuditRead => "audit.read",
         }
     }
@@ -78,7 +75,7 @@ pub enum ActorType {
     Website,
     /// An identity provider (`id` = its issuer).
     Provider,
-    /// The gateway itself: lockouts by failures, its configuration.
+    /// The gateway itself: lockouts by failures.
     System,
 }
 
