@@ -15,7 +15,7 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, SyslogSink};
+use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, SyslogSink, WebhookSink};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -155,6 +155,8 @@ impl App {
         let dispatcher = tokio::spawn(dispatcher.run(stopped()));
         let syslog = SyslogSink::new(live.clone(), clock.clone());
         let syslog = tokio::spawn(syslog.run(stopped()));
+        let audit_webhook = WebhookSink::new(live.clone(), clock.clone());
+        let audit_webhook = tokio::spawn(audit_webhook.run(stopped()));
         let watch = tokio::spawn(gateway::run_store_watch(
             live.clone(),
             clock.clone(),
@@ -190,6 +192,7 @@ impl App {
         let _ = poller.await;
         let _ = dispatcher.await;
         let _ = syslog.await;
+        let _ = audit_webhook.await;
         let _ = watch.await;
         result
     }

@@ -135,6 +135,8 @@ pub struct Team {
     pub security_keys: Vec<SecurityKey>,
     pub api_keys: Vec<ApiKey>,
     pub webhook: Option<TeamWebhook>,
+    /// `[audit] webhook`: where each audit entry is POSTed.
+    pub audit_webhook: Option<TeamWebhook>,
     /// The team's identity provider, when the gateway runs its logins.
     pub oidc: Option<OidcConfig>,
     /// The team's Shared Signals transmitter, when it pushes events.

@@ -103,6 +103,17 @@ pub(super) fn load_team(
         }
     };
 
+    let audit_webhook = match raw.audit.and_then(|a| a.webhook) {
+        None => None,
+        Some(t) => {
+            let w: WebhookEntry = from_table(t, file, "audit.webhook")?;
+            Some(TeamWebhook {
+                url: http_url(&w.url).map_err(|p| err("audit.webhook.url", p))?,
+                secret: parse_whsec(&w.secret).map_err(|p| err("audit.webhook.secret", p))?,
+            })
+        }
+    };
+
     let oidc = raw
         .oidc
         .map(|t| super::oidc::load_oidc(t, file))
@@ -165,6 +176,7 @@ pub(super) fn load_team(
         security_keys,
         api_keys,
         webhook,
+        audit_webhook,
         oidc,
         ssf,
         dialogflow,

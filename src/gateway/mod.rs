@@ -52,7 +52,7 @@ use std::sync::Arc;
 
 pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
-pub use audit::SyslogSink;
+pub use audit::{SyslogSink, WebhookSink};
 pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
 pub use challenges::verify::{RevealedCode, Verified};
 pub use expiry::Sweeper;

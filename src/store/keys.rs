@@ -85,6 +85,12 @@ pub fn audit_syslog_cursor(team: &str) -> String {
     scoped(team, "asl", 0)
 }
 
+/// Where the team's entries stand at its `[audit] webhook`: the last
+/// `seq` taken, and which instance sends them until when.
+pub fn audit_webhook_cursor(team: &str) -> String {
+    scoped(team, "awh", 0)
+}
+
 /// One entry of a team's audit trail, by its `seq`.
 pub fn audit_entry(team: &str, seq: u64) -> String {
     let digits = seq.to_string();

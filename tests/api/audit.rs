@@ -605,3 +605,81 @@ async fn an_instance_killed_after_an_action_leaves_its_entry() {
     assert_eq!(entries[0]["target"]["subject"], "cust-k");
     verify_chain(&entries).unwrap();
 }
+
+/// A team's audit webhook gets every entry, in `seq` order, signed by
+/// Standard Webhooks with `webhook-id` the entry's `id`; a receiver that
+/// refuses is asked again, with backoff, until it takes them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_team_s_audit_webhook_gets_every_entry_signed_and_in_order() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    for backend in [Backend::Memory, Backend::Redis] {
+        let hook = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/audit"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(2)
+            .with_priority(1)
+            .mount(&hook)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/audit"))
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&hook)
+            .await;
+        let secret = chatgate::domain::secrets::generate_whsec();
+        let extra = format!(
+            "[audit]\nwebhook = {{ url = \"{}/audit\", secret = \"{secret}\" }}\n",
+            hook.uri()
+        );
+        let Some(app) = spawn_with(backend, audit_setup("hook", &extra)).await else {
+            continue;
+        };
+        for i in 1..=3 {
+            let res = app
+                .post_json(
+                    &format!("/v1/subjects/cust-{i}/unlock"),
+                    Some(&app.keys.admin),
+                    &json!({}),
+                )
+                .await;
+            assert_eq!(res.status(), 200);
+        }
+        // The refusals' backoff runs on the gateway's clock.
+        let mut taken = Vec::new();
+        for _ in 0..100 {
+            app.advance(10);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let requests = hook.received_requests().await.unwrap();
+            if requests.len() >= 5 {
+                taken = requests;
+                break;
+            }
+        }
+        assert_eq!(taken.len(), 5, "{backend:?}: two refused, then three taken");
+        let key = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            secret.trim_start_matches("whsec_"),
+        )
+        .unwrap();
+        let mut seqs = Vec::new();
+        for r in &taken[2..] {
+            let entry: Value = serde_json::from_slice(&r.body).unwrap();
+            let header = |name: &str| r.headers.get(name).unwrap().to_str().unwrap().to_string();
+            assert_eq!(header("webhook-id"), entry["id"].as_str().unwrap());
+            let ts: i64 = header("webhook-timestamp").parse().unwrap();
+            let want =
+                chatgate::domain::webhook_sig::sign(&key, &header("webhook-id"), ts, &r.body);
+            assert_eq!(header("webhook-signature"), want);
+            seqs.push(entry["seq"].as_u64().unwrap());
+        }
+        assert_eq!(
+            seqs,
+            [1, 2, 3],
+            "{backend:?}: in order, the refused one again first"
+        );
+        // The first refused was entry 1, asked again.
+        let first: Value = serde_json::from_slice(&taken[0].body).unwrap();
+        assert_eq!(first["seq"], 1);
+    }
+}

@@ -11,6 +11,7 @@
 //! (docs/decisions/0145-an-audit-entry-commits-with-its-action.md).
 mod stored;
 mod syslog;
+mod webhook;
 
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
 pub use stored::StoredHead;
 pub use syslog::SyslogSink;
+pub use webhook::WebhookSink;
 
 /// The most entries one page answers.
 pub const MAX_PAGE: usize = 1000;

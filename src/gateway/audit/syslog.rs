@@ -180,45 +180,9 @@ impl SyslogSink {
         now: Timestamp,
     ) -> crate::error::Result<Option<SendRound>> {
         let key = keys::audit_syslog_cursor(team);
-        let raw = core
-            .store
-            .get(std::slice::from_ref(&key))
-            .await?
-            .pop()
-            .flatten();
-        let cursor: Loaded<StoredCursor> = Loaded::parse(key.clone(), raw)?;
-        let (mut seq, held_by_other) = match &cursor.value {
-            Some(StoredCursor::V1 { seq, holder, until }) => {
-                (*seq, *holder != self.me && *until > now.unix_millis())
-            }
-            None => (0, false),
-        };
-        if held_by_other {
+        let Some((version, seq)) = hold(core, &key, &self.me, done, now).await? else {
             return Ok(None);
-        }
-        if let Some((version, through)) = done {
-            if version == cursor.version {
-                seq = seq.max(through);
-            }
-        }
-        let mine = StoredCursor::V1 {
-            seq,
-            holder: self.me.clone(),
-            until: now.plus(LEASE).unix_millis(),
         };
-        let op = put(
-            &key,
-            cursor.version,
-            &mine,
-            Some(core.config.audit.retention),
-        )?;
-        let version = match &op {
-            crate::store::Op::Put { version, .. } => *version,
-            _ => 0,
-        };
-        if core.store.commit(vec![op]).await? != Commit::Applied {
-            return Ok(None);
-        }
         let head = head_of(&read_head(core, team).await?);
         if head.seq <= seq {
             return Ok(Some((None, None)));
@@ -270,6 +234,53 @@ impl SyslogSink {
             )),
         }
     }
+}
+
+/// Takes or renews, for `me`, the sending of the team whose cursor is
+/// `key`, for [`LEASE`]; moves the cursor to `done`'s `seq` when it is
+/// still at `done`'s version (nobody took it over since). Answers the
+/// cursor's new version and `seq`, or `None` while another instance
+/// holds it (or took it just now).
+pub(super) async fn hold(
+    core: &Core,
+    key: &str,
+    me: &str,
+    done: Option<(u64, u64)>,
+    now: Timestamp,
+) -> crate::error::Result<Option<(u64, u64)>> {
+    let raw = core.store.get(&[key.to_string()]).await?.pop().flatten();
+    let cursor: Loaded<StoredCursor> = Loaded::parse(key.to_string(), raw)?;
+    let (mut seq, held_by_other) = match &cursor.value {
+        Some(StoredCursor::V1 { seq, holder, until }) => {
+            (*seq, holder != me && *until > now.unix_millis())
+        }
+        None => (0, false),
+    };
+    if held_by_other {
+        return Ok(None);
+    }
+    if let Some((version, through)) = done {
+        if version == cursor.version {
+            seq = seq.max(through);
+        }
+    }
+    let mine = StoredCursor::V1 {
+        seq,
+        holder: me.to_string(),
+        until: now.plus(LEASE).unix_millis(),
+    };
+    let op = put(
+        key,
+        cursor.version,
+        &mine,
+        Some(core.config.audit.retention),
+    )?;
+    let version = match &op {
+        crate::store::Op::Put { version, .. } => *version,
+        _ => 0,
+    };
+    let applied = core.store.commit(vec![op]).await? == Commit::Applied;
+    Ok(applied.then_some((version, seq)))
 }
 
 /// What one round wrote (cursor version, last `seq`), if anything, and
