@@ -15,6 +15,7 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
+use crate::gateway::audit::ConfigSource;
 use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, SyslogSink, WebhookSink};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
@@ -93,8 +94,13 @@ impl App {
         crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
+        // Recorded before the first request: a team's trail shows the
+        // configuration in force for everything after it.
+        let started = clock.now();
+        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Start, started).await;
         let live = Live::new(gateway);
         let reloader = Reloader(Arc::new(Reloading {
+            clock: Arc::clone(&clock),
             start_env: Environment::from_process(),
             live: Arc::clone(&live),
             routes: Arc::clone(&routes),
@@ -241,6 +247,7 @@ impl Senders {
 pub struct Reloader(Arc<Reloading>);
 
 struct Reloading {
+    clock: Arc<dyn Clock>,
     /// The environment as it was at start: `${NAME}` keeps its value.
     start_env: Environment,
     live: Arc<Live>,
@@ -301,8 +308,10 @@ impl Reloader {
         running.events.follow(&teams).await;
         let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
         let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
-        r.live.replace(gateway);
+        r.live.replace(Arc::clone(&gateway));
         r.routes.store(Arc::new(router));
+        let now = r.clock.now();
+        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
         tracing::info!(
             teams = team_count,
             channels = channel_count,

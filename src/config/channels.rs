@@ -35,6 +35,8 @@ pub(super) fn load_channel(
         file,
         "",
     )?;
+    let mut print = super::ConfigPrint::default();
+    print.add_table("", &table);
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
@@ -86,6 +88,7 @@ pub(super) fn load_channel(
         kind,
         templates,
         translations: translations.into_iter().map(|(t, x)| (t, x.0)).collect(),
+        print,
     })
 }
 

@@ -137,6 +137,8 @@ pub struct Team {
     pub webhook: Option<TeamWebhook>,
     /// `[audit] webhook`: where each audit entry is POSTed.
     pub audit_webhook: Option<TeamWebhook>,
+    /// The team's effective configuration as the audit trail records it.
+    pub print: super::ConfigPrint,
     /// The team's identity provider, when the gateway runs its logins.
     pub oidc: Option<OidcConfig>,
     /// The team's Shared Signals transmitter, when it pushes events.
@@ -227,4 +229,6 @@ pub struct ChannelConfig {
     /// Default: true for twilio, whatsapp, slack and telegram; false for
     /// webhook (web chat) and smtp.
     pub vouches_for_sender: bool,
+    /// The file's keys and their digests, for the audit trail.
+    pub print: super::ConfigPrint,
 }

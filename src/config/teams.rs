@@ -33,6 +33,9 @@ pub(super) fn load_team(
         file,
         "",
     )?;
+    let mut print = super::ConfigPrint::default();
+    print.add_table("settings", defaults.table);
+    print.add_table("", &table);
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;
@@ -165,6 +168,7 @@ pub(super) fn load_team(
         channel_settings.insert(name.clone(), resolved);
     }
 
+    let print = with_channels(print, &raw.channels, channels);
     Ok(Team {
         id: raw.id,
         file: PathBuf::from(file),
@@ -177,6 +181,7 @@ pub(super) fn load_team(
         api_keys,
         webhook,
         audit_webhook,
+        print,
         oidc,
         ssf,
         dialogflow,
@@ -369,4 +374,18 @@ pub(super) fn check_unique_api_keys(
         seen.insert(hash, (team.id.clone(), key.id.clone()));
     }
     Ok(())
+}
+
+/// `print` with the files of the team's channels, as `channels.NAME.KEY`.
+fn with_channels(
+    mut print: super::ConfigPrint,
+    names: &[String],
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> super::ConfigPrint {
+    for name in names {
+        if let Some(c) = channels.get(name) {
+            print.add_print(&format!("channels.{name}"), &c.print);
+        }
+    }
+    print
 }

@@ -26,11 +26,12 @@ pub enum Action {
     SubjectLocked,
     SubjectBanned,
     AccessDenied,
+    ConfigChanged,
     AuditRead,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 9] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -38,6 +39,7 @@ impl Action {
         Action::SubjectLocked,
         Action::SubjectBanned,
         Action::AccessDenied,
+        Action::ConfigChanged,
         Action::AuditRead,
     ];
 
@@ -50,6 +52,7 @@ impl Action {
             Action::SubjectLocked => "subject.locked",
             Action::SubjectBanned => "subject.banned",
             Action::AccessDenied => "access.denied",
+            Action::ConfigChanged => "config.changed",
             Action::AuditRead => "audit.read",
         }
     }
@@ -75,7 +78,7 @@ pub enum ActorType {
     Website,
     /// An identity provider (`id` = its issuer).
     Provider,
-    /// The gateway itself: lockouts by failures.
+    /// The gateway itself: lockouts by failures, its configuration.
     System,
 }
 

@@ -91,6 +91,12 @@ pub fn audit_webhook_cursor(team: &str) -> String {
     scoped(team, "awh", 0)
 }
 
+/// The team's configuration as last recorded in its audit trail: its
+/// digest and the digests of its keys.
+pub fn audit_config(team: &str) -> String {
+    scoped(team, "acfg", 0)
+}
+
 /// One entry of a team's audit trail, by its `seq`.
 pub fn audit_entry(team: &str, seq: u64) -> String {
     let digits = seq.to_string();

@@ -46,11 +46,18 @@ async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
     }
 }
 
+/// The actions of `entries`, but the configuration recorded at start.
 fn actions(entries: &[Map<String, Value>]) -> Vec<&str> {
     entries
         .iter()
         .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| *a != "config.changed")
         .collect()
+}
+
+/// The entries of `entries` with `action`.
+fn of<'a>(entries: &'a [Map<String, Value>], action: &str) -> Vec<&'a Map<String, Value>> {
+    entries.iter().filter(|e| e["action"] == action).collect()
 }
 
 both_stores!(
@@ -88,9 +95,14 @@ both_stores!(
             "{entries:#?}"
         );
         let ends = verify_chain(&entries).expect("a valid chain");
-        assert_eq!(ends["acme"].0, 3);
-        let reveal = &entries[0];
-        assert_eq!(reveal["seq"], 1);
+        assert_eq!(ends["acme"].0, 4);
+        // The configuration in force came first.
+        assert_eq!(entries[0]["action"], "config.changed");
+        assert_eq!(entries[0]["detail"]["source"], "start");
+        assert!(entries[0]["detail"]["previous_digest"].is_null());
+        assert_eq!(entries[0]["actor"], json!({"type": "system"}));
+        let reveal = &entries[1];
+        assert_eq!(reveal["seq"], 2);
         assert_eq!(reveal["team"], "acme");
         assert_eq!(reveal["outcome"], "success");
         assert_eq!(reveal["actor"]["type"], "api_key");
@@ -99,16 +111,16 @@ both_stores!(
         assert_eq!(reveal["request_id"], request_id.as_str());
         assert_eq!(reveal["target"]["interaction_id"], id.as_str());
         assert_eq!(reveal["target"]["challenge_id"], cid.as_str());
-        assert_eq!(entries[1]["detail"]["cause"], "api");
-        assert_eq!(entries[2]["actor"]["api_key_id"], "acme-admin");
-        assert_eq!(entries[2]["target"]["subject"], "cust-audit");
+        assert_eq!(entries[2]["detail"]["cause"], "api");
+        assert_eq!(entries[3]["actor"]["api_key_id"], "acme-admin");
+        assert_eq!(entries[3]["target"]["subject"], "cust-audit");
         // The first read is recorded after the entries it answered.
-        let page = app.get_json("/v1/audit?after=3", Some(&auditor)).await;
+        let page = app.get_json("/v1/audit?after=4", Some(&auditor)).await;
         let read = &page["entries"][0];
         assert_eq!(read["action"], "audit.read", "{page}");
-        assert_eq!(read["seq"], 4);
+        assert_eq!(read["seq"], 5);
         assert_eq!(read["actor"]["api_key_id"], "acme-auditor");
-        assert_eq!(page["next"], 4);
+        assert_eq!(page["next"], 5);
     }
 );
 
@@ -143,12 +155,13 @@ both_stores!(
             .map(|e| e.as_object().unwrap().clone())
             .collect();
         assert_eq!(actions(&entries), ["access.denied"; 4], "{admin:#}");
-        let denied = &entries[2];
+        let all = of(&entries, "access.denied");
+        let denied = all[2];
         assert_eq!(denied["outcome"], "denied");
         assert_eq!(denied["actor"]["api_key_id"], "acme-agent");
         assert_eq!(denied["detail"]["reason"], "forbidden");
         assert_eq!(denied["detail"]["route"], "/v1/audit");
-        assert_eq!(entries[0]["actor"]["api_key_id"], "acme-auditor");
+        assert_eq!(all[0]["actor"]["api_key_id"], "acme-auditor");
         verify_chain(&entries).unwrap();
     }
 );
@@ -161,16 +174,16 @@ both_stores!(
     },
     |app: TestApp| async move {
         let auditor = auditor_key("head");
-        let empty = app.get_json("/v1/audit/head", Some(&auditor)).await;
-        assert_eq!(empty["seq"], 0);
-        assert_eq!(empty["hash"], "0".repeat(64));
+        // The configuration recorded at start is the first entry.
+        let first = app.get_json("/v1/audit/head", Some(&auditor)).await;
+        assert_eq!(first["seq"], 1);
         let res = app
             .post_json("/v1/subjects/cust-h/unlock", Some(&app.keys.admin), &json!({}))
             .await;
         assert_eq!(res.status(), 200);
         let head = app.get_json("/v1/audit/head", Some(&auditor)).await;
-        // The first head read is entry 1, the unlock entry 2.
-        assert_eq!(head["seq"], 2, "{head}");
+        // The first head read is entry 2, the unlock entry 3.
+        assert_eq!(head["seq"], 3, "{head}");
         assert_eq!(head["team"], "acme");
         let jwks: Jwks = app
             .client
@@ -185,13 +198,14 @@ both_stores!(
         assert_eq!(jwks.keys[0].kty, "OKP");
         assert_eq!(jwks.keys[0].crv, "Ed25519");
         let claims: Value = verify_signed(head["signature"].as_str().unwrap(), &jwks).unwrap();
-        assert_eq!(claims["seq"], 2);
+        assert_eq!(claims["seq"], 3);
         assert_eq!(claims["hash"], head["hash"]);
         assert_eq!(claims["team"], "acme");
         assert!(claims["iat"].is_i64());
         let entries = trail(&app, &auditor).await;
-        assert_eq!(entries[1]["hash"], head["hash"]);
-        assert_eq!(entries[1]["action"], "subject.unlocked");
+        assert_eq!(entries[0]["hash"], first["hash"]);
+        assert_eq!(entries[2]["hash"], head["hash"]);
+        assert_eq!(entries[2]["action"], "subject.unlocked");
     }
 );
 
@@ -209,7 +223,7 @@ both_stores!(
         assert_eq!(res.status(), 423);
         let entries = trail(&app, &auditor).await;
         assert_eq!(actions(&entries), ["challenge.code_revealed", "subject.locked"]);
-        let lock = &entries[1];
+        let lock = of(&entries, "subject.locked")[0];
         assert_eq!(lock["actor"], json!({"type": "system"}));
         assert_eq!(lock["target"]["subject"], "cust-lock");
         assert_eq!(lock["target"]["interaction_id"], id);
@@ -295,12 +309,14 @@ async fn concurrent_actions_on_two_instances_chain_without_a_gap() {
         assert_eq!(status, 200);
     }
     let entries = trail(&b, &auditor_key("two")).await;
-    assert_eq!(entries.len(), n, "one entry per unlock");
+    // Both started with one configuration: it is recorded once.
+    assert_eq!(of(&entries, "config.changed").len(), 1);
+    assert_eq!(entries.len(), n + 1, "one entry per unlock");
     let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
-    assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=n as u64 + 1).collect::<Vec<_>>());
     verify_chain(&entries).expect("a valid chain");
-    let mut subjects: Vec<&str> = entries
-        .iter()
+    let mut subjects: Vec<&str> = of(&entries, "subject.unlocked")
+        .into_iter()
         .map(|e| e["target"]["subject"].as_str().unwrap())
         .collect();
     subjects.sort();
@@ -342,6 +358,11 @@ async fn the_trail_outlives_the_instance_that_wrote_it() {
     assert_eq!(res.status(), 200);
     let entries = trail(&b, &auditor_key("restart")).await;
     assert_eq!(actions(&entries), ["subject.unlocked", "subject.unlocked"]);
+    assert_eq!(
+        of(&entries, "config.changed").len(),
+        1,
+        "the same configuration"
+    );
     verify_chain(&entries).unwrap();
 }
 
@@ -602,7 +623,8 @@ async fn an_instance_killed_after_an_action_leaves_its_entry() {
     drop(process);
     let entries = trail(&app, &auditor_key("kill")).await;
     assert_eq!(actions(&entries), ["subject.unlocked"]);
-    assert_eq!(entries[0]["target"]["subject"], "cust-k");
+    let unlock = of(&entries, "subject.unlocked")[0];
+    assert_eq!(unlock["target"]["subject"], "cust-k");
     verify_chain(&entries).unwrap();
 }
 
@@ -651,12 +673,12 @@ async fn the_team_s_audit_webhook_gets_every_entry_signed_and_in_order() {
             app.advance(10);
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             let requests = hook.received_requests().await.unwrap();
-            if requests.len() >= 5 {
+            if requests.len() >= 6 {
                 taken = requests;
                 break;
             }
         }
-        assert_eq!(taken.len(), 5, "{backend:?}: two refused, then three taken");
+        assert_eq!(taken.len(), 6, "{backend:?}: two refused, then four taken");
         let key = base64::Engine::decode(
             &base64::engine::general_purpose::STANDARD,
             secret.trim_start_matches("whsec_"),
@@ -675,11 +697,55 @@ async fn the_team_s_audit_webhook_gets_every_entry_signed_and_in_order() {
         }
         assert_eq!(
             seqs,
-            [1, 2, 3],
+            [1, 2, 3, 4],
             "{backend:?}: in order, the refused one again first"
         );
         // The first refused was entry 1, asked again.
         let first: Value = serde_json::from_slice(&taken[0].body).unwrap();
         assert_eq!(first["seq"], 1);
     }
+}
+
+/// A reload with another team configuration records `config.changed`
+/// once, naming the keys that changed and never a value; a reload with
+/// the same one records nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_records_what_changed_once() {
+    let app = spawn_with(Backend::Memory, audit_setup("reload", ""))
+        .await
+        .unwrap();
+    let auditor = auditor_key("reload");
+    let team_file = app.dir.join("config/teams/acme.toml");
+    let mut text = std::fs::read_to_string(&team_file).unwrap();
+    text += "\n[[api_keys]]\nid = \"acme-bot-2\"\nrole = \"bot\"\nsha256 = \"";
+    text += &ApiKeyHash::of_key("cg_another_bot_key_for_the_reload").to_hex();
+    text += "\"\n\n[settings.otp]\nttl = \"2m\"\n";
+    std::fs::write(&team_file, text).unwrap();
+    for _ in 0..2 {
+        match app.reloader.reload().await {
+            chatgate::app::Reloaded::Applied { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    }
+    let entries = trail(&app, &auditor).await;
+    let changes = of(&entries, "config.changed");
+    assert_eq!(changes.len(), 2, "at start, then once: {entries:#?}");
+    let start = &changes[0]["detail"];
+    let reload = &changes[1]["detail"];
+    assert_eq!(reload["source"], "reload");
+    assert_eq!(reload["previous_digest"], start["digest"]);
+    assert_ne!(reload["digest"], start["digest"]);
+    assert_eq!(reload["changed"], json!(["api_keys", "settings.otp.ttl"]));
+    assert_eq!(reload["api_keys_added"], json!(["acme-bot-2"]));
+    assert_eq!(reload["api_keys_removed"], json!([]));
+    assert!(start["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k == "security_keys"));
+    let text = serde_json::to_string(&changes).unwrap();
+    for value in ["2m", app.keys.acme_security.as_str(), "test-pepper"] {
+        assert!(!text.contains(value), "{value:?} in {text}");
+    }
+    verify_chain(&entries).unwrap();
 }

@@ -9,6 +9,7 @@
 //! chains after it, so `seq` has no gap and `prev` is always the entry
 //! before, across instances
 //! (docs/decisions/0145-an-audit-entry-commits-with-its-action.md).
+mod config_change;
 mod stored;
 mod syslog;
 mod webhook;
@@ -25,6 +26,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::error::{Error, Result};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
+pub use config_change::{record_configuration, Source as ConfigSource};
 pub use stored::StoredHead;
 pub use syslog::SyslogSink;
 pub use webhook::WebhookSink;
