@@ -580,6 +580,35 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
             parts[1],
             "TIMESTAMP is the entry's time"
         );
+        // As an RFC 5424 parser of someone else's hand reads it.
+        let parsed = syslog_loose::parse_message_with_year_exact(
+            msg,
+            |_| 2026,
+            syslog_loose::Variant::RFC5424,
+        )
+        .unwrap();
+        assert_eq!(parsed.protocol, syslog_loose::Protocol::RFC5424(1));
+        assert_eq!(
+            parsed.facility,
+            Some(syslog_loose::SyslogFacility::LOG_AUDIT)
+        );
+        assert_eq!(
+            parsed.severity,
+            Some(syslog_loose::SyslogSeverity::SEV_INFO)
+        );
+        assert_eq!(parsed.appname, Some("chatgate"));
+        assert_eq!(parsed.msgid, Some("subject.unlocked"));
+        assert!(parsed.procid.is_none(), "PROCID -");
+        assert_eq!(
+            parsed.timestamp.unwrap().timestamp_millis(),
+            chatgate::time::Timestamp::parse_rfc3339(parts[1])
+                .unwrap()
+                .unix_millis()
+        );
+        let sd = &parsed.structured_data[0];
+        assert_eq!(sd.id, "chatgate@32473");
+        assert_eq!(sd.params, [("team", "acme"), ("seq", "7")]);
+        assert_eq!(serde_json::from_str::<Value>(parsed.msg).unwrap(), json);
     }
 }
 
