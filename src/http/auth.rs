@@ -66,10 +66,11 @@ impl ApiKeys {
     }
 }
 
-/// An authenticated caller of any role, with its team as configured in
-/// the core in force (its names shared with the configured key's: a
-/// request copies no string). Endpoints every role may call take it;
-/// the others take [`Bot`], [`Agent`] or [`Admin`].
+/// An authenticated caller, with its team as configured in the core in
+/// force (its names shared with the configured key's: a request copies
+/// no string). Endpoints a bot, an agent and an admin may all call take
+/// it (an auditor key is 403 there: it reads the audit trail and nothing
+/// else); the others take [`Bot`], [`Agent`], [`Admin`] or [`Auditor`].
 #[derive(Debug, Clone)]
 pub struct Caller {
     team: Arc<Team>,
