@@ -120,11 +120,38 @@ pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> &'stat
     }
 }
 
+/// The key of `key`'s text for a transaction
+/// (docs/api.md#approving-one-payment): `otp_transaction` for `otp`,
+/// `app_prompt_transaction` for `app_prompt`; a call's gate, said before
+/// the press, stays as it is (the press reads `voice_otp_transaction`).
+pub fn for_transaction(key: &'static str) -> &'static str {
+    match key {
+        "otp" => "otp_transaction",
+        "app_prompt" => "app_prompt_transaction",
+        other => other,
+    }
+}
+
+/// Whether a code sent through `channel` shows the text of its template
+/// (docs/api.md#approving-one-payment): not on a channel that sends codes
+/// through the provider's own template (a `whatsapp` channel's
+/// `otp_template`, a `twilio` channel's `otp_content_sid`) nor on
+/// `telegram_gateway`, which sends the code alone.
+pub fn shows_text(channel: Option<&ChannelConfig>) -> bool {
+    match channel.map(|c| &c.kind) {
+        Some(ChannelKind::Whatsapp(k)) => k.otp_template.is_none(),
+        Some(ChannelKind::Twilio(k)) => k.otp_content_sid.is_none(),
+        Some(ChannelKind::TelegramGateway(_)) => false,
+        _ => true,
+    }
+}
+
 /// The template key of a voice call's text.
 fn voice_key(key: VoiceText) -> &'static str {
     match key {
         VoiceText::Gate => "voice_gate",
         VoiceText::Otp => "voice_otp",
+        VoiceText::OtpTransaction => "voice_otp_transaction",
         VoiceText::Unavailable => "voice_unavailable",
     }
 }

@@ -8,7 +8,15 @@ use crate::domain::locale::well_formed;
 use crate::domain::settings::Templates;
 
 /// The placeholders a text may hold.
-pub const PLACEHOLDERS: [&str; 5] = ["#PIN#", "#URL#", "#CODE#", "#MINUTES#", "#LEFT#"];
+pub const PLACEHOLDERS: [&str; 7] = [
+    "#PIN#",
+    "#URL#",
+    "#CODE#",
+    "#MINUTES#",
+    "#LEFT#",
+    "#AMOUNT#",
+    "#PAYEE#",
+];
 
 /// One text as the order of languages chooses it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -148,16 +148,20 @@ fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
     None
 }
 
-/// The placeholder a template of `key` cannot do without: the link, the
-/// code. `None` when `text` has it (or `key` needs none).
+/// The first placeholder a template of `key` cannot do without: the
+/// link, the code, and for a transaction its amount and payee
+/// (docs/api.md#approving-one-payment). `None` when `text` has them all
+/// (or `key` needs none).
 pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
-    let needs = match key {
-        "login_link" => "#URL#",
-        "otp" | "voice_otp" => "#PIN#",
-        "app_prompt" | "page_binding_code" => "#CODE#",
+    let needs: &[&'static str] = match key {
+        "login_link" => &["#URL#"],
+        "otp" | "voice_otp" => &["#PIN#"],
+        "app_prompt" | "page_binding_code" => &["#CODE#"],
+        "otp_transaction" | "voice_otp_transaction" => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
+        "app_prompt_transaction" => &["#CODE#", "#AMOUNT#", "#PAYEE#"],
         _ => return None,
     };
-    (!text.contains(needs)).then_some(needs)
+    needs.iter().copied().find(|p| !text.contains(p))
 }
 
 /// The same template rules for a channel's `[templates]`.

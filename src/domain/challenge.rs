@@ -14,6 +14,7 @@ use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
 use super::secrets::Pepper;
+use super::transaction::Transaction;
 use crate::domain::settings::{OtpSettings, PinSettings};
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -151,6 +152,8 @@ pub struct Challenge {
     pub delivery_state: Option<DeliveryState>,
     /// Its delivery ladder, for `delivery: "ladder"`.
     pub ladder: Option<Ladder>,
+    /// The payment it approves (docs/api.md#approving-one-payment).
+    pub transaction: Option<Transaction>,
 }
 
 impl Challenge {
@@ -188,6 +191,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            transaction: None,
         })
     }
 
@@ -214,6 +218,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            transaction: None,
         }
     }
 
@@ -241,6 +246,7 @@ impl Challenge {
             channel: None,
             delivery_state: Some(DeliveryState::accepted()),
             ladder: None,
+            transaction: None,
         })
     }
 
@@ -266,7 +272,14 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            transaction: None,
         }
+    }
+
+    /// It approves `transaction` (docs/api.md#approving-one-payment).
+    pub fn for_transaction(mut self, transaction: Option<Transaction>) -> Challenge {
+        self.transaction = transaction;
+        self
     }
 
     /// A step-up challenge ends with its step-up: no later than `until`.
@@ -354,6 +367,7 @@ impl fmt::Debug for Challenge {
             .field("channel", &self.channel)
             .field("delivery_state", &self.delivery_state)
             .field("ladder", &self.ladder)
+            .field("transaction", &self.transaction)
             .finish()
     }
 }

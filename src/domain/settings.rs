@@ -298,6 +298,13 @@ pub struct Templates {
     pub voice_otp: String,
     /// What a press answers once the code cannot be read.
     pub voice_unavailable: String,
+    /// A code for a transaction (docs/api.md#approving-one-payment):
+    /// `#AMOUNT#` is the amount and currency, `#PAYEE#` the payee.
+    pub otp_transaction: String,
+    /// What a call says after the press, for a transaction.
+    pub voice_otp_transaction: String,
+    /// The app prompt, for a transaction.
+    pub app_prompt_transaction: String,
 }
 
 impl Default for Templates {
@@ -334,6 +341,14 @@ impl Default for Templates {
             voice_gate: "Press any key to hear your verification code.".into(),
             voice_otp: "Your verification code is #PIN#.".into(),
             voice_unavailable: "This code is no longer available. Goodbye.".into(),
+            otp_transaction: "#PIN# is your code to pay #AMOUNT# to #PAYEE#. \
+                              Only enter it if you mean to pay. \
+                              It expires in #MINUTES# minutes."
+                .into(),
+            voice_otp_transaction: "Your code to pay #AMOUNT# to #PAYEE# is #PIN#.".into(),
+            app_prompt_transaction: "Approve the payment of #AMOUNT# to #PAYEE# \
+                                     showing #CODE# in your app."
+                .into(),
         }
     }
 }
@@ -354,6 +369,9 @@ macro_rules! template_keys {
             voice_gate,
             voice_otp,
             voice_unavailable,
+            otp_transaction,
+            voice_otp_transaction,
+            app_prompt_transaction,
             page_link_expired,
             page_link_used,
             page_link_unknown,

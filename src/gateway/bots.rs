@@ -174,9 +174,11 @@ async fn check_code(
                 Err(e) => (Err(e), None),
             }
         }
-        Some(Said::NotACode) | None => match read::read_challenge(core, team, id, cid, now).await {
-            Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
-            Err(e) => (Err(e), None),
-        },
+        Some(Said::NotACode) | None => {
+            match read::read_challenge(core, team, id, cid, false, now).await {
+                Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
+                Err(e) => (Err(e), None),
+            }
+        }
     }
 }

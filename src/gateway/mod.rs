@@ -251,13 +251,12 @@ impl Core {
         let channel_cfg = self.config.channels.get(channel);
         let l = &settings.locale;
         let locale = crate::domain::locale::matched(chat.locale, &l.supported, &l.default);
+        let mut key = crate::config::template_key(purpose, channel_cfg);
+        if fill.amount.is_some() {
+            key = crate::config::for_transaction(key);
+        }
         let text = channels::render(
-            crate::config::text(
-                crate::config::template_key(purpose, channel_cfg),
-                settings,
-                channel_cfg,
-                locale,
-            ),
+            crate::config::text(key, settings, channel_cfg, locale),
             fill,
         );
         let subject = channel_cfg

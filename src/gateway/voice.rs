@@ -12,12 +12,13 @@ use super::work::Step;
 use super::Core;
 use crate::channels::twilio::form_field;
 use crate::channels::twilio_voice::{gather_url, TwilioVoiceConfig};
-use crate::channels::{Call, ChannelKind, Purpose};
+use crate::channels::{Call, ChannelKind, Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeState;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::reveal;
+use crate::domain::transaction::Transaction;
 use crate::domain::voice::{self, GatherId, Press, VoiceText};
 use crate::error::{Error, Result};
 use crate::store::{keys, Commit};
@@ -107,10 +108,25 @@ pub async fn press(
     let settings = heard.team.settings_for(&heard.rec.channel);
     let locale = call_locale(heard.team, &heard.rec);
     Ok(match heard.code {
-        Some(code) => {
-            let text = crate::config::voice_text(VoiceText::Otp, settings, channel_cfg, locale);
-            cfg.reading(text, code.expose(), locale)
-        }
+        // A code for a payment is read with its amount and payee
+        // (docs/api.md#approving-one-payment).
+        Some(code) => match &heard.transaction {
+            Some(t) => {
+                let key = VoiceText::OtpTransaction;
+                let text = crate::config::voice_text(key, settings, channel_cfg, locale);
+                let amount = t.amount_text();
+                let fill = Fill {
+                    amount: Some(&amount),
+                    payee: Some(&t.payee),
+                    ..Fill::default()
+                };
+                cfg.reading(&crate::channels::render(text, fill), code.expose(), locale)
+            }
+            None => {
+                let text = crate::config::voice_text(VoiceText::Otp, settings, channel_cfg, locale);
+                cfg.reading(text, code.expose(), locale)
+            }
+        },
         None => {
             let text =
                 crate::config::voice_text(VoiceText::Unavailable, settings, channel_cfg, locale);
@@ -125,6 +141,8 @@ struct Heard<'t> {
     team: &'t Team,
     rec: InteractionRecord,
     code: Option<OtpCode>,
+    /// The payment the code is for.
+    transaction: Option<Transaction>,
 }
 
 /// The press of call `gather` on `channel`, in the team that prepared it:
@@ -196,13 +214,20 @@ async fn read_aloud<'t>(
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let code = match done.value {
-        Some((cid, sealed)) => Some(reveal::open(&sealed, cid, &core.pepper)?),
-        None => None,
+    let (code, transaction) = match done.value {
+        Some((cid, sealed)) => {
+            let transaction = done
+                .rec
+                .challenge_at(cid, now)
+                .and_then(|(c, _)| c.transaction.clone());
+            (Some(reveal::open(&sealed, cid, &core.pepper)?), transaction)
+        }
+        None => (None, None),
     };
     Ok(Some(Heard {
         team,
         rec: done.rec,
         code,
+        transaction,
     }))
 }

@@ -28,6 +28,7 @@ use crate::domain::app_challenge::{self, Answer, Ending, PollTurn, BINDING_DIGIT
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
+use crate::domain::transaction::Transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
@@ -64,6 +65,7 @@ pub(in crate::gateway) async fn start_app_challenge(
     core: &Arc<Core>,
     team: &Team,
     id: Uuid,
+    transaction: Option<&Transaction>,
     clock: &dyn Clock,
 ) -> Result<StartedChallenge> {
     let now = clock.now();
@@ -72,12 +74,15 @@ pub(in crate::gateway) async fn start_app_challenge(
             Error::invalid("method", "app needs ciba = true in the team's [oidc]")
         })?;
     let cid = Uuid::now_v7();
-    let (started, code, channel) = reserve_app(core, team, id, cid, now).await?;
+    let (started, code, channel) = reserve_app(core, team, id, cid, transaction, now).await?;
     let s = team.settings_for(&channel);
+    // RFC 9396: the payment, for the app to show beside the binding code.
+    let details = transaction.map(|t| t.authorization_details().to_string());
     let asked = AuthRequest {
         login_hint: &started.login_hint,
         binding_message: code.expose(),
         requested_expiry: s.otp.ttl.get().as_secs(),
+        authorization_details: details.as_deref(),
     };
     // One that cannot be reached or refuses takes the start back.
     let accepted = match ask_backchannel(core, team, oidc, &asked, now).await {
@@ -113,7 +118,10 @@ pub(in crate::gateway) async fn start_app_challenge(
         delivery_status: Some(view::DeliveryStatus::Accepted),
         delivery_error: None,
         binding_code: Some(code.expose().to_string()),
-    })
+        transaction: None,
+        transaction_hash: None,
+    }
+    .for_transaction(transaction))
 }
 
 /// Reserves app challenge `cid`: checks the subject, counts the send,
@@ -125,6 +133,7 @@ async fn reserve_app(
     team: &Team,
     id: Uuid,
     cid: Uuid,
+    transaction: Option<&Transaction>,
     now: Timestamp,
 ) -> Result<(app_challenge::Started, OtpCode, String)> {
     let done = core
@@ -135,6 +144,9 @@ async fn reserve_app(
                 let (rec, subject) = w.records();
                 let started =
                     app_challenge::decide(cid, &code, rec, subject, s, &core.pepper, now)?;
+                if let Some(c) = rec.challenge.as_mut().filter(|c| c.id == cid) {
+                    c.transaction = transaction.cloned();
+                }
                 // Its end is due however the start goes (decision 0099).
                 w.also(Op::QueueAdd {
                     key: keys::due_queue(&team.id),
@@ -207,8 +219,16 @@ async fn announce_app(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<()> {
+    let transaction = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == cid)
+        .and_then(|c| c.transaction.as_ref());
+    let amount = transaction.map(|t| t.amount_text());
     let fill = Fill {
         code: Some(code.expose()),
+        amount: amount.as_deref(),
+        payee: transaction.map(|t| t.payee.as_str()),
         ..Fill::default()
     };
     let prompt = core.send(team, rec, &rec.channel, None, Purpose::AppPrompt, fill);
@@ -225,6 +245,8 @@ async fn announce_app(
             delivery: Delivery::App,
             expires_at,
             method: ChallengeMethod::App,
+            transaction: transaction.map(Into::into),
+            transaction_hash: transaction.map(Transaction::hash),
         },
     });
     core.emit(created, now, &interaction).await
@@ -618,7 +640,12 @@ async fn conclude_app(
             let s = w.settings;
             let (rec, subject) = w.records();
             match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
-                Ending::Authenticated => w.announce_authenticated(),
+                Ending::Authenticated => {
+                    w.announce_authenticated();
+                    if let Some(approved) = super::verify::approved_event(&w.rec, cid, now) {
+                        w.emit(approved);
+                    }
+                }
                 Ending::Ended { reason, failure } => {
                     w.emit(failed(cid, reason));
                     if let Some(f) = &failure {

@@ -24,6 +24,7 @@ use crate::domain::ladder::{self, still_open, Ladder, Target, TimeOut};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
@@ -90,7 +91,7 @@ pub(in crate::gateway) async fn start_ladder(
     let step = Some(took.claimed.target.channel.clone());
     let accepted = DeliveryState::accepted();
     let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
-    Ok(answer)
+    Ok(answer.for_transaction(req.transaction.as_ref()))
 }
 
 /// A started ladder's challenge, as opened: the interaction as
@@ -116,7 +117,11 @@ async fn open_ladder(
                 if s.otp.ladder.is_empty() {
                     return Err(Error::invalid("delivery", "the team has no otp.ladder"));
                 }
-                let steps = s.otp.ladder.clone();
+                let mut steps = s.otp.ladder.clone();
+                if req.transaction.is_some() {
+                    let shows = |c: &str| crate::config::shows_text(core.config.channels.get(c));
+                    steps = transaction::steps_showing(steps, shows)?;
+                }
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let code = otp::generate(s.otp.length);

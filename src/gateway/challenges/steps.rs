@@ -345,9 +345,17 @@ async fn send_step(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> std::result::Result<Sent, ChannelError> {
+    let transaction = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == mv.cid)
+        .and_then(|c| c.transaction.as_ref());
+    let amount = transaction.map(|t| t.amount_text());
     let fill = Fill {
         pin: Some(code.expose()),
         ttl: Some(expires_at.since(now)),
+        amount: amount.as_deref(),
+        payee: transaction.map(|t| t.payee.as_str()),
         ..Fill::default()
     };
     let to = Some(claimed.target.destination.clone());

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::read::{approval_of, Approval};
 use crate::config::Team;
 use crate::domain::attempts;
 use crate::domain::devices::CustomerDevices;
-use crate::domain::interaction::PendingStepUp;
+use crate::domain::interaction::{InteractionRecord, PendingStepUp};
 use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
-use crate::events::types::{ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge};
+use crate::events::types::{
+    ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge, TransactionApproved,
+};
 use crate::events::EventData;
 use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::Step;
@@ -26,6 +29,10 @@ pub struct Verified {
     pub requires_2fa: bool,
     pub expires_at: Option<Timestamp>,
     pub interaction: InteractionView,
+    /// For a code of a transaction: what the bank's payment system checks
+    /// (docs/api.md#approving-one-payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -57,6 +64,9 @@ pub async fn verify_challenge(
                             w.also(validated_devices(core, team, p).await?);
                         }
                         w.announce_authenticated();
+                        if let Some(approved) = approved_event(&w.rec, cid, now) {
+                            w.emit(approved);
+                        }
                     }
                     Verdict::Wrong {
                         attempts_remaining,
@@ -86,12 +96,30 @@ pub async fn verify_challenge(
             super::ladder::revoke_ladder(core, l).await;
         }
     }
+    let approval = approval_of(core, team, &done.rec, cid, true, now)?;
     Ok(Verified {
         authenticated: true,
         requires_2fa: false,
         expires_at: done.view.expires_at,
         interaction: done.view,
+        approval,
     })
+}
+
+/// `transaction.approved` for challenge `cid` of `rec`, when the
+/// authentication it just gave approved a transaction.
+pub(super) fn approved_event(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    now: Timestamp,
+) -> Option<EventData> {
+    let hash = rec.auth.as_ref()?.transaction_hash.clone()?;
+    let (c, _) = rec.challenge_at(cid, now)?;
+    Some(EventData::TransactionApproved(TransactionApproved {
+        challenge: ChallengeRef { challenge_id: cid },
+        transaction: c.transaction.as_ref()?.into(),
+        transaction_hash: hash,
+    }))
 }
 
 /// The open OTP, for an agent, where the team allows it.
@@ -106,6 +134,14 @@ pub async fn reveal_code(
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
     let s = team.settings_for(&rec.channel);
+    let for_payment = rec
+        .challenge_at(cid, now)
+        .is_some_and(|(c, _)| c.transaction.is_some());
+    if for_payment {
+        return Err(Error::Forbidden(
+            "agents never see the code of a transaction",
+        ));
+    }
     if !s.otp.show_to_agents {
         return Err(Error::Forbidden("this team does not let agents see codes"));
     }
