@@ -148,6 +148,11 @@ both_stores!(
         assert_eq!(v["approval"]["transaction_hash"], HASH);
         let token = v["approval"]["token"].as_str().unwrap().to_string();
         let (kid, claims) = checked(&app, &token);
+        eprintln!(
+            "the SMS: {:?}\nthe verify answer's approval: {}\nthe token's header kid {kid:?}, its claims: {claims:#}",
+            sms_bodies(&app).await,
+            v["approval"]
+        );
         assert_eq!(kid.as_deref(), Some("2026-11"), "the primary key's kid");
         assert_eq!(claims["iss"], "chatgate-test");
         assert_eq!(claims["aud"], "acme");
@@ -174,8 +179,10 @@ both_stores!(
         // Assurance: the right hash, the wrong one.
         let right = assure(&app, &id, format!("max_age=5m&transaction={HASH}")).await;
         assert_eq!(right["satisfied"], true, "{right}");
+        eprintln!("assurance for the right hash: {right}");
         let wrong = "A".repeat(43);
         let a = assure(&app, &id, format!("max_age=5m&transaction={wrong}")).await;
+        eprintln!("assurance for another hash: {a}");
         assert_eq!(
             (a["satisfied"].clone(), a["unmet"].clone()),
             (json!(false), json!(["transaction"]))
