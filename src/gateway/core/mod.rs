@@ -1,77 +1,23 @@
-//! The use cases, over a small core (docs/architecture.md#the-core-and-its-families).
-//!
-//! [`Core`] holds what every feature needs — the store, the live
-//! configuration and channels, the events, the pepper, the record locks
-//! and the outbox's entry points — with the operations they share: the
-//! unit of work ([`work`]: load the interaction and its subject, let the
-//! domain decide, commit atomically, retry on a concurrent write), load,
-//! send, emit and enqueue. Each feature family is a module of functions
-//! that take `&Core` (never methods on it): [`interactions`], [`login`],
-//! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
-//! [`challenges`] (single sends, the ladder and app approval, each a file
-//! of its own), [`receipts`] and [`reports`], [`recognition`],
-//! [`revocation`], [`ssf`], [`subjects`], [`website`] and
-//! [`store_epoch`], and [`bots`] (a bot platform's turn over the API's
-//! use cases). A family calls another only through its public
-//! functions, so every call between them is an import.
-//!
-//! Every use case takes `now`; the workers (`expiry`, `poller`,
-//! `outbox`) read the injected clock.
-pub mod assertion;
-pub mod assurance;
-pub mod bots;
-pub mod challenges;
-mod due_teams;
-mod expiry;
-pub mod interactions;
+//! The core every family stands on: [`Core`], the unit of work, the
+//! records and their locks, the view, the outbox and the due teams
+//! (docs/architecture.md#the-core-and-its-families).
+pub(super) mod due_teams;
 mod live;
-pub mod login;
-pub mod oidc;
-pub mod oidc_logout;
-mod outbox;
-mod poller;
-mod polls;
-mod provider_tokens;
-pub mod receipts;
-pub mod recognition;
+pub(super) mod outbox;
 mod record_locks;
-mod records;
-pub mod reports;
-pub mod revocation;
-pub mod ssf;
-pub mod store_epoch;
+pub(super) mod records;
 mod store_errors;
-pub mod subjects;
 pub mod view;
-pub mod voice;
-pub mod website;
-mod work;
+pub(super) mod work;
 
 use std::sync::Arc;
 
-pub use assertion::AssertionOutcome;
-pub use assurance::{AssuranceAsk, AssuranceView};
-pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
-pub use challenges::verify::{RevealedCode, Verified};
-pub use expiry::Sweeper;
-pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
-pub use login::{
-    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink,
-    ShortLinkTarget, Speaks,
-};
-pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
-pub use oidc_logout::LogoutRefusal;
 pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
-pub use poller::Poller;
-pub use polls::Polls;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
-pub use reports::Receipt;
-pub use ssf::SsfRefusal;
-pub use store_epoch::run_store_watch;
 pub use view::InteractionView;
-pub use website::SignatureHeaders;
 
+use super::{store_epoch, voice};
 use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
 use crate::domain::destination_policy;
@@ -104,17 +50,17 @@ pub struct Core {
     record_locks: Arc<record_locks::RecordLocks<records::Pair>>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
-    recognition_keys: Arc<crate::store::companions::Companions>,
+    pub(super) recognition_keys: Arc<crate::store::companions::Companions>,
     /// Interaction key → the subject it names, once seen, for records
     /// another instance wrote (see `records`).
     subject_keys: Arc<crate::store::companions::Companions>,
     /// Recognized conversation's key → the subject of the customer it
     /// remembers, once seen, so that a read fetches it with the rest
     /// (see `records`).
-    remembered_subjects: Arc<crate::store::companions::Companions>,
+    pub(super) remembered_subjects: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
     /// store was found reset (see `store_epoch`).
-    epochs: Arc<store_epoch::StoreEpochs>,
+    pub(super) epochs: Arc<store_epoch::StoreEpochs>,
     /// Whether commits append events to the history the live stream reads
     /// (see `outbox::Recorded`); else events go through the outbox.
     appends_history: bool,

@@ -395,7 +395,7 @@ struct Prepared {
 
 impl Core {
     /// Read, change with `f`, write back; retried on concurrent writes.
-    pub(super) async fn update_interaction<T: Send>(
+    pub(in crate::gateway) async fn update_interaction<T: Send>(
         &self,
         team: &Team,
         id: Uuid,
@@ -424,7 +424,7 @@ impl Core {
     ///
     /// `decide` returns a boxed future (`|w| Box::pin(async move { .. })`)
     /// so that it may read the store too, and stays `Send`.
-    pub(super) async fn transact<'c, T, F>(
+    pub(in crate::gateway) async fn transact<'c, T, F>(
         &self,
         team: &'c Team,
         id: Uuid,
