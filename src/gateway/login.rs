@@ -409,7 +409,15 @@ async fn deliver_link(core: &Core, team: &Team, rec: &InteractionRecord, issued:
         ..Fill::default()
     };
     match core
-        .send(team, rec, &rec.channel, None, Purpose::LoginLink, fill)
+        .send(
+            team,
+            rec,
+            &rec.channel,
+            None,
+            Purpose::LoginLink,
+            fill,
+            None,
+        )
         .await
     {
         Ok(_) => issued.delivered = true,

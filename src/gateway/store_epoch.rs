@@ -15,10 +15,10 @@
 //! The marker carries the team's hash tag (one marker per team, so a
 //! Cluster master that loses its data is noticed for the teams it held) and
 //! a TTL, renewed while any instance runs (docs/decisions/0048-a-store-that-comes-back-empty.md).
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::core::epochs::Seen;
 use super::records::{put, Loaded, StoredEpoch};
 use super::Core;
 use crate::config::Team;
@@ -38,44 +38,6 @@ const RENEW_EVERY: Duration = Duration::from_secs(3_600);
 
 /// The detail of the refusal.
 pub const ISSUED_BEFORE_RESET: &str = "issued before the store was reset";
-
-/// What this process knows of each team's marker.
-#[derive(Default)]
-pub struct StoreEpochs {
-    teams: Mutex<HashMap<String, Seen>>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Seen {
-    /// The version of the marker last read or written here.
-    version: Option<u64>,
-    /// The latest reset known: since then the store's data is whole.
-    reset_at: Option<Timestamp>,
-    renewed: Option<Timestamp>,
-}
-
-impl StoreEpochs {
-    fn seen(&self, team: &str) -> Seen {
-        self.lock().get(team).copied().unwrap_or_default()
-    }
-
-    /// Records what a read of `team`'s marker found. A reset once noticed
-    /// is never forgotten by a later write: a request and the periodic
-    /// check may settle the same marker at once, and the one that read it
-    /// before the loss must not undo the other's finding.
-    fn set(&self, team: &str, seen: Seen) {
-        let mut teams = self.lock();
-        let reset_at = match (teams.get(team).and_then(|s| s.reset_at), seen.reset_at) {
-            (Some(old), Some(new)) => Some(old.max(new)),
-            (old, new) => new.or(old),
-        };
-        teams.insert(team.to_string(), Seen { reset_at, ..seen });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
-        self.teams.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// What a check of a team's marker found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

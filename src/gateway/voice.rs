@@ -12,7 +12,7 @@ use super::work::Step;
 use super::Core;
 use crate::channels::twilio::form_field;
 use crate::channels::twilio_voice::{gather_url, TwilioVoiceConfig};
-use crate::channels::{Call, ChannelKind, Purpose};
+use crate::channels::{Call, ChannelError, ChannelKind, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeState;
 use crate::domain::interaction::InteractionRecord;
@@ -66,6 +66,21 @@ pub(super) async fn prepare_call(
     Ok(Some(Call {
         gather: gather.as_str().to_string(),
     }))
+}
+
+/// [`prepare_call`] for a sender: what [`Core::send`] hands the channel
+/// with the message; a call that could not be prepared is a failed send.
+pub(super) async fn call_for(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    channel: &str,
+    purpose: Purpose,
+    code: Option<&str>,
+) -> std::result::Result<Option<Call>, ChannelError> {
+    prepare_call(core, team, rec, channel, purpose, code)
+        .await
+        .map_err(|_| ChannelError("the call could not be prepared".into()))
 }
 
 /// The `twilio_voice` channel `channel`: 404 for any other.

@@ -211,7 +211,15 @@ async fn announce_app(
         code: Some(code.expose()),
         ..Fill::default()
     };
-    let prompt = core.send(team, rec, &rec.channel, None, Purpose::AppPrompt, fill);
+    let prompt = core.send(
+        team,
+        rec,
+        &rec.channel,
+        None,
+        Purpose::AppPrompt,
+        fill,
+        None,
+    );
     if prompt.await.is_err() {
         tracing::warn!(team = %team.id, interaction = %rec.id, "the app prompt did not reach the chat");
     }

@@ -25,7 +25,7 @@ use crate::domain::settings::OtpSettings;
 use crate::error::{Error, Result};
 use crate::gateway::records::{put, Loaded, StoredSends};
 use crate::gateway::work::{Done, Step, Work};
-use crate::gateway::Core;
+use crate::gateway::{voice, Core};
 use crate::store::{keys, IndexEntry, Op};
 use crate::time::Timestamp;
 
@@ -352,7 +352,11 @@ async fn send_step(
     };
     let to = Some(claimed.target.destination.clone());
     let channel = &claimed.target.channel;
-    let sending = core.send(team, rec, channel, to, Purpose::Otp, fill);
+    let sending = async {
+        let call = voice::call_for(core, team, rec, channel, Purpose::Otp, fill.pin).await?;
+        core.send(team, rec, channel, to, Purpose::Otp, fill, call)
+            .await
+    };
     tokio::select! {
         sent = sending => sent,
         never = renew(core, team, mv, claimed.lease, now) => match never {},

@@ -2,6 +2,8 @@
 //! records and their locks, the view, the outbox and the due teams
 //! (docs/architecture.md#the-core-and-its-families).
 pub(super) mod due_teams;
+pub(super) mod epochs;
+pub(super) mod forget;
 mod live;
 pub(super) mod outbox;
 mod record_locks;
@@ -17,7 +19,6 @@ pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use view::InteractionView;
 
-use super::{store_epoch, voice};
 use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
 use crate::domain::destination_policy;
@@ -59,8 +60,8 @@ pub struct Core {
     /// (see `records`).
     pub(super) remembered_subjects: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
-    /// store was found reset (see `store_epoch`).
-    pub(super) epochs: Arc<store_epoch::StoreEpochs>,
+    /// store was found reset (see `epochs`).
+    pub(super) epochs: Arc<epochs::StoreEpochs>,
     /// Whether commits append events to the history the live stream reads
     /// (see `outbox::Recorded`); else events go through the outbox.
     appends_history: bool,
@@ -158,7 +159,9 @@ impl Core {
     /// caller waits for (links, codes, prompts). Their use cases asked
     /// [`Core::recipient`] before they committed, so a recipient the SMS
     /// rules refuse is refused there; one refused here (the settings were
-    /// reloaded meanwhile) is a failed send.
+    /// reloaded meanwhile) is a failed send. `call`: what a voice call
+    /// needs, prepared by the caller that sends a code (`voice::call_for`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         team: &Team,
@@ -167,14 +170,12 @@ impl Core {
         to: Option<String>,
         purpose: Purpose,
         fill: Fill<'_>,
+        call: Option<channels::Call>,
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let chat = Chat::of(rec);
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
             .map_err(|e| channels::ChannelError(e.to_string()))?;
-        let call = voice::prepare_call(self, team, rec, channel, purpose, fill.pin)
-            .await
-            .map_err(|_| channels::ChannelError("the call could not be prepared".into()))?;
         let id = uuid::Uuid::now_v7();
         self.send_message(team, &chat, channel, to, purpose, fill, id, call)
             .await

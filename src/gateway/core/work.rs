@@ -677,9 +677,7 @@ impl Core {
         let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
             return;
         };
-        if let Err(e) =
-            crate::gateway::recognition::forget_recognitions_of(self, team, customer).await
-        {
+        if let Err(e) = super::forget::forget_recognitions_of(self, team, customer).await {
             tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
         }
     }
