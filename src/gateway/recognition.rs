@@ -25,13 +25,13 @@ pub(super) async fn load_recognitions(
 ) -> Result<Vec<Option<Recognition>>> {
     let rkeys: Vec<Option<String>> = recs
         .iter()
-        .map(|r| super::records::recognition_key(&core.config, team, r))
+        .map(|r| super::records::recognition_key(core.config(), team, r))
         .collect();
     let wanted: Vec<String> = rkeys.iter().flatten().cloned().collect();
     if wanted.is_empty() {
         return Ok(vec![None; recs.len()]);
     }
-    let mut raw = core.store.get(&wanted).await?.into_iter();
+    let mut raw = core.get(&wanted).await?.into_iter();
     rkeys
         .into_iter()
         .map(|k| match k {
@@ -61,7 +61,7 @@ pub(super) async fn load_remembered(
     if wanted.is_empty() {
         return Ok(vec![None; recs.len()]);
     }
-    let mut raw = core.store.get(&wanted).await?.into_iter();
+    let mut raw = core.get(&wanted).await?.into_iter();
     ckeys
         .into_iter()
         .map(|k| match k {

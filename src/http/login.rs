@@ -320,7 +320,7 @@ async fn short_link(
         _ => Err(Error::NotFound("no such link")),
     };
     let html = pages::wants_html(&headers);
-    let config = &st.gateway.config;
+    let config = st.gateway.config();
     match target {
         Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, &headers, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {

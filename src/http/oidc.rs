@@ -81,7 +81,7 @@ pub(super) async fn start(
                 h.insert(header::LOCATION, location);
             }
             if let Ok(cookie) = HeaderValue::from_str(&cookie(
-                &st.gateway.config.server.public_url,
+                &st.gateway.config().server.public_url,
                 &cookie_name(&started.state),
                 &started.browser_secret,
                 STATE_TTL.as_secs(),
@@ -176,7 +176,7 @@ async fn said(
     key: &str,
     now: Timestamp,
 ) -> pages::Said {
-    let config = &st.gateway.config;
+    let config = st.gateway.config();
     let read = match (config.team(team), id) {
         (Some(t), Some(id)) => {
             let read = crate::gateway::interactions::get_interaction(&st.gateway, t, id, now);
@@ -228,8 +228,8 @@ async fn callback(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
-        let said = pages::Said::of(&st.gateway.config, None, &headers, "page_try_again");
+    let Ok(_place) = st.team_gates.enter(st.gateway.config(), &team) else {
+        let said = pages::Said::of(st.gateway.config(), None, &headers, "page_try_again");
         return Full::answer(pages::render_said(
             StatusCode::SERVICE_UNAVAILABLE,
             &said,
@@ -288,7 +288,7 @@ async fn callback(
     // The state it named is answered: its cookie has served. Any other
     // cookie, and this one for an answer that used nothing up, stay.
     if let (true, Some(name)) = (finish.answered, named) {
-        let public_url = &st.gateway.config.server.public_url;
+        let public_url = &st.gateway.config().server.public_url;
         if let Ok(clear) = HeaderValue::from_str(&cookie(public_url, &name, "", 0)) {
             res.headers_mut().insert(header::SET_COOKIE, clear);
         }

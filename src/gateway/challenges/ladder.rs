@@ -121,7 +121,7 @@ async fn open_ladder(
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
-                let sealed_code = reveal::seal(&code, cid, &core.pepper)?;
+                let sealed_code = reveal::seal(&code, cid, core.pepper())?;
                 if let Some(c) = w.rec.challenge.as_mut() {
                     c.ladder = Some(Ladder {
                         steps,
@@ -179,7 +179,7 @@ pub async fn advance_ladder(
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
     let origin = rec.lockout_origin(s);
@@ -205,7 +205,7 @@ pub async fn advance_ladder(
     };
     if let Some(p) = mv.from.as_ref() {
         if let Some(m) = &p.message_id {
-            core.channels.revoke(&p.channel, m).await;
+            core.channels().revoke(&p.channel, m).await;
         }
     }
     let previous = mv.from.map(|p| p.channel);
@@ -248,7 +248,9 @@ async fn announce_move(
 /// overtaken after it went out): best effort.
 async fn withdraw(core: &Core, took: &Took) {
     if let Some(m) = &took.sent.message_id {
-        core.channels.revoke(&took.claimed.target.channel, m).await;
+        core.channels()
+            .revoke(&took.claimed.target.channel, m)
+            .await;
     }
 }
 
@@ -388,7 +390,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
         score: lease,
     };
     let to = polls.now().plus(steps::LEASE).unix_millis();
-    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+    if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::LadderTimeOut {
             team: team.id.clone(),
             interaction: id,
@@ -412,7 +414,7 @@ pub(in crate::gateway) async fn time_out_step(
     cid: Uuid,
     clock: &dyn Clock,
 ) {
-    let Some(team) = core.config.teams.get(team_id) else {
+    let Some(team) = core.config().teams.get(team_id) else {
         return;
     };
     let now = clock.now();
@@ -474,7 +476,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let later = l.steps.len();
     let rest = ladder::targets(
         &l.steps,
@@ -513,7 +515,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
 pub(in crate::gateway) async fn revoke_ladder(core: &Core, ladder: &Ladder) {
     for step in &ladder.sent {
         if let Some(m) = &step.message_id {
-            core.channels.revoke(&step.channel, m).await;
+            core.channels().revoke(&step.channel, m).await;
         }
     }
 }

@@ -74,7 +74,7 @@ fn decide(
     let rules = Rules {
         settings: w.settings,
         routes: &routes,
-        pepper: &core.pepper,
+        pepper: core.pepper(),
     };
     let (rec, subject) = w.records();
     start_challenge::decide(req, cid, code, rec, subject, &rules, now)

@@ -85,7 +85,7 @@ impl Counts {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let raw = core.store.get(&dkeys).await?;
+        let raw = core.get(&dkeys).await?;
         let mut read = BTreeMap::new();
         for (k, v) in dkeys.into_iter().zip(raw) {
             read.insert(k.clone(), Loaded::parse(k, v)?);
@@ -386,7 +386,7 @@ async fn renew(
             member: member.clone(),
             score: lease,
         };
-        match core.store.queue_move_unchanged(&queue, &[held], to).await {
+        match core.queue_move_unchanged(&queue, &[held], to).await {
             Ok(1) => lease = to,
             Ok(_) => lease = 0,
             Err(e) => tracing::debug!(error = %e, "a ladder step's lease left as it is"),
@@ -453,9 +453,7 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
         Err(Error::NotFound(_)) => {
             let key = keys::due_queue(&team.id);
             let member = due_member(mv.id, mv.cid);
-            core.store
-                .commit(vec![Op::QueueRemove { key, member }])
-                .await?;
+            core.write(vec![Op::QueueRemove { key, member }]).await?;
             Ok(())
         }
         Err(e) => Err(e),

@@ -1,6 +1,7 @@
 //! The core every family stands on: [`Core`], the unit of work, the
 //! records and their locks, the view, the outbox and the due teams
 //! (docs/architecture.md#the-core-and-its-families).
+mod doors;
 pub(super) mod due_teams;
 pub(super) mod epochs;
 pub(super) mod forget;
@@ -27,6 +28,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::error::{Error, Result};
 use crate::events::{EventData, Publisher};
+use crate::store::companions::Companions;
 use crate::store::SharedStore;
 use crate::time::Timestamp;
 
@@ -36,32 +38,32 @@ use crate::time::Timestamp;
 /// `Core` with [`Core::reloaded`] (everything else shared) and puts
 /// it in force through [`Live`].
 pub struct Core {
-    pub config: Arc<Config>,
-    pub store: SharedStore,
-    pub channels: Channels,
-    pub events: Publisher,
-    pub pepper: Pepper,
-    pub outbox: Arc<Outbox>,
+    config: Arc<Config>,
+    store: SharedStore,
+    channels: Channels,
+    events: Publisher,
+    pepper: Pepper,
+    outbox: Arc<Outbox>,
     /// The teams' identity providers: discovery documents and key sets, cached.
-    pub oidc: Arc<crate::oidc::Providers>,
+    oidc: Arc<crate::oidc::Providers>,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
     /// Queues the units of work of one interaction, each handing the
     /// records it committed to the next (see [`work`]).
     record_locks: Arc<record_locks::RecordLocks<records::Pair>>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
-    pub(super) recognition_keys: Arc<crate::store::companions::Companions>,
+    recognition_keys: Arc<crate::store::companions::Companions>,
     /// Interaction key → the subject it names, once seen, for records
     /// another instance wrote (see `records`).
     subject_keys: Arc<crate::store::companions::Companions>,
     /// Recognized conversation's key → the subject of the customer it
     /// remembers, once seen, so that a read fetches it with the rest
     /// (see `records`).
-    pub(super) remembered_subjects: Arc<crate::store::companions::Companions>,
+    remembered_subjects: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
     /// store was found reset (see `epochs`).
-    pub(super) epochs: Arc<epochs::StoreEpochs>,
+    epochs: Arc<epochs::StoreEpochs>,
     /// Whether commits append events to the history the live stream reads
     /// (see `outbox::Recorded`); else events go through the outbox.
     appends_history: bool,
@@ -143,6 +145,53 @@ impl Core {
             epochs: Arc::clone(&self.epochs),
             appends_history: self.appends_history,
         }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The senders of the channels in force.
+    pub fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    /// The event publisher: the history, the live streams.
+    pub fn events(&self) -> &Publisher {
+        &self.events
+    }
+
+    /// The outbox: its bell, its HTTP client, the items kept.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
+    pub fn draining(&self) -> &std::sync::atomic::AtomicBool {
+        &self.draining
+    }
+
+    /// The pepper of the hashes the records keep of codes and tokens.
+    pub(in crate::gateway) fn pepper(&self) -> &Pepper {
+        &self.pepper
+    }
+
+    /// The teams' identity providers, cached.
+    pub(in crate::gateway) fn oidc(&self) -> &crate::oidc::Providers {
+        &self.oidc
+    }
+
+    /// What this process saw of each team's store marker.
+    pub(in crate::gateway) fn epochs(&self) -> &epochs::StoreEpochs {
+        &self.epochs
+    }
+
+    /// The keys this process saw the records of an interaction name: its
+    /// recognized conversation's, and that conversation's customer's
+    /// subject (see `records`).
+    pub(in crate::gateway) fn companions(&self) -> (&Companions, &Companions) {
+        (&self.recognition_keys, &self.remembered_subjects)
     }
 
     /// The team of an authenticated caller. Teams come from the config, so a
