@@ -116,7 +116,12 @@ pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> &'stat
     let calls = channel.is_some_and(|c| c.kind.info().addressing == Reach::Voice);
     match purpose {
         Purpose::Otp if calls => voice_key(VoiceText::Gate),
-        _ => purpose.as_str(),
+        Purpose::Otp
+        | Purpose::LoginLink
+        | Purpose::PinPrompt
+        | Purpose::Authenticated
+        | Purpose::Expired
+        | Purpose::AppPrompt => purpose.as_str(),
     }
 }
 
