@@ -1,22 +1,24 @@
 //! The use cases, over a small core (docs/architecture.md#the-core-and-its-families).
 //!
-//! [`Core`] holds what every feature needs — the store, the live
-//! configuration and channels, the events, the pepper, the record locks
-//! and the outbox's entry points — with the operations they share: the
-//! unit of work ([`work`]: load the interaction and its subject, let the
-//! domain decide, commit atomically, retry on a concurrent write), load,
-//! send, emit and enqueue. Each feature family is a module of functions
+//! [`core`] is the floor: [`Core`] holds what every feature needs — the
+//! store, the live configuration and channels, the events, the pepper,
+//! the record locks and the outbox's entry points, in private fields —
+//! with the operations they share: the unit of work ([`work`]: load the
+//! interaction and its subject, let the domain decide, commit
+//! atomically, retry on a concurrent write), load, send, emit and
+//! enqueue. No file of the core imports a family. Each feature family is a module of functions
 //! that take `&Core` (never methods on it): [`interactions`], [`login`],
 //! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
 //! [`challenges`] (single sends, the ladder and app approval, each a file
 //! of its own), [`receipts`] and [`reports`], [`recognition`],
 //! [`revocation`], [`ssf`], [`subjects`], [`website`] and
-//! [`store_epoch`], and [`bots`] (a bot platform's turn over the API's
-//! use cases). A family calls another only through its public
+//! [`store_epoch`], [`voice`] (codes read by a call), and [`bots`] (a bot
+//! platform's turn over the API's use cases). A family calls another only through its public
 //! functions, so every call between them is an import.
 //!
 //! Every use case takes `now`; the workers (`expiry`, `poller`,
-//! `outbox`) read the injected clock.
+//! `outbox`) read the injected clock. This file only declares and
+//! re-exports.
 pub mod assertion;
 pub mod assurance;
 pub mod bots;
