@@ -43,7 +43,7 @@ pub use crate::domain::settings::{
     Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
-pub use channels::{template, template_key, text, voice_text};
+pub use channels::{purpose_key, template, template_key, text, voice_text};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_all_but_sms_length, load_with_env};

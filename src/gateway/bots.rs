@@ -100,7 +100,7 @@ fn say(
     let settings = team.settings_for(channel);
     let channel_cfg = core.config().channels.get(channel);
     bot_turn::say(
-        config::text(&result.key(), settings, channel_cfg, locale),
+        config::text(result.key(), settings, channel_cfg, locale),
         left,
     )
 }

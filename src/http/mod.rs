@@ -41,6 +41,7 @@ pub use extract::MAX_BODY;
 pub use observe::{ProblemLabel, TeamSlot};
 
 use self::openapi::RawSchema;
+use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::Core;
 use crate::telemetry::Metrics;
@@ -224,7 +225,12 @@ async fn not_found(
     headers: axum::http::HeaderMap,
 ) -> Response {
     if uri.path().starts_with("/l/") && pages::wants_html(&headers) {
-        let said = pages::Said::of(st.gateway.config(), None, &headers, "page_link_unknown");
+        let said = pages::Said::of(
+            st.gateway.config(),
+            None,
+            &headers,
+            TextKey::PageLinkUnknown,
+        );
         return pages::render_said(StatusCode::NOT_FOUND, &said, None);
     }
     Error::NotFound("no such resource").into_response()
