@@ -77,6 +77,16 @@ impl ChallengeMethod {
             ChallengeMethod::App => "app",
         }
     }
+
+    /// Whether a code typed by the customer answers it. One that takes
+    /// none (approval in the app) is refused a code before anything is
+    /// counted (`verify_challenge::decide`) and is never out of attempts.
+    pub fn takes_code(self) -> bool {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::Pin | ChallengeMethod::Binding => true,
+            ChallengeMethod::App => false,
+        }
+    }
 }
 
 impl Delivery {
@@ -329,9 +339,10 @@ impl Challenge {
         now < self.expires_at && !self.out_of_attempts()
     }
 
-    /// Every wrong code allowed was given (an app challenge takes none).
+    /// Every wrong code allowed was given (a method that takes no code
+    /// never is).
     pub fn out_of_attempts(&self) -> bool {
-        self.method != ChallengeMethod::App && self.attempts_used >= self.max_attempts
+        self.method.takes_code() && self.attempts_used >= self.max_attempts
     }
 
     /// Wrong codes still allowed.

@@ -326,7 +326,11 @@ fn to_contact(req: &ChallengeRequest, contact: &Contact) -> Result<Option<String
             (&contact.phone, "required: the interaction has no phone")
         }
         Delivery::Email => (&contact.email, "required: the interaction has no e-mail"),
-        _ => return Ok(None),
+        Delivery::Chat
+        | Delivery::Agent
+        | Delivery::LoginPage
+        | Delivery::Ladder
+        | Delivery::App => return Ok(None),
     };
     on_file
         .clone()

@@ -73,7 +73,7 @@ pub fn decide(
 ) -> Result<Verdict, Error> {
     if rec
         .challenge_at(cid, now)
-        .is_some_and(|(c, _)| c.method == ChallengeMethod::App)
+        .is_some_and(|(c, _)| !c.method.takes_code())
     {
         return Err(Error::invalid(
             "code",

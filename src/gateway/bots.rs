@@ -98,9 +98,9 @@ fn say(
     (result, left): (BotResult, Option<u32>),
 ) -> String {
     let settings = team.settings_for(channel);
-    let channel_cfg = core.config.channels.get(channel);
+    let channel_cfg = core.config().channels.get(channel);
     bot_turn::say(
-        config::text(&result.key(), settings, channel_cfg, locale),
+        config::text(result.key(), settings, channel_cfg, locale),
         left,
     )
 }

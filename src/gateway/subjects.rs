@@ -21,12 +21,7 @@ pub async fn subject(
     now: Timestamp,
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.id, subject);
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&key))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
     let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
     let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
     Ok(SubjectView::of(&rec, now, &team.settings.lockout))
@@ -45,12 +40,7 @@ pub async fn unlock_subject(
     let key = keys::subject(&team.id, subject);
     let s = &team.settings;
     let view = retry(|| async {
-        let raw = core
-            .store
-            .get(std::slice::from_ref(&key))
-            .await?
-            .pop()
-            .flatten();
+        let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
         let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
         let mut rec = loaded
             .value
@@ -65,7 +55,7 @@ pub async fn unlock_subject(
         let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
         let mut recorded = core.record(&team.id, vec![unlocked], now)?;
         ops.append(&mut recorded.ops);
-        Ok(match core.store.commit(ops).await? {
+        Ok(match core.write(ops).await? {
             Commit::Applied => {
                 core.recorded(recorded);
                 Some(view)

@@ -657,7 +657,7 @@ async fn a_start_whose_poll_was_lost_still_ends_expired(backend: Backend) {
     let id = interaction(&app, Some("cust-42")).await;
     let (cid, expires) = started_until(&app, &id).await;
     let key = keys::app_poll("acme", cid.parse().unwrap());
-    let store = &app.gateway.store;
+    let store = &app.gateway.store();
     let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
         .as_ref()
         .unwrap()
@@ -732,7 +732,7 @@ async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
 /// pending approval's record.
 async fn poll_kept(app: &TestApp, id: &str, cid: &str) -> (bool, bool) {
     use chatgate::store::keys;
-    let store = &app.gateway.store;
+    let store = &app.gateway.store();
     let member = format!("a:{id}:{cid}");
     let queued = store
         .index_desc(&keys::due_queue("acme"), None, 100)
@@ -771,7 +771,7 @@ async fn an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined(backe
     let c = started(&app, &id).await;
     let cid = c["challenge_id"].as_str().unwrap().to_string();
     let key = keys::app_poll("acme", cid.parse().unwrap());
-    let store = &app.gateway.store;
+    let store = &app.gateway.store();
     let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
         .as_ref()
         .unwrap()

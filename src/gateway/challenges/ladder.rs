@@ -119,14 +119,14 @@ async fn open_ladder(
                 }
                 let mut steps = s.otp.ladder.clone();
                 if req.transaction.is_some() {
-                    let shows = |c: &str| crate::config::shows_text(core.config.channels.get(c));
+                    let shows = |c: &str| crate::config::shows_text(core.config().channels.get(c));
                     steps = transaction::steps_showing(steps, shows)?;
                 }
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
-                let sealed_code = reveal::seal(&code, cid, &core.pepper)?;
+                let sealed_code = reveal::seal(&code, cid, core.pepper())?;
                 if let Some(c) = w.rec.challenge.as_mut() {
                     c.ladder = Some(Ladder {
                         steps,
@@ -184,7 +184,7 @@ pub async fn advance_ladder(
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
     let origin = rec.lockout_origin(s);
@@ -210,7 +210,7 @@ pub async fn advance_ladder(
     };
     if let Some(p) = mv.from.as_ref() {
         if let Some(m) = &p.message_id {
-            core.channels.revoke(&p.channel, m).await;
+            core.channels().revoke(&p.channel, m).await;
         }
     }
     let previous = mv.from.map(|p| p.channel);
@@ -253,7 +253,9 @@ async fn announce_move(
 /// overtaken after it went out): best effort.
 async fn withdraw(core: &Core, took: &Took) {
     if let Some(m) = &took.sent.message_id {
-        core.channels.revoke(&took.claimed.target.channel, m).await;
+        core.channels()
+            .revoke(&took.claimed.target.channel, m)
+            .await;
     }
 }
 
@@ -393,7 +395,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
         score: lease,
     };
     let to = polls.now().plus(steps::LEASE).unix_millis();
-    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+    if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::LadderTimeOut {
             team: team.id.clone(),
             interaction: id,
@@ -417,7 +419,7 @@ pub(in crate::gateway) async fn time_out_step(
     cid: Uuid,
     clock: &dyn Clock,
 ) {
-    let Some(team) = core.config.teams.get(team_id) else {
+    let Some(team) = core.config().teams.get(team_id) else {
         return;
     };
     let now = clock.now();
@@ -479,7 +481,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let later = l.steps.len();
     let rest = ladder::targets(
         &l.steps,
@@ -518,7 +520,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
 pub(in crate::gateway) async fn revoke_ladder(core: &Core, ladder: &Ladder) {
     for step in &ladder.sent {
         if let Some(m) = &step.message_id {
-            core.channels.revoke(&step.channel, m).await;
+            core.channels().revoke(&step.channel, m).await;
         }
     }
 }

@@ -48,12 +48,16 @@ pub async fn start_challenge(
     req: ChallengeRequest,
     clock: &dyn Clock,
 ) -> Result<StartedChallenge> {
+    use ChallengeMethod::{App, Binding, Otp, Pin};
+    use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
     match (req.method, req.delivery) {
-        (ChallengeMethod::App, _) => {
-            app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await
+        (App, _) => app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await,
+        (Otp | Pin | Binding, Ladder) => {
+            ladder::start_ladder(core, team, id, &req, clock.now()).await
         }
-        (_, Delivery::Ladder) => ladder::start_ladder(core, team, id, &req, clock.now()).await,
-        _ => single::start(core, team, id, &req, clock.now()).await,
+        (Otp | Pin | Binding, Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App) => {
+            single::start(core, team, id, &req, clock.now()).await
+        }
     }
 }
 
@@ -77,7 +81,7 @@ fn decide(
     let rules = Rules {
         settings: w.settings,
         routes: &routes,
-        pepper: &core.pepper,
+        pepper: core.pepper(),
     };
     let (rec, subject) = w.records();
     start_challenge::decide(req, cid, code, rec, subject, &rules, now)

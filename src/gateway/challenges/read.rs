@@ -249,7 +249,7 @@ pub(super) fn approval_of(
     let via = (c.method != Method::App).then(|| auth.via.clone());
     let claims = ApprovalClaims::new(
         Approved {
-            issuer: &core.config.server.issuer,
+            issuer: &core.config().server.issuer,
             team: &team.id,
             customer_ref: rec.customer_ref.as_deref(),
             interaction_id: rec.id,
@@ -258,7 +258,7 @@ pub(super) fn approval_of(
             via,
         },
         auth.authenticated_at,
-        approval_jti(|b| core.pepper.keyed_hash(JTI_PURPOSE, b), cid),
+        approval_jti(|b| core.pepper().keyed_hash(JTI_PURPOSE, b), cid),
     );
     Ok(Some(Approval {
         transaction_hash: claims.txn.clone(),

@@ -16,7 +16,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
 use crate::gateway::work::Step;
-use crate::gateway::{reports, Core};
+use crate::gateway::{reports, voice, Core};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
@@ -123,7 +123,8 @@ async fn send_challenge(
         ChallengeMethod::App => return Ok(None),
     };
     let to = message.to.clone();
-    core.send(team, rec, &message.channel, to, purpose, fill)
+    let call = voice::call_for(core, team, rec, &message.channel, purpose, fill.pin).await?;
+    core.send(team, rec, &message.channel, to, purpose, fill, call)
         .await
         .map(Some)
 }

@@ -57,7 +57,7 @@ pub async fn verify_challenge(
                 let s = w.settings;
                 let (rec, subject) = w.records();
                 let verdict =
-                    verify_challenge::decide(rec, subject, s, cid, code, &core.pepper, now)?;
+                    verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
                 match &verdict {
                     Verdict::Authenticated { step_up } => {
                         if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
@@ -148,7 +148,7 @@ pub async fn reveal_code(
     if let Some(subject) = &pair.subject.value {
         subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
     }
-    let (code, expires_at) = attempts::reveal_code(rec, cid, &core.pepper, now)?;
+    let (code, expires_at) = attempts::reveal_code(rec, cid, core.pepper(), now)?;
     let view = pair.view(team, now)?;
     // Recorded before the code is shown: no reveal goes unaudited.
     let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
@@ -170,15 +170,10 @@ async fn validated_devices(
     p: &PendingStepUp,
 ) -> Result<crate::store::Op> {
     let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&dkey))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
     let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
     let mut d = devices.value.clone().unwrap_or_default();
-    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), &core.pepper);
+    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), core.pepper());
     put(
         &dkey,
         devices.version,
