@@ -170,8 +170,8 @@ impl App {
         ));
         // `[server]` is kept by a reload: the gateway in force has the start's.
         let gateway = self.live.current();
-        let limits = gateway.config.server.limits;
-        let drain = gateway.config.server.shutdown_drain;
+        let limits = gateway.config().server.limits;
+        let drain = gateway.config().server.shutdown_drain;
         // On the signal: first drain (`/readyz` 503, everything still
         // served, so a load balancer moves away), then stop accepting and
         // finish what is in flight. Undelivered notices and events stay in
@@ -179,7 +179,7 @@ impl App {
         let stop = async move {
             shutdown.await;
             gateway
-                .draining
+                .draining()
                 .store(true, std::sync::atomic::Ordering::Relaxed);
             if !drain.is_zero() {
                 tracing::info!(
@@ -191,7 +191,7 @@ impl App {
             let _ = stop_tx.send(true);
             // Live event streams never end by themselves: end them, so the
             // server's wait for requests in flight is not endless.
-            gateway.events.end_streams();
+            gateway.events().end_streams();
         };
         let result = crate::server::serve(self.listener, self.routes, limits, stop).await;
         let _ = sweeper.await;
@@ -280,7 +280,7 @@ impl Reloader {
         let _one = r.one_at_a_time.lock().await;
         let running = r.live.current();
         let env = r.start_env.clone();
-        let config = Arc::clone(&running.config);
+        let config = Arc::clone(running.config());
         let read = tokio::task::spawn_blocking(move || crate::config::reload(&config, &env)).await;
         let next = match read {
             Ok(Ok(next)) => next,
@@ -290,7 +290,7 @@ impl Reloader {
             }
             Err(join) => {
                 let e = crate::config::ConfigError::new(
-                    &running.config.path.display().to_string(),
+                    &running.config().path.display().to_string(),
                     "",
                     format!("reading stopped: {join}"),
                 );
@@ -305,7 +305,7 @@ impl Reloader {
         // Before the new set is in force: a new team's first events reach
         // its live stream.
         let teams: Vec<String> = config.teams.keys().cloned().collect();
-        running.events.follow(&teams).await;
+        running.events().follow(&teams).await;
         let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
         let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
         r.live.replace(Arc::clone(&gateway));
@@ -337,7 +337,7 @@ pub async fn run(config: Config) -> std::io::Result<()> {
     // Listening for SIGHUP before saying "listening": from then on a signal
     // reloads instead of ending the process.
     reload_on_hangup(app.reloader())?;
-    let store = app.gateway().config.store.location();
+    let store = app.gateway().config().store.location();
     tracing::info!(addr = %app.local_addr()?, store, "chatgate listening");
     app.serve(shutdown_signal()).await
 }

@@ -46,7 +46,9 @@ pub use crate::domain::settings::{
 };
 pub use crate::time::Dur;
 pub use audit::AuditConfig;
-pub use channels::{template, template_key, text, voice_text};
+pub use channels::{
+    for_transaction, purpose_key, shows_text, template, template_key, text, voice_text,
+};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_all_but_sms_length, load_with_env};

@@ -20,6 +20,7 @@ use super::phone;
 use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
+use super::transaction::Transaction;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -33,6 +34,8 @@ pub struct ChallengeRequest {
     pub to: Option<String>,
     /// The language asked for from now on (docs/api.md#languages).
     pub locale: Option<LocaleTag>,
+    /// The payment the code approves (docs/api.md#approving-one-payment).
+    pub transaction: Option<Transaction>,
 }
 
 impl ChallengeRequest {
@@ -103,7 +106,30 @@ impl ChallengeRequest {
             delivery,
             to,
             locale: None,
+            transaction: None,
         })
+    }
+
+    /// The request, for `transaction` (docs/api.md#approving-one-payment):
+    /// 422 for a PIN prompt, which proves no payment, and for agent
+    /// delivery, since agents never see a transaction's code.
+    pub fn for_transaction(mut self, transaction: Option<Transaction>) -> Result<Self, Error> {
+        if transaction.is_some() {
+            if self.method == ChallengeMethod::Pin {
+                return Err(Error::invalid(
+                    "transaction",
+                    "a session PIN cannot approve a payment: use method otp or app",
+                ));
+            }
+            if self.delivery == Delivery::Agent {
+                return Err(Error::invalid(
+                    "delivery",
+                    "agents never see a transaction's code: send it to the customer",
+                ));
+            }
+        }
+        self.transaction = transaction;
+        Ok(self)
     }
 }
 
@@ -112,6 +138,9 @@ impl ChallengeRequest {
 pub struct Route {
     pub channel: String,
     pub reach: Reach,
+    /// A code sent through it shows its template's text (not a provider's
+    /// own template, not the code alone).
+    pub shows_text: bool,
 }
 
 /// The channels a challenge's message may take: the interaction's own
@@ -173,7 +202,8 @@ pub struct Started {
 ///    the channel that reaches it): 403 or 422, before anything is counted;
 /// 2. the subject (or origin) is locked (423) or banned (403);
 /// 3. SMS or e-mail delivery the team has no channel for: 422;
-/// 4. `otp.require_other_channel` and an OTP into the chat: 422;
+/// 4. `otp.require_other_channel` and an OTP into the chat: 422; a
+///    transaction on a channel that cannot show its text: 422;
 /// 5. SMS or e-mail to the contact, and it has no phone or address: 422;
 /// 6. a channel that sends to a person, and nobody to send to: 422;
 /// 7. agent delivery without `otp.show_to_agents`: 422;
@@ -214,6 +244,12 @@ pub fn decide(
         return Err(Error::invalid(
             "delivery",
             "the code must travel on another channel than the chat",
+        ));
+    }
+    if req.transaction.is_some() && route.is_some_and(|r| !r.shows_text) {
+        return Err(Error::invalid(
+            "delivery",
+            "this channel sends codes without the text, so it cannot show the payment",
         ));
     }
     let to = to?;
@@ -290,7 +326,11 @@ fn to_contact(req: &ChallengeRequest, contact: &Contact) -> Result<Option<String
             (&contact.phone, "required: the interaction has no phone")
         }
         Delivery::Email => (&contact.email, "required: the interaction has no e-mail"),
-        _ => return Ok(None),
+        Delivery::Chat
+        | Delivery::Agent
+        | Delivery::LoginPage
+        | Delivery::Ladder
+        | Delivery::App => return Ok(None),
     };
     on_file
         .clone()
@@ -314,7 +354,8 @@ fn new_challenge(
         return Ok(Challenge::new_pin(id, hash, &s.pin, now));
     }
     let step_up = rec.live_step_up(now).map(|p| p.until);
-    let seal = s.otp.show_to_agents;
+    // Agents never see a transaction's code: it is not sealed for them.
+    let seal = s.otp.show_to_agents && req.transaction.is_none();
     let c = Challenge::new_otp(
         id,
         req.delivery,
@@ -325,7 +366,8 @@ fn new_challenge(
         step_up.is_some(),
         now,
     )?;
-    Ok(c.ending_by(step_up))
+    Ok(c.ending_by(step_up)
+        .for_transaction(req.transaction.clone()))
 }
 
 /// Takes back challenge `id`, started at `now`, whose message could not be

@@ -190,7 +190,7 @@ async fn create_or_find(
         }
     }
     let s = team.settings_for(&new.channel);
-    let mut rec = new.record(team, &core.pepper, now);
+    let mut rec = new.record(team, core.pepper(), now);
     let link = ConversationLink { id: rec.id };
     let mut ttl = s.interaction_ttl.get();
     let mut ops = vec![];
@@ -209,12 +209,12 @@ async fn create_or_find(
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
     let mut recorded = core.record(&team.id, vec![created], now)?;
     ops.append(&mut recorded.ops);
-    match core.store.commit(ops).await? {
+    match core.write(ops).await? {
         Commit::Applied => {
             core.recorded(recorded);
             if let Some(rkey) = &seen.recognition_key {
                 let ikey = keys::interaction(&team.id, rec.id);
-                core.recognition_keys.remember(&ikey, rkey);
+                core.companions().0.remember(&ikey, rkey);
             }
             Ok(Some((view, true)))
         }
@@ -258,16 +258,16 @@ async fn read_conversation(
         .as_ref()
         .map(|r| keys::subject(&team.id, r.as_str()));
     let rkey = core
-        .config
+        .config()
         .recognize_for(team, &new.channel)
         .map(|_| keys::recognition(&team.id, &new.channel, conversation));
-    let cguess = rkey.as_ref().and_then(|k| core.remembered_subjects.get(k));
+    let cguess = rkey.as_ref().and_then(|k| core.companions().1.get(k));
     let wanted: Vec<String> = std::iter::once(ckey.clone())
         .chain(skey.clone())
         .chain(rkey.clone())
         .chain(cguess.clone())
         .collect();
-    let mut raw = core.store.get(&wanted).await?.into_iter();
+    let mut raw = core.get(&wanted).await?.into_iter();
     let link = Loaded::parse(ckey, raw.next().flatten())?;
     let subject = match skey {
         Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
@@ -284,8 +284,8 @@ async fn read_conversation(
             let read = match cguess {
                 Some(guess) if guess == theirs => raw.next().flatten(),
                 _ => {
-                    core.remembered_subjects.remember(rkey, &theirs);
-                    let mut more = core.store.get(std::slice::from_ref(&theirs)).await?;
+                    core.companions().1.remember(rkey, &theirs);
+                    let mut more = core.get(std::slice::from_ref(&theirs)).await?;
                     more.pop().flatten()
                 }
             };
@@ -322,12 +322,7 @@ pub async fn find_conversation(
     now: Timestamp,
 ) -> Result<Option<InteractionView>> {
     let ckey = keys::conversation(&team.id, channel, conversation.as_str());
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&ckey))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&ckey)).await?.pop().flatten();
     let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value else {
         return Ok(None);
     };
@@ -408,7 +403,7 @@ async fn live_batch(
     now: Timestamp,
 ) -> Result<(Vec<(IndexEntry, InteractionRecord)>, bool)> {
     let index = keys::interactions_index(&team.id);
-    let entries = core.store.index_desc(&index, before, batch).await?;
+    let entries = core.index_desc(&index, before, batch).await?;
     let exhausted = entries.len() < batch;
     let ids: Vec<(IndexEntry, Uuid)> = entries
         .into_iter()
@@ -421,7 +416,7 @@ async fn live_batch(
     let raw = if rkeys.is_empty() {
         Vec::new()
     } else {
-        core.store.get(&rkeys).await?
+        core.get(&rkeys).await?
     };
     let mut live = Vec::new();
     let mut gone = Vec::new();
@@ -448,7 +443,7 @@ async fn live_batch(
     }
     if !gone.is_empty() {
         // Lazy clean-up of ids whose records expired; never conflicts.
-        core.store.commit(gone).await?;
+        core.write(gone).await?;
     }
     Ok((live, exhausted))
 }

@@ -121,7 +121,7 @@ pub(super) async fn remember_session(
         });
     }
     if !ops.is_empty() {
-        core.store.commit(ops).await?;
+        core.write(ops).await?;
     }
     Ok(())
 }
@@ -139,7 +139,7 @@ pub async fn backchannel_logout(
     now: Timestamp,
 ) -> std::result::Result<usize, LogoutRefusal> {
     let (team, oidc) = core
-        .config
+        .config()
         .team(team_id)
         .and_then(|t| Some((t, t.oidc.as_ref().filter(|o| o.backchannel_logout)?)))
         .ok_or(LogoutRefusal::NotServed)?;
@@ -168,7 +168,7 @@ async fn checked_logout(
             LogoutRefusal::Invalid("no logout_token"),
         ))?;
     let meta = core
-        .oidc
+        .oidc()
         .metadata(oidc, now)
         .await
         .map_err(|e| (RefusalReason::Unavailable, e.into()))?;
@@ -260,10 +260,10 @@ pub(super) fn ended_session_key(team: &Team, oidc: &OidcConfig, sid: &str) -> St
 async fn mark_session_ended(core: &Core, team: &Team, oidc: &OidcConfig, sid: &str) -> Result<()> {
     let key = ended_session_key(team, oidc, sid);
     retry(|| async {
-        let read = core.store.get(std::slice::from_ref(&key)).await?.pop();
+        let read = core.get(std::slice::from_ref(&key)).await?.pop();
         let version = read.flatten().map_or(0, |v| v.version);
         let op = put(&key, version, &EndedSession {}, Some(ENDED_SESSION_MEMORY))?;
-        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
+        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(()))
     })
     .await
 }

@@ -59,7 +59,7 @@ pub(super) async fn claim_jti(
     let Op::Put { version, .. } = op else {
         return Ok(None);
     };
-    let claimed = core.store.commit(vec![op]).await? == Commit::Applied;
+    let claimed = core.write(vec![op]).await? == Commit::Applied;
     Ok(claimed.then_some(ClaimedJti { key, version }))
 }
 
@@ -70,7 +70,7 @@ pub(super) async fn release_jti(core: &Core, claimed: ClaimedJti) {
         key: claimed.key,
         expected: claimed.version,
     };
-    if let Err(e) = core.store.commit(vec![op]).await {
+    if let Err(e) = core.write(vec![op]).await {
         tracing::warn!(error = %e, "a revocation token id could not be released; the sender's retry will be taken for a replay");
     }
 }
@@ -81,7 +81,7 @@ pub(super) async fn index_entries(core: &Core, key: &str) -> Result<Vec<IndexEnt
     let mut all: Vec<IndexEntry> = Vec::new();
     loop {
         let before = all.last().map(|e| (e.score, e.member.clone()));
-        let page = core.store.index_desc(key, before, PAGE).await?;
+        let page = core.index_desc(key, before, PAGE).await?;
         let full = page.len() == PAGE;
         all.extend(page);
         if !full {

@@ -53,7 +53,7 @@ pub async fn ssf_event(
     now: Timestamp,
 ) -> Result<(), SsfRefusal> {
     let (team, config) = core
-        .config
+        .config()
         .team(team_id)
         .and_then(|t| Some((t, t.ssf.as_ref()?)))
         .ok_or(SsfRefusal::NotServed)?;

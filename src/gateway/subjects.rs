@@ -22,12 +22,7 @@ pub async fn subject(
     now: Timestamp,
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.id, subject);
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&key))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
     let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
     let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
     Ok(SubjectView::of(&rec, now, &team.settings.lockout))
@@ -49,7 +44,7 @@ pub async fn unlock_subject(
     let head = keys::audit_head(&team.id);
     let view = retry(|| async {
         // The subject and the audit trail's head, in one round trip.
-        let mut raw = core.store.get(&[key.clone(), head.clone()]).await?;
+        let mut raw = core.get(&[key.clone(), head.clone()]).await?;
         let head_raw = raw.pop().flatten();
         let raw = raw.pop().flatten();
         let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
@@ -74,7 +69,7 @@ pub async fn unlock_subject(
         let entry = Draft::success(Action::SubjectUnlocked, acting, target);
         let audited = super::audit::chain_on(core, &team.id, head_raw, vec![entry], now)?;
         ops.extend(audited.ops);
-        Ok(match core.store.commit(ops).await? {
+        Ok(match core.write(ops).await? {
             Commit::Applied => {
                 core.recorded(recorded);
                 super::audit::written(&audited.entries);

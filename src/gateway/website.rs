@@ -84,10 +84,9 @@ pub async fn logout_customer(
     via: &Via,
     now: Timestamp,
 ) -> Result<usize> {
-    let team = sig.verify_named(core.config.team(team_id), body, now)?;
+    let team = sig.verify_named(core.config().team(team_id), body, now)?;
     let memory = keys::answered_request(&team.id, "logout", sig.id.unwrap_or_default());
     let raw = core
-        .store
         .get(std::slice::from_ref(&memory))
         .await?
         .pop()
@@ -100,8 +99,7 @@ pub async fn logout_customer(
     let n = log_out_everywhere(core, team, customer_id, cause, &acting, now).await?;
     // Remembered once done (a conflict is a concurrent twin: same work).
     let answer = LogoutAnswer { logged_out: n };
-    core.store
-        .commit(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
+    core.write(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
         .await?;
     Ok(n)
 }
@@ -127,7 +125,7 @@ pub(crate) async fn log_out_everywhere(
     let mut n = 0;
     let mut before = None;
     loop {
-        let entries = core.store.index_desc(&index, before.take(), PAGE).await?;
+        let entries = core.index_desc(&index, before.take(), PAGE).await?;
         let full = entries.len() == PAGE;
         for e in entries {
             before = Some((e.score, e.member.clone()));

@@ -120,5 +120,5 @@ async fn head(
 #[utoipa::path(get, path = "/.well-known/chatgate-audit-keys", operation_id = "audit_keys", tag = "audit", security(),
     responses((status = 200, body = Object, description = "a JWKS: `kty` `OKP`, `crv` `Ed25519`, `kid` (the RFC 7638 thumbprint), `x`"), E422))]
 async fn keys(State(st): State<AppState>, _: NoQuery) -> Json<Jwks> {
-    Json(st.gateway.config.audit.keys.jwks().clone())
+    Json(st.gateway.config().audit.keys.jwks().clone())
 }

@@ -90,7 +90,7 @@ async fn backchannel_logout(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
+    let Ok(_place) = st.team_gates.enter(st.gateway.config(), &team) else {
         return Full::answer(spec_error(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "temporarily_unavailable", "error_description": "too many requests for this team at once; try again shortly"}),
@@ -185,7 +185,7 @@ async fn ssf_events(
             json!({"err": "temporarily_unavailable", "description": what}),
         )
     };
-    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
+    let Ok(_place) = st.team_gates.enter(st.gateway.config(), &team) else {
         return Full::answer(unavailable(
             "too many requests for this team at once; try again shortly",
         ));

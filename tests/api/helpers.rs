@@ -177,7 +177,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let addr = app.local_addr().unwrap();
     let gateway = app.gateway();
     let reloader = app.reloader();
-    let events = gateway.events.subscribe();
+    let events = gateway.events().subscribe();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = rx.await;

@@ -41,6 +41,7 @@ mod outbox;
 mod outbox_drain;
 mod outbox_lanes;
 mod pages;
+mod payments;
 mod prechat;
 mod problems;
 mod properties;

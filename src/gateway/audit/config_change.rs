@@ -59,7 +59,7 @@ const AT_ONCE: usize = 32;
 /// force, and the next start or reload records what is still unrecorded.
 pub async fn record_configuration(core: &Core, source: Source, now: Timestamp) {
     use futures::TryStreamExt as _;
-    let teams = core.config.teams.values();
+    let teams = core.config().teams.values();
     let teams = futures::stream::iter(teams.map(Ok::<_, crate::error::Error>));
     let recorded = teams
         .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
@@ -82,7 +82,7 @@ async fn record_team(
     let kids: Vec<String> = team.security_keys.iter().map(|k| k.kid.clone()).collect();
     let mut backoff = Backoff::default();
     loop {
-        let mut raw = core.store.get(&[key.clone(), head.clone()]).await?;
+        let mut raw = core.get(&[key.clone(), head.clone()]).await?;
         let head_raw = raw.pop().flatten();
         let loaded: Loaded<StoredConfig> = Loaded::parse(key.clone(), raw.pop().flatten())?;
         let (previous, old_keys, old_api, old_kids) = match loaded.value.clone() {
@@ -125,11 +125,11 @@ async fn record_team(
             &key,
             loaded.version,
             &stored,
-            Some(core.config.audit.retention),
+            Some(core.config().audit.retention),
         )?];
         let chained = chain_on(core, &team.id, head_raw, vec![draft], now)?;
         ops.extend(chained.ops);
-        match core.store.commit(ops).await? {
+        match core.write(ops).await? {
             Commit::Applied => {
                 written(&chained.entries);
                 return Ok(());

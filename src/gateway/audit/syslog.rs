@@ -127,7 +127,7 @@ impl SyslogSink {
                 () = tokio::time::sleep(TICK) => {}
             }
             let core = self.live.current();
-            let Some(address) = core.config.audit.syslog.clone() else {
+            let Some(address) = core.config().audit.syslog.clone() else {
                 conn = None;
                 continue;
             };
@@ -143,7 +143,7 @@ impl SyslogSink {
             }
             let confirmed = std::mem::take(&mut unconfirmed);
             let mut lag = Duration::ZERO;
-            for team in core.config.teams.keys() {
+            for team in core.config().teams.keys() {
                 let now = self.clock.now();
                 let done = confirmed.get(team).copied();
                 match self.send_team(&core, team, done, &mut conn, now).await {
@@ -191,13 +191,7 @@ impl SyslogSink {
         let wanted: Vec<String> = (seq + 1..=last)
             .map(|s| keys::audit_entry(team, s))
             .collect();
-        let entries: Vec<Versioned> = core
-            .store
-            .get(&wanted)
-            .await?
-            .into_iter()
-            .flatten()
-            .collect();
+        let entries: Vec<Versioned> = core.get(&wanted).await?.into_iter().flatten().collect();
         let oldest = entries
             .first()
             .and_then(|e| serde_json::from_str::<Value>(&e.value).ok())
@@ -248,7 +242,7 @@ pub(super) async fn hold(
     done: Option<(u64, u64)>,
     now: Timestamp,
 ) -> crate::error::Result<Option<(u64, u64)>> {
-    let raw = core.store.get(&[key.to_string()]).await?.pop().flatten();
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
     let cursor: Loaded<StoredCursor> = Loaded::parse(key.to_string(), raw)?;
     let (mut seq, held_by_other) = match &cursor.value {
         Some(StoredCursor::V1 { seq, holder, until }) => {
@@ -273,13 +267,13 @@ pub(super) async fn hold(
         key,
         cursor.version,
         &mine,
-        Some(core.config.audit.retention),
+        Some(core.config().audit.retention),
     )?;
     let version = match &op {
         crate::store::Op::Put { version, .. } => *version,
         _ => 0,
     };
-    let applied = core.store.commit(vec![op]).await? == Commit::Applied;
+    let applied = core.write(vec![op]).await? == Commit::Applied;
     Ok(applied.then_some((version, seq)))
 }
 

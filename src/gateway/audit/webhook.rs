@@ -69,7 +69,7 @@ impl WebhookSink {
             }
             let core = self.live.current();
             let mut lag = Duration::ZERO;
-            for team in core.config.teams.values() {
+            for team in core.config().teams.values() {
                 let Some(hook) = &team.audit_webhook else {
                     continue;
                 };
@@ -132,7 +132,7 @@ impl WebhookSink {
             .collect();
         let mut taken = from;
         let mut round = Round::default();
-        for raw in core.store.get(&wanted).await?.into_iter().flatten() {
+        for raw in core.get(&wanted).await?.into_iter().flatten() {
             let Ok(entry) = serde_json::from_str::<Value>(&raw.value) else {
                 continue;
             };

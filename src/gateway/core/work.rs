@@ -52,7 +52,7 @@ pub struct Work<'a> {
     /// the records as committed.
     events: Vec<EventData>,
     notices: Vec<Notice>,
-    /// Its audit entries, chained into the commit (`gateway/audit`).
+    /// Its audit entries, chained into the commit (`core/audit`).
     audits: Vec<Draft>,
 }
 
@@ -424,7 +424,7 @@ struct Prepared {
 
 impl Core {
     /// Read, change with `f`, write back; retried on concurrent writes.
-    pub(super) async fn update_interaction<T: Send>(
+    pub(in crate::gateway) async fn update_interaction<T: Send>(
         &self,
         team: &Team,
         id: Uuid,
@@ -453,7 +453,7 @@ impl Core {
     ///
     /// `decide` returns a boxed future (`|w| Box::pin(async move { .. })`)
     /// so that it may read the store too, and stays `Send`.
-    pub(super) async fn transact<'c, T, F>(
+    pub(in crate::gateway) async fn transact<'c, T, F>(
         &self,
         team: &'c Team,
         id: Uuid,
@@ -710,9 +710,7 @@ impl Core {
         let Some(customer) = w.rec.customer_ref.as_deref().filter(|_| banned) else {
             return;
         };
-        if let Err(e) =
-            crate::gateway::recognition::forget_recognitions_of(self, team, customer).await
-        {
+        if let Err(e) = super::forget::forget_recognitions_of(self, team, customer).await {
             tracing::warn!(error = %e, "recognized conversations of a banned subject not forgotten");
         }
     }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::audit::{Entry, Head};
-use crate::gateway::records::Record;
+use crate::gateway::core::records::Record;
 
 /// `{team}:ah`: the latest entry's `seq`, `hash` and time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
