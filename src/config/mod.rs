@@ -6,6 +6,7 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
+mod audit;
 mod channels;
 mod de;
 mod deferred;
@@ -14,6 +15,7 @@ mod files;
 mod interpolate;
 mod load;
 mod oidc;
+mod print;
 mod reload;
 mod resolve;
 mod restart_only;
@@ -43,11 +45,15 @@ pub use crate::domain::settings::{
     Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
-pub use channels::{template, template_key, text, text_in, voice_text};
+pub use audit::AuditConfig;
+pub use channels::{
+    for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
+};
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
+pub use print::ConfigPrint;
 pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
@@ -79,6 +85,8 @@ pub struct Config {
     pub restart_only: RestartOnly,
     /// `[telemetry]`.
     pub telemetry: TelemetryConfig,
+    /// `[audit]`.
+    pub audit: AuditConfig,
 }
 
 /// `[telemetry]`: where traces go, if anywhere (docs/operations.md#traces).

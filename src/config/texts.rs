@@ -5,10 +5,18 @@
 use super::{text, ChannelConfig, Config, ConfigError, Settings, Team};
 use crate::domain::input::{refused_in_text, text_problem};
 use crate::domain::locale::well_formed;
-use crate::domain::settings::Templates;
+use crate::domain::settings::TextKey;
 
 /// The placeholders a text may hold.
-pub const PLACEHOLDERS: [&str; 5] = ["#PIN#", "#URL#", "#CODE#", "#MINUTES#", "#LEFT#"];
+pub const PLACEHOLDERS: [&str; 7] = [
+    "#PIN#",
+    "#URL#",
+    "#CODE#",
+    "#MINUTES#",
+    "#LEFT#",
+    "#AMOUNT#",
+    "#PAYEE#",
+];
 
 /// One text as the order of languages chooses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +24,7 @@ pub struct ChosenText<'a> {
     /// An entry of `locale.supported`.
     pub tag: &'a str,
     /// A key of the templates.
-    pub key: &'static str,
+    pub key: TextKey,
     pub text: &'a str,
 }
 
@@ -28,13 +36,12 @@ pub fn chosen_texts<'a>(
     settings: &'a Settings,
     channel: Option<&'a ChannelConfig>,
 ) -> Vec<ChosenText<'a>> {
-    let keys = Templates::keys();
     settings
         .locale
         .supported
         .iter()
         .flat_map(|tag| {
-            keys.iter().map(move |key| ChosenText {
+            TextKey::ALL.iter().map(move |&key| ChosenText {
                 tag,
                 key,
                 text: text(key, settings, channel, tag),
@@ -151,9 +158,9 @@ pub(super) fn translation_written_at(
     chosen: &ChosenText<'_>,
     system_file: &str,
 ) -> Option<(String, String)> {
-    let path = format!("translations.{}.{}", chosen.tag, chosen.key);
+    let path = format!("translations.{}.{}", chosen.tag, chosen.key.as_str());
     fn of<'s>(s: &'s Settings, chosen: &ChosenText<'_>) -> Option<&'s String> {
-        s.translations.get(chosen.tag)?.get(chosen.key)
+        s.translations.get(chosen.tag)?.get(chosen.key.as_str())
     }
     let is_chosen = |t: Option<&String>| t.map(String::as_str) == Some(chosen.text);
     let settings = team.settings_for(source);
@@ -163,7 +170,7 @@ pub(super) fn translation_written_at(
             is_chosen(
                 c.translations
                     .get(chosen.tag)
-                    .and_then(|t| t.get(chosen.key)),
+                    .and_then(|t| t.get(chosen.key.as_str())),
             )
         }) {
             (c.file.display().to_string(), path)

@@ -22,6 +22,9 @@ pub struct Policy {
     /// when every channel its code went through is listed (other methods
     /// are not bound by it). `None`: any.
     pub otp_via: Option<Vec<String>>,
+    /// Met only by an authentication that approved the transaction of
+    /// this hash (docs/api.md#approving-one-payment). `None`: any.
+    pub transaction: Option<String>,
 }
 
 /// What an interaction shows of its authentication, for [`assess`].
@@ -35,6 +38,8 @@ pub struct Shown {
     /// When the remembered authentication of its recognized conversation
     /// happened; `None` when it is not recognized.
     pub recognized_at: Option<Timestamp>,
+    /// The hash of the transaction the authentication approved, if any.
+    pub transaction_hash: Option<String>,
 }
 
 /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
@@ -47,14 +52,17 @@ pub enum Unmet {
     /// An OTP whose code went through a channel the intent's `otp_via`
     /// does not list.
     Via,
+    /// The authentication approved no transaction of the hash asked for.
+    Transaction,
 }
 
 impl Unmet {
-    pub const ALL: [Unmet; 4] = [
+    pub const ALL: [Unmet; 5] = [
         Unmet::Authenticated,
         Unmet::MaxAge,
         Unmet::Method,
         Unmet::Via,
+        Unmet::Transaction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +71,7 @@ impl Unmet {
             Unmet::MaxAge => "max_age",
             Unmet::Method => "method",
             Unmet::Via => "via",
+            Unmet::Transaction => "transaction",
         }
     }
 }
@@ -97,6 +106,7 @@ pub fn assess(
             authenticated_at,
             via: Vec::new(),
             recognized_at: None,
+            transaction_hash: None,
         },
         policy,
         now,
@@ -114,13 +124,23 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         authenticated_at,
         via,
         recognized_at,
+        transaction_hash,
     } = shown;
+    // A payment is approved only by the authentication that approved it:
+    // never by a remembered one.
+    let approved = |authenticated: bool| match &policy.transaction {
+        None => true,
+        Some(want) => authenticated && transaction_hash.as_deref() == Some(want.as_str()),
+    };
     if status != Status::Authenticated && policy.recognized {
         if let Some(at) = recognized_at {
             let age = now.since(at);
             let mut unmet = Vec::new();
             if policy.max_age.is_some_and(|max| age > max) {
                 unmet.push(Unmet::MaxAge);
+            }
+            if !approved(false) {
+                unmet.push(Unmet::Transaction);
             }
             return Verdict {
                 satisfied: unmet.is_empty(),
@@ -156,6 +176,9 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
             unmet.push(Unmet::Via);
         }
     }
+    if !approved(authenticated) {
+        unmet.push(Unmet::Transaction);
+    }
     Verdict {
         satisfied: unmet.is_empty(),
         by_recognition: false,
@@ -178,6 +201,7 @@ mod tests {
             max_age: max_age.map(Duration::from_secs),
             methods: methods.map(<[Method]>::to_vec),
             recognized: false,
+            transaction: None,
         }
     }
 
@@ -255,6 +279,7 @@ mod tests {
             authenticated_at: None,
             via: Vec::new(),
             recognized_at: Some(t(0)),
+            transaction_hash: None,
         };
         let mut p = policy(Some(3600), Some(&[Method::Otp]));
         let v = assess_shown(recognized(Status::Unauthenticated), &p, t(60));
@@ -296,6 +321,7 @@ mod tests {
             authenticated_at: Some(t(0)),
             via: via.iter().map(|s| s.to_string()).collect(),
             recognized_at: None,
+            transaction_hash: None,
         };
         let mut p = policy(None, None);
         p.otp_via = Some(vec!["sms".into(), "email".into()]);
@@ -313,6 +339,48 @@ mod tests {
         assert_eq!(
             judge(shown(Method::Otp, &["wa"]), &p),
             [Unmet::Method, Unmet::Via]
+        );
+    }
+
+    #[test]
+    fn a_transaction_is_met_only_by_the_authentication_that_approved_it() {
+        let shown = |status, hash: Option<&str>| Shown {
+            status,
+            method: Some(Method::Otp),
+            authenticated_at: Some(t(0)),
+            via: vec!["sms".into()],
+            recognized_at: Some(t(0)),
+            transaction_hash: hash.map(str::to_string),
+        };
+        let mut p = policy(Some(300), None);
+        p.transaction = Some("right".into());
+        let judge = |s: Shown, p: &Policy, at| assess_shown(s, p, t(at)).unmet;
+        assert!(judge(shown(Status::Authenticated, Some("right")), &p, 10).is_empty());
+        assert_eq!(
+            judge(shown(Status::Authenticated, Some("wrong")), &p, 10),
+            [Unmet::Transaction]
+        );
+        assert_eq!(
+            judge(shown(Status::Authenticated, None), &p, 10),
+            [Unmet::Transaction]
+        );
+        // Too old: max_age, then transaction is still met.
+        assert_eq!(
+            judge(shown(Status::Authenticated, Some("right")), &p, 301),
+            [Unmet::MaxAge]
+        );
+        // A remembered authentication approves no payment.
+        p.recognized = true;
+        assert_eq!(
+            judge(shown(Status::Expired, Some("right")), &p, 10),
+            [Unmet::Transaction]
+        );
+        // `transaction` comes after `via`.
+        p.recognized = false;
+        p.otp_via = Some(vec!["email".into()]);
+        assert_eq!(
+            judge(shown(Status::Authenticated, Some("wrong")), &p, 10),
+            [Unmet::Via, Unmet::Transaction]
         );
     }
 }

@@ -2,6 +2,7 @@
 //! the action a tag names, what the customer said as a code, and which
 //! result (and text) the answer gives for what the action did.
 use super::interaction::Status;
+use super::settings::TextKey;
 use crate::error::Error;
 
 /// The action a webhook call asks for.
@@ -159,8 +160,20 @@ impl BotResult {
     }
 
     /// Its template key: `say_` and its name.
-    pub fn key(self) -> String {
-        format!("say_{}", self.as_str())
+    pub fn key(self) -> TextKey {
+        match self {
+            BotResult::Authenticated => TextKey::SayAuthenticated,
+            BotResult::NotAuthenticated => TextKey::SayNotAuthenticated,
+            BotResult::CodeSent => TextKey::SayCodeSent,
+            BotResult::LinkSent => TextKey::SayLinkSent,
+            BotResult::WrongCode => TextKey::SayWrongCode,
+            BotResult::CodeExpired => TextKey::SayCodeExpired,
+            BotResult::Locked => TextKey::SayLocked,
+            BotResult::Banned => TextKey::SayBanned,
+            BotResult::SendFailed => TextKey::SaySendFailed,
+            BotResult::RateLimited => TextKey::SayRateLimited,
+            BotResult::NotAllowed => TextKey::SayNotAllowed,
+        }
     }
 }
 
@@ -335,7 +348,7 @@ mod tests {
             err(Error::DeliveryRefused("x")),
             Some(BotResult::NotAllowed)
         );
-        assert_eq!(BotResult::NotAllowed.key(), "say_not_allowed");
+        assert_eq!(BotResult::NotAllowed.key(), TextKey::SayNotAllowed);
     }
 
     #[test]
@@ -376,8 +389,8 @@ mod tests {
     fn every_result_has_its_text_and_left_is_filled() {
         let t = crate::domain::settings::Templates::default();
         for r in BotResult::ALL {
-            let text = t.get(&r.key()).unwrap_or_default();
-            assert!(!say(text, None).is_empty(), "{}", r.key());
+            let text = t.text(r.key());
+            assert!(!say(text, None).is_empty(), "{}", r.key().as_str());
         }
         let said = say(&t.say_wrong_code, Some(2));
         assert!(said.contains(" 2 ") && !said.contains("#LEFT#"), "{said}");

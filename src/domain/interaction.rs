@@ -139,6 +139,9 @@ pub struct Authentication {
     /// The channels the message that proved the customer went through, in
     /// order (docs/api.md#delivery-ladder); empty when none did.
     pub via: Vec<String>,
+    /// The hash of the transaction it approved
+    /// (docs/api.md#approving-one-payment); `None` for any other.
+    pub transaction_hash: Option<String>,
 }
 
 /// A login link issued for this interaction. The link id is the token's `jti`;
@@ -580,6 +583,7 @@ impl InteractionRecord {
             expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
             via,
+            transaction_hash: None,
         });
         self.end_step_up(now);
         self.end_binding(now);

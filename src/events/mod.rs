@@ -369,6 +369,8 @@ mod tests {
                         delivery: crate::domain::challenge::Delivery::Sms,
                         expires_at: at(),
                         method: crate::domain::challenge::ChallengeMethod::Otp,
+                        transaction: None,
+                        transaction_hash: None,
                     },
                 }),
                 format!(

@@ -34,7 +34,8 @@ pub struct AssuranceView {
     /// Whole seconds since `authenticated_at`; null when not authenticated
     /// (nor judged by a recognized conversation).
     pub age_seconds: Option<u64>,
-    /// What fails, in this order: `authenticated`, `max_age`, `method`.
+    /// What fails, in this order: `authenticated`, `max_age`, `method`,
+    /// `via`, `transaction`.
     pub unmet: Vec<Unmet>,
 }
 
@@ -59,12 +60,13 @@ pub async fn assurance(
     team: &Team,
     id: Uuid,
     ask: AssuranceAsk,
+    transaction: Option<String>,
     now: Timestamp,
 ) -> Result<AssuranceView> {
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
     let settings = team.settings_for(&rec.channel);
-    let policy = match ask {
+    let mut policy = match ask {
         AssuranceAsk::Policy(p) => p,
         AssuranceAsk::Intent(name) => {
             let intent = settings.intents.get(&name).ok_or_else(|| {
@@ -80,9 +82,11 @@ pub async fn assurance(
                 }),
                 recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
                 otp_via: intent.otp_via.clone(),
+                transaction: None,
             }
         }
     };
+    policy.transaction = transaction;
     let view = pair.view(team, now)?;
     let shown = pair.shown(team, now)?;
     let recognized_at = shown.recognized_at;

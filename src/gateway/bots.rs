@@ -98,9 +98,9 @@ fn say(
     (result, left): (BotResult, Option<u32>),
 ) -> String {
     let settings = team.settings_for(channel);
-    let channel_cfg = core.config.channels.get(channel);
+    let channel_cfg = core.config().channels.get(channel);
     bot_turn::say(
-        config::text(&result.key(), settings, channel_cfg, locale),
+        config::text(result.key(), settings, channel_cfg, locale),
         left,
     )
 }
@@ -174,7 +174,7 @@ async fn check_code(
             }
             Err(e) => (Err(e), None),
         },
-        None => match read::read_challenge(core, team, id, cid, now).await {
+        None => match read::read_challenge(core, team, id, cid, false, now).await {
             Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
             Err(e) => (Err(e), None),
         },

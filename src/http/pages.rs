@@ -7,6 +7,8 @@
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::domain::settings::TextKey;
+
 /// Whether the client asked for a page (a browser's `Accept` names
 /// `text/html`); API clients (`*/*`, `application/json`) get problem+json.
 pub fn wants_html(headers: &HeaderMap) -> bool {
@@ -71,7 +73,7 @@ impl Said {
         config: &crate::config::Config,
         speaks: Option<&crate::gateway::Speaks>,
         headers: &HeaderMap,
-        key: &str,
+        key: TextKey,
     ) -> Said {
         use crate::config::text_in;
         let team = speaks.and_then(|s| Some((s, config.team(&s.team)?)));

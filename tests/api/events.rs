@@ -252,10 +252,10 @@ both_stores!(
                     history_op(&event.unwrap()).unwrap()
                 })
                 .collect();
-            let committed = app.gateway.store.commit(ops).await.unwrap();
+            let committed = app.gateway.store().commit(ops).await.unwrap();
             assert_eq!(committed, Commit::Applied);
         }
-        let log = app.gateway.events.log();
+        let log = app.gateway.events().log();
         let first = log.read_after("acme", None, 1).await.unwrap().remove(0);
         let first_data: Value = serde_json::from_str(first.event.data.get()).unwrap();
         assert_eq!(

@@ -68,6 +68,8 @@ pub struct Setup {
     pub extra_teams: usize,
     /// The acme team's `voice_channel` (default: none).
     pub voice_channel: Option<String>,
+    /// TOML appended to the system file (e.g. an `[audit]` section).
+    pub system_extra: String,
 }
 
 /// The secrets of a test config.
@@ -175,7 +177,7 @@ pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let addr = app.local_addr().unwrap();
     let gateway = app.gateway();
     let reloader = app.reloader();
-    let events = gateway.events.subscribe();
+    let events = gateway.events().subscribe();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = rx.await;
@@ -236,7 +238,10 @@ key_prefix = "{prefix}"
 
 [defaults]
 {defaults}
+
+{system_extra}
 "#,
+        system_extra = setup.system_extra,
         // Tests stop at once unless they test the drain.
         server = if setup.server.contains("shutdown_drain") {
             setup.server.clone()
@@ -721,6 +726,68 @@ impl Drop for TestApp {
         if self.backend == Backend::Redis && !self.keep_keys {
             delete_prefix(&self.key_prefix);
         }
+    }
+}
+
+/// The built binary serving `dir`'s configuration on a free port; killed
+/// when dropped.
+pub struct Instance {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Instance {
+    /// Starts it and waits (up to 20 s) for `/readyz` 200.
+    pub async fn start(dir: &std::path::Path) -> Instance {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(["serve", "--config"])
+            .arg(dir.join("config/chatgate.toml"))
+            .env("CHATGATE_SERVER__LISTEN", &listen)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the built binary runs");
+        let instance = Instance {
+            child,
+            base: format!("http://{listen}"),
+        };
+        for _ in 0..200 {
+            let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return instance;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the instance did not become ready");
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1225,68 +1225,6 @@ both_stores!(
     }
 );
 
-/// The built binary serving `dir`'s configuration on a free port; killed
-/// when dropped.
-struct Instance {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Instance {
-    /// Starts it and waits (up to 20 s) for `/readyz` 200.
-    async fn start(dir: &std::path::Path) -> Instance {
-        let listen = format!("127.0.0.1:{}", free_port());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
-            .args(["serve", "--config"])
-            .arg(dir.join("config/chatgate.toml"))
-            .env("CHATGATE_SERVER__LISTEN", &listen)
-            .env_remove("RUST_LOG")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the built binary runs");
-        let instance = Instance {
-            child,
-            base: format!("http://{listen}"),
-        };
-        for _ in 0..200 {
-            let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return instance;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the instance did not become ready");
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn post(&self, key: &str, path: &str, body: Value) -> Value {
-        let res = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        res.json().await.unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Two gateway processes on one Redis: the first takes a step's time-out
 /// and sends on Telegram, which holds the send; the first is then ended
 /// with `signal`, and the second sends that step once more within 5 s

@@ -26,6 +26,8 @@ fn route(channel: &str, reach: Reach) -> Option<Route> {
         channel: channel.to_string(),
         reach,
         vouches: true,
+        // The `wa_template` channel sends codes through its provider's template.
+        shows_text: channel != "wa_template",
     })
 }
 
@@ -391,4 +393,38 @@ fn take_back_reopens_the_previous_challenge_and_gives_the_send_back() {
     let (rec, subject) = (&mut x.rec, &mut x.subject);
     assert!(!take_back(rec, subject, None, id, None, t(1)));
     assert_eq!((x.rec, x.subject), before);
+}
+
+fn payment() -> crate::domain::transaction::Transaction {
+    let v = serde_json::json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                               "payee": "ACME Energy Ltd"});
+    crate::domain::transaction::Transaction::parse("transaction", &v).unwrap()
+}
+
+#[test]
+fn rung_4_a_transaction_on_a_channel_that_cannot_show_it_is_refused() {
+    let mut x = Try::new();
+    x.routes.sms = route("wa_template", Reach::Phone);
+    let on_template = sms().for_transaction(Some(payment())).unwrap();
+    let e = x.refused(&on_template);
+    assert!(e.starts_with("invalid_request: delivery:"), "{e}");
+    // Without a transaction the same channel takes the code.
+    x.start(&sms()).unwrap();
+    // Where the text shows, the challenge carries the transaction.
+    let mut x = Try::new();
+    x.start(&sms().for_transaction(Some(payment())).unwrap())
+        .unwrap();
+    let opened = x.rec.challenge.unwrap();
+    assert_eq!(opened.transaction, Some(payment()));
+}
+
+#[test]
+fn a_transaction_is_refused_with_a_pin_or_for_an_agent() {
+    let pin = req("pin", None, None).for_transaction(Some(payment()));
+    assert!(pin.unwrap_err().to_string().starts_with("transaction:"));
+    let agent = req("otp", Some("agent"), None).for_transaction(Some(payment()));
+    assert!(agent.unwrap_err().to_string().starts_with("delivery:"));
+    assert!(req("app", None, None)
+        .for_transaction(Some(payment()))
+        .is_ok());
 }

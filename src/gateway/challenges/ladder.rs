@@ -24,6 +24,7 @@ use crate::domain::ladder::{self, still_open, Ladder, Target, TimeOut};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
@@ -90,7 +91,7 @@ pub(in crate::gateway) async fn start_ladder(
     let step = Some(took.claimed.target.channel.clone());
     let accepted = DeliveryState::accepted();
     let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
-    Ok(answer)
+    Ok(answer.for_transaction(req.transaction.as_ref()))
 }
 
 /// A started ladder's challenge, as opened: the interaction as
@@ -116,12 +117,16 @@ async fn open_ladder(
                 if s.otp.ladder.is_empty() {
                     return Err(Error::invalid("delivery", "the team has no otp.ladder"));
                 }
-                let steps = s.otp.ladder.clone();
+                let mut steps = s.otp.ladder.clone();
+                if req.transaction.is_some() {
+                    let shows = |c: &str| crate::config::shows_text(core.config().channels.get(c));
+                    steps = transaction::steps_showing(steps, shows)?;
+                }
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
-                let sealed_code = reveal::seal(&code, cid, &core.pepper)?;
+                let sealed_code = reveal::seal(&code, cid, core.pepper())?;
                 if let Some(c) = w.rec.challenge.as_mut() {
                     c.ladder = Some(Ladder {
                         steps,
@@ -179,7 +184,7 @@ pub async fn advance_ladder(
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
     let origin = rec.lockout_origin(s);
@@ -205,7 +210,7 @@ pub async fn advance_ladder(
     };
     if let Some(p) = mv.from.as_ref() {
         if let Some(m) = &p.message_id {
-            core.channels.revoke(&p.channel, m).await;
+            core.channels().revoke(&p.channel, m).await;
         }
     }
     let previous = mv.from.map(|p| p.channel);
@@ -248,7 +253,9 @@ async fn announce_move(
 /// overtaken after it went out): best effort.
 async fn withdraw(core: &Core, took: &Took) {
     if let Some(m) = &took.sent.message_id {
-        core.channels.revoke(&took.claimed.target.channel, m).await;
+        core.channels()
+            .revoke(&took.claimed.target.channel, m)
+            .await;
     }
 }
 
@@ -388,7 +395,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
         score: lease,
     };
     let to = polls.now().plus(steps::LEASE).unix_millis();
-    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+    if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::LadderTimeOut {
             team: team.id.clone(),
             interaction: id,
@@ -412,7 +419,7 @@ pub(in crate::gateway) async fn time_out_step(
     cid: Uuid,
     clock: &dyn Clock,
 ) {
-    let Some(team) = core.config.teams.get(team_id) else {
+    let Some(team) = core.config().teams.get(team_id) else {
         return;
     };
     let now = clock.now();
@@ -474,7 +481,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let later = l.steps.len();
     let rest = ladder::targets(
         &l.steps,
@@ -513,7 +520,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
 pub(in crate::gateway) async fn revoke_ladder(core: &Core, ladder: &Ladder) {
     for step in &ladder.sent {
         if let Some(m) = &step.message_id {
-            core.channels.revoke(&step.channel, m).await;
+            core.channels().revoke(&step.channel, m).await;
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::error::{Error, Result};
 use crate::gateway::work::Step;
-use crate::gateway::{reports, Core};
+use crate::gateway::{reports, voice, Core};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
@@ -53,14 +53,10 @@ pub(super) async fn start(
         }
     }
     let (delivered, state) = (started.message.is_some(), started.delivery_state.as_ref());
-    Ok(StartedChallenge::of(
-        cid,
-        &started,
-        req.delivery,
-        None,
-        delivered,
-        state,
-    ))
+    Ok(
+        StartedChallenge::of(cid, &started, req.delivery, None, delivered, state)
+            .for_transaction(req.transaction.as_ref()),
+    )
 }
 
 /// Checks the subject, counts the send and opens the challenge, in one
@@ -107,12 +103,17 @@ async fn send_challenge(
     let Some(message) = &started.message else {
         return Ok(None);
     };
+    // The payment it is for: its amount and payee go into the text.
+    let transaction = rec.challenge.as_ref().and_then(|c| c.transaction.as_ref());
+    let amount = transaction.map(|t| t.amount_text());
     let (purpose, fill) = match started.method {
         ChallengeMethod::Otp | ChallengeMethod::Binding => {
             let ttl = team.settings_for(&rec.channel).otp.ttl.get();
             let fill = Fill {
                 pin: Some(code.expose()),
                 ttl: Some(ttl),
+                amount: amount.as_deref(),
+                payee: transaction.map(|t| t.payee.as_str()),
                 ..Fill::default()
             };
             (Purpose::Otp, fill)
@@ -122,7 +123,8 @@ async fn send_challenge(
         ChallengeMethod::App => return Ok(None),
     };
     let to = message.to.clone();
-    core.send(team, rec, &message.channel, to, purpose, fill)
+    let call = voice::call_for(core, team, rec, &message.channel, purpose, fill.pin).await?;
+    core.send(team, rec, &message.channel, to, purpose, fill, call)
         .await
         .map(Some)
 }

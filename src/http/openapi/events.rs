@@ -13,6 +13,9 @@ use crate::events::EventType;
 fn data_of(kind: EventType) -> Value {
     let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
     let uuid = json!({"type": "string", "format": "uuid"});
+    let transaction = json!({"$ref": "#/components/schemas/Transaction"});
+    let transaction_hash = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+        "description": "The base64url SHA-256 of the transaction's RFC 8785 canonical JSON (docs/api.md#approving-one-payment)."});
     let closed = |properties: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required});
     match kind {
         EventType::InteractionCreated
@@ -35,8 +38,24 @@ fn data_of(kind: EventType) -> Value {
                 "method": {"$ref": "#/components/schemas/ChallengeMethod"},
                 "delivery": {"$ref": "#/components/schemas/Delivery"},
                 "expires_at": {"$ref": "#/components/schemas/Timestamp"},
+                "transaction": transaction,
+                "transaction_hash": transaction_hash,
             }), &["challenge_id", "method", "delivery", "expires_at"])}),
             &["interaction", "challenge"],
+        ),
+        EventType::TransactionApproved => closed(
+            json!({
+                "interaction": interaction,
+                "challenge": closed(json!({"challenge_id": uuid}), &["challenge_id"]),
+                "transaction": transaction,
+                "transaction_hash": transaction_hash,
+            }),
+            &[
+                "interaction",
+                "challenge",
+                "transaction",
+                "transaction_hash",
+            ],
         ),
         EventType::ChallengeFailed => closed(
             json!({"interaction": interaction, "challenge": closed(json!({

@@ -21,6 +21,7 @@ use crate::domain::interaction::{
     PendingBinding, PendingStepUp, RequestedLocale,
 };
 use crate::domain::ladder::{Ladder, SentStep};
+use crate::domain::transaction::Transaction;
 use crate::time::{stored, Timestamp};
 
 fn is_false(b: &bool) -> bool {
@@ -379,6 +380,9 @@ struct StoredAuth {
     /// The channels the proving message went through.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     v: Vec<String>,
+    /// The hash of the transaction it approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tx: Option<String>,
 }
 
 impl From<&Authentication> for StoredAuth {
@@ -389,6 +393,7 @@ impl From<&Authentication> for StoredAuth {
             e: a.expires_at,
             cu: a.customer.clone(),
             v: a.via.clone(),
+            tx: a.transaction_hash.clone(),
         }
     }
 }
@@ -401,6 +406,7 @@ impl From<StoredAuth> for Authentication {
             expires_at: a.e,
             customer: a.cu,
             via: a.v,
+            transaction_hash: a.tx,
         }
     }
 }
@@ -644,6 +650,44 @@ struct StoredChallenge {
     /// Its delivery ladder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     l: Option<StoredLadder>,
+    /// The transaction it approves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<StoredTransaction>,
+}
+
+/// A [`Transaction`]: its members as the request gave them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredTransaction {
+    t: String,
+    a: String,
+    c: String,
+    p: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+}
+
+impl From<&Transaction> for StoredTransaction {
+    fn from(t: &Transaction) -> Self {
+        StoredTransaction {
+            t: t.kind.clone(),
+            a: t.amount.clone(),
+            c: t.currency.clone(),
+            p: t.payee.clone(),
+            r: t.reference.clone(),
+        }
+    }
+}
+
+impl From<StoredTransaction> for Transaction {
+    fn from(t: StoredTransaction) -> Self {
+        Transaction {
+            kind: t.t,
+            amount: t.a,
+            currency: t.c,
+            payee: t.p,
+            reference: t.r,
+        }
+    }
 }
 
 /// A [`Ladder`]: its steps, where the code went, the code sealed.
@@ -743,6 +787,7 @@ impl From<&Challenge> for StoredChallenge {
             ch: c.channel.clone(),
             ds: c.delivery_state.as_ref().map(Into::into),
             l: c.ladder.as_ref().map(Into::into),
+            t: c.transaction.as_ref().map(Into::into),
         }
     }
 }
@@ -762,6 +807,7 @@ impl From<StoredChallenge> for Challenge {
             channel: c.ch,
             delivery_state: c.ds.map(Into::into),
             ladder: c.l.map(Into::into),
+            transaction: c.t.map(Into::into),
         }
     }
 }

@@ -108,6 +108,9 @@ api_names!(
         Method,
         /// An OTP whose code went through a channel the intent's `otp_via` does not list.
         Via,
+        /// The authentication approved no transaction of the hash asked for
+        /// (docs/api.md#approving-one-payment).
+        Transaction,
     }
 );
 
@@ -523,6 +526,7 @@ pub fn shown(
         authenticated_at: auth.map(|a| a.authenticated_at),
         via: auth.map(|a| a.via.clone()).unwrap_or_default(),
         recognized_at: seen.recognition.map(|r| r.authenticated_at),
+        transaction_hash: auth.and_then(|a| a.transaction_hash.clone()),
     }
 }
 
