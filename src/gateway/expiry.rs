@@ -65,6 +65,10 @@ impl Sweeper {
 
     /// Sweeps the teams the due index says have entries due: an idle
     /// gateway reads the index alone (docs/architecture.md#many-teams).
+    /// The teams taken are swept in passes, a [`SLICE`] of each team's
+    /// entries per pass, round-robin, so a team of a few entries is swept
+    /// in the first pass whatever the others' backlogs (decision 0140); a
+    /// team whose slice came back short is done and handed back at once.
     async fn sweep_due_teams(&self, gw: &Core) {
         let (store, index) = (gw.store().as_ref(), keys::DUE_INDEX_DUEQ);
         loop {
@@ -72,19 +76,42 @@ impl Sweeper {
             let Ok((teams, hold)) = due_teams::take(store, index, self.clock.now()).await else {
                 return;
             };
-            for id in &teams {
-                let team = gw.config().team(id);
-                if let Some(team) = team {
-                    // Each team's sweep reads the clock anew: the teams
-                    // before it may have taken longer than a lease.
-                    match sweep_team(gw, team, self.clock.now(), &self.polls).await {
-                        Ok(()) | Err(Error::StoreUnavailable) => {}
-                        Err(e) => {
-                            tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
+            let mut going: Vec<&String> = teams.iter().collect();
+            for _ in 0..MAX_PASSES {
+                let mut more = Vec::with_capacity(going.len());
+                for id in going {
+                    let team = gw.config().team(id);
+                    // Each slice reads the clock anew: the teams before it
+                    // may have taken longer than a lease.
+                    let full = match team {
+                        Some(team) => {
+                            match sweep_slice(gw, team, self.clock.now(), &self.polls).await {
+                                Ok(full) => full,
+                                Err(Error::StoreUnavailable) => false,
+                                Err(e) => {
+                                    tracing::warn!(team = %team.id, error = %e, "expiry sweep failed; will retry");
+                                    false
+                                }
+                            }
                         }
+                        None => false,
+                    };
+                    if full {
+                        more.push(id);
+                    } else {
+                        due_teams::release(store, index, id, team.is_some(), hold).await;
                     }
                 }
-                due_teams::release(store, index, id, team.is_some(), hold).await;
+                going = more;
+                if going.is_empty() {
+                    break;
+                }
+            }
+            // Teams with more due than this tick's passes took: the next
+            // tick goes on.
+            for id in going {
+                let known = gw.config().team(id).is_some();
+                due_teams::release(store, index, id, known, hold).await;
             }
             if teams.len() < due_teams::TAKE {
                 return;
@@ -137,8 +164,12 @@ const LEASE: Duration = Duration::from_secs(3);
 const RENEW_AFTER: Duration = Duration::from_secs(1);
 /// When an entry the store failed to handle is due again.
 const RETRY: Duration = Duration::from_secs(1);
-/// Batches of 100 one team's sweep handles per tick, at most.
-const MAX_ROUNDS: usize = 10;
+/// Due entries one team's slice takes, at most: in a pass, a team waits
+/// for at most this many of each team swept before it.
+pub const SLICE: usize = 25;
+/// Passes over the teams taken per tick, at most: a team's entries handled
+/// per tick stay bounded (1 000), the next tick goes on.
+const MAX_PASSES: usize = 40;
 
 /// The lease a sweep holds its claimed entries with: until when (the
 /// entries' score, ms), counted from the gateway's time `since`, taken at
@@ -160,67 +191,57 @@ impl Lease {
     }
 }
 
-/// Handles every entry of `team` due at `now`. Each is claimed with a
-/// lease and removed only in the commit that handles it: an instance that
-/// dies mid-way leaves it to come due again when the lease ends
-/// (at-least-once). An entry the store fails to handle is due again in
-/// [`RETRY`], behind the others, which go on; two failures in a row (an
+/// Handles a slice of `team`'s entries due at `now`, [`SLICE`] at most;
+/// answers whether the slice was full (more may be due). Each is claimed
+/// with a lease and removed only in the commit that handles it: an
+/// instance that dies mid-way leaves it to come due again when the lease
+/// ends (at-least-once). An entry the store fails to handle is due again
+/// in [`RETRY`], behind the others, which go on; two failures in a row (an
 /// outage) hand the rest back as due. One that can never be handled is
 /// quarantined.
-async fn sweep_team(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> Result<()> {
+async fn sweep_slice(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> Result<bool> {
     let store = gw.store().as_ref();
     let index = keys::due_queue(&team.id);
-    let mut rounds = 0;
-    let started = tokio::time::Instant::now();
     // The poller's lanes of this team (decision 0098).
     let polls = &polls.for_team(&team.id);
-    loop {
-        // From the time of this round, not of the sweep: rounds before it
-        // may have taken longer than a lease.
-        let mut lease = Lease::new(now.plus(started.elapsed()));
-        let due = store
-            .index_claim_due(&index, now.unix_millis(), 100, lease.until)
-            .await?;
-        let n = due.len();
-        // Entries the store failed to handle, and how many failed in a
-        // row: two in a row are taken for an outage, not a busy record.
-        let mut failed: Vec<&IndexEntry> = Vec::new();
-        let mut in_a_row = 0;
-        for (at, entry) in due.iter().enumerate() {
-            renew_lease(store, &index, &mut lease, &due).await;
-            let lease = lease.until;
-            let remove = Op::QueueRemove {
-                key: index.clone(),
-                member: entry.member.clone(),
-            };
-            let handled = handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await;
-            if settle(store, team, entry, remove, handled).await? {
-                in_a_row = 0;
-                continue;
-            }
-            // The store failed, or this record is too busy to write: the
-            // entry goes behind the others (due again in a second), which
-            // go on; after two in a row the rest of the batch is handed
-            // back as it was due.
-            failed.push(entry);
-            in_a_row += 1;
-            if in_a_row == 2 {
-                hand_back(store, &index, &failed, lease, now.plus(RETRY)).await;
-                let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
-                hand_back(store, &index, &rest, lease, now).await;
-                return Err(Error::StoreUnavailable);
-            }
+    let mut lease = Lease::new(now);
+    let due = store
+        .index_claim_due(&index, now.unix_millis(), SLICE, lease.until)
+        .await?;
+    // Entries the store failed to handle, and how many failed in a row:
+    // two in a row are taken for an outage, not a busy record.
+    let mut failed: Vec<&IndexEntry> = Vec::new();
+    let mut in_a_row = 0;
+    for (at, entry) in due.iter().enumerate() {
+        renew_lease(store, &index, &mut lease, &due).await;
+        let lease = lease.until;
+        let remove = Op::QueueRemove {
+            key: index.clone(),
+            member: entry.member.clone(),
+        };
+        let handled = handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await;
+        if settle(store, team, entry, remove, handled).await? {
+            in_a_row = 0;
+            continue;
         }
-        if !failed.is_empty() {
-            hand_back(store, &index, &failed, lease.until, now.plus(RETRY)).await;
+        // The store failed, or this record is too busy to write: the
+        // entry goes behind the others (due again in a second), which go
+        // on; after two in a row the rest of the slice is handed back as
+        // it was due.
+        failed.push(entry);
+        in_a_row += 1;
+        if in_a_row == 2 {
+            hand_back(store, &index, &failed, lease, now.plus(RETRY)).await;
+            let rest: Vec<&IndexEntry> = due[at + 1..].iter().collect();
+            hand_back(store, &index, &rest, lease, now).await;
             return Err(Error::StoreUnavailable);
         }
-        // At most a bounded amount of work per tick: the next tick goes on.
-        rounds += 1;
-        if n < 100 || rounds == MAX_ROUNDS {
-            return Ok(());
-        }
     }
+    if !failed.is_empty() {
+        hand_back(store, &index, &failed, lease.until, now.plus(RETRY)).await;
+        return Err(Error::StoreUnavailable);
+    }
+    Ok(due.len() == SLICE)
 }
 
 /// Settles one due entry after its handling (`None`: it names no
