@@ -733,3 +733,50 @@ async fn a_demo_default_is_a_warning_only_in_a_channel_some_team_uses() {
     assert!(!stderr.contains("TELEGRAM_BOT_TOKEN"), "{stderr}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("WARN"));
 }
+
+/// An identity provider that refuses its app approvals is one warning
+/// when they start failing and one line when it takes one again, not a
+/// line per approval (eight in eight seconds here).
+#[tokio::test]
+async fn a_failing_identity_provider_is_logged_once_then_summarised() {
+    let (capture, _guard) = Capture::at_info();
+    let Some((app, idp)) = crate::oidc::spawn_idp(Backend::Memory, "ciba = true", "").await else {
+        return;
+    };
+    idp.refuse_ciba(true);
+    for _ in 0..8 {
+        assert_eq!(app_approval(&app).await, 502);
+        app.advance(1);
+    }
+    idp.refuse_ciba(false);
+    assert_eq!(app_approval(&app).await, 201);
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let lines =
+        |needle: &str| -> Vec<&str> { text.lines().filter(|l| l.contains(needle)).collect() };
+    assert_eq!(lines("app approvals are failing").len(), 1, "{text}");
+    let recovered = lines("app approvals answered again");
+    assert_eq!(recovered.len(), 1, "{text}");
+    assert!(recovered[0].contains("failed_attempts=8"), "{text}");
+    assert_eq!(lines("identity provider login failed").len(), 0, "{text}");
+    // From the first failure on, that is the one warning.
+    let failing = text.find("app approvals are failing").unwrap();
+    let warnings = text[failing..].lines().filter(|l| l.contains("WARN")).count();
+    assert_eq!(warnings, 0, "{text}");
+}
+
+/// Starts an app approval for `cust-42` in a new conversation: its status.
+async fn app_approval(app: &TestApp) -> reqwest::StatusCode {
+    let body = json!({
+        "channel": "webchat",
+        "conversation_id": uuid::Uuid::now_v7().to_string(),
+        "customer_ref": "cust-42",
+    });
+    let id = app.create(body).await["id"].as_str().unwrap().to_string();
+    app.post_json(
+        &format!("/v1/interactions/{id}/challenges"),
+        Some(&app.keys.bot),
+        &json!({"method": "app"}),
+    )
+    .await
+    .status()
+}

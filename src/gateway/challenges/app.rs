@@ -291,23 +291,21 @@ async fn ask_backchannel(
     asked: &AuthRequest<'_>,
     now: Timestamp,
 ) -> Result<Accepted> {
-    let meta = core.oidc().metadata(oidc, now).await.map_err(|e| {
-        crate::gateway::oidc::logged(team, &e);
-        Error::Channel("the identity provider cannot be reached".into())
-    })?;
+    // Logged as the provider fares, as its polls are: one warning when it
+    // starts failing, not one per request.
+    let meta = core.oidc().metadata(oidc, now).await;
+    let meta = poll_fared(core, team, oidc, meta, now, ("request", false))
+        .ok_or_else(|| Error::Channel("the identity provider cannot be reached".into()))?;
     if meta.backchannel_authentication_endpoint.is_none() {
         return Err(Error::invalid(
             "method",
             "the team's identity provider names no backchannel_authentication_endpoint",
         ));
     }
-    core.oidc()
-        .backchannel_request(oidc, &meta, asked)
-        .await
-        .map_err(|e| {
-            crate::gateway::oidc::logged(team, &e);
-            Error::Channel("the identity provider did not take the approval request".into())
-        })
+    let accepted = core.oidc().backchannel_request(oidc, &meta, asked).await;
+    poll_fared(core, team, oidc, accepted, now, ("request", true)).ok_or_else(|| {
+        Error::Channel("the identity provider did not take the approval request".into())
+    })
 }
 
 /// The sweeper's turn at app challenge poll `member`, which it holds
@@ -441,7 +439,7 @@ async fn ask_claimed(
         return Ok(());
     }
     let meta = core.oidc().metadata(oidc, now).await;
-    let meta = match poll_fared(core, team, oidc, meta, now) {
+    let meta = match poll_fared(core, team, oidc, meta, now, ("poll", false)) {
         Some(m) => m,
         None => return next_poll(core, team, &claimed, clock.now()).await,
     };
@@ -449,7 +447,7 @@ async fn ask_claimed(
         .oidc()
         .poll_token(oidc, &meta, &AuthReqId(claimed.poll.r.clone()))
         .await;
-    let Some(polled) = poll_fared(core, team, oidc, polled, clock.now()) else {
+    let Some(polled) = poll_fared(core, team, oidc, polled, clock.now(), ("poll", true)) else {
         // A failing provider: the next poll asks again, an interval on.
         return next_poll(core, team, &claimed, clock.now()).await;
     };
@@ -506,26 +504,34 @@ async fn still_to_ask(
     Ok(true)
 }
 
-/// The answer of a poll's round trip to the provider, or `None` when it
-/// failed; logged as the provider fares (docs/operations.md#logs): one
-/// warning when it starts failing, one line when it answers again.
+/// The answer of an app approval's round trip to the provider, or `None`
+/// when it failed; logged as the provider fares (docs/operations.md#logs):
+/// one warning when its approvals start failing, one line when it answers
+/// again, whichever ask it was and however many approvals asked. `ask`:
+/// its `request` or a `poll`, and whether this answer is the ask's last
+/// step (discovery answered from its cache says nothing of the approvals:
+/// only a failure of it counts).
 fn poll_fared<T>(
     core: &Core,
     team: &Team,
     oidc: &OidcConfig,
     answer: std::result::Result<T, OidcError>,
     now: Timestamp,
+    (ask, last): (&'static str, bool),
 ) -> Option<T> {
+    if answer.is_ok() && !last {
+        return answer.ok();
+    }
     let fared = core.oidc().fared(&oidc.issuer, answer.is_err(), now);
     match (&answer, fared) {
         (Err(e), Fared::StartedFailing) => {
-            tracing::warn!(team = %team.id, reason = %e, "identity provider: app polls are failing; retried at each interval")
+            tracing::warn!(team = %team.id, ask, reason = %e, "identity provider: app approvals are failing; polls are retried at each interval")
         }
         (Err(e), _) => {
-            tracing::debug!(team = %team.id, reason = %e, "identity provider: app poll failed again")
+            tracing::debug!(team = %team.id, ask, reason = %e, "identity provider: app approval failed again")
         }
         (Ok(_), Fared::Recovered { since, failed }) => {
-            tracing::info!(team = %team.id, failed_attempts = failed, since = %since, "identity provider: app polls answered again")
+            tracing::info!(team = %team.id, ask, failed_attempts = failed, since = %since, "identity provider: app approvals answered again")
         }
         (Ok(_), _) => {}
     }
