@@ -745,11 +745,11 @@ async fn a_failing_identity_provider_is_logged_once_then_summarised() {
     };
     idp.refuse_ciba(true);
     for _ in 0..8 {
-        assert_eq!(app_approval(&app).await, 502);
+        assert_eq!(app_approval(&app, "cust-42").await, 502);
         app.advance(1);
     }
     idp.refuse_ciba(false);
-    assert_eq!(app_approval(&app).await, 201);
+    assert_eq!(app_approval(&app, "cust-42").await, 201);
     let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
     let lines =
         |needle: &str| -> Vec<&str> { text.lines().filter(|l| l.contains(needle)).collect() };
@@ -760,16 +760,19 @@ async fn a_failing_identity_provider_is_logged_once_then_summarised() {
     assert_eq!(lines("identity provider login failed").len(), 0, "{text}");
     // From the first failure on, that is the one warning.
     let failing = text.find("app approvals are failing").unwrap();
-    let warnings = text[failing..].lines().filter(|l| l.contains("WARN")).count();
+    let warnings = text[failing..]
+        .lines()
+        .filter(|l| l.contains("WARN"))
+        .count();
     assert_eq!(warnings, 0, "{text}");
 }
 
-/// Starts an app approval for `cust-42` in a new conversation: its status.
-async fn app_approval(app: &TestApp) -> reqwest::StatusCode {
+/// Starts an app approval for `customer` in a new conversation: its status.
+async fn app_approval(app: &TestApp, customer: &str) -> reqwest::StatusCode {
     let body = json!({
         "channel": "webchat",
         "conversation_id": uuid::Uuid::now_v7().to_string(),
-        "customer_ref": "cust-42",
+        "customer_ref": customer,
     });
     let id = app.create(body).await["id"].as_str().unwrap().to_string();
     app.post_json(
@@ -779,4 +782,40 @@ async fn app_approval(app: &TestApp) -> reqwest::StatusCode {
     )
     .await
     .status()
+}
+
+/// The same for the polls of approvals under way: eight polled while the
+/// token endpoint fails are one warning, and the first answer after it is
+/// one line (a discovery answered from its cache is not the provider
+/// answering again; counting it so logged a warning and a line per poll).
+#[tokio::test]
+async fn a_failing_identity_provider_s_polls_are_logged_once_then_summarised() {
+    use crate::oidc_provider::{Approval, Misbehave};
+    let (capture, _guard) = Capture::at_info();
+    let Some((app, idp)) = crate::oidc::spawn_idp(Backend::Memory, "ciba = true", "").await else {
+        return;
+    };
+    idp.approval(Approval::Pending);
+    idp.ciba_timing(Some(1), 600);
+    for i in 0..8 {
+        assert_eq!(app_approval(&app, &format!("cust-{i}")).await, 201);
+    }
+    let polls = |misbehave: Misbehave| {
+        idp.misbehave(misbehave);
+        async {
+            for _ in 0..3 {
+                app.advance(2);
+                tokio::time::sleep(std::time::Duration::from_millis(1_500)).await;
+            }
+        }
+    };
+    polls(Misbehave::TokenEndpointFails).await;
+    polls(Misbehave::None).await;
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let lines =
+        |needle: &str| -> Vec<&str> { text.lines().filter(|l| l.contains(needle)).collect() };
+    let failing = lines("app approvals are failing");
+    assert_eq!(failing.len(), 1, "{text}");
+    assert!(failing[0].contains("ask=\"poll\""), "{text}");
+    assert_eq!(lines("app approvals answered again").len(), 1, "{text}");
 }
