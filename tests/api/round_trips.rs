@@ -449,9 +449,7 @@ async fn refused_callbacks_on_a_busy_interaction_read_side_by_side() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     use crate::redis_support::OwnRedis;
-    use crate::store_contract::redis_only::{
-        calls_per_run, idle_calls, round_trips, show_rates, Rates,
-    };
+    use crate::store_contract::redis_only::{calls_per_run, idle_calls, show_rates, Rates};
     let Some(server) =
         OwnRedis::private("what_a_callback_a_wrong_code_and_a_create_cost_redis").await
     else {
@@ -525,12 +523,26 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     .await;
 
     let commands = |r: &Rates| r.values().sum::<f64>();
+    // The scripts called and the reads: on these paths every `GET` and
+    // `SET` is a check or a write inside a script.
+    let round_trips = |r: &Rates| {
+        ["evalsha", "mget"]
+            .iter()
+            .filter_map(|c| r.get(*c))
+            .sum::<f64>()
+    };
     eprintln!("idle gateway, per second: {}", show_rates(&idle));
-    // (what, its rates, ceiling of commands, ceiling of round trips)
+    // (what, its rates, ceiling of commands, ceiling of round trips). The
+    // targets are 4 commands per create, 10 per callback and 6 per wrong
+    // code (docs/performance.md#targets); none is met yet, so each ceiling
+    // is what this test counts today (23.3, 11.2 and 8.1 commands; a
+    // callback's round trips are 4.1 since its due notes went into its
+    // commit) and a few tenths of noise from the idle gateway's
+    // background work: a change that adds a command fails it.
     let rows: [(&str, &Rates, f64, f64); 3] = [
-        ("create-or-get (new)", &creates, 99.0, 99.0),
-        ("login callback", &callbacks, 99.0, 99.0),
-        ("wrong code", &wrong, 99.0, 99.0),
+        ("create-or-get (new)", &creates, 11.6, 2.3),
+        ("login callback", &callbacks, 23.7, 4.4),
+        ("wrong code", &wrong, 8.5, 2.3),
     ];
     for (what, r, _, _) in &rows {
         eprintln!(
