@@ -468,7 +468,6 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
         .unwrap();
     let settle = Duration::from_millis(1500);
     const N: usize = 30;
-    let conversation = |what: &str, i: usize| json!({"channel": "webchat", "conversation_id": format!("cost-{what}-{i}")});
     // Warm: the team's keys and the scripts known to Redis.
     app.authenticate(&app.new_interaction().await, "cust-warm")
         .await;
@@ -477,17 +476,15 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
 
     let creates = calls_per_run(&mut admin, &idle, N, settle, async {
         for i in 0..N {
-            assert!(app.create(conversation("new", i)).await["id"].is_string());
+            let new = json!({"channel": "webchat", "conversation_id": format!("cost-{i}")});
+            assert!(app.create(new).await["id"].is_string());
         }
     })
     .await;
 
     let mut links = Vec::new();
-    for i in 0..N {
-        let id = app.create(conversation("cb", i)).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    for _ in 0..N {
+        let id = app.new_interaction().await;
         links.push(app.issue_link(&id, json!({})).await);
     }
     tokio::time::sleep(settle).await;
@@ -500,11 +497,8 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     .await;
 
     let mut challenges = Vec::new();
-    for i in 0..N {
-        let id = app.create(conversation("otp", i)).await["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    for _ in 0..N {
+        let id = app.new_interaction().await;
         let res = crate::challenges::start(&app, &id, json!({"method": "otp"})).await;
         assert_eq!(res.status(), 201);
         let c: serde_json::Value = res.json().await.unwrap();
