@@ -13,6 +13,7 @@ mod env;
 mod files;
 mod interpolate;
 mod load;
+mod number_checks;
 mod oidc;
 mod reload;
 mod resolve;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::interaction::{Method, Status};
+use super::number_check::NumberCheck;
 use crate::time::Timestamp;
 
 /// What one action asks of the authentication. Both parts are optional.
@@ -22,6 +23,10 @@ pub struct Policy {
     /// when every channel its code went through is listed (other methods
     /// are not bound by it). `None`: any.
     pub otp_via: Option<Vec<String>>,
+    /// An intent's `number_check = "clean"`: an authentication by a code
+    /// to a phone number meets the policy only when its number check was
+    /// clean (other authentications are not bound by it).
+    pub number_clean: bool,
 }
 
 /// What an interaction shows of its authentication, for [`assess`].
@@ -35,6 +40,10 @@ pub struct Shown {
     /// When the remembered authentication of its recognized conversation
     /// happened; `None` when it is not recognized.
     pub recognized_at: Option<Timestamp>,
+    /// The authentication was by a code sent to a phone number.
+    pub by_phone_code: bool,
+    /// What the number check found about that number (`None`: none asked).
+    pub number_check: Option<NumberCheck>,
 }
 
 /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
@@ -47,14 +56,18 @@ pub enum Unmet {
     /// An OTP whose code went through a channel the intent's `otp_via`
     /// does not list.
     Via,
+    /// A code to a phone number whose number check was not clean, under
+    /// an intent's `number_check = "clean"`.
+    NumberCheck,
 }
 
 impl Unmet {
-    pub const ALL: [Unmet; 4] = [
+    pub const ALL: [Unmet; 5] = [
         Unmet::Authenticated,
         Unmet::MaxAge,
         Unmet::Method,
         Unmet::Via,
+        Unmet::NumberCheck,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +76,7 @@ impl Unmet {
             Unmet::MaxAge => "max_age",
             Unmet::Method => "method",
             Unmet::Via => "via",
+            Unmet::NumberCheck => "number_check",
         }
     }
 }
@@ -97,6 +111,8 @@ pub fn assess(
             authenticated_at,
             via: Vec::new(),
             recognized_at: None,
+            by_phone_code: false,
+            number_check: None,
         },
         policy,
         now,
@@ -114,6 +130,8 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         authenticated_at,
         via,
         recognized_at,
+        by_phone_code,
+        number_check,
     } = shown;
     if status != Status::Authenticated && policy.recognized {
         if let Some(at) = recognized_at {
@@ -156,6 +174,11 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
             unmet.push(Unmet::Via);
         }
     }
+    // A phone code with no check (the team asks none) is not clean.
+    let clean = number_check.is_some_and(|c| c.is_clean());
+    if policy.number_clean && authenticated && by_phone_code && !clean {
+        unmet.push(Unmet::NumberCheck);
+    }
     Verdict {
         satisfied: unmet.is_empty(),
         by_recognition: false,
@@ -175,6 +198,7 @@ mod tests {
     fn policy(max_age: Option<u64>, methods: Option<&[Method]>) -> Policy {
         Policy {
             otp_via: None,
+            number_clean: false,
             max_age: max_age.map(Duration::from_secs),
             methods: methods.map(<[Method]>::to_vec),
             recognized: false,
@@ -255,6 +279,8 @@ mod tests {
             authenticated_at: None,
             via: Vec::new(),
             recognized_at: Some(t(0)),
+            by_phone_code: false,
+            number_check: None,
         };
         let mut p = policy(Some(3600), Some(&[Method::Otp]));
         let v = assess_shown(recognized(Status::Unauthenticated), &p, t(60));
@@ -296,6 +322,8 @@ mod tests {
             authenticated_at: Some(t(0)),
             via: via.iter().map(|s| s.to_string()).collect(),
             recognized_at: None,
+            by_phone_code: false,
+            number_check: None,
         };
         let mut p = policy(None, None);
         p.otp_via = Some(vec!["sms".into(), "email".into()]);
@@ -314,5 +342,54 @@ mod tests {
             judge(shown(Method::Otp, &["wa"]), &p),
             [Unmet::Method, Unmet::Via]
         );
+    }
+
+    #[test]
+    fn a_clean_number_check_binds_only_a_code_to_a_phone() {
+        use crate::domain::number_check::{NumberCheck, Source};
+        let check = |sim_swap, call_forwarding, forwarding_asked| NumberCheck {
+            sim_swap,
+            call_forwarding,
+            forwarding_asked,
+            checked_at: t(0),
+            source: Source::Camara,
+        };
+        let shown = |by_phone_code, number_check| Shown {
+            status: Status::Authenticated,
+            method: Some(Method::Otp),
+            authenticated_at: Some(t(0)),
+            via: vec!["sms".into()],
+            recognized_at: None,
+            by_phone_code,
+            number_check,
+        };
+        let mut p = policy(None, None);
+        p.number_clean = true;
+        p.otp_via = Some(vec!["email".into()]);
+        let judge = |s: Shown| assess_shown(s, &p, t(10)).unmet;
+        let clean = Some(check(Some(false), None, false));
+        assert_eq!(judge(shown(true, clean)), [Unmet::Via], "clean");
+        let swapped = Some(check(Some(true), None, false));
+        assert_eq!(
+            judge(shown(true, swapped)),
+            [Unmet::Via, Unmet::NumberCheck]
+        );
+        let unknown = Some(check(None, None, false));
+        assert_eq!(
+            judge(shown(true, unknown)),
+            [Unmet::Via, Unmet::NumberCheck]
+        );
+        let forwarding_unknown = Some(check(Some(false), None, true));
+        assert_eq!(
+            judge(shown(true, forwarding_unknown)),
+            [Unmet::Via, Unmet::NumberCheck],
+            "asked, not answered"
+        );
+        assert_eq!(
+            judge(shown(true, None)),
+            [Unmet::Via, Unmet::NumberCheck],
+            "no check"
+        );
+        assert_eq!(judge(shown(false, None)), [Unmet::Via], "not a phone code");
     }
 }

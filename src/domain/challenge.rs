@@ -151,6 +151,9 @@ pub struct Challenge {
     pub delivery_state: Option<DeliveryState>,
     /// Its delivery ladder, for `delivery: "ladder"`.
     pub ladder: Option<Ladder>,
+    /// What the number check found about the phone number its code went
+    /// to (docs/number-checks.md); `None` when none was asked.
+    pub number_check: Option<super::number_check::NumberCheck>,
 }
 
 impl Challenge {
@@ -188,6 +191,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            number_check: None,
         })
     }
 
@@ -214,6 +218,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            number_check: None,
         }
     }
 
@@ -241,6 +246,7 @@ impl Challenge {
             channel: None,
             delivery_state: Some(DeliveryState::accepted()),
             ladder: None,
+            number_check: None,
         })
     }
 
@@ -266,6 +272,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            number_check: None,
         }
     }
 

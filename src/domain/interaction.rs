@@ -139,6 +139,9 @@ pub struct Authentication {
     /// The channels the message that proved the customer went through, in
     /// order (docs/api.md#delivery-ladder); empty when none did.
     pub via: Vec<String>,
+    /// What the number check of the proving code's phone number found
+    /// (docs/number-checks.md); `None` when none was asked.
+    pub number_check: Option<super::number_check::NumberCheck>,
 }
 
 /// A login link issued for this interaction. The link id is the token's `jti`;
@@ -299,6 +302,9 @@ pub struct InteractionRecord {
     pub device: Option<String>,
     /// The language asked for (docs/api.md#languages); `None`: none was.
     pub requested_locale: Option<RequestedLocale>,
+    /// A number check refused its conversation's number when it was
+    /// created (docs/number-checks.md): it is not recognized.
+    pub recognition_refused: bool,
 }
 
 /// A language asked for on an interaction, as asked.
@@ -349,6 +355,7 @@ impl InteractionRecord {
             expiring_announced: None,
             device: None,
             requested_locale: None,
+            recognition_refused: false,
         }
     }
 
@@ -580,6 +587,7 @@ impl InteractionRecord {
             expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
             via,
+            number_check: None,
         });
         self.end_step_up(now);
         self.end_binding(now);

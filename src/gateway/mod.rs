@@ -26,6 +26,7 @@ mod expiry;
 pub mod interactions;
 mod live;
 pub mod login;
+pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;
 mod outbox;

@@ -114,7 +114,11 @@ raw_schema!(NewChallenge);
 /// `otp.sms_number_types` refuses is 403 `forbidden` (a number that is not a
 /// valid one where those lists apply, 422): nothing is sent, counted or
 /// used up. The SMS rules hold for any message to a phone number: a code or
-/// PIN prompt into a Twilio or WhatsApp conversation too.
+/// PIN prompt into a Twilio or WhatsApp conversation too. With the team's
+/// `[number_checks]`, a code to a phone number whose check refuses it is
+/// 403 `number_refused` with `reason` (`sim_swap`, `call_forwarding`,
+/// `check_failed`), nothing sent or counted; otherwise the answer has
+/// `number_check`.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges", operation_id = "start_challenge", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path)), request_body = NewChallenge,
     responses((status = 201, body = StartedChallenge, links(

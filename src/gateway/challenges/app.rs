@@ -113,6 +113,7 @@ pub(in crate::gateway) async fn start_app_challenge(
         delivery_status: Some(view::DeliveryStatus::Accepted),
         delivery_error: None,
         binding_code: Some(code.expose().to_string()),
+        number_check: None,
     })
 }
 
@@ -225,6 +226,7 @@ async fn announce_app(
             delivery: Delivery::App,
             expires_at,
             method: ChallengeMethod::App,
+            number_check: None,
         },
     });
     core.emit(created, now, &interaction).await

@@ -100,6 +100,13 @@ fn full() -> InteractionRecord {
             expires_at: ms(1805),
             customer: customer(),
             via: vec!["wa".into(), "sms".into()],
+            number_check: Some(crate::domain::number_check::NumberCheck {
+                sim_swap: None,
+                call_forwarding: Some(false),
+                forwarding_asked: true,
+                checked_at: ms(4),
+                source: crate::domain::number_check::Source::Camara,
+            }),
         }),
         links,
         challenge: Some(Challenge {
@@ -133,6 +140,13 @@ fn full() -> InteractionRecord {
                 }],
                 sealed_code: "sealed-too".into(),
             }),
+            number_check: Some(crate::domain::number_check::NumberCheck {
+                sim_swap: Some(false),
+                call_forwarding: None,
+                forwarding_asked: true,
+                checked_at: ms(6),
+                source: crate::domain::number_check::Source::TwilioLookup,
+            }),
         }),
         past_challenges: vec![
             PastChallenge {
@@ -154,6 +168,7 @@ fn full() -> InteractionRecord {
                         error: None,
                     }),
                     ladder: None,
+                    number_check: None,
                 }),
             },
             PastChallenge {
@@ -182,6 +197,7 @@ fn full() -> InteractionRecord {
             tag: "es-MX".into(),
             by_assertion: true,
         }),
+        recognition_refused: true,
     }
 }
 

@@ -9,6 +9,14 @@ use serde_json::{json, Value};
 use crate::domain::logout::LogoutCause;
 use crate::events::EventType;
 
+/// The `reason`s of `challenge.failed`: an app challenge's, and a number
+/// check's refusal.
+fn failed_reasons() -> Vec<&'static str> {
+    let mut reasons = crate::domain::app_challenge::REASONS.to_vec();
+    reasons.push("number_refused");
+    reasons
+}
+
 /// The members of `data`, by the events that carry them.
 fn data_of(kind: EventType) -> Value {
     let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
@@ -35,6 +43,7 @@ fn data_of(kind: EventType) -> Value {
                 "method": {"$ref": "#/components/schemas/ChallengeMethod"},
                 "delivery": {"$ref": "#/components/schemas/Delivery"},
                 "expires_at": {"$ref": "#/components/schemas/Timestamp"},
+                "number_check": {"$ref": "#/components/schemas/NumberCheckView"},
             }), &["challenge_id", "method", "delivery", "expires_at"])}),
             &["interaction", "challenge"],
         ),
@@ -43,8 +52,8 @@ fn data_of(kind: EventType) -> Value {
                 "challenge_id": uuid,
                 "attempts_remaining": {"type": "integer", "minimum": 0},
             }), &["challenge_id", "attempts_remaining"]),
-            "reason": {"enum": crate::domain::app_challenge::REASONS,
-                       "description": "Why an `app` challenge ended unapproved; absent for a wrong code."}}),
+            "reason": {"enum": failed_reasons(),
+                       "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
             &["interaction", "challenge"],
         ),
         EventType::ChallengeAdvanced => {
