@@ -37,9 +37,10 @@ pub enum Error {
     #[error("the subject is banned")]
     Banned,
     /// 403: a number check refused the phone number a code would go to
-    /// (docs/number-checks.md); the reason is in the body.
+    /// (docs/number-checks.md); the reason (`sim_swap`, `call_forwarding`,
+    /// `check_failed`) is in the body.
     #[error("a number check refused the phone number the code would go to")]
-    NumberRefused(crate::domain::number_check::Refusal),
+    NumberRefused(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
     #[error("this login token or assertion was already used")]

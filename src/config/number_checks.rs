@@ -141,7 +141,7 @@ pub(super) fn load_number_checks(
                 None => None,
                 some => Some(url("call_forwarding_url", some)?),
             };
-            ProviderConfig::Camara(CamaraConfig {
+            ProviderConfig::Camara(Box::new(CamaraConfig {
                 sim_swap_url: url("sim_swap_url", &raw.sim_swap_url)?,
                 call_forwarding_url,
                 token_url: url("token_url", &raw.token_url)?,
@@ -149,7 +149,7 @@ pub(super) fn load_number_checks(
                 client_secret: SecretString::from(filled("client_secret", &raw.client_secret)?),
                 auth,
                 scopes,
-            })
+            }))
         }
         Kind::TwilioLookup => {
             absent(

@@ -288,7 +288,7 @@ mod tests {
         let e = Error::Channel("twilio: 21211".into());
         assert_eq!(err(e), Some(BotResult::SendFailed));
         assert_eq!(err(Error::Forbidden("no")), Some(BotResult::SendFailed));
-        let swap = Error::NumberRefused(crate::domain::number_check::Refusal::SimSwap);
+        let swap = Error::NumberRefused("sim_swap");
         assert_eq!(err(swap), Some(BotResult::SendFailed));
     }
 

@@ -8,6 +8,7 @@
 //! metric; [`twilio_swapped`] reads Twilio's dates.
 use std::time::Duration;
 
+use crate::error::Error;
 use crate::time::Timestamp;
 
 /// What a team does with a SIM swap (`on_sim_swap`).
@@ -138,6 +139,13 @@ impl Refusal {
             Refusal::CallForwarding => "call_forwarding",
             Refusal::CheckFailed => "check_failed",
         }
+    }
+}
+
+/// 403 `number_refused` with the reason.
+impl From<Refusal> for Error {
+    fn from(r: Refusal) -> Error {
+        Error::NumberRefused(r.as_str())
     }
 }
 

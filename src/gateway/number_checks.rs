@@ -98,5 +98,5 @@ pub async fn refused(
     if let Err(e) = core.emit(failed, now, &interaction).await {
         return e;
     }
-    Error::NumberRefused(refusal)
+    refusal.into()
 }

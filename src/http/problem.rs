@@ -201,7 +201,7 @@ impl IntoResponse for Error {
                 retry_after = Some(*r);
             }
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
-            Error::NumberRefused(r) => body.reason = Some(r.as_str()),
+            Error::NumberRefused(r) => body.reason = Some(r),
             Error::Internal(bug) => tracing::error!(
                 what = bug.what,
                 at = %bug.at,
@@ -243,7 +243,7 @@ mod tests {
             Error::Forbidden(""),
             Error::CustomerMismatch,
             Error::Banned,
-            Error::NumberRefused(crate::domain::number_check::Refusal::SimSwap),
+            Error::NumberRefused("sim_swap"),
             Error::NotFound(""),
             Error::RequestTimeout,
             Error::TokenUsed,

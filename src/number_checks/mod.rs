@@ -70,9 +70,13 @@ pub struct TwilioConfig {
 /// Who a team asks.
 #[derive(Debug)]
 pub enum ProviderConfig {
-    Camara(CamaraConfig),
+    Camara(Box<CamaraConfig>),
     TwilioLookup(TwilioConfig),
 }
+
+/// Answers by the number's digest and whether forwarding was asked, with
+/// when each was asked.
+type Kept = HashMap<([u8; 32], bool), (Answer, Timestamp)>;
 
 /// A team's `[number_checks]` and what its checks keep between requests.
 pub struct NumberChecks {
@@ -82,8 +86,7 @@ pub struct NumberChecks {
     pub cache_for: Duration,
     pub provider: ProviderConfig,
     http: reqwest::Client,
-    /// Answers by the number's digest and whether forwarding was asked.
-    cache: Mutex<HashMap<([u8; 32], bool), (Answer, Timestamp)>>,
+    cache: Mutex<Kept>,
     /// The client-credentials token and when it stops being used.
     token: tokio::sync::Mutex<Option<(SecretString, Timestamp)>>,
     failing: Failing,

@@ -46,7 +46,7 @@ pub(super) async fn ask(
     now: Timestamp,
 ) -> (Asked, Option<Asked>) {
     const WHAT: &str = "lookup";
-    let both = |e: CheckError| (Err(e.clone()), forwarding.then(|| Err(e)));
+    let both = |e: CheckError| (Err(e.clone()), forwarding.then_some(Err(e)));
     let encoded: String = url::form_urlencoded::byte_serialize(number.as_bytes()).collect();
     let fields = if forwarding {
         "sim_swap,call_forwarding"

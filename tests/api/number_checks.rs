@@ -16,6 +16,7 @@ use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 use crate::helpers::*;
+use crate::voice::twilio_takes;
 
 const PHONE: &str = "+447400123456";
 const VOICE: &str = "name = \"voice\"\nkind = \"twilio_voice\"\nbase_url = \"{CHAT_URL}/voice\"\naccount_sid = \"ACvoice\"\nauth_token = \"${CG_TEST_UNSET_VOICE:-voice-test-token}\"\nfrom = \"+15550001111\"\n";
@@ -79,18 +80,6 @@ async fn check_answers(op: &MockServer, answer: ResponseTemplate) {
 
 fn swapped(yes: bool) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({ "swapped": yes }))
-}
-
-/// Makes the fake Twilio take calls and SMS.
-async fn twilio_takes(app: &TestApp) {
-    for (p, sid) in [("/Calls.json$", "CA1"), ("/Messages.json$", "SM1")] {
-        Mock::given(method("POST"))
-            .and(path_regex(p))
-            .respond_with(ResponseTemplate::new(201).set_body_json(json!({"sid": sid})))
-            .with_priority(1)
-            .mount(&app.chat)
-            .await;
-    }
 }
 
 /// How many requests the fake chat providers got at paths ending `end`.

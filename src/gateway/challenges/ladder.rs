@@ -108,14 +108,14 @@ struct Checked {
 }
 
 impl Checked {
-    /// `targets` without the refused steps; 403 `number_refused` when
-    /// only refused steps were left.
-    fn keep(&self, targets: Vec<Target>) -> Result<Vec<Target>> {
+    /// `targets` without the refused steps; the first refusal when only
+    /// refused steps were left.
+    fn keep(&self, targets: Vec<Target>) -> std::result::Result<Vec<Target>, Refusal> {
         let refused = |t: &Target| self.refused.iter().any(|(i, _)| *i == t.index);
         let first = self.refused.first().map(|(_, r)| *r);
         let left: Vec<Target> = targets.into_iter().filter(|t| !refused(t)).collect();
         match (left.is_empty(), first) {
-            (true, Some(r)) => Err(Error::NumberRefused(r)),
+            (true, Some(r)) => Err(r),
             _ => Ok(left),
         }
     }
@@ -144,7 +144,7 @@ async fn check_numbers(
         return Ok(None); // the start answers it
     };
     let checked = check_targets(core, team, &targets, now).await;
-    if let Err(Error::NumberRefused(r)) = checked.keep(targets) {
+    if let Err(r) = checked.keep(targets) {
         return Err(number_checks::refused(core, team, rec, cid, r, now).await);
     }
     Ok(Some(checked))
