@@ -85,7 +85,9 @@ pub(super) fn load_number_checks(
         on_error: raw.on_error,
     };
     let url = |key: &str, v: &Option<String>| -> Result<Url, ConfigError> {
-        let v = v.as_deref().ok_or_else(|| err(key, "missing"))?;
+        let v = v
+            .as_deref()
+            .ok_or_else(|| err(key, "required but missing"))?;
         Url::parse(v).ok().filter(https_or_loopback).ok_or_else(|| {
             err(
                 key,
@@ -95,7 +97,7 @@ pub(super) fn load_number_checks(
     };
     let filled = |key: &str, v: &Option<String>| -> Result<String, ConfigError> {
         match v.as_deref().map(str::trim) {
-            None => Err(err(key, "missing")),
+            None => Err(err(key, "required but missing")),
             Some("") => Err(err(key, "must not be empty")),
             Some(v) => Ok(v.to_string()),
         }
