@@ -624,6 +624,28 @@ async fn a_failing_operator_is_logged_once_and_the_number_never() {
     for hidden in [PHONE, "447400123456", "op-token-1", "op-secret"] {
         assert!(!logged.contains(hidden), "{hidden} logged:\n{logged}");
     }
+    // Counted by kind and result, never by number.
+    let metrics = app
+        .request(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |result: &str| {
+        let line = format!("chatgate_number_checks_total{{kind=\"camara\",result=\"{result}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(line.as_str()))
+            .and_then(|n| n.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        series("error") >= 3.0 && series("clean") >= 1.0,
+        "{metrics}"
+    );
+    assert!(!metrics.contains("447400123456"), "a number in /metrics");
 }
 
 /// The code of the last SMS the fake Twilio took.
