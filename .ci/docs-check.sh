@@ -9,7 +9,9 @@
 #   3. every docs/….md#anchor cited in a code comment or sample resolves
 #      the same way;
 #   4. every back-ticked `src/…` path in the docs names a file or folder
-#      that exists (a `path:symbol` or `path::item` suffix is left out).
+#      that exists (a `path:symbol` or `path::item` suffix is left out);
+#   5. every function, type or path a recipe of CONTRIBUTING.md names
+#      (back-ticked `a::b` or snake_case) exists in the code.
 # Needs only bash, grep and python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -107,7 +109,7 @@ for tree in ["src", "tests", "examples", "benches", "tools", "config", "channels
                     bad.append(f"{f}:{n}: {problem}")
 
 # Back-ticked source paths in the docs: `src/http/login.rs`, `src/gateway/`,
-# also with a suffix (`src/gateway/work.rs:transact`, `src/cli.rs::run`).
+# also with a suffix (`src/gateway/core/work.rs:transact`, `src/cli.rs::run`).
 # A line that names a file to create says "(new)" and is left out.
 path_ref = re.compile(r"`(src/[\w./-]*)[^`]*`")
 for doc in docs:
@@ -121,6 +123,41 @@ for doc in docs:
             checked += 1
             if not (root / target).exists():
                 bad.append(f"{doc}:{n}: `{target}`: no such file or folder")
+
+# The names of code a recipe of CONTRIBUTING.md tells you to touch: a
+# back-ticked path (`gateway::receipts::take_reports_at`, `Core::send`)
+# names an item defined in src/ (its last segment), and a back-ticked
+# snake_case name (`template_key`, `send_challenge`) is a word of the code
+# or of a sample (src/, tests/, config/, channels/). A recipe that names a
+# function gone or renamed fails here (a path into a dependency, as
+# `utoipa::ToSchema`, is the dependency's). A line that names something to
+# create says "(new)" and is left out.
+words, items = set(), set()
+item = re.compile(r"\b(?:fn|struct|enum|trait|type|const|static|mod|macro_rules!)\s+(\w+)")
+variant = re.compile(r"^\s*(\w+)\s*(?:[,({]|$)")
+for tree in ("src", "tests", "config", "channels"):
+    for f in sorted((root / tree).rglob("*")):
+        if not f.is_file() or f.suffix not in (".rs", ".toml", ".lua"):
+            continue
+        text = f.read_text(encoding="utf-8")
+        words.update(re.findall(r"\w+", text))
+        if f.suffix == ".rs":
+            items.update(item.findall(text))
+            items.update(m.group(1) for line in text.splitlines() for m in [variant.match(line)] if m)
+crates = set(re.findall(r"^([\w-]+)\s*=", (root / "Cargo.toml").read_text(encoding="utf-8"), re.M))
+crates = {c.replace("-", "_") for c in crates}
+code_name = re.compile(r"`([A-Za-z_][\w]*(?:::[A-Za-z_]\w*)+|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)(?:\(\))?`")
+for n, line in enumerate((root / "CONTRIBUTING.md").read_text(encoding="utf-8").splitlines(), 1):
+    if "(new)" in line or not line.strip():
+        continue
+    for name in code_name.findall(line):
+        if name.split("::")[0] in crates:
+            continue
+        checked += 1
+        last = name.split("::")[-1]
+        known = last in items if "::" in name else name in words
+        if not known:
+            bad.append(f"CONTRIBUTING.md:{n}: `{name}`: no such item in the code")
 
 for b in bad:
     print(b, file=sys.stderr)

@@ -10,6 +10,13 @@ any path to a sibling (`super::x`, `crate::dir::x`, `super::{x, ..}`),
 in `use` lines and in code. The folder's `mod.rs` (the parent) is left out:
 children naming their parent's items is not a circle between siblings.
 
+In the folders of ROOTS the parent file (`dir.rs` or `dir/mod.rs`) counts
+as a module too, ROOT: what it defines is its own, and a name it imports
+or re-exports (`use x::Name`, `pub use self::x::{A, B}`) is the module
+it came from, so a sibling that names `super::Name` imports that module,
+not the parent. A folder's floor (FLOORS) is the layer below its other
+modules: a file of it that imports a sibling fails.
+
 KNOWN lists the circles not cut yet; one that grows, shrinks or appears
 elsewhere fails, so a circle cut stays cut (remove it from KNOWN then).
 KNOWN_UP does the same for imports up the layers.
@@ -25,6 +32,12 @@ LAYERS_DOC = os.path.join(HERE, "..", "docs", "architecture.md")
 KNOWN = {}
 # (importer, imported) pairs of top-level modules that point up, not cut yet.
 KNOWN_UP = set()
+# Folders under src/ whose parent file is a module of its own.
+ROOTS = {"gateway"}
+# The name the parent file goes by in a folder's graph.
+PARENT = "(parent)"
+# {folder under src/: its floor}: the module no sibling is below.
+FLOORS = {"gateway": "core"}
 
 
 def modules(folder):
@@ -63,9 +76,10 @@ def names_after(prefix, text):
     return found
 
 
-def edges(rel, mods):
+def edges(rel, mods, through=None):
     """module -> the siblings it imports, for the folder `rel` of src/."""
     crate = "crate::" + "::".join(rel.split(os.sep)) + "::" if rel else "crate::"
+    through = through or {}
     out = {}
     for name, files in mods.items():
         seen = set()
@@ -74,12 +88,49 @@ def edges(rel, mods):
                 line for line in open(path, encoding="utf-8").read().split("\n")
                 if not line.lstrip().startswith("//")
             )
-            # In dir/x.rs `super::` is dir; in dir/x/y.rs it is x itself.
-            depth = os.path.relpath(path, os.path.join(ROOT, rel)).count(os.sep)
+            # In dir/x.rs `super::` is dir; in dir/x/y.rs it is x itself,
+            # and in dir/x/mod.rs dir again.
+            inner = os.path.relpath(path, os.path.join(ROOT, rel))
+            depth = inner.count(os.sep) - (os.path.basename(path) == "mod.rs")
             sup = "super::" * (depth + 1)
             seen |= names_after(sup, text) | names_after(crate, text)
-        out[name] = sorted(n for n in seen if n in mods and n != name)
+        seen = {through.get(n, n) for n in seen}
+        out[name] = sorted(n for n in seen if (n in mods or n == PARENT) and n != name)
     return out
+
+
+def parent_file(folder):
+    """The file that declares a folder's modules: `dir/mod.rs` or `dir.rs`."""
+    for path in (os.path.join(folder, "mod.rs"), folder + ".rs"):
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def parent_module(folder, mods):
+    """For a folder of ROOTS: (the names its parent file hands on, each
+    to the module it came from; the siblings its own code names)."""
+    path = parent_file(folder)
+    if path is None:
+        return {}, []
+    text = "\n".join(
+        line for line in open(path, encoding="utf-8").read().split("\n")
+        if not line.lstrip().startswith("//")
+    )
+    through = {}
+    for m in re.finditer(r"^\s*(?:pub(?:\([^)]*\))?\s+)?use\s+(?:self::)?(\w+)::([^;]*);", text, re.M):
+        origin, rest = m.group(1), m.group(2)
+        if origin not in mods:
+            continue
+        for name in re.findall(r"(\w+)\s*(?=[,}]|$)", rest.replace("\n", " ")):
+            through[name] = origin
+        for alias in re.findall(r"\bas\s+(\w+)", rest):
+            through[alias] = origin
+    for name in re.findall(r"\b(?:struct|enum|fn|trait|type|const|static)\s+(\w+)", text):
+        through.setdefault(name, PARENT)
+    code = re.sub(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:use\s[^;]*|mod\s+\w+);", "", text, flags=re.M)
+    own = sorted({n for n in re.findall(r"\b(\w+)::", code) if n in mods})
+    return through, own
 
 
 def circles(graph):
@@ -194,8 +245,17 @@ def main():
         rel = os.path.relpath(dirpath, ROOT)
         rel = "" if rel == "." else rel
         mods = modules(dirpath)
-        graph = edges(rel, mods)
+        through = {}
+        if rel in ROOTS:
+            through, own = parent_module(dirpath, mods)
+        graph = edges(rel, mods, through)
+        if rel in ROOTS:
+            graph[PARENT] = own
         found = circles(graph)
+        floor = FLOORS.get(rel)
+        for n in graph.get(floor, []) if floor else []:
+            print(f"floor: src/{rel}/{floor} is below its siblings, yet imports {n}")
+            failed = True
         known = KNOWN.get(rel, [])
         for comp in found:
             where = (rel or "src") + ": " + " <-> ".join(sorted(comp))

@@ -21,6 +21,11 @@ pub enum Error {
     /// 422: a value that is present and typed right but not allowed.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: a delivery the rules refuse for where the message would go
+    /// (a code into a chat that does not vouch for its sender); a bot
+    /// platform says `not_allowed` for it.
+    #[error("{0}")]
+    DeliveryRefused(&'static str),
     #[error("missing or unknown API key")]
     Unauthorized,
     /// Login token or assertion not acceptable. The reason is generic on purpose.
@@ -107,7 +112,9 @@ impl Error {
     /// The API's `code` for this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::BadRequest(_) | Error::Unprocessable(_) => "invalid_request",
+            Error::BadRequest(_) | Error::Unprocessable(_) | Error::DeliveryRefused(_) => {
+                "invalid_request"
+            }
             Error::Unauthorized => "unauthorized",
             Error::InvalidToken(_) => "invalid_token",
             Error::InvalidSignature(_) => "invalid_signature",

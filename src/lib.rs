@@ -10,8 +10,8 @@
 //!     │         Also the agent console page (`http/console/`), which
 //!     │         calls this same API from the browser.
 //!     ▼
-//!  gateway/     a small core (`gateway::Core`: the store, the live config
-//!     │         and channels, events, the unit of work, send, emit) and
+//!  gateway/     a small core (`gateway::core`, below the families: the store,
+//!     │         the live config and channels, events, the unit of work) and
 //!     │         one module of use cases per feature family over it
 //!     │         ("issue a login link", "start a challenge", ...), each a
 //!     │         function taking `&Core`. A use case that changes an

@@ -359,9 +359,16 @@ pub struct Fill<'a> {
     pub ttl: Option<Duration>,
     /// An app challenge's binding code.
     pub code: Option<&'a str>,
+    /// The transaction a challenge is for (docs/api.md#approving-one-payment):
+    /// its amount and currency (`#AMOUNT#`) and payee (`#PAYEE#`). With
+    /// them, a code or app prompt uses the transaction's text.
+    pub amount: Option<&'a str>,
+    pub payee: Option<&'a str>,
 }
 
-/// Fills `#URL#`, `#PIN#`, `#CODE#` and `#MINUTES#` (rounded up).
+/// Fills `#URL#`, `#PIN#`, `#CODE#`, `#MINUTES#` (rounded up), `#AMOUNT#`
+/// and `#PAYEE#`. The payee is filled last: its text is never read for
+/// placeholders.
 pub fn render(template: &str, fill: Fill<'_>) -> String {
     let mut out = template.to_string();
     if let Some(url) = fill.url {
@@ -375,6 +382,12 @@ pub fn render(template: &str, fill: Fill<'_>) -> String {
     }
     if let Some(ttl) = fill.ttl {
         out = out.replace("#MINUTES#", &ttl.as_secs().div_ceil(60).to_string());
+    }
+    if let Some(amount) = fill.amount {
+        out = out.replace("#AMOUNT#", amount);
+    }
+    if let Some(payee) = fill.payee {
+        out = out.replace("#PAYEE#", payee);
     }
     out
 }
@@ -406,9 +419,20 @@ mod tests {
                 pin: Some("123"),
                 ttl: Some(Duration::from_secs(61)),
                 code: Some("4821"),
+                ..Fill::default()
             },
         );
         assert_eq!(s, "Code 123, 2 min, u 4821");
+        let s = render(
+            "#PIN# pays #AMOUNT# to #PAYEE#",
+            Fill {
+                pin: Some("123"),
+                amount: Some("120.00 EUR"),
+                payee: Some("#PIN# Ltd"),
+                ..Fill::default()
+            },
+        );
+        assert_eq!(s, "123 pays 120.00 EUR to #PIN# Ltd");
         let s = render(
             "#MINUTES#",
             Fill {

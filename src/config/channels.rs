@@ -17,6 +17,7 @@ use super::validate::{check_name, template_problem};
 use super::{ChannelConfig, Config, ConfigError, Settings, TemplateOverrides};
 use crate::channels::kind::{Reach, SECRET_FIELD};
 use crate::channels::{ChannelKind, Channels, Purpose};
+use crate::domain::settings::TextKey;
 use crate::domain::voice::VoiceText;
 
 pub(super) fn load_channel(
@@ -35,6 +36,8 @@ pub(super) fn load_channel(
         file,
         "",
     )?;
+    let mut print = super::ConfigPrint::default();
+    print.add_table("", &table);
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
@@ -86,6 +89,7 @@ pub(super) fn load_channel(
         kind,
         templates,
         translations: translations.into_iter().map(|(t, x)| (t, x.0)).collect(),
+        print,
     })
 }
 
@@ -112,20 +116,64 @@ pub fn template<'a>(
 /// own, but for a code on a channel that calls: a call's text only asks for
 /// a key press, and the code is read in the answer to it
 /// (docs/channels.md#twilio_voice-codes-read-by-a-phone-call).
-pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> &'static str {
+pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> TextKey {
     let calls = channel.is_some_and(|c| c.kind.info().addressing == Reach::Voice);
     match purpose {
         Purpose::Otp if calls => voice_key(VoiceText::Gate),
-        _ => purpose.as_str(),
+        Purpose::Otp
+        | Purpose::LoginLink
+        | Purpose::PinPrompt
+        | Purpose::Authenticated
+        | Purpose::Expired
+        | Purpose::AppPrompt => purpose_key(purpose),
+    }
+}
+
+/// The purpose's own template key, the one its name spells.
+pub fn purpose_key(purpose: Purpose) -> TextKey {
+    match purpose {
+        Purpose::LoginLink => TextKey::LoginLink,
+        Purpose::Otp => TextKey::Otp,
+        Purpose::PinPrompt => TextKey::PinPrompt,
+        Purpose::Authenticated => TextKey::Authenticated,
+        Purpose::Expired => TextKey::Expired,
+        Purpose::AppPrompt => TextKey::AppPrompt,
+    }
+}
+
+/// The key of `key`'s text for a transaction
+/// (docs/api.md#approving-one-payment): `otp_transaction` for `otp`,
+/// `app_prompt_transaction` for `app_prompt`; a call's gate, said before
+/// the press, stays as it is (the press reads `voice_otp_transaction`).
+pub fn for_transaction(key: TextKey) -> TextKey {
+    match key {
+        TextKey::Otp => TextKey::OtpTransaction,
+        TextKey::AppPrompt => TextKey::AppPromptTransaction,
+        other => other,
+    }
+}
+
+/// Whether a code sent through `channel` shows the text of its template
+/// (docs/api.md#approving-one-payment): not on a channel that sends codes
+/// through the provider's own template (a `whatsapp` channel's
+/// `otp_template`, a `twilio` channel's `otp_content_sid`) nor on
+/// `telegram_gateway`, which sends the code alone.
+pub fn shows_text(channel: Option<&ChannelConfig>) -> bool {
+    match channel.map(|c| &c.kind) {
+        Some(ChannelKind::Whatsapp(k)) => k.otp_template.is_none(),
+        Some(ChannelKind::Twilio(k)) => k.otp_content_sid.is_none(),
+        Some(ChannelKind::TelegramGateway(_)) => false,
+        _ => true,
     }
 }
 
 /// The template key of a voice call's text.
-fn voice_key(key: VoiceText) -> &'static str {
+fn voice_key(key: VoiceText) -> TextKey {
     match key {
-        VoiceText::Gate => "voice_gate",
-        VoiceText::Otp => "voice_otp",
-        VoiceText::Unavailable => "voice_unavailable",
+        VoiceText::Gate => TextKey::VoiceGate,
+        VoiceText::Otp => TextKey::VoiceOtp,
+        VoiceText::OtpTransaction => TextKey::VoiceOtpTransaction,
+        VoiceText::Unavailable => TextKey::VoiceUnavailable,
     }
 }
 
@@ -144,24 +192,37 @@ pub fn voice_text<'a>(
 /// (per channel) settings are `settings`: the channel file's translation,
 /// the team's (over the system's, merged in `settings`), then the same in
 /// the default language, whose last word is `templates`
-/// (docs/configuration.md#languages). Empty for a key that is not one.
+/// (docs/configuration.md#languages).
 pub fn text<'a>(
-    key: &str,
+    key: TextKey,
     settings: &'a Settings,
     channel: Option<&'a ChannelConfig>,
     locale: &str,
 ) -> &'a str {
+    text_in(key, settings, channel, locale).0
+}
+
+/// [`text`], and the language it is in: `locale` when it has the key, else
+/// the default language it fell back to (what a page's `lang` and `dir`
+/// say, docs/api.md#languages).
+pub fn text_in<'a: 'b, 'b>(
+    key: TextKey,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+    locale: &'b str,
+) -> (&'a str, &'b str) {
     let default = settings.locale.default.as_str();
-    let of_channel = |tag: &str| channel.and_then(|c| c.translations.get(tag)?.get(key));
-    let of_settings = |tag: &str| settings.translations.get(tag)?.get(key);
-    of_channel(locale)
-        .or_else(|| of_settings(locale))
-        .or_else(|| of_channel(default))
-        .or_else(|| channel.and_then(|c| c.templates.texts.get(key)))
+    let name = key.as_str();
+    let of_channel = |tag: &str| channel.and_then(|c| c.translations.get(tag)?.get(name));
+    let of_settings = |tag: &str| settings.translations.get(tag)?.get(name);
+    if let Some(t) = of_channel(locale).or_else(|| of_settings(locale)) {
+        return (t, locale);
+    }
+    let t = of_channel(default)
+        .or_else(|| channel.and_then(|c| c.templates.texts.get(name)))
         .or_else(|| of_settings(default))
-        .map(String::as_str)
-        .or_else(|| settings.templates.get(key))
-        .unwrap_or("")
+        .map_or_else(|| settings.templates.text(key), String::as_str);
+    (t, default)
 }
 
 impl Config {

@@ -43,7 +43,7 @@ fn text_in<'a>(
     settings: &'a Settings,
     channel: &'a ChannelConfig,
 ) -> &'a str {
-    super::text(purpose.as_str(), settings, Some(channel), tag)
+    super::text(super::purpose_key(purpose), settings, Some(channel), tag)
 }
 
 /// Every (team, channel, language, key) whose text can go through a

@@ -3,12 +3,20 @@
 //! translations are in a language the system supports, and a translation
 //! keeps every placeholder of the default-language text it stands for.
 use super::{text, ChannelConfig, Config, ConfigError, Settings, Team};
-use crate::domain::input::is_bidi_control;
+use crate::domain::input::{refused_in_text, text_problem};
 use crate::domain::locale::well_formed;
-use crate::domain::settings::Templates;
+use crate::domain::settings::TextKey;
 
 /// The placeholders a text may hold.
-pub const PLACEHOLDERS: [&str; 5] = ["#PIN#", "#URL#", "#CODE#", "#MINUTES#", "#LEFT#"];
+pub const PLACEHOLDERS: [&str; 7] = [
+    "#PIN#",
+    "#URL#",
+    "#CODE#",
+    "#MINUTES#",
+    "#LEFT#",
+    "#AMOUNT#",
+    "#PAYEE#",
+];
 
 /// One text as the order of languages chooses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +24,7 @@ pub struct ChosenText<'a> {
     /// An entry of `locale.supported`.
     pub tag: &'a str,
     /// A key of the templates.
-    pub key: &'static str,
+    pub key: TextKey,
     pub text: &'a str,
 }
 
@@ -28,13 +36,12 @@ pub fn chosen_texts<'a>(
     settings: &'a Settings,
     channel: Option<&'a ChannelConfig>,
 ) -> Vec<ChosenText<'a>> {
-    let keys = Templates::keys();
     settings
         .locale
         .supported
         .iter()
         .flat_map(|tag| {
-            keys.iter().map(move |key| ChosenText {
+            TextKey::ALL.iter().map(move |&key| ChosenText {
                 tag,
                 key,
                 text: text(key, settings, channel, tag),
@@ -78,19 +85,19 @@ pub(super) fn check_texts(config: &Config, system_file: &str) -> Result<(), Conf
                 return Err(ConfigError::new(&file, key, problem));
             }
         }
-        for (tag, texts) in &channel.translations {
-            for (key, t) in texts {
-                if let Some(c) = t.chars().find(|c| is_bidi_control(*c)) {
-                    let problem = format!(
-                        "holds the bidirectional control character U+{:04X}",
-                        c as u32
-                    );
-                    return Err(ConfigError::new(
-                        &file,
-                        format!("translations.{tag}.{key}"),
-                        problem,
-                    ));
-                }
+        let translations = channel.translations.iter().flat_map(|(tag, texts)| {
+            texts
+                .iter()
+                .map(move |(key, t)| (format!("translations.{tag}.{key}"), t))
+        });
+        let templates = channel
+            .templates
+            .texts
+            .iter()
+            .map(|(key, t)| (format!("templates.{key}"), t));
+        for (key, t) in translations.chain(templates) {
+            if let Some((c, bidi)) = refused_in_text(t) {
+                return Err(ConfigError::new(&file, key, text_problem(c, bidi)));
             }
         }
     }
@@ -151,9 +158,9 @@ pub(super) fn translation_written_at(
     chosen: &ChosenText<'_>,
     system_file: &str,
 ) -> Option<(String, String)> {
-    let path = format!("translations.{}.{}", chosen.tag, chosen.key);
+    let path = format!("translations.{}.{}", chosen.tag, chosen.key.as_str());
     fn of<'s>(s: &'s Settings, chosen: &ChosenText<'_>) -> Option<&'s String> {
-        s.translations.get(chosen.tag)?.get(chosen.key)
+        s.translations.get(chosen.tag)?.get(chosen.key.as_str())
     }
     let is_chosen = |t: Option<&String>| t.map(String::as_str) == Some(chosen.text);
     let settings = team.settings_for(source);
@@ -163,7 +170,7 @@ pub(super) fn translation_written_at(
             is_chosen(
                 c.translations
                     .get(chosen.tag)
-                    .and_then(|t| t.get(chosen.key)),
+                    .and_then(|t| t.get(chosen.key.as_str())),
             )
         }) {
             (c.file.display().to_string(), path)

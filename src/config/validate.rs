@@ -4,8 +4,9 @@ use super::texts::{translation_written_at, ChosenText};
 use super::toml_file::display_path;
 use super::{template, ChannelConfig, Config, ConfigError, Settings, Team, TemplateOverrides};
 use crate::channels::Purpose;
-use crate::domain::input::is_bidi_control;
+use crate::domain::input::{refused_in_text, text_problem};
 use crate::domain::locale::well_formed;
+use crate::domain::settings::TextKey;
 
 /// Team ids and channel names: `[a-z0-9_-]{1,64}`.
 pub(super) fn check_name(s: &str) -> Result<(), String> {
@@ -42,6 +43,9 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
                 format!("must contain {p}"),
             ));
         }
+        if let Some((c, bidi)) = refused_in_text(text) {
+            return Some((vec![format!("templates.{key}")], text_problem(c, bidi)));
+        }
     }
     locale_problem(s)
 }
@@ -71,13 +75,10 @@ fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
     }
     for (tag, texts) in &s.translations {
         for (key, text) in texts {
-            if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+            if let Some((c, bidi)) = refused_in_text(text) {
                 return Some((
                     vec![format!("translations.{tag}.{key}")],
-                    format!(
-                        "holds the bidirectional control character U+{:04X}",
-                        c as u32
-                    ),
+                    text_problem(c, bidi),
                 ));
             }
         }
@@ -148,16 +149,25 @@ fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
     None
 }
 
-/// The placeholder a template of `key` cannot do without: the link, the
-/// code. `None` when `text` has it (or `key` needs none).
+/// The first placeholder a template of `key` cannot do without: the
+/// link, the code, and for a transaction its amount and payee
+/// (docs/api.md#approving-one-payment). `None` when `text` has them all
+/// (or `key` needs none).
 pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
-    let needs = match key {
-        "login_link" => "#URL#",
-        "otp" | "voice_otp" => "#PIN#",
-        "app_prompt" | "page_binding_code" => "#CODE#",
-        _ => return None,
+    use TextKey::*;
+    let needs: &[&'static str] = match TextKey::parse(key)? {
+        LoginLink => &["#URL#"],
+        Otp | VoiceOtp => &["#PIN#"],
+        AppPrompt | PageBindingCode => &["#CODE#"],
+        OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
+        AppPromptTransaction => &["#CODE#", "#AMOUNT#", "#PAYEE#"],
+        PinPrompt | Authenticated | Expired | VoiceGate | VoiceUnavailable | PageLinkExpired
+        | PageLinkUsed | PageLinkUnknown | PageSignedIn | PageSignInFailed | PageTryAgain
+        | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
+        | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
+        | SayNotAllowed => return None,
     };
-    (!text.contains(needs)).then_some(needs)
+    needs.iter().copied().find(|p| !text.contains(p))
 }
 
 /// The same template rules for a channel's `[templates]`.
@@ -205,9 +215,9 @@ pub(super) fn written_at(
 ) -> (String, String) {
     let chosen = ChosenText {
         tag,
-        key: purpose.as_str(),
+        key: super::purpose_key(purpose),
         text: super::text(
-            purpose.as_str(),
+            super::purpose_key(purpose),
             team.settings_for(source),
             Some(channel),
             tag,
@@ -293,7 +303,8 @@ pub(super) fn check_template_lengths(config: &Config) -> Result<(), ConfigError>
                     continue;
                 };
                 for (tag, purpose) in every_language(settings) {
-                    let text = super::text(purpose.as_str(), settings, Some(channel), tag);
+                    let text =
+                        super::text(super::purpose_key(purpose), settings, Some(channel), tag);
                     let len = worst_case_chars(text, public_url);
                     if len <= limit {
                         continue;

@@ -154,8 +154,17 @@ pub fn conclude(
                 (PastOutcome::Failed, "locked", None)
             } else {
                 subject.record_success_for(origin.as_deref(), now, &s.lockout);
+                // The payment it approves (docs/api.md#approving-one-payment).
+                let approved = rec
+                    .challenge
+                    .as_ref()
+                    .and_then(|c| c.transaction.as_ref())
+                    .map(|t| t.hash());
                 end(rec, PastOutcome::Succeeded, now);
                 rec.authenticate(Method::App, customer, now, s);
+                if let Some(a) = rec.auth.as_mut() {
+                    a.transaction_hash = approved;
+                }
                 return Ending::Authenticated;
             }
         }

@@ -27,6 +27,9 @@ pub struct Policy {
     /// to a phone number meets the policy only when its number check was
     /// clean (other authentications are not bound by it).
     pub number_clean: bool,
+    /// Met only by an authentication that approved the transaction of
+    /// this hash (docs/api.md#approving-one-payment). `None`: any.
+    pub transaction: Option<String>,
 }
 
 /// What an interaction shows of its authentication, for [`assess`].
@@ -44,6 +47,8 @@ pub struct Shown {
     pub by_phone_code: bool,
     /// What the number check found about that number (`None`: none asked).
     pub number_check: Option<NumberCheck>,
+    /// The hash of the transaction the authentication approved, if any.
+    pub transaction_hash: Option<String>,
 }
 
 /// A requirement the interaction does not meet, in the order of docs/api.md#assurance-for-one-action.
@@ -59,15 +64,18 @@ pub enum Unmet {
     /// A code to a phone number whose number check was not clean, under
     /// an intent's `number_check = "clean"`.
     NumberCheck,
+    /// The authentication approved no transaction of the hash asked for.
+    Transaction,
 }
 
 impl Unmet {
-    pub const ALL: [Unmet; 5] = [
+    pub const ALL: [Unmet; 6] = [
         Unmet::Authenticated,
         Unmet::MaxAge,
         Unmet::Method,
         Unmet::Via,
         Unmet::NumberCheck,
+        Unmet::Transaction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +85,7 @@ impl Unmet {
             Unmet::Method => "method",
             Unmet::Via => "via",
             Unmet::NumberCheck => "number_check",
+            Unmet::Transaction => "transaction",
         }
     }
 }
@@ -113,6 +122,7 @@ pub fn assess(
             recognized_at: None,
             by_phone_code: false,
             number_check: None,
+            transaction_hash: None,
         },
         policy,
         now,
@@ -132,13 +142,23 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         recognized_at,
         by_phone_code,
         number_check,
+        transaction_hash,
     } = shown;
+    // A payment is approved only by the authentication that approved it:
+    // never by a remembered one.
+    let approved = |authenticated: bool| match &policy.transaction {
+        None => true,
+        Some(want) => authenticated && transaction_hash.as_deref() == Some(want.as_str()),
+    };
     if status != Status::Authenticated && policy.recognized {
         if let Some(at) = recognized_at {
             let age = now.since(at);
             let mut unmet = Vec::new();
             if policy.max_age.is_some_and(|max| age > max) {
                 unmet.push(Unmet::MaxAge);
+            }
+            if !approved(false) {
+                unmet.push(Unmet::Transaction);
             }
             return Verdict {
                 satisfied: unmet.is_empty(),
@@ -179,6 +199,9 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
     if policy.number_clean && authenticated && by_phone_code && !clean {
         unmet.push(Unmet::NumberCheck);
     }
+    if !approved(authenticated) {
+        unmet.push(Unmet::Transaction);
+    }
     Verdict {
         satisfied: unmet.is_empty(),
         by_recognition: false,
@@ -202,6 +225,7 @@ mod tests {
             max_age: max_age.map(Duration::from_secs),
             methods: methods.map(<[Method]>::to_vec),
             recognized: false,
+            transaction: None,
         }
     }
 
@@ -281,6 +305,7 @@ mod tests {
             recognized_at: Some(t(0)),
             by_phone_code: false,
             number_check: None,
+            transaction_hash: None,
         };
         let mut p = policy(Some(3600), Some(&[Method::Otp]));
         let v = assess_shown(recognized(Status::Unauthenticated), &p, t(60));
@@ -324,6 +349,7 @@ mod tests {
             recognized_at: None,
             by_phone_code: false,
             number_check: None,
+            transaction_hash: None,
         };
         let mut p = policy(None, None);
         p.otp_via = Some(vec!["sms".into(), "email".into()]);
@@ -362,6 +388,7 @@ mod tests {
             recognized_at: None,
             by_phone_code,
             number_check,
+            transaction_hash: None,
         };
         let mut p = policy(None, None);
         p.number_clean = true;
@@ -391,5 +418,49 @@ mod tests {
             "no check"
         );
         assert_eq!(judge(shown(false, None)), [Unmet::Via], "not a phone code");
+    }
+
+    #[test]
+    fn a_transaction_is_met_only_by_the_authentication_that_approved_it() {
+        let shown = |status, hash: Option<&str>| Shown {
+            status,
+            method: Some(Method::Otp),
+            authenticated_at: Some(t(0)),
+            via: vec!["sms".into()],
+            recognized_at: Some(t(0)),
+            by_phone_code: false,
+            number_check: None,
+            transaction_hash: hash.map(str::to_string),
+        };
+        let mut p = policy(Some(300), None);
+        p.transaction = Some("right".into());
+        let judge = |s: Shown, p: &Policy, at| assess_shown(s, p, t(at)).unmet;
+        assert!(judge(shown(Status::Authenticated, Some("right")), &p, 10).is_empty());
+        assert_eq!(
+            judge(shown(Status::Authenticated, Some("wrong")), &p, 10),
+            [Unmet::Transaction]
+        );
+        assert_eq!(
+            judge(shown(Status::Authenticated, None), &p, 10),
+            [Unmet::Transaction]
+        );
+        // Too old: max_age, then transaction is still met.
+        assert_eq!(
+            judge(shown(Status::Authenticated, Some("right")), &p, 301),
+            [Unmet::MaxAge]
+        );
+        // A remembered authentication approves no payment.
+        p.recognized = true;
+        assert_eq!(
+            judge(shown(Status::Expired, Some("right")), &p, 10),
+            [Unmet::Transaction]
+        );
+        // `transaction` comes after `via`.
+        p.recognized = false;
+        p.otp_via = Some(vec!["email".into()]);
+        assert_eq!(
+            judge(shown(Status::Authenticated, Some("wrong")), &p, 10),
+            [Unmet::Via, Unmet::Transaction]
+        );
     }
 }

@@ -14,6 +14,7 @@ use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
 use super::secrets::Pepper;
+use super::transaction::Transaction;
 use crate::domain::settings::{OtpSettings, PinSettings};
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -74,6 +75,16 @@ impl ChallengeMethod {
             ChallengeMethod::Pin => "pin",
             ChallengeMethod::Binding => "binding",
             ChallengeMethod::App => "app",
+        }
+    }
+
+    /// Whether a code typed by the customer answers it. One that takes
+    /// none (approval in the app) is refused a code before anything is
+    /// counted (`verify_challenge::decide`) and is never out of attempts.
+    pub fn takes_code(self) -> bool {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::Pin | ChallengeMethod::Binding => true,
+            ChallengeMethod::App => false,
         }
     }
 }
@@ -154,6 +165,8 @@ pub struct Challenge {
     /// What the number check found about the phone number its code went
     /// to (docs/number-checks.md); `None` when none was asked.
     pub number_check: Option<super::number_check::NumberCheck>,
+    /// The payment it approves (docs/api.md#approving-one-payment).
+    pub transaction: Option<Transaction>,
 }
 
 impl Challenge {
@@ -192,6 +205,7 @@ impl Challenge {
             delivery_state: None,
             ladder: None,
             number_check: None,
+            transaction: None,
         })
     }
 
@@ -219,6 +233,7 @@ impl Challenge {
             delivery_state: None,
             ladder: None,
             number_check: None,
+            transaction: None,
         }
     }
 
@@ -247,6 +262,7 @@ impl Challenge {
             delivery_state: Some(DeliveryState::accepted()),
             ladder: None,
             number_check: None,
+            transaction: None,
         })
     }
 
@@ -273,7 +289,14 @@ impl Challenge {
             delivery_state: None,
             ladder: None,
             number_check: None,
+            transaction: None,
         }
+    }
+
+    /// It approves `transaction` (docs/api.md#approving-one-payment).
+    pub fn for_transaction(mut self, transaction: Option<Transaction>) -> Challenge {
+        self.transaction = transaction;
+        self
     }
 
     /// A step-up challenge ends with its step-up: no later than `until`.
@@ -323,9 +346,10 @@ impl Challenge {
         now < self.expires_at && !self.out_of_attempts()
     }
 
-    /// Every wrong code allowed was given (an app challenge takes none).
+    /// Every wrong code allowed was given (a method that takes no code
+    /// never is).
     pub fn out_of_attempts(&self) -> bool {
-        self.method != ChallengeMethod::App && self.attempts_used >= self.max_attempts
+        self.method.takes_code() && self.attempts_used >= self.max_attempts
     }
 
     /// Wrong codes still allowed.
@@ -361,6 +385,7 @@ impl fmt::Debug for Challenge {
             .field("channel", &self.channel)
             .field("delivery_state", &self.delivery_state)
             .field("ladder", &self.ladder)
+            .field("transaction", &self.transaction)
             .finish()
     }
 }

@@ -74,7 +74,11 @@ pub fn allow(
             .email
             .as_deref()
             .is_some_and(|e| e.eq_ignore_ascii_case(to)),
-        _ => false,
+        Delivery::Chat
+        | Delivery::Agent
+        | Delivery::LoginPage
+        | Delivery::Ladder
+        | Delivery::App => false,
     };
     if on_file {
         Ok(())

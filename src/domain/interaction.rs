@@ -142,6 +142,9 @@ pub struct Authentication {
     /// What the number check of the proving code's phone number found
     /// (docs/number-checks.md); `None` when none was asked.
     pub number_check: Option<super::number_check::NumberCheck>,
+    /// The hash of the transaction it approved
+    /// (docs/api.md#approving-one-payment); `None` for any other.
+    pub transaction_hash: Option<String>,
 }
 
 /// A login link issued for this interaction. The link id is the token's `jti`;
@@ -588,6 +591,7 @@ impl InteractionRecord {
             customer,
             via,
             number_check: None,
+            transaction_hash: None,
         });
         self.end_step_up(now);
         self.end_binding(now);

@@ -537,6 +537,7 @@ mod tests {
                 sealed_code: String::new(),
             }),
             number_check: None,
+            transaction: None,
         }
     }
 

@@ -65,6 +65,15 @@ pub struct LoginClaims {
 
 /// Signs `claims` with `key`: header `{"alg":"HS256","typ":"JWT","kid":<kid>}`.
 pub fn issue(key: &SecurityKey, claims: &LoginClaims) -> Result<String, Error> {
+    sign_hs256(key, claims, "a login token could not be signed")
+}
+
+/// Signs any `claims` as [`issue`] does (`what`: the error, should it fail).
+pub fn sign_hs256<T: Serialize>(
+    key: &SecurityKey,
+    claims: &T,
+    what: &'static str,
+) -> Result<String, Error> {
     let mut header = Header::new(Algorithm::HS256);
     header.kid = Some(key.kid.clone());
     jsonwebtoken::encode(
@@ -72,7 +81,7 @@ pub fn issue(key: &SecurityKey, claims: &LoginClaims) -> Result<String, Error> {
         claims,
         &EncodingKey::from_secret(key.secret.expose()),
     )
-    .map_err(|e| Error::internal_from("a login token could not be signed", e))
+    .map_err(|e| Error::internal_from(what, e))
 }
 
 #[derive(Deserialize)]

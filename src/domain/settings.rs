@@ -261,8 +261,8 @@ impl Default for LocaleSettings {
 /// Texts the gateway sends or shows, in the default language; `#URL#`,
 /// `#PIN#`, `#MINUTES#`, `#CODE#`, `#LEFT#` are filled in. A field added
 /// here is a key of `[defaults.templates]`, of every translation and of a
-/// channel file's `[templates]` at once: add it to [`Templates::entries`]
-/// (the compiler asks for it there).
+/// channel file's `[templates]` at once: add it with its [`TextKey`] to
+/// `template_keys!` (the compiler asks for it there).
 #[derive(Debug, Clone)]
 pub struct Templates {
     pub login_link: String,
@@ -285,6 +285,9 @@ pub struct Templates {
     pub say_banned: String,
     pub say_send_failed: String,
     pub say_rate_limited: String,
+    /// A code the rules refuse to send there (into a chat that does not
+    /// vouch for its sender).
+    pub say_not_allowed: String,
     /// The gateway's pages (docs/api.md#languages): the first
     /// line is the heading, the rest what to do next.
     pub page_link_expired: String,
@@ -302,6 +305,13 @@ pub struct Templates {
     pub voice_otp: String,
     /// What a press answers once the code cannot be read.
     pub voice_unavailable: String,
+    /// A code for a transaction (docs/api.md#approving-one-payment):
+    /// `#AMOUNT#` is the amount and currency, `#PAYEE#` the payee.
+    pub otp_transaction: String,
+    /// What a call says after the press, for a transaction.
+    pub voice_otp_transaction: String,
+    /// The app prompt, for a transaction.
+    pub app_prompt_transaction: String,
 }
 
 impl Default for Templates {
@@ -323,6 +333,9 @@ impl Default for Templates {
             say_banned: "Verification is not possible for this account. Please contact us.".into(),
             say_send_failed: "Sorry, I could not send the message. Please try again.".into(),
             say_rate_limited: "Too many codes were sent. Please try again later.".into(),
+            say_not_allowed: "I cannot send a code into this chat. \
+                              Ask me for a sign-in link, or for a code by text message."
+                .into(),
             page_link_expired: "This link has expired\nAsk in the chat for a new one.".into(),
             page_link_used: "This link was already used\nAsk in the chat for a new one.".into(),
             page_link_unknown: "We don\u{2019}t know this link\nCheck you copied all of it.".into(),
@@ -338,50 +351,62 @@ impl Default for Templates {
             voice_gate: "Press any key to hear your verification code.".into(),
             voice_otp: "Your verification code is #PIN#.".into(),
             voice_unavailable: "This code is no longer available. Goodbye.".into(),
+            otp_transaction: "#PIN# is your code to pay #AMOUNT# to #PAYEE#. \
+                              Only enter it if you mean to pay. \
+                              It expires in #MINUTES# minutes."
+                .into(),
+            voice_otp_transaction: "Your code to pay #AMOUNT# to #PAYEE# is #PIN#.".into(),
+            app_prompt_transaction: "Approve the payment of #AMOUNT# to #PAYEE# \
+                                     showing #CODE# in your app."
+                .into(),
         }
     }
 }
 
-/// The keys of [`Templates`], each once; `$m!(... , key, key, ...)`.
-/// The destructuring in `every_key!` makes the compiler ask for a field
-/// missing here.
+/// The keys of [`Templates`], each once, with its [`TextKey`]:
+/// `$m!(... , Variant field, ...)`. The destructuring in `every_key!`
+/// makes the compiler ask for a field missing here.
 macro_rules! template_keys {
     ($m:ident!($($args:tt)*)) => {
-        $m!(
+        $m! {
             $($args)*
-            login_link,
-            otp,
-            pin_prompt,
-            authenticated,
-            expired,
-            app_prompt,
-            voice_gate,
-            voice_otp,
-            voice_unavailable,
-            page_link_expired,
-            page_link_used,
-            page_link_unknown,
-            page_signed_in,
-            page_sign_in_failed,
-            page_try_again,
-            page_binding_code,
-            say_authenticated,
-            say_not_authenticated,
-            say_code_sent,
-            say_link_sent,
-            say_wrong_code,
-            say_code_expired,
-            say_locked,
-            say_banned,
-            say_send_failed,
-            say_rate_limited,
-        )
+            LoginLink login_link,
+            Otp otp,
+            PinPrompt pin_prompt,
+            Authenticated authenticated,
+            Expired expired,
+            AppPrompt app_prompt,
+            VoiceGate voice_gate,
+            VoiceOtp voice_otp,
+            VoiceUnavailable voice_unavailable,
+            OtpTransaction otp_transaction,
+            VoiceOtpTransaction voice_otp_transaction,
+            AppPromptTransaction app_prompt_transaction,
+            PageLinkExpired page_link_expired,
+            PageLinkUsed page_link_used,
+            PageLinkUnknown page_link_unknown,
+            PageSignedIn page_signed_in,
+            PageSignInFailed page_sign_in_failed,
+            PageTryAgain page_try_again,
+            PageBindingCode page_binding_code,
+            SayAuthenticated say_authenticated,
+            SayNotAuthenticated say_not_authenticated,
+            SayCodeSent say_code_sent,
+            SayLinkSent say_link_sent,
+            SayWrongCode say_wrong_code,
+            SayCodeExpired say_code_expired,
+            SayLocked say_locked,
+            SayBanned say_banned,
+            SaySendFailed say_send_failed,
+            SayRateLimited say_rate_limited,
+            SayNotAllowed say_not_allowed,
+        }
     };
 }
 
 /// Every key of a `Templates` (or `&mut`) with its field, by name.
 macro_rules! every_key {
-    ($t:expr, $($f:ident),+ $(,)?) => {{
+    ($t:expr, $($v:ident $f:ident),+ $(,)?) => {{
         let Templates { $($f),+ } = $t;
         vec![$((stringify!($f), $f)),+]
     }};
@@ -389,13 +414,55 @@ macro_rules! every_key {
 
 /// The text of the key named `$key` among the fields of `$t`, by a match.
 macro_rules! key_match {
-    ($t:expr, $key:expr, $($f:ident),+ $(,)?) => {
+    ($t:expr, $key:expr, $($v:ident $f:ident),+ $(,)?) => {
         match $key {
             $(stringify!($f) => Some($t.$f.as_str()),)+
             _ => None,
         }
     };
 }
+
+/// [`TextKey`], its names and its texts, from the one list.
+macro_rules! text_keys {
+    ($($v:ident $f:ident),+ $(,)?) => {
+        /// A text the gateway sends or shows: a template, a page, a bot
+        /// platform's answer (`say_*`), a voice call's text. Its name
+        /// (`as_str`) is its key in `[defaults.templates]`, in every
+        /// translation and in a channel file's `[templates]`; code names a
+        /// text by this type only, so a misspelt key does not build.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum TextKey {
+            $($v),+
+        }
+
+        impl TextKey {
+            /// Every key, in the order of [`Templates`].
+            pub const ALL: &'static [TextKey] = &[$(TextKey::$v),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(TextKey::$v => stringify!($f),)+
+                }
+            }
+
+            /// The key named `name`; `None` for a name that is not one.
+            pub fn parse(name: &str) -> Option<TextKey> {
+                TextKey::ALL.iter().copied().find(|k| k.as_str() == name)
+            }
+        }
+
+        impl Templates {
+            /// The text of `key`.
+            pub fn text(&self, key: TextKey) -> &str {
+                match key {
+                    $(TextKey::$v => &self.$f,)+
+                }
+            }
+        }
+    };
+}
+
+template_keys!(text_keys!());
 
 impl Templates {
     /// Every key and its text, in the order of the struct.
@@ -410,11 +477,7 @@ impl Templates {
 
     /// The names of every key.
     pub fn keys() -> Vec<&'static str> {
-        Templates::default()
-            .entries()
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect()
+        TextKey::ALL.iter().map(|k| k.as_str()).collect()
     }
 
     /// The text of `key`; `None` for a key that is not one.
@@ -450,5 +513,18 @@ mod tests {
         assert_eq!(t.page_link_used, "Usado");
         assert!(!t.set("greeting", "Hola".into()));
         assert_eq!(t.get("greeting"), None);
+    }
+
+    #[test]
+    fn every_text_key_is_the_field_of_its_name() {
+        let mut t = Templates::default();
+        assert_eq!(TextKey::ALL.len(), Templates::keys().len());
+        for (n, &key) in TextKey::ALL.iter().enumerate() {
+            assert_eq!(TextKey::parse(key.as_str()), Some(key));
+            assert!(t.set(key.as_str(), format!("text {n}")));
+            assert_eq!(t.text(key), format!("text {n}"), "{}", key.as_str());
+        }
+        assert_eq!(TextKey::parse("greeting"), None);
+        assert_eq!(TextKey::PageLinkUsed.as_str(), "page_link_used");
     }
 }

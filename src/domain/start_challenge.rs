@@ -20,6 +20,7 @@ use super::phone;
 use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
+use super::transaction::Transaction;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -33,6 +34,8 @@ pub struct ChallengeRequest {
     pub to: Option<String>,
     /// The language asked for from now on (docs/api.md#languages).
     pub locale: Option<LocaleTag>,
+    /// The payment the code approves (docs/api.md#approving-one-payment).
+    pub transaction: Option<Transaction>,
 }
 
 impl ChallengeRequest {
@@ -103,7 +106,30 @@ impl ChallengeRequest {
             delivery,
             to,
             locale: None,
+            transaction: None,
         })
+    }
+
+    /// The request, for `transaction` (docs/api.md#approving-one-payment):
+    /// 422 for a PIN prompt, which proves no payment, and for agent
+    /// delivery, since agents never see a transaction's code.
+    pub fn for_transaction(mut self, transaction: Option<Transaction>) -> Result<Self, Error> {
+        if transaction.is_some() {
+            if self.method == ChallengeMethod::Pin {
+                return Err(Error::invalid(
+                    "transaction",
+                    "a session PIN cannot approve a payment: use method otp or app",
+                ));
+            }
+            if self.delivery == Delivery::Agent {
+                return Err(Error::invalid(
+                    "delivery",
+                    "agents never see a transaction's code: send it to the customer",
+                ));
+            }
+        }
+        self.transaction = transaction;
+        Ok(self)
     }
 }
 
@@ -112,6 +138,13 @@ impl ChallengeRequest {
 pub struct Route {
     pub channel: String,
     pub reach: Reach,
+    /// Its file says the provider proves who writes in a conversation
+    /// (`vouches_for_sender`): only then does a code shown there prove
+    /// who typed it back.
+    pub vouches: bool,
+    /// A code sent through it shows its template's text (not a provider's
+    /// own template, not the code alone).
+    pub shows_text: bool,
 }
 
 /// The channels a challenge's message may take: the interaction's own
@@ -173,7 +206,11 @@ pub struct Started {
 ///    the channel that reaches it): 403 or 422, before anything is counted;
 /// 2. the subject (or origin) is locked (423) or banned (403);
 /// 3. SMS or e-mail delivery the team has no channel for: 422;
-/// 4. `otp.require_other_channel` and an OTP into the chat: 422;
+/// 4. `otp.require_other_channel` and an OTP into the chat: 422; an OTP
+///    into a chat whose channel does not vouch for its sender (a web
+///    chat, Slack, a Telegram bot, e-mail): 422 saying what to do instead
+///    (docs/api.md#what-a-code-proves); a transaction on a channel that
+///    cannot show its text: 422;
 /// 5. SMS or e-mail to the contact, and it has no phone or address: 422;
 /// 6. a channel that sends to a person, and nobody to send to: 422;
 /// 7. agent delivery without `otp.show_to_agents`: 422;
@@ -214,6 +251,15 @@ pub fn decide(
         return Err(Error::invalid(
             "delivery",
             "the code must travel on another channel than the chat",
+        ));
+    }
+    if req.method == ChallengeMethod::Otp && req.delivery == Delivery::Chat {
+        refuse_unvouched_chat(&rules.routes.chat)?;
+    }
+    if req.transaction.is_some() && route.is_some_and(|r| !r.shows_text) {
+        return Err(Error::invalid(
+            "delivery",
+            "this channel sends codes without the text, so it cannot show the payment",
         ));
     }
     let to = to?;
@@ -265,6 +311,22 @@ pub fn decide(
     Ok(started)
 }
 
+/// A code shown in the conversation it is typed back into proves who is
+/// there only where the channel vouches for its sender: elsewhere anyone
+/// who opens the conversation, naming any customer, reads it back
+/// (docs/api.md#what-a-code-proves). A PIN prompt is not a code: the
+/// agent gave the PIN on another channel.
+fn refuse_unvouched_chat(chat: &Route) -> Result<(), Error> {
+    if chat.vouches {
+        return Ok(());
+    }
+    Err(Error::DeliveryRefused(
+        "delivery: this chat's channel does not vouch for who writes in it, so a code shown here \
+         proves nothing: send the code to the customer's contact (delivery \"sms\", \"email\", \
+         \"voice\" or \"ladder\") or use a login link",
+    ))
+}
+
 /// The route of `delivery` (`None`: nothing is sent), or 422 when the team
 /// has no channel for it.
 fn route(routes: &Routes, delivery: Delivery) -> Result<Option<&Route>, Error> {
@@ -290,7 +352,11 @@ fn to_contact(req: &ChallengeRequest, contact: &Contact) -> Result<Option<String
             (&contact.phone, "required: the interaction has no phone")
         }
         Delivery::Email => (&contact.email, "required: the interaction has no e-mail"),
-        _ => return Ok(None),
+        Delivery::Chat
+        | Delivery::Agent
+        | Delivery::LoginPage
+        | Delivery::Ladder
+        | Delivery::App => return Ok(None),
     };
     on_file
         .clone()
@@ -314,7 +380,8 @@ fn new_challenge(
         return Ok(Challenge::new_pin(id, hash, &s.pin, now));
     }
     let step_up = rec.live_step_up(now).map(|p| p.until);
-    let seal = s.otp.show_to_agents;
+    // Agents never see a transaction's code: it is not sealed for them.
+    let seal = s.otp.show_to_agents && req.transaction.is_none();
     let c = Challenge::new_otp(
         id,
         req.delivery,
@@ -325,7 +392,8 @@ fn new_challenge(
         step_up.is_some(),
         now,
     )?;
-    Ok(c.ending_by(step_up))
+    Ok(c.ending_by(step_up)
+        .for_transaction(req.transaction.clone()))
 }
 
 /// Takes back challenge `id`, started at `now`, whose message could not be

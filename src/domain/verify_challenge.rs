@@ -73,7 +73,7 @@ pub fn decide(
 ) -> Result<Verdict, Error> {
     if rec
         .challenge_at(cid, now)
-        .is_some_and(|(c, _)| c.method == ChallengeMethod::App)
+        .is_some_and(|(c, _)| !c.method.takes_code())
     {
         return Err(Error::invalid(
             "code",
@@ -95,6 +95,13 @@ pub fn decide(
         })
         .unwrap_or_default();
     let number_check = otp.and_then(|c| c.number_check);
+    // The payment the code approves (docs/api.md#approving-one-payment).
+    let transaction_hash = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == cid)
+        .and_then(|c| c.transaction.as_ref())
+        .map(|t| t.hash());
     let (method, step_up) = match attempts::attempt(rec, cid, code, pepper, now)? {
         AttemptOutcome::Wrong { attempts_remaining } => {
             let failure = subject.record_failure_for(origin.as_deref(), now, &s.lockout, &s.otp);
@@ -133,8 +140,11 @@ pub fn decide(
         }
     };
     rec.authenticate_since(method, customer, via, since, now, s);
-    if let Some(a) = rec.auth.as_mut().filter(|a| a.method == Method::Otp) {
-        a.number_check = number_check;
+    if let Some(a) = rec.auth.as_mut() {
+        a.transaction_hash = transaction_hash;
+        if a.method == Method::Otp {
+            a.number_check = number_check;
+        }
     }
     Ok(Verdict::Authenticated { step_up: pending })
 }

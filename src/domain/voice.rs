@@ -63,6 +63,9 @@ pub enum VoiceText {
     Gate,
     /// The code (`#PIN#`), after the press.
     Otp,
+    /// The code for a transaction, with `#AMOUNT#` and `#PAYEE#`
+    /// (docs/api.md#approving-one-payment).
+    OtpTransaction,
     /// A press once the code cannot be read.
     Unavailable,
 }

@@ -370,6 +370,8 @@ mod tests {
                         expires_at: at(),
                         method: crate::domain::challenge::ChallengeMethod::Otp,
                         number_check: None,
+                        transaction: None,
+                        transaction_hash: None,
                     },
                 }),
                 format!(

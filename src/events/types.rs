@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::domain::challenge::{Challenge, ChallengeMethod, ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::logout::LogoutCause;
+use crate::domain::transaction::Transaction;
 use crate::time::Timestamp;
 
 /// Whom an event's `data` is about: the member it opens with.
@@ -116,6 +117,8 @@ event_types! {
     ChallengeUndelivered(DeliveryReported) = "challenge.undelivered" about Interaction,
     /// A delivery ladder moved the code on to its next step.
     ChallengeAdvanced(ChallengeAdvanced) = "challenge.advanced" about Interaction,
+    /// A code or app approval approved a transaction (never its token).
+    TransactionApproved(TransactionApproved) = "transaction.approved" about Interaction,
     /// Failures reached the lockout threshold.
     SubjectLocked(SubjectChange) = "subject.locked" about Subject,
     /// The lockout that reaches `max_lockouts_before_ban`.
@@ -184,6 +187,64 @@ pub struct CreatedChallenge {
     /// the team has no `[number_checks]` or nothing was asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number_check: Option<serde_json::Value>,
+    /// The payment it is for, and its hash (docs/api.md#approving-one-payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<TransactionObject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_hash: Option<String>,
+}
+
+/// A transaction as the API writes it (docs/api.md#approving-one-payment).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Transaction)]
+pub struct TransactionObject {
+    /// 1 to 32 of `a-z` and `_`, such as `payment`.
+    #[serde(rename = "type")]
+    #[schema(pattern = "^[a-z_]{1,32}$")]
+    pub kind: String,
+    /// A decimal string, more than zero, with no more decimals than the
+    /// currency has.
+    #[schema(pattern = "^[0-9]{1,12}(\\.[0-9]{1,4})?$")]
+    pub amount: String,
+    /// An ISO 4217 alphabetic code.
+    #[schema(pattern = "^[A-Z]{3}$")]
+    pub currency: String,
+    /// 1 to 70 characters: no control, format (bidi) or private-use
+    /// characters, one script per word.
+    #[schema(min_length = 1, max_length = 70)]
+    pub payee: String,
+    /// 1 to 35 such characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 35)]
+    pub reference: Option<String>,
+}
+
+impl TransactionObject {
+    /// `t` and its hash, as a challenge carries them.
+    pub fn with_hash(t: Option<&Transaction>) -> (Option<TransactionObject>, Option<String>) {
+        (t.map(TransactionObject::from), t.map(Transaction::hash))
+    }
+}
+
+impl From<&Transaction> for TransactionObject {
+    fn from(t: &Transaction) -> Self {
+        TransactionObject {
+            kind: t.kind.clone(),
+            amount: t.amount.clone(),
+            currency: t.currency.clone(),
+            payee: t.payee.clone(),
+            reference: t.reference.clone(),
+        }
+    }
+}
+
+/// `transaction.approved`: the challenge that approved it, the transaction
+/// and its hash (never the approval token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TransactionApproved {
+    pub challenge: ChallengeRef,
+    pub transaction: TransactionObject,
+    pub transaction_hash: String,
 }
 
 /// `challenge.advanced`: the challenge as read now (naming the new
@@ -273,6 +334,10 @@ pub struct ReportedChallenge {
     pub method: ChallengeMethod,
     #[serde(serialize_with = "state_name")]
     pub state: ChallengeState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<TransactionObject>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_hash: Option<String>,
 }
 
 /// The provider's error, with `failed`.
@@ -285,6 +350,7 @@ pub struct ReportedError {
 impl ReportedChallenge {
     /// Challenge `c` in `state`, whose message has a delivery state.
     pub fn of(c: &Challenge, state: ChallengeState, delivery: &DeliveryState) -> Self {
+        let (transaction, transaction_hash) = TransactionObject::with_hash(c.transaction.as_ref());
         ReportedChallenge {
             attempts_remaining: c.attempts_remaining(),
             challenge_id: c.id,
@@ -298,6 +364,8 @@ impl ReportedChallenge {
             expires_at: c.expires_at,
             method: c.method,
             state,
+            transaction,
+            transaction_hash,
         }
     }
 }

@@ -82,7 +82,7 @@ async fn presented(
     max_age: Duration,
     now: Timestamp,
 ) -> Result<Presented> {
-    let issuer = &core.config.server.issuer;
+    let issuer = &core.config().server.issuer;
     let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
     let customer = assertion.customer()?;
     let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
@@ -120,7 +120,7 @@ fn assertion_verdict(
     let rules = Rules {
         step_up: &s.step_up,
         max_age: s.assertion_max_age.get(),
-        pepper: &core.pepper,
+        pepper: core.pepper(),
     };
     assertion_verdict::verdict(&p.assertion, &found, &rules, now)
 }
@@ -169,7 +169,7 @@ fn apply_assertion(
             if team.remembers_devices() {
                 let mut known = p.devices.value.clone().unwrap_or_default();
                 let (fingerprint, region) = (a.fingerprint.as_deref(), a.region.as_deref());
-                known.record_validated(fingerprint, region, &core.pepper);
+                known.record_validated(fingerprint, region, core.pepper());
                 let dkey = &p.devices.key;
                 let known = StoredDevices::from(&known);
                 w.also(put(dkey, p.devices.version, &known, Some(DEVICES_TTL))?);

@@ -37,7 +37,7 @@ pub struct AssuranceView {
     /// (nor judged by a recognized conversation).
     pub age_seconds: Option<u64>,
     /// What fails, in this order: `authenticated`, `max_age`, `method`,
-    /// `via`, `number_check`.
+    /// `via`, `number_check`, `transaction`.
     pub unmet: Vec<Unmet>,
 }
 
@@ -62,12 +62,13 @@ pub async fn assurance(
     team: &Team,
     id: Uuid,
     ask: AssuranceAsk,
+    transaction: Option<String>,
     now: Timestamp,
 ) -> Result<AssuranceView> {
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
     let settings = team.settings_for(&rec.channel);
-    let policy = match ask {
+    let mut policy = match ask {
         AssuranceAsk::Policy(p) => p,
         AssuranceAsk::Intent(name) => {
             let intent = settings.intents.get(&name).ok_or_else(|| {
@@ -84,9 +85,11 @@ pub async fn assurance(
                 recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
                 otp_via: intent.otp_via.clone(),
                 number_clean: intent.number_check == Some(NumberCheckRule::Clean),
+                transaction: None,
             }
         }
     };
+    policy.transaction = transaction;
     let view = pair.view(team, now)?;
     let mut shown = pair.shown(team, now)?;
     shown.by_phone_code = shown.method == Some(interaction::Method::Otp)

@@ -56,7 +56,7 @@ impl Sweeper {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {
                     let gw = self.live.current();
-                    rescan.step(gw.store.as_ref(), &gw.config, SWEEP_EVERY).await;
+                    rescan.step(gw.store().as_ref(), gw.config(), SWEEP_EVERY).await;
                     self.sweep_due_teams(&gw).await;
                 }
             }
@@ -66,14 +66,14 @@ impl Sweeper {
     /// Sweeps the teams the due index says have entries due: an idle
     /// gateway reads the index alone (docs/architecture.md#many-teams).
     async fn sweep_due_teams(&self, gw: &Core) {
-        let (store, index) = (gw.store.as_ref(), keys::DUE_INDEX_DUEQ);
+        let (store, index) = (gw.store().as_ref(), keys::DUE_INDEX_DUEQ);
         loop {
             // An outage is the store's own log's to tell (once).
             let Ok((teams, hold)) = due_teams::take(store, index, self.clock.now()).await else {
                 return;
             };
             for id in &teams {
-                let team = gw.config.team(id);
+                let team = gw.config().team(id);
                 if let Some(team) = team {
                     // Each team's sweep reads the clock anew: the teams
                     // before it may have taken longer than a lease.
@@ -168,7 +168,7 @@ impl Lease {
 /// outage) hand the rest back as due. One that can never be handled is
 /// quarantined.
 async fn sweep_team(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> Result<()> {
-    let store = gw.store.as_ref();
+    let store = gw.store().as_ref();
     let index = keys::due_queue(&team.id);
     let mut rounds = 0;
     let started = tokio::time::Instant::now();

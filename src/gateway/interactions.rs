@@ -10,8 +10,9 @@ use super::outbox::OutboxItem;
 use super::records::{
     put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
 };
-use super::{number_checks, view, Core, InteractionView};
+use super::{audit, number_checks, view, Core, InteractionView};
 use crate::config::Team;
+use crate::domain::audit::{Acting, Action};
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
@@ -189,7 +190,7 @@ async fn create_or_find(
         }
     }
     let s = team.settings_for(&new.channel);
-    let mut rec = new.record(team, &core.pepper, now);
+    let mut rec = new.record(team, core.pepper(), now);
     if seen.recognition.is_some() {
         rec.recognition_refused = number_checks::refuses_recognition(core, team, &rec, now).await;
     }
@@ -211,12 +212,12 @@ async fn create_or_find(
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
     let mut recorded = core.record(&team.id, vec![created], now)?;
     ops.append(&mut recorded.ops);
-    match core.store.commit(ops).await? {
+    match core.write(ops).await? {
         Commit::Applied => {
             core.recorded(recorded);
             if let Some(rkey) = &seen.recognition_key {
                 let ikey = keys::interaction(&team.id, rec.id);
-                core.recognition_keys.remember(&ikey, rkey);
+                core.companions().0.remember(&ikey, rkey);
             }
             Ok(Some((view, true)))
         }
@@ -260,16 +261,16 @@ async fn read_conversation(
         .as_ref()
         .map(|r| keys::subject(&team.id, r.as_str()));
     let rkey = core
-        .config
+        .config()
         .recognize_for(team, &new.channel)
         .map(|_| keys::recognition(&team.id, &new.channel, conversation));
-    let cguess = rkey.as_ref().and_then(|k| core.remembered_subjects.get(k));
+    let cguess = rkey.as_ref().and_then(|k| core.companions().1.get(k));
     let wanted: Vec<String> = std::iter::once(ckey.clone())
         .chain(skey.clone())
         .chain(rkey.clone())
         .chain(cguess.clone())
         .collect();
-    let mut raw = core.store.get(&wanted).await?.into_iter();
+    let mut raw = core.get(&wanted).await?.into_iter();
     let link = Loaded::parse(ckey, raw.next().flatten())?;
     let subject = match skey {
         Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
@@ -286,8 +287,8 @@ async fn read_conversation(
             let read = match cguess {
                 Some(guess) if guess == theirs => raw.next().flatten(),
                 _ => {
-                    core.remembered_subjects.remember(rkey, &theirs);
-                    let mut more = core.store.get(std::slice::from_ref(&theirs)).await?;
+                    core.companions().1.remember(rkey, &theirs);
+                    let mut more = core.get(std::slice::from_ref(&theirs)).await?;
                     more.pop().flatten()
                 }
             };
@@ -324,12 +325,7 @@ pub async fn find_conversation(
     now: Timestamp,
 ) -> Result<Option<InteractionView>> {
     let ckey = keys::conversation(&team.id, channel, conversation.as_str());
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&ckey))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&ckey)).await?.pop().flatten();
     let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value else {
         return Ok(None);
     };
@@ -410,7 +406,7 @@ async fn live_batch(
     now: Timestamp,
 ) -> Result<(Vec<(IndexEntry, InteractionRecord)>, bool)> {
     let index = keys::interactions_index(&team.id);
-    let entries = core.store.index_desc(&index, before, batch).await?;
+    let entries = core.index_desc(&index, before, batch).await?;
     let exhausted = entries.len() < batch;
     let ids: Vec<(IndexEntry, Uuid)> = entries
         .into_iter()
@@ -423,7 +419,7 @@ async fn live_batch(
     let raw = if rkeys.is_empty() {
         Vec::new()
     } else {
-        core.store.get(&rkeys).await?
+        core.get(&rkeys).await?
     };
     let mut live = Vec::new();
     let mut gone = Vec::new();
@@ -450,7 +446,7 @@ async fn live_batch(
     }
     if !gone.is_empty() {
         // Lazy clean-up of ids whose records expired; never conflicts.
-        core.store.commit(gone).await?;
+        core.write(gone).await?;
     }
     Ok((live, exhausted))
 }
@@ -511,11 +507,15 @@ pub async fn logout(
     core: &Arc<Core>,
     team: &Team,
     id: Uuid,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<InteractionView> {
     let (view, _) = core
         .update_interaction(team, id, now, |w| {
+            // Recorded, as announced, when it ends an authentication.
             if w.rec.auth.is_some() {
+                let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+                w.audit(entry.with("cause", LogoutCause::Api.as_str()));
                 w.emit(EventData::InteractionLoggedOut(LoggedOut {
                     cause: LogoutCause::Api,
                 }));
@@ -548,10 +548,16 @@ pub async fn forget_conversation(
     core: &Core,
     team: &Team,
     id: Uuid,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<InteractionView> {
     let (view, ()) = core
         .update_interaction(team, id, now, |w| {
+            // Recorded when the conversation remembered someone.
+            if w.recognized().is_some() {
+                let entry = audit::on_interaction(Action::RecognitionForgotten, acting, &w.rec);
+                w.audit(entry);
+            }
             w.forget_recognition();
             Ok(())
         })

@@ -214,8 +214,8 @@ fn open_binding(
     let challenge_id = Uuid::now_v7();
     // Derived, not drawn: a retry of this callback is answered this code
     // again, and the store still holds only its keyed hash.
-    let code = otp::derive(&core.pepper, challenge_id, s.otp.length);
-    let ch = Challenge::new_binding(challenge_id, &code, &core.pepper, &s.otp, now);
+    let code = otp::derive(core.pepper(), challenge_id, s.otp.length);
+    let ch = Challenge::new_binding(challenge_id, &code, core.pepper(), &s.otp, now);
     let expires_at = ch.expires_at;
     w.rec.end_step_up(now);
     w.rec.open_new_challenge(ch, now);
@@ -288,7 +288,7 @@ fn new_link(
     let link_id = Uuid::now_v7();
     let claims = link_claims(core, team, &w.rec, plan, link_id, s, now);
     let token = login_token::issue(plan.key, &claims)?;
-    let short_url = format!("{}/l/{}", core.config.server.public_url, short_code);
+    let short_url = format!("{}/l/{}", core.config().server.public_url, short_code);
     // An identity-provider link has no login page to carry a token to:
     // both URLs are the short link.
     let (url, token) = match plan.oidc {
@@ -351,7 +351,7 @@ fn link_claims(
         .enabled()
         .map(|ttl| iat + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2));
     LoginClaims {
-        iss: core.config.server.issuer.clone(),
+        iss: core.config().server.issuer.clone(),
         aud: team.id.clone(),
         sub: rec.id.to_string(),
         jti: link_id.to_string(),
@@ -371,7 +371,7 @@ fn link_claims(
 /// a multi-key commit, and so stays in its own Redis Cluster slot.
 async fn save_short_link(core: &Core, code: &str, short: &ShortLink, ttl: Duration) -> Result<()> {
     let saved = put(&keys::short_link(code), 0, short, Some(ttl))?;
-    if core.store.commit(vec![saved]).await? != Commit::Applied {
+    if core.write(vec![saved]).await? != Commit::Applied {
         return Err(Error::internal("a 192-bit short-link code collided"));
     }
     Ok(())
@@ -409,7 +409,15 @@ async fn deliver_link(core: &Core, team: &Team, rec: &InteractionRecord, issued:
         ..Fill::default()
     };
     match core
-        .send(team, rec, &rec.channel, None, Purpose::LoginLink, fill)
+        .send(
+            team,
+            rec,
+            &rec.channel,
+            None,
+            Purpose::LoginLink,
+            fill,
+            None,
+        )
         .await
     {
         Ok(_) => issued.delivered = true,
@@ -424,12 +432,7 @@ pub async fn resolve_short_link(
     now: Timestamp,
 ) -> Result<ShortLinkTarget> {
     let skey = keys::short_link(code);
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&skey))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&skey)).await?.pop().flatten();
     let Some(raw) = raw else {
         return Err(Error::NotFound("no such link"));
     };
@@ -447,7 +450,7 @@ pub async fn resolve_short_link(
     }
     // A team or key removed from the config since: the login page
     // could not verify the token either.
-    let Some(team) = core.config.team(&link.claims.aud) else {
+    let Some(team) = core.config().team(&link.claims.aud) else {
         return Ok(ShortLinkTarget::Expired(speaks));
     };
     let Some(key) = team.key_by_kid(&link.kid) else {
@@ -496,7 +499,7 @@ fn ui_locales(rec: &InteractionRecord, matched: &str) -> String {
 /// The language a link's pages speak before its interaction is read: the
 /// one its token claimed, where its team and channel are still configured.
 fn link_speaks(core: &Core, link: &ShortLink) -> Option<Speaks> {
-    let team = core.config.team(&link.claims.aud)?;
+    let team = core.config().team(&link.claims.aud)?;
     let channel = &link.claims.channel;
     let l = &team.settings_for(channel).locale;
     let asked = link.claims.locale.as_deref();
@@ -520,12 +523,12 @@ pub async fn login_callback(
 ) -> Result<CallbackOutcome> {
     let claims = login_token::verify(
         &cb.token,
-        &core.config.server.issuer,
-        |t| core.config.team(t),
+        &core.config().server.issuer,
+        |t| core.config().team(t),
         now,
     )?;
     let team = core
-        .config
+        .config()
         .team(&claims.aud)
         .ok_or(Error::InvalidToken("unknown team"))?;
     let max_age = team.settings.assertion_max_age.get();
@@ -533,7 +536,7 @@ pub async fn login_callback(
     sig.verify(team, body, now)?;
     let (id, link_id) = link_of(&claims)?;
     // Verified above: the id is present.
-    let request = SignedRequest::new(&core.pepper, team, sig.id.unwrap_or_default(), body);
+    let request = SignedRequest::new(core.pepper(), team, sig.id.unwrap_or_default(), body);
     let proof = Proof {
         success: cb.success,
         customer: &cb.customer,
@@ -573,7 +576,7 @@ pub async fn login_callback(
 fn repeated(core: &Core, answer: CallbackAnswer, w: &Work<'_>) -> Settled {
     let code = match answer {
         CallbackAnswer::Bound { challenge_id, .. } => Some(otp::derive(
-            &core.pepper,
+            core.pepper(),
             challenge_id,
             w.settings.otp.length,
         )),
@@ -659,7 +662,7 @@ pub(crate) async fn provider_login(
                 if let Some(key) = ended {
                     // Read here, and absent still when this commits: a
                     // logout that marks it in between conflicts.
-                    let mark = core.store.get(&[key.to_string()]).await?.pop();
+                    let mark = core.get(&[key.to_string()]).await?.pop();
                     if mark.flatten().is_some() {
                         return Err(Error::InvalidToken("the provider ended this session"));
                     }

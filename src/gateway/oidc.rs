@@ -72,14 +72,14 @@ pub struct ProviderFinish {
 /// Where the provider sends the browser back: one address per team
 /// (docs/api.md#hosted-login-openid-connect).
 fn redirect_uri(core: &Core, team: &str) -> String {
-    format!("{}/oidc/callback/{team}", core.config.server.public_url)
+    format!("{}/oidc/callback/{team}", core.config().server.public_url)
 }
 
 fn provider_of<'c>(
     core: &'c Core,
     team: &str,
 ) -> Result<(&'c Team, &'c OidcConfig), ProviderRefusal> {
-    let team = core.config.team(team).ok_or(Error::TokenExpired)?;
+    let team = core.config().team(team).ok_or(Error::TokenExpired)?;
     // A team whose [oidc] was removed since: its links lead nowhere.
     let oidc = team.oidc.as_ref().ok_or(Error::TokenExpired)?;
     Ok((team, oidc))
@@ -95,7 +95,7 @@ pub async fn start_provider_login(
 ) -> Result<ProviderStart, ProviderRefusal> {
     let (team, oidc) = provider_of(core, &link.team)?;
     let meta = core
-        .oidc
+        .oidc()
         .metadata(oidc, now)
         .await
         .inspect_err(|e| logged(team, e))?;
@@ -122,7 +122,7 @@ pub async fn start_provider_login(
         let (version, mut kept) = link_states(core, &key).await?;
         kept.add(&state, started.clone(), now);
         let op = put(&key, version, &kept, Some(STATE_TTL))?;
-        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(()))
+        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(()))
     })
     .await?;
     let location = flow::authorization_url(
@@ -146,7 +146,7 @@ pub async fn start_provider_login(
 
 /// A link's started logins (none: version 0).
 async fn link_states(core: &Core, key: &str) -> crate::error::Result<(u64, LinkStates)> {
-    let raw = core.store.get(&[key.to_string()]).await?.pop().flatten();
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
     let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
     Ok((loaded.version, loaded.value.unwrap_or_default()))
 }
@@ -172,7 +172,7 @@ pub async fn finish_provider_login(
             // A refused state is logged under the team whose address it
             // came to (a mix-up attempt shows as "started for another
             // team"); an address of no team is not.
-            if let (ProviderRefusal::Oidc(oidc), Some(t)) = (&e, core.config.team(team)) {
+            if let (ProviderRefusal::Oidc(oidc), Some(t)) = (&e, core.config().team(team)) {
                 logged(t, oidc);
             }
             ProviderFinish {
@@ -242,12 +242,12 @@ async fn proven_login(
     now: Timestamp,
 ) -> Result<(ProviderSession, Customer), OidcError> {
     answer.check_against(started.issuer.as_deref(), &oidc.issuer)?;
-    let meta = core.oidc.metadata(oidc, now).await?;
+    let meta = core.oidc().metadata(oidc, now).await?;
     let iss_supported = meta.authorization_response_iss_parameter_supported;
     let code = answer.code_from(&oidc.issuer, iss_supported)?;
     let redirect = redirect_uri(core, &team.id);
     let exchanged = core
-        .oidc
+        .oidc()
         .exchange(oidc, &meta, code, &redirect, &started.verifier);
     let token = exchanged.await?;
     let claims =
@@ -311,7 +311,7 @@ async fn take_state(
         } else {
             put(&key, version, &kept, Some(STATE_TTL))?
         };
-        Ok((core.store.commit(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
+        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
     })
     .await?;
     Ok(taken?)

@@ -45,6 +45,6 @@ pub(super) async fn signed_claims(
     now: Timestamp,
 ) -> Result<serde_json::Map<String, serde_json::Value>, OidcError> {
     let (alg, kid) = id_token::header(token)?;
-    let jwk = core.oidc.key_for(keys, use_, &kid, now).await?;
+    let jwk = core.oidc().key_for(keys, use_, &kid, now).await?;
     id_token::verify_signature(token, &jwk, alg)
 }

@@ -23,7 +23,7 @@ pub async fn take_reports_at(
     reports: Vec<Report>,
     now: Timestamp,
 ) -> Result<Receipt> {
-    let config = std::sync::Arc::clone(&core.config);
+    let config = std::sync::Arc::clone(core.config());
     let teams: Vec<&Team> = config
         .teams
         .values()
@@ -65,8 +65,8 @@ pub async fn twilio_receipt(
     signature: Option<&str>,
     now: Timestamp,
 ) -> Result<Receipt> {
-    let public_url = &core.config.server.public_url;
-    let report = match (api, core.config.channels.get(channel).map(|c| &c.kind)) {
+    let public_url = &core.config().server.public_url;
+    let report = match (api, core.config().channels.get(channel).map(|c| &c.kind)) {
         (TwilioApi::Messages, Some(ChannelKind::Twilio(twilio))) => {
             let url = twilio::status_callback(public_url, channel);
             twilio.receipt(&url, fields, signature)?
@@ -87,7 +87,8 @@ pub async fn twilio_receipt(
 /// report route: body `body` as received, headers `X-Request-Timestamp`
 /// `timestamp` and `X-Request-Signature` `signature`. 404 for a channel
 /// that is not `telegram_gateway`, 401 `invalid_signature` for a
-/// missing or wrong signature, 400 for a body without `request_id` or
+/// missing or wrong signature or a timestamp more than 5 minutes from
+/// `now`, 400 for a body without `request_id` or
 /// `delivery_status.status`.
 pub async fn telegram_gateway_report(
     core: &Core,
@@ -98,11 +99,11 @@ pub async fn telegram_gateway_report(
     now: Timestamp,
 ) -> Result<Receipt> {
     let Some(ChannelKind::TelegramGateway(gateway)) =
-        core.config.channels.get(channel).map(|c| &c.kind)
+        core.config().channels.get(channel).map(|c| &c.kind)
     else {
         return Err(Error::NotFound("no telegram_gateway channel of this name"));
     };
-    match gateway.report(body, timestamp, signature)? {
+    match gateway.report(body, timestamp, signature, now)? {
         Some(report) => take_reports_at(core, channel, vec![report], now).await,
         None => Ok(Receipt::Unknown),
     }
@@ -150,7 +151,7 @@ fn whatsapp_of<'c>(
     channel: &str,
     missing: &'static str,
 ) -> Result<&'c WhatsappConfig> {
-    match core.config.channels.get(channel).map(|c| &c.kind) {
+    match core.config().channels.get(channel).map(|c| &c.kind) {
         Some(ChannelKind::Whatsapp(whatsapp)) => Ok(whatsapp),
         _ => Err(Error::NotFound(missing)),
     }

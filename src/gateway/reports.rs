@@ -182,7 +182,7 @@ pub(super) async fn take_report<'t>(
         // One read per team: their keys live in different slots.
         for team in teams {
             let key = keys::message(&team.id, channel, &report.message_id);
-            let raw = core.store.get(std::slice::from_ref(&key)).await?;
+            let raw = core.get(std::slice::from_ref(&key)).await?;
             let read: Loaded<StoredMessage> = Loaded::parse(key, raw.into_iter().next().flatten())?;
             if let Some((i, c)) = read.value.as_ref().and_then(|m| m.i.zip(m.c)) {
                 let one = [(report.status, report.error.clone())];
@@ -198,7 +198,7 @@ pub(super) async fn take_report<'t>(
                 parked.p.push(stored);
             }
             let op = put(&read.key, read.version, &parked, Some(PARKED_FOR))?;
-            if let Commit::Conflict { .. } = core.store.commit(vec![op]).await? {
+            if let Commit::Conflict { .. } = core.write(vec![op]).await? {
                 return Ok(None);
             }
         }
@@ -267,7 +267,7 @@ pub(super) async fn remember_message<'t>(
             Box::pin(async move {
                 w.as_announcement();
                 let has_next = ladder_has_next(core, &w.rec, cid, w.settings);
-                let raw = core.store.get(std::slice::from_ref(key)).await?;
+                let raw = core.get(std::slice::from_ref(key)).await?;
                 let read: Loaded<StoredMessage> =
                     Loaded::parse(key.clone(), raw.into_iter().next().flatten())?;
                 let parked: Vec<_> = read

@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::records::{put, UsedJti};
 use super::Core;
 use crate::config::Team;
+use crate::domain::audit::Acting;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Result;
 use crate::store::{keys, Commit, IndexEntry, Op};
@@ -58,7 +59,7 @@ pub(super) async fn claim_jti(
     let Op::Put { version, .. } = op else {
         return Ok(None);
     };
-    let claimed = core.store.commit(vec![op]).await? == Commit::Applied;
+    let claimed = core.write(vec![op]).await? == Commit::Applied;
     Ok(claimed.then_some(ClaimedJti { key, version }))
 }
 
@@ -69,7 +70,7 @@ pub(super) async fn release_jti(core: &Core, claimed: ClaimedJti) {
         key: claimed.key,
         expected: claimed.version,
     };
-    if let Err(e) = core.store.commit(vec![op]).await {
+    if let Err(e) = core.write(vec![op]).await {
         tracing::warn!(error = %e, "a revocation token id could not be released; the sender's retry will be taken for a replay");
     }
 }
@@ -80,7 +81,7 @@ pub(super) async fn index_entries(core: &Core, key: &str) -> Result<Vec<IndexEnt
     let mut all: Vec<IndexEntry> = Vec::new();
     loop {
         let before = all.last().map(|e| (e.score, e.member.clone()));
-        let page = core.store.index_desc(key, before, PAGE).await?;
+        let page = core.index_desc(key, before, PAGE).await?;
         let full = page.len() == PAGE;
         all.extend(page);
         if !full {
@@ -96,6 +97,7 @@ pub(super) async fn revoke_customers(
     team: &Team,
     receiver: Receiver,
     customers: &[String],
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<usize> {
     let mut n = 0;
@@ -105,6 +107,7 @@ pub(super) async fn revoke_customers(
             team,
             customer_id,
             receiver.cause(),
+            acting,
             now,
         )
         .await?;

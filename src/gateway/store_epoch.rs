@@ -15,10 +15,10 @@
 //! The marker carries the team's hash tag (one marker per team, so a
 //! Cluster master that loses its data is noticed for the teams it held) and
 //! a TTL, renewed while any instance runs (docs/decisions/0048-a-store-that-comes-back-empty.md).
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use super::core::epochs::Seen;
 use super::records::{put, Loaded, StoredEpoch};
 use super::Core;
 use crate::config::Team;
@@ -38,44 +38,6 @@ const RENEW_EVERY: Duration = Duration::from_secs(3_600);
 
 /// The detail of the refusal.
 pub const ISSUED_BEFORE_RESET: &str = "issued before the store was reset";
-
-/// What this process knows of each team's marker.
-#[derive(Default)]
-pub struct StoreEpochs {
-    teams: Mutex<HashMap<String, Seen>>,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Seen {
-    /// The version of the marker last read or written here.
-    version: Option<u64>,
-    /// The latest reset known: since then the store's data is whole.
-    reset_at: Option<Timestamp>,
-    renewed: Option<Timestamp>,
-}
-
-impl StoreEpochs {
-    fn seen(&self, team: &str) -> Seen {
-        self.lock().get(team).copied().unwrap_or_default()
-    }
-
-    /// Records what a read of `team`'s marker found. A reset once noticed
-    /// is never forgotten by a later write: a request and the periodic
-    /// check may settle the same marker at once, and the one that read it
-    /// before the loss must not undo the other's finding.
-    fn set(&self, team: &str, seen: Seen) {
-        let mut teams = self.lock();
-        let reset_at = match (teams.get(team).and_then(|s| s.reset_at), seen.reset_at) {
-            (Some(old), Some(new)) => Some(old.max(new)),
-            (old, new) => new.or(old),
-        };
-        teams.insert(team.to_string(), Seen { reset_at, ..seen });
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
-        self.teams.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
 
 /// What a check of a team's marker found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,7 +98,7 @@ pub(crate) fn refuse_issued_before_reset(
     max_age: Duration,
     now: Timestamp,
 ) -> Result<()> {
-    match core.epochs.seen(&team.id).reset_at {
+    match core.epochs().seen(&team.id).reset_at {
         Some(reset_at) if issued_before_reset(iat, reset_at, max_age, now) => {
             Err(Error::InvalidToken(ISSUED_BEFORE_RESET))
         }
@@ -154,7 +116,7 @@ pub(crate) async fn get_noticing_reset(
     now: Timestamp,
 ) -> Result<Vec<Option<Versioned>>> {
     keys.push(keys::store_epoch(&team.id));
-    let mut read = core.store.get(&keys).await?;
+    let mut read = core.get(&keys).await?;
     let marker = read.pop().flatten();
     let found = settle_marker(core, team, marker, now).await?;
     say_resets(&[(team.id.as_str(), found)]);
@@ -226,11 +188,11 @@ const MARKERS_PER_READ: usize = 1_000;
 /// the store a few reads, not one per team (docs/architecture.md#many-teams).
 async fn check_store_epochs(core: &Core, now: Timestamp) {
     let mut found = Vec::new();
-    let teams: Vec<&Team> = core.config.teams.values().map(AsRef::as_ref).collect();
+    let teams: Vec<&Team> = core.config().teams.values().map(AsRef::as_ref).collect();
     for chunk in teams.chunks(MARKERS_PER_READ) {
         let markers: Vec<String> = chunk.iter().map(|t| keys::store_epoch(&t.id)).collect();
         // An outage is the store's own log's to tell (once).
-        let Ok(read) = core.store.get(&markers).await else {
+        let Ok(read) = core.get(&markers).await else {
             break;
         };
         for (team, raw) in chunk.iter().zip(read) {
@@ -256,7 +218,7 @@ async fn settle_marker(
     now: Timestamp,
 ) -> Result<Found> {
     let key = keys::store_epoch(&team.id);
-    let known = core.epochs.seen(&team.id);
+    let known = core.epochs().seen(&team.id);
     let read = Loaded::<StoredEpoch>::parse(key.clone(), raw)?;
     let Some(marker) = read.value else {
         let lost = known.version.is_some();
@@ -264,14 +226,14 @@ async fn settle_marker(
             // Lost, whoever writes the marker again: refused from now,
             // also by a request of this process that reads it meanwhile.
             let reset_at = Some(now);
-            core.epochs.set(&team.id, Seen { reset_at, ..known });
+            core.epochs().set(&team.id, Seen { reset_at, ..known });
         }
         let marker = StoredEpoch { at: now, r: lost };
         // Another instance wrote it first: read at the next check.
         let Some(version) = write_marker(core, &key, 0, marker).await? else {
             return Ok(Found::Whole);
         };
-        core.epochs.set(
+        core.epochs().set(
             &team.id,
             Seen {
                 version: Some(version),
@@ -304,10 +266,10 @@ async fn settle_marker(
             key,
             ttl: MARKER_TTL,
         };
-        core.store.commit(vec![touch]).await?;
+        core.write(vec![touch]).await?;
         renewed = Some(now);
     }
-    core.epochs.set(
+    core.epochs().set(
         &team.id,
         Seen {
             version: Some(version),
@@ -334,7 +296,7 @@ async fn write_marker(
     let Op::Put { version, .. } = op else {
         return Err(Error::internal("records::put made no Put"));
     };
-    Ok(match core.store.commit(vec![op]).await? {
+    Ok(match core.write(vec![op]).await? {
         Commit::Applied => Some(version),
         Commit::Conflict { .. } => None,
     })

@@ -12,12 +12,13 @@ use super::work::Step;
 use super::Core;
 use crate::channels::twilio::form_field;
 use crate::channels::twilio_voice::{gather_url, TwilioVoiceConfig};
-use crate::channels::{Call, ChannelKind, Purpose};
+use crate::channels::{Call, ChannelError, ChannelKind, Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeState;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::reveal;
+use crate::domain::transaction::Transaction;
 use crate::domain::voice::{self, GatherId, Press, VoiceText};
 use crate::error::{Error, Result};
 use crate::store::{keys, Commit};
@@ -53,14 +54,14 @@ pub(super) async fn prepare_call(
     let record = StoredGather {
         i: rec.id,
         c: challenge.id,
-        k: reveal::seal(&code, challenge.id, &core.pepper)?,
+        k: reveal::seal(&code, challenge.id, core.pepper())?,
         n: 0,
     };
     // As long as the interaction may live: a late press is answered.
     let ttl = team.settings_for(&rec.channel).interaction_ttl.get();
     let key = keys::gather(&team.id, channel, gather.as_str());
     let op = put(&key, 0, &record, Some(ttl))?;
-    if let Commit::Conflict { .. } = core.store.commit(vec![op]).await? {
+    if let Commit::Conflict { .. } = core.write(vec![op]).await? {
         return Err(Error::internal("a gather id was drawn twice"));
     }
     Ok(Some(Call {
@@ -68,9 +69,24 @@ pub(super) async fn prepare_call(
     }))
 }
 
+/// [`prepare_call`] for a sender: what [`Core::send`] hands the channel
+/// with the message; a call that could not be prepared is a failed send.
+pub(super) async fn call_for(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    channel: &str,
+    purpose: Purpose,
+    code: Option<&str>,
+) -> std::result::Result<Option<Call>, ChannelError> {
+    prepare_call(core, team, rec, channel, purpose, code)
+        .await
+        .map_err(|_| ChannelError("the call could not be prepared".into()))
+}
+
 /// The `twilio_voice` channel `channel`: 404 for any other.
 fn voice_config<'c>(core: &'c Core, channel: &str) -> Result<&'c TwilioVoiceConfig> {
-    match core.config.channels.get(channel).map(|c| &c.kind) {
+    match core.config().channels.get(channel).map(|c| &c.kind) {
         Some(ChannelKind::TwilioVoice(voice)) => Ok(voice),
         _ => Err(Error::NotFound("no twilio_voice channel of this name")),
     }
@@ -90,16 +106,16 @@ pub async fn press(
     now: Timestamp,
 ) -> Result<String> {
     let cfg = voice_config(core, channel)?;
-    let url = gather_url(&core.config.server.public_url, channel, gather);
+    let url = gather_url(&core.config().server.public_url, channel, gather);
     cfg.check_signed(&url, fields, signature)?;
     let heard = match GatherId::parse(gather) {
         Some(g) => hear(core, channel, &g, fields, now).await?,
         None => None,
     };
-    let channel_cfg = core.config.channels.get(channel);
+    let channel_cfg = core.config().channels.get(channel);
     let Some(heard) = heard else {
         // No interaction: the system's default language.
-        let defaults = &core.config.defaults;
+        let defaults = &core.config().defaults;
         let locale = defaults.locale.default.as_str();
         let text = crate::config::voice_text(VoiceText::Unavailable, defaults, channel_cfg, locale);
         return Ok(cfg.unavailable(text, locale));
@@ -107,10 +123,25 @@ pub async fn press(
     let settings = heard.team.settings_for(&heard.rec.channel);
     let locale = call_locale(heard.team, &heard.rec);
     Ok(match heard.code {
-        Some(code) => {
-            let text = crate::config::voice_text(VoiceText::Otp, settings, channel_cfg, locale);
-            cfg.reading(text, code.expose(), locale)
-        }
+        // A code for a payment is read with its amount and payee
+        // (docs/api.md#approving-one-payment).
+        Some(code) => match &heard.transaction {
+            Some(t) => {
+                let key = VoiceText::OtpTransaction;
+                let text = crate::config::voice_text(key, settings, channel_cfg, locale);
+                let amount = t.amount_text();
+                let fill = Fill {
+                    amount: Some(&amount),
+                    payee: Some(&t.payee),
+                    ..Fill::default()
+                };
+                cfg.reading(&crate::channels::render(text, fill), code.expose(), locale)
+            }
+            None => {
+                let text = crate::config::voice_text(VoiceText::Otp, settings, channel_cfg, locale);
+                cfg.reading(text, code.expose(), locale)
+            }
+        },
         None => {
             let text =
                 crate::config::voice_text(VoiceText::Unavailable, settings, channel_cfg, locale);
@@ -125,6 +156,8 @@ struct Heard<'t> {
     team: &'t Team,
     rec: InteractionRecord,
     code: Option<OtpCode>,
+    /// The payment the code is for.
+    transaction: Option<Transaction>,
 }
 
 /// The press of call `gather` on `channel`, in the team that prepared it:
@@ -137,13 +170,13 @@ async fn hear<'c>(
     now: Timestamp,
 ) -> Result<Option<Heard<'c>>> {
     let teams = core
-        .config
+        .config()
         .teams
         .values()
         .filter(|t| t.uses_channel(channel));
     for team in teams {
         let key = keys::gather(&team.id, channel, gather.as_str());
-        let raw = core.store.get(std::slice::from_ref(&key)).await?;
+        let raw = core.get(std::slice::from_ref(&key)).await?;
         let read: Loaded<StoredGather> = Loaded::parse(key, raw.into_iter().next().flatten())?;
         if let Some(found) = read.value {
             return read_aloud(core, team, found.i, &read.key, fields, now).await;
@@ -170,7 +203,7 @@ async fn read_aloud<'t>(
         .transact(team, id, now, |w| {
             Box::pin(async move {
                 w.as_announcement();
-                let raw = core.store.get(&[key.to_string()]).await?;
+                let raw = core.get(&[key.to_string()]).await?;
                 let read: Loaded<StoredGather> =
                     Loaded::parse(key.to_string(), raw.into_iter().next().flatten())?;
                 let Some(mut gather) = read.value else {
@@ -196,13 +229,23 @@ async fn read_aloud<'t>(
         Err(Error::NotFound(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let code = match done.value {
-        Some((cid, sealed)) => Some(reveal::open(&sealed, cid, &core.pepper)?),
-        None => None,
+    let (code, transaction) = match done.value {
+        Some((cid, sealed)) => {
+            let transaction = done
+                .rec
+                .challenge_at(cid, now)
+                .and_then(|(c, _)| c.transaction.clone());
+            (
+                Some(reveal::open(&sealed, cid, core.pepper())?),
+                transaction,
+            )
+        }
+        None => (None, None),
     };
     Ok(Some(Heard {
         team,
         rec: done.rec,
         code,
+        transaction,
     }))
 }

@@ -21,11 +21,30 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(assurance))
 }
 
+/// `transaction`: a transaction's hash (docs/api.md#approving-one-payment),
+/// 43 base64url characters, else 422.
+fn parse_transaction(q: &HashMap<String, String>) -> Result<Option<String>> {
+    let Some(hash) = q.get("transaction") else {
+        return Ok(None);
+    };
+    let ok = hash.len() == 43
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(Error::invalid(
+            "transaction",
+            "must be a transaction_hash: 43 base64url characters",
+        ));
+    }
+    Ok(Some(hash.clone()))
+}
+
 /// The query, parsed: a duration, a list of methods, or an intent's name.
 fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
     if let Some(unknown) = q
         .keys()
-        .find(|k| !matches!(k.as_str(), "max_age" | "methods" | "intent"))
+        .find(|k| !matches!(k.as_str(), "max_age" | "methods" | "intent" | "transaction"))
     {
         return Err(unknown_field(unknown));
     }
@@ -85,13 +104,14 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
         recognized,
         otp_via: None,
         number_clean: false,
+        transaction: None,
     }))
 }
 
 /// Is the current authentication recent and strong enough for one action?
 ///
-/// A bad duration, an unknown method or intent, or `intent` together with
-/// `max_age` or `methods` is 422.
+/// A bad duration, an unknown method or intent, `intent` together with
+/// `max_age` or `methods`, or a `transaction` that is no hash is 422.
 #[utoipa::path(get, path = "/v1/interactions/{id}/assurance", operation_id = "assurance", tag = "interactions",
     security(("api_key" = [])),
     params(("id" = Uuid, Path),
@@ -100,7 +120,9 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
             pattern = "^ *(login_link|oidc|pre_chat|otp|pin|app|recognized) *(, *(login_link|oidc|pre_chat|otp|pin|app|recognized) *)*$",
             description = "comma-separated: login_link, oidc, pre_chat, otp, pin, app, recognized (a recognized conversation meets it)"),
            ("intent" = Option<String>, Query, min_length = 1, max_length = 64,
-            description = "a named policy of the settings; not with max_age or methods")),
+            description = "a named policy of the settings; not with max_age or methods"),
+           ("transaction" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{43}$",
+            description = "a `transaction_hash`: met only by an approval of that transaction (docs/api.md#approving-one-payment)")),
     responses((status = 200, body = AssuranceView), ApiKeyErrors, E404, E422))]
 async fn assurance(
     State(st): State<AppState>,
@@ -111,7 +133,9 @@ async fn assurance(
 ) -> Result<Json<AssuranceView>> {
     // Bots and agents (and admins) may ask: every role.
     let ask = parse_ask(&q)?;
+    let transaction = parse_transaction(&q)?;
+    let team = caller.team();
     Ok(Json(
-        crate::gateway::assurance::assurance(&st.gateway, caller.team(), id, ask, now).await?,
+        crate::gateway::assurance::assurance(&st.gateway, team, id, ask, transaction, now).await?,
     ))
 }

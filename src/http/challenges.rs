@@ -7,6 +7,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::{Agent, Bot, Caller};
 use super::extract::{empty_body, ChallengeIds, InteractionId, JsonBody, NoQuery, Now};
 use super::openapi::{
@@ -17,6 +18,7 @@ use super::AppState;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
 use crate::domain::locale::LocaleTag;
 use crate::domain::start_challenge::ChallengeRequest;
+use crate::domain::transaction::Transaction;
 use crate::error::Result;
 use crate::gateway::{self, ChallengeView, RevealedCode, StartedChallenge, Verified};
 
@@ -37,6 +39,9 @@ pub struct NewChallenge {
     pub delivery: Option<String>,
     pub to: Option<String>,
     pub locale: Option<String>,
+    /// The payment the code approves (docs/api.md#approving-one-payment),
+    /// read member by member by the domain.
+    pub transaction: Option<serde_json::Value>,
 }
 
 impl NewChallenge {
@@ -51,7 +56,13 @@ impl NewChallenge {
             .as_deref()
             .map(LocaleTag::requested)
             .transpose()?;
-        Ok(req)
+        let transaction = self
+            .transaction
+            .as_ref()
+            .filter(|t| !t.is_null())
+            .map(|t| Transaction::parse("transaction", t))
+            .transpose()?;
+        req.for_transaction(transaction)
     }
 }
 
@@ -63,6 +74,9 @@ impl NewChallenge {
 /// (redocly's `no-illogical-composition-keywords`).
 impl RawSchema for NewChallenge {
     fn json() -> serde_json::Value {
+        // A PIN approves no payment: its variant takes none.
+        let transaction =
+            json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Transaction"}]});
         let variant = |title: &str,
                        method: &str,
                        delivery: serde_json::Value,
@@ -75,15 +89,24 @@ impl RawSchema for NewChallenge {
             };
             json!({"title": title, "type": "object", "additionalProperties": false, "required": required,
                    "properties": {"method": {"const": method}, "delivery": delivery, "to": to,
-                                  "locale": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/LocaleText"}]}}})
+                                  "locale": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/LocaleText"}]},
+                                  "transaction": transaction.clone()}})
         };
         let null = json!({"type": "null"});
         let (otp, pin) = (M::Otp.as_str(), M::Pin.as_str());
         let (chat, agent) = (D::Chat.as_str(), D::Agent.as_str());
+        let mut pin_variant = variant(
+            "pin",
+            pin,
+            json!({"enum": [chat, null]}),
+            null.clone(),
+            false,
+        );
+        pin_variant["properties"]["transaction"] = null.clone();
         json!({
             "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
-                A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`.",
+                A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment).",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
                 variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
@@ -93,7 +116,7 @@ impl RawSchema for NewChallenge {
                 variant("otp by e-mail", otp, json!({"const": D::Email.as_str()}),
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
                 variant("otp by the delivery ladder", otp, json!({"const": D::Ladder.as_str()}), null.clone(), true),
-                variant("pin", pin, json!({"enum": [chat, null]}), null.clone(), false),
+                pin_variant,
                 variant("app (the team's [oidc] has ciba = true)", M::App.as_str(), null.clone(), null, false),
             ]
         })
@@ -119,6 +142,10 @@ raw_schema!(NewChallenge);
 /// 403 `number_refused` with `reason` (`sim_swap`, `call_forwarding`,
 /// `check_failed`), nothing sent or counted; otherwise the answer has
 /// `number_check`.
+/// An OTP into the chat (`delivery` `chat`, the default) on a channel that
+/// does not vouch for its sender (a web chat, Slack, Telegram, e-mail) is
+/// 422: its `detail` says to send the code to the customer's contact or to
+/// use a login link.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges", operation_id = "start_challenge", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path)), request_body = NewChallenge,
     responses((status = 201, body = StartedChallenge, links(
@@ -201,8 +228,15 @@ async fn read(
     ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<ChallengeView>> {
     Ok(Json(
-        crate::gateway::challenges::read::read_challenge(&st.gateway, caller.team(), id, cid, now)
-            .await?,
+        crate::gateway::challenges::read::read_challenge(
+            &st.gateway,
+            caller.team(),
+            id,
+            cid,
+            caller.role.acts_as_bot(),
+            now,
+        )
+        .await?,
     ))
 }
 
@@ -254,6 +288,7 @@ async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,
     agent: Agent,
+    RequestVia(via): RequestVia,
     _: NoQuery,
     ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<RevealedCode>> {
@@ -263,7 +298,7 @@ async fn reveal(
             agent.team(),
             id,
             cid,
-            &agent.key_id,
+            &agent.acting(&via),
             now,
         )
         .await?,

@@ -57,7 +57,7 @@ async fn events(
         Ok(slot) => slot,
         Err(why) => return Ok(refused(why)),
     };
-    let publisher = &st.gateway.events;
+    let publisher = st.gateway.events();
     let log = publisher.log();
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let start = Start::resume(&*log, &agent.team_id, last_event_id)

@@ -39,7 +39,7 @@ fn is_json(headers: &HeaderMap) -> bool {
 /// else 408) and checks it is declared JSON. `Ok(None)` for an empty body.
 pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>, Error> {
     let json = is_json(req.headers());
-    let limit = state.gateway.config.server.limits.body_read_timeout;
+    let limit = state.gateway.config().server.limits.body_read_timeout;
     let bytes = tokio::time::timeout(limit, Bytes::from_request(req, state))
         .await
         .map_err(|_| Error::RequestTimeout)?

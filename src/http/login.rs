@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::Bot;
 use super::extract::{
     json_bytes, only_members, parse_json, InteractionId, JsonBody, NoQuery, Now, PathParam,
@@ -22,6 +23,7 @@ use super::AppState;
 use crate::domain::input;
 use crate::domain::interaction::Customer;
 use crate::domain::locale::LocaleTag;
+use crate::domain::settings::TextKey;
 use crate::error::{Error, Result};
 use crate::gateway::{
     Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ShortLinkTarget,
@@ -305,7 +307,8 @@ async fn callback(
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 502, description = "`oidc` links: the identity provider cannot be reached (a page)",
          content((String = "text/html"))),
-        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted); \
+         `oidc` links: 32 requests of the team, or a quarter of `max_connections` of all teams, wait on identity providers (a page, `Retry-After`)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn short_link(
     State(st): State<AppState>,
@@ -320,7 +323,7 @@ async fn short_link(
         _ => Err(Error::NotFound("no such link")),
     };
     let html = pages::wants_html(&headers);
-    let config = &st.gateway.config;
+    let config = st.gateway.config();
     match target {
         Ok(ShortLinkTarget::Provider(link)) => super::oidc::start(&st, link, &headers, now).await,
         Ok(ShortLinkTarget::Redirect(url)) => {
@@ -337,11 +340,11 @@ async fn short_link(
             res
         }
         Ok(ShortLinkTarget::Expired(speaks)) if html => {
-            let said = Said::of(config, speaks.as_ref(), &headers, "page_link_expired");
+            let said = Said::of(config, speaks.as_ref(), &headers, TextKey::PageLinkExpired);
             pages::render_said(StatusCode::GONE, &said, None)
         }
         Ok(ShortLinkTarget::Used(speaks)) if html => {
-            let said = Said::of(config, Some(&speaks), &headers, "page_link_used");
+            let said = Said::of(config, Some(&speaks), &headers, TextKey::PageLinkUsed);
             pages::render_said(StatusCode::GONE, &said, None)
         }
         Ok(ShortLinkTarget::Expired(_)) => Error::TokenExpired.into_response(),
@@ -356,9 +359,9 @@ async fn short_link(
             // page: an unknown link, or (the store, or a bug) try again.
             let problem = e.into_response();
             let key = if problem.status() == StatusCode::NOT_FOUND {
-                "page_link_unknown"
+                TextKey::PageLinkUnknown
             } else {
-                "page_try_again"
+                TextKey::PageTryAgain
             };
             let said = Said::of(config, None, &headers, key);
             let mut res = pages::render_said(problem.status(), &said, None);
@@ -418,6 +421,7 @@ async fn customer_logout(
     State(st): State<AppState>,
     Now(now): Now,
     _: NoQuery,
+    RequestVia(via): RequestVia,
     headers: HeaderMap,
     body: JsonBody<Value>,
 ) -> Result<Json<LoggedOut>> {
@@ -439,6 +443,7 @@ async fn customer_logout(
         &customer_id,
         signature_headers(&headers),
         &body.raw,
+        &via,
         now,
     )
     .await?;

@@ -3,9 +3,11 @@
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;
 mod assurance;
+mod audit;
 mod auth;
 mod challenges;
 mod console;
+mod denials;
 mod dialogflow;
 mod events;
 mod extract;
@@ -41,6 +43,7 @@ pub use extract::MAX_BODY;
 pub use observe::{ProblemLabel, TeamSlot};
 
 use self::openapi::RawSchema;
+use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::Core;
 use crate::telemetry::Metrics;
@@ -140,6 +143,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(console::router())
         .merge(receipts::router())
         .merge(dialogflow::router())
+        .merge(audit::router())
         .split_for_parts()
 }
 
@@ -183,10 +187,10 @@ pub fn openapi_document(config: &crate::config::Config, version: DocumentVersion
 /// builds another with the same `lasting`.
 pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
     let (routes, doc) = api();
-    let api_keys = ApiKeys::from_config(&gateway.config);
+    let api_keys = ApiKeys::from_config(gateway.config());
     let document = openapi::Documents::of(
-        openapi::for_deployment(doc, &gateway.config, &raw_schemas()),
-        &gateway.config.server.public_url,
+        openapi::for_deployment(doc, gateway.config(), &raw_schemas()),
+        &gateway.config().server.public_url,
     );
     let state = AppState(Arc::new(Shared {
         gateway,
@@ -224,7 +228,12 @@ async fn not_found(
     headers: axum::http::HeaderMap,
 ) -> Response {
     if uri.path().starts_with("/l/") && pages::wants_html(&headers) {
-        let said = pages::Said::of(&st.gateway.config, None, &headers, "page_link_unknown");
+        let said = pages::Said::of(
+            st.gateway.config(),
+            None,
+            &headers,
+            TextKey::PageLinkUnknown,
+        );
         return pages::render_said(StatusCode::NOT_FOUND, &said, None);
     }
     Error::NotFound("no such resource").into_response()

@@ -17,6 +17,7 @@ use utoipa_axum::routes;
 use super::extract::{Now, PathParam};
 use super::pages::{self, Page};
 use super::AppState;
+use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::{
     CallbackOutcome, ProviderAnswer, ProviderFinish, ProviderLink, ProviderRefusal,
@@ -43,9 +44,9 @@ const RETIRED: Page = Page {
 /// the page, said in the interaction's language (docs/api.md#languages;
 /// decisions/0105-a-refused-sign-in-says-one-text.md). The reason is in
 /// the status, the log and the events, not on the page.
-fn refusal_page(refusal: &ProviderRefusal) -> (StatusCode, &'static str) {
-    const FAILED: &str = "page_sign_in_failed";
-    const AGAIN: &str = "page_try_again";
+fn refusal_page(refusal: &ProviderRefusal) -> (StatusCode, TextKey) {
+    const FAILED: TextKey = TextKey::PageSignInFailed;
+    const AGAIN: TextKey = TextKey::PageTryAgain;
     match refusal {
         ProviderRefusal::Oidc(OidcError::BadState(_) | OidcError::WrongIssuer) => {
             (StatusCode::BAD_REQUEST, FAILED)
@@ -54,8 +55,8 @@ fn refusal_page(refusal: &ProviderRefusal) -> (StatusCode, &'static str) {
         ProviderRefusal::Oidc(OidcError::Provider(_)) => (StatusCode::BAD_GATEWAY, AGAIN),
         ProviderRefusal::Oidc(OidcError::InvalidIdToken(_) | OidcError::Unverified(_))
         | ProviderRefusal::Login(Error::InvalidToken(_)) => (StatusCode::UNAUTHORIZED, FAILED),
-        ProviderRefusal::Login(Error::TokenUsed) => (StatusCode::CONFLICT, "page_link_used"),
-        ProviderRefusal::Login(Error::TokenExpired) => (StatusCode::GONE, "page_link_expired"),
+        ProviderRefusal::Login(Error::TokenUsed) => (StatusCode::CONFLICT, TextKey::PageLinkUsed),
+        ProviderRefusal::Login(Error::TokenExpired) => (StatusCode::GONE, TextKey::PageLinkExpired),
         ProviderRefusal::Login(Error::CustomerMismatch | Error::Banned) => {
             (StatusCode::FORBIDDEN, FAILED)
         }
@@ -66,13 +67,24 @@ fn refusal_page(refusal: &ProviderRefusal) -> (StatusCode, &'static str) {
 
 /// `GET /l/{code}` of a live provider link: 302 to the provider's
 /// authorization endpoint, with the cookie that ties the new state to this
-/// browser. Nothing is used up.
+/// browser. Nothing is used up. It may wait on the team's provider, so it
+/// takes a place at the team's gate: when none is free, 503 at once with
+/// the try-again page.
 pub(super) async fn start(
     st: &AppState,
     link: ProviderLink,
     headers: &HeaderMap,
     now: Timestamp,
 ) -> Response {
+    let Ok(_place) = st.team_gates.enter(st.gateway.config(), &link.team) else {
+        let id = Some(link.interaction_id);
+        let said = said(st, &link.team, id, headers, TextKey::PageTryAgain, now).await;
+        return Full::answer(pages::render_said(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &said,
+            None,
+        ));
+    };
     match crate::gateway::oidc::start_provider_login(&st.gateway, &link, now).await {
         Ok(started) => {
             let mut res = StatusCode::FOUND.into_response();
@@ -81,7 +93,7 @@ pub(super) async fn start(
                 h.insert(header::LOCATION, location);
             }
             if let Ok(cookie) = HeaderValue::from_str(&cookie(
-                &st.gateway.config.server.public_url,
+                &st.gateway.config().server.public_url,
                 &cookie_name(&started.state),
                 &started.browser_secret,
                 STATE_TTL.as_secs(),
@@ -173,10 +185,10 @@ async fn said(
     team: &str,
     id: Option<uuid::Uuid>,
     headers: &HeaderMap,
-    key: &str,
+    key: TextKey,
     now: Timestamp,
 ) -> pages::Said {
-    let config = &st.gateway.config;
+    let config = st.gateway.config();
     let read = match (config.team(team), id) {
         (Some(t), Some(id)) => {
             let read = crate::gateway::interactions::get_interaction(&st.gateway, t, id, now);
@@ -228,8 +240,8 @@ async fn callback(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let Ok(_place) = st.team_gates.enter(&st.gateway.config, &team) else {
-        let said = pages::Said::of(&st.gateway.config, None, &headers, "page_try_again");
+    let Ok(_place) = st.team_gates.enter(st.gateway.config(), &team) else {
+        let said = pages::Said::of(st.gateway.config(), None, &headers, TextKey::PageTryAgain);
         return Full::answer(pages::render_said(
             StatusCode::SERVICE_UNAVAILABLE,
             &said,
@@ -262,7 +274,7 @@ async fn callback(
     let mut res = match finish.outcome {
         Ok(CallbackOutcome::Authenticated { interaction_id, .. }) => {
             let id = Some(interaction_id);
-            let said = said(&st, &team, id, &headers, "page_signed_in", now).await;
+            let said = said(&st, &team, id, &headers, TextKey::PageSignedIn, now).await;
             pages::render_said(StatusCode::OK, &said, None)
         }
         Ok(CallbackOutcome::Bound {
@@ -270,12 +282,12 @@ async fn callback(
             binding_code,
             ..
         }) => {
-            let key = "page_binding_code";
+            let key = TextKey::PageBindingCode;
             let said = said(&st, &team, Some(interaction_id), &headers, key, now).await;
             pages::render_said(StatusCode::OK, &said, Some(&binding_code))
         }
         Ok(CallbackOutcome::Failed { .. }) => {
-            let key = "page_sign_in_failed";
+            let key = TextKey::PageSignInFailed;
             let said = said(&st, &team, finish.interaction_id, &headers, key, now).await;
             pages::render_said(StatusCode::UNAUTHORIZED, &said, None)
         }
@@ -288,7 +300,7 @@ async fn callback(
     // The state it named is answered: its cookie has served. Any other
     // cookie, and this one for an answer that used nothing up, stay.
     if let (true, Some(name)) = (finish.answered, named) {
-        let public_url = &st.gateway.config.server.public_url;
+        let public_url = &st.gateway.config().server.public_url;
         if let Ok(clear) = HeaderValue::from_str(&cookie(public_url, &name, "", 0)) {
             res.headers_mut().insert(header::SET_COOKIE, clear);
         }

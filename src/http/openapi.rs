@@ -112,6 +112,7 @@ impl Documents {
         (name = "challenges", description = "OTP and session-PIN challenges"),
         (name = "subjects", description = "Failures, lockouts and bans"),
         (name = "events", description = "The live event stream"),
+        (name = "audit", description = "The audit trail: who revealed, unlocked, logged out; chained and signed"),
         (name = "integrations", description = "Bot platforms' webhooks in their own formats"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )

@@ -49,7 +49,7 @@ async fn healthz(_: NoQuery) -> Response {
 async fn readyz(State(st): State<AppState>, _: NoQuery) -> Response {
     if st
         .gateway
-        .draining
+        .draining()
         .load(std::sync::atomic::Ordering::Relaxed)
     {
         return super::problem::response(
@@ -58,7 +58,7 @@ async fn readyz(State(st): State<AppState>, _: NoQuery) -> Response {
             "this instance is shutting down and takes no new work",
         );
     }
-    match st.gateway.store.ping().await {
+    match st.gateway.store().ping().await {
         Ok(()) => Json(json!({"status": "ready"})).into_response(),
         Err(e) => Error::from(e).into_response(),
     }
@@ -73,7 +73,7 @@ async fn readyz(State(st): State<AppState>, _: NoQuery) -> Response {
         (status = 401, description = "`unauthorized`: `server.metrics_token` is set and the request does not carry it",
          body = super::problem::Problem, content_type = "application/problem+json"), E422))]
 async fn metrics_text(State(st): State<AppState>, headers: HeaderMap, _: NoQuery) -> Response {
-    let body = match &st.gateway.config.server.metrics_token {
+    let body = match &st.gateway.config().server.metrics_token {
         Some(token) => {
             if !bearer_is(&headers, token.expose_secret()) {
                 return Error::Unauthorized.into_response();

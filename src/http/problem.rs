@@ -172,7 +172,7 @@ pub fn status(e: &Error) -> StatusCode {
         }
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Unprocessable(_) | Error::DeliveryRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Locked { .. } => StatusCode::LOCKED,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -234,6 +234,7 @@ mod tests {
         let answered = [
             Error::BadRequest(String::new()),
             Error::Unprocessable(String::new()),
+            Error::DeliveryRefused(""),
             Error::Unauthorized,
             Error::InvalidToken(""),
             Error::InvalidSignature(""),

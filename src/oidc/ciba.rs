@@ -40,6 +40,9 @@ pub struct AuthRequest<'a> {
     pub binding_message: &'a str,
     /// Seconds: the team's `otp.ttl`.
     pub requested_expiry: u64,
+    /// RFC 9396 `authorization_details` (a JSON array) of a challenge for
+    /// a transaction (docs/api.md#approving-one-payment).
+    pub authorization_details: Option<&'a str>,
 }
 
 /// The provider took the request.
@@ -79,7 +82,7 @@ struct ErrorAnswer {
 impl Providers {
     /// POSTs the backchannel authentication request: `scope` (the team's
     /// scopes, `openid` first), `login_hint`, `binding_message`,
-    /// `requested_expiry`. A provider without the endpoint, one that
+    /// `requested_expiry`, and `authorization_details` when given. A provider without the endpoint, one that
     /// refuses or cannot be reached, or an unreadable answer: `Provider`.
     pub async fn backchannel_request(
         &self,
@@ -104,14 +107,19 @@ impl Providers {
             &meta.issuer,
         )?;
         let expiry = req.requested_expiry.to_string();
+        let scope = oidc.scopes.join(" ");
+        let mut form = vec![
+            ("scope", scope.as_str()),
+            ("login_hint", req.login_hint),
+            ("binding_message", req.binding_message),
+            ("requested_expiry", expiry.as_str()),
+        ];
+        if let Some(details) = req.authorization_details {
+            form.push(("authorization_details", details));
+        }
         let res = self
             .client_post(oidc, endpoint)
-            .form(&[
-                ("scope", oidc.scopes.join(" ").as_str()),
-                ("login_hint", req.login_hint),
-                ("binding_message", req.binding_message),
-                ("requested_expiry", expiry.as_str()),
-            ])
+            .form(&form)
             .send_traced()
             .await
             .map_err(|e| failed(WHAT, without_url(&e)))?;

@@ -6,6 +6,7 @@
 //! channel are registered when a config is loaded ([`register_config`]).
 use crate::channels::Purpose;
 use crate::config::Config;
+use crate::domain::audit::Action;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
 use crate::domain::logout::{Receiver, RefusalReason};
@@ -39,6 +40,8 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_auth_failures_total", Kind::Counter, "kind", "Failed proofs, by kind (login_callback, assertion, challenge)."),
     ("chatgate_lockouts_total", Kind::Counter, "kind", "Subjects locked out or banned (kind subject.locked or subject.banned)."),
     ("chatgate_unlocks_total", Kind::Counter, "", "Subjects unlocked by an admin."),
+    ("chatgate_audit_entries_total", Kind::Counter, "action", "Audit trail entries written, by action."),
+    ("chatgate_audit_sink_lag_seconds", Kind::Gauge, "sink", "Age of the oldest audit entry not yet confirmed written to the sink (syslog) or taken by a team's audit webhook (webhook); 0 when none."),
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
     ("chatgate_number_checks_total", Kind::Counter, "kind, result", "Number checks asked of a provider (not answered from the cache), by provider kind (camara, twilio_lookup) and result (clean, swapped, forwarded, unknown, error)."),
@@ -100,6 +103,12 @@ pub(super) fn describe_and_register() {
     for reason in AdvanceReason::ALL {
         metrics::counter!("chatgate_ladder_advances_total", "reason" => reason.as_str())
             .increment(0);
+    }
+    for sink in ["syslog", "webhook"] {
+        metrics::gauge!("chatgate_audit_sink_lag_seconds", "sink" => sink).set(0.0);
+    }
+    for action in Action::ALL {
+        metrics::counter!("chatgate_audit_entries_total", "action" => action.as_str()).increment(0);
     }
     for kind in EventType::ALL {
         metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);

@@ -657,7 +657,7 @@ async fn a_start_whose_poll_was_lost_still_ends_expired(backend: Backend) {
     let id = interaction(&app, Some("cust-42")).await;
     let (cid, expires) = started_until(&app, &id).await;
     let key = keys::app_poll("acme", cid.parse().unwrap());
-    let store = &app.gateway.store;
+    let store = &app.gateway.store();
     let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
         .as_ref()
         .unwrap()
@@ -732,7 +732,7 @@ async fn an_interval_past_the_end_still_ends_it_in_time(backend: Backend) {
 /// pending approval's record.
 async fn poll_kept(app: &TestApp, id: &str, cid: &str) -> (bool, bool) {
     use chatgate::store::keys;
-    let store = &app.gateway.store;
+    let store = &app.gateway.store();
     let member = format!("a:{id}:{cid}");
     let queued = store
         .index_desc(&keys::due_queue("acme"), None, 100)
@@ -771,7 +771,7 @@ async fn an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined(backe
     let c = started(&app, &id).await;
     let cid = c["challenge_id"].as_str().unwrap().to_string();
     let key = keys::app_poll("acme", cid.parse().unwrap());
-    let store = &app.gateway.store;
+    let store = &app.gateway.store();
     let version = store.get(std::slice::from_ref(&key)).await.unwrap()[0]
         .as_ref()
         .unwrap()
@@ -791,6 +791,104 @@ async fn an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined(backe
     })
     .await;
     assert_eq!(idp.ciba_polls(), 1, "only the denied one was asked");
+}
+
+/// An app challenge for a payment (docs/api.md#approving-one-payment):
+/// the provider receives RFC 9396 `authorization_details` beside the
+/// binding code, the chat the payment's prompt; once approved, the read
+/// gives a bot the approval token (an agent only the hash), and
+/// `transaction.approved` is emitted.
+async fn a_payment_approved_in_the_app_gives_its_token(backend: Backend) {
+    let Some((mut app, idp)) = spawn_ciba(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app, Some("cust-42")).await;
+    let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                         "payee": "ACME Energy Ltd", "reference": "INV-2026-42"});
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "app", "transaction": payment}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let c: Value = res.json().await.unwrap();
+    let hash = "nuFyQ-RzngfkNdszl709njVC7fqt9s4kqNkF64DtFtE";
+    assert_eq!(
+        (c["transaction"].clone(), c["transaction_hash"].clone()),
+        (payment.clone(), json!(hash))
+    );
+    let cid = c["challenge_id"].as_str().unwrap().to_string();
+    let code = c["binding_code"].as_str().unwrap().to_string();
+    let asked = &idp.ciba_seen()[0];
+    assert_eq!(asked.form["binding_message"], code);
+    let details: Value = serde_json::from_str(&asked.form["authorization_details"]).unwrap();
+    assert_eq!(
+        details,
+        json!([{"type": "payment_initiation",
+                "instructedAmount": {"amount": "120.00", "currency": "EUR"},
+                "creditorName": "ACME Energy Ltd",
+                "remittanceInformationUnstructured": "INV-2026-42"}])
+    );
+    eprintln!(
+        "authorization_details the provider received: {}",
+        asked.form["authorization_details"]
+    );
+    assert!(app.chat_messages().await.iter().any(|m| m["purpose"] == "app_prompt"
+        && m["text"] == format!("Approve the payment of 120.00 EUR to ACME Energy Ltd showing {code} in your app.")));
+    assert!(
+        read(&app, &id, &cid).await.get("approval").is_none(),
+        "not yet approved"
+    );
+    idp.approval(Approval::Approve);
+    tick(&app, 5).await;
+    until("authenticated", || async {
+        app.get(&id).await["status"] == "authenticated"
+    })
+    .await;
+    let approved = read(&app, &id, &cid).await;
+    assert_eq!(approved["approval"]["transaction_hash"], hash);
+    let token = approved["approval"]["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        read(&app, &id, &cid).await["approval"]["token"],
+        token.as_str(),
+        "one approval, one token"
+    );
+    let claims = crate::payments::checked(&app, &token).1;
+    assert_eq!(claims["amr"], json!(["app"]));
+    assert!(claims.get("via").is_none(), "{claims}");
+    assert_eq!(
+        (claims["txn"].clone(), claims["sub"].clone()),
+        (json!(hash), json!("cust-42"))
+    );
+    let for_agent = app
+        .get_json(
+            &format!("/v1/interactions/{id}/challenges/{cid}"),
+            Some(&app.keys.agent),
+        )
+        .await;
+    assert_eq!(for_agent["approval"], json!({"transaction_hash": hash}));
+    let e = app
+        .next_event("transaction.approved", Duration::from_secs(5))
+        .await
+        .expect("transaction.approved");
+    let data = event_data(&e);
+    assert_eq!(
+        (
+            data["transaction"].clone(),
+            data["transaction_hash"].clone()
+        ),
+        (payment, json!(hash))
+    );
+    assert!(!e.data.get().contains(token.rsplit('.').next().unwrap()));
+    let a = app
+        .get_json(
+            &format!("/v1/interactions/{id}/assurance?methods=app&transaction={hash}"),
+            Some(&app.keys.bot),
+        )
+        .await;
+    assert_eq!(a["satisfied"], true, "{a}");
 }
 
 macro_rules! on_both_stores {
@@ -824,6 +922,7 @@ on_both_stores!(
     a_provider_back_from_a_hang_is_not_flooded,
     an_interval_past_the_end_still_ends_it_in_time,
     an_ended_poll_leaves_nothing_and_an_unreadable_one_is_quarantined,
+    a_payment_approved_in_the_app_gives_its_token,
 );
 
 /// A second instance on the same Redis, on the same provider, its clock

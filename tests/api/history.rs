@@ -88,7 +88,7 @@ on_each_store!(
         let app = App::build(config, opts).await.unwrap();
         let gw = app.gateway();
         let team = gw.team("acme").unwrap();
-        let mut announced = gw.events.subscribe();
+        let mut announced = gw.events().subscribe();
         let req = NewInteraction {
             channel: "webchat".into(),
             conversation_id: "c-1".into(),
@@ -99,7 +99,7 @@ on_each_store!(
                 .await
                 .unwrap();
         assert!(created);
-        let logged = history(gw.events.log().as_ref()).await;
+        let logged = history(gw.events().log().as_ref()).await;
         assert_eq!(logged.len(), 1, "in the history once, at once");
         assert_eq!(logged[0].event.kind, EventType::InteractionCreated);
         assert_eq!(data(&logged[0])["interaction"]["id"], view.id.to_string());
@@ -226,7 +226,7 @@ async fn a_webhook_still_gets_its_post(backend: Backend) {
     let Some(app) = spawn_with(backend, setup).await else {
         return;
     };
-    let log = app.gateway.events.log();
+    let log = app.gateway.events().log();
     let id = app.new_interaction().await;
     let logged = history(log.as_ref()).await;
     assert_eq!(logged.len(), 1, "in the history at its commit");
@@ -243,7 +243,7 @@ async fn a_webhook_still_gets_its_post(backend: Backend) {
     eventually("the delivery, on retry", || async { posts().await == 2 }).await;
     let queue = keys::outbox("acme");
     eventually("the item settled", || async {
-        let left = app.gateway.store.index_desc(&queue, None, 10).await;
+        let left = app.gateway.store().index_desc(&queue, None, 10).await;
         left.is_ok_and(|l| l.is_empty())
     })
     .await;
@@ -282,7 +282,7 @@ async fn a_store_that_cannot_reach_the_log_goes_through_the_outbox() {
         ..Setup::default()
     };
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
-    let log = app.gateway.events.log();
+    let log = app.gateway.events().log();
     let id = app.new_interaction().await;
     eventually("the event in the in-process history", || async {
         let logged = history(log.as_ref()).await;
@@ -296,7 +296,7 @@ async fn a_store_that_cannot_reach_the_log_goes_through_the_outbox() {
     eventually("the item settled", || async {
         let left = app
             .gateway
-            .store
+            .store()
             .index_desc(&keys::outbox("acme"), None, 10)
             .await;
         left.is_ok_and(|l| l.is_empty())

@@ -523,7 +523,7 @@ both_stores!(
     |mut app: TestApp| async move {
         let id = app.new_interaction().await;
         app.authenticate(&id, "c").await;
-        let store = app.gateway.store.clone();
+        let store = app.gateway.store().clone();
         let due = || {
             let store = store.clone();
             async move {

@@ -141,6 +141,48 @@ async fn a_full_flow_logs_no_secret() {
             .status(),
         200
     );
+    // A payment approved by a code: its approval token is never logged.
+    let pay_id = app
+        .create(json!({"channel": "webchat", "conversation_id": "log-pay",
+                       "customer_ref": "cust-pay", "contact": {"phone": "+15551230000"}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                         "payee": "ACME Energy Ltd"});
+    let res = app
+        .post_json(
+            &format!("/v1/interactions/{pay_id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "otp", "delivery": "sms", "transaction": payment}),
+        )
+        .await;
+    let pay_cid = res.json::<serde_json::Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let sms = app.chat.received_requests().await.unwrap();
+    let body = sms
+        .iter()
+        .rev()
+        .find(|r| r.url.path().ends_with("/Messages.json"))
+        .map(|r| String::from_utf8_lossy(&r.body).to_string())
+        .unwrap();
+    let pay_code: String = body
+        .split("Body=")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let approved: serde_json::Value = app
+        .verify_code(&pay_id, &pay_cid, &pay_code)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let approval = approved["approval"]["token"].as_str().unwrap().to_string();
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
 
     let logged = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
@@ -171,6 +213,12 @@ async fn a_full_flow_logs_no_secret() {
         ("PIN answered", "57294816"),
         ("wrong PIN", "57294817"),
         ("pepper", "test-pepper-0123456789abcdef"),
+        ("payment code", pay_code.as_str()),
+        ("approval token", approval.as_str()),
+        (
+            "approval token signature",
+            approval.rsplit('.').next().unwrap(),
+        ),
     ] {
         if let Some(at) = logged.find(secret) {
             let line = logged[..at].rsplit('\n').next().unwrap_or_default();

@@ -7,6 +7,7 @@ mod redis_support;
 
 mod abuse;
 mod assurance;
+mod audit;
 mod binding;
 mod browser;
 mod callers;
@@ -41,6 +42,7 @@ mod outbox;
 mod outbox_drain;
 mod outbox_lanes;
 mod pages;
+mod payments;
 mod prechat;
 mod problems;
 mod properties;

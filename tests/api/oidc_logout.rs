@@ -535,7 +535,7 @@ async fn a_login_is_finished_only_by_the_issuer_it_was_begun_with() {
     let second = spawn_with(
         Backend::Memory,
         Setup {
-            store: Some(first.gateway.store.clone()),
+            store: Some(first.gateway.store().clone()),
             team_extra: idp_y.team_section(""),
             ..first.same_store()
         },

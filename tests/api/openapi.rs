@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 18] = [
+const PUBLIC: [&str; 19] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -338,6 +338,7 @@ const PUBLIC: [&str; 18] = [
     "/console",
     "/console/console.css",
     "/console/console.js",
+    "/.well-known/chatgate-audit-keys",
 ];
 
 /// Receivers that answer in their own specification's format.
@@ -436,7 +437,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 37);
+    assert_eq!(operations, 40);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
@@ -798,6 +799,37 @@ async fn emitted_events_are_what_the_document_states() {
         )
         .await;
     assert_eq!(res.status(), 200);
+    // A payment approved by a code by SMS.
+    let v = app
+        .create(json!({"channel": "webchat", "conversation_id": "doc-pay", "contact": {"phone": "+15551238888"}}))
+        .await;
+    let pid = v["id"].as_str().unwrap();
+    let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR", "payee": "ACME Energy Ltd"});
+    let res = crate::challenges::start(
+        &app,
+        pid,
+        json!({"method": "otp", "delivery": "sms", "transaction": payment}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let pcid = res.json::<Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let reqs = app.chat.received_requests().await.unwrap();
+    let sms_body = reqs
+        .iter()
+        .rev()
+        .find(|r| r.url.path().ends_with("/Messages.json"))
+        .map(|r| {
+            url::form_urlencoded::parse(&r.body)
+                .into_owned()
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+    let text = &sms_body.iter().find(|(k, _)| k == "Body").unwrap().1;
+    let pay_code: String = text.chars().take_while(char::is_ascii_digit).collect();
+    assert_eq!(app.verify_code(pid, &pcid, &pay_code).await.status(), 200);
     let wanted = [
         "interaction.created",
         "challenge.created",
@@ -810,6 +842,7 @@ async fn emitted_events_are_what_the_document_states() {
         "interaction.authenticated",
         "interaction.logged_out",
         "challenge.advanced",
+        "transaction.approved",
     ];
     let mut seen = std::collections::BTreeSet::new();
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);

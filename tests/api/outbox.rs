@@ -456,12 +456,12 @@ both_stores!(
             })
             .collect();
         assert!(matches!(
-            app.gateway.store.commit(ops).await.unwrap(),
+            app.gateway.store().commit(ops).await.unwrap(),
             Commit::Applied
         ));
         app.advance(3);
         assert_eq!(app.next_expired(1).await, vec![id], "expired");
-        let store = app.gateway.store.clone();
+        let store = app.gateway.store().clone();
         eventually("the strays dropped", || async {
             store.index_desc(&queue, None, 10).await.unwrap().is_empty()
         })
@@ -730,10 +730,10 @@ async fn an_event_is_in_the_history_before_its_item_leaves_the_queue() {
     let item = OutboxItem::event(event, About::default(), now);
     let ops = Outbox::new().enqueue("acme", item, now).unwrap().to_vec();
     assert_eq!(
-        app.gateway.store.commit(ops).await.unwrap(),
+        app.gateway.store().commit(ops).await.unwrap(),
         Commit::Applied
     );
-    app.gateway.outbox.wake("acme");
+    app.gateway.outbox().wake("acme");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let queued = crate::redis_support::queue_items(&mut conn, &queue).await;
     assert_eq!(queued, 1, "the item waits while its event is not logged");

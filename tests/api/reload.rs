@@ -83,7 +83,7 @@ both_stores!(
         assert!(reload_applies(&app).await.is_empty());
         // Its events reach the live stream (on Redis: this instance
         // follows the new team's stream).
-        let mut live = app.gateway.events.log().subscribe("initech");
+        let mut live = app.gateway.events().log().subscribe("initech");
         assert_eq!(create_status(&app, &key).await, 201);
         let entry = tokio::time::timeout(Duration::from_secs(5), live.recv())
             .await

@@ -433,3 +433,39 @@ both_stores!(
         assert!(p["detail"].as_str().unwrap().contains("delivery"), "{p}");
     }
 );
+
+both_stores!(
+    a_payment_s_call_reads_its_amount_and_payee_with_the_code,
+    setup: voice(""),
+    |app: TestApp| async move {
+        twilio_takes(&app).await;
+        let id = with_phone(&app, PHONE).await;
+        let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                             "payee": "Smith & Sons"});
+        let res = crate::challenges::start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "voice", "transaction": payment}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let url = gather_url(&app).await;
+        let twiml = field(calls(&app).await.last().unwrap(), "Twiml").to_string();
+        assert!(twiml.contains("Press any key to hear your verification code."), "{twiml}");
+        let heard = press(&app, &url).await;
+        let code = heard
+            .split(" is ")
+            .nth(1)
+            .unwrap()
+            .split('.')
+            .next()
+            .unwrap()
+            .replace(", ", "");
+        let spoken: Vec<String> = code.chars().map(String::from).collect();
+        let say = format!(
+            "<Say language=\"en-GB\" voice=\"Polly.Amy\">Your code to pay 120.00 EUR to Smith &amp; Sons is {}.</Say>",
+            spoken.join(", ")
+        );
+        assert_eq!(heard, format!("<Response>{say}{say}<Hangup/></Response>"));
+    }
+);

@@ -288,7 +288,7 @@ impl Running {
         let outbox = chatgate::store::keys::outbox("acme");
         let t0 = std::time::Instant::now();
         while t0.elapsed().as_secs_f64() < SETTLE_LIMIT_S {
-            let left = self.gateway.store.index_desc(&outbox, None, 1).await;
+            let left = self.gateway.store().index_desc(&outbox, None, 1).await;
             if left.is_ok_and(|l| l.is_empty()) {
                 let took = t0.elapsed().as_secs_f64();
                 eprintln!("outbox drained in {took:.2} s");

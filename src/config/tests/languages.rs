@@ -3,6 +3,7 @@
 //! each naming the file, the key and the tag.
 use super::Fixture;
 use crate::config::{chosen_texts, text};
+use crate::domain::settings::TextKey;
 
 const SYS: &str = "config/chatgate.toml";
 const TEAM: &str = "config/teams/acme.toml";
@@ -51,20 +52,20 @@ fn a_text_is_chosen_channel_team_system_then_the_default_language() {
     let s = team.settings_for("webchat");
     let sms = config.channels.get("sms");
     let web = config.channels.get("webchat");
-    assert_eq!(text("otp", s, sms, "es"), "#PIN# es tu código.");
+    assert_eq!(text(TextKey::Otp, s, sms, "es"), "#PIN# es tu código.");
     assert_eq!(
-        text("otp", s, web, "es"),
+        text(TextKey::Otp, s, web, "es"),
         "Tu código es #PIN#. Caduca en #MINUTES# minutos."
     );
-    assert_eq!(text("pin_prompt", s, web, "es"), "Escribe tu PIN.");
+    assert_eq!(text(TextKey::PinPrompt, s, web, "es"), "Escribe tu PIN.");
     // Not translated: the default language, the channel's own first.
     assert_eq!(
-        text("authenticated", s, web, "es"),
+        text(TextKey::Authenticated, s, web, "es"),
         "Thank you, you are now verified."
     );
-    assert_eq!(text("otp", s, sms, "en"), "#PIN# is your code.");
+    assert_eq!(text(TextKey::Otp, s, sms, "en"), "#PIN# is your code.");
     assert_eq!(
-        text("page_link_expired", s, web, "es"),
+        text(TextKey::PageLinkExpired, s, web, "es"),
         "Este enlace ha caducado"
     );
     // Every key in every supported language, once.
@@ -73,7 +74,7 @@ fn a_text_is_chosen_channel_team_system_then_the_default_language() {
     assert_eq!(all.len(), 2 * keys);
     assert!(all
         .iter()
-        .any(|c| c.tag == "es" && c.key == "otp" && c.text == "#PIN# es tu código."));
+        .any(|c| c.tag == "es" && c.key.as_str() == "otp" && c.text == "#PIN# es tu código."));
     assert_eq!(config.texts_for(team, "sms").len(), 2 * keys);
 }
 
@@ -175,6 +176,47 @@ fn a_bidirectional_control_character_is_refused() {
     let fx = spanish();
     fx.append(SMS, "[translations.es]\notp = \"#PIN#\u{202E}\"\n");
     fx.expect_err(SMS, "translations.es.otp", "bidirectional");
+}
+
+#[test]
+fn an_invisible_format_character_is_refused_in_every_text_at_every_level() {
+    for c in ['\u{200B}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{E0041}'] {
+        // A translation, as before only for bidi controls.
+        let fx = spanish();
+        fx.append(SYS, &format!("pin_prompt = \"PIN{c}\"\n"));
+        let err = fx.expect_err(
+            SYS,
+            "defaults.translations.es.pin_prompt",
+            "invisible format",
+        );
+        assert!(
+            err.problem.contains(&format!("U+{:04X}", c as u32)),
+            "{}",
+            err.problem
+        );
+        // The system's templates, in the default language.
+        let fx = Fixture::new();
+        fx.append(
+            SYS,
+            &format!("[defaults.templates]\npin_prompt = \"PIN{c}\"\n"),
+        );
+        fx.expect_err(SYS, "defaults.templates.pin_prompt", "invisible format");
+        // A channel file's templates.
+        let fx = Fixture::new();
+        fx.edit(
+            SMS,
+            "otp = \"#PIN# is your code.\"",
+            &format!("otp = \"#PIN#{c} is your code.\""),
+        );
+        fx.expect_err(SMS, "templates.otp", "invisible format");
+    }
+    // An emoji sequence's joiner is not refused.
+    let fx = Fixture::new();
+    fx.append(
+        SYS,
+        "[defaults.templates]\npin_prompt = \"PIN \u{1F469}\u{200D}\u{1F4BB}\"\n",
+    );
+    assert!(fx.load().is_ok());
 }
 
 #[test]

@@ -521,6 +521,8 @@ fn a_twilio_voice_channel_serves_only_as_the_voice_channel_or_a_ladder_step() {
     let config = fx.load().unwrap();
     assert_eq!(config.teams["acme"].voice_channel.as_deref(), Some("voice"));
     assert!(config.teams["acme"].uses_channel("voice"));
+    // Without otp.voice_regions its calls may go anywhere: warned at start.
+    assert_eq!(config.teams_calling_anywhere(), vec!["acme"]);
     fx.edit(
         ACME,
         "\"webchat\", \"sms\", \"email\"",

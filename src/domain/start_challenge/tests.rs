@@ -19,14 +19,20 @@ fn code() -> OtpCode {
     OtpCode::from_digits("482913").unwrap()
 }
 
+/// A route whose provider vouches for its sender (the tests of a chat that
+/// does not say so).
 fn route(channel: &str, reach: Reach) -> Option<Route> {
     Some(Route {
         channel: channel.to_string(),
         reach,
+        vouches: true,
+        // The `wa_template` channel sends codes through its provider's template.
+        shows_text: channel != "wa_template",
     })
 }
 
-/// A chat on `webchat`, SMS through `sms` and e-mail through `mail`.
+/// A chat on `webchat` (a messenger's bot that vouches for its sender),
+/// SMS through `sms` and e-mail through `mail`.
 fn routes() -> Routes {
     Routes {
         chat: route("webchat", Reach::Conversation).unwrap(),
@@ -264,6 +270,26 @@ fn rung_4_require_other_channel_refuses_an_otp_into_the_chat_only() {
 }
 
 #[test]
+fn rung_4_a_code_into_a_chat_that_does_not_vouch_is_refused_and_says_what_to_do() {
+    let mut x = Try::new();
+    x.routes.chat.vouches = false;
+    let why =
+        "invalid_request: delivery: this chat's channel does not vouch for who writes in it, \
+               so a code shown here proves nothing: send the code to the customer's contact \
+               (delivery \"sms\", \"email\", \"voice\" or \"ladder\") or use a login link";
+    // The default delivery and `chat` alike; nothing opened or counted.
+    assert_eq!(x.refused(&req("otp", None, None)), why);
+    assert_eq!(x.refused(&req("otp", Some("chat"), None)), why);
+    let e = x.start(&req("otp", None, None)).unwrap_err();
+    assert!(matches!(e, Error::DeliveryRefused(_)), "{e:?}");
+    // The contact's SMS, and an agent's reveal, are not the chat.
+    assert!(x.start(&sms()).is_ok());
+    // A PIN prompt is not a code shown: the agent gave the PIN elsewhere.
+    x.rec.session_pin_hash = Some("h".to_string());
+    assert!(x.start(&req("pin", None, None)).is_ok());
+}
+
+#[test]
 fn rung_5_sms_or_email_to_a_contact_that_has_none_is_refused() {
     let mut x = Try::new();
     assert_eq!(
@@ -367,4 +393,38 @@ fn take_back_reopens_the_previous_challenge_and_gives_the_send_back() {
     let (rec, subject) = (&mut x.rec, &mut x.subject);
     assert!(!take_back(rec, subject, None, id, None, t(1)));
     assert_eq!((x.rec, x.subject), before);
+}
+
+fn payment() -> crate::domain::transaction::Transaction {
+    let v = serde_json::json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                               "payee": "ACME Energy Ltd"});
+    crate::domain::transaction::Transaction::parse("transaction", &v).unwrap()
+}
+
+#[test]
+fn rung_4_a_transaction_on_a_channel_that_cannot_show_it_is_refused() {
+    let mut x = Try::new();
+    x.routes.sms = route("wa_template", Reach::Phone);
+    let on_template = sms().for_transaction(Some(payment())).unwrap();
+    let e = x.refused(&on_template);
+    assert!(e.starts_with("invalid_request: delivery:"), "{e}");
+    // Without a transaction the same channel takes the code.
+    x.start(&sms()).unwrap();
+    // Where the text shows, the challenge carries the transaction.
+    let mut x = Try::new();
+    x.start(&sms().for_transaction(Some(payment())).unwrap())
+        .unwrap();
+    let opened = x.rec.challenge.unwrap();
+    assert_eq!(opened.transaction, Some(payment()));
+}
+
+#[test]
+fn a_transaction_is_refused_with_a_pin_or_for_an_agent() {
+    let pin = req("pin", None, None).for_transaction(Some(payment()));
+    assert!(pin.unwrap_err().to_string().starts_with("transaction:"));
+    let agent = req("otp", Some("agent"), None).for_transaction(Some(payment()));
+    assert!(agent.unwrap_err().to_string().starts_with("delivery:"));
+    assert!(req("app", None, None)
+        .for_transaction(Some(payment()))
+        .is_ok());
 }

@@ -208,3 +208,21 @@ fn a_pin_on_an_authenticated_interaction_reproves_its_customer() {
     let auth = x.rec.auth.unwrap();
     assert_eq!((auth.method, auth.customer), (Method::Otp, customer));
 }
+
+#[test]
+fn a_code_for_a_transaction_marks_the_authentication_with_its_hash() {
+    let v = serde_json::json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                               "payee": "ACME Energy Ltd"});
+    let t = crate::domain::transaction::Transaction::parse("transaction", &v).unwrap();
+    let mut x = Try::new();
+    if let Some(c) = x.rec.challenge.as_mut() {
+        c.transaction = Some(t.clone());
+    }
+    x.verify(CODE, 1).unwrap();
+    let auth = x.rec.auth.clone().unwrap();
+    assert_eq!(auth.transaction_hash, Some(t.hash()));
+    // A code for no transaction approves none.
+    let mut plain = Try::new();
+    plain.verify(CODE, 1).unwrap();
+    assert_eq!(plain.rec.auth.unwrap().transaction_hash, None);
+}

@@ -28,6 +28,7 @@ use crate::domain::app_challenge::{self, Answer, Ending, PollTurn, BINDING_DIGIT
 use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::{self, OtpCode};
+use crate::domain::transaction::Transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
@@ -64,6 +65,7 @@ pub(in crate::gateway) async fn start_app_challenge(
     core: &Arc<Core>,
     team: &Team,
     id: Uuid,
+    transaction: Option<&Transaction>,
     clock: &dyn Clock,
 ) -> Result<StartedChallenge> {
     let now = clock.now();
@@ -72,12 +74,15 @@ pub(in crate::gateway) async fn start_app_challenge(
             Error::invalid("method", "app needs ciba = true in the team's [oidc]")
         })?;
     let cid = Uuid::now_v7();
-    let (started, code, channel) = reserve_app(core, team, id, cid, now).await?;
+    let (started, code, channel) = reserve_app(core, team, id, cid, transaction, now).await?;
     let s = team.settings_for(&channel);
+    // RFC 9396: the payment, for the app to show beside the binding code.
+    let details = transaction.map(|t| t.authorization_details().to_string());
     let asked = AuthRequest {
         login_hint: &started.login_hint,
         binding_message: code.expose(),
         requested_expiry: s.otp.ttl.get().as_secs(),
+        authorization_details: details.as_deref(),
     };
     // One that cannot be reached or refuses takes the start back.
     let accepted = match ask_backchannel(core, team, oidc, &asked, now).await {
@@ -114,7 +119,10 @@ pub(in crate::gateway) async fn start_app_challenge(
         delivery_error: None,
         binding_code: Some(code.expose().to_string()),
         number_check: None,
-    })
+        transaction: None,
+        transaction_hash: None,
+    }
+    .for_transaction(transaction))
 }
 
 /// Reserves app challenge `cid`: checks the subject, counts the send,
@@ -126,6 +134,7 @@ async fn reserve_app(
     team: &Team,
     id: Uuid,
     cid: Uuid,
+    transaction: Option<&Transaction>,
     now: Timestamp,
 ) -> Result<(app_challenge::Started, OtpCode, String)> {
     let done = core
@@ -135,7 +144,10 @@ async fn reserve_app(
                 let s = w.settings;
                 let (rec, subject) = w.records();
                 let started =
-                    app_challenge::decide(cid, &code, rec, subject, s, &core.pepper, now)?;
+                    app_challenge::decide(cid, &code, rec, subject, s, core.pepper(), now)?;
+                if let Some(c) = rec.challenge.as_mut().filter(|c| c.id == cid) {
+                    c.transaction = transaction.cloned();
+                }
                 // Its end is due however the start goes (decision 0099).
                 w.also(Op::QueueAdd {
                     key: keys::due_queue(&team.id),
@@ -208,11 +220,27 @@ async fn announce_app(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> Result<()> {
+    let transaction = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == cid)
+        .and_then(|c| c.transaction.as_ref());
+    let amount = transaction.map(|t| t.amount_text());
     let fill = Fill {
         code: Some(code.expose()),
+        amount: amount.as_deref(),
+        payee: transaction.map(|t| t.payee.as_str()),
         ..Fill::default()
     };
-    let prompt = core.send(team, rec, &rec.channel, None, Purpose::AppPrompt, fill);
+    let prompt = core.send(
+        team,
+        rec,
+        &rec.channel,
+        None,
+        Purpose::AppPrompt,
+        fill,
+        None,
+    );
     if prompt.await.is_err() {
         tracing::warn!(team = %team.id, interaction = %rec.id, "the app prompt did not reach the chat");
     }
@@ -227,6 +255,8 @@ async fn announce_app(
             expires_at,
             method: ChallengeMethod::App,
             number_check: None,
+            transaction: transaction.map(Into::into),
+            transaction_hash: transaction.map(Transaction::hash),
         },
     });
     core.emit(created, now, &interaction).await
@@ -246,7 +276,7 @@ pub async fn get_interaction_for_agent(
     let app = open.filter(|c| c.method == ChallengeMethod::App);
     if let (Some(c), Some(shown)) = (app, view.open_challenge.as_mut()) {
         if let Some(sealed) = &c.sealed_code {
-            let code = crate::domain::reveal::open(sealed, c.id, &core.pepper)?;
+            let code = crate::domain::reveal::open(sealed, c.id, core.pepper())?;
             shown.binding_code = Some(code.expose().to_string());
         }
     }
@@ -263,7 +293,7 @@ async fn ask_backchannel(
     asked: &AuthRequest<'_>,
     now: Timestamp,
 ) -> Result<Accepted> {
-    let meta = core.oidc.metadata(oidc, now).await.map_err(|e| {
+    let meta = core.oidc().metadata(oidc, now).await.map_err(|e| {
         crate::gateway::oidc::logged(team, &e);
         Error::Channel("the identity provider cannot be reached".into())
     })?;
@@ -273,7 +303,7 @@ async fn ask_backchannel(
             "the team's identity provider names no backchannel_authentication_endpoint",
         ));
     }
-    core.oidc
+    core.oidc()
         .backchannel_request(oidc, &meta, asked)
         .await
         .map_err(|e| {
@@ -323,10 +353,10 @@ pub(in crate::gateway) async fn claim_app_poll(
         }
         (PollTurn::Wait { next }, _) => {
             let to = next.unix_millis();
-            core.store.queue_move_unchanged(&queue, &[held], to).await?;
+            core.queue_move_unchanged(&queue, &[held], to).await?;
         }
         (PollTurn::Drop, _) | (PollTurn::Ask { .. }, None) => {
-            core.store.commit(vec![remove]).await?;
+            core.write(vec![remove]).await?;
             forget_poll(core, team, cid, loaded.version).await;
         }
         (PollTurn::Ask { next, expires_at }, Some(poll)) => {
@@ -373,7 +403,7 @@ async fn hand_to_poller(
     };
     let queue = keys::due_queue(&claimed.team);
     let to = claimed.due.unix_millis();
-    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+    if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::AppPoll(claimed));
     }
     Ok(())
@@ -383,7 +413,7 @@ async fn hand_to_poller(
 /// logs what fails (the entry already waits past that, and its turn
 /// then asks again, or ends it when `ciba` was turned off).
 pub(in crate::gateway) async fn ask_app(core: &Core, claimed: ClaimedPoll, clock: &dyn Clock) {
-    let Some(team) = core.config.teams.get(&claimed.team) else {
+    let Some(team) = core.config().teams.get(&claimed.team) else {
         return;
     };
     let Some(oidc) = team.oidc.as_ref().filter(|o| o.ciba) else {
@@ -412,13 +442,13 @@ async fn ask_claimed(
     if !still_to_ask(core, team, &mut claimed, now).await? {
         return Ok(());
     }
-    let meta = core.oidc.metadata(oidc, now).await;
+    let meta = core.oidc().metadata(oidc, now).await;
     let meta = match poll_fared(core, team, oidc, meta, now) {
         Some(m) => m,
         None => return next_poll(core, team, &claimed, clock.now()).await,
     };
     let polled = core
-        .oidc
+        .oidc()
         .poll_token(oidc, &meta, &AuthReqId(claimed.poll.r.clone()))
         .await;
     let Some(polled) = poll_fared(core, team, oidc, polled, clock.now()) else {
@@ -488,7 +518,7 @@ fn poll_fared<T>(
     answer: std::result::Result<T, OidcError>,
     now: Timestamp,
 ) -> Option<T> {
-    let fared = core.oidc.fared(&oidc.issuer, answer.is_err(), now);
+    let fared = core.oidc().fared(&oidc.issuer, answer.is_err(), now);
     match (&answer, fared) {
         (Err(e), Fared::StartedFailing) => {
             tracing::warn!(team = %team.id, reason = %e, "identity provider: app polls are failing; retried at each interval")
@@ -529,7 +559,6 @@ async fn move_poll(
     };
     let queue = keys::due_queue(&team.id);
     Ok(core
-        .store
         .queue_move_unchanged(&queue, &[at], to.unix_millis())
         .await?)
 }
@@ -556,7 +585,7 @@ async fn slow_down(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timesta
             ttl: kept,
         },
     ];
-    match core.store.commit(ops).await? {
+    match core.write(ops).await? {
         Commit::Applied | Commit::Conflict { .. } => Ok(()),
     }
 }
@@ -620,7 +649,12 @@ async fn conclude_app(
             let s = w.settings;
             let (rec, subject) = w.records();
             match app_challenge::conclude(rec, subject, cid, answer.clone(), s, now) {
-                Ending::Authenticated => w.announce_authenticated(),
+                Ending::Authenticated => {
+                    w.announce_authenticated();
+                    if let Some(approved) = super::verify::approved_event(&w.rec, cid, now) {
+                        w.emit(approved);
+                    }
+                }
                 Ending::Ended { reason, failure } => {
                     w.emit(failed(cid, reason));
                     if let Some(f) = &failure {
@@ -678,12 +712,7 @@ fn failed(cid: Uuid, reason: &'static str) -> EventData {
 /// The pending approval of challenge `cid` as stored.
 async fn load_poll(core: &Core, team: &Team, cid: Uuid) -> Result<Loaded<StoredPoll>> {
     let pkey = keys::app_poll(&team.id, cid);
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&pkey))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&pkey)).await?.pop().flatten();
     Loaded::<StoredPoll>::parse(pkey, raw)
 }
 
@@ -699,7 +728,7 @@ async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64) {
         key: keys::app_poll(&team.id, cid),
         expected: version,
     };
-    if let Err(e) = core.store.commit(vec![op]).await {
+    if let Err(e) = core.write(vec![op]).await {
         tracing::debug!(team = %team.id, error = %e, "an ended app poll's record is left to its ttl");
     }
 }

@@ -22,6 +22,8 @@ pub(in crate::gateway) fn routes(core: &Core, team: &Team, own: &str) -> Routes 
     let route = |channel: &str| Route {
         channel: channel.to_string(),
         reach: core.reach(channel),
+        vouches: core.config().vouches_for_sender(channel),
+        shows_text: crate::config::shows_text(core.config().channels.get(channel)),
     };
     Routes {
         chat: route(own),
@@ -39,7 +41,7 @@ pub(in crate::gateway) fn destination_key(
     destination: &str,
     allowance: Option<&str>,
 ) -> String {
-    let digest = destination::digest_for(&core.pepper, destination, allowance);
+    let digest = destination::digest_for(core.pepper(), destination, allowance);
     keys::destination(&team.id, &digest)
 }
 
@@ -48,7 +50,7 @@ pub(in crate::gateway) async fn destination_sends(
     core: &Core,
     dkey: &str,
 ) -> Result<Loaded<DestinationSends>> {
-    let raw = core.store.get(&[dkey.to_string()]).await?;
+    let raw = core.get(&[dkey.to_string()]).await?;
     Loaded::parse(dkey.to_string(), raw.into_iter().next().flatten())
 }
 

@@ -26,6 +26,7 @@ use crate::domain::number_check::{self, Answer, NumberCheck, Refusal, Verdict};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
@@ -95,7 +96,9 @@ pub(in crate::gateway) async fn start_ladder(
     let accepted = DeliveryState::accepted();
     let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
     let found = done.rec.challenge.as_ref().filter(|c| c.id == cid);
-    Ok(answer.checked(found.and_then(|c| c.number_check.as_ref())))
+    Ok(answer
+        .checked(found.and_then(|c| c.number_check.as_ref()))
+        .for_transaction(req.transaction.as_ref()))
 }
 
 /// The number checks of a ladder's steps (docs/number-checks.md): the
@@ -212,7 +215,11 @@ async fn open_ladder(
                 if s.otp.ladder.is_empty() {
                     return Err(Error::invalid("delivery", "the team has no otp.ladder"));
                 }
-                let steps = s.otp.ladder.clone();
+                let mut steps = s.otp.ladder.clone();
+                if req.transaction.is_some() {
+                    let shows = |c: &str| crate::config::shows_text(core.config().channels.get(c));
+                    steps = transaction::steps_showing(steps, shows)?;
+                }
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let targets = match checked {
@@ -221,7 +228,7 @@ async fn open_ladder(
                 };
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
-                let sealed_code = reveal::seal(&code, cid, &core.pepper)?;
+                let sealed_code = reveal::seal(&code, cid, core.pepper())?;
                 if let Some(c) = w.rec.challenge.as_mut() {
                     c.ladder = Some(Ladder {
                         steps,
@@ -285,7 +292,7 @@ pub async fn advance_ladder(
     let targets = check_targets(core, team, &targets, now).await.keep(targets);
     let targets =
         targets.map_err(|_| Error::NoNextStep("every step left goes to a refused number"))?;
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
     let origin = rec.lockout_origin(s);
@@ -311,7 +318,7 @@ pub async fn advance_ladder(
     };
     if let Some(p) = mv.from.as_ref() {
         if let Some(m) = &p.message_id {
-            core.channels.revoke(&p.channel, m).await;
+            core.channels().revoke(&p.channel, m).await;
         }
     }
     let previous = mv.from.map(|p| p.channel);
@@ -354,7 +361,9 @@ async fn announce_move(
 /// overtaken after it went out): best effort.
 async fn withdraw(core: &Core, took: &Took) {
     if let Some(m) = &took.sent.message_id {
-        core.channels.revoke(&took.claimed.target.channel, m).await;
+        core.channels()
+            .revoke(&took.claimed.target.channel, m)
+            .await;
     }
 }
 
@@ -494,7 +503,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
         score: lease,
     };
     let to = polls.now().plus(steps::LEASE).unix_millis();
-    if core.store.queue_move_unchanged(&queue, &[held], to).await? > 0 {
+    if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::LadderTimeOut {
             team: team.id.clone(),
             interaction: id,
@@ -518,7 +527,7 @@ pub(in crate::gateway) async fn time_out_step(
     cid: Uuid,
     clock: &dyn Clock,
 ) {
-    let Some(team) = core.config.teams.get(team_id) else {
+    let Some(team) = core.config().teams.get(team_id) else {
         return;
     };
     let now = clock.now();
@@ -580,7 +589,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);
     };
-    let code = reveal::open(&l.sealed_code, cid, &core.pepper)?;
+    let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let later = l.steps.len();
     let rest = ladder::targets(
         &l.steps,
@@ -619,7 +628,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
 pub(in crate::gateway) async fn revoke_ladder(core: &Core, ladder: &Ladder) {
     for step in &ladder.sent {
         if let Some(m) = &step.message_id {
-            core.channels.revoke(&step.channel, m).await;
+            core.channels().revoke(&step.channel, m).await;
         }
     }
 }

@@ -32,8 +32,9 @@ use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
+use crate::domain::transaction::Transaction;
 use crate::error::Result;
-use crate::events::types::{ChallengeCreated, CreatedChallenge};
+use crate::events::types::{ChallengeCreated, CreatedChallenge, TransactionObject};
 use crate::events::EventData;
 use crate::time::{Clock, Timestamp};
 use read::StartedChallenge;
@@ -47,10 +48,16 @@ pub async fn start_challenge(
     req: ChallengeRequest,
     clock: &dyn Clock,
 ) -> Result<StartedChallenge> {
+    use ChallengeMethod::{App, Binding, Otp, Pin};
+    use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
     match (req.method, req.delivery) {
-        (ChallengeMethod::App, _) => app::start_app_challenge(core, team, id, clock).await,
-        (_, Delivery::Ladder) => ladder::start_ladder(core, team, id, &req, clock.now()).await,
-        _ => single::start(core, team, id, &req, clock.now()).await,
+        (App, _) => app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await,
+        (Otp | Pin | Binding, Ladder) => {
+            ladder::start_ladder(core, team, id, &req, clock.now()).await
+        }
+        (Otp | Pin | Binding, Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App) => {
+            single::start(core, team, id, &req, clock.now()).await
+        }
     }
 }
 
@@ -74,7 +81,7 @@ fn decide(
     let rules = Rules {
         settings: w.settings,
         routes: &routes,
-        pepper: &core.pepper,
+        pepper: core.pepper(),
     };
     let (rec, subject) = w.records();
     start_challenge::decide(req, cid, code, rec, subject, &rules, now)
@@ -95,6 +102,7 @@ async fn announce(
         .increment(1);
     let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
     let challenge = rec.challenge.as_ref().filter(|c| c.id == cid);
+    let (transaction, transaction_hash) = TransactionObject::with_hash(transaction_of(rec, cid));
     let created = EventData::ChallengeCreated(ChallengeCreated {
         challenge: CreatedChallenge {
             challenge_id: cid,
@@ -104,7 +112,18 @@ async fn announce(
             number_check: read::NumberCheckView::to_event(
                 challenge.and_then(|c| c.number_check.as_ref()),
             ),
+            transaction,
+            transaction_hash,
         },
     });
     core.emit(created, now, &interaction).await
+}
+
+/// The transaction challenge `cid` of `rec` is for, while it is current
+/// (docs/api.md#approving-one-payment).
+fn transaction_of(rec: &InteractionRecord, cid: Uuid) -> Option<&Transaction> {
+    rec.challenge
+        .as_ref()
+        .filter(|c| c.id == cid)
+        .and_then(|c| c.transaction.as_ref())
 }

@@ -6,11 +6,15 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::config::Team;
-use crate::domain::challenge::{Challenge, ChallengeState as State};
+use crate::domain::challenge::{Challenge, ChallengeMethod as Method, ChallengeState as State};
 use crate::domain::delivery_status::DeliveryState;
+use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::NumberCheck;
 use crate::domain::start_challenge::Started;
+use crate::domain::transaction::Transaction;
+use crate::domain::transaction::{approval_jti, ApprovalClaims, Approved};
 use crate::error::{Error, Result};
+use crate::events::types::TransactionObject;
 use crate::gateway::view::{self, ChallengeMethod, ChallengeState, Delivery, DeliveryStatus};
 use crate::gateway::Core;
 use crate::time::Timestamp;
@@ -41,6 +45,12 @@ pub struct StartedChallenge {
     /// `[number_checks]` or the code went to no phone number.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number_check: Option<NumberCheckView>,
+    /// The payment it is for (docs/api.md#approving-one-payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<TransactionObject>,
+    /// The base64url SHA-256 of the transaction's RFC 8785 canonical JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_hash: Option<String>,
 }
 
 impl StartedChallenge {
@@ -68,7 +78,15 @@ impl StartedChallenge {
             delivery_error,
             binding_code: None,
             number_check: None,
+            transaction: None,
+            transaction_hash: None,
         }
+    }
+
+    /// The answer, for `transaction`.
+    pub(super) fn for_transaction(mut self, transaction: Option<&Transaction>) -> Self {
+        (self.transaction, self.transaction_hash) = TransactionObject::with_hash(transaction);
+        self
     }
 
     /// The answer with what the number check found, if one was asked.
@@ -108,6 +126,20 @@ impl NumberCheckView {
     pub fn to_event(c: Option<&NumberCheck>) -> Option<serde_json::Value> {
         c.and_then(|c| serde_json::to_value(Self::of(c)).ok())
     }
+}
+
+/// The pepper's purpose for approval tokens' `jti`.
+const JTI_PURPOSE: &str = "approval-jti";
+
+/// A transaction approved (docs/api.md#the-approval-token).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Approval {
+    /// The approved transaction's hash, as the challenge names it.
+    pub transaction_hash: String,
+    /// The approval token: a JWT (HS256, the team's primary security key),
+    /// good for 5 minutes. Absent in an agent's read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 /// Why the provider could not deliver a challenge's message.
@@ -152,11 +184,22 @@ pub struct ChallengeView {
     /// What the number check found; absent when none was asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub number_check: Option<NumberCheckView>,
+    /// The payment it is for (docs/api.md#approving-one-payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction: Option<TransactionObject>,
+    /// The base64url SHA-256 of the transaction's RFC 8785 canonical JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_hash: Option<String>,
+    /// An approved `app` challenge's approval: with its token for a bot,
+    /// without for an agent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 impl ChallengeView {
     pub fn of(c: &Challenge, state: State) -> Self {
         let (delivery_status, delivery_error) = delivery_of(c.delivery_state.as_ref());
+        let (transaction, transaction_hash) = TransactionObject::with_hash(c.transaction.as_ref());
         ChallengeView {
             challenge_id: c.id,
             method: c.method.into(),
@@ -168,20 +211,35 @@ impl ChallengeView {
             delivery_status,
             delivery_error,
             number_check: c.number_check.as_ref().map(NumberCheckView::of),
+            transaction,
+            transaction_hash,
+            approval: None,
         }
     }
 }
 
 /// Challenge `cid` of interaction `id`, current or remembered; one of
-/// another interaction, or forgotten, is `NotFound`.
+/// another interaction, or forgotten, is `NotFound`. An approved `app`
+/// challenge for a transaction has its approval, the token only `for_bot`
+/// (docs/api.md#approving-one-payment).
 pub async fn read_challenge(
     core: &Core,
     team: &Team,
     id: Uuid,
     cid: Uuid,
+    for_bot: bool,
     now: Timestamp,
 ) -> Result<ChallengeView> {
-    Ok(challenge_and_state(core, team, id, cid, now).await?.0)
+    let pair = core.load_pair(team, id, now).await?;
+    let rec = pair.rec()?;
+    let (c, state) = rec
+        .challenge_at(cid, now)
+        .ok_or(Error::NotFound("no such challenge"))?;
+    let mut view = ChallengeView::of(c, state);
+    if c.method == Method::App {
+        view.approval = approval_of(core, team, rec, cid, for_bot, now)?;
+    }
+    Ok(view)
 }
 
 /// [`read_challenge`], and the state it was read in, for a caller that
@@ -199,4 +257,59 @@ pub(super) async fn challenge_and_state(
         .challenge_at(cid, now)
         .ok_or(Error::NotFound("no such challenge"))?;
     Ok((ChallengeView::of(c, state), state))
+}
+
+/// The approval challenge `cid` of `rec` gave, when it approved a
+/// transaction and that approval is the current authentication: its hash
+/// and, `with_token`, its approval token (docs/api.md#the-approval-token),
+/// the same at every ask: issued at the approval, with one `jti` per
+/// approval.
+pub(super) fn approval_of(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    cid: Uuid,
+    with_token: bool,
+    now: Timestamp,
+) -> Result<Option<Approval>> {
+    let Some(auth) = rec.auth.as_ref() else {
+        return Ok(None);
+    };
+    let Some((c, _)) = rec.challenge_at(cid, now) else {
+        return Ok(None);
+    };
+    let Some(t) = c.transaction.as_ref() else {
+        return Ok(None);
+    };
+    let hash = t.hash();
+    if auth.transaction_hash.as_deref() != Some(hash.as_str()) {
+        return Ok(None);
+    }
+    if !with_token {
+        return Ok(Some(Approval {
+            transaction_hash: hash,
+            token: None,
+        }));
+    }
+    let key = team
+        .primary_key()
+        .ok_or_else(|| Error::internal("the team has no primary security key"))?;
+    let via = (c.method != Method::App).then(|| auth.via.clone());
+    let claims = ApprovalClaims::new(
+        Approved {
+            issuer: &core.config().server.issuer,
+            team: &team.id,
+            customer_ref: rec.customer_ref.as_deref(),
+            interaction_id: rec.id,
+            challenge_id: cid,
+            transaction: t,
+            via,
+        },
+        auth.authenticated_at,
+        approval_jti(|b| core.pepper().keyed_hash(JTI_PURPOSE, b), cid),
+    );
+    Ok(Some(Approval {
+        transaction_hash: claims.txn.clone(),
+        token: Some(claims.sign(key)?),
+    }))
 }

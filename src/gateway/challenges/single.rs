@@ -18,7 +18,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
 use crate::gateway::work::Step;
-use crate::gateway::{number_checks, reports, Core};
+use crate::gateway::{number_checks, reports, voice, Core};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
@@ -57,7 +57,9 @@ pub(super) async fn start(
     }
     let (delivered, state) = (started.message.is_some(), started.delivery_state.as_ref());
     let answer = StartedChallenge::of(cid, &started, req.delivery, None, delivered, state);
-    Ok(answer.checked(checked.as_ref().map(|(_, c)| c)))
+    Ok(answer
+        .checked(checked.as_ref().map(|(_, c)| c))
+        .for_transaction(req.transaction.as_ref()))
 }
 
 /// The number check of challenge `cid` (docs/number-checks.md), when the
@@ -84,7 +86,7 @@ async fn check_number(
     let rules = Rules {
         settings,
         routes: &routes,
-        pepper: &core.pepper,
+        pepper: core.pepper(),
     };
     let code = otp::generate(settings.otp.length);
     let dry = start_challenge::decide(req, cid, &code, &mut rec, &mut subject, &rules, now)?;
@@ -155,12 +157,17 @@ async fn send_challenge(
     let Some(message) = &started.message else {
         return Ok(None);
     };
+    // The payment it is for: its amount and payee go into the text.
+    let transaction = rec.challenge.as_ref().and_then(|c| c.transaction.as_ref());
+    let amount = transaction.map(|t| t.amount_text());
     let (purpose, fill) = match started.method {
         ChallengeMethod::Otp | ChallengeMethod::Binding => {
             let ttl = team.settings_for(&rec.channel).otp.ttl.get();
             let fill = Fill {
                 pin: Some(code.expose()),
                 ttl: Some(ttl),
+                amount: amount.as_deref(),
+                payee: transaction.map(|t| t.payee.as_str()),
                 ..Fill::default()
             };
             (Purpose::Otp, fill)
@@ -170,7 +177,8 @@ async fn send_challenge(
         ChallengeMethod::App => return Ok(None),
     };
     let to = message.to.clone();
-    core.send(team, rec, &message.channel, to, purpose, fill)
+    let call = voice::call_for(core, team, rec, &message.channel, purpose, fill.pin).await?;
+    core.send(team, rec, &message.channel, to, purpose, fill, call)
         .await
         .map(Some)
 }

@@ -25,7 +25,7 @@ use crate::domain::settings::OtpSettings;
 use crate::error::{Error, Result};
 use crate::gateway::records::{put, Loaded, StoredSends};
 use crate::gateway::work::{Done, Step, Work};
-use crate::gateway::Core;
+use crate::gateway::{voice, Core};
 use crate::store::{keys, IndexEntry, Op};
 use crate::time::Timestamp;
 
@@ -85,7 +85,7 @@ impl Counts {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let raw = core.store.get(&dkeys).await?;
+        let raw = core.get(&dkeys).await?;
         let mut read = BTreeMap::new();
         for (k, v) in dkeys.into_iter().zip(raw) {
             read.insert(k.clone(), Loaded::parse(k, v)?);
@@ -345,14 +345,26 @@ async fn send_step(
     expires_at: Timestamp,
     now: Timestamp,
 ) -> std::result::Result<Sent, ChannelError> {
+    let transaction = rec
+        .challenge
+        .as_ref()
+        .filter(|c| c.id == mv.cid)
+        .and_then(|c| c.transaction.as_ref());
+    let amount = transaction.map(|t| t.amount_text());
     let fill = Fill {
         pin: Some(code.expose()),
         ttl: Some(expires_at.since(now)),
+        amount: amount.as_deref(),
+        payee: transaction.map(|t| t.payee.as_str()),
         ..Fill::default()
     };
     let to = Some(claimed.target.destination.clone());
     let channel = &claimed.target.channel;
-    let sending = core.send(team, rec, channel, to, Purpose::Otp, fill);
+    let sending = async {
+        let call = voice::call_for(core, team, rec, channel, Purpose::Otp, fill.pin).await?;
+        core.send(team, rec, channel, to, Purpose::Otp, fill, call)
+            .await
+    };
     tokio::select! {
         sent = sending => sent,
         never = renew(core, team, mv, claimed.lease, now) => match never {},
@@ -382,7 +394,7 @@ async fn renew(
             member: member.clone(),
             score: lease,
         };
-        match core.store.queue_move_unchanged(&queue, &[held], to).await {
+        match core.queue_move_unchanged(&queue, &[held], to).await {
             Ok(1) => lease = to,
             Ok(_) => lease = 0,
             Err(e) => tracing::debug!(error = %e, "a ladder step's lease left as it is"),
@@ -449,9 +461,7 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
         Err(Error::NotFound(_)) => {
             let key = keys::due_queue(&team.id);
             let member = due_member(mv.id, mv.cid);
-            core.store
-                .commit(vec![Op::QueueRemove { key, member }])
-                .await?;
+            core.write(vec![Op::QueueRemove { key, member }]).await?;
             Ok(())
         }
         Err(e) => Err(e),

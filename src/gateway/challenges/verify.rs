@@ -6,17 +6,22 @@ use std::sync::Arc;
 use serde::Serialize;
 use uuid::Uuid;
 
+use super::read::{approval_of, Approval};
 use crate::config::Team;
 use crate::domain::attempts;
+use crate::domain::audit::{Acting, Action};
 use crate::domain::devices::CustomerDevices;
-use crate::domain::interaction::PendingStepUp;
+use crate::domain::interaction::{InteractionRecord, PendingStepUp};
 use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
-use crate::events::types::{ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge};
+use crate::events::types::{
+    ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge, TransactionApproved,
+};
 use crate::events::EventData;
+use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::Step;
-use crate::gateway::{Core, InteractionView};
+use crate::gateway::{Core, InteractionView, OutboxItem};
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -26,6 +31,10 @@ pub struct Verified {
     pub requires_2fa: bool,
     pub expires_at: Option<Timestamp>,
     pub interaction: InteractionView,
+    /// For a code of a transaction: what the bank's payment system checks
+    /// (docs/api.md#approving-one-payment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -50,13 +59,16 @@ pub async fn verify_challenge(
                 let s = w.settings;
                 let (rec, subject) = w.records();
                 let verdict =
-                    verify_challenge::decide(rec, subject, s, cid, code, &core.pepper, now)?;
+                    verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
                 match &verdict {
                     Verdict::Authenticated { step_up } => {
                         if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
                             w.also(validated_devices(core, team, p).await?);
                         }
                         w.announce_authenticated();
+                        if let Some(approved) = approved_event(&w.rec, cid, now) {
+                            w.emit(approved);
+                        }
                     }
                     Verdict::Wrong {
                         attempts_remaining,
@@ -86,12 +98,30 @@ pub async fn verify_challenge(
             super::ladder::revoke_ladder(core, l).await;
         }
     }
+    let approval = approval_of(core, team, &done.rec, cid, true, now)?;
     Ok(Verified {
         authenticated: true,
         requires_2fa: false,
         expires_at: done.view.expires_at,
         interaction: done.view,
+        approval,
     })
+}
+
+/// `transaction.approved` for challenge `cid` of `rec`, when the
+/// authentication it just gave approved a transaction.
+pub(super) fn approved_event(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    now: Timestamp,
+) -> Option<EventData> {
+    let hash = rec.auth.as_ref()?.transaction_hash.clone()?;
+    let (c, _) = rec.challenge_at(cid, now)?;
+    Some(EventData::TransactionApproved(TransactionApproved {
+        challenge: ChallengeRef { challenge_id: cid },
+        transaction: c.transaction.as_ref()?.into(),
+        transaction_hash: hash,
+    }))
 }
 
 /// The open OTP, for an agent, where the team allows it.
@@ -100,26 +130,41 @@ pub async fn reveal_code(
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    key_id: &str,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<RevealedCode> {
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
     let s = team.settings_for(&rec.channel);
+    let for_payment = rec
+        .challenge_at(cid, now)
+        .is_some_and(|(c, _)| c.transaction.is_some());
+    if for_payment {
+        return Err(Error::Forbidden(
+            "agents never see the code of a transaction",
+        ));
+    }
     if !s.otp.show_to_agents {
         return Err(Error::Forbidden("this team does not let agents see codes"));
     }
     if let Some(subject) = &pair.subject.value {
         subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
     }
-    let (code, expires_at) = attempts::reveal_code(rec, cid, &core.pepper, now)?;
+    let (code, expires_at) = attempts::reveal_code(rec, cid, core.pepper(), now)?;
     let view = pair.view(team, now)?;
     // Recorded before the code is shown: no reveal goes unaudited.
+    let entry = || {
+        let mut d = audit::on_interaction(Action::CodeRevealed, acting, rec);
+        d.target.challenge_id = Some(cid);
+        vec![d]
+    };
+    let key_id = acting.actor.api_key_id.as_deref().unwrap_or_default();
     let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
         api_key_id: key_id.to_string(),
         challenge: ChallengeRef { challenge_id: cid },
     });
-    core.emit(revealed, now, &view).await?;
+    let item = OutboxItem::about_interaction(&revealed, now, &view)?;
+    audit::append_announcing(core, &team.id, entry, || vec![item.clone()], now).await?;
     Ok(RevealedCode {
         code: code.expose().to_string(),
         expires_at,
@@ -134,15 +179,10 @@ async fn validated_devices(
     p: &PendingStepUp,
 ) -> Result<crate::store::Op> {
     let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
-    let raw = core
-        .store
-        .get(std::slice::from_ref(&dkey))
-        .await?
-        .pop()
-        .flatten();
+    let raw = core.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
     let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
     let mut d = devices.value.clone().unwrap_or_default();
-    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), &core.pepper);
+    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), core.pepper());
     put(
         &dkey,
         devices.version,

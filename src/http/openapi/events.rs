@@ -21,6 +21,9 @@ fn failed_reasons() -> Vec<&'static str> {
 fn data_of(kind: EventType) -> Value {
     let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
     let uuid = json!({"type": "string", "format": "uuid"});
+    let transaction = json!({"$ref": "#/components/schemas/Transaction"});
+    let transaction_hash = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+        "description": "The base64url SHA-256 of the transaction's RFC 8785 canonical JSON (docs/api.md#approving-one-payment)."});
     let closed = |properties: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required});
     match kind {
         EventType::InteractionCreated
@@ -44,8 +47,24 @@ fn data_of(kind: EventType) -> Value {
                 "delivery": {"$ref": "#/components/schemas/Delivery"},
                 "expires_at": {"$ref": "#/components/schemas/Timestamp"},
                 "number_check": {"$ref": "#/components/schemas/NumberCheckView"},
+                "transaction": transaction,
+                "transaction_hash": transaction_hash,
             }), &["challenge_id", "method", "delivery", "expires_at"])}),
             &["interaction", "challenge"],
+        ),
+        EventType::TransactionApproved => closed(
+            json!({
+                "interaction": interaction,
+                "challenge": closed(json!({"challenge_id": uuid}), &["challenge_id"]),
+                "transaction": transaction,
+                "transaction_hash": transaction_hash,
+            }),
+            &[
+                "interaction",
+                "challenge",
+                "transaction",
+                "transaction_hash",
+            ],
         ),
         EventType::ChallengeFailed => closed(
             json!({"interaction": interaction, "challenge": closed(json!({
@@ -134,7 +153,9 @@ pub fn schema() -> Value {
 
 /// `EventFrame`: one frame of `GET /v1/events` as a Server-Sent Events
 /// client parses it (`id:`, `event:` and `data:` lines): the frame's place
-/// in the history, the event's type and the [`schema`] `Event` itself.
+/// in the history, the event's type and its data, a string holding the
+/// [`schema`] `Event`'s JSON (`contentSchema`), as a schema-driven client
+/// or fuzzer reads the stream.
 pub fn frame_schema() -> Value {
     let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
     json!({
@@ -149,7 +170,10 @@ pub fn frame_schema() -> Value {
                 "description": "The frame's place in the team's history (not the event's `id`): \
                     send it as `Last-Event-ID` to resume after it."},
             "event": {"type": "string", "enum": kinds, "description": "The event's `type`."},
-            "data": {"$ref": "#/components/schemas/Event"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/Event"},
+                "description": "The `data:` line as a client reads it: the event's JSON, a string \
+                    that parses to an `Event`."},
         },
     })
 }

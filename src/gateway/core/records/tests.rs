@@ -107,6 +107,7 @@ fn full() -> InteractionRecord {
                 checked_at: ms(4),
                 source: crate::domain::number_check::Source::Camara,
             }),
+            transaction_hash: None,
         }),
         links,
         challenge: Some(Challenge {
@@ -147,6 +148,7 @@ fn full() -> InteractionRecord {
                 checked_at: ms(6),
                 source: crate::domain::number_check::Source::TwilioLookup,
             }),
+            transaction: None,
         }),
         past_challenges: vec![
             PastChallenge {
@@ -169,6 +171,7 @@ fn full() -> InteractionRecord {
                     }),
                     ladder: None,
                     number_check: None,
+                    transaction: None,
                 }),
             },
             PastChallenge {
@@ -749,4 +752,35 @@ fn the_marker_records_of_today_read_back_equal() {
         })
     );
     same("{}", &EndedSession {});
+}
+
+/// A challenge for a transaction and the authentication that approved
+/// one keep them (`t` and `tx`), and read back to the same bytes.
+#[test]
+fn a_transaction_and_its_approval_are_kept_in_their_stored_form() {
+    let t = crate::domain::transaction::Transaction {
+        kind: "payment".into(),
+        amount: "120.00".into(),
+        currency: "EUR".into(),
+        payee: "ACME Energy Ltd".into(),
+        reference: None,
+    };
+    let mut rec = full();
+    if let Some(c) = rec.challenge.as_mut() {
+        c.transaction = Some(t.clone());
+    }
+    if let Some(a) = rec.auth.as_mut() {
+        a.transaction_hash = Some(t.hash());
+    }
+    let key = keys::interaction("acme", id(1));
+    let text = encode_interaction(&rec, kept(), None).expect("encode");
+    assert!(
+        text.contains(r#""t":{"t":"payment","a":"120.00","c":"EUR","p":"ACME Energy Ltd"}"#),
+        "{text}"
+    );
+    assert!(text.contains(&format!(r#""tx":"{}""#, t.hash())), "{text}");
+    let read = decode_interaction(&text, &key).expect("decode");
+    assert_eq!(read, (rec, kept()));
+    let again = encode_interaction(&read.0, kept(), None).expect("encode");
+    assert_eq!(again, text);
 }

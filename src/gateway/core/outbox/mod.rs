@@ -420,7 +420,7 @@ impl Core {
 
     /// Commits `items` on their own (for events of changes that are not an
     /// interaction's unit of work) and announces or queues them.
-    pub(super) async fn enqueue_now(
+    pub(in crate::gateway) async fn enqueue_now(
         &self,
         team: &str,
         items: Vec<OutboxItem>,

@@ -22,6 +22,7 @@ use crate::domain::interaction::{
 };
 use crate::domain::ladder::{Ladder, SentStep};
 use crate::domain::number_check::{NumberCheck, Source};
+use crate::domain::transaction::Transaction;
 use crate::time::{stored, Timestamp};
 
 fn is_false(b: &bool) -> bool {
@@ -389,6 +390,9 @@ struct StoredAuth {
     /// What the proving code's number check found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nc: Option<StoredNumberCheck>,
+    /// The hash of the transaction it approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    tx: Option<String>,
 }
 
 impl From<&Authentication> for StoredAuth {
@@ -400,6 +404,7 @@ impl From<&Authentication> for StoredAuth {
             cu: a.customer.clone(),
             v: a.via.clone(),
             nc: a.number_check.as_ref().map(Into::into),
+            tx: a.transaction_hash.clone(),
         }
     }
 }
@@ -413,6 +418,7 @@ impl From<StoredAuth> for Authentication {
             customer: a.cu,
             via: a.v,
             number_check: a.nc.map(Into::into),
+            transaction_hash: a.tx,
         }
     }
 }
@@ -659,6 +665,9 @@ struct StoredChallenge {
     /// What the number check found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nc: Option<StoredNumberCheck>,
+    /// The transaction it approves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    t: Option<StoredTransaction>,
 }
 
 /// A [`NumberCheck`]: each answer (`None`: not asked or unknown), whether
@@ -691,6 +700,29 @@ impl From<&NumberCheck> for StoredNumberCheck {
     }
 }
 
+/// A [`Transaction`]: its members as the request gave them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredTransaction {
+    t: String,
+    a: String,
+    c: String,
+    p: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<String>,
+}
+
+impl From<&Transaction> for StoredTransaction {
+    fn from(t: &Transaction) -> Self {
+        StoredTransaction {
+            t: t.kind.clone(),
+            a: t.amount.clone(),
+            c: t.currency.clone(),
+            p: t.payee.clone(),
+            r: t.reference.clone(),
+        }
+    }
+}
+
 impl From<StoredNumberCheck> for NumberCheck {
     fn from(n: StoredNumberCheck) -> Self {
         NumberCheck {
@@ -703,6 +735,18 @@ impl From<StoredNumberCheck> for NumberCheck {
             } else {
                 Source::Camara
             },
+        }
+    }
+}
+
+impl From<StoredTransaction> for Transaction {
+    fn from(t: StoredTransaction) -> Self {
+        Transaction {
+            kind: t.t,
+            amount: t.a,
+            currency: t.c,
+            payee: t.p,
+            reference: t.r,
         }
     }
 }
@@ -805,6 +849,7 @@ impl From<&Challenge> for StoredChallenge {
             ds: c.delivery_state.as_ref().map(Into::into),
             l: c.ladder.as_ref().map(Into::into),
             nc: c.number_check.as_ref().map(Into::into),
+            t: c.transaction.as_ref().map(Into::into),
         }
     }
 }
@@ -825,6 +870,7 @@ impl From<StoredChallenge> for Challenge {
             delivery_state: c.ds.map(Into::into),
             ladder: c.l.map(Into::into),
             number_check: c.nc.map(Into::into),
+            transaction: c.t.map(Into::into),
         }
     }
 }

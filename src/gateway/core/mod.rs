@@ -1,77 +1,25 @@
-//! The use cases, over a small core (docs/architecture.md#the-core-and-its-families).
-//!
-//! [`Core`] holds what every feature needs — the store, the live
-//! configuration and channels, the events, the pepper, the record locks
-//! and the outbox's entry points — with the operations they share: the
-//! unit of work ([`work`]: load the interaction and its subject, let the
-//! domain decide, commit atomically, retry on a concurrent write), load,
-//! send, emit and enqueue. Each feature family is a module of functions
-//! that take `&Core` (never methods on it): [`interactions`], [`login`],
-//! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
-//! [`challenges`] (single sends, the ladder and app approval, each a file
-//! of its own), [`receipts`] and [`reports`], [`recognition`],
-//! [`revocation`], [`ssf`], [`subjects`], [`website`] and
-//! [`store_epoch`], and [`bots`] (a bot platform's turn over the API's
-//! use cases). A family calls another only through its public
-//! functions, so every call between them is an import.
-//!
-//! Every use case takes `now`; the workers (`expiry`, `poller`,
-//! `outbox`) read the injected clock.
-pub mod assertion;
-pub mod assurance;
-pub mod bots;
-pub mod challenges;
-mod due_teams;
-mod expiry;
-pub mod interactions;
+//! The core every family stands on: [`Core`], the unit of work, the
+//! records and their locks, the view, the outbox and the due teams
+//! (docs/architecture.md#the-core-and-its-families).
+pub(super) mod audit;
+mod doors;
+pub(super) mod due_teams;
+pub(super) mod epochs;
+pub(super) mod forget;
 mod live;
-pub mod login;
-pub mod number_checks;
-pub mod oidc;
-pub mod oidc_logout;
-mod outbox;
-mod poller;
-mod polls;
-mod provider_tokens;
-pub mod receipts;
-pub mod recognition;
+pub(super) mod outbox;
 mod record_locks;
-mod records;
-pub mod reports;
-pub mod revocation;
-pub mod ssf;
-pub mod store_epoch;
+pub(super) mod records;
 mod store_errors;
-pub mod subjects;
 pub mod view;
-pub mod voice;
-pub mod website;
-mod work;
+pub(super) mod work;
 
 use std::sync::Arc;
 
-pub use assertion::AssertionOutcome;
-pub use assurance::{AssuranceAsk, AssuranceView};
-pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
-pub use challenges::verify::{RevealedCode, Verified};
-pub use expiry::Sweeper;
-pub use interactions::{ListQuery, NewInteraction, Page};
 pub use live::Live;
-pub use login::{
-    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink,
-    ShortLinkTarget, Speaks,
-};
-pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
-pub use oidc_logout::LogoutRefusal;
 pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
-pub use poller::Poller;
-pub use polls::Polls;
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
-pub use reports::Receipt;
-pub use ssf::SsfRefusal;
-pub use store_epoch::run_store_watch;
 pub use view::InteractionView;
-pub use website::SignatureHeaders;
 
 use crate::channels::{self, Channels, Fill, Message, Purpose};
 use crate::config::{Config, Team};
@@ -81,6 +29,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::secrets::Pepper;
 use crate::error::{Error, Result};
 use crate::events::{EventData, Publisher};
+use crate::store::companions::Companions;
 use crate::store::SharedStore;
 use crate::time::Timestamp;
 
@@ -90,16 +39,16 @@ use crate::time::Timestamp;
 /// `Core` with [`Core::reloaded`] (everything else shared) and puts
 /// it in force through [`Live`].
 pub struct Core {
-    pub config: Arc<Config>,
-    pub store: SharedStore,
-    pub channels: Channels,
-    pub events: Publisher,
-    pub pepper: Pepper,
-    pub outbox: Arc<Outbox>,
+    config: Arc<Config>,
+    store: SharedStore,
+    channels: Channels,
+    events: Publisher,
+    pepper: Pepper,
+    outbox: Arc<Outbox>,
     /// The teams' identity providers: discovery documents and key sets, cached.
-    pub oidc: Arc<crate::oidc::Providers>,
+    oidc: Arc<crate::oidc::Providers>,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
-    pub draining: Arc<std::sync::atomic::AtomicBool>,
+    draining: Arc<std::sync::atomic::AtomicBool>,
     /// Queues the units of work of one interaction, each handing the
     /// records it committed to the next (see [`work`]).
     record_locks: Arc<record_locks::RecordLocks<records::Pair>>,
@@ -114,8 +63,8 @@ pub struct Core {
     /// (see `records`).
     remembered_subjects: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
-    /// store was found reset (see `store_epoch`).
-    epochs: Arc<store_epoch::StoreEpochs>,
+    /// store was found reset (see `epochs`).
+    epochs: Arc<epochs::StoreEpochs>,
     /// Whether commits append events to the history the live stream reads
     /// (see `outbox::Recorded`); else events go through the outbox.
     appends_history: bool,
@@ -199,6 +148,53 @@ impl Core {
         }
     }
 
+    /// The configuration in force.
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// The senders of the channels in force.
+    pub fn channels(&self) -> &Channels {
+        &self.channels
+    }
+
+    /// The event publisher: the history, the live streams.
+    pub fn events(&self) -> &Publisher {
+        &self.events
+    }
+
+    /// The outbox: its bell, its HTTP client, the items kept.
+    pub fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
+    pub fn draining(&self) -> &std::sync::atomic::AtomicBool {
+        &self.draining
+    }
+
+    /// The pepper of the hashes the records keep of codes and tokens.
+    pub(in crate::gateway) fn pepper(&self) -> &Pepper {
+        &self.pepper
+    }
+
+    /// The teams' identity providers, cached.
+    pub(in crate::gateway) fn oidc(&self) -> &crate::oidc::Providers {
+        &self.oidc
+    }
+
+    /// What this process saw of each team's store marker.
+    pub(in crate::gateway) fn epochs(&self) -> &epochs::StoreEpochs {
+        &self.epochs
+    }
+
+    /// The keys this process saw the records of an interaction name: its
+    /// recognized conversation's, and that conversation's customer's
+    /// subject (see `records`).
+    pub(in crate::gateway) fn companions(&self) -> (&Companions, &Companions) {
+        (&self.recognition_keys, &self.remembered_subjects)
+    }
+
     /// The team of an authenticated caller. Teams come from the config, so a
     /// caller's team always exists; a miss is a bug.
     pub fn team(&self, id: &str) -> Result<&Arc<Team>> {
@@ -213,7 +209,9 @@ impl Core {
     /// caller waits for (links, codes, prompts). Their use cases asked
     /// [`Core::recipient`] before they committed, so a recipient the SMS
     /// rules refuse is refused there; one refused here (the settings were
-    /// reloaded meanwhile) is a failed send.
+    /// reloaded meanwhile) is a failed send. `call`: what a voice call
+    /// needs, prepared by the caller that sends a code (`voice::call_for`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn send(
         &self,
         team: &Team,
@@ -222,14 +220,12 @@ impl Core {
         to: Option<String>,
         purpose: Purpose,
         fill: Fill<'_>,
+        call: Option<channels::Call>,
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let chat = Chat::of(rec);
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
             .map_err(|e| channels::ChannelError(e.to_string()))?;
-        let call = voice::prepare_call(self, team, rec, channel, purpose, fill.pin)
-            .await
-            .map_err(|_| channels::ChannelError("the call could not be prepared".into()))?;
         let id = uuid::Uuid::now_v7();
         self.send_message(team, &chat, channel, to, purpose, fill, id, call)
             .await
@@ -252,13 +248,12 @@ impl Core {
         let channel_cfg = self.config.channels.get(channel);
         let l = &settings.locale;
         let locale = crate::domain::locale::matched(chat.locale, &l.supported, &l.default);
+        let mut key = crate::config::template_key(purpose, channel_cfg);
+        if fill.amount.is_some() {
+            key = crate::config::for_transaction(key);
+        }
         let text = channels::render(
-            crate::config::text(
-                crate::config::template_key(purpose, channel_cfg),
-                settings,
-                channel_cfg,
-                locale,
-            ),
+            crate::config::text(key, settings, channel_cfg, locale),
             fill,
         );
         let subject = channel_cfg

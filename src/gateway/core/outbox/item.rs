@@ -9,8 +9,8 @@ use crate::channels::Purpose;
 use crate::domain::interaction::Contact;
 use crate::error::{Error, Result};
 use crate::events::{About, Event, EventData, Whom};
-use crate::gateway::view::SubjectView;
-use crate::gateway::InteractionView;
+use crate::gateway::core::view::SubjectView;
+use crate::gateway::core::InteractionView;
 use crate::time::Timestamp;
 
 /// A chat notice nobody waits for.
@@ -51,7 +51,7 @@ pub enum Task {
         channel: String,
         conversation_id: String,
         /// Where an SMS or e-mail conversation's messages go.
-        #[serde(default, with = "crate::gateway::records::contact")]
+        #[serde(default, with = "crate::gateway::core::records::contact")]
         contact: Contact,
         /// The language the interaction asked for (its requested tag,
         /// docs/api.md#languages); none in an item written before languages.
@@ -73,7 +73,7 @@ struct RawTask {
     interaction_id: Option<Uuid>,
     channel: Option<String>,
     conversation_id: Option<String>,
-    #[serde(default, with = "crate::gateway::records::contact")]
+    #[serde(default, with = "crate::gateway::core::records::contact")]
     contact: Contact,
     #[serde(default)]
     locale: Option<String>,

@@ -11,7 +11,7 @@ use crate::channels::Fill;
 use crate::config::{Team, TeamWebhook};
 use crate::error::Result;
 use crate::events::Event;
-use crate::gateway::Core;
+use crate::gateway::core::Core;
 use crate::time::Timestamp;
 
 /// Why a delivery did not succeed.
@@ -142,7 +142,7 @@ async fn deliver(
             contact,
             locale,
         } => {
-            let chat = crate::gateway::Chat {
+            let chat = crate::gateway::core::Chat {
                 interaction_id: *interaction_id,
                 channel,
                 conversation_id,

@@ -111,6 +111,9 @@ api_names!(
         /// A code to a phone number whose number check was not clean, under an intent's
         /// `number_check = "clean"` (docs/number-checks.md).
         NumberCheck,
+        /// The authentication approved no transaction of the hash asked for
+        /// (docs/api.md#approving-one-payment).
+        Transaction,
     }
 );
 
@@ -531,6 +534,7 @@ pub fn shown(
         // Told by the caller, which knows the channels' kinds.
         by_phone_code: false,
         number_check: auth.and_then(|a| a.number_check),
+        transaction_hash: auth.and_then(|a| a.transaction_hash.clone()),
     }
 }
 

@@ -63,7 +63,7 @@ use super::{Batch, Claimed, Handled, Outbox, Task, BATCH, LEASE, POLL};
 use crate::config::Team;
 use crate::error::{Error, Result};
 use crate::events::Publisher;
-use crate::gateway::{due_teams, Core, Live};
+use crate::gateway::core::{due_teams, Core, Live};
 use crate::store::{keys, Commit, IndexEntry, Op, SharedStore, Store, StoreError};
 use crate::time::{Clock, Timestamp};
 

@@ -274,7 +274,7 @@ fn named_subject_key(team: &Team, rec: &InteractionRecord) -> Option<String> {
 /// subject stands apart from its own: the conversation remembers someone
 /// at `now`, and the interaction names no customer (naming one, its
 /// subject is the remembered customer's, or nothing is shown).
-pub(super) fn remembered_subject_key(
+pub(in crate::gateway) fn remembered_subject_key(
     team: &Team,
     customer_ref: Option<&str>,
     recognition: Option<&Recognition>,
@@ -289,7 +289,7 @@ pub(super) fn remembered_subject_key(
 /// The subject `remembered` as read, when it is the one of the customer
 /// `recognition` remembers (a decision may have changed whom it
 /// remembers since).
-pub(super) fn remembered_of<'a>(
+pub(in crate::gateway) fn remembered_of<'a>(
     remembered: Option<&'a Loaded<SubjectRecord>>,
     team: &str,
     recognition: Option<&Recognition>,
@@ -309,7 +309,12 @@ fn is_live(rec: &InteractionRecord, team: &Team, now: Timestamp) -> bool {
 impl Core {
     /// Loads an interaction of `team` and its subject. A forgotten or
     /// absent interaction is `NotFound`.
-    pub(super) async fn load_pair(&self, team: &Team, id: Uuid, now: Timestamp) -> Result<Pair> {
+    pub(in crate::gateway) async fn load_pair(
+        &self,
+        team: &Team,
+        id: Uuid,
+        now: Timestamp,
+    ) -> Result<Pair> {
         let ikey = keys::interaction(&team.id, id);
         // One round trip: the record's write named its subject as its
         // companion, unless that is its own subject. A store that does not
@@ -415,7 +420,7 @@ impl Core {
     }
 
     /// Loads subject records for many interactions in one round trip.
-    pub(super) async fn load_subjects(
+    pub(in crate::gateway) async fn load_subjects(
         &self,
         team: &Team,
         recs: &[&InteractionRecord],
@@ -762,7 +767,7 @@ mod tests;
 
 /// The key of `rec`'s recognized conversation, when its channel
 /// remembers one (`Config::recognize_for`).
-pub(super) fn recognition_key(
+pub(in crate::gateway) fn recognition_key(
     config: &crate::config::Config,
     team: &Team,
     rec: &InteractionRecord,

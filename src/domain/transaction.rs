@@ -1,0 +1,319 @@
+//! Approving one payment (docs/api.md#approving-one-payment): the
+//! transaction a challenge is for, its rules, its canonical hash, the
+//! texts' `#AMOUNT#` and `#PAYEE#`, the provider's
+//! `authorization_details`, and the approval token's claims.
+//!
+//! A transaction is parsed once, member by member: a missing member or one
+//! of the wrong JSON type is 400, an unknown member or a value not allowed
+//! 422, each naming the member. Its hash is the base64url (no padding)
+//! SHA-256 of its RFC 8785 canonical JSON, so a bank computes the same hash
+//! from the same object in any language.
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_security::MixedScript;
+use uuid::Uuid;
+
+use super::characters::refused_in_identifier;
+use super::login_token::sign_hs256;
+use super::secrets::SecurityKey;
+use crate::error::Error;
+use crate::time::Timestamp;
+
+/// The members a transaction may have.
+const MEMBERS: [&str; 5] = ["type", "amount", "currency", "payee", "reference"];
+/// The longest payee, and reference, in characters.
+const MAX_PAYEE: usize = 70;
+const MAX_REFERENCE: usize = 35;
+/// How long an approval token is good for.
+pub const APPROVAL_TTL_SECS: i64 = 300;
+
+/// One transaction a challenge is for, its members valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transaction {
+    /// `type`: 1..32 of `a-z` and `_` (`payment`).
+    pub kind: String,
+    /// A decimal string, more than zero, no more decimals than the
+    /// currency's minor unit.
+    pub amount: String,
+    /// An ISO 4217 alphabetic code, upper case.
+    pub currency: String,
+    pub payee: String,
+    pub reference: Option<String>,
+}
+
+impl Transaction {
+    /// The request's `transaction` (`field` names it in errors).
+    pub fn parse(field: &str, v: &Value) -> Result<Transaction, Error> {
+        let Value::Object(o) = v else {
+            return Err(Error::BadRequest(format!("{field}: must be an object")));
+        };
+        // An unknown member's name is not echoed: it may be anything.
+        if o.keys().any(|k| !MEMBERS.contains(&k.as_str())) {
+            return Err(Error::invalid(
+                field,
+                "has an unknown member (allowed: type, amount, currency, payee, reference)",
+            ));
+        }
+        let at = |m: &str| format!("{field}.{m}");
+        let kind = string(o, field, "type")?.ok_or_else(|| missing(&at("type")))?;
+        let amount = string(o, field, "amount")?.ok_or_else(|| missing(&at("amount")))?;
+        let currency = string(o, field, "currency")?.ok_or_else(|| missing(&at("currency")))?;
+        let payee = string(o, field, "payee")?.ok_or_else(|| missing(&at("payee")))?;
+        let reference = string(o, field, "reference")?;
+        check_kind(&at("type"), kind)?;
+        let minor = currency_minor_unit(&at("currency"), currency)?;
+        check_amount(&at("amount"), amount, minor)?;
+        check_words(&at("payee"), payee, MAX_PAYEE)?;
+        if let Some(r) = reference {
+            check_words(&at("reference"), r, MAX_REFERENCE)?;
+        }
+        Ok(Transaction {
+            kind: kind.to_string(),
+            amount: amount.to_string(),
+            currency: currency.to_string(),
+            payee: payee.to_string(),
+            reference: reference.map(str::to_string),
+        })
+    }
+
+    /// The transaction as the API writes it (`reference` only when given).
+    pub fn to_json(&self) -> Value {
+        let mut o = Map::new();
+        o.insert("type".into(), json!(self.kind));
+        o.insert("amount".into(), json!(self.amount));
+        o.insert("currency".into(), json!(self.currency));
+        o.insert("payee".into(), json!(self.payee));
+        if let Some(r) = &self.reference {
+            o.insert("reference".into(), json!(r));
+        }
+        Value::Object(o)
+    }
+
+    /// The base64url (no padding) SHA-256 of [`Self::to_json`]'s RFC 8785
+    /// canonical form.
+    pub fn hash(&self) -> String {
+        // Strings and an object of strings: canonical JSON cannot fail.
+        let canonical = serde_json_canonicalizer::to_vec(&self.to_json()).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(Sha256::digest(&canonical))
+    }
+
+    /// `#AMOUNT#`: the amount and the currency code as given (`120.00 EUR`).
+    pub fn amount_text(&self) -> String {
+        format!("{} {}", self.amount, self.currency)
+    }
+
+    /// RFC 9396 `authorization_details` for the identity provider: one
+    /// entry, of type `payment_initiation` for a `payment`, else the
+    /// transaction's own `type`.
+    pub fn authorization_details(&self) -> Value {
+        let kind = match self.kind.as_str() {
+            "payment" => "payment_initiation",
+            other => other,
+        };
+        let mut d = Map::new();
+        d.insert("type".into(), json!(kind));
+        d.insert(
+            "instructedAmount".into(),
+            json!({"amount": self.amount, "currency": self.currency}),
+        );
+        d.insert("creditorName".into(), json!(self.payee));
+        if let Some(r) = &self.reference {
+            d.insert("remittanceInformationUnstructured".into(), json!(r));
+        }
+        Value::Array(vec![Value::Object(d)])
+    }
+}
+
+/// The steps of a delivery ladder that may carry a code for a
+/// transaction: those whose channel shows the text (`shows_text`), the
+/// others skipped as a step without a destination is; 422 when none is
+/// left.
+pub fn steps_showing(
+    steps: Vec<String>,
+    shows_text: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Error> {
+    let kept: Vec<String> = steps.into_iter().filter(|c| shows_text(c)).collect();
+    if kept.is_empty() {
+        return Err(Error::invalid(
+            "delivery",
+            "no step of otp.ladder can show the payment: each sends codes without the text",
+        ));
+    }
+    Ok(kept)
+}
+
+fn missing(member: &str) -> Error {
+    Error::BadRequest(format!("{member}: required"))
+}
+
+/// Member `name` of `o`: `None` when absent, 400 when not a string.
+fn string<'a>(
+    o: &'a Map<String, Value>,
+    field: &str,
+    name: &str,
+) -> Result<Option<&'a str>, Error> {
+    match o.get(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(Error::BadRequest(format!(
+            "{field}.{name}: must be a string"
+        ))),
+    }
+}
+
+fn check_kind(field: &str, kind: &str) -> Result<(), Error> {
+    let ok =
+        (1..=32).contains(&kind.len()) && kind.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(field, "must be 1 to 32 of a-z and _"))
+    }
+}
+
+/// The minor unit (decimals) of ISO 4217 currency `code`; 422 for a code
+/// that is not one, or names no currency one pays in (no minor unit:
+/// gold, SDR, the testing code).
+fn currency_minor_unit(field: &str, code: &str) -> Result<u16, Error> {
+    let upper = code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase());
+    iso_currency::Currency::from_code(code)
+        .filter(|_| upper)
+        .and_then(|c| c.exponent())
+        .ok_or_else(|| Error::invalid(field, "must be an ISO 4217 currency code, such as EUR"))
+}
+
+/// `^[0-9]{1,12}(\.[0-9]{1,4})?$`, more than zero, and no more decimals
+/// than the currency has.
+fn check_amount(field: &str, amount: &str, minor: u16) -> Result<(), Error> {
+    let (whole, fraction) = match amount.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (amount, None),
+    };
+    let digits =
+        |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole, 12) || !fraction.is_none_or(|f| digits(f, 4)) {
+        return Err(Error::invalid(
+            field,
+            "must be a decimal string of up to 12 digits and 4 decimals, such as 120.00",
+        ));
+    }
+    if amount.bytes().all(|b| b == b'0' || b == b'.') {
+        return Err(Error::invalid(field, "must be more than zero"));
+    }
+    if fraction.map_or(0, str::len) > usize::from(minor) {
+        return Err(Error::invalid(
+            field,
+            &format!("has more decimals than the currency's {minor}"),
+        ));
+    }
+    Ok(())
+}
+
+/// 1..=`max` characters shown to the payer: no control, format (bidi),
+/// invisible or private-use characters, and each word (between spaces)
+/// letters of one script, as identifiers (docs/api.md#identifiers).
+fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
+    let n = s.chars().count();
+    if n == 0 || n > max {
+        return Err(Error::invalid(
+            field,
+            &format!("must be 1 to {max} characters"),
+        ));
+    }
+    let refused =
+        |c: char| refused_in_identifier(c) || c.general_category() == GeneralCategory::PrivateUse;
+    if s.chars().any(refused) {
+        return Err(Error::invalid(
+            field,
+            "must not contain control, invisible, bidi or private-use characters",
+        ));
+    }
+    if !s.split_whitespace().all(|w| w.is_single_script()) {
+        return Err(Error::invalid(
+            field,
+            "must not mix letters of several scripts in one word (such as Latin with Cyrillic)",
+        ));
+    }
+    Ok(())
+}
+
+/// The claims of an approval token (docs/api.md#the-approval-token).
+#[derive(Debug, Clone, Serialize)]
+pub struct ApprovalClaims {
+    pub iss: String,
+    pub aud: String,
+    /// The interaction's `customer_ref`, null when none.
+    pub sub: Option<String>,
+    pub interaction_id: Uuid,
+    pub challenge_id: Uuid,
+    /// The transaction's hash.
+    pub txn: String,
+    pub transaction: Value,
+    /// `["otp"]` for a code, `["app"]` for an app approval.
+    pub amr: Vec<&'static str>,
+    /// The channels a code went through; absent for an app approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<Vec<String>>,
+    pub iat: i64,
+    pub exp: i64,
+    /// 128 bits no one can guess, one per approval.
+    pub jti: String,
+}
+
+/// What an approval is of: who approved which transaction, and how.
+pub struct Approved<'a> {
+    pub issuer: &'a str,
+    pub team: &'a str,
+    pub customer_ref: Option<&'a str>,
+    pub interaction_id: Uuid,
+    pub challenge_id: Uuid,
+    pub transaction: &'a Transaction,
+    /// `Some(via)` for a code, `None` for an app approval.
+    pub via: Option<Vec<String>>,
+}
+
+/// The `jti` of the approval by challenge `challenge_id`: 128 bits of a
+/// keyed hash of it (`keyed_hash`, under the gateway's pepper), so that
+/// every read of one approval gives the same token and no one without the
+/// pepper can guess it.
+pub fn approval_jti(keyed_hash: impl Fn(&[u8]) -> String, challenge_id: Uuid) -> String {
+    keyed_hash(challenge_id.as_bytes())
+        .chars()
+        .take(32)
+        .collect()
+}
+
+impl ApprovalClaims {
+    /// The claims of `approved`, approved at `at` (`iat`; `exp` 5 minutes
+    /// later), with `jti`.
+    pub fn new(approved: Approved<'_>, at: Timestamp, jti: String) -> ApprovalClaims {
+        let iat = at.unix_seconds();
+        let amr = if approved.via.is_some() { "otp" } else { "app" };
+        ApprovalClaims {
+            iss: approved.issuer.to_string(),
+            aud: approved.team.to_string(),
+            sub: approved.customer_ref.map(str::to_string),
+            interaction_id: approved.interaction_id,
+            challenge_id: approved.challenge_id,
+            txn: approved.transaction.hash(),
+            transaction: approved.transaction.to_json(),
+            amr: vec![amr],
+            via: approved.via,
+            iat,
+            exp: iat + APPROVAL_TTL_SECS,
+            jti,
+        }
+    }
+
+    /// Signed HS256 with `key` (its `kid` in the header).
+    pub fn sign(&self, key: &SecurityKey) -> Result<String, Error> {
+        sign_hs256(key, self, "an approval token could not be signed")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,227 @@
+//! The transaction's rules, one test per refusal, its hash against an
+//! independently computed vector, and the provider's details.
+use serde_json::{json, Value};
+
+use super::*;
+
+fn example() -> Value {
+    json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+           "payee": "ACME Energy Ltd", "reference": "INV-2026-42"})
+}
+
+fn with(member: &str, v: Value) -> Value {
+    let mut t = example();
+    t[member] = v;
+    t
+}
+
+fn without(member: &str) -> Value {
+    let mut t = example();
+    t.as_object_mut().unwrap().remove(member);
+    t
+}
+
+/// The status the error maps to and its text.
+fn refused(v: &Value) -> (u16, String) {
+    match Transaction::parse("transaction", v) {
+        Ok(t) => panic!("accepted {t:?}"),
+        Err(e @ Error::BadRequest(_)) => (400, e.to_string()),
+        Err(e @ Error::Unprocessable(_)) => (422, e.to_string()),
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+#[test]
+fn the_example_is_accepted_as_given() {
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    assert_eq!(t.kind, "payment");
+    assert_eq!(t.amount_text(), "120.00 EUR");
+    assert_eq!(t.to_json(), example());
+    let no_ref = Transaction::parse("transaction", &without("reference")).unwrap();
+    assert_eq!(no_ref.reference, None);
+    assert!(no_ref.to_json().get("reference").is_none());
+}
+
+#[test]
+fn a_missing_member_or_one_of_the_wrong_type_is_400_naming_it() {
+    for m in ["type", "amount", "currency", "payee"] {
+        let (status, text) = refused(&without(m));
+        assert_eq!(status, 400, "{m}");
+        assert!(text.contains(&format!("transaction.{m}")), "{text}");
+    }
+    for m in ["type", "amount", "currency", "payee", "reference"] {
+        let (status, text) = refused(&with(m, json!(120)));
+        assert_eq!(status, 400, "{m}");
+        assert!(text.contains(&format!("transaction.{m}")), "{text}");
+    }
+    assert_eq!(refused(&json!("payment")).0, 400);
+}
+
+#[test]
+fn an_unknown_member_is_422() {
+    let (status, text) = refused(&with("iban", json!("DE89")));
+    assert_eq!(status, 422);
+    assert!(text.starts_with("transaction:"), "{text}");
+    assert!(!text.contains("iban"), "the name is not echoed: {text}");
+}
+
+#[test]
+fn each_value_not_allowed_is_422_naming_its_member() {
+    let cases = [
+        ("type", json!("")),
+        ("type", json!("Payment")),
+        ("type", json!("a".repeat(33))),
+        ("amount", json!("0")),
+        ("amount", json!("0.00")),
+        ("amount", json!("-1")),
+        ("amount", json!("1e3")),
+        ("amount", json!("1,00")),
+        ("amount", json!(".5")),
+        ("amount", json!("5.")),
+        ("amount", json!("1234567890123")),
+        ("amount", json!("1.00001")),
+        ("amount", json!(" 120.00")),
+        ("currency", json!("eur")),
+        ("currency", json!("EURO")),
+        ("currency", json!("ABC")),
+        ("currency", json!("XAU")),
+        ("payee", json!("")),
+        ("payee", json!("x".repeat(71))),
+        ("payee", json!("ACME\u{202E}dtL ygrenE")),
+        ("payee", json!("ACME\u{200B}Energy")),
+        ("payee", json!("ACME\nEnergy")),
+        ("payee", json!("ACME \u{E000}")),
+        ("payee", json!("\u{0410}CME Energy")),
+        ("reference", json!("")),
+        ("reference", json!("r".repeat(36))),
+        ("reference", json!("INV\u{2066}42")),
+    ];
+    for (member, v) in cases {
+        let (status, text) = refused(&with(member, v.clone()));
+        assert_eq!(status, 422, "{member} {v}");
+        assert!(
+            text.starts_with(&format!("transaction.{member}:")),
+            "{member} {v}: {text}"
+        );
+    }
+}
+
+#[test]
+fn an_amount_has_no_more_decimals_than_its_currency() {
+    assert_eq!(
+        refused(&with("amount", json!("100.5")).tap_currency("JPY")).0,
+        422
+    );
+    assert_eq!(refused(&with("amount", json!("1.005"))).0, 422);
+    let ok = |amount: &str, currency: &str| {
+        let v = with("amount", json!(amount)).tap_currency(currency);
+        Transaction::parse("transaction", &v).is_ok()
+    };
+    assert!(ok("100", "JPY"));
+    assert!(ok("1.005", "BHD"));
+    assert!(ok("999999999999.99", "EUR"));
+    assert!(ok("0.01", "EUR"));
+}
+
+#[test]
+fn words_of_other_scripts_are_allowed_apart_not_within_a_word() {
+    let ok = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee))).is_ok();
+    assert!(ok("Zoë Café 東京"));
+    assert!(ok("ООО Ромашка Ltd"));
+    assert!(ok("ACME Energy Ltd."));
+    assert!(!ok("АCME Energy"), "a Cyrillic А in a Latin word");
+}
+
+trait TapCurrency {
+    fn tap_currency(self, c: &str) -> Value;
+}
+
+impl TapCurrency for Value {
+    fn tap_currency(mut self, c: &str) -> Value {
+        self["currency"] = json!(c);
+        self
+    }
+}
+
+/// Vectors computed apart (Python: `json.dumps(t, sort_keys=True,
+/// separators=(",", ":"), ensure_ascii=False)`, SHA-256, base64url),
+/// which is RFC 8785 for objects of strings.
+#[test]
+fn the_hash_is_of_the_canonical_json() {
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    assert_eq!(t.hash(), "nuFyQ-RzngfkNdszl709njVC7fqt9s4kqNkF64DtFtE");
+    let v = json!({"payee": "Zoë Café 東京", "currency": "JPY", "amount": "5", "type": "payment"});
+    let t = Transaction::parse("transaction", &v).unwrap();
+    assert_eq!(t.hash(), "SfAXomp2lrGswghjKucTc9xmFi0TuInc6nzvNVvhNjE");
+    let other = Transaction::parse("transaction", &with("amount", json!("120.01"))).unwrap();
+    assert_ne!(
+        other.hash(),
+        Transaction::parse("transaction", &example())
+            .unwrap()
+            .hash()
+    );
+}
+
+#[test]
+fn authorization_details_follow_rfc_9396() {
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    assert_eq!(
+        t.authorization_details(),
+        json!([{"type": "payment_initiation",
+                "instructedAmount": {"amount": "120.00", "currency": "EUR"},
+                "creditorName": "ACME Energy Ltd",
+                "remittanceInformationUnstructured": "INV-2026-42"}])
+    );
+    let v = with("type", json!("bill_payment"));
+    let mut v = v;
+    v.as_object_mut().unwrap().remove("reference");
+    let t = Transaction::parse("transaction", &v).unwrap();
+    assert_eq!(
+        t.authorization_details(),
+        json!([{"type": "bill_payment",
+                "instructedAmount": {"amount": "120.00", "currency": "EUR"},
+                "creditorName": "ACME Energy Ltd"}])
+    );
+}
+
+#[test]
+fn approval_claims_last_five_minutes_with_a_fresh_jti() {
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    let approved = |via: Option<Vec<String>>| Approved {
+        issuer: "https://chatgate.example",
+        team: "acme",
+        customer_ref: Some("cust-42"),
+        interaction_id: Uuid::nil(),
+        challenge_id: Uuid::nil(),
+        transaction: &t,
+        via,
+    };
+    let now = Timestamp::from_unix_seconds(1_764_064_800);
+    let pepper = crate::domain::secrets::Pepper::new("test-pepper");
+    let keyed = |b: &[u8]| pepper.keyed_hash("approval-jti", b);
+    let jti = |id: u128| approval_jti(keyed, Uuid::from_u128(id));
+    let a = ApprovalClaims::new(approved(Some(vec!["sms".into()])), now, jti(1));
+    let b = ApprovalClaims::new(approved(None), now, jti(2));
+    assert_eq!((a.iat, a.exp), (1_764_064_800, 1_764_065_100));
+    assert_eq!(a.amr, vec!["otp"]);
+    assert_eq!(b.amr, vec!["app"]);
+    assert_ne!(a.jti, b.jti);
+    assert_eq!(jti(1), a.jti, "one approval, one jti");
+    assert_eq!(hex::decode(&a.jti).unwrap().len(), 16);
+    let json = serde_json::to_value(&b).unwrap();
+    assert!(json.get("via").is_none());
+    assert_eq!(json["txn"], "nuFyQ-RzngfkNdszl709njVC7fqt9s4kqNkF64DtFtE");
+    assert_eq!(json["transaction"], example());
+}
+
+#[test]
+fn a_ladder_keeps_the_steps_that_show_the_text_and_refuses_none() {
+    let steps = vec!["wa_template".to_string(), "sms".into(), "tg_gateway".into()];
+    let shows = |c: &str| c == "sms";
+    assert_eq!(
+        steps_showing(steps, shows).unwrap(),
+        vec!["sms".to_string()]
+    );
+    let none = steps_showing(vec!["tg_gateway".into()], shows).unwrap_err();
+    assert!(none.to_string().starts_with("delivery:"), "{none}");
+}

@@ -1,0 +1,72 @@
+//! The use cases, over a small core (docs/architecture.md#the-core-and-its-families).
+//!
+//! [`core`] is the floor: [`Core`] holds what every feature needs — the
+//! store, the live configuration and channels, the events, the pepper,
+//! the record locks and the outbox's entry points, in private fields —
+//! with the operations they share: the unit of work ([`work`]: load the
+//! interaction and its subject, let the domain decide, commit
+//! atomically, retry on a concurrent write), load, send, emit and
+//! enqueue. No file of the core imports a family. Each feature family is a module of functions
+//! that take `&Core` (never methods on it): [`interactions`], [`login`],
+//! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
+//! [`challenges`] (single sends, the ladder and app approval, each a file
+//! of its own), [`receipts`] and [`reports`], [`recognition`],
+//! [`revocation`], [`ssf`], [`subjects`], [`website`] and
+//! [`store_epoch`], [`voice`] (codes read by a call), and [`bots`] (a bot
+//! platform's turn over the API's use cases). A family calls another only through its public
+//! functions, so every call between them is an import.
+//!
+//! Every use case takes `now`; the workers (`expiry`, `poller`,
+//! `outbox`) read the injected clock. This file only declares and
+//! re-exports.
+pub mod assertion;
+pub mod assurance;
+pub mod audit;
+pub mod bots;
+pub mod challenges;
+pub mod core;
+mod expiry;
+pub mod interactions;
+pub mod login;
+pub mod number_checks;
+pub mod oidc;
+pub mod oidc_logout;
+mod poller;
+mod polls;
+mod provider_tokens;
+pub mod receipts;
+pub mod recognition;
+pub mod reports;
+pub mod revocation;
+pub mod ssf;
+pub mod store_epoch;
+pub mod subjects;
+pub mod voice;
+pub mod website;
+
+pub use self::core::view;
+pub use self::core::{
+    decode_interaction, encode_interaction, Bookkeeping, Chat, Core, Dispatcher, InteractionView,
+    Live, Outbox, OutboxItem, Task, OUTBOX_BATCH,
+};
+use self::core::{due_teams, outbox, records, work};
+
+pub use assertion::AssertionOutcome;
+pub use assurance::{AssuranceAsk, AssuranceView};
+pub use audit::{SyslogSink, WebhookSink};
+pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
+pub use challenges::verify::{RevealedCode, Verified};
+pub use expiry::Sweeper;
+pub use interactions::{ListQuery, NewInteraction, Page};
+pub use login::{
+    Callback, CallbackOutcome, IssuedLink, LinkProvider, LinkRequest, ProviderLink,
+    ShortLinkTarget, Speaks,
+};
+pub use oidc::{ProviderAnswer, ProviderFinish, ProviderRefusal, ProviderStart};
+pub use oidc_logout::LogoutRefusal;
+pub use poller::Poller;
+pub use polls::Polls;
+pub use reports::Receipt;
+pub use ssf::SsfRefusal;
+pub use store_epoch::run_store_watch;
+pub use website::SignatureHeaders;

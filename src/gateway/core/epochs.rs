@@ -1,0 +1,45 @@
+//! What this process knows of each team's store marker: whether the store
+//! was found reset. The marker itself, its checks and what a reset refuses
+//! are the `store_epoch` family's; the core only holds what was seen.
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::time::Timestamp;
+
+/// What this process knows of each team's marker.
+#[derive(Default)]
+pub struct StoreEpochs {
+    teams: Mutex<HashMap<String, Seen>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(in crate::gateway) struct Seen {
+    /// The version of the marker last read or written here.
+    pub(in crate::gateway) version: Option<u64>,
+    /// The latest reset known: since then the store's data is whole.
+    pub(in crate::gateway) reset_at: Option<Timestamp>,
+    pub(in crate::gateway) renewed: Option<Timestamp>,
+}
+
+impl StoreEpochs {
+    pub(in crate::gateway) fn seen(&self, team: &str) -> Seen {
+        self.lock().get(team).copied().unwrap_or_default()
+    }
+
+    /// Records what a read of `team`'s marker found. A reset once noticed
+    /// is never forgotten by a later write: a request and the periodic
+    /// check may settle the same marker at once, and the one that read it
+    /// before the loss must not undo the other's finding.
+    pub(in crate::gateway) fn set(&self, team: &str, seen: Seen) {
+        let mut teams = self.lock();
+        let reset_at = match (teams.get(team).and_then(|s| s.reset_at), seen.reset_at) {
+            (Some(old), Some(new)) => Some(old.max(new)),
+            (old, new) => new.or(old),
+        };
+        teams.insert(team.to_string(), Seen { reset_at, ..seen });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {
+        self.teams.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

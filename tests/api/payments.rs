@@ -1,0 +1,552 @@
+//! Approving one payment (docs/api.md#approving-one-payment), on both
+//! stores: the transaction's refusals, the exact texts the customer reads
+//! where the code arrives, a replaced transaction voiding the first code,
+//! the approval token checked by another JWT library (jwt-compact) with
+//! the team's security key, assurance for the right and the wrong hash,
+//! and no code for agents.
+use std::collections::HashMap;
+use std::time::Duration;
+
+use jwt_compact::alg::{Hs256, Hs256Key};
+use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken};
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const PHONE: &str = "+15551230000";
+/// The hash of [`payment`] (computed apart: Python's `json.dumps` with
+/// sorted keys and no spaces, SHA-256, base64url).
+const HASH: &str = "nuFyQ-RzngfkNdszl709njVC7fqt9s4kqNkF64DtFtE";
+
+fn payment() -> Value {
+    json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+           "payee": "ACME Energy Ltd", "reference": "INV-2026-42"})
+}
+
+/// An interaction on the web chat with a `customer_ref` and a phone.
+async fn interaction(app: &TestApp) -> String {
+    let conversation = uuid::Uuid::now_v7().to_string();
+    let v = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": conversation,
+                       "customer_ref": "cust-42", "contact": {"phone": PHONE}}),
+        )
+        .await;
+    v["id"].as_str().unwrap().to_string()
+}
+
+async fn start(app: &TestApp, id: &str, body: Value) -> reqwest::Response {
+    app.post_json(
+        &format!("/v1/interactions/{id}/challenges"),
+        Some(&app.keys.bot),
+        &body,
+    )
+    .await
+}
+
+/// The bodies of the SMS the fake Twilio received, in order.
+async fn sms_bodies(app: &TestApp) -> Vec<String> {
+    let reqs = app.chat.received_requests().await.unwrap_or_default();
+    reqs.iter()
+        .filter(|r| r.url.path() == "/2010-04-01/Accounts/AC123/Messages.json")
+        .map(|r| {
+            let form: HashMap<String, String> =
+                url::form_urlencoded::parse(&r.body).into_owned().collect();
+            form["Body"].clone()
+        })
+        .collect()
+}
+
+/// The code in the last SMS.
+async fn last_sms_code(app: &TestApp) -> String {
+    let body = sms_bodies(app).await.pop().expect("an SMS");
+    body.split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() >= 4)
+        .unwrap()
+        .to_string()
+}
+
+/// The approval token's header and claims, checked by jwt-compact with
+/// acme's security key (HS256) and the real clock.
+pub(crate) fn checked(app: &TestApp, token: &str) -> (Option<String>, Value) {
+    let key = Hs256Key::new(app.keys.acme_key_bytes());
+    let untrusted = UntrustedToken::new(token).expect("a JWT");
+    assert_eq!(untrusted.algorithm(), "HS256");
+    let kid = untrusted.header().key_id.clone();
+    let token = Hs256
+        .validator::<Value>(&key)
+        .validate(&untrusted)
+        .expect("signed with acme's security key");
+    let claims = token.claims();
+    claims
+        .validate_expiration(&TimeOptions::default())
+        .expect("not expired");
+    let (iat, exp) = (claims.issued_at.unwrap(), claims.expiration.unwrap());
+    assert_eq!((exp - iat).num_seconds(), 300, "five minutes");
+    (kid, claims.custom.clone())
+}
+
+/// The assurance answer for `id` with query `q`, to the bot.
+async fn assure(app: &TestApp, id: &str, q: String) -> Value {
+    app.get_json(
+        &format!("/v1/interactions/{id}/assurance?{q}"),
+        Some(&app.keys.bot),
+    )
+    .await
+}
+
+/// Every event emitted so far, as JSON text.
+async fn events_text(app: &mut TestApp) -> Vec<(String, Value)> {
+    let mut seen = Vec::new();
+    while let Ok(e) = app.events.try_recv() {
+        seen.push((e.kind.as_str().to_string(), event_data(&e)));
+    }
+    seen
+}
+
+both_stores!(
+    a_payment_code_by_sms_shows_the_payment_and_gives_a_token,
+    |mut app: TestApp| async move {
+        let id = interaction(&app).await;
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": payment()}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["transaction"], payment());
+        assert_eq!(c["transaction_hash"], HASH);
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = last_sms_code(&app).await;
+        assert_eq!(
+            sms_bodies(&app).await,
+            [format!(
+                "{code} is your code to pay 120.00 EUR to ACME Energy Ltd. \
+                 Only enter it if you mean to pay. It expires in 3 minutes."
+            )]
+        );
+        let read = app
+            .get_json(
+                &format!("/v1/interactions/{id}/challenges/{cid}"),
+                Some(&app.keys.bot),
+            )
+            .await;
+        assert_eq!(
+            (
+                read["transaction"].clone(),
+                read["transaction_hash"].clone()
+            ),
+            (payment(), json!(HASH))
+        );
+
+        let res = app.verify_code(&id, &cid, &code).await;
+        assert_eq!(res.status(), 200);
+        let v: Value = res.json().await.unwrap();
+        assert_eq!(v["authenticated"], true);
+        assert_eq!(v["approval"]["transaction_hash"], HASH);
+        let token = v["approval"]["token"].as_str().unwrap().to_string();
+        let (kid, claims) = checked(&app, &token);
+        eprintln!(
+            "the SMS: {:?}\nthe verify answer's approval: {}\nthe token's header kid {kid:?}, its claims: {claims:#}",
+            sms_bodies(&app).await,
+            v["approval"]
+        );
+        assert_eq!(kid.as_deref(), Some("2026-11"), "the primary key's kid");
+        assert_eq!(claims["iss"], "chatgate-test");
+        assert_eq!(claims["aud"], "acme");
+        assert_eq!(claims["sub"], "cust-42");
+        assert_eq!(claims["interaction_id"], id.as_str());
+        assert_eq!(claims["challenge_id"], cid.as_str());
+        assert_eq!(claims["txn"], HASH);
+        assert_eq!(claims["transaction"], payment());
+        assert_eq!(claims["amr"], json!(["otp"]));
+        assert_eq!(claims["via"], json!(["sms"]));
+        let jti = claims["jti"].as_str().unwrap();
+        assert!(
+            jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{jti}"
+        );
+        // A token of another key fails the same check.
+        let other = Hs256Key::new([7u8; 32]);
+        let untrusted = UntrustedToken::new(&token).unwrap();
+        assert!(Hs256
+            .validator::<Value>(&other)
+            .validate(&untrusted)
+            .is_err());
+
+        // Assurance: the right hash, the wrong one.
+        let right = assure(&app, &id, format!("max_age=5m&transaction={HASH}")).await;
+        assert_eq!(right["satisfied"], true, "{right}");
+        eprintln!("assurance for the right hash: {right}");
+        let wrong = "A".repeat(43);
+        let a = assure(&app, &id, format!("max_age=5m&transaction={wrong}")).await;
+        eprintln!("assurance for another hash: {a}");
+        assert_eq!(
+            (a["satisfied"].clone(), a["unmet"].clone()),
+            (json!(false), json!(["transaction"]))
+        );
+        let a = assure(&app, &id, format!("methods=otp&transaction={HASH}")).await;
+        assert_eq!(a["satisfied"], true, "{a}");
+        let bad = app
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/interactions/{id}/assurance?transaction=short"),
+                Some(&app.keys.bot),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(bad, 422, "invalid_request").await;
+        app.advance(301);
+        let old = assure(&app, &id, format!("max_age=5m&transaction={HASH}")).await;
+        assert_eq!(old["unmet"], json!(["max_age"]));
+
+        // The events carry the transaction and its hash, never the token.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let seen = events_text(&mut app).await;
+        let created = seen.iter().find(|(k, _)| k == "challenge.created").unwrap();
+        assert_eq!(created.1["challenge"]["transaction"], payment());
+        assert_eq!(created.1["challenge"]["transaction_hash"], HASH);
+        let approved = seen
+            .iter()
+            .find(|(k, _)| k == "transaction.approved")
+            .expect("transaction.approved");
+        assert_eq!(approved.1["challenge"]["challenge_id"], cid.as_str());
+        assert_eq!(approved.1["transaction"], payment());
+        assert_eq!(approved.1["transaction_hash"], HASH);
+        assert_eq!(approved.1["interaction"]["id"], id.as_str());
+        let signature = token.rsplit('.').next().unwrap();
+        for (kind, data) in &seen {
+            assert!(
+                !data.to_string().contains(signature),
+                "{kind} holds the token"
+            );
+        }
+    }
+);
+
+both_stores!(
+    every_refusal_names_its_member_and_sends_nothing,
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let with = |member: &str, v: Value| {
+            let mut t = payment();
+            t[member] = v;
+            t
+        };
+        let without = |member: &str| {
+            let mut t = payment();
+            t.as_object_mut().unwrap().remove(member);
+            t
+        };
+        let cases = [
+            (without("amount"), 400, "transaction.amount"),
+            (without("payee"), 400, "transaction.payee"),
+            (with("amount", json!(120)), 400, "transaction.amount"),
+            (
+                with("reference", json!(["x"])),
+                400,
+                "transaction.reference",
+            ),
+            (json!("120 EUR"), 400, "transaction"),
+            (with("iban", json!("DE89")), 422, "transaction"),
+            (with("type", json!("Payment")), 422, "transaction.type"),
+            (with("amount", json!("0.00")), 422, "transaction.amount"),
+            (with("amount", json!("12.5e3")), 422, "transaction.amount"),
+            (with("amount", json!("1.001")), 422, "transaction.amount"),
+            (with("currency", json!("XYZ")), 422, "transaction.currency"),
+            (
+                with("payee", json!("ACME\u{202E}dtL")),
+                422,
+                "transaction.payee",
+            ),
+            (
+                with("payee", json!("\u{0410}CME Energy")),
+                422,
+                "transaction.payee",
+            ),
+            (
+                with("payee", json!("ACME\u{E000}")),
+                422,
+                "transaction.payee",
+            ),
+            (
+                with("payee", json!("p".repeat(71))),
+                422,
+                "transaction.payee",
+            ),
+            (
+                with("reference", json!("r".repeat(36))),
+                422,
+                "transaction.reference",
+            ),
+        ];
+        for (t, status, member) in cases {
+            let res = start(
+                &app,
+                &id,
+                json!({"method": "otp", "delivery": "sms", "transaction": t}),
+            )
+            .await;
+            let p = assert_problem(res, status, "invalid_request").await;
+            let detail = p["detail"].as_str().unwrap();
+            assert!(detail.starts_with(&format!("{member}:")), "{t}: {detail}");
+        }
+        // A PIN approves no payment; an agent never holds its code.
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "pin", "transaction": payment()}),
+        )
+        .await;
+        assert_problem(res, 422, "invalid_request").await;
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "agent", "transaction": payment()}),
+        )
+        .await;
+        assert_problem(res, 422, "invalid_request").await;
+        assert!(sms_bodies(&app).await.is_empty(), "nothing was sent");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        let s = app
+            .get_json("/v1/subjects/cust-42", Some(&app.keys.agent))
+            .await;
+        assert_eq!(s["failures"], 0);
+    }
+);
+
+both_stores!(
+    a_replaced_transaction_voids_the_first_code,
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let first = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": payment()}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+        let first_code = last_sms_code(&app).await;
+        let mut changed = payment();
+        changed["amount"] = json!("1200.00");
+        let second = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": changed}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+        let second_code = last_sms_code(&app).await;
+        assert!(sms_bodies(&app).await[1].contains("to pay 1200.00 EUR to ACME Energy Ltd."));
+        let second_hash = second["transaction_hash"].as_str().unwrap().to_string();
+        assert_ne!(second_hash, HASH);
+        let (c1, c2) = (
+            first["challenge_id"].as_str().unwrap(),
+            second["challenge_id"].as_str().unwrap(),
+        );
+        // The first code answers neither its own challenge, now replaced,
+        // nor the payment that replaced it.
+        let res = app.verify_code(&id, c1, &first_code).await;
+        assert_eq!(res.status(), 410);
+        if first_code != second_code {
+            let res = app.verify_code(&id, c2, &first_code).await;
+            assert_eq!(res.status(), 401);
+        }
+        let v: Value = app
+            .verify_code(&id, c2, &second_code)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["approval"]["transaction_hash"], second_hash.as_str());
+        let a = app
+            .get_json(
+                &format!("/v1/interactions/{id}/assurance?transaction={HASH}"),
+                Some(&app.keys.bot),
+            )
+            .await;
+        assert_eq!(
+            a["unmet"],
+            json!(["transaction"]),
+            "the first payment was never approved"
+        );
+        // A later code for no payment approves none.
+        let res = start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await;
+        let plain: Value = res.json().await.unwrap();
+        assert!(plain.get("transaction").is_none());
+        let code = last_sms_code(&app).await;
+        assert!(sms_bodies(&app).await[2].starts_with("Your verification code is "));
+        let cid = plain["challenge_id"].as_str().unwrap();
+        let v: Value = app.verify_code(&id, cid, &code).await.json().await.unwrap();
+        assert!(v.get("approval").is_none(), "{v}");
+        let a = app
+            .get_json(
+                &format!("/v1/interactions/{id}/assurance?transaction={second_hash}"),
+                Some(&app.keys.bot),
+            )
+            .await;
+        assert_eq!(a["unmet"], json!(["transaction"]));
+    }
+);
+
+both_stores!(
+    agents_never_see_a_payment_code,
+    setup: Setup {
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let c: Value = start(&app, &id, json!({"method": "otp", "delivery": "sms", "transaction": payment()}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let cid = c["challenge_id"].as_str().unwrap();
+        let res = app
+            .request(
+                reqwest::Method::GET,
+                &format!("/v1/interactions/{id}/challenges/{cid}/code"),
+                Some(&app.keys.agent),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 403, "forbidden").await;
+        // The same team's plain code is shown.
+        let c: Value = start(&app, &id, json!({"method": "otp", "delivery": "sms"}))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let cid = c["challenge_id"].as_str().unwrap();
+        let shown = app
+            .get_json(
+                &format!("/v1/interactions/{id}/challenges/{cid}/code"),
+                Some(&app.keys.agent),
+            )
+            .await;
+        assert_eq!(shown["code"].as_str().unwrap(), last_sms_code(&app).await);
+    }
+);
+
+/// A WhatsApp channel that sends codes through its authentication
+/// template, as the team's SMS channel and a ladder's first step.
+fn templated() -> Setup {
+    let wa = "name = \"wa\"\nkind = \"whatsapp\"\nbase_url = \"{CHAT_URL}\"\n\
+              api_version = \"v21.0\"\nphone_number_id = \"1065\"\n\
+              token = \"${CG_TEST_UNSET_WA:-wa-token}\"\notp_template = \"chatgate_otp\"\n";
+    Setup {
+        extra_channels: vec![("wa".into(), wa.into())],
+        team_extra: "[settings.otp]\nladder = [\"wa\", \"sms\"]\n".into(),
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    a_delivery_that_cannot_show_the_payment_is_refused_and_a_ladder_skips_it,
+    setup: templated(),
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "ladder", "transaction": payment()}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["channel"], "sms", "the templated step was skipped");
+        let code = last_sms_code(&app).await;
+        assert_eq!(
+            sms_bodies(&app).await,
+            [format!(
+                "{code} is your code to pay 120.00 EUR to ACME Energy Ltd. \
+                 Only enter it if you mean to pay. It expires in 3 minutes."
+            )]
+        );
+        let whatsapp = app
+            .chat
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == "/v21.0/1065/messages")
+            .count();
+        assert_eq!(whatsapp, 0, "nothing went through the template");
+    }
+);
+
+both_stores!(
+    a_templated_sms_channel_is_422_for_a_payment,
+    setup: Setup {
+        sms_channel: Some("wa".into()),
+        ..templated()
+    },
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": payment()}),
+        )
+        .await;
+        let p = assert_problem(res, 422, "invalid_request").await;
+        assert!(p["detail"].as_str().unwrap().starts_with("delivery:"), "{p}");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        // Without a payment the templated channel is asked to take the code.
+        let res = start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await;
+        assert_ne!(res.status(), 422);
+        let asked = app.chat.received_requests().await.unwrap();
+        assert!(asked.iter().any(|r| r.url.path() == "/v21.0/1065/messages"));
+    }
+);
+
+both_stores!(
+    the_texts_are_translated_and_a_text_without_the_amount_stops_the_start,
+    setup: Setup {
+        defaults: "[defaults.locale]\nsupported = [\"en\", \"es\"]\n\n\
+                   [defaults.translations.es]\n\
+                   otp_transaction = \"#PIN# es tu código para pagar #AMOUNT# a #PAYEE#. Caduca en #MINUTES# minutos.\"\n"
+            .into(),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "locale": "es", "transaction": payment()}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        let code = last_sms_code(&app).await;
+        assert_eq!(
+            sms_bodies(&app).await,
+            [format!("{code} es tu código para pagar 120.00 EUR a ACME Energy Ltd. Caduca en 3 minutos.")]
+        );
+        // A translation or template that lost #AMOUNT# or #PAYEE# is refused.
+        let system = app.dir.join("config/chatgate.toml");
+        let text = std::fs::read_to_string(&system).unwrap();
+        let lost = text.replace(" a #PAYEE#", "");
+        std::fs::write(&system, lost).unwrap();
+        let err = chatgate::config::load(&system).unwrap_err();
+        assert_eq!(err.key, "defaults.translations.es.otp_transaction", "{err}");
+        assert!(err.problem.contains("#PAYEE#"), "{err}");
+        std::fs::write(
+            &system,
+            format!("{text}\n[defaults.templates]\napp_prompt_transaction = \"Approve #CODE# for #PAYEE#\"\n"),
+        )
+        .unwrap();
+        let err = chatgate::config::load(&system).unwrap_err();
+        assert!(err.key.ends_with("templates.app_prompt_transaction"), "{err}");
+        assert!(err.problem.contains("#AMOUNT#"), "{err}");
+    }
+);
