@@ -15,7 +15,8 @@ use crate::config::{Config, Environment, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
-use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper};
+use crate::gateway::audit::ConfigSource;
+use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, SyslogSink, WebhookSink};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -48,10 +49,16 @@ impl App {
     /// Wires everything and binds `server.listen`.
     pub async fn build(config: Config, opts: Options) -> std::io::Result<App> {
         let config = Arc::new(config);
+        warn_of_calls_anywhere(&config);
         let store: SharedStore = match opts.store {
             Some(s) => s,
             None => match config.store.backend {
-                StoreBackend::Memory => Arc::new(MemoryStore::new()),
+                StoreBackend::Memory => {
+                    tracing::warn!(
+                        "store.backend is memory: the audit trail lives only as long as this process (docs/audit.md#retention)"
+                    );
+                    Arc::new(MemoryStore::new())
+                }
                 StoreBackend::Redis => {
                     let store = &config.store;
                     let redis = if store.cluster_nodes.is_empty() {
@@ -88,8 +95,13 @@ impl App {
         crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
+        // Recorded before the first request: a team's trail shows the
+        // configuration in force for everything after it.
+        let started = clock.now();
+        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Start, started).await;
         let live = Live::new(gateway);
         let reloader = Reloader(Arc::new(Reloading {
+            clock: Arc::clone(&clock),
             start_env: Environment::from_process(),
             live: Arc::clone(&live),
             routes: Arc::clone(&routes),
@@ -148,6 +160,10 @@ impl App {
         let sweeper = tokio::spawn(sweeper.run(stopped()));
         let dispatcher = Dispatcher::new(live.clone(), clock.clone());
         let dispatcher = tokio::spawn(dispatcher.run(stopped()));
+        let syslog = SyslogSink::new(live.clone(), clock.clone());
+        let syslog = tokio::spawn(syslog.run(stopped()));
+        let audit_webhook = WebhookSink::new(live.clone(), clock.clone());
+        let audit_webhook = tokio::spawn(audit_webhook.run(stopped()));
         let watch = tokio::spawn(gateway::run_store_watch(
             live.clone(),
             clock.clone(),
@@ -182,6 +198,8 @@ impl App {
         let _ = sweeper.await;
         let _ = poller.await;
         let _ = dispatcher.await;
+        let _ = syslog.await;
+        let _ = audit_webhook.await;
         let _ = watch.await;
         result
     }
@@ -230,6 +248,7 @@ impl Senders {
 pub struct Reloader(Arc<Reloading>);
 
 struct Reloading {
+    clock: Arc<dyn Clock>,
     /// The environment as it was at start: `${NAME}` keeps its value.
     start_env: Environment,
     live: Arc<Live>,
@@ -290,8 +309,10 @@ impl Reloader {
         running.events().follow(&teams).await;
         let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
         let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
-        r.live.replace(gateway);
+        r.live.replace(Arc::clone(&gateway));
         r.routes.store(Arc::new(router));
+        let now = r.clock.now();
+        crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
         tracing::info!(
             teams = team_count,
             channels = channel_count,
@@ -308,6 +329,23 @@ impl Reloader {
             restart_needed: next.restart_needed,
         }
     }
+}
+
+/// One warning at start for the teams whose voice calls may go to any
+/// country, premium numbers included unless `otp.voice_number_types` says
+/// otherwise (toll fraud follows them as SMS pumping does); a long list is
+/// counted, its first ten named.
+fn warn_of_calls_anywhere(config: &Config) {
+    let teams = config.teams_calling_anywhere();
+    if teams.is_empty() {
+        return;
+    }
+    let named: Vec<&str> = teams.iter().copied().take(10).collect();
+    tracing::warn!(
+        teams = teams.len(),
+        first = %named.join(","),
+        "voice_channel without otp.voice_regions: calls reading codes may go to any country; set otp.voice_regions"
+    );
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM; SIGHUP reloads the

@@ -1,7 +1,9 @@
 //! The command line (docs/configuration.md#command-line): `serve`, `check-config`,
-//! `check-texts`, `keygen`, `sign`, `whatsapp-template`, `openapi`.
+//! `check-texts`, `keygen`, `sign`, `whatsapp-template`, `openapi`, `audit verify`.
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
+mod audit;
+
 use crate::telemetry::Traces;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -81,6 +83,11 @@ pub enum Command {
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
     },
+    /// The audit trail: `audit verify`.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the OpenAPI document `GET /openapi.json?version=` answers for
     /// this configuration (its server is `server.public_url`).
     Openapi {
@@ -90,6 +97,23 @@ pub enum Command {
         /// The system configuration file.
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check an export's chain (JSON lines, or `GET /v1/audit` answers)
+    /// and, with `--head`, its signed head; exit 0 or 1.
+    Verify {
+        /// The public keys (a JWKS): a file, or an `http(s)://` URL such as
+        /// `{public_url}/.well-known/chatgate-audit-keys`.
+        #[arg(long)]
+        keys: Option<String>,
+        /// A `GET /v1/audit/head` answer.
+        #[arg(long)]
+        head: Option<PathBuf>,
+        /// The entries (default: standard input).
+        file: Option<PathBuf>,
     },
 }
 
@@ -105,6 +129,8 @@ pub enum KeyKind {
     WebhookSecret,
     /// An API key, and its `sha256 = "…"` line for a team file.
     ApiKey,
+    /// An Ed25519 private key (PKCS#8 PEM) for `[audit] signing_key`.
+    AuditSigningKey,
 }
 
 /// Entry point of the binary.
@@ -129,7 +155,62 @@ pub fn main() -> ExitCode {
             config,
         } => whatsapp_template(&config, &channel, team.as_deref()),
         Command::Openapi { version, config } => openapi(&config, version),
+        Command::Audit {
+            command: AuditCommand::Verify { keys, head, file },
+        } => audit_verify(keys.as_deref(), head.as_deref(), file.as_deref()),
     }
+}
+
+fn audit_verify(keys: Option<&str>, head: Option<&Path>, file: Option<&Path>) -> ExitCode {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
+    let input = match file {
+        Some(path) => read(path),
+        None => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map(|_| text)
+                .map_err(|e| format!("standard input: {e}"))
+        }
+    };
+    let head = head.map(read).transpose();
+    let keys = keys.map(read_keys).transpose();
+    let checked = match (input, head, keys) {
+        (Ok(input), Ok(head), Ok(keys)) => audit::verify(&input, head.as_deref(), keys.as_deref()),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+    };
+    match checked {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(line) => fail(&line),
+    }
+}
+
+/// The JWKS at `source`: a file, or fetched from an `http(s)://` URL.
+fn read_keys(source: &str) -> Result<String, String> {
+    if !(source.starts_with("http://") || source.starts_with("https://")) {
+        return std::fs::read_to_string(source).map_err(|e| format!("{source}: {e}"));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("keys: {e}"))?;
+    runtime.block_on(async {
+        let answer = reqwest::Client::new()
+            .get(source)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(|e| format!("keys: {source}: {e}"))?;
+        answer
+            .text()
+            .await
+            .map_err(|e| format!("keys: {source}: {e}"))
+    })
 }
 
 fn openapi(path: &Path, version: DocumentVersion) -> ExitCode {
@@ -362,6 +443,10 @@ pub fn keygen(kind: KeyKind) -> String {
             let hash = ApiKeyHash::of_key(&key).to_hex();
             format!("{key}\nsha256 = \"{hash}\"\n")
         }
+        // Encoding 32 random bytes as PKCS#8 cannot fail.
+        KeyKind::AuditSigningKey => {
+            crate::domain::audit_keys::new_signing_key_pem().unwrap_or_default()
+        }
     }
 }
 
@@ -483,6 +568,10 @@ mod tests {
             assert_eq!(out.lines().count(), 1);
             assert!(crate::domain::secrets::parse_whsec(out.trim()).is_ok());
         }
+        let pem = keygen(KeyKind::AuditSigningKey);
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+        let keys = crate::domain::audit_keys::AuditKeys::from_pem(&pem, &[]).unwrap();
+        assert_eq!(keys.jwks().keys.len(), 1);
         let out = keygen(KeyKind::ApiKey);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);

@@ -21,12 +21,14 @@
 //! re-exports.
 pub mod assertion;
 pub mod assurance;
+pub mod audit;
 pub mod bots;
 pub mod challenges;
 pub mod core;
 mod expiry;
 pub mod interactions;
 pub mod login;
+pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;
 mod poller;
@@ -51,6 +53,7 @@ use self::core::{due_teams, outbox, records, work};
 
 pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
+pub use audit::{SyslogSink, WebhookSink};
 pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
 pub use challenges::verify::{RevealedCode, Verified};
 pub use expiry::Sweeper;

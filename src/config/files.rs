@@ -17,6 +17,8 @@ pub(super) struct SystemFile {
     pub defaults: toml::Table,
     #[serde(default)]
     pub telemetry: TelemetrySection,
+    #[serde(default)]
+    pub audit: super::audit::AuditSection,
 }
 
 /// `[server]`.
@@ -162,12 +164,16 @@ pub(super) struct TeamFile {
     #[serde(default)]
     pub api_keys: Vec<toml::Table>,
     pub webhook: Option<toml::Table>,
+    /// `[audit]`: the team's copy of its audit trail.
+    pub audit: Option<TeamAuditEntry>,
     /// `[oidc]`, read as [`OidcEntry`].
     pub oidc: Option<toml::Table>,
     /// `[ssf]`, read as [`SsfEntry`].
     pub ssf: Option<toml::Table>,
     /// `[dialogflow]`: its Dialogflow CX webhook.
     pub dialogflow: Option<DialogflowEntry>,
+    /// `[number_checks]`, read by `number_checks.rs`.
+    pub number_checks: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,
@@ -201,6 +207,14 @@ pub(super) struct ApiKeyEntry {
 pub(super) struct DialogflowEntry {
     /// One of the team's channels: the conversations Dialogflow's sessions are.
     pub channel: String,
+}
+
+/// A team's `[audit]` (docs/audit.md#wiring-a-siem).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct TeamAuditEntry {
+    /// `{url, secret}`: where each entry is POSTed, signed.
+    pub webhook: Option<toml::Table>,
 }
 
 /// A team's `[webhook]` (where events go).

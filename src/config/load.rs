@@ -109,6 +109,7 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
         channels,
         restart_only,
         telemetry: system.telemetry,
+        audit: system.audit,
     };
     check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config)?;

@@ -35,12 +35,14 @@ pub(super) struct System {
     pub teams_dir: String,
     pub channels_dir: String,
     pub telemetry: TelemetryConfig,
+    pub audit: super::AuditConfig,
 }
 
 pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigError> {
     let raw: SystemFile = from_table(table, file, "")?;
     let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
     let telemetry = telemetry(&raw.telemetry, file)?;
+    let audit = super::audit::build(&raw.audit, file)?;
     let s = raw.server;
 
     if s.listen.trim().parse::<SocketAddr>().is_err() {
@@ -125,6 +127,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
 
     Ok(System {
         telemetry,
+        audit,
         server: ServerConfig {
             listen: s.listen.trim().to_string(),
             public_url: public_url.as_str().trim_end_matches('/').to_string(),

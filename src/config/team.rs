@@ -17,6 +17,8 @@ pub enum Role {
     Bot,
     Agent,
     Admin,
+    /// Reads the team's audit trail, and nothing else.
+    Auditor,
 }
 
 impl Role {
@@ -28,11 +30,16 @@ impl Role {
     pub fn acts_as_agent(self) -> bool {
         matches!(self, Role::Agent | Role::Admin)
     }
+    /// Auditors and admins: read the audit trail.
+    pub fn reads_audit(self) -> bool {
+        matches!(self, Role::Auditor | Role::Admin)
+    }
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Bot => "bot",
             Role::Agent => "agent",
             Role::Admin => "admin",
+            Role::Auditor => "auditor",
         }
     }
 }
@@ -128,12 +135,19 @@ pub struct Team {
     pub security_keys: Vec<SecurityKey>,
     pub api_keys: Vec<ApiKey>,
     pub webhook: Option<TeamWebhook>,
+    /// `[audit] webhook`: where each audit entry is POSTed.
+    pub audit_webhook: Option<TeamWebhook>,
+    /// The team's effective configuration as the audit trail records it.
+    pub print: super::ConfigPrint,
     /// The team's identity provider, when the gateway runs its logins.
     pub oidc: Option<OidcConfig>,
     /// The team's Shared Signals transmitter, when it pushes events.
     pub ssf: Option<SsfConfig>,
     /// `[dialogflow]`, when a Dialogflow CX agent calls the gateway.
     pub dialogflow: Option<Dialogflow>,
+    /// `[number_checks]`: the provider asked about a phone number before a
+    /// code goes to it (docs/number-checks.md).
+    pub number_checks: Option<crate::number_checks::NumberChecks>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.
@@ -218,4 +232,6 @@ pub struct ChannelConfig {
     /// Default: true for twilio, whatsapp, slack and telegram; false for
     /// webhook (web chat) and smtp.
     pub vouches_for_sender: bool,
+    /// The file's keys and their digests, for the audit trail.
+    pub print: super::ConfigPrint,
 }

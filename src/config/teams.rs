@@ -33,6 +33,9 @@ pub(super) fn load_team(
         file,
         "",
     )?;
+    let mut print = super::ConfigPrint::default();
+    print.add_table("settings", defaults.table);
+    print.add_table("", &table);
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;
@@ -103,6 +106,17 @@ pub(super) fn load_team(
         }
     };
 
+    let audit_webhook = match raw.audit.and_then(|a| a.webhook) {
+        None => None,
+        Some(t) => {
+            let w: WebhookEntry = from_table(t, file, "audit.webhook")?;
+            Some(TeamWebhook {
+                url: http_url(&w.url).map_err(|p| err("audit.webhook.url", p))?,
+                secret: parse_whsec(&w.secret).map_err(|p| err("audit.webhook.secret", p))?,
+            })
+        }
+    };
+
     let oidc = raw
         .oidc
         .map(|t| super::oidc::load_oidc(t, file))
@@ -112,6 +126,10 @@ pub(super) fn load_team(
         .map(|t| super::oidc::load_ssf(t, file))
         .transpose()?;
     let dialogflow = dialogflow(raw.dialogflow, &raw.channels, file)?;
+    let number_checks = raw
+        .number_checks
+        .map(|t| super::number_checks::load_number_checks(t, file, &raw.id))
+        .transpose()?;
 
     let team_layer = || Layer {
         file,
@@ -154,6 +172,7 @@ pub(super) fn load_team(
         channel_settings.insert(name.clone(), resolved);
     }
 
+    let print = with_channels(print, &raw.channels, channels);
     Ok(Team {
         id: raw.id,
         file: PathBuf::from(file),
@@ -165,9 +184,12 @@ pub(super) fn load_team(
         security_keys,
         api_keys,
         webhook,
+        audit_webhook,
+        print,
         oidc,
         ssf,
         dialogflow,
+        number_checks,
         settings,
         channel_settings,
     })
@@ -357,4 +379,18 @@ pub(super) fn check_unique_api_keys(
         seen.insert(hash, (team.id.clone(), key.id.clone()));
     }
     Ok(())
+}
+
+/// `print` with the files of the team's channels, as `channels.NAME.KEY`.
+fn with_channels(
+    mut print: super::ConfigPrint,
+    names: &[String],
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> super::ConfigPrint {
+    for name in names {
+        if let Some(c) = channels.get(name) {
+            print.add_print(&format!("channels.{name}"), &c.print);
+        }
+    }
+    print
 }

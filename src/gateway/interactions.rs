@@ -10,8 +10,9 @@ use super::outbox::OutboxItem;
 use super::records::{
     put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
 };
-use super::{view, Core, InteractionView};
+use super::{audit, number_checks, view, Core, InteractionView};
 use crate::config::Team;
+use crate::domain::audit::{Acting, Action};
 use crate::domain::destination_policy::Reach;
 use crate::domain::input::{self, ConversationId, CustomerRef};
 use crate::domain::interaction::{Contact, InteractionRecord, Status};
@@ -190,6 +191,9 @@ async fn create_or_find(
     }
     let s = team.settings_for(&new.channel);
     let mut rec = new.record(team, core.pepper(), now);
+    if seen.recognition.is_some() {
+        rec.recognition_refused = number_checks::refuses_recognition(core, team, &rec, now).await;
+    }
     let link = ConversationLink { id: rec.id };
     let mut ttl = s.interaction_ttl.get();
     let mut ops = vec![];
@@ -503,11 +507,15 @@ pub async fn logout(
     core: &Arc<Core>,
     team: &Team,
     id: Uuid,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<InteractionView> {
     let (view, _) = core
         .update_interaction(team, id, now, |w| {
+            // Recorded, as announced, when it ends an authentication.
             if w.rec.auth.is_some() {
+                let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+                w.audit(entry.with("cause", LogoutCause::Api.as_str()));
                 w.emit(EventData::InteractionLoggedOut(LoggedOut {
                     cause: LogoutCause::Api,
                 }));
@@ -540,10 +548,16 @@ pub async fn forget_conversation(
     core: &Core,
     team: &Team,
     id: Uuid,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<InteractionView> {
     let (view, ()) = core
         .update_interaction(team, id, now, |w| {
+            // Recorded when the conversation remembered someone.
+            if w.recognized().is_some() {
+                let entry = audit::on_interaction(Action::RecognitionForgotten, acting, &w.rec);
+                w.audit(entry);
+            }
             w.forget_recognition();
             Ok(())
         })

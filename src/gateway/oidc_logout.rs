@@ -10,8 +10,9 @@ use uuid::Uuid;
 
 use super::records::{put, retry, EndedSession};
 use super::revocation::{count_received, count_refused};
-use super::Core;
+use super::{audit, Core};
 use crate::config::{OidcConfig, Team};
+use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::input;
 use crate::domain::logout::{proven_by_login_at, remembers_login_at, Receiver, RefusalReason};
 use crate::error::{Error, Result};
@@ -134,6 +135,7 @@ pub async fn backchannel_logout(
     core: &Arc<Core>,
     team_id: &str,
     token: Option<&str>,
+    via: &Via,
     now: Timestamp,
 ) -> std::result::Result<usize, LogoutRefusal> {
     let (team, oidc) = core
@@ -142,7 +144,8 @@ pub async fn backchannel_logout(
         .and_then(|t| Some((t, t.oidc.as_ref().filter(|o| o.backchannel_logout)?)))
         .ok_or(LogoutRefusal::NotServed)?;
     count_received(team, Receiver::OidcLogout);
-    let result = checked_logout(core, team, oidc, token, now).await;
+    let acting = Acting::new(Actor::provider(&oidc.issuer), via);
+    let result = checked_logout(core, team, oidc, token, &acting, now).await;
     if let Err((reason, e)) = &result {
         count_refused(team, Receiver::OidcLogout, *reason);
         tracing::info!(team = %team.id, reason = %e, "identity provider back-channel logout refused");
@@ -155,6 +158,7 @@ async fn checked_logout(
     team: &Team,
     oidc: &OidcConfig,
     token: Option<&str>,
+    acting: &Acting,
     now: Timestamp,
 ) -> std::result::Result<usize, (RefusalReason, LogoutRefusal)> {
     let token = token
@@ -188,7 +192,7 @@ async fn checked_logout(
         RefusalReason::Replay,
         LogoutRefusal::Invalid("jti seen before"),
     ))?;
-    match end_provider_session(core, team, oidc, &logout, now).await {
+    match end_provider_session(core, team, oidc, &logout, acting, now).await {
         Ok(n) => Ok(n),
         Err(e) => {
             crate::gateway::revocation::release_jti(core, claimed).await;
@@ -206,6 +210,7 @@ async fn end_provider_session(
     team: &Team,
     oidc: &OidcConfig,
     logout: &Logout,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<usize> {
     let receiver = Receiver::OidcLogout;
@@ -221,7 +226,7 @@ async fn end_provider_session(
                 continue;
             };
             let at = Timestamp::from_unix_millis(e.score);
-            if end_login(core, team, id, at, now).await? {
+            if end_login(core, team, id, at, acting, now).await? {
                 n += 1;
             }
         }
@@ -240,7 +245,8 @@ async fn end_provider_session(
         return Ok(0);
     };
     let customers = customers_of_sub(core, team, oidc, sub).await?;
-    crate::gateway::revocation::revoke_customers(core, team, receiver, &customers, now).await
+    crate::gateway::revocation::revoke_customers(core, team, receiver, &customers, acting, now)
+        .await
 }
 
 /// The key whose presence says the provider ended its session `sid`
@@ -272,6 +278,7 @@ async fn end_login(
     team: &Team,
     id: Uuid,
     at: Timestamp,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<bool> {
     let cause = Receiver::OidcLogout.cause();
@@ -280,6 +287,8 @@ async fn end_login(
             let proven = proven_by_login_at(&w.rec, at, now, w.settings);
             let remembered = w.recognized().is_some_and(|r| remembers_login_at(r, at));
             if proven {
+                let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+                w.audit(entry.with("cause", cause.as_str()));
                 w.rec.log_out(now);
                 w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
             }

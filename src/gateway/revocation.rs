@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::records::{put, UsedJti};
 use super::Core;
 use crate::config::Team;
+use crate::domain::audit::Acting;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Result;
 use crate::store::{keys, Commit, IndexEntry, Op};
@@ -96,6 +97,7 @@ pub(super) async fn revoke_customers(
     team: &Team,
     receiver: Receiver,
     customers: &[String],
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<usize> {
     let mut n = 0;
@@ -105,6 +107,7 @@ pub(super) async fn revoke_customers(
             team,
             customer_id,
             receiver.cause(),
+            acting,
             now,
         )
         .await?;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::revocation::{count_received, count_refused};
 use super::Core;
 use crate::config::{SsfConfig, Team};
+use crate::domain::audit::{Acting, Actor, Via};
 use crate::domain::input;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Error;
@@ -47,8 +48,8 @@ pub enum SsfRefusal {
 pub async fn ssf_event(
     core: &Arc<Core>,
     team_id: &str,
-    secevent: bool,
-    set: &[u8],
+    (secevent, set): (bool, &[u8]),
+    via: &Via,
     now: Timestamp,
 ) -> Result<(), SsfRefusal> {
     let (team, config) = core
@@ -57,7 +58,8 @@ pub async fn ssf_event(
         .and_then(|t| Some((t, t.ssf.as_ref()?)))
         .ok_or(SsfRefusal::NotServed)?;
     count_received(team, Receiver::Ssf);
-    let result = checked_event(core, team, config, secevent, set, now).await;
+    let acting = Acting::new(Actor::provider(&config.issuer), via);
+    let result = checked_event(core, team, config, (secevent, set), &acting, now).await;
     match &result {
         Err((reason, e)) => {
             count_refused(team, Receiver::Ssf, *reason);
@@ -74,8 +76,8 @@ async fn checked_event(
     core: &Arc<Core>,
     team: &Team,
     config: &SsfConfig,
-    secevent: bool,
-    set: &[u8],
+    (secevent, set): (bool, &[u8]),
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<bool, (RefusalReason, SsfRefusal)> {
     let token = set_token(secevent, set)?;
@@ -100,8 +102,11 @@ async fn checked_event(
     if customers.is_empty() {
         return Ok(true);
     }
-    match crate::gateway::revocation::revoke_customers(core, team, Receiver::Ssf, &customers, now)
-        .await
+    let receiver = Receiver::Ssf;
+    match crate::gateway::revocation::revoke_customers(
+        core, team, receiver, &customers, acting, now,
+    )
+    .await
     {
         Ok(_) => Ok(true),
         Err(e) => {

@@ -1,6 +1,7 @@
 //! Subjects for agents and admins: read the failures, lockouts and ban;
 //! unlock (docs/api.md#subjects-failures-lockouts-bans).
 use crate::config::Team;
+use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
 use crate::events::types::SubjectChange;
@@ -35,12 +36,17 @@ pub async fn unlock_subject(
     team: &Team,
     subject: &str,
     origin: Option<&str>,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.id, subject);
     let s = &team.settings;
+    let head = keys::audit_head(&team.id);
     let view = retry(|| async {
-        let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+        // The subject and the audit trail's head, in one round trip.
+        let mut raw = core.get(&[key.clone(), head.clone()]).await?;
+        let head_raw = raw.pop().flatten();
+        let raw = raw.pop().flatten();
         let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
         let mut rec = loaded
             .value
@@ -55,9 +61,18 @@ pub async fn unlock_subject(
         let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
         let mut recorded = core.record(&team.id, vec![unlocked], now)?;
         ops.append(&mut recorded.ops);
+        let target = Target {
+            subject: Some(subject.to_string()),
+            origin: origin.map(str::to_string),
+            ..Target::default()
+        };
+        let entry = Draft::success(Action::SubjectUnlocked, acting, target);
+        let audited = super::audit::chain_on(core, &team.id, head_raw, vec![entry], now)?;
+        ops.extend(audited.ops);
         Ok(match core.write(ops).await? {
             Commit::Applied => {
                 core.recorded(recorded);
+                super::audit::written(&audited.entries);
                 Some(view)
             }
             Commit::Conflict { .. } => None,

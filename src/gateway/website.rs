@@ -8,8 +8,9 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::records::{put, Loaded, LogoutAnswer};
-use super::Core;
+use super::{audit, Core};
 use crate::config::{Settings, Team};
+use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::logout::LogoutCause;
 use crate::domain::webhook_sig;
@@ -80,6 +81,7 @@ pub async fn logout_customer(
     customer_id: &str,
     sig: SignatureHeaders<'_>,
     body: &[u8],
+    via: &Via,
     now: Timestamp,
 ) -> Result<usize> {
     let team = sig.verify_named(core.config().team(team_id), body, now)?;
@@ -92,7 +94,9 @@ pub async fn logout_customer(
     if let Some(first) = Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?.value {
         return Ok(first.logged_out);
     }
-    let n = log_out_everywhere(core, team, customer_id, LogoutCause::Website, now).await?;
+    let acting = Acting::new(Actor::website(), via);
+    let cause = LogoutCause::Website;
+    let n = log_out_everywhere(core, team, customer_id, cause, &acting, now).await?;
     // Remembered once done (a conflict is a concurrent twin: same work).
     let answer = LogoutAnswer { logged_out: n };
     core.write(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
@@ -111,6 +115,7 @@ pub(crate) async fn log_out_everywhere(
     team: &Team,
     customer_id: &str,
     cause: LogoutCause,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<usize> {
     // Their recognized conversations are forgotten first, so that the
@@ -127,7 +132,7 @@ pub(crate) async fn log_out_everywhere(
             let Ok(id) = Uuid::parse_str(&e.member) else {
                 continue;
             };
-            if log_out_if(core, team, id, cause, now, |rec, s| {
+            if log_out_if(core, team, id, cause, acting, now, |rec, s| {
                 rec.signed_in_as(customer_id, now, s)
             })
             .await?
@@ -150,6 +155,7 @@ pub(crate) async fn log_out_if(
     team: &Team,
     id: Uuid,
     cause: LogoutCause,
+    acting: &Acting,
     now: Timestamp,
     theirs: impl Fn(&InteractionRecord, &Settings) -> bool + Sync,
 ) -> Result<bool> {
@@ -157,6 +163,8 @@ pub(crate) async fn log_out_if(
         .update_interaction(team, id, now, |w| {
             let hit = theirs(&w.rec, w.settings);
             if hit {
+                let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+                w.audit(entry.with("cause", cause.as_str()));
                 w.rec.log_out(now);
                 w.forget_recognition();
                 w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));

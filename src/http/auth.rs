@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 
 use super::AppState;
 use crate::config::{Config, Role, Team};
+use crate::domain::audit::{Acting, Actor, Via};
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::Error;
 
@@ -65,10 +66,11 @@ impl ApiKeys {
     }
 }
 
-/// An authenticated caller of any role, with its team as configured in
-/// the core in force (its names shared with the configured key's: a
-/// request copies no string). Endpoints every role may call take it;
-/// the others take [`Bot`], [`Agent`] or [`Admin`].
+/// An authenticated caller, with its team as configured in the core in
+/// force (its names shared with the configured key's: a request copies
+/// no string). Endpoints a bot, an agent and an admin may all call take
+/// it (an auditor key is 403 there: it reads the audit trail and nothing
+/// else); the others take [`Bot`], [`Agent`], [`Admin`] or [`Auditor`].
 #[derive(Debug, Clone)]
 pub struct Caller {
     team: Arc<Team>,
@@ -82,6 +84,11 @@ impl Caller {
     /// The caller's team.
     pub fn team(&self) -> &Team {
         &self.team
+    }
+
+    /// The caller as an audit entry's actor, asking through `via`.
+    pub fn acting(&self, via: &Via) -> Acting {
+        Acting::new(Actor::api_key(&self.key_id), via)
     }
 
     /// The caller whose key `parts` presents: 401 without one this
@@ -100,6 +107,9 @@ impl Caller {
         if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
             slot.set(&key.team);
         }
+        if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
+            slot.set(&key.team, &key.key_id);
+        }
         Ok(Caller {
             team: Arc::clone(state.gateway.team(&key.team)?),
             team_id: key.team,
@@ -113,7 +123,8 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        Caller::authenticate(parts, state)
+        // An auditor reads the audit trail and nothing else.
+        authorise(parts, state, |role| role != Role::Auditor, NOT_THIS_ROLE)
     }
 }
 
@@ -173,6 +184,19 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// A key that may read the audit trail: an auditor or an admin key, else 403.
+#[derive(Debug, Clone)]
+pub struct Auditor(Caller);
+
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let refusal = "only an auditor or admin API key may read the audit trail";
+        authorise(parts, state, Role::reads_audit, refusal).map(Auditor)
+    }
+}
+
 /// Each role extractor is its caller.
 macro_rules! is_a_caller {
     ($($role:ident),*) => {$(
@@ -184,4 +208,4 @@ macro_rules! is_a_caller {
         }
     )*};
 }
-is_a_caller!(Bot, Agent, Admin);
+is_a_caller!(Bot, Agent, Admin, Auditor);

@@ -8,6 +8,7 @@ use axum::extract::{Request, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::Caller;
 use super::extract::{empty_body, InteractionId, NoQuery, Now};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E404};
@@ -30,14 +31,17 @@ async fn forget(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    RequestVia(via): RequestVia,
     _: NoQuery,
     InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Bots and agents (and admins) may: every role.
+    let acting = caller.acting(&via);
+    let team = caller.team();
     Ok(Json(
-        crate::gateway::interactions::forget_conversation(&st.gateway, caller.team(), id, now)
+        crate::gateway::interactions::forget_conversation(&st.gateway, team, id, &acting, now)
             .await?,
     ))
 }

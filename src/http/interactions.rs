@@ -6,6 +6,7 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::{Agent, Bot, Caller};
 use super::extract::{empty_body, InteractionId, JsonBody, NoQuery, Now, QueryParams};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E400, E403, E404, E422};
@@ -268,13 +269,15 @@ async fn logout(
     State(st): State<AppState>,
     Now(now): Now,
     caller: Caller,
+    RequestVia(via): RequestVia,
     _: NoQuery,
     InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Every role may read and log out (docs/api.md#interactions).
+    let acting = caller.acting(&via);
     Ok(Json(
-        crate::gateway::interactions::logout(&st.gateway, caller.team(), id, now).await?,
+        crate::gateway::interactions::logout(&st.gateway, caller.team(), id, &acting, now).await?,
     ))
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::Bot;
 use super::extract::{
     json_bytes, only_members, parse_json, InteractionId, JsonBody, NoQuery, Now, PathParam,
@@ -306,7 +307,8 @@ async fn callback(
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 502, description = "`oidc` links: the identity provider cannot be reached (a page)",
          content((String = "text/html"))),
-        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted); \
+         `oidc` links: 32 requests of the team, or a quarter of `max_connections` of all teams, wait on identity providers (a page, `Retry-After`)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn short_link(
     State(st): State<AppState>,
@@ -419,6 +421,7 @@ async fn customer_logout(
     State(st): State<AppState>,
     Now(now): Now,
     _: NoQuery,
+    RequestVia(via): RequestVia,
     headers: HeaderMap,
     body: JsonBody<Value>,
 ) -> Result<Json<LoggedOut>> {
@@ -440,6 +443,7 @@ async fn customer_logout(
         &customer_id,
         signature_headers(&headers),
         &body.raw,
+        &via,
         now,
     )
     .await?;

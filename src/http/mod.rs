@@ -3,9 +3,11 @@
 //! and the fallback that makes every unknown path a problem+json 404.
 mod assertion;
 mod assurance;
+mod audit;
 mod auth;
 mod challenges;
 mod console;
+mod denials;
 mod dialogflow;
 mod events;
 mod extract;
@@ -141,6 +143,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(console::router())
         .merge(receipts::router())
         .merge(dialogflow::router())
+        .merge(audit::router())
         .split_for_parts()
 }
 

@@ -128,6 +128,12 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     };
     let team = TeamSlot::default();
     req.extensions_mut().insert(team.clone());
+    let caller = super::denials::CallerSlot::default();
+    req.extensions_mut().insert(caller.clone());
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
     let method = method_label(req.method());
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let route = matched.as_ref().map_or(UNMATCHED, MatchedPath::as_str);
@@ -146,7 +152,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     let path_team = traced
         .as_ref()
         .and_then(|_| team_in_path(&st, route, req.uri().path()));
-    let mut res = if let Some(span) = &traced {
+    let res = if let Some(span) = &traced {
         super::guard(req, next).instrument(span.clone()).await
     } else if tracing::enabled!(Level::DEBUG) {
         let span = tracing::debug_span!("request", method, route, request_id);
@@ -154,6 +160,7 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     } else {
         super::guard(req, next).await
     };
+    let mut res = super::denials::record_denial(&st, &caller, (peer, request_id), route, res).await;
 
     let elapsed = start.elapsed();
     let status = res.status().as_u16();

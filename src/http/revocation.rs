@@ -13,6 +13,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::extract::{Now, PathParam};
 use super::openapi::{E404, E413};
 use super::AppState;
@@ -85,6 +86,7 @@ async fn backchannel_logout(
     State(st): State<AppState>,
     Now(now): Now,
     PathParam(team): PathParam<String>,
+    RequestVia(via): RequestVia,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -95,7 +97,8 @@ async fn backchannel_logout(
         ));
     };
     let token = logout_token(&headers, &body);
-    match crate::gateway::oidc_logout::backchannel_logout(&st.gateway, &team, token.as_deref(), now)
+    let token = token.as_deref();
+    match crate::gateway::oidc_logout::backchannel_logout(&st.gateway, &team, token, &via, now)
         .await
     {
         Ok(_) => no_store(StatusCode::OK.into_response()),
@@ -172,6 +175,7 @@ async fn ssf_events(
     State(st): State<AppState>,
     Now(now): Now,
     PathParam(team): PathParam<String>,
+    RequestVia(via): RequestVia,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -186,7 +190,8 @@ async fn ssf_events(
             "too many requests for this team at once; try again shortly",
         ));
     };
-    match crate::gateway::ssf::ssf_event(&st.gateway, &team, secevent(&headers), &body, now).await {
+    let set = (secevent(&headers), &body[..]);
+    match crate::gateway::ssf::ssf_event(&st.gateway, &team, set, &via, now).await {
         Ok(()) => no_store(StatusCode::ACCEPTED.into_response()),
         Err(SsfRefusal::NotServed) => {
             no_store(Error::NotFound("no Shared Signals receiver for this team").into_response())

@@ -4,6 +4,7 @@ use axum::extract::{Request, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::auth::{Admin, Agent};
 use super::extract::{json_bytes, parse_json, NoQuery, Now, PathParam};
 use super::openapi::{ApiKeyErrors, JsonBodyErrors, E403, E404, E422};
@@ -58,6 +59,7 @@ async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
     admin: Admin,
+    RequestVia(via): RequestVia,
     _: NoQuery,
     PathParam(subject): PathParam<String>,
     req: Request,
@@ -75,8 +77,10 @@ async fn unlock(
     }
     let subject = input::subject(&subject)?;
     let origin = body.origin.as_deref();
+    let acting = admin.acting(&via);
+    let team = admin.team();
     Ok(Json(
-        crate::gateway::subjects::unlock_subject(&st.gateway, admin.team(), &subject, origin, now)
+        crate::gateway::subjects::unlock_subject(&st.gateway, team, &subject, origin, &acting, now)
             .await?,
     ))
 }

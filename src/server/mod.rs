@@ -145,7 +145,7 @@ pub async fn serve(
         match admission.admit(peer.ip()) {
             Ok(slot) => {
                 tasks.spawn(connection(
-                    stream,
+                    (stream, peer),
                     Arc::clone(&routes),
                     limits,
                     answers.errors.clone(),
@@ -185,7 +185,7 @@ fn is_peer_error(e: &io::Error) -> bool {
 
 /// One admitted connection; `slot` is its place within the cap.
 async fn connection(
-    stream: TcpStream,
+    (stream, peer): (TcpStream, std::net::SocketAddr),
     routes: Routes,
     limits: ConnectionLimits,
     errors: ErrorAnswers,
@@ -208,6 +208,9 @@ async fn connection(
         let activity = Arc::clone(&activity);
         move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(timed_out.clone());
+            // The peer's address, for the audit trail's `actor.ip`.
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let guard = InFlight::start(Arc::clone(&activity));
             let router = Router::clone(&routes.load());
             async move {

@@ -73,6 +73,36 @@ pub fn gather(team: &str, channel: &str, gather: &str) -> String {
     with_digest(scoped(team, "vg:", DIGEST), &[channel, gather])
 }
 
+/// The head of a team's audit trail: its latest entry's `seq`, `hash` and
+/// time (docs/audit.md#how-it-is-stored).
+pub fn audit_head(team: &str) -> String {
+    scoped(team, "ah", 0)
+}
+
+/// Where the team's entries stand at the `[audit.syslog]` sink: the last
+/// `seq` written, and which instance sends them until when.
+pub fn audit_syslog_cursor(team: &str) -> String {
+    scoped(team, "asl", 0)
+}
+
+/// Where the team's entries stand at its `[audit] webhook`: the last
+/// `seq` taken, and which instance sends them until when.
+pub fn audit_webhook_cursor(team: &str) -> String {
+    scoped(team, "awh", 0)
+}
+
+/// The team's configuration as last recorded in its audit trail: its
+/// digest and the digests of its keys.
+pub fn audit_config(team: &str) -> String {
+    scoped(team, "acfg", 0)
+}
+
+/// One entry of a team's audit trail, by its `seq`.
+pub fn audit_entry(team: &str, seq: u64) -> String {
+    let digits = seq.to_string();
+    scoped(team, "a:", digits.len()) + &digits
+}
+
 /// The subject record: failures, lockouts, ban.
 pub fn subject(team: &str, subject: &str) -> String {
     with_digest(scoped(team, "s:", DIGEST), &[subject])

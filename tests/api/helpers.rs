@@ -68,6 +68,8 @@ pub struct Setup {
     pub extra_teams: usize,
     /// The acme team's `voice_channel` (default: none).
     pub voice_channel: Option<String>,
+    /// TOML appended to the system file (e.g. an `[audit]` section).
+    pub system_extra: String,
 }
 
 /// The secrets of a test config.
@@ -236,7 +238,10 @@ key_prefix = "{prefix}"
 
 [defaults]
 {defaults}
+
+{system_extra}
 "#,
+        system_extra = setup.system_extra,
         // Tests stop at once unless they test the drain.
         server = if setup.server.contains("shutdown_drain") {
             setup.server.clone()
@@ -346,8 +351,12 @@ sha256 = "{agent}"
         );
         std::fs::write(dir.join(format!("config/teams/aaa-{i:05}.toml")), team).unwrap();
     }
+    // The tests' chat is a bot's webhook in front of a messenger that
+    // proves who writes (`vouches_for_sender`): the code it shows proves
+    // who typed it back (docs/api.md#what-a-code-proves). An anonymous web
+    // chat is [`anonymous_chat`].
     let webchat = format!(
-        "name = \"webchat\"\nkind = \"webhook\"\nurl = \"{chat_url}/messages\"\nsecret = \"${{CG_TEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
+        "name = \"webchat\"\nkind = \"webhook\"\nvouches_for_sender = true\nurl = \"{chat_url}/messages\"\nsecret = \"${{CG_TEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
         keys.webchat_secret
     );
     std::fs::write(dir.join("channels/webchat.toml"), webchat).unwrap();
@@ -355,6 +364,17 @@ sha256 = "{agent}"
         "name = \"sms\"\nkind = \"twilio\"\nbase_url = \"{chat_url}\"\naccount_sid = \"AC123\"\nauth_token = \"${{CG_TEST_UNSET_TWILIO:-twilio-test-token}}\"\nfrom = \"+15550006666\"\n"
     );
     std::fs::write(dir.join("channels/sms.toml"), sms).unwrap();
+}
+
+/// A channel file `(name, toml)` for [`Setup::extra_channels`]: a web chat
+/// that does not vouch for who writes in it (the webhook kind's default),
+/// posting to the chat mock like `webchat`.
+pub fn anonymous_chat(name: &str) -> (String, String) {
+    let toml = format!(
+        "name = \"{name}\"\nkind = \"webhook\"\nurl = \"{{CHAT_URL}}/messages\"\nsecret = \"${{CG_TEST_UNSET_ANON:-{}}}\"\n",
+        generate_whsec()
+    );
+    (name.to_string(), toml)
 }
 
 impl TestApp {
@@ -706,6 +726,68 @@ impl Drop for TestApp {
         if self.backend == Backend::Redis && !self.keep_keys {
             delete_prefix(&self.key_prefix);
         }
+    }
+}
+
+/// The built binary serving `dir`'s configuration on a free port; killed
+/// when dropped.
+pub struct Instance {
+    child: std::process::Child,
+    pub base: String,
+}
+
+impl Instance {
+    /// Starts it and waits (up to 20 s) for `/readyz` 200.
+    pub async fn start(dir: &std::path::Path) -> Instance {
+        let listen = format!("127.0.0.1:{}", free_port());
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(["serve", "--config"])
+            .arg(dir.join("config/chatgate.toml"))
+            .env("CHATGATE_SERVER__LISTEN", &listen)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the built binary runs");
+        let instance = Instance {
+            child,
+            base: format!("http://{listen}"),
+        };
+        for _ in 0..200 {
+            let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
+            if ready.is_ok_and(|r| r.status() == 200) {
+                return instance;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the instance did not become ready");
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    pub async fn post(&self, key: &str, path: &str, body: Value) -> Value {
+        let res = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        res.json().await.unwrap()
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -270,6 +270,15 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             let ttl = redis.pttl(k);
             assert!(ttl > 0 && ttl <= 7 * 86_400 * 1000, "{k} (pttl {ttl})");
         }
+        // The audit trail (`{team}:a:<seq>`, its head `{team}:ah`, the
+        // configuration it last recorded `{team}:acfg`) stays for
+        // `[audit] retention`, 400 days by default (docs/audit.md#retention).
+        let audit = |k: &str| k.contains("}:a:") || k.ends_with("}:ah") || k.ends_with("}:acfg");
+        let (trail, keys): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| audit(k));
+        for k in &trail {
+            let ttl = redis.pttl(k);
+            assert!(ttl > 0 && ttl <= 400 * 86_400 * 1000, "{k} (pttl {ttl})");
+        }
         // A drained queue (`{team}:dueq`, `{team}:obq`) keeps its key,
         // holding only its keeper, until its TTL (docs/architecture.md#keys-and-slots).
         let mut left = Vec::new();

@@ -432,30 +432,44 @@ both_stores!(
             mac.update(format!("{ts}\n{body}").as_bytes());
             hex::encode(mac.finalize().into_bytes())
         };
-        let post = |body: String, sig: Option<String>| {
+        let now = chatgate::time::Clock::now(app.clock.as_ref()).unix_seconds();
+        let ts = now.to_string();
+        let post_at = |ts: String, body: String, sig: Option<String>| {
             let mut r = app
                 .client
                 .post(app.url("/v1/providers/telegram-gateway/tg/report"))
                 .header("content-type", "application/json")
-                .header("x-request-timestamp", "1732530000")
+                .header("x-request-timestamp", ts)
                 .body(body);
             if let Some(sig) = sig {
                 r = r.header("x-request-signature", sig);
             }
             r.send()
         };
+        let post = |body: String, sig: Option<String>| post_at(ts.clone(), body, sig);
         let res = post(report("delivered"), None).await.unwrap();
         assert_problem(res, 401, "invalid_signature").await;
-        let res = post(report("delivered"), Some(sign("1732530001", &report("delivered"))))
+        let res = post(report("delivered"), Some(sign(&(now + 1).to_string(), &report("delivered"))))
             .await
             .unwrap();
         assert_problem(res, 401, "invalid_signature").await;
-        let res = post("{not json".into(), Some(sign("1732530000", "{not json")))
+        let res = post("{not json".into(), Some(sign(&ts, "{not json")))
             .await
             .unwrap();
         assert_problem(res, 400, "invalid_request").await;
         let body = report("delivered");
-        let res = post(body.clone(), Some(sign("1732530000", &body))).await.unwrap();
+        // Signed right, but recorded more than 5 minutes ago (or ahead):
+        // refused, nothing changes.
+        for stale in [now - 301, now + 301] {
+            let stale = stale.to_string();
+            let res = post_at(stale.clone(), body.clone(), Some(sign(&stale, &body)))
+                .await
+                .unwrap();
+            assert_problem(res, 401, "invalid_signature").await;
+        }
+        let before: Value = app.get_json(&format!("/v1/interactions/{id}/challenges/{cid}"), Some(&app.keys.bot)).await;
+        assert_ne!(before["delivery_status"], "delivered", "{before}");
+        let res = post(body.clone(), Some(sign(&ts, &body))).await.unwrap();
         assert_eq!(res.status(), 200);
         // Another channel's route, or one that is not telegram_gateway: 404.
         let res = app
@@ -1165,68 +1179,6 @@ both_stores!(
         assert_eq!(steps, ["wa", "tg", "tg"]);
     }
 );
-
-/// The built binary serving `dir`'s configuration on a free port; killed
-/// when dropped.
-struct Instance {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Instance {
-    /// Starts it and waits (up to 20 s) for `/readyz` 200.
-    async fn start(dir: &std::path::Path) -> Instance {
-        let listen = format!("127.0.0.1:{}", free_port());
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
-            .args(["serve", "--config"])
-            .arg(dir.join("config/chatgate.toml"))
-            .env("CHATGATE_SERVER__LISTEN", &listen)
-            .env_remove("RUST_LOG")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the built binary runs");
-        let instance = Instance {
-            child,
-            base: format!("http://{listen}"),
-        };
-        for _ in 0..200 {
-            let ready = reqwest::get(format!("{}/readyz", instance.base)).await;
-            if ready.is_ok_and(|r| r.status() == 200) {
-                return instance;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the instance did not become ready");
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn post(&self, key: &str, path: &str, body: Value) -> Value {
-        let res = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        res.json().await.unwrap()
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Two gateway processes on one Redis: the first takes a step's time-out
 /// and sends on Telegram, which holds the send; the first is then ended

@@ -7,6 +7,7 @@ mod redis_support;
 
 mod abuse;
 mod assurance;
+mod audit;
 mod binding;
 mod browser;
 mod callers;
@@ -30,6 +31,7 @@ mod login_callback;
 mod logs;
 mod many_teams;
 mod metrics;
+mod number_checks;
 mod oidc;
 mod oidc_attacks;
 mod oidc_logout;

@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 18] = [
+const PUBLIC: [&str; 19] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -338,6 +338,7 @@ const PUBLIC: [&str; 18] = [
     "/console",
     "/console/console.css",
     "/console/console.js",
+    "/.well-known/chatgate-audit-keys",
 ];
 
 /// Receivers that answer in their own specification's format.
@@ -436,7 +437,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 37);
+    assert_eq!(operations, 40);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

@@ -551,3 +551,88 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
         assert!(round_trips(r) <= most_trips, "{what}: {}", show_rates(r));
     }
 }
+
+/// What the audit trail costs (docs/audit.md#what-it-costs): an unlock
+/// reads the subject with the trail's head, then commits the unlock, its
+/// event and its entry at once (2 calls, as before); a reveal reads the
+/// interaction, then the head, then commits its entry with its event (3
+/// calls, 2 before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unlock_and_a_reveal_cost_their_audit_round_trips() {
+    let setup = Setup {
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    };
+    let (counting, app) = on_counting_store_with(setup).await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    let res = app
+        .post_json(
+            "/v1/subjects/cust-u/unlock",
+            Some(&app.keys.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(counting.calls.load(Ordering::SeqCst) - before, 2, "unlock");
+
+    let id = app.new_interaction().await;
+    let cid = app.agent_challenge(&id).await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    let path = format!("/v1/interactions/{id}/challenges/{cid}/code");
+    let res = app
+        .request(Method::GET, &path, Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(counting.calls.load(Ordering::SeqCst) - before, 3, "reveal");
+}
+
+/// An action and its entry take effect together: a store that fails the
+/// commit of the entry fails the action (503), which leaves nothing
+/// changed and shows no code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_that_cannot_be_written_stops_its_action() {
+    let setup = Setup {
+        defaults: "lockout = { threshold = 1 }".into(),
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        ..Setup::default()
+    };
+    let (counting, app) = on_counting_store_with(setup).await;
+    let other = app.new_interaction().await;
+    let other_cid = app.agent_challenge(&other).await;
+    let v = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": "fail-1", "customer_ref": "cust-f"}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap();
+    let (cid, code) = app.agent_otp(id).await;
+    let res = app.verify_code(id, &cid, &wrong_code(&code)).await;
+    assert_eq!(res.status(), 423);
+    // Every commit that writes an audit entry fails.
+    *counting.failing.lock().unwrap() = Some("}:a:".into());
+    let res = app
+        .post_json(
+            "/v1/subjects/cust-f/unlock",
+            Some(&app.keys.admin),
+            &json!({}),
+        )
+        .await;
+    assert_problem(res, 503, "store_unavailable").await;
+    let path = format!("/v1/interactions/{other}/challenges/{other_cid}/code");
+    let res = app
+        .request(Method::GET, &path, Some(&app.keys.agent))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
+    *counting.failing.lock().unwrap() = None;
+    let subject = app
+        .get_json("/v1/subjects/cust-f", Some(&app.keys.agent))
+        .await;
+    assert!(
+        !subject["locked_until"].is_null(),
+        "still locked: {subject}"
+    );
+}

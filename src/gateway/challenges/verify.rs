@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::read::{approval_of, Approval};
 use crate::config::Team;
 use crate::domain::attempts;
+use crate::domain::audit::{Acting, Action};
 use crate::domain::devices::CustomerDevices;
 use crate::domain::interaction::{InteractionRecord, PendingStepUp};
 use crate::domain::verify_challenge::{self, Verdict};
@@ -17,9 +18,10 @@ use crate::events::types::{
     ChallengeFailed, ChallengeRef, CodeRevealed, FailedChallenge, TransactionApproved,
 };
 use crate::events::EventData;
+use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::Step;
-use crate::gateway::{Core, InteractionView};
+use crate::gateway::{Core, InteractionView, OutboxItem};
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -128,7 +130,7 @@ pub async fn reveal_code(
     team: &Team,
     id: Uuid,
     cid: Uuid,
-    key_id: &str,
+    acting: &Acting,
     now: Timestamp,
 ) -> Result<RevealedCode> {
     let pair = core.load_pair(team, id, now).await?;
@@ -151,11 +153,18 @@ pub async fn reveal_code(
     let (code, expires_at) = attempts::reveal_code(rec, cid, core.pepper(), now)?;
     let view = pair.view(team, now)?;
     // Recorded before the code is shown: no reveal goes unaudited.
+    let entry = || {
+        let mut d = audit::on_interaction(Action::CodeRevealed, acting, rec);
+        d.target.challenge_id = Some(cid);
+        vec![d]
+    };
+    let key_id = acting.actor.api_key_id.as_deref().unwrap_or_default();
     let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
         api_key_id: key_id.to_string(),
         challenge: ChallengeRef { challenge_id: cid },
     });
-    core.emit(revealed, now, &view).await?;
+    let item = OutboxItem::about_interaction(&revealed, now, &view)?;
+    audit::append_announcing(core, &team.id, entry, || vec![item.clone()], now).await?;
     Ok(RevealedCode {
         code: code.expose().to_string(),
         expires_at,

@@ -1,6 +1,7 @@
 //! The core every family stands on: [`Core`], the unit of work, the
 //! records and their locks, the view, the outbox and the due teams
 //! (docs/architecture.md#the-core-and-its-families).
+pub(super) mod audit;
 mod doors;
 pub(super) mod due_teams;
 pub(super) mod epochs;

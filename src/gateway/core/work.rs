@@ -17,6 +17,7 @@ use super::records::{
 use super::view::SubjectView;
 use super::{Core, InteractionView};
 use crate::config::{Settings, Team};
+use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::origins::Failure;
 use crate::domain::recognition::Recognition;
@@ -51,6 +52,8 @@ pub struct Work<'a> {
     /// the records as committed.
     events: Vec<EventData>,
     notices: Vec<Notice>,
+    /// Its audit entries, chained into the commit (`core/audit`).
+    audits: Vec<Draft>,
 }
 
 impl<'a> Work<'a> {
@@ -72,6 +75,7 @@ impl<'a> Work<'a> {
             taken,
             events: Vec::new(),
             notices: Vec::new(),
+            audits: Vec::new(),
         })
     }
 
@@ -84,6 +88,7 @@ impl<'a> Work<'a> {
             || !self.claims.is_empty()
             || !self.events.is_empty()
             || !self.notices.is_empty()
+            || !self.audits.is_empty()
     }
 
     /// The interaction as the decision leaves it, as callers see it.
@@ -199,6 +204,22 @@ impl Work<'_> {
             .record_success_for(origin.as_deref(), now, &s.lockout);
     }
 
+    /// Records `draft` in the team's audit trail, in the same commit.
+    pub fn audit(&mut self, draft: Draft) {
+        self.audits.push(draft);
+    }
+
+    /// The audit entry of a lock or ban by failures: the gateway's own.
+    fn audit_lockout(&mut self, action: Action, origin: Option<String>) {
+        let target = Target {
+            interaction_id: Some(self.rec.id),
+            subject: Some(self.rec.subject()),
+            origin,
+            ..Target::default()
+        };
+        self.audit(Draft::success(action, &Acting::system(None), target));
+    }
+
     /// `subject.locked` / `subject.banned` for a failure that locked or
     /// banned the subject or its origin (`data.origin`), and
     /// `subject.locked` / `subject.banned` with `data.origin` null when it
@@ -210,18 +231,26 @@ impl Work<'_> {
             origin: failure.origin.clone(),
         };
         match failure.outcome {
-            FailureOutcome::Locked { .. } => self.emit(EventData::SubjectLocked(origin)),
+            FailureOutcome::Locked { .. } => {
+                self.audit_lockout(Action::SubjectLocked, failure.origin.clone());
+                self.emit(EventData::SubjectLocked(origin));
+            }
             FailureOutcome::Banned { .. } => {
                 self.forget_recognition();
+                self.audit_lockout(Action::SubjectBanned, failure.origin.clone());
                 self.emit(EventData::SubjectBanned(origin));
             }
             FailureOutcome::Counted { .. } => {}
         }
         let strangers = SubjectChange { origin: None };
         match failure.strangers {
-            Some(SubjectStanding::Locked { .. }) => self.emit(EventData::SubjectLocked(strangers)),
+            Some(SubjectStanding::Locked { .. }) => {
+                self.audit_lockout(Action::SubjectLocked, None);
+                self.emit(EventData::SubjectLocked(strangers));
+            }
             Some(SubjectStanding::Banned { .. }) => {
                 self.forget_recognition();
+                self.audit_lockout(Action::SubjectBanned, None);
                 self.emit(EventData::SubjectBanned(strangers));
             }
             Some(SubjectStanding::Clear) | None => {}
@@ -558,11 +587,14 @@ impl Core {
         w.subject_used |= handed;
         let view = w.view(now);
         let Prepared {
-            ops,
+            mut ops,
             committed,
             claims,
             recorded,
         } = self.prepare(team, pair, &mut w, &view, now)?;
+        let audited =
+            super::audit::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
+        ops.extend(audited.ops);
         let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
         let sent = futures::poll!(&mut commit);
         place.sent(committed);
@@ -573,6 +605,7 @@ impl Core {
         Ok(match outcome? {
             Commit::Applied => {
                 count(w.events.iter().map(EventData::kind), &w.rec);
+                super::audit::written(&audited.entries);
                 self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {

@@ -1,0 +1,150 @@
+//! `config.changed` (docs/audit.md#configuration-changes): at start and at
+//! each reload, a team whose effective configuration differs from the one
+//! last recorded for it gets one entry — the digest, the keys that
+//! changed, the API keys and security keys added and removed, never a
+//! value. The last recorded configuration (`{team}:acfg`) is moved in the
+//! entry's commit, against the version read, so of several instances
+//! starting with one configuration one records it.
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{chain_on, written};
+use crate::config::Team;
+use crate::domain::audit::{Acting, Action, Draft, Target};
+use crate::gateway::records::{put, Loaded, Record};
+use crate::gateway::Core;
+use crate::store::{keys, Backoff, Commit};
+use crate::time::Timestamp;
+
+/// `{team}:acfg`: the configuration last recorded for the team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum StoredConfig {
+    #[serde(rename = "1")]
+    V1 {
+        digest: String,
+        /// Dotted key → SHA-256 of its value.
+        keys: BTreeMap<String, String>,
+        api_keys: Vec<String>,
+        security_keys: Vec<String>,
+    },
+}
+
+impl Record for StoredConfig {}
+
+/// Why the configuration is recorded: `start` or `reload`.
+#[derive(Debug, Clone, Copy)]
+pub enum Source {
+    Start,
+    Reload,
+}
+
+impl Source {
+    fn as_str(self) -> &'static str {
+        match self {
+            Source::Start => "start",
+            Source::Reload => "reload",
+        }
+    }
+}
+
+/// Teams recorded at once (a gateway may serve thousands).
+const AT_ONCE: usize = 32;
+
+/// Records `config.changed` for each team of the configuration in force
+/// whose configuration is not the one last recorded. The first failure
+/// (the store down) stops it, in one line: the configuration stays in
+/// force, and the next start or reload records what is still unrecorded.
+pub async fn record_configuration(core: &Core, source: Source, now: Timestamp) {
+    use futures::TryStreamExt as _;
+    let teams = core.config().teams.values();
+    let teams = futures::stream::iter(teams.map(Ok::<_, crate::error::Error>));
+    let recorded = teams
+        .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "config.changed not recorded in the audit trail");
+    }
+}
+
+async fn record_team(
+    core: &Core,
+    team: &Team,
+    source: Source,
+    now: Timestamp,
+) -> crate::error::Result<()> {
+    let key = keys::audit_config(&team.id);
+    let head = keys::audit_head(&team.id);
+    let digest = team.print.digest();
+    let api_keys: Vec<String> = team.api_keys.iter().map(|k| k.id.clone()).collect();
+    let kids: Vec<String> = team.security_keys.iter().map(|k| k.kid.clone()).collect();
+    let mut backoff = Backoff::default();
+    loop {
+        let mut raw = core.get(&[key.clone(), head.clone()]).await?;
+        let head_raw = raw.pop().flatten();
+        let loaded: Loaded<StoredConfig> = Loaded::parse(key.clone(), raw.pop().flatten())?;
+        let (previous, old_keys, old_api, old_kids) = match loaded.value.clone() {
+            Some(StoredConfig::V1 {
+                digest: d,
+                keys,
+                api_keys,
+                security_keys,
+            }) => (Some(d), keys, api_keys, security_keys),
+            None => Default::default(),
+        };
+        if previous.as_deref() == Some(digest.as_str()) {
+            return Ok(());
+        }
+        let detail = json!({
+            "source": source.as_str(),
+            "digest": digest,
+            "previous_digest": previous,
+            "changed": team.print.changed_since(&old_keys),
+            "api_keys_added": missing_from(&api_keys, &old_api),
+            "api_keys_removed": missing_from(&old_api, &api_keys),
+            "security_keys_added": missing_from(&kids, &old_kids),
+            "security_keys_removed": missing_from(&old_kids, &kids),
+        });
+        let mut draft = Draft::success(
+            Action::ConfigChanged,
+            &Acting::system(None),
+            Target::default(),
+        );
+        if let serde_json::Value::Object(d) = detail {
+            draft.detail = d;
+        }
+        let stored = StoredConfig::V1 {
+            digest: digest.clone(),
+            keys: team.print.keys().clone(),
+            api_keys: api_keys.clone(),
+            security_keys: kids.clone(),
+        };
+        let mut ops = vec![put(
+            &key,
+            loaded.version,
+            &stored,
+            Some(core.config().audit.retention),
+        )?];
+        let chained = chain_on(core, &team.id, head_raw, vec![draft], now)?;
+        ops.extend(chained.ops);
+        match core.write(ops).await? {
+            Commit::Applied => {
+                written(&chained.entries);
+                return Ok(());
+            }
+            // Another instance recorded it, or wrote an entry: read again.
+            Commit::Conflict { .. } => backoff.wait().await?,
+        }
+    }
+}
+
+/// The members of `these` that `those` lacks, in order.
+fn missing_from(these: &[String], those: &[String]) -> Vec<String> {
+    these
+        .iter()
+        .filter(|x| !those.contains(x))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,187 @@
+//! The audit trail (docs/audit.md): entries chained into the commit of
+//! the action they record, an entry on its own (an `access.denied`, a
+//! read of the trail), pages of the trail and its signed head.
+//! The chain itself is the core's (`gateway/core/audit/`), part of the
+//! unit of work.
+mod config_change;
+mod syslog;
+mod webhook;
+
+use serde::Serialize;
+
+pub use super::core::audit::StoredHead;
+pub(super) use super::core::audit::{append, append_announcing, chain_on, written};
+use super::core::audit::{head_of, read_head};
+use super::Core;
+use crate::domain::audit::{Acting, Action, Draft, Target};
+use crate::domain::interaction::InteractionRecord;
+use crate::error::Result;
+use crate::store::keys;
+use crate::time::Timestamp;
+pub use config_change::{record_configuration, Source as ConfigSource};
+pub use syslog::SyslogSink;
+pub use webhook::WebhookSink;
+
+/// The most entries one page answers.
+pub const MAX_PAGE: usize = 1000;
+
+/// `action` by `acting` on the interaction `rec` (and its subject).
+pub fn on_interaction(action: Action, acting: &Acting, rec: &InteractionRecord) -> Draft {
+    let target = Target {
+        interaction_id: Some(rec.id),
+        subject: Some(rec.subject()),
+        ..Target::default()
+    };
+    Draft::success(action, acting, target)
+}
+
+/// `access.denied` by `acting`, for a request refused 403 with `reason`
+/// (the problem's `code`) on `route`: written before the answer.
+pub async fn denied(
+    core: &Core,
+    team: &str,
+    acting: &Acting,
+    reason: &str,
+    route: &str,
+    now: Timestamp,
+) -> Result<()> {
+    let make = || {
+        let mut d = Draft::success(Action::AccessDenied, acting, Target::default())
+            .with("reason", reason)
+            .with("route", route);
+        d.outcome = crate::domain::audit::Outcome::Denied;
+        vec![d]
+    };
+    append(core, team, make, now).await.map(|_| ())
+}
+
+/// A page of the trail: entries with `seq` > `after`, oldest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Each entry as written (docs/audit.md#an-entry).
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<serde_json::Value>,
+    /// The last `seq` answered, or `after` when none.
+    pub next: u64,
+}
+
+/// Up to `limit` (1..=[`MAX_PAGE`]) entries of `team` after `after`,
+/// then this read's own `audit.read` (fail closed: a read that cannot
+/// be recorded answers nothing).
+pub async fn page(
+    core: &Core,
+    team: &str,
+    after: u64,
+    limit: usize,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<AuditPage> {
+    let head = head_of(&read_head(core, team).await?);
+    let first = first_living(core, team, after + 1, head.seq).await?;
+    let last = head
+        .seq
+        .min(first.saturating_add(limit as u64).saturating_sub(1));
+    let mut entries = Vec::new();
+    if first <= last {
+        let wanted: Vec<String> = (first..=last).map(|s| keys::audit_entry(team, s)).collect();
+        for raw in core.get(&wanted).await? {
+            // An entry that expired while read ends the page.
+            let Some(raw) = raw else { break };
+            let entry: serde_json::Value = serde_json::from_str(&raw.value)
+                .map_err(|e| crate::store::StoreError::Corrupt(format!("audit entry: {e}")))?;
+            entries.push(entry);
+        }
+    }
+    let next = entries
+        .last()
+        .and_then(|e| e.get("seq"))
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(after);
+    let read = || {
+        vec![Draft::success(Action::AuditRead, acting, Target::default())
+            .with("after", after)
+            .with("limit", limit as u64)
+            .with("next", next)]
+    };
+    append(core, team, read, now).await?;
+    Ok(AuditPage { entries, next })
+}
+
+/// The first `seq` from `from` to `last` whose entry is still kept
+/// (the retention period drops the oldest first), or `from` when it is.
+/// One read when nothing expired; else a binary search, one read a step.
+async fn first_living(core: &Core, team: &str, from: u64, last: u64) -> Result<u64> {
+    if from > last || exists(core, team, from).await? {
+        return Ok(from);
+    }
+    // Entries expire oldest first: those kept are a run that ends at `last`.
+    let (mut gone, mut kept) = (from, last + 1);
+    while kept - gone > 1 {
+        let mid = gone + (kept - gone) / 2;
+        if exists(core, team, mid).await? {
+            kept = mid;
+        } else {
+            gone = mid;
+        }
+    }
+    Ok(kept)
+}
+
+async fn exists(core: &Core, team: &str, seq: u64) -> Result<bool> {
+    let key = keys::audit_entry(team, seq);
+    Ok(core
+        .get(std::slice::from_ref(&key))
+        .await?
+        .pop()
+        .flatten()
+        .is_some())
+}
+
+/// The latest entry of a team's trail, signed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SignedHead {
+    pub team: String,
+    /// 0 before the first entry.
+    pub seq: u64,
+    /// 64 zeros before the first entry.
+    pub hash: String,
+    /// The latest entry's time; null before the first.
+    pub time: Option<String>,
+    /// A compact JWS (`EdDSA`, header `kid`) of `{"team", "seq", "hash",
+    /// "time", "iat"}`, or null when no signing key is configured.
+    pub signature: Option<String>,
+}
+
+/// What a head's signature signs.
+#[derive(Debug, Serialize)]
+struct HeadClaims<'a> {
+    team: &'a str,
+    seq: u64,
+    hash: &'a str,
+    time: Option<&'a str>,
+    iat: i64,
+}
+
+/// `team`'s head as it stands, signed, then this read's `audit.read`.
+pub async fn head(core: &Core, team: &str, acting: &Acting, now: Timestamp) -> Result<SignedHead> {
+    let head = head_of(&read_head(core, team).await?);
+    let claims = HeadClaims {
+        team,
+        seq: head.seq,
+        hash: &head.hash,
+        time: head.time.as_deref(),
+        iat: now.unix_seconds(),
+    };
+    let signature = core.config().audit.keys.sign(&claims);
+    let read = || {
+        vec![Draft::success(Action::AuditRead, acting, Target::default()).with("head", head.seq)]
+    };
+    append(core, team, read, now).await?;
+    Ok(SignedHead {
+        team: team.to_string(),
+        seq: head.seq,
+        hash: head.hash,
+        time: head.time,
+        signature,
+    })
+}

@@ -1,0 +1,353 @@
+//! The `[audit.syslog]` sink (docs/audit.md#wiring-a-siem): every team's
+//! entries to a SIEM as RFC 5424 messages with octet-counting framing
+//! (RFC 6587) over TCP, from a worker of its own: a sink that is down
+//! delays no request.
+//!
+//! Per team a cursor record (`{team}:asl`) holds the last `seq` confirmed
+//! written, and which instance sends, until when: one instance at a time
+//! sends a team's entries. Entries written to the connection are confirmed
+//! at the next round, once the connection is seen still open; after a
+//! lost connection or a restart, sending resumes after the cursor, so a
+//! receiver may see an entry twice, never misses one
+//! (docs/decisions/0149-the-syslog-sink-confirms-on-an-open-connection.md).
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+use super::{head_of, read_head};
+use crate::gateway::records::{put, Loaded, Record};
+use crate::gateway::{Core, Live};
+use crate::store::{keys, Commit, Versioned};
+use crate::time::{Clock, Timestamp};
+
+/// How often the worker looks for entries to send.
+const TICK: Duration = Duration::from_millis(500);
+/// How long an instance keeps a team's sending once it stops renewing.
+const LEASE: Duration = Duration::from_secs(15);
+/// Entries sent per team and round.
+const BATCH: u64 = 200;
+/// The longest a connect or a write may take before the connection is
+/// given up (and tried again next round).
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `{team}:asl`: the last `seq` confirmed written to the sink, and the
+/// instance sending the team's entries until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum StoredCursor {
+    #[serde(rename = "1")]
+    V1 {
+        seq: u64,
+        holder: String,
+        until: i64,
+    },
+}
+
+impl Record for StoredCursor {}
+
+/// The RFC 5424 message of `entry` (its JSON `text`), framed by its
+/// length (RFC 6587 octet counting).
+pub fn frame(entry: &Value, text: &str, host: &str) -> Vec<u8> {
+    let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or("-");
+    let seq = entry.get("seq").and_then(Value::as_u64).unwrap_or(0);
+    let msg = format!(
+        "<110>1 {time} {host} chatgate - {msgid} [chatgate@32473 team=\"{team}\" seq=\"{seq}\"] {text}",
+        time = field("time"),
+        host = header_field(host, 255),
+        msgid = header_field(field("action"), 32),
+        team = param_value(field("team")),
+    );
+    format!("{} {msg}", msg.len()).into_bytes()
+}
+
+/// A header field: printable US-ASCII without spaces, at most `max`; `-`
+/// for what is not.
+fn header_field(s: &str, max: usize) -> &str {
+    let ok = !s.is_empty() && s.len() <= max && s.bytes().all(|b| (33..=126).contains(&b));
+    if ok {
+        s
+    } else {
+        "-"
+    }
+}
+
+/// An SD-PARAM value with `"`, `\` and `]` escaped.
+fn param_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '"' | '\\' | ']') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The worker that sends every team's entries to `[audit.syslog]`.
+pub struct SyslogSink {
+    live: Arc<Live>,
+    clock: Arc<dyn Clock>,
+    host: String,
+    /// This instance, as a cursor's `holder` names it.
+    me: String,
+}
+
+/// What this instance wrote to the open connection and awaits
+/// confirming: by team, the cursor's version it wrote against and the
+/// last `seq` written.
+type Unconfirmed = HashMap<String, (u64, u64)>;
+
+impl SyslogSink {
+    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> Self {
+        let host = hostname::get()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "-".into());
+        SyslogSink {
+            live,
+            clock,
+            host,
+            me: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut conn: Option<TcpStream> = None;
+        let mut unconfirmed = Unconfirmed::new();
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(TICK) => {}
+            }
+            let core = self.live.current();
+            let Some(address) = core.config().audit.syslog.clone() else {
+                conn = None;
+                continue;
+            };
+            // What the connection took last round counts once it is seen
+            // still open now.
+            let open = conn.as_ref().is_some_and(still_open);
+            if !open {
+                conn = None;
+                unconfirmed.clear();
+            }
+            if conn.is_none() {
+                conn = connect(&address).await;
+            }
+            let confirmed = std::mem::take(&mut unconfirmed);
+            let mut lag = Duration::ZERO;
+            for team in core.config().teams.keys() {
+                let now = self.clock.now();
+                let done = confirmed.get(team).copied();
+                match self.send_team(&core, team, done, &mut conn, now).await {
+                    Ok(Some((sent, oldest))) => {
+                        if let Some(sent) = sent {
+                            unconfirmed.insert(team.clone(), sent);
+                        }
+                        lag = lag.max(oldest.map_or(Duration::ZERO, |t| now.since(t)));
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::warn!(team = %team, error = %e, "audit entries not sent to syslog");
+                        conn = None;
+                        unconfirmed.clear();
+                    }
+                }
+            }
+            metrics::gauge!("chatgate_audit_sink_lag_seconds", "sink" => "syslog")
+                .set(lag.as_secs_f64());
+        }
+    }
+
+    /// One round for `team`: confirms `done` (version written against,
+    /// last `seq` written), takes or renews the team's sending, and
+    /// writes what follows the cursor. `None`: another instance sends it.
+    /// Else what was written (to confirm next round) and the time of the
+    /// oldest entry not confirmed.
+    async fn send_team(
+        &self,
+        core: &Core,
+        team: &str,
+        done: Option<(u64, u64)>,
+        conn: &mut Option<TcpStream>,
+        now: Timestamp,
+    ) -> crate::error::Result<Option<SendRound>> {
+        let key = keys::audit_syslog_cursor(team);
+        let Some((version, seq)) = hold(core, &key, &self.me, done, now).await? else {
+            return Ok(None);
+        };
+        let head = head_of(&read_head(core, team).await?);
+        if head.seq <= seq {
+            return Ok(Some((None, None)));
+        }
+        let last = head.seq.min(seq + BATCH);
+        let wanted: Vec<String> = (seq + 1..=last)
+            .map(|s| keys::audit_entry(team, s))
+            .collect();
+        let entries: Vec<Versioned> = core.get(&wanted).await?.into_iter().flatten().collect();
+        let oldest = entries
+            .first()
+            .and_then(|e| serde_json::from_str::<Value>(&e.value).ok())
+            .and_then(|e| {
+                e.get("time")
+                    .and_then(Value::as_str)
+                    .and_then(Timestamp::parse_rfc3339)
+            });
+        let Some(stream) = conn.as_mut() else {
+            return Ok(Some((None, oldest)));
+        };
+        let mut bytes = Vec::new();
+        let mut through = seq;
+        for e in &entries {
+            let Ok(value) = serde_json::from_str::<Value>(&e.value) else {
+                continue;
+            };
+            bytes.extend(frame(&value, &e.value, &self.host));
+            through = value.get("seq").and_then(Value::as_u64).unwrap_or(through);
+        }
+        let wrote = tokio::time::timeout(IO_TIMEOUT, async {
+            stream.write_all(&bytes).await?;
+            stream.flush().await
+        })
+        .await;
+        match wrote {
+            Ok(Ok(())) => Ok(Some((Some((version, through)), oldest))),
+            Ok(Err(e)) => Err(crate::error::Error::internal_from(
+                "the syslog connection failed",
+                e,
+            )),
+            Err(_) => Err(crate::error::Error::internal(
+                "the syslog connection did not take the entries in time",
+            )),
+        }
+    }
+}
+
+/// Takes or renews, for `me`, the sending of the team whose cursor is
+/// `key`, for [`LEASE`]; moves the cursor to `done`'s `seq` when it is
+/// still at `done`'s version (nobody took it over since). Answers the
+/// cursor's new version and `seq`, or `None` while another instance
+/// holds it (or took it just now).
+pub(super) async fn hold(
+    core: &Core,
+    key: &str,
+    me: &str,
+    done: Option<(u64, u64)>,
+    now: Timestamp,
+) -> crate::error::Result<Option<(u64, u64)>> {
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
+    let cursor: Loaded<StoredCursor> = Loaded::parse(key.to_string(), raw)?;
+    let (mut seq, held_by_other) = match &cursor.value {
+        Some(StoredCursor::V1 { seq, holder, until }) => {
+            (*seq, holder != me && *until > now.unix_millis())
+        }
+        None => (0, false),
+    };
+    if held_by_other {
+        return Ok(None);
+    }
+    if let Some((version, through)) = done {
+        if version == cursor.version {
+            seq = seq.max(through);
+        }
+    }
+    let mine = StoredCursor::V1 {
+        seq,
+        holder: me.to_string(),
+        until: now.plus(LEASE).unix_millis(),
+    };
+    let op = put(
+        key,
+        cursor.version,
+        &mine,
+        Some(core.config().audit.retention),
+    )?;
+    let version = match &op {
+        crate::store::Op::Put { version, .. } => *version,
+        _ => 0,
+    };
+    let applied = core.write(vec![op]).await? == Commit::Applied;
+    Ok(applied.then_some((version, seq)))
+}
+
+/// What one round wrote (cursor version, last `seq`), if anything, and
+/// the time of the oldest entry not yet confirmed.
+type SendRound = (Option<(u64, u64)>, Option<Timestamp>);
+
+/// Whether the receiver has not closed `conn`: a read finds nothing to
+/// read (not an end of stream, not an error).
+fn still_open(conn: &TcpStream) -> bool {
+    let mut buf = [0u8; 64];
+    loop {
+        match conn.try_read(&mut buf) {
+            Ok(0) => return false,
+            // The receiver said something: read on.
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+async fn connect(address: &str) -> Option<TcpStream> {
+    match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Some(stream)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(address, error = %e, "the syslog receiver cannot be reached");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(address, "the syslog receiver did not answer in time");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_frame_is_an_rfc_5424_message_counted_in_octets() {
+        let text = r#"{"seq":42,"time":"2026-11-21T10:00:00.123Z","team":"acme","action":"subject.unlocked","x":"é"}"#;
+        let entry: Value = serde_json::from_str(text).unwrap();
+        let framed = String::from_utf8(frame(&entry, text, "gw-1")).unwrap();
+        let (len, msg) = framed.split_once(' ').unwrap();
+        assert_eq!(
+            len.parse::<usize>().unwrap(),
+            msg.len(),
+            "octets, not characters"
+        );
+        assert_eq!(
+            msg,
+            format!("<110>1 2026-11-21T10:00:00.123Z gw-1 chatgate - subject.unlocked [chatgate@32473 team=\"acme\" seq=\"42\"] {text}")
+        );
+        assert_eq!(header_field("a host", 255), "-");
+        assert_eq!(param_value(r#"a"b]c\"#), r#"a\"b\]c\\"#);
+    }
+
+    #[test]
+    fn the_cursor_keeps_its_bytes() {
+        let c = StoredCursor::V1 {
+            seq: 7,
+            holder: "i-1".into(),
+            until: 1_800_000_000_000,
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
+    }
+}

@@ -1,0 +1,183 @@
+//! The team's audit webhook (`[audit] webhook` of a team file,
+//! docs/audit.md#wiring-a-siem): each entry POSTed in `seq` order, signed
+//! by Standard Webhooks (`webhook-id` = the entry's `id`) through the one
+//! signed-webhook sender, at least once, retried with the event
+//! webhooks' backoff, from a worker of its own: a receiver that is down
+//! delays no request.
+//!
+//! A team's cursor (`{team}:awh`) holds the last `seq` the receiver
+//! answered 2xx, and which instance sends, until when (as the syslog
+//! sink's, `syslog.rs`).
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::syslog::hold;
+use super::{head_of, read_head};
+use crate::channels::webhook::{post_signed, PostFailed};
+use crate::config::TeamWebhook;
+use crate::gateway::outbox::backoff;
+use crate::gateway::{Core, Live};
+use crate::store::keys;
+use crate::time::{Clock, Timestamp};
+
+/// How often the worker looks for entries to send.
+const TICK: Duration = Duration::from_millis(500);
+/// Entries POSTed per team and round, one after another.
+const BATCH: u64 = 50;
+/// The longest one POST may take.
+const POST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A team's failed attempts in a row, when to try again, and the time of
+/// the oldest entry its receiver has not taken.
+#[derive(Debug, Clone, Copy)]
+struct Failing {
+    attempts: u32,
+    next: Timestamp,
+    oldest: Option<Timestamp>,
+}
+
+/// The worker that sends each team's entries to its `[audit] webhook`.
+pub struct WebhookSink {
+    live: Arc<Live>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    /// This instance, as a cursor's `holder` names it.
+    me: String,
+}
+
+impl WebhookSink {
+    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> Self {
+        WebhookSink {
+            live,
+            clock,
+            http: reqwest::Client::new(),
+            me: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+
+    /// Runs until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let mut failing: HashMap<String, Failing> = HashMap::new();
+        loop {
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(TICK) => {}
+            }
+            let core = self.live.current();
+            let mut lag = Duration::ZERO;
+            for team in core.config().teams.values() {
+                let Some(hook) = &team.audit_webhook else {
+                    continue;
+                };
+                let now = self.clock.now();
+                if let Some(f) = failing.get(&team.id).filter(|f| f.next > now) {
+                    lag = lag.max(f.oldest.map_or(Duration::ZERO, |t| now.since(t)));
+                    continue;
+                }
+                match self.send_team(&core, &team.id, hook, now).await {
+                    Ok(Round { oldest, failed }) => {
+                        lag = lag.max(oldest.map_or(Duration::ZERO, |t| now.since(t)));
+                        match failed {
+                            None => {
+                                failing.remove(&team.id);
+                            }
+                            Some((reason, retry_after)) => {
+                                let f = failing.entry(team.id.clone()).or_insert(Failing {
+                                    attempts: 0,
+                                    next: now,
+                                    oldest,
+                                });
+                                f.oldest = oldest;
+                                f.attempts += 1;
+                                f.next = now.plus(backoff(f.attempts, retry_after));
+                                tracing::warn!(team = %team.id, reason, attempts = f.attempts,
+                                    "audit entry not taken by the team's audit webhook: retried with backoff");
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(team = %team.id, error = %e, "audit entries not sent to the team's webhook");
+                    }
+                }
+            }
+            metrics::gauge!("chatgate_audit_sink_lag_seconds", "sink" => "webhook")
+                .set(lag.as_secs_f64());
+        }
+    }
+
+    /// One round for `team`: POSTs what follows its cursor, in order,
+    /// until one is refused; moves the cursor past those taken.
+    async fn send_team(
+        &self,
+        core: &Core,
+        team: &str,
+        hook: &TeamWebhook,
+        now: Timestamp,
+    ) -> crate::error::Result<Round> {
+        let key = keys::audit_webhook_cursor(team);
+        let Some((version, from)) = hold(core, &key, &self.me, None, now).await? else {
+            return Ok(Round::default());
+        };
+        let head = head_of(&read_head(core, team).await?);
+        if head.seq <= from {
+            return Ok(Round::default());
+        }
+        let last = head.seq.min(from + BATCH);
+        let wanted: Vec<String> = (from + 1..=last)
+            .map(|s| keys::audit_entry(team, s))
+            .collect();
+        let mut taken = from;
+        let mut round = Round::default();
+        for raw in core.get(&wanted).await?.into_iter().flatten() {
+            let Ok(entry) = serde_json::from_str::<Value>(&raw.value) else {
+                continue;
+            };
+            let seq = entry.get("seq").and_then(Value::as_u64).unwrap_or(taken);
+            let time = entry.get("time").and_then(Value::as_str);
+            let id = entry.get("id").and_then(Value::as_str).unwrap_or_default();
+            let body = raw.value.clone().into_bytes();
+            let sent = post_signed(
+                &self.http,
+                &hook.url,
+                hook.secret.expose(),
+                id,
+                self.clock.now(),
+                body,
+                POST_TIMEOUT,
+            )
+            .await;
+            match sent {
+                Ok(()) => taken = seq,
+                Err(e) => {
+                    round.oldest = time.and_then(Timestamp::parse_rfc3339);
+                    round.failed = Some(match e {
+                        PostFailed::TimedOut => ("timed out".to_string(), None),
+                        PostFailed::Unreachable => ("unreachable".to_string(), None),
+                        PostFailed::Status(status, after) => {
+                            (format!("answered HTTP {status}"), after)
+                        }
+                    });
+                    break;
+                }
+            }
+        }
+        if taken > from {
+            // Taken: the cursor moves past them (another instance that
+            // took the team meanwhile may send them again: at least once).
+            hold(core, &key, &self.me, Some((version, taken)), now).await?;
+        }
+        Ok(round)
+    }
+}
+
+/// What one round came to: the time of the oldest entry the receiver has
+/// not taken (when one failed), and why it failed.
+#[derive(Debug, Default)]
+struct Round {
+    oldest: Option<Timestamp>,
+    failed: Option<(String, Option<Duration>)>,
+}

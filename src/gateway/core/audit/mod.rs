@@ -1,0 +1,166 @@
+//! The audit trail's chain, part of the unit of work
+//! (docs/audit.md#how-it-is-stored): drafts chained after a team's head
+//! into the commit of the action they record, or on their own.
+//!
+//! Each team's chain has a head record (`seq`, `hash`); an entry is
+//! written under its `seq` in the same commit as the head moves to it,
+//! with the head's version checked. Two writers that read one head
+//! cannot both commit: the second conflicts, reads the new head and
+//! chains after it, so `seq` has no gap and `prev` is always the entry
+//! before, across instances
+//! (docs/decisions/0145-an-audit-entry-commits-with-its-action.md).
+mod stored;
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::records::{put, Loaded};
+use super::{Core, OutboxItem};
+use crate::domain::audit::{seal, Action, Draft, Entry, Head};
+use crate::error::{Error, Result};
+use crate::store::{keys, Backoff, Commit, Op};
+use crate::time::Timestamp;
+pub use stored::StoredHead;
+
+/// Drafts chained after a head: the ops that write them and move the
+/// head, and the entries as written.
+pub(in crate::gateway) struct Chained {
+    pub ops: Vec<Op>,
+    pub entries: Vec<Entry>,
+}
+
+/// Reads `team`'s head (one round trip).
+pub(in crate::gateway) async fn read_head(core: &Core, team: &str) -> Result<Loaded<StoredHead>> {
+    let key = keys::audit_head(team);
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+    Loaded::parse(key, raw)
+}
+
+/// `drafts` chained after `team`'s head as read with other records
+/// (`raw`, the value of [`keys::audit_head`]), sparing a round trip.
+pub(in crate::gateway) fn chain_on(
+    core: &Core,
+    team: &str,
+    raw: Option<crate::store::Versioned>,
+    drafts: Vec<Draft>,
+    now: Timestamp,
+) -> Result<Chained> {
+    let loaded = Loaded::parse(keys::audit_head(team), raw)?;
+    chain_after(team, &loaded, drafts, now, core.config().audit.retention)
+}
+
+/// The head as `loaded` holds it, or the start of the chain.
+pub(in crate::gateway) fn head_of(loaded: &Loaded<StoredHead>) -> Head {
+    loaded.value.clone().map_or_else(Head::genesis, Head::from)
+}
+
+/// The ops that write `drafts` after the head as `loaded`, each entry
+/// and the head living `retention` from now.
+fn chain_after(
+    team: &str,
+    loaded: &Loaded<StoredHead>,
+    drafts: Vec<Draft>,
+    now: Timestamp,
+    retention: Duration,
+) -> Result<Chained> {
+    let mut head = head_of(loaded);
+    let mut ops = Vec::with_capacity(drafts.len() + 1);
+    let mut entries = Vec::with_capacity(drafts.len());
+    for draft in drafts {
+        let entry = seal(&head, team, draft, Uuid::now_v7(), now);
+        let text = stored::entry_text(&entry)
+            .map_err(|e| Error::internal_from("an audit entry could not be encoded", e))?;
+        ops.push(Op::Put {
+            key: keys::audit_entry(team, entry.seq),
+            expected: 0,
+            version: crate::store::fresh_version(),
+            value: text,
+            ttl: Some(retention),
+            companion: None,
+        });
+        head = Head::of(&entry);
+        entries.push(entry);
+    }
+    if let Some(last) = entries.last() {
+        let moved = put(
+            &loaded.key,
+            loaded.version,
+            &StoredHead::from(last),
+            Some(retention),
+        )?;
+        ops.push(moved);
+    }
+    Ok(Chained { ops, entries })
+}
+
+/// `drafts` chained after `team`'s head as it stands now (one read): the
+/// ops go into the commit of the action they record, which conflicts,
+/// and is decided again, should another writer move the head first.
+pub(in crate::gateway) async fn chain(
+    core: &Core,
+    team: &str,
+    drafts: Vec<Draft>,
+    now: Timestamp,
+) -> Result<Chained> {
+    if drafts.is_empty() {
+        return Ok(Chained {
+            ops: Vec::new(),
+            entries: Vec::new(),
+        });
+    }
+    let loaded = read_head(core, team).await?;
+    chain_after(team, &loaded, drafts, now, core.config().audit.retention)
+}
+
+/// The entries of a commit that applied are counted.
+pub(in crate::gateway) fn written(entries: &[Entry]) {
+    for e in entries {
+        let action = Action::ALL
+            .into_iter()
+            .find(|a| a.as_str() == e.action)
+            .map_or("other", Action::as_str);
+        metrics::counter!("chatgate_audit_entries_total", "action" => action).increment(1);
+    }
+}
+
+/// Writes `drafts` (made by `make` on each try) to `team`'s trail with
+/// `more` ops in one commit, after the head as read; read again and
+/// retried when another writer moved it. Answers the entries written.
+pub async fn append(
+    core: &Core,
+    team: &str,
+    make: impl Fn() -> Vec<Draft>,
+    now: Timestamp,
+) -> Result<Vec<Entry>> {
+    append_announcing(core, team, make, Vec::new, now).await
+}
+
+/// [`append`], with the outbox items `items` (the action's event) in the
+/// same commit.
+pub(in crate::gateway) async fn append_announcing(
+    core: &Core,
+    team: &str,
+    make: impl Fn() -> Vec<Draft>,
+    items: impl Fn() -> Vec<OutboxItem>,
+    now: Timestamp,
+) -> Result<Vec<Entry>> {
+    let mut backoff = Backoff::default();
+    loop {
+        let Chained { ops, entries } = chain(core, team, make(), now).await?;
+        let mut recorded = core.record(team, items(), now)?;
+        let mut all = std::mem::take(&mut recorded.ops);
+        all.extend(ops);
+        if all.is_empty() {
+            return Ok(entries);
+        }
+        match core.write(all).await? {
+            Commit::Applied => {
+                core.recorded(recorded);
+                written(&entries);
+                return Ok(entries);
+            }
+            Commit::Conflict { .. } => backoff.wait().await?,
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! The `access.denied` audit entry of a request whose API key is valid
+//! and that is answered 403 `forbidden`, whichever step refused it
+//! (docs/decisions/0146-what-an-entry-records.md): written before the
+//! answer leaves.
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::response::{IntoResponse, Response};
+
+use super::AppState;
+use crate::domain::audit::{Acting, Actor, Via};
+use crate::time::Timestamp;
+
+/// The team and key of a request's valid API key, set by the `Caller`
+/// extractor, for the `access.denied` of a 403.
+#[derive(Clone, Default)]
+pub struct CallerSlot(Arc<OnceLock<(Arc<str>, Arc<str>)>>);
+
+impl CallerSlot {
+    pub fn set(&self, team: &Arc<str>, key_id: &Arc<str>) {
+        let _ = self.0.set((Arc::clone(team), Arc::clone(key_id)));
+    }
+}
+
+/// `res`, once a 403 `forbidden` answered to a valid key is recorded as
+/// `access.denied` (before the answer leaves: should that fail, the
+/// answer is 503, as every store failure).
+pub(super) async fn record_denial(
+    st: &AppState,
+    slot: &CallerSlot,
+    (peer, request_id): (Option<IpAddr>, &str),
+    route: &str,
+    res: Response,
+) -> Response {
+    let code = res.extensions().get::<super::ProblemLabel>().map(|c| c.0);
+    let (Some(code @ "forbidden"), Some((team, key_id))) = (code, slot.0.get()) else {
+        return res;
+    };
+    let via = Via {
+        ip: peer.map(|ip| ip.to_string()),
+        request_id: Some(request_id.to_string()),
+    };
+    let acting = Acting::new(Actor::api_key(key_id), &via);
+    let now: Timestamp = st.clock.now();
+    match crate::gateway::audit::denied(&st.gateway, team, &acting, code, route, now).await {
+        Ok(()) => res,
+        Err(e) => e.into_response(),
+    }
+}
