@@ -41,6 +41,11 @@ pub enum Error {
     CustomerMismatch,
     #[error("the subject is banned")]
     Banned,
+    /// 403: a number check refused the phone number a code would go to
+    /// (docs/number-checks.md); the reason (`sim_swap`, `call_forwarding`,
+    /// `check_failed`) is in the body.
+    #[error("a number check refused the phone number the code would go to")]
+    NumberRefused(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
     #[error("this login token or assertion was already used")]
@@ -117,6 +122,7 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::CustomerMismatch => "customer_mismatch",
             Error::Banned => "banned",
+            Error::NumberRefused(_) => "number_refused",
             Error::NotFound(_) => "not_found",
             Error::TokenUsed => "token_used",
             Error::ChallengeUsed => "challenge_used",

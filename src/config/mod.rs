@@ -14,6 +14,7 @@ mod env;
 mod files;
 mod interpolate;
 mod load;
+mod number_checks;
 mod oidc;
 mod print;
 mod reload;

@@ -213,8 +213,9 @@ pub fn refusal(e: &Error) -> Option<BotResult> {
         Error::Banned => BotResult::Banned,
         Error::RateLimited { .. } => BotResult::RateLimited,
         Error::DeliveryRefused(_) => BotResult::NotAllowed,
-        // The channel failed, or the team's rules refused the destination.
-        Error::Channel(_) | Error::Forbidden(_) => BotResult::SendFailed,
+        // The channel failed, or the team's rules or a number check
+        // refused the destination.
+        Error::Channel(_) | Error::Forbidden(_) | Error::NumberRefused(_) => BotResult::SendFailed,
         _ => return None,
     })
 }
@@ -334,6 +335,8 @@ mod tests {
         let e = Error::Channel("twilio: 21211".into());
         assert_eq!(err(e), Some(BotResult::SendFailed));
         assert_eq!(err(Error::Forbidden("no")), Some(BotResult::SendFailed));
+        let swap = Error::NumberRefused("sim_swap");
+        assert_eq!(err(swap), Some(BotResult::SendFailed));
     }
 
     #[test]

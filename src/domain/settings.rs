@@ -66,6 +66,10 @@ pub struct Intent {
     /// code went through is one of these (docs/api.md#delivery-ladder);
     /// unset: any.
     pub otp_via: Option<Vec<String>>,
+    /// An authentication by a code to a phone number meets the intent
+    /// only when its number check was clean (docs/number-checks.md);
+    /// unset: any.
+    pub number_check: Option<super::number_check::NumberCheckRule>,
 }
 
 /// A way of authenticating, as settings name it.

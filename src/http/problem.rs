@@ -19,6 +19,7 @@ fn title(code: &str) -> &'static str {
         "forbidden" => "Forbidden",
         "customer_mismatch" => "Customer mismatch",
         "banned" => "Banned",
+        "number_refused" => "Number refused",
         "not_found" => "Not found",
         "request_timeout" => "Request timeout",
         "token_used" => "Token already used",
@@ -52,6 +53,7 @@ pub enum ProblemCode {
     Forbidden,
     CustomerMismatch,
     Banned,
+    NumberRefused,
     NotFound,
     RequestTimeout,
     TokenUsed,
@@ -92,6 +94,11 @@ pub struct Problem<'a> {
     /// `locked` only: when the lockout ends (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<Timestamp>,
+    /// `number_refused` only: `sim_swap`, `call_forwarding` or
+    /// `check_failed` (docs/number-checks.md#the-verdicts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "sim_swap")]
+    pub reason: Option<&'static str>,
     /// `invalid_code` only: always true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requires_2fa: Option<bool>,
@@ -118,6 +125,7 @@ impl<'a> Problem<'a> {
             code,
             detail,
             locked_until: None,
+            reason: None,
             requires_2fa: None,
             status: status.as_u16(),
             title: title(code),
@@ -151,7 +159,9 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::InvalidToken(_)
         | Error::InvalidSignature(_)
         | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => StatusCode::FORBIDDEN,
+        Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned | Error::NumberRefused(_) => {
+            StatusCode::FORBIDDEN
+        }
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin | Error::NoNextStep(_) => {
@@ -191,6 +201,7 @@ impl IntoResponse for Error {
                 retry_after = Some(*r);
             }
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
+            Error::NumberRefused(r) => body.reason = Some(r),
             Error::Internal(bug) => tracing::error!(
                 what = bug.what,
                 at = %bug.at,
@@ -233,6 +244,7 @@ mod tests {
             Error::Forbidden(""),
             Error::CustomerMismatch,
             Error::Banned,
+            Error::NumberRefused("sim_swap"),
             Error::NotFound(""),
             Error::RequestTimeout,
             Error::TokenUsed,
@@ -270,6 +282,7 @@ mod tests {
             "forbidden",
             "customer_mismatch",
             "banned",
+            "number_refused",
             "not_found",
             "request_timeout",
             "token_used",

@@ -989,9 +989,9 @@ both_stores!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_ladder_step_costs_the_store() {
     use crate::redis_support::OwnRedis;
-    use crate::store_contract::redis_only::{calls_by_command, reset_stats};
-    use std::collections::BTreeMap;
-    type Rates = BTreeMap<String, f64>;
+    use crate::store_contract::redis_only::{
+        calls_per_run as measure, idle_calls, round_trips as trips, show_rates as show, Rates,
+    };
     let Some(server) = OwnRedis::private("what_a_ladder_step_costs_the_store").await else {
         return;
     };
@@ -1006,37 +1006,6 @@ async fn what_a_ladder_step_costs_the_store() {
         .get_connection()
         .unwrap();
     let settle = Duration::from_millis(1500);
-    // Calls per command of `n` runs of `work` (with the background work
-    // it leaves: the outbox publishing its events), less `idle` per second.
-    async fn measure(
-        admin: &mut redis::Connection,
-        idle: &Rates,
-        n: usize,
-        settle: Duration,
-        work: impl std::future::Future<Output = ()>,
-    ) -> Rates {
-        reset_stats(admin);
-        let t = tokio::time::Instant::now();
-        work.await;
-        tokio::time::sleep(settle).await;
-        let secs = t.elapsed().as_secs_f64();
-        calls_by_command(admin)
-            .into_iter()
-            .map(|(k, v)| {
-                let less = idle.get(&k).copied().unwrap_or(0.0) * secs;
-                (k, ((v as f64 - less) / n as f64).max(0.0))
-            })
-            .filter(|(_, v)| *v >= 0.05)
-            .collect()
-    }
-    // Round trips: the calls a client makes (a script's inner commands
-    // are the script's).
-    let trips = |r: &Rates| {
-        ["evalsha", "mget", "get"]
-            .iter()
-            .filter_map(|c| r.get(*c))
-            .sum::<f64>()
-    };
     const N: usize = 20;
     let mut ids = Vec::new();
     for i in 0..N {
@@ -1052,15 +1021,7 @@ async fn what_a_ladder_step_costs_the_store() {
         );
     }
     tokio::time::sleep(settle).await;
-    let idle = measure(
-        &mut admin,
-        &Rates::new(),
-        1,
-        Duration::from_secs(3),
-        async {},
-    )
-    .await;
-    let idle: Rates = idle.into_iter().map(|(k, v)| (k, v / 3.0)).collect();
+    let idle = idle_calls(&mut admin, 3).await;
     let starts = measure(&mut admin, &idle, N, settle, async {
         for id in &ids {
             assert_eq!(start_ladder(&app, id).await.status(), 201);
@@ -1122,12 +1083,6 @@ async fn what_a_ladder_step_costs_the_store() {
             *report.entry(k).or_insert(0.0) += v / R as f64;
         }
     }
-    let show = |r: &Rates| {
-        r.iter()
-            .map(|(k, v)| format!("{k} {v:.1}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     eprintln!("idle gateway, per second: {}", show(&idle));
     for (what, r) in [
         ("ordinary OTP by SMS", &sms),

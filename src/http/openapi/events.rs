@@ -9,6 +9,14 @@ use serde_json::{json, Value};
 use crate::domain::logout::LogoutCause;
 use crate::events::EventType;
 
+/// The `reason`s of `challenge.failed`: an app challenge's, and a number
+/// check's refusal.
+fn failed_reasons() -> Vec<&'static str> {
+    let mut reasons = crate::domain::app_challenge::REASONS.to_vec();
+    reasons.push("number_refused");
+    reasons
+}
+
 /// The members of `data`, by the events that carry them.
 fn data_of(kind: EventType) -> Value {
     let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
@@ -38,6 +46,7 @@ fn data_of(kind: EventType) -> Value {
                 "method": {"$ref": "#/components/schemas/ChallengeMethod"},
                 "delivery": {"$ref": "#/components/schemas/Delivery"},
                 "expires_at": {"$ref": "#/components/schemas/Timestamp"},
+                "number_check": {"$ref": "#/components/schemas/NumberCheckView"},
                 "transaction": transaction,
                 "transaction_hash": transaction_hash,
             }), &["challenge_id", "method", "delivery", "expires_at"])}),
@@ -62,8 +71,8 @@ fn data_of(kind: EventType) -> Value {
                 "challenge_id": uuid,
                 "attempts_remaining": {"type": "integer", "minimum": 0},
             }), &["challenge_id", "attempts_remaining"]),
-            "reason": {"enum": crate::domain::app_challenge::REASONS,
-                       "description": "Why an `app` challenge ended unapproved; absent for a wrong code."}}),
+            "reason": {"enum": failed_reasons(),
+                       "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
             &["interaction", "challenge"],
         ),
         EventType::ChallengeAdvanced => {
