@@ -284,6 +284,7 @@ async fn reveal(
     _: NoQuery,
     ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<RevealedCode>> {
+    agent.person_if_required()?;
     Ok(Json(
         crate::gateway::challenges::verify::reveal_code(
             &st.gateway,

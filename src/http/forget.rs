@@ -38,6 +38,7 @@ async fn forget(
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Bots and agents (and admins) may: every role.
+    caller.person_if_required()?;
     let acting = caller.acting(&via);
     let team = caller.team();
     Ok(Json(

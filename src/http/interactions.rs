@@ -276,6 +276,7 @@ async fn logout(
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Every role may read and log out (docs/api.md#interactions).
+    caller.person_if_required()?;
     let acting = caller.acting(&via);
     Ok(Json(
         crate::gateway::interactions::logout(&st.gateway, caller.team(), id, &acting, now).await?,

@@ -17,6 +17,7 @@ fn title(code: &str) -> &'static str {
         "invalid_signature" => "Invalid signature",
         "invalid_code" => "Invalid code",
         "forbidden" => "Forbidden",
+        "person_required" => "Person required",
         "customer_mismatch" => "Customer mismatch",
         "banned" => "Banned",
         "not_found" => "Not found",
@@ -50,6 +51,7 @@ pub enum ProblemCode {
     InvalidSignature,
     InvalidCode,
     Forbidden,
+    PersonRequired,
     CustomerMismatch,
     Banned,
     NotFound,
@@ -151,7 +153,9 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::InvalidToken(_)
         | Error::InvalidSignature(_)
         | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned => StatusCode::FORBIDDEN,
+        Error::Forbidden(_) | Error::PersonRequired | Error::CustomerMismatch | Error::Banned => {
+            StatusCode::FORBIDDEN
+        }
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin | Error::NoNextStep(_) => {
@@ -230,6 +234,7 @@ mod tests {
                 attempts_remaining: 0,
             },
             Error::Forbidden(""),
+            Error::PersonRequired,
             Error::CustomerMismatch,
             Error::Banned,
             Error::NotFound(""),
@@ -267,6 +272,7 @@ mod tests {
             "invalid_signature",
             "invalid_code",
             "forbidden",
+            "person_required",
             "customer_mismatch",
             "banned",
             "not_found",

@@ -77,6 +77,7 @@ async fn unlock(
     }
     let subject = input::subject(&subject)?;
     let origin = body.origin.as_deref();
+    admin.person_if_required()?;
     let acting = admin.acting(&via);
     let team = admin.team();
     Ok(Json(
