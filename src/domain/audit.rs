@@ -129,6 +129,14 @@ impl Actor {
         }
     }
 
+    /// The actor as an event names it: without its address.
+    pub fn without_ip(&self) -> Self {
+        Actor {
+            ip: None,
+            ..self.clone()
+        }
+    }
+
     /// A website's signed request.
     pub fn website() -> Self {
         Actor::of(ActorType::Website)

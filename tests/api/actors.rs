@@ -4,6 +4,8 @@
 //! (the fake of `oidc_provider.rs`), names the person in the audit entry;
 //! each refusal is 401 and audited, nothing done; `require_person` holds
 //! every changing agent endpoint and no read.
+use std::time::Duration;
+
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -80,7 +82,7 @@ async fn trail(app: &TestApp) -> Vec<Map<String, Value>> {
 }
 
 async fn a_portal_names_its_agent(backend: Backend) {
-    let Some((app, idp)) = spawn_console(backend, false).await else {
+    let Some((mut app, idp)) = spawn_console(backend, false).await else {
         return;
     };
     let id = app.new_interaction().await;
@@ -88,6 +90,14 @@ async fn a_portal_names_its_agent(backend: Backend) {
     let token = actor_token(&app, &idp, json!({}));
     let res = reveal(&app, &id, &cid, Some(&token)).await;
     assert_eq!(res.status(), 200);
+    // The event names the person as the entry does, without the address.
+    let person = json!({"type": "person", "api_key_id": "acme-agent",
+        "sub": "alice-0001", "name": "alice@bank.example"});
+    let e = app
+        .next_event("challenge.code_revealed", Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(event_data(&e)["actor"], person);
     // The key alone still reveals, as the key.
     let res = reveal(&app, &id, &cid, None).await;
     assert_eq!(res.status(), 200);
@@ -225,7 +235,7 @@ async fn a_bot_key_with_an_actor_is_422_and_a_team_without_a_workforce_provider_
 }
 
 async fn require_person_holds_every_changing_agent_endpoint(backend: Backend) {
-    let Some((app, idp)) = spawn_console(backend, true).await else {
+    let Some((mut app, idp)) = spawn_console(backend, true).await else {
         return;
     };
     let token = actor_token(&app, &idp, json!({}));
@@ -276,6 +286,7 @@ async fn require_person_holds_every_changing_agent_endpoint(backend: Backend) {
     assert_eq!(res.status(), 200);
     let res = post_as(&app, &logout, &agent, Some(&token)).await;
     assert_eq!(res.status(), 200);
+    // (A conversation never recognized: forgetting it records nothing.)
     let res = post_as(&app, &forget, &agent, Some(&token)).await;
     assert_eq!(res.status(), 200);
     let entries = trail(&app).await;
@@ -283,10 +294,33 @@ async fn require_person_holds_every_changing_agent_endpoint(backend: Backend) {
         .iter()
         .filter(|e| e["outcome"] == "success")
         .collect();
-    assert!(done.len() >= 3, "{entries:#?}");
+    let done_actions: Vec<&str> = done.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        done_actions,
+        [
+            "challenge.code_revealed",
+            "subject.unlocked",
+            "interaction.logged_out"
+        ],
+        "{entries:#?}"
+    );
     assert!(done
         .iter()
         .all(|e| e["actor"]["type"] == "person" && e["actor"]["sub"] == "alice-0001"));
+    // The unlock's and the logout's events name the person too.
+    let person = json!({"type": "person", "api_key_id": "acme-agent",
+        "sub": "alice-0001", "name": "alice@bank.example"});
+    let within = Duration::from_secs(2);
+    let unlocked = app.next_event("subject.unlocked", within).await.unwrap();
+    let mut by_admin = person.clone();
+    by_admin["api_key_id"] = json!("acme-admin");
+    assert_eq!(event_data(&unlocked)["actor"], by_admin);
+    let out = app
+        .next_event("interaction.logged_out", within)
+        .await
+        .unwrap();
+    assert_eq!(event_data(&out)["cause"], "api");
+    assert_eq!(event_data(&out)["actor"], person);
     // A bot key is not held.
     let other = app.new_interaction().await;
     let res = post_as(
