@@ -127,9 +127,8 @@ async fn a_portal_names_its_agent_redis() {
     a_portal_names_its_agent(Backend::Redis).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_refused_actor_token_is_401_audited_and_reveals_nothing() {
-    let Some((app, idp)) = spawn_console(Backend::Memory, false).await else {
+async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: Backend) {
+    let Some((app, idp)) = spawn_console(backend, false).await else {
         return;
     };
     let id = app.new_interaction().await;
@@ -200,6 +199,16 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing() {
         .collect();
     assert_eq!(revealed.len(), 1);
     assert_eq!(revealed[0]["actor"]["sub"], "alice-0001");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_actor_token_is_401_audited_and_reveals_nothing_memory() {
+    every_refused_actor_token_is_401_audited_and_reveals_nothing(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_actor_token_is_401_audited_and_reveals_nothing_redis() {
+    every_refused_actor_token_is_401_audited_and_reveals_nothing(Backend::Redis).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
