@@ -98,6 +98,10 @@ async fn a_portal_names_its_agent(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(event_data(&e)["actor"], person);
+    // Another request of hers: the key set is the cached one.
+    let res = reveal(&app, &id, &cid, Some(&token)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(idp.jwks_fetches(), 1);
     // The key alone still reveals, as the key.
     let res = reveal(&app, &id, &cid, None).await;
     assert_eq!(res.status(), 200);
@@ -106,13 +110,13 @@ async fn a_portal_names_its_agent(backend: Backend) {
         .iter()
         .filter(|e| e["action"] == "challenge.code_revealed")
         .collect();
-    assert_eq!(revealed.len(), 2, "{entries:#?}");
+    assert_eq!(revealed.len(), 3, "{entries:#?}");
     let actor = &revealed[0]["actor"];
     assert_eq!(actor["type"], "person");
     assert_eq!(actor["sub"], "alice-0001");
     assert_eq!(actor["name"], "alice@bank.example");
     assert_eq!(actor["api_key_id"], "acme-agent");
-    assert_eq!(revealed[1]["actor"]["type"], "api_key");
+    assert_eq!(revealed[2]["actor"]["type"], "api_key");
     // The token is in no entry.
     assert!(!serde_json::to_string(&entries).unwrap().contains(&token));
 }
