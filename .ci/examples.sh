@@ -99,7 +99,10 @@ trap cleanup EXIT
 port="$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 G="http://127.0.0.1:$port"
 log="$tmp/gateway.log"
+# The generated clients' tours play Twilio for the sample `sms` channel on :9000
+# (the sample web chat is anonymous: its codes go by SMS).
 CHATGATE_SERVER__LISTEN="127.0.0.1:$port" CHATGATE_SERVER__PUBLIC_URL="$G" RUST_LOG="${RUST_LOG:-warn}" \
+  TWILIO_BASE_URL="http://127.0.0.1:9000" \
   "$bin" serve --config config/chatgate.toml >"$log" 2>&1 &
 gateway_pid=$!
 for _ in $(seq 1 100); do

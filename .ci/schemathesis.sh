@@ -129,8 +129,11 @@ provider_pid=$!
 # `GET /v1/events` as an oracle: every frame of the history (an unknown
 # `Last-Event-ID` replays from the oldest, docs/api.md#events), read until
 # the stream is quiet for 3 s and parsed as a client does (`id`, `event`,
-# `data`), must be the document's `EventFrame`, its `data` the `Event`
-# (closed objects: a member the document does not list fails).
+# `data`, each the line's text), must be the document's `EventFrame`, and
+# its `data`'s content (`contentMediaType: application/json`) the
+# `contentSchema`, the `Event` (closed objects: a member the document does
+# not list fails), as Schemathesis' own check of a stream's frames reads
+# them.
 cat >"$tmp/frames.py" <<'PY'
 import collections, json, socket, sys, urllib.request
 try:  # what Schemathesis itself validates with
@@ -143,6 +146,9 @@ doc = json.load(urllib.request.urlopen(base + "/openapi.json", timeout=10))
 stream_schema = doc["paths"]["/v1/events"]["get"]["responses"]["200"]["content"][
     "text/event-stream"]["schema"]
 validator = Draft202012Validator(dict(stream_schema, components=doc["components"]))
+data_schema = doc["components"]["schemas"]["EventFrame"]["properties"]["data"]
+assert data_schema.get("contentMediaType") == "application/json", data_schema
+content = Draft202012Validator(dict(data_schema["contentSchema"], components=doc["components"]))
 req = urllib.request.Request(base + "/v1/events", headers={
     "Authorization": "Bearer " + key, "Last-Event-ID": "0", "Accept": "text/event-stream"})
 seen, bad = collections.Counter(), 0
@@ -150,12 +156,21 @@ seen, bad = collections.Counter(), 0
 
 def check(frame):
     global bad
-    event = frame.get("data", {})
-    seen[event.get("type")] += 1
-    for error in validator.iter_errors(frame):
+    try:
+        event = json.loads(frame.get("data", ""))
+    except ValueError:
+        event = None
+    kind = event.get("type") if isinstance(event, dict) else None
+    seen[kind] += 1
+    errors = list(validator.iter_errors(frame))
+    errors += list(content.iter_errors(event)) if event is not None else []
+    if event is None:
+        bad += 1
+        print(f"frame {frame.get('id')}: data is not JSON")
+    for error in errors:
         bad += 1
         path = "/".join(str(p) for p in error.instance_path)
-        print(f"frame {frame.get('id')} ({event.get('type')}): /{path}: {error.message}")
+        print(f"frame {frame.get('id')} ({kind}): /{path}: {error.message}")
 
 
 try:
@@ -170,7 +185,7 @@ try:
             elif not line.startswith(":"):  # `: keep-alive` is a comment
                 name, _, value = line.partition(":")
                 value = value[1:] if value.startswith(" ") else value
-                frame[name] = json.loads(value) if name == "data" else value
+                frame[name] = value
 except (socket.timeout, TimeoutError):
     pass
 print("events checked:", dict(sorted(seen.items())))

@@ -1,10 +1,13 @@
 """A small bot that uses a client generated from chatgate's OpenAPI 3.0
 document (docs/integrating-bot-platforms.md#a-generated-client), walking
 the README's tour: it creates an interaction for a web-chat conversation,
-issues a login link, sends a one-time code into the chat, reads the code
-the customer received there (this bot plays the web chat too: the sample
-`webchat` channel posts each message to 127.0.0.1:9000), verifies it,
-reads the interaction authenticated, and logs the customer out.
+issues a login link, sends a one-time code by SMS to the customer's phone
+(the sample web chat is anonymous: a code shown there proves nothing,
+docs/integrating.md#what-each-proof-proves), reads the code the phone
+received (this bot plays the web chat and Twilio too: the sample `webchat`
+channel posts each message to 127.0.0.1:9000, and the gateway runs with
+TWILIO_BASE_URL pointing there), verifies it, reads the interaction
+authenticated, and logs the customer out.
 
     openapi-python-client generate --path openapi-3.0.json --meta none \\
         --output-path chatgate_client
@@ -21,32 +24,44 @@ import sys
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from urllib.parse import parse_qs
 
 
 class Chat(BaseHTTPRequestHandler):
-    """The web chat: keeps every message chatgate posts to it."""
+    """The web chat and Twilio: keeps every message chatgate posts to it (a
+    text message as {"to", "text"})."""
 
     messages: list = []
     arrived = threading.Condition()
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
+        sms = self.path.endswith("/Messages.json")
+        if sms:
+            form = parse_qs(body.decode())
+            message = {"to": form.get("To", [""])[0],
+                       "text": form.get("Body", [""])[0]}
+        else:
+            message = json.loads(body or b"{}")
         with Chat.arrived:
-            Chat.messages.append(json.loads(body or b"{}"))
+            Chat.messages.append(message)
             Chat.arrived.notify_all()
-        self.send_response(200)
+        answer = json.dumps({"sid": f"SM{uuid.uuid4().hex}"}).encode()
+        self.send_response(201 if sms else 200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
     def log_message(self, *_):
         pass
 
 
-def wait_for_code(conversation_id: str, timeout: float = 10.0) -> str:
-    """The digits of the first message to `conversation_id` that has some."""
+def wait_for_code(phone: str, timeout: float = 10.0) -> str:
+    """The digits of the first text message to `phone` that has some."""
     def found():
         for m in Chat.messages:
-            text = json.dumps(m)
-            if conversation_id in text:
+            if m.get("to") == phone:
                 digits = re.search(r"\b(\d{4,10})\b", m.get("text", ""))
                 if digits:
                     return digits.group(1)
@@ -86,6 +101,7 @@ def main() -> None:
     threading.Thread(target=chat.serve_forever, daemon=True).start()
     client = AuthenticatedClient(base_url=a.gateway, token=a.key)
     conversation = f"tour-{uuid.uuid4()}"
+    phone = "+15551230000"
 
     made = create_interaction.sync_detailed(client=client, body=NewInteraction(
         channel=ChannelName.WEBCHAT, conversation_id=conversation,
@@ -102,11 +118,10 @@ def main() -> None:
     started = start_challenge.sync_detailed(
         id=interaction.id, client=client,
         body=NewChallenge(method=NewChallengeMethod.OTP,
-                          delivery=NewChallengeDelivery.CHAT))
-    check("code sent into the chat", started.status_code == 201,
-          started.content)
-    code = wait_for_code(conversation)
-    check("the chat received a code", code is not None, Chat.messages)
+                          delivery=NewChallengeDelivery.SMS, to=phone))
+    check("code sent by SMS", started.status_code == 201, started.content)
+    code = wait_for_code(phone)
+    check("the phone received a code", code is not None, Chat.messages)
 
     wrong = "0" * len(code) if code != "0" * len(code) else "1" * len(code)
     refused = verify_code.sync_detailed(

@@ -2,9 +2,11 @@
 // 3.0 document (docs/integrating-bot-platforms.md#a-generated-client):
 // openapi-typescript makes the types (`chatgate.d.ts`), openapi-fetch the
 // calls, and `tsc` holds every path, body and answer of this tour to them.
-// The same tour as examples/bot_client.py: create, login link, a code into
-// the chat (this bot plays the sample `webchat` channel, which posts to
-// 127.0.0.1:9000), a wrong code refused, the right one, the read, the
+// The same tour as examples/bot_client.py: create, login link, a code by
+// SMS (the sample web chat is anonymous: a code shown there proves nothing;
+// this bot plays the sample `webchat` channel, which posts to
+// 127.0.0.1:9000, and Twilio, which the gateway is pointed at there by
+// TWILIO_BASE_URL), a wrong code refused, the right one, the read, the
 // logout.
 //
 //   openapi-typescript openapi-3.0.json -o chatgate.d.ts
@@ -35,22 +37,30 @@ function check(step: string, ok: boolean, detail: unknown = ""): void {
   console.log(`bot_client.ts: ${step}: ok`);
 }
 
-/** The web chat: every message chatgate posts to it. */
-const messages: { conversation_id?: string; text?: string }[] = [];
+/** The web chat and Twilio: every message chatgate posts to them (a text
+ * message as `{to, text}`). */
+const messages: { conversation_id?: string; to?: string; text?: string }[] = [];
 const chat = createServer((req, res) => {
   let body = "";
   req.on("data", (c) => (body += c));
   req.on("end", () => {
-    messages.push(JSON.parse(body || "{}"));
-    res.writeHead(200).end();
+    const sms = (req.url ?? "").endsWith("/Messages.json");
+    if (sms) {
+      const form = new URLSearchParams(body);
+      messages.push({ to: form.get("To") ?? "", text: form.get("Body") ?? "" });
+    } else {
+      messages.push(JSON.parse(body || "{}"));
+    }
+    res.writeHead(sms ? 201 : 200, { "content-type": "application/json" });
+    res.end(JSON.stringify({ sid: `SM${randomUUID().replace(/-/g, "")}` }));
   });
 });
 
-/** The digits of the first message to `conversation` that has some. */
-async function codeFor(conversation: string): Promise<string | undefined> {
+/** The digits of the first text message to `phone` that has some. */
+async function codeFor(phone: string): Promise<string | undefined> {
   for (let i = 0; i < 100; i++) {
     for (const m of messages) {
-      const digits = JSON.stringify(m).includes(conversation) ? /\b(\d{4,10})\b/.exec(m.text ?? "") : null;
+      const digits = m.to === phone ? /\b(\d{4,10})\b/.exec(m.text ?? "") : null;
       if (digits) return digits[1];
     }
     await new Promise((r) => setTimeout(r, 100));
@@ -67,6 +77,7 @@ async function main(): Promise<void> {
     headers: { Authorization: `Bearer ${key}` },
   });
   const conversation = `tour-${randomUUID()}`;
+  const phone = "+15551230001";
 
   const made = await client.POST("/v1/interactions", {
     body: { channel: "webchat", conversation_id: conversation, customer_ref: "cust-tour-ts" },
@@ -83,12 +94,12 @@ async function main(): Promise<void> {
 
   const started = await client.POST("/v1/interactions/{id}/challenges", {
     params: { path: { id } },
-    body: { method: "otp", delivery: "chat" },
+    body: { method: "otp", delivery: "sms", to: phone },
   });
-  check("code sent into the chat", started.response.status === 201 && started.data !== undefined, started.error);
+  check("code sent by SMS", started.response.status === 201 && started.data !== undefined, started.error);
   const cid = started.data!.challenge_id;
-  const code = await codeFor(conversation);
-  check("the chat received a code", code !== undefined, messages);
+  const code = await codeFor(phone);
+  check("the phone received a code", code !== undefined, messages);
 
   const wrong = code!.replace(/./g, code!.startsWith("0") ? "1" : "0");
   const refused = await client.POST("/v1/interactions/{id}/challenges/{cid}/verify", {

@@ -6,8 +6,9 @@
 //! starts, in this one process, the gateway on the memory store with the
 //! sample config (http://127.0.0.1:8080, the agent console at `/console`),
 //! the example login page (http://127.0.0.1:8090) and a demo web chat
-//! (http://127.0.0.1:9000, also the sample `webchat` channel) whose scripted
-//! bot asks the customer to sign in or to type a code; typing `español` (or
+//! (http://127.0.0.1:9000, also the sample `webchat` channel, and the
+//! Twilio of the sample `sms` channel) whose scripted bot asks the customer
+//! to sign in or to type a code sent to their phone; typing `español` (or
 //! `english`) switches the conversation's language, and the code, the
 //! notices and the gateway's pages follow. The servers are in
 //! `examples/support/` (shared with `login_page.rs` and the browser test).

@@ -49,6 +49,7 @@ impl App {
     /// Wires everything and binds `server.listen`.
     pub async fn build(config: Config, opts: Options) -> std::io::Result<App> {
         let config = Arc::new(config);
+        warn_of_calls_anywhere(&config);
         let store: SharedStore = match opts.store {
             Some(s) => s,
             None => match config.store.backend {
@@ -328,6 +329,23 @@ impl Reloader {
             restart_needed: next.restart_needed,
         }
     }
+}
+
+/// One warning at start for the teams whose voice calls may go to any
+/// country, premium numbers included unless `otp.voice_number_types` says
+/// otherwise (toll fraud follows them as SMS pumping does); a long list is
+/// counted, its first ten named.
+fn warn_of_calls_anywhere(config: &Config) {
+    let teams = config.teams_calling_anywhere();
+    if teams.is_empty() {
+        return;
+    }
+    let named: Vec<&str> = teams.iter().copied().take(10).collect();
+    tracing::warn!(
+        teams = teams.len(),
+        first = %named.join(","),
+        "voice_channel without otp.voice_regions: calls reading codes may go to any country; set otp.voice_regions"
+    );
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM; SIGHUP reloads the

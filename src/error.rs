@@ -21,6 +21,11 @@ pub enum Error {
     /// 422: a value that is present and typed right but not allowed.
     #[error("{0}")]
     Unprocessable(String),
+    /// 422: a delivery the rules refuse for where the message would go
+    /// (a code into a chat that does not vouch for its sender); a bot
+    /// platform says `not_allowed` for it.
+    #[error("{0}")]
+    DeliveryRefused(&'static str),
     #[error("missing or unknown API key")]
     Unauthorized,
     /// Login token or assertion not acceptable. The reason is generic on purpose.
@@ -39,6 +44,11 @@ pub enum Error {
     CustomerMismatch,
     #[error("the subject is banned")]
     Banned,
+    /// 403: a number check refused the phone number a code would go to
+    /// (docs/number-checks.md); the reason (`sim_swap`, `call_forwarding`,
+    /// `check_failed`) is in the body.
+    #[error("a number check refused the phone number the code would go to")]
+    NumberRefused(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
     #[error("this login token or assertion was already used")]
@@ -105,7 +115,9 @@ impl Error {
     /// The API's `code` for this error.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::BadRequest(_) | Error::Unprocessable(_) => "invalid_request",
+            Error::BadRequest(_) | Error::Unprocessable(_) | Error::DeliveryRefused(_) => {
+                "invalid_request"
+            }
             Error::Unauthorized => "unauthorized",
             Error::InvalidToken(_) => "invalid_token",
             Error::InvalidSignature(_) => "invalid_signature",
@@ -114,6 +126,7 @@ impl Error {
             Error::PersonRequired => "person_required",
             Error::CustomerMismatch => "customer_mismatch",
             Error::Banned => "banned",
+            Error::NumberRefused(_) => "number_refused",
             Error::NotFound(_) => "not_found",
             Error::TokenUsed => "token_used",
             Error::ChallengeUsed => "challenge_used",

@@ -28,6 +28,7 @@ pub mod core;
 mod expiry;
 pub mod interactions;
 pub mod login;
+pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;
 mod poller;

@@ -33,6 +33,8 @@
 //!     ├──► store/     a small versioned key-value trait with compare-and-set
 //!     │               transactions; `memory` and `redis` implementations.
 //!     ├──► channels/  sending text into chat / SMS / e-mail providers.
+//!     ├──► number_checks/  asking a team's operator (CAMARA) or Twilio
+//!     │               Lookup about a phone number before a code goes to it.
 //!     └──► events/    the publisher the dispatcher hands events to, the
 //!                     event log (memory, or a Redis stream per team) and the
 //!                     live stream `GET /v1/events` reads.
@@ -70,6 +72,7 @@ pub mod events;
 pub mod fared;
 pub mod gateway;
 pub mod http;
+pub mod number_checks;
 pub mod oidc;
 mod server;
 pub mod spans;

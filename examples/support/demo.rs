@@ -1,12 +1,17 @@
 //! The demo (`cargo run --example demo`): in one process, the gateway on the
 //! memory store with the sample config, the example login page, and a small
 //! web chat whose scripted bot asks the customer to sign in (a login link
-//! into the chat) or to type a code it sends (OTP), then answers
-//! "verified ✓". The agent console (`/console`) shows the check mark.
+//! into the chat) or to type a code it sends by text message to the
+//! customer's phone (OTP), then answers "verified ✓". The agent console
+//! (`/console`) shows the check mark.
 //!
 //! The chat server is also the sample `webchat` channel: the gateway POSTs
 //! its messages (signed, docs/channels.md) to `/chatgate/messages`; the chat
-//! page polls `/api/messages` for them. [`start`] is what both the example
+//! page polls `/api/messages` for them. The web chat is anonymous: a code
+//! shown in it would prove nothing about who reads it
+//! (docs/api.md#what-a-code-proves), so the code goes by SMS. The chat
+//! server plays Twilio for the sample `sms` channel too, and shows each
+//! text message beside the chat, as the customer's phone would. [`start`] is what both the example
 //! and the browser test (`tests/api/browser/demo.rs`) call.
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -69,6 +74,9 @@ struct Line {
 #[derive(Default)]
 struct Conversation {
     interaction: String,
+    /// The customer's phone (the interaction's contact), a number of
+    /// Ofcom's range for drama (+447700900000 to +447700900999).
+    phone: String,
     challenge: Option<String>,
     verified: bool,
     lines: Vec<Line>,
@@ -80,6 +88,8 @@ struct Chat {
     webchat_secret: Vec<u8>,
     http: reqwest::Client,
     conversations: Mutex<HashMap<String, Conversation>>,
+    /// The conversation of each customer's phone.
+    phones: Mutex<HashMap<String, String>>,
     /// `webhook-id`s received: a retried message is shown once.
     seen: Mutex<HashSet<String>>,
 }
@@ -138,6 +148,11 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
         .parse()
         .map_err(|e| format!("{e}"))?;
     let webchat_secret = webhook.secret.get().expose().to_vec();
+    let sms = config.channels.get_mut("sms").ok_or("no sms channel")?;
+    let ChannelKind::Twilio(twilio) = &mut sms.kind else {
+        return Err("the sms channel is not a twilio channel".into());
+    };
+    twilio.base_url = chat_url.parse().map_err(|e| format!("{e}"))?;
 
     let page = Arc::new(LoginPage::from_config(&config, TEAM)?);
     let chat = Arc::new(Chat {
@@ -146,6 +161,7 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
         webchat_secret,
         http: reqwest::Client::new(),
         conversations: Mutex::new(HashMap::new()),
+        phones: Mutex::new(HashMap::new()),
         seen: Mutex::new(HashSet::new()),
     });
     let app = App::build(config, Options::default())
@@ -210,6 +226,10 @@ fn router(chat: Arc<Chat>) -> Router {
         .route("/api/say", post(say))
         .route("/api/messages", get(messages))
         .route("/chatgate/messages", post(from_gateway))
+        .route(
+            "/2010-04-01/Accounts/{account}/Messages.json",
+            post(text_message),
+        )
         .with_state(chat)
 }
 
@@ -290,10 +310,19 @@ struct After {
 /// A new conversation: the bot creates its interaction and greets.
 async fn start_chat(State(chat): State<Arc<Chat>>) -> Response {
     let conversation = format!("web-{}", uuid::Uuid::now_v7().simple());
+    let phone = match chat.phones.lock() {
+        Ok(mut phones) => {
+            let phone = format!("+447700900{:03}", phones.len() % 1000);
+            phones.insert(phone.clone(), conversation.clone());
+            phone
+        }
+        Err(_) => return (StatusCode::INTERNAL_SERVER_ERROR, "poisoned").into_response(),
+    };
     let (status, it) = chat
         .call(
             "/v1/interactions",
-            json!({"channel": "webchat", "conversation_id": conversation, "customer_ref": CUSTOMER}),
+            json!({"channel": "webchat", "conversation_id": conversation, "customer_ref": CUSTOMER,
+                   "contact": {"phone": phone}}),
         )
         .await;
     let Some(id) = it["id"].as_str().filter(|_| status < 300) else {
@@ -304,6 +333,7 @@ async fn start_chat(State(chat): State<Arc<Chat>>) -> Response {
             conversation.clone(),
             Conversation {
                 interaction: id.to_string(),
+                phone,
                 ..Conversation::default()
             },
         );
@@ -360,7 +390,7 @@ async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
         let (status, c) = chat
             .call(
                 &format!("/v1/interactions/{id}/challenges"),
-                json!({"method": "otp"}),
+                json!({"method": "otp", "delivery": "sms"}),
             )
             .await;
         if status == 201 {
@@ -369,7 +399,7 @@ async fn say(State(chat): State<Arc<Chat>>, Json(s): Json<Said>) -> Response {
             chat.push(
                 &s.conversation,
                 "bot",
-                "I've sent you a code. Please type it here.",
+                "I've sent a code to your phone by text message. Please type it here.",
             );
         } else {
             let why = c["detail"].as_str().unwrap_or("the gateway refused");
@@ -455,4 +485,42 @@ async fn from_gateway(State(chat): State<Arc<Chat>>, headers: HeaderMap, body: B
         chat.verified(conversation);
     }
     StatusCode::OK.into_response()
+}
+
+#[derive(Deserialize)]
+struct TextMessage {
+    #[serde(rename = "To")]
+    to: String,
+    #[serde(rename = "Body", default)]
+    body: String,
+}
+
+/// The sample `sms` channel's Twilio: a text message to the customer's
+/// phone, shown beside the conversation whose contact it is.
+async fn text_message(
+    State(chat): State<Arc<Chat>>,
+    axum::Form(m): axum::Form<TextMessage>,
+) -> Response {
+    let conversation = chat
+        .phones
+        .lock()
+        .ok()
+        .and_then(|phones| phones.get(&m.to).cloned());
+    let Some(conversation) = conversation else {
+        return (StatusCode::BAD_REQUEST, "no such phone").into_response();
+    };
+    let phone = chat
+        .with(&conversation, |c| c.phone.clone())
+        .unwrap_or_default();
+    chat.push(
+        &conversation,
+        "phone",
+        &format!("Text message to your phone {phone}: {}", m.body),
+    );
+    let sid = format!("SM{}", uuid::Uuid::now_v7().simple());
+    (
+        StatusCode::CREATED,
+        Json(json!({"sid": sid, "status": "queued"})),
+    )
+        .into_response()
 }

@@ -18,6 +18,7 @@ use super::provider::{post_once, reason};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
 use crate::error::Error;
+use crate::time::Timestamp;
 
 /// The keys of a `telegram_gateway` channel file.
 #[derive(Debug, serde::Deserialize)]
@@ -190,6 +191,10 @@ impl Channel for TelegramGatewayChannel {
 // digest of the channel's `token`, of `X-Request-Timestamp`, a newline and
 // the raw body.
 
+/// How far a report's `X-Request-Timestamp` may be from the gateway's
+/// clock, in seconds, as for every signed request (docs/api.md#signed-requests-standard-webhooks).
+pub const REPORT_TOLERANCE_SECS: i64 = 300;
+
 /// Telegram's verification gateway's signature of a report `body` posted
 /// with header `X-Request-Timestamp` `timestamp` (hex).
 pub fn telegram_gateway_signature(token: &[u8], timestamp: &str, body: &[u8]) -> String {
@@ -216,24 +221,33 @@ pub fn telegram_gateway_status(status: &str) -> Option<DeliveryStatus> {
 impl TelegramGatewayConfig {
     /// The report of a delivery report posted with the raw `body` and
     /// headers `X-Request-Timestamp` `timestamp` and
-    /// `X-Request-Signature` `signature`: 401 `invalid_signature` for a
-    /// missing or wrong signature, then 400 for a body without
-    /// `request_id` or `delivery_status.status`; `None` for a status that
-    /// changes nothing.
+    /// `X-Request-Signature` `signature`, received at `now`: 401
+    /// `invalid_signature` for a missing or wrong signature, or a
+    /// timestamp (unix seconds) more than [`REPORT_TOLERANCE_SECS`] from
+    /// `now` (a recorded report replayed later); then 400 for a body
+    /// without `request_id` or `delivery_status.status`; `None` for a
+    /// status that changes nothing.
     pub fn report(
         &self,
         body: &[u8],
         timestamp: Option<&str>,
         signature: Option<&str>,
+        now: Timestamp,
     ) -> Result<Option<Report>, Error> {
         let token = self.token.get().expose_secret().as_bytes();
+        let fresh = |ts: &str| {
+            ts.parse::<i64>().is_ok_and(|t| {
+                now.unix_seconds().abs_diff(t) <= REPORT_TOLERANCE_SECS.unsigned_abs()
+            })
+        };
         let signed = match (timestamp, signature) {
-            (Some(ts), Some(sig)) => telegram_gateway_signed(token, ts, body, sig),
+            (Some(ts), Some(sig)) => telegram_gateway_signed(token, ts, body, sig) && fresh(ts),
             _ => false,
         };
         if !signed {
             return Err(Error::InvalidSignature(
-                "X-Request-Timestamp or X-Request-Signature is missing or wrong",
+                "X-Request-Timestamp or X-Request-Signature is missing or wrong, \
+                 or the timestamp is more than 5 minutes from now",
             ));
         }
         let unreadable =

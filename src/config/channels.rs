@@ -199,16 +199,30 @@ pub fn text<'a>(
     channel: Option<&'a ChannelConfig>,
     locale: &str,
 ) -> &'a str {
+    text_in(key, settings, channel, locale).0
+}
+
+/// [`text`], and the language it is in: `locale` when it has the key, else
+/// the default language it fell back to (what a page's `lang` and `dir`
+/// say, docs/api.md#languages).
+pub fn text_in<'a: 'b, 'b>(
+    key: TextKey,
+    settings: &'a Settings,
+    channel: Option<&'a ChannelConfig>,
+    locale: &'b str,
+) -> (&'a str, &'b str) {
     let default = settings.locale.default.as_str();
     let name = key.as_str();
     let of_channel = |tag: &str| channel.and_then(|c| c.translations.get(tag)?.get(name));
     let of_settings = |tag: &str| settings.translations.get(tag)?.get(name);
-    of_channel(locale)
-        .or_else(|| of_settings(locale))
-        .or_else(|| of_channel(default))
+    if let Some(t) = of_channel(locale).or_else(|| of_settings(locale)) {
+        return (t, locale);
+    }
+    let t = of_channel(default)
         .or_else(|| channel.and_then(|c| c.templates.texts.get(name)))
         .or_else(|| of_settings(default))
-        .map_or_else(|| settings.templates.text(key), String::as_str)
+        .map_or_else(|| settings.templates.text(key), String::as_str);
+    (t, default)
 }
 
 impl Config {

@@ -174,6 +174,8 @@ pub(super) struct TeamFile {
     pub ssf: Option<toml::Table>,
     /// `[dialogflow]`: its Dialogflow CX webhook.
     pub dialogflow: Option<DialogflowEntry>,
+    /// `[number_checks]`, read by `number_checks.rs`.
+    pub number_checks: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,

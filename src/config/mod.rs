@@ -14,6 +14,7 @@ mod env;
 mod files;
 mod interpolate;
 mod load;
+mod number_checks;
 mod oidc;
 mod print;
 mod reload;
@@ -47,7 +48,7 @@ pub use crate::domain::settings::{
 pub use crate::time::Dur;
 pub use audit::AuditConfig;
 pub use channels::{
-    for_transaction, purpose_key, shows_text, template, template_key, text, voice_text,
+    for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
 };
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
@@ -207,16 +208,33 @@ impl Config {
         self.teams.get(id).map(Arc::as_ref)
     }
 
+    /// The teams whose voice calls may go to any country: a
+    /// `voice_channel` and empty `otp.voice_regions` (docs/api.md#codes-read-by-a-voice-call),
+    /// by id.
+    pub fn teams_calling_anywhere(&self) -> Vec<&str> {
+        self.teams
+            .values()
+            .filter(|t| t.voice_channel.is_some() && t.settings.otp.voice_regions.is_empty())
+            .map(|t| t.id.as_str())
+            .collect()
+    }
+
+    /// Whether `channel`'s provider proves who writes in a conversation
+    /// (its file's `vouches_for_sender`, by default its kind's): a
+    /// conversation there may be recognized, and a code shown there
+    /// proves who typed it back (docs/api.md#what-a-code-proves).
+    pub fn vouches_for_sender(&self, channel: &str) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|c| c.vouches_for_sender)
+    }
+
     /// How long a conversation on `channel` of `team` is remembered after
     /// an authentication (docs/api.md#recognized-conversations):
     /// `recognize_for` when the channel vouches for its sender, else
     /// never (`None`).
     pub fn recognize_for(&self, team: &Team, channel: &str) -> Option<std::time::Duration> {
-        let vouches = self
-            .channels
-            .get(channel)
-            .is_some_and(|c| c.vouches_for_sender);
-        if !vouches {
+        if !self.vouches_for_sender(channel) {
             return None;
         }
         team.settings_for(channel).recognize_for.enabled()

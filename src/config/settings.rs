@@ -68,7 +68,7 @@ pub(super) mod file {
 
     use serde::Deserialize;
 
-    use crate::domain::{abuse, settings as domain};
+    use crate::domain::{abuse, number_check, settings as domain};
     use crate::time::Dur;
 
     /// A file's value read into the domain's.
@@ -223,6 +223,7 @@ pub(super) mod file {
         max_age: Option<Dur>,
         methods: Option<Vec<AuthMethod>>,
         otp_via: Option<Vec<String>>,
+        number_check: Option<NumberCheckRule>,
     });
 
     table!(domain::OtpSettings {
@@ -280,6 +281,8 @@ pub(super) mod file {
     });
 
     names!(abuse::Destinations { Any, OnFile });
+
+    names!(number_check::NumberCheckRule { Clean });
 
     names!(abuse::LockoutScope { Subject, Origin });
 
@@ -356,6 +359,7 @@ pub(super) mod file {
             check(LoginBinding::every());
             check(AuthMethod::every());
             check(Destinations::every());
+            check(NumberCheckRule::every());
             check(LockoutScope::every());
             check(NumberType::every());
             assert_eq!(snake("FixedLineOrMobile"), "fixed_line_or_mobile");

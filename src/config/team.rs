@@ -167,6 +167,9 @@ pub struct Team {
     pub ssf: Option<SsfConfig>,
     /// `[dialogflow]`, when a Dialogflow CX agent calls the gateway.
     pub dialogflow: Option<Dialogflow>,
+    /// `[number_checks]`: the provider asked about a phone number before a
+    /// code goes to it (docs/number-checks.md).
+    pub number_checks: Option<crate::number_checks::NumberChecks>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.

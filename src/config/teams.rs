@@ -127,6 +127,10 @@ pub(super) fn load_team(
         .map(|t| super::oidc::load_ssf(t, file))
         .transpose()?;
     let dialogflow = dialogflow(raw.dialogflow, &raw.channels, file)?;
+    let number_checks = raw
+        .number_checks
+        .map(|t| super::number_checks::load_number_checks(t, file, &raw.id))
+        .transpose()?;
 
     let team_layer = || Layer {
         file,
@@ -187,6 +191,7 @@ pub(super) fn load_team(
         console,
         ssf,
         dialogflow,
+        number_checks,
         settings,
         channel_settings,
     })

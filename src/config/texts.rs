@@ -3,7 +3,7 @@
 //! translations are in a language the system supports, and a translation
 //! keeps every placeholder of the default-language text it stands for.
 use super::{text, ChannelConfig, Config, ConfigError, Settings, Team};
-use crate::domain::input::is_bidi_control;
+use crate::domain::input::{refused_in_text, text_problem};
 use crate::domain::locale::well_formed;
 use crate::domain::settings::TextKey;
 
@@ -85,19 +85,19 @@ pub(super) fn check_texts(config: &Config, system_file: &str) -> Result<(), Conf
                 return Err(ConfigError::new(&file, key, problem));
             }
         }
-        for (tag, texts) in &channel.translations {
-            for (key, t) in texts {
-                if let Some(c) = t.chars().find(|c| is_bidi_control(*c)) {
-                    let problem = format!(
-                        "holds the bidirectional control character U+{:04X}",
-                        c as u32
-                    );
-                    return Err(ConfigError::new(
-                        &file,
-                        format!("translations.{tag}.{key}"),
-                        problem,
-                    ));
-                }
+        let translations = channel.translations.iter().flat_map(|(tag, texts)| {
+            texts
+                .iter()
+                .map(move |(key, t)| (format!("translations.{tag}.{key}"), t))
+        });
+        let templates = channel
+            .templates
+            .texts
+            .iter()
+            .map(|(key, t)| (format!("templates.{key}"), t));
+        for (key, t) in translations.chain(templates) {
+            if let Some((c, bidi)) = refused_in_text(t) {
+                return Err(ConfigError::new(&file, key, text_problem(c, bidi)));
             }
         }
     }

@@ -4,7 +4,7 @@ use super::texts::{translation_written_at, ChosenText};
 use super::toml_file::display_path;
 use super::{template, ChannelConfig, Config, ConfigError, Settings, Team, TemplateOverrides};
 use crate::channels::Purpose;
-use crate::domain::input::is_bidi_control;
+use crate::domain::input::{refused_in_text, text_problem};
 use crate::domain::locale::well_formed;
 use crate::domain::settings::TextKey;
 
@@ -43,6 +43,9 @@ pub(super) fn settings_problem(s: &Settings) -> Option<(Vec<String>, String)> {
                 format!("must contain {p}"),
             ));
         }
+        if let Some((c, bidi)) = refused_in_text(text) {
+            return Some((vec![format!("templates.{key}")], text_problem(c, bidi)));
+        }
     }
     locale_problem(s)
 }
@@ -72,13 +75,10 @@ fn locale_problem(s: &Settings) -> Option<(Vec<String>, String)> {
     }
     for (tag, texts) in &s.translations {
         for (key, text) in texts {
-            if let Some(c) = text.chars().find(|c| is_bidi_control(*c)) {
+            if let Some((c, bidi)) = refused_in_text(text) {
                 return Some((
                     vec![format!("translations.{tag}.{key}")],
-                    format!(
-                        "holds the bidirectional control character U+{:04X}",
-                        c as u32
-                    ),
+                    text_problem(c, bidi),
                 ));
             }
         }
@@ -164,7 +164,8 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
         PinPrompt | Authenticated | Expired | VoiceGate | VoiceUnavailable | PageLinkExpired
         | PageLinkUsed | PageLinkUnknown | PageSignedIn | PageSignInFailed | PageTryAgain
         | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
-        | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited => return None,
+        | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
+        | SayNotAllowed => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::interaction::{Method, Status};
+use super::number_check::NumberCheck;
 use crate::time::Timestamp;
 
 /// What one action asks of the authentication. Both parts are optional.
@@ -22,6 +23,10 @@ pub struct Policy {
     /// when every channel its code went through is listed (other methods
     /// are not bound by it). `None`: any.
     pub otp_via: Option<Vec<String>>,
+    /// An intent's `number_check = "clean"`: an authentication by a code
+    /// to a phone number meets the policy only when its number check was
+    /// clean (other authentications are not bound by it).
+    pub number_clean: bool,
     /// Met only by an authentication that approved the transaction of
     /// this hash (docs/api.md#approving-one-payment). `None`: any.
     pub transaction: Option<String>,
@@ -38,6 +43,10 @@ pub struct Shown {
     /// When the remembered authentication of its recognized conversation
     /// happened; `None` when it is not recognized.
     pub recognized_at: Option<Timestamp>,
+    /// The authentication was by a code sent to a phone number.
+    pub by_phone_code: bool,
+    /// What the number check found about that number (`None`: none asked).
+    pub number_check: Option<NumberCheck>,
     /// The hash of the transaction the authentication approved, if any.
     pub transaction_hash: Option<String>,
 }
@@ -52,16 +61,20 @@ pub enum Unmet {
     /// An OTP whose code went through a channel the intent's `otp_via`
     /// does not list.
     Via,
+    /// A code to a phone number whose number check was not clean, under
+    /// an intent's `number_check = "clean"`.
+    NumberCheck,
     /// The authentication approved no transaction of the hash asked for.
     Transaction,
 }
 
 impl Unmet {
-    pub const ALL: [Unmet; 5] = [
+    pub const ALL: [Unmet; 6] = [
         Unmet::Authenticated,
         Unmet::MaxAge,
         Unmet::Method,
         Unmet::Via,
+        Unmet::NumberCheck,
         Unmet::Transaction,
     ];
 
@@ -71,6 +84,7 @@ impl Unmet {
             Unmet::MaxAge => "max_age",
             Unmet::Method => "method",
             Unmet::Via => "via",
+            Unmet::NumberCheck => "number_check",
             Unmet::Transaction => "transaction",
         }
     }
@@ -106,6 +120,8 @@ pub fn assess(
             authenticated_at,
             via: Vec::new(),
             recognized_at: None,
+            by_phone_code: false,
+            number_check: None,
             transaction_hash: None,
         },
         policy,
@@ -124,6 +140,8 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
         authenticated_at,
         via,
         recognized_at,
+        by_phone_code,
+        number_check,
         transaction_hash,
     } = shown;
     // A payment is approved only by the authentication that approved it:
@@ -176,6 +194,11 @@ pub fn assess_shown(shown: Shown, policy: &Policy, now: Timestamp) -> Verdict {
             unmet.push(Unmet::Via);
         }
     }
+    // A phone code with no check (the team asks none) is not clean.
+    let clean = number_check.is_some_and(|c| c.is_clean());
+    if policy.number_clean && authenticated && by_phone_code && !clean {
+        unmet.push(Unmet::NumberCheck);
+    }
     if !approved(authenticated) {
         unmet.push(Unmet::Transaction);
     }
@@ -198,6 +221,7 @@ mod tests {
     fn policy(max_age: Option<u64>, methods: Option<&[Method]>) -> Policy {
         Policy {
             otp_via: None,
+            number_clean: false,
             max_age: max_age.map(Duration::from_secs),
             methods: methods.map(<[Method]>::to_vec),
             recognized: false,
@@ -279,6 +303,8 @@ mod tests {
             authenticated_at: None,
             via: Vec::new(),
             recognized_at: Some(t(0)),
+            by_phone_code: false,
+            number_check: None,
             transaction_hash: None,
         };
         let mut p = policy(Some(3600), Some(&[Method::Otp]));
@@ -321,6 +347,8 @@ mod tests {
             authenticated_at: Some(t(0)),
             via: via.iter().map(|s| s.to_string()).collect(),
             recognized_at: None,
+            by_phone_code: false,
+            number_check: None,
             transaction_hash: None,
         };
         let mut p = policy(None, None);
@@ -343,6 +371,56 @@ mod tests {
     }
 
     #[test]
+    fn a_clean_number_check_binds_only_a_code_to_a_phone() {
+        use crate::domain::number_check::{NumberCheck, Source};
+        let check = |sim_swap, call_forwarding, forwarding_asked| NumberCheck {
+            sim_swap,
+            call_forwarding,
+            forwarding_asked,
+            checked_at: t(0),
+            source: Source::Camara,
+        };
+        let shown = |by_phone_code, number_check| Shown {
+            status: Status::Authenticated,
+            method: Some(Method::Otp),
+            authenticated_at: Some(t(0)),
+            via: vec!["sms".into()],
+            recognized_at: None,
+            by_phone_code,
+            number_check,
+            transaction_hash: None,
+        };
+        let mut p = policy(None, None);
+        p.number_clean = true;
+        p.otp_via = Some(vec!["email".into()]);
+        let judge = |s: Shown| assess_shown(s, &p, t(10)).unmet;
+        let clean = Some(check(Some(false), None, false));
+        assert_eq!(judge(shown(true, clean)), [Unmet::Via], "clean");
+        let swapped = Some(check(Some(true), None, false));
+        assert_eq!(
+            judge(shown(true, swapped)),
+            [Unmet::Via, Unmet::NumberCheck]
+        );
+        let unknown = Some(check(None, None, false));
+        assert_eq!(
+            judge(shown(true, unknown)),
+            [Unmet::Via, Unmet::NumberCheck]
+        );
+        let forwarding_unknown = Some(check(Some(false), None, true));
+        assert_eq!(
+            judge(shown(true, forwarding_unknown)),
+            [Unmet::Via, Unmet::NumberCheck],
+            "asked, not answered"
+        );
+        assert_eq!(
+            judge(shown(true, None)),
+            [Unmet::Via, Unmet::NumberCheck],
+            "no check"
+        );
+        assert_eq!(judge(shown(false, None)), [Unmet::Via], "not a phone code");
+    }
+
+    #[test]
     fn a_transaction_is_met_only_by_the_authentication_that_approved_it() {
         let shown = |status, hash: Option<&str>| Shown {
             status,
@@ -350,6 +428,8 @@ mod tests {
             authenticated_at: Some(t(0)),
             via: vec!["sms".into()],
             recognized_at: Some(t(0)),
+            by_phone_code: false,
+            number_check: None,
             transaction_hash: hash.map(str::to_string),
         };
         let mut p = policy(Some(300), None);

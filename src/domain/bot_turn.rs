@@ -40,6 +40,9 @@ impl Tag {
 pub enum Said {
     /// 1 to 20 ASCII digits: checked, and counted when wrong.
     Digits(String),
+    /// A number's digits (1 to 20): a number drops a code's leading zeros,
+    /// so it is left-padded with zeros to the code's length when shorter.
+    Number(String),
     /// Anything else: a wrong code that is not counted.
     NotACode,
 }
@@ -58,8 +61,34 @@ impl Said {
     /// integer's digits when it is integral and not negative.
     pub fn number(n: f64) -> Said {
         match n.is_finite() && n >= 0.0 && n.fract() == 0.0 && n < 1e20 {
-            true => Said::text(&format!("{n:.0}")),
+            true => Said::digits_of_number(&format!("{n:.0}")),
             false => Said::NotACode,
+        }
+    }
+
+    /// An integer (a number without a fraction in the JSON).
+    pub fn integer(n: u64) -> Said {
+        Said::digits_of_number(&n.to_string())
+    }
+
+    fn digits_of_number(digits: &str) -> Said {
+        match Said::text(digits) {
+            Said::Digits(d) => Said::Number(d),
+            other => other,
+        }
+    }
+
+    /// The code to check against a code of `length` digits: the digits
+    /// said, a number's padded to `length` when shorter; `None` for what is
+    /// not a code.
+    pub fn code(&self, length: u32) -> Option<String> {
+        match self {
+            Said::Digits(d) => Some(d.clone()),
+            Said::Number(d) => {
+                let width = usize::try_from(length).unwrap_or(0);
+                Some(format!("{d:0>width$}"))
+            }
+            Said::NotACode => None,
         }
     }
 }
@@ -95,10 +124,12 @@ pub enum BotResult {
     Banned,
     SendFailed,
     RateLimited,
+    /// The rules refuse to send a code there (docs/api.md#what-a-code-proves).
+    NotAllowed,
 }
 
 impl BotResult {
-    pub const ALL: [BotResult; 10] = [
+    pub const ALL: [BotResult; 11] = [
         BotResult::Authenticated,
         BotResult::NotAuthenticated,
         BotResult::CodeSent,
@@ -109,6 +140,7 @@ impl BotResult {
         BotResult::Banned,
         BotResult::SendFailed,
         BotResult::RateLimited,
+        BotResult::NotAllowed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -123,6 +155,7 @@ impl BotResult {
             BotResult::Banned => "banned",
             BotResult::SendFailed => "send_failed",
             BotResult::RateLimited => "rate_limited",
+            BotResult::NotAllowed => "not_allowed",
         }
     }
 
@@ -139,6 +172,7 @@ impl BotResult {
             BotResult::Banned => TextKey::SayBanned,
             BotResult::SendFailed => TextKey::SaySendFailed,
             BotResult::RateLimited => TextKey::SayRateLimited,
+            BotResult::NotAllowed => TextKey::SayNotAllowed,
         }
     }
 }
@@ -178,8 +212,10 @@ pub fn refusal(e: &Error) -> Option<BotResult> {
         Error::Locked { .. } => BotResult::Locked,
         Error::Banned => BotResult::Banned,
         Error::RateLimited { .. } => BotResult::RateLimited,
-        // The channel failed, or the team's rules refused the destination.
-        Error::Channel(_) | Error::Forbidden(_) => BotResult::SendFailed,
+        Error::DeliveryRefused(_) => BotResult::NotAllowed,
+        // The channel failed, or the team's rules or a number check
+        // refused the destination.
+        Error::Channel(_) | Error::Forbidden(_) | Error::NumberRefused(_) => BotResult::SendFailed,
         _ => return None,
     })
 }
@@ -299,12 +335,23 @@ mod tests {
         let e = Error::Channel("twilio: 21211".into());
         assert_eq!(err(e), Some(BotResult::SendFailed));
         assert_eq!(err(Error::Forbidden("no")), Some(BotResult::SendFailed));
+        let swap = Error::NumberRefused("sim_swap");
+        assert_eq!(err(swap), Some(BotResult::SendFailed));
     }
 
     #[test]
     fn rate_limited() {
         let e = Error::RateLimited { retry_after: 30 };
         assert_eq!(err(e), Some(BotResult::RateLimited));
+    }
+
+    #[test]
+    fn a_delivery_the_rules_refuse_there_is_not_allowed() {
+        assert_eq!(
+            err(Error::DeliveryRefused("x")),
+            Some(BotResult::NotAllowed)
+        );
+        assert_eq!(BotResult::NotAllowed.key(), TextKey::SayNotAllowed);
     }
 
     #[test]
@@ -315,6 +362,18 @@ mod tests {
     }
 
     #[test]
+    fn a_number_is_padded_to_the_code_s_length_text_is_not() {
+        // `@sys.number` gives 012345 as 12345.0.
+        assert_eq!(Said::number(12345.0).code(6).as_deref(), Some("012345"));
+        assert_eq!(Said::integer(12345).code(6).as_deref(), Some("012345"));
+        assert_eq!(Said::number(0.0).code(6).as_deref(), Some("000000"));
+        // Longer or as long: as it is; typed text is never padded.
+        assert_eq!(Said::integer(1234567).code(6).as_deref(), Some("1234567"));
+        assert_eq!(Said::text("12345").code(6).as_deref(), Some("12345"));
+        assert_eq!(Said::NotACode.code(6), None);
+    }
+
+    #[test]
     fn codes_said_as_text_or_number() {
         assert_eq!(Said::text(" 123456 "), Said::Digits("123456".into()));
         assert_eq!(Said::text("012345"), Said::Digits("012345".into()));
@@ -322,7 +381,7 @@ mod tests {
         assert_eq!(Said::text("my code is 123456"), Said::NotACode);
         assert_eq!(Said::text(""), Said::NotACode);
         assert_eq!(Said::text(&"1".repeat(21)), Said::NotACode);
-        assert_eq!(Said::number(123456.0), Said::Digits("123456".into()));
+        assert_eq!(Said::number(123456.0), Said::Number("123456".into()));
         assert_eq!(Said::number(123456.5), Said::NotACode);
         assert_eq!(Said::number(-5.0), Said::NotACode);
         assert_eq!(Said::number(f64::NAN), Said::NotACode);

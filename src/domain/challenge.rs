@@ -162,6 +162,9 @@ pub struct Challenge {
     pub delivery_state: Option<DeliveryState>,
     /// Its delivery ladder, for `delivery: "ladder"`.
     pub ladder: Option<Ladder>,
+    /// What the number check found about the phone number its code went
+    /// to (docs/number-checks.md); `None` when none was asked.
+    pub number_check: Option<super::number_check::NumberCheck>,
     /// The payment it approves (docs/api.md#approving-one-payment).
     pub transaction: Option<Transaction>,
 }
@@ -201,6 +204,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            number_check: None,
             transaction: None,
         })
     }
@@ -228,6 +232,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            number_check: None,
             transaction: None,
         }
     }
@@ -256,6 +261,7 @@ impl Challenge {
             channel: None,
             delivery_state: Some(DeliveryState::accepted()),
             ladder: None,
+            number_check: None,
             transaction: None,
         })
     }
@@ -282,6 +288,7 @@ impl Challenge {
             channel: None,
             delivery_state: None,
             ladder: None,
+            number_check: None,
             transaction: None,
         }
     }

@@ -38,15 +38,6 @@ fn length(field: &str, s: &str, max: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// 1..=`max` characters, none of them control characters.
-fn printable(field: &str, s: &str, max: usize) -> Result<String, Error> {
-    length(field, s, max)?;
-    if s.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "must be printable characters"));
-    }
-    Ok(s.to_string())
-}
-
 /// Explicit bidirectional formatting characters (Trojan Source, CVE-2021-42574):
 /// refused in identifiers and in configured texts, where they can reorder
 /// what a customer reads (docs/configuration.md#languages).
@@ -54,8 +45,56 @@ pub fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
+/// The first character a configured text may not hold, in any language
+/// at any level (docs/configuration.md#languages): a bidirectional control,
+/// or any other invisible format character (general category Cf: U+200B,
+/// U+2060–U+206F, U+FEFF, U+00AD, the tags U+E0000–U+E007F, …), except a
+/// zero-width joiner between two symbols of an emoji sequence (`👩‍💻`; a
+/// variation selector or skin tone may follow the first). With `true`
+/// when it is a bidirectional control.
+pub fn refused_in_text(text: &str) -> Option<(char, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let symbol = |c: char| c.general_category() == GeneralCategory::OtherSymbol;
+    let decoration = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}');
+    for (i, &c) in chars.iter().enumerate() {
+        if is_bidi_control(c) {
+            return Some((c, true));
+        }
+        if c.general_category() != GeneralCategory::Format {
+            continue;
+        }
+        if c == '\u{200D}' {
+            let before = chars[..i].iter().rev().find(|b| !decoration(**b));
+            let after = chars.get(i + 1);
+            if before.is_some_and(|b| symbol(*b)) && after.is_some_and(|a| symbol(*a)) {
+                continue;
+            }
+        }
+        return Some((c, false));
+    }
+    None
+}
+
+/// What [`refused_in_text`] found, as a configuration problem.
+pub fn text_problem(c: char, bidi: bool) -> String {
+    let what = if bidi {
+        "the bidirectional control character"
+    } else {
+        "the invisible format character"
+    };
+    format!("holds {what} U+{:04X}", c as u32)
+}
+
 use super::characters::is_line_separator;
 pub use super::characters::refused_in_identifier;
+
+/// A character no conversation id may hold: control, line or paragraph
+/// separator, or format character (bidi controls, zero-width characters),
+/// which would reorder or hide what an agent reads in the console and the
+/// logs. The OpenAPI document's pattern is generated from this function.
+pub fn refused_in_conversation_id(c: char) -> bool {
+    c.is_control() || is_line_separator(c) || c.general_category() == GeneralCategory::Format
+}
 
 /// An identifier of a customer: trimmed, NFKC-normalised and every dash
 /// a hyphen-minus, 1..=`max`
@@ -176,13 +215,22 @@ pub fn customer<'a>(
         .collect()
 }
 
-/// The chat's own id of the conversation (1..256 printable characters).
+/// The chat's own id of the conversation (1..256 printable characters:
+/// [`refused_in_conversation_id`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationId(String);
 
 impl ConversationId {
     pub fn parse(s: &str) -> Result<Self, Error> {
-        printable("conversation_id", s, 256).map(ConversationId)
+        let field = "conversation_id";
+        length(field, s, 256)?;
+        if s.chars().any(refused_in_conversation_id) {
+            return Err(Error::invalid(
+                field,
+                "must be printable characters: no control, bidi or other format character",
+            ));
+        }
+        Ok(ConversationId(s.to_string()))
     }
     /// The id of a conversation on a channel of `reach`: one that is the
     /// customer's phone number (a WhatsApp chat) is read as one, a missing
@@ -269,6 +317,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn texts_refuse_bidi_and_format_characters_but_an_emoji_s_joiner() {
+        assert_eq!(refused_in_text("Your code is #PIN#."), None);
+        assert_eq!(refused_in_text("\u{202E}x"), Some(('\u{202E}', true)));
+        for c in [
+            '\u{200B}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{00AD}',
+            '\u{E0041}',
+            '\u{200D}',
+        ] {
+            assert_eq!(
+                refused_in_text(&format!("co{c}de")),
+                Some((c, false)),
+                "{c:?}"
+            );
+        }
+        // 👩‍💻 and ❤️‍🔥 (a variation selector before the joiner) are emoji sequences.
+        assert_eq!(refused_in_text("Hi \u{1F469}\u{200D}\u{1F4BB}"), None);
+        assert_eq!(refused_in_text("\u{2764}\u{FE0F}\u{200D}\u{1F525}"), None);
+        assert_eq!(
+            refused_in_text("\u{1F469}\u{200D}x"),
+            Some(('\u{200D}', false))
+        );
+        assert_eq!(
+            text_problem('\u{200B}', false),
+            "holds the invisible format character U+200B"
+        );
+    }
+
+    #[test]
     fn conversation_ids() {
         assert!(ConversationId::parse("abc-123").is_ok());
         assert!(ConversationId::parse("").is_err());
@@ -276,6 +355,13 @@ mod tests {
         assert!(ConversationId::parse(&"x".repeat(257)).is_err());
         assert!(ConversationId::parse("a\nb").is_err());
         assert!(ConversationId::parse("ünïcödé ok").is_ok());
+        // Bidi controls, zero-width and other format characters, separators.
+        for c in [
+            '\u{202E}', '\u{2066}', '\u{200B}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{2028}',
+        ] {
+            let e = ConversationId::parse(&format!("abc{c}123")).unwrap_err();
+            assert!(e.to_string().starts_with("conversation_id: "), "{c:?}: {e}");
+        }
     }
 
     #[test]

@@ -139,6 +139,9 @@ pub struct Authentication {
     /// The channels the message that proved the customer went through, in
     /// order (docs/api.md#delivery-ladder); empty when none did.
     pub via: Vec<String>,
+    /// What the number check of the proving code's phone number found
+    /// (docs/number-checks.md); `None` when none was asked.
+    pub number_check: Option<super::number_check::NumberCheck>,
     /// The hash of the transaction it approved
     /// (docs/api.md#approving-one-payment); `None` for any other.
     pub transaction_hash: Option<String>,
@@ -302,6 +305,9 @@ pub struct InteractionRecord {
     pub device: Option<String>,
     /// The language asked for (docs/api.md#languages); `None`: none was.
     pub requested_locale: Option<RequestedLocale>,
+    /// A number check refused its conversation's number when it was
+    /// created (docs/number-checks.md): it is not recognized.
+    pub recognition_refused: bool,
 }
 
 /// A language asked for on an interaction, as asked.
@@ -352,6 +358,7 @@ impl InteractionRecord {
             expiring_announced: None,
             device: None,
             requested_locale: None,
+            recognition_refused: false,
         }
     }
 
@@ -583,6 +590,7 @@ impl InteractionRecord {
             expires_at: proven_at.plus(s.authenticated_ttl.get()),
             customer,
             via,
+            number_check: None,
             transaction_hash: None,
         });
         self.end_step_up(now);

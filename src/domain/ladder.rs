@@ -536,6 +536,7 @@ mod tests {
                 sent: Vec::new(),
                 sealed_code: String::new(),
             }),
+            number_check: None,
             transaction: None,
         }
     }

@@ -66,6 +66,10 @@ pub struct Intent {
     /// code went through is one of these (docs/api.md#delivery-ladder);
     /// unset: any.
     pub otp_via: Option<Vec<String>>,
+    /// An authentication by a code to a phone number meets the intent
+    /// only when its number check was clean (docs/number-checks.md);
+    /// unset: any.
+    pub number_check: Option<super::number_check::NumberCheckRule>,
 }
 
 /// A way of authenticating, as settings name it.
@@ -281,6 +285,9 @@ pub struct Templates {
     pub say_banned: String,
     pub say_send_failed: String,
     pub say_rate_limited: String,
+    /// A code the rules refuse to send there (into a chat that does not
+    /// vouch for its sender).
+    pub say_not_allowed: String,
     /// The gateway's pages (docs/api.md#languages): the first
     /// line is the heading, the rest what to do next.
     pub page_link_expired: String,
@@ -326,6 +333,9 @@ impl Default for Templates {
             say_banned: "Verification is not possible for this account. Please contact us.".into(),
             say_send_failed: "Sorry, I could not send the message. Please try again.".into(),
             say_rate_limited: "Too many codes were sent. Please try again later.".into(),
+            say_not_allowed: "I cannot send a code into this chat. \
+                              Ask me for a sign-in link, or for a code by text message."
+                .into(),
             page_link_expired: "This link has expired\nAsk in the chat for a new one.".into(),
             page_link_used: "This link was already used\nAsk in the chat for a new one.".into(),
             page_link_unknown: "We don\u{2019}t know this link\nCheck you copied all of it.".into(),
@@ -389,6 +399,7 @@ macro_rules! template_keys {
             SayBanned say_banned,
             SaySendFailed say_send_failed,
             SayRateLimited say_rate_limited,
+            SayNotAllowed say_not_allowed,
         }
     };
 }

@@ -138,6 +138,10 @@ impl ChallengeRequest {
 pub struct Route {
     pub channel: String,
     pub reach: Reach,
+    /// Its file says the provider proves who writes in a conversation
+    /// (`vouches_for_sender`): only then does a code shown there prove
+    /// who typed it back.
+    pub vouches: bool,
     /// A code sent through it shows its template's text (not a provider's
     /// own template, not the code alone).
     pub shows_text: bool,
@@ -202,8 +206,11 @@ pub struct Started {
 ///    the channel that reaches it): 403 or 422, before anything is counted;
 /// 2. the subject (or origin) is locked (423) or banned (403);
 /// 3. SMS or e-mail delivery the team has no channel for: 422;
-/// 4. `otp.require_other_channel` and an OTP into the chat: 422; a
-///    transaction on a channel that cannot show its text: 422;
+/// 4. `otp.require_other_channel` and an OTP into the chat: 422; an OTP
+///    into a chat whose channel does not vouch for its sender (a web
+///    chat, Slack, a Telegram bot, e-mail): 422 saying what to do instead
+///    (docs/api.md#what-a-code-proves); a transaction on a channel that
+///    cannot show its text: 422;
 /// 5. SMS or e-mail to the contact, and it has no phone or address: 422;
 /// 6. a channel that sends to a person, and nobody to send to: 422;
 /// 7. agent delivery without `otp.show_to_agents`: 422;
@@ -245,6 +252,9 @@ pub fn decide(
             "delivery",
             "the code must travel on another channel than the chat",
         ));
+    }
+    if req.method == ChallengeMethod::Otp && req.delivery == Delivery::Chat {
+        refuse_unvouched_chat(&rules.routes.chat)?;
     }
     if req.transaction.is_some() && route.is_some_and(|r| !r.shows_text) {
         return Err(Error::invalid(
@@ -299,6 +309,22 @@ pub fn decide(
     };
     rec.open_new_challenge(opened, now);
     Ok(started)
+}
+
+/// A code shown in the conversation it is typed back into proves who is
+/// there only where the channel vouches for its sender: elsewhere anyone
+/// who opens the conversation, naming any customer, reads it back
+/// (docs/api.md#what-a-code-proves). A PIN prompt is not a code: the
+/// agent gave the PIN on another channel.
+fn refuse_unvouched_chat(chat: &Route) -> Result<(), Error> {
+    if chat.vouches {
+        return Ok(());
+    }
+    Err(Error::DeliveryRefused(
+        "delivery: this chat's channel does not vouch for who writes in it, so a code shown here \
+         proves nothing: send the code to the customer's contact (delivery \"sms\", \"email\", \
+         \"voice\" or \"ladder\") or use a login link",
+    ))
 }
 
 /// The route of `delivery` (`None`: nothing is sent), or 422 when the team

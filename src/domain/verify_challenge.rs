@@ -82,16 +82,19 @@ pub fn decide(
     }
     let origin = rec.lockout_origin(s);
     subject.ensure_clear_for(origin.as_deref(), now)?;
-    // Where an OTP's code went: its channel, or every step of its ladder.
-    let via = rec
+    // Where an OTP's code went: its channel, or every step of its ladder;
+    // and what its number check found.
+    let otp = rec
         .challenge
         .as_ref()
-        .filter(|c| c.id == cid && c.method == ChallengeMethod::Otp)
+        .filter(|c| c.id == cid && c.method == ChallengeMethod::Otp);
+    let via = otp
         .map(|c| match &c.ladder {
             Some(l) => l.via(),
             None => c.channel.iter().cloned().collect(),
         })
         .unwrap_or_default();
+    let number_check = otp.and_then(|c| c.number_check);
     // The payment the code approves (docs/api.md#approving-one-payment).
     let transaction_hash = rec
         .challenge
@@ -139,6 +142,9 @@ pub fn decide(
     rec.authenticate_since(method, customer, via, since, now, s);
     if let Some(a) = rec.auth.as_mut() {
         a.transaction_hash = transaction_hash;
+        if a.method == Method::Otp {
+            a.number_check = number_check;
+        }
     }
     Ok(Verdict::Authenticated { step_up: pending })
 }

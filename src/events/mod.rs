@@ -370,6 +370,7 @@ mod tests {
                         delivery: crate::domain::challenge::Delivery::Sms,
                         expires_at: at(),
                         method: crate::domain::challenge::ChallengeMethod::Otp,
+                        number_check: None,
                         transaction: None,
                         transaction_hash: None,
                     },

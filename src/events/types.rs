@@ -187,6 +187,10 @@ pub struct CreatedChallenge {
     pub expires_at: Timestamp,
     #[serde(serialize_with = "method_name")]
     pub method: ChallengeMethod,
+    /// What the number check found (docs/number-checks.md); absent when
+    /// the team has no `[number_checks]` or nothing was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_check: Option<serde_json::Value>,
     /// The payment it is for, and its hash (docs/api.md#approving-one-payment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction: Option<TransactionObject>,

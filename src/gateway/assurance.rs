@@ -8,7 +8,9 @@ use super::view::{Method, Status, Unmet};
 use super::Core;
 use crate::config::{AuthMethod, Team};
 use crate::domain::assurance::{self, Policy};
+use crate::domain::destination_policy::Reach;
 use crate::domain::interaction;
+use crate::domain::number_check::NumberCheckRule;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
 
@@ -35,7 +37,7 @@ pub struct AssuranceView {
     /// (nor judged by a recognized conversation).
     pub age_seconds: Option<u64>,
     /// What fails, in this order: `authenticated`, `max_age`, `method`,
-    /// `via`, `transaction`.
+    /// `via`, `number_check`, `transaction`.
     pub unmet: Vec<Unmet>,
 }
 
@@ -82,13 +84,21 @@ pub async fn assurance(
                 }),
                 recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
                 otp_via: intent.otp_via.clone(),
+                number_clean: intent.number_check == Some(NumberCheckRule::Clean),
                 transaction: None,
             }
         }
     };
     policy.transaction = transaction;
     let view = pair.view(team, now)?;
-    let shown = pair.shown(team, now)?;
+    let mut shown = pair.shown(team, now)?;
+    shown.by_phone_code = shown.method == Some(interaction::Method::Otp)
+        && shown.via.iter().any(|c| {
+            matches!(
+                core.reach(c),
+                Reach::Phone | Reach::PhoneChat | Reach::Voice
+            )
+        });
     let recognized_at = shown.recognized_at;
     let verdict = assurance::assess_shown(shown, &policy, now);
     let (method, authenticated_at) = if verdict.by_recognition {

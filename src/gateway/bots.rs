@@ -119,7 +119,9 @@ async fn act(
         Tag::SendCode => (send_code(core, team, id, turn, clock).await, None),
         Tag::CheckCode => {
             let open = found.open_challenge.as_ref().map(|c| c.challenge_id);
-            check_code(core, team, (id, open), turn.said.as_ref(), clock.now()).await
+            let length = team.settings_for(&found.channel).otp.length;
+            let code = turn.said.as_ref().and_then(|s| s.code(length));
+            check_code(core, team, (id, open), code, clock.now()).await
         }
         Tag::SendLink => (send_link(core, team, id, clock).await, None),
     }
@@ -151,34 +153,30 @@ async fn send_link(core: &Core, team: &Team, id: Uuid, clock: &dyn Clock) -> Res
     })
 }
 
-/// `POST .../verify` of the open challenge `cid` of `id` with what the
-/// customer said; what is not a code is checked against nothing and
-/// counted nowhere.
+/// `POST .../verify` of the open challenge `cid` of `id` with the code the
+/// customer said (a number's padded to the code's length); what is not a
+/// code (`None`) is checked against nothing and counted nowhere.
 async fn check_code(
     core: &Arc<Core>,
     team: &Team,
     (id, cid): (Uuid, Option<Uuid>),
-    said: Option<&Said>,
+    code: Option<String>,
     now: Timestamp,
 ) -> (Result<Done>, Option<u32>) {
     let Some(cid) = cid else {
         return (Ok(Done::NoChallenge), None);
     };
-    match said {
-        Some(Said::Digits(code)) => {
-            match verify::verify_challenge(core, team, id, cid, code, now).await {
-                Ok(_) => (Ok(Done::Verified), None),
-                Err(e @ Error::InvalidCode { attempts_remaining }) => {
-                    (Err(e), Some(attempts_remaining))
-                }
-                Err(e) => (Err(e), None),
+    match code {
+        Some(code) => match verify::verify_challenge(core, team, id, cid, &code, now).await {
+            Ok(_) => (Ok(Done::Verified), None),
+            Err(e @ Error::InvalidCode { attempts_remaining }) => {
+                (Err(e), Some(attempts_remaining))
             }
-        }
-        Some(Said::NotACode) | None => {
-            match read::read_challenge(core, team, id, cid, false, now).await {
-                Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
-                Err(e) => (Err(e), None),
-            }
-        }
+            Err(e) => (Err(e), None),
+        },
+        None => match read::read_challenge(core, team, id, cid, false, now).await {
+            Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
+            Err(e) => (Err(e), None),
+        },
     }
 }

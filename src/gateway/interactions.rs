@@ -10,7 +10,7 @@ use super::outbox::OutboxItem;
 use super::records::{
     put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
 };
-use super::{audit, view, Core, InteractionView};
+use super::{audit, number_checks, view, Core, InteractionView};
 use crate::config::Team;
 use crate::domain::audit::{Acting, Action};
 use crate::domain::destination_policy::Reach;
@@ -191,6 +191,9 @@ async fn create_or_find(
     }
     let s = team.settings_for(&new.channel);
     let mut rec = new.record(team, core.pepper(), now);
+    if seen.recognition.is_some() {
+        rec.recognition_refused = number_checks::refuses_recognition(core, team, &rec, now).await;
+    }
     let link = ConversationLink { id: rec.id };
     let mut ttl = s.interaction_ttl.get();
     let mut ops = vec![];

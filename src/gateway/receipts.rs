@@ -87,7 +87,8 @@ pub async fn twilio_receipt(
 /// report route: body `body` as received, headers `X-Request-Timestamp`
 /// `timestamp` and `X-Request-Signature` `signature`. 404 for a channel
 /// that is not `telegram_gateway`, 401 `invalid_signature` for a
-/// missing or wrong signature, 400 for a body without `request_id` or
+/// missing or wrong signature or a timestamp more than 5 minutes from
+/// `now`, 400 for a body without `request_id` or
 /// `delivery_status.status`.
 pub async fn telegram_gateway_report(
     core: &Core,
@@ -102,7 +103,7 @@ pub async fn telegram_gateway_report(
     else {
         return Err(Error::NotFound("no telegram_gateway channel of this name"));
     };
-    match gateway.report(body, timestamp, signature)? {
+    match gateway.report(body, timestamp, signature, now)? {
         Some(report) => take_reports_at(core, channel, vec![report], now).await,
         None => Ok(Receipt::Unknown),
     }

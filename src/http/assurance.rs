@@ -103,6 +103,7 @@ fn parse_ask(q: &HashMap<String, String>) -> Result<AssuranceAsk> {
         methods,
         recognized,
         otp_via: None,
+        number_clean: false,
         transaction: None,
     }))
 }

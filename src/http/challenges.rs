@@ -137,7 +137,15 @@ raw_schema!(NewChallenge);
 /// `otp.sms_number_types` refuses is 403 `forbidden` (a number that is not a
 /// valid one where those lists apply, 422): nothing is sent, counted or
 /// used up. The SMS rules hold for any message to a phone number: a code or
-/// PIN prompt into a Twilio or WhatsApp conversation too.
+/// PIN prompt into a Twilio or WhatsApp conversation too. With the team's
+/// `[number_checks]`, a code to a phone number whose check refuses it is
+/// 403 `number_refused` with `reason` (`sim_swap`, `call_forwarding`,
+/// `check_failed`), nothing sent or counted; otherwise the answer has
+/// `number_check`.
+/// An OTP into the chat (`delivery` `chat`, the default) on a channel that
+/// does not vouch for its sender (a web chat, Slack, Telegram, e-mail) is
+/// 422: its `detail` says to send the code to the customer's contact or to
+/// use a login link.
 #[utoipa::path(post, path = "/v1/interactions/{id}/challenges", operation_id = "start_challenge", tag = "challenges",
     security(("api_key" = [])), params(("id" = Uuid, Path)), request_body = NewChallenge,
     responses((status = 201, body = StartedChallenge, links(

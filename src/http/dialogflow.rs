@@ -141,7 +141,7 @@ fn said(code: Option<&Value>, text: Option<&str>) -> Said {
     match code {
         Some(Value::String(s)) => Said::text(s),
         Some(Value::Number(n)) => match n.as_u64() {
-            Some(u) => Said::text(&u.to_string()),
+            Some(u) => Said::integer(u),
             None => n.as_f64().map_or(Said::NotACode, Said::number),
         },
         None | Some(Value::Null) => Said::text(text.unwrap_or("")),
@@ -287,8 +287,14 @@ mod tests {
     fn a_code_is_the_parameter_else_the_text() {
         let digits = |s: &str| Said::Digits(s.into());
         assert_eq!(said(Some(&json!("123456")), Some("x")), digits("123456"));
-        assert_eq!(said(Some(&json!(123456.0)), None), digits("123456"));
-        assert_eq!(said(Some(&json!(123456)), None), digits("123456"));
+        // A number's digits, padded to the code's length when checked.
+        let number = |s: &str| Said::Number(s.into());
+        assert_eq!(said(Some(&json!(123456.0)), None), number("123456"));
+        assert_eq!(said(Some(&json!(123456)), None), number("123456"));
+        assert_eq!(
+            said(Some(&json!(12345)), None).code(6).as_deref(),
+            Some("012345")
+        );
         assert_eq!(said(Some(&json!(12.5)), None), Said::NotACode);
         assert_eq!(said(Some(&json!(-3)), None), Said::NotACode);
         assert_eq!(said(Some(&json!(true)), None), Said::NotACode);

@@ -307,7 +307,8 @@ async fn callback(
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 502, description = "`oidc` links: the identity provider cannot be reached (a page)",
          content((String = "text/html"))),
-        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted); \
+         `oidc` links: 32 requests of the team, or a quarter of `max_connections` of all teams, wait on identity providers (a page, `Retry-After`)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
 async fn short_link(
     State(st): State<AppState>,

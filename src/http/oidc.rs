@@ -67,13 +67,24 @@ fn refusal_page(refusal: &ProviderRefusal) -> (StatusCode, TextKey) {
 
 /// `GET /l/{code}` of a live provider link: 302 to the provider's
 /// authorization endpoint, with the cookie that ties the new state to this
-/// browser. Nothing is used up.
+/// browser. Nothing is used up. It may wait on the team's provider, so it
+/// takes a place at the team's gate: when none is free, 503 at once with
+/// the try-again page.
 pub(super) async fn start(
     st: &AppState,
     link: ProviderLink,
     headers: &HeaderMap,
     now: Timestamp,
 ) -> Response {
+    let Ok(_place) = st.team_gates.enter(st.gateway.config(), &link.team) else {
+        let id = Some(link.interaction_id);
+        let said = said(st, &link.team, id, headers, TextKey::PageTryAgain, now).await;
+        return Full::answer(pages::render_said(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &said,
+            None,
+        ));
+    };
     match crate::gateway::oidc::start_provider_login(&st.gateway, &link, now).await {
         Ok(started) => {
             let mut res = StatusCode::FOUND.into_response();

@@ -66,35 +66,39 @@ pub struct Said {
 impl Said {
     /// Template `key` as `speaks` (a link's team, channel and language)
     /// says it; a page of no interaction (`None`) speaks the first
-    /// language of the visitor's `Accept-Language` the system supports.
+    /// language of the visitor's `Accept-Language` (all its header lines)
+    /// the system supports. `lang` is the language of the text shown: a
+    /// key not translated falls back to the default language, and says so.
     pub fn of(
         config: &crate::config::Config,
         speaks: Option<&crate::gateway::Speaks>,
         headers: &HeaderMap,
         key: TextKey,
     ) -> Said {
-        use crate::config::text;
+        use crate::config::text_in;
         let team = speaks.and_then(|s| Some((s, config.team(&s.team)?)));
         if let Some((s, team)) = team {
             let settings = team.settings_for(&s.channel);
             let channel = config.channels.get(&s.channel);
-            let text = text(key, settings, channel, &s.locale).to_string();
+            let (text, lang) = text_in(key, settings, channel, &s.locale);
             return Said {
-                lang: s.locale.clone(),
-                text,
+                lang: lang.to_string(),
+                text: text.to_string(),
             };
         }
-        let wanted = headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .map(crate::domain::locale::accept_language)
-            .unwrap_or_default();
+        // Several header lines are one list (RFC 9110 5.3).
+        let lines: Vec<&str> = headers
+            .get_all(header::ACCEPT_LANGUAGE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let wanted = crate::domain::locale::accept_language(&lines.join(","));
         let l = &config.defaults.locale;
         let lang = crate::domain::locale::negotiate(&wanted, &l.supported, &l.default);
-        let text = text(key, &config.defaults, None, lang).to_string();
+        let (text, lang) = text_in(key, &config.defaults, None, lang);
         Said {
             lang: lang.to_string(),
-            text,
+            text: text.to_string(),
         }
     }
 }

@@ -20,6 +20,7 @@ fn title(code: &str) -> &'static str {
         "person_required" => "Person required",
         "customer_mismatch" => "Customer mismatch",
         "banned" => "Banned",
+        "number_refused" => "Number refused",
         "not_found" => "Not found",
         "request_timeout" => "Request timeout",
         "token_used" => "Token already used",
@@ -54,6 +55,7 @@ pub enum ProblemCode {
     PersonRequired,
     CustomerMismatch,
     Banned,
+    NumberRefused,
     NotFound,
     RequestTimeout,
     TokenUsed,
@@ -94,6 +96,11 @@ pub struct Problem<'a> {
     /// `locked` only: when the lockout ends (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<Timestamp>,
+    /// `number_refused` only: `sim_swap`, `call_forwarding` or
+    /// `check_failed` (docs/number-checks.md#the-verdicts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "sim_swap")]
+    pub reason: Option<&'static str>,
     /// `invalid_code` only: always true.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requires_2fa: Option<bool>,
@@ -120,6 +127,7 @@ impl<'a> Problem<'a> {
             code,
             detail,
             locked_until: None,
+            reason: None,
             requires_2fa: None,
             status: status.as_u16(),
             title: title(code),
@@ -153,9 +161,11 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::InvalidToken(_)
         | Error::InvalidSignature(_)
         | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) | Error::PersonRequired | Error::CustomerMismatch | Error::Banned => {
-            StatusCode::FORBIDDEN
-        }
+        Error::Forbidden(_)
+        | Error::PersonRequired
+        | Error::CustomerMismatch
+        | Error::Banned
+        | Error::NumberRefused(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin | Error::NoNextStep(_) => {
@@ -166,7 +176,7 @@ pub fn status(e: &Error) -> StatusCode {
         }
         Error::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        Error::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Unprocessable(_) | Error::DeliveryRefused(_) => StatusCode::UNPROCESSABLE_ENTITY,
         Error::Locked { .. } => StatusCode::LOCKED,
         Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -195,6 +205,7 @@ impl IntoResponse for Error {
                 retry_after = Some(*r);
             }
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
+            Error::NumberRefused(r) => body.reason = Some(r),
             Error::Internal(bug) => tracing::error!(
                 what = bug.what,
                 at = %bug.at,
@@ -227,6 +238,7 @@ mod tests {
         let answered = [
             Error::BadRequest(String::new()),
             Error::Unprocessable(String::new()),
+            Error::DeliveryRefused(""),
             Error::Unauthorized,
             Error::InvalidToken(""),
             Error::InvalidSignature(""),
@@ -237,6 +249,7 @@ mod tests {
             Error::PersonRequired,
             Error::CustomerMismatch,
             Error::Banned,
+            Error::NumberRefused("sim_swap"),
             Error::NotFound(""),
             Error::RequestTimeout,
             Error::TokenUsed,
@@ -275,6 +288,7 @@ mod tests {
             "person_required",
             "customer_mismatch",
             "banned",
+            "number_refused",
             "not_found",
             "request_timeout",
             "token_used",

@@ -261,7 +261,8 @@ async fn whatsapp_webhook(
 /// under `server.public_url`. `X-Request-Signature` (the hex HMAC-SHA256,
 /// keyed by the SHA-256 digest of the channel's `token`, of
 /// `X-Request-Timestamp`, a newline and the raw body) is checked first:
-/// missing or wrong is 401 `invalid_signature` and nothing changes. Then a
+/// missing or wrong, or a timestamp more than 5 minutes from now, is 401
+/// `invalid_signature` and nothing changes. Then a
 /// body that cannot be read, or lacks `request_id` or
 /// `delivery_status.status`, is 400; one about a message the gateway does
 /// not know is 200 and ignored.

@@ -13,8 +13,12 @@ use super::OidcError;
 use crate::domain::numeric_date::NumericDate;
 use crate::time::Timestamp;
 
-/// Clock skew allowed on `exp`, `iat` and `auth_time`, in seconds.
+/// Clock skew allowed on `exp`, `nbf`, `iat` and `auth_time`, in seconds.
 pub const LEEWAY_SECS: i64 = 60;
+/// The oldest `iat` an ID token may have, in seconds: a token issued
+/// longer ago is not the answer to a login just started (a replayed or
+/// stored one).
+pub const MAX_IAT_AGE_SECS: i64 = 600;
 
 /// The only algorithms an ID token may be signed with: never `none`, never
 /// HMAC (whose key would be the client secret, known to the provider's
@@ -149,7 +153,7 @@ pub fn check_claims(
 }
 
 /// The checks only an ID token passes, once [`check_audience`] has:
-/// `exp`, `iat`, `nonce`, `acr`, `auth_time`, the customer claim.
+/// `exp`, `nbf`, `iat`, `nonce`, `acr`, `auth_time`, the customer claim.
 pub fn check_login_claims(
     claims: &Map<String, Value>,
     expect: &Expect<'_>,
@@ -157,16 +161,28 @@ pub fn check_login_claims(
 ) -> Result<Proven, OidcError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     // A time with a fraction never widens a check (docs/api.md#conventions):
-    // `exp` and `auth_time` rounded down, `iat` (not in the future) up.
+    // `exp`, `auth_time` and `iat` (not too old) rounded down, `nbf` and
+    // `iat` (not in the future) up.
     let number = |name: &str| claims.get(name).and_then(NumericDate::of);
     let now_s = now.unix_seconds();
     let exp = number("exp").ok_or(invalid("no exp"))?.floor;
     if now_s >= exp.saturating_add(LEEWAY_SECS) {
         return Err(invalid("expired"));
     }
-    let iat = number("iat").ok_or(invalid("no iat"))?.ceil;
-    if iat > now_s.saturating_add(LEEWAY_SECS) {
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = NumericDate::of(nbf)
+            .ok_or(invalid("nbf not a number"))?
+            .ceil;
+        if nbf > now_s.saturating_add(LEEWAY_SECS) {
+            return Err(invalid("not valid yet (nbf)"));
+        }
+    }
+    let iat = number("iat").ok_or(invalid("no iat"))?;
+    if iat.ceil > now_s.saturating_add(LEEWAY_SECS) {
         return Err(invalid("issued in the future"));
+    }
+    if now_s.saturating_sub(iat.floor) > MAX_IAT_AGE_SECS {
+        return Err(invalid("issued more than 10 minutes ago"));
     }
     let nonce_ok = expect.nonce.is_none_or(|sent| {
         text("nonce").is_some_and(|n| {
@@ -265,6 +281,9 @@ mod tests {
         assert_eq!(p.email, None);
         assert!(check(json!({"aud": ["chatgate", "other"], "azp": "chatgate"})).is_ok());
         assert!(check(json!({"exp": NOW - 59})).is_ok(), "60 s leeway");
+        assert!(check(json!({"nbf": NOW + 59})).is_ok(), "60 s leeway");
+        assert!(check(json!({"nbf": NOW - 5})).is_ok());
+        assert!(check(json!({"iat": NOW - 600})).is_ok(), "10 minutes");
     }
 
     #[test]
@@ -296,6 +315,10 @@ mod tests {
             ("exp", json!({"exp": NOW - 61})),
             ("no exp", json!({"exp": null})),
             ("iat future", json!({"iat": NOW + 120})),
+            ("iat a year old", json!({"iat": NOW - 365 * 86_400})),
+            ("iat eleven minutes old", json!({"iat": NOW - 660})),
+            ("nbf ahead", json!({"nbf": NOW + 120})),
+            ("nbf not a number", json!({"nbf": "soon"})),
             ("nonce", json!({"nonce": "n-2"})),
             ("no nonce", json!({"nonce": null})),
             ("acr", json!({"acr": "bronze"})),

@@ -37,6 +37,14 @@ pub const REFETCH_EVERY: Duration = Duration::from_secs(10);
 pub const UNKNOWN_KID_FOR: Duration = Duration::from_secs(60);
 /// The most unknown `kid`s remembered per key set; the oldest go first.
 const UNKNOWN_KIDS_KEPT: usize = 64;
+/// A fetch of a discovery document or key set that failed is not tried
+/// again for that provider this long: requests needing it meanwhile are
+/// answered at once, so an outage costs one wait per provider, not one
+/// per request (docs/operations.md#one-team-never-holds-another).
+pub const FAILED_FETCH_FOR: Duration = Duration::from_secs(5);
+/// A fetch's own limit, under [`TIMEOUT`]: a provider that does not answer
+/// is noted as failing before the request's own wait ends.
+const FETCH_TIMEOUT: Duration = Duration::from_millis(4_500);
 
 /// The endpoint that asks for a key: each has its own refetch allowance,
 /// so that unknown `kid`s posted to one cannot delay another
@@ -177,9 +185,24 @@ struct Cached {
     keys: Option<Vec<Jwk>>,
     /// When an unknown `kid` last fetched the key set again, per endpoint.
     refetched_at: BTreeMap<KeyUse, Timestamp>,
-    /// `kid`s a fetch did not find, and when: refused without a fetch for
-    /// [`UNKNOWN_KID_FOR`].
-    unknown: BTreeMap<String, Timestamp>,
+    /// `kid`s a fetch did not find, by the endpoint whose fetch it was, and
+    /// when: refused to that endpoint without a fetch for
+    /// [`UNKNOWN_KID_FOR`] (another endpoint's fetch may find it since).
+    unknown: BTreeMap<(KeyUse, String), Timestamp>,
+    /// The last fetch of the discovery document that failed, and why:
+    /// answered again without asking for [`FAILED_FETCH_FOR`].
+    metadata_failed: Option<(Timestamp, OidcError)>,
+    /// The same for the key set.
+    keys_failed: Option<(Timestamp, OidcError)>,
+}
+
+/// The failure remembered in `failed`, while it is younger than
+/// [`FAILED_FETCH_FOR`] at `now`.
+fn still_failing(failed: &Option<(Timestamp, OidcError)>, now: Timestamp) -> Option<OidcError> {
+    match failed {
+        Some((at, e)) if now.since(*at) < FAILED_FETCH_FOR => Some(e.clone()),
+        _ => None,
+    }
 }
 
 impl Cached {
@@ -191,9 +214,10 @@ impl Cached {
             .cloned()
     }
 
-    /// Remembers that a fetch at `now` did not find `kid`, forgetting what
-    /// is old enough (and the oldest, beyond [`UNKNOWN_KIDS_KEPT`]).
-    fn not_found(&mut self, kid: &str, now: Timestamp) {
+    /// Remembers that a fetch for `use_` at `now` did not find `kid`,
+    /// forgetting what is old enough (and the oldest, beyond
+    /// [`UNKNOWN_KIDS_KEPT`]).
+    fn not_found(&mut self, use_: KeyUse, kid: &str, now: Timestamp) {
         self.unknown
             .retain(|_, at| now.since(*at) < UNKNOWN_KID_FOR);
         while self.unknown.len() >= UNKNOWN_KIDS_KEPT {
@@ -207,7 +231,7 @@ impl Cached {
                 None => break,
             };
         }
-        self.unknown.insert(kid.to_string(), now);
+        self.unknown.insert((use_, kid.to_string()), now);
     }
 }
 
@@ -290,14 +314,23 @@ impl Providers {
                 return Ok(m.clone());
             }
         }
+        if let Some(e) = still_failing(&cached.metadata_failed, now) {
+            return match &cached.metadata {
+                Some((stale, _)) => Ok(stale.clone()),
+                None => Err(e),
+            };
+        }
         let url = format!(
             "{}/.well-known/openid-configuration",
             oidc.issuer.trim_end_matches('/')
         );
-        let fetched = self
-            .get_json::<MetadataWire>("discovery", &url)
-            .await
-            .and_then(|m| m.checked(&oidc.issuer));
+        let fetched = within(
+            "discovery",
+            self.get_json::<MetadataWire>("discovery", &url),
+        )
+        .await
+        .and_then(|m| m.checked(&oidc.issuer));
+        cached.metadata_failed = fetched.as_ref().err().map(|e| (now, e.clone()));
         match (fetched, &cached.metadata) {
             (Ok(m), _) => {
                 cached.metadata = Some((m.clone(), now));
@@ -327,6 +360,23 @@ impl Providers {
             .collect())
     }
 
+    /// The key set, fetched at `now` unless a fetch failed within
+    /// [`FAILED_FETCH_FOR`] (then that failure, at once); a failure is noted
+    /// in `cached`.
+    async fn fetch_keys_noted(
+        &self,
+        set: &KeySet<'_>,
+        cached: &mut Cached,
+        now: Timestamp,
+    ) -> Result<Vec<Jwk>, OidcError> {
+        if let Some(e) = still_failing(&cached.keys_failed, now) {
+            return Err(e);
+        }
+        let fetched = within("key set", self.fetch_keys(set)).await;
+        cached.keys_failed = fetched.as_ref().err().map(|e| (now, e.clone()));
+        fetched
+    }
+
     /// The key named `kid` of `set`, for the endpoint `use_`. The set is
     /// fetched when none is cached (not a refetch). An unknown `kid` fetches
     /// it again (a rotated key) at once the first time, then at most once
@@ -354,11 +404,11 @@ impl Providers {
         let entry = self.entry(set.cache);
         let mut cached = entry.lock().await;
         if cached.keys.is_none() {
-            cached.keys = Some(self.fetch_keys(set).await?);
+            cached.keys = Some(self.fetch_keys_noted(set, &mut cached, now).await?);
         } else if cached.find(kid).is_none() {
             let known_unknown = cached
                 .unknown
-                .get(kid)
+                .get(&(use_, kid.to_string()))
                 .is_some_and(|at| now.since(*at) < UNKNOWN_KID_FOR);
             let too_soon = cached
                 .refetched_at
@@ -368,12 +418,12 @@ impl Providers {
                 return Err(UNKNOWN);
             }
             cached.refetched_at.insert(use_, now);
-            cached.keys = Some(self.fetch_keys(set).await?);
+            cached.keys = Some(self.fetch_keys_noted(set, &mut cached, now).await?);
         }
         match cached.find(kid) {
             Some(key) => Ok(key),
             None => {
-                cached.not_found(kid, now);
+                cached.not_found(use_, kid, now);
                 Err(UNKNOWN)
             }
         }
@@ -449,6 +499,16 @@ pub(super) fn without_url(e: &reqwest::Error) -> String {
         "request failed"
     };
     kind.to_string()
+}
+
+/// `work`, a fetch, or its failure once [`FETCH_TIMEOUT`] has passed.
+async fn within<T>(
+    what: &'static str,
+    work: impl std::future::Future<Output = Result<T, OidcError>>,
+) -> Result<T, OidcError> {
+    tokio::time::timeout(FETCH_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err(failed(what, "no answer in time")))
 }
 
 /// `work` on a provider, waited for [`TIMEOUT`] at most in all — the
@@ -635,5 +695,70 @@ mod tests {
         assert_eq!(idp.fetches(), 4);
         assert!(p.key_for(&set, KeyUse::Ssf, "d", at(4)).await.is_ok());
         assert_eq!(idp.fetches(), 4, "d is in the set fetched at 3");
+    }
+
+    #[tokio::test]
+    async fn a_kid_unknown_to_one_endpoint_is_fetched_by_another() {
+        let idp = Stand::new(&["a"]).await;
+        let p = Providers::default();
+        let set = idp.set();
+        assert!(p.key_for(&set, KeyUse::Login, "a", at(0)).await.is_ok());
+        // A stranger's logout token names a kid the provider has not yet
+        // published: unknown to the back-channel logout for a minute ...
+        assert!(p
+            .key_for(&set, KeyUse::Logout, "next", at(1))
+            .await
+            .is_err());
+        assert_eq!(idp.fetches(), 2);
+        // ... not to the hosted login, once the provider publishes it.
+        idp.rotate(&["a", "next"]);
+        assert!(p.key_for(&set, KeyUse::Login, "next", at(2)).await.is_ok());
+        assert_eq!(idp.fetches(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_answered_again_without_asking_for_five_seconds() {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::any())
+            .respond_with(wiremock::ResponseTemplate::new(500))
+            .mount(&server)
+            .await;
+        let asked = || async { server.received_requests().await.unwrap().len() };
+        let p = Providers::default();
+        let jwks_uri = Url::parse(&format!("{}/jwks", server.uri())).unwrap();
+        let issuer = server.uri();
+        let set = KeySet {
+            cache: &issuer,
+            jwks_uri: &jwks_uri,
+            issuer: &issuer,
+        };
+        // The key set: asked once, then refused at once for 5 s.
+        assert!(p.key_for(&set, KeyUse::Login, "a", at(0)).await.is_err());
+        assert_eq!(asked().await, 1);
+        for use_ in [KeyUse::Login, KeyUse::Logout, KeyUse::Ssf] {
+            let e = p.key_for(&set, use_, "a", at(4)).await.unwrap_err();
+            assert!(matches!(e, OidcError::Provider(_)), "{e:?}");
+        }
+        assert_eq!(asked().await, 1);
+        assert!(p.key_for(&set, KeyUse::Login, "a", at(5)).await.is_err());
+        assert_eq!(asked().await, 2);
+        // The discovery document alike.
+        let oidc = OidcConfig {
+            issuer: format!("{issuer}/d"),
+            client_id: "c".into(),
+            client_secret: secrecy::SecretString::from("s".to_string()),
+            scopes: vec!["openid".into()],
+            customer_claim: "sub".into(),
+            max_age: None,
+            acr_values: Vec::new(),
+            backchannel_logout: false,
+            ciba: false,
+        };
+        assert!(p.metadata(&oidc, at(10)).await.is_err());
+        assert_eq!(asked().await, 3);
+        assert!(p.metadata(&oidc, at(14)).await.is_err());
+        assert_eq!(asked().await, 3);
+        assert!(p.metadata(&oidc, at(15)).await.is_err());
+        assert_eq!(asked().await, 4);
     }
 }

@@ -605,10 +605,18 @@ impl Store for RedisStore {
                 }
             }
         }
+        // On one Redis the due notes are the script's last ops; a Cluster
+        // keeps them in a slot of their own, noted after the commit.
+        let cluster = self.conn.is_cluster();
+        if !cluster {
+            self.add_due_notes(&mut call, &ops);
+        }
         match self.conn.invoke("commit", &call).await? {
             Value::Int(0) => {
                 self.remember_companions(&ops);
-                self.note_queued(Self::queued(&ops)).await;
+                if cluster {
+                    self.note_queued(Self::queued(&ops)).await;
+                }
                 let renewed = lives.iter().filter(|l| l.renew);
                 let renewed = renewed.map(|l| (l.key, l.latest.saturating_add_unsigned(l.slack)));
                 let streams = given.into_iter().map(|k| (k, renewals::BY_PERIOD));

@@ -10,6 +10,7 @@ use crate::domain::audit::Action;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
 use crate::domain::logout::{Receiver, RefusalReason};
+use crate::domain::number_check::{self, Source};
 use crate::events::types::AdvanceReason;
 use crate::events::EventType;
 
@@ -43,6 +44,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_audit_sink_lag_seconds", Kind::Gauge, "sink", "Age of the oldest audit entry not yet confirmed written to the sink (syslog) or taken by a team's audit webhook (webhook); 0 when none."),
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
+    ("chatgate_number_checks_total", Kind::Counter, "kind, result", "Number checks asked of a provider (not answered from the cache), by provider kind (camara, twilio_lookup) and result (clean, swapped, forwarded, unknown, error)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
     ("chatgate_teams", Kind::Gauge, "", "Teams in the configuration in force (set at start and at each reload)."),
     ("chatgate_background_queue", Kind::Gauge, "kind", "Background asks claimed and waiting for their turn in this instance's poller, by kind (ladder, app_poll)."),
@@ -110,6 +112,12 @@ pub(super) fn describe_and_register() {
     }
     for kind in EventType::ALL {
         metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);
+    }
+    for kind in [Source::Camara, Source::TwilioLookup] {
+        for result in number_check::RESULTS {
+            metrics::counter!("chatgate_number_checks_total", "kind" => kind.as_str(), "result" => result)
+                .increment(0);
+        }
     }
     for kind in BACKGROUND_KINDS {
         metrics::gauge!("chatgate_background_queue", "kind" => kind).increment(0.0);

@@ -709,6 +709,47 @@ both_stores!(
     }
 );
 
+/// acme with an anonymous web chat, `anon` (a webhook channel that does
+/// not vouch for its sender).
+fn anonymous() -> Setup {
+    Setup {
+        extra_channels: vec![anonymous_chat("anon")],
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    a_code_into_a_chat_that_does_not_vouch_is_refused_and_says_what_to_do,
+    setup: anonymous(),
+    |app: TestApp| async move {
+        let v = app
+            .create(json!({"channel": "anon", "conversation_id": "a-1", "customer_ref": "victim-42",
+                           "session_pin": "482913", "contact": {"phone": "+15551230000"}}))
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        // The default delivery and `chat` alike: 422, saying what to do.
+        for body in [json!({"method": "otp"}), json!({"method": "otp", "delivery": "chat"})] {
+            let p = assert_problem(start(&app, &id, body).await, 422, "invalid_request").await;
+            let detail = p["detail"].as_str().unwrap();
+            assert!(detail.contains("customer's contact"), "{detail}");
+            assert!(detail.contains("login link"), "{detail}");
+        }
+        // Nothing was sent, opened or counted.
+        assert!(app.chat_messages().await.iter().all(|m| m["purpose"] != "otp"));
+        let read = app.get(&id).await;
+        assert_eq!(read["open_challenge"], Value::Null, "{read}");
+        assert_eq!(read["status"], "unauthenticated");
+        // The contact's SMS goes; a PIN prompt into the chat is not a code.
+        let sms = start_ok(&app, &id, json!({"method": "otp", "delivery": "sms"})).await;
+        assert_eq!(sms["delivery"], "sms");
+        let pin = start_ok(&app, &id, json!({"method": "pin"})).await;
+        assert_eq!((pin["method"].clone(), pin["delivery"].clone()), (json!("pin"), json!("chat")));
+        // The tests' `webchat` vouches (its file says so): its chat takes codes.
+        let other = app.new_interaction().await;
+        start_ok(&app, &other, json!({"method": "otp"})).await;
+    }
+);
+
 both_stores!(
     step_up_on_new_fingerprint_then_otp,
     |app: TestApp| async move {

@@ -40,7 +40,10 @@ struct Kind {
     token: &'static str,
 }
 
-/// Every chat provider kind, one row each.
+/// Every chat provider kind, one row each. Slack and Telegram files say
+/// `vouches_for_sender = true` (an app or bot that talks only in direct
+/// messages), so that a code may go into their chats
+/// (docs/api.md#what-a-code-proves).
 fn chat_kinds() -> Vec<Kind> {
     vec![slack(), telegram(), whatsapp()]
 }
@@ -53,7 +56,7 @@ fn slack() -> Kind {
     Kind {
         name: "slack",
         file: |base| {
-            format!("name = \"slack\"\nkind = \"slack\"\nbase_url = \"{base}\"\ntoken = \"${{CG_TEST_UNSET_SLACK:-{SLACK_TOKEN}}}\"\n")
+            format!("name = \"slack\"\nkind = \"slack\"\nvouches_for_sender = true\nbase_url = \"{base}\"\ntoken = \"${{CG_TEST_UNSET_SLACK:-{SLACK_TOKEN}}}\"\n")
         },
         path: "/api/chat.postMessage".into(),
         auth: Some(format!("Bearer {SLACK_TOKEN}")),
@@ -77,7 +80,7 @@ fn telegram() -> Kind {
     Kind {
         name: "telegram",
         file: |base| {
-            format!("name = \"telegram\"\nkind = \"telegram\"\nbase_url = \"{base}\"\ntoken = \"${{CG_TEST_UNSET_TELEGRAM:-{TELEGRAM_TOKEN}}}\"\n")
+            format!("name = \"telegram\"\nkind = \"telegram\"\nvouches_for_sender = true\nbase_url = \"{base}\"\ntoken = \"${{CG_TEST_UNSET_TELEGRAM:-{TELEGRAM_TOKEN}}}\"\n")
         },
         path: format!("/bot{TELEGRAM_TOKEN}/sendMessage"),
         auth: None,

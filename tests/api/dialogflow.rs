@@ -235,10 +235,11 @@ both_stores!(a_code_without_a_live_challenge_is_code_expired, setup: setup(), |a
     }
 });
 
-/// A `[dialogflow]` channel whose chat cannot be reached.
+/// A `[dialogflow]` channel whose chat cannot be reached (a chat that
+/// vouches for its sender, so that a code may go there).
 fn unreachable_setup() -> Setup {
     let channel = format!(
-        "name = \"deadchat\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{}/messages\"\nsecret = \"${{CG_TEST_UNSET_DEAD:-{}}}\"\n",
+        "name = \"deadchat\"\nkind = \"webhook\"\nvouches_for_sender = true\nurl = \"http://127.0.0.1:{}/messages\"\nsecret = \"${{CG_TEST_UNSET_DEAD:-{}}}\"\n",
         free_port(),
         chatgate::domain::secrets::generate_whsec()
     );
@@ -419,4 +420,53 @@ both_stores!(a_turn_speaks_the_language_dialogflow_names, setup: setup_in_spanis
     let answer = call(&app, &other).await;
     assert_eq!(said(&answer), "You are not verified yet.");
     assert_eq!(app.get(&id).await["locale"], "en");
+});
+
+/// acme's `[dialogflow]` on an anonymous web chat, `anon`: a session
+/// parameter names the customer, and anyone in the chat reads the code.
+fn anonymous_setup() -> Setup {
+    Setup {
+        team_extra: "[dialogflow]\nchannel = \"anon\"\n".into(),
+        extra_channels: vec![anonymous_chat("anon")],
+        ..Setup::default()
+    }
+}
+
+both_stores!(a_code_into_a_chat_that_does_not_vouch_is_not_allowed, setup: anonymous_setup(), |app: TestApp| async move {
+    let mut body = turn("send_code", "df-anon");
+    body["sessionInfo"]["parameters"]["customer_ref"] = "victim-42".into();
+    let answer = call(&app, &body).await;
+    assert_eq!(result(&answer), "not_allowed", "{answer}");
+    assert_eq!(
+        said(&answer),
+        "I cannot send a code into this chat. Ask me for a sign-in link, or for a code by text message."
+    );
+    assert_eq!(param(&answer, "chatgate_challenge_id"), &Value::Null);
+    assert!(app.chat_messages().await.iter().all(|m| m["purpose"] != "otp"));
+    // `chatgate_delivery = "chat"` said outright is refused alike; a link is not.
+    body["sessionInfo"]["parameters"]["chatgate_delivery"] = "chat".into();
+    assert_eq!(result(&call(&app, &body).await), "not_allowed");
+    assert_eq!(result(&call(&app, &turn("send_link", "df-anon")).await), "link_sent");
+});
+
+both_stores!(a_number_that_dropped_a_code_s_leading_zero_is_padded_back, setup: setup(), |app: TestApp| async move {
+    // Codes are uniform: about one in ten starts with a zero. Each session
+    // is its own customer, so no send limit is reached on the way.
+    let mut found = None;
+    for i in 0..200 {
+        let session = format!("df-zero-{i}");
+        let sent = call(&app, &turn("send_code", &session)).await;
+        assert_eq!(result(&sent), "code_sent", "{sent}");
+        let code = app.last_code().await;
+        if code.starts_with('0') {
+            found = Some((session, code));
+            break;
+        }
+    }
+    let (session, code) = found.expect("a code with a leading zero in 200");
+    // `@sys.number` gives 012345 as 12345.0: taken as 012345.
+    let number: f64 = code.parse().unwrap();
+    assert!(!format!("{number}").starts_with('0'));
+    let checked = call(&app, &check(&session, Some(json!(number)), &code)).await;
+    assert_eq!(result(&checked), "authenticated", "{checked}");
 });

@@ -583,7 +583,8 @@ mod redis_only {
 }
 
 /// The document describes a frame of `GET /v1/events` as a client parses
-/// it: its `id`, its `event` (the type) and its `data`, the `Event`.
+/// it: its `id`, its `event` (the type) and its `data`, a string (the
+/// `data:` line) whose content is the `Event`'s JSON.
 #[tokio::test]
 async fn each_frame_is_what_the_document_states() {
     let Some(app) = spawn_app(Backend::Memory).await else {
@@ -598,16 +599,30 @@ async fn each_frame_is_what_the_document_states() {
     let id = app.new_interaction().await;
     let link = app.issue_link(&id, json!({})).await;
     assert_eq!(app.succeed(&link, "cust-42").await.status(), 200);
+    let frame_schema = &doc["components"]["schemas"]["EventFrame"];
+    let data = &frame_schema["properties"]["data"];
+    assert_eq!(data["type"], "string", "{frame_schema}");
+    assert_eq!(data["contentMediaType"], "application/json");
+    let event_schema = data["contentSchema"].clone();
     for f in stream.events(2).await {
-        let frame = json!({"id": f.id(), "event": f.event.as_deref().unwrap(), "data": f.json()});
+        let text = f.data.clone().unwrap();
+        let frame = json!({"id": f.id(), "event": f.event.as_deref().unwrap(), "data": text});
         if let Err(problem) = crate::openapi::conforms(&doc, &schema, &frame, "frame") {
             panic!("the frame does not match the document: {problem}\n{frame}");
         }
-        let mut wrong = frame.clone();
-        wrong["data"]["type"] = json!("no.such_type");
+        // Its content is the Event.
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        if let Err(problem) = crate::openapi::conforms(&doc, &event_schema, &parsed, "data") {
+            panic!("the frame's data is not the Event: {problem}\n{parsed}");
+        }
+        let mut wrong = parsed.clone();
+        wrong["type"] = json!("no.such_type");
         assert!(
-            crate::openapi::conforms(&doc, &schema, &wrong, "frame").is_err(),
-            "data is the Event"
+            crate::openapi::conforms(&doc, &event_schema, &wrong, "data").is_err(),
+            "data holds the Event"
         );
+        // `data` is the line's text, not an object.
+        let object = json!({"id": f.id(), "event": f.event.as_deref().unwrap(), "data": parsed});
+        assert!(crate::openapi::conforms(&doc, &schema, &object, "frame").is_err());
     }
 }

@@ -351,8 +351,12 @@ sha256 = "{agent}"
         );
         std::fs::write(dir.join(format!("config/teams/aaa-{i:05}.toml")), team).unwrap();
     }
+    // The tests' chat is a bot's webhook in front of a messenger that
+    // proves who writes (`vouches_for_sender`): the code it shows proves
+    // who typed it back (docs/api.md#what-a-code-proves). An anonymous web
+    // chat is [`anonymous_chat`].
     let webchat = format!(
-        "name = \"webchat\"\nkind = \"webhook\"\nurl = \"{chat_url}/messages\"\nsecret = \"${{CG_TEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
+        "name = \"webchat\"\nkind = \"webhook\"\nvouches_for_sender = true\nurl = \"{chat_url}/messages\"\nsecret = \"${{CG_TEST_UNSET_WEBCHAT_SECRET:-{}}}\"\n",
         keys.webchat_secret
     );
     std::fs::write(dir.join("channels/webchat.toml"), webchat).unwrap();
@@ -360,6 +364,17 @@ sha256 = "{agent}"
         "name = \"sms\"\nkind = \"twilio\"\nbase_url = \"{chat_url}\"\naccount_sid = \"AC123\"\nauth_token = \"${{CG_TEST_UNSET_TWILIO:-twilio-test-token}}\"\nfrom = \"+15550006666\"\n"
     );
     std::fs::write(dir.join("channels/sms.toml"), sms).unwrap();
+}
+
+/// A channel file `(name, toml)` for [`Setup::extra_channels`]: a web chat
+/// that does not vouch for who writes in it (the webhook kind's default),
+/// posting to the chat mock like `webchat`.
+pub fn anonymous_chat(name: &str) -> (String, String) {
+    let toml = format!(
+        "name = \"{name}\"\nkind = \"webhook\"\nurl = \"{{CHAT_URL}}/messages\"\nsecret = \"${{CG_TEST_UNSET_ANON:-{}}}\"\n",
+        generate_whsec()
+    );
+    (name.to_string(), toml)
 }
 
 impl TestApp {

@@ -432,30 +432,44 @@ both_stores!(
             mac.update(format!("{ts}\n{body}").as_bytes());
             hex::encode(mac.finalize().into_bytes())
         };
-        let post = |body: String, sig: Option<String>| {
+        let now = chatgate::time::Clock::now(app.clock.as_ref()).unix_seconds();
+        let ts = now.to_string();
+        let post_at = |ts: String, body: String, sig: Option<String>| {
             let mut r = app
                 .client
                 .post(app.url("/v1/providers/telegram-gateway/tg/report"))
                 .header("content-type", "application/json")
-                .header("x-request-timestamp", "1732530000")
+                .header("x-request-timestamp", ts)
                 .body(body);
             if let Some(sig) = sig {
                 r = r.header("x-request-signature", sig);
             }
             r.send()
         };
+        let post = |body: String, sig: Option<String>| post_at(ts.clone(), body, sig);
         let res = post(report("delivered"), None).await.unwrap();
         assert_problem(res, 401, "invalid_signature").await;
-        let res = post(report("delivered"), Some(sign("1732530001", &report("delivered"))))
+        let res = post(report("delivered"), Some(sign(&(now + 1).to_string(), &report("delivered"))))
             .await
             .unwrap();
         assert_problem(res, 401, "invalid_signature").await;
-        let res = post("{not json".into(), Some(sign("1732530000", "{not json")))
+        let res = post("{not json".into(), Some(sign(&ts, "{not json")))
             .await
             .unwrap();
         assert_problem(res, 400, "invalid_request").await;
         let body = report("delivered");
-        let res = post(body.clone(), Some(sign("1732530000", &body))).await.unwrap();
+        // Signed right, but recorded more than 5 minutes ago (or ahead):
+        // refused, nothing changes.
+        for stale in [now - 301, now + 301] {
+            let stale = stale.to_string();
+            let res = post_at(stale.clone(), body.clone(), Some(sign(&stale, &body)))
+                .await
+                .unwrap();
+            assert_problem(res, 401, "invalid_signature").await;
+        }
+        let before: Value = app.get_json(&format!("/v1/interactions/{id}/challenges/{cid}"), Some(&app.keys.bot)).await;
+        assert_ne!(before["delivery_status"], "delivered", "{before}");
+        let res = post(body.clone(), Some(sign(&ts, &body))).await.unwrap();
         assert_eq!(res.status(), 200);
         // Another channel's route, or one that is not telegram_gateway: 404.
         let res = app
@@ -975,9 +989,9 @@ both_stores!(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_ladder_step_costs_the_store() {
     use crate::redis_support::OwnRedis;
-    use crate::store_contract::redis_only::{calls_by_command, reset_stats};
-    use std::collections::BTreeMap;
-    type Rates = BTreeMap<String, f64>;
+    use crate::store_contract::redis_only::{
+        calls_per_run as measure, idle_calls, round_trips as trips, show_rates as show, Rates,
+    };
     let Some(server) = OwnRedis::private("what_a_ladder_step_costs_the_store").await else {
         return;
     };
@@ -992,37 +1006,6 @@ async fn what_a_ladder_step_costs_the_store() {
         .get_connection()
         .unwrap();
     let settle = Duration::from_millis(1500);
-    // Calls per command of `n` runs of `work` (with the background work
-    // it leaves: the outbox publishing its events), less `idle` per second.
-    async fn measure(
-        admin: &mut redis::Connection,
-        idle: &Rates,
-        n: usize,
-        settle: Duration,
-        work: impl std::future::Future<Output = ()>,
-    ) -> Rates {
-        reset_stats(admin);
-        let t = tokio::time::Instant::now();
-        work.await;
-        tokio::time::sleep(settle).await;
-        let secs = t.elapsed().as_secs_f64();
-        calls_by_command(admin)
-            .into_iter()
-            .map(|(k, v)| {
-                let less = idle.get(&k).copied().unwrap_or(0.0) * secs;
-                (k, ((v as f64 - less) / n as f64).max(0.0))
-            })
-            .filter(|(_, v)| *v >= 0.05)
-            .collect()
-    }
-    // Round trips: the calls a client makes (a script's inner commands
-    // are the script's).
-    let trips = |r: &Rates| {
-        ["evalsha", "mget", "get"]
-            .iter()
-            .filter_map(|c| r.get(*c))
-            .sum::<f64>()
-    };
     const N: usize = 20;
     let mut ids = Vec::new();
     for i in 0..N {
@@ -1038,15 +1021,7 @@ async fn what_a_ladder_step_costs_the_store() {
         );
     }
     tokio::time::sleep(settle).await;
-    let idle = measure(
-        &mut admin,
-        &Rates::new(),
-        1,
-        Duration::from_secs(3),
-        async {},
-    )
-    .await;
-    let idle: Rates = idle.into_iter().map(|(k, v)| (k, v / 3.0)).collect();
+    let idle = idle_calls(&mut admin, 3).await;
     let starts = measure(&mut admin, &idle, N, settle, async {
         for id in &ids {
             assert_eq!(start_ladder(&app, id).await.status(), 201);
@@ -1108,12 +1083,6 @@ async fn what_a_ladder_step_costs_the_store() {
             *report.entry(k).or_insert(0.0) += v / R as f64;
         }
     }
-    let show = |r: &Rates| {
-        r.iter()
-            .map(|(k, v)| format!("{k} {v:.1}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
     eprintln!("idle gateway, per second: {}", show(&idle));
     for (what, r) in [
         ("ordinary OTP by SMS", &sms),

@@ -226,3 +226,32 @@ both_stores!(
         assert!(html.contains("<h1>We don\u{2019}t know this link</h1>"), "{html}");
     }
 );
+
+both_stores!(
+    a_page_is_marked_with_the_language_of_the_text_it_shows,
+    setup: pages_in_three(),
+    |app: TestApp| async move {
+        // Arabic has no page_link_used: the English text, marked English,
+        // left to right.
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({"locale": "ar"})).await;
+        let res = app.callback(link["token"].as_str().unwrap(), "success", json!({"id": "c1"})).await;
+        assert_eq!(res.status(), 200);
+        let (status, html) = page(&app, &short_path(&link), None).await;
+        assert_eq!(status, 410);
+        assert!(html.contains("<html lang=\"en\">"), "{html}");
+        assert!(html.contains("<h1>This link was already used</h1>"), "{html}");
+        // Accept-Language over several header lines is one list.
+        let res = app
+            .request(reqwest::Method::GET, "/l/neverissued0000000000000000", None)
+            .header("accept", "text/html")
+            .header("accept-language", "fr")
+            .header("accept-language", "es-MX;q=0.8")
+            .send()
+            .await
+            .unwrap();
+        let html = res.text().await.unwrap();
+        assert!(html.contains("<html lang=\"es\">"), "{html}");
+        assert!(html.contains("<h1>No conocemos este enlace</h1>"), "{html}");
+    }
+);

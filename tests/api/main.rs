@@ -32,6 +32,7 @@ mod login_callback;
 mod logs;
 mod many_teams;
 mod metrics;
+mod number_checks;
 mod oidc;
 mod oidc_attacks;
 mod oidc_logout;

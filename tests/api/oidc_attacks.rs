@@ -289,6 +289,10 @@ async fn refused_cold(misbehave: Misbehave) -> (TestApp, FakeIdp, String) {
 async fn oversized(misbehave: Misbehave) {
     let (app, idp, link) = refused_cold(misbehave).await;
     idp.misbehave(Misbehave::None);
+    // A fetch that failed is not tried again for that provider for 5 s
+    // (docs/operations.md#one-team-never-holds-another): mended, the
+    // provider is asked again once they have passed.
+    app.clock.advance(std::time::Duration::from_secs(5));
     assert_eq!(login(&app, &link).await.status, 200, "{misbehave:?}");
 }
 
@@ -504,4 +508,165 @@ async fn an_email_customer_claim_needs_email_verified() {
         assert_eq!(page.status, 200, "email_verified {verified}: {}", page.body);
         assert_eq!(app.get(&id).await["customer"]["id"], "ada@example.com");
     }
+}
+
+/// GET `link` as a browser: the status, whether `Retry-After` came, the
+/// time it took since `started`.
+async fn open_link(
+    app: &TestApp,
+    link: &str,
+    started: std::time::Instant,
+) -> tokio::task::JoinHandle<(u16, bool, std::time::Duration)> {
+    let request = app
+        .request(Method::GET, link, None)
+        .header("accept", "text/html");
+    tokio::spawn(async move {
+        let res = request.send().await.unwrap();
+        let retry_after = res.headers().get("retry-after").is_some();
+        (res.status().as_u16(), retry_after, started.elapsed())
+    })
+}
+
+/// A hung provider's team under 48 fetches of one hosted login's short
+/// link at once: 32 wait for the provider (the first for its 4.5 s, the
+/// rest answered 502 as soon as its fetch has failed), 16 are answered
+/// 503 with `Retry-After` at once; meanwhile another team and `/healthz`
+/// are answered as usual; after the flood, the link answers 502 at once
+/// (the failed discovery is remembered for 5 s), never a second wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_provider_s_short_link_holds_its_own_team_only() {
+    let (issuer, held) = crate::oidc_logout::hung_provider().await;
+    let setup = Setup {
+        team_extra: format!(
+            "[oidc]\nissuer = \"{issuer}\"\nclient_id = \"cg\"\nclient_secret = \"client-secret-of-a-hung-provider\"\n"
+        ),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Memory, setup).await else {
+        return;
+    };
+    let (_, link) = oidc_link(&app, json!({})).await;
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..48 {
+        flood.push(open_link(&app, &link, started).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let other = app
+        .client
+        .post(app.url("/v1/interactions"))
+        .bearer_auth(&app.keys.globex_bot)
+        .json(&json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status().as_u16(), 201, "globex is not held");
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "at once"
+    );
+    let (mut refused, mut failed) = (0, 0);
+    for answer in flood {
+        let (status, retry_after, took) = answer.await.unwrap();
+        match status {
+            503 => {
+                assert!(retry_after, "503 says when to come back");
+                refused += 1;
+            }
+            502 => failed += 1,
+            s => panic!("{s}"),
+        }
+        assert!(
+            took < std::time::Duration::from_secs(7),
+            "answered after {took:?}"
+        );
+    }
+    assert_eq!((refused, failed), (16, 32), "only the 32 in flight wait");
+    // The failed discovery is remembered: the next fetch is answered at once.
+    let again = std::time::Instant::now();
+    let (status, _, _) = open_link(&app, &link, again).await.await.unwrap();
+    assert_eq!(status, 502);
+    assert!(
+        again.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        again.elapsed()
+    );
+    held.abort();
+}
+
+/// Teams that share one slow provider (a bank's brands): with
+/// `max_connections = 64`, all of them together hold at most 16 requests
+/// waiting on identity providers; the rest of every team is answered 503
+/// at once, and the connections stay free for everything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn teams_sharing_a_hung_provider_hold_a_quarter_of_the_connections() {
+    let (issuer, held) = crate::oidc_logout::hung_provider().await;
+    let oidc = |secret: &str| {
+        format!("[oidc]\nissuer = \"{issuer}\"\nclient_id = \"cg\"\nclient_secret = \"{secret}\"\n")
+    };
+    let setup = Setup {
+        server: "max_connections = 64\n".into(),
+        team_extra: oidc("client-secret-of-brand-one"),
+        globex_extra: oidc("client-secret-of-brand-two"),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Memory, setup).await else {
+        return;
+    };
+    let (_, acme_link) = oidc_link(&app, json!({})).await;
+    let globex = app
+        .client
+        .post(app.url("/v1/interactions"))
+        .bearer_auth(&app.keys.globex_bot)
+        .json(&json!({"channel": "webchat", "conversation_id": "brand-two"}))
+        .send()
+        .await
+        .unwrap();
+    let globex_id = globex.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let globex_link: Value = app
+        .client
+        .post(app.url(&format!("/v1/interactions/{globex_id}/login-links")))
+        .bearer_auth(&app.keys.globex_bot)
+        .json(&json!({"provider": "oidc"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let globex_link = globex_link["short_url"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://gateway.test")
+        .to_string();
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        let link = if i % 2 == 0 { &acme_link } else { &globex_link };
+        flood.push(open_link(&app, link, started).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let health = app.client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "the connections stay free");
+    let mut refused = 0;
+    for answer in flood {
+        let (status, retry_after, _) = answer.await.unwrap();
+        if status == 503 {
+            assert!(retry_after);
+            refused += 1;
+        } else {
+            assert_eq!(status, 502);
+        }
+    }
+    assert_eq!(
+        refused,
+        40 - 16,
+        "a quarter of 64 wait, whatever their team"
+    );
+    held.abort();
 }

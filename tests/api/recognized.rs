@@ -111,8 +111,15 @@ both_stores!(
     }
 );
 
-both_stores!(web_chat_is_never_recognized, setup: month(), |app: TestApp| async move {
-    let id = app.new_interaction().await;
+/// `month()` with an anonymous web chat, `anon`.
+fn with_anonymous_chat() -> Setup {
+    let mut s = month();
+    s.extra_channels = vec![anonymous_chat("anon")];
+    s
+}
+
+both_stores!(web_chat_is_never_recognized, setup: with_anonymous_chat(), |app: TestApp| async move {
+    let id = id_of(&app.create(json!({"channel": "anon", "conversation_id": "w-1"})).await);
     app.authenticate(&id, "cust-42").await;
     let v = app.get(&id).await;
     assert_eq!(v["authenticated"], true);
@@ -575,14 +582,17 @@ async fn a_status_read_is_one_redis_round_trip_with_or_without_recognition() {
     };
     let setup = Setup {
         redis_url: Some(server.url()),
-        ..month()
+        ..with_anonymous_chat()
     };
     let a = spawn_with(Backend::Redis, setup.clone()).await.unwrap();
     let mut admin = redis::Client::open(server.url())
         .unwrap()
         .get_connection_with_timeout(std::time::Duration::from_secs(1))
         .unwrap();
-    let web = a.new_interaction().await;
+    let web = id_of(
+        &a.create(json!({"channel": "anon", "conversation_id": "w-rt"}))
+            .await,
+    );
     a.authenticate(&web, "cust-42").await;
     let text = id_of(&sms(&a, "+15551230016").await);
     a.authenticate(&text, "cust-42").await;

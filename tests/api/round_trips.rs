@@ -438,6 +438,120 @@ async fn refused_callbacks_on_a_busy_interaction_read_side_by_side() {
     );
 }
 
+/// What a create, a login callback and a wrong code cost Redis, counted on
+/// a private `redis-server` (`INFO commandstats`, less what the idle
+/// gateway's background work issues in the same time; commands a script
+/// runs are counted apart from the script's own call), each with the work
+/// it leaves behind (the outbox publishing its events, the chat notice):
+/// printed for docs/performance.md, and held to ceilings
+/// (docs/performance.md#targets). Counts, not timings: it does not flake
+/// on a busy machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
+    use crate::redis_support::OwnRedis;
+    use crate::store_contract::redis_only::{calls_per_run, idle_calls, show_rates, Rates};
+    let Some(server) =
+        OwnRedis::private("what_a_callback_a_wrong_code_and_a_create_cost_redis").await
+    else {
+        return;
+    };
+    let setup = Setup {
+        redis_url: Some(server.url()),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    let mut admin = redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let settle = Duration::from_millis(1500);
+    const N: usize = 30;
+    // Warm: the team's keys and the scripts known to Redis.
+    app.authenticate(&app.new_interaction().await, "cust-warm")
+        .await;
+    tokio::time::sleep(settle).await;
+    let idle = idle_calls(&mut admin, 3).await;
+
+    let creates = calls_per_run(&mut admin, &idle, N, settle, async {
+        for i in 0..N {
+            let new = json!({"channel": "webchat", "conversation_id": format!("cost-{i}")});
+            assert!(app.create(new).await["id"].is_string());
+        }
+    })
+    .await;
+
+    let mut links = Vec::new();
+    for _ in 0..N {
+        let id = app.new_interaction().await;
+        links.push(app.issue_link(&id, json!({})).await);
+    }
+    tokio::time::sleep(settle).await;
+    let callbacks = calls_per_run(&mut admin, &idle, N, settle, async {
+        for (i, link) in links.iter().enumerate() {
+            let res = app.succeed(link, &format!("cust-{i}")).await;
+            assert_eq!(res.status(), 200);
+        }
+    })
+    .await;
+
+    let mut challenges = Vec::new();
+    for _ in 0..N {
+        let id = app.new_interaction().await;
+        let res = crate::challenges::start(&app, &id, json!({"method": "otp"})).await;
+        assert_eq!(res.status(), 201);
+        let c: serde_json::Value = res.json().await.unwrap();
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let code = app.last_code().await;
+        let first = if code.starts_with('9') { '0' } else { '9' };
+        challenges.push((id, cid, format!("{first}{}", &code[1..])));
+    }
+    tokio::time::sleep(settle).await;
+    let wrong = calls_per_run(&mut admin, &idle, N, settle, async {
+        for (id, cid, code) in &challenges {
+            let res = app.verify_code(id, cid, code).await;
+            assert_eq!(res.status(), 401, "a wrong code");
+        }
+    })
+    .await;
+
+    let commands = |r: &Rates| r.values().sum::<f64>();
+    // The scripts called and the reads: on these paths every `GET` and
+    // `SET` is a check or a write inside a script.
+    let round_trips = |r: &Rates| {
+        ["evalsha", "mget"]
+            .iter()
+            .filter_map(|c| r.get(*c))
+            .sum::<f64>()
+    };
+    eprintln!("idle gateway, per second: {}", show_rates(&idle));
+    // (what, its rates, ceiling of commands, ceiling of round trips). The
+    // targets are 4 commands per create, 10 per callback and 6 per wrong
+    // code (docs/performance.md#targets); none is met yet, so each ceiling
+    // is what this test counts today (23.3, 11.2 and 8.1 commands; a
+    // callback's round trips are 4.1 since its due notes went into its
+    // commit) and a few tenths of noise from the idle gateway's
+    // background work: a change that adds a command fails it.
+    let rows: [(&str, &Rates, f64, f64); 3] = [
+        ("create-or-get (new)", &creates, 11.6, 2.3),
+        ("login callback", &callbacks, 23.7, 4.4),
+        ("wrong code", &wrong, 8.5, 2.3),
+    ];
+    for (what, r, _, _) in &rows {
+        eprintln!(
+            "{what}: {:.1} commands, {:.1} round trips; per command: {}",
+            commands(r),
+            round_trips(r),
+            show_rates(r)
+        );
+    }
+    for (what, r, most_commands, most_trips) in rows {
+        assert!(commands(r) <= most_commands, "{what}: {}", show_rates(r));
+        assert!(round_trips(r) <= most_trips, "{what}: {}", show_rates(r));
+    }
+}
+
 /// What the audit trail costs (docs/audit.md#what-it-costs): an unlock
 /// reads the subject with the trail's head, then commits the unlock, its
 /// event and its entry at once (2 calls, as before); a reveal reads the

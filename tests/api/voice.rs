@@ -29,7 +29,7 @@ fn voice(otp: &str) -> Setup {
 }
 
 /// Makes the fake Twilio take calls (sid `CA1`) and SMS (sid `SM1`).
-async fn twilio_takes(app: &TestApp) {
+pub(crate) async fn twilio_takes(app: &TestApp) {
     for (p, sid) in [("/Calls.json$", "CA1"), ("/Messages.json$", "SM1")] {
         Mock::given(method("POST"))
             .and(path_regex(p))

@@ -27,6 +27,16 @@
 //!   `/oidc/backchannel-logout/{team}`, counting the answers by status
 //!   (docs/operations.md#one-team-never-holds-another); meanwhile the
 //!   legitimate client's `GET /healthz` must still be answered at once.
+//! - `link-flood`: the tool is a hung identity provider (`--listen`) of the
+//!   team of a hosted login's short link `--path` (`/l/CODE` of a link
+//!   issued with `"provider": "oidc"`; the team's `[oidc] issuer` is the
+//!   tool), and keeps `--sockets` browser fetches of that one link in
+//!   flight, counting the answers by status.
+//! - `teams-flood`: the same for many teams on one provider (a bank's
+//!   brands): `--path` is a comma-separated list of short links, one per
+//!   team, each team's `[oidc] issuer` the tool; the fetches go round the
+//!   links. With the cap of all teams, at most a quarter of the gateway's
+//!   `max_connections` wait on the provider, whatever the number of teams.
 //!
 //! - `oversized-provider`: the tool is the provider (`--listen`) of the
 //!   team whose bot key is `--key`; its token answer is `--mib` MiB.
@@ -124,7 +134,11 @@ fn parse() -> Result<Args, String> {
             "--sockets" => a.sockets = value.parse().map_err(|_| format!("{flag}: {value}"))?,
             "--rate" => a.rate = value.parse().map_err(|_| format!("{flag}: {value}"))?,
             "--pipeline" => a.pipeline = value.parse().map_err(|_| format!("{flag}: {value}"))?,
-            "--path" if value.starts_with('/') && !value.contains(char::is_whitespace) => {
+            "--path"
+                if value.starts_with('/')
+                    && !value.contains(char::is_whitespace)
+                    && value.split(',').all(|p| p.starts_with('/')) =>
+            {
                 a.path = value
             }
             "--path" => return Err("--path: a path such as /healthz".into()),
@@ -227,6 +241,7 @@ async fn main() -> ExitCode {
                 "crowd" => crowd(&a, end, open).await,
                 "streams" => streams(&a, end, open).await,
                 "team-flood" => team_flood(&a, end, open).await,
+                "link-flood" | "teams-flood" => links_flood(&a, end, open).await,
                 other => eprintln!("attack: unknown scenario {other}"),
             }
         })
@@ -506,4 +521,55 @@ async fn team_flood(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
     set.abort_all();
     let statuses = statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
     println!("team-flood answers by status (0: none within 5 s): {statuses:?}");
+}
+
+/// `link-flood` and `teams-flood`: a hung provider at `--listen`, and
+/// `--sockets` browser fetches always in flight of the short links in
+/// `--path` (comma-separated), going round them; prints how many were
+/// answered with each status (docs/operations.md#one-team-never-holds-another).
+async fn links_flood(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
+    let Ok(hung) = tokio::net::TcpListener::bind(a.listen).await else {
+        eprintln!("attack: cannot listen on {}", a.listen);
+        return;
+    };
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = hung.accept().await {
+            held.push(socket);
+        }
+    });
+    let requests: Vec<Arc<String>> = a
+        .path
+        .split(',')
+        .map(|path| {
+            Arc::new(format!(
+                "GET {path} HTTP/1.1\r\nHost: attack\r\nAccept: text/html\r\nConnection: close\r\n\r\n"
+            ))
+        })
+        .collect();
+    let statuses = Arc::new(std::sync::Mutex::new(BTreeMap::<u16, u64>::new()));
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..a.sockets.min(MAX_SOCKETS) {
+        let req = Arc::clone(&requests[i % requests.len()]);
+        let (target, open, statuses) = (a.target, Arc::clone(&open), Arc::clone(&statuses));
+        set.spawn(async move {
+            while Instant::now() < end {
+                let _held = Held::new(&open);
+                let status = probe(target, req.as_bytes()).await;
+                *statuses
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(status)
+                    .or_default() += 1;
+            }
+        });
+    }
+    tokio::time::sleep_until(end).await;
+    set.abort_all();
+    let statuses = statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    println!(
+        "{} over {} link(s): answers by status (0: none within 5 s): {statuses:?}",
+        a.scenario,
+        requests.len()
+    );
 }

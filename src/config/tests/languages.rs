@@ -179,6 +179,47 @@ fn a_bidirectional_control_character_is_refused() {
 }
 
 #[test]
+fn an_invisible_format_character_is_refused_in_every_text_at_every_level() {
+    for c in ['\u{200B}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{E0041}'] {
+        // A translation, as before only for bidi controls.
+        let fx = spanish();
+        fx.append(SYS, &format!("pin_prompt = \"PIN{c}\"\n"));
+        let err = fx.expect_err(
+            SYS,
+            "defaults.translations.es.pin_prompt",
+            "invisible format",
+        );
+        assert!(
+            err.problem.contains(&format!("U+{:04X}", c as u32)),
+            "{}",
+            err.problem
+        );
+        // The system's templates, in the default language.
+        let fx = Fixture::new();
+        fx.append(
+            SYS,
+            &format!("[defaults.templates]\npin_prompt = \"PIN{c}\"\n"),
+        );
+        fx.expect_err(SYS, "defaults.templates.pin_prompt", "invisible format");
+        // A channel file's templates.
+        let fx = Fixture::new();
+        fx.edit(
+            SMS,
+            "otp = \"#PIN# is your code.\"",
+            &format!("otp = \"#PIN#{c} is your code.\""),
+        );
+        fx.expect_err(SMS, "templates.otp", "invisible format");
+    }
+    // An emoji sequence's joiner is not refused.
+    let fx = Fixture::new();
+    fx.append(
+        SYS,
+        "[defaults.templates]\npin_prompt = \"PIN \u{1F469}\u{200D}\u{1F4BB}\"\n",
+    );
+    assert!(fx.load().is_ok());
+}
+
+#[test]
 fn a_whatsapp_template_language_for_an_unsupported_tag_is_refused() {
     let fx = spanish();
     fx.write(

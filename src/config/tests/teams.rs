@@ -578,6 +578,8 @@ fn a_twilio_voice_channel_serves_only_as_the_voice_channel_or_a_ladder_step() {
     let config = fx.load().unwrap();
     assert_eq!(config.teams["acme"].voice_channel.as_deref(), Some("voice"));
     assert!(config.teams["acme"].uses_channel("voice"));
+    // Without otp.voice_regions its calls may go anywhere: warned at start.
+    assert_eq!(config.teams_calling_anywhere(), vec!["acme"]);
     fx.edit(
         ACME,
         "\"webchat\", \"sms\", \"email\"",
@@ -640,4 +642,84 @@ fn a_dialogflow_section_names_one_of_the_team_s_channels() {
         "\n[dialogflow]\nchannel = \"webchat\"\nagent = \"x\"\n",
     );
     fx.expect_err("acme.toml", "dialogflow.agent", "unknown");
+}
+
+#[test]
+fn a_number_checks_section_names_each_missing_or_foreign_key() {
+    let ok = [
+        "kind = \"camara\"",
+        "sim_swap_url = \"https://api.operator.example/sim-swap/v2\"",
+        "token_url = \"https://auth.operator.example/token\"",
+        "client_id = \"chatgate\"",
+        "client_secret = \"s\"",
+    ];
+    let fx = Fixture::new();
+    fx.append(ACME, &format!("\n[number_checks]\n{}\n", ok.join("\n")));
+    let config = fx.load().unwrap();
+    let checks = config.teams["acme"].number_checks.as_ref().unwrap();
+    let s = checks.settings;
+    assert_eq!(s.sim_swap_max_age.as_secs(), 72 * 3600, "the default");
+    assert_eq!(checks.cache_for.as_secs(), 600);
+    assert!(config.teams["globex"].number_checks.is_none());
+    for (i, key) in [
+        "number_checks.kind",
+        "number_checks.sim_swap_url",
+        "number_checks.token_url",
+        "number_checks.client_id",
+        "number_checks.client_secret",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut lines = ok.to_vec();
+        lines.remove(i);
+        let fx = Fixture::new();
+        fx.append(ACME, &format!("\n[number_checks]\n{}\n", lines.join("\n")));
+        fx.expect_err(ACME, key, "missing");
+    }
+    for (extra, key, problem) in [
+        (
+            "account_sid = \"AC1\"",
+            "number_checks.account_sid",
+            "not a key of kind camara",
+        ),
+        (
+            "sim_swap_max_age = \"30m\"",
+            "number_checks.sim_swap_max_age",
+            "\"1h\" to \"2400h\"",
+        ),
+        (
+            "sim_swap_max_age = \"2401h\"",
+            "number_checks.sim_swap_max_age",
+            "\"1h\" to \"2400h\"",
+        ),
+        ("on_sim_swap = \"ignore\"", "number_checks.on_sim_swap", ""),
+        (
+            "token_url = \"http://auth.operator.example/token\"",
+            "number_checks.token_url",
+            "https",
+        ),
+        (
+            "auth = \"ciba\"",
+            "number_checks.bc_authorize_url",
+            "missing",
+        ),
+        ("max_age = \"72h\"", "number_checks.max_age", "unknown key"),
+    ] {
+        let mut lines: Vec<String> = ok.iter().map(|l| l.to_string()).collect();
+        let name = extra.split(' ').next().unwrap();
+        lines.retain(|l| !l.starts_with(name));
+        lines.push(extra.to_string());
+        let fx = Fixture::new();
+        fx.append(ACME, &format!("\n[number_checks]\n{}\n", lines.join("\n")));
+        fx.expect_err(ACME, key, problem);
+    }
+    let fx = Fixture::new();
+    let twilio = "kind = \"twilio_lookup\"\naccount_sid = \"AC1\"\nauth_token = \"t\"\ntoken_url = \"https://x.example/t\"";
+    fx.append(ACME, &format!("\n[number_checks]\n{twilio}\n"));
+    fx.expect_err(
+        ACME,
+        "number_checks.token_url",
+        "not a key of kind twilio_lookup",
+    );
 }

@@ -19,16 +19,20 @@ fn code() -> OtpCode {
     OtpCode::from_digits("482913").unwrap()
 }
 
+/// A route whose provider vouches for its sender (the tests of a chat that
+/// does not say so).
 fn route(channel: &str, reach: Reach) -> Option<Route> {
     Some(Route {
         channel: channel.to_string(),
         reach,
+        vouches: true,
         // The `wa_template` channel sends codes through its provider's template.
         shows_text: channel != "wa_template",
     })
 }
 
-/// A chat on `webchat`, SMS through `sms` and e-mail through `mail`.
+/// A chat on `webchat` (a messenger's bot that vouches for its sender),
+/// SMS through `sms` and e-mail through `mail`.
 fn routes() -> Routes {
     Routes {
         chat: route("webchat", Reach::Conversation).unwrap(),
@@ -261,6 +265,26 @@ fn rung_4_require_other_channel_refuses_an_otp_into_the_chat_only() {
         "invalid_request: delivery: the code must travel on another channel than the chat"
     );
     assert!(x.start(&sms()).is_ok());
+    x.rec.session_pin_hash = Some("h".to_string());
+    assert!(x.start(&req("pin", None, None)).is_ok());
+}
+
+#[test]
+fn rung_4_a_code_into_a_chat_that_does_not_vouch_is_refused_and_says_what_to_do() {
+    let mut x = Try::new();
+    x.routes.chat.vouches = false;
+    let why =
+        "invalid_request: delivery: this chat's channel does not vouch for who writes in it, \
+               so a code shown here proves nothing: send the code to the customer's contact \
+               (delivery \"sms\", \"email\", \"voice\" or \"ladder\") or use a login link";
+    // The default delivery and `chat` alike; nothing opened or counted.
+    assert_eq!(x.refused(&req("otp", None, None)), why);
+    assert_eq!(x.refused(&req("otp", Some("chat"), None)), why);
+    let e = x.start(&req("otp", None, None)).unwrap_err();
+    assert!(matches!(e, Error::DeliveryRefused(_)), "{e:?}");
+    // The contact's SMS, and an agent's reveal, are not the chat.
+    assert!(x.start(&sms()).is_ok());
+    // A PIN prompt is not a code shown: the agent gave the PIN elsewhere.
     x.rec.session_pin_hash = Some("h".to_string());
     assert!(x.start(&req("pin", None, None)).is_ok());
 }

@@ -118,6 +118,7 @@ pub(in crate::gateway) async fn start_app_challenge(
         delivery_status: Some(view::DeliveryStatus::Accepted),
         delivery_error: None,
         binding_code: Some(code.expose().to_string()),
+        number_check: None,
         transaction: None,
         transaction_hash: None,
     }
@@ -253,6 +254,7 @@ async fn announce_app(
             delivery: Delivery::App,
             expires_at,
             method: ChallengeMethod::App,
+            number_check: None,
             transaction: transaction.map(Into::into),
             transaction_hash: transaction.map(Transaction::hash),
         },

@@ -22,6 +22,7 @@ pub(in crate::gateway) fn routes(core: &Core, team: &Team, own: &str) -> Routes 
     let route = |channel: &str| Route {
         channel: channel.to_string(),
         reach: core.reach(channel),
+        vouches: core.config().vouches_for_sender(channel),
         shows_text: crate::config::shows_text(core.config().channels.get(channel)),
     };
     Routes {

@@ -19,8 +19,10 @@ use super::steps::{self, send_claimed, Claimed, Move, Took};
 use crate::config::Team;
 use crate::domain::challenge::{ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
+use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, still_open, Ladder, Target, TimeOut};
+use crate::domain::number_check::{self, Answer, NumberCheck, Refusal, Verdict};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
@@ -31,7 +33,7 @@ use crate::events::EventData;
 use crate::gateway::polls::{Ask, Polls};
 use crate::gateway::reports::{self, FailedStep};
 use crate::gateway::work::Step;
-use crate::gateway::{Core, InteractionView};
+use crate::gateway::{number_checks, Core, InteractionView};
 use crate::store::{keys, IndexEntry};
 use crate::time::{Clock, Timestamp};
 
@@ -60,7 +62,9 @@ pub(in crate::gateway) async fn start_ladder(
     now: Timestamp,
 ) -> Result<StartedChallenge> {
     let cid = Uuid::now_v7();
-    let (rec, started, code, targets, claimed) = open_ladder(core, team, id, cid, req, now).await?;
+    let checked = check_numbers(core, team, id, cid, now).await?;
+    let opened = open_ladder(core, team, id, cid, req, checked.as_ref(), now);
+    let (rec, started, code, targets, claimed) = opened.await?;
     // 2. Send on the step recorded, or the next that takes it.
     let mv = Move {
         id,
@@ -91,7 +95,100 @@ pub(in crate::gateway) async fn start_ladder(
     let step = Some(took.claimed.target.channel.clone());
     let accepted = DeliveryState::accepted();
     let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
-    Ok(answer.for_transaction(req.transaction.as_ref()))
+    let found = done.rec.challenge.as_ref().filter(|c| c.id == cid);
+    Ok(answer
+        .checked(found.and_then(|c| c.number_check.as_ref()))
+        .for_transaction(req.transaction.as_ref()))
+}
+
+/// The number checks of a ladder's steps (docs/number-checks.md): the
+/// steps to a refused number, what refused the first, and what was
+/// found about the number of the first step left that goes to one.
+#[derive(Debug, Default)]
+struct Checked {
+    refused: Vec<(usize, Refusal)>,
+    found: Option<NumberCheck>,
+}
+
+impl Checked {
+    /// `targets` without the refused steps; the first refusal when only
+    /// refused steps were left.
+    fn keep(&self, targets: Vec<Target>) -> std::result::Result<Vec<Target>, Refusal> {
+        let refused = |t: &Target| self.refused.iter().any(|(i, _)| *i == t.index);
+        let first = self.refused.first().map(|(_, r)| *r);
+        let left: Vec<Target> = targets.into_iter().filter(|t| !refused(t)).collect();
+        match (left.is_empty(), first) {
+            (true, Some(r)) => Err(r),
+            _ => Ok(left),
+        }
+    }
+}
+
+/// Asks the team's provider about each phone number the ladder's steps
+/// would take the code to, once per number (a voice step's question
+/// asks about forwarding too; its steps share the answer), on the
+/// records as read now. `None` without `[number_checks]`; 403
+/// `number_refused` (and `challenge.failed`) when no step is left.
+async fn check_numbers(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    now: Timestamp,
+) -> Result<Option<Checked>> {
+    if team.number_checks.is_none() {
+        return Ok(None);
+    }
+    let pair = core.load_pair(team, id, now).await?;
+    let rec = pair.rec()?;
+    let s = team.settings_for(&rec.channel);
+    let steps = &s.otp.ladder;
+    let Ok(targets) = ladder::targets(steps, 0..steps.len(), |c| core.reach(c), &s.otp, rec) else {
+        return Ok(None); // the start answers it
+    };
+    let checked = check_targets(core, team, &targets, now).await;
+    if let Err(r) = checked.keep(targets) {
+        return Err(number_checks::refused(core, team, rec, cid, r, now).await);
+    }
+    Ok(Some(checked))
+}
+
+/// The verdicts on `targets`' phone numbers, each number asked once.
+async fn check_targets(core: &Core, team: &Team, targets: &[Target], now: Timestamp) -> Checked {
+    let mut checked = Checked::default();
+    let Some(nc) = team.number_checks.as_ref() else {
+        return checked;
+    };
+    let by_voice = |t: &Target| match core.reach(&t.channel) {
+        Reach::Phone | Reach::PhoneChat => Some(false),
+        Reach::Voice => Some(true),
+        Reach::Conversation | Reach::Email => None,
+    };
+    let mut answers: Vec<(&str, Answer)> = Vec::new();
+    for t in targets {
+        if by_voice(t).is_none() || answers.iter().any(|(n, _)| *n == t.destination) {
+            continue;
+        }
+        let voice = targets
+            .iter()
+            .any(|o| o.destination == t.destination && by_voice(o) == Some(true));
+        answers.push((&t.destination, nc.ask(&t.destination, voice, now).await));
+    }
+    for t in targets {
+        let (Some(voice), Some((_, answer))) = (
+            by_voice(t),
+            answers.iter().find(|(n, _)| *n == t.destination),
+        ) else {
+            continue;
+        };
+        match number_check::verdict(&nc.settings, answer, voice, nc.source(), now) {
+            Verdict::Refuse(r) => checked.refused.push((t.index, r)),
+            Verdict::Go(found) => {
+                checked.found.get_or_insert(found);
+            }
+        }
+    }
+    checked
 }
 
 /// A started ladder's challenge, as opened: the interaction as
@@ -108,6 +205,7 @@ async fn open_ladder(
     id: Uuid,
     cid: Uuid,
     req: &ChallengeRequest,
+    checked: Option<&Checked>,
     now: Timestamp,
 ) -> Result<Opened> {
     let done = core
@@ -124,6 +222,10 @@ async fn open_ladder(
                 }
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
+                let targets = match checked {
+                    Some(checked) => checked.keep(targets)?,
+                    None => targets,
+                };
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
                 let sealed_code = reveal::seal(&code, cid, core.pepper())?;
@@ -133,6 +235,7 @@ async fn open_ladder(
                         sent: Vec::new(),
                         sealed_code,
                     });
+                    c.number_check = checked.and_then(|c| c.found);
                 }
                 let allowance = started.allowance.clone();
                 let mv = Move {
@@ -184,6 +287,11 @@ pub async fn advance_ladder(
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
+    // A step to a number its check refuses is skipped (its answer kept
+    // for `cache`, so asked again only after that).
+    let targets = check_targets(core, team, &targets, now).await.keep(targets);
+    let targets =
+        targets.map_err(|_| Error::NoNextStep("every step left goes to a refused number"))?;
     let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.

@@ -101,6 +101,7 @@ async fn announce(
     metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
         .increment(1);
     let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
+    let challenge = rec.challenge.as_ref().filter(|c| c.id == cid);
     let (transaction, transaction_hash) = TransactionObject::with_hash(transaction_of(rec, cid));
     let created = EventData::ChallengeCreated(ChallengeCreated {
         challenge: CreatedChallenge {
@@ -108,6 +109,9 @@ async fn announce(
             delivery,
             expires_at: started.expires_at,
             method: started.method,
+            number_check: read::NumberCheckView::to_event(
+                challenge.and_then(|c| c.number_check.as_ref()),
+            ),
             transaction,
             transaction_hash,
         },

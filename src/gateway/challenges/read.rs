@@ -9,6 +9,7 @@ use crate::config::Team;
 use crate::domain::challenge::{Challenge, ChallengeMethod as Method, ChallengeState as State};
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::interaction::InteractionRecord;
+use crate::domain::number_check::NumberCheck;
 use crate::domain::start_challenge::Started;
 use crate::domain::transaction::Transaction;
 use crate::domain::transaction::{approval_jti, ApprovalClaims, Approved};
@@ -40,6 +41,10 @@ pub struct StartedChallenge {
     pub delivery_status: Option<view::DeliveryStatus>,
     /// Null (a message the provider did not take is 502).
     pub delivery_error: Option<DeliveryErrorView>,
+    /// What the number check found; absent when the team has no
+    /// `[number_checks]` or the code went to no phone number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_check: Option<NumberCheckView>,
     /// The payment it is for (docs/api.md#approving-one-payment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction: Option<TransactionObject>,
@@ -72,6 +77,7 @@ impl StartedChallenge {
             delivery_status,
             delivery_error,
             binding_code: None,
+            number_check: None,
             transaction: None,
             transaction_hash: None,
         }
@@ -81,6 +87,44 @@ impl StartedChallenge {
     pub(super) fn for_transaction(mut self, transaction: Option<&Transaction>) -> Self {
         (self.transaction, self.transaction_hash) = TransactionObject::with_hash(transaction);
         self
+    }
+
+    /// The answer with what the number check found, if one was asked.
+    pub(super) fn checked(mut self, check: Option<&NumberCheck>) -> Self {
+        self.number_check = check.map(NumberCheckView::of);
+        self
+    }
+}
+
+/// What a number check found about the phone number a code went to
+/// (docs/number-checks.md#the-challenges-number_check).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct NumberCheckView {
+    /// Whether the SIM changed within `sim_swap_max_age`; null when the
+    /// provider could not say.
+    pub sim_swap: Option<bool>,
+    /// Whether unconditional call forwarding is on (voice codes); null when
+    /// not asked or the provider could not say.
+    pub call_forwarding: Option<bool>,
+    pub checked_at: Timestamp,
+    /// `camara` or `twilio_lookup`.
+    #[schema(example = "camara")]
+    pub source: &'static str,
+}
+
+impl NumberCheckView {
+    pub fn of(c: &NumberCheck) -> Self {
+        NumberCheckView {
+            sim_swap: c.sim_swap,
+            call_forwarding: c.call_forwarding,
+            checked_at: c.checked_at,
+            source: c.source.as_str(),
+        }
+    }
+
+    /// As an event carries it.
+    pub fn to_event(c: Option<&NumberCheck>) -> Option<serde_json::Value> {
+        c.and_then(|c| serde_json::to_value(Self::of(c)).ok())
     }
 }
 
@@ -137,6 +181,9 @@ pub struct ChallengeView {
     pub delivery_status: Option<DeliveryStatus>,
     /// Null, or with `failed`, the provider's error.
     pub delivery_error: Option<DeliveryErrorView>,
+    /// What the number check found; absent when none was asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub number_check: Option<NumberCheckView>,
     /// The payment it is for (docs/api.md#approving-one-payment).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction: Option<TransactionObject>,
@@ -163,6 +210,7 @@ impl ChallengeView {
             state: state.into(),
             delivery_status,
             delivery_error,
+            number_check: c.number_check.as_ref().map(NumberCheckView::of),
             transaction,
             transaction_hash,
             approval: None,

@@ -11,12 +11,14 @@ use super::read::StartedChallenge;
 use crate::channels::{ChannelError, Fill, Purpose, Sent};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeMethod;
+use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
+use crate::domain::number_check::NumberCheck;
 use crate::domain::otp::{self, OtpCode};
-use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
 use crate::gateway::work::Step;
-use crate::gateway::{reports, voice, Core};
+use crate::gateway::{number_checks, reports, voice, Core};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
@@ -29,7 +31,8 @@ pub(super) async fn start(
     now: Timestamp,
 ) -> Result<StartedChallenge> {
     let cid = Uuid::now_v7();
-    let (rec, started, code) = reserve(core, team, id, cid, req, now).await?;
+    let checked = check_number(core, team, id, cid, req, now).await?;
+    let (rec, started, code) = reserve(core, team, id, cid, req, checked.as_ref(), now).await?;
     let sent = match send_challenge(core, team, &rec, &started, &code).await {
         Ok(sent) => sent,
         Err(e) => {
@@ -53,10 +56,51 @@ pub(super) async fn start(
         }
     }
     let (delivered, state) = (started.message.is_some(), started.delivery_state.as_ref());
-    Ok(
-        StartedChallenge::of(cid, &started, req.delivery, None, delivered, state)
-            .for_transaction(req.transaction.as_ref()),
-    )
+    let answer = StartedChallenge::of(cid, &started, req.delivery, None, delivered, state);
+    Ok(answer
+        .checked(checked.as_ref().map(|(_, c)| c))
+        .for_transaction(req.transaction.as_ref()))
+}
+
+/// The number check of challenge `cid` (docs/number-checks.md), when the
+/// team has `[number_checks]` and its message would carry a code to a
+/// phone number: the number and what was found, or 403
+/// `number_refused`. The number is the one the start's verdict names on
+/// the records as read now, so a start it would refuse is answered as
+/// such, before any provider is asked.
+async fn check_number(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    req: &ChallengeRequest,
+    now: Timestamp,
+) -> Result<Option<(String, NumberCheck)>> {
+    if team.number_checks.is_none() || req.method != ChallengeMethod::Otp {
+        return Ok(None);
+    }
+    let pair = core.load_pair(team, id, now).await?;
+    let (mut rec, mut subject) = (pair.rec()?.clone(), pair.subject_or_new()?);
+    let settings = team.settings_for(&rec.channel);
+    let routes = super::destinations::routes(core, team, &rec.channel);
+    let rules = Rules {
+        settings,
+        routes: &routes,
+        pepper: core.pepper(),
+    };
+    let code = otp::generate(settings.otp.length);
+    let dry = start_challenge::decide(req, cid, &code, &mut rec, &mut subject, &rules, now)?;
+    let (Some(message), Some(number)) = (&dry.message, dry.destination) else {
+        return Ok(None);
+    };
+    let voice = match core.reach(&message.channel) {
+        Reach::Phone | Reach::PhoneChat => false,
+        Reach::Voice => true,
+        Reach::Conversation | Reach::Email => return Ok(None),
+    };
+    let rec = pair.rec()?;
+    let found = number_checks::check(core, team, rec, cid, &number, voice, now).await?;
+    Ok(found.map(|c| (number, c)))
 }
 
 /// Checks the subject, counts the send and opens the challenge, in one
@@ -67,6 +111,7 @@ async fn reserve(
     id: Uuid,
     cid: Uuid,
     req: &ChallengeRequest,
+    checked: Option<&(String, NumberCheck)>,
     now: Timestamp,
 ) -> Result<(InteractionRecord, Started, OtpCode)> {
     let done = core
@@ -77,6 +122,15 @@ async fn reserve(
                 // override the length); a retry draws afresh.
                 let code = otp::generate(s.otp.length);
                 let started = super::decide(core, team, w, req, cid, &code, now)?;
+                if let Some((number, found)) = checked {
+                    if started.destination.as_ref() != Some(number) {
+                        // The contact changed since it was checked.
+                        return Err(Error::invalid("to", "the contact changed; ask again"));
+                    }
+                    if let Some(c) = w.rec.challenge.as_mut() {
+                        c.number_check = Some(*found);
+                    }
+                }
                 if let Some(d) = &started.destination {
                     let allowance = started.allowance.as_deref();
                     let count =

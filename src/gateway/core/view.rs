@@ -108,6 +108,9 @@ api_names!(
         Method,
         /// An OTP whose code went through a channel the intent's `otp_via` does not list.
         Via,
+        /// A code to a phone number whose number check was not clean, under an intent's
+        /// `number_check = "clean"` (docs/number-checks.md).
+        NumberCheck,
         /// The authentication approved no transaction of the hash asked for
         /// (docs/api.md#approving-one-payment).
         Transaction,
@@ -489,7 +492,9 @@ fn seen<'r>(
     let customer_ref = rec.customer_ref.as_deref();
     Seen {
         status: rec.status(now, s, &standing),
-        recognition: recognition.filter(|r| r.shown(now, &standing, &theirs, customer_ref)),
+        recognition: recognition
+            .filter(|_| !rec.recognition_refused)
+            .filter(|r| r.shown(now, &standing, &theirs, customer_ref)),
         standing,
     }
 }
@@ -526,6 +531,9 @@ pub fn shown(
         authenticated_at: auth.map(|a| a.authenticated_at),
         via: auth.map(|a| a.via.clone()).unwrap_or_default(),
         recognized_at: seen.recognition.map(|r| r.authenticated_at),
+        // Told by the caller, which knows the channels' kinds.
+        by_phone_code: false,
+        number_check: auth.and_then(|a| a.number_check),
         transaction_hash: auth.and_then(|a| a.transaction_hash.clone()),
     }
 }

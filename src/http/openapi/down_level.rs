@@ -686,11 +686,15 @@ fn each_sub_schema(s: &mut Value, f: fn(&mut Value)) {
 }
 
 /// What 3.0 and 2.0 both say otherwise: a `const` is a one-value `enum`,
-/// `examples` the one `example`.
+/// `examples` the one `example`; a string's content (`contentMediaType`,
+/// `contentSchema`: an event frame's `data`) has no word there, and its
+/// description says it.
 fn older_words(o: &mut Map<String, Value>) {
     if let Some(c) = o.remove("const") {
         o.insert("enum".into(), json!([c]));
     }
+    o.remove("contentMediaType");
+    o.remove("contentSchema");
     if let Some(Value::Array(mut e)) = o.remove("examples") {
         if !e.is_empty() {
             o.insert("example".into(), e.swap_remove(0));

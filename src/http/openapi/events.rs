@@ -19,6 +19,14 @@ fn actor() -> Value {
             "api_key_id": text, "sub": text, "name": text}})
 }
 
+/// The `reason`s of `challenge.failed`: an app challenge's, and a number
+/// check's refusal.
+fn failed_reasons() -> Vec<&'static str> {
+    let mut reasons = crate::domain::app_challenge::REASONS.to_vec();
+    reasons.push("number_refused");
+    reasons
+}
+
 /// The members of `data`, by the events that carry them.
 fn data_of(kind: EventType) -> Value {
     let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
@@ -49,6 +57,7 @@ fn data_of(kind: EventType) -> Value {
                 "method": {"$ref": "#/components/schemas/ChallengeMethod"},
                 "delivery": {"$ref": "#/components/schemas/Delivery"},
                 "expires_at": {"$ref": "#/components/schemas/Timestamp"},
+                "number_check": {"$ref": "#/components/schemas/NumberCheckView"},
                 "transaction": transaction,
                 "transaction_hash": transaction_hash,
             }), &["challenge_id", "method", "delivery", "expires_at"])}),
@@ -73,8 +82,8 @@ fn data_of(kind: EventType) -> Value {
                 "challenge_id": uuid,
                 "attempts_remaining": {"type": "integer", "minimum": 0},
             }), &["challenge_id", "attempts_remaining"]),
-            "reason": {"enum": crate::domain::app_challenge::REASONS,
-                       "description": "Why an `app` challenge ended unapproved; absent for a wrong code."}}),
+            "reason": {"enum": failed_reasons(),
+                       "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
             &["interaction", "challenge"],
         ),
         EventType::ChallengeAdvanced => {
@@ -157,7 +166,9 @@ pub fn schema() -> Value {
 
 /// `EventFrame`: one frame of `GET /v1/events` as a Server-Sent Events
 /// client parses it (`id:`, `event:` and `data:` lines): the frame's place
-/// in the history, the event's type and the [`schema`] `Event` itself.
+/// in the history, the event's type and its data, a string holding the
+/// [`schema`] `Event`'s JSON (`contentSchema`), as a schema-driven client
+/// or fuzzer reads the stream.
 pub fn frame_schema() -> Value {
     let kinds: Vec<&str> = EventType::ALL.iter().map(|k| k.as_str()).collect();
     json!({
@@ -172,7 +183,10 @@ pub fn frame_schema() -> Value {
                 "description": "The frame's place in the team's history (not the event's `id`): \
                     send it as `Last-Event-ID` to resume after it."},
             "event": {"type": "string", "enum": kinds, "description": "The event's `type`."},
-            "data": {"$ref": "#/components/schemas/Event"},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                "contentSchema": {"$ref": "#/components/schemas/Event"},
+                "description": "The `data:` line as a client reads it: the event's JSON, a string \
+                    that parses to an `Event`."},
         },
     })
 }

@@ -105,6 +105,13 @@ fn identifier_classes() -> &'static (String, String) {
     })
 }
 
+/// The characters `input::ConversationId` refuses, walked once (as
+/// [`identifier_classes`]).
+fn conversation_id_class() -> &'static str {
+    static CLASS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CLASS.get_or_init(|| classes::ranges(crate::domain::input::refused_in_conversation_id))
+}
+
 /// A subject in a URL (`input::subject`): `interaction:` and a UUID (in
 /// any form `Uuid::parse_str` reads), or a `customer_ref`, which never
 /// starts with `interaction:` in any case, white space before it or not.
@@ -159,9 +166,10 @@ macro_rules! text_schemas {
 
 text_schemas! {
     ConversationIdText => text(
-        "The chat's own id of the conversation: 1 to 256 characters, no control characters.",
+        "The chat's own id of the conversation: 1 to 256 characters; no control, line-separator \
+         or format (bidi, zero-width) characters.",
         256,
-        format!("^[^{}]*$", classes::CONTROL),
+        format!("^[^{}]*$", conversation_id_class()),
     );
     CustomerRefText => identifier(
         "A customer reference: 1 to 256 characters once trimmed and NFKC-normalised; \

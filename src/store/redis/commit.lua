@@ -13,6 +13,11 @@
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
 --   'X', entry, min_id, ttl_ms, fresh                               Append
+--   'N', ttl_ms, at, team                                          due note
+-- A due note (on one Redis only: its key, a due index, is in a slot of its
+-- own) lists the team in the due index at `at` unless it is listed lower,
+-- and renews the index's life to ttl_ms, as `due_note.lua` does; it
+-- follows the ops whose queue adds it notes, and checks nothing.
 -- The checks go in op order. A check expecting a version reads the key's
 -- version line (GETRANGE, see VERSION_END); one expecting the key absent
 -- ('0') reads it with GET, except where the key is nowhere else in KEYS:
@@ -99,6 +104,8 @@ local function shape(kind)
     return 5, 1
   elseif kind == 'X' then
     return 4, 1
+  elseif kind == 'N' then
+    return 3, 1
   elseif kind == 'R' then
     return 1, 2
   elseif kind == 'D' or kind == 'U' or kind == 'T' then
@@ -397,6 +404,9 @@ while a <= #ARGV do
     -- Only a record that exists and would expire sooner (GT: a key
     -- without a TTL counts as never expiring, and keeps none).
     redis.call('PEXPIRE', key, ARGV[a + 1], 'GT')
+  elseif kind == 'N' then
+    redis.call('ZADD', key, 'LT', ARGV[a + 2], ARGV[a + 3])
+    redis.call('PEXPIRE', key, ARGV[a + 1])
   end
   local args, keys = shape(kind)
   a = a + 1 + args

@@ -137,6 +137,12 @@ const OUTAGE_REMINDER: Duration = Duration::from_secs(60);
 const CLUSTER_QUIET: Duration = Duration::from_secs(3);
 
 impl Connector {
+    /// Whether this is a Redis Cluster: a script there reaches the keys of
+    /// one slot only.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster(..))
+    }
+
     /// One Redis at `url` (never echoed: it may hold a password).
     pub(crate) async fn single(url: &str) -> Result<Self, StoreError> {
         let client =

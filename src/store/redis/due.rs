@@ -2,9 +2,10 @@
 //! sorted set per index, team → the earliest time its queue holds, and one
 //! of the teams held, team → until when, both under the hash tag `{~due}`
 //! (their own slot on a Cluster). A write to a team's queue is in the
-//! team's slot; its note here is a second write after it
-//! (`redis/due_note.lua`), never in the same script. Taking and releasing
-//! teams are `redis/due_claim.lua` and `redis/due_release.lua`.
+//! team's slot; on a Cluster its note here is a second write after it
+//! (`redis/due_note.lua`), on one Redis an op of the same commit script
+//! ([`RedisStore::add_due_notes`]). Taking and releasing teams are
+//! `redis/due_claim.lua` and `redis/due_release.lua`.
 use ::redis::{cmd, Script, Value};
 
 use super::{entries, unexpected, RedisStore, KEEPER_SCORE};
@@ -57,6 +58,30 @@ impl RedisStore {
             if let Err(e) = self.note_due(index, &teams).await {
                 tracing::debug!(error = %e, "a due index note was lost; the rescan finds it");
             }
+        }
+    }
+
+    /// On one Redis: the due notes of the queues `ops` add to, as ops of
+    /// the commit script `call` (one per team and index, at its earliest
+    /// add), so the commit and its notes are one round trip and one atomic
+    /// write.
+    pub(super) fn add_due_notes(&self, call: &mut ::redis::ScriptInvocation<'_>, ops: &[Op]) {
+        let mut notes: Vec<(&'static str, &str, i64)> = Vec::new();
+        for (queue, at) in Self::queued(ops) {
+            let Some((index, team)) = keys::due_index_of(queue) else {
+                continue;
+            };
+            match notes.iter_mut().find(|(i, t, _)| *i == index && *t == team) {
+                Some(note) => note.2 = note.2.min(at),
+                None => notes.push((index, team, at)),
+            }
+        }
+        for (index, team, at) in notes {
+            call.key(self.key(index))
+                .arg("N")
+                .arg(INDEX_TTL_MS)
+                .arg(at)
+                .arg(team);
         }
     }
 

@@ -610,6 +610,61 @@ pub(crate) fn reset_stats(admin: &mut redis::Connection) {
         .unwrap()
 }
 
+/// Calls per command, per second or per run.
+pub(crate) type Rates = std::collections::BTreeMap<String, f64>;
+
+/// Calls per command of `n` runs of `work` on a private Redis (with the
+/// background work it leaves, such as the outbox publishing its events,
+/// given `settle` to finish), less `idle` calls per second: what the idle
+/// gateway's background work issues in the same time. Commands a script
+/// runs are counted apart from the script's own call.
+pub(crate) async fn calls_per_run(
+    admin: &mut redis::Connection,
+    idle: &Rates,
+    n: usize,
+    settle: Duration,
+    work: impl std::future::Future<Output = ()>,
+) -> Rates {
+    reset_stats(admin);
+    let t = tokio::time::Instant::now();
+    work.await;
+    tokio::time::sleep(settle).await;
+    let secs = t.elapsed().as_secs_f64();
+    calls_by_command(admin)
+        .into_iter()
+        .map(|(k, v)| {
+            let less = idle.get(&k).copied().unwrap_or(0.0) * secs;
+            (k, ((v as f64 - less) / n as f64).max(0.0))
+        })
+        .filter(|(_, v)| *v >= 0.05)
+        .collect()
+}
+
+/// What the idle gateway issues per second, counted over `secs` seconds.
+pub(crate) async fn idle_calls(admin: &mut redis::Connection, secs: u64) -> Rates {
+    let idle = calls_per_run(admin, &Rates::new(), 1, Duration::from_secs(secs), async {}).await;
+    idle.into_iter()
+        .map(|(k, v)| (k, v / secs as f64))
+        .collect()
+}
+
+/// Round trips among `r`: the calls a client makes (a script's inner
+/// commands are the script's).
+pub(crate) fn round_trips(r: &Rates) -> f64 {
+    ["evalsha", "mget", "get"]
+        .iter()
+        .filter_map(|c| r.get(*c))
+        .sum::<f64>()
+}
+
+/// `r` as one line: `command calls, …`.
+pub(crate) fn show_rates(r: &Rates) -> String {
+    r.iter()
+        .map(|(k, v)| format!("{k} {v:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A connection to `server`, a private Redis just started, once it answers.
 pub(super) async fn admin_of(server: &OwnRedis) -> redis::Connection {
     for _ in 0..100 {

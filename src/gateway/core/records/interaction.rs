@@ -21,6 +21,7 @@ use crate::domain::interaction::{
     PendingBinding, PendingStepUp, RequestedLocale,
 };
 use crate::domain::ladder::{Ladder, SentStep};
+use crate::domain::number_check::{NumberCheck, Source};
 use crate::domain::transaction::Transaction;
 use crate::time::{stored, Timestamp};
 
@@ -251,6 +252,10 @@ pub struct StoredInteraction {
     rl: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     rla: bool,
+    /// A number check refused its conversation's number when it was
+    /// created: the remembered authentication is not shown.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    nr: bool,
     /// The key of the subject it names, when that is not its own: last, as
     /// the store's `Op::Put` names it too. The reader derives it from `cr`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,6 +287,7 @@ impl From<&InteractionRecord> for StoredInteraction {
             dv: r.device.clone(),
             rl: r.requested_locale.as_ref().map(|l| l.tag.clone()),
             rla: r.requested_locale.as_ref().is_some_and(|l| l.by_assertion),
+            nr: r.recognition_refused,
             companion: None,
         }
     }
@@ -316,6 +322,7 @@ impl StoredInteraction {
                 tag,
                 by_assertion: self.rla,
             }),
+            recognition_refused: self.nr,
         })
     }
 }
@@ -380,6 +387,9 @@ struct StoredAuth {
     /// The channels the proving message went through.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     v: Vec<String>,
+    /// What the proving code's number check found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nc: Option<StoredNumberCheck>,
     /// The hash of the transaction it approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     tx: Option<String>,
@@ -393,6 +403,7 @@ impl From<&Authentication> for StoredAuth {
             e: a.expires_at,
             cu: a.customer.clone(),
             v: a.via.clone(),
+            nc: a.number_check.as_ref().map(Into::into),
             tx: a.transaction_hash.clone(),
         }
     }
@@ -406,6 +417,7 @@ impl From<StoredAuth> for Authentication {
             expires_at: a.e,
             customer: a.cu,
             via: a.v,
+            number_check: a.nc.map(Into::into),
             transaction_hash: a.tx,
         }
     }
@@ -650,9 +662,42 @@ struct StoredChallenge {
     /// Its delivery ladder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     l: Option<StoredLadder>,
+    /// What the number check found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nc: Option<StoredNumberCheck>,
     /// The transaction it approves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<StoredTransaction>,
+}
+
+/// A [`NumberCheck`]: each answer (`None`: not asked or unknown), whether
+/// forwarding was asked, when, and who answered (`c` CAMARA, `t` Twilio).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredNumberCheck {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    s: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<bool>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    fa: bool,
+    #[serde(with = "stored")]
+    at: Timestamp,
+    src: char,
+}
+
+impl From<&NumberCheck> for StoredNumberCheck {
+    fn from(n: &NumberCheck) -> Self {
+        StoredNumberCheck {
+            s: n.sim_swap,
+            f: n.call_forwarding,
+            fa: n.forwarding_asked,
+            at: n.checked_at,
+            src: match n.source {
+                Source::Camara => 'c',
+                Source::TwilioLookup => 't',
+            },
+        }
+    }
 }
 
 /// A [`Transaction`]: its members as the request gave them.
@@ -674,6 +719,22 @@ impl From<&Transaction> for StoredTransaction {
             c: t.currency.clone(),
             p: t.payee.clone(),
             r: t.reference.clone(),
+        }
+    }
+}
+
+impl From<StoredNumberCheck> for NumberCheck {
+    fn from(n: StoredNumberCheck) -> Self {
+        NumberCheck {
+            sim_swap: n.s,
+            call_forwarding: n.f,
+            forwarding_asked: n.fa,
+            checked_at: n.at,
+            source: if n.src == 't' {
+                Source::TwilioLookup
+            } else {
+                Source::Camara
+            },
         }
     }
 }
@@ -787,6 +848,7 @@ impl From<&Challenge> for StoredChallenge {
             ch: c.channel.clone(),
             ds: c.delivery_state.as_ref().map(Into::into),
             l: c.ladder.as_ref().map(Into::into),
+            nc: c.number_check.as_ref().map(Into::into),
             t: c.transaction.as_ref().map(Into::into),
         }
     }
@@ -807,6 +869,7 @@ impl From<StoredChallenge> for Challenge {
             channel: c.ch,
             delivery_state: c.ds.map(Into::into),
             ladder: c.l.map(Into::into),
+            number_check: c.nc.map(Into::into),
             transaction: c.t.map(Into::into),
         }
     }

@@ -100,6 +100,13 @@ fn full() -> InteractionRecord {
             expires_at: ms(1805),
             customer: customer(),
             via: vec!["wa".into(), "sms".into()],
+            number_check: Some(crate::domain::number_check::NumberCheck {
+                sim_swap: None,
+                call_forwarding: Some(false),
+                forwarding_asked: true,
+                checked_at: ms(4),
+                source: crate::domain::number_check::Source::Camara,
+            }),
             transaction_hash: None,
         }),
         links,
@@ -134,6 +141,13 @@ fn full() -> InteractionRecord {
                 }],
                 sealed_code: "sealed-too".into(),
             }),
+            number_check: Some(crate::domain::number_check::NumberCheck {
+                sim_swap: Some(false),
+                call_forwarding: None,
+                forwarding_asked: true,
+                checked_at: ms(6),
+                source: crate::domain::number_check::Source::TwilioLookup,
+            }),
             transaction: None,
         }),
         past_challenges: vec![
@@ -156,6 +170,7 @@ fn full() -> InteractionRecord {
                         error: None,
                     }),
                     ladder: None,
+                    number_check: None,
                     transaction: None,
                 }),
             },
@@ -185,6 +200,7 @@ fn full() -> InteractionRecord {
             tag: "es-MX".into(),
             by_assertion: true,
         }),
+        recognition_refused: true,
     }
 }
 
@@ -251,7 +267,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#"{"t":"acme","ch":"webchat","cv":"c-1","cr":"cust-42","ph":"pinhash","#,
         r#""ct":{"phone":"+15550100","email":"ada@example.com"},"#,
         r#""c":1800000000000,"la":1800000000005,"lw":1800000000006,"#,
-        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b},"v":["wa","sms"]}},"#),
+        &format!(r#""a":{{"m":"otp","at":1800000000005,"e":1800000001805,"cu":{b},"v":["wa","sms"],"#),
+        r#""nc":{"f":false,"fa":true,"at":1800000000004,"src":"c"}},"#,
         &format!(r#""l":[{{"id":"{a}0a","e":1800000000600,"#),
         r#""ub":{"w":"w0","a":{"k":"authenticated","e":1800000001800},"bd":"b0"}},"#,
         &format!(
@@ -267,14 +284,15 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
         r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
-        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1}],"s":"sealed-too"}},"#,
+        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1}],"s":"sealed-too"},"#,
+        r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
         &format!(r#""su":{{"cu":{b},"f":"fp","r":"eu","u":1800000000400}},"#),
         &format!(r#""b":{{"c":"{a}04","cu":{b},"at":1800000000004,"m":"oidc","v":["sms"]}},"#),
         r#""xd":1800000001805,"xg":1800000001705,"iu":1800000009000,"dq":1800000001745,"#,
-        r#""dv":"devicehash","rl":"es-MX","rla":true,"companion":"{acme}:s:x"}"#,
+        r#""dv":"devicehash","rl":"es-MX","rla":true,"nr":true,"companion":"{acme}:s:x"}"#,
     ]
     .concat();
     let key = keys::interaction("acme", id(1));

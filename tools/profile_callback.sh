@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Instructions per login callback, stage by stage: the allocation counter
+# (tools/allocs.rs, memory store, its callback row) under
+# `valgrind --tool=callgrind`, collecting only while the gateway handles a
+# callback request (the handler and all it calls), so the counts are the
+# request's own: not the load generator's, not the outbox's delivery of the
+# notice and the event afterwards. Instruction counts, unlike timings, do
+# not move with a busy machine. Debug build by default (the crate unoptimized,
+# its dependencies at opt-level 1: figures are larger than a release
+# build's, and shares between stages are what to compare); `--release` for
+# the release build's.
+#
+#   tools/profile_callback.sh            # debug build
+#   tools/profile_callback.sh --release
+set -euo pipefail
+cd "$(dirname "$0")/.."
+profile=debug
+build=()
+if [[ "${1:-}" == "--release" ]]; then
+  profile=release
+  build=(--release)
+fi
+command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
+cargo build "${build[@]}" --example allocs
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+# The counted callbacks: tools/allocs.rs' WARM + COUNTED.
+n=2200
+(cd "$out" && valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
+  --toggle-collect='chatgate::http::login::callback::*' \
+  "$OLDPWD/target/$profile/examples/allocs" --memory-only --callback >"$out/run.log" 2>&1)
+grep -E 'login callback' "$out/run.log" || true
+callgrind_annotate --inclusive=yes "$out/cg.out" >"$out/incl.txt" 2>/dev/null
+# stage | the function whose inclusive count is the stage's
+stages=(
+  "the whole request|chatgate::http::login::callback::{{closure}}"
+  "parsing the body|chatgate::http::login::parse_callback"
+  "the token check|chatgate::domain::login_token::verify"
+  "the website's signature|chatgate::gateway::website::SignatureHeaders::verify"
+  "the unit of work (read, decide, commit)|Core>::transact::{{closure}}"
+  "  its read|Core>::load_pair::{{closure}}"
+  "  its decision|Core>::decide_on::{{closure}}"
+  "  its commit|Core>::commit::{{closure}}"
+  "    the store's commit|MemoryStore as chatgate::store::Store>::commit::{{closure}}"
+  "    the records encoded|chatgate::gateway::core::records::encode_interaction"
+  "    the outbox items made|chatgate::gateway::core::outbox::<impl chatgate::gateway::core::Core>::record"
+  "    the events announced|chatgate::events::Publisher::announce"
+  "keys hashed (SHA-256)|chatgate::store::keys::with_digest"
+  "identifiers checked|chatgate::domain::input::identifier"
+  "log lines formatted|FormatEvent<S,N>>::format_event"
+)
+printf '%-42s %14s\n' "stage" "instr/callback"
+for s in "${stages[@]}"; do
+  name=${s%%|*}
+  fn=${s#*|}
+  total=$(grep -F "$fn" "$out/incl.txt" | head -1 | awk '{gsub(",", "", $1); print $1}')
+  printf '%-42s %14s\n' "$name" "$(( ${total:-0} / n ))"
+done
