@@ -37,6 +37,9 @@ pub enum Error {
     InvalidCode { attempts_remaining: u32 },
     #[error("{0}")]
     Forbidden(&'static str),
+    /// 403: the team requires a person (`Chatgate-Actor`) for this action.
+    #[error("this team requires a person (Chatgate-Actor) for this action")]
+    PersonRequired,
     #[error("the proven customer is not the one this interaction expects")]
     CustomerMismatch,
     #[error("the subject is banned")]
@@ -120,6 +123,7 @@ impl Error {
             Error::InvalidSignature(_) => "invalid_signature",
             Error::InvalidCode { .. } => "invalid_code",
             Error::Forbidden(_) => "forbidden",
+            Error::PersonRequired => "person_required",
             Error::CustomerMismatch => "customer_mismatch",
             Error::Banned => "banned",
             Error::NumberRefused(_) => "number_refused",

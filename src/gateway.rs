@@ -44,6 +44,8 @@ pub mod subjects;
 pub mod voice;
 pub mod website;
 
+pub use provider_tokens::{actor_person, ActorRefusal, Person};
+
 pub use self::core::view;
 pub use self::core::{
     decode_interaction, encode_interaction, Bookkeeping, Chat, Core, Dispatcher, InteractionView,

@@ -168,6 +168,8 @@ pub(super) struct TeamFile {
     pub audit: Option<TeamAuditEntry>,
     /// `[oidc]`, read as [`OidcEntry`].
     pub oidc: Option<toml::Table>,
+    /// `[console]`: who may act through the agent endpoints.
+    pub console: Option<ConsoleEntry>,
     /// `[ssf]`, read as [`SsfEntry`].
     pub ssf: Option<toml::Table>,
     /// `[dialogflow]`: its Dialogflow CX webhook.
@@ -255,6 +257,47 @@ pub(super) struct OidcEntry {
     /// default false.
     #[serde(default)]
     pub ciba: bool,
+}
+
+/// A team's `[console]` (docs/api.md#a-person-behind-every-agent-action).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsoleEntry {
+    /// An agent or admin key's reveal, logout, unlock or forget needs a
+    /// person (`Chatgate-Actor`); default false.
+    #[serde(default)]
+    pub require_person: bool,
+    /// `[console.oidc]`, read as [`ConsoleOidcEntry`].
+    pub oidc: Option<toml::Table>,
+}
+
+/// A team's `[console.oidc]`: its workforce OpenID Connect provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsoleOidcEntry {
+    /// As `[oidc] issuer`.
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The claim whose values give a person a role; default `groups`.
+    #[serde(default = "default_role_claim")]
+    pub role_claim: String,
+    #[serde(default)]
+    pub agent_values: Vec<String>,
+    #[serde(default)]
+    pub admin_values: Vec<String>,
+    /// Default `15m`.
+    pub session_idle: Option<Dur>,
+    /// Default `12h`.
+    pub session_max: Option<Dur>,
+    /// What a `Chatgate-Actor` token's `aud` contains; default `client_id`.
+    pub actor_audience: Option<String>,
+}
+
+fn default_role_claim() -> String {
+    "groups".into()
 }
 
 /// A team's `[ssf]`: its Shared Signals transmitter.

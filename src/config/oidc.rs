@@ -4,12 +4,85 @@ use secrecy::SecretString;
 use url::{Host, Url};
 
 use super::de::from_table;
-use super::files::{OidcEntry, SsfEntry};
-use super::{ConfigError, OidcConfig, SsfConfig};
+use super::files::{ConsoleEntry, ConsoleOidcEntry, OidcEntry, SsfEntry};
+use super::{ConfigError, ConsoleConfig, ConsoleOidc, OidcConfig, SsfConfig};
+use crate::time::Dur;
 
 pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, ConfigError> {
-    let err = |key: &str, problem: &str| ConfigError::new(file, format!("oidc.{key}"), problem);
     let raw: OidcEntry = from_table(table, file, "oidc")?;
+    checked_provider(raw, file, "oidc")
+}
+
+/// A team's `[console]`: its `[console.oidc]` checked as `[oidc]` is, its
+/// session limits (idle `> 0s`, not beyond the absolute one) and role
+/// claim named.
+pub(super) fn load_console(
+    entry: Option<ConsoleEntry>,
+    file: &str,
+) -> Result<ConsoleConfig, ConfigError> {
+    let Some(entry) = entry else {
+        return Ok(ConsoleConfig::default());
+    };
+    let err =
+        |key: &str, problem: &str| ConfigError::new(file, format!("console.oidc.{key}"), problem);
+    let oidc = match entry.oidc {
+        None => None,
+        Some(table) => {
+            let raw: ConsoleOidcEntry = from_table(table, file, "console.oidc")?;
+            if raw.role_claim.trim().is_empty() {
+                return Err(err("role_claim", "must not be empty"));
+            }
+            let values = raw.agent_values.iter().chain(&raw.admin_values);
+            if values.into_iter().any(|v| v.trim().is_empty()) {
+                return Err(err("agent_values", "a role value must not be empty"));
+            }
+            let idle = raw.session_idle.unwrap_or(Dur::from_secs(15 * 60));
+            let max = raw.session_max.unwrap_or(Dur::from_secs(12 * 3600));
+            if idle.enabled().is_none() {
+                return Err(err("session_idle", "must be more than 0s"));
+            }
+            if idle > max {
+                return Err(err("session_max", "must not be shorter than session_idle"));
+            }
+            let actor_audience = raw.actor_audience.unwrap_or_else(|| raw.client_id.clone());
+            if actor_audience.trim().is_empty() {
+                return Err(err("actor_audience", "must not be empty"));
+            }
+            let provider = OidcEntry {
+                issuer: raw.issuer,
+                client_id: raw.client_id,
+                client_secret: raw.client_secret,
+                scopes: raw.scopes,
+                customer_claim: "sub".into(),
+                max_age: Dur::default(),
+                acr_values: Vec::new(),
+                backchannel_logout: false,
+                ciba: false,
+            };
+            Some(ConsoleOidc {
+                provider: checked_provider(provider, file, "console.oidc")?,
+                actor_audience,
+            })
+        }
+    };
+    if entry.require_person && oidc.is_none() {
+        return Err(ConfigError::new(
+            file,
+            "console.require_person",
+            "needs [console.oidc]: a person is named by its provider",
+        ));
+    }
+    Ok(ConsoleConfig {
+        require_person: entry.require_person,
+        oidc,
+    })
+}
+
+/// A provider's section (`[oidc]` or `[console.oidc]`, named `section`),
+/// each key checked.
+fn checked_provider(raw: OidcEntry, file: &str, section: &str) -> Result<OidcConfig, ConfigError> {
+    let err =
+        |key: &str, problem: &str| ConfigError::new(file, format!("{section}.{key}"), problem);
     issuer_problem(&raw.issuer).map_or(Ok(()), |p| Err(err("issuer", p)))?;
     if raw.client_id.trim().is_empty() {
         return Err(err("client_id", "must not be empty"));

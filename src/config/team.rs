@@ -85,6 +85,26 @@ pub struct OidcConfig {
     pub ciba: bool,
 }
 
+/// A team's `[console]`: who may act through the agent endpoints
+/// (docs/api.md#a-person-behind-every-agent-action).
+#[derive(Debug, Default)]
+pub struct ConsoleConfig {
+    /// An agent or admin key's reveal, logout, unlock or forget needs a
+    /// valid `Chatgate-Actor`, else 403 `person_required`.
+    pub require_person: bool,
+    /// `[console.oidc]`: the workforce provider whose tokens name a person.
+    pub oidc: Option<ConsoleOidc>,
+}
+
+/// A team's workforce OpenID Connect provider (`[console.oidc]`).
+#[derive(Debug)]
+pub struct ConsoleOidc {
+    /// Its issuer, client and scopes, checked as `[oidc]`'s.
+    pub provider: OidcConfig,
+    /// A `Chatgate-Actor` token's `aud` contains it.
+    pub actor_audience: String,
+}
+
 /// A team's Shared Signals transmitter (`[ssf]`): the gateway receives its
 /// Security Event Tokens at `POST /ssf/{team}/events`
 /// (docs/api.md#revocation-from-the-identity-provider).
@@ -141,6 +161,8 @@ pub struct Team {
     pub print: super::ConfigPrint,
     /// The team's identity provider, when the gateway runs its logins.
     pub oidc: Option<OidcConfig>,
+    /// `[console]`; its default when absent.
+    pub console: ConsoleConfig,
     /// The team's Shared Signals transmitter, when it pushes events.
     pub ssf: Option<SsfConfig>,
     /// `[dialogflow]`, when a Dialogflow CX agent calls the gateway.

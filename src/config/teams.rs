@@ -121,6 +121,7 @@ pub(super) fn load_team(
         .oidc
         .map(|t| super::oidc::load_oidc(t, file))
         .transpose()?;
+    let console = super::oidc::load_console(raw.console, file)?;
     let ssf = raw
         .ssf
         .map(|t| super::oidc::load_ssf(t, file))
@@ -187,6 +188,7 @@ pub(super) fn load_team(
         audit_webhook,
         print,
         oidc,
+        console,
         ssf,
         dialogflow,
         number_checks,

@@ -119,6 +119,24 @@ impl Actor {
         }
     }
 
+    /// A person a workforce provider named, acting through the key `key_id`.
+    pub fn person(sub: &str, name: Option<&str>, key_id: &str) -> Self {
+        Actor {
+            sub: Some(sub.to_string()),
+            name: name.map(str::to_string),
+            api_key_id: Some(key_id.to_string()),
+            ..Actor::of(ActorType::Person)
+        }
+    }
+
+    /// The actor as an event names it: without its address.
+    pub fn without_ip(&self) -> Self {
+        Actor {
+            ip: None,
+            ..self.clone()
+        }
+    }
+
     /// A website's signed request.
     pub fn website() -> Self {
         Actor::of(ActorType::Website)

@@ -359,6 +359,7 @@ mod tests {
             (
                 EventData::InteractionLoggedOut(LoggedOut {
                     cause: crate::domain::logout::LogoutCause::Website,
+                    actor: None,
                 }),
                 format!(r#"{i},"cause":"website"}}"#),
             ),
@@ -403,20 +404,25 @@ mod tests {
             (
                 EventData::ChallengeCodeRevealed(CodeRevealed {
                     api_key_id: "acme-agent".into(),
+                    actor: crate::domain::audit::Actor::person("alice-1", None, "acme-agent"),
                     challenge: ChallengeRef { challenge_id: cid },
                 }),
                 format!(
-                    r#"{i},"api_key_id":"acme-agent","challenge":{{"challenge_id":"{cid}"}}}}"#
+                    r#"{i},"api_key_id":"acme-agent","actor":{{"type":"person","api_key_id":"acme-agent","sub":"alice-1"}},"challenge":{{"challenge_id":"{cid}"}}}}"#
                 ),
             ),
             (
                 EventData::SubjectLocked(SubjectChange {
                     origin: Some("sms:+447400123456".into()),
+                    actor: None,
                 }),
                 format!(r#"{s},"origin":"sms:+447400123456"}}"#),
             ),
             (
-                EventData::SubjectUnlocked(SubjectChange { origin: None }),
+                EventData::SubjectUnlocked(SubjectChange {
+                    origin: None,
+                    actor: None,
+                }),
                 format!(r#"{s},"origin":null}}"#),
             ),
         ];

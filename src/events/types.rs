@@ -9,6 +9,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
+use crate::domain::audit::Actor;
 use crate::domain::challenge::{Challenge, ChallengeMethod, ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::logout::LogoutCause;
@@ -164,9 +165,12 @@ impl<'de> Deserialize<'de> for EventType {
 pub struct Plain;
 
 /// `interaction.logged_out`: what ended the authentication.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LoggedOut {
     pub cause: LogoutCause,
+    /// Who asked, for cause `api`: the audit entry's actor without `ip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
 }
 
 /// `challenge.created`: the challenge that started.
@@ -309,6 +313,8 @@ pub struct FailedChallenge {
 pub struct CodeRevealed {
     /// The `id` of the API key that revealed the code.
     pub api_key_id: String,
+    /// The audit entry's actor without `ip`: the key, or the person.
+    pub actor: Actor,
     pub challenge: ChallengeRef,
 }
 
@@ -381,6 +387,9 @@ pub struct ChallengeRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SubjectChange {
     pub origin: Option<String>,
+    /// Who unlocked (`subject.unlocked`): the audit entry's actor without `ip`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
 }
 
 fn method_name<S: Serializer>(m: &ChallengeMethod, s: S) -> Result<S::Ok, S::Error> {

@@ -518,6 +518,7 @@ pub async fn logout(
                 w.audit(entry.with("cause", LogoutCause::Api.as_str()));
                 w.emit(EventData::InteractionLoggedOut(LoggedOut {
                     cause: LogoutCause::Api,
+                    actor: Some(acting.actor.without_ip()),
                 }));
             }
             w.rec.log_out(now);

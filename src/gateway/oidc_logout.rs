@@ -290,7 +290,10 @@ async fn end_login(
                 let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
                 w.audit(entry.with("cause", cause.as_str()));
                 w.rec.log_out(now);
-                w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
+                w.emit(EventData::InteractionLoggedOut(LoggedOut {
+                    cause,
+                    actor: None,
+                }));
             }
             if proven || remembered {
                 w.forget_recognition();

@@ -48,3 +48,126 @@ pub(super) async fn signed_claims(
     let jwk = core.oidc().key_for(keys, use_, &kid, now).await?;
     id_token::verify_signature(token, &jwk, alg)
 }
+
+/// Clock skew allowed on a `Chatgate-Actor` token's `exp`, in seconds.
+const ACTOR_LEEWAY_SECS: i64 = 30;
+
+/// The person a `Chatgate-Actor` token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Person {
+    pub sub: String,
+    /// `preferred_username`, else `email`, else `name`.
+    pub name: Option<String>,
+}
+
+/// Why a `Chatgate-Actor` token was refused: the check it failed
+/// (`detail.reason` of its `access.denied`, never the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorRefusal {
+    /// The team has no `[console.oidc]`.
+    NoProvider,
+    /// Not a JWS, an algorithm other than RS256, PS256, ES256, no `kid`.
+    Alg,
+    /// A `kid` not in the provider's key set, or a key that does not fit.
+    Key,
+    Signature,
+    Iss,
+    Aud,
+    Exp,
+    Sub,
+    /// The provider's discovery or key set could not be read.
+    Provider,
+}
+
+impl ActorRefusal {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorRefusal::NoProvider => "actor_no_provider",
+            ActorRefusal::Alg => "actor_alg",
+            ActorRefusal::Key => "actor_key",
+            ActorRefusal::Signature => "actor_signature",
+            ActorRefusal::Iss => "actor_iss",
+            ActorRefusal::Aud => "actor_aud",
+            ActorRefusal::Exp => "actor_exp",
+            ActorRefusal::Sub => "actor_sub",
+            ActorRefusal::Provider => "actor_provider_unavailable",
+        }
+    }
+}
+
+/// The person of a `Chatgate-Actor` token of `team`'s workforce provider
+/// (docs/api.md#a-person-behind-every-agent-action): signed by a key of
+/// its set with an allowed algorithm, `iss` its issuer, `aud` containing
+/// the actor audience, unexpired (30 s leeway), with a `sub`. Its role
+/// claim is not read: the key's role decides.
+pub async fn actor_person(
+    core: &Core,
+    team: &crate::config::Team,
+    token: &str,
+    now: Timestamp,
+) -> Result<Person, ActorRefusal> {
+    let console = team.console.oidc.as_ref().ok_or(ActorRefusal::NoProvider)?;
+    let oidc = &console.provider;
+    let (alg, kid) = id_token::header(token).map_err(|_| ActorRefusal::Alg)?;
+    let meta = core
+        .oidc()
+        .metadata(oidc, now)
+        .await
+        .map_err(|_| ActorRefusal::Provider)?;
+    let keys = KeySet {
+        cache: &oidc.issuer,
+        jwks_uri: &meta.jwks_uri,
+        issuer: &meta.issuer,
+    };
+    let jwk = match core.oidc().key_for(&keys, KeyUse::Actor, &kid, now).await {
+        Ok(jwk) => jwk,
+        Err(OidcError::Provider(_)) => return Err(ActorRefusal::Provider),
+        Err(_) => return Err(ActorRefusal::Key),
+    };
+    let claims = id_token::verify_signature(token, &jwk, alg).map_err(|e| match e {
+        OidcError::Unverified("bad signature") => ActorRefusal::Signature,
+        _ => ActorRefusal::Key,
+    })?;
+    person_of(&claims, &oidc.issuer, &console.actor_audience, now)
+}
+
+/// The claim checks of a `Chatgate-Actor` token whose signature held.
+fn person_of(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    issuer: &str,
+    audience: &str,
+    now: Timestamp,
+) -> Result<Person, ActorRefusal> {
+    use serde_json::Value;
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    if text("iss") != Some(issuer) {
+        return Err(ActorRefusal::Iss);
+    }
+    let has_audience = match claims.get("aud") {
+        Some(Value::String(a)) => a == audience,
+        Some(Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(audience)),
+        _ => false,
+    };
+    if !has_audience {
+        return Err(ActorRefusal::Aud);
+    }
+    // A fraction never widens the check: `exp` rounded down.
+    let exp = claims
+        .get("exp")
+        .and_then(crate::domain::numeric_date::NumericDate::of)
+        .ok_or(ActorRefusal::Exp)?
+        .floor;
+    if now.unix_seconds() >= exp.saturating_add(ACTOR_LEEWAY_SECS) {
+        return Err(ActorRefusal::Exp);
+    }
+    let sub = text("sub")
+        .filter(|s| !s.is_empty())
+        .ok_or(ActorRefusal::Sub)?;
+    let name = ["preferred_username", "email", "name"]
+        .into_iter()
+        .find_map(|c| text(c).filter(|s| !s.is_empty()));
+    Ok(Person {
+        sub: sub.to_string(),
+        name: name.map(str::to_string),
+    })
+}

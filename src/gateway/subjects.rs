@@ -57,6 +57,7 @@ pub async fn unlock_subject(
         let mut ops = write_subject(&loaded, &rec, s, now)?;
         let unlocked = EventData::SubjectUnlocked(SubjectChange {
             origin: origin.map(str::to_string),
+            actor: Some(acting.actor.without_ip()),
         });
         let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
         let mut recorded = core.record(&team.id, vec![unlocked], now)?;

@@ -167,7 +167,10 @@ pub(crate) async fn log_out_if(
                 w.audit(entry.with("cause", cause.as_str()));
                 w.rec.log_out(now);
                 w.forget_recognition();
-                w.emit(EventData::InteractionLoggedOut(LoggedOut { cause }));
+                w.emit(EventData::InteractionLoggedOut(LoggedOut {
+                    cause,
+                    actor: None,
+                }));
             }
             Ok(hit)
         })

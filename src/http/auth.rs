@@ -14,6 +14,14 @@ use crate::config::{Config, Role, Team};
 use crate::domain::audit::{Acting, Actor, Via};
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::Error;
+use crate::gateway::Person;
+
+/// The header by which a portal names the person it acts for
+/// (docs/api.md#a-person-behind-every-agent-action).
+pub const ACTOR_HEADER: &str = "chatgate-actor";
+
+/// The longest `Chatgate-Actor` token read.
+const MAX_ACTOR_TOKEN: usize = 16 * 1024;
 
 struct Entry {
     hash: ApiKeyHash,
@@ -78,6 +86,8 @@ pub struct Caller {
     pub team_id: Arc<str>,
     pub key_id: Arc<str>,
     pub role: Role,
+    /// The person its valid `Chatgate-Actor` named.
+    pub person: Option<Person>,
 }
 
 impl Caller {
@@ -88,7 +98,55 @@ impl Caller {
 
     /// The caller as an audit entry's actor, asking through `via`.
     pub fn acting(&self, via: &Via) -> Acting {
-        Acting::new(Actor::api_key(&self.key_id), via)
+        let actor = match &self.person {
+            Some(p) => Actor::person(&p.sub, p.name.as_deref(), &self.key_id),
+            None => Actor::api_key(&self.key_id),
+        };
+        Acting::new(actor, via)
+    }
+
+    /// Ok unless the team requires a person for an action that changes
+    /// something, the key is an agent's or an admin's (a bot's is not
+    /// affected) and none was named: 403 `person_required`.
+    pub fn person_if_required(&self) -> Result<(), Error> {
+        let required = self.team.console.require_person && self.role.acts_as_agent();
+        if required && self.person.is_none() {
+            return Err(Error::PersonRequired);
+        }
+        Ok(())
+    }
+
+    /// The person `parts`' `Chatgate-Actor` names, checked by the team's
+    /// workforce provider: none without the header; 422 for a key that
+    /// acts for no agent; 401 `invalid_token` for a token that fails a
+    /// check (the check kept for its `access.denied`).
+    async fn named_person(&mut self, parts: &Parts, state: &AppState) -> Result<(), Error> {
+        let Some(header) = parts.headers.get(ACTOR_HEADER) else {
+            return Ok(());
+        };
+        if !self.role.acts_as_agent() {
+            return Err(Error::Unprocessable(
+                "Chatgate-Actor is for agent and admin API keys".into(),
+            ));
+        }
+        let refused = |reason: crate::gateway::ActorRefusal| {
+            if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
+                slot.actor_refused(reason.as_str());
+            }
+            Error::InvalidToken("the Chatgate-Actor token was refused")
+        };
+        let token = header
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|t| !t.is_empty() && t.len() <= MAX_ACTOR_TOKEN)
+            .ok_or_else(|| refused(crate::gateway::ActorRefusal::Alg))?;
+        let now = state.clock.now();
+        let person = crate::gateway::actor_person(&state.gateway, &self.team, token, now)
+            .await
+            .map_err(refused)?;
+        self.person = Some(person);
+        Ok(())
     }
 
     /// The caller whose key `parts` presents: 401 without one this
@@ -115,6 +173,7 @@ impl Caller {
             team_id: key.team,
             key_id: key.key_id,
             role: key.role,
+            person: None,
         })
     }
 }
@@ -124,24 +183,25 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         // An auditor reads the audit trail and nothing else.
-        authorise(parts, state, |role| role != Role::Auditor, NOT_THIS_ROLE)
+        authorise(parts, state, |role| role != Role::Auditor, NOT_THIS_ROLE).await
     }
 }
 
 /// An authenticated caller whose role may act as the endpoint requires:
-/// the role is checked here, before the path, query or body is looked at.
-fn authorise(
+/// the role is checked here, before the path, query or body is looked at,
+/// then the person its `Chatgate-Actor` names.
+async fn authorise(
     parts: &Parts,
     state: &AppState,
     may: fn(Role) -> bool,
     refusal: &'static str,
 ) -> Result<Caller, Error> {
-    let caller = Caller::authenticate(parts, state)?;
-    if may(caller.role) {
-        Ok(caller)
-    } else {
-        Err(Error::Forbidden(refusal))
+    let mut caller = Caller::authenticate(parts, state)?;
+    if !may(caller.role) {
+        return Err(Error::Forbidden(refusal));
     }
+    caller.named_person(parts, state).await?;
+    Ok(caller)
 }
 
 /// The refusal of a key whose role may not act as a bot or an agent.
@@ -163,7 +223,9 @@ impl FromRequestParts<AppState> for Bot {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authorise(parts, state, Role::acts_as_bot, NOT_THIS_ROLE).map(Bot)
+        authorise(parts, state, Role::acts_as_bot, NOT_THIS_ROLE)
+            .await
+            .map(Bot)
     }
 }
 
@@ -171,7 +233,9 @@ impl FromRequestParts<AppState> for Agent {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authorise(parts, state, Role::acts_as_agent, NOT_THIS_ROLE).map(Agent)
+        authorise(parts, state, Role::acts_as_agent, NOT_THIS_ROLE)
+            .await
+            .map(Agent)
     }
 }
 
@@ -180,7 +244,9 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let is_admin = |role| role == Role::Admin;
-        authorise(parts, state, is_admin, "only an admin API key may do this").map(Admin)
+        authorise(parts, state, is_admin, "only an admin API key may do this")
+            .await
+            .map(Admin)
     }
 }
 
@@ -193,7 +259,9 @@ impl FromRequestParts<AppState> for Auditor {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let refusal = "only an auditor or admin API key may read the audit trail";
-        authorise(parts, state, Role::reads_audit, refusal).map(Auditor)
+        authorise(parts, state, Role::reads_audit, refusal)
+            .await
+            .map(Auditor)
     }
 }
 

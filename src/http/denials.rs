@@ -12,17 +12,27 @@ use crate::domain::audit::{Acting, Actor, Via};
 use crate::time::Timestamp;
 
 /// The team and key of a request's valid API key, set by the `Caller`
-/// extractor, for the `access.denied` of a 403.
+/// extractor, for the `access.denied` of a 403; and the check its
+/// `Chatgate-Actor` failed, for that of its 401.
 #[derive(Clone, Default)]
-pub struct CallerSlot(Arc<OnceLock<(Arc<str>, Arc<str>)>>);
+pub struct CallerSlot(
+    Arc<OnceLock<(Arc<str>, Arc<str>)>>,
+    Arc<OnceLock<&'static str>>,
+);
 
 impl CallerSlot {
     pub fn set(&self, team: &Arc<str>, key_id: &Arc<str>) {
         let _ = self.0.set((Arc::clone(team), Arc::clone(key_id)));
     }
+
+    /// The `Chatgate-Actor` was refused by the check `reason`.
+    pub fn actor_refused(&self, reason: &'static str) {
+        let _ = self.1.set(reason);
+    }
 }
 
-/// `res`, once a 403 `forbidden` answered to a valid key is recorded as
+/// `res`, once a 403 `forbidden` or `person_required` answered to a valid
+/// key, or the 401 of its refused `Chatgate-Actor`, is recorded as
 /// `access.denied` (before the answer leaves: should that fail, the
 /// answer is 503, as every store failure).
 pub(super) async fn record_denial(
@@ -33,7 +43,12 @@ pub(super) async fn record_denial(
     res: Response,
 ) -> Response {
     let code = res.extensions().get::<super::ProblemLabel>().map(|c| c.0);
-    let (Some(code @ "forbidden"), Some((team, key_id))) = (code, slot.0.get()) else {
+    let reason = match (code, slot.1.get()) {
+        (Some("invalid_token"), Some(check)) => *check,
+        (Some(code @ ("forbidden" | "person_required")), _) => code,
+        _ => return res,
+    };
+    let Some((team, key_id)) = slot.0.get() else {
         return res;
     };
     let via = Via {
@@ -42,7 +57,7 @@ pub(super) async fn record_denial(
     };
     let acting = Acting::new(Actor::api_key(key_id), &via);
     let now: Timestamp = st.clock.now();
-    match crate::gateway::audit::denied(&st.gateway, team, &acting, code, route, now).await {
+    match crate::gateway::audit::denied(&st.gateway, team, &acting, reason, route, now).await {
         Ok(()) => res,
         Err(e) => e.into_response(),
     }

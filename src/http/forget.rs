@@ -11,7 +11,7 @@ use utoipa_axum::routes;
 use super::audit::RequestVia;
 use super::auth::Caller;
 use super::extract::{empty_body, InteractionId, NoQuery, Now};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E404};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E404};
 use super::AppState;
 use crate::error::Result;
 use crate::gateway::InteractionView;
@@ -24,9 +24,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// this and every later interaction of the conversation, until the next
 /// authentication in it. The authentication itself (if any) is unchanged.
 #[utoipa::path(post, path = "/v1/interactions/{id}/forget", operation_id = "forget_conversation", tag = "interactions", security(("api_key" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
-    responses((status = 200, body = InteractionView), ApiKeyErrors, E404, JsonBodyErrors))]
+    responses((status = 200, body = InteractionView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn forget(
     State(st): State<AppState>,
     Now(now): Now,
@@ -38,6 +38,7 @@ async fn forget(
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Bots and agents (and admins) may: every role.
+    caller.person_if_required()?;
     let acting = caller.acting(&via);
     let team = caller.team();
     Ok(Json(

@@ -262,9 +262,9 @@ async fn activity(
 
 /// End the authentication; status `unauthenticated`.
 #[utoipa::path(post, path = "/v1/interactions/{id}/logout", operation_id = "logout_interaction", tag = "interactions", security(("api_key" = [])),
-    params(("id" = Uuid, Path)),
+    params(("id" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
-    responses((status = 200, body = InteractionView), ApiKeyErrors, E404, JsonBodyErrors))]
+    responses((status = 200, body = InteractionView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn logout(
     State(st): State<AppState>,
     Now(now): Now,
@@ -276,6 +276,7 @@ async fn logout(
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Every role may read and log out (docs/api.md#interactions).
+    caller.person_if_required()?;
     let acting = caller.acting(&via);
     Ok(Json(
         crate::gateway::interactions::logout(&st.gateway, caller.team(), id, &acting, now).await?,

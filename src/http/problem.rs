@@ -17,6 +17,7 @@ fn title(code: &str) -> &'static str {
         "invalid_signature" => "Invalid signature",
         "invalid_code" => "Invalid code",
         "forbidden" => "Forbidden",
+        "person_required" => "Person required",
         "customer_mismatch" => "Customer mismatch",
         "banned" => "Banned",
         "number_refused" => "Number refused",
@@ -51,6 +52,7 @@ pub enum ProblemCode {
     InvalidSignature,
     InvalidCode,
     Forbidden,
+    PersonRequired,
     CustomerMismatch,
     Banned,
     NumberRefused,
@@ -159,9 +161,11 @@ pub fn status(e: &Error) -> StatusCode {
         | Error::InvalidToken(_)
         | Error::InvalidSignature(_)
         | Error::InvalidCode { .. } => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) | Error::CustomerMismatch | Error::Banned | Error::NumberRefused(_) => {
-            StatusCode::FORBIDDEN
-        }
+        Error::Forbidden(_)
+        | Error::PersonRequired
+        | Error::CustomerMismatch
+        | Error::Banned
+        | Error::NumberRefused(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         Error::TokenUsed | Error::ChallengeUsed | Error::NoSessionPin | Error::NoNextStep(_) => {
@@ -242,6 +246,7 @@ mod tests {
                 attempts_remaining: 0,
             },
             Error::Forbidden(""),
+            Error::PersonRequired,
             Error::CustomerMismatch,
             Error::Banned,
             Error::NumberRefused("sim_swap"),
@@ -280,6 +285,7 @@ mod tests {
             "invalid_signature",
             "invalid_code",
             "forbidden",
+            "person_required",
             "customer_mismatch",
             "banned",
             "number_refused",

@@ -59,6 +59,8 @@ pub enum KeyUse {
     Ssf,
     /// CIBA's ID tokens.
     Ciba,
+    /// The workforce tokens of `Chatgate-Actor`.
+    Actor,
 }
 
 /// What the gateway uses of `{issuer}/.well-known/openid-configuration`.

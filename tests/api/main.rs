@@ -6,6 +6,7 @@ mod helpers;
 mod redis_support;
 
 mod abuse;
+mod actors;
 mod assurance;
 mod audit;
 mod binding;

@@ -360,6 +360,63 @@ fn an_oidc_section_is_checked_key_by_key() {
 }
 
 #[test]
+fn a_console_section_is_checked_key_by_key() {
+    let ok = "[console.oidc]\nissuer = \"https://login.bank.example\"\nclient_id = \"chatgate-console\"\nclient_secret = \"s3cret\"";
+    let fx = Fixture::new();
+    fx.append(ACME, &format!("\n[console]\nrequire_person = true\n{ok}\n"));
+    let config = fx.load().unwrap();
+    let console = &config.teams["acme"].console;
+    assert!(console.require_person);
+    let oidc = console.oidc.as_ref().unwrap();
+    assert_eq!(oidc.actor_audience, "chatgate-console");
+    assert_eq!(oidc.provider.scopes, ["openid"]);
+    assert!(!config.teams["globex"].console.require_person);
+    assert!(config.teams["globex"].console.oidc.is_none());
+
+    for (body, key, problem) in [
+        (
+            "[console]\nrequire_person = true".to_string(),
+            "console.require_person",
+            "needs [console.oidc]",
+        ),
+        (
+            format!("{ok}\nsession_idle = \"1h\"\nsession_max = \"30m\""),
+            "console.oidc.session_max",
+            "shorter than session_idle",
+        ),
+        (
+            format!("{ok}\nsession_idle = \"0s\""),
+            "console.oidc.session_idle",
+            "more than 0s",
+        ),
+        (
+            format!("{ok}\nactor_audience = \"\""),
+            "console.oidc.actor_audience",
+            "must not be empty",
+        ),
+        (
+            format!("{ok}\nagent_values = [\"\"]"),
+            "console.oidc.agent_values",
+            "must not be empty",
+        ),
+        (
+            ok.replace("https://login", "http://login"),
+            "console.oidc.issuer",
+            "must be https",
+        ),
+        (
+            format!("{ok}\nrole = \"x\""),
+            "console.oidc.role",
+            "unknown key",
+        ),
+    ] {
+        let fx = Fixture::new();
+        fx.append(ACME, &format!("\n{body}\n"));
+        fx.expect_err(ACME, key, problem);
+    }
+}
+
+#[test]
 fn an_ssf_section_names_each_missing_key() {
     let ok = [
         "issuer = \"https://id.acme.example/realms/retail\"",

@@ -161,6 +161,7 @@ pub async fn reveal_code(
     let key_id = acting.actor.api_key_id.as_deref().unwrap_or_default();
     let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
         api_key_id: key_id.to_string(),
+        actor: acting.actor.without_ip(),
         challenge: ChallengeRef { challenge_id: cid },
     });
     let item = OutboxItem::about_interaction(&revealed, now, &view)?;

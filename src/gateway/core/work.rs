@@ -229,6 +229,7 @@ impl Work<'_> {
     pub fn emit_lockout(&mut self, failure: &Failure) {
         let origin = SubjectChange {
             origin: failure.origin.clone(),
+            actor: None,
         };
         match failure.outcome {
             FailureOutcome::Locked { .. } => {
@@ -242,7 +243,10 @@ impl Work<'_> {
             }
             FailureOutcome::Counted { .. } => {}
         }
-        let strangers = SubjectChange { origin: None };
+        let strangers = SubjectChange {
+            origin: None,
+            actor: None,
+        };
         match failure.strangers {
             Some(SubjectStanding::Locked { .. }) => {
                 self.audit_lockout(Action::SubjectLocked, None);

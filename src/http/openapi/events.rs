@@ -9,6 +9,16 @@ use serde_json::{json, Value};
 use crate::domain::logout::LogoutCause;
 use crate::events::EventType;
 
+/// `data.actor`: who acted, as the audit entry names it, without `ip`
+/// (docs/audit.md#an-entry).
+fn actor() -> Value {
+    let text = json!({"type": "string"});
+    json!({"type": "object", "additionalProperties": false, "required": ["type"],
+        "description": "Who acted: the API key, or the person a Chatgate-Actor token named (docs/api.md#a-person-behind-every-agent-action).",
+        "properties": {"type": {"type": "string", "enum": ["api_key", "person"]},
+            "api_key_id": text, "sub": text, "name": text}})
+}
+
 /// The `reason`s of `challenge.failed`: an app challenge's, and a number
 /// check's refusal.
 fn failed_reasons() -> Vec<&'static str> {
@@ -36,7 +46,8 @@ fn data_of(kind: EventType) -> Value {
             let causes: Vec<&str> = LogoutCause::ALL.iter().map(|c| c.as_str()).collect();
             closed(
                 json!({"interaction": interaction, "cause": {"type": "string", "enum": causes,
-                    "description": "What ended the authentication: a Shared Signals event, the identity provider's back-channel logout, the website's back-channel logout, or the API's logout."}}),
+                    "description": "What ended the authentication: a Shared Signals event, the identity provider's back-channel logout, the website's back-channel logout, or the API's logout."},
+                    "actor": actor()}),
                 &["interaction", "cause"],
             )
         }
@@ -96,8 +107,9 @@ fn data_of(kind: EventType) -> Value {
                 "interaction": interaction,
                 "challenge": closed(json!({"challenge_id": uuid}), &["challenge_id"]),
                 "api_key_id": {"type": "string", "description": "The `id` of the API key that revealed the code."},
+                "actor": actor(),
             }),
-            &["interaction", "challenge", "api_key_id"],
+            &["interaction", "challenge", "api_key_id", "actor"],
         ),
         EventType::ChallengeDelivered | EventType::ChallengeUndelivered => closed(
             json!({
@@ -110,6 +122,7 @@ fn data_of(kind: EventType) -> Value {
             json!({
                 "subject": {"$ref": "#/components/schemas/SubjectView"},
                 "origin": {"type": ["string", "null"], "description": "The origin locked, banned or unlocked; null for the whole subject (or, for `subject.locked`, the strangers)."},
+                "actor": actor(),
             }),
             &["subject", "origin"],
         ),
