@@ -157,7 +157,8 @@ fn string<'a>(
     name: &str,
 ) -> Result<Option<&'a str>, Error> {
     match o.get(name) {
-        None => Ok(None),
+        // A null member is one not given: a required one is then missing.
+        None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(Error::BadRequest(format!(
             "{field}.{name}: must be a string"

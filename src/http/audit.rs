@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::auth::Auditor;
 use super::extract::{NoQuery, Now, QueryParams};
 use super::json::Json;
-use super::openapi::{ApiKeyErrors, E403, E422};
+use super::openapi::{ApiKeyErrors, E400, E403, E422};
 use super::AppState;
 use crate::domain::audit::Via;
 use crate::domain::audit_keys::Jwks;
@@ -69,7 +69,7 @@ pub struct AuditParams {
 /// The read is itself recorded (`audit.read`), after the entries it answers.
 #[utoipa::path(get, path = "/v1/audit", operation_id = "read_audit", tag = "audit", security(("api_key" = [])),
     params(AuditParams),
-    responses((status = 200, body = AuditPage), ApiKeyErrors, E403, E422))]
+    responses((status = 200, body = AuditPage), ApiKeyErrors, E400, E403, E422))]
 async fn list(
     State(st): State<AppState>,
     Now(now): Now,

@@ -57,6 +57,26 @@ fn a_missing_member_or_one_of_the_wrong_type_is_400_naming_it() {
     assert_eq!(refused(&json!("payment")).0, 400);
 }
 
+/// A member given as null is one not given, as the document's nullable
+/// `reference` says: the optional reference is then absent, a required
+/// member missing (400).
+#[test]
+fn a_null_member_is_one_not_given() {
+    let t = Transaction::parse("transaction", &with("reference", Value::Null)).unwrap();
+    assert_eq!(t.reference, None);
+    assert_eq!(
+        t.hash(),
+        Transaction::parse("transaction", &without("reference"))
+            .unwrap()
+            .hash()
+    );
+    for m in ["type", "amount", "currency", "payee"] {
+        let (status, text) = refused(&with(m, Value::Null));
+        assert_eq!(status, 400, "{m}");
+        assert!(text.contains(&format!("transaction.{m}")), "{text}");
+    }
+}
+
 #[test]
 fn an_unknown_member_is_422() {
     let (status, text) = refused(&with("iban", json!("DE89")));
