@@ -56,8 +56,9 @@ fn via_of(parts: &Parts) -> Via {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
-    /// Entries with `seq` greater than this; default 0.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    /// Entries with `seq` greater than this; default 0 (at most 2^63 − 1,
+    /// the document's `int64`).
+    #[param(value_type = Option<i64>, minimum = 0)]
     after: Option<String>,
     /// Page size, 1 to 1000; default 100.
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
@@ -80,8 +81,10 @@ async fn list(
     let after = match q.after.as_deref() {
         None => 0,
         Some(a) => a
-            .parse::<u64>()
-            .map_err(|_| Error::invalid("after", "must be a whole number, 0 or more"))?,
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| Error::invalid("after", "must be a whole number, 0 to 2^63 - 1"))?,
     };
     let limit = match q.limit.as_deref() {
         None => 100,

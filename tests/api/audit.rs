@@ -143,7 +143,13 @@ both_stores!(
         let res = app.request(Method::GET, "/v1/audit", None).send().await.unwrap();
         assert_problem(res, 401, "unauthorized").await;
         // Bad paging is 422 and records nothing.
-        for q in ["limit=0", "limit=1001", "after=-1", "page=2"] {
+        for q in [
+            "limit=0",
+            "limit=1001",
+            "after=-1",
+            "after=9223372036854775808",
+            "page=2",
+        ] {
             let res = app.request(Method::GET, &format!("/v1/audit?{q}"), Some(&auditor)).send().await.unwrap();
             assert_problem(res, 422, "invalid_request").await;
         }
