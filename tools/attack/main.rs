@@ -496,30 +496,7 @@ async fn team_flood(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
         "POST /oidc/backchannel-logout/{team} HTTP/1.1\r\nHost: attack\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     ));
-    let statuses = Arc::new(std::sync::Mutex::new(BTreeMap::<u16, u64>::new()));
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..a.sockets.min(MAX_SOCKETS) {
-        let (target, open, req, statuses) = (
-            a.target,
-            Arc::clone(&open),
-            Arc::clone(&req),
-            Arc::clone(&statuses),
-        );
-        set.spawn(async move {
-            while Instant::now() < end {
-                let _held = Held::new(&open);
-                let status = probe(target, req.as_bytes()).await;
-                *statuses
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .entry(status)
-                    .or_default() += 1;
-            }
-        });
-    }
-    tokio::time::sleep_until(end).await;
-    set.abort_all();
-    let statuses = statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let statuses = probe_round(a, std::slice::from_ref(&req), end, open).await;
     println!("team-flood answers by status (0: none within 5 s): {statuses:?}");
 }
 
@@ -547,6 +524,23 @@ async fn links_flood(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
             ))
         })
         .collect();
+    let statuses = probe_round(a, &requests, end, open).await;
+    println!(
+        "{} over {} link(s): answers by status (0: none within 5 s): {statuses:?}",
+        a.scenario,
+        requests.len()
+    );
+}
+
+/// `--sockets` requests always in flight until `end`, socket `i` sending
+/// `requests[i % len]` again and again; how many were answered with each
+/// status (0: none within 5 s).
+async fn probe_round(
+    a: &Args,
+    requests: &[Arc<String>],
+    end: Instant,
+    open: Arc<AtomicUsize>,
+) -> BTreeMap<u16, u64> {
     let statuses = Arc::new(std::sync::Mutex::new(BTreeMap::<u16, u64>::new()));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..a.sockets.min(MAX_SOCKETS) {
@@ -567,9 +561,5 @@ async fn links_flood(a: &Args, end: Instant, open: Arc<AtomicUsize>) {
     tokio::time::sleep_until(end).await;
     set.abort_all();
     let statuses = statuses.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    println!(
-        "{} over {} link(s): answers by status (0: none within 5 s): {statuses:?}",
-        a.scenario,
-        requests.len()
-    );
+    statuses
 }
