@@ -857,6 +857,12 @@ mod tests {
         r.authenticate(Method::LoginLink, customer(), t(0), &s);
         assert_eq!(r.announce_due(t(1900), &s), Some(Announcement::Expired));
         assert_eq!(r.next_announcement_at(&s), None);
+        // Late, but still authenticated: the notice is sent late rather
+        // than never, then the expiry at its time.
+        let mut r = rec();
+        r.authenticate(Method::LoginLink, customer(), t(0), &s);
+        assert_eq!(r.announce_due(t(1799), &s), Some(Announcement::Expiring));
+        assert_eq!(r.next_announcement_at(&s), Some(t(1800)));
         let off = Settings {
             expiry_notice: Dur::from_secs(0),
             ..s

@@ -55,9 +55,11 @@ impl Sweeper {
             tokio::select! {
                 _ = &mut shutdown => return,
                 _ = tick.tick() => {
+                    // The generation before the gateway: never newer than it.
+                    let generation = self.live.generation();
                     let gw = self.live.current();
-                    rescan.step(gw.store().as_ref(), gw.config(), SWEEP_EVERY).await;
-                    self.sweep_due_teams(&gw).await;
+                    rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
+                    rescan.taken(self.sweep_due_teams(&gw).await);
                 }
             }
         }
@@ -69,12 +71,13 @@ impl Sweeper {
     /// entries per pass, round-robin, so a team of a few entries is swept
     /// in the first pass whatever the others' backlogs (decision 0140); a
     /// team whose slice came back short is done and handed back at once.
-    async fn sweep_due_teams(&self, gw: &Core) {
+    /// Answers whether the index answered.
+    async fn sweep_due_teams(&self, gw: &Core) -> bool {
         let (store, index) = (gw.store().as_ref(), keys::DUE_INDEX_DUEQ);
         loop {
             // An outage is the store's own log's to tell (once).
             let Ok((teams, hold)) = due_teams::take(store, index, self.clock.now()).await else {
-                return;
+                return false;
             };
             let mut going: Vec<&String> = teams.iter().collect();
             for _ in 0..MAX_PASSES {
@@ -114,7 +117,7 @@ impl Sweeper {
                 due_teams::release(store, index, id, known, hold).await;
             }
             if teams.len() < due_teams::TAKE {
-                return;
+                return true;
             }
         }
     }

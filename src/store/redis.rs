@@ -83,6 +83,7 @@
 mod cluster;
 pub(crate) mod conn;
 mod due;
+mod note_journal;
 mod renewals;
 
 use ::redis::{cmd, Script, Value};
@@ -124,7 +125,7 @@ pub struct RedisStore {
     commit_script: Script,
     claim_due_script: Script,
     move_unchanged_script: Script,
-    due_scripts: due::DueScripts,
+    due: due::Due,
     companions: Companions,
     /// How far this Redis' clock is ahead of ours (ms), as its last claim
     /// answer told: a claim's answer-by time is written in Redis' time.
@@ -175,7 +176,7 @@ impl RedisStore {
             commit_script: Script::new(COMMIT_LUA),
             claim_due_script: Script::new(CLAIM_DUE_LUA),
             move_unchanged_script: Script::new(MOVE_UNCHANGED_LUA),
-            due_scripts: due::DueScripts::new(),
+            due: due::Due::new(),
             companions: Companions::new(),
             redis_ahead_ms: AtomicI64::new(0),
             renewals: Renewals::new(LIFETIME_EVERY),
@@ -189,6 +190,22 @@ impl RedisStore {
         unix_ms()
             .saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed))
             .saturating_add(i64::try_from(conn::CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// This store, leaving out the due notes a Cluster's commit (or a
+    /// queue's move) makes apart from its write before it (`before`) or
+    /// after it (`after`), as an instance killed there would: for tests of
+    /// such a kill (docs/decisions/0190-due-notes-on-a-cluster-before-and-after-the-write.md).
+    #[doc(hidden)]
+    #[must_use]
+    pub fn leaving_out_due_notes(self, before: bool, after: bool) -> Self {
+        if before {
+            self.due.skip(due::NoteMoment::Before);
+        }
+        if after {
+            self.due.skip(due::NoteMoment::After);
+        }
+        self
     }
 
     /// This store, renewing lifetimes every `every` instead of every
@@ -606,16 +623,23 @@ impl Store for RedisStore {
             }
         }
         // On one Redis the due notes are the script's last ops; a Cluster
-        // keeps them in a slot of their own, noted after the commit.
+        // keeps them in a slot of their own, noted apart: before the
+        // commit, so that an instance killed after it leaves its team
+        // listed, and after it, for a worker that took the team between
+        // the two (decision 0190).
         let cluster = self.conn.is_cluster();
-        if !cluster {
+        if cluster {
+            self.note_apart(Self::queued(&ops), due::NoteMoment::Before)
+                .await;
+        } else {
             self.add_due_notes(&mut call, &ops);
         }
         match self.conn.invoke("commit", &call).await? {
             Value::Int(0) => {
                 self.remember_companions(&ops);
                 if cluster {
-                    self.note_queued(Self::queued(&ops)).await;
+                    self.note_apart(Self::queued(&ops), due::NoteMoment::After)
+                        .await;
                 }
                 let renewed = lives.iter().filter(|l| l.renew);
                 let renewed = renewed.map(|l| (l.key, l.latest.saturating_add_unsigned(l.slack)));
@@ -725,6 +749,9 @@ impl Store for RedisStore {
         if entries.is_empty() {
             return Ok(0);
         }
+        // Noted before and after, as a Cluster's commit is.
+        self.note_apart([(key, score)], due::NoteMoment::Before)
+            .await;
         let mut call = self.move_unchanged_script.prepare_invoke();
         call.key(self.key(key)).arg(score);
         for entry in entries {
@@ -735,7 +762,8 @@ impl Store for RedisStore {
             _ => return Err(unexpected("queue_move_unchanged")),
         };
         if moved > 0 {
-            self.note_queued([(key, score)]).await;
+            self.note_apart([(key, score)], due::NoteMoment::After)
+                .await;
         }
         Ok(moved)
     }

@@ -3,9 +3,12 @@
 //! whose queue has something due ([`take`]), works on each, then hands each
 //! back at its queue's earliest time ([`release`]); so an idle gateway reads
 //! one index per round, whatever the number of teams. A [`Rescan`] repairs
-//! what a note lost (a crash between a queue's write and its note): at
-//! start it reads every team's queues within seconds, then goes round
-//! them all every [`RESCAN_EVERY`], a slice each round.
+//! what the index lost: at start, and after a fault of the index's master
+//! (a take that failed, then one that answered), it reads every team's
+//! queues within seconds; it notes at once the queues of the teams a
+//! reload adds; and it goes round all the teams every [`RESCAN_EVERY`], a
+//! slice each round (decision 0190).
+use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -56,21 +59,59 @@ pub async fn release(store: &dyn Store, index: &str, team: &str, known: bool, ho
 }
 
 /// The repair of the due indexes: notes every configured team's queues
-/// at their earliest time, a slice of the teams each round.
+/// at their earliest time, a slice of the teams each round; at once for
+/// the teams a reload adds, and all of them within seconds of a start or
+/// of a fault of the index's master (decision 0190).
 #[derive(Debug, Default)]
 pub struct Rescan {
     /// Where the next slice starts, in the teams' order.
     at: usize,
-    /// Whether the first pass (after the start) is done.
+    /// Whether the first pass (after the start, or a fault) is done.
     first_done: bool,
     /// The fraction of a team owed by earlier rounds of the slow pass.
     owed: f64,
+    /// The configuration's generation last seen (the reloads counted), and
+    /// its teams.
+    seen: Option<(u64, HashSet<String>)>,
+    /// A take of a due index failed since the last that answered.
+    failed: bool,
 }
 
 impl Rescan {
-    /// One round, `every` after the last: reads the next slice of
-    /// `config`'s teams and notes what their queues hold.
-    pub async fn step(&mut self, store: &dyn Store, config: &Config, every: Duration) {
+    /// After a take of a due index: whether it answered. The first that
+    /// answers after one that failed starts a pass over every team, as at
+    /// a start: a failover of the index's master may have lost notes it
+    /// had acknowledged, a master that came back empty lost them all.
+    pub fn taken(&mut self, answered: bool) {
+        if !answered {
+            self.failed = true;
+        } else if std::mem::take(&mut self.failed) {
+            tracing::info!(
+                "the due indexes answer again after failing: every team's queues are noted again"
+            );
+            self.again();
+        }
+    }
+
+    /// Goes round every team again at the first pass's pace.
+    fn again(&mut self) {
+        self.at = 0;
+        self.first_done = false;
+        self.owed = 0.0;
+    }
+
+    /// One round, `every` after the last: notes at once the queues of the
+    /// teams `config` (of reload `generation`) has and the last round's had
+    /// not, then reads the next slice of its teams and notes what their
+    /// queues hold.
+    pub async fn step(
+        &mut self,
+        store: &dyn Store,
+        config: &Config,
+        generation: u64,
+        every: Duration,
+    ) {
+        self.note_added(store, config, generation).await;
         let teams = config.teams.len();
         if teams == 0 {
             return;
@@ -92,19 +133,55 @@ impl Rescan {
             .skip(self.at.min(teams))
             .take(slice)
             .collect();
+        // A slice that failed is read again next round.
+        if let Err(e) = note_queues(store, &ids).await {
+            tracing::debug!(error = %e, "the due indexes' rescan missed a slice; the next round tries it again");
+            return;
+        }
         self.at += ids.len();
         if self.at >= teams {
             self.at = 0;
             self.first_done = true;
         }
-        if let Err(e) = note_queues(store, &ids).await {
-            tracing::debug!(error = %e, "the due indexes' rescan missed a slice; the next round goes on");
+    }
+
+    /// Notes the queues of the teams a reload added since the last round
+    /// (new to this process, or added back: a worker dropped a team no
+    /// longer configured from the index, whatever its queue held). Several
+    /// reloads since the last round may have removed and added back a team
+    /// in between: every team is gone round again.
+    async fn note_added(&mut self, store: &dyn Store, config: &Config, generation: u64) {
+        let Some((last, teams)) = self.seen.as_mut() else {
+            // The start's first pass reads every team.
+            let teams = config.teams.keys().cloned().collect();
+            self.seen = Some((generation, teams));
+            return;
+        };
+        if *last == generation {
+            return;
+        }
+        let skipped = generation > *last + 1;
+        *last = generation;
+        let added: Vec<&String> = config
+            .teams
+            .keys()
+            .filter(|t| !teams.contains(*t))
+            .collect();
+        *teams = config.teams.keys().cloned().collect();
+        if skipped || added.len() > FIRST_PASS {
+            self.again();
+        } else if let Err(e) = note_queues(store, &added).await {
+            tracing::debug!(error = %e, "the added teams' queues were not noted; every team is gone round again");
+            self.again();
         }
     }
 }
 
 /// Reads `teams`' queues of both indexes and notes each that holds something.
 async fn note_queues(store: &dyn Store, teams: &[&String]) -> Result<(), StoreError> {
+    if teams.is_empty() {
+        return Ok(());
+    }
     for index in [keys::DUE_INDEX_DUEQ, keys::DUE_INDEX_OUTBOX] {
         let queues: Vec<String> = teams
             .iter()

@@ -34,6 +34,12 @@ impl Live {
         self.replaced.send_modify(|n| *n += 1);
     }
 
+    /// How many times [`Live::replace`] has run: a worker that saw two
+    /// generations apart missed a gateway in between.
+    pub fn generation(&self) -> u64 {
+        *self.replaced.borrow()
+    }
+
     /// Wakes on every [`Live::replace`].
     pub fn replacements(&self) -> watch::Receiver<u64> {
         self.replaced.subscribe()

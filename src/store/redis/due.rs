@@ -2,12 +2,20 @@
 //! sorted set per index, team → the earliest time its queue holds, and one
 //! of the teams held, team → until when, both under the hash tag `{~due}`
 //! (their own slot on a Cluster). A write to a team's queue is in the
-//! team's slot; on a Cluster its note here is a second write after it
-//! (`redis/due_note.lua`), on one Redis an op of the same commit script
-//! ([`RedisStore::add_due_notes`]). Taking and releasing teams are
-//! `redis/due_claim.lua` and `redis/due_release.lua`.
+//! team's slot; on one Redis its note here is an op of the same commit
+//! script ([`RedisStore::add_due_notes`], decision 0175); on a Cluster it
+//! is noted apart, before the write and again after it
+//! ([`RedisStore::note_apart`], `redis/due_note.lua`, decision 0190), each
+//! note waiting at most [`NOTE_DEADLINE`] and kept in this instance's
+//! journal (`redis/note_journal.rs`) when it fails. Taking and releasing
+//! teams are `redis/due_claim.lua` and `redis/due_release.lua`.
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
 use ::redis::{cmd, Script, Value};
 
+use super::note_journal::{NoteJournal, Notes};
 use super::{entries, unexpected, RedisStore, KEEPER_SCORE};
 use crate::store::{keys, Op, StoreError};
 
@@ -20,45 +28,166 @@ pub(super) const DUE_NOTE_LUA: &str = include_str!("due_note.lua");
 /// index lost anyway is rebuilt by the start-up rescan.
 const INDEX_TTL_MS: u64 = 7 * 86_400 * 1000;
 
-/// The scripts of the due indexes.
-pub(super) struct DueScripts {
-    claim: Script,
-    release: Script,
-    note: Script,
+/// How long a note made apart from its write waits for the index's
+/// master: a request never waits on it longer (the master may hang), and
+/// a note that did not land by then is kept in the journal.
+/// Teams per call when the journal lands what it keeps.
+const LAND_CHUNK: usize = 1_000;
+
+pub(super) const NOTE_DEADLINE: Duration = Duration::from_millis(50);
+
+/// When a note made apart is made: before its write or after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NoteMoment {
+    Before,
+    After,
 }
 
-impl DueScripts {
-    pub(super) fn new() -> Self {
-        DueScripts {
-            claim: Script::new(DUE_CLAIM_LUA),
-            release: Script::new(DUE_RELEASE_LUA),
-            note: Script::new(DUE_NOTE_LUA),
+impl NoteMoment {
+    /// Its bit in [`Due::skipped`].
+    fn bit(self) -> u8 {
+        match self {
+            NoteMoment::Before => 1,
+            NoteMoment::After => 2,
         }
     }
 }
 
-impl RedisStore {
-    /// After a write that applied: notes the teams whose drained queue
-    /// `queued` added to or moved in (queue, time). Best effort: a note
-    /// lost (the store failed in between) is found by the rescan.
-    pub(super) async fn note_queued<'a>(&self, queued: impl IntoIterator<Item = (&'a str, i64)>) {
-        let mut notes: Vec<(&'static str, Vec<(String, i64)>)> = Vec::new();
-        for (queue, at) in queued {
-            let Some((index, team)) = keys::due_index_of(queue) else {
-                continue;
-            };
-            let pos = notes.iter().position(|(i, _)| *i == index);
-            let pos = pos.unwrap_or_else(|| {
-                notes.push((index, Vec::new()));
-                notes.len() - 1
-            });
-            notes[pos].1.push((team.to_string(), at));
+/// The store's part of the due indexes: their scripts, the notes owed, and
+/// (tests only) the notes to leave out.
+pub(super) struct Due {
+    claim: Script,
+    release: Script,
+    note: Script,
+    journal: Mutex<NoteJournal>,
+    /// [`NoteMoment::bit`]s of the notes made apart that are left out, as
+    /// an instance killed there would leave them (tests of that; 0 else).
+    skipped: AtomicU8,
+}
+
+impl Due {
+    pub(super) fn new() -> Self {
+        Due {
+            claim: Script::new(DUE_CLAIM_LUA),
+            release: Script::new(DUE_RELEASE_LUA),
+            note: Script::new(DUE_NOTE_LUA),
+            journal: Mutex::new(NoteJournal::default()),
+            skipped: AtomicU8::new(0),
         }
-        for (index, teams) in notes {
-            if let Err(e) = self.note_due(index, &teams).await {
-                tracing::debug!(error = %e, "a due index note was lost; the rescan finds it");
+    }
+
+    /// Leaves out the notes made apart at `moment` from now on.
+    pub(super) fn skip(&self, moment: NoteMoment) {
+        self.skipped.fetch_or(moment.bit(), Ordering::Relaxed);
+    }
+
+    fn skips(&self, moment: NoteMoment) -> bool {
+        self.skipped.load(Ordering::Relaxed) & moment.bit() != 0
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, NoteJournal> {
+        self.journal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keeps `notes`, which did not land (`cause`): one warning when notes
+    /// start failing, none per note.
+    fn keep(&self, notes: Notes, cause: &str) {
+        if self.journal().keep(notes) {
+            tracing::warn!(
+                %cause,
+                "due notes failing: this instance keeps them and lands them at its next take of \
+                 the due index; requests go on without waiting for the index"
+            );
+        }
+    }
+}
+
+/// `queued` (queue, time) as due notes: per index, each team once at its
+/// earliest time. Queues no index lists are left out.
+fn notes_of<'a>(queued: impl IntoIterator<Item = (&'a str, i64)>) -> Notes {
+    let mut notes: Notes = Vec::new();
+    for (queue, at) in queued {
+        let Some((index, team)) = keys::due_index_of(queue) else {
+            continue;
+        };
+        let pos = notes.iter().position(|(i, _)| *i == index);
+        let pos = pos.unwrap_or_else(|| {
+            notes.push((index, Vec::new()));
+            notes.len() - 1
+        });
+        let teams = &mut notes[pos].1;
+        match teams.iter_mut().find(|(t, _)| t == team) {
+            Some(note) => note.1 = note.1.min(at),
+            None => teams.push((team.to_string(), at)),
+        }
+    }
+    notes
+}
+
+impl RedisStore {
+    /// Notes the teams whose drained queue `queued` adds to or moves in
+    /// (queue, time), apart from the write, at `moment`: a Cluster's commit
+    /// notes before its write and after it, a move before and after
+    /// (decision 0190). Waits at most [`NOTE_DEADLINE`], and not at all
+    /// while notes fail: a note that does not land is kept in the journal,
+    /// landed at the next take of the index, and the caller goes on.
+    pub(super) async fn note_apart<'a>(
+        &self,
+        queued: impl IntoIterator<Item = (&'a str, i64)>,
+        moment: NoteMoment,
+    ) {
+        let notes = notes_of(queued);
+        if notes.is_empty() || self.due.skips(moment) {
+            return;
+        }
+        if self.due.journal().failing() {
+            self.due.keep(notes, "the due index failed before");
+            return;
+        }
+        let landing = futures::future::try_join_all(
+            notes
+                .iter()
+                .map(|(index, teams)| self.note_due(index, teams)),
+        );
+        match tokio::time::timeout(NOTE_DEADLINE, landing).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => self.due.keep(notes, &e.to_string()),
+            Err(_) => self.due.keep(
+                notes,
+                &format!("no answer within {} ms", NOTE_DEADLINE.as_millis()),
+            ),
+        }
+    }
+
+    /// Lands the notes the journal keeps, before a take of a due index:
+    /// an error when they still fail (the take fails with it, so its
+    /// worker knows the index failed). The end of a failure is told once,
+    /// with how many notes were kept.
+    async fn land_owed(&self) -> Result<(), StoreError> {
+        let owed = {
+            let mut journal = self.due.journal();
+            if journal.is_empty() && !journal.failing() {
+                return Ok(());
+            }
+            journal.take()
+        };
+        for (index, teams) in &owed {
+            for chunk in teams.chunks(LAND_CHUNK) {
+                if let Err(e) = self.note_due(index, chunk).await {
+                    self.due.journal().put_back(owed);
+                    return Err(e);
+                }
             }
         }
+        let ended = self.due.journal().landed();
+        if let Some((secs, notes)) = ended {
+            tracing::warn!(
+                failing_secs = secs,
+                notes,
+                "due notes land again: every note kept meanwhile is in the due index"
+            );
+        }
+        Ok(())
     }
 
     /// On one Redis: the due notes of the queues `ops` add to, as ops of
@@ -66,22 +195,14 @@ impl RedisStore {
     /// add), so the commit and its notes are one round trip and one atomic
     /// write.
     pub(super) fn add_due_notes(&self, call: &mut ::redis::ScriptInvocation<'_>, ops: &[Op]) {
-        let mut notes: Vec<(&'static str, &str, i64)> = Vec::new();
-        for (queue, at) in Self::queued(ops) {
-            let Some((index, team)) = keys::due_index_of(queue) else {
-                continue;
-            };
-            match notes.iter_mut().find(|(i, t, _)| *i == index && *t == team) {
-                Some(note) => note.2 = note.2.min(at),
-                None => notes.push((index, team, at)),
+        for (index, teams) in notes_of(Self::queued(ops)) {
+            for (team, at) in teams {
+                call.key(self.key(index))
+                    .arg("N")
+                    .arg(INDEX_TTL_MS)
+                    .arg(at)
+                    .arg(team);
             }
-        }
-        for (index, team, at) in notes {
-            call.key(self.key(index))
-                .arg("N")
-                .arg(INDEX_TTL_MS)
-                .arg(at)
-                .arg(team);
         }
     }
 
@@ -101,7 +222,7 @@ impl RedisStore {
         if teams.is_empty() {
             return Ok(());
         }
-        let mut call = self.due_scripts.note.prepare_invoke();
+        let mut call = self.due.note.prepare_invoke();
         call.key(self.key(index)).arg(INDEX_TTL_MS);
         for (team, at) in teams {
             call.arg(*at).arg(team);
@@ -116,7 +237,8 @@ impl RedisStore {
         limit: usize,
         hold_until: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let mut call = self.due_scripts.claim.prepare_invoke();
+        self.land_owed().await?;
+        let mut call = self.due.claim.prepare_invoke();
         call.key(self.key(index))
             .key(self.key(&keys::due_index_held(index)))
             .arg(now)
@@ -144,7 +266,7 @@ impl RedisStore {
         held_until: i64,
         next: Option<i64>,
     ) -> Result<(), StoreError> {
-        let mut call = self.due_scripts.release.prepare_invoke();
+        let mut call = self.due.release.prepare_invoke();
         call.key(self.key(index))
             .key(self.key(&keys::due_index_held(index)))
             .arg(team)
