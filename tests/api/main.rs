@@ -19,6 +19,7 @@ mod cluster_outage;
 mod connections;
 mod delivery;
 mod dialogflow;
+mod due_faults;
 mod events;
 mod history;
 mod hostile_clients;
