@@ -295,9 +295,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every add or move of an entry of a team's queue that a due index
     /// lists ([`keys::due_index_of`]: a commit's `QueueAdd`, a
     /// [`Store::queue_move_unchanged`]) notes the queue's team there at
-    /// that time, after the write itself, so a team in no index and held
-    /// by nobody has nothing due that any write made due since it was
-    /// taken.
+    /// that time: with the write itself, or (where the index is in another
+    /// slot) before the write and again after it, so a team in no index and
+    /// held by nobody has nothing due that any write made due since it was
+    /// taken. A note the index's master did not take may be kept by the
+    /// store and landed before its next take, which fails while it cannot
+    /// (docs/decisions/0190-due-notes-on-a-cluster-before-and-after-the-write.md).
     async fn due_teams_claim(
         &self,
         index: &str,
