@@ -19,6 +19,7 @@ use chatgate::store::keys::{self, due_queue, DUE_INDEX_DUEQ as DUE};
 use chatgate::store::{Op, SharedStore};
 
 use crate::helpers::*;
+use crate::many_teams::{left_in, queue_due};
 use crate::redis_support::{cluster_binaries_present, cluster_store, OwnCluster};
 
 async fn claim(s: &SharedStore, now: i64, hold: i64) -> Vec<String> {
@@ -81,21 +82,6 @@ async fn a_team_taken_between_a_note_and_its_write_is_listed_again_after_the_wri
     s.due_teams_release(DUE, "t2", 9_000, None).await.unwrap();
     // (t1 is held until 9 000.)
     assert!(claim(&s, 8_999, 20_000).await.is_empty());
-}
-
-/// Puts `n` entries in `team`'s due queue, due at `at`, each naming an
-/// interaction that does not exist: the sweeper removes each as it handles
-/// it, so an entry gone is an entry acted on.
-async fn queue_due(store: &SharedStore, team: &str, at: i64, n: usize) {
-    let ops = (0..n)
-        .map(|_| queue_add(team, &format!("x:{}", uuid::Uuid::now_v7()), at))
-        .collect();
-    store.commit(ops).await.unwrap();
-}
-
-async fn left_in(store: &SharedStore, team: &str) -> usize {
-    let queue = due_queue(team);
-    store.index_desc(&queue, None, 1_000).await.unwrap().len()
 }
 
 /// Waits (up to `within`) until `team`'s due queue is empty; how long that

@@ -281,7 +281,7 @@ both_stores!(
 /// Puts `n` entries in `team`'s due queue, due at `at`, each naming an
 /// interaction that does not exist: the sweeper removes each as it
 /// handles it, so an entry gone is an entry acted on.
-async fn queue_due(store: &SharedStore, team: &str, at: i64, n: usize) {
+pub(crate) async fn queue_due(store: &SharedStore, team: &str, at: i64, n: usize) {
     let ops = (0..n)
         .map(|_| chatgate::store::Op::QueueAdd {
             key: keys::due_queue(team),
@@ -294,16 +294,9 @@ async fn queue_due(store: &SharedStore, team: &str, at: i64, n: usize) {
 }
 
 /// How many entries `team`'s due queue holds.
-async fn left_in(store: &SharedStore, team: &str) -> usize {
+pub(crate) async fn left_in(store: &SharedStore, team: &str) -> usize {
     let queue = keys::due_queue(team);
     store.index_desc(&queue, None, 1_000).await.unwrap().len()
-}
-
-async fn reload(app: &TestApp) {
-    match app.reloader.reload().await {
-        chatgate::app::Reloaded::Applied { .. } => {}
-        chatgate::app::Reloaded::Refused(e) => panic!("reload refused: {e}"),
-    }
 }
 
 // A reload removes a team while its work falls due; the sweeper, which no
@@ -319,14 +312,14 @@ both_stores!(
         let file = app.dir.join(format!("config/teams/{team}.toml"));
         let text = std::fs::read_to_string(&file).unwrap();
         std::fs::remove_file(&file).unwrap();
-        reload(&app).await;
+        crate::reload::reload_applies(&app).await;
         queue_due(&store, team, app.now().unix_millis(), 3).await;
         // The sweeper takes the team, finds it no longer configured, and
         // hands it back to nobody.
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(left_in(&store, team).await, 3, "a removed team's work waits");
         std::fs::write(&file, text).unwrap();
-        reload(&app).await;
+        crate::reload::reload_applies(&app).await;
         crate::outbox::eventually("the team's work, acted on after it is back", || async {
             left_in(&store, team).await == 0
         })

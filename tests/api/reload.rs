@@ -22,7 +22,7 @@ use crate::helpers::*;
 use crate::outbox::{body, eventually, header, requests_where, with_webhook};
 
 /// Reloads and expects the new set in force: the keys needing a restart.
-async fn reload_applies(app: &TestApp) -> Vec<String> {
+pub(crate) async fn reload_applies(app: &TestApp) -> Vec<String> {
     match app.reloader.reload().await {
         Reloaded::Applied { restart_needed } => restart_needed,
         Reloaded::Refused(e) => panic!("reload refused: {e}"),
