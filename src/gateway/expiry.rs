@@ -59,7 +59,12 @@ impl Sweeper {
                     let generation = self.live.generation();
                     let gw = self.live.current();
                     rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
-                    rescan.taken(self.sweep_due_teams(&gw).await);
+                    // The index answers again after failing: its first
+                    // slice and its sweep at once, not a round later.
+                    if rescan.taken(self.sweep_due_teams(&gw).await) {
+                        rescan.step(gw.store().as_ref(), gw.config(), generation, SWEEP_EVERY).await;
+                        rescan.taken(self.sweep_due_teams(&gw).await);
+                    }
                 }
             }
         }

@@ -82,15 +82,20 @@ impl Rescan {
     /// answers after one that failed starts a pass over every team, as at
     /// a start: a failover of the index's master may have lost notes it
     /// had acknowledged, a master that came back empty lost them all.
-    pub fn taken(&mut self, answered: bool) {
+    /// Answers whether that pass starts now.
+    pub fn taken(&mut self, answered: bool) -> bool {
         if !answered {
             self.failed = true;
-        } else if std::mem::take(&mut self.failed) {
-            tracing::info!(
-                "the due indexes answer again after failing: every team's queues are noted again"
-            );
-            self.again();
+            return false;
         }
+        if !std::mem::take(&mut self.failed) {
+            return false;
+        }
+        tracing::info!(
+            "the due indexes answer again after failing: every team's queues are noted again"
+        );
+        self.again();
+        true
     }
 
     /// Goes round every team again at the first pass's pace.
@@ -196,4 +201,32 @@ async fn note_queues(store: &dyn Store, teams: &[&String]) -> Result<(), StoreEr
         store.due_teams_note(index, &found).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_take_that_answers_after_one_that_failed_starts_a_pass_over_every_team() {
+        let mut r = Rescan {
+            at: 7,
+            first_done: true,
+            ..Rescan::default()
+        };
+        assert!(!r.taken(true), "nothing failed");
+        assert!(!r.taken(false));
+        assert!(!r.taken(false), "still failing");
+        assert!(
+            (r.at, r.first_done) == (7, true),
+            "the slow pass goes on meanwhile"
+        );
+        assert!(r.taken(true), "answered again");
+        assert_eq!(
+            (r.at, r.first_done),
+            (0, false),
+            "from the first team, at the first pass's pace"
+        );
+        assert!(!r.taken(true), "once");
+    }
 }
