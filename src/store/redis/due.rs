@@ -31,10 +31,10 @@ const INDEX_TTL_MS: u64 = 7 * 86_400 * 1000;
 /// How long a note made apart from its write waits for the index's
 /// master: a request never waits on it longer (the master may hang), and
 /// a note that did not land by then is kept in the journal.
+pub(super) const NOTE_DEADLINE: Duration = Duration::from_millis(50);
+
 /// Teams per call when the journal lands what it keeps.
 const LAND_CHUNK: usize = 1_000;
-
-pub(super) const NOTE_DEADLINE: Duration = Duration::from_millis(50);
 
 /// When a note made apart is made: before its write or after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
