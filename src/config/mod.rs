@@ -60,7 +60,7 @@ pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
 pub use sms_length::{text_rows, TextRow};
 pub use team::{
-    ApiKey, ChannelConfig, ConsoleConfig, ConsoleOidc, Dialogflow, OidcConfig, OnCredentialChange,
+    ApiKey, ChannelConfig, ConsoleConfig, ConsoleOidc, ConsoleRoles, Dialogflow, OidcConfig, OnCredentialChange,
     Role, SsfConfig, Team, TeamWebhook,
 };
 pub use texts::{chosen_texts, ChosenText, PLACEHOLDERS};

@@ -38,7 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestVia {
     }
 }
 
-fn via_of(parts: &Parts) -> Via {
+pub(super) fn via_of(parts: &Parts) -> Via {
     let ip = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
