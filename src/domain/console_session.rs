@@ -45,7 +45,12 @@ pub fn role_of(
 pub fn person_name(claims: &Map<String, Value>) -> Option<String> {
     ["preferred_username", "email", "name"]
         .into_iter()
-        .find_map(|c| claims.get(c).and_then(Value::as_str).filter(|s| !s.is_empty()))
+        .find_map(|c| {
+            claims
+                .get(c)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
         .map(str::to_string)
 }
 
@@ -187,6 +192,9 @@ mod tests {
         assert_eq!(s.ended(at(3599), limits), None);
         assert_eq!(s.ended(at(3600), limits), Some(Ended::MaxAge));
         assert_eq!(s.ends_at(limits), at(3600));
-        assert_eq!(s.keep_for(at(3000), limits), Duration::from_secs(600) + KEPT_AFTER_END);
+        assert_eq!(
+            s.keep_for(at(3000), limits),
+            Duration::from_secs(600) + KEPT_AFTER_END
+        );
     }
 }

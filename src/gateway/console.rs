@@ -127,7 +127,10 @@ pub struct SignInFinish {
 
 /// Where the workforce provider sends the browser back.
 pub fn redirect_uri(core: &Core, team: &str) -> String {
-    format!("{}/console/{team}/callback", core.config().server.public_url)
+    format!(
+        "{}/console/{team}/callback",
+        core.config().server.public_url
+    )
 }
 
 fn console_of<'c>(core: &'c Core, team: &str) -> Option<(&'c Team, &'c ConsoleOidc)> {
@@ -194,7 +197,19 @@ pub async fn finish_sign_in(
     let answered = taken.is_ok();
     let mut person = (None, None);
     let outcome = match taken {
-        Ok(started) => signed_in(core, team, console, &started, &answer, &mut person, via, now).await,
+        Ok(started) => {
+            signed_in(
+                core,
+                team,
+                console,
+                &started,
+                &answer,
+                &mut person,
+                via,
+                now,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     let outcome = match outcome {
@@ -257,7 +272,10 @@ async fn signed_in(
     )
     .await
     .map_err(SignInRefusal::of)?;
-    *person = (Some(proven.customer_id.clone()), rules::person_name(&claims));
+    *person = (
+        Some(proven.customer_id.clone()),
+        rules::person_name(&claims),
+    );
     let roles = &console.roles;
     let claim = claims.get(&roles.claim);
     let role = rules::role_of(claim, &roles.agent_values, &roles.admin_values)
@@ -311,7 +329,13 @@ async fn begin_session(
         .await?;
     let key = keys::console_session(&session.team, &hash);
     let acting = Acting::new(session_actor(session), via);
-    let drafts = || vec![Draft::success(Action::ConsoleSignedIn, &acting, Target::default())];
+    let drafts = || {
+        vec![Draft::success(
+            Action::ConsoleSignedIn,
+            &acting,
+            Target::default(),
+        )]
+    };
     let op = || put(&key, 0, session, Some(session.keep_for(now, limits)));
     committed(core, &session.team, op, drafts, now).await
 }
@@ -399,7 +423,11 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
     }
     let hash = session_hash(core, session_id);
     let pointer = keys::console_session_team(&hash);
-    let raw = core.get(std::slice::from_ref(&pointer)).await?.pop().flatten();
+    let raw = core
+        .get(std::slice::from_ref(&pointer))
+        .await?
+        .pop()
+        .flatten();
     let team = Loaded::<SessionTeam>::parse(pointer, raw)?
         .value
         .ok_or(Error::Unauthorized)?
@@ -433,7 +461,12 @@ pub async fn session_of(
             return ended.map(|()| Some(Err(Error::Unauthorized)));
         }
         session.last_seen = now;
-        let op = put(&at.key, version, &session, Some(session.keep_for(now, at.limits)))?;
+        let op = put(
+            &at.key,
+            version,
+            &session,
+            Some(session.keep_for(now, at.limits)),
+        )?;
         match core.write(vec![op]).await? {
             Commit::Applied => Ok(Some(Ok(session))),
             // Another request of this session touched it first: read again.
@@ -454,7 +487,16 @@ pub async fn sign_out(
     let (version, session) = read_session(core, &at.key).await?;
     let session = session.ok_or(Error::Unauthorized)?;
     let ended = session.ended(now, at.limits);
-    end(core, &at.key, version, &session, ended.unwrap_or(Ended::Logout), via, now).await?;
+    end(
+        core,
+        &at.key,
+        version,
+        &session,
+        ended.unwrap_or(Ended::Logout),
+        via,
+        now,
+    )
+    .await?;
     // Its pointer names only a team; it goes too (else at its TTL).
     let pointer = keys::console_session_team(&at.hash);
     let _ = core

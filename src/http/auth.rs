@@ -50,7 +50,9 @@ pub fn session_cookie(parts_headers: &axum::http::HeaderMap, state: &AppState) -
 
 /// Whether the request carries `Chatgate-Console: 1`.
 pub fn has_console_header(headers: &axum::http::HeaderMap) -> bool {
-    headers.get(CONSOLE_HEADER).is_some_and(|v| v.as_bytes() == b"1")
+    headers
+        .get(CONSOLE_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"1")
 }
 
 /// The longest `Chatgate-Actor` token read.
@@ -219,7 +221,7 @@ impl Caller {
     /// without one that is live (its idle time restarts here).
     async fn signed_in(parts: &Parts, state: &AppState) -> Result<Self, Error> {
         let id = session_cookie(&parts.headers, state).ok_or(Error::Unauthorized)?;
-        let via = super::audit::via_of(parts);
+        let via = super::denials::via_of(parts);
         let now = state.clock.now();
         let session = crate::gateway::console::session_of(&state.gateway, &id, &via, now).await?;
         let team_id: Arc<str> = session.team.as_str().into();
@@ -335,9 +337,15 @@ impl FromRequestParts<AppState> for Agent {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authorise(parts, state, Role::acts_as_agent, NOT_THIS_ROLE, Keys::OrSession)
-            .await
-            .map(Agent)
+        authorise(
+            parts,
+            state,
+            Role::acts_as_agent,
+            NOT_THIS_ROLE,
+            Keys::OrSession,
+        )
+        .await
+        .map(Agent)
     }
 }
 

@@ -255,8 +255,11 @@ async fn callback(
             let mut res = StatusCode::SEE_OTHER.into_response();
             let h = res.headers_mut();
             h.insert(header::LOCATION, HeaderValue::from_static("/console"));
-            let cookie =
-                session_set_cookie(public_url, &signed_in.session_id, signed_in.max_age.as_secs());
+            let cookie = session_set_cookie(
+                public_url,
+                &signed_in.session_id,
+                signed_in.max_age.as_secs(),
+            );
             if let Ok(cookie) = HeaderValue::from_str(&cookie) {
                 h.append(header::SET_COOKIE, cookie);
             }

@@ -2,9 +2,11 @@
 //! and that is answered 403 `forbidden`, whichever step refused it
 //! (docs/decisions/0146-what-an-entry-records.md): written before the
 //! answer leaves.
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 
 use super::AppState;
@@ -29,6 +31,21 @@ impl CallerSlot {
     pub fn actor_refused(&self, reason: &'static str) {
         let _ = self.1.set(reason);
     }
+}
+
+/// Where a request comes from: its peer's address and its `X-Request-Id`
+/// (set by `observe.rs` before any handler runs).
+pub(super) fn via_of(parts: &Parts) -> Via {
+    let ip = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(peer)| peer.ip().to_string());
+    let request_id = parts
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Via { ip, request_id }
 }
 
 /// `res`, once a 403 `forbidden` or `person_required` answered to a valid

@@ -170,7 +170,11 @@ mod tests {
         // Ten minutes on, the old ones go when the next is added.
         let later = Timestamp::from_unix_seconds(t0 + 604);
         link.add("s9", started(t0 + 604), later);
-        let kept: Vec<_> = link.entries.iter().map(|e| e.started.flow.started_at).collect();
+        let kept: Vec<_> = link
+            .entries
+            .iter()
+            .map(|e| e.started.flow.started_at)
+            .collect();
         assert_eq!(
             kept,
             [5, 6, 604].map(|d| Timestamp::from_unix_seconds(t0 + d))
