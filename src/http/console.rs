@@ -22,9 +22,9 @@ use utoipa_axum::routes;
 
 use super::audit::RequestVia;
 use super::auth::{session_cookie, session_cookie_name, Agent};
-use super::extract::{NoQuery, Now, PathParam};
+use super::extract::{empty_body, NoQuery, Now, PathParam};
 use super::oidc::{cookie_value, provider_answer, state_cookie};
-use super::openapi::{ApiKeyErrors, E403, E422};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
 use super::pages::{self, Page};
 use super::AppState;
 use crate::error::Error;
@@ -283,9 +283,10 @@ async fn callback(
 #[utoipa::path(post, path = "/console/sign-out", operation_id = "console_sign_out", tag = "operations",
     security(("console_session" = [])),
     params(("Chatgate-Console" = String, Header, description = "`1`: a cross-site form cannot send it")),
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses(
         (status = 204, description = "signed out; the cookie is removed"),
-        ApiKeyErrors, E403, E422))]
+        ApiKeyErrors, E403, JsonBodyErrors))]
 async fn sign_out(
     State(st): State<AppState>,
     Now(now): Now,
@@ -293,11 +294,12 @@ async fn sign_out(
     _: NoQuery,
     // The session, live, and the header checked (a 403 is recorded).
     person: Agent,
-    headers: HeaderMap,
+    req: axum::extract::Request,
 ) -> Result<Response, Error> {
-    let id = session_cookie(&headers, &st)
+    let id = session_cookie(req.headers(), &st)
         .filter(|_| person.signed_in)
         .ok_or(Error::Unauthorized)?;
+    empty_body(req, &st).await?;
     crate::gateway::console::sign_out(&st.gateway, &id, &via, now).await?;
     let mut res = StatusCode::NO_CONTENT.into_response();
     let clear = session_set_cookie(&st.gateway.config().server.public_url, "", 0);
