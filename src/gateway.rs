@@ -24,6 +24,7 @@ pub mod assurance;
 pub mod audit;
 pub mod bots;
 pub mod challenges;
+pub mod console;
 pub mod core;
 mod expiry;
 pub mod interactions;

@@ -60,8 +60,8 @@ pub use restart_only::RestartOnly;
 pub use settings::TemplateOverrides;
 pub use sms_length::{text_rows, TextRow};
 pub use team::{
-    ApiKey, ChannelConfig, ConsoleConfig, ConsoleOidc, Dialogflow, OidcConfig, OnCredentialChange,
-    Role, SsfConfig, Team, TeamWebhook,
+    ApiKey, ChannelConfig, ConsoleConfig, ConsoleOidc, ConsoleRoles, Dialogflow, OidcConfig,
+    OnCredentialChange, Role, SsfConfig, Team, TeamWebhook,
 };
 pub use texts::{chosen_texts, ChosenText, PLACEHOLDERS};
 pub use toml_file::ConfigError;

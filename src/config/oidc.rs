@@ -5,7 +5,7 @@ use url::{Host, Url};
 
 use super::de::from_table;
 use super::files::{ConsoleEntry, ConsoleOidcEntry, OidcEntry, SsfEntry};
-use super::{ConfigError, ConsoleConfig, ConsoleOidc, OidcConfig, SsfConfig};
+use super::{ConfigError, ConsoleConfig, ConsoleOidc, ConsoleRoles, OidcConfig, SsfConfig};
 use crate::time::Dur;
 
 pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, ConfigError> {
@@ -62,6 +62,13 @@ pub(super) fn load_console(
             Some(ConsoleOidc {
                 provider: checked_provider(provider, file, "console.oidc")?,
                 actor_audience,
+                roles: ConsoleRoles {
+                    claim: raw.role_claim,
+                    agent_values: raw.agent_values,
+                    admin_values: raw.admin_values,
+                },
+                session_idle: idle.get(),
+                session_max: max.get(),
             })
         }
     };

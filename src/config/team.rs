@@ -103,6 +103,23 @@ pub struct ConsoleOidc {
     pub provider: OidcConfig,
     /// A `Chatgate-Actor` token's `aud` contains it.
     pub actor_audience: String,
+    /// Which values of which ID token claim make a person an agent or an
+    /// admin at the console's sign-in.
+    pub roles: ConsoleRoles,
+    /// A console session ends after this long without a request.
+    pub session_idle: std::time::Duration,
+    /// A console session ends this long after its sign-in, whatever it did.
+    pub session_max: std::time::Duration,
+}
+
+/// `role_claim`, `agent_values` and `admin_values` of `[console.oidc]`
+/// (docs/console-sign-in.md#roles).
+#[derive(Debug, Clone)]
+pub struct ConsoleRoles {
+    /// The ID token claim read: a string or an array of strings.
+    pub claim: String,
+    pub agent_values: Vec<String>,
+    pub admin_values: Vec<String>,
 }
 
 /// A team's Shared Signals transmitter (`[ssf]`): the gateway receives its

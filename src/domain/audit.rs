@@ -28,10 +28,13 @@ pub enum Action {
     AccessDenied,
     ConfigChanged,
     AuditRead,
+    ConsoleSignedIn,
+    ConsoleSignInFailed,
+    ConsoleSignedOut,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 12] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -41,6 +44,9 @@ impl Action {
         Action::AccessDenied,
         Action::ConfigChanged,
         Action::AuditRead,
+        Action::ConsoleSignedIn,
+        Action::ConsoleSignInFailed,
+        Action::ConsoleSignedOut,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -54,6 +60,9 @@ impl Action {
             Action::AccessDenied => "access.denied",
             Action::ConfigChanged => "config.changed",
             Action::AuditRead => "audit.read",
+            Action::ConsoleSignedIn => "console.signed_in",
+            Action::ConsoleSignInFailed => "console.sign_in_failed",
+            Action::ConsoleSignedOut => "console.signed_out",
         }
     }
 }
@@ -125,6 +134,16 @@ impl Actor {
             sub: Some(sub.to_string()),
             name: name.map(str::to_string),
             api_key_id: Some(key_id.to_string()),
+            ..Actor::of(ActorType::Person)
+        }
+    }
+
+    /// A person signed in to the console, acting by its session (no key):
+    /// `sub` is `None` for a sign-in refused before the ID token was read.
+    pub fn signed_in(sub: Option<&str>, name: Option<&str>) -> Self {
+        Actor {
+            sub: sub.map(str::to_string),
+            name: name.map(str::to_string),
             ..Actor::of(ActorType::Person)
         }
     }

@@ -11,6 +11,7 @@ pub mod audit_keys;
 pub mod bot_turn;
 pub mod challenge;
 pub mod characters;
+pub mod console_session;
 pub mod customer_refs;
 pub mod delivery_status;
 pub mod destination;

@@ -14,7 +14,7 @@ use crate::domain::input;
 use crate::domain::interaction::Customer;
 use crate::error::Error;
 pub use crate::oidc::flow::ProviderAnswer;
-use crate::oidc::flow::{self, Started, STATE_TTL};
+use crate::oidc::flow::{self, Flow, Started, STATE_TTL};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::states::{self, LinkStates};
 use crate::oidc::{id_token, reachable, OidcError};
@@ -94,28 +94,16 @@ pub async fn start_provider_login(
     now: Timestamp,
 ) -> Result<ProviderStart, ProviderRefusal> {
     let (team, oidc) = provider_of(core, &link.team)?;
-    let meta = core
-        .oidc()
-        .metadata(oidc, now)
+    let authorization_endpoint = authorization_endpoint(core, oidc, now)
         .await
         .inspect_err(|e| logged(team, e))?;
-    let authorization_endpoint = reachable(
-        "authorization_endpoint",
-        &meta.authorization_endpoint,
-        &meta.issuer,
-    )
-    .inspect_err(|e| logged(team, e))?;
-    let (state, browser_secret) = (states::new_state(link.link_id), flow::random_value());
+    let state = states::new_state(link.link_id);
+    let (flow, browser_secret) = Flow::begin(&oidc.issuer, link.expected_customer.clone(), now);
     let started = Started {
         team: team.id.clone(),
         interaction_id: link.interaction_id,
         link_id: link.link_id,
-        issuer: Some(oidc.issuer.clone()),
-        expected_customer: link.expected_customer.clone(),
-        nonce: flow::random_value(),
-        verifier: flow::random_value(),
-        browser: flow::digest(&browser_secret),
-        started_at: now,
+        flow,
     };
     let key = keys::oidc_states(&states::link_tag(link.link_id));
     retry(|| async {
@@ -126,12 +114,12 @@ pub async fn start_provider_login(
     })
     .await?;
     let location = flow::authorization_url(
-        authorization_endpoint,
+        &authorization_endpoint,
         oidc,
         &redirect_uri(core, &team.id),
         &state,
-        &started.nonce,
-        &started.verifier,
+        &started.flow.nonce,
+        &started.flow.verifier,
         &flow::Hints {
             login_hint: link.expected_customer.as_deref(),
             ui_locales: &link.ui_locales,
@@ -142,6 +130,22 @@ pub async fn start_provider_login(
         state,
         browser_secret,
     })
+}
+
+/// The provider's authorization endpoint, when it may be reached
+/// (docs/api.md#hosted-login-openid-connect): where every flow begins.
+pub(super) async fn authorization_endpoint(
+    core: &Core,
+    oidc: &OidcConfig,
+    now: Timestamp,
+) -> Result<url::Url, OidcError> {
+    let meta = core.oidc().metadata(oidc, now).await?;
+    let endpoint = reachable(
+        "authorization_endpoint",
+        &meta.authorization_endpoint,
+        &meta.issuer,
+    )?;
+    Ok(endpoint.clone())
 }
 
 /// A link's started logins (none: version 0).
@@ -198,7 +202,7 @@ async fn finish_started(
     let (session, customer) = proven_login(core, team, oidc, &started, &answer, now)
         .await
         .map_err(refused)?;
-    let request = format!("oidc:{}", flow::digest(&started.nonce));
+    let request = format!("oidc:{}", flow::digest(&started.flow.nonce));
     // Remembered before the login counts, so that no login the
     // provider may end goes unremembered; an entry of a login refused
     // below names no authentication and ends nothing.
@@ -221,7 +225,7 @@ async fn finish_started(
             interaction_id: started.interaction_id,
             link_id: started.link_id,
             customer: &customer,
-            expected: started.expected_customer.as_deref(),
+            expected: started.flow.login_hint.as_deref(),
             request: &request,
             ended: ended.as_deref(),
         },
@@ -231,8 +235,8 @@ async fn finish_started(
 }
 
 /// What the provider's `answer` proves of a login `started` at `team`'s
-/// provider `oidc`: the answer checked, its code exchanged, the ID token
-/// checked, and its session and customer.
+/// provider `oidc`: the answer's ID token ([`proven_claims`]), and its
+/// session and customer.
 async fn proven_login(
     core: &Core,
     team: &Team,
@@ -241,29 +245,57 @@ async fn proven_login(
     answer: &ProviderAnswer,
     now: Timestamp,
 ) -> Result<(ProviderSession, Customer), OidcError> {
-    answer.check_against(started.issuer.as_deref(), &oidc.issuer)?;
+    let redirect = redirect_uri(core, &team.id);
+    let (_, proven) = proven_claims(
+        core,
+        oidc,
+        &started.flow,
+        answer,
+        &redirect,
+        KeyUse::Login,
+        now,
+    )
+    .await?;
+    let session = ProviderSession::of(&proven);
+    Ok((session, customer(proven)?))
+}
+
+/// What the provider's `answer` to `flow` proves, the relying party's
+/// part that the hosted login and the console's sign-in share: the answer
+/// checked (its error, its `iss`), its code exchanged at the token
+/// endpoint with the flow's PKCE verifier and `redirect`, the ID token's
+/// signature (the key set's refetch budget of `use_`) and claims checked
+/// as OpenID Connect Core 3.1.3.7 asks. Answers its claims and what the
+/// login checks read of them.
+pub(super) async fn proven_claims(
+    core: &Core,
+    oidc: &OidcConfig,
+    flow: &Flow,
+    answer: &ProviderAnswer,
+    redirect: &str,
+    use_: KeyUse,
+    now: Timestamp,
+) -> Result<(serde_json::Map<String, serde_json::Value>, id_token::Proven), OidcError> {
+    answer.check_against(flow.issuer.as_deref(), &oidc.issuer)?;
     let meta = core.oidc().metadata(oidc, now).await?;
     let iss_supported = meta.authorization_response_iss_parameter_supported;
     let code = answer.code_from(&oidc.issuer, iss_supported)?;
-    let redirect = redirect_uri(core, &team.id);
     let exchanged = core
         .oidc()
-        .exchange(oidc, &meta, code, &redirect, &started.verifier);
+        .exchange(oidc, &meta, code, redirect, &flow.verifier);
     let token = exchanged.await?;
-    let claims =
-        super::provider_tokens::provider_token(core, oidc, &meta, &token, KeyUse::Login, now);
+    let claims = super::provider_tokens::provider_token(core, oidc, &meta, &token, use_, now);
     let claims = claims.await?;
     let expect = id_token::Expect {
         issuer: &oidc.issuer,
         client_id: &oidc.client_id,
-        nonce: Some(&started.nonce),
+        nonce: Some(&flow.nonce),
         max_age: oidc.max_age,
         acr_values: &oidc.acr_values,
         customer_claim: &oidc.customer_claim,
     };
     let proven = id_token::check_login_claims(&claims, &expect, now)?;
-    let session = ProviderSession::of(&proven);
-    Ok((session, customer(proven)?))
+    Ok((claims, proven))
 }
 
 /// The started login the answer's state names, if it was started for
@@ -295,11 +327,11 @@ async fn take_state(
         if started.team != team {
             return Ok(Some(Err(OidcError::BadState("started for another team"))));
         }
-        if !started.live(now) {
+        if !started.flow.live(now) {
             return Ok(Some(Err(OidcError::BadState("older than 10 minutes"))));
         }
         // Checked before it is consumed: another browser cannot spend it.
-        if !started.same_browser(cookie) {
+        if !started.flow.same_browser(cookie) {
             return Ok(Some(Err(OidcError::BadState("not this browser's"))));
         }
         kept.remove(state);

@@ -163,11 +163,8 @@ fn person_of(
     let sub = text("sub")
         .filter(|s| !s.is_empty())
         .ok_or(ActorRefusal::Sub)?;
-    let name = ["preferred_username", "email", "name"]
-        .into_iter()
-        .find_map(|c| text(c).filter(|s| !s.is_empty()));
     Ok(Person {
         sub: sub.to_string(),
-        name: name.map(str::to_string),
+        name: crate::domain::console_session::person_name(claims),
     })
 }

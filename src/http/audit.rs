@@ -1,9 +1,8 @@
 //! The audit trail's endpoints (docs/api.md#the-audit-trail): its pages,
 //! its signed head and the keys that sign it; and where a request comes
 //! from (its peer and request id) for the entries it causes.
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,21 +33,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestVia {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
-        Ok(RequestVia(via_of(parts)))
+        Ok(RequestVia(super::denials::via_of(parts)))
     }
-}
-
-fn via_of(parts: &Parts) -> Via {
-    let ip = parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(peer)| peer.ip().to_string());
-    let request_id = parts
-        .headers
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Via { ip, request_id }
 }
 
 /// `GET /v1/audit` query parameters.

@@ -1,17 +1,20 @@
 //! Who is calling, and whether they may: the `Authorization: Bearer <api
-//! key>` of a bot, agent or admin, and the extractors that authorise a
-//! handler by its role (docs/api.md#callers-and-roles). Keys are compared
-//! by SHA-256 in constant time, against every configured key, so the
-//! answer takes the same time for any wrong key.
+//! key>` of a bot, agent or admin, or the cookie of a person signed in to
+//! the console (docs/console-sign-in.md), and the extractors that
+//! authorise a handler by its role (docs/api.md#callers-and-roles). Keys
+//! are compared by SHA-256 in constant time, against every configured
+//! key, so the answer takes the same time for any wrong key.
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
+use axum::http::Method;
 
 use super::AppState;
 use crate::config::{Config, Role, Team};
 use crate::domain::audit::{Acting, Actor, Via};
+use crate::domain::console_session::ConsoleRole;
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::Error;
 use crate::gateway::Person;
@@ -19,6 +22,38 @@ use crate::gateway::Person;
 /// The header by which a portal names the person it acts for
 /// (docs/api.md#a-person-behind-every-agent-action).
 pub const ACTOR_HEADER: &str = "chatgate-actor";
+
+/// The header a change authenticated by the console's session cookie
+/// must carry (`1`): a cross-site form cannot set it.
+pub const CONSOLE_HEADER: &str = "chatgate-console";
+
+/// The console's session cookie: `__Host-` prefixed on https (no
+/// `Domain`, `Path=/`, `Secure`, which browsers then enforce).
+pub const SESSION_COOKIE_HTTPS: &str = "__Host-chatgate-console";
+/// The console's session cookie on plain http (a loopback test setup).
+pub const SESSION_COOKIE_HTTP: &str = "chatgate-console";
+
+/// The session cookie's name for a gateway at `public_url`.
+pub fn session_cookie_name(public_url: &str) -> &'static str {
+    if public_url.starts_with("https://") {
+        SESSION_COOKIE_HTTPS
+    } else {
+        SESSION_COOKIE_HTTP
+    }
+}
+
+/// The session id the request's cookie holds, if any.
+pub fn session_cookie(parts_headers: &axum::http::HeaderMap, state: &AppState) -> Option<String> {
+    let name = session_cookie_name(&state.gateway.config().server.public_url);
+    super::oidc::cookie_value(parts_headers, name)
+}
+
+/// Whether the request carries `Chatgate-Console: 1`.
+pub fn has_console_header(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(CONSOLE_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"1")
+}
 
 /// The longest `Chatgate-Actor` token read.
 const MAX_ACTOR_TOKEN: usize = 16 * 1024;
@@ -86,8 +121,11 @@ pub struct Caller {
     pub team_id: Arc<str>,
     pub key_id: Arc<str>,
     pub role: Role,
-    /// The person its valid `Chatgate-Actor` named.
+    /// The person its valid `Chatgate-Actor` named, or the person signed
+    /// in to the console.
     pub person: Option<Person>,
+    /// Authenticated by a console session's cookie, not a key.
+    pub signed_in: bool,
 }
 
 impl Caller {
@@ -98,9 +136,10 @@ impl Caller {
 
     /// The caller as an audit entry's actor, asking through `via`.
     pub fn acting(&self, via: &Via) -> Acting {
-        let actor = match &self.person {
-            Some(p) => Actor::person(&p.sub, p.name.as_deref(), &self.key_id),
-            None => Actor::api_key(&self.key_id),
+        let actor = match (&self.person, self.signed_in) {
+            (Some(p), true) => Actor::signed_in(Some(&p.sub), p.name.as_deref()),
+            (Some(p), false) => Actor::person(&p.sub, p.name.as_deref(), &self.key_id),
+            (None, _) => Actor::api_key(&self.key_id),
         };
         Acting::new(actor, via)
     }
@@ -166,7 +205,7 @@ impl Caller {
             slot.set(&key.team);
         }
         if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
-            slot.set(&key.team, &key.key_id);
+            slot.set(&key.team, Actor::api_key(&key.key_id));
         }
         Ok(Caller {
             team: Arc::clone(state.gateway.team(&key.team)?),
@@ -174,6 +213,39 @@ impl Caller {
             key_id: key.key_id,
             role: key.role,
             person: None,
+            signed_in: false,
+        })
+    }
+
+    /// The person whose console session the request's cookie names: 401
+    /// without one that is live (its idle time restarts here).
+    async fn signed_in(parts: &Parts, state: &AppState) -> Result<Self, Error> {
+        let id = session_cookie(&parts.headers, state).ok_or(Error::Unauthorized)?;
+        let via = super::denials::via_of(parts);
+        let now = state.clock.now();
+        let session = crate::gateway::console::session_of(&state.gateway, &id, &via, now).await?;
+        let team_id: Arc<str> = session.team.as_str().into();
+        if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
+            slot.set(&team_id);
+        }
+        if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
+            slot.set(&team_id, crate::gateway::console::session_actor(&session));
+        }
+        let role = match session.role {
+            ConsoleRole::Agent => Role::Agent,
+            ConsoleRole::Admin => Role::Admin,
+        };
+        Ok(Caller {
+            team: Arc::clone(state.gateway.team(&team_id)?),
+            // The person's own stream slots and event naming: no key.
+            key_id: format!("console:{}", session.sub).into(),
+            team_id,
+            role,
+            person: Some(Person {
+                sub: session.sub,
+                name: session.name,
+            }),
+            signed_in: true,
         })
     }
 }
@@ -183,24 +255,56 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         // An auditor reads the audit trail and nothing else.
-        authorise(parts, state, |role| role != Role::Auditor, NOT_THIS_ROLE).await
+        let any = |role| role != Role::Auditor;
+        authorise(parts, state, any, NOT_THIS_ROLE, Keys::Only).await
     }
+}
+
+/// Whether an endpoint takes a console session as well as a key
+/// (docs/console-sign-in.md#what-a-session-may-do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// An API key only: the cookie is not looked at (401 without a key).
+    Only,
+    /// An API key, or else the console's session cookie.
+    OrSession,
 }
 
 /// An authenticated caller whose role may act as the endpoint requires:
 /// the role is checked here, before the path, query or body is looked at,
-/// then the person its `Chatgate-Actor` names.
+/// then the person its `Chatgate-Actor` names. `Authorization` wins over
+/// the session cookie; a change by the cookie needs `Chatgate-Console: 1`.
 async fn authorise(
     parts: &Parts,
     state: &AppState,
     may: fn(Role) -> bool,
     refusal: &'static str,
+    keys: Keys,
 ) -> Result<Caller, Error> {
-    let mut caller = Caller::authenticate(parts, state)?;
+    let by_key = keys == Keys::Only || parts.headers.contains_key(AUTHORIZATION);
+    let mut caller = if by_key {
+        Caller::authenticate(parts, state)?
+    } else {
+        Caller::signed_in(parts, state).await?
+    };
     if !may(caller.role) {
         return Err(Error::Forbidden(refusal));
     }
-    caller.named_person(parts, state).await?;
+    if !caller.signed_in {
+        caller.named_person(parts, state).await?;
+        return Ok(caller);
+    }
+    let changes = matches!(parts.method, Method::POST | Method::DELETE);
+    if changes && !has_console_header(&parts.headers) {
+        return Err(Error::Forbidden(
+            "a change by the console's session needs the Chatgate-Console: 1 header",
+        ));
+    }
+    if parts.headers.contains_key(ACTOR_HEADER) {
+        return Err(Error::Unprocessable(
+            "Chatgate-Actor is for API keys: a console session is its person".into(),
+        ));
+    }
     Ok(caller)
 }
 
@@ -223,7 +327,7 @@ impl FromRequestParts<AppState> for Bot {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authorise(parts, state, Role::acts_as_bot, NOT_THIS_ROLE)
+        authorise(parts, state, Role::acts_as_bot, NOT_THIS_ROLE, Keys::Only)
             .await
             .map(Bot)
     }
@@ -233,9 +337,15 @@ impl FromRequestParts<AppState> for Agent {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        authorise(parts, state, Role::acts_as_agent, NOT_THIS_ROLE)
-            .await
-            .map(Agent)
+        authorise(
+            parts,
+            state,
+            Role::acts_as_agent,
+            NOT_THIS_ROLE,
+            Keys::OrSession,
+        )
+        .await
+        .map(Agent)
     }
 }
 
@@ -244,7 +354,8 @@ impl FromRequestParts<AppState> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let is_admin = |role| role == Role::Admin;
-        authorise(parts, state, is_admin, "only an admin API key may do this")
+        let refusal = "only an admin API key or console session may do this";
+        authorise(parts, state, is_admin, refusal, Keys::OrSession)
             .await
             .map(Admin)
     }
@@ -259,9 +370,26 @@ impl FromRequestParts<AppState> for Auditor {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let refusal = "only an auditor or admin API key may read the audit trail";
-        authorise(parts, state, Role::reads_audit, refusal)
+        authorise(parts, state, Role::reads_audit, refusal, Keys::Only)
             .await
             .map(Auditor)
+    }
+}
+
+/// A caller of an endpoint every role but an auditor may call that is also
+/// an agent's (read an interaction, log out, forget): an API key of those
+/// roles, or a console session.
+#[derive(Debug, Clone)]
+pub struct CallerOrSession(Caller);
+
+impl FromRequestParts<AppState> for CallerOrSession {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let any = |role| role != Role::Auditor;
+        authorise(parts, state, any, NOT_THIS_ROLE, Keys::OrSession)
+            .await
+            .map(CallerOrSession)
     }
 }
 
@@ -276,4 +404,4 @@ macro_rules! is_a_caller {
         }
     )*};
 }
-is_a_caller!(Bot, Agent, Admin, Auditor);
+is_a_caller!(Bot, Agent, Admin, Auditor, CallerOrSession);

@@ -282,7 +282,7 @@ async fn advance(
 
 /// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).
 #[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", operation_id = "reveal_code", tag = "challenges",
-    security(("api_key" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
+    security(("api_key" = []), ("console_session" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
     responses((status = 200, body = RevealedCode), ApiKeyErrors, E403, E404, E409, E410, E422, E423))]
 async fn reveal(
     State(st): State<AppState>,

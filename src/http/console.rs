@@ -4,17 +4,34 @@
 //! no inline script or style and runs under its own strict CSP.
 //!
 //! The page holds the agent's API key in `sessionStorage` and sends it only
-//! in `Authorization: Bearer`; everything it shows comes from the public API
+//! in `Authorization: Bearer`, or works from the session cookie of a person
+//! signed in at the team's workforce provider (docs/console-sign-in.md):
+//! `GET /console/{team}/sign-in` and `/console/{team}/callback` sign in,
+//! `POST /console/sign-out` signs out, `GET /console/session` says who is
+//! signed in. Everything it shows comes from the public API
 //! (`GET /v1/interactions`, `GET /v1/events` read with `fetch`, the reveal,
-//! logout and unlock endpoints). The test hooks of 3.10 live in the script.
-use axum::http::header;
+//! logout and unlock endpoints). The test hooks of the key field live in
+//! the script.
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::NoQuery;
-use super::openapi::E422;
+use super::audit::RequestVia;
+use super::auth::{session_cookie, session_cookie_name, Agent};
+use super::extract::{empty_body, NoQuery, Now, PathParam};
+use super::oidc::{cookie_value, provider_answer, state_cookie};
+use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
+use super::pages::{self, Page};
 use super::AppState;
+use crate::error::Error;
+use crate::gateway::console::{SignInFinish, SignInRefusal};
+use crate::gateway::ProviderAnswer;
+use crate::oidc::flow::{cookie_name, STATE_TTL};
+use crate::oidc::OidcError;
 
 const HTML: &str = include_str!("console/console.html");
 const CSS: &str = include_str!("console/console.css");
@@ -32,21 +49,295 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(console))
         .routes(routes!(console_css))
         .routes(routes!(console_js))
+        .routes(routes!(sign_in))
+        .routes(routes!(callback))
+        .routes(routes!(sign_out))
+        .routes(routes!(session))
 }
 
-/// The agent console page; it asks for an agent API key itself.
+/// Where the page lists the teams' sign-in links.
+const SIGN_IN_LINKS: &str = "<!--sign-in-links-->";
+
+/// The agent console page; it asks for an agent API key itself, and
+/// offers the sign-in of each team with `[console.oidc]`.
 #[utoipa::path(get, path = "/console", tag = "operations", security(),
     responses((status = 200, body = String, content_type = "text/html",
                description = "the agent console web page (HTML)"), E422))]
-async fn console(_: NoQuery) -> Response {
+async fn console(State(st): State<AppState>, _: NoQuery) -> Response {
+    let links: String = st
+        .gateway
+        .config()
+        .teams
+        .values()
+        .filter(|t| t.console.oidc.is_some())
+        .map(|t| {
+            let id = pages::escape(&t.id);
+            format!("<li><a class=\"sign-in\" data-team=\"{id}\" href=\"/console/{id}/sign-in\">Sign in to {id}</a></li>")
+        })
+        .collect();
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
+            (header::CACHE_CONTROL, "no-store"),
         ],
-        HTML,
+        HTML.replace(SIGN_IN_LINKS, &links),
     )
         .into_response()
+}
+
+/// A refused console sign-in's page: its status says why; the page says
+/// no more than the person needs.
+fn refusal_page(refusal: &SignInRefusal) -> Page {
+    const FAILED: &str = "This sign-in could not be finished";
+    let (status, heading, advice) = match refusal {
+        SignInRefusal::NoConsole => (
+            StatusCode::NOT_FOUND,
+            "No console sign-in here",
+            "This team does not sign agents in here. Use an API key, or ask your administrator.",
+        ),
+        SignInRefusal::State(_) | SignInRefusal::Provider(OidcError::Cancelled) => (
+            StatusCode::BAD_REQUEST,
+            FAILED,
+            "Open the console and sign in again.",
+        ),
+        SignInRefusal::Provider(_) => (
+            StatusCode::BAD_GATEWAY,
+            "The sign-in service could not be reached",
+            "Please try again in a minute.",
+        ),
+        SignInRefusal::Token(_) => (
+            StatusCode::UNAUTHORIZED,
+            FAILED,
+            "Open the console and sign in again. If this keeps happening, tell your administrator.",
+        ),
+        SignInRefusal::NoRole => (
+            StatusCode::FORBIDDEN,
+            "You have no role at this console",
+            "You signed in, but your account is in none of the groups this console admits. Ask your administrator.",
+        ),
+        SignInRefusal::Store(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The console is not available",
+            "Please try again in a minute.",
+        ),
+    };
+    Page {
+        status,
+        title: heading,
+        heading,
+        advice,
+    }
+}
+
+/// The page of a refused sign-in (the store's failure keeps its own
+/// label and `Retry-After`).
+fn refused(refusal: SignInRefusal) -> Response {
+    let mut res = pages::render(&refusal_page(&refusal));
+    if let SignInRefusal::Store(e) = refusal {
+        let problem = e.into_response();
+        if let Some(v) = problem.headers().get(header::RETRY_AFTER) {
+            res.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+            res.extensions_mut().insert(*label);
+        }
+    }
+    res
+}
+
+/// The state cookies of the console's sign-in are sent back only to its
+/// callbacks.
+const STATE_PATH: &str = "/console/";
+
+/// Sign a person in to the console at the team's workforce provider: 302
+/// to its authorization endpoint (PKCE S256, `state`, `nonce`), with the
+/// cookie that ties the state to this browser.
+#[utoipa::path(get, path = "/console/{team}/sign-in", operation_id = "console_sign_in", tag = "operations", security(),
+    params(("team" = String, Path, description = "the team whose `[console.oidc]` signs the person in")),
+    responses(
+        (status = 302, description = "to the workforce provider; `Set-Cookie` ties the state to this browser"),
+        (status = 404, description = "no such team, or it has no `[console.oidc]`", content_type = "text/html", body = String),
+        (status = 502, description = "the workforce provider could not be reached", content_type = "text/html", body = String),
+        (status = 503, description = "the store cannot be reached", content_type = "text/html", body = String),
+        E422))]
+async fn sign_in(
+    State(st): State<AppState>,
+    Now(now): Now,
+    PathParam(team): PathParam<String>,
+    _: NoQuery,
+) -> Response {
+    let started = crate::gateway::console::start_sign_in(&st.gateway, &team, now).await;
+    let started = match started {
+        Ok(started) => started,
+        Err(refusal) => return refused(refusal),
+    };
+    let mut res = StatusCode::FOUND.into_response();
+    let h = res.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&started.location) {
+        h.insert(header::LOCATION, location);
+    }
+    let public_url = &st.gateway.config().server.public_url;
+    let name = cookie_name(&started.state);
+    let cookie = state_cookie(
+        public_url,
+        STATE_PATH,
+        &name,
+        &started.browser_secret,
+        STATE_TTL.as_secs(),
+    );
+    if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+        h.insert(header::SET_COOKIE, cookie);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}
+
+/// `Set-Cookie` of the console session `value` for `max_age` seconds (0
+/// removes it): `HttpOnly`, `SameSite=Strict`, `Path=/`, no `Domain`,
+/// `Secure` and `__Host-` on https.
+fn session_set_cookie(public_url: &str, value: &str, max_age: u64) -> String {
+    let name = session_cookie_name(public_url);
+    let secure = if public_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// The workforce provider sends the person back here; each team registers
+/// `{public_url}/console/{team}/callback`.
+///
+/// 303 to `/console` with the session cookie when the ID token holds and
+/// its role claim names an agent or admin value. Every refusal is an HTML
+/// page that sets no session cookie, recorded as `console.sign_in_failed`.
+#[utoipa::path(get, path = "/console/{team}/callback", operation_id = "console_callback", tag = "operations", security(),
+    params(
+        ("team" = String, Path, description = "the team whose sign-in this is"),
+        ("code" = Option<String>, Query, description = "the authorization code"),
+        ("state" = Option<String>, Query, description = "the state sent with the authorization request"),
+        ("iss" = Option<String>, Query, description = "the provider's issuer (RFC 9207)"),
+        ("error" = Option<String>, Query, description = "the provider's error (the person cancelled)")),
+    responses(
+        (status = 303, description = "signed in: to `/console`, with the session cookie"),
+        (status = 400, description = "unknown, stale, answered, another team's or another browser's state; the provider's error; another provider's iss", content_type = "text/html", body = String),
+        (status = 401, description = "the ID token failed a check", content_type = "text/html", body = String),
+        (status = 403, description = "the role claim names no agent or admin value", content_type = "text/html", body = String),
+        (status = 404, description = "no such team, or it has no `[console.oidc]`", content_type = "text/html", body = String),
+        (status = 502, description = "the workforce provider could not be reached or refused the code", content_type = "text/html", body = String),
+        (status = 503, description = "the store cannot be reached", content_type = "text/html", body = String)))]
+async fn callback(
+    State(st): State<AppState>,
+    Now(now): Now,
+    PathParam(team): PathParam<String>,
+    RawQuery(query): RawQuery,
+    RequestVia(via): RequestVia,
+    headers: HeaderMap,
+) -> Response {
+    // A parameter sent twice is no answer: refused as a state that
+    // matches nothing.
+    let answer = provider_answer(query.as_deref()).unwrap_or_else(|_| ProviderAnswer::default());
+    let named = answer.state.as_deref().map(cookie_name);
+    let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
+    let SignInFinish { outcome, answered } = crate::gateway::console::finish_sign_in(
+        &st.gateway,
+        &team,
+        answer,
+        secret.as_deref(),
+        &via,
+        now,
+    )
+    .await;
+    let public_url = &st.gateway.config().server.public_url;
+    let mut res = match outcome {
+        Ok(signed_in) => {
+            let mut res = StatusCode::SEE_OTHER.into_response();
+            let h = res.headers_mut();
+            h.insert(header::LOCATION, HeaderValue::from_static("/console"));
+            let cookie = session_set_cookie(
+                public_url,
+                &signed_in.session_id,
+                signed_in.max_age.as_secs(),
+            );
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                h.append(header::SET_COOKIE, cookie);
+            }
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res
+        }
+        Err(refusal) => refused(refusal),
+    };
+    // The state it named is answered: its cookie has served.
+    if let (true, Some(name)) = (answered, named) {
+        let clear = state_cookie(public_url, STATE_PATH, &name, "", 0);
+        if let Ok(clear) = HeaderValue::from_str(&clear) {
+            res.headers_mut().append(header::SET_COOKIE, clear);
+        }
+    }
+    res
+}
+
+/// End the console session the cookie names (`console.signed_out`,
+/// `ended` `logout`), and remove the cookie. Needs `Chatgate-Console: 1`.
+#[utoipa::path(post, path = "/console/sign-out", operation_id = "console_sign_out", tag = "operations",
+    security(("console_session" = [])),
+    params(("Chatgate-Console" = String, Header, description = "`1`: a cross-site form cannot send it")),
+    request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
+    responses(
+        (status = 204, description = "signed out; the cookie is removed"),
+        ApiKeyErrors, E403, JsonBodyErrors))]
+async fn sign_out(
+    State(st): State<AppState>,
+    Now(now): Now,
+    RequestVia(via): RequestVia,
+    _: NoQuery,
+    // The session, live, and the header checked (a 403 is recorded).
+    person: Agent,
+    req: axum::extract::Request,
+) -> Result<Response, Error> {
+    let id = session_cookie(req.headers(), &st)
+        .filter(|_| person.signed_in)
+        .ok_or(Error::Unauthorized)?;
+    empty_body(req, &st).await?;
+    crate::gateway::console::sign_out(&st.gateway, &id, &via, now).await?;
+    let mut res = StatusCode::NO_CONTENT.into_response();
+    let clear = session_set_cookie(&st.gateway.config().server.public_url, "", 0);
+    if let Ok(clear) = HeaderValue::from_str(&clear) {
+        res.headers_mut().insert(header::SET_COOKIE, clear);
+    }
+    Ok(res)
+}
+
+/// Who is signed in to the console: the page asks before it offers the
+/// team's interactions.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsoleSession {
+    /// The team signed in to.
+    pub team: String,
+    /// The person's `sub` at the workforce provider.
+    pub sub: String,
+    /// `preferred_username`, else `email`, else `name` of the ID token.
+    pub name: Option<String>,
+    /// `agent` or `admin`.
+    pub role: String,
+}
+
+/// The person signed in to the console (or 401): its idle time restarts.
+#[utoipa::path(get, path = "/console/session", operation_id = "console_session", tag = "operations",
+    security(("console_session" = [])),
+    responses(
+        (status = 200, body = ConsoleSession),
+        ApiKeyErrors, E422))]
+async fn session(agent: Agent, _: NoQuery) -> Result<Json<ConsoleSession>, Error> {
+    let person = agent.person.clone().filter(|_| agent.signed_in);
+    let person = person.ok_or(Error::Unauthorized)?;
+    Ok(Json(ConsoleSession {
+        team: agent.team_id.to_string(),
+        sub: person.sub,
+        name: person.name,
+        role: agent.role.as_str().to_string(),
+    }))
 }
 
 /// The console's style sheet.

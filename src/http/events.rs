@@ -37,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// `Last-Event-ID`, first the retained events after that id (the history
 /// keeps the last 15 minutes of events, however many); an id the history
 /// no longer (or never) held starts from the oldest retained event.
-#[utoipa::path(get, path = "/v1/events", tag = "events", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/events", tag = "events", security(("api_key" = []), ("console_session" = [])),
     params(("Last-Event-ID" = Option<String>, Header,
         description = "the `id:` of the last event received; resumes after it")),
     responses((status = 200, content_type = "text/event-stream", body = String,

@@ -9,7 +9,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::RequestVia;
-use super::auth::Caller;
+use super::auth::CallerOrSession;
 use super::extract::{empty_body, InteractionId, NoQuery, Now};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E404};
 use super::AppState;
@@ -23,14 +23,14 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Forget who the conversation remembers: `recognized` becomes null, for
 /// this and every later interaction of the conversation, until the next
 /// authentication in it. The authentication itself (if any) is unchanged.
-#[utoipa::path(post, path = "/v1/interactions/{id}/forget", operation_id = "forget_conversation", tag = "interactions", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/interactions/{id}/forget", operation_id = "forget_conversation", tag = "interactions", security(("api_key" = []), ("console_session" = [])),
     params(("id" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses((status = 200, body = InteractionView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn forget(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    caller: CallerOrSession,
     RequestVia(via): RequestVia,
     _: NoQuery,
     InteractionId(id): InteractionId,

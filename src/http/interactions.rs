@@ -7,7 +7,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::audit::RequestVia;
-use super::auth::{Agent, Bot, Caller};
+use super::auth::{Agent, Bot, CallerOrSession};
 use super::extract::{empty_body, InteractionId, JsonBody, NoQuery, Now, QueryParams};
 use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E400, E403, E404, E422};
 use super::AppState;
@@ -120,13 +120,13 @@ async fn create_interaction(
 }
 
 /// Read one interaction.
-#[utoipa::path(get, path = "/v1/interactions/{id}", tag = "interactions", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/interactions/{id}", tag = "interactions", security(("api_key" = []), ("console_session" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = InteractionView), ApiKeyErrors, E404, E422))]
 async fn get_interaction(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    caller: CallerOrSession,
     _: NoQuery,
     InteractionId(id): InteractionId,
 ) -> Result<Json<InteractionView>> {
@@ -171,7 +171,7 @@ pub struct ListParams {
 ///
 /// With `conversation_id` (and `channel`), the one interaction of that
 /// conversation, read from the conversation index, not by a walk.
-#[utoipa::path(get, path = "/v1/interactions", tag = "interactions", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/interactions", tag = "interactions", security(("api_key" = []), ("console_session" = [])),
     params(ListParams),
     responses((status = 200, body = Page), ApiKeyErrors, E400, E403, E422))]
 async fn list_interactions(
@@ -261,14 +261,14 @@ async fn activity(
 }
 
 /// End the authentication; status `unauthenticated`.
-#[utoipa::path(post, path = "/v1/interactions/{id}/logout", operation_id = "logout_interaction", tag = "interactions", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/interactions/{id}/logout", operation_id = "logout_interaction", tag = "interactions", security(("api_key" = []), ("console_session" = [])),
     params(("id" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses((status = 200, body = InteractionView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn logout(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: Caller,
+    caller: CallerOrSession,
     RequestVia(via): RequestVia,
     _: NoQuery,
     InteractionId(id): InteractionId,

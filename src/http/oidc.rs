@@ -116,18 +116,32 @@ pub(super) async fn start(
     }
 }
 
-/// `Set-Cookie` for a state's browser secret (`max_age` 0 removes it).
+/// `Set-Cookie` for a state's browser secret (`max_age` 0 removes it),
+/// sent back only to the callbacks under `/oidc/`.
 fn cookie(public_url: &str, name: &str, value: &str, max_age: u64) -> String {
+    state_cookie(public_url, "/oidc/", name, value, max_age)
+}
+
+/// `Set-Cookie` for the browser secret of a flow whose callback is under
+/// `path`: `Lax`, so that the provider's redirect back carries it; the
+/// console's sign-in has its own path.
+pub(super) fn state_cookie(
+    public_url: &str,
+    path: &str,
+    name: &str,
+    value: &str,
+    max_age: u64,
+) -> String {
     let secure = if public_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    format!("{name}={value}; Path=/oidc/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
 }
 
 /// The value of the cookie `name` among the request's cookies.
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
+pub(super) fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -141,7 +155,7 @@ fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
 
 /// The provider's answer from the query; a parameter sent twice is refused
 /// (RFC 6749 4.1.2), other parameters are ignored.
-fn provider_answer(query: Option<&str>) -> Result<ProviderAnswer, OidcError> {
+pub(super) fn provider_answer(query: Option<&str>) -> Result<ProviderAnswer, OidcError> {
     let mut answer = ProviderAnswer::default();
     for (k, v) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         let slot = match k.as_ref() {

@@ -129,6 +129,17 @@ impl utoipa::Modify for BearerAuth {
             "api_key",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        // A person signed in to the console: its agent endpoints
+        // (docs/console-sign-in.md); `__Host-chatgate-console` on https.
+        let mut cookie = utoipa::openapi::security::ApiKeyValue::new("chatgate-console");
+        cookie.description = Some(
+            "the console's session cookie (`__Host-chatgate-console` when the gateway's public URL is https); a POST or DELETE with it also needs the header `Chatgate-Console: 1`"
+                .into(),
+        );
+        components.add_security_scheme(
+            "console_session",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Cookie(cookie)),
+        );
         // `GET /metrics` when `server.metrics_token` is set.
         components.add_security_scheme(
             "metrics_token",

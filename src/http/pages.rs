@@ -129,7 +129,7 @@ pub fn render_said(status: StatusCode, said: &Said, code: Option<&str>) -> Respo
 }
 
 /// `text` safe inside HTML.
-fn escape(text: &str) -> String {
+pub(super) fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

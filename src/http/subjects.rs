@@ -20,7 +20,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A subject's failures, lockouts, lock and ban; an unknown subject is all zeros.
-#[utoipa::path(get, path = "/v1/subjects/{subject}", operation_id = "read_subject", tag = "subjects", security(("api_key" = [])),
+#[utoipa::path(get, path = "/v1/subjects/{subject}", operation_id = "read_subject", tag = "subjects", security(("api_key" = []), ("console_session" = [])),
     params(("subject" = super::openapi::SubjectText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded")),
     responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E404, E422))]
@@ -50,7 +50,7 @@ pub struct UnlockBody {
 }
 
 /// Clear a subject's failures, lockout and ban (admin), or one origin's.
-#[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", operation_id = "unlock_subject", tag = "subjects", security(("api_key" = [])),
+#[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", operation_id = "unlock_subject", tag = "subjects", security(("api_key" = []), ("console_session" = [])),
     params(("subject" = super::openapi::SubjectText, Path,
             description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded"), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
     request_body(content = Option<UnlockBody>, description = "empty, `{}`, or `{\"origin\": \"...\"}`"),

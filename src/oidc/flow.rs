@@ -46,23 +46,22 @@ pub fn digest(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
-/// A login started by `GET /l/{code}`, kept under the digest of its `state`
-/// for [`STATE_TTL`] and consumed by the first answer that carries it.
+/// What an authorization request keeps until the provider sends the
+/// browser back: the provider it went to, its `nonce` and PKCE verifier,
+/// and the digest of the browser secret its cookie holds. The hosted
+/// login ([`Started`]) and the console's sign-in (`gateway::console`)
+/// each keep one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Started {
-    #[serde(rename = "t")]
-    pub team: String,
-    #[serde(rename = "i")]
-    pub interaction_id: Uuid,
-    #[serde(rename = "l")]
-    pub link_id: Uuid,
-    /// The issuer the login was begun with: an answer after the team's
-    /// provider changed is refused. Absent in logins started before it
-    /// was kept (refused alike: the customer opens the link again).
+pub struct Flow {
+    /// The issuer the flow was begun with: an answer after the provider
+    /// changed is refused. Absent in logins started before it was kept
+    /// (refused alike: the customer opens the link again).
     #[serde(rename = "is", default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    /// The `login_hint` sent: for the hosted login, the link's expected
+    /// customer, whom the ID token must prove.
     #[serde(rename = "ec", default, skip_serializing_if = "Option::is_none")]
-    pub expected_customer: Option<String>,
+    pub login_hint: Option<String>,
     #[serde(rename = "n")]
     pub nonce: String,
     #[serde(rename = "v")]
@@ -74,8 +73,24 @@ pub struct Started {
     pub started_at: Timestamp,
 }
 
-impl Started {
-    /// Whether the cookie's secret is the one this login was started with
+impl Flow {
+    /// A new flow at `issuer` begun `now`, with a fresh `nonce` and PKCE
+    /// verifier, and the browser secret its cookie is to hold (kept here
+    /// only as its digest).
+    pub fn begin(issuer: &str, login_hint: Option<String>, now: Timestamp) -> (Flow, String) {
+        let browser_secret = random_value();
+        let flow = Flow {
+            issuer: Some(issuer.to_string()),
+            login_hint,
+            nonce: random_value(),
+            verifier: random_value(),
+            browser: digest(&browser_secret),
+            started_at: now,
+        };
+        (flow, browser_secret)
+    }
+
+    /// Whether the cookie's secret is the one this flow was started with
     /// (compared in constant time).
     pub fn same_browser(&self, cookie: Option<&str>) -> bool {
         cookie.is_some_and(|c| bool::from(digest(c).as_bytes().ct_eq(self.browser.as_bytes())))
@@ -86,6 +101,20 @@ impl Started {
     pub fn live(&self, now: Timestamp) -> bool {
         now.since(self.started_at) < STATE_TTL
     }
+}
+
+/// A login started by `GET /l/{code}`, kept under the digest of its `state`
+/// for [`STATE_TTL`] and consumed by the first answer that carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Started {
+    #[serde(rename = "t")]
+    pub team: String,
+    #[serde(rename = "i")]
+    pub interaction_id: Uuid,
+    #[serde(rename = "l")]
+    pub link_id: Uuid,
+    #[serde(flatten)]
+    pub flow: Flow,
 }
 
 /// The authorization request's URL: `endpoint` with the flow's parameters.
@@ -202,12 +231,9 @@ mod tests {
     #[test]
     fn only_the_starting_browser_and_only_for_ten_minutes() {
         let t0 = Timestamp::from_unix_seconds(1_795_000_000);
-        let s = Started {
-            team: "acme".into(),
-            interaction_id: Uuid::nil(),
-            link_id: Uuid::nil(),
+        let s = Flow {
             issuer: None,
-            expected_customer: None,
+            login_hint: None,
             nonce: "n".into(),
             verifier: "v".into(),
             browser: digest("secret"),

@@ -61,6 +61,8 @@ pub enum KeyUse {
     Ciba,
     /// The workforce tokens of `Chatgate-Actor`.
     Actor,
+    /// The ID tokens of the console's sign-in.
+    Console,
 }
 
 /// What the gateway uses of `{issuer}/.well-known/openid-configuration`.

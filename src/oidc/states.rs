@@ -58,7 +58,7 @@ impl LinkStates {
     /// Adds the login `started` under `state`; those no longer live at
     /// `now` go, then the oldest beyond [`MAX_PER_LINK`].
     pub fn add(&mut self, state: &str, started: Started, now: Timestamp) {
-        self.entries.retain(|e| e.started.live(now));
+        self.entries.retain(|e| e.started.flow.live(now));
         self.entries.push(Entry {
             state: digest(state),
             started,
@@ -90,18 +90,21 @@ impl LinkStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oidc::flow::Flow;
 
     fn started(at: i64) -> Started {
         Started {
             team: "acme".into(),
             interaction_id: Uuid::nil(),
             link_id: Uuid::nil(),
-            issuer: None,
-            expected_customer: None,
-            nonce: "n".into(),
-            verifier: "v".into(),
-            browser: digest("b"),
-            started_at: Timestamp::from_unix_seconds(at),
+            flow: Flow {
+                issuer: None,
+                login_hint: None,
+                nonce: "n".into(),
+                verifier: "v".into(),
+                browser: digest("b"),
+                started_at: Timestamp::from_unix_seconds(at),
+            },
         }
     }
 
@@ -111,8 +114,8 @@ mod tests {
     #[test]
     fn started_logins_of_today_read_back_equal() {
         let mut one = started(1_795_000_000);
-        one.issuer = Some("https://id.example".into());
-        one.expected_customer = Some("cust-42".into());
+        one.flow.issuer = Some("https://id.example".into());
+        one.flow.login_hint = Some("cust-42".into());
         let stored = LinkStates {
             entries: vec![Entry {
                 state: "d1".into(),
@@ -133,7 +136,7 @@ mod tests {
         // Written before the issuer was kept: read, with none.
         let older = text.replace(r#""is":"https://id.example","#, "");
         let back: LinkStates = serde_json::from_str(&older).unwrap();
-        assert_eq!(back.entries[0].started.issuer, None);
+        assert_eq!(back.entries[0].started.flow.issuer, None);
     }
 
     #[test]
@@ -167,7 +170,11 @@ mod tests {
         // Ten minutes on, the old ones go when the next is added.
         let later = Timestamp::from_unix_seconds(t0 + 604);
         link.add("s9", started(t0 + 604), later);
-        let kept: Vec<_> = link.entries.iter().map(|e| e.started.started_at).collect();
+        let kept: Vec<_> = link
+            .entries
+            .iter()
+            .map(|e| e.started.flow.started_at)
+            .collect();
         assert_eq!(
             kept,
             [5, 6, 604].map(|d| Timestamp::from_unix_seconds(t0 + d))

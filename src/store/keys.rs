@@ -155,6 +155,24 @@ pub fn oidc_states(link_tag: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "o:", &[link_tag])
 }
 
+/// A console sign-in started at a team's workforce provider, by the
+/// digest of its state. Not team-scoped: it is found from the state alone.
+pub fn console_sign_in(state_digest: &str) -> String {
+    with_digest(String::with_capacity(4 + DIGEST) + "csi:", &[state_digest])
+}
+
+/// The team of a console session, by the keyed hash of its id: all a
+/// request's cookie gives (docs/console-sign-in.md#the-session).
+pub fn console_session_team(id_hash: &str) -> String {
+    with_digest(String::with_capacity(4 + DIGEST) + "cst:", &[id_hash])
+}
+
+/// A console session, by the keyed hash of its id, in its team's slot so
+/// that it commits with its audit entries.
+pub fn console_session(team: &str, id_hash: &str) -> String {
+    with_digest(scoped(team, "cs:", DIGEST), &[id_hash])
+}
+
 /// A signed request (its Standard Webhooks `webhook-id`) already answered,
 /// with its answer: a replay or retry gets that answer and changes nothing.
 pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {

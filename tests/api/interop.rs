@@ -4,7 +4,9 @@
 //! in the customer's app (docs/ciba.md, CIBA poll mode): approved,
 //! denied, and approved for a customer the provider knows under another
 //! subject; a hosted login ended by the provider's back-channel logout
-//! (docs/revocation.md). Its test-only endpoints play the customer
+//! (docs/revocation.md); and an agent's sign-in to the console with
+//! another client of the same provider (docs/console-sign-in.md). Its
+//! test-only endpoints play the customer
 //! (`/test/approve`, `/test/deny`) and the provider's logout
 //! (`/test/logout`).
 //!
@@ -24,6 +26,8 @@ use crate::helpers::*;
 use crate::oidc::oidc_link;
 
 const CLIENT_ID: &str = "chatgate";
+/// The console's client at the same provider.
+const WORKFORCE_ID: &str = "chatgate-console";
 
 /// `node` and the `node_modules` folder holding `oidc-provider`, or None:
 /// mandatory with `CI=true`, else the test skips, loudly.
@@ -76,6 +80,12 @@ impl Provider {
             .env("CLIENT_ID", CLIENT_ID)
             .env("CLIENT_SECRET", secret)
             .env("REDIRECT_URI", "http://gateway.test/oidc/callback/acme")
+            .env("WORKFORCE_CLIENT_ID", WORKFORCE_ID)
+            .env("WORKFORCE_CLIENT_SECRET", secret)
+            .env(
+                "WORKFORCE_REDIRECT_URI",
+                "http://gateway.test/console/acme/callback",
+            )
             .env(
                 "BACKCHANNEL_LOGOUT_URI",
                 format!("{gateway}/oidc/backchannel-logout/acme"),
@@ -133,7 +143,9 @@ async fn spawn_interop() -> Option<(TestApp, Provider)> {
         team_extra: format!(
             "[oidc]\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"{CLIENT_ID}\"\n\
              client_secret = \"{secret}\"\nscopes = [\"openid\", \"profile\", \"email\"]\n\
-             ciba = true\nbackchannel_logout = true\n"
+             ciba = true\nbackchannel_logout = true\n\
+             [console.oidc]\nissuer = \"http://127.0.0.1:{port}\"\nclient_id = \"{WORKFORCE_ID}\"\n\
+             client_secret = \"{secret}\"\nscopes = [\"profile\"]\nagent_values = [\"cc-agents\"]\n"
         ),
         ..Setup::default()
     };
@@ -306,13 +318,20 @@ async fn ciba_approval_naming_another_customer_fails() {
 /// `login_hint`) and comes back to the gateway's callback. The page's
 /// status and body.
 async fn hosted_login(app: &TestApp, link: &str) -> (u16, String) {
+    let res = through_provider(app, link).await;
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// A browser without cookies of the provider opens `start` at the
+/// gateway, signs in at the provider and comes back: the gateway's answer.
+async fn through_provider(app: &TestApp, start: &str) -> reqwest::Response {
     let res = app
-        .request(reqwest::Method::GET, link, None)
+        .request(reqwest::Method::GET, start, None)
         .header("accept", "text/html")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 302, "GET {link}");
+    assert_eq!(res.status(), 302, "GET {start}");
     let gateway_cookie = res.headers()["set-cookie"].to_str().unwrap();
     let gateway_cookie = gateway_cookie.split(';').next().unwrap().to_string();
     let mut at = url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
@@ -321,7 +340,7 @@ async fn hosted_login(app: &TestApp, link: &str) -> (u16, String) {
     for _ in 0..10 {
         if at.as_str().starts_with("http://gateway.test/") {
             let callback = at.as_str().replace("http://gateway.test", &app.base);
-            let res = app
+            return app
                 .client
                 .get(&callback)
                 .header("accept", "text/html")
@@ -329,7 +348,6 @@ async fn hosted_login(app: &TestApp, link: &str) -> (u16, String) {
                 .send()
                 .await
                 .unwrap();
-            return (res.status().as_u16(), res.text().await.unwrap());
         }
         let res = app
             .client
@@ -395,5 +413,37 @@ async fn oidc_provider_backchannel_logout_ends_its_sessions_interaction() {
     assert_eq!(
         crate::oidc_logout::logged_out_causes(&mut app, Duration::from_secs(2)).await,
         [(ids[1].clone(), "oidc_logout".to_string())]
+    );
+}
+
+/// The workforce round: an agent signs in to the console at the same
+/// provider with the console's own client; the session names the person
+/// the provider's ID token does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_provider_signs_an_agent_in_to_the_console() {
+    let Some((app, _provider)) = spawn_interop().await else {
+        return;
+    };
+    let res = through_provider(&app, "/console/acme/sign-in").await;
+    assert_eq!(res.status(), 303, "{:?}", res.headers());
+    assert_eq!(res.headers()["location"], "/console");
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .find(|c| c.starts_with("chatgate-console="))
+        .expect("the session cookie");
+    let me = app
+        .request(reqwest::Method::GET, "/console/session", None)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let me: Value = me.json().await.unwrap();
+    assert_eq!(
+        me,
+        json!({"team": "acme", "sub": "cust-42", "name": "cust-42@bank.example", "role": "agent"})
     );
 }

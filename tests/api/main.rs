@@ -17,6 +17,7 @@ mod channels;
 mod ciba;
 mod cluster_outage;
 mod connections;
+mod console_sign_in;
 mod delivery;
 mod dialogflow;
 mod due_faults;

@@ -117,6 +117,9 @@ struct Inner {
     /// Code exchanges wait until this closes, when set
     /// ([`FakeIdp::hold_exchanges`]).
     exchange_gate: Option<Arc<tokio::sync::Semaphore>>,
+    /// Claims its ID tokens also carry (a workforce provider's groups and
+    /// username); a null removes the claim.
+    extra_claims: serde_json::Map<String, Value>,
     ciba: Ciba,
 }
 
@@ -216,6 +219,7 @@ impl FakeIdp {
                 acr: "gold".into(),
                 sid: None,
                 exchange_gate: None,
+                extra_claims: serde_json::Map::new(),
                 ciba: Ciba {
                     offered: true,
                     refuses: false,
@@ -270,6 +274,12 @@ impl FakeIdp {
     fn registered(&self) -> String {
         self.with(|i| i.registered.clone())
             .unwrap_or_else(|| self.redirect_uri.clone())
+    }
+    /// Its ID tokens from now on also carry `claims` (an object; a null
+    /// member removes that claim).
+    pub fn id_token_claims(&self, claims: Value) {
+        let claims = claims.as_object().unwrap().clone();
+        self.with(|i| i.extra_claims = claims);
     }
     pub fn sign_in_as(&self, subject: &str) {
         self.with(|i| i.subject = subject.into());
@@ -728,6 +738,13 @@ fn id_token(i: &Inner, issuer: &str, nonce: Option<String>) -> String {
     }
     if let Some(sid) = &i.sid {
         claims["sid"] = json!(sid);
+    }
+    for (k, v) in &i.extra_claims {
+        if v.is_null() {
+            claims.as_object_mut().unwrap().remove(k);
+        } else {
+            claims[k] = v.clone();
+        }
     }
     let mut signer = i.signer;
     match i.misbehave {

@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 19] = [
+const PUBLIC: [&str; 21] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -338,8 +338,26 @@ const PUBLIC: [&str; 19] = [
     "/console",
     "/console/console.css",
     "/console/console.js",
+    "/console/{team}/sign-in",
+    "/console/{team}/callback",
     "/.well-known/chatgate-audit-keys",
 ];
+
+/// The agent's endpoints: an API key, or the console's session cookie
+/// (docs/console-sign-in.md#what-a-session-may-do).
+const AGENT: [&str; 8] = [
+    "/v1/interactions",
+    "/v1/interactions/{id}",
+    "/v1/interactions/{id}/logout",
+    "/v1/interactions/{id}/forget",
+    "/v1/interactions/{id}/challenges/{cid}/code",
+    "/v1/subjects/{subject}",
+    "/v1/subjects/{subject}/unlock",
+    "/v1/events",
+];
+
+/// The console session's own endpoints: its cookie only.
+const SESSION: [&str; 2] = ["/console/session", "/console/sign-out"];
 
 /// Receivers that answer in their own specification's format.
 const REVOCATION: [&str; 2] = ["/oidc/backchannel-logout/{team}", "/ssf/{team}/events"];
@@ -367,6 +385,9 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             "bearer"
         );
     }
+    let cookie = &doc["components"]["securitySchemes"]["console_session"];
+    assert_eq!(cookie["type"], "apiKey", "{cookie}");
+    assert_eq!(cookie["in"], "cookie", "{cookie}");
     let paths = doc["paths"].as_object().unwrap();
     assert!(paths.contains_key("/openapi.json"));
     let mut operations = 0;
@@ -384,6 +405,17 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 assert!(op["responses"].get("401").is_some(), "{method} {path}");
             } else if PUBLIC.contains(&path.as_str()) {
                 assert_eq!(security, &json!([]), "{method} {path} is public");
+            } else if SESSION.contains(&path.as_str()) {
+                assert_eq!(
+                    security,
+                    &json!([{"console_session": []}]),
+                    "{method} {path}"
+                );
+            } else if AGENT.contains(&path.as_str())
+                && !(path == "/v1/interactions" && method == "post")
+            {
+                let either = json!([{"api_key": []}, {"console_session": []}]);
+                assert_eq!(security, &either, "{method} {path}");
             } else {
                 assert_eq!(security, &json!([{"api_key": []}]), "{method} {path}");
                 for status in ["401", "503"] {
@@ -398,8 +430,11 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 // Pages for a customer's browser, never problem+json: every
                 // answer of the identity provider's return, and a provider
                 // link whose provider is down.
-                let page_only =
-                    path == "/oidc/callback/{team}" || (path == "/l/{code}" && status == "502");
+                let page_only = path == "/oidc/callback/{team}"
+                    || (path.starts_with("/console/{team}/")
+                        && !status.starts_with('3')
+                        && status != "422")
+                    || (path == "/l/{code}" && status == "502");
                 // The revocation receivers refuse in their specifications'
                 // formats, not problem+json.
                 let spec_format =
@@ -437,7 +472,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 40);
+    assert_eq!(operations, 44);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

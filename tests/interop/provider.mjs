@@ -1,6 +1,8 @@
 // An independent OpenID Connect provider for tests/api/interop.rs: panva's
-// oidc-provider with one client (chatgate), CIBA in poll mode and
-// back-channel logout, plus test-only endpoints under /test/ that play the
+// oidc-provider with the customers' client (chatgate), CIBA in poll mode
+// and back-channel logout, and the workforce client of the console's
+// sign-in (WORKFORCE_CLIENT_ID, when set; its users are in `cc-agents`),
+// plus test-only endpoints under /test/ that play the
 // customer (approve or deny a CIBA request) and the provider's logout.
 //
 // Environment: PORT (0: any free one), CLIENT_ID, CLIENT_SECRET,
@@ -51,14 +53,24 @@ const provider = new Provider(issuer, {
     backchannel_token_delivery_mode: 'poll',
     backchannel_logout_uri: env('BACKCHANNEL_LOGOUT_URI'),
     backchannel_logout_session_required: true,
-  }],
+  }, ...(process.env.WORKFORCE_CLIENT_ID ? [{
+    client_id: process.env.WORKFORCE_CLIENT_ID,
+    client_secret: env('WORKFORCE_CLIENT_SECRET'),
+    token_endpoint_auth_method: 'client_secret_basic',
+    redirect_uris: [env('WORKFORCE_REDIRECT_URI')],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+  }] : [])],
   jwks: { keys: [{ ...privateKey.export({ format: 'jwk' }), kid: 'interop-1', use: 'sig', alg: 'RS256' }] },
-  claims: { openid: ['sub'], profile: ['name'], email: ['email'] },
+  claims: { openid: ['sub'], profile: ['name', 'preferred_username', 'groups'], email: ['email'] },
   // The ID token carries the scopes' claims (chatgate reads no userinfo).
   conformIdTokenClaims: false,
   findAccount: (ctx, sub) => ({
     accountId: sub,
-    claims: () => ({ sub, name: 'Ada Lovelace', email: 'ada@example.com' }),
+    claims: () => ({
+      sub, name: 'Ada Lovelace', email: 'ada@example.com',
+      preferred_username: `${sub}@bank.example`, groups: ['staff', 'cc-agents'],
+    }),
   }),
   // Every client is first party here: no consent screen.
   loadExistingGrant: async (ctx) => {

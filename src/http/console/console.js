@@ -7,6 +7,11 @@
 // header), parsed here, resumed with Last-Event-ID after a backoff. On an
 // event the page re-reads that one interaction instead of guessing its state.
 //
+// Or the person signed in at the team's workforce provider
+// (docs/console-sign-in.md): then no key is held; requests carry the
+// HttpOnly session cookie (credentials: 'same-origin') and every change
+// the Chatgate-Console: 1 header, which a cross-site form cannot send.
+//
 // Test hooks kept on purpose: the key field <input type=password
 // name=api_key> in a <form>; one element per interaction with
 // data-interaction-id and data-status, containing the conversation id as
@@ -22,9 +27,11 @@
     more: $("more"), empty: $("empty"), message: $("message"), live: $("live"),
     forget: $("forget"), filters: $("filters"), status: $("filter-status"),
     channel: $("filter-channel"), channels: $("channels"), template: $("row-template"),
+    signIns: $("sign-ins"), signInLinks: $("sign-in-links"), who: $("who"),
   };
 
-  let key = null;          // the API key, while signed in
+  let key = null;          // the API key, while signed in with one
+  let session = null;      // {team, sub, name, role} while signed in as a person
   let cursor = null;       // next_cursor of the last page read
   let stream = null;       // AbortController of the event stream
   let lastEventId = null;  // for Last-Event-ID on reconnect
@@ -42,9 +49,21 @@
     }
   }
 
+  // The request's credentials: the key in Authorization, or the session
+  // cookie with Chatgate-Console: 1 on a change.
+  function credentials(method, headers) {
+    if (session) {
+      if (method !== "GET") headers["Chatgate-Console"] = "1";
+      return "same-origin";
+    }
+    headers.Authorization = "Bearer " + key;
+    return "omit";
+  }
+
   async function api(method, path, body) {
-    const headers = { Authorization: "Bearer " + key, Accept: "application/json" };
-    const init = { method, headers, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer" };
+    const headers = { Accept: "application/json" };
+    const creds = credentials(method, headers);
+    const init = { method, headers, cache: "no-store", credentials: creds, referrerPolicy: "no-referrer" };
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -73,15 +92,23 @@
     ui.message.hidden = !text;
   }
 
-  // A wrong, revoked or under-privileged key: say so and ask again.
+  // A wrong, revoked or under-privileged key, or an ended session: say so
+  // and ask again.
   function refused(problem) {
+    const person = session !== null;
     signOut();
-    showMessage("The API key was refused: " + problem.message);
+    showMessage(person
+      ? "Your console session has ended: sign in again."
+      : "The API key was refused: " + problem.message);
   }
 
   function signOut() {
     generation++;
     key = null;
+    session = null;
+    ui.who.hidden = true;
+    ui.signIns.hidden = !ui.signInLinks.querySelector("a");
+    ui.forget.textContent = "Forget key";
     sessionStorage.removeItem(KEY);
     if (stream) stream.abort();
     stream = null;
@@ -109,10 +136,58 @@
     asksApp = await mayAskApp();
     sessionStorage.setItem(KEY, candidate);
     ui.keyForm.hidden = true;
+    ui.signIns.hidden = true;
     ui.keyInput.value = "";
     ui.board.hidden = false;
     ui.forget.hidden = false;
     connect(generation, 0);
+  }
+
+  // The person signed in at the workforce provider, if the cookie names
+  // a live session: the board works from it.
+  async function resumeSession() {
+    let me = null;
+    try {
+      const res = await fetch("/console/session", {
+        headers: { Accept: "application/json" }, cache: "no-store",
+        credentials: "same-origin", referrerPolicy: "no-referrer",
+      });
+      if (res.ok) me = await res.json();
+    } catch (e) {
+      me = null;
+    }
+    if (!me) return false;
+    session = me;
+    key = null;
+    try {
+      await loadFirstPage();
+    } catch (e) {
+      return false;
+    }
+    asksApp = false; // a person's session reaches no bot endpoint
+    ui.who.textContent = "Signed in as " + (me.name || me.sub) + " (" + me.role + ", " + me.team + ")";
+    ui.who.hidden = false;
+    ui.forget.textContent = "Sign out";
+    ui.keyForm.hidden = true;
+    ui.signIns.hidden = true;
+    ui.board.hidden = false;
+    ui.forget.hidden = false;
+    connect(generation, 0);
+    return true;
+  }
+
+  // Ends the person's session at the gateway, then here.
+  async function endSession() {
+    try {
+      await fetch("/console/sign-out", {
+        method: "POST", headers: { "Chatgate-Console": "1" }, cache: "no-store",
+        credentials: "same-origin", referrerPolicy: "no-referrer",
+      });
+    } catch (e) {
+      // Signed out here regardless; the session ends at its idle limit.
+    }
+    signOut();
+    showMessage("Signed out.");
   }
 
   // Whether this key may start an app challenge on this team: a start on
@@ -134,7 +209,10 @@
     const k = ui.keyInput.value.trim();
     if (k) signIn(k);
   });
-  ui.forget.addEventListener("click", () => { signOut(); showMessage(""); ui.keyInput.focus(); });
+  ui.forget.addEventListener("click", () => {
+    if (session) { endSession(); return; }
+    signOut(); showMessage(""); ui.keyInput.focus();
+  });
 
   // ---- The list ---------------------------------------------------------------
 
@@ -537,15 +615,16 @@
   }
 
   async function connect(mine, failures) {
-    if (mine !== generation || !key) return;
+    if (mine !== generation || (!key && !session)) return;
     const ctl = new AbortController();
     stream = ctl;
-    const headers = { Authorization: "Bearer " + key, Accept: "text/event-stream" };
+    const headers = { Accept: "text/event-stream" };
+    const creds = credentials("GET", headers);
     if (lastEventId) headers["Last-Event-ID"] = lastEventId;
     setLive(failures ? "retrying" : "connecting", failures ? "reconnecting…" : "connecting…");
     try {
       const res = await fetch("/v1/events", {
-        headers, signal: ctl.signal, cache: "no-store", credentials: "omit", referrerPolicy: "no-referrer",
+        headers, signal: ctl.signal, cache: "no-store", credentials: creds, referrerPolicy: "no-referrer",
       });
       if (res.status === 401 || res.status === 403) {
         let body = null;
@@ -570,7 +649,8 @@
 
   // ---- Start ------------------------------------------------------------------------
 
+  ui.signIns.hidden = !ui.signInLinks.querySelector("a");
   const saved = sessionStorage.getItem(KEY);
   if (saved) signIn(saved);
-  else ui.keyInput.focus();
+  else resumeSession().then((signedIn) => { if (!signedIn) ui.keyInput.focus(); });
 })();

@@ -12,7 +12,7 @@ use crate::oidc_provider::FakeIdp;
 
 /// A loopback address that forwards to the gateway once it is known: the
 /// gateway's `public_url` must be set before it starts on port 0.
-async fn forwarder() -> (String, tokio::sync::oneshot::Sender<String>) {
+pub(super) async fn forwarder() -> (String, tokio::sync::oneshot::Sender<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = tokio::sync::oneshot::channel::<String>();

@@ -1,0 +1,200 @@
+//! A person signed in to the console (docs/console-sign-in.md): the role
+//! the workforce provider's role claim gives, the name an ID token gives,
+//! and when a session ends. Plain functions of `now`.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::time::{stored, Timestamp};
+
+/// What a signed-in person may do: an agent's endpoints, and an admin's
+/// unlock too (docs/console-sign-in.md#what-a-session-may-do).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleRole {
+    Agent,
+    Admin,
+}
+
+/// The role `claim` (a string or an array of strings) gives: admin when
+/// any value is one of `admin_values` (admin wins), else agent when one is
+/// one of `agent_values`, else none (the person is not signed in).
+pub fn role_of(
+    claim: Option<&Value>,
+    agent_values: &[String],
+    admin_values: &[String],
+) -> Option<ConsoleRole> {
+    let values: Vec<&str> = match claim {
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let any_of = |listed: &[String]| values.iter().any(|v| listed.iter().any(|l| l == v));
+    if any_of(admin_values) {
+        Some(ConsoleRole::Admin)
+    } else if any_of(agent_values) {
+        Some(ConsoleRole::Agent)
+    } else {
+        None
+    }
+}
+
+/// The name a person goes by in the audit trail: the token's
+/// `preferred_username`, else `email`, else `name` (a non-empty string).
+pub fn person_name(claims: &Map<String, Value>) -> Option<String> {
+    ["preferred_username", "email", "name"]
+        .into_iter()
+        .find_map(|c| {
+            claims
+                .get(c)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+        })
+        .map(str::to_string)
+}
+
+/// Why a session ended (`detail.ended` of `console.signed_out`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `POST /console/sign-out`.
+    Logout,
+    /// `session_idle` without a request.
+    Idle,
+    /// `session_max` after the sign-in.
+    MaxAge,
+}
+
+impl Ended {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Logout => "logout",
+            Ended::Idle => "idle",
+            Ended::MaxAge => "max_age",
+        }
+    }
+}
+
+/// How long a session's record outlives its end, so that a cookie that
+/// comes back within it has the end recorded (`idle`, `max_age`).
+pub const KEPT_AFTER_END: Duration = Duration::from_secs(3600);
+
+/// A console session, as the store keeps it under the keyed hash of its
+/// id (the id itself is only in the browser's cookie).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    #[serde(rename = "t")]
+    pub team: String,
+    #[serde(rename = "s")]
+    pub sub: String,
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "r")]
+    pub role: ConsoleRole,
+    #[serde(rename = "at", with = "stored")]
+    pub signed_in_at: Timestamp,
+    /// The last request it authenticated.
+    #[serde(rename = "seen", with = "stored")]
+    pub last_seen: Timestamp,
+}
+
+/// A session's two limits: `session_idle` and `session_max`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub idle: Duration,
+    pub max: Duration,
+}
+
+impl Session {
+    /// Whether it has ended at `now`, and why: the absolute limit first.
+    pub fn ended(&self, now: Timestamp, limits: Limits) -> Option<Ended> {
+        if now.since(self.signed_in_at) >= limits.max {
+            Some(Ended::MaxAge)
+        } else if now.since(self.last_seen) >= limits.idle {
+            Some(Ended::Idle)
+        } else {
+            None
+        }
+    }
+
+    /// When it ends if no request comes: `session_idle` after the last
+    /// one, at most `session_max` after the sign-in.
+    pub fn ends_at(&self, limits: Limits) -> Timestamp {
+        let idle = self.last_seen.plus(limits.idle);
+        let max = self.signed_in_at.plus(limits.max);
+        if idle.unix_millis() < max.unix_millis() {
+            idle
+        } else {
+            max
+        }
+    }
+
+    /// How long its record is kept from `now`: to its end, and
+    /// [`KEPT_AFTER_END`] more.
+    pub fn keep_for(&self, now: Timestamp, limits: Limits) -> Duration {
+        self.ends_at(limits).since(now) + KEPT_AFTER_END
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn admin_wins_and_no_listed_value_is_no_role() {
+        let (agents, admins) = (strings(&["agents"]), strings(&["admins"]));
+        let role = |v: Value| role_of(Some(&v), &agents, &admins);
+        assert_eq!(role(json!("agents")), Some(ConsoleRole::Agent));
+        assert_eq!(role(json!(["x", "agents"])), Some(ConsoleRole::Agent));
+        assert_eq!(role(json!(["agents", "admins"])), Some(ConsoleRole::Admin));
+        assert_eq!(role(json!("admins")), Some(ConsoleRole::Admin));
+        assert_eq!(role(json!(["x"])), None);
+        assert_eq!(role(json!("Agents")), None);
+        assert_eq!(role(json!(42)), None);
+        assert_eq!(role_of(None, &agents, &admins), None);
+    }
+
+    #[test]
+    fn the_name_is_the_preferred_username_else_the_email_else_the_name() {
+        let name = |v: Value| person_name(v.as_object().unwrap());
+        let all = json!({"preferred_username": "jdoe", "email": "j@x", "name": "J"});
+        assert_eq!(name(all).as_deref(), Some("jdoe"));
+        let some = json!({"preferred_username": "", "email": "j@x", "name": "J"});
+        assert_eq!(name(some).as_deref(), Some("j@x"));
+        assert_eq!(name(json!({"name": "J"})).as_deref(), Some("J"));
+        assert_eq!(name(json!({})), None);
+    }
+
+    #[test]
+    fn a_session_ends_idle_or_at_its_absolute_limit() {
+        let t0 = Timestamp::from_unix_seconds(1_795_000_000);
+        let limits = Limits {
+            idle: Duration::from_secs(900),
+            max: Duration::from_secs(3600),
+        };
+        let mut s = Session {
+            team: "acme".into(),
+            sub: "u-1".into(),
+            name: None,
+            role: ConsoleRole::Agent,
+            signed_in_at: t0,
+            last_seen: t0,
+        };
+        let at = |secs| t0.plus(Duration::from_secs(secs));
+        assert_eq!(s.ended(at(899), limits), None);
+        assert_eq!(s.ended(at(900), limits), Some(Ended::Idle));
+        s.last_seen = at(3000);
+        assert_eq!(s.ended(at(3599), limits), None);
+        assert_eq!(s.ended(at(3600), limits), Some(Ended::MaxAge));
+        assert_eq!(s.ends_at(limits), at(3600));
+        assert_eq!(
+            s.keep_for(at(3000), limits),
+            Duration::from_secs(600) + KEPT_AFTER_END
+        );
+    }
+}

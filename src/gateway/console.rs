@@ -1,0 +1,562 @@
+//! The console's sign-in at a team's workforce provider
+//! (docs/console-sign-in.md): the hosted login's relying party
+//! (`gateway::oidc`'s flow, code exchange and ID token checks) with the
+//! console's redirect URI, then a server-side session, found by the keyed
+//! hash of the id its cookie holds, that ends at sign-out, after
+//! `session_idle` without a request, or `session_max` after sign-in. Each
+//! sign-in, refused sign-in and end is an audit entry committed with it.
+use serde::{Deserialize, Serialize};
+
+use super::core::audit::{chain, written};
+use super::oidc::{authorization_endpoint, proven_claims, ProviderAnswer};
+use super::records::{put, retry, Loaded, Record};
+use super::Core;
+use crate::config::{ConsoleOidc, Team};
+use crate::domain::audit::{Acting, Action, Actor, Draft, Outcome, Target, Via};
+use crate::domain::console_session::{self as rules, Ended, Limits, Session};
+use crate::error::Error;
+use crate::oidc::flow::{self, Flow, STATE_TTL};
+use crate::oidc::provider::KeyUse;
+use crate::oidc::OidcError;
+use crate::store::{keys, Backoff, Commit, Op};
+use crate::time::Timestamp;
+
+/// A sign-in started at `GET /console/{team}/sign-in`, kept under the
+/// digest of its state until the provider's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SignInStarted {
+    #[serde(rename = "t")]
+    team: String,
+    #[serde(flatten)]
+    flow: Flow,
+}
+
+/// The team of a session, found from its cookie alone.
+#[derive(Debug, Serialize, Deserialize)]
+struct SessionTeam {
+    #[serde(rename = "t")]
+    team: String,
+}
+
+impl Record for SignInStarted {}
+impl Record for SessionTeam {}
+impl Record for Session {}
+
+/// The purpose of the keyed hash under which a session is stored.
+const SESSION_HASH: &str = "console-session";
+
+/// The longest session id read from a cookie (ours are 43 characters).
+const MAX_SESSION_ID: usize = 128;
+
+/// A started sign-in: where the browser goes, its state (which names the
+/// cookie) and the secret its cookie keeps.
+#[derive(Debug)]
+pub struct SignInStart {
+    pub location: String,
+    pub state: String,
+    pub browser_secret: String,
+}
+
+/// Why a sign-in was refused; each is an HTML page of its own status and
+/// (but [`SignInRefusal::NoConsole`]) a `console.sign_in_failed` entry.
+#[derive(Debug)]
+pub enum SignInRefusal {
+    /// No such team, or it has no `[console.oidc]` (404).
+    NoConsole,
+    /// The state is unknown, stale, answered, another team's or another
+    /// browser's, or the answer names another provider (400).
+    State(OidcError),
+    /// The provider answered an error (400), or failed (502).
+    Provider(OidcError),
+    /// The ID token failed a check (401).
+    Token(OidcError),
+    /// The role claim has no listed value (403).
+    NoRole,
+    /// The store failed (503).
+    Store(Error),
+}
+
+impl SignInRefusal {
+    /// `detail.reason` of its `console.sign_in_failed`.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            SignInRefusal::NoConsole | SignInRefusal::Store(_) => None,
+            SignInRefusal::State(_) => Some("state_mismatch"),
+            SignInRefusal::Provider(_) => Some("provider_error"),
+            SignInRefusal::Token(_) => Some("invalid_token"),
+            SignInRefusal::NoRole => Some("no_role"),
+        }
+    }
+
+    fn of(e: OidcError) -> Self {
+        match e {
+            OidcError::BadState(_) | OidcError::WrongIssuer => SignInRefusal::State(e),
+            OidcError::Cancelled | OidcError::Provider(_) => SignInRefusal::Provider(e),
+            OidcError::InvalidIdToken(_) | OidcError::Unverified(_) => SignInRefusal::Token(e),
+        }
+    }
+}
+
+impl From<Error> for SignInRefusal {
+    fn from(e: Error) -> Self {
+        SignInRefusal::Store(e)
+    }
+}
+
+impl From<crate::store::StoreError> for SignInRefusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        SignInRefusal::Store(e.into())
+    }
+}
+
+/// A person signed in: the id the session cookie holds, and how long it
+/// may live.
+#[derive(Debug)]
+pub struct SignedIn {
+    pub session_id: String,
+    pub max_age: std::time::Duration,
+}
+
+/// How a provider's answer ended, and whether it used up the state it
+/// named (only then is that state's cookie cleared).
+#[derive(Debug)]
+pub struct SignInFinish {
+    pub outcome: Result<SignedIn, SignInRefusal>,
+    pub answered: bool,
+}
+
+/// Where the workforce provider sends the browser back.
+pub fn redirect_uri(core: &Core, team: &str) -> String {
+    format!(
+        "{}/console/{team}/callback",
+        core.config().server.public_url
+    )
+}
+
+fn console_of<'c>(core: &'c Core, team: &str) -> Option<(&'c Team, &'c ConsoleOidc)> {
+    let team = core.config().team(team)?;
+    Some((team, team.console.oidc.as_ref()?))
+}
+
+/// `GET /console/{team}/sign-in`: a fresh state, nonce and PKCE verifier,
+/// kept [`STATE_TTL`]; the browser goes to the provider.
+pub async fn start_sign_in(
+    core: &Core,
+    team: &str,
+    now: Timestamp,
+) -> Result<SignInStart, SignInRefusal> {
+    let (team, console) = console_of(core, team).ok_or(SignInRefusal::NoConsole)?;
+    let oidc = &console.provider;
+    let endpoint = authorization_endpoint(core, oidc, now)
+        .await
+        .map_err(SignInRefusal::of)?;
+    let state = flow::random_value();
+    let (flow, browser_secret) = Flow::begin(&oidc.issuer, None, now);
+    let started = SignInStarted {
+        team: team.id.clone(),
+        flow,
+    };
+    let key = keys::console_sign_in(&flow::digest(&state));
+    let op = put(&key, 0, &started, Some(STATE_TTL))?;
+    core.write(vec![op]).await?;
+    let location = flow::authorization_url(
+        &endpoint,
+        oidc,
+        &redirect_uri(core, &team.id),
+        &state,
+        &started.flow.nonce,
+        &started.flow.verifier,
+        &flow::Hints::default(),
+    );
+    Ok(SignInStart {
+        location,
+        state,
+        browser_secret,
+    })
+}
+
+/// `GET /console/{team}/callback`: the state (this team's, this
+/// browser's, live; consumed), then the answer and its ID token as the
+/// hosted login checks them, then the role; a new session on success.
+/// `cookie`: the browser secret of the state's cookie.
+pub async fn finish_sign_in(
+    core: &Core,
+    team: &str,
+    answer: ProviderAnswer,
+    cookie: Option<&str>,
+    via: &Via,
+    now: Timestamp,
+) -> SignInFinish {
+    let Some((team, console)) = console_of(core, team) else {
+        return SignInFinish {
+            outcome: Err(SignInRefusal::NoConsole),
+            answered: false,
+        };
+    };
+    let taken = take_state(core, &team.id, answer.state.as_deref(), cookie, now).await;
+    let answered = taken.is_ok();
+    let mut person = (None, None);
+    let outcome = match taken {
+        Ok(started) => {
+            signed_in(
+                core,
+                team,
+                console,
+                &started,
+                &answer,
+                &mut person,
+                via,
+                now,
+            )
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = match outcome {
+        Err(refusal) => Err(recorded_refusal(core, team, refusal, person, via, now).await),
+        ok => ok,
+    };
+    SignInFinish { outcome, answered }
+}
+
+/// A refused sign-in, recorded as `console.sign_in_failed` (a store that
+/// fails then makes it a 503).
+async fn recorded_refusal(
+    core: &Core,
+    team: &Team,
+    refusal: SignInRefusal,
+    (sub, name): (Option<String>, Option<String>),
+    via: &Via,
+    now: Timestamp,
+) -> SignInRefusal {
+    let Some(reason) = refusal.reason() else {
+        return refusal;
+    };
+    tracing::info!(team = %team.id, reason, "console sign-in refused");
+    let acting = Acting::new(Actor::signed_in(sub.as_deref(), name.as_deref()), via);
+    let make = || {
+        let mut d = Draft::success(Action::ConsoleSignInFailed, &acting, Target::default())
+            .with("reason", reason);
+        d.outcome = Outcome::Denied;
+        vec![d]
+    };
+    match super::audit::append(core, &team.id, make, now).await {
+        Ok(_) => refusal,
+        Err(e) => SignInRefusal::Store(e),
+    }
+}
+
+/// The person the answer proves, with a role: a new session, committed
+/// with its `console.signed_in`. `person` is filled as soon as the token
+/// names one, for the entry of a refusal.
+#[allow(clippy::too_many_arguments)]
+async fn signed_in(
+    core: &Core,
+    team: &Team,
+    console: &ConsoleOidc,
+    started: &SignInStarted,
+    answer: &ProviderAnswer,
+    person: &mut (Option<String>, Option<String>),
+    via: &Via,
+    now: Timestamp,
+) -> Result<SignedIn, SignInRefusal> {
+    let redirect = redirect_uri(core, &team.id);
+    let (claims, proven) = proven_claims(
+        core,
+        &console.provider,
+        &started.flow,
+        answer,
+        &redirect,
+        KeyUse::Console,
+        now,
+    )
+    .await
+    .map_err(SignInRefusal::of)?;
+    *person = (
+        Some(proven.customer_id.clone()),
+        rules::person_name(&claims),
+    );
+    let roles = &console.roles;
+    let claim = claims.get(&roles.claim);
+    let role = rules::role_of(claim, &roles.agent_values, &roles.admin_values)
+        .ok_or(SignInRefusal::NoRole)?;
+    let session = Session {
+        team: team.id.clone(),
+        sub: proven.customer_id,
+        name: person.1.clone(),
+        role,
+        signed_in_at: now,
+        last_seen: now,
+    };
+    let session_id = flow::random_value();
+    begin_session(core, console, &session, &session_id, via, now).await?;
+    Ok(SignedIn {
+        session_id,
+        max_age: console.session_max,
+    })
+}
+
+fn limits(console: &ConsoleOidc) -> Limits {
+    Limits {
+        idle: console.session_idle,
+        max: console.session_max,
+    }
+}
+
+fn session_hash(core: &Core, session_id: &str) -> String {
+    core.pepper()
+        .keyed_hash(SESSION_HASH, session_id.as_bytes())
+}
+
+/// Writes the new session: its team's pointer first (on its own: it
+/// names only a team), then the session with its `console.signed_in`.
+async fn begin_session(
+    core: &Core,
+    console: &ConsoleOidc,
+    session: &Session,
+    session_id: &str,
+    via: &Via,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let hash = session_hash(core, session_id);
+    let limits = limits(console);
+    let pointer = keys::console_session_team(&hash);
+    let team = SessionTeam {
+        team: session.team.clone(),
+    };
+    let lives = limits.max + rules::KEPT_AFTER_END;
+    core.write(vec![put(&pointer, 0, &team, Some(lives))?])
+        .await?;
+    let key = keys::console_session(&session.team, &hash);
+    let acting = Acting::new(session_actor(session), via);
+    let drafts = || {
+        vec![Draft::success(
+            Action::ConsoleSignedIn,
+            &acting,
+            Target::default(),
+        )]
+    };
+    let op = || put(&key, 0, session, Some(session.keep_for(now, limits)));
+    committed(core, &session.team, op, drafts, now).await
+}
+
+/// The actor of what a session does: the person, without a key.
+pub fn session_actor(session: &Session) -> Actor {
+    Actor::signed_in(Some(&session.sub), session.name.as_deref())
+}
+
+/// `op` and `drafts` in one commit, the drafts chained after the team's
+/// head as it stands; again when another writer moved it.
+async fn committed(
+    core: &Core,
+    team: &str,
+    op: impl Fn() -> crate::error::Result<Op>,
+    drafts: impl Fn() -> Vec<Draft>,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let mut backoff = Backoff::default();
+    loop {
+        let chained = chain(core, team, drafts(), now).await?;
+        let mut ops = vec![op()?];
+        ops.extend(chained.ops);
+        match core.write(ops).await? {
+            Commit::Applied => {
+                written(&chained.entries);
+                return Ok(());
+            }
+            Commit::Conflict { .. } => backoff.wait().await?,
+        }
+    }
+}
+
+/// The started sign-in `state` names, if it was started for `team`, is
+/// this browser's and still live; consumed, so that it answers once.
+async fn take_state(
+    core: &Core,
+    team: &str,
+    state: Option<&str>,
+    cookie: Option<&str>,
+    now: Timestamp,
+) -> Result<SignInStarted, SignInRefusal> {
+    let state = state
+        .filter(|s| !s.is_empty() && s.len() <= 256)
+        .ok_or(OidcError::BadState("no state"))
+        .map_err(SignInRefusal::of)?;
+    let key = keys::console_sign_in(&flow::digest(state));
+    let taken = retry(|| async {
+        let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+        let loaded = Loaded::<SignInStarted>::parse(key.clone(), raw)?;
+        let refused = |why| Ok(Some(Err(OidcError::BadState(why))));
+        let Some(started) = loaded.value else {
+            return refused("unknown or answered");
+        };
+        if started.team != team {
+            return refused("started for another team");
+        }
+        if !started.flow.live(now) {
+            return refused("older than 10 minutes");
+        }
+        if !started.flow.same_browser(cookie) {
+            return refused("not this browser's");
+        }
+        let op = Op::Delete {
+            key: key.clone(),
+            expected: loaded.version,
+        };
+        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
+    })
+    .await?;
+    taken.map_err(SignInRefusal::of)
+}
+
+/// Where a session's records are: its hash, its team's limits and key.
+struct Located {
+    hash: String,
+    limits: Limits,
+    key: String,
+}
+
+/// The session the cookie's id names, as far as its team: none is 401.
+async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
+    if session_id.is_empty() || session_id.len() > MAX_SESSION_ID {
+        return Err(Error::Unauthorized);
+    }
+    let hash = session_hash(core, session_id);
+    let pointer = keys::console_session_team(&hash);
+    let raw = core
+        .get(std::slice::from_ref(&pointer))
+        .await?
+        .pop()
+        .flatten();
+    let team = Loaded::<SessionTeam>::parse(pointer, raw)?
+        .value
+        .ok_or(Error::Unauthorized)?
+        .team;
+    // A team whose [console.oidc] went since signs no one in any more.
+    let (_, console) = console_of(core, &team).ok_or(Error::Unauthorized)?;
+    Ok(Located {
+        key: keys::console_session(&team, &hash),
+        limits: limits(console),
+        hash,
+    })
+}
+
+/// The live session `session_id` names, its idle time restarted by this
+/// request; 401 `unauthorized` when there is none, or it has ended (the
+/// end then recorded as `console.signed_out`, once).
+pub async fn session_of(
+    core: &Core,
+    session_id: &str,
+    via: &Via,
+    now: Timestamp,
+) -> Result<Session, Error> {
+    let at = locate(core, session_id).await?;
+    retry(|| async {
+        let (version, session) = read_session(core, &at.key).await?;
+        let Some(mut session) = session else {
+            return Ok(Some(Err(Error::Unauthorized)));
+        };
+        if let Some(ended) = session.ended(now, at.limits) {
+            let ended = end(core, &at.key, version, &session, ended, via, now).await;
+            return ended.map(|()| Some(Err(Error::Unauthorized)));
+        }
+        session.last_seen = now;
+        let op = put(
+            &at.key,
+            version,
+            &session,
+            Some(session.keep_for(now, at.limits)),
+        )?;
+        match core.write(vec![op]).await? {
+            Commit::Applied => Ok(Some(Ok(session))),
+            // Another request of this session touched it first: read again.
+            Commit::Conflict { .. } => Ok(None),
+        }
+    })
+    .await?
+}
+
+/// `POST /console/sign-out`: the session ends now (`ended` `logout`).
+pub async fn sign_out(
+    core: &Core,
+    session_id: &str,
+    via: &Via,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let at = locate(core, session_id).await?;
+    let (version, session) = read_session(core, &at.key).await?;
+    let session = session.ok_or(Error::Unauthorized)?;
+    let ended = session.ended(now, at.limits);
+    end(
+        core,
+        &at.key,
+        version,
+        &session,
+        ended.unwrap_or(Ended::Logout),
+        via,
+        now,
+    )
+    .await?;
+    // Its pointer names only a team; it goes too (else at its TTL).
+    let pointer = keys::console_session_team(&at.hash);
+    let _ = core
+        .write(vec![Op::Delete {
+            key: pointer,
+            expected: 0,
+        }])
+        .await;
+    match ended {
+        Some(_) => Err(Error::Unauthorized),
+        None => Ok(()),
+    }
+}
+
+async fn read_session(core: &Core, key: &str) -> crate::error::Result<(u64, Option<Session>)> {
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
+    let loaded = Loaded::<Session>::parse(key.to_string(), raw)?;
+    Ok((loaded.version, loaded.value))
+}
+
+/// Deletes the session, with its `console.signed_out` (`ended`), in one
+/// commit; a session another request ended first is left to it.
+async fn end(
+    core: &Core,
+    key: &str,
+    version: u64,
+    session: &Session,
+    ended: Ended,
+    via: &Via,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let acting = Acting::new(session_actor(session), via);
+    let drafts = || {
+        vec![
+            Draft::success(Action::ConsoleSignedOut, &acting, Target::default())
+                .with("ended", ended.as_str()),
+        ]
+    };
+    let mut backoff = Backoff::default();
+    loop {
+        let chained = chain(core, &session.team, drafts(), now).await?;
+        let mut ops = vec![Op::Delete {
+            key: key.to_string(),
+            expected: version,
+        }];
+        ops.extend(chained.ops);
+        match core.write(ops).await? {
+            Commit::Applied => {
+                written(&chained.entries);
+                return Ok(());
+            }
+            Commit::Conflict { .. } => {
+                // Only the head moved: chain again. The session itself
+                // changed or went: its end is the other request's.
+                let (now_version, _) = read_session(core, key).await?;
+                if now_version != version {
+                    return Ok(());
+                }
+                backoff.wait().await?;
+            }
+        }
+    }
+}
