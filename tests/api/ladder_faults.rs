@@ -486,15 +486,27 @@ enum Signal {
 }
 
 /// `n` ladders on built gateways sharing one Redis, in real time:
-/// `advance_after` 2 s, Telegram answering in 4 s (longer than a step's
-/// time-out, as a slow provider does). The first instance takes the
-/// time-outs alone and is ended with `signal` while Telegram holds its
-/// sends; a second one takes over. With no signal both run throughout.
+/// `advance_after` 2 s, Telegram answering the first `n` sends in 4 s and
+/// the others in 3 s (each longer than a step's time-out, as a slow
+/// provider's, and within the 5 s a send may take). The first instance takes the time-outs alone and is ended
+/// with `signal` while Telegram holds its sends; a second one takes over.
+/// With no signal both run throughout.
 async fn run_processes(signal: Signal, n: usize, m: usize) -> Option<Tally> {
     let setup = ladder(&STEPS, "advance_after = \"2s\"");
     let app = spawn_with(Backend::Redis, setup).await?;
     providers_answer_with_ids(&app).await;
-    tg_takes_after(&app, Duration::from_secs(4)).await;
+    Mock::given(method("POST"))
+        .and(path("/tg/sendVerificationMessage"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": true, "result": {"request_id": "req-1"}}))
+                .set_delay(Duration::from_secs(4)),
+        )
+        .up_to_n_times(n as u64)
+        .with_priority(1)
+        .mount(&app.chat)
+        .await;
+    tg_takes_after(&app, Duration::from_secs(3)).await;
     let first = Instance::start(&app.dir).await;
     let both = matches!(signal, Signal::None);
     let mut second = if both {
@@ -564,9 +576,13 @@ async fn run_processes(signal: Signal, n: usize, m: usize) -> Option<Tally> {
 
 /// The kill -9, SIGTERM and two-instance runs on processes, one line
 /// each: `cargo test --test api ladder_faults::processes -- --nocapture`.
+/// Eight ladders: as many time-outs as one team's lane sends at once
+/// (docs/operations.md#background-work), so that every one is mid-send
+/// when the first instance ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn processes() {
-    const N: usize = 10;
+    const N: usize = 8;
+    let mut runs = Vec::new();
     for (m, signal) in [Signal::Kill, Signal::Term, Signal::None]
         .into_iter()
         .enumerate()
@@ -574,6 +590,10 @@ async fn processes() {
         let Some(t) = run_processes(signal, N, m).await else {
             return;
         };
-        holds(&t, N, false);
+        runs.push(t);
+    }
+    // Every line printed first, then held to the rules.
+    for t in &runs {
+        holds(t, N, false);
     }
 }
