@@ -203,7 +203,7 @@ fn open_to_others(_: &std::fs::Metadata) -> bool {
 /// Runs `warn` the first time this process meets `what` (a secret file
 /// others may read, a demo default taken): a reload reads the files
 /// again without a second warning (docs/operations.md#logs).
-fn warn_once(what: &str, warn: impl FnOnce()) {
+pub(super) fn warn_once(what: &str, warn: impl FnOnce()) {
     static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
     let first = WARNED
         .lock()

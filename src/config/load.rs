@@ -32,6 +32,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
     let config = load_all_but_sms_length(path, env)?;
     super::sms_length::check(&config)?;
+    super::validate::warn_short_advance_after(&config);
     Ok(config)
 }
 

@@ -330,6 +330,44 @@ fn overrides(t: &TemplateOverrides, purpose: Purpose) -> Option<&str> {
     t.texts.get(purpose.as_str()).map(String::as_str)
 }
 
+/// One warning when a team's delivery ladder hands a step's code on
+/// sooner than another instance can take over a step whose instance died
+/// (`domain::ladder::TAKEOVER`): such a step is sent again after its
+/// time-out, and the ladder then moves on at once — it never stops, but
+/// `otp.advance_after` is not kept across the death
+/// (docs/decisions/0200-an-advance-after-shorter-than-a-takeover-warns.md).
+/// Not an error: the ladder works, and short times suit a demo or a test.
+/// One line however many teams (counted, the first named), once per
+/// process for the same finding: a reload that changes nothing says
+/// nothing again. Answers the line (tests).
+pub(super) fn warn_short_advance_after(config: &Config) -> Option<String> {
+    let takeover = crate::domain::ladder::TAKEOVER;
+    let short = |s: &Settings| !s.otp.ladder.is_empty() && s.otp.advance_after.get() < takeover;
+    let layer = |t: &Team| {
+        let channel = t.channel_settings.iter().find(|(_, s)| short(s));
+        match (short(&t.settings), channel) {
+            (true, _) => Some(("settings".to_string(), t.settings.otp.advance_after)),
+            (false, Some((name, s))) => {
+                Some((format!("channel_settings.{name}"), s.otp.advance_after))
+            }
+            (false, None) => None,
+        }
+    };
+    let mut found = config
+        .teams
+        .values()
+        .filter_map(|t| layer(t).map(|l| (t, l)));
+    let (team, (at, value)) = found.next()?;
+    let more = found.count();
+    let line = format!(
+        "otp.advance_after ({value}) of team {:?} ({at}) and of {more} more team(s) is shorter than the {} another instance needs to take over a ladder step whose instance died: such a step is sent again after its time-out and the ladder moves on at once",
+        team.id,
+        humantime::format_duration(takeover),
+    );
+    super::interpolate::warn_once(&line, || tracing::warn!(teams = more + 1, "{line}"));
+    Some(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -414,6 +414,34 @@ impl std::fmt::Debug for Ladder {
     }
 }
 
+/// Why a delivery ladder moved on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdvanceReason {
+    /// The provider reported the current step's message `failed`.
+    Failed,
+    /// It was not `delivered` within `otp.advance_after`.
+    Timeout,
+    /// The bot asked.
+    Requested,
+}
+
+impl AdvanceReason {
+    pub const ALL: [AdvanceReason; 3] = [
+        AdvanceReason::Failed,
+        AdvanceReason::Timeout,
+        AdvanceReason::Requested,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdvanceReason::Failed => "failed",
+            AdvanceReason::Timeout => "timeout",
+            AdvanceReason::Requested => "requested",
+        }
+    }
+}
+
 /// A step that took the code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentStep {
@@ -434,6 +462,10 @@ pub struct SentStep {
     /// recorded it until the answer, 2 while the one resend of a step
     /// whose first sender died is under way (docs/api.md#delivery-ladder).
     pub in_flight: u8,
+    /// Why the ladder moved to it (`None`: the ladder's first step, which
+    /// no move took): its `challenge.advanced` says so, whichever
+    /// instance records the step's send.
+    pub reason: Option<AdvanceReason>,
 }
 
 impl Ladder {

@@ -5,14 +5,29 @@
 //! Which steps may take the code ([`targets`]) is decided here on plain
 //! values; the gateway counts each step's destination, sends, and moves
 //! the ladder on (`gateway::ladder`).
+pub use super::challenge::{AdvanceReason, Ladder, SentStep};
 use super::challenge::{Challenge, ChallengeState};
-pub use super::challenge::{Ladder, SentStep};
 use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
 use super::interaction::InteractionRecord;
 use super::settings::OtpSettings;
 use crate::error::Error;
 use crate::time::Timestamp;
+use std::time::Duration;
+
+/// How long a step's send (or a claimed time-out) holds its due entry
+/// before another instance may take it over: the sender renews it while
+/// its provider answers, and an instance that dies stops renewing
+/// (docs/decisions/0097-a-ladder-time-out-is-a-lease.md).
+pub const LEASE: Duration = Duration::from_secs(4);
+
+/// How long after an instance's death another instance has taken over
+/// the step it was sending, at most: its [`LEASE`] runs out, and the
+/// next sweep (every 0.5 s) of any instance takes the entry. An
+/// `otp.advance_after` shorter than this cannot be kept across a death
+/// (a warning at start-up and reload,
+/// docs/decisions/0200-an-advance-after-shorter-than-a-takeover-warns.md).
+pub const TAKEOVER: Duration = Duration::from_secs(5);
 
 /// A step that may take the code: where it goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,7 +298,10 @@ pub fn withdraw_step(c: &mut Challenge, refused: &SentStep, before: Option<Deliv
 /// `step`'s message, as `message_id` (`None`: it names none, or the
 /// step is given up on): its send is no longer under way. `false` when
 /// the challenge is no longer open or has moved past the step (the
-/// message is not the challenge's any more).
+/// message is not the challenge's any more), or another sender recorded
+/// the step's answer first — of the senders of one step (its first send
+/// and its resend), one records it, and so one announces its move
+/// ([`announced_move`]).
 pub fn record_message(
     c: &mut Challenge,
     step: &SentStep,
@@ -298,6 +316,22 @@ pub fn record_message(
     current.message_id = message_id;
     current.in_flight = 0;
     true
+}
+
+/// The move that brought challenge `c`'s ladder to its current step:
+/// the channel that had the code before it and why it moved — what its
+/// `challenge.advanced` says, committed with the step's answer
+/// ([`record_message`]), whichever instance records it (the mover, or the
+/// one that took the step over after the mover died). `None` on the
+/// ladder's first step, which no move took. A step recorded before moves
+/// kept their reason is taken as a time-out's.
+pub fn announced_move(c: &Challenge) -> Option<(String, AdvanceReason)> {
+    let l = c.ladder.as_ref()?;
+    let [.., previous, current] = l.sent.as_slice() else {
+        return None;
+    };
+    let reason = current.reason.unwrap_or(AdvanceReason::Timeout);
+    Some((previous.channel.clone(), reason))
 }
 
 /// What a ladder's time-out that came due does.
@@ -343,14 +377,15 @@ pub fn claim_resend(c: &mut Challenge, step: &SentStep, now: Timestamp) -> bool 
 /// When challenge `c`'s ladder is next due on the due queue, at `now`:
 /// while its current step's send is under way, at `lease` from now (a
 /// sender that dies leaves it to another); else at the current step's
-/// time-out. `None` (no entry) when the challenge is no longer open, its
-/// message arrived, it is on its last step, or its time-out has passed
-/// already (acted on).
+/// time-out — also when that has passed already (a step whose answer was
+/// recorded late, after a takeover's resend, moves on at once, never
+/// stops). `None` (no entry) when the challenge is no longer open, its
+/// message arrived, or it is on its last step.
 pub fn next_due(
     c: &Challenge,
     otp: &OtpSettings,
     now: Timestamp,
-    lease: std::time::Duration,
+    lease: Duration,
 ) -> Option<Timestamp> {
     let l = c.ladder.as_ref()?;
     if c.state(now) != ChallengeState::Open {
@@ -363,7 +398,21 @@ pub fn next_due(
         .delivery_state
         .as_ref()
         .is_some_and(|d| d.status.arrived());
-    l.advance_at(otp).filter(|at| !arrived && *at > now)
+    l.advance_at(otp).filter(|_| !arrived)
+}
+
+/// [`next_due`] after a move that was tried and did not happen (a
+/// time-out that found the next destination at its limit, or every
+/// provider refusing): a time-out passed already was acted on by that
+/// move, and is not due again (it would be tried again at every sweep);
+/// one still ahead stays.
+pub fn due_after_failed_move(
+    c: &Challenge,
+    otp: &OtpSettings,
+    now: Timestamp,
+    lease: Duration,
+) -> Option<Timestamp> {
+    next_due(c, otp, now, lease).filter(|at| *at > now)
 }
 
 #[cfg(test)]
@@ -468,6 +517,7 @@ mod tests {
             sent_at: now,
             left_at: None,
             in_flight: 0,
+            reason: None,
         });
         assert_eq!(l.later_steps(), 2..3);
         assert_eq!(l.advance_at(&otp), Some(now.plus(otp.advance_after.get())));
@@ -479,6 +529,7 @@ mod tests {
             sent_at: now,
             left_at: None,
             in_flight: 0,
+            reason: None,
         });
         assert_eq!(l.later_steps(), 3..3);
         assert_eq!(l.advance_at(&otp), None, "the last step stays");
@@ -497,6 +548,7 @@ mod tests {
             sent_at: now,
             left_at,
             in_flight: 0,
+            reason: None,
         };
         let mut l = Ladder {
             steps: steps(&["wa", "tg", "sms"]),
@@ -556,6 +608,7 @@ mod tests {
             sent_at: now,
             left_at: None,
             in_flight: 0,
+            reason: None,
         };
         let mut c = ladder_challenge(&otp, now);
         c.channel = Some("wa".into());
@@ -618,6 +671,7 @@ mod tests {
             sent_at: now,
             left_at: None,
             in_flight: 0,
+            reason: None,
         };
         let mut c = ladder_challenge(&otp, now);
         let due = Some(now.plus(otp.advance_after.get()));
@@ -696,6 +750,7 @@ mod tests {
             sent_at: now,
             left_at: None,
             in_flight: 0,
+            reason: None,
         };
         assert!(record_step(&mut c, None, wa.clone(), otp, now) != StepRecord::Lost);
         c.delivery_state = Some(DeliveryState {
@@ -707,6 +762,7 @@ mod tests {
             channel: "sms".into(),
             message_id: None,
             in_flight: 1,
+            reason: Some(AdvanceReason::Requested),
             ..wa.clone()
         };
         assert!(record_step(&mut c, Some(&wa), sms.clone(), otp, now) != StepRecord::Lost);
@@ -791,6 +847,26 @@ mod tests {
         assert!(!claim_resend(&mut c, &sms, now));
     }
 
+    /// [`announced_move`]: a step a move took names the step before it and
+    /// the move's reason, whoever records its answer; the first step none.
+    #[test]
+    fn the_move_a_step_announces_is_the_one_that_took_it() {
+        let otp = OtpSettings::default();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let (mut c, sms) = sending(&otp, now);
+        let moved = Some(("wa".to_string(), AdvanceReason::Requested));
+        assert_eq!(announced_move(&c), moved);
+        // Its resend records the same move.
+        assert!(claim_resend(&mut c, &sms, now));
+        assert!(record_message(&mut c, &sms, Some("SM1".into()), now));
+        assert_eq!(announced_move(&c), moved);
+        // Once: the first sender's answer, later, records nothing.
+        assert!(!record_message(&mut c, &sms, Some("SM0".into()), now));
+        // The first step: no move.
+        c.ladder.as_mut().unwrap().sent.truncate(1);
+        assert_eq!(announced_move(&c), None);
+    }
+
     /// One test per rung of [`next_due`].
     #[test]
     fn a_ladder_is_due_at_its_lease_while_sending_else_at_its_time_out() {
@@ -805,7 +881,13 @@ mod tests {
         assert!(record_message(&mut c, &sms, Some("SM1".into()), now));
         let at = now.plus(otp.advance_after.get());
         assert_eq!(next_due(&c, &otp, now, lease), Some(at));
-        assert_eq!(next_due(&c, &otp, at, lease), None, "acted on");
+        // Recorded after its time-out (a takeover's resend answered
+        // late): due at once, not dropped; after a move that was tried
+        // at the time-out and did not happen: not due again.
+        let late = at.plus(std::time::Duration::from_secs(3));
+        assert_eq!(next_due(&c, &otp, late, lease), Some(at), "due at once");
+        assert_eq!(due_after_failed_move(&c, &otp, late, lease), None);
+        assert_eq!(due_after_failed_move(&c, &otp, now, lease), Some(at));
         // Arrived: none.
         c.delivery_state.as_mut().unwrap().status = DeliveryStatus::Delivered;
         assert_eq!(next_due(&c, &otp, now, lease), None);

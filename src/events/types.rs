@@ -261,33 +261,8 @@ pub struct ChallengeAdvanced {
     pub reason: AdvanceReason,
 }
 
-/// Why a delivery ladder moved on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AdvanceReason {
-    /// The provider reported the current step's message `failed`.
-    Failed,
-    /// It was not `delivered` within `otp.advance_after`.
-    Timeout,
-    /// The bot asked.
-    Requested,
-}
-
-impl AdvanceReason {
-    pub const ALL: [AdvanceReason; 3] = [
-        AdvanceReason::Failed,
-        AdvanceReason::Timeout,
-        AdvanceReason::Requested,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AdvanceReason::Failed => "failed",
-            AdvanceReason::Timeout => "timeout",
-            AdvanceReason::Requested => "requested",
-        }
-    }
-}
+/// Why a delivery ladder moved on (the domain's, as the event says it).
+pub use crate::domain::challenge::AdvanceReason;
 
 /// `challenge.failed`: the challenge a wrong code was given for, or an app
 /// challenge that ended unapproved (with its `reason`).

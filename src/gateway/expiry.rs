@@ -363,3 +363,21 @@ async fn announce_due(gw: &Core, team: &Team, id: Uuid, entry: Op, now: Timestam
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::SWEEP_EVERY;
+    use crate::domain::ladder::{LEASE, TAKEOVER};
+
+    /// A ladder step whose instance died comes due when its lease runs
+    /// out, and the next sweep takes it: within the takeover time that
+    /// docs/decisions/0200-an-advance-after-shorter-than-a-takeover-warns.md
+    /// warns of.
+    #[test]
+    fn a_dead_instance_s_step_is_taken_over_within_the_takeover_time() {
+        assert!(
+            LEASE + SWEEP_EVERY <= TAKEOVER,
+            "{LEASE:?} + {SWEEP_EVERY:?}"
+        );
+    }
+}

@@ -51,7 +51,7 @@ pub(crate) async fn start_ladder(app: &TestApp, id: &str) -> reqwest::Response {
     crate::challenges::start(app, id, json!({"method": "otp", "delivery": "ladder"})).await
 }
 
-async fn advance(app: &TestApp, id: &str, cid: &str) -> reqwest::Response {
+pub(crate) async fn advance(app: &TestApp, id: &str, cid: &str) -> reqwest::Response {
     app.post_json(
         &format!("/v1/interactions/{id}/challenges/{cid}/advance"),
         Some(&app.keys.bot),
@@ -68,7 +68,7 @@ fn digits(text: &str) -> String {
 }
 
 /// The codes each fake provider received, in order: `(step, code)`.
-async fn sent(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) async fn sent(app: &TestApp) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for r in app.chat.received_requests().await.unwrap_or_default() {
         let p = r.url.path();
@@ -99,7 +99,7 @@ async fn wa_refuses(app: &TestApp) {
 }
 
 /// Makes the fake Telegram gateway take codes (`request_id` `req-1`).
-async fn tg_takes(app: &TestApp) {
+pub(crate) async fn tg_takes(app: &TestApp) {
     Mock::given(method("POST"))
         .and(path("/tg/sendVerificationMessage"))
         .respond_with(ResponseTemplate::new(200).set_body_json(
@@ -502,7 +502,7 @@ both_stores!(
 
 /// Makes the fake Telegram gateway take codes only after `delay` (real
 /// time), so that a move is still sending while something else happens.
-async fn tg_takes_after(app: &TestApp, delay: Duration) {
+pub(crate) async fn tg_takes_after(app: &TestApp, delay: Duration) {
     Mock::given(method("POST"))
         .and(path("/tg/sendVerificationMessage"))
         .respond_with(

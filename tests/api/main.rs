@@ -28,6 +28,7 @@ mod identifiers;
 mod interactions;
 mod interop;
 mod ladder;
+mod ladder_faults;
 mod languages;
 mod lockouts;
 mod login_callback;

@@ -723,3 +723,47 @@ fn a_number_checks_section_names_each_missing_or_foreign_key() {
         "not a key of kind twilio_lookup",
     );
 }
+
+#[test]
+fn an_advance_after_shorter_than_a_takeover_warns_once() {
+    let fx = Fixture::new();
+    fx.edit(
+        ACME,
+        "[settings.otp]",
+        "[settings.otp]\nladder = [\"sms\", \"email\"]",
+    );
+    let load = || {
+        let (config, kept) = crate::config::deferring(|| fx.load());
+        (config.expect("a short advance_after loads"), kept.lines())
+    };
+    // The default (45 s): nothing said.
+    assert_eq!(load().1, Vec::<String>::new());
+    // Shorter than a takeover: loads, with one warning naming the key,
+    // the team and the takeover's time.
+    fx.edit(
+        ACME,
+        "[settings.otp]",
+        "[settings.otp]\nadvance_after = \"3s\"",
+    );
+    let (config, lines) = load();
+    assert_eq!(
+        config.teams["acme"]
+            .settings
+            .otp
+            .advance_after
+            .get()
+            .as_secs(),
+        3
+    );
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains("otp.advance_after (3s) of team \"acme\" (settings)")
+            && lines[0].contains("5s"),
+        "{lines:?}"
+    );
+    // A reload that finds the same says nothing again.
+    assert_eq!(load().1, Vec::<String>::new());
+    // The takeover's time itself is enough.
+    fx.edit(ACME, "advance_after = \"3s\"", "advance_after = \"5s\"");
+    assert_eq!(load().1, Vec::<String>::new());
+}

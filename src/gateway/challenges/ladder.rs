@@ -28,12 +28,12 @@ use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::domain::transaction;
 use crate::error::{Error, Result};
-use crate::events::types::{AdvanceReason, ChallengeAdvanced, DeliveryReported, ReportedChallenge};
+use crate::events::types::{AdvanceReason, DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
 use crate::gateway::polls::{Ask, Polls};
 use crate::gateway::reports::{self, FailedStep};
 use crate::gateway::work::Step;
-use crate::gateway::{number_checks, Core, InteractionView};
+use crate::gateway::{number_checks, Core};
 use crate::store::{keys, IndexEntry};
 use crate::time::{Clock, Timestamp};
 
@@ -71,6 +71,7 @@ pub(in crate::gateway) async fn start_ladder(
         cid,
         from: None,
         allowance: started.allowance.clone(),
+        reason: None,
     };
     let expires_at = started.expires_at;
     let sending = send_claimed(
@@ -243,6 +244,7 @@ async fn open_ladder(
                     cid,
                     from: None,
                     allowance,
+                    reason: None,
                 };
                 let claimed = steps::claim_in(core, team, w, &mv, &targets, false, now).await?;
                 let claimed = claimed.ok_or(Error::internal("a new ladder did not stand"))?;
@@ -302,6 +304,7 @@ pub async fn advance_ladder(
         cid,
         from,
         allowance,
+        reason: Some(reason),
     };
     // 2. Record the move (one of moves at once), then send.
     let Some(claimed) = steps::claim(core, team, &mv, &targets, now).await? else {
@@ -311,50 +314,33 @@ pub async fn advance_ladder(
         core, team, &mv, rec, claimed, &targets, &code, expires_at, now,
     );
     let took = took.await?;
-    // 3. Record the answer; the previous step's message is withdrawn.
+    // 3. Record the answer, with the move's `challenge.advanced`; the
+    // previous step's message is withdrawn.
     let Some(done) = steps::record_sent(core, team, &mv, &took, now).await? else {
         withdraw(core, &took).await;
         return lost_move(core, team, id, cid, now).await;
     };
-    if let Some(p) = mv.from.as_ref() {
-        if let Some(m) = &p.message_id {
-            core.channels().revoke(&p.channel, m).await;
-        }
-    }
-    let previous = mv.from.map(|p| p.channel);
-    let read = announce_move(core, team, &done.rec, cid, previous, reason, now).await?;
+    steps::count_move(done.value);
+    withdraw_left(core, &mv).await;
+    let (c, state) = done
+        .rec
+        .challenge_at(cid, now)
+        .ok_or(Error::NotFound("no such challenge"))?;
+    let read = ChallengeView::of(c, state);
     // Reports that came first may move it on again (boxed, for the
     // recursion); the answer is the read as of this move.
     Box::pin(remember_step(core, team, id, cid, &took, now)).await;
     Ok(read)
 }
 
-/// `challenge.advanced` for the move of challenge `cid` of `rec` (as
-/// committed) from `previous`, for `reason`; answers the read.
-async fn announce_move(
-    core: &Core,
-    team: &Team,
-    rec: &InteractionRecord,
-    cid: Uuid,
-    previous: Option<String>,
-    reason: AdvanceReason,
-    now: Timestamp,
-) -> Result<ChallengeView> {
-    let (c, state) = rec
-        .challenge_at(cid, now)
-        .ok_or(Error::NotFound("no such challenge"))?;
-    let read = ChallengeView::of(c, state);
-    let challenge = serde_json::to_value(&read)
-        .map_err(|e| Error::internal_from("a challenge read could not be encoded", e))?;
-    let advanced = EventData::ChallengeAdvanced(ChallengeAdvanced {
-        challenge,
-        previous_channel: previous.unwrap_or_default(),
-        reason,
-    });
-    let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
-    core.emit(advanced, now, &interaction).await?;
-    metrics::counter!("chatgate_ladder_advances_total", "reason" => reason.as_str()).increment(1);
-    Ok(read)
+/// Withdraws the message of the step `mv` moved from, where its step
+/// can: best effort.
+async fn withdraw_left(core: &Core, mv: &Move) {
+    if let Some(p) = mv.from.as_ref() {
+        if let Some(m) = &p.message_id {
+            core.channels().revoke(&p.channel, m).await;
+        }
+    }
 }
 
 /// Withdraws `took`'s message where its step can (its move was
@@ -502,7 +488,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
         member: due_member(id, cid),
         score: lease,
     };
-    let to = polls.now().plus(steps::LEASE).unix_millis();
+    let to = polls.now().plus(ladder::LEASE).unix_millis();
     if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::LadderTimeOut {
             team: team.id.clone(),
@@ -536,6 +522,7 @@ pub(in crate::gateway) async fn time_out_step(
         cid,
         from: None,
         allowance: None,
+        reason: None,
     };
     let acted = match resume(core, team, id, cid, now).await {
         Ok(true) => Ok(()),
@@ -585,6 +572,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
         cid,
         from,
         allowance,
+        reason: step.reason,
     };
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);
@@ -613,11 +601,14 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
         now,
     );
     let took = took.await?;
-    if steps::record_sent(core, team, &mv, &took, now)
-        .await?
-        .is_none()
-    {
-        withdraw(core, &took).await;
+    // Its answer, with the move's `challenge.advanced` (the mover died
+    // before it could announce it).
+    match steps::record_sent(core, team, &mv, &took, now).await? {
+        Some(done) => {
+            steps::count_move(done.value);
+            withdraw_left(core, &mv).await;
+        }
+        None => withdraw(core, &took).await,
     }
     remember_step(core, team, id, cid, &took, now).await;
     Ok(true)

@@ -19,20 +19,18 @@ use crate::domain::challenge::Challenge;
 use crate::domain::delivery_status::DeliveryState;
 use crate::domain::destination::DestinationSends;
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::ladder::{self, SentStep, StepRecord, Target};
+use crate::domain::ladder::{self, AdvanceReason, SentStep, StepRecord, Target, LEASE};
 use crate::domain::otp::OtpCode;
 use crate::domain::settings::OtpSettings;
 use crate::error::{Error, Result};
+use crate::events::types::ChallengeAdvanced;
+use crate::events::EventData;
 use crate::gateway::records::{put, Loaded, StoredSends};
 use crate::gateway::work::{Done, Step, Work};
 use crate::gateway::{voice, Core};
 use crate::store::{keys, IndexEntry, Op};
 use crate::time::Timestamp;
 
-/// How long a step's send (or a claimed time-out) holds its due entry
-/// before another instance may take it over: inside the 5 s within
-/// which a dead instance's step is acted on.
-pub(super) const LEASE: Duration = Duration::from_secs(4);
 /// How often a sender renews its lease while the provider answers.
 const RENEW_EVERY: Duration = Duration::from_millis(1500);
 
@@ -44,12 +42,14 @@ pub fn due_member(id: Uuid, cid: Uuid) -> String {
 
 /// A move of challenge `cid` of interaction `id`: from the step that
 /// had the code when it started (`None`: none yet), counting each
-/// destination in `allowance`'s count.
+/// destination in `allowance`'s count, for `reason` (`None`: the
+/// ladder's start, which is no move).
 pub(super) struct Move {
     pub id: Uuid,
     pub cid: Uuid,
     pub from: Option<SentStep>,
     pub allowance: Option<String>,
+    pub reason: Option<AdvanceReason>,
 }
 
 /// A step recorded as taking the code, its send under way.
@@ -136,9 +136,40 @@ impl Counts {
 /// The op that leaves challenge `c`'s due entry where it is next due
 /// (`ladder::next_due`), and that score.
 fn due_op(team: &Team, mv: &Move, c: &Challenge, otp: &OtpSettings, now: Timestamp) -> (Op, i64) {
+    due_op_at(team, mv, c, ladder::next_due(c, otp, now, LEASE), now)
+}
+
+/// The op that leaves challenge `c`'s due entry where a move that did not
+/// happen leaves it (`ladder::due_after_failed_move`).
+fn due_op_after_failed_move(
+    team: &Team,
+    mv: &Move,
+    c: &Challenge,
+    otp: &OtpSettings,
+    now: Timestamp,
+) -> Op {
+    due_op_at(
+        team,
+        mv,
+        c,
+        ladder::due_after_failed_move(c, otp, now, LEASE),
+        now,
+    )
+    .0
+}
+
+/// The op that leaves challenge `c`'s due entry at `due` (`None`: removed),
+/// and that score.
+fn due_op_at(
+    team: &Team,
+    mv: &Move,
+    c: &Challenge,
+    due: Option<Timestamp>,
+    now: Timestamp,
+) -> (Op, i64) {
     let key = keys::due_queue(&team.id);
     let member = due_member(mv.id, mv.cid);
-    match ladder::next_due(c, otp, now, LEASE) {
+    match due {
         Some(at) => {
             let ttl = c.expires_at.since(now) + Duration::from_secs(3600);
             let score = at.unix_millis();
@@ -206,6 +237,7 @@ fn record_claim(
         sent_at: now,
         left_at: None,
         in_flight: 1,
+        reason: mv.reason,
     };
     let otp = &w.settings.otp;
     if ladder::record_step(c, mv.from.as_ref(), step.clone(), otp, now) == StepRecord::Lost {
@@ -284,7 +316,7 @@ pub(super) async fn refused(
                     allowance: mv.allowance.clone(),
                     ..*mv
                 };
-                let op = due_op(team, mv, c, &s.otp, now).0;
+                let op = due_op_after_failed_move(team, mv, c, &s.otp, now);
                 let picked = ladder::pick(rest, false, |t| counts.take(&dkey(t), now, &s.otp));
                 let claimed = match picked {
                     Ok(i) => record_claim(team, w, &next, &rest[i], dkey(&rest[i]), now)?,
@@ -403,36 +435,90 @@ async fn renew(
 }
 
 /// Records the provider's answer to `took`'s step: its message id, its
-/// send done, its due entry at the step's time-out. `None`: the
-/// challenge ended or moved past the step meanwhile (nothing written).
+/// send done, its due entry at the step's time-out (at once when that has
+/// passed), and the move that brought the ladder there announced
+/// (`challenge.advanced`), all in one commit — so a move is announced
+/// once, by whichever of its senders records it (the mover, or the
+/// instance that took the step over). `None`: the challenge ended or
+/// moved past the step meanwhile, or another sender recorded it (nothing
+/// written); else the reason of the move announced, if it was one.
 pub(super) async fn record_sent(
     core: &Core,
     team: &Team,
     mv: &Move,
     took: &Took,
     now: Timestamp,
-) -> Result<Option<Done<()>>> {
-    let done = core
-        .transact(team, mv.id, now, |w| {
-            Box::pin(async move {
-                let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == mv.cid) else {
-                    return Ok(Step::Answer(false));
-                };
-                let m = took.sent.message_id.clone();
-                if !ladder::record_message(c, &took.claimed.step, m, now) {
-                    return Ok(Step::Answer(false));
-                }
-                let op = due_op(team, mv, c, &w.settings.otp, now).0;
-                w.also(op);
-                Ok(Step::Write(true))
-            })
+) -> Result<Option<Done<Option<AdvanceReason>>>> {
+    let m = took.sent.message_id.clone();
+    let done = record_answer(core, team, mv, &took.claimed.step, m, now).await?;
+    Ok(match done.value {
+        Some(announced) => Some(Done {
+            value: announced,
+            view: done.view,
+            rec: done.rec,
+        }),
+        None => None,
+    })
+}
+
+/// [`record_sent`]'s unit of work: step `step`'s answer, `message_id`
+/// (`None`: given up on), and its move's event. `value`: `None` when it
+/// was not recorded; else the reason of the move announced.
+async fn record_answer(
+    core: &Core,
+    team: &Team,
+    mv: &Move,
+    step: &SentStep,
+    message_id: Option<String>,
+    now: Timestamp,
+) -> Result<Done<Option<Option<AdvanceReason>>>> {
+    core.transact(team, mv.id, now, |w| {
+        let message_id = message_id.clone();
+        Box::pin(async move {
+            let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == mv.cid) else {
+                return Ok(Step::Answer(None));
+            };
+            if !ladder::record_message(c, step, message_id, now) {
+                return Ok(Step::Answer(None));
+            }
+            let op = due_op(team, mv, c, &w.settings.otp, now).0;
+            let event = advanced(c, now)?;
+            w.also(op);
+            let reason = event.map(|(data, reason)| {
+                w.emit(data);
+                reason
+            });
+            Ok(Step::Write(Some(reason)))
         })
-        .await?;
-    Ok(done.value.then_some(Done {
-        value: (),
-        view: done.view,
-        rec: done.rec,
-    }))
+    })
+    .await
+}
+
+/// `challenge.advanced` for the move that brought challenge `c`'s ladder
+/// to its current step (`ladder::announced_move`), with the challenge's
+/// read at `now`, and the move's reason; `None` on its first step.
+fn advanced(c: &Challenge, now: Timestamp) -> Result<Option<(EventData, AdvanceReason)>> {
+    let Some((previous_channel, reason)) = ladder::announced_move(c) else {
+        return Ok(None);
+    };
+    let read = super::read::ChallengeView::of(c, c.state(now));
+    let challenge = serde_json::to_value(&read)
+        .map_err(|e| Error::internal_from("a challenge read could not be encoded", e))?;
+    let data = EventData::ChallengeAdvanced(ChallengeAdvanced {
+        challenge,
+        previous_channel,
+        reason,
+    });
+    Ok(Some((data, reason)))
+}
+
+/// Counts a move announced (`chatgate_ladder_advances_total`), once its
+/// commit is in.
+pub(super) fn count_move(reason: Option<AdvanceReason>) {
+    if let Some(reason) = reason {
+        metrics::counter!("chatgate_ladder_advances_total", "reason" => reason.as_str())
+            .increment(1);
+    }
 }
 
 /// Leaves the due entry of `mv`'s challenge where its ladder is next due
@@ -445,7 +531,7 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
                 w.as_announcement();
                 let c = w.rec.challenge.clone().filter(|c| c.id == mv.cid);
                 let op = match c {
-                    Some(c) => due_op(team, mv, &c, &w.settings.otp, now).0,
+                    Some(c) => due_op_after_failed_move(team, mv, &c, &w.settings.otp, now),
                     None => Op::QueueRemove {
                         key: keys::due_queue(&team.id),
                         member: due_member(mv.id, mv.cid),
@@ -471,8 +557,9 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
 /// Takes step `step` of `mv`'s challenge on again after its sender died
 /// (`ladder::TimeOut`): `resend`, its one resend is recorded as under
 /// way, with a lease of its own (`Some`, to send); else (the resend's
-/// sender died too) it is taken as sent, with no message id. `None` also
-/// when the step is no longer so (answered, withdrawn, taken by another).
+/// sender died too) it is taken as sent, with no message id, and its
+/// move announced ([`record_sent`]'s unit of work). `None` also when the
+/// step is no longer so (answered, withdrawn, taken by another).
 pub(super) async fn claim_again(
     core: &Core,
     team: &Team,
@@ -481,6 +568,11 @@ pub(super) async fn claim_again(
     resend: bool,
     now: Timestamp,
 ) -> Result<Option<Claimed>> {
+    if !resend {
+        let done = record_answer(core, team, mv, step, None, now).await?;
+        count_move(done.value.flatten());
+        return Ok(None);
+    }
     let done = core
         .transact(team, mv.id, now, |w| {
             Box::pin(async move {
@@ -488,11 +580,7 @@ pub(super) async fn claim_again(
                 let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == mv.cid) else {
                     return Ok(Step::Answer(None));
                 };
-                let taken = match resend {
-                    true => ladder::claim_resend(c, step, now),
-                    false => ladder::record_message(c, step, None, now),
-                };
-                if !taken {
+                if !ladder::claim_resend(c, step, now) {
                     return Ok(Step::Answer(None));
                 }
                 let (op, lease) = due_op(team, mv, c, otp, now);
@@ -505,7 +593,7 @@ pub(super) async fn claim_again(
                         error: None,
                     });
                 w.also(op);
-                let claimed = resend.then(|| Claimed {
+                Ok(Step::Write(Some(Claimed {
                     target: Target {
                         index: step.index,
                         channel: step.channel.clone(),
@@ -523,8 +611,7 @@ pub(super) async fn claim_again(
                     ),
                     before,
                     lease,
-                });
-                Ok(Step::Write(claimed))
+                })))
             })
         })
         .await?;

@@ -20,7 +20,7 @@ use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, InteractionRecord, Link, LinkUse, Method,
     PendingBinding, PendingStepUp, RequestedLocale,
 };
-use crate::domain::ladder::{Ladder, SentStep};
+use crate::domain::ladder::{AdvanceReason, Ladder, SentStep};
 use crate::domain::number_check::{NumberCheck, Source};
 use crate::domain::transaction::Transaction;
 use crate::time::{stored, Timestamp};
@@ -776,7 +776,28 @@ struct StoredSentStep {
     /// Which send of its message is under way (0, the default: none).
     #[serde(default, skip_serializing_if = "is_zero")]
     f: u8,
+    /// Why the ladder moved to it (absent: the first step, or a step
+    /// recorded before moves kept their reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    r: Option<StoredAdvanceReason>,
 }
+
+/// An [`AdvanceReason`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredAdvanceReason {
+    Failed,
+    Timeout,
+    Requested,
+}
+
+twins!(
+    AdvanceReason,
+    StoredAdvanceReason,
+    Failed,
+    Timeout,
+    Requested
+);
 
 fn is_zero(n: &u8) -> bool {
     *n == 0
@@ -797,6 +818,7 @@ impl From<&Ladder> for StoredLadder {
                     at: s.sent_at,
                     ls: s.left_at.map(Into::into),
                     f: s.in_flight,
+                    r: s.reason.map(Into::into),
                 })
                 .collect(),
             s: l.sealed_code.clone(),
@@ -819,6 +841,7 @@ impl From<StoredLadder> for Ladder {
                     sent_at: s.at,
                     left_at: s.ls.map(Into::into),
                     in_flight: s.f,
+                    reason: s.r.map(Into::into),
                 })
                 .collect(),
             sealed_code: l.s,

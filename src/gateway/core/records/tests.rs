@@ -138,6 +138,7 @@ fn full() -> InteractionRecord {
                     sent_at: ms(7),
                     left_at: None,
                     in_flight: 1,
+                    reason: Some(crate::domain::ladder::AdvanceReason::Failed),
                 }],
                 sealed_code: "sealed-too".into(),
             }),
@@ -284,7 +285,7 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
         r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
-        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1}],"s":"sealed-too"},"#,
+        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1,"r":"failed"}],"s":"sealed-too"},"#,
         r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
@@ -320,15 +321,18 @@ fn a_stored_interaction_of_today_reads_back_equal() {
     let (read, _) = decode_interaction(&unnamed, &key).expect("a binding without via");
     assert_eq!(read.binding.map(|b| b.via), Some(Vec::new()));
     // A ladder step kept before a step's send was recorded as under way
-    // reads as answered.
-    let answered = today.replace(r#","at":1800000000007,"f":1}"#, r#","at":1800000000007}"#);
+    // reads as answered; one kept before moves kept their reason, with none.
+    let answered = today.replace(
+        r#","at":1800000000007,"f":1,"r":"failed"}"#,
+        r#","at":1800000000007}"#,
+    );
     assert_ne!(answered, today);
-    let (read, _) = decode_interaction(&answered, &key).expect("a step without f");
+    let (read, _) = decode_interaction(&answered, &key).expect("a step without f or r");
     let step = read
         .challenge
         .and_then(|c| c.ladder)
-        .map(|l| l.sent[0].in_flight);
-    assert_eq!(step, Some(0));
+        .map(|l| (l.sent[0].in_flight, l.sent[0].reason));
+    assert_eq!(step, Some((0, None)));
     // The other answers, as stored today.
     for (text, answer) in [
         (
