@@ -538,6 +538,7 @@ mod tests {
             }),
             number_check: None,
             transaction: None,
+            call: None,
         }
     }
 

@@ -636,3 +636,21 @@ async fn an_entry_that_cannot_be_written_stops_its_action() {
         "still locked: {subject}"
     );
 }
+
+/// A key press names its team in its gather id: the call's record is
+/// read once, in that team alone, then the interaction, then one commit
+/// (docs/decisions/0212-a-gather-id-names-its-team.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_press_reads_its_call_once_in_its_own_team() {
+    let (counting, app) = on_counting_store_with(crate::voice::voice("")).await;
+    crate::voice::twilio_takes(&app).await;
+    let (_, _, url) = crate::voice::called(&app).await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    let heard = crate::voice::press(&app, &url).await;
+    assert!(heard.contains("Your verification code is"), "{heard}");
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst) - before,
+        3,
+        "a press: the call's record, the interaction, the commit"
+    );
+}
