@@ -6,6 +6,9 @@
 //! span: [`on`] is one atomic load. What a span may carry is decided in one
 //! place, `telemetry::traces::ALLOWED`.
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use opentelemetry::trace::TraceContextExt;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -48,9 +51,19 @@ pub fn turn_off() {
 }
 
 /// The server span of one request, named `{METHOD} {route}` (`{METHOD}`
-/// alone when no route matched), continuing the caller's `traceparent`.
+/// alone when no route matched), and the caller's `traceparent`, kept
+/// aside: the span continues the caller's trace only once a valid API key
+/// vouches for the caller ([`RemoteParent::adopt`]); otherwise it is a
+/// root, sampled by the ratio, that links the caller's span
+/// ([`RemoteParent::link_unadopted`]), so that a stranger's header cannot
+/// force a trace to be exported
+/// (docs/decisions/0214-a-stranger-s-traceparent-is-a-link.md).
 /// `http.response.status_code` and `chatgate.team` are recorded at the end.
-pub fn server(method: &'static str, route: Option<&str>, headers: &HeaderMap) -> tracing::Span {
+pub fn server(
+    method: &'static str,
+    route: Option<&str>,
+    headers: &HeaderMap,
+) -> (tracing::Span, RemoteParent) {
     let name = match route {
         Some(route) => format!("{method} {route}"),
         None => method.to_string(),
@@ -64,9 +77,47 @@ pub fn server(method: &'static str, route: Option<&str>, headers: &HeaderMap) ->
         chatgate.team = Empty,
     );
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    // A `traceparent` that does not parse leaves a fresh root.
-    let _ = span.set_parent(parent);
-    span
+    // A `traceparent` that does not parse leaves a fresh root, and nothing
+    // to adopt or link.
+    let valid = parent.span().span_context().is_valid();
+    let remote = RemoteParent(Arc::new(Mutex::new(valid.then(|| (span.clone(), parent)))));
+    (span, remote)
+}
+
+/// A request's `traceparent`, until its caller is known: adopted as the
+/// parent of the request's span when a valid API key vouches for the
+/// caller, else a link of it. The request's span starts only when
+/// something needs it (a child span, its context for a log line, its end;
+/// the trace layer does not start a span when it is entered), so a key
+/// checked before anything else is in time to name its parent.
+#[derive(Clone, Default)]
+pub struct RemoteParent(Arc<Mutex<Option<(tracing::Span, opentelemetry::Context)>>>);
+
+impl RemoteParent {
+    fn take(&self) -> Option<(tracing::Span, opentelemetry::Context)> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+
+    /// The caller presented a valid API key: the request's span continues
+    /// its trace (same trace id, its span as parent, its sampled flag
+    /// obeyed), unless the span has started already (it then stays a root
+    /// that links the caller's span).
+    pub fn adopt(&self) {
+        if let Some((span, parent)) = self.take() {
+            let linked = parent.span().span_context().clone();
+            if span.set_parent(parent).is_err() {
+                span.add_link(linked);
+            }
+        }
+    }
+
+    /// At the request's end: a `traceparent` no key vouched for is only a
+    /// link of the request's span, which is a root of its own trace.
+    pub fn link_unadopted(&self) {
+        if let Some((span, parent)) = self.take() {
+            span.add_link(parent.span().span_context().clone());
+        }
+    }
 }
 
 /// Records the answer's status on a server or client span.

@@ -15,7 +15,7 @@ use super::twilio::{check_signature, form_field, post_form};
 use super::{Channel, ChannelError, Message, Sent};
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::Report;
-use crate::domain::voice::{call_report, say_language, spoken_digits};
+use crate::domain::voice::{call_report, say_language, spoken_digits, GatherId, KeyPress};
 use crate::error::Error;
 
 /// The call's status events Twilio reports (one space-separated value).
@@ -165,6 +165,29 @@ impl TwilioVoiceConfig {
         signature: Option<&str>,
     ) -> Result<(), Error> {
         check_signature(self.auth_token.get(), url, fields, signature)
+    }
+
+    /// The key press posted to `url`, the gather URL of call `gather`,
+    /// with `fields` and `X-Twilio-Signature` `signature`: 401 for a
+    /// missing or wrong signature (nothing read); then the press, as a
+    /// plain value: the call it names, whether a key was pressed (a
+    /// `Digits` field that is not blank), and the call's `CallSid`.
+    pub fn key_press(
+        &self,
+        url: &str,
+        gather: &str,
+        fields: &[(String, String)],
+        signature: Option<&str>,
+    ) -> Result<KeyPress, Error> {
+        self.check_signed(url, fields, signature)?;
+        let digits = form_field(fields, "Digits");
+        Ok(KeyPress {
+            gather: GatherId::parse(gather),
+            pressed: digits.is_some_and(|d| !d.trim().is_empty()),
+            call_sid: form_field(fields, "CallSid")
+                .unwrap_or_default()
+                .to_string(),
+        })
     }
 
     /// The report of a status callback posted to `url` with `fields` and
@@ -431,6 +454,43 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn a_key_press_is_checked_then_read_into_a_plain_value() {
+        let cfg = config("https://api.twilio.com", None);
+        let gather = format!("{GATHER}.acme");
+        let url = gather_url("http://gateway.test", "voice", &gather);
+        let posted = fields(&[("CallSid", "CA1"), ("Digits", "7")]);
+        let sig = twilio_signature(TOKEN.as_bytes(), &url, &posted);
+        let press = cfg.key_press(&url, &gather, &posted, Some(&sig)).unwrap();
+        assert_eq!(press.gather.as_ref().and_then(|g| g.team()), Some("acme"));
+        assert!(press.pressed);
+        assert_eq!(press.call_sid, "CA1");
+        assert!(matches!(
+            cfg.key_press(&url, &gather, &posted, Some("wrong")),
+            Err(Error::InvalidSignature(_))
+        ));
+        assert!(matches!(
+            cfg.key_press(&url, &gather, &posted, None),
+            Err(Error::InvalidSignature(_))
+        ));
+        // No key, a blank one, or a URL that names no call.
+        for (digits, named) in [
+            (None, gather.as_str()),
+            (Some(" "), gather.as_str()),
+            (Some("1"), "nope"),
+        ] {
+            let url = gather_url("http://gateway.test", "voice", named);
+            let mut posted = fields(&[("CallSid", "CA1")]);
+            posted.extend(digits.map(|d| ("Digits".to_string(), d.to_string())));
+            let sig = twilio_signature(TOKEN.as_bytes(), &url, &posted);
+            let press = cfg.key_press(&url, named, &posted, Some(&sig)).unwrap();
+            assert!(
+                !(press.pressed && press.gather.is_some()),
+                "{digits:?} {named}"
+            );
+        }
     }
 
     #[test]

@@ -167,6 +167,9 @@ pub struct Challenge {
     pub number_check: Option<super::number_check::NumberCheck>,
     /// The payment it approves (docs/api.md#approving-one-payment).
     pub transaction: Option<Transaction>,
+    /// The call that reads its code, while it is open
+    /// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
+    pub call: Option<super::voice::VoiceCall>,
 }
 
 impl Challenge {
@@ -206,6 +209,7 @@ impl Challenge {
             ladder: None,
             number_check: None,
             transaction: None,
+            call: None,
         })
     }
 
@@ -234,6 +238,7 @@ impl Challenge {
             ladder: None,
             number_check: None,
             transaction: None,
+            call: None,
         }
     }
 
@@ -263,6 +268,7 @@ impl Challenge {
             ladder: None,
             number_check: None,
             transaction: None,
+            call: None,
         })
     }
 
@@ -290,6 +296,7 @@ impl Challenge {
             ladder: None,
             number_check: None,
             transaction: None,
+            call: None,
         }
     }
 
@@ -322,6 +329,7 @@ impl Challenge {
         Challenge {
             code_hash: String::new(),
             sealed_code: None,
+            call: None,
             ladder: self.ladder.as_ref().map(|l| Ladder {
                 sealed_code: String::new(),
                 ..l.clone()
@@ -370,6 +378,39 @@ impl Challenge {
     }
 }
 
+/// How long before its challenge's end a call's record is still deleted by
+/// the write that ends the challenge; closer to the end, its TTL (which
+/// ends there) is left to end it: the store's clock may run ahead of this
+/// instance's, and a delete of a record that already expired would not
+/// apply.
+pub const CALL_END_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The call whose record a write ends: the one `read`'s current challenge
+/// held, when the write leaves no open challenge holding it at `now` (the
+/// challenge was used, replaced, exhausted, closed, or its call replaced
+/// by another), and its end is more than [`CALL_END_MARGIN`] away. A
+/// current challenge that is no longer open lets go of its call in
+/// `written`, so that only one write deletes the record.
+pub fn ended_call(
+    read: Option<&Challenge>,
+    written: Option<&mut Challenge>,
+    now: crate::time::Timestamp,
+) -> Option<super::voice::VoiceCall> {
+    let kept = match written {
+        Some(c) if c.is_open(now) => c.call.clone(),
+        Some(c) => {
+            c.call = None;
+            None
+        }
+        None => None,
+    };
+    let read = read?;
+    let call = read.call.as_ref()?;
+    let still = kept.is_some_and(|k| k.gather == call.gather);
+    let far = now.plus(CALL_END_MARGIN) < read.expires_at;
+    (!still && far).then(|| call.clone())
+}
+
 impl fmt::Debug for Challenge {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Challenge")
@@ -386,6 +427,7 @@ impl fmt::Debug for Challenge {
             .field("delivery_state", &self.delivery_state)
             .field("ladder", &self.ladder)
             .field("transaction", &self.transaction)
+            .field("call", &self.call.as_ref().map(|_| ".."))
             .finish()
     }
 }
@@ -607,4 +649,79 @@ pub enum AttemptOutcome {
     /// A wrong code, counted on the challenge; 0 left on the
     /// `max_attempts`-th. The caller counts the subject's failure.
     Wrong { attempts_remaining: u32 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::voice::{GatherId, VoiceCall};
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_800_000_000_000 + s * 1000)
+    }
+
+    /// An OTP challenge open from 0 s to 180 s, its code read by a call.
+    fn called() -> Challenge {
+        let code = OtpCode::from_digits("123456").unwrap();
+        let otp = OtpSettings {
+            ttl: crate::time::Dur::from_secs(180),
+            max_attempts: 3,
+            ..Default::default()
+        };
+        let pepper = Pepper::new("test-pepper");
+        let id = Uuid::now_v7();
+        let mut c = Challenge::new_otp(
+            id,
+            Delivery::Voice,
+            &code,
+            &pepper,
+            &otp,
+            false,
+            false,
+            t(0),
+        )
+        .unwrap();
+        c.call = Some(VoiceCall {
+            channel: "voice".into(),
+            gather: GatherId::new("acme"),
+            version: 7,
+        });
+        c
+    }
+
+    #[test]
+    fn a_call_s_record_ends_with_its_challenge_and_only_then() {
+        let read = called();
+        let call = read.call.clone();
+        // Still open, same call: nothing ends.
+        let mut same = read.clone();
+        assert_eq!(ended_call(Some(&read), Some(&mut same), t(10)), None);
+        assert_eq!(same.call, call);
+        // Used or closed (no current one), or replaced: it ends.
+        assert_eq!(ended_call(Some(&read), None, t(10)), call);
+        let mut newer = called();
+        assert_eq!(ended_call(Some(&read), Some(&mut newer), t(10)), call);
+        assert!(newer.call.is_some(), "the newer one keeps its own call");
+        // Exhausted: it ends, and the challenge lets go of it.
+        let mut exhausted = read.clone();
+        exhausted.attempts_used = 3;
+        assert_eq!(ended_call(Some(&read), Some(&mut exhausted), t(10)), call);
+        assert_eq!(exhausted.call, None);
+        // Another call for the same challenge (a step sent again).
+        let mut recalled = read.clone();
+        recalled.call = Some(VoiceCall {
+            gather: GatherId::new("acme"),
+            ..read.call.clone().unwrap()
+        });
+        assert_eq!(ended_call(Some(&read), Some(&mut recalled), t(10)), call);
+        // Within the margin of its end, or past it: its TTL ends it.
+        let mut late = read.clone();
+        late.attempts_used = 3;
+        assert_eq!(ended_call(Some(&read), Some(&mut late), t(176)), None);
+        assert_eq!(late.call, None, "let go of all the same");
+        assert_eq!(ended_call(Some(&read), None, t(200)), None);
+        // Nothing read held a call.
+        let mut fresh = called();
+        assert_eq!(ended_call(None, Some(&mut fresh), t(10)), None);
+    }
 }

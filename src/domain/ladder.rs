@@ -590,6 +590,7 @@ mod tests {
             }),
             number_check: None,
             transaction: None,
+            call: None,
         }
     }
 

@@ -22,26 +22,44 @@ pub const NOT_HEARD: &str = "not_heard";
 const GATHER_BYTES: usize = 16;
 
 /// The opaque id of one call's key press, in the URL Twilio posts the
-/// press to: 32 lowercase hex digits of 128 random bits. It names a call,
-/// not a challenge, and says nothing of either.
+/// press to: 32 lowercase hex digits of 128 random bits, a `.`, and the
+/// team that placed the call, so that the press is looked up in that team
+/// alone (docs/decisions/0212-a-gather-id-names-its-team.md). It names a
+/// call, not a challenge or an interaction, and says nothing of either.
+/// An id of an earlier version is the 32 digits alone, and names no team.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatherId(String);
 
 impl GatherId {
-    /// A fresh id, from the operating system's CSPRNG.
-    pub fn new() -> Self {
+    /// A fresh id of a call of `team`, from the operating system's CSPRNG.
+    pub fn new(team: &str) -> Self {
         let mut bytes = [0u8; GATHER_BYTES];
         OsRng.fill_bytes(&mut bytes);
-        GatherId(hex::encode(bytes))
+        GatherId(format!("{}.{team}", hex::encode(bytes)))
     }
 
-    /// `s` when it has the shape of an id the gateway issues (anything
-    /// else names no call).
+    /// `s` when it has the shape of an id the gateway issues, or issued
+    /// before ids named their team (anything else names no call).
     pub fn parse(s: &str) -> Option<Self> {
-        let shaped = s.len() == GATHER_BYTES * 2
-            && s.bytes()
+        let (random, team) = match s.split_once('.') {
+            Some((random, team)) => (random, Some(team)),
+            None => (s, None),
+        };
+        let random_shaped = random.len() == GATHER_BYTES * 2
+            && random
+                .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        shaped.then(|| GatherId(s.to_string()))
+        let team_shaped = team.is_none_or(|t| {
+            (1..=64).contains(&t.len())
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        });
+        (random_shaped && team_shaped).then(|| GatherId(s.to_string()))
+    }
+
+    /// The team that placed the call (`None`: an id of an earlier version).
+    pub fn team(&self) -> Option<&str> {
+        self.0.split_once('.').map(|(_, team)| team)
     }
 
     pub fn as_str(&self) -> &str {
@@ -49,10 +67,28 @@ impl GatherId {
     }
 }
 
-impl Default for GatherId {
-    fn default() -> Self {
-        Self::new()
-    }
+/// A signed key press, as Twilio's form said it (read at the edge,
+/// `channels::twilio_voice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPress {
+    /// The call it is for (`None`: the URL names no call the gateway could
+    /// have issued).
+    pub gather: Option<GatherId>,
+    /// A key was pressed (`Digits` given and not blank).
+    pub pressed: bool,
+    /// Twilio's id of the call (`CallSid`; empty when absent).
+    pub call_sid: String,
+}
+
+/// The call that reads a challenge's code: its channel, its gather id, and
+/// the version its gather record was last written at, so that the commit
+/// that ends the challenge deletes that record
+/// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceCall {
+    pub channel: String,
+    pub gather: GatherId,
+    pub version: u64,
 }
 
 /// The texts a voice call says (template keys `voice_gate`, `voice_otp`,
@@ -79,12 +115,11 @@ pub enum Press {
     Unavailable,
 }
 
-/// The verdict on a press that sent `digits` (`None`: no `Digits` field)
-/// for a call whose challenge is `open` and whose code was read `readings`
-/// times: read while the challenge is open and the code was read fewer
-/// than [`MAX_READINGS`] times; otherwise unavailable.
-pub fn press(digits: Option<&str>, open: bool, readings: u32) -> Press {
-    let pressed = digits.is_some_and(|d| !d.trim().is_empty());
+/// The verdict on a press (`pressed`: a key was pressed) for a call whose
+/// challenge is `open` and whose code was read `readings` times: read while
+/// the challenge is open and the code was read fewer than
+/// [`MAX_READINGS`] times; otherwise unavailable.
+pub fn press(pressed: bool, open: bool, readings: u32) -> Press {
     if pressed && open && readings < MAX_READINGS {
         Press::Read {
             first: readings == 0,
@@ -149,17 +184,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_gather_id_is_128_random_bits_in_hex_and_only_that_shape_parses() {
-        let a = GatherId::new();
-        let b = GatherId::new();
+    fn a_gather_id_is_128_random_bits_in_hex_and_its_team_and_only_that_shape_parses() {
+        let a = GatherId::new("acme");
+        let b = GatherId::new("acme");
         assert_ne!(a, b);
-        assert_eq!(a.as_str().len(), 32);
+        let (random, team) = a.as_str().split_once('.').unwrap();
+        assert_eq!((random.len(), team), (32, "acme"));
+        assert_eq!(a.team(), Some("acme"));
         assert_eq!(GatherId::parse(a.as_str()), Some(a.clone()));
+        // An earlier version's id: the digits alone, no team.
+        let legacy = GatherId::parse(random).unwrap();
+        assert_eq!(legacy.team(), None);
         for bad in [
             "",
             "abc",
             &a.as_str().to_uppercase(),
-            &format!("{}0", a.as_str()),
+            &format!("{random}0"),
+            &format!("{random}."),
+            &format!("{random}.Acme"),
+            &format!("{random}.a/b"),
+            &format!("{random}.{}", "a".repeat(65)),
         ] {
             assert_eq!(GatherId::parse(bad), None, "{bad}");
         }
@@ -168,13 +212,12 @@ mod tests {
 
     #[test]
     fn a_press_reads_three_times_while_open_then_never() {
-        assert_eq!(press(Some("1"), true, 0), Press::Read { first: true });
-        assert_eq!(press(Some("#"), true, 1), Press::Read { first: false });
-        assert_eq!(press(Some("9"), true, 2), Press::Read { first: false });
-        assert_eq!(press(Some("1"), true, 3), Press::Unavailable);
-        assert_eq!(press(Some("1"), false, 0), Press::Unavailable);
-        assert_eq!(press(None, true, 0), Press::Unavailable);
-        assert_eq!(press(Some(""), true, 0), Press::Unavailable);
+        assert_eq!(press(true, true, 0), Press::Read { first: true });
+        assert_eq!(press(true, true, 1), Press::Read { first: false });
+        assert_eq!(press(true, true, 2), Press::Read { first: false });
+        assert_eq!(press(true, true, 3), Press::Unavailable);
+        assert_eq!(press(true, false, 0), Press::Unavailable);
+        assert_eq!(press(false, true, 0), Press::Unavailable);
     }
 
     #[test]

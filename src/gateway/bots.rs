@@ -55,9 +55,13 @@ pub async fn take_turn(
     let new = new_interaction(&turn, channel);
     let (found, _) = interactions::create_interaction(core, team, new, clock.now()).await?;
     // Run the action; a refusal is an answer, not an error.
-    let (done, left) = act(core, team, &found, &turn, clock).await;
-    // Read where the interaction stands now.
-    let interaction = interactions::get_interaction(core, team, found.id, clock.now()).await?;
+    let Acted { done, left, after } = act(core, team, &found, &turn, clock).await;
+    // Where the interaction stands now: as the action left it, when it
+    // says; else read once more.
+    let interaction = match after {
+        Some(view) => view,
+        None => interactions::get_interaction(core, team, found.id, clock.now()).await?,
+    };
     // Judge: an error that is no refusal stays the API's error.
     let status = interaction.status.into();
     let result = match done {
@@ -105,25 +109,44 @@ fn say(
     )
 }
 
-/// What the tag's action did, and the attempts left when it checked a code.
+/// What the tag's action did.
+struct Acted {
+    done: Result<Done>,
+    /// The attempts left, when it checked a code.
+    left: Option<u32>,
+    /// The interaction as the action left it, when it knows (a status
+    /// changes nothing; a verified code answers it): no read after it.
+    after: Option<InteractionView>,
+}
+
+/// What the tag's action did.
 async fn act(
     core: &Arc<Core>,
     team: &Team,
     found: &InteractionView,
     turn: &BotTurn,
     clock: &dyn Clock,
-) -> (Result<Done>, Option<u32>) {
+) -> Acted {
     let id = found.id;
+    let acted = |done, left| Acted {
+        done,
+        left,
+        after: None,
+    };
     match turn.tag {
-        Tag::Status => (Ok(Done::Read), None),
-        Tag::SendCode => (send_code(core, team, id, turn, clock).await, None),
+        Tag::Status => Acted {
+            done: Ok(Done::Read),
+            left: None,
+            after: Some(found.clone()),
+        },
+        Tag::SendCode => acted(send_code(core, team, id, turn, clock).await, None),
         Tag::CheckCode => {
             let open = found.open_challenge.as_ref().map(|c| c.challenge_id);
             let length = team.settings_for(&found.channel).otp.length;
             let code = turn.said.as_ref().and_then(|s| s.code(length));
             check_code(core, team, (id, open), code, clock.now()).await
         }
-        Tag::SendLink => (send_link(core, team, id, clock).await, None),
+        Tag::SendLink => acted(send_link(core, team, id, clock).await, None),
     }
 }
 
@@ -162,21 +185,30 @@ async fn check_code(
     (id, cid): (Uuid, Option<Uuid>),
     code: Option<String>,
     now: Timestamp,
-) -> (Result<Done>, Option<u32>) {
+) -> Acted {
+    let answered = |done, left| Acted {
+        done,
+        left,
+        after: None,
+    };
     let Some(cid) = cid else {
-        return (Ok(Done::NoChallenge), None);
+        return answered(Ok(Done::NoChallenge), None);
     };
     match code {
         Some(code) => match verify::verify_challenge(core, team, id, cid, &code, now).await {
-            Ok(_) => (Ok(Done::Verified), None),
+            Ok(verified) => Acted {
+                done: Ok(Done::Verified),
+                left: None,
+                after: Some(verified.interaction),
+            },
             Err(e @ Error::InvalidCode { attempts_remaining }) => {
-                (Err(e), Some(attempts_remaining))
+                answered(Err(e), Some(attempts_remaining))
             }
-            Err(e) => (Err(e), None),
+            Err(e) => answered(Err(e), None),
         },
         None => match read::read_challenge(core, team, id, cid, false, now).await {
-            Ok(c) => (Ok(Done::NotACode), Some(c.attempts_remaining)),
-            Err(e) => (Err(e), None),
+            Ok(c) => answered(Ok(Done::NotACode), Some(c.attempts_remaining)),
+            Err(e) => answered(Err(e), None),
         },
     }
 }

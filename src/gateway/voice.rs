@@ -4,14 +4,17 @@
 //! then reads the code, at most three times per challenge, while the
 //! challenge is open, and the first reading is the call's delivery
 //! (docs/decisions/0110-a-code-read-aloud-is-sealed-until-the-press.md).
-use uuid::Uuid;
+//! The gather id names its team, and the press arrives read at the edge
+//! (docs/decisions/0212-a-gather-id-names-its-team.md); the challenge
+//! names its call's record, which the commit that ends it deletes
+//! (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
+use std::time::Duration;
 
 use super::records::{put, Loaded, StoredGather};
 use super::reports;
 use super::work::Step;
 use super::Core;
-use crate::channels::twilio::form_field;
-use crate::channels::twilio_voice::{gather_url, TwilioVoiceConfig};
+use crate::channels::twilio_voice::TwilioVoiceConfig;
 use crate::channels::{Call, ChannelError, ChannelKind, Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::ChallengeState;
@@ -19,9 +22,9 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::reveal;
 use crate::domain::transaction::Transaction;
-use crate::domain::voice::{self, GatherId, Press, VoiceText};
+use crate::domain::voice::{self, GatherId, KeyPress, Press, VoiceCall, VoiceText};
 use crate::error::{Error, Result};
-use crate::store::{keys, Commit};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
 
 /// The language a call to `rec`'s customer speaks: the interaction's
@@ -33,15 +36,18 @@ fn call_locale<'t>(team: &'t Team, rec: &InteractionRecord) -> &'t str {
 
 /// What a message on `channel` carrying `code` (`purpose` `otp`) needs to
 /// be a call: `None` for any other channel or purpose; for a call, a fresh
-/// gather id whose record (the challenge of `rec`, the code sealed) is
-/// written before the call goes out, so the press always finds it.
+/// gather id of `team` whose record (the challenge of `rec`, the code
+/// sealed) is written before the call goes out, so the press always finds
+/// it, in one unit of work with the challenge, which now knows its call:
+/// the commit that ends the challenge deletes the record
+/// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
 pub(super) async fn prepare_call(
     core: &Core,
     team: &Team,
     rec: &InteractionRecord,
-    channel: &str,
-    purpose: Purpose,
+    (channel, purpose): (&str, Purpose),
     code: Option<&str>,
+    now: Timestamp,
 ) -> Result<Option<Call>> {
     if voice_config(core, channel).is_err() || purpose != Purpose::Otp {
         return Ok(None);
@@ -50,23 +56,56 @@ pub(super) async fn prepare_call(
     else {
         return Err(Error::internal("a call without its challenge or code"));
     };
-    let gather = GatherId::new();
+    let cid = challenge.id;
+    let gather = GatherId::new(&team.id);
     let record = StoredGather {
         i: rec.id,
-        c: challenge.id,
-        k: reveal::seal(&code, challenge.id, core.pepper())?,
+        c: cid,
+        k: reveal::seal(&code, cid, core.pepper())?,
         n: 0,
     };
-    // As long as the interaction may live: a late press is answered.
-    let ttl = team.settings_for(&rec.channel).interaction_ttl.get();
+    // Never past the challenge's end: a later press hears it is gone.
+    let ttl = challenge.expires_at.since(now);
     let key = keys::gather(&team.id, channel, gather.as_str());
     let op = put(&key, 0, &record, Some(ttl))?;
-    if let Commit::Conflict { .. } = core.write(vec![op]).await? {
-        return Err(Error::internal("a gather id was drawn twice"));
-    }
+    let version = written_version(&op);
+    let call = VoiceCall {
+        channel: channel.to_string(),
+        gather: gather.clone(),
+        version,
+    };
+    core.transact(team, rec.id, now, |w| {
+        let (op, call) = (op.clone(), call.clone());
+        Box::pin(async move {
+            let open = w
+                .rec
+                .challenge
+                .as_mut()
+                .filter(|c| c.id == cid && c.is_open(now));
+            let Some(c) = open else {
+                return Err(Error::internal(
+                    "the call's challenge ended before it went out",
+                ));
+            };
+            // A call placed before for this challenge (a step sent again)
+            // ends here: the write deletes its record.
+            c.call = Some(call);
+            w.also(op);
+            Ok(Step::Write(()))
+        })
+    })
+    .await?;
     Ok(Some(Call {
         gather: gather.as_str().to_string(),
     }))
+}
+
+/// The version a `Put` writes.
+fn written_version(op: &Op) -> u64 {
+    match op {
+        Op::Put { version, .. } => *version,
+        _ => 0,
+    }
 }
 
 /// [`prepare_call`] for a sender: what [`Core::send`] hands the channel
@@ -75,43 +114,30 @@ pub(super) async fn call_for(
     core: &Core,
     team: &Team,
     rec: &InteractionRecord,
-    channel: &str,
-    purpose: Purpose,
+    message: (&str, Purpose),
     code: Option<&str>,
+    now: Timestamp,
 ) -> std::result::Result<Option<Call>, ChannelError> {
-    prepare_call(core, team, rec, channel, purpose, code)
+    prepare_call(core, team, rec, message, code, now)
         .await
         .map_err(|_| ChannelError("the call could not be prepared".into()))
 }
 
 /// The `twilio_voice` channel `channel`: 404 for any other.
-fn voice_config<'c>(core: &'c Core, channel: &str) -> Result<&'c TwilioVoiceConfig> {
+pub fn voice_config<'c>(core: &'c Core, channel: &str) -> Result<&'c TwilioVoiceConfig> {
     match core.config().channels.get(channel).map(|c| &c.kind) {
         Some(ChannelKind::TwilioVoice(voice)) => Ok(voice),
         _ => Err(Error::NotFound("no twilio_voice channel of this name")),
     }
 }
 
-/// A key press Twilio posted to `channel`'s gather URL of call `gather`,
-/// with form `fields` and `X-Twilio-Signature` `signature`: the TwiML to
-/// answer. 404 for a channel that is not `twilio_voice`, 401 for a missing
-/// or wrong signature (nothing read); then the code, or that it is no
+/// A signed key press on `channel`, read at the edge
+/// (`TwilioVoiceConfig::key_press`): the TwiML to answer. 404 for a
+/// channel that is not `twilio_voice`; then the code, or that it is no
 /// longer available.
-pub async fn press(
-    core: &Core,
-    channel: &str,
-    gather: &str,
-    fields: &[(String, String)],
-    signature: Option<&str>,
-    now: Timestamp,
-) -> Result<String> {
+pub async fn press(core: &Core, channel: &str, press: KeyPress, now: Timestamp) -> Result<String> {
     let cfg = voice_config(core, channel)?;
-    let url = gather_url(&core.config().server.public_url, channel, gather);
-    cfg.check_signed(&url, fields, signature)?;
-    let heard = match GatherId::parse(gather) {
-        Some(g) => hear(core, channel, &g, fields, now).await?,
-        None => None,
-    };
+    let heard = hear(core, channel, &press, now).await?;
     let channel_cfg = core.config().channels.get(channel);
     let Some(heard) = heard else {
         // No interaction: the system's default language.
@@ -160,66 +186,90 @@ struct Heard<'t> {
     transaction: Option<Transaction>,
 }
 
-/// The press of call `gather` on `channel`, in the team that prepared it:
-/// `None` when no team knows the id.
+/// `press` of a call on `channel`, in the team its gather id names (one
+/// read of its record): `None` when the id names no call of a team that
+/// uses the channel. An id of an earlier version names no team: each team
+/// using the channel is asked in turn.
 async fn hear<'c>(
     core: &'c Core,
     channel: &str,
-    gather: &GatherId,
-    fields: &[(String, String)],
+    press: &KeyPress,
     now: Timestamp,
 ) -> Result<Option<Heard<'c>>> {
-    let teams = core
-        .config()
-        .teams
-        .values()
-        .filter(|t| t.uses_channel(channel));
-    for team in teams {
+    let Some(gather) = &press.gather else {
+        return Ok(None);
+    };
+    let config = core.config();
+    let named = gather.team().map(|t| config.team(t));
+    let teams: Vec<&Team> = match named {
+        Some(team) => team.into_iter().collect(),
+        None => config.teams.values().map(|t| &**t).collect(),
+    };
+    for team in teams.into_iter().filter(|t| t.uses_channel(channel)) {
         let key = keys::gather(&team.id, channel, gather.as_str());
         let raw = core.get(std::slice::from_ref(&key)).await?;
         let read: Loaded<StoredGather> = Loaded::parse(key, raw.into_iter().next().flatten())?;
-        if let Some(found) = read.value {
-            return read_aloud(core, team, found.i, &read.key, fields, now).await;
+        if read.value.is_some() {
+            return read_aloud(core, team, read, press, now).await;
         }
     }
     Ok(None)
 }
 
-/// One press of the call recorded under `key` on interaction `id`, as one
-/// unit of work: counted, and the first reading recorded as the call's
-/// delivery, when [`voice::press`] reads the code. `None`: the
-/// interaction is gone.
+/// One press of the call whose record was `read`, as one unit of work on
+/// its interaction: counted, and the first reading recorded as the call's
+/// delivery, when [`voice::press`] reads the code. The record is decided
+/// on as read; only a try after a concurrent write reads it again. `None`:
+/// the interaction is gone.
 async fn read_aloud<'t>(
     core: &Core,
     team: &'t Team,
-    id: Uuid,
-    key: &str,
-    fields: &[(String, String)],
+    read: Loaded<StoredGather>,
+    press: &KeyPress,
     now: Timestamp,
 ) -> Result<Option<Heard<'t>>> {
-    let digits = form_field(fields, "Digits");
-    let call = form_field(fields, "CallSid").unwrap_or_default();
+    let Some(id) = read.value.as_ref().map(|g| g.i) else {
+        return Ok(None);
+    };
+    let key = read.key.clone();
+    let mut as_read = Some(read);
     let done = core
         .transact(team, id, now, |w| {
+            let first = as_read.take();
+            let key = key.clone();
             Box::pin(async move {
                 w.as_announcement();
-                let raw = core.get(&[key.to_string()]).await?;
-                let read: Loaded<StoredGather> =
-                    Loaded::parse(key.to_string(), raw.into_iter().next().flatten())?;
+                let read = match first {
+                    Some(read) => read,
+                    None => {
+                        let raw = core.get(std::slice::from_ref(&key)).await?;
+                        Loaded::parse(key.clone(), raw.into_iter().next().flatten())?
+                    }
+                };
                 let Some(mut gather) = read.value else {
                     return Ok(Step::Answer(None));
                 };
-                let state = w.rec.challenge_at_mut(gather.c, now).map(|(_, s)| s);
-                let open = state == Some(ChallengeState::Open);
-                let Press::Read { first } = voice::press(digits, open, gather.n) else {
+                let found = w.rec.challenge_at_mut(gather.c, now);
+                let open = found.as_ref().map(|(_, s)| *s) == Some(ChallengeState::Open);
+                let Press::Read { first } = voice::press(press.pressed, open, gather.n) else {
                     return Ok(Step::Answer(None));
                 };
-                if first {
-                    reports::arrived_by_voice(core, w, gather.c, call, now);
-                }
                 gather.n += 1;
-                let ttl = w.settings.interaction_ttl.get();
-                w.also(put(key, read.version, &gather, Some(ttl))?);
+                let ttl = found.map_or(Duration::ZERO, |(c, _)| c.expires_at.since(now));
+                let op = put(&key, read.version, &gather, Some(ttl))?;
+                // The challenge knows the version its call's record is at.
+                let version = written_version(&op);
+                let this_call = |v: &&mut VoiceCall| {
+                    keys::gather(&team.id, &v.channel, v.gather.as_str()) == key
+                };
+                let challenge = w.rec.challenge_at_mut(gather.c, now);
+                if let Some(call) = challenge.and_then(|(c, _)| c.call.as_mut().filter(this_call)) {
+                    call.version = version;
+                }
+                if first {
+                    reports::arrived_by_voice(core, w, gather.c, &press.call_sid, now);
+                }
+                w.also(op);
                 Ok(Step::Write(Some((gather.c, gather.k))))
             })
         })

@@ -201,6 +201,10 @@ impl Caller {
             return Err(Error::Unauthorized);
         }
         let key = state.api_keys.find(key.trim()).ok_or(Error::Unauthorized)?;
+        // A caller with a key may continue its own trace.
+        if let Some(remote) = parts.extensions.get::<crate::spans::RemoteParent>() {
+            remote.adopt();
+        }
         if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
             slot.set(&key.team);
         }

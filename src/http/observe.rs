@@ -149,10 +149,13 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
             req.headers(),
         )
     });
+    if let Some((_, remote)) = &traced {
+        req.extensions_mut().insert(remote.clone());
+    }
     let path_team = traced
         .as_ref()
         .and_then(|_| team_in_path(&st, route, req.uri().path()));
-    let res = if let Some(span) = &traced {
+    let res = if let Some((span, _)) = &traced {
         super::guard(req, next).instrument(span.clone()).await
     } else if tracing::enabled!(Level::DEBUG) {
         let span = tracing::debug_span!("request", method, route, request_id);
@@ -170,7 +173,8 @@ pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: 
     let team = team.0.get().map(|t| &**t).or(path_team);
     let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     // The line is written inside the span, so that it carries the trace id.
-    let _inside = traced.as_ref().map(|span| {
+    let _inside = traced.as_ref().map(|(span, remote)| {
+        remote.link_unadopted();
         crate::spans::record_status(span, status);
         if let Some(team) = team {
             crate::spans::record_team(span, team);

@@ -16,6 +16,7 @@ use utoipa_axum::routes;
 use super::extract::{Now, PathParam, QueryParams};
 use super::openapi::{E400, E401, E403, E404, E413, E422, E503};
 use super::AppState;
+use crate::channels::twilio_voice::gather_url;
 use crate::error::Result;
 use crate::gateway::receipts::TwilioApi;
 
@@ -134,9 +135,11 @@ async fn twilio_voice_gather(
     body: Bytes,
 ) -> Result<Response> {
     let (fields, signature) = twilio_form(&headers, &body);
-    let twiml =
-        crate::gateway::voice::press(&st.gateway, &channel, &message, &fields, signature, now)
-            .await?;
+    // Read here, once: the gateway gets a plain press.
+    let cfg = crate::gateway::voice::voice_config(&st.gateway, &channel)?;
+    let url = gather_url(&st.gateway.config().server.public_url, &channel, &message);
+    let press = cfg.key_press(&url, &message, &fields, signature)?;
+    let twiml = crate::gateway::voice::press(&st.gateway, &channel, press, now).await?;
     Ok(([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], twiml).into_response())
 }
 

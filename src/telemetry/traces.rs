@@ -116,6 +116,10 @@ impl Traces {
             .with_level(false)
             .with_target(false)
             .with_tracked_inactivity(false)
+            // A request's span starts when something needs it, not when it
+            // is entered: its caller's `traceparent` is adopted only once
+            // a key vouched for the caller (`crate::spans::RemoteParent`).
+            .with_context_activation(false)
             .with_filter(filter_fn(|meta| {
                 meta.is_span() && meta.target() == crate::spans::TARGET
             }))

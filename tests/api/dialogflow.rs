@@ -22,7 +22,7 @@ fn setup() -> Setup {
 }
 
 /// The recorded body of `tag`, on `session`, for the customer `cust-<session>`.
-fn turn(tag: &str, session: &str) -> Value {
+pub(crate) fn turn(tag: &str, session: &str) -> Value {
     let recorded = match tag {
         "status" => include_str!("dialogflow/status.json"),
         "send_code" => include_str!("dialogflow/send_code.json"),

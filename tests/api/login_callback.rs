@@ -922,3 +922,31 @@ async fn the_store_holds_no_login_token() {
         link["url"].as_str().unwrap()
     );
 }
+
+both_stores!(
+    many_fetches_of_one_short_link_at_once_are_answered_by_its_state,
+    |app: TestApp| async move {
+        let id = app.new_interaction().await;
+        let link = app.issue_link(&id, json!({})).await;
+        let path = link["short_url"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("http://gateway.test")
+            .to_string();
+        let want = link["url"].as_str().unwrap().to_string();
+        // A chat app's previews, a link tracker and the customer, at once.
+        let fetches = (0..600).map(|_| {
+            let rb = app.request(Method::GET, &path, None);
+            async move { rb.send().await.unwrap() }
+        });
+        let answers = futures::future::join_all(fetches).await;
+        let mut statuses = std::collections::BTreeMap::new();
+        for res in &answers {
+            *statuses.entry(res.status().as_u16()).or_insert(0) += 1;
+            if res.status() == 302 {
+                assert_eq!(res.headers()["location"].to_str().unwrap(), want);
+            }
+        }
+        assert_eq!(statuses, [(302, 600)].into(), "{statuses:?}");
+    }
+);

@@ -669,3 +669,35 @@ async fn a_refused_sign_in_speaks_the_interaction_s_language() {
         page.body
     );
 }
+
+/// Many fetches of one hosted login's short link at once (previews, a
+/// tracker, the customer's browser): each is answered by the link's state,
+/// a 302 to the provider, never 503 while the store is healthy.
+async fn many_fetches_of_one_link_at_once(backend: Backend) {
+    let Some((app, _idp)) = spawn_idp(backend, STRICT, "").await else {
+        return;
+    };
+    let (_, path) = oidc_link(&app, json!({})).await;
+    // As many as the team's gate lets in at once.
+    let fetches = (0..32).map(|_| {
+        let rb = app
+            .request(Method::GET, &path, None)
+            .header("accept", "text/html");
+        async move { rb.send().await.unwrap().status().as_u16() }
+    });
+    let mut statuses = std::collections::BTreeMap::new();
+    for status in futures::future::join_all(fetches).await {
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, [(302, 32)].into(), "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_fetches_of_one_link_at_once_are_answered_by_its_state_memory() {
+    many_fetches_of_one_link_at_once(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_fetches_of_one_link_at_once_are_answered_by_its_state_redis() {
+    many_fetches_of_one_link_at_once(Backend::Redis).await;
+}

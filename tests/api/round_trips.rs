@@ -26,6 +26,8 @@ struct Counting {
     first_slower: AtomicBool,
     reading: AtomicUsize,
     most_reading: AtomicUsize,
+    /// Loads of an interaction (with its companion).
+    loads: AtomicUsize,
     /// Ops committed that extend what points to an interaction: the
     /// conversation key's TTL, the team's listing and customer indexes.
     extensions: AtomicUsize,
@@ -81,6 +83,7 @@ impl Store for Counting {
         default: Option<&str>,
     ) -> Result<WithCompanion, StoreError> {
         self.tick();
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.maybe_slow().await;
         self.inner.get_with_companion(key, default).await
     }
@@ -91,6 +94,7 @@ impl Store for Counting {
         also: &[String],
     ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
         self.tick();
+        self.loads.fetch_add(1, Ordering::SeqCst);
         self.maybe_slow().await;
         self.inner.get_with_companion_and(key, default, also).await
     }
@@ -635,4 +639,65 @@ async fn an_entry_that_cannot_be_written_stops_its_action() {
         !subject["locked_until"].is_null(),
         "still locked: {subject}"
     );
+}
+
+/// A key press names its team in its gather id: the call's record is
+/// read once, in that team alone, then the interaction, then one commit
+/// (docs/decisions/0212-a-gather-id-names-its-team.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_press_reads_its_call_once_in_its_own_team() {
+    let (counting, app) = on_counting_store_with(crate::voice::voice("")).await;
+    crate::voice::twilio_takes(&app).await;
+    let (_, _, url) = crate::voice::called(&app).await;
+    let before = counting.calls.load(Ordering::SeqCst);
+    let heard = crate::voice::press(&app, &url).await;
+    assert!(heard.contains("Your verification code is"), "{heard}");
+    assert_eq!(
+        counting.calls.load(Ordering::SeqCst) - before,
+        3,
+        "a press: the call's record, the interaction, the commit"
+    );
+}
+
+/// A Dialogflow turn answers with the interaction as its action left it:
+/// a status turn loads it once (finding it), a right code twice (finding
+/// it, then the unit of work that verifies), with no read after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dialogflow_turn_loads_its_interaction_only_where_it_must() {
+    let setup = Setup {
+        team_extra: "[dialogflow]\nchannel = \"webchat\"\n".into(),
+        ..Setup::default()
+    };
+    let (counting, app) = on_counting_store_with(setup).await;
+    let loads = || counting.loads.load(Ordering::SeqCst);
+    let turn = |tag: &str| crate::dialogflow::turn(tag, "df-loads");
+    let call = |body: serde_json::Value| {
+        let app = &app;
+        async move {
+            let res = app
+                .post_json("/v1/integrations/dialogflow-cx", Some(&app.keys.bot), &body)
+                .await;
+            assert_eq!(res.status(), 200);
+            res.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    call(turn("status")).await;
+    let before = loads();
+    let answer = call(turn("status")).await;
+    assert_eq!(
+        answer["sessionInfo"]["parameters"]["chatgate_result"],
+        "not_authenticated"
+    );
+    assert_eq!(loads() - before, 1, "a status turn");
+    call(turn("send_code")).await;
+    let code = app.last_code().await;
+    let mut check = turn("check_code");
+    check["sessionInfo"]["parameters"]["code"] = code.into();
+    let before = loads();
+    let answer = call(check).await;
+    assert_eq!(
+        answer["sessionInfo"]["parameters"]["chatgate_result"], "authenticated",
+        "{answer}"
+    );
+    assert_eq!(loads() - before, 2, "a right code");
 }

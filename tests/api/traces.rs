@@ -630,6 +630,69 @@ async fn sampling_follows_the_caller_then_the_ratio() {
     );
 }
 
+/// A stranger's sampled `traceparent` forces nothing: with `sample_ratio`
+/// 0.0, requests without a valid API key export no span under its trace
+/// id, whatever it says; a request with a key continues its caller's
+/// sampled trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_caller_with_a_key_makes_its_traceparent_count() {
+    let collector = Collector::start(Answer::Take).await;
+    let gw = Gateway::start(
+        "http://127.0.0.1:9/chatgate",
+        &[
+            ("CHATGATE_TELEMETRY__OTLP_ENDPOINT", &collector.endpoint),
+            ("CHATGATE_TELEMETRY__SAMPLE_RATIO", "0.0"),
+        ],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let stranger = "5bf92f3577b34da6a3ce929d0e0e4736";
+    let header = |trace: &str| format!("00-{trace}-00f067aa0ba902b7-01");
+    // No key, a wrong key, a route that takes none.
+    let res = client
+        .post(gw.url("/v1/interactions"))
+        .header("traceparent", header(stranger))
+        .json(&json!({"channel": "webchat", "conversation_id": "c-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client
+        .get(gw.url("/v1/interactions/nope"))
+        .bearer_auth("cg_not_a_key_of_this_gateway")
+        .header("traceparent", header(stranger))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client
+        .get(gw.url("/l/neverissued0000000000000000"))
+        .header("traceparent", header(stranger))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    // The bot's own trace.
+    let keyed = "6bf92f3577b34da6a3ce929d0e0e4736";
+    let res = client
+        .get(gw.url("/v1/interactions/nope"))
+        .bearer_auth(BOT)
+        .header("traceparent", header(keyed))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    collector
+        .wait_for("the keyed request", |s| !s.is_empty())
+        .await;
+    // Give the batch another second: nothing else may arrive.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let all = collector.got.spans.lock().unwrap().clone();
+    let traces: Vec<String> = all.iter().map(|(_, s)| hex::encode(&s.trace_id)).collect();
+    assert_eq!(traces, [keyed], "only the keyed request's span");
+    assert_eq!(hex::encode(&all[0].1.parent_span_id), "00f067aa0ba902b7");
+}
+
 #[tokio::test]
 async fn a_sample_ratio_outside_zero_to_one_refuses_to_start() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))

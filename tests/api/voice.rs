@@ -19,7 +19,7 @@ const STATUS_URL: &str = "http://gateway.test/v1/providers/twilio-voice/voice/st
 
 /// Acme with the `voice` channel as its `voice_channel` and `otp` lines
 /// in `[settings.otp]`.
-fn voice(otp: &str) -> Setup {
+pub(crate) fn voice(otp: &str) -> Setup {
     Setup {
         unlisted_channels: vec![("voice".into(), VOICE.into())],
         voice_channel: Some("voice".into()),
@@ -80,7 +80,7 @@ async fn start_voice(app: &TestApp, id: &str) -> reqwest::Response {
 }
 
 /// A call to `PHONE`: (interaction, challenge, gather URL).
-async fn called(app: &TestApp) -> (String, String, String) {
+pub(crate) async fn called(app: &TestApp) -> (String, String, String) {
     let id = with_phone(app, PHONE).await;
     let res = start_voice(app, &id).await;
     assert_eq!(res.status(), 201);
@@ -117,7 +117,7 @@ async fn post_signed(
 }
 
 /// A signed press of key 1 on the call of `url`: its TwiML.
-async fn press(app: &TestApp, url: &str) -> String {
+pub(crate) async fn press(app: &TestApp, url: &str) -> String {
     let res = post_signed(
         app,
         url,
@@ -209,7 +209,8 @@ assert_eq!(c["delivery"], "voice");
         println!("the call's TwiML: {twiml}");
         let url = gather_url(&app).await;
         let gather = url.rsplit('/').next().unwrap();
-        assert_eq!(gather.len(), 32, "128 random bits in hex: {gather}");
+        let (random, team) = gather.split_once('.').unwrap();
+        assert_eq!((random.len(), team), (32, "acme"), "128 random bits in hex, and its team: {gather}");
         assert!(!url.contains(&id) && !url.contains(&cid), "opaque: {url}");
         assert_eq!(
             twiml,
@@ -297,6 +298,42 @@ both_stores!(
         let sms = "http://gateway.test/v1/providers/twilio-voice/sms/gather/00112233445566778899aabbccddeeff";
         let res = post_signed(&app, sms, &[("Digits", "1")], Some(VOICE_TOKEN)).await;
         assert_eq!(res.status(), 404);
+    }
+);
+
+/// Whether the record of the call of `url` (the code sealed) is in the
+/// store.
+async fn call_record_kept(app: &TestApp, url: &str) -> bool {
+    let gather = url.rsplit('/').next().unwrap();
+    let key = chatgate::store::keys::gather("acme", "voice", gather);
+    let got = app.gateway.store().get(&[key]).await.unwrap();
+    got[0].is_some()
+}
+
+both_stores!(
+    the_call_s_record_is_gone_in_the_commit_that_ends_its_challenge,
+    setup: voice("max_sends = 100"),
+    |app: TestApp| async move {
+        twilio_takes(&app).await;
+        // Verified.
+        let (id, cid, url) = called(&app).await;
+        let code = code_of(&press(&app, &url).await);
+        assert!(call_record_kept(&app, &url).await, "kept while the challenge is open");
+        assert_eq!(app.verify_code(&id, &cid, &code).await.status(), 200);
+        assert!(!call_record_kept(&app, &url).await, "gone once verified");
+        // Replaced by a newer challenge, whose own call is kept.
+        let (id, _, url) = called(&app).await;
+        assert_eq!(start_voice(&app, &id).await.status(), 201);
+        assert!(!call_record_kept(&app, &url).await, "gone once replaced");
+        assert!(call_record_kept(&app, &gather_url(&app).await).await);
+        // Exhausted.
+        let (id, cid, url) = called(&app).await;
+        let wrong = if code_of(&press(&app, &url).await) == "000000" { "111111" } else { "000000" };
+        for _ in 0..3 {
+            app.verify_code(&id, &cid, wrong).await;
+        }
+        assert!(!call_record_kept(&app, &url).await, "gone once exhausted");
+        assert_eq!(press(&app, &url).await, UNAVAILABLE);
     }
 );
 

@@ -33,7 +33,7 @@ pub(super) async fn start(
     let cid = Uuid::now_v7();
     let checked = check_number(core, team, id, cid, req, now).await?;
     let (rec, started, code) = reserve(core, team, id, cid, req, checked.as_ref(), now).await?;
-    let sent = match send_challenge(core, team, &rec, &started, &code).await {
+    let sent = match send_challenge(core, team, &rec, &started, &code, now).await {
         Ok(sent) => sent,
         Err(e) => {
             // Give the allowance back and reopen the previous challenge.
@@ -153,6 +153,7 @@ async fn send_challenge(
     rec: &InteractionRecord,
     started: &Started,
     code: &OtpCode,
+    now: Timestamp,
 ) -> std::result::Result<Option<Sent>, ChannelError> {
     let Some(message) = &started.message else {
         return Ok(None);
@@ -177,7 +178,8 @@ async fn send_challenge(
         ChallengeMethod::App => return Ok(None),
     };
     let to = message.to.clone();
-    let call = voice::call_for(core, team, rec, &message.channel, purpose, fill.pin).await?;
+    let message_of = (message.channel.as_str(), purpose);
+    let call = voice::call_for(core, team, rec, message_of, fill.pin, now).await?;
     core.send(team, rec, &message.channel, to, purpose, fill, call)
         .await
         .map(Some)

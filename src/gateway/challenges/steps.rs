@@ -393,7 +393,8 @@ async fn send_step(
     let to = Some(claimed.target.destination.clone());
     let channel = &claimed.target.channel;
     let sending = async {
-        let call = voice::call_for(core, team, rec, channel, Purpose::Otp, fill.pin).await?;
+        let message = (channel.as_str(), Purpose::Otp);
+        let call = voice::call_for(core, team, rec, message, fill.pin, now).await?;
         core.send(team, rec, channel, to, Purpose::Otp, fill, call)
             .await
     };

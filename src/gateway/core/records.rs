@@ -471,12 +471,22 @@ pub fn write_interaction(
     now: Timestamp,
 ) -> Result<Written> {
     rec.last_write_at = now;
+    // A call's record goes in the commit that ends its challenge.
+    let read_challenge = read.and_then(|r| r.challenge.as_ref());
+    let ended = crate::domain::challenge::ended_call(read_challenge, rec.challenge.as_mut(), now);
     // The due queue holds what the write of `read` left there, as its
     // stored form says. A record an earlier version wrote does not say, and
     // its due time under today's settings may not be the one it was queued
     // at: what is due is queued again (from then on the record says, until
     // an earlier version writes it again).
-    interaction_ops(team, expected, read, kept, rec, now)
+    let mut written = interaction_ops(team, expected, read, kept, rec, now)?;
+    if let Some(call) = ended {
+        written.ops.push(Op::Delete {
+            key: keys::gather(&team.id, &call.channel, call.gather.as_str()),
+            expected: call.version,
+        });
+    }
+    Ok(written)
 }
 
 /// The customer ids an interaction is indexed under: its `customer_ref`, and

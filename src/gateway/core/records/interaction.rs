@@ -23,6 +23,7 @@ use crate::domain::interaction::{
 use crate::domain::ladder::{AdvanceReason, Ladder, SentStep};
 use crate::domain::number_check::{NumberCheck, Source};
 use crate::domain::transaction::Transaction;
+use crate::domain::voice::{GatherId, VoiceCall};
 use crate::time::{stored, Timestamp};
 
 fn is_false(b: &bool) -> bool {
@@ -668,6 +669,39 @@ struct StoredChallenge {
     /// The transaction it approves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     t: Option<StoredTransaction>,
+    /// The call that reads its code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    vc: Option<StoredCall>,
+}
+
+/// A [`VoiceCall`]: its channel, its gather id and the version of its
+/// gather record (`{team}:vg:`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredCall {
+    ch: String,
+    g: String,
+    v: u64,
+}
+
+impl From<&VoiceCall> for StoredCall {
+    fn from(c: &VoiceCall) -> Self {
+        StoredCall {
+            ch: c.channel.clone(),
+            g: c.gather.as_str().to_string(),
+            v: c.version,
+        }
+    }
+}
+
+impl StoredCall {
+    /// The call, when its gather id reads as one (else none is kept).
+    fn call(self) -> Option<VoiceCall> {
+        Some(VoiceCall {
+            gather: GatherId::parse(&self.g)?,
+            channel: self.ch,
+            version: self.v,
+        })
+    }
 }
 
 /// A [`NumberCheck`]: each answer (`None`: not asked or unknown), whether
@@ -873,6 +907,7 @@ impl From<&Challenge> for StoredChallenge {
             l: c.ladder.as_ref().map(Into::into),
             nc: c.number_check.as_ref().map(Into::into),
             t: c.transaction.as_ref().map(Into::into),
+            vc: c.call.as_ref().map(Into::into),
         }
     }
 }
@@ -894,6 +929,7 @@ impl From<StoredChallenge> for Challenge {
             ladder: c.l.map(Into::into),
             number_check: c.nc.map(Into::into),
             transaction: c.t.map(Into::into),
+            call: c.vc.and_then(StoredCall::call),
         }
     }
 }

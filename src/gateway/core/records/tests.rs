@@ -150,6 +150,14 @@ fn full() -> InteractionRecord {
                 source: crate::domain::number_check::Source::TwilioLookup,
             }),
             transaction: None,
+            call: Some(crate::domain::voice::VoiceCall {
+                channel: "voice".into(),
+                gather: crate::domain::voice::GatherId::parse(
+                    "00112233445566778899aabbccddeeff.acme",
+                )
+                .unwrap(),
+                version: 42,
+            }),
         }),
         past_challenges: vec![
             PastChallenge {
@@ -173,6 +181,7 @@ fn full() -> InteractionRecord {
                     ladder: None,
                     number_check: None,
                     transaction: None,
+                    call: None,
                 }),
             },
             PastChallenge {
@@ -286,7 +295,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
         r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
         r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1,"r":"failed"}],"s":"sealed-too"},"#,
-        r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"}},"#,
+        r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"},"#,
+        r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),
