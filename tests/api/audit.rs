@@ -1033,6 +1033,14 @@ async fn a_team_that_leaves_and_comes_back_is_recorded_in_its_own_trail() {
         ),
         ..audit_setup("leave", "")
     };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Received::default();
+    let _stop = receiver(listener, got.clone());
+    let setup = Setup {
+        system_extra: format!("[audit.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n"),
+        ..setup
+    };
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
     let reload = || async {
         match app.reloader.reload().await {
@@ -1052,6 +1060,27 @@ async fn a_team_that_leaves_and_comes_back_is_recorded_in_its_own_trail() {
         .await
         .unwrap();
     assert_problem(res, 401, "unauthorized").await;
+    // The syslog sink still sends the removed team's entries, its
+    // removal's among them.
+    let mut sent = false;
+    for _ in 0..150 {
+        sent = got.lock().unwrap().iter().any(|(seq, msg)| {
+            *seq == 2 && msg.contains("team=\"globex\"") && msg.contains("config.changed")
+        });
+        if sent {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        sent,
+        "the removal reaches the SIEM: {:?}",
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(|(s, m)| (*s, m.chars().take(90).collect::<String>()))
+            .collect::<Vec<_>>()
+    );
     std::fs::write(&file, text).unwrap();
     reload().await;
 

@@ -150,7 +150,6 @@ impl Conn {
 /// The teams a reload removed whose entries are not all sent yet (the
 /// entry recording the removal among them): the sink sends them until it
 /// has caught up, then forgets them.
-#[derive(Default)]
 struct Former {
     /// The teams of the configuration last seen.
     last: BTreeSet<String>,
@@ -158,6 +157,15 @@ struct Former {
 }
 
 impl Former {
+    /// Starting from the teams of the configuration in force when the
+    /// sink starts: a reload before its first round is seen too.
+    fn since<'a>(teams: impl Iterator<Item = &'a String>) -> Self {
+        Former {
+            last: teams.cloned().collect(),
+            gone: BTreeSet::new(),
+        }
+    }
+
     /// Notes the teams of the configuration in force.
     fn note<'a>(&mut self, teams: impl Iterator<Item = &'a String>) {
         let now: BTreeSet<String> = teams.cloned().collect();
@@ -240,7 +248,7 @@ impl SyslogSink {
         tokio::pin!(shutdown);
         let mut conn: Option<Conn> = None;
         let mut unconfirmed = Unconfirmed::new();
-        let mut former = Former::default();
+        let mut former = Former::since(self.live.current().config().teams.keys());
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
