@@ -306,6 +306,13 @@ impl Reloader {
         // Before the new set is in force: a new team's first events reach
         // its live stream.
         let teams: Vec<String> = config.teams.keys().cloned().collect();
+        let gone: Vec<String> = running
+            .config()
+            .teams
+            .keys()
+            .filter(|id| !config.teams.contains_key(*id))
+            .cloned()
+            .collect();
         running.events().follow(&teams).await;
         let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
         let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
@@ -313,6 +320,7 @@ impl Reloader {
         r.routes.store(Arc::new(router));
         let now = r.clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
+        crate::gateway::audit::record_departures(&gateway, &gone, now).await;
         tracing::info!(
             teams = team_count,
             channels = channel_count,

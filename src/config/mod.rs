@@ -46,7 +46,7 @@ pub use crate::domain::settings::{
     Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
-pub use audit::AuditConfig;
+pub use audit::{AuditConfig, SyslogTarget, SyslogTls};
 pub use channels::{
     for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
 };

@@ -463,7 +463,18 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
 /// octet-counted frame, until `stop` fires (the listener and its
 /// connections are then closed).
 fn receiver(listener: tokio::net::TcpListener, got: Received) -> tokio::sync::oneshot::Sender<()> {
-    use tokio::io::AsyncReadExt;
+    tls_receiver(listener, None, got, Default::default())
+}
+
+/// [`receiver`], over TLS when `tls` is given (RFC 5425: the same frames
+/// in the session); `sessions` counts the connections accepted (a TLS
+/// handshake tried, whether or not it ended well).
+fn tls_receiver(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    got: Received,
+    sessions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> tokio::sync::oneshot::Sender<()> {
     let (tx, mut stop) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
@@ -471,21 +482,17 @@ fn receiver(listener: tokio::net::TcpListener, got: Received) -> tokio::sync::on
             tokio::select! {
                 _ = &mut stop => return,
                 accepted = listener.accept() => {
-                    let Ok((mut sock, _)) = accepted else { return };
+                    let Ok((sock, _)) = accepted else { return };
+                    sessions.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let got = got.clone();
+                    let tls = tls.clone();
                     conns.spawn(async move {
-                        let mut buf = Vec::new();
-                        let mut chunk = [0u8; 4096];
-                        while let Ok(n) = sock.read(&mut chunk).await {
-                            if n == 0 { return; }
-                            buf.extend_from_slice(&chunk[..n]);
-                            while let Some(space) = buf.iter().position(|&b| b == b' ') {
-                                let len: usize = std::str::from_utf8(&buf[..space]).unwrap().parse().unwrap();
-                                if buf.len() < space + 1 + len { break; }
-                                let msg = String::from_utf8(buf[space + 1..space + 1 + len].to_vec()).unwrap();
-                                buf.drain(..space + 1 + len);
-                                let seq = msg.split("seq=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
-                                got.lock().unwrap().push((seq, msg));
+                        match tls {
+                            None => read_frames(sock, got).await,
+                            Some(acceptor) => {
+                                if let Ok(session) = acceptor.accept(sock).await {
+                                    read_frames(session, got).await;
+                                }
                             }
                         }
                     });
@@ -494,6 +501,169 @@ fn receiver(listener: tokio::net::TcpListener, got: Received) -> tokio::sync::on
         }
     });
     tx
+}
+
+/// Keeps every octet-counted frame read from `sock` in `got`.
+async fn read_frames(mut sock: impl tokio::io::AsyncRead + Unpin, got: Received) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = sock.read(&mut chunk).await {
+        if n == 0 {
+            return;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        while let Some(space) = buf.iter().position(|&b| b == b' ') {
+            let len: usize = std::str::from_utf8(&buf[..space]).unwrap().parse().unwrap();
+            if buf.len() < space + 1 + len {
+                break;
+            }
+            let msg = String::from_utf8(buf[space + 1..space + 1 + len].to_vec()).unwrap();
+            buf.drain(..space + 1 + len);
+            let seq = msg
+                .split("seq=\"")
+                .nth(1)
+                .unwrap()
+                .split('"')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
+            got.lock().unwrap().push((seq, msg));
+        }
+    }
+}
+
+/// A certificate authority made for one test, and a server certificate
+/// for `localhost` it signed: the authority's PEM and the server's
+/// acceptor.
+fn tls_authority() -> (String, tokio_rustls::TlsAcceptor) {
+    use tokio_rustls::rustls;
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "chatgate test SIEM CA");
+    let ca = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (
+        ca.pem(),
+        tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+    )
+}
+
+/// A TLS syslog setup: the receiver at `localhost:port`, its authority
+/// trusted through `ca_file` (written in a folder of its own).
+fn tls_setup(seed: &str, port: u16, ca_pem: &str) -> Setup {
+    let dir = std::env::temp_dir().join(format!("chatgate-siem-ca-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("siem-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    Setup {
+        system_extra: format!(
+            "[audit.syslog]\naddress = \"tcp://localhost:{port}\"\ntls = true\nca_file = \"{}\"\n",
+            ca_file.display()
+        ),
+        ..audit_setup(seed, "")
+    }
+}
+
+/// Over TLS (RFC 5425) to a receiver whose certificate the `ca_file`'s
+/// authority signed for its host, every entry arrives as over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_syslog_receiver_trusted_by_the_ca_file_gets_every_entry() {
+    let (ca_pem, acceptor) = tls_authority();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Received::default();
+    let _stop = tls_receiver(listener, Some(acceptor), got.clone(), Default::default());
+    let app = spawn_with(Backend::Memory, tls_setup("tls", port, &ca_pem))
+        .await
+        .unwrap();
+    for i in 1..=3 {
+        let res = app
+            .post_json(
+                &format!("/v1/subjects/cust-{i}/unlock"),
+                Some(&app.keys.admin),
+                &json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 200);
+    }
+    assert!(received_all(&got, 4).await, "every entry over TLS");
+    let got = got.lock().unwrap().clone();
+    let (_, msg) = got
+        .iter()
+        .find(|(s, m)| *s == 4 && m.contains("team=\"acme\""))
+        .unwrap();
+    assert!(msg.starts_with("<110>1 "), "{msg}");
+    let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
+    assert_eq!(json["action"], "subject.unlocked");
+    assert_eq!(json["target"]["subject"], "cust-3");
+}
+
+/// A receiver whose certificate no trusted authority signed gets nothing
+/// (no entry leaves without a checked session), and its failing is one
+/// warning however many rounds try it.
+#[tokio::test]
+async fn an_untrusted_tls_syslog_receiver_gets_nothing_and_is_one_warning() {
+    // This test's own thread (a current-thread runtime runs the sink here too).
+    let (capture, _guard) = crate::logs::Capture::at_info();
+    let (trusted_pem, _) = tls_authority();
+    let (_, impostor) = tls_authority();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Received::default();
+    let sessions = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let _stop = tls_receiver(listener, Some(impostor), got.clone(), sessions.clone());
+    let app = spawn_with(Backend::Memory, tls_setup("untrusted", port, &trusted_pem))
+        .await
+        .unwrap();
+    let res = app
+        .post_json(
+            "/v1/subjects/cust-u/unlock",
+            Some(&app.keys.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200, "a failing sink delays no request");
+    // Counted, not timed: wait for four handshakes refused.
+    for _ in 0..150 {
+        if sessions.load(std::sync::atomic::Ordering::SeqCst) >= 4 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        sessions.load(std::sync::atomic::Ordering::SeqCst) >= 4,
+        "the sink tried again"
+    );
+    assert!(
+        got.lock().unwrap().is_empty(),
+        "nothing over an untrusted session"
+    );
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("syslog receiver fails"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("TLS refused"), "{}", warnings[0]);
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
 }
 
 /// Waits (up to 15 s) until `got` holds every `seq` of 1..=n.
@@ -848,4 +1018,131 @@ async fn a_read_from_before_the_kept_entries_starts_at_the_oldest_kept() {
         .map(|e| e.as_object().unwrap().clone())
         .collect();
     verify_chain(&entries).expect("an export that starts later verifies");
+}
+
+/// A team removed at a reload gets `config.changed` in its own trail
+/// (everything removed, `digest` the empty configuration's), once; when
+/// it comes back, another (everything added again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_that_leaves_and_comes_back_is_recorded_in_its_own_trail() {
+    let globex_auditor = auditor_key("leave-globex");
+    let setup = Setup {
+        globex_extra: format!(
+            "[[api_keys]]\nid = \"globex-auditor\"\nrole = \"auditor\"\nsha256 = \"{}\"\n",
+            ApiKeyHash::of_key(&globex_auditor).to_hex()
+        ),
+        ..audit_setup("leave", "")
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = Received::default();
+    let _stop = receiver(listener, got.clone());
+    let setup = Setup {
+        system_extra: format!("[audit.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n"),
+        ..setup
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let reload = || async {
+        match app.reloader.reload().await {
+            chatgate::app::Reloaded::Applied { .. } => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    let file = app.dir.join("config/teams/globex.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::remove_file(&file).unwrap();
+    reload().await;
+    reload().await;
+    // Gone: its keys open nothing.
+    let res = app
+        .request(Method::GET, "/v1/audit", Some(&globex_auditor))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "unauthorized").await;
+    // The syslog sink still sends the removed team's entries, its
+    // removal's among them.
+    let mut sent = false;
+    for _ in 0..150 {
+        sent = got.lock().unwrap().iter().any(|(seq, msg)| {
+            *seq == 2 && msg.contains("team=\"globex\"") && msg.contains("config.changed")
+        });
+        if sent {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        sent,
+        "the removal reaches the SIEM: {:?}",
+        got.lock()
+            .unwrap()
+            .iter()
+            .map(|(s, m)| (*s, m.chars().take(90).collect::<String>()))
+            .collect::<Vec<_>>()
+    );
+    std::fs::write(&file, text).unwrap();
+    reload().await;
+
+    let entries = trail(&app, &globex_auditor).await;
+    let changes = of(&entries, "config.changed");
+    assert_eq!(changes.len(), 3, "start, gone, back: {entries:#?}");
+    assert!(changes.iter().all(|e| e["team"] == "globex"));
+    let (start, gone, back) = (
+        &changes[0]["detail"],
+        &changes[1]["detail"],
+        &changes[2]["detail"],
+    );
+    let empty = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    assert_eq!(gone["source"], "reload");
+    assert_eq!(gone["previous_digest"], start["digest"]);
+    assert_eq!(gone["digest"], empty, "the empty configuration");
+    assert_eq!(gone["changed"], start["changed"], "every key");
+    assert_eq!(
+        gone["api_keys_removed"],
+        json!(["globex-bot", "globex-agent", "globex-auditor"])
+    );
+    assert_eq!(gone["security_keys_removed"], json!(["g1"]));
+    assert_eq!(gone["api_keys_added"], json!([]));
+    assert_eq!(changes[1]["actor"], json!({"type": "system"}));
+    assert_eq!(back["source"], "reload");
+    assert_eq!(back["previous_digest"], empty);
+    assert_eq!(back["digest"], start["digest"]);
+    assert_eq!(back["api_keys_added"], gone["api_keys_removed"]);
+    assert_eq!(back["security_keys_added"], json!(["g1"]));
+    verify_chain(&entries).unwrap();
+    // acme's trail holds none of it.
+    let acme = trail(&app, &auditor_key("leave")).await;
+    assert_eq!(of(&acme, "config.changed").len(), 1);
+}
+
+/// Several instances starting at once on one store with a changed
+/// configuration record it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn instances_starting_at_once_record_a_change_once() {
+    let Some(a) = spawn_with(Backend::Redis, audit_setup("at-once", "")).await else {
+        return;
+    };
+    let team_file = a.dir.join("config/teams/acme.toml");
+    let text = std::fs::read_to_string(&team_file).unwrap() + "\n[settings.otp]\nttl = \"2m\"\n";
+    std::fs::write(&team_file, text).unwrap();
+    let start = || async {
+        let config = chatgate::config::load(&a.dir.join("config/chatgate.toml")).unwrap();
+        chatgate::app::App::build(config, chatgate::app::Options::default())
+            .await
+            .unwrap()
+    };
+    let started = futures::future::join_all((0..4).map(|_| start())).await;
+    let entries = trail(&a, &auditor_key("at-once")).await;
+    let changes = of(&entries, "config.changed");
+    assert_eq!(
+        changes.len(),
+        2,
+        "a's start, then the change once: {changes:#?}"
+    );
+    assert_eq!(changes[1]["detail"]["source"], "start");
+    assert_eq!(changes[1]["detail"]["changed"], json!(["settings.otp.ttl"]));
+    verify_chain(&entries).unwrap();
+    drop(started);
+    a.stop().await;
 }

@@ -12,12 +12,12 @@ use serde_json::json;
 use crate::helpers::*;
 
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Capture(pub(crate) Arc<Mutex<Vec<u8>>>);
 
 impl Capture {
     /// Captures what this thread logs at INFO and above, without colour,
     /// while the guard lives.
-    fn at_info() -> (Capture, tracing::subscriber::DefaultGuard) {
+    pub(crate) fn at_info() -> (Capture, tracing::subscriber::DefaultGuard) {
         let capture = Capture::default();
         let writer = capture.clone();
         let subscriber = tracing_subscriber::fmt()

@@ -198,6 +198,16 @@ struct Gateway {
 
 impl Gateway {
     async fn start(chat: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_edited(chat, env, |_, body| body).await
+    }
+
+    /// [`Gateway::start`] with each copied file's text passed through
+    /// `edit` (its path in the sample, its text).
+    async fn start_edited(
+        chat: &str,
+        env: &[(&str, &str)],
+        edit: impl Fn(&std::path::Path, String) -> String,
+    ) -> Gateway {
         use std::io::BufRead;
         let dir = std::env::temp_dir().join(format!("chatgate-traces-{}", uuid::Uuid::now_v7()));
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -210,6 +220,7 @@ impl Gateway {
                     if path.ends_with("channels/webchat.toml") {
                         body = body.replace("http://127.0.0.1:9000/chatgate", chat);
                     }
+                    let body = edit(&path, body);
                     std::fs::write(dir.join(sub).join(path.file_name().unwrap()), body).unwrap();
                 }
             }
@@ -887,4 +898,126 @@ async fn a_slow_collector_changes_no_answer() {
         collector.got.spans.lock().unwrap().is_empty(),
         "and never answered"
     );
+}
+
+/// An OTP by SMS whose number a Twilio Lookup checks, traced and logged at
+/// debug: the check is a client span (method, host, status), and neither
+/// an exported byte nor a log line holds the number in any form — the
+/// lookup's URL holds it, and no span records a URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_check_puts_the_number_in_no_span_and_no_log_line() {
+    use wiremock::matchers::path_regex;
+    let collector = Collector::start(Answer::Take).await;
+    let providers = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v2/PhoneNumbers/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "sim_swap": {
+                "last_sim_swap": {"last_sim_swap_date": null, "swapped_in_period": false},
+                "error_code": null
+            }
+        })))
+        .mount(&providers)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(json!({"sid": "SM1", "status": "queued"})),
+        )
+        .mount(&providers)
+        .await;
+    let base = providers.uri();
+    let checks = format!(
+        "\n[number_checks]\nkind = \"twilio_lookup\"\naccount_sid = \"AC1\"\nauth_token = \"lookup-token\"\nbase_url = \"{base}\"\n"
+    );
+    let gw = Gateway::start_edited(
+        &base,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.endpoint),
+            ("TWILIO_BASE_URL", &base),
+            ("RUST_LOG", "info,chatgate=debug"),
+        ],
+        |path, body| {
+            if path.ends_with("teams/acme.toml") {
+                body + &checks
+            } else {
+                body
+            }
+        },
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let phone = "+14155550187";
+    let res = client
+        .post(gw.url("/v1/interactions"))
+        .bearer_auth(BOT)
+        .json(
+            &json!({"channel": "webchat", "conversation_id": "nc-trace-1",
+            "contact": {"phone": phone}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let id = res.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = client
+        .post(gw.url(&format!("/v1/interactions/{id}/challenges")))
+        .bearer_auth(BOT)
+        .json(&json!({"method": "otp", "delivery": "sms"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let challenge: Value = res.json().await.unwrap();
+    assert_eq!(challenge["number_check"]["sim_swap"], false, "{challenge}");
+    assert_eq!(challenge["number_check"]["source"], "twilio_lookup");
+    let asked = providers.received_requests().await.unwrap();
+    assert!(
+        asked
+            .iter()
+            .any(|r| r.url.path().starts_with("/v2/PhoneNumbers/")),
+        "the lookup was asked"
+    );
+    let spans = collector
+        .wait_for("the lookup's client span", |s| {
+            s.iter().any(|(_, sp)| {
+                sp.kind == SpanKind::Client as i32
+                    && text(&sp.attributes, "http.request.method").as_deref() == Some("GET")
+            })
+        })
+        .await;
+    let lookup = spans
+        .iter()
+        .find(|sp| {
+            sp.kind == SpanKind::Client as i32
+                && text(&sp.attributes, "http.request.method").as_deref() == Some("GET")
+        })
+        .unwrap();
+    assert_eq!(
+        keys(lookup),
+        [
+            "http.request.method",
+            "http.response.status_code",
+            "server.address"
+        ],
+        "a client span records no URL"
+    );
+    let raw = collector.got.raw.lock().unwrap().clone();
+    let lines = gw.lines().join("\n");
+    for form in [
+        phone,
+        "14155550187",
+        "4155550187",
+        "%2B14155550187",
+        "555-0187",
+        "5550187",
+    ] {
+        assert!(
+            !raw.windows(form.len()).any(|w| w == form.as_bytes()),
+            "{form} was exported"
+        );
+        assert!(!lines.contains(form), "{form} was logged: {lines}");
+    }
 }

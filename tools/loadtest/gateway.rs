@@ -108,7 +108,14 @@ async fn chat_sink() -> SocketAddr {
     addr
 }
 
-fn write_config(dir: &Path, redis: bool, prefix: &str, chat: SocketAddr, keys: (&str, &str, &str)) {
+fn write_config(
+    dir: &Path,
+    redis: bool,
+    prefix: &str,
+    chat: SocketAddr,
+    keys: (&str, &str, &str),
+    team_extra: &str,
+) {
     std::fs::create_dir_all(dir.join("config/teams")).expect("dir");
     std::fs::create_dir_all(dir.join("channels")).expect("dir");
     let backend = if redis { "redis" } else { "memory" };
@@ -164,6 +171,8 @@ sha256 = "{bot}"
 id = "bench-agent"
 role = "agent"
 sha256 = "{agent}"
+
+{team_extra}
 "#,
         bot = ApiKeyHash::of_key(bot).to_hex(),
         agent = ApiKeyHash::of_key(agent).to_hex(),
@@ -209,6 +218,12 @@ pub fn wrong_code_request(path: &str, auth: &str) -> engine::Req {
 impl Running {
     /// Starts chatgate on memory or on Redis (a fresh key prefix).
     pub async fn start(redis: bool) -> Running {
+        Self::start_with(redis, "").await
+    }
+
+    /// [`Running::start`] with `team_extra` (TOML) appended to the team's
+    /// file.
+    pub async fn start_with(redis: bool, team_extra: &str) -> Running {
         let chat = chat_sink().await;
         // As long as the sample configuration's `chatgate` (every Redis key
         // carries it, so its length is part of the bytes per interaction),
@@ -218,7 +233,14 @@ impl Running {
         let prefix = format!("lt{}", &run[run.len() - 6..]);
         let dir = std::env::temp_dir().join(format!("chatgate-loadtest-{run}"));
         let (security, bot, agent) = (generate_whsec(), generate_api_key(), generate_api_key());
-        write_config(&dir, redis, &prefix, chat, (&security, &bot, &agent));
+        write_config(
+            &dir,
+            redis,
+            &prefix,
+            chat,
+            (&security, &bot, &agent),
+            team_extra,
+        );
         let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config");
         let app = App::build(config, Options::default()).await.expect("app");
         let addr = app.local_addr().expect("addr");

@@ -16,6 +16,7 @@
 //! its own key prefixes and deletes its keys at the end (never FLUSHALL).
 //! The gateway's log runs at `info` into a sink (formatted, then dropped).
 mod ceilings;
+mod costs;
 mod engine;
 
 /// The allocator of the `chatgate` binary (`src/main.rs`), so that the
@@ -837,10 +838,14 @@ async fn run(args: Args) {
     {
         b.ceiling = Some(bare);
         scenarios(&mut b, false, args.interactions, bare_c).await;
+        costs::audit_rows(&mut b, false, args.interactions, bare_c).await;
+        costs::number_check_rows(&mut b, false, args.interactions, bare_c).await;
     }
     if redis {
         b.ceiling = redis_get;
         scenarios(&mut b, true, args.interactions, redis_c).await;
+        costs::audit_rows(&mut b, true, args.interactions, redis_c).await;
+        costs::number_check_rows(&mut b, true, args.interactions, redis_c).await;
     }
     if redis {
         gateway::delete_prefix(&ceiling_prefix).await;

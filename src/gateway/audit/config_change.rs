@@ -4,14 +4,17 @@
 //! changed, the API keys and security keys added and removed, never a
 //! value. The last recorded configuration (`{team}:acfg`) is moved in the
 //! entry's commit, against the version read, so of several instances
-//! starting with one configuration one records it.
+//! starting with one configuration one records it. A team that leaves the
+//! configuration at a reload gets its entry in its own trail, recorded as
+//! the empty configuration: everything removed
+//! (docs/decisions/0216-a-team-that-leaves-is-recorded-in-its-own-trail.md).
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{chain_on, written};
-use crate::config::Team;
+use crate::config::{ConfigPrint, Team};
 use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::gateway::records::{put, Loaded, Record};
 use crate::gateway::Core;
@@ -69,17 +72,62 @@ pub async fn record_configuration(core: &Core, source: Source, now: Timestamp) {
     }
 }
 
+/// Records `config.changed` at a reload for each of `gone`, the teams the
+/// configuration no longer has, in the team's own trail: its configuration
+/// is now the empty one (no key, no API key, no security key), so the
+/// entry names every key as changed and every key id as removed, and
+/// `digest` is the empty configuration's. Recorded once however many
+/// instances reload, as any change is.
+pub async fn record_departures(core: &Core, gone: &[String], now: Timestamp) {
+    use futures::TryStreamExt as _;
+    let empty = ConfigPrint::default();
+    let teams = gone.iter().map(|id| Recorded {
+        id,
+        print: &empty,
+        api_keys: Vec::new(),
+        kids: Vec::new(),
+    });
+    let recorded = futures::stream::iter(teams.map(Ok::<_, crate::error::Error>))
+        .try_for_each_concurrent(AT_ONCE, |team| record(core, team, Source::Reload, now))
+        .await;
+    if let Err(e) = recorded {
+        tracing::warn!(error = %e, "config.changed of a removed team not recorded in the audit trail");
+    }
+}
+
+/// A team's configuration as its entry records it.
+struct Recorded<'a> {
+    id: &'a str,
+    print: &'a ConfigPrint,
+    api_keys: Vec<String>,
+    kids: Vec<String>,
+}
+
 async fn record_team(
     core: &Core,
     team: &Team,
     source: Source,
     now: Timestamp,
 ) -> crate::error::Result<()> {
-    let key = keys::audit_config(&team.id);
-    let head = keys::audit_head(&team.id);
+    let recorded = Recorded {
+        id: &team.id,
+        print: &team.print,
+        api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
+        kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),
+    };
+    record(core, recorded, source, now).await
+}
+
+async fn record(
+    core: &Core,
+    team: Recorded<'_>,
+    source: Source,
+    now: Timestamp,
+) -> crate::error::Result<()> {
+    let key = keys::audit_config(team.id);
+    let head = keys::audit_head(team.id);
     let digest = team.print.digest();
-    let api_keys: Vec<String> = team.api_keys.iter().map(|k| k.id.clone()).collect();
-    let kids: Vec<String> = team.security_keys.iter().map(|k| k.kid.clone()).collect();
+    let (api_keys, kids) = (&team.api_keys, &team.kids);
     let mut backoff = Backoff::default();
     loop {
         let mut raw = core.get(&[key.clone(), head.clone()]).await?;
@@ -102,10 +150,10 @@ async fn record_team(
             "digest": digest,
             "previous_digest": previous,
             "changed": team.print.changed_since(&old_keys),
-            "api_keys_added": missing_from(&api_keys, &old_api),
-            "api_keys_removed": missing_from(&old_api, &api_keys),
-            "security_keys_added": missing_from(&kids, &old_kids),
-            "security_keys_removed": missing_from(&old_kids, &kids),
+            "api_keys_added": missing_from(api_keys, &old_api),
+            "api_keys_removed": missing_from(&old_api, api_keys),
+            "security_keys_added": missing_from(kids, &old_kids),
+            "security_keys_removed": missing_from(&old_kids, kids),
         });
         let mut draft = Draft::success(
             Action::ConfigChanged,
@@ -127,7 +175,7 @@ async fn record_team(
             &stored,
             Some(core.config().audit.retention),
         )?];
-        let chained = chain_on(core, &team.id, head_raw, vec![draft], now)?;
+        let chained = chain_on(core, team.id, head_raw, vec![draft], now)?;
         ops.extend(chained.ops);
         match core.write(ops).await? {
             Commit::Applied => {

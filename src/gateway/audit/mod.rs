@@ -18,7 +18,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::error::Result;
 use crate::store::keys;
 use crate::time::Timestamp;
-pub use config_change::{record_configuration, Source as ConfigSource};
+pub use config_change::{record_configuration, record_departures, Source as ConfigSource};
 pub use syslog::SyslogSink;
 pub use webhook::WebhookSink;
 

@@ -1,7 +1,10 @@
 //! The `[audit.syslog]` sink (docs/audit.md#wiring-a-siem): every team's
 //! entries to a SIEM as RFC 5424 messages with octet-counting framing
-//! (RFC 6587) over TCP, from a worker of its own: a sink that is down
-//! delays no request.
+//! (RFC 6587) over TCP, or over TLS (RFC 5425: the same frames in the TLS
+//! session, the receiver's certificate checked for its host), from a
+//! worker of its own: a sink that is down delays no request. A receiver
+//! that cannot be reached, or whose certificate is not trusted, is one
+//! warning when it starts failing and one line when it answers again.
 //!
 //! Per team a cursor record (`{team}:asl`) holds the last `seq` confirmed
 //! written, and which instance sends, until when: one instance at a time
@@ -10,16 +13,20 @@
 //! lost connection or a restart, sending resumes after the cursor, so a
 //! receiver may see an entry twice, never misses one
 //! (docs/decisions/0149-the-syslog-sink-confirms-on-an-open-connection.md).
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
 
 use super::{head_of, read_head};
+use crate::config::SyslogTarget;
+use crate::fared::{Failing, Fared};
 use crate::gateway::records::{put, Loaded, Record};
 use crate::gateway::{Core, Live};
 use crate::store::{keys, Commit, Versioned};
@@ -95,6 +102,88 @@ pub struct SyslogSink {
     host: String,
     /// This instance, as a cursor's `holder` names it.
     me: String,
+    /// Whether the receiver fails, for one warning, not one a round.
+    failing: Failing,
+}
+
+/// A connection to the receiver: plain TCP, or a TLS session over it.
+enum Conn {
+    Tcp(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl Conn {
+    async fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Conn::Tcp(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+            Conn::Tls(s) => {
+                s.write_all(bytes).await?;
+                s.flush().await
+            }
+        }
+    }
+
+    /// Whether the receiver has not closed the connection: a read finds
+    /// nothing to read (not an end of stream — for TLS, nor a
+    /// `close_notify` —, not an error).
+    fn still_open(&mut self) -> bool {
+        match self {
+            Conn::Tcp(s) => still_open(s),
+            Conn::Tls(s) => {
+                let mut buf = [0u8; 256];
+                loop {
+                    match s.read(&mut buf).now_or_never() {
+                        None => return true,
+                        Some(Ok(0)) | Some(Err(_)) => return false,
+                        // The receiver said something: read on.
+                        Some(Ok(_)) => continue,
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The teams a reload removed whose entries are not all sent yet (the
+/// entry recording the removal among them): the sink sends them until it
+/// has caught up, then forgets them.
+struct Former {
+    /// The teams of the configuration last seen.
+    last: BTreeSet<String>,
+    gone: BTreeSet<String>,
+}
+
+impl Former {
+    /// Starting from the teams of the configuration in force when the
+    /// sink starts: a reload before its first round is seen too.
+    fn since<'a>(teams: impl Iterator<Item = &'a String>) -> Self {
+        Former {
+            last: teams.cloned().collect(),
+            gone: BTreeSet::new(),
+        }
+    }
+
+    /// Notes the teams of the configuration in force.
+    fn note<'a>(&mut self, teams: impl Iterator<Item = &'a String>) {
+        let now: BTreeSet<String> = teams.cloned().collect();
+        self.gone.extend(self.last.difference(&now).cloned());
+        self.gone.retain(|t| !now.contains(t));
+        self.last = now;
+    }
+
+    fn teams(&self) -> impl Iterator<Item = &String> + '_ {
+        self.gone.iter()
+    }
+
+    /// Forgets those of `caught_up` that are gone.
+    fn sent(&mut self, caught_up: &[String]) {
+        for team in caught_up {
+            self.gone.remove(team);
+        }
+    }
 }
 
 /// What this instance wrote to the open connection and awaits
@@ -113,40 +202,83 @@ impl SyslogSink {
             clock,
             host,
             me: uuid::Uuid::now_v7().to_string(),
+            failing: Failing::default(),
+        }
+    }
+
+    /// Logs how the receiver at `address` fared: a warning when it starts
+    /// failing (`failed` says why), a line when it answers again.
+    fn fared(&self, address: &str, failed: Option<&str>) {
+        let now = self.clock.now();
+        match (failed, self.failing.fared(address, failed.is_some(), now)) {
+            (Some(why), Fared::StartedFailing) => tracing::warn!(
+                address,
+                error = why,
+                "the syslog receiver fails: audit entries wait; one line when it takes them again"
+            ),
+            (Some(why), _) => {
+                tracing::debug!(address, error = why, "the syslog receiver still fails")
+            }
+            (None, Fared::Recovered { since, failed }) => tracing::info!(
+                address,
+                failing_secs = now.since(since).as_secs_f64(),
+                failed_attempts = failed,
+                "the syslog receiver takes audit entries again"
+            ),
+            (None, _) => {}
+        }
+    }
+
+    /// A connection to `target`, or `None` (logged) when there is none.
+    async fn connect(&self, target: &SyslogTarget) -> Option<Conn> {
+        match connect(target).await {
+            Ok(conn) => {
+                self.fared(&target.address, None);
+                Some(conn)
+            }
+            Err(why) => {
+                self.fared(&target.address, Some(&why));
+                None
+            }
         }
     }
 
     /// Runs until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut conn: Option<TcpStream> = None;
+        let mut conn: Option<Conn> = None;
         let mut unconfirmed = Unconfirmed::new();
+        let mut former = Former::since(self.live.current().config().teams.keys());
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(TICK) => {}
             }
             let core = self.live.current();
-            let Some(address) = core.config().audit.syslog.clone() else {
+            let Some(target) = core.config().audit.syslog.clone() else {
                 conn = None;
                 continue;
             };
             // What the connection took last round counts once it is seen
             // still open now.
-            let open = conn.as_ref().is_some_and(still_open);
+            let open = conn.as_mut().is_some_and(Conn::still_open);
             if !open {
                 conn = None;
                 unconfirmed.clear();
             }
             if conn.is_none() {
-                conn = connect(&address).await;
+                conn = self.connect(&target).await;
             }
             let confirmed = std::mem::take(&mut unconfirmed);
             let mut lag = Duration::ZERO;
-            for team in core.config().teams.keys() {
+            let teams = core.config().teams.keys();
+            former.note(teams.clone());
+            let mut caught_up = Vec::new();
+            for team in teams.chain(former.teams()) {
                 let now = self.clock.now();
                 let done = confirmed.get(team).copied();
                 match self.send_team(&core, team, done, &mut conn, now).await {
+                    Ok(Some((None, None))) => caught_up.push(team.clone()),
                     Ok(Some((sent, oldest))) => {
                         if let Some(sent) = sent {
                             unconfirmed.insert(team.clone(), sent);
@@ -155,12 +287,13 @@ impl SyslogSink {
                     }
                     Ok(None) => {}
                     Err(e) => {
-                        tracing::warn!(team = %team, error = %e, "audit entries not sent to syslog");
+                        self.fared(&target.address, Some(&e.to_string()));
                         conn = None;
                         unconfirmed.clear();
                     }
                 }
             }
+            former.sent(&caught_up);
             metrics::gauge!("chatgate_audit_sink_lag_seconds", "sink" => "syslog")
                 .set(lag.as_secs_f64());
         }
@@ -176,7 +309,7 @@ impl SyslogSink {
         core: &Core,
         team: &str,
         done: Option<(u64, u64)>,
-        conn: &mut Option<TcpStream>,
+        conn: &mut Option<Conn>,
         now: Timestamp,
     ) -> crate::error::Result<Option<SendRound>> {
         let key = keys::audit_syslog_cursor(team);
@@ -212,11 +345,7 @@ impl SyslogSink {
             bytes.extend(frame(&value, &e.value, &self.host));
             through = value.get("seq").and_then(Value::as_u64).unwrap_or(through);
         }
-        let wrote = tokio::time::timeout(IO_TIMEOUT, async {
-            stream.write_all(&bytes).await?;
-            stream.flush().await
-        })
-        .await;
+        let wrote = tokio::time::timeout(IO_TIMEOUT, stream.write(&bytes)).await;
         match wrote {
             Ok(Ok(())) => Ok(Some((Some((version, through)), oldest))),
             Ok(Err(e)) => Err(crate::error::Error::internal_from(
@@ -296,20 +425,24 @@ fn still_open(conn: &TcpStream) -> bool {
     }
 }
 
-async fn connect(address: &str) -> Option<TcpStream> {
-    match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address)).await {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            Some(stream)
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(address, error = %e, "the syslog receiver cannot be reached");
-            None
-        }
-        Err(_) => {
-            tracing::warn!(address, "the syslog receiver did not answer in time");
-            None
-        }
+/// A connection to `target` within [`IO_TIMEOUT`] (the TLS handshake
+/// included), or why there is none.
+async fn connect(target: &SyslogTarget) -> Result<Conn, String> {
+    let address = target.address.as_str();
+    let stream = match tokio::time::timeout(IO_TIMEOUT, TcpStream::connect(address)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(format!("cannot be reached: {e}")),
+        Err(_) => return Err("did not answer in time".into()),
+    };
+    let _ = stream.set_nodelay(true);
+    let Some(tls) = &target.tls else {
+        return Ok(Conn::Tcp(stream));
+    };
+    let handshake = tls.connector.connect(tls.server_name.clone(), stream);
+    match tokio::time::timeout(IO_TIMEOUT, handshake).await {
+        Ok(Ok(session)) => Ok(Conn::Tls(Box::new(session))),
+        Ok(Err(e)) => Err(format!("TLS refused: {e}")),
+        Err(_) => Err("the TLS handshake did not end in time".into()),
     }
 }
 
