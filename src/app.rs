@@ -217,8 +217,7 @@ async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
             } else {
                 Servers::Cluster(&store.cluster_nodes)
             };
-            let teams = config.teams.keys().cloned().collect();
-            let log = RedisLog::start(servers, &store.key_prefix, teams)
+            let log = RedisLog::start(servers, &store.key_prefix)
                 .await
                 .map_err(std::io::Error::other)?;
             Publisher::with_log(Arc::new(log))
@@ -303,9 +302,8 @@ impl Reloader {
         crate::telemetry::register_config(&config);
         let channels = r.senders.for_config(&config);
         let (team_count, channel_count) = (config.teams.len(), config.channels.len());
-        // Before the new set is in force: a new team's first events reach
-        // its live stream.
-        let teams: Vec<String> = config.teams.keys().cloned().collect();
+        // Teams of the set in force that the new one lacks: their trails
+        // record the departure once the new set is in force.
         let gone: Vec<String> = running
             .config()
             .teams
@@ -313,7 +311,6 @@ impl Reloader {
             .filter(|id| !config.teams.contains_key(*id))
             .cloned()
             .collect();
-        running.events().follow(&teams).await;
         let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
         let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
         r.live.replace(Arc::clone(&gateway));

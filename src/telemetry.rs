@@ -4,6 +4,7 @@
 //! rendered as Prometheus text at `/metrics` (families and their help in
 //! [`families`], process metrics in [`process`]). Traces go to an
 //! OpenTelemetry collector when one is configured ([`traces`]).
+mod capped;
 mod families;
 mod process;
 mod quiet;
@@ -70,8 +71,10 @@ where
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // The spans made for traces are not the log's: lines stay as they are.
     let logs = filter.and(filter_fn(|meta| meta.target() != crate::spans::TARGET));
+    // No line longer than 4 KiB, whatever a field holds ([`capped`]).
+    let json = matches!(format, LogFormat::Json);
     let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(writer)
+        .with_writer(capped::Capped::new(writer, json))
         .with_target(false);
     // The Redis client's repeated warnings are written once per node
     // every few seconds ([`quiet`]).

@@ -22,8 +22,24 @@ delay from due to done, as percentiles. --kill-one first kills one instance
 
     python3 tools/idle_teams.py --teams 10000 --instances 4 --due 500 --kill-one
 
-Loopback only; bounded (each instance is stopped at the end). The Redis at
---redis must not serve anything else while it measures.
+--cluster runs the same on a Redis Cluster the tool starts on its own
+ports in a temp folder: three masters, each with a replica,
+`cluster-require-full-coverage no` (redis-server and redis-cli on PATH);
+commands are counted on every master. Every run also prints the
+connections each node holds (`CLIENT LIST`, replicas' links aside) and each
+instance's RSS.
+
+--fault hang|kill (with --cluster) then stops (SIGSTOP, 15 s) or kills
+(SIGKILL; its replica takes over) the master that holds the teams' shared
+due indexes, and reports, for the teams whose keys live on the other
+masters, the p99 of a status read (GET /v1/interactions/{id}, 404) before
+and during the fault, and how late their due entries queued during the
+fault were acted on.
+
+    python3 tools/idle_teams.py --cluster --teams 10000 --instances 1 --fault hang
+
+Loopback only; bounded (each instance and node is stopped at the end). The
+Redis at --redis must not serve anything else while it measures.
 """
 import argparse
 import hashlib
@@ -39,18 +55,139 @@ import time
 import urllib.request
 
 
+def command(host: str, port: int, *args, timeout: float = 5):
+    """One command on a connection of its own; its reply."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(resp(*args))
+        return Replies(s).next()
+
+
 def redis_calls(host: str, port: int) -> int:
     """The sum of calls of every command Redis has counted so far."""
-    with socket.create_connection((host, port), timeout=5) as s:
-        s.sendall(b"*2\r\n$4\r\nINFO\r\n$12\r\ncommandstats\r\n")
-        data = b""
+    info = command(host, port, "INFO", "commandstats")
+    return sum(int(n) for n in re.findall(r"calls=(\d+)", info))
+
+
+def clients(host: str, port: int) -> int:
+    """The clients a node holds, this one and replicas' links aside."""
+    listed = command(host, port, "CLIENT", "LIST")
+    return sum(1 for l in listed.splitlines()
+               if "cmd=client|list" not in l and "flags=S" not in l)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status", encoding="ascii") as f:
+        kb = next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
+    return kb / 1024
+
+
+def crc16(data: bytes) -> int:
+    """CRC16/XMODEM, as Redis Cluster hashes keys."""
+    crc = 0
+    for b in data:
+        crc ^= b << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def slot(key: str) -> int:
+    k = key.encode()
+    start = k.find(b"{")
+    if start >= 0:
+        end = k.find(b"}", start + 1)
+        if end > start + 1:
+            k = k[start + 1:end]
+    return crc16(k) % 16384
+
+
+class Cluster:
+    """Three masters with a replica each on free ports, in `root`."""
+
+    def __init__(self, root: str):
+        self.dir = os.path.join(root, "cluster")
+        os.makedirs(self.dir)
+        self.ports, self.procs = [], {}
+        while len(self.ports) < 6:
+            p = free_port()
+            if p < 55_000 and p not in self.ports:
+                self.ports.append(p)
+        for p in self.ports:
+            self.start(p)
+        for p in self.ports:
+            self.wait_ping(p)
+        subprocess.run(["redis-cli", "--cluster", "create",
+                        *[f"127.0.0.1:{p}" for p in self.ports],
+                        "--cluster-replicas", "1", "--cluster-yes"],
+                       check=True, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        deadline = time.time() + 30
+        while not all("cluster_state:ok" in (self.info(p) or "") for p in self.ports):
+            if time.time() > deadline:
+                sys.exit("idle_teams: the cluster is not ok within 30 s")
+            time.sleep(0.1)
+        # Replicas attached and synced before anything counts.
+        time.sleep(2)
+
+    def start(self, p: int):
+        self.procs[p] = subprocess.Popen(
+            ["redis-server", "--port", str(p), "--bind", "127.0.0.1",
+             "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{p}.conf",
+             "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
+             "--dir", self.dir, "--save", "", "--appendonly", "no",
+             "--logfile", f"redis-{p}.log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+    def wait_ping(self, p: int):
+        deadline = time.time() + 10
         while True:
-            chunk = s.recv(65536)
-            data += chunk
-            header, _, rest = data.partition(b"\r\n")
-            if header.startswith(b"$") and len(rest) >= int(header[1:]):
-                break
-    return sum(int(n) for n in re.findall(rb"calls=(\d+)", data))
+            try:
+                command("127.0.0.1", p, "PING", timeout=1)
+                return
+            except OSError:
+                if time.time() > deadline:
+                    sys.exit(f"idle_teams: node {p} does not answer")
+                time.sleep(0.05)
+
+    def info(self, p: int):
+        try:
+            return command("127.0.0.1", p, "CLUSTER", "INFO", timeout=1)
+        except OSError:
+            return None
+
+    def urls(self) -> str:
+        return "[" + ",".join(f'"redis://127.0.0.1:{p}"' for p in self.ports) + "]"
+
+    def masters(self) -> list:
+        """(start, end, port) of each slot range's master, as a live node says."""
+        for p in self.ports:
+            try:
+                ranges = command("127.0.0.1", p, "CLUSTER", "SLOTS", timeout=1)
+            except OSError:
+                continue
+            return [(int(r[0]), int(r[1]), int(r[2][1])) for r in ranges]
+        return []
+
+    def master_of(self, key: str) -> int:
+        """The port of `key`'s master, by a slot map at most 0.5 s old."""
+        now = time.monotonic()
+        if not getattr(self, "_map", None) or now - self._read > 0.5:
+            self._map, self._read = self.masters() or getattr(self, "_map", []), now
+        s = slot(key)
+        return next((p for a, b, p in self._map if a <= s <= b), 0)
+
+    def master_ports(self) -> list:
+        return sorted({p for _, _, p in self.masters()})
+
+    def stop(self):
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                try:
+                    proc.send_signal(signal.SIGCONT)
+                except OSError:
+                    pass
+                proc.kill()
+                proc.wait()
 
 
 def resp(*args) -> bytes:
@@ -98,38 +235,98 @@ def pipeline(sock: socket.socket, replies: Replies, commands) -> list:
     return [replies.next() for _ in commands]
 
 
-def due_delays(host: str, port: int, prefix: str, teams: int, n: int) -> list:
-    """Queues `n` due entries over random teams and answers, for each, how
-    long after its due time it left its queue (seconds)."""
+def routed(nodes, commands, owner) -> list:
+    """`commands`, each sent to the node `owner` names for its key (one
+    pipeline per node); a node that does not answer gives None."""
+    by_node = {}
+    for i, c in enumerate(commands):
+        by_node.setdefault(owner(c[1]), []).append(i)
+    out = [None] * len(commands)
+    for port, at in by_node.items():
+        try:
+            if port not in nodes:
+                sock = socket.create_connection(("127.0.0.1", port), timeout=2)
+                nodes[port] = (sock, Replies(sock))
+            sock, replies = nodes[port]
+            for i, r in zip(at, pipeline(sock, replies, [commands[i] for i in at])):
+                out[i] = r
+        except OSError:
+            nodes.pop(port, None)
+    return out
+
+
+def due_delays(host: str, port: int, prefix: str, team_ids: list, n: int,
+               owner=None) -> list:
+    """Queues `n` due entries over random teams of `team_ids` and answers,
+    for each, how long after its due time it left its queue (seconds).
+    `owner`: on a cluster, the port of the master of a key."""
     import random
     import uuid
-    sock = socket.create_connection((host, port), timeout=10)
-    replies = Replies(sock)
+    owner = owner or (lambda key: port)
+    nodes = {}
     now_ms = int(time.time() * 1000)
     entries = []
     for _ in range(n):
-        team = f"t{random.randrange(teams):05d}"
+        team = random.choice(team_ids)
         due = now_ms + 1000 + random.randrange(10_000)
         entries.append((f"{prefix}:{{{team}}}:dueq", f"x:{uuid.uuid4()}", due, team))
     commands = []
     for queue, member, due, team in entries:
-        # As the store writes a due entry, then notes its team.
+        # As the store writes a due entry, then notes its team (a note
+        # the index's master does not take is the store's to repair).
         commands.append(("ZADD", queue, due, member))
         commands.append(("PEXPIRE", queue, 3_600_000))
         commands.append(("ZADD", f"{prefix}:{{~due}}:dueq", "LT", due, team))
-    pipeline(sock, replies, commands)
+    routed(nodes, commands, owner)
     done = {}
     deadline = time.time() + 40
     while len(done) < n and time.time() < deadline:
         pending = [e for e in entries if e[1] not in done]
-        scores = pipeline(sock, replies, [("ZSCORE", q, m) for q, m, _, _ in pending])
+        scores = routed(nodes, [("ZSCORE", q, m) for q, m, _, _ in pending], owner)
         at = time.time() * 1000
         for (q, m, due, _), score in zip(pending, scores):
-            if score is None:
+            if score is None and any(s is not None for s in scores):
                 done[m] = (at - due) / 1000
         time.sleep(0.02)
-    sock.close()
+    for sock, _ in nodes.values():
+        sock.close()
     return sorted(done.values()) + [float("inf")] * (n - len(done))
+
+
+def percentiles(d: list) -> str:
+    d = sorted(d)
+    pct = lambda p: d[min(len(d) - 1, int(p * len(d)))]
+    return (f"p50 {pct(0.5):.3f} s, p90 {pct(0.9):.3f} s, p99 {pct(0.99):.3f} s, "
+            f"max {d[-1]:.3f} s")
+
+
+def status_reads(port: int, teams: list, seconds: float) -> list:
+    """Status reads (404) of `teams` with their agent keys for `seconds`:
+    the time of each, in seconds (one answered otherwise counts as 10 s)."""
+    import uuid
+    took = []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        team = teams[i % len(teams)]
+        i += 1
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/interactions/{uuid.uuid4()}",
+            headers={"Authorization": f"Bearer {agent_key(team)}"})
+        started = time.monotonic()
+        try:
+            urllib.request.urlopen(req, timeout=10).close()
+            took.append(time.monotonic() - started)
+        except urllib.error.HTTPError as e:
+            took.append(time.monotonic() - started if e.code == 404 else 10.0)
+        except OSError:
+            took.append(10.0)
+        time.sleep(0.01)
+    return took
+
+
+def agent_key(team: str) -> str:
+    return f"cg_idle-agent-{team}"
 
 
 def free_port() -> int:
@@ -149,10 +346,11 @@ def write_config(root: str, teams: int) -> str:
         text = template.replace('id = "globex"', f'id = "t{i:05d}"', 1)
         text = text.replace('id = "globex-', f'id = "t{i:05d}-')
         text = text.replace('kid = "globex-1"', f'kid = "t{i:05d}-1"')
-        # Each team its own API keys (a key names one team): digests of
-        # keys nobody holds.
+        # Each team its own API keys (a key names one team): the bot's
+        # nobody holds, the agent's the tool's (its status reads).
+        keys = iter([f"idle-bot-{i}-nobody", agent_key(f"t{i:05d}")])
         text = re.sub(r'sha256 = "[0-9a-f]{64}"',
-                      lambda m, i=i: f'sha256 = "{hashlib.sha256(f"idle-{i}-{m.start()}".encode()).hexdigest()}"',
+                      lambda m: f'sha256 = "{hashlib.sha256(next(keys).encode()).hexdigest()}"',
                       text)
         with open(os.path.join(tdir, f"t{i:05d}.toml"), "w", encoding="utf-8") as out:
             out.write(text)
@@ -171,22 +369,35 @@ def main() -> None:
     a.add_argument("--kill-one", action="store_true", help="kill one instance before the due entries")
     a.add_argument("--reload", action="store_true",
                    help="after the window, time a reload (SIGHUP) of the first instance")
+    a.add_argument("--cluster", action="store_true",
+                   help="on a Redis Cluster of three masters with a replica each, started here")
+    a.add_argument("--fault", choices=["hang", "kill"],
+                   help="(--cluster) hang or kill the master of the shared due indexes")
     args = a.parse_args()
     host, port = args.redis.split(":")
     root = tempfile.mkdtemp(prefix="idle-teams-")
-    procs = []
+    procs, ports = [], []
+    cluster = None
     try:
         config = write_config(root, args.teams)
         prefix = f"idle{os.getpid()}"
+        if args.cluster:
+            cluster = Cluster(root)
+            store = dict(CHATGATE_STORE__CLUSTER_NODES=cluster.urls())
+        else:
+            store = dict(CHATGATE_STORE__REDIS_URL=f"redis://{args.redis}")
+        masters = cluster.master_ports() if cluster else [int(port)]
+        calls = lambda: sum(redis_calls("127.0.0.1" if cluster else host, m) for m in masters)
         for _ in range(args.instances):
             p = free_port()
+            ports.append(p)
             env = dict(os.environ,
                        CHATGATE_SERVER__LISTEN=f"127.0.0.1:{p}",
                        CHATGATE_SERVER__PUBLIC_URL=f"http://127.0.0.1:{p}",
                        CHATGATE_STORE__BACKEND="redis",
-                       CHATGATE_STORE__REDIS_URL=f"redis://{args.redis}",
                        CHATGATE_STORE__KEY_PREFIX=prefix,
-                       RUST_LOG="info" if args.reload and not procs else "error")
+                       RUST_LOG="info" if args.reload and not procs else "error",
+                       **store)
             started = time.monotonic()
             log = open(os.path.join(root, f"log{len(procs)}"), "w")
             proc = subprocess.Popen([args.bin, "serve", "--config", config], env=env,
@@ -205,14 +416,19 @@ def main() -> None:
             print(f"instance on :{p}: /readyz 200 after {time.monotonic() - started:.2f} s "
                   f"with {args.teams} teams")
         time.sleep(args.settle)
-        before = redis_calls(host, int(port))
+        before = calls()
         time.sleep(args.window)
-        after = redis_calls(host, int(port))
-        # The two INFO calls of this script are not the gateway's.
-        per_second = (after - before - 1) / args.window
-        print(f"idle: {args.teams} teams, {args.instances} instance(s): "
+        after = calls()
+        # The INFO calls of this script are not the gateway's.
+        per_second = (after - before - len(masters)) / args.window
+        where = "a Redis Cluster (3 masters, 3 replicas)" if cluster else "one Redis"
+        print(f"idle: {args.teams} teams, {args.instances} instance(s) on {where}: "
               f"{per_second:.0f} Redis commands/s in all, "
               f"{per_second / args.instances:.0f} per instance")
+        nodes = cluster.ports if cluster else [int(port)]
+        held = [clients("127.0.0.1" if cluster else host, n) for n in nodes]
+        print(f"connections per node (all instances): {held}; "
+              f"RSS per instance: {[round(rss_mb(proc.pid)) for proc in procs]} MB")
         if args.reload:
             path = os.path.join(root, "log0")
             asked = time.monotonic()
@@ -224,16 +440,17 @@ def main() -> None:
                 time.sleep(0.02)
             print(f"reload of {args.teams} teams: {time.monotonic() - asked:.2f} s; "
                   f"logged: {(line or 'nothing').strip()}")
+        team_ids = [f"t{i:05d}" for i in range(args.teams)]
+        owner = (lambda key: cluster.master_of(key)) if cluster else None
         if args.due:
             if args.kill_one:
                 procs[0].kill()
                 procs[0].wait()
-            d = due_delays(host, int(port), prefix, args.teams, args.due)
-            pct = lambda p: d[min(len(d) - 1, int(p * len(d)))]
+            d = due_delays(host, int(port), prefix, team_ids, args.due, owner)
             print(f"due to done, {args.due} entries over {args.teams} teams"
-                  f"{', one instance killed' if args.kill_one else ''}: "
-                  f"p50 {pct(0.5):.2f} s, p90 {pct(0.9):.2f} s, p99 {pct(0.99):.2f} s, "
-                  f"max {d[-1]:.2f} s")
+                  f"{', one instance killed' if args.kill_one else ''}: {percentiles(d)}")
+        if args.fault and cluster:
+            fault(args.fault, cluster, prefix, team_ids, ports[-1], owner)
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -242,7 +459,34 @@ def main() -> None:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+        if cluster:
+            cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def fault(kind: str, cluster: Cluster, prefix: str, team_ids: list, port: int, owner):
+    """Hangs (15 s) or kills the master of the shared due indexes; the
+    other masters' teams' status reads before and during, and their due
+    entries queued during it."""
+    victim = cluster.master_of(f"{prefix}:{{~due}}:dueq")
+    others = [t for t in team_ids if cluster.master_of(f"{prefix}:{{{t}}}:i") != victim][:50]
+    before = status_reads(port, others, 5)
+    print(f"other teams' status reads before the fault: {percentiles(before)}")
+    proc = cluster.procs[victim]
+    proc.send_signal(signal.SIGSTOP if kind == "hang" else signal.SIGKILL)
+    started = time.monotonic()
+    import threading
+    delays = []
+    worker = threading.Thread(target=lambda: delays.extend(
+        due_delays("127.0.0.1", victim, prefix, others, 200, owner)))
+    worker.start()
+    during = status_reads(port, others, 15)
+    if kind == "hang":
+        proc.send_signal(signal.SIGCONT)
+    worker.join()
+    print(f"{kind} of the due indexes' master (:{victim}), "
+          f"{time.monotonic() - started:.0f} s: other teams' status reads {percentiles(during)}")
+    print(f"other teams' due entries queued at the fault's start: {percentiles(delays)}")
 
 
 if __name__ == "__main__":

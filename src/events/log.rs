@@ -77,11 +77,6 @@ pub struct LogError(pub String);
 
 #[async_trait]
 pub trait EventLog: Send + Sync {
-    /// Fans out the entries of `teams` too from now on (teams a reload
-    /// added); a team already followed is left as it is. A log every
-    /// instance does not share has nothing to follow.
-    async fn follow(&self, _teams: &[String]) {}
-
     /// Appends an event to its team's log and fans it out. Never blocks
     /// and never fails the caller: a failure is logged and counted.
     fn append(&self, event: Arc<Event>);
@@ -110,6 +105,15 @@ pub trait EventLog: Send + Sync {
     /// the log. A receiver more than [`LIVE_BUFFER`] behind gets `Lagged`.
     fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry>;
 
+    /// [`EventLog::subscribe`], once the log follows `team`'s stream: every
+    /// entry appended after this returns reaches the receiver. A log shared
+    /// by instances follows a team's stream only while it has a listener
+    /// (docs/architecture.md#event-streams); the first one waits for
+    /// where the stream stands, and fails when the log cannot tell.
+    async fn listen(&self, team: &str) -> Result<broadcast::Receiver<LogEntry>, LogError> {
+        Ok(self.subscribe(team))
+    }
+
     /// Where the history is kept, for a store whose commits may append to
     /// it ([`crate::store::Op::Append`]); `None`: only through
     /// [`EventLog::append`].
@@ -131,6 +135,19 @@ impl Fanout {
             .entry(team.to_string())
             .or_insert_with(|| broadcast::channel(LIVE_BUFFER).0)
             .subscribe()
+    }
+
+    /// How many receivers of `team`'s entries are open.
+    pub fn listeners(&self, team: &str) -> usize {
+        let teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+        teams.get(team).map_or(0, broadcast::Sender::receiver_count)
+    }
+
+    /// Forgets the teams nobody listens to any more: a team costs the
+    /// fan-out nothing once its last reader left.
+    pub fn forget_unheard(&self) {
+        let mut teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
+        teams.retain(|_, tx| tx.receiver_count() > 0);
     }
 
     /// Hands `entry` to its team's readers; none listening is fine.

@@ -298,12 +298,6 @@ impl Publisher {
         self.tx.subscribe()
     }
 
-    /// Streams `teams`' events too (teams a reload added); returns once
-    /// events committed from now on will reach the live stream.
-    pub async fn follow(&self, teams: &[String]) {
-        self.log.follow(teams).await;
-    }
-
     /// The event log the live stream reads.
     pub fn log(&self) -> Arc<dyn EventLog> {
         Arc::clone(&self.log)

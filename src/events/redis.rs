@@ -16,39 +16,48 @@
 //!   batch carries an id the script remembers for [`BATCH_MEMORY`]
 //!   (`{key_prefix}:{team}:evb`), so a batch sent again because its
 //!   answer was lost is not appended twice.
-//! - **Fan-out**: every instance runs a reader task that follows the teams'
-//!   streams with `XREAD BLOCK` on a connection of its own (a blocking read
-//!   must not stall the shared one) — one for all teams on one Redis, one
-//!   per team on a Cluster (one `XREAD` names keys of one slot) — and hands
-//!   each entry to this instance's stream readers, so every instance
-//!   streams every event, whichever instance caused it. It starts after
-//!   the streams' newest entries as read when the log starts, before the
-//!   gateway commits anything.
+//! - **Fan-out, per listener**: a team's stream is read only while this
+//!   instance has a listener for it (a `GET /v1/events`, the console's
+//!   stream): [`EventLog::listen`] reads where the stream stands (one
+//!   `XREVRANGE … COUNT 1`) before it answers, and from then on one poll
+//!   loop ([`run_poller`]) reads every listened stream after its last id,
+//!   non-blocking (`XREAD` without `BLOCK`), every [`POLL_EVERY`] on one
+//!   Redis (one `XREAD` for all) and [`POLL_EVERY_CLUSTER`] on a Cluster
+//!   (one `XREAD` per slot, all sent at once over each master's one
+//!   connection), and hands each entry to this instance's readers. A team
+//!   whose last listener left is dropped at the next round. So a team
+//!   nobody listens to costs nothing, and the log holds no connection of
+//!   its own per team ([decision 0195](../../docs/decisions/0195-event-streams-are-read-per-listener.md)).
+//!   Webhooks do not read the streams: the outbox delivers them.
 //! - Appends and history reads use the store's connector
 //!   (`store::redis::conn`: one Redis or the cluster client), a link of
 //!   their own beside the store's.
 //! - **Failure**: every call is bounded; an outage is logged once (and its
 //!   end). Appends wait for Redis to come back (the queue is bounded; what
 //!   does not fit is dropped and counted, `chatgate_event_log_dropped_total`);
-//!   the reader reconnects by itself and goes on from the last id it saw.
+//!   the poll loop goes on from the last id it saw, and says once that it
+//!   lost Redis and once that it is back (not per team, not per round).
 use std::sync::Arc;
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster::{ClusterClient, ClusterClientBuilder};
-use ::redis::{Client, Script, Value};
+use std::collections::HashMap;
+
+use ::redis::{Script, Value};
 use async_trait::async_trait;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::log::{EventLog, Fanout, LogEntry, LogError, LogId, HISTORY_AGE, KEY_TTL_SLACK};
 use super::Event;
-use crate::store::redis::conn::{Connector, Link};
+use crate::store::redis::conn::{slot_of, Connector, Link};
 use crate::store::{keys, History};
 
 /// The longest a read or an append may take.
 const CALL_TIMEOUT: Duration = Duration::from_millis(1500);
-/// How often a reader whose link broke tries again.
-const RECONNECT_EVERY: Duration = Duration::from_secs(1);
+/// How often the listened streams are read, on one Redis (one `XREAD`
+/// for all of them a round).
+pub const POLL_EVERY: Duration = Duration::from_millis(250);
+/// How often on a Cluster (one `XREAD` per slot with a listener a round).
+pub const POLL_EVERY_CLUSTER: Duration = Duration::from_millis(500);
 /// Events waiting to be appended; past this they are dropped (and counted).
 const APPEND_QUEUE: usize = 10_000;
 /// First pause before an append is tried again; it doubles up to [`RETRY_MAX`].
@@ -58,9 +67,7 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 const REFUSED_TRIES: usize = 3;
 /// Events sent in one pipeline.
 const APPEND_BATCH: usize = 100;
-/// How long one `XREAD` blocks on the reader's connection.
-const READ_BLOCK: Duration = Duration::from_secs(5);
-/// Entries one `XREAD` returns at most.
+/// Entries one `XREAD` returns of each stream at most.
 const READ_COUNT: usize = 500;
 /// How long the script remembers a batch it appended. A batch whose answer
 /// was lost is sent again within seconds (the appender's pauses are at most
@@ -91,44 +98,27 @@ pub struct RedisLog {
     conn: Arc<Connector>,
     fanout: Arc<Fanout>,
     appends: mpsc::Sender<Append>,
-    /// Starts readers, also for teams a reload adds ([`EventLog::follow`]).
-    readers: Readers,
-    /// The teams whose streams a reader follows.
-    followed: std::sync::Mutex<std::collections::HashSet<String>>,
-    /// Dropped with the log: the reader tasks end.
+    /// The teams listened to in this instance, each with the last id read.
+    listened: Arc<Listened>,
+    /// Dropped with the log: the poll loop ends.
     _stop: watch::Sender<()>,
 }
 
+/// Per team listened to, the id after which its stream is read next.
+pub(crate) type Listened = std::sync::Mutex<HashMap<String, String>>;
+
 impl RedisLog {
-    /// Starts the appender and the readers of `teams`' streams: on one
-    /// Redis one reader for all, on a cluster one per team (a blocking read
-    /// names keys of one slot). Fails only on a malformed URL: a Redis that
+    /// Starts the appender and the poll loop (which reads nothing until a
+    /// team has a listener). Fails only on a malformed URL: a Redis that
     /// is down is tried again later.
-    pub async fn start(
-        servers: Servers<'_>,
-        key_prefix: &str,
-        teams: Vec<String>,
-    ) -> Result<Self, LogError> {
+    pub async fn start(servers: Servers<'_>, key_prefix: &str) -> Result<Self, LogError> {
         let configured = match servers {
             Servers::Single(url) => vec![url.to_owned()],
             Servers::Cluster(nodes) => nodes.to_vec(),
         };
-        let invalid = |_| LogError("invalid Redis URL".into());
-        let (conn, dedicated) = match servers {
-            Servers::Single(url) => (
-                Connector::single(url).await,
-                Dedicated::Single(Client::open(url).map_err(invalid)?),
-            ),
-            Servers::Cluster(nodes) => (
-                Connector::cluster(nodes).await,
-                Dedicated::Cluster(
-                    ClusterClientBuilder::new(nodes.to_vec())
-                        .connection_timeout(Duration::from_secs(1))
-                        .response_timeout(READ_BLOCK + Duration::from_secs(2))
-                        .build()
-                        .map_err(invalid)?,
-                ),
-            ),
+        let (conn, every) = match servers {
+            Servers::Single(url) => (Connector::single(url).await, POLL_EVERY),
+            Servers::Cluster(nodes) => (Connector::cluster(nodes).await, POLL_EVERY_CLUSTER),
         };
         let conn = Arc::new(conn.map_err(|e| LogError(e.to_string()))?);
         let fanout = Arc::new(Fanout::default());
@@ -139,74 +129,32 @@ impl RedisLog {
             Arc::clone(&conn),
             key_prefix.to_string(),
         ));
-        let followed = std::sync::Mutex::new(teams.iter().cloned().collect());
-        let readers = Readers {
-            dedicated,
+        let listened = Arc::new(Listened::default());
+        let poller = Poller {
             conn: Arc::clone(&conn),
             prefix: key_prefix.to_string(),
             fanout: Arc::clone(&fanout),
-            stopped,
+            listened: Arc::clone(&listened),
+            outage: None,
         };
-        readers.start(teams).await;
+        tokio::spawn(poller.run(every, stopped));
         Ok(RedisLog {
             prefix: key_prefix.to_string(),
             servers: configured,
             conn,
             fanout,
             appends,
-            readers,
-            followed,
+            listened,
             _stop: stop,
         })
     }
-}
 
-/// What starting a stream reader takes.
-struct Readers {
-    dedicated: Dedicated,
-    conn: Arc<Connector>,
-    prefix: String,
-    fanout: Arc<Fanout>,
-    stopped: watch::Receiver<()>,
-}
-
-impl Readers {
-    /// Starts the readers of `teams`' streams: on one Redis one reader for
-    /// all, on a cluster one per team (a blocking read names keys of one
-    /// slot).
-    async fn start(&self, teams: Vec<String>) {
-        let (dedicated, conn, key_prefix) = (&self.dedicated, &self.conn, self.prefix.as_str());
-        let groups = match dedicated {
-            Dedicated::Single(_) => vec![teams],
-            Dedicated::Cluster(_) => teams.into_iter().map(|t| vec![t]).collect(),
-        };
-        // Where each reader starts: the streams' newest entries now, read
-        // before the gateway commits anything (a commit appends at once,
-        // and a reader that first connected later would skip what came
-        // before). Should Redis not answer in time, the reader reads them
-        // when it first connects.
-        let keys: Vec<Vec<String>> = groups
-            .iter()
-            .map(|teams| teams.iter().map(|t| stream_key(key_prefix, t)).collect())
-            .collect();
-        let all: Vec<&String> = keys.iter().flatten().collect();
-        let newest = futures::future::join_all(all.iter().map(|k| newest_id(conn, k)));
-        let mut newest = match tokio::time::timeout(CALL_TIMEOUT, newest).await {
-            Ok(ids) => ids.into_iter(),
-            Err(_) => Vec::new().into_iter(),
-        };
-        for (teams, keys) in groups.into_iter().zip(keys) {
-            let ids: Vec<Option<String>> = keys.iter().map(|_| newest.next().flatten()).collect();
-            let last: Option<Vec<String>> = ids.into_iter().collect();
-            let reader = Reader {
-                dedicated: dedicated.clone(),
-                keys,
-                teams,
-                fanout: Arc::clone(&self.fanout),
-                last,
-            };
-            tokio::spawn(reader.run(self.stopped.clone()));
-        }
+    /// The teams whose streams the poll loop reads (a test's view).
+    pub fn listened(&self) -> Vec<String> {
+        let listened = self.listened.lock().unwrap_or_else(|e| e.into_inner());
+        let mut teams: Vec<String> = listened.keys().cloned().collect();
+        teams.sort();
+        teams
     }
 }
 
@@ -239,20 +187,6 @@ fn batches_key(stream: &str) -> String {
 
 #[async_trait]
 impl EventLog for RedisLog {
-    async fn follow(&self, teams: &[String]) {
-        let new: Vec<String> = {
-            let mut followed = self.followed.lock().unwrap_or_else(|e| e.into_inner());
-            teams
-                .iter()
-                .filter(|t| followed.insert((*t).clone()))
-                .cloned()
-                .collect()
-        };
-        if !new.is_empty() {
-            self.readers.start(new).await;
-        }
-    }
-
     fn append(&self, event: Arc<Event>) {
         if self.appends.try_send((event, None)).is_err() {
             metrics::counter!("chatgate_event_log_dropped_total").increment(1);
@@ -315,6 +249,24 @@ impl EventLog for RedisLog {
 
     fn subscribe(&self, team: &str) -> broadcast::Receiver<LogEntry> {
         self.fanout.subscribe(team)
+    }
+
+    async fn listen(&self, team: &str) -> Result<broadcast::Receiver<LogEntry>, LogError> {
+        // Subscribed first: the poll loop keeps a team with a receiver.
+        let live = self.fanout.subscribe(team);
+        let followed = {
+            let listened = self.listened.lock().unwrap_or_else(|e| e.into_inner());
+            listened.contains_key(team)
+        };
+        if !followed {
+            let key = stream_key(&self.prefix, team);
+            let newest = newest_id(&self.conn, &key)
+                .await
+                .ok_or_else(|| LogError("redis read: the stream's newest id".into()))?;
+            let mut listened = self.listened.lock().unwrap_or_else(|e| e.into_inner());
+            listened.entry(team.to_string()).or_insert(newest);
+        }
+        Ok(live)
     }
 
     fn history(&self) -> Option<History> {
@@ -514,155 +466,166 @@ where
         })
 }
 
-/// Where a reader opens its own connection (never the shared one: a
-/// blocking read holds its connection for up to [`READ_BLOCK`]).
-#[derive(Clone)]
-enum Dedicated {
-    Single(Client),
-    Cluster(ClusterClient),
-}
-
-impl Dedicated {
-    async fn connect(&self) -> Result<Link, LogError> {
-        let link = match self {
-            Dedicated::Single(client) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Duration::from_secs(1))
-                    .set_response_timeout(READ_BLOCK + Duration::from_secs(2))
-                    .set_number_of_retries(0);
-                ConnectionManager::new_with_config(client.clone(), config)
-                    .await
-                    .map(Link::Single)
-            }
-            Dedicated::Cluster(client) => client.get_async_connection().await.map(Link::Cluster),
-        };
-        link.map_err(|e| LogError(format!("redis connect: {e}")))
-    }
-}
-
-/// Follows every team's stream and fans the entries out in this instance.
-struct Reader {
-    dedicated: Dedicated,
-    teams: Vec<String>,
-    keys: Vec<String>,
+/// The loop that reads the listened streams, in the background.
+struct Poller {
+    conn: Arc<Connector>,
+    prefix: String,
     fanout: Arc<Fanout>,
-    /// Per stream, the last id handed out (set on the first connection).
-    last: Option<Vec<String>>,
+    listened: Arc<Listened>,
+    /// Since when reads fail, and how many did: logged once when it
+    /// starts, once when it ends.
+    outage: Option<(std::time::Instant, usize)>,
 }
 
-impl Reader {
-    async fn run(mut self, mut stop: watch::Receiver<()>) {
-        if self.keys.is_empty() {
-            return;
-        }
-        let mut failing = false;
+impl Poller {
+    async fn run(mut self, every: Duration, mut stop: watch::Receiver<()>) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let err = tokio::select! {
-                _ = stop.changed() => return,
-                err = self.follow(&mut failing) => err,
-            };
-            if !failing {
-                tracing::warn!(error = %err, "event stream reader lost Redis; reconnecting");
-                failing = true;
-            }
             tokio::select! {
                 _ = stop.changed() => return,
-                () = tokio::time::sleep(RECONNECT_EVERY) => {}
+                _ = tick.tick() => self.round().await,
             }
         }
     }
 
-    /// Connects and reads until something fails; returns the failure.
-    async fn follow(&mut self, failing: &mut bool) -> LogError {
-        let mut conn = match tokio::time::timeout(CALL_TIMEOUT, self.dedicated.connect()).await {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return e,
-            Err(_) => return LogError("redis connect: no answer in time".into()),
-        };
-        if self.last.is_none() {
-            match self.newest_ids(&mut conn).await {
-                Ok(ids) => self.last = Some(ids),
-                Err(e) => return e,
-            }
-        }
-        if *failing {
-            tracing::info!("event stream reader reconnected");
-            *failing = false;
-        }
-        loop {
-            if let Err(e) = self.read_once(&mut conn).await {
-                return e;
-            }
-        }
-    }
-
-    /// The newest id of every stream (`0-0` for an empty one): where the
-    /// reader starts.
-    async fn newest_ids(&self, conn: &mut Link) -> Result<Vec<String>, LogError> {
-        let mut pipe = ::redis::pipe();
-        for key in &self.keys {
-            pipe.cmd("XREVRANGE")
-                .arg(key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1);
-        }
-        let replies: Vec<Value> = bounded(pipe.query_async(conn), CALL_TIMEOUT).await?;
-        Ok(replies
+    /// Drops the teams nobody listens to any more; the cursors of the rest.
+    fn listened_now(&self) -> Vec<(String, String)> {
+        let mut listened = self.listened.lock().unwrap_or_else(|e| e.into_inner());
+        listened.retain(|team, _| self.fanout.listeners(team) > 0);
+        self.fanout.forget_unheard();
+        listened
             .iter()
-            .map(|r| {
-                entries(r)
-                    .first()
-                    .map_or_else(|| "0-0".to_string(), |(id, _)| id.to_string())
-            })
-            .collect())
+            .map(|(t, id)| (t.clone(), id.clone()))
+            .collect()
     }
 
-    /// One `XREAD BLOCK` over all streams; fans out what it returns.
-    async fn read_once(&mut self, conn: &mut Link) -> Result<(), LogError> {
-        let Some(last) = self.last.as_mut() else {
-            return Err(LogError("reader not started".into()));
-        };
-        let mut cmd = ::redis::cmd("XREAD");
-        cmd.arg("COUNT")
-            .arg(READ_COUNT)
-            .arg("BLOCK")
-            .arg(READ_BLOCK.as_millis() as u64)
-            .arg("STREAMS")
-            .arg(&self.keys)
-            .arg(&*last);
-        let reply: Value =
-            bounded(cmd.query_async(conn), READ_BLOCK + Duration::from_secs(3)).await?;
-        let Value::Array(streams) = reply else {
-            return Ok(()); // Nil: nothing within the block time
-        };
-        for stream in &streams {
-            let Value::Array(pair) = stream else { continue };
-            let [key, items] = pair.as_slice() else {
-                continue;
-            };
-            let Some(i) = text(key).and_then(|k| self.keys.iter().position(|x| x == k)) else {
-                continue;
-            };
-            for (id, raw) in entries(items) {
-                last[i] = id.to_string();
-                if let Some(entry) = decode(&self.teams[i], id, raw) {
-                    self.fanout.send(entry);
+    /// One read of every listened stream: one `XREAD` per slot (all of them
+    /// in one on one Redis), sent at once; their entries fanned out.
+    async fn round(&mut self) {
+        let teams = self.listened_now();
+        if teams.is_empty() {
+            return;
+        }
+        let groups = by_slot(&self.prefix, teams, self.conn.is_cluster());
+        let reads = groups
+            .iter()
+            .map(|group| read_group(&self.conn, &self.prefix, group));
+        let answers = futures::future::join_all(reads).await;
+        let mut failed = 0;
+        let mut first_error = None;
+        for (group, answer) in groups.iter().zip(answers) {
+            match answer {
+                Ok(read) => self.hand_out(group, read),
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
                 }
             }
         }
-        Ok(())
+        self.note(failed, first_error);
+    }
+
+    /// Fans out what one `XREAD` returned and moves its teams' cursors on.
+    fn hand_out(&self, group: &[(String, String)], read: Vec<(usize, Vec<LogEntry>, String)>) {
+        let mut listened = self.listened.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, entries, last) in read {
+            let Some((team, _)) = group.get(i) else {
+                continue;
+            };
+            if let Some(cursor) = listened.get_mut(team) {
+                last.clone_into(cursor);
+            }
+            for entry in entries {
+                self.fanout.send(entry);
+            }
+        }
+    }
+
+    /// One line when reads start failing, one when a round reads all again.
+    fn note(&mut self, failed: usize, error: Option<LogError>) {
+        match (&mut self.outage, error) {
+            (None, Some(e)) => {
+                tracing::warn!(error = %e, "event stream reader lost Redis; retrying");
+                self.outage = Some((std::time::Instant::now(), failed));
+            }
+            (Some((_, n)), Some(_)) => *n += failed,
+            (Some((since, n)), None) => {
+                tracing::info!(
+                    down_secs = since.elapsed().as_secs_f64(),
+                    failed_reads = *n,
+                    "event stream reader reads Redis again"
+                );
+                self.outage = None;
+            }
+            (None, None) => {}
+        }
     }
 }
 
-async fn bounded<T>(
-    work: impl std::future::Future<Output = ::redis::RedisResult<T>>,
-    limit: Duration,
-) -> Result<T, LogError> {
-    match tokio::time::timeout(limit, work).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(LogError(format!("redis: {e}"))),
-        Err(_) => Err(LogError("redis: no answer in time".into())),
+/// `teams` (with their cursors) in groups one `XREAD` may name: all of
+/// them on one Redis, those of one slot on a Cluster.
+fn by_slot(
+    prefix: &str,
+    teams: Vec<(String, String)>,
+    cluster: bool,
+) -> Vec<Vec<(String, String)>> {
+    if !cluster {
+        return vec![teams];
     }
+    let mut groups: HashMap<u16, Vec<(String, String)>> = HashMap::new();
+    for (team, id) in teams {
+        let slot = slot_of(stream_key(prefix, &team).as_bytes());
+        groups.entry(slot).or_default().push((team, id));
+    }
+    groups.into_values().collect()
+}
+
+/// One `XREAD` (no `BLOCK`) of `group`'s streams after their cursors: per
+/// stream that had entries, its index in `group`, its entries and the last
+/// id read.
+async fn read_group(
+    conn: &Connector,
+    prefix: &str,
+    group: &[(String, String)],
+) -> Result<Vec<(usize, Vec<LogEntry>, String)>, LogError> {
+    let keys: Vec<String> = group.iter().map(|(t, _)| stream_key(prefix, t)).collect();
+    let ids: Vec<&str> = group.iter().map(|(_, id)| id.as_str()).collect();
+    let mut cmd = ::redis::cmd("XREAD");
+    cmd.arg("COUNT")
+        .arg(READ_COUNT)
+        .arg("STREAMS")
+        .arg(&keys)
+        .arg(&ids);
+    let reply: Value = call(conn, "read", |mut c| async move {
+        cmd.query_async(&mut c).await
+    })
+    .await
+    .map_err(|e| e.error)?;
+    let Value::Array(streams) = reply else {
+        return Ok(Vec::new()); // Nil: nothing new
+    };
+    let mut read = Vec::new();
+    for stream in &streams {
+        let Value::Array(pair) = stream else { continue };
+        let [key, items] = pair.as_slice() else {
+            continue;
+        };
+        let Some(i) = text(key).and_then(|k| keys.iter().position(|x| x == k)) else {
+            continue;
+        };
+        let Some((team, _)) = group.get(i) else {
+            continue;
+        };
+        let mut last = None;
+        let mut fresh = Vec::new();
+        for (id, raw) in entries(items) {
+            last = Some(id.to_string());
+            fresh.extend(decode(team, id, raw));
+        }
+        if let Some(last) = last {
+            read.push((i, fresh, last));
+        }
+    }
+    Ok(read)
 }

@@ -73,16 +73,17 @@ struct Reader {
     closing: watch::Receiver<bool>,
 }
 
-/// `team`'s entries from `start` on; ends when `closing` turns true (or
-/// its sender is gone), when the reader falls behind, or when the history
-/// cannot be read.
+/// `team`'s entries from `start` on, `live` its subscription taken before
+/// ([`EventLog::listen`]); ends when `closing` turns true (or its sender
+/// is gone), when the reader falls behind, or when the history cannot be
+/// read.
 pub fn entries(
     log: Arc<dyn EventLog>,
     team: &str,
     start: Start,
+    live: broadcast::Receiver<LogEntry>,
     closing: watch::Receiver<bool>,
 ) -> impl Stream<Item = LogEntry> + Send + 'static {
-    let live = log.subscribe(team);
     let phase = match start {
         Start::Live => Phase::Live,
         Start::After(id) => Phase::History { after: Some(id) },
@@ -205,7 +206,13 @@ mod tests {
         let start = Start::resume(&*log, "acme", Some(&first)).await.unwrap();
         assert_eq!(start, Start::After(all[0].id));
         let (_tx, closing) = watch::channel(false);
-        let mut s = Box::pin(entries(Arc::clone(&log), "acme", start, closing));
+        let mut s = Box::pin(entries(
+            Arc::clone(&log),
+            "acme",
+            start,
+            log.subscribe("acme"),
+            closing,
+        ));
         log.append(event());
         let got: Vec<LogId> = s.by_ref().take(3).map(|e| e.id).collect().await;
         assert_eq!(got[..2], [all[1].id, all[2].id]);
@@ -222,6 +229,7 @@ mod tests {
             Arc::clone(&log),
             "acme",
             Start::Live,
+            log.subscribe("acme"),
             closing.clone(),
         ));
         for e in [&a, &a, &b] {
@@ -230,7 +238,13 @@ mod tests {
         let got: Vec<_> = s.by_ref().take(2).map(|e| e.event.id).collect().await;
         assert_eq!(got, [a.id, b.id]);
         // From the history, likewise.
-        let mut h = Box::pin(entries(Arc::clone(&log), "acme", Start::Oldest, closing));
+        let mut h = Box::pin(entries(
+            Arc::clone(&log),
+            "acme",
+            Start::Oldest,
+            log.subscribe("acme"),
+            closing,
+        ));
         let got: Vec<_> = h.by_ref().take(2).map(|e| e.event.id).collect().await;
         assert_eq!(got, [a.id, b.id]);
     }
@@ -263,13 +277,20 @@ mod tests {
             Arc::clone(&log),
             "acme",
             Start::Live,
+            log.subscribe("acme"),
             closing.clone(),
         ));
         for _ in 0..super::super::log::LIVE_BUFFER + 1 {
             log.append(event());
         }
         assert!(slow.next().await.is_none());
-        let mut idle = Box::pin(entries(Arc::clone(&log), "acme", Start::Live, closing));
+        let mut idle = Box::pin(entries(
+            Arc::clone(&log),
+            "acme",
+            Start::Live,
+            log.subscribe("acme"),
+            closing,
+        ));
         tx.send(true).unwrap();
         assert!(idle.next().await.is_none());
     }

@@ -6,15 +6,23 @@
 //! `assertion_max_age` from then, pre-chat assertions and login tokens
 //! issued before it are refused.
 //!
-//! The marker is read every [`CHECK_EVERY`] and, beside the one-time ids
-//! it guards, in the same round trip as a pre-chat assertion's used `jti`
-//! ([`get_noticing_reset`]), so the first request after the store
-//! was emptied already finds it so; a login callback whose interaction is
-//! gone reads it too before it answers.
+//! The marker is read beside the one-time ids it guards, in the same round
+//! trip as a pre-chat assertion's used `jti` ([`get_noticing_reset`]), so
+//! the first request after the store was emptied already finds it so; a
+//! login callback whose interaction is gone reads it too before it
+//! answers.
 //!
 //! The marker carries the team's hash tag (one marker per team, so a
 //! Cluster master that loses its data is noticed for the teams it held) and
 //! a TTL, renewed while any instance runs (docs/decisions/0048-a-store-that-comes-back-empty.md).
+//!
+//! In the background, every [`CHECK_EVERY`], the watch reads the store's
+//! node markers (`Store::node_markers`: one per Cluster master, one on one
+//! Redis), not the teams': a node that lost its data lost its marker, and
+//! only then are all the teams' markers read, at once. Beside that it reads
+//! the markers of teams it has not settled yet (at its start, after a
+//! reload adds them) and renews the others' hourly, a slice a round
+//! ([decision 0196](../../docs/decisions/0196-store-resets-are-watched-per-node.md)).
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -71,8 +79,8 @@ pub fn issued_before_reset(
     iat < reset_second && now < reset_at.plus(could_be_valid)
 }
 
-/// Reads every team's marker every [`CHECK_EVERY`] until `shutdown`
-/// resolves; the first round runs at once (start-up).
+/// Watches the store every [`CHECK_EVERY`] until `shutdown` resolves; the
+/// first round runs at once (start-up) and reads every team's marker.
 pub async fn run_store_watch(
     live: Arc<super::Live>,
     clock: Arc<dyn Clock>,
@@ -81,11 +89,100 @@ pub async fn run_store_watch(
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(CHECK_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut nodes = NodeMarkers::default();
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = tick.tick() => check_store_epochs(&live.current(), clock.now()).await,
+            _ = tick.tick() => watch_round(&live.current(), &mut nodes, clock.now()).await,
         }
+    }
+}
+
+/// One round: the node markers; every team's marker when one of them was
+/// lost, else the teams not yet settled and a slice of those whose
+/// renewal is due.
+async fn watch_round(core: &Core, nodes: &mut NodeMarkers, now: Timestamp) {
+    let lost = nodes.check(core, now).await;
+    let all = core.config().teams.values().map(AsRef::as_ref);
+    let teams: Vec<&Team> = if lost {
+        all.collect()
+    } else {
+        let epochs = core.epochs();
+        let mut renewals = 0;
+        all.filter(|team| match epochs.seen(&team.id) {
+            Seen { version: None, .. } => true,
+            Seen { renewed, .. } if renewed.is_none_or(|r| now >= r.plus(RENEW_EVERY)) => {
+                renewals += 1;
+                renewals <= RENEWALS_PER_ROUND
+            }
+            _ => false,
+        })
+        .collect()
+    };
+    check_store_epochs(core, &teams, now).await;
+}
+
+/// Team markers renewed in one round at most: 10 000 teams' in under
+/// seven minutes, at a few commands a second.
+const RENEWALS_PER_ROUND: usize = 50;
+
+/// What this process saw of the store's node markers: each one's version
+/// and when it renewed it.
+#[derive(Default)]
+struct NodeMarkers {
+    seen: std::collections::HashMap<String, (u64, Timestamp)>,
+}
+
+impl NodeMarkers {
+    /// Reads the node markers (one `MGET`: one command per master on a
+    /// Cluster), writes those absent and renews the others hourly; true
+    /// when one seen before is gone or was written anew by another
+    /// instance (its node lost its data). A marker not seen before (the
+    /// first round, a new master) is only recorded.
+    async fn check(&mut self, core: &Core, now: Timestamp) -> bool {
+        let markers = core.node_markers().await;
+        // An outage is the store's own log's to tell (once).
+        let Ok(read) = core.get(&markers).await else {
+            return false;
+        };
+        let mut lost = false;
+        for (key, raw) in markers.into_iter().zip(read) {
+            let before = self.seen.get(&key).copied();
+            let (version, renewed) = match raw {
+                Some(found) => (found.version, before.map_or(now, |(_, r)| r)),
+                None => {
+                    let marker = StoredEpoch {
+                        at: now,
+                        r: before.is_some(),
+                    };
+                    match write_marker(core, &key, 0, marker).await {
+                        Ok(Some(version)) => (version, now),
+                        // Another instance wrote it first, or the store
+                        // failed: read at the next round.
+                        Ok(None) | Err(_) => {
+                            lost |= before.is_some();
+                            self.seen.remove(&key);
+                            continue;
+                        }
+                    }
+                }
+            };
+            lost |= before.is_some_and(|(v, _)| v != version);
+            let renewed = if now >= renewed.plus(RENEW_EVERY) {
+                let touch = Op::Touch {
+                    key: key.clone(),
+                    ttl: MARKER_TTL,
+                };
+                match core.write(vec![touch]).await {
+                    Ok(_) => now,
+                    Err(_) => renewed,
+                }
+            } else {
+                renewed
+            };
+            self.seen.insert(key, (version, renewed));
+        }
+        lost
     }
 }
 
@@ -153,8 +250,12 @@ pub(crate) async fn gone_with_store(
     }
 }
 
+/// Teams a reset line names; the rest are counted.
+const NAMED: usize = 10;
+
 /// One line for the teams whose reset was noticed here, one for those
-/// another instance noticed; none when nothing was found.
+/// another instance noticed; none when nothing was found. Each counts its
+/// teams and names the first [`NAMED`].
 fn say_resets(found: &[(&str, Found)]) {
     let teams = |which: Found| {
         let teams: Vec<&str> = found
@@ -162,19 +263,22 @@ fn say_resets(found: &[(&str, Found)]) {
             .filter(|(_, f)| *f == which)
             .map(|(t, _)| *t)
             .collect();
-        teams.join(",")
+        let first = teams.iter().take(NAMED).copied().collect::<Vec<_>>();
+        (teams.len(), first.join(","))
     };
-    let here = teams(Found::ResetNoticedHere);
-    if !here.is_empty() {
+    let (count, first) = teams(Found::ResetNoticedHere);
+    if count > 0 {
         tracing::warn!(
-            teams = %here,
+            teams = count,
+            first = %first,
             "the store was reset: its data is lost; assertions and login tokens issued before now are refused for assertion_max_age"
         );
     }
-    let elsewhere = teams(Found::ResetNoticedElsewhere);
-    if !elsewhere.is_empty() {
+    let (count, first) = teams(Found::ResetNoticedElsewhere);
+    if count > 0 {
         tracing::info!(
-            teams = %elsewhere,
+            teams = count,
+            first = %first,
             "the store was reset (noticed by another instance); assertions and login tokens issued before it are refused"
         );
     }
@@ -183,12 +287,11 @@ fn say_resets(found: &[(&str, Found)]) {
 /// Markers read per round trip: one `MGET` (per slot on a Cluster).
 const MARKERS_PER_READ: usize = 1_000;
 
-/// One round over the teams, with one log line for the resets noticed.
-/// The markers are read [`MARKERS_PER_READ`] at a time, so a round costs
-/// the store a few reads, not one per team (docs/architecture.md#many-teams).
-async fn check_store_epochs(core: &Core, now: Timestamp) {
+/// Reads and settles `teams`' markers, with one log line for the resets
+/// noticed. The markers are read [`MARKERS_PER_READ`] at a time, so one
+/// costs one Redis a few reads, not one per team.
+async fn check_store_epochs(core: &Core, teams: &[&Team], now: Timestamp) {
     let mut found = Vec::new();
-    let teams: Vec<&Team> = core.config().teams.values().map(AsRef::as_ref).collect();
     for chunk in teams.chunks(MARKERS_PER_READ) {
         let markers: Vec<String> = chunk.iter().map(|t| keys::store_epoch(&t.id)).collect();
         // An outage is the store's own log's to tell (once).

@@ -60,13 +60,17 @@ async fn events(
     let publisher = st.gateway.events();
     let log = publisher.log();
     let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let unavailable = |e: crate::events::LogError| {
+        tracing::warn!(error = %e, "event log unavailable");
+        Error::StoreUnavailable
+    };
+    // Listening first: nothing appended from now on falls between the
+    // history read below and the live entries.
+    let live = log.listen(&agent.team_id).await.map_err(unavailable)?;
     let start = Start::resume(&*log, &agent.team_id, last_event_id)
         .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "event log unavailable");
-            Error::StoreUnavailable
-        })?;
-    let entries = stream::entries(log, &agent.team_id, start, publisher.closing());
+        .map_err(unavailable)?;
+    let entries = stream::entries(log, &agent.team_id, start, live, publisher.closing());
     let keep_alive = KeepAlive::new()
         .interval(publisher.keep_alive())
         .text("keep-alive");

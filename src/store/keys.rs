@@ -130,6 +130,15 @@ pub fn store_epoch(team: &str) -> String {
     scoped(team, "ep", 0)
 }
 
+/// A store marker of no team: the `n`th, whose hash tag (`~ep<n>`, no
+/// team id has a `~`) puts it in a slot of its own. One per Redis Cluster
+/// master (the least `n` whose slot the master serves), or the 0th on one
+/// Redis, tells whether that node lost its data without a read per team
+/// (docs/operations.md#when-redis-comes-back-empty).
+pub fn node_marker(n: u32) -> String {
+    format!("{{~ep{n}}}:ep")
+}
+
 /// An app challenge's pending approval at the team's identity provider
 /// (docs/api.md#approval-in-the-customers-app): its `auth_req_id` and poll
 /// interval.

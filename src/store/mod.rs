@@ -329,6 +329,14 @@ pub trait Store: Send + Sync + 'static {
     /// Answers when the store is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The keys of the store's node markers ([`keys::node_marker`]): one
+    /// per Redis Cluster master, as the slot map last read says (none
+    /// while it is unknown); else one. A node that lost its data lost its
+    /// marker, so reading these tells a reset without a read per team.
+    async fn node_markers(&self) -> Vec<String> {
+        vec![keys::node_marker(0)]
+    }
+
     /// Whether this store's commits can append to `history`, where the
     /// event log reads it ([`Op::Append`]); an in-process history is wired
     /// to the store by this call. `false` (the default): events go the

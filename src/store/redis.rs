@@ -804,6 +804,24 @@ impl Store for RedisStore {
         }
     }
 
+    /// On a Cluster, the least marker of each master serving slots.
+    async fn node_markers(&self) -> Vec<String> {
+        if !self.conn.is_cluster() {
+            return vec![super::keys::node_marker(0)];
+        }
+        match self.conn.link().await {
+            Ok(conn::Link::Routed(router)) => {
+                let tag = |n: u32| format!("{}:{}", self.prefix, super::keys::node_marker(n));
+                router
+                    .one_per_master(tag)
+                    .into_iter()
+                    .map(super::keys::node_marker)
+                    .collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// Streams on the same Redis (as configured: the same URL or seed
     /// nodes) under the same prefix: the event log's own history.
     fn append_history(&self, history: &History) -> bool {

@@ -36,7 +36,7 @@ async fn log_of(backend: Backend, prefix: &str) -> Arc<dyn EventLog> {
         Backend::Memory => Arc::new(MemoryLog::new()),
         Backend::Redis => {
             let url = crate::redis_support::redis_url();
-            let log = RedisLog::start(Servers::Single(&url), prefix, vec!["acme".into()]);
+            let log = RedisLog::start(Servers::Single(&url), prefix);
             Arc::new(log.await.unwrap())
         }
     }

@@ -16,6 +16,7 @@ mod challenges;
 mod channels;
 mod ciba;
 mod cluster_outage;
+mod cluster_teams;
 mod connections;
 mod console_sign_in;
 mod delivery;

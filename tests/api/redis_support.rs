@@ -618,6 +618,70 @@ impl OwnCluster {
         keys
     }
 
+    /// The calls every node that answers has counted (`INFO
+    /// commandstats`: a command inside a script counts), of every command
+    /// or of those `only` names (lower case, as `cmdstat_<name>`).
+    pub fn calls(&self, only: &[&str]) -> u64 {
+        let mut calls = 0;
+        for port in &self.ports {
+            let Ok(mut conn) = self.node(*port) else {
+                continue;
+            };
+            let Ok(info) = redis::cmd("INFO")
+                .arg("commandstats")
+                .query::<String>(&mut conn)
+            else {
+                continue;
+            };
+            for line in info.lines() {
+                let Some((name, stats)) = line
+                    .strip_prefix("cmdstat_")
+                    .and_then(|l| l.split_once(':'))
+                else {
+                    continue;
+                };
+                if !only.is_empty() && !only.contains(&name) {
+                    continue;
+                }
+                calls += stats
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        calls
+    }
+
+    /// The clients each node has connected (`CLIENT LIST`), the asking one
+    /// and the other nodes' links aside: per node, in `ports`' order (0 for
+    /// a node that does not answer).
+    pub fn clients(&self) -> Vec<usize> {
+        self.ports
+            .iter()
+            .map(|port| {
+                let Ok(mut conn) = self.node(*port) else {
+                    return 0;
+                };
+                redis::cmd("CLIENT")
+                    .arg("LIST")
+                    .query::<String>(&mut conn)
+                    .map_or(0, |list| {
+                        list.lines()
+                            .filter(|l| !l.contains("cmd=client|list") && !l.contains("flags=S"))
+                            .count()
+                    })
+            })
+            .collect()
+    }
+
+    /// The value of `physical_key`, read on the node that holds it.
+    pub fn get(&self, physical_key: &str) -> Option<String> {
+        let owner = self.owner_of(physical_key);
+        let mut conn = self.node(self.ports[owner]).ok()?;
+        redis::cmd("GET").arg(physical_key).query(&mut conn).ok()?
+    }
+
     /// Kills node `i` (SIGKILL: a crash, not a shutdown).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut child) = self.nodes[i].take() {

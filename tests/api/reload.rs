@@ -82,8 +82,8 @@ both_stores!(
         );
         assert!(reload_applies(&app).await.is_empty());
         // Its events reach the live stream (on Redis: this instance
-        // follows the new team's stream).
-        let mut live = app.gateway.events().log().subscribe("initech");
+        // follows the new team's stream once it has a listener).
+        let mut live = app.gateway.events().log().listen("initech").await.unwrap();
         assert_eq!(create_status(&app, &key).await, 201);
         let entry = tokio::time::timeout(Duration::from_secs(5), live.recv())
             .await

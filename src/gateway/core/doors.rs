@@ -15,6 +15,11 @@ impl Core {
         self.store.get(keys).await
     }
 
+    /// The keys of the store's node markers (`Store::node_markers`).
+    pub(in crate::gateway) async fn node_markers(&self) -> Vec<String> {
+        self.store.node_markers().await
+    }
+
     /// One commit of records outside an interaction's unit of work: all of
     /// `ops` apply, or none.
     pub(in crate::gateway) async fn write(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {

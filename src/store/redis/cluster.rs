@@ -34,6 +34,9 @@ const RETRY_DOWN: Duration = Duration::from_millis(500);
 /// [`REFRESH_GAP`].
 const REFRESH_EVERY: Duration = Duration::from_secs(10);
 const REFRESH_GAP: Duration = Duration::from_millis(250);
+/// How many numbered keys [`Router::one_per_master`] tries: a master
+/// serving a few slots may hold none of them (it then has no marker).
+const MARKER_SEARCH: u32 = 100_000;
 /// Redirections (`MOVED`, `ASK`) and `TRYAGAIN`s followed per command.
 const MAX_REDIRECTS: usize = 5;
 /// The wait before a command refused with `TRYAGAIN` (a slot moving) or
@@ -299,6 +302,31 @@ impl Router {
         inner.refresh().await?;
         tokio::spawn(keep_fresh(Arc::downgrade(&inner), inner.wake.clone()));
         Ok(Self { inner })
+    }
+
+    /// Per master serving slots, the least `n` below [`MARKER_SEARCH`]
+    /// whose `key(n)` (a key with a hash tag) lies in a slot it serves, by
+    /// the slot map last read; in increasing order. Every instance reading
+    /// the same map picks the same keys, and a failover (a replica taking
+    /// its master's slots) keeps them.
+    pub(crate) fn one_per_master(&self, key: impl Fn(u32) -> String) -> Vec<u32> {
+        let map = self.inner.map();
+        let mut found: Vec<Option<u32>> = vec![None; map.masters.len()];
+        let mut missing = found.len();
+        let mut n = 0;
+        while missing > 0 && n < MARKER_SEARCH {
+            let owner = map.owners.get(usize::from(slot_of(key(n).as_bytes())));
+            if let Some(slot) = owner.and_then(|o| found.get_mut(usize::from(*o))) {
+                if slot.is_none() {
+                    *slot = Some(n);
+                    missing -= 1;
+                }
+            }
+            n += 1;
+        }
+        let mut picked: Vec<u32> = found.into_iter().flatten().collect();
+        picked.sort_unstable();
+        picked
     }
 
     async fn execute(&self, cmd: &Cmd) -> RedisResult<Value> {

@@ -21,12 +21,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
-use ::redis::cluster_async::ClusterConnection;
 use ::redis::{
     Client, Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, ScriptInvocation, Value,
 };
 use tokio::sync::RwLock;
 
+/// The slot of a key on a Redis Cluster (for callers that group keys by slot).
+pub(crate) use super::cluster::slot_of;
 use super::cluster::Router;
 use crate::store::StoreError;
 
@@ -66,9 +67,6 @@ enum Target {
 #[derive(Clone)]
 pub(crate) enum Link {
     Single(ConnectionManager),
-    /// The `redis` crate's cluster client: only for a connection of its
-    /// own that one blocking read holds (the event log's readers).
-    Cluster(ClusterConnection),
     /// The store's routing ([`Router`]).
     Routed(Router),
 }
@@ -77,7 +75,6 @@ impl ConnectionLike for Link {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Link::Single(c) => c.req_packed_command(cmd),
-            Link::Cluster(c) => c.req_packed_command(cmd),
             Link::Routed(c) => c.req_packed_command(cmd),
         }
     }
@@ -90,7 +87,6 @@ impl ConnectionLike for Link {
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Link::Single(c) => c.req_packed_commands(cmd, offset, count),
-            Link::Cluster(c) => c.req_packed_commands(cmd, offset, count),
             Link::Routed(c) => c.req_packed_commands(cmd, offset, count),
         }
     }
@@ -98,7 +94,6 @@ impl ConnectionLike for Link {
     fn get_db(&self) -> i64 {
         match self {
             Link::Single(c) => c.get_db(),
-            Link::Cluster(c) => c.get_db(),
             Link::Routed(c) => c.get_db(),
         }
     }
