@@ -609,7 +609,7 @@ impl Store for RedisStore {
         // keeps them in a slot of their own, noted after the commit.
         let cluster = self.conn.is_cluster();
         if !cluster {
-            self.add_due_notes(&mut call, &ops);
+            given.extend(self.add_due_notes(&mut call, &ops, started));
         }
         match self.conn.invoke("commit", &call).await? {
             Value::Int(0) => {
