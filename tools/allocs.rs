@@ -16,6 +16,7 @@
 //! cargo run --release --example allocs -- --redis-only
 //! cargo run --release --example allocs -- --memory-only --verify     # and wrong codes
 //! cargo run --release --example allocs -- --memory-only --callback   # and login callbacks
+//! cargo run --release --example allocs -- --memory-only --callback --sign-late   # each signed as sent
 //! ```
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
@@ -129,6 +130,7 @@ fn main() {
     let redis_only = std::env::args().any(|a| a == "--redis-only");
     let verify = std::env::args().any(|a| a == "--verify");
     let callback = std::env::args().any(|a| a == "--callback");
+    let sign_late = std::env::args().any(|a| a == "--sign-late");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -193,14 +195,27 @@ fn main() {
                 // link issued before (as the load test's row), signed
                 // before: the signing is the login page's work, not the
                 // gateway's.
+                // With `--sign-late` each is signed as it is sent: under
+                // callgrind the run outlasts a signature's five minutes
+                // (the allocations counted then include the signing).
                 let fresh = g.seed(10_000, WARM + COUNTED, 4).await;
-                let mut signed = Vec::new();
+                let mut tokens = Vec::new();
                 for s in &fresh {
                     let token = g.issue(s.id).await;
-                    signed.push(g.signed_callback(&token, &format!("cust-{}", s.id)));
+                    tokens.push((token, format!("cust-{}", s.id)));
                 }
+                let sign =
+                    |(token, customer): &(String, String)| g.signed_callback(token, customer);
+                let signed: Vec<_> = if sign_late {
+                    Vec::new()
+                } else {
+                    tokens.iter().map(sign).collect()
+                };
                 g.settle().await;
-                let callbacks = |i: usize| gateway::callback_request(&signed[i]);
+                let callbacks = |i: usize| match signed.get(i) {
+                    Some(signed) => gateway::callback_request(signed),
+                    None => gateway::callback_request(&sign(&tokens[i])),
+                };
                 let n = per_request(g.addr, callbacks, 200).await;
                 row(&format!("login callback ({store})"), n, Some(ceiling));
             }
