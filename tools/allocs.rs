@@ -101,12 +101,14 @@ async fn send(
     }
 }
 
-/// Allocations per request of the requests `make` makes, at `addr`.
+/// Allocations and bytes per request of the requests `make` makes, at
+/// `addr`, and the CPU per request (µs) of this process and of the
+/// gateway's threads (`None` where there is none, as for a ceiling).
 async fn per_request(
     addr: SocketAddr,
     mut make: impl FnMut(usize) -> engine::Req,
     status: u16,
-) -> (f64, f64) {
+) -> Counted {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -114,15 +116,39 @@ async fn per_request(
     tokio::spawn(conn);
     send(&mut s, (0, WARM), &mut make, status).await;
     let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+    let cpu0 = (engine::process_cpu_seconds(), engine::gateway_cpu_seconds());
     send(&mut s, (WARM, COUNTED), &mut make, status).await;
+    let cpu1 = (engine::process_cpu_seconds(), engine::gateway_cpu_seconds());
     let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
     let n = COUNTED as f64;
-    ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
+    let us = |a: Option<f64>, b: Option<f64>| Some((b? - a?) * 1e6 / n);
+    Counted {
+        allocs: (a1 - a0) as f64 / n,
+        bytes: (b1 - b0) as f64 / n,
+        process_us: us(cpu0.0, cpu1.0),
+        gateway_us: us(cpu0.1, cpu1.1),
+    }
 }
 
-fn row(name: &str, (allocs, bytes): (f64, f64), ceiling: Option<(f64, f64)>) {
-    let beyond = ceiling.map_or("-".into(), |c| format!("{:+.1}", allocs - c.0));
-    println!("| {name:<28} | {allocs:>10.1} | {bytes:>9.0} | {beyond:>15} |");
+/// What [`per_request`] counted, per request.
+#[derive(Clone, Copy)]
+struct Counted {
+    allocs: f64,
+    bytes: f64,
+    process_us: Option<f64>,
+    gateway_us: Option<f64>,
+}
+
+fn row(name: &str, c: Counted, ceiling: Option<Counted>) {
+    let beyond = ceiling.map_or("-".into(), |b| format!("{:+.1}", c.allocs - b.allocs));
+    let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    println!(
+        "| {name:<28} | {:>10.1} | {:>9.0} | {beyond:>15} | {:>10} | {:>10} |",
+        c.allocs,
+        c.bytes,
+        us(c.process_us),
+        us(c.gateway_us)
+    );
 }
 
 fn main() {
@@ -138,10 +164,13 @@ fn main() {
     runtime.block_on(async {
         chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
         println!(
-            "| {:<28} | {:>10} | {:>9} | {:>15} |",
-            "figure", "allocs/req", "bytes/req", "beyond ceiling"
+            "| {:<28} | {:>10} | {:>9} | {:>15} | {:>10} | {:>10} |",
+            "figure", "allocs/req", "bytes/req", "beyond ceiling", "process µs", "gateway µs"
         );
-        println!("|{:-<30}|{:->12}|{:->11}|{:->17}|", "", "", "", "");
+        println!(
+            "|{:-<30}|{:->12}|{:->11}|{:->17}|{:->12}|{:->12}|",
+            "", "", "", "", "", ""
+        );
         let root = ["/".to_string()];
         let bare = if redis_only {
             None

@@ -99,7 +99,7 @@ pub struct RedisCost {
 /// CPU time (user + system) of this process so far, in seconds: fields 14
 /// and 15 of `/proc/self/stat`, in ticks of 1/100 s (Linux's `USER_HZ`).
 /// `None` off Linux.
-fn process_cpu_seconds() -> Option<f64> {
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -115,7 +115,7 @@ fn process_cpu_seconds() -> Option<f64> {
 /// thread that ended takes its time with it: the gateway's runtime keeps
 /// its workers for its whole life, and its blocking threads for 10 s idle.
 /// `None` off Linux, or with no gateway running.
-fn gateway_cpu_seconds() -> Option<f64> {
+pub fn gateway_cpu_seconds() -> Option<f64> {
     let (mut ticks, mut threads) = (0u64, 0usize);
     for task in std::fs::read_dir("/proc/self/task").ok()? {
         let Ok(stat) = std::fs::read_to_string(task.ok()?.path().join("stat")) else {
