@@ -16,6 +16,7 @@
 //! cargo run --release --example allocs -- --redis-only
 //! cargo run --release --example allocs -- --memory-only --verify     # and wrong codes
 //! cargo run --release --example allocs -- --memory-only --callback   # and login callbacks
+//! cargo run --release --example allocs -- --memory-only --callback --sign-late   # each signed as sent
 //! ```
 //! For instruction counts, run it under
 //! `valgrind --tool=callgrind` (`--memory-only` keeps Redis' timing out).
@@ -100,12 +101,14 @@ async fn send(
     }
 }
 
-/// Allocations per request of the requests `make` makes, at `addr`.
+/// Allocations and bytes per request of the requests `make` makes, at
+/// `addr`, and the CPU per request (µs) of this process and of the
+/// gateway's threads (`None` where there is none, as for a ceiling).
 async fn per_request(
     addr: SocketAddr,
     mut make: impl FnMut(usize) -> engine::Req,
     status: u16,
-) -> (f64, f64) {
+) -> Counted {
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
     let (mut s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -113,15 +116,39 @@ async fn per_request(
     tokio::spawn(conn);
     send(&mut s, (0, WARM), &mut make, status).await;
     let (a0, b0) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
+    let cpu0 = (engine::process_cpu_seconds(), engine::gateway_cpu_seconds());
     send(&mut s, (WARM, COUNTED), &mut make, status).await;
+    let cpu1 = (engine::process_cpu_seconds(), engine::gateway_cpu_seconds());
     let (a1, b1) = (ALLOCS.load(Relaxed), BYTES.load(Relaxed));
     let n = COUNTED as f64;
-    ((a1 - a0) as f64 / n, (b1 - b0) as f64 / n)
+    let us = |a: Option<f64>, b: Option<f64>| Some((b? - a?) * 1e6 / n);
+    Counted {
+        allocs: (a1 - a0) as f64 / n,
+        bytes: (b1 - b0) as f64 / n,
+        process_us: us(cpu0.0, cpu1.0),
+        gateway_us: us(cpu0.1, cpu1.1),
+    }
 }
 
-fn row(name: &str, (allocs, bytes): (f64, f64), ceiling: Option<(f64, f64)>) {
-    let beyond = ceiling.map_or("-".into(), |c| format!("{:+.1}", allocs - c.0));
-    println!("| {name:<28} | {allocs:>10.1} | {bytes:>9.0} | {beyond:>15} |");
+/// What [`per_request`] counted, per request.
+#[derive(Clone, Copy)]
+struct Counted {
+    allocs: f64,
+    bytes: f64,
+    process_us: Option<f64>,
+    gateway_us: Option<f64>,
+}
+
+fn row(name: &str, c: Counted, ceiling: Option<Counted>) {
+    let beyond = ceiling.map_or("-".into(), |b| format!("{:+.1}", c.allocs - b.allocs));
+    let us = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.1}"));
+    println!(
+        "| {name:<28} | {:>10.1} | {:>9.0} | {beyond:>15} | {:>10} | {:>10} |",
+        c.allocs,
+        c.bytes,
+        us(c.process_us),
+        us(c.gateway_us)
+    );
 }
 
 fn main() {
@@ -129,6 +156,7 @@ fn main() {
     let redis_only = std::env::args().any(|a| a == "--redis-only");
     let verify = std::env::args().any(|a| a == "--verify");
     let callback = std::env::args().any(|a| a == "--callback");
+    let sign_late = std::env::args().any(|a| a == "--sign-late");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -136,10 +164,13 @@ fn main() {
     runtime.block_on(async {
         chatgate::telemetry::init_to(chatgate::telemetry::LogFormat::Text, std::io::sink, false);
         println!(
-            "| {:<28} | {:>10} | {:>9} | {:>15} |",
-            "figure", "allocs/req", "bytes/req", "beyond ceiling"
+            "| {:<28} | {:>10} | {:>9} | {:>15} | {:>10} | {:>10} |",
+            "figure", "allocs/req", "bytes/req", "beyond ceiling", "process µs", "gateway µs"
         );
-        println!("|{:-<30}|{:->12}|{:->11}|{:->17}|", "", "", "", "");
+        println!(
+            "|{:-<30}|{:->12}|{:->11}|{:->17}|{:->12}|{:->12}|",
+            "", "", "", "", "", ""
+        );
         let root = ["/".to_string()];
         let bare = if redis_only {
             None
@@ -193,14 +224,27 @@ fn main() {
                 // link issued before (as the load test's row), signed
                 // before: the signing is the login page's work, not the
                 // gateway's.
+                // With `--sign-late` each is signed as it is sent: under
+                // callgrind the run outlasts a signature's five minutes
+                // (the allocations counted then include the signing).
                 let fresh = g.seed(10_000, WARM + COUNTED, 4).await;
-                let mut signed = Vec::new();
+                let mut tokens = Vec::new();
                 for s in &fresh {
                     let token = g.issue(s.id).await;
-                    signed.push(g.signed_callback(&token, &format!("cust-{}", s.id)));
+                    tokens.push((token, format!("cust-{}", s.id)));
                 }
+                let sign =
+                    |(token, customer): &(String, String)| g.signed_callback(token, customer);
+                let signed: Vec<_> = if sign_late {
+                    Vec::new()
+                } else {
+                    tokens.iter().map(sign).collect()
+                };
                 g.settle().await;
-                let callbacks = |i: usize| gateway::callback_request(&signed[i]);
+                let callbacks = |i: usize| match signed.get(i) {
+                    Some(signed) => gateway::callback_request(signed),
+                    None => gateway::callback_request(&sign(&tokens[i])),
+                };
                 let n = per_request(g.addr, callbacks, 200).await;
                 row(&format!("login callback ({store})"), n, Some(ceiling));
             }

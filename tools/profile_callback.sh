@@ -8,29 +8,49 @@
 # not move with a busy machine. Debug build by default (the crate unoptimized,
 # its dependencies at opt-level 1: figures are larger than a release
 # build's, and shares between stages are what to compare); `--release` for
-# the release build's.
+# the release build's. `--bin PATH` profiles an allocation counter built
+# before (an older revision's, to compare), `--memory-only --callback
+# --sign-late` its arguments either way. Each callback is signed as it is
+# sent (`--sign-late`): under callgrind the run outlasts a signature's five
+# minutes. Per callback: each stage's count over the handler's calls.
 #
 #   tools/profile_callback.sh            # debug build
 #   tools/profile_callback.sh --release
+#   tools/profile_callback.sh --bin /tmp/allocs-old
 set -euo pipefail
 cd "$(dirname "$0")/.."
 profile=debug
 build=()
-if [[ "${1:-}" == "--release" ]]; then
-  profile=release
-  build=(--release)
-fi
+bin=
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --release) profile=release; build=(--release) ;;
+    --bin) bin=$(realpath "$2"); shift ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
 command -v valgrind >/dev/null || { echo "needs valgrind" >&2; exit 1; }
-cargo build "${build[@]}" --example allocs
+if [[ -z "$bin" ]]; then
+  cargo build "${build[@]}" --example allocs
+  bin="$PWD/target/$profile/examples/allocs"
+fi
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-# The counted callbacks: tools/allocs.rs' WARM + COUNTED.
-n=2200
 (cd "$out" && valgrind --tool=callgrind --callgrind-out-file="$out/cg.out" \
   --toggle-collect='chatgate::http::login::callback::*' \
-  "$OLDPWD/target/$profile/examples/allocs" --memory-only --callback >"$out/run.log" 2>&1)
+  "$bin" --memory-only --callback --sign-late >"$out/run.log" 2>&1) || {
+  grep -v '^==' "$out/run.log" | head -20 >&2
+  exit 1
+}
 grep -E 'login callback' "$out/run.log" || true
 callgrind_annotate --inclusive=yes "$out/cg.out" >"$out/incl.txt" 2>/dev/null
+callgrind_annotate --inclusive=yes --tree=caller "$out/cg.out" >"$out/tree.txt" 2>/dev/null
+# The callbacks counted: the handler's calls (one poll each on memory).
+n=$(grep -B1 -F '*  ' "$out/tree.txt" | grep -B1 -F 'chatgate::http::login::callback::{{closure}} [' |
+  head -1 | grep -oE '\(([0-9,]+)x\)' | tr -d '(),x' || true)
+n=${n:-2200}
+echo "callbacks counted: $n"
 # stage | the function whose inclusive count is the stage's
 stages=(
   "the whole request|chatgate::http::login::callback::{{closure}}"
@@ -43,16 +63,17 @@ stages=(
   "  its commit|Core>::commit::{{closure}}"
   "    the store's commit|MemoryStore as chatgate::store::Store>::commit::{{closure}}"
   "    the records encoded|chatgate::gateway::core::records::encode_interaction"
-  "    the outbox items made|chatgate::gateway::core::outbox::<impl chatgate::gateway::core::Core>::record"
-  "    the events announced|chatgate::events::Publisher::announce"
+  "    the notice and events made (outbox)|chatgate::gateway::core::outbox::<impl chatgate::gateway::core::Core>::record"
+  "    after it: events announced, notice handed|chatgate::gateway::core::outbox::<impl chatgate::gateway::core::Core>::recorded"
+  "      the events announced|chatgate::events::Publisher::announce"
   "keys hashed (SHA-256)|chatgate::store::keys::with_digest"
   "identifiers checked|chatgate::domain::input::identifier"
-  "log lines formatted|FormatEvent<S,N>>::format_event"
+  "log lines formatted (info)|FormatEvent<S,N>>::format_event"
 )
-printf '%-42s %14s\n' "stage" "instr/callback"
+printf '%-46s %14s\n' "stage" "instr/callback"
 for s in "${stages[@]}"; do
   name=${s%%|*}
   fn=${s#*|}
   total=$(grep -F "$fn" "$out/incl.txt" | head -1 | awk '{gsub(",", "", $1); print $1}')
-  printf '%-42s %14s\n' "$name" "$(( ${total:-0} / n ))"
+  printf '%-46s %14s\n' "$name" "$(( ${total:-0} / n ))"
 done

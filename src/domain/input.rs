@@ -103,6 +103,9 @@ pub fn refused_in_conversation_id(c: char) -> bool {
 /// case-folded. The length counts the characters before folding (what the
 /// caller wrote, as the OpenAPI document says); folding may lengthen (`ß` is `ss`).
 pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
+    if let Some(plain) = printable_ascii_identifier(field, s, max) {
+        return plain;
+    }
     let normalised = normalise(s);
     let v = normalised.trim();
     length(field, v, max)?;
@@ -119,6 +122,20 @@ pub fn identifier(field: &str, s: &str, max: usize) -> Result<String, Error> {
         ));
     }
     Ok(fold(v))
+}
+
+/// [`identifier`] of printable ASCII (most identifiers), without the
+/// Unicode tables: NFKC leaves such text as it is, its one dash is the
+/// hyphen-minus, it holds no character refused and only Latin and common
+/// characters (one script), and folding it is lowercasing it. The same
+/// answer as the general rules (`identifier_of_ascii_is_the_general_rules`);
+/// `None` for any other text.
+fn printable_ascii_identifier(field: &str, s: &str, max: usize) -> Option<Result<String, Error>> {
+    if !s.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        return None;
+    }
+    let v = s.trim_matches(' ');
+    Some(length(field, v, max).map(|()| v.to_ascii_lowercase()))
 }
 
 /// Trimmed, NFKC, and every dash a hyphen-minus ([`is_dash`]); one
@@ -315,6 +332,45 @@ pub fn subject(s: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general rules of [`identifier`], without its ASCII shortcut.
+    fn by_the_general_rules(s: &str, max: usize) -> Result<String, Error> {
+        let normalised = normalise(s);
+        let v = normalised.trim();
+        length("id", v, max)?;
+        assert!(!v.chars().any(refused_in_identifier), "{s:?}");
+        assert!(v.is_single_script(), "{s:?}");
+        Ok(fold(v))
+    }
+
+    #[test]
+    fn identifier_of_ascii_is_the_general_rules() {
+        let printable: String = (b' '..=b'~').map(char::from).collect();
+        let mut texts = vec![
+            printable.clone(),
+            " Cust-42 ".into(),
+            "   ".into(),
+            String::new(),
+            "A".repeat(8),
+            "A".repeat(9),
+            " a b ".into(),
+        ];
+        // Every printable character alone, and beside letters and spaces.
+        for c in printable.chars() {
+            texts.push(c.to_string());
+            texts.push(format!(" Ab{c}Z9 "));
+        }
+        for text in &texts {
+            let shortcut = printable_ascii_identifier("id", text, 8).expect("printable ASCII");
+            match (shortcut, by_the_general_rules(text, 8)) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{text:?}"),
+                (Err(_), Err(_)) => {}
+                (a, b) => panic!("{text:?}: {a:?} against {b:?}"),
+            }
+        }
+        assert!(printable_ascii_identifier("id", "caf\u{e9}", 8).is_none());
+        assert!(printable_ascii_identifier("id", "a\tb", 8).is_none());
+    }
 
     #[test]
     fn texts_refuse_bidi_and_format_characters_but_an_emoji_s_joiner() {

@@ -7,7 +7,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -84,40 +84,118 @@ pub fn sign_hs256<T: Serialize>(
     .map_err(|e| Error::internal_from(what, e))
 }
 
+/// A token's payload as read: [`LoginClaims`]' members, as they read
+/// them, and `nbf`. (Not `LoginClaims` flattened beside `nbf`: serde reads
+/// a flattened struct by buffering every member first, then reading them
+/// again.)
 #[derive(Deserialize)]
 struct Wire {
-    #[serde(flatten)]
-    claims: LoginClaims,
+    iss: String,
+    aud: String,
+    sub: String,
+    jti: String,
+    #[serde(deserialize_with = "numeric_date::floor")]
+    iat: i64,
+    #[serde(default, deserialize_with = "numeric_date::opt_floor")]
+    exp: Option<i64>,
+    team: String,
+    channel: String,
+    stage: Stage,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    expected_customer: Option<String>,
+    #[serde(default)]
+    locale: Option<String>,
     /// Rounded up: a fraction never makes a token valid sooner.
     #[serde(default)]
     nbf: Option<NumericDate>,
+}
+
+impl Wire {
+    /// The claims, and `nbf`.
+    fn split(self) -> (LoginClaims, Option<NumericDate>) {
+        let Wire {
+            iss,
+            aud,
+            sub,
+            jti,
+            iat,
+            exp,
+            team,
+            channel,
+            stage,
+            scope,
+            expected_customer,
+            locale,
+            nbf,
+        } = self;
+        let claims = LoginClaims {
+            iss,
+            aud,
+            sub,
+            jti,
+            iat,
+            exp,
+            team,
+            channel,
+            stage,
+            scope,
+            expected_customer,
+            locale,
+        };
+        (claims, nbf)
+    }
 }
 
 /// Verifies a login token. The unverified `aud` only chooses the team whose
 /// keys are tried; everything is then checked against that team's key, so
 /// the returned `aud` (= `team`) is the id of the team that signed it, and
 /// `sub` and `jti` are UUIDs.
+///
+/// The checks and their answers are those of `jsonwebtoken::decode` with
+/// [`validation`] (`iss`, `aud`, `sub` required, the issuer and the team as
+/// audience), in its order: the header, the signature (HMAC-SHA256 over
+/// the header and payload as sent, compared in constant time), the
+/// claims, then the issuer and the audience. Each part is decoded once:
+/// the header by [`hs256_kid`], the payload's text once, read for `aud`
+/// before the signature and for the claims after it.
 pub fn verify<'a, T: TeamKeys + 'a>(
     token: &str,
     issuer: &str,
     find_team: impl Fn(&str) -> Option<&'a T>,
     now: Timestamp,
 ) -> Result<LoginClaims, Error> {
+    const MALFORMED: Error = Error::InvalidToken("malformed token");
     let kid = hs256_kid(token)?;
-    let aud = unverified_aud(token)?;
+    let mut parts = token.split('.');
+    let (Some(header), Some(sent), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(MALFORMED);
+    };
+    // What the signature is over: the header and the payload as sent.
+    let signed = &token.as_bytes()[..header.len() + 1 + sent.len()];
+    let payload = B64URL.decode(sent).map_err(|_| MALFORMED)?;
+    let aud = unverified_aud(&payload)?;
     let team = find_team(&aud).ok_or(BAD_KEY)?;
     let key = team.key_by_kid(&kid).ok_or(BAD_KEY)?;
 
-    let mut validation = validation(&["iss", "aud", "sub"]);
-    validation.set_audience(&[team.team_id()]);
-    validation.set_issuer(&[issuer]);
-    let data = jsonwebtoken::decode::<Wire>(
-        token,
-        &DecodingKey::from_secret(key.secret.expose()),
-        &validation,
-    )
-    .map_err(jwt_error)?;
-    let Wire { claims, nbf } = data.claims;
+    let signature = B64URL.decode(signature).map_err(|_| MALFORMED)?;
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.secret.expose())
+        .map_err(|_| BAD_KEY)?;
+    hmac::Mac::update(&mut mac, signed);
+    hmac::Mac::verify_slice(mac, &signature).map_err(|_| BAD_KEY)?;
+
+    let (claims, nbf) = serde_json::from_slice::<Wire>(&payload)
+        .map_err(|_| Error::InvalidToken("a required claim is missing or malformed"))?
+        .split();
+    if claims.iss != issuer {
+        return Err(Error::InvalidToken("wrong issuer"));
+    }
+    if claims.aud != team.team_id() {
+        return Err(Error::InvalidToken("wrong audience"));
+    }
     if Uuid::parse_str(&claims.sub).is_err() || Uuid::parse_str(&claims.jti).is_err() {
         return Err(Error::InvalidToken(
             "a required claim is missing or malformed",
@@ -213,20 +291,13 @@ pub(crate) fn check_nbf(nbf: Option<i64>, now: Timestamp) -> Result<(), Error> {
 
 /// Reads `aud` (a string) from the payload without trusting it: it only
 /// chooses which team's keys to try.
-fn unverified_aud(token: &str) -> Result<String, Error> {
+fn unverified_aud(payload: &[u8]) -> Result<String, Error> {
     const MALFORMED: Error = Error::InvalidToken("malformed token");
-    let mut parts = token.split('.');
-    let (Some(_), Some(payload), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(MALFORMED);
-    };
-    let bytes = B64URL.decode(payload).map_err(|_| MALFORMED)?;
     #[derive(Deserialize)]
     struct Peek {
         aud: Option<serde_json::Value>,
     }
-    let peek: Peek = serde_json::from_slice(&bytes).map_err(|_| MALFORMED)?;
+    let peek: Peek = serde_json::from_slice(payload).map_err(|_| MALFORMED)?;
     match peek.aud {
         Some(serde_json::Value::String(aud)) => Ok(aud),
         Some(_) => Err(Error::InvalidToken("wrong audience")),
@@ -371,7 +442,7 @@ pub(crate) mod tests {
         let mut v = Validation::new(Algorithm::HS256);
         v.set_audience(&["acme"]);
         v.set_issuer(&[ISSUER]);
-        let key = DecodingKey::from_secret(&[1u8; 32]);
+        let key = jsonwebtoken::DecodingKey::from_secret(&[1u8; 32]);
         let data = jsonwebtoken::decode::<Value>(&token, &key, &v).unwrap();
         assert_eq!(data.claims["sub"], c.sub);
         assert_eq!(data.claims["jti"], c.jti);

@@ -58,6 +58,13 @@ pub struct Outcome {
     /// a row's time goes: the two cores are shared by both.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_cpu_us: Option<f64>,
+    /// Of that, what the gateway's own threads spent per request, in µs:
+    /// the server runs in a runtime of its own (`gateway::SERVER_THREADS`
+    /// names its threads), read from `/proc/self/task/*/stat`; the load
+    /// generator, the fake chat provider and the ceilings' servers are
+    /// not in it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_cpu_us: Option<f64>,
     /// What Redis spent per request while this was measured (Redis runs
     /// only; see `gateway::RedisCounters`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -92,7 +99,7 @@ pub struct RedisCost {
 /// CPU time (user + system) of this process so far, in seconds: fields 14
 /// and 15 of `/proc/self/stat`, in ticks of 1/100 s (Linux's `USER_HZ`).
 /// `None` off Linux.
-fn process_cpu_seconds() -> Option<f64> {
+pub fn process_cpu_seconds() -> Option<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -100,6 +107,34 @@ fn process_cpu_seconds() -> Option<f64> {
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
     Some((user + system) as f64 / 100.0)
+}
+
+/// CPU time (user + system) so far of this process's threads whose name
+/// is `crate::gateway::SERVER_THREADS` (the gateway's runtime), in
+/// seconds: fields 14 and 15 of each `/proc/self/task/<tid>/stat`. A
+/// thread that ended takes its time with it: the gateway's runtime keeps
+/// its workers for its whole life, and its blocking threads for 10 s idle.
+/// `None` off Linux, or with no gateway running.
+pub fn gateway_cpu_seconds() -> Option<f64> {
+    let (mut ticks, mut threads) = (0u64, 0usize);
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(stat) = std::fs::read_to_string(task.ok()?.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if &stat[open + 1..close] != crate::gateway::SERVER_THREADS {
+            continue;
+        }
+        let mut fields = stat[close + 2..].split(' ').skip(11);
+        let user: u64 = fields.next()?.parse().ok()?;
+        let system: u64 = fields.next()?.parse().ok()?;
+        ticks += user + system;
+        threads += 1;
+    }
+    // No gateway running (a ceiling's row): no figure.
+    (threads > 0).then_some(ticks as f64 / 100.0)
 }
 
 /// A request to `path` with the given method, headers and body.
@@ -129,9 +164,10 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
     let cut = Arc::new(AtomicBool::new(false));
     let cpu = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let start = process_cpu_seconds();
+        let start = (process_cpu_seconds(), gateway_cpu_seconds());
         tokio::time::sleep_until(stop_at.into()).await;
-        Some(process_cpu_seconds()? - start?)
+        let gateway = gateway_cpu_seconds().zip(start.1).map(|(b, a)| b - a);
+        Some((process_cpu_seconds()? - start.0?, gateway))
     });
     let mut tasks = Vec::new();
     for conn in 0..plan.conns {
@@ -222,7 +258,10 @@ pub async fn run(addr: SocketAddr, plan: Plan, make: MakeReq, on: Option<OnAnswe
         cpu.await.ok().flatten()
     };
     Outcome {
-        process_cpu_us: cpu.map(|s| s * 1e6 / (hist.len().max(1) as f64)),
+        process_cpu_us: cpu.map(|(s, _)| s * 1e6 / (hist.len().max(1) as f64)),
+        gateway_cpu_us: cpu
+            .and_then(|(_, g)| g)
+            .map(|s| s * 1e6 / (hist.len().max(1) as f64)),
         requests: hist.len(),
         req_per_s: hist.len() as f64 / measured,
         p50_ms: ms(0.50),

@@ -42,7 +42,19 @@ pub struct Running {
     pub redis: bool,
     dir: PathBuf,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The runtime the gateway runs in (its server, its outbox and
+    /// sweeper, its Redis connection), apart from the load generator's.
+    runtime: Option<tokio::runtime::Runtime>,
 }
+
+/// The name of the gateway's threads: the runtime it runs in is its own,
+/// so the CPU of these threads is the gateway's alone
+/// (`engine::gateway_cpu_seconds`).
+pub const SERVER_THREADS: &str = "cg-gateway";
+
+/// Worker threads of the gateway's runtime: one per core of the 2-core
+/// machine the figures are taken on, as a deployment would run it.
+const SERVER_WORKERS: usize = 2;
 
 /// A seeded interaction.
 #[derive(Clone)]
@@ -242,13 +254,28 @@ impl Running {
             team_extra,
         );
         let config = chatgate::config::load(&dir.join("config/chatgate.toml")).expect("config");
-        let app = App::build(config, Options::default()).await.expect("app");
-        let addr = app.local_addr().expect("addr");
-        let gateway = app.gateway();
+        // Built and served in a runtime of its own: what the gateway spawns
+        // (its server's connections, outbox, sweeper, Redis connection)
+        // runs on its threads, which the load generator's work never does.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(SERVER_WORKERS)
+            .thread_name(SERVER_THREADS)
+            .enable_all()
+            .build()
+            .expect("the gateway's runtime");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(app.serve(async move {
-            let _ = rx.await;
-        }));
+        let (addr, gateway) = runtime
+            .spawn(async move {
+                let app = App::build(config, Options::default()).await.expect("app");
+                let addr = app.local_addr().expect("addr");
+                let gateway = app.gateway();
+                tokio::spawn(app.serve(async move {
+                    let _ = rx.await;
+                }));
+                (addr, gateway)
+            })
+            .await
+            .expect("the gateway started");
         Running {
             addr,
             gateway,
@@ -261,6 +288,7 @@ impl Running {
             redis,
             dir,
             stop: Some(tx),
+            runtime: Some(runtime),
         }
     }
 
@@ -431,7 +459,19 @@ impl Running {
         if self.redis {
             delete_prefix(&self.prefix).await;
         }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for Running {
+    /// A runtime dropped inside another would block it: let it go.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
     }
 }
 

@@ -13,10 +13,12 @@
 --   'U', member                                                    QueueRemove
 --   'T', ttl_ms                                                    Touch
 --   'X', entry, min_id, ttl_ms, fresh                               Append
---   'N', ttl_ms, at, team                                          due note
+--   'N', ttl_ms, renew, at, team                                   due note
 -- A due note (on one Redis only: its key, a due index, is in a slot of its
 -- own) lists the team in the due index at `at` unless it is listed lower,
--- and renews the index's life to ttl_ms, as `due_note.lua` does; it
+-- as `due_note.lua` does, and renews the index's life to ttl_ms when
+-- `renew` is '1' (this writer has not in the last minute) or the team was
+-- not listed (the key may be new: it never exists without a TTL); it
 -- follows the ops whose queue adds it notes, and checks nothing.
 -- The checks go in op order. A check expecting a version reads the key's
 -- version line (GETRANGE, see VERSION_END); one expecting the key absent
@@ -105,7 +107,7 @@ local function shape(kind)
   elseif kind == 'X' then
     return 4, 1
   elseif kind == 'N' then
-    return 3, 1
+    return 4, 1
   elseif kind == 'R' then
     return 1, 2
   elseif kind == 'D' or kind == 'U' or kind == 'T' then
@@ -405,8 +407,10 @@ while a <= #ARGV do
     -- without a TTL counts as never expiring, and keeps none).
     redis.call('PEXPIRE', key, ARGV[a + 1], 'GT')
   elseif kind == 'N' then
-    redis.call('ZADD', key, 'LT', ARGV[a + 2], ARGV[a + 3])
-    redis.call('PEXPIRE', key, ARGV[a + 1])
+    local listed = redis.call('ZADD', key, 'LT', ARGV[a + 3], ARGV[a + 4])
+    if listed == 1 or ARGV[a + 2] == '1' then
+      redis.call('PEXPIRE', key, ARGV[a + 1])
+    end
   end
   local args, keys = shape(kind)
   a = a + 1 + args

@@ -194,17 +194,34 @@ impl RedisStore {
     /// On one Redis: the due notes of the queues `ops` add to, as ops of
     /// the commit script `call` (one per team and index, at its earliest
     /// add), so the commit and its notes are one round trip and one atomic
-    /// write.
-    pub(super) fn add_due_notes(&self, call: &mut ::redis::ScriptInvocation<'_>, ops: &[Op]) {
+    /// write. A note renews its index's life only when this process has
+    /// not in the last minute (the renewals of `started`), or when it
+    /// lists its team anew (the key may be new): answers the indexes it
+    /// renews, for the commit to record once applied (`Renewals::given`).
+    pub(super) fn add_due_notes(
+        &self,
+        call: &mut ::redis::ScriptInvocation<'_>,
+        ops: &[Op],
+        started: std::time::Instant,
+    ) -> Vec<&'static str> {
+        let mut renewing = Vec::new();
         for (index, teams) in notes_of(Self::queued(ops)) {
+            let renew = self
+                .renewals
+                .due(index, started, super::renewals::BY_PERIOD);
+            if renew {
+                renewing.push(index);
+            }
             for (team, at) in teams {
                 call.key(self.key(index))
                     .arg("N")
                     .arg(INDEX_TTL_MS)
+                    .arg(if renew { "1" } else { "0" })
                     .arg(at)
                     .arg(team);
             }
         }
+        renewing
     }
 
     /// The queues a commit's ops add to, with each add's time.

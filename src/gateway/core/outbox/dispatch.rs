@@ -110,6 +110,10 @@ impl Dispatcher {
     /// (its claims come due again after their lease).
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let this = Arc::new(self);
+        // From here on this instance's writes hand their items to the
+        // loops (`super::Hand`); no longer once it stops.
+        this.outbox.set_dispatching(true);
+        let _stopped = Stopped(Arc::clone(&this.outbox));
         tokio::pin!(shutdown);
         // Dropped at the end: every team's loop and its deliveries stop.
         let mut teams = JoinSet::new();
@@ -166,6 +170,16 @@ impl Dispatcher {
                 return;
             }
         }
+    }
+}
+
+/// Marks the dispatcher stopped when its run ends (returns or is
+/// dropped): later writes are due at once, for the next dispatcher.
+struct Stopped(Arc<Outbox>);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        self.0.set_dispatching(false);
     }
 }
 
@@ -238,6 +252,7 @@ impl TeamDispatch {
             settled,
         ));
         let mut bell = self.bell.clone();
+        let hand = self.shared.outbox.hand(&self.team);
         let mut poll = tokio::time::interval(POLL);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // Look whenever woken (by a commit of this instance, or by the
@@ -290,6 +305,7 @@ impl TeamDispatch {
                     }
                     look = true;
                 }
+                () = hand.handed() => self.take_handed(&hand).await,
                 // Only a loop that holds items or has delivered here has
                 // lanes to look after and health to publish: an idle
                 // team's loop sleeps until woken.
@@ -319,6 +335,38 @@ impl TeamDispatch {
                 .await;
             (asked, batch.map(Some))
         })
+    }
+
+    /// Places the items this instance's commits handed over, born claimed
+    /// by it ([`super::Hand`]), as a claimed batch: no claim round trip.
+    /// With no room for them, they are left to come due at their lease's
+    /// end, as a claim would find them.
+    async fn take_handed(&mut self, hand: &super::Hand) {
+        let handed = hand.take();
+        if handed.is_empty() || self.held >= TEAM_HELD {
+            return;
+        }
+        let ready = handed
+            .into_iter()
+            .map(|(member, item)| Claimed {
+                stored: super::Stored {
+                    member,
+                    legacy: None,
+                },
+                stored_published: item.published,
+                appended: None,
+                item,
+            })
+            .collect();
+        let batch = Batch {
+            queue: self.queue.clone(),
+            ready,
+            settled: Vec::new(),
+        };
+        // Not a claim: nothing says more is due.
+        if let Err(e) = self.place(Some(batch), usize::MAX).await {
+            tracing::warn!(team = %self.team, error = %e, "outbox items not placed; their lease brings them back");
+        }
     }
 
     /// Publishes a claimed batch's events in order, and starts, keeps

@@ -30,6 +30,7 @@
 //! loop, [`Dispatcher`]), [`lanes`] (what a destination's lane decides,
 //! without I/O), [`delivery`] (delivering one item).
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -78,6 +79,43 @@ pub struct Outbox {
     http: reqwest::Client,
     kept: Kept,
     health: health::Health,
+    /// Items this instance's commits wrote, handed to its team's loop
+    /// as claimed ([`Hand`]), by team.
+    hands: Mutex<HashMap<String, Arc<Hand>>>,
+    /// Whether this instance's dispatcher runs: only then are the items it
+    /// writes born claimed by it (see [`Hand`]).
+    dispatching: AtomicBool,
+}
+
+/// How many items a team's [`Hand`] holds at most: past that, an item is
+/// left to come due at its lease's end, as one of a dead instance would.
+const HANDED: usize = 1024;
+
+/// The items this instance's commits put into a team's outbox, handed to
+/// the team's loop in this process without a claim
+/// (docs/decisions/0209-an-item-is-born-claimed-by-its-writer.md). While
+/// the dispatcher runs, an item is written due at the end of a lease
+/// ([`LEASE`]) from its commit: claimed by its writer from the start, as
+/// a claim would have moved it. Once the commit applied, the item goes
+/// here, and the loop delivers and settles it as any claimed item: no
+/// claim round trip. Should this instance die first, the item comes due
+/// when its lease ends and any instance claims it, as a claimed item would.
+#[derive(Default)]
+pub(super) struct Hand {
+    items: Mutex<Vec<(String, OutboxItem)>>,
+    ready: tokio::sync::Notify,
+}
+
+impl Hand {
+    /// The items handed so far, in the order written.
+    pub(super) fn take(&self) -> Vec<(String, OutboxItem)> {
+        std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Resolves once items were handed since the last [`Hand::take`].
+    pub(super) async fn handed(&self) {
+        self.ready.notified().await;
+    }
 }
 
 /// How many items [`Kept`] holds at most (a few MB at most).
@@ -152,7 +190,34 @@ impl Outbox {
             http,
             kept: Kept::default(),
             health: health::Health::default(),
+            hands: Mutex::default(),
+            dispatching: AtomicBool::new(false),
         }
+    }
+
+    /// `team`'s hand (see [`Hand`]), which its loop takes from.
+    pub(super) fn hand(&self, team: &str) -> Arc<Hand> {
+        let mut hands = self.hands.lock().unwrap_or_else(|e| e.into_inner());
+        let hand = hands.entry(team.to_string()).or_default();
+        Arc::clone(hand)
+    }
+
+    /// Hands `items`, just committed to `team`'s outbox claimed by this
+    /// instance, to the team's loop. Those it has no room for come due at
+    /// their lease's end.
+    fn hand_over(&self, team: &str, items: Vec<(String, OutboxItem)>) {
+        let hand = self.hand(team);
+        {
+            let mut held = hand.items.lock().unwrap_or_else(|e| e.into_inner());
+            let room = HANDED.saturating_sub(held.len());
+            held.extend(items.into_iter().take(room));
+        }
+        hand.ready.notify_one();
+    }
+
+    /// The dispatcher of this instance runs (`true`) or stopped.
+    pub(super) fn set_dispatching(&self, on: bool) {
+        self.dispatching.store(on, Ordering::SeqCst);
     }
 
     /// Something was committed to `team`'s outbox, or the teams' due
@@ -177,12 +242,37 @@ impl Outbox {
     pub fn enqueue(&self, team: &str, item: OutboxItem, now: Timestamp) -> Result<[Op; 1]> {
         let member = item.text()?;
         self.kept.keep(item.id, digest(&member), item);
-        Ok([Op::QueueAdd {
-            key: keys::outbox(team),
-            member,
-            score: now.unix_millis(),
-            ttl: ITEM_TTL,
-        }])
+        Ok([queue_add(team, member, now)])
+    }
+
+    /// What a commit of this instance writes to put `item` into `team`'s
+    /// outbox: while this instance's dispatcher runs, the op that queues
+    /// it due at the end of a lease from `now`, claimed by this instance,
+    /// and the item with its entry's text, to hand to the dispatcher once
+    /// the commit applied ([`Hand`]); otherwise [`Outbox::enqueue`]'s op.
+    fn write(
+        &self,
+        team: &str,
+        item: OutboxItem,
+        now: Timestamp,
+    ) -> Result<(Op, Option<(String, OutboxItem)>)> {
+        if !self.dispatching.load(Ordering::SeqCst) {
+            let [op] = self.enqueue(team, item, now)?;
+            return Ok((op, None));
+        }
+        let member = item.text()?;
+        let op = queue_add(team, member.clone(), now.plus(LEASE));
+        Ok((op, Some((member, item))))
+    }
+}
+
+/// The op that queues `member` in `team`'s outbox, due at `at`.
+fn queue_add(team: &str, member: String, at: Timestamp) -> Op {
+    Op::QueueAdd {
+        key: keys::outbox(team),
+        member,
+        score: at.unix_millis(),
+        ttl: ITEM_TTL,
     }
 }
 
@@ -361,6 +451,9 @@ pub(in crate::gateway) struct Recorded {
     appended: Vec<(Event, Option<About>)>,
     /// The team whose outbox the commit adds to, if it does.
     queued: Option<String>,
+    /// Its items born claimed by this instance, with their entries' text,
+    /// for the dispatcher once it applied ([`Hand`]).
+    handed: Vec<(String, OutboxItem)>,
 }
 
 impl Core {
@@ -400,7 +493,9 @@ impl Core {
                 }
                 _ => item,
             };
-            recorded.ops.extend(self.outbox.enqueue(team, item, now)?);
+            let (op, handed) = self.outbox.write(team, item, now)?;
+            recorded.ops.push(op);
+            recorded.handed.extend(handed);
             recorded.queued = Some(team.to_string());
         }
         Ok(recorded)
@@ -413,8 +508,12 @@ impl Core {
         for (event, about) in recorded.appended {
             self.events.announce(event, about.as_ref());
         }
-        if let Some(team) = &recorded.queued {
-            self.outbox.wake(team);
+        match &recorded.queued {
+            Some(team) if !recorded.handed.is_empty() => {
+                self.outbox.hand_over(team, recorded.handed);
+            }
+            Some(team) => self.outbox.wake(team),
+            None => {}
         }
     }
 
@@ -616,6 +715,55 @@ mod tests {
         assert_ne!(digest(&other), digest(&member));
         assert!(outbox.kept.take(id, digest(&other)).is_none());
         assert!(outbox.kept.take(id, digest(&member)).is_none());
+    }
+
+    /// While the dispatcher runs, a write's item is born claimed: due at
+    /// the end of a lease (should this instance die, any instance claims
+    /// it then), and handed to the team's loop with the very text written;
+    /// otherwise due at once. A hand holds a bounded number of items.
+    #[test]
+    fn an_item_written_while_dispatching_is_born_claimed_for_a_lease() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let outbox = Outbox::new();
+        let (op, handed) = outbox.write("acme", notice_item(now), now).unwrap();
+        assert!(handed.is_none(), "no dispatcher: nothing handed");
+        assert!(matches!(op, Op::QueueAdd { score, .. } if score == now.unix_millis()));
+
+        outbox.set_dispatching(true);
+        let (op, handed) = outbox.write("acme", notice_item(now), now).unwrap();
+        let Op::QueueAdd { member, score, .. } = op else {
+            panic!("a queue add");
+        };
+        assert_eq!(
+            score,
+            now.plus(LEASE).unix_millis(),
+            "due at its lease's end"
+        );
+        let (text, item) = handed.expect("handed to the loop");
+        assert_eq!(text, member);
+        assert_eq!(item.text().unwrap(), member);
+        assert!(
+            outbox.kept.take(item.id, digest(&member)).is_none(),
+            "handed, not kept"
+        );
+
+        let hand = outbox.hand("acme");
+        outbox.hand_over("acme", vec![(text, item)]);
+        assert_eq!(hand.take().len(), 1);
+        let many = (0..HANDED + 5)
+            .map(|_| {
+                let item = notice_item(now);
+                (item.text().unwrap(), item)
+            })
+            .collect();
+        outbox.hand_over("acme", many);
+        assert_eq!(hand.take().len(), HANDED, "the rest wait for their lease");
+        outbox.set_dispatching(false);
+        assert!(outbox
+            .write("acme", notice_item(now), now)
+            .unwrap()
+            .1
+            .is_none());
     }
 
     #[test]
