@@ -276,6 +276,11 @@ impl TeamDispatch {
             if self.bring_forward().await || room_again {
                 look = true;
             }
+            // Items handed over while there was no room: placed as
+            // deliveries end.
+            if self.held < TEAM_HELD && hand.holds_any() {
+                self.take_handed(&hand).await;
+            }
             if (look || behind) && self.held < TEAM_HELD && claiming.is_none() {
                 look = false;
                 behind = false;
@@ -339,15 +344,22 @@ impl TeamDispatch {
 
     /// Places the items this instance's commits handed over, born claimed
     /// by it ([`super::Hand`]), as a claimed batch: no claim round trip.
-    /// With no room for them, they are left to come due at their lease's
-    /// end, as a claim would find them.
+    /// As many as there is room for; the rest stay in the hand until
+    /// deliveries end and make room (a burst is not left to its lease).
+    /// An item handed over half a lease ago or more is left to come due at
+    /// its lease's end, where a claim finds it: never delivered from the
+    /// hand once a claim could take it too.
     async fn take_handed(&mut self, hand: &super::Hand) {
-        let handed = hand.take();
-        if handed.is_empty() || self.held >= TEAM_HELD {
+        let room = TEAM_HELD.saturating_sub(self.held);
+        if room == 0 {
             return;
         }
-        let ready = handed
+        let now = self.shared.clock.now();
+        let fresh = |item: &super::OutboxItem| now.since(item.created_at) < LEASE / 2;
+        let ready: Vec<Claimed> = hand
+            .take_up_to(room)
             .into_iter()
+            .filter(|(_, item)| fresh(item))
             .map(|(member, item)| Claimed {
                 stored: super::Stored {
                     member,
@@ -358,6 +370,9 @@ impl TeamDispatch {
                 item,
             })
             .collect();
+        if ready.is_empty() {
+            return;
+        }
         let batch = Batch {
             queue: self.queue.clone(),
             ready,

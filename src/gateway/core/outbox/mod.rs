@@ -108,11 +108,28 @@ pub(super) struct Hand {
 
 impl Hand {
     /// The items handed so far, in the order written.
+    #[cfg(test)]
     pub(super) fn take(&self) -> Vec<(String, OutboxItem)> {
         std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Resolves once items were handed since the last [`Hand::take`].
+    /// The first `n` items handed, in the order written; the rest stay.
+    pub(super) fn take_up_to(&self, n: usize) -> Vec<(String, OutboxItem)> {
+        let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+        let n = n.min(items.len());
+        items.drain(..n).collect()
+    }
+
+    /// Whether items wait to be taken.
+    pub(super) fn holds_any(&self) -> bool {
+        !self
+            .items
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    }
+
+    /// Resolves once items were handed since the last wake.
     pub(super) async fn handed(&self) {
         self.ready.notified().await;
     }
