@@ -51,6 +51,23 @@ pub async fn verify_challenge(
     code: &str,
     now: Timestamp,
 ) -> Result<Verified> {
+    verify_challenge_seen(core, team, id, cid, code, now)
+        .await?
+        .0
+}
+
+/// [`verify_challenge`], with the interaction as the verdict's commit
+/// left it: a refused code (wrong, the last attempt, a lockout) is the
+/// inner error, with what it committed; after an outer one the caller
+/// reads the interaction, if it needs it.
+pub async fn verify_challenge_seen(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    code: &str,
+    now: Timestamp,
+) -> Result<(Result<Verified>, InteractionView)> {
     // A malformed code is 422 before anything is read.
     crate::domain::pin::parse_code(code)?;
     let done = core
@@ -90,7 +107,7 @@ pub async fn verify_challenge(
         .await?;
     if let Some(problem) = done.value.problem(now) {
         metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
-        return Err(problem);
+        return Ok((Err(problem), done.view));
     }
     // The code is used: a ladder's messages are withdrawn where they can be.
     if let Some((c, _)) = done.rec.challenge_at(cid, now) {
@@ -99,13 +116,14 @@ pub async fn verify_challenge(
         }
     }
     let approval = approval_of(core, team, &done.rec, cid, true, now)?;
-    Ok(Verified {
+    let verified = Verified {
         authenticated: true,
         requires_2fa: false,
         expires_at: done.view.expires_at,
-        interaction: done.view,
+        interaction: done.view.clone(),
         approval,
-    })
+    };
+    Ok((Ok(verified), done.view))
 }
 
 /// `transaction.approved` for challenge `cid` of `rec`, when the
