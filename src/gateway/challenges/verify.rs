@@ -20,7 +20,7 @@ use crate::events::types::{
 use crate::events::EventData;
 use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
-use crate::gateway::work::Step;
+use crate::gateway::work::{Step, Work};
 use crate::gateway::{Core, InteractionView, OutboxItem};
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -77,30 +77,12 @@ pub async fn verify_challenge_seen(
                 let (rec, subject) = w.records();
                 let verdict =
                     verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
-                match &verdict {
-                    Verdict::Authenticated { step_up } => {
-                        if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
-                            w.also(validated_devices(core, team, p).await?);
-                        }
-                        w.announce_authenticated();
-                        if let Some(approved) = approved_event(&w.rec, cid, now) {
-                            w.emit(approved);
-                        }
-                    }
-                    Verdict::Wrong {
-                        attempts_remaining,
-                        failure,
-                    } => {
-                        w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                            challenge: FailedChallenge {
-                                attempts_remaining: *attempts_remaining,
-                                challenge_id: cid,
-                            },
-                            reason: None,
-                        }));
-                        w.emit_lockout(failure);
+                if let Verdict::Authenticated { step_up } = &verdict {
+                    if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
+                        w.also(validated_devices(core, team, p).await?);
                     }
                 }
+                announce_verdict(w, &verdict, cid, now);
                 Ok(Step::Write(verdict))
             })
         })
@@ -124,6 +106,33 @@ pub async fn verify_challenge_seen(
         approval,
     };
     Ok((Ok(verified), done.view))
+}
+
+/// What the verdict on a code of challenge `cid` announces: the
+/// authentication (and the payment it approved), or the failure and the
+/// lockout it reached.
+fn announce_verdict(w: &mut Work<'_>, verdict: &Verdict, cid: Uuid, now: Timestamp) {
+    match verdict {
+        Verdict::Authenticated { .. } => {
+            w.announce_authenticated();
+            if let Some(approved) = approved_event(&w.rec, cid, now) {
+                w.emit(approved);
+            }
+        }
+        Verdict::Wrong {
+            attempts_remaining,
+            failure,
+        } => {
+            w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                challenge: FailedChallenge {
+                    attempts_remaining: *attempts_remaining,
+                    challenge_id: cid,
+                },
+                reason: None,
+            }));
+            w.emit_lockout(failure);
+        }
+    }
 }
 
 /// `transaction.approved` for challenge `cid` of `rec`, when the
