@@ -2,7 +2,9 @@
 """The size rules of `src/`, measured.
 
     python3 tools/size_rules.py          # the figures; exit 1 when a rule is broken
-    python3 tools/size_rules.py --list   # and every function of 80+ lines, every use case
+    python3 tools/size_rules.py --list   # and every use case with its length
+
+docs/architecture.md#the-size-rules holds the figures and what is over.
 
 The rules:
 
