@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::view::{Method, Status, Unmet};
 use super::Core;
-use crate::config::{AuthMethod, Team};
+use crate::config::{AuthMethod, Settings, Team};
 use crate::domain::assurance::{self, Policy};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction;
@@ -68,27 +68,7 @@ pub async fn assurance(
     let pair = core.load_pair(team, id, now).await?;
     let rec = pair.rec()?;
     let settings = team.settings_for(&rec.channel);
-    let mut policy = match ask {
-        AssuranceAsk::Policy(p) => p,
-        AssuranceAsk::Intent(name) => {
-            let intent = settings.intents.get(&name).ok_or_else(|| {
-                Error::invalid("intent", "is not an intent of this interaction's settings")
-            })?;
-            let methods = intent.methods.as_ref();
-            Policy {
-                max_age: intent.max_age.and_then(|d| d.enabled()),
-                methods: methods.map(|ms| {
-                    ms.iter()
-                        .filter_map(|m| interaction::Method::try_from(*m).ok())
-                        .collect()
-                }),
-                recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
-                otp_via: intent.otp_via.clone(),
-                number_clean: intent.number_check == Some(NumberCheckRule::Clean),
-                transaction: None,
-            }
-        }
-    };
+    let mut policy = policy_of(settings, ask)?;
     policy.transaction = transaction;
     let view = pair.view(team, now)?;
     let mut shown = pair.shown(team, now)?;
@@ -117,5 +97,30 @@ pub async fn assurance(
         authenticated_at,
         age_seconds: verdict.age_seconds,
         unmet: verdict.unmet.into_iter().map(Unmet::from).collect(),
+    })
+}
+
+/// The policy `ask` names: its own, or the intent's of `settings`.
+fn policy_of(settings: &Settings, ask: AssuranceAsk) -> Result<Policy> {
+    Ok(match ask {
+        AssuranceAsk::Policy(p) => p,
+        AssuranceAsk::Intent(name) => {
+            let intent = settings.intents.get(&name).ok_or_else(|| {
+                Error::invalid("intent", "is not an intent of this interaction's settings")
+            })?;
+            let methods = intent.methods.as_ref();
+            Policy {
+                max_age: intent.max_age.and_then(|d| d.enabled()),
+                methods: methods.map(|ms| {
+                    ms.iter()
+                        .filter_map(|m| interaction::Method::try_from(*m).ok())
+                        .collect()
+                }),
+                recognized: methods.is_some_and(|ms| ms.contains(&AuthMethod::Recognized)),
+                otp_via: intent.otp_via.clone(),
+                number_clean: intent.number_check == Some(NumberCheckRule::Clean),
+                transaction: None,
+            }
+        }
     })
 }

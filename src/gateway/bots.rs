@@ -56,8 +56,8 @@ pub async fn take_turn(
     let (found, _) = interactions::create_interaction(core, team, new, clock.now()).await?;
     // Run the action; a refusal is an answer, not an error.
     let Acted { done, left, after } = act(core, team, &found, &turn, clock).await;
-    // Where the interaction stands now: as the action left it, when it
-    // says; else read once more.
+    // Where the interaction stands now: as the action's commit left it,
+    // when the use case hands that back; else read once more.
     let interaction = match after {
         Some(view) => view,
         None => interactions::get_interaction(core, team, found.id, clock.now()).await?,
@@ -115,7 +115,8 @@ struct Acted {
     /// The attempts left, when it checked a code.
     left: Option<u32>,
     /// The interaction as the action left it, when it knows (a status
-    /// changes nothing; a verified code answers it): no read after it.
+    /// changes nothing; a sent code or link, a right or wrong code are
+    /// handed back by their use case): no read after it.
     after: Option<InteractionView>,
 }
 
@@ -128,25 +129,37 @@ async fn act(
     clock: &dyn Clock,
 ) -> Acted {
     let id = found.id;
-    let acted = |done, left| Acted {
-        done,
-        left,
-        after: None,
-    };
     match turn.tag {
         Tag::Status => Acted {
             done: Ok(Done::Read),
             left: None,
             after: Some(found.clone()),
         },
-        Tag::SendCode => acted(send_code(core, team, id, turn, clock).await, None),
+        Tag::SendCode => send_code(core, team, id, turn, clock).await.into(),
         Tag::CheckCode => {
             let open = found.open_challenge.as_ref().map(|c| c.challenge_id);
             let length = team.settings_for(&found.channel).otp.length;
             let code = turn.said.as_ref().and_then(|s| s.code(length));
             check_code(core, team, (id, open), code, clock.now()).await
         }
-        Tag::SendLink => acted(send_link(core, team, id, clock).await, None),
+        Tag::SendLink => send_link(core, team, id, clock).await.into(),
+    }
+}
+
+/// What a send did, and the interaction as it left it, when it says.
+type Sent = Result<(Done, Option<InteractionView>)>;
+
+impl From<Sent> for Acted {
+    fn from(sent: Sent) -> Self {
+        let (done, after) = match sent {
+            Ok((done, after)) => (Ok(done), after),
+            Err(e) => (Err(e), None),
+        };
+        Acted {
+            done,
+            left: None,
+            after,
+        }
     }
 }
 
@@ -157,23 +170,22 @@ async fn send_code(
     id: Uuid,
     turn: &BotTurn,
     clock: &dyn Clock,
-) -> Result<Done> {
+) -> Sent {
     let delivery = turn.delivery.as_deref().unwrap_or(Delivery::Chat.as_str());
     let req = ChallengeRequest::parse(ChallengeMethod::Otp.as_str(), Some(delivery), None)?;
-    challenges::start_challenge(core, team, id, req, clock).await?;
-    Ok(Done::CodeSent)
+    let (_, after) = challenges::start_challenge_seen(core, team, id, req, clock).await?;
+    Ok((Done::CodeSent, after))
 }
 
 /// `POST .../login-links` with `deliver: true`.
-async fn send_link(core: &Core, team: &Team, id: Uuid, clock: &dyn Clock) -> Result<Done> {
+async fn send_link(core: &Core, team: &Team, id: Uuid, clock: &dyn Clock) -> Sent {
     let req = LinkRequest {
         deliver: Some(true),
         ..LinkRequest::default()
     };
-    let issued = login::issue_link(core, team, id, req, clock.now()).await?;
-    Ok(Done::LinkSent {
-        delivered: issued.delivered,
-    })
+    let (issued, after) = login::issue_link_seen(core, team, id, req, clock.now()).await?;
+    let delivered = issued.delivered;
+    Ok((Done::LinkSent { delivered }, after))
 }
 
 /// `POST .../verify` of the open challenge `cid` of `id` with the code the
@@ -195,14 +207,17 @@ async fn check_code(
         return answered(Ok(Done::NoChallenge), None);
     };
     match code {
-        Some(code) => match verify::verify_challenge(core, team, id, cid, &code, now).await {
-            Ok(verified) => Acted {
-                done: Ok(Done::Verified),
-                left: None,
-                after: Some(verified.interaction),
-            },
-            Err(e @ Error::InvalidCode { attempts_remaining }) => {
-                answered(Err(e), Some(attempts_remaining))
+        Some(code) => match verify::verify_challenge_seen(core, team, id, cid, &code, now).await {
+            Ok((verdict, seen)) => {
+                let left = match &verdict {
+                    Err(Error::InvalidCode { attempts_remaining }) => Some(*attempts_remaining),
+                    _ => None,
+                };
+                Acted {
+                    done: verdict.map(|_| Done::Verified),
+                    left,
+                    after: Some(seen),
+                }
             }
             Err(e) => answered(Err(e), None),
         },

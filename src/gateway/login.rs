@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::records::{put, ShortLink};
 use super::store_epoch;
 use super::work::{Step, Work};
-use super::{Chat, Core};
+use super::{Chat, Core, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
 use crate::domain::challenge::Challenge;
@@ -241,6 +241,19 @@ pub async fn issue_link(
     req: LinkRequest,
     now: Timestamp,
 ) -> Result<IssuedLink> {
+    Ok(issue_link_seen(core, team, id, req, now).await?.0)
+}
+
+/// [`issue_link`], with the interaction as the issue's commit left it,
+/// unless an undelivered link was withdrawn after it (`None`: the caller
+/// reads it, if it needs it).
+pub async fn issue_link_seen(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    req: LinkRequest,
+    now: Timestamp,
+) -> Result<(IssuedLink, Option<InteractionView>)> {
     let plan = LinkPlan::new(team, &req)?;
     let code = random_code();
     let (plan, short_code) = (&plan, code.as_str());
@@ -257,7 +270,7 @@ pub async fn issue_link(
             })
         })
         .await?;
-    let (link, rec) = (done.value, done.rec);
+    let (link, rec, mut seen) = (done.value, done.rec, Some(done.view));
     save_short_link(core, &code, &link.short, link.short_ttl).await?;
     metrics::counter!("chatgate_login_links_issued_total").increment(1);
     let mut issued = link.issued;
@@ -265,9 +278,10 @@ pub async fn issue_link(
         deliver_link(core, team, &rec, &mut issued).await;
         if !issued.delivered {
             undelivered_link(core, team, id, issued.link_id, now).await?;
+            seen = None;
         }
     }
-    Ok(issued)
+    Ok((issued, seen))
 }
 
 /// A new link on the interaction: its claims, signed; the link

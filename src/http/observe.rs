@@ -116,16 +116,22 @@ fn is_probe(route: &str) -> bool {
     matches!(route, "/healthz" | "/readyz" | "/metrics")
 }
 
-pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let id = match req.headers().get(REQUEST_ID) {
+/// The request's id: the caller's when sane, else a new one, set on the
+/// request.
+fn request_id_of(st: &AppState, req: &mut Request) -> HeaderValue {
+    match req.headers().get(REQUEST_ID) {
         Some(v) if sane(v) => v.clone(),
         _ => {
             let v = st.observer.new_request_id();
             req.headers_mut().insert(REQUEST_ID, v.clone());
             v
         }
-    };
+    }
+}
+
+pub(super) async fn observe(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let id = request_id_of(&st, &mut req);
     let team = TeamSlot::default();
     req.extensions_mut().insert(team.clone());
     let caller = super::denials::CallerSlot::default();

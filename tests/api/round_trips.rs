@@ -664,8 +664,9 @@ async fn a_key_press_reads_its_call_once_in_its_own_team() {
 }
 
 /// A Dialogflow turn answers with the interaction as its action left it:
-/// a status turn loads it once (finding it), a right code twice (finding
-/// it, then the unit of work that verifies), with no read after.
+/// a status turn loads it once (finding it); a sent code, a sent link, a
+/// wrong and a right code load it where their use case must (finding it,
+/// then each unit of work of the action), with no read after.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dialogflow_turn_loads_its_interaction_only_where_it_must() {
     let setup = Setup {
@@ -685,23 +686,39 @@ async fn a_dialogflow_turn_loads_its_interaction_only_where_it_must() {
             res.json::<serde_json::Value>().await.unwrap()
         }
     };
+    // Counts the loads of one turn, and checks what it answered.
+    let counted = |body: serde_json::Value, result: &'static str| {
+        let call = &call;
+        async move {
+            let before = loads();
+            let answer = call(body).await;
+            let params = &answer["sessionInfo"]["parameters"];
+            assert_eq!(params["chatgate_result"], result, "{answer}");
+            (loads() - before, answer)
+        }
+    };
     call(turn("status")).await;
-    let before = loads();
-    let answer = call(turn("status")).await;
-    assert_eq!(
-        answer["sessionInfo"]["parameters"]["chatgate_result"],
-        "not_authenticated"
+    let (n, _) = counted(turn("status"), "not_authenticated").await;
+    assert_eq!(n, 1, "a status turn: finding it");
+    let (n, sent) = counted(turn("send_code"), "code_sent").await;
+    let cid = &sent["sessionInfo"]["parameters"]["chatgate_challenge_id"];
+    assert!(
+        cid.is_string(),
+        "the answer names the new challenge: {sent}"
     );
-    assert_eq!(loads() - before, 1, "a status turn");
-    call(turn("send_code")).await;
+    assert_eq!(n, 2, "a sent code: finding it, the start's commit");
     let code = app.last_code().await;
+    let mut wrong = turn("check_code");
+    wrong["sessionInfo"]["parameters"]["code"] = "000000".into();
+    if code == "000000" {
+        wrong["sessionInfo"]["parameters"]["code"] = "111111".into();
+    }
+    let (n, _) = counted(wrong, "wrong_code").await;
+    assert_eq!(n, 2, "a wrong code: finding it, the verdict's commit");
     let mut check = turn("check_code");
     check["sessionInfo"]["parameters"]["code"] = code.into();
-    let before = loads();
-    let answer = call(check).await;
-    assert_eq!(
-        answer["sessionInfo"]["parameters"]["chatgate_result"], "authenticated",
-        "{answer}"
-    );
-    assert_eq!(loads() - before, 2, "a right code");
+    let (n, _) = counted(check, "authenticated").await;
+    assert_eq!(n, 2, "a right code: finding it, the verdict's commit");
+    let (n, _) = counted(turn("send_link"), "link_sent").await;
+    assert_eq!(n, 2, "a sent link: finding it, the issue's commit");
 }

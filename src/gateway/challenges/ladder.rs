@@ -292,13 +292,13 @@ pub async fn advance_ladder(
     // A step to a number its check refuses is skipped (its answer kept
     // for `cache`, so asked again only after that).
     let targets = check_targets(core, team, &targets, now).await.keep(targets);
-    let targets =
-        targets.map_err(|_| Error::NoNextStep("every step left goes to a refused number"))?;
+    let targets = targets.map_err(|_| Error::NoNextStep(ALL_REFUSED))?;
     let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
-    let origin = rec.lockout_origin(s);
-    let allowance = pair.subject_or_new()?.allowance_of(origin.as_deref(), now);
+    let allowance = pair
+        .subject_or_new()?
+        .allowance_of(rec.lockout_origin(s).as_deref(), now);
     let mv = Move {
         id,
         cid,
@@ -322,15 +322,22 @@ pub async fn advance_ladder(
     };
     steps::count_move(done.value);
     withdraw_left(core, &mv).await;
-    let (c, state) = done
-        .rec
-        .challenge_at(cid, now)
-        .ok_or(Error::NotFound("no such challenge"))?;
-    let read = ChallengeView::of(c, state);
+    let read = view_at(&done.rec, cid, now)?;
     // Reports that came first may move it on again (boxed, for the
     // recursion); the answer is the read as of this move.
     Box::pin(remember_step(core, team, id, cid, &took, now)).await;
     Ok(read)
+}
+
+/// Why a ladder does not move when its check refused every step left.
+const ALL_REFUSED: &str = "every step left goes to a refused number";
+
+/// Challenge `cid` of `rec` as it stands at `now`.
+fn view_at(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> Result<ChallengeView> {
+    let (c, state) = rec
+        .challenge_at(cid, now)
+        .ok_or(Error::NotFound("no such challenge"))?;
+    Ok(ChallengeView::of(c, state))
 }
 
 /// Withdraws the message of the step `mv` moved from, where its step

@@ -48,17 +48,32 @@ pub async fn start_challenge(
     req: ChallengeRequest,
     clock: &dyn Clock,
 ) -> Result<StartedChallenge> {
+    Ok(start_challenge_seen(core, team, id, req, clock).await?.0)
+}
+
+/// [`start_challenge`], with the interaction as the start's commit left
+/// it where the start holds it (a single message); `None`: the caller
+/// reads it, if it needs it.
+pub async fn start_challenge_seen(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    req: ChallengeRequest,
+    clock: &dyn Clock,
+) -> Result<(StartedChallenge, Option<InteractionView>)> {
     use ChallengeMethod::{App, Binding, Otp, Pin};
     use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
-    match (req.method, req.delivery) {
+    let started = match (req.method, req.delivery) {
         (App, _) => app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await,
         (Otp | Pin | Binding, Ladder) => {
             ladder::start_ladder(core, team, id, &req, clock.now()).await
         }
         (Otp | Pin | Binding, Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App) => {
-            single::start(core, team, id, &req, clock.now()).await
+            let (started, seen) = single::start(core, team, id, &req, clock.now()).await?;
+            return Ok((started, Some(seen)));
         }
-    }
+    };
+    Ok((started?, None))
 }
 
 /// The verdict on starting challenge `cid` (its code `code`) on the

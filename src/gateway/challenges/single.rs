@@ -17,22 +17,28 @@ use crate::domain::number_check::NumberCheck;
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
-use crate::gateway::work::Step;
-use crate::gateway::{number_checks, reports, voice, Core};
+use crate::gateway::work::{Done, Step};
+use crate::gateway::{number_checks, reports, voice, Core, InteractionView};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
-/// agent): reserve, send, announce.
+/// agent): reserve, send, announce. With the answer, the interaction as
+/// the reserve's commit left it.
 pub(super) async fn start(
     core: &Core,
     team: &Team,
     id: Uuid,
     req: &ChallengeRequest,
     now: Timestamp,
-) -> Result<StartedChallenge> {
+) -> Result<(StartedChallenge, InteractionView)> {
     let cid = Uuid::now_v7();
     let checked = check_number(core, team, id, cid, req, now).await?;
-    let (rec, started, code) = reserve(core, team, id, cid, req, checked.as_ref(), now).await?;
+    let reserved = reserve(core, team, id, cid, req, checked.as_ref(), now).await?;
+    let Done {
+        value: (started, code),
+        rec,
+        view,
+    } = reserved;
     let sent = match send_challenge(core, team, &rec, &started, &code, now).await {
         Ok(sent) => sent,
         Err(e) => {
@@ -57,9 +63,10 @@ pub(super) async fn start(
     }
     let (delivered, state) = (started.message.is_some(), started.delivery_state.as_ref());
     let answer = StartedChallenge::of(cid, &started, req.delivery, None, delivered, state);
-    Ok(answer
+    let answer = answer
         .checked(checked.as_ref().map(|(_, c)| c))
-        .for_transaction(req.transaction.as_ref()))
+        .for_transaction(req.transaction.as_ref());
+    Ok((answer, view))
 }
 
 /// The number check of challenge `cid` (docs/number-checks.md), when the
@@ -104,7 +111,7 @@ async fn check_number(
 }
 
 /// Checks the subject, counts the send and opens the challenge, in one
-/// commit: the interaction as committed, the challenge and its code.
+/// commit: the challenge and its code, with the interaction as committed.
 async fn reserve(
     core: &Core,
     team: &Team,
@@ -113,36 +120,33 @@ async fn reserve(
     req: &ChallengeRequest,
     checked: Option<&(String, NumberCheck)>,
     now: Timestamp,
-) -> Result<(InteractionRecord, Started, OtpCode)> {
-    let done = core
-        .transact(team, id, now, |w| {
-            Box::pin(async move {
-                let s = w.settings;
-                // Drawn with the interaction's own settings (a channel may
-                // override the length); a retry draws afresh.
-                let code = otp::generate(s.otp.length);
-                let started = super::decide(core, team, w, req, cid, &code, now)?;
-                if let Some((number, found)) = checked {
-                    if started.destination.as_ref() != Some(number) {
-                        // The contact changed since it was checked.
-                        return Err(Error::invalid("to", "the contact changed; ask again"));
-                    }
-                    if let Some(c) = w.rec.challenge.as_mut() {
-                        c.number_check = Some(*found);
-                    }
+) -> Result<Done<(Started, OtpCode)>> {
+    core.transact(team, id, now, |w| {
+        Box::pin(async move {
+            let s = w.settings;
+            // Drawn with the interaction's own settings (a channel may
+            // override the length); a retry draws afresh.
+            let code = otp::generate(s.otp.length);
+            let started = super::decide(core, team, w, req, cid, &code, now)?;
+            if let Some((number, found)) = checked {
+                if started.destination.as_ref() != Some(number) {
+                    // The contact changed since it was checked.
+                    return Err(Error::invalid("to", "the contact changed; ask again"));
                 }
-                if let Some(d) = &started.destination {
-                    let allowance = started.allowance.as_deref();
-                    let count =
-                        super::destinations::count_destination(core, team, d, allowance, s, now);
-                    w.also(count.await?);
+                if let Some(c) = w.rec.challenge.as_mut() {
+                    c.number_check = Some(*found);
                 }
-                Ok(Step::Write((started, code)))
-            })
+            }
+            if let Some(d) = &started.destination {
+                let allowance = started.allowance.as_deref();
+                let count =
+                    super::destinations::count_destination(core, team, d, allowance, s, now);
+                w.also(count.await?);
+            }
+            Ok(Step::Write((started, code)))
         })
-        .await?;
-    let (started, code) = done.value;
-    Ok((done.rec, started, code))
+    })
+    .await
 }
 
 /// Sends a started challenge's message, if it has one: the code of an

@@ -20,7 +20,7 @@ use crate::events::types::{
 use crate::events::EventData;
 use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
-use crate::gateway::work::Step;
+use crate::gateway::work::{Step, Work};
 use crate::gateway::{Core, InteractionView, OutboxItem};
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -51,6 +51,23 @@ pub async fn verify_challenge(
     code: &str,
     now: Timestamp,
 ) -> Result<Verified> {
+    verify_challenge_seen(core, team, id, cid, code, now)
+        .await?
+        .0
+}
+
+/// [`verify_challenge`], with the interaction as the verdict's commit
+/// left it: a refused code (wrong, the last attempt, a lockout) is the
+/// inner error, with what it committed; after an outer one the caller
+/// reads the interaction, if it needs it.
+pub async fn verify_challenge_seen(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    code: &str,
+    now: Timestamp,
+) -> Result<(Result<Verified>, InteractionView)> {
     // A malformed code is 422 before anything is read.
     crate::domain::pin::parse_code(code)?;
     let done = core
@@ -60,37 +77,19 @@ pub async fn verify_challenge(
                 let (rec, subject) = w.records();
                 let verdict =
                     verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
-                match &verdict {
-                    Verdict::Authenticated { step_up } => {
-                        if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
-                            w.also(validated_devices(core, team, p).await?);
-                        }
-                        w.announce_authenticated();
-                        if let Some(approved) = approved_event(&w.rec, cid, now) {
-                            w.emit(approved);
-                        }
-                    }
-                    Verdict::Wrong {
-                        attempts_remaining,
-                        failure,
-                    } => {
-                        w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                            challenge: FailedChallenge {
-                                attempts_remaining: *attempts_remaining,
-                                challenge_id: cid,
-                            },
-                            reason: None,
-                        }));
-                        w.emit_lockout(failure);
+                if let Verdict::Authenticated { step_up } = &verdict {
+                    if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
+                        w.also(validated_devices(core, team, p).await?);
                     }
                 }
+                announce_verdict(w, &verdict, cid, now);
                 Ok(Step::Write(verdict))
             })
         })
         .await?;
     if let Some(problem) = done.value.problem(now) {
         metrics::counter!("chatgate_auth_failures_total", "kind" => "challenge").increment(1);
-        return Err(problem);
+        return Ok((Err(problem), done.view));
     }
     // The code is used: a ladder's messages are withdrawn where they can be.
     if let Some((c, _)) = done.rec.challenge_at(cid, now) {
@@ -99,13 +98,41 @@ pub async fn verify_challenge(
         }
     }
     let approval = approval_of(core, team, &done.rec, cid, true, now)?;
-    Ok(Verified {
+    let verified = Verified {
         authenticated: true,
         requires_2fa: false,
         expires_at: done.view.expires_at,
-        interaction: done.view,
+        interaction: done.view.clone(),
         approval,
-    })
+    };
+    Ok((Ok(verified), done.view))
+}
+
+/// What the verdict on a code of challenge `cid` announces: the
+/// authentication (and the payment it approved), or the failure and the
+/// lockout it reached.
+fn announce_verdict(w: &mut Work<'_>, verdict: &Verdict, cid: Uuid, now: Timestamp) {
+    match verdict {
+        Verdict::Authenticated { .. } => {
+            w.announce_authenticated();
+            if let Some(approved) = approved_event(&w.rec, cid, now) {
+                w.emit(approved);
+            }
+        }
+        Verdict::Wrong {
+            attempts_remaining,
+            failure,
+        } => {
+            w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                challenge: FailedChallenge {
+                    attempts_remaining: *attempts_remaining,
+                    challenge_id: cid,
+                },
+                reason: None,
+            }));
+            w.emit_lockout(failure);
+        }
+    }
 }
 
 /// `transaction.approved` for challenge `cid` of `rec`, when the
