@@ -25,6 +25,7 @@
 //! [`MAX_WAIT`] (a store that hangs) gives up the queue and goes ahead
 //! unserialised, without a hand-over: correctness never depends on the lock.
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,27 +43,31 @@ pub const MAX_WAIT: Duration = Duration::from_millis(400);
 
 type Slot<T> = Arc<AsyncMutex<Option<T>>>;
 
-pub struct RecordLocks<T> {
-    shards: Vec<Mutex<HashMap<Uuid, Slot<T>>>>,
+/// The lines of records named by `K`: an interaction's id, or a team's id
+/// for its audit head (`core/audit`).
+pub struct RecordLocks<T, K = Uuid> {
+    shards: Vec<Mutex<HashMap<K, Slot<T>>>>,
+    hasher: RandomState,
 }
 
-impl<T> Default for RecordLocks<T> {
+impl<T, K> Default for RecordLocks<T, K> {
     fn default() -> Self {
         RecordLocks {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
         }
     }
 }
 
 /// Held for the unit of work; on drop, the next in line goes, and the entry
 /// is removed when nobody else holds or waits for it.
-pub struct Turn<'a, T> {
-    locks: &'a RecordLocks<T>,
-    id: Uuid,
+pub struct Turn<'a, T, K: Eq + Hash = Uuid> {
+    locks: &'a RecordLocks<T, K>,
+    id: K,
     guard: Option<OwnedMutexGuard<Option<T>>>,
 }
 
-impl<T> Turn<'_, T> {
+impl<T, K: Eq + Hash> Turn<'_, T, K> {
     /// What the previous unit of work handed over, if any (taken: a second
     /// call answers `None`).
     pub fn take_handed(&mut self) -> Option<T> {
@@ -98,20 +103,20 @@ pub enum Standing {
 /// A unit of work's place in its record's line, across all its tries: the
 /// turn it holds (if any), and its [`Standing`]. `Core::transact` drives
 /// it; every hand-over goes through it.
-pub struct Place<'a, T> {
-    locks: &'a RecordLocks<T>,
-    id: Uuid,
-    turn: Option<Turn<'a, T>>,
+pub struct Place<'a, T, K: Eq + Hash + Clone = Uuid> {
+    locks: &'a RecordLocks<T, K>,
+    id: K,
+    turn: Option<Turn<'a, T, K>>,
     standing: Standing,
 }
 
-impl<'a, T> Place<'a, T> {
+impl<'a, T, K: Eq + Hash + Clone> Place<'a, T, K> {
     /// Joins `id`'s line and waits for its turn (at most [`MAX_WAIT`]).
-    pub async fn join(locks: &'a RecordLocks<T>, id: Uuid) -> Self {
+    pub async fn join(locks: &'a RecordLocks<T, K>, id: K) -> Self {
         Place {
             locks,
+            turn: Some(locks.turn(id.clone()).await),
             id,
-            turn: Some(locks.turn(id).await),
             standing: Standing::InLine,
         }
     }
@@ -127,7 +132,7 @@ impl<'a, T> Place<'a, T> {
     /// afresh does not hand it on.
     pub async fn handed(&mut self, usable: impl FnOnce(&T) -> bool) -> Option<T> {
         if self.turn.is_none() && self.standing != Standing::Outside {
-            self.turn = Some(self.locks.turn(self.id).await);
+            self.turn = Some(self.locks.turn(self.id.clone()).await);
         }
         let handed = self.turn.as_mut().and_then(Turn::take_handed);
         handed.filter(|h| self.standing == Standing::InLine && usable(h))
@@ -172,21 +177,23 @@ impl<'a, T> Place<'a, T> {
     }
 }
 
-impl<T> RecordLocks<T> {
-    fn shard(&self, id: Uuid) -> &Mutex<HashMap<Uuid, Slot<T>>> {
-        // UUIDv7's low bits are random.
-        let i = (id.as_u128() as usize) % SHARDS;
+impl<T, K: Eq + Hash> RecordLocks<T, K> {
+    fn shard(&self, id: &K) -> &Mutex<HashMap<K, Slot<T>>> {
+        let i = (self.hasher.hash_one(id) as usize) % SHARDS;
         &self.shards[i]
     }
 
     /// Waits for `id`'s turn (at most [`MAX_WAIT`]).
-    pub async fn turn(&self, id: Uuid) -> Turn<'_, T> {
+    pub async fn turn(&self, id: K) -> Turn<'_, T, K>
+    where
+        K: Clone,
+    {
         let slot = {
             let mut map = self
-                .shard(id)
+                .shard(&id)
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(map.entry(id).or_default())
+            Arc::clone(map.entry(id.clone()).or_default())
         };
         let guard = tokio::time::timeout(MAX_WAIT, slot.lock_owned()).await.ok();
         Turn {
@@ -205,12 +212,12 @@ impl<T> RecordLocks<T> {
     }
 }
 
-impl<T> Drop for Turn<'_, T> {
+impl<T, K: Eq + Hash> Drop for Turn<'_, T, K> {
     fn drop(&mut self) {
         drop(self.guard.take());
         let mut map = self
             .locks
-            .shard(self.id)
+            .shard(&self.id)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Only the map's own reference left: nobody holds or waits.
