@@ -110,10 +110,12 @@ impl Store for Counting {
         if !outbox_only(keys.iter().map(String::as_str)) {
             self.tick();
         }
+        let read = self.inner.get(keys).await;
+        // Read, then slow: what it read is behind by the time it answers.
         if self.slow_head_reads.load(Ordering::SeqCst) && keys.iter().any(|k| is_audit_head(k)) {
             tokio::time::sleep(SLOW_HEAD_READ).await;
         }
-        self.inner.get(keys).await
+        read
     }
     async fn get_with_companion(
         &self,
