@@ -24,6 +24,10 @@
 //! them (what they hand over goes with them). A wait longer than
 //! [`MAX_WAIT`] (a store that hangs) gives up the queue and goes ahead
 //! unserialised, without a hand-over: correctness never depends on the lock.
+//!
+//! The lines are keyed by any id: an interaction's, or a team's for its
+//! audit head, the one record every audited action of the team writes
+//! (`core/audit`; docs/architecture.md#hot-records-the-record-lock).
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -266,6 +270,22 @@ mod tests {
         let b = tokio::time::timeout(Duration::from_millis(100), locks.turn(Uuid::now_v7())).await;
         assert!(b.is_ok());
         assert_eq!(locks.len(), 2);
+    }
+
+    /// Lines keyed by team (the audit heads') keep teams apart as well.
+    #[tokio::test]
+    async fn lines_keyed_by_team_keep_teams_apart() {
+        let locks = RecordLocks::<u32, String>::default();
+        let mut acme = locks.turn("acme".to_string()).await;
+        let globex = locks.turn("globex".to_string());
+        assert!(at_once(globex).await.is_some(), "another team goes at once");
+        let next = locks.turn("acme".to_string());
+        tokio::pin!(next);
+        assert!(futures::poll!(&mut next).is_pending(), "in line");
+        acme.hand_over(3);
+        drop(acme);
+        assert_eq!(next.await.take_handed(), Some(3));
+        assert_eq!(locks.len(), 0);
     }
 
     /// What one turn hands over, the next takes, once; it goes when the
