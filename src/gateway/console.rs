@@ -356,11 +356,14 @@ async fn committed(
 ) -> Result<(), Error> {
     let mut backoff = Backoff::default();
     loop {
-        let chained = chain(core, team, drafts(), now).await?;
+        let (chained, mut head) = chain(core, team, drafts(), now).await?;
         let mut ops = vec![op()?];
         ops.extend(chained.ops);
         match core.write(ops).await? {
             Commit::Applied => {
+                if let Some(head) = head.as_mut() {
+                    head.sent(chained.head);
+                }
                 written(&chained.entries);
                 return Ok(());
             }
@@ -537,7 +540,7 @@ async fn end(
     };
     let mut backoff = Backoff::default();
     loop {
-        let chained = chain(core, &session.team, drafts(), now).await?;
+        let (chained, mut head) = chain(core, &session.team, drafts(), now).await?;
         let mut ops = vec![Op::Delete {
             key: key.to_string(),
             expected: version,
@@ -545,6 +548,9 @@ async fn end(
         ops.extend(chained.ops);
         match core.write(ops).await? {
             Commit::Applied => {
+                if let Some(head) = head.as_mut() {
+                    head.sent(chained.head);
+                }
                 written(&chained.entries);
                 return Ok(());
             }

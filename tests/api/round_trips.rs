@@ -16,9 +16,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-#[derive(Default)]
 struct Counting {
-    inner: MemoryStore,
+    inner: SharedStore,
     calls: AtomicUsize,
     /// Reads of a record (and its companion) take [`SLOW_READ`] when set,
     /// the first of them [`FIRST_SLOW_READ`] when that is set too.
@@ -36,6 +35,16 @@ struct Counting {
     /// Commits with an op on a key containing this text fail as a store
     /// that is down would.
     failing: std::sync::Mutex<Option<String>>,
+    /// Commits with an op on a team's audit head: tries of audited commits.
+    head_commits: AtomicUsize,
+    /// Reads of an audit head take [`SLOW_HEAD_READ`] when set.
+    slow_head_reads: AtomicBool,
+}
+
+impl Default for Counting {
+    fn default() -> Self {
+        Counting::over(Arc::new(MemoryStore::new()))
+    }
 }
 
 /// Long enough for reads that may go side by side to overlap; short enough
@@ -45,7 +54,33 @@ const SLOW_READ: Duration = Duration::from_millis(25);
 /// Long enough for requests sent meanwhile to queue behind the one reading.
 const FIRST_SLOW_READ: Duration = Duration::from_millis(150);
 
+/// Long enough for the audited requests of a burst to arrive while the
+/// first reads the head.
+const SLOW_HEAD_READ: Duration = Duration::from_millis(20);
+
+/// A team's audit head (`{team}:ah`).
+fn is_audit_head(key: &str) -> bool {
+    key.ends_with("}:ah")
+}
+
 impl Counting {
+    fn over(inner: SharedStore) -> Self {
+        Counting {
+            inner,
+            calls: AtomicUsize::default(),
+            slow_reads: AtomicBool::default(),
+            first_slower: AtomicBool::default(),
+            reading: AtomicUsize::default(),
+            most_reading: AtomicUsize::default(),
+            loads: AtomicUsize::default(),
+            extensions: AtomicUsize::default(),
+            due_adds: AtomicUsize::default(),
+            failing: std::sync::Mutex::default(),
+            head_commits: AtomicUsize::default(),
+            slow_head_reads: AtomicBool::default(),
+        }
+    }
+
     fn tick(&self) {
         self.calls.fetch_add(1, Ordering::SeqCst);
     }
@@ -75,7 +110,12 @@ impl Store for Counting {
         if !outbox_only(keys.iter().map(String::as_str)) {
             self.tick();
         }
-        self.inner.get(keys).await
+        let read = self.inner.get(keys).await;
+        // Read, then slow: what it read is behind by the time it answers.
+        if self.slow_head_reads.load(Ordering::SeqCst) && keys.iter().any(|k| is_audit_head(k)) {
+            tokio::time::sleep(SLOW_HEAD_READ).await;
+        }
+        read
     }
     async fn get_with_companion(
         &self,
@@ -101,6 +141,9 @@ impl Store for Counting {
     async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
         if !outbox_only(ops.iter().map(Op::key)) {
             self.tick();
+        }
+        if ops.iter().any(|op| is_audit_head(op.key())) {
+            self.head_commits.fetch_add(1, Ordering::SeqCst);
         }
         let failing = self.failing.lock().unwrap().clone();
         if let Some(text) = failing {
@@ -594,6 +637,92 @@ async fn an_unlock_and_a_reveal_cost_their_audit_round_trips() {
         .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(counting.calls.load(Ordering::SeqCst) - before, 3, "reveal");
+}
+
+/// A burst of one team's audited actions on one instance takes its turn on
+/// the team's audit head (docs/architecture.md#hot-records-the-record-lock):
+/// each commit chains after the head the one ahead handed over, so 32
+/// reveals at once commit at their first try (a few more at most, should a
+/// request wait past the line's longest wait), and the chain has no gap.
+/// Without the line every reveal read the head at once and all but one
+/// conflicted, round after round.
+async fn a_burst_of_reveals_of_one_team_commits_once_each(backend: Backend) {
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let inner: SharedStore = match backend {
+        Backend::Memory => Arc::new(MemoryStore::new()),
+        Backend::Redis => {
+            if !crate::redis_support::redis_up().await {
+                return;
+            }
+            let url = crate::redis_support::redis_url();
+            let store = chatgate::store::redis::RedisStore::connect(&url, &prefix);
+            Arc::new(store.await.expect("valid Redis URL"))
+        }
+    };
+    let counting = Arc::new(Counting::over(inner));
+    let setup = Setup {
+        team_extra: "[settings.otp]\nshow_to_agents = true\n".into(),
+        key_prefix: Some(prefix),
+        store: Some(counting.clone()),
+        ..Setup::default()
+    };
+    let app = spawn_with(backend, setup).await.unwrap();
+    const N: usize = 32;
+    let mut paths = Vec::new();
+    for _ in 0..N {
+        let id = app.new_interaction().await;
+        let cid = app.agent_challenge(&id).await;
+        paths.push(format!("/v1/interactions/{id}/challenges/{cid}/code"));
+    }
+    // On memory a read of the head is instant: slowed, so that every
+    // reveal of the burst arrives while the first one reads it.
+    counting
+        .slow_head_reads
+        .store(backend == Backend::Memory, Ordering::SeqCst);
+    let before = counting.head_commits.load(Ordering::SeqCst);
+    let reveals = paths.iter().map(|path| async {
+        app.request(Method::GET, path, Some(&app.keys.agent))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    for status in futures::future::join_all(reveals).await {
+        assert_eq!(status, 200);
+    }
+    let tries = counting.head_commits.load(Ordering::SeqCst) - before;
+    counting.slow_head_reads.store(false, Ordering::SeqCst);
+    assert!(tries >= N, "one commit per reveal at least: {tries}");
+    assert!(tries <= N + 3, "{N} reveals, {tries} commits on the head");
+
+    let page = app
+        .get_json("/v1/audit?after=0&limit=1000", Some(&app.keys.admin))
+        .await;
+    let entries: Vec<_> = page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_object().unwrap().clone())
+        .collect();
+    let seqs: Vec<u64> = entries.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=entries.len() as u64).collect::<Vec<_>>());
+    chatgate::domain::audit::verify_chain(&entries).expect("a valid chain");
+    let revealed = entries
+        .iter()
+        .filter(|e| e["action"] == "challenge.code_revealed")
+        .count();
+    assert_eq!(revealed, N, "one entry per reveal");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_reveals_of_one_team_commits_once_each_on_memory() {
+    a_burst_of_reveals_of_one_team_commits_once_each(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_reveals_of_one_team_commits_once_each_on_redis() {
+    a_burst_of_reveals_of_one_team_commits_once_each(Backend::Redis).await;
 }
 
 /// An action and its entry take effect together: a store that fails the

@@ -52,6 +52,9 @@ pub struct Core {
     /// Queues the units of work of one interaction, each handing the
     /// records it committed to the next (see [`work`]).
     record_locks: Arc<record_locks::RecordLocks<records::Pair>>,
+    /// Queues the audited commits of one team on its audit head, each
+    /// handing the head it wrote to the next (see [`audit`]).
+    audit_heads: Arc<record_locks::RecordLocks<records::Loaded<audit::StoredHead>, String>>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
     recognition_keys: Arc<crate::store::companions::Companions>,
@@ -115,6 +118,7 @@ impl Core {
             oidc: Arc::default(),
             draining: Arc::default(),
             record_locks: Arc::default(),
+            audit_heads: Arc::default(),
             recognition_keys: Arc::new(crate::store::companions::Companions::new()),
             subject_keys: Arc::new(crate::store::companions::Companions::new()),
             remembered_subjects: Arc::new(crate::store::companions::Companions::new()),
@@ -140,6 +144,7 @@ impl Core {
             oidc: Arc::clone(&self.oidc),
             draining: Arc::clone(&self.draining),
             record_locks: Arc::clone(&self.record_locks),
+            audit_heads: Arc::clone(&self.audit_heads),
             recognition_keys: Arc::clone(&self.recognition_keys),
             subject_keys: Arc::clone(&self.subject_keys),
             remembered_subjects: Arc::clone(&self.remembered_subjects),

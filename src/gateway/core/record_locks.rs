@@ -24,7 +24,12 @@
 //! them (what they hand over goes with them). A wait longer than
 //! [`MAX_WAIT`] (a store that hangs) gives up the queue and goes ahead
 //! unserialised, without a hand-over: correctness never depends on the lock.
+//!
+//! The lines are keyed by any id: an interaction's, or a team's for its
+//! audit head, the one record every audited action of the team writes
+//! (`core/audit`; docs/architecture.md#hot-records-the-record-lock).
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -42,27 +47,31 @@ pub const MAX_WAIT: Duration = Duration::from_millis(400);
 
 type Slot<T> = Arc<AsyncMutex<Option<T>>>;
 
-pub struct RecordLocks<T> {
-    shards: Vec<Mutex<HashMap<Uuid, Slot<T>>>>,
+/// The lines of records named by `K`: an interaction's id, or a team's id
+/// for its audit head (`core/audit`).
+pub struct RecordLocks<T, K = Uuid> {
+    shards: Vec<Mutex<HashMap<K, Slot<T>>>>,
+    hasher: RandomState,
 }
 
-impl<T> Default for RecordLocks<T> {
+impl<T, K> Default for RecordLocks<T, K> {
     fn default() -> Self {
         RecordLocks {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            hasher: RandomState::new(),
         }
     }
 }
 
 /// Held for the unit of work; on drop, the next in line goes, and the entry
 /// is removed when nobody else holds or waits for it.
-pub struct Turn<'a, T> {
-    locks: &'a RecordLocks<T>,
-    id: Uuid,
+pub struct Turn<'a, T, K: Eq + Hash = Uuid> {
+    locks: &'a RecordLocks<T, K>,
+    id: K,
     guard: Option<OwnedMutexGuard<Option<T>>>,
 }
 
-impl<T> Turn<'_, T> {
+impl<T, K: Eq + Hash> Turn<'_, T, K> {
     /// What the previous unit of work handed over, if any (taken: a second
     /// call answers `None`).
     pub fn take_handed(&mut self) -> Option<T> {
@@ -98,20 +107,20 @@ pub enum Standing {
 /// A unit of work's place in its record's line, across all its tries: the
 /// turn it holds (if any), and its [`Standing`]. `Core::transact` drives
 /// it; every hand-over goes through it.
-pub struct Place<'a, T> {
-    locks: &'a RecordLocks<T>,
-    id: Uuid,
-    turn: Option<Turn<'a, T>>,
+pub struct Place<'a, T, K: Eq + Hash + Clone = Uuid> {
+    locks: &'a RecordLocks<T, K>,
+    id: K,
+    turn: Option<Turn<'a, T, K>>,
     standing: Standing,
 }
 
-impl<'a, T> Place<'a, T> {
+impl<'a, T, K: Eq + Hash + Clone> Place<'a, T, K> {
     /// Joins `id`'s line and waits for its turn (at most [`MAX_WAIT`]).
-    pub async fn join(locks: &'a RecordLocks<T>, id: Uuid) -> Self {
+    pub async fn join(locks: &'a RecordLocks<T, K>, id: K) -> Self {
         Place {
             locks,
+            turn: Some(locks.turn(id.clone()).await),
             id,
-            turn: Some(locks.turn(id).await),
             standing: Standing::InLine,
         }
     }
@@ -127,7 +136,7 @@ impl<'a, T> Place<'a, T> {
     /// afresh does not hand it on.
     pub async fn handed(&mut self, usable: impl FnOnce(&T) -> bool) -> Option<T> {
         if self.turn.is_none() && self.standing != Standing::Outside {
-            self.turn = Some(self.locks.turn(self.id).await);
+            self.turn = Some(self.locks.turn(self.id.clone()).await);
         }
         let handed = self.turn.as_mut().and_then(Turn::take_handed);
         handed.filter(|h| self.standing == Standing::InLine && usable(h))
@@ -172,21 +181,23 @@ impl<'a, T> Place<'a, T> {
     }
 }
 
-impl<T> RecordLocks<T> {
-    fn shard(&self, id: Uuid) -> &Mutex<HashMap<Uuid, Slot<T>>> {
-        // UUIDv7's low bits are random.
-        let i = (id.as_u128() as usize) % SHARDS;
+impl<T, K: Eq + Hash> RecordLocks<T, K> {
+    fn shard(&self, id: &K) -> &Mutex<HashMap<K, Slot<T>>> {
+        let i = (self.hasher.hash_one(id) as usize) % SHARDS;
         &self.shards[i]
     }
 
     /// Waits for `id`'s turn (at most [`MAX_WAIT`]).
-    pub async fn turn(&self, id: Uuid) -> Turn<'_, T> {
+    pub async fn turn(&self, id: K) -> Turn<'_, T, K>
+    where
+        K: Clone,
+    {
         let slot = {
             let mut map = self
-                .shard(id)
+                .shard(&id)
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(map.entry(id).or_default())
+            Arc::clone(map.entry(id.clone()).or_default())
         };
         let guard = tokio::time::timeout(MAX_WAIT, slot.lock_owned()).await.ok();
         Turn {
@@ -205,12 +216,12 @@ impl<T> RecordLocks<T> {
     }
 }
 
-impl<T> Drop for Turn<'_, T> {
+impl<T, K: Eq + Hash> Drop for Turn<'_, T, K> {
     fn drop(&mut self) {
         drop(self.guard.take());
         let mut map = self
             .locks
-            .shard(self.id)
+            .shard(&self.id)
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         // Only the map's own reference left: nobody holds or waits.
@@ -259,6 +270,22 @@ mod tests {
         let b = tokio::time::timeout(Duration::from_millis(100), locks.turn(Uuid::now_v7())).await;
         assert!(b.is_ok());
         assert_eq!(locks.len(), 2);
+    }
+
+    /// Lines keyed by team (the audit heads') keep teams apart as well.
+    #[tokio::test]
+    async fn lines_keyed_by_team_keep_teams_apart() {
+        let locks = RecordLocks::<u32, String>::default();
+        let mut acme = locks.turn("acme".to_string()).await;
+        let globex = locks.turn("globex".to_string());
+        assert!(at_once(globex).await.is_some(), "another team goes at once");
+        let next = locks.turn("acme".to_string());
+        tokio::pin!(next);
+        assert!(futures::poll!(&mut next).is_pending(), "in line");
+        acme.hand_over(3);
+        drop(acme);
+        assert_eq!(next.await.take_handed(), Some(3));
+        assert_eq!(locks.len(), 0);
     }
 
     /// What one turn hands over, the next takes, once; it goes when the

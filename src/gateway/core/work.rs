@@ -596,12 +596,17 @@ impl Core {
             claims,
             recorded,
         } = self.prepare(team, pair, &mut w, &view, now)?;
-        let audited =
+        // Audited: in line on the team's audit head too (see `audit`), from
+        // here until the commit is sent.
+        let (mut audited, mut head) =
             super::audit::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
-        ops.extend(audited.ops);
+        ops.append(&mut audited.ops);
         let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
         let sent = futures::poll!(&mut commit);
         place.sent(committed);
+        if let Some(head) = head.as_mut() {
+            head.sent(audited.head.take());
+        }
         let outcome = match sent {
             std::task::Poll::Ready(outcome) => outcome,
             std::task::Poll::Pending => commit.await,

@@ -9,12 +9,21 @@
 //! chains after it, so `seq` has no gap and `prev` is always the entry
 //! before, across instances
 //! (docs/decisions/0145-an-audit-entry-commits-with-its-action.md).
+//!
+//! Within an instance, the audited commits of one team take their turn on
+//! its head (`record_locks`, keyed by the team): each chains after the head
+//! the one ahead will have written, handed over when its commit is sent, so
+//! a burst of one team's audited actions commits one after another without
+//! re-reading the head and without conflicts; compare-and-set still checks
+//! every hand-over, and only another instance's writes make a commit retry
+//! (docs/decisions/0220-a-team-s-audited-commits-queue-on-its-head.md).
 mod stored;
 
 use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::record_locks::Place;
 use super::records::{put, Loaded};
 use super::{Core, OutboxItem};
 use crate::domain::audit::{seal, Action, Draft, Entry, Head};
@@ -28,6 +37,30 @@ pub use stored::StoredHead;
 pub(in crate::gateway) struct Chained {
     pub ops: Vec<Op>,
     pub entries: Vec<Entry>,
+    /// The head as the commit leaves it (`None`: nothing chained), for the
+    /// next in line.
+    pub head: Option<Loaded<StoredHead>>,
+}
+
+/// A unit of work's place in its team's line on the audit head.
+pub(in crate::gateway) type HeadPlace<'a> = Place<'a, Loaded<StoredHead>, String>;
+
+/// Joins `team`'s line on its audit head and waits for its turn.
+async fn join_head<'a>(core: &'a Core, team: &str) -> HeadPlace<'a> {
+    Place::join(&core.audit_heads, team.to_string()).await
+}
+
+/// The head to chain after, in line: what the commit ahead handed over, or
+/// a read (one round trip). Answers whether it was handed over.
+async fn head_in_line(
+    core: &Core,
+    team: &str,
+    place: &mut HeadPlace<'_>,
+) -> Result<(Loaded<StoredHead>, bool)> {
+    Ok(match place.handed(|_| true).await {
+        Some(head) => (head, true),
+        None => (read_head(core, team).await?, false),
+    })
 }
 
 /// Reads `team`'s head (one round trip).
@@ -91,26 +124,40 @@ fn chain_after(
         )?;
         ops.push(moved);
     }
-    Ok(Chained { ops, entries })
+    let head = match (ops.last(), entries.last()) {
+        (Some(Op::Put { key, version, .. }), Some(last)) => Some(Loaded {
+            key: key.clone(),
+            version: *version,
+            value: Some(StoredHead::from(last)),
+        }),
+        _ => None,
+    };
+    Ok(Chained { ops, entries, head })
 }
 
-/// `drafts` chained after `team`'s head as it stands now (one read): the
-/// ops go into the commit of the action they record, which conflicts,
-/// and is decided again, should another writer move the head first.
-pub(in crate::gateway) async fn chain(
-    core: &Core,
+/// `drafts` chained after `team`'s head, in its line: the ops go into the
+/// commit of the action they record, which conflicts, and is decided
+/// again, should another writer move the head first. The place (none when
+/// there is nothing to chain) holds the turn until the commit is sent:
+/// then [`HeadPlace::sent`] hands [`Chained::head`] on.
+pub(in crate::gateway) async fn chain<'a>(
+    core: &'a Core,
     team: &str,
     drafts: Vec<Draft>,
     now: Timestamp,
-) -> Result<Chained> {
+) -> Result<(Chained, Option<HeadPlace<'a>>)> {
     if drafts.is_empty() {
-        return Ok(Chained {
+        let none = Chained {
             ops: Vec::new(),
             entries: Vec::new(),
-        });
+            head: None,
+        };
+        return Ok((none, None));
     }
-    let loaded = read_head(core, team).await?;
-    chain_after(team, &loaded, drafts, now, core.config().audit.retention)
+    let mut place = join_head(core, team).await;
+    let (loaded, _) = head_in_line(core, team, &mut place).await?;
+    let chained = chain_after(team, &loaded, drafts, now, core.config().audit.retention)?;
+    Ok((chained, Some(place)))
 }
 
 /// The entries of a commit that applied are counted.
@@ -145,21 +192,38 @@ pub(in crate::gateway) async fn append_announcing(
     items: impl Fn() -> Vec<OutboxItem>,
     now: Timestamp,
 ) -> Result<Vec<Entry>> {
+    // In line on the team's head (see the module's doc): the commit ahead
+    // hands over the head it will have written, and this one is sent right
+    // behind it.
+    let mut place = join_head(core, team).await;
     let mut backoff = Backoff::default();
     loop {
-        let Chained { ops, entries } = chain(core, team, make(), now).await?;
+        let (loaded, handed) = head_in_line(core, team, &mut place).await?;
+        let retention = core.config().audit.retention;
+        let chained = chain_after(team, &loaded, make(), now, retention)?;
         let mut recorded = core.record(team, items(), now)?;
         let mut all = std::mem::take(&mut recorded.ops);
-        all.extend(ops);
+        all.extend(chained.ops);
         if all.is_empty() {
-            return Ok(entries);
+            return Ok(chained.entries);
         }
-        match core.write(all).await? {
+        let mut commit = std::pin::pin!(core.write(all));
+        let sent = futures::poll!(&mut commit);
+        place.sent(chained.head);
+        let outcome = match sent {
+            std::task::Poll::Ready(outcome) => outcome,
+            std::task::Poll::Pending => commit.await,
+        };
+        match outcome? {
             Commit::Applied => {
                 core.recorded(recorded);
-                written(&entries);
-                return Ok(entries);
+                written(&chained.entries);
+                return Ok(chained.entries);
             }
+            // The head handed over was not the store's (the commit ahead
+            // did not apply, or another writer moved it): read it afresh,
+            // in line, at once.
+            Commit::Conflict { .. } if handed => place.read_afresh(),
             Commit::Conflict { .. } => backoff.wait().await?,
         }
     }
