@@ -276,11 +276,7 @@ impl TeamDispatch {
             if self.bring_forward().await || room_again {
                 look = true;
             }
-            // Items handed over while there was no room: placed as
-            // deliveries end.
-            if self.held < TEAM_HELD && hand.holds_any() {
-                self.take_handed(&hand).await;
-            }
+            self.take_handed(&hand).await; // what waited for room
             if (look || behind) && self.held < TEAM_HELD && claiming.is_none() {
                 look = false;
                 behind = false;
@@ -351,7 +347,7 @@ impl TeamDispatch {
     /// hand once a claim could take it too.
     async fn take_handed(&mut self, hand: &super::Hand) {
         let room = TEAM_HELD.saturating_sub(self.held);
-        if room == 0 {
+        if room == 0 || !hand.holds_any() {
             return;
         }
         let now = self.shared.clock.now();
