@@ -27,106 +27,164 @@ fn failed_reasons() -> Vec<&'static str> {
     reasons
 }
 
+/// A closed object: exactly these `properties`, these of them `required`.
+fn closed(properties: Value, required: &[&str]) -> Value {
+    json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required})
+}
+
+/// `data.interaction`: the interaction the event is about.
+fn interaction() -> Value {
+    json!({"$ref": "#/components/schemas/InteractionView"})
+}
+
+/// A `challenge_id` (or any other id): a UUID.
+fn uuid() -> Value {
+    json!({"type": "string", "format": "uuid"})
+}
+
+/// `transaction`: the payment a challenge approves.
+fn transaction() -> Value {
+    json!({"$ref": "#/components/schemas/Transaction"})
+}
+
+/// `transaction_hash`: the hash of the transaction a challenge approves.
+fn transaction_hash() -> Value {
+    json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
+        "description": "The base64url SHA-256 of the transaction's RFC 8785 canonical JSON (docs/api.md#approving-one-payment)."})
+}
+
 /// The members of `data`, by the events that carry them.
 fn data_of(kind: EventType) -> Value {
-    let interaction = json!({"$ref": "#/components/schemas/InteractionView"});
-    let uuid = json!({"type": "string", "format": "uuid"});
-    let transaction = json!({"$ref": "#/components/schemas/Transaction"});
-    let transaction_hash = json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{43}$",
-        "description": "The base64url SHA-256 of the transaction's RFC 8785 canonical JSON (docs/api.md#approving-one-payment)."});
-    let closed = |properties: Value, required: &[&str]| json!({"type": "object", "additionalProperties": false, "properties": properties, "required": required});
     match kind {
         EventType::InteractionCreated
         | EventType::InteractionAuthenticated
         | EventType::InteractionExpiring
         | EventType::InteractionExpired => {
-            closed(json!({"interaction": interaction}), &["interaction"])
+            closed(json!({"interaction": interaction()}), &["interaction"])
         }
-        EventType::InteractionLoggedOut => {
-            let causes: Vec<&str> = LogoutCause::ALL.iter().map(|c| c.as_str()).collect();
-            closed(
-                json!({"interaction": interaction, "cause": {"type": "string", "enum": causes,
-                    "description": "What ended the authentication: a Shared Signals event, the identity provider's back-channel logout, the website's back-channel logout, or the API's logout."},
-                    "actor": actor()}),
-                &["interaction", "cause"],
-            )
-        }
-        EventType::ChallengeCreated => closed(
-            json!({"interaction": interaction, "challenge": closed(json!({
-                "challenge_id": uuid,
-                "method": {"$ref": "#/components/schemas/ChallengeMethod"},
-                "delivery": {"$ref": "#/components/schemas/Delivery"},
-                "expires_at": {"$ref": "#/components/schemas/Timestamp"},
-                "number_check": {"$ref": "#/components/schemas/NumberCheckView"},
-                "transaction": transaction,
-                "transaction_hash": transaction_hash,
-            }), &["challenge_id", "method", "delivery", "expires_at"])}),
-            &["interaction", "challenge"],
-        ),
-        EventType::TransactionApproved => closed(
-            json!({
-                "interaction": interaction,
-                "challenge": closed(json!({"challenge_id": uuid}), &["challenge_id"]),
-                "transaction": transaction,
-                "transaction_hash": transaction_hash,
-            }),
-            &[
-                "interaction",
-                "challenge",
-                "transaction",
-                "transaction_hash",
-            ],
-        ),
-        EventType::ChallengeFailed => closed(
-            json!({"interaction": interaction, "challenge": closed(json!({
-                "challenge_id": uuid,
-                "attempts_remaining": {"type": "integer", "minimum": 0},
-            }), &["challenge_id", "attempts_remaining"]),
-            "reason": {"enum": failed_reasons(),
-                       "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
-            &["interaction", "challenge"],
-        ),
-        EventType::ChallengeAdvanced => {
-            let reasons: Vec<&str> = crate::events::types::AdvanceReason::ALL
-                .iter()
-                .map(|r| r.as_str())
-                .collect();
-            closed(
-                json!({
-                    "interaction": interaction,
-                    "challenge": {"$ref": "#/components/schemas/ChallengeView"},
-                    "previous_channel": {"type": "string", "description": "The step that had the code."},
-                    "reason": {"type": "string", "enum": reasons,
-                        "description": "`failed`: the provider reported the message failed; `timeout`: not delivered within `otp.advance_after`; `requested`: the bot asked."},
-                }),
-                &["interaction", "challenge", "previous_channel", "reason"],
-            )
-        }
-        EventType::ChallengeCodeRevealed => closed(
-            json!({
-                "interaction": interaction,
-                "challenge": closed(json!({"challenge_id": uuid}), &["challenge_id"]),
-                "api_key_id": {"type": "string", "description": "The `id` of the API key that revealed the code."},
-                "actor": actor(),
-            }),
-            &["interaction", "challenge", "api_key_id", "actor"],
-        ),
+        EventType::InteractionLoggedOut => logged_out(),
+        EventType::ChallengeCreated => challenge_created(),
+        EventType::TransactionApproved => transaction_approved(),
+        EventType::ChallengeFailed => challenge_failed(),
+        EventType::ChallengeAdvanced => challenge_advanced(),
+        EventType::ChallengeCodeRevealed => code_revealed(),
         EventType::ChallengeDelivered | EventType::ChallengeUndelivered => closed(
             json!({
-                "interaction": interaction,
+                "interaction": interaction(),
                 "challenge": {"$ref": "#/components/schemas/ChallengeView"},
             }),
             &["interaction", "challenge"],
         ),
-        EventType::SubjectLocked | EventType::SubjectBanned | EventType::SubjectUnlocked => closed(
-            json!({
-                "subject": {"$ref": "#/components/schemas/SubjectView"},
-                "origin": {"type": ["string", "null"], "description": "The origin locked, banned or unlocked; null for the whole subject (or, for `subject.locked`, the strangers)."},
-                "actor": actor(),
-            }),
-            &["subject", "origin"],
-        ),
+        EventType::SubjectLocked | EventType::SubjectBanned | EventType::SubjectUnlocked => {
+            subject_changed()
+        }
     }
+}
+
+/// `data` of `interaction.logged_out`: the interaction and what ended it.
+fn logged_out() -> Value {
+    let causes: Vec<&str> = LogoutCause::ALL.iter().map(|c| c.as_str()).collect();
+    closed(
+        json!({"interaction": interaction(), "cause": {"type": "string", "enum": causes,
+            "description": "What ended the authentication: a Shared Signals event, the identity provider's back-channel logout, the website's back-channel logout, or the API's logout."},
+            "actor": actor()}),
+        &["interaction", "cause"],
+    )
+}
+
+/// `data` of `challenge.created`: the interaction and the new challenge.
+fn challenge_created() -> Value {
+    closed(
+        json!({"interaction": interaction(), "challenge": closed(json!({
+            "challenge_id": uuid(),
+            "method": {"$ref": "#/components/schemas/ChallengeMethod"},
+            "delivery": {"$ref": "#/components/schemas/Delivery"},
+            "expires_at": {"$ref": "#/components/schemas/Timestamp"},
+            "number_check": {"$ref": "#/components/schemas/NumberCheckView"},
+            "transaction": transaction(),
+            "transaction_hash": transaction_hash(),
+        }), &["challenge_id", "method", "delivery", "expires_at"])}),
+        &["interaction", "challenge"],
+    )
+}
+
+/// `data` of `transaction.approved`: the interaction, the challenge and the
+/// transaction it approved.
+fn transaction_approved() -> Value {
+    closed(
+        json!({
+            "interaction": interaction(),
+            "challenge": closed(json!({"challenge_id": uuid()}), &["challenge_id"]),
+            "transaction": transaction(),
+            "transaction_hash": transaction_hash(),
+        }),
+        &[
+            "interaction",
+            "challenge",
+            "transaction",
+            "transaction_hash",
+        ],
+    )
+}
+
+/// `data` of `challenge.failed`: the interaction, the challenge's attempts
+/// left and, for an `app` challenge or a number check, why.
+fn challenge_failed() -> Value {
+    closed(
+        json!({"interaction": interaction(), "challenge": closed(json!({
+            "challenge_id": uuid(),
+            "attempts_remaining": {"type": "integer", "minimum": 0},
+        }), &["challenge_id", "attempts_remaining"]),
+        "reason": {"enum": failed_reasons(),
+                   "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
+        &["interaction", "challenge"],
+    )
+}
+
+/// `data` of `challenge.advanced`: the interaction, the challenge on its
+/// next step, the step before and why it moved on.
+fn challenge_advanced() -> Value {
+    let reasons: Vec<&str> = crate::events::types::AdvanceReason::ALL
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    closed(
+        json!({
+            "interaction": interaction(),
+            "challenge": {"$ref": "#/components/schemas/ChallengeView"},
+            "previous_channel": {"type": "string", "description": "The step that had the code."},
+            "reason": {"type": "string", "enum": reasons,
+                "description": "`failed`: the provider reported the message failed; `timeout`: not delivered within `otp.advance_after`; `requested`: the bot asked."},
+        }),
+        &["interaction", "challenge", "previous_channel", "reason"],
+    )
+}
+
+/// `data` of `challenge.code_revealed`: the interaction, the challenge and
+/// who revealed its code.
+fn code_revealed() -> Value {
+    closed(
+        json!({
+            "interaction": interaction(),
+            "challenge": closed(json!({"challenge_id": uuid()}), &["challenge_id"]),
+            "api_key_id": {"type": "string", "description": "The `id` of the API key that revealed the code."},
+            "actor": actor(),
+        }),
+        &["interaction", "challenge", "api_key_id", "actor"],
+    )
+}
+
+/// `data` of `subject.locked`, `subject.banned` and `subject.unlocked`: the
+/// subject, the origin and who acted.
+fn subject_changed() -> Value {
+    closed(
+        json!({
+            "subject": {"$ref": "#/components/schemas/SubjectView"},
+            "origin": {"type": ["string", "null"], "description": "The origin locked, banned or unlocked; null for the whole subject (or, for `subject.locked`, the strangers)."},
+            "actor": actor(),
+        }),
+        &["subject", "origin"],
+    )
 }
 
 /// `Event`: one variant per shape of `data`, chosen by `type`.
