@@ -82,6 +82,28 @@ struct Answers {
     errors: ErrorAnswers,
 }
 
+impl Answers {
+    /// Renders the 503 `overloaded` answer and the answers to a malformed
+    /// or too large request head.
+    async fn build() -> Self {
+        Answers {
+            overloaded: raw_answer(crate::http::overloaded()).await,
+            errors: ErrorAnswers {
+                bad_request: raw_answer(refused_head(
+                    StatusCode::BAD_REQUEST,
+                    "the request is not well-formed HTTP/1.1",
+                ))
+                .await,
+                too_large: raw_answer(refused_head(
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                    "the request head (line and headers) is over 16 KiB, or has over 100 headers",
+                ))
+                .await,
+            },
+        }
+    }
+}
+
 /// The router in force. A reload of the configuration replaces it
 /// (docs/operations.md#reloading-the-configuration); each request is
 /// answered whole by the one in force when it arrived, also on a
@@ -97,21 +119,7 @@ pub async fn serve(
 ) -> io::Result<()> {
     let admission = Admission::new(limits.max_connections, limits.max_connections_per_ip);
     let shed_slots = Arc::new(Semaphore::new(SHED_SLOTS));
-    let answers = Answers {
-        overloaded: raw_answer(crate::http::overloaded()).await,
-        errors: ErrorAnswers {
-            bad_request: raw_answer(refused_head(
-                StatusCode::BAD_REQUEST,
-                "the request is not well-formed HTTP/1.1",
-            ))
-            .await,
-            too_large: raw_answer(refused_head(
-                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "the request head (line and headers) is over 16 KiB, or has over 100 headers",
-            ))
-            .await,
-        },
-    };
+    let answers = Answers::build().await;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -206,26 +214,7 @@ async fn connection(
     );
     let service = hyper::service::service_fn({
         let activity = Arc::clone(&activity);
-        move |mut req: hyper::Request<Incoming>| {
-            req.extensions_mut().insert(timed_out.clone());
-            // The peer's address, for the audit trail's `actor.ip`.
-            req.extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            let guard = InFlight::start(Arc::clone(&activity));
-            let router = Router::clone(&routes.load());
-            async move {
-                let res = router.oneshot(req).await;
-                // The request counts until its answer's body is done.
-                res.map(|r| {
-                    r.map(|body| {
-                        Body::new(Guarded {
-                            body,
-                            _guard: guard,
-                        })
-                    })
-                })
-            }
-        }
+        move |req| answer(req, &routes, peer, &timed_out, &activity)
     });
     let mut builder = http1::Builder::new();
     builder
@@ -269,6 +258,35 @@ async fn connection(
                 break;
             }
         }
+    }
+}
+
+/// One request of a connection, answered whole by the router in force when
+/// it arrived; it counts as in flight until its answer's body is done.
+fn answer(
+    mut req: hyper::Request<Incoming>,
+    routes: &Routes,
+    peer: std::net::SocketAddr,
+    timed_out: &WriteTimedOut,
+    activity: &Arc<Activity>,
+) -> impl Future<Output = Result<Response, std::convert::Infallible>> + Send + 'static {
+    req.extensions_mut().insert(timed_out.clone());
+    // The peer's address, for the audit trail's `actor.ip`.
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    let guard = InFlight::start(Arc::clone(activity));
+    let router = Router::clone(&routes.load());
+    async move {
+        let res = router.oneshot(req).await;
+        // The request counts until its answer's body is done.
+        res.map(|r| {
+            r.map(|body| {
+                Body::new(Guarded {
+                    body,
+                    _guard: guard,
+                })
+            })
+        })
     }
 }
 
