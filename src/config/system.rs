@@ -7,7 +7,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use super::de::from_table;
-use super::files::{ServerSection, SystemFile, TelemetrySection};
+use super::files::{ServerSection, StoreSection, SystemFile, TelemetrySection};
 use super::resolve::{resolve, Layer};
 use super::validate::http_url;
 use super::{
@@ -45,36 +45,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     let audit = super::audit::build(&raw.audit, file)?;
     let s = raw.server;
 
-    if s.listen.trim().parse::<SocketAddr>().is_err() {
-        return Err(err(
-            "server.listen",
-            "is not a socket address (write e.g. \"127.0.0.1:8080\")",
-        ));
-    }
-    let public_url = http_url(&s.public_url).map_err(|p| err("server.public_url", &p))?;
-    if public_url.query().is_some() || public_url.fragment().is_some() {
-        return Err(err(
-            "server.public_url",
-            "must not have a query or a fragment",
-        ));
-    }
-    if s.issuer.trim().is_empty() {
-        return Err(err("server.issuer", "must not be empty"));
-    }
-    if s.pepper.len() < MIN_PEPPER_BYTES {
-        return Err(err(
-            "server.pepper",
-            &format!("must be at least {MIN_PEPPER_BYTES} bytes long"),
-        ));
-    }
-    for (key, dir) in [
-        ("server.teams_dir", &s.teams_dir),
-        ("server.channels_dir", &s.channels_dir),
-    ] {
-        if dir.trim().is_empty() {
-            return Err(err(key, "must not be empty"));
-        }
-    }
+    let public_url = server_identity(&s, file)?;
 
     let log_format = match s.log_format.as_str() {
         "text" => LogFormat::Text,
@@ -86,38 +57,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     let (metrics_token, log_customer_refs) =
         observability(&s).map_err(|(key, problem)| err(key, problem))?;
 
-    let backend = match raw.store.backend.as_str() {
-        "memory" => StoreBackend::Memory,
-        "redis" => StoreBackend::Redis,
-        _ => return Err(err("store.backend", "must be \"memory\" or \"redis\"")),
-    };
-    let redis_ok = Url::parse(&raw.store.redis_url)
-        .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"));
-    if !redis_ok {
-        return Err(err("store.redis_url", "is not a redis:// or rediss:// URL"));
-    }
-    for (i, node) in raw.store.cluster_nodes.iter().enumerate() {
-        let node_ok = Url::parse(node).is_ok_and(|u| {
-            matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some_and(|h| !h.is_empty())
-        });
-        if !node_ok {
-            return Err(err(
-                &format!("store.cluster_nodes[{i}]"),
-                "is not a redis://host:port or rediss://host:port URL",
-            ));
-        }
-    }
-    let prefix = &raw.store.key_prefix;
-    if prefix.is_empty()
-        || prefix
-            .chars()
-            .any(|c| c.is_whitespace() || c == '{' || c == '}')
-    {
-        return Err(err(
-            "store.key_prefix",
-            "must be non-empty, without spaces or braces",
-        ));
-    }
+    let backend = store_backend(&raw.store, file)?;
 
     let defaults = resolve(&[Layer {
         file,
@@ -150,6 +90,82 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         teams_dir: s.teams_dir,
         channels_dir: s.channels_dir,
     })
+}
+
+/// `[server]`'s listen address, public URL, issuer, pepper and
+/// directories checked; the public URL parsed.
+fn server_identity(s: &ServerSection, file: &str) -> Result<Url, ConfigError> {
+    let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
+    if s.listen.trim().parse::<SocketAddr>().is_err() {
+        return Err(err(
+            "server.listen",
+            "is not a socket address (write e.g. \"127.0.0.1:8080\")",
+        ));
+    }
+    let public_url = http_url(&s.public_url).map_err(|p| err("server.public_url", &p))?;
+    if public_url.query().is_some() || public_url.fragment().is_some() {
+        return Err(err(
+            "server.public_url",
+            "must not have a query or a fragment",
+        ));
+    }
+    if s.issuer.trim().is_empty() {
+        return Err(err("server.issuer", "must not be empty"));
+    }
+    if s.pepper.len() < MIN_PEPPER_BYTES {
+        return Err(err(
+            "server.pepper",
+            &format!("must be at least {MIN_PEPPER_BYTES} bytes long"),
+        ));
+    }
+    for (key, dir) in [
+        ("server.teams_dir", &s.teams_dir),
+        ("server.channels_dir", &s.channels_dir),
+    ] {
+        if dir.trim().is_empty() {
+            return Err(err(key, "must not be empty"));
+        }
+    }
+    Ok(public_url)
+}
+
+/// `[store]`'s backend, once its Redis URLs and key prefix are checked
+/// (whichever backend is chosen).
+fn store_backend(store: &StoreSection, file: &str) -> Result<StoreBackend, ConfigError> {
+    let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
+    let backend = match store.backend.as_str() {
+        "memory" => StoreBackend::Memory,
+        "redis" => StoreBackend::Redis,
+        _ => return Err(err("store.backend", "must be \"memory\" or \"redis\"")),
+    };
+    let redis_ok = Url::parse(&store.redis_url)
+        .is_ok_and(|u| matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix"));
+    if !redis_ok {
+        return Err(err("store.redis_url", "is not a redis:// or rediss:// URL"));
+    }
+    for (i, node) in store.cluster_nodes.iter().enumerate() {
+        let node_ok = Url::parse(node).is_ok_and(|u| {
+            matches!(u.scheme(), "redis" | "rediss") && u.host_str().is_some_and(|h| !h.is_empty())
+        });
+        if !node_ok {
+            return Err(err(
+                &format!("store.cluster_nodes[{i}]"),
+                "is not a redis://host:port or rediss://host:port URL",
+            ));
+        }
+    }
+    let prefix = &store.key_prefix;
+    if prefix.is_empty()
+        || prefix
+            .chars()
+            .any(|c| c.is_whitespace() || c == '{' || c == '}')
+    {
+        return Err(err(
+            "store.key_prefix",
+            "must be non-empty, without spaces or braces",
+        ));
+    }
+    Ok(backend)
 }
 
 /// `server.metrics_token` (`None` when empty) and `server.log_customer_refs`.
