@@ -12,9 +12,10 @@ use serde_json::json;
 use crate::helpers::*;
 use crate::redis_support::{cluster_binaries_present, OwnCluster};
 
-/// Every formatted line, with when it was written.
+/// Every formatted line, with when it was written (also read by
+/// `cluster_teams`).
 #[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<(Instant, String)>>>);
+pub(crate) struct Lines(pub(crate) Arc<Mutex<Vec<(Instant, String)>>>);
 
 impl Write for Lines {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {

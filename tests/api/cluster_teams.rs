@@ -5,8 +5,7 @@
 //! docs/decisions/0196-store-resets-are-watched-per-node.md) — and its log
 //! stays bounded through a master's loss and empty return
 //! (docs/operations.md#logs).
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::events::redis::{RedisLog, Servers};
@@ -15,26 +14,9 @@ use chatgate::time::Timestamp;
 use reqwest::Method;
 use serde_json::json;
 
+use crate::cluster_outage::Lines;
 use crate::helpers::*;
 use crate::redis_support::{cluster_binaries_present, shared_cluster, OwnCluster};
-
-/// Every formatted line, with when it was written.
-#[derive(Clone, Default)]
-struct Lines(Arc<Mutex<Vec<(Instant, String)>>>);
-
-impl Write for Lines {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let now = Instant::now();
-        let mut lines = self.0.lock().unwrap();
-        for line in String::from_utf8_lossy(buf).lines() {
-            lines.push((now, line.to_owned()));
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 impl Lines {
     fn with(&self, text: &str) -> usize {
