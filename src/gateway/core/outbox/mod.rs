@@ -107,12 +107,6 @@ pub(super) struct Hand {
 }
 
 impl Hand {
-    /// The items handed so far, in the order written.
-    #[cfg(test)]
-    pub(super) fn take(&self) -> Vec<(String, OutboxItem)> {
-        std::mem::take(&mut *self.items.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
     /// The first `n` items handed, in the order written; the rest stay.
     pub(super) fn take_up_to(&self, n: usize) -> Vec<(String, OutboxItem)> {
         let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
@@ -766,7 +760,7 @@ mod tests {
 
         let hand = outbox.hand("acme");
         outbox.hand_over("acme", vec![(text, item)]);
-        assert_eq!(hand.take().len(), 1);
+        assert_eq!(hand.take_up_to(usize::MAX).len(), 1);
         let many = (0..HANDED + 5)
             .map(|_| {
                 let item = notice_item(now);
@@ -774,7 +768,11 @@ mod tests {
             })
             .collect();
         outbox.hand_over("acme", many);
-        assert_eq!(hand.take().len(), HANDED, "the rest wait for their lease");
+        assert_eq!(
+            hand.take_up_to(usize::MAX).len(),
+            HANDED,
+            "the rest wait for their lease"
+        );
         outbox.set_dispatching(false);
         assert!(outbox
             .write("acme", notice_item(now), now)
