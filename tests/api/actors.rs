@@ -67,8 +67,9 @@ async fn post_as(app: &TestApp, path: &str, key: &str, actor: Option<&str>) -> r
     req.send().await.unwrap()
 }
 
-/// acme's trail, as its admin reads it (without the configuration).
-async fn trail(app: &TestApp) -> Vec<Map<String, Value>> {
+/// acme's trail, as its admin reads it (without the configuration and
+/// the reads of the trail; also `console_sign_in`'s).
+pub(crate) async fn trail(app: &TestApp) -> Vec<Map<String, Value>> {
     let page = app
         .get_json("/v1/audit?after=0&limit=1000", Some(&app.keys.admin))
         .await;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
+use crate::actors::trail;
 use crate::helpers::*;
 use crate::oidc_provider::{FakeIdp, Misbehave, CLIENT_ID, CLIENT_SECRET};
 
@@ -180,20 +181,6 @@ fn with_session(
         req = req.header("Chatgate-Console", "1");
     }
     req
-}
-
-/// acme's trail without the configuration and the reads.
-async fn trail(app: &TestApp) -> Vec<Map<String, Value>> {
-    let page = app
-        .get_json("/v1/audit?after=0&limit=1000", Some(&app.keys.admin))
-        .await;
-    page["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_object().unwrap().clone())
-        .filter(|e| e["action"] != "config.changed" && e["action"] != "audit.read")
-        .collect()
 }
 
 fn of_action<'e>(entries: &'e [Map<String, Value>], action: &str) -> Vec<&'e Map<String, Value>> {
