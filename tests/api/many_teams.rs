@@ -8,12 +8,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chatgate::store::{
-    keys, Commit, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned, WithCompanion,
-};
+use chatgate::store::{keys, Op, SharedStore};
 
 use crate::helpers::*;
+use crate::round_trips::Counting;
 
 /// Many teams: the interactions' team (acme) sorts after all of them.
 const MANY: usize = 500;
@@ -211,13 +209,13 @@ fn busy_removals(ops: &[Op]) -> usize {
         .count()
 }
 
-/// A store that counts the busy teams' entries handled as the sweeper
-/// commits them, and notes that count when acme's due entry is handled
-/// (the commit that takes it off acme's queue writes the expiry): the
-/// order of the sweeper's own commits, whatever the time the event takes
-/// to reach the test.
+/// The busy teams' entries handled as the sweeper commits them, and that
+/// count when acme's due entry is handled (the commit that takes it off
+/// acme's queue writes the expiry): the order of the sweeper's own
+/// commits, whatever the time the event takes to reach the test. Told by
+/// a [`Counting`] store of each commit that applied.
+#[derive(Default)]
 struct Fairness {
-    inner: SharedStore,
     /// Busy teams' entries taken off their queues so far.
     busy_handled: AtomicUsize,
     /// `busy_handled` when acme's entry was handled.
@@ -225,106 +223,26 @@ struct Fairness {
 }
 
 impl Fairness {
-    fn wrap(inner: SharedStore) -> Arc<Self> {
-        Arc::new(Fairness {
-            inner,
-            busy_handled: AtomicUsize::new(0),
-            before_acme: OnceLock::new(),
-        })
+    /// `inner`, telling a new `Fairness` of its commits.
+    fn wrap(inner: SharedStore) -> (Arc<Self>, SharedStore) {
+        let fairness = Arc::new(Fairness::default());
+        let told = Arc::clone(&fairness);
+        let store = Counting::telling(inner, move |ops| told.applied(ops));
+        (fairness, Arc::new(store))
     }
-}
 
-#[async_trait]
-impl Store for Fairness {
-    async fn get(&self, keys: &[String]) -> Result<Vec<Option<Versioned>>, StoreError> {
-        self.inner.get(keys).await
-    }
-    async fn get_with_companion(
-        &self,
-        key: &str,
-        default: Option<&str>,
-    ) -> Result<WithCompanion, StoreError> {
-        self.inner.get_with_companion(key, default).await
-    }
-    async fn get_with_companion_and(
-        &self,
-        key: &str,
-        default: Option<&str>,
-        also: &[String],
-    ) -> Result<(WithCompanion, Vec<Option<Versioned>>), StoreError> {
-        self.inner.get_with_companion_and(key, default, also).await
-    }
-    async fn commit(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
-        let busy = busy_removals(&ops);
+    fn applied(&self, ops: &[Op]) {
+        let busy = busy_removals(ops);
         let acme = keys::due_queue("acme");
         let acme_handled = ops
             .iter()
             .any(|op| matches!(op, Op::QueueRemove { key, .. } if *key == acme));
-        let done = self.inner.commit(ops).await?;
-        if done == Commit::Applied {
-            // The sweeper commits one entry at a time, in order: the
-            // count read here is what went before acme's entry.
-            let so_far = self.busy_handled.fetch_add(busy, Ordering::SeqCst) + busy;
-            if acme_handled {
-                let _ = self.before_acme.set(so_far);
-            }
+        // The sweeper commits one entry at a time, in order: the count
+        // read here is what went before acme's entry.
+        let so_far = self.busy_handled.fetch_add(busy, Ordering::SeqCst) + busy;
+        if acme_handled {
+            let _ = self.before_acme.set(so_far);
         }
-        Ok(done)
-    }
-    async fn index_desc(
-        &self,
-        key: &str,
-        before: Option<(i64, String)>,
-        limit: usize,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        self.inner.index_desc(key, before, limit).await
-    }
-    async fn index_claim_due(
-        &self,
-        key: &str,
-        max: i64,
-        limit: usize,
-        claim: i64,
-    ) -> Result<Vec<IndexEntry>, StoreError> {
-        self.inner.index_claim_due(key, max, limit, claim).await
-    }
-    async fn queue_move_unchanged(
-        &self,
-        key: &str,
-        entries: &[IndexEntry],
-        score: i64,
-    ) -> Result<usize, StoreError> {
-        self.inner.queue_move_unchanged(key, entries, score).await
-    }
-    async fn queues_first(&self, queues: &[String]) -> Result<Vec<Option<i64>>, StoreError> {
-        self.inner.queues_first(queues).await
-    }
-    async fn due_teams_claim(
-        &self,
-        index: &str,
-        now: i64,
-        limit: usize,
-        hold: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        self.inner.due_teams_claim(index, now, limit, hold).await
-    }
-    async fn due_teams_release(
-        &self,
-        index: &str,
-        team: &str,
-        held: i64,
-        next: Option<i64>,
-    ) -> Result<(), StoreError> {
-        self.inner.due_teams_release(index, team, held, next).await
-    }
-    async fn due_teams_note(&self, index: &str, teams: &[(String, i64)]) -> Result<(), StoreError> {
-        self.inner.due_teams_note(index, teams).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn append_history(&self, history: &History) -> bool {
-        self.inner.append_history(history)
     }
 }
 
@@ -340,8 +258,7 @@ async fn a_small_team_among_busy_ones(backend: Backend, restart: bool) {
     let Some((inner, prefix)) = crate::outbox::own_store(backend).await else {
         return;
     };
-    let fairness = Fairness::wrap(inner);
-    let store: SharedStore = fairness.clone();
+    let (fairness, store) = Fairness::wrap(inner);
     let setup = Setup {
         key_prefix: Some(prefix.clone()),
         store: Some(store.clone()),

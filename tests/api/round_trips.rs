@@ -16,7 +16,8 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-struct Counting {
+/// A store that counts (and may slow, or fail) the calls of `inner`.
+pub(crate) struct Counting {
     inner: SharedStore,
     calls: AtomicUsize,
     /// Reads of a record (and its companion) take [`SLOW_READ`] when set,
@@ -39,7 +40,12 @@ struct Counting {
     head_commits: AtomicUsize,
     /// Reads of an audit head take [`SLOW_HEAD_READ`] when set.
     slow_head_reads: AtomicBool,
+    /// Told the ops of each commit that applied, once it has.
+    after_applied: Option<AfterApplied>,
 }
+
+/// What a [`Counting`] store tells of each commit that applied.
+type AfterApplied = Box<dyn Fn(&[Op]) + Send + Sync>;
 
 impl Default for Counting {
     fn default() -> Self {
@@ -64,6 +70,17 @@ fn is_audit_head(key: &str) -> bool {
 }
 
 impl Counting {
+    /// `over(inner)` that tells `hook` the ops of each commit that applied.
+    pub(crate) fn telling(
+        inner: SharedStore,
+        hook: impl Fn(&[Op]) + Send + Sync + 'static,
+    ) -> Self {
+        Counting {
+            after_applied: Some(Box::new(hook)),
+            ..Counting::over(inner)
+        }
+    }
+
     fn over(inner: SharedStore) -> Self {
         Counting {
             inner,
@@ -78,6 +95,7 @@ impl Counting {
             failing: std::sync::Mutex::default(),
             head_commits: AtomicUsize::default(),
             slow_head_reads: AtomicBool::default(),
+            after_applied: None,
         }
     }
 
@@ -161,7 +179,14 @@ impl Store for Counting {
         let due = |op: &&Op| matches!(op, Op::QueueAdd { key, .. } if key.ends_with("}:dueq"));
         let n = ops.iter().filter(due).count();
         self.due_adds.fetch_add(n, Ordering::SeqCst);
-        self.inner.commit(ops).await
+        let Some(hook) = &self.after_applied else {
+            return self.inner.commit(ops).await;
+        };
+        let done = self.inner.commit(ops.clone()).await?;
+        if done == Commit::Applied {
+            hook(&ops);
+        }
+        Ok(done)
     }
     async fn index_desc(
         &self,
