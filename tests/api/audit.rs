@@ -26,6 +26,18 @@ fn audit_setup(seed: &str, extra: &str) -> Setup {
     }
 }
 
+/// Unlocks `cust-{i}` as acme's admin: one audited action, answered 200.
+async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
+    let res = app
+        .post_json(
+            &format!("/v1/subjects/cust-{i}/unlock"),
+            Some(&app.keys.admin),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
 /// Every entry of acme's trail, page by page (each read adds its own
 /// `audit.read`, answered by the next page).
 async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
@@ -396,14 +408,7 @@ async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
     let auditor = auditor_key("cli");
     for i in 0..3 {
-        let res = app
-            .post_json(
-                &format!("/v1/subjects/cust-{i}/unlock"),
-                Some(&app.keys.admin),
-                &json!({}),
-            )
-            .await;
-        assert_eq!(res.status(), 200);
+        unlock(&app, i).await;
     }
     // The head first, then the pages up to it.
     let head = app.get_json("/v1/audit/head", Some(&auditor)).await;
@@ -595,14 +600,7 @@ async fn a_tls_syslog_receiver_trusted_by_the_ca_file_gets_every_entry() {
         .await
         .unwrap();
     for i in 1..=3 {
-        let res = app
-            .post_json(
-                &format!("/v1/subjects/cust-{i}/unlock"),
-                Some(&app.keys.admin),
-                &json!({}),
-            )
-            .await;
-        assert_eq!(res.status(), 200);
+        unlock(&app, i).await;
     }
     assert!(received_all(&got, 4).await, "every entry over TLS");
     let got = got.lock().unwrap().clone();
@@ -695,21 +693,8 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         };
         let got = Received::default();
         let stop = receiver(listener, got.clone());
-        let unlock = |i: u64| {
-            let app = &app;
-            async move {
-                let res = app
-                    .post_json(
-                        &format!("/v1/subjects/cust-{i}/unlock"),
-                        Some(&app.keys.admin),
-                        &json!({}),
-                    )
-                    .await;
-                assert_eq!(res.status(), 200);
-            }
-        };
         for i in 1..=5 {
-            unlock(i).await;
+            unlock(&app, i).await;
         }
         assert!(
             received_all(&got, 5).await,
@@ -720,7 +705,7 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
         let started = std::time::Instant::now();
         for i in 6..=10 {
-            unlock(i).await;
+            unlock(&app, i).await;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(3),
@@ -801,14 +786,7 @@ async fn a_hanging_syslog_receiver_delays_no_request() {
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
     let started = std::time::Instant::now();
     for i in 0..30 {
-        let res = app
-            .post_json(
-                &format!("/v1/subjects/cust-{i}/unlock"),
-                Some(&app.keys.admin),
-                &json!({}),
-            )
-            .await;
-        assert_eq!(res.status(), 200);
+        unlock(&app, i).await;
     }
     assert!(
         started.elapsed() < std::time::Duration::from_secs(5),
@@ -876,14 +854,7 @@ async fn the_team_s_audit_webhook_gets_every_entry_signed_and_in_order() {
             continue;
         };
         for i in 1..=3 {
-            let res = app
-                .post_json(
-                    &format!("/v1/subjects/cust-{i}/unlock"),
-                    Some(&app.keys.admin),
-                    &json!({}),
-                )
-                .await;
-            assert_eq!(res.status(), 200);
+            unlock(&app, i).await;
         }
         // The refusals' backoff runs on the gateway's clock.
         let mut taken = Vec::new();
@@ -980,14 +951,7 @@ async fn a_read_from_before_the_kept_entries_starts_at_the_oldest_kept() {
         return;
     };
     for i in 0..6 {
-        let res = app
-            .post_json(
-                &format!("/v1/subjects/cust-{i}/unlock"),
-                Some(&app.keys.admin),
-                &json!({}),
-            )
-            .await;
-        assert_eq!(res.status(), 200);
+        unlock(&app, i).await;
     }
     let redis = crate::redis_support::TestPrefix::for_prefix(&app.key_prefix);
     let key = |what: &str| format!("{}:{{acme}}:{what}", app.key_prefix);
