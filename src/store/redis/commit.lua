@@ -331,13 +331,21 @@ while a <= #ARGV do
     index.renew = ARGV[a + 4] == '1'
     index.slack = tonumber(ARGV[a + 5])
     local added = redis.call('ZADD', key, ARGV[a + 2], member) == 1
-    local size = redis.call('ZCARD', key)
+    -- A member added to a key without a TTL, where this writer has not
+    -- renewed the key lately (most often a customer's first interaction):
+    -- a new key, as every index this script writes has a TTL. It is alone,
+    -- and that PEXPIREAT gave it its member's life: no ZCARD. (Where the
+    -- writer renewed it lately, the key is there: ZCARD alone.)
+    local new_key = added and index.renew and redis.call('PEXPIREAT', key, at, 'NX') == 1
+    local size = new_key and 1 or redis.call('ZCARD', key)
     if size == 1 then
       -- Alone: the key lives exactly as long as its member, shorter or
       -- longer than before; an expiry set left from more members goes.
       -- (A new key has none: an expiry set lives no longer than its index
       -- and empties with it.)
-      redis.call('PEXPIREAT', key, at)
+      if not new_key then
+        redis.call('PEXPIREAT', key, at)
+      end
       if not added then
         redis.call('DEL', expiry)
       end
