@@ -81,7 +81,7 @@ run() { # script shape -> "cpu_us inside_us"
     # is another customer's, unused while the index holds one member).
     args=(EVALSHA "$sha" 8 b:i b:r:__rand_int__ b:s b:cu:__rand_int__ b:cu:__rand_int__:exp
       b:dueq b:obq b:ev "$NOW" P 7 "$INTERACTION" 86400000 P 0 "$RETRY" 600000 D 0
-      A int-1 "$NOW" 600000 0 60000 Q x:int-1 $((NOW + 600000)) 86400000 0 60000
+      A int-1 "$NOW" 600000 0 60000 0 Q x:int-1 $((NOW + 600000)) 86400000 0 60000
       Q n:int-1 "$NOW" 86400000 0 60000 X "$EVENT" 0 1200000 0)
   fi
   local answer; answer=$(R "${args[@]}")

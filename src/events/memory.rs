@@ -3,8 +3,10 @@
 //! always finds its place, docs/events.md#history), plus live fan-out. A
 //! team's history is trimmed when it is appended to or read. A memory
 //! store's commits append to it directly ([`HistorySink`], wired when the
-//! gateway starts), in commit order; [`EventLog::append`] takes the events
-//! of any other store, from the outbox. Ids are
+//! gateway starts), in commit order, as the JSON they committed: read into
+//! an event only when someone listens or reads it (most are never read);
+//! [`EventLog::append`] takes the events of any other store, from the
+//! outbox. Ids are
 //! `<wall-clock ms>-<seq>`, increasing across the whole process, so an id
 //! from before a restart is older than every id after it.
 use std::collections::{HashMap, VecDeque};
@@ -34,7 +36,50 @@ struct Shared {
 #[derive(Default)]
 struct Inner {
     last: Option<LogId>,
-    teams: HashMap<String, VecDeque<(Instant, LogEntry)>>,
+    teams: HashMap<String, VecDeque<(Instant, Kept)>>,
+}
+
+/// An entry of a team's history: the event, or the JSON a commit appended
+/// until it is first read.
+#[derive(Clone)]
+enum Kept {
+    Event(LogEntry),
+    Json(LogId, Arc<str>),
+}
+
+impl Kept {
+    fn id(&self) -> LogId {
+        match self {
+            Kept::Event(e) => e.id,
+            Kept::Json(id, _) => *id,
+        }
+    }
+
+    /// The entry, read once from its JSON (kept read from then on); `None`
+    /// for JSON that is no event, logged.
+    fn entry(&mut self) -> Option<LogEntry> {
+        let entry = match self {
+            Kept::Event(e) => return Some(e.clone()),
+            Kept::Json(id, json) => read_entry(*id, json)?,
+        };
+        *self = Kept::Event(entry.clone());
+        Some(entry)
+    }
+}
+
+/// The entry of `json`, an event as `events::history_op` writes it.
+fn read_entry(id: LogId, json: &str) -> Option<LogEntry> {
+    match serde_json::from_str::<Event>(json) {
+        Ok(event) => Some(LogEntry {
+            id,
+            event: Arc::new(event),
+        }),
+        // Written by `events::history_op` from an `Event`: a bug.
+        Err(_) => {
+            tracing::error!(log_id = %id, "an appended event could not be read; skipped");
+            None
+        }
+    }
 }
 
 impl MemoryLog {
@@ -65,24 +110,39 @@ impl Shared {
         let mut inner = self.lock();
         let id = inner.next_id();
         let entry = LogEntry { id, event };
-        let team = &entry.event.team;
-        if !inner.teams.contains_key(team) {
-            inner.teams.insert(team.clone(), VecDeque::new());
-        }
-        if let Some(history) = inner.history(team, now) {
-            history.push_back((now, entry.clone()));
-        }
+        inner.push(&entry.event.team, now, Kept::Event(entry.clone()));
         self.fanout.send(entry);
+    }
+
+    /// Appends the event `json` to `team`'s history at `now`: read into an
+    /// event here only when the team has live readers.
+    fn append_json(&self, team: &str, json: &str, now: Instant) {
+        let mut inner = self.lock();
+        let id = inner.next_id();
+        let mut kept = Kept::Json(id, Arc::from(json));
+        let live = (self.fanout.listeners(team) > 0)
+            .then(|| kept.entry())
+            .flatten();
+        inner.push(team, now, kept);
+        if let Some(entry) = live {
+            self.fanout.send(entry);
+        }
     }
 }
 
-/// A memory store's commit appends an event (its JSON), in commit order.
+/// A memory store's commit appends an event (its JSON), in commit order,
+/// to the history `{team}:ev` (`store::keys::history`).
 impl HistorySink for Shared {
-    fn append(&self, _key: &str, entry: &str) {
-        match serde_json::from_str::<Event>(entry) {
-            Ok(event) => Shared::append(self, Arc::new(event)),
-            // Written by `events::history_op` from an `Event`: a bug.
-            Err(_) => tracing::error!("an appended event could not be read; not logged"),
+    fn append(&self, key: &str, entry: &str) {
+        let team = key.strip_prefix('{').and_then(|k| k.strip_suffix("}:ev"));
+        match team {
+            Some(team) => self.append_json(team, entry, Instant::now()),
+            // Not a history's key: its event names its team.
+            None => {
+                if let Some(read) = read_entry(LogId { ms: 0, seq: 0 }, entry) {
+                    Shared::append(self, read.event);
+                }
+            }
         }
     }
 }
@@ -105,8 +165,19 @@ impl Inner {
         id
     }
 
+    /// Appends `kept` to `team`'s history at `now` (made if it has none,
+    /// trimmed of what is too old).
+    fn push(&mut self, team: &str, now: Instant, kept: Kept) {
+        if !self.teams.contains_key(team) {
+            self.teams.insert(team.to_owned(), VecDeque::new());
+        }
+        if let Some(history) = self.history(team, now) {
+            history.push_back((now, kept));
+        }
+    }
+
     /// `team`'s history without what is too old.
-    fn history(&mut self, team: &str, now: Instant) -> Option<&mut VecDeque<(Instant, LogEntry)>> {
+    fn history(&mut self, team: &str, now: Instant) -> Option<&mut VecDeque<(Instant, Kept)>> {
         let history = self.teams.get_mut(team)?;
         while history
             .front()
@@ -132,7 +203,7 @@ impl EventLog for MemoryLog {
         Ok(history
             .front()
             .zip(history.back())
-            .map(|((_, first), (_, last))| (first.id, last.id)))
+            .map(|((_, first), (_, last))| (first.id(), last.id())))
     }
 
     async fn read_after(
@@ -145,11 +216,11 @@ impl EventLog for MemoryLog {
         let Some(history) = inner.history(team, Instant::now()) else {
             return Ok(Vec::new());
         };
-        let start = after.map_or(0, |a| history.partition_point(|(_, e)| e.id <= a));
+        let start = after.map_or(0, |a| history.partition_point(|(_, e)| e.id() <= a));
         Ok(history
-            .range(start..)
+            .range_mut(start..)
+            .filter_map(|(_, kept)| kept.entry())
             .take(limit)
-            .map(|(_, e)| e.clone())
             .collect())
     }
 
@@ -228,6 +299,31 @@ mod tests {
         assert_eq!(rest, expected);
     }
 
+    /// A commit's event (its JSON, through the store's sink) is read only
+    /// when someone listens or reads it: kept as JSON while nobody does,
+    /// then read once, the same event either way.
+    #[tokio::test]
+    async fn a_committed_event_is_read_when_it_is_read() {
+        let log = MemoryLog::new();
+        let sink = Arc::clone(&log.shared);
+        let json = |e: &Event| serde_json::to_string(e).unwrap();
+        let quiet = event("acme");
+        HistorySink::append(sink.as_ref(), "{acme}:ev", &json(&quiet));
+        let kept = |i: usize| matches!(log.lock().teams["acme"][i].1, Kept::Json(..));
+        assert!(kept(0), "nobody listens: kept as its JSON");
+        let mut live = log.subscribe("acme");
+        let heard = event("acme");
+        HistorySink::append(sink.as_ref(), "{acme}:ev", &json(&heard));
+        assert_eq!(live.recv().await.unwrap().event.id, heard.id, "live");
+        assert!(!kept(1), "read for its listener");
+        let all = log.read_after("acme", None, 10).await.unwrap();
+        let ids: Vec<_> = all.iter().map(|e| e.event.id).collect();
+        assert_eq!(ids, [quiet.id, heard.id]);
+        assert!(!kept(0), "read once, kept read");
+        HistorySink::append(sink.as_ref(), "{acme}:ev", "not an event");
+        assert_eq!(log.read_after("acme", None, 10).await.unwrap().len(), 2);
+    }
+
     /// An event is kept 15 minutes by this process' clock, then trimmed
     /// (when its team's history is read or appended to).
     #[test]
@@ -240,7 +336,7 @@ mod tests {
         let held = |at: Instant| {
             let mut inner = log.lock();
             let history = inner.history("acme", at).unwrap();
-            history.iter().map(|(_, e)| e.id).collect::<Vec<_>>()
+            history.iter().map(|(_, e)| e.id()).collect::<Vec<_>>()
         };
         let both = held(t0);
         assert_eq!(both.len(), 2);

@@ -191,6 +191,18 @@ pub fn answered_request(team: &str, kind: &str, webhook_id: &str) -> String {
     with_digest(key, &[webhook_id])
 }
 
+/// [`answered_request`] of a `webhook-id` whose digest the caller made
+/// already (the first 16 bytes of its SHA-256, in hex, as
+/// `domain::webhook_sig::id_digest` makes it): the same key, the id not
+/// hashed twice.
+pub fn answered_request_digested(team: &str, kind: &str, digest: &str) -> String {
+    let mut key = scoped(team, "wr:", kind.len() + 1 + digest.len());
+    key.push_str(kind);
+    key.push(':');
+    key.push_str(digest);
+    key
+}
+
 /// The team's outbox: a queue of item ids by when they are due (ms).
 pub fn outbox(team: &str) -> String {
     scoped(team, "obq", 0)
@@ -364,6 +376,10 @@ mod tests {
                     (
                         answered_request(team, "cb", text),
                         format!("{{{team}}}:wr:cb:{}", h(text)),
+                    ),
+                    (
+                        answered_request_digested(team, "cb", &h(text)),
+                        answered_request(team, "cb", text),
                     ),
                     (outbox(team), format!("{{{team}}}:obq")),
                     (history(team), format!("{{{team}}}:ev")),

@@ -13,7 +13,8 @@
 //! TTL is a plain `SET`, which also clears an earlier TTL. Each index `K`
 //! of more than one member has an expiry set `K:exp` (member → expiry,
 //! Redis time): an index member lives for the TTL of its last `IndexAdd`,
-//! each write removes a few members whose time is up, and both keys expire
+//! writes remove the members whose time is up (one add in eight of this
+//! process's to an index, up to 256 at a time), and both keys expire
 //! with their longest-lived member, so an index is bounded by what is
 //! alive. An index of one member keeps no expiry set: its key lives exactly
 //! as long as the member. A queue (due times, the outbox)
@@ -84,6 +85,7 @@ mod cluster;
 pub(crate) mod conn;
 mod due;
 mod note_journal;
+mod prunes;
 mod renewals;
 
 use ::redis::{cmd, Script, Value};
@@ -92,6 +94,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use self::conn::{query_on, Connector};
+use self::prunes::Prunes;
 use self::renewals::Renewals;
 use super::companions::Companions;
 use super::{Commit, History, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
@@ -133,6 +136,8 @@ pub struct RedisStore {
     /// When this process last gave each history stream, index and queue
     /// it writes its lifetime (see `redis/commit.lua`).
     renewals: Renewals,
+    /// When this process's adds to an index prune it.
+    prunes: Prunes,
 }
 
 /// How often a writer gives a history stream, an index or a queue it
@@ -180,6 +185,7 @@ impl RedisStore {
             companions: Companions::new(),
             redis_ahead_ms: AtomicI64::new(0),
             renewals: Renewals::new(LIFETIME_EVERY),
+            prunes: Prunes::default(),
         }
     }
 
@@ -237,6 +243,7 @@ impl RedisStore {
                     latest: until,
                     renew: false,
                     slack: 0,
+                    prune: matches!(op, Op::IndexAdd { .. }) && self.prunes.due(key),
                 }),
             }
         }
@@ -334,6 +341,8 @@ struct Life<'o> {
     renew: bool,
     /// ms.
     slack: u64,
+    /// An index this commit prunes of its dead members.
+    prune: bool,
 }
 
 /// Beside every sorted index, a sorted set of when each member expires
@@ -608,6 +617,10 @@ impl Store for RedisStore {
                         .arg(ttl_ms(*ttl))
                         .arg(if renew { "1" } else { "0" })
                         .arg(slack);
+                    if index {
+                        let prune = life.is_some_and(|l| l.prune);
+                        call.arg(if prune { "1" } else { "0" });
+                    }
                 }
                 Op::Touch { key: k, ttl } => {
                     key(&mut call, k, false);
@@ -864,6 +877,12 @@ impl Store for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_script_prunes_as_many_as_prunes_says() {
+        let line = format!("local PRUNE = {}\n", prunes::PRUNED_AT_MOST);
+        assert!(COMMIT_LUA.contains(&line), "commit.lua: {line}");
+    }
 
     #[test]
     fn the_commit_script_writes_the_keeper_at_its_score() {

@@ -7,7 +7,7 @@
 -- expiry set), so no argument names a position:
 --   'P', expected, "<version>\n<json>", ttl_ms ('0': no expiry)   Put
 --   'D', expected                                                  Delete
---   'A', member, score, ttl_ms, renew, slack_ms                    IndexAdd (2 keys)
+--   'A', member, score, ttl_ms, renew, slack_ms, prune             IndexAdd (2 keys)
 --   'R', member                                                    IndexRemove (2 keys)
 --   'Q', member, score, ttl_ms, renew, slack_ms                    QueueAdd
 --   'U', member                                                    QueueRemove
@@ -101,7 +101,7 @@ local function shape(kind)
   if kind == 'P' then
     return 3, 1
   elseif kind == 'A' then
-    return 5, 2
+    return 6, 2
   elseif kind == 'Q' then
     return 5, 1
   elseif kind == 'X' then
@@ -208,8 +208,10 @@ for _, at in pairs(lived) do
 end
 
 local now = tonumber(ARGV[1])
--- How many dead members one write removes from an index, at most.
-local PRUNE = 32
+-- How many dead members one write removes from an index, at most: a
+-- writer asks for a prune on one add in eight to an index (`prune` '1'),
+-- so that is 32 an add.
+local PRUNE = 256
 
 -- The index and its expiry set live exactly as long as their longest-lived
 -- member. (Redis deletes a sorted set when its last member goes.)
@@ -246,7 +248,8 @@ end
 -- to), and only when that raised it are both keys given the slack too. An
 -- expiry moved earlier, a removal or a new expiry set recompute it from
 -- the longest-lived member, renewal or not. Dead members are pruned once
--- per index, when it gains a member (only that makes it grow).
+-- per index, when it gains a member (only that makes it grow) and its
+-- writer asks for it: on its first add to the index, then every eighth.
 local indexes = {}
 -- Queues this commit changed, by name (each a key in KEYS): queue key -> a
 -- record of it, made at its first op. `queued` is the latest lifetime an
@@ -330,14 +333,23 @@ while a <= #ARGV do
     local at = now + tonumber(ARGV[a + 3])
     index.renew = ARGV[a + 4] == '1'
     index.slack = tonumber(ARGV[a + 5])
+    index.prune = ARGV[a + 6] == '1'
     local added = redis.call('ZADD', key, ARGV[a + 2], member) == 1
-    local size = redis.call('ZCARD', key)
+    -- A member added to a key without a TTL, where this writer has not
+    -- renewed the key lately (most often a customer's first interaction):
+    -- a new key, as every index this script writes has a TTL. It is alone,
+    -- and that PEXPIREAT gave it its member's life: no ZCARD. (Where the
+    -- writer renewed it lately, the key is there: ZCARD alone.)
+    local new_key = added and index.renew and redis.call('PEXPIREAT', key, at, 'NX') == 1
+    local size = new_key and 1 or redis.call('ZCARD', key)
     if size == 1 then
       -- Alone: the key lives exactly as long as its member, shorter or
       -- longer than before; an expiry set left from more members goes.
       -- (A new key has none: an expiry set lives no longer than its index
       -- and empties with it.)
-      redis.call('PEXPIREAT', key, at)
+      if not new_key then
+        redis.call('PEXPIREAT', key, at)
+      end
       if not added then
         redis.call('DEL', expiry)
       end
@@ -360,7 +372,7 @@ while a <= #ARGV do
             redis.call('ZADD', expiry, now + left, other)
           end
         end
-        if not index.pruned then
+        if index.prune and not index.pruned then
           index.pruned = true
           local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
           if #dead > 0 then

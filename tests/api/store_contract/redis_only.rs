@@ -123,10 +123,14 @@ async fn index_ttl_follows_its_longest_lived_member() {
         t.iter().all(|t| (60_000..=90_000).contains(t)),
         "lowered to the next longest-lived: {t:?}"
     );
-    // An index some other writer left without TTL gets one, with its
-    // expiry set: when a member is added to it...
+    // An index some other writer left without TTL gets one when a member
+    // is added to it: the new member's life (a key without a TTL is taken
+    // for a new one, alone: no `ZCARD`), then its expiry set with the next
+    // add, which counts its members...
     let foreign = left_without_ttl(&prefix, "{t}:foreign");
     commit(&s, vec![index_add("{t}:foreign", "b", 2, LONG)]).await;
+    assert!(prefix.pttl(&foreign) > 50_000);
+    commit(&s, vec![index_add("{t}:foreign", "c", 3, LONG * 2)]).await;
     assert!(prefix.pttl(&foreign) > 50_000);
     assert!(prefix.pttl(&prefix.physical("{t}:foreign:exp")) > 50_000);
     // ...and when a member it holds is only added again.

@@ -45,9 +45,10 @@
 //! or read (`Store::queue_move_unchanged`): one delivered meanwhile is
 //! never brought back, one claimed keeps its lease.
 //!
-//! Settling goes through one task per team that commits every settlement
-//! ready at that moment together: one commit per item when the outbox is
-//! quiet, fewer under load.
+//! Settling goes through one task per team that commits settlements
+//! together: from the first that comes, it waits [`SETTLE_LINGER`] for
+//! more, so the removals of items delivered close together are one `ZREM`
+//! (docs/decisions/0225-settlements-wait-50-ms-to-go-together.md).
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +76,12 @@ const LOG_WAIT: Duration = Duration::from_secs(10);
 const LOOK_PAGE: usize = BATCH;
 /// Settlements committed together, at most.
 const SETTLE_BATCH: usize = 256;
+/// How long a settlement waits for others to be committed with it. Short
+/// beside the lease ([`LEASE`], 30 s) that keeps a delivered item from
+/// being claimed again before its removal lands: only an instance that
+/// stops within it leaves its items to be delivered again, at least once
+/// as ever.
+const SETTLE_LINGER: Duration = Duration::from_millis(50);
 
 /// A lane of this loop: its waiting items are claimed items.
 type Lane = super::lanes::Lane<Claimed>;
@@ -681,6 +688,7 @@ async fn settle_loop(
     let queue = keys::outbox(&team);
     let mut ready = Vec::new();
     while settled.recv_many(&mut ready, SETTLE_BATCH).await > 0 {
+        linger(&mut settled, &mut ready).await;
         // An item leaves the queue (or is marked published) only once the
         // event its claim published is in the log; one whose event did not
         // get there is put back, to be published again.
@@ -697,6 +705,20 @@ async fn settle_loop(
         }
         commit_settled(store.as_ref(), &team, &ready).await;
         ready.clear();
+    }
+}
+
+/// Adds to `ready` what else is settled within [`SETTLE_LINGER`] of now,
+/// up to [`SETTLE_BATCH`] in all.
+async fn linger(settled: &mut mpsc::UnboundedReceiver<Handled>, ready: &mut Vec<Handled>) {
+    let until = tokio::time::Instant::now() + SETTLE_LINGER;
+    while ready.len() < SETTLE_BATCH {
+        let room = SETTLE_BATCH - ready.len();
+        // `recv_many` is cancel safe: at the deadline nothing is lost.
+        match tokio::time::timeout_at(until, settled.recv_many(ready, room)).await {
+            Ok(n) if n > 0 => {}
+            _ => return,
+        }
     }
 }
 
