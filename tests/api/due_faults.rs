@@ -19,7 +19,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chatgate::store::keys::{due_queue, DUE_INDEX_DUEQ as DUE};
+use chatgate::store::keys::{due_index_on, due_queue, DUE_INDEX_DUEQ as DUE};
+use chatgate::store::redis::RedisStore;
 use chatgate::store::{Op, SharedStore};
 
 use crate::helpers::*;
@@ -241,5 +242,112 @@ async fn a_master_that_hangs_or_dies_delays_only_its_own_teams_due_work() {
         after_hang.as_millis(),
         while_down.as_millis(),
         after_kill.as_millis()
+    );
+}
+
+/// A command to node `i` of `cluster`.
+fn on_node<T: redis::FromRedisValue>(cluster: &OwnCluster, i: usize, command: &redis::Cmd) -> T {
+    let url = format!("redis://127.0.0.1:{}", cluster.ports[i]);
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    command.query(&mut conn).unwrap()
+}
+
+/// Moves `slot`, with its keys, from master `from` to master `to`, as a
+/// resharding does.
+fn move_slot(cluster: &OwnCluster, slot: i64, from: usize, to: usize) {
+    let cluster_cmd = |args: &[&str]| {
+        let mut c = redis::cmd("CLUSTER");
+        c.arg(args);
+        c
+    };
+    let id = |i: usize| -> String { on_node(cluster, i, &cluster_cmd(&["MYID"])) };
+    let (from_id, to_id, slot_arg) = (id(from), id(to), slot.to_string());
+    let set = |i: usize, how: &str, node: &str| {
+        on_node::<()>(cluster, i, &cluster_cmd(&["SETSLOT", &slot_arg, how, node]));
+    };
+    set(to, "IMPORTING", &from_id);
+    set(from, "MIGRATING", &to_id);
+    loop {
+        let keys: Vec<String> = on_node(
+            cluster,
+            from,
+            &cluster_cmd(&["GETKEYSINSLOT", &slot_arg, "100"]),
+        );
+        if keys.is_empty() {
+            break;
+        }
+        let mut migrate = redis::cmd("MIGRATE");
+        migrate
+            .arg("127.0.0.1")
+            .arg(cluster.ports[to])
+            .arg("")
+            .arg(0)
+            .arg(5000)
+            .arg("KEYS")
+            .arg(&keys);
+        on_node::<()>(cluster, from, &migrate);
+    }
+    for i in 0..cluster.ports.len() {
+        set(i, "NODE", &to_id);
+    }
+}
+
+// A slot moves to another master with the copy of the due indexes its tag
+// names (docs/decisions/0230-a-due-index-per-cluster-master.md): the copy
+// is no longer any master's own, and the team it lists is still taken
+// from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_the_due_index_that_a_slot_move_left_behind_is_still_read() {
+    let test = "a_copy_of_the_due_index_that_a_slot_move_left_behind_is_still_read";
+    if !cluster_binaries_present(test) {
+        return;
+    }
+    let cluster = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap()
+        .expect("a local Redis Cluster starts");
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let store = RedisStore::connect_cluster(&cluster.urls(), &prefix)
+        .await
+        .unwrap();
+    let s: SharedStore = Arc::new(store);
+    let copy = |n: u32| format!("{prefix}:{}", due_index_on(DUE, n));
+    // Each master's copy: the least tag in its slots. The team is on the
+    // master whose copy's tag is the greatest; its copy's slot moves to
+    // the master whose tag is the least, which keeps its own.
+    let (first, last, tag, team) = tokio::task::block_in_place(|| {
+        let mut least: Vec<Option<u32>> = vec![None; cluster.ports.len()];
+        let mut n = 0;
+        while least.iter().any(Option::is_none) {
+            let owner = cluster.owner_of(&copy(n));
+            least[owner].get_or_insert(n);
+            n += 1;
+        }
+        let least: Vec<u32> = least.into_iter().flatten().collect();
+        let last = (0..least.len()).max_by_key(|i| least[*i]).unwrap();
+        let first = (0..least.len()).min_by_key(|i| least[*i]).unwrap();
+        let team = (0..100)
+            .map(|i| format!("t{i}"))
+            .find(|t| cluster.owner_of(&format!("{prefix}:{}", due_queue(t))) == last)
+            .expect("a team on that master");
+        (first, last, least[last], team)
+    });
+    s.due_teams_note(DUE, &[(team.clone(), 1_000)])
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| {
+        let mut keyslot = redis::cmd("CLUSTER");
+        keyslot.arg("KEYSLOT").arg(copy(tag));
+        let slot: i64 = on_node(&cluster, first, &keyslot);
+        move_slot(&cluster, slot, last, first);
+    });
+    // The store learns the move (a MOVED answer), as it would from its
+    // next read of the slot map.
+    let moved = format!("{}:moved", due_index_on(DUE, tag));
+    s.get(&[moved]).await.unwrap();
+    assert_eq!(
+        claim(&s, 1_000, 5_000).await,
+        [team],
+        "taken from the copy the move left behind"
     );
 }
