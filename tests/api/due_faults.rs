@@ -20,12 +20,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chatgate::store::keys::{due_index_on, due_queue, DUE_INDEX_DUEQ as DUE};
-use chatgate::store::redis::RedisStore;
 use chatgate::store::{Op, SharedStore};
 
 use crate::helpers::*;
 use crate::many_teams::{left_in, queue_due};
-use crate::redis_support::{cluster_binaries_present, cluster_store, OwnCluster};
+use crate::redis_support::{
+    cluster_binaries_present, cluster_store, own_cluster_store, OwnCluster,
+};
 
 async fn claim(s: &SharedStore, now: i64, hold: i64) -> Vec<String> {
     s.due_teams_claim(DUE, now, 10, hold).await.unwrap().teams
@@ -302,14 +303,7 @@ async fn a_copy_of_the_due_index_that_a_slot_move_left_behind_is_still_read() {
     if !cluster_binaries_present(test) {
         return;
     }
-    let cluster = tokio::task::spawn_blocking(OwnCluster::start)
-        .await
-        .unwrap()
-        .expect("a local Redis Cluster starts");
-    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
-    let store = RedisStore::connect_cluster(&cluster.urls(), &prefix)
-        .await
-        .unwrap();
+    let (cluster, store, prefix) = own_cluster_store().await;
     let s: SharedStore = Arc::new(store);
     let copy = |n: u32| format!("{prefix}:{}", due_index_on(DUE, n));
     // Each master's copy: the least tag in its slots. The team is on the
