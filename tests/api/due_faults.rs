@@ -23,7 +23,7 @@ use chatgate::store::keys::{due_index_on, due_queue, DUE_INDEX_DUEQ as DUE};
 use chatgate::store::{Op, SharedStore};
 
 use crate::helpers::*;
-use crate::many_teams::{left_in, queue_due};
+use crate::many_teams::queue_due;
 use crate::redis_support::{
     cluster_binaries_present, cluster_store, own_cluster_store, OwnCluster,
 };
@@ -93,15 +93,9 @@ async fn a_team_taken_between_a_note_and_its_write_is_listed_again_after_the_wri
 /// Waits (up to `within`) until `team`'s due queue is empty; how long that
 /// took.
 async fn drained(store: &SharedStore, team: &str, within: Duration) -> Duration {
-    let since = Instant::now();
-    while left_in(store, team).await > 0 {
-        assert!(
-            since.elapsed() < within,
-            "{team}'s due work not acted on within {within:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    since.elapsed()
+    drained_within(store, team, within)
+        .await
+        .unwrap_or_else(|| panic!("{team}'s due work not acted on within {within:?}"))
 }
 
 /// Makes every client's command to node `i` wait for `hang` (`CLIENT
@@ -134,10 +128,11 @@ fn team_where(cluster: &OwnCluster, prefix: &str, i: usize, on: bool) -> String 
 }
 
 /// How long `team`'s due queue is left with something in it, checked
-/// every 50 ms, at most `within` (`None` after that).
+/// every 50 ms, at most `within` (`None` after that). A read that fails
+/// (its master down, or not yet known to be replaced) counts as not empty.
 async fn drained_within(store: &SharedStore, team: &str, within: Duration) -> Option<Duration> {
-    let since = Instant::now();
-    while left_in(store, team).await > 0 {
+    let (since, queue) = (Instant::now(), due_queue(team));
+    while !matches!(store.index_desc(&queue, None, 1).await, Ok(left) if left.is_empty()) {
         if since.elapsed() > within {
             return None;
         }
@@ -343,5 +338,74 @@ async fn a_copy_of_the_due_index_that_a_slot_move_left_behind_is_still_read() {
         claim(&s, 1_000, 5_000).await,
         [team],
         "taken from the copy the move left behind"
+    );
+}
+
+// A master fails over (killed; its replica is promoted after the node
+// timeout of 2 s): another master's team's work, due meanwhile, is acted
+// on as usual, and the failed master's team's work, due meanwhile, within
+// 5 s of the promotion, from the copy of the due indexes the replica holds
+// (docs/decisions/0230-a-due-index-per-cluster-master.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failover_delays_only_the_failed_masters_teams_due_work() {
+    let test = "a_failover_delays_only_the_failed_masters_teams_due_work";
+    if !cluster_binaries_present(test) {
+        return;
+    }
+    let mut cluster = tokio::task::spawn_blocking(|| OwnCluster::start_with_replicas(2000))
+        .await
+        .unwrap()
+        .expect("a local Redis Cluster with replicas starts");
+    let setup = Setup {
+        cluster_nodes: cluster.urls(),
+        extra_teams: TEAMS,
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let store = app.gateway.store().clone();
+    let prefix = app.key_prefix.clone();
+    let own_queue = |own: &str| format!("{prefix}:{}", due_queue(own));
+    let (faulty, own, other) = tokio::task::block_in_place(|| {
+        let faulty = cluster.owner_of(&format!("{prefix}:{DUE}"));
+        let own = team_where(&cluster, &prefix, faulty, true);
+        let other = team_where(&cluster, &prefix, faulty, false);
+        (faulty, own, other)
+    });
+    let later = app.now().plus(Duration::from_secs(60)).unix_millis();
+    queue_due(&store, &own, later, 2).await;
+    tokio::task::block_in_place(|| {
+        cluster.wait_replicated(faulty);
+        cluster.kill(faulty);
+    });
+    let killed = Instant::now();
+    app.advance(60);
+    queue_due(&store, &other, app.now().unix_millis(), 3).await;
+    let other_done = drained_within(&store, &other, Duration::from_secs(4))
+        .await
+        .expect("another master's team's due work waited for the failover");
+    let other_done_at = killed.elapsed();
+    let promoted = tokio::task::block_in_place(|| {
+        while cluster.owner_of(&own_queue(&own)) == faulty {
+            assert!(
+                killed.elapsed() < Duration::from_secs(20),
+                "no replica promoted"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        killed.elapsed()
+    });
+    assert!(
+        other_done_at < promoted,
+        "another master's team's work was acted on {other_done_at:?} after the kill, after the \
+         promotion ({promoted:?})"
+    );
+    let own_done = drained(&store, &own, Duration::from_secs(5)).await;
+    println!(
+        "due lateness through a failover: another master's team's work acted on {} ms after it \
+         came due; the replica promoted {} ms after the kill, the failed master's team's work \
+         acted on {} ms after that",
+        other_done.as_millis(),
+        promoted.as_millis(),
+        own_done.as_millis()
     );
 }
