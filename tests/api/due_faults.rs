@@ -127,6 +127,42 @@ fn team_where(cluster: &OwnCluster, prefix: &str, i: usize, on: bool) -> String 
         .expect("a team of each kind")
 }
 
+/// A gateway on `cluster` with [`TEAMS`] teams besides its own, the
+/// master holding the shared index's tag (`faulty`), a team whose keys it
+/// holds (`own`) and one whose keys another master holds (`other`).
+struct Teams {
+    app: TestApp,
+    store: SharedStore,
+    prefix: String,
+    faulty: usize,
+    own: String,
+    other: String,
+}
+
+async fn teams_on(cluster: &OwnCluster) -> Teams {
+    let setup = Setup {
+        cluster_nodes: cluster.urls(),
+        extra_teams: TEAMS,
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Redis, setup).await.unwrap();
+    let store = app.gateway.store().clone();
+    let prefix = app.key_prefix.clone();
+    tokio::task::block_in_place(|| {
+        let faulty = cluster.owner_of(&format!("{prefix}:{DUE}"));
+        let own = team_where(cluster, &prefix, faulty, true);
+        let other = team_where(cluster, &prefix, faulty, false);
+        Teams {
+            app,
+            store,
+            prefix,
+            faulty,
+            own,
+            other,
+        }
+    })
+}
+
 /// How long `team`'s due queue is left with something in it, checked
 /// every 50 ms, at most `within` (`None` after that). A read that fails
 /// (its master down, or not yet known to be replaced) counts as not empty.
@@ -167,20 +203,14 @@ async fn a_master_that_hangs_or_dies_delays_only_its_own_teams_due_work() {
         .await
         .unwrap()
         .expect("a local Redis Cluster starts");
-    let setup = Setup {
-        cluster_nodes: cluster.urls(),
-        extra_teams: TEAMS,
-        ..Setup::default()
-    };
-    let app = spawn_with(Backend::Redis, setup).await.unwrap();
-    let store = app.gateway.store().clone();
-    let prefix = app.key_prefix.clone();
-    let (faulty, own, other) = tokio::task::block_in_place(|| {
-        let faulty = cluster.owner_of(&format!("{prefix}:{DUE}"));
-        let own = team_where(&cluster, &prefix, faulty, true);
-        let other = team_where(&cluster, &prefix, faulty, false);
-        (faulty, own, other)
-    });
+    let Teams {
+        app,
+        store,
+        faulty,
+        own,
+        other,
+        ..
+    } = teams_on(&cluster).await;
     // The hung master's team: work due a minute on, which comes due
     // during the hang.
     let later = app.now().plus(Duration::from_secs(60)).unix_millis();
@@ -356,21 +386,10 @@ async fn a_failover_delays_only_the_failed_masters_teams_due_work() {
         .await
         .unwrap()
         .expect("a local Redis Cluster with replicas starts");
-    let setup = Setup {
-        cluster_nodes: cluster.urls(),
-        extra_teams: TEAMS,
-        ..Setup::default()
-    };
-    let app = spawn_with(Backend::Redis, setup).await.unwrap();
-    let store = app.gateway.store().clone();
-    let prefix = app.key_prefix.clone();
+    let t = teams_on(&cluster).await;
+    let (app, store, faulty, own, other) = (t.app, t.store, t.faulty, t.own, t.other);
+    let prefix = t.prefix;
     let own_queue = |own: &str| format!("{prefix}:{}", due_queue(own));
-    let (faulty, own, other) = tokio::task::block_in_place(|| {
-        let faulty = cluster.owner_of(&format!("{prefix}:{DUE}"));
-        let own = team_where(&cluster, &prefix, faulty, true);
-        let other = team_where(&cluster, &prefix, faulty, false);
-        (faulty, own, other)
-    });
     let later = app.now().plus(Duration::from_secs(60)).unix_millis();
     queue_due(&store, &own, later, 2).await;
     tokio::task::block_in_place(|| {
