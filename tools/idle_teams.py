@@ -30,8 +30,10 @@ connections each node holds (`CLIENT LIST`, replicas' links aside) and each
 instance's RSS.
 
 --fault hang|kill (with --cluster) then stops (SIGSTOP, 15 s) or kills
-(SIGKILL; its replica takes over) the master that holds the teams' shared
-due indexes, and reports, for the teams whose keys live on the other
+(SIGKILL; its replica takes over) the master that holds the hash tag of the
+teams' shared due indexes (`{~due}`: on a cluster each master has its own
+copy of the indexes, but the shared ones are still read until empty), and
+reports, for the teams whose keys live on the other
 masters, the p99 of a status read (GET /v1/interactions/{id}, 404) before
 and during the fault, and how late their due entries queued during the
 fault were acted on.
@@ -235,13 +237,13 @@ def pipeline(sock: socket.socket, replies: Replies, commands) -> list:
     return [replies.next() for _ in commands]
 
 
-def routed(nodes, commands, owner) -> list:
+def routed(nodes, commands, owner, unanswered=None) -> list:
     """`commands`, each sent to the node `owner` names for its key (one
-    pipeline per node); a node that does not answer gives None."""
+    pipeline per node); a node that does not answer gives `unanswered`."""
     by_node = {}
     for i, c in enumerate(commands):
         by_node.setdefault(owner(c[1]), []).append(i)
-    out = [None] * len(commands)
+    out = [unanswered] * len(commands)
     for port, at in by_node.items():
         try:
             if port not in nodes:
@@ -255,6 +257,19 @@ def routed(nodes, commands, owner) -> list:
     return out
 
 
+def due_index(prefix: str, queue: str, owner) -> str:
+    """The due index that lists `queue`'s team: on one Redis (`owner`
+    None) the shared one; on a cluster the copy of the master holding the
+    queue, under the least tag `{~due<n>}` in its slots
+    (docs/decisions/0230-a-due-index-per-cluster-master.md)."""
+    if owner is None:
+        return f"{prefix}:{{~due}}:dueq"
+    master, n = owner(queue), 0
+    while owner(f"{prefix}:{{~due{n}}}:dueq") != master and n < 100_000:
+        n += 1
+    return f"{prefix}:{{~due{n}}}:dueq"
+
+
 def due_delays(host: str, port: int, prefix: str, team_ids: list, n: int,
                owner=None) -> list:
     """Queues `n` due entries over random teams of `team_ids` and answers,
@@ -262,6 +277,7 @@ def due_delays(host: str, port: int, prefix: str, team_ids: list, n: int,
     `owner`: on a cluster, the port of the master of a key."""
     import random
     import uuid
+    cluster_owner = owner
     owner = owner or (lambda key: port)
     nodes = {}
     now_ms = int(time.time() * 1000)
@@ -276,16 +292,17 @@ def due_delays(host: str, port: int, prefix: str, team_ids: list, n: int,
         # the index's master does not take is the store's to repair).
         commands.append(("ZADD", queue, due, member))
         commands.append(("PEXPIRE", queue, 3_600_000))
-        commands.append(("ZADD", f"{prefix}:{{~due}}:dueq", "LT", due, team))
+        commands.append(("ZADD", due_index(prefix, queue, cluster_owner), "LT", due, team))
     routed(nodes, commands, owner)
     done = {}
     deadline = time.time() + 40
     while len(done) < n and time.time() < deadline:
         pending = [e for e in entries if e[1] not in done]
-        scores = routed(nodes, [("ZSCORE", q, m) for q, m, _, _ in pending], owner)
+        unanswered = object()
+        scores = routed(nodes, [("ZSCORE", q, m) for q, m, _, _ in pending], owner, unanswered)
         at = time.time() * 1000
         for (q, m, due, _), score in zip(pending, scores):
-            if score is None and any(s is not None for s in scores):
+            if score is None:
                 done[m] = (at - due) / 1000
         time.sleep(0.02)
     for sock, _ in nodes.values():

@@ -76,14 +76,19 @@ impl Sweeper {
     /// entries per pass, round-robin, so a team of a few entries is swept
     /// in the first pass whatever the others' backlogs (decision 0140); a
     /// team whose slice came back short is done and handed back at once.
-    /// Answers whether the index answered.
+    /// Answers whether the index answered, every part of it (on a Redis
+    /// Cluster, each master's).
     async fn sweep_due_teams(&self, gw: &Core) -> bool {
         let (store, index) = (gw.store().as_ref(), keys::DUE_INDEX_DUEQ);
+        let mut whole = true;
         loop {
             // An outage is the store's own log's to tell (once).
-            let Ok((teams, hold)) = due_teams::take(store, index, self.clock.now()).await else {
+            let Ok((taken, hold)) = due_teams::take_telling(store, index, self.clock.now()).await
+            else {
                 return false;
             };
+            whole &= taken.whole;
+            let teams = taken.teams;
             let mut going: Vec<&String> = teams.iter().collect();
             for _ in 0..MAX_PASSES {
                 let mut more = Vec::with_capacity(going.len());
@@ -122,7 +127,7 @@ impl Sweeper {
                 due_teams::release(store, index, id, known, hold).await;
             }
             if teams.len() < due_teams::TAKE {
-                return true;
+                return whole;
             }
         }
     }

@@ -241,9 +241,22 @@ pub fn due_index_of(queue: &str) -> Option<(&'static str, &str)> {
 }
 
 /// The teams whose due queue has an entry, each at its earliest time.
+/// On a Redis Cluster each master has its own copy ([`due_index_on`]).
 pub const DUE_INDEX_DUEQ: &str = "{~due}:dueq";
 /// The teams whose outbox has an item, each at its earliest time.
 pub const DUE_INDEX_OUTBOX: &str = "{~due}:obq";
+
+/// Due index `index` ([`DUE_INDEX_DUEQ`], [`DUE_INDEX_OUTBOX`]) on one
+/// Redis Cluster master: the same name under the hash tag `{~due<n>}`, `n`
+/// the least that puts the tag in a slot that master serves, so a team is
+/// listed on the master that holds its own keys
+/// (docs/decisions/0230-a-due-index-per-cluster-master.md).
+pub fn due_index_on(index: &str, n: u32) -> String {
+    match index.strip_prefix("{~due}") {
+        Some(rest) => format!("{{~due{n}}}{rest}"),
+        None => index.to_owned(),
+    }
+}
 
 /// The members of a due index some instance has taken to work on, each
 /// until when it holds them (see `Store::due_teams_claim`).
@@ -326,6 +339,8 @@ mod tests {
             }
         }
         assert_eq!(due_index_held(DUE_INDEX_DUEQ), "{~due}:dueq:held");
+        assert_eq!(due_index_on(DUE_INDEX_OUTBOX, 7), "{~due7}:obq");
+        assert_eq!(due_index_on("{ep}:x", 7), "{ep}:x");
         assert_eq!(queue_of_due_index("{~due}:x", "acme"), None);
     }
 

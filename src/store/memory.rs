@@ -24,7 +24,8 @@ use async_trait::async_trait;
 
 use super::due_index::DueIndexes;
 use super::{
-    keys, Commit, History, HistorySink, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion,
+    keys, Commit, DueTaken, History, HistorySink, IndexEntry, Op, Store, StoreError, Versioned,
+    WithCompanion,
 };
 
 /// How many due deadlines one commit handles, at most (amortised: a commit
@@ -843,8 +844,11 @@ impl Store for MemoryStore {
         now: i64,
         limit: usize,
         hold_until: i64,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(self.due().claim(index, now, limit, hold_until))
+    ) -> Result<DueTaken, StoreError> {
+        Ok(DueTaken {
+            teams: self.due().claim(index, now, limit, hold_until),
+            whole: true,
+        })
     }
 
     async fn due_teams_release(

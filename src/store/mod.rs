@@ -207,6 +207,16 @@ pub struct IndexEntry {
     pub score: i64,
 }
 
+/// What a take of a due index ([`Store::due_teams_claim`]) took.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueTaken {
+    /// The teams taken, each held until the take's `hold_until`.
+    pub teams: Vec<String>,
+    /// Whether every part of the index answered (on a Redis Cluster, every
+    /// master's): `false` while one fails, whose teams wait for it.
+    pub whole: bool,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Reads several keys in one round trip; `None` for absent ones.
@@ -301,13 +311,17 @@ pub trait Store: Send + Sync + 'static {
     /// taken. A note the index's master did not take may be kept by the
     /// store and landed before its next take, which fails while it cannot
     /// (docs/decisions/0190-due-notes-on-a-cluster-before-and-after-the-write.md).
+    /// On a Redis Cluster each master holds its own part of the index, its
+    /// teams', and `limit` is per part: a master that fails or hangs keeps
+    /// only its own teams ([`DueTaken::whole`] tells it); an error only when
+    /// no part answered (docs/decisions/0230-a-due-index-per-cluster-master.md).
     async fn due_teams_claim(
         &self,
         index: &str,
         now: i64,
         limit: usize,
         hold_until: i64,
-    ) -> Result<Vec<String>, StoreError>;
+    ) -> Result<DueTaken, StoreError>;
 
     /// Ends the hold on `team` taken with `held_until` (a hold another
     /// taker has since renewed is left alone), and puts the team back in

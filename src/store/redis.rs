@@ -97,7 +97,9 @@ use self::conn::{query_on, Connector};
 use self::prunes::Prunes;
 use self::renewals::Renewals;
 use super::companions::Companions;
-use super::{Commit, History, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion};
+use super::{
+    Commit, DueTaken, History, IndexEntry, Op, Store, StoreError, Versioned, WithCompanion,
+};
 
 const COMMIT_LUA: &str = include_str!("redis/commit.lua");
 const CLAIM_DUE_LUA: &str = include_str!("redis/claim_due.lua");
@@ -190,12 +192,12 @@ impl RedisStore {
     }
 
     /// Until when, in Redis' time as this process reckons it (ms), a caller
-    /// waits for a call sent now: at most `CALL_TIMEOUT`. A claim that
-    /// runs later (queued while Redis was paused) must take nothing.
-    fn answer_by(&self) -> i64 {
+    /// waits for a call sent now: `wait`, at most `CALL_TIMEOUT`. A claim
+    /// that runs later (queued while Redis was paused) must take nothing.
+    fn answer_by(&self, wait: Duration) -> i64 {
         unix_ms()
             .saturating_add(self.redis_ahead_ms.load(Ordering::Relaxed))
-            .saturating_add(i64::try_from(conn::CALL_TIMEOUT.as_millis()).unwrap_or(i64::MAX))
+            .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX))
     }
 
     /// This store, leaving out the due notes a Cluster's commit (or a
@@ -764,7 +766,7 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let answer_by = self.answer_by();
+        let answer_by = self.answer_by(conn::CALL_TIMEOUT);
         let mut call = self.claim_due_script.prepare_invoke();
         // Never up to a queue's keeper.
         call.key(self.key(key))
@@ -817,7 +819,7 @@ impl Store for RedisStore {
         now: i64,
         limit: usize,
         hold_until: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<DueTaken, StoreError> {
         self.claim_due_teams(index, now, limit, hold_until).await
     }
 

@@ -419,16 +419,8 @@ async fn a_slot_moved_to_another_master_is_followed() {
     if !cluster_binaries_present("a_slot_moved_to_another_master_is_followed") {
         return;
     }
-    let cluster = tokio::task::spawn_blocking(OwnCluster::start)
-        .await
-        .unwrap()
-        .expect("a local Redis Cluster starts");
-    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
-    let store: SharedStore = Arc::new(
-        chatgate::store::redis::RedisStore::connect_cluster(&cluster.urls(), &prefix)
-            .await
-            .unwrap(),
-    );
+    let (cluster, store, prefix) = crate::redis_support::own_cluster_store().await;
+    let store: SharedStore = Arc::new(store);
     let key = "{moved}:a";
     assert_eq!(read(&store, key).await, None);
     let from = cluster.owner_of("{moved}");

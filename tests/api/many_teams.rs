@@ -54,6 +54,7 @@ async fn lose_the_notes(store: &SharedStore) {
             .due_teams_claim(index, never - 1, 1_000, never)
             .await
             .unwrap()
+            .teams
             .is_empty()
         {}
     }

@@ -836,6 +836,20 @@ pub fn shared_cluster(test: &str) -> Option<&'static OwnCluster> {
     }
 }
 
+/// A cluster of its own (three masters), a store on it under a fresh
+/// `chatgate-test-<uuid>` prefix, and that prefix.
+pub async fn own_cluster_store() -> (OwnCluster, RedisStore, String) {
+    let cluster = tokio::task::spawn_blocking(OwnCluster::start)
+        .await
+        .unwrap()
+        .expect("a local Redis Cluster starts");
+    let prefix = format!("chatgate-test-{}", uuid::Uuid::now_v7());
+    let store = RedisStore::connect_cluster(&cluster.urls(), &prefix)
+        .await
+        .expect("valid cluster node URLs");
+    (cluster, store, prefix)
+}
+
 /// A store on the shared cluster under a fresh `chatgate-test-<uuid>`
 /// prefix (its keys go with the cluster at the end of the run).
 pub async fn cluster_store(test: &'static str) -> Option<RedisStore> {

@@ -9,7 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chatgate::store::memory::MemoryStore;
 use chatgate::store::{
-    Commit, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned, WithCompanion,
+    Commit, DueTaken, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned,
+    WithCompanion,
 };
 use reqwest::Method;
 use serde_json::json;
@@ -226,7 +227,7 @@ impl Store for Counting {
         now: i64,
         limit: usize,
         hold: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<DueTaken, StoreError> {
         // Background work (the due indexes): not part of any request.
         self.inner.due_teams_claim(index, now, limit, hold).await
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chatgate::store::{
-    Commit, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned, WithCompanion,
+    Commit, DueTaken, History, IndexEntry, Op, SharedStore, Store, StoreError, Versioned,
+    WithCompanion,
 };
 
 use crate::helpers::*;
@@ -94,7 +95,7 @@ impl Store for Stalling {
         now: i64,
         limit: usize,
         hold: i64,
-    ) -> Result<Vec<String>, StoreError> {
+    ) -> Result<DueTaken, StoreError> {
         self.check().await?;
         self.inner.due_teams_claim(index, now, limit, hold).await
     }

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::store::{keys, Store, StoreError};
+use crate::store::{keys, DueTaken, Store, StoreError};
 use crate::time::Timestamp;
 
 /// How long a worker holds the teams it took: should it die, they are due
@@ -34,11 +34,23 @@ pub async fn take(
     index: &str,
     now: Timestamp,
 ) -> Result<(Vec<String>, i64), StoreError> {
+    let (taken, hold) = take_telling(store, index, now).await?;
+    Ok((taken.teams, hold))
+}
+
+/// [`take`], telling besides whether every part of the index answered (on
+/// a Redis Cluster, each master holds its teams' part: one that fails
+/// holds up only its own teams; decision 0230).
+pub async fn take_telling(
+    store: &dyn Store,
+    index: &str,
+    now: Timestamp,
+) -> Result<(DueTaken, i64), StoreError> {
     let hold = now.plus(HOLD).unix_millis();
-    let teams = store
+    let taken = store
         .due_teams_claim(index, now.unix_millis(), TAKE, hold)
         .await?;
-    Ok((teams, hold))
+    Ok((taken, hold))
 }
 
 /// Hands `team` back to `index` after its work, at its queue's earliest
@@ -138,8 +150,17 @@ impl Rescan {
             .skip(self.at.min(teams))
             .take(slice)
             .collect();
-        // A slice that failed is read again next round.
-        if let Err(e) = note_queues(store, &ids).await {
+        // A slice that failed is read again next round. The slow pass's
+        // few teams wait no longer than a round: one whose master hangs
+        // must not hold up the round's work for the others (decision 0230).
+        let noted = if self.first_done {
+            tokio::time::timeout(every, note_queues(store, &ids))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::Unavailable("no answer within a round".into())))
+        } else {
+            note_queues(store, &ids).await
+        };
+        if let Err(e) = noted {
             tracing::debug!(error = %e, "the due indexes' rescan missed a slice; the next round tries it again");
             return;
         }

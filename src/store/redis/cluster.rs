@@ -15,6 +15,7 @@
 //! commands for a failed master answer an error at once and every other
 //! master's are served as usual.
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,8 @@ struct Inner {
     /// Connect and response timeout of each node's connection.
     timeout: Duration,
     map: RwLock<SlotMap>,
+    /// Bumped whenever the map changes.
+    version: AtomicU64,
     nodes: Mutex<HashMap<String, Arc<Node>>>,
     /// Asks the background task for a fresh map.
     wake: Arc<Notify>,
@@ -71,6 +74,7 @@ struct Inner {
 }
 
 /// Which master serves each slot, as last read or redirected.
+#[derive(PartialEq, Eq)]
 struct SlotMap {
     /// Per slot, the index of its master in `masters`; `u16::MAX`: none.
     owners: Vec<u16>,
@@ -197,6 +201,31 @@ enum Route {
     AllMasters,
 }
 
+/// Per master (by its place in `map`), the least `n` below
+/// [`MARKER_SEARCH`] whose `key(n)` lies in a slot it serves.
+fn least_per_master(map: &SlotMap, key: impl Fn(u32) -> String) -> Vec<Option<u32>> {
+    let mut found: Vec<Option<u32>> = vec![None; map.masters.len()];
+    let serving = map.owners.iter().filter(|o| **o != NO_OWNER);
+    let mut missing = {
+        let mut served: Vec<u16> = serving.copied().collect();
+        served.sort_unstable();
+        served.dedup();
+        served.len()
+    };
+    let mut n = 0;
+    while missing > 0 && n < MARKER_SEARCH {
+        let owner = map.owners.get(usize::from(slot_of(key(n).as_bytes())));
+        if let Some(slot) = owner.and_then(|o| found.get_mut(usize::from(*o))) {
+            if slot.is_none() {
+                *slot = Some(n);
+                missing -= 1;
+            }
+        }
+        n += 1;
+    }
+    found
+}
+
 /// The slot Redis Cluster gives `key`: CRC16 of its hash tag (the text
 /// between the first `{` and the next `}`, when not empty), else of the
 /// whole key.
@@ -295,6 +324,7 @@ impl Router {
             seeds,
             timeout,
             map: RwLock::new(SlotMap::empty()),
+            version: AtomicU64::new(0),
             nodes: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             scripts,
@@ -310,23 +340,31 @@ impl Router {
     /// the same map picks the same keys, and a failover (a replica taking
     /// its master's slots) keeps them.
     pub(crate) fn one_per_master(&self, key: impl Fn(u32) -> String) -> Vec<u32> {
-        let map = self.inner.map();
-        let mut found: Vec<Option<u32>> = vec![None; map.masters.len()];
-        let mut missing = found.len();
-        let mut n = 0;
-        while missing > 0 && n < MARKER_SEARCH {
-            let owner = map.owners.get(usize::from(slot_of(key(n).as_bytes())));
-            if let Some(slot) = owner.and_then(|o| found.get_mut(usize::from(*o))) {
-                if slot.is_none() {
-                    *slot = Some(n);
-                    missing -= 1;
-                }
-            }
-            n += 1;
-        }
+        let found = least_per_master(&self.inner.map(), key);
         let mut picked: Vec<u32> = found.into_iter().flatten().collect();
         picked.sort_unstable();
         picked
+    }
+
+    /// Per slot, the `n` [`Router::one_per_master`] picks for the master
+    /// serving it (`None`: no master known, or none found for it), with
+    /// the version of the map read ([`Router::map_version`]).
+    pub(crate) fn per_slot(&self, key: impl Fn(u32) -> String) -> (u64, Vec<Option<u32>>) {
+        let version = self.map_version();
+        let map = self.inner.map();
+        let found = least_per_master(&map, key);
+        let per_slot = map
+            .owners
+            .iter()
+            .map(|o| found.get(usize::from(*o)).copied().flatten())
+            .collect();
+        (version, per_slot)
+    }
+
+    /// Changes whenever the slot map does: what was read of an older
+    /// version may be stale.
+    pub(crate) fn map_version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
     }
 
     async fn execute(&self, cmd: &Cmd) -> RedisResult<Value> {
@@ -563,6 +601,7 @@ impl Inner {
                         .write()
                         .unwrap_or_else(PoisonError::into_inner)
                         .assign(moved, &to);
+                    self.version.fetch_add(1, Ordering::AcqRel);
                     addr = to;
                 }
                 ErrorKind::Ask => {
@@ -728,7 +767,11 @@ impl Inner {
         for addr in ordered {
             match self.read_map(&addr).await {
                 Ok(map) => {
-                    *self.map.write().unwrap_or_else(PoisonError::into_inner) = map;
+                    let mut current = self.map.write().unwrap_or_else(PoisonError::into_inner);
+                    if *current != map {
+                        *current = map;
+                        self.version.fetch_add(1, Ordering::AcqRel);
+                    }
                     return Ok(());
                 }
                 Err(e) => last = e,
@@ -866,5 +909,29 @@ mod tests {
         ])]);
         assert_eq!(parse_slots(&partial, "x").unwrap().master_of(11), None);
         assert!(parse_slots(&Value::Int(3), "x").is_err());
+    }
+
+    #[test]
+    fn each_master_serving_slots_gets_the_least_key_in_its_slots() {
+        let key = |n: u32| format!("p:{{~due{n}}}:dueq");
+        let mut map = SlotMap::empty();
+        for slot in 0..SLOTS {
+            map.assign(slot, if slot < 100 { "a:1" } else { "b:2" });
+        }
+        // A master the map names that serves no slot (moved away).
+        map.masters.push("c:3".into());
+        let found = least_per_master(&map, key);
+        let (a, b) = (found[0].unwrap(), found[1].unwrap());
+        assert!(slot_of(key(a).as_bytes()) < 100);
+        assert!(
+            (0..a).all(|n| slot_of(key(n).as_bytes()) >= 100),
+            "the least"
+        );
+        assert!(slot_of(key(b).as_bytes()) >= 100);
+        assert!(
+            (0..b).all(|n| slot_of(key(n).as_bytes()) < 100),
+            "the least"
+        );
+        assert_eq!(found[2], None, "a master without slots has none");
     }
 }

@@ -8,7 +8,7 @@ use chatgate::store::{IndexEntry, SharedStore};
 use super::{commit, queue_add, LONG};
 
 async fn claim(s: &SharedStore, index: &str, now: i64, hold: i64) -> Vec<String> {
-    s.due_teams_claim(index, now, 10, hold).await.unwrap()
+    s.due_teams_claim(index, now, 10, hold).await.unwrap().teams
 }
 
 pub async fn queue_writes_note_their_team_and_releases_never_raise_a_note(s: SharedStore) {
