@@ -25,8 +25,11 @@
 //! minute, or plus the TTL asked when shorter (`PEXPIREAT … GT`; a key
 //! without one gets it with `NX`). Between
 //! renewals, a write to a queue is its one `ZADD` (all its members at
-//! once), and one to an index spends one `PEXPIREAT … GT` checking that no
-//! other writer's recompute lowered the index under what it adds. Each
+//! once), and an add of a new member to an index reads its expiry set's
+//! life (`PEXPIRETIME`; the index lives at least as long) to know that no
+//! other writer's recompute lowered the index under what it adds, where
+//! a count of its members (`ZCARD`) and a `PEXPIREAT … GT` did
+//! (docs/decisions/0240-an-add-between-renewals-reads-the-expiry-set-s-life.md). Each
 //! `ZADD` to a queue also adds its keeper, the member `""` at
 //! [`KEEPER_SCORE`] (2^53, above every time; finite, so a reader of the
 //! previous version parses it, and skips an item it cannot read),

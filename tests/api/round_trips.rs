@@ -604,7 +604,7 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     // (what, its rates, ceiling of commands, ceiling of round trips). The
     // targets are 4 commands per create, 10 per callback and 6 per wrong
     // code (docs/performance.md#targets); none is met yet, so each ceiling
-    // is what this test counts today (13.0, 9.3 and 7.0 commands; a
+    // is what this test counts today (13.0, 8.4 and 7.0 commands; a
     // callback's round trips are 2: its read and its commit, with no claim
     // since the notice is born claimed by the instance that wrote it, and
     // its notice's removal once delivered shared with the others delivered
@@ -613,7 +613,7 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     // command fails it. Nothing reads the event stream here (no
     // `GET /v1/events` is open), so no `XREAD` is counted.
     let rows: [(&str, &Rates, f64, f64); 3] = [
-        ("create-or-get (new)", &creates, 9.7, 2.3),
+        ("create-or-get (new)", &creates, 8.8, 2.3),
         ("login callback", &callbacks, 13.4, 2.3),
         ("wrong code", &wrong, 7.4, 2.3),
     ];

@@ -232,20 +232,55 @@ local function raise_life(key, life)
   end
 end
 
+-- Adds `member`, new to its index and added between its writer's
+-- renewals, to the index's expiry set where that set was there with its
+-- life: every write that gives an expiry set its life gives its index the
+-- same or a longer one (expire_with_members sets both, raise_life raises
+-- both to the same time; the alone index drops its set), so the index had
+-- other members, each with its expiry there, and lives at least as long
+-- as the set: the set's life says whether the index's needs raising
+-- (noted in `index.life`), with no ZCARD and no check of the index's own.
+-- (An index key that goes alone, its expiry set left, as only an eviction
+-- does, is made again by the add without a life: it gets one at its
+-- writer's next renewal.)
+-- Returns false, the set as it was, where it had no life: absent (the
+-- index had at most one member, or is new) or left without one by
+-- another writer; or where it held the member already.
+local function add_to_living_expiry(index, expiry, member, at)
+  if redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
+    return false
+  end
+  local life = redis.call('PEXPIRETIME', expiry)
+  if life < 0 then
+    -- A set this ZADD made (gone again with its one member), or one
+    -- without a life: the index is counted instead, and its expiry set
+    -- (new, or another writer's) given a life at the end, as at a renewal.
+    redis.call('ZREM', expiry, member)
+    index.lifeless = true
+    return false
+  end
+  index.life = math.min(index.life or life, life)
+  return true
+end
+
 -- Indexes this commit changed, by name (each op passes its keys anew, so
 -- one index may sit at several positions of KEYS): index key -> a record
 -- of it, made at its first op. `expiry` is its expiry set while the
 -- lifetime is to be settled at the end; `full`, whether to recompute the
 -- lifetime; `latest`, the latest expiry this commit gave one of its
 -- members; `pruned`, whether dead members were pruned; `renew` and
--- `slack`, the last add's renewal (whether, and its slack in ms). While
--- every op on an index only added members or raised their expiries, its
--- longest-lived member is the old one or the latest added or raised, so
--- the lifetime only needs raising: a renewal raises it with PEXPIREAT GT
--- (NX for a key without one) to the latest plus the slack; between
--- renewals one PEXPIREAT GT to the latest checks it (another writer's
--- recompute below may have lowered it under what this writer renewed it
--- to), and only when that raised it are both keys given the slack too. An
+-- `slack`, the last add's renewal (whether, and its slack in ms); `life`,
+-- the expiry set's life as add_to_living_expiry found it; `counted`,
+-- whether an add of two or more members counted them (ZCARD) instead;
+-- `lifeless`, whether add_to_living_expiry found the set without a life.
+-- While every op on an index only added members or raised their expiries,
+-- its longest-lived member is the old one or the latest added or raised,
+-- so the lifetime only needs raising: a renewal raises it with PEXPIREAT
+-- GT (NX for a key without one) to the latest plus the slack; between
+-- renewals (another writer's recompute below may have lowered it under
+-- what this writer renewed it to) the `life` found, or where an add
+-- counted, one PEXPIREAT GT to the latest, checks it, and only when it is
+-- under the latest are both keys raised to the latest plus the slack. An
 -- expiry moved earlier, a removal or a new expiry set recompute it from
 -- the longest-lived member, renewal or not. Dead members are pruned once
 -- per index, when it gains a member (only that makes it grow) and its
@@ -339,9 +374,15 @@ while a <= #ARGV do
     -- renewed the key lately (most often a customer's first interaction):
     -- a new key, as every index this script writes has a TTL. It is alone,
     -- and that PEXPIREAT gave it its member's life: no ZCARD. (Where the
-    -- writer renewed it lately, the key is there: ZCARD alone.)
+    -- writer renewed it lately, the key is there, most often with other
+    -- members and their expiry set: add_to_living_expiry, else ZCARD.)
     local new_key = added and index.renew and redis.call('PEXPIREAT', key, at, 'NX') == 1
-    local size = new_key and 1 or redis.call('ZCARD', key)
+    local listed = added and not index.renew and add_to_living_expiry(index, expiry, member, at)
+    local size = (new_key and 1) or (listed and 3) or redis.call('ZCARD', key)
+    if not listed and size > 1 then
+      -- Counted: its life is checked at the end.
+      index.counted = true
+    end
     if size == 1 then
       -- Alone: the key lives exactly as long as its member, shorter or
       -- longer than before; an expiry set left from more members goes.
@@ -382,8 +423,9 @@ while a <= #ARGV do
         end
       end
       -- GT CH: 1 when the member is new or its expiry raised; otherwise it
-      -- had a later (or the same) one, which is moved here.
-      if redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
+      -- had a later (or the same) one, which is moved here. (A listed
+      -- member is in already.)
+      if not listed and redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
         redis.call('ZADD', expiry, at, member)
         index.full = true
       end
@@ -434,7 +476,12 @@ for key, index in pairs(indexes) do
     -- Alone, or only removals of members without an expiry: settled.
   elseif index.full then
     expire_with_members(key, expiry)
-  elseif index.renew or redis.call('PEXPIREAT', key, index.latest, 'GT') == 1 then
+  elseif
+    index.renew
+    or index.lifeless
+    or (index.counted and redis.call('PEXPIREAT', key, index.latest, 'GT') == 1)
+    or (not index.counted and index.life < index.latest)
+  then
     -- Only raised.
     local life = index.latest + index.slack
     raise_life(key, life)

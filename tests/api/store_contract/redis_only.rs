@@ -221,6 +221,49 @@ async fn a_lone_member_keeps_no_expiry_set() {
     assert_eq!(desc(&s, "{t}:lone", None, 10).await.len(), 2);
 }
 
+/// An add between its writer's renewals to an index of several members
+/// reads the life of the index's expiry set instead of counting the
+/// members (redis/commit.lua): an index a removal lowered under the new
+/// member's life is raised to outlive it, both keys; an expiry set gone
+/// without its index (another writer's `DEL`, or an eviction) is made
+/// again with a life at once.
+#[tokio::test]
+async fn an_add_between_renewals_reads_the_expiry_set_s_life() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store);
+    let (idx, exp) = (prefix.physical("{t}:idx"), prefix.physical("{t}:idx:exp"));
+    let add = |m: &str, secs: u64| index_add("{t}:idx", m, 1, Duration::from_secs(secs));
+    // Renewed by the first add; none of the others asks for more.
+    for (m, secs) in [("a", 30), ("b", 60), ("c", 50)] {
+        commit(&s, vec![add(m, secs)]).await;
+    }
+    assert!(prefix.pttl(&idx) > 55_000 && prefix.pttl(&exp) > 55_000);
+    // b goes: both lowered to c's life, under the next member's.
+    commit(&s, vec![index_remove("{t}:idx", "b")]).await;
+    assert!(
+        prefix.pttl(&idx) <= 50_000,
+        "lowered: {}",
+        prefix.pttl(&idx)
+    );
+    commit(&s, vec![add("d", 55)]).await;
+    for key in [&idx, &exp] {
+        let left = prefix.pttl(key);
+        assert!(left > 54_000, "{key} raised to outlive d: {left}");
+    }
+    // The expiry set goes alone: the next add makes it again, with a life.
+    prefix.raw(&["DEL", &exp]);
+    commit(&s, vec![add("e", 20)]).await;
+    let left = prefix.pttl(&exp);
+    assert!(
+        left > 15_000,
+        "the expiry set made again with a life: {left}"
+    );
+    assert!(prefix.pttl(&idx) > 54_000, "the index's life kept");
+    assert_eq!(desc(&s, "{t}:idx", None, 10).await.len(), 4);
+}
+
 /// A queue's key lives as long as the latest time an add asked for: a
 /// shorter add never lowers it, a longer one (new member or not) raises it.
 /// (Renewed on every commit, without slack: the lives are the adds' own.)
