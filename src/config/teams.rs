@@ -7,7 +7,7 @@ use super::de::from_table;
 use super::env::Environment;
 use super::files::{ApiKeyEntry, DialogflowEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
 use super::interpolate::interpolate_table;
-use super::resolve::{resolve, Layer};
+use super::resolve::{resolve_on_defaults, Layer};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_label, check_name, http_url};
 use super::{
@@ -152,7 +152,7 @@ pub(super) fn load_team(
         prefix: "settings".into(),
         table: &raw.settings,
     };
-    let settings = resolve(&[defaults.clone(), team_layer()])?;
+    let settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
     check_ladder(&settings, &[defaults.clone(), team_layer()], channels)?;
     let mut channel_settings = BTreeMap::new();
     for (name, value) in &raw.channel_settings {
@@ -189,7 +189,7 @@ pub(super) fn load_team(
                 table: over,
             },
         ];
-        let resolved = resolve(&layers)?;
+        let resolved = resolve_on_defaults(&layers)?;
         check_ladder(&resolved, &layers, channels)?;
         channel_settings.insert(name.clone(), resolved);
     }
