@@ -376,3 +376,22 @@ both_stores!(
         .await;
     }
 );
+
+/// A reload (as a start) with every team's configuration already recorded
+/// reads the digests kept beside the records, 500 teams a store call, and
+/// no team's whole recorded configuration (docs/audit.md#configuration-changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_configuration_of_many_teams_is_checked_in_few_reads() {
+    let (counting, app) = crate::round_trips::on_counting_store_with(short_lived(600)).await;
+    counting.gets.lock().unwrap().clear();
+    crate::reload::reload_applies(&app).await;
+    let gets = std::mem::take(&mut *counting.gets.lock().unwrap());
+    let naming = |suffix: &str| {
+        gets.iter()
+            .filter(|keys| keys.iter().any(|k| k.ends_with(suffix)))
+            .count()
+    };
+    assert_eq!(naming("}:acfg"), 0, "no team's whole configuration read");
+    // 600 teams and the harness's own: two calls.
+    assert_eq!(naming("}:acfgd"), 2, "the digests, 500 teams a call");
+}
