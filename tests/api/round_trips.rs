@@ -37,7 +37,7 @@ pub(crate) struct Counting {
     /// that is down would.
     failing: std::sync::Mutex<Option<String>>,
     /// Commits with an op on a team's audit head: tries of audited commits.
-    head_commits: AtomicUsize,
+    pub(crate) head_commits: AtomicUsize,
     /// Reads of an audit head take [`SLOW_HEAD_READ`] when set.
     slow_head_reads: AtomicBool,
     /// Told the ops of each commit that applied, once it has.
