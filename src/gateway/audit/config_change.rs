@@ -5,9 +5,9 @@
 //! value. The last recorded configuration (`{team}:acfg`) and its digest
 //! kept apart (`{team}:acfgd`, what a start reads of every team) are
 //! moved in the entry's commit, against the versions read, so of several
-//! instances starting with one configuration one records it. A team that leaves the
-//! configuration at a reload gets its entry in its own trail, recorded as
-//! the empty configuration: everything removed
+//! instances starting with one configuration one records it. A team that
+//! leaves the configuration at a reload gets its entry in its own trail,
+//! recorded as the empty configuration: everything removed
 //! (docs/decisions/0216-a-team-that-leaves-is-recorded-in-its-own-trail.md).
 use std::collections::BTreeMap;
 
@@ -180,6 +180,9 @@ async fn record(
             None => Default::default(),
         };
         if previous.as_deref() == Some(digest.as_str()) {
+            if kept_digest(kept.as_ref()).as_deref() == Some(digest.as_str()) {
+                return Ok(());
+            }
             // Recorded, but its digest not kept beside it: kept now.
             match core.write(vec![digest_op]).await? {
                 Commit::Applied => return Ok(()),
