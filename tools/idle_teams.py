@@ -5,7 +5,9 @@
 Writes N team files (copies of config/teams/globex.toml under new ids, with
 API keys of their own that nobody holds), starts K instances of a built
 gateway on one Redis under a key prefix of their own, waits until each
-answers /readyz 200 (the time is printed), lets them idle, then counts the
+answers /readyz 200 (the time is printed; the key prefix is new, so the
+first instance records every team's config.changed before it is ready, as
+a new deployment does), lets them idle, then counts the
 commands Redis ran in a window (INFO commandstats, before and after; a
 command inside a script counts) and prints them per second, in all and per
 instance. Nothing is due: no interaction exists.

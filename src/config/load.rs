@@ -74,11 +74,12 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
         prefix: "defaults".into(),
         table: &system.defaults_table,
     };
+    let inherited = teams::Inherited::new(defaults);
     let teams_dir = base.join(&system.teams_dir);
     let mut teams_by_id: BTreeMap<String, std::sync::Arc<super::Team>> = BTreeMap::new();
     let mut api_keys = std::collections::HashMap::new();
     for path in toml_files(&teams_dir, &file, "server.teams_dir")? {
-        let team = teams::load_team(&path, env, &defaults, &channels)?;
+        let team = teams::load_team(&path, env, &inherited, &channels)?;
         if let Some(first) = teams_by_id.get(&team.id) {
             return Err(ConfigError::new(
                 &display_path(&path),

@@ -22,9 +22,23 @@ pub(super) struct Layer<'a> {
 /// written); range rules are checked on the merged result and reported at the
 /// highest layer that wrote one of the keys involved.
 pub(super) fn resolve(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
+    resolve_from(layers, 0)
+}
+
+/// [`resolve`] of layers whose first, `[defaults]`, was read alone when
+/// the system file was (a team's layers: its defaults are not read again
+/// for each of thousands of teams).
+pub(super) fn resolve_on_defaults(layers: &[Layer<'_>]) -> Result<Settings, ConfigError> {
+    resolve_from(layers, 1)
+}
+
+/// [`resolve`], reading alone only the layers from `unread` on.
+fn resolve_from(layers: &[Layer<'_>], unread: usize) -> Result<Settings, ConfigError> {
     let mut merged = toml::Table::new();
-    for layer in layers {
-        from_table::<file::Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
+    for (i, layer) in layers.iter().enumerate() {
+        if i >= unread {
+            from_table::<file::Settings>(layer.table.clone(), layer.file, &layer.prefix)?;
+        }
         merge(&mut merged, layer.table);
     }
     let Some(top) = layers.last() else {

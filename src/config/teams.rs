@@ -7,7 +7,7 @@ use super::de::from_table;
 use super::env::Environment;
 use super::files::{ApiKeyEntry, DialogflowEntry, SecurityKeyEntry, TeamFile, WebhookEntry};
 use super::interpolate::interpolate_table;
-use super::resolve::{resolve, Layer};
+use super::resolve::{resolve_on_defaults, Layer};
 use super::toml_file::{display_path, read_toml};
 use super::validate::{check_label, check_name, http_url};
 use super::{
@@ -16,12 +16,28 @@ use super::{
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash};
 
+/// What every team inherits from the system file, made once for all of
+/// them: the `[defaults]` layer and its print.
+pub(super) struct Inherited<'a> {
+    defaults: Layer<'a>,
+    print: super::ConfigPrint,
+}
+
+impl<'a> Inherited<'a> {
+    pub(super) fn new(defaults: Layer<'a>) -> Self {
+        let mut print = super::ConfigPrint::default();
+        print.add_table("settings", defaults.table);
+        Inherited { defaults, print }
+    }
+}
+
 pub(super) fn load_team(
     path: &Path,
     env: &Environment,
-    defaults: &Layer<'_>,
+    inherited: &Inherited<'_>,
     channels: &BTreeMap<String, ChannelConfig>,
 ) -> Result<Team, ConfigError> {
+    let defaults = &inherited.defaults;
     let file = display_path(path);
     let file = file.as_str();
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
@@ -33,8 +49,7 @@ pub(super) fn load_team(
         file,
         "",
     )?;
-    let mut print = super::ConfigPrint::default();
-    print.add_table("settings", defaults.table);
+    let mut print = inherited.print.clone();
     print.add_table("", &table);
     let raw: TeamFile = from_table(table, file, "")?;
 
@@ -137,7 +152,7 @@ pub(super) fn load_team(
         prefix: "settings".into(),
         table: &raw.settings,
     };
-    let settings = resolve(&[defaults.clone(), team_layer()])?;
+    let settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
     check_ladder(&settings, &[defaults.clone(), team_layer()], channels)?;
     let mut channel_settings = BTreeMap::new();
     for (name, value) in &raw.channel_settings {
@@ -159,6 +174,12 @@ pub(super) fn load_team(
             .get(name)
             .and_then(toml::Value::as_table)
             .unwrap_or(&empty);
+        if over.is_empty() {
+            // A layer that writes nothing: the team's settings, resolved
+            // and checked above.
+            channel_settings.insert(name.clone(), settings.clone());
+            continue;
+        }
         let layers = [
             defaults.clone(),
             team_layer(),
@@ -168,7 +189,7 @@ pub(super) fn load_team(
                 table: over,
             },
         ];
-        let resolved = resolve(&layers)?;
+        let resolved = resolve_on_defaults(&layers)?;
         check_ladder(&resolved, &layers, channels)?;
         channel_settings.insert(name.clone(), resolved);
     }

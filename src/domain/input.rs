@@ -53,10 +53,19 @@ pub fn is_bidi_control(c: char) -> bool {
 /// variation selector or skin tone may follow the first). With `true`
 /// when it is a bidirectional control.
 pub fn refused_in_text(text: &str) -> Option<(char, bool)> {
+    // No ASCII character is a bidirectional control or of category Cf:
+    // most configured texts are looked up no further (a gateway checks
+    // every team's texts at each start and reload).
+    if text.is_ascii() {
+        return None;
+    }
     let chars: Vec<char> = text.chars().collect();
     let symbol = |c: char| c.general_category() == GeneralCategory::OtherSymbol;
     let decoration = |c: char| matches!(c, '\u{FE00}'..='\u{FE0F}' | '\u{1F3FB}'..='\u{1F3FF}');
     for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii() {
+            continue;
+        }
         if is_bidi_control(c) {
             return Some((c, true));
         }

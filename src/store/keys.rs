@@ -97,6 +97,12 @@ pub fn audit_config(team: &str) -> String {
     scoped(team, "acfg", 0)
 }
 
+/// The digest alone of [`audit_config`], written with it: what a start
+/// reads of every team, in batches (a whole record is some 10 KB).
+pub fn audit_config_digest(team: &str) -> String {
+    scoped(team, "acfgd", 0)
+}
+
 /// One entry of a team's audit trail, by its `seq`.
 pub fn audit_entry(team: &str, seq: u64) -> String {
     let digits = seq.to_string();

@@ -955,7 +955,7 @@ async fn a_read_from_before_the_kept_entries_starts_at_the_oldest_kept() {
     }
     let redis = crate::redis_support::TestPrefix::for_prefix(&app.key_prefix);
     let key = |what: &str| format!("{}:{{acme}}:{what}", app.key_prefix);
-    for what in ["a:1", "a:7", "ah", "acfg"] {
+    for what in ["a:1", "a:7", "ah", "acfg", "acfgd"] {
         let ttl = redis.pttl(&key(what));
         assert!(ttl > 86_400_000 && ttl <= 2 * 86_400_000, "{what}: {ttl}");
     }

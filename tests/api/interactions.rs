@@ -276,9 +276,15 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
             assert!(ttl > 0 && ttl <= 7 * 86_400 * 1000, "{k} (pttl {ttl})");
         }
         // The audit trail (`{team}:a:<seq>`, its head `{team}:ah`, the
-        // configuration it last recorded `{team}:acfg`) stays for
-        // `[audit] retention`, 400 days by default (docs/audit.md#retention).
-        let audit = |k: &str| k.contains("}:a:") || k.ends_with("}:ah") || k.ends_with("}:acfg");
+        // configuration it last recorded `{team}:acfg` and its digest
+        // `{team}:acfgd`) stays for `[audit] retention`, 400 days by
+        // default (docs/audit.md#retention).
+        let audit = |k: &str| {
+            k.contains("}:a:")
+                || k.ends_with("}:ah")
+                || k.ends_with("}:acfg")
+                || k.ends_with("}:acfgd")
+        };
         let (trail, keys): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| audit(k));
         for k in &trail {
             let ttl = redis.pttl(k);

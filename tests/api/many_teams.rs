@@ -389,3 +389,48 @@ both_stores!(
         .await;
     }
 );
+
+/// A reload (as a start) with every team's configuration already recorded
+/// reads the digests kept beside the records, 500 teams a store call, and
+/// no team's whole recorded configuration (docs/audit.md#configuration-changes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_configuration_of_many_teams_is_checked_in_few_reads() {
+    let (counting, app) = crate::round_trips::on_counting_store_with(short_lived(600)).await;
+    counting.gets.lock().unwrap().clear();
+    crate::reload::reload_applies(&app).await;
+    let gets = std::mem::take(&mut *counting.gets.lock().unwrap());
+    let naming = |suffix: &str| {
+        gets.iter()
+            .filter(|keys| keys.iter().any(|k| k.ends_with(suffix)))
+            .count()
+    };
+    assert_eq!(naming("}:acfg"), 0, "no team's whole configuration read");
+    // 600 teams and the harness's own: two calls.
+    assert_eq!(naming("}:acfgd"), 2, "the digests, 500 teams a call");
+}
+
+/// A team whose configuration was recorded without the digest kept beside
+/// it (`{team}:acfgd`) gets the digest at the next reload or start, and no
+/// second entry: the start after reads it with the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_configuration_without_its_digest_gets_it_and_no_entry() {
+    use chatgate::store::Store as _;
+    let (counting, app) = crate::round_trips::on_counting_store_with(Setup::default()).await;
+    let digest = keys::audit_config_digest("acme");
+    let kept = counting.get(std::slice::from_ref(&digest)).await.unwrap();
+    let version = kept[0].as_ref().expect("kept at start").version;
+    let gone = Op::Delete {
+        key: digest.clone(),
+        expected: version,
+    };
+    counting.commit(vec![gone]).await.unwrap();
+    let entries = counting.head_commits.load(Ordering::SeqCst);
+    crate::reload::reload_applies(&app).await;
+    let kept = counting.get(std::slice::from_ref(&digest)).await.unwrap();
+    assert!(kept[0].is_some(), "the digest is kept again");
+    assert_eq!(
+        counting.head_commits.load(Ordering::SeqCst),
+        entries,
+        "no config.changed: the configuration is the one recorded"
+    );
+}

@@ -38,11 +38,13 @@ pub(crate) struct Counting {
     /// that is down would.
     failing: std::sync::Mutex<Option<String>>,
     /// Commits with an op on a team's audit head: tries of audited commits.
-    head_commits: AtomicUsize,
+    pub(crate) head_commits: AtomicUsize,
     /// Reads of an audit head take [`SLOW_HEAD_READ`] when set.
     slow_head_reads: AtomicBool,
     /// Told the ops of each commit that applied, once it has.
     after_applied: Option<AfterApplied>,
+    /// The keys of each `get`, in order.
+    pub(crate) gets: std::sync::Mutex<Vec<Vec<String>>>,
 }
 
 /// What a [`Counting`] store tells of each commit that applied.
@@ -97,6 +99,7 @@ impl Counting {
             head_commits: AtomicUsize::default(),
             slow_head_reads: AtomicBool::default(),
             after_applied: None,
+            gets: std::sync::Mutex::default(),
         }
     }
 
@@ -129,6 +132,7 @@ impl Store for Counting {
         if !outbox_only(keys.iter().map(String::as_str)) {
             self.tick();
         }
+        self.gets.lock().unwrap().push(keys.to_vec());
         let read = self.inner.get(keys).await;
         // Read, then slow: what it read is behind by the time it answers.
         if self.slow_head_reads.load(Ordering::SeqCst) && keys.iter().any(|k| is_audit_head(k)) {
@@ -259,7 +263,7 @@ async fn on_counting_store() -> (Arc<Counting>, TestApp) {
     on_counting_store_with(Setup::default()).await
 }
 
-async fn on_counting_store_with(setup: Setup) -> (Arc<Counting>, TestApp) {
+pub(crate) async fn on_counting_store_with(setup: Setup) -> (Arc<Counting>, TestApp) {
     let counting = Arc::new(Counting::default());
     let store: SharedStore = counting.clone();
     let app = spawn_with(

@@ -2,11 +2,12 @@
 //! each reload, a team whose effective configuration differs from the one
 //! last recorded for it gets one entry — the digest, the keys that
 //! changed, the API keys and security keys added and removed, never a
-//! value. The last recorded configuration (`{team}:acfg`) is moved in the
-//! entry's commit, against the version read, so of several instances
-//! starting with one configuration one records it. A team that leaves the
-//! configuration at a reload gets its entry in its own trail, recorded as
-//! the empty configuration: everything removed
+//! value. The last recorded configuration (`{team}:acfg`) and its digest
+//! kept apart (`{team}:acfgd`, what a start reads of every team) are
+//! moved in the entry's commit, against the versions read, so of several
+//! instances starting with one configuration one records it. A team that
+//! leaves the configuration at a reload gets its entry in its own trail,
+//! recorded as the empty configuration: everything removed
 //! (docs/decisions/0216-a-team-that-leaves-is-recorded-in-its-own-trail.md).
 use std::collections::BTreeMap;
 
@@ -54,22 +55,50 @@ impl Source {
 }
 
 /// Teams recorded at once (a gateway may serve thousands).
-const AT_ONCE: usize = 32;
+const AT_ONCE: usize = 128;
+
+/// Teams whose recorded digest is read in one store call (on a Cluster,
+/// one `MGET` per slot of them, side by side).
+const READ_AT_ONCE: usize = 500;
 
 /// Records `config.changed` for each team of the configuration in force
-/// whose configuration is not the one last recorded. The first failure
-/// (the store down) stops it, in one line: the configuration stays in
-/// force, and the next start or reload records what is still unrecorded.
+/// whose configuration is not the one last recorded. The digests recorded
+/// (`{team}:acfgd`) are read first, [`READ_AT_ONCE`] teams a call: only a
+/// team whose digest differs has its record read and moved. The first
+/// failure (the store down) stops it, in one line: the configuration
+/// stays in force, and the next start or reload records what is still
+/// unrecorded.
 pub async fn record_configuration(core: &Core, source: Source, now: Timestamp) {
     use futures::TryStreamExt as _;
-    let teams = core.config().teams.values();
-    let teams = futures::stream::iter(teams.map(Ok::<_, crate::error::Error>));
-    let recorded = teams
-        .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
-        .await;
-    if let Err(e) = recorded {
+    let recorded = async {
+        let changed = changed_teams(core).await?;
+        futures::stream::iter(changed.into_iter().map(Ok))
+            .try_for_each_concurrent(AT_ONCE, |team| record_team(core, team, source, now))
+            .await
+    };
+    if let Err(e) = recorded.await {
         tracing::warn!(error = %e, "config.changed not recorded in the audit trail");
     }
+}
+
+/// The teams of the configuration in force whose recorded digest is not
+/// their configuration's (or none is recorded).
+async fn changed_teams(core: &Core) -> crate::error::Result<Vec<&Team>> {
+    let teams: Vec<&Team> = core.config().teams.values().map(|t| &**t).collect();
+    let mut changed = Vec::new();
+    for chunk in teams.chunks(READ_AT_ONCE) {
+        let digests: Vec<String> = chunk
+            .iter()
+            .map(|t| keys::audit_config_digest(&t.id))
+            .collect();
+        let read = core.get(&digests).await?;
+        for (team, kept) in chunk.iter().zip(read) {
+            if kept_digest(kept.as_ref()).as_deref() != Some(team.print.digest().as_str()) {
+                changed.push(*team);
+            }
+        }
+    }
+    Ok(changed)
 }
 
 /// Records `config.changed` at a reload for each of `gone`, the teams the
@@ -126,13 +155,21 @@ async fn record(
 ) -> crate::error::Result<()> {
     let key = keys::audit_config(team.id);
     let head = keys::audit_head(team.id);
+    let digest_key = keys::audit_config_digest(team.id);
     let digest = team.print.digest();
+    let retention = Some(core.config().audit.retention);
     let (api_keys, kids) = (&team.api_keys, &team.kids);
     let mut backoff = Backoff::default();
     loop {
-        let mut raw = core.get(&[key.clone(), head.clone()]).await?;
+        let mut raw = core
+            .get(&[key.clone(), head.clone(), digest_key.clone()])
+            .await?;
+        let kept = raw.pop().flatten();
         let head_raw = raw.pop().flatten();
         let loaded: Loaded<StoredConfig> = Loaded::parse(key.clone(), raw.pop().flatten())?;
+        // The digest moves with the record, against the version read.
+        let kept_version = kept.as_ref().map_or(0, |k| k.version);
+        let digest_op = put(&digest_key, kept_version, &digest, retention)?;
         let (previous, old_keys, old_api, old_kids) = match loaded.value.clone() {
             Some(StoredConfig::V1 {
                 digest: d,
@@ -143,7 +180,17 @@ async fn record(
             None => Default::default(),
         };
         if previous.as_deref() == Some(digest.as_str()) {
-            return Ok(());
+            if kept_digest(kept.as_ref()).as_deref() == Some(digest.as_str()) {
+                return Ok(());
+            }
+            // Recorded, but its digest not kept beside it: kept now.
+            match core.write(vec![digest_op]).await? {
+                Commit::Applied => return Ok(()),
+                Commit::Conflict { .. } => {
+                    backoff.wait().await?;
+                    continue;
+                }
+            }
         }
         let detail = json!({
             "source": source.as_str(),
@@ -169,12 +216,7 @@ async fn record(
             api_keys: api_keys.clone(),
             security_keys: kids.clone(),
         };
-        let mut ops = vec![put(
-            &key,
-            loaded.version,
-            &stored,
-            Some(core.config().audit.retention),
-        )?];
+        let mut ops = vec![put(&key, loaded.version, &stored, retention)?, digest_op];
         let chained = chain_on(core, team.id, head_raw, vec![draft], now)?;
         ops.extend(chained.ops);
         match core.write(ops).await? {
@@ -186,6 +228,11 @@ async fn record(
             Commit::Conflict { .. } => backoff.wait().await?,
         }
     }
+}
+
+/// The digest kept beside a team's recorded configuration, if any.
+fn kept_digest(kept: Option<&crate::store::Versioned>) -> Option<String> {
+    serde_json::from_str(&kept?.value).ok()
 }
 
 /// The members of `these` that `those` lacks, in order.
