@@ -284,9 +284,22 @@ async fn an_add_between_renewals_neither_counts_nor_checks_the_index() {
     let mut admin = admin_of(&server).await;
     let writer = RedisStore::connect(&server.url(), "rt").await.unwrap();
     let add = |m: &str| index_add("{t}:idx", m, 1, Duration::from_secs(60));
+    // Each add a millisecond of Redis' time after the last, so that the
+    // third finds the set's life (its members' latest) under its own
+    // member's and raises it with its slack: only then is the index's life
+    // past what the fourth add asks.
     for m in ["a", "b", "c"] {
         assert_eq!(writer.commit(vec![add(m)]).await.unwrap(), Commit::Applied);
+        tokio::time::sleep(Duration::from_millis(3)).await;
     }
+    let life: i64 = redis::cmd("PTTL")
+        .arg("rt:{t}:idx:exp")
+        .query(&mut admin)
+        .unwrap();
+    assert!(
+        life > 60_000,
+        "the expiry set's life, with slack: {life} ms"
+    );
     reset_stats(&mut admin);
     assert_eq!(
         writer.commit(vec![add("d")]).await.unwrap(),
