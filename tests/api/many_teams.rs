@@ -154,16 +154,12 @@ async fn redis_calls(url: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_gateway_of_many_teams_costs_the_store_little() {
     use crate::redis_support::OwnRedis;
-    let Some(server) =
-        OwnRedis::private("an_idle_gateway_of_many_teams_costs_the_store_little").await
+    let Some((server, app)) = OwnRedis::gateway(
+        "an_idle_gateway_of_many_teams_costs_the_store_little",
+        short_lived(2_000),
+    )
+    .await
     else {
-        return;
-    };
-    let setup = Setup {
-        redis_url: Some(server.url()),
-        ..short_lived(2_000)
-    };
-    let Some(app) = spawn_with(Backend::Redis, setup).await else {
         return;
     };
     // Past the start's rescan.

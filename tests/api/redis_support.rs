@@ -150,6 +150,22 @@ impl OwnRedis {
         Some(server)
     }
 
+    /// A gateway of `setup` on a private `redis-server` of its own, for a
+    /// test that counts what that gateway alone issues; the server lives
+    /// as long as it is kept. `None` (said loudly) without the binary.
+    pub async fn gateway(
+        test: &str,
+        setup: crate::helpers::Setup,
+    ) -> Option<(Self, crate::helpers::TestApp)> {
+        let server = Self::private(test).await?;
+        let setup = crate::helpers::Setup {
+            redis_url: Some(server.url()),
+            ..setup
+        };
+        let app = crate::helpers::spawn_with(crate::helpers::Backend::Redis, setup).await?;
+        Some((server, app))
+    }
+
     /// Whether a `redis-server` binary is on PATH.
     pub fn available() -> bool {
         std::process::Command::new("redis-server")

@@ -527,16 +527,12 @@ async fn refused_callbacks_on_a_busy_interaction_read_side_by_side() {
 async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     use crate::redis_support::OwnRedis;
     use crate::store_contract::redis_only::{calls_per_run, idle_calls, show_rates, Rates};
-    let Some(server) =
-        OwnRedis::private("what_a_callback_a_wrong_code_and_a_create_cost_redis").await
+    let Some((server, app)) = OwnRedis::gateway(
+        "what_a_callback_a_wrong_code_and_a_create_cost_redis",
+        Setup::default(),
+    )
+    .await
     else {
-        return;
-    };
-    let setup = Setup {
-        redis_url: Some(server.url()),
-        ..Setup::default()
-    };
-    let Some(app) = spawn_with(Backend::Redis, setup).await else {
         return;
     };
     let mut admin = redis::Client::open(server.url())
