@@ -60,6 +60,23 @@ pub(crate) async fn advance(app: &TestApp, id: &str, cid: &str) -> reqwest::Resp
     .await
 }
 
+/// Asks `app` to move `id`'s ladder on and goes after `patience`: the
+/// move is recorded and its send begun, its sender left waiting on the
+/// provider (the request, and the task acting on it, dropped mid-send).
+pub(crate) async fn advance_and_leave(app: &TestApp, id: &str, cid: &str, patience: Duration) {
+    let impatient = reqwest::Client::builder()
+        .timeout(patience)
+        .build()
+        .unwrap();
+    let left = impatient
+        .post(app.url(&format!("/v1/interactions/{id}/challenges/{cid}/advance")))
+        .bearer_auth(&app.keys.bot)
+        .json(&json!({}))
+        .send()
+        .await;
+    assert!(left.is_err(), "the move was still sending when left");
+}
+
 fn digits(text: &str) -> String {
     text.split(|c: char| !c.is_ascii_digit())
         .find(|w| w.len() >= 4)
@@ -1142,17 +1159,7 @@ both_stores!(
         let cid = c["challenge_id"].as_str().unwrap().to_string();
         // The move is recorded and its send begun; then the request (and
         // the task acting on it) is dropped while Telegram holds the send.
-        let impatient = reqwest::Client::builder()
-            .timeout(Duration::from_millis(400))
-            .build()
-            .unwrap();
-        let dropped = impatient
-            .post(app.url(&format!("/v1/interactions/{id}/challenges/{cid}/advance")))
-            .bearer_auth(&app.keys.bot)
-            .json(&json!({}))
-            .send()
-            .await;
-        assert!(dropped.is_err(), "the request was dropped mid-send");
+        advance_and_leave(&app, &id, &cid, Duration::from_millis(400)).await;
         let tg = |v: Vec<(String, String)>| v.into_iter().filter(|(s, _)| s == "tg").count();
         assert_eq!(tg(sent(&app).await), 1);
         let read = read_challenge(&app, &id, &cid).await;

@@ -22,8 +22,12 @@ use wiremock::{Mock, ResponseTemplate};
 
 use crate::helpers::*;
 use crate::ladder::{
-    ladder, providers_answer_with_ids, start_ladder, tg_takes, tg_takes_after, with_phone, PHONE,
+    advance_and_leave, ladder, providers_answer_with_ids, start_ladder, tg_takes, tg_takes_after,
+    with_phone, PHONE,
 };
+
+/// How long a test waits on a move before it leaves it mid-send.
+const LEAVE_AFTER: Duration = Duration::from_millis(300);
 
 /// Makes the fake Telegram gateway hold its next `n` sends for good (a
 /// sender waiting on it never finishes), then take codes at once.
@@ -235,22 +239,6 @@ async fn challenge_of(app: &TestApp, id: &str) -> String {
         .to_string()
 }
 
-/// Asks `app` to move `id`'s ladder on, and goes: the move is recorded
-/// and its send begun; its sender is left waiting on the provider.
-async fn advance_and_leave(app: &TestApp, id: &str, cid: &str) {
-    let impatient = reqwest::Client::builder()
-        .timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
-    let left = impatient
-        .post(app.url(&format!("/v1/interactions/{id}/challenges/{cid}/advance")))
-        .bearer_auth(&app.keys.bot)
-        .json(&json!({}))
-        .send()
-        .await;
-    assert!(left.is_err(), "the move was still sending when left");
-}
-
 /// Waits (real time, up to 10 s) until `app`'s fake providers received
 /// `n` messages for step `step`.
 async fn until_sent(app: &TestApp, step: &str, n: usize) {
@@ -275,7 +263,7 @@ both_stores!(
         let cid = c["challenge_id"].as_str().unwrap().to_string();
         // The move to Telegram is recorded and sent; its sender never
         // finishes (an instance killed mid-send).
-        advance_and_leave(&app, &id, &cid).await;
+        advance_and_leave(&app, &id, &cid, LEAVE_AFTER).await;
         until_sent(&app, "tg", 1).await;
         // Past the sender's lease and past Telegram's own time-out: the
         // step is sent once more, its answer recorded late — and the
@@ -346,7 +334,7 @@ async fn run_in_process(backend: Backend, fault: Fault, n: usize) -> Tally {
         Fault::Killed => {
             for (id, _) in &ladders {
                 let cid = challenge_of(&a, id).await;
-                advance_and_leave(&a, id, &cid).await;
+                advance_and_leave(&a, id, &cid, LEAVE_AFTER).await;
             }
             until_sent(&a, "tg", n).await;
             // Only b's clock passes the leases and Telegram's time-outs.
