@@ -17,6 +17,22 @@ use crate::redis_support::{cluster_binaries_present, OwnCluster};
 #[derive(Clone, Default)]
 pub(crate) struct Lines(pub(crate) Arc<Mutex<Vec<(Instant, String)>>>);
 
+impl Lines {
+    /// Keeps what this thread logs at INFO and above, without colour,
+    /// while the guard lives (as `logs::Capture::at_info`, line by line
+    /// with its time).
+    pub(crate) fn at_info() -> (Lines, tracing::subscriber::DefaultGuard) {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (lines, tracing::subscriber::set_default(subscriber))
+    }
+}
+
 impl Write for Lines {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let now = Instant::now();
@@ -67,14 +83,7 @@ async fn a_cluster_master_down_for_10_s_logs_at_most_a_line_a_second() {
     if !cluster_binaries_present("a_cluster_master_down_for_10_s_logs_at_most_a_line_a_second") {
         return;
     }
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (lines, _guard) = Lines::at_info();
     // Its own cluster (a node timeout of 15 s: the other masters' slots
     // keep answering through a 10 s outage).
     let mut cluster = OwnCluster::start().expect("a local Redis Cluster starts");

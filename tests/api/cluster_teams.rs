@@ -65,14 +65,7 @@ async fn an_idle_instance_costs_the_cluster_per_node_and_its_log_stays_bounded()
     if !cluster_binaries_present(TEST) {
         return;
     }
-    let lines = Lines::default();
-    let writer = lines.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (lines, _guard) = Lines::at_info();
     let mut cluster = OwnCluster::start().expect("a local Redis Cluster starts");
     let setup = Setup {
         cluster_nodes: cluster.urls(),
