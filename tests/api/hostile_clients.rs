@@ -259,11 +259,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = app.new_interaction().await;
         let link = app.issue_link(&id, json!({})).await;
-        let path = link["short_url"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("http://gateway.test")
-            .to_string();
+        let path = crate::pages::short_path(&link);
         app.advance(601);
         let res = app
             .request(Method::GET, &path, None)

@@ -93,11 +93,7 @@ both_stores!(
             .unwrap();
         assert_problem(res, 404, "not_found").await;
         let link2 = app.issue_link(&id, json!({})).await;
-        let path2 = link2["short_url"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("http://gateway.test")
-            .to_string();
+        let path2 = crate::pages::short_path(&link2);
         app.advance(600);
         assert_eq!(
             app.request(Method::GET, &path2, None)
@@ -928,11 +924,7 @@ both_stores!(
     |app: TestApp| async move {
         let id = app.new_interaction().await;
         let link = app.issue_link(&id, json!({})).await;
-        let path = link["short_url"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("http://gateway.test")
-            .to_string();
+        let path = crate::pages::short_path(&link);
         let want = link["url"].as_str().unwrap().to_string();
         // A chat app's previews, a link tracker and the customer, at once.
         let fetches = (0..600).map(|_| {

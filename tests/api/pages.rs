@@ -9,7 +9,7 @@ use crate::helpers::*;
 const BROWSER_ACCEPT: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 
 /// The short link's path of an issued link.
-fn short_path(link: &serde_json::Value) -> String {
+pub(crate) fn short_path(link: &serde_json::Value) -> String {
     link["short_url"]
         .as_str()
         .unwrap()
