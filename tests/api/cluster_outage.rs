@@ -19,17 +19,11 @@ pub(crate) struct Lines(pub(crate) Arc<Mutex<Vec<(Instant, String)>>>);
 
 impl Lines {
     /// Keeps what this thread logs at INFO and above, without colour,
-    /// while the guard lives (as `logs::Capture::at_info`, line by line
-    /// with its time).
+    /// while the guard lives, line by line with its time.
     pub(crate) fn at_info() -> (Lines, tracing::subscriber::DefaultGuard) {
         let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (lines, tracing::subscriber::set_default(subscriber))
+        let guard = crate::logs::into_at_info(lines.clone());
+        (lines, guard)
     }
 }
 

@@ -19,14 +19,23 @@ impl Capture {
     /// while the guard lives.
     pub(crate) fn at_info() -> (Capture, tracing::subscriber::DefaultGuard) {
         let capture = Capture::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        (capture, tracing::subscriber::set_default(subscriber))
+        let guard = into_at_info(capture.clone());
+        (capture, guard)
     }
+}
+
+/// Writes what this thread logs at INFO and above, without colour, to
+/// `writer` (a clone a line) while the guard lives.
+pub(crate) fn into_at_info<W>(writer: W) -> tracing::subscriber::DefaultGuard
+where
+    W: Write + Clone + Send + Sync + 'static,
+{
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::set_default(subscriber)
 }
 
 impl Write for Capture {
