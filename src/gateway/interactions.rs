@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::outbox::OutboxItem;
 use super::records::{
     put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
+    Pair, PairRead,
 };
 use super::{audit, number_checks, view, Core, InteractionView};
 use crate::config::Team;
@@ -129,6 +130,9 @@ struct Conversation {
     /// The subject of the customer it remembers, when the new interaction
     /// names no customer (`records::remembered_subject_key`).
     remembered: Option<SubjectRecord>,
+    /// The interaction this process last found or created in the
+    /// conversation, read in the same round trip (see [`read_conversation`]).
+    guessed: Option<PairRead>,
 }
 
 /// `GET /v1/interactions` filters and paging.
@@ -174,17 +178,26 @@ async fn create_or_find(
     now: Timestamp,
 ) -> Result<Option<(InteractionView, bool)>> {
     let seen = read_conversation(core, team, new, now).await?;
-    if let Some(existing) = &seen.link.value {
+    let guesses = core.conversation_interactions();
+    let linked = seen.link.value.as_ref().map(|l| l.id);
+    let guessed = seen.guessed.filter(|read| Some(read.id) == linked);
+    if guessed.is_none() {
+        guesses.forget(&seen.link.key);
+    }
+    if let Some(id) = linked {
         let found = match &new.locale {
             // The conversation switched language (docs/api.md#languages).
-            Some(locale) => switch_locale(core, team, existing.id, locale, now).await,
-            None => match core.load_pair(team, existing.id, now).await {
+            Some(locale) => switch_locale(core, team, id, locale, now).await,
+            None => match found_pair(core, team, id, guessed, now).await {
                 Ok(pair) => pair.view(team, now),
                 Err(e) => Err(e),
             },
         };
         match found {
-            Ok(view) => return Ok(Some((view, false))),
+            Ok(view) => {
+                guesses.remember(&seen.link.key, &keys::interaction(&team.id, id));
+                return Ok(Some((view, false)));
+            }
             Err(Error::NotFound(_)) => {} // forgotten: start a new one
             Err(e) => return Err(e),
         }
@@ -215,13 +228,36 @@ async fn create_or_find(
     match core.write(ops).await? {
         Commit::Applied => {
             core.recorded(recorded);
+            let ikey = keys::interaction(&team.id, rec.id);
+            guesses.remember(&seen.link.key, &ikey);
             if let Some(rkey) = &seen.recognition_key {
-                let ikey = keys::interaction(&team.id, rec.id);
                 core.companions().0.remember(&ikey, rkey);
             }
             Ok(Some((view, true)))
         }
         Commit::Conflict { .. } => Ok(None),
+    }
+}
+
+/// The pair of interaction `id`, which the conversation names: as read
+/// beside the conversation when that read is of `id` (`guessed`, one
+/// snapshot on Redis), else read now. Gone as read beside it, it is read
+/// again before it is taken for gone: a store that does not read both at
+/// once may have read the interaction before the commit that created it
+/// with its conversation key.
+async fn found_pair(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    guessed: Option<PairRead>,
+    now: Timestamp,
+) -> Result<Pair> {
+    match guessed {
+        Some(read) => match core.pair_of(team, read, now).await {
+            Err(Error::NotFound(_)) => core.load_pair(team, id, now).await,
+            found => found,
+        },
+        None => core.load_pair(team, id, now).await,
     }
 }
 
@@ -247,7 +283,11 @@ async fn switch_locale(
 /// the subject they may have locked or banned; and what the
 /// conversation remembers, where its channel does, and the subject of the
 /// customer it remembers (as last seen: one more round trip when that
-/// guess is wrong).
+/// guess is wrong). Where this process last found or created an
+/// interaction in the conversation, and the request switches no language,
+/// that interaction with what its pair reads beside it too
+/// (docs/performance.md#targets): the caller uses it when the conversation
+/// as read names it.
 async fn read_conversation(
     core: &Core,
     team: &Team,
@@ -256,6 +296,12 @@ async fn read_conversation(
 ) -> Result<Conversation> {
     let conversation = new.conversation.as_str();
     let ckey = keys::conversation(&team.id, &new.channel, conversation);
+    let iguess = new
+        .locale
+        .is_none()
+        .then(|| core.conversation_interactions().get(&ckey))
+        .flatten()
+        .and_then(|k| keys::interaction_id(&k));
     let skey = new
         .customer_ref
         .as_ref()
@@ -270,7 +316,14 @@ async fn read_conversation(
         .chain(rkey.clone())
         .chain(cguess.clone())
         .collect();
-    let mut raw = core.get(&wanted).await?.into_iter();
+    let (guessed, raw) = match iguess {
+        Some(id) => {
+            let (read, raw) = core.read_pair_and(team, id, &wanted).await?;
+            (Some(read), raw)
+        }
+        None => (None, core.get(&wanted).await?),
+    };
+    let mut raw = raw.into_iter();
     let link = Loaded::parse(ckey, raw.next().flatten())?;
     let subject = match skey {
         Some(k) => Loaded::parse(k, raw.next().flatten())?.value,
@@ -302,6 +355,7 @@ async fn read_conversation(
         recognition,
         recognition_key: rkey,
         remembered,
+        guessed,
     })
 }
 

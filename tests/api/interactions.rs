@@ -37,6 +37,79 @@ both_stores!(
     }
 );
 
+/// A create-or-get reads the interaction this gateway last found or
+/// created in the conversation together with the conversation
+/// (docs/performance.md#targets). A guess gone stale still answers the
+/// conversation's interaction: another instance, its clock ahead, took
+/// the first for forgotten and started a new one there, while the first
+/// is still live on this instance's clock; and a guess of one forgotten
+/// since is a new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_guess_of_a_conversations_interaction_answers_the_right_one() {
+    let ttl = || "interaction_ttl = \"1h\"".to_string();
+    let setup = Setup {
+        defaults: ttl(),
+        ..Setup::default()
+    };
+    let Some(a) = spawn_with(Backend::Redis, setup).await else {
+        return;
+    };
+    let setup = Setup {
+        defaults: ttl(),
+        ..a.same_store()
+    };
+    let b = spawn_with(Backend::Redis, setup).await.unwrap();
+    b.clock.set(a.now());
+    let body = json!({"channel": "webchat", "conversation_id": "stale-guess"});
+
+    let (status, first) = create_or_get(&a, &body).await;
+    assert_eq!(status, 201);
+    assert_eq!(
+        create_or_get(&b, &body).await,
+        (200, first.clone()),
+        "b finds it"
+    );
+    assert_eq!(
+        create_or_get(&a, &body).await,
+        (200, first.clone()),
+        "a finds it"
+    );
+    // Two hours later on b's clock only: b takes the first for forgotten.
+    b.advance(2 * 3600);
+    let (status, second) = create_or_get(&b, &body).await;
+    assert_eq!(status, 201, "the first is forgotten: a new one");
+    assert_ne!(second, first);
+    // a last found the first there, still live on its clock; the
+    // conversation names the second.
+    let stale = create_or_get(&a, &body).await;
+    assert_eq!(stale, (200, second.clone()), "a's guess is stale");
+    let right = create_or_get(&a, &body).await;
+    assert_eq!(right, (200, second.clone()), "a's guess is right");
+    // a's guess names the second, which the conversation names too, but
+    // it is forgotten: a new one, which b (its guess the second) finds.
+    a.advance(4 * 3600);
+    b.clock.set(a.now());
+    let (status, third) = create_or_get(&a, &body).await;
+    assert_eq!(status, 201, "the second is forgotten: a new one");
+    assert_ne!(third, second);
+    assert_eq!(create_or_get(&a, &body).await, (200, third.clone()));
+    assert_eq!(
+        create_or_get(&b, &body).await,
+        (200, third),
+        "b's guess is stale"
+    );
+}
+
+/// `POST /v1/interactions` as the bot: its status and the interaction's id.
+async fn create_or_get(app: &TestApp, body: &Value) -> (u16, String) {
+    let res = app
+        .post_json("/v1/interactions", Some(&app.keys.bot), body)
+        .await;
+    let status = res.status().as_u16();
+    let v: Value = res.json().await.unwrap();
+    (status, v["id"].as_str().unwrap().to_string())
+}
+
 both_stores!(
     list_is_newest_first_filtered_and_paged,
     |app: TestApp| async move {

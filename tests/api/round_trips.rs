@@ -302,6 +302,31 @@ async fn a_recognized_status_read_is_one_round_trip() {
     );
 }
 
+/// A create-or-get that finds the interaction this gateway created (or
+/// found) in the conversation reads both in one store call; without that
+/// guess (a new gateway on the same store) it reads the conversation, then
+/// the interaction (docs/performance.md#targets).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_found_create_or_get_is_one_round_trip() {
+    let (counting, app) = on_counting_store().await;
+    let body =
+        json!({"channel": "webchat", "conversation_id": "rt-found", "customer_ref": "cust-rf"});
+    let id = app.create(body.clone()).await["id"].clone();
+    for _ in 0..2 {
+        let before = counting.calls.load(Ordering::SeqCst);
+        let res = app
+            .post_json("/v1/interactions", Some(&app.keys.bot), &body)
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.json::<serde_json::Value>().await.unwrap()["id"], id);
+        assert_eq!(
+            counting.calls.load(Ordering::SeqCst) - before,
+            1,
+            "found create-or-get"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_read_is_one_round_trip_and_callback_two() {
     let (counting, app) = on_counting_store().await;
@@ -555,6 +580,19 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     })
     .await;
 
+    // The same conversations again: each finds the interaction this
+    // gateway created there, read with its conversation in one `MGET`.
+    let found = calls_per_run(&mut admin, &idle, N, settle, async {
+        for i in 0..N {
+            let again = json!({"channel": "webchat", "conversation_id": format!("cost-{i}")});
+            let res = app
+                .post_json("/v1/interactions", Some(&app.keys.bot), &again)
+                .await;
+            assert_eq!(res.status(), 200, "found");
+        }
+    })
+    .await;
+
     let mut links = Vec::new();
     for _ in 0..N {
         let id = app.new_interaction().await;
@@ -610,10 +648,12 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
     // its notice's removal once delivered shared with the others delivered
     // within 50 ms: one `ZREM` for all 30) and a few tenths of noise
     // from the idle gateway's background work: a change that adds a
-    // command fails it. Nothing reads the event stream here (no
-    // `GET /v1/events` is open), so no `XREAD` is counted.
-    let rows: [(&str, &Rates, f64, f64); 3] = [
+    // command fails it. A found create-or-get is one `MGET` and nothing
+    // else (its ceiling: 1 and the noise). Nothing reads the event stream
+    // here (no `GET /v1/events` is open), so no `XREAD` is counted.
+    let rows: [(&str, &Rates, f64, f64); 4] = [
         ("create-or-get (new)", &creates, 8.8, 2.3),
+        ("create-or-get (found)", &found, 1.2, 1.2),
         ("login callback", &callbacks, 13.4, 2.3),
         ("wrong code", &wrong, 7.4, 2.3),
     ];
@@ -625,6 +665,12 @@ async fn what_a_callback_a_wrong_code_and_a_create_cost_redis() {
             show_rates(r)
         );
     }
+    let mget = found.get("mget").copied().unwrap_or(0.0);
+    assert!(
+        (mget - 1.0).abs() < 0.2,
+        "create-or-get (found): {}",
+        show_rates(&found)
+    );
     for (what, r, most_commands, most_trips) in rows {
         assert!(commands(r) <= most_commands, "{what}: {}", show_rates(r));
         assert!(round_trips(r) <= most_trips, "{what}: {}", show_rates(r));

@@ -65,6 +65,10 @@ pub struct Core {
     /// remembers, once seen, so that a read fetches it with the rest
     /// (see `records`).
     remembered_subjects: Arc<crate::store::companions::Companions>,
+    /// Conversation key → the key of the interaction this process last
+    /// found or created there, so that a create-or-get reads both in one
+    /// round trip (see `interactions`).
+    conversation_interactions: Arc<crate::store::companions::Companions>,
     /// What this process knows of each team's store marker: whether the
     /// store was found reset (see `epochs`).
     epochs: Arc<epochs::StoreEpochs>,
@@ -122,6 +126,7 @@ impl Core {
             recognition_keys: Arc::new(crate::store::companions::Companions::new()),
             subject_keys: Arc::new(crate::store::companions::Companions::new()),
             remembered_subjects: Arc::new(crate::store::companions::Companions::new()),
+            conversation_interactions: Arc::new(crate::store::companions::Companions::new()),
             epochs: Arc::default(),
         }
     }
@@ -148,6 +153,7 @@ impl Core {
             recognition_keys: Arc::clone(&self.recognition_keys),
             subject_keys: Arc::clone(&self.subject_keys),
             remembered_subjects: Arc::clone(&self.remembered_subjects),
+            conversation_interactions: Arc::clone(&self.conversation_interactions),
             epochs: Arc::clone(&self.epochs),
             appends_history: self.appends_history,
         }
@@ -198,6 +204,12 @@ impl Core {
     /// subject (see `records`).
     pub(in crate::gateway) fn companions(&self) -> (&Companions, &Companions) {
         (&self.recognition_keys, &self.remembered_subjects)
+    }
+
+    /// The interaction this process last found or created in each
+    /// conversation, by their keys (see `interactions`).
+    pub(in crate::gateway) fn conversation_interactions(&self) -> &Companions {
+        &self.conversation_interactions
     }
 
     /// The team of an authenticated caller. Teams come from the config, so a

@@ -29,7 +29,7 @@ use crate::domain::interaction::InteractionRecord;
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
-use crate::store::{keys, Op, StoreError, Versioned};
+use crate::store::{keys, Op, StoreError, Versioned, WithCompanion};
 use crate::time::Timestamp;
 
 pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
@@ -183,6 +183,23 @@ pub struct Pair {
     pub kept: Bookkeeping,
 }
 
+/// An interaction as [`Core::read_pair_and`] read it, with the guesses
+/// it was read with: [`Core::pair_of`] checks them against the record and
+/// builds its [`Pair`].
+pub struct PairRead {
+    /// The interaction read.
+    pub id: Uuid,
+    ikey: String,
+    /// The key of its own subject (the companion read when none is known).
+    own: String,
+    sguess: Option<String>,
+    rguess: Option<String>,
+    cguess: Option<String>,
+    read: WithCompanion,
+    rread: Option<Option<Versioned>>,
+    cread: Option<Option<Versioned>>,
+}
+
 /// See [`Pair::seen`].
 type Seen<'a> = (
     &'a InteractionRecord,
@@ -315,6 +332,19 @@ impl Core {
         id: Uuid,
         now: Timestamp,
     ) -> Result<Pair> {
+        let (read, _) = self.read_pair_and(team, id, &[]).await?;
+        self.pair_of(team, read, now).await
+    }
+
+    /// Reads interaction `id` of `team` with what [`Self::pair_of`] builds
+    /// its pair from, and the keys `also` in the same round trip: what is
+    /// read of the pair, and what is read of `also`, in its order.
+    pub(in crate::gateway) async fn read_pair_and(
+        &self,
+        team: &Team,
+        id: Uuid,
+        also: &[String],
+    ) -> Result<(PairRead, Vec<Option<Versioned>>)> {
         let ikey = keys::interaction(&team.id, id);
         // One round trip: the record's write named its subject as its
         // companion, unless that is its own subject. A store that does not
@@ -330,13 +360,50 @@ impl Core {
         let cguess = rguess
             .as_ref()
             .and_then(|r| self.remembered_subjects.get(r));
-        let also: Vec<String> = rguess.iter().chain(&cguess).cloned().collect();
-        let (read, more) = self
+        let mut wanted: Vec<String> = rguess.iter().chain(&cguess).cloned().collect();
+        let guessed = wanted.len();
+        wanted.extend_from_slice(also);
+        let (read, mut more) = self
             .store
-            .get_with_companion_and(&ikey, Some(sguess.as_deref().unwrap_or(&own)), &also)
+            .get_with_companion_and(&ikey, Some(sguess.as_deref().unwrap_or(&own)), &wanted)
             .await?;
+        let asked = more.split_off(guessed.min(more.len()));
         let mut more = more.into_iter();
         let (rread, cread) = (more.next(), more.next());
+        let read = PairRead {
+            id,
+            ikey,
+            own,
+            sguess,
+            rguess,
+            cguess,
+            read,
+            rread,
+            cread,
+        };
+        Ok((read, asked))
+    }
+
+    /// The pair of an interaction as [`Self::read_pair_and`] read it,
+    /// with what that read missed read now. A forgotten or absent
+    /// interaction is `NotFound`.
+    pub(in crate::gateway) async fn pair_of(
+        &self,
+        team: &Team,
+        read: PairRead,
+        now: Timestamp,
+    ) -> Result<Pair> {
+        let PairRead {
+            ikey,
+            own,
+            sguess,
+            rguess,
+            cguess,
+            read,
+            rread,
+            cread,
+            ..
+        } = read;
         let Some(raw) = read.record else {
             return Err(Error::NotFound("no such interaction"));
         };
