@@ -193,7 +193,7 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// trimmed by age as the log trims its history. Announce it after the commit
 /// ([`Publisher::announce`]), and do not publish it again.
 pub fn history_op(event: &Event) -> Result<Op> {
-    let entry = serde_json::to_string(event)
+    let entry = crate::store::json_text(event)
         .map_err(|e| Error::internal_from("an event could not be encoded", e))?;
     Ok(Op::Append {
         key: keys::history(&event.team),

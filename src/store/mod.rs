@@ -165,6 +165,20 @@ pub enum History {
     },
 }
 
+/// `value` as JSON text, written into a buffer sized for a stored record,
+/// an outbox item or an event (most are 0.3–2 KB): one allocation where
+/// `serde_json::to_string`, starting at 128 bytes, grows and copies its
+/// buffer three or four times on each write of a record.
+pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut text = Vec::with_capacity(JSON_TEXT_CAPACITY);
+    serde_json::to_writer(&mut text, value)?;
+    // serde_json writes only UTF-8; the check costs a pass over the bytes.
+    String::from_utf8(text).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))
+}
+
+/// The buffer [`json_text`] starts with.
+const JSON_TEXT_CAPACITY: usize = 1024;
+
 /// The version a `Put` gives its record: random and never 0, so a version
 /// never repeats for the life of a key name — not even across a delete or an
 /// expiry. (With "previous + 1", a record deleted and written again would

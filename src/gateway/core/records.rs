@@ -116,7 +116,7 @@ pub fn encode_interaction(
     stored.iu = kept.indexed_until;
     stored.dq = kept.due_held;
     stored.companion = companion;
-    serde_json::to_string(&stored)
+    crate::store::json_text(&stored)
         .map_err(|e| Error::internal_from("a record could not be encoded", e))
 }
 
@@ -143,7 +143,7 @@ impl<T: Readable> Loaded<T> {
 
 /// `Put` of a record, written back against the version it was read at.
 pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Duration>) -> Result<Op> {
-    let value = serde_json::to_string(value)
+    let value = crate::store::json_text(value)
         .map_err(|e| Error::internal_from("a record could not be encoded", e))?;
     Ok(put_text(key, expected, value, ttl, None))
 }

@@ -190,7 +190,7 @@ impl OutboxItem {
 
     /// The item as stored: the text of its queue entry.
     pub(super) fn text(&self) -> Result<String> {
-        serde_json::to_string(self)
+        crate::store::json_text(self)
             .map_err(|e| Error::internal_from("an outbox item could not be encoded", e))
     }
 
