@@ -180,10 +180,17 @@ async fn create_or_find(
     let seen = read_conversation(core, team, new, now).await?;
     let guesses = core.conversation_interactions();
     let linked = seen.link.value.as_ref().map(|l| l.id);
-    let guessed = seen.guessed.filter(|read| Some(read.id) == linked);
-    if guessed.is_none() {
-        guesses.forget(&seen.link.key);
-    }
+    // A guess the conversation as read does not name is forgotten; one it
+    // names is remembered already (no guess: nothing to forget).
+    let guessed = match seen.guessed {
+        Some(read) if Some(read.id) == linked => Some(read),
+        Some(_) => {
+            guesses.forget(&seen.link.key);
+            None
+        }
+        None => None,
+    };
+    let hit = guessed.is_some();
     if let Some(id) = linked {
         let found = match &new.locale {
             // The conversation switched language (docs/api.md#languages).
@@ -195,7 +202,9 @@ async fn create_or_find(
         };
         match found {
             Ok(view) => {
-                guesses.remember(&seen.link.key, &keys::interaction(&team.id, id));
+                if !hit {
+                    guesses.remember(&seen.link.key, &keys::interaction(&team.id, id));
+                }
                 return Ok(Some((view, false)));
             }
             Err(Error::NotFound(_)) => {} // forgotten: start a new one
