@@ -49,8 +49,8 @@ pub use provider_tokens::{actor_person, ActorRefusal, Person};
 
 pub use self::core::view;
 pub use self::core::{
-    decode_interaction, encode_interaction, Bookkeeping, Chat, Core, Dispatcher, InteractionView,
-    Live, Outbox, OutboxItem, Task, OUTBOX_BATCH,
+    decode_interaction, encode_interaction, outbox_left, Bookkeeping, Chat, Core, Dispatcher,
+    InteractionView, Live, Outbox, OutboxItem, Task, OUTBOX_BATCH,
 };
 use self::core::{due_teams, outbox, records, work};
 

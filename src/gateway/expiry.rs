@@ -3,7 +3,9 @@
 //! kind (`handle`, one arm per kind): an interaction's entry emits
 //! `interaction.expiring` / `interaction.expired` (and sends the `expired`
 //! template); an app challenge's entry polls the identity provider; a
-//! delivery ladder's entry moves its code on to the next step. Taking an entry is atomic, so of several gateway instances
+//! delivery ladder's entry moves its code on to the next step; an outbox
+//! item born claimed whose writer did not deliver it in time moves into
+//! the outbox. Taking an entry is atomic, so of several gateway instances
 //! exactly one handles it. Reads never depend on this task: status is
 //! computed from timestamps.
 use std::sync::Arc;
@@ -153,6 +155,10 @@ async fn handle(
         // `x:<id>`; `n:<id>`, an earlier version's notice entry, is handled
         // the same way: as what is due when it comes.
         "x" | "n" => announce_due(gw, team, Uuid::parse_str(key).ok()?, remove, now).await,
+        // `o:<item>`, an outbox item born claimed whose writer did not
+        // settle it within its lease: moved into the outbox, due at once
+        // (`core/outbox`, docs/decisions/0243-a-born-claimed-item-waits-in-the-due-queue.md).
+        super::outbox::BORN => super::outbox::come_due(gw, team, key, remove, now).await,
         // An app challenge's poll (`challenges/app.rs`), held with `lease`: claimed
         // here, asked by the poller (never awaited here).
         super::challenges::app::KIND => {

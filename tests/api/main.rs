@@ -44,6 +44,7 @@ mod oidc_provider;
 mod openapi;
 mod operations;
 mod outbox;
+mod outbox_born;
 mod outbox_drain;
 mod outbox_lanes;
 mod pages;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chatgate::app::{App, Options};
 use chatgate::domain::secrets::generate_whsec;
 use chatgate::gateway::NewInteraction;
-use chatgate::store::{keys, SharedStore};
+use chatgate::store::SharedStore;
 use chatgate::time::{Clock, SystemClock};
 use futures::StreamExt;
 
@@ -73,12 +73,12 @@ async fn commit(gateway: &chatgate::gateway::Core, items: usize) -> f64 {
     items as f64 / secs
 }
 
-/// Items left in acme's outbox queue (at most `limit` counted).
+/// Items left in acme's outbox (at most `limit` counted), those born
+/// claimed by a running dispatcher and waiting in the due queue included.
 async fn left(store: &SharedStore, limit: usize) -> usize {
-    store
-        .index_desc(&keys::outbox("acme"), None, limit)
+    chatgate::gateway::outbox_left(store.as_ref(), "acme", SystemClock.now(), limit)
         .await
-        .map_or(usize::MAX, |l| l.len())
+        .unwrap_or(usize::MAX)
 }
 
 /// Items committed while the dispatcher runs.

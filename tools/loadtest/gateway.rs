@@ -329,17 +329,18 @@ impl Running {
     }
 
     /// Waits (at most 15 min: seeding 1 M live on Redis leaves ~1.5 M items)
-    /// until the outbox is empty: seeding leaves an event per interaction
+    /// until the outbox is empty, the items born claimed by the dispatcher
+    /// and waiting in the due queue included: seeding leaves an event per interaction
     /// and a notice per login to deliver, work that would otherwise run
     /// during the first scenarios. Answers how long it waited, in seconds
     /// (looking every 10 ms, so to within 0.01 s): [`SETTLE_LIMIT_S`] or more
     /// if the outbox never emptied.
     pub async fn settle(&self) -> f64 {
-        let outbox = chatgate::store::keys::outbox("acme");
+        let store = self.gateway.store();
         let t0 = std::time::Instant::now();
         while t0.elapsed().as_secs_f64() < SETTLE_LIMIT_S {
-            let left = self.gateway.store().index_desc(&outbox, None, 1).await;
-            if left.is_ok_and(|l| l.is_empty()) {
+            let left = chatgate::gateway::outbox_left(store.as_ref(), "acme", Self::now(), 1).await;
+            if left.is_ok_and(|l| l == 0) {
                 let took = t0.elapsed().as_secs_f64();
                 eprintln!("outbox drained in {took:.2} s");
                 return took;

@@ -17,7 +17,9 @@ pub(super) mod work;
 use std::sync::Arc;
 
 pub use live::Live;
-pub use outbox::{Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH};
+pub use outbox::{
+    left as outbox_left, Dispatcher, Outbox, OutboxItem, Task, BATCH as OUTBOX_BATCH,
+};
 pub use records::{decode_interaction, encode_interaction, Bookkeeping};
 pub use view::InteractionView;
 

@@ -350,8 +350,8 @@ impl TeamDispatch {
     /// As many as there is room for; the rest stay in the hand until
     /// deliveries end and make room (a burst is not left to its lease).
     /// An item handed over half a lease ago or more is left to come due at
-    /// its lease's end, where a claim finds it: never delivered from the
-    /// hand once a claim could take it too.
+    /// its lease's end, where the sweeper moves it into the outbox for a
+    /// claim: never delivered from the hand once it could be moved too.
     async fn take_handed(&mut self, hand: &super::Hand) {
         let room = TEAM_HELD.saturating_sub(self.held);
         if room == 0 || !hand.holds_any() {
@@ -359,6 +359,7 @@ impl TeamDispatch {
         }
         let now = self.shared.clock.now();
         let fresh = |item: &super::OutboxItem| now.since(item.created_at) < LEASE / 2;
+        let due_queue = keys::due_queue(&self.team);
         let ready: Vec<Claimed> = hand
             .take_up_to(room)
             .into_iter()
@@ -367,6 +368,7 @@ impl TeamDispatch {
                 stored: super::Stored {
                     member,
                     legacy: None,
+                    born_in: Some(due_queue.clone()),
                 },
                 stored_published: item.published,
                 appended: None,
@@ -646,12 +648,7 @@ fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled
     let ops = if item.published && !stored_published {
         stored.replace(queue, &item, at)?
     } else {
-        vec![Op::QueueAdd {
-            key: queue.to_string(),
-            member: stored.member,
-            score: at.unix_millis(),
-            ttl: item.keep_at(at),
-        }]
+        stored.requeue(queue, at, item.keep_at(at))
     };
     Ok(Handled {
         ops,

@@ -48,7 +48,7 @@ pub use item::{Notice, OutboxItem, Task};
 
 use super::Core;
 use crate::config::Team;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::events::{About, Event};
 use crate::store::{keys, Op, Store};
 use crate::time::{Clock, Timestamp};
@@ -91,15 +91,20 @@ pub struct Outbox {
 /// left to come due at its lease's end, as one of a dead instance would.
 const HANDED: usize = 1024;
 
-/// The items this instance's commits put into a team's outbox, handed to
-/// the team's loop in this process without a claim
+/// The items this instance's commits wrote, handed to the team's loop in
+/// this process without a claim
 /// (docs/decisions/0209-an-item-is-born-claimed-by-its-writer.md). While
-/// the dispatcher runs, an item is written due at the end of a lease
-/// ([`LEASE`]) from its commit: claimed by its writer from the start, as
-/// a claim would have moved it. Once the commit applied, the item goes
-/// here, and the loop delivers and settles it as any claimed item: no
-/// claim round trip. Should this instance die first, the item comes due
-/// when its lease ends and any instance claims it, as a claimed item would.
+/// the dispatcher runs, an item is written claimed by its writer from the
+/// start: its entry, `o:` and the item's text ([`BORN`]), waits in the
+/// team's due queue until the end of a lease ([`LEASE`]) from its commit,
+/// beside the commit's other due entries, not in the outbox
+/// (docs/decisions/0243-a-born-claimed-item-waits-in-the-due-queue.md).
+/// Once the commit applied, the item goes here, and the loop delivers and
+/// settles it as any claimed item (its settlement takes the due queue's
+/// entry out): no claim round trip. Should this instance die first, the
+/// entry comes due when its lease ends, and the sweeper of any instance
+/// moves the item into the outbox due at once ([`come_due`]), where any
+/// dispatcher claims it, as a claimed item would have come due.
 #[derive(Default)]
 pub(super) struct Hand {
     items: Mutex<Vec<(String, OutboxItem)>>,
@@ -258,9 +263,10 @@ impl Outbox {
 
     /// What a commit of this instance writes to put `item` into `team`'s
     /// outbox: while this instance's dispatcher runs, the op that queues
-    /// it due at the end of a lease from `now`, claimed by this instance,
-    /// and the item with its entry's text, to hand to the dispatcher once
-    /// the commit applied ([`Hand`]); otherwise [`Outbox::enqueue`]'s op.
+    /// it born claimed by this instance, in the team's due queue until the
+    /// end of a lease from `now` ([`Hand`]), and the item with its entry,
+    /// to hand to the dispatcher once the commit applied; otherwise
+    /// [`Outbox::enqueue`]'s op.
     fn write(
         &self,
         team: &str,
@@ -271,10 +277,93 @@ impl Outbox {
             let [op] = self.enqueue(team, item, now)?;
             return Ok((op, None));
         }
-        let member = item.text()?;
-        let op = queue_add(team, member.clone(), now.plus(LEASE));
+        let member = born_member(&item.text()?);
+        let op = Op::QueueAdd {
+            key: keys::due_queue(team),
+            member: member.clone(),
+            score: now.plus(LEASE).unix_millis(),
+            // As long as the outbox keeps it: an item whose writer died
+            // waits for a sweeper however long the gateway is down.
+            ttl: ITEM_TTL,
+        };
         Ok((op, Some((member, item))))
     }
+}
+
+/// The kind of a due-queue entry that is an outbox item born claimed by
+/// its writer: `o:` and the item's text, as the outbox would hold it
+/// ([`Hand`]).
+pub(in crate::gateway) const BORN: &str = "o";
+
+/// The due-queue entry of an item born claimed, of text `text`: `o:<text>`.
+fn born_member(text: &str) -> String {
+    let mut member = String::with_capacity(BORN.len() + 1 + text.len());
+    member.push_str(BORN);
+    member.push(':');
+    member.push_str(text);
+    member
+}
+
+/// An item born claimed whose writer did not settle it within its lease
+/// (it died, or its hand was full or held it too long: [`Hand`]) came due
+/// in `team`'s due queue as `o:<text>`: the sweeper moves it into the
+/// outbox, due at once, in one commit with `remove` (the due entry's
+/// removal). The outbox's due note wakes the dispatcher of any instance,
+/// which claims it as any item; the text is not read here (an unreadable
+/// one is the claim's to quarantine).
+pub(in crate::gateway) async fn come_due(
+    gw: &Core,
+    team: &Team,
+    text: &str,
+    remove: Op,
+    now: Timestamp,
+) -> Result<()> {
+    if text.is_empty() {
+        return Err(Error::internal(
+            "a born-claimed outbox entry without its item",
+        ));
+    }
+    let add = queue_add(&team.id, text.to_string(), now);
+    gw.store.commit(vec![remove, add]).await?;
+    gw.outbox.wake(&team.id);
+    Ok(())
+}
+
+/// How many of `team`'s outbox items wait to be delivered, `limit` at
+/// most: those in its outbox, and those born claimed whose entries wait
+/// in its due queue (due by a lease from `now` at the latest). For tools
+/// and tests that wait for the outbox to drain; it reads the due queue's
+/// entries due by then, a page at a time (a gateway never calls it).
+pub async fn left(
+    store: &dyn Store,
+    team: &str,
+    now: Timestamp,
+    limit: usize,
+) -> std::result::Result<usize, crate::store::StoreError> {
+    const PAGE: usize = 256;
+    let mut left = store
+        .index_desc(&keys::outbox(team), None, limit)
+        .await?
+        .len();
+    let queue = keys::due_queue(team);
+    let mut from = Some((
+        now.plus(LEASE).unix_millis().saturating_add(1),
+        String::new(),
+    ));
+    while left < limit {
+        let page = store.index_desc(&queue, from, PAGE).await?;
+        let born = |e: &&crate::store::IndexEntry| {
+            e.member
+                .split_once(':')
+                .is_some_and(|(kind, _)| kind == BORN)
+        };
+        left += page.iter().filter(born).count();
+        match page.last() {
+            Some(last) if page.len() == PAGE => from = Some((last.score, last.member.clone())),
+            _ => break,
+        }
+    }
+    Ok(left.min(limit))
 }
 
 /// The op that queues `member` in `team`'s outbox, due at `at`.
@@ -310,18 +399,32 @@ struct Handled {
 
 /// Where a claimed item is stored: its queue entry (the item itself), and
 /// for an item stored the earlier way (the entry its id), its own key and
-/// the version read.
+/// the version read; for an item born claimed by this instance, the due
+/// queue whose entry (`o:` and the item) holds it ([`Hand`]).
 #[derive(Clone)]
 struct Stored {
     member: String,
     legacy: Option<(String, u64)>,
+    /// The team's due queue, where `member` is, for an item born claimed;
+    /// `None`: `member` is in the outbox.
+    born_in: Option<String>,
 }
 
 impl Stored {
-    /// The ops that take the stored copy out of the outbox.
+    /// An item stored as its outbox entry, `member`.
+    fn queued(member: String) -> Self {
+        Stored {
+            member,
+            legacy: None,
+            born_in: None,
+        }
+    }
+
+    /// The ops that take the stored copy out of the outbox (out of the due
+    /// queue, for an item born claimed).
     fn take_out(&self, queue: &str) -> Vec<Op> {
         let mut ops = vec![Op::QueueRemove {
-            key: queue.to_string(),
+            key: self.born_in.as_deref().unwrap_or(queue).to_string(),
             member: self.member.clone(),
         }];
         if let Some((key, version)) = &self.legacy {
@@ -339,7 +442,7 @@ impl Stored {
     /// not brought back by a later settlement: its text is gone).
     fn replace(&self, queue: &str, item: &OutboxItem, at: Timestamp) -> Result<Vec<Op>> {
         let member = item.text()?;
-        let mut ops = if member == self.member {
+        let mut ops = if self.born_in.is_none() && member == self.member {
             Vec::with_capacity(1)
         } else {
             self.take_out(queue)
@@ -351,6 +454,25 @@ impl Stored {
             ttl: item.keep_at(at),
         });
         Ok(ops)
+    }
+
+    /// The ops that queue the stored copy, as it is, in the outbox due at
+    /// `at`, to live `ttl`: moved there, for an item born claimed.
+    fn requeue(&self, queue: &str, at: Timestamp, ttl: Duration) -> Vec<Op> {
+        let (mut ops, member) = match &self.born_in {
+            None => (Vec::with_capacity(1), self.member.clone()),
+            Some(_) => {
+                let text = self.member.split_once(':').map_or("", |(_, t)| t);
+                (self.take_out(queue), text.to_string())
+            }
+        };
+        ops.push(Op::QueueAdd {
+            key: queue.to_string(),
+            member,
+            score: at.unix_millis(),
+            ttl,
+        });
+        ops
     }
 }
 
@@ -603,10 +725,7 @@ impl Outbox {
     /// deliver, or, for one that cannot be read, the ops that settle it.
     fn open_item(&self, team: &Team, queue: &str, member: String) -> Result<Claimed, Handled> {
         let kept = id_in(&member).and_then(|id| self.kept.take(id, digest(&member)));
-        let stored = Stored {
-            member,
-            legacy: None,
-        };
+        let stored = Stored::queued(member);
         match kept.or_else(|| serde_json::from_str::<OutboxItem>(&stored.member).ok()) {
             Some(item) => Ok(Claimed {
                 stored,
@@ -639,6 +758,7 @@ impl Outbox {
         let stored = Stored {
             member,
             legacy: Some((key, raw.version)),
+            born_in: None,
         };
         match serde_json::from_str::<OutboxItem>(&raw.value) {
             Ok(item) if item.id == id => Ok(Claimed {
@@ -728,35 +848,44 @@ mod tests {
         assert!(outbox.kept.take(id, digest(&member)).is_none());
     }
 
-    /// While the dispatcher runs, a write's item is born claimed: due at
-    /// the end of a lease (should this instance die, any instance claims
-    /// it then), and handed to the team's loop with the very text written;
-    /// otherwise due at once. A hand holds a bounded number of items.
+    /// While the dispatcher runs, a write's item is born claimed: its
+    /// entry (`o:` and the item) waits in the team's due queue until the
+    /// end of a lease (should this instance die, a sweeper moves it into
+    /// the outbox then), and it is handed to the team's loop with the very
+    /// entry written; otherwise it is due at once in the outbox. A hand
+    /// holds a bounded number of items.
     #[test]
     fn an_item_written_while_dispatching_is_born_claimed_for_a_lease() {
         let now = Timestamp::from_unix_millis(1_700_000_000_000);
         let outbox = Outbox::new();
         let (op, handed) = outbox.write("acme", notice_item(now), now).unwrap();
         assert!(handed.is_none(), "no dispatcher: nothing handed");
-        assert!(matches!(op, Op::QueueAdd { score, .. } if score == now.unix_millis()));
+        assert!(matches!(op, Op::QueueAdd { key, score, .. }
+            if key == keys::outbox("acme") && score == now.unix_millis()));
 
         outbox.set_dispatching(true);
         let (op, handed) = outbox.write("acme", notice_item(now), now).unwrap();
-        let Op::QueueAdd { member, score, .. } = op else {
+        let Op::QueueAdd {
+            key, member, score, ..
+        } = op
+        else {
             panic!("a queue add");
         };
+        assert_eq!(key, keys::due_queue("acme"), "in the team's due queue");
         assert_eq!(
             score,
             now.plus(LEASE).unix_millis(),
             "due at its lease's end"
         );
-        let (text, item) = handed.expect("handed to the loop");
-        assert_eq!(text, member);
-        assert_eq!(item.text().unwrap(), member);
+        let (written, item) = handed.expect("handed to the loop");
+        assert_eq!(written, member);
+        let text = item.text().unwrap();
+        assert_eq!(member, format!("o:{text}"));
         assert!(
-            outbox.kept.take(item.id, digest(&member)).is_none(),
+            outbox.kept.take(item.id, digest(&text)).is_none(),
             "handed, not kept"
         );
+        let text = written;
 
         let hand = outbox.hand("acme");
         outbox.hand_over("acme", vec![(text, item)]);
@@ -781,6 +910,43 @@ mod tests {
             .is_none());
     }
 
+    /// An item born claimed is settled in the due queue that holds it:
+    /// removed from there when done; moved into the outbox, its text alone,
+    /// when it is rescheduled or handed back.
+    #[test]
+    fn a_born_item_is_taken_out_of_the_due_queue_and_requeued_in_the_outbox() {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let (queue, due_queue) = (keys::outbox("acme"), keys::due_queue("acme"));
+        let mut item = notice_item(now);
+        let text = item.text().unwrap();
+        let born = Stored {
+            member: born_member(&text),
+            legacy: None,
+            born_in: Some(due_queue.clone()),
+        };
+        let removed = |ops: &[Op]| {
+            matches!(ops.first(), Some(Op::QueueRemove { key, member })
+                if *key == due_queue && *member == format!("o:{text}"))
+        };
+        let done = born.take_out(&queue);
+        assert!(removed(&done) && done.len() == 1, "out of the due queue");
+
+        let later = now.plus(Duration::from_secs(5));
+        let handed_back = born.requeue(&queue, later, ITEM_TTL);
+        assert!(removed(&handed_back));
+        assert!(
+            matches!(&handed_back[1..], [Op::QueueAdd { key, member, score, .. }]
+                if *key == queue && *member == text && *score == later.unix_millis()),
+            "the item itself, in the outbox"
+        );
+
+        item.attempts = 1;
+        let retried = born.replace(&queue, &item, later).unwrap();
+        assert!(removed(&retried));
+        assert!(matches!(&retried[1..], [Op::QueueAdd { key, member, .. }]
+            if *key == queue && *member == item.text().unwrap()));
+    }
+
     #[test]
     fn kept_items_are_bounded_the_oldest_going_first() {
         let now = Timestamp::from_unix_millis(1_700_000_000_000);
@@ -803,10 +969,7 @@ mod tests {
         let queue = keys::outbox("acme");
         let (_, member) = enqueued(&Outbox::new(), notice_item(now), now);
         let mut item: OutboxItem = serde_json::from_str(&member).unwrap();
-        let stored = Stored {
-            member: member.clone(),
-            legacy: None,
-        };
+        let stored = Stored::queued(member.clone());
         // The same text: only moved.
         let later = now.plus(Duration::from_secs(5));
         let moved = stored.replace(&queue, &item, later).unwrap();
@@ -825,6 +988,7 @@ mod tests {
         let legacy = Stored {
             member: item.id.to_string(),
             legacy: Some((keys::outbox_item("acme", item.id), 7)),
+            born_in: None,
         };
         let ops = legacy.take_out(&queue);
         assert!(matches!(
