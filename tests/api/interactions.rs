@@ -337,13 +337,15 @@ async fn nothing_outlives_a_burst_of_short_lived_interactions() {
         }
         // The team's store marker (`{team}:ep`) lives as long as a gateway
         // runs, and 7 days after (docs/operations.md#when-redis-comes-back-empty).
-        // The outbox's due index (`{~due}:obq`) lists the team until the
-        // lease of the last item written ends (items are born claimed by
-        // their writer: docs/decisions/0209-an-item-is-born-claimed-by-its-writer.md),
-        // 30 s, then a claim takes it; it lives 7 days past its last write.
-        let (markers, keys): (Vec<String>, Vec<String>) = keys
-            .into_iter()
-            .partition(|k| k.ends_with("}:ep") || k.ends_with("{~due}:obq"));
+        // The due queue's index (`{~due}:dueq`) lists the team until the
+        // lease of the last outbox item written ends (items are born
+        // claimed by their writer and wait in the due queue:
+        // docs/decisions/0243-a-born-claimed-item-waits-in-the-due-queue.md),
+        // 30 s, then a sweep takes it; so may the outbox's (`{~due}:obq`),
+        // for an item retried there. Each lives 7 days past its last write.
+        let (markers, keys): (Vec<String>, Vec<String>) = keys.into_iter().partition(|k| {
+            k.ends_with("}:ep") || k.ends_with("{~due}:obq") || k.ends_with("{~due}:dueq")
+        });
         for k in &markers {
             let ttl = redis.pttl(k);
             assert!(ttl > 0 && ttl <= 7 * 86_400 * 1000, "{k} (pttl {ttl})");

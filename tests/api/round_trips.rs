@@ -32,7 +32,9 @@ pub(crate) struct Counting {
     /// Ops committed that extend what points to an interaction: the
     /// conversation key's TTL, the team's listing and customer indexes.
     extensions: AtomicUsize,
-    /// Entries added to (or moved in) a team's due queue by commits.
+    /// Entries added to (or moved in) a team's due queue by commits, bar
+    /// the outbox items born claimed that wait there (`o:`,
+    /// docs/decisions/0243-a-born-claimed-item-waits-in-the-due-queue.md).
     due_adds: AtomicUsize,
     /// Commits with an op on a key containing this text fail as a store
     /// that is down would.
@@ -181,7 +183,10 @@ impl Store for Counting {
         };
         let n = ops.iter().filter(extends).count();
         self.extensions.fetch_add(n, Ordering::SeqCst);
-        let due = |op: &&Op| matches!(op, Op::QueueAdd { key, .. } if key.ends_with("}:dueq"));
+        let due = |op: &&Op| {
+            matches!(op, Op::QueueAdd { key, member, .. }
+                if key.ends_with("}:dueq") && !member.starts_with("o:"))
+        };
         let n = ops.iter().filter(due).count();
         self.due_adds.fetch_add(n, Ordering::SeqCst);
         let Some(hook) = &self.after_applied else {
