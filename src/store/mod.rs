@@ -170,7 +170,17 @@ pub enum History {
 /// `serde_json::to_string`, starting at 128 bytes, grows and copies its
 /// buffer three or four times on each write of a record.
 pub fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
-    let mut text = Vec::with_capacity(JSON_TEXT_CAPACITY);
+    json_text_after("", value)
+}
+
+/// [`json_text`] after `prefix` (a queue entry's kind, say), in the same
+/// buffer: one allocation for the whole entry.
+pub fn json_text_after<T: serde::Serialize + ?Sized>(
+    prefix: &str,
+    value: &T,
+) -> serde_json::Result<String> {
+    let mut text = Vec::with_capacity(JSON_TEXT_CAPACITY + prefix.len());
+    text.extend_from_slice(prefix.as_bytes());
     serde_json::to_writer(&mut text, value)?;
     // serde_json writes only UTF-8; the check costs a pass over the bytes.
     String::from_utf8(text).map_err(|e| serde_json::Error::io(std::io::Error::other(e)))

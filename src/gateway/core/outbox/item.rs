@@ -190,7 +190,13 @@ impl OutboxItem {
 
     /// The item as stored: the text of its queue entry.
     pub(super) fn text(&self) -> Result<String> {
-        crate::store::json_text(self)
+        self.text_after("")
+    }
+
+    /// [`Self::text`] after `prefix` (a due-queue entry's kind), in one
+    /// buffer.
+    pub(super) fn text_after(&self, prefix: &str) -> Result<String> {
+        crate::store::json_text_after(prefix, self)
             .map_err(|e| Error::internal_from("an outbox item could not be encoded", e))
     }
 

@@ -277,7 +277,7 @@ impl Outbox {
             let [op] = self.enqueue(team, item, now)?;
             return Ok((op, None));
         }
-        let member = born_member(&item.text()?);
+        let member = item.text_after(BORN_ENTRY)?;
         let op = Op::QueueAdd {
             key: keys::due_queue(team),
             member: member.clone(),
@@ -294,15 +294,8 @@ impl Outbox {
 /// its writer: `o:` and the item's text, as the outbox would hold it
 /// ([`Hand`]).
 pub(in crate::gateway) const BORN: &str = "o";
-
-/// The due-queue entry of an item born claimed, of text `text`: `o:<text>`.
-fn born_member(text: &str) -> String {
-    let mut member = String::with_capacity(BORN.len() + 1 + text.len());
-    member.push_str(BORN);
-    member.push(':');
-    member.push_str(text);
-    member
-}
+/// What such an entry starts with: its kind, then `:`.
+const BORN_ENTRY: &str = "o:";
 
 /// An item born claimed whose writer did not settle it within its lease
 /// (it died, or its hand was full or held it too long: [`Hand`]) came due
@@ -352,12 +345,10 @@ pub async fn left(
     ));
     while left < limit {
         let page = store.index_desc(&queue, from, PAGE).await?;
-        let born = |e: &&crate::store::IndexEntry| {
-            e.member
-                .split_once(':')
-                .is_some_and(|(kind, _)| kind == BORN)
-        };
-        left += page.iter().filter(born).count();
+        left += page
+            .iter()
+            .filter(|e| e.member.starts_with(BORN_ENTRY))
+            .count();
         match page.last() {
             Some(last) if page.len() == PAGE => from = Some((last.score, last.member.clone())),
             _ => break,
@@ -462,7 +453,7 @@ impl Stored {
         let (mut ops, member) = match &self.born_in {
             None => (Vec::with_capacity(1), self.member.clone()),
             Some(_) => {
-                let text = self.member.split_once(':').map_or("", |(_, t)| t);
+                let text = self.member.strip_prefix(BORN_ENTRY).unwrap_or_default();
                 (self.take_out(queue), text.to_string())
             }
         };
@@ -919,8 +910,9 @@ mod tests {
         let (queue, due_queue) = (keys::outbox("acme"), keys::due_queue("acme"));
         let mut item = notice_item(now);
         let text = item.text().unwrap();
+        assert_eq!(BORN_ENTRY, format!("{BORN}:"));
         let born = Stored {
-            member: born_member(&text),
+            member: item.text_after(BORN_ENTRY).unwrap(),
             legacy: None,
             born_in: Some(due_queue.clone()),
         };
