@@ -3,7 +3,8 @@
 # sampling: `perf record` (software clock, DWARF call graphs: no frame
 # pointers needed) of the load test on the memory store, then
 # tools/profile_row.py over the gateway's own threads while the row ran.
-# Complements tools/profile_callback.sh (instructions, handler only): this
+# Complements tools/profile_callback.sh (instructions of the handler, or of
+# the notice's delivery with `--delivery`): this
 # one sees the whole of what the row's `gateway µs` counts, the outbox's
 # delivery of the notice and the HTTP server included, in the optimised
 # build. Shares of samples; perf slows the run, so take µs from a run

@@ -8,7 +8,7 @@ use url::Url;
 
 use super::{Settings, TemplateOverrides};
 use crate::channels::ChannelKind;
-use crate::domain::secrets::{ApiKeyHash, SecretBytes, SecurityKey, TeamKeys};
+use crate::domain::secrets::{ApiKeyHash, HmacKey, SecurityKey, TeamKeys};
 
 /// What an API key may do (docs/api.md#callers-and-roles).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -55,7 +55,9 @@ pub struct ApiKey {
 #[derive(Debug)]
 pub struct TeamWebhook {
     pub url: Url,
-    pub secret: SecretBytes,
+    /// The `whsec_…` secret, ready to sign (made once, when the file is
+    /// read).
+    pub key: HmacKey,
 }
 
 /// A team's OpenID Connect provider (`[oidc]`): the gateway is the relying

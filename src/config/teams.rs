@@ -14,7 +14,7 @@ use super::{
     ApiKey, ChannelConfig, ChannelKind, ConfigError, Dialogflow, SecurityKey, Team, TeamWebhook,
 };
 use crate::domain::challenge::Delivery;
-use crate::domain::secrets::{parse_whsec, ApiKeyHash};
+use crate::domain::secrets::{parse_whsec, ApiKeyHash, HmacKey};
 
 /// What every team inherits from the system file, made once for all of
 /// them: the `[defaults]` layer and its print.
@@ -116,7 +116,11 @@ pub(super) fn load_team(
             let w: WebhookEntry = from_table(t, file, "webhook")?;
             Some(TeamWebhook {
                 url: http_url(&w.url).map_err(|p| err("webhook.url", p))?,
-                secret: parse_whsec(&w.secret).map_err(|p| err("webhook.secret", p))?,
+                key: HmacKey::new(
+                    parse_whsec(&w.secret)
+                        .map_err(|p| err("webhook.secret", p))?
+                        .expose(),
+                ),
             })
         }
     };
@@ -127,7 +131,11 @@ pub(super) fn load_team(
             let w: WebhookEntry = from_table(t, file, "audit.webhook")?;
             Some(TeamWebhook {
                 url: http_url(&w.url).map_err(|p| err("audit.webhook.url", p))?,
-                secret: parse_whsec(&w.secret).map_err(|p| err("audit.webhook.secret", p))?,
+                key: HmacKey::new(
+                    parse_whsec(&w.secret)
+                        .map_err(|p| err("audit.webhook.secret", p))?
+                        .expose(),
+                ),
             })
         }
     };
@@ -332,11 +340,7 @@ fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKe
             ));
         }
         let secret = parse_whsec(&k.secret).map_err(|p| err(format!("{at}.secret"), p))?;
-        keys.push(SecurityKey {
-            kid: k.kid,
-            secret,
-            primary: k.primary,
-        });
+        keys.push(SecurityKey::new(k.kid, secret, k.primary));
     }
     match keys.iter().filter(|k| k.primary).count() {
         1 => Ok(keys),

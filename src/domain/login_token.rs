@@ -182,8 +182,7 @@ pub fn verify<'a, T: TeamKeys + 'a>(
     let key = team.key_by_kid(&kid).ok_or(BAD_KEY)?;
 
     let signature = B64URL.decode(signature).map_err(|_| MALFORMED)?;
-    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(key.secret.expose())
-        .map_err(|_| BAD_KEY)?;
+    let mut mac = key.hmac.mac().ok_or(BAD_KEY)?;
     hmac::Mac::update(&mut mac, signed);
     hmac::Mac::verify_slice(mac, &signature).map_err(|_| BAD_KEY)?;
 
@@ -337,10 +336,8 @@ pub(crate) mod tests {
 
     /// A team with keys `(kid, fill byte)` of 32 bytes; the first is primary.
     pub(crate) fn team(id: &str, keys: &[(&str, u8)]) -> TestTeam {
-        let key = |(i, (kid, b)): (usize, &(&str, u8))| SecurityKey {
-            kid: kid.to_string(),
-            secret: SecretBytes::new(vec![*b; 32]),
-            primary: i == 0,
+        let key = |(i, (kid, b)): (usize, &(&str, u8))| {
+            SecurityKey::new(kid.to_string(), SecretBytes::new(vec![*b; 32]), i == 0)
         };
         TestTeam {
             id: id.into(),

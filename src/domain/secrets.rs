@@ -32,6 +32,31 @@ impl fmt::Debug for SecretBytes {
     }
 }
 
+/// An HMAC-SHA256 key made ready once: the MAC's state after the key (its
+/// two padded blocks hashed), copied for each message, so that a message
+/// costs only the hashing of its own bytes. Kept for as long as the key
+/// is. As secret as the key: `Debug` shows nothing of it.
+#[derive(Clone)]
+pub struct HmacKey(Option<Hmac<Sha256>>);
+
+impl HmacKey {
+    pub fn new(key: &[u8]) -> Self {
+        HmacKey(Hmac::<Sha256>::new_from_slice(key).ok())
+    }
+
+    /// A fresh MAC under this key. Never `None`: HMAC takes keys of any
+    /// length.
+    pub fn mac(&self) -> Option<Hmac<Sha256>> {
+        self.0.clone()
+    }
+}
+
+impl fmt::Debug for HmacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HmacKey(..)")
+    }
+}
+
 /// One of a team's security keys: it signs login tokens (the primary one)
 /// and verifies the team's pre-chat assertions (any of them, by `kid`).
 #[derive(Debug)]
@@ -39,7 +64,21 @@ pub struct SecurityKey {
     pub kid: String,
     /// The decoded HMAC key (at least 32 bytes).
     pub secret: SecretBytes,
+    /// The same key, ready to check tokens and signed requests.
+    pub hmac: HmacKey,
     pub primary: bool,
+}
+
+impl SecurityKey {
+    pub fn new(kid: String, secret: SecretBytes, primary: bool) -> Self {
+        let hmac = HmacKey::new(secret.expose());
+        SecurityKey {
+            kid,
+            secret,
+            hmac,
+            primary,
+        }
+    }
 }
 
 /// A team as the token rules see it: its id and its security keys by

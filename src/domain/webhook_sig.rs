@@ -7,6 +7,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use uuid::Uuid;
 
+use crate::domain::secrets::HmacKey;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -20,6 +21,12 @@ pub const TOLERANCE_SECS: i64 = 300;
 
 /// The `webhook-signature` value (`v1,<base64>`) for one message.
 pub fn sign(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> String {
+    sign_with(&HmacKey::new(key), msg_id, timestamp, body)
+}
+
+/// [`sign`] with a key made ready before: a sender keeps one per
+/// destination for as long as it keeps the key.
+pub fn sign_with(key: &HmacKey, msg_id: &str, timestamp: i64, body: &[u8]) -> String {
     let Some(mac) = mac_over(key, msg_id, timestamp, body) else {
         // HMAC takes keys of any length; unreachable.
         return String::from("v1,");
@@ -44,6 +51,20 @@ pub fn headers(key: &[u8], body: &[u8], now: Timestamp) -> (String, String, Stri
 /// `keys` over exactly `body`. Comparisons are constant-time.
 pub fn verify(
     keys: &[&[u8]],
+    msg_id: Option<&str>,
+    timestamp: Option<&str>,
+    signature_header: Option<&str>,
+    body: &[u8],
+    now: Timestamp,
+) -> Result<(), Error> {
+    let keys: Vec<HmacKey> = keys.iter().map(|k| HmacKey::new(k)).collect();
+    let keys: Vec<&HmacKey> = keys.iter().collect();
+    verify_with(&keys, msg_id, timestamp, signature_header, body, now)
+}
+
+/// [`verify`] with keys made ready before.
+pub fn verify_with(
+    keys: &[&HmacKey],
     msg_id: Option<&str>,
     timestamp: Option<&str>,
     signature_header: Option<&str>,
@@ -113,8 +134,8 @@ fn parse_timestamp(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-fn mac_over(key: &[u8], msg_id: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).ok()?;
+fn mac_over(key: &HmacKey, msg_id: &str, timestamp: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = key.mac()?;
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp.to_string().as_bytes());
@@ -183,6 +204,32 @@ mod tests {
             at(1_614_265_330),
         )
         .unwrap();
+    }
+
+    /// A key made ready once signs and checks every message as the raw
+    /// key does: its state is copied for each message, never carried from
+    /// one to the next.
+    #[test]
+    fn a_kept_key_signs_and_checks_each_message_as_the_raw_key_does() {
+        let raw = decode_whsec("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+        let body = br#"{"email":"test@example.com","username":"test_user"}"#;
+        let expected = "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=";
+        let key = HmacKey::new(&raw);
+        let id = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";
+        assert_eq!(sign_with(&key, id, 1_649_367_553, body), expected);
+        assert_eq!(
+            sign_with(&key, "msg_2", NOW, b"other"),
+            sign(&raw, "msg_2", NOW, b"other")
+        );
+        assert_eq!(sign_with(&key, id, 1_649_367_553, body), expected);
+        let ts = "1649367553";
+        let at = at(1_649_367_553);
+        for _ in 0..2 {
+            verify_with(&[&key], Some(id), Some(ts), Some(expected), body, at).unwrap();
+        }
+        let other = HmacKey::new(&[9u8; 32]);
+        assert!(verify_with(&[&other], Some(id), Some(ts), Some(expected), body, at).is_err());
+        assert_eq!(format!("{key:?}"), "HmacKey(..)");
     }
 
     #[test]

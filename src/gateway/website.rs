@@ -13,6 +13,7 @@ use crate::config::{Settings, Team};
 use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::logout::LogoutCause;
+use crate::domain::secrets::HmacKey;
 use crate::domain::webhook_sig;
 use crate::error::{Error, Result};
 use crate::events::types::LoggedOut;
@@ -31,12 +32,8 @@ pub struct SignatureHeaders<'a> {
 impl SignatureHeaders<'_> {
     /// Valid with any of the team's security keys.
     pub fn verify(&self, team: &Team, body: &[u8], now: Timestamp) -> Result<()> {
-        let keys: Vec<&[u8]> = team
-            .security_keys
-            .iter()
-            .map(|k| k.secret.expose())
-            .collect();
-        webhook_sig::verify(&keys, self.id, self.timestamp, self.signature, body, now)
+        let keys: Vec<&HmacKey> = team.security_keys.iter().map(|k| &k.hmac).collect();
+        webhook_sig::verify_with(&keys, self.id, self.timestamp, self.signature, body, now)
     }
 
     /// Like [`Self::verify`] for a team named by the caller, which may not

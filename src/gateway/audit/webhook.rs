@@ -143,7 +143,7 @@ impl WebhookSink {
             let sent = post_signed(
                 &self.http,
                 &hook.url,
-                hook.secret.expose(),
+                &hook.key,
                 id,
                 self.clock.now(),
                 body,

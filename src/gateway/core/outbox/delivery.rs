@@ -48,16 +48,7 @@ async fn post_event(
     let body =
         serde_json::to_vec(event).map_err(|_| failed("could not encode the event".into(), None))?;
     let id = event.id.to_string();
-    let sent = post_signed(
-        http,
-        &hook.url,
-        hook.secret.expose(),
-        &id,
-        now,
-        body,
-        WEBHOOK_TIMEOUT,
-    )
-    .await;
+    let sent = post_signed(http, &hook.url, &hook.key, &id, now, body, WEBHOOK_TIMEOUT).await;
     sent.map_err(|e| match e {
         PostFailed::TimedOut => failed("timed out".into(), None),
         PostFailed::Unreachable => failed("unreachable".into(), None),
