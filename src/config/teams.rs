@@ -110,35 +110,15 @@ pub(super) fn load_team(
 
     let security_keys = security_keys(raw.security_keys, file)?;
     let api_keys = api_keys(raw.api_keys, file)?;
-    let webhook = match raw.webhook {
-        None => None,
-        Some(t) => {
-            let w: WebhookEntry = from_table(t, file, "webhook")?;
-            Some(TeamWebhook {
-                url: http_url(&w.url).map_err(|p| err("webhook.url", p))?,
-                key: HmacKey::new(
-                    parse_whsec(&w.secret)
-                        .map_err(|p| err("webhook.secret", p))?
-                        .expose(),
-                ),
-            })
-        }
-    };
-
-    let audit_webhook = match raw.audit.and_then(|a| a.webhook) {
-        None => None,
-        Some(t) => {
-            let w: WebhookEntry = from_table(t, file, "audit.webhook")?;
-            Some(TeamWebhook {
-                url: http_url(&w.url).map_err(|p| err("audit.webhook.url", p))?,
-                key: HmacKey::new(
-                    parse_whsec(&w.secret)
-                        .map_err(|p| err("audit.webhook.secret", p))?
-                        .expose(),
-                ),
-            })
-        }
-    };
+    let webhook = raw
+        .webhook
+        .map(|t| team_webhook(t, file, "webhook"))
+        .transpose()?;
+    let audit_webhook = raw
+        .audit
+        .and_then(|a| a.webhook)
+        .map(|t| team_webhook(t, file, "audit.webhook"))
+        .transpose()?;
 
     let oidc = raw
         .oidc
@@ -318,6 +298,19 @@ fn check_ladder(
         }
     }
     Ok(())
+}
+
+/// A webhook table of a team's file (`[webhook]`, `[audit.webhook]`, named
+/// `at` in errors): its URL, and its `whsec_…` secret made ready to sign.
+fn team_webhook(table: toml::Table, file: &str, at: &str) -> Result<TeamWebhook, ConfigError> {
+    let err = |key: &str, problem: String| ConfigError::new(file, format!("{at}.{key}"), problem);
+    let w: WebhookEntry = from_table(table, file, at)?;
+    let url = http_url(&w.url).map_err(|p| err("url", p))?;
+    let secret = parse_whsec(&w.secret).map_err(|p| err("secret", p))?;
+    Ok(TeamWebhook {
+        url,
+        key: HmacKey::new(secret.expose()),
+    })
 }
 
 fn security_keys(entries: Vec<toml::Table>, file: &str) -> Result<Vec<SecurityKey>, ConfigError> {
