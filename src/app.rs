@@ -70,10 +70,7 @@ impl App {
                 }
             },
         };
-        let http = reqwest::Client::builder()
-            .timeout(crate::channels::SEND_TIMEOUT)
-            .connect_timeout(crate::channels::provider::CONNECT_TIMEOUT)
-            .build()
+        let http = crate::channels::provider::client(crate::channels::SEND_TIMEOUT)
             .map_err(std::io::Error::other)?;
         let senders = match opts.channels {
             Some(given) => Senders::Given(given),

@@ -1,6 +1,8 @@
 //! What the HTTP chat providers (`whatsapp`, `slack`, `telegram`) share:
 //! their timeouts, one attempt at a JSON POST, and the provider's reason
-//! made safe to show (bounded, one line, no credential).
+//! made safe to show (bounded, one line, no credential); and the HTTP
+//! client every outgoing message, notice and event is sent with
+//! ([`client`]).
 use std::time::Duration;
 
 use reqwest::header::RETRY_AFTER;
@@ -11,6 +13,23 @@ use crate::spans::SendTraced;
 
 /// Time to open the connection to a provider (set on the shared client).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The client chatgate sends its messages, notices, events and audit
+/// entries with: each request given up after `timeout`, and no redirect
+/// followed. A redirect answers the request (a failure, retried as any
+/// other non-2xx): followed, a 301/302/303 would turn the POST into a GET
+/// without its body, which the receiver could answer 2xx as delivered,
+/// and a 307/308 would send the signed body and its credentials on to
+/// whatever host the answer names (docs/decisions/0246-no-redirect-is-followed.md).
+/// Building fails only where TLS cannot be set up at all: the start-up's
+/// own client (`app.rs`) is refused then, before any other is built.
+pub fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
 
 /// The most of a provider's reason kept in an error text.
 const REASON_MAX_CHARS: usize = 200;
@@ -144,5 +163,40 @@ mod tests {
         let long = "x".repeat(500);
         assert_eq!(reason(&long, "k").chars().count(), REASON_MAX_CHARS + 1);
         assert_eq!(reason("fine", ""), "fine");
+    }
+
+    /// A POST answered with a redirect gets that answer: neither a 302's
+    /// GET without the body nor a 307's signed body reaches the host the
+    /// answer names.
+    #[tokio::test]
+    async fn the_client_follows_no_redirect() {
+        use wiremock::matchers::any;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let elsewhere = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(204))
+            .mount(&elsewhere)
+            .await;
+        let http = client(Duration::from_secs(5)).unwrap();
+        for status in [301, 302, 303, 307, 308] {
+            let receiver = MockServer::start().await;
+            Mock::given(any())
+                .respond_with(
+                    ResponseTemplate::new(status)
+                        .insert_header("location", format!("{}/hook", elsewhere.uri())),
+                )
+                .mount(&receiver)
+                .await;
+            let request = http
+                .post(format!("{}/hook", receiver.uri()))
+                .header("webhook-signature", "v1,c2lnbmVk")
+                .body("{}");
+            let answer = post_once(request, "webhook", Duration::from_secs(5))
+                .await
+                .unwrap();
+            assert_eq!(answer.status.as_u16(), status);
+        }
+        let reached = elsewhere.received_requests().await.unwrap();
+        assert!(reached.is_empty(), "followed: {reached:?}");
     }
 }

@@ -247,6 +247,49 @@ both_stores!(
     }
 );
 
+/// A team webhook that answers a redirect has it as a failed attempt
+/// (docs/decisions/0246-no-redirect-is-followed.md): followed, a 302 would
+/// turn the POST into a `GET` without the event, which the other host
+/// answers 200, counted delivered. The event is tried again at the
+/// configured URL, and the host the redirect names gets nothing.
+#[tokio::test]
+async fn a_team_webhook_that_redirects_is_retried_not_followed() {
+    let elsewhere = MockServer::start().await;
+    Mock::given(wiremock::matchers::any())
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&elsewhere)
+        .await;
+    let receiver = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(302).insert_header("location", format!("{}/", elsewhere.uri())),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&receiver)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&receiver)
+        .await;
+    let setup = with_webhook(&receiver.uri(), &generate_whsec());
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    app.new_interaction().await;
+    let created =
+        || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+    eventually("the redirected attempt", || async {
+        created().await.len() == 1
+    })
+    .await;
+    app.advance(3);
+    eventually("the attempt again, at the same URL", || async {
+        created().await.len() == 2
+    })
+    .await;
+    let reached = elsewhere.received_requests().await.unwrap();
+    assert!(reached.is_empty(), "the redirect was followed: {reached:?}");
+}
+
 both_stores!(
     a_backlog_due_at_once_goes_out_once_in_batches_side_by_side,
     |app: TestApp| async move {

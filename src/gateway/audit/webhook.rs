@@ -53,7 +53,7 @@ impl WebhookSink {
         WebhookSink {
             live,
             clock,
-            http: reqwest::Client::new(),
+            http: crate::channels::provider::client(POST_TIMEOUT).unwrap_or_default(),
             me: uuid::Uuid::now_v7().to_string(),
         }
     }

@@ -263,6 +263,22 @@ local function add_to_living_expiry(index, expiry, member, at)
   return true
 end
 
+-- Raises the life of `expiry`, the expiry set of an index this add
+-- renews, to the new member's plus the renewal's slack, as the renewal at
+-- the end would (noted in `index.set_life`): true when it did, which says
+-- the set was there with a life, so the index had other members (its lone
+-- member keeps no set, and a set left by a removal lives no longer than
+-- the index); false, nothing changed, when there was no set, one without
+-- a life, or one living longer already: the index is counted then.
+local function raise_expiry(index, expiry, at)
+  local life = at + index.slack
+  if redis.call('PEXPIREAT', expiry, life, 'GT') == 0 then
+    return false
+  end
+  index.set_life = math.max(index.set_life or 0, life)
+  return true
+end
+
 -- Indexes this commit changed, by name (each op passes its keys anew, so
 -- one index may sit at several positions of KEYS): index key -> a record
 -- of it, made at its first op. `expiry` is its expiry set while the
@@ -271,8 +287,11 @@ end
 -- members; `pruned`, whether dead members were pruned; `renew` and
 -- `slack`, the last add's renewal (whether, and its slack in ms); `life`,
 -- the expiry set's life as add_to_living_expiry found it; `counted`,
--- whether an add of two or more members counted them (ZCARD) instead;
--- `lifeless`, whether add_to_living_expiry found the set without a life.
+-- whether an add of two or more members counted them (ZRANGE of the
+-- first three) instead; `lifeless`, whether add_to_living_expiry found the
+-- set without a life; `set_life`, what an add raised the expiry set's
+-- life to (raise_expiry); `known`, the life of an index this commit made
+-- a pair (below).
 -- While every op on an index only added members or raised their expiries,
 -- its longest-lived member is the old one or the latest added or raised,
 -- so the lifetime only needs raising: a renewal raises it with PEXPIREAT
@@ -281,11 +300,24 @@ end
 -- what this writer renewed it to) the `life` found, or where an add
 -- counted, one PEXPIREAT GT to the latest, checks it, and only when it is
 -- under the latest are both keys raised to the latest plus the slack. An
--- expiry moved earlier, a removal or a new expiry set recompute it from
--- the longest-lived member, renewal or not. Dead members are pruned once
--- per index, when it gains a member (only that makes it grow) and its
--- writer asks for it: on its first add to the index, then every eighth.
+-- expiry moved earlier, a removal or an expiry set made anew by another
+-- writer's loss recompute it from the longest-lived member, renewal or
+-- not; an index made a pair (a second member added to a lone one) knows
+-- both lives, and takes the later. Dead members are pruned once per
+-- index, when it gains a third member or more (only that makes it grow;
+-- a pair's two are alive) and its writer asks for it: on its first add
+-- to the index, then every eighth.
 local indexes = {}
+-- An index made a pair by this commit has its life in `known` (the
+-- later of its two members'), to be set at the end without reading its
+-- expiry set. Another op on it in the same commit makes that unsure: its
+-- life is then recomputed from the set.
+local function settle_known(index)
+  if index.known then
+    index.known = nil
+    index.full = true
+  end
+end
 -- Queues this commit changed, by name (each a key in KEYS): queue key -> a
 -- record of it, made at its first op. `queued` is the latest lifetime an
 -- add asked for, `renew` and `slack` the last add's renewal, `new_key`
@@ -363,6 +395,7 @@ while a <= #ARGV do
     redis.call('DEL', key)
   elseif kind == 'A' then
     local index = record_of(indexes, key)
+    settle_known(index)
     local expiry = KEYS[k + 1]
     local member = ARGV[a + 1]
     local at = now + tonumber(ARGV[a + 3])
@@ -373,12 +406,19 @@ while a <= #ARGV do
     -- A member added to a key without a TTL, where this writer has not
     -- renewed the key lately (most often a customer's first interaction):
     -- a new key, as every index this script writes has a TTL. It is alone,
-    -- and that PEXPIREAT gave it its member's life: no ZCARD. (Where the
+    -- and that PEXPIREAT gave it its member's life: no count. (Where the
     -- writer renewed it lately, the key is there, most often with other
-    -- members and their expiry set: add_to_living_expiry, else ZCARD.)
+    -- members and their expiry set: add_to_living_expiry, else counted.)
     local new_key = added and index.renew and redis.call('PEXPIREAT', key, at, 'NX') == 1
     local listed = added and not index.renew and add_to_living_expiry(index, expiry, member, at)
-    local size = (new_key and 1) or (listed and 3) or redis.call('ZCARD', key)
+    -- Renewed, and the key was there: an index of several members, whose
+    -- expiry set has a life, is known by raising that life (a returning
+    -- customer's third interaction and on), as the renewal does anyway.
+    local raised = added and index.renew and not new_key and raise_expiry(index, expiry, at)
+    -- Counted up to three: the members' names come with the count, for the
+    -- index of two below (a returning customer's second interaction).
+    local first = (new_key or listed or raised) or redis.call('ZRANGE', key, 0, 2)
+    local size = (new_key and 1) or ((listed or raised) and 3) or #first
     if not listed and size > 1 then
       -- Counted: its life is checked at the end.
       index.counted = true
@@ -399,20 +439,24 @@ while a <= #ARGV do
       index.latest = nil
     else
       index.expiry = expiry
-      if added then
-        if size == 2 then
-          -- The expiry set is new: its lifetime is its longest-lived
-          -- member's, which may be the other one.
-          index.full = true
-          -- The other member was alone: its life is what is left of the
-          -- key's (none to keep for a key some other writer left without).
-          local both = redis.call('ZRANGE', key, 0, -1)
-          local other = both[1] == member and both[2] or both[1]
-          local left = redis.call('PTTL', key)
-          if left > 0 and not redis.call('ZSCORE', expiry, other) then
-            redis.call('ZADD', expiry, now + left, other)
-          end
+      local pair = added and size == 2
+      if pair then
+        -- The other member was alone: its life is what is left of the
+        -- key's (none to keep for a key some other writer left without),
+        -- which is also what an expiry set a removal left behind holds for
+        -- it. Both go into the set in one ZADD, and the two keys' life is
+        -- the longer of the two, known without reading the set back. Both
+        -- are alive: nothing to prune.
+        local other = first[1] == member and first[2] or first[1]
+        local left = redis.call('PTTL', key)
+        if left > 0 then
+          redis.call('ZADD', expiry, now + left, other, at, member)
+          index.known = math.max(now + left, at)
+        else
+          redis.call('ZADD', expiry, at, member)
+          index.known = at
         end
+      elseif added then
         if index.prune and not index.pruned then
           index.pruned = true
           local dead = redis.call('ZRANGEBYSCORE', expiry, '-inf', now, 'LIMIT', 0, PRUNE)
@@ -424,14 +468,17 @@ while a <= #ARGV do
       end
       -- GT CH: 1 when the member is new or its expiry raised; otherwise it
       -- had a later (or the same) one, which is moved here. (A listed
-      -- member is in already.)
-      if not listed and redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
+      -- member, or one of a pair, is in already.)
+      if not (listed or pair) and redis.call('ZADD', expiry, 'GT', 'CH', at, member) == 0 then
         redis.call('ZADD', expiry, at, member)
         index.full = true
       end
       index.latest = math.max(index.latest or 0, at)
     end
   elseif kind == 'R' then
+    if indexes[key] then
+      settle_known(indexes[key])
+    end
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[a + 1])
     -- Only a member that had an expiry can have been the longest-lived.
@@ -476,16 +523,21 @@ for key, index in pairs(indexes) do
     -- Alone, or only removals of members without an expiry: settled.
   elseif index.full then
     expire_with_members(key, expiry)
+  elseif index.known then
+    redis.call('PEXPIREAT', key, index.known)
+    redis.call('PEXPIREAT', expiry, index.known)
   elseif
     index.renew
     or index.lifeless
     or (index.counted and redis.call('PEXPIREAT', key, index.latest, 'GT') == 1)
     or (not index.counted and index.life < index.latest)
   then
-    -- Only raised.
+    -- Only raised (the expiry set, unless an add raised it that far).
     local life = index.latest + index.slack
     raise_life(key, life)
-    raise_life(expiry, life)
+    if (index.set_life or 0) < life then
+      raise_life(expiry, life)
+    end
   end
 end
 -- What waits of each queue (at most one of its adds and its removals),

@@ -315,6 +315,95 @@ async fn an_add_between_renewals_neither_counts_nor_checks_the_index() {
     assert_eq!(calls, expected);
 }
 
+/// A customer who comes back: each add renews the index, as an instance
+/// that sees the customer minutes after the last does (the writer renews
+/// on every commit here). The second member makes the lone index a pair:
+/// both lives go into the expiry set, and both keys live as long as the
+/// later, without reading the set back. The third raises the set's life
+/// with its renewal, which says the index had members: not counted (counted
+/// on a private Redis: docs/decisions/0245-a-returning-customer-s-index.md).
+#[tokio::test]
+async fn a_returning_customer_s_index_is_neither_read_back_nor_counted() {
+    if !OwnRedis::available() {
+        eprintln!("!!! SKIPPING a_returning_customer_s_index…: no redis-server binary on PATH");
+        return;
+    }
+    let server = OwnRedis::start(crate::helpers::free_port());
+    let mut admin = admin_of(&server).await;
+    let writer = RedisStore::connect(&server.url(), "rt")
+        .await
+        .unwrap()
+        .renewing_every(Duration::ZERO);
+    let pttl = |admin: &mut redis::Connection, key: &str| -> i64 {
+        redis::cmd("PTTL").arg(key).query(admin).unwrap()
+    };
+    let (idx, exp) = ("rt:{t}:cu", "rt:{t}:cu:exp");
+    let secs = Duration::from_secs;
+    async fn add(
+        admin: &mut redis::Connection,
+        writer: &RedisStore,
+        m: &str,
+        score: i64,
+        ttl: Duration,
+    ) -> std::collections::BTreeMap<String, u64> {
+        reset_stats(admin);
+        let ops = vec![index_add("{t}:cu", m, score, ttl)];
+        assert_eq!(writer.commit(ops).await.unwrap(), Commit::Applied);
+        let mut calls = calls_by_command(admin);
+        calls.retain(|_, n| *n > 0);
+        calls
+    }
+    let counted = |expected: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
+        expected.iter().map(|(c, n)| (c.to_string(), *n)).collect()
+    };
+    // The script known to Redis first.
+    let warm = vec![index_add("{t}:warm", "w", 1, secs(30))];
+    assert_eq!(writer.commit(warm).await.unwrap(), Commit::Applied);
+    let first = add(&mut admin, &writer, "a", 1, secs(30)).await;
+    assert_eq!(
+        first,
+        counted(&[("evalsha", 1), ("pexpireat", 1), ("zadd", 1)])
+    );
+    let second = add(&mut admin, &writer, "b", 2, secs(90)).await;
+    // The index's ZADD, its new-key probe, the set's life probe, the
+    // count with the names, the lone member's life, both lives in one
+    // ZADD, both keys' lives.
+    let pair = [
+        ("evalsha", 1),
+        ("pexpireat", 4),
+        ("pttl", 1),
+        ("zadd", 2),
+        ("zrange", 1),
+    ];
+    assert_eq!(second, counted(&pair));
+    for key in [idx, exp] {
+        let left = pttl(&mut admin, key);
+        assert!((85_000..=90_000).contains(&left), "{key}: {left}");
+    }
+    let third = add(&mut admin, &writer, "c", 3, secs(120)).await;
+    // The index's ZADD, the new-key probe, the set's life raised, the
+    // member's expiry, the index's life raised.
+    assert_eq!(
+        third,
+        counted(&[("evalsha", 1), ("pexpireat", 3), ("zadd", 2)])
+    );
+    // Raised to c's life (the newest interaction's is the longest), and
+    // the renewal's slack, none for a writer that renews on every commit.
+    for key in [idx, exp] {
+        let left = pttl(&mut admin, key);
+        assert!((115_000..=120_000).contains(&left), "{key}: {left}");
+    }
+    let members: Vec<(String, f64)> = redis::cmd("ZRANGE")
+        .arg(exp)
+        .arg(0)
+        .arg(-1)
+        .arg("WITHSCORES")
+        .query(&mut admin)
+        .unwrap();
+    let names: Vec<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
+    assert_eq!(names, ["a", "b", "c"], "each member's own life");
+}
+
 /// A queue's key lives as long as the latest time an add asked for: a
 /// shorter add never lowers it, a longer one (new member or not) raises it.
 /// (Renewed on every commit, without slack: the lives are the adds' own.)

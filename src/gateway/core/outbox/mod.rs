@@ -196,11 +196,8 @@ impl Default for Outbox {
 
 impl Outbox {
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(WEBHOOK_TIMEOUT)
-            .connect_timeout(Duration::from_secs(2))
-            .build()
-            .unwrap_or_default();
+        // Fails only where start-up's own client was refused already.
+        let http = crate::channels::provider::client(WEBHOOK_TIMEOUT).unwrap_or_default();
         Outbox {
             bells: Mutex::default(),
             http,
