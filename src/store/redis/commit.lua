@@ -235,8 +235,9 @@ end
 -- Adds `member`, new to its index and added between its writer's
 -- renewals, to the index's expiry set where that set was there with its
 -- life: every write that gives an expiry set its life gives its index the
--- same or a longer one (expire_with_members sets both, raise_life raises
--- both to the same time; the alone index drops its set), so the index had
+-- same or a longer one (expire_with_members and a pair's `known` set both,
+-- raise_life raises both to the same time, raise_expiry's set is followed
+-- by its index's raise; the alone index drops its set), so the index had
 -- other members, each with its expiry there, and lives at least as long
 -- as the set: the set's life says whether the index's needs raising
 -- (noted in `index.life`), with no ZCARD and no check of the index's own.
@@ -268,8 +269,10 @@ end
 -- the end would (noted in `index.set_life`): true when it did, which says
 -- the set was there with a life, so the index had other members (its lone
 -- member keeps no set, and a set left by a removal lives no longer than
--- the index); false, nothing changed, when there was no set, one without
--- a life, or one living longer already: the index is counted then.
+-- the index; only an eviction of the index, which
+-- docs/operations.md#redis-memory rules out, leaves a set behind it);
+-- false, nothing changed, when there was no set, one without a life, or
+-- one living longer already: the index is counted then.
 local function raise_expiry(index, expiry, at)
   local life = at + index.slack
   if redis.call('PEXPIREAT', expiry, life, 'GT') == 0 then
@@ -396,6 +399,10 @@ while a <= #ARGV do
   elseif kind == 'A' then
     local index = record_of(indexes, key)
     settle_known(index)
+    -- Whether an earlier op of this commit changed the index: what the
+    -- key's own TTL says is then not yet settled.
+    local touched = index.touched
+    index.touched = true
     local expiry = KEYS[k + 1]
     local member = ARGV[a + 1]
     local at = now + tonumber(ARGV[a + 3])
@@ -431,8 +438,11 @@ while a <= #ARGV do
       if not new_key then
         redis.call('PEXPIREAT', key, at)
       end
-      if not added then
+      if not added or (new_key and touched) then
+        -- (A key made anew after this commit's removals: what its set
+        -- still holds is of members no longer in it.)
         redis.call('DEL', expiry)
+        index.set_life = nil
       end
       index.expiry = nil
       index.full = nil
@@ -442,19 +452,26 @@ while a <= #ARGV do
       local pair = added and size == 2
       if pair then
         -- The other member was alone: its life is what is left of the
-        -- key's (none to keep for a key some other writer left without),
-        -- which is also what an expiry set a removal left behind holds for
-        -- it. Both go into the set in one ZADD, and the two keys' life is
-        -- the longer of the two, known without reading the set back. Both
-        -- are alive: nothing to prune.
+        -- key's, which is also what an expiry set a removal of an earlier
+        -- commit left behind holds for it. Both go into the set in one
+        -- ZADD, and the two keys' life is the longer of the two, known
+        -- without reading the set back. Both are alive: nothing to prune.
+        -- Where the key has no TTL (another writer left it without), or an
+        -- earlier op of this commit changed the index (a removal's
+        -- recompute is still to come: the TTL is not yet the other's), an
+        -- entry the set holds for the other is kept, and the life is
+        -- recomputed from the set at the end, as for any other change.
         local other = first[1] == member and first[2] or first[1]
         local left = redis.call('PTTL', key)
-        if left > 0 then
+        if left > 0 and not touched then
           redis.call('ZADD', expiry, now + left, other, at, member)
           index.known = math.max(now + left, at)
         else
+          if left > 0 then
+            redis.call('ZADD', expiry, 'NX', now + left, other)
+          end
           redis.call('ZADD', expiry, at, member)
-          index.known = at
+          index.full = true
         end
       elseif added then
         if index.prune and not index.pruned then
@@ -463,6 +480,9 @@ while a <= #ARGV do
           if #dead > 0 then
             redis.call('ZREM', key, unpack(dead))
             redis.call('ZREM', expiry, unpack(dead))
+            -- The set may be gone with them, and made again below without
+            -- a life: it gets one at the end.
+            index.set_life = nil
           end
         end
       end
@@ -476,14 +496,13 @@ while a <= #ARGV do
       index.latest = math.max(index.latest or 0, at)
     end
   elseif kind == 'R' then
-    if indexes[key] then
-      settle_known(indexes[key])
-    end
+    local index = record_of(indexes, key)
+    settle_known(index)
+    index.touched = true
     local expiry = KEYS[k + 1]
     redis.call('ZREM', key, ARGV[a + 1])
     -- Only a member that had an expiry can have been the longest-lived.
     if redis.call('ZREM', expiry, ARGV[a + 1]) == 1 then
-      local index = record_of(indexes, key)
       index.expiry = expiry
       index.full = true
     end

@@ -8,8 +8,8 @@ use chatgate::store::redis::RedisStore;
 use chatgate::store::{Commit, Op, SharedStore, Store, StoreError};
 
 use super::{
-    commit, delete, desc, index_add, index_remove, put, put_naming, queue_add, queue_remove, read,
-    LONG, SHORT,
+    commit, delete, desc, index_add, index_remove, pairs, put, put_naming, queue_add, queue_remove,
+    read, LONG, SHORT,
 };
 use crate::redis_support::{redis_store, OwnRedis, TestPrefix};
 
@@ -402,6 +402,68 @@ async fn a_returning_customer_s_index_is_neither_read_back_nor_counted() {
         .unwrap();
     let names: Vec<&str> = members.iter().map(|(m, _)| m.as_str()).collect();
     assert_eq!(names, ["a", "b", "c"], "each member's own life");
+}
+
+/// A removal and an add to one index in one commit: the add makes the
+/// index a pair again, while the key's TTL is still the removed member's
+/// (its recompute comes at the end). The member left keeps its own
+/// recorded life, and both keys live as long as the longer of the two.
+#[tokio::test]
+async fn a_removal_then_an_add_in_one_commit_keep_each_member_s_life() {
+    let Some((store, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(store.renewing_every(Duration::ZERO));
+    let secs = Duration::from_secs;
+    let (idx, exp) = (prefix.physical("{t}:ra"), prefix.physical("{t}:ra:exp"));
+    let add = |m: &str, ttl| index_add("{t}:ra", m, 1, ttl);
+    commit(&s, vec![add("a", secs(20)), add("b", secs(100))]).await;
+    commit(&s, vec![index_remove("{t}:ra", "b"), add("c", secs(30))]).await;
+    let a = prefix.expiry_left(&exp, "a");
+    assert!(a.is_some_and(|l| (15_000..=20_000).contains(&l)), "{a:?}");
+    let c = prefix.expiry_left(&exp, "c");
+    assert!(c.is_some_and(|l| (25_000..=30_000).contains(&l)), "{c:?}");
+    for key in [&idx, &exp] {
+        let left = prefix.pttl(key);
+        assert!((25_000..=30_000).contains(&left), "{key}: {left}");
+    }
+}
+
+/// An add that renews an index whose members are all dead (the key kept
+/// alive by an earlier renewal's slack) raises the expiry set's life, then
+/// prunes every member, which takes the set with them: the set made again
+/// for the new member gets its life, as the index does.
+#[tokio::test]
+async fn a_prune_that_empties_the_expiry_set_leaves_it_a_life() {
+    let Some((first, prefix)) = redis_store().await else {
+        return;
+    };
+    let s: SharedStore = Arc::new(first);
+    let (idx, exp) = (prefix.physical("{t}:dead"), prefix.physical("{t}:dead:exp"));
+    // Each lives a second; the third's add raises the index's life to its
+    // own and a second's slack (a renewal's slack is the TTL asked, when
+    // shorter than a minute).
+    for m in ["a", "b", "c"] {
+        commit(
+            &s,
+            vec![index_add("{t}:dead", m, 1, Duration::from_secs(1))],
+        )
+        .await; // A millisecond of Redis' time after the last: each asks for more.
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1400)).await;
+    assert!(prefix.pttl(&idx) > 0, "kept by the slack past its members");
+    // Another instance, whose first add to the index renews and prunes it.
+    let other = RedisStore::connect(&crate::redis_support::redis_url(), &prefix.prefix)
+        .await
+        .unwrap();
+    let other: SharedStore = Arc::new(other);
+    commit(&other, vec![index_add("{t}:dead", "d", 2, LONG)]).await;
+    assert_eq!(desc(&other, "{t}:dead", None, 10).await, pairs(&[("d", 2)]));
+    for key in [&idx, &exp] {
+        let left = prefix.pttl(key);
+        assert!(left > 50_000, "{key}: {left}");
+    }
 }
 
 /// A queue's key lives as long as the latest time an add asked for: a
