@@ -453,9 +453,12 @@ while a <= #ARGV do
       if pair then
         -- The other member was alone: its life is what is left of the
         -- key's, which is also what an expiry set a removal of an earlier
-        -- commit left behind holds for it. Both go into the set in one
-        -- ZADD, and the two keys' life is the longer of the two, known
-        -- without reading the set back. Both are alive: nothing to prune.
+        -- commit left behind holds for it (a prune that left it alone may
+        -- have left the key up to a renewal's slack longer: the member is
+        -- then recorded, and the index kept, that much longer, as any index
+        -- is between renewals). Both go into the set in one ZADD, and the
+        -- two keys' life is the longer of the two, known without reading
+        -- the set back. Both are alive: nothing to prune.
         -- Where the key has no TTL (another writer left it without), or an
         -- earlier op of this commit changed the index (a removal's
         -- recompute is still to come: the TTL is not yet the other's), an
