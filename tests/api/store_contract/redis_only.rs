@@ -634,6 +634,138 @@ async fn lifetimes_outlive_what_they_hold() {
     }
 }
 
+/// Random commits of one to three adds and removals on one index, from
+/// writers that renew at their own pace, with the members' lives short and
+/// the pauses between commits long enough for members to die and be
+/// pruned. After every commit, read against what was added and removed:
+/// neither key is without a TTL; every member surely alive (300 ms from
+/// its end) is in the index, which lives at least as long; while the index
+/// has two members or more, each such member has its expiry recorded, at
+/// least its life, and the expiry set lives at least that long; the set
+/// never outlives the index; no removed member is left. (A fixed seed: the
+/// ops are the same on every run; the times are the machine's.)
+#[tokio::test]
+async fn random_commits_keep_an_index_s_lifetimes() {
+    use rand::{Rng, SeedableRng};
+    let Some((first, prefix)) = redis_store().await else {
+        return;
+    };
+    let url = crate::redis_support::redis_url();
+    let connect = || RedisStore::connect(&url, &prefix.prefix);
+    // One that renews on every commit, one every 250 ms, and one made anew
+    // for each of its commits, whose first add to the index renews and
+    // prunes it (as an instance that sees the index for the first time in
+    // a while).
+    let mut writers: [SharedStore; 3] = [
+        Arc::new(first.renewing_every(Duration::ZERO)),
+        Arc::new(
+            connect()
+                .await
+                .unwrap()
+                .renewing_every(Duration::from_millis(250)),
+        ),
+        Arc::new(connect().await.unwrap()),
+    ];
+    let mut conn = redis::Client::open(crate::redis_support::redis_url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let unix_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    };
+    let (idx, exp) = (prefix.physical("{t}:r"), prefix.physical("{t}:r:exp"));
+    // Clocks' granularity and the time between a read and the next.
+    const TOLERANCE: i64 = 25;
+    const SURELY_ALIVE: i64 = 300;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x1DE5);
+    // Member -> the end of its life (ms), as the last add gave it.
+    let mut lives: std::collections::HashMap<String, i64> = Default::default();
+    for step in 0..60 {
+        let chosen = rng.gen_range(0..3);
+        if chosen == 2 {
+            writers[2] = Arc::new(connect().await.unwrap());
+        }
+        let writer = &writers[chosen];
+        let mut ops = Vec::new();
+        let mut added = Vec::new();
+        for _ in 0..[1, 1, 1, 2, 2, 3][rng.gen_range(0..6)] {
+            let member = ["x", "y", "z"][rng.gen_range(0..3)];
+            if rng.gen_bool(0.35) {
+                ops.push(index_remove("{t}:r", member));
+                added.push((member, None));
+            } else {
+                let ttl = [200, 300, 600, 900, 1500][rng.gen_range(0..5)];
+                ops.push(index_add("{t}:r", member, 1, Duration::from_millis(ttl)));
+                added.push((member, Some(ttl)));
+            }
+        }
+        let before = unix_ms();
+        commit(writer, ops.clone()).await;
+        for (member, ttl) in added {
+            match ttl {
+                Some(ttl) => lives.insert(member.to_string(), before + ttl as i64),
+                None => lives.remove(member),
+            };
+        }
+        let at = |key: &str, conn: &mut redis::Connection| -> i64 {
+            redis::cmd("PEXPIRETIME").arg(key).query(conn).unwrap()
+        };
+        let (index_ends, set_ends) = (at(&idx, &mut conn), at(&exp, &mut conn));
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(&idx)
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+            .unwrap();
+        let recorded: Vec<(String, i64)> = redis::cmd("ZRANGE")
+            .arg(&exp)
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .query(&mut conn)
+            .unwrap();
+        let recorded: std::collections::HashMap<String, i64> = recorded.into_iter().collect();
+        let said = format!("step {step}: {ops:?}");
+        assert_ne!(index_ends, -1, "{said}: the index has no TTL");
+        assert_ne!(set_ends, -1, "{said}: the expiry set has no TTL");
+        if set_ends > 0 {
+            assert!(
+                set_ends <= index_ends + TOLERANCE,
+                "{said}: the set outlives the index"
+            );
+        }
+        let now = unix_ms();
+        for (member, &end) in lives.iter().filter(|(_, end)| **end > now + SURELY_ALIVE) {
+            assert!(
+                members.contains(member),
+                "{said}: {member} is alive, not in the index"
+            );
+            assert!(
+                index_ends >= end - TOLERANCE,
+                "{said}: the index ends before {member}"
+            );
+            if members.len() >= 2 {
+                let entry = recorded.get(member).copied();
+                assert!(
+                    entry.is_some_and(|e| e >= end - TOLERANCE && set_ends >= e - TOLERANCE),
+                    "{said}: {member}'s expiry {entry:?}, its end {end}, the set's {set_ends}"
+                );
+            }
+        }
+        for member in &members {
+            assert!(
+                lives.contains_key(member.as_str()),
+                "{said}: {member} was removed"
+            );
+        }
+        let pause = [0, 0, 50, 150, 400][rng.gen_range(0..5)];
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_foreign_record_is_corrupt_and_never_overwritten() {
     let Some((store, prefix)) = redis_store().await else {
