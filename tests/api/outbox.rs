@@ -167,9 +167,15 @@ both_stores!(
 /// A webhook receiver that answers its first `n` deliveries with `status`,
 /// then 204.
 pub(crate) async fn receiver_failing_first(n: u64, status: u16) -> MockServer {
+    receiver_answering_first(n, ResponseTemplate::new(status)).await
+}
+
+/// A webhook receiver that answers its first `n` deliveries with `answer`,
+/// then 204.
+async fn receiver_answering_first(n: u64, answer: ResponseTemplate) -> MockServer {
     let receiver = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(status))
+        .respond_with(answer)
         .up_to_n_times(n)
         .with_priority(1)
         .mount(&receiver)
@@ -259,19 +265,9 @@ async fn a_team_webhook_that_redirects_is_retried_not_followed() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&elsewhere)
         .await;
-    let receiver = MockServer::start().await;
-    Mock::given(method("POST"))
-        .respond_with(
-            ResponseTemplate::new(302).insert_header("location", format!("{}/", elsewhere.uri())),
-        )
-        .up_to_n_times(1)
-        .with_priority(1)
-        .mount(&receiver)
-        .await;
-    Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(204))
-        .mount(&receiver)
-        .await;
+    let redirect =
+        ResponseTemplate::new(302).insert_header("location", format!("{}/", elsewhere.uri()));
+    let receiver = receiver_answering_first(1, redirect).await;
     let setup = with_webhook(&receiver.uri(), &generate_whsec());
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
     app.new_interaction().await;
