@@ -48,6 +48,11 @@ pub(crate) async fn requests_where(
     all.into_iter().filter(|r| f(&body(r))).collect()
 }
 
+/// Every attempt `receiver` got of an `interaction.created` event.
+pub(crate) async fn created_events(receiver: &MockServer) -> Vec<Request> {
+    requests_where(receiver, |b| b["type"] == "interaction.created").await
+}
+
 both_stores!(
     a_failing_chat_provider_still_gets_every_notice,
     |app: TestApp| async move {
@@ -212,8 +217,7 @@ both_stores!(
             return;
         };
         let id = app.new_interaction().await;
-        let created =
-            || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+        let created = || created_events(&receiver);
         eventually("the first delivery", || async {
             created().await.len() == 1
         })
@@ -271,8 +275,7 @@ async fn a_team_webhook_that_redirects_is_retried_not_followed() {
     let setup = with_webhook(&receiver.uri(), &generate_whsec());
     let app = spawn_with(Backend::Memory, setup).await.unwrap();
     app.new_interaction().await;
-    let created =
-        || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+    let created = || created_events(&receiver);
     eventually("the redirected attempt", || async {
         created().await.len() == 1
     })
@@ -305,8 +308,7 @@ both_stores!(
         for _ in 0..N {
             app.new_interaction().await;
         }
-        let created =
-            || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+        let created = || created_events(&receiver);
         eventually("every first attempt", || async {
             created().await.len() == N
         })
@@ -396,8 +398,7 @@ async fn a_pending_delivery_survives_a_restart() {
         return;
     };
     let id = a.new_interaction().await;
-    let created =
-        || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+    let created = || created_events(&receiver);
     eventually("a failed delivery", || async {
         !created().await.is_empty()
     })

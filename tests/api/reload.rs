@@ -19,7 +19,7 @@ use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::outbox::{body, eventually, header, requests_where, with_webhook};
+use crate::outbox::{body, created_events, eventually, header, with_webhook};
 
 /// Reloads and expects the new set in force: the keys needing a restart.
 pub(crate) async fn reload_applies(app: &TestApp) -> Vec<String> {
@@ -363,7 +363,7 @@ both_stores!(
         .unwrap();
         reload_applies(&app).await;
         let id = app.new_interaction().await;
-        let created = || async { requests_where(&receiver, |b| b["type"] == "interaction.created").await };
+        let created = || created_events(&receiver);
         eventually("the delivery", || async { !created().await.is_empty() }).await;
         let r = &created().await[0];
         assert_eq!(body(r)["data"]["interaction"]["id"], id.as_str());

@@ -276,11 +276,9 @@ async fn an_add_between_renewals_reads_the_expiry_set_s_life() {
 /// a private Redis).
 #[tokio::test]
 async fn an_add_between_renewals_neither_counts_nor_checks_the_index() {
-    if !OwnRedis::available() {
-        eprintln!("!!! SKIPPING an_add_between_renewals_neither…: no redis-server binary on PATH");
+    let Some(server) = OwnRedis::private("an_add_between_renewals_neither…").await else {
         return;
-    }
-    let server = OwnRedis::start(crate::helpers::free_port());
+    };
     let mut admin = admin_of(&server).await;
     let writer = RedisStore::connect(&server.url(), "rt").await.unwrap();
     let add = |m: &str| index_add("{t}:idx", m, 1, Duration::from_secs(60));
@@ -300,19 +298,31 @@ async fn an_add_between_renewals_neither_counts_nor_checks_the_index() {
         life > 60_000,
         "the expiry set's life, with slack: {life} ms"
     );
-    reset_stats(&mut admin);
+    let calls = commands_of_commit(&mut admin, &writer, vec![add("d")]).await;
     assert_eq!(
-        writer.commit(vec![add("d")]).await.unwrap(),
-        Commit::Applied
+        calls,
+        commands(&[("evalsha", 1), ("pexpiretime", 1), ("zadd", 2)])
     );
-    let mut calls = calls_by_command(&mut admin);
+}
+
+/// The commands one commit of `ops` by `writer` makes, counted on a
+/// private Redis (`INFO commandstats`), each command that ran once with
+/// its count.
+async fn commands_of_commit(
+    admin: &mut redis::Connection,
+    writer: &RedisStore,
+    ops: Vec<Op>,
+) -> std::collections::BTreeMap<String, u64> {
+    reset_stats(admin);
+    assert_eq!(writer.commit(ops).await.unwrap(), Commit::Applied);
+    let mut calls = calls_by_command(admin);
     calls.retain(|_, n| *n > 0);
-    let expected: Vec<(&str, u64)> = vec![("evalsha", 1), ("pexpiretime", 1), ("zadd", 2)];
-    let expected = expected
-        .into_iter()
-        .map(|(c, n)| (c.to_string(), n))
-        .collect();
-    assert_eq!(calls, expected);
+    calls
+}
+
+/// `expected` in the form [`commands_of_commit`] answers.
+fn commands(expected: &[(&str, u64)]) -> std::collections::BTreeMap<String, u64> {
+    expected.iter().map(|(c, n)| (c.to_string(), *n)).collect()
 }
 
 /// A customer who comes back: each add renews the index, as an instance
@@ -324,11 +334,9 @@ async fn an_add_between_renewals_neither_counts_nor_checks_the_index() {
 /// on a private Redis: docs/decisions/0245-a-returning-customer-s-index.md).
 #[tokio::test]
 async fn a_returning_customer_s_index_is_neither_read_back_nor_counted() {
-    if !OwnRedis::available() {
-        eprintln!("!!! SKIPPING a_returning_customer_s_index…: no redis-server binary on PATH");
+    let Some(server) = OwnRedis::private("a_returning_customer_s_index…").await else {
         return;
-    }
-    let server = OwnRedis::start(crate::helpers::free_port());
+    };
     let mut admin = admin_of(&server).await;
     let writer = RedisStore::connect(&server.url(), "rt")
         .await
@@ -339,32 +347,16 @@ async fn a_returning_customer_s_index_is_neither_read_back_nor_counted() {
     };
     let (idx, exp) = ("rt:{t}:cu", "rt:{t}:cu:exp");
     let secs = Duration::from_secs;
-    async fn add(
-        admin: &mut redis::Connection,
-        writer: &RedisStore,
-        m: &str,
-        score: i64,
-        ttl: Duration,
-    ) -> std::collections::BTreeMap<String, u64> {
-        reset_stats(admin);
-        let ops = vec![index_add("{t}:cu", m, score, ttl)];
-        assert_eq!(writer.commit(ops).await.unwrap(), Commit::Applied);
-        let mut calls = calls_by_command(admin);
-        calls.retain(|_, n| *n > 0);
-        calls
-    }
-    let counted = |expected: &[(&str, u64)]| -> std::collections::BTreeMap<String, u64> {
-        expected.iter().map(|(c, n)| (c.to_string(), *n)).collect()
-    };
     // The script known to Redis first.
     let warm = vec![index_add("{t}:warm", "w", 1, secs(30))];
     assert_eq!(writer.commit(warm).await.unwrap(), Commit::Applied);
-    let first = add(&mut admin, &writer, "a", 1, secs(30)).await;
+    let add = |m: &str, score, ttl| vec![index_add("{t}:cu", m, score, ttl)];
+    let first = commands_of_commit(&mut admin, &writer, add("a", 1, secs(30))).await;
     assert_eq!(
         first,
-        counted(&[("evalsha", 1), ("pexpireat", 1), ("zadd", 1)])
+        commands(&[("evalsha", 1), ("pexpireat", 1), ("zadd", 1)])
     );
-    let second = add(&mut admin, &writer, "b", 2, secs(90)).await;
+    let second = commands_of_commit(&mut admin, &writer, add("b", 2, secs(90))).await;
     // The index's ZADD, its new-key probe, the set's life probe, the
     // count with the names, the lone member's life, both lives in one
     // ZADD, both keys' lives.
@@ -375,17 +367,17 @@ async fn a_returning_customer_s_index_is_neither_read_back_nor_counted() {
         ("zadd", 2),
         ("zrange", 1),
     ];
-    assert_eq!(second, counted(&pair));
+    assert_eq!(second, commands(&pair));
     for key in [idx, exp] {
         let left = pttl(&mut admin, key);
         assert!((85_000..=90_000).contains(&left), "{key}: {left}");
     }
-    let third = add(&mut admin, &writer, "c", 3, secs(120)).await;
+    let third = commands_of_commit(&mut admin, &writer, add("c", 3, secs(120))).await;
     // The index's ZADD, the new-key probe, the set's life raised, the
     // member's expiry, the index's life raised.
     assert_eq!(
         third,
-        counted(&[("evalsha", 1), ("pexpireat", 3), ("zadd", 2)])
+        commands(&[("evalsha", 1), ("pexpireat", 3), ("zadd", 2)])
     );
     // Raised to c's life (the newest interaction's is the longest), and
     // the renewal's slack, none for a writer that renews on every commit.
