@@ -37,6 +37,7 @@ trap 'rm -rf "$out"' EXIT
 perf record -e cpu-clock -F 999 --call-graph dwarf,32768 -o "$out/perf.data" -- \
   "$bin" --quick --no-scaling --memory-only --saturate 0 --grow-to 0 --only "$only" \
   >"$out/run.log" 2>&1 || { tail -20 "$out/run.log" >&2; exit 1; }
-grep -E "^\| (CEILING bare|$only)" "$out/run.log" || true
+# The row and the ceiling, in both tables (`--only` is text, not a pattern).
+grep -F -e "| CEILING bare" -e "| $only" "$out/run.log" || true
 perf script -i "$out/perf.data" --no-inline -F comm,time,ip,sym >"$out/stacks" 2>/dev/null
 python3 tools/profile_row.py "$out/stacks" --handler "$handler"
