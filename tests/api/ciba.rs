@@ -889,6 +889,32 @@ async fn a_payment_approved_in_the_app_gives_its_token(backend: Backend) {
         )
         .await;
     assert_eq!(a["satisfied"], true, "{a}");
+    // A second app challenge for the same payment approved nothing yet:
+    // reading it gives no approval (no second token for one approval),
+    // and once it is replaced, none either.
+    let again = app
+        .post_json(
+            &format!("/v1/interactions/{id}/challenges"),
+            Some(&app.keys.bot),
+            &json!({"method": "app", "transaction": data["transaction"].clone()}),
+        )
+        .await;
+    assert_eq!(again.status(), 201);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(again["transaction_hash"], hash);
+    let second = again["challenge_id"].as_str().unwrap().to_string();
+    let open = read(&app, &id, &second).await;
+    assert_eq!(open["state"], "open", "{open}");
+    assert!(open.get("approval").is_none(), "{open}");
+    assert_eq!(start_app(&app, &id).await.status(), 201);
+    let replaced = read(&app, &id, &second).await;
+    assert_eq!(replaced["state"], "replaced", "{replaced}");
+    assert!(replaced.get("approval").is_none(), "{replaced}");
+    assert_eq!(
+        read(&app, &id, &cid).await["approval"]["token"],
+        token.as_str(),
+        "the approval answered keeps its one token"
+    );
 }
 
 macro_rules! on_both_stores {

@@ -260,10 +260,12 @@ pub(super) async fn challenge_and_state(
 }
 
 /// The approval challenge `cid` of `rec` gave, when it approved a
-/// transaction and that approval is the current authentication: its hash
-/// and, `with_token`, its approval token (docs/api.md#the-approval-token),
-/// the same at every ask: issued at the approval, with one `jti` per
-/// approval.
+/// transaction (it was answered: `used`) and that transaction is the
+/// current authentication's: its hash and, `with_token`, its approval
+/// token (docs/api.md#the-approval-token), the same at every ask: issued
+/// at the approval, with one `jti` per approval. A challenge for the same
+/// transaction that was not answered (open, replaced, denied, …) gave no
+/// approval, whatever another one approved.
 pub(super) fn approval_of(
     core: &Core,
     team: &Team,
@@ -275,7 +277,7 @@ pub(super) fn approval_of(
     let Some(auth) = rec.auth.as_ref() else {
         return Ok(None);
     };
-    let Some((c, _)) = rec.challenge_at(cid, now) else {
+    let Some((c, State::Used)) = rec.challenge_at(cid, now) else {
         return Ok(None);
     };
     let Some(t) = c.transaction.as_ref() else {
