@@ -23,7 +23,7 @@ pub(crate) const PHONE: &str = "+447400123456";
 const WA: &str = "kind = \"whatsapp\"\nbase_url = \"{CHAT_URL}/wa\"\nphone_number_id = \"PNID\"\ntoken = \"${CG_TEST_UNSET_WA:-wa-test-token}\"\napp_secret = \"${CG_TEST_UNSET_WA_SECRET:-wa-app-secret}\"\n";
 const WA_SECRET: &str = "wa-app-secret";
 const TWILIO_TOKEN: &str = "twilio-test-token";
-const TG: &str = "kind = \"telegram_gateway\"\nbase_url = \"{CHAT_URL}/tg\"\ntoken = \"${CG_TEST_UNSET_TG:-tg-test-token}\"\n";
+pub(crate) const TG: &str = "kind = \"telegram_gateway\"\nbase_url = \"{CHAT_URL}/tg\"\ntoken = \"${CG_TEST_UNSET_TG:-tg-test-token}\"\n";
 const TG_TOKEN: &str = "tg-test-token";
 
 /// Acme with channels `wa` (WhatsApp) and `tg` (Telegram's gateway, in no

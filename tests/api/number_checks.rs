@@ -459,7 +459,7 @@ both!(
             "name = \"mail\"\nkind = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"codes@acme.test\"\n"
         );
         let mut s = setup("ladder = [\"sms\", \"mail\"]", camara(&op, ""));
-        s.unlisted_channels.push(("mail".into(), mail));
+        s.unlisted_channels.push(("mail".into(), mail.clone()));
         let Some(app) = spawn_with(backend, s).await else {
             return;
         };
@@ -478,6 +478,31 @@ both!(
         );
         assert_eq!(taken.load(Ordering::SeqCst), 1, "the e-mail went");
         assert_eq!(received(&op, "/sim-swap/v2/check").await.len(), 1);
+
+        // A payment's ladder keeps only the steps that show it (not the
+        // Telegram gateway's), so its steps stand elsewhere than in the
+        // team's ladder: the refused ones are still those to the swapped
+        // number, and its e-mail step goes.
+        drop(app);
+        let mut s = setup("ladder = [\"tg\", \"sms\", \"mail\"]", camara(&op, ""));
+        s.unlisted_channels
+            .push(("tg".into(), format!("name = \"tg\"\n{}", crate::ladder::TG)));
+        s.unlisted_channels.push(("mail".into(), mail));
+        let app = spawn_with(backend, s).await.unwrap();
+        twilio_takes(&app).await;
+        let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR",
+                             "payee": "ACME Energy Ltd", "reference": "INV-2026-42"});
+        let body = json!({"method": "otp", "delivery": "ladder", "transaction": payment});
+        let res = crate::challenges::start(&app, &with_phone(&app).await, body).await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["channel"], "mail", "{c}");
+        assert_eq!(
+            sent_to(&app, "/Messages.json").await,
+            0,
+            "no SMS to the swapped number"
+        );
+        assert_eq!(taken.load(Ordering::SeqCst), 2, "the payment's e-mail went");
 
         // A ladder with only the refused step left is refused like a
         // single delivery.

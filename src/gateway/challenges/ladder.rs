@@ -103,11 +103,14 @@ pub(in crate::gateway) async fn start_ladder(
 }
 
 /// The number checks of a ladder's steps (docs/number-checks.md): the
-/// steps to a refused number, what refused the first, and what was
-/// found about the number of the first step left that goes to one.
+/// steps to a refused number, each named by its channel and number (not
+/// its place: a payment's ladder keeps only the steps that show it, so
+/// places differ between the ladder checked and the one opened), what
+/// refused the first, and what was found about the number of the first
+/// step left that goes to one.
 #[derive(Debug, Default)]
 struct Checked {
-    refused: Vec<(usize, Refusal)>,
+    refused: Vec<((String, String), Refusal)>,
     found: Option<NumberCheck>,
 }
 
@@ -115,7 +118,11 @@ impl Checked {
     /// `targets` without the refused steps; the first refusal when only
     /// refused steps were left.
     fn keep(&self, targets: Vec<Target>) -> std::result::Result<Vec<Target>, Refusal> {
-        let refused = |t: &Target| self.refused.iter().any(|(i, _)| *i == t.index);
+        let refused = |t: &Target| {
+            self.refused
+                .iter()
+                .any(|((channel, number), _)| *channel == t.channel && *number == t.destination)
+        };
         let first = self.refused.first().map(|(_, r)| *r);
         let left: Vec<Target> = targets.into_iter().filter(|t| !refused(t)).collect();
         match (left.is_empty(), first) {
@@ -183,7 +190,9 @@ async fn check_targets(core: &Core, team: &Team, targets: &[Target], now: Timest
             continue;
         };
         match number_check::verdict(&nc.settings, answer, voice, nc.source(), now) {
-            Verdict::Refuse(r) => checked.refused.push((t.index, r)),
+            Verdict::Refuse(r) => checked
+                .refused
+                .push(((t.channel.clone(), t.destination.clone()), r)),
             Verdict::Go(found) => {
                 checked.found.get_or_insert(found);
             }
