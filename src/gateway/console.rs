@@ -412,11 +412,13 @@ async fn take_state(
     taken.map_err(SignInRefusal::of)
 }
 
-/// Where a session's records are: its hash, its team's limits and key.
+/// Where a session's records are: its hash, its team's limits and key,
+/// and the version of the pointer that names its team.
 struct Located {
     hash: String,
     limits: Limits,
     key: String,
+    pointer_version: u64,
 }
 
 /// The session the cookie's id names, as far as its team: none is 401.
@@ -431,16 +433,16 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
         .await?
         .pop()
         .flatten();
-    let team = Loaded::<SessionTeam>::parse(pointer, raw)?
-        .value
-        .ok_or(Error::Unauthorized)?
-        .team;
+    let loaded = Loaded::<SessionTeam>::parse(pointer, raw)?;
+    let pointer_version = loaded.version;
+    let team = loaded.value.ok_or(Error::Unauthorized)?.team;
     // A team whose [console.oidc] went since signs no one in any more.
     let (_, console) = console_of(core, &team).ok_or(Error::Unauthorized)?;
     Ok(Located {
         key: keys::console_session(&team, &hash),
         limits: limits(console),
         hash,
+        pointer_version,
     })
 }
 
@@ -500,12 +502,13 @@ pub async fn sign_out(
         now,
     )
     .await?;
-    // Its pointer names only a team; it goes too (else at its TTL).
+    // Its pointer names only a team; it goes too (else at its TTL). It
+    // never changes once written, so a conflict means it went already.
     let pointer = keys::console_session_team(&at.hash);
     let _ = core
         .write(vec![Op::Delete {
             key: pointer,
-            expected: 0,
+            expected: at.pointer_version,
         }])
         .await;
     match ended {
@@ -521,11 +524,13 @@ async fn read_session(core: &Core, key: &str) -> crate::error::Result<(u64, Opti
 }
 
 /// Deletes the session, with its `console.signed_out` (`ended`), in one
-/// commit; a session another request ended first is left to it.
+/// commit; a session another request ended first is left to it. One that
+/// another request only touched (its `last_seen`) is deleted as it now
+/// stands: a sign-out never answers while its session lives on.
 async fn end(
     core: &Core,
     key: &str,
-    version: u64,
+    mut version: u64,
     session: &Session,
     ended: Ended,
     via: &Via,
@@ -555,12 +560,14 @@ async fn end(
                 return Ok(());
             }
             Commit::Conflict { .. } => {
-                // Only the head moved: chain again. The session itself
-                // changed or went: its end is the other request's.
-                let (now_version, _) = read_session(core, key).await?;
-                if now_version != version {
+                // The head moved, or the session: chain again, on the
+                // session as it now stands. Gone, its end was another
+                // request's.
+                let (now_version, now_session) = read_session(core, key).await?;
+                if now_session.is_none() {
                     return Ok(());
                 }
+                version = now_version;
                 backoff.wait().await?;
             }
         }

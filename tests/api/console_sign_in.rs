@@ -474,6 +474,51 @@ async fn a_session_ends_idle_or_at_its_absolute_limit() {
     assert_eq!(ended, [&json!("idle"), &json!("max_age")], "{entries:#?}");
 }
 
+/// A sign-out while the same session's other requests keep touching it
+/// (each restarts its idle time, a write): the 204 means the session is
+/// gone, never that another request's touch was taken for its end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_out_raced_by_the_session_s_own_requests_still_ends_it() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, "").await else {
+        return;
+    };
+    for round in 0..12 {
+        let session = sign_in(&app).await.session();
+        let stop = Arc::new(AtomicBool::new(false));
+        let touched = Arc::new(AtomicUsize::new(0));
+        let busy = {
+            let (stop, touched) = (stop.clone(), touched.clone());
+            let request = with_session(&app, Method::GET, "/console/session", &session, false);
+            tokio::spawn(async move {
+                while !stop.load(Ordering::SeqCst) {
+                    let res = request.try_clone().unwrap().send().await.unwrap();
+                    if res.status() != 200 {
+                        break;
+                    }
+                    touched.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        };
+        while touched.load(Ordering::SeqCst) < 3 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let res = with_session(&app, Method::POST, "/console/sign-out", &session, true)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 204, "round {round}");
+        stop.store(true, Ordering::SeqCst);
+        busy.await.unwrap();
+        let res = with_session(&app, Method::GET, "/console/session", &session, false)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 401, "round {round}: signed out, yet alive");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_holds_on_a_second_instance_sharing_the_store() {
     let Some((app, idp)) = spawn_console(Backend::Redis, HTTP, "").await else {
