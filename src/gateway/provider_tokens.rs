@@ -98,7 +98,8 @@ impl ActorRefusal {
 /// The person of a `Chatgate-Actor` token of `team`'s workforce provider
 /// (docs/api.md#a-person-behind-every-agent-action): signed by a key of
 /// its set with an allowed algorithm, `iss` its issuer, `aud` containing
-/// the actor audience, unexpired (30 s leeway), with a `sub`. Its role
+/// the actor audience, unexpired and already valid (`exp`, and `nbf` when
+/// given, with 30 s of leeway), with a `sub`. Its role
 /// claim is not read: the key's role decides.
 pub async fn actor_person(
     core: &Core,
@@ -159,6 +160,16 @@ fn person_of(
         .floor;
     if now.unix_seconds() >= exp.saturating_add(ACTOR_LEEWAY_SECS) {
         return Err(ActorRefusal::Exp);
+    }
+    // Not valid yet is outside the token's window too; a fraction never
+    // widens the check: `nbf` rounded up.
+    if let Some(nbf) = claims.get("nbf") {
+        let nbf = crate::domain::numeric_date::NumericDate::of(nbf)
+            .ok_or(ActorRefusal::Exp)?
+            .ceil;
+        if nbf > now.unix_seconds().saturating_add(ACTOR_LEEWAY_SECS) {
+            return Err(ActorRefusal::Exp);
+        }
     }
     let sub = text("sub")
         .filter(|s| !s.is_empty())

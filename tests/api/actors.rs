@@ -170,6 +170,11 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: B
             "actor_exp",
         ),
         (actor_token(&app, &idp, json!({"exp": null})), "actor_exp"),
+        (
+            actor_token(&app, &idp, json!({"nbf": now + 31})),
+            "actor_exp",
+        ),
+        (actor_token(&app, &idp, json!({"nbf": "soon"})), "actor_exp"),
         (actor_token(&app, &idp, json!({"sub": null})), "actor_sub"),
         (actor_token(&app, &idp, json!({"sub": ""})), "actor_sub"),
     ];
@@ -177,11 +182,12 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: B
         let res = reveal(&app, &id, &cid, Some(token)).await;
         assert_problem(res, 401, "invalid_token").await;
     }
-    // Within the 30 s leeway, and with `aud` an array naming it: accepted.
+    // Within the 30 s leeway (`exp` and `nbf`), and with `aud` an array
+    // naming it: accepted.
     let late = actor_token(
         &app,
         &idp,
-        json!({"exp": now - 29, "aud": ["x", WORKFORCE]}),
+        json!({"exp": now - 29, "nbf": now + 29, "aud": ["x", WORKFORCE]}),
     );
     let res = reveal(&app, &id, &cid, Some(&late)).await;
     assert_eq!(res.status(), 200);
