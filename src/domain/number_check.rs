@@ -229,16 +229,17 @@ pub fn result(answer: &Answer) -> &'static str {
 
 /// Whether Twilio Lookup's `sim_swap` says the SIM changed within
 /// `max_age` of `now`: its `last_sim_swap_date` when it gives one, else
-/// its `swapped_in_period`.
+/// its `swapped_in_period`; `None` when it gives neither (no answer, not
+/// a clean number).
 pub fn twilio_swapped(
     last_swap: Option<Timestamp>,
     swapped_in_period: Option<bool>,
     max_age: Duration,
     now: Timestamp,
-) -> bool {
+) -> Option<bool> {
     match last_swap {
-        Some(at) => at >= now.minus(max_age),
-        None => swapped_in_period == Some(true),
+        Some(at) => Some(at >= now.minus(max_age)),
+        None => swapped_in_period,
     }
 }
 
@@ -355,12 +356,17 @@ mod tests {
         let max = Duration::from_secs(72 * 3600);
         let recent = now().minus(Duration::from_secs(3600));
         let old = now().minus(Duration::from_secs(100 * 3600));
-        assert!(twilio_swapped(Some(recent), Some(false), max, now()));
-        assert!(
-            !twilio_swapped(Some(old), Some(true), max, now()),
+        assert_eq!(
+            twilio_swapped(Some(recent), Some(false), max, now()),
+            Some(true)
+        );
+        assert_eq!(
+            twilio_swapped(Some(old), Some(true), max, now()),
+            Some(false),
             "the date wins"
         );
-        assert!(twilio_swapped(None, Some(true), max, now()));
-        assert!(!twilio_swapped(None, None, max, now()));
+        assert_eq!(twilio_swapped(None, Some(true), max, now()), Some(true));
+        assert_eq!(twilio_swapped(None, Some(false), max, now()), Some(false));
+        assert_eq!(twilio_swapped(None, None, max, now()), None, "no answer");
     }
 }

@@ -98,7 +98,7 @@ pub(super) async fn ask(
 }
 
 /// A swap is a `last_sim_swap_date` within `sim_swap_max_age`, or, when
-/// the date is null, `swapped_in_period` true.
+/// the date is null, `swapped_in_period` true; both null is no answer.
 fn swap_finding(last: &LastSwap, settings: &CheckSettings, now: Timestamp) -> Asked {
     let date = match &last.last_sim_swap_date {
         None => None,
@@ -108,11 +108,38 @@ fn swap_finding(last: &LastSwap, settings: &CheckSettings, now: Timestamp) -> As
         ),
     };
     let max_age = settings.sim_swap_max_age;
-    Ok(
-        if twilio_swapped(date, last.swapped_in_period, max_age, now) {
-            Finding::Yes
-        } else {
-            Finding::No
-        },
-    )
+    match twilio_swapped(date, last.swapped_in_period, max_age, now) {
+        Some(true) => Ok(Finding::Yes),
+        Some(false) => Ok(Finding::No),
+        None => Err(CheckError(
+            "sim_swap: neither a date nor swapped_in_period".into(),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::domain::number_check::{OnError, OnForwarding, OnSwap};
+
+    #[test]
+    fn an_answer_without_a_date_or_a_period_is_no_answer() {
+        let settings = CheckSettings {
+            sim_swap_max_age: Duration::from_secs(72 * 3600),
+            on_sim_swap: OnSwap::Refuse,
+            call_forwarding: OnForwarding::Refuse,
+            on_error: OnError::Closed,
+        };
+        let now = Timestamp::from_unix_seconds(1_800_000_000);
+        let last: LastSwap =
+            serde_json::from_str(r#"{"last_sim_swap_date": null, "swapped_in_period": null}"#)
+                .unwrap();
+        assert!(swap_finding(&last, &settings, now).is_err());
+        let last: LastSwap =
+            serde_json::from_str(r#"{"last_sim_swap_date": null, "swapped_in_period": false}"#)
+                .unwrap();
+        assert_eq!(swap_finding(&last, &settings, now), Ok(Finding::No));
+    }
 }
