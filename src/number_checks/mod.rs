@@ -19,6 +19,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::channels::provider::{body_capped, Uncapped};
 use crate::domain::number_check::{self, Answer, CheckSettings, Finding, Source};
 use crate::fared::{Failing, Fared};
 use crate::time::Timestamp;
@@ -260,16 +261,13 @@ fn transport(what: &str, e: &reqwest::Error) -> CheckError {
     })
 }
 
-/// The body of an answer, at most 64 KiB, read within the client's time.
+/// The body of an answer, at most 64 KiB (a longer one given up as soon
+/// as it passes that), read within the client's time.
 async fn body(what: &str, res: reqwest::Response) -> Result<Vec<u8>, CheckError> {
-    if res.content_length().is_some_and(|n| n > 65_536) {
-        return Err(CheckError(format!("{what}: answer too long")));
-    }
-    let bytes = res.bytes().await.map_err(|e| transport(what, &e))?;
-    if bytes.len() > 65_536 {
-        return Err(CheckError(format!("{what}: answer too long")));
-    }
-    Ok(bytes.to_vec())
+    body_capped(res, 65_536).await.map_err(|e| match e {
+        Uncapped::TooLong => CheckError(format!("{what}: answer too long")),
+        Uncapped::Read(e) => transport(what, &e),
+    })
 }
 
 /// An answer's status as a finding's error: a 404 or 422 (the provider

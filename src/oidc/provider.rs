@@ -14,6 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::OidcError;
+use crate::channels::provider::{body_capped, Uncapped};
 use crate::config::OidcConfig;
 use crate::fared::Failing;
 /// How a provider's background asks (the app challenges' polls) fare, for
@@ -149,23 +150,11 @@ pub fn reachable<'a>(name: &str, url: &'a Url, issuer: &str) -> Result<&'a Url, 
 
 /// The body of `res`, read up to [`MAX_ANSWER`]: a longer one (declared or
 /// sent) fails as soon as it is known to be longer.
-pub(super) async fn capped(what: &str, mut res: reqwest::Response) -> Result<Vec<u8>, OidcError> {
-    let too_long = || failed(what, format!("answer over {MAX_ANSWER} bytes"));
-    if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
-        return Err(too_long());
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = res
-        .chunk()
-        .await
-        .map_err(|e| failed(what, without_url(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return Err(too_long());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+pub(super) async fn capped(what: &str, res: reqwest::Response) -> Result<Vec<u8>, OidcError> {
+    body_capped(res, MAX_ANSWER).await.map_err(|e| match e {
+        Uncapped::TooLong => failed(what, format!("answer over {MAX_ANSWER} bytes")),
+        Uncapped::Read(e) => failed(what, without_url(&e)),
+    })
 }
 
 /// A key set and whose it is: a provider's (its discovery's `jwks_uri`)
