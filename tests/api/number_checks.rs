@@ -244,6 +244,45 @@ both!(
     }
 );
 
+both!(
+    a_ladder_moved_on_to_its_voice_step_says_what_was_found_about_forwarding,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let extra = format!(
+            "call_forwarding_url = \"{}/cfs/v0.4\"\ncall_forwarding = \"flag\"",
+            op.uri()
+        );
+        let otp = "ladder = [\"sms\", \"voice\"]";
+        let Some(app) = spawn_with(backend, setup(otp, camara(&op, &extra))).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        Mock::given(method("POST"))
+            .and(path("/cfs/v0.4/unconditional-call-forwardings"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"active": true})))
+            .mount(&op)
+            .await;
+        let id = with_phone(&app).await;
+        let res = start(&app, &id, "ladder").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["channel"], "sms", "{c}");
+        // The SMS code: forwarding is not its question.
+        assert_eq!(c["number_check"]["call_forwarding"], Value::Null, "{c}");
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        let res = crate::ladder::advance(&app, &id, &cid).await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(sent_to(&app, "/Calls.json").await, 1, "the call went");
+        // The code now rings on a forwarded phone, and the challenge says
+        // so: an intent asking for a clean number is not met by it.
+        let read = read(&app, &id, &cid).await;
+        assert_eq!(read["number_check"]["sim_swap"], false, "{read}");
+        assert_eq!(read["number_check"]["call_forwarding"], true, "{read}");
+    }
+);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_refuses_a_voice_code_by_default() {
     let op = MockServer::start().await;

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::read::ChallengeView;
 use super::read::StartedChallenge;
-use super::steps::{self, send_claimed, Claimed, Move, Took};
+use super::steps::{self, send_claimed, Claimed, Found, Move, Took};
 use crate::config::Team;
 use crate::domain::challenge::{ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
@@ -72,6 +72,7 @@ pub(in crate::gateway) async fn start_ladder(
         from: None,
         allowance: started.allowance.clone(),
         reason: None,
+        found: checked.map(|c| c.found).unwrap_or_default(),
     };
     let expires_at = started.expires_at;
     let sending = send_claimed(
@@ -106,12 +107,11 @@ pub(in crate::gateway) async fn start_ladder(
 /// steps to a refused number, each named by its channel and number (not
 /// its place: a payment's ladder keeps only the steps that show it, so
 /// places differ between the ladder checked and the one opened), what
-/// refused the first, and what was found about the number of the first
-/// step left that goes to one.
+/// refused the first, and what was found about each other step's number.
 #[derive(Debug, Default)]
 struct Checked {
     refused: Vec<((String, String), Refusal)>,
-    found: Option<NumberCheck>,
+    found: Vec<Found>,
 }
 
 impl Checked {
@@ -193,9 +193,7 @@ async fn check_targets(core: &Core, team: &Team, targets: &[Target], now: Timest
             Verdict::Refuse(r) => checked
                 .refused
                 .push(((t.channel.clone(), t.destination.clone()), r)),
-            Verdict::Go(found) => {
-                checked.found.get_or_insert(found);
-            }
+            Verdict::Go(found) => checked.found.push(Found::of(t, found)),
         }
     }
     checked
@@ -245,7 +243,9 @@ async fn open_ladder(
                         sent: Vec::new(),
                         sealed_code,
                     });
-                    c.number_check = checked.and_then(|c| c.found);
+                    // The first step's that goes to a number; the step
+                    // recorded below sets its own.
+                    c.number_check = checked.and_then(|c| c.found.first()).map(|f| f.check);
                 }
                 let allowance = started.allowance.clone();
                 let mv = Move {
@@ -254,6 +254,7 @@ async fn open_ladder(
                     from: None,
                     allowance,
                     reason: None,
+                    found: checked.map(|c| c.found.clone()).unwrap_or_default(),
                 };
                 let claimed = steps::claim_in(core, team, w, &mv, &targets, false, now).await?;
                 let claimed = claimed.ok_or(Error::internal("a new ladder did not stand"))?;
@@ -300,7 +301,8 @@ pub async fn advance_ladder(
     };
     // A step to a number its check refuses is skipped (its answer kept
     // for `cache`, so asked again only after that).
-    let targets = check_targets(core, team, &targets, now).await.keep(targets);
+    let checked = check_targets(core, team, &targets, now).await;
+    let targets = checked.keep(targets);
     let targets = targets.map_err(|_| Error::NoNextStep(ALL_REFUSED))?;
     let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
@@ -314,6 +316,7 @@ pub async fn advance_ladder(
         from,
         allowance,
         reason: Some(reason),
+        found: checked.found,
     };
     // 2. Record the move (one of moves at once), then send.
     let Some(claimed) = steps::claim(core, team, &mv, &targets, now).await? else {
@@ -539,6 +542,7 @@ pub(in crate::gateway) async fn time_out_step(
         from: None,
         allowance: None,
         reason: None,
+        found: Vec::new(),
     };
     let acted = match resume(core, team, id, cid, now).await {
         Ok(true) => Ok(()),
@@ -583,12 +587,14 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
     let origin = rec.lockout_origin(s);
     let allowance = pair.subject_or_new()?.allowance_of(origin.as_deref(), now);
     let from = l.sent.iter().rev().nth(1).cloned();
+    // The same step again: its number's check stands as recorded.
     let mv = Move {
         id,
         cid,
         from,
         allowance,
         reason: step.reason,
+        found: Vec::new(),
     };
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);

@@ -20,6 +20,7 @@ use crate::domain::delivery_status::DeliveryState;
 use crate::domain::destination::DestinationSends;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, AdvanceReason, SentStep, StepRecord, Target, LEASE};
+use crate::domain::number_check::NumberCheck;
 use crate::domain::otp::OtpCode;
 use crate::domain::settings::OtpSettings;
 use crate::error::{Error, Result};
@@ -50,6 +51,33 @@ pub(super) struct Move {
     pub from: Option<SentStep>,
     pub allowance: Option<String>,
     pub reason: Option<AdvanceReason>,
+    /// What the number checks of this move found about its steps'
+    /// numbers: the step recorded keeps its own on the challenge
+    /// (docs/number-checks.md#the-challenges-number_check).
+    pub found: Vec<Found>,
+}
+
+/// What a number check found about one step's number, the step named by
+/// its channel and number.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub channel: String,
+    pub number: String,
+    pub check: NumberCheck,
+}
+
+impl Found {
+    pub fn of(target: &Target, check: NumberCheck) -> Found {
+        Found {
+            channel: target.channel.clone(),
+            number: target.destination.clone(),
+            check,
+        }
+    }
+
+    pub fn is_for(&self, target: &Target) -> bool {
+        self.channel == target.channel && self.number == target.destination
+    }
 }
 
 /// A step recorded as taking the code, its send under way.
@@ -243,6 +271,11 @@ fn record_claim(
     if ladder::record_step(c, mv.from.as_ref(), step.clone(), otp, now) == StepRecord::Lost {
         return Ok(None);
     }
+    // The code goes to this step's number now: what was found about it
+    // (a voice step's forwarding, say) is the challenge's.
+    if let Some(found) = mv.found.iter().find(|f| f.is_for(target)) {
+        c.number_check = Some(found.check);
+    }
     let (op, lease) = due_op(team, mv, c, otp, now);
     w.also(op);
     let target = target.clone();
@@ -314,6 +347,7 @@ pub(super) async fn refused(
                 let next = Move {
                     from,
                     allowance: mv.allowance.clone(),
+                    found: mv.found.clone(),
                     ..*mv
                 };
                 let op = due_op_after_failed_move(team, mv, c, &s.otp, now);
