@@ -173,10 +173,12 @@ async fn ciba_token(
         .ok()
         .filter(|a: &Accepted| !a.auth_req_id.is_empty())
         .ok_or_else(|| CheckError(format!("{WHAT}: unreadable answer")))?;
+    // At most the check's own time: a larger one only waits for it to end.
     let mut interval = accepted
         .interval
         .filter(|i| *i > 0)
-        .unwrap_or(DEFAULT_INTERVAL);
+        .unwrap_or(DEFAULT_INTERVAL)
+        .min(60);
     let form = [
         ("grant_type", CIBA_GRANT),
         ("auth_req_id", accepted.auth_req_id.as_str()),
@@ -185,7 +187,7 @@ async fn ciba_token(
         match token_request(nc, c, &form).await {
             Ok(answer) => return Ok(SecretString::from(answer.access_token)),
             Err(e) if e.0.ends_with("authorization_pending") => {}
-            Err(e) if e.0.ends_with("slow_down") => interval += 5,
+            Err(e) if e.0.ends_with("slow_down") => interval = interval.saturating_add(5),
             Err(e) => return Err(e),
         }
         tokio::time::sleep(std::time::Duration::from_secs(interval)).await;

@@ -20,6 +20,19 @@ pub const GRANT_TYPE: &str = "urn:openid:params:grant-type:ciba";
 pub const DEFAULT_INTERVAL: u64 = 5;
 /// What `slow_down` adds to the interval, in seconds.
 pub const SLOW_DOWN_BY: u64 = 5;
+/// The longest interval a provider may name, in seconds: an app
+/// challenge ends long before, and a larger number (up to `u64::MAX`) must
+/// not overflow the times made of it.
+pub const MAX_INTERVAL: u64 = 600;
+
+/// The poll interval a provider's answer names: its own when positive,
+/// else the default, at most [`MAX_INTERVAL`].
+fn poll_interval(named: Option<u64>) -> u64 {
+    named
+        .filter(|i| *i > 0)
+        .unwrap_or(DEFAULT_INTERVAL)
+        .min(MAX_INTERVAL)
+}
 
 /// The provider's name for one pending approval.
 #[derive(Clone, PartialEq, Eq)]
@@ -139,7 +152,7 @@ impl Providers {
         Ok(Accepted {
             auth_req_id: AuthReqId(a.auth_req_id),
             expires_in: a.expires_in,
-            interval: a.interval.filter(|i| *i > 0).unwrap_or(DEFAULT_INTERVAL),
+            interval: poll_interval(a.interval),
         })
     }
 
@@ -225,5 +238,13 @@ mod tests {
         assert!(!format!("{accepted:?}").contains("arid-secret-1"));
         assert_eq!(standard("unknown_user_id"), "unknown_user_id");
         assert_eq!(standard("<script>echo of arid-1</script>"), "another error");
+    }
+
+    #[test]
+    fn a_provider_s_interval_is_positive_and_bounded() {
+        assert_eq!(poll_interval(None), DEFAULT_INTERVAL);
+        assert_eq!(poll_interval(Some(0)), DEFAULT_INTERVAL);
+        assert_eq!(poll_interval(Some(7)), 7);
+        assert_eq!(poll_interval(Some(u64::MAX)), MAX_INTERVAL);
     }
 }

@@ -36,7 +36,7 @@ use crate::gateway::polls::{Ask, ClaimedPoll, Kind, Polls};
 use crate::gateway::records::{put, Loaded, StoredPoll};
 use crate::gateway::work::Step;
 use crate::gateway::{view, Core, InteractionView};
-use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, SLOW_DOWN_BY};
+use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, MAX_INTERVAL, SLOW_DOWN_BY};
 use crate::oidc::provider::{Fared, KeyUse};
 use crate::oidc::{id_token, Metadata, OidcError};
 use crate::store::{keys, Commit, IndexEntry, Op};
@@ -494,7 +494,7 @@ async fn still_to_ask(
     }
     if now > claimed.claimed_at {
         let later = now
-            .plus(Duration::from_secs(claimed.poll.v) + LONGEST_ASK)
+            .plus(Duration::from_secs(claimed.poll.v).saturating_add(LONGEST_ASK))
             .min(claimed.expires_at);
         if later > claimed.due {
             if move_poll(core, team, claimed, later).await? == 0 {
@@ -574,7 +574,11 @@ async fn move_poll(
 /// ended meanwhile (its record changed or gone) is left as it is.
 async fn slow_down(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timestamp) -> Result<()> {
     let slower = StoredPoll {
-        v: claimed.poll.v + SLOW_DOWN_BY,
+        v: claimed
+            .poll
+            .v
+            .saturating_add(SLOW_DOWN_BY)
+            .min(MAX_INTERVAL),
         ..claimed.poll.clone()
     };
     let later = now
