@@ -22,7 +22,7 @@ use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, still_open, Ladder, Target, TimeOut};
-use crate::domain::number_check::{self, Answer, NumberCheck, Refusal, Verdict};
+use crate::domain::number_check::{self, Answer, Refusal, Verdict};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
