@@ -481,6 +481,19 @@ pub async fn session_of(
     .await?
 }
 
+/// Whether the session `session_id` names lives at `now`, read only: its
+/// idle time does not restart (an open event stream is no request). A
+/// store that cannot say is no.
+pub async fn session_lives(core: &Core, session_id: &str, now: Timestamp) -> bool {
+    let Ok(at) = locate(core, session_id).await else {
+        return false;
+    };
+    match read_session(core, &at.key).await {
+        Ok((_, Some(session))) => session.ended(now, at.limits).is_none(),
+        _ => false,
+    }
+}
+
 /// `POST /console/sign-out`: the session ends now (`ended` `logout`).
 pub async fn sign_out(
     core: &Core,

@@ -10,6 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::Method;
+use secrecy::SecretString;
 
 use super::AppState;
 use crate::config::{Config, Role, Team};
@@ -124,8 +125,9 @@ pub struct Caller {
     /// The person its valid `Chatgate-Actor` named, or the person signed
     /// in to the console.
     pub person: Option<Person>,
-    /// Authenticated by a console session's cookie, not a key.
-    pub signed_in: bool,
+    /// The console session whose cookie authenticated it, not a key: its
+    /// id, for what must end with it (an event stream).
+    pub session: Option<SecretString>,
 }
 
 impl Caller {
@@ -134,9 +136,14 @@ impl Caller {
         &self.team
     }
 
+    /// Authenticated by a console session's cookie, not a key.
+    pub fn by_session(&self) -> bool {
+        self.session.is_some()
+    }
+
     /// The caller as an audit entry's actor, asking through `via`.
     pub fn acting(&self, via: &Via) -> Acting {
-        let actor = match (&self.person, self.signed_in) {
+        let actor = match (&self.person, self.by_session()) {
             (Some(p), true) => Actor::signed_in(Some(&p.sub), p.name.as_deref()),
             (Some(p), false) => Actor::person(&p.sub, p.name.as_deref(), &self.key_id),
             (None, _) => Actor::api_key(&self.key_id),
@@ -217,7 +224,7 @@ impl Caller {
             key_id: key.key_id,
             role: key.role,
             person: None,
-            signed_in: false,
+            session: None,
         })
     }
 
@@ -249,7 +256,7 @@ impl Caller {
                 sub: session.sub,
                 name: session.name,
             }),
-            signed_in: true,
+            session: Some(id.into()),
         })
     }
 }
@@ -294,7 +301,7 @@ async fn authorise(
     if !may(caller.role) {
         return Err(Error::Forbidden(refusal));
     }
-    if !caller.signed_in {
+    if !caller.by_session() {
         caller.named_person(parts, state).await?;
         return Ok(caller);
     }

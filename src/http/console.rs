@@ -297,7 +297,7 @@ async fn sign_out(
     req: axum::extract::Request,
 ) -> Result<Response, Error> {
     let id = session_cookie(req.headers(), &st)
-        .filter(|_| person.signed_in)
+        .filter(|_| person.by_session())
         .ok_or(Error::Unauthorized)?;
     empty_body(req, &st).await?;
     crate::gateway::console::sign_out(&st.gateway, &id, &via, now).await?;
@@ -330,7 +330,7 @@ pub struct ConsoleSession {
         (status = 200, body = ConsoleSession),
         ApiKeyErrors, E422))]
 async fn session(agent: Agent, _: NoQuery) -> Result<Json<ConsoleSession>, Error> {
-    let person = agent.person.clone().filter(|_| agent.signed_in);
+    let person = agent.person.clone().filter(|_| agent.by_session());
     let person = person.ok_or(Error::Unauthorized)?;
     Ok(Json(ConsoleSession {
         team: agent.team_id.to_string(),

@@ -6,10 +6,12 @@
 //! request deadline bounds only the answer's head (the history bounds are
 //! read before it); the stream itself lasts until the client leaves, falls
 //! behind, cannot be written to for `server.write_timeout`, or the server
-//! shuts down. Resume rules: `events::stream::Start`. Open streams are
-//! capped per API key, per team and in all (`events::slots`).
+//! shuts down; one a console session opened, also when that session ends.
+//! Resume rules: `events::stream::Start`. Open streams are capped per API
+//! key, per team and in all (`events::slots`).
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +19,7 @@ use axum::response::sse::{self, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use futures::StreamExt;
+use secrecy::{ExposeSecret, SecretString};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -70,7 +73,8 @@ async fn events(
     let start = Start::resume(&*log, &agent.team_id, last_event_id)
         .await
         .map_err(unavailable)?;
-    let entries = stream::entries(log, &agent.team_id, start, live, publisher.closing());
+    let entries = stream::entries(log, &agent.team_id, start, live, publisher.closing())
+        .take_until(session_ended(st.clone(), agent.session.clone()));
     let keep_alive = KeepAlive::new()
         .interval(publisher.keep_alive())
         .text("keep-alive");
@@ -83,6 +87,29 @@ async fn events(
         Ok::<_, Infallible>(frame(&e))
     });
     Ok(Sse::new(frames).keep_alive(keep_alive).into_response())
+}
+
+/// How often a stream a console session opened looks whether the session
+/// still lives.
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// Resolves when the console session `session` ends (signed out, idle or
+/// at its limit, or its team's `[console.oidc]` gone), looked at every
+/// [`SESSION_RECHECK`]: a stream opened with the session's cookie cannot
+/// outlive it (docs/console-sign-in.md#what-a-session-may-do). Never, for
+/// a stream an API key opened.
+async fn session_ended(st: AppState, session: Option<SecretString>) {
+    let Some(session) = session else {
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(SESSION_RECHECK).await;
+        let now = st.clock.now();
+        if !crate::gateway::console::session_lives(&st.gateway, session.expose_secret(), now).await
+        {
+            return;
+        }
+    }
 }
 
 /// Counts a stream in `chatgate_event_streams_dropped_total` when it goes

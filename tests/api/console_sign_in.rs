@@ -519,6 +519,32 @@ async fn a_sign_out_raced_by_the_session_s_own_requests_still_ends_it() {
     }
 }
 
+/// An event stream opened with a session's cookie ends with the session:
+/// signed out, the stream closes (within its 5 s look), where a key's
+/// stream would stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_opened_by_a_session_ends_with_it() {
+    let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, "").await else {
+        return;
+    };
+    let session = sign_in(&app).await.session();
+    let mut stream = with_session(&app, Method::GET, "/v1/events", &session, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let res = with_session(&app, Method::POST, "/console/sign-out", &session, true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let ended = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(_)) = stream.chunk().await {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream outlived its session");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_holds_on_a_second_instance_sharing_the_store() {
     let Some((app, idp)) = spawn_console(Backend::Redis, HTTP, "").await else {
