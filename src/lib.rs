@@ -50,6 +50,7 @@
 //!  waits.rs     which provider a request waits on, for its deadline's answer.
 //!  fared.rs     how each destination fares: one warning when it starts
 //!               failing, one line when it recovers.
+//!  answers.rs   an outbound call's answer read up to a cap.
 //!  app.rs       builds everything from a config, binds, serves, shuts down.
 //!  server/      the connection loop: header/idle timeouts, connection cap.
 //!  cli.rs       `serve`, `check-config`, `keygen`, `sign`.
@@ -62,6 +63,7 @@
 //! So expiry and lockout rules are tested with a [`time::ManualClock`].
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod answers;
 pub mod app;
 pub mod channels;
 pub mod cli;

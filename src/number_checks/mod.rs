@@ -19,7 +19,7 @@ use secrecy::SecretString;
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::channels::provider::{body_capped, Uncapped};
+use crate::answers::{body_capped, Uncapped};
 use crate::domain::number_check::{self, Answer, CheckSettings, Finding, Source};
 use crate::fared::{Failing, Fared};
 use crate::time::Timestamp;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use url::Url;
 
 use super::OidcError;
-use crate::channels::provider::{body_capped, Uncapped};
+use crate::answers::{body_capped, Uncapped};
 use crate::config::OidcConfig;
 use crate::fared::Failing;
 /// How a provider's background asks (the app challenges' polls) fare, for
