@@ -299,11 +299,7 @@ pub async fn advance_ladder(
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
-    // A step to a number its check refuses is skipped (its answer kept
-    // for `cache`, so asked again only after that).
-    let checked = check_targets(core, team, &targets, now).await;
-    let targets = checked.keep(targets);
-    let targets = targets.map_err(|_| Error::NoNextStep(ALL_REFUSED))?;
+    let (targets, found) = checked_targets(core, team, targets, now).await?;
     let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
@@ -316,7 +312,7 @@ pub async fn advance_ladder(
         from,
         allowance,
         reason: Some(reason),
-        found: checked.found,
+        found,
     };
     // 2. Record the move (one of moves at once), then send.
     let Some(claimed) = steps::claim(core, team, &mv, &targets, now).await? else {
@@ -339,6 +335,21 @@ pub async fn advance_ladder(
     // recursion); the answer is the read as of this move.
     Box::pin(remember_step(core, team, id, cid, &took, now)).await;
     Ok(read)
+}
+
+/// `targets` without the steps to a number its check refuses (the answers
+/// kept for `cache`, so asked again only after that), and what was found
+/// about the others'; 409 `no_next_step` when none is left.
+async fn checked_targets(
+    core: &Core,
+    team: &Team,
+    targets: Vec<Target>,
+    now: Timestamp,
+) -> Result<(Vec<Target>, Vec<Found>)> {
+    let checked = check_targets(core, team, &targets, now).await;
+    let kept = checked.keep(targets);
+    let kept = kept.map_err(|_| Error::NoNextStep(ALL_REFUSED))?;
+    Ok((kept, checked.found))
 }
 
 /// Why a ladder does not move when its check refused every step left.
