@@ -256,14 +256,7 @@ both!(
         let Some(app) = spawn_with(backend, setup(otp, camara(&op, &extra))).await else {
             return;
         };
-        twilio_takes(&app).await;
-        token_ok(&op).await;
-        check_answers(&op, swapped(false)).await;
-        Mock::given(method("POST"))
-            .and(path("/cfs/v0.4/unconditional-call-forwardings"))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"active": true})))
-            .mount(&op)
-            .await;
+        no_swap_but_forwarded(&app, &op).await;
         let id = with_phone(&app).await;
         let res = start(&app, &id, "ladder").await;
         assert_eq!(res.status(), 201);
@@ -283,6 +276,19 @@ both!(
     }
 );
 
+/// The providers take the messages; the operator at `op` finds no swap
+/// and forwarding active (`call_forwarding_url` at `{op}/cfs/v0.4`).
+async fn no_swap_but_forwarded(app: &TestApp, op: &MockServer) {
+    twilio_takes(app).await;
+    token_ok(op).await;
+    check_answers(op, swapped(false)).await;
+    Mock::given(method("POST"))
+        .and(path("/cfs/v0.4/unconditional-call-forwardings"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"active": true})))
+        .mount(op)
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_refuses_a_voice_code_by_default() {
     let op = MockServer::start().await;
@@ -290,14 +296,7 @@ async fn forwarding_refuses_a_voice_code_by_default() {
     let app = spawn_with(Backend::Memory, setup("", camara(&op, &extra)))
         .await
         .unwrap();
-    twilio_takes(&app).await;
-    token_ok(&op).await;
-    check_answers(&op, swapped(false)).await;
-    Mock::given(method("POST"))
-        .and(path("/cfs/v0.4/unconditional-call-forwardings"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"active": true})))
-        .mount(&op)
-        .await;
+    no_swap_but_forwarded(&app, &op).await;
     let id = with_phone(&app).await;
     let body = assert_problem(start(&app, &id, "voice").await, 403, "number_refused").await;
     assert_eq!(body["reason"], "call_forwarding");
