@@ -74,6 +74,8 @@ pub enum ActorRefusal {
     Iss,
     Aud,
     Exp,
+    /// Not valid yet (`nbf`).
+    Nbf,
     Sub,
     /// The provider's discovery or key set could not be read.
     Provider,
@@ -89,6 +91,7 @@ impl ActorRefusal {
             ActorRefusal::Iss => "actor_iss",
             ActorRefusal::Aud => "actor_aud",
             ActorRefusal::Exp => "actor_exp",
+            ActorRefusal::Nbf => "actor_nbf",
             ActorRefusal::Sub => "actor_sub",
             ActorRefusal::Provider => "actor_provider_unavailable",
         }
@@ -161,14 +164,13 @@ fn person_of(
     if now.unix_seconds() >= exp.saturating_add(ACTOR_LEEWAY_SECS) {
         return Err(ActorRefusal::Exp);
     }
-    // Not valid yet is outside the token's window too; a fraction never
-    // widens the check: `nbf` rounded up.
+    // Not valid yet; a fraction never widens the check: `nbf` rounded up.
     if let Some(nbf) = claims.get("nbf") {
         let nbf = crate::domain::numeric_date::NumericDate::of(nbf)
-            .ok_or(ActorRefusal::Exp)?
+            .ok_or(ActorRefusal::Nbf)?
             .ceil;
         if nbf > now.unix_seconds().saturating_add(ACTOR_LEEWAY_SECS) {
-            return Err(ActorRefusal::Exp);
+            return Err(ActorRefusal::Nbf);
         }
     }
     let sub = text("sub")

@@ -172,9 +172,9 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: B
         (actor_token(&app, &idp, json!({"exp": null})), "actor_exp"),
         (
             actor_token(&app, &idp, json!({"nbf": now + 31})),
-            "actor_exp",
+            "actor_nbf",
         ),
-        (actor_token(&app, &idp, json!({"nbf": "soon"})), "actor_exp"),
+        (actor_token(&app, &idp, json!({"nbf": "soon"})), "actor_nbf"),
         (actor_token(&app, &idp, json!({"sub": null})), "actor_sub"),
         (actor_token(&app, &idp, json!({"sub": ""})), "actor_sub"),
     ];
