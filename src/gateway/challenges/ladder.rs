@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::read::ChallengeView;
 use super::read::StartedChallenge;
-use super::steps::{self, send_claimed, Claimed, Found, Move, Took};
+use super::steps::{self, send_claimed, Claimed, Found, Move, StepNumber, Took};
 use crate::config::Team;
 use crate::domain::challenge::{ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
@@ -104,13 +104,11 @@ pub(in crate::gateway) async fn start_ladder(
 }
 
 /// The number checks of a ladder's steps (docs/number-checks.md): the
-/// steps to a refused number, each named by its channel and number (not
-/// its place: a payment's ladder keeps only the steps that show it, so
-/// places differ between the ladder checked and the one opened), what
-/// refused the first, and what was found about each other step's number.
+/// steps to a refused number, what refused the first, and what was found
+/// about each other step's number.
 #[derive(Debug, Default)]
 struct Checked {
-    refused: Vec<((String, String), Refusal)>,
+    refused: Vec<(StepNumber, Refusal)>,
     found: Vec<Found>,
 }
 
@@ -118,11 +116,7 @@ impl Checked {
     /// `targets` without the refused steps; the first refusal when only
     /// refused steps were left.
     fn keep(&self, targets: Vec<Target>) -> std::result::Result<Vec<Target>, Refusal> {
-        let refused = |t: &Target| {
-            self.refused
-                .iter()
-                .any(|((channel, number), _)| *channel == t.channel && *number == t.destination)
-        };
+        let refused = |t: &Target| self.refused.iter().any(|(step, _)| step.is(t));
         let first = self.refused.first().map(|(_, r)| *r);
         let left: Vec<Target> = targets.into_iter().filter(|t| !refused(t)).collect();
         match (left.is_empty(), first) {
@@ -190,10 +184,11 @@ async fn check_targets(core: &Core, team: &Team, targets: &[Target], now: Timest
             continue;
         };
         match number_check::verdict(&nc.settings, answer, voice, nc.source(), now) {
-            Verdict::Refuse(r) => checked
-                .refused
-                .push(((t.channel.clone(), t.destination.clone()), r)),
-            Verdict::Go(found) => checked.found.push(Found::of(t, found)),
+            Verdict::Refuse(r) => checked.refused.push((StepNumber::of(t), r)),
+            Verdict::Go(check) => checked.found.push(Found {
+                step: StepNumber::of(t),
+                check,
+            }),
         }
     }
     checked

@@ -57,27 +57,33 @@ pub(super) struct Move {
     pub found: Vec<Found>,
 }
 
-/// What a number check found about one step's number, the step named by
-/// its channel and number.
+/// A ladder step as a number check sees it: its channel and number, not
+/// its place (a payment's ladder keeps only the steps that show it, so
+/// places differ between the team's ladder and the one opened).
 #[derive(Debug, Clone)]
-pub(super) struct Found {
-    pub channel: String,
-    pub number: String,
-    pub check: NumberCheck,
+pub(super) struct StepNumber {
+    channel: String,
+    number: String,
 }
 
-impl Found {
-    pub fn of(target: &Target, check: NumberCheck) -> Found {
-        Found {
+impl StepNumber {
+    pub fn of(target: &Target) -> StepNumber {
+        StepNumber {
             channel: target.channel.clone(),
             number: target.destination.clone(),
-            check,
         }
     }
 
-    pub fn is_for(&self, target: &Target) -> bool {
+    pub fn is(&self, target: &Target) -> bool {
         self.channel == target.channel && self.number == target.destination
     }
+}
+
+/// What a number check found about one step's number.
+#[derive(Debug, Clone)]
+pub(super) struct Found {
+    pub step: StepNumber,
+    pub check: NumberCheck,
 }
 
 /// A step recorded as taking the code, its send under way.
@@ -273,7 +279,7 @@ fn record_claim(
     }
     // The code goes to this step's number now: what was found about it
     // (a voice step's forwarding, say) is the challenge's.
-    if let Some(found) = mv.found.iter().find(|f| f.is_for(target)) {
+    if let Some(found) = mv.found.iter().find(|f| f.step.is(target)) {
         c.number_check = Some(found.check);
     }
     let (op, lease) = due_op(team, mv, c, otp, now);
