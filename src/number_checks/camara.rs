@@ -28,6 +28,10 @@ const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 const TOKEN_MARGIN_SECS: u64 = 30;
 /// Seconds between token polls when the operator names none.
 const DEFAULT_INTERVAL: u64 = 5;
+/// The longest poll interval taken from the operator, in seconds: a check
+/// has 5 s in all, so a longer one only waits for its end (and a number up
+/// to `u64::MAX` must not overflow what is added to it).
+const MAX_INTERVAL: u64 = 60;
 
 /// Asks the operator about `number`: SIM swap, and unconditional call
 /// forwarding when `forwarding` and the team names the API (side by side).
@@ -173,12 +177,11 @@ async fn ciba_token(
         .ok()
         .filter(|a: &Accepted| !a.auth_req_id.is_empty())
         .ok_or_else(|| CheckError(format!("{WHAT}: unreadable answer")))?;
-    // At most the check's own time: a larger one only waits for it to end.
     let mut interval = accepted
         .interval
         .filter(|i| *i > 0)
         .unwrap_or(DEFAULT_INTERVAL)
-        .min(60);
+        .min(MAX_INTERVAL);
     let form = [
         ("grant_type", CIBA_GRANT),
         ("auth_req_id", accepted.auth_req_id.as_str()),
