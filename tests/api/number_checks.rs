@@ -439,6 +439,19 @@ both!(
     }
 );
 
+/// A ladder's start `res` answered 201 with its e-mail step, and no SMS
+/// went to the swapped number.
+async fn by_mail_alone(app: &TestApp, res: reqwest::Response) {
+    assert_eq!(res.status(), 201);
+    let c: Value = res.json().await.unwrap();
+    assert_eq!(c["channel"], "mail", "{c}");
+    assert_eq!(
+        sent_to(app, "/Messages.json").await,
+        0,
+        "the SMS step was skipped"
+    );
+}
+
 /// A fake SMTP server on loopback that takes every message: its port,
 /// and how many messages it took so far.
 async fn smtp_server() -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
@@ -505,15 +518,7 @@ both!(
         token_ok(&op).await;
         check_answers(&op, swapped(true)).await;
         let id = with_phone(&app).await;
-        let res = start(&app, &id, "ladder").await;
-        assert_eq!(res.status(), 201);
-        let c: Value = res.json().await.unwrap();
-        assert_eq!(c["channel"], "mail", "{c}");
-        assert_eq!(
-            sent_to(&app, "/Messages.json").await,
-            0,
-            "the SMS step was skipped"
-        );
+        by_mail_alone(&app, start(&app, &id, "ladder").await).await;
         assert_eq!(taken.load(Ordering::SeqCst), 1, "the e-mail went");
         assert_eq!(received(&op, "/sim-swap/v2/check").await.len(), 1);
 
@@ -528,18 +533,10 @@ both!(
         s.unlisted_channels.push(("mail".into(), mail));
         let app = spawn_with(backend, s).await.unwrap();
         twilio_takes(&app).await;
-        let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR",
-                             "payee": "ACME Energy Ltd", "reference": "INV-2026-42"});
+        let payment = crate::payments::payment();
         let body = json!({"method": "otp", "delivery": "ladder", "transaction": payment});
         let res = crate::challenges::start(&app, &with_phone(&app).await, body).await;
-        assert_eq!(res.status(), 201);
-        let c: Value = res.json().await.unwrap();
-        assert_eq!(c["channel"], "mail", "{c}");
-        assert_eq!(
-            sent_to(&app, "/Messages.json").await,
-            0,
-            "no SMS to the swapped number"
-        );
+        by_mail_alone(&app, res).await;
         assert_eq!(taken.load(Ordering::SeqCst), 2, "the payment's e-mail went");
 
         // A ladder with only the refused step left is refused like a

@@ -18,7 +18,7 @@ const PHONE: &str = "+15551230000";
 /// sorted keys and no spaces, SHA-256, base64url).
 const HASH: &str = "nuFyQ-RzngfkNdszl709njVC7fqt9s4kqNkF64DtFtE";
 
-fn payment() -> Value {
+pub(crate) fn payment() -> Value {
     json!({"type": "payment", "amount": "120.00", "currency": "EUR",
            "payee": "ACME Energy Ltd", "reference": "INV-2026-42"})
 }
