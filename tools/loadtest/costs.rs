@@ -14,10 +14,10 @@ use chatgate::gateway::NewInteraction;
 use futures::{FutureExt, StreamExt};
 use uuid::Uuid;
 
+use crate::bench::{rand_index, status_read, Bench};
 use crate::engine::{request, MakeReq};
 use crate::gateway::Running;
 use crate::report::{Row, Target};
-use crate::{rand_index, status_read, Bench};
 
 /// Reveals per second of the paced audit rows: a busy agent floor of one
 /// team, far below what the chain takes.

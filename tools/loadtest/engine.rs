@@ -19,6 +19,11 @@ use serde::Serialize;
 
 pub type Req = Request<Full<Bytes>>;
 
+/// The name of the gateway's threads (`gateway.rs` names its runtime's
+/// threads so): the runtime it runs in is its own, so the CPU of these
+/// threads is the gateway's alone (`gateway_cpu_seconds`).
+pub const SERVER_THREADS: &str = "cg-gateway";
+
 /// Makes the next request of connection `conn` (its `seq`-th). May do
 /// untimed work first (the hot callback issues its link here).
 pub type MakeReq = Arc<dyn Fn(usize, u64) -> BoxFuture<'static, Option<Req>> + Send + Sync>;
@@ -59,7 +64,7 @@ pub struct Outcome {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub process_cpu_us: Option<f64>,
     /// Of that, what the gateway's own threads spent per request, in µs:
-    /// the server runs in a runtime of its own (`gateway::SERVER_THREADS`
+    /// the server runs in a runtime of its own (`SERVER_THREADS`
     /// names its threads), read from `/proc/self/task/*/stat`; the load
     /// generator, the fake chat provider and the ceilings' servers are
     /// not in it.
@@ -110,7 +115,7 @@ pub fn process_cpu_seconds() -> Option<f64> {
 }
 
 /// CPU time (user + system) so far of this process's threads whose name
-/// is `crate::gateway::SERVER_THREADS` (the gateway's runtime), in
+/// is `SERVER_THREADS` (the gateway's runtime), in
 /// seconds: fields 14 and 15 of each `/proc/self/task/<tid>/stat`. A
 /// thread that ended takes its time with it: the gateway's runtime keeps
 /// its workers for its whole life, and its blocking threads for 10 s idle.
@@ -124,7 +129,7 @@ pub fn gateway_cpu_seconds() -> Option<f64> {
         let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
             continue;
         };
-        if &stat[open + 1..close] != crate::gateway::SERVER_THREADS {
+        if &stat[open + 1..close] != SERVER_THREADS {
             continue;
         }
         let mut fields = stat[close + 2..].split(' ').skip(11);

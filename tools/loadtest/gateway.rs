@@ -19,7 +19,7 @@ use chatgate::time::{Clock, SystemClock, Timestamp};
 use futures::StreamExt;
 use uuid::Uuid;
 
-use crate::engine::{self, RedisCost};
+use crate::engine::{self, RedisCost, SERVER_THREADS};
 
 /// The Redis the run uses: `LOADTEST_REDIS_URL`, else the one on
 /// `127.0.0.1:6379`. A Redis of its own keeps other clients' commands out
@@ -46,11 +46,6 @@ pub struct Running {
     /// sweeper, its Redis connection), apart from the load generator's.
     runtime: Option<tokio::runtime::Runtime>,
 }
-
-/// The name of the gateway's threads: the runtime it runs in is its own,
-/// so the CPU of these threads is the gateway's alone
-/// (`engine::gateway_cpu_seconds`).
-pub const SERVER_THREADS: &str = "cg-gateway";
 
 /// Worker threads of the gateway's runtime: one per core of the 2-core
 /// machine the figures are taken on, as a deployment would run it.
