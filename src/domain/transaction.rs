@@ -51,12 +51,9 @@ impl Transaction {
         let Value::Object(o) = v else {
             return Err(Error::BadRequest(format!("{field}: must be an object")));
         };
-        // An unknown member's name is not echoed: it may be anything.
-        if o.keys().any(|k| !MEMBERS.contains(&k.as_str())) {
-            return Err(Error::invalid(
-                field,
-                "has an unknown member (allowed: type, amount, currency, payee, reference)",
-            ));
+        // An unknown member is named as any body's is (docs/api.md#errors).
+        if let Some(k) = o.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
+            return Err(Error::undefined(&format!("{field}.{k}")));
         }
         let at = |m: &str| format!("{field}.{m}");
         let kind = string(o, field, "type")?.ok_or_else(|| missing(&at("type")))?;

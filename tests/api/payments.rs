@@ -251,7 +251,7 @@ both_stores!(
                 "transaction.reference",
             ),
             (json!("120 EUR"), 400, "transaction"),
-            (with("iban", json!("DE89")), 422, "transaction"),
+            (with("iban", json!("DE89")), 422, "transaction.iban"),
             (with("type", json!("Payment")), 422, "transaction.type"),
             (with("amount", json!("0.00")), 422, "transaction.amount"),
             (with("amount", json!("12.5e3")), 422, "transaction.amount"),

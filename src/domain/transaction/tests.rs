@@ -78,11 +78,17 @@ fn a_null_member_is_one_not_given() {
 }
 
 #[test]
-fn an_unknown_member_is_422() {
+fn an_unknown_member_is_422_naming_it() {
     let (status, text) = refused(&with("iban", json!("DE89")));
     assert_eq!(status, 422);
-    assert!(text.starts_with("transaction:"), "{text}");
-    assert!(!text.contains("iban"), "the name is not echoed: {text}");
+    assert!(text.starts_with("transaction.iban: "), "{text}");
+    // The client's own text, shown without control characters and cut short.
+    let (_, text) = refused(&with(&format!("a\u{7}{}", "b".repeat(100)), json!(1)));
+    assert!(!text.contains('\u{7}'), "{text}");
+    assert!(
+        text.starts_with(&format!("transaction.a{}: ", "b".repeat(51))),
+        "{text}"
+    );
 }
 
 #[test]
