@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-use unicode_security::MixedScript;
+use unicode_security::{skeleton, MixedScript};
 use uuid::Uuid;
 
 use super::characters::refused_in_identifier;
@@ -236,7 +236,29 @@ fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
             "must not mix letters of several scripts in one word (such as Latin with Cyrillic)",
         ));
     }
+    if s.split_whitespace().any(looks_latin) {
+        return Err(Error::invalid(
+            field,
+            "must not have a word written wholly in letters that look Latin (such as ACME in Cyrillic letters): write it in Latin letters",
+        ));
+    }
     Ok(())
+}
+
+/// Whether `word` has letters, and each is a letter other than `a-z` and
+/// `A-Z` that UTS #39's confusables (the `unicode-security` crate's
+/// skeleton) write as ASCII letters: `АСМЕ` in Cyrillic is read as `ACME`,
+/// `Ромашка` is not (its `м`, `ш` and `к` look like no ASCII letter).
+/// A word with an ASCII letter is Latin, and mixed scripts are refused
+/// before (docs/decisions/0310-a-payee-word-may-not-look-latin.md).
+fn looks_latin(word: &str) -> bool {
+    let mut letters = word.chars().filter(|c| c.is_alphabetic()).peekable();
+    letters.peek().is_some()
+        && letters.all(|c| {
+            let mut buf = [0u8; 4];
+            let one: &str = c.encode_utf8(&mut buf);
+            !c.is_ascii() && skeleton(one).all(|p| p.is_ascii_alphabetic())
+        })
 }
 
 /// The claims of an approval token (docs/api.md#the-approval-token).

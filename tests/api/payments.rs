@@ -507,6 +507,41 @@ both_stores!(
         let asked = app.chat.received_requests().await.unwrap();
         assert!(asked.iter().any(|r| r.url.path() == "/v21.0/1065/messages"));
     }
+both_stores!(
+    a_payee_in_cyrillic_letters_that_look_latin_is_refused,
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let mut t = payment();
+        t["payee"] = json!("\u{410}\u{421}\u{41c}\u{415} Energy Ltd"); // АСМЕ
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": t}),
+        )
+        .await;
+        let p = assert_problem(res, 422, "invalid_request").await;
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("transaction.payee:"),
+            "{p}"
+        );
+        assert!(sms_bodies(&app).await.is_empty(), "nothing was sent");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        // A Cyrillic name that reads as no Latin one is paid as written.
+        t["payee"] = json!("Ромашка");
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": t}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        assert!(sms_bodies(&app).await[0].contains("to pay 120.00 EUR to Ромашка."));
+    }
+);
+
 );
 
 both_stores!(

@@ -153,9 +153,38 @@ fn an_amount_has_no_more_decimals_than_its_currency() {
 fn words_of_other_scripts_are_allowed_apart_not_within_a_word() {
     let ok = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee))).is_ok();
     assert!(ok("Zoë Café 東京"));
-    assert!(ok("ООО Ромашка Ltd"));
+    assert!(ok("OOO Ромашка Ltd"), "OOO in Latin letters");
     assert!(ok("ACME Energy Ltd."));
     assert!(!ok("АCME Energy"), "a Cyrillic А in a Latin word");
+}
+
+/// UTS #39's confusables: a word of one script other than Latin whose
+/// every letter is read as an ASCII letter is refused, in the payee and
+/// the reference; a word with one letter unlike any is not.
+#[test]
+fn a_word_wholly_of_letters_that_look_latin_is_422() {
+    for (member, v) in [
+        ("payee", "\u{410}\u{421}\u{41c}\u{415} Energy Ltd"), // АСМЕ, Cyrillic
+        ("payee", "\u{410}\u{421}\u{41c}\u{415}"),
+        ("payee", "\u{41e}\u{41e}\u{41e} Ромашка"), // ООО, Cyrillic
+        ("payee", "\u{391}\u{392}\u{395} Ltd"),     // ΑΒΕ, Greek
+        ("payee", "ACME (\u{410}\u{421}\u{41c}\u{415})"),
+        ("reference", "INV \u{410}\u{421}\u{41c}\u{415}-42"),
+    ] {
+        let (status, text) = refused(&with(member, json!(v)));
+        assert_eq!(status, 422, "{v}");
+        assert!(
+            text.starts_with(&format!("transaction.{member}: ")),
+            "{text}"
+        );
+        assert!(text.contains("look Latin"), "{text}");
+    }
+    let ok = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee))).is_ok();
+    assert!(ok("Ромашка"), "м, ш and к look like no ASCII letter");
+    assert!(ok("Ромашка Energy 42"));
+    assert!(ok("Zoë Café 東京"));
+    assert!(ok("Ελλάδα"), "Greek with an accent");
+    assert!(ok("ACME 2026 - Ltd"), "words without letters");
 }
 
 trait TapCurrency {
