@@ -131,6 +131,8 @@ pub enum KeyKind {
     ApiKey,
     /// An Ed25519 private key (PKCS#8 PEM) for `[audit] signing_key`.
     AuditSigningKey,
+    /// An Ed25519 private key (PKCS#8 PEM) for `[approvals] signing_key`.
+    ApprovalSigningKey,
 }
 
 /// Entry point of the binary.
@@ -444,7 +446,7 @@ pub fn keygen(kind: KeyKind) -> String {
             format!("{key}\nsha256 = \"{hash}\"\n")
         }
         // Encoding 32 random bytes as PKCS#8 cannot fail.
-        KeyKind::AuditSigningKey => {
+        KeyKind::AuditSigningKey | KeyKind::ApprovalSigningKey => {
             crate::domain::audit_keys::new_signing_key_pem().unwrap_or_default()
         }
     }
@@ -568,10 +570,12 @@ mod tests {
             assert_eq!(out.lines().count(), 1);
             assert!(crate::domain::secrets::parse_whsec(out.trim()).is_ok());
         }
-        let pem = keygen(KeyKind::AuditSigningKey);
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
-        let keys = crate::domain::audit_keys::AuditKeys::from_pem(&pem, &[]).unwrap();
-        assert_eq!(keys.jwks().keys.len(), 1);
+        for kind in [KeyKind::AuditSigningKey, KeyKind::ApprovalSigningKey] {
+            let pem = keygen(kind);
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+            let keys = crate::domain::audit_keys::SigningKeys::from_pem(&pem, &[]).unwrap();
+            assert_eq!(keys.jwks().keys.len(), 1);
+        }
         let out = keygen(KeyKind::ApiKey);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);

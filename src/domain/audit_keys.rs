@@ -1,7 +1,10 @@
-//! The keys that sign an audit trail's head (docs/audit.md#the-signed-head):
-//! an Ed25519 private key (PKCS#8 PEM) that signs, compact JWS `EdDSA`,
-//! and the public keys listed at `/.well-known/chatgate-audit-keys`, each
-//! named by its RFC 7638 thumbprint.
+//! The Ed25519 keys the gateway signs with, alone: an audit trail's head
+//! (docs/audit.md#the-signed-head) and a payment's approval token
+//! (docs/api.md#the-approval-token). Each is an Ed25519 private key
+//! (PKCS#8 PEM) that signs compact JWS `EdDSA`, and the public keys listed
+//! as a JWKS (`/.well-known/chatgate-audit-keys`,
+//! `/.well-known/chatgate-approval-keys`), each named by its RFC 7638
+//! thumbprint.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
 use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
@@ -40,30 +43,32 @@ impl Jwk {
     }
 }
 
-/// A JWKS: what `/.well-known/chatgate-audit-keys` answers.
+/// A JWKS: what `/.well-known/chatgate-audit-keys` and
+/// `/.well-known/chatgate-approval-keys` answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-/// The signing key in force and the public keys still listed.
-pub struct AuditKeys {
+/// The signing key in force and the public keys still listed: `[audit]`'s
+/// or `[approvals]`' `signing_key` and `previous_signing_keys`.
+pub struct SigningKeys {
     signing: Option<(EncodingKey, Jwk)>,
     listed: Jwks,
 }
 
-impl std::fmt::Debug for AuditKeys {
+impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditKeys")
+        f.debug_struct("SigningKeys")
             .field("listed", &self.listed)
             .finish_non_exhaustive()
     }
 }
 
-impl AuditKeys {
+impl SigningKeys {
     /// No key: heads are not signed, the JWKS is empty.
     pub fn none() -> Self {
-        AuditKeys {
+        SigningKeys {
             signing: None,
             listed: Jwks::default(),
         }
@@ -96,12 +101,17 @@ impl AuditKeys {
                 listed.keys.push(jwk);
             }
         }
-        Ok(AuditKeys { signing, listed })
+        Ok(SigningKeys { signing, listed })
     }
 
     /// The public keys, the signing key's first.
     pub fn jwks(&self) -> &Jwks {
         &self.listed
+    }
+
+    /// Whether there is a signing key.
+    pub fn signs(&self) -> bool {
+        self.signing.is_some()
     }
 
     /// `payload` as a compact JWS (`EdDSA`, header `kid`), or `None`
@@ -166,7 +176,7 @@ mod tests {
     #[test]
     fn a_signed_head_verifies_with_the_listed_key_only() {
         let pem = new_signing_key_pem().unwrap();
-        let keys = AuditKeys::from_pem(&pem, &[]).unwrap();
+        let keys = SigningKeys::from_pem(&pem, &[]).unwrap();
         let jws = keys.sign(&Claims { seq: 7 }).unwrap();
         let header = jsonwebtoken::decode_header(&jws).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
@@ -178,7 +188,7 @@ mod tests {
             verify_signed::<Claims>(&jws, keys.jwks()),
             Some(Claims { seq: 7 })
         );
-        let other = AuditKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+        let other = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
         assert_eq!(verify_signed::<Claims>(&jws, other.jwks()), None);
         // A changed payload is refused.
         let parts: Vec<&str> = jws.split('.').collect();
@@ -198,12 +208,12 @@ mod tests {
             .verifying_key()
             .to_public_key_pem(Default::default())
             .unwrap();
-        let keys = AuditKeys::from_pem(&new_signing_key_pem().unwrap(), &[old_pub]).unwrap();
+        let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[old_pub]).unwrap();
         assert_eq!(keys.jwks().keys.len(), 2);
         assert_eq!(keys.jwks().keys[1], Jwk::of(&old.verifying_key()));
-        assert!(AuditKeys::from_pem("not a key", &[]).is_err());
-        let bad = AuditKeys::from_pem("", &["nope".into()]).unwrap_err();
+        assert!(SigningKeys::from_pem("not a key", &[]).is_err());
+        let bad = SigningKeys::from_pem("", &["nope".into()]).unwrap_err();
         assert!(bad.contains("previous_signing_keys[0]"), "{bad}");
-        assert!(AuditKeys::none().sign(&Claims { seq: 1 }).is_none());
+        assert!(SigningKeys::none().sign(&Claims { seq: 1 }).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! Approving one payment (docs/api.md#approving-one-payment): the
 //! transaction a challenge is for, its rules, its canonical hash, the
 //! texts' `#AMOUNT#` and `#PAYEE#`, the provider's
-//! `authorization_details`, and the approval token's claims.
+//! `authorization_details`, and the approval token's claims, signed by
+//! the gateway's own `[approvals]` key.
 //!
 //! A transaction is parsed once, member by member: a missing member or one
 //! of the wrong JSON type is 400, an unknown member or a value not allowed
@@ -17,9 +18,8 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 use unicode_security::{skeleton, MixedScript};
 use uuid::Uuid;
 
+use super::audit_keys::SigningKeys;
 use super::characters::refused_in_identifier;
-use super::login_token::sign_hs256;
-use super::secrets::SecurityKey;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -329,10 +329,28 @@ impl ApprovalClaims {
         }
     }
 
-    /// Signed HS256 with `key` (its `kid` in the header).
-    pub fn sign(&self, key: &SecurityKey) -> Result<String, Error> {
-        sign_hs256(key, self, "an approval token could not be signed")
+    /// Signed EdDSA by `keys` (`[approvals] signing_key`, `kid` its
+    /// RFC 7638 thumbprint); `None` without a signing key.
+    pub fn sign(&self, keys: &SigningKeys) -> Option<String> {
+        keys.sign(self)
     }
+}
+
+/// A challenge may carry a `transaction` only when the gateway can sign
+/// its approval (`[approvals] signing_key`): 422 naming `transaction`
+/// otherwise, before anything is read, sent or counted
+/// (docs/decisions/0311-approvals-are-signed-by-the-gateway-alone.md).
+pub fn approvals_signed(
+    transaction: Option<&Transaction>,
+    keys: &SigningKeys,
+) -> Result<(), Error> {
+    if transaction.is_some() && !keys.signs() {
+        return Err(Error::invalid(
+            "transaction",
+            "payments cannot be approved on this gateway: it has no [approvals] signing_key",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

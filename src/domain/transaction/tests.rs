@@ -280,3 +280,93 @@ fn a_ladder_keeps_the_steps_that_show_the_text_and_refuses_none() {
     let none = steps_showing(vec!["tg_gateway".into()], shows).unwrap_err();
     assert!(none.to_string().starts_with("delivery:"), "{none}");
 }
+
+fn approval_claims() -> ApprovalClaims {
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    let approved = Approved {
+        issuer: "https://chatgate.example",
+        team: "acme",
+        customer_ref: Some("cust-42"),
+        interaction_id: Uuid::nil(),
+        challenge_id: Uuid::nil(),
+        transaction: &t,
+        via: Some(vec!["sms".into()]),
+    };
+    let now = Timestamp::from_unix_seconds(1_764_064_800);
+    ApprovalClaims::new(approved, now, "0123456789abcdef0123456789abcdef".into())
+}
+
+/// `token`'s claims when a key of `keys`' JWKS (by its `kid`) signed it
+/// with EdDSA, for `iss` and `aud` as [`approval_claims`] names them.
+fn verified(token: &str, keys: &SigningKeys) -> Option<Value> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.alg != Algorithm::EdDSA {
+        return None;
+    }
+    let kid = header.kid?;
+    let jwk = keys.jwks().keys.iter().find(|k| k.kid == kid)?;
+    let key = DecodingKey::from_ed_components(&jwk.x).ok()?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.set_issuer(&["https://chatgate.example"]);
+    validation.set_audience(&["acme"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .ok()
+        .map(|d| d.claims)
+}
+
+/// The token is EdDSA under `[approvals] signing_key`, its `kid` the key's
+/// thumbprint in the JWKS; another key's JWKS does not verify it, and a
+/// token HMAC'd with a team's security key is no approval.
+#[test]
+fn an_approval_token_is_eddsa_under_the_approvals_key_and_verifies_with_its_jwks() {
+    use crate::domain::audit_keys::new_signing_key_pem;
+    let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+    let claims = approval_claims();
+    let token = claims.sign(&keys).expect("signed");
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(keys.jwks().keys[0].kid.as_str())
+    );
+    let back = verified(&token, &keys).expect("verifies with the JWKS");
+    assert_eq!(back, serde_json::to_value(&claims).unwrap());
+    assert_eq!(
+        claims.sign(&keys),
+        Some(token.clone()),
+        "the same token each ask"
+    );
+    let other = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+    assert_eq!(verified(&token, &other), None);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(keys.jwks().keys[0].kid.clone());
+    let hmac = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+    )
+    .unwrap();
+    assert_eq!(verified(&hmac, &keys), None);
+    assert_eq!(claims.sign(&SigningKeys::none()), None);
+}
+
+#[test]
+fn a_transaction_needs_the_approvals_key() {
+    use crate::domain::audit_keys::new_signing_key_pem;
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+    let none = SigningKeys::none();
+    assert!(approvals_signed(Some(&t), &keys).is_ok());
+    assert!(
+        approvals_signed(None, &none).is_ok(),
+        "a plain code needs none"
+    );
+    match approvals_signed(Some(&t), &none) {
+        Err(e @ Error::Unprocessable(_)) => {
+            assert!(e.to_string().starts_with("transaction: "), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
