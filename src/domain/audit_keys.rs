@@ -7,7 +7,7 @@
 //! thumbprint.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -124,9 +124,16 @@ impl SigningKeys {
     }
 }
 
-/// A new Ed25519 private key, PKCS#8 PEM (`chatgate keygen audit-signing-key`).
+/// A new Ed25519 private key, PKCS#8 PEM in RFC 8410's form
+/// (`chatgate keygen audit-signing-key`, `approval-signing-key`): a v1
+/// `PrivateKeyInfo` of the seed alone, without the public key a v2
+/// `OneAsymmetricKey` adds, which OpenSSL 3 and Python's `cryptography`
+/// read (docs/decisions/0312-a-new-signing-key-is-pkcs8-v1.md).
 pub fn new_signing_key_pem() -> Result<String, String> {
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let key = KeypairBytes {
+        secret_key: rand::random::<[u8; 32]>(),
+        public_key: None,
+    };
     key.to_pkcs8_pem(Default::default())
         .map(|pem| pem.to_string())
         .map_err(|_| "the key could not be encoded".to_string())
@@ -151,9 +158,26 @@ pub fn verify_signed<T: serde::de::DeserializeOwned>(jws: &str, jwks: &Jwks) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ed25519_dalek::pkcs8::EncodePublicKey;
+
+    /// The DER inside a `PRIVATE KEY` PEM.
+    pub(crate) fn pem_der(pem: &str) -> Vec<u8> {
+        use base64::engine::general_purpose::STANDARD;
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines.first(), Some(&"-----BEGIN PRIVATE KEY-----"), "{pem}");
+        assert_eq!(lines.last(), Some(&"-----END PRIVATE KEY-----"), "{pem}");
+        STANDARD.decode(lines[1..lines.len() - 1].concat()).unwrap()
+    }
+
+    /// `pem` is an Ed25519 key in RFC 8410's PKCS#8 v1 form (section 10.3).
+    pub(crate) fn assert_v1(pem: &str) {
+        let der = pem_der(pem);
+        let prefix = hex::decode("302e020100300506032b657004220420").unwrap();
+        assert_eq!(der.len(), 48, "{}", hex::encode(&der));
+        assert_eq!(der[..16], prefix[..], "{}", hex::encode(&der));
+    }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     struct Claims {
@@ -199,6 +223,18 @@ mod tests {
             parts[2]
         );
         assert_eq!(verify_signed::<Claims>(&forged, keys.jwks()), None);
+    }
+
+    /// RFC 8410's PKCS#8 v1 form, byte for byte: `SEQUENCE { INTEGER 0,
+    /// SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }`,
+    /// 48 bytes, no public key; and the loader reads it.
+    #[test]
+    fn a_new_key_is_rfc_8410_pkcs8_v1() {
+        let pem = new_signing_key_pem().unwrap();
+        assert_eq!(pem_der(&pem).len(), 48, "{pem}");
+        assert_v1(&pem);
+        let keys = SigningKeys::from_pem(&pem, &[]).unwrap();
+        assert!(keys.signs());
     }
 
     #[test]
