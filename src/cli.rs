@@ -131,6 +131,8 @@ pub enum KeyKind {
     ApiKey,
     /// An Ed25519 private key (PKCS#8 PEM) for `[audit] signing_key`.
     AuditSigningKey,
+    /// An Ed25519 private key (PKCS#8 PEM) for `[approvals] signing_key`.
+    ApprovalSigningKey,
 }
 
 /// Entry point of the binary.
@@ -444,7 +446,7 @@ pub fn keygen(kind: KeyKind) -> String {
             format!("{key}\nsha256 = \"{hash}\"\n")
         }
         // Encoding 32 random bytes as PKCS#8 cannot fail.
-        KeyKind::AuditSigningKey => {
+        KeyKind::AuditSigningKey | KeyKind::ApprovalSigningKey => {
             crate::domain::audit_keys::new_signing_key_pem().unwrap_or_default()
         }
     }
@@ -568,10 +570,12 @@ mod tests {
             assert_eq!(out.lines().count(), 1);
             assert!(crate::domain::secrets::parse_whsec(out.trim()).is_ok());
         }
-        let pem = keygen(KeyKind::AuditSigningKey);
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
-        let keys = crate::domain::audit_keys::AuditKeys::from_pem(&pem, &[]).unwrap();
-        assert_eq!(keys.jwks().keys.len(), 1);
+        for kind in [KeyKind::AuditSigningKey, KeyKind::ApprovalSigningKey] {
+            let pem = keygen(kind);
+            assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+            let keys = crate::domain::audit_keys::SigningKeys::from_pem(&pem, &[]).unwrap();
+            assert_eq!(keys.jwks().keys.len(), 1);
+        }
         let out = keygen(KeyKind::ApiKey);
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2);
@@ -580,6 +584,62 @@ mod tests {
             .and_then(|s| s.strip_suffix('"'))
             .unwrap();
         assert_eq!(hex, ApiKeyHash::of_key(lines[0]).to_hex());
+    }
+
+    /// The signing keys keygen prints are RFC 8410's PKCS#8 v1 form
+    /// (checked byte by byte, always), which the gateway's loader reads,
+    /// and so do `openssl pkey` and Python's `cryptography` where they
+    /// are installed (each says so when it is not).
+    #[test]
+    fn keygen_signing_keys_are_pkcs8_v1_that_openssl_reads() {
+        for (kind, name) in [
+            (KeyKind::AuditSigningKey, "audit-signing-key"),
+            (KeyKind::ApprovalSigningKey, "approval-signing-key"),
+        ] {
+            let cli = Cli::try_parse_from(["chatgate", "keygen", name]).unwrap();
+            assert!(matches!(cli.command, Command::Keygen { kind: k } if k == kind));
+            let pem = keygen(kind);
+            crate::domain::audit_keys::tests::assert_v1(&pem);
+            assert!(crate::domain::audit_keys::SigningKeys::from_pem(&pem, &[]).is_ok());
+            let dir =
+                std::env::temp_dir().join(format!("chatgate-keygen-{}", uuid::Uuid::now_v7()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let file = dir.join("key.pem");
+            std::fs::write(&file, &pem).unwrap();
+            match std::process::Command::new("openssl")
+                .args(["pkey", "-noout", "-in"])
+                .arg(&file)
+                .output()
+            {
+                Ok(out) => assert!(
+                    out.status.success(),
+                    "openssl pkey refused the {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                Err(e) => eprintln!("SKIPPED: openssl pkey ({e})"),
+            }
+            let script = "import sys\n\
+                try:\n    from cryptography.hazmat.primitives.serialization import load_pem_private_key\n\
+                except ImportError:\n    sys.exit(3)\n\
+                load_pem_private_key(open(sys.argv[1], 'rb').read(), None)\n";
+            match std::process::Command::new("python3")
+                .arg("-c")
+                .arg(script)
+                .arg(&file)
+                .output()
+            {
+                Ok(out) if out.status.code() == Some(3) => {
+                    eprintln!("SKIPPED: Python's cryptography is not installed")
+                }
+                Ok(out) => assert!(
+                    out.status.success(),
+                    "cryptography refused the {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+                Err(e) => eprintln!("SKIPPED: python3 ({e})"),
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
     }
 
     #[test]

@@ -172,6 +172,14 @@ impl Error {
     pub fn invalid(field: &str, why: &str) -> Self {
         Error::Unprocessable(format!("{field}: {why}"))
     }
+
+    /// 422 naming `name`, a member or parameter the request may not have
+    /// (docs/api.md#errors): shown without control characters, at most 64
+    /// characters of it.
+    pub fn undefined(name: &str) -> Self {
+        let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        Error::invalid(&shown, "is not defined by this operation")
+    }
 }
 
 #[cfg(test)]

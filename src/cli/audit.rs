@@ -115,7 +115,7 @@ fn check_head(
 mod tests {
     use super::*;
     use crate::domain::audit::{seal, Acting, Action, Draft, Head as ChainHead, Target};
-    use crate::domain::audit_keys::{new_signing_key_pem, AuditKeys};
+    use crate::domain::audit_keys::{new_signing_key_pem, SigningKeys};
     use crate::time::Timestamp;
 
     fn lines(n: usize) -> Vec<String> {
@@ -131,7 +131,7 @@ mod tests {
             .collect()
     }
 
-    fn head_of(line: &str, keys: &AuditKeys) -> String {
+    fn head_of(line: &str, keys: &SigningKeys) -> String {
         let e: Value = serde_json::from_str(line).unwrap();
         let claims = serde_json::json!({"team": e["team"], "seq": e["seq"], "hash": e["hash"], "time": e["time"], "iat": 1});
         serde_json::json!({"team": e["team"], "seq": e["seq"], "hash": e["hash"], "time": e["time"],
@@ -163,14 +163,14 @@ mod tests {
 
     #[test]
     fn a_head_is_checked_by_its_signature_and_its_entry() {
-        let keys = AuditKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+        let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
         let jwks = serde_json::to_string(keys.jwks()).unwrap();
         let l = lines(3);
         let input = l.join("\n");
         let head = head_of(&l[2], &keys);
         assert!(verify(&input, Some(&head), Some(&jwks)).is_ok());
         // Another key's JWKS: the signature does not verify.
-        let other = AuditKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+        let other = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
         let other = serde_json::to_string(other.jwks()).unwrap();
         assert_eq!(
             verify(&input, Some(&head), Some(&other)).unwrap_err(),

@@ -13,7 +13,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use serde::Deserialize;
 
 use super::{ConfigError, Dur};
-use crate::domain::audit_keys::AuditKeys;
+use crate::domain::audit_keys::SigningKeys;
 
 /// The shortest `[audit] retention`.
 const MIN_RETENTION: Duration = Duration::from_secs(24 * 3600);
@@ -73,7 +73,7 @@ fn default_retention() -> Dur {
 pub struct AuditConfig {
     /// How long an entry, and a trail's head after its last entry, stay.
     pub retention: Duration,
-    pub keys: Arc<AuditKeys>,
+    pub keys: Arc<SigningKeys>,
     /// `[audit.syslog]`, when entries go to a syslog receiver.
     pub syslog: Option<SyslogTarget>,
 }
@@ -107,7 +107,7 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             retention: default_retention().get(),
-            keys: Arc::new(AuditKeys::none()),
+            keys: Arc::new(SigningKeys::none()),
             syslog: None,
         }
     }
@@ -122,14 +122,7 @@ pub(super) fn build(raw: &AuditSection, file: &str) -> Result<AuditConfig, Confi
             "must be at least \"1d\"",
         ));
     }
-    let keys = AuditKeys::from_pem(&raw.signing_key, &raw.previous_signing_keys).map_err(|p| {
-        let key = if p.starts_with("previous") {
-            "audit.previous_signing_keys"
-        } else {
-            "audit.signing_key"
-        };
-        ConfigError::new(file, key, &p)
-    })?;
+    let keys = signing_keys("audit", &raw.signing_key, &raw.previous_signing_keys, file)?;
     let syslog = match &raw.syslog {
         None => None,
         Some(s) => Some(syslog_target(s, file).map_err(|(k, p)| ConfigError::new(file, k, &p))?),
@@ -138,6 +131,25 @@ pub(super) fn build(raw: &AuditSection, file: &str) -> Result<AuditConfig, Confi
         retention,
         keys: Arc::new(keys),
         syslog,
+    })
+}
+
+/// The keys of `[section] signing_key` and `previous_signing_keys`
+/// (`[audit]`, `[approvals]`) of the system file `file`; `Err` names the
+/// key, never its content.
+pub(super) fn signing_keys(
+    section: &str,
+    signing_key: &str,
+    previous: &[String],
+    file: &str,
+) -> Result<SigningKeys, ConfigError> {
+    SigningKeys::from_pem(signing_key, previous).map_err(|p| {
+        let key = if p.starts_with("previous") {
+            "previous_signing_keys"
+        } else {
+            "signing_key"
+        };
+        ConfigError::new(file, format!("{section}.{key}"), &p)
     })
 }
 

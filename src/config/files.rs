@@ -19,6 +19,8 @@ pub(super) struct SystemFile {
     pub telemetry: TelemetrySection,
     #[serde(default)]
     pub audit: super::audit::AuditSection,
+    #[serde(default)]
+    pub approvals: super::approvals::ApprovalsSection,
 }
 
 /// `[server]`.

@@ -96,8 +96,7 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
     }
 
     for (name, warnings) in channel_warnings {
-        let used = teams_by_id.values().any(|t| t.uses_channel(&name));
-        if used {
+        if teams_by_id.values().any(|t| t.uses_channel(&name)) {
             warnings.replay();
         }
     }
@@ -112,6 +111,7 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
         restart_only,
         telemetry: system.telemetry,
         audit: system.audit,
+        approvals: system.approvals,
     };
     check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config)?;

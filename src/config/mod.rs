@@ -6,6 +6,7 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
+mod approvals;
 mod audit;
 mod channels;
 mod de;
@@ -46,6 +47,7 @@ pub use crate::domain::settings::{
     Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
+pub use approvals::ApprovalsConfig;
 pub use audit::{AuditConfig, SyslogTarget, SyslogTls};
 pub use channels::{
     for_transaction, purpose_key, shows_text, template, template_key, text, text_in, voice_text,
@@ -88,6 +90,8 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// `[audit]`.
     pub audit: AuditConfig,
+    /// `[approvals]`.
+    pub approvals: ApprovalsConfig,
 }
 
 /// `[telemetry]`: where traces go, if anywhere (docs/operations.md#traces).

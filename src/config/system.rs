@@ -36,6 +36,7 @@ pub(super) struct System {
     pub channels_dir: String,
     pub telemetry: TelemetryConfig,
     pub audit: super::AuditConfig,
+    pub approvals: super::ApprovalsConfig,
 }
 
 pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigError> {
@@ -43,6 +44,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     let err = |key: &str, problem: &str| ConfigError::new(file, key, problem);
     let telemetry = telemetry(&raw.telemetry, file)?;
     let audit = super::audit::build(&raw.audit, file)?;
+    let approvals = super::approvals::build(&raw.approvals, file)?;
     let s = raw.server;
 
     let public_url = server_identity(&s, file)?;
@@ -68,6 +70,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     Ok(System {
         telemetry,
         audit,
+        approvals,
         server: ServerConfig {
             listen: s.listen.trim().to_string(),
             public_url: public_url.as_str().trim_end_matches('/').to_string(),

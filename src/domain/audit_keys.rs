@@ -1,10 +1,13 @@
-//! The keys that sign an audit trail's head (docs/audit.md#the-signed-head):
-//! an Ed25519 private key (PKCS#8 PEM) that signs, compact JWS `EdDSA`,
-//! and the public keys listed at `/.well-known/chatgate-audit-keys`, each
-//! named by its RFC 7638 thumbprint.
+//! The Ed25519 keys the gateway signs with, alone: an audit trail's head
+//! (docs/audit.md#the-signed-head) and a payment's approval token
+//! (docs/api.md#the-approval-token). Each is an Ed25519 private key
+//! (PKCS#8 PEM) that signs compact JWS `EdDSA`, and the public keys listed
+//! as a JWKS (`/.well-known/chatgate-audit-keys`,
+//! `/.well-known/chatgate-approval-keys`), each named by its RFC 7638
+//! thumbprint.
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey};
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, KeypairBytes};
 use ed25519_dalek::{SigningKey, VerifyingKey};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -40,30 +43,32 @@ impl Jwk {
     }
 }
 
-/// A JWKS: what `/.well-known/chatgate-audit-keys` answers.
+/// A JWKS: what `/.well-known/chatgate-audit-keys` and
+/// `/.well-known/chatgate-approval-keys` answer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-/// The signing key in force and the public keys still listed.
-pub struct AuditKeys {
+/// The signing key in force and the public keys still listed: `[audit]`'s
+/// or `[approvals]`' `signing_key` and `previous_signing_keys`.
+pub struct SigningKeys {
     signing: Option<(EncodingKey, Jwk)>,
     listed: Jwks,
 }
 
-impl std::fmt::Debug for AuditKeys {
+impl std::fmt::Debug for SigningKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditKeys")
+        f.debug_struct("SigningKeys")
             .field("listed", &self.listed)
             .finish_non_exhaustive()
     }
 }
 
-impl AuditKeys {
+impl SigningKeys {
     /// No key: heads are not signed, the JWKS is empty.
     pub fn none() -> Self {
-        AuditKeys {
+        SigningKeys {
             signing: None,
             listed: Jwks::default(),
         }
@@ -96,12 +101,17 @@ impl AuditKeys {
                 listed.keys.push(jwk);
             }
         }
-        Ok(AuditKeys { signing, listed })
+        Ok(SigningKeys { signing, listed })
     }
 
     /// The public keys, the signing key's first.
     pub fn jwks(&self) -> &Jwks {
         &self.listed
+    }
+
+    /// Whether there is a signing key.
+    pub fn signs(&self) -> bool {
+        self.signing.is_some()
     }
 
     /// `payload` as a compact JWS (`EdDSA`, header `kid`), or `None`
@@ -114,9 +124,16 @@ impl AuditKeys {
     }
 }
 
-/// A new Ed25519 private key, PKCS#8 PEM (`chatgate keygen audit-signing-key`).
+/// A new Ed25519 private key, PKCS#8 PEM in RFC 8410's form
+/// (`chatgate keygen audit-signing-key`, `approval-signing-key`): a v1
+/// `PrivateKeyInfo` of the seed alone, without the public key a v2
+/// `OneAsymmetricKey` adds, which OpenSSL 3 and Python's `cryptography`
+/// read (docs/decisions/0312-a-new-signing-key-is-pkcs8-v1.md).
 pub fn new_signing_key_pem() -> Result<String, String> {
-    let key = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
+    let key = KeypairBytes {
+        secret_key: rand::random::<[u8; 32]>(),
+        public_key: None,
+    };
     key.to_pkcs8_pem(Default::default())
         .map(|pem| pem.to_string())
         .map_err(|_| "the key could not be encoded".to_string())
@@ -141,9 +158,26 @@ pub fn verify_signed<T: serde::de::DeserializeOwned>(jws: &str, jwks: &Jwks) -> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use ed25519_dalek::pkcs8::EncodePublicKey;
+
+    /// The DER inside a `PRIVATE KEY` PEM.
+    pub(crate) fn pem_der(pem: &str) -> Vec<u8> {
+        use base64::engine::general_purpose::STANDARD;
+        let lines: Vec<&str> = pem.lines().collect();
+        assert_eq!(lines.first(), Some(&"-----BEGIN PRIVATE KEY-----"), "{pem}");
+        assert_eq!(lines.last(), Some(&"-----END PRIVATE KEY-----"), "{pem}");
+        STANDARD.decode(lines[1..lines.len() - 1].concat()).unwrap()
+    }
+
+    /// `pem` is an Ed25519 key in RFC 8410's PKCS#8 v1 form (section 10.3).
+    pub(crate) fn assert_v1(pem: &str) {
+        let der = pem_der(pem);
+        let prefix = hex::decode("302e020100300506032b657004220420").unwrap();
+        assert_eq!(der.len(), 48, "{}", hex::encode(&der));
+        assert_eq!(der[..16], prefix[..], "{}", hex::encode(&der));
+    }
 
     #[derive(Debug, Serialize, Deserialize, PartialEq)]
     struct Claims {
@@ -166,7 +200,7 @@ mod tests {
     #[test]
     fn a_signed_head_verifies_with_the_listed_key_only() {
         let pem = new_signing_key_pem().unwrap();
-        let keys = AuditKeys::from_pem(&pem, &[]).unwrap();
+        let keys = SigningKeys::from_pem(&pem, &[]).unwrap();
         let jws = keys.sign(&Claims { seq: 7 }).unwrap();
         let header = jsonwebtoken::decode_header(&jws).unwrap();
         assert_eq!(header.alg, Algorithm::EdDSA);
@@ -178,7 +212,7 @@ mod tests {
             verify_signed::<Claims>(&jws, keys.jwks()),
             Some(Claims { seq: 7 })
         );
-        let other = AuditKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+        let other = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
         assert_eq!(verify_signed::<Claims>(&jws, other.jwks()), None);
         // A changed payload is refused.
         let parts: Vec<&str> = jws.split('.').collect();
@@ -191,6 +225,18 @@ mod tests {
         assert_eq!(verify_signed::<Claims>(&forged, keys.jwks()), None);
     }
 
+    /// RFC 8410's PKCS#8 v1 form, byte for byte: `SEQUENCE { INTEGER 0,
+    /// SEQUENCE { OID 1.3.101.112 }, OCTET STRING { OCTET STRING (32) } }`,
+    /// 48 bytes, no public key; and the loader reads it.
+    #[test]
+    fn a_new_key_is_rfc_8410_pkcs8_v1() {
+        let pem = new_signing_key_pem().unwrap();
+        assert_eq!(pem_der(&pem).len(), 48, "{pem}");
+        assert_v1(&pem);
+        let keys = SigningKeys::from_pem(&pem, &[]).unwrap();
+        assert!(keys.signs());
+    }
+
     #[test]
     fn previous_keys_stay_listed() {
         let old = SigningKey::from_bytes(&rand::random::<[u8; 32]>());
@@ -198,12 +244,12 @@ mod tests {
             .verifying_key()
             .to_public_key_pem(Default::default())
             .unwrap();
-        let keys = AuditKeys::from_pem(&new_signing_key_pem().unwrap(), &[old_pub]).unwrap();
+        let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[old_pub]).unwrap();
         assert_eq!(keys.jwks().keys.len(), 2);
         assert_eq!(keys.jwks().keys[1], Jwk::of(&old.verifying_key()));
-        assert!(AuditKeys::from_pem("not a key", &[]).is_err());
-        let bad = AuditKeys::from_pem("", &["nope".into()]).unwrap_err();
+        assert!(SigningKeys::from_pem("not a key", &[]).is_err());
+        let bad = SigningKeys::from_pem("", &["nope".into()]).unwrap_err();
         assert!(bad.contains("previous_signing_keys[0]"), "{bad}");
-        assert!(AuditKeys::none().sign(&Claims { seq: 1 }).is_none());
+        assert!(SigningKeys::none().sign(&Claims { seq: 1 }).is_none());
     }
 }

@@ -1,7 +1,8 @@
 //! Approving one payment (docs/api.md#approving-one-payment): the
 //! transaction a challenge is for, its rules, its canonical hash, the
 //! texts' `#AMOUNT#` and `#PAYEE#`, the provider's
-//! `authorization_details`, and the approval token's claims.
+//! `authorization_details`, and the approval token's claims, signed by
+//! the gateway's own `[approvals]` key.
 //!
 //! A transaction is parsed once, member by member: a missing member or one
 //! of the wrong JSON type is 400, an unknown member or a value not allowed
@@ -14,12 +15,11 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
-use unicode_security::MixedScript;
+use unicode_security::{skeleton, MixedScript};
 use uuid::Uuid;
 
+use super::audit_keys::SigningKeys;
 use super::characters::refused_in_identifier;
-use super::login_token::sign_hs256;
-use super::secrets::SecurityKey;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -51,12 +51,9 @@ impl Transaction {
         let Value::Object(o) = v else {
             return Err(Error::BadRequest(format!("{field}: must be an object")));
         };
-        // An unknown member's name is not echoed: it may be anything.
-        if o.keys().any(|k| !MEMBERS.contains(&k.as_str())) {
-            return Err(Error::invalid(
-                field,
-                "has an unknown member (allowed: type, amount, currency, payee, reference)",
-            ));
+        // An unknown member is named as any body's is (docs/api.md#errors).
+        if let Some(k) = o.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
+            return Err(Error::undefined(&format!("{field}.{k}")));
         }
         let at = |m: &str| format!("{field}.{m}");
         let kind = string(o, field, "type")?.ok_or_else(|| missing(&at("type")))?;
@@ -239,7 +236,29 @@ fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
             "must not mix letters of several scripts in one word (such as Latin with Cyrillic)",
         ));
     }
+    if s.split_whitespace().any(looks_latin) {
+        return Err(Error::invalid(
+            field,
+            "must not have a word written wholly in letters that look Latin (such as ACME in Cyrillic letters): write it in Latin letters",
+        ));
+    }
     Ok(())
+}
+
+/// Whether `word` has letters, and each is a letter other than `a-z` and
+/// `A-Z` that UTS #39's confusables (the `unicode-security` crate's
+/// skeleton) write as ASCII letters: `АСМЕ` in Cyrillic is read as `ACME`,
+/// `Ромашка` is not (its `м`, `ш` and `к` look like no ASCII letter).
+/// A word with an ASCII letter is Latin, and mixed scripts are refused
+/// before (docs/decisions/0310-a-payee-word-may-not-look-latin.md).
+fn looks_latin(word: &str) -> bool {
+    let mut letters = word.chars().filter(|c| c.is_alphabetic()).peekable();
+    letters.peek().is_some()
+        && letters.all(|c| {
+            let mut buf = [0u8; 4];
+            let one: &str = c.encode_utf8(&mut buf);
+            !c.is_ascii() && skeleton(one).all(|p| p.is_ascii_alphabetic())
+        })
 }
 
 /// The claims of an approval token (docs/api.md#the-approval-token).
@@ -310,10 +329,28 @@ impl ApprovalClaims {
         }
     }
 
-    /// Signed HS256 with `key` (its `kid` in the header).
-    pub fn sign(&self, key: &SecurityKey) -> Result<String, Error> {
-        sign_hs256(key, self, "an approval token could not be signed")
+    /// Signed EdDSA by `keys` (`[approvals] signing_key`, `kid` its
+    /// RFC 7638 thumbprint); `None` without a signing key.
+    pub fn sign(&self, keys: &SigningKeys) -> Option<String> {
+        keys.sign(self)
     }
+}
+
+/// A challenge may carry a `transaction` only when the gateway can sign
+/// its approval (`[approvals] signing_key`): 422 naming `transaction`
+/// otherwise, before anything is read, sent or counted
+/// (docs/decisions/0311-approvals-are-signed-by-the-gateway-alone.md).
+pub fn approvals_signed(
+    transaction: Option<&Transaction>,
+    keys: &SigningKeys,
+) -> Result<(), Error> {
+    if transaction.is_some() && !keys.signs() {
+        return Err(Error::invalid(
+            "transaction",
+            "payments cannot be approved on this gateway: it has no [approvals] signing_key",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

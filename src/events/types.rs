@@ -214,7 +214,8 @@ pub struct TransactionObject {
     #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// 1 to 70 characters: no control, format (bidi) or private-use
-    /// characters, one script per word.
+    /// characters, one script per word, and no word written wholly in
+    /// letters that look Latin (`АСМЕ` in Cyrillic).
     #[schema(min_length = 1, max_length = 70)]
     pub payee: String,
     /// 1 to 35 such characters.

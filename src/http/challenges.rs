@@ -15,6 +15,7 @@ use super::openapi::{
     E423, E429, E502,
 };
 use super::AppState;
+use crate::domain::audit_keys::Jwks;
 use crate::domain::challenge::{ChallengeMethod as M, Delivery as D};
 use crate::domain::locale::LocaleTag;
 use crate::domain::start_challenge::ChallengeRequest;
@@ -29,6 +30,16 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(read))
         .routes(routes!(reveal))
         .routes(routes!(advance))
+        .routes(routes!(approval_keys))
+}
+
+/// The public keys that sign payment approval tokens
+/// (docs/api.md#get-well-knownchatgate-approval-keys), a JWKS; `{"keys": []}`
+/// without `[approvals] signing_key`.
+#[utoipa::path(get, path = "/.well-known/chatgate-approval-keys", operation_id = "approval_keys", tag = "challenges", security(),
+    responses((status = 200, body = Object, description = "a JWKS: `kty` `OKP`, `crv` `Ed25519`, `kid` (the RFC 7638 thumbprint), `x`; the signing key's first, then `[approvals] previous_signing_keys`"), E422))]
+async fn approval_keys(State(st): State<AppState>, _: NoQuery) -> Json<Jwks> {
+    Json(st.gateway.config().approvals.keys.jwks().clone())
 }
 
 /// `POST /v1/interactions/{id}/challenges` body (docs/api.md#challenges-otp-and-session-pin).

@@ -136,8 +136,7 @@ fn quoted_after<'m>(msg: &'m str, prefix: &str) -> Option<&'m str> {
 /// define. The name is the client's own text: cut short and stripped of
 /// control characters before it goes into `detail`.
 pub fn unknown_field(name: &str) -> Error {
-    let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-    Error::invalid(&shown, "is not defined by this operation")
+    Error::undefined(name)
 }
 
 /// The JSON object members of a hand-parsed body that are not among `known`:

@@ -855,7 +855,7 @@ async fn a_payment_approved_in_the_app_gives_its_token(backend: Backend) {
         token.as_str(),
         "one approval, one token"
     );
-    let claims = crate::payments::checked(&app, &token).1;
+    let claims = crate::payments::checked(&app, &token).await.1;
     assert_eq!(claims["amr"], json!(["app"]));
     assert!(claims.get("via").is_none(), "{claims}");
     assert_eq!(

@@ -8,6 +8,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chatgate::app::{App, Options};
+use chatgate::domain::audit_keys::new_signing_key_pem;
 use chatgate::domain::secrets::{generate_api_key, generate_whsec, ApiKeyHash};
 use chatgate::events::Event;
 use chatgate::time::{Clock, ManualClock, Timestamp};
@@ -70,6 +71,10 @@ pub struct Setup {
     pub voice_channel: Option<String>,
     /// TOML appended to the system file (e.g. an `[audit]` section).
     pub system_extra: String,
+    /// The system file's `[approvals]` section; `None`: one whose
+    /// `signing_key` is the keys' `approvals_pem`, so payments can be
+    /// approved (docs/api.md#the-approval-token); `Some("")`: none.
+    pub approvals: Option<String>,
 }
 
 /// The secrets of a test config.
@@ -83,6 +88,8 @@ pub struct Keys {
     pub globex_bot: String,
     pub globex_agent: String,
     pub webchat_secret: String,
+    /// `[approvals] signing_key`: an Ed25519 private key, PKCS#8 PEM.
+    pub approvals_pem: String,
 }
 
 impl Keys {
@@ -96,6 +103,7 @@ impl Keys {
             globex_bot: generate_api_key(),
             globex_agent: generate_api_key(),
             webchat_secret: generate_whsec(),
+            approvals_pem: new_signing_key_pem().unwrap(),
         }
     }
     /// The decoded HMAC key of acme's security key.
@@ -239,8 +247,13 @@ key_prefix = "{prefix}"
 [defaults]
 {defaults}
 
+{approvals}
 {system_extra}
 "#,
+        approvals = setup.approvals.clone().unwrap_or_else(|| format!(
+            "[approvals]\nsigning_key = \"\"\"\n{}\"\"\"\n",
+            keys.approvals_pem
+        )),
         system_extra = setup.system_extra,
         // Tests stop at once unless they test the drain.
         server = if setup.server.contains("shutdown_drain") {

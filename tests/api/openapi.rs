@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 21] = [
+const PUBLIC: [&str; 22] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -341,6 +341,7 @@ const PUBLIC: [&str; 21] = [
     "/console/{team}/sign-in",
     "/console/{team}/callback",
     "/.well-known/chatgate-audit-keys",
+    "/.well-known/chatgate-approval-keys",
 ];
 
 /// The agent's endpoints: an API key, or the console's session cookie
@@ -472,7 +473,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 44);
+    assert_eq!(operations, 45);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

@@ -1,14 +1,14 @@
 //! Approving one payment (docs/api.md#approving-one-payment), on both
 //! stores: the transaction's refusals, the exact texts the customer reads
 //! where the code arrives, a replaced transaction voiding the first code,
-//! the approval token checked by another JWT library (jwt-compact) with
-//! the team's security key, assurance for the right and the wrong hash,
-//! and no code for agents.
+//! the approval token checked as docs/payments.md tells the bank's payment
+//! system (EdDSA only, the published JWKS) and its signature apart, a
+//! token made with a team's security key refused, the keys' rotation and
+//! absence, assurance for the right and the wrong hash, and no code for
+//! agents.
 use std::collections::HashMap;
 use std::time::Duration;
 
-use jwt_compact::alg::{Hs256, Hs256Key};
-use jwt_compact::{AlgorithmExt, TimeOptions, UntrustedToken};
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -66,24 +66,86 @@ async fn last_sms_code(app: &TestApp) -> String {
         .to_string()
 }
 
-/// The approval token's header and claims, checked by jwt-compact with
-/// acme's security key (HS256) and the real clock.
-pub(crate) fn checked(app: &TestApp, token: &str) -> (Option<String>, Value) {
-    let key = Hs256Key::new(app.keys.acme_key_bytes());
-    let untrusted = UntrustedToken::new(token).expect("a JWT");
-    assert_eq!(untrusted.algorithm(), "HS256");
-    let kid = untrusted.header().key_id.clone();
-    let token = Hs256
-        .validator::<Value>(&key)
-        .validate(&untrusted)
-        .expect("signed with acme's security key");
-    let claims = token.claims();
-    claims
-        .validate_expiration(&TimeOptions::default())
-        .expect("not expired");
-    let (iat, exp) = (claims.issued_at.unwrap(), claims.expiration.unwrap());
-    assert_eq!((exp - iat).num_seconds(), 300, "five minutes");
-    (kid, claims.custom.clone())
+/// The published JWKS of the approval keys.
+pub(crate) async fn approval_keys(app: &TestApp) -> Value {
+    app.get_json("/.well-known/chatgate-approval-keys", None)
+        .await
+}
+
+/// The check docs/payments.md gives the bank's payment system, with a
+/// stock JWT library (jsonwebtoken): `alg` EdDSA only, the key its `kid`
+/// names in the published `jwks`, `iss`, `aud` and `exp` (the real clock).
+/// `None`: refused.
+pub(crate) fn payment_system_check(jwks: &Value, token: &str) -> Option<Value> {
+    use jsonwebtoken::{decode, decode_header, jwk::JwkSet, Algorithm, DecodingKey, Validation};
+    let set: JwkSet = serde_json::from_value(jwks.clone()).ok()?;
+    let header = decode_header(token).ok()?;
+    if header.alg != Algorithm::EdDSA {
+        return None;
+    }
+    let key = DecodingKey::from_jwk(set.find(header.kid.as_deref()?)?).ok()?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&["chatgate-test"]);
+    validation.set_audience(&["acme"]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud"]);
+    decode::<Value>(token, &key, &validation)
+        .ok()
+        .map(|d| d.claims)
+}
+
+/// The approval token's header `kid` and claims: it passes the payment
+/// system's check, and its Ed25519 signature verifies apart (ed25519-dalek)
+/// with the JWKS's `x` of its `kid`, which is that key's RFC 7638
+/// thumbprint; good for five minutes.
+pub(crate) async fn checked(app: &TestApp, token: &str) -> (String, Value) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let jwks = approval_keys(app).await;
+    let claims = payment_system_check(&jwks, token).expect("the payment system's check passes");
+    let header: Value =
+        serde_json::from_slice(&B64URL.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
+    assert_eq!(header["alg"], "EdDSA");
+    let kid = header["kid"].as_str().unwrap().to_string();
+    let jwk = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == kid.as_str())
+        .expect("the kid is listed");
+    assert_eq!(
+        (jwk["kty"].as_str(), jwk["crv"].as_str()),
+        (Some("OKP"), Some("Ed25519"))
+    );
+    let x = jwk["x"].as_str().unwrap();
+    let thumbprint = format!(r#"{{"crv":"Ed25519","kty":"OKP","x":"{x}"}}"#);
+    assert_eq!(
+        kid,
+        B64URL.encode(sha2::Sha256::digest(thumbprint.as_bytes()))
+    );
+    let public: [u8; 32] = B64URL.decode(x).unwrap().try_into().unwrap();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let signature =
+        ed25519_dalek::Signature::from_slice(&B64URL.decode(signature).unwrap()).unwrap();
+    ed25519_dalek::VerifyingKey::from_bytes(&public)
+        .unwrap()
+        .verify_strict(signed.as_bytes(), &signature)
+        .expect("an Ed25519 signature of the listed key");
+    let (iat, exp) = (
+        claims["iat"].as_i64().unwrap(),
+        claims["exp"].as_i64().unwrap(),
+    );
+    assert_eq!(exp - iat, 300, "five minutes");
+    (kid, claims)
+}
+
+/// `claims` signed HS256 under `key` with header `kid`: what anyone who
+/// holds a team's security key (its login page, its website) can make.
+fn hs256(claims: &Value, key: &[u8], kid: &str) -> String {
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.to_string());
+    encode(&header, claims, &EncodingKey::from_secret(key)).unwrap()
 }
 
 /// The assurance answer for `id` with query `q`, to the bot.
@@ -147,13 +209,17 @@ both_stores!(
         assert_eq!(v["authenticated"], true);
         assert_eq!(v["approval"]["transaction_hash"], HASH);
         let token = v["approval"]["token"].as_str().unwrap().to_string();
-        let (kid, claims) = checked(&app, &token);
+        let (kid, claims) = checked(&app, &token).await;
         eprintln!(
             "the SMS: {:?}\nthe verify answer's approval: {}\nthe token's header kid {kid:?}, its claims: {claims:#}",
             sms_bodies(&app).await,
             v["approval"]
         );
-        assert_eq!(kid.as_deref(), Some("2026-11"), "the primary key's kid");
+        assert_eq!(
+            approval_keys(&app).await["keys"][0]["kid"],
+            kid.as_str(),
+            "the signing key's kid"
+        );
         assert_eq!(claims["iss"], "chatgate-test");
         assert_eq!(claims["aud"], "acme");
         assert_eq!(claims["sub"], "cust-42");
@@ -168,13 +234,6 @@ both_stores!(
             jti.len() == 32 && jti.bytes().all(|b| b.is_ascii_hexdigit()),
             "{jti}"
         );
-        // A token of another key fails the same check.
-        let other = Hs256Key::new([7u8; 32]);
-        let untrusted = UntrustedToken::new(&token).unwrap();
-        assert!(Hs256
-            .validator::<Value>(&other)
-            .validate(&untrusted)
-            .is_err());
 
         // Assurance: the right hash, the wrong one.
         let right = assure(&app, &id, format!("max_age=5m&transaction={HASH}")).await;
@@ -227,6 +286,136 @@ both_stores!(
     }
 );
 
+/// The approval of [`payment`] by a code sent by SMS: the verify answer.
+async fn approve_by_sms(app: &TestApp, id: &str) -> Value {
+    let c: Value = start(
+        app,
+        id,
+        json!({"method": "otp", "delivery": "sms", "transaction": payment()}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let cid = c["challenge_id"].as_str().unwrap();
+    let code = last_sms_code(app).await;
+    app.verify_code(id, cid, &code).await.json().await.unwrap()
+}
+
+/// The RFC 8037 example key (appendix A.1): a key signed with before a
+/// rotation.
+fn old_approval_key() -> ed25519_dalek::SigningKey {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+    use base64::Engine as _;
+    let d = B64URL
+        .decode("nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A")
+        .unwrap();
+    ed25519_dalek::SigningKey::from_bytes(&d.try_into().unwrap())
+}
+
+both_stores!(
+    a_token_made_with_the_teams_security_key_is_no_approval,
+    |app: TestApp| async move {
+        use chatgate::domain::audit_keys::SigningKeys;
+        use jsonwebtoken::{decode, Algorithm, DecodingKey, Validation};
+        let id = interaction(&app).await;
+        let v = approve_by_sms(&app, &id).await;
+        let token = v["approval"]["token"].as_str().unwrap();
+        let jwks = approval_keys(&app).await;
+        let (kid, claims) = checked(&app, token).await;
+        // What the gateway gives is no HS256 token under the team's key.
+        let acme = app.keys.acme_key_bytes();
+        let mut hs = Validation::new(Algorithm::HS256);
+        hs.validate_aud = false;
+        assert!(decode::<Value>(token, &DecodingKey::from_secret(&acme), &hs).is_err());
+        // 50,000 EUR to Mallory Ltd, made with acme's security key, under
+        // that key's kid or the gateway's: the payment system refuses it.
+        let mallory = json!({"type": "payment", "amount": "50000.00", "currency": "EUR",
+                             "payee": "Mallory Ltd"});
+        let mut forged = claims.clone();
+        forged["txn"] = json!(
+            chatgate::domain::transaction::Transaction::parse("t", &mallory)
+                .unwrap()
+                .hash()
+        );
+        forged["transaction"] = mallory;
+        for k in ["2026-11", kid.as_str()] {
+            let made = hs256(&forged, &acme, k);
+            assert_eq!(payment_system_check(&jwks, &made), None, "kid {k}");
+        }
+        // The same claims signed by the gateway's key would pass: only the
+        // key refuses them.
+        let gateways = SigningKeys::from_pem(&app.keys.approvals_pem, &[]).unwrap();
+        let signed = gateways.sign(&forged).unwrap();
+        assert_eq!(payment_system_check(&jwks, &signed), Some(forged));
+    }
+);
+
+/// A rotation: the new key signs, the old one's public key stays listed.
+fn rotated() -> Setup {
+    use ed25519_dalek::pkcs8::EncodePublicKey;
+    let old = old_approval_key()
+        .verifying_key()
+        .to_public_key_pem(Default::default())
+        .unwrap();
+    let new = chatgate::domain::audit_keys::new_signing_key_pem().unwrap();
+    Setup {
+        approvals: Some(format!(
+            "[approvals]\nsigning_key = \"\"\"\n{new}\"\"\"\nprevious_signing_keys = [\"\"\"\n{old}\"\"\"]\n"
+        )),
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    a_rotated_approval_key_stays_listed_and_its_tokens_still_verify,
+    setup: rotated(),
+    |app: TestApp| async move {
+        use chatgate::domain::audit_keys::SigningKeys;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let jwks = approval_keys(&app).await;
+        let keys = jwks["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "{jwks}");
+        // RFC 8037's thumbprint of its example key (appendix A.3).
+        assert_eq!(keys[1]["kid"], "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+        let id = interaction(&app).await;
+        let v = approve_by_sms(&app, &id).await;
+        let (kid, claims) = checked(&app, v["approval"]["token"].as_str().unwrap()).await;
+        assert_eq!(keys[0]["kid"], kid.as_str(), "the new key signs");
+        // A token the old key signed before the rotation still verifies.
+        let old_pem = old_approval_key().to_pkcs8_pem(Default::default()).unwrap();
+        let old = SigningKeys::from_pem(&old_pem, &[]).unwrap();
+        let before = old.sign(&claims).unwrap();
+        assert_eq!(payment_system_check(&jwks, &before), Some(claims));
+    }
+);
+
+both_stores!(
+    without_the_approvals_key_a_payment_is_422_and_no_key_is_listed,
+    setup: Setup {
+        approvals: Some(String::new()),
+        ..Setup::default()
+    },
+    |app: TestApp| async move {
+        assert_eq!(approval_keys(&app).await, json!({"keys": []}));
+        let id = interaction(&app).await;
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": payment()}),
+        )
+        .await;
+        let p = assert_problem(res, 422, "invalid_request").await;
+        let detail = p["detail"].as_str().unwrap();
+        assert!(detail.starts_with("transaction:") && detail.contains("[approvals]"), "{p}");
+        assert!(sms_bodies(&app).await.is_empty(), "nothing was sent");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        // A code for no payment needs no approval key.
+        let res = start(&app, &id, json!({"method": "otp", "delivery": "sms"})).await;
+        assert_eq!(res.status(), 201);
+    }
+);
+
 both_stores!(
     every_refusal_names_its_member_and_sends_nothing,
     |app: TestApp| async move {
@@ -251,7 +440,7 @@ both_stores!(
                 "transaction.reference",
             ),
             (json!("120 EUR"), 400, "transaction"),
-            (with("iban", json!("DE89")), 422, "transaction"),
+            (with("iban", json!("DE89")), 422, "transaction.iban"),
             (with("type", json!("Payment")), 422, "transaction.type"),
             (with("amount", json!("0.00")), 422, "transaction.amount"),
             (with("amount", json!("12.5e3")), 422, "transaction.amount"),
@@ -315,6 +504,41 @@ both_stores!(
             .get_json("/v1/subjects/cust-42", Some(&app.keys.agent))
             .await;
         assert_eq!(s["failures"], 0);
+    }
+);
+
+both_stores!(
+    a_payee_in_cyrillic_letters_that_look_latin_is_refused,
+    |app: TestApp| async move {
+        let id = interaction(&app).await;
+        let mut t = payment();
+        t["payee"] = json!("\u{410}\u{421}\u{41c}\u{415} Energy Ltd"); // АСМЕ
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": t}),
+        )
+        .await;
+        let p = assert_problem(res, 422, "invalid_request").await;
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .starts_with("transaction.payee:"),
+            "{p}"
+        );
+        assert!(sms_bodies(&app).await.is_empty(), "nothing was sent");
+        assert_eq!(app.get(&id).await["open_challenge"], Value::Null);
+        // A Cyrillic name that reads as no Latin one is paid as written.
+        t["payee"] = json!("Ромашка");
+        let res = start(
+            &app,
+            &id,
+            json!({"method": "otp", "delivery": "sms", "transaction": t}),
+        )
+        .await;
+        assert_eq!(res.status(), 201);
+        assert!(sms_bodies(&app).await[0].contains("to pay 120.00 EUR to Ромашка."));
     }
 );
 

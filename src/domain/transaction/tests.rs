@@ -78,11 +78,17 @@ fn a_null_member_is_one_not_given() {
 }
 
 #[test]
-fn an_unknown_member_is_422() {
+fn an_unknown_member_is_422_naming_it() {
     let (status, text) = refused(&with("iban", json!("DE89")));
     assert_eq!(status, 422);
-    assert!(text.starts_with("transaction:"), "{text}");
-    assert!(!text.contains("iban"), "the name is not echoed: {text}");
+    assert!(text.starts_with("transaction.iban: "), "{text}");
+    // The client's own text, shown without control characters and cut short.
+    let (_, text) = refused(&with(&format!("a\u{7}{}", "b".repeat(100)), json!(1)));
+    assert!(!text.contains('\u{7}'), "{text}");
+    assert!(
+        text.starts_with(&format!("transaction.a{}: ", "b".repeat(51))),
+        "{text}"
+    );
 }
 
 #[test]
@@ -147,9 +153,38 @@ fn an_amount_has_no_more_decimals_than_its_currency() {
 fn words_of_other_scripts_are_allowed_apart_not_within_a_word() {
     let ok = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee))).is_ok();
     assert!(ok("Zoë Café 東京"));
-    assert!(ok("ООО Ромашка Ltd"));
+    assert!(ok("OOO Ромашка Ltd"), "OOO in Latin letters");
     assert!(ok("ACME Energy Ltd."));
     assert!(!ok("АCME Energy"), "a Cyrillic А in a Latin word");
+}
+
+/// UTS #39's confusables: a word of one script other than Latin whose
+/// every letter is read as an ASCII letter is refused, in the payee and
+/// the reference; a word with one letter unlike any is not.
+#[test]
+fn a_word_wholly_of_letters_that_look_latin_is_422() {
+    for (member, v) in [
+        ("payee", "\u{410}\u{421}\u{41c}\u{415} Energy Ltd"), // АСМЕ, Cyrillic
+        ("payee", "\u{410}\u{421}\u{41c}\u{415}"),
+        ("payee", "\u{41e}\u{41e}\u{41e} Ромашка"), // ООО, Cyrillic
+        ("payee", "\u{391}\u{392}\u{395} Ltd"),     // ΑΒΕ, Greek
+        ("payee", "ACME (\u{410}\u{421}\u{41c}\u{415})"),
+        ("reference", "INV \u{410}\u{421}\u{41c}\u{415}-42"),
+    ] {
+        let (status, text) = refused(&with(member, json!(v)));
+        assert_eq!(status, 422, "{v}");
+        assert!(
+            text.starts_with(&format!("transaction.{member}: ")),
+            "{text}"
+        );
+        assert!(text.contains("look Latin"), "{text}");
+    }
+    let ok = |payee: &str| Transaction::parse("transaction", &with("payee", json!(payee))).is_ok();
+    assert!(ok("Ромашка"), "м, ш and к look like no ASCII letter");
+    assert!(ok("Ромашка Energy 42"));
+    assert!(ok("Zoë Café 東京"));
+    assert!(ok("Ελλάδα"), "Greek with an accent");
+    assert!(ok("ACME 2026 - Ltd"), "words without letters");
 }
 
 trait TapCurrency {
@@ -244,4 +279,94 @@ fn a_ladder_keeps_the_steps_that_show_the_text_and_refuses_none() {
     );
     let none = steps_showing(vec!["tg_gateway".into()], shows).unwrap_err();
     assert!(none.to_string().starts_with("delivery:"), "{none}");
+}
+
+fn approval_claims() -> ApprovalClaims {
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    let approved = Approved {
+        issuer: "https://chatgate.example",
+        team: "acme",
+        customer_ref: Some("cust-42"),
+        interaction_id: Uuid::nil(),
+        challenge_id: Uuid::nil(),
+        transaction: &t,
+        via: Some(vec!["sms".into()]),
+    };
+    let now = Timestamp::from_unix_seconds(1_764_064_800);
+    ApprovalClaims::new(approved, now, "0123456789abcdef0123456789abcdef".into())
+}
+
+/// `token`'s claims when a key of `keys`' JWKS (by its `kid`) signed it
+/// with EdDSA, for `iss` and `aud` as [`approval_claims`] names them.
+fn verified(token: &str, keys: &SigningKeys) -> Option<Value> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    if header.alg != Algorithm::EdDSA {
+        return None;
+    }
+    let kid = header.kid?;
+    let jwk = keys.jwks().keys.iter().find(|k| k.kid == kid)?;
+    let key = DecodingKey::from_ed_components(&jwk.x).ok()?;
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.validate_exp = false;
+    validation.set_issuer(&["https://chatgate.example"]);
+    validation.set_audience(&["acme"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .ok()
+        .map(|d| d.claims)
+}
+
+/// The token is EdDSA under `[approvals] signing_key`, its `kid` the key's
+/// thumbprint in the JWKS; another key's JWKS does not verify it, and a
+/// token HMAC'd with a team's security key is no approval.
+#[test]
+fn an_approval_token_is_eddsa_under_the_approvals_key_and_verifies_with_its_jwks() {
+    use crate::domain::audit_keys::new_signing_key_pem;
+    let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+    let claims = approval_claims();
+    let token = claims.sign(&keys).expect("signed");
+    let header = jsonwebtoken::decode_header(&token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(
+        header.kid.as_deref(),
+        Some(keys.jwks().keys[0].kid.as_str())
+    );
+    let back = verified(&token, &keys).expect("verifies with the JWKS");
+    assert_eq!(back, serde_json::to_value(&claims).unwrap());
+    assert_eq!(
+        claims.sign(&keys),
+        Some(token.clone()),
+        "the same token each ask"
+    );
+    let other = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+    assert_eq!(verified(&token, &other), None);
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(keys.jwks().keys[0].kid.clone());
+    let hmac = jsonwebtoken::encode(
+        &header,
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(&[7u8; 32]),
+    )
+    .unwrap();
+    assert_eq!(verified(&hmac, &keys), None);
+    assert_eq!(claims.sign(&SigningKeys::none()), None);
+}
+
+#[test]
+fn a_transaction_needs_the_approvals_key() {
+    use crate::domain::audit_keys::new_signing_key_pem;
+    let t = Transaction::parse("transaction", &example()).unwrap();
+    let keys = SigningKeys::from_pem(&new_signing_key_pem().unwrap(), &[]).unwrap();
+    let none = SigningKeys::none();
+    assert!(approvals_signed(Some(&t), &keys).is_ok());
+    assert!(
+        approvals_signed(None, &none).is_ok(),
+        "a plain code needs none"
+    );
+    match approvals_signed(Some(&t), &none) {
+        Err(e @ Error::Unprocessable(_)) => {
+            assert!(e.to_string().starts_with("transaction: "), "{e}")
+        }
+        other => panic!("{other:?}"),
+    }
 }

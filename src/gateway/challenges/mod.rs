@@ -32,7 +32,7 @@ use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::otp::OtpCode;
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
-use crate::domain::transaction::Transaction;
+use crate::domain::transaction::{approvals_signed, Transaction};
 use crate::error::Result;
 use crate::events::types::{ChallengeCreated, CreatedChallenge, TransactionObject};
 use crate::events::EventData;
@@ -63,6 +63,7 @@ pub async fn start_challenge_seen(
 ) -> Result<(StartedChallenge, Option<InteractionView>)> {
     use ChallengeMethod::{App, Binding, Otp, Pin};
     use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
+    approvals_signed(req.transaction.as_ref(), &core.config().approvals.keys)?;
     let started = match (req.method, req.delivery) {
         (App, _) => app::start_app_challenge(core, team, id, req.transaction.as_ref(), clock).await,
         (Otp | Pin | Binding, Ladder) => {

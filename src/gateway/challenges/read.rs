@@ -136,7 +136,8 @@ const JTI_PURPOSE: &str = "approval-jti";
 pub struct Approval {
     /// The approved transaction's hash, as the challenge names it.
     pub transaction_hash: String,
-    /// The approval token: a JWT (HS256, the team's primary security key),
+    /// The approval token: a JWT (EdDSA, the gateway's `[approvals]`
+    /// signing key, its public keys at `/.well-known/chatgate-approval-keys`),
     /// good for 5 minutes. Absent in an agent's read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -293,9 +294,6 @@ pub(super) fn approval_of(
             token: None,
         }));
     }
-    let key = team
-        .primary_key()
-        .ok_or_else(|| Error::internal("the team has no primary security key"))?;
     let via = (c.method != Method::App).then(|| auth.via.clone());
     let claims = ApprovalClaims::new(
         Approved {
@@ -310,8 +308,17 @@ pub(super) fn approval_of(
         auth.authenticated_at,
         approval_jti(|b| core.pepper().keyed_hash(JTI_PURPOSE, b), cid),
     );
+    // Without `[approvals] signing_key` (removed since the challenge
+    // started) the approval has no token: no payment goes through on it.
+    let token = claims.sign(&core.config().approvals.keys);
+    if token.is_none() {
+        tracing::error!(
+            team = %team.id,
+            "an approval token could not be signed: [approvals] signing_key is gone"
+        );
+    }
     Ok(Some(Approval {
         transaction_hash: claims.txn.clone(),
-        token: Some(claims.sign(key)?),
+        token,
     }))
 }
