@@ -100,8 +100,8 @@ pub fn reveal_code(
     now: Timestamp,
 ) -> Result<(OtpCode, Timestamp), Error> {
     let c = answerable(rec, challenge_id, now)?;
-    match (&c.method, &c.sealed_code) {
-        (ChallengeMethod::Otp, Some(sealed)) => {
+    match &c.sealed_code {
+        Some(sealed) if c.method.revealable() => {
             Ok((reveal::open(sealed, c.id, pepper)?, c.expires_at))
         }
         _ => Err(Error::Forbidden("this challenge's code cannot be revealed")),

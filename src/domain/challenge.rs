@@ -89,6 +89,45 @@ impl ChallengeMethod {
     }
 }
 
+/// The security rules that depend on the method, each a `match` that names
+/// every method: a method added to [`ChallengeMethod`] does not compile
+/// until each rule has decided for it (no rule is a deny-list that a new
+/// method would slip past).
+impl ChallengeMethod {
+    /// Whether a challenge of this method can approve a payment: the
+    /// customer sees the amount and the payee where the code arrives, or
+    /// in their own app (docs/payments.md). A session PIN proves a person,
+    /// never a payment; a binding code belongs to a login.
+    pub fn approves_payment(self) -> bool {
+        match self {
+            ChallengeMethod::Otp | ChallengeMethod::App => true,
+            ChallengeMethod::Pin | ChallengeMethod::Binding => false,
+        }
+    }
+
+    /// Whether this method's code may be sent to a phone number, so that
+    /// the team's number checks vouch for the number before it is trusted
+    /// (docs/number-checks.md). A PIN is the customer's own, a binding code
+    /// is shown by the login page, an app approval goes to the app.
+    pub fn may_go_to_a_number(self) -> bool {
+        match self {
+            ChallengeMethod::Otp => true,
+            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::App => false,
+        }
+    }
+
+    /// Whether an agent may be shown this method's code
+    /// (docs/api.md#get-v1interactionsidchallengescidcode): a one-time code
+    /// sealed for reveal; never the customer's PIN, a login page's binding
+    /// code, or an app approval, which has no code.
+    pub fn revealable(self) -> bool {
+        match self {
+            ChallengeMethod::Otp => true,
+            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::App => false,
+        }
+    }
+}
+
 impl Delivery {
     pub const ALL: [Delivery; 8] = [
         Delivery::Chat,

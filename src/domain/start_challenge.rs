@@ -115,10 +115,10 @@ impl ChallengeRequest {
     /// delivery, since agents never see a transaction's code.
     pub fn for_transaction(mut self, transaction: Option<Transaction>) -> Result<Self, Error> {
         if transaction.is_some() {
-            if self.method == ChallengeMethod::Pin {
+            if !self.method.approves_payment() {
                 return Err(Error::invalid(
                     "transaction",
-                    "a session PIN cannot approve a payment: use method otp or app",
+                    "this method cannot approve a payment: use method otp or app",
                 ));
             }
             if self.delivery == Delivery::Agent {

@@ -428,3 +428,37 @@ fn a_transaction_is_refused_with_a_pin_or_for_an_agent() {
         .for_transaction(Some(payment()))
         .is_ok());
 }
+
+/// The payment rule asks the method (`ChallengeMethod::approves_payment`,
+/// an exhaustive `match`): every method either approves a payment or is
+/// refused one, and for no method does the answer come from a default.
+#[test]
+fn every_method_is_asked_whether_it_approves_a_payment() {
+    let payment = crate::domain::transaction::Transaction::parse(
+        "transaction",
+        &serde_json::json!({"type": "payment", "amount": "120.00", "currency": "EUR", "payee": "ACME Energy Ltd"}),
+    )
+    .unwrap();
+    for method in ChallengeMethod::ALL {
+        let asked = ChallengeRequest {
+            method,
+            delivery: Delivery::Sms,
+            to: None,
+            locale: None,
+            transaction: None,
+        };
+        let answer = asked.for_transaction(Some(payment.clone()));
+        assert_eq!(answer.is_ok(), method.approves_payment(), "{method:?}");
+    }
+    assert!(ChallengeMethod::Otp.approves_payment() && ChallengeMethod::App.approves_payment());
+    assert!(
+        !ChallengeMethod::Pin.approves_payment() && !ChallengeMethod::Binding.approves_payment()
+    );
+    // Only a one-time code goes to a number (and so through the number
+    // checks), and only it may be revealed to an agent.
+    for method in ChallengeMethod::ALL {
+        let otp = method == ChallengeMethod::Otp;
+        assert_eq!(method.may_go_to_a_number(), otp, "{method:?}");
+        assert_eq!(method.revealable(), otp, "{method:?}");
+    }
+}

@@ -83,7 +83,7 @@ async fn check_number(
     req: &ChallengeRequest,
     now: Timestamp,
 ) -> Result<Option<(String, NumberCheck)>> {
-    if team.number_checks.is_none() || req.method != ChallengeMethod::Otp {
+    if team.number_checks.is_none() || !req.method.may_go_to_a_number() {
         return Ok(None);
     }
     let pair = core.load_pair(team, id, now).await?;
