@@ -23,7 +23,7 @@ async fn spawn_console(backend: Backend, require_person: bool) -> Option<(TestAp
     let idp = FakeIdp::start().await;
     let setup = Setup {
         team_extra: format!(
-            "[console]\nrequire_person = {require_person}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{WORKFORCE}\"\nclient_secret = \"workforce-secret-0123456789\"\n[settings.otp]\nshow_to_agents = true\n",
+            "[console]\nrequire_person = {require_person}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{WORKFORCE}\"\nclient_secret = \"workforce-secret-0123456789\"\nagent_values = [\"agents\"]\n[settings.otp]\nshow_to_agents = true\n",
             idp.issuer
         ),
         ..Setup::default()

@@ -361,7 +361,8 @@ fn an_oidc_section_is_checked_key_by_key() {
 
 #[test]
 fn a_console_section_is_checked_key_by_key() {
-    let ok = "[console.oidc]\nissuer = \"https://login.bank.example\"\nclient_id = \"chatgate-console\"\nclient_secret = \"s3cret\"";
+    let provider = "[console.oidc]\nissuer = \"https://login.bank.example\"\nclient_id = \"chatgate-console\"\nclient_secret = \"s3cret\"";
+    let ok = &format!("{provider}\nadmin_values = [\"supervisors\"]");
     let fx = Fixture::new();
     fx.append(ACME, &format!("\n[console]\nrequire_person = true\n{ok}\n"));
     let config = fx.load().unwrap();
@@ -398,6 +399,17 @@ fn a_console_section_is_checked_key_by_key() {
             format!("{ok}\nagent_values = [\"\"]"),
             "console.oidc.agent_values",
             "must not be empty",
+        ),
+        // Nobody could sign in: no value of either role.
+        (
+            provider.to_string(),
+            "console.oidc.agent_values",
+            "both empty",
+        ),
+        (
+            format!("{provider}\nagent_values = []\nadmin_values = []"),
+            "console.oidc.agent_values",
+            "both empty",
         ),
         (
             ok.replace("https://login", "http://login"),
