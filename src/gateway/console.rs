@@ -29,6 +29,11 @@ struct SignInStarted {
     team: String,
     #[serde(flatten)]
     flow: Flow,
+    /// Another browser presented it, and that was recorded: once per
+    /// state, so that a started sign-in records at most one
+    /// `state_mismatch` (docs/console-sign-in.md#refused-sign-ins).
+    #[serde(rename = "mm", default, skip_serializing_if = "std::ops::Not::not")]
+    mismatch_recorded: bool,
 }
 
 /// The team of a session, found from its cookie alone.
@@ -63,8 +68,12 @@ pub struct SignInStart {
 pub enum SignInRefusal {
     /// No such team, or it has no `[console.oidc]` (404).
     NoConsole,
-    /// The state is unknown, stale, answered, another team's or another
-    /// browser's, or the answer names another provider (400).
+    /// No state this gateway issued for this team and still open: none,
+    /// unknown, answered, stale or another team's (400, recorded nowhere:
+    /// a stranger cannot make the trail record anything).
+    Stranger(OidcError),
+    /// A state this gateway issued, presented by another browser (the
+    /// first time), or an answer that names another provider (400).
     State(OidcError),
     /// The provider answered an error (400), or failed (502).
     Provider(OidcError),
@@ -80,7 +89,7 @@ impl SignInRefusal {
     /// `detail.reason` of its `console.sign_in_failed`.
     pub fn reason(&self) -> Option<&'static str> {
         match self {
-            SignInRefusal::NoConsole | SignInRefusal::Store(_) => None,
+            SignInRefusal::NoConsole | SignInRefusal::Stranger(_) | SignInRefusal::Store(_) => None,
             SignInRefusal::State(_) => Some("state_mismatch"),
             SignInRefusal::Provider(_) => Some("provider_error"),
             SignInRefusal::Token(_) => Some("invalid_token"),
@@ -155,6 +164,7 @@ pub async fn start_sign_in(
     let started = SignInStarted {
         team: team.id.clone(),
         flow,
+        mismatch_recorded: false,
     };
     let key = keys::console_sign_in(&flow::digest(&state));
     let op = put(&key, 0, &started, Some(STATE_TTL))?;
@@ -373,7 +383,11 @@ async fn committed(
 }
 
 /// The started sign-in `state` names, if it was started for `team`, is
-/// this browser's and still live; consumed, so that it answers once.
+/// this browser's and still live; consumed, so that it answers once. A
+/// state this gateway did not issue for `team`, or no longer holds open, is
+/// a [`SignInRefusal::Stranger`] and writes nothing; one presented by
+/// another browser stays open for its own, and is recorded the first time
+/// only (docs/console-sign-in.md#refused-sign-ins).
 async fn take_state(
     core: &Core,
     team: &str,
@@ -381,16 +395,16 @@ async fn take_state(
     cookie: Option<&str>,
     now: Timestamp,
 ) -> Result<SignInStarted, SignInRefusal> {
+    let stranger = |why| SignInRefusal::Stranger(OidcError::BadState(why));
     let state = state
         .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or(OidcError::BadState("no state"))
-        .map_err(SignInRefusal::of)?;
+        .ok_or(stranger("no state"))?;
     let key = keys::console_sign_in(&flow::digest(state));
-    let taken = retry(|| async {
+    retry(|| async {
         let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
         let loaded = Loaded::<SignInStarted>::parse(key.clone(), raw)?;
-        let refused = |why| Ok(Some(Err(OidcError::BadState(why))));
-        let Some(started) = loaded.value else {
+        let refused = |why| Ok(Some(Err(stranger(why))));
+        let Some(mut started) = loaded.value else {
             return refused("unknown or answered");
         };
         if started.team != team {
@@ -400,7 +414,14 @@ async fn take_state(
             return refused("older than 10 minutes");
         }
         if !started.flow.same_browser(cookie) {
-            return refused("not this browser's");
+            if started.mismatch_recorded {
+                return refused("not this browser's, recorded already");
+            }
+            started.mismatch_recorded = true;
+            let left = STATE_TTL.saturating_sub(now.since(started.flow.started_at));
+            let op = put(&key, loaded.version, &started, Some(left))?;
+            let mismatch = SignInRefusal::State(OidcError::BadState("not this browser's"));
+            return Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Err(mismatch)));
         }
         let op = Op::Delete {
             key: key.clone(),
@@ -408,8 +429,7 @@ async fn take_state(
         };
         Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
     })
-    .await?;
-    taken.map_err(SignInRefusal::of)
+    .await?
 }
 
 /// Where a session's records are: its hash, its team's limits and key,

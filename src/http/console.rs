@@ -96,7 +96,9 @@ fn refusal_page(refusal: &SignInRefusal) -> Page {
             "No console sign-in here",
             "This team does not sign agents in here. Use an API key, or ask your administrator.",
         ),
-        SignInRefusal::State(_) | SignInRefusal::Provider(OidcError::Cancelled) => (
+        SignInRefusal::Stranger(_)
+        | SignInRefusal::State(_)
+        | SignInRefusal::Provider(OidcError::Cancelled) => (
             StatusCode::BAD_REQUEST,
             FAILED,
             "Open the console and sign in again.",
@@ -211,7 +213,9 @@ fn session_set_cookie(public_url: &str, value: &str, max_age: u64) -> String {
 ///
 /// 303 to `/console` with the session cookie when the ID token holds and
 /// its role claim names an agent or admin value. Every refusal is an HTML
-/// page that sets no session cookie, recorded as `console.sign_in_failed`.
+/// page that sets no session cookie, recorded as `console.sign_in_failed`;
+/// but a state this gateway did not issue for the team, or no longer holds
+/// open, is refused and recorded nowhere (docs/console-sign-in.md#refused-sign-ins).
 #[utoipa::path(get, path = "/console/{team}/callback", operation_id = "console_callback", tag = "operations", security(),
     params(
         ("team" = String, Path, description = "the team whose sign-in this is"),
@@ -221,7 +225,7 @@ fn session_set_cookie(public_url: &str, value: &str, max_age: u64) -> String {
         ("error" = Option<String>, Query, description = "the provider's error (the person cancelled)")),
     responses(
         (status = 303, description = "signed in: to `/console`, with the session cookie"),
-        (status = 400, description = "unknown, stale, answered, another team's or another browser's state; the provider's error; another provider's iss", content_type = "text/html", body = String),
+        (status = 400, description = "unknown, stale, answered or another team's state (recorded nowhere); another browser's state; the provider's error; another provider's iss", content_type = "text/html", body = String),
         (status = 401, description = "the ID token failed a check", content_type = "text/html", body = String),
         (status = 403, description = "the role claim names no agent or admin value", content_type = "text/html", body = String),
         (status = 404, description = "no such team, or it has no `[console.oidc]`", content_type = "text/html", body = String),
