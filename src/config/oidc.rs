@@ -13,7 +13,8 @@ pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, Co
     checked_provider(raw, file, "oidc")
 }
 
-/// A team's `[console]`: its `[console.oidc]` ([`console_oidc`]).
+/// A team's `[console]`: its `[console.oidc]` ([`console_oidc`]), and its
+/// `sign_in_rate` ([`sign_in_rate`]).
 pub(super) fn load_console(
     entry: Option<ConsoleEntry>,
     file: &str,
@@ -34,8 +35,30 @@ pub(super) fn load_console(
     }
     Ok(ConsoleConfig {
         require_person: entry.require_person,
+        sign_in_rate: sign_in_rate(entry.sign_in_rate, file)?,
         oidc,
     })
+}
+
+/// The most `[console] sign_in_rate` may say: more is no limit.
+const MAX_SIGN_IN_RATE: u32 = 10_000;
+
+/// `[console] sign_in_rate`: a whole number from 1 to
+/// [`MAX_SIGN_IN_RATE`], by default [`super::team::DEFAULT_SIGN_IN_RATE`].
+fn sign_in_rate(rate: Option<i64>, file: &str) -> Result<u32, ConfigError> {
+    let Some(rate) = rate else {
+        return Ok(super::team::DEFAULT_SIGN_IN_RATE);
+    };
+    u32::try_from(rate)
+        .ok()
+        .filter(|r| (1..=MAX_SIGN_IN_RATE).contains(r))
+        .ok_or_else(|| {
+            ConfigError::new(
+                file,
+                "console.sign_in_rate",
+                "must be a whole number of sign-ins a second from 1 to 10000",
+            )
+        })
 }
 
 /// A team's `[console.oidc]` checked as `[oidc]` is, its session limits

@@ -24,9 +24,10 @@ use super::audit::RequestVia;
 use super::auth::{session_cookie, session_cookie_name, Agent};
 use super::extract::{empty_body, NoQuery, Now, PathParam};
 use super::oidc::{cookie_value, provider_answer, state_cookie};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
+use super::openapi::{ApiKeyErrors, E429SignIn, EmptyBody, JsonBodyErrors, E403, E422};
 use super::pages::{self, Page};
 use super::AppState;
+use crate::domain::console_session::StartBudget;
 use crate::error::Error;
 use crate::gateway::console::{SignInFinish, SignInRefusal};
 use crate::gateway::ProviderAnswer;
@@ -148,6 +149,37 @@ fn refused(refusal: SignInRefusal) -> Response {
     res
 }
 
+/// Each team's sign-in starts, counted in this instance against its
+/// `[console] sign_in_rate` (docs/console-sign-in.md#signing-in): only
+/// teams with `[console.oidc]` have a budget, so a stranger naming teams
+/// cannot grow it; it outlives a reload.
+#[derive(Default)]
+pub struct SignInStarts(std::sync::Mutex<std::collections::HashMap<String, StartBudget>>);
+
+impl SignInStarts {
+    /// One start of `team` at `now`, or the seconds until one is allowed.
+    fn take(&self, team: &str, rate: u32, now: crate::time::Timestamp) -> Result<(), u64> {
+        let mut budgets = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        budgets
+            .entry(team.to_string())
+            .or_insert_with(|| StartBudget::full(rate, now))
+            .take(rate, now)
+    }
+}
+
+/// 429 `rate_limited`: the team's `[console] sign_in_rate` is reached.
+fn too_many_starts(retry_after: u64) -> Response {
+    let detail = "this team's console sign-ins started reached [console] sign_in_rate";
+    let mut res = super::problem::response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// The state cookies of the console's sign-in are sent back only to its
 /// callbacks.
 const STATE_PATH: &str = "/console/";
@@ -162,13 +194,19 @@ const STATE_PATH: &str = "/console/";
         (status = 404, description = "no such team, or it has no `[console.oidc]`", content_type = "text/html", body = String),
         (status = 502, description = "the workforce provider could not be reached", content_type = "text/html", body = String),
         (status = 503, description = "the store cannot be reached", content_type = "text/html", body = String),
-        E422))]
+        E422, E429SignIn))]
 async fn sign_in(
     State(st): State<AppState>,
     Now(now): Now,
     PathParam(team): PathParam<String>,
     _: NoQuery,
 ) -> Response {
+    let config = st.gateway.config().team(&team);
+    if let Some(console) = config.map(|t| &t.console).filter(|c| c.oidc.is_some()) {
+        if let Err(retry_after) = st.sign_in_starts.take(&team, console.sign_in_rate, now) {
+            return too_many_starts(retry_after);
+        }
+    }
     let started = crate::gateway::console::start_sign_in(&st.gateway, &team, now).await;
     let started = match started {
         Ok(started) => started,

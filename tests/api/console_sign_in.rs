@@ -16,10 +16,17 @@ use crate::helpers::*;
 use crate::oidc_provider::{FakeIdp, Misbehave, CLIENT_ID, CLIENT_SECRET};
 
 /// The `[console]` section of acme: the fake provider as its workforce
-/// provider, `agents` and `admins` its role values.
+/// provider, `agents` and `admins` its role values, and sign-ins started
+/// without a limit a test meets (unless `more` names `sign_in_rate`, if
+/// only in a comment).
 fn console_section(idp: &FakeIdp, more: &str) -> String {
+    let rate = if more.contains("sign_in_rate") {
+        ""
+    } else {
+        "sign_in_rate = 10000"
+    };
     format!(
-        "[console]\n{more}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nscopes = [\"profile\"]\nagent_values = [\"agents\"]\nadmin_values = [\"admins\"]\nsession_idle = \"1m\"\nsession_max = \"3m\"\n[settings.otp]\nshow_to_agents = true\n",
+        "[console]\n{rate}\n{more}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nscopes = [\"profile\"]\nagent_values = [\"agents\"]\nadmin_values = [\"admins\"]\nsession_idle = \"1m\"\nsession_max = \"3m\"\n[settings.otp]\nshow_to_agents = true\n",
         idp.issuer
     )
 }
@@ -490,6 +497,38 @@ async fn a_stranger_s_callbacks_write_nothing_memory() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stranger_s_callbacks_write_nothing_redis() {
     a_stranger_s_callbacks_write_nothing(Backend::Redis, 200).await;
+}
+
+/// Sign-ins started per team are limited by `[console] sign_in_rate`
+/// (default 10 a second): beyond it 429 `rate_limited` with `Retry-After`,
+/// no state made; the next second starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_starts_are_limited_per_team() {
+    for (more, rate) in [("sign_in_rate = 3", 3), ("# sign_in_rate: the default", 10)] {
+        let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, more).await else {
+            return;
+        };
+        let start = || {
+            app.request(Method::GET, "/console/acme/sign-in", None)
+                .send()
+        };
+        for _ in 0..rate {
+            assert_eq!(start().await.unwrap().status(), 302);
+        }
+        let res = start().await.unwrap();
+        assert!(res.headers().get("set-cookie").is_none());
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert_problem(res, 429, "rate_limited").await;
+        // Another team is not held by acme's starts.
+        let res = app
+            .request(Method::GET, "/console/globex/sign-in", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        app.clock.advance(Duration::from_secs(1));
+        assert_eq!(start().await.unwrap().status(), 302);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -433,7 +433,8 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 let page_only = path == "/oidc/callback/{team}"
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
-                        && status != "422")
+                        && status != "422"
+                        && status != "429")
                     || (path == "/l/{code}" && status == "502");
                 // The revocation receivers refuse in their specifications'
                 // formats, not problem+json.
