@@ -48,6 +48,7 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(console))
+        .routes(routes!(console_of_team))
         .routes(routes!(console_css))
         .routes(routes!(console_js))
         .routes(routes!(sign_in))
@@ -56,33 +57,52 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session))
 }
 
-/// Where the page lists the teams' sign-in links.
+/// Where the page offers a team's sign-in link.
 const SIGN_IN_LINKS: &str = "<!--sign-in-links-->";
 
-/// The agent console page; it asks for an agent API key itself, and
-/// offers the sign-in of each team with `[console.oidc]`.
+/// The agent console page; it asks for an agent API key itself. It names
+/// no team: teams cannot be listed from outside
+/// (docs/console-sign-in.md#signing-in).
 #[utoipa::path(get, path = "/console", tag = "operations", security(),
     responses((status = 200, body = String, content_type = "text/html",
                description = "the agent console web page (HTML)"), E422))]
-async fn console(State(st): State<AppState>, _: NoQuery) -> Response {
-    let links: String = st
+async fn console(_: NoQuery) -> Response {
+    page("")
+}
+
+/// The agent console page of one team: the same page, offering that
+/// team's sign-in when it has `[console.oidc]`. An unknown team's page is
+/// the same as a team's without it, so no answer tells which teams exist.
+#[utoipa::path(get, path = "/console/{team}", operation_id = "console_of_team", tag = "operations", security(),
+    params(("team" = String, Path, description = "the team whose sign-in the page offers, if it has `[console.oidc]`")),
+    responses((status = 200, body = String, content_type = "text/html",
+               description = "the agent console web page (HTML), with the team's sign-in link when it has one"), E422))]
+async fn console_of_team(
+    State(st): State<AppState>,
+    PathParam(team): PathParam<String>,
+    _: NoQuery,
+) -> Response {
+    let signs_in = st
         .gateway
         .config()
-        .teams
-        .values()
-        .filter(|t| t.console.oidc.is_some())
-        .map(|t| {
-            let id = pages::escape(&t.id);
-            format!("<li><a class=\"sign-in\" data-team=\"{id}\" href=\"/console/{id}/sign-in\">Sign in to {id}</a></li>")
-        })
-        .collect();
+        .team(&team)
+        .filter(|t| t.console.oidc.is_some());
+    let link = signs_in.map(|t| {
+        let id = pages::escape(&t.id);
+        format!("<li><a class=\"sign-in\" data-team=\"{id}\" href=\"/console/{id}/sign-in\">Sign in to {id}</a></li>")
+    });
+    page(link.as_deref().unwrap_or(""))
+}
+
+/// The console page with `links` (none, or one team's sign-in link).
+fn page(links: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        HTML.replace(SIGN_IN_LINKS, &links),
+        HTML.replace(SIGN_IN_LINKS, links),
     )
         .into_response()
 }

@@ -531,6 +531,45 @@ async fn sign_in_starts_are_limited_per_team() {
     }
 }
 
+/// `GET /console` names no team; `GET /console/{team}` is the same page
+/// with that team's sign-in link when it has `[console.oidc]`, and an
+/// unknown team's page is a team's without it: no answer lists or tells
+/// the teams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_page_names_no_team_but_the_one_asked_for() {
+    let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, "").await else {
+        return;
+    };
+    let page = |path: &'static str| {
+        let app = &app;
+        async move {
+            let res = app.request(Method::GET, path, None).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert!(res.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'"));
+            res.text().await.unwrap()
+        }
+    };
+    let plain = page("/console").await;
+    assert!(
+        !plain.contains("acme") && !plain.contains("globex"),
+        "{plain}"
+    );
+    assert!(!plain.contains("/sign-in\""), "{plain}");
+    let acme = page("/console/acme").await;
+    assert!(
+        acme.contains("<a class=\"sign-in\" data-team=\"acme\" href=\"/console/acme/sign-in\">"),
+        "{acme}"
+    );
+    assert!(!acme.contains("globex"));
+    // A team without [console.oidc] and one that does not exist: the very
+    // page `GET /console` is.
+    assert_eq!(page("/console/globex").await, plain);
+    assert_eq!(page("/console/no-such-team").await, plain);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_ends_idle_or_at_its_absolute_limit() {
     let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, "").await else {

@@ -319,7 +319,7 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 21] = [
+const PUBLIC: [&str; 22] = [
     "/healthz",
     "/readyz",
     "/metrics",
@@ -336,6 +336,7 @@ const PUBLIC: [&str; 21] = [
     "/v1/providers/whatsapp/{channel}/webhook",
     "/v1/providers/telegram-gateway/{channel}/report",
     "/console",
+    "/console/{team}",
     "/console/console.css",
     "/console/console.js",
     "/console/{team}/sign-in",
@@ -473,7 +474,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
             }
         }
     }
-    assert_eq!(operations, 44);
+    assert_eq!(operations, 45);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]
