@@ -611,6 +611,110 @@ async fn a_session_ends_idle_or_at_its_absolute_limit() {
     assert_eq!(ended, [&json!("idle"), &json!("max_age")], "{entries:#?}");
 }
 
+/// The `detail.ended` of every `console.signed_out` once there are `n`
+/// (the sweeper records an end by time within its half-second round).
+async fn ends_recorded(app: &TestApp, n: usize) -> Vec<Value> {
+    let mut ended = Vec::new();
+    for _ in 0..100 {
+        let entries = trail(app).await;
+        ended = of_action(&entries, "console.signed_out")
+            .iter()
+            .map(|e| e["detail"]["ended"].clone())
+            .collect();
+        if ended.len() >= n {
+            return ended;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{n} ends not recorded: {ended:?}");
+}
+
+/// A session that ends by time is recorded (`console.signed_out`, `idle`
+/// or `max_age`) when it ends, whether or not its cookie comes back, once,
+/// even with two instances sweeping (on Redis); one a request kept alive
+/// is not ended early, and one signed out is not recorded again.
+async fn an_end_by_time_is_recorded_without_the_cookie(backend: Backend) {
+    let Some((app, idp)) = spawn_console(backend, HTTP, "").await else {
+        return;
+    };
+    let second = match backend {
+        Backend::Redis => Some(
+            spawn_with(
+                Backend::Redis,
+                Setup {
+                    team_extra: console_section(&idp, ""),
+                    ..app.same_store()
+                },
+            )
+            .await
+            .unwrap(),
+        ),
+        _ => None,
+    };
+    let advance = |secs: u64| {
+        app.clock.advance(Duration::from_secs(secs));
+        if let Some(second) = &second {
+            second.clock.set(app.now());
+        }
+    };
+    advance(0);
+    let ask = |session: String| {
+        let app = &app;
+        async move {
+            with_session(app, Method::GET, "/console/session", &session, false)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Idle, and the cookie never comes back.
+    let idle = sign_in(&app).await.session();
+    advance(61);
+    assert_eq!(ends_recorded(&app, 1).await, [json!("idle")]);
+    // It comes back later: 401, and no second entry.
+    assert_eq!(ask(idle).await, 401);
+    // Kept alive by requests, then its absolute limit, without the cookie.
+    let busy = sign_in(&app).await.session();
+    for _ in 0..3 {
+        advance(55);
+        assert_eq!(ask(busy.clone()).await, 200);
+    }
+    assert_eq!(ends_recorded(&app, 1).await.len(), 1);
+    advance(16);
+    assert_eq!(
+        ends_recorded(&app, 2).await,
+        [json!("idle"), json!("max_age")]
+    );
+    // Signed out: its due entry records nothing more.
+    let out = sign_in(&app).await.session();
+    let res = with_session(&app, Method::POST, "/console/sign-out", &out, true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    advance(240);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ends_recorded(&app, 3).await,
+        [json!("idle"), json!("max_age"), json!("logout")]
+    );
+    if let Some(second) = second {
+        second.stop_keeping_keys().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_by_time_is_recorded_without_the_cookie_memory() {
+    an_end_by_time_is_recorded_without_the_cookie(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_by_time_is_recorded_without_the_cookie_redis() {
+    an_end_by_time_is_recorded_without_the_cookie(Backend::Redis).await;
+}
+
 /// A sign-out while the same session's other requests keep touching it
 /// (each restarts its idle time, a write): the 204 means the session is
 /// gone, never that another request's touch was taken for its end.
