@@ -269,6 +269,8 @@ pub(super) struct ConsoleEntry {
     /// person (`Chatgate-Actor`); default false.
     #[serde(default)]
     pub require_person: bool,
+    /// Sign-ins started per second at most, in each instance; default 10.
+    pub sign_in_rate: Option<i64>,
     /// `[console.oidc]`, read as [`ConsoleOidcEntry`].
     pub oidc: Option<toml::Table>,
 }

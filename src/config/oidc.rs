@@ -13,9 +13,8 @@ pub(super) fn load_oidc(table: toml::Table, file: &str) -> Result<OidcConfig, Co
     checked_provider(raw, file, "oidc")
 }
 
-/// A team's `[console]`: its `[console.oidc]` checked as `[oidc]` is, its
-/// session limits (idle `> 0s`, not beyond the absolute one) and role
-/// claim named.
+/// A team's `[console]`: its `[console.oidc]` ([`console_oidc`]), and its
+/// `sign_in_rate` ([`sign_in_rate`]).
 pub(super) fn load_console(
     entry: Option<ConsoleEntry>,
     file: &str,
@@ -23,54 +22,9 @@ pub(super) fn load_console(
     let Some(entry) = entry else {
         return Ok(ConsoleConfig::default());
     };
-    let err =
-        |key: &str, problem: &str| ConfigError::new(file, format!("console.oidc.{key}"), problem);
     let oidc = match entry.oidc {
         None => None,
-        Some(table) => {
-            let raw: ConsoleOidcEntry = from_table(table, file, "console.oidc")?;
-            if raw.role_claim.trim().is_empty() {
-                return Err(err("role_claim", "must not be empty"));
-            }
-            let values = raw.agent_values.iter().chain(&raw.admin_values);
-            if values.into_iter().any(|v| v.trim().is_empty()) {
-                return Err(err("agent_values", "a role value must not be empty"));
-            }
-            let idle = raw.session_idle.unwrap_or(Dur::from_secs(15 * 60));
-            let max = raw.session_max.unwrap_or(Dur::from_secs(12 * 3600));
-            if idle.enabled().is_none() {
-                return Err(err("session_idle", "must be more than 0s"));
-            }
-            if idle > max {
-                return Err(err("session_max", "must not be shorter than session_idle"));
-            }
-            let actor_audience = raw.actor_audience.unwrap_or_else(|| raw.client_id.clone());
-            if actor_audience.trim().is_empty() {
-                return Err(err("actor_audience", "must not be empty"));
-            }
-            let provider = OidcEntry {
-                issuer: raw.issuer,
-                client_id: raw.client_id,
-                client_secret: raw.client_secret,
-                scopes: raw.scopes,
-                customer_claim: "sub".into(),
-                max_age: Dur::default(),
-                acr_values: Vec::new(),
-                backchannel_logout: false,
-                ciba: false,
-            };
-            Some(ConsoleOidc {
-                provider: checked_provider(provider, file, "console.oidc")?,
-                actor_audience,
-                roles: ConsoleRoles {
-                    claim: raw.role_claim,
-                    agent_values: raw.agent_values,
-                    admin_values: raw.admin_values,
-                },
-                session_idle: idle.get(),
-                session_max: max.get(),
-            })
-        }
+        Some(table) => Some(console_oidc(table, file)?),
     };
     if entry.require_person && oidc.is_none() {
         return Err(ConfigError::new(
@@ -81,7 +35,85 @@ pub(super) fn load_console(
     }
     Ok(ConsoleConfig {
         require_person: entry.require_person,
+        sign_in_rate: sign_in_rate(entry.sign_in_rate, file)?,
         oidc,
+    })
+}
+
+/// The most `[console] sign_in_rate` may say: more is no limit.
+const MAX_SIGN_IN_RATE: u32 = 10_000;
+
+/// `[console] sign_in_rate`: a whole number from 1 to
+/// [`MAX_SIGN_IN_RATE`], by default [`super::team::DEFAULT_SIGN_IN_RATE`].
+fn sign_in_rate(rate: Option<i64>, file: &str) -> Result<u32, ConfigError> {
+    let Some(rate) = rate else {
+        return Ok(super::team::DEFAULT_SIGN_IN_RATE);
+    };
+    u32::try_from(rate)
+        .ok()
+        .filter(|r| (1..=MAX_SIGN_IN_RATE).contains(r))
+        .ok_or_else(|| {
+            ConfigError::new(
+                file,
+                "console.sign_in_rate",
+                "must be a whole number of sign-ins a second from 1 to 10000",
+            )
+        })
+}
+
+/// A team's `[console.oidc]` checked as `[oidc]` is, its session limits
+/// (idle `> 0s`, not beyond the absolute one), role claim named and at
+/// least one role value listed.
+fn console_oidc(table: toml::Table, file: &str) -> Result<ConsoleOidc, ConfigError> {
+    let err =
+        |key: &str, problem: &str| ConfigError::new(file, format!("console.oidc.{key}"), problem);
+    let raw: ConsoleOidcEntry = from_table(table, file, "console.oidc")?;
+    if raw.role_claim.trim().is_empty() {
+        return Err(err("role_claim", "must not be empty"));
+    }
+    let values = raw.agent_values.iter().chain(&raw.admin_values);
+    if values.into_iter().any(|v| v.trim().is_empty()) {
+        return Err(err("agent_values", "a role value must not be empty"));
+    }
+    if raw.agent_values.is_empty() && raw.admin_values.is_empty() {
+        return Err(err(
+            "agent_values",
+            "agent_values and admin_values are both empty: nobody could sign in",
+        ));
+    }
+    let idle = raw.session_idle.unwrap_or(Dur::from_secs(15 * 60));
+    let max = raw.session_max.unwrap_or(Dur::from_secs(12 * 3600));
+    if idle.enabled().is_none() {
+        return Err(err("session_idle", "must be more than 0s"));
+    }
+    if idle > max {
+        return Err(err("session_max", "must not be shorter than session_idle"));
+    }
+    let actor_audience = raw.actor_audience.unwrap_or_else(|| raw.client_id.clone());
+    if actor_audience.trim().is_empty() {
+        return Err(err("actor_audience", "must not be empty"));
+    }
+    let provider = OidcEntry {
+        issuer: raw.issuer,
+        client_id: raw.client_id,
+        client_secret: raw.client_secret,
+        scopes: raw.scopes,
+        customer_claim: "sub".into(),
+        max_age: Dur::default(),
+        acr_values: Vec::new(),
+        backchannel_logout: false,
+        ciba: false,
+    };
+    Ok(ConsoleOidc {
+        provider: checked_provider(provider, file, "console.oidc")?,
+        actor_audience,
+        roles: ConsoleRoles {
+            claim: raw.role_claim,
+            agent_values: raw.agent_values,
+            admin_values: raw.admin_values,
+        },
+        session_idle: idle.get(),
+        session_max: max.get(),
     })
 }
 

@@ -89,13 +89,29 @@ pub struct OidcConfig {
 
 /// A team's `[console]`: who may act through the agent endpoints
 /// (docs/api.md#a-person-behind-every-agent-action).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConsoleConfig {
     /// An agent or admin key's reveal, logout, unlock or forget needs a
     /// valid `Chatgate-Actor`, else 403 `person_required`.
     pub require_person: bool,
+    /// Sign-ins started per second at most, in each instance
+    /// (docs/console-sign-in.md#signing-in); beyond, 429 `rate_limited`.
+    pub sign_in_rate: u32,
     /// `[console.oidc]`: the workforce provider whose tokens name a person.
     pub oidc: Option<ConsoleOidc>,
+}
+
+/// `[console] sign_in_rate` when the team file does not say.
+pub const DEFAULT_SIGN_IN_RATE: u32 = 10;
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            require_person: false,
+            sign_in_rate: DEFAULT_SIGN_IN_RATE,
+            oidc: None,
+        }
+    }
 }
 
 /// A team's workforce OpenID Connect provider (`[console.oidc]`).

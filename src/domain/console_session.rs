@@ -136,10 +136,76 @@ impl Session {
     }
 }
 
+/// The sign-in starts one team may still make, at most `rate` a second
+/// (`[console] sign_in_rate`), a second's worth at once: a token bucket
+/// counted in thousandths of a start, refilled as time passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartBudget {
+    /// Thousandths of a start left.
+    left: u64,
+    /// When it was last refilled.
+    at: Timestamp,
+}
+
+impl StartBudget {
+    /// A full budget at `now`: `rate` starts at once.
+    pub fn full(rate: u32, now: Timestamp) -> Self {
+        StartBudget {
+            left: u64::from(rate.max(1)) * 1000,
+            at: now,
+        }
+    }
+
+    /// One start at `now`: `Ok`, or `Err` with the whole seconds until one
+    /// is allowed again (at least 1, for `Retry-After`). A clock that went
+    /// back refills nothing.
+    pub fn take(&mut self, rate: u32, now: Timestamp) -> Result<(), u64> {
+        let rate = u64::from(rate.max(1));
+        let elapsed = u64::try_from(now.since(self.at).as_millis()).unwrap_or(u64::MAX);
+        self.left = self
+            .left
+            .saturating_add(elapsed.saturating_mul(rate))
+            .min(rate * 1000);
+        self.at = self.at.max(now);
+        if self.left >= 1000 {
+            self.left -= 1000;
+            return Ok(());
+        }
+        let wait_ms = (1000 - self.left).div_ceil(rate);
+        Err(wait_ms.div_ceil(1000).max(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_team_starts_at_most_rate_sign_ins_a_second() {
+        let t0 = Timestamp::from_unix_millis(1_800_000_000_000);
+        let mut b = StartBudget::full(10, t0);
+        for _ in 0..10 {
+            assert_eq!(b.take(10, t0), Ok(()));
+        }
+        assert_eq!(b.take(10, t0), Err(1));
+        // A tenth of a second gives one more, not two.
+        let t1 = t0.plus(Duration::from_millis(100));
+        assert_eq!(b.take(10, t1), Ok(()));
+        assert_eq!(b.take(10, t1), Err(1));
+        // A long pause fills it to one second's worth, no more.
+        let t2 = t1.plus(Duration::from_secs(60));
+        for _ in 0..10 {
+            assert_eq!(b.take(10, t2), Ok(()));
+        }
+        assert_eq!(b.take(10, t2), Err(1));
+        // A clock that went back refills nothing.
+        assert_eq!(b.take(10, t0), Err(1));
+        // At one a second, the next start waits a second.
+        let mut slow = StartBudget::full(1, t0);
+        assert_eq!(slow.take(1, t0), Ok(()));
+        assert_eq!(slow.take(1, t0.plus(Duration::from_millis(1))), Err(1));
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

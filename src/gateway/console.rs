@@ -4,7 +4,9 @@
 //! console's redirect URI, then a server-side session, found by the keyed
 //! hash of the id its cookie holds, that ends at sign-out, after
 //! `session_idle` without a request, or `session_max` after sign-in. Each
-//! sign-in, refused sign-in and end is an audit entry committed with it.
+//! sign-in, refused sign-in and end is an audit entry committed with it; an
+//! end by time is recorded by the due queue's sweeper when it comes
+//! ([`session_end_due`]), whether or not the cookie comes back.
 use serde::{Deserialize, Serialize};
 
 use super::core::audit::{chain, written};
@@ -29,6 +31,11 @@ struct SignInStarted {
     team: String,
     #[serde(flatten)]
     flow: Flow,
+    /// Another browser presented it, and that was recorded: once per
+    /// state, so that a started sign-in records at most one
+    /// `state_mismatch` (docs/console-sign-in.md#refused-sign-ins).
+    #[serde(rename = "mm", default, skip_serializing_if = "std::ops::Not::not")]
+    mismatch_recorded: bool,
 }
 
 /// The team of a session, found from its cookie alone.
@@ -63,8 +70,12 @@ pub struct SignInStart {
 pub enum SignInRefusal {
     /// No such team, or it has no `[console.oidc]` (404).
     NoConsole,
-    /// The state is unknown, stale, answered, another team's or another
-    /// browser's, or the answer names another provider (400).
+    /// No state this gateway issued for this team and still open: none,
+    /// unknown, answered, stale or another team's (400, recorded nowhere:
+    /// a stranger cannot make the trail record anything).
+    Stranger(OidcError),
+    /// A state this gateway issued, presented by another browser (the
+    /// first time), or an answer that names another provider (400).
     State(OidcError),
     /// The provider answered an error (400), or failed (502).
     Provider(OidcError),
@@ -80,7 +91,7 @@ impl SignInRefusal {
     /// `detail.reason` of its `console.sign_in_failed`.
     pub fn reason(&self) -> Option<&'static str> {
         match self {
-            SignInRefusal::NoConsole | SignInRefusal::Store(_) => None,
+            SignInRefusal::NoConsole | SignInRefusal::Stranger(_) | SignInRefusal::Store(_) => None,
             SignInRefusal::State(_) => Some("state_mismatch"),
             SignInRefusal::Provider(_) => Some("provider_error"),
             SignInRefusal::Token(_) => Some("invalid_token"),
@@ -155,6 +166,7 @@ pub async fn start_sign_in(
     let started = SignInStarted {
         team: team.id.clone(),
         flow,
+        mismatch_recorded: false,
     };
     let key = keys::console_sign_in(&flow::digest(&state));
     let op = put(&key, 0, &started, Some(STATE_TTL))?;
@@ -336,8 +348,77 @@ async fn begin_session(
             Target::default(),
         )]
     };
-    let op = || put(&key, 0, session, Some(session.keep_for(now, limits)));
-    committed(core, &session.team, op, drafts, now).await
+    let ops = || {
+        Ok(vec![
+            put(&key, 0, session, Some(session.keep_for(now, limits)))?,
+            end_due(&session.team, &hash, session, limits, now),
+        ])
+    };
+    committed(core, &session.team, ops, drafts, now).await
+}
+
+/// The due queue's kind of a session's end by time (`cse:<hash>`); stored,
+/// so never renamed.
+pub(in crate::gateway) const SESSION_END: &str = "cse";
+
+/// The due entry of the session `hash` names: due when it ends if no
+/// request comes ([`Session::ends_at`]); the queue lives past the
+/// session's record.
+fn end_due(team: &str, hash: &str, session: &Session, limits: Limits, now: Timestamp) -> Op {
+    Op::QueueAdd {
+        key: keys::due_queue(team),
+        member: format!("{SESSION_END}:{hash}"),
+        score: session.ends_at(limits).unix_millis(),
+        ttl: session.keep_for(now, limits),
+    }
+}
+
+/// How long after its last look a session of a team whose
+/// `[console.oidc]` went is looked at again (its record's TTL ends it).
+const LOOK_AGAIN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The due entry `cse:<hash>` came (src/gateway/expiry.rs): a session
+/// that has ended by time is ended and recorded (`console.signed_out`,
+/// `ended` `idle` or `max_age`), the entry's removal in the same commit,
+/// whether or not its cookie ever comes back; one a request kept alive
+/// goes back on the queue at its new end. A session gone already (signed
+/// out, or ended by its cookie) is `NotFound`: the entry is dropped. With
+/// the team's `[console.oidc]` gone, its limits are unknown: it is looked
+/// at again in a minute, until the section comes back or the record goes.
+/// Of several instances one takes the entry, and a request ending the
+/// same session meanwhile conflicts with it: recorded once.
+pub(in crate::gateway) async fn session_end_due(
+    core: &Core,
+    team: &Team,
+    hash: &str,
+    remove: Op,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let key = keys::console_session(&team.id, hash);
+    let (version, session) = read_session(core, &key).await?;
+    let session = session.ok_or(Error::NotFound("console session"))?;
+    let Some(console) = team.console.oidc.as_ref() else {
+        let again = Op::QueueAdd {
+            key: keys::due_queue(&team.id),
+            member: format!("{SESSION_END}:{hash}"),
+            score: now.plus(LOOK_AGAIN).unix_millis(),
+            ttl: LOOK_AGAIN + rules::KEPT_AFTER_END,
+        };
+        core.write(vec![remove, again]).await?;
+        return Ok(());
+    };
+    let limits = limits(console);
+    match session.ended(now, limits) {
+        Some(ended) => {
+            let at = (key.as_str(), hash);
+            end(core, at, version, &session, ended, &Via::default(), now).await
+        }
+        None => {
+            let again = end_due(&team.id, hash, &session, limits, now);
+            core.write(vec![remove, again]).await?;
+            Ok(())
+        }
+    }
 }
 
 /// The actor of what a session does: the person, without a key.
@@ -345,19 +426,19 @@ pub fn session_actor(session: &Session) -> Actor {
     Actor::signed_in(Some(&session.sub), session.name.as_deref())
 }
 
-/// `op` and `drafts` in one commit, the drafts chained after the team's
+/// `ops` and `drafts` in one commit, the drafts chained after the team's
 /// head as it stands; again when another writer moved it.
 async fn committed(
     core: &Core,
     team: &str,
-    op: impl Fn() -> crate::error::Result<Op>,
+    ops: impl Fn() -> crate::error::Result<Vec<Op>>,
     drafts: impl Fn() -> Vec<Draft>,
     now: Timestamp,
 ) -> Result<(), Error> {
     let mut backoff = Backoff::default();
     loop {
         let (chained, mut head) = chain(core, team, drafts(), now).await?;
-        let mut ops = vec![op()?];
+        let mut ops = ops()?;
         ops.extend(chained.ops);
         match core.write(ops).await? {
             Commit::Applied => {
@@ -373,7 +454,11 @@ async fn committed(
 }
 
 /// The started sign-in `state` names, if it was started for `team`, is
-/// this browser's and still live; consumed, so that it answers once.
+/// this browser's and still live; consumed, so that it answers once. A
+/// state this gateway did not issue for `team`, or no longer holds open, is
+/// a [`SignInRefusal::Stranger`] and writes nothing; one presented by
+/// another browser stays open for its own, and is recorded the first time
+/// only (docs/console-sign-in.md#refused-sign-ins).
 async fn take_state(
     core: &Core,
     team: &str,
@@ -381,16 +466,16 @@ async fn take_state(
     cookie: Option<&str>,
     now: Timestamp,
 ) -> Result<SignInStarted, SignInRefusal> {
+    let stranger = |why| SignInRefusal::Stranger(OidcError::BadState(why));
     let state = state
         .filter(|s| !s.is_empty() && s.len() <= 256)
-        .ok_or(OidcError::BadState("no state"))
-        .map_err(SignInRefusal::of)?;
+        .ok_or(stranger("no state"))?;
     let key = keys::console_sign_in(&flow::digest(state));
-    let taken = retry(|| async {
+    retry(|| async {
         let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
         let loaded = Loaded::<SignInStarted>::parse(key.clone(), raw)?;
-        let refused = |why| Ok(Some(Err(OidcError::BadState(why))));
-        let Some(started) = loaded.value else {
+        let refused = |why| Ok(Some(Err(stranger(why))));
+        let Some(mut started) = loaded.value else {
             return refused("unknown or answered");
         };
         if started.team != team {
@@ -400,7 +485,14 @@ async fn take_state(
             return refused("older than 10 minutes");
         }
         if !started.flow.same_browser(cookie) {
-            return refused("not this browser's");
+            if started.mismatch_recorded {
+                return refused("not this browser's, recorded already");
+            }
+            started.mismatch_recorded = true;
+            let left = STATE_TTL.saturating_sub(now.since(started.flow.started_at));
+            let op = put(&key, loaded.version, &started, Some(left))?;
+            let mismatch = SignInRefusal::State(OidcError::BadState("not this browser's"));
+            return Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Err(mismatch)));
         }
         let op = Op::Delete {
             key: key.clone(),
@@ -408,8 +500,7 @@ async fn take_state(
         };
         Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
     })
-    .await?;
-    taken.map_err(SignInRefusal::of)
+    .await?
 }
 
 /// Where a session's records are: its hash, its team's limits and key,
@@ -462,7 +553,8 @@ pub async fn session_of(
             return Ok(Some(Err(Error::Unauthorized)));
         };
         if let Some(ended) = session.ended(now, at.limits) {
-            let ended = end(core, &at.key, version, &session, ended, via, now).await;
+            let place = (at.key.as_str(), at.hash.as_str());
+            let ended = end(core, place, version, &session, ended, via, now).await;
             return ended.map(|()| Some(Err(Error::Unauthorized)));
         }
         session.last_seen = now;
@@ -507,7 +599,7 @@ pub async fn sign_out(
     let ended = session.ended(now, at.limits);
     end(
         core,
-        &at.key,
+        (at.key.as_str(), at.hash.as_str()),
         version,
         &session,
         ended.unwrap_or(Ended::Logout),
@@ -536,13 +628,14 @@ async fn read_session(core: &Core, key: &str) -> crate::error::Result<(u64, Opti
     Ok((loaded.version, loaded.value))
 }
 
-/// Deletes the session, with its `console.signed_out` (`ended`), in one
-/// commit; a session another request ended first is left to it. One that
-/// another request only touched (its `last_seen`) is deleted as it now
-/// stands: a sign-out never answers while its session lives on.
+/// Deletes the session (`(key, hash)`: its record and the hash of its id),
+/// with its `console.signed_out` (`ended`) and the removal of its due
+/// entry, in one commit; a session another request ended first is left to
+/// it. One that another request only touched (its `last_seen`) is deleted
+/// as it now stands: a sign-out never answers while its session lives on.
 async fn end(
     core: &Core,
-    key: &str,
+    (key, hash): (&str, &str),
     mut version: u64,
     session: &Session,
     ended: Ended,
@@ -559,10 +652,16 @@ async fn end(
     let mut backoff = Backoff::default();
     loop {
         let (chained, mut head) = chain(core, &session.team, drafts(), now).await?;
-        let mut ops = vec![Op::Delete {
-            key: key.to_string(),
-            expected: version,
-        }];
+        let mut ops = vec![
+            Op::Delete {
+                key: key.to_string(),
+                expected: version,
+            },
+            Op::QueueRemove {
+                key: keys::due_queue(&session.team),
+                member: format!("{SESSION_END}:{hash}"),
+            },
+        ];
         ops.extend(chained.ops);
         match core.write(ops).await? {
             Commit::Applied => {

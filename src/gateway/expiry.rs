@@ -5,7 +5,7 @@
 //! template); an app challenge's entry polls the identity provider; a
 //! delivery ladder's entry moves its code on to the next step; an outbox
 //! item born claimed whose writer did not deliver it in time moves into
-//! the outbox. Taking an entry is atomic, so of several gateway instances
+//! the outbox; a console session's entry records its end by time. Taking an entry is atomic, so of several gateway instances
 //! exactly one handles it. Reads never depend on this task: status is
 //! computed from timestamps.
 use std::sync::Arc;
@@ -170,6 +170,11 @@ async fn handle(
         super::challenges::ladder::KIND => {
             let (id, cid) = super::challenges::ladder::parse_due_member(member)?;
             super::challenges::ladder::claim_ladder_due(gw, team, id, cid, lease, polls).await
+        }
+        // A console session's end by time (`console.rs`): recorded when it
+        // comes, whether or not its cookie comes back.
+        super::console::SESSION_END => {
+            super::console::session_end_due(gw, team, key, remove, now).await
         }
         _ => return None,
     })

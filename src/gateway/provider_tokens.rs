@@ -49,8 +49,13 @@ pub(super) async fn signed_claims(
     id_token::verify_signature(token, &jwk, alg)
 }
 
-/// Clock skew allowed on a `Chatgate-Actor` token's `exp`, in seconds.
+/// Clock skew allowed on a `Chatgate-Actor` token's `exp`, `nbf` and
+/// `iat`, in seconds.
 const ACTOR_LEEWAY_SECS: i64 = 30;
+
+/// The longest life of a `Chatgate-Actor` token (`exp` − `iat`, or `exp`
+/// − now without `iat`), in seconds: a portal's token is short-lived.
+const ACTOR_MAX_LIFE_SECS: i64 = 24 * 3600;
 
 /// The person a `Chatgate-Actor` token names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +81,13 @@ pub enum ActorRefusal {
     Exp,
     /// Not valid yet (`nbf`).
     Nbf,
+    /// Issued ahead of now (`iat` more than 30 s ahead, or not a number).
+    Iat,
+    /// A life over 24 hours (`exp` − `iat`, or `exp` − now).
+    Life,
+    /// A `typ` header other than `JWT` or `at+jwt` (a logout token is no
+    /// actor).
+    Typ,
     Sub,
     /// The provider's discovery or key set could not be read.
     Provider,
@@ -92,6 +104,9 @@ impl ActorRefusal {
             ActorRefusal::Aud => "actor_aud",
             ActorRefusal::Exp => "actor_exp",
             ActorRefusal::Nbf => "actor_nbf",
+            ActorRefusal::Iat => "actor_iat",
+            ActorRefusal::Life => "actor_life",
+            ActorRefusal::Typ => "actor_typ",
             ActorRefusal::Sub => "actor_sub",
             ActorRefusal::Provider => "actor_provider_unavailable",
         }
@@ -102,8 +117,9 @@ impl ActorRefusal {
 /// (docs/api.md#a-person-behind-every-agent-action): signed by a key of
 /// its set with an allowed algorithm, `iss` its issuer, `aud` containing
 /// the actor audience, unexpired and already valid (`exp`, and `nbf` when
-/// given, with 30 s of leeway), with a `sub`. Its role
-/// claim is not read: the key's role decides.
+/// given, with 30 s of leeway), not issued ahead (`iat`, when given, 30 s
+/// at most), living 24 hours at most, of a `typ` an actor's token has, with
+/// a `sub`. Its role claim is not read: the key's role decides.
 pub async fn actor_person(
     core: &Core,
     team: &crate::config::Team,
@@ -113,6 +129,10 @@ pub async fn actor_person(
     let console = team.console.oidc.as_ref().ok_or(ActorRefusal::NoProvider)?;
     let oidc = &console.provider;
     let (alg, kid) = id_token::header(token).map_err(|_| ActorRefusal::Alg)?;
+    let typ = id_token::header_typ(token).map_err(|_| ActorRefusal::Alg)?;
+    if !actor_typ(typ.as_deref()) {
+        return Err(ActorRefusal::Typ);
+    }
     let meta = core
         .oidc()
         .metadata(oidc, now)
@@ -133,6 +153,20 @@ pub async fn actor_person(
         _ => ActorRefusal::Key,
     })?;
     person_of(&claims, &oidc.issuer, &console.actor_audience, now)
+}
+
+/// Whether a `Chatgate-Actor` token's `typ` header is one an actor's token
+/// has: none, `JWT` (an ID token) or `at+jwt` (an access token, RFC 9068).
+/// Compared as RFC 7515 compares media types: without case, and with the
+/// `application/` prefix optional. Any other (a logout token's
+/// `logout+jwt`, a Security Event Token's `secevent+jwt`) is refused.
+fn actor_typ(typ: Option<&str>) -> bool {
+    let Some(typ) = typ else {
+        return true;
+    };
+    let typ = typ.to_ascii_lowercase();
+    let typ = typ.strip_prefix("application/").unwrap_or(&typ);
+    matches!(typ, "jwt" | "at+jwt")
 }
 
 /// The claim checks of a `Chatgate-Actor` token whose signature held.
@@ -173,6 +207,7 @@ fn person_of(
             return Err(ActorRefusal::Nbf);
         }
     }
+    actor_life(claims, now)?;
     let sub = text("sub")
         .filter(|s| !s.is_empty())
         .ok_or(ActorRefusal::Sub)?;
@@ -180,4 +215,119 @@ fn person_of(
         sub: sub.to_string(),
         name: crate::domain::console_session::person_name(claims),
     })
+}
+
+/// `iat`, when given, is a number not more than 30 s ahead of `now`; the
+/// token's life (`exp` − `iat`, or `exp` − `now` without `iat`) is at most
+/// 24 hours. A fraction never widens either check: `iat` rounded up for
+/// the first, the life read at its longest (`exp` up, `iat` down).
+fn actor_life(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    now: Timestamp,
+) -> Result<(), ActorRefusal> {
+    use crate::domain::numeric_date::NumericDate;
+    let exp = claims
+        .get("exp")
+        .and_then(NumericDate::of)
+        .ok_or(ActorRefusal::Exp)?;
+    let start = match claims.get("iat") {
+        Some(iat) => {
+            let iat = NumericDate::of(iat).ok_or(ActorRefusal::Iat)?;
+            if iat.ceil > now.unix_seconds().saturating_add(ACTOR_LEEWAY_SECS) {
+                return Err(ActorRefusal::Iat);
+            }
+            iat.floor
+        }
+        None => now.unix_seconds(),
+    };
+    if exp.ceil.saturating_sub(start) > ACTOR_MAX_LIFE_SECS {
+        return Err(ActorRefusal::Life);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Map, Value};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    fn life(v: Value) -> Result<(), ActorRefusal> {
+        actor_life(&claims(v), Timestamp::from_unix_seconds(NOW))
+    }
+
+    #[test]
+    fn iat_ahead_by_more_than_30_s_is_refused() {
+        assert_eq!(life(json!({"exp": NOW + 60, "iat": NOW + 30})), Ok(()));
+        assert_eq!(
+            life(json!({"exp": NOW + 60, "iat": NOW as f64 + 30.5})),
+            Err(ActorRefusal::Iat)
+        );
+        assert_eq!(
+            life(json!({"exp": NOW + 60, "iat": NOW + 31})),
+            Err(ActorRefusal::Iat)
+        );
+        let year = 365 * 24 * 3600;
+        assert_eq!(
+            life(json!({"exp": NOW + year + 60, "iat": NOW + year})),
+            Err(ActorRefusal::Iat)
+        );
+        assert_eq!(
+            life(json!({"exp": NOW + 60, "iat": "now"})),
+            Err(ActorRefusal::Iat)
+        );
+    }
+
+    #[test]
+    fn a_life_over_24_hours_is_refused_with_or_without_iat() {
+        let day = ACTOR_MAX_LIFE_SECS;
+        assert_eq!(life(json!({"exp": NOW + day, "iat": NOW})), Ok(()));
+        assert_eq!(
+            life(json!({"exp": NOW + day + 1, "iat": NOW})),
+            Err(ActorRefusal::Life)
+        );
+        assert_eq!(
+            life(json!({"exp": NOW + day, "iat": NOW as f64 - 0.5})),
+            Err(ActorRefusal::Life)
+        );
+        // Issued long ago, still unexpired: its life is what counts.
+        assert_eq!(
+            life(json!({"exp": NOW + 60, "iat": NOW - day})),
+            Err(ActorRefusal::Life)
+        );
+        assert_eq!(life(json!({"exp": NOW + day})), Ok(()));
+        assert_eq!(life(json!({"exp": NOW + day + 1})), Err(ActorRefusal::Life));
+        let ten_years = 10 * 365 * 24 * 3600;
+        assert_eq!(
+            life(json!({"exp": NOW + ten_years})),
+            Err(ActorRefusal::Life)
+        );
+    }
+
+    #[test]
+    fn only_an_id_or_access_token_s_typ_is_an_actor_s() {
+        for typ in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("at+jwt"),
+            Some("application/at+JWT"),
+        ] {
+            assert!(actor_typ(typ), "{typ:?}");
+        }
+        for typ in [
+            "logout+jwt",
+            "secevent+jwt",
+            "application/logout+jwt",
+            "",
+            "JOSE",
+        ] {
+            assert!(!actor_typ(Some(typ)), "{typ}");
+        }
+    }
 }

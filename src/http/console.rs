@@ -24,9 +24,10 @@ use super::audit::RequestVia;
 use super::auth::{session_cookie, session_cookie_name, Agent};
 use super::extract::{empty_body, NoQuery, Now, PathParam};
 use super::oidc::{cookie_value, provider_answer, state_cookie};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E422};
+use super::openapi::{ApiKeyErrors, E429SignIn, EmptyBody, JsonBodyErrors, E403, E422};
 use super::pages::{self, Page};
 use super::AppState;
+use crate::domain::console_session::StartBudget;
 use crate::error::Error;
 use crate::gateway::console::{SignInFinish, SignInRefusal};
 use crate::gateway::ProviderAnswer;
@@ -47,6 +48,7 @@ pub const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(console))
+        .routes(routes!(console_of_team))
         .routes(routes!(console_css))
         .routes(routes!(console_js))
         .routes(routes!(sign_in))
@@ -55,33 +57,52 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(session))
 }
 
-/// Where the page lists the teams' sign-in links.
+/// Where the page offers a team's sign-in link.
 const SIGN_IN_LINKS: &str = "<!--sign-in-links-->";
 
-/// The agent console page; it asks for an agent API key itself, and
-/// offers the sign-in of each team with `[console.oidc]`.
+/// The agent console page; it asks for an agent API key itself. It names
+/// no team: teams cannot be listed from outside
+/// (docs/console-sign-in.md#signing-in).
 #[utoipa::path(get, path = "/console", tag = "operations", security(),
     responses((status = 200, body = String, content_type = "text/html",
                description = "the agent console web page (HTML)"), E422))]
-async fn console(State(st): State<AppState>, _: NoQuery) -> Response {
-    let links: String = st
+async fn console(_: NoQuery) -> Response {
+    page("")
+}
+
+/// The agent console page of one team: the same page, offering that
+/// team's sign-in when it has `[console.oidc]`. An unknown team's page is
+/// the same as a team's without it, so no answer tells which teams exist.
+#[utoipa::path(get, path = "/console/{team}", operation_id = "console_of_team", tag = "operations", security(),
+    params(("team" = String, Path, description = "the team whose sign-in the page offers, if it has `[console.oidc]`")),
+    responses((status = 200, body = String, content_type = "text/html",
+               description = "the agent console web page (HTML), with the team's sign-in link when it has one"), E422))]
+async fn console_of_team(
+    State(st): State<AppState>,
+    PathParam(team): PathParam<String>,
+    _: NoQuery,
+) -> Response {
+    let signs_in = st
         .gateway
         .config()
-        .teams
-        .values()
-        .filter(|t| t.console.oidc.is_some())
-        .map(|t| {
-            let id = pages::escape(&t.id);
-            format!("<li><a class=\"sign-in\" data-team=\"{id}\" href=\"/console/{id}/sign-in\">Sign in to {id}</a></li>")
-        })
-        .collect();
+        .team(&team)
+        .filter(|t| t.console.oidc.is_some());
+    let link = signs_in.map(|t| {
+        let id = pages::escape(&t.id);
+        format!("<li><a class=\"sign-in\" data-team=\"{id}\" href=\"/console/{id}/sign-in\">Sign in to {id}</a></li>")
+    });
+    page(link.as_deref().unwrap_or(""))
+}
+
+/// The console page with `links` (none, or one team's sign-in link).
+fn page(links: &str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (header::CONTENT_SECURITY_POLICY, CONSOLE_CSP),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        HTML.replace(SIGN_IN_LINKS, &links),
+        HTML.replace(SIGN_IN_LINKS, links),
     )
         .into_response()
 }
@@ -96,7 +117,9 @@ fn refusal_page(refusal: &SignInRefusal) -> Page {
             "No console sign-in here",
             "This team does not sign agents in here. Use an API key, or ask your administrator.",
         ),
-        SignInRefusal::State(_) | SignInRefusal::Provider(OidcError::Cancelled) => (
+        SignInRefusal::Stranger(_)
+        | SignInRefusal::State(_)
+        | SignInRefusal::Provider(OidcError::Cancelled) => (
             StatusCode::BAD_REQUEST,
             FAILED,
             "Open the console and sign in again.",
@@ -146,6 +169,37 @@ fn refused(refusal: SignInRefusal) -> Response {
     res
 }
 
+/// Each team's sign-in starts, counted in this instance against its
+/// `[console] sign_in_rate` (docs/console-sign-in.md#signing-in): only
+/// teams with `[console.oidc]` have a budget, so a stranger naming teams
+/// cannot grow it; it outlives a reload.
+#[derive(Default)]
+pub struct SignInStarts(std::sync::Mutex<std::collections::HashMap<String, StartBudget>>);
+
+impl SignInStarts {
+    /// One start of `team` at `now`, or the seconds until one is allowed.
+    fn take(&self, team: &str, rate: u32, now: crate::time::Timestamp) -> Result<(), u64> {
+        let mut budgets = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        budgets
+            .entry(team.to_string())
+            .or_insert_with(|| StartBudget::full(rate, now))
+            .take(rate, now)
+    }
+}
+
+/// 429 `rate_limited`: the team's `[console] sign_in_rate` is reached.
+fn too_many_starts(retry_after: u64) -> Response {
+    let detail = "this team's console sign-ins started reached [console] sign_in_rate";
+    let mut res = super::problem::response(StatusCode::TOO_MANY_REQUESTS, "rate_limited", detail);
+    if let Ok(v) = HeaderValue::from_str(&retry_after.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
+}
+
 /// The state cookies of the console's sign-in are sent back only to its
 /// callbacks.
 const STATE_PATH: &str = "/console/";
@@ -160,13 +214,19 @@ const STATE_PATH: &str = "/console/";
         (status = 404, description = "no such team, or it has no `[console.oidc]`", content_type = "text/html", body = String),
         (status = 502, description = "the workforce provider could not be reached", content_type = "text/html", body = String),
         (status = 503, description = "the store cannot be reached", content_type = "text/html", body = String),
-        E422))]
+        E422, E429SignIn))]
 async fn sign_in(
     State(st): State<AppState>,
     Now(now): Now,
     PathParam(team): PathParam<String>,
     _: NoQuery,
 ) -> Response {
+    let config = st.gateway.config().team(&team);
+    if let Some(console) = config.map(|t| &t.console).filter(|c| c.oidc.is_some()) {
+        if let Err(retry_after) = st.sign_in_starts.take(&team, console.sign_in_rate, now) {
+            return too_many_starts(retry_after);
+        }
+    }
     let started = crate::gateway::console::start_sign_in(&st.gateway, &team, now).await;
     let started = match started {
         Ok(started) => started,
@@ -211,7 +271,9 @@ fn session_set_cookie(public_url: &str, value: &str, max_age: u64) -> String {
 ///
 /// 303 to `/console` with the session cookie when the ID token holds and
 /// its role claim names an agent or admin value. Every refusal is an HTML
-/// page that sets no session cookie, recorded as `console.sign_in_failed`.
+/// page that sets no session cookie, recorded as `console.sign_in_failed`;
+/// but a state this gateway did not issue for the team, or no longer holds
+/// open, is refused and recorded nowhere (docs/console-sign-in.md#refused-sign-ins).
 #[utoipa::path(get, path = "/console/{team}/callback", operation_id = "console_callback", tag = "operations", security(),
     params(
         ("team" = String, Path, description = "the team whose sign-in this is"),
@@ -221,7 +283,7 @@ fn session_set_cookie(public_url: &str, value: &str, max_age: u64) -> String {
         ("error" = Option<String>, Query, description = "the provider's error (the person cancelled)")),
     responses(
         (status = 303, description = "signed in: to `/console`, with the session cookie"),
-        (status = 400, description = "unknown, stale, answered, another team's or another browser's state; the provider's error; another provider's iss", content_type = "text/html", body = String),
+        (status = 400, description = "unknown, stale, answered or another team's state (recorded nowhere); another browser's state; the provider's error; another provider's iss", content_type = "text/html", body = String),
         (status = 401, description = "the ID token failed a check", content_type = "text/html", body = String),
         (status = 403, description = "the role claim names no agent or admin value", content_type = "text/html", body = String),
         (status = 404, description = "no such team, or it has no `[console.oidc]`", content_type = "text/html", body = String),

@@ -77,6 +77,8 @@ pub struct Shared {
     /// Each team's requests in flight on the endpoints that may wait on
     /// its provider (`team_gate.rs`).
     pub team_gates: Arc<team_gate::TeamGates>,
+    /// Each team's console sign-ins started this second (`console.rs`).
+    pub sign_in_starts: Arc<console::SignInStarts>,
 }
 
 /// What a router shares with the routers that replace it when the
@@ -89,6 +91,7 @@ pub struct Lasting {
     observer: Arc<observe::Observer>,
     streams: Arc<crate::events::slots::StreamSlots>,
     team_gates: Arc<team_gate::TeamGates>,
+    sign_in_starts: Arc<console::SignInStarts>,
 }
 
 impl Lasting {
@@ -106,6 +109,7 @@ impl Lasting {
             observer: Arc::new(observe::Observer::new()),
             streams: Arc::new(streams),
             team_gates: Arc::default(),
+            sign_in_starts: Arc::default(),
         }
     }
 }
@@ -201,6 +205,7 @@ pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
         observer: Arc::clone(&lasting.observer),
         streams: Arc::clone(&lasting.streams),
         team_gates: Arc::clone(&lasting.team_gates),
+        sign_in_starts: Arc::clone(&lasting.sign_in_starts),
     }));
     // One middleware (every `from_fn` boxes the rest of the stack per
     // request, so their number is a cost on every answer): `observe` gives

@@ -408,6 +408,7 @@ problem_responses! {
     E422 = "422", false, "`invalid_request`: a value that is not allowed, or a field or query parameter the operation does not define (named in `detail`)";
     E423 = "423", true, "`locked`: the subject is locked out (`locked_until`, `Retry-After`)";
     E429 = "429", true, "`rate_limited`: too many challenges sent for the subject, or to one phone number or e-mail address, within `otp.send_window` (`Retry-After`)";
+    E429SignIn = "429", true, "`rate_limited`: the team's sign-ins started in this instance reached `[console] sign_in_rate` a second (`Retry-After`)";
     E429Streams = "429", true, "`rate_limited`: this API key (`server.max_streams_per_key`) or its team (`server.max_streams_per_team`) has its most event streams open (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";

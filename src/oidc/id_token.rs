@@ -78,6 +78,13 @@ pub fn header(token: &str) -> Result<(Algorithm, String), OidcError> {
     Ok((header.alg, kid))
 }
 
+/// The `typ` header of `token`, if it has one.
+pub fn header_typ(token: &str) -> Result<Option<String>, OidcError> {
+    let header = jsonwebtoken::decode_header(token)
+        .map_err(|_| unverified("malformed header or an algorithm that is not allowed"))?;
+    Ok(header.typ)
+}
+
 /// The claims of `token` if `jwk` (the key its `kid` named) signed it with
 /// `alg`. A key meant for encryption, or for another algorithm, is refused.
 pub fn verify_signature(

@@ -15,11 +15,15 @@ use crate::oidc_provider::{sign, FakeIdp, Signing};
 /// The workforce client: another than the customers' login's.
 const WORKFORCE: &str = "chatgate-console";
 
+/// A day and a year, in seconds.
+const DAY: i64 = 24 * 3600;
+const YEAR: i64 = 365 * DAY;
+
 async fn spawn_console(backend: Backend, require_person: bool) -> Option<(TestApp, FakeIdp)> {
     let idp = FakeIdp::start().await;
     let setup = Setup {
         team_extra: format!(
-            "[console]\nrequire_person = {require_person}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{WORKFORCE}\"\nclient_secret = \"workforce-secret-0123456789\"\n[settings.otp]\nshow_to_agents = true\n",
+            "[console]\nrequire_person = {require_person}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{WORKFORCE}\"\nclient_secret = \"workforce-secret-0123456789\"\nagent_values = [\"agents\"]\n[settings.otp]\nshow_to_agents = true\n",
             idp.issuer
         ),
         ..Setup::default()
@@ -175,6 +179,43 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: B
             "actor_nbf",
         ),
         (actor_token(&app, &idp, json!({"nbf": "soon"})), "actor_nbf"),
+        (
+            actor_token(&app, &idp, json!({"iat": now + 31})),
+            "actor_iat",
+        ),
+        (
+            actor_token(
+                &app,
+                &idp,
+                json!({"iat": now + YEAR, "exp": now + YEAR + 300}),
+            ),
+            "actor_iat",
+        ),
+        (actor_token(&app, &idp, json!({"iat": "now"})), "actor_iat"),
+        (
+            actor_token(&app, &idp, json!({"exp": now + 10 * YEAR})),
+            "actor_life",
+        ),
+        (
+            actor_token(&app, &idp, json!({"exp": now + DAY + 1})),
+            "actor_life",
+        ),
+        (
+            actor_token(&app, &idp, json!({"iat": null, "exp": now + DAY + 31})),
+            "actor_life",
+        ),
+        (
+            actor_token(&app, &idp, json!({"iat": now - DAY, "exp": now + 60})),
+            "actor_life",
+        ),
+        (
+            sign(&valid, Signing::KeyTyp("a", Some("logout+jwt"))),
+            "actor_typ",
+        ),
+        (
+            sign(&valid, Signing::KeyTyp("a", Some("secevent+jwt"))),
+            "actor_typ",
+        ),
         (actor_token(&app, &idp, json!({"sub": null})), "actor_sub"),
         (actor_token(&app, &idp, json!({"sub": ""})), "actor_sub"),
     ];
@@ -182,15 +223,24 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: B
         let res = reveal(&app, &id, &cid, Some(token)).await;
         assert_problem(res, 401, "invalid_token").await;
     }
-    // Within the 30 s leeway (`exp` and `nbf`), and with `aud` an array
-    // naming it: accepted.
-    let late = actor_token(
-        &app,
-        &idp,
-        json!({"exp": now - 29, "nbf": now + 29, "aud": ["x", WORKFORCE]}),
-    );
-    let res = reveal(&app, &id, &cid, Some(&late)).await;
-    assert_eq!(res.status(), 200);
+    // Within the 30 s leeway (`exp`, `nbf` and `iat`), with `aud` an
+    // array naming it, a life of 24 hours, and an ID token's or an access
+    // token's `typ`, or none: accepted.
+    let accepted = [
+        actor_token(
+            &app,
+            &idp,
+            json!({"exp": now - 29, "nbf": now + 29, "aud": ["x", WORKFORCE]}),
+        ),
+        actor_token(&app, &idp, json!({"iat": now + 30, "exp": now + 30 + DAY})),
+        actor_token(&app, &idp, json!({"iat": null, "exp": now + DAY})),
+        sign(&valid, Signing::KeyTyp("a", Some("at+jwt"))),
+        sign(&valid, Signing::KeyTyp("a", None)),
+    ];
+    for token in &accepted {
+        let res = reveal(&app, &id, &cid, Some(token)).await;
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
     let entries = trail(&app).await;
     let denied: Vec<_> = entries
         .iter()
@@ -203,12 +253,12 @@ async fn every_refused_actor_token_is_401_audited_and_reveals_nothing(backend: B
         .collect();
     let expected: Vec<&str> = cases.iter().map(|(_, r)| *r).collect();
     assert_eq!(denied, expected, "{entries:#?}");
-    // Only the accepted token revealed.
+    // Only the accepted tokens revealed.
     let revealed: Vec<_> = entries
         .iter()
         .filter(|e| e["action"] == "challenge.code_revealed")
         .collect();
-    assert_eq!(revealed.len(), 1);
+    assert_eq!(revealed.len(), accepted.len());
     assert_eq!(revealed[0]["actor"]["sub"], "alice-0001");
 }
 

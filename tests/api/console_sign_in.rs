@@ -16,10 +16,17 @@ use crate::helpers::*;
 use crate::oidc_provider::{FakeIdp, Misbehave, CLIENT_ID, CLIENT_SECRET};
 
 /// The `[console]` section of acme: the fake provider as its workforce
-/// provider, `agents` and `admins` its role values.
+/// provider, `agents` and `admins` its role values, and sign-ins started
+/// without a limit a test meets (unless `more` names `sign_in_rate`, if
+/// only in a comment).
 fn console_section(idp: &FakeIdp, more: &str) -> String {
+    let rate = if more.contains("sign_in_rate") {
+        ""
+    } else {
+        "sign_in_rate = 10000"
+    };
     format!(
-        "[console]\n{more}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nscopes = [\"profile\"]\nagent_values = [\"agents\"]\nadmin_values = [\"admins\"]\nsession_idle = \"1m\"\nsession_max = \"3m\"\n[settings.otp]\nshow_to_agents = true\n",
+        "[console]\n{rate}\n{more}\n[console.oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\nscopes = [\"profile\"]\nagent_values = [\"agents\"]\nadmin_values = [\"admins\"]\nsession_idle = \"1m\"\nsession_max = \"3m\"\n[settings.otp]\nshow_to_agents = true\n",
         idp.issuer
     )
 }
@@ -404,13 +411,19 @@ async fn every_refused_sign_in_is_a_page_without_a_session_and_audited() {
     assert_eq!(s.status, 400, "{}", s.body);
     assert!(!s.has_session());
     expected.push("state_mismatch");
+    // Presented by another browser again: refused, recorded once only.
+    for cookie in ["chatgate_oidc_x=y", "other=z"] {
+        let again = finish(&app, &s.callback, cookie, &s.state_cookie).await;
+        assert_eq!(again.status, 400, "{}", again.body);
+        assert!(!again.has_session());
+    }
     let own = finish(&app, &s.callback, &s.state_cookie, &s.state_cookie).await;
     assert_eq!(own.status, 303, "{}", own.body);
-    // Answered: the same answer again is refused.
+    // Answered: the same answer again is refused, and recorded nowhere.
     let again = finish(&app, &s.callback, &s.state_cookie, &s.state_cookie).await;
     assert_eq!(again.status, 400);
+    assert!(again.body.starts_with("<!doctype html>"));
     assert!(!again.has_session());
-    expected.push("state_mismatch");
 
     let entries = trail(&app).await;
     let failed: Vec<&str> = of_action(&entries, "console.sign_in_failed")
@@ -431,6 +444,130 @@ async fn every_refused_sign_in_is_a_page_without_a_session_and_audited() {
     let bad_token = of_action(&entries, "console.sign_in_failed")[0];
     assert!(bad_token["actor"].get("sub").is_none());
     assert_eq!(of_action(&entries, "console.signed_in").len(), 1);
+}
+
+/// The `seq` of the team's latest audit entry (the read itself then
+/// adds its own `audit.read`).
+async fn head_seq(app: &TestApp) -> u64 {
+    let head = app.get_json("/v1/audit/head", Some(&app.keys.admin)).await;
+    head["seq"].as_u64().unwrap()
+}
+
+/// A callback whose state this gateway never issued for the team, or
+/// answered already, is a 400 page and writes nothing: `junk` such
+/// callbacks (and each other shape a stranger can send) leave the trail
+/// as it was.
+async fn a_stranger_s_callbacks_write_nothing(backend: Backend, junk: usize) {
+    let Some((app, _idp)) = spawn_console(backend, HTTP, "").await else {
+        return;
+    };
+    let answered = sign_in(&app).await;
+    let before = head_seq(&app).await;
+    let callback = format!("{}/console/acme/callback", app.base);
+    let mut urls = vec![
+        callback.clone(),
+        format!("{callback}?code=c"),
+        format!("{callback}?state="),
+        format!("{callback}?state=a&state=b&code=c"),
+        format!("{callback}?state=junk&error=access_denied"),
+        format!("{callback}?code=c&state={}", "s".repeat(300)),
+        answered.callback.clone(),
+    ];
+    urls.extend((0..junk).map(|i| format!("{callback}?code=c&state=junk-{i}")));
+    for url in &urls {
+        let res = finish(&app, url, &answered.state_cookie, &answered.state_cookie).await;
+        assert_eq!(res.status, 400, "{url}: {}", res.body);
+        assert!(res.body.starts_with("<!doctype html>"), "{url}");
+        assert!(!res.has_session(), "{url}");
+    }
+    // The second read's `seq` counts the first read's own `audit.read`.
+    let written = head_seq(&app).await - before - 1;
+    eprintln!(
+        "entries written by {} stranger callbacks: {written}",
+        urls.len()
+    );
+    assert_eq!(written, 0, "{:#?}", trail(&app).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_s_callbacks_write_nothing_memory() {
+    a_stranger_s_callbacks_write_nothing(Backend::Memory, 2000).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stranger_s_callbacks_write_nothing_redis() {
+    a_stranger_s_callbacks_write_nothing(Backend::Redis, 200).await;
+}
+
+/// Sign-ins started per team are limited by `[console] sign_in_rate`
+/// (default 10 a second): beyond it 429 `rate_limited` with `Retry-After`,
+/// no state made; the next second starts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_starts_are_limited_per_team() {
+    for (more, rate) in [("sign_in_rate = 3", 3), ("# sign_in_rate: the default", 10)] {
+        let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, more).await else {
+            return;
+        };
+        let start = || {
+            app.request(Method::GET, "/console/acme/sign-in", None)
+                .send()
+        };
+        for _ in 0..rate {
+            assert_eq!(start().await.unwrap().status(), 302);
+        }
+        let res = start().await.unwrap();
+        assert!(res.headers().get("set-cookie").is_none());
+        assert_eq!(res.headers()["retry-after"], "1");
+        assert_problem(res, 429, "rate_limited").await;
+        // Another team is not held by acme's starts.
+        let res = app
+            .request(Method::GET, "/console/globex/sign-in", None)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404);
+        app.clock.advance(Duration::from_secs(1));
+        assert_eq!(start().await.unwrap().status(), 302);
+    }
+}
+
+/// `GET /console` names no team; `GET /console/{team}` is the same page
+/// with that team's sign-in link when it has `[console.oidc]`, and an
+/// unknown team's page is a team's without it: no answer lists or tells
+/// the teams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_page_names_no_team_but_the_one_asked_for() {
+    let Some((app, _idp)) = spawn_console(Backend::Memory, HTTP, "").await else {
+        return;
+    };
+    let page = |path: &'static str| {
+        let app = &app;
+        async move {
+            let res = app.request(Method::GET, path, None).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+            assert!(res.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'"));
+            res.text().await.unwrap()
+        }
+    };
+    let plain = page("/console").await;
+    assert!(
+        !plain.contains("acme") && !plain.contains("globex"),
+        "{plain}"
+    );
+    assert!(!plain.contains("/sign-in\""), "{plain}");
+    let acme = page("/console/acme").await;
+    assert!(
+        acme.contains("<a class=\"sign-in\" data-team=\"acme\" href=\"/console/acme/sign-in\">"),
+        "{acme}"
+    );
+    assert!(!acme.contains("globex"));
+    // A team without [console.oidc] and one that does not exist: the very
+    // page `GET /console` is.
+    assert_eq!(page("/console/globex").await, plain);
+    assert_eq!(page("/console/no-such-team").await, plain);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,6 +609,110 @@ async fn a_session_ends_idle_or_at_its_absolute_limit() {
         .map(|e| &e["detail"]["ended"])
         .collect();
     assert_eq!(ended, [&json!("idle"), &json!("max_age")], "{entries:#?}");
+}
+
+/// The `detail.ended` of every `console.signed_out` once there are `n`
+/// (the sweeper records an end by time within its half-second round).
+async fn ends_recorded(app: &TestApp, n: usize) -> Vec<Value> {
+    let mut ended = Vec::new();
+    for _ in 0..100 {
+        let entries = trail(app).await;
+        ended = of_action(&entries, "console.signed_out")
+            .iter()
+            .map(|e| e["detail"]["ended"].clone())
+            .collect();
+        if ended.len() >= n {
+            return ended;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{n} ends not recorded: {ended:?}");
+}
+
+/// A session that ends by time is recorded (`console.signed_out`, `idle`
+/// or `max_age`) when it ends, whether or not its cookie comes back, once,
+/// even with two instances sweeping (on Redis); one a request kept alive
+/// is not ended early, and one signed out is not recorded again.
+async fn an_end_by_time_is_recorded_without_the_cookie(backend: Backend) {
+    let Some((app, idp)) = spawn_console(backend, HTTP, "").await else {
+        return;
+    };
+    let second = match backend {
+        Backend::Redis => Some(
+            spawn_with(
+                Backend::Redis,
+                Setup {
+                    team_extra: console_section(&idp, ""),
+                    ..app.same_store()
+                },
+            )
+            .await
+            .unwrap(),
+        ),
+        _ => None,
+    };
+    let advance = |secs: u64| {
+        app.clock.advance(Duration::from_secs(secs));
+        if let Some(second) = &second {
+            second.clock.set(app.now());
+        }
+    };
+    advance(0);
+    let ask = |session: String| {
+        let app = &app;
+        async move {
+            with_session(app, Method::GET, "/console/session", &session, false)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Idle, and the cookie never comes back.
+    let idle = sign_in(&app).await.session();
+    advance(61);
+    assert_eq!(ends_recorded(&app, 1).await, [json!("idle")]);
+    // It comes back later: 401, and no second entry.
+    assert_eq!(ask(idle).await, 401);
+    // Kept alive by requests, then its absolute limit, without the cookie.
+    let busy = sign_in(&app).await.session();
+    for _ in 0..3 {
+        advance(55);
+        assert_eq!(ask(busy.clone()).await, 200);
+    }
+    assert_eq!(ends_recorded(&app, 1).await.len(), 1);
+    advance(16);
+    assert_eq!(
+        ends_recorded(&app, 2).await,
+        [json!("idle"), json!("max_age")]
+    );
+    // Signed out: its due entry records nothing more.
+    let out = sign_in(&app).await.session();
+    let res = with_session(&app, Method::POST, "/console/sign-out", &out, true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    advance(240);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        ends_recorded(&app, 3).await,
+        [json!("idle"), json!("max_age"), json!("logout")]
+    );
+    if let Some(second) = second {
+        second.stop_keeping_keys().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_by_time_is_recorded_without_the_cookie_memory() {
+    an_end_by_time_is_recorded_without_the_cookie(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_by_time_is_recorded_without_the_cookie_redis() {
+    an_end_by_time_is_recorded_without_the_cookie(Backend::Redis).await;
 }
 
 /// A sign-out while the same session's other requests keep touching it

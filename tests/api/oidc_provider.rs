@@ -789,6 +789,9 @@ pub enum Signing {
     AlgNone(&'static str),
     /// HS256 with the client secret as key.
     Hs256WithSecret(&'static str),
+    /// RS256 with test key `a` or `b` and this `typ` header (none when
+    /// `None`; [`Signing::Key`]'s is `JWT`).
+    KeyTyp(&'static str, Option<&'static str>),
 }
 
 /// `claims` as a token signed as `signing` says: what the provider (or a
@@ -809,10 +812,12 @@ pub fn sign(claims: &Value, signing: Signing) -> String {
             )
             .unwrap()
         }
-        Signing::Key(kid) => {
+        Signing::Key(kid) => sign(claims, Signing::KeyTyp(kid, Some("JWT"))),
+        Signing::KeyTyp(kid, typ) => {
             let pem = if kid == "a" { KEY_A } else { KEY_B };
             let mut h = Header::new(Algorithm::RS256);
             h.kid = Some(kid.into());
+            h.typ = typ.map(str::to_string);
             jsonwebtoken::encode(&h, claims, &EncodingKey::from_rsa_der(&der(pem))).unwrap()
         }
     }

@@ -336,6 +336,7 @@ const PUBLIC: [&str; 22] = [
     "/v1/providers/whatsapp/{channel}/webhook",
     "/v1/providers/telegram-gateway/{channel}/report",
     "/console",
+    "/console/{team}",
     "/console/console.css",
     "/console/console.js",
     "/console/{team}/sign-in",
@@ -434,7 +435,8 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 let page_only = path == "/oidc/callback/{team}"
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
-                        && status != "422")
+                        && status != "422"
+                        && status != "429")
                     || (path == "/l/{code}" && status == "502");
                 // The revocation receivers refuse in their specifications'
                 // formats, not problem+json.

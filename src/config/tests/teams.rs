@@ -361,12 +361,18 @@ fn an_oidc_section_is_checked_key_by_key() {
 
 #[test]
 fn a_console_section_is_checked_key_by_key() {
-    let ok = "[console.oidc]\nissuer = \"https://login.bank.example\"\nclient_id = \"chatgate-console\"\nclient_secret = \"s3cret\"";
+    let provider = "[console.oidc]\nissuer = \"https://login.bank.example\"\nclient_id = \"chatgate-console\"\nclient_secret = \"s3cret\"";
+    let ok = &format!("{provider}\nadmin_values = [\"supervisors\"]");
     let fx = Fixture::new();
-    fx.append(ACME, &format!("\n[console]\nrequire_person = true\n{ok}\n"));
+    fx.append(
+        ACME,
+        &format!("\n[console]\nrequire_person = true\nsign_in_rate = 3\n{ok}\n"),
+    );
     let config = fx.load().unwrap();
     let console = &config.teams["acme"].console;
     assert!(console.require_person);
+    assert_eq!(console.sign_in_rate, 3);
+    assert_eq!(config.teams["globex"].console.sign_in_rate, 10);
     let oidc = console.oidc.as_ref().unwrap();
     assert_eq!(oidc.actor_audience, "chatgate-console");
     assert_eq!(oidc.provider.scopes, ["openid"]);
@@ -398,6 +404,32 @@ fn a_console_section_is_checked_key_by_key() {
             format!("{ok}\nagent_values = [\"\"]"),
             "console.oidc.agent_values",
             "must not be empty",
+        ),
+        (
+            "[console]\nsign_in_rate = 0".to_string(),
+            "console.sign_in_rate",
+            "from 1 to 10000",
+        ),
+        (
+            "[console]\nsign_in_rate = -5".to_string(),
+            "console.sign_in_rate",
+            "from 1 to 10000",
+        ),
+        (
+            "[console]\nsign_in_rate = 10001".to_string(),
+            "console.sign_in_rate",
+            "from 1 to 10000",
+        ),
+        // Nobody could sign in: no value of either role.
+        (
+            provider.to_string(),
+            "console.oidc.agent_values",
+            "both empty",
+        ),
+        (
+            format!("{provider}\nagent_values = []\nadmin_values = []"),
+            "console.oidc.agent_values",
+            "both empty",
         ),
         (
             ok.replace("https://login", "http://login"),

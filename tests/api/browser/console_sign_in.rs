@@ -1,5 +1,6 @@
 //! The console's sign-in at the workforce provider in a real browser
-//! (docs/console-sign-in.md): the "Sign in to acme" link, the fake
+//! (docs/console-sign-in.md): the "Sign in to acme" link of
+//! `/console/acme`, the fake
 //! provider (its user signs in at once), back to the console working from
 //! the session cookie, and a reveal whose event names the person. Prints
 //! what the browser sent and kept (values masked).
@@ -46,7 +47,7 @@ async fn an_agent_signs_in_at_the_workforce_provider_and_reveals_as_herself() {
     let id = app.new_interaction().await;
     let _cid = app.agent_challenge(&id).await;
 
-    b.c.goto(&format!("{public}/console")).await.unwrap();
+    b.c.goto(&format!("{public}/console/acme")).await.unwrap();
     b.click("a.sign-in[data-team=acme]").await;
     b.wait_for(
         "the console works from the session",
