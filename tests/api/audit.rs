@@ -609,7 +609,7 @@ async fn a_tls_syslog_receiver_trusted_by_the_ca_file_gets_every_entry() {
         .find(|(s, m)| *s == 4 && m.contains("team=\"acme\""))
         .unwrap();
     assert!(msg.starts_with("<110>1 "), "{msg}");
-    let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
+    let json: Value = serde_json::from_str(json_of(msg)).unwrap();
     assert_eq!(json["action"], "subject.unlocked");
     assert_eq!(json["target"]["subject"], "cust-3");
 }
@@ -662,6 +662,15 @@ async fn an_untrusted_tls_syslog_receiver_gets_nothing_and_is_one_warning() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("TLS refused"), "{}", warnings[0]);
     assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+}
+
+/// The entry's JSON of a syslog message: its MSG after the byte order
+/// mark RFC 5424 asks of a UTF-8 MSG (docs/audit.md#wiring-a-siem).
+fn json_of(msg: &str) -> &str {
+    let after = msg.split_once("] ").unwrap().1;
+    after
+        .strip_prefix('\u{feff}')
+        .unwrap_or_else(|| panic!("no byte order mark before the MSG: {msg}"))
 }
 
 /// Waits (up to 15 s) until `got` holds every `seq` of 1..=n.
@@ -731,10 +740,10 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         assert_eq!(parts[4], "-", "PROCID: {msg}");
         assert_eq!(parts[5], "subject.unlocked", "MSGID: {msg}");
         assert!(
-            parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] {"),
+            parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] \u{feff}{"),
             "{msg}"
         );
-        let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
+        let json: Value = serde_json::from_str(json_of(msg)).unwrap();
         assert_eq!(json["seq"], 7);
         assert_eq!(
             json["time"].as_str().unwrap(),
@@ -769,7 +778,8 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         let sd = &parsed.structured_data[0];
         assert_eq!(sd.id, "chatgate@32473");
         assert_eq!(sd.params, [("team", "acme"), ("seq", "7")]);
-        assert_eq!(serde_json::from_str::<Value>(parsed.msg).unwrap(), json);
+        let msg = parsed.msg.strip_prefix('\u{feff}').unwrap_or(parsed.msg);
+        assert_eq!(serde_json::from_str::<Value>(msg).unwrap(), json);
     }
 }
 

@@ -57,13 +57,17 @@ enum StoredCursor {
 
 impl Record for StoredCursor {}
 
-/// The RFC 5424 message of `entry` (its JSON `text`), framed by its
-/// length (RFC 6587 octet counting).
+/// The byte order mark RFC 5424 (6.4) puts before a MSG in UTF-8.
+const BOM: &str = "\u{feff}";
+
+/// The RFC 5424 message of `entry` (its JSON `text`, after the byte order
+/// mark that says it is UTF-8), framed by its length in octets, the mark's
+/// three included (RFC 6587 octet counting).
 pub fn frame(entry: &Value, text: &str, host: &str) -> Vec<u8> {
     let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or("-");
     let seq = entry.get("seq").and_then(Value::as_u64).unwrap_or(0);
     let msg = format!(
-        "<110>1 {time} {host} chatgate - {msgid} [chatgate@32473 team=\"{team}\" seq=\"{seq}\"] {text}",
+        "<110>1 {time} {host} chatgate - {msgid} [chatgate@32473 team=\"{team}\" seq=\"{seq}\"] {BOM}{text}",
         time = field("time"),
         host = header_field(host, 255),
         msgid = header_field(field("action"), 32),
@@ -459,12 +463,17 @@ mod tests {
         assert_eq!(
             len.parse::<usize>().unwrap(),
             msg.len(),
-            "octets, not characters"
+            "octets, not characters, the byte order mark's three among them"
         );
         assert_eq!(
             msg,
-            format!("<110>1 2026-11-21T10:00:00.123Z gw-1 chatgate - subject.unlocked [chatgate@32473 team=\"acme\" seq=\"42\"] {text}")
+            format!("<110>1 2026-11-21T10:00:00.123Z gw-1 chatgate - subject.unlocked [chatgate@32473 team=\"acme\" seq=\"42\"] \u{feff}{text}")
         );
+        // The MSG's first octets are the UTF-8 byte order mark, then the JSON.
+        let bytes = msg.as_bytes();
+        let at = msg.find("] ").unwrap() + 2;
+        assert_eq!(&bytes[at..at + 3], [0xEF, 0xBB, 0xBF]);
+        assert_eq!(&msg[at + 3..], text);
         assert_eq!(header_field("a host", 255), "-");
         assert_eq!(param_value(r#"a"b]c\"#), r#"a\"b\]c\\"#);
     }
