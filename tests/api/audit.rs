@@ -11,11 +11,11 @@ use crate::helpers::*;
 
 /// The auditor key a test of this file gives acme: named by the test,
 /// so that a second instance of one test knows it too.
-fn auditor_key(seed: &str) -> String {
+pub(crate) fn auditor_key(seed: &str) -> String {
     format!("cg_auditor_{seed}")
 }
 
-fn audit_setup(seed: &str, extra: &str) -> Setup {
+pub(crate) fn audit_setup(seed: &str, extra: &str) -> Setup {
     let key = auditor_key(seed);
     Setup {
         team_extra: format!(
@@ -27,7 +27,7 @@ fn audit_setup(seed: &str, extra: &str) -> Setup {
 }
 
 /// Unlocks `cust-{i}` as acme's admin: one audited action, answered 200.
-async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
+pub(crate) async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
     let res = app
         .post_json(
             &format!("/v1/subjects/cust-{i}/unlock"),
@@ -40,7 +40,7 @@ async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
 
 /// Every entry of acme's trail, page by page (each read adds its own
 /// `audit.read`, answered by the next page).
-async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
+pub(crate) async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
     let mut entries = Vec::new();
     let mut after = 0;
     loop {
@@ -68,7 +68,10 @@ fn actions(entries: &[Map<String, Value>]) -> Vec<&str> {
 }
 
 /// The entries of `entries` with `action`.
-fn of<'a>(entries: &'a [Map<String, Value>], action: &str) -> Vec<&'a Map<String, Value>> {
+pub(crate) fn of<'a>(
+    entries: &'a [Map<String, Value>],
+    action: &str,
+) -> Vec<&'a Map<String, Value>> {
     entries.iter().filter(|e| e["action"] == action).collect()
 }
 
@@ -462,12 +465,15 @@ async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
 }
 
 /// Frames received by a test syslog receiver: `(seq, message)`.
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+pub(crate) type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
 
 /// Accepts connections on `listener` and keeps every RFC 6587
 /// octet-counted frame, until `stop` fires (the listener and its
 /// connections are then closed).
-fn receiver(listener: tokio::net::TcpListener, got: Received) -> tokio::sync::oneshot::Sender<()> {
+pub(crate) fn receiver(
+    listener: tokio::net::TcpListener,
+    got: Received,
+) -> tokio::sync::oneshot::Sender<()> {
     tls_receiver(listener, None, got, Default::default())
 }
 
@@ -666,7 +672,7 @@ async fn an_untrusted_tls_syslog_receiver_gets_nothing_and_is_one_warning() {
 
 /// The entry's JSON of a syslog message: its MSG after the byte order
 /// mark RFC 5424 asks of a UTF-8 MSG (docs/audit.md#wiring-a-siem).
-fn json_of(msg: &str) -> &str {
+pub(crate) fn json_of(msg: &str) -> &str {
     let after = msg.split_once("] ").unwrap().1;
     after
         .strip_prefix('\u{feff}')
