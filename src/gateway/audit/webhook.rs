@@ -6,16 +6,16 @@
 //! delays no request.
 //!
 //! A team's cursor (`{team}:awh`) holds the last `seq` the receiver
-//! answered 2xx, and which instance sends, until when (as the syslog
-//! sink's, `syslog.rs`).
+//! answered 2xx, which instance sends, until when, and the latest reset
+//! of the trail it knew (as the syslog sink's, `syslog.rs`, whose rules
+//! for a reset it shares: docs/audit.md#resets).
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::syslog::hold;
-use super::{head_of, read_head};
+use super::syslog::{hold, settle};
 use crate::channels::webhook::{post_signed, PostFailed};
 use crate::config::TeamWebhook;
 use crate::gateway::outbox::backoff;
@@ -154,12 +154,17 @@ impl WebhookSink {
         now: Timestamp,
     ) -> crate::error::Result<Option<Refused>> {
         let key = keys::audit_webhook_cursor(team);
-        let Some((version, from)) = hold(core, &key, &self.me, None, now).await? else {
+        let Some(held) = hold(core, &key, &self.me, None, now).await? else {
             // Another instance sends the team's entries, and shows their lag.
             self.note_waiting(team, None);
             return Ok(None);
         };
-        let head = head_of(&read_head(core, team).await?);
+        // After a reset of the trail, from its entry on
+        // (docs/audit.md#resets).
+        let Some((held, head)) = settle(core, team, &key, &self.me, held, now).await? else {
+            return Ok(None);
+        };
+        let (version, from) = (held.version, held.known.seq);
         if head.seq <= from {
             self.note_waiting(team, None);
             return Ok(None);
