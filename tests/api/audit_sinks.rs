@@ -1,8 +1,9 @@
-//! The audit trail's sinks seen from outside
+//! The audit trail's sinks and reads seen from outside
 //! (docs/audit.md#wiring-a-siem): a head set back, or a store come back
 //! empty, continues with an `audit.trail_reset` entry, one ERROR line, and
 //! both sinks send every entry from it on (docs/audit.md#resets); the
-//! webhook sink's lag while its receiver hangs.
+//! webhook sink's lag while its receiver hangs; paging the trail as
+//! docs/audit.md#reading-it says.
 use std::time::Duration;
 
 use chatgate::domain::audit::verify_chain;
@@ -399,3 +400,51 @@ async fn a_hanging_audit_webhook_shows_its_lag_while_it_hangs() {
     );
     hanging.abort();
 }
+
+both_stores!(
+    paging_until_a_short_page_reads_the_whole_audit_trail_and_stops,
+    setup: audit_setup("paging", ""),
+    |app: TestApp| async move {
+        let auditor = auditor_key("paging");
+        for i in 0..7 {
+            unlock(&app, i).await;
+        }
+        // As docs/audit.md#reading-it says: page on from `next` until a
+        // page holds fewer than `limit` entries.
+        let limit = 3;
+        let mut after = 0;
+        let mut read = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = app
+                .get_json(&format!("/v1/audit?after={after}&limit={limit}"), Some(&auditor))
+                .await;
+            pages += 1;
+            assert!(pages <= 10, "paging stops");
+            let got: Vec<Map<String, Value>> = page["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.as_object().unwrap().clone())
+                .collect();
+            after = page["next"].as_u64().unwrap();
+            let short = got.len() < limit;
+            read.extend(got);
+            if short {
+                break;
+            }
+        }
+        // 8 entries (the configuration, 7 unlocks), then 3 reads: pages
+        // of 3, 3, 3 (the first read's entry among them) and 2.
+        assert_eq!(pages, 4);
+        let seqs: Vec<u64> = read.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (1..=11).collect::<Vec<_>>());
+        assert_eq!(of(&read, "subject.unlocked").len(), 7);
+        // No page held its own read: each is written after the page it
+        // answered.
+        for r in of(&read, "audit.read") {
+            assert!(r["seq"].as_u64() > r["detail"]["next"].as_u64(), "{r:?}");
+        }
+        verify_chain(&read).unwrap();
+    }
+);
