@@ -89,6 +89,8 @@ impl WebhookSink {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut failing: HashMap<String, Failing> = HashMap::new();
+        // Whether the gauge was last set with no team webhook to send to.
+        let mut idle_shown = false;
         loop {
             tokio::select! {
                 () = &mut shutdown => return,
@@ -120,26 +122,14 @@ impl WebhookSink {
                         () = tokio::time::sleep(TICK) => self.show_lag(),
                     }
                 };
-                match done {
-                    Ok(None) => {
-                        failing.remove(&team.id);
-                    }
-                    Ok(Some((reason, retry_after))) => {
-                        let f = failing.entry(team.id.clone()).or_insert(Failing {
-                            attempts: 0,
-                            next: now,
-                        });
-                        f.attempts += 1;
-                        f.next = now.plus(backoff(f.attempts, retry_after));
-                        tracing::warn!(team = %team.id, reason, attempts = f.attempts,
-                            "audit entry not taken by the team's audit webhook: retried with backoff");
-                    }
-                    Err(e) => {
-                        tracing::warn!(team = %team.id, error = %e, "audit entries not sent to the team's webhook");
-                    }
-                }
+                note_round(&mut failing, &team.id, now, done);
             }
-            self.show_lag();
+            // With no team webhook the gauge is 0, set once, not each round.
+            let idle = !teams.values().any(|t| t.audit_webhook.is_some());
+            if !(idle && idle_shown) {
+                self.show_lag();
+            }
+            idle_shown = idle;
         }
     }
 
@@ -220,6 +210,36 @@ impl WebhookSink {
             hold(core, &key, &self.me, Some((version, taken)), now).await?;
         }
         Ok(refused)
+    }
+}
+
+/// Notes how `team`'s round at `now` went: a refusal is a failed attempt
+/// more (tried again after the event webhooks' backoff, or the wait the
+/// receiver asked for), one warning each; a round that went through ends
+/// the failing.
+fn note_round(
+    failing: &mut HashMap<String, Failing>,
+    team: &str,
+    now: Timestamp,
+    done: crate::error::Result<Option<Refused>>,
+) {
+    match done {
+        Ok(None) => {
+            failing.remove(team);
+        }
+        Ok(Some((reason, retry_after))) => {
+            let f = failing.entry(team.to_string()).or_insert(Failing {
+                attempts: 0,
+                next: now,
+            });
+            f.attempts += 1;
+            f.next = now.plus(backoff(f.attempts, retry_after));
+            tracing::warn!(team = %team, reason, attempts = f.attempts,
+                "audit entry not taken by the team's audit webhook: retried with backoff");
+        }
+        Err(e) => {
+            tracing::warn!(team = %team, error = %e, "audit entries not sent to the team's webhook");
+        }
     }
 }
 
