@@ -31,10 +31,11 @@ pub enum Action {
     ConsoleSignedIn,
     ConsoleSignInFailed,
     ConsoleSignedOut,
+    TrailReset,
 }
 
 impl Action {
-    pub const ALL: [Action; 12] = [
+    pub const ALL: [Action; 13] = [
         Action::CodeRevealed,
         Action::LoggedOut,
         Action::SubjectUnlocked,
@@ -47,6 +48,7 @@ impl Action {
         Action::ConsoleSignedIn,
         Action::ConsoleSignInFailed,
         Action::ConsoleSignedOut,
+        Action::TrailReset,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +65,7 @@ impl Action {
             Action::ConsoleSignedIn => "console.signed_in",
             Action::ConsoleSignInFailed => "console.sign_in_failed",
             Action::ConsoleSignedOut => "console.signed_out",
+            Action::TrailReset => "audit.trail_reset",
         }
     }
 }
@@ -300,6 +303,130 @@ impl Head {
     }
 }
 
+/// Why a trail is shorter than what was known of it
+/// (docs/audit.md#resets): the store has no head at all, or a head behind
+/// the one known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetReason {
+    StoreReset,
+    RolledBack,
+}
+
+impl ResetReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResetReason::StoreReset => "store_reset",
+            ResetReason::RolledBack => "rolled_back",
+        }
+    }
+}
+
+/// What a witness (an instance, a sink's cursor) knows of a team's trail:
+/// the highest `seq` it saw, and the `id` of the latest
+/// `audit.trail_reset` entry it saw (`None`: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    pub seq: u64,
+    pub reset: Option<String>,
+}
+
+/// A team's head as the store holds it, for the reset rules: its `seq`,
+/// and the latest `audit.trail_reset` entry of its chain (`seq`, `id`).
+/// `None` where the store has no head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub seq: u64,
+    pub reset: Option<(u64, String)>,
+}
+
+/// Whether reset `a` (an entry's `id`, a UUIDv7, so ordered by time) was
+/// recorded after `b`; any recorded reset is after none.
+fn later(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a > b,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// The reset a witness that knew `known` finds in the head `found`, not
+/// recorded yet: the trail is shorter than it knew, and no reset was
+/// recorded since it looked. `None`: the trail is as known, or longer,
+/// or its shortening was recorded already.
+pub fn unrecorded_reset(known: &Known, found: Option<&Found>) -> Option<ResetReason> {
+    let (seq, reset) = found.map_or((0, None), |f| {
+        (f.seq, f.reset.as_ref().map(|(_, id)| id.as_str()))
+    });
+    if later(reset, known.reset.as_deref()) || seq >= known.seq {
+        return None;
+    }
+    Some(match found {
+        None => ResetReason::StoreReset,
+        Some(_) => ResetReason::RolledBack,
+    })
+}
+
+/// What `known` becomes once the head `found` is seen: a reset recorded
+/// since is taken as the truth; a longer trail raises it; a shorter one
+/// (an unrecorded reset) leaves it as it was, to be recorded.
+pub fn seen(known: &Known, found: Option<&Found>) -> Known {
+    let (seq, reset) = found.map_or((0, None), |f| {
+        (f.seq, f.reset.as_ref().map(|(_, id)| id.clone()))
+    });
+    if later(reset.as_deref(), known.reset.as_deref()) {
+        return Known { seq, reset };
+    }
+    Known {
+        seq: known.seq.max(seq),
+        reset: known.reset.clone(),
+    }
+}
+
+/// The `audit.trail_reset` entry of a trail found shorter than `known`.
+pub fn trail_reset(known: &Known, reason: ResetReason) -> Draft {
+    let previous = if known.seq == 0 {
+        Value::Null
+    } else {
+        Value::from(known.seq)
+    };
+    Draft::success(Action::TrailReset, &Acting::system(None), Target::default())
+        .with("previous_seq", previous)
+        .with("reason", reason.as_str())
+}
+
+/// What a sink does with a team's trail before it sends
+/// (docs/audit.md#resets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SinkStep {
+    /// Send what follows the cursor.
+    Send,
+    /// A reset was recorded since the cursor last moved: send again from
+    /// after `seq` (the entry before the reset's, or earlier), and know
+    /// the reset `reset` from now on.
+    Rewind { seq: u64, reset: String },
+    /// The cursor is ahead of the head, and no reset was recorded since:
+    /// the trail must record one first.
+    Record(ResetReason),
+}
+
+/// The step of a sink whose cursor is `cursor` (the last `seq` it sent,
+/// the latest reset it knew) before the head `found`. A cursor ahead of
+/// the head is a reset: it never makes the sink skip an entry.
+pub fn sink_step(cursor: &Known, found: Option<&Found>) -> SinkStep {
+    if let Some((seq, id)) = found.and_then(|f| f.reset.as_ref()) {
+        if later(Some(id), cursor.reset.as_deref()) {
+            return SinkStep::Rewind {
+                seq: cursor.seq.min(seq.saturating_sub(1)),
+                reset: id.clone(),
+            };
+        }
+    }
+    match unrecorded_reset(cursor, found) {
+        Some(reason) => SinkStep::Record(reason),
+        None => SinkStep::Send,
+    }
+}
+
 /// An entry's time: RFC 3339, UTC, always with milliseconds.
 pub fn entry_time(now: Timestamp) -> String {
     chrono::DateTime::<chrono::Utc>::from_timestamp_millis(now.unix_millis())
@@ -416,6 +543,125 @@ pub fn verify_chain(entries: &[Map<String, Value>]) -> Result<Ends, Broken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn known(seq: u64, reset: Option<&str>) -> Known {
+        Known {
+            seq,
+            reset: reset.map(str::to_string),
+        }
+    }
+
+    fn found(seq: u64, reset: Option<(u64, &str)>) -> Found {
+        Found {
+            seq,
+            reset: reset.map(|(s, id)| (s, id.to_string())),
+        }
+    }
+
+    #[test]
+    fn a_trail_shorter_than_known_is_a_reset_until_one_is_recorded() {
+        let k = known(606, None);
+        assert_eq!(
+            unrecorded_reset(&k, Some(&found(590, None))),
+            Some(ResetReason::RolledBack)
+        );
+        assert_eq!(unrecorded_reset(&k, None), Some(ResetReason::StoreReset));
+        // As long, or longer: no reset.
+        assert_eq!(unrecorded_reset(&k, Some(&found(606, None))), None);
+        assert_eq!(unrecorded_reset(&k, Some(&found(700, None))), None);
+        // Nothing known: nothing to miss.
+        assert_eq!(unrecorded_reset(&Known::default(), None), None);
+        // A reset recorded since: the trail is what it says.
+        let recorded = found(591, Some((591, "0193b")));
+        assert_eq!(unrecorded_reset(&k, Some(&recorded)), None);
+        // A head set back to before a reset this witness knew of is one.
+        let after = known(595, Some("0193b"));
+        assert_eq!(
+            unrecorded_reset(&after, Some(&found(590, Some((1, "0193a"))))),
+            Some(ResetReason::RolledBack)
+        );
+    }
+
+    #[test]
+    fn what_is_known_rises_with_the_trail_and_follows_a_recorded_reset() {
+        let k = known(606, None);
+        assert_eq!(seen(&k, Some(&found(610, None))), known(610, None));
+        // Shorter and not recorded: kept, to be recorded.
+        assert_eq!(seen(&k, Some(&found(590, None))), k);
+        assert_eq!(seen(&k, None), k);
+        // Recorded: the trail as found is the truth again.
+        assert_eq!(
+            seen(&k, Some(&found(592, Some((591, "0193b"))))),
+            known(592, Some("0193b"))
+        );
+    }
+
+    #[test]
+    fn a_reset_entry_names_what_was_known_and_why() {
+        let d = trail_reset(&known(606, None), ResetReason::RolledBack);
+        assert_eq!(d.action.as_str(), "audit.trail_reset");
+        assert_eq!(d.actor, Actor::system());
+        assert_eq!(d.request_id, None);
+        assert_eq!(
+            Value::Object(d.detail),
+            serde_json::json!({"previous_seq": 606, "reason": "rolled_back"})
+        );
+        let d = trail_reset(&Known::default(), ResetReason::StoreReset);
+        assert_eq!(
+            Value::Object(d.detail),
+            serde_json::json!({"previous_seq": null, "reason": "store_reset"})
+        );
+    }
+
+    #[test]
+    fn a_sink_ahead_of_the_head_never_skips_an_entry() {
+        // Ahead, nothing recorded: record first.
+        assert_eq!(
+            sink_step(&known(606, None), Some(&found(590, None))),
+            SinkStep::Record(ResetReason::RolledBack)
+        );
+        assert_eq!(
+            sink_step(&known(606, None), None),
+            SinkStep::Record(ResetReason::StoreReset)
+        );
+        // Recorded (at 591): from the reset entry on, even once the head
+        // has passed the cursor again.
+        for head in [595, 700] {
+            assert_eq!(
+                sink_step(&known(606, None), Some(&found(head, Some((591, "0193b"))))),
+                SinkStep::Rewind {
+                    seq: 590,
+                    reset: "0193b".into()
+                }
+            );
+        }
+        // Behind the reset entry: nothing it has not sent is skipped.
+        assert_eq!(
+            sink_step(&known(300, None), Some(&found(595, Some((591, "0193b"))))),
+            SinkStep::Rewind {
+                seq: 300,
+                reset: "0193b".into()
+            }
+        );
+        // A store reset recorded at seq 1: from seq 1.
+        assert_eq!(
+            sink_step(&known(606, None), Some(&found(3, Some((1, "0193c"))))),
+            SinkStep::Rewind {
+                seq: 0,
+                reset: "0193c".into()
+            }
+        );
+        // The reset known already: on as usual.
+        let k = known(595, Some("0193b"));
+        assert_eq!(
+            sink_step(&k, Some(&found(600, Some((591, "0193b"))))),
+            SinkStep::Send
+        );
+        assert_eq!(
+            sink_step(&known(5, None), Some(&found(9, None))),
+            SinkStep::Send
+        );
+    }
 
     fn chain(n: usize) -> Vec<Map<String, Value>> {
         let mut head = Head::genesis();

@@ -53,7 +53,9 @@ pub struct AuditParams {
 
 /// The team's audit trail, oldest first (auditor, admin).
 ///
-/// The read is itself recorded (`audit.read`), after the entries it answers.
+/// The read is itself recorded (`audit.read`), after the page it answers,
+/// never in it: page on with `after` = `next` until a page holds fewer
+/// than `limit` entries (`limit` at least 2; each read adds one).
 #[utoipa::path(get, path = "/v1/audit", operation_id = "read_audit", tag = "audit", security(("api_key" = [])),
     params(AuditParams),
     responses((status = 200, body = AuditPage), ApiKeyErrors, E400, E403, E422))]

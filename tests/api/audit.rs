@@ -11,11 +11,11 @@ use crate::helpers::*;
 
 /// The auditor key a test of this file gives acme: named by the test,
 /// so that a second instance of one test knows it too.
-fn auditor_key(seed: &str) -> String {
+pub(crate) fn auditor_key(seed: &str) -> String {
     format!("cg_auditor_{seed}")
 }
 
-fn audit_setup(seed: &str, extra: &str) -> Setup {
+pub(crate) fn audit_setup(seed: &str, extra: &str) -> Setup {
     let key = auditor_key(seed);
     Setup {
         team_extra: format!(
@@ -27,7 +27,7 @@ fn audit_setup(seed: &str, extra: &str) -> Setup {
 }
 
 /// Unlocks `cust-{i}` as acme's admin: one audited action, answered 200.
-async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
+pub(crate) async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
     let res = app
         .post_json(
             &format!("/v1/subjects/cust-{i}/unlock"),
@@ -40,7 +40,7 @@ async fn unlock(app: &TestApp, i: impl std::fmt::Display) {
 
 /// Every entry of acme's trail, page by page (each read adds its own
 /// `audit.read`, answered by the next page).
-async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
+pub(crate) async fn trail(app: &TestApp, key: &str) -> Vec<Map<String, Value>> {
     let mut entries = Vec::new();
     let mut after = 0;
     loop {
@@ -68,7 +68,10 @@ fn actions(entries: &[Map<String, Value>]) -> Vec<&str> {
 }
 
 /// The entries of `entries` with `action`.
-fn of<'a>(entries: &'a [Map<String, Value>], action: &str) -> Vec<&'a Map<String, Value>> {
+pub(crate) fn of<'a>(
+    entries: &'a [Map<String, Value>],
+    action: &str,
+) -> Vec<&'a Map<String, Value>> {
     entries.iter().filter(|e| e["action"] == action).collect()
 }
 
@@ -462,12 +465,15 @@ async fn the_command_line_verifies_an_export_and_names_a_changed_entry() {
 }
 
 /// Frames received by a test syslog receiver: `(seq, message)`.
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
+pub(crate) type Received = std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>;
 
 /// Accepts connections on `listener` and keeps every RFC 6587
 /// octet-counted frame, until `stop` fires (the listener and its
 /// connections are then closed).
-fn receiver(listener: tokio::net::TcpListener, got: Received) -> tokio::sync::oneshot::Sender<()> {
+pub(crate) fn receiver(
+    listener: tokio::net::TcpListener,
+    got: Received,
+) -> tokio::sync::oneshot::Sender<()> {
     tls_receiver(listener, None, got, Default::default())
 }
 
@@ -609,7 +615,7 @@ async fn a_tls_syslog_receiver_trusted_by_the_ca_file_gets_every_entry() {
         .find(|(s, m)| *s == 4 && m.contains("team=\"acme\""))
         .unwrap();
     assert!(msg.starts_with("<110>1 "), "{msg}");
-    let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
+    let json: Value = serde_json::from_str(json_of(msg)).unwrap();
     assert_eq!(json["action"], "subject.unlocked");
     assert_eq!(json["target"]["subject"], "cust-3");
 }
@@ -662,6 +668,15 @@ async fn an_untrusted_tls_syslog_receiver_gets_nothing_and_is_one_warning() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("TLS refused"), "{}", warnings[0]);
     assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
+}
+
+/// The entry's JSON of a syslog message: its MSG after the byte order
+/// mark RFC 5424 asks of a UTF-8 MSG (docs/audit.md#wiring-a-siem).
+pub(crate) fn json_of(msg: &str) -> &str {
+    let after = msg.split_once("] ").unwrap().1;
+    after
+        .strip_prefix('\u{feff}')
+        .unwrap_or_else(|| panic!("no byte order mark before the MSG: {msg}"))
 }
 
 /// Waits (up to 15 s) until `got` holds every `seq` of 1..=n.
@@ -731,10 +746,10 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         assert_eq!(parts[4], "-", "PROCID: {msg}");
         assert_eq!(parts[5], "subject.unlocked", "MSGID: {msg}");
         assert!(
-            parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] {"),
+            parts[6].starts_with("[chatgate@32473 team=\"acme\" seq=\"7\"] \u{feff}{"),
             "{msg}"
         );
-        let json: Value = serde_json::from_str(msg.split_once("] ").unwrap().1).unwrap();
+        let json: Value = serde_json::from_str(json_of(msg)).unwrap();
         assert_eq!(json["seq"], 7);
         assert_eq!(
             json["time"].as_str().unwrap(),
@@ -769,7 +784,8 @@ async fn a_syslog_receiver_that_goes_away_and_comes_back_gets_every_entry() {
         let sd = &parsed.structured_data[0];
         assert_eq!(sd.id, "chatgate@32473");
         assert_eq!(sd.params, [("team", "acme"), ("seq", "7")]);
-        assert_eq!(serde_json::from_str::<Value>(parsed.msg).unwrap(), json);
+        let msg = parsed.msg.strip_prefix('\u{feff}').unwrap_or(parsed.msg);
+        assert_eq!(serde_json::from_str::<Value>(msg).unwrap(), json);
     }
 }
 

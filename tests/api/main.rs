@@ -9,6 +9,7 @@ mod abuse;
 mod actors;
 mod assurance;
 mod audit;
+mod audit_sinks;
 mod binding;
 mod browser;
 mod callers;

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 pub use super::core::audit::StoredHead;
 pub(super) use super::core::audit::{append, append_announcing, chain_on, written};
-use super::core::audit::{head_of, read_head};
+use super::core::audit::{head_of, read_head, vouch};
 use super::Core;
 use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::interaction::InteractionRecord;

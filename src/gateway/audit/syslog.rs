@@ -13,6 +13,12 @@
 //! lost connection or a restart, sending resumes after the cursor, so a
 //! receiver may see an entry twice, never misses one
 //! (docs/decisions/0149-the-syslog-sink-confirms-on-an-open-connection.md).
+//!
+//! A cursor also names the latest reset of the trail it knew (the
+//! `audit.trail_reset` entry's `id`): a cursor ahead of the head is a
+//! reset, recorded before anything is sent, and once one is recorded the
+//! sink sends again from its entry, so a reset never makes it skip an
+//! entry (docs/audit.md#resets). The webhook sink shares these rules.
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,8 +30,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use super::{head_of, read_head};
+use super::{head_of, read_head, vouch, StoredHead};
 use crate::config::SyslogTarget;
+use crate::domain::audit::{sink_step, Head, Known, SinkStep};
 use crate::fared::{Failing, Fared};
 use crate::gateway::records::{put, Loaded, Record};
 use crate::gateway::{Core, Live};
@@ -42,8 +49,10 @@ const BATCH: u64 = 200;
 /// given up (and tried again next round).
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// `{team}:asl`: the last `seq` confirmed written to the sink, and the
-/// instance sending the team's entries until when.
+/// `{team}:asl`: the last `seq` confirmed written to the sink, the
+/// instance sending the team's entries until when, and the `id` of the
+/// latest `audit.trail_reset` entry the cursor knew (`r`, absent before
+/// the first).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "v")]
 enum StoredCursor {
@@ -52,18 +61,32 @@ enum StoredCursor {
         seq: u64,
         holder: String,
         until: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r: Option<String>,
     },
+}
+
+/// A team's cursor as this instance holds it: its version, and what it
+/// knows of the trail (the last `seq` sent, the latest reset).
+#[derive(Debug, Clone)]
+pub(super) struct Held {
+    pub version: u64,
+    pub known: Known,
 }
 
 impl Record for StoredCursor {}
 
-/// The RFC 5424 message of `entry` (its JSON `text`), framed by its
-/// length (RFC 6587 octet counting).
+/// The byte order mark RFC 5424 (6.4) puts before a MSG in UTF-8.
+const BOM: &str = "\u{feff}";
+
+/// The RFC 5424 message of `entry` (its JSON `text`, after the byte order
+/// mark that says it is UTF-8), framed by its length in octets, the mark's
+/// three included (RFC 6587 octet counting).
 pub fn frame(entry: &Value, text: &str, host: &str) -> Vec<u8> {
     let field = |name: &str| entry.get(name).and_then(Value::as_str).unwrap_or("-");
     let seq = entry.get("seq").and_then(Value::as_u64).unwrap_or(0);
     let msg = format!(
-        "<110>1 {time} {host} chatgate - {msgid} [chatgate@32473 team=\"{team}\" seq=\"{seq}\"] {text}",
+        "<110>1 {time} {host} chatgate - {msgid} [chatgate@32473 team=\"{team}\" seq=\"{seq}\"] {BOM}{text}",
         time = field("time"),
         host = header_field(host, 255),
         msgid = header_field(field("action"), 32),
@@ -313,10 +336,13 @@ impl SyslogSink {
         now: Timestamp,
     ) -> crate::error::Result<Option<SendRound>> {
         let key = keys::audit_syslog_cursor(team);
-        let Some((version, seq)) = hold(core, &key, &self.me, done, now).await? else {
+        let Some(held) = hold(core, &key, &self.me, done, now).await? else {
             return Ok(None);
         };
-        let head = head_of(&read_head(core, team).await?);
+        let Some((held, head)) = settle(core, team, &key, &self.me, held, now).await? else {
+            return Ok(None);
+        };
+        let (version, seq) = (held.version, held.known.seq);
         if head.seq <= seq {
             return Ok(Some((None, None)));
         }
@@ -362,22 +388,25 @@ impl SyslogSink {
 /// Takes or renews, for `me`, the sending of the team whose cursor is
 /// `key`, for [`LEASE`]; moves the cursor to `done`'s `seq` when it is
 /// still at `done`'s version (nobody took it over since). Answers the
-/// cursor's new version and `seq`, or `None` while another instance
-/// holds it (or took it just now).
+/// cursor as held, or `None` while another instance holds it (or took it
+/// just now).
 pub(super) async fn hold(
     core: &Core,
     key: &str,
     me: &str,
     done: Option<(u64, u64)>,
     now: Timestamp,
-) -> crate::error::Result<Option<(u64, u64)>> {
+) -> crate::error::Result<Option<Held>> {
     let raw = core.get(&[key.to_string()]).await?.pop().flatten();
     let cursor: Loaded<StoredCursor> = Loaded::parse(key.to_string(), raw)?;
-    let (mut seq, held_by_other) = match &cursor.value {
-        Some(StoredCursor::V1 { seq, holder, until }) => {
-            (*seq, holder != me && *until > now.unix_millis())
-        }
-        None => (0, false),
+    let (mut seq, reset, held_by_other) = match &cursor.value {
+        Some(StoredCursor::V1 {
+            seq,
+            holder,
+            until,
+            r,
+        }) => (*seq, r.clone(), holder != me && *until > now.unix_millis()),
+        None => (0, None, false),
     };
     if held_by_other {
         return Ok(None);
@@ -387,13 +416,27 @@ pub(super) async fn hold(
             seq = seq.max(through);
         }
     }
+    let known = Known { seq, reset };
+    put_cursor(core, &cursor, me, known, now).await
+}
+
+/// Writes `known` to the cursor as read (`cursor`), held by `me` for
+/// [`LEASE`]; `None` when another writer moved it first.
+async fn put_cursor(
+    core: &Core,
+    cursor: &Loaded<StoredCursor>,
+    me: &str,
+    known: Known,
+    now: Timestamp,
+) -> crate::error::Result<Option<Held>> {
     let mine = StoredCursor::V1 {
-        seq,
+        seq: known.seq,
         holder: me.to_string(),
         until: now.plus(LEASE).unix_millis(),
+        r: known.reset.clone(),
     };
     let op = put(
-        key,
+        &cursor.key,
         cursor.version,
         &mine,
         Some(core.config().audit.retention),
@@ -403,7 +446,46 @@ pub(super) async fn hold(
         _ => 0,
     };
     let applied = core.write(vec![op]).await? == Commit::Applied;
-    Ok(applied.then_some((version, seq)))
+    Ok(applied.then_some(Held { version, known }))
+}
+
+/// The head of `team`'s trail, and the cursor `held` (at `key`) as it
+/// stands after any reset of the trail (docs/audit.md#resets): rewound to
+/// send again from the reset's entry when one was recorded since it
+/// moved; when it is ahead of the head and none was recorded, the reset
+/// is recorded first, and nothing is sent this round (`None`, as when
+/// another writer moved the cursor meanwhile).
+pub(super) async fn settle(
+    core: &Core,
+    team: &str,
+    key: &str,
+    me: &str,
+    held: Held,
+    now: Timestamp,
+) -> crate::error::Result<Option<(Held, Head)>> {
+    let loaded = read_head(core, team).await?;
+    let found = loaded.value.as_ref().map(StoredHead::found);
+    match sink_step(&held.known, found.as_ref()) {
+        SinkStep::Send => Ok(Some((held, head_of(&loaded)))),
+        SinkStep::Rewind { seq, reset } => {
+            let cursor = Loaded {
+                key: key.to_string(),
+                version: held.version,
+                // Only its version is checked.
+                value: None,
+            };
+            let known = Known {
+                seq,
+                reset: Some(reset),
+            };
+            let rewound = put_cursor(core, &cursor, me, known, now).await?;
+            Ok(rewound.map(|held| (held, head_of(&loaded))))
+        }
+        SinkStep::Record(_) => {
+            vouch(core, team, &held.known, now).await?;
+            Ok(None)
+        }
+    }
 }
 
 /// What one round wrote (cursor version, last `seq`), if anything, and
@@ -459,12 +541,17 @@ mod tests {
         assert_eq!(
             len.parse::<usize>().unwrap(),
             msg.len(),
-            "octets, not characters"
+            "octets, not characters, the byte order mark's three among them"
         );
         assert_eq!(
             msg,
-            format!("<110>1 2026-11-21T10:00:00.123Z gw-1 chatgate - subject.unlocked [chatgate@32473 team=\"acme\" seq=\"42\"] {text}")
+            format!("<110>1 2026-11-21T10:00:00.123Z gw-1 chatgate - subject.unlocked [chatgate@32473 team=\"acme\" seq=\"42\"] \u{feff}{text}")
         );
+        // The MSG's first octets are the UTF-8 byte order mark, then the JSON.
+        let bytes = msg.as_bytes();
+        let at = msg.find("] ").unwrap() + 2;
+        assert_eq!(&bytes[at..at + 3], [0xEF, 0xBB, 0xBF]);
+        assert_eq!(&msg[at + 3..], text);
         assert_eq!(header_field("a host", 255), "-");
         assert_eq!(param_value(r#"a"b]c\"#), r#"a\"b\]c\\"#);
     }
@@ -475,11 +562,24 @@ mod tests {
             seq: 7,
             holder: "i-1".into(),
             until: 1_800_000_000_000,
+            r: None,
         };
         let text = serde_json::to_string(&c).unwrap();
         assert_eq!(
             text,
             r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
+        let c = StoredCursor::V1 {
+            seq: 7,
+            holder: "i-1".into(),
+            until: 1_800_000_000_000,
+            r: Some("0193".into()),
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000,"r":"0193"}"#
         );
         assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
     }

@@ -57,6 +57,9 @@ pub struct Core {
     /// Queues the audited commits of one team on its audit head, each
     /// handing the head it wrote to the next (see [`audit`]).
     audit_heads: Arc<record_locks::RecordLocks<records::Loaded<audit::StoredHead>, String>>,
+    /// What this process knows of each team's audit trail, to find it
+    /// shorter (see [`audit`]).
+    audit_known: Arc<audit::Witness>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
     recognition_keys: Arc<crate::store::companions::Companions>,
@@ -125,6 +128,7 @@ impl Core {
             draining: Arc::default(),
             record_locks: Arc::default(),
             audit_heads: Arc::default(),
+            audit_known: Arc::default(),
             recognition_keys: Arc::new(crate::store::companions::Companions::new()),
             subject_keys: Arc::new(crate::store::companions::Companions::new()),
             remembered_subjects: Arc::new(crate::store::companions::Companions::new()),
@@ -152,6 +156,7 @@ impl Core {
             draining: Arc::clone(&self.draining),
             record_locks: Arc::clone(&self.record_locks),
             audit_heads: Arc::clone(&self.audit_heads),
+            audit_known: Arc::clone(&self.audit_known),
             recognition_keys: Arc::clone(&self.recognition_keys),
             subject_keys: Arc::clone(&self.subject_keys),
             remembered_subjects: Arc::clone(&self.remembered_subjects),

@@ -17,6 +17,12 @@
 //! re-reading the head and without conflicts; compare-and-set still checks
 //! every hand-over, and only another instance's writes make a commit retry
 //! (docs/decisions/0220-a-team-s-audited-commits-queue-on-its-head.md).
+//!
+//! A trail found shorter than this process, or a sink, knew of it (the
+//! store came back empty, or its head was set back) continues with an
+//! `audit.trail_reset` entry, chained after the head as found, and one
+//! ERROR line (docs/audit.md#resets, `known`).
+mod known;
 mod stored;
 
 use std::time::Duration;
@@ -26,10 +32,13 @@ use uuid::Uuid;
 use super::record_locks::Place;
 use super::records::{put, Loaded};
 use super::{Core, OutboxItem};
-use crate::domain::audit::{seal, Action, Draft, Entry, Head};
+use crate::domain::audit::{
+    seal, trail_reset, unrecorded_reset, Action, Draft, Entry, Head, Known,
+};
 use crate::error::{Error, Result};
 use crate::store::{keys, Backoff, Commit, Op};
 use crate::time::Timestamp;
+pub use known::Witness;
 pub use stored::StoredHead;
 
 /// Drafts chained after a head: the ops that write them and move the
@@ -63,11 +72,35 @@ async fn head_in_line(
     })
 }
 
-/// Reads `team`'s head (one round trip).
+/// Reads `team`'s head (one round trip), and notes what it says of the
+/// trail.
 pub(in crate::gateway) async fn read_head(core: &Core, team: &str) -> Result<Loaded<StoredHead>> {
     let key = keys::audit_head(team);
     let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
-    Loaded::parse(key, raw)
+    let loaded = Loaded::parse(key, raw)?;
+    see(core, team, &loaded);
+    Ok(loaded)
+}
+
+/// Notes `team`'s head as read from the store (never a head handed over
+/// in line, which its commit may not have written).
+fn see(core: &Core, team: &str, loaded: &Loaded<StoredHead>) {
+    let found = loaded.value.as_ref().map(StoredHead::found);
+    core.audit_known.see(team, found.as_ref());
+}
+
+/// A sink's cursor says it sent `team`'s trail up to `cursor`: when the
+/// trail is shorter than that, and no reset was recorded since, records
+/// the reset (`audit.trail_reset`, on its own). Answers the entries
+/// written (none when nothing was to record, or another writer did).
+pub(in crate::gateway) async fn vouch(
+    core: &Core,
+    team: &str,
+    cursor: &Known,
+    now: Timestamp,
+) -> Result<Vec<Entry>> {
+    core.audit_known.vouch(team, cursor);
+    append(core, team, Vec::new, now).await
 }
 
 /// `drafts` chained after `team`'s head as read with other records
@@ -80,7 +113,28 @@ pub(in crate::gateway) fn chain_on(
     now: Timestamp,
 ) -> Result<Chained> {
     let loaded = Loaded::parse(keys::audit_head(team), raw)?;
+    see(core, team, &loaded);
+    let drafts = with_reset(core, team, &loaded, drafts);
     chain_after(team, &loaded, drafts, now, core.config().audit.retention)
+}
+
+/// `drafts`, after an `audit.trail_reset` entry when the trail as
+/// `loaded` is shorter than this process knows of it and no reset was
+/// recorded since (docs/audit.md#resets).
+fn with_reset(
+    core: &Core,
+    team: &str,
+    loaded: &Loaded<StoredHead>,
+    drafts: Vec<Draft>,
+) -> Vec<Draft> {
+    let found = loaded.value.as_ref().map(StoredHead::found);
+    let known = core.audit_known.known(team);
+    match unrecorded_reset(&known, found.as_ref()) {
+        Some(reason) => std::iter::once(trail_reset(&known, reason))
+            .chain(drafts)
+            .collect(),
+        None => drafts,
+    }
 }
 
 /// The head as `loaded` holds it, or the start of the chain.
@@ -98,10 +152,15 @@ fn chain_after(
     retention: Duration,
 ) -> Result<Chained> {
     let mut head = head_of(loaded);
+    let mut reset = loaded.value.as_ref().and_then(|h| h.found().reset);
     let mut ops = Vec::with_capacity(drafts.len() + 1);
     let mut entries = Vec::with_capacity(drafts.len());
     for draft in drafts {
+        let is_reset = draft.action == Action::TrailReset;
         let entry = seal(&head, team, draft, Uuid::now_v7(), now);
+        if is_reset {
+            reset = Some((entry.seq, entry.id.to_string()));
+        }
         let text = stored::entry_text(&entry)
             .map_err(|e| Error::internal_from("an audit entry could not be encoded", e))?;
         ops.push(Op::Put {
@@ -115,20 +174,15 @@ fn chain_after(
         head = Head::of(&entry);
         entries.push(entry);
     }
-    if let Some(last) = entries.last() {
-        let moved = put(
-            &loaded.key,
-            loaded.version,
-            &StoredHead::from(last),
-            Some(retention),
-        )?;
-        ops.push(moved);
+    let stored = entries.last().map(|last| StoredHead::after(last, reset));
+    if let Some(stored) = &stored {
+        ops.push(put(&loaded.key, loaded.version, stored, Some(retention))?);
     }
-    let head = match (ops.last(), entries.last()) {
-        (Some(Op::Put { key, version, .. }), Some(last)) => Some(Loaded {
+    let head = match (ops.last(), stored) {
+        (Some(Op::Put { key, version, .. }), Some(stored)) => Some(Loaded {
             key: key.clone(),
             version: *version,
-            value: Some(StoredHead::from(last)),
+            value: Some(stored),
         }),
         _ => None,
     };
@@ -156,13 +210,24 @@ pub(in crate::gateway) async fn chain<'a>(
     }
     let mut place = join_head(core, team).await;
     let (loaded, _) = head_in_line(core, team, &mut place).await?;
+    let drafts = with_reset(core, team, &loaded, drafts);
     let chained = chain_after(team, &loaded, drafts, now, core.config().audit.retention)?;
     Ok((chained, Some(place)))
 }
 
-/// The entries of a commit that applied are counted.
+/// The entries of a commit that applied are counted; a reset recorded is
+/// one ERROR line.
 pub(in crate::gateway) fn written(entries: &[Entry]) {
     for e in entries {
+        if e.action == Action::TrailReset.as_str() {
+            tracing::error!(
+                team = %e.team,
+                seq = e.seq,
+                previous_seq = %e.detail.get("previous_seq").unwrap_or(&serde_json::Value::Null),
+                reason = %e.detail.get("reason").and_then(serde_json::Value::as_str).unwrap_or("-"),
+                "the audit trail is shorter than it was known to be (the store came back empty, or its head was set back): recorded as audit.trail_reset, and the sinks send again from it (docs/audit.md#resets)"
+            );
+        }
         let action = Action::ALL
             .into_iter()
             .find(|a| a.as_str() == e.action)
@@ -200,7 +265,8 @@ pub(in crate::gateway) async fn append_announcing(
     loop {
         let (loaded, handed) = head_in_line(core, team, &mut place).await?;
         let retention = core.config().audit.retention;
-        let chained = chain_after(team, &loaded, make(), now, retention)?;
+        let drafts = with_reset(core, team, &loaded, make());
+        let chained = chain_after(team, &loaded, drafts, now, retention)?;
         let mut recorded = core.record(team, items(), now)?;
         let mut all = std::mem::take(&mut recorded.ops);
         all.extend(chained.ops);

@@ -3,10 +3,12 @@
 //! text, exactly as it is answered and hashed.
 use serde::{Deserialize, Serialize};
 
-use crate::domain::audit::{Entry, Head};
+use crate::domain::audit::{Entry, Found, Head};
 use crate::gateway::core::records::Record;
 
-/// `{team}:ah`: the latest entry's `seq`, `hash` and time.
+/// `{team}:ah`: the latest entry's `seq`, `hash` and time, and the
+/// latest `audit.trail_reset` entry of the chain (docs/audit.md#resets):
+/// its `seq` (`rs`) and `id` (`ri`), absent before the first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "v")]
 pub enum StoredHead {
@@ -15,17 +17,35 @@ pub enum StoredHead {
         seq: u64,
         hash: String,
         time: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rs: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ri: Option<String>,
     },
 }
 
 impl Record for StoredHead {}
 
-impl From<&Entry> for StoredHead {
-    fn from(e: &Entry) -> Self {
+impl StoredHead {
+    /// The head once `e` is its latest entry, the chain's latest reset
+    /// being `reset` (`seq`, `id`).
+    pub fn after(e: &Entry, reset: Option<(u64, String)>) -> Self {
+        let (rs, ri) = reset.unzip();
         StoredHead::V1 {
             seq: e.seq,
             hash: e.hash.clone(),
             time: e.time.clone(),
+            rs,
+            ri,
+        }
+    }
+
+    /// The head as the reset rules read it.
+    pub fn found(&self) -> Found {
+        let StoredHead::V1 { seq, rs, ri, .. } = self;
+        Found {
+            seq: *seq,
+            reset: rs.zip(ri.clone()),
         }
     }
 }
@@ -33,7 +53,9 @@ impl From<&Entry> for StoredHead {
 impl From<StoredHead> for Head {
     fn from(s: StoredHead) -> Self {
         match s {
-            StoredHead::V1 { seq, hash, time } => Head {
+            StoredHead::V1 {
+                seq, hash, time, ..
+            } => Head {
                 seq,
                 hash,
                 time: Some(time),
@@ -58,6 +80,8 @@ mod tests {
             seq: 42,
             hash: "ab".repeat(32),
             time: "2026-11-21T10:00:00.000Z".into(),
+            rs: None,
+            ri: None,
         };
         let text = serde_json::to_string(&head).unwrap();
         let want = format!(
@@ -67,5 +91,21 @@ mod tests {
         assert_eq!(text, want);
         let back: StoredHead = serde_json::from_str(&want).unwrap();
         assert_eq!(Head::from(back).seq, 42);
+        // With a reset in its chain.
+        let head = StoredHead::V1 {
+            seq: 42,
+            hash: "ab".repeat(32),
+            time: "2026-11-21T10:00:00.000Z".into(),
+            rs: Some(40),
+            ri: Some("0193".into()),
+        };
+        let text = serde_json::to_string(&head).unwrap();
+        let want = format!(
+            r#"{{"v":"1","seq":42,"hash":"{}","time":"2026-11-21T10:00:00.000Z","rs":40,"ri":"0193"}}"#,
+            "ab".repeat(32)
+        );
+        assert_eq!(text, want);
+        let back: StoredHead = serde_json::from_str(&want).unwrap();
+        assert_eq!(back.found().reset, Some((40, "0193".to_string())));
     }
 }
