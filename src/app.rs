@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use tokio::net::TcpListener;
 
 use crate::channels::Channels;
-use crate::config::{Config, Environment, StoreBackend};
+use crate::config::{warn_once, Config, Environment, StartupWarning, StoreBackend};
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
@@ -49,14 +49,15 @@ impl App {
     /// Wires everything and binds `server.listen`.
     pub async fn build(config: Config, opts: Options) -> std::io::Result<App> {
         let config = Arc::new(config);
-        warn_of_calls_anywhere(&config);
         let store: SharedStore = match opts.store {
             Some(s) => s,
             None => match config.store.backend {
                 StoreBackend::Memory => {
-                    tracing::warn!(
-                        "store.backend is memory: the audit trail lives only as long as this process (docs/audit.md#retention)"
-                    );
+                    warn_once(StartupWarning::MemoryStore, "", || {
+                        tracing::warn!(
+                            "store.backend is memory: the audit trail lives only as long as this process (docs/audit.md#retention)"
+                        )
+                    });
                     Arc::new(MemoryStore::new())
                 }
                 StoreBackend::Redis => {
@@ -331,23 +332,6 @@ impl Reloader {
             restart_needed: next.restart_needed,
         }
     }
-}
-
-/// One warning at start for the teams whose voice calls may go to any
-/// country, premium numbers included unless `otp.voice_number_types` says
-/// otherwise (toll fraud follows them as SMS pumping does); a long list is
-/// counted, its first ten named.
-fn warn_of_calls_anywhere(config: &Config) {
-    let teams = config.teams_calling_anywhere();
-    if teams.is_empty() {
-        return;
-    }
-    let named: Vec<&str> = teams.iter().copied().take(10).collect();
-    tracing::warn!(
-        teams = teams.len(),
-        first = %named.join(","),
-        "voice_channel without otp.voice_regions: calls reading codes may go to any country; set otp.voice_regions"
-    );
 }
 
 /// Runs the gateway until Ctrl-C or SIGTERM; SIGHUP reloads the

@@ -17,10 +17,10 @@
 //!
 //! References are not nested, and a default cannot contain `}`. Keys are never
 //! interpolated, only string values (also inside arrays and tables).
-use std::collections::BTreeSet;
 use std::path::Path;
 
 use super::env::Environment;
+use super::once::{warn_once, StartupWarning};
 use super::toml_file::display_path;
 use super::ConfigError;
 
@@ -59,7 +59,8 @@ fn interpolate_value(
         toml::Value::String(s) => {
             let expanded = expand(s, env, dir, |name| {
                 // Once per process: a reload reads it again without a warning.
-                warn_once(&format!("default {file} {path} {name}"), || {
+                let about = format!("{file} {path} {name}");
+                warn_once(StartupWarning::DemoDefault, &about, || {
                     tracing::warn!(
                         variable = name,
                         file,
@@ -167,7 +168,8 @@ fn read_secret_file(dir: &Path, path: &str) -> Result<String, String> {
         ));
     }
     if open_to_others(&meta) {
-        warn_once(&format!("file {}", found.display()), || {
+        let about = found.display().to_string();
+        warn_once(StartupWarning::SecretFileOpen, &about, || {
             tracing::warn!(
                 file = %shown,
                 "secret file may be read by group or others; give it mode 0600 or 0400"
@@ -198,20 +200,6 @@ fn open_to_others(meta: &std::fs::Metadata) -> bool {
 #[cfg(not(unix))]
 fn open_to_others(_: &std::fs::Metadata) -> bool {
     false
-}
-
-/// Runs `warn` the first time this process meets `what` (a secret file
-/// others may read, a demo default taken): a reload reads the files
-/// again without a second warning (docs/operations.md#logs).
-pub(super) fn warn_once(what: &str, warn: impl FnOnce()) {
-    static WARNED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
-    let first = WARNED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(what.to_string());
-    if first {
-        warn();
-    }
 }
 
 /// `NAME` or `NAME:-default`.

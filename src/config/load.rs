@@ -33,6 +33,7 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
     let config = load_all_but_sms_length(path, env)?;
     super::sms_length::check(&config)?;
     super::validate::warn_short_advance_after(&config);
+    super::validate::warn_of_calls_anywhere(&config);
     Ok(config)
 }
 

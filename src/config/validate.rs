@@ -338,8 +338,9 @@ fn overrides(t: &TemplateOverrides, purpose: Purpose) -> Option<&str> {
 /// (docs/decisions/0200-an-advance-after-shorter-than-a-takeover-warns.md).
 /// Not an error: the ladder works, and short times suit a demo or a test.
 /// One line however many teams (counted, the first named), once per
-/// process for the same finding: a reload that changes nothing says
-/// nothing again. Answers the line (tests).
+/// process: a reload says nothing again, whatever it changed
+/// (docs/decisions/0340-start-up-warnings-once-per-process.md). Answers
+/// the line (tests).
 pub(super) fn warn_short_advance_after(config: &Config) -> Option<String> {
     let takeover = crate::domain::ladder::TAKEOVER;
     let short = |s: &Settings| !s.otp.ladder.is_empty() && s.otp.advance_after.get() < takeover;
@@ -364,8 +365,30 @@ pub(super) fn warn_short_advance_after(config: &Config) -> Option<String> {
         team.id,
         humantime::format_duration(takeover),
     );
-    super::interpolate::warn_once(&line, || tracing::warn!(teams = more + 1, "{line}"));
+    super::once::warn_once(super::once::StartupWarning::ShortAdvanceAfter, "", || {
+        tracing::warn!(teams = more + 1, "{line}")
+    });
     Some(line)
+}
+
+/// One warning at start (or at the first reload that finds one: once per
+/// process) for the teams whose voice calls may go to any country,
+/// premium numbers included unless `otp.voice_number_types` says otherwise
+/// (toll fraud follows them as SMS pumping does); a long list is counted,
+/// its first ten named.
+pub(super) fn warn_of_calls_anywhere(config: &Config) {
+    let teams = config.teams_calling_anywhere();
+    if teams.is_empty() {
+        return;
+    }
+    let named: Vec<&str> = teams.iter().copied().take(10).collect();
+    super::once::warn_once(super::once::StartupWarning::CallsAnywhere, "", || {
+        tracing::warn!(
+            teams = teams.len(),
+            first = %named.join(","),
+            "voice_channel without otp.voice_regions: calls reading codes may go to any country; set otp.voice_regions"
+        )
+    });
 }
 
 #[cfg(test)]

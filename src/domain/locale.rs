@@ -47,14 +47,148 @@ impl LocaleTag {
     }
 }
 
-/// Whether `s` is a well-formed BCP 47 tag (language, script, region,
-/// variants, extensions, private use), by ICU4X's parser. Only `-`
-/// separates subtags (ICU4X also reads `_`, which BCP 47 does not).
+/// Whether `s` is a well-formed BCP 47 tag: RFC 5646's `Language-Tag`
+/// (a `langtag`, a private-use tag `x-…`, or one of the grandfathered tags,
+/// irregular and regular), case-insensitively. Well-formed, not valid: the
+/// subtags are not looked up in the IANA registry, so a tag of a language
+/// no library knows (`x-klingon`, `i-klingon`) is taken as written
+/// (docs/api.md#languages). Only `-` separates subtags.
 pub fn well_formed(s: &str) -> bool {
-    !s.is_empty()
-        && !s.contains('_')
-        && s.is_ascii()
-        && icu_locale_core::Locale::try_from_str(s).is_ok()
+    if !s.is_ascii() {
+        return false;
+    }
+    if GRANDFATHERED.iter().any(|g| g.eq_ignore_ascii_case(s)) {
+        return true;
+    }
+    let subtags: Vec<&str> = s.split('-').collect();
+    match subtags.split_first() {
+        Some((first, rest)) if first.eq_ignore_ascii_case("x") => private_use(rest),
+        _ => langtag(&subtags),
+    }
+}
+
+/// RFC 5646's `grandfathered` tags, irregular then regular.
+const GRANDFATHERED: [&str; 26] = [
+    "en-GB-oed",
+    "i-ami",
+    "i-bnn",
+    "i-default",
+    "i-enochian",
+    "i-hak",
+    "i-klingon",
+    "i-lux",
+    "i-mingo",
+    "i-navajo",
+    "i-pwn",
+    "i-tao",
+    "i-tay",
+    "i-tsu",
+    "sgn-BE-FR",
+    "sgn-BE-NL",
+    "sgn-CH-DE",
+    "art-lojban",
+    "cel-gaulish",
+    "no-bok",
+    "no-nyn",
+    "zh-guoyu",
+    "zh-hakka",
+    "zh-min",
+    "zh-min-nan",
+    "zh-xiang",
+];
+
+/// [`well_formed`] as an ECMAScript pattern, for the OpenAPI document:
+/// a `langtag`, a private-use tag, or a grandfathered tag (spelled in
+/// either case, letter by letter: the pattern has no flag for it).
+pub fn pattern() -> String {
+    const LANGTAG: &str = "(?:[A-Za-z]{2,3}(?:-[A-Za-z]{3}){0,3}|[A-Za-z]{4,8})\
+        (?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?\
+        (?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*\
+        (?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*\
+        (?:-[Xx](?:-[A-Za-z0-9]{1,8})+)?";
+    const PRIVATE_USE: &str = "[Xx](?:-[A-Za-z0-9]{1,8})+";
+    let either_case = |tag: &str| -> String {
+        tag.chars()
+            .map(|c| match c {
+                'a'..='z' | 'A'..='Z' => {
+                    format!("[{}{}]", c.to_ascii_uppercase(), c.to_ascii_lowercase())
+                }
+                _ => c.to_string(),
+            })
+            .collect()
+    };
+    let grandfathered: Vec<String> = GRANDFATHERED.iter().map(|g| either_case(g)).collect();
+    format!("^(?:{LANGTAG}|{PRIVATE_USE}|{})$", grandfathered.join("|"))
+}
+
+fn alpha(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphabetic())
+}
+
+fn alphanum(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+fn digits(s: &str, n: usize) -> bool {
+    s.len() == n && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `langtag = language ["-" script] ["-" region] *("-" variant)
+/// *("-" extension) ["-" privateuse]`, read subtag by subtag: at each
+/// place the kinds of subtag that may come differ in length or characters,
+/// so the first that fits is the only one.
+fn langtag(subtags: &[&str]) -> bool {
+    let mut rest = subtags;
+    let next = |rest: &mut &[&str], fits: &dyn Fn(&str) -> bool| match rest.split_first() {
+        Some((first, tail)) if fits(first) => {
+            *rest = tail;
+            true
+        }
+        _ => false,
+    };
+    // language = 2*3ALPHA ["-" extlang] / 4ALPHA / 5*8ALPHA
+    let Some(language) = rest.first() else {
+        return false;
+    };
+    if !alpha(language, 2, 8) {
+        return false;
+    }
+    rest = &rest[1..];
+    if language.len() <= 3 {
+        // extlang = 3ALPHA *2("-" 3ALPHA)
+        for _ in 0..3 {
+            if !next(&mut rest, &|s| alpha(s, 3, 3)) {
+                break;
+            }
+        }
+    }
+    next(&mut rest, &|s| alpha(s, 4, 4)); // script
+    next(&mut rest, &|s| alpha(s, 2, 2) || digits(s, 3)); // region
+                                                          // variant = 5*8alphanum / (DIGIT 3alphanum)
+    let variant =
+        |s: &str| alphanum(s, 5, 8) || (alphanum(s, 4, 4) && s.as_bytes()[0].is_ascii_digit());
+    while next(&mut rest, &variant) {}
+    // extension = singleton 1*("-" (2*8alphanum)), any singleton but x
+    while let Some((singleton, tail)) = rest.split_first() {
+        if !alphanum(singleton, 1, 1) || singleton.eq_ignore_ascii_case("x") {
+            break;
+        }
+        let taken = tail.iter().take_while(|s| alphanum(s, 2, 8)).count();
+        if taken == 0 {
+            return false;
+        }
+        rest = &tail[taken..];
+    }
+    match rest.split_first() {
+        None => true,
+        Some((x, tail)) if x.eq_ignore_ascii_case("x") => private_use(tail),
+        Some(_) => false,
+    }
+}
+
+/// What follows the `x` of `privateuse = "x" 1*("-" (1*8alphanum))`.
+fn private_use(subtags: &[&str]) -> bool {
+    !subtags.is_empty() && subtags.iter().all(|s| alphanum(s, 1, 8))
 }
 
 /// RFC 4647 lookup of `requested` in `supported`, case-insensitively: the
@@ -193,6 +327,131 @@ mod tests {
         let long = format!("en-{}", ["abcdefgh"; 4].join("-"));
         assert_eq!(LocaleTag::parse(&long), Err(TagProblem::TooLong));
         assert_eq!(LocaleTag::parse("es-MX").unwrap().as_str(), "es-MX");
+    }
+
+    /// RFC 5646's examples (its appendix A), each well-formed or not.
+    #[test]
+    fn the_rfc_s_examples() {
+        for ok in [
+            // simple language subtag, and a grandfathered tag
+            "de",
+            "fr",
+            "ja",
+            "i-enochian",
+            // language and script
+            "zh-Hant",
+            "zh-Hans",
+            "sr-Cyrl",
+            "sr-Latn",
+            // extended language subtags
+            "zh-cmn-Hans-CN",
+            "cmn-Hans-CN",
+            "zh-yue-HK",
+            "yue-HK",
+            // language, script and region
+            "zh-Hans-CN",
+            "sr-Latn-RS",
+            // variants
+            "sl-rozaj",
+            "sl-rozaj-biske",
+            "sl-nedis",
+            "de-CH-1901",
+            "sl-IT-nedis",
+            "hy-Latn-IT-arevela",
+            // language and region
+            "de-DE",
+            "en-US",
+            "es-419",
+            // private use
+            "de-CH-x-phonebk",
+            "az-Arab-x-AZE-derbend",
+            "x-whatever",
+            "qaa-Qaaa-QM-x-southern",
+            "de-Qaaa",
+            "sr-Latn-QM",
+            "sr-Qaaa-RS",
+            // extensions
+            "en-US-u-islamcal",
+            "zh-CN-a-myext-x-private",
+            "en-a-myext-b-another",
+            // well-formed, though not valid (a singleton twice): the
+            // registry's rules are not checked
+            "ar-a-aaa-b-bbb-a-ccc",
+            // grandfathered, irregular and regular
+            "en-GB-oed",
+            "i-klingon",
+            "sgn-BE-FR",
+            "sgn-BE",
+            "art-lojban",
+            "zh-min-nan",
+            "I-KLINGON",
+            "EN-gb-OED",
+            "x-klingon",
+            "X-Klingon-1",
+        ] {
+            assert!(well_formed(ok), "{ok}");
+        }
+        for bad in [
+            // two regions
+            "de-419-DE",
+            // a singleton first (only some grandfathered tags start i-)
+            "a-DE",
+            "i-whatever",
+            // an extension without a subtag, private use without one
+            "en-a",
+            "en-a-x-foo",
+            "x",
+            "en-x",
+            "x-abcdefghi",
+            // subtags out of place or too long
+            "en-Latn-Latn",
+            "en-US-Latn",
+            "abcdefghi",
+            "en-abcdefghi",
+            "en-GB-oed-x",
+            "i-klingon-x",
+        ] {
+            assert!(!well_formed(bad), "{bad}");
+        }
+    }
+
+    /// The OpenAPI document's pattern says what [`well_formed`] says.
+    #[test]
+    fn the_pattern_agrees_with_the_grammar() {
+        let pattern = regex::Regex::new(&pattern()).unwrap();
+        for tag in [
+            "en",
+            "es-MX",
+            "zh-cmn-Hans-CN",
+            "de-CH-1901",
+            "en-a-myext-b-another",
+            "de-CH-x-phonebk",
+            "x-klingon",
+            "i-klingon",
+            "I-KLINGON",
+            "en-GB-oed",
+            "sgn-BE-FR",
+            "zh-min-nan",
+            "root",
+            "",
+            "e",
+            "en_US",
+            "de-419-DE",
+            "a-DE",
+            "i-whatever",
+            "en-a",
+            "x",
+            "en-x",
+            "en-GB-oed-x",
+            "abcdefghi",
+            "en-US-Latn",
+            "zh-abc-def-ghi-jkl",
+            "1234",
+            "en-1234",
+            "en-x-abcdefghi",
+        ] {
+            assert_eq!(pattern.is_match(tag), well_formed(tag), "{tag:?}");
+        }
     }
 
     #[test]

@@ -119,6 +119,62 @@ both_stores!(
     }
 );
 
+/// Tags well-formed by RFC 5646 that no locale library knows: a
+/// private-use tag and three grandfathered ones, supported and translated.
+fn klingon_and_others() -> Setup {
+    Setup {
+        defaults: r##"
+[defaults.locale]
+supported = ["en", "x-klingon", "i-klingon", "en-GB-oed", "sgn-BE-FR"]
+[defaults.translations."x-klingon"]
+otp = "nuqneH #PIN# (#MINUTES#)"
+[defaults.translations."i-klingon"]
+otp = "Qapla' #PIN# (#MINUTES#)"
+"##
+        .into(),
+        ..Setup::default()
+    }
+}
+
+both_stores!(
+    private_use_and_grandfathered_tags_are_taken_and_matched,
+    setup: klingon_and_others(),
+    |app: TestApp| async move {
+        for (asked, matched) in [
+            ("x-klingon", "x-klingon"),
+            ("X-KLINGON-tlh", "x-klingon"),
+            ("i-klingon", "i-klingon"),
+            ("I-Klingon", "i-klingon"),
+            ("en-GB-oed", "en-GB-oed"),
+            ("en-gb-OED", "en-GB-oed"),
+            ("sgn-BE-FR", "sgn-BE-FR"),
+            ("sgn-be-fr", "sgn-BE-FR"),
+        ] {
+            let body = json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string(), "locale": asked});
+            let res = post(&app, "/v1/interactions", body).await;
+            assert_eq!(res.status(), 201, "{asked}");
+            let created: Value = res.json().await.unwrap();
+            assert_eq!(created["locale"], matched, "{asked}");
+            assert_eq!(created["requested_locale"], asked);
+        }
+        // The texts of such a language are sent in it.
+        let body = json!({"channel": "webchat", "conversation_id": Uuid::now_v7().to_string(), "locale": "i-klingon"});
+        let id = app.create(body).await["id"].as_str().unwrap().to_string();
+        let path = format!("/v1/interactions/{id}/challenges");
+        let res = post(&app, &path, json!({"method": "otp", "locale": "x-klingon"})).await;
+        assert_eq!(res.status(), 201);
+        assert!(last_text(&app, "otp").await.starts_with("nuqneH "));
+        // Not well-formed still is 422, and changes nothing.
+        for bad in ["i-whatever", "x", "en-GB-oed-x", "de-419-DE", "a-DE", "x-abcdefghi"] {
+            let res = post(&app, &path, json!({"method": "otp", "locale": bad})).await;
+            let problem = assert_problem(res, 422, "invalid_request").await;
+            assert!(problem.to_string().contains("locale"), "{bad}: {problem}");
+        }
+        let read = app.get(&id).await;
+        assert_eq!((read["locale"].as_str(), read["requested_locale"].as_str()), (Some("x-klingon"), Some("x-klingon")));
+    }
+);
+
 both_stores!(
     an_assertion_s_locale_counts_only_while_no_request_asked,
     setup: spanish(),

@@ -828,3 +828,130 @@ async fn a_failing_identity_provider_s_polls_are_logged_once_then_summarised() {
     assert!(failing[0].contains("ask=\"poll\""), "{text}");
     assert_eq!(lines("app approvals answered again").len(), 1, "{text}");
 }
+
+/// A configuration for the built binary that meets every start-up warning:
+/// the memory store, `${NAME:-default}` defaults, secret files others may
+/// read (written with the usual umask), a ladder step shorter than a
+/// takeover and a voice channel open to any country, on team `id`.
+fn warned_of_everything(dir: &std::path::Path, listen: &str) {
+    for sub in ["config/teams", "channels"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let system = format!(
+        "[server]\nlisten = \"{listen}\"\npublic_url = \"http://{listen}\"\npepper = \"${{file:pepper}}\"\nshutdown_drain = \"0s\"\n"
+    );
+    std::fs::write(dir.join("config/chatgate.toml"), system).unwrap();
+    std::fs::write(dir.join("config/pepper"), "once-test-pepper-0123456789\n").unwrap();
+    std::fs::write(
+        dir.join("config/webchat-secret"),
+        format!("{}\n", chatgate::domain::secrets::generate_whsec()),
+    )
+    .unwrap();
+    let twilio = |name: &str, kind: &str| {
+        format!(
+            "name = \"{name}\"\nkind = \"{kind}\"\nbase_url = \"http://127.0.0.1:9\"\naccount_sid = \"AC1\"\nauth_token = \"${{CG_TEST_ONCE_TOKEN:-demo}}\"\nfrom = \"+15550006666\"\n"
+        )
+    };
+    let channels = [
+        ("webchat", "name = \"webchat\"\nkind = \"webhook\"\nurl = \"${CG_TEST_ONCE_URL:-http://127.0.0.1:9/messages}\"\nsecret = \"${file:../config/webchat-secret}\"\n".to_string()),
+        ("sms", twilio("sms", "twilio")),
+        ("sms2", twilio("sms2", "twilio")),
+        ("voice", twilio("voice", "twilio_voice")),
+    ];
+    for (name, text) in channels {
+        std::fs::write(dir.join(format!("channels/{name}.toml")), text).unwrap();
+    }
+    warned_team(dir, "initech");
+}
+
+/// Team `id` of [`warned_of_everything`]: a short ladder, calls anywhere.
+fn warned_team(dir: &std::path::Path, id: &str) {
+    let team = format!(
+        "id = \"{id}\"\nlogin_url = \"https://login.{id}.test/\"\nchannels = [\"webchat\", \"sms\", \"sms2\"]\nvoice_channel = \"voice\"\n\n\
+         [[security_keys]]\nkid = \"{id}-1\"\nsecret = \"{}\"\nprimary = true\n\n\
+         [[api_keys]]\nid = \"{id}-bot\"\nrole = \"bot\"\nsha256 = \"{}\"\n\n\
+         [settings.otp]\nladder = [\"sms\", \"sms2\"]\nadvance_after = \"2s\"\n",
+        chatgate::domain::secrets::generate_whsec(),
+        chatgate::domain::secrets::ApiKeyHash::of_key(&chatgate::domain::secrets::generate_api_key()).to_hex()
+    );
+    std::fs::write(dir.join(format!("config/teams/{id}.toml")), team).unwrap();
+}
+
+/// Every start-up warning is logged once per process: two reloads (one
+/// reading the same files, one adding a team that meets the same
+/// findings) say none of them again (docs/operations.md#logs).
+#[tokio::test]
+async fn start_up_warnings_are_logged_once_not_again_at_each_reload() {
+    use std::io::BufRead;
+    let dir = std::env::temp_dir().join(format!("chatgate-once-{}", uuid::Uuid::now_v7()));
+    let listen = format!("127.0.0.1:{}", free_port());
+    warned_of_everything(&dir, &listen);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+        .args(["serve", "--config"])
+        .arg(dir.join("config/chatgate.toml"))
+        .env_remove("RUST_LOG")
+        .env_remove("CHATGATE_SERVER__LOG_FORMAT")
+        .env_remove("CG_TEST_ONCE_TOKEN")
+        .env_remove("CG_TEST_ONCE_URL")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the built binary runs");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen: Vec<String> = Vec::new();
+    let mut wait_for = |needle: &str, times: usize| -> Vec<String> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while seen.iter().filter(|l| l.contains(needle)).count() < times {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no line {times} with {needle:?} on stderr; saw {seen:#?}"),
+            }
+        }
+        seen.clone()
+    };
+    let hang_up = |child: &std::process::Child| {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    let warnings = [
+        "store.backend is memory",
+        "environment variable is unset or empty",
+        "secret file may be read by group or others",
+        "otp.advance_after (2s)",
+        "voice_channel without otp.voice_regions",
+    ];
+    let count = |seen: &[String]| -> Vec<usize> {
+        warnings
+            .iter()
+            .map(|w| seen.iter().filter(|l| l.contains(w)).count())
+            .collect()
+    };
+    let at_start = wait_for("chatgate listening", 1);
+    let started = count(&at_start);
+    // Each said at start: the defaults once per file and key (the four
+    // channel files), each secret file once, the rest once.
+    assert_eq!(started, [1, 4, 2, 1, 1], "{at_start:#?}");
+    hang_up(&child);
+    wait_for("configuration reloaded", 1);
+    warned_team(&dir, "initech2");
+    hang_up(&child);
+    let after = wait_for("teams=2", 1);
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(count(&after), started, "{after:#?}");
+}

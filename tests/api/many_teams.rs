@@ -4,6 +4,7 @@
 //! a due entry of any team is still acted on, once, by whichever instance
 //! runs; work that fell due while none ran, or whose note was lost, is
 //! found by the rescan at start.
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -429,4 +430,131 @@ async fn a_recorded_configuration_without_its_digest_gets_it_and_no_entry() {
         entries,
         "no config.changed: the configuration is the one recorded"
     );
+}
+
+/// The interactions whose `expired` notice two instances sent into the
+/// chat, and whose `interaction.expired` reached the team's webhook.
+async fn acted_on(
+    a: &TestApp,
+    b: &TestApp,
+    hook: &wiremock::MockServer,
+) -> (HashSet<String>, HashSet<String>) {
+    let mut sent = a.chat_messages().await;
+    sent.extend(b.chat_messages().await);
+    let notices = sent
+        .iter()
+        .filter(|m| m["purpose"] == "expired")
+        .map(|m| m["conversation_id"].to_string())
+        .collect();
+    let events = crate::outbox::requests_where(hook, |e| e["type"] == "interaction.expired")
+        .await
+        .iter()
+        .map(|r| crate::outbox::body(r)["data"]["interaction"]["id"].to_string())
+        .collect();
+    (notices, events)
+}
+
+/// Two instances on one store, their clocks going as the wall's; a reload
+/// on each, a second apart, removes a team while its work falls due (on
+/// an instance that still has it, and on one that no longer does), a later
+/// one on each, a second apart, adds it back. Four rounds. Every due entry
+/// is acted on — its `expired` notice sent into the chat,
+/// its `interaction.expired` on the team's webhook — within 5 s of the
+/// team's return, on whichever instance took it
+/// (docs/architecture.md#many-teams): not left to a lease or a periodic
+/// pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_act_on_a_re_added_team_s_due_work_in_time() {
+    const EACH: usize = 8;
+    const ROUNDS: usize = 4;
+    let hook = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST"))
+        .respond_with(wiremock::ResponseTemplate::new(200))
+        .mount(&hook)
+        .await;
+    let setup = Setup {
+        team_extra: crate::outbox::with_webhook(
+            &hook.uri(),
+            &chatgate::domain::secrets::generate_whsec(),
+        )
+        .team_extra,
+        ..short_lived(2)
+    };
+    let Some(a) = spawn_with(Backend::Redis, setup.clone()).await else {
+        return;
+    };
+    let second = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..setup
+    };
+    let b = spawn_with(Backend::Redis, second).await.unwrap();
+    b.clock.set(a.now());
+    // Both clocks go on as the wall's.
+    let clocks = [a.clock.clone(), b.clock.clone()];
+    let ticking = tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            for c in &clocks {
+                c.advance(Duration::from_millis(20));
+            }
+        }
+    });
+    let file = |app: &TestApp| app.dir.join("config/teams/acme.toml");
+    let text = std::fs::read_to_string(file(&a)).unwrap();
+    let (mut late, mut slowest) = (0, Duration::ZERO);
+    // The instances' reloads a second apart: work falls due on one that
+    // still has the team while the other no longer has it, and the other
+    // way round.
+    let gap = || 1_000;
+    for round in 1..=ROUNDS {
+        // Authentications through both instances, falling due 2 s later,
+        // one after the other over a second.
+        for i in 0..EACH {
+            let app = if i % 2 == 0 { &a } else { &b };
+            let id = app.new_interaction().await;
+            app.authenticate(&id, &format!("cust-back-{round}-{i}"))
+                .await;
+            tokio::time::sleep(Duration::from_millis(1_000 / EACH as u64)).await;
+        }
+        for app in [&a, &b] {
+            std::fs::remove_file(file(app)).unwrap();
+            crate::reload::reload_applies(app).await;
+            tokio::time::sleep(Duration::from_millis(gap())).await;
+        }
+        // They fall due while the team is gone: each instance's workers
+        // meet a team they no longer know.
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        let back = std::time::Instant::now();
+        for app in [&a, &b] {
+            std::fs::write(file(app), &text).unwrap();
+            crate::reload::reload_applies(app).await;
+            tokio::time::sleep(Duration::from_millis(gap())).await;
+        }
+        let want = round * EACH;
+        let (mut notices, mut events) = (0, 0);
+        while back.elapsed() < Duration::from_secs(5) && (notices < want || events < want) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let (n, e) = acted_on(&a, &b, &hook).await;
+            (notices, events) = (n.len(), e.len());
+        }
+        slowest = slowest.max(back.elapsed());
+        late += (want - notices.min(want)).max(want - events.min(want));
+        // What is late now is not counted again next round.
+        while back.elapsed() < Duration::from_secs(40) && (notices < want || events < want) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let (n, e) = acted_on(&a, &b, &hook).await;
+            (notices, events) = (n.len(), e.len());
+        }
+    }
+    ticking.abort();
+    eprintln!(
+        "re-added team: {late} of {} due entries acted on later than 5 s; the slowest round {slowest:?}",
+        ROUNDS * EACH
+    );
+    assert_eq!(
+        late, 0,
+        "due entries not acted on within 5 s of the team's return"
+    );
+    a.stop_keeping_keys().await;
 }

@@ -198,10 +198,12 @@ text_schemas! {
         crate::domain::phone::pattern(),
     );
     LocaleText => text(
-        "A BCP 47 language tag of at most 35 characters, e.g. `es-MX` (docs/api.md#languages): \
-         matched against the team's supported languages, cutting the last subtag step by step.",
+        "A well-formed BCP 47 language tag (RFC 5646: a langtag, a private-use tag such as \
+         `x-klingon`, or a grandfathered tag such as `i-klingon`) of at most 35 characters, \
+         e.g. `es-MX` (docs/api.md#languages): matched against the team's supported languages, \
+         cutting the last subtag step by step.",
         35,
-        LOCALE_PATTERN.to_string(),
+        crate::domain::locale::pattern(),
     );
     EmailText => text(
         "An e-mail address that the SMTP channel accepts, e.g. `ada@example.com`.",
@@ -209,10 +211,6 @@ text_schemas! {
         EMAIL_PATTERN.to_string(),
     );
 }
-
-/// Well-formed BCP 47 tags as ICU4X reads them: a language, an optional
-/// script and region, variants, extensions and private use.
-const LOCALE_PATTERN: &str = "^(?:[A-Za-z]{2,3}|[A-Za-z]{5,8})(?:-[A-Za-z]{4})?(?:-(?:[A-Za-z]{2}|[0-9]{3}))?(?:-(?:[A-Za-z0-9]{5,8}|[0-9][A-Za-z0-9]{3}))*(?:-[0-9A-WY-Za-wy-z](?:-[A-Za-z0-9]{2,8})+)*(?:-[Xx](?:-[A-Za-z0-9]{1,8})+)?$";
 
 /// The e-mail addresses the document promises to accept: dot-atoms of
 /// ASCII `atext` (at most 64 before the `@`), and a domain of at least two

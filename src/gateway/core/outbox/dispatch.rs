@@ -131,8 +131,9 @@ impl Dispatcher {
         let mut reloaded = true;
         loop {
             // A team a reload added gets its loop; a removed team's loop
-            // finds no team and hands nothing out (its items wait in the
-            // store).
+            // finds no team and delivers nothing: what it was handed or
+            // had claimed goes back to the outbox due at once, for an
+            // instance that has the team (`hand_back_unknown`).
             if std::mem::take(&mut reloaded) {
                 for id in this.live.current().config.teams.keys() {
                     if started.insert(id.clone()) {
@@ -395,11 +396,15 @@ impl TeamDispatch {
     /// next batch away.
     async fn place(&mut self, batch: Option<Batch>, asked: usize) -> Result<bool> {
         let gw = Arc::clone(&self.gw);
-        let (Some(team), Some(mut batch)) = (gw.config.team(&self.team), batch) else {
+        let Some(mut batch) = batch else {
+            return Ok(false);
+        };
+        let now = self.shared.clock.now();
+        let Some(team) = gw.config.team(&self.team) else {
+            self.hand_back_unknown(batch, now)?;
             return Ok(false);
         };
         let full = batch.full(asked);
-        let now = self.shared.clock.now();
         // Events reach the live stream in the order they came due, before
         // any delivery: a slow webhook does not let a later event by.
         for claimed in &mut batch.ready {
@@ -453,6 +458,22 @@ impl TeamDispatch {
         Ok(full && !filled)
     }
 
+    /// Hands a batch of a team this instance's configuration lacks back to
+    /// the outbox due at once, untried: a reload removed the team between
+    /// the write and here (or this loop's view predates the reload that
+    /// added it back). Any instance that has the team claims them at once,
+    /// and one whose reload adds it back finds them by its rescan
+    /// (docs/architecture.md#many-teams): never left to their lease.
+    fn hand_back_unknown(&mut self, batch: Batch, now: Timestamp) -> Result<()> {
+        for claimed in batch.ready {
+            let _ = self.settle.send(handed_back(&self.queue, claimed, now)?);
+        }
+        for handled in batch.settled {
+            let _ = self.settle.send(handled);
+        }
+        Ok(())
+    }
+
     /// Starts delivering `claimed` to `to`; it settles itself when done.
     fn start(&mut self, to: Destination, claimed: Claimed) {
         self.lanes.entry(to.clone()).or_default().in_flight += 1;
@@ -465,19 +486,30 @@ impl TeamDispatch {
         let (queue, settle) = (self.queue.clone(), self.settle.clone());
         let task = self.running.spawn(async move {
             let mut ended = Ended::default();
-            if let Some(team) = gw.config.team(&team) {
-                match deliver_and_settle(&gw, team, &queue, claimed, clock.now()).await {
+            let Some(team) = gw.config.team(&team) else {
+                // A reload removed the team since it was placed: back to
+                // the outbox due at once, as `hand_back_unknown`.
+                match handed_back(&queue, claimed, clock.now()) {
                     Ok(handled) => {
-                        ended = Ended {
-                            delivered: handled.delivered,
-                            requeued: handled.requeued(),
-                        };
                         let _ = settle.send(handled);
                     }
-                    // The claim's lease brings it back.
                     Err(e) => {
-                        tracing::warn!(team = %team.id, error = %e, "outbox item not handled; will retry");
+                        tracing::warn!(team = %team, error = %e, "outbox item not handed back; its lease brings it back");
                     }
+                }
+                return ended;
+            };
+            match deliver_and_settle(&gw, team, &queue, claimed, clock.now()).await {
+                Ok(handled) => {
+                    ended = Ended {
+                        delivered: handled.delivered,
+                        requeued: handled.requeued(),
+                    };
+                    let _ = settle.send(handled);
+                }
+                // The claim's lease brings it back.
+                Err(e) => {
+                    tracing::warn!(team = %team.id, error = %e, "outbox item not handled; will retry");
                 }
             }
             ended
@@ -634,9 +666,16 @@ impl TeamDispatch {
 }
 
 /// The ops that hand `claimed` back to the queue, due again a little later
-/// ([`defer_for`]); not an attempt. An event published by this claim is
-/// written again, marked published, so it is not published twice.
-fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled> {
+/// ([`defer_for`]); not an attempt.
+fn deferred(queue: &str, claimed: Claimed, now: Timestamp) -> Result<Handled> {
+    let at = now.plus(defer_for(now.since(claimed.item.created_at)));
+    handed_back(queue, claimed, at)
+}
+
+/// The ops that hand `claimed` back to the queue, due at `at`; not an
+/// attempt. An event published by this claim is written again, marked
+/// published, so it is not published twice.
+fn handed_back(queue: &str, mut claimed: Claimed, at: Timestamp) -> Result<Handled> {
     let unlogged = claimed.unlogged();
     let Claimed {
         stored,
@@ -644,7 +683,6 @@ fn deferred(queue: &str, mut claimed: Claimed, now: Timestamp) -> Result<Handled
         stored_published,
         ..
     } = claimed;
-    let at = now.plus(defer_for(now.since(item.created_at)));
     let ops = if item.published && !stored_published {
         stored.replace(queue, &item, at)?
     } else {
