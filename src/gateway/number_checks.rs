@@ -27,7 +27,6 @@ pub async fn verdict(team: &Team, number: &str, voice: bool, now: Timestamp) -> 
         &answer,
         voice,
         nc.source(),
-        now,
     ))
 }
 

@@ -822,3 +822,83 @@ both!(
         assert_eq!(third["recognized"]["customer_id"], "cust-42", "{third}");
     }
 );
+
+both!(
+    a_cached_answer_keeps_the_time_the_operator_gave_it,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let Some(app) = spawn_with(backend, setup("", camara(&op, "cache = \"10m\""))).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        let answered = app.now().to_rfc3339();
+        let res = start(&app, &with_phone(&app).await, "sms").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["number_check"]["checked_at"], answered.as_str(), "{c}");
+
+        // Two minutes on, a second code is sent on the kept answer: it
+        // says when the operator gave it, not now.
+        app.advance(120);
+        let id = with_phone(&app).await;
+        let res = start(&app, &id, "sms").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["number_check"]["checked_at"], answered.as_str(), "{c}");
+        let cid = c["challenge_id"].as_str().unwrap();
+        let read = read(&app, &id, cid).await;
+        assert_eq!(read["number_check"]["checked_at"], answered.as_str());
+        assert_eq!(received(&op, "/sim-swap/v2/check").await.len(), 1, "cached");
+    }
+);
+
+both!(
+    a_ladder_s_steps_to_one_number_share_one_answer,
+    |backend| async move {
+        let op = MockServer::start().await;
+        // Nothing kept between questions: only the ladder shares one.
+        let mut s = crate::ladder::ladder(&["sms", "wa"], "");
+        s.team_extra += &camara(&op, "cache = \"0s\"");
+        let Some(app) = spawn_with(backend, s).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        Mock::given(method("POST"))
+            .and(path("/sim-swap/v2/check"))
+            .respond_with(swapped(false))
+            .expect(1)
+            .mount(&op)
+            .await;
+        let id = crate::ladder::with_phone(&app, PHONE).await;
+        let answered = app.now().to_rfc3339();
+        let res = start(&app, &id, "ladder").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["channel"], "sms", "{c}");
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        app.advance(10);
+        let res = crate::ladder::advance(&app, &id, &cid).await;
+        assert_eq!(res.status(), 200);
+        let moved: Value = res.json().await.unwrap();
+        assert_eq!(moved["channel"], "wa", "{moved}");
+        assert_eq!(
+            sent_to(&app, "/messages").await,
+            1,
+            "the WhatsApp code went"
+        );
+        // The WhatsApp step's number is the SMS step's: the one answer, of
+        // its time.
+        assert_eq!(
+            received(&op, "/sim-swap/v2/check").await.len(),
+            1,
+            "one question per number and ladder"
+        );
+        op.verify().await;
+        let read = read(&app, &id, &cid).await;
+        assert_eq!(read["number_check"]["sim_swap"], false, "{read}");
+        assert_eq!(read["number_check"]["checked_at"], answered.as_str());
+    }
+);
