@@ -855,6 +855,63 @@ both!(
 );
 
 both!(
+    a_refused_challenge_s_event_names_the_challenge,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let checks = camara(&op, "cache = \"0s\"");
+        let Some(mut app) = spawn_with(backend, setup("ladder = [\"sms\"]", checks)).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(true)).await;
+        let id = with_phone(&app).await;
+        for delivery in ["sms", "ladder"] {
+            let refused_at = app.now().to_rfc3339();
+            let res = start(&app, &id, delivery).await;
+            assert_problem(res, 403, "number_refused").await;
+            let failed = app
+                .next_event("challenge.failed", Duration::from_secs(5))
+                .await;
+            let failed = event_data(&failed.expect("challenge.failed"));
+            assert_eq!(failed["reason"], "number_refused");
+            let c = &failed["challenge"];
+            assert_eq!(c["method"], "otp", "{failed}");
+            assert_eq!(c["delivery"], delivery, "{failed}");
+            // Refused before it opened: it ended as it was asked for.
+            assert_eq!(c["expires_at"], refused_at.as_str(), "{failed}");
+            assert_eq!(c["attempts_remaining"], 0);
+            assert!(c["challenge_id"].is_string());
+            app.advance(1);
+        }
+
+        // A wrong code's challenge.failed names its challenge the same way.
+        op.reset().await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        let res = start(&app, &id, "sms").await;
+        assert_eq!(res.status(), 201);
+        let started: Value = res.json().await.unwrap();
+        let cid = started["challenge_id"].as_str().unwrap();
+        let code = last_sms_code(&app).await;
+        let res = app.verify_code(&id, cid, &wrong_code(&code)).await;
+        assert_eq!(res.status(), 401);
+        let failed = app
+            .next_event("challenge.failed", Duration::from_secs(5))
+            .await;
+        let failed = event_data(&failed.expect("challenge.failed"));
+        let c = &failed["challenge"];
+        assert_eq!(c["challenge_id"], cid);
+        assert_eq!(
+            (&c["method"], &c["delivery"]),
+            (&json!("otp"), &json!("sms"))
+        );
+        assert_eq!(c["expires_at"], started["expires_at"], "{failed}");
+        assert_eq!(c["attempts_remaining"], 2);
+    }
+);
+
+both!(
     a_ladder_s_steps_to_one_number_share_one_answer,
     |backend| async move {
         let op = MockServer::start().await;

@@ -153,7 +153,8 @@ async fn check_numbers(
     };
     let checked = check_targets(core, team, &targets, &[], now).await;
     if let Err(r) = checked.keep(targets) {
-        return Err(number_checks::refused(core, team, rec, cid, r, now).await);
+        let asked = number_checks::refused_challenge(cid, Delivery::Ladder, now);
+        return Err(number_checks::refused(core, team, rec, asked, r, now).await);
     }
     Ok(Some(checked))
 }
