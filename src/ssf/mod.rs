@@ -72,14 +72,15 @@ impl SetError {
 }
 
 /// Whether `token` reads as a JWS compact serialization whose header and
-/// payload are JSON objects: a token that does not is `invalid_request`
-/// before its algorithm or key are judged.
+/// payload are JSON objects, each naming a member once: a token that does
+/// not is `invalid_request` before its algorithm or key are judged.
 pub fn readable(token: &str) -> Result<(), SetError> {
     let parts: Vec<&str> = token.split('.').collect();
     let object = |part: &str| {
         B64URL
             .decode(part)
             .ok()
+            .filter(|b| crate::domain::json_members::repeated_member(b).is_none())
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .is_some_and(|v| v.is_object())
     };
