@@ -825,6 +825,8 @@ mod tests {
             br#"{"entry":{}}"#,
             br#"{"entry":[{"changes":[{"value":{"statuses":[{"status":"read"}]}}]}]}"#,
             br#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.A"}]}}]}]}"#,
+            // A member name twice (here a status's), however deep.
+            br#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.A","status":"failed","status":"read"}]}}]}]}"#,
         ] {
             assert!(
                 matches!(whatsapp_reports(bad), Err(Error::BadRequest(_))),

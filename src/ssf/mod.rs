@@ -384,6 +384,17 @@ mod tests {
             format!("{}.{}", part(json!({})), part(json!({}))),
             format!("{}.bm90IGpzb24.c2ln", part(json!({}))),
             format!("{}.{}.c2ln", part(json!("text")), part(json!({}))),
+            // A member name twice: two readers would read two tokens.
+            format!(
+                "{}.{}.c2ln",
+                B64URL.encode(r#"{"alg":"RS256","alg":"none"}"#),
+                part(json!({}))
+            ),
+            format!(
+                "{}.{}.c2ln",
+                part(json!({})),
+                B64URL.encode(r#"{"iss":"a","\u0069ss":"b"}"#)
+            ),
         ] {
             assert!(readable(&bad).is_err(), "{bad}");
         }
