@@ -252,6 +252,12 @@ impl TelegramGatewayConfig {
         }
         let unreadable =
             || Error::BadRequest("a report needs request_id and delivery_status.status".into());
+        // A member name twice is not valid JSON (docs/api.md#errors).
+        if crate::domain::json_members::repeated_member(body).is_some() {
+            return Err(Error::BadRequest(
+                "the report names a member twice in one object".into(),
+            ));
+        }
         let report: serde_json::Value = serde_json::from_slice(body).map_err(|_| unreadable())?;
         let text = |pointer: &str| {
             report

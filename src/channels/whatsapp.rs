@@ -332,6 +332,10 @@ pub fn whatsapp_status(status: &str) -> Option<DeliveryStatus> {
 pub fn whatsapp_reports(body: &[u8]) -> Result<Vec<Report>, Error> {
     use serde_json::Value;
     let unreadable = |what: &str| Error::BadRequest(format!("the webhook body {what}"));
+    // A member name twice is not valid JSON (docs/api.md#errors).
+    if crate::domain::json_members::repeated_member(body).is_some() {
+        return Err(unreadable("names a member twice in one object"));
+    }
     let body: Value = serde_json::from_slice(body).map_err(|_| unreadable("is not JSON"))?;
     let list = |v: &Value, name: &str| -> Result<Vec<Value>, Error> {
         match v.get(name) {
@@ -821,6 +825,8 @@ mod tests {
             br#"{"entry":{}}"#,
             br#"{"entry":[{"changes":[{"value":{"statuses":[{"status":"read"}]}}]}]}"#,
             br#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.A"}]}}]}]}"#,
+            // A member name twice (here a status's), however deep.
+            br#"{"entry":[{"changes":[{"value":{"statuses":[{"id":"wamid.A","status":"failed","status":"read"}]}}]}]}"#,
         ] {
             assert!(
                 matches!(whatsapp_reports(bad), Err(Error::BadRequest(_))),

@@ -10,6 +10,7 @@ use std::fmt;
 use uuid::Uuid;
 
 use super::delivery_status::{DeliveryState, DeliveryStatus};
+use super::number_check::{Answer, NumberAnswer};
 use super::otp::{self, OtpCode};
 use super::pin;
 use super::reveal;
@@ -371,6 +372,7 @@ impl Challenge {
             call: None,
             ladder: self.ladder.as_ref().map(|l| Ladder {
                 sealed_code: String::new(),
+                answers: Vec::new(),
                 ..l.clone()
             }),
             ..self.clone()
@@ -484,6 +486,11 @@ pub struct Ladder {
     /// so that the next step sends the same one. Forgotten once the
     /// challenge ends.
     pub sealed_code: String,
+    /// What the number checks answered about its steps' phone numbers, one
+    /// answer per number: its steps to one number share it
+    /// (docs/number-checks.md#what-is-checked-and-when). Forgotten once
+    /// the challenge ends.
+    pub answers: Vec<NumberAnswer>,
 }
 
 impl std::fmt::Debug for Ladder {
@@ -584,6 +591,21 @@ impl Ladder {
         self.current()
             .and_then(|c| c.message_id.as_deref())
             .is_some_and(|m| m == message_id)
+    }
+
+    /// The answer kept about phone number `number`, if it was asked.
+    pub fn answer_about(&self, number: &str) -> Option<&Answer> {
+        let kept = self.answers.iter().find(|a| a.number == number);
+        kept.map(|a| &a.answer)
+    }
+
+    /// Keeps the answers of `asked`, each in place of an earlier one
+    /// about its number.
+    pub fn keep_answers(&mut self, asked: &[NumberAnswer]) {
+        for a in asked {
+            self.answers.retain(|k| k.number != a.number);
+            self.answers.push(a.clone());
+        }
     }
 
     /// The indices of the steps after the current one.

@@ -507,6 +507,7 @@ mod tests {
             steps: steps(&["wa", "sms", "email"]),
             sent: Vec::new(),
             sealed_code: String::new(),
+            answers: Vec::new(),
         };
         assert_eq!(l.later_steps(), 0..3);
         l.sent.push(SentStep {
@@ -554,6 +555,7 @@ mod tests {
             steps: steps(&["wa", "tg", "sms"]),
             sent: vec![step(0, "wamid.1", None)],
             sealed_code: String::new(),
+            answers: Vec::new(),
         };
         assert!(l.is_current_message("wamid.1"));
         assert!(!l.arrived_before());
@@ -587,6 +589,7 @@ mod tests {
                 steps: steps(&["wa", "sms", "email"]),
                 sent: Vec::new(),
                 sealed_code: String::new(),
+                answers: Vec::new(),
             }),
             number_check: None,
             transaction: None,

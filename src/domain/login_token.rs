@@ -220,9 +220,19 @@ pub fn verify<'a, T: TeamKeys + 'a>(
 /// Unknown team, unknown kid and a wrong signature answer alike.
 pub(crate) const BAD_KEY: Error = Error::InvalidToken("bad signature or unknown key");
 
-/// The header rules: valid JOSE header, `alg` exactly HS256, no `crit`
+/// The header rules: no member name twice in the header's or the
+/// payload's JSON, valid JOSE header, `alg` exactly HS256, no `crit`
 /// extensions, a non-empty `kid`. Returns the kid.
 pub(crate) fn hs256_kid(token: &str) -> Result<String, Error> {
+    // A member name twice in the header's or the payload's JSON: readers
+    // would disagree on the token (docs/api.md#errors), so it is malformed.
+    let repeats = |part: &str| {
+        let json = B64URL.decode(part).unwrap_or_default();
+        super::json_members::repeated_member(&json).is_some()
+    };
+    if token.split('.').take(2).any(repeats) {
+        return Err(Error::InvalidToken("malformed token"));
+    }
     let header =
         jsonwebtoken::decode_header(token).map_err(|_| Error::InvalidToken("malformed token"))?;
     if header.alg != Algorithm::HS256 {
@@ -473,6 +483,38 @@ pub(crate) mod tests {
         invalid(&hs512, ALG);
         let crit = json!({"alg": "HS256", "kid": "k1", "crit": ["b64"]});
         invalid(&sign_raw(&crit, &p, 1), "unsupported critical header");
+    }
+
+    /// A compact JWS of raw header and payload text, signed with acme's k1.
+    fn sign_text(header: &str, payload: &str) -> String {
+        let msg = format!("{}.{}", B64URL.encode(header), B64URL.encode(payload));
+        let mut mac = Hmac::<Sha256>::new_from_slice(&[1; 32]).unwrap();
+        mac.update(msg.as_bytes());
+        format!("{msg}.{}", B64URL.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_member_named_twice_in_the_header_or_payload_is_malformed() {
+        let p = payload_with("x", json!(1)).to_string();
+        let h = hdr("k1").to_string();
+        assert!(
+            check(&sign_text(&h, &p), T0).is_ok(),
+            "well signed, once each"
+        );
+        // A claim the gateway does not read, twice: serde would skip both.
+        let extra = p.replacen('{', r#"{"x":0,"#, 1);
+        invalid(&sign_text(&h, &extra), MALFORMED);
+        // The signer may read the first `sub`, the gateway would the last.
+        let twice = p.replacen('{', r#"{"sub":"019ab1c2-0000-7000-8000-000000000001","#, 1);
+        invalid(&sign_text(&h, &twice), MALFORMED);
+        let escaped = p.replacen(
+            '{',
+            r#"{"\u0073ub":"019ab1c2-0000-7000-8000-000000000001","#,
+            1,
+        );
+        invalid(&sign_text(&h, &escaped), MALFORMED);
+        let header_twice = h.replacen('{', r#"{"kid":"k2","#, 1);
+        invalid(&sign_text(&header_twice, &p), MALFORMED);
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod destination_policy;
 pub mod devices;
 pub mod input;
 pub mod interaction;
+pub mod json_members;
 pub mod ladder;
 pub mod locale;
 pub mod login;

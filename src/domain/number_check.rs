@@ -95,12 +95,32 @@ pub enum Finding {
     Error,
 }
 
-/// What the provider answered about one number.
+/// What the provider answered about one number, and when.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Answer {
     pub sim_swap: Finding,
     /// `None`: not asked.
     pub call_forwarding: Option<Finding>,
+    /// When the provider answered: an answer reused (kept for `cache`,
+    /// or shared by a ladder's steps to one number) keeps its time.
+    pub at: Timestamp,
+}
+
+impl Answer {
+    /// Whether this answer serves a code to its number for a voice call
+    /// (`voice`) or not: it asked about forwarding where that code's
+    /// question does (docs/number-checks.md#what-is-checked-and-when).
+    pub fn serves(&self, settings: &CheckSettings, voice: bool) -> bool {
+        !settings.asks_forwarding(voice) || self.call_forwarding.is_some()
+    }
+}
+
+/// The answer about one phone number (E.164), as a ladder keeps it so
+/// that its steps to that number share it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberAnswer {
+    pub number: String,
+    pub answer: Answer,
 }
 
 /// What a check found, as the challenge keeps it
@@ -158,8 +178,9 @@ pub enum Verdict {
     Go(NumberCheck),
 }
 
-/// The verdict on a number whose provider `source` gave `answer` at
-/// `now`, for a code read by a voice call (`voice`) or not. The rungs,
+/// The verdict on a number whose provider `source` gave `answer`, for a
+/// code read by a voice call (`voice`) or not; what was found is dated
+/// when the provider answered (`answer.at`). The rungs,
 /// in order:
 ///
 /// 1. a swap, with `on_sim_swap = "refuse"`: refused (`sim_swap`);
@@ -168,13 +189,7 @@ pub enum Verdict {
 /// 3. an error (of either question), with `on_error = "closed"`:
 ///    refused (`check_failed`);
 /// 4. otherwise the code goes, flagged with what was found.
-pub fn verdict(
-    settings: &CheckSettings,
-    answer: &Answer,
-    voice: bool,
-    source: Source,
-    now: Timestamp,
-) -> Verdict {
+pub fn verdict(settings: &CheckSettings, answer: &Answer, voice: bool, source: Source) -> Verdict {
     let forwarding = answer
         .call_forwarding
         .filter(|_| settings.asks_forwarding(voice));
@@ -192,7 +207,7 @@ pub fn verdict(
         sim_swap: known(answer.sim_swap),
         call_forwarding: forwarding.and_then(known),
         forwarding_asked: forwarding.is_some(),
-        checked_at: now,
+        checked_at: answer.at,
         source,
     })
 }
@@ -262,6 +277,7 @@ mod tests {
         Answer {
             sim_swap,
             call_forwarding,
+            at: now(),
         }
     }
     fn go(v: Verdict) -> NumberCheck {
@@ -274,13 +290,13 @@ mod tests {
     #[test]
     fn a_swap_is_refused_or_flagged_as_the_team_says() {
         let a = answer(Finding::Yes, None);
-        let v = verdict(&settings(), &a, false, Source::Camara, now());
+        let v = verdict(&settings(), &a, false, Source::Camara);
         assert_eq!(v, Verdict::Refuse(Refusal::SimSwap));
         let flag = CheckSettings {
             on_sim_swap: OnSwap::Flag,
             ..settings()
         };
-        let c = go(verdict(&flag, &a, false, Source::Camara, now()));
+        let c = go(verdict(&flag, &a, false, Source::Camara));
         assert_eq!(c.sim_swap, Some(true));
         assert!(!c.is_clean());
     }
@@ -288,55 +304,83 @@ mod tests {
     #[test]
     fn forwarding_refuses_only_a_voice_code_and_only_when_asked() {
         let a = answer(Finding::No, Some(Finding::Yes));
-        let v = verdict(&settings(), &a, true, Source::TwilioLookup, now());
+        let v = verdict(&settings(), &a, true, Source::TwilioLookup);
         assert_eq!(v, Verdict::Refuse(Refusal::CallForwarding));
-        let sms = go(verdict(&settings(), &a, false, Source::Camara, now()));
+        let sms = go(verdict(&settings(), &a, false, Source::Camara));
         assert_eq!(sms.call_forwarding, None, "not asked for an SMS code");
         assert!(sms.is_clean());
         let flag = CheckSettings {
             call_forwarding: OnForwarding::Flag,
             ..settings()
         };
-        let c = go(verdict(&flag, &a, true, Source::Camara, now()));
+        let c = go(verdict(&flag, &a, true, Source::Camara));
         assert_eq!((c.call_forwarding, c.forwarding_asked), (Some(true), true));
         let ignore = CheckSettings {
             call_forwarding: OnForwarding::Ignore,
             ..settings()
         };
-        let c = go(verdict(&ignore, &a, true, Source::Camara, now()));
+        let c = go(verdict(&ignore, &a, true, Source::Camara));
         assert!(!c.forwarding_asked && c.is_clean());
     }
 
     #[test]
     fn an_error_goes_open_as_unknown_or_is_refused_closed() {
         let a = answer(Finding::Error, None);
-        let c = go(verdict(&settings(), &a, false, Source::Camara, now()));
+        let c = go(verdict(&settings(), &a, false, Source::Camara));
         assert_eq!(c.sim_swap, None);
         assert!(!c.is_clean(), "an unknown answer is not clean");
         let closed = CheckSettings {
             on_error: OnError::Closed,
             ..settings()
         };
-        let v = verdict(&closed, &a, false, Source::Camara, now());
+        let v = verdict(&closed, &a, false, Source::Camara);
         assert_eq!(v, Verdict::Refuse(Refusal::CheckFailed));
         let forwarding_failed = answer(Finding::No, Some(Finding::Error));
-        let v = verdict(&closed, &forwarding_failed, true, Source::Camara, now());
+        let v = verdict(&closed, &forwarding_failed, true, Source::Camara);
         assert_eq!(v, Verdict::Refuse(Refusal::CheckFailed));
         // An operator that does not serve the number is unknown, not an
         // error: the code goes even closed.
         let unknown = answer(Finding::Unknown, None);
-        let c = go(verdict(&closed, &unknown, false, Source::Camara, now()));
+        let c = go(verdict(&closed, &unknown, false, Source::Camara));
         assert_eq!(c.sim_swap, None);
     }
 
     #[test]
     fn a_clean_voice_check_needs_forwarding_answered() {
         let a = answer(Finding::No, Some(Finding::No));
-        let c = go(verdict(&settings(), &a, true, Source::Camara, now()));
+        let c = go(verdict(&settings(), &a, true, Source::Camara));
         assert!(c.is_clean());
         let unknown = answer(Finding::No, Some(Finding::Unknown));
-        let c = go(verdict(&settings(), &unknown, true, Source::Camara, now()));
+        let c = go(verdict(&settings(), &unknown, true, Source::Camara));
         assert!(!c.is_clean(), "asked and not answered");
+    }
+
+    #[test]
+    fn what_was_found_is_dated_when_the_provider_answered() {
+        let earlier = now().minus(Duration::from_secs(300));
+        let kept = Answer {
+            at: earlier,
+            ..answer(Finding::No, None)
+        };
+        let c = go(verdict(&settings(), &kept, false, Source::Camara));
+        assert_eq!(c.checked_at, earlier, "a reused answer keeps its time");
+    }
+
+    #[test]
+    fn an_answer_serves_a_voice_code_only_when_it_asked_about_forwarding() {
+        let sms = answer(Finding::No, None);
+        assert!(sms.serves(&settings(), false));
+        assert!(!sms.serves(&settings(), true), "forwarding not asked");
+        let voice = answer(Finding::No, Some(Finding::Unknown));
+        assert!(voice.serves(&settings(), true) && voice.serves(&settings(), false));
+        let ignore = CheckSettings {
+            call_forwarding: OnForwarding::Ignore,
+            ..settings()
+        };
+        assert!(
+            sms.serves(&ignore, true),
+            "forwarding is not this team's question"
+        );
     }
 
     #[test]

@@ -378,21 +378,29 @@ mod tests {
                     challenge: FailedChallenge {
                         attempts_remaining: 2,
                         challenge_id: cid,
+                        delivery: crate::domain::challenge::Delivery::Sms,
+                        expires_at: at(),
+                        method: crate::domain::challenge::ChallengeMethod::Otp,
                     },
                     reason: None,
                 }),
-                format!(r#"{i},"challenge":{{"attempts_remaining":2,"challenge_id":"{cid}"}}}}"#),
+                format!(
+                    r#"{i},"challenge":{{"attempts_remaining":2,"challenge_id":"{cid}","delivery":"sms","expires_at":{ts},"method":"otp"}}}}"#
+                ),
             ),
             (
                 EventData::ChallengeFailed(ChallengeFailed {
                     challenge: FailedChallenge {
                         attempts_remaining: 0,
                         challenge_id: cid,
+                        delivery: crate::domain::challenge::Delivery::App,
+                        expires_at: at(),
+                        method: crate::domain::challenge::ChallengeMethod::App,
                     },
                     reason: Some("denied"),
                 }),
                 format!(
-                    r#"{i},"challenge":{{"attempts_remaining":0,"challenge_id":"{cid}"}},"reason":"denied"}}"#
+                    r#"{i},"challenge":{{"attempts_remaining":0,"challenge_id":"{cid}","delivery":"app","expires_at":{ts},"method":"app"}},"reason":"denied"}}"#
                 ),
             ),
             (

@@ -277,10 +277,31 @@ pub struct ChallengeFailed {
     pub reason: Option<&'static str>,
 }
 
+/// The challenge of `challenge.failed`: as `challenge.created` names it
+/// (`challenge_id`, `method`, `delivery`, `expires_at`), with the attempts
+/// left.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FailedChallenge {
     pub attempts_remaining: u32,
     pub challenge_id: Uuid,
+    #[serde(serialize_with = "delivery_name")]
+    pub delivery: Delivery,
+    pub expires_at: Timestamp,
+    #[serde(serialize_with = "method_name")]
+    pub method: ChallengeMethod,
+}
+
+impl FailedChallenge {
+    /// Challenge `c` with `attempts_remaining` left.
+    pub fn of(c: &Challenge, attempts_remaining: u32) -> FailedChallenge {
+        FailedChallenge {
+            attempts_remaining,
+            challenge_id: c.id,
+            delivery: c.delivery,
+            expires_at: c.expires_at,
+            method: c.method,
+        }
+    }
 }
 
 /// `challenge.code_revealed`: whose code, and the API key that saw it

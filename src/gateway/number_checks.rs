@@ -2,10 +2,12 @@
 //! provider about the phone number a code would go to, and turn its
 //! answer into the domain's verdict (`domain::number_check::verdict`).
 //! A refused challenge is announced as `challenge.failed` with reason
-//! `number_refused`.
+//! `number_refused`, naming the challenge as every `challenge.failed`
+//! does.
 use uuid::Uuid;
 
 use crate::config::Team;
+use crate::domain::challenge::{ChallengeMethod, Delivery};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::number_check::{self, NumberCheck, Refusal, Verdict};
@@ -27,7 +29,6 @@ pub async fn verdict(team: &Team, number: &str, voice: bool, now: Timestamp) -> 
         &answer,
         voice,
         nc.source(),
-        now,
     ))
 }
 
@@ -60,12 +61,13 @@ pub async fn refuses_recognition(
 
 /// [`verdict`] as a use case answers it: `Ok(None)` without
 /// `[number_checks]`, what was found when the code may go, else 403
-/// `number_refused` and `challenge.failed` for challenge `cid` of `rec`.
+/// `number_refused` and `challenge.failed` for challenge `asked` of `rec`
+/// (its [`refused_challenge`]).
 pub async fn check(
     core: &Core,
     team: &Team,
     rec: &InteractionRecord,
-    cid: Uuid,
+    asked: FailedChallenge,
     number: &str,
     voice: bool,
     now: Timestamp,
@@ -73,26 +75,37 @@ pub async fn check(
     match verdict(team, number, voice, now).await {
         None => Ok(None),
         Some(Verdict::Go(found)) => Ok(Some(found)),
-        Some(Verdict::Refuse(refusal)) => Err(refused(core, team, rec, cid, refusal, now).await),
+        Some(Verdict::Refuse(refusal)) => Err(refused(core, team, rec, asked, refusal, now).await),
     }
 }
 
-/// Announces challenge `cid` of `rec` refused (`challenge.failed`, reason
-/// `number_refused`): the error to answer.
+/// OTP challenge `cid` by `delivery`, refused at `now` before it opened,
+/// as its `challenge.failed` names it: no attempt left, and it ended as
+/// it was asked for (`expires_at` is `now`;
+/// docs/decisions/0330-a-refused-challenge-expires-as-it-is-refused.md).
+pub fn refused_challenge(cid: Uuid, delivery: Delivery, now: Timestamp) -> FailedChallenge {
+    FailedChallenge {
+        attempts_remaining: 0,
+        challenge_id: cid,
+        delivery,
+        expires_at: now,
+        method: ChallengeMethod::Otp,
+    }
+}
+
+/// Announces challenge `challenge` of `rec` refused (`challenge.failed`,
+/// reason `number_refused`): the error to answer.
 pub async fn refused(
     core: &Core,
     team: &Team,
     rec: &InteractionRecord,
-    cid: Uuid,
+    challenge: FailedChallenge,
     refusal: Refusal,
     now: Timestamp,
 ) -> Error {
     let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
     let failed = EventData::ChallengeFailed(ChallengeFailed {
-        challenge: FailedChallenge {
-            attempts_remaining: 0,
-            challenge_id: cid,
-        },
+        challenge,
         reason: Some("number_refused"),
     });
     if let Err(e) = core.emit(failed, now, &interaction).await {

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::AppState;
+use crate::domain::json_members::repeated_member;
 use crate::error::Error;
 use crate::time::Timestamp;
 
@@ -63,11 +64,17 @@ pub async fn json_bytes(req: Request, state: &AppState) -> Result<Option<Bytes>,
 
 /// Parses JSON into `T`, naming the field on error but never its value.
 /// A member the body does not define is 422 naming it (docs/api.md#errors);
-/// the body DTOs refuse them with `#[serde(deny_unknown_fields)]`.
+/// the body DTOs refuse them with `#[serde(deny_unknown_fields)]`. A member
+/// name twice in one object, at any depth, is 400: not valid JSON.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     // Every body is an object: serde would fill a struct from an array too.
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(Error::BadRequest("the body must be a JSON object".into()));
+    }
+    // serde would keep the last of them, where another reader of the body
+    // may keep the first.
+    if let Some(name) = repeated_member(bytes) {
+        return Err(repeated(&name));
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
@@ -124,6 +131,16 @@ where
             .map_err(D::Error::custom),
         Some(_) => Err(D::Error::custom("must be an object")),
     }
+}
+
+/// 400 for a body whose objects name member `name` twice: not valid JSON
+/// (docs/api.md#errors). The name is the client's own text: cut short and
+/// stripped of control characters before it goes into `detail`.
+fn repeated(name: &str) -> Error {
+    let shown: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+    Error::BadRequest(format!(
+        "the body is not valid JSON: an object names the member `{shown}` twice"
+    ))
 }
 
 /// The name serde quotes as `` `name` `` after `prefix` at the start of `msg`.

@@ -75,9 +75,9 @@ pub enum ProviderConfig {
     TwilioLookup(TwilioConfig),
 }
 
-/// Answers by the number's digest and whether forwarding was asked, with
-/// when each was asked.
-type Kept = HashMap<([u8; 32], bool), (Answer, Timestamp)>;
+/// Answers by the number's digest and whether forwarding was asked (each
+/// dated when it was answered).
+type Kept = HashMap<([u8; 32], bool), Answer>;
 
 /// A team's `[number_checks]` and what its checks keep between requests.
 pub struct NumberChecks {
@@ -148,7 +148,8 @@ impl NumberChecks {
 
     /// What the provider says of `number` (E.164) for a voice code
     /// (`voice`) or not, at `now`: from the cache while an answer without
-    /// an error is younger than `cache`, else asked within [`TIMEOUT`].
+    /// an error is younger than `cache` (dated when it was answered, not
+    /// now), else asked within [`TIMEOUT`].
     /// Counted in `chatgate_number_checks_total`; a provider that starts
     /// failing is logged once, and once when it answers again.
     pub async fn ask(&self, number: &str, voice: bool, now: Timestamp) -> Answer {
@@ -173,6 +174,7 @@ impl NumberChecks {
         let answer = Answer {
             sim_swap: sim_swap.unwrap_or(Finding::Error),
             call_forwarding: call_forwarding.map(|a| a.unwrap_or(Finding::Error)),
+            at: now,
         };
         let source = self.source().as_str();
         let result = number_check::result(&answer);
@@ -204,8 +206,8 @@ impl NumberChecks {
     fn cached(&self, key: &([u8; 32], bool), now: Timestamp) -> Option<Answer> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         let fresh = |k: &([u8; 32], bool)| {
-            let (answer, at) = cache.get(k)?;
-            (now < at.plus(self.cache_for)).then_some(*answer)
+            let answer = cache.get(k)?;
+            (now < answer.at.plus(self.cache_for)).then_some(*answer)
         };
         fresh(key).or_else(|| {
             let (digest, forwarding) = key;
@@ -224,12 +226,12 @@ impl NumberChecks {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_MAX {
             let cache_for = self.cache_for;
-            cache.retain(|_, (_, at)| now < at.plus(cache_for));
+            cache.retain(|_, answer| now < answer.at.plus(cache_for));
             if cache.len() >= CACHE_MAX {
                 cache.clear();
             }
         }
-        cache.insert(key, (answer, now));
+        cache.insert(key, answer);
     }
 
     fn log(&self, error: Option<&CheckError>, now: Timestamp) {

@@ -72,14 +72,15 @@ impl SetError {
 }
 
 /// Whether `token` reads as a JWS compact serialization whose header and
-/// payload are JSON objects: a token that does not is `invalid_request`
-/// before its algorithm or key are judged.
+/// payload are JSON objects, each naming a member once: a token that does
+/// not is `invalid_request` before its algorithm or key are judged.
 pub fn readable(token: &str) -> Result<(), SetError> {
     let parts: Vec<&str> = token.split('.').collect();
     let object = |part: &str| {
         B64URL
             .decode(part)
             .ok()
+            .filter(|b| crate::domain::json_members::repeated_member(b).is_none())
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .is_some_and(|v| v.is_object())
     };
@@ -383,6 +384,17 @@ mod tests {
             format!("{}.{}", part(json!({})), part(json!({}))),
             format!("{}.bm90IGpzb24.c2ln", part(json!({}))),
             format!("{}.{}.c2ln", part(json!("text")), part(json!({}))),
+            // A member name twice: two readers would read two tokens.
+            format!(
+                "{}.{}.c2ln",
+                B64URL.encode(r#"{"alg":"RS256","alg":"none"}"#),
+                part(json!({}))
+            ),
+            format!(
+                "{}.{}.c2ln",
+                part(json!({})),
+                B64URL.encode(r#"{"iss":"a","\u0069ss":"b"}"#)
+            ),
         ] {
             assert!(readable(&bad).is_err(), "{bad}");
         }

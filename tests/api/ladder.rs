@@ -474,6 +474,11 @@ both_stores!(
             .await
             .unwrap();
         assert_problem(res, 400, "invalid_request").await;
+        // Signed right, but a member named twice: not valid JSON, nothing
+        // changes (the status stays as checked below).
+        let twice = r#"{"request_id": "req-1", "delivery_status": {"status": "failed", "updated_at": 1, "status": "delivered"}}"#;
+        let res = post(twice.into(), Some(sign(&ts, twice))).await.unwrap();
+        assert_problem(res, 400, "invalid_request").await;
         let body = report("delivered");
         // Signed right, but recorded more than 5 minutes ago (or ahead):
         // refused, nothing changes.

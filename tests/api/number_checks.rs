@@ -822,3 +822,140 @@ both!(
         assert_eq!(third["recognized"]["customer_id"], "cust-42", "{third}");
     }
 );
+
+both!(
+    a_cached_answer_keeps_the_time_the_operator_gave_it,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let Some(app) = spawn_with(backend, setup("", camara(&op, "cache = \"10m\""))).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        let answered = app.now().to_rfc3339();
+        let res = start(&app, &with_phone(&app).await, "sms").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["number_check"]["checked_at"], answered.as_str(), "{c}");
+
+        // Two minutes on, a second code is sent on the kept answer: it
+        // says when the operator gave it, not now.
+        app.advance(120);
+        let id = with_phone(&app).await;
+        let res = start(&app, &id, "sms").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["number_check"]["checked_at"], answered.as_str(), "{c}");
+        let cid = c["challenge_id"].as_str().unwrap();
+        let read = read(&app, &id, cid).await;
+        assert_eq!(read["number_check"]["checked_at"], answered.as_str());
+        assert_eq!(received(&op, "/sim-swap/v2/check").await.len(), 1, "cached");
+    }
+);
+
+both!(
+    a_refused_challenge_s_event_names_the_challenge,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let checks = camara(&op, "cache = \"0s\"");
+        let Some(mut app) = spawn_with(backend, setup("ladder = [\"sms\"]", checks)).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(true)).await;
+        let id = with_phone(&app).await;
+        for delivery in ["sms", "ladder"] {
+            let refused_at = app.now().to_rfc3339();
+            let res = start(&app, &id, delivery).await;
+            assert_problem(res, 403, "number_refused").await;
+            let failed = app
+                .next_event("challenge.failed", Duration::from_secs(5))
+                .await;
+            let failed = event_data(&failed.expect("challenge.failed"));
+            assert_eq!(failed["reason"], "number_refused");
+            let c = &failed["challenge"];
+            assert_eq!(c["method"], "otp", "{failed}");
+            assert_eq!(c["delivery"], delivery, "{failed}");
+            // Refused before it opened: it ended as it was asked for.
+            assert_eq!(c["expires_at"], refused_at.as_str(), "{failed}");
+            assert_eq!(c["attempts_remaining"], 0);
+            assert!(c["challenge_id"].is_string());
+            app.advance(1);
+        }
+
+        // A wrong code's challenge.failed names its challenge the same way.
+        op.reset().await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        let res = start(&app, &id, "sms").await;
+        assert_eq!(res.status(), 201);
+        let started: Value = res.json().await.unwrap();
+        let cid = started["challenge_id"].as_str().unwrap();
+        let code = last_sms_code(&app).await;
+        let res = app.verify_code(&id, cid, &wrong_code(&code)).await;
+        assert_eq!(res.status(), 401);
+        let failed = app
+            .next_event("challenge.failed", Duration::from_secs(5))
+            .await;
+        let failed = event_data(&failed.expect("challenge.failed"));
+        let c = &failed["challenge"];
+        assert_eq!(c["challenge_id"], cid);
+        assert_eq!(
+            (&c["method"], &c["delivery"]),
+            (&json!("otp"), &json!("sms"))
+        );
+        assert_eq!(c["expires_at"], started["expires_at"], "{failed}");
+        assert_eq!(c["attempts_remaining"], 2);
+    }
+);
+
+both!(
+    a_ladder_s_steps_to_one_number_share_one_answer,
+    |backend| async move {
+        let op = MockServer::start().await;
+        // Nothing kept between questions: only the ladder shares one.
+        let mut s = crate::ladder::ladder(&["sms", "wa"], "");
+        s.team_extra += &camara(&op, "cache = \"0s\"");
+        let Some(app) = spawn_with(backend, s).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        Mock::given(method("POST"))
+            .and(path("/sim-swap/v2/check"))
+            .respond_with(swapped(false))
+            .expect(1)
+            .mount(&op)
+            .await;
+        let id = crate::ladder::with_phone(&app, PHONE).await;
+        let answered = app.now().to_rfc3339();
+        let res = start(&app, &id, "ladder").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["channel"], "sms", "{c}");
+        let cid = c["challenge_id"].as_str().unwrap().to_string();
+        app.advance(10);
+        let res = crate::ladder::advance(&app, &id, &cid).await;
+        assert_eq!(res.status(), 200);
+        let moved: Value = res.json().await.unwrap();
+        assert_eq!(moved["channel"], "wa", "{moved}");
+        assert_eq!(
+            sent_to(&app, "/messages").await,
+            1,
+            "the WhatsApp code went"
+        );
+        // The WhatsApp step's number is the SMS step's: the one answer, of
+        // its time.
+        assert_eq!(
+            received(&op, "/sim-swap/v2/check").await.len(),
+            1,
+            "one question per number and ladder"
+        );
+        op.verify().await;
+        let read = read(&app, &id, &cid).await;
+        assert_eq!(read["number_check"]["sim_swap"], false, "{read}");
+        assert_eq!(read["number_check"]["checked_at"], answered.as_str());
+    }
+);

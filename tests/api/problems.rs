@@ -147,3 +147,65 @@ both_stores!(
         assert_eq!(page_ids(&page), vec![id]);
     }
 );
+
+both_stores!(
+    a_member_named_twice_is_not_valid_json_and_changes_nothing,
+    |app: TestApp| async move {
+        let post = |path: String, body: &'static str| {
+            app.request(Method::POST, &path, Some(&app.keys.bot))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+        };
+        // Twice at the top, inside a nested object, and spelled once with
+        // an escape: each 400, and no interaction was created.
+        for body in [
+            r#"{"channel": "webchat", "conversation_id": "a", "conversation_id": "b"}"#,
+            r#"{"channel": "webchat", "conversation_id": "t", "contact": {"phone": "+447400123456", "email": "a@example.test", "phone": "+447400999888"}}"#,
+            r#"{"channel": "webchat", "\u0063hannel": "sms", "conversation_id": "t"}"#,
+        ] {
+            let res = post("/v1/interactions".into(), body).await.unwrap();
+            let problem = assert_problem(res, 400, "invalid_request").await;
+            let detail = problem["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("twice"), "{detail}");
+        }
+        let page = app
+            .get_json("/v1/interactions", Some(&app.keys.agent))
+            .await;
+        assert_eq!(page_ids(&page), Vec::<String>::new(), "nothing created");
+
+        // A challenge asked with `method` twice: 400, no code sent.
+        let id = app.new_interaction().await;
+        let path = format!("/v1/interactions/{id}/challenges");
+        let res = post(path, r#"{"method": "otp", "method": "otp"}"#)
+            .await
+            .unwrap();
+        assert_problem(res, 400, "invalid_request").await;
+        let otp = |m: &serde_json::Value| m["purpose"] == "otp";
+        assert!(!app.chat_messages().await.iter().any(otp), "no code sent");
+
+        // A signed login callback whose `outcome` is there twice (a signer
+        // reading the first would have meant a failure): 400, and the
+        // interaction stays unauthenticated; its link still works once.
+        let link = app.issue_link(&id, json!({})).await;
+        let token = link["token"].as_str().unwrap();
+        let text = format!(
+            r#"{{"token": "{token}", "outcome": "failure", "customer": {{"id": "cust-42"}}, "outcome": "success"}}"#
+        );
+        let key = app.keys.acme_key_bytes();
+        let ts = app.now().unix_seconds();
+        let msg_id = format!("msg_{}", uuid::Uuid::now_v7().simple());
+        let bytes = text.into_bytes();
+        let signature = chatgate::domain::webhook_sig::sign(&key, &msg_id, ts, &bytes);
+        let signed = Signed {
+            bytes,
+            id: msg_id,
+            ts,
+            signature,
+        };
+        let res = app.send_signed("/v1/login/callback", &signed).await;
+        assert_problem(res, 400, "invalid_request").await;
+        assert_eq!(app.get(&id).await["status"], "pending");
+        assert_eq!(app.succeed(&link, "cust-42").await.status(), 200);
+    }
+);

@@ -666,7 +666,9 @@ async fn conclude_app(
                     }
                 }
                 Ending::Ended { reason, failure } => {
-                    w.emit(failed(cid, reason));
+                    if let Some(event) = failed(&w.rec, cid, reason, now) {
+                        w.emit(event);
+                    }
                     if let Some(f) = &failure {
                         w.emit_lockout(f);
                     }
@@ -699,7 +701,9 @@ async fn announce_replaced(
                 return Ok(Step::Answer(()));
             }
             w.also(remove.clone());
-            w.emit(failed(cid, "replaced"));
+            if let Some(event) = failed(&w.rec, cid, "replaced", now) {
+                w.emit(event);
+            }
             w.as_announcement();
             Ok(Step::Write(()))
         })
@@ -708,15 +712,19 @@ async fn announce_replaced(
     .map(|_| ())
 }
 
-/// `challenge.failed` of app challenge `cid`, for `reason`.
-fn failed(cid: Uuid, reason: &'static str) -> EventData {
-    EventData::ChallengeFailed(ChallengeFailed {
-        challenge: FailedChallenge {
-            attempts_remaining: 0,
-            challenge_id: cid,
-        },
+/// `challenge.failed` of app challenge `cid` of `rec` (ended, so
+/// remembered), for `reason`.
+fn failed(
+    rec: &InteractionRecord,
+    cid: Uuid,
+    reason: &'static str,
+    now: Timestamp,
+) -> Option<EventData> {
+    let (c, _) = rec.challenge_at(cid, now)?;
+    Some(EventData::ChallengeFailed(ChallengeFailed {
+        challenge: FailedChallenge::of(c, 0),
         reason: Some(reason),
-    })
+    }))
 }
 
 /// The pending approval of challenge `cid` as stored.

@@ -22,7 +22,7 @@ use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, still_open, Ladder, Target, TimeOut};
-use crate::domain::number_check::{self, Answer, Refusal, Verdict};
+use crate::domain::number_check::{self, NumberAnswer, Refusal, Verdict};
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::reveal;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
@@ -73,6 +73,7 @@ pub(in crate::gateway) async fn start_ladder(
         allowance: started.allowance.clone(),
         reason: None,
         found: checked.map(|c| c.found).unwrap_or_default(),
+        asked: Vec::new(),
     };
     let expires_at = started.expires_at;
     let sending = send_claimed(
@@ -104,12 +105,14 @@ pub(in crate::gateway) async fn start_ladder(
 }
 
 /// The number checks of a ladder's steps (docs/number-checks.md): the
-/// steps to a refused number, what refused the first, and what was found
-/// about each other step's number.
+/// steps to a refused number, what refused the first, what was found
+/// about each other step's number, and the answers asked of the provider
+/// for it (the ladder keeps them: its steps to one number share one).
 #[derive(Debug, Default)]
 struct Checked {
     refused: Vec<(StepNumber, Refusal)>,
     found: Vec<Found>,
+    asked: Vec<NumberAnswer>,
 }
 
 impl Checked {
@@ -128,8 +131,8 @@ impl Checked {
 
 /// Asks the team's provider about each phone number the ladder's steps
 /// would take the code to, once per number (a voice step's question
-/// asks about forwarding too; its steps share the answer), on the
-/// records as read now. `None` without `[number_checks]`; 403
+/// asks about forwarding too; its steps share the answer, which the
+/// ladder keeps for its moves), on the records as read now. `None` without `[number_checks]`; 403
 /// `number_refused` (and `challenge.failed`) when no step is left.
 async fn check_numbers(
     core: &Core,
@@ -148,15 +151,24 @@ async fn check_numbers(
     let Ok(targets) = ladder::targets(steps, 0..steps.len(), |c| core.reach(c), &s.otp, rec) else {
         return Ok(None); // the start answers it
     };
-    let checked = check_targets(core, team, &targets, now).await;
+    let checked = check_targets(core, team, &targets, &[], now).await;
     if let Err(r) = checked.keep(targets) {
-        return Err(number_checks::refused(core, team, rec, cid, r, now).await);
+        let asked = number_checks::refused_challenge(cid, Delivery::Ladder, now);
+        return Err(number_checks::refused(core, team, rec, asked, r, now).await);
     }
     Ok(Some(checked))
 }
 
-/// The verdicts on `targets`' phone numbers, each number asked once.
-async fn check_targets(core: &Core, team: &Team, targets: &[Target], now: Timestamp) -> Checked {
+/// The verdicts on `targets`' phone numbers, each number asked once:
+/// not at all when the ladder `kept` an answer about it that serves its
+/// steps (docs/number-checks.md#what-is-checked-and-when).
+async fn check_targets(
+    core: &Core,
+    team: &Team,
+    targets: &[Target],
+    kept: &[NumberAnswer],
+    now: Timestamp,
+) -> Checked {
     let mut checked = Checked::default();
     let Some(nc) = team.number_checks.as_ref() else {
         return checked;
@@ -166,24 +178,39 @@ async fn check_targets(core: &Core, team: &Team, targets: &[Target], now: Timest
         Reach::Voice => Some(true),
         Reach::Conversation | Reach::Email => None,
     };
-    let mut answers: Vec<(&str, Answer)> = Vec::new();
+    let mut answers: Vec<NumberAnswer> = Vec::new();
     for t in targets {
-        if by_voice(t).is_none() || answers.iter().any(|(n, _)| *n == t.destination) {
+        let number = &t.destination;
+        if by_voice(t).is_none() || answers.iter().any(|a| a.number == *number) {
             continue;
         }
         let voice = targets
             .iter()
-            .any(|o| o.destination == t.destination && by_voice(o) == Some(true));
-        answers.push((&t.destination, nc.ask(&t.destination, voice, now).await));
+            .any(|o| o.destination == *number && by_voice(o) == Some(true));
+        let serves =
+            |k: &&NumberAnswer| k.number == *number && k.answer.serves(&nc.settings, voice);
+        let answer = match kept.iter().find(serves) {
+            Some(k) => k.clone(),
+            None => {
+                let answer = nc.ask(number, voice, now).await;
+                let asked = NumberAnswer {
+                    number: number.clone(),
+                    answer,
+                };
+                checked.asked.push(asked.clone());
+                asked
+            }
+        };
+        answers.push(answer);
     }
     for t in targets {
-        let (Some(voice), Some((_, answer))) = (
+        let (Some(voice), Some(a)) = (
             by_voice(t),
-            answers.iter().find(|(n, _)| *n == t.destination),
+            answers.iter().find(|a| a.number == t.destination),
         ) else {
             continue;
         };
-        match number_check::verdict(&nc.settings, answer, voice, nc.source(), now) {
+        match number_check::verdict(&nc.settings, &a.answer, voice, nc.source()) {
             Verdict::Refuse(r) => checked.refused.push((StepNumber::of(t), r)),
             Verdict::Go(check) => checked.found.push(Found {
                 step: StepNumber::of(t),
@@ -237,6 +264,7 @@ async fn open_ladder(
                         steps,
                         sent: Vec::new(),
                         sealed_code,
+                        answers: checked.map(|c| c.asked.clone()).unwrap_or_default(),
                     });
                     // The first step's that goes to a number; the step
                     // recorded below sets its own.
@@ -250,6 +278,7 @@ async fn open_ladder(
                     allowance,
                     reason: None,
                     found: checked.map(|c| c.found.clone()).unwrap_or_default(),
+                    asked: Vec::new(),
                 };
                 let claimed = steps::claim_in(core, team, w, &mv, &targets, false, now).await?;
                 let claimed = claimed.ok_or(Error::internal("a new ladder did not stand"))?;
@@ -294,7 +323,7 @@ pub async fn advance_ladder(
         // Another move's send is under way: this is that move.
         return Ok(ChallengeView::of(c, state));
     };
-    let (targets, found) = checked_targets(core, team, targets, now).await?;
+    let (targets, checked) = checked_targets(core, team, targets, &l.answers, now).await?;
     let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
     let (from, expires_at) = (l.current().cloned(), c.expires_at);
     // Whose allowance at each step's destination the move uses.
@@ -307,7 +336,8 @@ pub async fn advance_ladder(
         from,
         allowance,
         reason: Some(reason),
-        found,
+        found: checked.found,
+        asked: checked.asked,
     };
     // 2. Record the move (one of moves at once), then send.
     let Some(claimed) = steps::claim(core, team, &mv, &targets, now).await? else {
@@ -332,19 +362,21 @@ pub async fn advance_ladder(
     Ok(read)
 }
 
-/// `targets` without the steps to a number its check refuses (the answers
-/// kept for `cache`, so asked again only after that), and what was found
-/// about the others'; 409 `no_next_step` when none is left.
+/// `targets` without the steps to a number its check refuses (the
+/// answers the ladder `kept` reused, so a number is asked only once per
+/// ladder), and the checks (what was found about the others', what was
+/// asked); 409 `no_next_step` when none is left.
 async fn checked_targets(
     core: &Core,
     team: &Team,
     targets: Vec<Target>,
+    kept: &[NumberAnswer],
     now: Timestamp,
-) -> Result<(Vec<Target>, Vec<Found>)> {
-    let checked = check_targets(core, team, &targets, now).await;
-    let kept = checked.keep(targets);
-    let kept = kept.map_err(|_| Error::NoNextStep(ALL_REFUSED))?;
-    Ok((kept, checked.found))
+) -> Result<(Vec<Target>, Checked)> {
+    let checked = check_targets(core, team, &targets, kept, now).await;
+    let left = checked.keep(targets);
+    let left = left.map_err(|_| Error::NoNextStep(ALL_REFUSED))?;
+    Ok((left, checked))
 }
 
 /// Why a ladder does not move when its check refused every step left.
@@ -549,6 +581,7 @@ pub(in crate::gateway) async fn time_out_step(
         allowance: None,
         reason: None,
         found: Vec::new(),
+        asked: Vec::new(),
     };
     let acted = match resume(core, team, id, cid, now).await {
         Ok(true) => Ok(()),
@@ -601,6 +634,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
         allowance,
         reason: step.reason,
         found: Vec::new(),
+        asked: Vec::new(),
     };
     let Some(claimed) = steps::claim_again(core, team, &mv, &step, resend, now).await? else {
         return Ok(true);

@@ -106,7 +106,8 @@ async fn check_number(
         Reach::Conversation | Reach::Email => return Ok(None),
     };
     let rec = pair.rec()?;
-    let found = number_checks::check(core, team, rec, cid, &number, voice, now).await?;
+    let asked = number_checks::refused_challenge(cid, req.delivery, now);
+    let found = number_checks::check(core, team, rec, asked, &number, voice, now).await?;
     Ok(found.map(|c| (number, c)))
 }
 

@@ -20,7 +20,7 @@ use crate::domain::delivery_status::DeliveryState;
 use crate::domain::destination::DestinationSends;
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::ladder::{self, AdvanceReason, SentStep, StepRecord, Target, LEASE};
-use crate::domain::number_check::NumberCheck;
+use crate::domain::number_check::{NumberAnswer, NumberCheck};
 use crate::domain::otp::OtpCode;
 use crate::domain::settings::OtpSettings;
 use crate::error::{Error, Result};
@@ -55,6 +55,9 @@ pub(super) struct Move {
     /// numbers: the step recorded keeps its own on the challenge
     /// (docs/number-checks.md#the-challenges-number_check).
     pub found: Vec<Found>,
+    /// The answers this move asked the provider for (numbers the ladder
+    /// had no answer about): the ladder keeps them for its later steps.
+    pub asked: Vec<NumberAnswer>,
 }
 
 /// A ladder step as a number check sees it: its channel and number, not
@@ -282,6 +285,9 @@ fn record_claim(
     if let Some(found) = mv.found.iter().find(|f| f.step.is(target)) {
         c.number_check = Some(found.check);
     }
+    if let Some(l) = c.ladder.as_mut() {
+        l.keep_answers(&mv.asked);
+    }
     let (op, lease) = due_op(team, mv, c, otp, now);
     w.also(op);
     let target = target.clone();
@@ -354,6 +360,7 @@ pub(super) async fn refused(
                     from,
                     allowance: mv.allowance.clone(),
                     found: mv.found.clone(),
+                    asked: mv.asked.clone(),
                     ..*mv
                 };
                 let op = due_op_after_failed_move(team, mv, c, &s.otp, now);

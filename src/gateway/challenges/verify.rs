@@ -123,13 +123,13 @@ fn announce_verdict(w: &mut Work<'_>, verdict: &Verdict, cid: Uuid, now: Timesta
             attempts_remaining,
             failure,
         } => {
-            w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                challenge: FailedChallenge {
-                    attempts_remaining: *attempts_remaining,
-                    challenge_id: cid,
-                },
-                reason: None,
-            }));
+            // The challenge the code was for, open or just ended.
+            if let Some((c, _)) = w.rec.challenge_at(cid, now) {
+                w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                    challenge: FailedChallenge::of(c, *attempts_remaining),
+                    reason: None,
+                }));
+            }
             w.emit_lockout(failure);
         }
     }

@@ -127,14 +127,18 @@ fn transaction_approved() -> Value {
     )
 }
 
-/// `data` of `challenge.failed`: the interaction, the challenge's attempts
-/// left and, for an `app` challenge or a number check, why.
+/// `data` of `challenge.failed`: the interaction, the challenge (as
+/// `challenge.created` names it) with its attempts left and, for an `app`
+/// challenge or a number check, why.
 fn challenge_failed() -> Value {
     closed(
         json!({"interaction": interaction(), "challenge": closed(json!({
             "challenge_id": uuid(),
+            "method": {"$ref": "#/components/schemas/ChallengeMethod"},
+            "delivery": {"$ref": "#/components/schemas/Delivery"},
+            "expires_at": {"$ref": "#/components/schemas/Timestamp"},
             "attempts_remaining": {"type": "integer", "minimum": 0},
-        }), &["challenge_id", "attempts_remaining"]),
+        }), &["challenge_id", "method", "delivery", "expires_at", "attempts_remaining"]),
         "reason": {"enum": failed_reasons(),
                    "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
         &["interaction", "challenge"],

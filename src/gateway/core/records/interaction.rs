@@ -21,7 +21,7 @@ use crate::domain::interaction::{
     PendingBinding, PendingStepUp, RequestedLocale,
 };
 use crate::domain::ladder::{AdvanceReason, Ladder, SentStep};
-use crate::domain::number_check::{NumberCheck, Source};
+use crate::domain::number_check::{Answer, Finding, NumberAnswer, NumberCheck, Source};
 use crate::domain::transaction::Transaction;
 use crate::domain::voice::{GatherId, VoiceCall};
 use crate::time::{stored, Timestamp};
@@ -785,7 +785,8 @@ impl From<StoredTransaction> for Transaction {
     }
 }
 
-/// A [`Ladder`]: its steps, where the code went, the code sealed.
+/// A [`Ladder`]: its steps, where the code went, the code sealed, what
+/// the number checks answered about its numbers.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredLadder {
     st: Vec<String>,
@@ -793,6 +794,56 @@ struct StoredLadder {
     se: Vec<StoredSentStep>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     s: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    na: Vec<StoredNumberAnswer>,
+}
+
+/// A [`NumberAnswer`]: the number, each question's finding (`f` absent:
+/// forwarding not asked), and when the provider answered.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredNumberAnswer {
+    n: String,
+    s: StoredFinding,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    f: Option<StoredFinding>,
+    #[serde(with = "stored")]
+    at: Timestamp,
+}
+
+/// A [`Finding`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredFinding {
+    Yes,
+    No,
+    Unknown,
+    Error,
+}
+
+twins!(Finding, StoredFinding, Yes, No, Unknown, Error);
+
+impl From<&NumberAnswer> for StoredNumberAnswer {
+    fn from(a: &NumberAnswer) -> Self {
+        StoredNumberAnswer {
+            n: a.number.clone(),
+            s: a.answer.sim_swap.into(),
+            f: a.answer.call_forwarding.map(Into::into),
+            at: a.answer.at,
+        }
+    }
+}
+
+impl From<StoredNumberAnswer> for NumberAnswer {
+    fn from(a: StoredNumberAnswer) -> Self {
+        NumberAnswer {
+            number: a.n,
+            answer: Answer {
+                sim_swap: a.s.into(),
+                call_forwarding: a.f.map(Into::into),
+                at: a.at,
+            },
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -856,6 +907,7 @@ impl From<&Ladder> for StoredLadder {
                 })
                 .collect(),
             s: l.sealed_code.clone(),
+            na: l.answers.iter().map(Into::into).collect(),
         }
     }
 }
@@ -879,6 +931,7 @@ impl From<StoredLadder> for Ladder {
                 })
                 .collect(),
             sealed_code: l.s,
+            answers: l.na.into_iter().map(Into::into).collect(),
         }
     }
 }

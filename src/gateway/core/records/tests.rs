@@ -141,6 +141,14 @@ fn full() -> InteractionRecord {
                     reason: Some(crate::domain::ladder::AdvanceReason::Failed),
                 }],
                 sealed_code: "sealed-too".into(),
+                answers: vec![crate::domain::number_check::NumberAnswer {
+                    number: "+447400123456".into(),
+                    answer: crate::domain::number_check::Answer {
+                        sim_swap: crate::domain::number_check::Finding::No,
+                        call_forwarding: Some(crate::domain::number_check::Finding::Unknown),
+                        at: ms(3),
+                    },
+                }],
             }),
             number_check: Some(crate::domain::number_check::NumberCheck {
                 sim_swap: Some(false),
@@ -294,7 +302,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         ),
         r#""e":1800000000300,"n":1,"mx":3,"su":true,"ch":"sms","#,
         r#""ds":{"s":"failed","e":{"c":"131047","t":"Re-engagement message"}},"#,
-        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1,"r":"failed"}],"s":"sealed-too"},"#,
+        r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1,"r":"failed"}],"s":"sealed-too","#,
+        r#""na":[{"n":"+447400123456","s":"no","f":"unknown","at":1800000000003}]},"#,
         r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"},"#,
         r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),

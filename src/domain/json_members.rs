@@ -1,0 +1,210 @@
+//! A member name twice in one JSON object (docs/api.md#errors). JSON
+//! leaves such an object's meaning to each reader: serde keeps the last
+//! member, another reader (a proxy, a firewall, the signer of a token)
+//! may keep the first. So that no two readers of one body or token
+//! disagree on what it says, the gateway takes it as not valid JSON.
+//!
+//! [`repeated_member`] reads the text once with serde_json's own parser
+//! and keeps only the member names of the objects it is inside (compared
+//! after unescaping: `"a"` and `"\u0061"` are one name). No value is
+//! built, and the work is linear in the text.
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+/// The first member name that one object of `json` names twice (as
+/// unescaped), at any depth. `None` for JSON without one, and for text
+/// that is not JSON at all: its own parse says what is wrong with it.
+pub fn repeated_member(json: &[u8]) -> Option<String> {
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(json);
+    // Stopped at the repeated name (recorded in `found`), or at a syntax
+    // error, left to the caller's parse.
+    let _ = Walk { found: &found }.deserialize(&mut de);
+    found.into_inner()
+}
+
+/// A walk over one JSON value, recording the first repeated name.
+#[derive(Clone, Copy)]
+struct Walk<'f> {
+    found: &'f RefCell<Option<String>>,
+}
+
+impl<'de> DeserializeSeed<'de> for Walk<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(self)?.is_some() {}
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut names: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(name) = map.next_key_seed(Name)? {
+            if names.contains(&name) {
+                *self.found.borrow_mut() = Some(name.into_owned());
+                return Err(de::Error::custom("a member name twice in one object"));
+            }
+            names.insert(name);
+            map.next_value_seed(self)?;
+        }
+        Ok(())
+    }
+}
+
+/// A member name, borrowed from the text unless it had an escape.
+struct Name;
+
+impl<'de> DeserializeSeed<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Cow<'de, str>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Name {
+    type Value = Cow<'de, str>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Borrowed(v))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Cow<'de, str>, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repeated(text: &str) -> Option<String> {
+        repeated_member(text.as_bytes())
+    }
+
+    #[test]
+    fn distinct_names_pass_at_every_depth() {
+        assert_eq!(repeated(r#"{}"#), None);
+        assert_eq!(
+            repeated(r#"{"a": 1, "b": {"a": 2, "b": [{"a": 3}, {"a": 4}]}}"#),
+            None
+        );
+        assert_eq!(
+            repeated(r#"[{"a": 1}, {"a": 1}]"#),
+            None,
+            "one name per object"
+        );
+        assert_eq!(
+            repeated(r#"{"a": null, "A": true, "a ": -1.5e3, "b": "a"}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn a_name_twice_in_one_object_is_found_at_any_depth() {
+        assert_eq!(repeated(r#"{"a": 1, "a": 1}"#).as_deref(), Some("a"));
+        assert_eq!(
+            repeated(r#"{"x": {"b": 1, "c": 2, "b": 3}}"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(
+            repeated(r#"{"x": [1, {"y": [{"z": 1, "z": 2}]}]}"#).as_deref(),
+            Some("z")
+        );
+        assert_eq!(repeated(r#"[[{"k": {}, "k": []}]]"#).as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn names_equal_once_unescaped_are_one_name() {
+        assert_eq!(repeated(r#"{"a": 1, "\u0061": 2}"#).as_deref(), Some("a"));
+        assert_eq!(
+            repeated(r#"{"\u0063hannel": 1, "channel": 2}"#).as_deref(),
+            Some("channel")
+        );
+        assert_eq!(
+            repeated(r#"{"a\"b": 1, "a\u0022b": 2}"#).as_deref(),
+            Some("a\"b")
+        );
+        assert_eq!(
+            repeated(r#"{"\ud83d\ude00": 1, "😀": 2}"#).as_deref(),
+            Some("😀")
+        );
+        assert_eq!(repeated(r#"{"a": 1, "\u0041": 2}"#), None, "case differs");
+    }
+
+    #[test]
+    fn text_that_is_not_json_is_left_to_its_parse() {
+        assert_eq!(repeated(r#"{"a": 1, "b": "#), None);
+        assert_eq!(repeated("not json"), None);
+        assert_eq!(repeated(""), None);
+        // A repeat before the syntax error is still a repeat.
+        assert_eq!(repeated(r#"{"a": 1, "a": 2, oops"#).as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn deep_nesting_ends_in_an_error_not_a_crash() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(repeated(&deep), None);
+        let deep = format!("{}1{}", r#"{"a":"#.repeat(10_000), "}".repeat(10_000));
+        assert_eq!(repeated(&deep), None);
+    }
+
+    #[test]
+    fn a_large_object_is_read_in_linear_time() {
+        let members: Vec<String> = (0..50_000).map(|i| format!("\"m{i}\": {i}")).collect();
+        let text = format!("{{{}}}", members.join(","));
+        let began = std::time::Instant::now();
+        assert_eq!(repeated(&text), None);
+        assert!(began.elapsed() < std::time::Duration::from_secs(2));
+        let text = format!("{{{}, \"m49999\": 0}}", members.join(","));
+        assert_eq!(repeated(&text).as_deref(), Some("m49999"));
+    }
+}
