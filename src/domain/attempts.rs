@@ -7,7 +7,7 @@
 //! (`domain::subject`); the caller applies them around [`attempt`].
 use uuid::Uuid;
 
-use super::challenge::{AttemptOutcome, Challenge, ChallengeMethod, PastChallenge, PastOutcome};
+use super::challenge::{AttemptOutcome, Challenge, PastChallenge, PastOutcome};
 use super::interaction::InteractionRecord;
 use super::otp::OtpCode;
 use super::pin;
@@ -112,7 +112,7 @@ pub fn reveal_code(
 mod tests {
     use super::AttemptOutcome::{Success, Wrong};
     use super::*;
-    use crate::domain::challenge::{Delivery, MAX_PAST_CHALLENGES};
+    use crate::domain::challenge::{ChallengeMethod, Delivery, MAX_PAST_CHALLENGES};
     use crate::domain::pin::SessionPin;
     use crate::domain::settings::{OtpSettings, PinSettings};
     use crate::time::Dur;
