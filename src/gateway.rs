@@ -10,7 +10,8 @@
 //! that take `&Core` (never methods on it): [`interactions`], [`login`],
 //! [`oidc`] and [`oidc_logout`], [`assertion`], [`assurance`],
 //! [`challenges`] (single sends, the ladder and app approval, each a file
-//! of its own), [`receipts`] and [`reports`], [`recognition`],
+//! of its own), [`receipts`] and [`reports`], [`identity_changes`] (a
+//! WhatsApp user who changed), [`recognition`],
 //! [`revocation`], [`ssf`], [`subjects`], [`website`] and
 //! [`store_epoch`], [`voice`] (codes read by a call), and [`bots`] (a bot
 //! platform's turn over the API's use cases). A family calls another only through its public
@@ -27,6 +28,7 @@ pub mod challenges;
 pub mod console;
 pub mod core;
 mod expiry;
+pub mod identity_changes;
 pub mod interactions;
 pub mod login;
 pub mod number_checks;

@@ -14,6 +14,7 @@ pub mod twilio;
 pub mod twilio_voice;
 pub mod webhook;
 pub mod whatsapp;
+pub mod whatsapp_identity;
 
 use std::collections::HashMap;
 use std::sync::Arc;

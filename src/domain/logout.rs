@@ -20,15 +20,19 @@ pub enum LogoutCause {
     Website,
     /// `POST /v1/interactions/{id}/logout`.
     Api,
+    /// The person behind a WhatsApp conversation changed
+    /// (docs/channels.md#identity-changes).
+    IdentityChanged,
 }
 
 impl LogoutCause {
     /// Every cause, in the order the docs list them.
-    pub const ALL: [LogoutCause; 4] = [
+    pub const ALL: [LogoutCause; 5] = [
         LogoutCause::Ssf,
         LogoutCause::OidcLogout,
         LogoutCause::Website,
         LogoutCause::Api,
+        LogoutCause::IdentityChanged,
     ];
 
     /// The name in `data.cause`.
@@ -38,6 +42,7 @@ impl LogoutCause {
             LogoutCause::OidcLogout => "oidc_logout",
             LogoutCause::Website => "website",
             LogoutCause::Api => "api",
+            LogoutCause::IdentityChanged => crate::domain::identity_change::REASON,
         }
     }
 }

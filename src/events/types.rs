@@ -271,8 +271,10 @@ pub use crate::domain::challenge::AdvanceReason;
 pub struct ChallengeFailed {
     pub challenge: FailedChallenge,
     /// Why an app challenge ended (docs/events.md#the-events): `denied`,
-    /// `expired`, `invalid_token`, `customer_mismatch` or `locked`; absent
-    /// for a wrong code. At `data.reason`, beside `data.challenge`.
+    /// `expired`, `invalid_token`, `customer_mismatch` or `locked`;
+    /// `number_refused`; `identity_changed` for any challenge a change of
+    /// the person behind a WhatsApp conversation closed; absent for a
+    /// wrong code. At `data.reason`, beside `data.challenge`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
 }

@@ -1,13 +1,17 @@
 //! Delivery receipts from the providers (docs/api.md#delivery-receipts):
 //! the provider's signature is checked first, then the report is read;
 //! a report about a message the gateway does not know changes nothing.
+use std::sync::Arc;
+
 use super::challenges::ladder;
+use super::identity_changes;
 use super::reports::{self, Receipt};
 use super::Core;
 use crate::channels::whatsapp::WhatsappConfig;
 use crate::channels::ChannelKind;
-use crate::channels::{twilio, twilio_voice};
+use crate::channels::{twilio, twilio_voice, whatsapp_identity};
 use crate::config::Team;
+use crate::domain::audit::{Acting, Actor, Via};
 use crate::domain::delivery_status::Report;
 use crate::error::{Error, Result};
 use crate::time::Timestamp;
@@ -126,23 +130,31 @@ pub fn whatsapp_handshake(
 }
 
 /// A WhatsApp Cloud webhook posted to `channel` with the raw `body` and
-/// header `X-Hub-Signature-256` `signature`: 404 for a channel that is
-/// not `whatsapp` or has no `app_secret`, 401 `invalid_signature` for a
-/// missing or wrong signature, 400 for a body that cannot be read or a
-/// status without `id` or `status`. Incoming messages are ignored.
+/// header `X-Hub-Signature-256` `signature`, through request `via`: 404
+/// for a channel that is not `whatsapp` or has no `app_secret`, 401
+/// `invalid_signature` for a missing or wrong signature, 400 for a body
+/// that cannot be read or a status without `id` or `status`. Then its
+/// statuses move their messages, and what it says of who is behind a
+/// conversation may end what was proven there
+/// (docs/channels.md#identity-changes); other incoming messages are
+/// ignored.
 pub async fn whatsapp_receipt(
-    core: &Core,
+    core: &Arc<Core>,
     channel: &str,
-    body: &[u8],
-    signature: Option<&str>,
+    (body, signature): (&[u8], Option<&str>),
+    via: &Via,
     now: Timestamp,
 ) -> Result<Receipt> {
     let missing = "no whatsapp channel with an app_secret of this name";
     let reports = whatsapp_of(core, channel, missing)?.receipt(body, signature)?;
-    if reports.is_empty() {
-        return Ok(Receipt::Unknown);
-    }
-    take_reports_at(core, channel, reports, now).await
+    let signals = whatsapp_identity::identity_signals(body);
+    let receipt = match reports.is_empty() {
+        true => Receipt::Unknown,
+        false => take_reports_at(core, channel, reports, now).await?,
+    };
+    let acting = Acting::new(Actor::provider("whatsapp"), via);
+    identity_changes::take_signals(core, channel, &signals, &acting, now).await?;
+    Ok(receipt)
 }
 
 /// The `whatsapp` channel `channel`: 404 `missing` for any other.

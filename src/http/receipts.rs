@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::audit::RequestVia;
 use super::extract::{Now, PathParam, QueryParams};
 use super::openapi::{E400, E401, E403, E404, E413, E422, E503};
 use super::AppState;
@@ -226,16 +227,24 @@ async fn whatsapp_handshake(
 }
 
 /// A WhatsApp Cloud webhook for a `whatsapp` channel: the statuses of the
-/// messages it sent.
+/// messages it sent, and changes of who is behind a conversation.
 ///
 /// `X-Hub-Signature-256` (`sha256=` and the hex HMAC-SHA256 of the raw
 /// body under the channel's `app_secret`) is checked first: missing or
 /// wrong is 401 `invalid_signature` and nothing changes. Then a body that
 /// cannot be read, or a status without `id` or `status`, is 400; each
 /// `entry[].changes[].value.statuses[]` moves its message's status
-/// forward; one about a message the gateway does not know is ignored, as
-/// are incoming customer messages. A channel without `app_secret`
-/// answers 404.
+/// forward; one about a message the gateway does not know is ignored.
+/// A system message `user_changed_number` or `user_changed_user_id`
+/// (also `customer_changed_number`, `customer_identity_changed`), or an
+/// `identity_key_hash` (`contacts[]`) or `recipient_identity_key_hash`
+/// (`statuses[]`) other than the one last given for the conversation,
+/// ends every authentication in that conversation (`interaction.logged_out`
+/// with cause `identity_changed`), fails its open challenge and forgets
+/// its recognition (docs/channels.md#identity-changes); a repeated system
+/// message acts once, and one about a conversation the gateway does not
+/// hold is ignored, as are other incoming messages. A channel without
+/// `app_secret` answers 404.
 #[utoipa::path(post, path = "/v1/providers/whatsapp/{channel}/webhook", operation_id = "whatsapp_webhook", tag = "challenges", security(),
     params(("channel" = String, Path, description = "the `whatsapp` channel that sent the messages")),
     request_body(content_type = "application/json", content = WhatsappWebhook),
@@ -246,14 +255,15 @@ async fn whatsapp_webhook(
     State(st): State<AppState>,
     PathParam(channel): PathParam<String>,
     Now(now): Now,
+    RequestVia(via): RequestVia,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<StatusCode> {
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
-    crate::gateway::receipts::whatsapp_receipt(&st.gateway, &channel, &body, signature, now)
-        .await?;
+    let signed = (&body[..], signature);
+    crate::gateway::receipts::whatsapp_receipt(&st.gateway, &channel, signed, &via, now).await?;
     Ok(StatusCode::OK)
 }
 
@@ -303,7 +313,12 @@ struct WhatsappWebhook {
     /// Each entry's `changes[].value.statuses[]`: `id` (the
     /// `messages[0].id` of the send's answer), `status` (`sent`,
     /// `delivered`, `read`, `failed`) and, on failure, `errors[0]` (`code`,
-    /// `title`).
+    /// `title`); `recipient_identity_key_hash` beside `recipient_id`,
+    /// `recipient_user_id` or `recipient_parent_user_id`. Its
+    /// `changes[].value.contacts[]`: `identity_key_hash` beside `wa_id`,
+    /// `user_id` or `parent_user_id`. Its `changes[].value.messages[]` of
+    /// `type` `system`: `id`, `system.type` and `from`, `from_user_id` or
+    /// `from_parent_user_id`.
     entry: Vec<serde_json::Value>,
 }
 

@@ -293,6 +293,13 @@ pub fn recognition(team: &str, channel: &str, conversation_id: &str) -> String {
     with_digest(scoped(team, "rc:", DIGEST), &[channel, conversation_id])
 }
 
+/// The newest identity hash of the user behind a WhatsApp conversation
+/// (channel, the id Meta names them by: a number or a business-scoped
+/// user id), docs/channels.md#identity-changes.
+pub fn identity_hash(team: &str, channel: &str, user_id: &str) -> String {
+    with_digest(scoped(team, "wih:", DIGEST), &[channel, user_id])
+}
+
 /// Index of the [`recognition`] keys that remember a customer, so that a
 /// website's logout of the customer forgets them.
 pub fn recognitions_of(team: &str, customer_id: &str) -> String {

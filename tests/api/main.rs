@@ -66,4 +66,5 @@ mod store_reset;
 mod stores;
 mod traces;
 mod voice;
+mod whatsapp_identity;
 mod whatsapp_templates;

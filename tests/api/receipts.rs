@@ -17,7 +17,7 @@ use crate::helpers::*;
 
 const TWILIO_TOKEN: &str = "twilio-test-token";
 const TWILIO_STATUS: &str = "http://gateway.test/v1/providers/twilio/sms/status";
-const APP_SECRET: &str = "meta-app-secret";
+pub(crate) const APP_SECRET: &str = "meta-app-secret";
 const VERIFY_TOKEN: &str = "meta-verify-token";
 
 /// Answers each message with the next id (`{prefix}{n}`, from 1), after
@@ -30,7 +30,7 @@ pub(crate) struct Ids {
 }
 
 impl Ids {
-    fn new(prefix: &'static str) -> Self {
+    pub(crate) fn new(prefix: &'static str) -> Self {
         Ids {
             prefix,
             next: Arc::new(AtomicUsize::new(1)),
@@ -486,7 +486,7 @@ both_stores!(
 
 /// A `whatsapp` channel on `provider`, with `app_secret` and `verify_token`
 /// (`${VAR:-default}` like every secret), and `wa-plain` without them.
-fn whatsapp_setup(provider: &MockServer) -> Setup {
+pub(crate) fn whatsapp_setup(provider: &MockServer) -> Setup {
     let base = provider.uri();
     let file = format!(
         "name = \"whatsapp\"\nkind = \"whatsapp\"\nbase_url = \"{base}\"\nphone_number_id = \"1065\"\ntoken = \"${{CG_TEST_UNSET_WHATSAPP:-wa-token}}\"\napp_secret = \"${{CG_TEST_UNSET_APP_SECRET:-{APP_SECRET}}}\"\nverify_token = \"${{CG_TEST_UNSET_VERIFY:-{VERIFY_TOKEN}}}\"\n"
@@ -501,7 +501,7 @@ fn whatsapp_setup(provider: &MockServer) -> Setup {
 }
 
 /// Posts a webhook `body` to `channel`, signed under `secret` as Meta signs.
-async fn meta(
+pub(crate) async fn meta(
     app: &TestApp,
     channel: &str,
     body: &Value,

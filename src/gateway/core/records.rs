@@ -34,7 +34,7 @@ use crate::time::Timestamp;
 
 pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
 pub use interaction::{contact, StoredInteraction};
-pub use markers::{ConversationLink, EndedSession, LogoutAnswer, ShortLink, UsedJti};
+pub use markers::{ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 

@@ -19,11 +19,13 @@ fn actor() -> Value {
             "api_key_id": text, "sub": text, "name": text}})
 }
 
-/// The `reason`s of `challenge.failed`: an app challenge's, and a number
-/// check's refusal.
+/// The `reason`s of `challenge.failed`: an app challenge's, a number
+/// check's refusal, and a change of the person behind a WhatsApp
+/// conversation.
 fn failed_reasons() -> Vec<&'static str> {
     let mut reasons = crate::domain::app_challenge::REASONS.to_vec();
     reasons.push("number_refused");
+    reasons.push(crate::domain::identity_change::REASON);
     reasons
 }
 
@@ -140,7 +142,7 @@ fn challenge_failed() -> Value {
             "attempts_remaining": {"type": "integer", "minimum": 0},
         }), &["challenge_id", "method", "delivery", "expires_at", "attempts_remaining"]),
         "reason": {"enum": failed_reasons(),
-                   "description": "Why an `app` challenge ended unapproved, or `number_refused` (a number check refused the phone number); absent for a wrong code."}}),
+                   "description": "Why an `app` challenge ended unapproved, `number_refused` (a number check refused the phone number), or `identity_changed` (the person behind a WhatsApp conversation changed, docs/channels.md#identity-changes); absent for a wrong code."}}),
         &["interaction", "challenge"],
     )
 }

@@ -34,6 +34,15 @@ pub struct LogoutAnswer {
 
 impl Record for LogoutAnswer {}
 
+/// The newest identity hash Meta gave for the user behind a WhatsApp
+/// conversation (docs/channels.md#identity-changes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityHash {
+    pub hash: String,
+}
+
+impl Record for IdentityHash {}
+
 /// What a short code leads to. It holds no token: the token is signed again
 /// from these claims when the link is followed (HS256 is deterministic, so
 /// it is the very token issued), and reading the store yields no live

@@ -1,0 +1,248 @@
+//! The person behind a WhatsApp conversation changed
+//! (docs/channels.md#identity-changes): a system message says so, or the
+//! identity hash Meta gives for the user is not the one it gave before.
+//! Every team that lists the channel then ends what was proven in that
+//! conversation: its interaction is logged out (`identity_changed`), its
+//! open challenge fails, and the conversation is no longer recognized.
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::records::{put, ConversationLink, IdentityHash, Loaded, LogoutAnswer};
+use super::{audit, Core};
+use crate::channels::whatsapp_identity::IdentitySignal;
+use crate::config::Team;
+use crate::domain::audit::{Acting, Action};
+use crate::domain::identity_change::{self, REASON};
+use crate::domain::logout::LogoutCause;
+use crate::domain::recognition::Recognition;
+use crate::error::{Error, Result};
+use crate::events::types::{ChallengeFailed, FailedChallenge, LoggedOut};
+use crate::events::EventData;
+use crate::store::{keys, Commit, Op};
+use crate::time::Timestamp;
+use uuid::Uuid;
+
+/// How long a system message's id is remembered, so that Meta's retries
+/// of it act once: longer than Meta retries a webhook (up to 7 days).
+const SEEN_FOR: Duration = Duration::from_secs(8 * 86_400);
+
+/// The `kind` of [`keys::answered_request`] a system message is
+/// remembered under.
+const SEEN_KIND: &str = "wa-identity";
+
+/// Takes what a signed webhook of `channel` says about identities, for
+/// every team that lists the channel: how many conversations' identity
+/// changed (`chatgate_whatsapp_identity_changes_total`). A conversation
+/// the gateway does not hold is left alone.
+pub async fn take_signals(
+    core: &Arc<Core>,
+    channel: &str,
+    signals: &[IdentitySignal],
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<usize> {
+    if signals.is_empty() {
+        return Ok(0);
+    }
+    let config = Arc::clone(core.config());
+    let mut changes = 0;
+    for team in config.teams.values().filter(|t| t.uses_channel(channel)) {
+        for signal in signals {
+            changes += take(core, team, channel, signal, acting, now).await?;
+        }
+    }
+    if changes > 0 {
+        metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(changes as u64);
+    }
+    Ok(changes)
+}
+
+/// One signal for `team`: how many of its conversations changed.
+async fn take(
+    core: &Arc<Core>,
+    team: &Team,
+    channel: &str,
+    signal: &IdentitySignal,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<usize> {
+    let ids = signal.ids();
+    match signal {
+        IdentitySignal::Changed { message_id, .. } => {
+            let memory = keys::answered_request(&team.id, SEEN_KIND, message_id);
+            let raw = core
+                .get(std::slice::from_ref(&memory))
+                .await?
+                .pop()
+                .flatten();
+            if Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?
+                .value
+                .is_some()
+            {
+                return Ok(0);
+            }
+            let n = end_conversations(core, team, channel, ids, acting, now).await?;
+            // Remembered once done (a conflict is a concurrent twin).
+            let answer = LogoutAnswer { logged_out: n };
+            core.write(vec![put(&memory, 0, &answer, Some(SEEN_FOR))?])
+                .await?;
+            Ok(n)
+        }
+        IdentitySignal::Hash { hash, .. } => {
+            let hkeys: Vec<String> = ids
+                .iter()
+                .map(|id| keys::identity_hash(&team.id, channel, id))
+                .collect();
+            let raw = core.get(&hkeys).await?;
+            let mut known = Vec::with_capacity(hkeys.len());
+            for (key, raw) in hkeys.into_iter().zip(raw) {
+                known.push(Loaded::<IdentityHash>::parse(key, raw)?);
+            }
+            let changed = known.iter().any(|k| {
+                identity_change::is_change(k.value.as_ref().map(|h| h.hash.as_str()), hash)
+            });
+            // Ended first, remembered after: a failure in between is seen
+            // again when Meta retries.
+            let n = match changed {
+                true => end_conversations(core, team, channel, ids, acting, now).await?,
+                false => 0,
+            };
+            let ttl = team.settings_for(channel).interaction_ttl.get();
+            let newest = IdentityHash { hash: hash.clone() };
+            for k in known.iter().filter(|k| k.value.as_ref() != Some(&newest)) {
+                // A conflict is a concurrent webhook's newer hash: it stands.
+                core.write(vec![put(&k.key, k.version, &newest, Some(ttl))?])
+                    .await?;
+            }
+            Ok(n)
+        }
+    }
+}
+
+/// The conversation ids a user id from Meta may be: itself, and for a
+/// number (Meta writes digits alone) also with `+`.
+fn conversation_ids(ids: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(ids.len() * 2);
+    for id in ids {
+        out.push(id.clone());
+        if id.bytes().all(|b| b.is_ascii_digit()) {
+            out.push(format!("+{id}"));
+        }
+    }
+    out
+}
+
+/// Ends what was proven in the conversations of `team` on `channel`
+/// named by `ids`: how many of them the gateway held (an interaction, or
+/// a recognition).
+async fn end_conversations(
+    core: &Arc<Core>,
+    team: &Team,
+    channel: &str,
+    ids: &[String],
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<usize> {
+    let mut found = 0;
+    for conversation in conversation_ids(ids) {
+        let ckey = keys::conversation(&team.id, channel, &conversation);
+        let raw = core.get(std::slice::from_ref(&ckey)).await?.pop().flatten();
+        let mut held = false;
+        if let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value {
+            held |= end_interaction(core, team, link.id, acting, now).await?;
+        }
+        held |= forget_recognition(core, team, channel, &conversation).await?;
+        if held {
+            tracing::info!(team = %team.id, channel, "the person behind a WhatsApp conversation changed: what was proven in it ended");
+            found += 1;
+        }
+    }
+    Ok(found)
+}
+
+/// Ends interaction `id` of `team` as a change of identity ends it
+/// (`domain::identity_change::end`), announced and recorded: whether it
+/// exists.
+async fn end_interaction(
+    core: &Arc<Core>,
+    team: &Team,
+    id: Uuid,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<bool> {
+    let result = core
+        .update_interaction(team, id, now, |w| {
+            let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+            let ended = identity_change::end(&mut w.rec, w.settings, now);
+            if let Some((challenge_id, attempts_remaining)) = ended.challenge {
+                w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                    challenge: FailedChallenge {
+                        attempts_remaining,
+                        challenge_id,
+                    },
+                    reason: Some(REASON),
+                }));
+            }
+            if ended.logged_out {
+                let cause = LogoutCause::IdentityChanged;
+                w.audit(entry.with("cause", cause.as_str()));
+                w.emit(EventData::InteractionLoggedOut(LoggedOut {
+                    cause,
+                    actor: None,
+                }));
+            }
+            w.forget_recognition();
+            Ok(())
+        })
+        .await;
+    match result {
+        Ok(_) => Ok(true),
+        Err(Error::NotFound(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Forgets what conversation `conversation` of `team` on `channel`
+/// remembers, also when its interaction is gone: whether it remembered
+/// someone.
+async fn forget_recognition(
+    core: &Core,
+    team: &Team,
+    channel: &str,
+    conversation: &str,
+) -> Result<bool> {
+    let rkey = keys::recognition(&team.id, channel, conversation);
+    super::records::retry(|| async {
+        let raw = core.get(std::slice::from_ref(&rkey)).await?.pop().flatten();
+        let loaded = Loaded::<Recognition>::parse(rkey.clone(), raw)?;
+        if loaded.value.is_none() {
+            return Ok(Some(false));
+        }
+        let delete = Op::Delete {
+            key: loaded.key,
+            expected: loaded.version,
+        };
+        match core.write(vec![delete]).await? {
+            Commit::Applied => Ok(Some(true)),
+            Commit::Conflict { .. } => Ok(None),
+        }
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_number_from_meta_is_also_looked_up_with_its_plus() {
+        let ids = [
+            "15552223333".to_string(),
+            "US.13491208655302741918".to_string(),
+        ];
+        assert_eq!(
+            conversation_ids(&ids),
+            ["15552223333", "+15552223333", "US.13491208655302741918"]
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! The person behind a WhatsApp conversation changed
+//! (docs/channels.md#identity-changes): Meta's signed webhook, faked from
+//! its published examples, ends what was proven in that conversation — on
+//! both stores.
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer};
+
+use crate::helpers::*;
+use crate::receipts::{meta, whatsapp_setup, Ids, APP_SECRET};
+
+/// A gateway whose `whatsapp` channel (and `wa-plain`, another
+/// `whatsapp` channel) send to a fake Cloud API, conversations
+/// remembered for a day.
+async fn gateway(backend: Backend) -> Option<(TestApp, MockServer)> {
+    let provider = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v21.0/1065/messages"))
+        .respond_with(Ids::new("wamid.out"))
+        .mount(&provider)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v21.0/1066/messages"))
+        .respond_with(Ids::new("wamid.plain"))
+        .mount(&provider)
+        .await;
+    let setup = Setup {
+        defaults: r#"recognize_for = "1d""#.into(),
+        ..whatsapp_setup(&provider)
+    };
+    let app = spawn_with(backend, setup).await?;
+    Some((app, provider))
+}
+
+/// A webhook as Meta sends it, one change whose `value` is `value`.
+fn webhook(value: Value) -> Value {
+    let mut v = json!({"messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550006666", "phone_number_id": "1065"}});
+    v.as_object_mut()
+        .unwrap()
+        .extend(value.as_object().unwrap().clone());
+    json!({"object": "whatsapp_business_account",
+        "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": v}]}]})
+}
+
+/// Meta's system message of `system_type` about the user `from`, id `id`.
+fn system(id: &str, from: &str, system_type: &str) -> Value {
+    webhook(
+        json!({"messages": [{"from": from, "from_user_id": "US.13491208655302741918",
+        "id": id, "timestamp": "1764064800", "type": "system",
+        "system": {"body": format!("User A changed from {from} to 15559990000"),
+                   "wa_id": "15559990000", "type": system_type}}]}),
+    )
+}
+
+/// An incoming text message with its contact's identity hash.
+fn contact_hash(from: &str, hash: &str) -> Value {
+    webhook(json!({
+        "contacts": [{"profile": {"name": "A"}, "wa_id": from, "identity_key_hash": hash}],
+        "messages": [{"from": from, "id": format!("wamid.in.{hash}"), "timestamp": "1764064800",
+                      "type": "text", "text": {"body": "hi"}}]}))
+}
+
+/// A status of a message we sent, with the recipient's identity hash.
+fn status_hash(to: &str, hash: &str) -> Value {
+    webhook(
+        json!({"statuses": [{"id": "wamid.unknown", "status": "delivered",
+        "timestamp": "1764064800", "recipient_id": to, "recipient_identity_key_hash": hash}]}),
+    )
+}
+
+/// An interaction on `channel` in conversation `number`, authenticated
+/// as `cust-42` (so recognized), with an open OTP: (id, challenge id).
+async fn proven(app: &TestApp, channel: &str, number: &str) -> (String, String) {
+    let v = app
+        .create(json!({"channel": channel, "conversation_id": number, "customer_ref": "cust-42"}))
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    app.authenticate(&id, "cust-42").await;
+    let res = crate::challenges::start(app, &id, json!({"method": "otp"})).await;
+    assert_eq!(res.status(), 201);
+    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert!(!v["recognized"].is_null(), "{v}");
+    (id, cid)
+}
+
+async fn post(app: &TestApp, channel: &str, body: &Value) {
+    let res = meta(app, channel, body, Some(APP_SECRET)).await;
+    assert_eq!(res.status(), 200, "{:?}", res.text().await);
+}
+
+async fn challenge_state(app: &TestApp, id: &str, cid: &str) -> Value {
+    let path = format!("/v1/interactions/{id}/challenges/{cid}");
+    app.get_json(&path, Some(&app.keys.bot)).await["state"].clone()
+}
+
+/// Asserts that what was proven in interaction `id` ended by an identity
+/// change: its challenge `cid` failed, its authentication and recognition
+/// gone, both events announced with `identity_changed`.
+async fn assert_ended(app: &mut TestApp, id: &str, cid: &str) {
+    let v = app.get(id).await;
+    assert_eq!(v["status"], "unauthenticated", "{v}");
+    assert_eq!(v["method"], Value::Null, "{v}");
+    assert_eq!(v["recognized"], Value::Null, "{v}");
+    assert_eq!(challenge_state(app, id, cid).await, "failed");
+    let failed = app
+        .next_event("challenge.failed", Duration::from_secs(5))
+        .await
+        .expect("challenge.failed");
+    let data = event_data(&failed);
+    assert_eq!(data["reason"], "identity_changed", "{data}");
+    assert_eq!(data["challenge"]["challenge_id"], cid, "{data}");
+    assert_eq!(data["interaction"]["id"], id, "{data}");
+    let out = app
+        .next_event("interaction.logged_out", Duration::from_secs(5))
+        .await
+        .expect("interaction.logged_out");
+    let data = event_data(&out);
+    assert_eq!(data["cause"], "identity_changed", "{data}");
+    assert_eq!(data["interaction"]["id"], id, "{data}");
+}
+
+/// The audit entries `interaction.logged_out` of interaction `id`.
+async fn logouts_recorded(app: &TestApp, id: &str) -> Vec<Value> {
+    let page = app
+        .get_json("/v1/audit?after=0&limit=1000", Some(&app.keys.admin))
+        .await;
+    page["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "interaction.logged_out" && e["target"]["interaction_id"] == id)
+        .cloned()
+        .collect()
+}
+
+/// `chatgate_whatsapp_identity_changes_total` as `/metrics` says it now.
+async fn changes_counted(app: &TestApp) -> u64 {
+    let res = app
+        .request(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    let text = res.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("chatgate_whatsapp_identity_changes_total "))
+        .map_or(0, |v| v.trim().parse::<f64>().unwrap() as u64)
+}
+
+async fn system_messages_end_what_was_proven(backend: Backend) {
+    let Some((mut app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    // Another channel's conversation of the same number.
+    let (other, other_cid) = proven(&app, "wa-plain", "15552220001").await;
+    for (n, kind) in [
+        "user_changed_number",
+        "user_changed_user_id",
+        "customer_changed_number",
+        "customer_identity_changed",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let number = format!("1555222000{}", n + 1);
+        let (id, cid) = proven(&app, "whatsapp", &number).await;
+        let body = system(&format!("wamid.sys.{n}"), &number, kind);
+        post(&app, "whatsapp", &body).await;
+        assert_ended(&mut app, &id, &cid).await;
+        let entries = logouts_recorded(&app, &id).await;
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let e = &entries[0];
+        assert_eq!(e["actor"]["type"], "provider", "{e}");
+        assert_eq!(e["actor"]["id"], "whatsapp", "{e}");
+        assert_eq!(e["detail"]["cause"], "identity_changed", "{e}");
+        // Proven again, then Meta sends the same message again: it acted once.
+        app.authenticate(&id, "cust-42").await;
+        post(&app, "whatsapp", &body).await;
+        assert_eq!(app.get(&id).await["status"], "authenticated");
+        assert_eq!(logouts_recorded(&app, &id).await.len(), 1);
+    }
+    // Four changes counted (tests running beside this one may add theirs).
+    assert!(changes_counted(&app).await >= counted + 4);
+    // The same number on another channel: untouched.
+    let v = app.get(&other).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert!(!v["recognized"].is_null(), "{v}");
+    assert_eq!(challenge_state(&app, &other, &other_cid).await, "open");
+    // A conversation the gateway never saw: 200, nothing.
+    post(
+        &app,
+        "whatsapp",
+        &system("wamid.sys.x", "15557770000", "user_changed_number"),
+    )
+    .await;
+}
+
+async fn a_new_identity_hash_ends_what_was_proven(backend: Backend) {
+    let Some((mut app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    // Contacts: the first hash is no change, nor is the same one again.
+    let (id, cid) = proven(&app, "whatsapp", "15553330001").await;
+    post(&app, "whatsapp", &contact_hash("15553330001", "h1")).await;
+    post(&app, "whatsapp", &contact_hash("15553330001", "h1")).await;
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert_eq!(challenge_state(&app, &id, &cid).await, "open");
+    // A different one is.
+    post(&app, "whatsapp", &contact_hash("15553330001", "h2")).await;
+    assert_ended(&mut app, &id, &cid).await;
+    // Statuses: a hash seen before the interaction, then a new one.
+    post(&app, "whatsapp", &status_hash("15553330002", "s1")).await;
+    let (id, cid) = proven(&app, "whatsapp", "15553330002").await;
+    post(&app, "whatsapp", &status_hash("15553330002", "s1")).await;
+    assert_eq!(app.get(&id).await["status"], "authenticated");
+    post(&app, "whatsapp", &status_hash("15553330002", "s2")).await;
+    assert_ended(&mut app, &id, &cid).await;
+    // The same change again: the hash is the newest already.
+    app.authenticate(&id, "cust-42").await;
+    post(&app, "whatsapp", &status_hash("15553330002", "s2")).await;
+    assert_eq!(app.get(&id).await["status"], "authenticated");
+}
+
+async fn an_unsigned_change_changes_nothing(backend: Backend) {
+    let Some((app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    let (id, cid) = proven(&app, "whatsapp", "15554440001").await;
+    post(&app, "whatsapp", &contact_hash("15554440001", "h1")).await;
+    for secret in [None, Some("another-secret")] {
+        for body in [
+            system("wamid.sys.unsigned", "15554440001", "user_changed_number"),
+            contact_hash("15554440001", "h2"),
+        ] {
+            let res = meta(&app, "whatsapp", &body, secret).await;
+            assert_problem(res, 401, "invalid_signature").await;
+        }
+    }
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert!(!v["recognized"].is_null(), "{v}");
+    assert_eq!(challenge_state(&app, &id, &cid).await, "open");
+    // The hash kept is still the signed one: h2 is a change when signed.
+    post(&app, "whatsapp", &contact_hash("15554440001", "h2")).await;
+    assert_eq!(app.get(&id).await["status"], "unauthenticated");
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn memory() {
+                super::$name(Backend::Memory).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redis() {
+                super::$name(Backend::Redis).await;
+            }
+        }
+    )*};
+}
+
+on_both_stores!(
+    system_messages_end_what_was_proven,
+    a_new_identity_hash_ends_what_was_proven,
+    an_unsigned_change_changes_nothing,
+);
