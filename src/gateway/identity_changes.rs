@@ -173,13 +173,14 @@ async fn end_interaction(
     let result = core
         .update_interaction(team, id, now, |w| {
             let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
+            let open = w
+                .rec
+                .open_challenge(now)
+                .map(|c| FailedChallenge::of(c, c.attempts_remaining()));
             let ended = identity_change::end(&mut w.rec, w.settings, now);
-            if let Some((challenge_id, attempts_remaining)) = ended.challenge {
+            if let Some(challenge) = open.filter(|_| ended.challenge.is_some()) {
                 w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                    challenge: FailedChallenge {
-                        attempts_remaining,
-                        challenge_id,
-                    },
+                    challenge,
                     reason: Some(REASON),
                 }));
             }
