@@ -65,4 +65,5 @@ mod store_reset;
 mod stores;
 mod traces;
 mod voice;
+mod whatsapp_bsuid;
 mod whatsapp_templates;
