@@ -91,6 +91,29 @@ impl ChannelKind {
         self.info().name
     }
 
+    /// Whether a conversation on this channel is a WhatsApp chat: a
+    /// `whatsapp` channel, or a `twilio` channel whose `from` starts with
+    /// `whatsapp:`. There `conversation_id` is a number or a
+    /// business-scoped user id (docs/channels.md#business-scoped-user-ids).
+    pub fn whatsapp_chat(&self) -> bool {
+        match self {
+            ChannelKind::Whatsapp(_) => true,
+            ChannelKind::Twilio(k) => k.sends_whatsapp(),
+            _ => false,
+        }
+    }
+
+    /// Whether this channel sends every OTP as a WhatsApp authentication
+    /// template (`otp_template`, `otp_content_sid`), which Meta delivers
+    /// to phone numbers only (docs/channels.md#business-scoped-user-ids).
+    pub fn otp_template(&self) -> bool {
+        match self {
+            ChannelKind::Whatsapp(k) => k.otp_template.is_some(),
+            ChannelKind::Twilio(k) => k.otp_content_sid.is_some(),
+            _ => false,
+        }
+    }
+
     /// The kind names, for a message: `a, b or c`.
     pub fn names() -> String {
         crate::domain::challenge::one_of(Self::ALL, |k: KindInfo| k.name)

@@ -150,6 +150,19 @@ pub(super) fn closed_url() -> String {
     format!("http://127.0.0.1:{port}")
 }
 
+/// `e` without the business-scoped user id that `to` is (alone or as
+/// Twilio's `whatsapp:<id>`), should the provider have echoed it: an id
+/// appears in no error and no log line
+/// (docs/channels.md#business-scoped-user-ids).
+pub fn without_bsuid(e: ChannelError, to: &str) -> ChannelError {
+    let id = to.strip_prefix("whatsapp:").unwrap_or(to);
+    if crate::domain::bsuid::is_bsuid(id) {
+        ChannelError(e.0.replace(id, "[business-scoped user id]"))
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

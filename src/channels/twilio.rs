@@ -16,8 +16,9 @@ use subtle::ConstantTimeEq;
 use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
-use super::provider::reason;
+use super::provider::{reason, without_bsuid};
 use super::{Channel, ChannelError, Message, Sent};
+use crate::domain::bsuid::is_bsuid;
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
 use crate::error::Error;
@@ -89,6 +90,13 @@ impl Kind for TwilioConfig {
     }
 }
 
+impl TwilioConfig {
+    /// The channel sends WhatsApp (`from` = `whatsapp:+1…`).
+    pub fn sends_whatsapp(&self) -> bool {
+        self.from.trim().starts_with(WHATSAPP)
+    }
+}
+
 pub struct TwilioChannel {
     http: reqwest::Client,
     base_url: Url,
@@ -152,14 +160,29 @@ impl TwilioChannel {
         Ok(url)
     }
 
-    /// The `To` field: `msg.to`, prefixed `whatsapp:` when sending WhatsApp.
+    /// The `To` field: `msg.to`, prefixed `whatsapp:` when sending WhatsApp;
+    /// without one, a WhatsApp sender's conversation when it is a
+    /// business-scoped user id (docs/channels.md#business-scoped-user-ids).
     fn recipient(&self, msg: &Message) -> Result<String, ChannelError> {
+        let whatsapp = self.from.starts_with(WHATSAPP);
+        let conversation =
+            (whatsapp && is_bsuid(&msg.conversation_id)).then_some(msg.conversation_id.as_str());
         let to = msg
             .to
             .as_deref()
             .map(str::trim)
             .filter(|to| !to.is_empty())
+            .or(conversation)
             .ok_or_else(|| ChannelError("twilio needs a recipient phone number".into()))?;
+        if self.otp_content_sid.is_some() && msg.otp_code("twilio").is_some() && is_bsuid(to) {
+            // Meta sends authentication templates to numbers only; the
+            // gateway refuses such a code before it gets here.
+            return Err(ChannelError(
+                "twilio: an authentication template needs a phone number, \
+                 not a business-scoped user id"
+                    .into(),
+            ));
+        }
         if self.from.starts_with(WHATSAPP) && !to.starts_with(WHATSAPP) {
             Ok(format!("{WHATSAPP}{to}"))
         } else {
@@ -193,7 +216,8 @@ impl Channel for TwilioChannel {
         };
         let url = self.messages_url()?;
         let account = (self.account_sid.as_str(), &self.auth_token);
-        post_form(&self.http, url, account, body, "twilio").await
+        let sent = post_form(&self.http, url, account, body, "twilio").await;
+        sent.map_err(|e| without_bsuid(e, &to))
     }
 }
 
@@ -497,6 +521,47 @@ mod tests {
                 form("whatsapp:+15552223333", "whatsapp:+14155238886")
             );
         }
+    }
+
+    /// A WhatsApp conversation named by a business-scoped user id, with no
+    /// phone: `To` is `whatsapp:<id>`, the id exactly as given.
+    #[tokio::test]
+    async fn whatsapp_sender_sends_to_a_business_scoped_user_id() {
+        let server = accepting_server("").await;
+        let mut msg = message(None);
+        msg.conversation_id = "US.ENT.11815799212886844830".into();
+        channel(&server.uri(), "whatsapp:+14155238886")
+            .send(&msg)
+            .await
+            .unwrap();
+        assert_eq!(
+            received_form(&server).await,
+            form(
+                "whatsapp:US.ENT.11815799212886844830",
+                "whatsapp:+14155238886"
+            )
+        );
+        // An SMS sender has no such conversation.
+        let err = channel(&server.uri(), "+15550001111")
+            .send(&msg)
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("recipient phone number"), "{}", err.0);
+    }
+
+    #[tokio::test]
+    async fn a_content_template_never_goes_to_a_business_scoped_user_id() {
+        let server = MockServer::start().await;
+        let mut msg = message(None);
+        msg.conversation_id = "US.13491208655302741918".into();
+        msg.code = Some("123456".into());
+        let err = channel(&server.uri(), "whatsapp:+14155238886")
+            .with_otp_content_sid("HXabc")
+            .send(&msg)
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("phone number"), "{}", err.0);
+        assert!(server.received_requests().await.unwrap().is_empty());
     }
 
     #[tokio::test]

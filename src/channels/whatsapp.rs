@@ -13,8 +13,9 @@ use serde_json::json;
 use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
-use super::provider::{post_once, reason};
+use super::provider::{post_once, reason, without_bsuid};
 use super::{Channel, ChannelError, Message, Sent};
+use crate::domain::bsuid::is_bsuid;
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
 use crate::error::Error;
@@ -209,18 +210,31 @@ impl WhatsappChannel {
     /// The Cloud API body of `msg` to `to`: the authentication template for
     /// an OTP when the channel has one (the code its only parameter, in the
     /// body and in the copy-code button), else a text message.
+    /// A business-scoped user id goes in `recipient`, a number in `to`
+    /// (docs/channels.md#business-scoped-user-ids).
     fn body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
+        let member = if is_bsuid(to) { "recipient" } else { "to" };
         let template = self.otp_template.as_ref();
         let (Some(template), Some(code)) = (template, msg.otp_code("whatsapp")) else {
-            return Ok(json!({
+            let mut body = json!({
                 "messaging_product": "whatsapp",
-                "to": to,
                 "type": "text",
                 "text": {"body": msg.text},
-            }));
+            });
+            body[member] = json!(to);
+            return Ok(body);
         };
         // Never the text instead: a code must not go as free text here.
         let code = code?;
+        if member == "recipient" {
+            // Meta sends authentication templates to numbers only; the
+            // gateway refuses such a code before it gets here.
+            return Err(ChannelError(
+                "whatsapp: an authentication template needs a phone number, \
+                 not a business-scoped user id"
+                    .into(),
+            ));
+        }
         Ok(json!({
             "messaging_product": "whatsapp",
             "to": to,
@@ -259,8 +273,9 @@ impl WhatsappChannel {
 #[async_trait]
 impl Channel for WhatsappChannel {
     async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
-        // The conversation is the customer's WhatsApp number; a code sent
-        // here as the team's `sms_channel` goes to the phone it was sent to.
+        // The conversation is the customer's WhatsApp number or
+        // business-scoped user id; a code sent here as the team's
+        // `sms_channel` goes to the phone it was sent to.
         let to = msg
             .to
             .as_deref()
@@ -274,7 +289,9 @@ impl Channel for WhatsappChannel {
             .bearer_auth(self.token.expose_secret())
             .header(CONTENT_TYPE, "application/json")
             .body(body.to_string());
-        let answer = post_once(request, "whatsapp", self.timeout).await?;
+        let answer = post_once(request, "whatsapp", self.timeout)
+            .await
+            .map_err(|e| without_bsuid(e, to))?;
         if answer.status.is_success() {
             // {"messaging_product": "whatsapp", "contacts": [...], "messages": [{"id": "wamid...."}]}
             return Ok(Sent::tracked(answer.text("/messages/0/id")));
@@ -284,16 +301,15 @@ impl Channel for WhatsappChannel {
         let message = answer
             .text("/error/message")
             .map(|m| reason(m, self.token.expose_secret()));
-        Err(ChannelError(
-            match (message, answer.number("/error/code")) {
-                (Some(m), Some(code)) => {
-                    format!("whatsapp answered HTTP {status}: {m} (code {code})")
-                }
-                (Some(m), None) => format!("whatsapp answered HTTP {status}: {m}"),
-                (None, Some(code)) => format!("whatsapp answered HTTP {status} (code {code})"),
-                (None, None) => format!("whatsapp answered HTTP {status}"),
-            },
-        ))
+        let e = ChannelError(match (message, answer.number("/error/code")) {
+            (Some(m), Some(code)) => {
+                format!("whatsapp answered HTTP {status}: {m} (code {code})")
+            }
+            (Some(m), None) => format!("whatsapp answered HTTP {status}: {m}"),
+            (None, Some(code)) => format!("whatsapp answered HTTP {status} (code {code})"),
+            (None, None) => format!("whatsapp answered HTTP {status}"),
+        });
+        Err(without_bsuid(e, to))
     }
 }
 
@@ -513,6 +529,83 @@ mod tests {
                 "text": {"body": TEXT}
             })
         );
+    }
+
+    /// A conversation named by a business-scoped user id: the id, exactly
+    /// as given, in `recipient`, and no `to` (Meta's Cloud API answers with
+    /// `contacts[].user_id` then).
+    #[tokio::test]
+    async fn a_business_scoped_user_id_goes_in_recipient() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": "US.13491208655302741918", "user_id": "US.13491208655302741918"}],
+                "messages": [{"id": "wamid.HBgM"}]
+            })))
+            .expect(2)
+            .mount(&server)
+            .await;
+        for id in ["US.13491208655302741918", "US.ENT.11815799212886844830"] {
+            let mut msg = message();
+            msg.conversation_id = id.into();
+            msg.purpose = Purpose::LoginLink;
+            let sent = channel(&server.uri()).send(&msg).await.unwrap();
+            assert_eq!(sent.message_id.as_deref(), Some("wamid.HBgM"));
+        }
+        let requests = server.received_requests().await.unwrap();
+        let bodies: Vec<serde_json::Value> = requests
+            .iter()
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect();
+        assert_eq!(
+            bodies[0],
+            json!({
+                "messaging_product": "whatsapp",
+                "recipient": "US.13491208655302741918",
+                "type": "text",
+                "text": {"body": TEXT}
+            })
+        );
+        assert_eq!(bodies[1]["recipient"], "US.ENT.11815799212886844830");
+        assert!(bodies[1].get("to").is_none(), "{}", bodies[1]);
+    }
+
+    /// An authentication template never goes to a business-scoped user id
+    /// (Meta sends them to numbers only): nothing is posted.
+    #[tokio::test]
+    async fn a_template_code_to_a_business_scoped_user_id_is_not_sent() {
+        let server = MockServer::start().await;
+        let mut msg = message();
+        msg.conversation_id = "US.13491208655302741918".into();
+        msg.code = Some("123456".into());
+        let err = channel(&server.uri())
+            .with_otp_template("chatgate_otp", "en_US")
+            .send(&msg)
+            .await
+            .unwrap_err();
+        assert!(err.0.contains("phone number"), "{}", err.0);
+        assert!(server.received_requests().await.unwrap().is_empty());
+    }
+
+    /// Meta's refusal of a message to a business-scoped user id (131062)
+    /// is a failure carrying its code, and the id is in no error.
+    #[tokio::test]
+    async fn a_131062_refusal_is_a_failure_without_the_id() {
+        let server = answering(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {
+                "message": "(#131062) Business-scoped User ID recipients are not supported for this message: US.13491208655302741918",
+                "type": "OAuthException",
+                "code": 131062,
+                "fbtrace_id": "AbC"
+            }
+        })))
+        .await;
+        let mut msg = message();
+        msg.conversation_id = "US.13491208655302741918".into();
+        let err = channel(&server.uri()).send(&msg).await.unwrap_err();
+        assert!(err.0.contains("(code 131062)"), "{}", err.0);
+        assert!(!err.0.contains("US.1349"), "{}", err.0);
     }
 
     #[tokio::test]

@@ -235,6 +235,22 @@ impl Config {
             .is_some_and(|c| c.vouches_for_sender)
     }
 
+    /// Whether a conversation on `channel` is a WhatsApp chat, named by a
+    /// number or a business-scoped user id
+    /// (docs/channels.md#business-scoped-user-ids).
+    pub fn whatsapp_chat(&self, channel: &str) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|c| c.kind.whatsapp_chat())
+    }
+
+    /// Whether `channel` sends codes as a WhatsApp authentication template.
+    pub fn otp_template(&self, channel: &str) -> bool {
+        self.channels
+            .get(channel)
+            .is_some_and(|c| c.kind.otp_template())
+    }
+
     /// How long a conversation on `channel` of `team` is remembered after
     /// an authentication (docs/api.md#recognized-conversations):
     /// `recognize_for` when the channel vouches for its sender, else

@@ -209,6 +209,10 @@ pub struct Team {
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.
     pub channel_settings: BTreeMap<String, Settings>,
+    /// The team's channels whose conversations are WhatsApp chats, named
+    /// by a number or a business-scoped user id
+    /// (docs/channels.md#business-scoped-user-ids).
+    pub whatsapp_chats: Vec<String>,
 }
 
 impl Team {
@@ -253,6 +257,16 @@ impl Team {
         std::iter::once(&self.settings)
             .chain(self.channel_settings.values())
             .any(|s| s.step_up.on_new_fingerprint || s.step_up.on_region_change)
+    }
+    /// What names the conversation of `rec`: on one of the team's
+    /// WhatsApp channels, its number or a business-scoped user id; `None`
+    /// elsewhere.
+    pub fn conversation_kind(
+        &self,
+        rec: &crate::domain::interaction::InteractionRecord,
+    ) -> Option<crate::domain::bsuid::ConversationKind> {
+        let whatsapp = self.whatsapp_chats.contains(&rec.channel);
+        crate::domain::bsuid::conversation_kind(whatsapp, &rec.conversation_id)
     }
     pub fn has_channel(&self, channel: &str) -> bool {
         self.channels.iter().any(|c| c == channel)

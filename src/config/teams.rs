@@ -183,6 +183,10 @@ pub(super) fn load_team(
     }
 
     let print = with_channels(print, &raw.channels, channels);
+    let whatsapp_chats = (raw.channels.iter())
+        .filter(|name| channels.get(*name).is_some_and(|c| c.kind.whatsapp_chat()))
+        .cloned()
+        .collect();
     Ok(Team {
         id: raw.id,
         file: PathBuf::from(file),
@@ -203,6 +207,7 @@ pub(super) fn load_team(
         number_checks,
         settings,
         channel_settings,
+        whatsapp_chats,
     })
 }
 

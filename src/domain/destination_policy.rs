@@ -13,6 +13,7 @@
 //! links and the notices of the outbox alike.
 use phonenumber::{metadata::DATABASE, PhoneNumber, Type};
 
+use super::bsuid::is_bsuid;
 use super::challenge::Delivery;
 use super::interaction::Contact;
 use super::phone;
@@ -112,6 +113,10 @@ pub fn recipient(
     let (field, number) = match (reach, to.as_deref(), contact.phone.as_deref()) {
         (Reach::Phone | Reach::Voice | Reach::PhoneChat, Some(to), _) => named("to", to),
         (Reach::Phone | Reach::Voice, None, Some(p)) => ("contact.phone", p.to_string()),
+        // A WhatsApp conversation named by a business-scoped user id has
+        // no number: no phone rule reads it
+        // (docs/channels.md#business-scoped-user-ids).
+        (Reach::PhoneChat, None, _) if is_bsuid(conversation_id) => return Ok(None),
         (Reach::PhoneChat, None, _) => ("conversation_id", conversation_id.to_string()),
         (Reach::Phone | Reach::Voice, None, None) | (Reach::Conversation | Reach::Email, _, _) => {
             return Ok(reach.recipient(contact, to));
@@ -279,6 +284,26 @@ mod tests {
         // Any destination: whatever `to` says.
         let any = OtpSettings::default();
         assert!(sms(&any, Some("+447400999999"), &c).is_ok());
+    }
+
+    /// A WhatsApp conversation named by a business-scoped user id has no
+    /// number: no SMS rule reads it, and the message goes to the
+    /// conversation. A `to` given is a number, ruled as ever.
+    #[test]
+    fn a_business_scoped_user_id_is_no_number() {
+        let otp = OtpSettings {
+            sms_regions: regions(&["GB"]),
+            ..OtpSettings::default()
+        };
+        let none = contact(None, None);
+        let id = "US.13491208655302741918";
+        assert_eq!(
+            recipient(Reach::PhoneChat, &otp, &none, id, None).unwrap(),
+            None
+        );
+        assert!(recipient(Reach::PhoneChat, &otp, &none, "+15552223333", None).is_err());
+        let to = Some("+15552223333".to_string());
+        assert!(recipient(Reach::PhoneChat, &otp, &none, id, to).is_err());
     }
 
     /// UK-looking numbers of the Crown Dependencies are their own regions

@@ -258,12 +258,30 @@ impl ConversationId {
         }
         Ok(ConversationId(s.to_string()))
     }
-    /// The id of a conversation on a channel of `reach`: one that is the
-    /// customer's phone number (a WhatsApp chat) is read as one, a missing
-    /// leading `+` implied, and kept in E.164 (docs/api.md#phone-numbers).
-    pub fn on(reach: Reach, s: &str) -> Result<Self, Error> {
+    /// The id of a conversation on a channel of `reach`, a WhatsApp chat
+    /// when `whatsapp` (a `whatsapp` channel, a `twilio` channel sending
+    /// WhatsApp): there it is a business-scoped user id, kept exactly as
+    /// given (docs/channels.md#business-scoped-user-ids), or the customer's
+    /// phone number, read as one, a missing leading `+` implied, and kept
+    /// in E.164 (docs/api.md#phone-numbers); anything else is 422.
+    pub fn on(reach: Reach, whatsapp: bool, s: &str) -> Result<Self, Error> {
+        // An id's grammar is narrower than any conversation id's (ASCII
+        // letters and digits), its length its own: up to 256 after its
+        // country code and `ENT.`.
+        if whatsapp && super::bsuid::is_bsuid(s) {
+            return Ok(ConversationId(s.to_string()));
+        }
         let id = Self::parse(s)?;
         match reach {
+            _ if whatsapp => phone("conversation_id", s)
+                .map(ConversationId)
+                .map_err(|_| {
+                    Error::invalid(
+                        "conversation_id",
+                        "must be a WhatsApp number with its country code, like +15551230000, \
+                         or a business-scoped user id, like US.13491208655302741918",
+                    )
+                }),
             Reach::PhoneChat => phone("conversation_id", s).map(ConversationId),
             _ => Ok(id),
         }
@@ -410,6 +428,33 @@ mod tests {
             text_problem('\u{200B}', false),
             "holds the invisible format character U+200B"
         );
+    }
+
+    #[test]
+    fn whatsapp_conversations_are_numbers_or_business_scoped_user_ids() {
+        let on = |whatsapp, reach, s: &str| ConversationId::on(reach, whatsapp, s);
+        for reach in [Reach::PhoneChat, Reach::Phone] {
+            for id in [
+                "US.13491208655302741918".to_string(),
+                "US.ENT.11815799212886844830".to_string(),
+                format!("DE.ENT.{}", "a".repeat(256)),
+            ] {
+                // Kept exactly as given.
+                assert_eq!(on(true, reach, &id).unwrap().as_str(), id);
+            }
+            assert_eq!(
+                on(true, reach, "15552223333").unwrap().as_str(),
+                "+15552223333"
+            );
+            for bad in ["us.1349", "US.", "US.ENT.", "US.13-49", "abc", "USA.1"] {
+                let e = on(true, reach, bad).unwrap_err().to_string();
+                assert!(e.starts_with("conversation_id: "), "{bad}: {e}");
+                assert!(e.contains("business-scoped user id"), "{bad}: {e}");
+            }
+        }
+        // Elsewhere an id is any conversation id, and a long one too long.
+        assert!(on(false, Reach::Conversation, "us.1349").is_ok());
+        assert!(on(false, Reach::Phone, &format!("DE.{}", "a".repeat(256))).is_err());
     }
 
     #[test]

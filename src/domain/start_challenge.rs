@@ -10,6 +10,7 @@
 //! whose message could not be sent.
 use uuid::Uuid;
 
+use super::bsuid::is_bsuid;
 use super::challenge::{named, one_of, Challenge, ChallengeMethod, Delivery};
 use super::delivery_status::DeliveryState;
 use super::destination_policy::{self, Reach};
@@ -145,6 +146,29 @@ pub struct Route {
     /// A code sent through it shows its template's text (not a provider's
     /// own template, not the code alone).
     pub shows_text: bool,
+    /// Its conversations are WhatsApp chats, named by a number or a
+    /// business-scoped user id (docs/channels.md#business-scoped-user-ids).
+    pub whatsapp: bool,
+    /// It sends codes as a WhatsApp authentication template, which reaches
+    /// phone numbers only.
+    pub otp_template: bool,
+}
+
+impl Route {
+    /// Whom it reaches with a message to `to` (`None`: the contact, or the
+    /// conversation) in the conversation `conversation_id` of an
+    /// interaction on `own`: its own WhatsApp chat named by a
+    /// business-scoped user id is reached as that conversation, which has
+    /// no number (docs/channels.md#business-scoped-user-ids); otherwise as
+    /// its kind reaches people.
+    pub fn reach_in(&self, own: &str, conversation_id: &str, to: Option<&str>) -> Reach {
+        let bsuid_chat = self.whatsapp && self.channel == own && is_bsuid(conversation_id);
+        if bsuid_chat && to.is_none() {
+            Reach::PhoneChat
+        } else {
+            self.reach
+        }
+    }
 }
 
 /// The channels a challenge's message may take: the interaction's own
@@ -210,7 +234,9 @@ pub struct Started {
 ///    into a chat whose channel does not vouch for its sender (a web
 ///    chat, Slack, a Telegram bot, e-mail): 422 saying what to do instead
 ///    (docs/api.md#what-a-code-proves); a transaction on a channel that
-///    cannot show its text: 422;
+///    cannot show its text: 422; an OTP as a WhatsApp authentication
+///    template into a conversation named by a business-scoped user id,
+///    which has no number: 422;
 /// 5. SMS or e-mail to the contact, and it has no phone or address: 422;
 /// 6. a channel that sends to a person, and nobody to send to: 422;
 /// 7. agent delivery without `otp.show_to_agents`: 422;
@@ -234,9 +260,15 @@ pub fn decide(
     let to = to_contact(req, &rec.contact);
     // Whom the message reaches, and whether the SMS rules let it go there
     // (the refusals of later rungs wait for their turn).
-    let recipient = match (&route, &to) {
-        (Ok(Some(r)), Ok(to)) => destination_policy::recipient(
-            r.reach,
+    let reach = match (&route, &to) {
+        (Ok(Some(r)), Ok(to)) => {
+            Some(r.reach_in(&rec.channel, &rec.conversation_id, to.as_deref()))
+        }
+        _ => None,
+    };
+    let recipient = match (&route, &to, reach) {
+        (Ok(Some(_)), Ok(to), Some(reach)) => destination_policy::recipient(
+            reach,
             &s.otp,
             &rec.contact,
             &rec.conversation_id,
@@ -263,10 +295,28 @@ pub fn decide(
         ));
     }
     let to = to?;
+    if req.method == ChallengeMethod::Otp
+        && route.is_some_and(|r| r.otp_template)
+        && recipient.is_none()
+        && reach == Some(Reach::PhoneChat)
+        && is_bsuid(&rec.conversation_id)
+    {
+        // Meta sends authentication templates to phone numbers only
+        // (docs/channels.md#business-scoped-user-ids).
+        return Err(Error::invalid(
+            "delivery",
+            "this channel sends codes as a WhatsApp authentication template, which reaches \
+             phone numbers only, and this conversation is a business-scoped user id: send \
+             the code to the customer's contact (delivery \"sms\", \"email\", \"voice\" or \
+             \"ladder\") or use a login link",
+        ));
+    }
     // A conversation on an SMS or e-mail channel is reached through the
     // interaction's contact: without one, nothing can be sent (a request
     // problem, not a provider failure).
-    let to_person = route.filter(|r| matches!(r.reach, Reach::Phone | Reach::Voice | Reach::Email));
+    let to_person = route
+        .zip(reach)
+        .filter(|(_, reach)| matches!(reach, Reach::Phone | Reach::Voice | Reach::Email));
     if to_person.is_some() && recipient.is_none() {
         return Err(Error::invalid(
             "delivery",
@@ -275,8 +325,13 @@ pub fn decide(
     }
     // Whose send limit the message counts against: the person a phone or
     // e-mail channel reaches, or the number a phone conversation is.
-    let destination = match route.map(|r| r.reach) {
+    let destination = match route.and(reach) {
         Some(Reach::Phone | Reach::Voice | Reach::Email) => recipient,
+        // A conversation named by a business-scoped user id: its sends
+        // count against the id, kept as given.
+        Some(Reach::PhoneChat) if to.is_none() && is_bsuid(&rec.conversation_id) => {
+            Some(rec.conversation_id.clone())
+        }
         Some(Reach::PhoneChat) => {
             let number = to.as_deref().unwrap_or(&rec.conversation_id);
             Some(phone::e164(number).unwrap_or_else(|| number.to_string()))

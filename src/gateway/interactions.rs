@@ -55,14 +55,14 @@ struct Checked {
 impl Checked {
     /// 422 for a channel that is not the team's, or a malformed
     /// conversation id, customer reference, session PIN or contact.
-    fn parse(team: &Team, req: NewInteraction, reach: Reach) -> Result<Checked> {
+    fn parse(team: &Team, req: NewInteraction, reach: Reach, whatsapp: bool) -> Result<Checked> {
         if !team.has_channel(&req.channel) {
             return Err(Error::invalid(
                 "channel",
                 "is not one of the team's channels",
             ));
         }
-        let conversation = ConversationId::on(reach, &req.conversation_id)?;
+        let conversation = ConversationId::on(reach, whatsapp, &req.conversation_id)?;
         let customer_ref = req
             .customer_ref
             .as_deref()
@@ -159,7 +159,8 @@ pub async fn create_interaction(
     now: Timestamp,
 ) -> Result<(InteractionView, bool)> {
     let reach = core.reach(&req.channel);
-    let new = Checked::parse(team, req, reach)?;
+    let whatsapp = core.config().whatsapp_chat(&req.channel);
+    let new = Checked::parse(team, req, reach, whatsapp)?;
     let (view, created) = retry(|| create_or_find(core, team, &new, now)).await?;
     if created {
         metrics::counter!("chatgate_interactions_created_total").increment(1);
@@ -230,7 +231,8 @@ async fn create_or_find(
     ops.insert(0, put(&seen.link.key, seen.link.version, &link, Some(ttl))?);
     let (subject, recognition) = (seen.subject.as_ref(), seen.recognition.as_ref());
     let remembered = seen.remembered.as_ref();
-    let view = InteractionView::build_recognized(&rec, subject, recognition, remembered, s, now);
+    let view = InteractionView::build_recognized(&rec, subject, recognition, remembered, s, now)
+        .in_conversation(team.conversation_kind(&rec));
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
     let mut recorded = core.record(&team.id, vec![created], now)?;
     ops.append(&mut recorded.ops);
@@ -543,7 +545,8 @@ async fn views<'e>(
                     remembered.as_ref(),
                     s,
                     now,
-                );
+                )
+                .in_conversation(team.conversation_kind(rec));
                 (entry, view)
             });
     Ok(views.collect())

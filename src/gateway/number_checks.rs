@@ -46,6 +46,7 @@ pub async fn refuses_recognition(
 ) -> bool {
     if team.number_checks.is_none()
         || !matches!(core.reach(&rec.channel), Reach::Phone | Reach::PhoneChat)
+        || crate::domain::bsuid::is_bsuid(&rec.conversation_id)
     {
         return false;
     }
@@ -103,7 +104,7 @@ pub async fn refused(
     refusal: Refusal,
     now: Timestamp,
 ) -> Error {
-    let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
+    let interaction = InteractionView::build(rec, None, team, now);
     let failed = EventData::ChallengeFailed(ChallengeFailed {
         challenge,
         reason: Some("number_refused"),

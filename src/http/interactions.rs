@@ -212,7 +212,8 @@ async fn list_interactions(
             return Err(Error::invalid("conversation_id", "needs channel"));
         };
         let reach = st.gateway.reach(channel);
-        let conversation = ConversationId::on(reach, conversation)?;
+        let whatsapp = st.gateway.config().whatsapp_chat(channel);
+        let conversation = ConversationId::on(reach, whatsapp, conversation)?;
         let found = crate::gateway::interactions::find_conversation(
             &st.gateway,
             team,

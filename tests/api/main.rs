@@ -66,5 +66,6 @@ mod store_reset;
 mod stores;
 mod traces;
 mod voice;
+mod whatsapp_bsuid;
 mod whatsapp_identity;
 mod whatsapp_templates;

@@ -28,6 +28,8 @@ fn route(channel: &str, reach: Reach) -> Option<Route> {
         vouches: true,
         // The `wa_template` channel sends codes through its provider's template.
         shows_text: channel != "wa_template",
+        whatsapp: matches!(reach, Reach::PhoneChat),
+        otp_template: channel == "wa_template",
     })
 }
 
@@ -461,4 +463,57 @@ fn every_method_is_asked_whether_it_approves_a_payment() {
         assert_eq!(method.may_go_to_a_number(), otp, "{method:?}");
         assert_eq!(method.revealable(), otp, "{method:?}");
     }
+}
+
+/// A try in a WhatsApp chat on `channel` (its own route, reaching as
+/// `reach`) named by a business-scoped user id, with no contact.
+fn in_bsuid_chat(channel: &str, reach: Reach) -> Try {
+    let mut x = Try::new();
+    let mut chat = route(channel, reach).unwrap();
+    chat.whatsapp = true;
+    x.routes.chat = chat;
+    x.rec = InteractionRecord::new(Uuid::now_v7(), "acme", channel, BSUID, t(0));
+    x
+}
+
+const BSUID: &str = "US.13491208655302741918";
+
+#[test]
+fn a_code_into_a_bsuid_chat_goes_to_the_conversation_without_phone_rules() {
+    // The SMS rules would refuse any number; the id is none.
+    for reach in [Reach::PhoneChat, Reach::Phone] {
+        let mut x = in_bsuid_chat("wa", reach);
+        x.settings.otp.sms_regions = vec!["GB".to_string().try_into().unwrap()];
+        let started = x.start(&req("otp", None, None)).unwrap();
+        let message = started.message.unwrap();
+        assert_eq!((message.channel.as_str(), message.to), ("wa", None));
+        // Its sends count against the id, as given.
+        assert_eq!(started.destination.as_deref(), Some(BSUID));
+    }
+}
+
+#[test]
+fn a_template_code_into_a_bsuid_chat_is_refused_before_anything_is_counted() {
+    for reach in [Reach::PhoneChat, Reach::Phone] {
+        let mut x = in_bsuid_chat("wa_template", reach);
+        let e = x.refused(&req("otp", None, None));
+        assert!(e.starts_with("invalid_request: delivery:"), "{e}");
+        assert!(e.contains("business-scoped user id"), "{e}");
+        // A PIN prompt is text: it goes.
+        let mut x = in_bsuid_chat("wa_template", reach);
+        x.rec.session_pin_hash = Some("h".into());
+        let pin = x.start(&req("pin", None, None));
+        assert!(!matches!(&pin, Err(e) if e.to_string().contains("business-scoped")));
+    }
+}
+
+#[test]
+fn a_code_by_sms_through_the_chat_s_channel_goes_to_the_phone() {
+    let mut x = in_bsuid_chat("wa_template", Reach::PhoneChat);
+    x.routes.sms = Some(x.routes.chat.clone());
+    x.rec.contact.phone = Some(PHONE.to_string());
+    let started = x.start(&sms()).unwrap();
+    let message = started.message.unwrap();
+    assert_eq!(message.to.as_deref(), Some(PHONE));
+    assert_eq!(started.destination.as_deref(), Some(PHONE));
 }

@@ -246,8 +246,7 @@ async fn announce_app(
     }
     metrics::counter!("chatgate_challenges_started_total", "method" => ChallengeMethod::App.as_str())
         .increment(1);
-    let s = team.settings_for(&rec.channel);
-    let interaction = InteractionView::build(rec, None, s, now);
+    let interaction = InteractionView::build(rec, None, team, now);
     let created = EventData::ChallengeCreated(ChallengeCreated {
         challenge: CreatedChallenge {
             challenge_id: cid,

@@ -24,6 +24,8 @@ pub(in crate::gateway) fn routes(core: &Core, team: &Team, own: &str) -> Routes 
         reach: core.reach(channel),
         vouches: core.config().vouches_for_sender(channel),
         shows_text: crate::config::shows_text(core.config().channels.get(channel)),
+        whatsapp: core.config().whatsapp_chat(channel),
+        otp_template: core.config().otp_template(channel),
     };
     Routes {
         chat: route(own),

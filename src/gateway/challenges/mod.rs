@@ -116,7 +116,7 @@ async fn announce(
 ) -> Result<()> {
     metrics::counter!("chatgate_challenges_started_total", "method" => started.method.as_str())
         .increment(1);
-    let interaction = InteractionView::build(rec, None, team.settings_for(&rec.channel), now);
+    let interaction = InteractionView::build(rec, None, team, now);
     let challenge = rec.challenge.as_ref().filter(|c| c.id == cid);
     let (transaction, transaction_hash) = TransactionObject::with_hash(transaction_of(rec, cid));
     let created = EventData::ChallengeCreated(ChallengeCreated {

@@ -100,6 +100,11 @@ async fn check_number(
     let (Some(message), Some(number)) = (&dry.message, dry.destination) else {
         return Ok(None);
     };
+    if crate::domain::bsuid::is_bsuid(&number) {
+        // A WhatsApp conversation named by a business-scoped user id: no
+        // number to check (docs/channels.md#business-scoped-user-ids).
+        return Ok(None);
+    }
     let voice = match core.reach(&message.channel) {
         Reach::Phone | Reach::PhoneChat => false,
         Reach::Voice => true,

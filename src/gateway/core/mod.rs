@@ -322,6 +322,17 @@ impl Core {
     ) -> Result<Option<String>> {
         let otp = &team.settings_for(chat.channel).otp;
         let reach = self.reach(channel);
+        // The interaction's own WhatsApp chat named by a business-scoped
+        // user id is reached as the conversation, whatever the kind
+        // (docs/channels.md#business-scoped-user-ids).
+        let bsuid_chat = channel == chat.channel
+            && self.config.whatsapp_chat(channel)
+            && crate::domain::bsuid::is_bsuid(chat.conversation_id);
+        let reach = if bsuid_chat && to.is_none() {
+            Reach::PhoneChat
+        } else {
+            reach
+        };
         destination_policy::recipient(reach, otp, contact, chat.conversation_id, to)
     }
 

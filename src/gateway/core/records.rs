@@ -242,14 +242,10 @@ impl Pair {
     /// The interaction as bots, agents and events see it.
     pub fn view(&self, team: &Team, now: Timestamp) -> Result<super::InteractionView> {
         let (rec, subject, recognition, remembered, s) = self.seen(team)?;
-        Ok(super::InteractionView::build_recognized(
-            rec,
-            subject,
-            recognition,
-            remembered,
-            s,
-            now,
-        ))
+        Ok(
+            super::InteractionView::build_recognized(rec, subject, recognition, remembered, s, now)
+                .in_conversation(team.conversation_kind(rec)),
+        )
     }
 
     /// What [`Self::view`] shows of the authentication, in the domain's terms.

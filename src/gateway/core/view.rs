@@ -9,11 +9,11 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::config::Settings;
+use crate::config::{Settings, Team};
 use crate::domain::interaction::{Customer, InteractionRecord};
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::{OriginCounts, Standing, SubjectCounts, SubjectRecord};
-use crate::domain::{assurance, challenge, delivery_status, devices, interaction};
+use crate::domain::{assurance, bsuid, challenge, delivery_status, devices, interaction};
 use crate::time::Timestamp;
 
 /// The API's twin of a domain enum `$m::$name` without data: the same
@@ -63,6 +63,15 @@ api_names!(
         Otp,
         Pin,
         App,
+    }
+);
+
+api_names!(
+    /// What names a WhatsApp conversation: the customer's number, or a
+    /// business-scoped user id (docs/channels.md#business-scoped-user-ids).
+    bsuid::ConversationKind {
+        Number,
+        Bsuid,
     }
 );
 
@@ -360,6 +369,13 @@ pub struct InteractionView {
     pub team: String,
     pub channel: String,
     pub conversation_id: String,
+    /// On a WhatsApp channel (`whatsapp`, or `twilio` sending WhatsApp):
+    /// whether `conversation_id` is the customer's number or a
+    /// business-scoped user id; absent on other channels
+    /// (docs/channels.md#business-scoped-user-ids).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub conversation_kind: Option<ConversationKind>,
     pub customer_ref: Option<String>,
     pub status: Status,
     pub authenticated: bool,
@@ -400,10 +416,19 @@ impl InteractionView {
     pub fn build(
         rec: &InteractionRecord,
         subject: Option<&SubjectRecord>,
-        s: &Settings,
+        team: &Team,
         now: Timestamp,
     ) -> Self {
+        let s = team.settings_for(&rec.channel);
         Self::build_recognized(rec, subject, None, None, s, now)
+            .in_conversation(team.conversation_kind(rec))
+    }
+
+    /// The view, saying what names its WhatsApp conversation (`None`: not
+    /// a WhatsApp channel).
+    pub fn in_conversation(mut self, kind: Option<bsuid::ConversationKind>) -> Self {
+        self.conversation_kind = kind.map(ConversationKind::from);
+        self
     }
 
     /// [`Self::build`], with what the interaction's conversation remembers
@@ -428,6 +453,7 @@ impl InteractionView {
             team: rec.team.clone(),
             channel: rec.channel.clone(),
             conversation_id: rec.conversation_id.clone(),
+            conversation_kind: None,
             customer_ref: rec.customer_ref.clone(),
             status: status.into(),
             authenticated: status == interaction::Status::Authenticated,
@@ -614,6 +640,7 @@ mod tests {
     named!(
         Method: interaction,
         Status: interaction,
+        ConversationKind: bsuid,
         ChallengeMethod: challenge,
         Delivery: challenge,
         Unmet: assurance,
@@ -627,6 +654,7 @@ mod tests {
         named_as_the_domain!(
             Method,
             Status,
+            ConversationKind,
             ChallengeMethod,
             Delivery,
             Unmet,

@@ -92,7 +92,7 @@ impl<'a> Work<'a> {
     }
 
     /// The interaction as the decision leaves it, as callers see it.
-    fn view(&self, now: Timestamp) -> InteractionView {
+    fn view(&self, team: &Team, now: Timestamp) -> InteractionView {
         let recognized = self.recognized.as_ref();
         InteractionView::build_recognized(
             &self.rec,
@@ -102,6 +102,7 @@ impl<'a> Work<'a> {
             self.settings,
             now,
         )
+        .in_conversation(team.conversation_kind(&self.rec))
     }
 }
 
@@ -517,7 +518,7 @@ impl Core {
                 let Decided { w, value, .. } = decided?;
                 Ok(Try::Done(Done {
                     value,
-                    view: w.view(now),
+                    view: w.view(team, now),
                     rec: w.rec,
                 }))
             }
@@ -589,7 +590,7 @@ impl Core {
         // The subject as handed over may be behind another
         // interaction's write of it: written back, its version is checked.
         w.subject_used |= handed;
-        let view = w.view(now);
+        let view = w.view(team, now);
         let Prepared {
             mut ops,
             committed,

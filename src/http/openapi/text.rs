@@ -167,7 +167,10 @@ macro_rules! text_schemas {
 text_schemas! {
     ConversationIdText => text(
         "The chat's own id of the conversation: 1 to 256 characters; no control, line-separator \
-         or format (bidi, zero-width) characters.",
+         or format (bidi, zero-width) characters. On a WhatsApp channel (`whatsapp`, or `twilio` \
+         sending WhatsApp) the customer's number, kept in E.164, or a business-scoped user id \
+         kept exactly as given: two capital letters, a dot, optionally `ENT.`, then 1 to 256 \
+         letters and digits (the only conversation ids that may pass 256 characters).",
         256,
         format!("^[^{}]*$", conversation_id_class()),
     );
