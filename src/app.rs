@@ -16,7 +16,7 @@ use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
 use crate::gateway::audit::ConfigSource;
-use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, SyslogSink, WebhookSink};
+use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, Workers};
 use crate::server::Routes;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
@@ -144,29 +144,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        // The background workers, each stopped with the server.
-        let stopped = || {
-            let mut rx = stop_rx.clone();
-            async move {
-                let _ = rx.wait_for(|stop| *stop).await;
-            }
-        };
-        let (live, clock) = (&self.live, &self.clock);
-        let (poller, polls) = Poller::new(live.clone(), clock.clone());
-        let poller = tokio::spawn(poller.run(stopped()));
-        let sweeper = Sweeper::new(live.clone(), clock.clone(), polls);
-        let sweeper = tokio::spawn(sweeper.run(stopped()));
-        let dispatcher = Dispatcher::new(live.clone(), clock.clone());
-        let dispatcher = tokio::spawn(dispatcher.run(stopped()));
-        let syslog = SyslogSink::new(live.clone(), clock.clone());
-        let syslog = tokio::spawn(syslog.run(stopped()));
-        let audit_webhook = WebhookSink::new(live.clone(), clock.clone());
-        let audit_webhook = tokio::spawn(audit_webhook.run(stopped()));
-        let watch = tokio::spawn(gateway::run_store_watch(
-            live.clone(),
-            clock.clone(),
-            stopped(),
-        ));
+        let workers = start_workers(&self.live, &self.clock, stop_rx);
         // `[server]` is kept by a reload: the gateway in force has the start's.
         let gateway = self.live.current();
         let limits = gateway.config().server.limits;
@@ -193,14 +171,29 @@ impl App {
             gateway.events().end_streams();
         };
         let result = crate::server::serve(self.listener, self.routes, limits, stop).await;
-        let _ = sweeper.await;
-        let _ = poller.await;
-        let _ = dispatcher.await;
-        let _ = syslog.await;
-        let _ = audit_webhook.await;
-        let _ = watch.await;
+        workers.join().await;
         result
     }
+}
+
+/// The background workers, each stopped with the server (once `stop`
+/// holds `true`): a new worker is one line here.
+fn start_workers(
+    live: &Arc<Live>,
+    clock: &Arc<dyn Clock>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Workers {
+    let mut workers = Workers::new(stop);
+    let (poller, polls) = Poller::new(live.clone(), clock.clone());
+    workers.spawn("poller", poller.run(workers.stopped()));
+    let sweeper = Sweeper::new(live.clone(), clock.clone(), polls);
+    workers.spawn("sweeper", sweeper.run(workers.stopped()));
+    let dispatcher = Dispatcher::new(live.clone(), clock.clone());
+    workers.spawn("dispatcher", dispatcher.run(workers.stopped()));
+    gateway::spawn_sinks(&mut workers, live, clock);
+    let watch = gateway::run_store_watch(live.clone(), clock.clone(), workers.stopped());
+    workers.spawn("store watch", watch);
+    workers
 }
 
 /// The event publisher and its log, on the store the config names: Redis

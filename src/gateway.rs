@@ -46,6 +46,7 @@ pub mod store_epoch;
 pub mod subjects;
 pub mod voice;
 pub mod website;
+mod workers;
 
 pub use provider_tokens::{actor_person, ActorRefusal, Person};
 
@@ -58,7 +59,7 @@ use self::core::{due_teams, outbox, records, work};
 
 pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};
-pub use audit::{SyslogSink, WebhookSink};
+pub use audit::spawn_sinks;
 pub use challenges::read::{ChallengeView, DeliveryErrorView, StartedChallenge};
 pub use challenges::verify::{RevealedCode, Verified};
 pub use expiry::Sweeper;
@@ -75,3 +76,4 @@ pub use reports::Receipt;
 pub use ssf::SsfRefusal;
 pub use store_epoch::run_store_watch;
 pub use website::SignatureHeaders;
+pub use workers::Workers;

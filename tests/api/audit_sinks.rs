@@ -448,3 +448,44 @@ both_stores!(
         verify_chain(&read).unwrap();
     }
 );
+
+/// A team's audit webhook that refuses every entry is asked again after
+/// the backoff, and its failing is one warning however many attempts
+/// fail, not one an attempt (docs/audit.md#wiring-a-siem).
+#[tokio::test]
+async fn a_refusing_audit_webhook_is_one_warning_however_many_attempts_fail() {
+    // This test's own thread (a current-thread runtime runs the sink here too).
+    let (capture, _guard) = crate::logs::Capture::at_info();
+    let hook = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/audit"))
+        .respond_with(ResponseTemplate::new(500))
+        .mount(&hook)
+        .await;
+    let secret = chatgate::domain::secrets::generate_whsec();
+    let extra = format!(
+        "[audit]\nwebhook = {{ url = \"{}/audit\", secret = \"{secret}\" }}\n",
+        hook.uri()
+    );
+    let app = spawn_with(Backend::Memory, audit_setup("refusing-hook", &extra))
+        .await
+        .unwrap();
+    // Each attempt once its backoff is over on the gateway's clock.
+    let mut attempts = 0;
+    for _ in 0..150 {
+        attempts = hook.received_requests().await.unwrap().len();
+        if attempts >= 3 {
+            break;
+        }
+        app.advance(3600);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(attempts >= 3, "asked again after its backoff: {attempts}");
+    let text = String::from_utf8_lossy(&capture.0.lock().unwrap()).to_string();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("audit webhook"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(warnings[0].contains("HTTP 500"), "{}", warnings[0]);
+}

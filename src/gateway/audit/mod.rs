@@ -4,23 +4,32 @@
 //! The chain itself is the core's (`gateway/core/audit/`), part of the
 //! unit of work.
 mod config_change;
+mod cursor;
+mod sink;
 mod syslog;
 mod webhook;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
 pub use super::core::audit::StoredHead;
 pub(super) use super::core::audit::{append, append_announcing, chain_on, written};
 use super::core::audit::{head_of, read_head, vouch};
-use super::Core;
+use super::{Core, Live, Workers};
 use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::interaction::InteractionRecord;
 use crate::error::Result;
 use crate::store::keys;
-use crate::time::Timestamp;
+use crate::time::{Clock, Timestamp};
 pub use config_change::{record_configuration, record_departures, Source as ConfigSource};
-pub use syslog::SyslogSink;
-pub use webhook::WebhookSink;
+
+/// Starts the audit sinks (docs/audit.md#wiring-a-siem), each a worker
+/// of `workers`; a sink is one line here (CONTRIBUTING.md#add-an-audit-sink).
+pub fn spawn_sinks(workers: &mut Workers, live: &Arc<Live>, clock: &Arc<dyn Clock>) {
+    sink::spawn::<syslog::SyslogSink>(workers, live, clock);
+    sink::spawn::<webhook::WebhookSink>(workers, live, clock);
+}
 
 /// The most entries one page answers.
 pub const MAX_PAGE: usize = 1000;

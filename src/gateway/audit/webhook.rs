@@ -2,245 +2,166 @@
 //! docs/audit.md#wiring-a-siem): each entry POSTed in `seq` order, signed
 //! by Standard Webhooks (`webhook-id` = the entry's `id`) through the one
 //! signed-webhook sender, at least once, retried with the event
-//! webhooks' backoff, from a worker of its own: a receiver that is down
-//! delays no request.
-//!
-//! A team's cursor (`{team}:awh`) holds the last `seq` the receiver
-//! answered 2xx, which instance sends, until when, and the latest reset
-//! of the trail it knew (as the syslog sink's, `syslog.rs`, whose rules
-//! for a reset it shares: docs/audit.md#resets).
+//! webhooks' backoff. Its cursor (`{team}:awh`, `cursor.rs`) holds the
+//! last `seq` the receiver answered 2xx; the rounds, the cursor's lease
+//! and the resets are `sink.rs`'s.
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::syslog::{hold, settle};
+use super::sink::{Entry, Failing, Lag, Round, Sink};
 use crate::channels::webhook::{post_signed, PostFailed};
-use crate::config::TeamWebhook;
 use crate::gateway::outbox::backoff;
-use crate::gateway::{Core, Live};
+use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::{Clock, Timestamp};
 
-/// How often the worker looks for entries to send.
-const TICK: Duration = Duration::from_millis(500);
-/// Entries POSTed per team and round, one after another.
-const BATCH: u64 = 50;
 /// The longest one POST may take.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A team's failed attempts in a row, and when to try again.
 #[derive(Debug, Clone, Copy)]
-struct Failing {
+struct Backoff {
     attempts: u32,
     next: Timestamp,
 }
 
-/// The worker that sends each team's entries to its `[audit] webhook`.
+/// The sink that sends each team's entries to its `[audit] webhook`.
 pub struct WebhookSink {
-    live: Arc<Live>,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    /// This instance, as a cursor's `holder` names it.
-    me: String,
-    /// By team, the time of the oldest entry its receiver has not taken
-    /// (docs/audit.md#wiring-a-siem): the lag, also while a POST hangs.
-    waiting: Mutex<HashMap<String, Timestamp>>,
+    /// By team, the refusals in a row and when to try again.
+    backoff: HashMap<String, Backoff>,
+    /// Why the round under way was refused, if it was.
+    refused: Option<Refused>,
+    /// Whether a team's receiver fails, for one warning, not one a try.
+    failing: Failing,
 }
 
-impl WebhookSink {
-    pub fn new(live: Arc<Live>, clock: Arc<dyn Clock>) -> Self {
+impl Sink for WebhookSink {
+    const LABEL: &'static str = "webhook";
+    const BATCH: u64 = 50;
+
+    fn new(_core: &Core, clock: Arc<dyn Clock>) -> Self {
         WebhookSink {
-            live,
             clock,
             http: crate::channels::provider::client(POST_TIMEOUT).unwrap_or_default(),
-            me: uuid::Uuid::now_v7().to_string(),
-            waiting: Mutex::default(),
+            backoff: HashMap::new(),
+            refused: None,
+            failing: Failing::new("the team's audit webhook"),
         }
     }
 
-    /// Notes the time of `team`'s oldest entry not taken (`None`: none).
-    fn note_waiting(&self, team: &str, oldest: Option<Timestamp>) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        match oldest {
-            Some(t) => waiting.insert(team.to_string(), t),
-            None => waiting.remove(team),
-        };
+    fn cursor_key(team: &str) -> String {
+        keys::audit_webhook_cursor(team)
     }
 
-    /// Sets the lag gauge: the age of the oldest entry of any team that
-    /// its receiver has not taken, 0 when none.
-    fn show_lag(&self) {
-        let now = self.clock.now();
-        let lag = self
-            .waiting
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// The teams with an audit webhook; `None` when none has one.
+    async fn round(&mut self, core: &Core, _now: Timestamp) -> Option<Round> {
+        let teams: Vec<String> = core
+            .config()
+            .teams
             .values()
-            .map(|t| now.since(*t))
-            .max()
-            .unwrap_or(Duration::ZERO);
-        metrics::gauge!("chatgate_audit_sink_lag_seconds", "sink" => "webhook")
-            .set(lag.as_secs_f64());
+            .filter(|t| t.audit_webhook.is_some())
+            .map(|t| t.id.clone())
+            .collect();
+        self.backoff.retain(|team, _| teams.contains(team));
+        (!teams.is_empty()).then_some(Round {
+            teams,
+            fresh: false,
+        })
     }
 
-    /// Runs until `shutdown` resolves.
-    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut failing: HashMap<String, Failing> = HashMap::new();
-        // Whether the gauge was last set with no team webhook to send to.
-        let mut idle_shown = false;
-        loop {
-            tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(TICK) => {}
-            }
-            let core = self.live.current();
-            let teams = &core.config().teams;
-            let hooked = |team: &String| teams.get(team).is_some_and(|t| t.audit_webhook.is_some());
-            failing.retain(|team, _| hooked(team));
-            self.waiting
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .retain(|team, _| hooked(team));
-            for team in teams.values() {
-                let Some(hook) = &team.audit_webhook else {
-                    continue;
-                };
-                let now = self.clock.now();
-                if failing.get(&team.id).is_some_and(|f| f.next > now) {
-                    continue;
-                }
-                // While a round waits on the receiver the gauge still
-                // moves: a receiver that hangs is an entry growing old.
-                let round = self.send_team(&core, &team.id, hook, now);
-                tokio::pin!(round);
-                let done = loop {
-                    tokio::select! {
-                        done = &mut round => break done,
-                        () = tokio::time::sleep(TICK) => self.show_lag(),
-                    }
-                };
-                note_round(&mut failing, &team.id, now, done);
-            }
-            // With no team webhook the gauge is 0, set once, not each round.
-            let idle = !teams.values().any(|t| t.audit_webhook.is_some());
-            if !(idle && idle_shown) {
-                self.show_lag();
-            }
-            idle_shown = idle;
-        }
+    fn due(&self, team: &str, now: Timestamp) -> bool {
+        self.backoff.get(team).is_none_or(|b| b.next <= now)
     }
 
-    /// One round for `team`: POSTs what follows its cursor, in order,
-    /// until one is refused; moves the cursor past those taken. Answers
-    /// why one was refused (and the `Retry-After` it asked), if one was.
-    async fn send_team(
-        &self,
+    /// POSTs the entries in order until one is refused.
+    async fn send(
+        &mut self,
         core: &Core,
         team: &str,
-        hook: &TeamWebhook,
-        now: Timestamp,
-    ) -> crate::error::Result<Option<Refused>> {
-        let key = keys::audit_webhook_cursor(team);
-        let Some(held) = hold(core, &key, &self.me, None, now).await? else {
-            // Another instance sends the team's entries, and shows their lag.
-            self.note_waiting(team, None);
+        entries: &[Entry],
+        lag: &Lag,
+    ) -> crate::error::Result<Option<u64>> {
+        let Some(hook) = core
+            .config()
+            .teams
+            .get(team)
+            .and_then(|t| t.audit_webhook.as_ref())
+        else {
             return Ok(None);
         };
-        // After a reset of the trail, from its entry on
-        // (docs/audit.md#resets).
-        let Some((held, head)) = settle(core, team, &key, &self.me, held, now).await? else {
-            return Ok(None);
-        };
-        let (version, from) = (held.version, held.known.seq);
-        if head.seq <= from {
-            self.note_waiting(team, None);
-            return Ok(None);
-        }
-        let last = head.seq.min(from + BATCH);
-        let wanted: Vec<String> = (from + 1..=last)
-            .map(|s| keys::audit_entry(team, s))
-            .collect();
-        let mut taken = from;
-        let mut refused = None;
-        for raw in core.get(&wanted).await?.into_iter().flatten() {
-            let Ok(entry) = serde_json::from_str::<Value>(&raw.value) else {
-                continue;
-            };
-            let seq = entry.get("seq").and_then(Value::as_u64).unwrap_or(taken);
-            let time = entry
-                .get("time")
+        let mut taken = None;
+        for entry in entries {
+            lag.note(team, entry.time.unwrap_or_else(|| self.clock.now()));
+            let id = entry
+                .value
+                .get("id")
                 .and_then(Value::as_str)
-                .and_then(Timestamp::parse_rfc3339);
-            self.note_waiting(team, time.or(Some(now)));
-            let id = entry.get("id").and_then(Value::as_str).unwrap_or_default();
-            let body = raw.value.clone().into_bytes();
+                .unwrap_or_default();
+            let body = entry.text.clone().into_bytes();
+            let now = self.clock.now();
             let sent = post_signed(
                 &self.http,
                 &hook.url,
                 &hook.key,
                 id,
-                self.clock.now(),
+                now,
                 body,
                 POST_TIMEOUT,
             )
             .await;
-            match sent {
-                Ok(()) => taken = seq,
-                Err(e) => {
-                    refused = Some(match e {
-                        PostFailed::TimedOut => ("timed out".to_string(), None),
-                        PostFailed::Unreachable => ("unreachable".to_string(), None),
-                        PostFailed::Status(status, after) => {
-                            (format!("answered HTTP {status}"), after)
-                        }
-                    });
-                    break;
-                }
+            if let Err(e) = sent {
+                self.refused = Some(match e {
+                    PostFailed::TimedOut => ("timed out".to_string(), None),
+                    PostFailed::Unreachable => ("unreachable".to_string(), None),
+                    PostFailed::Status(status, after) => (format!("answered HTTP {status}"), after),
+                });
+                break;
+            }
+            taken = Some(entry.seq);
+        }
+        Ok(taken)
+    }
+
+    fn ended(&mut self, team: &str, now: Timestamp, outcome: &crate::error::Result<()>) {
+        // Taken whatever the outcome: a refusal is of this round only.
+        let refused = self.refused.take();
+        match outcome {
+            Ok(()) => note_round(&mut self.backoff, &self.failing, team, now, refused),
+            Err(e) => {
+                tracing::warn!(team = %team, error = %e, "audit entries not sent to the team's webhook");
             }
         }
-        if refused.is_none() && taken >= head.seq {
-            self.note_waiting(team, None);
-        }
-        if taken > from {
-            // Taken: the cursor moves past them (another instance that
-            // took the team meanwhile may send them again: at least once).
-            hold(core, &key, &self.me, Some((version, taken)), now).await?;
-        }
-        Ok(refused)
     }
 }
 
 /// Notes how `team`'s round at `now` went: a refusal is a failed attempt
-/// more (tried again after the event webhooks' backoff, or the wait the
-/// receiver asked for), one warning each; a round that went through ends
-/// the failing.
+/// more, tried again after the event webhooks' backoff (or the wait the
+/// receiver asked for), one warning when the receiver starts failing; a
+/// round that went through ends the backoff, one line if it was failing.
 fn note_round(
-    failing: &mut HashMap<String, Failing>,
+    backoffs: &mut HashMap<String, Backoff>,
+    failing: &Failing,
     team: &str,
     now: Timestamp,
-    done: crate::error::Result<Option<Refused>>,
+    refused: Option<Refused>,
 ) {
-    match done {
-        Ok(None) => {
-            failing.remove(team);
-        }
-        Ok(Some((reason, retry_after))) => {
-            let f = failing.entry(team.to_string()).or_insert(Failing {
-                attempts: 0,
-                next: now,
-            });
-            f.attempts += 1;
-            f.next = now.plus(backoff(f.attempts, retry_after));
-            tracing::warn!(team = %team, reason, attempts = f.attempts,
-                "audit entry not taken by the team's audit webhook: retried with backoff");
-        }
-        Err(e) => {
-            tracing::warn!(team = %team, error = %e, "audit entries not sent to the team's webhook");
-        }
-    }
+    let Some((reason, retry_after)) = refused else {
+        backoffs.remove(team);
+        failing.fared(team, None, now);
+        return;
+    };
+    let b = backoffs.entry(team.to_string()).or_insert(Backoff {
+        attempts: 0,
+        next: now,
+    });
+    b.attempts += 1;
+    b.next = now.plus(backoff(b.attempts, retry_after));
+    failing.fared(team, Some(&reason), now);
 }
 
 /// Why a receiver did not take an entry, and the wait it asked for.

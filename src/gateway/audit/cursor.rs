@@ -1,0 +1,185 @@
+//! A team's cursor in an audit sink (docs/audit.md#wiring-a-siem), one
+//! record per sink and team: the last `seq` the sink confirmed sent, which
+//! instance sends the team's entries until when (a lease: one instance at
+//! a time sends a team's entries), and the latest reset of the trail it
+//! knew. A cursor ahead of the head is a reset, recorded before anything
+//! is sent, and once one is recorded the sink sends again from its entry,
+//! so a reset never makes a sink skip an entry (docs/audit.md#resets).
+//! Every sink shares these rules through `sink.rs`.
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{head_of, read_head, vouch, StoredHead};
+use crate::domain::audit::{sink_step, Head, Known, SinkStep};
+use crate::gateway::records::{put, Loaded, Record};
+use crate::gateway::Core;
+use crate::store::Commit;
+use crate::time::Timestamp;
+
+/// How long an instance keeps a team's sending once it stops renewing.
+const LEASE: Duration = Duration::from_secs(15);
+
+/// A sink's cursor of a team (`{team}:asl`, `{team}:awh`, …): the last
+/// `seq` confirmed sent by the sink, the instance sending the team's
+/// entries until when, and the `id` of the
+/// latest `audit.trail_reset` entry the cursor knew (`r`, absent before
+/// the first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+enum StoredCursor {
+    #[serde(rename = "1")]
+    V1 {
+        seq: u64,
+        holder: String,
+        until: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r: Option<String>,
+    },
+}
+
+/// A team's cursor as this instance holds it: its version, and what it
+/// knows of the trail (the last `seq` sent, the latest reset).
+#[derive(Debug, Clone)]
+pub(super) struct Held {
+    pub version: u64,
+    pub known: Known,
+}
+
+impl Record for StoredCursor {}
+
+/// Takes or renews, for `me`, the sending of the team whose cursor is
+/// `key`, for [`LEASE`]; moves the cursor to `done`'s `seq` when it is
+/// still at `done`'s version (nobody took it over since). Answers the
+/// cursor as held, or `None` while another instance holds it (or took it
+/// just now).
+pub(super) async fn hold(
+    core: &Core,
+    key: &str,
+    me: &str,
+    done: Option<(u64, u64)>,
+    now: Timestamp,
+) -> crate::error::Result<Option<Held>> {
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
+    let cursor: Loaded<StoredCursor> = Loaded::parse(key.to_string(), raw)?;
+    let (mut seq, reset, held_by_other) = match &cursor.value {
+        Some(StoredCursor::V1 {
+            seq,
+            holder,
+            until,
+            r,
+        }) => (*seq, r.clone(), holder != me && *until > now.unix_millis()),
+        None => (0, None, false),
+    };
+    if held_by_other {
+        return Ok(None);
+    }
+    if let Some((version, through)) = done {
+        if version == cursor.version {
+            seq = seq.max(through);
+        }
+    }
+    let known = Known { seq, reset };
+    put_cursor(core, &cursor, me, known, now).await
+}
+
+/// Writes `known` to the cursor as read (`cursor`), held by `me` for
+/// [`LEASE`]; `None` when another writer moved it first.
+async fn put_cursor(
+    core: &Core,
+    cursor: &Loaded<StoredCursor>,
+    me: &str,
+    known: Known,
+    now: Timestamp,
+) -> crate::error::Result<Option<Held>> {
+    let mine = StoredCursor::V1 {
+        seq: known.seq,
+        holder: me.to_string(),
+        until: now.plus(LEASE).unix_millis(),
+        r: known.reset.clone(),
+    };
+    let op = put(
+        &cursor.key,
+        cursor.version,
+        &mine,
+        Some(core.config().audit.retention),
+    )?;
+    let version = match &op {
+        crate::store::Op::Put { version, .. } => *version,
+        _ => 0,
+    };
+    let applied = core.write(vec![op]).await? == Commit::Applied;
+    Ok(applied.then_some(Held { version, known }))
+}
+
+/// The head of `team`'s trail, and the cursor `held` (at `key`) as it
+/// stands after any reset of the trail (docs/audit.md#resets): rewound to
+/// send again from the reset's entry when one was recorded since it
+/// moved; when it is ahead of the head and none was recorded, the reset
+/// is recorded first, and nothing is sent this round (`None`, as when
+/// another writer moved the cursor meanwhile).
+pub(super) async fn settle(
+    core: &Core,
+    team: &str,
+    key: &str,
+    me: &str,
+    held: Held,
+    now: Timestamp,
+) -> crate::error::Result<Option<(Held, Head)>> {
+    let loaded = read_head(core, team).await?;
+    let found = loaded.value.as_ref().map(StoredHead::found);
+    match sink_step(&held.known, found.as_ref()) {
+        SinkStep::Send => Ok(Some((held, head_of(&loaded)))),
+        SinkStep::Rewind { seq, reset } => {
+            let cursor = Loaded {
+                key: key.to_string(),
+                version: held.version,
+                // Only its version is checked.
+                value: None,
+            };
+            let known = Known {
+                seq,
+                reset: Some(reset),
+            };
+            let rewound = put_cursor(core, &cursor, me, known, now).await?;
+            Ok(rewound.map(|held| (held, head_of(&loaded))))
+        }
+        SinkStep::Record(_) => {
+            vouch(core, team, &held.known, now).await?;
+            Ok(None)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_keeps_its_bytes() {
+        let c = StoredCursor::V1 {
+            seq: 7,
+            holder: "i-1".into(),
+            until: 1_800_000_000_000,
+            r: None,
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
+        let c = StoredCursor::V1 {
+            seq: 7,
+            holder: "i-1".into(),
+            until: 1_800_000_000_000,
+            r: Some("0193".into()),
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000,"r":"0193"}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
+    }
+}
