@@ -93,10 +93,16 @@ pub struct Session {
     pub role: ConsoleRole,
     #[serde(rename = "at", with = "stored")]
     pub signed_in_at: Timestamp,
-    /// The last request it authenticated.
+    /// The last request it authenticated, as last written: at most
+    /// [`Session::renewal_due`]'s step behind the real one.
     #[serde(rename = "seen", with = "stored")]
     pub last_seen: Timestamp,
 }
+
+/// The most a session's recorded last request may lag the real one: a
+/// request this soon after the recorded one does not write the session
+/// (docs/console-sign-in.md#the-session).
+pub const RENEW_EVERY: Duration = Duration::from_secs(60);
 
 /// A session's two limits: `session_idle` and `session_max`.
 #[derive(Debug, Clone, Copy)]
@@ -117,8 +123,17 @@ impl Session {
         }
     }
 
+    /// Whether a request at `now` writes its `last_seen`: when the one
+    /// recorded is [`RENEW_EVERY`] old, or a tenth of `session_idle` if
+    /// that is shorter. Otherwise the session is left as it is, so it may
+    /// end that much before `session_idle` after the real last request,
+    /// never after (docs/decisions/0350-a-session-is-renewed-once-a-minute.md).
+    pub fn renewal_due(&self, now: Timestamp, limits: Limits) -> bool {
+        now.since(self.last_seen) >= RENEW_EVERY.min(limits.idle / 10)
+    }
+
     /// When it ends if no request comes: `session_idle` after the last
-    /// one, at most `session_max` after the sign-in.
+    /// one recorded, at most `session_max` after the sign-in.
     pub fn ends_at(&self, limits: Limits) -> Timestamp {
         let idle = self.last_seen.plus(limits.idle);
         let max = self.signed_in_at.plus(limits.max);
@@ -262,5 +277,32 @@ mod tests {
             s.keep_for(at(3000), limits),
             Duration::from_secs(600) + KEPT_AFTER_END
         );
+    }
+
+    #[test]
+    fn a_request_writes_the_session_once_a_minute_or_tenth_of_its_idle_time() {
+        let t0 = Timestamp::from_unix_seconds(1_795_000_000);
+        let at = |secs| t0.plus(Duration::from_secs(secs));
+        let s = Session {
+            team: "acme".into(),
+            sub: "u-1".into(),
+            name: None,
+            role: ConsoleRole::Agent,
+            signed_in_at: t0,
+            last_seen: t0,
+        };
+        let limits = |idle| Limits {
+            idle: Duration::from_secs(idle),
+            max: Duration::from_secs(43_200),
+        };
+        // 15 minutes idle: once a minute.
+        assert!(!s.renewal_due(t0, limits(900)));
+        assert!(!s.renewal_due(at(59), limits(900)));
+        assert!(s.renewal_due(at(60), limits(900)));
+        // One minute idle: every 6 seconds, so a busy session never ends idle.
+        assert!(!s.renewal_due(at(5), limits(60)));
+        assert!(s.renewal_due(at(6), limits(60)));
+        // A clock that went back writes nothing.
+        assert!(!s.renewal_due(t0.minus(Duration::from_secs(120)), limits(900)));
     }
 }

@@ -538,8 +538,10 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
 }
 
 /// The live session `session_id` names, its idle time restarted by this
-/// request; 401 `unauthorized` when there is none, or it has ended (the
-/// end then recorded as `console.signed_out`, once).
+/// request (written only when [`Session::renewal_due`]: most requests
+/// only read it); 401 `unauthorized` when there is none, or it has ended
+/// (the end then recorded as `console.signed_out`, once). Its due entry
+/// stays where it is: the sweeper reads the `last_seen` written here.
 pub async fn session_of(
     core: &Core,
     session_id: &str,
@@ -556,6 +558,9 @@ pub async fn session_of(
             let place = (at.key.as_str(), at.hash.as_str());
             let ended = end(core, place, version, &session, ended, via, now).await;
             return ended.map(|()| Some(Err(Error::Unauthorized)));
+        }
+        if !session.renewal_due(now, at.limits) {
+            return Ok(Some(Ok(session)));
         }
         session.last_seen = now;
         let op = put(

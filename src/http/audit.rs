@@ -1,19 +1,16 @@
 //! The audit trail's endpoints (docs/api.md#the-audit-trail): its pages,
-//! its signed head and the keys that sign it; and where a request comes
-//! from (its peer and request id) for the entries it causes.
+//! its signed head and the keys that sign it.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::request::Parts;
+use axum::extract::State;
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::auth::Auditor;
-use super::extract::{NoQuery, Now, QueryParams};
+use super::extract::{NoQuery, Now, QueryParams, RequestVia};
 use super::json::Json;
 use super::openapi::{ApiKeyErrors, E400, E403, E422};
 use super::AppState;
-use crate::domain::audit::Via;
 use crate::domain::audit_keys::Jwks;
 use crate::error::{Error, Result};
 use crate::gateway::audit::{AuditPage, SignedHead, MAX_PAGE};
@@ -23,18 +20,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list))
         .routes(routes!(head))
         .routes(routes!(keys))
-}
-
-/// Where a request comes from: its peer's address and its
-/// `X-Request-Id` (set by `observe.rs` before any handler runs).
-pub struct RequestVia(pub Via);
-
-impl<S: Send + Sync> FromRequestParts<S> for RequestVia {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
-        Ok(RequestVia(super::denials::via_of(parts)))
-    }
 }
 
 /// `GET /v1/audit` query parameters.

@@ -14,7 +14,7 @@ use secrecy::SecretString;
 
 use super::AppState;
 use crate::config::{Config, Role, Team};
-use crate::domain::audit::{Acting, Actor, Via};
+use crate::domain::audit::{self, Actor, Via};
 use crate::domain::console_session::ConsoleRole;
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::Error;
@@ -142,19 +142,20 @@ impl Caller {
     }
 
     /// The caller as an audit entry's actor, asking through `via`.
-    pub fn acting(&self, via: &Via) -> Acting {
+    pub fn acting(&self, via: &Via) -> audit::Acting {
         let actor = match (&self.person, self.by_session()) {
             (Some(p), true) => Actor::signed_in(Some(&p.sub), p.name.as_deref()),
             (Some(p), false) => Actor::person(&p.sub, p.name.as_deref(), &self.key_id),
             (None, _) => Actor::api_key(&self.key_id),
         };
-        Acting::new(actor, via)
+        audit::Acting::new(actor, via)
     }
 
     /// Ok unless the team requires a person for an action that changes
     /// something, the key is an agent's or an admin's (a bot's is not
-    /// affected) and none was named: 403 `person_required`.
-    pub fn person_if_required(&self) -> Result<(), Error> {
+    /// affected) and none was named: 403 `person_required`. Asked by
+    /// [`Acting`] alone.
+    fn person_if_required(&self) -> Result<(), Error> {
         let required = self.team.console.require_person && self.role.acts_as_agent();
         if required && self.person.is_none() {
             return Err(Error::PersonRequired);
@@ -401,6 +402,34 @@ impl FromRequestParts<AppState> for CallerOrSession {
         authorise(parts, state, any, NOT_THIS_ROLE, Keys::OrSession)
             .await
             .map(CallerOrSession)
+    }
+}
+
+/// A caller doing what `[console] require_person` may require a person for
+/// (reveal, logout, unlock, forget: docs/console-sign-in.md#what-a-session-may-do):
+/// its role extractor `R` ([`Agent`], [`Admin`] or [`CallerOrSession`]),
+/// then, for an agent or admin key of a team that requires one, the person
+/// its `Chatgate-Actor` named, else 403 `person_required` before the path,
+/// query or body is looked at (a console session is its person; a bot's
+/// key is not affected); `acting` is the audit actor it acts as, through
+/// the request's peer and request id.
+#[derive(Debug, Clone)]
+pub struct Acting<R> {
+    pub caller: R,
+    pub acting: audit::Acting,
+}
+
+impl<R> FromRequestParts<AppState> for Acting<R>
+where
+    R: FromRequestParts<AppState, Rejection = Error> + std::ops::Deref<Target = Caller>,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let caller = R::from_request_parts(parts, state).await?;
+        caller.person_if_required()?;
+        let acting = caller.acting(&super::denials::via_of(parts));
+        Ok(Acting { caller, acting })
     }
 }
 

@@ -7,12 +7,11 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
-use super::auth::{Agent, Bot, Caller};
+use super::auth::{Acting, Agent, Bot, Caller};
 use super::extract::{empty_body, ChallengeIds, InteractionId, JsonBody, NoQuery, Now};
 use super::openapi::{
-    raw_schema, ApiKeyErrors, EmptyBody, JsonBodyErrors, RawSchema, E403, E404, E409, E410, E422,
-    E423, E429, E502,
+    raw_schema, ActorHeader, ApiKeyErrors, EmptyBody, JsonBodyErrors, RawSchema, E403, E404, E409,
+    E410, E422, E423, E429, E502,
 };
 use super::AppState;
 use crate::domain::audit_keys::Jwks;
@@ -293,24 +292,25 @@ async fn advance(
 
 /// The open OTP, for an agent, where the team allows it (`otp.show_to_agents`).
 #[utoipa::path(get, path = "/v1/interactions/{id}/challenges/{cid}/code", operation_id = "reveal_code", tag = "challenges",
-    security(("api_key" = []), ("console_session" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
+    security(("api_key" = []), ("console_session" = [])), params(("id" = Uuid, Path), ("cid" = Uuid, Path), ActorHeader),
     responses((status = 200, body = RevealedCode), ApiKeyErrors, E403, E404, E409, E410, E422, E423))]
 async fn reveal(
     State(st): State<AppState>,
     Now(now): Now,
-    agent: Agent,
-    RequestVia(via): RequestVia,
+    Acting {
+        caller: agent,
+        acting,
+    }: Acting<Agent>,
     _: NoQuery,
     ChallengeIds { id, cid }: ChallengeIds,
 ) -> Result<Json<RevealedCode>> {
-    agent.person_if_required()?;
     Ok(Json(
         crate::gateway::challenges::verify::reveal_code(
             &st.gateway,
             agent.team(),
             id,
             cid,
-            &agent.acting(&via),
+            &acting,
             now,
         )
         .await?,

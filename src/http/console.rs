@@ -20,9 +20,8 @@ use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
 use super::auth::{session_cookie, session_cookie_name, Agent};
-use super::extract::{empty_body, NoQuery, Now, PathParam};
+use super::extract::{empty_body, NoQuery, Now, PathParam, RequestVia};
 use super::oidc::{cookie_value, provider_answer, state_cookie};
 use super::openapi::{ApiKeyErrors, E429SignIn, EmptyBody, JsonBodyErrors, E403, E422};
 use super::pages::{self, Page};

@@ -1,6 +1,6 @@
 //! Extractors that speak our error format: JSON bodies (400/413/415 as
-//! problem+json, never echoing a value), the request's `now`, and ids in
-//! paths, typed (a malformed id is simply not found).
+//! problem+json, never echoing a value), the request's `now` and where it
+//! comes from, and ids in paths, typed (a malformed id is simply not found).
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::CONTENT_TYPE;
@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use super::AppState;
+use crate::domain::audit::Via;
 use crate::domain::json_members::repeated_member;
 use crate::error::Error;
 use crate::time::Timestamp;
@@ -200,6 +201,19 @@ impl FromRequestParts<AppState> for Now {
 
     async fn from_request_parts(_parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         Ok(Now(state.clock.now()))
+    }
+}
+
+/// Where a request comes from, for the audit entries it causes: its
+/// peer's address and its `X-Request-Id` (set by `observe.rs` before any
+/// handler runs).
+pub struct RequestVia(pub Via);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestVia {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Error> {
+        Ok(RequestVia(super::denials::via_of(parts)))
     }
 }
 

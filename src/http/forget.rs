@@ -8,10 +8,9 @@ use axum::extract::{Request, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
-use super::auth::CallerOrSession;
+use super::auth::{Acting, CallerOrSession};
 use super::extract::{empty_body, InteractionId, NoQuery, Now};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E404};
+use super::openapi::{ActorHeader, ApiKeyErrors, EmptyBody, JsonBodyErrors, E403, E404};
 use super::AppState;
 use crate::error::Result;
 use crate::gateway::InteractionView;
@@ -24,22 +23,19 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// this and every later interaction of the conversation, until the next
 /// authentication in it. The authentication itself (if any) is unchanged.
 #[utoipa::path(post, path = "/v1/interactions/{id}/forget", operation_id = "forget_conversation", tag = "interactions", security(("api_key" = []), ("console_session" = [])),
-    params(("id" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
+    params(("id" = Uuid, Path), ActorHeader),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses((status = 200, body = InteractionView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn forget(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: CallerOrSession,
-    RequestVia(via): RequestVia,
+    Acting { caller, acting }: Acting<CallerOrSession>,
     _: NoQuery,
     InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Bots and agents (and admins) may: every role.
-    caller.person_if_required()?;
-    let acting = caller.acting(&via);
     let team = caller.team();
     Ok(Json(
         crate::gateway::interactions::forget_conversation(&st.gateway, team, id, &acting, now)

@@ -6,10 +6,11 @@ use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
-use super::auth::{Agent, Bot, CallerOrSession};
+use super::auth::{Acting, Agent, Bot, CallerOrSession};
 use super::extract::{empty_body, InteractionId, JsonBody, NoQuery, Now, QueryParams};
-use super::openapi::{ApiKeyErrors, EmptyBody, JsonBodyErrors, E400, E403, E404, E422};
+use super::openapi::{
+    ActorHeader, ApiKeyErrors, EmptyBody, JsonBodyErrors, E400, E403, E404, E422,
+};
 use super::AppState;
 use crate::domain::input::ConversationId;
 use crate::domain::interaction::{Contact, Status};
@@ -263,22 +264,19 @@ async fn activity(
 
 /// End the authentication; status `unauthenticated`.
 #[utoipa::path(post, path = "/v1/interactions/{id}/logout", operation_id = "logout_interaction", tag = "interactions", security(("api_key" = []), ("console_session" = [])),
-    params(("id" = Uuid, Path), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
+    params(("id" = Uuid, Path), ActorHeader),
     request_body(content = Option<EmptyBody>, description = "empty, or `{}`"),
     responses((status = 200, body = InteractionView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn logout(
     State(st): State<AppState>,
     Now(now): Now,
-    caller: CallerOrSession,
-    RequestVia(via): RequestVia,
+    Acting { caller, acting }: Acting<CallerOrSession>,
     _: NoQuery,
     InteractionId(id): InteractionId,
     req: Request,
 ) -> Result<Json<InteractionView>> {
     empty_body(req, &st).await?;
     // Every role may read and log out (docs/api.md#interactions).
-    caller.person_if_required()?;
-    let acting = caller.acting(&via);
     Ok(Json(
         crate::gateway::interactions::logout(&st.gateway, caller.team(), id, &acting, now).await?,
     ))

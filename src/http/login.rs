@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
 use super::auth::Bot;
 use super::extract::{
     json_bytes, only_members, parse_json, InteractionId, JsonBody, NoQuery, Now, PathParam,
+    RequestVia,
 };
 use super::openapi::{
     raw_schema, ApiKeyErrors, CallbackE409, CallbackE410, JsonBodyErrors, RawSchema, E401, E403,

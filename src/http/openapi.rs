@@ -178,6 +178,35 @@ impl utoipa::PartialSchema for SessionPinText {
 
 impl utoipa::ToSchema for SessionPinText {}
 
+/// The `Chatgate-Actor` header of every operation the team may require a
+/// person for (reveal, logout, unlock, forget), as `params(ActorHeader)`:
+/// the person an agent or admin key acts for (docs/api.md#a-person-behind-every-agent-action).
+pub struct ActorHeader;
+
+impl utoipa::IntoParams for ActorHeader {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+        use utoipa::openapi::schema::SchemaType;
+        use utoipa::openapi::Required;
+        let token = ObjectBuilder::new()
+            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+            .pattern(Some(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"));
+        vec![ParameterBuilder::new()
+            .name("Chatgate-Actor")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "the person an agent or admin key acts for: a token of the team's workforce \
+                 provider (docs/api.md#a-person-behind-every-agent-action); required with \
+                 `[console] require_person`",
+            ))
+            .schema(Some(token))
+            .build()]
+    }
+}
+
 /// The document as served by this deployment: the `ChannelName` schema lists
 /// the configured channel names and `SessionPinText` the configured lengths.
 pub fn for_deployment(

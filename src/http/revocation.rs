@@ -13,8 +13,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
-use super::extract::{Now, PathParam};
+use super::extract::{Now, PathParam, RequestVia};
 use super::openapi::{E404, E413};
 use super::AppState;
 use crate::error::Error;

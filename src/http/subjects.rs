@@ -4,10 +4,9 @@ use axum::extract::{Request, State};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
-use super::auth::{Admin, Agent};
+use super::auth::{Acting, Admin, Agent};
 use super::extract::{json_bytes, parse_json, NoQuery, Now, PathParam};
-use super::openapi::{ApiKeyErrors, JsonBodyErrors, E403, E404, E422};
+use super::openapi::{ActorHeader, ApiKeyErrors, JsonBodyErrors, E403, E404, E422};
 use super::AppState;
 use crate::domain::input;
 use crate::error::{Error, Result};
@@ -52,14 +51,16 @@ pub struct UnlockBody {
 /// Clear a subject's failures, lockout and ban (admin), or one origin's.
 #[utoipa::path(post, path = "/v1/subjects/{subject}/unlock", operation_id = "unlock_subject", tag = "subjects", security(("api_key" = []), ("console_session" = [])),
     params(("subject" = super::openapi::SubjectText, Path,
-            description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded"), ("Chatgate-Actor" = Option<String>, Header, description = "the person an agent or admin key acts for: a token of the team's workforce provider (docs/api.md#a-person-behind-every-agent-action); required with `[console] require_person`", pattern = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")),
+            description = "a `customer_ref`, or `interaction:{id}` for an interaction without one; percent-encoded"), ActorHeader),
     request_body(content = Option<UnlockBody>, description = "empty, `{}`, or `{\"origin\": \"...\"}`"),
     responses((status = 200, body = SubjectView), ApiKeyErrors, E403, E404, JsonBodyErrors))]
 async fn unlock(
     State(st): State<AppState>,
     Now(now): Now,
-    admin: Admin,
-    RequestVia(via): RequestVia,
+    Acting {
+        caller: admin,
+        acting,
+    }: Acting<Admin>,
     _: NoQuery,
     PathParam(subject): PathParam<String>,
     req: Request,
@@ -77,8 +78,6 @@ async fn unlock(
     }
     let subject = input::subject(&subject)?;
     let origin = body.origin.as_deref();
-    admin.person_if_required()?;
-    let acting = admin.acting(&via);
     let team = admin.team();
     Ok(Json(
         crate::gateway::subjects::unlock_subject(&st.gateway, team, &subject, origin, &acting, now)

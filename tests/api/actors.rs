@@ -403,6 +403,79 @@ async fn require_person_holds_every_changing_agent_endpoint(backend: Backend) {
     assert_eq!(res.status(), 200);
 }
 
+/// The person a team requires is asked with the key's role, before the
+/// path, query or body are looked at: each changing endpoint, whatever
+/// else is wrong with the request, is 403 `person_required` and audited
+/// as such; a bot's key is not affected
+/// (docs/decisions/0351-a-required-person-is-asked-with-the-role.md).
+async fn a_required_person_is_asked_before_the_path_query_or_body(backend: Backend) {
+    let Some((app, _idp)) = spawn_console(backend, true).await else {
+        return;
+    };
+    let id = app.new_interaction().await;
+    let (agent, admin) = (app.keys.agent.clone(), app.keys.admin.clone());
+    // A path that names nothing.
+    let res = reveal(&app, "not-an-id", "nor-this", None).await;
+    assert_problem(res, 403, "person_required").await;
+    // A query parameter the operation does not define.
+    let res = post_as(
+        &app,
+        &format!("/v1/interactions/{id}/logout?x=1"),
+        &agent,
+        None,
+    )
+    .await;
+    assert_problem(res, 403, "person_required").await;
+    // A body that is no JSON.
+    let res = app
+        .request(
+            Method::POST,
+            &format!("/v1/interactions/{id}/forget"),
+            Some(&agent),
+        )
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "person_required").await;
+    // A body member out of its range.
+    let res = app
+        .request(Method::POST, "/v1/subjects/cust-x/unlock", Some(&admin))
+        .json(&json!({"origin": ""}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 403, "person_required").await;
+    let entries = trail(&app).await;
+    assert_eq!(entries.len(), 4, "{entries:#?}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["action"] == "access.denied" && e["detail"]["reason"] == "person_required"),
+        "{entries:#?}"
+    );
+    // A bot's key meets the path's check as before.
+    let res = post_as(
+        &app,
+        "/v1/interactions/not-an-id/logout",
+        &app.keys.bot,
+        None,
+    )
+    .await;
+    assert_problem(res, 404, "not_found").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_person_is_asked_before_the_path_query_or_body_memory() {
+    a_required_person_is_asked_before_the_path_query_or_body(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_required_person_is_asked_before_the_path_query_or_body_redis() {
+    a_required_person_is_asked_before_the_path_query_or_body(Backend::Redis).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn require_person_holds_every_changing_agent_endpoint_memory() {
     require_person_holds_every_changing_agent_endpoint(Backend::Memory).await;

@@ -19,7 +19,7 @@ use crate::oidc_provider::{FakeIdp, Misbehave, CLIENT_ID, CLIENT_SECRET};
 /// provider, `agents` and `admins` its role values, and sign-ins started
 /// without a limit a test meets (unless `more` names `sign_in_rate`, if
 /// only in a comment).
-fn console_section(idp: &FakeIdp, more: &str) -> String {
+pub(crate) fn console_section(idp: &FakeIdp, more: &str) -> String {
     let rate = if more.contains("sign_in_rate") {
         ""
     } else {
@@ -36,11 +36,21 @@ async fn spawn_console(
     public_url: &str,
     more: &str,
 ) -> Option<(TestApp, FakeIdp)> {
+    spawn_console_with(backend, public_url, more, Setup::default()).await
+}
+
+/// [`spawn_console`] from `setup` (another store, say).
+pub(crate) async fn spawn_console_with(
+    backend: Backend,
+    public_url: &str,
+    more: &str,
+    setup: Setup,
+) -> Option<(TestApp, FakeIdp)> {
     let idp = FakeIdp::start_for(&format!("{public_url}/console/acme/callback")).await;
     let setup = Setup {
         team_extra: console_section(&idp, more),
         public_url: Some(public_url.to_string()),
-        ..Setup::default()
+        ..setup
     };
     let app = spawn_with(backend, setup).await?;
     idp.use_clock(app.clock.clone());
@@ -49,11 +59,11 @@ async fn spawn_console(
     Some((app, idp))
 }
 
-const HTTP: &str = "http://gateway.test";
+pub(crate) const HTTP: &str = "http://gateway.test";
 
 /// What a browser saw of one sign-in: the gateway's answer to the
 /// callback, and the cookies it set (name → whole `Set-Cookie`).
-struct SignIn {
+pub(crate) struct SignIn {
     status: u16,
     location: Option<String>,
     set_cookies: HashMap<String, String>,
@@ -65,7 +75,7 @@ struct SignIn {
 
 impl SignIn {
     /// `name=value` of the session cookie, for a request's `Cookie`.
-    fn session(&self) -> String {
+    pub(crate) fn session(&self) -> String {
         let (name, c) = self
             .set_cookies
             .iter()
@@ -168,7 +178,7 @@ async fn finish(app: &TestApp, callback: &str, cookie: &str, state_cookie: &str)
     }
 }
 
-async fn sign_in(app: &TestApp) -> SignIn {
+pub(crate) async fn sign_in(app: &TestApp) -> SignIn {
     let s = sign_in_with(app, HTTP, None).await;
     assert_eq!(s.status, 303, "{}", s.body);
     s
@@ -176,7 +186,7 @@ async fn sign_in(app: &TestApp) -> SignIn {
 
 /// A request with the session cookie (and `Chatgate-Console: 1` when
 /// `header`).
-fn with_session(
+pub(crate) fn with_session(
     app: &TestApp,
     m: Method,
     path: &str,
@@ -611,6 +621,57 @@ async fn a_session_ends_idle_or_at_its_absolute_limit() {
     assert_eq!(ended, [&json!("idle"), &json!("max_age")], "{entries:#?}");
 }
 
+/// A request soon after the session's recorded last one (within a
+/// minute, or a tenth of `session_idle`: 6 s here) does not write it, so
+/// the session ends idle up to that much early, never late; its due entry
+/// follows what was written, so a session in use is never ended by it
+/// (docs/decisions/0350-a-session-is-renewed-once-a-minute.md).
+async fn a_request_soon_after_the_last_does_not_restart_the_idle_time(backend: Backend) {
+    let Some((app, _idp)) = spawn_console(backend, HTTP, "").await else {
+        return;
+    };
+    let ask = |session: String| {
+        let app = &app;
+        async move {
+            with_session(app, Method::GET, "/console/session", &session, false)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // 5 s after the sign-in: not written; idle a minute after the sign-in.
+    let early = sign_in(&app).await.session();
+    app.clock.advance(Duration::from_secs(5));
+    assert_eq!(ask(early.clone()).await, 200);
+    app.clock.advance(Duration::from_secs(56));
+    assert_eq!(ask(early).await, 401);
+    assert_eq!(ends_recorded(&app, 1).await, [json!("idle")]);
+    // Every 3 s, half of them written: alive past its first due time,
+    // which the sweeper meets with the last written and queues again.
+    let busy = sign_in(&app).await.session();
+    for _ in 0..30 {
+        app.clock.advance(Duration::from_secs(3));
+        assert_eq!(ask(busy.clone()).await, 200);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    app.clock.advance(Duration::from_secs(3));
+    assert_eq!(ask(busy).await, 200);
+    assert_eq!(ends_recorded(&app, 1).await, [json!("idle")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_soon_after_the_last_does_not_restart_the_idle_time_memory() {
+    a_request_soon_after_the_last_does_not_restart_the_idle_time(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_soon_after_the_last_does_not_restart_the_idle_time_redis() {
+    a_request_soon_after_the_last_does_not_restart_the_idle_time(Backend::Redis).await;
+}
+
 /// The `detail.ended` of every `console.signed_out` once there are `n`
 /// (the sweeper records an end by time within its half-second round).
 async fn ends_recorded(app: &TestApp, n: usize) -> Vec<Value> {
@@ -716,8 +777,10 @@ async fn an_end_by_time_is_recorded_without_the_cookie_redis() {
 }
 
 /// A sign-out while the same session's other requests keep touching it
-/// (each restarts its idle time, a write): the 204 means the session is
-/// gone, never that another request's touch was taken for its end.
+/// (each restarts its idle time, a write: the clock moves on 6 s before
+/// each, the renewal step of a one-minute `session_idle`, for the first 20):
+/// the 204 means the session is gone, never that another request's touch
+/// was taken for its end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_out_raced_by_the_session_s_own_requests_still_ends_it() {
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -732,8 +795,12 @@ async fn a_sign_out_raced_by_the_session_s_own_requests_still_ends_it() {
         let busy = {
             let (stop, touched) = (stop.clone(), touched.clone());
             let request = with_session(&app, Method::GET, "/console/session", &session, false);
+            let clock = app.clock.clone();
             tokio::spawn(async move {
                 while !stop.load(Ordering::SeqCst) {
+                    if touched.load(Ordering::SeqCst) < 20 {
+                        clock.advance(Duration::from_secs(6));
+                    }
                     let res = request.try_clone().unwrap().send().await.unwrap();
                     if res.status() != 200 {
                         break;

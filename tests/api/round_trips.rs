@@ -368,6 +368,58 @@ async fn status_read_is_one_round_trip_and_callback_two() {
     );
 }
 
+/// A console session's request costs what an API key's does, and the
+/// session's two reads (the pointer that names its team, then its record):
+/// its `last_seen` is written at most once a minute (a tenth of
+/// `session_idle` when that is shorter: 6 s here), not on every request
+/// (docs/decisions/0350-a-session-is-renewed-once-a-minute.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_console_request_costs_an_api_key_s_and_its_session_s_two_reads() {
+    use crate::console_sign_in::{sign_in, spawn_console_with, with_session, HTTP};
+    let counting = Arc::new(Counting::default());
+    let setup = Setup {
+        store: Some(counting.clone()),
+        ..Setup::default()
+    };
+    let Some((app, _idp)) = spawn_console_with(Backend::Memory, HTTP, "", setup).await else {
+        return;
+    };
+    let id = app.new_interaction().await;
+    let path = format!("/v1/interactions/{id}");
+    let session = sign_in(&app).await.session();
+    let cost = |by_key: bool| {
+        let (app, path, session, counting) = (&app, &path, &session, &counting);
+        async move {
+            let before = counting.calls.load(Ordering::SeqCst);
+            let gets = counting.gets.lock().unwrap().len();
+            let req = if by_key {
+                app.request(Method::GET, path, Some(&app.keys.agent))
+            } else {
+                with_session(app, Method::GET, path, session, false)
+            };
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), 200);
+            let read: Vec<Vec<String>> = counting.gets.lock().unwrap()[gets..].to_vec();
+            (counting.calls.load(Ordering::SeqCst) - before, read)
+        }
+    };
+    let (by_key, _) = cost(true).await;
+    assert_eq!(by_key, 1, "an agent key's status read");
+    for _ in 0..3 {
+        app.advance(1);
+        let (by_session, read) = cost(false).await;
+        assert_eq!(by_session, by_key + 2, "a session's request: {read:?}");
+        assert!(
+            read[0][0].contains("cst:") && read[1][0].contains("}:cs:"),
+            "{read:?}"
+        );
+    }
+    // Its renewal is due: one commit more, once.
+    app.advance(6);
+    assert_eq!(cost(false).await.0, by_key + 3, "the renewal");
+    assert_eq!(cost(false).await.0, by_key + 2, "renewed");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_that_changes_nothing_is_not_written() {
     let (counting, app) = on_counting_store().await;
