@@ -23,7 +23,7 @@ pub(super) fn join(prefix: &str, key: &str) -> String {
     }
 }
 
-fn translate(e: &toml::de::Error, file: &str, prefix: &str) -> ConfigError {
+pub(super) fn translate(e: &toml::de::Error, file: &str, prefix: &str) -> ConfigError {
     // toml reports the path of the failing value as a trailing "in `a.b`" line.
     let rendered = e.to_string();
     let path = rendered

@@ -21,9 +21,15 @@ use crate::time::Timestamp;
 /// The verdict on `number` (E.164) for a code read by a voice call
 /// (`voice`) or not, at `now`: `None` when the team has no
 /// `[number_checks]`; else refused, or what was found.
-pub async fn verdict(team: &Team, number: &str, voice: bool, now: Timestamp) -> Option<Verdict> {
+pub async fn verdict(
+    core: &Core,
+    team: &Team,
+    number: &str,
+    voice: bool,
+    now: Timestamp,
+) -> Option<Verdict> {
     let nc = team.number_checks.as_ref()?;
-    let answer = nc.ask(number, voice, now).await;
+    let answer = core.number_checks().ask(nc, number, voice, now).await;
     Some(number_check::verdict(
         &nc.settings,
         &answer,
@@ -55,7 +61,7 @@ pub async fn refuses_recognition(
         .or_else(|| phone::e164(&format!("+{id}")))
         .unwrap_or_else(|| id.clone());
     matches!(
-        verdict(team, &number, false, now).await,
+        verdict(core, team, &number, false, now).await,
         Some(Verdict::Refuse(_))
     )
 }
@@ -73,7 +79,7 @@ pub async fn check(
     voice: bool,
     now: Timestamp,
 ) -> Result<Option<NumberCheck>> {
-    match verdict(team, number, voice, now).await {
+    match verdict(core, team, number, voice, now).await {
         None => Ok(None),
         Some(Verdict::Go(found)) => Ok(Some(found)),
         Some(Verdict::Refuse(refusal)) => Err(refused(core, team, rec, asked, refusal, now).await),

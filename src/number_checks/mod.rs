@@ -2,95 +2,198 @@
 //! (docs/number-checks.md): the mobile operator's CAMARA SIM Swap and Call
 //! Forwarding Signal APIs ([`camara`]) or Twilio Lookup v2 ([`twilio`]).
 //!
-//! A team's [`NumberChecks`] holds its provider's settings, its own HTTP
-//! client (so a provider that hangs holds no other team's connections),
-//! its tokens, and the answers it reuses for `cache`. Every check has
-//! [`TIMEOUT`]; the answer is a [`Answer`] of `domain::number_check`,
+//! A provider is a kind, as a channel is: a type of its keys that
+//! implements [`Provider`] (its name, stored tag and keys, the rules
+//! serde does not state, its question), registered once in `providers!`
+//! below. A team's [`NumberChecks`] is its configuration: the settings
+//! and its provider's keys. What its checks keep between requests (the
+//! HTTP client, the token, the answers reused for `cache`) is [`Askers`]'
+//! ([`live`]), which the gateway keeps across reloads. Every check has
+//! [`TIMEOUT`]; the answer is an `Answer` of `domain::number_check`,
 //! whose `verdict` decides. The number is never logged, nor put in a
 //! span or a metric label: errors name the question, never the request.
 pub mod camara;
+pub mod live;
 pub mod twilio;
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use secrecy::SecretString;
+use serde::{Deserialize, Deserializer};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+pub use camara::{CamaraAuth, CamaraConfig};
+pub use live::Askers;
+pub use twilio::TwilioConfig;
+
 use crate::answers::{body_capped, Uncapped};
-use crate::domain::number_check::{self, Answer, CheckSettings, Finding, Source};
-use crate::fared::{Failing, Fared};
+use crate::domain::number_check::{CheckSettings, Finding, Source};
 use crate::time::Timestamp;
 
 /// The longest a check may take, tokens included: past it the answer is
 /// an error (`on_error` decides).
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The most answers a team keeps; past it the expired ones go, then the
-/// oldest.
-const CACHE_MAX: usize = 10_000;
+/// The key of `[number_checks]` that is wrong, and what is wrong with it.
+pub type Problem = (String, String);
 
-/// How a CAMARA client gets its token.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CamaraAuth {
-    /// `grant_type=client_credentials`: one token, reused until 30 s
-    /// before it expires.
-    ClientCredentials,
-    /// GSMA Open Gateway's backend flow (OpenID Connect CIBA): a token per
-    /// number, asked at `bc_authorize_url` with `login_hint=tel:+…`, then
-    /// polled at the token endpoint every `interval` the operator names
-    /// (default 5 s) while it answers `authorization_pending`.
-    Ciba { bc_authorize_url: Url },
+/// Whether the gateway may send a request to a URL a team names (the
+/// configuration's rule: https, or http on a loopback address).
+pub type MayReach = fn(&Url) -> bool;
+
+/// The facts of one provider kind that the loader, the stored records and
+/// the metrics read.
+#[derive(Debug, Clone, Copy)]
+pub struct ProviderInfo {
+    /// Who answers, in the domain's words; its `as_str` is the kind as
+    /// written in `kind = "…"`, the metric label and the challenge's
+    /// `number_check.source`.
+    pub source: Source,
+    /// The one character a stored number check names it by (the stored
+    /// forms of docs/architecture.md#keys-and-slots); never reused.
+    pub stored: char,
+    /// The keys of `[number_checks]` this kind takes besides the settings
+    /// every kind shares: a key of another kind is refused by name.
+    pub keys: &'static [&'static str],
 }
 
-/// `kind = "camara"`: the operator's APIs and its OAuth 2.0 client.
-#[derive(Debug)]
-pub struct CamaraConfig {
-    /// The SIM Swap API root with its version (`…/sim-swap/v2`).
-    pub sim_swap_url: Url,
-    /// The Call Forwarding Signal API root, when voice codes ask it.
-    pub call_forwarding_url: Option<Url>,
-    pub token_url: Url,
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub auth: CamaraAuth,
-    pub scopes: Vec<String>,
+/// One provider kind: its keys (`Self::Keys`, read with serde, unknown
+/// keys refused), its facts and its question. Register it in
+/// `providers!` (below).
+#[async_trait]
+pub trait Provider: std::fmt::Debug + Send + Sync + Sized {
+    const INFO: ProviderInfo;
+
+    /// Its keys as written.
+    type Keys: for<'de> Deserialize<'de>;
+
+    /// The provider of `keys`, checked for what serde does not state (a
+    /// value not empty, a URL the gateway may reach, a key that needs
+    /// another); an error names the key.
+    fn from_keys(keys: Self::Keys, may_reach: MayReach) -> Result<Self, Problem>;
+
+    /// What the provider answers about `q.number`: SIM swap, and
+    /// forwarding when `q.forwarding` (`None` when not asked).
+    async fn ask(&self, q: &Question<'_>) -> (Asked, Option<Asked>);
 }
 
-/// `kind = "twilio_lookup"`.
-#[derive(Debug)]
-pub struct TwilioConfig {
-    pub account_sid: String,
-    pub auth_token: SecretString,
-    /// Default `https://lookups.twilio.com`.
-    pub base_url: Url,
+/// Registers the provider kinds: each line a variant of the domain's
+/// [`Source`] and the provider of that kind, which implements
+/// [`Provider`]. Everything that differs by kind asks that type; a
+/// [`Source`] without a line, or a line without a [`Source`], does not
+/// compile.
+macro_rules! providers {
+    ($($variant:ident($provider:ty)),+ $(,)?) => {
+        /// Who a team asks, with its checked keys (boxed: kinds differ
+        /// much in size).
+        #[derive(Debug)]
+        pub enum ProviderConfig {
+            $($variant(Box<$provider>)),+
+        }
+
+        $(const _: () = assert!(
+            matches!(<$provider as Provider>::INFO.source, Source::$variant),
+            "a provider is registered under its own source"
+        );)+
+
+        impl ProviderConfig {
+            /// Every kind, in the order docs/number-checks.md lists them.
+            pub const ALL: &'static [ProviderInfo] = &[$(<$provider as Provider>::INFO),+];
+
+            /// The facts of the kind that answered as `source`.
+            pub fn info_of(source: Source) -> &'static ProviderInfo {
+                match source {
+                    $(Source::$variant => &<$provider as Provider>::INFO),+
+                }
+            }
+
+            pub fn info(&self) -> &'static ProviderInfo {
+                match self {
+                    $(ProviderConfig::$variant(_) => &<$provider as Provider>::INFO),+
+                }
+            }
+
+            /// Reads the keys of the kind named `name` from `keys`, then
+            /// checks them. `None`: no kind has that name.
+            pub fn parse<'de, D: Deserializer<'de>>(
+                name: &str,
+                keys: D,
+                may_reach: MayReach,
+            ) -> Option<Result<Result<Self, Problem>, D::Error>> {
+                $(
+                    if name == <$provider as Provider>::INFO.source.as_str() {
+                        return Some(<<$provider as Provider>::Keys>::deserialize(keys).map(|k| {
+                            <$provider>::from_keys(k, may_reach).map(|p| ProviderConfig::$variant(Box::new(p)))
+                        }));
+                    }
+                )+
+                None
+            }
+
+            async fn ask(&self, q: &Question<'_>) -> (Asked, Option<Asked>) {
+                match self {
+                    $(ProviderConfig::$variant(p) => p.ask(q).await),+
+                }
+            }
+        }
+    };
 }
 
-/// Who a team asks.
-#[derive(Debug)]
-pub enum ProviderConfig {
-    Camara(Box<CamaraConfig>),
-    TwilioLookup(TwilioConfig),
+providers! {
+    Camara(camara::CamaraConfig),
+    TwilioLookup(twilio::TwilioConfig),
 }
 
-/// Answers by the number's digest and whether forwarding was asked (each
-/// dated when it was answered).
-type Kept = HashMap<([u8; 32], bool), Answer>;
+impl ProviderConfig {
+    /// The kind names, for a message: `a or b`.
+    pub fn names() -> String {
+        crate::domain::challenge::one_of(Self::ALL, |p: ProviderInfo| p.source.as_str())
+    }
 
-/// A team's `[number_checks]` and what its checks keep between requests.
+    /// The kind stored as `tag`, if any: a tag no kind has is no source,
+    /// never a default one.
+    pub fn stored(tag: char) -> Option<Source> {
+        Self::ALL.iter().find(|p| p.stored == tag).map(|p| p.source)
+    }
+
+    /// Whether `key` is a key of a kind other than the one named `name`,
+    /// and not of that one: written under `name`, it is refused by name.
+    pub fn foreign(name: &str, key: &str) -> bool {
+        let (own, others): (Vec<&ProviderInfo>, Vec<&ProviderInfo>) =
+            Self::ALL.iter().partition(|p| p.source.as_str() == name);
+        !own.iter().any(|p| p.keys.contains(&key)) && others.iter().any(|p| p.keys.contains(&key))
+    }
+}
+
+/// A client-credentials token and when it stops being used.
+pub type TokenSlot = tokio::sync::Mutex<Option<(SecretString, Timestamp)>>;
+
+/// One question to a provider, with what the team's checks keep.
+pub struct Question<'a> {
+    /// The team's own HTTP client.
+    pub http: &'a reqwest::Client,
+    /// The team's kept token (a provider without one leaves it empty).
+    pub token: &'a TokenSlot,
+    pub settings: &'a CheckSettings,
+    /// E.164.
+    pub number: &'a str,
+    /// Whether forwarding is asked too.
+    pub forwarding: bool,
+    pub now: Timestamp,
+}
+
+/// A team's `[number_checks]`: its settings and its provider's keys.
 pub struct NumberChecks {
     pub team: String,
     pub settings: CheckSettings,
     /// How long one number's answer is reused.
     pub cache_for: Duration,
     pub provider: ProviderConfig,
-    http: reqwest::Client,
-    cache: Mutex<Kept>,
-    /// The client-credentials token and when it stops being used.
-    token: tokio::sync::Mutex<Option<(SecretString, Timestamp)>>,
-    failing: Failing,
+    /// The digest of the section as read: state kept for it serves only
+    /// the same section.
+    fingerprint: [u8; 32],
 }
 
 impl std::fmt::Debug for NumberChecks {
@@ -109,146 +212,58 @@ impl std::fmt::Debug for NumberChecks {
 pub struct CheckError(pub String);
 
 /// One question's outcome.
-pub(crate) type Asked = Result<Finding, CheckError>;
+pub type Asked = Result<Finding, CheckError>;
 
 impl NumberChecks {
+    /// Team `team`'s checks, read from a section whose text (as the
+    /// loader read it, secrets included) is `section`: only its digest
+    /// is kept.
     pub fn new(
         team: &str,
         settings: CheckSettings,
         cache_for: Duration,
         provider: ProviderConfig,
+        section: &str,
     ) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy from the environment would carry the numbers and the
-            // client's secret off the machine.
-            .no_proxy()
-            .build()
-            .unwrap_or_default();
         NumberChecks {
             team: team.to_string(),
             settings,
             cache_for,
             provider,
-            http,
-            cache: Mutex::new(HashMap::new()),
-            token: tokio::sync::Mutex::new(None),
-            failing: Failing::default(),
+            fingerprint: Sha256::digest(section.as_bytes()).into(),
         }
     }
 
     pub fn source(&self) -> Source {
-        match self.provider {
-            ProviderConfig::Camara(_) => Source::Camara,
-            ProviderConfig::TwilioLookup(_) => Source::TwilioLookup,
-        }
+        self.provider.info().source
     }
 
-    /// What the provider says of `number` (E.164) for a voice code
-    /// (`voice`) or not, at `now`: from the cache while an answer without
-    /// an error is younger than `cache` (dated when it was answered, not
-    /// now), else asked within [`TIMEOUT`].
-    /// Counted in `chatgate_number_checks_total`; a provider that starts
-    /// failing is logged once, and once when it answers again.
-    pub async fn ask(&self, number: &str, voice: bool, now: Timestamp) -> Answer {
-        let forwarding = self.settings.asks_forwarding(voice);
-        let key = (Sha256::digest(number.as_bytes()).into(), forwarding);
-        if let Some(answer) = self.cached(&key, now) {
-            return answer;
-        }
-        let asked = tokio::time::timeout(TIMEOUT, self.ask_provider(number, forwarding, now));
-        let (sim_swap, call_forwarding) = match asked.await {
-            Ok(answers) => answers,
-            Err(_) => {
-                let late = || Err(CheckError("no answer within 5 s".into()));
-                (late(), forwarding.then(late))
-            }
-        };
-        let error = [Some(&sim_swap), call_forwarding.as_ref()]
-            .into_iter()
-            .flatten()
-            .find_map(|a| a.as_ref().err())
-            .cloned();
-        let answer = Answer {
-            sim_swap: sim_swap.unwrap_or(Finding::Error),
-            call_forwarding: call_forwarding.map(|a| a.unwrap_or(Finding::Error)),
-            at: now,
-        };
-        let source = self.source().as_str();
-        let result = number_check::result(&answer);
-        metrics::counter!("chatgate_number_checks_total", "kind" => source, "result" => result)
-            .increment(1);
-        self.log(error.as_ref(), now);
-        if error.is_none() {
-            self.keep(key, answer, now);
-        }
-        answer
+    /// The digest of the section this was read from.
+    pub fn fingerprint(&self) -> [u8; 32] {
+        self.fingerprint
     }
+}
 
-    async fn ask_provider(
-        &self,
-        number: &str,
-        forwarding: bool,
-        now: Timestamp,
-    ) -> (Asked, Option<Asked>) {
-        match &self.provider {
-            ProviderConfig::Camara(c) => camara::ask(self, c, number, forwarding, now).await,
-            ProviderConfig::TwilioLookup(t) => {
-                twilio::ask(&self.http, t, number, forwarding, &self.settings, now).await
-            }
-        }
-    }
+/// A required URL `key` of value `v`, one the gateway may reach.
+fn url(key: &str, v: &Option<String>, may_reach: MayReach) -> Result<Url, Problem> {
+    let v = v
+        .as_deref()
+        .ok_or_else(|| (key.to_string(), "required but missing".to_string()))?;
+    Url::parse(v).ok().filter(may_reach).ok_or_else(|| {
+        (
+            key.to_string(),
+            "must be an https URL (http only on a loopback address)".to_string(),
+        )
+    })
+}
 
-    /// A kept answer younger than `cache`: an answer that asked about
-    /// forwarding serves a question that does not.
-    fn cached(&self, key: &([u8; 32], bool), now: Timestamp) -> Option<Answer> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let fresh = |k: &([u8; 32], bool)| {
-            let answer = cache.get(k)?;
-            (now < answer.at.plus(self.cache_for)).then_some(*answer)
-        };
-        fresh(key).or_else(|| {
-            let (digest, forwarding) = key;
-            let wider = fresh(&(*digest, true)).filter(|_| !forwarding)?;
-            Some(Answer {
-                call_forwarding: None,
-                ..wider
-            })
-        })
-    }
-
-    fn keep(&self, key: ([u8; 32], bool), answer: Answer, now: Timestamp) {
-        if self.cache_for.is_zero() {
-            return;
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_MAX {
-            let cache_for = self.cache_for;
-            cache.retain(|_, answer| now < answer.at.plus(cache_for));
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
-            }
-        }
-        cache.insert(key, answer);
-    }
-
-    fn log(&self, error: Option<&CheckError>, now: Timestamp) {
-        let kind = self.source().as_str();
-        match (error, self.failing.fared(&self.team, error.is_some(), now)) {
-            (Some(e), Fared::StartedFailing) => {
-                tracing::warn!(team = %self.team, kind, error = %e.0,
-                "number checks failing: one line when they answer again")
-            }
-            (Some(e), _) => {
-                tracing::debug!(team = %self.team, kind, error = %e.0, "number check failed")
-            }
-            (None, Fared::Recovered { since, failed }) => tracing::info!(team = %self.team, kind,
-                failing_secs = now.since(since).as_secs_f64(), failed_attempts = failed,
-                "number checks answer again"),
-            (None, _) => {}
-        }
+/// A required value `key` that is not blank, trimmed.
+fn filled(key: &str, v: &Option<String>) -> Result<String, Problem> {
+    let problem = |p: &str| (key.to_string(), p.to_string());
+    match v.as_deref().map(str::trim) {
+        None => Err(problem("required but missing")),
+        Some("") => Err(problem("must not be empty")),
+        Some(v) => Ok(v.to_string()),
     }
 }
 
@@ -279,5 +294,36 @@ fn by_status(what: &str, status: reqwest::StatusCode) -> Option<Asked> {
         200..=299 => None,
         404 | 422 => Some(Ok(Finding::Unknown)),
         s => Some(Err(CheckError(format!("{what}: status {s}")))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind has its own name and stored tag, and is found by both.
+    #[test]
+    fn every_kind_is_found_by_its_source_and_its_stored_tag() {
+        for (i, p) in ProviderConfig::ALL.iter().enumerate() {
+            assert_eq!(ProviderConfig::info_of(p.source).stored, p.stored);
+            assert_eq!(ProviderConfig::stored(p.stored), Some(p.source));
+            for o in &ProviderConfig::ALL[i + 1..] {
+                assert_ne!(p.stored, o.stored);
+                assert_ne!(p.source.as_str(), o.source.as_str());
+            }
+        }
+        assert_eq!(ProviderConfig::stored('c'), Some(Source::Camara));
+        assert_eq!(ProviderConfig::stored('t'), Some(Source::TwilioLookup));
+        assert_eq!(ProviderConfig::stored('x'), None, "never a default kind");
+    }
+
+    /// A key of another kind is foreign; a kind's own keys and keys of no
+    /// kind are not (serde names the latter unknown).
+    #[test]
+    fn a_key_is_foreign_only_to_the_kinds_that_lack_it() {
+        assert!(ProviderConfig::foreign("camara", "account_sid"));
+        assert!(ProviderConfig::foreign("twilio_lookup", "token_url"));
+        assert!(!ProviderConfig::foreign("camara", "token_url"));
+        assert!(!ProviderConfig::foreign("camara", "max_age"));
     }
 }

@@ -3,13 +3,64 @@
 //! `call_forwarding` for a voice code), HTTP basic auth with the account
 //! SID and auth token. The request's URL holds the number: it is never
 //! logged, and errors name only the question.
-use secrecy::ExposeSecret;
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use url::Url;
 
-use super::{body, by_status, transport, Asked, CheckError, TwilioConfig};
-use crate::domain::number_check::{twilio_swapped, CheckSettings, Finding};
+use super::{
+    body, by_status, transport, Asked, CheckError, MayReach, Problem, Provider, ProviderInfo,
+    Question,
+};
+use crate::domain::number_check::{twilio_swapped, CheckSettings, Finding, Source};
 use crate::spans::SendTraced;
 use crate::time::Timestamp;
+
+/// `kind = "twilio_lookup"`.
+#[derive(Debug)]
+pub struct TwilioConfig {
+    pub account_sid: String,
+    pub auth_token: SecretString,
+    /// Default `https://lookups.twilio.com`.
+    pub base_url: Url,
+}
+
+/// The keys of `kind = "twilio_lookup"` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwilioKeys {
+    account_sid: Option<String>,
+    auth_token: Option<String>,
+    base_url: Option<String>,
+}
+
+#[async_trait]
+impl Provider for TwilioConfig {
+    const INFO: ProviderInfo = ProviderInfo {
+        source: Source::TwilioLookup,
+        stored: 't',
+        keys: &["account_sid", "auth_token", "base_url"],
+    };
+
+    type Keys = TwilioKeys;
+
+    /// Its account and base URL.
+    fn from_keys(raw: TwilioKeys, may_reach: MayReach) -> Result<Self, Problem> {
+        let base_url = match raw.base_url {
+            None => Some("https://lookups.twilio.com".to_string()),
+            some => some,
+        };
+        Ok(TwilioConfig {
+            account_sid: super::filled("account_sid", &raw.account_sid)?,
+            auth_token: SecretString::from(super::filled("auth_token", &raw.auth_token)?),
+            base_url: super::url("base_url", &base_url, may_reach)?,
+        })
+    }
+
+    async fn ask(&self, q: &Question<'_>) -> (Asked, Option<Asked>) {
+        ask(q.http, self, q.number, q.forwarding, q.settings, q.now).await
+    }
+}
 
 #[derive(Deserialize)]
 struct Lookup {
@@ -37,7 +88,7 @@ struct CallForwarding {
 
 /// Asks Twilio about `number`: its `sim_swap` package, and its
 /// `call_forwarding` one when `forwarding`.
-pub(super) async fn ask(
+async fn ask(
     http: &reqwest::Client,
     t: &TwilioConfig,
     number: &str,

@@ -10,9 +10,10 @@ use crate::domain::audit::Action;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
 use crate::domain::logout::{Receiver, RefusalReason};
-use crate::domain::number_check::{self, Source};
+use crate::domain::number_check;
 use crate::events::types::AdvanceReason;
 use crate::events::EventType;
+use crate::number_checks::ProviderConfig;
 
 /// The outbox metrics' `kind` label: events (to the team's webhook) and
 /// chat notices.
@@ -114,9 +115,9 @@ pub(super) fn describe_and_register() {
     for kind in EventType::ALL {
         metrics::counter!("chatgate_events_total", "type" => kind.as_str()).increment(0);
     }
-    for kind in [Source::Camara, Source::TwilioLookup] {
+    for kind in ProviderConfig::ALL {
         for result in number_check::RESULTS {
-            metrics::counter!("chatgate_number_checks_total", "kind" => kind.as_str(), "result" => result)
+            metrics::counter!("chatgate_number_checks_total", "kind" => kind.source.as_str(), "result" => result)
                 .increment(0);
         }
     }

@@ -855,6 +855,51 @@ both!(
 );
 
 both!(
+    a_reload_keeps_the_answers_and_token_while_the_section_stays_as_it_was,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let Some(app) = spawn_with(backend, setup("", camara(&op, "cache = \"10m\""))).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        let asked = || async {
+            let checks = received(&op, "/sim-swap/v2/check").await.len();
+            (checks, received(&op, "/token").await.len())
+        };
+        assert_eq!(
+            start(&app, &with_phone(&app).await, "sms").await.status(),
+            201
+        );
+        assert_eq!(asked().await, (1, 1));
+
+        // The files read again, `[number_checks]` the same (a comment
+        // added): the answer and the token are kept.
+        let acme = app.dir.join("config/teams/acme.toml");
+        let text = std::fs::read_to_string(&acme).unwrap();
+        let kept = text.replace("cache = \"10m\"", "cache = \"10m\" # ten minutes");
+        assert_ne!(kept, text);
+        std::fs::write(&acme, &kept).unwrap();
+        crate::reload::reload_applies(&app).await;
+        assert_eq!(
+            start(&app, &with_phone(&app).await, "sms").await.status(),
+            201
+        );
+        assert_eq!(asked().await, (1, 1), "kept across the reload");
+
+        // Changed: the team starts afresh, token included.
+        std::fs::write(&acme, kept.replace("cache = \"10m\"", "cache = \"11m\"")).unwrap();
+        crate::reload::reload_applies(&app).await;
+        assert_eq!(
+            start(&app, &with_phone(&app).await, "sms").await.status(),
+            201
+        );
+        assert_eq!(asked().await, (2, 2), "dropped by the changed section");
+    }
+);
+
+both!(
     a_refused_challenge_s_event_names_the_challenge,
     |backend| async move {
         let op = MockServer::start().await;

@@ -192,7 +192,7 @@ async fn check_targets(
         let answer = match kept.iter().find(serves) {
             Some(k) => k.clone(),
             None => {
-                let answer = nc.ask(number, voice, now).await;
+                let answer = core.number_checks().ask(nc, number, voice, now).await;
                 let asked = NumberAnswer {
                     number: number.clone(),
                     answer,

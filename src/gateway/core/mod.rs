@@ -49,6 +49,9 @@ pub struct Core {
     outbox: Arc<Outbox>,
     /// The teams' identity providers: discovery documents and key sets, cached.
     oidc: Arc<crate::oidc::Providers>,
+    /// The teams' number checks: their HTTP clients, tokens and answers,
+    /// kept while a team's `[number_checks]` stays as it was.
+    number_checks: Arc<crate::number_checks::Askers>,
     /// Set on SIGTERM: `/readyz` answers 503 while requests are still served.
     draining: Arc<std::sync::atomic::AtomicBool>,
     /// Queues the units of work of one interaction, each handing the
@@ -125,6 +128,7 @@ impl Core {
             pepper,
             outbox: Arc::new(Outbox::new()),
             oidc: Arc::default(),
+            number_checks: Arc::default(),
             draining: Arc::default(),
             record_locks: Arc::default(),
             audit_heads: Arc::default(),
@@ -145,6 +149,11 @@ impl Core {
             use secrecy::ExposeSecret;
             Pepper::new(config.server.pepper.expose_secret())
         };
+        // A team whose `[number_checks]` changed, or went, starts afresh.
+        self.number_checks.retain(|team| {
+            let checks = config.teams.get(team)?.number_checks.as_ref();
+            checks.map(crate::number_checks::NumberChecks::fingerprint)
+        });
         Core {
             config,
             channels,
@@ -153,6 +162,7 @@ impl Core {
             events: self.events.clone(),
             outbox: Arc::clone(&self.outbox),
             oidc: Arc::clone(&self.oidc),
+            number_checks: Arc::clone(&self.number_checks),
             draining: Arc::clone(&self.draining),
             record_locks: Arc::clone(&self.record_locks),
             audit_heads: Arc::clone(&self.audit_heads),
@@ -199,6 +209,11 @@ impl Core {
     /// The teams' identity providers, cached.
     pub(in crate::gateway) fn oidc(&self) -> &crate::oidc::Providers {
         &self.oidc
+    }
+
+    /// The teams' number checks, with what they keep between requests.
+    pub(in crate::gateway) fn number_checks(&self) -> &crate::number_checks::Askers {
+        &self.number_checks
     }
 
     /// What this process saw of each team's store marker.

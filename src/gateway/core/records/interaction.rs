@@ -705,7 +705,9 @@ impl StoredCall {
 }
 
 /// A [`NumberCheck`]: each answer (`None`: not asked or unknown), whether
-/// forwarding was asked, when, and who answered (`c` CAMARA, `t` Twilio).
+/// forwarding was asked, when, and who answered (its provider kind's
+/// stored tag, `number_checks::ProviderInfo::stored`: `c` CAMARA, `t`
+/// Twilio; a tag no kind has is no record of today's).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct StoredNumberCheck {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -716,7 +718,27 @@ struct StoredNumberCheck {
     fa: bool,
     #[serde(with = "stored")]
     at: Timestamp,
-    src: char,
+    #[serde(with = "source_tag")]
+    src: Source,
+}
+
+/// A [`Source`] as its kind's one-character stored tag, read back only
+/// as a kind that has it.
+mod source_tag {
+    use serde::{de, Deserialize, Deserializer, Serializer};
+
+    use crate::domain::number_check::Source;
+    use crate::number_checks::ProviderConfig;
+
+    pub fn serialize<S: Serializer>(source: &Source, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_char(ProviderConfig::info_of(*source).stored)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Source, D::Error> {
+        let tag = char::deserialize(d)?;
+        ProviderConfig::stored(tag)
+            .ok_or_else(|| de::Error::custom("a number check's source no provider kind has"))
+    }
 }
 
 impl From<&NumberCheck> for StoredNumberCheck {
@@ -726,10 +748,7 @@ impl From<&NumberCheck> for StoredNumberCheck {
             f: n.call_forwarding,
             fa: n.forwarding_asked,
             at: n.checked_at,
-            src: match n.source {
-                Source::Camara => 'c',
-                Source::TwilioLookup => 't',
-            },
+            src: n.source,
         }
     }
 }
@@ -764,11 +783,7 @@ impl From<StoredNumberCheck> for NumberCheck {
             call_forwarding: n.f,
             forwarding_asked: n.fa,
             checked_at: n.at,
-            source: if n.src == 't' {
-                Source::TwilioLookup
-            } else {
-                Source::Camara
-            },
+            source: n.src,
         }
     }
 }

@@ -411,6 +411,31 @@ fn what_is_not_todays_form_is_refused() {
     );
 }
 
+/// A stored number check names its provider by a tag some kind has: `c`
+/// and `t` read back as CAMARA and Twilio Lookup, another tag is no
+/// record of today's, never CAMARA.
+#[test]
+fn a_number_check_s_unknown_source_is_refused() {
+    let key = keys::interaction("acme", id(1));
+    let head = r#"{"t":"acme","ch":"webchat","cv":"c-1","c":1,"la":1,"lw":1"#;
+    let with = |src: &str| {
+        format!(
+            r#"{head},"a":{{"m":"otp","at":1,"e":2,"cu":{{"id":"c"}},"v":["sms"],"nc":{{"at":1,"src":"{src}"}}}}}}"#
+        )
+    };
+    let source = |src: &str| {
+        let (rec, _) = decode_interaction(&with(src), &key).expect(src);
+        let auth = rec.auth.expect("auth");
+        auth.number_check.expect("number_check").source
+    };
+    use crate::domain::number_check::Source;
+    assert_eq!(source("c"), Source::Camara);
+    assert_eq!(source("t"), Source::TwilioLookup);
+    for src in ["x", "C", ""] {
+        assert!(decode_interaction(&with(src), &key).is_err(), "{src:?}");
+    }
+}
+
 /// An interaction's id is its key's: left out of the text, and a key of
 /// another kind is a corrupt record, never a record with the nil id.
 #[test]
