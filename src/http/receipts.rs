@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::audit::RequestVia;
+use super::extract::RequestVia;
 use super::extract::{Now, PathParam, QueryParams};
 use super::openapi::{E400, E401, E403, E404, E413, E422, E503};
 use super::AppState;
