@@ -212,7 +212,19 @@ impl WhatsappChannel {
     /// body and in the copy-code button), else a text message.
     /// A business-scoped user id goes in `recipient`, a number in `to`
     /// (docs/channels.md#business-scoped-user-ids).
+    /// The identity hash the message carries goes beside them, so that
+    /// Meta refuses it for a changed identity
+    /// (docs/channels.md#sends-know-the-identity).
     fn body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
+        let mut body = self.bare_body(msg, to)?;
+        if let Some(hash) = &msg.identity_key_hash {
+            body["recipient_identity_key_hash"] = json!(hash);
+        }
+        Ok(body)
+    }
+
+    /// [`Self::body`] without the identity hash.
+    fn bare_body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
         let member = if is_bsuid(to) { "recipient" } else { "to" };
         let template = self.otp_template.as_ref();
         let (Some(template), Some(code)) = (template, msg.otp_code("whatsapp")) else {
@@ -480,6 +492,7 @@ mod tests {
             code_ttl: None,
             locale: "en".into(),
             call: None,
+            identity_key_hash: None,
         }
     }
 
@@ -606,6 +619,36 @@ mod tests {
         let err = channel(&server.uri()).send(&msg).await.unwrap_err();
         assert!(err.0.contains("(code 131062)"), "{}", err.0);
         assert!(!err.0.contains("US.1349"), "{}", err.0);
+    }
+
+    /// docs/channels.md#sends-know-the-identity: the hash the message
+    /// carries goes as `recipient_identity_key_hash`, in a text and in a
+    /// template; none when it carries none.
+    #[tokio::test]
+    async fn the_known_identity_goes_beside_the_recipient() {
+        for (ch, msg) in [
+            (channel as fn(&str) -> WhatsappChannel, message()),
+            (templated, otp_message()),
+        ] {
+            let server = answering(
+                ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.H"}]})),
+            )
+            .await;
+            let msg = Message {
+                identity_key_hash: Some("B64hash=".into()),
+                ..msg
+            };
+            ch(&server.uri()).send(&msg).await.unwrap();
+            let body = sent_body(&server).await;
+            assert_eq!(body["recipient_identity_key_hash"], "B64hash=", "{body}");
+        }
+        let server = answering(
+            ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.N"}]})),
+        )
+        .await;
+        channel(&server.uri()).send(&message()).await.unwrap();
+        let body = sent_body(&server).await;
+        assert!(body.get("recipient_identity_key_hash").is_none(), "{body}");
     }
 
     #[tokio::test]

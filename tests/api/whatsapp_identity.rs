@@ -254,6 +254,55 @@ async fn an_unsigned_change_changes_nothing(backend: Backend) {
     assert_eq!(app.get(&id).await["status"], "unauthenticated");
 }
 
+/// The JSON bodies the fake Cloud API received on the `whatsapp` channel.
+async fn cloud_bodies(provider: &MockServer) -> Vec<Value> {
+    let requests = provider.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.url.path() == "/v21.0/1065/messages")
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
+}
+
+/// docs/channels.md#sends-know-the-identity: a code or a link into a
+/// conversation whose identity hash is known carries it; before any
+/// hash, nothing.
+async fn sends_carry_the_known_identity(backend: Backend) {
+    let Some((app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let member = "recipient_identity_key_hash";
+    // No hash known: a link and a code go without one.
+    let v = app
+        .create(json!({"channel": "whatsapp", "conversation_id": "15556660001"}))
+        .await;
+    let unknown = v["id"].as_str().unwrap().to_string();
+    app.issue_link(&unknown, json!({"deliver": true})).await;
+    let res = crate::challenges::start(&app, &unknown, json!({"method": "otp"})).await;
+    assert_eq!(res.status(), 201);
+    let bodies = cloud_bodies(&provider).await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    for body in &bodies {
+        assert!(body.get(member).is_none(), "{body}");
+    }
+    // Meta gave the hash beside its contact (digits alone, as Meta writes
+    // them): a link and a code into the conversation carry it.
+    post(&app, "whatsapp", &contact_hash("15556660002", "h1")).await;
+    let v = app
+        .create(json!({"channel": "whatsapp", "conversation_id": "+15556660002"}))
+        .await;
+    let known = v["id"].as_str().unwrap().to_string();
+    app.issue_link(&known, json!({"deliver": true})).await;
+    let res = crate::challenges::start(&app, &known, json!({"method": "otp"})).await;
+    assert_eq!(res.status(), 201);
+    let bodies = cloud_bodies(&provider).await;
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    for body in &bodies[2..] {
+        assert_eq!(body["to"], "+15556660002", "{body}");
+        assert_eq!(body[member], "h1", "{body}");
+    }
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -274,4 +323,5 @@ on_both_stores!(
     system_messages_end_what_was_proven,
     a_new_identity_hash_ends_what_was_proven,
     an_unsigned_change_changes_nothing,
+    sends_carry_the_known_identity,
 );
