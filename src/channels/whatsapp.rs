@@ -325,6 +325,14 @@ impl Channel for WhatsappChannel {
     }
 }
 
+/// Whether `err` is the Cloud API's refusal of a send for a changed
+/// identity: the `recipient_identity_key_hash` it carried is no longer
+/// the recipient's (docs/channels.md#sends-know-the-identity).
+pub fn refused_for_identity(err: &ChannelError) -> bool {
+    let code = super::whatsapp_identity::IDENTITY_REFUSED;
+    err.0.starts_with("whatsapp answered HTTP ") && err.0.ends_with(&format!("(code {code})"))
+}
+
 // Webhooks (docs/api.md#delivery-receipts): Meta's subscription
 // handshake, and `X-Hub-Signature-256` = `sha256=` and the hex
 // HMAC-SHA256 of the raw body, under the app's `app_secret`.
@@ -649,6 +657,29 @@ mod tests {
         channel(&server.uri()).send(&message()).await.unwrap();
         let body = sent_body(&server).await;
         assert!(body.get("recipient_identity_key_hash").is_none(), "{body}");
+    }
+
+    /// Meta's refusal for a changed identity (137000) is told apart from
+    /// every other failure.
+    #[tokio::test]
+    async fn a_137000_refusal_is_a_changed_identity() {
+        let server = answering(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"message": "(#137000) Identity key hash mismatch", "type": "OAuthException",
+                      "code": 137000, "fbtrace_id": "A"}
+        })))
+        .await;
+        let err = send_to(&server).await.unwrap_err();
+        assert!(refused_for_identity(&err), "{}", err.0);
+        for other in [
+            "whatsapp answered HTTP 400 (code 131047)",
+            "whatsapp answered HTTP 502",
+            "(code 137000)",
+        ] {
+            assert!(
+                !refused_for_identity(&ChannelError(other.into())),
+                "{other}"
+            );
+        }
     }
 
     #[tokio::test]
