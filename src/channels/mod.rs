@@ -194,6 +194,12 @@ pub struct Message {
     /// For a code read by a voice call (`twilio_voice`): what the call
     /// needs beside its text; `None` for every other message.
     pub call: Option<Call>,
+    /// The identity hash Meta last gave for the person behind the
+    /// WhatsApp conversation this message carries a code or a link into
+    /// (docs/channels.md#sends-know-the-identity): the Cloud API kind
+    /// sends it as `recipient_identity_key_hash`, so that Meta refuses to
+    /// deliver to a changed identity. `None` for every other message.
+    pub identity_key_hash: Option<String>,
 }
 
 /// What a voice call carries beside its text (docs/channels.md#twilio_voice-codes-read-by-a-phone-call).
@@ -482,6 +488,7 @@ mod tests {
             code_ttl: None,
             locale: "en".into(),
             call: None,
+            identity_key_hash: None,
         };
         let shown = format!("{msg:?} {msg:#?}");
         assert!(!shown.contains("918273"), "{shown}");

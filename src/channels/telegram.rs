@@ -131,6 +131,7 @@ mod tests {
             code_ttl: None,
             locale: "en".into(),
             call: None,
+            identity_key_hash: None,
         }
     }
 

@@ -313,6 +313,7 @@ mod tests {
             code_ttl: Some(Duration::from_secs(290)),
             locale: "en".into(),
             call: None,
+            identity_key_hash: None,
         }
     }
 

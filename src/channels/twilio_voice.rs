@@ -355,6 +355,7 @@ mod tests {
             call: Some(Call {
                 gather: GATHER.into(),
             }),
+            identity_key_hash: None,
         }
     }
 

@@ -212,7 +212,19 @@ impl WhatsappChannel {
     /// body and in the copy-code button), else a text message.
     /// A business-scoped user id goes in `recipient`, a number in `to`
     /// (docs/channels.md#business-scoped-user-ids).
+    /// The identity hash the message carries goes beside them, so that
+    /// Meta refuses it for a changed identity
+    /// (docs/channels.md#sends-know-the-identity).
     fn body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
+        let mut body = self.bare_body(msg, to)?;
+        if let Some(hash) = &msg.identity_key_hash {
+            body["recipient_identity_key_hash"] = json!(hash);
+        }
+        Ok(body)
+    }
+
+    /// [`Self::body`] without the identity hash.
+    fn bare_body(&self, msg: &Message, to: &str) -> Result<serde_json::Value, ChannelError> {
         let member = if is_bsuid(to) { "recipient" } else { "to" };
         let template = self.otp_template.as_ref();
         let (Some(template), Some(code)) = (template, msg.otp_code("whatsapp")) else {
@@ -311,6 +323,14 @@ impl Channel for WhatsappChannel {
         });
         Err(without_bsuid(e, to))
     }
+}
+
+/// Whether `err` is the Cloud API's refusal of a send for a changed
+/// identity: the `recipient_identity_key_hash` it carried is no longer
+/// the recipient's (docs/channels.md#sends-know-the-identity).
+pub fn refused_for_identity(err: &ChannelError) -> bool {
+    let code = super::whatsapp_identity::IDENTITY_REFUSED;
+    err.0.starts_with("whatsapp answered HTTP ") && err.0.ends_with(&format!("(code {code})"))
 }
 
 // Webhooks (docs/api.md#delivery-receipts): Meta's subscription
@@ -480,6 +500,7 @@ mod tests {
             code_ttl: None,
             locale: "en".into(),
             call: None,
+            identity_key_hash: None,
         }
     }
 
@@ -606,6 +627,59 @@ mod tests {
         let err = channel(&server.uri()).send(&msg).await.unwrap_err();
         assert!(err.0.contains("(code 131062)"), "{}", err.0);
         assert!(!err.0.contains("US.1349"), "{}", err.0);
+    }
+
+    /// docs/channels.md#sends-know-the-identity: the hash the message
+    /// carries goes as `recipient_identity_key_hash`, in a text and in a
+    /// template; none when it carries none.
+    #[tokio::test]
+    async fn the_known_identity_goes_beside_the_recipient() {
+        for (ch, msg) in [
+            (channel as fn(&str) -> WhatsappChannel, message()),
+            (templated, otp_message()),
+        ] {
+            let server = answering(
+                ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.H"}]})),
+            )
+            .await;
+            let msg = Message {
+                identity_key_hash: Some("B64hash=".into()),
+                ..msg
+            };
+            ch(&server.uri()).send(&msg).await.unwrap();
+            let body = sent_body(&server).await;
+            assert_eq!(body["recipient_identity_key_hash"], "B64hash=", "{body}");
+        }
+        let server = answering(
+            ResponseTemplate::new(200).set_body_json(json!({"messages": [{"id": "wamid.N"}]})),
+        )
+        .await;
+        channel(&server.uri()).send(&message()).await.unwrap();
+        let body = sent_body(&server).await;
+        assert!(body.get("recipient_identity_key_hash").is_none(), "{body}");
+    }
+
+    /// Meta's refusal for a changed identity (137000) is told apart from
+    /// every other failure.
+    #[tokio::test]
+    async fn a_137000_refusal_is_a_changed_identity() {
+        let server = answering(ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"message": "(#137000) Identity key hash mismatch", "type": "OAuthException",
+                      "code": 137000, "fbtrace_id": "A"}
+        })))
+        .await;
+        let err = send_to(&server).await.unwrap_err();
+        assert!(refused_for_identity(&err), "{}", err.0);
+        for other in [
+            "whatsapp answered HTTP 400 (code 131047)",
+            "whatsapp answered HTTP 502",
+            "(code 137000)",
+        ] {
+            assert!(
+                !refused_for_identity(&ChannelError(other.into())),
+                "{other}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -30,6 +30,40 @@ pub enum IdentitySignal {
     },
     /// The identity hash Meta gives now for the user behind `ids`.
     Hash { ids: Vec<String>, hash: String },
+    /// Meta refused to deliver message `message_id` to `ids` because the
+    /// identity hash it carried is no longer theirs (a `failed` status
+    /// with [`IDENTITY_REFUSED`]).
+    Refused {
+        message_id: String,
+        ids: Vec<String>,
+    },
+}
+
+/// Meta's error code for a message refused because the identity hash it
+/// carried (`recipient_identity_key_hash`) is no longer the recipient's
+/// (docs/channels.md#sends-know-the-identity).
+pub const IDENTITY_REFUSED: &str = "137000";
+
+/// The ids that name the recipient of a status.
+const RECIPIENT_IDS: [&str; 3] = [
+    "recipient_id",
+    "recipient_user_id",
+    "recipient_parent_user_id",
+];
+
+/// Whether status `status` is Meta's refusal of a message for a changed
+/// identity: `failed`, its first error [`IDENTITY_REFUSED`].
+fn refused(status: &Value) -> bool {
+    let code = status
+        .get("errors")
+        .and_then(|e| e.get(0))
+        .and_then(|e| e.get("code"));
+    let code = match code {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => return false,
+    };
+    status.get("status").and_then(Value::as_str) == Some("failed") && code == IDENTITY_REFUSED
 }
 
 impl IdentitySignal {
@@ -37,7 +71,9 @@ impl IdentitySignal {
     /// conversation.
     pub fn ids(&self) -> &[String] {
         match self {
-            IdentitySignal::Changed { ids, .. } | IdentitySignal::Hash { ids, .. } => ids,
+            IdentitySignal::Changed { ids, .. }
+            | IdentitySignal::Hash { ids, .. }
+            | IdentitySignal::Refused { ids, .. } => ids,
         }
     }
 }
@@ -82,24 +118,23 @@ fn signals_of(value: &Value, out: &mut Vec<IdentitySignal>) {
             out.push(IdentitySignal::Changed { message_id, ids });
         }
     }
+    for status in items(value, "statuses").iter().filter(|s| refused(s)) {
+        let ids = ids_of(status, &RECIPIENT_IDS);
+        if let (Some(message_id), false) = (short_text(status, "id"), ids.is_empty()) {
+            out.push(IdentitySignal::Refused { message_id, ids });
+        }
+    }
     let hashed = [
         (
             "contacts",
             "identity_key_hash",
             ["wa_id", "user_id", "parent_user_id"],
         ),
-        (
-            "statuses",
-            "recipient_identity_key_hash",
-            [
-                "recipient_id",
-                "recipient_user_id",
-                "recipient_parent_user_id",
-            ],
-        ),
+        ("statuses", "recipient_identity_key_hash", RECIPIENT_IDS),
     ];
     for (list, member, names) in hashed {
-        for item in items(value, list) {
+        // A refusal's hash is the one refused, not news of the person.
+        for item in items(value, list).iter().filter(|i| !refused(i)) {
             let ids = ids_of(item, &names);
             if let (Some(hash), false) = (short_text(item, member), ids.is_empty()) {
                 out.push(IdentitySignal::Hash { ids, hash });
@@ -197,6 +232,29 @@ mod tests {
                 IdentitySignal::Hash {
                     ids: ids(&["US.2", "US.P"]),
                     hash: "h3".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_status_with_137000_is_a_refusal() {
+        let body = br#"{"entry":[{"changes":[{"value":{
+            "statuses":[{"id":"wamid.R","status":"failed","recipient_id":"15552225555","recipient_identity_key_hash":"h9",
+                         "errors":[{"code":137000,"title":"Identity key hash mismatch"}]},
+                        {"id":"wamid.S","status":"failed","recipient_user_id":"US.2","errors":[{"code":"137000"}]},
+                        {"id":"wamid.T","status":"failed","recipient_id":"15552226666","errors":[{"code":131047}]},
+                        {"id":"wamid.U","status":"delivered","recipient_id":"15552227777","errors":[{"code":137000}]}]}}]}]}"#;
+        assert_eq!(
+            identity_signals(body),
+            vec![
+                IdentitySignal::Refused {
+                    message_id: "wamid.R".into(),
+                    ids: ids(&["15552225555"])
+                },
+                IdentitySignal::Refused {
+                    message_id: "wamid.S".into(),
+                    ids: ids(&["US.2"])
                 },
             ]
         );

@@ -18,6 +18,17 @@ pub fn is_change(previous: Option<&str>, hash: &str) -> bool {
     previous.is_some_and(|p| p != hash)
 }
 
+/// The id Meta names the person behind WhatsApp conversation
+/// `conversation` by, under which its identity hash is remembered: a
+/// number without its `+` (Meta writes digits alone), a business-scoped
+/// user id as given.
+pub fn meta_user_id(conversation: &str) -> &str {
+    match conversation.strip_prefix('+') {
+        Some(digits) if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => digits,
+        _ => conversation,
+    }
+}
+
 /// What a change ended in one interaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Ended {
@@ -58,6 +69,15 @@ mod tests {
     use crate::domain::app_challenge;
     use crate::domain::challenge::ChallengeState;
     use crate::domain::interaction::Method;
+
+    #[test]
+    fn a_conversation_is_looked_up_by_the_id_meta_gives() {
+        assert_eq!(meta_user_id("+15552223333"), "15552223333");
+        assert_eq!(meta_user_id("15552223333"), "15552223333");
+        assert_eq!(meta_user_id("US.ENT.118157"), "US.ENT.118157");
+        assert_eq!(meta_user_id("+"), "+");
+        assert_eq!(meta_user_id("+1a"), "+1a");
+    }
     use crate::domain::secrets::Pepper;
     use crate::domain::subject::SubjectRecord;
 

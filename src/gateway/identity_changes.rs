@@ -10,8 +10,9 @@ use std::time::Duration;
 use super::records::{put, ConversationLink, IdentityHash, Loaded, LogoutAnswer};
 use super::{audit, Core};
 use crate::channels::whatsapp_identity::IdentitySignal;
+use crate::channels::{whatsapp, ChannelError, ChannelKind};
 use crate::config::Team;
-use crate::domain::audit::{Acting, Action};
+use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::identity_change::{self, REASON};
 use crate::domain::logout::LogoutCause;
 use crate::domain::recognition::Recognition;
@@ -68,7 +69,7 @@ async fn take(
 ) -> Result<usize> {
     let ids = signal.ids();
     match signal {
-        IdentitySignal::Changed { message_id, .. } => {
+        IdentitySignal::Changed { message_id, .. } | IdentitySignal::Refused { message_id, .. } => {
             let memory = keys::answered_request(&team.id, SEEN_KIND, message_id);
             let raw = core
                 .get(std::slice::from_ref(&memory))
@@ -82,6 +83,11 @@ async fn take(
                 return Ok(0);
             }
             let n = end_conversations(core, team, channel, ids, acting, now).await?;
+            if let IdentitySignal::Refused { .. } = signal {
+                // The hash Meta refused is no longer the person's: later
+                // sends go without it until Meta gives the new one.
+                forget_hashes(core, team, channel, ids).await?;
+            }
             // Remembered once done (a conflict is a concurrent twin).
             let answer = LogoutAnswer { logged_out: n };
             core.write(vec![put(&memory, 0, &answer, Some(SEEN_FOR))?])
@@ -119,6 +125,37 @@ async fn take(
     }
 }
 
+/// A send of `team` on `channel` into WhatsApp conversation
+/// `conversation` failed with `err`: when Meta refused it for a changed
+/// identity (docs/channels.md#sends-know-the-identity), what was proven
+/// in the conversation ends as a change ends it, and the refused hash is
+/// forgotten. Any other failure changes nothing.
+pub async fn on_send_error(
+    core: &Core,
+    team: &Team,
+    channel: &str,
+    conversation: &str,
+    err: &ChannelError,
+    now: Timestamp,
+) -> Result<()> {
+    let cloud_api = core
+        .config()
+        .channels
+        .get(channel)
+        .is_some_and(|c| matches!(c.kind, ChannelKind::Whatsapp(_)));
+    if !cloud_api || !whatsapp::refused_for_identity(err) {
+        return Ok(());
+    }
+    let ids = [identity_change::meta_user_id(conversation).to_string()];
+    let acting = Acting::new(Actor::provider("whatsapp"), &Via::default());
+    let changes = end_conversations(core, team, channel, &ids, &acting, now).await?;
+    forget_hashes(core, team, channel, &ids).await?;
+    if changes > 0 {
+        metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(changes as u64);
+    }
+    Ok(())
+}
+
 /// The conversation ids a user id from Meta may be: itself, and for a
 /// number (Meta writes digits alone) also with `+`.
 fn conversation_ids(ids: &[String]) -> Vec<String> {
@@ -136,7 +173,7 @@ fn conversation_ids(ids: &[String]) -> Vec<String> {
 /// named by `ids`: how many of them the gateway held (an interaction, or
 /// a recognition).
 async fn end_conversations(
-    core: &Arc<Core>,
+    core: &Core,
     team: &Team,
     channel: &str,
     ids: &[String],
@@ -164,7 +201,7 @@ async fn end_conversations(
 /// (`domain::identity_change::end`), announced and recorded: whether it
 /// exists.
 async fn end_interaction(
-    core: &Arc<Core>,
+    core: &Core,
     team: &Team,
     id: Uuid,
     acting: &Acting,
@@ -201,6 +238,27 @@ async fn end_interaction(
         Err(Error::NotFound(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Forgets the identity hashes kept for `ids` of `team` on `channel`.
+async fn forget_hashes(core: &Core, team: &Team, channel: &str, ids: &[String]) -> Result<()> {
+    let hkeys: Vec<String> = ids
+        .iter()
+        .map(|id| keys::identity_hash(&team.id, channel, id))
+        .collect();
+    let raw = core.get(&hkeys).await?;
+    for (key, raw) in hkeys.into_iter().zip(raw) {
+        let Some(version) = raw.map(|v| v.version) else {
+            continue;
+        };
+        // A conflict is a concurrent webhook's newer hash: it stands.
+        core.write(vec![Op::Delete {
+            key,
+            expected: version,
+        }])
+        .await?;
+    }
+    Ok(())
 }
 
 /// Forgets what conversation `conversation` of `team` on `channel`

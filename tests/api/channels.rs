@@ -432,6 +432,7 @@ async fn smtp_delivers_to_a_real_smtp_server_without_tls() {
         code_ttl: None,
         locale: "en".into(),
         call: None,
+        identity_key_hash: None,
     };
     channel.send(&msg).await.unwrap();
 

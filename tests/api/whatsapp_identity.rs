@@ -254,6 +254,121 @@ async fn an_unsigned_change_changes_nothing(backend: Backend) {
     assert_eq!(app.get(&id).await["status"], "unauthenticated");
 }
 
+/// The JSON bodies the fake Cloud API received on the `whatsapp` channel.
+async fn cloud_bodies(provider: &MockServer) -> Vec<Value> {
+    let requests = provider.received_requests().await.unwrap_or_default();
+    requests
+        .iter()
+        .filter(|r| r.url.path() == "/v21.0/1065/messages")
+        .filter_map(|r| serde_json::from_slice(&r.body).ok())
+        .collect()
+}
+
+/// docs/channels.md#sends-know-the-identity: a code or a link into a
+/// conversation whose identity hash is known carries it; before any
+/// hash, nothing.
+async fn sends_carry_the_known_identity(backend: Backend) {
+    let Some((app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let member = "recipient_identity_key_hash";
+    // No hash known: a link and a code go without one.
+    let v = app
+        .create(json!({"channel": "whatsapp", "conversation_id": "15556660001"}))
+        .await;
+    let unknown = v["id"].as_str().unwrap().to_string();
+    app.issue_link(&unknown, json!({"deliver": true})).await;
+    let res = crate::challenges::start(&app, &unknown, json!({"method": "otp"})).await;
+    assert_eq!(res.status(), 201);
+    let bodies = cloud_bodies(&provider).await;
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    for body in &bodies {
+        assert!(body.get(member).is_none(), "{body}");
+    }
+    // Meta gave the hash beside its contact (digits alone, as Meta writes
+    // them): a link and a code into the conversation carry it.
+    post(&app, "whatsapp", &contact_hash("15556660002", "h1")).await;
+    let v = app
+        .create(json!({"channel": "whatsapp", "conversation_id": "+15556660002"}))
+        .await;
+    let known = v["id"].as_str().unwrap().to_string();
+    app.issue_link(&known, json!({"deliver": true})).await;
+    let res = crate::challenges::start(&app, &known, json!({"method": "otp"})).await;
+    assert_eq!(res.status(), 201);
+    let bodies = cloud_bodies(&provider).await;
+    assert_eq!(bodies.len(), 4, "{bodies:?}");
+    for body in &bodies[2..] {
+        assert_eq!(body["to"], "+15556660002", "{body}");
+        assert_eq!(body[member], "h1", "{body}");
+    }
+}
+
+/// Meta's `failed` status of message `id` to `to`, refused with 137000
+/// because the identity hash it carried is no longer the recipient's.
+fn refused(id: &str, to: &str) -> Value {
+    webhook(
+        json!({"statuses": [{"id": id, "status": "failed", "timestamp": "1764064800",
+        "recipient_id": to,
+        "errors": [{"code": 137000, "title": "Identity key hash mismatch"}]}]}),
+    )
+}
+
+/// docs/channels.md#sends-know-the-identity: Meta's refusal of a send for
+/// a changed identity is a change; acted on once per status; the refused
+/// hash is forgotten.
+async fn a_refusal_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
+    let Some((mut app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    post(&app, "whatsapp", &contact_hash("15557770001", "h1")).await;
+    let (id, cid) = proven(&app, "whatsapp", "15557770001").await;
+    let body = refused("wamid.refused.1", "15557770001");
+    post(&app, "whatsapp", &body).await;
+    assert_ended(&mut app, &id, &cid).await;
+    let entries = logouts_recorded(&app, &id).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["actor"]["id"], "whatsapp", "{}", entries[0]);
+    assert_eq!(entries[0]["detail"]["cause"], "identity_changed");
+    assert!(changes_counted(&app).await > counted);
+    // Proven again, then Meta sends the same status again: it acted once.
+    app.authenticate(&id, "cust-42").await;
+    post(&app, "whatsapp", &body).await;
+    assert_eq!(app.get(&id).await["status"], "authenticated");
+    assert_eq!(logouts_recorded(&app, &id).await.len(), 1);
+    // The refused hash is forgotten: a link goes without it.
+    app.issue_link(&id, json!({"deliver": true})).await;
+    let bodies = cloud_bodies(&provider).await;
+    let last = bodies.last().unwrap();
+    assert!(last.get("recipient_identity_key_hash").is_none(), "{last}");
+}
+
+/// docs/channels.md#sends-know-the-identity: a send Meta answers 137000
+/// is a failed send (502 `channel_error`) and a change.
+async fn a_send_refused_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
+    let Some((mut app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    let (id, cid) = proven(&app, "whatsapp", "15558880001").await;
+    provider.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/v21.0/1065/messages"))
+        .respond_with(wiremock::ResponseTemplate::new(400).set_body_json(json!({
+            "error": {"message": "(#137000) Identity key hash mismatch",
+                      "type": "OAuthException", "code": 137000, "fbtrace_id": "A"}})))
+        .mount(&provider)
+        .await;
+    let res = crate::challenges::start(&app, &id, json!({"method": "otp"})).await;
+    assert_problem(res, 502, "channel_error").await;
+    assert_ended(&mut app, &id, &cid).await;
+    let entries = logouts_recorded(&app, &id).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["actor"]["type"], "provider", "{}", entries[0]);
+    assert_eq!(entries[0]["detail"]["cause"], "identity_changed");
+    assert!(changes_counted(&app).await > counted);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
@@ -274,4 +389,7 @@ on_both_stores!(
     system_messages_end_what_was_proven,
     a_new_identity_hash_ends_what_was_proven,
     an_unsigned_change_changes_nothing,
+    sends_carry_the_known_identity,
+    a_refusal_for_a_changed_identity_ends_what_was_proven,
+    a_send_refused_for_a_changed_identity_ends_what_was_proven,
 );

@@ -18,7 +18,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
 use crate::gateway::work::{Done, Step};
-use crate::gateway::{number_checks, reports, voice, Core, InteractionView};
+use crate::gateway::{identity_changes, number_checks, reports, voice, Core, InteractionView};
 use crate::time::Timestamp;
 
 /// A challenge whose code or prompt goes in one message (or to an
@@ -44,6 +44,15 @@ pub(super) async fn start(
         Err(e) => {
             // Give the allowance back and reopen the previous challenge.
             super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
+            if let Some(m) = started
+                .message
+                .as_ref()
+                .filter(|m| m.channel == rec.channel)
+            {
+                let conversation = &rec.conversation_id;
+                identity_changes::on_send_error(core, team, &m.channel, conversation, &e, now)
+                    .await?;
+            }
             return Err(Error::Channel(e.to_string()));
         }
     };

@@ -298,6 +298,9 @@ impl Core {
         let subject = channel_cfg
             .and_then(|c| c.templates.subject.as_deref())
             .map(|s| channels::render(s, fill));
+        let identity_key_hash = identity_key_hash(self, team, chat, channel, &to, purpose)
+            .await
+            .map_err(|e| channels::ChannelError(e.to_string()))?;
         let msg = Message {
             id,
             purpose,
@@ -316,6 +319,7 @@ impl Core {
             code_ttl: fill.ttl,
             locale: locale.to_string(),
             call,
+            identity_key_hash,
         };
         self.channels.send(&msg).await
     }
@@ -371,4 +375,38 @@ impl Core {
         let item = OutboxItem::about_interaction(&data, now, view)?;
         self.enqueue_now(&view.team, vec![item], now).await
     }
+}
+
+/// The identity hash a message of `purpose` on `channel` into `chat`
+/// carries (docs/channels.md#sends-know-the-identity): the one Meta last
+/// gave for the person behind the conversation, for a code or a link into
+/// the interaction's own conversation on a Cloud API channel. One read of
+/// the store for those, none for any other message.
+async fn identity_key_hash(
+    core: &Core,
+    team: &Team,
+    chat: &Chat<'_>,
+    channel: &str,
+    to: &Option<String>,
+    purpose: Purpose,
+) -> Result<Option<String>> {
+    let carries_proof = matches!(
+        purpose,
+        Purpose::Otp | Purpose::LoginLink | Purpose::AppPrompt
+    );
+    let cloud_api = core
+        .config
+        .channels
+        .get(channel)
+        .is_some_and(|c| matches!(c.kind, channels::ChannelKind::Whatsapp(_)));
+    let into_chat =
+        channel == chat.channel && to.as_deref().is_none_or(|to| to == chat.conversation_id);
+    if !(carries_proof && cloud_api && into_chat) {
+        return Ok(None);
+    }
+    let user_id = crate::domain::identity_change::meta_user_id(chat.conversation_id);
+    let key = crate::store::keys::identity_hash(&team.id, channel, user_id);
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+    let known = records::Loaded::<records::IdentityHash>::parse(key, raw)?;
+    Ok(known.value.map(|h| h.hash))
 }
