@@ -1,9 +1,7 @@
 //! When the person behind a WhatsApp conversation changes
 //! (docs/channels.md#identity-changes): whether an identity hash says so,
 //! and what a change does to the conversation's interaction.
-use uuid::Uuid;
-
-use super::challenge::PastOutcome;
+use super::challenge::{Challenge, PastOutcome};
 use super::interaction::InteractionRecord;
 use super::settings::Settings;
 use crate::time::Timestamp;
@@ -30,12 +28,13 @@ pub fn meta_user_id(conversation: &str) -> &str {
 }
 
 /// What a change ended in one interaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ended {
     /// It was authenticated, and no longer is.
     pub logged_out: bool,
-    /// Its open challenge (id, attempts it had left), now `failed`.
-    pub challenge: Option<(Uuid, u32)>,
+    /// Its open challenge as it stood (with the attempts it had left),
+    /// now `failed`.
+    pub challenge: Option<Challenge>,
 }
 
 /// Ends what `rec` had proven or had under way at `now`, the person
@@ -43,13 +42,12 @@ pub struct Ended {
 /// the authentication (a step-up, a login waiting for its binding code,
 /// its links) ends as a logout ends it. Nothing to end changes nothing.
 pub fn end(rec: &mut InteractionRecord, s: &Settings, now: Timestamp) -> Ended {
-    let challenge = rec
-        .open_challenge(now)
-        .map(|c| (c.id, c.attempts_remaining()));
-    if challenge.is_some() {
-        if let Some(c) = rec.challenge.take() {
-            rec.remember_challenge(&c, PastOutcome::Failed);
-        }
+    let challenge = match rec.open_challenge(now) {
+        Some(_) => rec.challenge.take(),
+        None => None,
+    };
+    if let Some(c) = &challenge {
+        rec.remember_challenge(c, PastOutcome::Failed);
     }
     let logged_out = rec.is_authenticated(now, s);
     if logged_out || rec.auth.is_some() || rec.is_pending(now) {
@@ -65,6 +63,8 @@ pub fn end(rec: &mut InteractionRecord, s: &Settings, now: Timestamp) -> Ended {
 
 #[cfg(test)]
 mod tests {
+    use uuid::Uuid;
+
     use super::*;
     use crate::domain::app_challenge;
     use crate::domain::challenge::ChallengeState;
@@ -126,7 +126,7 @@ mod tests {
         let cid = open(&mut r);
         let ended = end(&mut r, &s, t(2));
         assert!(ended.logged_out);
-        assert_eq!(ended.challenge.map(|c| c.0), Some(cid));
+        assert_eq!(ended.challenge.map(|c| c.id), Some(cid));
         assert!(!r.is_authenticated(t(2), &s));
         assert_eq!(
             r.challenge_at(cid, t(2)).map(|c| c.1),
@@ -141,7 +141,7 @@ mod tests {
         let cid = open(&mut r);
         let ended = end(&mut r, &s, t(2));
         assert!(!ended.logged_out);
-        assert_eq!(ended.challenge.map(|c| c.0), Some(cid));
+        assert_eq!(ended.challenge.map(|c| c.id), Some(cid));
         assert_eq!(
             r.challenge_at(cid, t(2)).map(|c| c.1),
             Some(ChallengeState::Failed)

@@ -210,14 +210,10 @@ async fn end_interaction(
     let result = core
         .update_interaction(team, id, now, |w| {
             let entry = audit::on_interaction(Action::LoggedOut, acting, &w.rec);
-            let open = w
-                .rec
-                .open_challenge(now)
-                .map(|c| FailedChallenge::of(c, c.attempts_remaining()));
             let ended = identity_change::end(&mut w.rec, w.settings, now);
-            if let Some(challenge) = open.filter(|_| ended.challenge.is_some()) {
+            if let Some(c) = &ended.challenge {
                 w.emit(EventData::ChallengeFailed(ChallengeFailed {
-                    challenge,
+                    challenge: FailedChallenge::of(c, c.attempts_remaining()),
                     reason: Some(REASON),
                 }));
             }
