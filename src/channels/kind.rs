@@ -177,7 +177,7 @@ impl BotToken {
     /// The base URL and the token of a checked `BotToken`.
     pub fn parts(&self) -> Result<(Url, &SecretString), ChannelError> {
         let url = self.base_url.clone();
-        let url = url.ok_or_else(|| ChannelError("the channel has no base_url".into()))?;
+        let url = url.ok_or_else(|| ChannelError::new("the channel has no base_url"))?;
         Ok((url, self.token.get()))
     }
 }

@@ -219,7 +219,7 @@ impl Message {
         (self.purpose == Purpose::Otp).then(|| {
             self.code
                 .as_deref()
-                .ok_or_else(|| ChannelError(format!("{kind}: an OTP without its code")))
+                .ok_or_else(|| ChannelError::new(format!("{kind}: an OTP without its code")))
         })
     }
 }
@@ -234,11 +234,43 @@ impl std::fmt::Debug for Message {
     }
 }
 
-/// A provider refused or failed a message. The text is safe to show a
-/// client: a status code or a provider error name, never a secret.
+/// A provider refused or failed a message.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct ChannelError(pub String);
+#[error("{reason}")]
+pub struct ChannelError {
+    /// Safe to show a client: a status code or a provider error name,
+    /// never a secret.
+    pub reason: String,
+    /// What the refusal means beyond a failed send, when the provider
+    /// said.
+    pub refusal: Option<Refusal>,
+}
+
+impl ChannelError {
+    /// A failed send, and nothing more.
+    pub fn new(reason: impl Into<String>) -> Self {
+        ChannelError {
+            reason: reason.into(),
+            refusal: None,
+        }
+    }
+
+    /// A refusal that means `refusal`.
+    pub fn refused(reason: impl Into<String>, refusal: Refusal) -> Self {
+        ChannelError {
+            reason: reason.into(),
+            refusal: Some(refusal),
+        }
+    }
+}
+
+/// A provider's refusal that the gateway acts on beyond failing the send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// WhatsApp refused the message because the identity hash it carried
+    /// is no longer the recipient's (docs/channels.md#sends-know-the-identity).
+    IdentityChanged,
+}
 
 /// A message the provider took.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -329,7 +361,7 @@ impl Channels {
 
     pub async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let Some(sender) = self.by_name.get(&msg.channel) else {
-            return Err(ChannelError(format!(
+            return Err(ChannelError::new(format!(
                 "channel {:?} has no sender",
                 msg.channel
             )));

@@ -100,7 +100,7 @@ pub(super) async fn post_once(
 }
 
 fn transport_error(kind: &str, e: &reqwest::Error) -> ChannelError {
-    ChannelError(if e.is_timeout() {
+    ChannelError::new(if e.is_timeout() {
         format!("{kind} did not answer in time")
     } else if e.is_connect() {
         format!("{kind} unreachable")
@@ -157,7 +157,10 @@ pub(super) fn closed_url() -> String {
 pub fn without_bsuid(e: ChannelError, to: &str) -> ChannelError {
     let id = to.strip_prefix("whatsapp:").unwrap_or(to);
     if crate::domain::bsuid::is_bsuid(id) {
-        ChannelError(e.0.replace(id, "[business-scoped user id]"))
+        ChannelError {
+            reason: e.reason.replace(id, "[business-scoped user id]"),
+            ..e
+        }
     } else {
         e
     }

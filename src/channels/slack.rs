@@ -64,7 +64,7 @@ impl SlackChannel {
     fn post_message_url(&self) -> Result<Url, ChannelError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
-            .map_err(|_| ChannelError("slack base_url cannot take a path".into()))?
+            .map_err(|_| ChannelError::new("slack base_url cannot take a path"))?
             .pop_if_empty()
             .extend(["api", "chat.postMessage"]);
         Ok(url)
@@ -84,13 +84,13 @@ impl Channel for SlackChannel {
         let answer = post_once(request, "slack", self.timeout).await?;
         let secret = self.token.expose_secret();
         if answer.status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(ChannelError(match answer.retry_after {
+            return Err(ChannelError::new(match answer.retry_after {
                 Some(s) => format!("slack rate limited the message (retry after {s} s)"),
                 None => "slack rate limited the message".into(),
             }));
         }
         if !answer.status.is_success() {
-            return Err(ChannelError(match answer.text("/error") {
+            return Err(ChannelError::new(match answer.text("/error") {
                 Some(e) => format!(
                     "slack answered HTTP {}: {}",
                     answer.status.as_u16(),
@@ -101,11 +101,11 @@ impl Channel for SlackChannel {
         }
         match (answer.ok_field(), answer.text("/error")) {
             (Some(true), _) => Ok(Sent::untracked()),
-            (_, Some(e)) => Err(ChannelError(format!(
+            (_, Some(e)) => Err(ChannelError::new(format!(
                 "slack refused the message: {}",
                 reason(e, secret)
             ))),
-            (_, None) => Err(ChannelError("slack answered without \"ok\": true".into())),
+            (_, None) => Err(ChannelError::new("slack answered without \"ok\": true")),
         }
     }
 }
@@ -186,14 +186,14 @@ mod tests {
         )
         .await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "slack refused the message: channel_not_found");
+        assert_eq!(err.reason, "slack refused the message: channel_not_found");
     }
 
     #[tokio::test]
     async fn http_200_without_ok_is_a_failure() {
         let server = answering(ResponseTemplate::new(200).set_body_string("fine")).await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "slack answered without \"ok\": true");
+        assert_eq!(err.reason, "slack answered without \"ok\": true");
     }
 
     #[tokio::test]
@@ -205,7 +205,10 @@ mod tests {
         )
         .await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "slack rate limited the message (retry after 30 s)");
+        assert_eq!(
+            err.reason,
+            "slack rate limited the message (retry after 30 s)"
+        );
     }
 
     #[tokio::test]
@@ -216,14 +219,17 @@ mod tests {
         )
         .await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "slack answered HTTP 401: invalid_auth [redacted]");
+        assert_eq!(
+            err.reason,
+            "slack answered HTTP 401: invalid_auth [redacted]"
+        );
     }
 
     #[tokio::test]
     async fn server_error_gives_the_status() {
         let server = answering(ResponseTemplate::new(503).set_body_string("upstream")).await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "slack answered HTTP 503");
+        assert_eq!(err.reason, "slack answered HTTP 503");
     }
 
     #[tokio::test]
@@ -237,13 +243,13 @@ mod tests {
         let mut ch = channel(&server.uri());
         ch.timeout = Duration::from_millis(200);
         let err = ch.send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "slack did not answer in time");
+        assert_eq!(err.reason, "slack did not answer in time");
         server.verify().await;
     }
 
     #[tokio::test]
     async fn unreachable_says_so() {
         let err = channel(&closed_url()).send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "slack unreachable");
+        assert_eq!(err.reason, "slack unreachable");
     }
 }

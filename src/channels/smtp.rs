@@ -138,8 +138,8 @@ impl SmtpChannel {
         let from: Mailbox = s
             .from
             .parse()
-            .map_err(|_| ChannelError("smtp from address is invalid".into()))?;
-        let tls_error = |_| ChannelError("smtp host is not a valid TLS name".into());
+            .map_err(|_| ChannelError::new("smtp from address is invalid"))?;
+        let tls_error = |_| ChannelError::new("smtp host is not a valid TLS name");
         let builder = match s.tls {
             SmtpTls::Starttls => {
                 AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(s.host).map_err(tls_error)?
@@ -182,21 +182,21 @@ impl Channel for SmtpChannel {
             .as_deref()
             .map(str::trim)
             .filter(|to| !to.is_empty())
-            .ok_or_else(|| ChannelError("smtp needs a recipient e-mail address".into()))?;
+            .ok_or_else(|| ChannelError::new("smtp needs a recipient e-mail address"))?;
         let to: Mailbox = to
             .parse()
-            .map_err(|_| ChannelError("smtp recipient address is invalid".into()))?;
+            .map_err(|_| ChannelError::new("smtp recipient address is invalid"))?;
         let email = lettre::Message::builder()
             .from(self.from.clone())
             .to(to)
             .subject(msg.subject.as_deref().unwrap_or(DEFAULT_SUBJECT))
             .header(ContentType::TEXT_PLAIN)
             .body(msg.text.clone())
-            .map_err(|_| ChannelError("could not build the e-mail".into()))?;
+            .map_err(|_| ChannelError::new("could not build the e-mail"))?;
         match tokio::time::timeout(SEND_TIMEOUT, self.transport.send(email)).await {
             Ok(Ok(_)) => Ok(Sent::untracked()),
-            Ok(Err(e)) => Err(ChannelError(describe(&e))),
-            Err(_) => Err(ChannelError("smtp timed out".into())),
+            Ok(Err(e)) => Err(ChannelError::new(describe(&e))),
+            Err(_) => Err(ChannelError::new("smtp timed out")),
         }
     }
 }
@@ -339,7 +339,7 @@ mod tests {
             .send(&message(Some("user@example.org"), None))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "smtp refused the message (550)");
+        assert_eq!(err.reason, "smtp refused the message (550)");
         let got = server.await.unwrap();
         assert!(got.data.is_empty(), "no DATA after a refused RCPT");
     }
@@ -348,12 +348,12 @@ mod tests {
     async fn missing_or_invalid_recipient_sends_nothing() {
         let ch = channel(1);
         let err = ch.send(&message(None, None)).await.unwrap_err();
-        assert_eq!(err.0, "smtp needs a recipient e-mail address");
+        assert_eq!(err.reason, "smtp needs a recipient e-mail address");
         let err = ch
             .send(&message(Some("not an address"), None))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "smtp recipient address is invalid");
+        assert_eq!(err.reason, "smtp recipient address is invalid");
     }
 
     #[tokio::test]
@@ -365,7 +365,7 @@ mod tests {
             .send(&message(Some("user@example.org"), None))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "smtp unreachable");
+        assert_eq!(err.reason, "smtp unreachable");
     }
 
     #[test]
@@ -379,7 +379,7 @@ mod tests {
             from,
         };
         let err = SmtpChannel::new(settings(SmtpTls::None, "localhost", "nope"));
-        assert_eq!(err.err().unwrap().0, "smtp from address is invalid");
+        assert_eq!(err.err().unwrap().reason, "smtp from address is invalid");
         for tls in [SmtpTls::Starttls, SmtpTls::Tls] {
             let ok = SmtpChannel::new(settings(tls, "smtp.example.com", "a@example.com"));
             assert!(ok.is_ok());

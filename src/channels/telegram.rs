@@ -65,7 +65,7 @@ impl TelegramChannel {
         let mut url = self.base_url.clone();
         let bot = format!("bot{}", self.token.expose_secret());
         url.path_segments_mut()
-            .map_err(|_| ChannelError("telegram base_url cannot take a path".into()))?
+            .map_err(|_| ChannelError::new("telegram base_url cannot take a path"))?
             .pop_if_empty()
             .extend([bot.as_str(), "sendMessage"]);
         Ok(url)
@@ -89,7 +89,7 @@ impl Channel for TelegramChannel {
         let description = answer
             .text("/description")
             .map(|d| reason(d, self.token.expose_secret()));
-        Err(ChannelError(
+        Err(ChannelError::new(
             match (answer.status.is_success(), description) {
                 (true, Some(d)) => format!("telegram refused the message: {d}"),
                 (true, None) => "telegram answered without \"ok\": true".into(),
@@ -178,7 +178,7 @@ mod tests {
         .await;
         let err = send_to(&server).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "telegram answered HTTP 400: Bad Request: chat not found"
         );
     }
@@ -191,7 +191,7 @@ mod tests {
         .await;
         let err = send_to(&server).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "telegram refused the message: Forbidden: bot was blocked by the user"
         );
     }
@@ -206,7 +206,7 @@ mod tests {
         .await;
         let err = send_to(&server).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "telegram answered HTTP 429: Too Many Requests: retry after 35"
         );
     }
@@ -215,7 +215,7 @@ mod tests {
     async fn server_error_gives_the_status() {
         let server = answering(ResponseTemplate::new(502).set_body_string("<html>")).await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "telegram answered HTTP 502");
+        assert_eq!(err.reason, "telegram answered HTTP 502");
     }
 
     #[tokio::test]
@@ -225,9 +225,9 @@ mod tests {
         })))
         .await;
         let err = send_to(&server).await.unwrap_err();
-        assert!(!err.0.contains(TOKEN), "{}", err.0);
+        assert!(!err.reason.contains(TOKEN), "{}", err.reason);
         assert_eq!(
-            err.0,
+            err.reason,
             "telegram answered HTTP 401: Unauthorized bot[redacted]"
         );
     }
@@ -243,13 +243,13 @@ mod tests {
         let mut ch = channel(&server.uri());
         ch.timeout = Duration::from_millis(200);
         let err = ch.send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "telegram did not answer in time");
+        assert_eq!(err.reason, "telegram did not answer in time");
         server.verify().await;
     }
 
     #[tokio::test]
     async fn unreachable_says_so_without_the_token() {
         let err = channel(&closed_url()).send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "telegram unreachable");
+        assert_eq!(err.reason, "telegram unreachable");
     }
 }

@@ -102,7 +102,7 @@ impl TelegramGatewayChannel {
     fn method_url(&self, method: &str) -> Result<Url, ChannelError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
-            .map_err(|_| ChannelError("telegram_gateway base_url cannot take a path".into()))?
+            .map_err(|_| ChannelError::new("telegram_gateway base_url cannot take a path"))?
             .pop_if_empty()
             .push(method);
         Ok(url)
@@ -126,18 +126,18 @@ impl TelegramGatewayChannel {
         let error = answer.text("/error").map(|e| reason(e, secret));
         if !answer.status.is_success() {
             let status = answer.status.as_u16();
-            return Err(ChannelError(match error {
+            return Err(ChannelError::new(match error {
                 Some(e) => format!("telegram_gateway answered HTTP {status}: {e}"),
                 None => format!("telegram_gateway answered HTTP {status}"),
             }));
         }
         match (answer.ok_field(), error) {
             (Some(true), _) => Ok(answer),
-            (_, Some(e)) => Err(ChannelError(format!(
+            (_, Some(e)) => Err(ChannelError::new(format!(
                 "telegram_gateway refused the message: {e}"
             ))),
-            (_, None) => Err(ChannelError(
-                "telegram_gateway answered without \"ok\": true".into(),
+            (_, None) => Err(ChannelError::new(
+                "telegram_gateway answered without \"ok\": true",
             )),
         }
     }
@@ -154,13 +154,13 @@ impl Channel for TelegramGatewayChannel {
     async fn send(&self, msg: &Message) -> Result<Sent, ChannelError> {
         let code = msg
             .otp_code("telegram_gateway")
-            .ok_or_else(|| ChannelError("telegram_gateway sends only codes".into()))??;
+            .ok_or_else(|| ChannelError::new("telegram_gateway sends only codes"))??;
         let phone = msg
             .to
             .as_deref()
             .map(str::trim)
             .filter(|to| !to.is_empty())
-            .ok_or_else(|| ChannelError("telegram_gateway needs a phone number".into()))?;
+            .ok_or_else(|| ChannelError::new("telegram_gateway needs a phone number"))?;
         let mut body = json!({
             "phone_number": phone,
             "code": code,
@@ -375,9 +375,9 @@ mod tests {
             .send(&message(Purpose::Otp))
             .await
             .unwrap_err();
-        assert!(err.0.contains("PHONE_NUMBER_INVALID"), "{err}");
-        assert!(!err.0.contains(TOKEN));
-        assert!(!err.0.contains("123456"));
+        assert!(err.reason.contains("PHONE_NUMBER_INVALID"), "{err}");
+        assert!(!err.reason.contains(TOKEN));
+        assert!(!err.reason.contains("123456"));
     }
 
     #[tokio::test]
@@ -393,12 +393,12 @@ mod tests {
             .send(&message(Purpose::Otp))
             .await
             .unwrap_err();
-        assert!(err.0.contains("401") && err.0.contains("ACCESS_TOKEN_INVALID"));
+        assert!(err.reason.contains("401") && err.reason.contains("ACCESS_TOKEN_INVALID"));
         let err = channel(&closed_url(), None)
             .send(&message(Purpose::Otp))
             .await
             .unwrap_err();
-        assert!(!err.0.contains(TOKEN));
+        assert!(!err.reason.contains(TOKEN));
     }
 
     #[tokio::test]

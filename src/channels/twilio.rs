@@ -154,7 +154,7 @@ impl TwilioChannel {
     fn messages_url(&self) -> Result<Url, ChannelError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
-            .map_err(|_| ChannelError("twilio base_url cannot take a path".into()))?
+            .map_err(|_| ChannelError::new("twilio base_url cannot take a path"))?
             .pop_if_empty()
             .extend(["2010-04-01", "Accounts", &self.account_sid, "Messages.json"]);
         Ok(url)
@@ -173,14 +173,13 @@ impl TwilioChannel {
             .map(str::trim)
             .filter(|to| !to.is_empty())
             .or(conversation)
-            .ok_or_else(|| ChannelError("twilio needs a recipient phone number".into()))?;
+            .ok_or_else(|| ChannelError::new("twilio needs a recipient phone number"))?;
         if self.otp_content_sid.is_some() && msg.otp_code("twilio").is_some() && is_bsuid(to) {
             // Meta sends authentication templates to numbers only; the
             // gateway refuses such a code before it gets here.
-            return Err(ChannelError(
+            return Err(ChannelError::new(
                 "twilio: an authentication template needs a phone number, \
-                 not a business-scoped user id"
-                    .into(),
+                 not a business-scoped user id",
             ));
         }
         if self.from.starts_with(WHATSAPP) && !to.starts_with(WHATSAPP) {
@@ -242,7 +241,7 @@ pub(super) async fn post_form(
         .await
         // reqwest's error text includes the URL: keep it out.
         .map_err(|e| {
-            ChannelError(if e.is_timeout() {
+            ChannelError::new(if e.is_timeout() {
                 format!("{kind} did not answer in time")
             } else {
                 format!("{kind} unreachable")
@@ -265,7 +264,7 @@ pub(super) async fn post_form(
         .and_then(serde_json::Value::as_str)
         .map(|m| reason(m, auth_token.expose_secret()));
     let status = status.as_u16();
-    Err(ChannelError(match (message, code) {
+    Err(ChannelError::new(match (message, code) {
         (Some(m), Some(code)) => format!("{kind} answered HTTP {status}: {m} (code {code})"),
         (Some(m), None) => format!("{kind} answered HTTP {status}: {m}"),
         (None, Some(code)) => format!("{kind} answered HTTP {status} (code {code})"),
@@ -547,7 +546,11 @@ mod tests {
             .send(&msg)
             .await
             .unwrap_err();
-        assert!(err.0.contains("recipient phone number"), "{}", err.0);
+        assert!(
+            err.reason.contains("recipient phone number"),
+            "{}",
+            err.reason
+        );
     }
 
     #[tokio::test]
@@ -561,7 +564,7 @@ mod tests {
             .send(&msg)
             .await
             .unwrap_err();
-        assert!(err.0.contains("phone number"), "{}", err.0);
+        assert!(err.reason.contains("phone number"), "{}", err.reason);
         assert!(server.received_requests().await.unwrap().is_empty());
     }
 
@@ -581,7 +584,10 @@ mod tests {
             .send(&message(Some("+15552223333")))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "twilio answered HTTP 401: Authenticate (code 20003)");
+        assert_eq!(
+            err.reason,
+            "twilio answered HTTP 401: Authenticate (code 20003)"
+        );
     }
 
     #[tokio::test]
@@ -595,7 +601,7 @@ mod tests {
             .send(&message(Some("+15552223333")))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "twilio answered HTTP 503");
+        assert_eq!(err.reason, "twilio answered HTTP 503");
     }
 
     #[tokio::test]
@@ -611,7 +617,7 @@ mod tests {
                 .send(&message(to))
                 .await
                 .unwrap_err();
-            assert_eq!(err.0, "twilio needs a recipient phone number");
+            assert_eq!(err.reason, "twilio needs a recipient phone number");
         }
     }
 
@@ -621,7 +627,7 @@ mod tests {
             .send(&message(Some("+15552223333")))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "twilio unreachable");
+        assert_eq!(err.reason, "twilio unreachable");
     }
     /// Every purpose but `otp`.
     fn not_otp() -> impl Iterator<Item = Purpose> {
@@ -697,7 +703,7 @@ mod tests {
             .send(&message(Some("+15552223333")))
             .await
             .unwrap_err();
-        assert_eq!(err.0, "twilio: an OTP without its code");
+        assert_eq!(err.reason, "twilio: an OTP without its code");
     }
 
     fn posted(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -231,7 +231,7 @@ impl TwilioVoiceChannel {
     fn calls_url(&self) -> Result<Url, ChannelError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
-            .map_err(|_| ChannelError("twilio_voice base_url cannot take a path".into()))?
+            .map_err(|_| ChannelError::new("twilio_voice base_url cannot take a path"))?
             .pop_if_empty()
             .extend(["2010-04-01", "Accounts", &self.account_sid, "Calls.json"]);
         Ok(url)
@@ -256,13 +256,13 @@ impl Channel for TwilioVoiceChannel {
         let call = msg
             .call
             .as_ref()
-            .ok_or_else(|| ChannelError("twilio_voice reads only codes".into()))?;
+            .ok_or_else(|| ChannelError::new("twilio_voice reads only codes"))?;
         let to = msg
             .to
             .as_deref()
             .map(str::trim)
             .filter(|to| !to.is_empty())
-            .ok_or_else(|| ChannelError("twilio_voice needs a phone number".into()))?;
+            .ok_or_else(|| ChannelError::new("twilio_voice needs a phone number"))?;
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("To", to)
             .append_pair("From", &self.from)
@@ -411,13 +411,13 @@ mod tests {
         let mut msg = message("en");
         msg.call = None;
         let err = sender(&cfg).send(&msg).await.unwrap_err();
-        assert_eq!(err.0, "twilio_voice reads only codes");
+        assert_eq!(err.reason, "twilio_voice reads only codes");
         let mut msg = message("en");
         msg.to = None;
         let err = sender(&cfg).send(&msg).await.unwrap_err();
-        assert_eq!(err.0, "twilio_voice needs a phone number");
+        assert_eq!(err.reason, "twilio_voice needs a phone number");
         let err = sender(&cfg).send(&message("en")).await.unwrap_err();
-        assert_eq!(err.0, "twilio_voice unreachable");
+        assert_eq!(err.reason, "twilio_voice unreachable");
     }
 
     #[tokio::test]
@@ -430,7 +430,7 @@ mod tests {
         let cfg = config(&server.uri(), None);
         let err = sender(&cfg).send(&message("en")).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "twilio_voice answered HTTP 400: Geo permission (code 21215)"
         );
     }

@@ -148,7 +148,7 @@ impl Channel for WebhookChannel {
             channel: &msg.channel,
             text: &msg.text,
         })
-        .map_err(|_| ChannelError("could not encode the webhook message".into()))?;
+        .map_err(|_| ChannelError::new("could not encode the webhook message"))?;
         // The id is the message's own, the same on every attempt.
         let id = format!("msg_{}", msg.id.simple());
         let sent = post_signed(
@@ -164,10 +164,10 @@ impl Channel for WebhookChannel {
         sent.map(|()| Sent::untracked())
             .map_err(|failed| match failed {
                 PostFailed::Status(status, _) => {
-                    ChannelError(format!("webhook answered HTTP {status}"))
+                    ChannelError::new(format!("webhook answered HTTP {status}"))
                 }
                 PostFailed::TimedOut | PostFailed::Unreachable => {
-                    ChannelError("webhook unreachable".into())
+                    ChannelError::new("webhook unreachable")
                 }
             })
     }
@@ -276,7 +276,7 @@ mod tests {
             .send(&message())
             .await
             .unwrap_err();
-        assert_eq!(err.0, "webhook answered HTTP 500");
+        assert_eq!(err.reason, "webhook answered HTTP 500");
     }
 
     #[tokio::test]
@@ -285,6 +285,6 @@ mod tests {
             .send(&message())
             .await
             .unwrap_err();
-        assert_eq!(err.0, "webhook unreachable");
+        assert_eq!(err.reason, "webhook unreachable");
     }
 }

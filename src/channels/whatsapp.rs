@@ -14,7 +14,7 @@ use url::Url;
 
 use super::kind::{required, Kind, KindInfo, Problem, Reach, Secret};
 use super::provider::{post_once, reason, without_bsuid};
-use super::{Channel, ChannelError, Message, Sent};
+use super::{Channel, ChannelError, Message, Refusal, Sent};
 use crate::domain::bsuid::is_bsuid;
 use crate::domain::challenge::Delivery;
 use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Report};
@@ -241,10 +241,9 @@ impl WhatsappChannel {
         if member == "recipient" {
             // Meta sends authentication templates to numbers only; the
             // gateway refuses such a code before it gets here.
-            return Err(ChannelError(
+            return Err(ChannelError::new(
                 "whatsapp: an authentication template needs a phone number, \
-                 not a business-scoped user id"
-                    .into(),
+                 not a business-scoped user id",
             ));
         }
         Ok(json!({
@@ -271,7 +270,7 @@ impl WhatsappChannel {
     fn messages_url(&self) -> Result<Url, ChannelError> {
         let mut url = self.base_url.clone();
         url.path_segments_mut()
-            .map_err(|_| ChannelError("whatsapp base_url cannot take a path".into()))?
+            .map_err(|_| ChannelError::new("whatsapp base_url cannot take a path"))?
             .pop_if_empty()
             .extend([
                 self.api_version.trim(),
@@ -313,24 +312,24 @@ impl Channel for WhatsappChannel {
         let message = answer
             .text("/error/message")
             .map(|m| reason(m, self.token.expose_secret()));
-        let e = ChannelError(match (message, answer.number("/error/code")) {
+        let code = answer.number("/error/code");
+        let reason = match (message, code) {
             (Some(m), Some(code)) => {
                 format!("whatsapp answered HTTP {status}: {m} (code {code})")
             }
             (Some(m), None) => format!("whatsapp answered HTTP {status}: {m}"),
             (None, Some(code)) => format!("whatsapp answered HTTP {status} (code {code})"),
             (None, None) => format!("whatsapp answered HTTP {status}"),
-        });
+        };
+        // The `recipient_identity_key_hash` the message carried is no
+        // longer the recipient's (docs/channels.md#sends-know-the-identity).
+        let code_given = answer.body.as_ref().and_then(|b| b.pointer("/error/code"));
+        let e = match super::whatsapp_identity::is_identity_refused(code_given) {
+            true => ChannelError::refused(reason, Refusal::IdentityChanged),
+            false => ChannelError::new(reason),
+        };
         Err(without_bsuid(e, to))
     }
-}
-
-/// Whether `err` is the Cloud API's refusal of a send for a changed
-/// identity: the `recipient_identity_key_hash` it carried is no longer
-/// the recipient's (docs/channels.md#sends-know-the-identity).
-pub fn refused_for_identity(err: &ChannelError) -> bool {
-    let code = super::whatsapp_identity::IDENTITY_REFUSED;
-    err.0.starts_with("whatsapp answered HTTP ") && err.0.ends_with(&format!("(code {code})"))
 }
 
 // Webhooks (docs/api.md#delivery-receipts): Meta's subscription
@@ -605,7 +604,7 @@ mod tests {
             .send(&msg)
             .await
             .unwrap_err();
-        assert!(err.0.contains("phone number"), "{}", err.0);
+        assert!(err.reason.contains("phone number"), "{}", err.reason);
         assert!(server.received_requests().await.unwrap().is_empty());
     }
 
@@ -625,8 +624,8 @@ mod tests {
         let mut msg = message();
         msg.conversation_id = "US.13491208655302741918".into();
         let err = channel(&server.uri()).send(&msg).await.unwrap_err();
-        assert!(err.0.contains("(code 131062)"), "{}", err.0);
-        assert!(!err.0.contains("US.1349"), "{}", err.0);
+        assert!(err.reason.contains("(code 131062)"), "{}", err.reason);
+        assert!(!err.reason.contains("US.1349"), "{}", err.reason);
     }
 
     /// docs/channels.md#sends-know-the-identity: the hash the message
@@ -660,25 +659,29 @@ mod tests {
     }
 
     /// Meta's refusal for a changed identity (137000) is told apart from
-    /// every other failure.
+    /// every other failure, by its code alone.
     #[tokio::test]
     async fn a_137000_refusal_is_a_changed_identity() {
-        let server = answering(ResponseTemplate::new(400).set_body_json(json!({
-            "error": {"message": "(#137000) Identity key hash mismatch", "type": "OAuthException",
-                      "code": 137000, "fbtrace_id": "A"}
-        })))
-        .await;
+        let error = |code: serde_json::Value| {
+            let error = json!({"message": "(#137000) Identity key hash mismatch",
+                "type": "OAuthException", "code": code, "fbtrace_id": "A"});
+            ResponseTemplate::new(400).set_body_json(json!({ "error": error }))
+        };
+        let server = answering(error(json!(137000))).await;
         let err = send_to(&server).await.unwrap_err();
-        assert!(refused_for_identity(&err), "{}", err.0);
+        assert_eq!(err.refusal, Some(Refusal::IdentityChanged), "{err}");
+        let server = answering(error(json!("137000"))).await;
+        let err = send_to(&server).await.unwrap_err();
+        assert_eq!(err.refusal, Some(Refusal::IdentityChanged), "{err}");
         for other in [
-            "whatsapp answered HTTP 400 (code 131047)",
-            "whatsapp answered HTTP 502",
-            "(code 137000)",
+            error(json!(131047)),
+            error(json!("131047")),
+            error(serde_json::Value::Null),
+            ResponseTemplate::new(502),
         ] {
-            assert!(
-                !refused_for_identity(&ChannelError(other.into())),
-                "{other}"
-            );
+            let server = answering(other).await;
+            let err = send_to(&server).await.unwrap_err();
+            assert_eq!(err.refusal, None, "{err}");
         }
     }
 
@@ -706,7 +709,7 @@ mod tests {
         .await;
         let err = send_to(&server).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "whatsapp answered HTTP 401: Invalid OAuth access token - Cannot parse access token (code 190)"
         );
     }
@@ -719,7 +722,7 @@ mod tests {
         .await;
         let err = send_to(&server).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "whatsapp answered HTTP 400: bad token [redacted] (code 190)"
         );
     }
@@ -728,7 +731,7 @@ mod tests {
     async fn server_error_gives_the_status() {
         let server = answering(ResponseTemplate::new(500).set_body_string("oops")).await;
         let err = send_to(&server).await.unwrap_err();
-        assert_eq!(err.0, "whatsapp answered HTTP 500");
+        assert_eq!(err.reason, "whatsapp answered HTTP 500");
     }
 
     #[tokio::test]
@@ -739,7 +742,7 @@ mod tests {
         .await;
         let err = send_to(&server).await.unwrap_err();
         assert_eq!(
-            err.0,
+            err.reason,
             "whatsapp answered HTTP 429: (#130429) Rate limit hit (code 130429)"
         );
     }
@@ -755,14 +758,14 @@ mod tests {
         let mut ch = channel(&server.uri());
         ch.timeout = Duration::from_millis(200);
         let err = ch.send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "whatsapp did not answer in time");
+        assert_eq!(err.reason, "whatsapp did not answer in time");
         server.verify().await;
     }
 
     #[tokio::test]
     async fn unreachable_says_so() {
         let err = channel(&closed_url()).send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "whatsapp unreachable");
+        assert_eq!(err.reason, "whatsapp unreachable");
     }
     const CODE: &str = "123456";
 
@@ -876,7 +879,7 @@ mod tests {
             .mount(&server)
             .await;
         let err = templated(&server.uri()).send(&message()).await.unwrap_err();
-        assert_eq!(err.0, "whatsapp: an OTP without its code");
+        assert_eq!(err.reason, "whatsapp: an OTP without its code");
     }
     #[test]
     fn the_authentication_template_lives_as_long_as_the_code() {

@@ -42,7 +42,7 @@ pub enum IdentitySignal {
 /// Meta's error code for a message refused because the identity hash it
 /// carried (`recipient_identity_key_hash`) is no longer the recipient's
 /// (docs/channels.md#sends-know-the-identity).
-pub const IDENTITY_REFUSED: &str = "137000";
+const IDENTITY_REFUSED: &str = "137000";
 
 /// The ids that name the recipient of a status.
 const RECIPIENT_IDS: [&str; 3] = [
@@ -54,16 +54,18 @@ const RECIPIENT_IDS: [&str; 3] = [
 /// Whether status `status` is Meta's refusal of a message for a changed
 /// identity: `failed`, its first error [`IDENTITY_REFUSED`].
 fn refused(status: &Value) -> bool {
-    let code = status
-        .get("errors")
-        .and_then(|e| e.get(0))
-        .and_then(|e| e.get("code"));
-    let code = match code {
-        Some(Value::Number(n)) => n.to_string(),
-        Some(Value::String(s)) => s.clone(),
-        _ => return false,
-    };
-    status.get("status").and_then(Value::as_str) == Some("failed") && code == IDENTITY_REFUSED
+    let code = status.pointer("/errors/0/code");
+    status.get("status").and_then(Value::as_str) == Some("failed") && is_identity_refused(code)
+}
+
+/// Whether Meta's error `code` (a number, or its digits as a string) is
+/// [`IDENTITY_REFUSED`].
+pub fn is_identity_refused(code: Option<&Value>) -> bool {
+    match code {
+        Some(Value::Number(n)) => n.to_string() == IDENTITY_REFUSED,
+        Some(Value::String(s)) => s == IDENTITY_REFUSED,
+        _ => false,
+    }
 }
 
 impl IdentitySignal {

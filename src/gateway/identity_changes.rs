@@ -10,10 +10,11 @@ use std::time::Duration;
 use super::records::{put, ConversationLink, IdentityHash, Loaded, LogoutAnswer};
 use super::{audit, Core};
 use crate::channels::whatsapp_identity::IdentitySignal;
-use crate::channels::{whatsapp, ChannelError, ChannelKind};
+use crate::channels::{ChannelError, Refusal};
 use crate::config::Team;
 use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::identity_change::{self, REASON};
+use crate::domain::interaction::InteractionRecord;
 use crate::domain::logout::LogoutCause;
 use crate::domain::recognition::Recognition;
 use crate::error::{Error, Result};
@@ -125,35 +126,32 @@ async fn take(
     }
 }
 
-/// A send of `team` on `channel` into WhatsApp conversation
-/// `conversation` failed with `err`: when Meta refused it for a changed
-/// identity (docs/channels.md#sends-know-the-identity), what was proven
-/// in the conversation ends as a change ends it, and the refused hash is
-/// forgotten. Any other failure changes nothing.
+/// A send of `team` on `channel` for interaction `rec` failed with
+/// `err`: when WhatsApp refused it for a changed identity
+/// (docs/channels.md#sends-know-the-identity), what was proven in the
+/// interaction's conversation ends as a change ends it, and the refused
+/// hash is forgotten: whether it was such a refusal. Any other failure,
+/// or a send elsewhere, changes nothing. Every use case that sends a
+/// code or a link calls it on a failed send.
 pub async fn on_send_error(
     core: &Core,
     team: &Team,
+    rec: &InteractionRecord,
     channel: &str,
-    conversation: &str,
     err: &ChannelError,
     now: Timestamp,
-) -> Result<()> {
-    let cloud_api = core
-        .config()
-        .channels
-        .get(channel)
-        .is_some_and(|c| matches!(c.kind, ChannelKind::Whatsapp(_)));
-    if !cloud_api || !whatsapp::refused_for_identity(err) {
-        return Ok(());
+) -> Result<bool> {
+    if err.refusal != Some(Refusal::IdentityChanged) || channel != rec.channel {
+        return Ok(false);
     }
-    let ids = [identity_change::meta_user_id(conversation).to_string()];
+    let ids = [identity_change::meta_user_id(&rec.conversation_id).to_string()];
     let acting = Acting::new(Actor::provider("whatsapp"), &Via::default());
     let changes = end_conversations(core, team, channel, &ids, &acting, now).await?;
     forget_hashes(core, team, channel, &ids).await?;
     if changes > 0 {
         metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(changes as u64);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// The conversation ids a user id from Meta may be: itself, and for a

@@ -10,8 +10,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use super::records::{put, ShortLink};
-use super::store_epoch;
 use super::work::{Step, Work};
+use super::{identity_changes, store_epoch};
 use super::{Chat, Core, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
@@ -275,7 +275,7 @@ pub async fn issue_link_seen(
     metrics::counter!("chatgate_login_links_issued_total").increment(1);
     let mut issued = link.issued;
     if deliver {
-        deliver_link(core, team, &rec, &mut issued).await;
+        deliver_link(core, team, &rec, &mut issued, now).await?;
         if !issued.delivered {
             undelivered_link(core, team, id, issued.link_id, now).await?;
             seen = None;
@@ -416,8 +416,17 @@ async fn undelivered_link(
 }
 
 /// Sends the link's short URL into the interaction's chat; a failure
-/// is reported in the answer, the link stays issued.
-async fn deliver_link(core: &Core, team: &Team, rec: &InteractionRecord, issued: &mut IssuedLink) {
+/// is reported in the answer, the link stays issued — but for WhatsApp's
+/// refusal for a changed identity, which ends what was proven in the
+/// conversation and uses the link up with it
+/// (docs/channels.md#sends-know-the-identity).
+async fn deliver_link(
+    core: &Core,
+    team: &Team,
+    rec: &InteractionRecord,
+    issued: &mut IssuedLink,
+    now: Timestamp,
+) -> Result<()> {
     let fill = Fill {
         url: Some(&issued.short_url),
         ..Fill::default()
@@ -435,8 +444,12 @@ async fn deliver_link(core: &Core, team: &Team, rec: &InteractionRecord, issued:
         .await
     {
         Ok(_) => issued.delivered = true,
-        Err(e) => issued.delivery_error = Some(e.to_string()),
+        Err(e) => {
+            issued.delivery_error = Some(e.to_string());
+            identity_changes::on_send_error(core, team, rec, &rec.channel, &e, now).await?;
+        }
     }
+    Ok(())
 }
 
 /// `GET /l/{code}`: never uses the link up (chat apps fetch previews).

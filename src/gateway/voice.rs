@@ -120,7 +120,7 @@ pub(super) async fn call_for(
 ) -> std::result::Result<Option<Call>, ChannelError> {
     prepare_call(core, team, rec, message, code, now)
         .await
-        .map_err(|_| ChannelError("the call could not be prepared".into()))
+        .map_err(|_| ChannelError::new("the call could not be prepared"))
 }
 
 /// The `twilio_voice` channel `channel`: 404 for any other.

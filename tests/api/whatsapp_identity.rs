@@ -105,19 +105,29 @@ async fn challenge_state(app: &TestApp, id: &str, cid: &str) -> Value {
 /// change: its challenge `cid` failed, its authentication and recognition
 /// gone, both events announced with `identity_changed`.
 async fn assert_ended(app: &mut TestApp, id: &str, cid: &str) {
+    assert_eq!(ended(app, id).await, cid);
+    assert_eq!(challenge_state(app, id, cid).await, "failed");
+}
+
+/// Asserts that what was proven in interaction `id` ended by an identity
+/// change, its open challenge failed: that challenge's id.
+async fn ended(app: &mut TestApp, id: &str) -> String {
     let v = app.get(id).await;
+    // Not `pending` either: no link or challenge is left open.
     assert_eq!(v["status"], "unauthenticated", "{v}");
     assert_eq!(v["method"], Value::Null, "{v}");
     assert_eq!(v["recognized"], Value::Null, "{v}");
-    assert_eq!(challenge_state(app, id, cid).await, "failed");
     let failed = app
         .next_event("challenge.failed", Duration::from_secs(5))
         .await
         .expect("challenge.failed");
     let data = event_data(&failed);
     assert_eq!(data["reason"], "identity_changed", "{data}");
-    assert_eq!(data["challenge"]["challenge_id"], cid, "{data}");
     assert_eq!(data["interaction"]["id"], id, "{data}");
+    let cid = data["challenge"]["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let out = app
         .next_event("interaction.logged_out", Duration::from_secs(5))
         .await
@@ -125,6 +135,7 @@ async fn assert_ended(app: &mut TestApp, id: &str, cid: &str) {
     let data = event_data(&out);
     assert_eq!(data["cause"], "identity_changed", "{data}");
     assert_eq!(data["interaction"]["id"], id, "{data}");
+    cid
 }
 
 /// The audit entries `interaction.logged_out` of interaction `id`.
@@ -343,30 +354,154 @@ async fn a_refusal_for_a_changed_identity_ends_what_was_proven(backend: Backend)
     assert!(last.get("recipient_identity_key_hash").is_none(), "{last}");
 }
 
-/// docs/channels.md#sends-know-the-identity: a send Meta answers 137000
-/// is a failed send (502 `channel_error`) and a change.
-async fn a_send_refused_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
-    let Some((mut app, provider)) = gateway(backend).await else {
-        return;
-    };
-    let counted = changes_counted(&app).await;
-    let (id, cid) = proven(&app, "whatsapp", "15558880001").await;
+/// Makes the fake Cloud API answer every send as Meta answers one whose
+/// `recipient_identity_key_hash` is no longer the recipient's.
+async fn refuse_for_identity(provider: &MockServer) {
     provider.reset().await;
     Mock::given(method("POST"))
         .and(path("/v21.0/1065/messages"))
         .respond_with(wiremock::ResponseTemplate::new(400).set_body_json(json!({
             "error": {"message": "(#137000) Identity key hash mismatch",
                       "type": "OAuthException", "code": 137000, "fbtrace_id": "A"}})))
-        .mount(&provider)
+        .mount(provider)
         .await;
+}
+
+/// Asserts the one audit entry of interaction `id`'s logout, by Meta.
+async fn logged_out_by_whatsapp(app: &TestApp, id: &str) {
+    let entries = logouts_recorded(app, id).await;
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["actor"]["type"], "provider", "{}", entries[0]);
+    assert_eq!(entries[0]["actor"]["id"], "whatsapp", "{}", entries[0]);
+    assert_eq!(entries[0]["detail"]["cause"], "identity_changed");
+}
+
+/// docs/channels.md#sends-know-the-identity: a code Meta refuses with
+/// 137000 is a failed send (502 `channel_error`) and a change.
+async fn a_code_refused_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
+    let Some((mut app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    let (id, cid) = proven(&app, "whatsapp", "15558880001").await;
+    refuse_for_identity(&provider).await;
     let res = crate::challenges::start(&app, &id, json!({"method": "otp"})).await;
     assert_problem(res, 502, "channel_error").await;
     assert_ended(&mut app, &id, &cid).await;
-    let entries = logouts_recorded(&app, &id).await;
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(entries[0]["actor"]["type"], "provider", "{}", entries[0]);
-    assert_eq!(entries[0]["detail"]["cause"], "identity_changed");
+    logged_out_by_whatsapp(&app, &id).await;
     assert!(changes_counted(&app).await > counted);
+}
+
+/// docs/channels.md#sends-know-the-identity: a link Meta refuses with
+/// 137000 is issued undelivered, used up by the change it is.
+async fn a_link_refused_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
+    let Some((mut app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    let (id, cid) = proven(&app, "whatsapp", "15558880002").await;
+    refuse_for_identity(&provider).await;
+    let link = app.issue_link(&id, json!({"deliver": true})).await;
+    assert_eq!(link["delivered"], false, "{link}");
+    let error = link["delivery_error"].as_str().unwrap();
+    assert!(error.contains("137000"), "{error}");
+    assert_ended(&mut app, &id, &cid).await;
+    logged_out_by_whatsapp(&app, &id).await;
+    assert!(changes_counted(&app).await > counted);
+}
+
+/// docs/channels.md#sends-know-the-identity: a ladder's step into the
+/// conversation that Meta refuses with 137000 fails the challenge — no
+/// later step sends the code — and is a change.
+async fn a_ladder_step_refused_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
+    let provider = MockServer::start().await;
+    let setup = Setup {
+        defaults: r#"recognize_for = "1d""#.into(),
+        team_extra: "[settings.otp]\nladder = [\"whatsapp\", \"sms\"]\n".into(),
+        ..whatsapp_setup(&provider)
+    };
+    let Some(mut app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let number = "+15558880003";
+    post(&app, "whatsapp", &contact_hash(&number[1..], "h3")).await;
+    let v = app
+        .create(json!({"channel": "whatsapp", "conversation_id": number,
+            "customer_ref": "cust-42", "contact": {"phone": number}}))
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    app.authenticate(&id, "cust-42").await;
+    refuse_for_identity(&provider).await;
+    let res = crate::ladder::start_ladder(&app, &id).await;
+    assert_problem(res, 502, "channel_error").await;
+    // One send with the hash (the `authenticated` notice, which carries
+    // none, may reach the fake after it was reset).
+    let bodies = cloud_bodies(&provider).await;
+    let carried: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b.get("recipient_identity_key_hash").is_some())
+        .collect();
+    assert_eq!(carried.len(), 1, "{bodies:?}");
+    assert_eq!(
+        carried[0]["recipient_identity_key_hash"], "h3",
+        "{}",
+        carried[0]
+    );
+    let cid = ended(&mut app, &id).await;
+    assert_eq!(challenge_state(&app, &id, &cid).await, "failed");
+    let sms = crate::ladder::sent(&app).await;
+    assert!(sms.is_empty(), "the next step sent the code: {sms:?}");
+    logged_out_by_whatsapp(&app, &id).await;
+}
+
+/// docs/channels.md#sends-know-the-identity: an app challenge's prompt
+/// Meta refuses with 137000 fails the challenge it announced (502
+/// `channel_error`) and is a change.
+async fn an_app_prompt_refused_for_a_changed_identity_ends_what_was_proven(backend: Backend) {
+    let provider = MockServer::start().await;
+    let idp = crate::oidc_provider::FakeIdp::start().await;
+    let setup = Setup {
+        defaults: r#"recognize_for = "1d""#.into(),
+        team_extra: idp.team_section("ciba = true"),
+        ..whatsapp_setup(&provider)
+    };
+    let Some(mut app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    idp.use_clock(app.clock.clone());
+    post(&app, "whatsapp", &contact_hash("15558880004", "h4")).await;
+    let v = app
+        .create(
+            json!({"channel": "whatsapp", "conversation_id": "15558880004",
+            "customer_ref": "cust-42"}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    app.authenticate(&id, "cust-42").await;
+    refuse_for_identity(&provider).await;
+    let res = crate::challenges::start(&app, &id, json!({"method": "app"})).await;
+    assert_problem(res, 502, "channel_error").await;
+    let created = app
+        .next_event("challenge.created", Duration::from_secs(5))
+        .await
+        .expect("challenge.created");
+    let cid = ended(&mut app, &id).await;
+    assert_eq!(event_data(&created)["challenge"]["challenge_id"], cid);
+    assert_eq!(challenge_state(&app, &id, &cid).await, "failed");
+    // One send with the hash (the `authenticated` notice, which carries
+    // none, may reach the fake after it was reset).
+    let bodies = cloud_bodies(&provider).await;
+    let carried: Vec<&Value> = bodies
+        .iter()
+        .filter(|b| b.get("recipient_identity_key_hash").is_some())
+        .collect();
+    assert_eq!(carried.len(), 1, "{bodies:?}");
+    assert_eq!(
+        carried[0]["recipient_identity_key_hash"], "h4",
+        "{}",
+        carried[0]
+    );
+    logged_out_by_whatsapp(&app, &id).await;
 }
 
 macro_rules! on_both_stores {
@@ -391,5 +526,8 @@ on_both_stores!(
     an_unsigned_change_changes_nothing,
     sends_carry_the_known_identity,
     a_refusal_for_a_changed_identity_ends_what_was_proven,
-    a_send_refused_for_a_changed_identity_ends_what_was_proven,
+    a_code_refused_for_a_changed_identity_ends_what_was_proven,
+    a_link_refused_for_a_changed_identity_ends_what_was_proven,
+    a_ladder_step_refused_for_a_changed_identity_ends_what_was_proven,
+    an_app_prompt_refused_for_a_changed_identity_ends_what_was_proven,
 );

@@ -35,7 +35,7 @@ use crate::events::EventData;
 use crate::gateway::polls::{Ask, ClaimedPoll, Kind, Polls};
 use crate::gateway::records::{put, Loaded, StoredPoll};
 use crate::gateway::work::Step;
-use crate::gateway::{view, Core, InteractionView};
+use crate::gateway::{identity_changes, view, Core, InteractionView};
 use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, MAX_INTERVAL, SLOW_DOWN_BY};
 use crate::oidc::provider::{Fared, KeyUse};
 use crate::oidc::{id_token, Metadata, OidcError};
@@ -210,7 +210,8 @@ async fn schedule_poll(
 /// Announces started app challenge `cid`: the `app_prompt` with the
 /// binding `code` (a courtesy: the app shows the request whatever
 /// becomes of it; one log line when the chat does not take it), the
-/// metric and `challenge.created`.
+/// metric and `challenge.created`; 502 when WhatsApp refused the prompt
+/// for a changed identity, which failed the challenge.
 async fn announce_app(
     core: &Core,
     team: &Team,
@@ -241,7 +242,8 @@ async fn announce_app(
         fill,
         None,
     );
-    if prompt.await.is_err() {
+    let prompted = prompt.await;
+    if prompted.is_err() {
         tracing::warn!(team = %team.id, interaction = %rec.id, "the app prompt did not reach the chat");
     }
     metrics::counter!("chatgate_challenges_started_total", "method" => ChallengeMethod::App.as_str())
@@ -258,7 +260,15 @@ async fn announce_app(
             transaction_hash: transaction.map(Transaction::hash),
         },
     });
-    core.emit(created, now, &interaction).await
+    core.emit(created, now, &interaction).await?;
+    // A prompt refused for a changed identity fails the challenge it
+    // announced: the start is a failed send (docs/channels.md#sends-know-the-identity).
+    if let Err(e) = prompted {
+        if identity_changes::on_send_error(core, team, rec, &rec.channel, &e, now).await? {
+            return Err(Error::Channel(e.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// `GET /v1/interactions/{id}` for an agent: with the open `app`

@@ -44,14 +44,8 @@ pub(super) async fn start(
         Err(e) => {
             // Give the allowance back and reopen the previous challenge.
             super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
-            if let Some(m) = started
-                .message
-                .as_ref()
-                .filter(|m| m.channel == rec.channel)
-            {
-                let conversation = &rec.conversation_id;
-                identity_changes::on_send_error(core, team, &m.channel, conversation, &e, now)
-                    .await?;
+            if let Some(m) = &started.message {
+                identity_changes::on_send_error(core, team, &rec, &m.channel, &e, now).await?;
             }
             return Err(Error::Channel(e.to_string()));
         }

@@ -28,7 +28,7 @@ use crate::events::types::ChallengeAdvanced;
 use crate::events::EventData;
 use crate::gateway::records::{put, Loaded, StoredSends};
 use crate::gateway::work::{Done, Step, Work};
-use crate::gateway::{voice, Core};
+use crate::gateway::{identity_changes, voice, Core};
 use crate::store::{keys, IndexEntry, Op};
 use crate::time::Timestamp;
 
@@ -401,6 +401,9 @@ pub(super) async fn send_claimed(
             Ok(sent) => return Ok(Took { claimed, sent }),
             Err(e) => {
                 tracing::info!(team = %team.id, interaction = %mv.id, step = %claimed.target.channel, "ladder step refused the code; trying the next");
+                // A changed identity fails the challenge: no next step.
+                let channel = &claimed.target.channel;
+                identity_changes::on_send_error(core, team, rec, channel, &e, now).await?;
                 let at = targets.iter().position(|t| t.index == claimed.step.index);
                 let rest = at.map_or(&[][..], |i| &targets[i + 1..]);
                 match refused(core, team, mv, &claimed, rest, now).await? {

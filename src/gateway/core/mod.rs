@@ -264,7 +264,7 @@ impl Core {
         let chat = Chat::of(rec);
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
-            .map_err(|e| channels::ChannelError(e.to_string()))?;
+            .map_err(|e| channels::ChannelError::new(e.to_string()))?;
         let id = uuid::Uuid::now_v7();
         self.send_message(team, &chat, channel, to, purpose, fill, id, call)
             .await
@@ -300,7 +300,7 @@ impl Core {
             .map(|s| channels::render(s, fill));
         let identity_key_hash = identity_key_hash(self, team, chat, channel, &to, purpose)
             .await
-            .map_err(|e| channels::ChannelError(e.to_string()))?;
+            .map_err(|e| channels::ChannelError::new(e.to_string()))?;
         let msg = Message {
             id,
             purpose,
