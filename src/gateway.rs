@@ -51,11 +51,11 @@ mod workers;
 pub use provider_tokens::{actor_person, ActorRefusal, Person};
 
 pub use self::core::view;
+use self::core::{change, due_teams, outbox, records, work};
 pub use self::core::{
     decode_interaction, encode_interaction, outbox_left, Bookkeeping, Chat, Core, Dispatcher,
     InteractionView, Live, Outbox, OutboxItem, Task, OUTBOX_BATCH,
 };
-use self::core::{due_teams, outbox, records, work};
 
 pub use assertion::AssertionOutcome;
 pub use assurance::{AssuranceAsk, AssuranceView};

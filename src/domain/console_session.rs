@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::time::{stored, Timestamp};
+use crate::time::Timestamp;
 
 /// What a signed-in person may do: an agent's endpoints, and an admin's
 /// unlock too (docs/console-sign-in.md#what-a-session-may-do).
@@ -79,23 +79,17 @@ impl Ended {
 /// comes back within it has the end recorded (`idle`, `max_age`).
 pub const KEPT_AFTER_END: Duration = Duration::from_secs(3600);
 
-/// A console session, as the store keeps it under the keyed hash of its
-/// id (the id itself is only in the browser's cookie).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A console session: whose, which role, since when, and its last
+/// request (the id itself is only in the browser's cookie).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
-    #[serde(rename = "t")]
     pub team: String,
-    #[serde(rename = "s")]
     pub sub: String,
-    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(rename = "r")]
     pub role: ConsoleRole,
-    #[serde(rename = "at", with = "stored")]
     pub signed_in_at: Timestamp,
     /// The last request it authenticated, as last written: at most
     /// [`Session::renewal_due`]'s step behind the real one.
-    #[serde(rename = "seen", with = "stored")]
     pub last_seen: Timestamp,
 }
 

@@ -7,11 +7,11 @@
 //! sign-in, refused sign-in and end is an audit entry committed with it; an
 //! end by time is recorded by the due queue's sweeper when it comes
 //! ([`session_end_due`]), whether or not the cookie comes back.
-use serde::{Deserialize, Serialize};
 
-use super::core::audit::{chain, written};
+use super::change::Change;
 use super::oidc::{authorization_endpoint, proven_claims, ProviderAnswer};
-use super::records::{put, retry, Loaded, Record};
+use super::records::{Loaded, SessionTeam, StoredSession, StoredSignIn};
+use super::work::Step;
 use super::Core;
 use crate::config::{ConsoleOidc, Team};
 use crate::domain::audit::{Acting, Action, Actor, Draft, Outcome, Target, Via};
@@ -20,34 +20,8 @@ use crate::error::Error;
 use crate::oidc::flow::{self, Flow, STATE_TTL};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::OidcError;
-use crate::store::{keys, Backoff, Commit, Op};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
-
-/// A sign-in started at `GET /console/{team}/sign-in`, kept under the
-/// digest of its state until the provider's answer.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct SignInStarted {
-    #[serde(rename = "t")]
-    team: String,
-    #[serde(flatten)]
-    flow: Flow,
-    /// Another browser presented it, and that was recorded: once per
-    /// state, so that a started sign-in records at most one
-    /// `state_mismatch` (docs/console-sign-in.md#refused-sign-ins).
-    #[serde(rename = "mm", default, skip_serializing_if = "std::ops::Not::not")]
-    mismatch_recorded: bool,
-}
-
-/// The team of a session, found from its cookie alone.
-#[derive(Debug, Serialize, Deserialize)]
-struct SessionTeam {
-    #[serde(rename = "t")]
-    team: String,
-}
-
-impl Record for SignInStarted {}
-impl Record for SessionTeam {}
-impl Record for Session {}
 
 /// The purpose of the keyed hash under which a session is stored.
 const SESSION_HASH: &str = "console-session";
@@ -163,14 +137,17 @@ pub async fn start_sign_in(
         .map_err(SignInRefusal::of)?;
     let state = flow::random_value();
     let (flow, browser_secret) = Flow::begin(&oidc.issuer, None, now);
-    let started = SignInStarted {
+    let started = StoredSignIn {
         team: team.id.clone(),
         flow,
         mismatch_recorded: false,
     };
     let key = keys::console_sign_in(&flow::digest(&state));
-    let op = put(&key, 0, &started, Some(STATE_TTL))?;
-    core.write(vec![op]).await?;
+    core.change(&team.id, &[], now, |c| {
+        c.create(&key, &started, Some(STATE_TTL))?;
+        Ok(Step::Write(()))
+    })
+    .await?;
     let location = flow::authorization_url(
         &endpoint,
         oidc,
@@ -266,7 +243,7 @@ async fn signed_in(
     core: &Core,
     team: &Team,
     console: &ConsoleOidc,
-    started: &SignInStarted,
+    started: &StoredSignIn,
     answer: &ProviderAnswer,
     person: &mut (Option<String>, Option<String>),
     via: &Via,
@@ -337,24 +314,25 @@ async fn begin_session(
         team: session.team.clone(),
     };
     let lives = limits.max + rules::KEPT_AFTER_END;
-    core.write(vec![put(&pointer, 0, &team, Some(lives))?])
-        .await?;
+    core.change(&session.team, &[], now, |c| {
+        c.create(&pointer, &team, Some(lives))?;
+        Ok(Step::Write(()))
+    })
+    .await?;
     let key = keys::console_session(&session.team, &hash);
     let acting = Acting::new(session_actor(session), via);
-    let drafts = || {
-        vec![Draft::success(
+    core.change(&session.team, &[], now, |c| {
+        let stored = StoredSession::from(session);
+        c.create(&key, &stored, Some(session.keep_for(now, limits)))?;
+        c.also(end_due(&session.team, &hash, session, limits, now));
+        c.audit(Draft::success(
             Action::ConsoleSignedIn,
             &acting,
             Target::default(),
-        )]
-    };
-    let ops = || {
-        Ok(vec![
-            put(&key, 0, session, Some(session.keep_for(now, limits)))?,
-            end_due(&session.team, &hash, session, limits, now),
-        ])
-    };
-    committed(core, &session.team, ops, drafts, now).await
+        ));
+        Ok(Step::Write(()))
+    })
+    .await
 }
 
 /// The due queue's kind of a session's end by time (`cse:<hash>`); stored,
@@ -395,62 +373,38 @@ pub(in crate::gateway) async fn session_end_due(
     now: Timestamp,
 ) -> Result<(), Error> {
     let key = keys::console_session(&team.id, hash);
-    let (version, session) = read_session(core, &key).await?;
-    let session = session.ok_or(Error::NotFound("console session"))?;
-    let Some(console) = team.console.oidc.as_ref() else {
-        let again = Op::QueueAdd {
-            key: keys::due_queue(&team.id),
-            member: format!("{SESSION_END}:{hash}"),
-            score: now.plus(LOOK_AGAIN).unix_millis(),
-            ttl: LOOK_AGAIN + rules::KEPT_AFTER_END,
+    let console = team.console.oidc.as_ref();
+    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+        let at = c.read::<Session>(&key)?;
+        let session = at
+            .value
+            .as_ref()
+            .ok_or(Error::NotFound("console session"))?;
+        let Some(limits) = console.map(limits) else {
+            c.also(remove.clone());
+            c.also(Op::QueueAdd {
+                key: keys::due_queue(&team.id),
+                member: format!("{SESSION_END}:{hash}"),
+                score: now.plus(LOOK_AGAIN).unix_millis(),
+                ttl: LOOK_AGAIN + rules::KEPT_AFTER_END,
+            });
+            return Ok(Step::Write(()));
         };
-        core.write(vec![remove, again]).await?;
-        return Ok(());
-    };
-    let limits = limits(console);
-    match session.ended(now, limits) {
-        Some(ended) => {
-            let at = (key.as_str(), hash);
-            end(core, at, version, &session, ended, &Via::default(), now).await
+        match session.ended(now, limits) {
+            Some(ended) => end(c, &at, hash, ended, &Via::default()),
+            None => {
+                c.also(remove.clone());
+                c.also(end_due(&team.id, hash, session, limits, now));
+            }
         }
-        None => {
-            let again = end_due(&team.id, hash, &session, limits, now);
-            core.write(vec![remove, again]).await?;
-            Ok(())
-        }
-    }
+        Ok(Step::Write(()))
+    })
+    .await
 }
 
 /// The actor of what a session does: the person, without a key.
 pub fn session_actor(session: &Session) -> Actor {
     Actor::signed_in(Some(&session.sub), session.name.as_deref())
-}
-
-/// `ops` and `drafts` in one commit, the drafts chained after the team's
-/// head as it stands; again when another writer moved it.
-async fn committed(
-    core: &Core,
-    team: &str,
-    ops: impl Fn() -> crate::error::Result<Vec<Op>>,
-    drafts: impl Fn() -> Vec<Draft>,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let mut backoff = Backoff::default();
-    loop {
-        let (chained, mut head) = chain(core, team, drafts(), now).await?;
-        let mut ops = ops()?;
-        ops.extend(chained.ops);
-        match core.write(ops).await? {
-            Commit::Applied => {
-                if let Some(head) = head.as_mut() {
-                    head.sent(chained.head);
-                }
-                written(&chained.entries);
-                return Ok(());
-            }
-            Commit::Conflict { .. } => backoff.wait().await?,
-        }
-    }
 }
 
 /// The started sign-in `state` names, if it was started for `team`, is
@@ -465,17 +419,16 @@ async fn take_state(
     state: Option<&str>,
     cookie: Option<&str>,
     now: Timestamp,
-) -> Result<SignInStarted, SignInRefusal> {
+) -> Result<StoredSignIn, SignInRefusal> {
     let stranger = |why| SignInRefusal::Stranger(OidcError::BadState(why));
     let state = state
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or(stranger("no state"))?;
     let key = keys::console_sign_in(&flow::digest(state));
-    retry(|| async {
-        let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
-        let loaded = Loaded::<SignInStarted>::parse(key.clone(), raw)?;
-        let refused = |why| Ok(Some(Err(stranger(why))));
-        let Some(mut started) = loaded.value else {
+    core.change(team, std::slice::from_ref(&key), now, |c| {
+        let at = c.read::<StoredSignIn>(&key)?;
+        let refused = |why| Ok(Step::Answer(Err(stranger(why))));
+        let Some(mut started) = at.value.clone() else {
             return refused("unknown or answered");
         };
         if started.team != team {
@@ -490,15 +443,12 @@ async fn take_state(
             }
             started.mismatch_recorded = true;
             let left = STATE_TTL.saturating_sub(now.since(started.flow.started_at));
-            let op = put(&key, loaded.version, &started, Some(left))?;
+            c.put(&at, &started, Some(left))?;
             let mismatch = SignInRefusal::State(OidcError::BadState("not this browser's"));
-            return Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Err(mismatch)));
+            return Ok(Step::Write(Err(mismatch)));
         }
-        let op = Op::Delete {
-            key: key.clone(),
-            expected: loaded.version,
-        };
-        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
+        c.delete(&at);
+        Ok(Step::Write(Ok(started)))
     })
     .await?
 }
@@ -506,6 +456,7 @@ async fn take_state(
 /// Where a session's records are: its hash, its team's limits and key,
 /// and the version of the pointer that names its team.
 struct Located {
+    team: String,
     hash: String,
     limits: Limits,
     key: String,
@@ -531,6 +482,7 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
     let (_, console) = console_of(core, &team).ok_or(Error::Unauthorized)?;
     Ok(Located {
         key: keys::console_session(&team, &hash),
+        team,
         limits: limits(console),
         hash,
         pointer_version,
@@ -549,31 +501,22 @@ pub async fn session_of(
     now: Timestamp,
 ) -> Result<Session, Error> {
     let at = locate(core, session_id).await?;
-    retry(|| async {
-        let (version, session) = read_session(core, &at.key).await?;
-        let Some(mut session) = session else {
-            return Ok(Some(Err(Error::Unauthorized)));
+    core.change(&at.team, std::slice::from_ref(&at.key), now, |c| {
+        let read = c.read::<Session>(&at.key)?;
+        let Some(mut session) = read.value.clone() else {
+            return Ok(Step::Answer(Err(Error::Unauthorized)));
         };
         if let Some(ended) = session.ended(now, at.limits) {
-            let place = (at.key.as_str(), at.hash.as_str());
-            let ended = end(core, place, version, &session, ended, via, now).await;
-            return ended.map(|()| Some(Err(Error::Unauthorized)));
+            end(c, &read, &at.hash, ended, via);
+            return Ok(Step::Write(Err(Error::Unauthorized)));
         }
         if !session.renewal_due(now, at.limits) {
-            return Ok(Some(Ok(session)));
+            return Ok(Step::Answer(Ok(session)));
         }
         session.last_seen = now;
-        let op = put(
-            &at.key,
-            version,
-            &session,
-            Some(session.keep_for(now, at.limits)),
-        )?;
-        match core.write(vec![op]).await? {
-            Commit::Applied => Ok(Some(Ok(session))),
-            // Another request of this session touched it first: read again.
-            Commit::Conflict { .. } => Ok(None),
-        }
+        let stored = StoredSession::from(&session);
+        c.put(&read, &stored, Some(session.keep_for(now, at.limits)))?;
+        Ok(Step::Write(Ok(session)))
     })
     .await?
 }
@@ -591,7 +534,9 @@ pub async fn session_lives(core: &Core, session_id: &str, now: Timestamp) -> boo
     }
 }
 
-/// `POST /console/sign-out`: the session ends now (`ended` `logout`).
+/// `POST /console/sign-out`: the session ends now (`ended` `logout`);
+/// one that ended by time is 401, its end recorded as such. A session
+/// another request ends meanwhile is left to it.
 pub async fn sign_out(
     core: &Core,
     session_id: &str,
@@ -599,27 +544,33 @@ pub async fn sign_out(
     now: Timestamp,
 ) -> Result<(), Error> {
     let at = locate(core, session_id).await?;
-    let (version, session) = read_session(core, &at.key).await?;
-    let session = session.ok_or(Error::Unauthorized)?;
-    let ended = session.ended(now, at.limits);
-    end(
-        core,
-        (at.key.as_str(), at.hash.as_str()),
-        version,
-        &session,
-        ended.unwrap_or(Ended::Logout),
-        via,
-        now,
-    )
-    .await?;
+    let mut first = true;
+    let ended = core
+        .change(&at.team, std::slice::from_ref(&at.key), now, |c| {
+            let read = c.read::<Session>(&at.key)?;
+            let Some(session) = &read.value else {
+                // Gone on a second read: another request ended it.
+                return Ok(Step::Answer(first.then_some(Err(Error::Unauthorized))));
+            };
+            first = false;
+            let ended = session.ended(now, at.limits);
+            end(c, &read, &at.hash, ended.unwrap_or(Ended::Logout), via);
+            Ok(Step::Write(Some(Ok(ended))))
+        })
+        .await?;
+    let ended = ended.unwrap_or(Ok(None))?;
     // Its pointer names only a team; it goes too (else at its TTL). It
     // never changes once written, so a conflict means it went already.
     let pointer = keys::console_session_team(&at.hash);
     let _ = core
-        .write(vec![Op::Delete {
-            key: pointer,
-            expected: at.pointer_version,
-        }])
+        .change(&at.team, std::slice::from_ref(&pointer), now, |c| {
+            let read = c.read::<SessionTeam>(&pointer)?;
+            match read.version == at.pointer_version && read.value.is_some() {
+                true => c.delete(&read),
+                false => return Ok(Step::Answer(())),
+            }
+            Ok(Step::Write(()))
+        })
         .await;
     match ended {
         Some(_) => Err(Error::Unauthorized),
@@ -633,60 +584,21 @@ async fn read_session(core: &Core, key: &str) -> crate::error::Result<(u64, Opti
     Ok((loaded.version, loaded.value))
 }
 
-/// Deletes the session (`(key, hash)`: its record and the hash of its id),
-/// with its `console.signed_out` (`ended`) and the removal of its due
-/// entry, in one commit; a session another request ended first is left to
-/// it. One that another request only touched (its `last_seen`) is deleted
-/// as it now stands: a sign-out never answers while its session lives on.
-async fn end(
-    core: &Core,
-    (key, hash): (&str, &str),
-    mut version: u64,
-    session: &Session,
-    ended: Ended,
-    via: &Via,
-    now: Timestamp,
-) -> Result<(), Error> {
-    let acting = Acting::new(session_actor(session), via);
-    let drafts = || {
-        vec![
-            Draft::success(Action::ConsoleSignedOut, &acting, Target::default())
-                .with("ended", ended.as_str()),
-        ]
+/// Ends the session `at` holds (`hash`: of its id) in `c`: its record
+/// deleted (as read), its `console.signed_out` (`ended`) and the removal
+/// of its due entry, in one commit.
+fn end(c: &mut Change, at: &Loaded<Session>, hash: &str, ended: Ended, via: &Via) {
+    let Some(session) = &at.value else {
+        return;
     };
-    let mut backoff = Backoff::default();
-    loop {
-        let (chained, mut head) = chain(core, &session.team, drafts(), now).await?;
-        let mut ops = vec![
-            Op::Delete {
-                key: key.to_string(),
-                expected: version,
-            },
-            Op::QueueRemove {
-                key: keys::due_queue(&session.team),
-                member: format!("{SESSION_END}:{hash}"),
-            },
-        ];
-        ops.extend(chained.ops);
-        match core.write(ops).await? {
-            Commit::Applied => {
-                if let Some(head) = head.as_mut() {
-                    head.sent(chained.head);
-                }
-                written(&chained.entries);
-                return Ok(());
-            }
-            Commit::Conflict { .. } => {
-                // The head moved, or the session: chain again, on the
-                // session as it now stands. Gone, its end was another
-                // request's.
-                let (now_version, now_session) = read_session(core, key).await?;
-                if now_session.is_none() {
-                    return Ok(());
-                }
-                version = now_version;
-                backoff.wait().await?;
-            }
-        }
-    }
+    let acting = Acting::new(session_actor(session), via);
+    c.delete(at);
+    c.also(Op::QueueRemove {
+        key: keys::due_queue(&session.team),
+        member: format!("{SESSION_END}:{hash}"),
+    });
+    c.audit(
+        Draft::success(Action::ConsoleSignedOut, &acting, Target::default())
+            .with("ended", ended.as_str()),
+    );
 }

@@ -244,7 +244,7 @@ async fn sweep_slice(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> R
             member: entry.member.clone(),
         };
         let handled = handle(gw, team, &entry.member, remove.clone(), lease, now, polls).await;
-        if settle(store, team, entry, remove, handled).await? {
+        if settle(gw, team, entry, remove, handled, now).await? {
             in_a_row = 0;
             continue;
         }
@@ -274,28 +274,30 @@ async fn sweep_slice(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> R
 /// quarantined because this gateway can never handle it (a foreign or
 /// newer writer), so that it never stops the rest.
 async fn settle(
-    store: &dyn Store,
+    gw: &Core,
     team: &Team,
     entry: &IndexEntry,
     remove: Op,
     handled: Option<Result<()>>,
+    now: Timestamp,
 ) -> Result<bool> {
     match handled {
         None => {
             tracing::error!(team = %team.id, "due entry names no interaction; dropped");
-            store.commit(vec![remove]).await?;
         }
-        Some(Ok(())) => {}
-        Some(Err(Error::NotFound(_))) => {
-            store.commit(vec![remove]).await?;
-        }
+        Some(Ok(())) => return Ok(true),
+        Some(Err(Error::NotFound(_))) => {}
         Some(Err(Error::StoreUnavailable)) => return Ok(false),
         Some(Err(e)) => {
             tracing::error!(team = %team.id, entry = %entry.member, error = %e, "due entry cannot be handled; quarantined");
             metrics::counter!("chatgate_due_quarantined_total").increment(1);
-            store.commit(vec![remove]).await?;
         }
     }
+    gw.change(&team.id, &[], now, |c| {
+        c.also(remove.clone());
+        Ok(Step::Write(()))
+    })
+    .await?;
     Ok(true)
 }
 

@@ -7,8 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::records::{put, ConversationLink, IdentityHash, Loaded, LogoutAnswer};
-use super::{audit, Core};
+use super::records::{ConversationLink, IdentityHash, Loaded, LogoutAnswer};
+use super::work::Step;
+use super::{audit, change, Core};
 use crate::channels::whatsapp_identity::IdentitySignal;
 use crate::channels::{ChannelError, Refusal};
 use crate::config::Team;
@@ -20,7 +21,7 @@ use crate::domain::recognition::Recognition;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeFailed, FailedChallenge, LoggedOut};
 use crate::events::EventData;
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
 use uuid::Uuid;
 
@@ -87,12 +88,15 @@ async fn take(
             if let IdentitySignal::Refused { .. } = signal {
                 // The hash Meta refused is no longer the person's: later
                 // sends go without it until Meta gives the new one.
-                forget_hashes(core, team, channel, ids).await?;
+                forget_hashes(core, team, channel, ids, now).await?;
             }
             // Remembered once done (a conflict is a concurrent twin).
             let answer = LogoutAnswer { logged_out: n };
-            core.write(vec![put(&memory, 0, &answer, Some(SEEN_FOR))?])
-                .await?;
+            change::once(core, &team.id, now, |c| {
+                c.claim(&memory, &answer, Some(SEEN_FOR))?;
+                Ok(Step::Write(()))
+            })
+            .await?;
             Ok(n)
         }
         IdentitySignal::Hash { hash, .. } => {
@@ -118,8 +122,11 @@ async fn take(
             let newest = IdentityHash { hash: hash.clone() };
             for k in known.iter().filter(|k| k.value.as_ref() != Some(&newest)) {
                 // A conflict is a concurrent webhook's newer hash: it stands.
-                core.write(vec![put(&k.key, k.version, &newest, Some(ttl))?])
-                    .await?;
+                change::once(core, &team.id, now, |c| {
+                    c.put(k, &newest, Some(ttl))?;
+                    Ok(Step::Write(()))
+                })
+                .await?;
             }
             Ok(n)
         }
@@ -147,7 +154,7 @@ pub async fn on_send_error(
     let ids = [identity_change::meta_user_id(&rec.conversation_id).to_string()];
     let acting = Acting::new(Actor::provider("whatsapp"), &Via::default());
     let changes = end_conversations(core, team, channel, &ids, &acting, now).await?;
-    forget_hashes(core, team, channel, &ids).await?;
+    forget_hashes(core, team, channel, &ids, now).await?;
     if changes > 0 {
         metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(changes as u64);
     }
@@ -186,7 +193,7 @@ async fn end_conversations(
         if let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value {
             held |= end_interaction(core, team, link.id, acting, now).await?;
         }
-        held |= forget_recognition(core, team, channel, &conversation).await?;
+        held |= forget_recognition(core, team, channel, &conversation, now).await?;
         if held {
             tracing::info!(team = %team.id, channel, "the person behind a WhatsApp conversation changed: what was proven in it ended");
             found += 1;
@@ -235,7 +242,13 @@ async fn end_interaction(
 }
 
 /// Forgets the identity hashes kept for `ids` of `team` on `channel`.
-async fn forget_hashes(core: &Core, team: &Team, channel: &str, ids: &[String]) -> Result<()> {
+async fn forget_hashes(
+    core: &Core,
+    team: &Team,
+    channel: &str,
+    ids: &[String],
+    now: Timestamp,
+) -> Result<()> {
     let hkeys: Vec<String> = ids
         .iter()
         .map(|id| keys::identity_hash(&team.id, channel, id))
@@ -246,10 +259,13 @@ async fn forget_hashes(core: &Core, team: &Team, channel: &str, ids: &[String]) 
             continue;
         };
         // A conflict is a concurrent webhook's newer hash: it stands.
-        core.write(vec![Op::Delete {
-            key,
-            expected: version,
-        }])
+        change::once(core, &team.id, now, |c| {
+            c.also(Op::Delete {
+                key,
+                expected: version,
+            });
+            Ok(Step::Write(()))
+        })
         .await?;
     }
     Ok(())
@@ -263,22 +279,16 @@ async fn forget_recognition(
     team: &Team,
     channel: &str,
     conversation: &str,
+    now: Timestamp,
 ) -> Result<bool> {
     let rkey = keys::recognition(&team.id, channel, conversation);
-    super::records::retry(|| async {
-        let raw = core.get(std::slice::from_ref(&rkey)).await?.pop().flatten();
-        let loaded = Loaded::<Recognition>::parse(rkey.clone(), raw)?;
+    core.change(&team.id, std::slice::from_ref(&rkey), now, |c| {
+        let loaded = c.read::<Recognition>(&rkey)?;
         if loaded.value.is_none() {
-            return Ok(Some(false));
+            return Ok(Step::Answer(false));
         }
-        let delete = Op::Delete {
-            key: loaded.key,
-            expected: loaded.version,
-        };
-        match core.write(vec![delete]).await? {
-            Commit::Applied => Ok(Some(true)),
-            Commit::Conflict { .. } => Ok(None),
-        }
+        c.delete(&loaded);
+        Ok(Step::Write(true))
     })
     .await
 }

@@ -11,7 +11,8 @@ use super::records::{
     put, remembered_subject_key, retry, write_interaction, Bookkeeping, ConversationLink, Loaded,
     Pair, PairRead,
 };
-use super::{audit, number_checks, view, Core, InteractionView};
+use super::work::Step;
+use super::{audit, change, number_checks, view, Core, InteractionView};
 use crate::config::Team;
 use crate::domain::audit::{Acting, Action};
 use crate::domain::destination_policy::Reach;
@@ -26,7 +27,7 @@ use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::events::types::{LoggedOut, Plain};
 use crate::events::EventData;
-use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::store::{keys, IndexEntry, Op};
 use crate::time::Timestamp;
 
 /// A bot's request to create (or find) an interaction, as received.
@@ -178,12 +179,12 @@ async fn create_or_find(
     new: &Checked,
     now: Timestamp,
 ) -> Result<Option<(InteractionView, bool)>> {
-    let seen = read_conversation(core, team, new, now).await?;
+    let mut seen = read_conversation(core, team, new, now).await?;
     let guesses = core.conversation_interactions();
     let linked = seen.link.value.as_ref().map(|l| l.id);
     // A guess the conversation as read does not name is forgotten; one it
     // names is remembered already (no guess: nothing to forget).
-    let guessed = match seen.guessed {
+    let guessed = match seen.guessed.take() {
         Some(read) if Some(read.id) == linked => Some(read),
         Some(_) => {
             guesses.forget(&seen.link.key);
@@ -212,6 +213,19 @@ async fn create_or_find(
             Err(e) => return Err(e),
         }
     }
+    create_new(core, team, new, &seen, now).await
+}
+
+/// A new interaction in the conversation `seen`, committed with its
+/// conversation key and `interaction.created`; `None` when another
+/// request wrote the conversation first (found on the next try).
+async fn create_new(
+    core: &Core,
+    team: &Team,
+    new: &Checked,
+    seen: &Conversation,
+    now: Timestamp,
+) -> Result<Option<(InteractionView, bool)>> {
     let s = team.settings_for(&new.channel);
     let mut rec = new.record(team, core.pepper(), now);
     if seen.recognition.is_some() {
@@ -234,19 +248,23 @@ async fn create_or_find(
     let view = InteractionView::build_recognized(&rec, subject, recognition, remembered, s, now)
         .in_conversation(team.conversation_kind(&rec));
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
-    let mut recorded = core.record(&team.id, vec![created], now)?;
-    ops.append(&mut recorded.ops);
-    match core.write(ops).await? {
-        Commit::Applied => {
-            core.recorded(recorded);
+    let committed = change::once(core, &team.id, now, |c| {
+        ops.into_iter().for_each(|op| c.also(op));
+        c.announce(created);
+        Ok(Step::Write(()))
+    });
+    // Another request created one there first: found on the next try.
+    match committed.await? {
+        Some(()) => {
             let ikey = keys::interaction(&team.id, rec.id);
-            guesses.remember(&seen.link.key, &ikey);
+            core.conversation_interactions()
+                .remember(&seen.link.key, &ikey);
             if let Some(rkey) = &seen.recognition_key {
                 core.companions().0.remember(&ikey, rkey);
             }
             Ok(Some((view, true)))
         }
-        Commit::Conflict { .. } => Ok(None),
+        None => Ok(None),
     }
 }
 
@@ -511,7 +529,11 @@ async fn live_batch(
     }
     if !gone.is_empty() {
         // Lazy clean-up of ids whose records expired; never conflicts.
-        core.write(gone).await?;
+        core.change(&team.id, &[], now, |c| {
+            gone.iter().cloned().for_each(|op| c.also(op));
+            Ok(Step::Write(()))
+        })
+        .await?;
     }
     Ok((live, exhausted))
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::records::{put, ShortLink};
 use super::work::{Step, Work};
-use super::{identity_changes, store_epoch};
+use super::{change, identity_changes, store_epoch};
 use super::{Chat, Core, InteractionView};
 use crate::channels::{Fill, Purpose};
 use crate::config::{SecurityKey, Settings, Team};
@@ -26,7 +26,7 @@ use crate::domain::otp::{self, OtpCode};
 use crate::domain::secrets::Pepper;
 use crate::domain::{input, webhook_sig};
 use crate::error::{Error, Result};
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
 
 /// `POST /v1/interactions/{id}/login-links`, as the use case takes it (the
@@ -271,7 +271,7 @@ pub async fn issue_link_seen(
         })
         .await?;
     let (link, rec, mut seen) = (done.value, done.rec, Some(done.view));
-    save_short_link(core, &code, &link.short, link.short_ttl).await?;
+    save_short_link(core, team, &code, &link.short, link.short_ttl, now).await?;
     metrics::counter!("chatgate_login_links_issued_total").increment(1);
     let mut issued = link.issued;
     if deliver {
@@ -383,12 +383,22 @@ fn link_claims(
 /// Saves the short link under its code. The code is all a browser has,
 /// so its key carries no team tag: it is written on its own, never in
 /// a multi-key commit, and so stays in its own Redis Cluster slot.
-async fn save_short_link(core: &Core, code: &str, short: &ShortLink, ttl: Duration) -> Result<()> {
-    let saved = put(&keys::short_link(code), 0, short, Some(ttl))?;
-    if core.write(vec![saved]).await? != Commit::Applied {
-        return Err(Error::internal("a 192-bit short-link code collided"));
-    }
-    Ok(())
+async fn save_short_link(
+    core: &Core,
+    team: &Team,
+    code: &str,
+    short: &ShortLink,
+    ttl: Duration,
+    now: Timestamp,
+) -> Result<()> {
+    let key = keys::short_link(code);
+    let saved = change::once(core, &team.id, now, |c| {
+        c.claim(&key, short, Some(ttl))?;
+        Ok(Step::Write(()))
+    });
+    saved
+        .await?
+        .ok_or_else(|| Error::internal("a 192-bit short-link code collided"))
 }
 
 /// Link `link_id` of interaction `id` could not be delivered: no

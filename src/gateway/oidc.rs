@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::login::{CallbackOutcome, ProvenLogin, ProviderLink};
 use super::oidc_logout::ProviderSession;
-use super::records::{put, retry, Loaded, Record};
+use super::work::Step;
 use super::Core;
 use crate::config::{OidcConfig, Team};
 use crate::domain::input;
@@ -18,10 +18,8 @@ use crate::oidc::flow::{self, Flow, Started, STATE_TTL};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::states::{self, LinkStates};
 use crate::oidc::{id_token, reachable, OidcError};
-use crate::store::{keys, Commit, Op};
+use crate::store::keys;
 use crate::time::Timestamp;
-
-impl Record for LinkStates {}
 
 /// Why a provider login stopped: the provider's side (its own statuses) or
 /// the login rules and the store (the API's errors).
@@ -106,11 +104,12 @@ pub async fn start_provider_login(
         flow,
     };
     let key = keys::oidc_states(&states::link_tag(link.link_id));
-    retry(|| async {
-        let (version, mut kept) = link_states(core, &key).await?;
+    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+        let read = c.read::<LinkStates>(&key)?;
+        let mut kept = read.value.clone().unwrap_or_default();
         kept.add(&state, started.clone(), now);
-        let op = put(&key, version, &kept, Some(STATE_TTL))?;
-        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(()))
+        c.put(&read, &kept, Some(STATE_TTL))?;
+        Ok(Step::Write(()))
     })
     .await?;
     let location = flow::authorization_url(
@@ -146,13 +145,6 @@ pub(super) async fn authorization_endpoint(
         &meta.issuer,
     )?;
     Ok(endpoint.clone())
-}
-
-/// A link's started logins (none: version 0).
-async fn link_states(core: &Core, key: &str) -> crate::error::Result<(u64, LinkStates)> {
-    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
-    let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
-    Ok((loaded.version, loaded.value.unwrap_or_default()))
 }
 
 /// `GET /oidc/callback/{team}`: the state (started for this team, this
@@ -315,37 +307,39 @@ async fn take_state(
         .ok_or(OidcError::BadState("no state"))?;
     let tag = states::tag_of(state).ok_or(OidcError::BadState("unknown"))?;
     let key = keys::oidc_states(tag);
-    let taken = retry(|| async {
-        let (version, mut kept) = link_states(core, &key).await?;
-        let Some(started) = kept.find(state).cloned() else {
-            return Ok(Some(Err(OidcError::BadState(
-                "unknown, dropped or answered",
-            ))));
-        };
-        // The mix-up defence: an answer for another team's login is
-        // refused before its code goes anywhere.
-        if started.team != team {
-            return Ok(Some(Err(OidcError::BadState("started for another team"))));
-        }
-        if !started.flow.live(now) {
-            return Ok(Some(Err(OidcError::BadState("older than 10 minutes"))));
-        }
-        // Checked before it is consumed: another browser cannot spend it.
-        if !started.flow.same_browser(cookie) {
-            return Ok(Some(Err(OidcError::BadState("not this browser's"))));
-        }
-        kept.remove(state);
-        let op = if kept.entries.is_empty() {
-            Op::Delete {
-                key: key.clone(),
-                expected: version,
+    let taken = core
+        .change(team, std::slice::from_ref(&key), now, |c| {
+            let read = c.read::<LinkStates>(&key)?;
+            let mut kept = read.value.clone().unwrap_or_default();
+            let Some(started) = kept.find(state).cloned() else {
+                return Ok(Step::Answer(Err(OidcError::BadState(
+                    "unknown, dropped or answered",
+                ))));
+            };
+            // The mix-up defence: an answer for another team's login is
+            // refused before its code goes anywhere.
+            if started.team != team {
+                return Ok(Step::Answer(Err(OidcError::BadState(
+                    "started for another team",
+                ))));
             }
-        } else {
-            put(&key, version, &kept, Some(STATE_TTL))?
-        };
-        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(Ok(started)))
-    })
-    .await?;
+            if !started.flow.live(now) {
+                return Ok(Step::Answer(Err(OidcError::BadState(
+                    "older than 10 minutes",
+                ))));
+            }
+            // Checked before it is consumed: another browser cannot spend it.
+            if !started.flow.same_browser(cookie) {
+                return Ok(Step::Answer(Err(OidcError::BadState("not this browser's"))));
+            }
+            kept.remove(state);
+            match kept.entries.is_empty() {
+                true => c.delete(&read),
+                false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
+            }
+            Ok(Step::Write(Ok(started)))
+        })
+        .await?;
     Ok(taken?)
 }
 

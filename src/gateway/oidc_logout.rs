@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{put, retry, EndedSession};
+use super::records::EndedSession;
 use super::revocation::{count_received, count_refused};
+use super::work::Step;
 use super::{audit, Core};
 use crate::config::{OidcConfig, Team};
 use crate::domain::audit::{Acting, Action, Actor, Via};
@@ -22,7 +23,7 @@ use crate::oidc::flow::STATE_TTL;
 use crate::oidc::logout_token::{self, Logout};
 use crate::oidc::provider::KeyUse;
 use crate::oidc::{id_token, OidcError};
-use crate::store::{keys, Commit, Op};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
 
 /// How long a logout token's `jti` is remembered: longer than the `iat`
@@ -120,10 +121,14 @@ pub(super) async fn remember_session(
             ttl,
         });
     }
-    if !ops.is_empty() {
-        core.write(ops).await?;
+    if ops.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    core.change(&team.id, &[], now, |c| {
+        ops.iter().cloned().for_each(|op| c.also(op));
+        Ok(Step::Write(()))
+    })
+    .await
 }
 
 /// `POST /oidc/backchannel-logout/{team}`: the logout token checked as
@@ -185,6 +190,7 @@ async fn checked_logout(
         Receiver::OidcLogout,
         &logout.jti,
         JTI_MEMORY,
+        now,
     )
     .await
     .map_err(unavailable)?
@@ -195,7 +201,7 @@ async fn checked_logout(
     match end_provider_session(core, team, oidc, &logout, acting, now).await {
         Ok(n) => Ok(n),
         Err(e) => {
-            crate::gateway::revocation::release_jti(core, claimed).await;
+            crate::gateway::revocation::release_jti(core, claimed, now).await;
             Err(unavailable(e))
         }
     }
@@ -218,7 +224,7 @@ async fn end_provider_session(
         // Marked before the session's logins are read: a login that
         // commits after the mark finds it, one that committed before is
         // in the index read below.
-        mark_session_ended(core, team, oidc, sid).await?;
+        mark_session_ended(core, team, oidc, sid, now).await?;
         let index = keys::oidc_session(&team.id, &oidc.issuer, sid);
         let mut n = 0;
         for e in crate::gateway::revocation::index_entries(core, &index).await? {
@@ -257,13 +263,18 @@ pub(super) fn ended_session_key(team: &Team, oidc: &OidcConfig, sid: &str) -> St
 
 /// Marks provider session `sid` ended for [`ENDED_SESSION_MEMORY`] from
 /// now (a mark already there lives on that long).
-async fn mark_session_ended(core: &Core, team: &Team, oidc: &OidcConfig, sid: &str) -> Result<()> {
+async fn mark_session_ended(
+    core: &Core,
+    team: &Team,
+    oidc: &OidcConfig,
+    sid: &str,
+    now: Timestamp,
+) -> Result<()> {
     let key = ended_session_key(team, oidc, sid);
-    retry(|| async {
-        let read = core.get(std::slice::from_ref(&key)).await?.pop();
-        let version = read.flatten().map_or(0, |v| v.version);
-        let op = put(&key, version, &EndedSession {}, Some(ENDED_SESSION_MEMORY))?;
-        Ok((core.write(vec![op]).await? == Commit::Applied).then_some(()))
+    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+        let mark = c.read::<EndedSession>(&key)?;
+        c.put(&mark, &EndedSession {}, Some(ENDED_SESSION_MEMORY))?;
+        Ok(Step::Write(()))
     })
     .await
 }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
+use super::change;
 use super::records::{put, retry, Loaded, StoredMessage, StoredReport};
 use super::work::{Step, Work};
 use super::Core;
@@ -24,7 +25,7 @@ use crate::domain::delivery_status::{DeliveryError, DeliveryStatus, Moved, Repor
 use crate::error::{Error, Result};
 use crate::events::types::{DeliveryReported, ReportedChallenge};
 use crate::events::EventData;
-use crate::store::{keys, Commit};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 /// How long reports about a message not yet known are kept for the write
@@ -189,16 +190,19 @@ pub(super) async fn take_report<'t>(
                 let applied = apply_reports(core, team, i, c, &report.message_id, &one, now);
                 return applied.await.map(Some);
             }
-            unmapped.push(read);
+            unmapped.push((*team, read));
         }
-        for read in unmapped {
-            let mut parked = read.value.unwrap_or_default();
+        for (team, read) in unmapped {
+            let mut parked = read.value.clone().unwrap_or_default();
             let stored = StoredReport::of(report);
             if !parked.p.contains(&stored) {
                 parked.p.push(stored);
             }
-            let op = put(&read.key, read.version, &parked, Some(PARKED_FOR))?;
-            if let Commit::Conflict { .. } = core.write(vec![op]).await? {
+            let parked = change::once(core, &team.id, now, |c| {
+                c.put(&read, &parked, Some(PARKED_FOR))?;
+                Ok(Step::Write(()))
+            });
+            if parked.await?.is_none() {
                 return Ok(None);
             }
         }

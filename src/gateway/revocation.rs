@@ -6,13 +6,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::records::{put, UsedJti};
+use super::change;
+use super::records::UsedJti;
+use super::work::Step;
 use super::Core;
 use crate::config::Team;
 use crate::domain::audit::Acting;
 use crate::domain::logout::{Receiver, RefusalReason};
 use crate::error::Result;
-use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::store::{keys, IndexEntry, Op};
 use crate::time::Timestamp;
 
 /// A token received by `receiver` for `team`.
@@ -40,6 +42,7 @@ pub fn count_logged_out(team: &Team, receiver: Receiver, customers: usize) {
 /// work it allowed fails, so that the sender's retry is not a replay.
 #[derive(Debug)]
 pub struct ClaimedJti {
+    team: String,
     key: String,
     version: u64,
 }
@@ -53,24 +56,31 @@ pub(super) async fn claim_jti(
     receiver: Receiver,
     jti: &str,
     memory: Duration,
+    now: Timestamp,
 ) -> Result<Option<ClaimedJti>> {
     let key = keys::revocation_jti(&team.id, receiver.as_str(), jti);
-    let op = put(&key, 0, &UsedJti {}, Some(memory))?;
-    let Op::Put { version, .. } = op else {
-        return Ok(None);
-    };
-    let claimed = core.write(vec![op]).await? == Commit::Applied;
-    Ok(claimed.then_some(ClaimedJti { key, version }))
+    let claimed = change::once(core, &team.id, now, |c| {
+        Ok(Step::Write(c.claim(&key, &UsedJti {}, Some(memory))?))
+    });
+    Ok(claimed.await?.map(|version| ClaimedJti {
+        team: team.id.clone(),
+        key,
+        version,
+    }))
 }
 
 /// Forgets a claimed token id whose logout could not be done (best
 /// effort: the store is likely failing already).
-pub(super) async fn release_jti(core: &Core, claimed: ClaimedJti) {
+pub(super) async fn release_jti(core: &Core, claimed: ClaimedJti, now: Timestamp) {
     let op = Op::Delete {
         key: claimed.key,
         expected: claimed.version,
     };
-    if let Err(e) = core.write(vec![op]).await {
+    let released = change::once(core, &claimed.team, now, |c| {
+        c.also(op);
+        Ok(Step::Write(()))
+    });
+    if let Err(e) = released.await {
         tracing::warn!(error = %e, "a revocation token id could not be released; the sender's retry will be taken for a replay");
     }
 }

@@ -83,10 +83,16 @@ async fn checked_event(
     let token = set_token(secevent, set)?;
     let event = verified_event(core, team, config, token, now).await?;
     let unavailable = |e: Error| (RefusalReason::Unavailable, SsfRefusal::Store(e));
-    let Some(claimed) =
-        crate::gateway::revocation::claim_jti(core, team, Receiver::Ssf, &event.jti, JTI_MEMORY)
-            .await
-            .map_err(unavailable)?
+    let Some(claimed) = crate::gateway::revocation::claim_jti(
+        core,
+        team,
+        Receiver::Ssf,
+        &event.jti,
+        JTI_MEMORY,
+        now,
+    )
+    .await
+    .map_err(unavailable)?
     else {
         return Ok(false);
     };
@@ -110,7 +116,7 @@ async fn checked_event(
     {
         Ok(_) => Ok(true),
         Err(e) => {
-            crate::gateway::revocation::release_jti(core, claimed).await;
+            crate::gateway::revocation::release_jti(core, claimed, now).await;
             Err(unavailable(e))
         }
     }

@@ -26,13 +26,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::core::epochs::Seen;
-use super::records::{put, Loaded, StoredEpoch};
+use super::core::epochs::{self, Seen};
+use super::records::{Loaded, StoredEpoch};
 use super::Core;
 use crate::config::Team;
 use crate::domain::login_token::LEEWAY_SECS;
 use crate::error::{Error, Result};
-use crate::store::{keys, Commit, Op, Versioned};
+use crate::store::{keys, Versioned};
 use crate::time::{Clock, Timestamp};
 
 /// How often each team's marker is read: a store emptied is noticed within
@@ -169,11 +169,7 @@ impl NodeMarkers {
             };
             lost |= before.is_some_and(|(v, _)| v != version);
             let renewed = if now >= renewed.plus(RENEW_EVERY) {
-                let touch = Op::Touch {
-                    key: key.clone(),
-                    ttl: MARKER_TTL,
-                };
-                match core.write(vec![touch]).await {
+                match epochs::renew_marker(core, &key, MARKER_TTL).await {
                     Ok(_) => now,
                     Err(_) => renewed,
                 }
@@ -365,11 +361,7 @@ async fn settle_marker(
     let newer = reset.filter(|at| known.reset_at.is_none_or(|k| k < *at));
     let mut renewed = known.renewed;
     if renewed.is_none_or(|r| now >= r.plus(RENEW_EVERY)) {
-        let touch = Op::Touch {
-            key,
-            ttl: MARKER_TTL,
-        };
-        core.write(vec![touch]).await?;
+        epochs::renew_marker(core, &key, MARKER_TTL).await?;
         renewed = Some(now);
     }
     core.epochs().set(
@@ -395,14 +387,7 @@ async fn write_marker(
     expected: u64,
     marker: StoredEpoch,
 ) -> Result<Option<u64>> {
-    let op = put(key, expected, &marker, Some(MARKER_TTL))?;
-    let Op::Put { version, .. } = op else {
-        return Err(Error::internal("records::put made no Put"));
-    };
-    Ok(match core.write(vec![op]).await? {
-        Commit::Applied => Some(version),
-        Commit::Conflict { .. } => None,
-    })
+    epochs::write_marker(core, key, expected, &marker, MARKER_TTL).await
 }
 
 #[cfg(test)]

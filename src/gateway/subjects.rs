@@ -6,12 +6,13 @@ use crate::domain::subject::SubjectRecord;
 use crate::error::Result;
 use crate::events::types::SubjectChange;
 use crate::events::EventData;
-use crate::store::{keys, Commit};
+use crate::store::keys;
 use crate::time::Timestamp;
 
 use super::outbox::OutboxItem;
-use super::records::{retry, write_subject, Loaded};
+use super::records::{write_subject, Loaded};
 use super::view::SubjectView;
+use super::work::Step;
 use super::Core;
 
 /// An unknown subject is all zeros.
@@ -41,45 +42,34 @@ pub async fn unlock_subject(
 ) -> Result<SubjectView> {
     let key = keys::subject(&team.id, subject);
     let s = &team.settings;
-    let head = keys::audit_head(&team.id);
-    let view = retry(|| async {
-        // The subject and the audit trail's head, in one round trip.
-        let mut raw = core.get(&[key.clone(), head.clone()]).await?;
-        let head_raw = raw.pop().flatten();
-        let raw = raw.pop().flatten();
-        let loaded: Loaded<SubjectRecord> = Loaded::parse(key.clone(), raw)?;
-        let mut rec = loaded
-            .value
-            .clone()
-            .unwrap_or_else(|| SubjectRecord::new(subject));
-        rec.unlock_for(origin);
-        let view = SubjectView::of(&rec, now, &s.lockout);
-        let mut ops = write_subject(&loaded, &rec, s, now)?;
-        let unlocked = EventData::SubjectUnlocked(SubjectChange {
-            origin: origin.map(str::to_string),
-            actor: Some(acting.actor.without_ip()),
-        });
-        let unlocked = OutboxItem::about_subject(&unlocked, now, &team.id, &view)?;
-        let mut recorded = core.record(&team.id, vec![unlocked], now)?;
-        ops.append(&mut recorded.ops);
-        let target = Target {
-            subject: Some(subject.to_string()),
-            origin: origin.map(str::to_string),
-            ..Target::default()
-        };
-        let entry = Draft::success(Action::SubjectUnlocked, acting, target);
-        let audited = super::audit::chain_on(core, &team.id, head_raw, vec![entry], now)?;
-        ops.extend(audited.ops);
-        Ok(match core.write(ops).await? {
-            Commit::Applied => {
-                core.recorded(recorded);
-                super::audit::written(&audited.entries);
-                Some(view)
-            }
-            Commit::Conflict { .. } => None,
+    // The subject and the audit trail's head, in one round trip.
+    let read = [key.clone(), keys::audit_head(&team.id)];
+    let view = core
+        .change(&team.id, &read, now, |c| {
+            let loaded: Loaded<SubjectRecord> = c.read(&key)?;
+            let mut rec = loaded
+                .value
+                .clone()
+                .unwrap_or_else(|| SubjectRecord::new(subject));
+            rec.unlock_for(origin);
+            let view = SubjectView::of(&rec, now, &s.lockout);
+            write_subject(&loaded, &rec, s, now)?
+                .into_iter()
+                .for_each(|op| c.also(op));
+            let unlocked = EventData::SubjectUnlocked(SubjectChange {
+                origin: origin.map(str::to_string),
+                actor: Some(acting.actor.without_ip()),
+            });
+            c.announce(OutboxItem::about_subject(&unlocked, now, &team.id, &view)?);
+            let target = Target {
+                subject: Some(subject.to_string()),
+                origin: origin.map(str::to_string),
+                ..Target::default()
+            };
+            c.audit(Draft::success(Action::SubjectUnlocked, acting, target));
+            Ok(Step::Write(view))
         })
-    })
-    .await?;
+        .await?;
     metrics::counter!("chatgate_unlocks_total").increment(1);
     Ok(view)
 }

@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use uuid::Uuid;
 
-use super::records::{put, Loaded, LogoutAnswer};
-use super::{audit, Core};
+use super::records::{Loaded, LogoutAnswer};
+use super::work::Step;
+use super::{audit, change, Core};
 use crate::config::{Settings, Team};
 use crate::domain::audit::{Acting, Action, Actor, Via};
 use crate::domain::interaction::InteractionRecord;
@@ -96,8 +97,11 @@ pub async fn logout_customer(
     let n = log_out_everywhere(core, team, customer_id, cause, &acting, now).await?;
     // Remembered once done (a conflict is a concurrent twin: same work).
     let answer = LogoutAnswer { logged_out: n };
-    core.write(vec![put(&memory, 0, &answer, Some(ANSWER_MEMORY))?])
-        .await?;
+    change::once(core, &team.id, now, |c| {
+        c.claim(&memory, &answer, Some(ANSWER_MEMORY))?;
+        Ok(Step::Write(()))
+    })
+    .await?;
     Ok(n)
 }
 

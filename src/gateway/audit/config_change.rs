@@ -9,34 +9,16 @@
 //! leaves the configuration at a reload gets its entry in its own trail,
 //! recorded as the empty configuration: everything removed
 //! (docs/decisions/0216-a-team-that-leaves-is-recorded-in-its-own-trail.md).
-use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{chain_on, written};
 use crate::config::{ConfigPrint, Team};
 use crate::domain::audit::{Acting, Action, Draft, Target};
-use crate::gateway::records::{put, Loaded, Record};
+use crate::gateway::records::{ConfigParts as Parts, Loaded, StoredConfig};
+use crate::gateway::work::Step;
 use crate::gateway::Core;
-use crate::store::{keys, Backoff, Commit};
+use crate::store::keys;
 use crate::time::Timestamp;
-
-/// `{team}:acfg`: the configuration last recorded for the team.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "v")]
-enum StoredConfig {
-    #[serde(rename = "1")]
-    V1 {
-        digest: String,
-        /// Dotted key → SHA-256 of its value.
-        keys: BTreeMap<String, String>,
-        api_keys: Vec<String>,
-        security_keys: Vec<String>,
-    },
-}
-
-impl Record for StoredConfig {}
 
 /// Why the configuration is recorded: `start` or `reload`.
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +129,9 @@ async fn record_team(
     record(core, recorded, source, now).await
 }
 
+/// Records `team`'s configuration when it is not the one last recorded:
+/// its record, the digest kept beside it and the entry, in one change;
+/// a record whose digest alone was not kept gets it now.
 async fn record(
     core: &Core,
     team: Recorded<'_>,
@@ -154,80 +139,68 @@ async fn record(
     now: Timestamp,
 ) -> crate::error::Result<()> {
     let key = keys::audit_config(team.id);
-    let head = keys::audit_head(team.id);
     let digest_key = keys::audit_config_digest(team.id);
+    let read = [key.clone(), keys::audit_head(team.id), digest_key.clone()];
     let digest = team.print.digest();
     let retention = Some(core.config().audit.retention);
-    let (api_keys, kids) = (&team.api_keys, &team.kids);
-    let mut backoff = Backoff::default();
-    loop {
-        let mut raw = core
-            .get(&[key.clone(), head.clone(), digest_key.clone()])
-            .await?;
-        let kept = raw.pop().flatten();
-        let head_raw = raw.pop().flatten();
-        let loaded: Loaded<StoredConfig> = Loaded::parse(key.clone(), raw.pop().flatten())?;
+    core.change(team.id, &read, now, |c| {
+        let loaded: Loaded<StoredConfig> = c.read(&key)?;
+        let kept = c.raw(&digest_key)?;
+        let kept_is_current = kept_digest(kept).as_deref() == Some(digest.as_str());
         // The digest moves with the record, against the version read.
-        let kept_version = kept.as_ref().map_or(0, |k| k.version);
-        let digest_op = put(&digest_key, kept_version, &digest, retention)?;
-        let (previous, old_keys, old_api, old_kids) = match loaded.value.clone() {
-            Some(StoredConfig::V1 {
-                digest: d,
-                keys,
-                api_keys,
-                security_keys,
-            }) => (Some(d), keys, api_keys, security_keys),
-            None => Default::default(),
+        let kept = Loaded::<()> {
+            key: digest_key.clone(),
+            version: kept.map_or(0, |k| k.version),
+            value: None,
         };
-        if previous.as_deref() == Some(digest.as_str()) {
-            if kept_digest(kept.as_ref()).as_deref() == Some(digest.as_str()) {
-                return Ok(());
+        let before = loaded.value.clone().map(StoredConfig::into_parts);
+        if before.as_ref().map(|b| b.0.as_str()) == Some(digest.as_str()) {
+            if kept_is_current {
+                return Ok(Step::Answer(()));
             }
             // Recorded, but its digest not kept beside it: kept now.
-            match core.write(vec![digest_op]).await? {
-                Commit::Applied => return Ok(()),
-                Commit::Conflict { .. } => {
-                    backoff.wait().await?;
-                    continue;
-                }
-            }
+            c.put(&kept, &digest, retention)?;
+            return Ok(Step::Write(()));
         }
-        let detail = json!({
-            "source": source.as_str(),
-            "digest": digest,
-            "previous_digest": previous,
-            "changed": team.print.changed_since(&old_keys),
-            "api_keys_added": missing_from(api_keys, &old_api),
-            "api_keys_removed": missing_from(&old_api, api_keys),
-            "security_keys_added": missing_from(kids, &old_kids),
-            "security_keys_removed": missing_from(&old_kids, kids),
-        });
-        let mut draft = Draft::success(
-            Action::ConfigChanged,
-            &Acting::system(None),
-            Target::default(),
-        );
-        if let serde_json::Value::Object(d) = detail {
-            draft.detail = d;
-        }
+        c.audit(entry(&team, source, &digest, before.as_ref()));
         let stored = StoredConfig::V1 {
             digest: digest.clone(),
             keys: team.print.keys().clone(),
-            api_keys: api_keys.clone(),
-            security_keys: kids.clone(),
+            api_keys: team.api_keys.clone(),
+            security_keys: team.kids.clone(),
         };
-        let mut ops = vec![put(&key, loaded.version, &stored, retention)?, digest_op];
-        let chained = chain_on(core, team.id, head_raw, vec![draft], now)?;
-        ops.extend(chained.ops);
-        match core.write(ops).await? {
-            Commit::Applied => {
-                written(&chained.entries);
-                return Ok(());
-            }
-            // Another instance recorded it, or wrote an entry: read again.
-            Commit::Conflict { .. } => backoff.wait().await?,
-        }
+        c.put(&loaded, &stored, retention)?;
+        c.put(&kept, &digest, retention)?;
+        Ok(Step::Write(()))
+    })
+    .await
+}
+
+/// The `config.changed` entry of `team`, now at `digest`, from what was
+/// recorded `before` (none: the first time).
+fn entry(team: &Recorded<'_>, source: Source, digest: &str, before: Option<&Parts>) -> Draft {
+    let empty = Parts::default();
+    let (previous, old_keys, old_api, old_kids) = before.unwrap_or(&empty);
+    let (api_keys, kids) = (&team.api_keys, &team.kids);
+    let detail = json!({
+        "source": source.as_str(),
+        "digest": digest,
+        "previous_digest": before.map(|_| previous),
+        "changed": team.print.changed_since(old_keys),
+        "api_keys_added": missing_from(api_keys, old_api),
+        "api_keys_removed": missing_from(old_api, api_keys),
+        "security_keys_added": missing_from(kids, old_kids),
+        "security_keys_removed": missing_from(old_kids, kids),
+    });
+    let mut draft = Draft::success(
+        Action::ConfigChanged,
+        &Acting::system(None),
+        Target::default(),
+    );
+    if let serde_json::Value::Object(d) = detail {
+        draft.detail = d;
     }
+    draft
 }
 
 /// The digest kept beside a team's recorded configuration, if any.

@@ -8,35 +8,16 @@
 //! Every sink shares these rules through `sink.rs`.
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::{head_of, read_head, vouch, StoredHead};
 use crate::domain::audit::{sink_step, Head, Known, SinkStep};
-use crate::gateway::records::{put, Loaded, Record};
+use crate::gateway::change;
+use crate::gateway::records::{Loaded, StoredCursor};
+use crate::gateway::work::Step;
 use crate::gateway::Core;
-use crate::store::Commit;
 use crate::time::Timestamp;
 
 /// How long an instance keeps a team's sending once it stops renewing.
 const LEASE: Duration = Duration::from_secs(15);
-
-/// A sink's cursor of a team (`{team}:asl`, `{team}:awh`, …): the last
-/// `seq` confirmed sent by the sink, the instance sending the team's
-/// entries until when, and the `id` of the
-/// latest `audit.trail_reset` entry the cursor knew (`r`, absent before
-/// the first).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "v")]
-enum StoredCursor {
-    #[serde(rename = "1")]
-    V1 {
-        seq: u64,
-        holder: String,
-        until: i64,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        r: Option<String>,
-    },
-}
 
 /// A team's cursor as this instance holds it: its version, and what it
 /// knows of the trail (the last `seq` sent, the latest reset).
@@ -46,8 +27,6 @@ pub(super) struct Held {
     pub known: Known,
 }
 
-impl Record for StoredCursor {}
-
 /// Takes or renews, for `me`, the sending of the team whose cursor is
 /// `key`, for [`LEASE`]; moves the cursor to `done`'s `seq` when it is
 /// still at `done`'s version (nobody took it over since). Answers the
@@ -55,6 +34,7 @@ impl Record for StoredCursor {}
 /// just now).
 pub(super) async fn hold(
     core: &Core,
+    team: &str,
     key: &str,
     me: &str,
     done: Option<(u64, u64)>,
@@ -80,13 +60,14 @@ pub(super) async fn hold(
         }
     }
     let known = Known { seq, reset };
-    put_cursor(core, &cursor, me, known, now).await
+    put_cursor(core, team, &cursor, me, known, now).await
 }
 
 /// Writes `known` to the cursor as read (`cursor`), held by `me` for
 /// [`LEASE`]; `None` when another writer moved it first.
 async fn put_cursor(
     core: &Core,
+    team: &str,
     cursor: &Loaded<StoredCursor>,
     me: &str,
     known: Known,
@@ -98,18 +79,11 @@ async fn put_cursor(
         until: now.plus(LEASE).unix_millis(),
         r: known.reset.clone(),
     };
-    let op = put(
-        &cursor.key,
-        cursor.version,
-        &mine,
-        Some(core.config().audit.retention),
-    )?;
-    let version = match &op {
-        crate::store::Op::Put { version, .. } => *version,
-        _ => 0,
-    };
-    let applied = core.write(vec![op]).await? == Commit::Applied;
-    Ok(applied.then_some(Held { version, known }))
+    let retention = Some(core.config().audit.retention);
+    let version = change::once(core, team, now, |c| {
+        Ok(Step::Write(c.put(cursor, &mine, retention)?))
+    });
+    Ok(version.await?.map(|version| Held { version, known }))
 }
 
 /// The head of `team`'s trail, and the cursor `held` (at `key`) as it
@@ -141,45 +115,12 @@ pub(super) async fn settle(
                 seq,
                 reset: Some(reset),
             };
-            let rewound = put_cursor(core, &cursor, me, known, now).await?;
+            let rewound = put_cursor(core, team, &cursor, me, known, now).await?;
             Ok(rewound.map(|held| (held, head_of(&loaded))))
         }
         SinkStep::Record(_) => {
             vouch(core, team, &held.known, now).await?;
             Ok(None)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cursor_keeps_its_bytes() {
-        let c = StoredCursor::V1 {
-            seq: 7,
-            holder: "i-1".into(),
-            until: 1_800_000_000_000,
-            r: None,
-        };
-        let text = serde_json::to_string(&c).unwrap();
-        assert_eq!(
-            text,
-            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#
-        );
-        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
-        let c = StoredCursor::V1 {
-            seq: 7,
-            holder: "i-1".into(),
-            until: 1_800_000_000_000,
-            r: Some("0193".into()),
-        };
-        let text = serde_json::to_string(&c).unwrap();
-        assert_eq!(
-            text,
-            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000,"r":"0193"}"#
-        );
-        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
     }
 }

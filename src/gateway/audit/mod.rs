@@ -1,7 +1,7 @@
 //! The audit trail (docs/audit.md): entries chained into the commit of
 //! the action they record, an entry on its own (an `access.denied`, a
 //! read of the trail), pages of the trail and its signed head.
-//! The chain itself is the core's (`gateway/core/audit/`), part of the
+//! The chain itself is the core's (`gateway/core/trail/`), part of the
 //! unit of work.
 mod config_change;
 mod cursor;
@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use super::core::audit::StoredHead;
-pub(super) use super::core::audit::{append, append_announcing, chain_on, written};
-use super::core::audit::{head_of, read_head, vouch};
+pub(super) use super::change::append;
+use super::change::vouch;
+pub use super::core::trail::StoredHead;
+use super::core::trail::{head_of, read_head};
 use super::{Core, Live, Workers};
 use crate::domain::audit::{Acting, Action, Draft, Target};
 use crate::domain::interaction::InteractionRecord;

@@ -300,7 +300,7 @@ async fn one_team<S: Sink>(
     now: Timestamp,
 ) -> Result<Step> {
     let key = S::cursor_key(team);
-    let Some(held) = hold(core, &key, me, done, now).await? else {
+    let Some(held) = hold(core, team, &key, me, done, now).await? else {
         // Another instance sends the team's entries, and shows their lag.
         lag.forget(team);
         return Ok(Step::Busy);
@@ -336,7 +336,7 @@ async fn one_team<S: Sink>(
     if through > from {
         // Taken: the cursor moves past them (another instance that took
         // the team meanwhile may send them again: at least once).
-        hold(core, &key, me, Some((version, through)), now).await?;
+        hold(core, team, &key, me, Some((version, through)), now).await?;
     }
     Ok(Step::Sent(None))
 }

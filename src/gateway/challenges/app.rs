@@ -32,6 +32,7 @@ use crate::domain::transaction::Transaction;
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeCreated, ChallengeFailed, CreatedChallenge, FailedChallenge};
 use crate::events::EventData;
+use crate::gateway::change;
 use crate::gateway::polls::{Ask, ClaimedPoll, Kind, Polls};
 use crate::gateway::records::{put, Loaded, StoredPoll};
 use crate::gateway::work::Step;
@@ -39,7 +40,7 @@ use crate::gateway::{identity_changes, view, Core, InteractionView};
 use crate::oidc::ciba::{Accepted, AuthReqId, AuthRequest, Polled, MAX_INTERVAL, SLOW_DOWN_BY};
 use crate::oidc::provider::{Fared, KeyUse};
 use crate::oidc::{id_token, Metadata, OidcError};
-use crate::store::{keys, Commit, IndexEntry, Op};
+use crate::store::{keys, IndexEntry, Op};
 use crate::time::{Clock, Timestamp};
 
 /// The due-queue entry kind of app challenges' polls: `a:<id>:<cid>`.
@@ -352,19 +353,23 @@ pub(in crate::gateway) async fn claim_app_poll(
     ) {
         (PollTurn::End(answer), _) => {
             conclude_app(core, team, id, cid, answer, remove, now).await?;
-            forget_poll(core, team, cid, loaded.version).await;
+            forget_poll(core, team, cid, loaded.version, now).await;
         }
         (PollTurn::Replaced, _) => {
             announce_replaced(core, team, id, cid, remove, now).await?;
-            forget_poll(core, team, cid, loaded.version).await;
+            forget_poll(core, team, cid, loaded.version, now).await;
         }
         (PollTurn::Wait { next }, _) => {
             let to = next.unix_millis();
             core.queue_move_unchanged(&queue, &[held], to).await?;
         }
         (PollTurn::Drop, _) | (PollTurn::Ask { .. }, None) => {
-            core.write(vec![remove]).await?;
-            forget_poll(core, team, cid, loaded.version).await;
+            core.change(&team.id, &[], now, |c| {
+                c.also(remove.clone());
+                Ok(Step::Write(()))
+            })
+            .await?;
+            forget_poll(core, team, cid, loaded.version, now).await;
         }
         (PollTurn::Ask { next, expires_at }, Some(poll)) => {
             let claimed = ClaimedPoll {
@@ -481,7 +486,7 @@ async fn ask_claimed(
         Ok(()) | Err(Error::NotFound(_)) => {}
         Err(e) => return Err(e),
     }
-    forget_poll(core, team, cid, claimed.version).await;
+    forget_poll(core, team, cid, claimed.version, clock.now()).await;
     Ok(())
 }
 
@@ -604,9 +609,13 @@ async fn slow_down(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timesta
             ttl: kept,
         },
     ];
-    match core.write(ops).await? {
-        Commit::Applied | Commit::Conflict { .. } => Ok(()),
-    }
+    // Taken meanwhile (the challenge ended): left to whoever took it.
+    change::once(core, &team.id, now, |c| {
+        ops.into_iter().for_each(|op| c.also(op));
+        Ok(Step::Write(()))
+    })
+    .await
+    .map(|_| ())
 }
 
 /// What an approval's ID token proves: checked as the hosted login's
@@ -747,7 +756,7 @@ async fn load_poll(core: &Core, team: &Team, cid: Uuid) -> Result<Loaded<StoredP
 /// `auth_req_id`), as read at `version` (0: none), once its entry is
 /// gone. Best effort: its TTL ends it otherwise, as it does one written
 /// since.
-async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64) {
+async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64, now: Timestamp) {
     if version == 0 {
         return;
     }
@@ -755,7 +764,11 @@ async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64) {
         key: keys::app_poll(&team.id, cid),
         expected: version,
     };
-    if let Err(e) = core.write(vec![op]).await {
+    let forgotten = change::once(core, &team.id, now, |c| {
+        c.also(op);
+        Ok(Step::Write(()))
+    });
+    if let Err(e) = forgotten.await {
         tracing::debug!(team = %team.id, error = %e, "an ended app poll's record is left to its ttl");
     }
 }

@@ -598,7 +598,14 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
         Err(Error::NotFound(_)) => {
             let key = keys::due_queue(&team.id);
             let member = due_member(mv.id, mv.cid);
-            core.write(vec![Op::QueueRemove { key, member }]).await?;
+            core.change(&team.id, &[], now, |c| {
+                c.also(Op::QueueRemove {
+                    key: key.clone(),
+                    member: member.clone(),
+                });
+                Ok(Step::Write(()))
+            })
+            .await?;
             Ok(())
         }
         Err(e) => Err(e),

@@ -21,7 +21,7 @@ use crate::events::EventData;
 use crate::gateway::audit;
 use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::{Step, Work};
-use crate::gateway::{Core, InteractionView, OutboxItem};
+use crate::gateway::{Core, InteractionView};
 use crate::store::keys;
 use crate::time::Timestamp;
 
@@ -151,7 +151,9 @@ pub(super) fn approved_event(
     }))
 }
 
-/// The open OTP, for an agent, where the team allows it.
+/// The open OTP, for an agent, where the team allows it: one unit of
+/// work, so the rules are decided on the records its `code.revealed`
+/// entry commits against (no reveal goes unaudited).
 pub async fn reveal_code(
     core: &Core,
     team: &Team,
@@ -160,10 +162,27 @@ pub async fn reveal_code(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<RevealedCode> {
-    let pair = core.load_pair(team, id, now).await?;
-    let rec = pair.rec()?;
-    let s = team.settings_for(&rec.channel);
-    let for_payment = rec
+    let done = core
+        .transact(team, id, now, |w| {
+            let revealed = reveal_in(core, w, cid, acting, now);
+            Box::pin(std::future::ready(revealed.map(Step::Write)))
+        })
+        .await?;
+    Ok(done.value)
+}
+
+/// The reveal decided in `w`: refused for a payment's code, a team that
+/// shows no codes, a locked subject; else the code, with its audit entry
+/// and event.
+fn reveal_in(
+    core: &Core,
+    w: &mut Work<'_>,
+    cid: Uuid,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<RevealedCode> {
+    let for_payment = w
+        .rec
         .challenge_at(cid, now)
         .is_some_and(|(c, _)| c.transaction.is_some());
     if for_payment {
@@ -171,28 +190,21 @@ pub async fn reveal_code(
             "agents never see the code of a transaction",
         ));
     }
-    if !s.otp.show_to_agents {
+    if !w.settings.otp.show_to_agents {
         return Err(Error::Forbidden("this team does not let agents see codes"));
     }
-    if let Some(subject) = &pair.subject.value {
-        subject.ensure_clear_for(rec.lockout_origin(s).as_deref(), now)?;
-    }
-    let (code, expires_at) = attempts::reveal_code(rec, cid, core.pepper(), now)?;
-    let view = pair.view(team, now)?;
-    // Recorded before the code is shown: no reveal goes unaudited.
-    let entry = || {
-        let mut d = audit::on_interaction(Action::CodeRevealed, acting, rec);
-        d.target.challenge_id = Some(cid);
-        vec![d]
-    };
+    let origin = w.rec.lockout_origin(w.settings);
+    w.subject().ensure_clear_for(origin.as_deref(), now)?;
+    let (code, expires_at) = attempts::reveal_code(&w.rec, cid, core.pepper(), now)?;
+    let mut d = audit::on_interaction(Action::CodeRevealed, acting, &w.rec);
+    d.target.challenge_id = Some(cid);
+    w.audit(d);
     let key_id = acting.actor.api_key_id.as_deref().unwrap_or_default();
-    let revealed = EventData::ChallengeCodeRevealed(CodeRevealed {
+    w.emit(EventData::ChallengeCodeRevealed(CodeRevealed {
         api_key_id: key_id.to_string(),
         actor: acting.actor.without_ip(),
         challenge: ChallengeRef { challenge_id: cid },
-    });
-    let item = OutboxItem::about_interaction(&revealed, now, &view)?;
-    audit::append_announcing(core, &team.id, entry, || vec![item.clone()], now).await?;
+    }));
     Ok(RevealedCode {
         code: code.expose().to_string(),
         expires_at,

@@ -1,10 +1,9 @@
 //! The core's doors to the store, for what no unit of work holds: an
-//! interaction and its subject are written only by [`Core::transact`];
-//! a family reads and writes the small records of its own (claims,
-//! markers, gathers, counts, recognitions) here, never through the store
-//! itself.
+//! interaction and its subject are written only by [`Core::transact`],
+//! every other record by [`Core::change`] (or `change::once`); a family
+//! reads here, never through the store itself.
 use super::Core;
-use crate::store::{Commit, IndexEntry, Op, SharedStore, StoreError, Versioned};
+use crate::store::{IndexEntry, SharedStore, StoreError, Versioned};
 
 impl Core {
     /// Records by key, in one round trip.
@@ -18,12 +17,6 @@ impl Core {
     /// The keys of the store's node markers (`Store::node_markers`).
     pub(in crate::gateway) async fn node_markers(&self) -> Vec<String> {
         self.store.node_markers().await
-    }
-
-    /// One commit of records outside an interaction's unit of work: all of
-    /// `ops` apply, or none.
-    pub(in crate::gateway) async fn write(&self, ops: Vec<Op>) -> Result<Commit, StoreError> {
-        self.store.commit(ops).await
     }
 
     /// Entries of a sorted index, highest first, strictly below `before`.

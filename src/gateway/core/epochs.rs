@@ -1,10 +1,47 @@
 //! What this process knows of each team's store marker: whether the store
-//! was found reset. The marker itself, its checks and what a reset refuses
-//! are the `store_epoch` family's; the core only holds what was seen.
+//! was found reset; and the writes of the markers, the store's own keys
+//! (a team's, and each node's, which no team owns). What a marker says,
+//! its checks and what a reset refuses are the `store_epoch` family's.
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
+use serde::Serialize;
+
+use super::records::put;
+use super::Core;
+use crate::error::{Error, Result};
+use crate::store::{Commit, Op};
 use crate::time::Timestamp;
+
+/// Writes `marker` under `key` over version `expected` (0: absent),
+/// living `ttl`: its version, or `None` when another writer came first.
+pub(in crate::gateway) async fn write_marker<S: Serialize>(
+    core: &Core,
+    key: &str,
+    expected: u64,
+    marker: &S,
+    ttl: Duration,
+) -> Result<Option<u64>> {
+    let op = put(key, expected, marker, Some(ttl))?;
+    let Op::Put { version, .. } = op else {
+        return Err(Error::internal("records::put made no Put"));
+    };
+    Ok(match core.store().commit(vec![op]).await? {
+        Commit::Applied => Some(version),
+        Commit::Conflict { .. } => None,
+    })
+}
+
+/// Renews marker `key` for `ttl` from now.
+pub(in crate::gateway) async fn renew_marker(core: &Core, key: &str, ttl: Duration) -> Result<()> {
+    let touch = Op::Touch {
+        key: key.to_string(),
+        ttl,
+    };
+    core.store().commit(vec![touch]).await?;
+    Ok(())
+}
 
 /// What this process knows of each team's marker.
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! The core every family stands on: [`Core`], the unit of work, the
 //! records and their locks, the view, the outbox and the due teams
 //! (docs/architecture.md#the-core-and-its-families).
-pub(super) mod audit;
+pub(super) mod change;
 mod doors;
 pub(super) mod due_teams;
 pub(super) mod epochs;
@@ -11,6 +11,7 @@ pub(super) mod outbox;
 mod record_locks;
 pub(super) mod records;
 mod store_errors;
+pub(super) mod trail;
 pub mod view;
 pub(super) mod work;
 
@@ -58,11 +59,11 @@ pub struct Core {
     /// records it committed to the next (see [`work`]).
     record_locks: Arc<record_locks::RecordLocks<records::Pair>>,
     /// Queues the audited commits of one team on its audit head, each
-    /// handing the head it wrote to the next (see [`audit`]).
-    audit_heads: Arc<record_locks::RecordLocks<records::Loaded<audit::StoredHead>, String>>,
+    /// handing the head it wrote to the next (see [`trail`]).
+    audit_heads: Arc<record_locks::RecordLocks<records::Loaded<trail::StoredHead>, String>>,
     /// What this process knows of each team's audit trail, to find it
-    /// shorter (see [`audit`]).
-    audit_known: Arc<audit::Witness>,
+    /// shorter (see [`trail`]).
+    audit_known: Arc<trail::Witness>,
     /// Interaction key → its recognized conversation's key, once seen, so
     /// that a read fetches both in one round trip (see `records`).
     recognition_keys: Arc<crate::store::companions::Companions>,

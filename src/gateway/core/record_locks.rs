@@ -27,7 +27,7 @@
 //!
 //! The lines are keyed by any id: an interaction's, or a team's for its
 //! audit head, the one record every audited action of the team writes
-//! (`core/audit`; docs/architecture.md#hot-records-the-record-lock).
+//! (`core/trail`; docs/architecture.md#hot-records-the-record-lock).
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -48,7 +48,7 @@ pub const MAX_WAIT: Duration = Duration::from_millis(400);
 type Slot<T> = Arc<AsyncMutex<Option<T>>>;
 
 /// The lines of records named by `K`: an interaction's id, or a team's id
-/// for its audit head (`core/audit`).
+/// for its audit head (`core/trail`).
 pub struct RecordLocks<T, K = Uuid> {
     shards: Vec<Mutex<HashMap<K, Slot<T>>>>,
     hasher: RandomState,

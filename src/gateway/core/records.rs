@@ -12,10 +12,13 @@
 //! it, the key of its subject) is in the stored form, not in the domain's
 //! record.
 mod background;
+mod console;
 mod interaction;
+mod logins;
 mod markers;
 mod small;
 mod subject;
+mod trail;
 
 use std::time::Duration;
 
@@ -33,10 +36,12 @@ use crate::store::{keys, Op, StoreError, Versioned, WithCompanion};
 use crate::time::Timestamp;
 
 pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
+pub use console::{SessionTeam, StoredSession, StoredSignIn};
 pub use interaction::{contact, StoredInteraction};
 pub use markers::{ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, UsedJti};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
+pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};
 
 /// A record as read, with the version to write it back against.
 #[derive(Debug, Clone)]
@@ -65,6 +70,13 @@ impl<T: Record> Readable for T {
 impl Readable for InteractionRecord {
     fn read(text: &str, key: &str) -> std::result::Result<Self, String> {
         decode_interaction(text, key).map(|(rec, _)| rec)
+    }
+}
+
+impl Readable for crate::domain::console_session::Session {
+    fn read(text: &str, _key: &str) -> std::result::Result<Self, String> {
+        let stored: StoredSession = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        Ok(stored.into())
     }
 }
 

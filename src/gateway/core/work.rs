@@ -52,7 +52,7 @@ pub struct Work<'a> {
     /// the records as committed.
     events: Vec<EventData>,
     notices: Vec<Notice>,
-    /// Its audit entries, chained into the commit (`core/audit`).
+    /// Its audit entries, chained into the commit (`core/trail`).
     audits: Vec<Draft>,
 }
 
@@ -597,10 +597,10 @@ impl Core {
             claims,
             recorded,
         } = self.prepare(team, pair, &mut w, &view, now)?;
-        // Audited: in line on the team's audit head too (see `audit`), from
+        // Audited: in line on the team's audit head too (see `trail`), from
         // here until the commit is sent.
         let (mut audited, mut head) =
-            super::audit::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
+            super::trail::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
         ops.append(&mut audited.ops);
         let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
         let sent = futures::poll!(&mut commit);
@@ -615,7 +615,7 @@ impl Core {
         Ok(match outcome? {
             Commit::Applied => {
                 count(w.events.iter().map(EventData::kind), &w.rec);
-                super::audit::written(&audited.entries);
+                super::trail::written(&audited.entries);
                 self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {

@@ -585,7 +585,7 @@ impl Core {
     /// a team with a webhook gets an item for it, marked published: its
     /// dispatcher only POSTs it. Elsewhere an event is an item, which the
     /// dispatcher publishes. A notice is always an item.
-    pub(in crate::gateway) fn record(
+    pub(super) fn record(
         &self,
         team: &str,
         items: Vec<OutboxItem>,
@@ -625,7 +625,7 @@ impl Core {
     /// The commit of `recorded` applied: its appended events are announced
     /// here (log line, metric, in-process broadcast; the log has them
     /// already), and the dispatcher woken for its items.
-    pub(in crate::gateway) fn recorded(&self, recorded: Recorded) {
+    pub(super) fn recorded(&self, recorded: Recorded) {
         for (event, about) in recorded.appended {
             self.events.announce(event, about.as_ref());
         }

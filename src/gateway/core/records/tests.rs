@@ -832,3 +832,58 @@ fn a_transaction_and_its_approval_are_kept_in_their_stored_form() {
     let again = encode_interaction(&read.0, kept(), None).expect("encode");
     assert_eq!(again, text);
 }
+
+/// Reads `text` as a `T` and writes it back: the same bytes.
+fn kept_as_written<T: Record + serde::Serialize>(text: &str) -> T {
+    let read = Loaded::<T>::parse("k".into(), raw(text)).expect("today's form");
+    let value = read.value.expect("a record");
+    assert_eq!(serde_json::to_string(&value).expect("json"), text);
+    value
+}
+
+#[test]
+fn the_console_and_login_records_of_today_read_back_equal() {
+    let flow =
+        r#""is":"https://id.example","n":"nonce","v":"verifier","b":"digest","at":1800000000005"#;
+    let sign_in: StoredSignIn = kept_as_written(&format!(r#"{{"t":"acme",{flow}}}"#));
+    assert_eq!(sign_in.team, "acme");
+    assert_eq!(sign_in.flow.started_at, ms(5));
+    assert!(!sign_in.mismatch_recorded);
+    let seen: StoredSignIn = kept_as_written(&format!(r#"{{"t":"acme",{flow},"mm":true}}"#));
+    assert!(seen.mismatch_recorded);
+    let team: SessionTeam = kept_as_written(r#"{"t":"acme"}"#);
+    assert_eq!(team.team, "acme");
+    let text = r#"{"t":"acme","s":"jdoe","n":"J. Doe","r":"admin","at":1800000000005,"seen":1800000000009}"#;
+    let stored: StoredSession = kept_as_written(text);
+    let session = crate::domain::console_session::Session::from(stored.clone());
+    assert_eq!(session.sub, "jdoe");
+    assert_eq!(session.name.as_deref(), Some("J. Doe"));
+    assert_eq!(
+        session.role,
+        crate::domain::console_session::ConsoleRole::Admin
+    );
+    assert_eq!((session.signed_in_at, session.last_seen), (ms(5), ms(9)));
+    assert_eq!(StoredSession::from(&session), stored);
+    let read = Loaded::<crate::domain::console_session::Session>::parse("k".into(), raw(text));
+    assert_eq!(read.expect("a session").value, Some(session));
+    let states = format!(
+        r#"{{"e":[{{"d":"ab","s":{{"t":"acme","i":"{}","l":"{}",{flow}}}}}]}}"#,
+        id(1),
+        id(2)
+    );
+    let states: crate::oidc::states::LinkStates = kept_as_written(&states);
+    assert_eq!(states.entries[0].started.link_id, id(2));
+}
+
+#[test]
+fn the_audit_records_of_today_read_back_equal() {
+    let text = r#"{"v":"1","digest":"d1","keys":{"settings.otp.ttl":"h1"},"api_keys":["bot"],"security_keys":["k1"]}"#;
+    let config: StoredConfig = kept_as_written(text);
+    let (digest, keys, api_keys, kids) = config.into_parts();
+    assert_eq!(digest, "d1");
+    assert_eq!(keys.get("settings.otp.ttl").map(String::as_str), Some("h1"));
+    assert_eq!(
+        (api_keys, kids),
+        (vec!["bot".to_string()], vec!["k1".to_string()])
+    );
+}

@@ -23,23 +23,20 @@
 //! `audit.trail_reset` entry, chained after the head as found, and one
 //! ERROR line (docs/audit.md#resets, `known`).
 mod known;
-mod stored;
 
 use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::record_locks::Place;
+pub use super::records::StoredHead;
 use super::records::{put, Loaded};
-use super::{Core, OutboxItem};
-use crate::domain::audit::{
-    seal, trail_reset, unrecorded_reset, Action, Draft, Entry, Head, Known,
-};
+use super::Core;
+use crate::domain::audit::{seal, trail_reset, unrecorded_reset, Action, Draft, Entry, Head};
 use crate::error::{Error, Result};
-use crate::store::{keys, Backoff, Commit, Op};
+use crate::store::{keys, Op};
 use crate::time::Timestamp;
 pub use known::Witness;
-pub use stored::StoredHead;
 
 /// Drafts chained after a head: the ops that write them and move the
 /// head, and the entries as written.
@@ -51,12 +48,49 @@ pub(in crate::gateway) struct Chained {
     pub head: Option<Loaded<StoredHead>>,
 }
 
+impl Chained {
+    /// Nothing chained.
+    pub(super) fn none() -> Self {
+        Chained {
+            ops: Vec::new(),
+            entries: Vec::new(),
+            head: None,
+        }
+    }
+}
+
 /// A unit of work's place in its team's line on the audit head.
-pub(in crate::gateway) type HeadPlace<'a> = Place<'a, Loaded<StoredHead>, String>;
+pub(super) type HeadPlace<'a> = Place<'a, Loaded<StoredHead>, String>;
 
 /// Joins `team`'s line on its audit head and waits for its turn.
-async fn join_head<'a>(core: &'a Core, team: &str) -> HeadPlace<'a> {
+pub(super) async fn join_head<'a>(core: &'a Core, team: &str) -> HeadPlace<'a> {
     Place::join(&core.audit_heads, team.to_string()).await
+}
+
+/// `drafts` chained after `team`'s head, in line at `place`: what the
+/// commit ahead handed over, else the head as `read` with other records
+/// (the value of [`keys::audit_head`]), else a read of its own. Answers
+/// whether it was handed over (a conflict then reads afresh at once).
+pub(super) async fn chain_in_line(
+    core: &Core,
+    team: &str,
+    place: &mut HeadPlace<'_>,
+    read: Option<Option<crate::store::Versioned>>,
+    drafts: Vec<Draft>,
+    now: Timestamp,
+) -> Result<(Chained, bool)> {
+    let (loaded, handed) = match (place.handed(|_| true).await, read) {
+        (Some(head), _) => (head, true),
+        (None, Some(raw)) => {
+            let loaded = Loaded::parse(keys::audit_head(team), raw)?;
+            see(core, team, &loaded);
+            (loaded, false)
+        }
+        (None, None) => (read_head(core, team).await?, false),
+    };
+    let drafts = with_reset(core, team, &loaded, drafts);
+    let chained = chain_after(team, &loaded, drafts, now, core.config().audit.retention)?;
+    Ok((chained, handed))
 }
 
 /// The head to chain after, in line: what the commit ahead handed over, or
@@ -87,35 +121,6 @@ pub(in crate::gateway) async fn read_head(core: &Core, team: &str) -> Result<Loa
 fn see(core: &Core, team: &str, loaded: &Loaded<StoredHead>) {
     let found = loaded.value.as_ref().map(StoredHead::found);
     core.audit_known.see(team, found.as_ref());
-}
-
-/// A sink's cursor says it sent `team`'s trail up to `cursor`: when the
-/// trail is shorter than that, and no reset was recorded since, records
-/// the reset (`audit.trail_reset`, on its own). Answers the entries
-/// written (none when nothing was to record, or another writer did).
-pub(in crate::gateway) async fn vouch(
-    core: &Core,
-    team: &str,
-    cursor: &Known,
-    now: Timestamp,
-) -> Result<Vec<Entry>> {
-    core.audit_known.vouch(team, cursor);
-    append(core, team, Vec::new, now).await
-}
-
-/// `drafts` chained after `team`'s head as read with other records
-/// (`raw`, the value of [`keys::audit_head`]), sparing a round trip.
-pub(in crate::gateway) fn chain_on(
-    core: &Core,
-    team: &str,
-    raw: Option<crate::store::Versioned>,
-    drafts: Vec<Draft>,
-    now: Timestamp,
-) -> Result<Chained> {
-    let loaded = Loaded::parse(keys::audit_head(team), raw)?;
-    see(core, team, &loaded);
-    let drafts = with_reset(core, team, &loaded, drafts);
-    chain_after(team, &loaded, drafts, now, core.config().audit.retention)
 }
 
 /// `drafts`, after an `audit.trail_reset` entry when the trail as
@@ -161,7 +166,7 @@ fn chain_after(
         if is_reset {
             reset = Some((entry.seq, entry.id.to_string()));
         }
-        let text = stored::entry_text(&entry)
+        let text = super::records::entry_text(&entry)
             .map_err(|e| Error::internal_from("an audit entry could not be encoded", e))?;
         ops.push(Op::Put {
             key: keys::audit_entry(team, entry.seq),
@@ -194,19 +199,14 @@ fn chain_after(
 /// again, should another writer move the head first. The place (none when
 /// there is nothing to chain) holds the turn until the commit is sent:
 /// then [`HeadPlace::sent`] hands [`Chained::head`] on.
-pub(in crate::gateway) async fn chain<'a>(
+pub(super) async fn chain<'a>(
     core: &'a Core,
     team: &str,
     drafts: Vec<Draft>,
     now: Timestamp,
 ) -> Result<(Chained, Option<HeadPlace<'a>>)> {
     if drafts.is_empty() {
-        let none = Chained {
-            ops: Vec::new(),
-            entries: Vec::new(),
-            head: None,
-        };
-        return Ok((none, None));
+        return Ok((Chained::none(), None));
     }
     let mut place = join_head(core, team).await;
     let (loaded, _) = head_in_line(core, team, &mut place).await?;
@@ -217,7 +217,7 @@ pub(in crate::gateway) async fn chain<'a>(
 
 /// The entries of a commit that applied are counted; a reset recorded is
 /// one ERROR line.
-pub(in crate::gateway) fn written(entries: &[Entry]) {
+pub(super) fn written(entries: &[Entry]) {
     for e in entries {
         if e.action == Action::TrailReset.as_str() {
             tracing::error!(
@@ -233,64 +233,5 @@ pub(in crate::gateway) fn written(entries: &[Entry]) {
             .find(|a| a.as_str() == e.action)
             .map_or("other", Action::as_str);
         metrics::counter!("chatgate_audit_entries_total", "action" => action).increment(1);
-    }
-}
-
-/// Writes `drafts` (made by `make` on each try) to `team`'s trail with
-/// `more` ops in one commit, after the head as read; read again and
-/// retried when another writer moved it. Answers the entries written.
-pub async fn append(
-    core: &Core,
-    team: &str,
-    make: impl Fn() -> Vec<Draft>,
-    now: Timestamp,
-) -> Result<Vec<Entry>> {
-    append_announcing(core, team, make, Vec::new, now).await
-}
-
-/// [`append`], with the outbox items `items` (the action's event) in the
-/// same commit.
-pub(in crate::gateway) async fn append_announcing(
-    core: &Core,
-    team: &str,
-    make: impl Fn() -> Vec<Draft>,
-    items: impl Fn() -> Vec<OutboxItem>,
-    now: Timestamp,
-) -> Result<Vec<Entry>> {
-    // In line on the team's head (see the module's doc): the commit ahead
-    // hands over the head it will have written, and this one is sent right
-    // behind it.
-    let mut place = join_head(core, team).await;
-    let mut backoff = Backoff::default();
-    loop {
-        let (loaded, handed) = head_in_line(core, team, &mut place).await?;
-        let retention = core.config().audit.retention;
-        let drafts = with_reset(core, team, &loaded, make());
-        let chained = chain_after(team, &loaded, drafts, now, retention)?;
-        let mut recorded = core.record(team, items(), now)?;
-        let mut all = std::mem::take(&mut recorded.ops);
-        all.extend(chained.ops);
-        if all.is_empty() {
-            return Ok(chained.entries);
-        }
-        let mut commit = std::pin::pin!(core.write(all));
-        let sent = futures::poll!(&mut commit);
-        place.sent(chained.head);
-        let outcome = match sent {
-            std::task::Poll::Ready(outcome) => outcome,
-            std::task::Poll::Pending => commit.await,
-        };
-        match outcome? {
-            Commit::Applied => {
-                core.recorded(recorded);
-                written(&chained.entries);
-                return Ok(chained.entries);
-            }
-            // The head handed over was not the store's (the commit ahead
-            // did not apply, or another writer moved it): read it afresh,
-            // in line, at once.
-            Commit::Conflict { .. } if handed => place.read_afresh(),
-            Commit::Conflict { .. } => backoff.wait().await?,
-        }
     }
 }

@@ -1,10 +1,14 @@
 //! The stored forms of the audit trail (docs/audit.md#how-it-is-stored):
 //! the head of a team's chain, versioned, and each entry as its own JSON
-//! text, exactly as it is answered and hashed.
+//! text, exactly as it is answered and hashed; a sink's cursor
+//! (docs/audit.md#wiring-a-siem) and the configuration last recorded for
+//! a team (docs/audit.md#configuration-changes).
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
+use super::Record;
 use crate::domain::audit::{Entry, Found, Head};
-use crate::gateway::core::records::Record;
 
 /// `{team}:ah`: the latest entry's `seq`, `hash` and time, and the
 /// latest `audit.trail_reset` entry of the chain (docs/audit.md#resets):
@@ -69,6 +73,58 @@ pub fn entry_text(entry: &Entry) -> serde_json::Result<String> {
     serde_json::to_string(entry)
 }
 
+/// A sink's cursor of a team (`{team}:asl`, `{team}:awh`, …): the last
+/// `seq` confirmed sent by the sink, the instance sending the team's
+/// entries until when, and the `id` of the
+/// latest `audit.trail_reset` entry the cursor knew (`r`, absent before
+/// the first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum StoredCursor {
+    #[serde(rename = "1")]
+    V1 {
+        seq: u64,
+        holder: String,
+        until: i64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        r: Option<String>,
+    },
+}
+
+impl Record for StoredCursor {}
+
+/// `{team}:acfg`: the configuration last recorded for the team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum StoredConfig {
+    #[serde(rename = "1")]
+    V1 {
+        digest: String,
+        /// Dotted key → SHA-256 of its value.
+        keys: BTreeMap<String, String>,
+        api_keys: Vec<String>,
+        security_keys: Vec<String>,
+    },
+}
+
+impl Record for StoredConfig {}
+
+/// A recorded configuration's digest, keys, API keys and security keys.
+pub type ConfigParts = (String, BTreeMap<String, String>, Vec<String>, Vec<String>);
+
+impl StoredConfig {
+    /// Its digest, keys, API keys and security keys.
+    pub fn into_parts(self) -> ConfigParts {
+        match self {
+            StoredConfig::V1 {
+                digest,
+                keys,
+                api_keys,
+                security_keys,
+            } => (digest, keys, api_keys, security_keys),
+        }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +163,33 @@ mod tests {
         assert_eq!(text, want);
         let back: StoredHead = serde_json::from_str(&want).unwrap();
         assert_eq!(back.found().reset, Some((40, "0193".to_string())));
+    }
+
+    #[test]
+    fn the_cursor_keeps_its_bytes() {
+        let c = StoredCursor::V1 {
+            seq: 7,
+            holder: "i-1".into(),
+            until: 1_800_000_000_000,
+            r: None,
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
+        let c = StoredCursor::V1 {
+            seq: 7,
+            holder: "i-1".into(),
+            until: 1_800_000_000_000,
+            r: Some("0193".into()),
+        };
+        let text = serde_json::to_string(&c).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":"1","seq":7,"holder":"i-1","until":1800000000000,"r":"0193"}"#
+        );
+        assert_eq!(serde_json::from_str::<StoredCursor>(&text).unwrap(), c);
     }
 }
