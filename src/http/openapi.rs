@@ -115,6 +115,7 @@ impl Documents {
         (name = "audit", description = "The audit trail: who revealed, unlocked, logged out; chained and signed"),
         (name = "integrations", description = "Bot platforms' webhooks in their own formats"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "operator", description = "Teams and channels, for the system's operator keys"),
     )
 )]
 pub struct ApiDoc;
@@ -440,6 +441,12 @@ problem_responses! {
     E429SignIn = "429", true, "`rate_limited`: the team's sign-ins started in this instance reached `[console] sign_in_rate` a second (`Retry-After`)";
     E429Streams = "429", true, "`rate_limited`: this API key (`server.max_streams_per_key`) or its team (`server.max_streams_per_team`) has its most event streams open (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
+    ManagedE409 = "409", false, "`managed_by_file`: the team or channel is kept in a file; change its file";
+    E412 = "412", false, "`precondition_failed`: `If-Match` names another version (or nothing exists to match), or `If-None-Match: *` and it exists";
+    E428 = "428", false, "`precondition_required`: a replace or delete without `If-Match`";
+    E501 = "501", false, "`not_implemented`: a team or channel written through this API (not built yet)";
+    OperatorE413 = "413", false, "`payload_too_large`: body over 1 MiB";
+    ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team file (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";
 }
 
@@ -453,6 +460,20 @@ impl IntoResponses for JsonBodyErrors {
         all.extend(E413::responses());
         all.extend(E415::responses());
         all.extend(E422::responses());
+        all
+    }
+}
+
+/// The answers of an operator's write that reads a team or channel body.
+pub struct OperatorBodyErrors;
+
+impl IntoResponses for OperatorBodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = E400::responses();
+        all.extend(E408::responses());
+        all.extend(OperatorE413::responses());
+        all.extend(E415::responses());
+        all.extend(ConfigE422::responses());
         all
     }
 }

@@ -4,6 +4,7 @@
 mod abuse;
 mod channels;
 mod languages;
+mod operator;
 mod properties;
 mod sms_length;
 mod system;
