@@ -30,7 +30,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`] with an explicit environment (tests, tools): both `${NAME}`
 /// references and `CHATGATE_…__…` overrides are read from `env` only.
 pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
-    let config = load_all_but_sms_length(path, env)?;
+    load_keeping(path, env, None)
+}
+
+/// [`load_with_env`], with `[operator]` as `kept` says rather than as the
+/// file now writes it (a reload: `[operator]` changes need a restart, and
+/// the teams' and channels' forms are read back under the keys in force).
+pub(super) fn load_keeping(
+    path: &Path,
+    env: &Environment,
+    kept: Option<Kept>,
+) -> Result<Config, ConfigError> {
+    let config = load_sections(path, env, kept)?;
     super::sms_length::check(&config)?;
     super::validate::warn_short_advance_after(&config);
     super::validate::warn_of_calls_anywhere(&config);
@@ -41,13 +52,27 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
 /// (docs/configuration.md#sms-length): for `chatgate check-texts`, which
 /// prints every length, those over the limit included.
 pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
+    load_sections(path, env, None)
+}
+
+/// What a reload keeps of the running configuration's system file.
+pub(super) type Kept = Option<std::sync::Arc<super::OperatorConfig>>;
+
+fn load_sections(
+    path: &Path,
+    env: &Environment,
+    kept: Option<Kept>,
+) -> Result<Config, ConfigError> {
     let file = display_path(path);
     let mut table = read_toml(path, &file)?;
     let overrides = env.apply_overrides(&mut table, &file)?;
     let base = folder_of(path);
     interpolate_table(&mut table, env, &base, &file, "").map_err(|e| overrides.annotate(e))?;
     let restart_only = RestartOnly::of(&table);
-    let system = system::build(table, &file).map_err(|e| overrides.annotate(e))?;
+    let mut system = system::build(table, &file).map_err(|e| overrides.annotate(e))?;
+    if let Some(operator) = kept {
+        system.operator = operator;
+    }
 
     let secrets = system.operator.as_deref().map(|o| &o.secrets);
     let channels_dir = base.join(&system.channels_dir);

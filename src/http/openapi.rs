@@ -188,24 +188,44 @@ impl utoipa::IntoParams for ActorHeader {
     fn into_params(
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::schema::SchemaType;
-        use utoipa::openapi::Required;
-        let token = ObjectBuilder::new()
-            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-            .pattern(Some(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"));
-        vec![ParameterBuilder::new()
-            .name("Chatgate-Actor")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "the person an agent or admin key acts for: a token of the team's workforce \
-                 provider (docs/api.md#a-person-behind-every-agent-action); required with \
-                 `[console] require_person`",
-            ))
-            .schema(Some(token))
-            .build()]
+        vec![actor_param(
+            "the person an agent or admin key acts for: a token of the team's workforce \
+             provider (docs/api.md#a-person-behind-every-agent-action); required with \
+             `[console] require_person`",
+        )]
     }
+}
+
+/// The `Chatgate-Actor` header of an operator's write: the person behind
+/// it (docs/operator-api.md#roles).
+pub struct OperatorActorHeader;
+
+impl utoipa::IntoParams for OperatorActorHeader {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![actor_param(
+            "the person behind an operator's write: a token of `[operator.actor]`'s issuer \
+             (docs/operator-api.md#roles); required with `[operator] require_person`",
+        )]
+    }
+}
+
+/// An optional `Chatgate-Actor` header parameter: a compact JWS.
+fn actor_param(description: &str) -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::Required;
+    let token = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"));
+    ParameterBuilder::new()
+        .name("Chatgate-Actor")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(token))
+        .build()
 }
 
 /// The document as served by this deployment: the `ChannelName` schema lists

@@ -14,8 +14,8 @@ use utoipa_axum::routes;
 
 use super::extract::{json_bytes, parse_json, JsonBody, NoQuery, PathParam, QueryParams};
 use super::openapi::{
-    ApiKeyErrors, JsonBodyErrors, ManagedE409, OperatorBodyErrors, E403, E404, E412, E422, E428,
-    E501,
+    ApiKeyErrors, JsonBodyErrors, ManagedE409, OperatorActorHeader, OperatorBodyErrors, E403, E404,
+    E412, E422, E428, E501,
 };
 use super::operator::{etag, read_back, ChannelForm, TeamForm};
 use super::operator_auth::Operator;
@@ -81,7 +81,7 @@ fn precondition(headers: &HeaderMap, current: Option<&str>) -> Result<()> {
 /// A file team's id is 409 `managed_by_file` once the preconditions hold;
 /// a write that is not a dry run is 501 `not_implemented` for now.
 #[utoipa::path(put, path = "/v1/teams/{id}", operation_id = "put_team", tag = "operator", security(("api_key" = [])),
-    params(("id" = String, Path, description = "the team's id"), PutParams,
+    params(("id" = String, Path, description = "the team's id"), PutParams, OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = TeamForm, description = "the team, as the JSON form of its file"),
@@ -133,7 +133,7 @@ async fn put_team(
 
 /// Deletes a team (operator): a file team's is 409 once `If-Match` holds.
 #[utoipa::path(delete, path = "/v1/teams/{id}", operation_id = "delete_team", tag = "operator", security(("api_key" = [])),
-    params(("id" = String, Path, description = "the team's id"),
+    params(("id" = String, Path, description = "the team's id"), OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag")),
     responses(ManagedE409,
         E412,
@@ -158,7 +158,7 @@ async fn delete_team(
 /// Creates or replaces a channel (operator): a file channel's name is 409
 /// once the preconditions hold; any other is 501 `not_implemented` for now.
 #[utoipa::path(put, path = "/v1/channels/{name}", operation_id = "put_channel", tag = "operator", security(("api_key" = [])),
-    params(("name" = String, Path, description = "the channel's name"), PutParams,
+    params(("name" = String, Path, description = "the channel's name"), PutParams, OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = ChannelForm, description = "the channel, as the JSON form of its file"),
@@ -187,7 +187,7 @@ async fn put_channel(
 /// Deletes a channel (operator): a file channel's is 409 once `If-Match`
 /// holds.
 #[utoipa::path(delete, path = "/v1/channels/{name}", operation_id = "delete_channel", tag = "operator", security(("api_key" = [])),
-    params(("name" = String, Path, description = "the channel's name"),
+    params(("name" = String, Path, description = "the channel's name"), OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag")),
     responses(ManagedE409,
         E412,
@@ -244,7 +244,7 @@ fn key_change(st: &AppState, id: &str) -> Result<Response> {
 
 /// Adds an API key to a team (operator).
 #[utoipa::path(post, path = "/v1/teams/{id}/api-keys", operation_id = "add_team_api_key", tag = "operator", security(("api_key" = [])),
-    params(("id" = String, Path, description = "the team's id")),
+    params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewApiKey,
     responses(ManagedE409,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
@@ -260,7 +260,7 @@ async fn add_api_key(
 
 /// Removes an API key of a team (operator).
 #[utoipa::path(delete, path = "/v1/teams/{id}/api-keys/{key_id}", operation_id = "remove_team_api_key", tag = "operator", security(("api_key" = [])),
-    params(("id" = String, Path, description = "the team's id"), ("key_id" = String, Path, description = "the key's id")),
+    params(("id" = String, Path, description = "the team's id"), ("key_id" = String, Path, description = "the key's id"), OperatorActorHeader),
     responses(ManagedE409,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_api_key(
@@ -274,7 +274,7 @@ async fn remove_api_key(
 
 /// Adds a security key to a team (operator).
 #[utoipa::path(post, path = "/v1/teams/{id}/security-keys", operation_id = "add_team_security_key", tag = "operator", security(("api_key" = [])),
-    params(("id" = String, Path, description = "the team's id")),
+    params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewSecurityKey,
     responses(ManagedE409,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
@@ -290,7 +290,7 @@ async fn add_security_key(
 
 /// Removes a security key of a team (operator).
 #[utoipa::path(delete, path = "/v1/teams/{id}/security-keys/{kid}", operation_id = "remove_team_security_key", tag = "operator", security(("api_key" = [])),
-    params(("id" = String, Path, description = "the team's id"), ("kid" = String, Path, description = "the key's kid")),
+    params(("id" = String, Path, description = "the team's id"), ("kid" = String, Path, description = "the key's kid"), OperatorActorHeader),
     responses(ManagedE409,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_security_key(

@@ -127,7 +127,7 @@ from = "no-reply@acme.example"
 /// A valid tree: `config/chatgate.toml`, two teams, three channels.
 pub(super) struct Fixture {
     pub root: PathBuf,
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Fixture {

@@ -79,6 +79,40 @@ fn an_operator_key_that_is_a_teams_key_stops_the_start_up() {
 }
 
 #[test]
+fn a_reload_keeps_the_operator_section_in_force_and_its_read_backs() {
+    let fx = with_operator();
+    let running = fx.load().unwrap();
+    let before = running.team("acme").unwrap().form["webhook"]["secret"].clone();
+    // Another secrets key and no more keys: a restart applies them.
+    fx.write(
+        "config/teams.key",
+        "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+    );
+    fx.edit("config/chatgate.toml", "api_keys = [", "api_keys = [] # [");
+    let env = crate::config::Environment::from_pairs(fx.env.iter().cloned());
+    let reloaded = crate::config::reload(&running, &env).unwrap();
+    assert!(
+        reloaded
+            .restart_needed
+            .iter()
+            .any(|k| k == "operator.api_keys"),
+        "{:?}",
+        reloaded.restart_needed
+    );
+    let op = reloaded.config.operator.as_deref().unwrap();
+    assert_eq!(op.api_keys.len(), 1, "the keys in force are kept");
+    let after = &reloaded.config.team("acme").unwrap().form["webhook"]["secret"];
+    assert_eq!(after, &before, "read back under the key in force");
+    // A load from scratch reads what the file now writes.
+    let fresh = fx.load().unwrap();
+    assert!(fresh.operator.as_deref().unwrap().api_keys.is_empty());
+    assert_ne!(
+        fresh.team("acme").unwrap().form["webhook"]["secret"],
+        before
+    );
+}
+
+#[test]
 fn a_file_teams_form_shows_its_secrets_as_hmacs_and_never_the_values() {
     let config = with_operator().load().unwrap();
     let acme = config.team("acme").unwrap();
