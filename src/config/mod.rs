@@ -28,6 +28,7 @@ mod settings;
 mod sms_length;
 mod system;
 mod team;
+mod team_json;
 mod teams;
 #[cfg(test)]
 mod tests;

@@ -284,6 +284,15 @@ both_stores!(a_dry_run_checks_a_new_team_and_writes_nothing, setup: with_operato
         assert!(problem["errors"][0]["detail"].is_string(), "{problem}");
         assert!(!problem.to_string().contains("NEWCO_KEY"), "{problem}");
     }
+    // Every problem found, in one answer.
+    let two = broken(&|b| {
+        b["settings"]["otp"]["ttl"] = json!("soon");
+        b["colour"] = json!("red");
+    });
+    let problem = assert_problem(dry_run(&app, path, &two).await, 422, "invalid_config").await;
+    let mut pointers: Vec<&str> = problem["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    pointers.sort();
+    assert_eq!(pointers, ["/colour", "/settings/otp/ttl"], "{problem}");
     // Not JSON, another value of dry_run; a large body is read, a body
     // over 1 MiB is not.
     let res = app.request(Method::PUT, path, Some(OPS)).header("content-type", "application/json").body("{").send().await.unwrap();

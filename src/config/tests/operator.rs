@@ -212,6 +212,32 @@ fn a_valid_body_is_a_team_and_every_rule_of_a_file_names_its_pointer() {
     assert_eq!(pointers(&config, &json!("a team")), [""]);
 }
 
+#[test]
+fn every_problem_of_a_body_is_listed_each_at_its_pointer() {
+    let config = with_operator().load().unwrap();
+    let mut b = body("newco");
+    b["colour"] = json!("red");
+    b["login_url"] = json!("ftp://nowhere");
+    b["settings"]["otp"]["ttl"] = json!("soon");
+    b["channels"] = json!(["webchat", "nowhere"]);
+    b["webhook"] = json!({"url": "https://x.example", "secret": "${HOOK}"});
+    b["oidc"] = json!({"client_secret": null});
+    let mut found = pointers(&config, &b);
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "/channels/1",
+            "/colour",
+            "/login_url",
+            "/oidc/client_secret",
+            "/oidc/issuer",
+            "/settings/otp/ttl",
+            "/webhook/secret"
+        ]
+    );
+}
+
 /// A team file of a few generated settings.
 fn team_file(
     id: &str,
