@@ -40,8 +40,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub enum Source {
     /// A file in `teams_dir` (`channels_dir`): changed by its file, never here.
     File,
-    /// Written through this API (not built yet: docs/operator-api.md#not-yet).
-    #[allow(dead_code)] // answered once the store keeps API teams
+    /// Written through this API (a dry run's answer; writing is not built
+    /// yet: docs/operator-api.md#not-yet).
     Api,
 }
 
@@ -182,7 +182,8 @@ async fn read_team(
         .teams
         .get(&id)
         .ok_or(Error::NotFound("no such team"))?;
-    Ok(read_back(StatusCode::OK, &team.form, &etag(&team.print)))
+    let tag = etag(&team.print);
+    Ok(read_back(StatusCode::OK, &team.form, &tag, Source::File))
 }
 
 /// The channels in force, by name (operator, operator_read).
@@ -226,11 +227,8 @@ async fn read_channel(
 ) -> Result<Response> {
     let config = st.gateway.config();
     let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
-    Ok(read_back(
-        StatusCode::OK,
-        &channel.form,
-        &etag(&channel.print),
-    ))
+    let tag = etag(&channel.print);
+    Ok(read_back(StatusCode::OK, &channel.form, &tag, Source::File))
 }
 
 /// A secret member as a read gives it back, or as a write sends it.
@@ -309,15 +307,29 @@ impl RawSchema for ChannelForm {
 }
 raw_schema!(ChannelForm);
 
-/// `form` answered with its `ETag` and `Chatgate-Source: file`.
-pub fn read_back(status: StatusCode, form: &serde_json::Value, etag: &str) -> Response {
+impl Source {
+    fn header(self) -> HeaderValue {
+        match self {
+            Source::File => HeaderValue::from_static("file"),
+            Source::Api => HeaderValue::from_static("api"),
+        }
+    }
+}
+
+/// `form` answered with its `ETag` and `Chatgate-Source`.
+pub fn read_back(
+    status: StatusCode,
+    form: &serde_json::Value,
+    etag: &str,
+    source: Source,
+) -> Response {
     let mut res = Json(form).into_response();
     *res.status_mut() = status;
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(etag) {
         h.insert(header::ETAG, v);
     }
-    h.insert(SOURCE_HEADER, HeaderValue::from_static("file"));
+    h.insert(SOURCE_HEADER, source.header());
     res
 }
 

@@ -17,7 +17,7 @@ use super::openapi::{
     ApiKeyErrors, JsonBodyErrors, ManagedE409, OperatorActorHeader, OperatorBodyErrors, E403, E404,
     E412, E422, E428, E501,
 };
-use super::operator::{etag, read_back, ChannelForm, TeamForm};
+use super::operator::{etag, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
 use super::AppState;
 use crate::domain::preconditions::{self, Refusal};
@@ -85,7 +85,7 @@ fn precondition(headers: &HeaderMap, current: Option<&str>) -> Result<()> {
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = TeamForm, description = "the team, as the JSON form of its file"),
-    responses((status = 201, body = TeamForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String))),
+    responses((status = 201, body = TeamForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
         ManagedE409,
         E412,
         E428,
@@ -124,10 +124,12 @@ async fn put_team(
         }]));
     }
     let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+    let tag = etag(&team.print);
     Ok(read_back(
         StatusCode::CREATED,
         &team.form,
-        &etag(&team.print),
+        &tag,
+        Source::Api,
     ))
 }
 

@@ -255,6 +255,7 @@ both_stores!(a_dry_run_checks_a_new_team_and_writes_nothing, setup: with_operato
     assert_eq!(res.status(), 201);
     let etag = res.headers()["etag"].to_str().unwrap().to_string();
     assert!(etag.starts_with('"') && etag.len() == 66, "{etag}");
+    assert_eq!(res.headers()["chatgate-source"], "api");
     let text = res.text().await.unwrap();
     assert!(!text.contains(&secret[6..30]), "a secret was answered: {text}");
     let team: Value = serde_json::from_str(&text).unwrap();
