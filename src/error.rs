@@ -69,7 +69,7 @@ pub enum Error {
     /// 408: the client did not send its body within `server.body_read_timeout`.
     #[error("the request body did not arrive in time")]
     RequestTimeout,
-    #[error("request body larger than 64 KiB")]
+    #[error("request body too large (64 KiB at most; 1 MiB for an operator's team or channel)")]
     PayloadTooLarge,
     #[error("request body must be application/json")]
     UnsupportedMediaType,
@@ -83,10 +83,37 @@ pub enum Error {
     Channel(String),
     #[error("the store cannot be reached")]
     StoreUnavailable,
+    /// 409: an operator's write to a team or channel kept in a file
+    /// (docs/operator-api.md#two-sources-one-namespace).
+    #[error("{0}")]
+    ManagedByFile(&'static str),
+    /// 428: an operator's replace or delete without `If-Match`.
+    #[error("this change needs If-Match with the current ETag")]
+    PreconditionRequired,
+    /// 412: `If-Match` names another version, or `If-None-Match: *` and it
+    /// exists.
+    #[error("the precondition does not hold: the ETag is not the current one")]
+    PreconditionFailed,
+    /// 422: an operator's team or channel breaks a configuration rule;
+    /// each problem named by its pointer into the body.
+    #[error("the configuration breaks a rule: see errors")]
+    InvalidConfig(Vec<Pointed>),
+    /// 501: an operator's write the gateway does not make yet
+    /// (docs/operator-api.md#not-yet).
+    #[error("{0}")]
+    NotImplemented(&'static str),
     /// A bug, never an input problem. Logged with its cause and place when
     /// answered; the client sees only a generic sentence.
     #[error("internal error")]
     Internal(Box<Bug>),
+}
+
+/// One problem of an operator's body: where, as an RFC 6901 JSON pointer
+/// into it (`""` for the body as a whole), and what, never the value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pointed {
+    pub pointer: String,
+    pub detail: String,
 }
 
 /// What went wrong inside the gateway: never sent to a client.
@@ -142,6 +169,11 @@ impl Error {
             Error::RateLimited { .. } => "rate_limited",
             Error::Channel(_) => "channel_error",
             Error::StoreUnavailable => "store_unavailable",
+            Error::ManagedByFile(_) => "managed_by_file",
+            Error::PreconditionRequired => "precondition_required",
+            Error::PreconditionFailed => "precondition_failed",
+            Error::InvalidConfig(_) => "invalid_config",
+            Error::NotImplemented(_) => "not_implemented",
             Error::Internal(_) => "internal_error",
         }
     }

@@ -48,7 +48,7 @@ pub mod voice;
 pub mod website;
 mod workers;
 
-pub use provider_tokens::{actor_person, ActorRefusal, Person};
+pub use provider_tokens::{actor_person, actor_person_of, ActorRefusal, Person};
 
 pub use self::core::view;
 use self::core::{change, due_teams, outbox, records, work};

@@ -23,6 +23,7 @@ use crate::domain::voice::VoiceText;
 pub(super) fn load_channel(
     path: &Path,
     env: &super::env::Environment,
+    secrets: Option<&crate::domain::secrets_cipher::SecretsCipher>,
 ) -> Result<ChannelConfig, ConfigError> {
     let file = display_path(path);
     let file = file.as_str();
@@ -38,6 +39,8 @@ pub(super) fn load_channel(
     )?;
     let mut print = super::ConfigPrint::default();
     print.add_table("", &table);
+    let form = super::teams::form_of(&table, secrets);
+    let modified = super::toml_file::modified_at(path);
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
@@ -90,6 +93,8 @@ pub(super) fn load_channel(
         templates,
         translations: translations.into_iter().map(|(t, x)| (t, x.0)).collect(),
         print,
+        form,
+        modified,
     })
 }
 

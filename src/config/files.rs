@@ -21,6 +21,8 @@ pub(super) struct SystemFile {
     pub audit: super::audit::AuditSection,
     #[serde(default)]
     pub approvals: super::approvals::ApprovalsSection,
+    /// `[operator]`, read by `operator.rs`; absent: the operator API is off.
+    pub operator: Option<toml::Table>,
 }
 
 /// `[server]`.

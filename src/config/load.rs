@@ -30,7 +30,18 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// [`load`] with an explicit environment (tests, tools): both `${NAME}`
 /// references and `CHATGATE_…__…` overrides are read from `env` only.
 pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
-    let config = load_all_but_sms_length(path, env)?;
+    load_keeping(path, env, None)
+}
+
+/// [`load_with_env`], with `[operator]` as `kept` says rather than as the
+/// file now writes it (a reload: `[operator]` changes need a restart, and
+/// the teams' and channels' forms are read back under the keys in force).
+pub(super) fn load_keeping(
+    path: &Path,
+    env: &Environment,
+    kept: Option<Kept>,
+) -> Result<Config, ConfigError> {
+    let config = load_sections(path, env, kept)?;
     super::sms_length::check(&config)?;
     super::validate::warn_short_advance_after(&config);
     super::validate::warn_of_calls_anywhere(&config);
@@ -41,41 +52,38 @@ pub fn load_with_env(path: &Path, env: &Environment) -> Result<Config, ConfigErr
 /// (docs/configuration.md#sms-length): for `chatgate check-texts`, which
 /// prints every length, those over the limit included.
 pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
+    load_sections(path, env, None)
+}
+
+/// What a reload keeps of the running configuration's system file.
+pub(super) type Kept = Option<std::sync::Arc<super::OperatorConfig>>;
+
+fn load_sections(
+    path: &Path,
+    env: &Environment,
+    kept: Option<Kept>,
+) -> Result<Config, ConfigError> {
     let file = display_path(path);
     let mut table = read_toml(path, &file)?;
     let overrides = env.apply_overrides(&mut table, &file)?;
     let base = folder_of(path);
     interpolate_table(&mut table, env, &base, &file, "").map_err(|e| overrides.annotate(e))?;
     let restart_only = RestartOnly::of(&table);
-    let system = system::build(table, &file).map_err(|e| overrides.annotate(e))?;
-
-    let channels_dir = base.join(&system.channels_dir);
-    let mut channels = BTreeMap::new();
-    let mut channel_files: BTreeMap<String, String> = BTreeMap::new();
-    // A channel file's warnings (a `${VAR:-default}` in use) are kept until
-    // the teams are known: a channel no team uses is not worth a warning.
-    let mut channel_warnings = Vec::new();
-    for path in toml_files(&channels_dir, &file, "server.channels_dir")? {
-        let (channel, warnings) = super::deferring(|| channels::load_channel(&path, env));
-        let channel = channel?;
-        channel_warnings.push((channel.name.clone(), warnings));
-        let shown = display_path(&path);
-        if let Some(first) = channel_files.insert(channel.name.clone(), shown.clone()) {
-            return Err(ConfigError::new(
-                &shown,
-                "name",
-                format!("channel {:?} is already defined in {first}", channel.name),
-            ));
-        }
-        channels.insert(channel.name.clone(), channel);
+    let mut system = system::build(table, &file).map_err(|e| overrides.annotate(e))?;
+    if let Some(operator) = kept {
+        system.operator = operator;
     }
+
+    let secrets = system.operator.as_deref().map(|o| &o.secrets);
+    let channels_dir = base.join(&system.channels_dir);
+    let (channels, channel_warnings) = load_channels(&channels_dir, &file, env, secrets)?;
 
     let defaults = Layer {
         file: &file,
         prefix: "defaults".into(),
         table: &system.defaults_table,
     };
-    let inherited = teams::Inherited::new(defaults);
+    let inherited = teams::Inherited::new(defaults, secrets);
     let teams_dir = base.join(&system.teams_dir);
     let mut teams_by_id: BTreeMap<String, std::sync::Arc<super::Team>> = BTreeMap::new();
     let mut api_keys = std::collections::HashMap::new();
@@ -96,6 +104,10 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
         teams_by_id.insert(team.id.clone(), std::sync::Arc::new(team));
     }
 
+    if let Some(operator) = &system.operator {
+        teams::check_operator_keys(operator, &api_keys, &file)?;
+    }
+
     for (name, warnings) in channel_warnings {
         if teams_by_id.values().any(|t| t.uses_channel(&name)) {
             warnings.replay();
@@ -107,17 +119,53 @@ pub fn load_all_but_sms_length(path: &Path, env: &Environment) -> Result<Config,
         server: system.server,
         store: system.store,
         defaults: system.defaults,
+        defaults_table: system.defaults_table,
         teams: teams_by_id,
         channels,
         restart_only,
         telemetry: system.telemetry,
         audit: system.audit,
         approvals: system.approvals,
+        operator: system.operator,
     };
     check_issuer(&config, &file)?;
     super::validate::check_template_lengths(&config)?;
     super::texts::check_texts(&config, &file)?;
     Ok(config)
+}
+
+/// Channels by name, each file of `dir` read, and each one's warnings
+/// (a `${VAR:-default}` in use), kept until the teams are known: a
+/// channel no team uses is not worth a warning.
+type Loaded = (
+    BTreeMap<String, super::ChannelConfig>,
+    Vec<(String, super::Deferred)>,
+);
+
+fn load_channels(
+    dir: &Path,
+    file: &str,
+    env: &Environment,
+    secrets: Option<&crate::domain::secrets_cipher::SecretsCipher>,
+) -> Result<Loaded, ConfigError> {
+    let mut channels = BTreeMap::new();
+    let mut channel_files: BTreeMap<String, String> = BTreeMap::new();
+    let mut channel_warnings = Vec::new();
+    for path in toml_files(dir, file, "server.channels_dir")? {
+        let (channel, warnings) = super::deferring(|| channels::load_channel(&path, env, secrets));
+        let channel = channel?;
+        channel_warnings.push((channel.name.clone(), warnings));
+        let shown = display_path(&path);
+        if let Some(first) = channel_files.insert(channel.name.clone(), shown.clone()) {
+            return Err(ConfigError::new(
+                &shown,
+                "name",
+                format!("channel {:?} is already defined in {first}", channel.name),
+            ));
+        }
+        channels.insert(channel.name.clone(), channel);
+    }
+    Ok((channels, channel_warnings))
 }
 
 /// A team id as issuer would make a login token (iss = issuer, aud = team)

@@ -13,11 +13,13 @@ mod de;
 mod deferred;
 mod env;
 mod files;
+mod form;
 mod interpolate;
 mod load;
 mod number_checks;
 mod oidc;
 mod once;
+mod operator;
 mod print;
 mod reload;
 mod resolve;
@@ -26,6 +28,7 @@ mod settings;
 mod sms_length;
 mod system;
 mod team;
+mod team_json;
 mod teams;
 #[cfg(test)]
 mod tests;
@@ -55,9 +58,11 @@ pub use channels::{
 };
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
+pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
+pub use operator::{OperatorConfig, OperatorKey, OperatorRole};
 pub use print::ConfigPrint;
 pub use reload::{reload, Reload};
 pub use restart_only::RestartOnly;
@@ -81,6 +86,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// System defaults (the `[defaults]` table), fully resolved.
     pub defaults: Settings,
+    /// `[defaults]` as written: the lowest layer of a team checked later
+    /// (an operator's body, docs/operator-api.md#the-representation).
+    pub defaults_table: toml::Table,
     /// Teams by id, each shared so a request can hold its caller's team
     /// (`http/auth.rs`) while a reload replaces the configuration.
     pub teams: BTreeMap<String, Arc<Team>>,
@@ -94,6 +102,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// `[approvals]`.
     pub approvals: ApprovalsConfig,
+    /// `[operator]`: `None` while the operator API is off (docs/operator-api.md).
+    pub operator: Option<Arc<OperatorConfig>>,
 }
 
 /// `[telemetry]`: where traces go, if anywhere (docs/operations.md#traces).

@@ -8,7 +8,7 @@
 //! running values; the keys of them that changed are named so the operator
 //! is told.
 use super::env::Environment;
-use super::load::{check_issuer, load_with_env};
+use super::load::{check_issuer, load_keeping};
 use super::toml_file::display_path;
 use super::{Config, ConfigError};
 
@@ -24,7 +24,8 @@ pub struct Reload {
 /// `running`'s restart-only sections, or the first problem (nothing of the
 /// new set applies then).
 pub fn reload(running: &Config, start_env: &Environment) -> Result<Reload, ConfigError> {
-    let mut config = load_with_env(&running.path, start_env)?;
+    let kept = Some(running.operator.clone());
+    let mut config = load_keeping(&running.path, start_env, kept)?;
     let restart_needed = running.restart_only.changed_in(&config.restart_only);
     config.server = running.server.clone();
     config.store = running.store.clone();

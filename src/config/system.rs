@@ -37,6 +37,7 @@ pub(super) struct System {
     pub telemetry: TelemetryConfig,
     pub audit: super::AuditConfig,
     pub approvals: super::ApprovalsConfig,
+    pub operator: Option<std::sync::Arc<super::OperatorConfig>>,
 }
 
 pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigError> {
@@ -45,6 +46,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
     let telemetry = telemetry(&raw.telemetry, file)?;
     let audit = super::audit::build(&raw.audit, file)?;
     let approvals = super::approvals::build(&raw.approvals, file)?;
+    let operator = super::operator::build(raw.operator, file)?.map(std::sync::Arc::new);
     let s = raw.server;
 
     let public_url = server_identity(&s, file)?;
@@ -71,6 +73,7 @@ pub(super) fn build(table: toml::Table, file: &str) -> Result<System, ConfigErro
         telemetry,
         audit,
         approvals,
+        operator,
         server: ServerConfig {
             listen: s.listen.trim().to_string(),
             public_url: public_url.as_str().trim_end_matches('/').to_string(),

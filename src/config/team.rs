@@ -213,6 +213,12 @@ pub struct Team {
     /// by a number or a business-scoped user id
     /// (docs/channels.md#business-scoped-user-ids).
     pub whatsapp_chats: Vec<String>,
+    /// The JSON form of its file, secrets read back as HMACs
+    /// (docs/operator-api.md#the-representation); `Null` while the
+    /// operator API is off.
+    pub form: serde_json::Value,
+    /// When its file was last modified, as this instance read it.
+    pub modified: Option<crate::time::Timestamp>,
 }
 
 impl Team {
@@ -305,4 +311,10 @@ pub struct ChannelConfig {
     pub vouches_for_sender: bool,
     /// The file's keys and their digests, for the audit trail.
     pub print: super::ConfigPrint,
+    /// The JSON form of its file, secrets read back as HMACs
+    /// (docs/operator-api.md#the-representation); `Null` while the
+    /// operator API is off.
+    pub form: serde_json::Value,
+    /// When its file was last modified, as this instance read it.
+    pub modified: Option<crate::time::Timestamp>,
 }

@@ -15,19 +15,37 @@ use super::{
 };
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash, HmacKey};
+use crate::domain::secrets_cipher::SecretsCipher;
 
 /// What every team inherits from the system file, made once for all of
 /// them: the `[defaults]` layer and its print.
 pub(super) struct Inherited<'a> {
     defaults: Layer<'a>,
     print: super::ConfigPrint,
+    /// What makes a team's JSON form (its secrets read back), when the
+    /// operator API is on.
+    secrets: Option<&'a SecretsCipher>,
 }
 
 impl<'a> Inherited<'a> {
-    pub(super) fn new(defaults: Layer<'a>) -> Self {
+    pub(super) fn new(defaults: Layer<'a>, secrets: Option<&'a SecretsCipher>) -> Self {
         let mut print = super::ConfigPrint::default();
         print.add_table("settings", defaults.table);
-        Inherited { defaults, print }
+        Inherited {
+            defaults,
+            print,
+            secrets,
+        }
+    }
+}
+
+/// The JSON form of a file's `table` (docs/operator-api.md#the-representation),
+/// its secrets read back under `secrets`; `Null` while the operator API is
+/// off (nothing reads it).
+pub(super) fn form_of(table: &toml::Table, secrets: Option<&SecretsCipher>) -> serde_json::Value {
+    match secrets {
+        Some(c) => super::form::json_form(table, &|v| c.read_back(v)),
+        None => serde_json::Value::Null,
     }
 }
 
@@ -37,20 +55,35 @@ pub(super) fn load_team(
     inherited: &Inherited<'_>,
     channels: &BTreeMap<String, ChannelConfig>,
 ) -> Result<Team, ConfigError> {
-    let defaults = &inherited.defaults;
     let file = display_path(path);
-    let file = file.as_str();
-    let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
-    let mut table = read_toml(path, file)?;
+    let mut table = read_toml(path, &file)?;
     interpolate_table(
         &mut table,
         env,
         &super::toml_file::folder_of(path),
-        file,
+        &file,
         "",
     )?;
+    let modified = super::toml_file::modified_at(path);
+    let mut team = team_of_table(table, &file, inherited, channels)?;
+    team.modified = modified;
+    Ok(team)
+}
+
+/// The team `table` (interpolated, as `file` wrote it) makes, checked by
+/// every rule of a team file: the one check of a file at start-up and of
+/// an operator's JSON body (docs/operator-api.md#the-representation).
+pub(super) fn team_of_table(
+    table: toml::Table,
+    file: &str,
+    inherited: &Inherited<'_>,
+    channels: &BTreeMap<String, ChannelConfig>,
+) -> Result<Team, ConfigError> {
+    let defaults = &inherited.defaults;
+    let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
     let mut print = inherited.print.clone();
     print.add_table("", &table);
+    let form = form_of(&table, inherited.secrets);
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;
@@ -208,6 +241,8 @@ pub(super) fn load_team(
         settings,
         channel_settings,
         whatsapp_chats,
+        form,
+        modified: None,
     })
 }
 
@@ -402,6 +437,26 @@ pub(super) fn check_unique_api_keys(
     }
     for (hash, key) in hashes.into_iter().zip(&team.api_keys) {
         seen.insert(hash, (team.id.clone(), key.id.clone()));
+    }
+    Ok(())
+}
+
+/// An operator key is no team's key: the same hash in `[operator]
+/// api_keys` and a team file (`seen`, as [`check_unique_api_keys`] left
+/// it) stops the start-up, naming the operator key.
+pub(super) fn check_operator_keys(
+    operator: &super::OperatorConfig,
+    seen: &HashMap<String, (String, String)>,
+    file: &str,
+) -> Result<(), ConfigError> {
+    for (i, key) in operator.api_keys.iter().enumerate() {
+        if let Some((team, id)) = seen.get(&key.sha256.to_hex()) {
+            return Err(ConfigError::new(
+                file,
+                format!("operator.api_keys[{i}].sha256"),
+                format!("the same key is already configured for team {team:?} (id {id:?})"),
+            ));
+        }
     }
     Ok(())
 }

@@ -42,6 +42,18 @@ pub(super) fn read_toml(path: &Path, file: &str) -> Result<toml::Table, ConfigEr
     })
 }
 
+/// When the file at `path` was last modified, if the system says.
+pub(super) fn modified_at(path: &Path) -> Option<crate::time::Timestamp> {
+    let since = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()?
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    i64::try_from(since.as_millis())
+        .ok()
+        .map(crate::time::Timestamp::from_unix_millis)
+}
+
 /// `path` with `.` and `name/..` removed, for messages ("config/../channels"
 /// reads as "channels").
 pub(super) fn display_path(path: &Path) -> String {

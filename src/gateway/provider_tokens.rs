@@ -127,7 +127,19 @@ pub async fn actor_person(
     now: Timestamp,
 ) -> Result<Person, ActorRefusal> {
     let console = team.console.oidc.as_ref().ok_or(ActorRefusal::NoProvider)?;
-    let oidc = &console.provider;
+    actor_person_of(core, &console.provider, &console.actor_audience, token, now).await
+}
+
+/// The person of a `Chatgate-Actor` token issued by `oidc`'s issuer for
+/// `audience`, checked as [`actor_person`] says: a team's workforce
+/// provider, or `[operator.actor]` (docs/operator-api.md#roles).
+pub async fn actor_person_of(
+    core: &Core,
+    oidc: &OidcConfig,
+    audience: &str,
+    token: &str,
+    now: Timestamp,
+) -> Result<Person, ActorRefusal> {
     let (alg, kid) = id_token::header(token).map_err(|_| ActorRefusal::Alg)?;
     let typ = id_token::header_typ(token).map_err(|_| ActorRefusal::Alg)?;
     if !actor_typ(typ.as_deref()) {
@@ -152,7 +164,7 @@ pub async fn actor_person(
         OidcError::Unverified("bad signature") => ActorRefusal::Signature,
         _ => ActorRefusal::Key,
     })?;
-    person_of(&claims, &oidc.issuer, &console.actor_audience, now)
+    person_of(&claims, &oidc.issuer, audience, now)
 }
 
 /// Whether a `Chatgate-Actor` token's `typ` header is one an actor's token

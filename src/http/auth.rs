@@ -13,7 +13,7 @@ use axum::http::Method;
 use secrecy::SecretString;
 
 use super::AppState;
-use crate::config::{Config, Role, Team};
+use crate::config::{Config, OperatorRole, Role, Team};
 use crate::domain::audit::{self, Actor, Via};
 use crate::domain::console_session::ConsoleRole;
 use crate::domain::secrets::ApiKeyHash;
@@ -66,8 +66,15 @@ struct Entry {
     role: Role,
 }
 
-/// Every configured API key, by hash.
-pub struct ApiKeys(Vec<Entry>);
+/// An operator key (docs/operator-api.md#roles), as configured.
+struct OperatorEntry {
+    hash: ApiKeyHash,
+    key_id: Arc<str>,
+    role: OperatorRole,
+}
+
+/// Every configured API key, by hash: the teams' and the operators'.
+pub struct ApiKeys(Vec<Entry>, Vec<OperatorEntry>);
 
 /// The key a request presented, as configured.
 struct Key {
@@ -90,7 +97,35 @@ impl ApiKeys {
                 })
             })
             .collect();
-        ApiKeys(entries)
+        let operators = config
+            .operator
+            .iter()
+            .flat_map(|o| &o.api_keys)
+            .map(|k| OperatorEntry {
+                hash: k.sha256,
+                key_id: k.id.as_str().into(),
+                role: k.role,
+            })
+            .collect();
+        ApiKeys(entries, operators)
+    }
+
+    /// The operator key `presented` is, by its id and role: every operator
+    /// key is compared.
+    pub(super) fn find_operator(&self, presented: &str) -> Option<(Arc<str>, OperatorRole)> {
+        let hash = ApiKeyHash::of_key(presented);
+        let mut found = None;
+        for e in &self.1 {
+            if e.hash.matches(&hash) && found.is_none() {
+                found = Some((e.key_id.clone(), e.role));
+            }
+        }
+        found
+    }
+
+    /// Whether `presented` is a team's key.
+    pub(super) fn is_team_key(&self, presented: &str) -> bool {
+        self.find(presented).is_some()
     }
 
     fn find(&self, presented: &str) -> Option<Key> {
@@ -199,16 +234,15 @@ impl Caller {
     /// The caller whose key `parts` presents: 401 without one this
     /// gateway knows, before anything else is looked at.
     fn authenticate(parts: &Parts, state: &AppState) -> Result<Self, Error> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(Error::Unauthorized)?;
-        let (scheme, key) = header.trim().split_once(' ').ok_or(Error::Unauthorized)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
+        let presented = bearer_key(parts)?;
+        let Some(key) = state.api_keys.find(presented) else {
+            // An operator key manages teams and channels, and calls
+            // nothing else (docs/operator-api.md#roles).
+            if state.api_keys.find_operator(presented).is_some() {
+                return Err(Error::Forbidden(OPERATOR_ELSEWHERE));
+            }
             return Err(Error::Unauthorized);
-        }
-        let key = state.api_keys.find(key.trim()).ok_or(Error::Unauthorized)?;
+        };
         // A caller with a key may continue its own trace.
         if let Some(remote) = parts.extensions.get::<crate::spans::RemoteParent>() {
             remote.adopt();
@@ -260,6 +294,24 @@ impl Caller {
             session: Some(id.into()),
         })
     }
+}
+
+/// The refusal of an operator key on a team's path.
+const OPERATOR_ELSEWHERE: &str =
+    "an operator API key manages teams and channels and may not do this";
+
+/// The key `Authorization: Bearer <key>` presents: 401 without one.
+pub(super) fn bearer_key(parts: &Parts) -> Result<&str, Error> {
+    let header = parts
+        .headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Error::Unauthorized)?;
+    let (scheme, key) = header.trim().split_once(' ').ok_or(Error::Unauthorized)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(Error::Unauthorized);
+    }
+    Ok(key.trim())
 }
 
 impl FromRequestParts<AppState> for Caller {

@@ -18,6 +18,9 @@ mod login;
 mod observe;
 mod oidc;
 mod openapi;
+mod operator;
+mod operator_auth;
+mod operator_writes;
 mod ops;
 mod pages;
 mod problem;
@@ -148,14 +151,18 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(receipts::router())
         .merge(dialogflow::router())
         .merge(audit::router())
+        .merge(operator::router())
+        .merge(operator_writes::router())
         .split_for_parts()
 }
 
 /// The [`RawSchema`] components of the handlers, by component name: listed
 /// here, where the handlers are assembled, so `openapi.rs` imports no
 /// handler module.
-fn raw_schemas() -> [(&'static str, serde_json::Value); 7] {
+fn raw_schemas() -> [(&'static str, serde_json::Value); 9] {
     [
+        ("TeamForm", operator::TeamForm::json()),
+        ("ChannelForm", operator::ChannelForm::json()),
         ("EmptyBody", openapi::EmptyBody::json()),
         ("SubjectText", openapi::SubjectText::json()),
         ("CallbackOutcome", login::CallbackOutcomeSchema::json()),
@@ -284,7 +291,7 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "more than one Host header",
         )
-    } else if declared.is_some_and(|n| n > MAX_BODY as u64) {
+    } else if declared.is_some_and(|n| n > max_body(path) as u64) {
         Error::PayloadTooLarge.into_response()
     } else if matches!(
         *req.method(),
@@ -306,6 +313,17 @@ pub(super) async fn guard(req: Request, next: Next) -> Response {
     };
     security_headers(sensitive, &mut res);
     res
+}
+
+/// The largest body a request to `path` may declare: [`MAX_BODY`], and
+/// [`operator_writes::MAX_OPERATOR_BODY`] for an operator's team or channel
+/// (docs/api.md#errors).
+fn max_body(path: &str) -> usize {
+    if path.starts_with("/v1/teams/") || path.starts_with("/v1/channels/") {
+        operator_writes::MAX_OPERATOR_BODY
+    } else {
+        MAX_BODY
+    }
 }
 
 /// A panic while answering is a 500 (the panic hook has logged it).

@@ -115,6 +115,7 @@ impl Documents {
         (name = "audit", description = "The audit trail: who revealed, unlocked, logged out; chained and signed"),
         (name = "integrations", description = "Bot platforms' webhooks in their own formats"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
+        (name = "operator", description = "Teams and channels, for the system's operator keys"),
     )
 )]
 pub struct ApiDoc;
@@ -187,24 +188,44 @@ impl utoipa::IntoParams for ActorHeader {
     fn into_params(
         _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
     ) -> Vec<utoipa::openapi::path::Parameter> {
-        use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-        use utoipa::openapi::schema::SchemaType;
-        use utoipa::openapi::Required;
-        let token = ObjectBuilder::new()
-            .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-            .pattern(Some(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"));
-        vec![ParameterBuilder::new()
-            .name("Chatgate-Actor")
-            .parameter_in(ParameterIn::Header)
-            .required(Required::False)
-            .description(Some(
-                "the person an agent or admin key acts for: a token of the team's workforce \
-                 provider (docs/api.md#a-person-behind-every-agent-action); required with \
-                 `[console] require_person`",
-            ))
-            .schema(Some(token))
-            .build()]
+        vec![actor_param(
+            "the person an agent or admin key acts for: a token of the team's workforce \
+             provider (docs/api.md#a-person-behind-every-agent-action); required with \
+             `[console] require_person`",
+        )]
     }
+}
+
+/// The `Chatgate-Actor` header of an operator's write: the person behind
+/// it (docs/operator-api.md#roles).
+pub struct OperatorActorHeader;
+
+impl utoipa::IntoParams for OperatorActorHeader {
+    fn into_params(
+        _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        vec![actor_param(
+            "the person behind an operator's write: a token of `[operator.actor]`'s issuer \
+             (docs/operator-api.md#roles); required with `[operator] require_person`",
+        )]
+    }
+}
+
+/// An optional `Chatgate-Actor` header parameter: a compact JWS.
+fn actor_param(description: &str) -> utoipa::openapi::path::Parameter {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::SchemaType;
+    use utoipa::openapi::Required;
+    let token = ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+        .pattern(Some(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$"));
+    ParameterBuilder::new()
+        .name("Chatgate-Actor")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(description))
+        .schema(Some(token))
+        .build()
 }
 
 /// The document as served by this deployment: the `ChannelName` schema lists
@@ -440,6 +461,12 @@ problem_responses! {
     E429SignIn = "429", true, "`rate_limited`: the team's sign-ins started in this instance reached `[console] sign_in_rate` a second (`Retry-After`)";
     E429Streams = "429", true, "`rate_limited`: this API key (`server.max_streams_per_key`) or its team (`server.max_streams_per_team`) has its most event streams open (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
+    ManagedE409 = "409", false, "`managed_by_file`: the team or channel is kept in a file; change its file";
+    E412 = "412", false, "`precondition_failed`: `If-Match` names another version (or nothing exists to match), or `If-None-Match: *` and it exists";
+    E428 = "428", false, "`precondition_required`: a replace or delete without `If-Match`";
+    E501 = "501", false, "`not_implemented`: a team or channel written through this API (not built yet)";
+    OperatorE413 = "413", false, "`payload_too_large`: body over 1 MiB";
+    ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team file (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";
 }
 
@@ -453,6 +480,20 @@ impl IntoResponses for JsonBodyErrors {
         all.extend(E413::responses());
         all.extend(E415::responses());
         all.extend(E422::responses());
+        all
+    }
+}
+
+/// The answers of an operator's write that reads a team or channel body.
+pub struct OperatorBodyErrors;
+
+impl IntoResponses for OperatorBodyErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut all = E400::responses();
+        all.extend(E408::responses());
+        all.extend(OperatorE413::responses());
+        all.extend(E415::responses());
+        all.extend(ConfigE422::responses());
         all
     }
 }

@@ -38,6 +38,11 @@ fn title(code: &str) -> &'static str {
         "store_unavailable" => "Store unavailable",
         "overloaded" => "Overloaded",
         "draining" => "Draining",
+        "managed_by_file" => "Managed by file",
+        "precondition_required" => "Precondition required",
+        "precondition_failed" => "Precondition failed",
+        "invalid_config" => "Invalid configuration",
+        "not_implemented" => "Not implemented",
         _ => "Internal error",
     }
 }
@@ -76,6 +81,14 @@ pub enum ProblemCode {
     Overloaded,
     /// 503 from `/readyz` only, while the instance shuts down.
     Draining,
+    ManagedByFile,
+    PreconditionRequired,
+    PreconditionFailed,
+    InvalidConfig,
+    /// 501: an operator's write of a team or channel the gateway does not
+    /// make yet (docs/operator-api.md#not-yet); an extension of the API
+    /// reference's table, gone when those writes are built.
+    NotImplemented,
 }
 
 // The OpenAPI document's schema and the answers' text, one type: borrowed
@@ -93,6 +106,11 @@ pub struct Problem<'a> {
     pub code: &'a str,
     /// A safe sentence; for request errors it names the field, never its value.
     pub detail: &'a str,
+    /// `invalid_config` only: every problem found, each at its RFC 6901
+    /// pointer into the body.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<ConfigProblem>>)]
+    pub errors: Option<&'a [crate::error::Pointed]>,
     /// `locked` only: when the lockout ends (also in `Retry-After`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub locked_until: Option<Timestamp>,
@@ -123,6 +141,7 @@ fn urn<S: serde::Serializer>(code: &&str, s: S) -> Result<S::Ok, S::Error> {
 impl<'a> Problem<'a> {
     fn new(status: StatusCode, code: &'a str, detail: &'a str) -> Self {
         Problem {
+            errors: None,
             attempts_remaining: None,
             code,
             detail,
@@ -134,6 +153,17 @@ impl<'a> Problem<'a> {
             kind: code,
         }
     }
+}
+
+/// One problem of an operator's body (`errors` of `invalid_config`).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ConfigProblem {
+    /// RFC 6901 JSON pointer into the body; `""` is the body as a whole.
+    #[schema(example = "/settings/otp/ttl")]
+    pointer: String,
+    /// What is wrong, never the value.
+    detail: String,
 }
 
 /// A problem+json response outside the [`Error`] table (405).
@@ -182,6 +212,11 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Channel(_) => StatusCode::BAD_GATEWAY,
         Error::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Error::ManagedByFile(_) => StatusCode::CONFLICT,
+        Error::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
+        Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+        Error::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
     }
 }
 
@@ -206,6 +241,7 @@ impl IntoResponse for Error {
             }
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
             Error::NumberRefused(r) => body.reason = Some(r),
+            Error::InvalidConfig(problems) => body.errors = Some(problems),
             Error::Internal(bug) => tracing::error!(
                 what = bug.what,
                 at = %bug.at,
@@ -264,6 +300,11 @@ mod tests {
             Error::RateLimited { retry_after: 1 },
             Error::Channel(String::new()),
             Error::StoreUnavailable,
+            Error::ManagedByFile(""),
+            Error::PreconditionRequired,
+            Error::PreconditionFailed,
+            Error::InvalidConfig(Vec::new()),
+            Error::NotImplemented(""),
         ];
         let codes = answered
             .iter()
@@ -306,6 +347,11 @@ mod tests {
             "store_unavailable",
             "overloaded",
             "draining",
+            "managed_by_file",
+            "precondition_required",
+            "precondition_failed",
+            "invalid_config",
+            "not_implemented",
         ];
         let mut seen = std::collections::HashSet::new();
         for code in codes {

@@ -44,6 +44,7 @@ mod oidc_logout;
 mod oidc_provider;
 mod openapi;
 mod operations;
+mod operator_api;
 mod outbox;
 mod outbox_born;
 mod outbox_drain;

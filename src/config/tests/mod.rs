@@ -4,6 +4,7 @@
 mod abuse;
 mod channels;
 mod languages;
+mod operator;
 mod properties;
 mod sms_length;
 mod system;
@@ -126,7 +127,7 @@ from = "no-reply@acme.example"
 /// A valid tree: `config/chatgate.toml`, two teams, three channels.
 pub(super) struct Fixture {
     pub root: PathBuf,
-    env: Vec<(String, String)>,
+    pub env: Vec<(String, String)>,
 }
 
 impl Fixture {

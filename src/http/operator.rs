@@ -1,0 +1,356 @@
+//! The operator API's reads (docs/operator-api.md): the teams and channels
+//! in force, listed by id and read as the JSON form of their files, each
+//! with its `ETag` (the digest its `config.changed` entries carry) and its
+//! source. Writes are `operator_writes.rs`.
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{NoQuery, PathParam, QueryParams};
+use super::json::Json;
+use super::openapi::{raw_schema, ApiKeyErrors, RawSchema, E403, E404, E422};
+use super::operator_auth::Operator;
+use super::AppState;
+use crate::config::ConfigPrint;
+use crate::error::{Error, Result};
+use crate::time::Timestamp;
+
+/// The header that says where a team or channel is kept.
+pub const SOURCE_HEADER: &str = "chatgate-source";
+
+/// The largest page of a list, and the default.
+const MAX_LIMIT: usize = 500;
+const DEFAULT_LIMIT: usize = 100;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_teams))
+        .routes(routes!(read_team))
+        .routes(routes!(list_channels))
+        .routes(routes!(read_channel))
+}
+
+/// Where a team or channel is kept.
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A file in `teams_dir` (`channels_dir`): changed by its file, never here.
+    File,
+    /// Written through this API (a dry run's answer; writing is not built
+    /// yet: docs/operator-api.md#not-yet).
+    Api,
+}
+
+/// One team of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TeamItem {
+    #[schema(example = "acme")]
+    id: String,
+    source: Source,
+    /// The team's current `ETag`, quoted.
+    etag: String,
+    /// When its file was last modified, as this instance read it.
+    updated_at: Option<Timestamp>,
+}
+
+/// A page of teams, by id.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct TeamPage {
+    teams: Vec<TeamItem>,
+    /// The `cursor` of the next page; `null` on the last.
+    next_cursor: Option<String>,
+}
+
+/// One channel of a list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelItem {
+    #[schema(example = "sms")]
+    name: String,
+    source: Source,
+    etag: String,
+    updated_at: Option<Timestamp>,
+}
+
+/// A page of channels, by name.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelPage {
+    channels: Vec<ChannelItem>,
+    next_cursor: Option<String>,
+}
+
+/// `GET /v1/teams` and `GET /v1/channels` query parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1 to 500; default 100.
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
+    limit: Option<String>,
+    /// `next_cursor` of the page before: the page starts after it.
+    #[param(value_type = Option<String>, pattern = "^[a-z0-9_-]{1,64}$")]
+    cursor: Option<String>,
+}
+
+impl ListParams {
+    /// The page size and the name the page starts after.
+    fn read(&self) -> Result<(usize, Option<&str>)> {
+        let limit = match self.limit.as_deref() {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| Error::invalid("limit", "must be 1 to 500"))?,
+        };
+        let cursor = self.cursor.as_deref();
+        if cursor.is_some_and(|c| !is_name(c)) {
+            return Err(Error::invalid("cursor", "is not a cursor this API gave"));
+        }
+        Ok((limit, cursor))
+    }
+}
+
+/// A team id or channel name: `[a-z0-9_-]{1,64}`.
+pub fn is_name(s: &str) -> bool {
+    (1..=64).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// The quoted `ETag` of a configuration's print.
+pub fn etag(print: &ConfigPrint) -> String {
+    format!("\"{}\"", print.digest())
+}
+
+/// One page of `names` (sorted) after `cursor`, and the next cursor.
+fn page<'a, T>(
+    items: impl Iterator<Item = (&'a String, T)>,
+    limit: usize,
+    cursor: Option<&str>,
+) -> (Vec<T>, Option<String>) {
+    let mut after = items.filter(|(name, _)| cursor.is_none_or(|c| name.as_str() > c));
+    let page: Vec<(&String, T)> = after.by_ref().take(limit).collect();
+    let next = match after.next() {
+        Some(_) => page.last().map(|(name, _)| (*name).clone()),
+        None => None,
+    };
+    (page.into_iter().map(|(_, t)| t).collect(), next)
+}
+
+/// The teams in force, by id (operator, operator_read).
+#[utoipa::path(get, path = "/v1/teams", operation_id = "list_teams", tag = "operator", security(("api_key" = [])),
+    params(ListParams),
+    responses((status = 200, body = TeamPage), ApiKeyErrors, E403, E404, E422))]
+async fn list_teams(
+    State(st): State<AppState>,
+    _: Operator,
+    QueryParams(q): QueryParams<ListParams>,
+) -> Result<Json<TeamPage>> {
+    let (limit, cursor) = q.read()?;
+    let config = st.gateway.config();
+    let items = config.teams.iter().map(|(id, t)| {
+        let item = TeamItem {
+            id: id.clone(),
+            source: Source::File,
+            etag: etag(&t.print),
+            updated_at: t.modified,
+        };
+        (id, item)
+    });
+    let (teams, next_cursor) = page(items, limit, cursor);
+    Ok(Json(TeamPage { teams, next_cursor }))
+}
+
+/// A team as the JSON form of its file, secrets as `{"hmac"}` (operator,
+/// operator_read).
+#[utoipa::path(get, path = "/v1/teams/{id}", operation_id = "read_team", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id")),
+    responses((status = 200, body = TeamForm, headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        ApiKeyErrors, E403, E404, E422))]
+async fn read_team(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(id): PathParam<String>,
+    _: NoQuery,
+) -> Result<Response> {
+    let config = st.gateway.config();
+    let team = config
+        .teams
+        .get(&id)
+        .ok_or(Error::NotFound("no such team"))?;
+    let tag = etag(&team.print);
+    Ok(read_back(StatusCode::OK, &team.form, &tag, Source::File))
+}
+
+/// The channels in force, by name (operator, operator_read).
+#[utoipa::path(get, path = "/v1/channels", operation_id = "list_channels", tag = "operator", security(("api_key" = [])),
+    params(ListParams),
+    responses((status = 200, body = ChannelPage), ApiKeyErrors, E403, E404, E422))]
+async fn list_channels(
+    State(st): State<AppState>,
+    _: Operator,
+    QueryParams(q): QueryParams<ListParams>,
+) -> Result<Json<ChannelPage>> {
+    let (limit, cursor) = q.read()?;
+    let config = st.gateway.config();
+    let items = config.channels.iter().map(|(name, c)| {
+        let item = ChannelItem {
+            name: name.clone(),
+            source: Source::File,
+            etag: etag(&c.print),
+            updated_at: c.modified,
+        };
+        (name, item)
+    });
+    let (channels, next_cursor) = page(items, limit, cursor);
+    Ok(Json(ChannelPage {
+        channels,
+        next_cursor,
+    }))
+}
+
+/// A channel as the JSON form of its file, secrets as `{"hmac"}`
+/// (operator, operator_read).
+#[utoipa::path(get, path = "/v1/channels/{name}", operation_id = "read_channel", tag = "operator", security(("api_key" = [])),
+    params(("name" = String, Path, description = "the channel's name")),
+    responses((status = 200, body = ChannelForm, headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        ApiKeyErrors, E403, E404, E422))]
+async fn read_channel(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(name): PathParam<String>,
+    _: NoQuery,
+) -> Result<Response> {
+    let config = st.gateway.config();
+    let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
+    let tag = etag(&channel.print);
+    Ok(read_back(StatusCode::OK, &channel.form, &tag, Source::File))
+}
+
+/// A secret member as a read gives it back, or as a write sends it.
+fn secret_member() -> serde_json::Value {
+    json!({"oneOf": [
+        {"type": "string", "description": "the secret, written (never read back)"},
+        {"type": "object", "required": ["hmac"], "additionalProperties": false,
+         "properties": {"hmac": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
+         "description": "what a read shows of a secret: HMAC-SHA-256 of it under a key derived from the first secrets key"}
+    ]})
+}
+
+/// An object whose members the team file's table of that name defines
+/// (docs/configuration.md).
+fn table(description: &str) -> serde_json::Value {
+    json!({"type": "object", "description": description})
+}
+
+/// A team: the JSON form of its team file.
+pub struct TeamForm;
+
+impl RawSchema for TeamForm {
+    fn json() -> serde_json::Value {
+        let secret = secret_member();
+        json!({
+            "type": "object",
+            "description": "A team as the JSON form of its team file (docs/configuration.md#files): the same keys, tables as objects, durations as strings such as \"90s\". Every secret member reads back as `{\"hmac\": \"<64 hex>\"}`.",
+            "required": ["id", "login_url"],
+            "additionalProperties": false,
+            "properties": {
+                "id": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+                "login_url": {"type": "string", "format": "uri"},
+                "channels": {"type": "array", "items": {"type": "string"}},
+                "sms_channel": {"type": "string"},
+                "email_channel": {"type": "string"},
+                "voice_channel": {"type": "string"},
+                "security_keys": {"type": "array", "items": {
+                    "type": "object", "required": ["kid", "secret"], "additionalProperties": false,
+                    "properties": {"kid": {"type": "string"}, "secret": secret, "primary": {"type": "boolean"}}}},
+                "api_keys": {"type": "array", "items": {
+                    "type": "object", "required": ["id", "role", "sha256"], "additionalProperties": false,
+                    "properties": {"id": {"type": "string"},
+                        "role": {"type": "string", "enum": ["bot", "agent", "admin", "auditor"]},
+                        "sha256": {"type": "string", "pattern": "^[0-9a-fA-F]{64}$"}}}},
+                "webhook": table("where events go: `url`, `secret`"),
+                "audit": table("`webhook`: `url`, `secret`"),
+                "oidc": table("the team's OpenID Connect provider"),
+                "console": table("`require_person`, `sign_in_rate`, `oidc`"),
+                "ssf": table("the team's Shared Signals transmitter"),
+                "dialogflow": table("`channel`"),
+                "number_checks": table("SIM swap and call forwarding checks"),
+                "number_verification": table("silent network authentication"),
+                "settings": table("overrides of the system's [defaults], same shape"),
+                "channel_settings": table("overrides for one channel of the team, by channel name"),
+            }
+        })
+    }
+}
+raw_schema!(TeamForm);
+
+/// A channel: the JSON form of its channel file.
+pub struct ChannelForm;
+
+impl RawSchema for ChannelForm {
+    fn json() -> serde_json::Value {
+        json!({
+            "type": "object",
+            "description": "A channel as the JSON form of its channel file (docs/channels.md): `name`, `kind` and the kind's keys. Every secret member (`secret`, `auth_token`, `token`, `app_secret`, `verify_token`, `password`) reads back as `{\"hmac\": \"<64 hex>\"}`.",
+            "required": ["name", "kind"],
+            "properties": {
+                "name": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+                "kind": {"type": "string"},
+            }
+        })
+    }
+}
+raw_schema!(ChannelForm);
+
+impl Source {
+    fn header(self) -> HeaderValue {
+        match self {
+            Source::File => HeaderValue::from_static("file"),
+            Source::Api => HeaderValue::from_static("api"),
+        }
+    }
+}
+
+/// `form` answered with its `ETag` and `Chatgate-Source`.
+pub fn read_back(
+    status: StatusCode,
+    form: &serde_json::Value,
+    etag: &str,
+    source: Source,
+) -> Response {
+    let mut res = Json(form).into_response();
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(SOURCE_HEADER, source.header());
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_starts_after_its_cursor_and_names_the_next() {
+        let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
+        let items = || names.iter().map(|n| (n, n.clone()));
+        assert_eq!(
+            page(items(), 2, None),
+            (vec!["a".into(), "b".into()], Some("b".into()))
+        );
+        assert_eq!(page(items(), 2, Some("b")).0, ["c", "d"]);
+        assert_eq!(
+            page(items(), 2, Some("c")),
+            (vec!["d".into(), "e".into()], None)
+        );
+        assert_eq!(page(items(), 5, None).1, None);
+        assert_eq!(page(items(), 2, Some("e")), (Vec::<String>::new(), None));
+    }
+}

@@ -1,0 +1,305 @@
+//! The operator API's writes (docs/operator-api.md): what is built now is
+//! every check a write makes before it writes — the role, the person, the
+//! preconditions (428, 412), 409 `managed_by_file` for a team or channel
+//! kept in a file — and a team's `PUT …?dry_run=true`, which checks a
+//! body by the rules of a team file and answers as the write would. A
+//! write of an API team or channel is 501 until the store keeps them
+//! (docs/operator-api.md#not-yet).
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{json_bytes, parse_json, JsonBody, NoQuery, PathParam, QueryParams};
+use super::openapi::{
+    ApiKeyErrors, JsonBodyErrors, ManagedE409, OperatorActorHeader, OperatorBodyErrors, E403, E404,
+    E412, E422, E428, E501,
+};
+use super::operator::{etag, read_back, ChannelForm, Source, TeamForm};
+use super::operator_auth::Operator;
+use super::AppState;
+use crate::domain::preconditions::{self, Refusal};
+use crate::error::{Error, Pointed, Result};
+
+/// The largest body of a team or channel.
+pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
+
+const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
+const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
+const NOT_YET: &str = "teams and channels written through this API are not built yet";
+
+/// The writes, their bodies up to [`MAX_OPERATOR_BODY`].
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_team, delete_team))
+        .routes(routes!(put_channel, delete_channel))
+        .routes(routes!(add_api_key))
+        .routes(routes!(remove_api_key))
+        .routes(routes!(add_security_key))
+        .routes(routes!(remove_security_key))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_OPERATOR_BODY))
+}
+
+/// `PUT /v1/teams/{id}` query parameters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct PutParams {
+    /// `true`: check everything a write checks and answer as it would,
+    /// changing nothing.
+    #[param(value_type = Option<bool>)]
+    dry_run: Option<String>,
+}
+
+impl PutParams {
+    fn dry_run(&self) -> Result<bool> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(_) => Err(Error::invalid("dry_run", "must be true or false")),
+        }
+    }
+}
+
+/// The preconditions of a write to what has the quoted ETag `current`
+/// (`None`: nothing).
+fn precondition(headers: &HeaderMap, current: Option<&str>) -> Result<()> {
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let if_match = text(axum::http::header::IF_MATCH);
+    let if_none_match = text(axum::http::header::IF_NONE_MATCH);
+    preconditions::check(if_match, if_none_match, current).map_err(|r| match r {
+        Refusal::Required => Error::PreconditionRequired,
+        Refusal::Failed => Error::PreconditionFailed,
+    })
+}
+
+/// Creates or replaces a team (operator); `?dry_run=true` checks a new
+/// team's body by the rules of a team file and answers 201 without writing.
+///
+/// A file team's id is 409 `managed_by_file` once the preconditions hold;
+/// a write that is not a dry run is 501 `not_implemented` for now.
+#[utoipa::path(put, path = "/v1/teams/{id}", operation_id = "put_team", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id"), PutParams, OperatorActorHeader,
+        ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
+    request_body(content = TeamForm, description = "the team, as the JSON form of its file"),
+    responses((status = 201, body = TeamForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        ManagedE409,
+        E412,
+        E428,
+        E501,
+        ApiKeyErrors, OperatorBodyErrors, E403, E404))]
+async fn put_team(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<PutParams>,
+    headers: HeaderMap,
+    req: Request,
+) -> Result<Response> {
+    let dry_run = q.dry_run()?;
+    let config = std::sync::Arc::clone(st.gateway.config());
+    let current = config.teams.get(&id).map(|t| etag(&t.print));
+    precondition(&headers, current.as_deref())?;
+    if current.is_some() {
+        return Err(Error::ManagedByFile(MANAGED_TEAM));
+    }
+    if !dry_run {
+        return Err(Error::NotImplemented(NOT_YET));
+    }
+    let bytes = json_bytes(req, &st)
+        .await?
+        .ok_or_else(|| Error::BadRequest("a body is required".into()))?;
+    let body: serde_json::Value = parse_json(&bytes)?;
+    if body
+        .get("id")
+        .and_then(|v| v.as_str())
+        .is_some_and(|b| b != id)
+    {
+        return Err(Error::InvalidConfig(vec![Pointed {
+            pointer: "/id".into(),
+            detail: "is not the id of the path".into(),
+        }]));
+    }
+    let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+    let tag = etag(&team.print);
+    Ok(read_back(
+        StatusCode::CREATED,
+        &team.form,
+        &tag,
+        Source::Api,
+    ))
+}
+
+/// Deletes a team (operator): a file team's is 409 once `If-Match` holds.
+#[utoipa::path(delete, path = "/v1/teams/{id}", operation_id = "delete_team", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id"), OperatorActorHeader,
+        ("If-Match" = Option<String>, Header, description = "the current ETag")),
+    responses(ManagedE409,
+        E412,
+        E428,
+        ApiKeyErrors, E403, E404, E422))]
+async fn delete_team(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(id): PathParam<String>,
+    _: NoQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let config = st.gateway.config();
+    let team = config
+        .teams
+        .get(&id)
+        .ok_or(Error::NotFound("no such team"))?;
+    precondition(&headers, Some(&etag(&team.print)))?;
+    Err(Error::ManagedByFile(MANAGED_TEAM))
+}
+
+/// Creates or replaces a channel (operator): a file channel's name is 409
+/// once the preconditions hold; any other is 501 `not_implemented` for now.
+#[utoipa::path(put, path = "/v1/channels/{name}", operation_id = "put_channel", tag = "operator", security(("api_key" = [])),
+    params(("name" = String, Path, description = "the channel's name"), PutParams, OperatorActorHeader,
+        ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
+        ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
+    request_body(content = ChannelForm, description = "the channel, as the JSON form of its file"),
+    responses(ManagedE409,
+        E412,
+        E428,
+        E501,
+        ApiKeyErrors, OperatorBodyErrors, E403, E404))]
+async fn put_channel(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(name): PathParam<String>,
+    QueryParams(q): QueryParams<PutParams>,
+    headers: HeaderMap,
+) -> Result<Response> {
+    q.dry_run()?;
+    let config = st.gateway.config();
+    let current = config.channels.get(&name).map(|c| etag(&c.print));
+    precondition(&headers, current.as_deref())?;
+    if current.is_some() {
+        return Err(Error::ManagedByFile(MANAGED_CHANNEL));
+    }
+    Err(Error::NotImplemented(NOT_YET))
+}
+
+/// Deletes a channel (operator): a file channel's is 409 once `If-Match`
+/// holds.
+#[utoipa::path(delete, path = "/v1/channels/{name}", operation_id = "delete_channel", tag = "operator", security(("api_key" = [])),
+    params(("name" = String, Path, description = "the channel's name"), OperatorActorHeader,
+        ("If-Match" = Option<String>, Header, description = "the current ETag")),
+    responses(ManagedE409,
+        E412,
+        E428,
+        ApiKeyErrors, E403, E404, E422))]
+async fn delete_channel(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(name): PathParam<String>,
+    _: NoQuery,
+    headers: HeaderMap,
+) -> Result<Response> {
+    let config = st.gateway.config();
+    let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
+    precondition(&headers, Some(&etag(&channel.print)))?;
+    Err(Error::ManagedByFile(MANAGED_CHANNEL))
+}
+
+/// `POST /v1/teams/{id}/api-keys`: a key for the team, made by the
+/// gateway, or by the operator (`sha256`).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKey {
+    /// The key's id in the team.
+    #[allow(dead_code)] // read once API teams are built
+    id: String,
+    /// `bot`, `agent`, `admin` or `auditor`.
+    #[allow(dead_code)]
+    role: String,
+    /// Hex SHA-256 of a key the operator made; absent: the gateway makes one.
+    #[allow(dead_code)]
+    sha256: Option<String>,
+}
+
+/// `POST /v1/teams/{id}/security-keys`: a new `whsec_` key for the team.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSecurityKey {
+    #[allow(dead_code)] // read once API teams are built
+    kid: String,
+    /// `true`: the new key signs from now on.
+    #[allow(dead_code)]
+    primary: Option<bool>,
+}
+
+/// A key change of team `id`: 409 for a file team (its keys are its
+/// file's), else 404 (no API team exists yet).
+fn key_change(st: &AppState, id: &str) -> Result<Response> {
+    match st.gateway.config().teams.contains_key(id) {
+        true => Err(Error::ManagedByFile(MANAGED_TEAM)),
+        false => Err(Error::NotFound("no such team")),
+    }
+}
+
+/// Adds an API key to a team (operator).
+#[utoipa::path(post, path = "/v1/teams/{id}/api-keys", operation_id = "add_team_api_key", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
+    request_body = NewApiKey,
+    responses(ManagedE409,
+        ApiKeyErrors, JsonBodyErrors, E403, E404))]
+async fn add_api_key(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(id): PathParam<String>,
+    _: NoQuery,
+    _body: JsonBody<NewApiKey>,
+) -> Result<Response> {
+    key_change(&st, &id)
+}
+
+/// Removes an API key of a team (operator).
+#[utoipa::path(delete, path = "/v1/teams/{id}/api-keys/{key_id}", operation_id = "remove_team_api_key", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id"), ("key_id" = String, Path, description = "the key's id"), OperatorActorHeader),
+    responses(ManagedE409,
+        ApiKeyErrors, E403, E404, E422))]
+async fn remove_api_key(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam((id, _key)): PathParam<(String, String)>,
+    _: NoQuery,
+) -> Result<Response> {
+    key_change(&st, &id)
+}
+
+/// Adds a security key to a team (operator).
+#[utoipa::path(post, path = "/v1/teams/{id}/security-keys", operation_id = "add_team_security_key", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
+    request_body = NewSecurityKey,
+    responses(ManagedE409,
+        ApiKeyErrors, JsonBodyErrors, E403, E404))]
+async fn add_security_key(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam(id): PathParam<String>,
+    _: NoQuery,
+    _body: JsonBody<NewSecurityKey>,
+) -> Result<Response> {
+    key_change(&st, &id)
+}
+
+/// Removes a security key of a team (operator).
+#[utoipa::path(delete, path = "/v1/teams/{id}/security-keys/{kid}", operation_id = "remove_team_security_key", tag = "operator", security(("api_key" = [])),
+    params(("id" = String, Path, description = "the team's id"), ("kid" = String, Path, description = "the key's kid"), OperatorActorHeader),
+    responses(ManagedE409,
+        ApiKeyErrors, E403, E404, E422))]
+async fn remove_security_key(
+    State(st): State<AppState>,
+    _: Operator,
+    PathParam((id, _kid)): PathParam<(String, String)>,
+    _: NoQuery,
+) -> Result<Response> {
+    key_change(&st, &id)
+}
