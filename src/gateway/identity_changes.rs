@@ -73,15 +73,7 @@ async fn take(
     match signal {
         IdentitySignal::Changed { message_id, .. } | IdentitySignal::Refused { message_id, .. } => {
             let memory = keys::answered_request(&team.id, SEEN_KIND, message_id);
-            let raw = core
-                .get(std::slice::from_ref(&memory))
-                .await?
-                .pop()
-                .flatten();
-            if Loaded::<LogoutAnswer>::parse(memory.clone(), raw)?
-                .value
-                .is_some()
-            {
+            if already_taken(core, &memory).await? {
                 return Ok(0);
             }
             let n = end_conversations(core, team, channel, ids, acting, now).await?;
@@ -100,37 +92,62 @@ async fn take(
             Ok(n)
         }
         IdentitySignal::Hash { hash, .. } => {
-            let hkeys: Vec<String> = ids
-                .iter()
-                .map(|id| keys::identity_hash(&team.id, channel, id))
-                .collect();
-            let raw = core.get(&hkeys).await?;
-            let mut known = Vec::with_capacity(hkeys.len());
-            for (key, raw) in hkeys.into_iter().zip(raw) {
-                known.push(Loaded::<IdentityHash>::parse(key, raw)?);
-            }
-            let changed = known.iter().any(|k| {
-                identity_change::is_change(k.value.as_ref().map(|h| h.hash.as_str()), hash)
-            });
-            // Ended first, remembered after: a failure in between is seen
-            // again when Meta retries.
-            let n = match changed {
-                true => end_conversations(core, team, channel, ids, acting, now).await?,
-                false => 0,
-            };
-            let ttl = team.settings_for(channel).interaction_ttl.get();
-            let newest = IdentityHash { hash: hash.clone() };
-            for k in known.iter().filter(|k| k.value.as_ref() != Some(&newest)) {
-                // A conflict is a concurrent webhook's newer hash: it stands.
-                change::once(core, &team.id, now, |c| {
-                    c.put(k, &newest, Some(ttl))?;
-                    Ok(Step::Write(()))
-                })
-                .await?;
-            }
-            Ok(n)
+            take_hash(core, team, channel, ids, hash, acting, now).await
         }
     }
+}
+
+/// Whether the system message remembered under `memory` was taken
+/// already (Meta's retry of it acts once).
+async fn already_taken(core: &Core, memory: &str) -> Result<bool> {
+    let key = memory.to_owned();
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+    Ok(Loaded::<LogoutAnswer>::parse(key, raw)?.value.is_some())
+}
+
+/// The identity hash Meta gives now for the user behind `ids`, for
+/// `team`: the conversations end when it is not the one known, and it is
+/// known from now on. How many conversations changed.
+async fn take_hash(
+    core: &Arc<Core>,
+    team: &Team,
+    channel: &str,
+    ids: &[String],
+    hash: &str,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<usize> {
+    let hkeys: Vec<String> = ids
+        .iter()
+        .map(|id| keys::identity_hash(&team.id, channel, id))
+        .collect();
+    let raw = core.get(&hkeys).await?;
+    let mut known = Vec::with_capacity(hkeys.len());
+    for (key, raw) in hkeys.into_iter().zip(raw) {
+        known.push(Loaded::<IdentityHash>::parse(key, raw)?);
+    }
+    let changed = known
+        .iter()
+        .any(|k| identity_change::is_change(k.value.as_ref().map(|h| h.hash.as_str()), hash));
+    // Ended first, remembered after: a failure in between is seen
+    // again when Meta retries.
+    let n = match changed {
+        true => end_conversations(core, team, channel, ids, acting, now).await?,
+        false => 0,
+    };
+    let ttl = team.settings_for(channel).interaction_ttl.get();
+    let newest = IdentityHash {
+        hash: hash.to_owned(),
+    };
+    for k in known.iter().filter(|k| k.value.as_ref() != Some(&newest)) {
+        // A conflict is a concurrent webhook's newer hash: it stands.
+        change::once(core, &team.id, now, |c| {
+            c.put(k, &newest, Some(ttl))?;
+            Ok(Step::Write(()))
+        })
+        .await?;
+    }
+    Ok(n)
 }
 
 /// A send of `team` on `channel` for interaction `rec` failed with

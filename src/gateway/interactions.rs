@@ -27,7 +27,7 @@ use crate::domain::subject::SubjectRecord;
 use crate::error::{Error, Result};
 use crate::events::types::{LoggedOut, Plain};
 use crate::events::EventData;
-use crate::store::{keys, IndexEntry, Op};
+use crate::store::{keys, IndexEntry, Op, Versioned};
 use crate::time::Timestamp;
 
 /// A bot's request to create (or find) an interaction, as received.
@@ -364,20 +364,8 @@ async fn read_conversation(
     };
     let customer_ref = new.customer_ref.as_ref().map(|r| r.as_str());
     let theirs = remembered_subject_key(team, customer_ref, recognition.as_ref(), now);
-    let remembered = match (theirs, rkey.as_deref()) {
-        (Some(theirs), Some(rkey)) => {
-            let read = match cguess {
-                Some(guess) if guess == theirs => raw.next().flatten(),
-                _ => {
-                    core.companions().1.remember(rkey, &theirs);
-                    let mut more = core.get(std::slice::from_ref(&theirs)).await?;
-                    more.pop().flatten()
-                }
-            };
-            Loaded::<SubjectRecord>::parse(theirs, read)?.value
-        }
-        _ => None,
-    };
+    let beside = raw.next().flatten();
+    let remembered = remembered_subject(core, theirs, rkey.as_deref(), cguess, beside).await?;
     Ok(Conversation {
         link,
         subject,
@@ -386,6 +374,31 @@ async fn read_conversation(
         remembered,
         guessed,
     })
+}
+
+/// The subject of the customer a conversation remembers, at `theirs`
+/// (what its recognition at `rkey` names): as read beside the conversation
+/// (`beside`) when the guess `cguess` was right; else read now, in one
+/// more round trip, and the guess corrected.
+async fn remembered_subject(
+    core: &Core,
+    theirs: Option<String>,
+    rkey: Option<&str>,
+    cguess: Option<String>,
+    beside: Option<Versioned>,
+) -> Result<Option<SubjectRecord>> {
+    let (Some(theirs), Some(rkey)) = (theirs, rkey) else {
+        return Ok(None);
+    };
+    let read = match cguess {
+        Some(guess) if guess == theirs => beside,
+        _ => {
+            core.companions().1.remember(rkey, &theirs);
+            let mut more = core.get(std::slice::from_ref(&theirs)).await?;
+            more.pop().flatten()
+        }
+    };
+    Ok(Loaded::<SubjectRecord>::parse(theirs, read)?.value)
 }
 
 pub async fn get_interaction(

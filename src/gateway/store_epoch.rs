@@ -320,31 +320,7 @@ async fn settle_marker(
     let known = core.epochs().seen(&team.id);
     let read = Loaded::<StoredEpoch>::parse(key.clone(), raw)?;
     let Some(marker) = read.value else {
-        let lost = known.version.is_some();
-        if lost {
-            // Lost, whoever writes the marker again: refused from now,
-            // also by a request of this process that reads it meanwhile.
-            let reset_at = Some(now);
-            core.epochs().set(&team.id, Seen { reset_at, ..known });
-        }
-        let marker = StoredEpoch { at: now, r: lost };
-        // Another instance wrote it first: read at the next check.
-        let Some(version) = write_marker(core, &key, 0, marker).await? else {
-            return Ok(Found::Whole);
-        };
-        core.epochs().set(
-            &team.id,
-            Seen {
-                version: Some(version),
-                reset_at: if lost { Some(now) } else { known.reset_at },
-                renewed: Some(now),
-            },
-        );
-        return Ok(if lost {
-            Found::ResetNoticedHere
-        } else {
-            Found::Whole
-        });
+        return write_absent_marker(core, team, &key, known, now).await;
     };
     let mut version = read.version;
     let rewritten = known.version.is_some_and(|v| v != read.version);
@@ -376,6 +352,42 @@ async fn settle_marker(
     Ok(match newer {
         Some(at) if now < at.plus(max_age) => Found::ResetNoticedElsewhere,
         _ => Found::Whole,
+    })
+}
+
+/// Writes `team`'s marker (at `key`), found absent, where this process
+/// had seen it as `known`: a reset when it had seen one before.
+async fn write_absent_marker(
+    core: &Core,
+    team: &Team,
+    key: &str,
+    known: Seen,
+    now: Timestamp,
+) -> Result<Found> {
+    let lost = known.version.is_some();
+    if lost {
+        // Lost, whoever writes the marker again: refused from now,
+        // also by a request of this process that reads it meanwhile.
+        let reset_at = Some(now);
+        core.epochs().set(&team.id, Seen { reset_at, ..known });
+    }
+    let marker = StoredEpoch { at: now, r: lost };
+    // Another instance wrote it first: read at the next check.
+    let Some(version) = write_marker(core, key, 0, marker).await? else {
+        return Ok(Found::Whole);
+    };
+    core.epochs().set(
+        &team.id,
+        Seen {
+            version: Some(version),
+            reset_at: if lost { Some(now) } else { known.reset_at },
+            renewed: Some(now),
+        },
+    );
+    Ok(if lost {
+        Found::ResetNoticedHere
+    } else {
+        Found::Whole
     })
 }
 

@@ -10,9 +10,11 @@
 //! (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
 use std::time::Duration;
 
+use uuid::Uuid;
+
 use super::records::{put, Loaded, StoredGather};
 use super::reports;
-use super::work::Step;
+use super::work::{Done, Step, Work};
 use super::Core;
 use crate::channels::twilio_voice::TwilioVoiceConfig;
 use crate::channels::{Call, ChannelError, ChannelKind, Fill, Purpose};
@@ -241,44 +243,84 @@ async fn read_aloud<'t>(
                 w.as_announcement();
                 let read = match first {
                     Some(read) => read,
-                    None => {
-                        let raw = core.get(std::slice::from_ref(&key)).await?;
-                        Loaded::parse(key.clone(), raw.into_iter().next().flatten())?
-                    }
+                    None => read_gather(core, key).await?,
                 };
-                let Some(mut gather) = read.value else {
-                    return Ok(Step::Answer(None));
-                };
-                let found = w.rec.challenge_at_mut(gather.c, now);
-                let open = found.as_ref().map(|(_, s)| *s) == Some(ChallengeState::Open);
-                let Press::Read { first } = voice::press(press.pressed, open, gather.n) else {
-                    return Ok(Step::Answer(None));
-                };
-                gather.n += 1;
-                let ttl = found.map_or(Duration::ZERO, |(c, _)| c.expires_at.since(now));
-                let op = put(&key, read.version, &gather, Some(ttl))?;
-                // The challenge knows the version its call's record is at.
-                let version = written_version(&op);
-                let this_call = |v: &&mut VoiceCall| {
-                    keys::gather(&team.id, &v.channel, v.gather.as_str()) == key
-                };
-                let challenge = w.rec.challenge_at_mut(gather.c, now);
-                if let Some(call) = challenge.and_then(|(c, _)| c.call.as_mut().filter(this_call)) {
-                    call.version = version;
-                }
-                if first {
-                    reports::arrived_by_voice(core, w, gather.c, &press.call_sid, now);
-                }
-                w.also(op);
-                Ok(Step::Write(Some((gather.c, gather.k))))
+                count_press(core, w, team, read, press, now)
             })
         })
         .await;
-    let done = match done {
-        Ok(done) => done,
-        Err(Error::NotFound(_)) => return Ok(None),
-        Err(e) => return Err(e),
+    match done {
+        Ok(done) => heard(core, team, done, now).map(Some),
+        Err(Error::NotFound(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The call's record at `key`, read again.
+async fn read_gather(core: &Core, key: String) -> Result<Loaded<StoredGather>> {
+    let raw = core.get(std::slice::from_ref(&key)).await?;
+    Loaded::parse(key, raw.into_iter().next().flatten())
+}
+
+/// `press` on the call whose record was `read`, decided in `w`: when
+/// [`voice::press`] reads the code, the record counts the reading, the
+/// challenge learns the version its call's record is now at, and the
+/// first reading is the call's delivery; the answer is the challenge and
+/// its sealed code. `None` (nothing written): the press reads nothing.
+fn count_press(
+    core: &Core,
+    w: &mut Work<'_>,
+    team: &Team,
+    read: Loaded<StoredGather>,
+    press: &KeyPress,
+    now: Timestamp,
+) -> Result<Step<Option<(Uuid, String)>>> {
+    let Some(mut gather) = read.value else {
+        return Ok(Step::Answer(None));
     };
+    let found = w.rec.challenge_at_mut(gather.c, now);
+    let open = found.as_ref().map(|(_, s)| *s) == Some(ChallengeState::Open);
+    let Press::Read { first } = voice::press(press.pressed, open, gather.n) else {
+        return Ok(Step::Answer(None));
+    };
+    gather.n += 1;
+    let ttl = found.map_or(Duration::ZERO, |(c, _)| c.expires_at.since(now));
+    let op = put(&read.key, read.version, &gather, Some(ttl))?;
+    let version = written_version(&op);
+    note_call_version(&mut w.rec, team, gather.c, &read.key, version, now);
+    if first {
+        reports::arrived_by_voice(core, w, gather.c, &press.call_sid, now);
+    }
+    w.also(op);
+    Ok(Step::Write(Some((gather.c, gather.k))))
+}
+
+/// The challenge `cid` of `rec` knows the version its call's record (at
+/// `key`) is at.
+fn note_call_version(
+    rec: &mut InteractionRecord,
+    team: &Team,
+    cid: Uuid,
+    key: &str,
+    version: u64,
+    now: Timestamp,
+) {
+    let this_call =
+        |v: &&mut VoiceCall| keys::gather(&team.id, &v.channel, v.gather.as_str()) == key;
+    let challenge = rec.challenge_at_mut(cid, now);
+    if let Some(call) = challenge.and_then(|(c, _)| c.call.as_mut().filter(this_call)) {
+        call.version = version;
+    }
+}
+
+/// What a press found once its unit of work is `done`: the code opened
+/// when the press reads it, with the payment it is for.
+fn heard<'t>(
+    core: &Core,
+    team: &'t Team,
+    done: Done<Option<(Uuid, String)>>,
+    now: Timestamp,
+) -> Result<Heard<'t>> {
     let (code, transaction) = match done.value {
         Some((cid, sealed)) => {
             let transaction = done
@@ -292,10 +334,10 @@ async fn read_aloud<'t>(
         }
         None => (None, None),
     };
-    Ok(Some(Heard {
+    Ok(Heard {
         team,
         rec: done.rec,
         code,
         transaction,
-    }))
+    })
 }

@@ -250,39 +250,66 @@ async fn run<S: Sink>(
         if round.fresh {
             unconfirmed.clear();
         }
-        let confirmed = std::mem::take(&mut unconfirmed);
         lag.keep(&round.teams);
-        let mut caught_up = Vec::new();
-        for team in &round.teams {
-            let now = clock.now();
-            if !sink.due(team, now) {
-                continue;
-            }
-            let done = confirmed.get(team).copied();
-            let step = {
-                // While a send waits the gauge still moves: a destination
-                // that hangs is an entry growing old.
-                let step = one_team(&mut sink, &core, team, &me, done, &lag, now);
-                tokio::pin!(step);
-                loop {
-                    tokio::select! {
-                        step = &mut step => break step,
-                        () = tokio::time::sleep(TICK) => lag.show(),
-                    }
-                }
-            };
-            match &step {
-                Ok(Step::CaughtUp) => caught_up.push(team.clone()),
-                Ok(Step::Sent(Some(sent))) => {
-                    unconfirmed.insert(team.clone(), *sent);
-                }
-                Err(_) if S::CONFIRMS_LATER => unconfirmed.clear(),
-                _ => {}
-            }
-            sink.ended(team, now, &step.map(|_| ()));
-        }
+        let caught_up = each_team(
+            &mut sink,
+            &core,
+            &round,
+            &me,
+            &mut unconfirmed,
+            &lag,
+            &*clock,
+        )
+        .await;
         sink.caught_up(&caught_up);
         lag.show();
+    }
+}
+
+/// A round of `sink` for each team of `round` that is due, confirming
+/// what `unconfirmed` held for it from the last round: tells the sink how
+/// each fared, leaves in `unconfirmed` what now awaits confirming, and
+/// answers the teams caught up.
+async fn each_team<S: Sink>(
+    sink: &mut S,
+    core: &Core,
+    round: &Round,
+    me: &str,
+    unconfirmed: &mut HashMap<String, (u64, u64)>,
+    lag: &Lag,
+    clock: &dyn Clock,
+) -> Vec<String> {
+    let confirmed = std::mem::take(unconfirmed);
+    let mut caught_up = Vec::new();
+    for team in &round.teams {
+        let now = clock.now();
+        if !sink.due(team, now) {
+            continue;
+        }
+        let done = confirmed.get(team).copied();
+        let step = showing_lag(lag, one_team(sink, core, team, me, done, lag, now)).await;
+        match &step {
+            Ok(Step::CaughtUp) => caught_up.push(team.clone()),
+            Ok(Step::Sent(Some(sent))) => {
+                unconfirmed.insert(team.clone(), *sent);
+            }
+            Err(_) if S::CONFIRMS_LATER => unconfirmed.clear(),
+            _ => {}
+        }
+        sink.ended(team, now, &step.map(|_| ()));
+    }
+    caught_up
+}
+
+/// `step`, awaited while the gauge still moves every tick: a destination
+/// that hangs is an entry growing old.
+async fn showing_lag<T>(lag: &Lag, step: impl Future<Output = T>) -> T {
+    tokio::pin!(step);
+    loop {
+        tokio::select! {
+            step = &mut step => break step,
+            () = tokio::time::sleep(TICK) => lag.show(),
+        }
     }
 }
 

@@ -108,7 +108,18 @@ pub(in crate::gateway) async fn start_app_challenge(
         // Replaced while the provider was asked: no prompt, no event.
         .ok_or(Error::ChallengeExpired)?;
     announce_app(core, team, &rec, cid, &code, expires_at, answered).await?;
-    Ok(StartedChallenge {
+    Ok(started_app(cid, &code, expires_at, transaction))
+}
+
+/// The answer to the start of app challenge `cid`, which the provider
+/// accepted: its binding `code`, its end, and the payment it is for.
+fn started_app(
+    cid: Uuid,
+    code: &OtpCode,
+    expires_at: Timestamp,
+    transaction: Option<&Transaction>,
+) -> StartedChallenge {
+    StartedChallenge {
         challenge_id: cid,
         method: view::ChallengeMethod::App,
         delivery: None,
@@ -123,7 +134,7 @@ pub(in crate::gateway) async fn start_app_challenge(
         transaction: None,
         transaction_hash: None,
     }
-    .for_transaction(transaction))
+    .for_transaction(transaction)
 }
 
 /// Reserves app challenge `cid`: checks the subject, counts the send,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::read::ChallengeView;
 use super::read::StartedChallenge;
 use super::steps::{self, send_claimed, Claimed, Found, Move, StepNumber, Took};
-use crate::config::Team;
+use crate::config::{Settings, Team};
 use crate::domain::challenge::{ChallengeState, Delivery};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::destination_policy::Reach;
@@ -640,17 +640,7 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
         return Ok(true);
     };
     let code = reveal::open(&l.sealed_code, cid, core.pepper())?;
-    let later = l.steps.len();
-    let rest = ladder::targets(
-        &l.steps,
-        step.index + 1..later,
-        |ch| core.reach(ch),
-        &s.otp,
-        rec,
-    );
-    let targets: Vec<Target> = std::iter::once(claimed.target.clone())
-        .chain(rest.unwrap_or_default())
-        .collect();
+    let targets = resend_targets(core, s, rec, l, step.index, &claimed);
     let took = send_claimed(
         core,
         team,
@@ -663,17 +653,48 @@ async fn resume(core: &Core, team: &Team, id: Uuid, cid: Uuid, now: Timestamp) -
         now,
     );
     let took = took.await?;
-    // Its answer, with the move's `challenge.advanced` (the mover died
-    // before it could announce it).
-    match steps::record_sent(core, team, &mv, &took, now).await? {
-        Some(done) => {
-            steps::count_move(done.value);
-            withdraw_left(core, &mv).await;
-        }
-        None => withdraw(core, &took).await,
-    }
+    record_resent(core, team, &mv, &took, now).await?;
     remember_step(core, team, id, cid, &took, now).await;
     Ok(true)
+}
+
+/// Where the step at `index` of `l`, claimed again as `claimed`, may send:
+/// its own target, then the later steps' (none when they cannot be
+/// found).
+fn resend_targets(
+    core: &Core,
+    s: &Settings,
+    rec: &InteractionRecord,
+    l: &Ladder,
+    index: usize,
+    claimed: &Claimed,
+) -> Vec<Target> {
+    let later = l.steps.len();
+    let rest = ladder::targets(&l.steps, index + 1..later, |ch| core.reach(ch), &s.otp, rec);
+    std::iter::once(claimed.target.clone())
+        .chain(rest.unwrap_or_default())
+        .collect()
+}
+
+/// A resent step's answer, recorded with the move's `challenge.advanced`
+/// (the mover died before it could announce it): the move counted and
+/// the previous step's message withdrawn; what was sent is withdrawn when
+/// the answer cannot be recorded.
+async fn record_resent(
+    core: &Core,
+    team: &Team,
+    mv: &Move,
+    took: &Took,
+    now: Timestamp,
+) -> Result<()> {
+    match steps::record_sent(core, team, mv, took, now).await? {
+        Some(done) => {
+            steps::count_move(done.value);
+            withdraw_left(core, mv).await;
+        }
+        None => withdraw(core, took).await,
+    }
+    Ok(())
 }
 
 /// Withdraws the messages of `ladder`'s steps that can be withdrawn
