@@ -8,7 +8,7 @@
 //! use case decide on what it read ([`Change`]: typed reads; puts and
 //! deletes; audit drafts; events and notices), and commits all of it at
 //! once: the drafts chained after the team's audit head, in the team's
-//! line on it (`audit`), the events in the same commit as the outbox
+//! line on it (`trail`), the events in the same commit as the outbox
 //! writes them. Another writer first (a record's version moved, or the
 //! head) makes it read again and decide again, with the unit of work's
 //! budget (`store::Backoff`). What [`Core::transact`] does after a commit
@@ -217,7 +217,9 @@ pub(super) async fn changed<T>(
 /// given to its puts and deletes), committed once: `None` when another
 /// writer came first (a version moved, a claim's key taken), and nothing
 /// was written — for a use case to which that is an answer (a lease
-/// another instance holds, a state another request consumed).
+/// another instance holds, a state another request consumed). A `once`
+/// that audits takes a head moved meanwhile for such a race too: an
+/// audited change that must land is a [`Core::change`].
 pub(in crate::gateway) async fn once<T>(
     core: &Core,
     team: &str,
