@@ -282,7 +282,27 @@ pub fn for_deployment(
                 .into(),
         );
     }
+    // Without `[operator]` its paths answer 404, as an unknown path does:
+    // the document offers them only where they are served
+    // (docs/operator-api.md#turning-it-on).
+    if config.operator.is_none() {
+        doc.paths.paths.retain(|_, item| !is_operators(item));
+        if let Some(tags) = doc.tags.as_mut() {
+            tags.retain(|t| t.name != OPERATOR_TAG);
+        }
+    }
     finish(doc, raw).to_string()
+}
+
+/// The tag of the operator API's operations.
+const OPERATOR_TAG: &str = "operator";
+
+/// Whether `item` is a path of the operator API (its operations tagged so).
+fn is_operators(item: &utoipa::openapi::PathItem) -> bool {
+    [&item.get, &item.put, &item.post, &item.delete, &item.patch]
+        .into_iter()
+        .flatten()
+        .any(|op| op.tags.iter().flatten().any(|t| t == OPERATOR_TAG))
 }
 
 /// The generated document, completed: optional bodies, and the `raw`

@@ -70,6 +70,45 @@ both_stores!(off_without_the_section, |app: TestApp| async move {
             assert_problem(res, 404, "not_found").await;
         }
     }
+    // Nor does the document offer them.
+    let doc = app.get_json("/openapi.json", None).await;
+    let operators = operator_paths(&doc);
+    assert!(operators.is_empty(), "{operators:?}");
+});
+
+/// The paths of `doc` whose operations are tagged `operator`.
+fn operator_paths(doc: &Value) -> Vec<String> {
+    let paths = doc["paths"].as_object().unwrap();
+    let tagged = |item: &Value| {
+        let ops = item.as_object().unwrap().values();
+        ops.clone().any(|op| {
+            op["tags"]
+                .as_array()
+                .is_some_and(|t| t.contains(&json!("operator")))
+        })
+    };
+    paths
+        .iter()
+        .filter(|(_, item)| tagged(item))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+both_stores!(the_document_offers_the_paths_served, setup: with_operator(), |app: TestApp| async move {
+    let doc = app.get_json("/openapi.json", None).await;
+    let mut operators = operator_paths(&doc);
+    operators.sort();
+    let want = [
+        "/v1/channels",
+        "/v1/channels/{name}",
+        "/v1/teams",
+        "/v1/teams/{id}",
+        "/v1/teams/{id}/api-keys",
+        "/v1/teams/{id}/api-keys/{key_id}",
+        "/v1/teams/{id}/security-keys",
+        "/v1/teams/{id}/security-keys/{kid}",
+    ];
+    assert_eq!(operators, want);
 });
 
 both_stores!(keys_and_roles, setup: with_operator(), |app: TestApp| async move {
