@@ -16,6 +16,7 @@ mod files;
 mod interpolate;
 mod load;
 mod number_checks;
+mod number_verification;
 mod oidc;
 mod once;
 mod print;
@@ -56,6 +57,7 @@ pub use channels::{
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 pub use load::{load, load_all_but_sms_length, load_with_env};
+pub use number_verification::NumberVerification;
 pub use oidc::{https_or_loopback, may_reach};
 pub use once::{warn_once, StartupWarning};
 pub use print::ConfigPrint;

@@ -134,6 +134,10 @@ pub(super) fn load_team(
         .number_checks
         .map(|t| super::number_checks::load_number_checks(t, file, &raw.id))
         .transpose()?;
+    let number_verification = raw
+        .number_verification
+        .map(|t| super::number_verification::load_number_verification(t, file))
+        .transpose()?;
 
     let team_layer = || Layer {
         file,
@@ -205,6 +209,7 @@ pub(super) fn load_team(
         ssf,
         dialogflow,
         number_checks,
+        number_verification,
         settings,
         channel_settings,
         whatsapp_chats,

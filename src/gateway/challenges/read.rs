@@ -195,6 +195,29 @@ pub struct ChallengeView {
     /// without for an agent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// A `network` challenge's last answer from the mobile operator
+    /// (docs/network-authentication.md); absent for other methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkView>,
+}
+
+/// What the mobile operator last answered about a network challenge's
+/// link (docs/network-authentication.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct NetworkView {
+    /// Null before the first answer.
+    pub result: Option<view::NetworkResult>,
+    pub answered_at: Option<Timestamp>,
+}
+
+impl NetworkView {
+    /// For challenge `c`: its last answer, when it is a network challenge.
+    fn of(c: &Challenge) -> Option<Self> {
+        (c.method == crate::domain::challenge::ChallengeMethod::Network).then(|| NetworkView {
+            result: c.network.map(|a| a.result.into()),
+            answered_at: c.network.map(|a| a.answered_at),
+        })
+    }
 }
 
 impl ChallengeView {
@@ -215,6 +238,7 @@ impl ChallengeView {
             transaction,
             transaction_hash,
             approval: None,
+            network: NetworkView::of(c),
         }
     }
 }
