@@ -285,6 +285,13 @@ fn check_ladder(
     for (i, name) in ladder.iter().enumerate() {
         let key = super::de::join(&layer.prefix, &format!("otp.ladder[{i}]"));
         let err = |problem: String| ConfigError::new(layer.file, &key, problem);
+        if name == "network" && !channels.contains_key(name) {
+            return Err(err(
+                "a network step in the ladder is not supported by this version: start a network \
+                 challenge, then a ladder (docs/network-authentication.md#a-recipe-for-a-bot-silent-first-then-a-code)"
+                    .into(),
+            ));
+        }
         let Some(channel) = channels.get(name) else {
             return Err(err(format!(
                 "no channel file defines a channel named {name:?}"

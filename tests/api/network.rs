@@ -620,6 +620,122 @@ async fn by_sms_and_hashed(backend: Backend) {
     assert_eq!(app.get(&id).await["method"], "network");
 }
 
+/// A swapped SIM passes a network check: the team's number checks refuse
+/// the number before any link goes (403 `number_refused`); a clean one
+/// lets it go, and the answer says what was found.
+async fn a_swapped_sim_is_refused_before_the_link(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let checks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "ck-token-1", "token_type": "Bearer", "expires_in": 3600}),
+        ))
+        .mount(&checks)
+        .await;
+    let swapped = Mock::given(method("POST"))
+        .and(path("/sim-swap/v2/check"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"swapped": true})))
+        .expect(1)
+        .mount_as_scoped(&checks)
+        .await;
+    let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
+    let section = format!(
+        "{}\n[number_checks]\nkind = \"camara\"\nsim_swap_url = \"{u}/sim-swap/v2\"\n\
+         token_url = \"{u}/token\"\nclient_id = \"chatgate\"\nclient_secret = \"op-secret\"\ncache = \"0s\"\n",
+        op.team_section(""),
+        u = checks.uri()
+    );
+    let setup = Setup {
+        team_extra: section,
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let res = start_raw(&app, &id, json!({"method": "network"})).await;
+    let p = assert_problem(res, 403, "number_refused").await;
+    assert_eq!(p["reason"], "sim_swap", "{p}");
+    assert!(!app
+        .chat_messages()
+        .await
+        .iter()
+        .any(|m| m["purpose"] == "network_link"));
+    drop(swapped);
+    Mock::given(method("POST"))
+        .and(path("/sim-swap/v2/check"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"swapped": false})))
+        .mount(&checks)
+        .await;
+    let res = start_raw(&app, &id, json!({"method": "network"})).await;
+    assert_eq!(res.status(), 201);
+    let started: Value = res.json().await.unwrap();
+    assert_eq!(started["number_check"]["sim_swap"], false, "{started}");
+    let link = last_link(&app).await;
+    assert_eq!(round_trip(&app, &link).await.status, 200);
+    assert_eq!(app.get(&id).await["method"], "network");
+}
+
+/// A pre-chat step-up is answered by a network confirmation: the
+/// assertion's customer is authenticated, by method `network`; the link
+/// ends with the step-up.
+async fn a_pre_chat_step_up_is_answered_by_it(backend: Backend) {
+    let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
+    let setup = Setup {
+        team_extra: format!(
+            "{}
+[settings.step_up]
+always = true
+",
+            op.team_section("")
+        ),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    for (secs, answered) in [(300, true), (30, false)] {
+        // No customer_ref: the assertion names the customer.
+        let v = app
+            .create(
+                json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                           "contact": {"phone": PHONE}}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let mut claims = app.assertion_claims("victim-7");
+        claims["exp"] = json!(app.now().unix_seconds() + secs);
+        let res = app
+            .post_json(
+                &format!("/v1/interactions/{id}/assertion"),
+                Some(&app.keys.bot),
+                &json!({"assertion": app.assertion(claims)}),
+            )
+            .await;
+        let b: Value = res.json().await.unwrap();
+        assert_eq!(b["requires_2fa"], true, "{b}");
+        let (cid, link) = start(&app, &id).await;
+        if answered {
+            assert_eq!(round_trip(&app, &link).await.status, 200);
+            let v = app.get(&id).await;
+            assert_eq!(
+                (v["status"].as_str(), v["method"].as_str()),
+                (Some("authenticated"), Some("network"))
+            );
+            assert_eq!(v["customer"]["id"], "victim-7", "{v}");
+        } else {
+            // The step-up ends in 30 s, and its link with it.
+            app.advance(31);
+            let res = app.request(Method::GET, &link, None).send().await.unwrap();
+            assert_problem(res, 410, "token_expired").await;
+            assert_eq!(read(&app, &id, &cid).await["state"], "expired");
+            assert_ne!(app.get(&id).await["status"], "authenticated");
+        }
+    }
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -643,6 +759,8 @@ on_both_stores!(
     a_replaced_or_expired_link_is_gone,
     what_is_refused_sends_nothing,
     by_sms_and_hashed,
+    a_swapped_sim_is_refused_before_the_link,
+    a_pre_chat_step_up_is_answered_by_it,
 );
 
 /// Everything a round trip logs at INFO, a failing operator included,

@@ -555,6 +555,11 @@ fn a_delivery_ladder_names_channels_with_receipts_but_the_last() {
         ),
         ("\"sms\", \"sms\"", "settings.otp.ladder[1]", "a step twice"),
         (
+            "\"network\", \"sms\"",
+            "settings.otp.ladder[0]",
+            "a network step in the ladder is not supported by this version",
+        ),
+        (
             "\"email\", \"sms\"",
             "settings.otp.ladder[0]",
             "every step but the last",
