@@ -178,6 +178,14 @@ async fn answer_started(
     let store = |e: Error| (NetworkRefusal::Store(e), None);
     let gone = (NetworkRefusal::Gone(false), None);
     let (team, nv) = verifying_team(core, &started.team).ok_or(gone)?;
+    // Started with an operator the team no longer names: its code is
+    // not the new one's to exchange.
+    if started.flow.issuer.as_deref() != Some(nv.authorization_endpoint.as_str()) {
+        return Err((
+            NetworkRefusal::BadState("started with another operator"),
+            None,
+        ));
+    }
     let (id, cid) = (started.interaction_id, started.link_id);
     let pair = core.load_pair(team, id, now).await.map_err(store)?;
     let rec = pair.rec().map_err(store)?;
