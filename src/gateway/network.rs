@@ -198,7 +198,12 @@ async fn answer_started(
         (Some(_), _) => NetworkResult::NotOnMobileNetwork,
         // The number on file was removed since the link went out.
         (None, None) => NetworkResult::Error,
-        (None, Some(number)) => asked(core, team, nv, &started.flow, answer, number, now).await,
+        (None, Some(number)) => {
+            // The operator reads `+E.164` (a number kept with a trunk
+            // prefix, `+44 07…`, is written without it).
+            let number = crate::domain::phone::e164(number).unwrap_or_else(|| number.to_string());
+            asked(core, team, nv, &started.flow, answer, &number, now).await
+        }
     };
     match conclude_network(core, team, id, cid, result, now).await {
         Ok(Ending::Gone) => Err((NetworkRefusal::Gone(false), Some(speaks))),

@@ -736,6 +736,24 @@ always = true
     }
 }
 
+/// A number on file written with a trunk prefix is verified as `+E.164`.
+async fn the_number_is_verified_in_e164(backend: Backend) {
+    let Some((app, op)) = spawn_op(backend, "").await else {
+        return;
+    };
+    let v = app
+        .create(
+            json!({"channel": "webchat", "conversation_id": uuid::Uuid::now_v7().to_string(),
+                       "customer_ref": "cust-42", "contact": {"phone": "+4407400123456"}}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let (_, link) = start(&app, &id).await;
+    assert_eq!(round_trip(&app, &link).await.status, 200);
+    assert_eq!(op.verify_bodies(), [json!({"phoneNumber": PHONE})]);
+    assert_eq!(op.refused(), Vec::<String>::new());
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -761,6 +779,7 @@ on_both_stores!(
     by_sms_and_hashed,
     a_swapped_sim_is_refused_before_the_link,
     a_pre_chat_step_up_is_answered_by_it,
+    the_number_is_verified_in_e164,
 );
 
 /// Everything a round trip logs at INFO, a failing operator included,

@@ -107,7 +107,7 @@ async fn check_number(
     let asked = number_checks::refused_challenge(cid, req.delivery, now);
     if req.method == ChallengeMethod::Network {
         // The number the operator is asked about, wherever the link goes.
-        let Some(number) = rec.contact.phone.clone() else {
+        let Some(number) = rec.contact.phone.as_deref().map(e164_of) else {
             return Ok(None);
         };
         let asked = FailedChallenge {
@@ -135,6 +135,11 @@ async fn check_number(
     Ok(found.map(|c| (number, c)))
 }
 
+/// `number` in E.164 when it reads as a phone number, else as written.
+fn e164_of(number: &str) -> String {
+    crate::domain::phone::e164(number).unwrap_or_else(|| number.to_string())
+}
+
 /// Checks the subject, counts the send and opens the challenge, in one
 /// commit: the challenge and its code, with the interaction as committed.
 async fn reserve(
@@ -157,10 +162,10 @@ async fn reserve(
                 // A network check's number is the one on file, wherever
                 // its link goes.
                 let checked_number = match req.method {
-                    ChallengeMethod::Network => w.rec.contact.phone.as_ref(),
-                    _ => started.destination.as_ref(),
+                    ChallengeMethod::Network => w.rec.contact.phone.as_deref().map(e164_of),
+                    _ => started.destination.clone(),
                 };
-                if checked_number != Some(number) {
+                if checked_number.as_ref() != Some(number) {
                     // The contact changed since it was checked.
                     return Err(Error::invalid("to", "the contact changed; ask again"));
                 }
