@@ -145,7 +145,12 @@ pub(super) fn load_team(
         table: &raw.settings,
     };
     let settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
-    check_ladder(&settings, &[defaults.clone(), team_layer()], channels)?;
+    check_ladder(
+        &settings,
+        &[defaults.clone(), team_layer()],
+        channels,
+        number_verification.is_some(),
+    )?;
     let mut channel_settings = BTreeMap::new();
     for (name, value) in &raw.channel_settings {
         let key = format!("channel_settings.{name}");
@@ -182,7 +187,7 @@ pub(super) fn load_team(
             },
         ];
         let resolved = resolve_on_defaults(&layers)?;
-        check_ladder(&resolved, &layers, channels)?;
+        check_ladder(&resolved, &layers, channels, number_verification.is_some())?;
         channel_settings.insert(name.clone(), resolved);
     }
 
@@ -269,6 +274,7 @@ fn check_ladder(
     settings: &super::Settings,
     layers: &[Layer<'_>],
     channels: &BTreeMap<String, ChannelConfig>,
+    verifies: bool,
 ) -> Result<(), ConfigError> {
     let ladder = &settings.otp.ladder;
     let written = layers.iter().rev().find(|l| {
@@ -285,12 +291,18 @@ fn check_ladder(
     for (i, name) in ladder.iter().enumerate() {
         let key = super::de::join(&layer.prefix, &format!("otp.ladder[{i}]"));
         let err = |problem: String| ConfigError::new(layer.file, &key, problem);
-        if name == "network" && !channels.contains_key(name) {
-            return Err(err(
-                "a network step in the ladder is not supported by this version: start a network \
-                 challenge, then a ladder (docs/network-authentication.md#a-recipe-for-a-bot-silent-first-then-a-code)"
-                    .into(),
-            ));
+        // The network step (docs/network-authentication.md): first, and
+        // only for a team whose operator can answer it.
+        if name == crate::domain::challenge::NETWORK_STEP {
+            match (i, verifies) {
+                (0, true) => continue,
+                (0, false) => {
+                    return Err(err(
+                        "the network step needs the team's [number_verification]".into(),
+                    ))
+                }
+                _ => return Err(err("the network step can only be the ladder's first".into())),
+            }
         }
         let Some(channel) = channels.get(name) else {
             return Err(err(format!(

@@ -616,13 +616,20 @@ pub enum AdvanceReason {
     Timeout,
     /// The bot asked.
     Requested,
+    /// A network step's operator answered another number
+    /// (docs/network-authentication.md).
+    NumberMismatch,
+    /// A network step's phone was not on the operator's mobile network.
+    NotOnMobileNetwork,
 }
 
 impl AdvanceReason {
-    pub const ALL: [AdvanceReason; 3] = [
+    pub const ALL: [AdvanceReason; 5] = [
         AdvanceReason::Failed,
         AdvanceReason::Timeout,
         AdvanceReason::Requested,
+        AdvanceReason::NumberMismatch,
+        AdvanceReason::NotOnMobileNetwork,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -630,6 +637,8 @@ impl AdvanceReason {
             AdvanceReason::Failed => "failed",
             AdvanceReason::Timeout => "timeout",
             AdvanceReason::Requested => "requested",
+            AdvanceReason::NumberMismatch => "number_mismatch",
+            AdvanceReason::NotOnMobileNetwork => "not_on_mobile_network",
         }
     }
 }
@@ -660,7 +669,18 @@ pub struct SentStep {
     pub reason: Option<AdvanceReason>,
 }
 
+/// The name of a ladder's network step: `otp.ladder`'s first entry
+/// `"network"` sends a network link before any code
+/// (docs/network-authentication.md#as-the-first-step-of-a-ladder).
+pub const NETWORK_STEP: &str = "network";
+
 impl Ladder {
+    /// Whether its current step is the network step: the link is out,
+    /// no code yet.
+    pub fn at_network_step(&self) -> bool {
+        self.current().is_some_and(|s| s.channel == NETWORK_STEP)
+    }
+
     /// The step that has the code now.
     pub fn current(&self) -> Option<&SentStep> {
         self.sent.last()

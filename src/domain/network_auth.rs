@@ -9,7 +9,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use super::challenge::{ChallengeMethod, PastOutcome};
+use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, PastOutcome};
 pub use super::challenge::{NetworkAnswer, NetworkResult};
 use super::interaction::{Customer, InteractionRecord, Method};
 use super::settings::Settings;
@@ -68,15 +68,35 @@ pub enum Ending {
     Ended { reason: &'static str },
     /// It stays open; the answer is recorded.
     Open,
+    /// A ladder's network step that did not confirm: the answer is
+    /// recorded, and the ladder moves on to its next step for `reason`.
+    MoveOn(AdvanceReason),
     /// It is no longer the interaction's open network challenge (used,
     /// replaced, expired): nothing changes.
     Gone,
 }
 
-/// Whether `cid` is `rec`'s open network challenge at `now`.
+/// Whether `cid` is `rec`'s open network challenge at `now`: a `network`
+/// challenge, or a ladder still at its network step.
 pub fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
     rec.open_challenge(now)
-        .is_some_and(|c| c.id == cid && c.method == ChallengeMethod::Network)
+        .is_some_and(|c| c.id == cid && awaits_operator(c))
+}
+
+/// Whether the operator's answer is what `c` waits for.
+fn awaits_operator(c: &Challenge) -> bool {
+    c.method == ChallengeMethod::Network || c.ladder.as_ref().is_some_and(|l| l.at_network_step())
+}
+
+/// Why a ladder's network step moves on after `result` (`None`: it
+/// confirmed).
+pub fn move_reason(result: NetworkResult) -> Option<AdvanceReason> {
+    match result {
+        NetworkResult::Verified => None,
+        NetworkResult::Mismatch => Some(AdvanceReason::NumberMismatch),
+        NetworkResult::NotOnMobileNetwork => Some(AdvanceReason::NotOnMobileNetwork),
+        NetworkResult::Error => Some(AdvanceReason::Failed),
+    }
 }
 
 /// Applies `result` to network challenge `cid` of `rec` at `now`:
@@ -91,6 +111,8 @@ pub fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bo
 ///   nothing can be guessed this way;
 /// - off the mobile network, or an error: it stays open, nothing counted.
 ///
+/// On a ladder at its network step, any answer but a confirmation moves
+/// the ladder on ([`Ending::MoveOn`]); nothing counts as a wrong attempt.
 /// Every answer is recorded on the challenge as its last.
 pub fn conclude(
     rec: &mut InteractionRecord,
@@ -111,6 +133,10 @@ pub fn conclude(
     }
     rec.last_write_at = now;
     let origin = rec.lockout_origin(s);
+    let on_ladder = rec.challenge.as_ref().is_some_and(|c| c.ladder.is_some());
+    if let (true, Some(reason)) = (on_ladder, move_reason(result)) {
+        return Ending::MoveOn(reason);
+    }
     match result {
         NetworkResult::NotOnMobileNetwork | NetworkResult::Error => Ending::Open,
         NetworkResult::Mismatch => {

@@ -14,7 +14,7 @@ use super::login::Speaks;
 use super::records::{put, retry, Loaded};
 use super::Core;
 use crate::config::{NumberVerification, Team};
-use crate::domain::challenge::PastOutcome;
+use crate::domain::challenge::{AdvanceReason, PastOutcome};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::network_auth::{is_open_network, Ending, NetworkResult};
 use crate::error::{Error, Result};
@@ -207,12 +207,32 @@ async fn answer_started(
     };
     match conclude_network(core, team, id, cid, result, now).await {
         Ok(Ending::Gone) => Err((NetworkRefusal::Gone(false), Some(speaks))),
-        Ok(_) => {
+        Ok(ending) => {
+            if let Ending::MoveOn(reason) = ending {
+                move_on(core, team, (id, cid), reason, now).await;
+            }
             metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
                 .increment(1);
             Ok((result, speaks))
         }
         Err(e) => Err((NetworkRefusal::Store(e), Some(speaks))),
+    }
+}
+
+/// A ladder's network step that did not confirm: the ladder moves on to
+/// its next step at once (the code goes out there). A move that cannot
+/// be made (no step left that can take it, its limit) leaves the ladder
+/// at its network step until its time-out, which tries again.
+async fn move_on(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    reason: AdvanceReason,
+    now: Timestamp,
+) {
+    let moved = super::challenges::ladder::advance_ladder(core, team, id, cid, reason, now);
+    if let Err(e) = moved.await {
+        tracing::info!(team = %team.id, reason = reason.as_str(), error = %e, "a ladder's network step could not move on");
     }
 }
 

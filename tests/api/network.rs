@@ -754,6 +754,156 @@ async fn the_number_is_verified_in_e164(backend: Backend) {
     assert_eq!(op.refused(), Vec::<String>::new());
 }
 
+/// A ladder that begins with the network step (`["network", "sms"]`,
+/// `advance_after` 20 s) on a webchat interaction with `PHONE`.
+async fn spawn_ladder(backend: Backend) -> Option<(TestApp, FakeOperator)> {
+    let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
+    let mut setup = crate::ladder::ladder(&["network", "sms"], "advance_after = \"20s\"");
+    setup.team_extra += &op.team_section("");
+    let app = spawn_with(backend, setup).await?;
+    Some((app, op))
+}
+
+async fn start_network_ladder(app: &TestApp, id: &str) -> String {
+    let res = crate::ladder::start_ladder(app, id).await;
+    assert_eq!(res.status(), 201);
+    let c: Value = res.json().await.unwrap();
+    assert_eq!(
+        (c["delivery"].as_str(), c["channel"].as_str()),
+        (Some("ladder"), Some("network"))
+    );
+    c["challenge_id"].as_str().unwrap().to_string()
+}
+
+/// The network step first: its link, no code; a confirmation ends the
+/// challenge (no code is ever sent), authenticated by method `network`.
+async fn a_ladder_s_network_step_confirms_without_a_code(backend: Backend) {
+    let Some((app, op)) = spawn_ladder(backend).await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let cid = start_network_ladder(&app, &id).await;
+    let link = last_link(&app).await;
+    assert!(crate::ladder::sent(&app).await.is_empty(), "no code yet");
+    assert_eq!(read(&app, &id, &cid).await["channel"], "network");
+    assert_eq!(round_trip(&app, &link).await.status, 200);
+    let v = app.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("network"))
+    );
+    assert_eq!(v["via"], json!(["network"]));
+    assert_eq!(read(&app, &id, &cid).await["state"], "used");
+    // Its time-out finds it used: nothing goes out.
+    app.advance(21);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(crate::ladder::sent(&app).await.is_empty());
+    assert_eq!(op.refused(), Vec::<String>::new());
+}
+
+/// Every other answer moves the ladder on at once: the code goes out on
+/// the next step, `challenge.advanced` names the network step and why,
+/// nothing counts as a wrong attempt, and the link is gone.
+async fn a_ladder_s_network_step_moves_on_for_every_other_answer(backend: Backend) {
+    let Some((mut app, op)) = spawn_ladder(backend).await else {
+        return;
+    };
+    for (line, misbehave, reason) in [
+        (
+            Line::Mobile(OTHER.into()),
+            Misbehave::None,
+            "number_mismatch",
+        ),
+        (Line::Wifi, Misbehave::None, "not_on_mobile_network"),
+        (Line::Mobile(PHONE.into()), Misbehave::VerifyFails, "failed"),
+    ] {
+        op.line(line);
+        op.misbehave(misbehave);
+        let id = interaction(&app).await;
+        let before = crate::ladder::sent(&app).await.len();
+        let cid = start_network_ladder(&app, &id).await;
+        let link = last_link(&app).await;
+        round_trip(&app, &link).await;
+        let e = app
+            .next_event("challenge.advanced", Duration::from_secs(5))
+            .await
+            .expect("challenge.advanced");
+        let data = event_data(&e);
+        assert_eq!(data["previous_channel"], "network", "{reason}");
+        assert_eq!(data["reason"], reason);
+        let sent = crate::ladder::sent(&app).await;
+        assert_eq!(sent.len(), before + 1, "{reason}: the code on the SMS step");
+        let c = read(&app, &id, &cid).await;
+        assert_eq!(
+            (c["state"].as_str(), c["channel"].as_str()),
+            (Some("open"), Some("sms"))
+        );
+        assert_eq!(c["attempts_remaining"], 3, "{reason}");
+        let res = app.request(Method::GET, &link, None).send().await.unwrap();
+        assert_problem(res, 410, "token_expired").await;
+        // The code that went out answers it.
+        let code = &sent.last().unwrap().1;
+        assert_eq!(app.verify_code(&id, &cid, code).await.status(), 200);
+        assert_eq!(app.get(&id).await["method"], "otp");
+    }
+    assert_eq!(failures(&app).await, 0);
+}
+
+/// No answer within `advance_after`: the code goes out on the next step
+/// (`timeout`); `advance` moves on at once (`requested`).
+async fn a_ladder_s_network_step_times_out_or_is_advanced(backend: Backend) {
+    let Some((mut app, _op)) = spawn_ladder(backend).await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    start_network_ladder(&app, &id).await;
+    app.advance(19);
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(crate::ladder::sent(&app).await.is_empty(), "not yet");
+    app.advance(2);
+    let e = app
+        .next_event("challenge.advanced", Duration::from_secs(5))
+        .await
+        .expect("challenge.advanced on time-out");
+    let data = event_data(&e);
+    assert_eq!(
+        (data["previous_channel"].as_str(), data["reason"].as_str()),
+        (Some("network"), Some("timeout"))
+    );
+    assert_eq!(crate::ladder::sent(&app).await.len(), 1);
+    let id = interaction(&app).await;
+    let cid = start_network_ladder(&app, &id).await;
+    let res = crate::ladder::advance(&app, &id, &cid).await;
+    assert_eq!(res.status(), 200);
+    let e = app
+        .next_event("challenge.advanced", Duration::from_secs(5))
+        .await
+        .expect("challenge.advanced on request");
+    assert_eq!(event_data(&e)["reason"], "requested");
+    assert_eq!(crate::ladder::sent(&app).await.len(), 2);
+}
+
+/// The network step is skipped for a payment (a network check proves a
+/// SIM, not a payment): the ladder starts at its next step with the code.
+async fn a_ladder_s_network_step_is_skipped_for_a_payment(backend: Backend) {
+    let Some((app, _op)) = spawn_ladder(backend).await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let payment = json!({"type": "payment", "amount": "120.00", "currency": "EUR", "payee": "ACME Energy Ltd"});
+    let body = json!({"method": "otp", "delivery": "ladder", "transaction": payment});
+    let res = start_raw(&app, &id, body).await;
+    assert_eq!(res.status(), 201);
+    let c: Value = res.json().await.unwrap();
+    assert_eq!(c["channel"], "sms", "{c}");
+    assert!(!app
+        .chat_messages()
+        .await
+        .iter()
+        .any(|m| m["purpose"] == "network_link"));
+    assert_eq!(crate::ladder::sent(&app).await.len(), 1);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -780,6 +930,10 @@ on_both_stores!(
     a_swapped_sim_is_refused_before_the_link,
     a_pre_chat_step_up_is_answered_by_it,
     the_number_is_verified_in_e164,
+    a_ladder_s_network_step_confirms_without_a_code,
+    a_ladder_s_network_step_moves_on_for_every_other_answer,
+    a_ladder_s_network_step_times_out_or_is_advanced,
+    a_ladder_s_network_step_is_skipped_for_a_payment,
 );
 
 /// Everything a round trip logs at INFO, a failing operator included,

@@ -557,7 +557,12 @@ fn a_delivery_ladder_names_channels_with_receipts_but_the_last() {
         (
             "\"network\", \"sms\"",
             "settings.otp.ladder[0]",
-            "a network step in the ladder is not supported by this version",
+            "the network step needs the team's [number_verification]",
+        ),
+        (
+            "\"sms\", \"network\"",
+            "settings.otp.ladder[1]",
+            "the network step can only be the ladder's first",
         ),
         (
             "\"email\", \"sms\"",

@@ -220,3 +220,71 @@ fn every_result_has_its_name_and_only_the_inconclusive_stay_open() {
         [NetworkResult::NotOnMobileNetwork, NetworkResult::Error]
     );
 }
+
+/// A ladder at its network step: a confirmation authenticates, any other
+/// answer moves it on (recorded, nothing counted), naming why.
+#[test]
+fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
+    use crate::domain::challenge::{Ladder, SentStep, NETWORK_STEP};
+    let s = Settings::default();
+    let ladder = |r: &mut InteractionRecord| {
+        let cid = Uuid::now_v7();
+        let mut c =
+            Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
+        c.method = ChallengeMethod::Otp;
+        c.max_attempts = 3;
+        c.ladder = Some(Ladder {
+            steps: vec![NETWORK_STEP.into(), "sms".into()],
+            sent: vec![SentStep {
+                index: 0,
+                channel: NETWORK_STEP.into(),
+                destination: "+447400123456".into(),
+                message_id: None,
+                sent_at: t(1),
+                left_at: None,
+                in_flight: 0,
+                reason: None,
+            }],
+            sealed_code: String::new(),
+            answers: Vec::new(),
+        });
+        r.open_new_challenge(c, t(1));
+        cid
+    };
+    for (result, reason) in [
+        (NetworkResult::Mismatch, AdvanceReason::NumberMismatch),
+        (
+            NetworkResult::NotOnMobileNetwork,
+            AdvanceReason::NotOnMobileNetwork,
+        ),
+        (NetworkResult::Error, AdvanceReason::Failed),
+    ] {
+        let (mut r, _) = open();
+        let cid = ladder(&mut r);
+        let mut subject = SubjectRecord::default();
+        assert!(is_open_network(&r, cid, t(2)));
+        let ending = conclude(&mut r, &mut subject, cid, result, &s, t(2));
+        assert_eq!(ending, Ending::MoveOn(reason));
+        let c = r.open_challenge(t(2)).unwrap();
+        assert_eq!(c.network.unwrap().result, result);
+        assert_eq!(c.attempts_used, 0);
+        assert!(subject.failures.is_empty());
+    }
+    let (mut r, _) = open();
+    let cid = ladder(&mut r);
+    let mut subject = SubjectRecord::default();
+    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(2));
+    assert_eq!(ending, Ending::Authenticated);
+    assert_eq!(r.auth.unwrap().method, Method::Network);
+    // Once it moved past the step, the operator's answer is not awaited.
+    let (mut r, _) = open();
+    let cid = ladder(&mut r);
+    if let Some(l) = r.challenge.as_mut().and_then(|c| c.ladder.as_mut()) {
+        l.sent.push(SentStep {
+            index: 1,
+            channel: "sms".into(),
+            ..l.sent[0].clone()
+        });
+    }
+    assert!(!is_open_network(&r, cid, t(2)));
+}

@@ -941,6 +941,8 @@ enum StoredAdvanceReason {
     Failed,
     Timeout,
     Requested,
+    NumberMismatch,
+    NotOnMobileNetwork,
 }
 
 twins!(
@@ -948,7 +950,9 @@ twins!(
     StoredAdvanceReason,
     Failed,
     Timeout,
-    Requested
+    Requested,
+    NumberMismatch,
+    NotOnMobileNetwork
 );
 
 fn is_zero(n: &u8) -> bool {
