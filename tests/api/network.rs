@@ -904,6 +904,84 @@ async fn a_ladder_s_network_step_is_skipped_for_a_payment(backend: Backend) {
     assert_eq!(crate::ladder::sent(&app).await.len(), 1);
 }
 
+/// Team globex's operator hangs: its callbacks hold at most 32 places of
+/// its own team (the 33rd is 503 at once), each answered 502 within its
+/// deadline, while team acme's callback goes through at once.
+async fn a_hanging_operator_holds_only_its_own_team(backend: Backend) {
+    let (fine, hung) = (
+        FakeOperator::start(Line::Mobile(PHONE.into())).await,
+        FakeOperator::start(Line::Mobile(PHONE.into())).await,
+    );
+    hung.misbehave(Misbehave::VerifyHangs);
+    let setup = Setup {
+        team_extra: fine.team_section(""),
+        globex_extra: hung.team_section(""),
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let mut waiting = Vec::new();
+    for i in 0..33 {
+        let created = app
+            .request(Method::POST, "/v1/interactions", Some(&app.keys.globex_bot))
+            .json(&json!({"channel": "webchat", "conversation_id": format!("g-{i}"), "contact": {"phone": PHONE}}))
+            .send()
+            .await
+            .unwrap();
+        let gid = created.json::<Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let res = app
+            .request(
+                Method::POST,
+                &format!("/v1/interactions/{gid}/challenges"),
+                Some(&app.keys.globex_bot),
+            )
+            .json(&json!({"method": "network"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        let o = open(&app, &last_link(&app).await).await;
+        let back = at_operator(&app, &o).await;
+        waiting.push((back, o.cookie));
+    }
+    let last = waiting.pop().unwrap();
+    let held: Vec<_> = waiting
+        .into_iter()
+        .map(|(path, cookie)| {
+            let (client, url) = (app.client.clone(), app.url(&path));
+            tokio::spawn(async move {
+                let res = client
+                    .get(url)
+                    .header("cookie", cookie)
+                    .send()
+                    .await
+                    .unwrap();
+                res.status().as_u16()
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let began = std::time::Instant::now();
+    let full = callback(&app, &last.0, Some(&last.1)).await;
+    assert_eq!(full.status, 503);
+    // Acme's operator answers at once, whatever globex's does.
+    let id = interaction(&app).await;
+    let (_, link) = start(&app, &id).await;
+    assert_eq!(round_trip(&app, &link).await.status, 200);
+    assert!(
+        began.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    for h in held {
+        assert_eq!(h.await.unwrap(), 502);
+    }
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         $(mod $name {
@@ -934,6 +1012,7 @@ on_both_stores!(
     a_ladder_s_network_step_moves_on_for_every_other_answer,
     a_ladder_s_network_step_times_out_or_is_advanced,
     a_ladder_s_network_step_is_skipped_for_a_payment,
+    a_hanging_operator_holds_only_its_own_team,
 );
 
 /// Everything a round trip logs at INFO, a failing operator included,
