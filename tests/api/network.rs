@@ -839,6 +839,13 @@ async fn a_ladder_s_network_step_moves_on_for_every_other_answer(backend: Backen
             (Some("open"), Some("sms"))
         );
         assert_eq!(c["attempts_remaining"], 3, "{reason}");
+        let said = c["network"]["result"].as_str().unwrap();
+        let result = match reason {
+            "number_mismatch" => "mismatch",
+            "failed" => "error",
+            other => other,
+        };
+        assert_eq!(said, result, "{c}");
         let res = app.request(Method::GET, &link, None).send().await.unwrap();
         assert_problem(res, 410, "token_expired").await;
         // The code that went out answers it.

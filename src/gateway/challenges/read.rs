@@ -211,9 +211,15 @@ pub struct NetworkView {
 }
 
 impl NetworkView {
-    /// For challenge `c`: its last answer, when it is a network challenge.
+    /// For challenge `c`: its last answer, when it is a network challenge
+    /// or a ladder that began with the network step.
     fn of(c: &Challenge) -> Option<Self> {
-        (c.method == crate::domain::challenge::ChallengeMethod::Network).then(|| NetworkView {
+        use crate::domain::challenge::{ChallengeMethod, NETWORK_STEP};
+        let network_step = c.ladder.as_ref().is_some_and(|l| {
+            l.steps.first().map(String::as_str) == Some(NETWORK_STEP)
+                && l.sent.first().is_some_and(|s| s.channel == NETWORK_STEP)
+        });
+        (c.method == ChallengeMethod::Network || network_step).then(|| NetworkView {
             result: c.network.map(|a| a.result.into()),
             answered_at: c.network.map(|a| a.answered_at),
         })
