@@ -31,6 +31,7 @@ mod expiry;
 pub mod identity_changes;
 pub mod interactions;
 pub mod login;
+pub mod network;
 pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;

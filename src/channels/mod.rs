@@ -131,17 +131,20 @@ pub enum Purpose {
     Expired,
     /// The binding code of an app challenge: approve in the app.
     AppPrompt,
+    /// A network challenge's link (docs/network-authentication.md).
+    NetworkLink,
 }
 
 impl Purpose {
     /// Every purpose (metric series are registered for each).
-    pub const ALL: [Purpose; 6] = [
+    pub const ALL: [Purpose; 7] = [
         Purpose::LoginLink,
         Purpose::Otp,
         Purpose::PinPrompt,
         Purpose::Authenticated,
         Purpose::Expired,
         Purpose::AppPrompt,
+        Purpose::NetworkLink,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -152,6 +155,7 @@ impl Purpose {
             Purpose::Authenticated => "authenticated",
             Purpose::Expired => "expired",
             Purpose::AppPrompt => "app_prompt",
+            Purpose::NetworkLink => "network_link",
         }
     }
 }

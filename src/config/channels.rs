@@ -130,7 +130,8 @@ pub fn template_key(purpose: Purpose, channel: Option<&ChannelConfig>) -> TextKe
         | Purpose::PinPrompt
         | Purpose::Authenticated
         | Purpose::Expired
-        | Purpose::AppPrompt => purpose_key(purpose),
+        | Purpose::AppPrompt
+        | Purpose::NetworkLink => purpose_key(purpose),
     }
 }
 
@@ -143,6 +144,7 @@ pub fn purpose_key(purpose: Purpose) -> TextKey {
         Purpose::Authenticated => TextKey::Authenticated,
         Purpose::Expired => TextKey::Expired,
         Purpose::AppPrompt => TextKey::AppPrompt,
+        Purpose::NetworkLink => TextKey::NetworkLink,
     }
 }
 

@@ -180,6 +180,8 @@ pub(super) struct TeamFile {
     pub dialogflow: Option<DialogflowEntry>,
     /// `[number_checks]`, read by `number_checks.rs`.
     pub number_checks: Option<toml::Table>,
+    /// `[number_verification]`, read by `number_verification.rs`.
+    pub number_verification: Option<toml::Table>,
     /// Overrides of `[defaults]`.
     #[serde(default)]
     pub settings: toml::Table,

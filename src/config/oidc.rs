@@ -256,7 +256,7 @@ fn issuer_problem(issuer: &str) -> Option<&'static str> {
 }
 
 /// A scope or acr value as RFC 6749 writes them (`NQCHAR`).
-fn is_token(s: &str) -> bool {
+pub(super) fn is_token(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| matches!(b, 0x21 | 0x23..=0x5b | 0x5d..=0x7e))

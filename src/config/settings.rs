@@ -277,6 +277,7 @@ pub(super) mod file {
         Otp,
         Pin,
         App,
+        Network,
         Recognized,
     });
 

@@ -205,6 +205,10 @@ pub struct Team {
     /// `[number_checks]`: the provider asked about a phone number before a
     /// code goes to it (docs/number-checks.md).
     pub number_checks: Option<crate::number_checks::NumberChecks>,
+    /// `[number_verification]`: the mobile operator asked whether the
+    /// customer's phone holds the number on file
+    /// (docs/network-authentication.md).
+    pub number_verification: Option<super::NumberVerification>,
     /// System defaults with the team's `[settings]` applied.
     pub settings: Settings,
     /// For each of the team's channels: `settings` with `[channel_settings.NAME]` applied.

@@ -167,6 +167,10 @@ pub(super) fn team_of_table(
         .number_checks
         .map(|t| super::number_checks::load_number_checks(t, file, &raw.id))
         .transpose()?;
+    let number_verification = raw
+        .number_verification
+        .map(|t| super::number_verification::load_number_verification(t, file))
+        .transpose()?;
 
     let team_layer = || Layer {
         file,
@@ -174,7 +178,12 @@ pub(super) fn team_of_table(
         table: &raw.settings,
     };
     let settings = resolve_on_defaults(&[defaults.clone(), team_layer()])?;
-    check_ladder(&settings, &[defaults.clone(), team_layer()], channels)?;
+    check_ladder(
+        &settings,
+        &[defaults.clone(), team_layer()],
+        channels,
+        number_verification.is_some(),
+    )?;
     let mut channel_settings = BTreeMap::new();
     for (name, value) in &raw.channel_settings {
         let key = format!("channel_settings.{name}");
@@ -211,7 +220,7 @@ pub(super) fn team_of_table(
             },
         ];
         let resolved = resolve_on_defaults(&layers)?;
-        check_ladder(&resolved, &layers, channels)?;
+        check_ladder(&resolved, &layers, channels, number_verification.is_some())?;
         channel_settings.insert(name.clone(), resolved);
     }
 
@@ -238,6 +247,7 @@ pub(super) fn team_of_table(
         ssf,
         dialogflow,
         number_checks,
+        number_verification,
         settings,
         channel_settings,
         whatsapp_chats,
@@ -299,6 +309,7 @@ fn check_ladder(
     settings: &super::Settings,
     layers: &[Layer<'_>],
     channels: &BTreeMap<String, ChannelConfig>,
+    verifies: bool,
 ) -> Result<(), ConfigError> {
     let ladder = &settings.otp.ladder;
     let written = layers.iter().rev().find(|l| {
@@ -315,6 +326,19 @@ fn check_ladder(
     for (i, name) in ladder.iter().enumerate() {
         let key = super::de::join(&layer.prefix, &format!("otp.ladder[{i}]"));
         let err = |problem: String| ConfigError::new(layer.file, &key, problem);
+        // The network step (docs/network-authentication.md): first, and
+        // only for a team whose operator can answer it.
+        if name == crate::domain::challenge::NETWORK_STEP {
+            match (i, verifies) {
+                (0, true) => continue,
+                (0, false) => {
+                    return Err(err(
+                        "the network step needs the team's [number_verification]".into(),
+                    ))
+                }
+                _ => return Err(err("the network step can only be the ladder's first".into())),
+            }
+        }
         let Some(channel) = channels.get(name) else {
             return Err(err(format!(
                 "no channel file defines a channel named {name:?}"

@@ -156,7 +156,7 @@ fn range_problem(s: &Settings) -> Option<(&'static [&'static str], String)> {
 pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
     use TextKey::*;
     let needs: &[&'static str] = match TextKey::parse(key)? {
-        LoginLink => &["#URL#"],
+        LoginLink | NetworkLink => &["#URL#"],
         Otp | VoiceOtp => &["#PIN#"],
         AppPrompt | PageBindingCode => &["#CODE#"],
         OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
@@ -165,7 +165,7 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
         | PageLinkUsed | PageLinkUnknown | PageSignedIn | PageSignInFailed | PageTryAgain
         | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
         | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
-        | SayNotAllowed => return None,
+        | SayNotAllowed | PageNetworkDone | PageNetworkMismatch | PageNetworkRetry => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

@@ -32,6 +32,10 @@ pub enum ChallengeMethod {
     Binding,
     /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
     App,
+    /// The mobile operator confirms, through a link the customer opens
+    /// on mobile data, that the phone holds the number on file
+    /// (docs/network-authentication.md).
+    Network,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,18 +60,20 @@ pub enum Delivery {
 /// parser, the metric labels and the OpenAPI document read them from here,
 /// and a test holds the API's names (`gateway::view`) to them.
 impl ChallengeMethod {
-    pub const ALL: [ChallengeMethod; 4] = [
+    pub const ALL: [ChallengeMethod; 5] = [
         ChallengeMethod::Otp,
         ChallengeMethod::Pin,
         ChallengeMethod::Binding,
         ChallengeMethod::App,
+        ChallengeMethod::Network,
     ];
     /// What `POST /v1/interactions/{id}/challenges` may start (a binding
     /// comes with a login link).
-    pub const STARTABLE: [ChallengeMethod; 3] = [
+    pub const STARTABLE: [ChallengeMethod; 4] = [
         ChallengeMethod::Otp,
         ChallengeMethod::Pin,
         ChallengeMethod::App,
+        ChallengeMethod::Network,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -76,6 +82,7 @@ impl ChallengeMethod {
             ChallengeMethod::Pin => "pin",
             ChallengeMethod::Binding => "binding",
             ChallengeMethod::App => "app",
+            ChallengeMethod::Network => "network",
         }
     }
 
@@ -85,7 +92,7 @@ impl ChallengeMethod {
     pub fn takes_code(self) -> bool {
         match self {
             ChallengeMethod::Otp | ChallengeMethod::Pin | ChallengeMethod::Binding => true,
-            ChallengeMethod::App => false,
+            ChallengeMethod::App | ChallengeMethod::Network => false,
         }
     }
 }
@@ -98,21 +105,25 @@ impl ChallengeMethod {
     /// Whether a challenge of this method can approve a payment: the
     /// customer sees the amount and the payee where the code arrives, or
     /// in their own app (docs/payments.md). A session PIN proves a person,
-    /// never a payment; a binding code belongs to a login.
+    /// never a payment; a binding code belongs to a login; a network check
+    /// proves a SIM, and the operator shows the customer nothing to approve.
     pub fn approves_payment(self) -> bool {
         match self {
             ChallengeMethod::Otp | ChallengeMethod::App => true,
-            ChallengeMethod::Pin | ChallengeMethod::Binding => false,
+            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::Network => false,
         }
     }
 
     /// Whether this method's code may be sent to a phone number, so that
     /// the team's number checks vouch for the number before it is trusted
     /// (docs/number-checks.md). A PIN is the customer's own, a binding code
-    /// is shown by the login page, an app approval goes to the app.
+    /// is shown by the login page, an app approval goes to the app. A
+    /// network check vouches for the number on file itself, and a swapped
+    /// SIM passes it, so the number checks vouch for that number first
+    /// (docs/network-authentication.md).
     pub fn may_go_to_a_number(self) -> bool {
         match self {
-            ChallengeMethod::Otp => true,
+            ChallengeMethod::Otp | ChallengeMethod::Network => true,
             ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::App => false,
         }
     }
@@ -120,11 +131,15 @@ impl ChallengeMethod {
     /// Whether an agent may be shown this method's code
     /// (docs/api.md#get-v1interactionsidchallengescidcode): a one-time code
     /// sealed for reveal; never the customer's PIN, a login page's binding
-    /// code, or an app approval, which has no code.
+    /// code, an app approval, which has no code, or a network link, which
+    /// only the customer's phone may open.
     pub fn revealable(self) -> bool {
         match self {
             ChallengeMethod::Otp => true,
-            ChallengeMethod::Pin | ChallengeMethod::Binding | ChallengeMethod::App => false,
+            ChallengeMethod::Pin
+            | ChallengeMethod::Binding
+            | ChallengeMethod::App
+            | ChallengeMethod::Network => false,
         }
     }
 }
@@ -210,6 +225,9 @@ pub struct Challenge {
     /// The call that reads its code, while it is open
     /// (docs/decisions/0213-a-call-s-record-ends-with-its-challenge.md).
     pub call: Option<super::voice::VoiceCall>,
+    /// A network challenge's last answer from the mobile operator
+    /// (docs/network-authentication.md); `None` before the first.
+    pub network: Option<NetworkAnswer>,
 }
 
 impl Challenge {
@@ -250,6 +268,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
+            network: None,
         })
     }
 
@@ -279,6 +298,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
+            network: None,
         }
     }
 
@@ -309,6 +329,7 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
+            network: None,
         })
     }
 
@@ -337,6 +358,37 @@ impl Challenge {
             number_check: None,
             transaction: None,
             call: None,
+            network: None,
+        }
+    }
+
+    /// A new network challenge (docs/network-authentication.md), its link
+    /// sent by `delivery`, open from `now` for `link_ttl`. No code answers
+    /// it: the mobile operator does, through the link.
+    pub fn new_network(
+        id: Uuid,
+        delivery: Delivery,
+        link_ttl: std::time::Duration,
+        step_up: bool,
+        now: Timestamp,
+    ) -> Challenge {
+        Challenge {
+            id,
+            method: ChallengeMethod::Network,
+            delivery,
+            code_hash: String::new(),
+            sealed_code: None,
+            expires_at: now.plus(link_ttl),
+            attempts_used: 0,
+            max_attempts: 0,
+            step_up,
+            channel: None,
+            delivery_state: None,
+            ladder: None,
+            number_check: None,
+            transaction: None,
+            call: None,
+            network: None,
         }
     }
 
@@ -413,8 +465,9 @@ impl Challenge {
                 otp::verify(pepper, self.id, code, &self.code_hash)
             }
             ChallengeMethod::Pin => pin::verify(pepper, interaction_id, code, &self.code_hash),
-            // Approved in the app, never by a code typed anywhere.
-            ChallengeMethod::App => false,
+            // Approved in the app or by the operator, never by a code
+            // typed anywhere.
+            ChallengeMethod::App | ChallengeMethod::Network => false,
         }
     }
 }
@@ -469,8 +522,59 @@ impl fmt::Debug for Challenge {
             .field("ladder", &self.ladder)
             .field("transaction", &self.transaction)
             .field("call", &self.call.as_ref().map(|_| ".."))
+            .field("network", &self.network)
             .finish()
     }
+}
+
+/// What the mobile operator answered about the phone that opened a
+/// network challenge's link (its rules: `domain::network_auth`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkResult {
+    /// The phone holds the number on file.
+    Verified,
+    /// The phone holds another number.
+    Mismatch,
+    /// The phone was not on the operator's mobile network (Wi-Fi, a VPN, a
+    /// private relay, another SIM's data).
+    NotOnMobileNetwork,
+    /// The operator failed, or answered something unexpected.
+    Error,
+}
+
+impl NetworkResult {
+    /// Every result (metric series are registered for each).
+    pub const ALL: [NetworkResult; 4] = [
+        NetworkResult::Verified,
+        NetworkResult::Mismatch,
+        NetworkResult::NotOnMobileNetwork,
+        NetworkResult::Error,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkResult::Verified => "verified",
+            NetworkResult::Mismatch => "mismatch",
+            NetworkResult::NotOnMobileNetwork => "not_on_mobile_network",
+            NetworkResult::Error => "error",
+        }
+    }
+
+    /// Whether the challenge stays open after it: the customer may turn
+    /// Wi-Fi off, or the operator answer next time.
+    pub fn leaves_open(self) -> bool {
+        match self {
+            NetworkResult::NotOnMobileNetwork | NetworkResult::Error => true,
+            NetworkResult::Verified | NetworkResult::Mismatch => false,
+        }
+    }
+}
+
+/// A network challenge's last answer: the challenge read says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkAnswer {
+    pub result: NetworkResult,
+    pub answered_at: Timestamp,
 }
 
 /// The delivery ladder of one challenge (docs/api.md#delivery-ladder; its
@@ -512,13 +616,20 @@ pub enum AdvanceReason {
     Timeout,
     /// The bot asked.
     Requested,
+    /// A network step's operator answered another number
+    /// (docs/network-authentication.md).
+    NumberMismatch,
+    /// A network step's phone was not on the operator's mobile network.
+    NotOnMobileNetwork,
 }
 
 impl AdvanceReason {
-    pub const ALL: [AdvanceReason; 3] = [
+    pub const ALL: [AdvanceReason; 5] = [
         AdvanceReason::Failed,
         AdvanceReason::Timeout,
         AdvanceReason::Requested,
+        AdvanceReason::NumberMismatch,
+        AdvanceReason::NotOnMobileNetwork,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -526,6 +637,8 @@ impl AdvanceReason {
             AdvanceReason::Failed => "failed",
             AdvanceReason::Timeout => "timeout",
             AdvanceReason::Requested => "requested",
+            AdvanceReason::NumberMismatch => "number_mismatch",
+            AdvanceReason::NotOnMobileNetwork => "not_on_mobile_network",
         }
     }
 }
@@ -556,7 +669,18 @@ pub struct SentStep {
     pub reason: Option<AdvanceReason>,
 }
 
+/// The name of a ladder's network step: `otp.ladder`'s first entry
+/// `"network"` sends a network link before any code
+/// (docs/network-authentication.md#as-the-first-step-of-a-ladder).
+pub const NETWORK_STEP: &str = "network";
+
 impl Ladder {
+    /// Whether its current step is the network step: the link is out,
+    /// no code yet.
+    pub fn at_network_step(&self) -> bool {
+        self.current().is_some_and(|s| s.channel == NETWORK_STEP)
+    }
+
     /// The step that has the code now.
     pub fn current(&self) -> Option<&SentStep> {
         self.sent.last()

@@ -26,6 +26,9 @@ pub enum Method {
     Pin,
     /// Approved in the customer's own app (docs/api.md#approval-in-the-customers-app).
     App,
+    /// The mobile operator confirmed the phone holds the number on file
+    /// (docs/network-authentication.md).
+    Network,
 }
 
 /// The authentication method a setting names; `Err` for `recognized`,
@@ -41,6 +44,7 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
             A::Otp => Method::Otp,
             A::Pin => Method::Pin,
             A::App => Method::App,
+            A::Network => Method::Network,
             A::Recognized => return Err(()),
         })
     }
@@ -48,16 +52,17 @@ impl TryFrom<crate::domain::settings::AuthMethod> for Method {
 
 impl Method {
     /// Every method (metric series are registered for each).
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::LoginLink,
         Method::Oidc,
         Method::PreChat,
         Method::Otp,
         Method::Pin,
         Method::App,
+        Method::Network,
     ];
 
-    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`).
+    /// The method named `s` (`login_link`, `oidc`, `pre_chat`, `otp`, `pin`, `app`, `network`).
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|m| m.as_str() == s)
     }
@@ -70,6 +75,7 @@ impl Method {
             Method::Otp => "otp",
             Method::Pin => "pin",
             Method::App => "app",
+            Method::Network => "network",
         }
     }
 }

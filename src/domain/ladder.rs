@@ -594,6 +594,7 @@ mod tests {
             number_check: None,
             transaction: None,
             call: None,
+            network: None,
         }
     }
 

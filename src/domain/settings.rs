@@ -81,6 +81,8 @@ pub enum AuthMethod {
     Otp,
     Pin,
     App,
+    /// Silent network authentication (docs/network-authentication.md).
+    Network,
     /// Not an authentication: a recognized conversation (assurance only).
     Recognized,
 }
@@ -312,6 +314,14 @@ pub struct Templates {
     pub voice_otp_transaction: String,
     /// The app prompt, for a transaction.
     pub app_prompt_transaction: String,
+    /// A network challenge's link (docs/network-authentication.md):
+    /// `#URL#` is the link.
+    pub network_link: String,
+    /// The pages a network link's answer shows: confirmed, another
+    /// number, and not on the mobile network (or the operator failed).
+    pub page_network_done: String,
+    pub page_network_mismatch: String,
+    pub page_network_retry: String,
 }
 
 impl Default for Templates {
@@ -359,6 +369,18 @@ impl Default for Templates {
             app_prompt_transaction: "Approve the payment of #AMOUNT# to #PAYEE# \
                                      showing #CODE# in your app."
                 .into(),
+            network_link: "Open this link on this phone, using mobile data (not Wi-Fi), \
+                           to confirm it is yours: #URL#"
+                .into(),
+            page_network_done: "Your number is confirmed\nYou can go back to the chat now.".into(),
+            page_network_mismatch: "We could not confirm your number\n\
+                                    This phone does not seem to use the number we have \
+                                    for you. Go back to the chat to continue."
+                .into(),
+            page_network_retry: "We could not reach your mobile network\n\
+                                 Turn Wi-Fi, any VPN or private relay off, make sure mobile \
+                                 data uses this number\u{2019}s SIM, then open the link again."
+                .into(),
         }
     }
 }
@@ -382,6 +404,10 @@ macro_rules! template_keys {
             OtpTransaction otp_transaction,
             VoiceOtpTransaction voice_otp_transaction,
             AppPromptTransaction app_prompt_transaction,
+            NetworkLink network_link,
+            PageNetworkDone page_network_done,
+            PageNetworkMismatch page_network_mismatch,
+            PageNetworkRetry page_network_retry,
             PageLinkExpired page_link_expired,
             PageLinkUsed page_link_used,
             PageLinkUnknown page_link_unknown,

@@ -64,27 +64,13 @@ impl ChallengeRequest {
                 }
             },
         };
-        let delivery = match (method, requested) {
-            (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Delivery::Chat,
-            (ChallengeMethod::Pin, Some(_)) => {
-                return Err(Error::invalid(
-                    "delivery",
-                    "a PIN prompt goes into the chat",
-                ))
-            }
-            (ChallengeMethod::Otp, d) => d.unwrap_or(Delivery::Chat),
-            (ChallengeMethod::App, None) => Delivery::App,
-            (ChallengeMethod::App, Some(_)) => {
-                return Err(Error::invalid(
-                    "delivery",
-                    "an app challenge goes to the customer's app",
-                ))
-            }
-            // Opened only by a login callback (login binding), never here.
-            (ChallengeMethod::Binding, _) => {
-                return Err(Error::invalid("method", "must be otp, pin or app"))
-            }
-        };
+        let delivery = delivery_for(method, requested)?;
+        if method == ChallengeMethod::Network && to.is_some() {
+            return Err(Error::invalid(
+                "to",
+                "a network check verifies the interaction's own contact.phone",
+            ));
+        }
         let to = match (delivery, to) {
             (Delivery::Sms | Delivery::Voice, Some(t)) => Some(super::input::phone("to", t)?),
             (Delivery::Email, Some(t)) => Some(super::input::email("to", t)?),
@@ -187,6 +173,10 @@ pub struct Rules<'a> {
     pub settings: &'a Settings,
     pub routes: &'a Routes,
     pub pepper: &'a Pepper,
+    /// How long a network link stays open: the team's
+    /// `[number_verification] link_ttl` (`None`: the team has none, and a
+    /// network challenge is 422).
+    pub link_ttl: Option<std::time::Duration>,
 }
 
 /// Where a challenge's message goes: a channel, and the recipient when the
@@ -196,6 +186,30 @@ pub struct Rules<'a> {
 pub struct Message {
     pub channel: String,
     pub to: Option<String>,
+}
+
+/// The delivery of a request for `method` that asked for `requested`
+/// (`None`: the method's default), or 422 when they do not go together.
+fn delivery_for(method: ChallengeMethod, requested: Option<Delivery>) -> Result<Delivery, Error> {
+    let refused = |why| Err(Error::invalid("delivery", why));
+    match (method, requested) {
+        (ChallengeMethod::Pin, None | Some(Delivery::Chat)) => Ok(Delivery::Chat),
+        (ChallengeMethod::Pin, Some(_)) => refused("a PIN prompt goes into the chat"),
+        (ChallengeMethod::Otp, d) => Ok(d.unwrap_or(Delivery::Chat)),
+        (ChallengeMethod::App, None) => Ok(Delivery::App),
+        (ChallengeMethod::App, Some(_)) => refused("an app challenge goes to the customer's app"),
+        // A network link goes where the customer reads it: the chat, or an
+        // SMS to the number it checks.
+        (ChallengeMethod::Network, None | Some(Delivery::Chat)) => Ok(Delivery::Chat),
+        (ChallengeMethod::Network, Some(Delivery::Sms)) => Ok(Delivery::Sms),
+        (ChallengeMethod::Network, Some(_)) => {
+            refused("a network link goes into the chat or by sms")
+        }
+        // Opened only by a login callback (login binding), never here.
+        (ChallengeMethod::Binding, _) => {
+            Err(Error::invalid("method", "must be otp, pin, app or network"))
+        }
+    }
 }
 
 /// A challenge started: already the interaction's current one, its send
@@ -255,6 +269,9 @@ pub fn decide(
     now: Timestamp,
 ) -> Result<Started, Error> {
     let s = rules.settings;
+    if req.method == ChallengeMethod::Network {
+        network_possible(rules, &rec.contact)?;
+    }
     destination_policy::allow(&s.otp, req.delivery, req.to.as_deref(), &rec.contact)?;
     let route = route(rules.routes, req.delivery);
     let to = to_contact(req, &rec.contact);
@@ -366,6 +383,24 @@ pub fn decide(
     Ok(started)
 }
 
+/// A network challenge needs the team's `[number_verification]` and a
+/// number to verify, the interaction's `contact.phone`: 422 otherwise.
+fn network_possible(rules: &Rules<'_>, contact: &Contact) -> Result<(), Error> {
+    if rules.link_ttl.is_none() {
+        return Err(Error::invalid(
+            "method",
+            "network needs the team's [number_verification]",
+        ));
+    }
+    if contact.phone.is_none() {
+        return Err(Error::invalid(
+            "method",
+            "network verifies the interaction's contact.phone, and it has none",
+        ));
+    }
+    Ok(())
+}
+
 /// A code shown in the conversation it is typed back into proves who is
 /// there only where the channel vouches for its sender: elsewhere anyone
 /// who opens the conversation, naming any customer, reads it back
@@ -435,6 +470,10 @@ fn new_challenge(
         return Ok(Challenge::new_pin(id, hash, &s.pin, now));
     }
     let step_up = rec.live_step_up(now).map(|p| p.until);
+    if let (ChallengeMethod::Network, Some(ttl)) = (req.method, rules.link_ttl) {
+        let c = Challenge::new_network(id, req.delivery, ttl, step_up.is_some(), now);
+        return Ok(c.ending_by(step_up));
+    }
     // Agents never see a transaction's code: it is not sealed for them.
     let seal = s.otp.show_to_agents && req.transaction.is_none();
     let c = Challenge::new_otp(

@@ -71,14 +71,16 @@ pub fn decide(
     pepper: &Pepper,
     now: Timestamp,
 ) -> Result<Verdict, Error> {
-    if rec
+    if let Some((c, _)) = rec
         .challenge_at(cid, now)
-        .is_some_and(|(c, _)| !c.method.takes_code())
+        .filter(|(c, _)| !c.method.takes_code())
     {
-        return Err(Error::invalid(
-            "code",
-            "an app challenge is approved in the customer's app, not with a code",
-        ));
+        let why = if c.method == ChallengeMethod::Network {
+            "a network challenge is answered by the mobile operator, not with a code"
+        } else {
+            "an app challenge is approved in the customer's app, not with a code"
+        };
+        return Err(Error::invalid("code", why));
     }
     let origin = rec.lockout_origin(s);
     subject.ensure_clear_for(origin.as_deref(), now)?;
@@ -126,7 +128,9 @@ pub fn decide(
         (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now, via),
         (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now, Vec::new()),
         // Refused above: no code answers it.
-        (None, ChallengeMethod::App) => return Err(Error::internal("a code for an app challenge")),
+        (None, ChallengeMethod::App | ChallengeMethod::Network) => {
+            return Err(Error::internal("a code for a challenge no code answers"))
+        }
         // A bound login: the customer the login proved, by its method,
         // authenticated since the callback.
         (None, ChallengeMethod::Binding) => {

@@ -113,10 +113,21 @@ impl RawSchema for NewChallenge {
             false,
         );
         pin_variant["properties"]["transaction"] = null.clone();
+        // A network check proves a SIM, not a payment, and checks the
+        // number on file, never a `to`.
+        let mut network_variant = variant(
+            "network (the team has [number_verification])",
+            M::Network.as_str(),
+            json!({"enum": [chat, D::Sms.as_str(), null]}),
+            null.clone(),
+            false,
+        );
+        network_variant["properties"]["transaction"] = null.clone();
         json!({
-            "description": "`method` `otp`, `pin` or `app`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
+            "description": "`method` `otp`, `pin`, `app` or `network`. For OTP, `delivery` is `chat` (default), `sms`, `email`, `voice` (a call on the team's `voice_channel`), `agent` or `ladder` (the team's `otp.ladder`); \
                 `to` names the number or address for `sms`/`voice`/`email`, else the interaction's `contact` is used. \
-                A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment).",
+                A PIN prompt goes into the chat. `app` asks the customer to approve in their own app                 (docs/api.md#approval-in-the-customers-app): it needs the interaction's `customer_ref`, and takes no `delivery` or `to`. \
+                `network` sends a one-time link (`delivery` `chat`, the default, or `sms`) that the customer opens on mobile data: the mobile operator confirms the phone holds the interaction's `contact.phone` (docs/network-authentication.md); it takes no `to` or `transaction`. `transaction` (with `otp` or `app`) names the one payment the code or approval is for (docs/api.md#approving-one-payment).",
             "anyOf": [
                 variant("otp in the chat or for an agent", otp, json!({"enum": [chat, agent, null]}), null.clone(), false),
                 variant("otp by sms", otp, json!({"const": D::Sms.as_str()}),
@@ -127,7 +138,8 @@ impl RawSchema for NewChallenge {
                         json!({"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/EmailText"}]}), true),
                 variant("otp by the delivery ladder", otp, json!({"const": D::Ladder.as_str()}), null.clone(), true),
                 pin_variant,
-                variant("app (the team's [oidc] has ciba = true)", M::App.as_str(), null.clone(), null, false),
+                variant("app (the team's [oidc] has ciba = true)", M::App.as_str(), null.clone(), null.clone(), false),
+                network_variant,
             ]
         })
     }

@@ -15,6 +15,7 @@ mod forget;
 mod interactions;
 mod json;
 mod login;
+mod network;
 mod observe;
 mod oidc;
 mod openapi;
@@ -139,6 +140,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(interactions::router())
         .merge(login::router())
         .merge(oidc::router())
+        .merge(network::router())
         .merge(revocation::router())
         .merge(assertion::router())
         .merge(assurance::router())

@@ -8,11 +8,15 @@
 //! - [`provider`]: discovery, the cached key set, the token endpoint;
 //! - [`id_token`]: the ID token checks, as plain functions of `now`;
 //! - [`logout_token`]: what a back-channel logout token adds to them;
+//! - [`camara`]: silent network authentication at a mobile operator
+//!   (CAMARA Number Verification): its authorization request, code
+//!   exchange and verify call;
 //! - [`ciba`]: approval in the customer's app (CIBA poll mode): the
 //!   backchannel authentication request and the token endpoint's poll.
 //!
 //! The use cases (`gateway::oidc`) join these to the login callback's
 //! rules; the browser's two routes are `http::oidc`'s.
+pub mod camara;
 pub mod ciba;
 pub mod flow;
 pub mod id_token;

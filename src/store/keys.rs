@@ -170,6 +170,20 @@ pub fn oidc_states(link_tag: &str) -> String {
     with_digest(String::with_capacity(2 + DIGEST) + "o:", &[link_tag])
 }
 
+/// A network challenge's link code → its team, interaction and challenge
+/// (docs/network-authentication.md). Not team-scoped: the code is all a
+/// browser has; hashed, so the key does not hold the code.
+pub fn network_link(code: &str) -> String {
+    with_digest(String::with_capacity(2 + DIGEST) + "n:", &[code])
+}
+
+/// The operator checks started from one network link (its newest few
+/// states), by the link's tag that each of its states carries (hashed).
+/// Not team-scoped: it is found from the state alone.
+pub fn network_states(link_tag: &str) -> String {
+    with_digest(String::with_capacity(3 + DIGEST) + "ns:", &[link_tag])
+}
+
 /// A console sign-in started at a team's workforce provider, by the
 /// digest of its state. Not team-scoped: it is found from the state alone.
 pub fn console_sign_in(state_digest: &str) -> String {
@@ -401,6 +415,8 @@ mod tests {
                     ),
                     (due_queue(team), format!("{{{team}}}:dueq")),
                     (short_link(text), format!("l:{}", h(text))),
+                    (network_link(text), format!("n:{}", h(text))),
+                    (network_states(text), format!("ns:{}", h(text))),
                     (
                         answered_request(team, "cb", text),
                         format!("{{{team}}}:wr:cb:{}", h(text)),

@@ -10,6 +10,7 @@ use crate::domain::audit::Action;
 use crate::domain::challenge::ChallengeMethod;
 use crate::domain::interaction::Method;
 use crate::domain::logout::{Receiver, RefusalReason};
+use crate::domain::network_auth::NetworkResult;
 use crate::domain::number_check;
 use crate::events::types::AdvanceReason;
 use crate::events::EventType;
@@ -45,6 +46,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_audit_sink_lag_seconds", Kind::Gauge, "sink", "Age of the oldest audit entry not yet confirmed written to the sink (syslog) or taken by a team's audit webhook (webhook); 0 when none."),
     ("chatgate_challenges_started_total", Kind::Counter, "method", "OTP, PIN, binding and app challenges started, by method."),
     ("chatgate_ladder_advances_total", Kind::Counter, "reason", "Delivery ladders moved to their next step, by reason (failed, timeout, requested)."),
+    ("chatgate_network_verifications_total", Kind::Counter, "result", "Answers of the mobile operator to network challenges' links, by result (verified, mismatch, not_on_mobile_network, error)."),
     ("chatgate_number_checks_total", Kind::Counter, "kind, result", "Number checks asked of a provider (not answered from the cache), by provider kind (camara, twilio_lookup) and result (clean, swapped, forwarded, unknown, error)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
     ("chatgate_teams", Kind::Gauge, "", "Teams in the configuration in force (set at start and at each reload)."),
@@ -120,6 +122,10 @@ pub(super) fn describe_and_register() {
             metrics::counter!("chatgate_number_checks_total", "kind" => kind.source.as_str(), "result" => result)
                 .increment(0);
         }
+    }
+    for result in NetworkResult::ALL {
+        metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
+            .increment(0);
     }
     for kind in BACKGROUND_KINDS {
         metrics::gauge!("chatgate_background_queue", "kind" => kind).increment(0.0);

@@ -319,12 +319,14 @@ async fn document() -> Option<(TestApp, Value)> {
     Some((app, doc))
 }
 
-const PUBLIC: [&str; 23] = [
+const PUBLIC: [&str; 25] = [
     "/healthz",
     "/readyz",
     "/metrics",
     "/openapi.json",
     "/l/{code}",
+    "/n/{code}",
+    "/n/callback",
     "/v1/login/callback",
     "/v1/customers/logout",
     "/oidc/callback/{team}",
@@ -433,6 +435,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
                 // answer of the identity provider's return, and a provider
                 // link whose provider is down.
                 let page_only = path == "/oidc/callback/{team}"
+                    || path == "/n/callback"
                     || (path.starts_with("/console/{team}/")
                         && !status.starts_with('3')
                         && status != "422"
@@ -477,7 +480,7 @@ async fn the_document_states_security_servers_and_errors_of_every_operation() {
     }
     // The operator API's 12 are not offered: this gateway has no
     // `[operator]` (operator_api::the_document_offers_the_paths_served).
-    assert_eq!(operations, 46);
+    assert_eq!(operations, 48);
     // Links let a client (and a fuzzer) follow a created interaction and
     // challenge; written the OpenAPI way (`operationId`).
     let verify = &doc["paths"]["/v1/interactions/{id}/challenges"]["post"]["responses"]["201"]

@@ -71,11 +71,26 @@ pub fn message_sid(phone: &str) -> String {
 }
 
 /// The fake Twilio's answer to a send: the message's `sid`, from its `To`.
+/// The codes of the network links the fake Twilio was asked to send, in
+/// the order it was asked (`costs::network_rows` opens them).
+pub static NETWORK_LINKS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 async fn twilio_send(body: axum::body::Bytes) -> axum::Json<serde_json::Value> {
     let to = url::form_urlencoded::parse(&body)
         .find(|(k, _)| k == "To")
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
+    let text = url::form_urlencoded::parse(&body)
+        .find(|(k, _)| k == "Body")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    if let Some(code) = text
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://gateway.bench/n/"))
+    {
+        let mut links = NETWORK_LINKS.lock().unwrap_or_else(|p| p.into_inner());
+        links.push(code.to_string());
+    }
     axum::Json(serde_json::json!({"sid": message_sid(&to), "status": "queued"}))
 }
 

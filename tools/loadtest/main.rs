@@ -718,12 +718,14 @@ async fn run(args: Args) {
         scenarios(&mut b, false, args.interactions, bare_c).await;
         costs::audit_rows(&mut b, false, args.interactions, bare_c).await;
         costs::number_check_rows(&mut b, false, args.interactions, bare_c).await;
+        costs::network_rows(&mut b, false, args.interactions, bare_c).await;
     }
     if redis {
         b.ceiling = redis_get;
         scenarios(&mut b, true, args.interactions, redis_c).await;
         costs::audit_rows(&mut b, true, args.interactions, redis_c).await;
         costs::number_check_rows(&mut b, true, args.interactions, redis_c).await;
+        costs::network_rows(&mut b, true, args.interactions, redis_c).await;
     }
     if redis {
         gateway::delete_prefix(&ceiling_prefix).await;

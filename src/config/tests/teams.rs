@@ -555,6 +555,16 @@ fn a_delivery_ladder_names_channels_with_receipts_but_the_last() {
         ),
         ("\"sms\", \"sms\"", "settings.otp.ladder[1]", "a step twice"),
         (
+            "\"network\", \"sms\"",
+            "settings.otp.ladder[0]",
+            "the network step needs the team's [number_verification]",
+        ),
+        (
+            "\"sms\", \"network\"",
+            "settings.otp.ladder[1]",
+            "the network step can only be the ladder's first",
+        ),
+        (
             "\"email\", \"sms\"",
             "settings.otp.ladder[0]",
             "every step but the last",

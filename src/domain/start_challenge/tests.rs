@@ -65,6 +65,7 @@ struct Try {
     subject: SubjectRecord,
     settings: Settings,
     routes: Routes,
+    link_ttl: Option<std::time::Duration>,
 }
 
 impl Try {
@@ -74,6 +75,7 @@ impl Try {
             subject: SubjectRecord::new("cust-1"),
             settings: Settings::default(),
             routes: routes(),
+            link_ttl: None,
         }
     }
 
@@ -83,6 +85,7 @@ impl Try {
             settings: &self.settings,
             routes: &self.routes,
             pepper: &pepper,
+            link_ttl: self.link_ttl,
         };
         let (rec, subject) = (&mut self.rec, &mut self.subject);
         decide(req, Uuid::now_v7(), &code(), rec, subject, &rules, t(1))
@@ -155,7 +158,7 @@ fn parse_refuses_what_is_malformed() {
     let bad = |m, d, to| ChallengeRequest::parse(m, d, to).unwrap_err().to_string();
     assert_eq!(
         bad("binding", None, None),
-        "method: must be otp, pin or app"
+        "method: must be otp, pin, app or network"
     );
     assert_eq!(
         bad("otp", Some("fax"), None),
@@ -170,6 +173,30 @@ fn parse_refuses_what_is_malformed() {
         "to: only for sms, voice or email delivery"
     );
     assert!(bad("otp", Some("sms"), Some("not a number")).starts_with("to: "));
+    // A network check verifies the number on file, sent into the chat or
+    // by SMS; never a `to`, never another delivery.
+    assert_eq!(
+        bad("network", Some("sms"), Some(PHONE)),
+        "to: a network check verifies the interaction's own contact.phone"
+    );
+    assert_eq!(
+        bad("network", None, Some(PHONE)),
+        "to: a network check verifies the interaction's own contact.phone"
+    );
+    for d in ["email", "voice", "agent", "ladder"] {
+        assert_eq!(
+            bad("network", Some(d), None),
+            "delivery: a network link goes into the chat or by sms"
+        );
+    }
+    let parsed = |d| {
+        ChallengeRequest::parse("network", d, None)
+            .unwrap()
+            .delivery
+    };
+    assert_eq!(parsed(None), Delivery::Chat);
+    assert_eq!(parsed(Some("chat")), Delivery::Chat);
+    assert_eq!(parsed(Some("sms")), Delivery::Sms);
 }
 
 #[test]
@@ -456,11 +483,14 @@ fn every_method_is_asked_whether_it_approves_a_payment() {
     assert!(
         !ChallengeMethod::Pin.approves_payment() && !ChallengeMethod::Binding.approves_payment()
     );
-    // Only a one-time code goes to a number (and so through the number
-    // checks), and only it may be revealed to an agent.
+    assert!(!ChallengeMethod::Network.approves_payment());
+    // Only a one-time code goes to a number, and a network check vouches
+    // for the number on file: both go through the number checks. Only a
+    // one-time code may be revealed to an agent (never a network link).
     for method in ChallengeMethod::ALL {
         let otp = method == ChallengeMethod::Otp;
-        assert_eq!(method.may_go_to_a_number(), otp, "{method:?}");
+        let to_a_number = otp || method == ChallengeMethod::Network;
+        assert_eq!(method.may_go_to_a_number(), to_a_number, "{method:?}");
         assert_eq!(method.revealable(), otp, "{method:?}");
     }
 }
@@ -515,5 +545,42 @@ fn a_code_by_sms_through_the_chat_s_channel_goes_to_the_phone() {
     let started = x.start(&sms()).unwrap();
     let message = started.message.unwrap();
     assert_eq!(message.to.as_deref(), Some(PHONE));
+    assert_eq!(started.destination.as_deref(), Some(PHONE));
+}
+
+#[test]
+fn a_network_link_needs_the_team_s_number_verification_and_a_phone_on_file() {
+    let network = req("network", None, None);
+    let mut x = Try::new();
+    assert_eq!(
+        x.refused(&network),
+        "invalid_request: method: network needs the team's [number_verification]"
+    );
+    x.link_ttl = Some(std::time::Duration::from_secs(300));
+    x.rec.contact.phone = None;
+    assert_eq!(
+        x.refused(&network),
+        "invalid_request: method: network verifies the interaction's contact.phone, and it has none"
+    );
+}
+
+#[test]
+fn a_network_link_opens_for_link_ttl_and_counts_a_send_even_in_an_unvouched_chat() {
+    let mut x = Try::new();
+    x.link_ttl = Some(std::time::Duration::from_secs(300));
+    // A chat that does not vouch for its sender: the link proves nothing,
+    // the operator does.
+    x.routes.chat.vouches = false;
+    x.settings.otp.require_other_channel = true;
+    let started = x.start(&req("network", None, None)).unwrap();
+    assert_eq!(started.method, ChallengeMethod::Network);
+    assert_eq!((started.expires_at, started.attempts_allowed), (t(301), 0));
+    assert_eq!(started.message.unwrap().channel, "webchat");
+    let opened = x.rec.challenge.clone().unwrap();
+    assert_eq!(opened.method, ChallengeMethod::Network);
+    assert!(opened.code_hash.is_empty() && opened.sealed_code.is_none());
+    assert_eq!(x.subject.sends.len(), 1);
+    // By SMS: to the number on file, counted there.
+    let started = x.start(&req("network", Some("sms"), None)).unwrap();
     assert_eq!(started.destination.as_deref(), Some(PHONE));
 }

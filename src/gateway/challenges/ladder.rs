@@ -17,7 +17,7 @@ use super::read::ChallengeView;
 use super::read::StartedChallenge;
 use super::steps::{self, send_claimed, Claimed, Found, Move, StepNumber, Took};
 use crate::config::{Settings, Team};
-use crate::domain::challenge::{ChallengeState, Delivery};
+use crate::domain::challenge::{ChallengeState, Delivery, NETWORK_STEP};
 use crate::domain::delivery_status::{DeliveryState, DeliveryStatus};
 use crate::domain::destination_policy::Reach;
 use crate::domain::interaction::InteractionRecord;
@@ -61,6 +61,10 @@ pub(in crate::gateway) async fn start_ladder(
     req: &ChallengeRequest,
     now: Timestamp,
 ) -> Result<StartedChallenge> {
+    // A ladder that begins with the network step sends its link first.
+    if let Some(started) = super::network::start_network_ladder(core, team, id, req, now).await? {
+        return Ok(started);
+    }
     let cid = Uuid::now_v7();
     let checked = check_numbers(core, team, id, cid, now).await?;
     let opened = open_ladder(core, team, id, cid, req, checked.as_ref(), now);
@@ -246,6 +250,9 @@ async fn open_ladder(
                     return Err(Error::invalid("delivery", "the team has no otp.ladder"));
                 }
                 let mut steps = s.otp.ladder.clone();
+                // A network step skipped (no phone, a payment, a refused
+                // number): the ladder starts at its next step.
+                steps.retain(|c| c != NETWORK_STEP);
                 if req.transaction.is_some() {
                     let shows = |c: &str| crate::config::shows_text(core.config().channels.get(c));
                     steps = transaction::steps_showing(steps, shows)?;

@@ -7,7 +7,9 @@
 //! - [`ladder`]: an OTP handed from channel to channel until it arrives
 //!   (docs/api.md#delivery-ladder);
 //! - [`app`]: approval in the customer's own app, asked of the team's
-//!   identity provider (docs/api.md#approval-in-the-customers-app).
+//!   identity provider (docs/api.md#approval-in-the-customers-app);
+//! - [`network`]: a network challenge's link, sent as a single message,
+//!   and the mobile operator's answer (docs/network-authentication.md).
 //!
 //! [`verify`] answers a code (and reveals one to an agent), [`read`]
 //! reads one challenge and holds the answers' types,
@@ -16,6 +18,7 @@
 pub mod app;
 mod destinations;
 pub mod ladder;
+pub mod network;
 pub mod read;
 mod single;
 mod steps;
@@ -61,7 +64,7 @@ pub async fn start_challenge_seen(
     req: ChallengeRequest,
     clock: &dyn Clock,
 ) -> Result<(StartedChallenge, Option<InteractionView>)> {
-    use ChallengeMethod::{App, Binding, Otp, Pin};
+    use ChallengeMethod::{App, Binding, Network, Otp, Pin};
     use Delivery::{Agent, Chat, Email, Ladder, LoginPage, Sms, Voice};
     approvals_signed(req.transaction.as_ref(), &core.config().approvals.keys)?;
     let started = match (req.method, req.delivery) {
@@ -69,7 +72,16 @@ pub async fn start_challenge_seen(
         (Otp | Pin | Binding, Ladder) => {
             ladder::start_ladder(core, team, id, &req, clock.now()).await
         }
-        (Otp | Pin | Binding, Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App) => {
+        // Refused by the request's parser: a network link goes into the
+        // chat or by SMS.
+        (Network, Ladder) => Err(crate::error::Error::invalid(
+            "delivery",
+            "a network link goes into the chat or by sms",
+        )),
+        (
+            Otp | Pin | Binding | Network,
+            Chat | Sms | Email | Voice | Agent | LoginPage | Delivery::App,
+        ) => {
             let (started, seen) = single::start(core, team, id, &req, clock.now()).await?;
             return Ok((started, Some(seen)));
         }
@@ -98,6 +110,7 @@ fn decide(
         settings: w.settings,
         routes: &routes,
         pepper: core.pepper(),
+        link_ttl: team.number_verification.as_ref().map(|n| n.link_ttl),
     };
     let (rec, subject) = w.records();
     start_challenge::decide(req, cid, code, rec, subject, &rules, now)

@@ -195,6 +195,35 @@ pub struct ChallengeView {
     /// without for an agent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// A `network` challenge's last answer from the mobile operator
+    /// (docs/network-authentication.md); absent for other methods.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkView>,
+}
+
+/// What the mobile operator last answered about a network challenge's
+/// link (docs/network-authentication.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct NetworkView {
+    /// Null before the first answer.
+    pub result: Option<view::NetworkResult>,
+    pub answered_at: Option<Timestamp>,
+}
+
+impl NetworkView {
+    /// For challenge `c`: its last answer, when it is a network challenge
+    /// or a ladder that began with the network step.
+    fn of(c: &Challenge) -> Option<Self> {
+        use crate::domain::challenge::{ChallengeMethod, NETWORK_STEP};
+        let network_step = c.ladder.as_ref().is_some_and(|l| {
+            l.steps.first().map(String::as_str) == Some(NETWORK_STEP)
+                && l.sent.first().is_some_and(|s| s.channel == NETWORK_STEP)
+        });
+        (c.method == ChallengeMethod::Network || network_step).then(|| NetworkView {
+            result: c.network.map(|a| a.result.into()),
+            answered_at: c.network.map(|a| a.answered_at),
+        })
+    }
 }
 
 impl ChallengeView {
@@ -215,6 +244,7 @@ impl ChallengeView {
             transaction,
             transaction_hash,
             approval: None,
+            network: NetworkView::of(c),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::domain::number_check::NumberCheck;
 use crate::domain::otp::{self, OtpCode};
 use crate::domain::start_challenge::{self, ChallengeRequest, Rules, Started};
 use crate::error::{Error, Result};
+use crate::events::types::FailedChallenge;
 use crate::gateway::work::{Done, Step};
 use crate::gateway::{identity_changes, number_checks, reports, voice, Core, InteractionView};
 use crate::time::Timestamp;
@@ -39,7 +40,9 @@ pub(super) async fn start(
         rec,
         view,
     } = reserved;
-    let sent = match send_challenge(core, team, &rec, &started, &code, now).await {
+    let link = super::network::link_for(core, team, (id, cid), req, &started, now).await?;
+    let sent = send_challenge(core, team, &rec, &started, (&code, link.as_deref()), now);
+    let sent = match sent.await {
         Ok(sent) => sent,
         Err(e) => {
             // Give the allowance back and reopen the previous challenge.
@@ -97,9 +100,23 @@ async fn check_number(
         settings,
         routes: &routes,
         pepper: core.pepper(),
+        link_ttl: team.number_verification.as_ref().map(|n| n.link_ttl),
     };
     let code = otp::generate(settings.otp.length);
     let dry = start_challenge::decide(req, cid, &code, &mut rec, &mut subject, &rules, now)?;
+    let asked = number_checks::refused_challenge(cid, req.delivery, now);
+    if req.method == ChallengeMethod::Network {
+        // The number the operator is asked about, wherever the link goes.
+        let Some(number) = rec.contact.phone.as_deref().map(e164_of) else {
+            return Ok(None);
+        };
+        let asked = FailedChallenge {
+            method: ChallengeMethod::Network,
+            ..asked
+        };
+        let found = number_checks::check(core, team, pair.rec()?, asked, &number, false, now);
+        return Ok(found.await?.map(|c| (number, c)));
+    }
     let (Some(message), Some(number)) = (&dry.message, dry.destination) else {
         return Ok(None);
     };
@@ -114,9 +131,13 @@ async fn check_number(
         Reach::Conversation | Reach::Email => return Ok(None),
     };
     let rec = pair.rec()?;
-    let asked = number_checks::refused_challenge(cid, req.delivery, now);
     let found = number_checks::check(core, team, rec, asked, &number, voice, now).await?;
     Ok(found.map(|c| (number, c)))
+}
+
+/// `number` in E.164 when it reads as a phone number, else as written.
+fn e164_of(number: &str) -> String {
+    crate::domain::phone::e164(number).unwrap_or_else(|| number.to_string())
 }
 
 /// Checks the subject, counts the send and opens the challenge, in one
@@ -138,7 +159,13 @@ async fn reserve(
             let code = otp::generate(s.otp.length);
             let started = super::decide(core, team, w, req, cid, &code, now)?;
             if let Some((number, found)) = checked {
-                if started.destination.as_ref() != Some(number) {
+                // A network check's number is the one on file, wherever
+                // its link goes.
+                let checked_number = match req.method {
+                    ChallengeMethod::Network => w.rec.contact.phone.as_deref().map(e164_of),
+                    _ => started.destination.clone(),
+                };
+                if checked_number.as_ref() != Some(number) {
                     // The contact changed since it was checked.
                     return Err(Error::invalid("to", "the contact changed; ask again"));
                 }
@@ -159,13 +186,14 @@ async fn reserve(
 }
 
 /// Sends a started challenge's message, if it has one: the code of an
-/// OTP, the prompt of a PIN. `None`: nothing to send.
+/// OTP, the prompt of a PIN, a network challenge's `link`. `None`:
+/// nothing to send.
 async fn send_challenge(
     core: &Core,
     team: &Team,
     rec: &InteractionRecord,
     started: &Started,
-    code: &OtpCode,
+    (code, link): (&OtpCode, Option<&str>),
     now: Timestamp,
 ) -> std::result::Result<Option<Sent>, ChannelError> {
     let Some(message) = &started.message else {
@@ -189,6 +217,13 @@ async fn send_challenge(
         ChallengeMethod::Pin => (Purpose::PinPrompt, Fill::default()),
         // Its request goes to the identity provider (`ciba.rs`).
         ChallengeMethod::App => return Ok(None),
+        ChallengeMethod::Network => {
+            let fill = Fill {
+                url: link,
+                ..Fill::default()
+            };
+            (Purpose::NetworkLink, fill)
+        }
     };
     let to = message.to.clone();
     let message_of = (message.channel.as_str(), purpose);

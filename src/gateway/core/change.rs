@@ -26,6 +26,11 @@ use crate::error::{Error, Result};
 use crate::store::{Backoff, Commit, Op, Versioned};
 use crate::time::Timestamp;
 
+/// The team of a change of a key found before its team is known (what a
+/// browser brings: a state, a link's code), which audits and announces
+/// nothing.
+pub(in crate::gateway) const NO_TEAM: &str = "";
+
 /// What a change read, and what it decides to write.
 pub struct Change {
     read: Vec<(String, Option<Versioned>)>,
@@ -305,6 +310,9 @@ async fn commit<'a>(
         read,
         ..
     } = change;
+    if team == NO_TEAM && !(drafts.is_empty() && items.is_empty() && !even_empty) {
+        return Err(Error::internal("a change of no team audited or announced"));
+    }
     let claimed = ops.len()..ops.len() + claims.len();
     ops.append(&mut claims);
     let (chained, handed) = match drafts.is_empty() && !even_empty {

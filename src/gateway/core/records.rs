@@ -38,7 +38,9 @@ use crate::time::Timestamp;
 pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
 pub use console::{SessionTeam, StoredSession, StoredSignIn};
 pub use interaction::{contact, StoredInteraction};
-pub use markers::{ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, UsedJti};
+pub use markers::{
+    ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, StoredNetworkLink, UsedJti,
+};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};

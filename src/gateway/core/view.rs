@@ -13,7 +13,9 @@ use crate::config::{Settings, Team};
 use crate::domain::interaction::{Customer, InteractionRecord};
 use crate::domain::recognition::Recognition;
 use crate::domain::subject::{OriginCounts, Standing, SubjectCounts, SubjectRecord};
-use crate::domain::{assurance, bsuid, challenge, delivery_status, devices, interaction};
+use crate::domain::{
+    assurance, bsuid, challenge, delivery_status, devices, interaction, network_auth,
+};
 use crate::time::Timestamp;
 
 /// The API's twin of a domain enum `$m::$name` without data: the same
@@ -63,6 +65,9 @@ api_names!(
         Otp,
         Pin,
         App,
+        /// The mobile operator confirmed the number on file
+        /// (docs/network-authentication.md).
+        Network,
     }
 );
 
@@ -91,7 +96,21 @@ api_names!(challenge::ChallengeMethod {
     Binding,
     /// Approved in the customer's own app.
     App,
+    /// Confirmed by the mobile operator through a link opened on mobile
+    /// data (docs/network-authentication.md).
+    Network,
 });
+
+api_names!(
+    /// What the mobile operator answered about a network challenge's link
+    /// (docs/network-authentication.md).
+    network_auth::NetworkResult {
+        Verified,
+        Mismatch,
+        NotOnMobileNetwork,
+        Error,
+    }
+);
 
 api_names!(challenge::Delivery {
     Chat,
@@ -646,7 +665,8 @@ mod tests {
         Unmet: assurance,
         StepUpReason: devices,
         DeliveryStatus: delivery_status,
-        ChallengeState: challenge
+        ChallengeState: challenge,
+        NetworkResult: network_auth
     );
 
     #[test]
@@ -660,7 +680,8 @@ mod tests {
             Unmet,
             StepUpReason,
             DeliveryStatus,
-            ChallengeState
+            ChallengeState,
+            NetworkResult
         );
     }
 

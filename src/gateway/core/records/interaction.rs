@@ -21,6 +21,7 @@ use crate::domain::interaction::{
     PendingBinding, PendingStepUp, RequestedLocale,
 };
 use crate::domain::ladder::{AdvanceReason, Ladder, SentStep};
+use crate::domain::network_auth::{NetworkAnswer, NetworkResult};
 use crate::domain::number_check::{Answer, Finding, NumberAnswer, NumberCheck, Source};
 use crate::domain::transaction::Transaction;
 use crate::domain::voice::{GatherId, VoiceCall};
@@ -40,6 +41,7 @@ pub(super) enum StoredMethod {
     Otp,
     Pin,
     App,
+    Network,
 }
 
 /// Both ways between a domain enum and its stored twin, variant by variant.
@@ -66,7 +68,8 @@ twins!(
     PreChat,
     Otp,
     Pin,
-    App
+    App,
+    Network
 );
 
 fn is_login_link(m: &StoredMethod) -> bool {
@@ -84,6 +87,7 @@ enum StoredChallengeMethod {
     Pin,
     Binding,
     App,
+    Network,
 }
 
 twins!(
@@ -92,7 +96,8 @@ twins!(
     Otp,
     Pin,
     Binding,
-    App
+    App,
+    Network
 );
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -672,6 +677,53 @@ struct StoredChallenge {
     /// The call that reads its code.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     vc: Option<StoredCall>,
+    /// A network challenge's last answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nv: Option<StoredNetworkAnswer>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StoredNetworkResult {
+    Verified,
+    Mismatch,
+    NotOnMobileNetwork,
+    Error,
+}
+
+twins!(
+    NetworkResult,
+    StoredNetworkResult,
+    Verified,
+    Mismatch,
+    NotOnMobileNetwork,
+    Error
+);
+
+/// A [`NetworkAnswer`]: `r` the result, `at` when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct StoredNetworkAnswer {
+    r: StoredNetworkResult,
+    #[serde(with = "stored")]
+    at: Timestamp,
+}
+
+impl From<&NetworkAnswer> for StoredNetworkAnswer {
+    fn from(a: &NetworkAnswer) -> Self {
+        StoredNetworkAnswer {
+            r: a.result.into(),
+            at: a.answered_at,
+        }
+    }
+}
+
+impl From<StoredNetworkAnswer> for NetworkAnswer {
+    fn from(a: StoredNetworkAnswer) -> Self {
+        NetworkAnswer {
+            result: a.r.into(),
+            answered_at: a.at,
+        }
+    }
 }
 
 /// A [`VoiceCall`]: its channel, its gather id and the version of its
@@ -889,6 +941,8 @@ enum StoredAdvanceReason {
     Failed,
     Timeout,
     Requested,
+    NumberMismatch,
+    NotOnMobileNetwork,
 }
 
 twins!(
@@ -896,7 +950,9 @@ twins!(
     StoredAdvanceReason,
     Failed,
     Timeout,
-    Requested
+    Requested,
+    NumberMismatch,
+    NotOnMobileNetwork
 );
 
 fn is_zero(n: &u8) -> bool {
@@ -976,6 +1032,7 @@ impl From<&Challenge> for StoredChallenge {
             nc: c.number_check.as_ref().map(Into::into),
             t: c.transaction.as_ref().map(Into::into),
             vc: c.call.as_ref().map(Into::into),
+            nv: c.network.as_ref().map(Into::into),
         }
     }
 }
@@ -998,6 +1055,7 @@ impl From<StoredChallenge> for Challenge {
             number_check: c.nc.map(Into::into),
             transaction: c.t.map(Into::into),
             call: c.vc.and_then(StoredCall::call),
+            network: c.nv.map(Into::into),
         }
     }
 }

@@ -83,3 +83,15 @@ impl Record for ShortLink {}
 pub struct EndedSession {}
 
 impl Record for EndedSession {}
+
+/// `n:<code>`: where a network challenge's link leads, found from its
+/// code alone (docs/network-authentication.md): `t` its team, `i` its
+/// interaction, `c` its challenge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredNetworkLink {
+    pub t: String,
+    pub i: Uuid,
+    pub c: Uuid,
+}
+
+impl Record for StoredNetworkLink {}

@@ -166,6 +166,10 @@ fn full() -> InteractionRecord {
                 .unwrap(),
                 version: 42,
             }),
+            network: Some(crate::domain::network_auth::NetworkAnswer {
+                result: crate::domain::network_auth::NetworkResult::NotOnMobileNetwork,
+                answered_at: ms(8),
+            }),
         }),
         past_challenges: vec![
             PastChallenge {
@@ -190,6 +194,7 @@ fn full() -> InteractionRecord {
                     number_check: None,
                     transaction: None,
                     call: None,
+                    network: None,
                 }),
             },
             PastChallenge {
@@ -305,7 +310,8 @@ fn a_stored_interaction_of_today_reads_back_equal() {
         r#""l":{"st":["wa","sms"],"se":[{"i":1,"ch":"sms","to":"+447400123456","m":"SM1","at":1800000000007,"f":1,"r":"failed"}],"s":"sealed-too","#,
         r#""na":[{"n":"+447400123456","s":"no","f":"unknown","at":1800000000003}]},"#,
         r#""nc":{"s":false,"fa":true,"at":1800000000006,"src":"t"},"#,
-        r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42}},"#,
+        r#""vc":{"ch":"voice","g":"00112233445566778899aabbccddeeff.acme","v":42},"#,
+        r#""nv":{"r":"not_on_mobile_network","at":1800000000008}},"#,
         &format!(r#""pq":[{{"id":"{a}05","o":"replaced","c":{{"id":"{a}05","m":"otp","#),
         r#""d":"sms","h":"","e":1800000000200,"n":0,"mx":3,"ch":"sms","ds":{"s":"read"}}},"#,
         &format!(r#"{{"id":"{a}06","o":"succeeded"}}],"#),

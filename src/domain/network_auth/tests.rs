@@ -1,0 +1,290 @@
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::challenge::{Challenge, ChallengeState, Delivery};
+use crate::domain::subject::Ban;
+
+fn t(s: i64) -> Timestamp {
+    Timestamp::from_unix_seconds(1_800_000_000 + s)
+}
+
+/// An interaction with a phone on file and an open network challenge.
+fn open() -> (InteractionRecord, Uuid) {
+    let mut r = InteractionRecord::new(Uuid::now_v7(), "acme", "webchat", "c-1", t(0));
+    r.customer_ref = Some("cust-42".into());
+    r.contact.phone = Some("+447400123456".into());
+    let cid = Uuid::now_v7();
+    let c = Challenge::new_network(cid, Delivery::Chat, Duration::from_secs(300), false, t(1));
+    r.open_new_challenge(c, t(1));
+    (r, cid)
+}
+
+#[test]
+fn the_operator_s_answer_is_read_strictly() {
+    use NetworkResult::*;
+    let cases: [(u16, &str, NetworkResult); 12] = [
+        (200, r#"{"devicePhoneNumberVerified":true}"#, Verified),
+        (200, r#"{"devicePhoneNumberVerified":false}"#, Mismatch),
+        (200, r#"{"devicePhoneNumberVerified":"true"}"#, Error),
+        (200, r#"{"devicePhoneNumberVerified":1}"#, Error),
+        (200, r#"{}"#, Error),
+        (200, r#"[true]"#, Error),
+        (200, "true", Error),
+        (200, "", Error),
+        (
+            403,
+            r#"{"status":403,"code":"NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK","message":"x"}"#,
+            NotOnMobileNetwork,
+        ),
+        (
+            403,
+            r#"{"status":403,"code":"PERMISSION_DENIED","message":"x"}"#,
+            Error,
+        ),
+        (
+            401,
+            r#"{"status":401,"code":"UNAUTHENTICATED","message":"x"}"#,
+            Error,
+        ),
+        // A verified answer under another status is not a confirmation.
+        (201, r#"{"devicePhoneNumberVerified":true}"#, Error),
+    ];
+    for (status, body, expected) in cases {
+        assert_eq!(
+            read_verify_answer(status, body.as_bytes()),
+            expected,
+            "{status} {body}"
+        );
+    }
+    let padded = format!(
+        r#"{{"devicePhoneNumberVerified":true,"pad":"{}"}}"#,
+        "x".repeat(MAX_ANSWER)
+    );
+    assert_eq!(read_verify_answer(200, padded.as_bytes()), Error);
+}
+
+#[test]
+fn the_number_is_sent_as_itself_or_as_its_sha256() {
+    assert_eq!(
+        verify_body("+447400123456", false),
+        serde_json::json!({"phoneNumber": "+447400123456"})
+    );
+    let hashed = verify_body("+447400123456", true);
+    let digest = hashed["hashedPhoneNumber"].as_str().unwrap();
+    assert_eq!(digest.len(), 64);
+    assert!(digest.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert!(!hashed.to_string().contains("7400123456"));
+}
+
+#[test]
+fn a_confirmation_authenticates_with_method_network_and_clears_failures() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord {
+        failures: vec![t(0)],
+        ..SubjectRecord::default()
+    };
+    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(5));
+    assert_eq!(ending, Ending::Authenticated);
+    let auth = r.auth.as_ref().unwrap();
+    assert_eq!(auth.method, Method::Network);
+    assert_eq!(auth.via, ["network"]);
+    assert_eq!(auth.customer.get("id").map(String::as_str), Some("cust-42"));
+    assert!(subject.failures.is_empty());
+    let (c, state) = r.challenge_at(cid, t(5)).unwrap();
+    assert_eq!(state, ChallengeState::Used);
+    assert_eq!(c.network.unwrap().result, NetworkResult::Verified);
+    // Used: a second answer changes nothing.
+    let again = conclude(&mut r, &mut subject, cid, NetworkResult::Mismatch, &s, t(6));
+    assert_eq!(again, Ending::Gone);
+}
+
+#[test]
+fn a_mismatch_ends_the_challenge_and_counts_no_failure() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord::default();
+    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Mismatch, &s, t(5));
+    assert_eq!(
+        ending,
+        Ending::Ended {
+            reason: "number_mismatch"
+        }
+    );
+    assert!(r.auth.is_none() && r.challenge.is_none());
+    assert!(subject.failures.is_empty() && subject.locked_until.is_none());
+    let (c, state) = r.challenge_at(cid, t(5)).unwrap();
+    assert_eq!(state, ChallengeState::Failed);
+    assert_eq!(
+        c.network,
+        Some(NetworkAnswer {
+            result: NetworkResult::Mismatch,
+            answered_at: t(5)
+        })
+    );
+}
+
+#[test]
+fn off_the_mobile_network_or_an_error_leaves_it_open_with_the_last_answer() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord::default();
+    for (result, at) in [
+        (NetworkResult::NotOnMobileNetwork, t(5)),
+        (NetworkResult::Error, t(6)),
+    ] {
+        assert_eq!(
+            conclude(&mut r, &mut subject, cid, result, &s, at),
+            Ending::Open
+        );
+        let c = r.open_challenge(at).unwrap();
+        assert_eq!(c.id, cid);
+        assert_eq!(c.network.unwrap().result, result);
+        assert_eq!(c.network.unwrap().answered_at, at);
+    }
+    assert!(subject.failures.is_empty());
+    // Then the customer turns Wi-Fi off.
+    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(7));
+    assert_eq!(ending, Ending::Authenticated);
+}
+
+#[test]
+fn an_expired_replaced_or_unknown_challenge_is_gone_and_unchanged() {
+    let s = Settings::default();
+    let mut subject = SubjectRecord::default();
+    let (mut r, cid) = open();
+    let before = r.clone();
+    let late = t(1 + 300);
+    assert_eq!(
+        conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, late),
+        Ending::Gone
+    );
+    assert_eq!(r, before);
+    assert_eq!(
+        conclude(
+            &mut r,
+            &mut subject,
+            Uuid::now_v7(),
+            NetworkResult::Verified,
+            &s,
+            t(5)
+        ),
+        Ending::Gone
+    );
+    let newer = Challenge::new_network(
+        Uuid::now_v7(),
+        Delivery::Sms,
+        Duration::from_secs(300),
+        false,
+        t(2),
+    );
+    r.open_new_challenge(newer, t(2));
+    assert_eq!(
+        conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(5)),
+        Ending::Gone
+    );
+    assert!(r.auth.is_none());
+}
+
+#[test]
+fn a_subject_banned_meanwhile_is_not_authenticated() {
+    let (mut r, cid) = open();
+    let s = Settings::default();
+    let mut subject = SubjectRecord {
+        ban: Some(Ban {
+            since: t(2),
+            until: None,
+        }),
+        ..SubjectRecord::default()
+    };
+    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(5));
+    assert_eq!(ending, Ending::Ended { reason: "locked" });
+    assert!(r.auth.is_none());
+}
+
+#[test]
+fn every_result_has_its_name_and_only_the_inconclusive_stay_open() {
+    let names: Vec<_> = NetworkResult::ALL.map(NetworkResult::as_str).into();
+    assert_eq!(
+        names,
+        ["verified", "mismatch", "not_on_mobile_network", "error"]
+    );
+    let open: Vec<_> = NetworkResult::ALL
+        .into_iter()
+        .filter(|r| r.leaves_open())
+        .collect();
+    assert_eq!(
+        open,
+        [NetworkResult::NotOnMobileNetwork, NetworkResult::Error]
+    );
+}
+
+/// A ladder at its network step: a confirmation authenticates, any other
+/// answer moves it on (recorded, nothing counted), naming why.
+#[test]
+fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
+    use crate::domain::challenge::{Ladder, SentStep, NETWORK_STEP};
+    let s = Settings::default();
+    let ladder = |r: &mut InteractionRecord| {
+        let cid = Uuid::now_v7();
+        let mut c =
+            Challenge::new_network(cid, Delivery::Ladder, Duration::from_secs(300), false, t(1));
+        c.method = ChallengeMethod::Otp;
+        c.max_attempts = 3;
+        c.ladder = Some(Ladder {
+            steps: vec![NETWORK_STEP.into(), "sms".into()],
+            sent: vec![SentStep {
+                index: 0,
+                channel: NETWORK_STEP.into(),
+                destination: "+447400123456".into(),
+                message_id: None,
+                sent_at: t(1),
+                left_at: None,
+                in_flight: 0,
+                reason: None,
+            }],
+            sealed_code: String::new(),
+            answers: Vec::new(),
+        });
+        r.open_new_challenge(c, t(1));
+        cid
+    };
+    for (result, reason) in [
+        (NetworkResult::Mismatch, AdvanceReason::NumberMismatch),
+        (
+            NetworkResult::NotOnMobileNetwork,
+            AdvanceReason::NotOnMobileNetwork,
+        ),
+        (NetworkResult::Error, AdvanceReason::Failed),
+    ] {
+        let (mut r, _) = open();
+        let cid = ladder(&mut r);
+        let mut subject = SubjectRecord::default();
+        assert!(is_open_network(&r, cid, t(2)));
+        let ending = conclude(&mut r, &mut subject, cid, result, &s, t(2));
+        assert_eq!(ending, Ending::MoveOn(reason));
+        let c = r.open_challenge(t(2)).unwrap();
+        assert_eq!(c.network.unwrap().result, result);
+        assert_eq!(c.attempts_used, 0);
+        assert!(subject.failures.is_empty());
+    }
+    let (mut r, _) = open();
+    let cid = ladder(&mut r);
+    let mut subject = SubjectRecord::default();
+    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(2));
+    assert_eq!(ending, Ending::Authenticated);
+    assert_eq!(r.auth.unwrap().method, Method::Network);
+    // Once it moved past the step, the operator's answer is not awaited.
+    let (mut r, _) = open();
+    let cid = ladder(&mut r);
+    if let Some(l) = r.challenge.as_mut().and_then(|c| c.ladder.as_mut()) {
+        l.sent.push(SentStep {
+            index: 1,
+            channel: "sms".into(),
+            ..l.sent[0].clone()
+        });
+    }
+    assert!(!is_open_network(&r, cid, t(2)));
+}

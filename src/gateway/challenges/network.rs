@@ -1,0 +1,249 @@
+//! A network challenge (docs/network-authentication.md): its link, saved
+//! on its own key between the start's reserve and its send, and the
+//! mobile operator's answer applied to it.
+//!
+//! The start is a single message's (`single.rs`): the number checks of
+//! the number on file, reserve, then [`link_for`] saves the link (a
+//! failed save takes the start back, as a failed send does), then the
+//! `network_link` text carries it.
+use uuid::Uuid;
+
+use super::read::StartedChallenge;
+use crate::channels::{Fill, Purpose};
+use crate::config::Team;
+use crate::domain::challenge::{ChallengeMethod, Delivery, Ladder, SentStep, NETWORK_STEP};
+use crate::domain::delivery_status::DeliveryState;
+use crate::domain::network_auth::{self, Ending, NetworkResult};
+use crate::domain::number_check::Verdict;
+use crate::domain::start_challenge::{ChallengeRequest, Started};
+use crate::domain::{otp, reveal};
+use crate::error::{Error, Result};
+use crate::events::types::{ChallengeFailed, FailedChallenge};
+use crate::events::EventData;
+use crate::gateway::change;
+use crate::gateway::records::StoredNetworkLink;
+use crate::gateway::work::Step;
+use crate::gateway::Core;
+use crate::oidc::flow::random_value;
+use crate::store::{keys, Op};
+use crate::time::Timestamp;
+
+/// The link of network challenge `cid` of interaction `id`, started as
+/// `started` by `req`: a fresh code (256 random bits) saved on its own
+/// key until the challenge's end, and its URL. `None` for any other
+/// method. A save that fails takes the start back.
+pub(super) async fn link_for(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    req: &ChallengeRequest,
+    started: &Started,
+    now: Timestamp,
+) -> Result<Option<String>> {
+    if req.method != ChallengeMethod::Network {
+        return Ok(None);
+    }
+    match save_link(core, team, (id, cid), started.expires_at, now).await {
+        Ok(url) => Ok(Some(url)),
+        Err(e) => {
+            super::destinations::undo_challenge(core, team, id, cid, started, now).await?;
+            Err(e)
+        }
+    }
+}
+
+/// Saves a fresh link (256 random bits) to challenge `cid` of
+/// interaction `id` on its own key until `until`: its URL.
+async fn save_link(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    until: Timestamp,
+    now: Timestamp,
+) -> Result<String> {
+    let code = random_value();
+    let link = StoredNetworkLink {
+        t: team.id.clone(),
+        i: id,
+        c: cid,
+    };
+    let ttl = until.since(now).max(std::time::Duration::from_secs(1));
+    let key = keys::network_link(&code);
+    let saved = change::once(core, &team.id, now, |c| {
+        c.claim(&key, &link, Some(ttl))?;
+        Ok(Step::Write(()))
+    });
+    saved
+        .await?
+        .ok_or_else(|| Error::internal("a 256-bit link code collided"))?;
+    let public_url = &core.config().server.public_url;
+    Ok(format!("{public_url}/n/{code}"))
+}
+
+/// A ladder whose `otp.ladder` begins with the network step
+/// (docs/network-authentication.md#as-the-first-step-of-a-ladder): when
+/// the step applies (the team has `[number_verification]`, the
+/// interaction a phone, no transaction, and the number checks do not
+/// refuse the number), the challenge opens at that step, its link goes
+/// into the conversation (no code), and the step times out after
+/// `otp.advance_after`. `None`: the step is skipped, and the ladder starts
+/// at its next step as any other.
+pub(super) async fn start_network_ladder(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    req: &ChallengeRequest,
+    now: Timestamp,
+) -> Result<Option<StartedChallenge>> {
+    let Some(number) = network_step_number(core, team, id, req, now).await? else {
+        return Ok(None);
+    };
+    let cid = Uuid::now_v7();
+    let done = open_network_step(core, team, (id, cid), req, &number, now).await?;
+    let started = done.value;
+    let sent = async {
+        let url = save_link(core, team, (id, cid), started.expires_at, now).await?;
+        let fill = Fill {
+            url: Some(&url),
+            ..Fill::default()
+        };
+        let rec = &done.rec;
+        let sent = core.send(
+            team,
+            rec,
+            &rec.channel,
+            None,
+            Purpose::NetworkLink,
+            fill,
+            None,
+        );
+        sent.await.map_err(|e| Error::Channel(e.to_string()))
+    };
+    if let Err(e) = sent.await {
+        super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
+        return Err(e);
+    }
+    super::announce(core, team, &done.rec, cid, &started, Delivery::Ladder, now).await?;
+    let accepted = DeliveryState::accepted();
+    let step = Some(NETWORK_STEP.to_string());
+    let answer = StartedChallenge::of(cid, &started, Delivery::Ladder, step, true, Some(&accepted));
+    Ok(Some(answer))
+}
+
+/// The number a ladder's network step verifies (E.164), when the step
+/// applies to interaction `id` now; `None`: it is skipped.
+async fn network_step_number(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    req: &ChallengeRequest,
+    now: Timestamp,
+) -> Result<Option<String>> {
+    if team.number_verification.is_none() || req.transaction.is_some() {
+        return Ok(None);
+    }
+    let pair = core.load_pair(team, id, now).await?;
+    let rec = pair.rec()?;
+    let s = team.settings_for(&rec.channel);
+    if s.otp.ladder.first().map(String::as_str) != Some(NETWORK_STEP) {
+        return Ok(None);
+    }
+    let Some(phone) = rec.contact.phone.as_deref() else {
+        return Ok(None);
+    };
+    let number = crate::domain::phone::e164(phone).unwrap_or_else(|| phone.to_string());
+    let refused = crate::gateway::number_checks::verdict(core, team, &number, false, now).await;
+    if matches!(refused, Some(Verdict::Refuse(_))) {
+        return Ok(None);
+    }
+    Ok(Some(number))
+}
+
+/// Opens ladder challenge `cid` at its network step, in one unit of
+/// work: the subject's checks and send counted as any start, the whole
+/// ladder kept (the code sealed for its later steps), the network step
+/// recorded as sent to `number`, and its time-out on the due queue.
+async fn open_network_step(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    req: &ChallengeRequest,
+    number: &str,
+    now: Timestamp,
+) -> Result<crate::gateway::work::Done<Started>> {
+    core.transact(team, id, now, |w| {
+        Box::pin(async move {
+            let s = w.settings;
+            let code = otp::generate(s.otp.length);
+            let started = super::decide(core, team, w, req, cid, &code, now)?;
+            let sealed_code = reveal::seal(&code, cid, core.pepper())?;
+            let step = SentStep {
+                index: 0,
+                channel: NETWORK_STEP.to_string(),
+                destination: number.to_string(),
+                message_id: None,
+                sent_at: now,
+                left_at: None,
+                in_flight: 0,
+                reason: None,
+            };
+            if let Some(c) = w.rec.challenge.as_mut().filter(|c| c.id == cid) {
+                c.channel = Some(NETWORK_STEP.to_string());
+                c.delivery_state = Some(DeliveryState::accepted());
+                c.ladder = Some(Ladder {
+                    steps: s.otp.ladder.clone(),
+                    sent: vec![step],
+                    sealed_code,
+                    answers: Vec::new(),
+                });
+            }
+            let due = now.plus(s.otp.advance_after.get()).min(started.expires_at);
+            w.also(Op::QueueAdd {
+                key: keys::due_queue(&team.id),
+                member: super::steps::due_member(id, cid),
+                score: due.unix_millis(),
+                ttl: started.expires_at.since(now) + std::time::Duration::from_secs(3600),
+            });
+            Ok(Step::Write(started))
+        })
+    })
+    .await
+}
+
+/// Applies the operator's `result` to network challenge `cid` of
+/// interaction `id` (`domain::network_auth::conclude`) in one commit, with
+/// what it announces: the authentication, or `challenge.failed`. Nothing
+/// is written for a challenge that is no longer open.
+pub(in crate::gateway) async fn conclude_network(
+    core: &Core,
+    team: &Team,
+    id: Uuid,
+    cid: Uuid,
+    result: NetworkResult,
+    now: Timestamp,
+) -> Result<Ending> {
+    let done = core
+        .transact(team, id, now, |w| {
+            Box::pin(async move {
+                let s = w.settings;
+                let (rec, subject) = w.records();
+                let ending = network_auth::conclude(rec, subject, cid, result, s, now);
+                match &ending {
+                    Ending::Gone => return Ok(Step::Answer(ending)),
+                    Ending::Authenticated => w.announce_authenticated(),
+                    Ending::Ended { reason } => {
+                        if let Some((c, _)) = w.rec.challenge_at(cid, now) {
+                            w.emit(EventData::ChallengeFailed(ChallengeFailed {
+                                challenge: FailedChallenge::of(c, 0),
+                                reason: Some(reason),
+                            }));
+                        }
+                    }
+                    Ending::Open | Ending::MoveOn(_) => {}
+                }
+                Ok(Step::Write(ending))
+            })
+        })
+        .await?;
+    Ok(done.value)
+}

@@ -1,0 +1,358 @@
+//! Silent network authentication's browser side
+//! (docs/network-authentication.md): `GET /n/{code}` sends the browser to
+//! the mobile operator with a fresh state, and `GET /n/callback` takes the
+//! operator's answer, asks the Number Verification API about the number on
+//! file and applies what it says to the challenge. Opening the link uses
+//! nothing up (link previews); every refusal before the operator's answer
+//! changes nothing.
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use super::challenges::network::conclude_network;
+use super::login::Speaks;
+use super::records::{Loaded, StoredNetworkLink};
+use super::work::Step;
+use super::{change, Core};
+use crate::config::{NumberVerification, Team};
+use crate::domain::challenge::{AdvanceReason, PastOutcome};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::network_auth::{is_open_network, Ending, NetworkResult};
+use crate::error::{Error, Result};
+use crate::oidc::flow::{Flow, ProviderAnswer, Started, STATE_TTL};
+use crate::oidc::states::{self, LinkStates};
+use crate::oidc::{camara, OidcError};
+use crate::store::keys;
+use crate::time::Timestamp;
+
+/// The longest the callback waits on the operator in all: the code
+/// exchange and the verify call, each bounded at 5 s.
+pub const OPERATOR_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Where `GET /n/{code}` sends the browser.
+#[derive(Debug)]
+pub enum NetworkLinkTarget {
+    /// To the operator, with the state's cookie.
+    Operator(NetworkStart),
+    /// The challenge was used (`true`), or expired, was replaced or
+    /// failed: its 410 page, in the interaction's language when known.
+    Gone(bool, Option<Speaks>),
+}
+
+/// A started operator check: where the browser goes, its state (which
+/// names the cookie) and the secret its cookie keeps.
+#[derive(Debug)]
+pub struct NetworkStart {
+    pub location: String,
+    pub state: String,
+    pub browser_secret: String,
+}
+
+/// How the operator's answer ended.
+#[derive(Debug)]
+pub struct NetworkFinish {
+    pub outcome: std::result::Result<NetworkResult, NetworkRefusal>,
+    /// It used its state up: that state's cookie is cleared.
+    pub answered: bool,
+    pub speaks: Option<Speaks>,
+}
+
+/// Why the callback changed nothing.
+#[derive(Debug)]
+pub enum NetworkRefusal {
+    /// 400: an unknown, old, answered or other browser's state.
+    BadState(&'static str),
+    /// 410: the challenge was used (`true`), or is no longer open.
+    Gone(bool),
+    /// 503: the store.
+    Store(Error),
+}
+
+/// Where the operator sends the browser back.
+fn redirect_uri(core: &Core) -> String {
+    format!("{}/n/callback", core.config().server.public_url)
+}
+
+/// `GET /n/{code}`: for the open network challenge the code names, a new
+/// state and PKCE verifier, kept [`STATE_TTL`] among the link's
+/// [`states::MAX_PER_LINK`] newest, tied to this browser by its cookie;
+/// nothing is used up. 404 for a code never issued (or long gone).
+pub async fn open_network_link(
+    core: &Core,
+    code: &str,
+    now: Timestamp,
+) -> Result<NetworkLinkTarget> {
+    let raw = core.get(&[keys::network_link(code)]).await?.pop().flatten();
+    let raw = raw.ok_or(Error::NotFound("no such link"))?;
+    let Ok(link) = serde_json::from_str::<StoredNetworkLink>(&raw.value) else {
+        return Ok(NetworkLinkTarget::Gone(false, None));
+    };
+    let Some((team, nv)) = verifying_team(core, &link.t) else {
+        return Ok(NetworkLinkTarget::Gone(false, None));
+    };
+    let pair = match core.load_pair(team, link.i, now).await {
+        Ok(pair) => pair,
+        Err(Error::NotFound(_)) => return Ok(NetworkLinkTarget::Gone(false, None)),
+        Err(e) => return Err(e),
+    };
+    let rec = pair.rec()?;
+    if !is_open_network(rec, link.c, now) {
+        let used = succeeded(rec, link.c);
+        return Ok(NetworkLinkTarget::Gone(used, Some(speaks(team, rec))));
+    }
+    let state = states::new_state(link.c);
+    let (flow, browser_secret) = Flow::begin(nv.authorization_endpoint.as_str(), None, now);
+    let location = camara::authorization_url(nv, &redirect_uri(core), &state, &flow.verifier);
+    let started = Started {
+        team: team.id.clone(),
+        interaction_id: link.i,
+        link_id: link.c,
+        flow,
+    };
+    let key = keys::network_states(&states::link_tag(link.c));
+    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+        let read = c.read::<LinkStates>(&key)?;
+        let mut kept = read.value.clone().unwrap_or_default();
+        kept.add(&state, started.clone(), now);
+        c.put(&read, &kept, Some(STATE_TTL))?;
+        Ok(Step::Write(()))
+    })
+    .await?;
+    Ok(NetworkLinkTarget::Operator(NetworkStart {
+        location,
+        state,
+        browser_secret,
+    }))
+}
+
+/// The team of the check `state` names, read without using it up (the
+/// caller takes a place at that team's gate first); `None` when no check
+/// is kept under it.
+pub async fn network_state_team(core: &Core, state: Option<&str>) -> Option<String> {
+    let state = state.filter(|s| s.len() <= 256)?;
+    let key = keys::network_states(states::tag_of(state)?);
+    let (_, kept) = link_states(core, &key).await.ok()?;
+    kept.find(state).map(|s| s.team.clone())
+}
+
+/// `GET /n/callback`: the state (this browser's, live, unanswered;
+/// consumed here), then the operator's answer: an `error` is a phone off
+/// the mobile network; else the code is exchanged and the number on file
+/// verified, within [`OPERATOR_DEADLINE`]. The result is applied to the
+/// challenge, counted, and a failure of the operator logged once.
+/// `cookie`: the browser secret of the state's cookie.
+pub async fn finish_network(
+    core: &Core,
+    answer: ProviderAnswer,
+    cookie: Option<&str>,
+    now: Timestamp,
+) -> NetworkFinish {
+    let started = match take_state(core, answer.state.as_deref(), cookie, now).await {
+        Ok(started) => started,
+        Err(refusal) => {
+            return NetworkFinish {
+                outcome: Err(refusal),
+                answered: false,
+                speaks: None,
+            }
+        }
+    };
+    let (outcome, speaks) = match answer_started(core, &started, &answer, now).await {
+        Ok((result, speaks)) => (Ok(result), Some(speaks)),
+        Err((refusal, speaks)) => (Err(refusal), speaks),
+    };
+    NetworkFinish {
+        outcome,
+        answered: true,
+        speaks,
+    }
+}
+
+type Refused = (NetworkRefusal, Option<Speaks>);
+
+/// The operator's answer to check `started`, applied to its challenge.
+async fn answer_started(
+    core: &Core,
+    started: &Started,
+    answer: &ProviderAnswer,
+    now: Timestamp,
+) -> std::result::Result<(NetworkResult, Speaks), Refused> {
+    let store = |e: Error| (NetworkRefusal::Store(e), None);
+    let gone = (NetworkRefusal::Gone(false), None);
+    let (team, nv) = verifying_team(core, &started.team).ok_or(gone)?;
+    // Started with an operator the team no longer names: its code is
+    // not the new one's to exchange.
+    if started.flow.issuer.as_deref() != Some(nv.authorization_endpoint.as_str()) {
+        return Err((
+            NetworkRefusal::BadState("started with another operator"),
+            None,
+        ));
+    }
+    let (id, cid) = (started.interaction_id, started.link_id);
+    let pair = core.load_pair(team, id, now).await.map_err(store)?;
+    let rec = pair.rec().map_err(store)?;
+    let speaks = speaks(team, rec);
+    if !is_open_network(rec, cid, now) {
+        let used = succeeded(rec, cid);
+        return Err((NetworkRefusal::Gone(used), Some(speaks)));
+    }
+    let result = match (&answer.error, rec.contact.phone.as_deref()) {
+        (Some(_), _) => NetworkResult::NotOnMobileNetwork,
+        // The number on file was removed since the link went out.
+        (None, None) => NetworkResult::Error,
+        (None, Some(number)) => {
+            // The operator reads `+E.164` (a number kept with a trunk
+            // prefix, `+44 07…`, is written without it).
+            let number = crate::domain::phone::e164(number).unwrap_or_else(|| number.to_string());
+            asked(core, team, nv, &started.flow, answer, &number, now).await
+        }
+    };
+    match conclude_network(core, team, id, cid, result, now).await {
+        Ok(Ending::Gone) => Err((NetworkRefusal::Gone(false), Some(speaks))),
+        Ok(ending) => {
+            if let Ending::MoveOn(reason) = ending {
+                move_on(core, team, (id, cid), reason, now).await;
+            }
+            metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
+                .increment(1);
+            Ok((result, speaks))
+        }
+        Err(e) => Err((NetworkRefusal::Store(e), Some(speaks))),
+    }
+}
+
+/// A ladder's network step that did not confirm: the ladder moves on to
+/// its next step at once (the code goes out there). A move that cannot
+/// be made (no step left that can take it, its limit) leaves the ladder
+/// at its network step until its time-out, which tries again.
+async fn move_on(
+    core: &Core,
+    team: &Team,
+    (id, cid): (Uuid, Uuid),
+    reason: AdvanceReason,
+    now: Timestamp,
+) {
+    let moved = super::challenges::ladder::advance_ladder(core, team, id, cid, reason, now);
+    if let Err(e) = moved.await {
+        tracing::info!(team = %team.id, reason = reason.as_str(), error = %e, "a ladder's network step could not move on");
+    }
+}
+
+/// What the operator says of the phone: the code exchanged, then the
+/// verify call, within [`OPERATOR_DEADLINE`]; any failure is
+/// [`NetworkResult::Error`], logged once while the operator keeps failing.
+async fn asked(
+    core: &Core,
+    team: &Team,
+    nv: &NumberVerification,
+    flow: &Flow,
+    answer: &ProviderAnswer,
+    number: &str,
+    now: Timestamp,
+) -> NetworkResult {
+    let ask = async {
+        let code = answer
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 2048)
+            .ok_or(OidcError::Provider("operator: no usable code".into()))?;
+        let redirect = redirect_uri(core);
+        let providers = core.oidc();
+        let token = providers.network_exchange(nv, code, &redirect, &flow.verifier);
+        let token = token.await?;
+        providers.network_verify(nv, &token, number).await
+    };
+    let name = format!("network:{}", team.id);
+    let waited = crate::waits::on_provider("mobile operator", &name, async {
+        tokio::time::timeout(OPERATOR_DEADLINE, ask).await
+    });
+    let answered = match waited.await {
+        Ok(answered) => answered,
+        Err(_) => Err(OidcError::Provider("operator: no answer in time".into())),
+    };
+    let fared = core.oidc().fared(&name, answered.is_err(), now);
+    match (&answered, fared) {
+        (Err(e), crate::fared::Fared::StartedFailing) => {
+            tracing::warn!(team = %team.id, reason = %e, "mobile operator: network verifications are failing")
+        }
+        (Ok(_), crate::fared::Fared::Recovered { since, failed }) => {
+            tracing::info!(team = %team.id, failed_attempts = failed, since = %since, "mobile operator: network verifications answered again")
+        }
+        _ => {}
+    }
+    answered.unwrap_or(NetworkResult::Error)
+}
+
+/// The check the state names, if it is kept, live and this browser's;
+/// consumed, so that it answers once. Nothing is consumed otherwise: a
+/// state from another browser stays good for its own.
+async fn take_state(
+    core: &Core,
+    state: Option<&str>,
+    cookie: Option<&str>,
+    now: Timestamp,
+) -> std::result::Result<Started, NetworkRefusal> {
+    let state = state
+        .filter(|s| s.len() <= 256)
+        .ok_or(NetworkRefusal::BadState("no state"))?;
+    let tag = states::tag_of(state).ok_or(NetworkRefusal::BadState("unknown"))?;
+    let key = keys::network_states(tag);
+    // The state is all a browser brings: its team is known once it is read.
+    let taken = core.change(change::NO_TEAM, std::slice::from_ref(&key), now, |c| {
+        let read = c.read::<LinkStates>(&key)?;
+        let mut kept = read.value.clone().unwrap_or_default();
+        let verdict = match kept.find(state) {
+            None => Err("unknown, dropped or answered"),
+            Some(s) if !s.flow.live(now) => Err("older than 10 minutes"),
+            // Checked before it is consumed: another browser cannot spend it.
+            Some(s) if !s.flow.same_browser(cookie) => Err("not this browser's"),
+            Some(s) => Ok(s.clone()),
+        };
+        let Ok(started) = verdict else {
+            return Ok(Step::Answer(verdict));
+        };
+        kept.remove(state);
+        match kept.entries.is_empty() {
+            true => c.delete(&read),
+            false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
+        }
+        Ok(Step::Write(Ok(started)))
+    })
+    .await
+    .map_err(NetworkRefusal::Store)?;
+    taken.map_err(|why| {
+        tracing::info!(reason = why, "network link answer refused");
+        NetworkRefusal::BadState(why)
+    })
+}
+
+/// Team `id` and its `[number_verification]`, while it has one.
+fn verifying_team<'c>(core: &'c Core, id: &str) -> Option<(&'c Team, &'c NumberVerification)> {
+    let team = core.config().team(id)?;
+    Some((team, team.number_verification.as_ref()?))
+}
+
+/// Whether challenge `cid` of `rec` succeeded (its link was used).
+fn succeeded(rec: &InteractionRecord, cid: Uuid) -> bool {
+    rec.past_challenges
+        .iter()
+        .any(|p| p.id == cid && p.outcome == PastOutcome::Succeeded)
+}
+
+/// The language `rec`'s pages speak.
+fn speaks(team: &Team, rec: &InteractionRecord) -> Speaks {
+    Speaks {
+        team: team.id.clone(),
+        channel: rec.channel.clone(),
+        locale: rec
+            .locale(&team.settings_for(&rec.channel).locale)
+            .to_string(),
+    }
+}
+
+/// The started checks kept under `key`, with the version read.
+async fn link_states(core: &Core, key: &str) -> Result<(u64, LinkStates)> {
+    let raw = core.get(&[key.to_string()]).await?.pop().flatten();
+    let loaded = Loaded::<LinkStates>::parse(key.to_string(), raw)?;
+    Ok((loaded.version, loaded.value.unwrap_or_default()))
+}

@@ -1,0 +1,240 @@
+//! The browser's side of silent network authentication
+//! (docs/network-authentication.md): `GET /n/{code}` sends the phone to
+//! its mobile operator, `GET /n/callback` takes the operator's answer.
+//! Every answer is a page for the customer, `no-store`, showing no code,
+//! state, token or number. Each started check has its own cookie, named
+//! after its state, under `Path=/n/`; only the answer that uses a state up
+//! clears that state's cookie.
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::extract::{Now, PathParam};
+use super::oidc::{cookie_value, provider_answer, state_cookie};
+use super::pages::{self, Said};
+use super::team_gate::Full;
+use super::AppState;
+use crate::domain::network_auth::NetworkResult;
+use crate::domain::settings::TextKey;
+use crate::error::Error;
+use crate::gateway::network::{NetworkFinish, NetworkLinkTarget, NetworkRefusal};
+use crate::gateway::Speaks;
+use crate::oidc::flow::{cookie_name, STATE_TTL};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(network_link))
+        .routes(routes!(network_callback))
+}
+
+/// The cookie path of a network check's state.
+const COOKIE_PATH: &str = "/n/";
+
+/// A network challenge's link: 302 to the mobile operator.
+///
+/// Fetching it uses nothing up (chat apps fetch previews): each fetch
+/// starts a new check (`state`, PKCE S256, `prompt=none`, no
+/// `login_hint`) tied to this browser by a cookie, and the link keeps its
+/// five newest. Query parameters are ignored. A browser (`Accept` naming
+/// `text/html`) gets every other answer as a page; other clients get
+/// problem+json.
+#[utoipa::path(get, path = "/n/{code}", operation_id = "network_link", tag = "challenges", security(),
+    params(("code" = String, Path, max_length = 128, description = "the code of a network challenge's link")),
+    responses(
+        (status = 302, description = "to the operator's authorization endpoint, with a cookie tying the new state to this browser",
+         headers(("Location" = String, description = "the operator's authorization request"),
+                 ("Set-Cookie" = String, description = "HttpOnly, SameSite=Lax, Path=/n/"))),
+        (status = 404, description = "`not_found`: a code that was never issued (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 410, description = "`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
+async fn network_link(
+    State(st): State<AppState>,
+    Now(now): Now,
+    code: std::result::Result<PathParam<String>, Error>,
+    headers: HeaderMap,
+) -> Response {
+    let target = match code {
+        Ok(PathParam(code)) if code.len() <= 128 => {
+            crate::gateway::network::open_network_link(&st.gateway, &code, now).await
+        }
+        _ => Err(Error::NotFound("no such link")),
+    };
+    let html = pages::wants_html(&headers);
+    let config = st.gateway.config();
+    match target {
+        Ok(NetworkLinkTarget::Operator(started)) => {
+            let mut res = StatusCode::FOUND.into_response();
+            let h = res.headers_mut();
+            if let Ok(location) = HeaderValue::from_str(&started.location) {
+                h.insert(header::LOCATION, location);
+            }
+            let cookie = state_cookie(
+                &config.server.public_url,
+                COOKIE_PATH,
+                &cookie_name(&started.state),
+                &started.browser_secret,
+                STATE_TTL.as_secs(),
+            );
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                h.insert(header::SET_COOKIE, cookie);
+            }
+            no_store(res)
+        }
+        Ok(NetworkLinkTarget::Gone(used, speaks)) if html => {
+            let said = Said::of(config, speaks.as_ref(), &headers, gone_key(used));
+            no_store(pages::render_said(StatusCode::GONE, &said, None))
+        }
+        Ok(NetworkLinkTarget::Gone(..)) => Error::TokenExpired.into_response(),
+        Err(e) if html => {
+            let problem = e.into_response();
+            let key = match problem.status() {
+                StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
+                _ => TextKey::PageTryAgain,
+            };
+            let said = Said::of(config, None, &headers, key);
+            let mut res = pages::render_said(problem.status(), &said, None);
+            if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+                res.extensions_mut().insert(*label);
+            }
+            no_store(res)
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The mobile operator sends the customer back here,
+/// `{public_url}/n/callback`.
+///
+/// Answers a page: 200 confirmed (the interaction is authenticated with
+/// method `network`), 200 another number (the challenge ended), 200 not
+/// on the mobile network (the challenge stays open: turn Wi-Fi off and
+/// open the link again); 502 the operator failed (the same page; the
+/// challenge stays open); 400 an unknown, old, answered or other
+/// browser's state (nothing changes); 410 the challenge was used, expired
+/// or replaced; 503 the store, or 32 requests of the team wait on
+/// providers.
+#[utoipa::path(get, path = "/n/callback", operation_id = "network_callback", tag = "challenges", security(),
+    params(
+        ("code" = Option<String>, Query, description = "the operator's authorization code"),
+        ("state" = Option<String>, Query, description = "the state sent with the authorization request"),
+        ("error" = Option<String>, Query, description = "the operator's error: the phone was not on its mobile network")),
+    responses(
+        (status = 200, description = "confirmed; another number; or not on the mobile network (turn Wi-Fi off and open the link again)", content_type = "text/html", body = String),
+        (status = 400, description = "an unknown, old, answered or other browser's state: nothing changes", content_type = "text/html", body = String),
+        (status = 410, description = "the challenge was used, expired, replaced or failed", content_type = "text/html", body = String),
+        (status = 502, description = "the operator failed (token endpoint, verify call, an unexpected answer, no answer within 5 s): the challenge stays open", content_type = "text/html", body = String),
+        (status = 503, description = "the store cannot be reached, or 32 requests of this team wait on providers (`Retry-After`)", content_type = "text/html", body = String)))]
+async fn network_callback(
+    State(st): State<AppState>,
+    Now(now): Now,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    let answer = match provider_answer(query.as_deref()) {
+        Ok(answer) => answer,
+        Err(_) => {
+            return page(
+                &st,
+                None,
+                &headers,
+                StatusCode::BAD_REQUEST,
+                TextKey::PageSignInFailed,
+            )
+        }
+    };
+    let team = crate::gateway::network::network_state_team(&st.gateway, answer.state.as_deref());
+    let team = team.await;
+    // An operator that hangs holds only its own team's requests.
+    let _place = match team
+        .as_deref()
+        .map(|t| st.team_gates.enter(st.gateway.config(), t))
+    {
+        Some(Err(_)) => {
+            let res = page(
+                &st,
+                None,
+                &headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                TextKey::PageTryAgain,
+            );
+            return Full::answer(res);
+        }
+        Some(Ok(place)) => Some(place),
+        None => None,
+    };
+    let named = answer.state.as_deref().map(cookie_name);
+    let secret = named.as_deref().and_then(|c| cookie_value(&headers, c));
+    let finish =
+        crate::gateway::network::finish_network(&st.gateway, answer, secret.as_deref(), now).await;
+    let answered = finish.answered;
+    let mut res = finished(&st, finish, &headers);
+    if let (true, Some(name)) = (answered, named) {
+        let public_url = &st.gateway.config().server.public_url;
+        let clear = state_cookie(public_url, COOKIE_PATH, &name, "", 0);
+        if let Ok(clear) = HeaderValue::from_str(&clear) {
+            res.headers_mut().insert(header::SET_COOKIE, clear);
+        }
+    }
+    res
+}
+
+/// The page of a finished answer.
+fn finished(st: &AppState, finish: NetworkFinish, headers: &HeaderMap) -> Response {
+    let speaks = finish.speaks.as_ref();
+    let (status, key) = match &finish.outcome {
+        Ok(NetworkResult::Verified) => (StatusCode::OK, TextKey::PageNetworkDone),
+        Ok(NetworkResult::Mismatch) => (StatusCode::OK, TextKey::PageNetworkMismatch),
+        Ok(NetworkResult::NotOnMobileNetwork) => (StatusCode::OK, TextKey::PageNetworkRetry),
+        Ok(NetworkResult::Error) => (StatusCode::BAD_GATEWAY, TextKey::PageNetworkRetry),
+        Err(NetworkRefusal::BadState(_)) => (StatusCode::BAD_REQUEST, TextKey::PageSignInFailed),
+        Err(NetworkRefusal::Gone(used)) => (StatusCode::GONE, gone_key(*used)),
+        Err(NetworkRefusal::Store(_)) => (StatusCode::SERVICE_UNAVAILABLE, TextKey::PageTryAgain),
+    };
+    let mut res = page(st, speaks, headers, status, key);
+    if let Err(NetworkRefusal::Store(e)) = finish.outcome {
+        // The error's own answer logs an internal error and labels the
+        // request's log line.
+        let problem = e.into_response();
+        *res.status_mut() = problem.status();
+        if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
+            res.extensions_mut().insert(*label);
+        }
+    }
+    res
+}
+
+/// Template `key` as a page of `status`, `no-store`.
+fn page(
+    st: &AppState,
+    speaks: Option<&Speaks>,
+    headers: &HeaderMap,
+    status: StatusCode,
+    key: TextKey,
+) -> Response {
+    let said = Said::of(st.gateway.config(), speaks, headers, key);
+    no_store(pages::render_said(status, &said, None))
+}
+
+/// The 410 page's text: a used link, or one that can no longer answer.
+fn gone_key(used: bool) -> TextKey {
+    if used {
+        TextKey::PageLinkUsed
+    } else {
+        TextKey::PageLinkExpired
+    }
+}
+
+fn no_store(mut res: Response) -> Response {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
