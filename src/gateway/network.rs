@@ -298,28 +298,29 @@ async fn take_state(
     let tag = states::tag_of(state).ok_or(NetworkRefusal::BadState("unknown"))?;
     let key = keys::network_states(tag);
     // The state is all a browser brings: its team is known once it is read.
-    let taken = core.change(change::NO_TEAM, std::slice::from_ref(&key), now, |c| {
-        let read = c.read::<LinkStates>(&key)?;
-        let mut kept = read.value.clone().unwrap_or_default();
-        let verdict = match kept.find(state) {
-            None => Err("unknown, dropped or answered"),
-            Some(s) if !s.flow.live(now) => Err("older than 10 minutes"),
-            // Checked before it is consumed: another browser cannot spend it.
-            Some(s) if !s.flow.same_browser(cookie) => Err("not this browser's"),
-            Some(s) => Ok(s.clone()),
-        };
-        let Ok(started) = verdict else {
-            return Ok(Step::Answer(verdict));
-        };
-        kept.remove(state);
-        match kept.entries.is_empty() {
-            true => c.delete(&read),
-            false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
-        }
-        Ok(Step::Write(Ok(started)))
-    })
-    .await
-    .map_err(NetworkRefusal::Store)?;
+    let taken = core
+        .change(change::NO_TEAM, std::slice::from_ref(&key), now, |c| {
+            let read = c.read::<LinkStates>(&key)?;
+            let mut kept = read.value.clone().unwrap_or_default();
+            let verdict = match kept.find(state) {
+                None => Err("unknown, dropped or answered"),
+                Some(s) if !s.flow.live(now) => Err("older than 10 minutes"),
+                // Checked before it is consumed: another browser cannot spend it.
+                Some(s) if !s.flow.same_browser(cookie) => Err("not this browser's"),
+                Some(s) => Ok(s.clone()),
+            };
+            let Ok(started) = verdict else {
+                return Ok(Step::Answer(verdict));
+            };
+            kept.remove(state);
+            match kept.entries.is_empty() {
+                true => c.delete(&read),
+                false => _ = c.put(&read, &kept, Some(STATE_TTL))?,
+            }
+            Ok(Step::Write(Ok(started)))
+        })
+        .await
+        .map_err(NetworkRefusal::Store)?;
     taken.map_err(|why| {
         tracing::info!(reason = why, "network link answer refused");
         NetworkRefusal::BadState(why)

@@ -225,6 +225,23 @@ async fn check_targets(
     checked
 }
 
+/// The steps of the team's `otp.ladder` that may take a code for `req`:
+/// without the network step (skipped, the ladder starts at its next
+/// step: no phone, a payment, a refused number) and, for a payment, only
+/// those that show its text; 422 for a team without a ladder.
+fn code_steps(core: &Core, s: &Settings, req: &ChallengeRequest) -> Result<Vec<String>> {
+    if s.otp.ladder.is_empty() {
+        return Err(Error::invalid("delivery", "the team has no otp.ladder"));
+    }
+    let mut steps = s.otp.ladder.clone();
+    steps.retain(|c| c != NETWORK_STEP);
+    if req.transaction.is_none() {
+        return Ok(steps);
+    }
+    let shows = |c: &str| crate::config::shows_text(core.config().channels.get(c));
+    transaction::steps_showing(steps, shows)
+}
+
 /// A started ladder's challenge, as opened: the interaction as
 /// committed, the start, its code, the steps that may take it, and the
 /// one recorded as taking it.
@@ -246,17 +263,7 @@ async fn open_ladder(
         .transact(team, id, now, |w| {
             Box::pin(async move {
                 let s = w.settings;
-                if s.otp.ladder.is_empty() {
-                    return Err(Error::invalid("delivery", "the team has no otp.ladder"));
-                }
-                let mut steps = s.otp.ladder.clone();
-                // A network step skipped (no phone, a payment, a refused
-                // number): the ladder starts at its next step.
-                steps.retain(|c| c != NETWORK_STEP);
-                if req.transaction.is_some() {
-                    let shows = |c: &str| crate::config::shows_text(core.config().channels.get(c));
-                    steps = transaction::steps_showing(steps, shows)?;
-                }
+                let steps = code_steps(core, s, req)?;
                 let targets =
                     ladder::targets(&steps, 0..steps.len(), |c| core.reach(c), &s.otp, &w.rec)?;
                 let targets = match checked {

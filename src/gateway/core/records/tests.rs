@@ -893,3 +893,15 @@ fn the_audit_records_of_today_read_back_equal() {
         (vec!["bot".to_string()], vec!["k1".to_string()])
     );
 }
+
+#[test]
+fn a_network_link_s_record_of_today_reads_back_equal() {
+    let text = format!(r#"{{"t":"acme","i":"{}","c":"{}"}}"#, id(1), id(2));
+    let link: StoredNetworkLink = kept_as_written(&text);
+    let want = StoredNetworkLink {
+        t: "acme".into(),
+        i: id(1),
+        c: id(2),
+    };
+    assert_eq!(link, want);
+}
