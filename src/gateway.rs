@@ -34,6 +34,7 @@ pub mod login;
 pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;
+pub mod operator_teams;
 mod poller;
 mod polls;
 mod provider_tokens;

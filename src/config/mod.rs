@@ -58,6 +58,7 @@ pub use channels::{
 };
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
+pub use form::is_secret_member;
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use oidc::{https_or_loopback, may_reach};
