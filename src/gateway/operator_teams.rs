@@ -4,6 +4,9 @@
 //! `config.changed` entry of the team in the same commit; then the index
 //! of the API teams, and its generation, moved
 //! (docs/operator-api.md#how-the-store-keeps-them).
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::audit::{record_api_write, recorded_keys};
@@ -38,10 +41,12 @@ pub struct TeamWrite<'a> {
     pub acting: Acting,
 }
 
-/// What a write made: the team, and whether it is new.
+/// What a write made: the team, whether it is new, and the generation
+/// of the API teams that holds it (`0` for a dry run).
 pub struct Written {
     pub team: Team,
     pub created: bool,
+    pub generation: u64,
 }
 
 /// The operator section in force: a write needs it.
@@ -110,7 +115,12 @@ fn decide_write(
     let (team, body) = team_of(config, w, &kept)?;
     let created = stored.value.is_none();
     if w.dry_run {
-        return Ok(Step::Answer(Written { team, created }));
+        let generation = 0;
+        return Ok(Step::Answer(Written {
+            team,
+            created,
+            generation,
+        }));
     }
     let record = StoredApiTeam::V1 {
         body: team_secrets::seal(&body, w.id, &is_secret_member, &op.secrets),
@@ -119,7 +129,12 @@ fn decide_write(
     };
     c.put(&stored, &record, None)?;
     record_api_write(c, w.id, Some(&team), &w.acting, config.audit.retention)?;
-    Ok(Step::Write(Written { team, created }))
+    let generation = 0;
+    Ok(Step::Write(Written {
+        team,
+        created,
+        generation,
+    }))
 }
 
 /// Writes team `w.id` (or, for a dry run, checks that it would be
@@ -131,25 +146,27 @@ pub async fn write_team(core: &Core, w: TeamWrite<'_>, now: Timestamp) -> Result
     let config = std::sync::Arc::clone(core.config());
     let mut read = vec![keys::api_team(w.id)];
     read.extend(recorded_keys(w.id));
-    let written = core
+    let mut written = core
         .change(w.id, &read, now, |c| decide_write(c, &config, &w, now))
         .await?;
     if !w.dry_run {
-        index(core, w.id, Some(written.team.print.digest()), now).await?;
+        let digest = Some(written.team.print.digest());
+        written.generation = index(core, w.id, digest, now).await?;
     }
     Ok(written)
 }
 
 /// Deletes team `id` written through the operator API: 404 when there is
 /// none, 428 without `If-Match`, 412 with another `ETag`. Its last
-/// `config.changed` entry records the empty configuration.
+/// `config.changed` entry records the empty configuration. Answers the
+/// generation of the API teams without it.
 pub async fn delete_team(
     core: &Core,
     id: &str,
     conditions: &Conditions,
     acting: &Acting,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<u64> {
     let retention = core.config().audit.retention;
     let mut read = vec![keys::api_team(id)];
     read.extend(recorded_keys(id));
@@ -166,8 +183,8 @@ pub async fn delete_team(
 }
 
 /// The index of the API teams with `id` at `digest` (`None`: gone), and
-/// its generation moved, in one commit of their own slot.
-async fn index(core: &Core, id: &str, digest: Option<String>, now: Timestamp) -> Result<()> {
+/// its generation moved, in one commit of their own slot: the generation.
+async fn index(core: &Core, id: &str, digest: Option<String>, now: Timestamp) -> Result<u64> {
     let (ix, generation) = (keys::api_teams(), keys::api_teams_generation());
     let read = [ix.clone(), generation.clone()];
     core.change("", &read, now, |c| {
@@ -183,7 +200,135 @@ async fn index(core: &Core, id: &str, digest: Option<String>, now: Timestamp) ->
             generation: count.value.unwrap_or_default().generation + 1,
         };
         c.put(&count, &next, None)?;
-        Ok(Step::Write(()))
+        Ok(Step::Write(next.generation))
     })
     .await
+}
+
+/// What the store holds of the API teams that differs from what an
+/// instance put in force: the teams to put in force (new or changed), the
+/// ids gone, the index read (id → digest: what is known from now on) and
+/// its generation.
+#[derive(Default)]
+pub struct Changes {
+    pub teams: Vec<Arc<Team>>,
+    pub gone: Vec<String>,
+    pub known: BTreeMap<String, String>,
+    pub generation: u64,
+    /// Stored teams that could not be put in force, each with why (never
+    /// a value: a pointer, a key id).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Stored teams read in one store call.
+const READ_AT_ONCE: usize = 500;
+
+/// The generation of the API teams: one read of a small record, whatever
+/// the number of teams.
+pub async fn generation(core: &Core) -> Result<u64> {
+    let key = keys::api_teams_generation();
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+    let loaded = Loaded::<ApiTeamsGeneration>::parse(key, raw)?;
+    Ok(loaded.value.unwrap_or_default().generation)
+}
+
+/// The API teams of the store that differ from `known` (id → the digest
+/// put in force): the index and generation read, then only the teams
+/// whose digest moved, [`READ_AT_ONCE`] a call.
+pub async fn changes(core: &Core, known: &BTreeMap<String, String>) -> Result<Changes> {
+    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
+    let mut raw = core.get(&[ix.clone(), gen.clone()]).await?.into_iter();
+    let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
+    let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
+    let index = index.value.unwrap_or_default().teams;
+    let mut changes = Changes {
+        gone: known
+            .keys()
+            .filter(|id| !index.contains_key(*id))
+            .cloned()
+            .collect(),
+        generation: count.value.unwrap_or_default().generation,
+        ..Changes::default()
+    };
+    let moved: Vec<&String> = (index.iter())
+        .filter(|(id, digest)| known.get(*id) != Some(digest))
+        .map(|(id, _)| id)
+        .collect();
+    let config = core.config();
+    for chunk in moved.chunks(READ_AT_ONCE) {
+        let read: Vec<String> = chunk.iter().map(|id| keys::api_team(id)).collect();
+        for (id, raw) in chunk.iter().zip(core.get(&read).await?) {
+            let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
+            match stored.value.map(|s| team_of_record(config, id, s)) {
+                Some(Ok(team)) => changes.teams.push(Arc::new(team)),
+                Some(Err(why)) => changes.refused.push(((*id).clone(), why)),
+                // Indexed but not stored (a writer stopped between): none.
+                None => changes.gone.push((*id).clone()),
+            }
+        }
+    }
+    changes.known = index;
+    Ok(changes)
+}
+
+/// The team a stored record writes, put in force as an API team; why not
+/// (a secret sealed under a key no longer listed, a rule it now breaks:
+/// named by key id and pointer, never by value).
+fn team_of_record(
+    config: &Config,
+    id: &str,
+    stored: StoredApiTeam,
+) -> std::result::Result<Team, String> {
+    let StoredApiTeam::V1 { body, at, digest } = stored;
+    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
+    let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets)
+        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
+    let mut team = config.team_of_json(&body).map_err(|problems| {
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        format!("breaks a rule at {}", pointers.join(", "))
+    })?;
+    team.api = Some(digest);
+    team.modified = Some(at);
+    Ok(team)
+}
+
+/// Rung by a write to have the API teams put in force at once; says which
+/// generation is in force.
+pub struct ApiTeamsBell {
+    ring: tokio::sync::Notify,
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for ApiTeamsBell {
+    fn default() -> Self {
+        ApiTeamsBell {
+            ring: tokio::sync::Notify::new(),
+            applied: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl ApiTeamsBell {
+    /// Waits until `generation` (or a later one) is in force, at most
+    /// `within`, after ringing: whether it is.
+    pub async fn applied(&self, generation: u64, within: std::time::Duration) -> bool {
+        let mut seen = self.applied.subscribe();
+        self.ring.notify_one();
+        let reached = tokio::time::timeout(within, seen.wait_for(|g| *g >= generation)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Resolves when a write rang.
+    pub async fn rung(&self) {
+        self.ring.notified().await;
+    }
+
+    /// `generation` is in force.
+    pub fn in_force(&self, generation: u64) {
+        self.applied.send_if_modified(|g| {
+            let moved = generation > *g;
+            *g = (*g).max(generation);
+            moved
+        });
+    }
 }

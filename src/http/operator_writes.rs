@@ -31,7 +31,9 @@ pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
 
 const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
 const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
-const NOT_YET: &str = "teams and channels written through this API are not built yet";
+const NOT_YET: &str = "channels written through this API are not built yet";
+const KEYS_NOT_YET: &str =
+    "the key endpoints of a team written through this API are not built yet: write the team";
 
 /// The writes, their bodies up to [`MAX_OPERATOR_BODY`].
 pub fn router() -> OpenApiRouter<AppState> {
@@ -106,8 +108,7 @@ async fn put_team(
     req: Request,
 ) -> Result<Response> {
     let dry_run = q.dry_run()?;
-    let config = std::sync::Arc::clone(st.gateway.config());
-    if let Some(team) = config.teams.get(&id) {
+    if let Some(team) = file_team(&st, &id) {
         precondition(&headers, Some(&etag(&team.print)))?;
         return Err(Error::ManagedByFile(MANAGED_TEAM));
     }
@@ -126,12 +127,41 @@ async fn put_team(
         acting: acting(&operator, &via),
     };
     let written = operator_teams::write_team(&st.gateway, write, now).await?;
+    if !dry_run {
+        in_force(&st, written.generation).await;
+    }
     let status = match written.created {
         true => StatusCode::CREATED,
         false => StatusCode::OK,
     };
     let tag = etag(&written.team.print);
     Ok(read_back(status, &written.team.form, &tag, Source::Api))
+}
+
+/// How long a write waits for this instance to put it in force.
+const APPLY_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until this instance has the API teams of `generation` in force,
+/// so that the next request it starts sees the write (at most
+/// [`APPLY_WITHIN`]: the store holds the write either way, and the
+/// instance puts it in force at its next look).
+async fn in_force(st: &AppState, generation: u64) {
+    if !st.api_teams.applied(generation, APPLY_WITHIN).await {
+        tracing::warn!(
+            generation,
+            "a team written was not yet put in force on this instance"
+        );
+    }
+}
+
+/// Team `id` of the configuration in force when a file holds it.
+fn file_team(st: &AppState, id: &str) -> Option<std::sync::Arc<crate::config::Team>> {
+    st.gateway
+        .config()
+        .teams
+        .get(id)
+        .filter(|t| t.api.is_none())
+        .cloned()
 }
 
 /// A write's `If-Match` and `If-None-Match`, as sent.
@@ -172,7 +202,7 @@ async fn delete_team(
     Now(now): Now,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if let Some(team) = st.gateway.config().teams.get(&id) {
+    if let Some(team) = file_team(&st, &id) {
         precondition(&headers, Some(&etag(&team.print)))?;
         return Err(Error::ManagedByFile(MANAGED_TEAM));
     }
@@ -180,7 +210,10 @@ async fn delete_team(
         return Err(Error::NotFound("no such team"));
     }
     let acting = acting(&operator, &via);
-    operator_teams::delete_team(&st.gateway, &id, &conditions(&headers), &acting, now).await?;
+    let conditions = conditions(&headers);
+    let generation =
+        operator_teams::delete_team(&st.gateway, &id, &conditions, &acting, now).await?;
+    in_force(&st, generation).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -263,11 +296,13 @@ pub struct NewSecurityKey {
 }
 
 /// A key change of team `id`: 409 for a file team (its keys are its
-/// file's), else 404 (no API team exists yet).
+/// file's), 501 for an API team (not built yet: its keys change by a
+/// `PUT` of the team), else 404.
 fn key_change(st: &AppState, id: &str) -> Result<Response> {
-    match st.gateway.config().teams.contains_key(id) {
-        true => Err(Error::ManagedByFile(MANAGED_TEAM)),
-        false => Err(Error::NotFound("no such team")),
+    match st.gateway.config().teams.get(id).map(|t| t.api.is_some()) {
+        Some(false) => Err(Error::ManagedByFile(MANAGED_TEAM)),
+        Some(true) => Err(Error::NotImplemented(KEYS_NOT_YET)),
+        None => Err(Error::NotFound("no such team")),
     }
 }
 
@@ -275,7 +310,7 @@ fn key_change(st: &AppState, id: &str) -> Result<Response> {
 #[utoipa::path(post, path = "/v1/teams/{id}/api-keys", operation_id = "add_team_api_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewApiKey,
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
 async fn add_api_key(
     State(st): State<AppState>,
@@ -290,7 +325,7 @@ async fn add_api_key(
 /// Removes an API key of a team (operator).
 #[utoipa::path(delete, path = "/v1/teams/{id}/api-keys/{key_id}", operation_id = "remove_team_api_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), ("key_id" = String, Path, description = "the key's id"), OperatorActorHeader),
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_api_key(
     State(st): State<AppState>,
@@ -305,7 +340,7 @@ async fn remove_api_key(
 #[utoipa::path(post, path = "/v1/teams/{id}/security-keys", operation_id = "add_team_security_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewSecurityKey,
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
 async fn add_security_key(
     State(st): State<AppState>,
@@ -320,7 +355,7 @@ async fn add_security_key(
 /// Removes a security key of a team (operator).
 #[utoipa::path(delete, path = "/v1/teams/{id}/security-keys/{kid}", operation_id = "remove_team_security_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), ("kid" = String, Path, description = "the key's kid"), OperatorActorHeader),
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_security_key(
     State(st): State<AppState>,

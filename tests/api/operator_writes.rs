@@ -37,7 +37,7 @@ fn team(id: &str, security: &str) -> Value {
         "login_url": "https://login.newco.example/",
         "channels": ["webchat"],
         "security_keys": [{"kid": "n1", "secret": security, "primary": true}],
-        "api_keys": [{"id": "newco-bot", "role": "bot", "sha256": ApiKeyHash::of_key("newco-bot-key").to_hex()}],
+        "api_keys": [{"id": "newco-bot", "role": "admin", "sha256": ApiKeyHash::of_key("newco-bot-key").to_hex()}],
         "webhook": {"url": "https://bot.newco.example/events", "secret": webhook_secret()},
         "settings": {"otp": {"ttl": "2m"}},
     })
@@ -264,4 +264,167 @@ async fn redis_values(prefix: &str) -> Vec<String> {
         values.extend(dump);
     }
     values
+}
+
+/// The status of a team key's read of its interactions on `app`.
+async fn key_status(app: &TestApp, key: &str) -> u16 {
+    let res = app
+        .request(Method::GET, "/v1/interactions", Some(key))
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+/// Polls `app` until team key `key` answers `status`, for at most 2 s.
+async fn within_two_seconds(app: &TestApp, key: &str, status: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let got = key_status(app, key).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {got}, not {status}, after 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+both_stores!(a_team_written_is_in_force_on_the_instance_that_answered, setup: with_operator(), |app: TestApp| async move {
+    assert_eq!(key_status(&app, "newco-bot-key").await, 401);
+    let res = put(&app, "newco", &team("newco", &chatgate::domain::secrets::generate_whsec()), &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    // At once: the next request sees the team, its key and its settings.
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    let res = app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["chatgate-source"], "api");
+    assert_eq!(etag_of(&res), tag);
+    let list = app.get_json("/v1/teams", Some(OPS)).await;
+    let newco = list["teams"].as_array().unwrap().iter().find(|t| t["id"] == "newco").unwrap().clone();
+    assert_eq!(newco["source"], "api");
+    assert!(newco["updated_at"].is_string(), "{newco}");
+    // A file team's id is still the file's; the API team's key
+    // endpoints are not built.
+    let res = put(&app, "acme", &team("acme", &chatgate::domain::secrets::generate_whsec()), &[]).await;
+    assert_problem(res, 428, "precondition_required").await;
+    let res = app.request(Method::POST, "/v1/teams/newco/api-keys", Some(OPS)).json(&json!({"id": "x", "role": "bot"})).send().await.unwrap();
+    assert_problem(res, 501, "not_implemented").await;
+    // A reload of the files keeps it; a file with its id is refused.
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    let file = format!(
+        "id = \"newco\"\nlogin_url = \"https://login.test/\"\nchannels = [\"webchat\"]\n\n\
+         [[security_keys]]\nkid = \"f1\"\nsecret = \"{}\"\nprimary = true\n",
+        chatgate::domain::secrets::generate_whsec()
+    );
+    let path = app.dir.join("config/teams/newco-file.toml");
+    std::fs::write(&path, file).unwrap();
+    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
+        panic!("a file team with an API team's id was reloaded");
+    };
+    assert!(e.problem.contains("\"newco\"") && e.problem.contains("operator API"), "{e}");
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200, "nothing changed");
+    let metrics = app.request(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
+    // The gauge is the process's (other tests set it too): its series is there.
+    assert!(metrics.lines().any(|l| l.starts_with("chatgate_api_teams ")), "{metrics}");
+    // Deleted: its key is refused at once.
+    assert_eq!(delete(&app, "newco", &[("If-Match", &tag)]).await.status(), 204);
+    assert_eq!(key_status(&app, "newco-bot-key").await, 401);
+    assert_problem(app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap(), 404, "not_found").await;
+});
+
+/// Two instances on one Redis: a write on one is in force on the other
+/// within 2 s, a delete too; an instance that starts later has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_with(
+        Backend::Redis,
+        Setup {
+            key_prefix: Some(a.key_prefix.clone()),
+            keys: Some(a.keys.clone()),
+            ..with_operator()
+        },
+    )
+    .await
+    .unwrap();
+    let res = put(
+        &a,
+        "newco",
+        &team("newco", &chatgate::domain::secrets::generate_whsec()),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    assert_eq!(key_status(&a, "newco-bot-key").await, 200);
+    within_two_seconds(&b, "newco-bot-key", 200).await;
+    let c = spawn_with(
+        Backend::Redis,
+        Setup {
+            key_prefix: Some(a.key_prefix.clone()),
+            keys: Some(a.keys.clone()),
+            ..with_operator()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        key_status(&c, "newco-bot-key").await,
+        200,
+        "loaded at the start"
+    );
+    // An instance whose secrets keys no longer list the key that sealed a
+    // team's secrets does not start, and says which team and key.
+    let system = a.dir.join("config/chatgate.toml");
+    let text = std::fs::read_to_string(&system).unwrap();
+    std::fs::write(&system, text.replace("id = \"k1\"", "id = \"k2\"")).unwrap();
+    let config = chatgate::config::load(&system).unwrap();
+    let Err(e) = chatgate::app::App::build(config, chatgate::app::Options::default()).await else {
+        panic!("an instance started without the key of a stored team");
+    };
+    assert!(
+        e.to_string().contains("\"newco\"") && e.to_string().contains("\"k1\""),
+        "{e}"
+    );
+    std::fs::write(&system, text).unwrap();
+    // Replaced on b: a's next look has the new ETag.
+    let mut changed = team("newco", &chatgate::domain::secrets::generate_whsec());
+    changed["settings"]["otp"]["ttl"] = json!("4m");
+    let res = put(&b, "newco", &changed, &[("If-Match", &tag)]).await;
+    assert_eq!(res.status(), 200);
+    let second = etag_of(&res);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let res = a
+            .request(Method::GET, "/v1/teams/newco", Some(OPS))
+            .send()
+            .await
+            .unwrap();
+        if etag_of(&res) == second {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a still has the old team"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Deleted on a: refused on b and c within 2 s.
+    assert_eq!(
+        delete(&a, "newco", &[("If-Match", &second)]).await.status(),
+        204
+    );
+    assert_eq!(key_status(&a, "newco-bot-key").await, 401);
+    within_two_seconds(&b, "newco-bot-key", 401).await;
+    within_two_seconds(&c, "newco-bot-key", 401).await;
+    c.stop_keeping_keys().await;
+    b.stop_keeping_keys().await;
 }
