@@ -88,8 +88,11 @@ impl App {
             events = events.with_keep_alive(every);
         }
         let gateway = Arc::new(Core::new(Arc::clone(&config), store, channels, events));
+        let (gateway, api) = with_api_teams(gateway, &senders).await?;
+        let config = Arc::clone(gateway.config());
         // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
+        lasting.api_teams().in_force(api.generation);
         crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
@@ -106,6 +109,7 @@ impl App {
             lasting,
             senders,
             one_at_a_time: tokio::sync::Mutex::new(()),
+            api: tokio::sync::Mutex::new(api),
         }));
         let listen = &config.server.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
@@ -144,7 +148,9 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let workers = start_workers(&self.live, &self.clock, stop_rx);
+        let mut workers = start_workers(&self.live, &self.clock, stop_rx);
+        let sync = self.reloader.clone().keep_api_teams(workers.stopped());
+        workers.spawn("api teams", sync);
         // `[server]` is kept by a reload: the gateway in force has the start's.
         let gateway = self.live.current();
         let limits = gateway.config().server.limits;
@@ -247,6 +253,49 @@ struct Reloading {
     senders: Senders,
     /// Two signals in a row reload one after the other.
     one_at_a_time: tokio::sync::Mutex<()>,
+    /// The API teams in force: their digests as the store's index gave
+    /// them, and its generation.
+    api: tokio::sync::Mutex<ApiKnown>,
+}
+
+/// What an instance put in force of the API teams.
+#[derive(Default)]
+struct ApiKnown {
+    known: std::collections::BTreeMap<String, String>,
+    generation: u64,
+}
+
+/// How often an instance reads the generation of the API teams.
+const API_TEAMS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `gateway` with every API team the store holds (none while the operator
+/// API is off): a stored team that cannot be put in force (a secret
+/// sealed under a key id no longer listed), or a file team of an API
+/// team's id, stops the start-up, naming the team.
+async fn with_api_teams(
+    gateway: Arc<Core>,
+    senders: &Senders,
+) -> std::io::Result<(Arc<Core>, ApiKnown)> {
+    if gateway.config().operator.is_none() {
+        return Ok((gateway, ApiKnown::default()));
+    }
+    let changes = gateway::operator_teams::changes(&gateway, &Default::default())
+        .await
+        .map_err(|e| std::io::Error::other(format!("cannot read the API teams: {e}")))?;
+    if let Some((team, why)) = changes.refused.first() {
+        let e = format!("the API team {team:?} cannot be put in force: {why}");
+        return Err(std::io::Error::other(e));
+    }
+    let config = (gateway.config())
+        .with_api_teams(changes.teams, &[])
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let channels = senders.for_config(&config);
+    let gateway = Arc::new(gateway.reloaded(Arc::new(config), channels));
+    let api = ApiKnown {
+        known: changes.known,
+        generation: changes.generation,
+    };
+    Ok((gateway, api))
 }
 
 /// What a reload did.
@@ -289,9 +338,13 @@ impl Reloader {
                 return Reloaded::Refused(e);
             }
         };
-        let config = next.config;
-        crate::telemetry::register_config(&config);
-        let channels = r.senders.for_config(&config);
+        let config = match next.config.keeping_api_teams(running.config()) {
+            Ok(config) => config,
+            Err(e) => {
+                tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
+                return Reloaded::Refused(e);
+            }
+        };
         let (team_count, channel_count) = (config.teams.len(), config.channels.len());
         // Teams of the set in force that the new one lacks: their trails
         // record the departure once the new set is in force.
@@ -302,10 +355,7 @@ impl Reloader {
             .filter(|id| !config.teams.contains_key(*id))
             .cloned()
             .collect();
-        let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
-        let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
-        r.live.replace(Arc::clone(&gateway));
-        r.routes.store(Arc::new(router));
+        let gateway = self.put_in_force(&running, config);
         let now = r.clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
         crate::gateway::audit::record_departures(&gateway, &gone, now).await;
@@ -324,6 +374,86 @@ impl Reloader {
         Reloaded::Applied {
             restart_needed: next.restart_needed,
         }
+    }
+}
+
+impl Reloader {
+    /// `config` in force in place of `running`'s: every request that
+    /// starts after this returns is answered with it.
+    fn put_in_force(&self, running: &Core, config: Config) -> Arc<Core> {
+        let r = &self.0;
+        crate::telemetry::register_config(&config);
+        let channels = r.senders.for_config(&config);
+        let gateway = Arc::new(running.reloaded(Arc::new(config), channels));
+        let router = crate::http::router(Arc::clone(&gateway), &r.lasting);
+        r.live.replace(Arc::clone(&gateway));
+        r.routes.store(Arc::new(router));
+        gateway
+    }
+
+    /// Puts the API teams the store holds in force, once a second and
+    /// whenever a write rings, until `stop`
+    /// (docs/operator-api.md#every-instance-at-once).
+    async fn keep_api_teams(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let bell = self.0.lasting.api_teams();
+        let mut tick = tokio::time::interval(API_TEAMS_EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+                _ = bell.rung() => {}
+            }
+            self.sync_api_teams().await;
+        }
+    }
+
+    /// One look at the API teams: the generation read (one small record,
+    /// whatever the number of teams); when it moved, the teams whose
+    /// digest moved read and put in force, those gone removed. A store
+    /// that does not answer changes nothing: the teams in force stay.
+    pub async fn sync_api_teams(&self) {
+        let r = &self.0;
+        if r.live.current().config().operator.is_none() {
+            return;
+        }
+        let bell = r.lasting.api_teams();
+        let mut api = r.api.lock().await;
+        let generation = match gateway::operator_teams::generation(&r.live.current()).await {
+            Ok(g) => g,
+            Err(e) => {
+                return tracing::warn!(error = %e, "the API teams were not read; those in force stay")
+            }
+        };
+        if generation == api.generation {
+            return bell.in_force(generation);
+        }
+        let _one = r.one_at_a_time.lock().await;
+        let running = r.live.current();
+        let changes = match gateway::operator_teams::changes(&running, &api.known).await {
+            Ok(changes) => changes,
+            Err(e) => {
+                return tracing::warn!(error = %e, "the API teams were not read; those in force stay")
+            }
+        };
+        for (team, why) in &changes.refused {
+            tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
+        }
+        if !changes.teams.is_empty() || !changes.gone.is_empty() {
+            match running
+                .config()
+                .with_api_teams(changes.teams, &changes.gone)
+            {
+                Ok(config) => drop(self.put_in_force(&running, config)),
+                Err(e) => {
+                    tracing::error!(problem = %e.problem, "the API teams were not put in force")
+                }
+            }
+        }
+        api.known = changes.known;
+        api.generation = changes.generation;
+        bell.in_force(changes.generation);
     }
 }
 

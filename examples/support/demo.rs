@@ -137,10 +137,8 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
     acme.login_url = format!("{login_url}/login")
         .parse()
         .map_err(|e| format!("{e}"))?;
-    let webchat = config
-        .channels
-        .get_mut("webchat")
-        .ok_or("no webchat channel")?;
+    let channels = Arc::get_mut(&mut config.channels).ok_or("the channels are shared")?;
+    let webchat = channels.get_mut("webchat").ok_or("no webchat channel")?;
     let ChannelKind::Webhook(webhook) = &mut webchat.kind else {
         return Err("the webchat channel is not a webhook channel".into());
     };
@@ -148,7 +146,7 @@ pub async fn start(mut config: Config, ports: Ports, bot_key: String) -> Result<
         .parse()
         .map_err(|e| format!("{e}"))?;
     let webchat_secret = webhook.secret.get().expose().to_vec();
-    let sms = config.channels.get_mut("sms").ok_or("no sms channel")?;
+    let sms = channels.get_mut("sms").ok_or("no sms channel")?;
     let ChannelKind::Twilio(twilio) = &mut sms.kind else {
         return Err("the sms channel is not a twilio channel".into());
     };

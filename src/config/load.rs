@@ -121,7 +121,7 @@ fn load_sections(
         defaults: system.defaults,
         defaults_table: system.defaults_table,
         teams: teams_by_id,
-        channels,
+        channels: channels.into(),
         restart_only,
         telemetry: system.telemetry,
         audit: system.audit,

@@ -6,6 +6,7 @@
 //! environment overrides, `deny_unknown_fields`, and validation. The result is
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
+mod api_teams;
 mod approvals;
 mod audit;
 mod channels;
@@ -59,6 +60,7 @@ pub use channels::{
 };
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
+pub use form::is_secret_member;
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use number_verification::NumberVerification;
@@ -80,7 +82,7 @@ pub use toml_file::ConfigError;
 use secrecy::SecretString;
 
 /// Everything `serve` needs, loaded and validated.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// The file it was read from (for messages).
     pub path: PathBuf,
@@ -95,7 +97,7 @@ pub struct Config {
     /// (`http/auth.rs`) while a reload replaces the configuration.
     pub teams: BTreeMap<String, Arc<Team>>,
     /// Channels by name.
-    pub channels: BTreeMap<String, ChannelConfig>,
+    pub channels: Arc<BTreeMap<String, ChannelConfig>>,
     /// What of the system file only a restart applies (a reload compares it).
     pub restart_only: RestartOnly,
     /// `[telemetry]`.

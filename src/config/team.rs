@@ -221,8 +221,13 @@ pub struct Team {
     /// (docs/operator-api.md#the-representation); `Null` while the
     /// operator API is off.
     pub form: serde_json::Value,
-    /// When its file was last modified, as this instance read it.
+    /// When its file was last modified, as this instance read it (for a
+    /// team written through the operator API: when it was written).
     pub modified: Option<crate::time::Timestamp>,
+    /// Written through the operator API and kept in the store (source
+    /// `api`), not a file (docs/operator-api.md#two-sources-one-namespace):
+    /// the digest the store keeps of it, its `ETag` on every instance.
+    pub api: Option<String>,
 }
 
 impl Team {

@@ -253,6 +253,7 @@ pub(super) fn team_of_table(
         whatsapp_chats,
         form,
         modified: None,
+        api: None,
     })
 }
 

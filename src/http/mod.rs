@@ -83,6 +83,9 @@ pub struct Shared {
     pub team_gates: Arc<team_gate::TeamGates>,
     /// Each team's console sign-ins started this second (`console.rs`).
     pub sign_in_starts: Arc<console::SignInStarts>,
+    /// Rung by an operator's write to put the API teams in force at once
+    /// (`operator_writes.rs`).
+    pub api_teams: Arc<crate::gateway::operator_teams::ApiTeamsBell>,
 }
 
 /// What a router shares with the routers that replace it when the
@@ -96,6 +99,7 @@ pub struct Lasting {
     streams: Arc<crate::events::slots::StreamSlots>,
     team_gates: Arc<team_gate::TeamGates>,
     sign_in_starts: Arc<console::SignInStarts>,
+    api_teams: Arc<crate::gateway::operator_teams::ApiTeamsBell>,
 }
 
 impl Lasting {
@@ -114,7 +118,13 @@ impl Lasting {
             streams: Arc::new(streams),
             team_gates: Arc::default(),
             sign_in_starts: Arc::default(),
+            api_teams: Arc::default(),
         }
+    }
+
+    /// What an operator's write rings to put the API teams in force.
+    pub fn api_teams(&self) -> Arc<crate::gateway::operator_teams::ApiTeamsBell> {
+        Arc::clone(&self.api_teams)
     }
 }
 
@@ -215,6 +225,7 @@ pub fn router(gateway: Arc<Core>, lasting: &Lasting) -> Router {
         streams: Arc::clone(&lasting.streams),
         team_gates: Arc::clone(&lasting.team_gates),
         sign_in_starts: Arc::clone(&lasting.sign_in_starts),
+        api_teams: Arc::clone(&lasting.api_teams),
     }));
     // One middleware (every `from_fn` boxes the rest of the stack per
     // request, so their number is a cost on every answer): `observe` gives

@@ -40,8 +40,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub enum Source {
     /// A file in `teams_dir` (`channels_dir`): changed by its file, never here.
     File,
-    /// Written through this API (a dry run's answer; writing is not built
-    /// yet: docs/operator-api.md#not-yet).
+    /// Written through this API and kept in the store.
     Api,
 }
 
@@ -53,7 +52,8 @@ pub struct TeamItem {
     source: Source,
     /// The team's current `ETag`, quoted.
     etag: String,
-    /// When its file was last modified, as this instance read it.
+    /// When its file was last modified, as this instance read it; for a
+    /// team of the API, when it was written.
     updated_at: Option<Timestamp>,
 }
 
@@ -126,6 +126,15 @@ pub fn etag(print: &ConfigPrint) -> String {
     format!("\"{}\"", print.digest())
 }
 
+/// The quoted `ETag` of a team in force: for a team of the API, the
+/// digest the store keeps (the same on every instance).
+pub fn team_etag(team: &crate::config::Team) -> String {
+    match &team.api {
+        Some(digest) => format!("\"{digest}\""),
+        None => etag(&team.print),
+    }
+}
+
 /// One page of `names` (sorted) after `cursor`, and the next cursor.
 fn page<'a, T>(
     items: impl Iterator<Item = (&'a String, T)>,
@@ -155,8 +164,8 @@ async fn list_teams(
     let items = config.teams.iter().map(|(id, t)| {
         let item = TeamItem {
             id: id.clone(),
-            source: Source::File,
-            etag: etag(&t.print),
+            source: Source::of(t),
+            etag: team_etag(t),
             updated_at: t.modified,
         };
         (id, item)
@@ -182,8 +191,13 @@ async fn read_team(
         .teams
         .get(&id)
         .ok_or(Error::NotFound("no such team"))?;
-    let tag = etag(&team.print);
-    Ok(read_back(StatusCode::OK, &team.form, &tag, Source::File))
+    let tag = team_etag(team);
+    Ok(read_back(
+        StatusCode::OK,
+        &team.form,
+        &tag,
+        Source::of(team),
+    ))
 }
 
 /// The channels in force, by name (operator, operator_read).
@@ -308,6 +322,14 @@ impl RawSchema for ChannelForm {
 raw_schema!(ChannelForm);
 
 impl Source {
+    /// Where `team` is kept.
+    pub fn of(team: &crate::config::Team) -> Source {
+        match team.api {
+            Some(_) => Source::Api,
+            None => Source::File,
+        }
+    }
+
     fn header(self) -> HeaderValue {
         match self {
             Source::File => HeaderValue::from_static("file"),

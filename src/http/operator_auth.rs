@@ -22,7 +22,7 @@ const MAX_ACTOR_TOKEN: usize = 16 * 1024;
 
 /// An operator key's request, its role already allowed for the method.
 /// Who it is (the key, the person) is what a write's `config.changed`
-/// entry will name, once writes are built (docs/operator-api.md#not-yet).
+/// entry names (docs/operator-api.md#how-the-store-keeps-them).
 #[derive(Debug, Clone)]
 #[allow(dead_code)]
 pub struct Operator {

@@ -1,34 +1,39 @@
-//! The operator API's writes (docs/operator-api.md): what is built now is
-//! every check a write makes before it writes — the role, the person, the
-//! preconditions (428, 412), 409 `managed_by_file` for a team or channel
-//! kept in a file — and a team's `PUT …?dry_run=true`, which checks a
-//! body by the rules of a team file and answers as the write would. A
-//! write of an API team or channel is 501 until the store keeps them
+//! The operator API's writes (docs/operator-api.md): the role, the
+//! person, the preconditions (428, 412), 409 `managed_by_file` for a team
+//! or channel kept in a file; a team's `PUT` and `DELETE`, kept in the
+//! store (`gateway::operator_teams`), `?dry_run=true` answering as the
+//! write would. A channel's write is 501 until the store keeps channels
 //! (docs/operator-api.md#not-yet).
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::extract::{json_bytes, parse_json, JsonBody, NoQuery, PathParam, QueryParams};
+use super::extract::{
+    json_bytes, parse_json, JsonBody, NoQuery, Now, PathParam, QueryParams, RequestVia,
+};
 use super::openapi::{
     ApiKeyErrors, JsonBodyErrors, ManagedE409, OperatorActorHeader, OperatorBodyErrors, E403, E404,
     E412, E422, E428, E501,
 };
-use super::operator::{etag, read_back, ChannelForm, Source, TeamForm};
+use super::operator::{etag, is_name, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
 use super::AppState;
+use crate::domain::audit::{Acting, Actor, Via};
 use crate::domain::preconditions::{self, Refusal};
-use crate::error::{Error, Pointed, Result};
+use crate::error::{Error, Result};
+use crate::gateway::operator_teams::{self, Conditions, TeamWrite};
 
 /// The largest body of a team or channel.
 pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
 
 const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
 const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
-const NOT_YET: &str = "teams and channels written through this API are not built yet";
+const NOT_YET: &str = "channels written through this API are not built yet";
+const KEYS_NOT_YET: &str =
+    "the key endpoints of a team written through this API are not built yet: write the team";
 
 /// The writes, their bodies up to [`MAX_OPERATOR_BODY`].
 pub fn router() -> OpenApiRouter<AppState> {
@@ -75,86 +80,141 @@ fn precondition(headers: &HeaderMap, current: Option<&str>) -> Result<()> {
     })
 }
 
-/// Creates or replaces a team (operator); `?dry_run=true` checks a new
-/// team's body by the rules of a team file and answers 201 without writing.
+/// Creates or replaces a team (operator): 201 created, 200 replaced, the
+/// team as a read shows it with its `ETag`; `?dry_run=true` checks
+/// everything and answers as the write would, writing nothing.
 ///
-/// A file team's id is 409 `managed_by_file` once the preconditions hold;
-/// a write that is not a dry run is 501 `not_implemented` for now.
+/// A file team's id is 409 `managed_by_file` once the preconditions hold.
 #[utoipa::path(put, path = "/v1/teams/{id}", operation_id = "put_team", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), PutParams, OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = TeamForm, description = "the team, as the JSON form of its file"),
     responses((status = 201, body = TeamForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        (status = 200, body = TeamForm, description = "replaced (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
         ManagedE409,
         E412,
         E428,
-        E501,
         ApiKeyErrors, OperatorBodyErrors, E403, E404))]
+#[allow(clippy::too_many_arguments)]
 async fn put_team(
     State(st): State<AppState>,
-    _: Operator,
+    operator: Operator,
     PathParam(id): PathParam<String>,
     QueryParams(q): QueryParams<PutParams>,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response> {
     let dry_run = q.dry_run()?;
-    let config = std::sync::Arc::clone(st.gateway.config());
-    let current = config.teams.get(&id).map(|t| etag(&t.print));
-    precondition(&headers, current.as_deref())?;
-    if current.is_some() {
+    if let Some(team) = file_team(&st, &id) {
+        precondition(&headers, Some(&etag(&team.print)))?;
         return Err(Error::ManagedByFile(MANAGED_TEAM));
     }
-    if !dry_run {
-        return Err(Error::NotImplemented(NOT_YET));
+    if !is_name(&id) {
+        return Err(Error::NotFound("no such team"));
     }
     let bytes = json_bytes(req, &st)
         .await?
         .ok_or_else(|| Error::BadRequest("a body is required".into()))?;
     let body: serde_json::Value = parse_json(&bytes)?;
-    if body
-        .get("id")
-        .and_then(|v| v.as_str())
-        .is_some_and(|b| b != id)
-    {
-        return Err(Error::InvalidConfig(vec![Pointed {
-            pointer: "/id".into(),
-            detail: "is not the id of the path".into(),
-        }]));
+    let write = TeamWrite {
+        id: &id,
+        body: &body,
+        conditions: conditions(&headers),
+        dry_run,
+        acting: acting(&operator, &via),
+    };
+    let written = operator_teams::write_team(&st.gateway, write, now).await?;
+    if !dry_run {
+        in_force(&st, written.generation).await;
     }
-    let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
-    let tag = etag(&team.print);
-    Ok(read_back(
-        StatusCode::CREATED,
-        &team.form,
-        &tag,
-        Source::Api,
-    ))
+    let status = match written.created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
+    };
+    let tag = etag(&written.team.print);
+    Ok(read_back(status, &written.team.form, &tag, Source::Api))
 }
 
-/// Deletes a team (operator): a file team's is 409 once `If-Match` holds.
+/// How long a write waits for this instance to put it in force.
+const APPLY_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Waits until this instance has the API teams of `generation` in force,
+/// so that the next request it starts sees the write (at most
+/// [`APPLY_WITHIN`]: the store holds the write either way, and the
+/// instance puts it in force at its next look).
+async fn in_force(st: &AppState, generation: u64) {
+    if !st.api_teams.applied(generation, APPLY_WITHIN).await {
+        tracing::warn!(
+            generation,
+            "a team written was not yet put in force on this instance"
+        );
+    }
+}
+
+/// Team `id` of the configuration in force when a file holds it.
+fn file_team(st: &AppState, id: &str) -> Option<std::sync::Arc<crate::config::Team>> {
+    st.gateway
+        .config()
+        .teams
+        .get(id)
+        .filter(|t| t.api.is_none())
+        .cloned()
+}
+
+/// A write's `If-Match` and `If-None-Match`, as sent.
+fn conditions(headers: &HeaderMap) -> Conditions {
+    let text = |name| (headers.get(name).and_then(|v| v.to_str().ok())).map(str::to_string);
+    Conditions {
+        if_match: text(axum::http::header::IF_MATCH),
+        if_none_match: text(axum::http::header::IF_NONE_MATCH),
+    }
+}
+
+/// Who writes: the person a `Chatgate-Actor` named, through the operator
+/// key, or the key itself.
+fn acting(operator: &Operator, via: &Via) -> Acting {
+    let actor = match &operator.person {
+        Some(p) => Actor::person(&p.sub, p.name.as_deref(), &operator.key_id),
+        None => Actor::api_key(&operator.key_id),
+    };
+    Acting::new(actor, via)
+}
+
+/// Deletes a team (operator): 204; a file team's is 409 once `If-Match`
+/// holds.
 #[utoipa::path(delete, path = "/v1/teams/{id}", operation_id = "delete_team", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag")),
-    responses(ManagedE409,
+    responses((status = 204, description = "deleted"),
+        ManagedE409,
         E412,
         E428,
         ApiKeyErrors, E403, E404, E422))]
 async fn delete_team(
     State(st): State<AppState>,
-    _: Operator,
+    operator: Operator,
     PathParam(id): PathParam<String>,
     _: NoQuery,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = st.gateway.config();
-    let team = config
-        .teams
-        .get(&id)
-        .ok_or(Error::NotFound("no such team"))?;
-    precondition(&headers, Some(&etag(&team.print)))?;
-    Err(Error::ManagedByFile(MANAGED_TEAM))
+    if let Some(team) = file_team(&st, &id) {
+        precondition(&headers, Some(&etag(&team.print)))?;
+        return Err(Error::ManagedByFile(MANAGED_TEAM));
+    }
+    if !is_name(&id) {
+        return Err(Error::NotFound("no such team"));
+    }
+    let acting = acting(&operator, &via);
+    let conditions = conditions(&headers);
+    let generation =
+        operator_teams::delete_team(&st.gateway, &id, &conditions, &acting, now).await?;
+    in_force(&st, generation).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Creates or replaces a channel (operator): a file channel's name is 409
@@ -236,11 +296,13 @@ pub struct NewSecurityKey {
 }
 
 /// A key change of team `id`: 409 for a file team (its keys are its
-/// file's), else 404 (no API team exists yet).
+/// file's), 501 for an API team (not built yet: its keys change by a
+/// `PUT` of the team), else 404.
 fn key_change(st: &AppState, id: &str) -> Result<Response> {
-    match st.gateway.config().teams.contains_key(id) {
-        true => Err(Error::ManagedByFile(MANAGED_TEAM)),
-        false => Err(Error::NotFound("no such team")),
+    match st.gateway.config().teams.get(id).map(|t| t.api.is_some()) {
+        Some(false) => Err(Error::ManagedByFile(MANAGED_TEAM)),
+        Some(true) => Err(Error::NotImplemented(KEYS_NOT_YET)),
+        None => Err(Error::NotFound("no such team")),
     }
 }
 
@@ -248,7 +310,7 @@ fn key_change(st: &AppState, id: &str) -> Result<Response> {
 #[utoipa::path(post, path = "/v1/teams/{id}/api-keys", operation_id = "add_team_api_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewApiKey,
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
 async fn add_api_key(
     State(st): State<AppState>,
@@ -263,7 +325,7 @@ async fn add_api_key(
 /// Removes an API key of a team (operator).
 #[utoipa::path(delete, path = "/v1/teams/{id}/api-keys/{key_id}", operation_id = "remove_team_api_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), ("key_id" = String, Path, description = "the key's id"), OperatorActorHeader),
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_api_key(
     State(st): State<AppState>,
@@ -278,7 +340,7 @@ async fn remove_api_key(
 #[utoipa::path(post, path = "/v1/teams/{id}/security-keys", operation_id = "add_team_security_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewSecurityKey,
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
 async fn add_security_key(
     State(st): State<AppState>,
@@ -293,7 +355,7 @@ async fn add_security_key(
 /// Removes a security key of a team (operator).
 #[utoipa::path(delete, path = "/v1/teams/{id}/security-keys/{kid}", operation_id = "remove_team_security_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), ("kid" = String, Path, description = "the key's kid"), OperatorActorHeader),
-    responses(ManagedE409,
+    responses(ManagedE409, E501,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_security_key(
     State(st): State<AppState>,

@@ -145,6 +145,26 @@ pub fn node_marker(n: u32) -> String {
     format!("{{~ep{n}}}:ep")
 }
 
+/// A team written through the operator API: its JSON form, secrets
+/// sealed (docs/operator-api.md#how-the-store-keeps-them). In its team's
+/// slot, so it commits with the team's audit entry.
+pub fn api_team(team: &str) -> String {
+    scoped(team, "tm", 0)
+}
+
+/// The index of the teams written through the operator API, by id with
+/// their digests. The hash tag `~teams` (no team id has a `~`) puts it
+/// and [`api_teams_generation`] in one slot of their own.
+pub fn api_teams() -> String {
+    "{~teams}:ix".to_string()
+}
+
+/// A number moved with every change of [`api_teams`]: what each instance
+/// reads once a second, whatever the number of teams.
+pub fn api_teams_generation() -> String {
+    "{~teams}:gen".to_string()
+}
+
 /// An app challenge's pending approval at the team's identity provider
 /// (docs/api.md#approval-in-the-customers-app): its `auth_req_id` and poll
 /// interval.

@@ -50,6 +50,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_number_checks_total", Kind::Counter, "kind, result", "Number checks asked of a provider (not answered from the cache), by provider kind (camara, twilio_lookup) and result (clean, swapped, forwarded, unknown, error)."),
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
     ("chatgate_teams", Kind::Gauge, "", "Teams in the configuration in force (set at start and at each reload)."),
+    ("chatgate_api_teams", Kind::Gauge, "", "Teams of the configuration in force written through the operator API (set whenever they change)."),
     ("chatgate_background_queue", Kind::Gauge, "kind", "Background asks claimed and waiting for their turn in this instance's poller, by kind (ladder, app_poll)."),
     ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due queue."),
     ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),
@@ -137,6 +138,7 @@ pub(super) fn describe_and_register() {
 /// reload).
 pub fn register_config(config: &Config) {
     metrics::gauge!("chatgate_teams").set(config.teams.len() as f64);
+    metrics::gauge!("chatgate_api_teams").set(config.api_teams().count() as f64);
     for team in config.teams.keys() {
         for receiver in Receiver::ALL.map(Receiver::as_str) {
             for name in [
@@ -164,7 +166,7 @@ pub fn register_config(config: &Config) {
                 .increment(0.0);
         }
     }
-    for (name, ch) in &config.channels {
+    for (name, ch) in config.channels.iter() {
         let kind = ch.kind.name();
         // Registered, not recorded: an empty histogram renders its buckets at 0.
         let _ = metrics::histogram!("chatgate_channel_send_seconds", "kind" => kind);

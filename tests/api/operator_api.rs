@@ -255,11 +255,10 @@ both_stores!(writes_to_file_teams_are_managed_by_file_after_the_preconditions, s
     for path in ["/v1/teams/newco", "/v1/teams/newco/security-keys/g1", "/v1/channels/newch"] {
         assert_problem(write(&app, Method::DELETE, path, &[]).await, 404, "not_found").await;
     }
-    let res = write(&app, Method::PUT, "/v1/teams/newco", &[("If-Match", acme.as_str())]).await;
+    let res = app.request(Method::PUT, "/v1/teams/newco", Some(OPS)).header("If-Match", acme.as_str()).json(&new_team("newco")).send().await.unwrap();
     assert_problem(res, 412, "precondition_failed").await;
-    for path in ["/v1/teams/newco", "/v1/channels/newch"] {
-        assert_problem(write(&app, Method::PUT, path, &[]).await, 501, "not_implemented").await;
-    }
+    assert_problem(write(&app, Method::PUT, "/v1/teams/newco", &[]).await, 400, "invalid_request").await;
+    assert_problem(write(&app, Method::PUT, "/v1/channels/newch", &[]).await, 501, "not_implemented").await;
     // Nothing changed.
     assert_eq!(team_etag(&app, "acme"), acme);
     let res = send(&app, Method::GET, "/v1/teams/acme", Some(OPS)).await;

@@ -14,17 +14,20 @@ use serde_json::json;
 
 use crate::config::{ConfigPrint, Team};
 use crate::domain::audit::{Acting, Action, Draft, Target};
+use crate::gateway::change::Change;
 use crate::gateway::records::{ConfigParts as Parts, Loaded, StoredConfig};
 use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// Why the configuration is recorded: `start` or `reload`.
+/// Why the configuration is recorded: `start`, `reload`, or a write
+/// through the operator API (`api`).
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     Start,
     Reload,
+    Api,
 }
 
 impl Source {
@@ -32,6 +35,7 @@ impl Source {
         match self {
             Source::Start => "start",
             Source::Reload => "reload",
+            Source::Api => "api",
         }
     }
 }
@@ -138,47 +142,108 @@ async fn record(
     source: Source,
     now: Timestamp,
 ) -> crate::error::Result<()> {
-    let key = keys::audit_config(team.id);
-    let digest_key = keys::audit_config_digest(team.id);
-    let read = [key.clone(), keys::audit_head(team.id), digest_key.clone()];
-    let digest = team.print.digest();
+    let read = recorded_keys(team.id);
     let retention = Some(core.config().audit.retention);
+    let acting = Acting::system(None);
     core.change(team.id, &read, now, |c| {
-        let loaded: Loaded<StoredConfig> = c.read(&key)?;
-        let kept = c.raw(&digest_key)?;
-        let kept_is_current = kept_digest(kept).as_deref() == Some(digest.as_str());
-        // The digest moves with the record, against the version read.
-        let kept = Loaded::<()> {
-            key: digest_key.clone(),
-            version: kept.map_or(0, |k| k.version),
-            value: None,
-        };
-        let before = loaded.value.clone().map(StoredConfig::into_parts);
-        if before.as_ref().map(|b| b.0.as_str()) == Some(digest.as_str()) {
-            if kept_is_current {
-                return Ok(Step::Answer(()));
-            }
-            // Recorded, but its digest not kept beside it: kept now.
-            c.put(&kept, &digest, retention)?;
-            return Ok(Step::Write(()));
+        match record_in(c, &team, source, &acting, retention)? {
+            true => Ok(Step::Write(())),
+            false => Ok(Step::Answer(())),
         }
-        c.audit(entry(&team, source, &digest, before.as_ref()));
-        let stored = StoredConfig::V1 {
-            digest: digest.clone(),
-            keys: team.print.keys().clone(),
-            api_keys: team.api_keys.clone(),
-            security_keys: team.kids.clone(),
-        };
-        c.put(&loaded, &stored, retention)?;
-        c.put(&kept, &digest, retention)?;
-        Ok(Step::Write(()))
     })
     .await
 }
 
+/// The keys a change reads to record a team's configuration with
+/// [`record_in`]: the recorded configuration, the team's audit head and
+/// the digest kept beside it.
+pub fn recorded_keys(id: &str) -> [String; 3] {
+    [
+        keys::audit_config(id),
+        keys::audit_head(id),
+        keys::audit_config_digest(id),
+    ]
+}
+
+/// In `c`, which read [`recorded_keys`]: `team`'s configuration recorded
+/// with its entry by `acting`, when it is not the one last recorded.
+/// Whether anything is to be written.
+fn record_in(
+    c: &mut Change,
+    team: &Recorded<'_>,
+    source: Source,
+    acting: &Acting,
+    retention: Option<std::time::Duration>,
+) -> crate::error::Result<bool> {
+    let [key, _, digest_key] = recorded_keys(team.id);
+    let digest = team.print.digest();
+    let loaded: Loaded<StoredConfig> = c.read(&key)?;
+    let kept = c.raw(&digest_key)?;
+    let kept_is_current = kept_digest(kept).as_deref() == Some(digest.as_str());
+    // The digest moves with the record, against the version read.
+    let kept = Loaded::<()> {
+        key: digest_key.clone(),
+        version: kept.map_or(0, |k| k.version),
+        value: None,
+    };
+    let before = loaded.value.clone().map(StoredConfig::into_parts);
+    if before.as_ref().map(|b| b.0.as_str()) == Some(digest.as_str()) {
+        if kept_is_current {
+            return Ok(false);
+        }
+        // Recorded, but its digest not kept beside it: kept now.
+        c.put(&kept, &digest, retention)?;
+        return Ok(true);
+    }
+    c.audit(entry(team, source, acting, &digest, before.as_ref()));
+    let stored = StoredConfig::V1 {
+        digest: digest.clone(),
+        keys: team.print.keys().clone(),
+        api_keys: team.api_keys.clone(),
+        security_keys: team.kids.clone(),
+    };
+    c.put(&loaded, &stored, retention)?;
+    c.put(&kept, &digest, retention)?;
+    Ok(true)
+}
+
+/// In `c`, which read [`recorded_keys`] of `id`: the `config.changed`
+/// entry of a write through the operator API by `acting`, the team now
+/// `team` (`None`: deleted, recorded as the empty configuration).
+pub fn record_api_write(
+    c: &mut Change,
+    id: &str,
+    team: Option<&Team>,
+    acting: &Acting,
+    retention: std::time::Duration,
+) -> crate::error::Result<()> {
+    let empty = ConfigPrint::default();
+    let recorded = match team {
+        Some(t) => Recorded {
+            id,
+            print: &t.print,
+            api_keys: t.api_keys.iter().map(|k| k.id.clone()).collect(),
+            kids: t.security_keys.iter().map(|k| k.kid.clone()).collect(),
+        },
+        None => Recorded {
+            id,
+            print: &empty,
+            api_keys: Vec::new(),
+            kids: Vec::new(),
+        },
+    };
+    record_in(c, &recorded, Source::Api, acting, Some(retention)).map(|_| ())
+}
+
 /// The `config.changed` entry of `team`, now at `digest`, from what was
 /// recorded `before` (none: the first time).
-fn entry(team: &Recorded<'_>, source: Source, digest: &str, before: Option<&Parts>) -> Draft {
+fn entry(
+    team: &Recorded<'_>,
+    source: Source,
+    acting: &Acting,
+    digest: &str,
+    before: Option<&Parts>,
+) -> Draft {
     let empty = Parts::default();
     let (previous, old_keys, old_api, old_kids) = before.unwrap_or(&empty);
     let (api_keys, kids) = (&team.api_keys, &team.kids);
@@ -192,11 +257,7 @@ fn entry(team: &Recorded<'_>, source: Source, digest: &str, before: Option<&Part
         "security_keys_added": missing_from(kids, old_kids),
         "security_keys_removed": missing_from(old_kids, kids),
     });
-    let mut draft = Draft::success(
-        Action::ConfigChanged,
-        &Acting::system(None),
-        Target::default(),
-    );
+    let mut draft = Draft::success(Action::ConfigChanged, acting, Target::default());
     if let serde_json::Value::Object(d) = detail {
         draft.detail = d;
     }

@@ -23,7 +23,10 @@ use crate::domain::interaction::InteractionRecord;
 use crate::error::Result;
 use crate::store::keys;
 use crate::time::{Clock, Timestamp};
-pub use config_change::{record_configuration, record_departures, Source as ConfigSource};
+pub use config_change::{
+    record_api_write, record_configuration, record_departures, recorded_keys,
+    Source as ConfigSource,
+};
 
 /// Starts the audit sinks (docs/audit.md#wiring-a-siem), each a worker
 /// of `workers`; a sink is one line here (CONTRIBUTING.md#add-an-audit-sink).

@@ -16,6 +16,7 @@ mod console;
 mod interaction;
 mod logins;
 mod markers;
+mod operator;
 mod small;
 mod subject;
 mod trail;
@@ -42,6 +43,7 @@ pub use markers::{
     ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, StoredNetworkLink,
     UsedJti,
 };
+pub use operator::{ApiTeamsGeneration, StoredApiTeam, StoredApiTeams};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};

@@ -904,4 +904,25 @@ fn a_network_link_s_record_of_today_reads_back_equal() {
         c: id(2),
     };
     assert_eq!(link, want);
+
+fn the_api_team_records_keep_their_bytes() {
+    let team = StoredApiTeam::V1 {
+        body: serde_json::json!({"id": "newco", "webhook": {"secret": "cg1:k1:AAAA"}}),
+        digest: "ab".repeat(32),
+        at: ms(0),
+    };
+    let text = r#"{"v":"1","body":{"id":"newco","webhook":{"secret":"cg1:k1:AAAA"}},"digest":"DIGEST","at":1800000000000}"#
+        .replace("DIGEST", &"ab".repeat(32));
+    assert_eq!(serde_json::to_string(&team).unwrap(), text);
+    let read = Loaded::<StoredApiTeam>::parse("k".into(), raw(&text)).unwrap();
+    assert_eq!(read.value, Some(team));
+    let index = StoredApiTeams {
+        teams: [("newco".to_string(), "cd".to_string())].into(),
+    };
+    let text = r#"{"t":{"newco":"cd"}}"#;
+    assert_eq!(serde_json::to_string(&index).unwrap(), text);
+    let read = Loaded::<StoredApiTeams>::parse("k".into(), raw(text)).unwrap();
+    assert_eq!(read.value, Some(index));
+    let generation = ApiTeamsGeneration { generation: 9 };
+    assert_eq!(serde_json::to_string(&generation).unwrap(), r#"{"g":9}"#);
 }

@@ -1,0 +1,95 @@
+//! The teams written through the operator API beside the files' teams
+//! (docs/operator-api.md#two-sources-one-namespace): one configuration
+//! holds both, and a file team and an API team never share an id.
+use std::sync::Arc;
+
+use super::toml_file::ConfigError;
+use super::{Config, Team};
+
+impl Config {
+    /// This configuration with `teams` (written through the operator API)
+    /// put in force, each replacing its id's API team, and the API teams
+    /// of `gone` removed. A file team with one of their ids is an error
+    /// naming the id and both sources: nothing of it applies.
+    pub fn with_api_teams(
+        &self,
+        teams: impl IntoIterator<Item = Arc<Team>>,
+        gone: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut next = self.clone();
+        for id in gone {
+            if next.teams.get(id).is_some_and(|t| t.api.is_some()) {
+                next.teams.remove(id);
+            }
+        }
+        for team in teams {
+            if let Some(file) = next.teams.get(&team.id).filter(|t| t.api.is_none()) {
+                return Err(clash(&file.file.display().to_string(), &team.id));
+            }
+            next.teams.insert(team.id.clone(), team);
+        }
+        Ok(next)
+    }
+
+    /// The API teams of this configuration.
+    pub fn api_teams(&self) -> impl Iterator<Item = &Arc<Team>> {
+        self.teams.values().filter(|t| t.api.is_some())
+    }
+
+    /// This configuration (its teams read from files) with the API teams
+    /// of `running` kept: a file that now has an API team's id is an error.
+    pub fn keeping_api_teams(&self, running: &Config) -> Result<Config, ConfigError> {
+        let kept: Vec<Arc<Team>> = running.api_teams().cloned().collect();
+        self.with_api_teams(kept, &[])
+    }
+}
+
+/// A file team and an API team of one id.
+fn clash(file: &str, id: &str) -> ConfigError {
+    ConfigError::new(
+        file,
+        "id",
+        format!("team {id:?} is both a file team ({file}) and a team written through the operator API: one id, one source"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tests::Fixture;
+
+    /// The fixture's team `id` as an API team named `as_id`.
+    fn api_team(config: &mut Config, id: &str, as_id: &str) -> Arc<Team> {
+        let team = Arc::get_mut(config.teams.get_mut(id).unwrap()).unwrap();
+        team.api = Some("d".into());
+        team.id = as_id.into();
+        Arc::clone(&config.teams[id])
+    }
+
+    #[test]
+    fn a_file_team_and_an_api_team_never_share_an_id() {
+        let fx = Fixture::new();
+        let config = fx.load().unwrap();
+        let mut copy = fx.load().unwrap();
+        let acme = api_team(&mut copy, "acme", "acme");
+        let e = config.with_api_teams([acme], &[]).unwrap_err();
+        assert!(e.problem.contains("\"acme\""), "{e}");
+        // Under another id it goes in, and out again; a file team stays.
+        let newco = api_team(&mut copy, "globex", "newco");
+        let next = config.with_api_teams([newco], &[]).unwrap();
+        assert!(next.teams["newco"].api.is_some());
+        assert_eq!(next.api_teams().count(), 1);
+        let after = next
+            .with_api_teams([], &["newco".into(), "acme".into()])
+            .unwrap();
+        assert!(!after.teams.contains_key("newco"));
+        assert!(
+            after.teams.contains_key("acme"),
+            "a file team is not removed"
+        );
+        // A reload keeps the API teams, unless a file now has the id.
+        assert!(config.keeping_api_teams(&next).unwrap().teams["newco"]
+            .api
+            .is_some());
+    }
+}

@@ -1,0 +1,334 @@
+//! Teams written through the operator API (docs/operator-api.md): kept in
+//! the store under their own hash tag, secrets sealed, each write
+//! compare-and-set against the `ETag` the writer names and recorded as a
+//! `config.changed` entry of the team in the same commit; then the index
+//! of the API teams, and its generation, moved
+//! (docs/operator-api.md#how-the-store-keeps-them).
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::audit::{record_api_write, recorded_keys};
+use super::change::Change;
+use super::records::{ApiTeamsGeneration, Loaded, StoredApiTeam, StoredApiTeams};
+use super::work::Step;
+use super::Core;
+use crate::config::is_secret_member;
+use crate::config::{Config, OperatorConfig, Team};
+use crate::domain::audit::Acting;
+use crate::domain::preconditions::{self, Refusal};
+use crate::domain::team_secrets;
+use crate::error::{Error, Pointed, Result};
+use crate::store::keys;
+use crate::time::Timestamp;
+
+/// A write's conditions, as its request sent them.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+/// A write of team `id` through the operator API.
+pub struct TeamWrite<'a> {
+    pub id: &'a str,
+    /// The body as sent (secrets written, or sent back as `{"hmac"}`).
+    pub body: &'a Value,
+    pub conditions: Conditions,
+    /// Check everything and answer as the write would, writing nothing.
+    pub dry_run: bool,
+    pub acting: Acting,
+}
+
+/// What a write made: the team, whether it is new, and the generation
+/// of the API teams that holds it (`0` for a dry run).
+pub struct Written {
+    pub team: Team,
+    pub created: bool,
+    pub generation: u64,
+}
+
+/// The operator section in force: a write needs it.
+fn operator(config: &Config) -> Result<&OperatorConfig> {
+    (config.operator.as_deref()).ok_or(Error::NotFound("no such resource"))
+}
+
+/// The quoted `ETag` of a stored team.
+fn etag_of(stored: &Loaded<StoredApiTeam>) -> Option<String> {
+    let StoredApiTeam::V1 { digest, .. } = stored.value.as_ref()?;
+    Some(format!("\"{digest}\""))
+}
+
+/// Whether the conditions let a write to what has `current` go ahead.
+fn holds(conditions: &Conditions, current: Option<&str>) -> Result<()> {
+    let (m, n) = (&conditions.if_match, &conditions.if_none_match);
+    preconditions::check(m.as_deref(), n.as_deref(), current).map_err(|r| match r {
+        Refusal::Required => Error::PreconditionRequired,
+        Refusal::Failed => Error::PreconditionFailed,
+    })
+}
+
+/// The secrets a stored team keeps, opened.
+fn kept_secrets(
+    op: &OperatorConfig,
+    id: &str,
+    stored: &Loaded<StoredApiTeam>,
+) -> Result<Vec<String>> {
+    let Some(StoredApiTeam::V1 { body, .. }) = &stored.value else {
+        return Ok(Vec::new());
+    };
+    let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets)
+        .map_err(|(_, e)| Error::internal_from("a stored team's secret does not open", e))?;
+    Ok(team_secrets::secrets_of(&opened, &is_secret_member))
+}
+
+/// The team `body` writes, its `{"hmac"}` objects replaced by the stored
+/// secrets they name: 422 for a body that breaks a rule.
+fn team_of(config: &Config, w: &TeamWrite<'_>, kept: &[String]) -> Result<(Team, Value)> {
+    let op = operator(config)?;
+    if (w.body.get("id").and_then(Value::as_str)).is_some_and(|b| b != w.id) {
+        return Err(Error::InvalidConfig(vec![Pointed {
+            pointer: "/id".into(),
+            detail: "is not the id of the path".into(),
+        }]));
+    }
+    let read_back = |v: &str| op.secrets.read_back(v);
+    let body = team_secrets::keep(w.body, &is_secret_member, kept, &read_back)
+        .map_err(Error::InvalidConfig)?;
+    let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+    Ok((team, body))
+}
+
+/// Decides a write on what `c` read: the conditions against the stored
+/// team, the body checked, the sealed form put with its audit entry.
+fn decide_write(
+    c: &mut Change,
+    config: &Config,
+    w: &TeamWrite<'_>,
+    now: Timestamp,
+) -> Result<Step<Written>> {
+    let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(w.id))?;
+    holds(&w.conditions, etag_of(&stored).as_deref())?;
+    let op = operator(config)?;
+    let kept = kept_secrets(op, w.id, &stored)?;
+    let (team, body) = team_of(config, w, &kept)?;
+    let created = stored.value.is_none();
+    if w.dry_run {
+        let generation = 0;
+        return Ok(Step::Answer(Written {
+            team,
+            created,
+            generation,
+        }));
+    }
+    let record = StoredApiTeam::V1 {
+        body: team_secrets::seal(&body, w.id, &is_secret_member, &op.secrets),
+        digest: team.print.digest(),
+        at: now,
+    };
+    c.put(&stored, &record, None)?;
+    record_api_write(c, w.id, Some(&team), &w.acting, config.audit.retention)?;
+    let generation = 0;
+    Ok(Step::Write(Written {
+        team,
+        created,
+        generation,
+    }))
+}
+
+/// Writes team `w.id` (or, for a dry run, checks that it would be
+/// written): 412 when the conditions do not hold against the stored team,
+/// 428 for a replace that names no version, 422 for a body that breaks a
+/// rule. Two writers naming one `ETag`: the commit's compare-and-set lets
+/// one through, the other reads again and is 412.
+pub async fn write_team(core: &Core, w: TeamWrite<'_>, now: Timestamp) -> Result<Written> {
+    let config = std::sync::Arc::clone(core.config());
+    let mut read = vec![keys::api_team(w.id)];
+    read.extend(recorded_keys(w.id));
+    let mut written = core
+        .change(w.id, &read, now, |c| decide_write(c, &config, &w, now))
+        .await?;
+    if !w.dry_run {
+        let digest = Some(written.team.print.digest());
+        written.generation = index(core, w.id, digest, now).await?;
+    }
+    Ok(written)
+}
+
+/// Deletes team `id` written through the operator API: 404 when there is
+/// none, 428 without `If-Match`, 412 with another `ETag`. Its last
+/// `config.changed` entry records the empty configuration. Answers the
+/// generation of the API teams without it.
+pub async fn delete_team(
+    core: &Core,
+    id: &str,
+    conditions: &Conditions,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<u64> {
+    let retention = core.config().audit.retention;
+    let mut read = vec![keys::api_team(id)];
+    read.extend(recorded_keys(id));
+    core.change(id, &read, now, |c| {
+        let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+        let current = etag_of(&stored).ok_or(Error::NotFound("no such team"))?;
+        holds(conditions, Some(&current))?;
+        c.delete(&stored);
+        record_api_write(c, id, None, acting, retention)?;
+        Ok(Step::Write(()))
+    })
+    .await?;
+    index(core, id, None, now).await
+}
+
+/// The index of the API teams with `id` at `digest` (`None`: gone), and
+/// its generation moved, in one commit of their own slot: the generation.
+async fn index(core: &Core, id: &str, digest: Option<String>, now: Timestamp) -> Result<u64> {
+    let (ix, generation) = (keys::api_teams(), keys::api_teams_generation());
+    let read = [ix.clone(), generation.clone()];
+    core.change("", &read, now, |c| {
+        let loaded: Loaded<StoredApiTeams> = c.read(&ix)?;
+        let count: Loaded<ApiTeamsGeneration> = c.read(&generation)?;
+        let mut teams = loaded.value.clone().unwrap_or_default();
+        match &digest {
+            Some(d) => teams.teams.insert(id.to_string(), d.clone()),
+            None => teams.teams.remove(id),
+        };
+        c.put(&loaded, &teams, None)?;
+        let next = ApiTeamsGeneration {
+            generation: count.value.unwrap_or_default().generation + 1,
+        };
+        c.put(&count, &next, None)?;
+        Ok(Step::Write(next.generation))
+    })
+    .await
+}
+
+/// What the store holds of the API teams that differs from what an
+/// instance put in force: the teams to put in force (new or changed), the
+/// ids gone, the index read (id → digest: what is known from now on) and
+/// its generation.
+#[derive(Default)]
+pub struct Changes {
+    pub teams: Vec<Arc<Team>>,
+    pub gone: Vec<String>,
+    pub known: BTreeMap<String, String>,
+    pub generation: u64,
+    /// Stored teams that could not be put in force, each with why (never
+    /// a value: a pointer, a key id).
+    pub refused: Vec<(String, String)>,
+}
+
+/// Stored teams read in one store call.
+const READ_AT_ONCE: usize = 500;
+
+/// The generation of the API teams: one read of a small record, whatever
+/// the number of teams.
+pub async fn generation(core: &Core) -> Result<u64> {
+    let key = keys::api_teams_generation();
+    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
+    let loaded = Loaded::<ApiTeamsGeneration>::parse(key, raw)?;
+    Ok(loaded.value.unwrap_or_default().generation)
+}
+
+/// The API teams of the store that differ from `known` (id → the digest
+/// put in force): the index and generation read, then only the teams
+/// whose digest moved, [`READ_AT_ONCE`] a call.
+pub async fn changes(core: &Core, known: &BTreeMap<String, String>) -> Result<Changes> {
+    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
+    let mut raw = core.get(&[ix.clone(), gen.clone()]).await?.into_iter();
+    let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
+    let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
+    let index = index.value.unwrap_or_default().teams;
+    let mut changes = Changes {
+        gone: known
+            .keys()
+            .filter(|id| !index.contains_key(*id))
+            .cloned()
+            .collect(),
+        generation: count.value.unwrap_or_default().generation,
+        ..Changes::default()
+    };
+    let moved: Vec<&String> = (index.iter())
+        .filter(|(id, digest)| known.get(*id) != Some(digest))
+        .map(|(id, _)| id)
+        .collect();
+    let config = core.config();
+    for chunk in moved.chunks(READ_AT_ONCE) {
+        let read: Vec<String> = chunk.iter().map(|id| keys::api_team(id)).collect();
+        for (id, raw) in chunk.iter().zip(core.get(&read).await?) {
+            let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
+            match stored.value.map(|s| team_of_record(config, id, s)) {
+                Some(Ok(team)) => changes.teams.push(Arc::new(team)),
+                Some(Err(why)) => changes.refused.push(((*id).clone(), why)),
+                // Indexed but not stored (a writer stopped between): none.
+                None => changes.gone.push((*id).clone()),
+            }
+        }
+    }
+    changes.known = index;
+    Ok(changes)
+}
+
+/// The team a stored record writes, put in force as an API team; why not
+/// (a secret sealed under a key no longer listed, a rule it now breaks:
+/// named by key id and pointer, never by value).
+fn team_of_record(
+    config: &Config,
+    id: &str,
+    stored: StoredApiTeam,
+) -> std::result::Result<Team, String> {
+    let StoredApiTeam::V1 { body, at, digest } = stored;
+    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
+    let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets)
+        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
+    let mut team = config.team_of_json(&body).map_err(|problems| {
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        format!("breaks a rule at {}", pointers.join(", "))
+    })?;
+    team.api = Some(digest);
+    team.modified = Some(at);
+    Ok(team)
+}
+
+/// Rung by a write to have the API teams put in force at once; says which
+/// generation is in force.
+pub struct ApiTeamsBell {
+    ring: tokio::sync::Notify,
+    applied: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for ApiTeamsBell {
+    fn default() -> Self {
+        ApiTeamsBell {
+            ring: tokio::sync::Notify::new(),
+            applied: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl ApiTeamsBell {
+    /// Waits until `generation` (or a later one) is in force, at most
+    /// `within`, after ringing: whether it is.
+    pub async fn applied(&self, generation: u64, within: std::time::Duration) -> bool {
+        let mut seen = self.applied.subscribe();
+        self.ring.notify_one();
+        let reached = tokio::time::timeout(within, seen.wait_for(|g| *g >= generation)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+
+    /// Resolves when a write rang.
+    pub async fn rung(&self) {
+        self.ring.notified().await;
+    }
+
+    /// `generation` is in force.
+    pub fn in_force(&self, generation: u64) {
+        self.applied.send_if_modified(|g| {
+            let moved = generation > *g;
+            *g = (*g).max(generation);
+            moved
+        });
+    }
+}

@@ -1,0 +1,430 @@
+//! Teams written through the operator API (docs/operator-api.md): kept in
+//! the store, created only with `If-None-Match: *`, replaced and deleted
+//! only with the current `ETag` (of two writers naming one, one wins), a
+//! secret sent back as its `{"hmac"}` kept, no secret in the store as it
+//! is, and each write a `config.changed` entry naming the operator.
+use chatgate::domain::secrets::ApiKeyHash;
+use chatgate::store::keys;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+const OPS: &str = "ops-key-for-the-operator-write-tests";
+const SECRETS_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+
+/// The webhook secret of every team written here.
+fn webhook_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(chatgate::domain::secrets::generate_whsec)
+}
+
+fn with_operator() -> Setup {
+    Setup {
+        system_extra: format!(
+            "[operator]\napi_keys = [{{ id = \"ops\", sha256 = \"{}\", role = \"operator\" }}]\n\
+             secrets_keys = [{{ id = \"k1\", key = \"{SECRETS_KEY}\" }}]\n",
+            ApiKeyHash::of_key(OPS).to_hex(),
+        ),
+        ..Setup::default()
+    }
+}
+
+/// A new team's body, its security key `security`.
+fn team(id: &str, security: &str) -> Value {
+    json!({
+        "id": id,
+        "login_url": "https://login.newco.example/",
+        "channels": ["webchat"],
+        "security_keys": [{"kid": "n1", "secret": security, "primary": true}],
+        "api_keys": [{"id": "newco-bot", "role": "admin", "sha256": ApiKeyHash::of_key("newco-bot-key").to_hex()}],
+        "webhook": {"url": "https://bot.newco.example/events", "secret": webhook_secret()},
+        "settings": {"otp": {"ttl": "2m"}},
+    })
+}
+
+async fn put(app: &TestApp, id: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app
+        .request(Method::PUT, &format!("/v1/teams/{id}"), Some(OPS))
+        .json(body);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+async fn delete(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app.request(Method::DELETE, &format!("/v1/teams/{id}"), Some(OPS));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+fn etag_of(res: &reqwest::Response) -> String {
+    res.headers()["etag"].to_str().unwrap().to_string()
+}
+
+/// The stored team's text, as the store holds it.
+async fn stored(app: &TestApp, id: &str) -> Option<String> {
+    let got = app
+        .gateway
+        .store()
+        .get(&[keys::api_team(id)])
+        .await
+        .unwrap();
+    got.into_iter().next().flatten().map(|v| v.value)
+}
+
+/// The team's audit entries, as stored, from the first.
+async fn entries(app: &TestApp, id: &str) -> Vec<Value> {
+    let mut found = Vec::new();
+    for seq in 1.. {
+        let got = app
+            .gateway
+            .store()
+            .get(&[keys::audit_entry(id, seq)])
+            .await
+            .unwrap();
+        let Some(v) = got.into_iter().next().flatten() else {
+            break;
+        };
+        found.push(serde_json::from_str(&v.value).unwrap());
+    }
+    found
+}
+
+both_stores!(a_team_is_created_replaced_and_deleted_against_its_etag, setup: with_operator(), |app: TestApp| async move {
+    let secret = chatgate::domain::secrets::generate_whsec();
+    let body = team("newco", &secret);
+    let res = put(&app, "newco", &body, &[("If-None-Match", "*")]).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["chatgate-source"], "api");
+    let first = etag_of(&res);
+    let shown: Value = res.json().await.unwrap();
+    assert_eq!(shown["security_keys"][0]["secret"]["hmac"].as_str().unwrap().len(), 64);
+    let text = stored(&app, "newco").await.expect("the team is stored");
+    assert!(text.contains(&first[1..65]), "the digest is kept: {text}");
+
+    // Create only: it exists now. A replace names the current ETag.
+    assert_problem(put(&app, "newco", &body, &[("If-None-Match", "*")]).await, 412, "precondition_failed").await;
+    assert_problem(put(&app, "newco", &body, &[]).await, 428, "precondition_required").await;
+    let mut changed = body.clone();
+    changed["settings"]["otp"]["ttl"] = json!("3m");
+    let stale = "\"0000000000000000000000000000000000000000000000000000000000000000\"";
+    assert_problem(put(&app, "newco", &changed, &[("If-Match", stale)]).await, 412, "precondition_failed").await;
+    assert_eq!(stored(&app, "newco").await.unwrap(), text, "a refused write changes nothing");
+    let res = put(&app, "newco", &changed, &[("If-Match", &first)]).await;
+    assert_eq!(res.status(), 200);
+    let second = etag_of(&res);
+    assert_ne!(second, first);
+
+    // What a read shows, written back: the secrets kept, the ETag the same.
+    let mut back: Value = res.json().await.unwrap();
+    let res = put(&app, "newco", &back, &[("If-Match", &second)]).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(etag_of(&res), second, "the secrets were kept as they were");
+    // An HMAC of no secret the team keeps is refused.
+    back["webhook"]["secret"] = json!({"hmac": "ab".repeat(32)});
+    let problem = assert_problem(put(&app, "newco", &back, &[("If-Match", &second)]).await, 422, "invalid_config").await;
+    assert_eq!(problem["errors"][0]["pointer"], "/webhook/secret", "{problem}");
+
+    // A dry run answers as the write would and writes nothing.
+    let res = app.request(Method::PUT, "/v1/teams/newco?dry_run=true", Some(OPS)).header("If-Match", &second).json(&body).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(etag_of(&res), first);
+    let res = put(&app, "newco", &changed, &[("If-Match", &second)]).await;
+    assert_eq!(res.status(), 200, "the dry run changed nothing");
+
+    // Delete: 428, 412, then 204; then there is none.
+    assert_problem(delete(&app, "newco", &[]).await, 428, "precondition_required").await;
+    assert_problem(delete(&app, "newco", &[("If-Match", stale)]).await, 412, "precondition_failed").await;
+    assert_eq!(delete(&app, "newco", &[("If-Match", &second)]).await.status(), 204);
+    assert_eq!(stored(&app, "newco").await, None);
+    assert_problem(delete(&app, "newco", &[("If-Match", &second)]).await, 404, "not_found").await;
+    // The path's id and the body's agree.
+    let problem = assert_problem(put(&app, "other", &body, &[]).await, 422, "invalid_config").await;
+    assert_eq!(problem["errors"][0]["pointer"], "/id", "{problem}");
+});
+
+both_stores!(of_two_writers_naming_one_etag_one_wins, setup: with_operator(), |app: TestApp| async move {
+    let body = team("race", &chatgate::domain::secrets::generate_whsec());
+    let res = put(&app, "race", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    for round in 0..5 {
+        let tag = match round {
+            0 => tag.clone(),
+            _ => {
+                let got = stored(&app, "race").await.unwrap();
+                let v: Value = serde_json::from_str(&got).unwrap();
+                format!("\"{}\"", v["digest"].as_str().unwrap())
+            }
+        };
+        let mut a = body.clone();
+        a["settings"]["otp"]["ttl"] = json!(format!("{}m", 10 + 2 * round));
+        let mut b = body.clone();
+        b["settings"]["otp"]["ttl"] = json!(format!("{}m", 11 + 2 * round));
+        let headers = [("If-Match", tag.as_str())];
+        let (ra, rb) = tokio::join!(
+            put(&app, "race", &a, &headers),
+            put(&app, "race", &b, &headers)
+        );
+        let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+        statuses.sort();
+        assert_eq!(statuses, [200, 412], "round {round}");
+    }
+});
+
+both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with_operator(), |app: TestApp| async move {
+    let secret = chatgate::domain::secrets::generate_whsec();
+    let res = put(&app, "newco", &team("newco", &secret), &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    assert_eq!(delete(&app, "newco", &[("If-Match", &tag)]).await.status(), 204);
+    let res = put(&app, "newco", &team("newco", &secret), &[]).await;
+    assert_eq!(res.status(), 201);
+
+    // Every value the test's store holds, searched for the secrets.
+    let mut values = vec![stored(&app, "newco").await.unwrap()];
+    values.extend(entries(&app, "newco").await.iter().map(Value::to_string));
+    let got = app.gateway.store().get(&[keys::api_teams(), keys::audit_config("newco")]).await.unwrap();
+    values.extend(got.into_iter().flatten().map(|v| v.value));
+    if matches!(app.backend, Backend::Redis) {
+        values.extend(redis_values(&app.key_prefix).await);
+    }
+    let secret_body = &secret["whsec_".len()..];
+    let webhook_body = &webhook_secret()["whsec_".len()..];
+    for v in &values {
+        assert!(!v.contains(secret_body) && !v.contains(webhook_body), "a secret is stored as it is: {v}");
+    }
+    assert!(values[0].contains("cg1:k1:"), "{}", values[0]);
+
+    // Created, deleted, created: three entries, each by the operator key.
+    let written = entries(&app, "newco").await;
+    assert_eq!(written.len(), 3, "{written:?}");
+    for e in &written {
+        assert_eq!(e["action"], "config.changed", "{e}");
+        assert_eq!(e["detail"]["source"], "api", "{e}");
+        assert_eq!(e["actor"]["api_key_id"], "ops", "{e}");
+    }
+    assert_eq!(written[0]["detail"]["api_keys_added"], json!(["newco-bot"]));
+    assert_eq!(written[1]["detail"]["api_keys_removed"], json!(["newco-bot"]));
+    assert_eq!(written[2]["detail"]["digest"].as_str(), Some(&tag[1..65]));
+});
+
+/// Every string, hash and list value under `prefix` in Redis.
+async fn redis_values(prefix: &str) -> Vec<String> {
+    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut values = Vec::new();
+    for k in keys {
+        let t: String = redis::cmd("TYPE")
+            .arg(&k)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let dump: Vec<String> = match t.as_str() {
+            "string" => redis::cmd("GET")
+                .arg(&k)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .collect(),
+            "hash" => redis::cmd("HVALS")
+                .arg(&k)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(&k)
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "stream" => redis::cmd("XRANGE")
+                .arg(&k)
+                .arg("-")
+                .arg("+")
+                .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|(_, f)| f)
+                .collect(),
+            _ => Vec::new(),
+        };
+        values.extend(dump);
+    }
+    values
+}
+
+/// The status of a team key's read of its interactions on `app`.
+async fn key_status(app: &TestApp, key: &str) -> u16 {
+    let res = app
+        .request(Method::GET, "/v1/interactions", Some(key))
+        .send()
+        .await
+        .unwrap();
+    res.status().as_u16()
+}
+
+/// Polls `app` until team key `key` answers `status`, for at most 2 s.
+async fn within_two_seconds(app: &TestApp, key: &str, status: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let got = key_status(app, key).await;
+        if got == status {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {got}, not {status}, after 2 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+both_stores!(a_team_written_is_in_force_on_the_instance_that_answered, setup: with_operator(), |app: TestApp| async move {
+    assert_eq!(key_status(&app, "newco-bot-key").await, 401);
+    let res = put(&app, "newco", &team("newco", &chatgate::domain::secrets::generate_whsec()), &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    // At once: the next request sees the team, its key and its settings.
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    let res = app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["chatgate-source"], "api");
+    assert_eq!(etag_of(&res), tag);
+    let list = app.get_json("/v1/teams", Some(OPS)).await;
+    let newco = list["teams"].as_array().unwrap().iter().find(|t| t["id"] == "newco").unwrap().clone();
+    assert_eq!(newco["source"], "api");
+    assert!(newco["updated_at"].is_string(), "{newco}");
+    // A file team's id is still the file's; the API team's key
+    // endpoints are not built.
+    let res = put(&app, "acme", &team("acme", &chatgate::domain::secrets::generate_whsec()), &[]).await;
+    assert_problem(res, 428, "precondition_required").await;
+    let res = app.request(Method::POST, "/v1/teams/newco/api-keys", Some(OPS)).json(&json!({"id": "x", "role": "bot"})).send().await.unwrap();
+    assert_problem(res, 501, "not_implemented").await;
+    // A reload of the files keeps it; a file with its id is refused.
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    let file = format!(
+        "id = \"newco\"\nlogin_url = \"https://login.test/\"\nchannels = [\"webchat\"]\n\n\
+         [[security_keys]]\nkid = \"f1\"\nsecret = \"{}\"\nprimary = true\n",
+        chatgate::domain::secrets::generate_whsec()
+    );
+    let path = app.dir.join("config/teams/newco-file.toml");
+    std::fs::write(&path, file).unwrap();
+    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
+        panic!("a file team with an API team's id was reloaded");
+    };
+    assert!(e.problem.contains("\"newco\"") && e.problem.contains("operator API"), "{e}");
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200, "nothing changed");
+    let metrics = app.request(Method::GET, "/metrics", None).send().await.unwrap().text().await.unwrap();
+    // The gauge is the process's (other tests set it too): its series is there.
+    assert!(metrics.lines().any(|l| l.starts_with("chatgate_api_teams ")), "{metrics}");
+    // Deleted: its key is refused at once.
+    assert_eq!(delete(&app, "newco", &[("If-Match", &tag)]).await.status(), 204);
+    assert_eq!(key_status(&app, "newco-bot-key").await, 401);
+    assert_problem(app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap(), 404, "not_found").await;
+});
+
+/// Two instances on one Redis: a write on one is in force on the other
+/// within 2 s, a delete too; an instance that starts later has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_with(
+        Backend::Redis,
+        Setup {
+            key_prefix: Some(a.key_prefix.clone()),
+            keys: Some(a.keys.clone()),
+            ..with_operator()
+        },
+    )
+    .await
+    .unwrap();
+    let res = put(
+        &a,
+        "newco",
+        &team("newco", &chatgate::domain::secrets::generate_whsec()),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    assert_eq!(key_status(&a, "newco-bot-key").await, 200);
+    within_two_seconds(&b, "newco-bot-key", 200).await;
+    let c = spawn_with(
+        Backend::Redis,
+        Setup {
+            key_prefix: Some(a.key_prefix.clone()),
+            keys: Some(a.keys.clone()),
+            ..with_operator()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        key_status(&c, "newco-bot-key").await,
+        200,
+        "loaded at the start"
+    );
+    // An instance whose secrets keys no longer list the key that sealed a
+    // team's secrets does not start, and says which team and key.
+    let system = a.dir.join("config/chatgate.toml");
+    let text = std::fs::read_to_string(&system).unwrap();
+    std::fs::write(&system, text.replace("id = \"k1\"", "id = \"k2\"")).unwrap();
+    let config = chatgate::config::load(&system).unwrap();
+    let Err(e) = chatgate::app::App::build(config, chatgate::app::Options::default()).await else {
+        panic!("an instance started without the key of a stored team");
+    };
+    assert!(
+        e.to_string().contains("\"newco\"") && e.to_string().contains("\"k1\""),
+        "{e}"
+    );
+    std::fs::write(&system, text).unwrap();
+    // Replaced on b: a's next look has the new ETag.
+    let mut changed = team("newco", &chatgate::domain::secrets::generate_whsec());
+    changed["settings"]["otp"]["ttl"] = json!("4m");
+    let res = put(&b, "newco", &changed, &[("If-Match", &tag)]).await;
+    assert_eq!(res.status(), 200);
+    let second = etag_of(&res);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        let res = a
+            .request(Method::GET, "/v1/teams/newco", Some(OPS))
+            .send()
+            .await
+            .unwrap();
+        if etag_of(&res) == second {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a still has the old team"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Deleted on a: refused on b and c within 2 s.
+    assert_eq!(
+        delete(&a, "newco", &[("If-Match", &second)]).await.status(),
+        204
+    );
+    assert_eq!(key_status(&a, "newco-bot-key").await, 401);
+    within_two_seconds(&b, "newco-bot-key", 401).await;
+    within_two_seconds(&c, "newco-bot-key", 401).await;
+    c.stop_keeping_keys().await;
+    b.stop_keeping_keys().await;
+}
