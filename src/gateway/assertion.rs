@@ -219,3 +219,23 @@ fn assertion_outcome(
         interaction,
     })
 }
+
+/// The op that records a completed step-up's fingerprint and region as
+/// validated for its customer.
+pub(in crate::gateway) async fn validated_devices(
+    core: &Core,
+    team: &Team,
+    p: &PendingStepUp,
+) -> Result<crate::store::Op> {
+    let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
+    let raw = core.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
+    let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
+    let mut d = devices.value.clone().unwrap_or_default();
+    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), core.pepper());
+    put(
+        &dkey,
+        devices.version,
+        &StoredDevices::from(&d),
+        Some(DEVICES_TTL),
+    )
+}

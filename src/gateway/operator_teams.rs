@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::audit::{record_api_write, recorded_keys};
-use super::change::Change;
+use super::change::{self, Change};
 use super::records::{ApiTeamsGeneration, Loaded, StoredApiTeam, StoredApiTeams};
 use super::work::Step;
 use super::Core;
@@ -187,7 +187,7 @@ pub async fn delete_team(
 async fn index(core: &Core, id: &str, digest: Option<String>, now: Timestamp) -> Result<u64> {
     let (ix, generation) = (keys::api_teams(), keys::api_teams_generation());
     let read = [ix.clone(), generation.clone()];
-    core.change("", &read, now, |c| {
+    core.change(change::NO_TEAM, &read, now, |c| {
         let loaded: Loaded<StoredApiTeams> = c.read(&ix)?;
         let count: Loaded<ApiTeamsGeneration> = c.read(&generation)?;
         let mut teams = loaded.value.clone().unwrap_or_default();

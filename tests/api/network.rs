@@ -736,6 +736,88 @@ always = true
     }
 }
 
+/// A step-up answered by a network confirmation remembers the device as
+/// a code does: the same fingerprint next time asks for no step-up.
+async fn a_step_up_answered_by_it_remembers_the_device(backend: Backend) {
+    let Some((app, _op)) =
+        spawn_op(backend, "\n[settings.step_up]\non_new_fingerprint = true\n").await
+    else {
+        return;
+    };
+    let assert_on = |id: String| {
+        let mut claims = app.assertion_claims("cust-42");
+        claims["fingerprint"] = json!("device-1");
+        claims["jti"] = json!(uuid::Uuid::now_v7().to_string());
+        let token = app.assertion(claims);
+        let app = &app;
+        async move {
+            let path = format!("/v1/interactions/{id}/assertion");
+            let res = app
+                .post_json(&path, Some(&app.keys.bot), &json!({"assertion": token}))
+                .await;
+            res.json::<Value>().await.unwrap()
+        }
+    };
+    let id = interaction(&app).await;
+    let b = assert_on(id.clone()).await;
+    assert_eq!(
+        (b["requires_2fa"].as_bool(), b["reason"].as_str()),
+        (Some(true), Some("new_fingerprint")),
+        "{b}"
+    );
+    let (_, link) = start(&app, &id).await;
+    assert_eq!(round_trip(&app, &link).await.status, 200);
+    assert_eq!(app.get(&id).await["method"], "network");
+    let again = interaction(&app).await;
+    let b = assert_on(again).await;
+    assert_eq!(b["authenticated"], true, "{b}");
+    assert_eq!(b["interaction"]["method"], "pre_chat", "{b}");
+}
+
+/// A ladder's network step is skipped when the number checks refuse the
+/// number (a swapped SIM passes a network check): no link goes and the
+/// operator is never asked; the code steps to that number are refused
+/// as any (403 `number_refused`).
+async fn a_ladder_s_network_step_is_skipped_for_a_refused_number(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let checks = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"access_token": "ck-token-1", "token_type": "Bearer", "expires_in": 3600}),
+        ))
+        .mount(&checks)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/sim-swap/v2/check"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"swapped": true})))
+        .mount(&checks)
+        .await;
+    let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
+    let mut setup = crate::ladder::ladder(&["network", "sms"], "advance_after = \"20s\"");
+    setup.team_extra += &format!(
+        "{}\n[number_checks]\nkind = \"camara\"\nsim_swap_url = \"{u}/sim-swap/v2\"\n\
+         token_url = \"{u}/token\"\nclient_id = \"chatgate\"\nclient_secret = \"op-secret\"\ncache = \"0s\"\n",
+        op.team_section(""),
+        u = checks.uri()
+    );
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let res = crate::ladder::start_ladder(&app, &id).await;
+    let p = assert_problem(res, 403, "number_refused").await;
+    assert_eq!(p["reason"], "sim_swap", "{p}");
+    let links = app.chat_messages().await;
+    assert!(
+        !links.iter().any(|m| m["purpose"] == "network_link"),
+        "{links:?}"
+    );
+    assert!(crate::ladder::sent(&app).await.is_empty());
+    assert!(op.verify_bodies().is_empty(), "the operator was asked");
+}
+
 /// A number on file written with a trunk prefix is verified as `+E.164`.
 async fn the_number_is_verified_in_e164(backend: Backend) {
     let Some((app, op)) = spawn_op(backend, "").await else {
@@ -1020,6 +1102,8 @@ on_both_stores!(
     a_ladder_s_network_step_times_out_or_is_advanced,
     a_ladder_s_network_step_is_skipped_for_a_payment,
     a_hanging_operator_holds_only_its_own_team,
+    a_step_up_answered_by_it_remembers_the_device,
+    a_ladder_s_network_step_is_skipped_for_a_refused_number,
 );
 
 /// Everything a round trip logs at INFO, a failing operator included,

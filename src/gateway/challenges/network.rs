@@ -20,10 +20,10 @@ use crate::domain::{otp, reveal};
 use crate::error::{Error, Result};
 use crate::events::types::{ChallengeFailed, FailedChallenge};
 use crate::events::EventData;
-use crate::gateway::change;
 use crate::gateway::records::StoredNetworkLink;
 use crate::gateway::work::Step;
 use crate::gateway::Core;
+use crate::gateway::{change, identity_changes};
 use crate::oidc::flow::random_value;
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
@@ -101,6 +101,7 @@ pub(super) async fn start_network_ladder(
     let cid = Uuid::now_v7();
     let done = open_network_step(core, team, (id, cid), req, &number, now).await?;
     let started = done.value;
+    let mut refused = None;
     let sent = async {
         let url = save_link(core, team, (id, cid), started.expires_at, now).await?;
         let fill = Fill {
@@ -117,10 +118,18 @@ pub(super) async fn start_network_ladder(
             fill,
             None,
         );
-        sent.await.map_err(|e| Error::Channel(e.to_string()))
+        sent.await.map_err(|e| {
+            let failed = Error::Channel(e.to_string());
+            refused = Some(e);
+            failed
+        })
     };
     if let Err(e) = sent.await {
         super::destinations::undo_challenge(core, team, id, cid, &started, now).await?;
+        if let Some(refused) = &refused {
+            let rec = &done.rec;
+            identity_changes::on_send_error(core, team, rec, &rec.channel, refused, now).await?;
+        }
         return Err(e);
     }
     super::announce(core, team, &done.rec, cid, &started, Delivery::Ladder, now).await?;
@@ -226,11 +235,21 @@ pub(in crate::gateway) async fn conclude_network(
         .transact(team, id, now, |w| {
             Box::pin(async move {
                 let s = w.settings;
+                // The step-up it may answer, as it stood (the answer ends it).
+                let step_up = w.rec.live_step_up(now).cloned();
                 let (rec, subject) = w.records();
                 let ending = network_auth::conclude(rec, subject, cid, result, s, now);
                 match &ending {
                     Ending::Gone => return Ok(Step::Answer(ending)),
-                    Ending::Authenticated => w.announce_authenticated(),
+                    Ending::Authenticated => {
+                        if let Some(p) = step_up.filter(|_| team.remembers_devices()) {
+                            w.also(
+                                crate::gateway::assertion::validated_devices(core, team, &p)
+                                    .await?,
+                            );
+                        }
+                        w.announce_authenticated();
+                    }
                     Ending::Ended { reason } => {
                         if let Some((c, _)) = w.rec.challenge_at(cid, now) {
                             w.emit(EventData::ChallengeFailed(ChallengeFailed {

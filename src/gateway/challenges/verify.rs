@@ -10,8 +10,7 @@ use super::read::{approval_of, Approval};
 use crate::config::Team;
 use crate::domain::attempts;
 use crate::domain::audit::{Acting, Action};
-use crate::domain::devices::CustomerDevices;
-use crate::domain::interaction::{InteractionRecord, PendingStepUp};
+use crate::domain::interaction::InteractionRecord;
 use crate::domain::verify_challenge::{self, Verdict};
 use crate::error::{Error, Result};
 use crate::events::types::{
@@ -19,10 +18,8 @@ use crate::events::types::{
 };
 use crate::events::EventData;
 use crate::gateway::audit;
-use crate::gateway::records::{put, Loaded, StoredDevices};
 use crate::gateway::work::{Step, Work};
 use crate::gateway::{Core, InteractionView};
-use crate::store::keys;
 use crate::time::Timestamp;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -79,7 +76,7 @@ pub async fn verify_challenge_seen(
                     verify_challenge::decide(rec, subject, s, cid, code, core.pepper(), now)?;
                 if let Verdict::Authenticated { step_up } = &verdict {
                     if let Some(p) = step_up.as_ref().filter(|_| team.remembers_devices()) {
-                        w.also(validated_devices(core, team, p).await?);
+                        w.also(crate::gateway::assertion::validated_devices(core, team, p).await?);
                     }
                 }
                 announce_verdict(w, &verdict, cid, now);
@@ -209,24 +206,4 @@ fn reveal_in(
         code: code.expose().to_string(),
         expires_at,
     })
-}
-
-/// The op that records a completed step-up's fingerprint and region as
-/// validated for its customer.
-async fn validated_devices(
-    core: &Core,
-    team: &Team,
-    p: &PendingStepUp,
-) -> Result<crate::store::Op> {
-    let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
-    let raw = core.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
-    let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
-    let mut d = devices.value.clone().unwrap_or_default();
-    d.record_validated(p.fingerprint.as_deref(), p.region.as_deref(), core.pepper());
-    put(
-        &dkey,
-        devices.version,
-        &StoredDevices::from(&d),
-        Some(crate::gateway::assertion::DEVICES_TTL),
-    )
 }

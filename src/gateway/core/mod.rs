@@ -393,7 +393,7 @@ async fn identity_key_hash(
 ) -> Result<Option<String>> {
     let carries_proof = matches!(
         purpose,
-        Purpose::Otp | Purpose::LoginLink | Purpose::AppPrompt
+        Purpose::Otp | Purpose::LoginLink | Purpose::AppPrompt | Purpose::NetworkLink
     );
     let cloud_api = core
         .config

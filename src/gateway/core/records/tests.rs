@@ -904,7 +904,9 @@ fn a_network_link_s_record_of_today_reads_back_equal() {
         c: id(2),
     };
     assert_eq!(link, want);
+}
 
+#[test]
 fn the_api_team_records_keep_their_bytes() {
     let team = StoredApiTeam::V1 {
         body: serde_json::json!({"id": "newco", "webhook": {"secret": "cg1:k1:AAAA"}}),
