@@ -285,13 +285,40 @@ pub fn for_deployment(
     // Without `[operator]` its paths answer 404, as an unknown path does:
     // the document offers them only where they are served
     // (docs/operator-api.md#turning-it-on).
-    if config.operator.is_none() {
+    let operator = config.operator.is_some();
+    if !operator {
         doc.paths.paths.retain(|_, item| !is_operators(item));
         if let Some(tags) = doc.tags.as_mut() {
             tags.retain(|t| t.name != OPERATOR_TAG);
         }
     }
-    finish(doc, raw).to_string()
+    let mut doc = finish(doc, raw);
+    if !operator {
+        without_unused_schemas(&mut doc);
+    }
+    doc.to_string()
+}
+
+/// `doc` without the component schemas nothing in it names any more (the
+/// operator API's, once its paths are left out).
+fn without_unused_schemas(doc: &mut Value) {
+    loop {
+        let Some(schemas) = doc["components"]["schemas"].as_object() else {
+            return;
+        };
+        let text = doc.to_string();
+        let unused: Vec<String> = schemas
+            .keys()
+            .filter(|name| !text.contains(&format!("\"#/components/schemas/{name}\"")))
+            .cloned()
+            .collect();
+        if unused.is_empty() {
+            return;
+        }
+        if let Some(schemas) = doc["components"]["schemas"].as_object_mut() {
+            unused.iter().for_each(|name| _ = schemas.remove(name));
+        }
+    }
 }
 
 /// The tag of the operator API's operations.
