@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::records::{put, Loaded, Readable};
+use super::records::{put_versioned, Loaded, Readable};
 use super::trail::{self, HeadPlace};
 use super::work::Step;
 use super::{Core, OutboxItem};
@@ -98,11 +98,7 @@ impl Change {
         value: &S,
         ttl: Option<Duration>,
     ) -> Result<u64> {
-        let op = put(key, expected, value, ttl)?;
-        let Op::Put { version, .. } = &op else {
-            return Err(Error::internal("records::put made no Put"));
-        };
-        let version = *version;
+        let (op, version) = put_versioned(key, expected, value, ttl)?;
         self.ops.push(op);
         Ok(version)
     }
@@ -130,11 +126,7 @@ impl Change {
         value: &S,
         ttl: Option<Duration>,
     ) -> Result<u64> {
-        let op = put(key, 0, value, ttl)?;
-        let Op::Put { version, .. } = &op else {
-            return Err(Error::internal("records::put made no Put"));
-        };
-        let version = *version;
+        let (op, version) = put_versioned(key, 0, value, ttl)?;
         self.claims.push(op);
         Ok(version)
     }

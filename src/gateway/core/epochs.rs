@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::records::put;
+use super::records::put_versioned;
 use super::Core;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::store::{Commit, Op};
 use crate::time::Timestamp;
 
@@ -23,10 +23,7 @@ pub(in crate::gateway) async fn write_marker<S: Serialize>(
     marker: &S,
     ttl: Duration,
 ) -> Result<Option<u64>> {
-    let op = put(key, expected, marker, Some(ttl))?;
-    let Op::Put { version, .. } = op else {
-        return Err(Error::internal("records::put made no Put"));
-    };
+    let (op, version) = put_versioned(key, expected, marker, Some(ttl))?;
     Ok(match core.store().commit(vec![op]).await? {
         Commit::Applied => Some(version),
         Commit::Conflict { .. } => None,

@@ -160,9 +160,29 @@ impl<T: Readable> Loaded<T> {
 
 /// `Put` of a record, written back against the version it was read at.
 pub fn put<T: Serialize>(key: &str, expected: u64, value: &T, ttl: Option<Duration>) -> Result<Op> {
+    put_versioned(key, expected, value, ttl).map(|(op, _)| op)
+}
+
+/// [`put`], and the version the record will have once it is written (for
+/// a writer that checks it later: a lease, a claim it may release).
+pub fn put_versioned<T: Serialize>(
+    key: &str,
+    expected: u64,
+    value: &T,
+    ttl: Option<Duration>,
+) -> Result<(Op, u64)> {
     let value = crate::store::json_text(value)
         .map_err(|e| Error::internal_from("a record could not be encoded", e))?;
-    Ok(put_text(key, expected, value, ttl, None))
+    let version = crate::store::fresh_version();
+    let op = Op::Put {
+        key: key.to_string(),
+        expected,
+        version,
+        value,
+        ttl,
+        companion: None,
+    };
+    Ok((op, version))
 }
 
 /// `Put` of a record's text, naming its companion (see
