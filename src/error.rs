@@ -87,6 +87,14 @@ pub enum Error {
     /// (docs/operator-api.md#two-sources-one-namespace).
     #[error("{0}")]
     ManagedByFile(&'static str),
+    /// 409: an operator's key that the team, another team or an operator
+    /// has already (docs/operator-api.md#keys).
+    #[error("{0}")]
+    KeyExists(&'static str),
+    /// 409: an operator's removal of a key the team still needs: its
+    /// primary security key, or its last.
+    #[error("{0}")]
+    KeyInUse(&'static str),
     /// 428: an operator's replace or delete without `If-Match`.
     #[error("this change needs If-Match with the current ETag")]
     PreconditionRequired,
@@ -170,6 +178,8 @@ impl Error {
             Error::Channel(_) => "channel_error",
             Error::StoreUnavailable => "store_unavailable",
             Error::ManagedByFile(_) => "managed_by_file",
+            Error::KeyExists(_) => "key_exists",
+            Error::KeyInUse(_) => "key_in_use",
             Error::PreconditionRequired => "precondition_required",
             Error::PreconditionFailed => "precondition_failed",
             Error::InvalidConfig(_) => "invalid_config",

@@ -78,6 +78,7 @@ pub use team::{
 };
 pub use texts::{chosen_texts, ChosenText, PLACEHOLDERS};
 pub use toml_file::ConfigError;
+pub use validate::check_label;
 
 use secrecy::SecretString;
 

@@ -9,6 +9,7 @@ use super::resolve::Layer;
 use super::teams::{team_of_table, Inherited};
 use super::toml_file::display_path;
 use super::{Config, Team};
+use crate::domain::secrets::ApiKeyHash;
 
 /// The name a body goes by where a file's name would be.
 const BODY: &str = "(body)";
@@ -89,19 +90,24 @@ impl Config {
             return Err(problem("/id".into(), detail.into()));
         }
         for (i, key) in team.api_keys.iter().enumerate() {
-            let other_team = (self.teams.values())
-                .filter(|t| t.id != team.id)
-                .any(|t| t.api_keys.iter().any(|k| k.sha256.matches(&key.sha256)));
-            let operators = self
-                .operator
-                .as_deref()
-                .map_or(&[][..], |o| &o.api_keys[..]);
-            if other_team || operators.iter().any(|k| k.sha256.matches(&key.sha256)) {
+            if self.api_key_taken(&team.id, &key.sha256) {
                 let detail = "the same key is already configured for another team or an operator";
                 return Err(problem(format!("/api_keys/{i}/sha256"), detail.into()));
             }
         }
         Ok(team)
+    }
+}
+
+impl Config {
+    /// Whether `key` is the API key of a team other than `team`, or an
+    /// operator's: a key identifies one team.
+    pub fn api_key_taken(&self, team: &str, key: &ApiKeyHash) -> bool {
+        let other_team = (self.teams.values())
+            .filter(|t| t.id != team)
+            .any(|t| t.api_keys.iter().any(|k| k.sha256.matches(key)));
+        let operators = (self.operator.as_deref()).map_or(&[][..], |o| &o.api_keys[..]);
+        other_team || operators.iter().any(|k| k.sha256.matches(key))
     }
 }
 

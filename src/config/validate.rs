@@ -18,7 +18,7 @@ pub(super) fn check_name(s: &str) -> Result<(), String> {
 }
 
 /// Key ids and API key ids: `[A-Za-z0-9._-]{1,64}`.
-pub(super) fn check_label(s: &str) -> Result<(), String> {
+pub fn check_label(s: &str) -> Result<(), String> {
     let ok = (1..=64).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));

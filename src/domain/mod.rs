@@ -43,6 +43,7 @@ pub mod settings;
 pub mod sms_segments;
 pub mod start_challenge;
 pub mod subject;
+pub mod team_keys;
 pub mod team_secrets;
 pub mod transaction;
 pub mod verify_challenge;

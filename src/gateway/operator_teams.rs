@@ -122,19 +122,85 @@ fn decide_write(
             generation,
         }));
     }
-    let record = StoredApiTeam::V1 {
-        body: team_secrets::seal(&body, w.id, &is_secret_member, &op.secrets),
-        digest: team.print.digest(),
-        at: now,
-    };
-    c.put(&stored, &record, None)?;
-    record_api_write(c, w.id, Some(&team), &w.acting, config.audit.retention)?;
+    put_team(c, config, &stored, &team, &body, &w.acting, now)?;
     let generation = 0;
     Ok(Step::Write(Written {
         team,
         created,
         generation,
     }))
+}
+
+/// In `c`, which read `stored` and [`recorded_keys`] of `team`: `team`,
+/// made of `body`, stored with its secrets sealed, and its
+/// `config.changed` entry by `acting`.
+fn put_team(
+    c: &mut Change,
+    config: &Config,
+    stored: &Loaded<StoredApiTeam>,
+    team: &Team,
+    body: &Value,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<()> {
+    let op = operator(config)?;
+    let record = StoredApiTeam::V1 {
+        body: team_secrets::seal(body, &team.id, &is_secret_member, &op.secrets),
+        digest: team.print.digest(),
+        at: now,
+    };
+    c.put(stored, &record, None)?;
+    record_api_write(c, &team.id, Some(team), acting, config.audit.retention)
+}
+
+/// An edit of a stored API team: the body it makes and what to answer,
+/// or only what to answer when nothing changes.
+pub enum Edited<T> {
+    To(Value, T),
+    Unchanged(T),
+}
+
+/// Changes stored API team `id` by `edit`, given the configuration in
+/// force and the team's body with its secrets opened: the body it makes
+/// is checked as a `PUT`'s (422), stored sealed with its `config.changed`
+/// entry by `acting`, and indexed. 404 when the store holds no such team;
+/// no precondition (the change is made on the version read, and made
+/// again on a newer one). Answers what `edit` answered and the generation
+/// of the API teams that holds the change (`None`: nothing changed).
+pub async fn edit_team<T>(
+    core: &Core,
+    id: &str,
+    acting: &Acting,
+    now: Timestamp,
+    mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
+) -> Result<(T, Option<u64>)> {
+    let config = Arc::clone(core.config());
+    let mut read = vec![keys::api_team(id)];
+    read.extend(recorded_keys(id));
+    let (answer, digest) = core
+        .change(id, &read, now, |c| {
+            let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+            let op = operator(&config)?;
+            let Some(StoredApiTeam::V1 { body, .. }) = &stored.value else {
+                return Err(Error::NotFound("no such team"));
+            };
+            let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets).map_err(
+                |(_, e)| Error::internal_from("a stored team's secret does not open", e),
+            )?;
+            let (body, answer) = match edit(&config, &opened)? {
+                Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
+                Edited::To(body, answer) => (body, answer),
+            };
+            let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+            put_team(c, &config, &stored, &team, &body, acting, now)?;
+            Ok(Step::Write((answer, Some(team.print.digest()))))
+        })
+        .await?;
+    let generation = match digest {
+        Some(d) => Some(index(core, id, Some(d), now).await?),
+        None => None,
+    };
+    Ok((answer, generation))
 }
 
 /// Writes team `w.id` (or, for a dry run, checks that it would be

@@ -509,9 +509,11 @@ problem_responses! {
     E429Streams = "429", true, "`rate_limited`: this API key (`server.max_streams_per_key`) or its team (`server.max_streams_per_team`) has its most event streams open (`Retry-After`)";
     E502 = "502", false, "`channel_error`: the channel provider refused or failed the message";
     ManagedE409 = "409", false, "`managed_by_file`: the team or channel is kept in a file; change its file";
+    KeyAddE409 = "409", false, "`managed_by_file`: the team is kept in a file; `key_exists`: the team has a key of that id (or that very key), or another team or an operator has the key";
+    KeyRemoveE409 = "409", false, "`managed_by_file`: the team is kept in a file; `key_in_use`: the team's primary security key, or its last";
     E412 = "412", false, "`precondition_failed`: `If-Match` names another version (or nothing exists to match), or `If-None-Match: *` and it exists";
     E428 = "428", false, "`precondition_required`: a replace or delete without `If-Match`";
-    E501 = "501", false, "`not_implemented`: a team or channel written through this API (not built yet)";
+    E501 = "501", false, "`not_implemented`: a channel written through this API (not built yet)";
     OperatorE413 = "413", false, "`payload_too_large`: body over 1 MiB";
     ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team file (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";

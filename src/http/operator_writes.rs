@@ -15,8 +15,8 @@ use super::extract::{
     json_bytes, parse_json, JsonBody, NoQuery, Now, PathParam, QueryParams, RequestVia,
 };
 use super::openapi::{
-    ApiKeyErrors, JsonBodyErrors, ManagedE409, OperatorActorHeader, OperatorBodyErrors, E403, E404,
-    E412, E422, E428, E501,
+    ApiKeyErrors, JsonBodyErrors, KeyAddE409, KeyRemoveE409, ManagedE409, OperatorActorHeader,
+    OperatorBodyErrors, E403, E404, E412, E422, E428, E501,
 };
 use super::operator::{etag, is_name, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
@@ -24,7 +24,9 @@ use super::AppState;
 use crate::domain::audit::{Acting, Actor, Via};
 use crate::domain::preconditions::{self, Refusal};
 use crate::error::{Error, Result};
+use crate::gateway::operator_keys;
 use crate::gateway::operator_teams::{self, Conditions, TeamWrite};
+use secrecy::ExposeSecret;
 
 /// The largest body of a team or channel.
 pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
@@ -32,8 +34,6 @@ pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
 const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
 const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
 const NOT_YET: &str = "channels written through this API are not built yet";
-const KEYS_NOT_YET: &str =
-    "the key endpoints of a team written through this API are not built yet: write the team";
 
 /// The writes, their bodies up to [`MAX_OPERATOR_BODY`].
 pub fn router() -> OpenApiRouter<AppState> {
@@ -273,95 +273,176 @@ async fn delete_channel(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
-    /// The key's id in the team.
-    #[allow(dead_code)] // read once API teams are built
+    /// The key's id in the team: 1 to 64 of `A-Z a-z 0-9 . _ -`.
     id: String,
     /// `bot`, `agent`, `admin` or `auditor`.
-    #[allow(dead_code)]
     role: String,
-    /// Hex SHA-256 of a key the operator made; absent: the gateway makes one.
-    #[allow(dead_code)]
+    /// Hex SHA-256 of a key the operator made; absent: the gateway makes
+    /// one and shows it in this answer only.
     sha256: Option<String>,
+}
+
+/// An API key added: `key` only when the gateway made it, shown in this
+/// answer and never again.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ApiKeyAdded {
+    id: String,
+    role: String,
+    /// The key (`cg_…`), when the gateway made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
 }
 
 /// `POST /v1/teams/{id}/security-keys`: a new `whsec_` key for the team.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecurityKey {
-    #[allow(dead_code)] // read once API teams are built
+    /// The key's id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
     kid: String,
-    /// `true`: the new key signs from now on.
-    #[allow(dead_code)]
+    /// `true`: the new key signs from now on (default `false`).
     primary: Option<bool>,
 }
 
-/// A key change of team `id`: 409 for a file team (its keys are its
-/// file's), 501 for an API team (not built yet: its keys change by a
-/// `PUT` of the team), else 404.
-fn key_change(st: &AppState, id: &str) -> Result<Response> {
-    match st.gateway.config().teams.get(id).map(|t| t.api.is_some()) {
-        Some(false) => Err(Error::ManagedByFile(MANAGED_TEAM)),
-        Some(true) => Err(Error::NotImplemented(KEYS_NOT_YET)),
-        None => Err(Error::NotFound("no such team")),
+/// A security key made: its secret, shown in this answer and never again.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct SecurityKeyAdded {
+    kid: String,
+    /// `whsec_` and 32 random bytes in base64.
+    secret: String,
+}
+
+/// A key change of team `id` goes ahead for a team not kept in a file
+/// (the store holds it or it is 404); a file team's keys are its file's.
+fn not_a_file_team(st: &AppState, id: &str) -> Result<()> {
+    match file_team(st, id) {
+        Some(_) => Err(Error::ManagedByFile(MANAGED_TEAM)),
+        None if !is_name(id) => Err(Error::NotFound("no such team")),
+        None => Ok(()),
     }
 }
 
-/// Adds an API key to a team (operator).
+/// The answer of a key change after this instance put it in force.
+async fn applied(st: &AppState, generation: Option<u64>) {
+    if let Some(generation) = generation {
+        in_force(st, generation).await;
+    }
+}
+
+/// Adds an API key to a team (operator): 201 with the key the gateway
+/// made, shown once, or without a key for one the operator made (its
+/// `sha256`); 200 when that very key was the team's already.
 #[utoipa::path(post, path = "/v1/teams/{id}/api-keys", operation_id = "add_team_api_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewApiKey,
-    responses(ManagedE409, E501,
+    responses((status = 201, body = ApiKeyAdded, description = "added"),
+        (status = 200, body = ApiKeyAdded, description = "the very same key was the team's already: nothing changed"),
+        KeyAddE409,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
+#[allow(clippy::too_many_arguments)]
 async fn add_api_key(
     State(st): State<AppState>,
-    _: Operator,
+    operator: Operator,
     PathParam(id): PathParam<String>,
     _: NoQuery,
-    _body: JsonBody<NewApiKey>,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
+    JsonBody { value: body, .. }: JsonBody<NewApiKey>,
 ) -> Result<Response> {
-    key_change(&st, &id)
+    not_a_file_team(&st, &id)?;
+    let asked = operator_keys::AskedApiKey {
+        id: &body.id,
+        role: &body.role,
+        sha256: body.sha256.as_deref(),
+    };
+    let acting = acting(&operator, &via);
+    let made = operator_keys::add_api_key(&st.gateway, &id, &asked, &acting, now).await?;
+    applied(&st, made.generation).await;
+    let status = match made.created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
+    };
+    let added = ApiKeyAdded {
+        id: body.id,
+        role: body.role,
+        key: made.shown.map(|k| k.expose_secret().to_string()),
+    };
+    Ok((status, no_store(), axum::Json(added)).into_response())
 }
 
-/// Removes an API key of a team (operator).
+/// Removes an API key of a team (operator): 204; 404 when it has none.
 #[utoipa::path(delete, path = "/v1/teams/{id}/api-keys/{key_id}", operation_id = "remove_team_api_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), ("key_id" = String, Path, description = "the key's id"), OperatorActorHeader),
-    responses(ManagedE409, E501,
+    responses((status = 204, description = "removed"), ManagedE409,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_api_key(
     State(st): State<AppState>,
-    _: Operator,
-    PathParam((id, _key)): PathParam<(String, String)>,
+    operator: Operator,
+    PathParam((id, key)): PathParam<(String, String)>,
     _: NoQuery,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
 ) -> Result<Response> {
-    key_change(&st, &id)
+    not_a_file_team(&st, &id)?;
+    let acting = acting(&operator, &via);
+    let generation = operator_keys::remove_api_key(&st.gateway, &id, &key, &acting, now).await?;
+    applied(&st, generation).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Adds a security key to a team (operator).
+/// Adds a security key to a team (operator): 201 with its secret, shown
+/// once; `primary: true` makes it the key that signs.
 #[utoipa::path(post, path = "/v1/teams/{id}/security-keys", operation_id = "add_team_security_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader),
     request_body = NewSecurityKey,
-    responses(ManagedE409, E501,
+    responses((status = 201, body = SecurityKeyAdded, description = "added"),
+        KeyAddE409,
         ApiKeyErrors, JsonBodyErrors, E403, E404))]
+#[allow(clippy::too_many_arguments)]
 async fn add_security_key(
     State(st): State<AppState>,
-    _: Operator,
+    operator: Operator,
     PathParam(id): PathParam<String>,
     _: NoQuery,
-    _body: JsonBody<NewSecurityKey>,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
+    JsonBody { value: body, .. }: JsonBody<NewSecurityKey>,
 ) -> Result<Response> {
-    key_change(&st, &id)
+    not_a_file_team(&st, &id)?;
+    let acting = acting(&operator, &via);
+    let primary = body.primary.unwrap_or(false);
+    let made =
+        operator_keys::add_security_key(&st.gateway, &id, &body.kid, primary, &acting, now).await?;
+    applied(&st, made.generation).await;
+    let added = SecurityKeyAdded {
+        kid: body.kid,
+        secret: (made.shown.map(|k| k.expose_secret().to_string())).unwrap_or_default(),
+    };
+    Ok((StatusCode::CREATED, no_store(), axum::Json(added)).into_response())
 }
 
-/// Removes a security key of a team (operator).
+/// Removes a security key of a team (operator): 204; 409 `key_in_use`
+/// for the primary key or the last.
 #[utoipa::path(delete, path = "/v1/teams/{id}/security-keys/{kid}", operation_id = "remove_team_security_key", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), ("kid" = String, Path, description = "the key's kid"), OperatorActorHeader),
-    responses(ManagedE409, E501,
+    responses((status = 204, description = "removed"), KeyRemoveE409,
         ApiKeyErrors, E403, E404, E422))]
 async fn remove_security_key(
     State(st): State<AppState>,
-    _: Operator,
-    PathParam((id, _kid)): PathParam<(String, String)>,
+    operator: Operator,
+    PathParam((id, kid)): PathParam<(String, String)>,
     _: NoQuery,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
 ) -> Result<Response> {
-    key_change(&st, &id)
+    not_a_file_team(&st, &id)?;
+    let acting = acting(&operator, &via);
+    let generation =
+        operator_keys::remove_security_key(&st.gateway, &id, &kid, &acting, now).await?;
+    applied(&st, generation).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `Cache-Control: no-store`: an answer that shows a key once.
+fn no_store() -> [(axum::http::HeaderName, &'static str); 1] {
+    [(axum::http::header::CACHE_CONTROL, "no-store")]
 }

@@ -10,16 +10,16 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const OPS: &str = "ops-key-for-the-operator-write-tests";
+pub(crate) const OPS: &str = "ops-key-for-the-operator-write-tests";
 const SECRETS_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// The webhook secret of every team written here.
-fn webhook_secret() -> &'static str {
+pub(crate) fn webhook_secret() -> &'static str {
     static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SECRET.get_or_init(chatgate::domain::secrets::generate_whsec)
 }
 
-fn with_operator() -> Setup {
+pub(crate) fn with_operator() -> Setup {
     Setup {
         system_extra: format!(
             "[operator]\napi_keys = [{{ id = \"ops\", sha256 = \"{}\", role = \"operator\" }}]\n\
@@ -31,7 +31,7 @@ fn with_operator() -> Setup {
 }
 
 /// A new team's body, its security key `security`.
-fn team(id: &str, security: &str) -> Value {
+pub(crate) fn team(id: &str, security: &str) -> Value {
     json!({
         "id": id,
         "login_url": "https://login.newco.example/",
@@ -43,7 +43,12 @@ fn team(id: &str, security: &str) -> Value {
     })
 }
 
-async fn put(app: &TestApp, id: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn put(
+    app: &TestApp,
+    id: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut req = app
         .request(Method::PUT, &format!("/v1/teams/{id}"), Some(OPS))
         .json(body);
@@ -53,7 +58,7 @@ async fn put(app: &TestApp, id: &str, body: &Value, headers: &[(&str, &str)]) ->
     req.send().await.unwrap()
 }
 
-async fn delete(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn delete(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> reqwest::Response {
     let mut req = app.request(Method::DELETE, &format!("/v1/teams/{id}"), Some(OPS));
     for (name, value) in headers {
         req = req.header(*name, *value);
@@ -61,12 +66,12 @@ async fn delete(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> reqwest::R
     req.send().await.unwrap()
 }
 
-fn etag_of(res: &reqwest::Response) -> String {
+pub(crate) fn etag_of(res: &reqwest::Response) -> String {
     res.headers()["etag"].to_str().unwrap().to_string()
 }
 
 /// The stored team's text, as the store holds it.
-async fn stored(app: &TestApp, id: &str) -> Option<String> {
+pub(crate) async fn stored(app: &TestApp, id: &str) -> Option<String> {
     let got = app
         .gateway
         .store()
@@ -77,7 +82,7 @@ async fn stored(app: &TestApp, id: &str) -> Option<String> {
 }
 
 /// The team's audit entries, as stored, from the first.
-async fn entries(app: &TestApp, id: &str) -> Vec<Value> {
+pub(crate) async fn entries(app: &TestApp, id: &str) -> Vec<Value> {
     let mut found = Vec::new();
     for seq in 1.. {
         let got = app
@@ -214,7 +219,7 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
 });
 
 /// Every string, hash and list value under `prefix` in Redis.
-async fn redis_values(prefix: &str) -> Vec<String> {
+pub(crate) async fn redis_values(prefix: &str) -> Vec<String> {
     let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
@@ -267,7 +272,7 @@ async fn redis_values(prefix: &str) -> Vec<String> {
 }
 
 /// The status of a team key's read of its interactions on `app`.
-async fn key_status(app: &TestApp, key: &str) -> u16 {
+pub(crate) async fn key_status(app: &TestApp, key: &str) -> u16 {
     let res = app
         .request(Method::GET, "/v1/interactions", Some(key))
         .send()
@@ -277,7 +282,7 @@ async fn key_status(app: &TestApp, key: &str) -> u16 {
 }
 
 /// Polls `app` until team key `key` answers `status`, for at most 2 s.
-async fn within_two_seconds(app: &TestApp, key: &str, status: u16) {
+pub(crate) async fn within_two_seconds(app: &TestApp, key: &str, status: u16) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
     loop {
         let got = key_status(app, key).await;
@@ -307,12 +312,9 @@ both_stores!(a_team_written_is_in_force_on_the_instance_that_answered, setup: wi
     let newco = list["teams"].as_array().unwrap().iter().find(|t| t["id"] == "newco").unwrap().clone();
     assert_eq!(newco["source"], "api");
     assert!(newco["updated_at"].is_string(), "{newco}");
-    // A file team's id is still the file's; the API team's key
-    // endpoints are not built.
+    // A file team's id is still the file's.
     let res = put(&app, "acme", &team("acme", &chatgate::domain::secrets::generate_whsec()), &[]).await;
     assert_problem(res, 428, "precondition_required").await;
-    let res = app.request(Method::POST, "/v1/teams/newco/api-keys", Some(OPS)).json(&json!({"id": "x", "role": "bot"})).send().await.unwrap();
-    assert_problem(res, 501, "not_implemented").await;
     // A reload of the files keeps it; a file with its id is refused.
     assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
     assert_eq!(key_status(&app, "newco-bot-key").await, 200);

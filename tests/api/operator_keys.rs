@@ -1,0 +1,207 @@
+//! The keys of a team written through the operator API
+//! (docs/operator-api.md#keys): an API key made by the gateway and shown
+//! once, or made by the operator (its hash), the same key again changing
+//! nothing and a used id or key refused; a security key made and shown
+//! once, made primary, and the primary or last one kept; each change in
+//! force at once, recorded, and never stored as it is.
+use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+use crate::operator_writes::{
+    entries, etag_of, key_status, put, redis_values, stored, team, with_operator,
+    within_two_seconds, OPS,
+};
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    let req = app.request(Method::POST, path, Some(OPS)).json(&body);
+    req.send().await.unwrap()
+}
+
+async fn remove(app: &TestApp, path: &str) -> reqwest::Response {
+    let req = app.request(Method::DELETE, path, Some(OPS));
+    req.send().await.unwrap()
+}
+
+async fn etag(app: &TestApp, id: &str) -> String {
+    let path = format!("/v1/teams/{id}");
+    let res = app.request(Method::GET, &path, Some(OPS)).send().await;
+    etag_of(&res.unwrap())
+}
+
+/// The kids of team `newco` in force, each with whether it is primary.
+async fn primary(app: &TestApp) -> Vec<(String, bool)> {
+    let shown = app.get_json("/v1/teams/newco", Some(OPS)).await;
+    let keys = shown["security_keys"].as_array().unwrap().iter();
+    keys.map(|k| {
+        (
+            k["kid"].as_str().unwrap().to_string(),
+            k["primary"].as_bool().unwrap(),
+        )
+    })
+    .collect()
+}
+
+/// Creates API team `newco`: its ETag.
+async fn newco(app: &TestApp) -> String {
+    let res = put(app, "newco", &team("newco", &generate_whsec()), &[]).await;
+    assert_eq!(res.status(), 201);
+    etag_of(&res)
+}
+
+both_stores!(an_api_key_is_made_shown_once_and_in_force_at_once, setup: with_operator(), |app: TestApp| async move {
+    let first = newco(&app).await;
+    let res = post(&app, "/v1/teams/newco/api-keys", json!({"id": "desk", "role": "agent"})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let made: Value = res.json().await.unwrap();
+    let key = made["key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("cg_") && key.len() > 40, "{made}");
+    assert_eq!((made["id"].as_str(), made["role"].as_str()), (Some("desk"), Some("agent")));
+    assert_eq!(key_status(&app, &key).await, 200, "in force for the next request");
+    assert_ne!(etag(&app, "newco").await, first, "the ETag moved");
+    // Only its hash is kept: the team reads back with it, and no value the
+    // store holds has the key.
+    let shown = app.get_json("/v1/teams/newco", Some(OPS)).await;
+    let desk = &shown["api_keys"][1];
+    assert_eq!(desk["sha256"], ApiKeyHash::of_key(&key).to_hex(), "{shown}");
+    let mut values = vec![stored(&app, "newco").await.unwrap()];
+    values.extend(entries(&app, "newco").await.iter().map(Value::to_string));
+    if matches!(app.backend, Backend::Redis) {
+        values.extend(redis_values(&app.key_prefix).await);
+    }
+    assert!(values.iter().all(|v| !v.contains(&key[3..])), "the key is stored as it is");
+
+    // A used id, a used key, and what is not a key: refused, nothing changes.
+    let tag = etag(&app, "newco").await;
+    let again = post(&app, "/v1/teams/newco/api-keys", json!({"id": "desk", "role": "agent"})).await;
+    assert_problem(again, 409, "key_exists").await;
+    let bot_hash = ApiKeyHash::of_key("newco-bot-key").to_hex();
+    let same_key = post(&app, "/v1/teams/newco/api-keys", json!({"id": "two", "role": "admin", "sha256": bot_hash})).await;
+    assert_problem(same_key, 409, "key_exists").await;
+    let acme = app.gateway.config().teams["acme"].api_keys[0].sha256.to_hex();
+    let others = post(&app, "/v1/teams/newco/api-keys", json!({"id": "two", "role": "admin", "sha256": acme})).await;
+    assert_problem(others, 409, "key_exists").await;
+    for (body, field) in [
+        (json!({"id": "x", "role": "root"}), "role"),
+        (json!({"id": "x y", "role": "bot"}), "id"),
+        (json!({"id": "x", "role": "bot", "sha256": "abc"}), "sha256"),
+        (json!({"id": "x", "role": "bot", "colour": "red"}), "colour"),
+    ] {
+        let p = assert_problem(post(&app, "/v1/teams/newco/api-keys", body).await, 422, "invalid_request").await;
+        assert!(p["detail"].as_str().unwrap().contains(field), "{p}");
+    }
+    assert_eq!(etag(&app, "newco").await, tag, "a refused change changes nothing");
+
+    // Removed: refused at once; then there is none.
+    assert_eq!(remove(&app, "/v1/teams/newco/api-keys/desk").await.status(), 204);
+    assert_eq!(key_status(&app, &key).await, 401);
+    assert_problem(remove(&app, "/v1/teams/newco/api-keys/desk").await, 404, "not_found").await;
+
+    // A file team's keys are its file's; no team, no key.
+    let file = post(&app, "/v1/teams/acme/api-keys", json!({"id": "x", "role": "bot"})).await;
+    assert_problem(file, 409, "managed_by_file").await;
+    assert_problem(remove(&app, "/v1/teams/acme/security-keys/2026-11").await, 409, "managed_by_file").await;
+    let none = post(&app, "/v1/teams/nobody/api-keys", json!({"id": "x", "role": "bot"})).await;
+    assert_problem(none, 404, "not_found").await;
+
+    // Each change one config.changed entry, by the operator key.
+    let written = entries(&app, "newco").await;
+    let detail = |i: usize, member: &str| written[i]["detail"][member].clone();
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(detail(1, "api_keys_added"), json!(["desk"]));
+    assert_eq!(detail(2, "api_keys_removed"), json!(["desk"]));
+    assert!(written.iter().all(|e| e["actor"]["api_key_id"] == "ops" && e["detail"]["source"] == "api"));
+});
+
+both_stores!(an_operator_s_own_key_is_added_once_however_often_it_is_sent, setup: with_operator(), |app: TestApp| async move {
+    newco(&app).await;
+    let hash = ApiKeyHash::of_key("the-operator-made-this-key").to_hex();
+    let body = json!({"id": "own", "role": "admin", "sha256": hash.to_uppercase()});
+    let res = post(&app, "/v1/teams/newco/api-keys", body.clone()).await;
+    assert_eq!(res.status(), 201);
+    let made: Value = res.json().await.unwrap();
+    assert_eq!(made, json!({"id": "own", "role": "admin"}), "nothing to show");
+    assert_eq!(key_status(&app, "the-operator-made-this-key").await, 200);
+    let tag = etag(&app, "newco").await;
+    // Sent again, as a lost answer is: 200, nothing changes.
+    let res = post(&app, "/v1/teams/newco/api-keys", body).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(etag(&app, "newco").await, tag);
+    assert_eq!(entries(&app, "newco").await.len(), 2, "no entry for nothing");
+    let other_role = json!({"id": "own", "role": "agent", "sha256": hash});
+    assert_problem(post(&app, "/v1/teams/newco/api-keys", other_role).await, 409, "key_exists").await;
+});
+
+both_stores!(a_security_key_is_made_made_primary_and_the_primary_kept, setup: with_operator(), |app: TestApp| async move {
+    newco(&app).await;
+    let res = post(&app, "/v1/teams/newco/security-keys", json!({"kid": "n2"})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    let made: Value = res.json().await.unwrap();
+    let secret = made["secret"].as_str().unwrap().to_string();
+    assert_eq!(made["kid"], "n2");
+    chatgate::domain::secrets::parse_whsec(&secret).expect("a whsec_ key of 32 bytes");
+    assert_eq!(primary(&app).await, [("n1".into(), true), ("n2".into(), false)]);
+    assert_problem(post(&app, "/v1/teams/newco/security-keys", json!({"kid": "n2"})).await, 409, "key_exists").await;
+    assert_problem(remove(&app, "/v1/teams/newco/security-keys/n1").await, 409, "key_in_use").await;
+    let res = post(&app, "/v1/teams/newco/security-keys", json!({"kid": "n3", "primary": true})).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(primary(&app).await, [("n1".into(), false), ("n2".into(), false), ("n3".into(), true)]);
+    assert_eq!(remove(&app, "/v1/teams/newco/security-keys/n1").await.status(), 204);
+    assert_eq!(remove(&app, "/v1/teams/newco/security-keys/n2").await.status(), 204);
+    assert_problem(remove(&app, "/v1/teams/newco/security-keys/n3").await, 409, "key_in_use").await;
+    assert_problem(remove(&app, "/v1/teams/newco/security-keys/n9").await, 404, "not_found").await;
+    let bad = post(&app, "/v1/teams/newco/security-keys", json!({"kid": "a b"})).await;
+    assert_problem(bad, 422, "invalid_request").await;
+    // Sealed in the store; read back as its HMAC, which writes it back.
+    let text = stored(&app, "newco").await.unwrap();
+    assert!(!text.contains(&secret["whsec_".len()..]), "{text}");
+    let shown = app.get_json("/v1/teams/newco", Some(OPS)).await;
+    assert_eq!(shown["security_keys"][0]["secret"]["hmac"].as_str().unwrap().len(), 64);
+    let tag = etag(&app, "newco").await;
+    let res = put(&app, "newco", &shown, &[("If-Match", &tag)]).await;
+    assert_eq!((res.status().as_u16(), etag_of(&res)), (200, tag.clone()));
+    let written = entries(&app, "newco").await;
+    let added: Vec<Value> = written.iter().map(|e| e["detail"]["security_keys_added"].clone()).collect();
+    assert_eq!(added[1..3], [json!(["n2"]), json!(["n3"])]);
+});
+
+/// Two instances on one Redis: a key added on one is 200 on the other
+/// within 2 s, and 401 there within 2 s of its removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_change_is_in_force_on_every_instance_within_two_seconds() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_with(
+        Backend::Redis,
+        Setup {
+            key_prefix: Some(a.key_prefix.clone()),
+            keys: Some(a.keys.clone()),
+            ..with_operator()
+        },
+    )
+    .await
+    .unwrap();
+    newco(&a).await;
+    let res = post(
+        &a,
+        "/v1/teams/newco/api-keys",
+        json!({"id": "desk", "role": "agent"}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let made: Value = res.json().await.unwrap();
+    let key = made["key"].as_str().unwrap();
+    within_two_seconds(&b, key, 200).await;
+    // Removed on b: a refuses it within 2 s.
+    assert_eq!(
+        remove(&b, "/v1/teams/newco/api-keys/desk").await.status(),
+        204
+    );
+    assert_eq!(key_status(&b, key).await, 401);
+    within_two_seconds(&a, key, 401).await;
+    b.stop_keeping_keys().await;
+}
