@@ -420,7 +420,9 @@ impl Reloader {
         }
         let bell = r.lasting.api_teams();
         let mut api = r.api.lock().await;
-        let generation = match gateway::operator_teams::generation(&r.live.current()).await {
+        let generation = match gateway::operator_index::generation(&r.live.current(), r.clock.now())
+            .await
+        {
             Ok(g) => g,
             Err(e) => {
                 return tracing::warn!(error = %e, "the API teams were not read; those in force stay")

@@ -35,6 +35,7 @@ pub mod network;
 pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;
+pub mod operator_index;
 pub mod operator_keys;
 pub mod operator_teams;
 mod poller;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::audit::{record_api_write, recorded_keys};
-use super::change::{self, Change};
+use super::change::Change;
+use super::operator_index;
 use super::records::{ApiTeamsGeneration, Loaded, StoredApiTeam, StoredApiTeams};
 use super::work::Step;
 use super::Core;
@@ -177,30 +178,29 @@ pub async fn edit_team<T>(
     let config = Arc::clone(core.config());
     let mut read = vec![keys::api_team(id)];
     read.extend(recorded_keys(id));
-    let (answer, digest) = core
-        .change(id, &read, now, |c| {
-            let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-            let op = operator(&config)?;
-            let Some(StoredApiTeam::V1 { body, .. }) = &stored.value else {
-                return Err(Error::NotFound("no such team"));
-            };
-            let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets).map_err(
-                |(_, e)| Error::internal_from("a stored team's secret does not open", e),
-            )?;
-            let (body, answer) = match edit(&config, &opened)? {
-                Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
-                Edited::To(body, answer) => (body, answer),
-            };
-            let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
-            put_team(c, &config, &stored, &team, &body, acting, now)?;
-            Ok(Step::Write((answer, Some(team.print.digest()))))
-        })
-        .await?;
-    let generation = match digest {
-        Some(d) => Some(index(core, id, Some(d), now).await?),
-        None => None,
+    let edit = async {
+        let (answer, digest) = core
+            .change(id, &read, now, |c| {
+                let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+                let op = operator(&config)?;
+                let Some(StoredApiTeam::V1 { body, .. }) = &stored.value else {
+                    return Err(Error::NotFound("no such team"));
+                };
+                let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets).map_err(
+                    |(_, e)| Error::internal_from("a stored team's secret does not open", e),
+                )?;
+                let (body, answer) = match edit(&config, &opened)? {
+                    Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
+                    Edited::To(body, answer) => (body, answer),
+                };
+                let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+                put_team(c, &config, &stored, &team, &body, acting, now)?;
+                Ok(Step::Write((answer, Some(team.print.digest()))))
+            })
+            .await?;
+        Ok((answer, digest.map_or(ToIndex::Nothing, ToIndex::At)))
     };
-    Ok((answer, generation))
+    marked(core, id, now, edit).await
 }
 
 /// Writes team `w.id` (or, for a dry run, checks that it would be
@@ -212,14 +212,60 @@ pub async fn write_team(core: &Core, w: TeamWrite<'_>, now: Timestamp) -> Result
     let config = std::sync::Arc::clone(core.config());
     let mut read = vec![keys::api_team(w.id)];
     read.extend(recorded_keys(w.id));
-    let mut written = core
-        .change(w.id, &read, now, |c| decide_write(c, &config, &w, now))
-        .await?;
-    if !w.dry_run {
-        let digest = Some(written.team.print.digest());
-        written.generation = index(core, w.id, digest, now).await?;
+    let decide = |c: &mut Change| decide_write(c, &config, &w, now);
+    if w.dry_run {
+        return core.change(w.id, &read, now, decide).await;
     }
+    let write = async {
+        let written = core.change(w.id, &read, now, decide).await?;
+        let digest = written.team.print.digest();
+        Ok((written, ToIndex::At(digest)))
+    };
+    let (mut written, generation) = marked(core, w.id, now, write).await?;
+    written.generation = generation.unwrap_or_default();
     Ok(written)
+}
+
+/// What a write leaves the index to do.
+enum ToIndex {
+    At(String),
+    Gone,
+    Nothing,
+}
+
+/// `write` of team `id`, marked under way before and indexed after
+/// (docs/operator-api.md#a-writer-that-stops): what it answered and the
+/// generation that holds it (`None`: nothing changed). A write refused
+/// clears its mark (a mark left behind is repaired by the next look).
+async fn marked<T>(
+    core: &Core,
+    id: &str,
+    now: Timestamp,
+    write: impl std::future::Future<Output = Result<(T, ToIndex)>>,
+) -> Result<(T, Option<u64>)> {
+    let token = operator_index::mark(core, id, now).await?;
+    let (answer, digest) = match write.await {
+        Ok((answer, ToIndex::At(digest))) => (answer, Some(digest)),
+        Ok((answer, ToIndex::Gone)) => (answer, None),
+        Ok((answer, ToIndex::Nothing)) => {
+            unmark(core, id, token, now).await;
+            return Ok((answer, None));
+        }
+        Err(e) => {
+            unmark(core, id, token, now).await;
+            return Err(e);
+        }
+    };
+    let generation = operator_index::index(core, id, digest, token, now).await?;
+    Ok((answer, Some(generation)))
+}
+
+/// Clears mark `token` of a write that changed nothing; one that is not
+/// cleared is repaired by the next look.
+async fn unmark(core: &Core, id: &str, token: u64, now: Timestamp) {
+    if let Err(e) = operator_index::unmark(core, id, token, now).await {
+        tracing::warn!(team = %id, error = %e, "the mark of a write was not cleared; the next look clears it");
+    }
 }
 
 /// Deletes team `id` written through the operator API: 404 when there is
@@ -236,39 +282,20 @@ pub async fn delete_team(
     let retention = core.config().audit.retention;
     let mut read = vec![keys::api_team(id)];
     read.extend(recorded_keys(id));
-    core.change(id, &read, now, |c| {
-        let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-        let current = etag_of(&stored).ok_or(Error::NotFound("no such team"))?;
-        holds(conditions, Some(&current))?;
-        c.delete(&stored);
-        record_api_write(c, id, None, acting, retention)?;
-        Ok(Step::Write(()))
-    })
-    .await?;
-    index(core, id, None, now).await
-}
-
-/// The index of the API teams with `id` at `digest` (`None`: gone), and
-/// its generation moved, in one commit of their own slot: the generation.
-async fn index(core: &Core, id: &str, digest: Option<String>, now: Timestamp) -> Result<u64> {
-    let (ix, generation) = (keys::api_teams(), keys::api_teams_generation());
-    let read = [ix.clone(), generation.clone()];
-    core.change(change::NO_TEAM, &read, now, |c| {
-        let loaded: Loaded<StoredApiTeams> = c.read(&ix)?;
-        let count: Loaded<ApiTeamsGeneration> = c.read(&generation)?;
-        let mut teams = loaded.value.clone().unwrap_or_default();
-        match &digest {
-            Some(d) => teams.teams.insert(id.to_string(), d.clone()),
-            None => teams.teams.remove(id),
-        };
-        c.put(&loaded, &teams, None)?;
-        let next = ApiTeamsGeneration {
-            generation: count.value.unwrap_or_default().generation + 1,
-        };
-        c.put(&count, &next, None)?;
-        Ok(Step::Write(next.generation))
-    })
-    .await
+    let delete = async {
+        core.change(id, &read, now, |c| {
+            let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+            let current = etag_of(&stored).ok_or(Error::NotFound("no such team"))?;
+            holds(conditions, Some(&current))?;
+            c.delete(&stored);
+            record_api_write(c, id, None, acting, retention)?;
+            Ok(Step::Write(()))
+        })
+        .await?;
+        Ok(((), ToIndex::Gone))
+    };
+    let ((), generation) = marked(core, id, now, delete).await?;
+    Ok(generation.unwrap_or_default())
 }
 
 /// What the store holds of the API teams that differs from what an
@@ -288,15 +315,6 @@ pub struct Changes {
 
 /// Stored teams read in one store call.
 const READ_AT_ONCE: usize = 500;
-
-/// The generation of the API teams: one read of a small record, whatever
-/// the number of teams.
-pub async fn generation(core: &Core) -> Result<u64> {
-    let key = keys::api_teams_generation();
-    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
-    let loaded = Loaded::<ApiTeamsGeneration>::parse(key, raw)?;
-    Ok(loaded.value.unwrap_or_default().generation)
-}
 
 /// The API teams of the store that differ from `known` (id → the digest
 /// put in force): the index and generation read, then only the teams

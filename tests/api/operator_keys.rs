@@ -5,6 +5,8 @@
 //! once, made primary, and the primary or last one kept; each change in
 //! force at once, recorded, and never stored as it is.
 use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
+use chatgate::store::keys;
+use chatgate::time::Clock;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -204,4 +206,168 @@ async fn a_key_change_is_in_force_on_every_instance_within_two_seconds() {
     assert_eq!(key_status(&b, key).await, 401);
     within_two_seconds(&a, key, 401).await;
     b.stop_keeping_keys().await;
+}
+
+/// The store of `app`: `key` as it is (its text and version).
+async fn raw(app: &TestApp, key: &str) -> Option<chatgate::store::Versioned> {
+    let got = app.gateway.store().get(&[key.to_string()]).await.unwrap();
+    got.into_iter().next().flatten()
+}
+
+/// `key` of `app`'s store set to `value`, against the version it has.
+async fn overwrite(app: &TestApp, key: &str, value: String) {
+    let expected = raw(app, key).await.map_or(0, |v| v.version);
+    let op = chatgate::store::Op::Put {
+        key: key.to_string(),
+        expected,
+        version: chatgate::store::fresh_version(),
+        value,
+        ttl: None,
+        companion: None,
+    };
+    let done = app.gateway.store().commit(vec![op]).await.unwrap();
+    assert_eq!(done, chatgate::store::Commit::Applied);
+}
+
+/// A writer that stopped between its team's commit and the index's: the
+/// other instances learn nothing from the generation, until a look finds
+/// its mark old and indexes the team as stored. Two instances on one
+/// Redis; the stopped write's record is made by a third instance under
+/// a prefix of its own (the same secrets key seals it alike).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_write_whose_writer_stopped_before_its_index_is_indexed_by_a_later_look() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let shared = || Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..with_operator()
+    };
+    let b = spawn_with(Backend::Redis, shared()).await.unwrap();
+    newco(&a).await;
+    within_two_seconds(&b, "newco-bot-key", 200).await;
+
+    // The write that stopped: newco with one key more, its record
+    // committed, the index not; its mark left beside the generation.
+    let elsewhere = spawn_with(Backend::Redis, with_operator()).await.unwrap();
+    let mut later = team("newco", &generate_whsec());
+    let hash = ApiKeyHash::of_key("the-key-of-a-stopped-write").to_hex();
+    let keys_of = later["api_keys"].as_array_mut().unwrap();
+    keys_of.push(json!({"id": "later", "role": "admin", "sha256": hash}));
+    assert_eq!(put(&elsewhere, "newco", &later, &[]).await.status(), 201);
+    let record = raw(&elsewhere, &keys::api_team("newco")).await.unwrap();
+    overwrite(&a, &keys::api_team("newco"), record.value).await;
+    let gen = raw(&a, &keys::api_teams_generation()).await.unwrap();
+    let mut marked: Value = serde_json::from_str(&gen.value).unwrap();
+    let began = a.clock.now().unix_millis();
+    marked["p"] = json!({"newco": [{"k": 7, "a": began}]});
+    overwrite(&a, &keys::api_teams_generation(), marked.to_string()).await;
+
+    // A fresh mark is a write under way: nothing moves.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(key_status(&b, "the-key-of-a-stopped-write").await, 401);
+    // Old, it is repaired by the next look of either instance.
+    for app in [&a, &b] {
+        app.clock
+            .advance(chatgate::gateway::operator_index::STOPPED_AFTER);
+    }
+    within_two_seconds(&b, "the-key-of-a-stopped-write", 200).await;
+    within_two_seconds(&a, "the-key-of-a-stopped-write", 200).await;
+    let gen = raw(&a, &keys::api_teams_generation()).await.unwrap();
+    let after: Value = serde_json::from_str(&gen.value).unwrap();
+    assert!(after.get("p").is_none(), "the mark is cleared: {after}");
+    elsewhere.stop().await;
+    b.stop_keeping_keys().await;
+}
+
+both_stores!(a_refused_write_leaves_no_mark, setup: with_operator(), |app: TestApp| async move {
+    let first = newco(&app).await;
+    let stale = "\"0000000000000000000000000000000000000000000000000000000000000000\"";
+    let body = team("newco", &generate_whsec());
+    assert_problem(put(&app, "newco", &body, &[("If-Match", stale)]).await, 412, "precondition_failed").await;
+    assert_problem(remove(&app, "/v1/teams/newco/api-keys/nobody").await, 404, "not_found").await;
+    let gen = raw(&app, &keys::api_teams_generation()).await.unwrap();
+    let read: Value = serde_json::from_str(&gen.value).unwrap();
+    assert_eq!(read, json!({"g": 1}), "one write indexed, no mark left");
+    assert_eq!(etag(&app, "newco").await, first);
+});
+
+/// What a `PUT` costs the store: three commits (its mark, its team with
+/// the audit entry, the index), each after one read; a dry run one read
+/// and no commit; a refused write its mark and the mark's clearing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
+    use crate::round_trips::Counting;
+    let commits = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
+    let told = std::sync::Arc::clone(&commits);
+    let inner: chatgate::store::SharedStore =
+        std::sync::Arc::new(chatgate::store::memory::MemoryStore::new());
+    let counting = std::sync::Arc::new(Counting::telling(inner, move |ops| {
+        let keys = ops.iter().filter_map(|op| match op {
+            chatgate::store::Op::Put { key, .. } | chatgate::store::Op::Delete { key, .. } => {
+                Some(key.clone())
+            }
+            _ => None,
+        });
+        let keys: Vec<String> = keys.collect();
+        // The operator API's: not the background work's (store epochs …).
+        if keys
+            .iter()
+            .any(|k| k.starts_with("{~teams}") || k.starts_with("{newco}"))
+        {
+            told.lock().unwrap().push(keys);
+        }
+    }));
+    let store: chatgate::store::SharedStore = counting.clone();
+    let setup = Setup {
+        store: Some(store),
+        ..with_operator()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let team_key = keys::api_team("newco");
+    let team_reads = |counting: &Counting| {
+        let gets = counting.gets.lock().unwrap();
+        gets.iter()
+            .filter(|k| k.contains(&team_key) && k.len() > 1)
+            .count()
+    };
+    let body = team("newco", &generate_whsec());
+    let res = app
+        .request(Method::PUT, "/v1/teams/newco?dry_run=true", Some(OPS))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    assert_eq!(
+        *commits.lock().unwrap(),
+        Vec::<Vec<String>>::new(),
+        "a dry run commits nothing"
+    );
+    assert_eq!(team_reads(&counting), 1, "a dry run reads the team once");
+
+    let res = put(&app, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let written = std::mem::take(&mut *commits.lock().unwrap());
+    let (gen, ix) = (keys::api_teams_generation(), keys::api_teams());
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written[0], [gen.clone()], "the mark");
+    assert!(
+        written[1].contains(&team_key) && written[1].contains(&keys::audit_head("newco")),
+        "{:?}",
+        written[1]
+    );
+    assert_eq!(written[2], [ix, gen.clone()], "the index");
+    assert_eq!(team_reads(&counting), 2, "the write reads its team once");
+
+    let stale = "\"0000000000000000000000000000000000000000000000000000000000000000\"";
+    assert_problem(
+        put(&app, "newco", &body, &[("If-Match", stale)]).await,
+        412,
+        "precondition_failed",
+    )
+    .await;
+    let refused = std::mem::take(&mut *commits.lock().unwrap());
+    assert_eq!(refused, [[gen.clone()], [gen]], "marked, then cleared");
 }

@@ -34,11 +34,26 @@ pub struct StoredApiTeams {
     pub teams: BTreeMap<String, String>,
 }
 
-/// `{~teams}:gen`: moved with every change of the index.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `{~teams}:gen`: moved with every change of the index; beside it, the
+/// writes under way: each marked before its team's commit and cleared by
+/// the index's, so that a writer that stops between the two leaves a
+/// mark another instance finds (docs/operator-api.md#a-writer-that-stops).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiTeamsGeneration {
     #[serde(rename = "g")]
     pub generation: u64,
+    /// Team id → the marks of the writes under way.
+    #[serde(rename = "p", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pending: BTreeMap<String, Vec<PendingWrite>>,
+}
+
+/// A write of a team under way: its writer's token and when it began.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWrite {
+    #[serde(rename = "k")]
+    pub token: u64,
+    #[serde(rename = "a", with = "stored")]
+    pub at: Timestamp,
 }
 
 impl Record for StoredApiTeam {}

@@ -925,6 +925,15 @@ fn the_api_team_records_keep_their_bytes() {
     assert_eq!(serde_json::to_string(&index).unwrap(), text);
     let read = Loaded::<StoredApiTeams>::parse("k".into(), raw(text)).unwrap();
     assert_eq!(read.value, Some(index));
-    let generation = ApiTeamsGeneration { generation: 9 };
+    let mut generation = ApiTeamsGeneration {
+        generation: 9,
+        ..Default::default()
+    };
     assert_eq!(serde_json::to_string(&generation).unwrap(), r#"{"g":9}"#);
+    let at = Timestamp::from_unix_millis(1_800_000_000_000);
+    let mark = PendingWrite { token: 7, at };
+    generation.pending.insert("newco".into(), vec![mark]);
+    let text = serde_json::to_string(&generation).unwrap();
+    let read = Loaded::<ApiTeamsGeneration>::parse("k".into(), raw(&text)).unwrap();
+    assert_eq!(read.value, Some(generation), "{text}");
 }
