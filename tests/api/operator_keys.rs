@@ -352,7 +352,7 @@ async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
     let written = std::mem::take(&mut *commits.lock().unwrap());
     let (gen, ix) = (keys::api_teams_generation(), keys::api_teams());
     assert_eq!(written.len(), 3, "{written:?}");
-    assert_eq!(written[0], [gen.clone()], "the mark");
+    assert_eq!(written[0], std::slice::from_ref(&gen), "the mark");
     assert!(
         written[1].contains(&team_key) && written[1].contains(&keys::audit_head("newco")),
         "{:?}",
