@@ -308,15 +308,23 @@ pub enum Reloaded {
 }
 
 impl Reloader {
+    /// The gateway in force: what the next request is answered with.
+    pub fn in_force(&self) -> Arc<Core> {
+        self.0.live.current()
+    }
+
     /// Re-reads the team files, channel files, `[defaults]` and the secret
-    /// files they name, validates the whole set, then puts it in force at
-    /// once: every request that starts after this returns is answered with
-    /// it, and the background workers take it at their next round. An
-    /// invalid set changes nothing. Each outcome is logged in one line (and
-    /// one more naming the keys that need a restart)
+    /// files they name, builds the API teams of the store again against
+    /// them, validates the whole set, then puts it in force at once: every
+    /// request that starts after this returns is answered with it, and the
+    /// background workers take it at their next round. An invalid set
+    /// changes nothing. Each outcome is logged in one line (and one more
+    /// naming the keys that need a restart)
     /// (docs/operations.md#reloading-the-configuration).
     pub async fn reload(&self) -> Reloaded {
         let r = &self.0;
+        // In the order a look at the API teams takes them.
+        let mut api = r.api.lock().await;
         let _one = r.one_at_a_time.lock().await;
         let running = r.live.current();
         let env = r.start_env.clone();
@@ -338,8 +346,8 @@ impl Reloader {
                 return Reloaded::Refused(e);
             }
         };
-        let config = match next.config.keeping_api_teams(running.config()) {
-            Ok(config) => config,
+        let (config, read) = match self.with_api_teams_rebuilt(&running, &next.config).await {
+            Ok(rebuilt) => rebuilt,
             Err(e) => {
                 tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
                 return Reloaded::Refused(e);
@@ -356,6 +364,11 @@ impl Reloader {
             .cloned()
             .collect();
         let gateway = self.put_in_force(&running, config);
+        if let Some(read) = read {
+            *api = read;
+            r.lasting.api_teams().in_force(api.generation);
+        }
+        drop(api);
         let now = r.clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
         crate::gateway::audit::record_departures(&gateway, &gone, now).await;
@@ -378,6 +391,50 @@ impl Reloader {
 }
 
 impl Reloader {
+    /// `files` (the configuration re-read, its teams from files) with every
+    /// API team the store holds built again against it, and what was read
+    /// of them (docs/operator-api.md#every-instance-at-once). A file with
+    /// an API team's id, or a stored team these files refuse (a channel it
+    /// lists gone, a rule it now breaks), refuses the reload, naming the
+    /// team and why; a store that does not answer keeps the API teams in
+    /// force as they were built (one line), and the files apply
+    /// (docs/decisions/0427-a-reload-builds-the-api-teams-again.md).
+    async fn with_api_teams_rebuilt(
+        &self,
+        running: &Core,
+        files: &Config,
+    ) -> Result<(Config, Option<ApiKnown>), crate::config::ConfigError> {
+        let kept = files.keeping_api_teams(running.config())?;
+        if kept.operator.is_none() {
+            return Ok((kept, None));
+        }
+        // A gateway of the new files, to build the stored teams against.
+        let kept = Arc::new(kept);
+        let probe = running.reloaded(Arc::clone(&kept), running.channels().clone());
+        let read = gateway::operator_teams::changes(&probe, &Default::default()).await;
+        drop(probe);
+        let changes = match read {
+            Ok(changes) => changes,
+            Err(e) => {
+                tracing::warn!(error = %e, "the API teams were not read at the reload: those in force stay as they were built");
+                return Ok((Arc::unwrap_or_clone(kept), None));
+            }
+        };
+        if let Some((team, why)) = changes.refused.first() {
+            return Err(crate::config::ConfigError::new(
+                "the operator API",
+                format!("teams/{team}"),
+                format!("the API team {team:?} cannot be put in force with these files: {why}"),
+            ));
+        }
+        let config = files.with_api_teams(changes.teams, &[])?;
+        let read = ApiKnown {
+            known: changes.known,
+            generation: changes.generation,
+        };
+        Ok((config, Some(read)))
+    }
+
     /// `config` in force in place of `running`'s: every request that
     /// starts after this returns is answered with it.
     fn put_in_force(&self, running: &Core, config: Config) -> Arc<Core> {

@@ -428,3 +428,78 @@ async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
     c.stop_keeping_keys().await;
     b.stop_keeping_keys().await;
 }
+
+/// `[defaults]` with an OTP time-to-live of `ttl`, and a channel file
+/// `chat2` no file team lists.
+fn with_defaults(ttl: &str) -> Setup {
+    Setup {
+        defaults: format!("otp = {{ ttl = \"{ttl}\" }}"),
+        unlisted_channels: vec![(
+            "chat2".into(),
+            format!(
+                "name = \"chat2\"\nkind = \"webhook\"\nurl = \"{{CHAT_URL}}/chat2\"\n\
+                 secret = \"${{CG_TEST_UNSET_CHAT2:-{}}}\"\n",
+                webhook_secret()
+            ),
+        )],
+        ..with_operator()
+    }
+}
+
+/// The OTP time-to-live of team `id` in force on `app`.
+fn ttl_in_force(app: &TestApp, id: &str) -> std::time::Duration {
+    app.reloader.in_force().config().teams[id]
+        .settings
+        .otp
+        .ttl
+        .0
+}
+
+both_stores!(a_reload_builds_the_api_teams_again_against_the_new_files, setup: with_defaults("4m"), |app: TestApp| async move {
+    let mut body = team("newco", &chatgate::domain::secrets::generate_whsec());
+    body.as_object_mut().unwrap().remove("settings");
+    body["channels"] = json!(["webchat", "chat2"]);
+    let res = put(&app, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 240);
+
+    // `[defaults]` changes: the reload builds the team again with it.
+    let system = app.dir.join("config/chatgate.toml");
+    let text = std::fs::read_to_string(&system).unwrap();
+    std::fs::write(&system, text.replace("ttl = \"4m\"", "ttl = \"6m\"")).unwrap();
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 360);
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    // What was written is unchanged: its ETag is the stored digest, and
+    // still names it for a write. The trail records the new effective
+    // configuration.
+    let res = app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(etag_of(&res), tag);
+    let last = entries(&app, "newco").await.pop().unwrap();
+    assert_eq!(last["detail"]["source"], "reload", "{last}");
+    assert_ne!(last["detail"]["digest"].as_str(), Some(&tag[1..65]), "{last}");
+    assert!(last["detail"]["changed"].to_string().contains("settings.otp.ttl"), "{last}");
+
+    // A channel file it lists is removed: the reload is refused, naming
+    // the team and why, and nothing changes.
+    let chat2 = app.dir.join("channels/chat2.toml");
+    let chat2_text = std::fs::read_to_string(&chat2).unwrap();
+    std::fs::remove_file(&chat2).unwrap();
+    std::fs::write(&system, text.replace("ttl = \"4m\"", "ttl = \"8m\"")).unwrap();
+    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
+        panic!("a reload left an API team without its channel");
+    };
+    assert!(e.problem.contains("\"newco\"") && e.problem.contains("/channels"), "{e}");
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 360, "nothing changed");
+    assert!(app.reloader.in_force().config().channels.contains_key("chat2"));
+    std::fs::write(&chat2, chat2_text).unwrap();
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 480);
+
+    // The ETag a read gives still writes; the body written again is
+    // digested with the `[defaults]` in force now.
+    let res = put(&app, "newco", &body, &[("If-Match", &tag)]).await;
+    assert_eq!(res.status(), 200);
+    assert_ne!(etag_of(&res), tag);
+});
