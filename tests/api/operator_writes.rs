@@ -503,3 +503,62 @@ both_stores!(a_reload_builds_the_api_teams_again_against_the_new_files, setup: w
     assert_eq!(res.status(), 200);
     assert_ne!(etag_of(&res), tag);
 });
+
+/// Team `newco` written on an instance whose store stalls on demand.
+async fn on_a_stalling_store() -> (TestApp, std::sync::Arc<crate::stalls::Stalling>) {
+    let (inner, prefix) = crate::outbox::own_store(Backend::Memory).await.unwrap();
+    let store = crate::stalls::Stalling::over(inner);
+    let setup = Setup {
+        key_prefix: Some(prefix),
+        store: Some(store.clone()),
+        ..with_operator()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let res = put(
+        &app,
+        "newco",
+        &team("newco", &chatgate::domain::secrets::generate_whsec()),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    (app, store)
+}
+
+/// Whether team `id` is in force on `app` as an API team.
+fn api_team_in_force(app: &TestApp, id: &str) -> bool {
+    let gateway = app.reloader.in_force();
+    gateway
+        .config()
+        .teams
+        .get(id)
+        .is_some_and(|t| t.api.is_some())
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_reach_the_store_keeps_the_api_teams_it_has() {
+    let (app, store) = on_a_stalling_store().await;
+    store.stall(true);
+    app.reloader.sync_api_teams().await;
+    assert!(api_team_in_force(&app, "newco"), "a failed look removed it");
+    // Its key is still known: the request fails on the store, not on the key.
+    let res = app
+        .request(Method::GET, "/v1/interactions", Some("newco-bot-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
+    // A reload meanwhile applies the files and keeps it as it was built.
+    assert!(matches!(
+        app.reloader.reload().await,
+        chatgate::app::Reloaded::Applied { .. }
+    ));
+    assert!(
+        api_team_in_force(&app, "newco"),
+        "a reload without the store removed it"
+    );
+    store.stall(false);
+    app.reloader.sync_api_teams().await;
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+}
