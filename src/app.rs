@@ -15,6 +15,7 @@ use crate::config::{warn_once, Config, Environment, StartupWarning, StoreBackend
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
+use crate::fared::{Failing, Fared};
 use crate::gateway::audit::ConfigSource;
 use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, Workers};
 use crate::server::Routes;
@@ -110,6 +111,7 @@ impl App {
             senders,
             one_at_a_time: tokio::sync::Mutex::new(()),
             api: tokio::sync::Mutex::new(api),
+            failing: Failing::default(),
         }));
         let listen = &config.server.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
@@ -256,6 +258,8 @@ struct Reloading {
     /// The API teams in force: their digests as the store's index gave
     /// them, and its generation.
     api: tokio::sync::Mutex<ApiKnown>,
+    /// Whether the looks at the API teams fail, for a log said once.
+    failing: Failing,
 }
 
 /// What an instance put in force of the API teams.
@@ -267,6 +271,9 @@ struct ApiKnown {
 
 /// How often an instance reads the generation of the API teams.
 const API_TEAMS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The name of the looks at the API teams in [`Reloading::failing`].
+const API_TEAMS_LOOK: &str = "api teams";
 
 /// `gateway` with every API team the store holds (none while the operator
 /// API is off): a stored team that cannot be put in force (a secret
@@ -469,31 +476,40 @@ impl Reloader {
     /// One look at the API teams: the generation read (one small record,
     /// whatever the number of teams); when it moved, the teams whose
     /// digest moved read and put in force, those gone removed. A store
-    /// that does not answer changes nothing: the teams in force stay.
+    /// that does not answer changes nothing: the teams in force stay. It
+    /// is said once when the looks start failing, and once when one reads
+    /// again (docs/operations.md#logs).
     pub async fn sync_api_teams(&self) {
         let r = &self.0;
         if r.live.current().config().operator.is_none() {
             return;
         }
+        let looked = self.look_at_api_teams().await;
+        let fared = (r.failing).fared(API_TEAMS_LOOK, looked.is_err(), r.clock.now());
+        match (looked, fared) {
+            (Err(e), Fared::StartedFailing) => {
+                tracing::warn!(error = %e, "the API teams cannot be read: those in force stay (said once while it lasts)")
+            }
+            (Ok(()), Fared::Recovered { since, failed }) => {
+                tracing::info!(failed_looks = failed, since = %since, "the API teams are read again")
+            }
+            _ => {}
+        }
+    }
+
+    /// [`Reloader::sync_api_teams`]' look: the store's error, if any.
+    async fn look_at_api_teams(&self) -> crate::error::Result<()> {
+        let r = &self.0;
         let bell = r.lasting.api_teams();
         let mut api = r.api.lock().await;
-        let generation = match gateway::operator_teams::generation(&r.live.current()).await {
-            Ok(g) => g,
-            Err(e) => {
-                return tracing::warn!(error = %e, "the API teams were not read; those in force stay")
-            }
-        };
+        let generation = gateway::operator_teams::generation(&r.live.current()).await?;
         if generation == api.generation {
-            return bell.in_force(generation);
+            bell.in_force(generation);
+            return Ok(());
         }
         let _one = r.one_at_a_time.lock().await;
         let running = r.live.current();
-        let changes = match gateway::operator_teams::changes(&running, &api.known).await {
-            Ok(changes) => changes,
-            Err(e) => {
-                return tracing::warn!(error = %e, "the API teams were not read; those in force stay")
-            }
-        };
+        let changes = gateway::operator_teams::changes(&running, &api.known).await?;
         for (team, why) in &changes.refused {
             tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
         }
@@ -511,6 +527,7 @@ impl Reloader {
         api.known = changes.known;
         api.generation = changes.generation;
         bell.in_force(changes.generation);
+        Ok(())
     }
 }
 

@@ -562,3 +562,36 @@ async fn an_instance_that_cannot_reach_the_store_keeps_the_api_teams_it_has() {
     app.reloader.sync_api_teams().await;
     assert_eq!(key_status(&app, "newco-bot-key").await, 200);
 }
+
+#[tokio::test]
+async fn the_failing_looks_at_the_api_teams_are_said_once() {
+    let (app, store) = on_a_stalling_store().await;
+    // On this test's one thread: the looks of the background task too.
+    let (lines, _guard) = crate::cluster_outage::Lines::at_info();
+    store.stall(true);
+    for _ in 0..3 {
+        app.reloader.sync_api_teams().await;
+    }
+    store.stall(false);
+    for _ in 0..2 {
+        app.reloader.sync_api_teams().await;
+    }
+    let said = |what: &str| -> Vec<String> {
+        let lines = lines.0.lock().unwrap();
+        lines
+            .iter()
+            .filter(|(_, l)| l.contains(what))
+            .map(|(_, l)| l.clone())
+            .collect()
+    };
+    let failing = said("the API teams cannot be read");
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert!(failing[0].contains("WARN"), "{failing:?}");
+    let back = said("the API teams are read again");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(
+        back[0].contains("INFO") && back[0].contains("failed_looks="),
+        "{back:?}"
+    );
+    assert!(api_team_in_force(&app, "newco"));
+}
