@@ -77,7 +77,7 @@ async fn stored(app: &TestApp, id: &str) -> Option<String> {
 }
 
 /// The team's audit entries, as stored, from the first.
-async fn entries(app: &TestApp, id: &str) -> Vec<Value> {
+pub(crate) async fn entries(app: &TestApp, id: &str) -> Vec<Value> {
     let mut found = Vec::new();
     for seq in 1.. {
         let got = app
