@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const OPS: &str = "ops-key-for-the-operator-write-tests";
+pub(crate) const OPS: &str = "ops-key-for-the-operator-write-tests";
 const SECRETS_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// The webhook secret of every team written here.
@@ -19,7 +19,7 @@ fn webhook_secret() -> &'static str {
     SECRET.get_or_init(chatgate::domain::secrets::generate_whsec)
 }
 
-fn with_operator() -> Setup {
+pub(crate) fn with_operator() -> Setup {
     Setup {
         system_extra: format!(
             "[operator]\napi_keys = [{{ id = \"ops\", sha256 = \"{}\", role = \"operator\" }}]\n\
@@ -43,7 +43,12 @@ fn team(id: &str, security: &str) -> Value {
     })
 }
 
-async fn put(app: &TestApp, id: &str, body: &Value, headers: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn put(
+    app: &TestApp,
+    id: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut req = app
         .request(Method::PUT, &format!("/v1/teams/{id}"), Some(OPS))
         .json(body);
@@ -61,7 +66,7 @@ async fn delete(app: &TestApp, id: &str, headers: &[(&str, &str)]) -> reqwest::R
     req.send().await.unwrap()
 }
 
-fn etag_of(res: &reqwest::Response) -> String {
+pub(crate) fn etag_of(res: &reqwest::Response) -> String {
     res.headers()["etag"].to_str().unwrap().to_string()
 }
 
