@@ -15,6 +15,7 @@ use crate::config::{warn_once, Config, Environment, StartupWarning, StoreBackend
 use crate::domain::secrets::Pepper;
 use crate::events::redis::{RedisLog, Servers};
 use crate::events::Publisher;
+use crate::fared::{Failing, Fared};
 use crate::gateway::audit::ConfigSource;
 use crate::gateway::{self, Core, Dispatcher, Live, Poller, Sweeper, Workers};
 use crate::server::Routes;
@@ -110,6 +111,7 @@ impl App {
             senders,
             one_at_a_time: tokio::sync::Mutex::new(()),
             api: tokio::sync::Mutex::new(api),
+            failing: Failing::default(),
         }));
         let listen = &config.server.listen;
         let listener = TcpListener::bind(listen).await.map_err(|e| {
@@ -256,6 +258,8 @@ struct Reloading {
     /// The API teams in force: their digests as the store's index gave
     /// them, and its generation.
     api: tokio::sync::Mutex<ApiKnown>,
+    /// Whether the looks at the API teams fail, for a log said once.
+    failing: Failing,
 }
 
 /// What an instance put in force of the API teams.
@@ -267,6 +271,9 @@ struct ApiKnown {
 
 /// How often an instance reads the generation of the API teams.
 const API_TEAMS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The name of the looks at the API teams in [`Reloading::failing`].
+const API_TEAMS_LOOK: &str = "api teams";
 
 /// `gateway` with every API team the store holds (none while the operator
 /// API is off): a stored team that cannot be put in force (a secret
@@ -308,15 +315,23 @@ pub enum Reloaded {
 }
 
 impl Reloader {
+    /// The gateway in force: what the next request is answered with.
+    pub fn in_force(&self) -> Arc<Core> {
+        self.0.live.current()
+    }
+
     /// Re-reads the team files, channel files, `[defaults]` and the secret
-    /// files they name, validates the whole set, then puts it in force at
-    /// once: every request that starts after this returns is answered with
-    /// it, and the background workers take it at their next round. An
-    /// invalid set changes nothing. Each outcome is logged in one line (and
-    /// one more naming the keys that need a restart)
+    /// files they name, builds the API teams of the store again against
+    /// them, validates the whole set, then puts it in force at once: every
+    /// request that starts after this returns is answered with it, and the
+    /// background workers take it at their next round. An invalid set
+    /// changes nothing. Each outcome is logged in one line (and one more
+    /// naming the keys that need a restart)
     /// (docs/operations.md#reloading-the-configuration).
     pub async fn reload(&self) -> Reloaded {
         let r = &self.0;
+        // In the order a look at the API teams takes them.
+        let mut api = r.api.lock().await;
         let _one = r.one_at_a_time.lock().await;
         let running = r.live.current();
         let env = r.start_env.clone();
@@ -338,8 +353,8 @@ impl Reloader {
                 return Reloaded::Refused(e);
             }
         };
-        let config = match next.config.keeping_api_teams(running.config()) {
-            Ok(config) => config,
+        let (config, read) = match self.with_api_teams_rebuilt(&running, &next.config).await {
+            Ok(rebuilt) => rebuilt,
             Err(e) => {
                 tracing::error!(file = %e.file, key = %e.key, problem = %e.problem, "configuration not reloaded: {e}; the running one stays in force");
                 return Reloaded::Refused(e);
@@ -356,6 +371,11 @@ impl Reloader {
             .cloned()
             .collect();
         let gateway = self.put_in_force(&running, config);
+        if let Some(read) = read {
+            *api = read;
+            r.lasting.api_teams().in_force(api.generation);
+        }
+        drop(api);
         let now = r.clock.now();
         crate::gateway::audit::record_configuration(&gateway, ConfigSource::Reload, now).await;
         crate::gateway::audit::record_departures(&gateway, &gone, now).await;
@@ -378,6 +398,50 @@ impl Reloader {
 }
 
 impl Reloader {
+    /// `files` (the configuration re-read, its teams from files) with every
+    /// API team the store holds built again against it, and what was read
+    /// of them (docs/operator-api.md#every-instance-at-once). A file with
+    /// an API team's id, or a stored team these files refuse (a channel it
+    /// lists gone, a rule it now breaks), refuses the reload, naming the
+    /// team and why; a store that does not answer keeps the API teams in
+    /// force as they were built (one line), and the files apply
+    /// (docs/decisions/0427-a-reload-builds-the-api-teams-again.md).
+    async fn with_api_teams_rebuilt(
+        &self,
+        running: &Core,
+        files: &Config,
+    ) -> Result<(Config, Option<ApiKnown>), crate::config::ConfigError> {
+        let kept = files.keeping_api_teams(running.config())?;
+        if kept.operator.is_none() {
+            return Ok((kept, None));
+        }
+        // A gateway of the new files, to build the stored teams against.
+        let kept = Arc::new(kept);
+        let probe = running.reloaded(Arc::clone(&kept), running.channels().clone());
+        let read = gateway::operator_teams::changes(&probe, &Default::default()).await;
+        drop(probe);
+        let changes = match read {
+            Ok(changes) => changes,
+            Err(e) => {
+                tracing::warn!(error = %e, "the API teams were not read at the reload: those in force stay as they were built");
+                return Ok((Arc::unwrap_or_clone(kept), None));
+            }
+        };
+        if let Some((team, why)) = changes.refused.first() {
+            return Err(crate::config::ConfigError::new(
+                "the operator API",
+                format!("teams/{team}"),
+                format!("the API team {team:?} cannot be put in force with these files: {why}"),
+            ));
+        }
+        let config = files.with_api_teams(changes.teams, &[])?;
+        let read = ApiKnown {
+            known: changes.known,
+            generation: changes.generation,
+        };
+        Ok((config, Some(read)))
+    }
+
     /// `config` in force in place of `running`'s: every request that
     /// starts after this returns is answered with it.
     fn put_in_force(&self, running: &Core, config: Config) -> Arc<Core> {
@@ -412,33 +476,41 @@ impl Reloader {
     /// One look at the API teams: the generation read (one small record,
     /// whatever the number of teams); when it moved, the teams whose
     /// digest moved read and put in force, those gone removed. A store
-    /// that does not answer changes nothing: the teams in force stay.
+    /// that does not answer changes nothing: the teams in force stay. It
+    /// is said once when the looks start failing, and once when one reads
+    /// again (docs/operations.md#logs).
     pub async fn sync_api_teams(&self) {
         let r = &self.0;
         if r.live.current().config().operator.is_none() {
             return;
         }
+        let looked = self.look_at_api_teams().await;
+        let fared = (r.failing).fared(API_TEAMS_LOOK, looked.is_err(), r.clock.now());
+        match (looked, fared) {
+            (Err(e), Fared::StartedFailing) => {
+                tracing::warn!(error = %e, "the API teams cannot be read: those in force stay (said once while it lasts)")
+            }
+            (Ok(()), Fared::Recovered { since, failed }) => {
+                tracing::info!(failed_looks = failed, since = %since, "the API teams are read again")
+            }
+            _ => {}
+        }
+    }
+
+    /// [`Reloader::sync_api_teams`]' look: the store's error, if any.
+    async fn look_at_api_teams(&self) -> crate::error::Result<()> {
+        let r = &self.0;
         let bell = r.lasting.api_teams();
         let mut api = r.api.lock().await;
-        let generation = match gateway::operator_index::generation(&r.live.current(), r.clock.now())
-            .await
-        {
-            Ok(g) => g,
-            Err(e) => {
-                return tracing::warn!(error = %e, "the API teams were not read; those in force stay")
-            }
-        };
+        let now = r.clock.now();
+        let generation = gateway::operator_index::generation(&r.live.current(), now).await?;
         if generation == api.generation {
-            return bell.in_force(generation);
+            bell.in_force(generation);
+            return Ok(());
         }
         let _one = r.one_at_a_time.lock().await;
         let running = r.live.current();
-        let changes = match gateway::operator_teams::changes(&running, &api.known).await {
-            Ok(changes) => changes,
-            Err(e) => {
-                return tracing::warn!(error = %e, "the API teams were not read; those in force stay")
-            }
-        };
+        let changes = gateway::operator_teams::changes(&running, &api.known).await?;
         for (team, why) in &changes.refused {
             tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
         }
@@ -456,6 +528,7 @@ impl Reloader {
         api.known = changes.known;
         api.generation = changes.generation;
         bell.in_force(changes.generation);
+        Ok(())
     }
 }
 

@@ -14,7 +14,8 @@ use crate::domain::audit::{Acting, Actor, Via};
 use crate::time::Timestamp;
 
 /// The team and actor of a request's valid API key or console session,
-/// set by the `Caller` extractor, for the `access.denied` of a 403; and
+/// set by the `Caller` extractor (or by the `Operator` extractor, for the
+/// team an operator key's path names), for the `access.denied` of a 403; and
 /// the check its `Chatgate-Actor` failed, for that of its 401.
 #[derive(Clone, Default)]
 pub struct CallerSlot(

@@ -4,7 +4,10 @@
 //! team's key is 403 here (as an operator key is 403 on a team's path,
 //! `auth.rs`); an `operator_read` key is 403 on every `PUT`, `POST` and
 //! `DELETE`; then the person a `Chatgate-Actor` names, required for a write
-//! when `require_person` says so.
+//! when `require_person` says so. A valid operator key refused (403, or the
+//! 401 of its `Chatgate-Actor`) on a team's path is an `access.denied` of
+//! that team's trail; elsewhere there is no team's trail: the request's
+//! log line alone says so (docs/operator-api.md#roles).
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -12,8 +15,10 @@ use axum::http::request::Parts;
 use axum::http::Method;
 
 use super::auth::{bearer_key, ACTOR_HEADER};
+use super::denials::CallerSlot;
 use super::AppState;
 use crate::config::{OperatorConfig, OperatorRole};
+use crate::domain::audit::Actor;
 use crate::error::Error;
 use crate::gateway::Person;
 
@@ -50,6 +55,11 @@ impl FromRequestParts<AppState> for Operator {
             }
             return Err(Error::Unauthorized);
         };
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            if let Some(team) = team_of_path(parts, state) {
+                slot.set(&team, Actor::api_key(&key_id));
+            }
+        }
         let writes = matches!(parts.method, Method::PUT | Method::POST | Method::DELETE);
         if writes && !role.writes() {
             return Err(Error::Forbidden(
@@ -69,6 +79,16 @@ impl FromRequestParts<AppState> for Operator {
     }
 }
 
+/// The team in force whose id `parts`' path names (`/v1/teams/{id}…`):
+/// the trail of an `access.denied`. Read only once the key is known to be
+/// an operator's, which may read every team.
+fn team_of_path(parts: &Parts, state: &AppState) -> Option<Arc<str>> {
+    let rest = parts.uri.path().strip_prefix("/v1/teams/")?;
+    let id = rest.split('/').next()?;
+    let config = state.gateway.config();
+    config.teams.get(id).map(|team| Arc::from(team.id.as_str()))
+}
+
 /// The person `parts`' `Chatgate-Actor` names, checked against
 /// `[operator.actor]` as a team's is against its workforce provider: none
 /// without the header; 401 `invalid_token` for a token that fails a check
@@ -82,6 +102,9 @@ async fn named_person(
         return Ok(None);
     };
     let refused = |reason: crate::gateway::ActorRefusal| {
+        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
+            slot.actor_refused(reason.as_str());
+        }
         tracing::info!(
             reason = reason.as_str(),
             "an operator's Chatgate-Actor token was refused"

@@ -420,3 +420,84 @@ async fn a_write_names_its_person_memory() {
 async fn a_write_names_its_person_redis() {
     a_write_names_its_person(Backend::Redis).await;
 }
+
+/// The `access.denied` entries of team `id`'s trail.
+async fn denials(app: &TestApp, id: &str) -> Vec<Value> {
+    let all = crate::operator_writes::entries(app, id).await;
+    all.into_iter()
+        .filter(|e| e["action"] == "access.denied")
+        .collect()
+}
+
+async fn a_refused_operator_is_recorded_in_the_team_s_trail(backend: Backend) {
+    let Some((app, _idp)) = spawn_requiring_person(backend).await else {
+        return;
+    };
+    let acme = team_etag(&app, "acme");
+    let if_match = ("If-Match", acme.as_str());
+    let res = write(&app, Method::PUT, "/v1/teams/acme", &[if_match]).await;
+    assert_problem(res, 403, "person_required").await;
+    let found = denials(&app, "acme").await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["detail"]["reason"], "person_required", "{found:?}");
+    assert_eq!(found[0]["detail"]["route"], "/v1/teams/{id}", "{found:?}");
+    assert_eq!(found[0]["actor"]["api_key_id"], "ops", "{found:?}");
+    assert_eq!(found[0]["outcome"], "denied", "{found:?}");
+
+    // A token that fails a check: the check is the reason, never the token.
+    let res = write(
+        &app,
+        Method::DELETE,
+        "/v1/teams/acme",
+        &[if_match, ("Chatgate-Actor", "not-a-token")],
+    )
+    .await;
+    assert_problem(res, 401, "invalid_token").await;
+    let found = denials(&app, "acme").await;
+    assert_eq!(found.len(), 2, "{found:?}");
+    let reason = found[1]["detail"]["reason"].as_str().unwrap();
+    assert!(
+        !reason.is_empty() && !reason.contains("not-a-token"),
+        "{found:?}"
+    );
+    // An operator_read key writing is refused by its role, recorded too.
+    let res = send(&app, Method::DELETE, "/v1/teams/acme", Some(OPS_READ)).await;
+    assert_problem(res, 403, "forbidden").await;
+    let found = denials(&app, "acme").await;
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert_eq!(found[2]["actor"]["api_key_id"], "ops-read", "{found:?}");
+
+    // No team in force on the path: no trail is written.
+    let res = write(
+        &app,
+        Method::PUT,
+        "/v1/teams/newco",
+        &[("If-None-Match", "*")],
+    )
+    .await;
+    assert_problem(res, 403, "person_required").await;
+    assert!(crate::operator_writes::entries(&app, "newco")
+        .await
+        .is_empty());
+    let res = app
+        .request(Method::GET, "/v1/teams", Some(OPS))
+        .header("Chatgate-Actor", "not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 401, "invalid_token").await;
+    // A key no operator has is refused before anything is recorded.
+    let res = send(&app, Method::PUT, "/v1/teams/acme", Some("no-such-key")).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(denials(&app, "acme").await.len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_operator_is_recorded_in_the_team_s_trail_memory() {
+    a_refused_operator_is_recorded_in_the_team_s_trail(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_operator_is_recorded_in_the_team_s_trail_redis() {
+    a_refused_operator_is_recorded_in_the_team_s_trail(Backend::Redis).await;
+}

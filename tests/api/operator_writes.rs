@@ -430,3 +430,170 @@ async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
     c.stop_keeping_keys().await;
     b.stop_keeping_keys().await;
 }
+
+/// `[defaults]` with an OTP time-to-live of `ttl`, and a channel file
+/// `chat2` no file team lists.
+fn with_defaults(ttl: &str) -> Setup {
+    Setup {
+        defaults: format!("otp = {{ ttl = \"{ttl}\" }}"),
+        unlisted_channels: vec![(
+            "chat2".into(),
+            format!(
+                "name = \"chat2\"\nkind = \"webhook\"\nurl = \"{{CHAT_URL}}/chat2\"\n\
+                 secret = \"${{CG_TEST_UNSET_CHAT2:-{}}}\"\n",
+                webhook_secret()
+            ),
+        )],
+        ..with_operator()
+    }
+}
+
+/// The OTP time-to-live of team `id` in force on `app`.
+fn ttl_in_force(app: &TestApp, id: &str) -> std::time::Duration {
+    app.reloader.in_force().config().teams[id]
+        .settings
+        .otp
+        .ttl
+        .0
+}
+
+both_stores!(a_reload_builds_the_api_teams_again_against_the_new_files, setup: with_defaults("4m"), |app: TestApp| async move {
+    let mut body = team("newco", &chatgate::domain::secrets::generate_whsec());
+    body.as_object_mut().unwrap().remove("settings");
+    body["channels"] = json!(["webchat", "chat2"]);
+    let res = put(&app, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let tag = etag_of(&res);
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 240);
+
+    // `[defaults]` changes: the reload builds the team again with it.
+    let system = app.dir.join("config/chatgate.toml");
+    let text = std::fs::read_to_string(&system).unwrap();
+    std::fs::write(&system, text.replace("ttl = \"4m\"", "ttl = \"6m\"")).unwrap();
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 360);
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    // What was written is unchanged: its ETag is the stored digest, and
+    // still names it for a write. The trail records the new effective
+    // configuration.
+    let res = app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(etag_of(&res), tag);
+    let last = entries(&app, "newco").await.pop().unwrap();
+    assert_eq!(last["detail"]["source"], "reload", "{last}");
+    assert_ne!(last["detail"]["digest"].as_str(), Some(&tag[1..65]), "{last}");
+    assert!(last["detail"]["changed"].to_string().contains("settings.otp.ttl"), "{last}");
+
+    // A channel file it lists is removed: the reload is refused, naming
+    // the team and why, and nothing changes.
+    let chat2 = app.dir.join("channels/chat2.toml");
+    let chat2_text = std::fs::read_to_string(&chat2).unwrap();
+    std::fs::remove_file(&chat2).unwrap();
+    std::fs::write(&system, text.replace("ttl = \"4m\"", "ttl = \"8m\"")).unwrap();
+    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
+        panic!("a reload left an API team without its channel");
+    };
+    assert!(e.problem.contains("\"newco\"") && e.problem.contains("/channels"), "{e}");
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 360, "nothing changed");
+    assert!(app.reloader.in_force().config().channels.contains_key("chat2"));
+    std::fs::write(&chat2, chat2_text).unwrap();
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 480);
+
+    // The ETag a read gives still writes; the body written again is
+    // digested with the `[defaults]` in force now.
+    let res = put(&app, "newco", &body, &[("If-Match", &tag)]).await;
+    assert_eq!(res.status(), 200);
+    assert_ne!(etag_of(&res), tag);
+});
+
+/// Team `newco` written on an instance whose store stalls on demand.
+async fn on_a_stalling_store() -> (TestApp, std::sync::Arc<crate::stalls::Stalling>) {
+    let (inner, prefix) = crate::outbox::own_store(Backend::Memory).await.unwrap();
+    let store = crate::stalls::Stalling::over(inner);
+    let setup = Setup {
+        key_prefix: Some(prefix),
+        store: Some(store.clone()),
+        ..with_operator()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let res = put(
+        &app,
+        "newco",
+        &team("newco", &chatgate::domain::secrets::generate_whsec()),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+    (app, store)
+}
+
+/// Whether team `id` is in force on `app` as an API team.
+fn api_team_in_force(app: &TestApp, id: &str) -> bool {
+    let gateway = app.reloader.in_force();
+    gateway
+        .config()
+        .teams
+        .get(id)
+        .is_some_and(|t| t.api.is_some())
+}
+
+#[tokio::test]
+async fn an_instance_that_cannot_reach_the_store_keeps_the_api_teams_it_has() {
+    let (app, store) = on_a_stalling_store().await;
+    store.stall(true);
+    app.reloader.sync_api_teams().await;
+    assert!(api_team_in_force(&app, "newco"), "a failed look removed it");
+    // Its key is still known: the request fails on the store, not on the key.
+    let res = app
+        .request(Method::GET, "/v1/interactions", Some("newco-bot-key"))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(res, 503, "store_unavailable").await;
+    // A reload meanwhile applies the files and keeps it as it was built.
+    assert!(matches!(
+        app.reloader.reload().await,
+        chatgate::app::Reloaded::Applied { .. }
+    ));
+    assert!(
+        api_team_in_force(&app, "newco"),
+        "a reload without the store removed it"
+    );
+    store.stall(false);
+    app.reloader.sync_api_teams().await;
+    assert_eq!(key_status(&app, "newco-bot-key").await, 200);
+}
+
+#[tokio::test]
+async fn the_failing_looks_at_the_api_teams_are_said_once() {
+    let (app, store) = on_a_stalling_store().await;
+    // On this test's one thread: the looks of the background task too.
+    let (lines, _guard) = crate::cluster_outage::Lines::at_info();
+    store.stall(true);
+    for _ in 0..3 {
+        app.reloader.sync_api_teams().await;
+    }
+    store.stall(false);
+    for _ in 0..2 {
+        app.reloader.sync_api_teams().await;
+    }
+    let said = |what: &str| -> Vec<String> {
+        let lines = lines.0.lock().unwrap();
+        lines
+            .iter()
+            .filter(|(_, l)| l.contains(what))
+            .map(|(_, l)| l.clone())
+            .collect()
+    };
+    let failing = said("the API teams cannot be read");
+    assert_eq!(failing.len(), 1, "{failing:?}");
+    assert!(failing[0].contains("WARN"), "{failing:?}");
+    let back = said("the API teams are read again");
+    assert_eq!(back.len(), 1, "{back:?}");
+    assert!(
+        back[0].contains("INFO") && back[0].contains("failed_looks="),
+        "{back:?}"
+    );
+    assert!(api_team_in_force(&app, "newco"));
+}

@@ -3,6 +3,8 @@
 //! submitted codes, assertions, and Standard Webhooks headers. Whatever is
 //! sent, the answer is the documented problem (never a 5xx) and never
 //! repeats the value. Each case is one request, so counts stay small.
+//! And what a client sends right: a valid team's JSON form round-trips
+//! through the operator API with one `ETag` (`operator_teams`).
 use std::fmt::Debug;
 use std::future::Future;
 
@@ -15,6 +17,7 @@ use serde_json::Value;
 
 mod assertions;
 mod bodies;
+mod operator_teams;
 mod paths;
 mod signatures;
 

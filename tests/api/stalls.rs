@@ -15,14 +15,28 @@ use crate::helpers::*;
 
 /// A store whose every call fails while it is stalled (as Redis' do, after
 /// their time-out, during a pause); it stalls right after the sweeper has
-/// claimed due entries, when armed.
-struct Stalling {
+/// claimed due entries, when armed. Also used by `operator_writes`.
+pub(crate) struct Stalling {
     inner: SharedStore,
     stalled: AtomicBool,
     stall_after_claim: AtomicBool,
 }
 
 impl Stalling {
+    /// `inner`, not stalled.
+    pub(crate) fn over(inner: SharedStore) -> Arc<Stalling> {
+        Arc::new(Stalling {
+            inner,
+            stalled: AtomicBool::new(false),
+            stall_after_claim: AtomicBool::new(false),
+        })
+    }
+
+    /// Every call fails from now on (`true`), or none (`false`).
+    pub(crate) fn stall(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
+
     async fn check(&self) -> Result<(), StoreError> {
         if self.stalled.load(Ordering::SeqCst) {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -142,11 +156,7 @@ both_stores!(
         let Some((inner, prefix)) = crate::outbox::own_store(backend).await else {
             return;
         };
-        let store = Arc::new(Stalling {
-            inner,
-            stalled: AtomicBool::new(false),
-            stall_after_claim: AtomicBool::new(false),
-        });
+        let store = Stalling::over(inner);
         let setup = Setup {
             key_prefix: Some(prefix),
             store: Some(store.clone()),
