@@ -4,13 +4,14 @@
 //! pointer into the body.
 use super::channels::{channel_of_table, Written};
 use super::every_problem::every_problem;
-use super::form::{pointer_of_key, table_of_json, FormProblem};
+use super::form::{is_secret_member, pointer_of_key, table_of_json, FormProblem};
 use super::team_json::BODY;
 use super::{ChannelConfig, Config};
 
 impl Config {
     /// The channel an operator's JSON `body` writes, or every problem
-    /// found ([`every_problem`]: a `name` left out gets a placeholder).
+    /// found ([`every_problem`], with a [`placeholder`] for a `name` or a
+    /// secret left out).
     /// `${…}` is not read in a body: where a secret goes it is a problem,
     /// elsewhere it is the text itself.
     pub fn channel_of_json(
@@ -34,9 +35,17 @@ impl Config {
     }
 }
 
-/// A value of a member every channel requires, which breaks no rule: what
-/// stands for it once it was left out. A `kind` has none: its keys cannot
-/// be checked without it.
+/// A value that breaks no rule for a member a channel requires: what
+/// stands for it once it was left out, so that the rest of the body is
+/// checked too (its `name`, a secret written as `${…}`). A `kind` has
+/// none: its keys cannot be checked without it.
 fn placeholder(pointer: &str) -> Option<serde_json::Value> {
-    (pointer == "/name").then(|| serde_json::json!("placeholder"))
+    let value = match pointer.strip_prefix('/')? {
+        "name" => "placeholder".to_string(),
+        // A `webhook`'s `secret` is a `whsec_` key, as a team's is.
+        "secret" => format!("whsec_{}", "A".repeat(43) + "="),
+        member if is_secret_member(member) => "placeholder".to_string(),
+        _ => return None,
+    };
+    Some(serde_json::Value::String(value))
 }

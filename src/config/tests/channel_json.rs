@@ -39,6 +39,7 @@ fn pointers(config: &Config, body: &Value) -> Vec<String> {
         Err(problems) => {
             let text = serde_json::to_string(&problems).unwrap();
             assert!(!text.contains(TWILIO_TOKEN), "{text}");
+            assert!(!text.contains("not-a-whsec"), "{text}");
             let mut pointers: Vec<String> = problems.into_iter().map(|p| p.pointer).collect();
             pointers.sort();
             pointers
@@ -134,6 +135,16 @@ fn a_reference_is_not_read_in_a_body() {
         !problems[0].detail.contains("FX_TWILIO_TOKEN"),
         "{problems:?}"
     );
+    // The rest of the body is checked past it, a secret of each kind.
+    body["templates"]["subject"] = json!("Your code");
+    assert_eq!(
+        pointers(&config, &body),
+        ["/auth_token", "/templates/subject"]
+    );
+    let mut body = webchat_body();
+    body["secret"] = json!("${FX_WEBCHAT_SECRET}");
+    body["templates"] = json!({"subject": "Your code"});
+    assert_eq!(pointers(&config, &body), ["/secret", "/templates/subject"]);
     // Elsewhere it is the text itself, not the variable's value.
     let mut body = sms_body();
     body["account_sid"] = json!("${FX_TWILIO_SID}");
