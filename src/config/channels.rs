@@ -1,7 +1,9 @@
 //! One channel file (`channels/*.toml`): `name`, `kind`, the kind's keys
 //! (docs/channels.md) and optional `[templates]`. Each kind's keys are read
 //! with its own type (`crate::channels::ChannelKind`); a key that type
-//! declares a `Secret` must be written as `${VAR}`, checked here.
+//! declares a `Secret` must be written as `${VAR}`, checked here. An
+//! operator's JSON body is checked by the same code ([`channel_of_table`],
+//! `channel_json.rs`), its secrets written as themselves.
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -26,21 +28,44 @@ pub(super) fn load_channel(
     secrets: Option<&crate::domain::secrets_cipher::SecretsCipher>,
 ) -> Result<ChannelConfig, ConfigError> {
     let file = display_path(path);
-    let file = file.as_str();
-    let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
-    let written = read_toml(path, file)?;
+    let written = read_toml(path, &file)?;
     let mut table = written.clone();
     interpolate_table(
         &mut table,
         env,
         &super::toml_file::folder_of(path),
-        file,
+        &file,
         "",
     )?;
+    let mut channel = channel_of_table(table, Written::File(written), &file, secrets)?;
+    channel.modified = super::toml_file::modified_at(path);
+    Ok(channel)
+}
+
+/// How the secrets of a channel's table were written.
+pub(super) enum Written {
+    /// A channel file, as it wrote it before interpolation: a secret is
+    /// taken only where it wrote exactly one `${VAR}`.
+    File(toml::Table),
+    /// An operator's JSON body (docs/operator-api.md#the-representation):
+    /// secrets are plain values, taken under a secret member's name only
+    /// (one a read shows as `{"hmac"}`); `${…}` there was refused before.
+    Body,
+}
+
+/// The channel `table` (interpolated, as `file` wrote it) makes, checked
+/// by every rule of a channel file: the one check of a file at start-up
+/// and of an operator's JSON body.
+pub(super) fn channel_of_table(
+    mut table: toml::Table,
+    written: Written,
+    file: &str,
+    secrets: Option<&crate::domain::secrets_cipher::SecretsCipher>,
+) -> Result<ChannelConfig, ConfigError> {
+    let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
     let mut print = super::ConfigPrint::default();
     print.add_table("", &table);
     let form = super::teams::form_of(&table, secrets);
-    let modified = super::toml_file::modified_at(path);
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;
@@ -94,7 +119,7 @@ pub(super) fn load_channel(
         translations: translations.into_iter().map(|(t, x)| (t, x.0)).collect(),
         print,
         form,
-        modified,
+        modified: None,
     })
 }
 
@@ -246,10 +271,12 @@ impl Config {
 /// A kind's keys of a channel file, interpolated, beside what the file
 /// wrote: a field of type `Secret` gets its value only when the file
 /// wrote exactly one `${VAR}` there. Which keys are secrets is the kind's
-/// type's business; this needs no list of them.
+/// type's business; this needs no list of them. A body's secret is taken
+/// only under a name a read shows as `{"hmac"}` (`is_secret_member`), so
+/// no secret is ever read back in clear.
 struct KindKeys {
     table: toml::Table,
-    written: toml::Table,
+    written: Written,
 }
 
 /// A problem with one key (`key`: `None` until the map names it).
@@ -311,7 +338,7 @@ impl<'de> de::Deserializer<'de> for KindKeys {
 
 struct Entries {
     entries: toml::map::IntoIter,
-    written: toml::Table,
+    written: Written,
     value: Option<(String, toml::Value)>,
 }
 
@@ -336,8 +363,15 @@ impl<'de> MapAccess<'de> for Entries {
             .value
             .take()
             .ok_or_else(|| <KeyError as de::Error>::custom("a value without a key"))?;
-        let written = self.written.remove(&key);
-        seed.deserialize(Field { value, written })
+        let refusal = match &mut self.written {
+            Written::File(written) => match written.remove(&key) {
+                Some(toml::Value::String(w)) if is_single_reference(&w) => None,
+                _ => Some(LITERAL_SECRET),
+            },
+            Written::Body if super::form::is_secret_member(&key) => None,
+            Written::Body => Some(UNSHOWN_SECRET),
+        };
+        seed.deserialize(Field { value, refusal })
             .map_err(|e| KeyError {
                 key: Some(e.key.map_or_else(|| key.clone(), |k| join(&key, &k))),
                 message: e.message,
@@ -345,10 +379,11 @@ impl<'de> MapAccess<'de> for Entries {
     }
 }
 
-/// One value of a kind's keys and what the file wrote there.
+/// One value of a kind's keys, and why a `Secret` may not take it
+/// (`None`: it may).
 struct Field {
     value: toml::Value,
-    written: Option<toml::Value>,
+    refusal: Option<&'static str>,
 }
 
 impl<'de> de::Deserializer<'de> for Field {
@@ -379,14 +414,12 @@ impl<'de> de::Deserializer<'de> for Field {
         if name != SECRET_FIELD {
             return visitor.visit_newtype_struct(self);
         }
-        let as_reference =
-            matches!(&self.written, Some(toml::Value::String(w)) if is_single_reference(w));
-        let toml::Value::String(text) = self.value else {
-            return Err(de::Error::custom(LITERAL_SECRET));
-        };
-        if !as_reference {
-            return Err(de::Error::custom(LITERAL_SECRET));
+        if let Some(refusal) = self.refusal {
+            return Err(de::Error::custom(refusal));
         }
+        let toml::Value::String(text) = self.value else {
+            return Err(de::Error::custom("wrong type: expected a string"));
+        };
         let entry = std::iter::once((SECRET_FIELD, text));
         visitor.visit_map(MapDeserializer::<_, KeyError>::new(entry))
     }
@@ -400,6 +433,9 @@ impl<'de> de::Deserializer<'de> for Field {
 
 const LITERAL_SECRET: &str =
     "secrets in channel files must be written as \"${VARIABLE}\", not as a literal value";
+
+/// A body's secret under a name a read would not show as `{"hmac"}`.
+const UNSHOWN_SECRET: &str = "is a secret this API cannot read back: write it in a channel file";
 
 /// The `Secret` type is what makes a key secret: a kind's own type, read
 /// through the loader, refuses it in clear under any key name.
@@ -422,6 +458,7 @@ mod tests {
         let written: toml::Table = written.parse().unwrap();
         let mut table = written.clone();
         interpolate_table(&mut table, &env, Path::new("."), "f.toml", "").unwrap();
+        let written = Written::File(written);
         serde::Deserialize::deserialize(KindKeys { table, written })
             .map_err(|e: KeyError| e.into_config_error("f.toml"))
     }
@@ -441,6 +478,40 @@ mod tests {
             );
             assert!(!e.to_string().contains("in-clear"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_bodys_secret_is_taken_as_written_only_under_a_name_read_back_as_hmac() {
+        use secrecy::ExposeSecret;
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct BodyKind {
+            token: Secret,
+            label: String,
+        }
+        let body = |text: &str| -> KindKeys {
+            let table: toml::Table = text.parse().unwrap();
+            let written = Written::Body;
+            KindKeys { table, written }
+        };
+        let read: BodyKind =
+            serde::Deserialize::deserialize(body("token = \"in-clear-42\"\nlabel = \"l\""))
+                .unwrap();
+        assert_eq!(read.token.get().expose_secret(), "in-clear-42");
+        assert_eq!(read.label, "l");
+        let e = <NewKind as serde::Deserialize>::deserialize(body(
+            "api_key_of_a_new_name = \"in-clear-42\"\nlabel = \"l\"",
+        ))
+        .unwrap_err()
+        .into_config_error("(body)");
+        assert_eq!(e.key, "api_key_of_a_new_name");
+        assert_eq!(e.problem, UNSHOWN_SECRET);
+        assert!(!e.to_string().contains("in-clear"), "{e}");
+        let e = <BodyKind as serde::Deserialize>::deserialize(body("token = 42\nlabel = \"l\""))
+            .unwrap_err()
+            .into_config_error("(body)");
+        assert_eq!(e.key, "token");
+        assert!(e.problem.contains("expected a string"), "{e}");
     }
 
     #[test]

@@ -9,10 +9,12 @@
 mod api_teams;
 mod approvals;
 mod audit;
+mod channel_json;
 mod channels;
 mod de;
 mod deferred;
 mod env;
+mod every_problem;
 mod files;
 mod form;
 mod interpolate;

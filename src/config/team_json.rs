@@ -2,8 +2,7 @@
 //! checked by the loader of team files ([`team_of_table`]) over the same
 //! `[defaults]` and channel files, then against the teams in force, every
 //! problem named by its RFC 6901 pointer into the body.
-use std::collections::BTreeSet;
-
+use super::every_problem::every_problem;
 use super::form::{pointer_of_key, table_of_json, FormProblem};
 use super::resolve::Layer;
 use super::teams::{team_of_table, Inherited};
@@ -12,54 +11,14 @@ use super::{Config, Team};
 use crate::domain::secrets::ApiKeyHash;
 
 /// The name a body goes by where a file's name would be.
-const BODY: &str = "(body)";
-
-/// The most problems one answer lists.
-const MAX_PROBLEMS: usize = 32;
+pub(super) const BODY: &str = "(body)";
 
 impl Config {
-    /// The team an operator's JSON `body` writes, or every problem found.
-    /// The loader stops at a file's first problem; to find the next, the
-    /// member at fault is left out (an array as a whole, so the pointers
-    /// of the rest still name the body's members) and the body checked
-    /// again. A problem that only leaving out made (a required member now
-    /// missing) is not listed: its table is left out instead, or a
-    /// top-level member replaced by a placeholder that breaks no rule.
-    /// It ends when the body passes, nothing more can be left out, or
-    /// [`MAX_PROBLEMS`] are found.
+    /// The team an operator's JSON `body` writes, or every problem found
+    /// ([`every_problem`]: a required member left out gets a placeholder
+    /// that breaks no rule, [`placeholder`]).
     pub fn team_of_json(&self, body: &serde_json::Value) -> Result<Team, Vec<FormProblem>> {
-        let mut body = body.clone();
-        let mut problems: Vec<FormProblem> = Vec::new();
-        // The pointers of the problems listed, and of the members left out.
-        let mut seen = BTreeSet::new();
-        for _ in 0..MAX_PROBLEMS * 2 {
-            let found = match self.check_team(&body) {
-                Ok(team) if problems.is_empty() => return Ok(team),
-                Ok(_) => break,
-                Err(found) => found,
-            };
-            let mut went_on = false;
-            for p in found {
-                let made_by_us = seen.contains(&p.pointer);
-                let left = match made_by_us {
-                    true => fill_in(&mut body, &p.pointer),
-                    false => {
-                        leave_out(&mut body, &p.pointer).or_else(|| fill_in(&mut body, &p.pointer))
-                    }
-                };
-                if !made_by_us {
-                    seen.insert(p.pointer.clone());
-                    problems.push(p);
-                }
-                went_on |= left.is_some();
-                seen.extend(left);
-            }
-            if !went_on || problems.len() >= MAX_PROBLEMS {
-                break;
-            }
-        }
-        problems.truncate(MAX_PROBLEMS);
-        Err(problems)
+        every_problem(body, |b| self.check_team(b), placeholder)
     }
 
     /// One pass of [`Config::team_of_json`]: its shape's problems, or the
@@ -111,15 +70,10 @@ impl Config {
     }
 }
 
-/// For a member `pointer` names that is missing (or was left out): its
-/// parent left out, or, for a member of the body itself that a team
-/// requires, a placeholder that breaks no rule put in. The pointer of
-/// what changed, or `None`.
-fn fill_in(body: &mut serde_json::Value, pointer: &str) -> Option<String> {
-    if let Some((parent, _)) = pointer.rsplit_once('/').filter(|(p, _)| !p.is_empty()) {
-        return leave_out(body, parent);
-    }
-    let placeholder = match pointer {
+/// A value of a member of a team that a team requires, which breaks no
+/// rule: what stands for it once it was left out.
+fn placeholder(pointer: &str) -> Option<serde_json::Value> {
+    let value = match pointer {
         "/id" => serde_json::json!("placeholder"),
         "/login_url" => serde_json::json!("https://placeholder.invalid/"),
         "/security_keys" => serde_json::json!([{
@@ -129,70 +83,5 @@ fn fill_in(body: &mut serde_json::Value, pointer: &str) -> Option<String> {
         }]),
         _ => return None,
     };
-    let serde_json::Value::Object(members) = body else {
-        return None;
-    };
-    let fresh = (members.insert(pointer[1..].to_string(), placeholder)).is_none();
-    fresh.then(|| pointer.to_string())
-}
-
-/// Leaves out of `body` the member `pointer` names, or the array it is
-/// in (the outermost): the pointer of what was left out, `None` when there
-/// is none (the body as a whole, a member that is missing).
-fn leave_out(body: &mut serde_json::Value, pointer: &str) -> Option<String> {
-    let tokens: Vec<String> = pointer
-        .split('/')
-        .skip(1)
-        .map(|t| t.replace("~1", "/").replace("~0", "~"))
-        .collect();
-    let mut at = body;
-    let mut path = String::new();
-    for (i, token) in tokens.iter().enumerate() {
-        let serde_json::Value::Object(members) = at else {
-            return None;
-        };
-        path.push('/');
-        path.push_str(&super::form::escape(token));
-        let last = i + 1 == tokens.len();
-        if last || members.get(token).is_some_and(serde_json::Value::is_array) {
-            return members.remove(token).map(|_| path);
-        }
-        at = members.get_mut(token)?;
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn a_member_at_fault_is_left_out_or_its_array_whole() {
-        let mut body = json!({"a": {"b/c": 1, "d": 2}, "list": [{"x": 1}, {"x": 2}]});
-        assert_eq!(leave_out(&mut body, "/a/b~1c").as_deref(), Some("/a/b~1c"));
-        assert_eq!(leave_out(&mut body, "/list/1/x").as_deref(), Some("/list"));
-        assert_eq!(body, json!({"a": {"d": 2}}));
-        for nothing in ["", "/missing", "/a/d/e", "/a/missing/x"] {
-            assert_eq!(leave_out(&mut body, nothing), None, "{nothing}");
-        }
-        assert_eq!(body, json!({"a": {"d": 2}}));
-    }
-
-    #[test]
-    fn a_member_made_missing_leaves_its_table_out_or_gets_a_placeholder() {
-        let mut body = json!({"webhook": {"url": "x"}});
-        assert_eq!(
-            fill_in(&mut body, "/webhook/secret").as_deref(),
-            Some("/webhook")
-        );
-        assert_eq!(body, json!({}));
-        assert_eq!(
-            fill_in(&mut body, "/login_url").as_deref(),
-            Some("/login_url")
-        );
-        assert_eq!(fill_in(&mut body, "/login_url"), None, "already there");
-        assert_eq!(fill_in(&mut body, "/colour"), None);
-        assert_eq!(fill_in(&mut body, ""), None);
-    }
+    Some(value)
 }

@@ -515,7 +515,7 @@ problem_responses! {
     E428 = "428", false, "`precondition_required`: a replace or delete without `If-Match`";
     E501 = "501", false, "`not_implemented`: a channel written through this API (not built yet)";
     OperatorE413 = "413", false, "`payload_too_large`: body over 1 MiB";
-    ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team file (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
+    ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team or channel file (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";
 }
 

@@ -218,13 +218,17 @@ async fn delete_team(
 }
 
 /// Creates or replaces a channel (operator): a file channel's name is 409
-/// once the preconditions hold; any other is 501 `not_implemented` for now.
+/// once the preconditions hold; for any other, `?dry_run=true` checks the
+/// body by every rule of a channel file and answers as the write would
+/// (201, the channel as a read shows it, its `ETag`), writing nothing. A
+/// write itself is 501 `not_implemented` until the store keeps channels.
 #[utoipa::path(put, path = "/v1/channels/{name}", operation_id = "put_channel", tag = "operator", security(("api_key" = [])),
     params(("name" = String, Path, description = "the channel's name"), PutParams, OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
-    request_body(content = ChannelForm, description = "the channel, as the JSON form of its file"),
-    responses(ManagedE409,
+    request_body(content = ChannelForm, description = "the channel, as the JSON form of its file, its secrets written as themselves"),
+    responses((status = 201, body = ChannelForm, description = "for a dry run: it would be created", headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        ManagedE409,
         E412,
         E428,
         E501,
@@ -235,15 +239,42 @@ async fn put_channel(
     PathParam(name): PathParam<String>,
     QueryParams(q): QueryParams<PutParams>,
     headers: HeaderMap,
+    req: Request,
 ) -> Result<Response> {
-    q.dry_run()?;
+    let dry_run = q.dry_run()?;
     let config = st.gateway.config();
     let current = config.channels.get(&name).map(|c| etag(&c.print));
     precondition(&headers, current.as_deref())?;
     if current.is_some() {
         return Err(Error::ManagedByFile(MANAGED_CHANNEL));
     }
-    Err(Error::NotImplemented(NOT_YET))
+    if !dry_run {
+        return Err(Error::NotImplemented(NOT_YET));
+    }
+    if !is_name(&name) {
+        return Err(Error::NotFound("no such channel"));
+    }
+    let bytes = json_bytes(req, &st)
+        .await?
+        .ok_or_else(|| Error::BadRequest("a body is required".into()))?;
+    let body: serde_json::Value = parse_json(&bytes)?;
+    let named = body.get("name").and_then(serde_json::Value::as_str);
+    if named.is_some_and(|n| n != name) {
+        return Err(Error::InvalidConfig(vec![crate::error::Pointed {
+            pointer: "/name".into(),
+            detail: "is not the name of the path".into(),
+        }]));
+    }
+    let channel = config
+        .channel_of_json(&body)
+        .map_err(Error::InvalidConfig)?;
+    let tag = etag(&channel.print);
+    Ok(read_back(
+        StatusCode::CREATED,
+        &channel.form,
+        &tag,
+        Source::Api,
+    ))
 }
 
 /// Deletes a channel (operator): a file channel's is 409 once `If-Match`

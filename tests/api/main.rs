@@ -47,6 +47,7 @@ mod oidc_provider;
 mod openapi;
 mod operations;
 mod operator_api;
+mod operator_channels;
 mod operator_keys;
 mod operator_writes;
 mod outbox;

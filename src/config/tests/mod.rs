@@ -2,6 +2,7 @@
 //! (`chatgate-cfg-<uuid>` under the system temp dir), with an explicit
 //! [`Environment`] so tests never race on process variables.
 mod abuse;
+mod channel_json;
 mod channels;
 mod languages;
 mod operator;

@@ -14,7 +14,7 @@ use crate::domain::secrets::ApiKeyHash;
 const SECRETS_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
 /// The fixture with the operator API on.
-fn with_operator() -> Fixture {
+pub(super) fn with_operator() -> Fixture {
     let fx = Fixture::new();
     let ops = ApiKeyHash::of_key("ops-key").to_hex();
     fx.append(
