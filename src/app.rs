@@ -293,6 +293,7 @@ async fn with_api_teams(
         let e = format!("the API team {team:?} cannot be put in force: {why}");
         return Err(std::io::Error::other(e));
     }
+    log_clashing(&changes.clashing);
     let config = (gateway.config())
         .with_api_teams(changes.teams, &[])
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -434,6 +435,7 @@ impl Reloader {
                 format!("the API team {team:?} cannot be put in force with these files: {why}"),
             ));
         }
+        log_clashing(&changes.clashing);
         let config = files.with_api_teams(changes.teams, &[])?;
         let read = ApiKnown {
             known: changes.known,
@@ -514,6 +516,7 @@ impl Reloader {
         for (team, why) in &changes.refused {
             tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
         }
+        log_clashing(&changes.clashing);
         if !changes.teams.is_empty() || !changes.gone.is_empty() {
             match running
                 .config()
@@ -529,6 +532,13 @@ impl Reloader {
         api.generation = changes.generation;
         bell.in_force(changes.generation);
         Ok(())
+    }
+}
+
+/// One error line for each API team left out for a key another holds.
+fn log_clashing(clashing: &[(String, String)]) {
+    for (team, why) in clashing {
+        tracing::error!(team = %team, problem = %why, "an API team was left out: a key names one team");
     }
 }
 

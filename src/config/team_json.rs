@@ -18,12 +18,26 @@ impl Config {
     /// ([`every_problem`]: a required member left out gets a placeholder
     /// that breaks no rule, [`placeholder`]).
     pub fn team_of_json(&self, body: &serde_json::Value) -> Result<Team, Vec<FormProblem>> {
-        every_problem(body, |b| self.check_team(b), placeholder)
+        every_problem(body, |b| self.check_team(b, true), placeholder)
+    }
+
+    /// [`Config::team_of_json`] for a team the store holds, being put in
+    /// force: its API keys checked against the file teams' and the
+    /// operators' only, since which of two stored teams keeps a key is
+    /// settled over the teams put in force together
+    /// (docs/operator-api.md#keys).
+    pub fn stored_team_of_json(&self, body: &serde_json::Value) -> Result<Team, Vec<FormProblem>> {
+        every_problem(body, |b| self.check_team(b, false), placeholder)
     }
 
     /// One pass of [`Config::team_of_json`]: its shape's problems, or the
-    /// first rule of a team file it breaks.
-    fn check_team(&self, body: &serde_json::Value) -> Result<Team, Vec<FormProblem>> {
+    /// first rule of a team file it breaks; `api_teams`: a key of an API
+    /// team in force breaks one too.
+    fn check_team(
+        &self,
+        body: &serde_json::Value,
+        api_teams: bool,
+    ) -> Result<Team, Vec<FormProblem>> {
         let table = table_of_json(body)?;
         let file = display_path(&self.path);
         let defaults = Layer {
@@ -49,7 +63,7 @@ impl Config {
             return Err(problem("/id".into(), detail.into()));
         }
         for (i, key) in team.api_keys.iter().enumerate() {
-            if self.api_key_taken(&team.id, &key.sha256) {
+            if self.api_key_taken(&team.id, &key.sha256, api_teams) {
                 let detail = "the same key is already configured for another team or an operator";
                 return Err(problem(format!("/api_keys/{i}/sha256"), detail.into()));
             }
@@ -59,11 +73,12 @@ impl Config {
 }
 
 impl Config {
-    /// Whether `key` is the API key of a team other than `team`, or an
-    /// operator's: a key identifies one team.
-    pub fn api_key_taken(&self, team: &str, key: &ApiKeyHash) -> bool {
+    /// Whether `key` is the API key of a team other than `team` (an API
+    /// team's only when `api_teams`), or an operator's: a key identifies
+    /// one team.
+    pub fn api_key_taken(&self, team: &str, key: &ApiKeyHash, api_teams: bool) -> bool {
         let other_team = (self.teams.values())
-            .filter(|t| t.id != team)
+            .filter(|t| t.id != team && (api_teams || t.api.is_none()))
             .any(|t| t.api_keys.iter().any(|k| k.sha256.matches(key)));
         let operators = (self.operator.as_deref()).map_or(&[][..], |o| &o.api_keys[..]);
         other_team || operators.iter().any(|k| k.sha256.matches(key))

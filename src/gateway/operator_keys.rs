@@ -96,7 +96,7 @@ pub async fn add_api_key(
         sha256: hash.to_hex(),
     };
     let (created, generation) = edit_team(core, team, acting, now, |config, body| {
-        if config.api_key_taken(team, &hash) {
+        if config.api_key_taken(team, &hash, true) {
             return Err(Error::KeyExists(KEY_TAKEN));
         }
         match team_keys::add_api_key(body, &entry).map_err(refused)? {

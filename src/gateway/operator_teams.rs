@@ -311,6 +311,9 @@ pub struct Changes {
     /// Stored teams that could not be put in force, each with why (never
     /// a value: a pointer, a key id).
     pub refused: Vec<(String, String)>,
+    /// Stored teams read together with another, written earlier, that has
+    /// one of their API keys: left out, each with why (never a value).
+    pub clashing: Vec<(String, String)>,
 }
 
 /// Stored teams read in one store call.
@@ -351,8 +354,52 @@ pub async fn changes(core: &Core, known: &BTreeMap<String, String>) -> Result<Ch
             }
         }
     }
+    changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
     changes.known = index;
+    // Left out, they are read again at the next move: once the team that
+    // holds their key has changed, they may go in.
+    for (id, _) in changes.refused.iter().chain(&changes.clashing) {
+        changes.known.remove(id);
+    }
     Ok(changes)
+}
+
+/// Of `teams` read together, those whose API key another API team holds
+/// taken out, each with why: one in force that stays (not replaced, not
+/// `gone`), else one of `teams` written earlier (then by id). A key names
+/// one team; every instance that starts with the same teams keeps the
+/// same ones (docs/operator-api.md#keys).
+fn one_team_per_key(
+    in_force: &Config,
+    gone: &[String],
+    teams: &mut Vec<Arc<Team>>,
+) -> Vec<(String, String)> {
+    teams.sort_by(|a, b| (a.modified, &a.id).cmp(&(b.modified, &b.id)));
+    let replaced = |id: &String| gone.contains(id) || teams.iter().any(|t| &t.id == id);
+    let mut holders: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for team in in_force.api_teams().filter(|t| !replaced(&t.id)) {
+        for key in &team.api_keys {
+            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
+        }
+    }
+    let mut clashing = Vec::new();
+    teams.retain(|team| {
+        let held =
+            (team.api_keys.iter()).find_map(|k| holders.get(&k.sha256.to_hex()).map(|h| (k, h)));
+        if let Some((key, (holder, its_key))) = held {
+            let why = format!(
+                "its API key {:?} is team {holder:?}'s key {its_key:?}",
+                key.id
+            );
+            clashing.push((team.id.clone(), why));
+            return false;
+        }
+        for key in &team.api_keys {
+            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
+        }
+        true
+    });
+    clashing
 }
 
 /// The team a stored record writes, put in force as an API team; why not
@@ -367,7 +414,7 @@ fn team_of_record(
     let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
     let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets)
         .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
-    let mut team = config.team_of_json(&body).map_err(|problems| {
+    let mut team = config.stored_team_of_json(&body).map_err(|problems| {
         let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
         format!("breaks a rule at {}", pointers.join(", "))
     })?;

@@ -371,3 +371,63 @@ async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
     let refused = std::mem::take(&mut *commits.lock().unwrap());
     assert_eq!(refused, [[gen.clone()], [gen]], "marked, then cleared");
 }
+
+/// Two API teams stored with one API key (two instances gave it at once,
+/// each checking the teams it had): no instance puts both in force. One
+/// that has the first keeps it and leaves the other out; one that starts
+/// with both keeps the one written first; once that one is gone, the
+/// other goes in. The second team's record is made under a store of its
+/// own and put beside the first, with its index entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn of_two_api_teams_with_one_key_every_instance_keeps_the_first() {
+    let app = spawn_with(Backend::Memory, with_operator()).await.unwrap();
+    let first = newco(&app).await;
+    let elsewhere = spawn_with(Backend::Memory, with_operator()).await.unwrap();
+    elsewhere.clock.advance(std::time::Duration::from_secs(1));
+    let twin = team("twin", &generate_whsec()); // newco's bot key, as newco
+    let res = put(&elsewhere, "twin", &twin, &[]).await;
+    assert_eq!(res.status(), 201);
+    let record = raw(&elsewhere, &keys::api_team("twin"))
+        .await
+        .unwrap()
+        .value;
+    overwrite(&app, &keys::api_team("twin"), record).await;
+    let ix = raw(&app, &keys::api_teams()).await.unwrap();
+    let mut index: Value = serde_json::from_str(&ix.value).unwrap();
+    index["t"]["twin"] = json!(etag_of(&res).trim_matches('"'));
+    overwrite(&app, &keys::api_teams(), index.to_string()).await;
+    let gen = raw(&app, &keys::api_teams_generation()).await.unwrap();
+    let mut moved: Value = serde_json::from_str(&gen.value).unwrap();
+    moved["g"] = json!(moved["g"].as_u64().unwrap() + 1);
+    overwrite(&app, &keys::api_teams_generation(), moved.to_string()).await;
+
+    let status = |app: &TestApp, id: &str| {
+        let req = app.request(Method::GET, &format!("/v1/teams/{id}"), Some(OPS));
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    app.reloader.sync_api_teams().await;
+    assert_eq!(
+        status(&app, "twin").await,
+        404,
+        "left out where newco is in force"
+    );
+    assert_eq!(status(&app, "newco").await, 200);
+    // An instance that starts with both keeps the one written first.
+    let setup = Setup {
+        store: Some(app.gateway.store().clone()),
+        ..with_operator()
+    };
+    let started = spawn_with(Backend::Memory, setup).await.unwrap();
+    assert_eq!(status(&started, "newco").await, 200);
+    assert_eq!(status(&started, "twin").await, 404, "one key, one team");
+    // The first gone, the other goes in at the next look.
+    let gone = app
+        .request(Method::DELETE, "/v1/teams/newco", Some(OPS))
+        .header("If-Match", &first);
+    assert_eq!(gone.send().await.unwrap().status(), 204);
+    for app in [&app, &started] {
+        app.reloader.sync_api_teams().await;
+        assert_eq!(status(app, "twin").await, 200);
+        assert_eq!(key_status(app, "newco-bot-key").await, 200, "twin's now");
+    }
+}
