@@ -42,11 +42,46 @@ fault were acted on.
 
     python3 tools/idle_teams.py --cluster --teams 10000 --instances 1 --fault hang
 
+--api-teams writes the N teams through the operator API instead of as
+files (docs/operator-api.md): the system file gets an `[operator]` section
+(an operator key and a secrets key the tool makes), a first instance takes
+N `PUT /v1/teams/{id}` (`If-None-Match: *`, --writers at once; the time
+and the answers' statuses are printed) and is stopped, then the K
+instances start on a store that holds N API teams and no team file: their
+start to /readyz 200 is the start with N API teams, and the idle window
+counts what they cost with them. The teams are those of the files (the
+same ids and keys), so --due works with them too.
+
+    python3 tools/idle_teams.py --api-teams --teams 10000 --instances 4
+
+Writing 10 000 teams takes minutes; --prefix P (with --api-teams) starts
+the instances on the store an earlier run left under key prefix P
+instead, writing nothing, with that run's secrets key in
+IDLE_TEAMS_SECRETS_KEY (each run prints its prefix; a run sets its
+secrets key from that variable too, when it is set).
+
+--propagation N (two instances or more; turns the operator API on) then
+times how soon a write answered by the first instance is in force on the
+second: a team of its own (`tprop`) is written N times on the first, each
+time with a new agent key in place of the last (`If-Match` the last
+`ETag`, after a random pause of up to --pause s, so the writes fall at
+every point of the second's once-a-second look), and the second is
+polled every 5 ms with the new key (GET /v1/interactions/{id}: 401 until
+it knows the key, 404 once it does). The delay from the first's answer
+to the second's first 404 is printed as percentiles, with how often the
+old key was still served on the second once the new one was, and how
+long each write took to be answered.
+
+    python3 tools/idle_teams.py --api-teams --teams 10000 --instances 2 --propagation 200
+
 Loopback only; bounded (each instance and node is stopped at the end). The
 Redis at --redis must not serve anything else while it measures.
 """
 import argparse
+import base64
+import concurrent.futures
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -66,10 +101,10 @@ def command(host: str, port: int, *args, timeout: float = 5):
         return Replies(s).next()
 
 
-def redis_calls(host: str, port: int) -> int:
-    """The sum of calls of every command Redis has counted so far."""
+def redis_calls_by_command(host: str, port: int) -> dict:
+    """The calls Redis has counted so far, by command."""
     info = command(host, port, "INFO", "commandstats")
-    return sum(int(n) for n in re.findall(r"calls=(\d+)", info))
+    return {name: int(n) for name, n in re.findall(r"cmdstat_([^:]+):calls=(\d+)", info)}
 
 
 def clients(host: str, port: int) -> int:
@@ -376,6 +411,129 @@ def write_config(root: str, teams: int) -> str:
     return os.path.join(root, "config", "chatgate.toml")
 
 
+OPERATOR_KEY = f"cg_idle-ops-{os.urandom(16).hex()}"
+
+
+def with_operator(config: str) -> None:
+    """Turns the operator API on in the system file `config`: an operator
+    key (OPERATOR_KEY, new) and a secrets key (IDLE_TEAMS_SECRETS_KEY, or
+    a new one)."""
+    secrets_key = (os.environ.get("IDLE_TEAMS_SECRETS_KEY")
+                   or base64.b64encode(os.urandom(32)).decode())
+    ops = hashlib.sha256(OPERATOR_KEY.encode()).hexdigest()
+    with open(config, "a", encoding="utf-8") as f:
+        f.write(f'\n[operator]\napi_keys = [{{ id = "idle-ops", sha256 = "{ops}", '
+                f'role = "operator" }}]\n'
+                f'secrets_keys = [{{ id = "idle-1", key = "{secrets_key}" }}]\n')
+
+
+def api_team(i: int, agent: str) -> dict:
+    """Team `t{i:05d}` as a body of the operator API: what the files of
+    write_config hold (globex's), with the agent key `agent`."""
+    team = f"t{i:05d}"
+    sha = lambda key: hashlib.sha256(key.encode()).hexdigest()
+    return {
+        "id": team,
+        "login_url": f"http://127.0.0.1:8090/login?team={team}",
+        "channels": ["webchat"],
+        "security_keys": [{"kid": f"{team}-1", "primary": True,
+                           "secret": "whsec_" + base64.b64encode(os.urandom(32)).decode()}],
+        "api_keys": [{"id": f"{team}-bot", "role": "bot", "sha256": sha(f"idle-bot-{i}-nobody")},
+                     {"id": f"{team}-agent", "role": "agent", "sha256": sha(agent)}],
+        "settings": {"lockout": {"threshold": 3}},
+    }
+
+
+def call(method: str, url: str, key: str, body=None, headers=None, timeout: float = 30):
+    """One request: (status, headers, body as text)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={
+        "Authorization": f"Bearer {key}", **({"Content-Type": "application/json"} if data else {}),
+        **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.headers, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read().decode()
+
+
+def write_api_teams(port: int, teams: int, writers: int) -> None:
+    """PUTs teams t00000.. through the operator API of the instance on
+    `port`, `writers` at once; prints the time and the answers."""
+    def put(i: int) -> int:
+        body = api_team(i, agent_key(f"t{i:05d}"))
+        status, _, _ = call("PUT", f"http://127.0.0.1:{port}/v1/teams/t{i:05d}", OPERATOR_KEY,
+                            body, {"If-None-Match": "*"}, timeout=60)
+        return status
+    started = time.monotonic()
+    statuses = {}
+    with concurrent.futures.ThreadPoolExecutor(writers) as pool:
+        for status in pool.map(put, range(teams)):
+            statuses[status] = statuses.get(status, 0) + 1
+    took = time.monotonic() - started
+    print(f"wrote {teams} teams through the operator API ({writers} at once): {took:.1f} s, "
+          f"{teams / took:.0f} a second; answers {dict(sorted(statuses.items()))}")
+    if statuses.get(201, 0) != teams:
+        sys.exit("idle_teams: not every team was written")
+
+
+def propagation(a: int, b: int, n: int, pause: float) -> None:
+    """Writes team `tprop` `n` times on the instance on port `a`, each with
+    a new agent key, and times how soon the instance on `b` serves it."""
+    import random
+    import uuid
+    url = lambda port, path: f"http://127.0.0.1:{port}{path}"
+    serves = lambda port, key: call(
+        "GET", url(port, f"/v1/interactions/{uuid.uuid4()}"), key, timeout=10)[0]
+    body = api_team(99_999, f"cg_prop-{uuid.uuid4().hex}")
+    body["id"] = "tprop"
+    body["login_url"] = "http://127.0.0.1:8090/login?team=tprop"
+    body["security_keys"][0]["kid"] = "tprop-1"
+    for k, name in zip(body["api_keys"], ("tprop-bot", "tprop-agent")):
+        k["id"] = name
+    status, headers, text = call("PUT", url(a, "/v1/teams/tprop"), OPERATOR_KEY, body,
+                                 {"If-None-Match": "*"})
+    if status == 412:
+        # Written by an earlier run on this store (--prefix): as it stands.
+        status, headers, text = call("GET", url(a, "/v1/teams/tprop"), OPERATOR_KEY)
+    if status not in (200, 201):
+        sys.exit(f"idle_teams: tprop not written: {status} {text[:300]}")
+    etag, body = headers["ETag"], json.loads(text)
+    old = None
+    delays, writes, stale, odd = [], [], 0, {}
+    for _ in range(n):
+        time.sleep(random.uniform(0, pause))
+        key = f"cg_prop-{uuid.uuid4().hex}"
+        agent = next(k for k in body["api_keys"] if k["id"] == "tprop-agent")
+        agent["sha256"] = hashlib.sha256(key.encode()).hexdigest()
+        sent = time.monotonic()
+        status, headers, text = call("PUT", url(a, "/v1/teams/tprop"), OPERATOR_KEY, body,
+                                     {"If-Match": etag})
+        answered = time.monotonic()
+        writes.append(answered - sent)
+        if status != 200:
+            sys.exit(f"idle_teams: a write of tprop answered {status} {text[:300]}")
+        etag, body = headers["ETag"], json.loads(text)
+        while True:
+            status = serves(b, key)
+            if status == 404:
+                delays.append(time.monotonic() - answered)
+                break
+            if status != 401:
+                odd[status] = odd.get(status, 0) + 1
+            if time.monotonic() - answered > 10:
+                delays.append(float("inf"))
+                break
+            time.sleep(0.005)
+        if old is not None and serves(b, old) != 401:
+            stale += 1
+        old = key
+    print(f"a write on one instance in force on another, {n} writes: {percentiles(delays)}; "
+          f"old key still served there after the new one: {stale} of {n}"
+          f"{f'; other answers while polling: {odd}' if odd else ''}")
+    print(f"each write's answer on the first: {percentiles(writes)}")
+
+
 def main() -> None:
     a = argparse.ArgumentParser()
     a.add_argument("--bin", default="target/release/chatgate")
@@ -392,33 +550,56 @@ def main() -> None:
                    help="on a Redis Cluster of three masters with a replica each, started here")
     a.add_argument("--fault", choices=["hang", "kill"],
                    help="(--cluster) hang or kill the master of the shared due indexes")
+    a.add_argument("--api-teams", action="store_true",
+                   help="write the teams through the operator API of a first instance, not as files")
+    a.add_argument("--writers", type=int, default=8, help="(--api-teams) PUTs at once")
+    a.add_argument("--prefix", help="(--api-teams) the key prefix of a store an earlier run "
+                   "wrote its API teams to: nothing is written, the instances start on it "
+                   "(IDLE_TEAMS_SECRETS_KEY: that run's secrets key)")
+    a.add_argument("--propagation", type=int, default=0,
+                   help="writes on the first instance to time until the second serves them")
+    a.add_argument("--pause", type=float, default=1.0,
+                   help="(--propagation) longest random pause before each write, seconds")
     args = a.parse_args()
+    if args.prefix and not (args.api_teams and os.environ.get("IDLE_TEAMS_SECRETS_KEY")):
+        sys.exit("idle_teams: --prefix needs --api-teams and IDLE_TEAMS_SECRETS_KEY")
+    if args.propagation and args.instances < 2:
+        sys.exit("idle_teams: --propagation needs two instances or more")
     host, port = args.redis.split(":")
     root = tempfile.mkdtemp(prefix="idle-teams-")
     procs, ports = [], []
     cluster = None
     try:
-        config = write_config(root, args.teams)
-        prefix = f"idle{os.getpid()}"
+        config = write_config(root, 0 if args.api_teams else args.teams)
+        if args.api_teams or args.propagation:
+            with_operator(config)
+        kind = "API teams" if args.api_teams else "teams"
+        prefix = args.prefix or f"idle{os.getpid()}"
         if args.cluster:
             cluster = Cluster(root)
             store = dict(CHATGATE_STORE__CLUSTER_NODES=cluster.urls())
         else:
             store = dict(CHATGATE_STORE__REDIS_URL=f"redis://{args.redis}")
         masters = cluster.master_ports() if cluster else [int(port)]
-        calls = lambda: sum(redis_calls("127.0.0.1" if cluster else host, m) for m in masters)
-        for _ in range(args.instances):
+        def calls() -> dict:
+            """The calls of every master, by command."""
+            out = {}
+            for m in masters:
+                for name, n in redis_calls_by_command("127.0.0.1" if cluster else host, m).items():
+                    out[name] = out.get(name, 0) + n
+            return out
+        def start(name: str, quiet: bool = True):
+            """An instance on a new port, once it answers /readyz 200."""
             p = free_port()
-            ports.append(p)
             env = dict(os.environ,
                        CHATGATE_SERVER__LISTEN=f"127.0.0.1:{p}",
                        CHATGATE_SERVER__PUBLIC_URL=f"http://127.0.0.1:{p}",
                        CHATGATE_STORE__BACKEND="redis",
                        CHATGATE_STORE__KEY_PREFIX=prefix,
-                       RUST_LOG="info" if args.reload and not procs else "error",
+                       RUST_LOG="error" if quiet else "info",
                        **store)
             started = time.monotonic()
-            log = open(os.path.join(root, f"log{len(procs)}"), "w")
+            log = open(os.path.join(root, f"log-{name}"), "w")
             proc = subprocess.Popen([args.bin, "serve", "--config", config], env=env,
                                     stdout=subprocess.DEVNULL, stderr=log)
             procs.append(proc)
@@ -430,26 +611,42 @@ def main() -> None:
                 except OSError:
                     pass
                 if proc.poll() is not None or time.monotonic() - started > 120:
-                    sys.exit(f"idle_teams: an instance did not become ready ({args.teams} teams)")
-                time.sleep(0.05)
-            print(f"instance on :{p}: /readyz 200 after {time.monotonic() - started:.2f} s "
-                  f"with {args.teams} teams")
+                    sys.exit(f"idle_teams: an instance did not become ready ({args.teams} {kind}); "
+                             f"its log: {open(log.name, encoding='utf-8').read()[-2000:]}")
+                time.sleep(0.01)
+            return proc, p, time.monotonic() - started
+
+        if args.api_teams and not args.prefix:
+            writer, p, _ = start("writer")
+            print(f"key prefix: {prefix}")
+            write_api_teams(p, args.teams, args.writers)
+            writer.send_signal(signal.SIGTERM)
+            writer.wait(timeout=30)
+            procs.remove(writer)
+        for i in range(args.instances):
+            proc, p, took = start(str(i), quiet=not (args.reload and i == 0))
+            ports.append(p)
+            print(f"instance on :{p}: /readyz 200 after {took:.2f} s with {args.teams} {kind}; "
+                  f"RSS {rss_mb(proc.pid):.0f} MB")
         time.sleep(args.settle)
         before = calls()
         time.sleep(args.window)
         after = calls()
         # The INFO calls of this script are not the gateway's.
-        per_second = (after - before - len(masters)) / args.window
+        after["info"] = after.get("info", 0) - len(masters)
+        moved = {c: (n - before.get(c, 0)) / args.window for c, n in after.items()}
+        per_second = sum(moved.values())
         where = "a Redis Cluster (3 masters, 3 replicas)" if cluster else "one Redis"
-        print(f"idle: {args.teams} teams, {args.instances} instance(s) on {where}: "
+        print(f"idle: {args.teams} {kind}, {args.instances} instance(s) on {where}: "
               f"{per_second:.0f} Redis commands/s in all, "
-              f"{per_second / args.instances:.0f} per instance")
+              f"{per_second / args.instances:.0f} per instance; by command: "
+              + ", ".join(f"{c} {n:.1f}" for c, n in sorted(moved.items()) if n))
         nodes = cluster.ports if cluster else [int(port)]
         held = [clients("127.0.0.1" if cluster else host, n) for n in nodes]
         print(f"connections per node (all instances): {held}; "
               f"RSS per instance: {[round(rss_mb(proc.pid)) for proc in procs]} MB")
         if args.reload:
-            path = os.path.join(root, "log0")
+            path = os.path.join(root, "log-0")
             asked = time.monotonic()
             procs[0].send_signal(signal.SIGHUP)
             line = None
@@ -459,6 +656,8 @@ def main() -> None:
                 time.sleep(0.02)
             print(f"reload of {args.teams} teams: {time.monotonic() - asked:.2f} s; "
                   f"logged: {(line or 'nothing').strip()}")
+        if args.propagation:
+            propagation(ports[0], ports[1], args.propagation, args.pause)
         team_ids = [f"t{i:05d}" for i in range(args.teams)]
         owner = (lambda key: cluster.master_of(key)) if cluster else None
         if args.due:
