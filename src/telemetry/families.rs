@@ -133,13 +133,24 @@ pub(super) fn describe_and_register() {
     }
 }
 
+/// The teams whose series this process registered: a reload, or a write
+/// through the operator API, registers only the new ones (at 10 000
+/// teams, registering them all again was most of a write's time).
+static REGISTERED_TEAMS: std::sync::Mutex<std::collections::BTreeSet<String>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
 /// The series labelled by the config's teams and channels, at 0, and
 /// `chatgate_teams`, how many teams `config` has (set at start and at each
 /// reload).
 pub fn register_config(config: &Config) {
     metrics::gauge!("chatgate_teams").set(config.teams.len() as f64);
     metrics::gauge!("chatgate_api_teams").set(config.api_teams().count() as f64);
+    let mut registered = REGISTERED_TEAMS.lock().unwrap_or_else(|p| p.into_inner());
     for team in config.teams.keys() {
+        // The recorder is the process's: a team's series, once there, stay.
+        if !registered.insert(team.clone()) {
+            continue;
+        }
         for receiver in Receiver::ALL.map(Receiver::as_str) {
             for name in [
                 "chatgate_revocation_tokens_total",
