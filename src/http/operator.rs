@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 
 use super::extract::{NoQuery, PathParam, QueryParams};
 use super::json::Json;
-use super::openapi::{raw_schema, ApiKeyErrors, RawSchema, E403, E404, E422};
+use super::openapi::{raw_schema, ApiKeyErrors, RawSchema, E400, E403, E404, E422};
 use super::operator_auth::Operator;
 use super::AppState;
 use crate::config::ConfigPrint;
@@ -153,7 +153,7 @@ fn page<'a, T>(
 /// The teams in force, by id (operator, operator_read).
 #[utoipa::path(get, path = "/v1/teams", operation_id = "list_teams", tag = "operator", security(("api_key" = [])),
     params(ListParams),
-    responses((status = 200, body = TeamPage), ApiKeyErrors, E403, E404, E422))]
+    responses((status = 200, body = TeamPage), ApiKeyErrors, E400, E403, E404, E422))]
 async fn list_teams(
     State(st): State<AppState>,
     _: Operator,
@@ -203,7 +203,7 @@ async fn read_team(
 /// The channels in force, by name (operator, operator_read).
 #[utoipa::path(get, path = "/v1/channels", operation_id = "list_channels", tag = "operator", security(("api_key" = [])),
     params(ListParams),
-    responses((status = 200, body = ChannelPage), ApiKeyErrors, E403, E404, E422))]
+    responses((status = 200, body = ChannelPage), ApiKeyErrors, E400, E403, E404, E422))]
 async fn list_channels(
     State(st): State<AppState>,
     _: Operator,

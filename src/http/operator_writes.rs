@@ -305,12 +305,26 @@ async fn delete_channel(
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// The key's id in the team: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", min_length = 1, max_length = 64)]
     id: String,
     /// `bot`, `agent`, `admin` or `auditor`.
+    #[schema(value_type = KeyRole)]
     role: String,
     /// Hex SHA-256 of a key the operator made; absent: the gateway makes
     /// one and shows it in this answer only.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$", min_length = 64, max_length = 64)]
     sha256: Option<String>,
+}
+
+/// A team's API key role.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // the schema of `NewApiKey::role`, read as a string
+pub enum KeyRole {
+    Bot,
+    Agent,
+    Admin,
+    Auditor,
 }
 
 /// An API key added: `key` only when the gateway made it, shown in this
@@ -329,6 +343,7 @@ pub struct ApiKeyAdded {
 #[serde(deny_unknown_fields)]
 pub struct NewSecurityKey {
     /// The key's id: 1 to 64 of `A-Z a-z 0-9 . _ -`.
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,64}$", min_length = 1, max_length = 64)]
     kid: String,
     /// `true`: the new key signs from now on (default `false`).
     primary: Option<bool>,
