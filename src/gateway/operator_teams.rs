@@ -346,6 +346,11 @@ pub async fn changes(core: &Core, known: &BTreeMap<String, String>) -> Result<Ch
         let read: Vec<String> = chunk.iter().map(|id| keys::api_team(id)).collect();
         for (id, raw) in chunk.iter().zip(core.get(&read).await?) {
             let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
+            if config.teams.get(*id).is_some_and(|t| t.api.is_none()) {
+                let why = "a team file of this instance has its id: one id, one source";
+                changes.refused.push(((*id).clone(), why.into()));
+                continue;
+            }
             match stored.value.map(|s| team_of_record(config, id, s)) {
                 Some(Ok(team)) => changes.teams.push(Arc::new(team)),
                 Some(Err(why)) => changes.refused.push(((*id).clone(), why)),

@@ -431,3 +431,55 @@ async fn of_two_api_teams_with_one_key_every_instance_keeps_the_first() {
         assert_eq!(key_status(app, "newco-bot-key").await, 200, "twin's now");
     }
 }
+
+/// A stored team whose id is a team file's on one instance (the file is
+/// there only): that instance leaves that team out, says why, and still
+/// puts the other teams of the same look in force.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_team_with_a_file_team_s_id_is_left_out_and_the_rest_goes_in() {
+    let with_file = spawn_with(
+        Backend::Memory,
+        Setup {
+            extra_teams: 1,
+            ..with_operator()
+        },
+    )
+    .await
+    .unwrap();
+    let setup = Setup {
+        store: Some(with_file.gateway.store().clone()),
+        ..with_operator()
+    };
+    let writer = spawn_with(Backend::Memory, setup).await.unwrap();
+    let mut clash = team("aaa-00000", &generate_whsec());
+    clash["api_keys"] = json!([]);
+    assert_eq!(put(&writer, "aaa-00000", &clash, &[]).await.status(), 201);
+    assert_eq!(
+        put(&writer, "newco", &team("newco", &generate_whsec()), &[])
+            .await
+            .status(),
+        201
+    );
+    let core = with_file.reloader.in_force();
+    let read = chatgate::gateway::operator_teams::changes(&core, &Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        read.refused
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect::<Vec<_>>(),
+        ["aaa-00000"]
+    );
+    assert_eq!(
+        read.teams.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["newco"]
+    );
+    within_two_seconds(&with_file, "newco-bot-key", 200).await;
+    let res = with_file
+        .request(Method::GET, "/v1/teams/aaa-00000", Some(OPS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["chatgate-source"], "file", "the file's stays");
+}
