@@ -23,12 +23,17 @@ impl Config {
             }
         }
         for team in teams {
-            if let Some(file) = next.teams.get(&team.id).filter(|t| t.api.is_none()) {
+            if let Some(file) = next.file_team(&team.id) {
                 return Err(clash(&file.file.display().to_string(), &team.id));
             }
             next.teams.insert(team.id.clone(), team);
         }
         Ok(next)
+    }
+
+    /// Team `id` when a file holds it (not the operator API).
+    pub fn file_team(&self, id: &str) -> Option<&Arc<Team>> {
+        self.teams.get(id).filter(|t| t.api.is_none())
     }
 
     /// The API teams of this configuration.

@@ -61,13 +61,17 @@ fn etag_of(stored: &Loaded<StoredApiTeam>) -> Option<String> {
     Some(format!("\"{digest}\""))
 }
 
-/// Whether the conditions let a write to what has `current` go ahead.
-fn holds(conditions: &Conditions, current: Option<&str>) -> Result<()> {
-    let (m, n) = (&conditions.if_match, &conditions.if_none_match);
-    preconditions::check(m.as_deref(), n.as_deref(), current).map_err(|r| match r {
-        Refusal::Required => Error::PreconditionRequired,
-        Refusal::Failed => Error::PreconditionFailed,
-    })
+impl Conditions {
+    /// Whether these conditions let a write to what has the quoted ETag
+    /// `current` (`None`: nothing) go ahead: 428 without `If-Match` for a
+    /// replace or delete, 412 with another.
+    pub fn hold(&self, current: Option<&str>) -> Result<()> {
+        let (m, n) = (&self.if_match, &self.if_none_match);
+        preconditions::check(m.as_deref(), n.as_deref(), current).map_err(|r| match r {
+            Refusal::Required => Error::PreconditionRequired,
+            Refusal::Failed => Error::PreconditionFailed,
+        })
+    }
 }
 
 /// The secrets a stored team keeps, opened.
@@ -110,7 +114,7 @@ fn decide_write(
     now: Timestamp,
 ) -> Result<Step<Written>> {
     let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(w.id))?;
-    holds(&w.conditions, etag_of(&stored).as_deref())?;
+    w.conditions.hold(etag_of(&stored).as_deref())?;
     let op = operator(config)?;
     let kept = kept_secrets(op, w.id, &stored)?;
     let (team, body) = team_of(config, w, &kept)?;
@@ -286,7 +290,7 @@ pub async fn delete_team(
         core.change(id, &read, now, |c| {
             let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
             let current = etag_of(&stored).ok_or(Error::NotFound("no such team"))?;
-            holds(conditions, Some(&current))?;
+            conditions.hold(Some(&current))?;
             c.delete(&stored);
             record_api_write(c, id, None, acting, retention)?;
             Ok(Step::Write(()))
@@ -346,7 +350,7 @@ pub async fn changes(core: &Core, known: &BTreeMap<String, String>) -> Result<Ch
         let read: Vec<String> = chunk.iter().map(|id| keys::api_team(id)).collect();
         for (id, raw) in chunk.iter().zip(core.get(&read).await?) {
             let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
-            if config.teams.get(*id).is_some_and(|t| t.api.is_none()) {
+            if config.file_team(id).is_some() {
                 let why = "a team file of this instance has its id: one id, one source";
                 changes.refused.push(((*id).clone(), why.into()));
                 continue;

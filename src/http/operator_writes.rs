@@ -22,7 +22,6 @@ use super::operator::{etag, is_name, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
 use super::AppState;
 use crate::domain::audit::{Acting, Actor, Via};
-use crate::domain::preconditions::{self, Refusal};
 use crate::error::{Error, Result};
 use crate::gateway::operator_keys;
 use crate::gateway::operator_teams::{self, Conditions, TeamWrite};
@@ -68,18 +67,6 @@ impl PutParams {
     }
 }
 
-/// The preconditions of a write to what has the quoted ETag `current`
-/// (`None`: nothing).
-fn precondition(headers: &HeaderMap, current: Option<&str>) -> Result<()> {
-    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let if_match = text(axum::http::header::IF_MATCH);
-    let if_none_match = text(axum::http::header::IF_NONE_MATCH);
-    preconditions::check(if_match, if_none_match, current).map_err(|r| match r {
-        Refusal::Required => Error::PreconditionRequired,
-        Refusal::Failed => Error::PreconditionFailed,
-    })
-}
-
 /// Creates or replaces a team (operator): 201 created, 200 replaced, the
 /// team as a read shows it with its `ETag`; `?dry_run=true` checks
 /// everything and answers as the write would, writing nothing.
@@ -109,7 +96,7 @@ async fn put_team(
 ) -> Result<Response> {
     let dry_run = q.dry_run()?;
     if let Some(team) = file_team(&st, &id) {
-        precondition(&headers, Some(&etag(&team.print)))?;
+        conditions(&headers).hold(Some(&etag(&team.print)))?;
         return Err(Error::ManagedByFile(MANAGED_TEAM));
     }
     if !is_name(&id) {
@@ -156,12 +143,7 @@ async fn in_force(st: &AppState, generation: u64) {
 
 /// Team `id` of the configuration in force when a file holds it.
 fn file_team(st: &AppState, id: &str) -> Option<std::sync::Arc<crate::config::Team>> {
-    st.gateway
-        .config()
-        .teams
-        .get(id)
-        .filter(|t| t.api.is_none())
-        .cloned()
+    st.gateway.config().file_team(id).cloned()
 }
 
 /// A write's `If-Match` and `If-None-Match`, as sent.
@@ -203,7 +185,7 @@ async fn delete_team(
     headers: HeaderMap,
 ) -> Result<Response> {
     if let Some(team) = file_team(&st, &id) {
-        precondition(&headers, Some(&etag(&team.print)))?;
+        conditions(&headers).hold(Some(&etag(&team.print)))?;
         return Err(Error::ManagedByFile(MANAGED_TEAM));
     }
     if !is_name(&id) {
@@ -244,7 +226,7 @@ async fn put_channel(
     let dry_run = q.dry_run()?;
     let config = st.gateway.config();
     let current = config.channels.get(&name).map(|c| etag(&c.print));
-    precondition(&headers, current.as_deref())?;
+    conditions(&headers).hold(current.as_deref())?;
     if current.is_some() {
         return Err(Error::ManagedByFile(MANAGED_CHANNEL));
     }
@@ -295,7 +277,7 @@ async fn delete_channel(
 ) -> Result<Response> {
     let config = st.gateway.config();
     let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
-    precondition(&headers, Some(&etag(&channel.print)))?;
+    conditions(&headers).hold(Some(&etag(&channel.print)))?;
     Err(Error::ManagedByFile(MANAGED_CHANNEL))
 }
 
