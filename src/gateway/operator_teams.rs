@@ -384,13 +384,15 @@ fn one_team_per_key(
     teams: &mut Vec<Arc<Team>>,
 ) -> Vec<(String, String)> {
     teams.sort_by(|a, b| (a.modified, &a.id).cmp(&(b.modified, &b.id)));
-    let replaced = |id: &String| gone.contains(id) || teams.iter().any(|t| &t.id == id);
     let mut holders: BTreeMap<String, (String, String)> = BTreeMap::new();
-    for team in in_force.api_teams().filter(|t| !replaced(&t.id)) {
+    let read: std::collections::HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
+    let stays = |t: &&Arc<Team>| !read.contains(t.id.as_str()) && !gone.contains(&t.id);
+    for team in in_force.api_teams().filter(stays) {
         for key in &team.api_keys {
             holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
         }
     }
+    drop(read);
     let mut clashing = Vec::new();
     teams.retain(|team| {
         let held =
