@@ -18,7 +18,7 @@ use crate::domain::audit::{self, Actor, Via};
 use crate::domain::console_session::ConsoleRole;
 use crate::domain::secrets::ApiKeyHash;
 use crate::error::Error;
-use crate::gateway::Person;
+use crate::gateway::{ActorRefusal, Person};
 
 /// The header by which a portal names the person it acts for
 /// (docs/api.md#a-person-behind-every-agent-action).
@@ -58,6 +58,22 @@ pub fn has_console_header(headers: &axum::http::HeaderMap) -> bool {
 
 /// The longest `Chatgate-Actor` token read.
 const MAX_ACTOR_TOKEN: usize = 16 * 1024;
+
+/// The token of a `Chatgate-Actor` header: `None` for one that is not
+/// text, is empty or is over [`MAX_ACTOR_TOKEN`].
+pub(super) fn actor_token(header: &axum::http::HeaderValue) -> Option<&str> {
+    let token = header.to_str().ok()?.trim();
+    (!token.is_empty() && token.len() <= MAX_ACTOR_TOKEN).then_some(token)
+}
+
+/// A refused `Chatgate-Actor`: 401 `invalid_token`, the reason kept for
+/// the request's `access.denied`.
+pub(super) fn actor_refused(parts: &Parts, reason: ActorRefusal) -> Error {
+    if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
+        slot.actor_refused(reason.as_str());
+    }
+    Error::InvalidToken("the Chatgate-Actor token was refused")
+}
 
 struct Entry {
     hash: ApiKeyHash,
@@ -211,18 +227,8 @@ impl Caller {
                 "Chatgate-Actor is for agent and admin API keys".into(),
             ));
         }
-        let refused = |reason: crate::gateway::ActorRefusal| {
-            if let Some(slot) = parts.extensions.get::<super::denials::CallerSlot>() {
-                slot.actor_refused(reason.as_str());
-            }
-            Error::InvalidToken("the Chatgate-Actor token was refused")
-        };
-        let token = header
-            .to_str()
-            .ok()
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= MAX_ACTOR_TOKEN)
-            .ok_or_else(|| refused(crate::gateway::ActorRefusal::Alg))?;
+        let refused = |reason| actor_refused(parts, reason);
+        let token = actor_token(header).ok_or_else(|| refused(ActorRefusal::Alg))?;
         let now = state.clock.now();
         let person = crate::gateway::actor_person(&state.gateway, &self.team, token, now)
             .await

@@ -14,16 +14,13 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::Method;
 
-use super::auth::{bearer_key, ACTOR_HEADER};
+use super::auth::{actor_refused, actor_token, bearer_key, ACTOR_HEADER};
 use super::denials::CallerSlot;
 use super::AppState;
 use crate::config::{OperatorConfig, OperatorRole};
 use crate::domain::audit::Actor;
 use crate::error::Error;
-use crate::gateway::Person;
-
-/// The longest `Chatgate-Actor` token read.
-const MAX_ACTOR_TOKEN: usize = 16 * 1024;
+use crate::gateway::{ActorRefusal, Person};
 
 /// An operator key's request, its role already allowed for the method.
 /// Who it is (the key, the person) is what a write's `config.changed`
@@ -101,26 +98,15 @@ async fn named_person(
     let Some(header) = parts.headers.get(ACTOR_HEADER) else {
         return Ok(None);
     };
-    let refused = |reason: crate::gateway::ActorRefusal| {
-        if let Some(slot) = parts.extensions.get::<CallerSlot>() {
-            slot.actor_refused(reason.as_str());
-        }
+    let refused = |reason: ActorRefusal| {
         tracing::info!(
             reason = reason.as_str(),
             "an operator's Chatgate-Actor token was refused"
         );
-        Error::InvalidToken("the Chatgate-Actor token was refused")
+        actor_refused(parts, reason)
     };
-    let token = header
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|t| !t.is_empty() && t.len() <= MAX_ACTOR_TOKEN)
-        .ok_or_else(|| refused(crate::gateway::ActorRefusal::Alg))?;
-    let provider = config
-        .actor
-        .as_ref()
-        .ok_or_else(|| refused(crate::gateway::ActorRefusal::NoProvider))?;
+    let token = actor_token(header).ok_or_else(|| refused(ActorRefusal::Alg))?;
+    let provider = (config.actor.as_ref()).ok_or_else(|| refused(ActorRefusal::NoProvider))?;
     let now = state.clock.now();
     let person =
         crate::gateway::actor_person_of(&state.gateway, provider, &provider.client_id, token, now)
