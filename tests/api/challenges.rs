@@ -833,63 +833,16 @@ async fn redis_holds_no_code_or_pin_and_every_key_has_a_ttl() {
     app.verify_code(id, c["challenge_id"].as_str().unwrap(), &wrong(&code))
         .await;
     start_ok(&app, id, json!({"method": "pin"})).await;
-    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}:*", app.key_prefix))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = crate::redis_support::dump_prefix(&app.key_prefix).await;
     assert!(!keys.is_empty());
-    for k in keys {
+    for d in keys {
+        let (k, ttl) = (&d.key, d.pttl);
         assert!(!k.contains(&code) && !k.contains("739401628153"));
-        let ttl: i64 = redis::cmd("PTTL")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        // -2: delivered and removed since KEYS (the outbox works meanwhile).
+        // -2: delivered and removed since it was listed (the outbox works
+        // meanwhile); such a key holds nothing any more.
         assert!(ttl > 0 || ttl == -2, "{k} has no TTL ({ttl})");
-        let t: String = redis::cmd("TYPE")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        // The outbox delivers and removes its items while this loop runs: a
-        // key gone since KEYS (type `none`, or a GET that finds nothing) holds
-        // nothing any more.
-        let dump = if t == "none" {
-            continue;
-        } else if t == "string" {
-            redis::cmd("GET")
-                .arg(&k)
-                .query_async::<Option<String>>(&mut conn)
-                .await
-                .unwrap()
-                .unwrap_or_default()
-        } else if t == "stream" {
-            // The team's event log (`{team}:ev`): events carry no code or PIN.
-            redis::cmd("XRANGE")
-                .arg(&k)
-                .arg("-")
-                .arg("+")
-                .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
-                .await
-                .unwrap()
-                .into_iter()
-                .flat_map(|(_, fields)| fields)
-                .collect::<Vec<_>>()
-                .join(",")
-        } else {
-            redis::cmd("ZRANGE")
-                .arg(&k)
-                .arg(0)
-                .arg(-1)
-                .query_async::<Vec<String>>(&mut conn)
-                .await
-                .unwrap()
-                .join(",")
-        };
+        // The team's event log (`{team}:ev`) too: events carry no code or PIN.
+        let dump = d.values.join(",");
         assert!(!dump.contains(&code), "{k} holds the OTP");
         assert!(!dump.contains("739401628153"), "{k} holds the PIN");
     }

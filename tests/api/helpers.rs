@@ -151,6 +151,19 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
     spawn_with(backend, Setup::default()).await
 }
 
+/// Another instance on `a`'s store, key prefix and keys, with `setup`
+/// (stop it with `stop_keeping_keys`: the keys are `a`'s).
+pub async fn spawn_beside(a: &TestApp, setup: Setup) -> TestApp {
+    let setup = Setup {
+        key_prefix: Some(a.key_prefix.clone()),
+        keys: Some(a.keys.clone()),
+        ..setup
+    };
+    spawn_with(a.backend, setup)
+        .await
+        .expect("an instance beside the first")
+}
+
 pub async fn spawn_with(backend: Backend, setup: Setup) -> Option<TestApp> {
     let own_redis = setup.redis_url.is_some() || !setup.cluster_nodes.is_empty();
     if backend == Backend::Redis && !own_redis && !redis_available().await {

@@ -3,27 +3,14 @@
 //! checks a new channel by every rule of a channel file and answers as a
 //! write would, its secrets read back as HMACs, writing nothing; a write
 //! itself is 501, and a file channel's name stays 428, 412, 409.
-use chatgate::domain::secrets::ApiKeyHash;
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::operator_writes::{with_operator, OPS};
 
-const OPS: &str = "ops-key-for-the-operator-channel-tests";
-const SECRETS_KEY: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 /// The secret of the new channel's body: never in an answer.
 const TOKEN: &str = "new-twilio-token-never-answered-77";
-
-fn with_operator() -> Setup {
-    Setup {
-        system_extra: format!(
-            "[operator]\napi_keys = [{{ id = \"ops\", sha256 = \"{}\", role = \"operator\" }}]\n\
-             secrets_keys = [{{ id = \"k1\", key = \"{SECRETS_KEY}\" }}]\n",
-            ApiKeyHash::of_key(OPS).to_hex(),
-        ),
-        ..Setup::default()
-    }
-}
 
 /// A new `twilio` channel's body, valid as it stands.
 fn new_sms(name: &str) -> Value {

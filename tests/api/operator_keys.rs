@@ -177,16 +177,7 @@ async fn a_key_change_is_in_force_on_every_instance_within_two_seconds() {
     let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
         return;
     };
-    let b = spawn_with(
-        Backend::Redis,
-        Setup {
-            key_prefix: Some(a.key_prefix.clone()),
-            keys: Some(a.keys.clone()),
-            ..with_operator()
-        },
-    )
-    .await
-    .unwrap();
+    let b = spawn_beside(&a, with_operator()).await;
     newco(&a).await;
     let res = post(
         &a,
@@ -239,12 +230,7 @@ async fn a_write_whose_writer_stopped_before_its_index_is_indexed_by_a_later_loo
     let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
         return;
     };
-    let shared = || Setup {
-        key_prefix: Some(a.key_prefix.clone()),
-        keys: Some(a.keys.clone()),
-        ..with_operator()
-    };
-    let b = spawn_with(Backend::Redis, shared()).await.unwrap();
+    let b = spawn_beside(&a, with_operator()).await;
     newco(&a).await;
     within_two_seconds(&b, "newco-bot-key", 200).await;
 

@@ -218,57 +218,10 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     assert_eq!(written[2]["detail"]["digest"].as_str(), Some(&tag[1..65]));
 });
 
-/// Every string, hash and list value under `prefix` in Redis.
+/// Every value under `prefix` in Redis.
 pub(crate) async fn redis_values(prefix: &str) -> Vec<String> {
-    let client = redis::Client::open(crate::redis_support::redis_url()).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{prefix}:*"))
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut values = Vec::new();
-    for k in keys {
-        let t: String = redis::cmd("TYPE")
-            .arg(&k)
-            .query_async(&mut conn)
-            .await
-            .unwrap();
-        let dump: Vec<String> = match t.as_str() {
-            "string" => redis::cmd("GET")
-                .arg(&k)
-                .query_async::<Option<String>>(&mut conn)
-                .await
-                .unwrap()
-                .into_iter()
-                .collect(),
-            "hash" => redis::cmd("HVALS")
-                .arg(&k)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&k)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .unwrap(),
-            "stream" => redis::cmd("XRANGE")
-                .arg(&k)
-                .arg("-")
-                .arg("+")
-                .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
-                .await
-                .unwrap()
-                .into_iter()
-                .flat_map(|(_, f)| f)
-                .collect(),
-            _ => Vec::new(),
-        };
-        values.extend(dump);
-    }
-    values
+    let dumped = crate::redis_support::dump_prefix(prefix).await;
+    dumped.into_iter().flat_map(|d| d.values).collect()
 }
 
 /// The status of a team key's read of its interactions on `app`.
@@ -283,15 +236,21 @@ pub(crate) async fn key_status(app: &TestApp, key: &str) -> u16 {
 
 /// Polls `app` until team key `key` answers `status`, for at most 2 s.
 pub(crate) async fn within_two_seconds(app: &TestApp, key: &str, status: u16) {
+    let what = format!("the key answers {status}");
+    in_two_seconds(&what, || async { key_status(app, key).await == status }).await;
+}
+
+/// Polls `holds` every 50 ms until it does, for at most 2 s.
+pub(crate) async fn in_two_seconds<F, Fut>(what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        let got = key_status(app, key).await;
-        if got == status {
-            return;
-        }
+    while !holds().await {
         assert!(
             std::time::Instant::now() < deadline,
-            "still {got}, not {status}, after 2 s"
+            "{what}: not after 2 s"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
@@ -347,16 +306,7 @@ async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
     let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
         return;
     };
-    let b = spawn_with(
-        Backend::Redis,
-        Setup {
-            key_prefix: Some(a.key_prefix.clone()),
-            keys: Some(a.keys.clone()),
-            ..with_operator()
-        },
-    )
-    .await
-    .unwrap();
+    let b = spawn_beside(&a, with_operator()).await;
     let res = put(
         &a,
         "newco",
@@ -368,16 +318,7 @@ async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
     let tag = etag_of(&res);
     assert_eq!(key_status(&a, "newco-bot-key").await, 200);
     within_two_seconds(&b, "newco-bot-key", 200).await;
-    let c = spawn_with(
-        Backend::Redis,
-        Setup {
-            key_prefix: Some(a.key_prefix.clone()),
-            keys: Some(a.keys.clone()),
-            ..with_operator()
-        },
-    )
-    .await
-    .unwrap();
+    let c = spawn_beside(&a, with_operator()).await;
     assert_eq!(
         key_status(&c, "newco-bot-key").await,
         200,
@@ -403,22 +344,11 @@ async fn a_team_written_is_in_force_on_every_instance_within_two_seconds() {
     let res = put(&b, "newco", &changed, &[("If-Match", &tag)]).await;
     assert_eq!(res.status(), 200);
     let second = etag_of(&res);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-    loop {
-        let res = a
-            .request(Method::GET, "/v1/teams/newco", Some(OPS))
-            .send()
-            .await
-            .unwrap();
-        if etag_of(&res) == second {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "a still has the old team"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let read = || async {
+        let res = a.request(Method::GET, "/v1/teams/newco", Some(OPS)).send();
+        etag_of(&res.await.unwrap()) == second
+    };
+    in_two_seconds("a has the new team", read).await;
     // Deleted on a: refused on b and c within 2 s.
     assert_eq!(
         delete(&a, "newco", &[("If-Match", &second)]).await.status(),

@@ -117,6 +117,69 @@ pub async fn queue_items(conn: &mut redis::aio::MultiplexedConnection, physical:
         .expect("ZCOUNT")
 }
 
+/// One key under a test's prefix as Redis holds it: its `PTTL` (-2: gone
+/// since it was listed) and what it holds (a string's text, a hash's
+/// values, a sorted set's members, a stream's fields and values).
+pub struct Dumped {
+    pub key: String,
+    pub pttl: i64,
+    pub values: Vec<String>,
+}
+
+/// Every key under `prefix`, for a test that searches the store for what
+/// must never be there (a code, a token, a secret). A key the gateway
+/// removes while this reads (the outbox delivers its items) holds nothing.
+pub async fn dump_prefix(prefix: &str) -> Vec<Dumped> {
+    let client = redis::Client::open(redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut dumped = Vec::with_capacity(keys.len());
+    for key in keys {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let kind: String = redis::cmd("TYPE")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        let query = |name: &str| {
+            let mut cmd = redis::cmd(name);
+            cmd.arg(&key);
+            cmd
+        };
+        let values: Vec<String> = match kind.as_str() {
+            "string" => (query("GET").query_async::<Option<String>>(&mut conn).await)
+                .unwrap()
+                .into_iter()
+                .collect(),
+            "hash" => query("HVALS").query_async(&mut conn).await.unwrap(),
+            "zset" => query("ZRANGE")
+                .arg(0)
+                .arg(-1)
+                .query_async(&mut conn)
+                .await
+                .unwrap(),
+            "stream" => (query("XRANGE").arg("-").arg("+"))
+                .query_async::<Vec<(String, Vec<String>)>>(&mut conn)
+                .await
+                .unwrap()
+                .into_iter()
+                .flat_map(|(_, fields)| fields)
+                .collect(),
+            _ => Vec::new(),
+        };
+        dumped.push(Dumped { key, pttl, values });
+    }
+    dumped
+}
+
 /// A store under a fresh `chatgate-test-<uuid>` prefix, or `None` (after a
 /// loud message) when no Redis answers outside CI.
 pub async fn redis_store() -> Option<(RedisStore, TestPrefix)> {
