@@ -620,10 +620,9 @@ async fn by_sms_and_hashed(backend: Backend) {
     assert_eq!(app.get(&id).await["method"], "network");
 }
 
-/// A swapped SIM passes a network check: the team's number checks refuse
-/// the number before any link goes (403 `number_refused`); a clean one
-/// lets it go, and the answer says what was found.
-async fn a_swapped_sim_is_refused_before_the_link(backend: Backend) {
+/// The team's number checks' operator (CAMARA SIM Swap): its token
+/// endpoint mounted; each test mounts its verdict.
+async fn number_checks_operator() -> wiremock::MockServer {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
     let checks = MockServer::start().await;
@@ -634,6 +633,25 @@ async fn a_swapped_sim_is_refused_before_the_link(backend: Backend) {
         ))
         .mount(&checks)
         .await;
+    checks
+}
+
+/// `[number_checks]` of a team asking `checks`, with no cache.
+fn number_checks_section(checks: &wiremock::MockServer) -> String {
+    format!(
+        "\n[number_checks]\nkind = \"camara\"\nsim_swap_url = \"{u}/sim-swap/v2\"\n\
+         token_url = \"{u}/token\"\nclient_id = \"chatgate\"\nclient_secret = \"op-secret\"\ncache = \"0s\"\n",
+        u = checks.uri()
+    )
+}
+
+/// A swapped SIM passes a network check: the team's number checks refuse
+/// the number before any link goes (403 `number_refused`); a clean one
+/// lets it go, and the answer says what was found.
+async fn a_swapped_sim_is_refused_before_the_link(backend: Backend) {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, ResponseTemplate};
+    let checks = number_checks_operator().await;
     let swapped = Mock::given(method("POST"))
         .and(path("/sim-swap/v2/check"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"swapped": true})))
@@ -641,12 +659,7 @@ async fn a_swapped_sim_is_refused_before_the_link(backend: Backend) {
         .mount_as_scoped(&checks)
         .await;
     let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
-    let section = format!(
-        "{}\n[number_checks]\nkind = \"camara\"\nsim_swap_url = \"{u}/sim-swap/v2\"\n\
-         token_url = \"{u}/token\"\nclient_id = \"chatgate\"\nclient_secret = \"op-secret\"\ncache = \"0s\"\n",
-        op.team_section(""),
-        u = checks.uri()
-    );
+    let section = op.team_section("") + &number_checks_section(&checks);
     let setup = Setup {
         team_extra: section,
         ..Setup::default()
@@ -780,15 +793,8 @@ async fn a_step_up_answered_by_it_remembers_the_device(backend: Backend) {
 /// as any (403 `number_refused`).
 async fn a_ladder_s_network_step_is_skipped_for_a_refused_number(backend: Backend) {
     use wiremock::matchers::{method, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-    let checks = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(
-            json!({"access_token": "ck-token-1", "token_type": "Bearer", "expires_in": 3600}),
-        ))
-        .mount(&checks)
-        .await;
+    use wiremock::{Mock, ResponseTemplate};
+    let checks = number_checks_operator().await;
     Mock::given(method("POST"))
         .and(path("/sim-swap/v2/check"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"swapped": true})))
@@ -796,12 +802,7 @@ async fn a_ladder_s_network_step_is_skipped_for_a_refused_number(backend: Backen
         .await;
     let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
     let mut setup = crate::ladder::ladder(&["network", "sms"], "advance_after = \"20s\"");
-    setup.team_extra += &format!(
-        "{}\n[number_checks]\nkind = \"camara\"\nsim_swap_url = \"{u}/sim-swap/v2\"\n\
-         token_url = \"{u}/token\"\nclient_id = \"chatgate\"\nclient_secret = \"op-secret\"\ncache = \"0s\"\n",
-        op.team_section(""),
-        u = checks.uri()
-    );
+    setup.team_extra += &(op.team_section("") + &number_checks_section(&checks));
     let Some(app) = spawn_with(backend, setup).await else {
         return;
     };
