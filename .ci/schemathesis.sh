@@ -213,6 +213,24 @@ api_keys = [{ id = "schemathesis", sha256 = "$(printf %s "$operator_key" | sha25
 secrets_keys = [{ id = "run", key = "$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')" }]
 TOML
 
+# One Schemathesis pass against "$base" with API key $1; the rest of the
+# arguments choose the operations and checks.
+pass() {
+  local key="$1"
+  shift
+  PYTHONPATH=.ci SCHEMATHESIS_HOOKS=schemathesis_hooks \
+    "$st" --config-file .ci/schemathesis.toml run "$base/openapi.json" \
+    --checks all \
+    --header "Authorization: Bearer $key" \
+    "$@" \
+    --max-examples "$max_examples" \
+    --max-time "$max_time" \
+    --seed "$seed" \
+    --workers 1 \
+    --request-timeout 10 \
+    --no-color
+}
+
 status=0
 for store in "${stores[@]}"; do
   port="$(free_port)"
@@ -248,34 +266,13 @@ for store in "${stores[@]}"; do
   # .ci/schemathesis.toml: the few statuses valid data may get because of
   # state a schema cannot express (each justified there).
   # .ci/schemathesis_hooks.py: bodies of media types it cannot make itself.
-  if ! PYTHONPATH=.ci SCHEMATHESIS_HOOKS=schemathesis_hooks \
-    "$st" --config-file .ci/schemathesis.toml run "$base/openapi.json" \
-    --checks all \
-    --header "Authorization: Bearer $api_key" \
-    --exclude-tag operator \
-    --max-examples "$max_examples" \
-    --max-time "$max_time" \
-    --seed "$seed" \
-    --workers 1 \
-    --request-timeout 10 \
-    --no-color; then
+  if ! pass "$api_key" --exclude-tag operator; then
     echo "schemathesis: failures on $store (gateway log follows)" >&2
     tail -n 50 "$tmp/gateway-$store.log" >&2
     status=1
   fi
   echo "== schemathesis: the operator API's paths with the operator key ($store)"
-  if ! PYTHONPATH=.ci SCHEMATHESIS_HOOKS=schemathesis_hooks \
-    "$st" --config-file .ci/schemathesis.toml run "$base/openapi.json" \
-    --checks all \
-    --header "Authorization: Bearer $operator_key" \
-    --include-tag operator \
-    --exclude-checks not_a_server_error \
-    --max-examples "$max_examples" \
-    --max-time "$max_time" \
-    --seed "$seed" \
-    --workers 1 \
-    --request-timeout 10 \
-    --no-color; then
+  if ! pass "$operator_key" --include-tag operator --exclude-checks not_a_server_error; then
     echo "schemathesis: failures of the operator API on $store (gateway log follows)" >&2
     tail -n 50 "$tmp/gateway-$store.log" >&2
     status=1
