@@ -265,7 +265,7 @@ struct Reloading {
 /// What an instance put in force of the API teams.
 #[derive(Default)]
 struct ApiKnown {
-    known: std::collections::BTreeMap<String, String>,
+    known: gateway::operator_look::Known,
     generation: u64,
 }
 
@@ -286,17 +286,20 @@ async fn with_api_teams(
     if gateway.config().operator.is_none() {
         return Ok((gateway, ApiKnown::default()));
     }
-    let changes = gateway::operator_teams::changes(&gateway, &Default::default())
+    let changes = gateway::operator_look::changes(&gateway, &Default::default())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the API teams: {e}")))?;
+    if let Some((channel, why)) = changes.refused_channels.first() {
+        let e = format!("the API channel {channel:?} cannot be put in force: {why}");
+        return Err(std::io::Error::other(e));
+    }
     if let Some((team, why)) = changes.refused.first() {
         let e = format!("the API team {team:?} cannot be put in force: {why}");
         return Err(std::io::Error::other(e));
     }
     log_clashing(&changes.clashing);
-    let config = (gateway.config())
-        .with_api_teams(changes.teams, &[])
-        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let config =
+        (changes.applied_to(gateway.config())).map_err(|e| std::io::Error::other(e.to_string()))?;
     let channels = senders.for_config(&config);
     let gateway = Arc::new(gateway.reloaded(Arc::new(config), channels));
     let api = ApiKnown {
@@ -419,7 +422,7 @@ impl Reloader {
         // A gateway of the new files, to build the stored teams against.
         let kept = Arc::new(kept);
         let probe = running.reloaded(Arc::clone(&kept), running.channels().clone());
-        let read = gateway::operator_teams::changes(&probe, &Default::default()).await;
+        let read = gateway::operator_look::changes(&probe, &Default::default()).await;
         drop(probe);
         let changes = match read {
             Ok(changes) => changes,
@@ -428,6 +431,15 @@ impl Reloader {
                 return Ok((Arc::unwrap_or_clone(kept), None));
             }
         };
+        if let Some((channel, why)) = changes.refused_channels.first() {
+            return Err(crate::config::ConfigError::new(
+                "the operator API",
+                format!("channels/{channel}"),
+                format!(
+                    "the API channel {channel:?} cannot be put in force with these files: {why}"
+                ),
+            ));
+        }
         if let Some((team, why)) = changes.refused.first() {
             return Err(crate::config::ConfigError::new(
                 "the operator API",
@@ -436,7 +448,7 @@ impl Reloader {
             ));
         }
         log_clashing(&changes.clashing);
-        let config = files.with_api_teams(changes.teams, &[])?;
+        let config = changes.applied_to(files)?;
         let read = ApiKnown {
             known: changes.known,
             generation: changes.generation,
@@ -505,34 +517,40 @@ impl Reloader {
         let bell = r.lasting.api_teams();
         let mut api = r.api.lock().await;
         let now = r.clock.now();
-        let generation = gateway::operator_index::generation(&r.live.current(), now).await?;
-        if generation == api.generation {
-            bell.in_force(generation);
-            return Ok(());
-        }
-        let _one = r.one_at_a_time.lock().await;
-        let running = r.live.current();
-        let changes = gateway::operator_teams::changes(&running, &api.known).await?;
-        for (team, why) in &changes.refused {
-            tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
-        }
-        log_clashing(&changes.clashing);
-        if !changes.teams.is_empty() || !changes.gone.is_empty() {
-            match running
-                .config()
-                .with_api_teams(changes.teams, &changes.gone)
-            {
-                Ok(config) => drop(self.put_in_force(&running, config)),
-                Err(e) => {
-                    tracing::error!(problem = %e.problem, "the API teams were not put in force")
+        let looked = gateway::operator_index::generation(&r.live.current(), now).await?;
+        if looked.generation != api.generation {
+            let _one = r.one_at_a_time.lock().await;
+            let running = r.live.current();
+            let changes = gateway::operator_look::changes(&running, &api.known).await?;
+            log_refused(&changes);
+            if !changes.is_empty() {
+                match changes.applied_to(running.config()) {
+                    Ok(config) => drop(self.put_in_force(&running, config)),
+                    Err(e) => {
+                        tracing::error!(problem = %e.problem, "the API teams were not put in force")
+                    }
                 }
             }
+            api.known = changes.known;
+            api.generation = changes.generation;
         }
-        api.known = changes.known;
-        api.generation = changes.generation;
-        bell.in_force(changes.generation);
-        Ok(())
+        bell.in_force(api.generation);
+        // A channel's writer that stopped: its teams built again, now that
+        // the channel is in force here.
+        let rebuild = &looked.rebuild;
+        gateway::operator_channels::rebuild_stopped(&r.live.current(), rebuild, now).await
     }
+}
+
+/// One error line for each API team or channel that was not put in force.
+fn log_refused(changes: &gateway::operator_look::Changes) {
+    for (channel, why) in &changes.refused_channels {
+        tracing::error!(channel = %channel, problem = %why, "an API channel was not put in force; the one in force, if any, stays");
+    }
+    for (team, why) in &changes.refused {
+        tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
+    }
+    log_clashing(&changes.clashing);
 }
 
 /// One error line for each API team left out for a key another holds.

@@ -106,10 +106,11 @@ pub enum Error {
     /// each problem named by its pointer into the body.
     #[error("the configuration breaks a rule: see errors")]
     InvalidConfig(Vec<Pointed>),
-    /// 501: an operator's write the gateway does not make yet
-    /// (docs/operator-api.md#not-yet).
-    #[error("{0}")]
-    NotImplemented(&'static str),
+    /// 409: an operator's change of a channel that API teams list (by
+    /// id) and would be left without: its delete, or a replace that one
+    /// of them cannot be built with (docs/operator-api.md#endpoints).
+    #[error("the channel is used by teams written through this API: see teams")]
+    ChannelInUse(Vec<String>),
     /// A bug, never an input problem. Logged with its cause and place when
     /// answered; the client sees only a generic sentence.
     #[error("internal error")]
@@ -183,7 +184,7 @@ impl Error {
             Error::PreconditionRequired => "precondition_required",
             Error::PreconditionFailed => "precondition_failed",
             Error::InvalidConfig(_) => "invalid_config",
-            Error::NotImplemented(_) => "not_implemented",
+            Error::ChannelInUse(_) => "channel_in_use",
             Error::Internal(_) => "internal_error",
         }
     }

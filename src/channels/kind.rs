@@ -62,6 +62,7 @@ pub trait Kind: for<'de> Deserialize<'de> {
 /// of this type, and only when the file wrote it that way (see
 /// [`SECRET_FIELD`]), so a kind cannot take a secret in clear by naming
 /// its key differently. `Debug` shows nothing of it.
+#[derive(Clone)]
 pub struct Secret<T = SecretString>(T);
 
 impl<T> Secret<T> {
@@ -153,7 +154,7 @@ pub fn default_url(s: &str) -> Url {
 
 /// The keys of a kind that needs a base URL and a bot token (`slack`,
 /// `telegram`).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotToken {
     /// After [`BotToken::check`], always set (the kind's default when the

@@ -34,7 +34,7 @@ use crate::fared::{Failing, Fared};
 macro_rules! kinds {
     ($($variant:ident($keys:ty)),+ $(,)?) => {
         /// A channel file's kind with its keys (docs/channels.md).
-        #[derive(Debug)]
+        #[derive(Debug, Clone)]
         pub enum ChannelKind {
             $($variant($keys)),+
         }

@@ -25,7 +25,7 @@ pub enum SmtpTls {
 }
 
 /// The keys of an `smtp` channel file.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpConfig {
     pub host: String,

@@ -17,7 +17,7 @@ use super::{Channel, ChannelError, Message, Sent};
 
 /// The keys of a `telegram` channel file: `base_url` (default
 /// `https://api.telegram.org`) and the bot `token`.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(transparent)]
 pub struct TelegramConfig(pub BotToken);
 

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::time::Timestamp;
 
 /// The keys of a `telegram_gateway` channel file.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelegramGatewayConfig {
     #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]

@@ -28,7 +28,7 @@ use crate::spans::SendTraced;
 const WHATSAPP: &str = "whatsapp:";
 
 /// The keys of a `twilio` channel file.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioConfig {
     #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]

@@ -22,7 +22,7 @@ use crate::error::Error;
 const STATUS_EVENTS: &str = "initiated ringing answered completed";
 
 /// The keys of a `twilio_voice` channel file.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TwilioVoiceConfig {
     #[serde(

@@ -89,7 +89,7 @@ pub struct WebhookChannel {
 }
 
 /// The keys of a `webhook` channel file.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// The bot's endpoint.

@@ -22,7 +22,7 @@ use crate::error::Error;
 use subtle::ConstantTimeEq;
 
 /// The keys of a `whatsapp` channel file.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WhatsappConfig {
     #[serde(default = "default_base_url", deserialize_with = "super::kind::url")]

@@ -1,10 +1,11 @@
-//! The teams written through the operator API beside the files' teams
-//! (docs/operator-api.md#two-sources-one-namespace): one configuration
-//! holds both, and a file team and an API team never share an id.
+//! The teams and channels written through the operator API beside the
+//! files' (docs/operator-api.md#two-sources-one-namespace): one
+//! configuration holds both, and a file team and an API team never share
+//! an id, nor a file channel and an API channel a name.
 use std::sync::Arc;
 
 use super::toml_file::ConfigError;
-use super::{Config, Team};
+use super::{ChannelConfig, Config, Team};
 
 impl Config {
     /// This configuration with `teams` (written through the operator API)
@@ -41,11 +42,59 @@ impl Config {
         self.teams.values().filter(|t| t.api.is_some())
     }
 
-    /// This configuration (its teams read from files) with the API teams
-    /// of `running` kept: a file that now has an API team's id is an error.
+    /// This configuration (its teams and channels read from files) with
+    /// the API teams and channels of `running` kept: a file that now has
+    /// an API team's id, or an API channel's name, is an error.
     pub fn keeping_api_teams(&self, running: &Config) -> Result<Config, ConfigError> {
+        let channels = running.api_channels().cloned().collect();
         let kept: Vec<Arc<Team>> = running.api_teams().cloned().collect();
-        self.with_api_teams(kept, &[])
+        (self.with_api_channels(channels, &[])?).with_api_teams(kept, &[])
+    }
+
+    /// This configuration with `channels` (written through the operator
+    /// API) put in force, each replacing its name's API channel, and the
+    /// API channels of `gone` removed. A file channel of one of their
+    /// names is an error naming it and both sources.
+    pub fn with_api_channels(
+        &self,
+        channels: Vec<ChannelConfig>,
+        gone: &[String],
+    ) -> Result<Config, ConfigError> {
+        let mut next = self.clone();
+        let all = Arc::make_mut(&mut next.channels);
+        for name in gone {
+            if all.get(name).is_some_and(|c| c.api) {
+                all.remove(name);
+            }
+        }
+        for channel in channels {
+            if let Some(file) = all.get(&channel.name).filter(|c| !c.api) {
+                let file = file.file.display().to_string();
+                return Err(ConfigError::new(
+                    &file,
+                    "name",
+                    format!("channel {:?} is both a file channel ({file}) and a channel written through the operator API: one name, one source", channel.name),
+                ));
+            }
+            all.insert(channel.name.clone(), channel);
+        }
+        Ok(next)
+    }
+
+    /// Channel `name` when a file holds it (not the operator API).
+    pub fn file_channel(&self, name: &str) -> Option<&ChannelConfig> {
+        self.channels.get(name).filter(|c| !c.api)
+    }
+
+    /// The API channels of this configuration.
+    pub fn api_channels(&self) -> impl Iterator<Item = &ChannelConfig> {
+        self.channels.values().filter(|c| c.api)
+    }
+
+    /// The ids of the API teams in force that use channel `name`, by id.
+    pub fn api_teams_using(&self, name: &str) -> Vec<String> {
+        let using = self.api_teams().filter(|t| t.uses_channel(name));
+        using.map(|t| t.id.clone()).collect()
     }
 }
 
@@ -96,5 +145,31 @@ mod tests {
         assert!(config.keeping_api_teams(&next).unwrap().teams["newco"]
             .api
             .is_some());
+    }
+
+    #[test]
+    fn a_file_channel_and_an_api_channel_never_share_a_name() {
+        let config = Fixture::new().load().unwrap();
+        let mut sms = config.channels["sms"].clone();
+        sms.api = true;
+        let e = config
+            .with_api_channels(vec![sms.clone()], &[])
+            .unwrap_err();
+        assert!(e.problem.contains("\"sms\""), "{e}");
+        sms.name = "newsms".into();
+        let next = config.with_api_channels(vec![sms], &[]).unwrap();
+        assert_eq!(next.api_channels().count(), 1);
+        assert!(next.file_channel("newsms").is_none());
+        assert!(next.file_channel("sms").is_some());
+        // Out again; a file channel stays, and a reload keeps an API one.
+        assert!(config.keeping_api_teams(&next).unwrap().channels["newsms"].api);
+        let after = next
+            .with_api_channels(Vec::new(), &["newsms".into(), "sms".into()])
+            .unwrap();
+        assert!(!after.channels.contains_key("newsms"));
+        assert!(
+            after.channels.contains_key("sms"),
+            "a file channel is not removed"
+        );
     }
 }

@@ -120,6 +120,7 @@ pub(super) fn channel_of_table(
         print,
         form,
         modified: None,
+        api: false,
     })
 }
 

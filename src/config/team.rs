@@ -304,7 +304,7 @@ impl TeamKeys for Team {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ChannelConfig {
     pub name: String,
     pub file: PathBuf,
@@ -324,6 +324,10 @@ pub struct ChannelConfig {
     /// (docs/operator-api.md#the-representation); `Null` while the
     /// operator API is off.
     pub form: serde_json::Value,
-    /// When its file was last modified, as this instance read it.
+    /// When its file was last modified, as this instance read it; for a
+    /// channel of the operator API, when it was written.
     pub modified: Option<crate::time::Timestamp>,
+    /// Written through the operator API and kept in the store (source
+    /// `api`), not a file (docs/operator-api.md#two-sources-one-namespace).
+    pub api: bool,
 }

@@ -15,6 +15,7 @@ use subtle::ConstantTimeEq;
 pub const MIN_KEY_BYTES: usize = 32;
 
 /// Secret bytes (an HMAC key). `Debug` shows only the length.
+#[derive(Clone)]
 pub struct SecretBytes(SecretSlice<u8>);
 
 impl SecretBytes {

@@ -130,7 +130,7 @@ pub fn keep(
             _ => {
                 problems.push(Pointed {
                     pointer: pointer.to_string(),
-                    detail: "names no secret this team keeps: write the secret itself".into(),
+                    detail: "names no secret kept here: write the secret itself".into(),
                 });
                 Ok(v.clone())
             }

@@ -10,6 +10,7 @@ use super::change::{self, Change};
 use super::records::{ApiTeamsGeneration, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams};
 use super::work::Step;
 use super::Core;
+use crate::domain::audit::Actor;
 use crate::error::Result;
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -28,7 +29,11 @@ pub async fn mark(core: &Core, id: &str, now: Timestamp) -> Result<u64> {
         let mut next = loaded.value.clone().unwrap_or_default();
         let at = now;
         let marks = next.pending.entry(id.to_string()).or_default();
-        marks.push(PendingWrite { token, at });
+        marks.push(PendingWrite {
+            token,
+            at,
+            channel_by: None,
+        });
         c.put(&loaded, &next, None)?;
         Ok(Step::Write(token))
     })
@@ -112,10 +117,21 @@ pub async fn index(
     .await
 }
 
+/// What a look at the generation found: the generation, and the teams
+/// to build again for a channel's writer that stopped (team id, token,
+/// who wrote the channel).
+#[derive(Debug, Default)]
+pub struct Looked {
+    pub generation: u64,
+    pub rebuild: Vec<(String, u64, Actor)>,
+}
+
 /// The generation of the API teams: one read of a small record, whatever
-/// the number of teams. A mark older than [`STOPPED_AFTER`] is repaired
-/// first: its team indexed as its record holds it, the generation moved.
-pub async fn generation(core: &Core, now: Timestamp) -> Result<u64> {
+/// the number of teams. A mark older than [`STOPPED_AFTER`] of a team's
+/// write is repaired first: its team indexed as its record holds it, the
+/// generation moved; one of a channel's write is left to the caller to
+/// build its team again, once the channel is in force.
+pub async fn generation(core: &Core, now: Timestamp) -> Result<Looked> {
     let key = keys::api_teams_generation();
     let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
     let loaded = Loaded::<ApiTeamsGeneration>::parse(key, raw)?;
@@ -123,11 +139,20 @@ pub async fn generation(core: &Core, now: Timestamp) -> Result<u64> {
     let stopped = (read.pending.iter())
         .flat_map(|(id, marks)| marks.iter().map(move |m| (id, m)))
         .filter(|(_, m)| m.at.plus(STOPPED_AFTER) <= now);
-    let mut generation = read.generation;
+    let mut looked = Looked {
+        generation: read.generation,
+        ..Looked::default()
+    };
     for (id, mark) in stopped.collect::<Vec<_>>() {
-        generation = generation.max(repair(core, id, mark.token, now).await?);
+        match &mark.channel_by {
+            Some(by) => (looked.rebuild).push((id.clone(), mark.token, by.clone())),
+            None => {
+                let repaired = repair(core, id, mark.token, now).await?;
+                looked.generation = looked.generation.max(repaired);
+            }
+        }
     }
-    Ok(generation)
+    Ok(looked)
 }
 
 /// Team `id` indexed as its record holds it, for a write (mark `token`)

@@ -4,7 +4,6 @@
 //! `config.changed` entry of the team in the same commit; then the index
 //! of the API teams, and its generation, moved
 //! (docs/operator-api.md#how-the-store-keeps-them).
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -12,7 +11,7 @@ use serde_json::Value;
 use super::audit::{record_api_write, recorded_keys};
 use super::change::Change;
 use super::operator_index;
-use super::records::{ApiTeamsGeneration, Loaded, StoredApiTeam, StoredApiTeams};
+use super::records::{Loaded, StoredApiTeam};
 use super::work::Step;
 use super::Core;
 use crate::config::is_secret_member;
@@ -51,7 +50,7 @@ pub struct Written {
 }
 
 /// The operator section in force: a write needs it.
-fn operator(config: &Config) -> Result<&OperatorConfig> {
+pub(super) fn operator(config: &Config) -> Result<&OperatorConfig> {
     (config.operator.as_deref()).ok_or(Error::NotFound("no such resource"))
 }
 
@@ -177,34 +176,77 @@ pub async fn edit_team<T>(
     id: &str,
     acting: &Acting,
     now: Timestamp,
-    mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
+    edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
 ) -> Result<(T, Option<u64>)> {
     let config = Arc::clone(core.config());
+    marked(core, id, now, edited(core, &config, id, acting, now, edit)).await
+}
+
+/// Stored API team `id` built again against `config` (which has a channel
+/// it lists written), under mark `token`: when its digest moved, stored
+/// with its `config.changed` entry by `acting` and indexed. The
+/// generation that holds it (`None`: nothing changed, or the team is gone
+/// or no longer builds, logged).
+pub async fn rebuild_team(
+    core: &Core,
+    config: &Config,
+    id: &str,
+    token: u64,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<Option<u64>> {
+    let same = |_: &Config, body: &Value| Ok(Edited::To(body.clone(), ()));
+    let rebuilt = async {
+        match edited(core, config, id, acting, now, same).await {
+            Err(Error::NotFound(_)) => Ok(((), ToIndex::Nothing)),
+            Err(Error::InvalidConfig(problems)) => {
+                let at: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+                tracing::error!(team = %id, pointers = %at.join(","), "an API team no longer builds with a channel written; it stays as it was");
+                Ok(((), ToIndex::Nothing))
+            }
+            other => other,
+        }
+    };
+    Ok(with_mark(core, id, token, now, rebuilt).await?.1)
+}
+
+/// In one change of team `id`'s slot: the stored team, its secrets
+/// opened, changed by `edit` and checked against `config`, stored with
+/// its `config.changed` entry by `acting` when its digest moved; what
+/// `edit` answered and what is left to index.
+async fn edited<T>(
+    core: &Core,
+    config: &Config,
+    id: &str,
+    acting: &Acting,
+    now: Timestamp,
+    mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
+) -> Result<(T, ToIndex)> {
     let mut read = vec![keys::api_team(id)];
     read.extend(recorded_keys(id));
-    let edit = async {
-        let (answer, digest) = core
-            .change(id, &read, now, |c| {
-                let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-                let op = operator(&config)?;
-                let Some(StoredApiTeam::V1 { body, .. }) = &stored.value else {
-                    return Err(Error::NotFound("no such team"));
-                };
-                let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets).map_err(
-                    |(_, e)| Error::internal_from("a stored team's secret does not open", e),
-                )?;
-                let (body, answer) = match edit(&config, &opened)? {
-                    Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
-                    Edited::To(body, answer) => (body, answer),
-                };
-                let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
-                put_team(c, &config, &stored, &team, &body, acting, now)?;
-                Ok(Step::Write((answer, Some(team.print.digest()))))
-            })
-            .await?;
-        Ok((answer, digest.map_or(ToIndex::Nothing, ToIndex::At)))
-    };
-    marked(core, id, now, edit).await
+    let (answer, digest) = core
+        .change(id, &read, now, |c| {
+            let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+            let op = operator(config)?;
+            let Some(StoredApiTeam::V1 { body, digest, .. }) = &stored.value else {
+                return Err(Error::NotFound("no such team"));
+            };
+            let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets).map_err(
+                |(_, e)| Error::internal_from("a stored team's secret does not open", e),
+            )?;
+            let (body, answer) = match edit(config, &opened)? {
+                Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
+                Edited::To(body, answer) => (body, answer),
+            };
+            let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+            if team.print.digest() == *digest {
+                return Ok(Step::Answer((answer, None)));
+            }
+            put_team(c, config, &stored, &team, &body, acting, now)?;
+            Ok(Step::Write((answer, Some(team.print.digest()))))
+        })
+        .await?;
+    Ok((answer, digest.map_or(ToIndex::Nothing, ToIndex::At)))
 }
 
 /// Writes team `w.id` (or, for a dry run, checks that it would be
@@ -248,6 +290,18 @@ async fn marked<T>(
     write: impl std::future::Future<Output = Result<(T, ToIndex)>>,
 ) -> Result<(T, Option<u64>)> {
     let token = operator_index::mark(core, id, now).await?;
+    with_mark(core, id, token, now, write).await
+}
+
+/// `write` of team `id`, marked under way by `token`, then indexed and the
+/// mark cleared (see [`marked`]).
+async fn with_mark<T>(
+    core: &Core,
+    id: &str,
+    token: u64,
+    now: Timestamp,
+    write: impl std::future::Future<Output = Result<(T, ToIndex)>>,
+) -> Result<(T, Option<u64>)> {
     let (answer, digest) = match write.await {
         Ok((answer, ToIndex::At(digest))) => (answer, Some(digest)),
         Ok((answer, ToIndex::Gone)) => (answer, None),
@@ -300,138 +354,6 @@ pub async fn delete_team(
     };
     let ((), generation) = marked(core, id, now, delete).await?;
     Ok(generation.unwrap_or_default())
-}
-
-/// What the store holds of the API teams that differs from what an
-/// instance put in force: the teams to put in force (new or changed), the
-/// ids gone, the index read (id → digest: what is known from now on) and
-/// its generation.
-#[derive(Default)]
-pub struct Changes {
-    pub teams: Vec<Arc<Team>>,
-    pub gone: Vec<String>,
-    pub known: BTreeMap<String, String>,
-    pub generation: u64,
-    /// Stored teams that could not be put in force, each with why (never
-    /// a value: a pointer, a key id).
-    pub refused: Vec<(String, String)>,
-    /// Stored teams read together with another, written earlier, that has
-    /// one of their API keys: left out, each with why (never a value).
-    pub clashing: Vec<(String, String)>,
-}
-
-/// Stored teams read in one store call.
-const READ_AT_ONCE: usize = 500;
-
-/// The API teams of the store that differ from `known` (id → the digest
-/// put in force): the index and generation read, then only the teams
-/// whose digest moved, [`READ_AT_ONCE`] a call.
-pub async fn changes(core: &Core, known: &BTreeMap<String, String>) -> Result<Changes> {
-    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
-    let mut raw = core.get(&[ix.clone(), gen.clone()]).await?.into_iter();
-    let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
-    let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
-    let index = index.value.unwrap_or_default().teams;
-    let mut changes = Changes {
-        gone: known
-            .keys()
-            .filter(|id| !index.contains_key(*id))
-            .cloned()
-            .collect(),
-        generation: count.value.unwrap_or_default().generation,
-        ..Changes::default()
-    };
-    let moved: Vec<&String> = (index.iter())
-        .filter(|(id, digest)| known.get(*id) != Some(digest))
-        .map(|(id, _)| id)
-        .collect();
-    let config = core.config();
-    for chunk in moved.chunks(READ_AT_ONCE) {
-        let read: Vec<String> = chunk.iter().map(|id| keys::api_team(id)).collect();
-        for (id, raw) in chunk.iter().zip(core.get(&read).await?) {
-            let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
-            if config.file_team(id).is_some() {
-                let why = "a team file of this instance has its id: one id, one source";
-                changes.refused.push(((*id).clone(), why.into()));
-                continue;
-            }
-            match stored.value.map(|s| team_of_record(config, id, s)) {
-                Some(Ok(team)) => changes.teams.push(Arc::new(team)),
-                Some(Err(why)) => changes.refused.push(((*id).clone(), why)),
-                // Indexed but not stored (a writer stopped between): none.
-                None => changes.gone.push((*id).clone()),
-            }
-        }
-    }
-    changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
-    changes.known = index;
-    // Left out, they are read again at the next move: once the team that
-    // holds their key has changed, they may go in.
-    for (id, _) in changes.refused.iter().chain(&changes.clashing) {
-        changes.known.remove(id);
-    }
-    Ok(changes)
-}
-
-/// Of `teams` read together, those whose API key another API team holds
-/// taken out, each with why: one in force that stays (not replaced, not
-/// `gone`), else one of `teams` written earlier (then by id). A key names
-/// one team; every instance that starts with the same teams keeps the
-/// same ones (docs/operator-api.md#keys).
-fn one_team_per_key(
-    in_force: &Config,
-    gone: &[String],
-    teams: &mut Vec<Arc<Team>>,
-) -> Vec<(String, String)> {
-    teams.sort_by(|a, b| (a.modified, &a.id).cmp(&(b.modified, &b.id)));
-    let mut holders: BTreeMap<String, (String, String)> = BTreeMap::new();
-    let read: std::collections::HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
-    let stays = |t: &&Arc<Team>| !read.contains(t.id.as_str()) && !gone.contains(&t.id);
-    for team in in_force.api_teams().filter(stays) {
-        for key in &team.api_keys {
-            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
-        }
-    }
-    drop(read);
-    let mut clashing = Vec::new();
-    teams.retain(|team| {
-        let held =
-            (team.api_keys.iter()).find_map(|k| holders.get(&k.sha256.to_hex()).map(|h| (k, h)));
-        if let Some((key, (holder, its_key))) = held {
-            let why = format!(
-                "its API key {:?} is team {holder:?}'s key {its_key:?}",
-                key.id
-            );
-            clashing.push((team.id.clone(), why));
-            return false;
-        }
-        for key in &team.api_keys {
-            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
-        }
-        true
-    });
-    clashing
-}
-
-/// The team a stored record writes, put in force as an API team; why not
-/// (a secret sealed under a key no longer listed, a rule it now breaks:
-/// named by key id and pointer, never by value).
-fn team_of_record(
-    config: &Config,
-    id: &str,
-    stored: StoredApiTeam,
-) -> std::result::Result<Team, String> {
-    let StoredApiTeam::V1 { body, at, digest } = stored;
-    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
-    let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets)
-        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
-    let mut team = config.stored_team_of_json(&body).map_err(|problems| {
-        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
-        format!("breaks a rule at {}", pointers.join(", "))
-    })?;
-    team.api = Some(digest);
-    team.modified = Some(at);
-    Ok(team)
 }
 
 /// Rung by a write to have the API teams put in force at once; says which

@@ -513,7 +513,7 @@ problem_responses! {
     KeyRemoveE409 = "409", false, "`managed_by_file`: the team is kept in a file; `key_in_use`: the team's primary security key, or its last";
     E412 = "412", false, "`precondition_failed`: `If-Match` names another version (or nothing exists to match), or `If-None-Match: *` and it exists";
     E428 = "428", false, "`precondition_required`: a replace or delete without `If-Match`";
-    E501 = "501", false, "`not_implemented`: a channel written through this API (not built yet)";
+    ChannelE409 = "409", false, "`managed_by_file`: the channel is kept in a file; `channel_in_use`: teams written through this API list the channel (`teams`), and a delete, or this replace, would leave them without it";
     OperatorE413 = "413", false, "`payload_too_large`: body over 1 MiB";
     ConfigE422 = "422", false, "`invalid_config`: the body breaks a rule of a team or channel file (`errors`: each problem at its JSON pointer); `invalid_request`: a query parameter the operation does not define or a value it does not allow";
     E503 = "503", false, "`store_unavailable`: the store cannot be reached, or the request took too long; `overloaded`: too many open connections; `draining` (`/readyz` only): the instance is shutting down";

@@ -214,7 +214,7 @@ async fn list_channels(
     let items = config.channels.iter().map(|(name, c)| {
         let item = ChannelItem {
             name: name.clone(),
-            source: Source::File,
+            source: Source::of_channel(c),
             etag: etag(&c.print),
             updated_at: c.modified,
         };
@@ -242,7 +242,8 @@ async fn read_channel(
     let config = st.gateway.config();
     let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
     let tag = etag(&channel.print);
-    Ok(read_back(StatusCode::OK, &channel.form, &tag, Source::File))
+    let source = Source::of_channel(channel);
+    Ok(read_back(StatusCode::OK, &channel.form, &tag, source))
 }
 
 /// A secret member as a read gives it back, or as a write sends it.
@@ -327,6 +328,14 @@ impl Source {
         match team.api {
             Some(_) => Source::Api,
             None => Source::File,
+        }
+    }
+
+    /// Where `channel` is kept.
+    pub fn of_channel(channel: &crate::config::ChannelConfig) -> Source {
+        match channel.api {
+            true => Source::Api,
+            false => Source::File,
         }
     }
 

@@ -1,9 +1,9 @@
 //! The operator API's writes (docs/operator-api.md): the role, the
 //! person, the preconditions (428, 412), 409 `managed_by_file` for a team
 //! or channel kept in a file; a team's `PUT` and `DELETE`, kept in the
-//! store (`gateway::operator_teams`), `?dry_run=true` answering as the
-//! write would. A channel's write is 501 until the store keeps channels
-//! (docs/operator-api.md#not-yet).
+//! store (`gateway::operator_teams`), a channel's likewise
+//! (`gateway::operator_channels`), `?dry_run=true` answering as the
+//! write would.
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -15,14 +15,15 @@ use super::extract::{
     json_bytes, parse_json, JsonBody, NoQuery, Now, PathParam, QueryParams, RequestVia,
 };
 use super::openapi::{
-    ApiKeyErrors, JsonBodyErrors, KeyAddE409, KeyRemoveE409, ManagedE409, OperatorActorHeader,
-    OperatorBodyErrors, E403, E404, E412, E422, E428, E501,
+    ApiKeyErrors, ChannelE409, JsonBodyErrors, KeyAddE409, KeyRemoveE409, ManagedE409,
+    OperatorActorHeader, OperatorBodyErrors, E403, E404, E412, E422, E428,
 };
 use super::operator::{etag, is_name, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
 use super::AppState;
 use crate::domain::audit::{Acting, Actor, Via};
 use crate::error::{Error, Result};
+use crate::gateway::operator_channels::{self, ChannelWrite};
 use crate::gateway::operator_keys;
 use crate::gateway::operator_teams::{self, Conditions, TeamWrite};
 use secrecy::ExposeSecret;
@@ -32,7 +33,6 @@ pub const MAX_OPERATOR_BODY: usize = 1024 * 1024;
 
 const MANAGED_TEAM: &str = "this team is kept in a file: change its file";
 const MANAGED_CHANNEL: &str = "this channel is kept in a file: change its file";
-const NOT_YET: &str = "channels written through this API are not built yet";
 
 /// The writes, their bodies up to [`MAX_OPERATOR_BODY`].
 pub fn router() -> OpenApiRouter<AppState> {
@@ -102,10 +102,7 @@ async fn put_team(
     if !is_name(&id) {
         return Err(Error::NotFound("no such team"));
     }
-    let bytes = json_bytes(req, &st)
-        .await?
-        .ok_or_else(|| Error::BadRequest("a body is required".into()))?;
-    let body: serde_json::Value = parse_json(&bytes)?;
+    let body = required_body(req, &st).await?;
     let write = TeamWrite {
         id: &id,
         body: &body,
@@ -123,6 +120,13 @@ async fn put_team(
     };
     let tag = etag(&written.team.print);
     Ok(read_back(status, &written.team.form, &tag, Source::Api))
+}
+
+/// A `PUT`'s JSON body: 400 without one.
+async fn required_body(req: Request, st: &AppState) -> Result<serde_json::Value> {
+    let bytes = (json_bytes(req, st).await?)
+        .ok_or_else(|| Error::BadRequest("a body is required".into()))?;
+    parse_json(&bytes)
 }
 
 /// How long a write waits for this instance to put it in force.
@@ -199,72 +203,73 @@ async fn delete_team(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Creates or replaces a channel (operator): a file channel's name is 409
-/// once the preconditions hold; for any other, `?dry_run=true` checks the
-/// body by every rule of a channel file and answers as the write would
-/// (201, the channel as a read shows it, its `ETag`), writing nothing. A
-/// write itself is 501 `not_implemented` until the store keeps channels.
+/// Creates or replaces a channel (operator): 201 created, 200 replaced,
+/// the channel as a read shows it with its `ETag`; `?dry_run=true` checks
+/// everything and answers as the write would, writing nothing. Each API
+/// team that lists it is built again against it, with its
+/// `config.changed` entry.
+///
+/// A file channel's name is 409 `managed_by_file` once the preconditions
+/// hold; a replace that an API team listing the channel cannot be built
+/// with is 409 `channel_in_use`.
 #[utoipa::path(put, path = "/v1/channels/{name}", operation_id = "put_channel", tag = "operator", security(("api_key" = [])),
     params(("name" = String, Path, description = "the channel's name"), PutParams, OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = ChannelForm, description = "the channel, as the JSON form of its file, its secrets written as themselves"),
-    responses((status = 201, body = ChannelForm, description = "for a dry run: it would be created", headers(("ETag" = String), ("Chatgate-Source" = Source))),
-        ManagedE409,
+    responses((status = 201, body = ChannelForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        (status = 200, body = ChannelForm, description = "replaced (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
+        ChannelE409,
         E412,
         E428,
-        E501,
         ApiKeyErrors, OperatorBodyErrors, E403, E404))]
+#[allow(clippy::too_many_arguments)]
 async fn put_channel(
     State(st): State<AppState>,
-    _: Operator,
+    operator: Operator,
     PathParam(name): PathParam<String>,
     QueryParams(q): QueryParams<PutParams>,
+    RequestVia(via): RequestVia,
+    Now(now): Now,
     headers: HeaderMap,
     req: Request,
 ) -> Result<Response> {
     let dry_run = q.dry_run()?;
-    let config = st.gateway.config();
-    let current = config.channels.get(&name).map(|c| etag(&c.print));
-    conditions(&headers).hold(current.as_deref())?;
-    if current.is_some() {
+    if let Some(channel) = st.gateway.config().file_channel(&name) {
+        conditions(&headers).hold(Some(&etag(&channel.print)))?;
         return Err(Error::ManagedByFile(MANAGED_CHANNEL));
-    }
-    if !dry_run {
-        return Err(Error::NotImplemented(NOT_YET));
     }
     if !is_name(&name) {
         return Err(Error::NotFound("no such channel"));
     }
-    let bytes = json_bytes(req, &st)
-        .await?
-        .ok_or_else(|| Error::BadRequest("a body is required".into()))?;
-    let body: serde_json::Value = parse_json(&bytes)?;
-    let named = body.get("name").and_then(serde_json::Value::as_str);
-    if named.is_some_and(|n| n != name) {
-        return Err(Error::InvalidConfig(vec![crate::error::Pointed {
-            pointer: "/name".into(),
-            detail: "is not the name of the path".into(),
-        }]));
+    let body = required_body(req, &st).await?;
+    let write = ChannelWrite {
+        name: &name,
+        body: &body,
+        conditions: conditions(&headers),
+        dry_run,
+        acting: acting(&operator, &via),
+    };
+    let written = operator_channels::write_channel(&st.gateway, write, now).await?;
+    if !dry_run {
+        in_force(&st, written.generation).await;
     }
-    let channel = config
-        .channel_of_json(&body)
-        .map_err(Error::InvalidConfig)?;
-    let tag = etag(&channel.print);
-    Ok(read_back(
-        StatusCode::CREATED,
-        &channel.form,
-        &tag,
-        Source::Api,
-    ))
+    let status = match written.created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
+    };
+    let tag = etag(&written.channel.print);
+    Ok(read_back(status, &written.channel.form, &tag, Source::Api))
 }
 
-/// Deletes a channel (operator): a file channel's is 409 once `If-Match`
-/// holds.
+/// Deletes a channel (operator): 204; a file channel's is 409
+/// `managed_by_file` once `If-Match` holds, one that API teams list 409
+/// `channel_in_use` naming them.
 #[utoipa::path(delete, path = "/v1/channels/{name}", operation_id = "delete_channel", tag = "operator", security(("api_key" = [])),
     params(("name" = String, Path, description = "the channel's name"), OperatorActorHeader,
         ("If-Match" = Option<String>, Header, description = "the current ETag")),
-    responses(ManagedE409,
+    responses((status = 204, description = "deleted"),
+        ChannelE409,
         E412,
         E428,
         ApiKeyErrors, E403, E404, E422))]
@@ -273,12 +278,21 @@ async fn delete_channel(
     _: Operator,
     PathParam(name): PathParam<String>,
     _: NoQuery,
+    Now(now): Now,
     headers: HeaderMap,
 ) -> Result<Response> {
-    let config = st.gateway.config();
-    let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
-    conditions(&headers).hold(Some(&etag(&channel.print)))?;
-    Err(Error::ManagedByFile(MANAGED_CHANNEL))
+    if let Some(channel) = st.gateway.config().file_channel(&name) {
+        conditions(&headers).hold(Some(&etag(&channel.print)))?;
+        return Err(Error::ManagedByFile(MANAGED_CHANNEL));
+    }
+    if !is_name(&name) {
+        return Err(Error::NotFound("no such channel"));
+    }
+    let conditions = conditions(&headers);
+    let generation =
+        operator_channels::delete_channel(&st.gateway, &name, &conditions, now).await?;
+    in_force(&st, generation).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /v1/teams/{id}/api-keys`: a key for the team, made by the

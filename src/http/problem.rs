@@ -44,7 +44,7 @@ fn title(code: &str) -> &'static str {
         "precondition_required" => "Precondition required",
         "precondition_failed" => "Precondition failed",
         "invalid_config" => "Invalid configuration",
-        "not_implemented" => "Not implemented",
+        "channel_in_use" => "Channel in use",
         _ => "Internal error",
     }
 }
@@ -89,10 +89,7 @@ pub enum ProblemCode {
     PreconditionRequired,
     PreconditionFailed,
     InvalidConfig,
-    /// 501: an operator's write of a team or channel the gateway does not
-    /// make yet (docs/operator-api.md#not-yet); an extension of the API
-    /// reference's table, gone when those writes are built.
-    NotImplemented,
+    ChannelInUse,
 }
 
 // The OpenAPI document's schema and the answers' text, one type: borrowed
@@ -129,6 +126,11 @@ pub struct Problem<'a> {
     /// The HTTP status, repeated.
     #[schema(minimum = 400, maximum = 599)]
     pub status: u16,
+    /// `channel_in_use` only: the teams of the operator API that list the
+    /// channel, by id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub teams: Option<&'a [String]>,
     /// A short, fixed title for the code.
     pub title: &'static str,
     /// `urn:chatgate:problem:{code}`.
@@ -153,6 +155,7 @@ impl<'a> Problem<'a> {
             reason: None,
             requires_2fa: None,
             status: status.as_u16(),
+            teams: None,
             title: title(code),
             kind: code,
         }
@@ -216,11 +219,13 @@ pub fn status(e: &Error) -> StatusCode {
         Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         Error::Channel(_) => StatusCode::BAD_GATEWAY,
         Error::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-        Error::ManagedByFile(_) | Error::KeyExists(_) | Error::KeyInUse(_) => StatusCode::CONFLICT,
+        Error::ManagedByFile(_)
+        | Error::KeyExists(_)
+        | Error::KeyInUse(_)
+        | Error::ChannelInUse(_) => StatusCode::CONFLICT,
         Error::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         Error::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
         Error::InvalidConfig(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
     }
 }
 
@@ -246,6 +251,7 @@ impl IntoResponse for Error {
             Error::RateLimited { retry_after: r } => retry_after = Some(*r),
             Error::NumberRefused(r) => body.reason = Some(r),
             Error::InvalidConfig(problems) => body.errors = Some(problems),
+            Error::ChannelInUse(teams) => body.teams = Some(teams),
             Error::Internal(bug) => tracing::error!(
                 what = bug.what,
                 at = %bug.at,
@@ -310,7 +316,7 @@ mod tests {
             Error::PreconditionRequired,
             Error::PreconditionFailed,
             Error::InvalidConfig(Vec::new()),
-            Error::NotImplemented(""),
+            Error::ChannelInUse(Vec::new()),
         ];
         let codes = answered
             .iter()
@@ -359,7 +365,7 @@ mod tests {
             "precondition_required",
             "precondition_failed",
             "invalid_config",
-            "not_implemented",
+            "channel_in_use",
         ];
         let mut seen = std::collections::HashSet::new();
         for code in codes {

@@ -159,6 +159,12 @@ pub fn api_teams() -> String {
     "{~teams}:ix".to_string()
 }
 
+/// A channel written through the operator API: its JSON form, secrets
+/// sealed, in the slot of [`api_teams`], so that it commits with the index.
+pub fn api_channel(name: &str) -> String {
+    format!("{{~teams}}:ch:{name}")
+}
+
 /// A number moved with every change of [`api_teams`]: what each instance
 /// reads once a second, whatever the number of teams.
 pub fn api_teams_generation() -> String {

@@ -249,7 +249,7 @@ both_stores!(writes_to_file_teams_are_managed_by_file_after_the_preconditions, s
     assert_problem(res, 422, "invalid_request").await;
     let res = post("/v1/teams/acme/security-keys", &json!({"primary": true})).await.unwrap();
     assert_problem(res, 400, "invalid_request").await;
-    // No such team or channel; a write of one not built yet.
+    // No such team or channel; a new one written without a body.
     let res = post("/v1/teams/newco/api-keys", &api_key).await.unwrap();
     assert_problem(res, 404, "not_found").await;
     for path in ["/v1/teams/newco", "/v1/teams/newco/security-keys/g1", "/v1/channels/newch"] {
@@ -258,7 +258,7 @@ both_stores!(writes_to_file_teams_are_managed_by_file_after_the_preconditions, s
     let res = app.request(Method::PUT, "/v1/teams/newco", Some(OPS)).header("If-Match", acme.as_str()).json(&new_team("newco")).send().await.unwrap();
     assert_problem(res, 412, "precondition_failed").await;
     assert_problem(write(&app, Method::PUT, "/v1/teams/newco", &[]).await, 400, "invalid_request").await;
-    assert_problem(write(&app, Method::PUT, "/v1/channels/newch", &[]).await, 501, "not_implemented").await;
+    assert_problem(write(&app, Method::PUT, "/v1/channels/newch", &[]).await, 400, "invalid_request").await;
     // Nothing changed.
     assert_eq!(team_etag(&app, "acme"), acme);
     let res = send(&app, Method::GET, "/v1/teams/acme", Some(OPS)).await;

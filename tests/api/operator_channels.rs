@@ -1,13 +1,24 @@
-//! A channel's body checked through the operator API
-//! (docs/operator-api.md#endpoints): `PUT /v1/channels/{name}?dry_run=true`
-//! checks a new channel by every rule of a channel file and answers as a
-//! write would, its secrets read back as HMACs, writing nothing; a write
-//! itself is 501, and a file channel's name stays 428, 412, 409.
+//! Channels written through the operator API
+//! (docs/operator-api.md#endpoints): a `PUT /v1/channels/{name}` of a name
+//! no channel file holds keeps the channel in the store, created with or
+//! without `If-None-Match: *`, replaced and deleted only against its
+//! current `ETag` (docs/operator-api.md#concurrency); its secrets read back
+//! as HMACs, are kept when sent back so (docs/operator-api.md#secrets) and
+//! are never stored as they are
+//! (docs/operator-api.md#how-the-store-keeps-them). An API team may list
+//! it: then it is not deleted, a replace that would leave the team unbuilt
+//! is refused, and each write of it is a `config.changed` entry of that
+//! team. It is in force on the instance that answered at once and on every
+//! other within 2 s (docs/operator-api.md#every-instance-at-once). A dry
+//! run (`?dry_run=true`) checks a body by every rule of a channel file and
+//! answers as the write would, writing nothing; a file channel's name
+//! stays 428, 412, 409 and the files never reach an API channel
+//! (docs/operator-api.md#two-sources-one-namespace).
 use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
-use crate::operator_writes::{with_operator, OPS};
+use crate::operator_writes::{self as writes, etag_of, with_operator, OPS};
 
 /// The secret of the new channel's body: never in an answer.
 const TOKEN: &str = "new-twilio-token-never-answered-77";
@@ -68,6 +79,83 @@ async fn pointers(res: reqwest::Response) -> Vec<String> {
     pointers
 }
 
+/// An `If-Match` no channel has.
+const STALE: &str = "\"0000000000000000000000000000000000000000000000000000000000000000\"";
+
+/// The path of channel `name`.
+fn at(name: &str) -> String {
+    format!("/v1/channels/{name}")
+}
+
+async fn delete(app: &TestApp, name: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app.request(Method::DELETE, &at(name), Some(OPS));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+async fn get(app: &TestApp, path: &str) -> reqwest::Response {
+    app.request(Method::GET, path, Some(OPS))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// API channel `name` as a read shows it: its `ETag` and its body.
+async fn read(app: &TestApp, name: &str) -> (String, Value) {
+    let res = get(app, &at(name)).await;
+    assert_eq!(res.status(), 200, "channel {name}");
+    assert_eq!(res.headers()["chatgate-source"], "api");
+    (etag_of(&res), res.json().await.unwrap())
+}
+
+/// What the API says of channel `name`: its read and its list entry.
+async fn shown(app: &TestApp, name: &str) -> (String, Value, Value) {
+    let (etag, body) = read(app, name).await;
+    let page = app.get_json("/v1/channels", Some(OPS)).await;
+    let mut entries = page["channels"].as_array().unwrap().iter();
+    let entry = entries.find(|c| c["name"] == name).unwrap();
+    (etag, body, entry.clone())
+}
+
+/// Whether channel `name` is in force on `app`.
+fn in_force(app: &TestApp, name: &str) -> bool {
+    let gateway = app.reloader.in_force();
+    gateway.config().channels.contains_key(name)
+}
+
+/// Channel `name` written as [`new_sms`]: its `ETag`.
+async fn create(app: &TestApp, name: &str) -> String {
+    let create_only = [("If-None-Match", "*")];
+    let res = put(app, &at(name), &create_only, Some(&new_sms(name))).await;
+    assert_eq!(res.status(), 201, "channel {name}");
+    etag_of(&res)
+}
+
+/// Team `newco` written with `channels` `["webchat", name]`: its `ETag`.
+async fn team_listing(app: &TestApp, name: &str) -> String {
+    let mut body = writes::team("newco", &chatgate::domain::secrets::generate_whsec());
+    body["channels"] = json!(["webchat", name]);
+    let res = writes::put(app, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201, "a team listing {name}");
+    etag_of(&res)
+}
+
+/// The `ETag` of team `id` as a read gives it.
+async fn team_etag(app: &TestApp, id: &str) -> String {
+    let res = get(app, &format!("/v1/teams/{id}")).await;
+    assert_eq!(res.status(), 200, "team {id}");
+    etag_of(&res)
+}
+
+/// [`new_sms`] with `from` changed.
+fn moved(name: &str) -> Value {
+    let mut body = new_sms(name);
+    body["from"] = json!("+15550008888");
+    body
+}
+
 both_stores!(a_channel_dry_run_answers_as_a_write_and_writes_nothing, setup: with_operator(), |app: TestApp| async move {
     let path = "/v1/channels/newsms?dry_run=true";
     let res = put(&app, path, &[], Some(&new_sms("newsms"))).await;
@@ -109,20 +197,18 @@ both_stores!(a_channel_dry_run_answers_as_a_write_and_writes_nothing, setup: wit
     let res = app.request(Method::GET, "/v1/channels/newsms", Some(OPS)).send().await.unwrap();
     assert_problem(res, 404, "not_found").await;
     assert_eq!(listed(&app).await, ["sms", "webchat"]);
-    assert!(app.gateway.config().channels.get("newsms").is_none());
+    assert!(!in_force(&app, "newsms"));
 
-    // A write itself is not built; a dry run needs a body and a name.
-    let res = put(&app, "/v1/channels/newsms", &[], Some(&new_sms("newsms"))).await;
-    assert_problem(res, 501, "not_implemented").await;
-    assert_problem(put(&app, path, &[], None).await, 400, "invalid_request").await;
-    let res = put(&app, "/v1/channels/newsms?dry_run=maybe", &[], Some(&new_sms("newsms"))).await;
-    assert_problem(res, 422, "invalid_request").await;
-    let res = put(&app, "/v1/channels/Not%20A%20Name?dry_run=true", &[], Some(&new_sms("newsms"))).await;
-    assert_problem(res, 404, "not_found").await;
     // Nothing to match.
     let res = put(&app, path, &[("If-Match", "\"0000\"")], Some(&new_sms("newsms"))).await;
     assert_problem(res, 412, "precondition_failed").await;
     assert_eq!(listed(&app).await, ["sms", "webchat"]);
+
+    // The write itself keeps what the dry run answered.
+    let res = put(&app, "/v1/channels/newsms", &[], Some(&new_sms("newsms"))).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(etag_of(&res), etag);
+    assert_eq!(listed(&app).await, ["newsms", "sms", "webchat"]);
 });
 
 both_stores!(a_channel_dry_run_lists_every_problem_at_its_pointer, setup: with_operator(), |app: TestApp| async move {
@@ -152,6 +238,12 @@ both_stores!(a_channel_dry_run_lists_every_problem_at_its_pointer, setup: with_o
     assert_eq!(pointers(put(&app, path, &[], Some(&body)).await).await, ["/kind"]);
     let res = put(&app, path, &[], Some(&json!(["newchat"]))).await;
     assert_problem(res, 400, "invalid_request").await;
+    // A dry run needs a body and a name.
+    assert_problem(put(&app, path, &[], None).await, 400, "invalid_request").await;
+    let res = put(&app, "/v1/channels/newchat?dry_run=maybe", &[], Some(&new_sms("newchat"))).await;
+    assert_problem(res, 422, "invalid_request").await;
+    let res = put(&app, "/v1/channels/Not%20A%20Name?dry_run=true", &[], Some(&new_sms("newchat"))).await;
+    assert_problem(res, 404, "not_found").await;
 
     // The body's name is the path's.
     let res = put(&app, path, &[], Some(&new_sms("other"))).await;
@@ -180,3 +272,385 @@ both_stores!(a_file_channels_name_is_still_its_files, setup: with_operator(), |a
     assert_eq!(file["account_sid"], "AC123");
     assert_eq!(app.gateway.config().channels["sms"].print.digest(), sms.trim_matches('"'));
 });
+
+both_stores!(a_channel_written_is_read_back_as_the_store_keeps_it, setup: with_operator(), |app: TestApp| async move {
+    let res = put(&app, &at("newsms"), &[("If-None-Match", "*")], Some(&new_sms("newsms"))).await;
+    assert_eq!(res.status(), 201);
+    assert_eq!(res.headers()["chatgate-source"], "api");
+    let etag = etag_of(&res);
+    let hex = etag.trim_matches('"');
+    assert!(etag.len() == 66 && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{etag}");
+    let text = res.text().await.unwrap();
+    assert!(!text.contains(TOKEN), "a secret was answered: {text}");
+    let written: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(written["from"], "+15550007777");
+    assert_eq!(written["auth_token"]["hmac"].as_str().map(str::len), Some(64), "{written}");
+    // In force at the next request: read, listed, built.
+    assert!(in_force(&app, "newsms"));
+    let (read_etag, body, entry) = shown(&app, "newsms").await;
+    assert_eq!((read_etag, body), (etag.clone(), written));
+    assert_eq!(entry["source"], "api", "{entry}");
+    assert_eq!(entry["etag"], etag.as_str(), "{entry}");
+    assert!(entry["updated_at"].is_string(), "{entry}");
+    let page = app.get_json("/v1/channels", Some(OPS)).await;
+    assert_eq!(page["channels"][1]["name"], "sms");
+    assert_eq!(page["channels"][1]["source"], "file", "{page}");
+    // Create only: it exists now. Without a precondition, a new name is made.
+    let res = put(&app, &at("newsms"), &[("If-None-Match", "*")], Some(&moved("newsms"))).await;
+    assert_problem(res, 412, "precondition_failed").await;
+    assert_eq!(read(&app, "newsms").await.0, etag, "a refused write changes nothing");
+    assert_eq!(put(&app, &at("othersms"), &[], Some(&new_sms("othersms"))).await.status(), 201);
+    assert_eq!(listed(&app).await, ["newsms", "othersms", "sms", "webchat"]);
+});
+
+both_stores!(a_channel_is_replaced_against_its_etag_its_secrets_kept, setup: with_operator(), |app: TestApp| async move {
+    let first = create(&app, "newsms").await;
+    let path = at("newsms");
+    let res = put(&app, &path, &[], Some(&moved("newsms"))).await;
+    assert_problem(res, 428, "precondition_required").await;
+    let res = put(&app, &path, &[("If-Match", STALE)], Some(&moved("newsms"))).await;
+    assert_problem(res, 412, "precondition_failed").await;
+    assert_eq!(read(&app, "newsms").await.0, first, "a refused write changes nothing");
+    let res = put(&app, &path, &[("If-Match", &first)], Some(&moved("newsms"))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["chatgate-source"], "api");
+    let second = etag_of(&res);
+    assert_ne!(second, first);
+    let (etag, mut back) = read(&app, "newsms").await;
+    assert_eq!((etag.as_str(), &back["from"]), (second.as_str(), &json!("+15550008888")));
+
+    // What a read shows, written back: the secret kept, the ETag the same.
+    let res = put(&app, &path, &[("If-Match", &second)], Some(&back)).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(etag_of(&res), second, "the secret was kept as it was");
+    // The read again: the same secret is the same HMAC.
+    assert_eq!(read(&app, "newsms").await.1, back);
+    // An HMAC of no secret the channel keeps is refused at its pointer.
+    back["auth_token"] = json!({"hmac": "ab".repeat(32)});
+    let res = put(&app, &path, &[("If-Match", &second)], Some(&back)).await;
+    assert_eq!(pointers(res).await, ["/auth_token"]);
+    assert_eq!(read(&app, "newsms").await.0, second);
+});
+
+both_stores!(a_channel_is_deleted_against_its_etag, setup: with_operator(), |app: TestApp| async move {
+    let etag = create(&app, "newsms").await;
+    assert_problem(delete(&app, "newsms", &[]).await, 428, "precondition_required").await;
+    let res = delete(&app, "newsms", &[("If-Match", STALE)]).await;
+    assert_problem(res, 412, "precondition_failed").await;
+    assert_eq!(read(&app, "newsms").await.0, etag, "a refused delete changes nothing");
+    assert_eq!(delete(&app, "newsms", &[("If-Match", &etag)]).await.status(), 204);
+    // Gone at the next request.
+    assert_problem(get(&app, &at("newsms")).await, 404, "not_found").await;
+    assert!(!in_force(&app, "newsms"));
+    assert_eq!(listed(&app).await, ["sms", "webchat"]);
+    let res = delete(&app, "newsms", &[("If-Match", &etag)]).await;
+    assert_problem(res, 404, "not_found").await;
+    // Its name can be written again, as new.
+    assert_eq!(create(&app, "newsms").await, etag);
+});
+
+both_stores!(a_channel_an_api_team_lists_is_not_deleted_before_the_team, setup: with_operator(), |app: TestApp| async move {
+    let etag = create(&app, "newsms").await;
+    let team = team_listing(&app, "newsms").await;
+    assert_eq!(writes::key_status(&app, "newco-bot-key").await, 200);
+    let res = delete(&app, "newsms", &[("If-Match", &etag)]).await;
+    let problem = assert_problem(res, 409, "channel_in_use").await;
+    assert_eq!(problem["teams"], json!(["newco"]), "{problem}");
+    assert_eq!(read(&app, "newsms").await.0, etag, "a refused delete changes nothing");
+    assert_eq!(team_etag(&app, "newco").await, team);
+    // The team deleted, the channel is.
+    assert_eq!(writes::delete(&app, "newco", &[("If-Match", &team)]).await.status(), 204);
+    assert_eq!(delete(&app, "newsms", &[("If-Match", &etag)]).await.status(), 204);
+    assert_problem(get(&app, &at("newsms")).await, 404, "not_found").await;
+});
+
+both_stores!(a_replace_of_a_listed_channel_is_a_change_of_the_team, setup: with_operator(), |app: TestApp| async move {
+    let etag = create(&app, "newsms").await;
+    let team = team_listing(&app, "newsms").await;
+    let before = writes::entries(&app, "newco").await.len();
+    let res = put(&app, &at("newsms"), &[("If-Match", &etag)], Some(&moved("newsms"))).await;
+    assert_eq!(res.status(), 200);
+
+    // One `config.changed` entry of the team, by the operator key.
+    let written = writes::entries(&app, "newco").await;
+    assert_eq!(written.len(), before + 1, "{written:?}");
+    let last = written.last().unwrap();
+    assert_eq!(last["action"], "config.changed", "{last}");
+    assert_eq!(last["detail"]["source"], "api", "{last}");
+    assert_eq!(last["actor"]["api_key_id"], "ops", "{last}");
+    let changed = last["detail"]["changed"].as_array().unwrap();
+    assert!(changed.contains(&json!("channels.newsms.from")), "{last}");
+    // The team's ETag is its new digest, the one its entry carries.
+    let now = team_etag(&app, "newco").await;
+    assert_ne!(now, team);
+    assert_eq!(last["detail"]["digest"].as_str(), Some(now.trim_matches('"')), "{last}");
+    assert_eq!(writes::key_status(&app, "newco-bot-key").await, 200);
+});
+
+/// Team `newco` written with channel `name` as its `sms_channel` too.
+async fn team_sending_sms_by(app: &TestApp, name: &str) -> String {
+    let mut body = writes::team("newco", &chatgate::domain::secrets::generate_whsec());
+    body["channels"] = json!(["webchat", name]);
+    body["sms_channel"] = json!(name);
+    let res = writes::put(app, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201, "a team sending SMS by {name}");
+    etag_of(&res)
+}
+
+both_stores!(a_replace_that_would_leave_a_team_unbuilt_is_refused, setup: with_operator(), |app: TestApp| async move {
+    let etag = create(&app, "newsms").await;
+    let team = team_sending_sms_by(&app, "newsms").await;
+    let before = writes::entries(&app, "newco").await.len();
+    // A web chat carries no SMS: the team could not be built.
+    let chat = json!({
+        "name": "newsms",
+        "kind": "webhook",
+        "url": "https://bot.newco.example/messages",
+        "secret": chatgate::domain::secrets::generate_whsec(),
+    });
+    let dry = format!("{}?dry_run=true", at("newsms"));
+    let res = put(&app, &dry, &[("If-Match", &etag)], Some(&chat)).await;
+    let problem = assert_problem(res, 409, "channel_in_use").await;
+    assert_eq!(problem["teams"], json!(["newco"]), "{problem}");
+    let res = put(&app, &at("newsms"), &[("If-Match", &etag)], Some(&chat)).await;
+    let problem = assert_problem(res, 409, "channel_in_use").await;
+    assert_eq!(problem["teams"], json!(["newco"]), "{problem}");
+    // Nothing changed.
+    let (now, body) = read(&app, "newsms").await;
+    assert_eq!((now.as_str(), &body["kind"]), (etag.as_str(), &json!("twilio")));
+    assert_eq!(team_etag(&app, "newco").await, team);
+    assert_eq!(writes::entries(&app, "newco").await.len(), before);
+});
+
+both_stores!(a_channel_no_team_lists_is_no_teams_change, setup: with_operator(), |app: TestApp| async move {
+    let acme = writes::entries(&app, "acme").await;
+    let globex = writes::entries(&app, "globex").await;
+    let etag = create(&app, "newsms").await;
+    let res = put(&app, &at("newsms"), &[("If-Match", &etag)], Some(&moved("newsms"))).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(delete(&app, "newsms", &[("If-Match", &etag_of(&res))]).await.status(), 204);
+    assert_eq!(writes::entries(&app, "acme").await, acme);
+    assert_eq!(writes::entries(&app, "globex").await, globex);
+});
+
+both_stores!(a_dry_run_of_a_replace_changes_nothing, setup: with_operator(), |app: TestApp| async move {
+    let etag = create(&app, "newsms").await;
+    let team = team_listing(&app, "newsms").await;
+    let entries = writes::entries(&app, "newco").await.len();
+    let before = shown(&app, "newsms").await;
+    let dry = format!("{}?dry_run=true", at("newsms"));
+    let res = put(&app, &dry, &[("If-Match", &etag)], Some(&moved("newsms"))).await;
+    assert_eq!(res.status(), 200);
+    let answered = etag_of(&res);
+    assert_ne!(answered, etag);
+    // Its preconditions are the write's.
+    assert_problem(put(&app, &dry, &[], Some(&moved("newsms"))).await, 428, "precondition_required").await;
+    let res = put(&app, &dry, &[("If-None-Match", "*")], Some(&moved("newsms"))).await;
+    assert_problem(res, 412, "precondition_failed").await;
+    // Nothing changed: the channel, the team, its trail.
+    assert_eq!(shown(&app, "newsms").await, before);
+    assert_eq!(team_etag(&app, "newco").await, team);
+    assert_eq!(writes::entries(&app, "newco").await.len(), entries);
+    assert!(in_force(&app, "newsms"));
+    // The write answers as the dry run did.
+    let res = put(&app, &at("newsms"), &[("If-Match", &etag)], Some(&moved("newsms"))).await;
+    assert_eq!((res.status().as_u16(), etag_of(&res)), (200, answered));
+});
+
+both_stores!(the_files_never_reach_an_api_channel, setup: with_operator(), |app: TestApp| async move {
+    let etag = create(&app, "newsms").await;
+    // A file team naming it names no channel file: the reload is refused.
+    let team = app.dir.join("config/teams/filed.toml");
+    let file = format!(
+        "id = \"filed\"\nlogin_url = \"https://login.test/\"\nchannels = [\"newsms\"]\n\n\
+         [[security_keys]]\nkid = \"f1\"\nsecret = \"{}\"\nprimary = true\n",
+        chatgate::domain::secrets::generate_whsec()
+    );
+    std::fs::write(&team, file).unwrap();
+    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
+        panic!("a file team listed an API channel");
+    };
+    assert!(e.problem.contains("newsms"), "{e}");
+    std::fs::remove_file(&team).unwrap();
+    assert!(!app.reloader.in_force().config().teams.contains_key("filed"));
+    // A channel file with its name: refused, nothing changes.
+    let channel = app.dir.join("channels/newsms.toml");
+    let toml = "name = \"newsms\"\nkind = \"twilio\"\naccount_sid = \"AC1\"\n\
+                auth_token = \"${CG_TEST_UNSET_TWILIO:-file-token}\"\nfrom = \"+15550001111\"\n";
+    std::fs::write(&channel, toml).unwrap();
+    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
+        panic!("a channel file took an API channel's name");
+    };
+    assert!(e.problem.contains("one name, one source"), "{e}");
+    std::fs::remove_file(&channel).unwrap();
+    assert_eq!(read(&app, "newsms").await.0, etag);
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert_eq!(read(&app, "newsms").await.0, etag, "a reload keeps it");
+});
+
+/// The secret of [`new_sms`] replaced: never stored as it is either.
+const SECOND: &str = "second-twilio-token-never-stored-88";
+
+/// A channel's secret, written then replaced by another: neither is in
+/// any key or value under the test's prefix; the channel is kept sealed,
+/// with no TTL, until it is deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_channel_secret_is_stored_as_it_is() {
+    let Some(app) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let etag = create(&app, "newsms").await;
+    let mut other = new_sms("newsms");
+    other["auth_token"] = json!(SECOND);
+    let res = put(&app, &at("newsms"), &[("If-Match", &etag)], Some(&other)).await;
+    assert_eq!(res.status(), 200);
+    let etag = etag_of(&res);
+    let dumped = crate::redis_support::dump_prefix(&app.key_prefix).await;
+    for d in &dumped {
+        for v in d.values.iter().chain([&d.key]) {
+            let bare = !v.contains(TOKEN) && !v.contains(SECOND);
+            assert!(bare, "a secret is stored as it is: {v}");
+        }
+    }
+    let kept = dumped.iter().find(|d| d.key.ends_with("}:ch:newsms"));
+    let kept = kept.expect("the channel is stored");
+    assert_eq!(kept.pttl, -1, "a stored channel lives until deleted");
+    let text = kept.values.concat();
+    let digest = etag.trim_matches('"');
+    assert!(text.contains(digest), "the digest is kept: {text}");
+    assert!(text.contains("cg1:k1:"), "sealed by the first key: {text}");
+    // Deleted: its record is gone.
+    let res = delete(&app, "newsms", &[("If-Match", &etag)]).await;
+    assert_eq!(res.status(), 204);
+    let dumped = crate::redis_support::dump_prefix(&app.key_prefix).await;
+    assert!(dumped.iter().all(|d| !d.key.ends_with("}:ch:newsms")));
+}
+
+/// Polls `app` until channel `name` answers `status`, for at most 2 s.
+async fn answers_in_two_seconds(app: &TestApp, name: &str, status: u16) {
+    let what = format!("channel {name} answers {status}");
+    let answers = || async { get(app, &at(name)).await.status().as_u16() == status };
+    writes::in_two_seconds(&what, answers).await;
+}
+
+/// An instance that starts beside `a` has channel `newsms` and the team
+/// that lists it; one whose secrets keys no longer list the key that
+/// sealed the channel's secret does not start, naming both.
+async fn starts_with_the_channel_and_its_key(a: &TestApp) {
+    let c = spawn_beside(a, with_operator()).await;
+    assert!(in_force(&c, "newsms"), "loaded at the start");
+    assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);
+    c.stop_keeping_keys().await;
+    let system = a.dir.join("config/chatgate.toml");
+    let text = std::fs::read_to_string(&system).unwrap();
+    std::fs::write(&system, text.replace("id = \"k1\"", "id = \"k2\"")).unwrap();
+    let config = chatgate::config::load(&system).unwrap();
+    let started = chatgate::app::App::build(config, chatgate::app::Options::default()).await;
+    std::fs::write(&system, text).unwrap();
+    let Err(e) = started else {
+        panic!("an instance started without the key of a stored channel");
+    };
+    let e = e.to_string();
+    assert!(e.contains("\"newsms\"") && e.contains("\"k1\""), "{e}");
+}
+
+/// Two instances on one Redis: a channel written on one is in force on
+/// the other within 2 s, a team there may list it, and deleted it is gone
+/// there within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_channel_written_is_in_force_on_every_instance_within_two_seconds() {
+    let Some(a) = spawn_with(Backend::Redis, with_operator()).await else {
+        return;
+    };
+    let b = spawn_beside(&a, with_operator()).await;
+    let etag = create(&a, "newsms").await;
+    answers_in_two_seconds(&b, "newsms", 200).await;
+    assert_eq!(read(&b, "newsms").await.0, etag);
+    // A team written on b lists it, and works there.
+    let team = team_listing(&b, "newsms").await;
+    assert_eq!(writes::key_status(&b, "newco-bot-key").await, 200);
+    writes::within_two_seconds(&a, "newco-bot-key", 200).await;
+    starts_with_the_channel_and_its_key(&a).await;
+    let res = delete(&a, "newsms", &[("If-Match", &etag)]).await;
+    assert_problem(res, 409, "channel_in_use").await;
+    // The team deleted on b, then the channel on a: gone on b within 2 s.
+    let res = writes::delete(&b, "newco", &[("If-Match", &team)]).await;
+    assert_eq!(res.status(), 204);
+    writes::within_two_seconds(&a, "newco-bot-key", 401).await;
+    assert_eq!(
+        delete(&a, "newsms", &[("If-Match", &etag)]).await.status(),
+        204
+    );
+    assert_problem(get(&a, &at("newsms")).await, 404, "not_found").await;
+    answers_in_two_seconds(&b, "newsms", 404).await;
+    assert!(!in_force(&b, "newsms"));
+    b.stop_keeping_keys().await;
+}
+
+// A channel's write whose writer stopped after the channel's commit,
+// before the team that lists it was built again
+// (docs/operator-api.md#the-teams-that-list-a-channel): every instance
+// puts the channel in force and builds the team against it, but the
+// team's `ETag` and trail move only once a look finds the mark old and
+// builds it again itself, its entry by the channel's writer. The stopped
+// write's record is made by a second instance under a prefix of its own
+// (the same secrets key seals it alike).
+both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, setup: with_operator(), |app: TestApp| async move {
+    use crate::operator_keys::{overwrite, raw};
+    use chatgate::time::Clock;
+    use chatgate::store::keys;
+    create(&app, "newsms").await;
+    let before = team_listing(&app, "newsms").await;
+    let trail = writes::entries(&app, "newco").await.len();
+    let elsewhere = spawn_with(app.backend, with_operator()).await.unwrap();
+    let etag = create(&elsewhere, "newsms").await;
+    let res = put(&elsewhere, &at("newsms"), &[("If-Match", &etag)], Some(&moved("newsms"))).await;
+    let digest = etag_of(&res).trim_matches('"').to_string();
+    let record = raw(&elsewhere, &keys::api_channel("newsms")).await.unwrap();
+    overwrite(&app, &keys::api_channel("newsms"), record.value).await;
+    let mut index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
+    index["c"]["newsms"] = json!(digest);
+    overwrite(&app, &keys::api_teams(), index.to_string()).await;
+    let mut gen: Value = serde_json::from_str(&raw(&app, &keys::api_teams_generation()).await.unwrap().value).unwrap();
+    let began = app.clock.now().unix_millis();
+    gen["g"] = json!(gen["g"].as_u64().unwrap() + 1);
+    gen["p"] = json!({"newco": [{"k": 7, "a": began, "c": {"type": "api_key", "api_key_id": "ops"}}]});
+    overwrite(&app, &keys::api_teams_generation(), gen.to_string()).await;
+
+    // The channel is in force, and the team built with it; its ETag and
+    // trail wait for the mark.
+    answers_from(&app, "+15550008888").await;
+    let built = app.reloader.in_force().config().teams["newco"].print.digest();
+    assert_ne!(format!("\"{built}\""), before, "the team is built with the channel");
+    assert_eq!(team_etag(&app, "newco").await, before);
+    assert_eq!(writes::entries(&app, "newco").await.len(), trail);
+    app.clock.advance(chatgate::gateway::operator_index::STOPPED_AFTER);
+    app.reloader.sync_api_teams().await;
+    let entries = writes::entries(&app, "newco").await;
+    assert_eq!(entries.len(), trail + 1, "one entry for the team");
+    let entry = entries.last().unwrap();
+    assert_eq!(entry["actor"]["api_key_id"], "ops", "{entry}");
+    assert_eq!(entry["detail"]["source"], "api", "{entry}");
+    let changed = entry["detail"]["changed"].as_array().unwrap();
+    assert!(changed.contains(&json!("channels.newsms.from")), "{entry}");
+    // The team rebuilt is indexed: the next look puts its digest in force.
+    app.reloader.sync_api_teams().await;
+    let after = team_etag(&app, "newco").await;
+    assert_ne!(after, before);
+    assert_eq!(after.trim_matches('"'), entry["detail"]["digest"].as_str().unwrap());
+    let gen: Value = serde_json::from_str(&raw(&app, &keys::api_teams_generation()).await.unwrap().value).unwrap();
+    assert!(gen.get("p").is_none(), "the mark is cleared: {gen}");
+    elsewhere.stop().await;
+});
+
+/// Waits (at most 2 s) until channel `newsms` of `app` reads with `from`.
+async fn answers_from(app: &TestApp, from: &str) {
+    for _ in 0..40 {
+        let config = app.reloader.in_force().config().clone();
+        if config.channels["newsms"].form["from"] == from {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("channel newsms was not put in force from {from}");
+}

@@ -200,13 +200,13 @@ async fn a_key_change_is_in_force_on_every_instance_within_two_seconds() {
 }
 
 /// The store of `app`: `key` as it is (its text and version).
-async fn raw(app: &TestApp, key: &str) -> Option<chatgate::store::Versioned> {
+pub(crate) async fn raw(app: &TestApp, key: &str) -> Option<chatgate::store::Versioned> {
     let got = app.gateway.store().get(&[key.to_string()]).await.unwrap();
     got.into_iter().next().flatten()
 }
 
 /// `key` of `app`'s store set to `value`, against the version it has.
-async fn overwrite(app: &TestApp, key: &str, value: String) {
+pub(crate) async fn overwrite(app: &TestApp, key: &str, value: String) {
     let expected = raw(app, key).await.map_or(0, |v| v.version);
     let op = chatgate::store::Op::Put {
         key: key.to_string(),
@@ -447,7 +447,7 @@ async fn a_stored_team_with_a_file_team_s_id_is_left_out_and_the_rest_goes_in() 
         201
     );
     let core = with_file.reloader.in_force();
-    let read = chatgate::gateway::operator_teams::changes(&core, &Default::default())
+    let read = chatgate::gateway::operator_look::changes(&core, &Default::default())
         .await
         .unwrap();
     assert_eq!(

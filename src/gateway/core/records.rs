@@ -43,7 +43,9 @@ pub use markers::{
     ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, StoredNetworkLink,
     UsedJti,
 };
-pub use operator::{ApiTeamsGeneration, PendingWrite, StoredApiTeam, StoredApiTeams};
+pub use operator::{
+    ApiTeamsGeneration, PendingWrite, StoredApiChannel, StoredApiTeam, StoredApiTeams,
+};
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
 pub use trail::{entry_text, ConfigParts, StoredConfig, StoredCursor, StoredHead};

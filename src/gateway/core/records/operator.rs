@@ -2,13 +2,16 @@
 //! (docs/operator-api.md#how-the-store-keeps-them): each team under its
 //! own hash tag (`{team}:tm`), its JSON form with every secret sealed
 //! (docs/decisions/0421-the-stored-form-of-a-secret.md), its digest and
-//! when it was written; and the index of them all (`{~teams}:ix`), with
-//! the generation every instance watches (`{~teams}:gen`).
+//! when it was written; each channel written through it beside the index
+//! (`{~teams}:ch:<name>`), its secrets sealed as a team's; and the index
+//! of them all (`{~teams}:ix`), with the generation every instance
+//! watches (`{~teams}:gen`).
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use super::Record;
+use crate::domain::audit::Actor;
 use crate::time::{stored, Timestamp};
 
 /// `{team}:tm`: a team written through the operator API.
@@ -26,12 +29,30 @@ pub enum StoredApiTeam {
     },
 }
 
+/// `{~teams}:ch:<name>`: a channel written through the operator API, in
+/// the index's slot, so that it commits with the index and the generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "v")]
+pub enum StoredApiChannel {
+    #[serde(rename = "1")]
+    V1 {
+        /// The channel's JSON form, each secret sealed where it stands.
+        body: serde_json::Value,
+        /// The digest of its configuration: its `ETag`.
+        digest: String,
+        #[serde(with = "stored")]
+        at: Timestamp,
+    },
+}
+
 /// `{~teams}:ix`: every team written through the operator API, by id,
-/// with its digest as last written.
+/// with its digest as last written; and every channel, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredApiTeams {
     #[serde(rename = "t")]
     pub teams: BTreeMap<String, String>,
+    #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, String>,
 }
 
 /// `{~teams}:gen`: moved with every change of the index; beside it, the
@@ -47,15 +68,20 @@ pub struct ApiTeamsGeneration {
     pub pending: BTreeMap<String, Vec<PendingWrite>>,
 }
 
-/// A write of a team under way: its writer's token and when it began.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A write of a team under way: its writer's token and when it began;
+/// for a team that lists a channel written, who wrote the channel (the
+/// team's entry is theirs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingWrite {
     #[serde(rename = "k")]
     pub token: u64,
     #[serde(rename = "a", with = "stored")]
     pub at: Timestamp,
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub channel_by: Option<Actor>,
 }
 
 impl Record for StoredApiTeam {}
 impl Record for ApiTeamsGeneration {}
 impl Record for StoredApiTeams {}
+impl Record for StoredApiChannel {}

@@ -918,21 +918,49 @@ fn the_api_team_records_keep_their_bytes() {
     assert_eq!(serde_json::to_string(&team).unwrap(), text);
     let read = Loaded::<StoredApiTeam>::parse("k".into(), raw(&text)).unwrap();
     assert_eq!(read.value, Some(team));
-    let index = StoredApiTeams {
+    let mut index = StoredApiTeams {
         teams: [("newco".to_string(), "cd".to_string())].into(),
+        ..Default::default()
     };
     let text = r#"{"t":{"newco":"cd"}}"#;
     assert_eq!(serde_json::to_string(&index).unwrap(), text);
     let read = Loaded::<StoredApiTeams>::parse("k".into(), raw(text)).unwrap();
+    assert_eq!(read.value, Some(index.clone()));
+    index.channels.insert("newsms".into(), "ef".into());
+    let text = r#"{"t":{"newco":"cd"},"c":{"newsms":"ef"}}"#;
+    assert_eq!(serde_json::to_string(&index).unwrap(), text);
+    let read = Loaded::<StoredApiTeams>::parse("k".into(), raw(text)).unwrap();
     assert_eq!(read.value, Some(index));
+    let channel = StoredApiChannel::V1 {
+        body: serde_json::json!({"auth_token": "cg1:k1:AAAA", "name": "newsms"}),
+        digest: "ab".repeat(32),
+        at: ms(0),
+    };
+    let text = r#"{"v":"1","body":{"auth_token":"cg1:k1:AAAA","name":"newsms"},"digest":"DIGEST","at":1800000000000}"#
+        .replace("DIGEST", &"ab".repeat(32));
+    assert_eq!(serde_json::to_string(&channel).unwrap(), text);
+    let read = Loaded::<StoredApiChannel>::parse("k".into(), raw(&text)).unwrap();
+    assert_eq!(read.value, Some(channel));
     let mut generation = ApiTeamsGeneration {
         generation: 9,
         ..Default::default()
     };
     assert_eq!(serde_json::to_string(&generation).unwrap(), r#"{"g":9}"#);
     let at = Timestamp::from_unix_millis(1_800_000_000_000);
-    let mark = PendingWrite { token: 7, at };
-    generation.pending.insert("newco".into(), vec![mark]);
+    let mark = PendingWrite {
+        token: 7,
+        at,
+        channel_by: None,
+    };
+    let by = crate::domain::audit::Actor::api_key("ops");
+    let refresh = PendingWrite {
+        token: 8,
+        at,
+        channel_by: Some(by),
+    };
+    generation
+        .pending
+        .insert("newco".into(), vec![mark, refresh]);
     let text = serde_json::to_string(&generation).unwrap();
     let read = Loaded::<ApiTeamsGeneration>::parse("k".into(), raw(&text)).unwrap();
     assert_eq!(read.value, Some(generation), "{text}");

@@ -1,0 +1,273 @@
+//! What the store holds of the teams and channels written through the
+//! operator API that an instance has not put in force
+//! (docs/operator-api.md#every-instance-at-once): the index and its
+//! generation read, then only the channels and teams whose digest moved,
+//! and the API teams in force that list a channel that moved, built again
+//! against it.
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::Arc;
+
+use super::operator_channels::channel_of_record;
+use super::operator_teams::operator;
+use super::records::{ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiTeam, StoredApiTeams};
+use super::Core;
+use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
+use crate::domain::team_secrets;
+use crate::error::Result;
+use crate::store::keys;
+
+/// What an instance put in force of the API teams and channels: their
+/// digests as the index gave them.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    pub teams: BTreeMap<String, String>,
+    pub channels: BTreeMap<String, String>,
+}
+
+/// What the store holds of the API teams and channels that differs from
+/// what an instance put in force: the channels and teams to put in force
+/// (new or changed), those gone, the index read (what is known from now
+/// on) and its generation.
+#[derive(Default)]
+pub struct Changes {
+    pub teams: Vec<Arc<Team>>,
+    pub gone: Vec<String>,
+    pub channels: Vec<ChannelConfig>,
+    pub channels_gone: Vec<String>,
+    pub known: Known,
+    pub generation: u64,
+    /// Stored teams that could not be put in force, each with why (never
+    /// a value: a pointer, a key id).
+    pub refused: Vec<(String, String)>,
+    /// Stored channels that could not be put in force, each with why.
+    pub refused_channels: Vec<(String, String)>,
+    /// Stored teams read together with another, written earlier, that has
+    /// one of their API keys: left out, each with why (never a value).
+    pub clashing: Vec<(String, String)>,
+}
+
+impl Changes {
+    /// Whether nothing is to be put in force or removed.
+    pub fn is_empty(&self) -> bool {
+        self.teams.is_empty()
+            && self.gone.is_empty()
+            && self.channels.is_empty()
+            && self.channels_gone.is_empty()
+    }
+
+    /// `config` with these changes in force: the channels, then the teams.
+    pub fn applied_to(&self, config: &Config) -> std::result::Result<Config, ConfigError> {
+        let channels = config.with_api_channels(self.channels.clone(), &self.channels_gone)?;
+        channels.with_api_teams(self.teams.iter().cloned(), &self.gone)
+    }
+}
+
+/// Stored teams read in one store call.
+const READ_AT_ONCE: usize = 500;
+
+/// The API teams and channels of the store that differ from `known`: the
+/// index and generation read, then only the channels and teams whose
+/// digest moved, [`READ_AT_ONCE`] a call, and the API teams in force that
+/// list a channel that moved.
+pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
+    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
+    let mut raw = core.get(&[ix.clone(), gen.clone()]).await?.into_iter();
+    let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
+    let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
+    let index = index.value.unwrap_or_default();
+    let mut changes = Changes {
+        generation: count.value.unwrap_or_default().generation,
+        ..Changes::default()
+    };
+    let config = core.config();
+    read_channels(core, config, &index.channels, &known.channels, &mut changes).await?;
+    let touched: BTreeSet<&String> = (changes.channels.iter().map(|c| &c.name))
+        .chain(&changes.channels_gone)
+        .collect();
+    let mut moved: BTreeSet<&String> = moved(&index.teams, &known.teams).collect();
+    let lists_touched = |t: &&Arc<Team>| touched.iter().any(|n| t.uses_channel(n));
+    for team in config.api_teams().filter(lists_touched) {
+        moved.extend(index.teams.get_key_value(&team.id).map(|(id, _)| id));
+    }
+    changes.gone = gone(&index.teams, &known.teams);
+    let against = (config.with_api_channels(changes.channels.clone(), &changes.channels_gone))
+        .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
+    let moved: Vec<&String> = moved.into_iter().collect();
+    for chunk in moved.chunks(READ_AT_ONCE) {
+        read_teams(core, &against, chunk, &mut changes).await?;
+    }
+    changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
+    changes.known = Known {
+        teams: index.teams,
+        channels: index.channels,
+    };
+    keep_listed_channels(config, &mut changes);
+    // Left out, they are read again at the next move: once the team that
+    // holds their key has changed, they may go in.
+    for (id, _) in changes.refused.iter().chain(&changes.clashing) {
+        changes.known.teams.remove(id);
+    }
+    for (name, _) in &changes.refused_channels {
+        changes.known.channels.remove(name);
+    }
+    Ok(changes)
+}
+
+/// The names of `index` whose digest is not the one of `known`.
+fn moved<'a>(
+    index: &'a BTreeMap<String, String>,
+    known: &'a BTreeMap<String, String>,
+) -> impl Iterator<Item = &'a String> {
+    (index.iter())
+        .filter(|(name, digest)| known.get(*name) != Some(digest))
+        .map(|(name, _)| name)
+}
+
+/// The names of `known` that `index` no longer has.
+fn gone(index: &BTreeMap<String, String>, known: &BTreeMap<String, String>) -> Vec<String> {
+    let gone = known.keys().filter(|name| !index.contains_key(*name));
+    gone.cloned().collect()
+}
+
+/// Into `changes`: the API channels of `index` whose digest moved from
+/// `known`, read (one slot: one call) and built, and those gone.
+async fn read_channels(
+    core: &Core,
+    config: &Config,
+    index: &BTreeMap<String, String>,
+    known: &BTreeMap<String, String>,
+    changes: &mut Changes,
+) -> Result<()> {
+    changes.channels_gone = gone(index, known);
+    let moved: Vec<&String> = moved(index, known).collect();
+    if moved.is_empty() {
+        return Ok(());
+    }
+    let read: Vec<String> = moved.iter().map(|name| keys::api_channel(name)).collect();
+    for (name, raw) in moved.iter().zip(core.get(&read).await?) {
+        let stored = Loaded::<StoredApiChannel>::parse(keys::api_channel(name), raw)?;
+        if config.file_channel(name).is_some() {
+            let why = "a channel file of this instance has its name: one name, one source";
+            changes.refused_channels.push(((*name).clone(), why.into()));
+            continue;
+        }
+        match stored.value.map(|s| channel_of_record(config, name, s)) {
+            Some(Ok(channel)) => changes.channels.push(channel),
+            Some(Err(why)) => changes.refused_channels.push(((*name).clone(), why)),
+            None => changes.channels_gone.push((*name).clone()),
+        }
+    }
+    Ok(())
+}
+
+/// Into `changes`: stored teams `ids`, read in one call and built against
+/// `config` (the API channels read with them in force).
+async fn read_teams(
+    core: &Core,
+    config: &Config,
+    ids: &[&String],
+    changes: &mut Changes,
+) -> Result<()> {
+    let read: Vec<String> = ids.iter().map(|id| keys::api_team(id)).collect();
+    for (id, raw) in ids.iter().zip(core.get(&read).await?) {
+        let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
+        if config.file_team(id).is_some() {
+            let why = "a team file of this instance has its id: one id, one source";
+            changes.refused.push(((*id).clone(), why.into()));
+            continue;
+        }
+        match stored.value.map(|s| team_of_record(config, id, s)) {
+            Some(Ok(team)) => changes.teams.push(Arc::new(team)),
+            Some(Err(why)) => changes.refused.push(((*id).clone(), why)),
+            // Indexed but not stored (a writer stopped between): none.
+            None => changes.gone.push((*id).clone()),
+        }
+    }
+    Ok(())
+}
+
+/// A channel gone that an API team staying in force still lists (one
+/// refused, whose team in force stays as it was built) stays in force
+/// too, and is looked at again at the next move.
+fn keep_listed_channels(in_force: &Config, changes: &mut Changes) {
+    let put: HashSet<&str> = changes.teams.iter().map(|t| t.id.as_str()).collect();
+    let stays = |t: &&Arc<Team>| !put.contains(t.id.as_str()) && !changes.gone.contains(&t.id);
+    let staying: Vec<&Arc<Team>> = in_force.api_teams().filter(stays).collect();
+    let (mut kept, mut gone) = (Vec::new(), Vec::new());
+    for name in std::mem::take(&mut changes.channels_gone) {
+        match staying.iter().any(|t| t.uses_channel(&name)) {
+            true => kept.push(name),
+            false => gone.push(name),
+        }
+    }
+    for name in &kept {
+        tracing::error!(channel = %name, "a channel deleted is still listed by an API team in force; it stays until that team changes");
+    }
+    changes.channels_gone = gone;
+    drop(put);
+    // Known as something no index holds: looked at again at the next move.
+    for name in kept {
+        changes.known.channels.insert(name, String::new());
+    }
+}
+
+/// Of `teams` read together, those whose API key another API team holds
+/// taken out, each with why: one in force that stays (not replaced, not
+/// `gone`), else one of `teams` written earlier (then by id). A key names
+/// one team; every instance that starts with the same teams keeps the
+/// same ones (docs/operator-api.md#keys).
+fn one_team_per_key(
+    in_force: &Config,
+    gone: &[String],
+    teams: &mut Vec<Arc<Team>>,
+) -> Vec<(String, String)> {
+    teams.sort_by(|a, b| (a.modified, &a.id).cmp(&(b.modified, &b.id)));
+    let mut holders: BTreeMap<String, (String, String)> = BTreeMap::new();
+    let read: std::collections::HashSet<&str> = teams.iter().map(|t| t.id.as_str()).collect();
+    let stays = |t: &&Arc<Team>| !read.contains(t.id.as_str()) && !gone.contains(&t.id);
+    for team in in_force.api_teams().filter(stays) {
+        for key in &team.api_keys {
+            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
+        }
+    }
+    drop(read);
+    let mut clashing = Vec::new();
+    teams.retain(|team| {
+        let held =
+            (team.api_keys.iter()).find_map(|k| holders.get(&k.sha256.to_hex()).map(|h| (k, h)));
+        if let Some((key, (holder, its_key))) = held {
+            let why = format!(
+                "its API key {:?} is team {holder:?}'s key {its_key:?}",
+                key.id
+            );
+            clashing.push((team.id.clone(), why));
+            return false;
+        }
+        for key in &team.api_keys {
+            holders.insert(key.sha256.to_hex(), (team.id.clone(), key.id.clone()));
+        }
+        true
+    });
+    clashing
+}
+
+/// The team a stored record writes, put in force as an API team; why not
+/// (a secret sealed under a key no longer listed, a rule it now breaks:
+/// named by key id and pointer, never by value).
+fn team_of_record(
+    config: &Config,
+    id: &str,
+    stored: StoredApiTeam,
+) -> std::result::Result<Team, String> {
+    let StoredApiTeam::V1 { body, at, digest } = stored;
+    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
+    let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets)
+        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
+    let mut team = config.stored_team_of_json(&body).map_err(|problems| {
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        format!("breaks a rule at {}", pointers.join(", "))
+    })?;
+    team.api = Some(digest);
+    team.modified = Some(at);
+    Ok(team)
+}
