@@ -190,6 +190,24 @@ pub(super) struct TeamFile {
     pub channel_settings: toml::Table,
 }
 
+/// The top-level members a team file may write, as `TeamFile` reads
+/// them: what serde names when a file writes another.
+#[cfg(test)]
+pub(crate) fn team_file_members() -> Vec<String> {
+    let mut other = toml::Table::new();
+    other.insert("~".into(), toml::Value::Integer(0));
+    let e = TeamFile::deserialize(other).expect_err("no team file has a member named ~");
+    let message = e.to_string();
+    let (_, listed) = (message.split_once("expected one of "))
+        .unwrap_or_else(|| panic!("serde names the members it expects: {message}"));
+    let listed = listed.lines().next().unwrap_or_default();
+    (listed
+        .split(", ")
+        .map(|m| m.trim().trim_matches('`').to_string()))
+    .filter(|m| !m.is_empty())
+    .collect()
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SecurityKeyEntry {

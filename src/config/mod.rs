@@ -62,6 +62,8 @@ pub use channels::{
 };
 pub use deferred::{deferring, Deferred};
 pub use env::Environment;
+#[cfg(test)]
+pub(crate) use files::team_file_members;
 pub use form::is_secret_member;
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use load::{load, load_all_but_sms_length, load_with_env};

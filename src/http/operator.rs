@@ -369,6 +369,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_team_schema_has_every_member_of_a_team_file() {
+        let schema = TeamForm::json();
+        let properties = schema["properties"].as_object().unwrap();
+        let mut named: Vec<&str> = properties.keys().map(String::as_str).collect();
+        let mut members = crate::config::team_file_members();
+        assert!(members.len() > 10, "{members:?}");
+        named.sort_unstable();
+        members.sort_unstable();
+        assert_eq!(
+            named, members,
+            "TeamForm's properties are TeamFile's members"
+        );
+    }
+
+    #[test]
     fn a_page_starts_after_its_cursor_and_names_the_next() {
         let names: Vec<String> = ["a", "b", "c", "d", "e"].map(String::from).to_vec();
         let items = || names.iter().map(|n| (n, n.clone()));

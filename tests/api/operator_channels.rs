@@ -654,3 +654,56 @@ async fn answers_from(app: &TestApp, from: &str) {
     }
     panic!("channel newsms was not put in force from {from}");
 }
+
+/// On a Redis Cluster, where a team, its trail and the index of the API
+/// teams and channels are in slots of their own: a channel and a team
+/// that lists it, written on one instance, are in force on another within
+/// 2 s; the channel replaced is the team's change there too; deleted, both
+/// are gone there within 2 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_channels_and_teams_written_are_in_force_on_every_instance_within_two_seconds()
+{
+    const TEST: &str =
+        "on_a_cluster_channels_and_teams_written_are_in_force_on_every_instance_within_two_seconds";
+    let cluster = tokio::task::spawn_blocking(|| crate::redis_support::shared_cluster(TEST));
+    let Some(cluster) = cluster.await.unwrap() else {
+        return;
+    };
+    let on_cluster = || Setup {
+        cluster_nodes: cluster.urls(),
+        ..with_operator()
+    };
+    let a = spawn_with(Backend::Redis, on_cluster()).await.unwrap();
+    let b = spawn_beside(&a, on_cluster()).await;
+    let etag = create(&a, "newsms").await;
+    answers_in_two_seconds(&b, "newsms", 200).await;
+    let team = team_listing(&a, "newsms").await;
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    // Replaced on b: the team's entry is in its trail, and a has both.
+    let trail = writes::entries(&a, "newco").await.len();
+    let res = put(
+        &b,
+        &at("newsms"),
+        &[("If-Match", &etag)],
+        Some(&moved("newsms")),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let etag = etag_of(&res);
+    assert_eq!(writes::entries(&a, "newco").await.len(), trail + 1);
+    let moved_team = team_etag(&b, "newco").await;
+    assert_ne!(moved_team, team);
+    answers_from(&a, "+15550008888").await;
+    let a_has_it = || async { team_etag(&a, "newco").await == moved_team };
+    writes::in_two_seconds("a has the team's new ETag", a_has_it).await;
+    // Deleted on a: gone on b within 2 s.
+    let res = writes::delete(&a, "newco", &[("If-Match", &moved_team)]).await;
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        delete(&a, "newsms", &[("If-Match", &etag)]).await.status(),
+        204
+    );
+    writes::within_two_seconds(&b, "newco-bot-key", 401).await;
+    answers_in_two_seconds(&b, "newsms", 404).await;
+    b.stop_keeping_keys().await;
+}
