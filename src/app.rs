@@ -538,7 +538,8 @@ impl Reloader {
         // A channel's writer that stopped: its teams built again, now that
         // the channel is in force here.
         let rebuild = &looked.rebuild;
-        gateway::operator_channels::rebuild_stopped(&r.live.current(), rebuild, now).await
+        gateway::operator_channels::rebuild_stopped(&r.live.current(), rebuild, now).await;
+        Ok(())
     }
 }
 

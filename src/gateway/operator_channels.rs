@@ -10,11 +10,14 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::change::{self, Change};
+use super::operator_look::{self, channel_place};
 use super::operator_teams::{self, operator, Conditions};
-use super::records::{ApiTeamsGeneration, Loaded, PendingWrite, StoredApiChannel, StoredApiTeams};
+use super::records::{
+    ApiTeamsGeneration, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiTeam,
+};
 use super::work::Step;
 use super::Core;
-use crate::config::{is_secret_member, ChannelConfig, Config};
+use crate::config::{is_secret_member, ChannelConfig, Config, Team};
 use crate::domain::audit::{Acting, Actor};
 use crate::domain::team_secrets;
 use crate::error::{Error, Pointed, Result};
@@ -41,36 +44,10 @@ pub struct WrittenChannel {
     pub generation: u64,
 }
 
-/// The place a channel's sealed secrets are bound to: no team id has a `~`.
-fn sealed_as(name: &str) -> String {
-    format!("~channel:{name}")
-}
-
 /// The quoted `ETag` of a stored channel.
 fn etag_of(stored: &Loaded<StoredApiChannel>) -> Option<String> {
     let StoredApiChannel::V1 { digest, .. } = stored.value.as_ref()?;
     Some(format!("\"{digest}\""))
-}
-
-/// The channel a stored record writes, put in force as an API channel;
-/// why not (a secret sealed under a key no longer listed, a rule it now
-/// breaks: named by key id and pointer, never by value).
-pub fn channel_of_record(
-    config: &Config,
-    name: &str,
-    stored: StoredApiChannel,
-) -> std::result::Result<ChannelConfig, String> {
-    let StoredApiChannel::V1 { body, at, .. } = stored;
-    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
-    let body = team_secrets::open(&body, &sealed_as(name), &is_secret_member, &op.secrets)
-        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
-    let mut channel = config.channel_of_json(&body).map_err(|problems| {
-        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
-        format!("breaks a rule at {}", pointers.join(", "))
-    })?;
-    channel.api = true;
-    channel.modified = Some(at);
-    Ok(channel)
 }
 
 /// The channel `w.body` writes, its `{"hmac"}` objects replaced by the
@@ -91,7 +68,7 @@ fn channel_of(
     let kept = match &stored.value {
         Some(StoredApiChannel::V1 { body, .. }) => {
             let opened =
-                team_secrets::open(body, &sealed_as(w.name), &is_secret_member, &op.secrets)
+                team_secrets::open(body, &channel_place(w.name), &is_secret_member, &op.secrets)
                     .map_err(|(_, e)| {
                         Error::internal_from("a stored channel's secret does not open", e)
                     })?;
@@ -143,8 +120,8 @@ async fn opened_teams(
     let read: Vec<String> = ids.iter().map(|id| keys::api_team(id)).collect();
     let mut opened = Vec::new();
     for (id, raw) in ids.iter().zip(core.get(&read).await?) {
-        let stored = Loaded::<super::records::StoredApiTeam>::parse(keys::api_team(id), raw)?;
-        if let Some(super::records::StoredApiTeam::V1 { body, .. }) = stored.value {
+        let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
+        if let Some(StoredApiTeam::V1 { body, .. }) = stored.value {
             let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets).map_err(
                 |(_, e)| Error::internal_from("a stored team's secret does not open", e),
             )?;
@@ -154,20 +131,18 @@ async fn opened_teams(
     Ok(opened)
 }
 
-/// In `c`, which read the index and the generation: channel `name` at
-/// `digest` (`None`: gone) in the index, the generation moved, and a mark
-/// for each of `marks` (team id, token): a team to build again, by
-/// `by`. The generation.
+/// In `c`, which read [`channel_keys`]: channel `name` at `digest`
+/// (`None`: gone) in the index of the API channels, `marks` (team id →
+/// the mark of a team to build again) beside the generation, and the
+/// generation moved. The generation.
 fn indexed(
     c: &mut Change,
     name: &str,
     digest: Option<&str>,
-    marks: &[(String, u64)],
-    by: &Actor,
-    now: Timestamp,
+    marks: &[(String, PendingWrite)],
 ) -> Result<u64> {
-    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
-    let loaded: Loaded<StoredApiTeams> = c.read(&ix)?;
+    let (cx, gen) = (keys::api_channels(), keys::api_teams_generation());
+    let loaded: Loaded<StoredApiChannels> = c.read(&cx)?;
     let count: Loaded<ApiTeamsGeneration> = c.read(&gen)?;
     let mut index = loaded.value.clone().unwrap_or_default();
     match digest {
@@ -176,15 +151,11 @@ fn indexed(
     };
     c.put(&loaded, &index, None)?;
     let mut next = count.value.clone().unwrap_or_default();
-    for (id, token) in marks {
+    for (id, mark) in marks {
         next.pending
             .entry(id.clone())
             .or_default()
-            .push(PendingWrite {
-                token: *token,
-                at: now,
-                channel_by: Some(by.without_ip()),
-            });
+            .push(mark.clone());
     }
     next.generation += 1;
     c.put(&count, &next, None)?;
@@ -193,8 +164,8 @@ fn indexed(
 
 /// The keys a channel's write reads: the channel, the index, the generation.
 fn channel_keys(name: &str) -> [String; 3] {
-    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
-    [keys::api_channel(name), ix, gen]
+    let (cx, gen) = (keys::api_channels(), keys::api_teams_generation());
+    [keys::api_channel(name), cx, gen]
 }
 
 /// Writes channel `w.name` (or, for a dry run, checks that it would be
@@ -212,51 +183,73 @@ pub async fn write_channel(
 ) -> Result<WrittenChannel> {
     let config = Arc::clone(core.config());
     let listing = opened_teams(core, &config, &config.api_teams_using(w.name)).await?;
-    let marks: Vec<(String, u64)> = (listing.iter())
-        .map(|(id, _)| (id.clone(), rand::random()))
+    let by = Some(w.acting.actor.without_ip());
+    let mark = || PendingWrite {
+        token: rand::random(),
+        at: now,
+        channel_by: by.clone(),
+    };
+    let marks: Vec<(String, PendingWrite)> = (listing.iter())
+        .map(|(id, _)| (id.clone(), mark()))
         .collect();
     let read = channel_keys(w.name);
-    let mut written = core
-        .change(change::NO_TEAM, &read, now, |c| {
-            let stored: Loaded<StoredApiChannel> = c.read(&keys::api_channel(w.name))?;
-            w.conditions.hold(etag_of(&stored).as_deref())?;
-            let (channel, body) = channel_of(&config, &w, &stored, now)?;
-            still_built(&config, &channel, &listing)?;
-            let created = stored.value.is_none();
-            if w.dry_run {
-                let generation = 0;
-                return Ok(Step::Answer(WrittenChannel {
-                    channel,
-                    created,
-                    generation,
-                }));
-            }
-            let op = operator(&config)?;
-            let digest = channel.print.digest();
-            let record = StoredApiChannel::V1 {
-                body: team_secrets::seal(&body, &sealed_as(w.name), &is_secret_member, &op.secrets),
-                digest: digest.clone(),
-                at: now,
-            };
-            c.put(&stored, &record, None)?;
-            let generation = indexed(c, w.name, Some(&digest), &marks, &w.acting.actor, now)?;
-            Ok(Step::Write(WrittenChannel {
-                channel,
-                created,
-                generation,
-            }))
-        })
-        .await?;
+    let decide = |c: &mut Change| decide_write(c, &config, &w, &listing, &marks, now);
+    let mut written = core.change(change::NO_TEAM, &read, now, decide).await?;
     if w.dry_run {
         return Ok(written);
     }
-    let with = (config.with_api_channels(vec![written.channel.clone()], &[]))
-        .map_err(|e| Error::internal_from("an API channel put in force", e))?;
-    for (id, token) in &marks {
-        let rebuilt = operator_teams::rebuild_team(core, &with, id, *token, &w.acting, now).await?;
-        written.generation = written.generation.max(rebuilt.unwrap_or_default());
+    for (id, mark) in &marks {
+        match rebuild(core, &config, id, mark.token, &w.acting, now).await {
+            Ok(generation) => {
+                written.generation = written.generation.max(generation.unwrap_or_default())
+            }
+            Err(e) => {
+                tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; its mark has a later look do it")
+            }
+        }
     }
     Ok(written)
+}
+
+/// Decides a channel's write on what `c` read: the conditions against the
+/// stored channel, the body checked, the teams `listing` it still built,
+/// then the sealed form put with the index, the generation and `marks`.
+fn decide_write(
+    c: &mut Change,
+    config: &Config,
+    w: &ChannelWrite<'_>,
+    listing: &[(String, Value)],
+    marks: &[(String, PendingWrite)],
+    now: Timestamp,
+) -> Result<Step<WrittenChannel>> {
+    let stored: Loaded<StoredApiChannel> = c.read(&keys::api_channel(w.name))?;
+    w.conditions.hold(etag_of(&stored).as_deref())?;
+    let (channel, body) = channel_of(config, w, &stored, now)?;
+    still_built(config, &channel, listing)?;
+    let created = stored.value.is_none();
+    if w.dry_run {
+        let generation = 0;
+        return Ok(Step::Answer(WrittenChannel {
+            channel,
+            created,
+            generation,
+        }));
+    }
+    let op = operator(config)?;
+    let digest = channel.print.digest();
+    let place = channel_place(w.name);
+    let record = StoredApiChannel::V1 {
+        body: team_secrets::seal(&body, &place, &is_secret_member, &op.secrets),
+        digest: digest.clone(),
+        at: now,
+    };
+    c.put(&stored, &record, None)?;
+    let generation = indexed(c, w.name, Some(&digest), marks)?;
+    Ok(Step::Write(WrittenChannel {
+        channel,
+        created,
+        generation,
+    }))
 }
 
 /// Deletes channel `name` written through the operator API: 404 when
@@ -278,27 +271,59 @@ pub async fn delete_channel(
             return Err(Error::ChannelInUse(using.clone()));
         }
         c.delete(&stored);
-        let nobody = Actor::system();
-        Ok(Step::Write(indexed(c, name, None, &[], &nobody, now)?))
+        Ok(Step::Write(indexed(c, name, None, &[])?))
     })
     .await
 }
 
 /// The API teams whose writers stopped after a channel they list was
 /// written and before they were built again (`marks`: team id, token, who
-/// wrote the channel), built again against `core`'s configuration.
-pub async fn rebuild_stopped(
-    core: &Core,
-    marks: &[(String, u64, Actor)],
-    now: Timestamp,
-) -> Result<()> {
+/// wrote the channel), built again against the channels the store holds;
+/// one that cannot be is logged, its mark left to the next look.
+pub async fn rebuild_stopped(core: &Core, marks: &[(String, u64, Actor)], now: Timestamp) {
     for (id, token, by) in marks {
         tracing::warn!(team = %id, "a channel's write stopped before a team that lists it was built again; built now");
         let acting = Acting {
             actor: by.clone(),
             request_id: None,
         };
-        operator_teams::rebuild_team(core, core.config(), id, *token, &acting, now).await?;
+        if let Err(e) = rebuild(core, core.config(), id, *token, &acting, now).await {
+            tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; the next look tries again");
+        }
     }
-    Ok(())
+}
+
+/// How often a team is built again when a channel it lists moves while
+/// it is being built.
+const REBUILDS: usize = 3;
+
+/// API team `id` built again (mark `token`) against the API channels the
+/// store holds, by `acting`, until none moved while it was built (at most
+/// [`REBUILDS`] times): two channels it lists written at once leave it
+/// built against both. The generation that holds it. A team that lists a
+/// channel this instance refuses (a file channel of its name) is left to
+/// another instance, its mark kept.
+async fn rebuild(
+    core: &Core,
+    config: &Config,
+    id: &str,
+    token: u64,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<Option<u64>> {
+    let mut generation = None;
+    for _ in 0..REBUILDS {
+        let stored = operator_look::stored_channels(core, config).await?;
+        let refused = |t: &Arc<Team>| stored.refused.iter().any(|n| t.uses_channel(n));
+        if config.teams.get(id).is_some_and(refused) {
+            tracing::warn!(team = %id, "a team lists an API channel this instance does not put in force; another instance builds it");
+            return Ok(None);
+        }
+        generation =
+            operator_teams::rebuild_team(core, &stored.config, id, token, acting, now).await?;
+        if operator_look::channel_digests(core).await? == stored.digests {
+            break;
+        }
+    }
+    Ok(generation)
 }

@@ -7,9 +7,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::operator_channels::channel_of_record;
 use super::operator_teams::operator;
-use super::records::{ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiTeam, StoredApiTeams};
+use super::records::{
+    ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiTeam, StoredApiTeams,
+};
 use super::Core;
 use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
 use crate::domain::team_secrets;
@@ -70,17 +71,23 @@ const READ_AT_ONCE: usize = 500;
 /// digest moved, [`READ_AT_ONCE`] a call, and the API teams in force that
 /// list a channel that moved.
 pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
-    let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
-    let mut raw = core.get(&[ix.clone(), gen.clone()]).await?.into_iter();
+    let (ix, cx) = (keys::api_teams(), keys::api_channels());
+    let gen = keys::api_teams_generation();
+    let mut raw = core
+        .get(&[ix.clone(), cx.clone(), gen.clone()])
+        .await?
+        .into_iter();
     let index = Loaded::<StoredApiTeams>::parse(ix, raw.next().flatten())?;
+    let channels = Loaded::<StoredApiChannels>::parse(cx, raw.next().flatten())?;
     let count = Loaded::<ApiTeamsGeneration>::parse(gen, raw.next().flatten())?;
     let index = index.value.unwrap_or_default();
+    let channels = channels.value.unwrap_or_default().channels;
     let mut changes = Changes {
         generation: count.value.unwrap_or_default().generation,
         ..Changes::default()
     };
     let config = core.config();
-    read_channels(core, config, &index.channels, &known.channels, &mut changes).await?;
+    read_channels(core, config, &channels, &known.channels, &mut changes).await?;
     let touched: BTreeSet<&String> = (changes.channels.iter().map(|c| &c.name))
         .chain(&changes.channels_gone)
         .collect();
@@ -99,7 +106,7 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     changes.clashing = one_team_per_key(config, &changes.gone, &mut changes.teams);
     changes.known = Known {
         teams: index.teams,
-        channels: index.channels,
+        channels,
     };
     keep_listed_channels(config, &mut changes);
     // Left out, they are read again at the next move: once the team that
@@ -160,8 +167,53 @@ async fn read_channels(
     Ok(())
 }
 
+/// The API channels as the store holds them, beside those `config` has
+/// in force: what a team that lists one is built against.
+pub struct StoredChannels {
+    /// `config` with the stored API channels in force.
+    pub config: Config,
+    /// The index read: name → digest.
+    pub digests: BTreeMap<String, String>,
+    /// Stored channels that could not be put in force (a file channel of
+    /// the name on this instance, a key no longer listed).
+    pub refused: Vec<String>,
+}
+
+/// The API channels the store holds, read where they differ from those
+/// `config` has in force.
+pub async fn stored_channels(core: &Core, config: &Config) -> Result<StoredChannels> {
+    let digests = channel_digests(core).await?;
+    let in_force = (config.api_channels())
+        .map(|c| (c.name.clone(), c.print.digest()))
+        .collect();
+    let mut read = Changes::default();
+    read_channels(core, config, &digests, &in_force, &mut read).await?;
+    let config = (config.with_api_channels(read.channels, &read.channels_gone))
+        .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
+    let refused = read
+        .refused_channels
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    Ok(StoredChannels {
+        config,
+        digests,
+        refused,
+    })
+}
+
+/// The index of the API channels: name → digest.
+pub async fn channel_digests(core: &Core) -> Result<BTreeMap<String, String>> {
+    let cx = keys::api_channels();
+    let raw = core.get(std::slice::from_ref(&cx)).await?.pop().flatten();
+    let read = Loaded::<StoredApiChannels>::parse(cx, raw)?;
+    Ok(read.value.unwrap_or_default().channels)
+}
+
 /// Into `changes`: stored teams `ids`, read in one call and built against
-/// `config` (the API channels read with them in force).
+/// `config` (the API channels read with them in force); one that lists a
+/// channel refused here is refused too, rather than built against a file
+/// channel of the name.
 async fn read_teams(
     core: &Core,
     config: &Config,
@@ -176,8 +228,19 @@ async fn read_teams(
             changes.refused.push(((*id).clone(), why.into()));
             continue;
         }
+        let refused_channel = |team: &Team| {
+            let names = changes.refused_channels.iter().map(|(name, _)| name);
+            names.clone().find(|name| team.uses_channel(name)).cloned()
+        };
         match stored.value.map(|s| team_of_record(config, id, s)) {
-            Some(Ok(team)) => changes.teams.push(Arc::new(team)),
+            Some(Ok(team)) => match refused_channel(&team) {
+                None => changes.teams.push(Arc::new(team)),
+                Some(name) => {
+                    let why =
+                        format!("it lists the API channel {name:?}, which was not put in force");
+                    changes.refused.push(((*id).clone(), why));
+                }
+            },
             Some(Err(why)) => changes.refused.push(((*id).clone(), why)),
             // Indexed but not stored (a writer stopped between): none.
             None => changes.gone.push((*id).clone()),
@@ -204,7 +267,6 @@ fn keep_listed_channels(in_force: &Config, changes: &mut Changes) {
         tracing::error!(channel = %name, "a channel deleted is still listed by an API team in force; it stays until that team changes");
     }
     changes.channels_gone = gone;
-    drop(put);
     // Known as something no index holds: looked at again at the next move.
     for name in kept {
         changes.known.channels.insert(name, String::new());
@@ -270,4 +332,30 @@ fn team_of_record(
     team.api = Some(digest);
     team.modified = Some(at);
     Ok(team)
+}
+
+/// The channel a stored record writes, put in force as an API channel;
+/// why not (a secret sealed under a key no longer listed, a rule it now
+/// breaks: named by key id and pointer, never by value).
+pub fn channel_of_record(
+    config: &Config,
+    name: &str,
+    stored: StoredApiChannel,
+) -> std::result::Result<ChannelConfig, String> {
+    let StoredApiChannel::V1 { body, at, .. } = stored;
+    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
+    let body = team_secrets::open(&body, &channel_place(name), &is_secret_member, &op.secrets)
+        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
+    let mut channel = config.channel_of_json(&body).map_err(|problems| {
+        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+        format!("breaks a rule at {}", pointers.join(", "))
+    })?;
+    channel.api = true;
+    channel.modified = Some(at);
+    Ok(channel)
+}
+
+/// The place a channel's sealed secrets are bound to: no team id has a `~`.
+pub fn channel_place(name: &str) -> String {
+    format!("~channel:{name}")
 }

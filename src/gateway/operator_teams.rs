@@ -179,7 +179,21 @@ pub async fn edit_team<T>(
     edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
 ) -> Result<(T, Option<u64>)> {
     let config = Arc::clone(core.config());
-    marked(core, id, now, edited(core, &config, id, acting, now, edit)).await
+    let edit = edited(core, &config, id, Purpose::Edit, acting, now, edit);
+    marked(core, id, now, edit).await
+}
+
+/// Why a stored team is built again.
+#[derive(Clone, Copy, PartialEq)]
+enum Purpose {
+    /// A change of its own, checked as a `PUT` (its API keys against the
+    /// API teams in force too); nothing to index when nothing changed.
+    Edit,
+    /// A channel it lists written: built as the look builds it; indexed
+    /// at its digest even when that did not move, so that a writer that
+    /// stopped between the team's commit and the index's leaves nothing
+    /// behind.
+    Rebuild,
 }
 
 /// Stored API team `id` built again against `config` (which has a channel
@@ -197,7 +211,7 @@ pub async fn rebuild_team(
 ) -> Result<Option<u64>> {
     let same = |_: &Config, body: &Value| Ok(Edited::To(body.clone(), ()));
     let rebuilt = async {
-        match edited(core, config, id, acting, now, same).await {
+        match edited(core, config, id, Purpose::Rebuild, acting, now, same).await {
             Err(Error::NotFound(_)) => Ok(((), ToIndex::Nothing)),
             Err(Error::InvalidConfig(problems)) => {
                 let at: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
@@ -218,6 +232,7 @@ async fn edited<T>(
     core: &Core,
     config: &Config,
     id: &str,
+    purpose: Purpose,
     acting: &Acting,
     now: Timestamp,
     mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
@@ -238,9 +253,14 @@ async fn edited<T>(
                 Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
                 Edited::To(body, answer) => (body, answer),
             };
-            let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+            let team = match purpose {
+                Purpose::Edit => config.team_of_json(&body),
+                Purpose::Rebuild => config.stored_team_of_json(&body),
+            };
+            let team = team.map_err(Error::InvalidConfig)?;
             if team.print.digest() == *digest {
-                return Ok(Step::Answer((answer, None)));
+                let index = (purpose == Purpose::Rebuild).then(|| digest.clone());
+                return Ok(Step::Answer((answer, index)));
             }
             put_team(c, config, &stored, &team, &body, acting, now)?;
             Ok(Step::Write((answer, Some(team.print.digest()))))

@@ -160,9 +160,16 @@ pub fn api_teams() -> String {
 }
 
 /// A channel written through the operator API: its JSON form, secrets
-/// sealed, in the slot of [`api_teams`], so that it commits with the index.
+/// sealed, in the slot of [`api_teams`], so that it commits with
+/// [`api_channels`] and the generation.
 pub fn api_channel(name: &str) -> String {
     format!("{{~teams}}:ch:{name}")
+}
+
+/// The index of the channels written through the operator API, by name
+/// with their digests: beside [`api_teams`], in its slot.
+pub fn api_channels() -> String {
+    "{~teams}:cx".to_string()
 }
 
 /// A number moved with every change of [`api_teams`]: what each instance

@@ -597,7 +597,6 @@ async fn a_channel_written_is_in_force_on_every_instance_within_two_seconds() {
 // (the same secrets key seals it alike).
 both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, setup: with_operator(), |app: TestApp| async move {
     use crate::operator_keys::{overwrite, raw};
-    use chatgate::time::Clock;
     use chatgate::store::keys;
     create(&app, "newsms").await;
     let before = team_listing(&app, "newsms").await;
@@ -608,14 +607,9 @@ both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, s
     let digest = etag_of(&res).trim_matches('"').to_string();
     let record = raw(&elsewhere, &keys::api_channel("newsms")).await.unwrap();
     overwrite(&app, &keys::api_channel("newsms"), record.value).await;
-    let mut index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
-    index["c"]["newsms"] = json!(digest);
-    overwrite(&app, &keys::api_teams(), index.to_string()).await;
-    let mut gen: Value = serde_json::from_str(&raw(&app, &keys::api_teams_generation()).await.unwrap().value).unwrap();
-    let began = app.clock.now().unix_millis();
-    gen["g"] = json!(gen["g"].as_u64().unwrap() + 1);
-    gen["p"] = json!({"newco": [{"k": 7, "a": began, "c": {"type": "api_key", "api_key_id": "ops"}}]});
-    overwrite(&app, &keys::api_teams_generation(), gen.to_string()).await;
+    let index = json!({"c": {"newsms": digest}});
+    overwrite(&app, &keys::api_channels(), index.to_string()).await;
+    left_a_mark(&app).await;
 
     // The channel is in force, and the team built with it; its ETag and
     // trail wait for the mark.
@@ -640,8 +634,34 @@ both_stores!(a_channel_write_whose_writer_stopped_is_finished_by_a_later_look, s
     assert_eq!(after.trim_matches('"'), entry["detail"]["digest"].as_str().unwrap());
     let gen: Value = serde_json::from_str(&raw(&app, &keys::api_teams_generation()).await.unwrap().value).unwrap();
     assert!(gen.get("p").is_none(), "the mark is cleared: {gen}");
+
+    // Stopped after the team's commit, before the index's: the index is
+    // behind the team's record; a later look indexes the record's digest.
+    let mut index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
+    index["t"]["newco"] = json!(before.trim_matches('"'));
+    overwrite(&app, &keys::api_teams(), index.to_string()).await;
+    left_a_mark(&app).await;
+    app.clock.advance(chatgate::gateway::operator_index::STOPPED_AFTER);
+    app.reloader.sync_api_teams().await;
+    let index: Value = serde_json::from_str(&raw(&app, &keys::api_teams()).await.unwrap().value).unwrap();
+    assert_eq!(index["t"]["newco"], after.trim_matches('"'), "{index}");
+    assert_eq!(writes::entries(&app, "newco").await.len(), trail + 1, "no entry more");
     elsewhere.stop().await;
 });
+
+/// A mark beside `app`'s generation, moved: a channel's writer by the
+/// operator key `ops` that stopped before team `newco` was built again.
+async fn left_a_mark(app: &TestApp) {
+    use crate::operator_keys::{overwrite, raw};
+    use chatgate::time::Clock;
+    let key = chatgate::store::keys::api_teams_generation();
+    let mut gen: Value = serde_json::from_str(&raw(app, &key).await.unwrap().value).unwrap();
+    let began = app.clock.now().unix_millis();
+    gen["g"] = json!(gen["g"].as_u64().unwrap() + 1);
+    gen["p"] =
+        json!({"newco": [{"k": 7, "a": began, "c": {"type": "api_key", "api_key_id": "ops"}}]});
+    overwrite(app, &key, gen.to_string()).await;
+}
 
 /// Waits (at most 2 s) until channel `newsms` of `app` reads with `from`.
 async fn answers_from(app: &TestApp, from: &str) {

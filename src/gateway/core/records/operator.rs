@@ -3,9 +3,9 @@
 //! own hash tag (`{team}:tm`), its JSON form with every secret sealed
 //! (docs/decisions/0421-the-stored-form-of-a-secret.md), its digest and
 //! when it was written; each channel written through it beside the index
-//! (`{~teams}:ch:<name>`), its secrets sealed as a team's; and the index
-//! of them all (`{~teams}:ix`), with the generation every instance
-//! watches (`{~teams}:gen`).
+//! (`{~teams}:ch:<name>`), its secrets sealed as a team's; and the
+//! indexes of them all (`{~teams}:ix`, `{~teams}:cx`), with the
+//! generation every instance watches (`{~teams}:gen`).
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -46,12 +46,20 @@ pub enum StoredApiChannel {
 }
 
 /// `{~teams}:ix`: every team written through the operator API, by id,
-/// with its digest as last written; and every channel, by name.
+/// with its digest as last written.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredApiTeams {
     #[serde(rename = "t")]
     pub teams: BTreeMap<String, String>,
-    #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
+}
+
+/// `{~teams}:cx`: every channel written through the operator API, by
+/// name, with its digest. A key of its own beside the teams' index, so
+/// that a writer of teams that knows nothing of channels (an older
+/// instance, during a rolling upgrade) never rewrites it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredApiChannels {
+    #[serde(rename = "c")]
     pub channels: BTreeMap<String, String>,
 }
 
@@ -85,3 +93,4 @@ impl Record for StoredApiTeam {}
 impl Record for ApiTeamsGeneration {}
 impl Record for StoredApiTeams {}
 impl Record for StoredApiChannel {}
+impl Record for StoredApiChannels {}

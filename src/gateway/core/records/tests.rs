@@ -918,19 +918,20 @@ fn the_api_team_records_keep_their_bytes() {
     assert_eq!(serde_json::to_string(&team).unwrap(), text);
     let read = Loaded::<StoredApiTeam>::parse("k".into(), raw(&text)).unwrap();
     assert_eq!(read.value, Some(team));
-    let mut index = StoredApiTeams {
+    let index = StoredApiTeams {
         teams: [("newco".to_string(), "cd".to_string())].into(),
-        ..Default::default()
     };
     let text = r#"{"t":{"newco":"cd"}}"#;
     assert_eq!(serde_json::to_string(&index).unwrap(), text);
     let read = Loaded::<StoredApiTeams>::parse("k".into(), raw(text)).unwrap();
-    assert_eq!(read.value, Some(index.clone()));
-    index.channels.insert("newsms".into(), "ef".into());
-    let text = r#"{"t":{"newco":"cd"},"c":{"newsms":"ef"}}"#;
-    assert_eq!(serde_json::to_string(&index).unwrap(), text);
-    let read = Loaded::<StoredApiTeams>::parse("k".into(), raw(text)).unwrap();
     assert_eq!(read.value, Some(index));
+    let channels = StoredApiChannels {
+        channels: [("newsms".to_string(), "ef".to_string())].into(),
+    };
+    let text = r#"{"c":{"newsms":"ef"}}"#;
+    assert_eq!(serde_json::to_string(&channels).unwrap(), text);
+    let read = Loaded::<StoredApiChannels>::parse("k".into(), raw(text)).unwrap();
+    assert_eq!(read.value, Some(channels));
     let channel = StoredApiChannel::V1 {
         body: serde_json::json!({"auth_token": "cg1:k1:AAAA", "name": "newsms"}),
         digest: "ab".repeat(32),
