@@ -214,7 +214,11 @@ secrets_keys = [{ id = "run", key = "$(python3 -c 'import base64, os; print(base
 TOML
 
 # One Schemathesis pass against "$base" with API key $1; the rest of the
-# arguments choose the operations and checks.
+# arguments choose the operations and checks. `filter_too_much` is a
+# health check of the generator, not of the gateway: a parameter whose
+# pattern few strings match (a subject, `SubjectText`) may have it give up
+# on an operation now and then, seed or no seed, failing a run in which
+# every request was answered right.
 pass() {
   local key="$1"
   shift
@@ -226,6 +230,7 @@ pass() {
     --max-examples "$max_examples" \
     --max-time "$max_time" \
     --seed "$seed" \
+    --suppress-health-check filter_too_much \
     --workers 1 \
     --request-timeout 10 \
     --no-color
