@@ -36,6 +36,7 @@ pub mod number_checks;
 pub mod oidc;
 pub mod oidc_logout;
 pub mod operator_channels;
+pub mod operator_forms;
 pub mod operator_index;
 pub mod operator_keys;
 pub mod operator_look;

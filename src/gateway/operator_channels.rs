@@ -10,30 +10,21 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::change::{self, Change};
-use super::operator_look::{self, channel_place};
-use super::operator_teams::{self, operator, Conditions};
+use super::operator_forms::{
+    channel_place, etag_of, opened, operator, sealed, written_body, Conditions, Write,
+};
+use super::operator_look;
+use super::operator_teams;
 use super::records::{
     ApiTeamsGeneration, Loaded, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiTeam,
 };
 use super::work::Step;
 use super::Core;
-use crate::config::{is_secret_member, ChannelConfig, Config, Team};
+use crate::config::{ChannelConfig, Config, Team};
 use crate::domain::audit::{Acting, Actor};
-use crate::domain::team_secrets;
-use crate::error::{Error, Pointed, Result};
+use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
-
-/// A write of channel `name` through the operator API.
-pub struct ChannelWrite<'a> {
-    pub name: &'a str,
-    /// The body as sent (secrets written, or sent back as `{"hmac"}`).
-    pub body: &'a Value,
-    pub conditions: Conditions,
-    /// Check everything and answer as the write would, writing nothing.
-    pub dry_run: bool,
-    pub acting: Acting,
-}
 
 /// What a channel's write made: the channel, whether it is new, and the
 /// generation of the API teams and channels that holds it and the teams
@@ -44,41 +35,16 @@ pub struct WrittenChannel {
     pub generation: u64,
 }
 
-/// The quoted `ETag` of a stored channel.
-fn etag_of(stored: &Loaded<StoredApiChannel>) -> Option<String> {
-    let StoredApiChannel::V1 { digest, .. } = stored.value.as_ref()?;
-    Some(format!("\"{digest}\""))
-}
-
 /// The channel `w.body` writes, its `{"hmac"}` objects replaced by the
 /// secrets `stored` keeps: 422 for a body that breaks a rule.
 fn channel_of(
     config: &Config,
-    w: &ChannelWrite<'_>,
+    w: &Write<'_>,
     stored: &Loaded<StoredApiChannel>,
     now: Timestamp,
 ) -> Result<(ChannelConfig, Value)> {
-    let op = operator(config)?;
-    if (w.body.get("name").and_then(Value::as_str)).is_some_and(|n| n != w.name) {
-        return Err(Error::InvalidConfig(vec![Pointed {
-            pointer: "/name".into(),
-            detail: "is not the name of the path".into(),
-        }]));
-    }
-    let kept = match &stored.value {
-        Some(StoredApiChannel::V1 { body, .. }) => {
-            let opened =
-                team_secrets::open(body, &channel_place(w.name), &is_secret_member, &op.secrets)
-                    .map_err(|(_, e)| {
-                        Error::internal_from("a stored channel's secret does not open", e)
-                    })?;
-            team_secrets::secrets_of(&opened, &is_secret_member)
-        }
-        None => Vec::new(),
-    };
-    let read_back = |v: &str| op.secrets.read_back(v);
-    let body = team_secrets::keep(w.body, &is_secret_member, &kept, &read_back)
-        .map_err(Error::InvalidConfig)?;
+    let place = channel_place(w.id);
+    let body = written_body(operator(config)?, w, "name", &place, stored)?;
     let mut channel = config
         .channel_of_json(&body)
         .map_err(Error::InvalidConfig)?;
@@ -117,18 +83,15 @@ async fn opened_teams(
     ids: &[String],
 ) -> Result<Vec<(String, Value)>> {
     let op = operator(config)?;
-    let read: Vec<String> = ids.iter().map(|id| keys::api_team(id)).collect();
-    let mut opened = Vec::new();
-    for (id, raw) in ids.iter().zip(core.get(&read).await?) {
+    let keys: Vec<String> = ids.iter().map(|id| keys::api_team(id)).collect();
+    let mut read = Vec::new();
+    for (id, raw) in ids.iter().zip(core.get(&keys).await?) {
         let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
         if let Some(StoredApiTeam::V1 { body, .. }) = stored.value {
-            let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets).map_err(
-                |(_, e)| Error::internal_from("a stored team's secret does not open", e),
-            )?;
-            opened.push((id.clone(), body));
+            read.push((id.clone(), opened(op, id, &body)?));
         }
     }
-    Ok(opened)
+    Ok(read)
 }
 
 /// In `c`, which read [`channel_keys`]: channel `name` at `digest`
@@ -168,7 +131,7 @@ fn channel_keys(name: &str) -> [String; 3] {
     [keys::api_channel(name), cx, gen]
 }
 
-/// Writes channel `w.name` (or, for a dry run, checks that it would be
+/// Writes channel `w.id` (or, for a dry run, checks that it would be
 /// written): 412 when the conditions do not hold against the stored
 /// channel, 428 for a replace that names no version, 422 for a body that
 /// breaks a rule, 409 `channel_in_use` when an API team that lists it
@@ -176,13 +139,9 @@ fn channel_keys(name: &str) -> [String; 3] {
 /// move in one commit, with a mark for each API team that lists it; each
 /// is then built again against it and stored with its `config.changed`
 /// entry by `w.acting` (docs/operator-api.md#the-teams-that-list-a-channel).
-pub async fn write_channel(
-    core: &Core,
-    w: ChannelWrite<'_>,
-    now: Timestamp,
-) -> Result<WrittenChannel> {
+pub async fn write_channel(core: &Core, w: Write<'_>, now: Timestamp) -> Result<WrittenChannel> {
     let config = Arc::clone(core.config());
-    let listing = opened_teams(core, &config, &config.api_teams_using(w.name)).await?;
+    let listing = opened_teams(core, &config, &config.api_teams_using(w.id)).await?;
     let by = Some(w.acting.actor.without_ip());
     let mark = || PendingWrite {
         token: rand::random(),
@@ -192,7 +151,7 @@ pub async fn write_channel(
     let marks: Vec<(String, PendingWrite)> = (listing.iter())
         .map(|(id, _)| (id.clone(), mark()))
         .collect();
-    let read = channel_keys(w.name);
+    let read = channel_keys(w.id);
     let decide = |c: &mut Change| decide_write(c, &config, &w, &listing, &marks, now);
     let mut written = core.change(change::NO_TEAM, &read, now, decide).await?;
     if w.dry_run {
@@ -217,12 +176,12 @@ pub async fn write_channel(
 fn decide_write(
     c: &mut Change,
     config: &Config,
-    w: &ChannelWrite<'_>,
+    w: &Write<'_>,
     listing: &[(String, Value)],
     marks: &[(String, PendingWrite)],
     now: Timestamp,
 ) -> Result<Step<WrittenChannel>> {
-    let stored: Loaded<StoredApiChannel> = c.read(&keys::api_channel(w.name))?;
+    let stored: Loaded<StoredApiChannel> = c.read(&keys::api_channel(w.id))?;
     w.conditions.hold(etag_of(&stored).as_deref())?;
     let (channel, body) = channel_of(config, w, &stored, now)?;
     still_built(config, &channel, listing)?;
@@ -235,16 +194,11 @@ fn decide_write(
             generation,
         }));
     }
-    let op = operator(config)?;
     let digest = channel.print.digest();
-    let place = channel_place(w.name);
-    let record = StoredApiChannel::V1 {
-        body: team_secrets::seal(&body, &place, &is_secret_member, &op.secrets),
-        digest: digest.clone(),
-        at: now,
-    };
+    let place = channel_place(w.id);
+    let record = sealed(operator(config)?, &place, &body, digest.clone(), now);
     c.put(&stored, &record, None)?;
-    let generation = indexed(c, w.name, Some(&digest), marks)?;
+    let generation = indexed(c, w.id, Some(&digest), marks)?;
     Ok(Step::Write(WrittenChannel {
         channel,
         created,

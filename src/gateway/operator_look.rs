@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::operator_teams::operator;
+use super::operator_forms::{breaks, channel_place, operator};
 use super::records::{
     ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiTeam, StoredApiTeams,
 };
@@ -322,13 +322,8 @@ fn team_of_record(
     stored: StoredApiTeam,
 ) -> std::result::Result<Team, String> {
     let StoredApiTeam::V1 { body, at, digest } = stored;
-    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
-    let body = team_secrets::open(&body, id, &is_secret_member, &op.secrets)
-        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
-    let mut team = config.stored_team_of_json(&body).map_err(|problems| {
-        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
-        format!("breaks a rule at {}", pointers.join(", "))
-    })?;
+    let body = opened_at(config, id, &body)?;
+    let mut team = config.stored_team_of_json(&body).map_err(breaks)?;
     team.api = Some(digest);
     team.modified = Some(at);
     Ok(team)
@@ -343,19 +338,21 @@ pub fn channel_of_record(
     stored: StoredApiChannel,
 ) -> std::result::Result<ChannelConfig, String> {
     let StoredApiChannel::V1 { body, at, .. } = stored;
-    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
-    let body = team_secrets::open(&body, &channel_place(name), &is_secret_member, &op.secrets)
-        .map_err(|(pointer, e)| format!("{pointer}: {e}"))?;
-    let mut channel = config.channel_of_json(&body).map_err(|problems| {
-        let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
-        format!("breaks a rule at {}", pointers.join(", "))
-    })?;
+    let body = opened_at(config, &channel_place(name), &body)?;
+    let mut channel = config.channel_of_json(&body).map_err(breaks)?;
     channel.api = true;
     channel.modified = Some(at);
     Ok(channel)
 }
 
-/// The place a channel's sealed secrets are bound to: no team id has a `~`.
-pub fn channel_place(name: &str) -> String {
-    format!("~channel:{name}")
+/// A stored body's secrets, sealed at `place`, opened; why not (the
+/// pointer and the key id of the first that does not open).
+fn opened_at(
+    config: &Config,
+    place: &str,
+    body: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
+    team_secrets::open(body, place, &is_secret_member, &op.secrets)
+        .map_err(|(pointer, e)| format!("{pointer}: {e}"))
 }

@@ -10,36 +10,16 @@ use serde_json::Value;
 
 use super::audit::{record_api_write, recorded_keys};
 use super::change::Change;
+use super::operator_forms::{etag_of, opened, operator, sealed, written_body, Conditions, Write};
 use super::operator_index;
 use super::records::{Loaded, StoredApiTeam};
 use super::work::Step;
 use super::Core;
-use crate::config::is_secret_member;
-use crate::config::{Config, OperatorConfig, Team};
+use crate::config::{Config, Team};
 use crate::domain::audit::Acting;
-use crate::domain::preconditions::{self, Refusal};
-use crate::domain::team_secrets;
-use crate::error::{Error, Pointed, Result};
+use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
-
-/// A write's conditions, as its request sent them.
-#[derive(Debug, Clone, Default)]
-pub struct Conditions {
-    pub if_match: Option<String>,
-    pub if_none_match: Option<String>,
-}
-
-/// A write of team `id` through the operator API.
-pub struct TeamWrite<'a> {
-    pub id: &'a str,
-    /// The body as sent (secrets written, or sent back as `{"hmac"}`).
-    pub body: &'a Value,
-    pub conditions: Conditions,
-    /// Check everything and answer as the write would, writing nothing.
-    pub dry_run: bool,
-    pub acting: Acting,
-}
 
 /// What a write made: the team, whether it is new, and the generation
 /// of the API teams that holds it (`0` for a dry run).
@@ -49,74 +29,18 @@ pub struct Written {
     pub generation: u64,
 }
 
-/// The operator section in force: a write needs it.
-pub(super) fn operator(config: &Config) -> Result<&OperatorConfig> {
-    (config.operator.as_deref()).ok_or(Error::NotFound("no such resource"))
-}
-
-/// The quoted `ETag` of a stored team.
-fn etag_of(stored: &Loaded<StoredApiTeam>) -> Option<String> {
-    let StoredApiTeam::V1 { digest, .. } = stored.value.as_ref()?;
-    Some(format!("\"{digest}\""))
-}
-
-impl Conditions {
-    /// Whether these conditions let a write to what has the quoted ETag
-    /// `current` (`None`: nothing) go ahead: 428 without `If-Match` for a
-    /// replace or delete, 412 with another.
-    pub fn hold(&self, current: Option<&str>) -> Result<()> {
-        let (m, n) = (&self.if_match, &self.if_none_match);
-        preconditions::check(m.as_deref(), n.as_deref(), current).map_err(|r| match r {
-            Refusal::Required => Error::PreconditionRequired,
-            Refusal::Failed => Error::PreconditionFailed,
-        })
-    }
-}
-
-/// The secrets a stored team keeps, opened.
-fn kept_secrets(
-    op: &OperatorConfig,
-    id: &str,
-    stored: &Loaded<StoredApiTeam>,
-) -> Result<Vec<String>> {
-    let Some(StoredApiTeam::V1 { body, .. }) = &stored.value else {
-        return Ok(Vec::new());
-    };
-    let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets)
-        .map_err(|(_, e)| Error::internal_from("a stored team's secret does not open", e))?;
-    Ok(team_secrets::secrets_of(&opened, &is_secret_member))
-}
-
-/// The team `body` writes, its `{"hmac"}` objects replaced by the stored
-/// secrets they name: 422 for a body that breaks a rule.
-fn team_of(config: &Config, w: &TeamWrite<'_>, kept: &[String]) -> Result<(Team, Value)> {
-    let op = operator(config)?;
-    if (w.body.get("id").and_then(Value::as_str)).is_some_and(|b| b != w.id) {
-        return Err(Error::InvalidConfig(vec![Pointed {
-            pointer: "/id".into(),
-            detail: "is not the id of the path".into(),
-        }]));
-    }
-    let read_back = |v: &str| op.secrets.read_back(v);
-    let body = team_secrets::keep(w.body, &is_secret_member, kept, &read_back)
-        .map_err(Error::InvalidConfig)?;
-    let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
-    Ok((team, body))
-}
-
 /// Decides a write on what `c` read: the conditions against the stored
 /// team, the body checked, the sealed form put with its audit entry.
 fn decide_write(
     c: &mut Change,
     config: &Config,
-    w: &TeamWrite<'_>,
+    w: &Write<'_>,
     now: Timestamp,
 ) -> Result<Step<Written>> {
     let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(w.id))?;
     w.conditions.hold(etag_of(&stored).as_deref())?;
-    let op = operator(config)?;
-    let kept = kept_secrets(op, w.id, &stored)?;
-    let (team, body) = team_of(config, w, &kept)?;
+    let body = written_body(operator(config)?, w, "id", w.id, &stored)?;
+    let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
     let created = stored.value.is_none();
     if w.dry_run {
         let generation = 0;
@@ -147,12 +71,7 @@ fn put_team(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<()> {
-    let op = operator(config)?;
-    let record = StoredApiTeam::V1 {
-        body: team_secrets::seal(body, &team.id, &is_secret_member, &op.secrets),
-        digest: team.print.digest(),
-        at: now,
-    };
+    let record = sealed(operator(config)?, &team.id, body, team.print.digest(), now);
     c.put(stored, &record, None)?;
     record_api_write(c, &team.id, Some(team), acting, config.audit.retention)
 }
@@ -242,13 +161,10 @@ async fn edited<T>(
     let (answer, digest) = core
         .change(id, &read, now, |c| {
             let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-            let op = operator(config)?;
             let Some(StoredApiTeam::V1 { body, digest, .. }) = &stored.value else {
                 return Err(Error::NotFound("no such team"));
             };
-            let opened = team_secrets::open(body, id, &is_secret_member, &op.secrets).map_err(
-                |(_, e)| Error::internal_from("a stored team's secret does not open", e),
-            )?;
+            let opened = opened(operator(config)?, id, body)?;
             let (body, answer) = match edit(config, &opened)? {
                 Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
                 Edited::To(body, answer) => (body, answer),
@@ -274,7 +190,7 @@ async fn edited<T>(
 /// 428 for a replace that names no version, 422 for a body that breaks a
 /// rule. Two writers naming one `ETag`: the commit's compare-and-set lets
 /// one through, the other reads again and is 412.
-pub async fn write_team(core: &Core, w: TeamWrite<'_>, now: Timestamp) -> Result<Written> {
+pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Written> {
     let config = std::sync::Arc::clone(core.config());
     let mut read = vec![keys::api_team(w.id)];
     read.extend(recorded_keys(w.id));

@@ -21,11 +21,13 @@ use super::openapi::{
 use super::operator::{etag, is_name, read_back, ChannelForm, Source, TeamForm};
 use super::operator_auth::Operator;
 use super::AppState;
+use crate::config::ConfigPrint;
 use crate::domain::audit::{Acting, Actor, Via};
 use crate::error::{Error, Result};
-use crate::gateway::operator_channels::{self, ChannelWrite};
+use crate::gateway::operator_channels;
+use crate::gateway::operator_forms::{Conditions, Write};
 use crate::gateway::operator_keys;
-use crate::gateway::operator_teams::{self, Conditions, TeamWrite};
+use crate::gateway::operator_teams;
 use secrecy::ExposeSecret;
 
 /// The largest body of a team or channel.
@@ -95,15 +97,10 @@ async fn put_team(
     req: Request,
 ) -> Result<Response> {
     let dry_run = q.dry_run()?;
-    if let Some(team) = file_team(&st, &id) {
-        conditions(&headers).hold(Some(&etag(&team.print)))?;
-        return Err(Error::ManagedByFile(MANAGED_TEAM));
-    }
-    if !is_name(&id) {
-        return Err(Error::NotFound("no such team"));
-    }
+    let file = file_team(&st, &id);
+    not_kept_in_a_file(file.as_ref().map(|t| &t.print), &headers, &id, Kept::Team)?;
     let body = required_body(req, &st).await?;
-    let write = TeamWrite {
+    let write = Write {
         id: &id,
         body: &body,
         conditions: conditions(&headers),
@@ -114,10 +111,7 @@ async fn put_team(
     if !dry_run {
         in_force(&st, written.generation).await;
     }
-    let status = match written.created {
-        true => StatusCode::CREATED,
-        false => StatusCode::OK,
-    };
+    let status = created_or_replaced(written.created);
     let tag = etag(&written.team.print);
     Ok(read_back(status, &written.team.form, &tag, Source::Api))
 }
@@ -148,6 +142,45 @@ async fn in_force(st: &AppState, generation: u64) {
 /// Team `id` of the configuration in force when a file holds it.
 fn file_team(st: &AppState, id: &str) -> Option<std::sync::Arc<crate::config::Team>> {
     st.gateway.config().file_team(id).cloned()
+}
+
+/// What a write names, kept in a file or not.
+#[derive(Clone, Copy)]
+enum Kept {
+    Team,
+    Channel,
+}
+
+/// A write to `name` goes ahead for what no file keeps: a file's team or
+/// channel (`file`, its print) is 409 `managed_by_file` once the request's
+/// conditions hold against its `ETag` (428, 412 first); a name no team or
+/// channel can have is 404.
+fn not_kept_in_a_file(
+    file: Option<&ConfigPrint>,
+    headers: &HeaderMap,
+    name: &str,
+    kept: Kept,
+) -> Result<()> {
+    let (managed, missing) = match kept {
+        Kept::Team => (MANAGED_TEAM, "no such team"),
+        Kept::Channel => (MANAGED_CHANNEL, "no such channel"),
+    };
+    if let Some(print) = file {
+        conditions(headers).hold(Some(&etag(print)))?;
+        return Err(Error::ManagedByFile(managed));
+    }
+    match is_name(name) {
+        true => Ok(()),
+        false => Err(Error::NotFound(missing)),
+    }
+}
+
+/// 201 for what a write created, 200 for what it replaced.
+fn created_or_replaced(created: bool) -> StatusCode {
+    match created {
+        true => StatusCode::CREATED,
+        false => StatusCode::OK,
+    }
 }
 
 /// A write's `If-Match` and `If-None-Match`, as sent.
@@ -188,13 +221,8 @@ async fn delete_team(
     Now(now): Now,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if let Some(team) = file_team(&st, &id) {
-        conditions(&headers).hold(Some(&etag(&team.print)))?;
-        return Err(Error::ManagedByFile(MANAGED_TEAM));
-    }
-    if !is_name(&id) {
-        return Err(Error::NotFound("no such team"));
-    }
+    let file = file_team(&st, &id);
+    not_kept_in_a_file(file.as_ref().map(|t| &t.print), &headers, &id, Kept::Team)?;
     let acting = acting(&operator, &via);
     let conditions = conditions(&headers);
     let generation =
@@ -235,16 +263,12 @@ async fn put_channel(
     req: Request,
 ) -> Result<Response> {
     let dry_run = q.dry_run()?;
-    if let Some(channel) = st.gateway.config().file_channel(&name) {
-        conditions(&headers).hold(Some(&etag(&channel.print)))?;
-        return Err(Error::ManagedByFile(MANAGED_CHANNEL));
-    }
-    if !is_name(&name) {
-        return Err(Error::NotFound("no such channel"));
-    }
+    let config = st.gateway.config();
+    let file = config.file_channel(&name).map(|c| &c.print);
+    not_kept_in_a_file(file, &headers, &name, Kept::Channel)?;
     let body = required_body(req, &st).await?;
-    let write = ChannelWrite {
-        name: &name,
+    let write = Write {
+        id: &name,
         body: &body,
         conditions: conditions(&headers),
         dry_run,
@@ -254,10 +278,7 @@ async fn put_channel(
     if !dry_run {
         in_force(&st, written.generation).await;
     }
-    let status = match written.created {
-        true => StatusCode::CREATED,
-        false => StatusCode::OK,
-    };
+    let status = created_or_replaced(written.created);
     let tag = etag(&written.channel.print);
     Ok(read_back(status, &written.channel.form, &tag, Source::Api))
 }
@@ -281,13 +302,9 @@ async fn delete_channel(
     Now(now): Now,
     headers: HeaderMap,
 ) -> Result<Response> {
-    if let Some(channel) = st.gateway.config().file_channel(&name) {
-        conditions(&headers).hold(Some(&etag(&channel.print)))?;
-        return Err(Error::ManagedByFile(MANAGED_CHANNEL));
-    }
-    if !is_name(&name) {
-        return Err(Error::NotFound("no such channel"));
-    }
+    let config = st.gateway.config();
+    let file = config.file_channel(&name).map(|c| &c.print);
+    not_kept_in_a_file(file, &headers, &name, Kept::Channel)?;
     let conditions = conditions(&headers);
     let generation =
         operator_channels::delete_channel(&st.gateway, &name, &conditions, now).await?;
@@ -399,10 +416,7 @@ async fn add_api_key(
     let acting = acting(&operator, &via);
     let made = operator_keys::add_api_key(&st.gateway, &id, &asked, &acting, now).await?;
     applied(&st, made.generation).await;
-    let status = match made.created {
-        true => StatusCode::CREATED,
-        false => StatusCode::OK,
-    };
+    let status = created_or_replaced(made.created);
     let added = ApiKeyAdded {
         id: body.id,
         role: body.role,

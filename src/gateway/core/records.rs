@@ -44,8 +44,8 @@ pub use markers::{
     UsedJti,
 };
 pub use operator::{
-    ApiTeamsGeneration, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiTeam,
-    StoredApiTeams,
+    ApiTeamsGeneration, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiForm,
+    StoredApiTeam, StoredApiTeams,
 };
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;

@@ -14,36 +14,29 @@ use super::Record;
 use crate::domain::audit::Actor;
 use crate::time::{stored, Timestamp};
 
-/// `{team}:tm`: a team written through the operator API.
+/// A team or a channel written through the operator API, as the store
+/// keeps it: under the team's own tag (`{team}:tm`, [`StoredApiTeam`]),
+/// or beside the indexes (`{~teams}:ch:<name>`, [`StoredApiChannel`]),
+/// so that a channel commits with its index and the generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "v")]
-pub enum StoredApiTeam {
+pub enum StoredApiForm {
     #[serde(rename = "1")]
     V1 {
-        /// The team's JSON form, each secret sealed where it stands.
+        /// The JSON form, each secret sealed where it stands.
         body: serde_json::Value,
-        /// The digest of its effective configuration: its `ETag`.
+        /// The digest of its (effective) configuration: its `ETag`.
         digest: String,
         #[serde(with = "stored")]
         at: Timestamp,
     },
 }
 
-/// `{~teams}:ch:<name>`: a channel written through the operator API, in
-/// the index's slot, so that it commits with the index and the generation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "v")]
-pub enum StoredApiChannel {
-    #[serde(rename = "1")]
-    V1 {
-        /// The channel's JSON form, each secret sealed where it stands.
-        body: serde_json::Value,
-        /// The digest of its configuration: its `ETag`.
-        digest: String,
-        #[serde(with = "stored")]
-        at: Timestamp,
-    },
-}
+/// `{team}:tm`: a team written through the operator API.
+pub type StoredApiTeam = StoredApiForm;
+
+/// `{~teams}:ch:<name>`: a channel written through the operator API.
+pub type StoredApiChannel = StoredApiForm;
 
 /// `{~teams}:ix`: every team written through the operator API, by id,
 /// with its digest as last written.
@@ -89,8 +82,7 @@ pub struct PendingWrite {
     pub channel_by: Option<Actor>,
 }
 
-impl Record for StoredApiTeam {}
+impl Record for StoredApiForm {}
 impl Record for ApiTeamsGeneration {}
 impl Record for StoredApiTeams {}
-impl Record for StoredApiChannel {}
 impl Record for StoredApiChannels {}

@@ -1,0 +1,118 @@
+//! What the operator API's teams and channels share
+//! (docs/operator-api.md): a write as its request asked it, its
+//! conditions, and the stored form of either — its `ETag`, its secrets
+//! sealed at their place and opened again, an `{"hmac"}` a write sends
+//! back replaced by the stored secret it names.
+use serde_json::Value;
+
+use super::records::{Loaded, StoredApiForm};
+use crate::config::{is_secret_member, Config, FormProblem, OperatorConfig};
+use crate::domain::audit::Acting;
+use crate::domain::preconditions::{self, Refusal};
+use crate::domain::team_secrets;
+use crate::error::{Error, Pointed, Result};
+use crate::time::Timestamp;
+
+/// A write of a team or a channel through the operator API.
+pub struct Write<'a> {
+    /// The team's id, or the channel's name, as the path names it.
+    pub id: &'a str,
+    /// The body as sent (secrets written, or sent back as `{"hmac"}`).
+    pub body: &'a Value,
+    pub conditions: Conditions,
+    /// Check everything and answer as the write would, writing nothing.
+    pub dry_run: bool,
+    pub acting: Acting,
+}
+
+/// A write's conditions, as its request sent them.
+#[derive(Debug, Clone, Default)]
+pub struct Conditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+}
+
+impl Conditions {
+    /// Whether these conditions let a write to what has the quoted ETag
+    /// `current` (`None`: nothing) go ahead: 428 without `If-Match` for a
+    /// replace or delete, 412 with another.
+    pub fn hold(&self, current: Option<&str>) -> Result<()> {
+        let (m, n) = (&self.if_match, &self.if_none_match);
+        preconditions::check(m.as_deref(), n.as_deref(), current).map_err(|r| match r {
+            Refusal::Required => Error::PreconditionRequired,
+            Refusal::Failed => Error::PreconditionFailed,
+        })
+    }
+}
+
+/// The operator section in force: a write needs it.
+pub(super) fn operator(config: &Config) -> Result<&OperatorConfig> {
+    (config.operator.as_deref()).ok_or(Error::NotFound("no such resource"))
+}
+
+/// The quoted `ETag` of a stored form.
+pub(super) fn etag_of(stored: &Loaded<StoredApiForm>) -> Option<String> {
+    let StoredApiForm::V1 { digest, .. } = stored.value.as_ref()?;
+    Some(format!("\"{digest}\""))
+}
+
+/// `body` with its secrets sealed at `place` (a team's id, a channel's
+/// [`channel_place`]), as the store keeps it.
+pub(super) fn sealed(
+    op: &OperatorConfig,
+    place: &str,
+    body: &Value,
+    digest: String,
+    now: Timestamp,
+) -> StoredApiForm {
+    StoredApiForm::V1 {
+        body: team_secrets::seal(body, place, &is_secret_member, &op.secrets),
+        digest,
+        at: now,
+    }
+}
+
+/// A stored body's secrets, sealed at `place`, opened: a secret that does
+/// not open is a bug here (a start-up refuses a key id no longer listed).
+pub(super) fn opened(op: &OperatorConfig, place: &str, body: &Value) -> Result<Value> {
+    team_secrets::open(body, place, &is_secret_member, &op.secrets)
+        .map_err(|(_, e)| Error::internal_from("a stored secret does not open", e))
+}
+
+/// The body `w` writes over what `stored` (sealed at `place`) keeps: its
+/// `member` (`id`, `name`) the path's, each `{"hmac"}` replaced by the
+/// stored secret it names (422 at its pointer for one that names none).
+pub(super) fn written_body(
+    op: &OperatorConfig,
+    w: &Write<'_>,
+    member: &str,
+    place: &str,
+    stored: &Loaded<StoredApiForm>,
+) -> Result<Value> {
+    if (w.body.get(member).and_then(Value::as_str)).is_some_and(|b| b != w.id) {
+        return Err(Error::InvalidConfig(vec![Pointed {
+            pointer: format!("/{member}"),
+            detail: format!("is not the {member} of the path"),
+        }]));
+    }
+    let kept = match &stored.value {
+        Some(StoredApiForm::V1 { body, .. }) => {
+            team_secrets::secrets_of(&opened(op, place, body)?, &is_secret_member)
+        }
+        None => Vec::new(),
+    };
+    let read_back = |v: &str| op.secrets.read_back(v);
+    team_secrets::keep(w.body, &is_secret_member, &kept, &read_back).map_err(Error::InvalidConfig)
+}
+
+/// Why a stored form cannot be put in force, for a log line: the pointers
+/// of the rules it breaks, never a value.
+pub(super) fn breaks(problems: Vec<FormProblem>) -> String {
+    let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+    format!("breaks a rule at {}", pointers.join(", "))
+}
+
+/// The place a channel's sealed secrets are bound to: no team id has a `~`.
+pub fn channel_place(name: &str) -> String {
+    format!("~channel:{name}")
+}
