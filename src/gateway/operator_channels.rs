@@ -157,16 +157,11 @@ pub async fn write_channel(core: &Core, w: Write<'_>, now: Timestamp) -> Result<
     if w.dry_run {
         return Ok(written);
     }
-    for (id, mark) in &marks {
-        match rebuild(core, &config, id, mark.token, &w.acting, now).await {
-            Ok(generation) => {
-                written.generation = written.generation.max(generation.unwrap_or_default())
-            }
-            Err(e) => {
-                tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; its mark has a later look do it")
-            }
-        }
-    }
+    let teams: Vec<Rebuilt<'_>> = (marks.iter())
+        .map(|(id, mark)| (id.as_str(), mark.token, &w.acting))
+        .collect();
+    let generation = rebuild(core, &config, &teams, now).await;
+    written.generation = written.generation.max(generation);
     Ok(written)
 }
 
@@ -235,49 +230,73 @@ pub async fn delete_channel(
 /// wrote the channel), built again against the channels the store holds;
 /// one that cannot be is logged, its mark left to the next look.
 pub async fn rebuild_stopped(core: &Core, marks: &[(String, u64, Actor)], now: Timestamp) {
-    for (id, token, by) in marks {
-        tracing::warn!(team = %id, "a channel's write stopped before a team that lists it was built again; built now");
-        let acting = Acting {
+    if marks.is_empty() {
+        return;
+    }
+    let acting: Vec<Acting> = (marks.iter())
+        .map(|(_, _, by)| Acting {
             actor: by.clone(),
             request_id: None,
-        };
-        if let Err(e) = rebuild(core, core.config(), id, *token, &acting, now).await {
-            tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; the next look tries again");
-        }
-    }
+        })
+        .collect();
+    let teams: Vec<Rebuilt<'_>> = (marks.iter().zip(&acting))
+        .map(|((id, token, _), acting)| (id.as_str(), *token, acting))
+        .collect();
+    tracing::warn!(
+        teams = teams.len(),
+        "a channel's write stopped before the teams that list it were built again; built now"
+    );
+    rebuild(core, core.config(), &teams, now).await;
 }
 
-/// How often a team is built again when a channel it lists moves while
-/// it is being built.
+/// A team to build again: its id, the token of its mark, and who wrote
+/// the channel.
+type Rebuilt<'a> = (&'a str, u64, &'a Acting);
+
+/// How often the teams are built again when a channel moves while they
+/// are being built.
 const REBUILDS: usize = 3;
 
-/// API team `id` built again (mark `token`) against the API channels the
-/// store holds, by `acting`, until none moved while it was built (at most
-/// [`REBUILDS`] times): two channels it lists written at once leave it
-/// built against both. The generation that holds it. A team that lists a
-/// channel this instance refuses (a file channel of its name) is left to
-/// another instance, its mark kept.
-async fn rebuild(
-    core: &Core,
-    config: &Config,
-    id: &str,
-    token: u64,
-    acting: &Acting,
-    now: Timestamp,
-) -> Result<Option<u64>> {
-    let mut generation = None;
+/// API `teams` built again (each under its mark) against the API channels
+/// the store holds, read once for them all, then again with every team
+/// while one moved meanwhile (at most [`REBUILDS`] times): two channels a
+/// team lists written at once leave it built against both. The
+/// generation that holds them. A team that cannot be built again (the
+/// store, or a channel this instance refuses, as a file channel of its
+/// name) is logged and left to a later look, its mark kept.
+async fn rebuild(core: &Core, config: &Config, teams: &[Rebuilt<'_>], now: Timestamp) -> u64 {
+    let mut generation = 0;
     for _ in 0..REBUILDS {
-        let stored = operator_look::stored_channels(core, config).await?;
+        let stored = match operator_look::stored_channels(core, config).await {
+            Ok(stored) => stored,
+            Err(e) => return not_rebuilt(generation, e),
+        };
         let refused = |t: &Arc<Team>| stored.refused.iter().any(|n| t.uses_channel(n));
-        if config.teams.get(id).is_some_and(refused) {
-            tracing::warn!(team = %id, "a team lists an API channel this instance does not put in force; another instance builds it");
-            return Ok(None);
+        for (id, token, acting) in teams {
+            if config.teams.get(*id).is_some_and(refused) {
+                tracing::warn!(team = %id, "a team lists an API channel this instance does not put in force; another instance builds it");
+                continue;
+            }
+            match operator_teams::rebuild_team(core, &stored.config, id, *token, acting, now).await
+            {
+                Ok(rebuilt) => generation = generation.max(rebuilt.unwrap_or_default()),
+                Err(e) => {
+                    tracing::warn!(team = %id, error = %e, "a team that lists a channel written was not built again; its mark has a later look do it")
+                }
+            }
         }
-        generation =
-            operator_teams::rebuild_team(core, &stored.config, id, token, acting, now).await?;
-        if operator_look::channel_digests(core).await? == stored.digests {
-            break;
+        match operator_look::channel_digests(core).await {
+            Ok(digests) if digests == stored.digests => break,
+            Ok(_) => {}
+            Err(e) => return not_rebuilt(generation, e),
         }
     }
-    Ok(generation)
+    generation
+}
+
+/// `generation`, once the store failed before the teams were all built
+/// again (said in one line: their marks have a later look do it).
+fn not_rebuilt(generation: u64, e: Error) -> u64 {
+    tracing::warn!(error = %e, "the teams that list a channel written were not all built again; their marks have a later look do it");
+    generation
 }

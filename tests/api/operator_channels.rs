@@ -727,3 +727,82 @@ async fn on_a_cluster_channels_and_teams_written_are_in_force_on_every_instance_
     answers_in_two_seconds(&b, "newsms", 404).await;
     b.stop_keeping_keys().await;
 }
+
+/// What a channel's replace costs the store when two API teams list it
+/// (docs/operator-api.md#the-teams-that-list-a-channel): five commits
+/// (the channel with its index and the generation, then for each team
+/// its record with its entry and the teams' index), and the channels'
+/// index read twice, once before the teams are built again and once
+/// after, for both together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replace_of_a_listed_channel_is_two_commits_a_team_and_two_reads_of_the_channels_index() {
+    use crate::round_trips::Counting;
+    use chatgate::store::{keys, Op};
+    let commits = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
+    let told = std::sync::Arc::clone(&commits);
+    let inner: chatgate::store::SharedStore =
+        std::sync::Arc::new(chatgate::store::memory::MemoryStore::new());
+    let counting = std::sync::Arc::new(Counting::telling(inner, move |ops| {
+        let keys = ops.iter().filter_map(|op| match op {
+            Op::Put { key, .. } | Op::Delete { key, .. } => Some(key.clone()),
+            _ => None,
+        });
+        let keys: Vec<String> = keys.collect();
+        let ours = ["{~teams}", "{newco}", "{other}"];
+        if keys.iter().any(|k| ours.iter().any(|o| k.starts_with(o))) {
+            told.lock().unwrap().push(keys);
+        }
+    }));
+    let store: chatgate::store::SharedStore = counting.clone();
+    let setup = Setup {
+        store: Some(store),
+        ..with_operator()
+    };
+    let app = spawn_with(Backend::Memory, setup).await.unwrap();
+    let etag = create(&app, "newsms").await;
+    team_listing(&app, "newsms").await;
+    let mut other = writes::team("other", &chatgate::domain::secrets::generate_whsec());
+    other["channels"] = json!(["newsms"]);
+    let hash = chatgate::domain::secrets::ApiKeyHash::of_key("other-bot-key").to_hex();
+    other["api_keys"] = json!([{"id": "other-bot", "role": "admin", "sha256": hash}]);
+    assert_eq!(writes::put(&app, "other", &other, &[]).await.status(), 201);
+    commits.lock().unwrap().clear();
+    let index_reads = || {
+        let gets = counting.gets.lock().unwrap();
+        gets.iter()
+            .filter(|k| k[..] == [keys::api_channels()])
+            .count()
+    };
+    let before = index_reads();
+    let res = put(
+        &app,
+        &at("newsms"),
+        &[("If-Match", &etag)],
+        Some(&moved("newsms")),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let written = std::mem::take(&mut *commits.lock().unwrap());
+    let gen = keys::api_teams_generation();
+    assert_eq!(written.len(), 5, "{written:?}");
+    let first = [
+        keys::api_channel("newsms"),
+        keys::api_channels(),
+        gen.clone(),
+    ];
+    assert_eq!(written[0], first);
+    for (i, id) in [(1, "newco"), (3, "other")] {
+        assert!(written[i].contains(&keys::api_team(id)), "{:?}", written[i]);
+        assert!(
+            written[i].contains(&keys::audit_head(id)),
+            "{:?}",
+            written[i]
+        );
+        assert_eq!(written[i + 1], [keys::api_teams(), gen.clone()]);
+    }
+    let read = index_reads() - before;
+    assert_eq!(
+        read, 2,
+        "the channels' index, before and after, for both teams"
+    );
+}
