@@ -289,13 +289,8 @@ async fn with_api_teams(
     let changes = gateway::operator_look::changes(&gateway, &Default::default())
         .await
         .map_err(|e| std::io::Error::other(format!("cannot read the API teams: {e}")))?;
-    if let Some((channel, why)) = changes.refused_channels.first() {
-        let e = format!("the API channel {channel:?} cannot be put in force: {why}");
-        return Err(std::io::Error::other(e));
-    }
-    if let Some((team, why)) = changes.refused.first() {
-        let e = format!("the API team {team:?} cannot be put in force: {why}");
-        return Err(std::io::Error::other(e));
+    if let Some(e) = changes.first_refusal() {
+        return Err(std::io::Error::other(e.to_string()));
     }
     log_clashing(&changes.clashing);
     let config =
@@ -431,21 +426,8 @@ impl Reloader {
                 return Ok((Arc::unwrap_or_clone(kept), None));
             }
         };
-        if let Some((channel, why)) = changes.refused_channels.first() {
-            return Err(crate::config::ConfigError::new(
-                "the operator API",
-                format!("channels/{channel}"),
-                format!(
-                    "the API channel {channel:?} cannot be put in force with these files: {why}"
-                ),
-            ));
-        }
-        if let Some((team, why)) = changes.refused.first() {
-            return Err(crate::config::ConfigError::new(
-                "the operator API",
-                format!("teams/{team}"),
-                format!("the API team {team:?} cannot be put in force with these files: {why}"),
-            ));
+        if let Some(e) = changes.first_refusal() {
+            return Err(e);
         }
         log_clashing(&changes.clashing);
         let config = changes.applied_to(files)?;

@@ -56,6 +56,22 @@ impl Changes {
             && self.channels_gone.is_empty()
     }
 
+    /// The first stored channel, else team, that could not be put in
+    /// force, as what stops a start-up or refuses a reload: named, with
+    /// why (a key id, pointers; never a value).
+    pub fn first_refusal(&self) -> Option<ConfigError> {
+        let channels =
+            (self.refused_channels.iter()).map(|(name, why)| ("channel", "channels", name, why));
+        let teams = (self.refused.iter()).map(|(id, why)| ("team", "teams", id, why));
+        let (what, under, name, why) = channels.chain(teams).next()?;
+        let problem = format!("the API {what} {name:?} cannot be put in force: {why}");
+        Some(ConfigError::new(
+            "the operator API",
+            format!("{under}/{name}"),
+            problem,
+        ))
+    }
+
     /// `config` with these changes in force: the channels, then the teams.
     pub fn applied_to(&self, config: &Config) -> std::result::Result<Config, ConfigError> {
         let channels = config.with_api_channels(self.channels.clone(), &self.channels_gone)?;
@@ -92,13 +108,22 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
         .chain(&changes.channels_gone)
         .collect();
     let mut moved: BTreeSet<&String> = moved(&index.teams, &known.teams).collect();
-    let lists_touched = |t: &&Arc<Team>| touched.iter().any(|n| t.uses_channel(n));
-    for team in config.api_teams().filter(lists_touched) {
-        moved.extend(index.teams.get_key_value(&team.id).map(|(id, _)| id));
-    }
     changes.gone = gone(&index.teams, &known.teams);
-    let against = (config.with_api_channels(changes.channels.clone(), &changes.channels_gone))
-        .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
+    // No channel moved (a team's write): the teams are built against the
+    // configuration as it is, and no other is made.
+    let against = match touched.is_empty() {
+        true => std::borrow::Cow::<Config>::Borrowed(config),
+        false => {
+            let lists_touched = |t: &&Arc<Team>| touched.iter().any(|n| t.uses_channel(n));
+            for team in config.api_teams().filter(lists_touched) {
+                moved.extend(index.teams.get_key_value(&team.id).map(|(id, _)| id));
+            }
+            let with = config.with_api_channels(changes.channels.clone(), &changes.channels_gone);
+            let with = with
+                .map_err(|e| crate::error::Error::internal_from("API channels put in force", e))?;
+            std::borrow::Cow::Owned(with)
+        }
+    };
     let moved: Vec<&String> = moved.into_iter().collect();
     for chunk in moved.chunks(READ_AT_ONCE) {
         read_teams(core, &against, chunk, &mut changes).await?;
