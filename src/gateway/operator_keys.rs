@@ -7,6 +7,7 @@
 //! any write. What is made is never stored as it is: an API key as its
 //! hash, a security key sealed.
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 
 use super::operator_teams::{edit_team, Edited};
 use super::Core;
@@ -51,8 +52,8 @@ fn refused(r: KeyRefusal) -> Error {
 }
 
 /// The asked key's members checked as a team file's (422 naming the
-/// member, never its value).
-fn check_asked(asked: &AskedApiKey<'_>) -> Result<()> {
+/// member, never its value): the hash it names, if any.
+fn checked_hash(asked: &AskedApiKey<'_>) -> Result<Option<ApiKeyHash>> {
     check_label(asked.id).map_err(|p| Error::invalid("id", &p))?;
     if !ROLES.contains(&asked.role) {
         return Err(Error::invalid(
@@ -60,12 +61,14 @@ fn check_asked(asked: &AskedApiKey<'_>) -> Result<()> {
             "must be bot, agent, admin or auditor",
         ));
     }
-    if let Some(hex) = asked.sha256 {
-        if hex.len() != 64 || ApiKeyHash::from_hex(hex).is_err() {
-            return Err(Error::invalid("sha256", "must be 64 hex digits"));
-        }
-    }
-    Ok(())
+    let Some(hex) = asked.sha256 else {
+        return Ok(None);
+    };
+    let hash = (hex.len() == 64)
+        .then(|| ApiKeyHash::from_hex(hex).ok())
+        .flatten();
+    hash.map(Some)
+        .ok_or_else(|| Error::invalid("sha256", "must be 64 hex digits"))
 }
 
 /// Adds API key `asked` to API team `team`: made by the gateway (shown
@@ -79,12 +82,8 @@ pub async fn add_api_key(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<KeyMade> {
-    check_asked(asked)?;
-    let (hash, shown) = match asked.sha256 {
-        Some(hex) => {
-            let hash = ApiKeyHash::from_hex(hex).map_err(|p| Error::invalid("sha256", &p))?;
-            (hash, None)
-        }
+    let (hash, shown) = match checked_hash(asked)? {
+        Some(hash) => (hash, None),
         None => {
             let key = generate_api_key();
             (ApiKeyHash::of_key(&key), Some(SecretString::from(key)))
@@ -121,9 +120,23 @@ pub async fn remove_api_key(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<Option<u64>> {
+    removed(core, team, acting, now, |body| {
+        team_keys::remove_api_key(body, key_id)
+    })
+    .await
+}
+
+/// API team `team` with what `remove` takes out of its body (refused as
+/// [`refused`] says): the generation that holds the change.
+async fn removed(
+    core: &Core,
+    team: &str,
+    acting: &Acting,
+    now: Timestamp,
+    remove: impl Fn(&Value) -> std::result::Result<Value, KeyRefusal>,
+) -> Result<Option<u64>> {
     let ((), generation) = edit_team(core, team, acting, now, |_, body| {
-        let body = team_keys::remove_api_key(body, key_id).map_err(refused)?;
-        Ok(Edited::To(body, ()))
+        Ok(Edited::To(remove(body).map_err(refused)?, ()))
     })
     .await?;
     Ok(generation)
@@ -164,10 +177,8 @@ pub async fn remove_security_key(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<Option<u64>> {
-    let ((), generation) = edit_team(core, team, acting, now, |_, body| {
-        let body = team_keys::remove_security_key(body, kid).map_err(refused)?;
-        Ok(Edited::To(body, ()))
+    removed(core, team, acting, now, |body| {
+        team_keys::remove_security_key(body, kid)
     })
-    .await?;
-    Ok(generation)
+    .await
 }
