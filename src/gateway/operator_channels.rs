@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::change::{self, Change};
 use super::operator_forms::{
-    channel_place, etag_of, opened, operator, sealed, written_body, Conditions, Write,
+    channel_place, etag_of, opened, operator, sealed, stored_forms, written_body, Conditions, Write,
 };
 use super::operator_look;
 use super::operator_teams;
@@ -83,11 +83,12 @@ async fn opened_teams(
     ids: &[String],
 ) -> Result<Vec<(String, Value)>> {
     let op = operator(config)?;
-    let keys: Vec<String> = ids.iter().map(|id| keys::api_team(id)).collect();
     let mut read = Vec::new();
-    for (id, raw) in ids.iter().zip(core.get(&keys).await?) {
-        let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
-        if let Some(StoredApiTeam::V1 { body, .. }) = stored.value {
+    for (id, stored) in ids
+        .iter()
+        .zip(stored_forms(core, ids, keys::api_team).await?)
+    {
+        if let Some(StoredApiTeam::V1 { body, .. }) = stored {
             read.push((id.clone(), opened(op, id, &body)?));
         }
     }

@@ -6,6 +6,7 @@
 use serde_json::Value;
 
 use super::records::{Loaded, StoredApiForm};
+use super::Core;
 use crate::config::{is_secret_member, Config, FormProblem, OperatorConfig};
 use crate::domain::audit::Acting;
 use crate::domain::preconditions::{self, Refusal};
@@ -110,6 +111,20 @@ pub(super) fn written_body(
 pub(super) fn breaks(problems: Vec<FormProblem>) -> String {
     let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
     format!("breaks a rule at {}", pointers.join(", "))
+}
+
+/// The stored forms of `names` (each kept under `key_of` its name), read
+/// in one call: `None` for one the store does not hold.
+pub(super) async fn stored_forms<N: AsRef<str>>(
+    core: &Core,
+    names: &[N],
+    key_of: fn(&str) -> String,
+) -> Result<Vec<Option<StoredApiForm>>> {
+    let keys: Vec<String> = names.iter().map(|n| key_of(n.as_ref())).collect();
+    let raw = core.get(&keys).await?;
+    let read = keys.into_iter().zip(raw);
+    read.map(|(key, raw)| Ok(Loaded::<StoredApiForm>::parse(key, raw)?.value))
+        .collect()
 }
 
 /// The place a channel's sealed secrets are bound to: no team id has a `~`.

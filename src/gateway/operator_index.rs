@@ -7,6 +7,7 @@
 //! the two, and the next instance to look indexes what its team's record
 //! holds.
 use super::change::{self, Change};
+use super::operator_forms::stored_forms;
 use super::records::{ApiTeamsGeneration, Loaded, PendingWrite, StoredApiTeam, StoredApiTeams};
 use super::work::Step;
 use super::Core;
@@ -158,9 +159,10 @@ pub async fn generation(core: &Core, now: Timestamp) -> Result<Looked> {
 /// Team `id` indexed as its record holds it, for a write (mark `token`)
 /// whose writer stopped: the generation.
 async fn repair(core: &Core, id: &str, token: u64, now: Timestamp) -> Result<u64> {
-    let key = keys::api_team(id);
-    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
-    let stored = Loaded::<StoredApiTeam>::parse(key, raw)?.value;
+    let stored = stored_forms(core, &[id], keys::api_team)
+        .await?
+        .pop()
+        .flatten();
     let digest = stored.map(|StoredApiTeam::V1 { digest, .. }| digest);
     tracing::warn!(team = %id, "a write of an API team stopped before its index; indexed as stored");
     let read = [keys::api_teams(), keys::api_teams_generation()];

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 
-use super::operator_forms::{breaks, channel_place, operator};
+use super::operator_forms::{breaks, channel_place, operator, stored_forms};
 use super::records::{
     ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiTeam, StoredApiTeams,
 };
@@ -175,15 +175,14 @@ async fn read_channels(
     if moved.is_empty() {
         return Ok(());
     }
-    let read: Vec<String> = moved.iter().map(|name| keys::api_channel(name)).collect();
-    for (name, raw) in moved.iter().zip(core.get(&read).await?) {
-        let stored = Loaded::<StoredApiChannel>::parse(keys::api_channel(name), raw)?;
+    let read = stored_forms(core, &moved, keys::api_channel).await?;
+    for (name, stored) in moved.iter().zip(read) {
         if config.file_channel(name).is_some() {
             let why = "a channel file of this instance has its name: one name, one source";
             changes.refused_channels.push(((*name).clone(), why.into()));
             continue;
         }
-        match stored.value.map(|s| channel_of_record(config, name, s)) {
+        match stored.map(|s| channel_of_record(config, name, s)) {
             Some(Ok(channel)) => changes.channels.push(channel),
             Some(Err(why)) => changes.refused_channels.push(((*name).clone(), why)),
             None => changes.channels_gone.push((*name).clone()),
@@ -245,9 +244,8 @@ async fn read_teams(
     ids: &[&String],
     changes: &mut Changes,
 ) -> Result<()> {
-    let read: Vec<String> = ids.iter().map(|id| keys::api_team(id)).collect();
-    for (id, raw) in ids.iter().zip(core.get(&read).await?) {
-        let stored = Loaded::<StoredApiTeam>::parse(keys::api_team(id), raw)?;
+    let read = stored_forms(core, ids, keys::api_team).await?;
+    for (id, stored) in ids.iter().zip(read) {
         if config.file_team(id).is_some() {
             let why = "a team file of this instance has its id: one id, one source";
             changes.refused.push(((*id).clone(), why.into()));
@@ -257,7 +255,7 @@ async fn read_teams(
             let names = changes.refused_channels.iter().map(|(name, _)| name);
             names.clone().find(|name| team.uses_channel(name)).cloned()
         };
-        match stored.value.map(|s| team_of_record(config, id, s)) {
+        match stored.map(|s| team_of_record(config, id, s)) {
             Some(Ok(team)) => match refused_channel(&team) {
                 None => changes.teams.push(Arc::new(team)),
                 Some(name) => {
