@@ -736,23 +736,9 @@ async fn on_a_cluster_channels_and_teams_written_are_in_force_on_every_instance_
 /// after, for both together.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replace_of_a_listed_channel_is_two_commits_a_team_and_two_reads_of_the_channels_index() {
-    use crate::round_trips::Counting;
-    use chatgate::store::{keys, Op};
-    let commits = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
-    let told = std::sync::Arc::clone(&commits);
-    let inner: chatgate::store::SharedStore =
-        std::sync::Arc::new(chatgate::store::memory::MemoryStore::new());
-    let counting = std::sync::Arc::new(Counting::telling(inner, move |ops| {
-        let keys = ops.iter().filter_map(|op| match op {
-            Op::Put { key, .. } | Op::Delete { key, .. } => Some(key.clone()),
-            _ => None,
-        });
-        let keys: Vec<String> = keys.collect();
-        let ours = ["{~teams}", "{newco}", "{other}"];
-        if keys.iter().any(|k| ours.iter().any(|o| k.starts_with(o))) {
-            told.lock().unwrap().push(keys);
-        }
-    }));
+    use chatgate::store::keys;
+    let tags = &["{~teams}", "{newco}", "{other}"];
+    let (counting, commits) = crate::operator_keys::counting_commits(tags);
     let store: chatgate::store::SharedStore = counting.clone();
     let setup = Setup {
         store: Some(store),

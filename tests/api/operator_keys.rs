@@ -279,17 +279,20 @@ both_stores!(a_refused_write_leaves_no_mark, setup: with_operator(), |app: TestA
     assert_eq!(etag(&app, "newco").await, first);
 });
 
-/// What a `PUT` costs the store: three commits (its mark, its team with
-/// the audit entry, the index), each after one read; a dry run one read
-/// and no commit; a refused write its mark and the mark's clearing.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
-    use crate::round_trips::Counting;
-    let commits = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
+/// The commits of the operator API a test counts: those that write a key
+/// under one of `tags` (not the background work's, as store epochs).
+pub(crate) type Commits = std::sync::Arc<std::sync::Mutex<Vec<Vec<String>>>>;
+
+/// A memory store that counts its calls, and the keys of each commit
+/// that writes under one of `tags`.
+pub(crate) fn counting_commits(
+    tags: &'static [&'static str],
+) -> (std::sync::Arc<crate::round_trips::Counting>, Commits) {
+    let commits = Commits::default();
     let told = std::sync::Arc::clone(&commits);
     let inner: chatgate::store::SharedStore =
         std::sync::Arc::new(chatgate::store::memory::MemoryStore::new());
-    let counting = std::sync::Arc::new(Counting::telling(inner, move |ops| {
+    let counting = crate::round_trips::Counting::telling(inner, move |ops| {
         let keys = ops.iter().filter_map(|op| match op {
             chatgate::store::Op::Put { key, .. } | chatgate::store::Op::Delete { key, .. } => {
                 Some(key.clone())
@@ -297,14 +300,20 @@ async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
             _ => None,
         });
         let keys: Vec<String> = keys.collect();
-        // The operator API's: not the background work's (store epochs …).
-        if keys
-            .iter()
-            .any(|k| k.starts_with("{~teams}") || k.starts_with("{newco}"))
-        {
+        if keys.iter().any(|k| tags.iter().any(|t| k.starts_with(t))) {
             told.lock().unwrap().push(keys);
         }
-    }));
+    });
+    (std::sync::Arc::new(counting), commits)
+}
+
+/// What a `PUT` costs the store: three commits (its mark, its team with
+/// the audit entry, the index), each after one read; a dry run one read
+/// and no commit; a refused write its mark and the mark's clearing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_is_three_commits_each_after_one_read_and_a_dry_run_one_read() {
+    use crate::round_trips::Counting;
+    let (counting, commits) = counting_commits(&["{~teams}", "{newco}"]);
     let store: chatgate::store::SharedStore = counting.clone();
     let setup = Setup {
         store: Some(store),
