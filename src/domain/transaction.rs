@@ -212,8 +212,9 @@ fn check_amount(field: &str, amount: &str, minor: u16) -> Result<(), Error> {
 }
 
 /// 1..=`max` characters shown to the payer: no control, format (bidi),
-/// invisible or private-use characters, and each word (between spaces)
-/// letters of one script, as identifiers (docs/api.md#identifiers).
+/// invisible or private-use characters, no space but U+0020 (a no-break
+/// or thin space looks like one and is another), and each word (between
+/// spaces) letters of one script, as identifiers (docs/api.md#identifiers).
 fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
     let n = s.chars().count();
     if n == 0 || n > max {
@@ -222,12 +223,15 @@ fn check_words(field: &str, s: &str, max: usize) -> Result<(), Error> {
             &format!("must be 1 to {max} characters"),
         ));
     }
-    let refused =
-        |c: char| refused_in_identifier(c) || c.general_category() == GeneralCategory::PrivateUse;
+    let refused = |c: char| {
+        refused_in_identifier(c)
+            || c.general_category() == GeneralCategory::PrivateUse
+            || (c.general_category() == GeneralCategory::SpaceSeparator && c != ' ')
+    };
     if s.chars().any(refused) {
         return Err(Error::invalid(
             field,
-            "must not contain control, invisible, bidi or private-use characters",
+            "must not contain control, invisible, bidi or private-use characters, nor a space other than U+0020",
         ));
     }
     if !s.split_whitespace().all(|w| w.is_single_script()) {

@@ -462,6 +462,11 @@ both_stores!(
                 "transaction.payee",
             ),
             (
+                with("payee", json!("ACME\u{00A0}Energy")),
+                422,
+                "transaction.payee",
+            ),
+            (
                 with("payee", json!("p".repeat(71))),
                 422,
                 "transaction.payee",

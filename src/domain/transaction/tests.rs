@@ -118,9 +118,13 @@ fn each_value_not_allowed_is_422_naming_its_member() {
         ("payee", json!("ACME\nEnergy")),
         ("payee", json!("ACME \u{E000}")),
         ("payee", json!("\u{0410}CME Energy")),
+        ("payee", json!("ACME\u{00A0}Energy")),
+        ("payee", json!("ACME\u{2009}Energy")),
+        ("payee", json!("ACME\u{3000}Energy")),
         ("reference", json!("")),
         ("reference", json!("r".repeat(36))),
         ("reference", json!("INV\u{2066}42")),
+        ("reference", json!("INV\u{202F}42")),
     ];
     for (member, v) in cases {
         let (status, text) = refused(&with(member, v.clone()));
