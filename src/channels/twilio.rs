@@ -63,6 +63,12 @@ impl Kind for TwilioConfig {
         required("account_sid", &self.account_sid)?;
         required("auth_token", self.auth_token.get().expose_secret())?;
         required("from", &self.from)?;
+        if !is_twilio_sender(&self.from) {
+            return Err((
+                "from",
+                "must be an E.164 number (+15550006666), \"whatsapp:\" and one, or a Messaging Service SID (MG and 32 hex digits)".into(),
+            ));
+        }
         if let Some(sid) = &self.otp_content_sid {
             required("otp_content_sid", sid)?;
             if !self.from.trim().starts_with(WHATSAPP) {
@@ -88,6 +94,24 @@ impl Kind for TwilioConfig {
             None => channel,
         }))
     }
+}
+
+/// Whether `from` is a sender Twilio sends from: an E.164 number, the
+/// same after `whatsapp:`, or a Messaging Service SID (`MG` and 32 hex
+/// digits). A file and an API write are held to this one rule.
+pub fn is_twilio_sender(from: &str) -> bool {
+    let e164 = |n: &str| {
+        n.strip_prefix('+').is_some_and(|d| {
+            (2..=15).contains(&d.len())
+                && d.bytes().all(|b| b.is_ascii_digit())
+                && !d.starts_with('0')
+        })
+    };
+    let service = |s: &str| {
+        s.strip_prefix("MG")
+            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    e164(from) || from.strip_prefix(WHATSAPP).is_some_and(e164) || service(from)
 }
 
 impl TwilioConfig {
@@ -747,6 +771,34 @@ mod tests {
             &posted,
             "0/KCTR6DLpKmkAf8muzZqo1nDgQ"
         ));
+    }
+
+    #[test]
+    fn a_sender_is_a_number_a_whatsapp_number_or_a_messaging_service() {
+        for ok in [
+            "+15550006666",
+            "whatsapp:+14155238886",
+            "MG0123456789abcdef0123456789ABCDEF",
+        ] {
+            assert!(is_twilio_sender(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "15550006666",
+            "+0555",
+            "+1",
+            "+1234567890123456",
+            "+1 555 000 6666",
+            " +15550006666",
+            "whatsapp:15550006666",
+            "whatsapp:",
+            "ACME",
+            "MG0123",
+            "MG0123456789abcdef0123456789abcdeg",
+            "https://127.0.0.1/",
+        ] {
+            assert!(!is_twilio_sender(bad), "{bad}");
+        }
     }
 
     #[test]
