@@ -6,7 +6,9 @@ use super::channels::{channel_of_table, Written};
 use super::every_problem::every_problem;
 use super::form::{is_secret_member, pointer_of_key, table_of_json, FormProblem};
 use super::team_json::BODY;
+use super::teams::ReadBacks;
 use super::{ChannelConfig, Config};
+use crate::domain::secrets_cipher::Salts;
 
 impl Config {
     /// The channel an operator's JSON `body` writes, or every problem
@@ -14,18 +16,28 @@ impl Config {
     /// secret left out).
     /// `${…}` is not read in a body: where a secret goes it is a problem,
     /// elsewhere it is the text itself.
+    /// `salts`: those of the body's secrets, by pointer, which what a read
+    /// shows of each is made with (docs/operator-api.md#secrets).
     pub fn channel_of_json(
         &self,
         body: &serde_json::Value,
+        salts: &Salts,
     ) -> Result<ChannelConfig, Vec<FormProblem>> {
-        every_problem(body, |b| self.check_channel(b), placeholder)
+        every_problem(body, |b| self.check_channel(b, salts), placeholder)
     }
 
     /// One pass of [`Config::channel_of_json`]: its shape's problems, or
     /// the first rule of a channel file it breaks.
-    fn check_channel(&self, body: &serde_json::Value) -> Result<ChannelConfig, Vec<FormProblem>> {
+    fn check_channel(
+        &self,
+        body: &serde_json::Value,
+        salts: &Salts,
+    ) -> Result<ChannelConfig, Vec<FormProblem>> {
         let table = table_of_json(body)?;
-        let secrets = self.operator.as_deref().map(|o| &o.secrets);
+        let secrets = (self.operator.as_deref()).map(|o| ReadBacks {
+            cipher: &o.secrets,
+            salts,
+        });
         channel_of_table(table, Written::Body, BODY, secrets).map_err(|e| {
             vec![FormProblem {
                 pointer: pointer_of_key(&e.key),

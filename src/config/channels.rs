@@ -37,6 +37,7 @@ pub(super) fn load_channel(
         &file,
         "",
     )?;
+    let secrets = secrets.map(super::teams::ReadBacks::of_file);
     let mut channel = channel_of_table(table, Written::File(written), &file, secrets)?;
     channel.modified = super::toml_file::modified_at(path);
     Ok(channel)
@@ -60,12 +61,13 @@ pub(super) fn channel_of_table(
     mut table: toml::Table,
     written: Written,
     file: &str,
-    secrets: Option<&crate::domain::secrets_cipher::SecretsCipher>,
+    secrets: Option<super::teams::ReadBacks<'_>>,
 ) -> Result<ChannelConfig, ConfigError> {
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
     let mut print = super::ConfigPrint::default();
-    print.add_table("", &table);
-    let form = super::teams::form_of(&table, secrets);
+    let name = table.get("name").and_then(toml::Value::as_str);
+    let place = super::channel_place(name.unwrap_or_default());
+    let form = super::teams::form_of(&table, &place, secrets, &mut print);
 
     let name = take_string(&mut table, "name", file)?;
     check_name(&name).map_err(|p| err("name", p))?;

@@ -31,12 +31,28 @@ fn problem(pointer: &str, detail: impl Into<String>) -> FormProblem {
     }
 }
 
+/// The place a channel's secrets are bound to, sealed and read back: no
+/// team id has a `~`, so no channel and team share one.
+pub fn channel_place(name: &str) -> String {
+    format!("~channel:{name}")
+}
+
+/// What a read shows of the secret `value` at `pointer`.
+pub type ReadBack<'a> = &'a dyn Fn(&str, &str) -> String;
+
 /// `table` as JSON, each string of a secret member replaced by
-/// `{"hmac": read_back(value)}`.
-pub fn json_form(table: &toml::Table, read_back: &dyn Fn(&str) -> String) -> serde_json::Value {
+/// `{"hmac": read_back(pointer, value)}`.
+pub fn json_form(table: &toml::Table, read_back: ReadBack<'_>) -> serde_json::Value {
+    json_table(table, "", read_back)
+}
+
+fn json_table(table: &toml::Table, at: &str, read_back: ReadBack<'_>) -> serde_json::Value {
     let object = table
         .iter()
-        .map(|(k, v)| (k.clone(), json_value(k, v, read_back)))
+        .map(|(k, v)| {
+            let pointer = format!("{at}/{}", escape(k));
+            (k.clone(), json_value(k, v, &pointer, read_back))
+        })
         .collect();
     serde_json::Value::Object(object)
 }
@@ -44,12 +60,13 @@ pub fn json_form(table: &toml::Table, read_back: &dyn Fn(&str) -> String) -> ser
 fn json_value(
     name: &str,
     value: &toml::Value,
-    read_back: &dyn Fn(&str) -> String,
+    pointer: &str,
+    read_back: ReadBack<'_>,
 ) -> serde_json::Value {
     use serde_json::Value as J;
     match value {
         toml::Value::String(s) if is_secret_member(name) => {
-            serde_json::json!({ "hmac": read_back(s) })
+            serde_json::json!({ "hmac": read_back(pointer, s) })
         }
         toml::Value::String(s) => J::String(s.clone()),
         toml::Value::Integer(i) => J::from(*i),
@@ -58,10 +75,50 @@ fn json_value(
         toml::Value::Datetime(d) => J::String(d.to_string()),
         // An array's members are named by their array's name: the strings
         // of a `secret = [..]` are secrets too.
-        toml::Value::Array(a) => {
-            J::Array(a.iter().map(|v| json_value(name, v, read_back)).collect())
+        toml::Value::Array(a) => J::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| json_value(name, v, &format!("{pointer}/{i}"), read_back))
+                .collect(),
+        ),
+        toml::Value::Table(t) => json_table(t, pointer, read_back),
+    }
+}
+
+/// `table` with each string of a secret member replaced by
+/// `read_back(pointer, value)`: what the digest of a team or channel is
+/// made of, so that it holds no bare hash of a secret and moves when a
+/// secret is written anew (docs/decisions/0440-a-secret-reads-back-where-it-stands.md).
+pub fn secrets_read_back(table: &toml::Table, read_back: ReadBack<'_>) -> toml::Table {
+    secrets_table(table, "", read_back)
+}
+
+fn secrets_table(table: &toml::Table, at: &str, read_back: ReadBack<'_>) -> toml::Table {
+    let read = |(k, v): (&String, &toml::Value)| {
+        let pointer = format!("{at}/{}", escape(k));
+        (k.clone(), secret_value(k, v, &pointer, read_back))
+    };
+    table.iter().map(read).collect()
+}
+
+fn secret_value(
+    name: &str,
+    value: &toml::Value,
+    pointer: &str,
+    read_back: ReadBack<'_>,
+) -> toml::Value {
+    match value {
+        toml::Value::String(s) if is_secret_member(name) => {
+            toml::Value::String(read_back(pointer, s))
         }
-        toml::Value::Table(t) => json_form(t, read_back),
+        toml::Value::Array(a) => toml::Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, v)| secret_value(name, v, &format!("{pointer}/{i}"), read_back))
+                .collect(),
+        ),
+        toml::Value::Table(t) => toml::Value::Table(secrets_table(t, pointer, read_back)),
+        other => other.clone(),
     }
 }
 
@@ -170,8 +227,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn shown(v: &str) -> String {
-        format!("h({})", v.len())
+    fn shown(p: &str, v: &str) -> String {
+        format!("h({p},{})", v.len())
     }
 
     #[test]
@@ -186,9 +243,9 @@ mod tests {
             form,
             json!({
                 "id": "acme",
-                "security_keys": [{"kid": "k", "secret": {"hmac": "h(9)"}, "primary": true}],
+                "security_keys": [{"kid": "k", "secret": {"hmac": "h(/security_keys/0/secret,9)"}, "primary": true}],
                 "settings": {"otp": {"ttl": "3m", "length": 6}},
-                "webhook": {"url": "https://x", "secret": {"hmac": "h(1)"}},
+                "webhook": {"url": "https://x", "secret": {"hmac": "h(/webhook/secret,1)"}},
             })
         );
     }

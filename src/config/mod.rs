@@ -7,6 +7,7 @@
 //! a [`Config`] in which every team's settings are already resolved
 //! (system → team → team's channel), so request handling never merges layers.
 mod api_teams;
+mod api_urls;
 mod approvals;
 mod audit;
 mod channel_json;
@@ -55,6 +56,7 @@ pub use crate::domain::settings::{
     Settings, StepUpSettings, Templates, Texts,
 };
 pub use crate::time::Dur;
+pub use api_urls::api_url_problems;
 pub use approvals::ApprovalsConfig;
 pub use audit::{AuditConfig, SyslogTarget, SyslogTls};
 pub use channels::{
@@ -64,7 +66,7 @@ pub use deferred::{deferring, Deferred};
 pub use env::Environment;
 #[cfg(test)]
 pub(crate) use files::team_file_members;
-pub use form::is_secret_member;
+pub use form::{channel_place, is_secret_member};
 pub use form::{escape as pointer_token, FormProblem, SECRET_MEMBERS};
 pub use load::{load, load_all_but_sms_length, load_with_env};
 pub use number_verification::NumberVerification;

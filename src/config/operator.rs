@@ -27,6 +27,10 @@ pub(super) struct OperatorSection {
     /// Every write needs a valid `Chatgate-Actor`; default false.
     #[serde(default)]
     require_person: bool,
+    /// A URL written through the API may name a loopback, private,
+    /// link-local or unspecified address; default false.
+    #[serde(default)]
+    allow_private_destinations: bool,
     /// `[operator.actor]`: who signs operators' `Chatgate-Actor` tokens.
     actor: Option<toml::Table>,
 }
@@ -95,6 +99,9 @@ pub struct OperatorConfig {
     pub secrets: SecretsCipher,
     /// A write needs a valid `Chatgate-Actor`, else 403 `person_required`.
     pub require_person: bool,
+    /// A URL written through the API may name a loopback, private,
+    /// link-local or unspecified address (docs/operator-api.md#destinations).
+    pub allow_private_destinations: bool,
     /// `[operator.actor]`, as a provider whose `client_id` is the audience
     /// a `Chatgate-Actor` token names.
     pub actor: Option<OidcConfig>,
@@ -127,6 +134,7 @@ pub(super) fn build(
         api_keys,
         secrets,
         require_person: raw.require_person,
+        allow_private_destinations: raw.allow_private_destinations,
         actor,
     }))
 }

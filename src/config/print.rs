@@ -2,7 +2,8 @@
 //! (docs/audit.md#configuration-changes): every dotted key of its team
 //! file, its channels' files and the `[defaults]` it inherits, each with
 //! the SHA-256 of its value — never a value, so a secret is only its own
-//! digest.
+//! digest (of its read-back while the operator API is on:
+//! `config::form::secrets_read_back`).
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};

@@ -5,10 +5,11 @@
 use super::every_problem::every_problem;
 use super::form::{pointer_of_key, table_of_json, FormProblem};
 use super::resolve::Layer;
-use super::teams::{team_of_table, Inherited};
+use super::teams::{team_of_table, Inherited, ReadBacks};
 use super::toml_file::display_path;
 use super::{Config, Team};
 use crate::domain::secrets::ApiKeyHash;
+use crate::domain::secrets_cipher::Salts;
 
 /// The name a body goes by where a file's name would be.
 pub(super) const BODY: &str = "(body)";
@@ -17,8 +18,14 @@ impl Config {
     /// The team an operator's JSON `body` writes, or every problem found
     /// ([`every_problem`]: a required member left out gets a placeholder
     /// that breaks no rule, [`placeholder`]).
-    pub fn team_of_json(&self, body: &serde_json::Value) -> Result<Team, Vec<FormProblem>> {
-        every_problem(body, |b| self.check_team(b, true), placeholder)
+    /// `salts`: those of the body's secrets, by pointer, which what a read
+    /// shows of each is made with (docs/operator-api.md#secrets).
+    pub fn team_of_json(
+        &self,
+        body: &serde_json::Value,
+        salts: &Salts,
+    ) -> Result<Team, Vec<FormProblem>> {
+        every_problem(body, |b| self.check_team(b, salts, true), placeholder)
     }
 
     /// [`Config::team_of_json`] for a team the store holds, being put in
@@ -26,8 +33,12 @@ impl Config {
     /// operators' only, since which of two stored teams keeps a key is
     /// settled over the teams put in force together
     /// (docs/operator-api.md#keys).
-    pub fn stored_team_of_json(&self, body: &serde_json::Value) -> Result<Team, Vec<FormProblem>> {
-        every_problem(body, |b| self.check_team(b, false), placeholder)
+    pub fn stored_team_of_json(
+        &self,
+        body: &serde_json::Value,
+        salts: &Salts,
+    ) -> Result<Team, Vec<FormProblem>> {
+        every_problem(body, |b| self.check_team(b, salts, false), placeholder)
     }
 
     /// One pass of [`Config::team_of_json`]: its shape's problems, or the
@@ -36,6 +47,7 @@ impl Config {
     fn check_team(
         &self,
         body: &serde_json::Value,
+        salts: &Salts,
         api_teams: bool,
     ) -> Result<Team, Vec<FormProblem>> {
         let table = table_of_json(body)?;
@@ -45,7 +57,10 @@ impl Config {
             prefix: "defaults".into(),
             table: &self.defaults_table,
         };
-        let secrets = self.operator.as_deref().map(|o| &o.secrets);
+        let secrets = (self.operator.as_deref()).map(|o| ReadBacks {
+            cipher: &o.secrets,
+            salts,
+        });
         let inherited = Inherited::new(defaults, secrets);
         let problem = |pointer: String, detail: String| vec![FormProblem { pointer, detail }];
         let team = team_of_table(table, BODY, &inherited, &self.channels).map_err(|e| {

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::domain::challenge::Delivery;
 use crate::domain::secrets::{parse_whsec, ApiKeyHash, HmacKey};
-use crate::domain::secrets_cipher::SecretsCipher;
+use crate::domain::secrets_cipher::{Salts, SecretsCipher};
 
 /// What every team inherits from the system file, made once for all of
 /// them: the `[defaults]` layer and its print.
@@ -24,11 +24,11 @@ pub(super) struct Inherited<'a> {
     print: super::ConfigPrint,
     /// What makes a team's JSON form (its secrets read back), when the
     /// operator API is on.
-    secrets: Option<&'a SecretsCipher>,
+    secrets: Option<ReadBacks<'a>>,
 }
 
 impl<'a> Inherited<'a> {
-    pub(super) fn new(defaults: Layer<'a>, secrets: Option<&'a SecretsCipher>) -> Self {
+    pub(super) fn new(defaults: Layer<'a>, secrets: Option<ReadBacks<'a>>) -> Self {
         let mut print = super::ConfigPrint::default();
         print.add_table("settings", defaults.table);
         Inherited {
@@ -39,14 +39,45 @@ impl<'a> Inherited<'a> {
     }
 }
 
-/// The JSON form of a file's `table` (docs/operator-api.md#the-representation),
-/// its secrets read back under `secrets`; `Null` while the operator API is
-/// off (nothing reads it).
-pub(super) fn form_of(table: &toml::Table, secrets: Option<&SecretsCipher>) -> serde_json::Value {
-    match secrets {
-        Some(c) => super::form::json_form(table, &|v| c.read_back(v)),
-        None => serde_json::Value::Null,
+/// What a read shows of a team's or channel's secrets: the cipher's
+/// read-back, with the salt kept beside each (none for a file's).
+#[derive(Clone, Copy)]
+pub(super) struct ReadBacks<'a> {
+    pub cipher: &'a SecretsCipher,
+    pub salts: &'a Salts,
+}
+
+impl<'a> ReadBacks<'a> {
+    /// A file's: its secrets have no salt.
+    pub(super) fn of_file(cipher: &'a SecretsCipher) -> Self {
+        static NONE: Salts = Salts::new();
+        ReadBacks {
+            cipher,
+            salts: &NONE,
+        }
     }
+}
+
+/// The JSON form of a file's `table` (docs/operator-api.md#the-representation),
+/// its secrets read back at `place` (a team's id, a channel's
+/// [`super::channel_place`]) under `secrets`; `Null` while the operator
+/// API is off (nothing reads it). `table` added to `print`, each secret as
+/// its read-back while the API is on (so that no digest holds a bare hash
+/// of a secret, and one written anew moves it), as itself while it is off.
+pub(super) fn form_of(
+    table: &toml::Table,
+    place: &str,
+    secrets: Option<ReadBacks<'_>>,
+    print: &mut super::ConfigPrint,
+) -> serde_json::Value {
+    let Some(r) = secrets else {
+        print.add_table("", table);
+        return serde_json::Value::Null;
+    };
+    let read_back =
+        |pointer: &str, v: &str| r.cipher.read_back(place, pointer, r.salts.get(pointer), v);
+    print.add_table("", &super::form::secrets_read_back(table, &read_back));
+    super::form::json_form(table, &read_back)
 }
 
 pub(super) fn load_team(
@@ -82,8 +113,11 @@ pub(super) fn team_of_table(
     let defaults = &inherited.defaults;
     let err = |key: &str, problem: String| ConfigError::new(file, key, problem);
     let mut print = inherited.print.clone();
-    print.add_table("", &table);
-    let form = form_of(&table, inherited.secrets);
+    let place = table
+        .get("id")
+        .and_then(toml::Value::as_str)
+        .unwrap_or_default();
+    let form = form_of(&table, place, inherited.secrets, &mut print);
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;

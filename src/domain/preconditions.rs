@@ -14,8 +14,9 @@ pub enum Refusal {
 
 /// Whether a write may go ahead: `if_match` and `if_none_match` as sent,
 /// `current` the quoted `ETag` of what exists (`None`: nothing does).
-/// A replace or a delete needs `If-Match` naming the current version (or
-/// `*`); `If-None-Match: *` creates only.
+/// A replace or a delete needs `If-Match` naming the current version
+/// (`*` names none: 428, as no `If-Match`); `If-None-Match: *` creates
+/// only.
 pub fn check(
     if_match: Option<&str>,
     if_none_match: Option<&str>,
@@ -30,11 +31,11 @@ pub fn check(
         (None, Some(_)) => Err(Refusal::Required),
         // Nothing to match: the condition cannot hold.
         (Some(_), None) => Err(Refusal::Failed),
+        // `*` names no version: a writer that sends it has not read what
+        // it replaces, as one that sends nothing.
+        (Some(list), Some(_)) if names_any(list) => Err(Refusal::Required),
         (Some(list), Some(etag)) => {
-            let matches = list
-                .split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t == etag);
+            let matches = list.split(',').map(str::trim).any(|t| t == etag);
             matches.then_some(()).ok_or(Refusal::Failed)
         }
     }
@@ -51,7 +52,11 @@ mod tests {
         assert_eq!(check(None, None, Some(TAG)), Err(Refusal::Required));
         assert_eq!(check(Some(TAG), None, Some(TAG)), Ok(()));
         assert_eq!(check(Some("\"x\", \"abc\""), None, Some(TAG)), Ok(()));
-        assert_eq!(check(Some("*"), None, Some(TAG)), Ok(()));
+        assert_eq!(check(Some("*"), None, Some(TAG)), Err(Refusal::Required));
+        assert_eq!(
+            check(Some("\"abc\", *"), None, Some(TAG)),
+            Err(Refusal::Required)
+        );
         assert_eq!(check(Some("\"x\""), None, Some(TAG)), Err(Refusal::Failed));
         // Strong comparison: a weak tag or an unquoted one is another.
         assert_eq!(

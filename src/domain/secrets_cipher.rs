@@ -1,9 +1,12 @@
 //! The operator API's secrets keys (docs/operator-api.md#secrets): a team's
 //! or a channel's secret as the store keeps it — AES-256-GCM under the first
 //! key, a fresh random nonce per value, the key's id beside the ciphertext
-//! (docs/decisions/0421-the-stored-form-of-a-secret.md) — and as a read
-//! gives it back: an HMAC-SHA-256 of the value under a key derived from the
-//! first key, never the value nor a bare hash of it.
+//! (docs/decisions/0421-the-stored-form-of-a-secret.md), and a random salt
+//! of its own beside them — and as a read gives it back: an HMAC-SHA-256
+//! of the salt and the value under a key derived from the first key, the
+//! place and the member's pointer, never the value nor a bare hash of it
+//! (docs/decisions/0440-a-secret-reads-back-where-it-stands.md).
+use std::collections::BTreeMap;
 use std::fmt;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -22,11 +25,43 @@ pub const KEY_BYTES: usize = 32;
 /// The bytes of a nonce (GCM's 96 bits).
 const NONCE_BYTES: usize = 12;
 
-/// The version tag every sealed value starts with.
-const VERSION: &str = "cg1";
+/// The version tag of a value sealed with a salt beside it.
+const VERSION: &str = "cg2";
+
+/// The version tag of a value sealed before salts: it still opens, and
+/// reads back without a salt until its next write.
+const UNSALTED: &str = "cg1";
+
+/// The bytes of a salt (128 bits).
+pub const SALT_BYTES: usize = 16;
 
 /// The label the read-back key is derived under from the first key.
-const READ_BACK_LABEL: &[u8] = b"chatgate operator read-back v1";
+const READ_BACK_LABEL: &[u8] = b"chatgate operator read-back v2";
+
+/// The random salt kept beside one sealed secret: what its read-back is
+/// made over with the value, so that a value written anew never reads
+/// back as another one does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Salt([u8; SALT_BYTES]);
+
+impl Salt {
+    /// A fresh random salt.
+    pub fn fresh() -> Salt {
+        let mut bytes = [0u8; SALT_BYTES];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        Salt(bytes)
+    }
+}
+
+impl fmt::Debug for Salt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Salt(..)")
+    }
+}
+
+/// The salts of a body's secrets, by the pointer of each: a secret with
+/// none (a file's, or one sealed before salts) reads back without.
+pub type Salts = BTreeMap<String, Salt>;
 
 /// Why a sealed value could not be opened. Never carries the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -87,47 +122,41 @@ impl SecretsCipher {
     }
 
     /// `value` sealed under the first key for the place `aad` names (a
-    /// team's id and the member's pointer, say): `cg1:<key id>:<base64url
-    /// of nonce ‖ ciphertext ‖ tag>`, with a fresh random nonce.
-    pub fn seal(&self, aad: &str, value: &str) -> String {
+    /// team's id and the member's pointer, say), with `salt` beside it:
+    /// `cg2:<key id>:<base64url of salt ‖ nonce ‖ ciphertext ‖ tag>`, with
+    /// a fresh random nonce; the salt is bound as the place is.
+    pub fn seal(&self, aad: &str, value: &str, salt: Salt) -> String {
         let key = &self.keys[0];
         let mut nonce = [0u8; NONCE_BYTES];
         rand::thread_rng().fill_bytes(&mut nonce);
         let payload = Payload {
             msg: value.as_bytes(),
-            aad: &Self::aad(&key.id, aad),
+            aad: &Self::aad(VERSION, &key.id, aad, Some(salt)),
         };
         // Encrypting into a Vec fails only past GCM's 64 GiB message limit.
         let sealed = key
             .cipher
             .encrypt(&Nonce::from(nonce), payload)
             .unwrap_or_default();
-        let mut bytes = nonce.to_vec();
+        let mut bytes = salt.0.to_vec();
+        bytes.extend_from_slice(&nonce);
         bytes.extend_from_slice(&sealed);
         format!("{VERSION}:{}:{}", key.id, B64URL.encode(bytes))
     }
 
     /// The value `sealed` holds, if a listed key sealed it for `aad`.
     pub fn open(&self, aad: &str, sealed: &str) -> Result<SecretString, OpenError> {
-        let mut parts = sealed.splitn(3, ':');
-        let (Some(VERSION), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(OpenError::Malformed);
-        };
+        let (version, id, salt, rest) = Self::parts(sealed)?;
         let key = self
             .keys
             .iter()
             .find(|k| k.id == id)
             .ok_or_else(|| OpenError::UnknownKey(id.to_string()))?;
-        let bytes = B64URL.decode(body).map_err(|_| OpenError::Malformed)?;
-        if bytes.len() < NONCE_BYTES + 16 {
-            return Err(OpenError::Malformed);
-        }
-        let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
+        let (nonce, ciphertext) = rest.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into().map_err(|_| OpenError::Malformed)?;
         let payload = Payload {
             msg: ciphertext,
-            aad: &Self::aad(id, aad),
+            aad: &Self::aad(version, id, aad, salt),
         };
         let plain = key
             .cipher
@@ -137,20 +166,82 @@ impl SecretsCipher {
         Ok(SecretString::from(text))
     }
 
-    /// What a read shows of the secret `value`: lowercase hex of its
-    /// HMAC-SHA-256 under the read-back key.
-    pub fn read_back(&self, value: &str) -> String {
-        match self.read_back.mac() {
-            Some(mac) => hex::encode(mac.chain_update(value.as_bytes()).finalize().into_bytes()),
-            None => String::new(),
-        }
+    /// The salt kept beside `sealed` (`None`: sealed before salts, or not
+    /// a sealed value). Read without opening: [`SecretsCipher::open`]
+    /// checks it with the value.
+    pub fn salt_of(sealed: &str) -> Option<Salt> {
+        Self::parts(sealed).ok()?.2
     }
 
-    /// The associated data of a sealed value: the version, the key id and
-    /// the place, so a value moved to another place or relabelled with
-    /// another key id does not open.
-    fn aad(id: &str, place: &str) -> Vec<u8> {
-        format!("{VERSION}\n{id}\n{place}").into_bytes()
+    /// A sealed value's version, key id, salt and nonce ‖ ciphertext ‖
+    /// tag.
+    fn parts(sealed: &str) -> Result<(&str, &str, Option<Salt>, Vec<u8>), OpenError> {
+        let mut parts = sealed.splitn(3, ':');
+        let (Some(version), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(OpenError::Malformed);
+        };
+        let salted = match version {
+            VERSION => true,
+            UNSALTED => false,
+            _ => return Err(OpenError::Malformed),
+        };
+        let mut bytes = B64URL.decode(body).map_err(|_| OpenError::Malformed)?;
+        let salt_len = if salted { SALT_BYTES } else { 0 };
+        if bytes.len() < salt_len + NONCE_BYTES + 16 {
+            return Err(OpenError::Malformed);
+        }
+        let rest = bytes.split_off(salt_len);
+        let salt = match salted {
+            true => Some(Salt(bytes.try_into().map_err(|_| OpenError::Malformed)?)),
+            false => None,
+        };
+        Ok((version, id, salt, rest))
+    }
+
+    /// What a read shows of the secret `value` kept at `pointer` of
+    /// `place` (a team's id, a channel's place) with `salt` beside it:
+    /// lowercase hex of HMAC-SHA-256 over the salt and the value, under a
+    /// key derived from the read-back key, the place and the pointer. The
+    /// same value elsewhere, or salted anew, reads back otherwise. Without
+    /// a salt (a file's secret, or one sealed before salts) the value is
+    /// read back alone, still under its place's and pointer's key.
+    pub fn read_back(
+        &self,
+        place: &str,
+        pointer: &str,
+        salt: Option<&Salt>,
+        value: &str,
+    ) -> String {
+        let Some(derive) = self.read_back.mac() else {
+            return String::new();
+        };
+        let key = derive
+            .chain_update((place.len() as u64).to_be_bytes())
+            .chain_update(place.as_bytes())
+            .chain_update(pointer.as_bytes())
+            .finalize()
+            .into_bytes();
+        let Some(mac) = HmacKey::new(&key).mac() else {
+            return String::new();
+        };
+        let mac = match salt {
+            Some(s) => mac.chain_update([1u8]).chain_update(s.0),
+            None => mac.chain_update([0u8]),
+        };
+        hex::encode(mac.chain_update(value.as_bytes()).finalize().into_bytes())
+    }
+
+    /// The associated data of a sealed value: the version, the key id, the
+    /// place and the salt, so a value moved to another place, relabelled
+    /// with another key id or given another salt does not open.
+    fn aad(version: &str, id: &str, place: &str, salt: Option<Salt>) -> Vec<u8> {
+        let mut aad = format!("{version}\n{id}\n{place}").into_bytes();
+        if let Some(salt) = salt {
+            aad.push(b'\n');
+            aad.extend_from_slice(&salt.0);
+        }
+        aad
     }
 }
 
@@ -170,23 +261,26 @@ mod tests {
     #[test]
     fn a_sealed_value_opens_again_and_never_shows_the_value() {
         let c = cipher(&[("2026-11", 1)]);
-        let sealed = c.seal("acme/oidc/client_secret", "s3cret-value");
-        assert!(sealed.starts_with("cg1:2026-11:"), "{sealed}");
+        let sealed = c.seal("acme/oidc/client_secret", "s3cret-value", Salt::fresh());
+        assert!(sealed.starts_with("cg2:2026-11:"), "{sealed}");
         assert!(!sealed.contains("s3cret"));
         let opened = c.open("acme/oidc/client_secret", &sealed).unwrap();
         assert_eq!(opened.expose_secret(), "s3cret-value");
         // A fresh nonce each time: the same value seals differently.
-        assert_ne!(sealed, c.seal("acme/oidc/client_secret", "s3cret-value"));
+        assert_ne!(
+            sealed,
+            c.seal("acme/oidc/client_secret", "s3cret-value", Salt::fresh())
+        );
         assert!(!format!("{c:?}").contains('\u{1}'));
     }
 
     #[test]
     fn the_first_key_seals_and_every_listed_key_opens() {
         let old = cipher(&[("old", 1)]);
-        let sealed_old = old.seal("p", "v1");
+        let sealed_old = old.seal("p", "v1", Salt::fresh());
         let rotated = cipher(&[("new", 2), ("old", 1)]);
-        let sealed_new = rotated.seal("p", "v2");
-        assert!(sealed_new.starts_with("cg1:new:"), "{sealed_new}");
+        let sealed_new = rotated.seal("p", "v2", Salt::fresh());
+        assert!(sealed_new.starts_with("cg2:new:"), "{sealed_new}");
         assert_eq!(
             rotated.open("p", &sealed_old).unwrap().expose_secret(),
             "v1"
@@ -200,13 +294,13 @@ mod tests {
 
     #[test]
     fn an_unlisted_key_id_is_named_and_never_opens() {
-        let sealed = cipher(&[("gone", 1)]).seal("p", "v");
+        let sealed = cipher(&[("gone", 1)]).seal("p", "v", Salt::fresh());
         assert_eq!(
             cipher(&[("new", 2)]).open("p", &sealed).unwrap_err(),
             OpenError::UnknownKey("gone".into())
         );
         // The same bytes under another id: the tag does not verify.
-        let relabelled = sealed.replacen("cg1:gone:", "cg1:new:", 1);
+        let relabelled = sealed.replacen("cg2:gone:", "cg2:new:", 1);
         let other = cipher(&[("new", 1)]);
         assert_eq!(
             other.open("p", &relabelled).unwrap_err(),
@@ -217,7 +311,7 @@ mod tests {
     #[test]
     fn a_tampered_or_moved_value_does_not_open() {
         let c = cipher(&[("k", 7)]);
-        let sealed = c.seal("acme/webhook/secret", "whsec_x");
+        let sealed = c.seal("acme/webhook/secret", "whsec_x", Salt::fresh());
         let (head, body) = sealed.rsplit_once(':').unwrap();
         let mut bytes = B64URL.decode(body).unwrap();
         let last = bytes.len() - 1;
@@ -231,22 +325,88 @@ mod tests {
             c.open("globex/webhook/secret", &sealed).unwrap_err(),
             OpenError::Tampered
         );
-        for bad in ["", "cg1:k", "cg2:k:AAAA", "cg1:k:!!", "cg1:k:AAAA"] {
+        for bad in [
+            "",
+            "cg1:k",
+            "cg3:k:AAAA",
+            "cg1:k:!!",
+            "cg1:k:AAAA",
+            "cg2:k:AAAA",
+        ] {
             assert_eq!(c.open("p", bad).unwrap_err(), OpenError::Malformed, "{bad}");
         }
     }
 
+    /// `value` sealed as a gateway did before salts: `cg1`, no salt.
+    fn sealed_unsalted(c: &SecretsCipher, aad: &str, value: &str) -> String {
+        let key = &c.keys[0];
+        let nonce = [9u8; NONCE_BYTES];
+        let payload = Payload {
+            msg: value.as_bytes(),
+            aad: &SecretsCipher::aad(UNSALTED, &key.id, aad, None),
+        };
+        let mut bytes = nonce.to_vec();
+        bytes.extend(key.cipher.encrypt(&Nonce::from(nonce), payload).unwrap());
+        format!("cg1:{}:{}", key.id, B64URL.encode(bytes))
+    }
+
     #[test]
-    fn the_read_back_is_keyed_by_the_first_key_and_never_a_bare_hash() {
-        let a = cipher(&[("a", 1), ("b", 2)]);
-        let shown = a.read_back("hunter2");
+    fn a_salt_is_kept_beside_its_value_bound_to_it_and_one_sealed_before_salts_still_opens() {
+        let c = cipher(&[("k", 4)]);
+        let salt = Salt::fresh();
+        let sealed = c.seal("acme/webhook/secret", "whsec_x", salt);
+        assert_eq!(SecretsCipher::salt_of(&sealed), Some(salt));
+        // Another salt in its place: the value does not open.
+        let (head, body) = sealed.rsplit_once(':').unwrap();
+        let mut bytes = B64URL.decode(body).unwrap();
+        bytes[0] ^= 1;
+        let resalted = format!("{head}:{}", B64URL.encode(bytes));
+        assert_eq!(
+            c.open("acme/webhook/secret", &resalted).unwrap_err(),
+            OpenError::Tampered
+        );
+        // Sealed before salts: it opens, and has no salt.
+        let old = sealed_unsalted(&c, "acme/webhook/secret", "whsec_old");
+        assert_eq!(
+            c.open("acme/webhook/secret", &old).unwrap().expose_secret(),
+            "whsec_old"
+        );
+        assert_eq!(SecretsCipher::salt_of(&old), None);
+        assert_eq!(
+            c.open("globex/webhook/secret", &old).unwrap_err(),
+            OpenError::Tampered
+        );
+    }
+
+    #[test]
+    fn a_read_back_is_of_its_place_its_pointer_and_its_salt() {
+        let c = cipher(&[("a", 1)]);
+        let (s1, s2) = (Salt::fresh(), Salt::fresh());
+        let shown = c.read_back("acme", "/webhook/secret", Some(&s1), "hunter2");
         assert_eq!(shown.len(), 64);
         assert!(shown.bytes().all(|b| b.is_ascii_hexdigit()));
-        assert_eq!(shown, a.read_back("hunter2"));
-        assert_ne!(shown, a.read_back("hunter3"));
+        assert_eq!(
+            shown,
+            c.read_back("acme", "/webhook/secret", Some(&s1), "hunter2")
+        );
+        for other in [
+            c.read_back("globex", "/webhook/secret", Some(&s1), "hunter2"),
+            c.read_back("acme", "/oidc/client_secret", Some(&s1), "hunter2"),
+            c.read_back("acme", "/webhook/secret", Some(&s2), "hunter2"),
+            c.read_back("acme", "/webhook/secret", None, "hunter2"),
+            c.read_back("acme", "/webhook/secret", Some(&s1), "hunter3"),
+            // The place and the pointer are not one string run together.
+            c.read_back("acme/webhook", "/secret", Some(&s1), "hunter2"),
+        ] {
+            assert_ne!(shown, other);
+        }
         use sha2::{Digest, Sha256};
         assert_ne!(shown, hex::encode(Sha256::digest(b"hunter2")));
         // Another first key, another read-back.
-        assert_ne!(shown, cipher(&[("b", 2), ("a", 1)]).read_back("hunter2"));
+        let b = cipher(&[("b", 2), ("a", 1)]);
+        assert_ne!(
+            shown,
+            b.read_back("acme", "/webhook/secret", Some(&s1), "hunter2")
+        );
     }
 }

@@ -1,14 +1,18 @@
 //! The secrets of a team written through the operator API, in its JSON
-//! form (docs/operator-api.md#secrets): sealed one by one where they stand
-//! before the store keeps the form, opened again when it is read, and an
-//! `{"hmac"}` object a write sends back replaced by the stored secret it
-//! names. A secret member is named by the caller's `is_secret` (the
-//! configuration's list); an array under such a member holds secrets too.
+//! form (docs/operator-api.md#secrets): sealed one by one where they stand,
+//! each with its salt, before the store keeps the form, opened again when
+//! it is read, and an `{"hmac"}` object a write sends back replaced by the
+//! secret stored at that very pointer, when it is that secret's read-back
+//! (docs/decisions/0440-a-secret-reads-back-where-it-stands.md). A secret
+//! member is named by the caller's `is_secret` (the configuration's list);
+//! an array under such a member holds secrets too.
+use std::collections::BTreeMap;
+
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 
-use super::secrets_cipher::{OpenError, SecretsCipher};
+use super::secrets_cipher::{OpenError, Salt, Salts, SecretsCipher};
 use crate::error::Pointed;
 
 /// Whether a member of that name holds a secret.
@@ -65,15 +69,39 @@ fn map_secrets<E>(
 }
 
 /// `body` (of team `team`) with each secret string sealed under the first
-/// key, bound to its place.
-pub fn seal(body: &Value, team: &str, is_secret: IsSecret<'_>, cipher: &SecretsCipher) -> Value {
+/// key, bound to its place, its salt the one `salts` has at its pointer
+/// (a fresh one where it has none).
+pub fn seal(
+    body: &Value,
+    team: &str,
+    is_secret: IsSecret<'_>,
+    cipher: &SecretsCipher,
+    salts: &Salts,
+) -> Value {
     let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
         Ok(match v.as_str() {
-            Some(s) => Value::String(cipher.seal(&place(team, pointer), s)),
+            Some(s) => {
+                let salt = salts.get(pointer).copied().unwrap_or_else(Salt::fresh);
+                Value::String(cipher.seal(&place(team, pointer), s, salt))
+            }
             None => v.clone(),
         })
     };
     map_secrets(body, "", false, is_secret, &mut f).unwrap_or_else(|()| body.clone())
+}
+
+/// The salts of a stored (sealed) form's secrets, by pointer: a secret
+/// sealed before salts has none.
+pub fn salts_of(stored: &Value, is_secret: IsSecret<'_>) -> Salts {
+    let mut found = Salts::new();
+    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+        if let Some(salt) = v.as_str().and_then(SecretsCipher::salt_of) {
+            found.insert(pointer.to_string(), salt);
+        }
+        Ok(v.clone())
+    };
+    let _ = map_secrets(stored, "", false, is_secret, &mut f);
+    found
 }
 
 /// A stored form's secrets opened: the body as written, or the pointer
@@ -96,41 +124,65 @@ pub fn open(
     map_secrets(stored, "", false, is_secret, &mut f)
 }
 
-/// Every secret string of an opened body.
-pub fn secrets_of(body: &Value, is_secret: IsSecret<'_>) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut f = |_: &str, v: &Value| -> Result<Value, ()> {
-        found.extend(v.as_str().map(str::to_string));
+/// Every secret string of an opened body, by pointer.
+pub fn secrets_at(body: &Value, is_secret: IsSecret<'_>) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
+        if let Some(s) = v.as_str() {
+            found.insert(pointer.to_string(), s.to_string());
+        }
         Ok(v.clone())
     };
     let _ = map_secrets(body, "", false, is_secret, &mut f);
     found
 }
 
+/// What a read shows of the secret `value` at a pointer, with the salt
+/// kept beside it there.
+pub type ReadBack<'a> = &'a dyn Fn(&str, Option<&Salt>, &str) -> String;
+
+/// What a team (or channel) keeps: its opened secrets and their salts, by
+/// pointer.
+pub struct Kept<'a> {
+    pub secrets: &'a BTreeMap<String, String>,
+    pub salts: &'a Salts,
+}
+
 /// `body` with each `{"hmac": h}` under a secret member replaced by the
-/// one of `kept` (the team's stored secrets) whose read-back is `h`; a
-/// problem for each that names none (422: write the secret itself).
+/// secret `kept` holds at that same pointer, when `h` is its read-back
+/// there; a problem for any other (422: write the secret itself), so
+/// that no write moves a stored secret. With the salts of the body's
+/// secrets: a secret kept keeps its salt (one sealed before salts gets a
+/// fresh one), a secret written gets a fresh one, so that what a write
+/// answers of a value it names is never the read-back of a stored one.
 pub fn keep(
     body: &Value,
     is_secret: IsSecret<'_>,
-    kept: &[String],
-    read_back: &dyn Fn(&str) -> String,
-) -> Result<Value, Vec<Pointed>> {
-    let shown: Vec<(String, &String)> = kept.iter().map(|k| (read_back(k), k)).collect();
+    kept: &Kept<'_>,
+    read_back: ReadBack<'_>,
+) -> Result<(Value, Salts), Vec<Pointed>> {
     let mut problems = Vec::new();
+    let mut salts = Salts::new();
     let mut f = |pointer: &str, v: &Value| -> Result<Value, ()> {
         let Some(h) = v.get("hmac").and_then(Value::as_str) else {
+            salts.insert(pointer.to_string(), Salt::fresh());
             return Ok(v.clone());
         };
-        let found = shown
-            .iter()
-            .find(|(s, _)| bool::from(s.as_bytes().ct_eq(h.as_bytes())));
+        let salt = kept.salts.get(pointer);
+        let found = (kept.secrets.get(pointer))
+            .filter(|s| bool::from(read_back(pointer, salt, s).as_bytes().ct_eq(h.as_bytes())));
         match (v.as_object().map(serde_json::Map::len), found) {
-            (Some(1), Some((_, plain))) => Ok(Value::String((*plain).clone())),
+            (Some(1), Some(plain)) => {
+                salts.insert(
+                    pointer.to_string(),
+                    salt.copied().unwrap_or_else(Salt::fresh),
+                );
+                Ok(Value::String(plain.clone()))
+            }
             _ => {
                 problems.push(Pointed {
                     pointer: pointer.to_string(),
-                    detail: "names no secret kept here: write the secret itself".into(),
+                    detail: "is not the read-back of the secret kept at this member: write the secret itself".into(),
                 });
                 Ok(v.clone())
             }
@@ -139,9 +191,28 @@ pub fn keep(
     let kept_body =
         map_secrets(body, "", false, is_secret, &mut f).unwrap_or_else(|()| body.clone());
     match problems.is_empty() {
-        true => Ok(kept_body),
+        true => Ok((kept_body, salts)),
         false => Err(problems),
     }
+}
+
+/// The salts of `edited`, a body the gateway changed itself from one
+/// that `kept` held (a key added or removed): a secret still at its
+/// pointer with its value keeps its salt, any other gets a fresh one.
+/// Never for a body an operator sent ([`keep`] is): a value it chose
+/// that kept a salt would read back as the stored one.
+pub fn salts_of_edit(edited: &Value, is_secret: IsSecret<'_>, kept: &Kept<'_>) -> Salts {
+    let now = secrets_at(edited, is_secret);
+    let salt_at = |pointer: &String, value: &String| {
+        let same = (kept.secrets.get(pointer)).is_some_and(|was| was == value);
+        match (same, kept.salts.get(pointer)) {
+            (true, Some(salt)) => *salt,
+            _ => Salt::fresh(),
+        }
+    };
+    now.iter()
+        .map(|(p, v)| (p.clone(), salt_at(p, v)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -165,7 +236,9 @@ mod tests {
     #[test]
     fn a_sealed_body_hides_every_secret_and_opens_to_itself() {
         let c = cipher();
-        let sealed = seal(&body(), "acme", &is_secret, &c);
+        let salt = Salt::fresh();
+        let salts = Salts::from([("/webhook/secret".to_string(), salt)]);
+        let sealed = seal(&body(), "acme", &is_secret, &c, &salts);
         let text = sealed.to_string();
         assert!(
             !text.contains("whsec_plain") && !text.contains("whsec_one"),
@@ -175,30 +248,84 @@ mod tests {
         assert!(sealed["webhook"]["secret"]
             .as_str()
             .unwrap()
-            .starts_with("cg1:k1:"));
+            .starts_with("cg2:k1:"));
         assert_eq!(open(&sealed, "acme", &is_secret, &c).unwrap(), body());
+        // Each secret has a salt: the one given, or a fresh one.
+        let kept = salts_of(&sealed, &is_secret);
+        assert_eq!(kept.get("/webhook/secret"), Some(&salt));
+        assert!(kept.contains_key("/security_keys/0/secret"));
         // Bound to its team: another team's id does not open it.
         let err = open(&sealed, "globex", &is_secret, &c).unwrap_err();
         assert_eq!(err.1, OpenError::Tampered);
-        let mut secrets = secrets_of(&body(), &is_secret);
-        secrets.sort();
-        assert_eq!(secrets, ["whsec_one", "whsec_plain"]);
+        let secrets = secrets_at(&body(), &is_secret);
+        assert_eq!(secrets["/webhook/secret"], "whsec_plain");
+        assert_eq!(secrets["/security_keys/0/secret"], "whsec_one");
     }
 
     #[test]
-    fn an_hmac_sent_back_keeps_the_stored_secret_and_another_is_refused() {
+    fn an_hmac_sent_back_keeps_only_the_secret_stored_at_its_pointer() {
         let c = cipher();
-        let rb = |v: &str| c.read_back(v);
-        let kept = vec!["whsec_plain".to_string()];
-        let sent = json!({"webhook": {"secret": {"hmac": rb("whsec_plain")}}});
-        let out = keep(&sent, &is_secret, &kept, &rb).unwrap();
-        assert_eq!(out, json!({"webhook": {"secret": "whsec_plain"}}));
-        let wrong = json!({"webhook": {"secret": {"hmac": rb("other")}}, "oidc": {"client_secret": {"hmac": "00"}}});
-        let problems = keep(&wrong, &is_secret, &kept, &rb).unwrap_err();
+        let rb = |p: &str, s: Option<&Salt>, v: &str| c.read_back("acme", p, s, v);
+        let secrets = secrets_at(&body(), &is_secret);
+        let salts = Salts::from([("/webhook/secret".to_string(), Salt::fresh())]);
+        let kept = Kept {
+            secrets: &secrets,
+            salts: &salts,
+        };
+        let hook = rb(
+            "/webhook/secret",
+            salts.get("/webhook/secret"),
+            "whsec_plain",
+        );
+        let one = rb("/security_keys/0/secret", None, "whsec_one");
+        let sent = json!({"webhook": {"secret": {"hmac": hook}},
+                          "security_keys": [{"secret": {"hmac": one}}],
+                          "oidc": {"client_secret": "new"}});
+        let (out, out_salts) = keep(&sent, &is_secret, &kept, &rb).unwrap();
+        assert_eq!(out["webhook"]["secret"], "whsec_plain");
+        assert_eq!(out["security_keys"][0]["secret"], "whsec_one");
+        assert_eq!(out_salts["/webhook/secret"], salts["/webhook/secret"]);
+        // Sealed before salts, kept: a fresh salt from now on.
+        assert!(out_salts.contains_key("/security_keys/0/secret"));
+        assert!(out_salts.contains_key("/oidc/client_secret"));
+        // Moved to another member, or sent back where another stands: 422.
+        let moved = json!({"oidc": {"client_secret": {"hmac": hook}},
+                           "webhook": {"secret": {"hmac": one}},
+                           "security_keys": [{"secret": {"hmac": "00"}}]});
+        let problems = keep(&moved, &is_secret, &kept, &rb).unwrap_err();
         let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
-        assert_eq!(pointers, ["/oidc/client_secret", "/webhook/secret"]);
+        assert_eq!(
+            pointers,
+            [
+                "/oidc/client_secret",
+                "/security_keys/0/secret",
+                "/webhook/secret"
+            ]
+        );
         // Not a secret member: left as it is.
         let plain = json!({"settings": {"hmac": "x"}});
-        assert_eq!(keep(&plain, &is_secret, &kept, &rb).unwrap(), plain);
+        assert_eq!(keep(&plain, &is_secret, &kept, &rb).unwrap().0, plain);
+    }
+
+    #[test]
+    fn an_edit_keeps_the_salt_of_a_secret_left_where_it_was() {
+        let secrets = secrets_at(&body(), &is_secret);
+        let (a, b) = (Salt::fresh(), Salt::fresh());
+        let salts = Salts::from([
+            ("/webhook/secret".to_string(), a),
+            ("/security_keys/0/secret".to_string(), b),
+        ]);
+        let kept = Kept {
+            secrets: &secrets,
+            salts: &salts,
+        };
+        let mut edited = body();
+        edited["security_keys"] =
+            json!([{"kid": "b", "secret": "whsec_two"}, {"kid": "a", "secret": "whsec_one"}]);
+        let out = salts_of_edit(&edited, &is_secret, &kept);
+        assert_eq!(out["/webhook/secret"], a);
+        assert_ne!(out["/security_keys/0/secret"], b);
+        assert_ne!(out["/security_keys/1/secret"], b);
+        assert_eq!(out.len(), 3);
     }
 }

@@ -11,7 +11,8 @@ use serde_json::Value;
 
 use super::change::{self, Change};
 use super::operator_forms::{
-    channel_place, etag_of, opened, operator, sealed, stored_forms, written_body, Conditions, Write,
+    built, channel_place, etag_of, opened, operator, sealed, stored_forms, written_body,
+    Conditions, Write,
 };
 use super::operator_look;
 use super::operator_teams;
@@ -22,6 +23,7 @@ use super::work::Step;
 use super::Core;
 use crate::config::{ChannelConfig, Config, Team};
 use crate::domain::audit::{Acting, Actor};
+use crate::domain::secrets_cipher::Salts;
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -36,21 +38,21 @@ pub struct WrittenChannel {
 }
 
 /// The channel `w.body` writes, its `{"hmac"}` objects replaced by the
-/// secrets `stored` keeps: 422 for a body that breaks a rule.
+/// secrets `stored` keeps, and the salts of its secrets: 422 for a body
+/// that breaks a rule.
 fn channel_of(
     config: &Config,
     w: &Write<'_>,
     stored: &Loaded<StoredApiChannel>,
     now: Timestamp,
-) -> Result<(ChannelConfig, Value)> {
+) -> Result<(ChannelConfig, Value, Salts)> {
     let place = channel_place(w.id);
-    let body = written_body(operator(config)?, w, "name", &place, stored)?;
-    let mut channel = config
-        .channel_of_json(&body)
-        .map_err(Error::InvalidConfig)?;
+    let op = operator(config)?;
+    let (body, salts) = written_body(op, w, "name", &place, stored)?;
+    let mut channel = built(op, &body, config.channel_of_json(&body, &salts))?;
     channel.api = true;
     channel.modified = Some(now);
-    Ok((channel, body))
+    Ok((channel, body, salts))
 }
 
 /// The API teams `listing` (id, body with secrets opened) that cannot be
@@ -66,7 +68,7 @@ fn still_built(
     let with = (config.with_api_channels(vec![channel.clone()], &[]))
         .map_err(|e| Error::internal_from("an API channel put in force", e))?;
     let broken: Vec<String> = (listing.iter())
-        .filter(|(_, body)| with.stored_team_of_json(body).is_err())
+        .filter(|(_, body)| with.stored_team_of_json(body, &Salts::new()).is_err())
         .map(|(id, _)| id.clone())
         .collect();
     match broken.is_empty() {
@@ -179,7 +181,7 @@ fn decide_write(
 ) -> Result<Step<WrittenChannel>> {
     let stored: Loaded<StoredApiChannel> = c.read(&keys::api_channel(w.id))?;
     w.conditions.hold(etag_of(&stored).as_deref())?;
-    let (channel, body) = channel_of(config, w, &stored, now)?;
+    let (channel, body, salts) = channel_of(config, w, &stored, now)?;
     still_built(config, &channel, listing)?;
     let created = stored.value.is_none();
     if w.dry_run {
@@ -192,7 +194,13 @@ fn decide_write(
     }
     let digest = channel.print.digest();
     let place = channel_place(w.id);
-    let record = sealed(operator(config)?, &place, &body, digest.clone(), now);
+    let record = sealed(
+        operator(config)?,
+        &place,
+        (&body, &salts),
+        digest.clone(),
+        now,
+    );
     c.put(&stored, &record, None)?;
     let generation = indexed(c, w.id, Some(&digest), marks)?;
     Ok(Step::Write(WrittenChannel {

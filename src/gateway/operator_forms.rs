@@ -3,13 +3,16 @@
 //! conditions, and the stored form of either — its `ETag`, its secrets
 //! sealed at their place and opened again, an `{"hmac"}` a write sends
 //! back replaced by the stored secret it names.
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
 use super::records::{Loaded, StoredApiForm};
 use super::Core;
-use crate::config::{is_secret_member, Config, FormProblem, OperatorConfig};
+use crate::config::{api_url_problems, is_secret_member, Config, FormProblem, OperatorConfig};
 use crate::domain::audit::Acting;
 use crate::domain::preconditions::{self, Refusal};
+use crate::domain::secrets_cipher::{Salt, Salts};
 use crate::domain::team_secrets;
 use crate::error::{Error, Pointed, Result};
 use crate::time::Timestamp;
@@ -58,16 +61,17 @@ pub(super) fn etag_of(stored: &Loaded<StoredApiForm>) -> Option<String> {
 }
 
 /// `body` with its secrets sealed at `place` (a team's id, a channel's
-/// [`channel_place`]), as the store keeps it.
+/// [`channel_place`]), each with its salt of `salts`, as the store keeps
+/// it.
 pub(super) fn sealed(
     op: &OperatorConfig,
     place: &str,
-    body: &Value,
+    (body, salts): (&Value, &Salts),
     digest: String,
     now: Timestamp,
 ) -> StoredApiForm {
     StoredApiForm::V1 {
-        body: team_secrets::seal(body, place, &is_secret_member, &op.secrets),
+        body: team_secrets::seal(body, place, &is_secret_member, &op.secrets, salts),
         digest,
         at: now,
     }
@@ -80,30 +84,66 @@ pub(super) fn opened(op: &OperatorConfig, place: &str, body: &Value) -> Result<V
         .map_err(|(_, e)| Error::internal_from("a stored secret does not open", e))
 }
 
-/// The body `w` writes over what `stored` (sealed at `place`) keeps: its
-/// `member` (`id`, `name`) the path's, each `{"hmac"}` replaced by the
-/// stored secret it names (422 at its pointer for one that names none).
+/// A stored body's secrets opened, by pointer, and their salts.
+pub(super) fn kept_secrets(
+    op: &OperatorConfig,
+    place: &str,
+    body: &Value,
+) -> Result<(BTreeMap<String, String>, Salts)> {
+    let secrets = team_secrets::secrets_at(&opened(op, place, body)?, &is_secret_member);
+    Ok((secrets, team_secrets::salts_of(body, &is_secret_member)))
+}
+
+/// The body `w` writes over what `stored` (sealed at `place`) keeps, and
+/// the salts of its secrets: its `member` (`id`, `name`) the path's, each
+/// `{"hmac"}` replaced by the secret stored at its pointer whose
+/// read-back it is (422 at its pointer for any other).
 pub(super) fn written_body(
     op: &OperatorConfig,
     w: &Write<'_>,
     member: &str,
     place: &str,
     stored: &Loaded<StoredApiForm>,
-) -> Result<Value> {
+) -> Result<(Value, Salts)> {
     if (w.body.get(member).and_then(Value::as_str)).is_some_and(|b| b != w.id) {
         return Err(Error::InvalidConfig(vec![Pointed {
             pointer: format!("/{member}"),
             detail: format!("is not the {member} of the path"),
         }]));
     }
-    let kept = match &stored.value {
-        Some(StoredApiForm::V1 { body, .. }) => {
-            team_secrets::secrets_of(&opened(op, place, body)?, &is_secret_member)
-        }
-        None => Vec::new(),
+    let (secrets, salts) = match &stored.value {
+        Some(StoredApiForm::V1 { body, .. }) => kept_secrets(op, place, body)?,
+        None => Default::default(),
     };
-    let read_back = |v: &str| op.secrets.read_back(v);
+    let kept = team_secrets::Kept {
+        secrets: &secrets,
+        salts: &salts,
+    };
+    let read_back = |p: &str, salt: Option<&Salt>, v: &str| op.secrets.read_back(place, p, salt, v);
     team_secrets::keep(w.body, &is_secret_member, &kept, &read_back).map_err(Error::InvalidConfig)
+}
+
+/// What `build` made of `body`, a write's body with its secrets kept, or
+/// every problem found: those of its URLs (a destination beside the
+/// gateway, a credential: docs/operator-api.md#destinations) with those
+/// of `build`, by pointer.
+pub(super) fn built<T>(
+    op: &OperatorConfig,
+    body: &Value,
+    build: std::result::Result<T, Vec<FormProblem>>,
+) -> Result<T> {
+    let mut problems = api_url_problems(body, op.allow_private_destinations);
+    match build {
+        Ok(made) if problems.is_empty() => Ok(made),
+        Ok(_) => Err(Error::InvalidConfig(problems)),
+        Err(more) if problems.is_empty() => Err(Error::InvalidConfig(more)),
+        Err(more) => {
+            problems.extend(more);
+            problems.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+            problems.dedup_by(|a, b| a.pointer == b.pointer);
+            Err(Error::InvalidConfig(problems))
+        }
+    }
 }
 
 /// Why a stored form cannot be put in force, for a log line: the pointers
@@ -128,6 +168,4 @@ pub(super) async fn stored_forms<N: AsRef<str>>(
 }
 
 /// The place a channel's sealed secrets are bound to: no team id has a `~`.
-pub fn channel_place(name: &str) -> String {
-    format!("~channel:{name}")
-}
+pub use crate::config::channel_place;

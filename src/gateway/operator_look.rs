@@ -345,8 +345,9 @@ fn team_of_record(
     stored: StoredApiTeam,
 ) -> std::result::Result<Team, String> {
     let StoredApiTeam::V1 { body, at, digest } = stored;
+    let salts = team_secrets::salts_of(&body, &is_secret_member);
     let body = opened_at(config, id, &body)?;
-    let mut team = config.stored_team_of_json(&body).map_err(breaks)?;
+    let mut team = config.stored_team_of_json(&body, &salts).map_err(breaks)?;
     team.api = Some(digest);
     team.modified = Some(at);
     Ok(team)
@@ -361,8 +362,9 @@ pub fn channel_of_record(
     stored: StoredApiChannel,
 ) -> std::result::Result<ChannelConfig, String> {
     let StoredApiChannel::V1 { body, at, .. } = stored;
+    let salts = team_secrets::salts_of(&body, &is_secret_member);
     let body = opened_at(config, &channel_place(name), &body)?;
-    let mut channel = config.channel_of_json(&body).map_err(breaks)?;
+    let mut channel = config.channel_of_json(&body, &salts).map_err(breaks)?;
     channel.api = true;
     channel.modified = Some(at);
     Ok(channel)

@@ -10,13 +10,17 @@ use serde_json::Value;
 
 use super::audit::{record_api_write, recorded_keys};
 use super::change::Change;
-use super::operator_forms::{etag_of, opened, operator, sealed, written_body, Conditions, Write};
+use super::operator_forms::{
+    built, etag_of, opened, operator, sealed, written_body, Conditions, Write,
+};
 use super::operator_index;
 use super::records::{Loaded, StoredApiTeam};
 use super::work::Step;
 use super::Core;
-use crate::config::{Config, Team};
+use crate::config::{is_secret_member, Config, Team};
 use crate::domain::audit::Acting;
+use crate::domain::secrets_cipher::Salts;
+use crate::domain::team_secrets;
 use crate::error::{Error, Result};
 use crate::store::keys;
 use crate::time::Timestamp;
@@ -39,8 +43,9 @@ fn decide_write(
 ) -> Result<Step<Written>> {
     let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(w.id))?;
     w.conditions.hold(etag_of(&stored).as_deref())?;
-    let body = written_body(operator(config)?, w, "id", w.id, &stored)?;
-    let team = config.team_of_json(&body).map_err(Error::InvalidConfig)?;
+    let op = operator(config)?;
+    let (body, salts) = written_body(op, w, "id", w.id, &stored)?;
+    let team = built(op, &body, config.team_of_json(&body, &salts))?;
     let created = stored.value.is_none();
     if w.dry_run {
         let generation = 0;
@@ -50,7 +55,7 @@ fn decide_write(
             generation,
         }));
     }
-    put_team(c, config, &stored, &team, &body, &w.acting, now)?;
+    put_team(c, config, &stored, &team, (&body, &salts), &w.acting, now)?;
     let generation = 0;
     Ok(Step::Write(Written {
         team,
@@ -60,14 +65,14 @@ fn decide_write(
 }
 
 /// In `c`, which read `stored` and [`recorded_keys`] of `team`: `team`,
-/// made of `body`, stored with its secrets sealed, and its
-/// `config.changed` entry by `acting`.
+/// made of `body`, stored with its secrets sealed with their salts, and
+/// its `config.changed` entry by `acting`.
 fn put_team(
     c: &mut Change,
     config: &Config,
     stored: &Loaded<StoredApiTeam>,
     team: &Team,
-    body: &Value,
+    body: (&Value, &Salts),
     acting: &Acting,
     now: Timestamp,
 ) -> Result<()> {
@@ -164,21 +169,30 @@ async fn edited<T>(
             let Some(StoredApiTeam::V1 { body, digest, .. }) = &stored.value else {
                 return Err(Error::NotFound("no such team"));
             };
-            let opened = opened(operator(config)?, id, body)?;
+            let stored_body = body;
+            let op = operator(config)?;
+            let opened = opened(op, id, body)?;
             let (body, answer) = match edit(config, &opened)? {
                 Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
                 Edited::To(body, answer) => (body, answer),
             };
+            let secrets = team_secrets::secrets_at(&opened, &is_secret_member);
+            let salts = team_secrets::salts_of(stored_body, &is_secret_member);
+            let kept = team_secrets::Kept {
+                secrets: &secrets,
+                salts: &salts,
+            };
+            let salts = team_secrets::salts_of_edit(&body, &is_secret_member, &kept);
             let team = match purpose {
-                Purpose::Edit => config.team_of_json(&body),
-                Purpose::Rebuild => config.stored_team_of_json(&body),
+                Purpose::Edit => config.team_of_json(&body, &salts),
+                Purpose::Rebuild => config.stored_team_of_json(&body, &salts),
             };
             let team = team.map_err(Error::InvalidConfig)?;
             if team.print.digest() == *digest {
                 let index = (purpose == Purpose::Rebuild).then(|| digest.clone());
                 return Ok(Step::Answer((answer, index)));
             }
-            put_team(c, config, &stored, &team, &body, acting, now)?;
+            put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
             Ok(Step::Write((answer, Some(team.print.digest()))))
         })
         .await?;

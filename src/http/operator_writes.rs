@@ -76,7 +76,7 @@ impl PutParams {
 /// A file team's id is 409 `managed_by_file` once the preconditions hold.
 #[utoipa::path(put, path = "/v1/teams/{id}", operation_id = "put_team", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), PutParams, OperatorActorHeader,
-        ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
+        ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace (`*` names no version: 428)"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = TeamForm, description = "the team, as the JSON form of its file"),
     responses((status = 201, body = TeamForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
@@ -206,7 +206,7 @@ fn acting(operator: &Operator, via: &Via) -> Acting {
 /// holds.
 #[utoipa::path(delete, path = "/v1/teams/{id}", operation_id = "delete_team", tag = "operator", security(("api_key" = [])),
     params(("id" = String, Path, description = "the team's id"), OperatorActorHeader,
-        ("If-Match" = Option<String>, Header, description = "the current ETag")),
+        ("If-Match" = Option<String>, Header, description = "the current ETag (`*` names no version: 428)")),
     responses((status = 204, description = "deleted"),
         ManagedE409,
         E412,
@@ -242,7 +242,7 @@ async fn delete_team(
 /// with is 409 `channel_in_use`.
 #[utoipa::path(put, path = "/v1/channels/{name}", operation_id = "put_channel", tag = "operator", security(("api_key" = [])),
     params(("name" = String, Path, description = "the channel's name"), PutParams, OperatorActorHeader,
-        ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace"),
+        ("If-Match" = Option<String>, Header, description = "the current ETag: needed to replace (`*` names no version: 428)"),
         ("If-None-Match" = Option<String>, Header, description = "`*`: create only")),
     request_body(content = ChannelForm, description = "the channel, as the JSON form of its file, its secrets written as themselves"),
     responses((status = 201, body = ChannelForm, description = "created (or, for a dry run, would be)", headers(("ETag" = String), ("Chatgate-Source" = Source))),
@@ -288,7 +288,7 @@ async fn put_channel(
 /// `channel_in_use` naming them.
 #[utoipa::path(delete, path = "/v1/channels/{name}", operation_id = "delete_channel", tag = "operator", security(("api_key" = [])),
     params(("name" = String, Path, description = "the channel's name"), OperatorActorHeader,
-        ("If-Match" = Option<String>, Header, description = "the current ETag")),
+        ("If-Match" = Option<String>, Header, description = "the current ETag (`*` names no version: 428)")),
     responses((status = 204, description = "deleted"),
         ChannelE409,
         E412,

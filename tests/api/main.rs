@@ -48,6 +48,7 @@ mod openapi;
 mod operations;
 mod operator_api;
 mod operator_channels;
+mod operator_inputs;
 mod operator_keys;
 mod operator_writes;
 mod outbox;

@@ -19,13 +19,23 @@ pub(crate) fn webhook_secret() -> &'static str {
     SECRET.get_or_init(chatgate::domain::secrets::generate_whsec)
 }
 
+/// `[operator]` with the `operator` key; `allow_private`: its
+/// `allow_private_destinations`.
+pub(crate) fn operator_section(allow_private: bool) -> String {
+    format!(
+        "[operator]\napi_keys = [{{ id = \"ops\", sha256 = \"{}\", role = \"operator\" }}]\n\
+         secrets_keys = [{{ id = \"k1\", key = \"{SECRETS_KEY}\" }}]\n\
+         allow_private_destinations = {allow_private}\n",
+        ApiKeyHash::of_key(OPS).to_hex(),
+    )
+}
+
+/// The operator API on, its URLs allowed to name the wiremock servers on
+/// 127.0.0.1 that stand in for every provider and webhook of the suite
+/// (`operator_inputs` shows the refusal without).
 pub(crate) fn with_operator() -> Setup {
     Setup {
-        system_extra: format!(
-            "[operator]\napi_keys = [{{ id = \"ops\", sha256 = \"{}\", role = \"operator\" }}]\n\
-             secrets_keys = [{{ id = \"k1\", key = \"{SECRETS_KEY}\" }}]\n",
-            ApiKeyHash::of_key(OPS).to_hex(),
-        ),
+        system_extra: operator_section(true),
         ..Setup::default()
     }
 }
@@ -134,19 +144,24 @@ both_stores!(a_team_is_created_replaced_and_deleted_against_its_etag, setup: wit
     let problem = assert_problem(put(&app, "newco", &back, &[("If-Match", &second)]).await, 422, "invalid_config").await;
     assert_eq!(problem["errors"][0]["pointer"], "/webhook/secret", "{problem}");
 
-    // A dry run answers as the write would and writes nothing.
+    // A dry run answers as the write would and writes nothing. Its
+    // secrets written as themselves are salted anew: its ETag is no
+    // stored version's, even where the values are the same.
     let res = app.request(Method::PUT, "/v1/teams/newco?dry_run=true", Some(OPS)).header("If-Match", &second).json(&body).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    assert_eq!(etag_of(&res), first);
+    assert_ne!(etag_of(&res), first);
+    assert_ne!(etag_of(&res), second);
     let res = put(&app, "newco", &changed, &[("If-Match", &second)]).await;
     assert_eq!(res.status(), 200, "the dry run changed nothing");
+    let third = etag_of(&res);
 
     // Delete: 428, 412, then 204; then there is none.
     assert_problem(delete(&app, "newco", &[]).await, 428, "precondition_required").await;
     assert_problem(delete(&app, "newco", &[("If-Match", stale)]).await, 412, "precondition_failed").await;
-    assert_eq!(delete(&app, "newco", &[("If-Match", &second)]).await.status(), 204);
+    assert_problem(delete(&app, "newco", &[("If-Match", &second)]).await, 412, "precondition_failed").await;
+    assert_eq!(delete(&app, "newco", &[("If-Match", &third)]).await.status(), 204);
     assert_eq!(stored(&app, "newco").await, None);
-    assert_problem(delete(&app, "newco", &[("If-Match", &second)]).await, 404, "not_found").await;
+    assert_problem(delete(&app, "newco", &[("If-Match", &third)]).await, 404, "not_found").await;
     // The path's id and the body's agree.
     let problem = assert_problem(put(&app, "other", &body, &[]).await, 422, "invalid_config").await;
     assert_eq!(problem["errors"][0]["pointer"], "/id", "{problem}");
@@ -189,6 +204,7 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     assert_eq!(delete(&app, "newco", &[("If-Match", &tag)]).await.status(), 204);
     let res = put(&app, "newco", &team("newco", &secret), &[]).await;
     assert_eq!(res.status(), 201);
+    let again = etag_of(&res);
 
     // Every value the test's store holds, searched for the secrets.
     let mut values = vec![stored(&app, "newco").await.unwrap()];
@@ -203,7 +219,7 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     for v in &values {
         assert!(!v.contains(secret_body) && !v.contains(webhook_body), "a secret is stored as it is: {v}");
     }
-    assert!(values[0].contains("cg1:k1:"), "{}", values[0]);
+    assert!(values[0].contains("cg2:k1:"), "{}", values[0]);
 
     // Created, deleted, created: three entries, each by the operator key.
     let written = entries(&app, "newco").await;
@@ -215,7 +231,7 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     }
     assert_eq!(written[0]["detail"]["api_keys_added"], json!(["newco-bot"]));
     assert_eq!(written[1]["detail"]["api_keys_removed"], json!(["newco-bot"]));
-    assert_eq!(written[2]["detail"]["digest"].as_str(), Some(&tag[1..65]));
+    assert_eq!(written[2]["detail"]["digest"].as_str(), Some(&again[1..65]));
 });
 
 /// Every value under `prefix` in Redis.

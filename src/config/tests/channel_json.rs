@@ -34,7 +34,7 @@ fn webchat_body() -> Value {
 }
 
 fn pointers(config: &Config, body: &Value) -> Vec<String> {
-    match config.channel_of_json(body) {
+    match config.channel_of_json(body, &Default::default()) {
         Ok(_) => Vec::new(),
         Err(problems) => {
             let text = serde_json::to_string(&problems).unwrap();
@@ -52,7 +52,7 @@ fn a_body_that_writes_what_a_file_writes_is_the_same_channel() {
     let config = with_operator().load().unwrap();
     for (body, name) in [(sms_body(), "sms"), (webchat_body(), "webchat")] {
         let from_file = &config.channels[name];
-        let from_body = config.channel_of_json(&body).unwrap();
+        let from_body = config.channel_of_json(&body, &Default::default()).unwrap();
         assert_eq!(from_body.name, name);
         assert_eq!(from_body.kind.name(), from_file.kind.name());
         assert_eq!(from_body.print.digest(), from_file.print.digest(), "{name}");
@@ -69,14 +69,18 @@ fn a_body_that_writes_what_a_file_writes_is_the_same_channel() {
             .to_string();
         assert!(hmac.len() == 64 && hmac.bytes().all(|b| b.is_ascii_hexdigit()));
     }
-    let ChannelKind::Twilio(sms) = config.channel_of_json(&sms_body()).unwrap().kind else {
+    let ChannelKind::Twilio(sms) = config
+        .channel_of_json(&sms_body(), &Default::default())
+        .unwrap()
+        .kind
+    else {
         panic!("not a twilio channel");
     };
     assert_eq!(sms.auth_token.get().expose_secret(), TWILIO_TOKEN);
     // Another value is another channel.
     let mut other = sms_body();
     other["auth_token"] = json!("another-token");
-    let other = config.channel_of_json(&other).unwrap();
+    let other = config.channel_of_json(&other, &Default::default()).unwrap();
     assert_ne!(other.print.digest(), config.channels["sms"].print.digest());
     assert_ne!(
         other.form["auth_token"],
@@ -114,11 +118,13 @@ fn a_bad_body_lists_every_problem_at_its_pointer() {
     body["kind"] = json!("carrier-pigeon");
     assert_eq!(pointers(&config, &body), ["/kind"]);
     let problems = config
-        .channel_of_json(&json!({"kind": "webhook"}))
+        .channel_of_json(&json!({"kind": "webhook"}), &Default::default())
         .unwrap_err();
     assert_eq!(problems[0].pointer, "/name");
     assert_eq!(problems[0].detail, "is required but missing");
-    let problems = config.channel_of_json(&json!(["sms"])).unwrap_err();
+    let problems = config
+        .channel_of_json(&json!(["sms"]), &Default::default())
+        .unwrap_err();
     assert_eq!(problems[0].pointer, "");
 }
 
@@ -128,7 +134,9 @@ fn a_reference_is_not_read_in_a_body() {
     // Where a secret goes, `${…}` is refused, naming nothing it names.
     let mut body = sms_body();
     body["auth_token"] = json!("${FX_TWILIO_TOKEN}");
-    let problems = config.channel_of_json(&body).unwrap_err();
+    let problems = config
+        .channel_of_json(&body, &Default::default())
+        .unwrap_err();
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].pointer, "/auth_token");
     assert!(
@@ -148,14 +156,20 @@ fn a_reference_is_not_read_in_a_body() {
     // Elsewhere it is the text itself, not the variable's value.
     let mut body = sms_body();
     body["account_sid"] = json!("${FX_TWILIO_SID}");
-    let ChannelKind::Twilio(sms) = config.channel_of_json(&body).unwrap().kind else {
+    let ChannelKind::Twilio(sms) = config
+        .channel_of_json(&body, &Default::default())
+        .unwrap()
+        .kind
+    else {
         panic!("not a twilio channel");
     };
     assert_eq!(sms.account_sid, "${FX_TWILIO_SID}");
     // A secret that is not a string is a problem of its type.
     let mut body = sms_body();
     body["auth_token"] = json!(42);
-    let problems = config.channel_of_json(&body).unwrap_err();
+    let problems = config
+        .channel_of_json(&body, &Default::default())
+        .unwrap_err();
     assert_eq!(problems[0].pointer, "/auth_token");
     assert!(
         problems[0].detail.contains("expected a string"),

@@ -44,7 +44,7 @@ fn body(id: &str) -> Value {
 type Edit<'a> = &'a dyn Fn(&mut Value);
 
 fn pointers(config: &Config, body: &Value) -> Vec<String> {
-    match config.team_of_json(body) {
+    match config.team_of_json(body, &Default::default()) {
         Ok(_) => Vec::new(),
         Err(problems) => problems.into_iter().map(|p| p.pointer).collect(),
     }
@@ -140,7 +140,9 @@ fn a_file_teams_form_shows_its_secrets_as_hmacs_and_never_the_values() {
 #[test]
 fn a_valid_body_is_a_team_and_every_rule_of_a_file_names_its_pointer() {
     let config = with_operator().load().unwrap();
-    let team = config.team_of_json(&body("newco")).unwrap();
+    let team = config
+        .team_of_json(&body("newco"), &Default::default())
+        .unwrap();
     assert_eq!(team.id, "newco");
     assert_eq!(team.settings.otp.ttl.get().as_secs(), 120);
     // The system's [defaults] are under it.
@@ -286,8 +288,8 @@ proptest! {
         // Its JSON form with the secrets written (a read gives HMACs; a
         // write sends the values), as a body.
         let table: toml::Table = file.parse().unwrap();
-        let body = written(json_form(&table, &|v| v.to_string()));
-        let from_body = config.team_of_json(&body).unwrap();
+        let body = written(json_form(&table, &|_, v| v.to_string()));
+        let from_body = config.team_of_json(&body, &Default::default()).unwrap();
         prop_assert_eq!(from_body.print.digest(), from_file.print.digest());
         prop_assert_eq!(from_body.form, from_file.form.clone());
     }
