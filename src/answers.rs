@@ -1,6 +1,8 @@
 //! The body of an outbound call's answer, read up to a cap: a provider
 //! (an identity provider, a mobile operator) that answers more than it
-//! should costs at most the cap in memory, however it sends it.
+//! should costs at most the cap in memory, however it sends it. And an
+//! answer whose verdict the gateway acts on read strictly as JSON
+//! ([`strict_json`]), as a request body is.
 
 /// Why an answer's body was not read whole by [`body_capped`].
 #[derive(Debug)]
@@ -27,11 +29,93 @@ pub async fn body_capped(mut res: reqwest::Response, max: usize) -> Result<Vec<u
     Ok(body)
 }
 
+/// Why an answer is not the JSON a verdict is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotJson {
+    /// Its `Content-Type` is not `application/json`.
+    Undeclared,
+    /// One of its objects, at any depth, names a member twice.
+    RepeatedMember,
+}
+
+impl NotJson {
+    /// What is wrong, for a log line (never the body).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotJson::Undeclared => "answer not declared application/json",
+            NotJson::RepeatedMember => "answer names a member twice",
+        }
+    }
+}
+
+/// Whether `content_type` (an answer's `Content-Type`) is
+/// `application/json`, with any parameters (`; charset=utf-8`).
+pub fn declares_json(content_type: Option<&reqwest::header::HeaderValue>) -> bool {
+    let Some(value) = content_type.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or("").trim();
+    media.eq_ignore_ascii_case("application/json")
+}
+
+/// Whether `body`, an answer with `Content-Type` `content_type`, may be
+/// read for a verdict (docs/number-checks.md#how-answers-are-read): declared
+/// `application/json`, and no member named twice in one object — the
+/// rule a request body follows (`domain::json_members`), since serde keeps
+/// the last of two members where another reader keeps the first. Its
+/// parse, and what it must hold, are the caller's.
+pub fn strict_json(
+    content_type: Option<&reqwest::header::HeaderValue>,
+    body: &[u8],
+) -> Result<(), NotJson> {
+    if !declares_json(content_type) {
+        return Err(NotJson::Undeclared);
+    }
+    match crate::domain::json_members::repeated_member(body) {
+        Some(_) => Err(NotJson::RepeatedMember),
+        None => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn a_verdict_is_read_only_from_json_declared_so_without_a_member_twice() {
+        use reqwest::header::HeaderValue;
+        let json = HeaderValue::from_static("application/json");
+        let ok = br#"{"swapped":false,"a":{"b":1,"c":[{"b":2}]}}"#;
+        assert_eq!(strict_json(Some(&json), ok), Ok(()));
+        for ct in ["application/json; charset=utf-8", "Application/JSON"] {
+            let ct = HeaderValue::from_static(ct);
+            assert_eq!(strict_json(Some(&ct), ok), Ok(()), "{ct:?}");
+        }
+        for ct in [
+            "text/plain",
+            "application/problem+json",
+            "application/jsonx",
+            "",
+        ] {
+            let ct = HeaderValue::from_static(ct);
+            assert_eq!(strict_json(Some(&ct), ok), Err(NotJson::Undeclared));
+        }
+        assert_eq!(strict_json(None, ok), Err(NotJson::Undeclared));
+        for twice in [
+            &br#"{"swapped":false,"swapped":true}"#[..],
+            br#"{"a":{"b":1,"\u0062":2}}"#,
+            br#"{"a":[{"x":{"active":true,"active":false}}]}"#,
+        ] {
+            assert_eq!(
+                strict_json(Some(&json), twice),
+                Err(NotJson::RepeatedMember),
+                "{}",
+                String::from_utf8_lossy(twice)
+            );
+        }
+    }
 
     /// An answer that never ends, chunked without a length, is given up
     /// once past the cap, long before the client's time; one within it is

@@ -27,9 +27,11 @@ pub const MAX_ANSWER: usize = 16 * 1024;
 /// 200 must be a JSON object whose `devicePhoneNumberVerified` is a
 /// boolean; a 403 whose `code` is [`NOT_ON_MOBILE_NETWORK`] is a phone off
 /// the mobile network; anything else (another status, a malformed or
-/// oversized body, a missing or mistyped member) is an error.
+/// oversized body, a member named twice in one object at any depth, as a
+/// request body may not (`json_members`), a missing or mistyped member)
+/// is an error. Its caller holds the answer to `application/json`.
 pub fn read_verify_answer(status: u16, body: &[u8]) -> NetworkResult {
-    if body.len() > MAX_ANSWER {
+    if body.len() > MAX_ANSWER || super::json_members::repeated_member(body).is_some() {
         return NetworkResult::Error;
     }
     let Ok(serde_json::Value::Object(answer)) = serde_json::from_slice(body) else {

@@ -203,7 +203,7 @@ async fn question(
     if let Some(asked) = by_status(path, res.status()) {
         return asked;
     }
-    let bytes = super::body(path, res).await?;
+    let bytes = super::verdict_body(path, res).await?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|_| CheckError(format!("{path}: unreadable answer")))?;
     match value.get(field).and_then(serde_json::Value::as_bool) {

@@ -287,6 +287,18 @@ async fn body(what: &str, res: reqwest::Response) -> Result<Vec<u8>, CheckError>
     })
 }
 
+/// The body of a 2xx answer a finding is read from, at most 64 KiB,
+/// strictly JSON (`answers::strict_json`): one not declared
+/// `application/json`, or naming a member twice, is an error, never a
+/// finding (docs/number-checks.md#how-answers-are-read).
+async fn verdict_body(what: &str, res: reqwest::Response) -> Result<Vec<u8>, CheckError> {
+    let content_type = res.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let bytes = body(what, res).await?;
+    crate::answers::strict_json(content_type.as_ref(), &bytes)
+        .map_err(|e| CheckError(format!("{what}: {}", e.as_str())))?;
+    Ok(bytes)
+}
+
 /// An answer's status as a finding's error: a 404 or 422 (the provider
 /// does not serve that number) is `Unknown`, any other non-2xx an error.
 fn by_status(what: &str, status: reqwest::StatusCode) -> Option<Asked> {

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use url::Url;
 
 use super::{
-    body, by_status, transport, Asked, CheckError, MayReach, Problem, Provider, ProviderInfo,
-    Question,
+    by_status, transport, verdict_body, Asked, CheckError, MayReach, Problem, Provider,
+    ProviderInfo, Question,
 };
 use crate::domain::number_check::{twilio_swapped, CheckSettings, Finding, Source};
 use crate::spans::SendTraced;
@@ -118,7 +118,7 @@ async fn ask(
     if let Some(asked) = by_status(WHAT, res.status()) {
         return (asked.clone(), forwarding.then_some(asked));
     }
-    let lookup = match body(WHAT, res).await.and_then(|b| {
+    let lookup = match verdict_body(WHAT, res).await.and_then(|b| {
         serde_json::from_slice::<Lookup>(&b)
             .map_err(|_| CheckError(format!("{WHAT}: unreadable answer")))
     }) {

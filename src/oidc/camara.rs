@@ -104,7 +104,13 @@ impl Providers {
         if res.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
             return Err(failed(WHAT, "answer too long"));
         }
+        // Read strictly, as a request body is: declared JSON, no member
+        // twice (docs/network-authentication.md).
+        let content_type = res.headers().get(reqwest::header::CONTENT_TYPE).cloned();
         let body = capped(WHAT, res).await?;
+        if let Err(e) = crate::answers::strict_json(content_type.as_ref(), &body) {
+            return Err(failed(WHAT, e.as_str()));
+        }
         match network_auth::read_verify_answer(status, &body) {
             NetworkResult::Error => {
                 Err(failed(WHAT, format!("unexpected answer, status {status}")))
@@ -136,6 +142,61 @@ fn access_token(body: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// docs/network-authentication.md: the verify answer is read as a
+    /// request body is: a member twice, or a body not declared
+    /// `application/json`, is the operator's error, never a verdict.
+    #[tokio::test]
+    async fn the_verify_answer_is_json_declared_so_with_no_member_twice() {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let op = MockServer::start().await;
+        let nv = NumberVerification {
+            authorization_endpoint: Url::parse(&format!("{}/authorize", op.uri())).unwrap(),
+            token_endpoint: Url::parse(&format!("{}/token", op.uri())).unwrap(),
+            verify_url: Url::parse(&format!("{}/nv/v2", op.uri())).unwrap(),
+            client_id: "chatgate".into(),
+            client_secret: "op-secret".into(),
+            scopes: vec![],
+            link_ttl: std::time::Duration::from_secs(300),
+            hash_number: false,
+        };
+        let providers = Providers::default();
+        let json = "application/json";
+        let answers = [
+            (json, r#"{"devicePhoneNumberVerified": true}"#, true),
+            (
+                json,
+                r#"{"devicePhoneNumberVerified": false, "devicePhoneNumberVerified": true}"#,
+                false,
+            ),
+            (
+                "text/plain",
+                r#"{"devicePhoneNumberVerified": true}"#,
+                false,
+            ),
+            (
+                "application/json; charset=utf-8",
+                r#"{"devicePhoneNumberVerified": true}"#,
+                true,
+            ),
+        ];
+        for (content_type, body, verified) in answers {
+            op.reset().await;
+            Mock::given(method("POST"))
+                .and(path("/nv/v2/verify"))
+                .respond_with(
+                    ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), content_type),
+                )
+                .mount(&op)
+                .await;
+            let read = providers.network_verify(&nv, "at-1", "+447400123456").await;
+            match verified {
+                true => assert_eq!(read.ok(), Some(NetworkResult::Verified), "{body}"),
+                false => assert!(read.is_err(), "{content_type} {body}: {read:?}"),
+            }
+        }
+    }
 
     #[test]
     fn only_a_bearer_token_is_taken() {

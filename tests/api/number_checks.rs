@@ -1004,3 +1004,111 @@ both!(
         assert_eq!(read["number_check"]["checked_at"], answered.as_str());
     }
 );
+
+/// An answer of `content_type` holding `body`, with status 200.
+fn raw_answer(content_type: &str, body: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_raw(body.as_bytes().to_vec(), content_type)
+}
+
+// docs/number-checks.md#how-answers-are-read: a member named twice (at
+// any depth), or a body not declared `application/json`, is the
+// operator's error, never a finding: with `on_error = "open"` the code
+// goes and the check says `null`.
+both!(
+    an_answer_read_loosely_is_an_error_never_a_finding,
+    |backend| async move {
+        let op = MockServer::start().await;
+        let extra = format!(
+            "cache = \"0s\"\ncall_forwarding_url = \"{}/cfs/v0.4\"\ncall_forwarding = \"flag\"",
+            op.uri()
+        );
+        let Some(app) = spawn_with(backend, setup("", camara(&op, &extra))).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        token_ok(&op).await;
+        let json = "application/json";
+        let swaps = [
+            (json, r#"{"swapped": true, "swapped": false}"#),
+            (
+                json,
+                r#"{"swapped": false, "x": {"a": [{"b": 1, "b": 2}]}}"#,
+            ),
+            ("text/plain", r#"{"swapped": false}"#),
+            ("application/problem+json", r#"{"swapped": false}"#),
+        ];
+        for (content_type, body) in swaps {
+            op.reset().await;
+            token_ok(&op).await;
+            check_answers(&op, raw_answer(content_type, body)).await;
+            let res = start(&app, &with_phone(&app).await, "sms").await;
+            assert_eq!(res.status(), 201, "{content_type} {body}");
+            let c: Value = res.json().await.unwrap();
+            assert_eq!(c["number_check"]["sim_swap"], Value::Null, "{body}: {c}");
+        }
+        // Call forwarding: the swap answered cleanly, forwarding twice.
+        op.reset().await;
+        token_ok(&op).await;
+        check_answers(&op, swapped(false)).await;
+        Mock::given(method("POST"))
+            .and(path("/cfs/v0.4/unconditional-call-forwardings"))
+            .respond_with(raw_answer(json, r#"{"active": false, "active": true}"#))
+            .mount(&op)
+            .await;
+        let res = start(&app, &with_phone(&app).await, "voice").await;
+        assert_eq!(res.status(), 201);
+        let c: Value = res.json().await.unwrap();
+        assert_eq!(c["number_check"]["sim_swap"], false, "{c}");
+        assert_eq!(c["number_check"]["call_forwarding"], Value::Null, "{c}");
+    }
+);
+
+// The same for Twilio Lookup: `sim_swap` twice, or a `text/plain` body.
+both!(
+    a_lookup_answer_read_loosely_is_an_error_never_a_finding,
+    |backend| async move {
+        let lookup = MockServer::start().await;
+        let checks = format!(
+            "[number_checks]\nkind = \"twilio_lookup\"\naccount_sid = \"ACnum\"\n\
+             auth_token = \"lookup-token\"\nbase_url = \"{}\"\ncache = \"0s\"\n",
+            lookup.uri()
+        );
+        let Some(app) = spawn_with(backend, setup("", checks)).await else {
+            return;
+        };
+        twilio_takes(&app).await;
+        let recent = app.now().minus(Duration::from_secs(3600)).to_rfc3339();
+        let swap = |date: &str| {
+            format!(
+                r#"{{"last_sim_swap": {{"last_sim_swap_date": {date}, "swapped_period": "PT24H",
+                "swapped_in_period": false}}, "error_code": null}}"#
+            )
+        };
+        let clean = swap("null");
+        let swapped = swap(&format!("\"{recent}\""));
+        let answers = [
+            (
+                "application/json",
+                format!(
+                    r#"{{"phone_number": "{PHONE}", "sim_swap": {swapped}, "sim_swap": {clean}}}"#
+                ),
+            ),
+            (
+                "text/plain",
+                format!(r#"{{"phone_number": "{PHONE}", "sim_swap": {clean}}}"#),
+            ),
+        ];
+        for (content_type, body) in answers {
+            lookup.reset().await;
+            Mock::given(method("GET"))
+                .and(path_regex("^/v2/PhoneNumbers/"))
+                .respond_with(raw_answer(content_type, &body))
+                .mount(&lookup)
+                .await;
+            let res = start(&app, &with_phone(&app).await, "sms").await;
+            assert_eq!(res.status(), 201, "{content_type} {body}");
+            let c: Value = res.json().await.unwrap();
+            assert_eq!(c["number_check"]["sim_swap"], Value::Null, "{body}: {c}");
+        }
+    }
+);

@@ -24,7 +24,7 @@ fn open() -> (InteractionRecord, Uuid) {
 #[test]
 fn the_operator_s_answer_is_read_strictly() {
     use NetworkResult::*;
-    let cases: [(u16, &str, NetworkResult); 12] = [
+    let cases: [(u16, &str, NetworkResult); 15] = [
         (200, r#"{"devicePhoneNumberVerified":true}"#, Verified),
         (200, r#"{"devicePhoneNumberVerified":false}"#, Mismatch),
         (200, r#"{"devicePhoneNumberVerified":"true"}"#, Error),
@@ -46,6 +46,22 @@ fn the_operator_s_answer_is_read_strictly() {
         (
             401,
             r#"{"status":401,"code":"UNAUTHENTICATED","message":"x"}"#,
+            Error,
+        ),
+        // A member twice, at any depth: serde would keep the last one.
+        (
+            200,
+            r#"{"devicePhoneNumberVerified":false,"devicePhoneNumberVerified":true}"#,
+            Error,
+        ),
+        (
+            200,
+            r#"{"devicePhoneNumberVerified":true,"x":{"a":1,"a":2}}"#,
+            Error,
+        ),
+        (
+            403,
+            r#"{"code":"PERMISSION_DENIED","code":"NUMBER_VERIFICATION.USER_NOT_AUTHENTICATED_BY_MOBILE_NETWORK"}"#,
             Error,
         ),
         // A verified answer under another status is not a confirmation.
