@@ -192,7 +192,7 @@ fn decide_write(
     }
     let digest = channel.print.digest();
     let place = channel_place(w.id);
-    let record = sealed(operator(config)?, &place, &body, digest.clone(), now);
+    let record = sealed(operator(config)?, &place, &body, digest.clone(), None, now);
     c.put(&stored, &record, None)?;
     let generation = indexed(c, w.id, Some(&digest), marks)?;
     Ok(Step::Write(WrittenChannel {
