@@ -5,7 +5,7 @@
 mod audit;
 
 use crate::telemetry::Traces;
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -115,6 +115,20 @@ pub enum AuditCommand {
         /// The entries (default: standard input).
         file: Option<PathBuf>,
     },
+    /// Print, as JSON lines (`GET /v1/audit`'s entries, for `audit
+    /// verify`), the trail the API team last deleted under an id left.
+    Export {
+        /// The team's id.
+        #[arg(long)]
+        team: String,
+        /// The trail of the team deleted under that id (the only trail
+        /// this command prints: a team in force answers `GET /v1/audit`).
+        #[arg(long, required = true)]
+        deleted: bool,
+        /// The system configuration file (its store).
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
 }
 
 fn parse_version(s: &str) -> Result<DocumentVersion, String> {
@@ -160,6 +174,9 @@ pub fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Verify { keys, head, file },
         } => audit_verify(keys.as_deref(), head.as_deref(), file.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Export { team, config, .. },
+        } => audit_export(&config, &team),
     }
 }
 
@@ -185,6 +202,27 @@ fn audit_verify(keys: Option<&str>, head: Option<&Path>, file: Option<&Path>) ->
     match checked {
         Ok(line) => {
             println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(line) => fail(&line),
+    }
+}
+
+/// Prints the trail the API team last deleted under `team` left, one
+/// entry a line; exit 1 when there is none, or the store cannot be read.
+fn audit_export(path: &Path, team: &str) -> ExitCode {
+    let config = match load_warning_to_stderr(path) {
+        Ok(config) => config,
+        Err(e) => return fail(&e.to_string()),
+    };
+    match audit::export_deleted(&config, team) {
+        Ok(entries) => {
+            let mut out = std::io::stdout().lock();
+            for entry in entries {
+                if writeln!(out, "{entry}").is_err() {
+                    return ExitCode::FAILURE;
+                }
+            }
             ExitCode::SUCCESS
         }
         Err(line) => fail(&line),

@@ -8,6 +8,33 @@ use serde_json::{Map, Value};
 use crate::domain::audit::{verify_chain, GENESIS};
 use crate::domain::audit_keys::{verify_signed, Jwks};
 
+/// The entries of the trail the API team last deleted under `team` left
+/// (docs/audit.md#the-trail-of-a-deleted-team), read from `config`'s store:
+/// each its JSON, oldest first. `Err`: none was deleted within the
+/// retention, the store is the memory store, or it cannot be read.
+pub fn export_deleted(config: &crate::config::Config, team: &str) -> Result<Vec<String>, String> {
+    use crate::config::StoreBackend;
+    use crate::store::redis::RedisStore;
+    let store = &config.store;
+    if matches!(store.backend, StoreBackend::Memory) {
+        return Err("store.backend is memory: a trail lives only as long as its gateway".into());
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let trail = runtime.block_on(async {
+        let redis = match store.cluster_nodes.is_empty() {
+            true => RedisStore::connect(&store.redis_url, &store.key_prefix).await,
+            false => RedisStore::connect_cluster(&store.cluster_nodes, &store.key_prefix).await,
+        };
+        let redis = redis.map_err(|e| format!("the store: {e}"))?;
+        crate::gateway::audit::deleted_trail(&redis, team).await
+    })?;
+    trail.ok_or_else(|| format!("no API team {team:?} was deleted within the audit retention"))
+}
+
 /// A `GET /v1/audit/head` answer.
 #[derive(Debug, Deserialize)]
 struct Head {

@@ -235,6 +235,14 @@ impl Config {
         self.teams.get(id).map(Arc::as_ref)
     }
 
+    /// The team in force whose keys are made from `keyspace`
+    /// (`store::keys::keyspace`): none for the keyspace of a deleted
+    /// team, even when its id was written again since.
+    pub fn team_in(&self, keyspace: &str) -> Option<&Arc<Team>> {
+        let id = crate::store::keys::team_of(keyspace);
+        self.teams.get(id).filter(|t| t.keyspace == keyspace)
+    }
+
     /// The teams whose voice calls may go to any country: a
     /// `voice_channel` and empty `otp.voice_regions` (docs/api.md#codes-read-by-a-voice-call),
     /// by id.

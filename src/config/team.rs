@@ -175,6 +175,12 @@ pub struct Dialogflow {
 #[derive(Debug)]
 pub struct Team {
     pub id: String,
+    /// What its store keys are made from (`store::keys::keyspace`): its
+    /// id, or for a team written through the operator API, its id and
+    /// the incarnation chosen when it was created, so that an id written
+    /// again after a delete reads nothing the deleted team left
+    /// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+    pub keyspace: String,
     /// The file it came from (for messages).
     pub file: PathBuf,
     /// The team's login page; the token is added as `?token=`.

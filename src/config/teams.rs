@@ -264,6 +264,7 @@ pub(super) fn team_of_table(
         .cloned()
         .collect();
     Ok(Team {
+        keyspace: raw.id.clone(),
         id: raw.id,
         file: PathBuf::from(file),
         login_url,

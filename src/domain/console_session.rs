@@ -83,6 +83,8 @@ pub const KEPT_AFTER_END: Duration = Duration::from_secs(3600);
 /// request (the id itself is only in the browser's cookie).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Its team's keyspace (`store::keys::keyspace`): a session of a
+    /// deleted team signs no one in to a team written again under its id.
     pub team: String,
     pub sub: String,
     pub name: Option<String>,

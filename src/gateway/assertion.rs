@@ -85,8 +85,8 @@ async fn presented(
     let issuer = &core.config().server.issuer;
     let mut assertion = assertion::verify(token, team, issuer, max_age, now)?;
     let customer = assertion.customer()?;
-    let jti_key = keys::assertion_jti(&team.id, &assertion.jti);
-    let dkey = keys::devices(&team.id, &assertion.sub);
+    let jti_key = keys::assertion_jti(&team.keyspace, &assertion.jti);
+    let dkey = keys::devices(&team.keyspace, &assertion.sub);
     // With the store's marker: an emptied store lost the used jti.
     let raw = store_epoch::get_noticing_reset(core, team, vec![jti_key, dkey.clone()], now).await?;
     store_epoch::refuse_issued_before_reset(core, team, assertion.iat, max_age, now)?;
@@ -176,7 +176,7 @@ fn apply_assertion(
             }
         }
     }
-    let jti_key = keys::assertion_jti(&team.id, &a.jti);
+    let jti_key = keys::assertion_jti(&team.keyspace, &a.jti);
     let ttl = assertion_verdict::jti_ttl(a, now);
     w.also(put(&jti_key, 0, &UsedJti {}, Some(ttl))?);
     Ok(failure)
@@ -227,7 +227,10 @@ pub(in crate::gateway) async fn validated_devices(
     team: &Team,
     p: &PendingStepUp,
 ) -> Result<crate::store::Op> {
-    let dkey = keys::devices(&team.id, p.customer.get("id").map_or("", String::as_str));
+    let dkey = keys::devices(
+        &team.keyspace,
+        p.customer.get("id").map_or("", String::as_str),
+    );
     let raw = core.get(std::slice::from_ref(&dkey)).await?.pop().flatten();
     let devices: Loaded<CustomerDevices> = Loaded::parse(dkey.clone(), raw)?;
     let mut d = devices.value.clone().unwrap_or_default();

@@ -143,7 +143,7 @@ pub async fn start_sign_in(
         mismatch_recorded: false,
     };
     let key = keys::console_sign_in(&flow::digest(&state));
-    core.change(&team.id, &[], now, |c| {
+    core.change(&team.keyspace, &[], now, |c| {
         c.create(&key, &started, Some(STATE_TTL))?;
         Ok(Step::Write(()))
     })
@@ -229,7 +229,7 @@ async fn recorded_refusal(
         d.outcome = Outcome::Denied;
         vec![d]
     };
-    match super::audit::append(core, &team.id, make, now).await {
+    match super::audit::append(core, &team.keyspace, make, now).await {
         Ok(_) => refusal,
         Err(e) => SignInRefusal::Store(e),
     }
@@ -270,7 +270,7 @@ async fn signed_in(
     let role = rules::role_of(claim, &roles.agent_values, &roles.admin_values)
         .ok_or(SignInRefusal::NoRole)?;
     let session = Session {
-        team: team.id.clone(),
+        team: team.keyspace.clone(),
         sub: proven.customer_id,
         name: person.1.clone(),
         role,
@@ -372,9 +372,9 @@ pub(in crate::gateway) async fn session_end_due(
     remove: Op,
     now: Timestamp,
 ) -> Result<(), Error> {
-    let key = keys::console_session(&team.id, hash);
+    let key = keys::console_session(&team.keyspace, hash);
     let console = team.console.oidc.as_ref();
-    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let at = c.read::<Session>(&key)?;
         let session = at
             .value
@@ -383,7 +383,7 @@ pub(in crate::gateway) async fn session_end_due(
         let Some(limits) = console.map(limits) else {
             c.also(remove.clone());
             c.also(Op::QueueAdd {
-                key: keys::due_queue(&team.id),
+                key: keys::due_queue(&team.keyspace),
                 member: format!("{SESSION_END}:{hash}"),
                 score: now.plus(LOOK_AGAIN).unix_millis(),
                 ttl: LOOK_AGAIN + rules::KEPT_AFTER_END,
@@ -394,7 +394,7 @@ pub(in crate::gateway) async fn session_end_due(
             Some(ended) => end(c, &at, hash, ended, &Via::default()),
             None => {
                 c.also(remove.clone());
-                c.also(end_due(&team.id, hash, session, limits, now));
+                c.also(end_due(&team.keyspace, hash, session, limits, now));
             }
         }
         Ok(Step::Write(()))
@@ -478,8 +478,11 @@ async fn locate(core: &Core, session_id: &str) -> Result<Located, Error> {
     let loaded = Loaded::<SessionTeam>::parse(pointer, raw)?;
     let pointer_version = loaded.version;
     let team = loaded.value.ok_or(Error::Unauthorized)?.team;
-    // A team whose [console.oidc] went since signs no one in any more.
-    let (_, console) = console_of(core, &team).ok_or(Error::Unauthorized)?;
+    // A team whose [console.oidc] went since signs no one in any more, nor
+    // does one deleted since, whose id may have been written again.
+    let team_in = core.config().team_in(&team);
+    let console = team_in.and_then(|t| t.console.oidc.as_ref());
+    let console = console.ok_or(Error::Unauthorized)?;
     Ok(Located {
         key: keys::console_session(&team, &hash),
         team,

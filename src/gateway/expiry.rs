@@ -95,7 +95,9 @@ impl Sweeper {
             for _ in 0..MAX_PASSES {
                 let mut more = Vec::with_capacity(going.len());
                 for id in going {
-                    let team = gw.config().team(id);
+                    // A keyspace no team in force has (one deleted, its
+                    // id written again or not) is left to its TTLs.
+                    let team = gw.config().team_in(id);
                     // Each slice reads the clock anew: the teams before it
                     // may have taken longer than a lease.
                     let full = match team {
@@ -225,9 +227,9 @@ impl Lease {
 /// quarantined.
 async fn sweep_slice(gw: &Core, team: &Team, now: Timestamp, polls: &Polls) -> Result<bool> {
     let store = gw.store().as_ref();
-    let index = keys::due_queue(&team.id);
+    let index = keys::due_queue(&team.keyspace);
     // The poller's lanes of this team (decision 0098).
-    let polls = &polls.for_team(&team.id);
+    let polls = &polls.for_team(&team.keyspace);
     let mut lease = Lease::new(now);
     let due = store
         .index_claim_due(&index, now.unix_millis(), SLICE, lease.until)
@@ -293,7 +295,7 @@ async fn settle(
             metrics::counter!("chatgate_due_quarantined_total").increment(1);
         }
     }
-    gw.change(&team.id, &[], now, |c| {
+    gw.change(&team.keyspace, &[], now, |c| {
         c.also(remove.clone());
         Ok(Step::Write(()))
     })

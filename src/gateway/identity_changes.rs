@@ -72,7 +72,7 @@ async fn take(
     let ids = signal.ids();
     match signal {
         IdentitySignal::Changed { message_id, .. } | IdentitySignal::Refused { message_id, .. } => {
-            let memory = keys::answered_request(&team.id, SEEN_KIND, message_id);
+            let memory = keys::answered_request(&team.keyspace, SEEN_KIND, message_id);
             if already_taken(core, &memory).await? {
                 return Ok(0);
             }
@@ -84,7 +84,7 @@ async fn take(
             }
             // Remembered once done (a conflict is a concurrent twin).
             let answer = LogoutAnswer { logged_out: n };
-            change::once(core, &team.id, now, |c| {
+            change::once(core, &team.keyspace, now, |c| {
                 c.claim(&memory, &answer, Some(SEEN_FOR))?;
                 Ok(Step::Write(()))
             })
@@ -119,7 +119,7 @@ async fn take_hash(
 ) -> Result<usize> {
     let hkeys: Vec<String> = ids
         .iter()
-        .map(|id| keys::identity_hash(&team.id, channel, id))
+        .map(|id| keys::identity_hash(&team.keyspace, channel, id))
         .collect();
     let raw = core.get(&hkeys).await?;
     let mut known = Vec::with_capacity(hkeys.len());
@@ -141,7 +141,7 @@ async fn take_hash(
     };
     for k in known.iter().filter(|k| k.value.as_ref() != Some(&newest)) {
         // A conflict is a concurrent webhook's newer hash: it stands.
-        change::once(core, &team.id, now, |c| {
+        change::once(core, &team.keyspace, now, |c| {
             c.put(k, &newest, Some(ttl))?;
             Ok(Step::Write(()))
         })
@@ -204,7 +204,7 @@ async fn end_conversations(
 ) -> Result<usize> {
     let mut found = 0;
     for conversation in conversation_ids(ids) {
-        let ckey = keys::conversation(&team.id, channel, &conversation);
+        let ckey = keys::conversation(&team.keyspace, channel, &conversation);
         let raw = core.get(std::slice::from_ref(&ckey)).await?.pop().flatten();
         let mut held = false;
         if let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value {
@@ -268,7 +268,7 @@ async fn forget_hashes(
 ) -> Result<()> {
     let hkeys: Vec<String> = ids
         .iter()
-        .map(|id| keys::identity_hash(&team.id, channel, id))
+        .map(|id| keys::identity_hash(&team.keyspace, channel, id))
         .collect();
     let raw = core.get(&hkeys).await?;
     for (key, raw) in hkeys.into_iter().zip(raw) {
@@ -276,7 +276,7 @@ async fn forget_hashes(
             continue;
         };
         // A conflict is a concurrent webhook's newer hash: it stands.
-        change::once(core, &team.id, now, |c| {
+        change::once(core, &team.keyspace, now, |c| {
             c.also(Op::Delete {
                 key,
                 expected: version,
@@ -298,8 +298,8 @@ async fn forget_recognition(
     conversation: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let rkey = keys::recognition(&team.id, channel, conversation);
-    core.change(&team.id, std::slice::from_ref(&rkey), now, |c| {
+    let rkey = keys::recognition(&team.keyspace, channel, conversation);
+    core.change(&team.keyspace, std::slice::from_ref(&rkey), now, |c| {
         let loaded = c.read::<Recognition>(&rkey)?;
         if loaded.value.is_none() {
             return Ok(Step::Answer(false));

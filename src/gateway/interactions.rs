@@ -205,7 +205,7 @@ async fn create_or_find(
         match found {
             Ok(view) => {
                 if !hit {
-                    guesses.remember(&seen.link.key, &keys::interaction(&team.id, id));
+                    guesses.remember(&seen.link.key, &keys::interaction(&team.keyspace, id));
                 }
                 return Ok(Some((view, false)));
             }
@@ -248,7 +248,7 @@ async fn create_new(
     let view = InteractionView::build_recognized(&rec, subject, recognition, remembered, s, now)
         .in_conversation(team.conversation_kind(&rec));
     let created = OutboxItem::about_interaction(&EventData::InteractionCreated(Plain), now, &view)?;
-    let committed = change::once(core, &team.id, now, |c| {
+    let committed = change::once(core, &team.keyspace, now, |c| {
         ops.into_iter().for_each(|op| c.also(op));
         c.announce(created);
         Ok(Step::Write(()))
@@ -256,7 +256,7 @@ async fn create_new(
     // Another request created one there first: found on the next try.
     match committed.await? {
         Some(()) => {
-            let ikey = keys::interaction(&team.id, rec.id);
+            let ikey = keys::interaction(&team.keyspace, rec.id);
             core.conversation_interactions()
                 .remember(&seen.link.key, &ikey);
             if let Some(rkey) = &seen.recognition_key {
@@ -324,7 +324,7 @@ async fn read_conversation(
     now: Timestamp,
 ) -> Result<Conversation> {
     let conversation = new.conversation.as_str();
-    let ckey = keys::conversation(&team.id, &new.channel, conversation);
+    let ckey = keys::conversation(&team.keyspace, &new.channel, conversation);
     let iguess = new
         .locale
         .is_none()
@@ -334,11 +334,11 @@ async fn read_conversation(
     let skey = new
         .customer_ref
         .as_ref()
-        .map(|r| keys::subject(&team.id, r.as_str()));
+        .map(|r| keys::subject(&team.keyspace, r.as_str()));
     let rkey = core
         .config()
         .recognize_for(team, &new.channel)
-        .map(|_| keys::recognition(&team.id, &new.channel, conversation));
+        .map(|_| keys::recognition(&team.keyspace, &new.channel, conversation));
     let cguess = rkey.as_ref().and_then(|k| core.companions().1.get(k));
     let wanted: Vec<String> = std::iter::once(ckey.clone())
         .chain(skey.clone())
@@ -420,7 +420,7 @@ pub async fn find_conversation(
     conversation: &ConversationId,
     now: Timestamp,
 ) -> Result<Option<InteractionView>> {
-    let ckey = keys::conversation(&team.id, channel, conversation.as_str());
+    let ckey = keys::conversation(&team.keyspace, channel, conversation.as_str());
     let raw = core.get(std::slice::from_ref(&ckey)).await?.pop().flatten();
     let Some(link) = Loaded::<ConversationLink>::parse(ckey, raw)?.value else {
         return Ok(None);
@@ -501,7 +501,7 @@ async fn live_batch(
     batch: usize,
     now: Timestamp,
 ) -> Result<(Vec<(IndexEntry, InteractionRecord)>, bool)> {
-    let index = keys::interactions_index(&team.id);
+    let index = keys::interactions_index(&team.keyspace);
     let entries = core.index_desc(&index, before, batch).await?;
     let exhausted = entries.len() < batch;
     let ids: Vec<(IndexEntry, Uuid)> = entries
@@ -510,7 +510,7 @@ async fn live_batch(
         .collect();
     let rkeys: Vec<String> = ids
         .iter()
-        .map(|(_, id)| keys::interaction(&team.id, *id))
+        .map(|(_, id)| keys::interaction(&team.keyspace, *id))
         .collect();
     let raw = if rkeys.is_empty() {
         Vec::new()
@@ -542,7 +542,7 @@ async fn live_batch(
     }
     if !gone.is_empty() {
         // Lazy clean-up of ids whose records expired; never conflicts.
-        core.change(&team.id, &[], now, |c| {
+        core.change(&team.keyspace, &[], now, |c| {
             gone.iter().cloned().for_each(|op| c.also(op));
             Ok(Step::Write(()))
         })

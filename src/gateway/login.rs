@@ -392,7 +392,7 @@ async fn save_short_link(
     now: Timestamp,
 ) -> Result<()> {
     let key = keys::short_link(code);
-    let saved = change::once(core, &team.id, now, |c| {
+    let saved = change::once(core, &team.keyspace, now, |c| {
         c.claim(&key, short, Some(ttl))?;
         Ok(Step::Write(()))
     });
@@ -772,7 +772,7 @@ impl SignedRequest {
         // The key that remembers it names the same digest: hashed once.
         let webhook_id = webhook_sig::id_digest(webhook_id);
         SignedRequest {
-            memory: keys::answered_request_digested(&team.id, "cb", &webhook_id),
+            memory: keys::answered_request_digested(&team.keyspace, "cb", &webhook_id),
             webhook_id,
             body,
         }

@@ -110,7 +110,7 @@ pub async fn open_network_link(
         flow,
     };
     let key = keys::network_states(&states::link_tag(link.c));
-    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();
         kept.add(&state, started.clone(), now);

@@ -104,7 +104,7 @@ pub async fn start_provider_login(
         flow,
     };
     let key = keys::oidc_states(&states::link_tag(link.link_id));
-    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let read = c.read::<LinkStates>(&key)?;
         let mut kept = read.value.clone().unwrap_or_default();
         kept.add(&state, started.clone(), now);

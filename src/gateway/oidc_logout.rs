@@ -107,7 +107,7 @@ pub(super) async fn remember_session(
     let mut ops = Vec::new();
     if let Some(sid) = &session.sid {
         ops.push(Op::IndexAdd {
-            key: keys::oidc_session(&team.id, &oidc.issuer, sid),
+            key: keys::oidc_session(&team.keyspace, &oidc.issuer, sid),
             member: interaction_id.to_string(),
             score: now.unix_millis(),
             ttl,
@@ -115,7 +115,7 @@ pub(super) async fn remember_session(
     }
     if let Some(sub) = &session.sub {
         ops.push(Op::IndexAdd {
-            key: keys::oidc_subject(&team.id, &oidc.issuer, sub),
+            key: keys::oidc_subject(&team.keyspace, &oidc.issuer, sub),
             member: customer_id.to_string(),
             score: now.unix_millis(),
             ttl,
@@ -124,7 +124,7 @@ pub(super) async fn remember_session(
     if ops.is_empty() {
         return Ok(());
     }
-    core.change(&team.id, &[], now, |c| {
+    core.change(&team.keyspace, &[], now, |c| {
         ops.iter().cloned().for_each(|op| c.also(op));
         Ok(Step::Write(()))
     })
@@ -225,7 +225,7 @@ async fn end_provider_session(
         // commits after the mark finds it, one that committed before is
         // in the index read below.
         mark_session_ended(core, team, oidc, sid, now).await?;
-        let index = keys::oidc_session(&team.id, &oidc.issuer, sid);
+        let index = keys::oidc_session(&team.keyspace, &oidc.issuer, sid);
         let mut n = 0;
         for e in crate::gateway::revocation::index_entries(core, &index).await? {
             let Ok(id) = Uuid::parse_str(&e.member) else {
@@ -258,7 +258,7 @@ async fn end_provider_session(
 /// The key whose presence says the provider ended its session `sid`
 /// (docs/decisions/0100-a-login-of-an-ended-provider-session.md).
 pub(super) fn ended_session_key(team: &Team, oidc: &OidcConfig, sid: &str) -> String {
-    keys::oidc_session_ended(&team.id, &oidc.issuer, sid)
+    keys::oidc_session_ended(&team.keyspace, &oidc.issuer, sid)
 }
 
 /// Marks provider session `sid` ended for [`ENDED_SESSION_MEMORY`] from
@@ -271,7 +271,7 @@ async fn mark_session_ended(
     now: Timestamp,
 ) -> Result<()> {
     let key = ended_session_key(team, oidc, sid);
-    core.change(&team.id, std::slice::from_ref(&key), now, |c| {
+    core.change(&team.keyspace, std::slice::from_ref(&key), now, |c| {
         let mark = c.read::<EndedSession>(&key)?;
         c.put(&mark, &EndedSession {}, Some(ENDED_SESSION_MEMORY))?;
         Ok(Step::Write(()))
@@ -327,7 +327,7 @@ async fn customers_of_sub(
     oidc: &OidcConfig,
     sub: &str,
 ) -> Result<Vec<String>> {
-    let index = keys::oidc_subject(&team.id, &oidc.issuer, sub);
+    let index = keys::oidc_subject(&team.keyspace, &oidc.issuer, sub);
     let mut customers: Vec<String> = crate::gateway::revocation::index_entries(core, &index)
         .await?
         .into_iter()

@@ -199,6 +199,7 @@ fn decide_write(
         &place,
         (&body, &salts),
         digest.clone(),
+        None,
         now,
     );
     c.put(&stored, &record, None)?;

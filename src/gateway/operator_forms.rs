@@ -62,18 +62,20 @@ pub(super) fn etag_of(stored: &Loaded<StoredApiForm>) -> Option<String> {
 
 /// `body` with its secrets sealed at `place` (a team's id, a channel's
 /// [`channel_place`]), each with its salt of `salts`, as the store keeps
-/// it.
+/// it; a team's `incarnation` beside it.
 pub(super) fn sealed(
     op: &OperatorConfig,
     place: &str,
     (body, salts): (&Value, &Salts),
     digest: String,
+    incarnation: Option<&str>,
     now: Timestamp,
 ) -> StoredApiForm {
     StoredApiForm::V1 {
         body: team_secrets::seal(body, place, &is_secret_member, &op.secrets, salts),
         digest,
         at: now,
+        incarnation: incarnation.map(str::to_string),
     }
 }
 

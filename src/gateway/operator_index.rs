@@ -156,6 +156,18 @@ pub async fn generation(core: &Core, now: Timestamp) -> Result<Looked> {
     Ok(looked)
 }
 
+/// What the index keeps of a team at `digest` whose keys are made from
+/// `keyspace`: the digest, and after a `~` the team's incarnation when it
+/// has one, so that a team deleted and written again with the same
+/// configuration moves the index, and every instance puts the new
+/// tenant in force (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+pub fn indexed_as(digest: &str, keyspace: &str) -> String {
+    match keys::incarnation_of(keyspace) {
+        Some(incarnation) => format!("{digest}~{incarnation}"),
+        None => digest.to_string(),
+    }
+}
+
 /// Team `id` indexed as its record holds it, for a write (mark `token`)
 /// whose writer stopped: the generation.
 async fn repair(core: &Core, id: &str, token: u64, now: Timestamp) -> Result<u64> {
@@ -163,7 +175,13 @@ async fn repair(core: &Core, id: &str, token: u64, now: Timestamp) -> Result<u64
         .await?
         .pop()
         .flatten();
-    let digest = stored.map(|StoredApiTeam::V1 { digest, .. }| digest);
+    let digest = stored.map(
+        |StoredApiTeam::V1 {
+             digest,
+             incarnation,
+             ..
+         }| { indexed_as(&digest, &keys::keyspace(id, incarnation.as_deref())) },
+    );
     tracing::warn!(team = %id, "a write of an API team stopped before its index; indexed as stored");
     let read = [keys::api_teams(), keys::api_teams_generation()];
     let digest = digest.as_deref();

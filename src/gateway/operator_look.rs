@@ -344,10 +344,16 @@ fn team_of_record(
     id: &str,
     stored: StoredApiTeam,
 ) -> std::result::Result<Team, String> {
-    let StoredApiTeam::V1 { body, at, digest } = stored;
+    let StoredApiTeam::V1 {
+        body,
+        at,
+        digest,
+        incarnation,
+    } = stored;
     let salts = team_secrets::salts_of(&body, &is_secret_member);
     let body = opened_at(config, id, &body)?;
     let mut team = config.stored_team_of_json(&body, &salts).map_err(breaks)?;
+    team.keyspace = keys::keyspace(id, incarnation.as_deref());
     team.api = Some(digest);
     team.modified = Some(at);
     Ok(team)

@@ -11,10 +11,10 @@ use serde_json::Value;
 use super::audit::{record_api_write, recorded_keys};
 use super::change::Change;
 use super::operator_forms::{
-    built, etag_of, opened, operator, sealed, written_body, Conditions, Write,
+    built, etag_of, opened, operator, sealed, stored_forms, written_body, Conditions, Write,
 };
 use super::operator_index;
-use super::records::{Loaded, StoredApiTeam};
+use super::records::{DeletedTeam, Loaded, StoredApiTeam};
 use super::work::Step;
 use super::Core;
 use crate::config::{is_secret_member, Config, Team};
@@ -34,39 +34,46 @@ pub struct Written {
 }
 
 /// Decides a write on what `c` read: the conditions against the stored
-/// team, the body checked, the sealed form put with its audit entry.
+/// team, the body checked, the sealed form put with its audit entry in
+/// `tenant`'s trail. `None`: the stored team is no longer `tenant`'s (it
+/// was deleted, or written again, since it was read): to try again.
 fn decide_write(
     c: &mut Change,
     config: &Config,
     w: &Write<'_>,
+    tenant: &Tenant,
     now: Timestamp,
-) -> Result<Step<Written>> {
+) -> Result<Step<Option<Written>>> {
     let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(w.id))?;
     w.conditions.hold(etag_of(&stored).as_deref())?;
+    if !tenant.holds(w.id, &stored) {
+        return Ok(Step::Answer(None));
+    }
     let op = operator(config)?;
     let (body, salts) = written_body(op, w, "id", w.id, &stored)?;
-    let team = built(op, &body, config.team_of_json(&body, &salts))?;
+    let mut team = built(op, &body, config.team_of_json(&body, &salts))?;
+    team.keyspace = tenant.keyspace.clone();
     let created = stored.value.is_none();
+    let generation = 0;
     if w.dry_run {
-        let generation = 0;
-        return Ok(Step::Answer(Written {
+        return Ok(Step::Answer(Some(Written {
             team,
             created,
             generation,
-        }));
+        })));
     }
     put_team(c, config, &stored, &team, (&body, &salts), &w.acting, now)?;
-    let generation = 0;
-    Ok(Step::Write(Written {
+    Ok(Step::Write(Some(Written {
         team,
         created,
         generation,
-    }))
+    })))
 }
 
-/// In `c`, which read `stored` and [`recorded_keys`] of `team`: `team`,
-/// made of `body`, stored with its secrets sealed with their salts, and
-/// its `config.changed` entry by `acting`.
+/// In `c`, which read `stored` and [`recorded_keys`] of `team`'s
+/// keyspace: `team`, made of `body`, stored with its secrets sealed with
+/// their salts and its incarnation, and its `config.changed` entry by
+/// `acting`.
 fn put_team(
     c: &mut Change,
     config: &Config,
@@ -76,9 +83,99 @@ fn put_team(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<()> {
-    let record = sealed(operator(config)?, &team.id, body, team.print.digest(), now);
+    let incarnation = keys::incarnation_of(&team.keyspace);
+    let digest = team.print.digest();
+    let record = sealed(operator(config)?, &team.id, body, digest, incarnation, now);
     c.put(stored, &record, None)?;
-    record_api_write(c, &team.id, Some(team), acting, config.audit.retention)
+    record_api_write(
+        c,
+        &team.keyspace,
+        Some(team),
+        acting,
+        config.audit.retention,
+    )
+}
+
+/// Whose keys a write of team `id` makes and reads: the keyspace of the
+/// team the store holds, or, for a team it does not hold, a new
+/// incarnation's — never a deleted team's
+/// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+pub struct Tenant {
+    pub keyspace: String,
+    /// Made for a team the store did not hold.
+    fresh: bool,
+}
+
+impl Tenant {
+    /// The tenant of team `id` to try at attempt `n` of a write: first the
+    /// one in force on this instance (no read; a new incarnation's when
+    /// it has none), then the store's. A write's change checks it against
+    /// the stored team it reads ([`Tenant::holds`]).
+    async fn at(core: &Core, id: &str, n: usize) -> Result<Tenant> {
+        match core.config().team(id).filter(|t| t.api.is_some()) {
+            Some(team) if n == 0 => Ok(Tenant {
+                keyspace: team.keyspace.clone(),
+                fresh: false,
+            }),
+            None if n == 0 => Ok(Tenant {
+                keyspace: keys::keyspace(id, Some(&new_incarnation())),
+                fresh: true,
+            }),
+            _ => Tenant::of(core, id).await,
+        }
+    }
+
+    /// The tenant of team `id` as the store holds it now (one read).
+    async fn of(core: &Core, id: &str) -> Result<Tenant> {
+        let stored = stored_forms(core, &[id], keys::api_team).await?.pop();
+        Ok(match stored.flatten() {
+            Some(StoredApiTeam::V1 { incarnation, .. }) => Tenant {
+                keyspace: keys::keyspace(id, incarnation.as_deref()),
+                fresh: false,
+            },
+            None => Tenant {
+                keyspace: keys::keyspace(id, Some(&new_incarnation())),
+                fresh: true,
+            },
+        })
+    }
+
+    /// Whether team `id` as `stored` holds it is this tenant's: the one
+    /// read, or none for a fresh one.
+    fn holds(&self, id: &str, stored: &Loaded<StoredApiTeam>) -> bool {
+        match &stored.value {
+            Some(StoredApiTeam::V1 { incarnation, .. }) => {
+                keys::keyspace(id, incarnation.as_deref()) == self.keyspace
+            }
+            None => self.fresh,
+        }
+    }
+
+    /// What a change of this tenant reads: the stored team and what its
+    /// `config.changed` entry needs.
+    fn read(&self, id: &str) -> Vec<String> {
+        let mut read = vec![keys::api_team(id)];
+        read.extend(recorded_keys(&self.keyspace));
+        read
+    }
+}
+
+/// A new incarnation: 48 random bits, in hex.
+fn new_incarnation() -> String {
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// How often a write tries its team's tenant: the one in force here,
+/// then the store's, read again while another writer deletes or creates
+/// the team between that read and the write's change.
+const TENANT_TRIES: usize = 5;
+
+/// A write that found its team of another tenant [`TENANT_TRIES`] times.
+fn tenant_moved() -> Error {
+    Error::PreconditionFailed
 }
 
 /// An edit of a stored API team: the body it makes and what to answer,
@@ -161,42 +258,73 @@ async fn edited<T>(
     now: Timestamp,
     mut edit: impl FnMut(&Config, &Value) -> Result<Edited<T>>,
 ) -> Result<(T, ToIndex)> {
-    let mut read = vec![keys::api_team(id)];
-    read.extend(recorded_keys(id));
-    let (answer, digest) = core
-        .change(id, &read, now, |c| {
-            let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-            let Some(StoredApiTeam::V1 { body, digest, .. }) = &stored.value else {
-                return Err(Error::NotFound("no such team"));
-            };
-            let stored_body = body;
-            let op = operator(config)?;
-            let opened = opened(op, id, body)?;
-            let (body, answer) = match edit(config, &opened)? {
-                Edited::Unchanged(answer) => return Ok(Step::Answer((answer, None))),
-                Edited::To(body, answer) => (body, answer),
-            };
-            let secrets = team_secrets::secrets_at(&opened, &is_secret_member);
-            let salts = team_secrets::salts_of(stored_body, &is_secret_member);
-            let kept = team_secrets::Kept {
-                secrets: &secrets,
-                salts: &salts,
-            };
-            let salts = team_secrets::salts_of_edit(&body, &is_secret_member, &kept);
-            let team = match purpose {
-                Purpose::Edit => config.team_of_json(&body, &salts),
-                Purpose::Rebuild => config.stored_team_of_json(&body, &salts),
-            };
-            let team = team.map_err(Error::InvalidConfig)?;
-            if team.print.digest() == *digest {
-                let index = (purpose == Purpose::Rebuild).then(|| digest.clone());
-                return Ok(Step::Answer((answer, index)));
-            }
-            put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
-            Ok(Step::Write((answer, Some(team.print.digest()))))
-        })
-        .await?;
-    Ok((answer, digest.map_or(ToIndex::Nothing, ToIndex::At)))
+    for n in 0..TENANT_TRIES {
+        let tenant = Tenant::at(core, id, n).await?;
+        match (tenant.fresh, n) {
+            (true, 0) => continue,
+            (true, _) => return Err(Error::NotFound("no such team")),
+            (false, _) => {}
+        }
+        let read = tenant.read(id);
+        let edited = core.change(&tenant.keyspace, &read, now, |c| {
+            edit_in(c, config, id, &tenant, purpose, acting, now, &mut edit)
+        });
+        if let Some(done) = edited.await? {
+            return Ok(done);
+        }
+    }
+    Err(tenant_moved())
+}
+
+/// [`edited`] in a change of `tenant`, which read [`Tenant::read`]:
+/// `None` when the stored team is another tenant's.
+#[allow(clippy::too_many_arguments)]
+fn edit_in<T>(
+    c: &mut Change,
+    config: &Config,
+    id: &str,
+    tenant: &Tenant,
+    purpose: Purpose,
+    acting: &Acting,
+    now: Timestamp,
+    edit: &mut impl FnMut(&Config, &Value) -> Result<Edited<T>>,
+) -> Result<Step<Option<(T, ToIndex)>>> {
+    let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+    let Some(StoredApiTeam::V1 { body, digest, .. }) = &stored.value else {
+        return Err(Error::NotFound("no such team"));
+    };
+    if !tenant.holds(id, &stored) {
+        return Ok(Step::Answer(None));
+    }
+    let stored_body = body;
+    let opened = opened(operator(config)?, id, body)?;
+    let (body, answer) = match edit(config, &opened)? {
+        Edited::Unchanged(answer) => return Ok(Step::Answer(Some((answer, ToIndex::Nothing)))),
+        Edited::To(body, answer) => (body, answer),
+    };
+    let secrets = team_secrets::secrets_at(&opened, &is_secret_member);
+    let salts = team_secrets::salts_of(stored_body, &is_secret_member);
+    let kept = team_secrets::Kept {
+        secrets: &secrets,
+        salts: &salts,
+    };
+    let salts = team_secrets::salts_of_edit(&body, &is_secret_member, &kept);
+    let team = match purpose {
+        Purpose::Edit => config.team_of_json(&body, &salts),
+        Purpose::Rebuild => config.stored_team_of_json(&body, &salts),
+    };
+    let mut team = team.map_err(Error::InvalidConfig)?;
+    team.keyspace = tenant.keyspace.clone();
+    if team.print.digest() == *digest {
+        let index = match purpose {
+            Purpose::Rebuild => ToIndex::At(operator_index::indexed_as(digest, &team.keyspace)),
+            Purpose::Edit => ToIndex::Nothing,
+        };
+        return Ok(Step::Answer(Some((answer, index))));
+    }
+    put_team(c, config, &stored, &team, (&body, &salts), acting, now)?;
+    let index = operator_index::indexed_as(&team.print.digest(), &team.keyspace);
+    Ok(Step::Write(Some((answer, ToIndex::At(index)))))
 }
 
 /// Writes team `w.id` (or, for a dry run, checks that it would be
@@ -205,21 +333,33 @@ async fn edited<T>(
 /// rule. Two writers naming one `ETag`: the commit's compare-and-set lets
 /// one through, the other reads again and is 412.
 pub async fn write_team(core: &Core, w: Write<'_>, now: Timestamp) -> Result<Written> {
-    let config = std::sync::Arc::clone(core.config());
-    let mut read = vec![keys::api_team(w.id)];
-    read.extend(recorded_keys(w.id));
-    let decide = |c: &mut Change| decide_write(c, &config, &w, now);
     if w.dry_run {
-        return core.change(w.id, &read, now, decide).await;
+        return written(core, &w, now).await;
     }
     let write = async {
-        let written = core.change(w.id, &read, now, decide).await?;
-        let digest = written.team.print.digest();
-        Ok((written, ToIndex::At(digest)))
+        let written = written(core, &w, now).await?;
+        let index =
+            operator_index::indexed_as(&written.team.print.digest(), &written.team.keyspace);
+        Ok((written, ToIndex::At(index)))
     };
     let (mut written, generation) = marked(core, w.id, now, write).await?;
     written.generation = generation.unwrap_or_default();
     Ok(written)
+}
+
+/// [`write_team`]'s change of the team's tenant as read, read again
+/// while another writer deleted or created the team meanwhile.
+async fn written(core: &Core, w: &Write<'_>, now: Timestamp) -> Result<Written> {
+    let config = std::sync::Arc::clone(core.config());
+    for n in 0..TENANT_TRIES {
+        let tenant = Tenant::at(core, w.id, n).await?;
+        let read = tenant.read(w.id);
+        let decide = |c: &mut Change| decide_write(c, &config, w, &tenant, now);
+        if let Some(written) = core.change(&tenant.keyspace, &read, now, decide).await? {
+            return Ok(written);
+        }
+    }
+    Err(tenant_moved())
 }
 
 /// What a write leaves the index to do.
@@ -287,23 +427,60 @@ pub async fn delete_team(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<u64> {
-    let retention = core.config().audit.retention;
-    let mut read = vec![keys::api_team(id)];
-    read.extend(recorded_keys(id));
     let delete = async {
-        core.change(id, &read, now, |c| {
-            let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
-            let current = etag_of(&stored).ok_or(Error::NotFound("no such team"))?;
-            conditions.hold(Some(&current))?;
-            c.delete(&stored);
-            record_api_write(c, id, None, acting, retention)?;
-            Ok(Step::Write(()))
-        })
-        .await?;
-        Ok(((), ToIndex::Gone))
+        for n in 0..TENANT_TRIES {
+            let tenant = Tenant::at(core, id, n).await?;
+            match (tenant.fresh, n) {
+                (true, 0) => continue,
+                (true, _) => return Err(Error::NotFound("no such team")),
+                (false, _) => {}
+            }
+            let mut read = tenant.read(id);
+            read.push(keys::deleted_team(id));
+            let deleted = core.change(&tenant.keyspace, &read, now, |c| {
+                delete_in(c, core.config(), id, &tenant, conditions, acting, now)
+            });
+            if deleted.await?.is_some() {
+                return Ok(((), ToIndex::Gone));
+            }
+        }
+        Err(tenant_moved())
     };
     let ((), generation) = marked(core, id, now, delete).await?;
     Ok(generation.unwrap_or_default())
+}
+
+/// [`delete_team`] in a change of `tenant`, which read [`Tenant::read`]
+/// and [`keys::deleted_team`]: the stored team deleted, its last
+/// `config.changed` entry (the empty configuration) in its trail, and
+/// where that trail stays noted for its retention. `None` when the
+/// stored team is another tenant's.
+fn delete_in(
+    c: &mut Change,
+    config: &Config,
+    id: &str,
+    tenant: &Tenant,
+    conditions: &Conditions,
+    acting: &Acting,
+    now: Timestamp,
+) -> Result<Step<Option<()>>> {
+    let retention = config.audit.retention;
+    let stored: Loaded<StoredApiTeam> = c.read(&keys::api_team(id))?;
+    let current = etag_of(&stored).ok_or(Error::NotFound("no such team"))?;
+    conditions.hold(Some(&current))?;
+    if !tenant.holds(id, &stored) {
+        return Ok(Step::Answer(None));
+    }
+    c.delete(&stored);
+    record_api_write(c, &tenant.keyspace, None, acting, retention)?;
+    let deleted: Loaded<DeletedTeam> = c.read(&keys::deleted_team(id))?;
+    let keyspace = tenant.keyspace.clone();
+    c.put(
+        &deleted,
+        &DeletedTeam { keyspace, at: now },
+        Some(retention),
+    )?;
+    Ok(Step::Write(Some(())))
 }
 
 /// Rung by a write to have the API teams put in force at once; says which

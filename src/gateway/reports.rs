@@ -182,7 +182,7 @@ pub(super) async fn take_report<'t>(
         let mut unmapped = Vec::with_capacity(teams.len());
         // One read per team: their keys live in different slots.
         for team in teams {
-            let key = keys::message(&team.id, channel, &report.message_id);
+            let key = keys::message(&team.keyspace, channel, &report.message_id);
             let raw = core.get(std::slice::from_ref(&key)).await?;
             let read: Loaded<StoredMessage> = Loaded::parse(key, raw.into_iter().next().flatten())?;
             if let Some((i, c)) = read.value.as_ref().and_then(|m| m.i.zip(m.c)) {
@@ -198,7 +198,7 @@ pub(super) async fn take_report<'t>(
             if !parked.p.contains(&stored) {
                 parked.p.push(stored);
             }
-            let parked = change::once(core, &team.id, now, |c| {
+            let parked = change::once(core, &team.keyspace, now, |c| {
                 c.put(&read, &parked, Some(PARKED_FOR))?;
                 Ok(Step::Write(()))
             });
@@ -264,7 +264,7 @@ pub(super) async fn remember_message<'t>(
     if message_id.len() > MAX_MESSAGE_ID {
         return Ok(None);
     }
-    let key = keys::message(&team.id, channel, message_id);
+    let key = keys::message(&team.keyspace, channel, message_id);
     let key = &key;
     let done = core
         .transact(team, id, now, |w| {

@@ -58,8 +58,8 @@ pub(super) async fn claim_jti(
     memory: Duration,
     now: Timestamp,
 ) -> Result<Option<ClaimedJti>> {
-    let key = keys::revocation_jti(&team.id, receiver.as_str(), jti);
-    let claimed = change::once(core, &team.id, now, |c| {
+    let key = keys::revocation_jti(&team.keyspace, receiver.as_str(), jti);
+    let claimed = change::once(core, &team.keyspace, now, |c| {
         Ok(Step::Write(c.claim(&key, &UsedJti {}, Some(memory))?))
     });
     Ok(claimed.await?.map(|version| ClaimedJti {

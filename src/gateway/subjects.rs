@@ -22,7 +22,7 @@ pub async fn subject(
     subject: &str,
     now: Timestamp,
 ) -> Result<SubjectView> {
-    let key = keys::subject(&team.id, subject);
+    let key = keys::subject(&team.keyspace, subject);
     let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
     let loaded: Loaded<SubjectRecord> = Loaded::parse(key, raw)?;
     let rec = loaded.value.unwrap_or_else(|| SubjectRecord::new(subject));
@@ -40,12 +40,12 @@ pub async fn unlock_subject(
     acting: &Acting,
     now: Timestamp,
 ) -> Result<SubjectView> {
-    let key = keys::subject(&team.id, subject);
+    let key = keys::subject(&team.keyspace, subject);
     let s = &team.settings;
     // The subject and the audit trail's head, in one round trip.
-    let read = [key.clone(), keys::audit_head(&team.id)];
+    let read = [key.clone(), keys::audit_head(&team.keyspace)];
     let view = core
-        .change(&team.id, &read, now, |c| {
+        .change(&team.keyspace, &read, now, |c| {
             let loaded: Loaded<SubjectRecord> = c.read(&key)?;
             let mut rec = loaded
                 .value

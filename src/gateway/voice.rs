@@ -68,7 +68,7 @@ pub(super) async fn prepare_call(
     };
     // Never past the challenge's end: a later press hears it is gone.
     let ttl = challenge.expires_at.since(now);
-    let key = keys::gather(&team.id, channel, gather.as_str());
+    let key = keys::gather(&team.keyspace, channel, gather.as_str());
     let op = put(&key, 0, &record, Some(ttl))?;
     let version = written_version(&op);
     let call = VoiceCall {
@@ -208,7 +208,7 @@ async fn hear<'c>(
         None => config.teams.values().map(|t| &**t).collect(),
     };
     for team in teams.into_iter().filter(|t| t.uses_channel(channel)) {
-        let key = keys::gather(&team.id, channel, gather.as_str());
+        let key = keys::gather(&team.keyspace, channel, gather.as_str());
         let raw = core.get(std::slice::from_ref(&key)).await?;
         let read: Loaded<StoredGather> = Loaded::parse(key, raw.into_iter().next().flatten())?;
         if read.value.is_some() {
@@ -306,7 +306,7 @@ fn note_call_version(
     now: Timestamp,
 ) {
     let this_call =
-        |v: &&mut VoiceCall| keys::gather(&team.id, &v.channel, v.gather.as_str()) == key;
+        |v: &&mut VoiceCall| keys::gather(&team.keyspace, &v.channel, v.gather.as_str()) == key;
     let challenge = rec.challenge_at_mut(cid, now);
     if let Some(call) = challenge.and_then(|(c, _)| c.call.as_mut().filter(this_call)) {
         call.version = version;

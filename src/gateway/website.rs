@@ -83,7 +83,7 @@ pub async fn logout_customer(
     now: Timestamp,
 ) -> Result<usize> {
     let team = sig.verify_named(core.config().team(team_id), body, now)?;
-    let memory = keys::answered_request(&team.id, "logout", sig.id.unwrap_or_default());
+    let memory = keys::answered_request(&team.keyspace, "logout", sig.id.unwrap_or_default());
     let raw = core
         .get(std::slice::from_ref(&memory))
         .await?
@@ -97,7 +97,7 @@ pub async fn logout_customer(
     let n = log_out_everywhere(core, team, customer_id, cause, &acting, now).await?;
     // Remembered once done (a conflict is a concurrent twin: same work).
     let answer = LogoutAnswer { logged_out: n };
-    change::once(core, &team.id, now, |c| {
+    change::once(core, &team.keyspace, now, |c| {
         c.claim(&memory, &answer, Some(ANSWER_MEMORY))?;
         Ok(Step::Write(()))
     })
@@ -122,7 +122,7 @@ pub(crate) async fn log_out_everywhere(
     // Their recognized conversations are forgotten first, so that the
     // logouts' events show them forgotten.
     crate::gateway::recognition::forget_recognitions_of(core, team, customer_id).await?;
-    let index = keys::customer_index(&team.id, customer_id);
+    let index = keys::customer_index(&team.keyspace, customer_id);
     let mut n = 0;
     let mut before = None;
     loop {

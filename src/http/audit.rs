@@ -68,7 +68,7 @@ async fn list(
             .ok_or_else(|| Error::invalid("limit", "must be 1 to 1000"))?,
     };
     let acting = auditor.acting(&via);
-    let team = &auditor.team().id;
+    let team = &auditor.team().keyspace;
     Ok(Json(
         crate::gateway::audit::page(&st.gateway, team, after, limit, &acting, now).await?,
     ))
@@ -85,7 +85,7 @@ async fn head(
     _: NoQuery,
 ) -> Result<Json<SignedHead>> {
     let acting = auditor.acting(&via);
-    let team = &auditor.team().id;
+    let team = &auditor.team().keyspace;
     Ok(Json(
         crate::gateway::audit::head(&st.gateway, team, &acting, now).await?,
     ))

@@ -276,7 +276,8 @@ impl Caller {
         let via = super::denials::via_of(parts);
         let now = state.clock.now();
         let session = crate::gateway::console::session_of(&state.gateway, &id, &via, now).await?;
-        let team_id: Arc<str> = session.team.as_str().into();
+        // A session is kept in its team's keyspace; the caller's team is its id.
+        let team_id: Arc<str> = crate::store::keys::team_of(&session.team).into();
         if let Some(slot) = parts.extensions.get::<super::TeamSlot>() {
             slot.set(&team_id);
         }

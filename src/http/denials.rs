@@ -75,6 +75,9 @@ pub(super) async fn record_denial(
     };
     let acting = Acting::new(actor.clone(), &via);
     let now: Timestamp = st.clock.now();
+    // The team's trail is its keyspace's (`keys::keyspace`).
+    let config = st.gateway.config();
+    let team = config.team(team).map_or(&**team, |t| t.keyspace.as_str());
     match crate::gateway::audit::denied(&st.gateway, team, &acting, reason, route, now).await {
         Ok(()) => res,
         Err(e) => e.into_response(),

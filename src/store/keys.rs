@@ -1,6 +1,14 @@
 //! The logical key layout. Every key of a team starts with the hash tag
 //! `{team}`; user-supplied parts (conversation ids, subjects, jtis) are
 //! hashed so they cannot break out of their segment.
+//!
+//! A team's keys are made from its keyspace ([`keyspace`]): its id, or,
+//! for a team written through the operator API since incarnations were
+//! kept, its id and its incarnation (`acme~<hex>`), whose keys are
+//! `{acme}:~<hex>:…` — in the id's slot, apart from every other
+//! incarnation's (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+use std::borrow::Cow;
+
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -25,15 +33,56 @@ fn with_digest(mut key: String, parts: &[&str]) -> String {
     key
 }
 
+/// The keyspace of team `id` in `incarnation` (`None`: a file team, or
+/// an API team stored before incarnations were kept): `id`, or
+/// `id~incarnation`. No team id has a `~`.
+pub fn keyspace(id: &str, incarnation: Option<&str>) -> String {
+    match incarnation {
+        Some(gen) => format!("{id}~{gen}"),
+        None => id.to_string(),
+    }
+}
+
+/// The team id of a [`keyspace`].
+pub fn team_of(keyspace: &str) -> &str {
+    keyspace.split_once('~').map_or(keyspace, |(id, _)| id)
+}
+
+/// The incarnation of a [`keyspace`], if it has one.
+pub fn incarnation_of(keyspace: &str) -> Option<&str> {
+    keyspace.split_once('~').map(|(_, gen)| gen)
+}
+
 /// `{team}:` then `rest`, with room for `more` bytes after it: one
-/// allocation for the whole key.
+/// allocation for the whole key. `team` is a [`keyspace`]: in an
+/// incarnation, `{id}:~<incarnation>:` then `rest`.
 fn scoped(team: &str, rest: &str, more: usize) -> String {
-    let mut key = String::with_capacity(team.len() + 3 + rest.len() + more);
+    let (id, gen) = match team.split_once('~') {
+        Some((id, gen)) => (id, Some(gen)),
+        None => (team, None),
+    };
+    let extra = gen.map_or(0, |g| g.len() + 2);
+    let mut key = String::with_capacity(id.len() + 3 + extra + rest.len() + more);
     key.push('{');
-    key.push_str(team);
+    key.push_str(id);
     key.push_str("}:");
+    if let Some(gen) = gen {
+        key.push('~');
+        key.push_str(gen);
+        key.push(':');
+    }
     key.push_str(rest);
     key
+}
+
+/// The keyspace a team's key is made from, and the rest of the key after
+/// it: the inverse of [`scoped`]. `None` for a key of no team.
+fn unscoped(key: &str) -> Option<(Cow<'_, str>, &str)> {
+    let (id, rest) = key.strip_prefix('{')?.split_once("}:")?;
+    match rest.strip_prefix('~').and_then(|r| r.split_once(':')) {
+        Some((gen, rest)) => Some((Cow::Owned(format!("{id}~{gen}")), rest)),
+        None => Some((Cow::Borrowed(id), rest)),
+    }
 }
 
 /// `{team}:` then `rest` and the id, hyphenated and lower-case.
@@ -50,8 +99,8 @@ pub fn interaction(team: &str, id: Uuid) -> String {
 
 /// The id an [`interaction`] key names (the record leaves it out).
 pub fn interaction_id(key: &str) -> Option<Uuid> {
-    let (_, id) = key.rsplit_once("}:i:")?;
-    Uuid::parse_str(id).ok()
+    let (_, rest) = unscoped(key)?;
+    Uuid::parse_str(rest.strip_prefix("i:")?).ok()
 }
 
 /// (channel, conversation_id) → the interaction's id, for create-or-get.
@@ -146,10 +195,18 @@ pub fn node_marker(n: u32) -> String {
 }
 
 /// A team written through the operator API: its JSON form, secrets
-/// sealed (docs/operator-api.md#how-the-store-keeps-them). In its team's
-/// slot, so it commits with the team's audit entry.
-pub fn api_team(team: &str) -> String {
-    scoped(team, "tm", 0)
+/// sealed, its incarnation (docs/operator-api.md#how-the-store-keeps-them).
+/// In its team's slot, so it commits with the team's audit entry. By the
+/// team's id, whatever its incarnation.
+pub fn api_team(id: &str) -> String {
+    scoped(team_of(id), "tm", 0)
+}
+
+/// The keyspace of the API team last deleted under `id`: where its audit
+/// trail stays for its retention (`chatgate audit export --deleted`).
+/// By the team's id, beside [`api_team`].
+pub fn deleted_team(id: &str) -> String {
+    scoped(team_of(id), "tmd", 0)
 }
 
 /// The index of the teams written through the operator API, by id with
@@ -283,9 +340,8 @@ pub fn destination(team: &str, digest: &str) -> String {
 /// queue ([`due_queue`]) and the outbox ([`outbox`]). `None` for any other
 /// key. A store notes each of these queues' earliest time there when it
 /// adds or moves an entry (docs/architecture.md#many-teams).
-pub fn due_index_of(queue: &str) -> Option<(&'static str, &str)> {
-    let team = queue.strip_prefix('{')?;
-    let (team, rest) = team.split_once("}:")?;
+pub fn due_index_of(queue: &str) -> Option<(&'static str, Cow<'_, str>)> {
+    let (team, rest) = unscoped(queue)?;
     match rest {
         "dueq" => Some((DUE_INDEX_DUEQ, team)),
         "obq" => Some((DUE_INDEX_OUTBOX, team)),
@@ -390,7 +446,7 @@ mod tests {
         for team in ["acme", "t00042", "a-b_c"] {
             for index in [DUE_INDEX_DUEQ, DUE_INDEX_OUTBOX] {
                 let queue = queue_of_due_index(index, team).unwrap();
-                assert_eq!(due_index_of(&queue), Some((index, team)));
+                assert_eq!(due_index_of(&queue), Some((index, Cow::Borrowed(team))));
                 // Their hash tag is no team id's (a team id has no `~`).
                 assert!(index.starts_with("{~due}:"));
             }
@@ -417,6 +473,49 @@ mod tests {
             id.to_string(),
         ] {
             assert_eq!(interaction_id(&other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn an_incarnation_s_keys_are_in_its_id_s_slot_and_apart_from_every_other() {
+        let id = Uuid::now_v7();
+        let space = keyspace("acme", Some("0a1b2c3d4e5f"));
+        assert_eq!(space, "acme~0a1b2c3d4e5f");
+        assert_eq!(keyspace("acme", None), "acme");
+        assert_eq!(
+            (team_of(&space), incarnation_of(&space)),
+            ("acme", Some("0a1b2c3d4e5f"))
+        );
+        assert_eq!((team_of("acme"), incarnation_of("acme")), ("acme", None));
+        assert_eq!(
+            interaction(&space, id),
+            format!("{{acme}}:~0a1b2c3d4e5f:i:{id}")
+        );
+        assert_eq!(interaction_id(&interaction(&space, id)), Some(id));
+        assert_eq!(audit_entry(&space, 7), "{acme}:~0a1b2c3d4e5f:a:7");
+        // Every key of a keyspace differs from the id's and another's.
+        let other = keyspace("acme", Some("ffffffffffff"));
+        for key in [
+            interaction,
+            |t: &str, _| subject(t, "cust-1"),
+            |t: &str, _| due_queue(t),
+        ] {
+            let (made, plain, again) = (key(&space, id), key("acme", id), key(&other, id));
+            assert!(
+                made != plain && made != again && made.starts_with("{acme}:~"),
+                "{made}"
+            );
+        }
+        // The stored form and the deleted team's trail are the id's.
+        assert_eq!(api_team(&space), "{acme}:tm");
+        assert_eq!(deleted_team("acme"), "{acme}:tmd");
+        // The due indexes list the keyspace, and give its queue back.
+        for index in [DUE_INDEX_DUEQ, DUE_INDEX_OUTBOX] {
+            let queue = queue_of_due_index(index, &space).unwrap();
+            assert_eq!(
+                due_index_of(&queue),
+                Some((index, Cow::Borrowed(space.as_str())))
+            );
         }
     }
 

@@ -683,7 +683,7 @@ impl MemoryStore {
         let mut due = None;
         for (queue, at) in queued {
             if let Some((index, team)) = keys::due_index_of(queue) {
-                due.get_or_insert_with(|| self.due()).note(index, team, at);
+                due.get_or_insert_with(|| self.due()).note(index, &team, at);
             }
         }
     }

@@ -39,6 +39,7 @@ mod logs;
 mod many_teams;
 mod metrics;
 mod network;
+mod new_tenant;
 mod number_checks;
 mod oidc;
 mod oidc_attacks;

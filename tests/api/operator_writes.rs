@@ -91,14 +91,41 @@ pub(crate) async fn stored(app: &TestApp, id: &str) -> Option<String> {
     got.into_iter().next().flatten().map(|v| v.value)
 }
 
+/// The keyspace team `id`'s keys are made from (`keys::keyspace`): its
+/// stored form's incarnation; for a team the store no longer holds, the
+/// one its delete left; else its id.
+pub(crate) async fn keyspace(app: &TestApp, id: &str) -> String {
+    let marker = keys::deleted_team(id);
+    let got = app
+        .gateway
+        .store()
+        .get(&[keys::api_team(id), marker])
+        .await
+        .unwrap();
+    let mut got = got
+        .into_iter()
+        .map(|v| v.map(|v| serde_json::from_str::<Value>(&v.value).unwrap()));
+    let (stored, deleted) = (got.next().flatten(), got.next().flatten());
+    match (stored, deleted) {
+        (Some(stored), _) => keys::keyspace(id, stored["inc"].as_str()),
+        (None, Some(deleted)) => deleted["ks"].as_str().unwrap().to_string(),
+        (None, None) => id.to_string(),
+    }
+}
+
 /// The team's audit entries, as stored, from the first.
 pub(crate) async fn entries(app: &TestApp, id: &str) -> Vec<Value> {
+    entries_in(app, &keyspace(app, id).await).await
+}
+
+/// The audit entries of `keyspace`'s trail, as stored, from the first.
+pub(crate) async fn entries_in(app: &TestApp, keyspace: &str) -> Vec<Value> {
     let mut found = Vec::new();
     for seq in 1.. {
         let got = app
             .gateway
             .store()
-            .get(&[keys::audit_entry(id, seq)])
+            .get(&[keys::audit_entry(keyspace, seq)])
             .await
             .unwrap();
         let Some(v) = got.into_iter().next().flatten() else {
@@ -201,15 +228,18 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     let res = put(&app, "newco", &team("newco", &secret), &[]).await;
     assert_eq!(res.status(), 201);
     let tag = etag_of(&res);
+    let first = keyspace(&app, "newco").await;
     assert_eq!(delete(&app, "newco", &[("If-Match", &tag)]).await.status(), 204);
     let res = put(&app, "newco", &team("newco", &secret), &[]).await;
     assert_eq!(res.status(), 201);
     let again = etag_of(&res);
+    let second = keyspace(&app, "newco").await;
 
     // Every value the test's store holds, searched for the secrets.
     let mut values = vec![stored(&app, "newco").await.unwrap()];
-    values.extend(entries(&app, "newco").await.iter().map(Value::to_string));
-    let got = app.gateway.store().get(&[keys::api_teams(), keys::audit_config("newco")]).await.unwrap();
+    values.extend(entries_in(&app, &first).await.iter().map(Value::to_string));
+    values.extend(entries_in(&app, &second).await.iter().map(Value::to_string));
+    let got = app.gateway.store().get(&[keys::api_teams(), keys::audit_config(&second)]).await.unwrap();
     values.extend(got.into_iter().flatten().map(|v| v.value));
     if matches!(app.backend, Backend::Redis) {
         values.extend(redis_values(&app.key_prefix).await);
@@ -221,9 +251,13 @@ both_stores!(no_secret_is_stored_as_it_is_and_each_write_is_audited, setup: with
     }
     assert!(values[0].contains("cg2:k1:"), "{}", values[0]);
 
-    // Created, deleted, created: three entries, each by the operator key.
-    let written = entries(&app, "newco").await;
+    // Created, deleted, created: three entries, each by the operator key;
+    // the team written again has a trail of its own.
+    let mut written = entries_in(&app, &first).await;
+    assert_eq!(written.len(), 2, "{written:?}");
+    written.extend(entries_in(&app, &second).await);
     assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written[2]["seq"], 1, "{written:?}");
     for e in &written {
         assert_eq!(e["action"], "config.changed", "{e}");
         assert_eq!(e["detail"]["source"], "api", "{e}");

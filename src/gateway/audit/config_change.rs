@@ -75,7 +75,7 @@ async fn changed_teams(core: &Core) -> crate::error::Result<Vec<&Team>> {
     for chunk in teams.chunks(READ_AT_ONCE) {
         let digests: Vec<String> = chunk
             .iter()
-            .map(|t| keys::audit_config_digest(&t.id))
+            .map(|t| keys::audit_config_digest(&t.keyspace))
             .collect();
         let read = core.get(&digests).await?;
         for (team, kept) in chunk.iter().zip(read) {
@@ -112,6 +112,7 @@ pub async fn record_departures(core: &Core, gone: &[String], now: Timestamp) {
 
 /// A team's configuration as its entry records it.
 struct Recorded<'a> {
+    /// The team's keyspace (`keys::keyspace`): where its trail is.
     id: &'a str,
     print: &'a ConfigPrint,
     api_keys: Vec<String>,
@@ -125,7 +126,7 @@ async fn record_team(
     now: Timestamp,
 ) -> crate::error::Result<()> {
     let recorded = Recorded {
-        id: &team.id,
+        id: &team.keyspace,
         print: &team.print,
         api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
         kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),
@@ -156,7 +157,7 @@ async fn record(
 
 /// The keys a change reads to record a team's configuration with
 /// [`record_in`]: the recorded configuration, the team's audit head and
-/// the digest kept beside it.
+/// the digest kept beside it, by the team's keyspace (`keys::keyspace`).
 pub fn recorded_keys(id: &str) -> [String; 3] {
     [
         keys::audit_config(id),
@@ -207,9 +208,10 @@ fn record_in(
     Ok(true)
 }
 
-/// In `c`, which read [`recorded_keys`] of `id`: the `config.changed`
-/// entry of a write through the operator API by `acting`, the team now
-/// `team` (`None`: deleted, recorded as the empty configuration).
+/// In `c`, which read [`recorded_keys`] of `id` (a team's keyspace,
+/// `keys::keyspace`): the `config.changed` entry of a write through the
+/// operator API by `acting`, the team now `team` (`None`: deleted,
+/// recorded as the empty configuration).
 pub fn record_api_write(
     c: &mut Change,
     id: &str,

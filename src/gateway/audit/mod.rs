@@ -5,6 +5,7 @@
 //! unit of work.
 mod config_change;
 mod cursor;
+mod deleted;
 mod sink;
 mod syslog;
 mod webhook;
@@ -27,6 +28,7 @@ pub use config_change::{
     record_api_write, record_configuration, record_departures, recorded_keys,
     Source as ConfigSource,
 };
+pub use deleted::deleted_trail;
 
 /// Starts the audit sinks (docs/audit.md#wiring-a-siem), each a worker
 /// of `workers`; a sink is one line here (CONTRIBUTING.md#add-an-audit-sink).
@@ -179,7 +181,7 @@ struct HeadClaims<'a> {
 pub async fn head(core: &Core, team: &str, acting: &Acting, now: Timestamp) -> Result<SignedHead> {
     let head = head_of(&read_head(core, team).await?);
     let claims = HeadClaims {
-        team,
+        team: keys::team_of(team),
         seq: head.seq,
         hash: &head.hash,
         time: head.time.as_deref(),
@@ -191,7 +193,7 @@ pub async fn head(core: &Core, team: &str, acting: &Acting, now: Timestamp) -> R
     };
     append(core, team, read, now).await?;
     Ok(SignedHead {
-        team: team.to_string(),
+        team: keys::team_of(team).to_string(),
         seq: head.seq,
         hash: head.hash,
         time: head.time,

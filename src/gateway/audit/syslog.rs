@@ -167,6 +167,13 @@ impl Former {
     }
 }
 
+/// The keyspaces of the teams in force (`keys::keyspace`): a team
+/// deleted and written again under its id is two teams here, and the one
+/// gone is sent until caught up.
+fn keyspaces(core: &Core) -> impl Iterator<Item = &String> + Clone {
+    core.config().teams.values().map(|t| &t.keyspace)
+}
+
 impl Sink for SyslogSink {
     const LABEL: &'static str = "syslog";
     const BATCH: u64 = 200;
@@ -181,7 +188,7 @@ impl Sink for SyslogSink {
             host,
             address: String::new(),
             conn: None,
-            former: Former::since(core.config().teams.keys()),
+            former: Former::since(keyspaces(core)),
             failing: Failing::new("the syslog receiver"),
         }
     }
@@ -215,7 +222,7 @@ impl Sink for SyslogSink {
                 }
             };
         }
-        let teams = core.config().teams.keys();
+        let teams = keyspaces(core);
         self.former.note(teams.clone());
         let teams = teams.chain(self.former.teams()).cloned().collect();
         Some(Round {

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::sink::{Entry, Failing, Lag, Round, Sink};
 use crate::channels::webhook::{post_signed, PostFailed};
+use crate::config::Team;
 use crate::gateway::outbox::backoff;
 use crate::gateway::Core;
 use crate::store::keys;
@@ -28,6 +29,11 @@ struct Backoff {
     next: Timestamp,
 }
 
+/// How long a team gone from the configuration (deleted, or removed by a
+/// reload) is sent for, at most, when its receiver does not take its last
+/// entries.
+const GONE_FOR: Duration = Duration::from_secs(24 * 3600);
+
 /// The sink that sends each team's entries to its `[audit] webhook`.
 pub struct WebhookSink {
     clock: Arc<dyn Clock>,
@@ -38,6 +44,12 @@ pub struct WebhookSink {
     refused: Option<Refused>,
     /// Whether a team's receiver fails, for one warning, not one a try.
     failing: Failing,
+    /// By keyspace, the teams with an audit webhook last seen in force.
+    last: HashMap<String, Arc<Team>>,
+    /// By keyspace, those gone since whose entries are not all taken (the
+    /// entry recording that they went among them), and when they went:
+    /// sent to until caught up, or for [`GONE_FOR`].
+    gone: HashMap<String, (Arc<Team>, Timestamp)>,
 }
 
 impl Sink for WebhookSink {
@@ -51,6 +63,8 @@ impl Sink for WebhookSink {
             backoff: HashMap::new(),
             refused: None,
             failing: Failing::new("the team's audit webhook"),
+            last: HashMap::new(),
+            gone: HashMap::new(),
         }
     }
 
@@ -58,15 +72,22 @@ impl Sink for WebhookSink {
         keys::audit_webhook_cursor(team)
     }
 
-    /// The teams with an audit webhook; `None` when none has one.
-    async fn round(&mut self, core: &Core, _now: Timestamp) -> Option<Round> {
-        let teams: Vec<String> = core
-            .config()
-            .teams
-            .values()
+    /// The teams with an audit webhook, by keyspace, and those gone whose
+    /// last entries are not all taken; `None` when there is none.
+    async fn round(&mut self, core: &Core, now: Timestamp) -> Option<Round> {
+        let in_force: HashMap<String, Arc<Team>> = (core.config().teams.values())
             .filter(|t| t.audit_webhook.is_some())
-            .map(|t| t.id.clone())
+            .map(|t| (t.keyspace.clone(), Arc::clone(t)))
             .collect();
+        let last = std::mem::replace(&mut self.last, in_force);
+        for (keyspace, team) in last {
+            if !self.last.contains_key(&keyspace) {
+                self.gone.entry(keyspace).or_insert((team, now));
+            }
+        }
+        self.gone
+            .retain(|k, (_, at)| !self.last.contains_key(k) && now.since(*at) < GONE_FOR);
+        let teams: Vec<String> = self.last.keys().chain(self.gone.keys()).cloned().collect();
         self.backoff.retain(|team, _| teams.contains(team));
         (!teams.is_empty()).then_some(Round {
             teams,
@@ -86,11 +107,9 @@ impl Sink for WebhookSink {
         entries: &[Entry],
         lag: &Lag,
     ) -> crate::error::Result<Option<u64>> {
-        let Some(hook) = core
-            .config()
-            .teams
-            .get(team)
-            .and_then(|t| t.audit_webhook.as_ref())
+        let gone = self.gone.get(team).map(|(t, _)| t);
+        let Some(hook) =
+            (core.config().team_in(team).or(gone)).and_then(|t| t.audit_webhook.as_ref())
         else {
             return Ok(None);
         };
@@ -125,6 +144,13 @@ impl Sink for WebhookSink {
             taken = Some(entry.seq);
         }
         Ok(taken)
+    }
+
+    /// Forgets the teams gone that are caught up.
+    fn caught_up(&mut self, teams: &[String]) {
+        for team in teams {
+            self.gone.remove(team);
+        }
     }
 
     fn ended(&mut self, team: &str, now: Timestamp, outcome: &crate::error::Result<()>) {

@@ -162,7 +162,7 @@ async fn reserve_app(
                 }
                 // Its end is due however the start goes (decision 0099).
                 w.also(Op::QueueAdd {
-                    key: keys::due_queue(&team.id),
+                    key: keys::due_queue(&team.keyspace),
                     member: format!("{ENTRY}{id}:{cid}"),
                     score: started.expires_at.unix_millis(),
                     ttl: started.expires_at.since(now) + KEPT_PAST_END,
@@ -197,7 +197,7 @@ async fn schedule_poll(
         .plus(Duration::from_secs(accepted.interval))
         .min(expires_at);
     let kept = expires_at.since(now) + KEPT_PAST_END;
-    let (poll, team_id) = (&poll, &team.id);
+    let (poll, team_id) = (&poll, &team.keyspace);
     let done = core
         .transact(team, id, now, |w| {
             Box::pin(async move {
@@ -357,7 +357,7 @@ pub(in crate::gateway) async fn claim_app_poll(
         member: member.to_string(),
         score: lease,
     };
-    let queue = keys::due_queue(&team.id);
+    let queue = keys::due_queue(&team.keyspace);
     match (
         app_challenge::poll_turn(pair.rec()?, cid, &polling, now),
         loaded.value,
@@ -375,7 +375,7 @@ pub(in crate::gateway) async fn claim_app_poll(
             core.queue_move_unchanged(&queue, &[held], to).await?;
         }
         (PollTurn::Drop, _) | (PollTurn::Ask { .. }, None) => {
-            core.change(&team.id, &[], now, |c| {
+            core.change(&team.keyspace, &[], now, |c| {
                 c.also(remove.clone());
                 Ok(Step::Write(()))
             })
@@ -384,7 +384,7 @@ pub(in crate::gateway) async fn claim_app_poll(
         }
         (PollTurn::Ask { next, expires_at }, Some(poll)) => {
             let claimed = ClaimedPoll {
-                team: team.id.clone(),
+                team: team.keyspace.clone(),
                 id,
                 cid,
                 member: member.to_string(),
@@ -436,7 +436,7 @@ async fn hand_to_poller(
 /// logs what fails (the entry already waits past that, and its turn
 /// then asks again, or ends it when `ciba` was turned off).
 pub(in crate::gateway) async fn ask_app(core: &Core, claimed: ClaimedPoll, clock: &dyn Clock) {
-    let Some(team) = core.config().teams.get(&claimed.team) else {
+    let Some(team) = core.config().team_in(&claimed.team) else {
         return;
     };
     let Some(oidc) = team.oidc.as_ref().filter(|o| o.ciba) else {
@@ -588,7 +588,7 @@ async fn move_poll(
         member: claimed.member.clone(),
         score: claimed.due.unix_millis(),
     };
-    let queue = keys::due_queue(&team.id);
+    let queue = keys::due_queue(&team.keyspace);
     Ok(core
         .queue_move_unchanged(&queue, &[at], to.unix_millis())
         .await?)
@@ -610,18 +610,18 @@ async fn slow_down(core: &Core, team: &Team, claimed: &ClaimedPoll, now: Timesta
         .plus(Duration::from_secs(slower.v))
         .min(claimed.expires_at);
     let kept = claimed.expires_at.since(now) + KEPT_PAST_END;
-    let pkey = keys::app_poll(&team.id, claimed.cid);
+    let pkey = keys::app_poll(&team.keyspace, claimed.cid);
     let ops = vec![
         put(&pkey, claimed.version, &slower, Some(kept))?,
         Op::QueueAdd {
-            key: keys::due_queue(&team.id),
+            key: keys::due_queue(&team.keyspace),
             member: claimed.member.clone(),
             score: later.unix_millis(),
             ttl: kept,
         },
     ];
     // Taken meanwhile (the challenge ended): left to whoever took it.
-    change::once(core, &team.id, now, |c| {
+    change::once(core, &team.keyspace, now, |c| {
         ops.into_iter().for_each(|op| c.also(op));
         Ok(Step::Write(()))
     })
@@ -758,7 +758,7 @@ fn failed(
 
 /// The pending approval of challenge `cid` as stored.
 async fn load_poll(core: &Core, team: &Team, cid: Uuid) -> Result<Loaded<StoredPoll>> {
-    let pkey = keys::app_poll(&team.id, cid);
+    let pkey = keys::app_poll(&team.keyspace, cid);
     let raw = core.get(std::slice::from_ref(&pkey)).await?.pop().flatten();
     Loaded::<StoredPoll>::parse(pkey, raw)
 }
@@ -772,10 +772,10 @@ async fn forget_poll(core: &Core, team: &Team, cid: Uuid, version: u64, now: Tim
         return;
     }
     let op = Op::Delete {
-        key: keys::app_poll(&team.id, cid),
+        key: keys::app_poll(&team.keyspace, cid),
         expected: version,
     };
-    let forgotten = change::once(core, &team.id, now, |c| {
+    let forgotten = change::once(core, &team.keyspace, now, |c| {
         c.also(op);
         Ok(Step::Write(()))
     });
@@ -793,7 +793,7 @@ fn entry_ids(member: &str) -> Option<(Uuid, Uuid)> {
 /// The op that takes entry `member` off `team`'s due queue.
 fn remove_op(team: &Team, member: &str) -> Op {
     Op::QueueRemove {
-        key: keys::due_queue(&team.id),
+        key: keys::due_queue(&team.keyspace),
         member: member.to_string(),
     }
 }

@@ -44,7 +44,7 @@ pub(in crate::gateway) fn destination_key(
     allowance: Option<&str>,
 ) -> String {
     let digest = destination::digest_for(core.pepper(), destination, allowance);
-    keys::destination(&team.id, &digest)
+    keys::destination(&team.keyspace, &digest)
 }
 
 /// The sends counted for the destination under `dkey`, as read.

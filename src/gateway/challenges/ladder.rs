@@ -554,7 +554,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
         tracing::debug!(team = %team.id, "ladder time-out left for the next sweep: the poller is full");
         return Ok(());
     };
-    let queue = keys::due_queue(&team.id);
+    let queue = keys::due_queue(&team.keyspace);
     let held = IndexEntry {
         member: due_member(id, cid),
         score: lease,
@@ -562,7 +562,7 @@ pub(in crate::gateway) async fn claim_ladder_due(
     let to = polls.now().plus(ladder::LEASE).unix_millis();
     if core.queue_move_unchanged(&queue, &[held], to).await? > 0 {
         slot.hand(Ask::LadderTimeOut {
-            team: team.id.clone(),
+            team: team.keyspace.clone(),
             interaction: id,
             challenge: cid,
         });
@@ -584,7 +584,7 @@ pub(in crate::gateway) async fn time_out_step(
     cid: Uuid,
     clock: &dyn Clock,
 ) {
-    let Some(team) = core.config().teams.get(team_id) else {
+    let Some(team) = core.config().team_in(team_id) else {
         return;
     };
     let now = clock.now();

@@ -69,7 +69,7 @@ async fn save_link(
     };
     let ttl = until.since(now).max(std::time::Duration::from_secs(1));
     let key = keys::network_link(&code);
-    let saved = change::once(core, &team.id, now, |c| {
+    let saved = change::once(core, &team.keyspace, now, |c| {
         c.claim(&key, &link, Some(ttl))?;
         Ok(Step::Write(()))
     });
@@ -208,7 +208,7 @@ async fn open_network_step(
             }
             let due = now.plus(s.otp.advance_after.get()).min(started.expires_at);
             w.also(Op::QueueAdd {
-                key: keys::due_queue(&team.id),
+                key: keys::due_queue(&team.keyspace),
                 member: super::steps::due_member(id, cid),
                 score: due.unix_millis(),
                 ttl: started.expires_at.since(now) + std::time::Duration::from_secs(3600),

@@ -204,7 +204,7 @@ fn due_op_at(
     due: Option<Timestamp>,
     now: Timestamp,
 ) -> (Op, i64) {
-    let key = keys::due_queue(&team.id);
+    let key = keys::due_queue(&team.keyspace);
     let member = due_member(mv.id, mv.cid);
     match due {
         Some(at) => {
@@ -465,7 +465,7 @@ async fn renew(
     now: Timestamp,
 ) -> std::convert::Infallible {
     let started = tokio::time::Instant::now();
-    let queue = keys::due_queue(&team.id);
+    let queue = keys::due_queue(&team.keyspace);
     let member = due_member(mv.id, mv.cid);
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
@@ -584,7 +584,7 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
                 let op = match c {
                     Some(c) => due_op_after_failed_move(team, mv, &c, &w.settings.otp, now),
                     None => Op::QueueRemove {
-                        key: keys::due_queue(&team.id),
+                        key: keys::due_queue(&team.keyspace),
                         member: due_member(mv.id, mv.cid),
                     },
                 };
@@ -596,9 +596,9 @@ pub(super) async fn settle(core: &Core, team: &Team, mv: &Move, now: Timestamp) 
     match done {
         Ok(_) => Ok(()),
         Err(Error::NotFound(_)) => {
-            let key = keys::due_queue(&team.id);
+            let key = keys::due_queue(&team.keyspace);
             let member = due_member(mv.id, mv.cid);
-            core.change(&team.id, &[], now, |c| {
+            core.change(&team.keyspace, &[], now, |c| {
                 c.also(Op::QueueRemove {
                     key: key.clone(),
                     member: member.clone(),

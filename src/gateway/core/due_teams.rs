@@ -146,9 +146,10 @@ impl Rescan {
         }
         let ids: Vec<&String> = config
             .teams
-            .keys()
+            .values()
             .skip(self.at.min(teams))
             .take(slice)
+            .map(|t| &t.keyspace)
             .collect();
         // A slice that failed is read again next round. The slow pass's
         // few teams wait no longer than a round: one whose master hangs
@@ -179,7 +180,7 @@ impl Rescan {
     async fn note_added(&mut self, store: &dyn Store, config: &Config, generation: u64) {
         let Some((last, teams)) = self.seen.as_mut() else {
             // The start's first pass reads every team.
-            let teams = config.teams.keys().cloned().collect();
+            let teams = keyspaces(config).cloned().collect();
             self.seen = Some((generation, teams));
             return;
         };
@@ -188,12 +189,8 @@ impl Rescan {
         }
         let skipped = generation > *last + 1;
         *last = generation;
-        let added: Vec<&String> = config
-            .teams
-            .keys()
-            .filter(|t| !teams.contains(*t))
-            .collect();
-        *teams = config.teams.keys().cloned().collect();
+        let added: Vec<&String> = keyspaces(config).filter(|t| !teams.contains(*t)).collect();
+        *teams = keyspaces(config).cloned().collect();
         if skipped || added.len() > FIRST_PASS {
             self.again();
         } else if let Err(e) = note_queues(store, &added).await {
@@ -201,6 +198,12 @@ impl Rescan {
             self.again();
         }
     }
+}
+
+/// The keyspaces of the teams in force: what the due indexes list
+/// (`keys::due_index_of`).
+fn keyspaces(config: &Config) -> impl Iterator<Item = &String> {
+    config.teams.values().map(|t| &t.keyspace)
 }
 
 /// Reads `teams`' queues of both indexes and notes each that holds something.

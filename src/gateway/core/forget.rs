@@ -21,7 +21,7 @@ pub(in crate::gateway) async fn forget_recognitions_of(
     team: &Team,
     customer_id: &str,
 ) -> Result<usize> {
-    let index = keys::recognitions_of(&team.id, customer_id);
+    let index = keys::recognitions_of(&team.keyspace, customer_id);
     let mut forgotten = 0;
     let mut before = None;
     loop {

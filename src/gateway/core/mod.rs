@@ -406,7 +406,7 @@ async fn identity_key_hash(
         return Ok(None);
     }
     let user_id = crate::domain::identity_change::meta_user_id(chat.conversation_id);
-    let key = crate::store::keys::identity_hash(&team.id, channel, user_id);
+    let key = crate::store::keys::identity_hash(&team.keyspace, channel, user_id);
     let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
     let known = records::Loaded::<records::IdentityHash>::parse(key, raw)?;
     Ok(known.value.map(|h| h.hash))

@@ -44,8 +44,8 @@ pub use markers::{
     UsedJti,
 };
 pub use operator::{
-    ApiTeamsGeneration, PendingWrite, StoredApiChannel, StoredApiChannels, StoredApiForm,
-    StoredApiTeam, StoredApiTeams,
+    ApiTeamsGeneration, DeletedTeam, PendingWrite, StoredApiChannel, StoredApiChannels,
+    StoredApiForm, StoredApiTeam, StoredApiTeams,
 };
 pub use small::{StoredDevices, StoredEpoch, StoredRecognition, StoredSends};
 pub use subject::StoredSubject;
@@ -274,7 +274,7 @@ impl Pair {
             rec,
             self.subject.value.as_ref(),
             recognition,
-            remembered_of(self.remembered.as_ref(), &team.id, recognition),
+            remembered_of(self.remembered.as_ref(), &team.keyspace, recognition),
             team.settings_for(&rec.channel),
         ))
     }
@@ -319,7 +319,7 @@ impl Pair {
 fn named_subject_key(team: &Team, rec: &InteractionRecord) -> Option<String> {
     rec.customer_ref
         .as_deref()
-        .map(|r| keys::subject(&team.id, r))
+        .map(|r| keys::subject(&team.keyspace, r))
 }
 
 /// The key of the subject of the customer `recognition` remembers, when
@@ -336,7 +336,7 @@ pub(in crate::gateway) fn remembered_subject_key(
     let r = recognition.filter(|r| now < r.until)?;
     customer_ref
         .is_none()
-        .then(|| keys::subject(&team.id, &r.customer_id))
+        .then(|| keys::subject(&team.keyspace, &r.customer_id))
 }
 
 /// The subject `remembered` as read, when it is the one of the customer
@@ -381,12 +381,12 @@ impl Core {
         id: Uuid,
         also: &[String],
     ) -> Result<(PairRead, Vec<Option<Versioned>>)> {
-        let ikey = keys::interaction(&team.id, id);
+        let ikey = keys::interaction(&team.keyspace, id);
         // One round trip: the record's write named its subject as its
         // companion, unless that is its own subject. A store that does not
         // know it (another instance wrote it) reads the one this process
         // last found, else the interaction's own.
-        let own = keys::subject(&team.id, &crate::domain::interaction::own_subject(id));
+        let own = keys::subject(&team.keyspace, &crate::domain::interaction::own_subject(id));
         let sguess = self.subject_keys.get(&ikey);
         // And, where its channel remembers who authenticated in the
         // conversation, that record too, once this process has seen the
@@ -530,7 +530,7 @@ impl Core {
     ) -> Result<Vec<Option<SubjectRecord>>> {
         let skeys: Vec<String> = recs
             .iter()
-            .map(|r| keys::subject(&team.id, &r.subject()))
+            .map(|r| keys::subject(&team.keyspace, &r.subject()))
             .collect();
         if skeys.is_empty() {
             return Ok(Vec::new());
@@ -585,7 +585,7 @@ pub fn write_interaction(
     let mut written = interaction_ops(team, expected, read, kept, rec, now)?;
     if let Some(call) = ended {
         written.ops.push(Op::Delete {
-            key: keys::gather(&team.id, &call.channel, call.gather.as_str()),
+            key: keys::gather(&team.keyspace, &call.channel, call.gather.as_str()),
             expected: call.version,
         });
     }
@@ -654,14 +654,14 @@ pub fn interaction_ops(
     // gives that key as the default.
     let companion = named_subject_key(team, rec);
     // The queue holds what this commit leaves there, which its record says.
-    let (queue, due_held) = due_op(&team.id, held, rec, s, now);
+    let (queue, due_held) = due_op(&team.keyspace, held, rec, s, now);
     let bookkeeping = Bookkeeping {
         indexed_until: Some(until),
         due_held,
     };
     let text = encode_interaction(rec, bookkeeping, companion.clone())?;
     let mut ops = vec![put_text(
-        &keys::interaction(&team.id, rec.id),
+        &keys::interaction(&team.keyspace, rec.id),
         expected,
         text,
         Some(ttl),
@@ -689,11 +689,11 @@ fn pointers(
     if extend {
         // The conversation keeps pointing here for as long as the record lives.
         ops.push(Op::Touch {
-            key: keys::conversation(&team.id, &rec.channel, &rec.conversation_id),
+            key: keys::conversation(&team.keyspace, &rec.channel, &rec.conversation_id),
             ttl: kept,
         });
         ops.push(Op::IndexAdd {
-            key: keys::interactions_index(&team.id),
+            key: keys::interactions_index(&team.keyspace),
             member: rec.id.to_string(),
             score: rec.created_at.unix_millis(),
             ttl: kept,
@@ -705,7 +705,7 @@ fn pointers(
         // entry once, however its interactions are written meanwhile.
         for cid in customer_ids(rec) {
             ops.push(Op::IndexAdd {
-                key: keys::customer_index(&team.id, cid),
+                key: keys::customer_index(&team.keyspace, cid),
                 member: rec.id.to_string(),
                 score: rec.created_at.unix_millis(),
                 ttl: kept,
@@ -811,7 +811,7 @@ pub fn recognition_ops(
         _ => 0,
     };
     let index = Op::IndexAdd {
-        key: keys::recognitions_of(&team.id, &next.customer_id),
+        key: keys::recognitions_of(&team.keyspace, &next.customer_id),
         member: read.key.clone(),
         score: next.authenticated_at.unix_millis(),
         ttl,
@@ -887,7 +887,7 @@ pub(in crate::gateway) fn recognition_key(
 ) -> Option<String> {
     config.recognize_for(team, &rec.channel)?;
     Some(keys::recognition(
-        &team.id,
+        &team.keyspace,
         &rec.channel,
         &rec.conversation_id,
     ))

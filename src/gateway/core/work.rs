@@ -98,7 +98,7 @@ impl<'a> Work<'a> {
             &self.rec,
             Some(&self.subject),
             recognized,
-            remembered_of(self.remembered.as_ref(), &self.rec.team, recognized),
+            remembered_of(self.remembered.as_ref(), &team.keyspace, recognized),
             self.settings,
             now,
         )
@@ -600,7 +600,7 @@ impl Core {
         // Audited: in line on the team's audit head too (see `trail`), from
         // here until the commit is sent.
         let (mut audited, mut head) =
-            super::trail::chain(self, &team.id, std::mem::take(&mut w.audits), now).await?;
+            super::trail::chain(self, &team.keyspace, std::mem::take(&mut w.audits), now).await?;
         ops.append(&mut audited.ops);
         let mut commit = self.store.commit(ops).instrument(crate::spans::commit());
         let sent = futures::poll!(&mut commit);
@@ -678,7 +678,7 @@ impl Core {
         let recognition = match &w.recognition {
             Some(read) if w.recognition_changed() => {
                 if let Some(r) = &w.recognized {
-                    let theirs = keys::subject(&team.id, &r.customer_id);
+                    let theirs = keys::subject(&team.keyspace, &r.customer_id);
                     self.remembered_subjects.remember(&read.key, &theirs);
                 }
                 let (more, written) = recognition_ops(team, read, w.recognized.as_ref(), now)?;
@@ -688,15 +688,16 @@ impl Core {
             unchanged => unchanged.clone(),
         };
         // What the commit will have written, to hand to the next in line.
-        let committed = committed_pair(pair, &ops, own, subject_at, w).map(|p| Pair {
-            recognition,
-            kept,
-            ..p
-        });
+        let committed =
+            committed_pair(pair, &ops, own, subject_at, &team.keyspace, w).map(|p| Pair {
+                recognition,
+                kept,
+                ..p
+            });
         ops.append(&mut w.also);
         let claims = ops.len()..ops.len() + w.claims.len();
         ops.append(&mut w.claims);
-        let mut recorded = self.record(&team.id, items, now)?;
+        let mut recorded = self.record(&team.keyspace, items, now)?;
         ops.append(&mut recorded.ops);
         Ok(Prepared {
             ops,
@@ -736,6 +737,7 @@ fn committed_pair(
     ops: &[Op],
     own: usize,
     subject_at: usize,
+    keyspace: &str,
     w: &Work<'_>,
 ) -> Option<Pair> {
     let Some(Op::Put { key, version, .. }) = ops.get(own) else {
@@ -763,7 +765,7 @@ fn committed_pair(
             _ => return None,
         }
     };
-    let same_subject = keys::subject(&w.rec.team, &w.rec.subject()) == subject.key;
+    let same_subject = keys::subject(keyspace, &w.rec.subject()) == subject.key;
     same_subject.then_some(Pair {
         interaction,
         subject,

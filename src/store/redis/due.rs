@@ -192,7 +192,7 @@ fn notes_of<'a>(queued: impl IntoIterator<Item = (&'a str, i64)>) -> Vec<(&'stat
             notes.len() - 1
         });
         let teams = &mut notes[pos].1;
-        match teams.iter_mut().find(|(t, _)| t == team) {
+        match teams.iter_mut().find(|(t, _)| *t == *team) {
             Some(note) => note.1 = note.1.min(at),
             None => teams.push((team.to_string(), at)),
         }

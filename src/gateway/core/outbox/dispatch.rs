@@ -133,11 +133,14 @@ impl Dispatcher {
             // A team a reload added gets its loop; a removed team's loop
             // finds no team and delivers nothing: what it was handed or
             // had claimed goes back to the outbox due at once, for an
-            // instance that has the team (`hand_back_unknown`).
+            // instance that has the team (`hand_back_unknown`). A loop is
+            // a keyspace's: a team written again under a deleted team's
+            // id gets one of its own.
             if std::mem::take(&mut reloaded) {
-                for id in this.live.current().config.teams.keys() {
-                    if started.insert(id.clone()) {
-                        teams.spawn(TeamDispatch::new(Arc::clone(&this), id.clone()).run());
+                for team in this.live.current().config.teams.values() {
+                    if started.insert(team.keyspace.clone()) {
+                        let keyspace = team.keyspace.clone();
+                        teams.spawn(TeamDispatch::new(Arc::clone(&this), keyspace).run());
                     }
                 }
             }
@@ -168,7 +171,7 @@ impl Dispatcher {
             };
             let gw = self.live.current();
             for id in &teams {
-                let known = gw.config.team(id).is_some();
+                let known = gw.config.team_in(id).is_some();
                 if known {
                     self.outbox.wake(id);
                 }
@@ -334,7 +337,7 @@ impl TeamDispatch {
         );
         let asked = (TEAM_HELD - self.held).min(BATCH);
         Box::pin(async move {
-            let Some(team) = gw.config.team(&team) else {
+            let Some(team) = gw.config.team_in(&team) else {
                 return (asked, Ok(None));
             };
             let store = shared.store.as_ref();
@@ -400,7 +403,7 @@ impl TeamDispatch {
             return Ok(false);
         };
         let now = self.shared.clock.now();
-        let Some(team) = gw.config.team(&self.team) else {
+        let Some(team) = gw.config.team_in(&self.team) else {
             self.hand_back_unknown(batch, now)?;
             return Ok(false);
         };
@@ -486,7 +489,7 @@ impl TeamDispatch {
         let (queue, settle) = (self.queue.clone(), self.settle.clone());
         let task = self.running.spawn(async move {
             let mut ended = Ended::default();
-            let Some(team) = gw.config.team(&team) else {
+            let Some(team) = gw.config.team_in(&team) else {
                 // A reload removed the team since it was placed: back to
                 // the outbox due at once, as `hand_back_unknown`.
                 match handed_back(&queue, claimed, clock.now()) {
@@ -578,7 +581,7 @@ impl TeamDispatch {
     /// beyond a lease at all ends the destination's recent failure.
     async fn look_for_waiting(&mut self) -> Vec<IndexEntry> {
         let gw = Arc::clone(&self.gw);
-        let Some(team) = gw.config.team(&self.team) else {
+        let Some(team) = gw.config.team_in(&self.team) else {
             return Vec::new();
         };
         let now = self.shared.clock.now();

@@ -313,9 +313,9 @@ pub(in crate::gateway) async fn come_due(
             "a born-claimed outbox entry without its item",
         ));
     }
-    let add = queue_add(&team.id, text.to_string(), now);
+    let add = queue_add(&team.keyspace, text.to_string(), now);
     gw.store.commit(vec![remove, add]).await?;
-    gw.outbox.wake(&team.id);
+    gw.outbox.wake(&team.keyspace);
     Ok(())
 }
 
@@ -591,7 +591,10 @@ impl Core {
         items: Vec<OutboxItem>,
         now: Timestamp,
     ) -> Result<Recorded> {
-        let webhook = self.config.team(team).is_some_and(|t| t.webhook.is_some());
+        let webhook = self
+            .config
+            .team_in(team)
+            .is_some_and(|t| t.webhook.is_some());
         let mut recorded = Recorded::default();
         for item in items {
             let item = match item.task {
@@ -666,7 +669,7 @@ impl Outbox {
         clock: &dyn Clock,
         limit: usize,
     ) -> Result<Batch> {
-        let queue = keys::outbox(&team.id);
+        let queue = keys::outbox(&team.keyspace);
         let now = clock.now();
         let lease = now.plus(LEASE).unix_millis();
         let claimed = store
@@ -679,7 +682,7 @@ impl Outbox {
         let item_keys: Vec<String> = legacy
             .iter()
             .flatten()
-            .map(|id| keys::outbox_item(&team.id, *id))
+            .map(|id| keys::outbox_item(&team.keyspace, *id))
             .collect();
         let mut read = if item_keys.is_empty() {
             Vec::new()

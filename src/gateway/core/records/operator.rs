@@ -29,6 +29,12 @@ pub enum StoredApiForm {
         digest: String,
         #[serde(with = "stored")]
         at: Timestamp,
+        /// A team's incarnation, chosen when it was created: what its
+        /// keys are made from besides its id (`store::keys::keyspace`).
+        /// None for a channel, and for a team stored before incarnations
+        /// were kept, whose keys stay its id's.
+        #[serde(rename = "inc", default, skip_serializing_if = "Option::is_none")]
+        incarnation: Option<String>,
     },
 }
 
@@ -82,7 +88,20 @@ pub struct PendingWrite {
     pub channel_by: Option<Actor>,
 }
 
+/// `{team}:tmd`: where the API team last deleted under an id left its
+/// audit trail, kept for the trail's retention
+/// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedTeam {
+    /// Its keyspace (`store::keys::keyspace`).
+    #[serde(rename = "ks")]
+    pub keyspace: String,
+    #[serde(rename = "at", with = "stored")]
+    pub at: Timestamp,
+}
+
 impl Record for StoredApiForm {}
+impl Record for DeletedTeam {}
 impl Record for ApiTeamsGeneration {}
 impl Record for StoredApiTeams {}
 impl Record for StoredApiChannels {}

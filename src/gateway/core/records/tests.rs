@@ -912,8 +912,21 @@ fn the_api_team_records_keep_their_bytes() {
         body: serde_json::json!({"id": "newco", "webhook": {"secret": "cg1:k1:AAAA"}}),
         digest: "ab".repeat(32),
         at: ms(0),
+        incarnation: None,
     };
     let text = r#"{"v":"1","body":{"id":"newco","webhook":{"secret":"cg1:k1:AAAA"}},"digest":"DIGEST","at":1800000000000}"#
+        .replace("DIGEST", &"ab".repeat(32));
+    assert_eq!(serde_json::to_string(&team).unwrap(), text);
+    let read = Loaded::<StoredApiTeam>::parse("k".into(), raw(&text)).unwrap();
+    assert_eq!(read.value, Some(team));
+    // A team created since incarnations are kept names its own.
+    let team = StoredApiTeam::V1 {
+        body: serde_json::json!({"id": "newco"}),
+        digest: "ab".repeat(32),
+        at: ms(0),
+        incarnation: Some("0123456789ab".into()),
+    };
+    let text = r#"{"v":"1","body":{"id":"newco"},"digest":"DIGEST","at":1800000000000,"inc":"0123456789ab"}"#
         .replace("DIGEST", &"ab".repeat(32));
     assert_eq!(serde_json::to_string(&team).unwrap(), text);
     let read = Loaded::<StoredApiTeam>::parse("k".into(), raw(&text)).unwrap();
@@ -936,6 +949,7 @@ fn the_api_team_records_keep_their_bytes() {
         body: serde_json::json!({"auth_token": "cg1:k1:AAAA", "name": "newsms"}),
         digest: "ab".repeat(32),
         at: ms(0),
+        incarnation: None,
     };
     let text = r#"{"v":"1","body":{"auth_token":"cg1:k1:AAAA","name":"newsms"},"digest":"DIGEST","at":1800000000000}"#
         .replace("DIGEST", &"ab".repeat(32));

@@ -162,7 +162,7 @@ fn chain_after(
     let mut entries = Vec::with_capacity(drafts.len());
     for draft in drafts {
         let is_reset = draft.action == Action::TrailReset;
-        let entry = seal(&head, team, draft, Uuid::now_v7(), now);
+        let entry = seal(&head, keys::team_of(team), draft, Uuid::now_v7(), now);
         if is_reset {
             reset = Some((entry.seq, entry.id.to_string()));
         }
