@@ -52,25 +52,7 @@ impl App {
         let config = Arc::new(config);
         let store: SharedStore = match opts.store {
             Some(s) => s,
-            None => match config.store.backend {
-                StoreBackend::Memory => {
-                    warn_once(StartupWarning::MemoryStore, "", || {
-                        tracing::warn!(
-                            "store.backend is memory: the audit trail lives only as long as this process (docs/audit.md#retention)"
-                        )
-                    });
-                    Arc::new(MemoryStore::new())
-                }
-                StoreBackend::Redis => {
-                    let store = &config.store;
-                    let redis = if store.cluster_nodes.is_empty() {
-                        RedisStore::connect(&store.redis_url, &store.key_prefix).await
-                    } else {
-                        RedisStore::connect_cluster(&store.cluster_nodes, &store.key_prefix).await
-                    };
-                    Arc::new(redis.map_err(std::io::Error::other)?)
-                }
-            },
+            None => store_of(&config).await?,
         };
         let http = crate::channels::provider::client(crate::channels::SEND_TIMEOUT)
             .map_err(std::io::Error::other)?;
@@ -94,6 +76,7 @@ impl App {
         // The recorder first: series registered before it would be lost.
         let lasting = crate::http::Lasting::new(&config, Arc::clone(&clock), Metrics::install());
         lasting.api_teams().in_force(api.generation);
+        metrics::gauge!("chatgate_api_teams_refused").set(api.left_out.len() as f64);
         crate::telemetry::register_config(&config);
         let router = crate::http::router(Arc::clone(&gateway), &lasting);
         let routes: Routes = Arc::new(arc_swap::ArcSwap::from_pointee(router));
@@ -206,6 +189,42 @@ fn start_workers(
 
 /// The event publisher and its log, on the store the config names: Redis
 /// streams (shared by every instance) or an in-process history.
+/// The store `config` names.
+async fn store_of(config: &Config) -> std::io::Result<SharedStore> {
+    Ok(match config.store.backend {
+        StoreBackend::Memory => {
+            warn_once(StartupWarning::MemoryStore, "", || {
+                tracing::warn!(
+                    "store.backend is memory: the audit trail lives only as long as this process (docs/audit.md#retention)"
+                )
+            });
+            Arc::new(MemoryStore::new())
+        }
+        StoreBackend::Redis => {
+            let store = &config.store;
+            let redis = if store.cluster_nodes.is_empty() {
+                RedisStore::connect(&store.redis_url, &store.key_prefix).await
+            } else {
+                RedisStore::connect_cluster(&store.cluster_nodes, &store.key_prefix).await
+            };
+            Arc::new(redis.map_err(std::io::Error::other)?)
+        }
+    })
+}
+
+/// The core of `config` on the store it names, for a command that reads
+/// or writes what the store keeps (`chatgate teams export`): no listener,
+/// no worker, no API team put in force.
+pub async fn core_for_command(config: Config) -> std::io::Result<Arc<Core>> {
+    let config = Arc::new(config);
+    let store = store_of(&config).await?;
+    let http = crate::channels::provider::client(crate::channels::SEND_TIMEOUT)
+        .map_err(std::io::Error::other)?;
+    let channels = Senders::Built(http).for_config(&config);
+    let events = event_publisher(&config).await?;
+    Ok(Arc::new(Core::new(config, store, channels, events)))
+}
+
 async fn event_publisher(config: &Config) -> std::io::Result<Publisher> {
     let store = &config.store;
     Ok(match store.backend {
@@ -267,6 +286,47 @@ struct Reloading {
 struct ApiKnown {
     known: gateway::operator_look::Known,
     generation: u64,
+    /// Their stored forms, written back when the store comes back empty.
+    held: gateway::operator_look::Held,
+    /// The `born` of the generation's record last read (`None`: not read
+    /// yet): another one is a store that came back empty.
+    born: Option<u64>,
+    /// The stored teams and channels left out, each with why: each is
+    /// logged when it is first left out (or for another reason).
+    left_out: std::collections::BTreeSet<(String, String)>,
+}
+
+impl ApiKnown {
+    /// What was read of the API teams (all of them: `Default` known),
+    /// put in force, the left out logged and counted.
+    fn read(mut changes: gateway::operator_look::Changes) -> ApiKnown {
+        let mut api = ApiKnown::default();
+        api.took(&mut changes);
+        api
+    }
+
+    /// What a look read, put in force: the left out logged once each and
+    /// counted by `chatgate_api_teams_refused`.
+    fn took(&mut self, changes: &mut gateway::operator_look::Changes) {
+        self.held.take(changes);
+        let left_out = (changes
+            .refused_channels
+            .iter()
+            .map(|(n, w)| ("channel", n, w)))
+        .chain(changes.refused.iter().map(|(n, w)| ("team", n, w)))
+        .chain(changes.clashing.iter().map(|(n, w)| ("team", n, w)));
+        let mut now = std::collections::BTreeSet::new();
+        for (what, name, why) in left_out {
+            if !self.left_out.contains(&(name.clone(), why.clone())) {
+                log_left_out(what, name, why);
+            }
+            now.insert((name.clone(), why.clone()));
+        }
+        metrics::gauge!("chatgate_api_teams_refused").set(now.len() as f64);
+        self.left_out = now;
+        self.known = std::mem::take(&mut changes.known);
+        self.generation = changes.generation;
+    }
 }
 
 /// How often an instance reads the generation of the API teams.
@@ -276,9 +336,10 @@ const API_TEAMS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const API_TEAMS_LOOK: &str = "api teams";
 
 /// `gateway` with every API team the store holds (none while the operator
-/// API is off): a stored team that cannot be put in force (a secret
-/// sealed under a key id no longer listed), or a file team of an API
-/// team's id, stops the start-up, naming the team.
+/// API is off): a stored team or channel sealed under a key id no longer
+/// listed stops the start-up, naming it and the key id; one that cannot
+/// be put in force for another reason (a rule it breaks against the
+/// files, a channel it lists gone) is left out with one error line.
 async fn with_api_teams(
     gateway: Arc<Core>,
     senders: &Senders,
@@ -292,16 +353,11 @@ async fn with_api_teams(
     if let Some(e) = changes.first_refusal() {
         return Err(std::io::Error::other(e.to_string()));
     }
-    log_clashing(&changes.clashing);
     let config =
         (changes.applied_to(gateway.config())).map_err(|e| std::io::Error::other(e.to_string()))?;
     let channels = senders.for_config(&config);
     let gateway = Arc::new(gateway.reloaded(Arc::new(config), channels));
-    let api = ApiKnown {
-        known: changes.known,
-        generation: changes.generation,
-    };
-    Ok((gateway, api))
+    Ok((gateway, ApiKnown::read(changes)))
 }
 
 /// What a reload did.
@@ -371,7 +427,10 @@ impl Reloader {
             .collect();
         let gateway = self.put_in_force(&running, config);
         if let Some(read) = read {
-            *api = read;
+            *api = ApiKnown {
+                born: api.born,
+                ..read
+            };
             r.lasting.api_teams().in_force(api.generation);
         }
         drop(api);
@@ -400,9 +459,10 @@ impl Reloader {
     /// `files` (the configuration re-read, its teams from files) with every
     /// API team the store holds built again against it, and what was read
     /// of them (docs/operator-api.md#every-instance-at-once). A file with
-    /// an API team's id, or a stored team these files refuse (a channel it
-    /// lists gone, a rule it now breaks), refuses the reload, naming the
-    /// team and why; a store that does not answer keeps the API teams in
+    /// an API team's id, or a stored team sealed under a key id no longer
+    /// listed, refuses the reload, naming the team and why; a stored team
+    /// these files refuse (a channel it lists gone, a rule it now breaks)
+    /// is left out with one error line; a store that does not answer keeps the API teams in
     /// force as they were built (one line), and the files apply
     /// (docs/decisions/0427-a-reload-builds-the-api-teams-again.md).
     async fn with_api_teams_rebuilt(
@@ -429,13 +489,8 @@ impl Reloader {
         if let Some(e) = changes.first_refusal() {
             return Err(e);
         }
-        log_clashing(&changes.clashing);
         let config = changes.applied_to(files)?;
-        let read = ApiKnown {
-            known: changes.known,
-            generation: changes.generation,
-        };
-        Ok((config, Some(read)))
+        Ok((config, Some(ApiKnown::read(changes))))
     }
 
     /// `config` in force in place of `running`'s: every request that
@@ -500,11 +555,18 @@ impl Reloader {
         let mut api = r.api.lock().await;
         let now = r.clock.now();
         let looked = gateway::operator_index::generation(&r.live.current(), now).await?;
+        // The store came back empty: what this instance holds is written
+        // back before anything is read as gone.
+        let reset = api.born.is_some_and(|born| born != looked.born);
+        if reset && !api.held.is_empty() {
+            let running = r.live.current();
+            gateway::operator_restore::restore(&running, &api.held, api.generation, now).await?;
+        }
+        api.born = Some(looked.born);
         if looked.generation != api.generation {
             let _one = r.one_at_a_time.lock().await;
             let running = r.live.current();
-            let changes = gateway::operator_look::changes(&running, &api.known).await?;
-            log_refused(&changes);
+            let mut changes = gateway::operator_look::changes(&running, &api.known).await?;
             if !changes.is_empty() {
                 match changes.applied_to(running.config()) {
                     Ok(config) => drop(self.put_in_force(&running, config)),
@@ -513,8 +575,7 @@ impl Reloader {
                     }
                 }
             }
-            api.known = changes.known;
-            api.generation = changes.generation;
+            api.took(&mut changes);
         }
         bell.in_force(api.generation);
         // A channel's writer that stopped: its teams built again, now that
@@ -525,21 +586,16 @@ impl Reloader {
     }
 }
 
-/// One error line for each API team or channel that was not put in force.
-fn log_refused(changes: &gateway::operator_look::Changes) {
-    for (channel, why) in &changes.refused_channels {
-        tracing::error!(channel = %channel, problem = %why, "an API channel was not put in force; the one in force, if any, stays");
-    }
-    for (team, why) in &changes.refused {
-        tracing::error!(team = %team, problem = %why, "an API team was not put in force; the one in force, if any, stays");
-    }
-    log_clashing(&changes.clashing);
-}
-
-/// One error line for each API team left out for a key another holds.
-fn log_clashing(clashing: &[(String, String)]) {
-    for (team, why) in clashing {
-        tracing::error!(team = %team, problem = %why, "an API team was left out: a key names one team");
+/// The error line of an API team or channel left out: named, with why
+/// (a pointer, a key id; never a value).
+fn log_left_out(what: &str, name: &str, why: &str) {
+    match what {
+        "channel" => {
+            tracing::error!(channel = %name, problem = %why, "an API channel was not put in force; the one in force, if any, stays")
+        }
+        _ => {
+            tracing::error!(team = %name, problem = %why, "an API team was not put in force; the one in force, if any, stays")
+        }
     }
 }
 

@@ -1,8 +1,10 @@
 //! The command line (docs/configuration.md#command-line): `serve`, `check-config`,
-//! `check-texts`, `keygen`, `sign`, `whatsapp-template`, `openapi`, `audit verify`.
+//! `check-texts`, `keygen`, `sign`, `whatsapp-template`, `openapi`, `audit verify`,
+//! `teams export` and `teams import` (cli/teams.rs).
 //! Each command is a small function; the text they print is built by pure
 //! functions so it can be tested.
 mod audit;
+mod teams;
 
 use crate::telemetry::Traces;
 use std::io::{Read, Write as _};
@@ -88,6 +90,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The teams and channels written through the operator API: `teams
+    /// export`, `teams import`, for backups.
+    Teams {
+        #[command(subcommand)]
+        command: TeamsCommand,
+    },
     /// Print the OpenAPI document `GET /openapi.json?version=` answers for
     /// this configuration (its server is `server.public_url`).
     Openapi {
@@ -126,6 +134,29 @@ pub enum AuditCommand {
         #[arg(long, required = true)]
         deleted: bool,
         /// The system configuration file (its store).
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TeamsCommand {
+    /// Print every team and channel written through the operator API as
+    /// the store keeps it: JSON, secrets sealed.
+    Export {
+        /// The system configuration file.
+        #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
+        config: PathBuf,
+    },
+    /// Write back what `teams export` printed; an id the store holds is
+    /// refused (nothing is written) unless `--replace`.
+    Import {
+        /// What `teams export` printed.
+        file: PathBuf,
+        /// Write over the teams and channels the store holds.
+        #[arg(long)]
+        replace: bool,
+        /// The system configuration file.
         #[arg(long, env = "CHATGATE_CONFIG", default_value = "config/chatgate.toml")]
         config: PathBuf,
     },
@@ -177,7 +208,23 @@ pub fn main() -> ExitCode {
         Command::Audit {
             command: AuditCommand::Export { team, config, .. },
         } => audit_export(&config, &team),
+        Command::Teams { command } => api_teams(command),
     }
+}
+
+/// `teams export` and `teams import`.
+fn api_teams(command: TeamsCommand) -> ExitCode {
+    let path = match &command {
+        TeamsCommand::Export { config } | TeamsCommand::Import { config, .. } => config,
+    };
+    let config = match load_warning_to_stderr(path) {
+        Ok(config) => config,
+        Err(e) => return fail(&e.to_string()),
+    };
+    teams::said(match command {
+        TeamsCommand::Export { .. } => teams::export(config),
+        TeamsCommand::Import { file, replace, .. } => teams::import(config, &file, replace),
+    })
 }
 
 fn audit_verify(keys: Option<&str>, head: Option<&Path>, file: Option<&Path>) -> ExitCode {

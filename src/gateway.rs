@@ -40,6 +40,7 @@ pub mod operator_forms;
 pub mod operator_index;
 pub mod operator_keys;
 pub mod operator_look;
+pub mod operator_restore;
 pub mod operator_teams;
 mod poller;
 mod polls;

@@ -116,7 +116,7 @@ fn indexed(
         None => index.channels.remove(name),
     };
     c.put(&loaded, &index, None)?;
-    let mut next = count.value.clone().unwrap_or_default();
+    let mut next = ApiTeamsGeneration::next_of(count.value.as_ref());
     for (id, mark) in marks {
         next.pending
             .entry(id.clone())

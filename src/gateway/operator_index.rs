@@ -27,7 +27,7 @@ pub async fn mark(core: &Core, id: &str, now: Timestamp) -> Result<u64> {
     let key = keys::api_teams_generation();
     core.change(change::NO_TEAM, std::slice::from_ref(&key), now, |c| {
         let loaded: Loaded<ApiTeamsGeneration> = c.read(&key)?;
-        let mut next = loaded.value.clone().unwrap_or_default();
+        let mut next = ApiTeamsGeneration::next_of(loaded.value.as_ref());
         let at = now;
         let marks = next.pending.entry(id.to_string()).or_default();
         marks.push(PendingWrite {
@@ -84,7 +84,7 @@ fn indexed(
     let (ix, gen) = (keys::api_teams(), keys::api_teams_generation());
     let loaded: Loaded<StoredApiTeams> = c.read(&ix)?;
     let count: Loaded<ApiTeamsGeneration> = c.read(&gen)?;
-    let mut next = count.value.clone().unwrap_or_default();
+    let mut next = ApiTeamsGeneration::next_of(count.value.as_ref());
     if !clear(&mut next, id, token) && only_if_marked {
         return Ok(None);
     }
@@ -124,6 +124,9 @@ pub async fn index(
 #[derive(Debug, Default)]
 pub struct Looked {
     pub generation: u64,
+    /// The generation record's `born` (0: the store has none): another
+    /// one than an instance read before is a store that came back empty.
+    pub born: u64,
     pub rebuild: Vec<(String, u64, Actor)>,
 }
 
@@ -142,6 +145,7 @@ pub async fn generation(core: &Core, now: Timestamp) -> Result<Looked> {
         .filter(|(_, m)| m.at.plus(STOPPED_AFTER) <= now);
     let mut looked = Looked {
         generation: read.generation,
+        born: read.born,
         ..Looked::default()
     };
     for (id, mark) in stopped.collect::<Vec<_>>() {

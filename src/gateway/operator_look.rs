@@ -9,10 +9,12 @@ use std::sync::Arc;
 
 use super::operator_forms::{breaks, channel_place, operator, stored_forms};
 use super::records::{
-    ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiTeam, StoredApiTeams,
+    ApiTeamsGeneration, Loaded, StoredApiChannel, StoredApiChannels, StoredApiForm, StoredApiTeam,
+    StoredApiTeams,
 };
 use super::Core;
 use crate::config::{is_secret_member, ChannelConfig, Config, ConfigError, Team};
+use crate::domain::secrets_cipher::OpenError;
 use crate::domain::team_secrets;
 use crate::error::Result;
 use crate::store::keys;
@@ -45,6 +47,69 @@ pub struct Changes {
     /// Stored teams read together with another, written earlier, that has
     /// one of their API keys: left out, each with why (never a value).
     pub clashing: Vec<(String, String)>,
+    /// Of `refused` and `refused_channels`, those whose secrets are sealed
+    /// under a key id no longer listed, or whose id a file of this
+    /// instance has: what stops a start-up or refuses a reload (`"team"`
+    /// or `"channel"`, the name, why).
+    pub stops: Vec<(&'static str, String, String)>,
+    /// The stored forms of `teams` and `channels`, as the store keeps
+    /// them (sealed): what a store reset writes back.
+    pub forms: Held,
+}
+
+/// The stored forms (sealed) of the API teams and channels an instance
+/// holds in force: what it writes back when the store comes back empty
+/// (docs/operations.md#when-redis-comes-back-empty).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Held {
+    pub teams: BTreeMap<String, StoredApiForm>,
+    pub channels: BTreeMap<String, StoredApiForm>,
+}
+
+impl Held {
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.teams.is_empty() && self.channels.is_empty()
+    }
+
+    /// What `changes` put in force, or took out, applied to what is held.
+    pub fn take(&mut self, changes: &mut Changes) {
+        for id in changes.gone.iter() {
+            self.teams.remove(id);
+        }
+        for name in changes.channels_gone.iter() {
+            self.channels.remove(name);
+        }
+        let forms = std::mem::take(&mut changes.forms);
+        let put: BTreeSet<&str> = changes.teams.iter().map(|t| t.id.as_str()).collect();
+        let teams = forms
+            .teams
+            .into_iter()
+            .filter(|(id, _)| put.contains(id.as_str()));
+        self.teams.extend(teams);
+        self.channels.extend(forms.channels);
+    }
+}
+
+/// Why a stored team or channel is not put in force: a rule it breaks
+/// (it is left out), or what stops a start-up (a secret sealed under a
+/// key id no longer listed, a file of this instance with its id).
+enum NotInForce {
+    Breaks(String),
+    Stops(String),
+}
+
+impl NotInForce {
+    fn why(self, what: &'static str, name: &str, changes: &mut Changes) -> String {
+        match self {
+            NotInForce::Breaks(why) => why,
+            NotInForce::Stops(why) => {
+                (changes.stops).push((what, name.to_string(), why.clone()));
+                why
+            }
+        }
+    }
 }
 
 impl Changes {
@@ -56,18 +121,17 @@ impl Changes {
             && self.channels_gone.is_empty()
     }
 
-    /// The first stored channel, else team, that could not be put in
-    /// force, as what stops a start-up or refuses a reload: named, with
-    /// why (a key id, pointers; never a value).
+    /// The first stored channel or team sealed under a key id no longer
+    /// listed, or whose id a file of this instance has, as what stops a
+    /// start-up or refuses a reload: named, with why. Any other that
+    /// cannot be put in force is left out ([`Changes::refused`]) and
+    /// stops nothing.
     pub fn first_refusal(&self) -> Option<ConfigError> {
-        let channels =
-            (self.refused_channels.iter()).map(|(name, why)| ("channel", "channels", name, why));
-        let teams = (self.refused.iter()).map(|(id, why)| ("team", "teams", id, why));
-        let (what, under, name, why) = channels.chain(teams).next()?;
+        let (what, name, why) = self.stops.first()?;
         let problem = format!("the API {what} {name:?} cannot be put in force: {why}");
         Some(ConfigError::new(
             "the operator API",
-            format!("{under}/{name}"),
+            format!("{what}s/{name}"),
             problem,
         ))
     }
@@ -179,12 +243,20 @@ async fn read_channels(
     for (name, stored) in moved.iter().zip(read) {
         if config.file_channel(name).is_some() {
             let why = "a channel file of this instance has its name: one name, one source";
-            changes.refused_channels.push(((*name).clone(), why.into()));
+            let why = NotInForce::Stops(why.into()).why("channel", name, changes);
+            changes.refused_channels.push(((*name).clone(), why));
             continue;
         }
+        let form = stored.clone();
         match stored.map(|s| channel_of_record(config, name, s)) {
-            Some(Ok(channel)) => changes.channels.push(channel),
-            Some(Err(why)) => changes.refused_channels.push(((*name).clone(), why)),
+            Some(Ok(channel)) => {
+                changes.channels.push(channel);
+                (changes.forms.channels).extend(form.map(|f| ((*name).clone(), f)));
+            }
+            Some(Err(not)) => {
+                let why = not.why("channel", name, changes);
+                changes.refused_channels.push(((*name).clone(), why));
+            }
             None => changes.channels_gone.push((*name).clone()),
         }
     }
@@ -248,23 +320,31 @@ async fn read_teams(
     for (id, stored) in ids.iter().zip(read) {
         if config.file_team(id).is_some() {
             let why = "a team file of this instance has its id: one id, one source";
-            changes.refused.push(((*id).clone(), why.into()));
+            let why = NotInForce::Stops(why.into()).why("team", id, changes);
+            changes.refused.push(((*id).clone(), why));
             continue;
         }
         let refused_channel = |team: &Team| {
             let names = changes.refused_channels.iter().map(|(name, _)| name);
             names.clone().find(|name| team.uses_channel(name)).cloned()
         };
+        let form = stored.clone();
         match stored.map(|s| team_of_record(config, id, s)) {
             Some(Ok(team)) => match refused_channel(&team) {
-                None => changes.teams.push(Arc::new(team)),
+                None => {
+                    changes.teams.push(Arc::new(team));
+                    (changes.forms.teams).extend(form.map(|f| ((*id).clone(), f)));
+                }
                 Some(name) => {
                     let why =
                         format!("it lists the API channel {name:?}, which was not put in force");
                     changes.refused.push(((*id).clone(), why));
                 }
             },
-            Some(Err(why)) => changes.refused.push(((*id).clone(), why)),
+            Some(Err(not)) => {
+                let why = not.why("team", id, changes);
+                changes.refused.push(((*id).clone(), why));
+            }
             // Indexed but not stored (a writer stopped between): none.
             None => changes.gone.push((*id).clone()),
         }
@@ -343,7 +423,7 @@ fn team_of_record(
     config: &Config,
     id: &str,
     stored: StoredApiTeam,
-) -> std::result::Result<Team, String> {
+) -> std::result::Result<Team, NotInForce> {
     let StoredApiTeam::V1 {
         body,
         at,
@@ -352,25 +432,43 @@ fn team_of_record(
     } = stored;
     let salts = team_secrets::salts_of(&body, &is_secret_member);
     let body = opened_at(config, id, &body)?;
-    let mut team = config.stored_team_of_json(&body, &salts).map_err(breaks)?;
+    let team = config.stored_team_of_json(&body, &salts);
+    let mut team = team.map_err(|p| NotInForce::Breaks(breaks(p)))?;
     team.keyspace = keys::keyspace(id, incarnation.as_deref());
     team.api = Some(digest);
     team.modified = Some(at);
     Ok(team)
 }
 
+/// `config` with the channels of `held` that can be put in force in it
+/// put in force: what its teams are built against.
+pub fn with_held_channels(config: &Config, held: &Held) -> Config {
+    let built = (held.channels.iter())
+        .filter(|(name, _)| config.file_channel(name).is_none())
+        .filter_map(|(name, form)| channel_of_record(config, name, form.clone()).ok());
+    let with = config.with_api_channels(built.collect(), &[]);
+    with.unwrap_or_else(|_| config.clone())
+}
+
+/// Team `id` as `stored` writes it, built against `config`; `None` when
+/// it cannot be.
+pub fn built(config: &Config, id: &str, stored: &StoredApiForm) -> Option<Team> {
+    team_of_record(config, id, stored.clone()).ok()
+}
+
 /// The channel a stored record writes, put in force as an API channel;
 /// why not (a secret sealed under a key no longer listed, a rule it now
 /// breaks: named by key id and pointer, never by value).
-pub fn channel_of_record(
+fn channel_of_record(
     config: &Config,
     name: &str,
     stored: StoredApiChannel,
-) -> std::result::Result<ChannelConfig, String> {
+) -> std::result::Result<ChannelConfig, NotInForce> {
     let StoredApiChannel::V1 { body, at, .. } = stored;
     let salts = team_secrets::salts_of(&body, &is_secret_member);
     let body = opened_at(config, &channel_place(name), &body)?;
-    let mut channel = config.channel_of_json(&body, &salts).map_err(breaks)?;
+    let channel = config.channel_of_json(&body, &salts);
+    let mut channel = channel.map_err(|p| NotInForce::Breaks(breaks(p)))?;
     channel.api = true;
     channel.modified = Some(at);
     Ok(channel)
@@ -382,8 +480,75 @@ fn opened_at(
     config: &Config,
     place: &str,
     body: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
-    let op = operator(config).map_err(|_| "the operator API is off".to_string())?;
-    team_secrets::open(body, place, &is_secret_member, &op.secrets)
-        .map_err(|(pointer, e)| format!("{pointer}: {e}"))
+) -> std::result::Result<serde_json::Value, NotInForce> {
+    let op = operator(config).map_err(|_| NotInForce::Breaks("the operator API is off".into()))?;
+    team_secrets::open(body, place, &is_secret_member, &op.secrets).map_err(|(pointer, e)| {
+        let why = format!("{pointer}: {e}");
+        match e {
+            OpenError::UnknownKey(_) => NotInForce::Stops(why),
+            _ => NotInForce::Breaks(why),
+        }
+    })
+}
+
+/// A stored API team or channel as a read answers it: its `ETag` (the
+/// digest the store keeps, the one `If-Match` is checked against, whether
+/// or not that version is in force here) and its stored form.
+pub struct StoredRead {
+    pub etag: String,
+    pub at: crate::time::Timestamp,
+    body: serde_json::Value,
+    place: String,
+}
+
+impl StoredRead {
+    /// The stored form as a read shows it, its secrets read back: what
+    /// is answered where no version of it is in force (one left out).
+    pub fn form(&self, core: &Core) -> Result<serde_json::Value> {
+        let op = operator(core.config())?;
+        let opened = super::operator_forms::opened(op, &self.place, &self.body)?;
+        Ok(read_back_secrets(&opened, false, op))
+    }
+}
+
+/// API team `id` (or, `channel`, channel `id`) as the store keeps it;
+/// `None` when it holds none.
+pub async fn stored_read(core: &Core, id: &str, channel: bool) -> Result<Option<StoredRead>> {
+    let (key_of, place): (fn(&str) -> String, String) = match channel {
+        true => (keys::api_channel, channel_place(id)),
+        false => (keys::api_team, id.to_string()),
+    };
+    let stored = stored_forms(core, &[id], key_of).await?.pop().flatten();
+    Ok(
+        stored.map(|StoredApiForm::V1 { body, digest, at }| StoredRead {
+            etag: format!("\"{digest}\""),
+            at,
+            body,
+            place,
+        }),
+    )
+}
+
+/// `v` with each secret string (under a secret member) shown as
+/// `{"hmac"}`, as a read shows a team in force.
+fn read_back_secrets(
+    v: &serde_json::Value,
+    secret: bool,
+    op: &crate::config::OperatorConfig,
+) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::String(s) if secret => serde_json::json!({ "hmac": op.secrets.read_back(s) }),
+        Value::Object(o) => {
+            let members = o.iter().map(|(name, v)| {
+                let shown = read_back_secrets(v, is_secret_member(name), op);
+                (name.clone(), shown)
+            });
+            Value::Object(members.collect())
+        }
+        Value::Array(a) => {
+            Value::Array(a.iter().map(|v| read_back_secrets(v, secret, op)).collect())
+        }
+        other => other.clone(),
+    }
 }

@@ -187,17 +187,48 @@ async fn read_team(
     _: NoQuery,
 ) -> Result<Response> {
     let config = st.gateway.config();
-    let team = config
-        .teams
-        .get(&id)
-        .ok_or(Error::NotFound("no such team"))?;
-    let tag = team_etag(team);
-    Ok(read_back(
-        StatusCode::OK,
-        &team.form,
-        &tag,
-        Source::of(team),
-    ))
+    let team = config.teams.get(&id);
+    if let Some(file) = team.filter(|t| t.api.is_none()) {
+        return Ok(read_back(
+            StatusCode::OK,
+            &file.form,
+            &etag(&file.print),
+            Source::File,
+        ));
+    }
+    let in_force = team.map(|t| (&t.form, team_etag(t)));
+    api_read(&st, &id, false, in_force).await
+}
+
+/// API team (or `channel`) `id` as read: the `ETag` the store keeps
+/// (docs/operator-api.md#concurrency), the form in force here, or the
+/// stored one where none is (one left out); a store that does not answer
+/// leaves the one in force, as this instance serves it.
+async fn api_read(
+    st: &AppState,
+    id: &str,
+    channel: bool,
+    in_force: Option<(&serde_json::Value, String)>,
+) -> Result<Response> {
+    use crate::gateway::operator_look::stored_read;
+    let none = Error::NotFound(if channel {
+        "no such channel"
+    } else {
+        "no such team"
+    });
+    let stored = match stored_read(&st.gateway, id, channel).await {
+        Ok(stored) => stored.ok_or(none)?,
+        Err(Error::StoreUnavailable) => {
+            let (form, tag) = in_force.ok_or(Error::StoreUnavailable)?;
+            return Ok(read_back(StatusCode::OK, form, &tag, Source::Api));
+        }
+        Err(e) => return Err(e),
+    };
+    let form = match in_force {
+        Some((form, _)) => form.clone(),
+        None => stored.form(&st.gateway)?,
+    };
+    Ok(read_back(StatusCode::OK, &form, &stored.etag, Source::Api))
 }
 
 /// The channels in force, by name (operator, operator_read).
@@ -240,10 +271,17 @@ async fn read_channel(
     _: NoQuery,
 ) -> Result<Response> {
     let config = st.gateway.config();
-    let channel = (config.channels.get(&name)).ok_or(Error::NotFound("no such channel"))?;
-    let tag = etag(&channel.print);
-    let source = Source::of_channel(channel);
-    Ok(read_back(StatusCode::OK, &channel.form, &tag, source))
+    let channel = config.channels.get(&name);
+    if let Some(file) = channel.filter(|c| !c.api) {
+        return Ok(read_back(
+            StatusCode::OK,
+            &file.form,
+            &etag(&file.print),
+            Source::File,
+        ));
+    }
+    let in_force = channel.map(|c| (&c.form, etag(&c.print)));
+    api_read(&st, &name, true, in_force).await
 }
 
 /// A secret member as a read gives it back, or as a write sends it.

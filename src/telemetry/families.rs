@@ -51,6 +51,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_expirations_total", Kind::Counter, "", "Authentications that ended by time (interaction.expired announced)."),
     ("chatgate_teams", Kind::Gauge, "", "Teams in the configuration in force (set at start and at each reload)."),
     ("chatgate_api_teams", Kind::Gauge, "", "Teams of the configuration in force written through the operator API (set whenever they change)."),
+    ("chatgate_api_teams_refused", Kind::Gauge, "", "Teams and channels the store holds for the operator API that this instance left out: they cannot be put in force (each named by one error line)."),
     ("chatgate_background_queue", Kind::Gauge, "kind", "Background asks claimed and waiting for their turn in this instance's poller, by kind (ladder, app_poll)."),
     ("chatgate_due_quarantined_total", Kind::Counter, "", "Unreadable interaction records removed from the due queue."),
     ("chatgate_channel_messages_total", Kind::Counter, "channel, kind, purpose, outcome", "Messages sent into conversations, by channel, channel kind, purpose and outcome (ok, error)."),

@@ -103,7 +103,7 @@ async fn get(app: &TestApp, path: &str) -> reqwest::Response {
 }
 
 /// API channel `name` as a read shows it: its `ETag` and its body.
-async fn read(app: &TestApp, name: &str) -> (String, Value) {
+pub(crate) async fn read(app: &TestApp, name: &str) -> (String, Value) {
     let res = get(app, &at(name)).await;
     assert_eq!(res.status(), 200, "channel {name}");
     assert_eq!(res.headers()["chatgate-source"], "api");
@@ -126,7 +126,7 @@ fn in_force(app: &TestApp, name: &str) -> bool {
 }
 
 /// Channel `name` written as [`new_sms`]: its `ETag`.
-async fn create(app: &TestApp, name: &str) -> String {
+pub(crate) async fn create(app: &TestApp, name: &str) -> String {
     let create_only = [("If-None-Match", "*")];
     let res = put(app, &at(name), &create_only, Some(&new_sms(name))).await;
     assert_eq!(res.status(), 201, "channel {name}");
@@ -134,7 +134,7 @@ async fn create(app: &TestApp, name: &str) -> String {
 }
 
 /// Team `newco` written with `channels` `["webchat", name]`: its `ETag`.
-async fn team_listing(app: &TestApp, name: &str) -> String {
+pub(crate) async fn team_listing(app: &TestApp, name: &str) -> String {
     let mut body = writes::team("newco", &chatgate::domain::secrets::generate_whsec());
     body["channels"] = json!(["webchat", name]);
     let res = writes::put(app, "newco", &body, &[]).await;
@@ -529,10 +529,15 @@ async fn no_channel_secret_is_stored_as_it_is() {
     assert!(dumped.iter().all(|d| !d.key.ends_with("}:ch:newsms")));
 }
 
-/// Polls `app` until channel `name` answers `status`, for at most 2 s.
+/// Polls `app` until channel `name` answers `status` and is in force
+/// there (200) or not (404), for at most 2 s: a read answers what the
+/// store holds, in force or not.
 async fn answers_in_two_seconds(app: &TestApp, name: &str, status: u16) {
     let what = format!("channel {name} answers {status}");
-    let answers = || async { get(app, &at(name)).await.status().as_u16() == status };
+    let answers = || async {
+        get(app, &at(name)).await.status().as_u16() == status
+            && in_force(app, name) == (status == 200)
+    };
     writes::in_two_seconds(&what, answers).await;
 }
 

@@ -463,18 +463,23 @@ both_stores!(a_reload_builds_the_api_teams_again_against_the_new_files, setup: w
     assert_ne!(last["detail"]["digest"].as_str(), Some(&tag[1..65]), "{last}");
     assert!(last["detail"]["changed"].to_string().contains("settings.otp.ttl"), "{last}");
 
-    // A channel file it lists is removed: the reload is refused, naming
-    // the team and why, and nothing changes.
+    // A channel file it lists is removed: the reload applies the files and
+    // leaves the team out (one error line names it); a read still gives
+    // the stored form and its ETag, which still writes.
     let chat2 = app.dir.join("channels/chat2.toml");
     let chat2_text = std::fs::read_to_string(&chat2).unwrap();
     std::fs::remove_file(&chat2).unwrap();
     std::fs::write(&system, text.replace("ttl = \"4m\"", "ttl = \"8m\"")).unwrap();
-    let chatgate::app::Reloaded::Refused(e) = app.reloader.reload().await else {
-        panic!("a reload left an API team without its channel");
-    };
-    assert!(e.problem.contains("\"newco\"") && e.problem.contains("/channels"), "{e}");
-    assert_eq!(ttl_in_force(&app, "newco").as_secs(), 360, "nothing changed");
-    assert!(app.reloader.in_force().config().channels.contains_key("chat2"));
+    assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
+    assert!(!app.reloader.in_force().config().channels.contains_key("chat2"));
+    assert!(!app.reloader.in_force().config().teams.contains_key("newco"), "left out");
+    assert_eq!(key_status(&app, "newco-bot-key").await, 401);
+    let res = app.request(Method::GET, "/v1/teams/newco", Some(OPS)).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(etag_of(&res), tag);
+    let shown: Value = res.json().await.unwrap();
+    assert_eq!(shown["channels"], json!(["webchat", "chat2"]), "{shown}");
+    assert_eq!(shown["webhook"]["secret"]["hmac"].as_str().unwrap().len(), 64, "{shown}");
     std::fs::write(&chat2, chat2_text).unwrap();
     assert!(matches!(app.reloader.reload().await, chatgate::app::Reloaded::Applied { .. }));
     assert_eq!(ttl_in_force(&app, "newco").as_secs(), 480);

@@ -1,12 +1,15 @@
 //! A store that comes back empty (docs/operations.md#when-redis-comes-back-empty):
 //! the one-time ids that stopped replays are gone, so what was issued
 //! before the loss is refused for `assertion_max_age`, and what is issued
-//! after is accepted.
+//! after is accepted; the teams and channels written through the operator
+//! API are written back by the instances that hold them.
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::helpers::*;
+use crate::operator_channels as channels;
+use crate::operator_writes as writes;
 use crate::redis_support::TestPrefix;
 
 async fn post_assertion(app: &TestApp, id: &str, token: &str) -> reqwest::Response {
@@ -145,4 +148,229 @@ async fn a_login_link_used_first_after_the_store_was_emptied_is_refused() {
 
     empty_the_store(&app, &keys);
     assert_issued_before_reset(app.succeed(&link, "cust-42").await).await;
+}
+
+/// The `ETag` team `id` reads with on `app` (200), and its body.
+async fn team_read(app: &TestApp, id: &str) -> (String, Value) {
+    let path = format!("/v1/teams/{id}");
+    let res = app
+        .request(reqwest::Method::GET, &path, Some(writes::OPS))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "team {id}");
+    (writes::etag_of(&res), res.json().await.unwrap())
+}
+
+/// Polls `holds` every 50 ms until it does, for at most 5 s (the store
+/// reset noticed, then written back).
+async fn in_five_seconds<F, Fut>(what: &str, mut holds: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !holds().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not after 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Two instances hold an API team and the API channel it lists; Redis
+/// loses everything: both keep them in force, and they are written back
+/// as they were (the same `ETag`), each team with one `config.changed`
+/// entry of source `restore`; an instance that starts afterwards has them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_store_reset_keeps_the_api_teams_and_channels() {
+    let Some(a) = spawn_with(Backend::Redis, writes::with_operator()).await else {
+        return;
+    };
+    let b = spawn_beside(&a, writes::with_operator()).await;
+    let channel_tag = channels::create(&a, "newsms").await;
+    let tag = channels::team_listing(&a, "newsms").await;
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    let stored = writes::stored(&a, "newco").await.unwrap();
+
+    TestPrefix::for_prefix(&a.key_prefix).cleanup();
+    in_five_seconds("the team written back", || async {
+        writes::stored(&a, "newco").await.is_some()
+    })
+    .await;
+    // Written as it was stored: the same sealed form, the same ETag.
+    writes::in_two_seconds("the index written back", || async {
+        b.get_json("/v1/teams", Some(writes::OPS)).await["teams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["id"] == "newco")
+    })
+    .await;
+    assert_eq!(writes::stored(&a, "newco").await.unwrap(), stored);
+    for app in [&a, &b] {
+        assert_eq!(writes::key_status(app, "newco-bot-key").await, 200);
+        assert_eq!(team_read(app, "newco").await.0, tag);
+        assert_eq!(channels::read(app, "newsms").await.0, channel_tag);
+    }
+    let entries = writes::entries(&a, "newco").await;
+    let restored: Vec<&Value> = entries
+        .iter()
+        .filter(|e| e["action"] == "config.changed" && e["detail"]["source"] == "restore")
+        .collect();
+    assert_eq!(restored.len(), 1, "{entries:?}");
+    assert_eq!(restored[0]["detail"]["digest"].as_str(), Some(&tag[1..65]));
+    // An instance that starts now has them.
+    let c = spawn_beside(&a, writes::with_operator()).await;
+    assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);
+    assert_eq!(team_read(&c, "newco").await.0, tag);
+}
+
+/// `[operator]` and a channel file `chat2` no file team lists.
+fn with_chat2() -> Setup {
+    Setup {
+        unlisted_channels: vec![(
+            "chat2".into(),
+            format!(
+                "name = \"chat2\"\nkind = \"webhook\"\nurl = \"{{CHAT_URL}}/chat2\"\n\
+                 secret = \"${{CG_TEST_UNSET_CHAT2:-{}}}\"\n",
+                writes::webhook_secret()
+            ),
+        )],
+        ..writes::with_operator()
+    }
+}
+
+/// A stored team that lists a channel file some instances lack: those
+/// start without it (never stop), keep what they had in force, and a
+/// read gives the stored `ETag` on every instance, so a write against it
+/// repairs the team everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stored_team_that_cannot_be_put_in_force_stops_no_start_and_is_repaired_by_its_etag() {
+    let Some(a) = spawn_with(Backend::Redis, with_chat2()).await else {
+        return;
+    };
+    let b = spawn_beside(&a, writes::with_operator()).await;
+    let body = writes::team("newco", &chatgate::domain::secrets::generate_whsec());
+    let res = writes::put(&a, "newco", &body, &[]).await;
+    assert_eq!(res.status(), 201);
+    let first = writes::etag_of(&res);
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    // Written again listing chat2, which b has no file for.
+    let mut listing = body.clone();
+    listing["channels"] = json!(["webchat", "chat2"]);
+    let res = writes::put(&a, "newco", &listing, &[("If-Match", &first)]).await;
+    assert_eq!(res.status(), 200);
+    let tag = writes::etag_of(&res);
+    writes::in_two_seconds("b reads the stored ETag", || async {
+        team_read(&b, "newco").await.0 == tag
+    })
+    .await;
+    // b keeps the version it had in force.
+    assert_eq!(writes::key_status(&b, "newco-bot-key").await, 200);
+    // An instance without chat2 starts, without the team; its read is the
+    // stored form with its ETag.
+    let c = spawn_beside(&a, writes::with_operator()).await;
+    assert_eq!(writes::key_status(&c, "newco-bot-key").await, 401);
+    let (etag, shown) = team_read(&c, "newco").await;
+    assert_eq!(etag, tag);
+    assert_eq!(shown["channels"], json!(["webchat", "chat2"]));
+    let metrics = c
+        .request(reqwest::Method::GET, "/metrics", None)
+        .send()
+        .await
+        .unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("chatgate_api_teams_refused ")),
+        "{metrics}"
+    );
+    // What the read gave writes: the team is repaired everywhere.
+    let res = writes::put(&b, "newco", &body, &[("If-Match", &tag)]).await;
+    assert_eq!(res.status(), 200);
+    writes::within_two_seconds(&c, "newco-bot-key", 200).await;
+}
+
+/// `chatgate teams export` prints the API teams and channels as the store
+/// keeps them (sealed); `chatgate teams import` writes them back, each
+/// team with its `config.changed` entry of source `restore`, and a running
+/// instance puts them in force; an id the store holds is refused (nothing
+/// written) unless `--replace`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn teams_export_and_import_keep_a_backup() {
+    let Some(a) = spawn_with(Backend::Redis, writes::with_operator()).await else {
+        return;
+    };
+    let channel_tag = channels::create(&a, "newsms").await;
+    let tag = channels::team_listing(&a, "newsms").await;
+    let config = a.dir.join("config/chatgate.toml");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_chatgate"))
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.success(), said, err)
+    };
+    let (ok, exported, err) = run(&["teams", "export"]);
+    assert!(ok, "{err}");
+    assert!(
+        !exported.contains(writes::webhook_secret()),
+        "sealed: {exported}"
+    );
+    let read: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(read["teams"]["newco"]["digest"].as_str(), Some(&tag[1..65]));
+    assert_eq!(
+        read["channels"]["newsms"]["digest"].as_str(),
+        Some(&channel_tag[1..65])
+    );
+    let file = a.dir.join("teams.json");
+    std::fs::write(&file, &exported).unwrap();
+    let file = file.to_str().unwrap();
+
+    // The store holds them: refused, naming them.
+    let (ok, _, err) = run(&["teams", "import", file]);
+    assert!(!ok);
+    assert!(
+        err.contains("team newco") && err.contains("channel newsms"),
+        "{err}"
+    );
+    // Deleted through the API, then imported: back as they were.
+    assert_eq!(
+        writes::delete(&a, "newco", &[("If-Match", &tag)])
+            .await
+            .status(),
+        204
+    );
+    let res = a
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/channels/newsms",
+            Some(writes::OPS),
+        )
+        .header("If-Match", &channel_tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let (ok, said, err) = run(&["teams", "import", file]);
+    assert!(ok, "{err}");
+    assert_eq!(said.trim(), "imported 1 teams and 1 channels");
+    writes::within_two_seconds(&a, "newco-bot-key", 200).await;
+    assert_eq!(team_read(&a, "newco").await.0, tag);
+    assert_eq!(channels::read(&a, "newsms").await.0, channel_tag);
+    let entries = writes::entries(&a, "newco").await;
+    let last = entries.last().unwrap();
+    assert_eq!(last["detail"]["source"], "restore", "{last}");
+    // With --replace, over what the store holds.
+    let (ok, _, err) = run(&["teams", "import", file, "--replace"]);
+    assert!(ok, "{err}");
+    assert_eq!(team_read(&a, "newco").await.0, tag);
 }

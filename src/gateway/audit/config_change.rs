@@ -21,13 +21,15 @@ use crate::gateway::Core;
 use crate::store::keys;
 use crate::time::Timestamp;
 
-/// Why the configuration is recorded: `start`, `reload`, or a write
-/// through the operator API (`api`).
+/// Why the configuration is recorded: `start`, `reload`, a write
+/// through the operator API (`api`), or an API team written back after
+/// the store came back empty (`restore`).
 #[derive(Debug, Clone, Copy)]
 pub enum Source {
     Start,
     Reload,
     Api,
+    Restore,
 }
 
 impl Source {
@@ -36,6 +38,7 @@ impl Source {
             Source::Start => "start",
             Source::Reload => "reload",
             Source::Api => "api",
+            Source::Restore => "restore",
         }
     }
 }
@@ -235,6 +238,24 @@ pub fn record_api_write(
         },
     };
     record_in(c, &recorded, Source::Api, acting, Some(retention)).map(|_| ())
+}
+
+/// In `c`, which read [`recorded_keys`] of `team`: its configuration
+/// recorded as written back by the system after the store came back
+/// empty (docs/operations.md#when-redis-comes-back-empty).
+pub fn record_restore(
+    c: &mut Change,
+    team: &Team,
+    retention: std::time::Duration,
+) -> crate::error::Result<()> {
+    let recorded = Recorded {
+        id: &team.id,
+        print: &team.print,
+        api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
+        kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),
+    };
+    let acting = Acting::system(None);
+    record_in(c, &recorded, Source::Restore, &acting, Some(retention)).map(|_| ())
 }
 
 /// The `config.changed` entry of `team`, now at `digest`, from what was

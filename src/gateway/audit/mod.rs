@@ -25,7 +25,7 @@ use crate::error::Result;
 use crate::store::keys;
 use crate::time::{Clock, Timestamp};
 pub use config_change::{
-    record_api_write, record_configuration, record_departures, recorded_keys,
+    record_api_write, record_configuration, record_departures, record_restore, recorded_keys,
     Source as ConfigSource,
 };
 pub use deleted::deleted_trail;

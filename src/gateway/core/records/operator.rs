@@ -73,6 +73,29 @@ pub struct ApiTeamsGeneration {
     /// Team id → the marks of the writes under way.
     #[serde(rename = "p", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pending: BTreeMap<String, Vec<PendingWrite>>,
+    /// A random number drawn when the record is created, kept by every
+    /// write: another one than an instance read before is a store that
+    /// came back empty (0: a record written before it was kept).
+    #[serde(rename = "b", default, skip_serializing_if = "is_zero")]
+    pub born: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl ApiTeamsGeneration {
+    /// What a write of the record starts from: `read`, or a record created
+    /// now, with its own `born`.
+    pub fn next_of(read: Option<&ApiTeamsGeneration>) -> ApiTeamsGeneration {
+        match read {
+            Some(read) => read.clone(),
+            None => ApiTeamsGeneration {
+                born: crate::store::fresh_version(),
+                ..ApiTeamsGeneration::default()
+            },
+        }
+    }
 }
 
 /// A write of a team under way: its writer's token and when it began;

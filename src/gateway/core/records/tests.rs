@@ -961,6 +961,13 @@ fn the_api_team_records_keep_their_bytes() {
         ..Default::default()
     };
     assert_eq!(serde_json::to_string(&generation).unwrap(), r#"{"g":9}"#);
+    let born = ApiTeamsGeneration {
+        born: 5,
+        ..generation.clone()
+    };
+    assert_eq!(serde_json::to_string(&born).unwrap(), r#"{"g":9,"b":5}"#);
+    let read = Loaded::<ApiTeamsGeneration>::parse("k".into(), raw(r#"{"g":9,"b":5}"#)).unwrap();
+    assert_eq!(read.value, Some(born));
     let at = Timestamp::from_unix_millis(1_800_000_000_000);
     let mark = PendingWrite {
         token: 7,
