@@ -175,6 +175,9 @@ pub struct Dialogflow {
 #[derive(Debug)]
 pub struct Team {
     pub id: String,
+    /// How the gateway's own pages name the team to a customer
+    /// (`display_name`; `None`: its id).
+    pub display_name: Option<String>,
     /// The file it came from (for messages).
     pub file: PathBuf,
     /// The team's login page; the token is added as `?token=`.
