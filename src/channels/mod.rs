@@ -103,6 +103,38 @@ impl ChannelKind {
         }
     }
 
+    /// Whether a conversation on this channel is an SMS conversation with
+    /// the phone number its `conversation_id` names: a `twilio` channel
+    /// that does not send WhatsApp. Only the SIM is in such a
+    /// conversation (docs/network-authentication.md#the-code-typed-into-the-chat).
+    pub fn sms_conversation(&self) -> bool {
+        match self {
+            ChannelKind::Twilio(k) => !k.sends_whatsapp(),
+            ChannelKind::Webhook(_)
+            | ChannelKind::TwilioVoice(_)
+            | ChannelKind::Whatsapp(_)
+            | ChannelKind::Slack(_)
+            | ChannelKind::Telegram(_)
+            | ChannelKind::TelegramGateway(_)
+            | ChannelKind::Smtp(_) => false,
+        }
+    }
+
+    /// The conversation's channel in words, as a network link's page
+    /// names it to the customer (`#CHANNEL#`).
+    pub fn in_words(&self) -> &'static str {
+        match self {
+            ChannelKind::Whatsapp(_) => "WhatsApp",
+            ChannelKind::Twilio(k) if k.sends_whatsapp() => "WhatsApp",
+            ChannelKind::Twilio(_) => "SMS",
+            ChannelKind::Slack(_) => "Slack",
+            ChannelKind::Telegram(_) | ChannelKind::TelegramGateway(_) => "Telegram",
+            ChannelKind::TwilioVoice(_) => "phone call",
+            ChannelKind::Smtp(_) => "e-mail",
+            ChannelKind::Webhook(_) => "chat",
+        }
+    }
+
     /// Whether this channel sends every OTP as a WhatsApp authentication
     /// template (`otp_template`, `otp_content_sid`), which Meta delivers
     /// to phone numbers only (docs/channels.md#business-scoped-user-ids).

@@ -149,6 +149,9 @@ impl Default for TelemetrySection {
 pub(super) struct TeamFile {
     /// `[a-z0-9_-]{1,64}`; the file name does not matter.
     pub id: String,
+    /// How the gateway's own pages name the team to a customer (its id
+    /// when none).
+    pub display_name: Option<String>,
     /// The team's login page; the token is added as `?token=`.
     pub login_url: String,
     /// Names of channels (from the channel files) the team may use.

@@ -181,6 +181,9 @@ pub struct Team {
     /// again after a delete reads nothing the deleted team left
     /// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
     pub keyspace: String,
+    /// How the gateway's own pages name the team to a customer
+    /// (`display_name`; `None`: its id).
+    pub display_name: Option<String>,
     /// The file it came from (for messages).
     pub file: PathBuf,
     /// The team's login page; the token is added as `?token=`.

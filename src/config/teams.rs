@@ -121,6 +121,9 @@ pub(super) fn team_of_table(
     let raw: TeamFile = from_table(table, file, "")?;
 
     check_name(&raw.id).map_err(|p| err("id", p))?;
+    if let Some(name) = &raw.display_name {
+        display_name(name).map_err(|p| err("display_name", p))?;
+    }
     let login_url = http_url(&raw.login_url).map_err(|p| err("login_url", p))?;
 
     let mut seen = BTreeSet::new();
@@ -266,6 +269,7 @@ pub(super) fn team_of_table(
     Ok(Team {
         keyspace: raw.id.clone(),
         id: raw.id,
+        display_name: raw.display_name,
         file: PathBuf::from(file),
         login_url,
         channels: raw.channels,
@@ -290,6 +294,26 @@ pub(super) fn team_of_table(
         modified: None,
         api: None,
     })
+}
+
+/// A team's `display_name`: 1..64 characters, not blank, none of them
+/// a control, format or otherwise invisible character (a customer reads
+/// it on a page as the name of whom they are talking to).
+fn display_name(name: &str) -> Result<(), String> {
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > 64 {
+        return Err("must be 1 to 64 characters, not blank".into());
+    }
+    match name
+        .chars()
+        .find(|c| crate::domain::characters::refused_in_identifier(*c))
+    {
+        Some(c) => Err(format!(
+            "must not hold the invisible or control character U+{:04X}",
+            c as u32
+        )),
+        None => Ok(()),
+    }
 }
 
 /// `[dialogflow]`: its `channel` must be one of the team's `channels`.

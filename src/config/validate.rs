@@ -158,14 +158,15 @@ pub(super) fn missing_required(key: &str, text: &str) -> Option<&'static str> {
     let needs: &[&'static str] = match TextKey::parse(key)? {
         LoginLink | NetworkLink => &["#URL#"],
         Otp | VoiceOtp => &["#PIN#"],
-        AppPrompt | PageBindingCode => &["#CODE#"],
+        AppPrompt | PageBindingCode | PageNetworkCode => &["#CODE#"],
         OtpTransaction | VoiceOtpTransaction => &["#PIN#", "#AMOUNT#", "#PAYEE#"],
         AppPromptTransaction => &["#CODE#", "#AMOUNT#", "#PAYEE#"],
         PinPrompt | Authenticated | Expired | VoiceGate | VoiceUnavailable | PageLinkExpired
         | PageLinkUsed | PageLinkUnknown | PageSignedIn | PageSignInFailed | PageTryAgain
         | SayAuthenticated | SayNotAuthenticated | SayCodeSent | SayLinkSent | SayWrongCode
         | SayCodeExpired | SayLocked | SayBanned | SaySendFailed | SayRateLimited
-        | SayNotAllowed | PageNetworkDone | PageNetworkMismatch | PageNetworkRetry => return None,
+        | SayNotAllowed | PageNetworkDone | PageNetworkMismatch | PageNetworkRetry
+        | PageNetworkConfirm => return None,
     };
     needs.iter().copied().find(|p| !text.contains(p))
 }

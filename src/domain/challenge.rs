@@ -228,6 +228,11 @@ pub struct Challenge {
     /// A network challenge's last answer from the mobile operator
     /// (docs/network-authentication.md); `None` before the first.
     pub network: Option<NetworkAnswer>,
+    /// While a verified network answer waits for the code its page showed
+    /// to be typed into the conversation: that code's keyed hash (bound to
+    /// `id`, as an OTP's), never the code
+    /// (docs/network-authentication.md#the-code-typed-into-the-chat).
+    pub network_code: Option<String>,
 }
 
 impl Challenge {
@@ -269,6 +274,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
+            network_code: None,
         })
     }
 
@@ -299,6 +305,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
+            network_code: None,
         }
     }
 
@@ -330,6 +337,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
+            network_code: None,
         })
     }
 
@@ -359,6 +367,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
+            network_code: None,
         }
     }
 
@@ -389,6 +398,7 @@ impl Challenge {
             transaction: None,
             call: None,
             network: None,
+            network_code: None,
         }
     }
 
@@ -422,6 +432,7 @@ impl Challenge {
             code_hash: String::new(),
             sealed_code: None,
             call: None,
+            network_code: None,
             ladder: self.ladder.as_ref().map(|l| Ladder {
                 sealed_code: String::new(),
                 answers: Vec::new(),
@@ -450,7 +461,18 @@ impl Challenge {
     /// Every wrong code allowed was given (a method that takes no code
     /// never is).
     pub fn out_of_attempts(&self) -> bool {
-        self.method.takes_code() && self.attempts_used >= self.max_attempts
+        self.takes_code() && self.attempts_used >= self.max_attempts
+    }
+
+    /// Whether a code typed by the customer answers it now: its method's
+    /// code, or the code a verified network answer's page showed.
+    pub fn takes_code(&self) -> bool {
+        self.method.takes_code() || self.network_code.is_some()
+    }
+
+    /// Whether a verified network answer waits for its code.
+    pub fn awaits_network_code(&self) -> bool {
+        self.network_code.is_some()
     }
 
     /// Wrong codes still allowed.
@@ -460,6 +482,11 @@ impl Challenge {
 
     /// Constant-time comparison of `code` with the stored hash.
     pub(super) fn matches(&self, interaction_id: Uuid, code: &str, pepper: &Pepper) -> bool {
+        // The network answer's code, and only it, while it is awaited
+        // (a ladder's own code is not out yet).
+        if let Some(hash) = &self.network_code {
+            return otp::verify(pepper, self.id, code, hash);
+        }
         match self.method {
             ChallengeMethod::Otp | ChallengeMethod::Binding => {
                 otp::verify(pepper, self.id, code, &self.code_hash)
@@ -523,6 +550,7 @@ impl fmt::Debug for Challenge {
             .field("transaction", &self.transaction)
             .field("call", &self.call.as_ref().map(|_| ".."))
             .field("network", &self.network)
+            .field("network_code", &self.network_code.as_ref().map(|_| ".."))
             .finish()
     }
 }

@@ -145,6 +145,7 @@ pub fn still_open(state: ChallengeState) -> Result<(), Error> {
 /// 3. the current step's send still under way: that move is this one,
 ///    and nothing more is sent (`Ok(None)`: the answer is the read);
 /// 4. a time-out whose step is not yet due, or whose message arrived,
+///    or a network step whose verified answer waits for its code,
 ///    changes nothing (`no_next_step`);
 /// 5. no later step can take the code: `no_next_step`.
 pub fn next_move(
@@ -170,7 +171,7 @@ pub fn next_move(
             .delivery_state
             .as_ref()
             .is_some_and(|d| d.status.arrived());
-        if !due || arrived {
+        if !due || arrived || c.awaits_network_code() {
             return Err(no_step());
         }
     }
@@ -213,6 +214,8 @@ pub fn record_step(
     }
     c.channel = Some(next.channel.clone());
     l.sent.push(next);
+    // Past the network step, the code its answer's page showed proves nothing.
+    c.network_code = None;
     c.delivery_state = Some(DeliveryState::accepted());
     StepRecord::Recorded {
         time_out_at: l.advance_at(otp),
@@ -380,7 +383,8 @@ pub fn claim_resend(c: &mut Challenge, step: &SentStep, now: Timestamp) -> bool 
 /// time-out — also when that has passed already (a step whose answer was
 /// recorded late, after a takeover's resend, moves on at once, never
 /// stops). `None` (no entry) when the challenge is no longer open, its
-/// message arrived, or it is on its last step.
+/// message arrived, it is on its last step, or its network step's
+/// verified answer waits for its code (only `advance` moves it then).
 pub fn next_due(
     c: &Challenge,
     otp: &OtpSettings,
@@ -388,7 +392,7 @@ pub fn next_due(
     lease: Duration,
 ) -> Option<Timestamp> {
     let l = c.ladder.as_ref()?;
-    if c.state(now) != ChallengeState::Open {
+    if c.state(now) != ChallengeState::Open || c.awaits_network_code() {
         return None;
     }
     if l.current()?.in_flight > 0 {
@@ -595,6 +599,7 @@ mod tests {
             transaction: None,
             call: None,
             network: None,
+            network_code: None,
         }
     }
 

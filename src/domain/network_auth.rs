@@ -12,6 +12,7 @@ use uuid::Uuid;
 use super::challenge::{AdvanceReason, Challenge, ChallengeMethod, PastOutcome};
 pub use super::challenge::{NetworkAnswer, NetworkResult};
 use super::interaction::{Customer, InteractionRecord, Method};
+use super::secrets::Pepper;
 use super::settings::Settings;
 use super::subject::SubjectRecord;
 use crate::time::Timestamp;
@@ -61,11 +62,44 @@ pub fn verify_body(e164: &str, hashed: bool) -> serde_json::Value {
     }
 }
 
+/// The form token of the confirm page of link `code` for the browser
+/// whose cookie keeps `browser`: a keyed hash of both, so a token works
+/// only for its link, in its browser, and nothing is stored for it
+/// (docs/network-authentication.md#the-link).
+pub fn form_token(pepper: &Pepper, code: &str, browser: &str) -> String {
+    pepper.keyed_hash(FORM_TOKEN, &form_input(code, browser))
+}
+
+/// Whether `token` is the form token of link `code` for `browser` (in
+/// constant time); none, or no browser cookie, never is.
+pub fn form_token_holds(
+    pepper: &Pepper,
+    code: &str,
+    browser: Option<&str>,
+    token: Option<&str>,
+) -> bool {
+    match (browser, token) {
+        (Some(b), Some(t)) if !b.is_empty() => pepper.verify(FORM_TOKEN, &form_input(code, b), t),
+        _ => false,
+    }
+}
+
+/// The purpose that keeps form tokens apart from every other keyed hash.
+const FORM_TOKEN: &str = "network-confirm";
+
+fn form_input(code: &str, browser: &str) -> Vec<u8> {
+    [code.as_bytes(), &[0], browser.as_bytes()].concat()
+}
+
 /// What an answer did to the challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
     /// The interaction is authenticated with method `network`.
     Authenticated,
+    /// Verified for a conversation that is not the number's own: the
+    /// challenge stays open until the code its page shows is typed into
+    /// the conversation, for `otp.ttl` from now.
+    AwaitingCode,
     /// The challenge ended unanswered: its reason for `challenge.failed`.
     Ended { reason: &'static str },
     /// It stays open; the answer is recorded.
@@ -85,9 +119,46 @@ pub fn is_open_network(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bo
         .is_some_and(|c| c.id == cid && awaits_operator(c))
 }
 
-/// Whether the operator's answer is what `c` waits for.
+/// Whether the operator's answer is what `c` waits for: not once a
+/// verified answer waits for its code (the link is used).
 fn awaits_operator(c: &Challenge) -> bool {
-    c.method == ChallengeMethod::Network || c.ladder.as_ref().is_some_and(|l| l.at_network_step())
+    let network = c.method == ChallengeMethod::Network
+        || c.ladder.as_ref().is_some_and(|l| l.at_network_step());
+    network && !c.awaits_network_code()
+}
+
+/// Whether network challenge `cid` of `rec` was answered by its link at
+/// `now`: it succeeded, or a verified answer waits for its code.
+pub fn link_used(rec: &InteractionRecord, cid: Uuid, now: Timestamp) -> bool {
+    let succeeded = rec
+        .past_challenges
+        .iter()
+        .any(|p| p.id == cid && p.outcome == PastOutcome::Succeeded);
+    let awaiting = rec
+        .open_challenge(now)
+        .is_some_and(|c| c.id == cid && c.awaits_network_code());
+    succeeded || awaiting
+}
+
+/// How a verified answer proves the person in the conversation
+/// (docs/network-authentication.md#the-code-typed-into-the-chat).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// The conversation is the verified number's own SMS conversation:
+    /// only the SIM can be in it, and the answer authenticates it.
+    OwnNumber,
+    /// Any other conversation: the phone is proven, not yet the person in
+    /// the chat; the keyed hash of the code its page shows, to be typed
+    /// into the conversation.
+    CodeToType(String),
+}
+
+/// Whether a conversation on a channel that `is_sms` (a `twilio` channel
+/// that does not send WhatsApp) with `conversation_id` is the SMS
+/// conversation of `number`: both read as the same E.164 number.
+pub fn own_sms_conversation(is_sms: bool, conversation_id: &str, number: &str) -> bool {
+    let e164 = |n: &str| super::phone::e164(n);
+    is_sms && e164(conversation_id).is_some_and(|c| Some(c) == e164(number))
 }
 
 /// Why a ladder's network step moves on after `result` (`None`: it
@@ -105,9 +176,14 @@ pub fn move_reason(result: NetworkResult) -> Option<AdvanceReason> {
 ///
 /// - not its open network challenge: nothing changes ([`Ending::Gone`]);
 /// - verified, the subject locked or banned by now: it ends (`locked`);
-/// - verified: the subject's failures are cleared and the interaction is
+/// - verified in the number's own SMS conversation ([`Proof::OwnNumber`]):
+///   the subject's failures are cleared and the interaction is
 ///   authenticated with method `network` (a live pre-chat step-up is
 ///   completed as its customer), `via` naming `network`;
+/// - verified in any other conversation ([`Proof::CodeToType`]): the
+///   challenge stays open for `otp.ttl`, with `otp.max_attempts` tries,
+///   answered by the code's keyed hash ([`Ending::AwaitingCode`]); a
+///   ladder stays at its network step;
 /// - mismatch: it ends (`number_mismatch`), counting nothing: a dual-SIM
 ///   phone browsing on its other SIM answers so for its own customer, and
 ///   nothing can be guessed this way;
@@ -119,8 +195,7 @@ pub fn move_reason(result: NetworkResult) -> Option<AdvanceReason> {
 pub fn conclude(
     rec: &mut InteractionRecord,
     subject: &mut SubjectRecord,
-    cid: Uuid,
-    result: NetworkResult,
+    (cid, result, proof): (Uuid, NetworkResult, Proof),
     s: &Settings,
     now: Timestamp,
 ) -> Ending {
@@ -151,18 +226,39 @@ pub fn conclude(
             end(rec, PastOutcome::Failed);
             Ending::Ended { reason: "locked" }
         }
-        NetworkResult::Verified => {
-            subject.record_success_for(origin.as_deref(), now, &s.lockout);
-            let customer = match rec.live_step_up(now) {
-                Some(p) => p.customer.clone(),
-                None => proven(rec, s, now),
-            };
-            end(rec, PastOutcome::Succeeded);
-            let via = vec![ChallengeMethod::Network.as_str().to_string()];
-            rec.authenticate_since(Method::Network, customer, via, now, now, s);
-            Ending::Authenticated
-        }
+        NetworkResult::Verified => match proof {
+            Proof::OwnNumber => authenticate(rec, subject, origin.as_deref(), s, now),
+            Proof::CodeToType(hash) => {
+                if let Some(c) = rec.challenge.as_mut() {
+                    // Wrong codes count as an OTP's; a ladder's count
+                    // goes on where it stands.
+                    c.network_code = Some(hash);
+                    c.expires_at = now.plus(s.otp.ttl.get());
+                    c.max_attempts = s.otp.max_attempts;
+                }
+                Ending::AwaitingCode
+            }
+        },
     }
+}
+
+/// The verified answer authenticates the interaction with method `network`.
+fn authenticate(
+    rec: &mut InteractionRecord,
+    subject: &mut SubjectRecord,
+    origin: Option<&str>,
+    s: &Settings,
+    now: Timestamp,
+) -> Ending {
+    subject.record_success_for(origin, now, &s.lockout);
+    let customer = match rec.live_step_up(now) {
+        Some(p) => p.customer.clone(),
+        None => proven(rec, s, now),
+    };
+    end(rec, PastOutcome::Succeeded);
+    let via = vec![ChallengeMethod::Network.as_str().to_string()];
+    rec.authenticate_since(Method::Network, customer, via, now, now, s);
+    Ending::Authenticated
 }
 
 /// Whom a network confirmation proves: the customer already proven on an

@@ -322,6 +322,13 @@ pub struct Templates {
     pub page_network_done: String,
     pub page_network_mismatch: String,
     pub page_network_retry: String,
+    /// The link's own page, before the operator is asked: `#TEAM#` is the
+    /// team's `display_name`, `#CHANNEL#` the conversation's channel in
+    /// words; its last line (of two or more) is the button's label.
+    pub page_network_confirm: String,
+    /// A verified answer in a conversation that is not the number's own
+    /// SMS conversation: `#CODE#` is the code to type into the chat.
+    pub page_network_code: String,
 }
 
 impl Default for Templates {
@@ -369,8 +376,9 @@ impl Default for Templates {
             app_prompt_transaction: "Approve the payment of #AMOUNT# to #PAYEE# \
                                      showing #CODE# in your app."
                 .into(),
-            network_link: "Open this link on this phone, using mobile data (not Wi-Fi), \
-                           to confirm it is yours: #URL#"
+            network_link: "Only if you are chatting with us right now: open this link \
+                           on your phone, using mobile data (not Wi-Fi), to confirm your \
+                           number: #URL#"
                 .into(),
             page_network_done: "Your number is confirmed\nYou can go back to the chat now.".into(),
             page_network_mismatch: "We could not confirm your number\n\
@@ -380,6 +388,13 @@ impl Default for Templates {
             page_network_retry: "We could not reach your mobile network\n\
                                  Turn Wi-Fi, any VPN or private relay off, make sure mobile \
                                  data uses this number\u{2019}s SIM, then open the link again."
+                .into(),
+            page_network_confirm: "#TEAM# is asking to confirm your number for the #CHANNEL# \
+                                   conversation you are in now. Only continue if you are \
+                                   chatting with #TEAM# right now.\n\
+                                   Continue"
+                .into(),
+            page_network_code: "Your number is confirmed. Type #CODE# in the chat to finish."
                 .into(),
         }
     }
@@ -408,6 +423,8 @@ macro_rules! template_keys {
             PageNetworkDone page_network_done,
             PageNetworkMismatch page_network_mismatch,
             PageNetworkRetry page_network_retry,
+            PageNetworkConfirm page_network_confirm,
+            PageNetworkCode page_network_code,
             PageLinkExpired page_link_expired,
             PageLinkUsed page_link_used,
             PageLinkUnknown page_link_unknown,

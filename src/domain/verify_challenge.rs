@@ -58,7 +58,9 @@ impl Verdict {
 ///    assertion's `exp`, logged out, replaced): 410, it proves nobody;
 /// 5. the right code for a login binding that is no longer this
 ///    challenge's: 410;
-/// 6. otherwise the subject's failures are cleared and the interaction is
+/// 6. the code a verified network answer's page showed: the interaction
+///    is authenticated with method `network`, `via` naming `network`;
+/// 7. otherwise the subject's failures are cleared and the interaction is
 ///    authenticated ([`Verdict::Authenticated`]).
 ///
 /// A refusal changes nothing the caller should keep.
@@ -71,10 +73,7 @@ pub fn decide(
     pepper: &Pepper,
     now: Timestamp,
 ) -> Result<Verdict, Error> {
-    if let Some((c, _)) = rec
-        .challenge_at(cid, now)
-        .filter(|(c, _)| !c.method.takes_code())
-    {
+    if let Some((c, _)) = rec.challenge_at(cid, now).filter(|(c, _)| !c.takes_code()) {
         let why = if c.method == ChallengeMethod::Network {
             "a network challenge is answered by the mobile operator, not with a code"
         } else {
@@ -97,6 +96,12 @@ pub fn decide(
         })
         .unwrap_or_default();
     let number_check = otp.and_then(|c| c.number_check);
+    // The code a verified network answer's page showed: its success is a
+    // network authentication (docs/network-authentication.md#the-code-typed-into-the-chat).
+    let network_code = rec
+        .challenge
+        .as_ref()
+        .is_some_and(|c| c.id == cid && c.awaits_network_code());
     // The payment the code approves (docs/api.md#approving-one-payment).
     let transaction_hash = rec
         .challenge
@@ -123,7 +128,10 @@ pub fn decide(
         false => None,
     };
     subject.record_success_for(origin.as_deref(), now, &s.lockout);
+    let network = || vec![ChallengeMethod::Network.as_str().to_string()];
     let (method, customer, since, via) = match (&pending, method) {
+        (Some(p), _) if network_code => (Method::Network, p.customer.clone(), now, network()),
+        (None, _) if network_code => (Method::Network, proven(rec, s, now), now, network()),
         (Some(p), _) => (Method::Otp, p.customer.clone(), now, via),
         (None, ChallengeMethod::Otp) => (Method::Otp, proven(rec, s, now), now, via),
         (None, ChallengeMethod::Pin) => (Method::Pin, proven(rec, s, now), now, Vec::new()),

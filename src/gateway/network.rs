@@ -1,10 +1,11 @@
 //! Silent network authentication's browser side
-//! (docs/network-authentication.md): `GET /n/{code}` sends the browser to
-//! the mobile operator with a fresh state, and `GET /n/callback` takes the
-//! operator's answer, asks the Number Verification API about the number on
-//! file and applies what it says to the challenge. Opening the link uses
-//! nothing up (link previews); every refusal before the operator's answer
-//! changes nothing.
+//! (docs/network-authentication.md): `GET /n/{code}` shows the page that
+//! asks the customer to confirm they are chatting with the team now,
+//! `POST /n/{code}` (its button) sends the browser to the mobile operator
+//! with a fresh state, and `GET /n/callback` takes the operator's answer,
+//! asks the Number Verification API about the number on file and applies
+//! what it says to the challenge. Opening the link uses nothing up (link
+//! previews); every refusal before the operator's answer changes nothing.
 use std::time::Duration;
 
 use uuid::Uuid;
@@ -15,9 +16,10 @@ use super::records::{Loaded, StoredNetworkLink};
 use super::work::Step;
 use super::{change, Core};
 use crate::config::{NumberVerification, Team};
-use crate::domain::challenge::{AdvanceReason, PastOutcome};
+use crate::domain::challenge::AdvanceReason;
 use crate::domain::interaction::InteractionRecord;
-use crate::domain::network_auth::{is_open_network, Ending, NetworkResult};
+use crate::domain::network_auth::{self, is_open_network, Ending, NetworkResult};
+use crate::domain::otp::OtpCode;
 use crate::error::{Error, Result};
 use crate::oidc::flow::{Flow, ProviderAnswer, Started, STATE_TTL};
 use crate::oidc::states::{self, LinkStates};
@@ -29,14 +31,35 @@ use crate::time::Timestamp;
 /// exchange and the verify call, each bounded at 5 s.
 pub const OPERATOR_DEADLINE: Duration = Duration::from_secs(10);
 
-/// Where `GET /n/{code}` sends the browser.
+/// What `GET /n/{code}` and its button's `POST` answer.
 #[derive(Debug)]
 pub enum NetworkLinkTarget {
-    /// To the operator, with the state's cookie.
+    /// The page asking the customer to confirm (the `GET` of an open link).
+    Confirm(NetworkConfirm),
+    /// To the operator, with the state's cookie (the button's `POST`).
     Operator(NetworkStart),
-    /// The challenge was used (`true`), or expired, was replaced or
-    /// failed: its 410 page, in the interaction's language when known.
+    /// The button's `POST` without this browser's form token: nothing
+    /// changes.
+    Refused(Speaks),
+    /// The challenge was used (`true`: it succeeded, or its verified
+    /// answer waits for its code), or expired, was replaced or failed:
+    /// its 410 page, in the interaction's language when known.
     Gone(bool, Option<Speaks>),
+}
+
+/// What the confirm page names: the team (its `display_name`, else its
+/// id) and the conversation's channel in words, in the interaction's
+/// language; where its button may lead (the operator's authorization
+/// endpoint) and how long the link has left.
+#[derive(Debug)]
+pub struct NetworkConfirm {
+    pub speaks: Speaks,
+    pub team_name: String,
+    pub channel_words: &'static str,
+    pub operator: String,
+    pub left: Duration,
+    /// The page's form token, for the browser the request named.
+    pub form_token: String,
 }
 
 /// A started operator check: where the browser goes, its state (which
@@ -52,6 +75,9 @@ pub struct NetworkStart {
 #[derive(Debug)]
 pub struct NetworkFinish {
     pub outcome: std::result::Result<NetworkResult, NetworkRefusal>,
+    /// A verified answer in a conversation that is not the number's own
+    /// SMS conversation: the code its page shows, to type into the chat.
+    pub code: Option<OtpCode>,
     /// It used its state up: that state's cookie is cleared.
     pub answered: bool,
     pub speaks: Option<Speaks>,
@@ -73,32 +99,103 @@ fn redirect_uri(core: &Core) -> String {
     format!("{}/n/callback", core.config().server.public_url)
 }
 
-/// `GET /n/{code}`: for the open network challenge the code names, a new
-/// state and PKCE verifier, kept [`STATE_TTL`] among the link's
-/// [`states::MAX_PER_LINK`] newest, tied to this browser by its cookie;
-/// nothing is used up. 404 for a code never issued (or long gone).
-pub async fn open_network_link(
-    core: &Core,
+/// The link `code` names, as it stands: its team, `[number_verification]`,
+/// the link and its interaction, while its challenge is open; else what
+/// the link answers (`Gone`). 404 for a code never issued (or long gone).
+async fn open_link<'c>(
+    core: &'c Core,
     code: &str,
     now: Timestamp,
-) -> Result<NetworkLinkTarget> {
+) -> Result<std::result::Result<OpenLink<'c>, NetworkLinkTarget>> {
     let raw = core.get(&[keys::network_link(code)]).await?.pop().flatten();
     let raw = raw.ok_or(Error::NotFound("no such link"))?;
+    let gone = |speaks| Ok(Err(NetworkLinkTarget::Gone(false, speaks)));
     let Ok(link) = serde_json::from_str::<StoredNetworkLink>(&raw.value) else {
-        return Ok(NetworkLinkTarget::Gone(false, None));
+        return gone(None);
     };
     let Some((team, nv)) = verifying_team(core, &link.t) else {
-        return Ok(NetworkLinkTarget::Gone(false, None));
+        return gone(None);
     };
     let pair = match core.load_pair(team, link.i, now).await {
         Ok(pair) => pair,
-        Err(Error::NotFound(_)) => return Ok(NetworkLinkTarget::Gone(false, None)),
+        Err(Error::NotFound(_)) => return gone(None),
         Err(e) => return Err(e),
     };
     let rec = pair.rec()?;
     if !is_open_network(rec, link.c, now) {
-        let used = succeeded(rec, link.c);
-        return Ok(NetworkLinkTarget::Gone(used, Some(speaks(team, rec))));
+        let used = network_auth::link_used(rec, link.c, now);
+        return Ok(Err(NetworkLinkTarget::Gone(used, Some(speaks(team, rec)))));
+    }
+    let left = rec
+        .open_challenge(now)
+        .map_or(Duration::ZERO, |c| c.expires_at.since(now));
+    let words = core.config().channels.get(&rec.channel);
+    let confirm = NetworkConfirm {
+        speaks: speaks(team, rec),
+        team_name: team.display_name.clone().unwrap_or_else(|| team.id.clone()),
+        channel_words: words.map_or("chat", |c| c.kind.in_words()),
+        operator: nv.authorization_endpoint.to_string(),
+        left,
+        form_token: String::new(),
+    };
+    Ok(Ok(OpenLink {
+        team,
+        nv,
+        link,
+        confirm,
+    }))
+}
+
+/// An open link, read by [`open_link`].
+struct OpenLink<'c> {
+    team: &'c Team,
+    nv: &'c NumberVerification,
+    link: StoredNetworkLink,
+    confirm: NetworkConfirm,
+}
+
+/// `GET /n/{code}`: for the open network challenge the code names, the
+/// page that asks the customer to confirm that they are chatting with
+/// the team now, with its form token for the browser whose cookie keeps
+/// `browser`. Nothing is written (link previews use nothing up).
+pub async fn open_network_link(
+    core: &Core,
+    code: &str,
+    browser: &str,
+    now: Timestamp,
+) -> Result<NetworkLinkTarget> {
+    Ok(match open_link(core, code, now).await? {
+        Ok(open) => NetworkLinkTarget::Confirm(NetworkConfirm {
+            form_token: network_auth::form_token(core.pepper(), code, browser),
+            ..open.confirm
+        }),
+        Err(answer) => answer,
+    })
+}
+
+/// `POST /n/{code}`, the confirm page's button: for the open network
+/// challenge the code names, and only with the form token of the
+/// browser whose cookie keeps `browser`, a new state and PKCE verifier, kept [`STATE_TTL`]
+/// among the link's [`states::MAX_PER_LINK`] newest, tied to this browser
+/// by its cookie. A link that is not open answers as its page does.
+pub async fn confirm_network_link(
+    core: &Core,
+    code: &str,
+    (browser, token): (Option<&str>, Option<&str>),
+    now: Timestamp,
+) -> Result<NetworkLinkTarget> {
+    let OpenLink {
+        team,
+        nv,
+        link,
+        confirm,
+    } = match open_link(core, code, now).await? {
+        Ok(open) => open,
+        Err(answer) => return Ok(answer),
+    };
+    if !network_auth::form_token_holds(core.pepper(), code, browser, token) {
+        tracing::info!(team = %team.id, "a network link's confirmation without its browser's form token");
+        return Ok(NetworkLinkTarget::Refused(confirm.speaks));
     }
     let state = states::new_state(link.c);
     let (flow, browser_secret) = Flow::begin(nv.authorization_endpoint.as_str(), None, now);
@@ -152,17 +249,19 @@ pub async fn finish_network(
         Err(refusal) => {
             return NetworkFinish {
                 outcome: Err(refusal),
+                code: None,
                 answered: false,
                 speaks: None,
             }
         }
     };
-    let (outcome, speaks) = match answer_started(core, &started, &answer, now).await {
-        Ok((result, speaks)) => (Ok(result), Some(speaks)),
-        Err((refusal, speaks)) => (Err(refusal), speaks),
+    let (outcome, code, speaks) = match answer_started(core, &started, &answer, now).await {
+        Ok((result, code, speaks)) => (Ok(result), code, Some(speaks)),
+        Err((refusal, speaks)) => (Err(refusal), None, speaks),
     };
     NetworkFinish {
         outcome,
+        code,
         answered: true,
         speaks,
     }
@@ -176,7 +275,7 @@ async fn answer_started(
     started: &Started,
     answer: &ProviderAnswer,
     now: Timestamp,
-) -> std::result::Result<(NetworkResult, Speaks), Refused> {
+) -> std::result::Result<(NetworkResult, Option<OtpCode>, Speaks), Refused> {
     let store = |e: Error| (NetworkRefusal::Store(e), None);
     let gone = (NetworkRefusal::Gone(false), None);
     let (team, nv) = verifying_team(core, &started.team).ok_or(gone)?;
@@ -193,7 +292,7 @@ async fn answer_started(
     let rec = pair.rec().map_err(store)?;
     let speaks = speaks(team, rec);
     if !is_open_network(rec, cid, now) {
-        let used = succeeded(rec, cid);
+        let used = network_auth::link_used(rec, cid, now);
         return Err((NetworkRefusal::Gone(used), Some(speaks)));
     }
     let result = match (&answer.error, rec.contact.phone.as_deref()) {
@@ -208,14 +307,14 @@ async fn answer_started(
         }
     };
     match conclude_network(core, team, id, cid, result, now).await {
-        Ok(Ending::Gone) => Err((NetworkRefusal::Gone(false), Some(speaks))),
-        Ok(ending) => {
+        Ok((Ending::Gone, _)) => Err((NetworkRefusal::Gone(false), Some(speaks))),
+        Ok((ending, code)) => {
             if let Ending::MoveOn(reason) = ending {
                 move_on(core, team, (id, cid), reason, now).await;
             }
             metrics::counter!("chatgate_network_verifications_total", "result" => result.as_str())
                 .increment(1);
-            Ok((result, speaks))
+            Ok((result, code, speaks))
         }
         Err(e) => Err((NetworkRefusal::Store(e), Some(speaks))),
     }
@@ -331,13 +430,6 @@ async fn take_state(
 fn verifying_team<'c>(core: &'c Core, id: &str) -> Option<(&'c Team, &'c NumberVerification)> {
     let team = core.config().team(id)?;
     Some((team, team.number_verification.as_ref()?))
-}
-
-/// Whether challenge `cid` of `rec` succeeded (its link was used).
-fn succeeded(rec: &InteractionRecord, cid: Uuid) -> bool {
-    rec.past_challenges
-        .iter()
-        .any(|p| p.id == cid && p.outcome == PastOutcome::Succeeded)
 }
 
 /// The language `rec`'s pages speak.

@@ -1,10 +1,14 @@
 //! The browser's side of silent network authentication
-//! (docs/network-authentication.md): `GET /n/{code}` sends the phone to
-//! its mobile operator, `GET /n/callback` takes the operator's answer.
-//! Every answer is a page for the customer, `no-store`, showing no code,
-//! state, token or number. Each started check has its own cookie, named
-//! after its state, under `Path=/n/`; only the answer that uses a state up
-//! clears that state's cookie.
+//! (docs/network-authentication.md): `GET /n/{code}` asks the customer to
+//! confirm that they are chatting with the team now, its button's `POST
+//! /n/{code}` sends the phone to its mobile operator, `GET /n/callback`
+//! takes the operator's answer. Every answer is a page for the customer,
+//! `no-store`, showing no state, token or number (the code to type into
+//! the chat only to the phone the operator verified). The confirm page's
+//! form token is tied to the browser by a cookie of its own; each started
+//! check has its own cookie, named after its state; all under `Path=/n/`,
+//! and only the answer that uses a state up clears that state's cookie.
+use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,31 +25,39 @@ use crate::domain::settings::TextKey;
 use crate::error::Error;
 use crate::gateway::network::{NetworkFinish, NetworkLinkTarget, NetworkRefusal};
 use crate::gateway::Speaks;
-use crate::oidc::flow::{cookie_name, STATE_TTL};
+use crate::oidc::flow::{cookie_name, random_value, STATE_TTL};
+
+mod page;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(network_link))
+        .routes(routes!(network_link, network_confirm))
         .routes(routes!(network_callback))
 }
 
-/// The cookie path of a network check's state.
+/// The cookie path of a network check's state and of the confirm page's
+/// browser cookie.
 const COOKIE_PATH: &str = "/n/";
 
-/// A network challenge's link: 302 to the mobile operator.
+/// The cookie that keeps the browser secret the confirm page's form
+/// token is made for.
+const BROWSER_COOKIE: &str = "cg_nb";
+
+/// A network challenge's link: 200, the page asking the customer to
+/// confirm that they are chatting with the team right now.
 ///
-/// Fetching it uses nothing up (chat apps fetch previews): each fetch
-/// starts a new check (`state`, PKCE S256, `prompt=none`, no
-/// `login_hint`) tied to this browser by a cookie, and the link keeps its
-/// five newest. Query parameters are ignored. A browser (`Accept` naming
-/// `text/html`) gets every other answer as a page; other clients get
-/// problem+json.
+/// It names the team (its `display_name`) and the conversation's channel,
+/// and has one button, a form that posts back here with a form token
+/// tied to this browser by a cookie. Fetching it uses nothing up and
+/// writes nothing (chat apps fetch previews). Query parameters are
+/// ignored. A browser (`Accept` naming `text/html`) gets every other
+/// answer as a page; other clients get problem+json.
 #[utoipa::path(get, path = "/n/{code}", operation_id = "network_link", tag = "challenges", security(),
     params(("code" = String, Path, max_length = 128, description = "the code of a network challenge's link")),
     responses(
-        (status = 302, description = "to the operator's authorization endpoint, with a cookie tying the new state to this browser",
-         headers(("Location" = String, description = "the operator's authorization request"),
-                 ("Set-Cookie" = String, description = "HttpOnly, SameSite=Lax, Path=/n/"))),
+        (status = 200, description = "the confirm page (`page_network_confirm`): one button, its form token tied to this browser by a cookie",
+         content_type = "text/html", body = String,
+         headers(("Set-Cookie" = String, description = "the browser cookie of the form token: HttpOnly, SameSite=Lax, Path=/n/"))),
         (status = 404, description = "`not_found`: a code that was never issued (a page when `text/html` is accepted)",
          content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
         (status = 410, description = "`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)",
@@ -58,16 +70,90 @@ async fn network_link(
     code: std::result::Result<PathParam<String>, Error>,
     headers: HeaderMap,
 ) -> Response {
+    // This browser's secret, kept if its cookie is sane, else a new one.
+    let browser = cookie_value(&headers, BROWSER_COOKIE)
+        .filter(|b| page::sane_secret(b))
+        .unwrap_or_else(random_value);
     let target = match code {
         Ok(PathParam(code)) if code.len() <= 128 => {
-            crate::gateway::network::open_network_link(&st.gateway, &code, now).await
+            let opened =
+                crate::gateway::network::open_network_link(&st.gateway, &code, &browser, now);
+            opened.await
         }
         _ => Err(Error::NotFound("no such link")),
     };
-    let html = pages::wants_html(&headers);
     let config = st.gateway.config();
     match target {
+        Ok(NetworkLinkTarget::Confirm(confirm)) => {
+            let said = Said::of(
+                config,
+                Some(&confirm.speaks),
+                &headers,
+                TextKey::PageNetworkConfirm,
+            );
+            let mut res = page::confirm(&said, &confirm);
+            let max_age = confirm.left.as_secs().max(1);
+            let cookie = state_cookie(
+                &config.server.public_url,
+                COOKIE_PATH,
+                BROWSER_COOKIE,
+                &browser,
+                max_age,
+            );
+            if let Ok(cookie) = HeaderValue::from_str(&cookie) {
+                res.headers_mut().insert(header::SET_COOKIE, cookie);
+            }
+            no_store(res)
+        }
+        other => answered(&st, other, &headers),
+    }
+}
+
+/// The confirm page's button: 302 to the mobile operator.
+///
+/// Only with the form token of this browser's page (another browser's,
+/// or none: 403, nothing changes). Each confirmation starts a new check
+/// (`state`, PKCE S256, `prompt=none`, no `login_hint`) tied to this
+/// browser by a cookie, and the link keeps its five newest. A link that
+/// can no longer answer answers as its page does.
+#[utoipa::path(post, path = "/n/{code}", operation_id = "network_confirm", tag = "challenges", security(),
+    params(("code" = String, Path, max_length = 128, description = "the code of a network challenge's link")),
+    request_body(content = String, content_type = "application/x-www-form-urlencoded",
+        description = "`form_token`: the confirm page's form token"),
+    responses(
+        (status = 302, description = "to the operator's authorization endpoint, with a cookie tying the new state to this browser",
+         headers(("Location" = String, description = "the operator's authorization request"),
+                 ("Set-Cookie" = String, description = "HttpOnly, SameSite=Lax, Path=/n/"))),
+        (status = 403, description = "`forbidden`: no form token of this browser's page; nothing changes (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 404, description = "`not_found`: a code that was never issued (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 410, description = "`token_expired`: the challenge was used, expired, replaced or failed (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html"))),
+        (status = 413, description = "`payload_too_large`: a body over the limit", body = super::problem::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "`store_unavailable`: the link cannot be checked now (a page when `text/html` is accepted)",
+         content((super::problem::Problem = "application/problem+json"), (String = "text/html")))))]
+async fn network_confirm(
+    State(st): State<AppState>,
+    Now(now): Now,
+    code: std::result::Result<PathParam<String>, Error>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let browser = cookie_value(&headers, BROWSER_COOKIE);
+    let token = page::form_token(&body);
+    let target = match code {
+        Ok(PathParam(code)) if code.len() <= 128 => {
+            let given = (browser.as_deref(), token.as_deref());
+            let confirmed =
+                crate::gateway::network::confirm_network_link(&st.gateway, &code, given, now);
+            confirmed.await
+        }
+        _ => Err(Error::NotFound("no such link")),
+    };
+    match target {
         Ok(NetworkLinkTarget::Operator(started)) => {
+            let config = st.gateway.config();
             let mut res = StatusCode::FOUND.into_response();
             let h = res.headers_mut();
             if let Ok(location) = HeaderValue::from_str(&started.location) {
@@ -85,18 +171,43 @@ async fn network_link(
             }
             no_store(res)
         }
+        other => answered(&st, other, &headers),
+    }
+}
+
+/// Every answer of the link and its button but the confirm page and the
+/// operator: a page for a browser, problem+json for other clients.
+fn answered(
+    st: &AppState,
+    target: crate::error::Result<NetworkLinkTarget>,
+    headers: &HeaderMap,
+) -> Response {
+    let html = pages::wants_html(headers);
+    let config = st.gateway.config();
+    match target {
         Ok(NetworkLinkTarget::Gone(used, speaks)) if html => {
-            let said = Said::of(config, speaks.as_ref(), &headers, gone_key(used));
+            let said = Said::of(config, speaks.as_ref(), headers, gone_key(used));
             no_store(pages::render_said(StatusCode::GONE, &said, None))
         }
         Ok(NetworkLinkTarget::Gone(..)) => Error::TokenExpired.into_response(),
+        Ok(NetworkLinkTarget::Refused(speaks)) if html => {
+            let said = Said::of(config, Some(&speaks), headers, TextKey::PageSignInFailed);
+            no_store(pages::render_said(StatusCode::FORBIDDEN, &said, None))
+        }
+        Ok(NetworkLinkTarget::Refused(_)) => {
+            Error::Forbidden("no form token of this browser's page").into_response()
+        }
+        // Answered by their own handlers.
+        Ok(NetworkLinkTarget::Confirm(_) | NetworkLinkTarget::Operator(_)) => {
+            Error::internal("a network link's answer out of place").into_response()
+        }
         Err(e) if html => {
             let problem = e.into_response();
             let key = match problem.status() {
                 StatusCode::NOT_FOUND => TextKey::PageLinkUnknown,
                 _ => TextKey::PageTryAgain,
             };
-            let said = Said::of(config, None, &headers, key);
+            let said = Said::of(config, None, headers, key);
             let mut res = pages::render_said(problem.status(), &said, None);
             if let Some(label) = problem.extensions().get::<super::ProblemLabel>() {
                 res.extensions_mut().insert(*label);
@@ -110,8 +221,9 @@ async fn network_link(
 /// The mobile operator sends the customer back here,
 /// `{public_url}/n/callback`.
 ///
-/// Answers a page: 200 confirmed (the interaction is authenticated with
-/// method `network`), 200 another number (the challenge ended), 200 not
+/// Answers a page: 200 confirmed (in the number's own SMS conversation
+/// the interaction is authenticated with method `network`; in any other
+/// the page shows the code to type into the chat), 200 another number (the challenge ended), 200 not
 /// on the mobile network (the challenge stays open: turn Wi-Fi off and
 /// open the link again); 502 the operator failed (the same page; the
 /// challenge stays open); 400 an unknown, old, answered or other
@@ -124,7 +236,7 @@ async fn network_link(
         ("state" = Option<String>, Query, description = "the state sent with the authorization request"),
         ("error" = Option<String>, Query, description = "the operator's error: the phone was not on its mobile network")),
     responses(
-        (status = 200, description = "confirmed; another number; or not on the mobile network (turn Wi-Fi off and open the link again)", content_type = "text/html", body = String),
+        (status = 200, description = "confirmed (in a conversation that is not the number's own SMS conversation, with the code to type into the chat); another number; or not on the mobile network (turn Wi-Fi off and open the link again)", content_type = "text/html", body = String),
         (status = 400, description = "an unknown, old, answered or other browser's state: nothing changes", content_type = "text/html", body = String),
         (status = 410, description = "the challenge was used, expired, replaced or failed", content_type = "text/html", body = String),
         (status = 502, description = "the operator failed (token endpoint, verify call, an unexpected answer, no answer within 5 s): the challenge stays open", content_type = "text/html", body = String),
@@ -186,7 +298,9 @@ async fn network_callback(
 /// The page of a finished answer.
 fn finished(st: &AppState, finish: NetworkFinish, headers: &HeaderMap) -> Response {
     let speaks = finish.speaks.as_ref();
+    let code = finish.code.as_ref().map(|c| c.expose());
     let (status, key) = match &finish.outcome {
+        Ok(NetworkResult::Verified) if code.is_some() => (StatusCode::OK, TextKey::PageNetworkCode),
         Ok(NetworkResult::Verified) => (StatusCode::OK, TextKey::PageNetworkDone),
         Ok(NetworkResult::Mismatch) => (StatusCode::OK, TextKey::PageNetworkMismatch),
         Ok(NetworkResult::NotOnMobileNetwork) => (StatusCode::OK, TextKey::PageNetworkRetry),
@@ -195,7 +309,8 @@ fn finished(st: &AppState, finish: NetworkFinish, headers: &HeaderMap) -> Respon
         Err(NetworkRefusal::Gone(used)) => (StatusCode::GONE, gone_key(*used)),
         Err(NetworkRefusal::Store(_)) => (StatusCode::SERVICE_UNAVAILABLE, TextKey::PageTryAgain),
     };
-    let mut res = page(st, speaks, headers, status, key);
+    let said = Said::of(st.gateway.config(), speaks, headers, key);
+    let mut res = no_store(pages::render_said(status, &said, code));
     if let Err(NetworkRefusal::Store(e)) = finish.outcome {
         // The error's own answer logs an internal error and labels the
         // request's log line.

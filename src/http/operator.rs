@@ -313,6 +313,8 @@ impl RawSchema for TeamForm {
             "additionalProperties": false,
             "properties": {
                 "id": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+                "display_name": {"type": "string", "minLength": 1, "maxLength": 64,
+                    "description": "how the gateway's pages name the team to a customer (default: its id)"},
                 "login_url": {"type": "string", "format": "uri"},
                 "channels": {"type": "array", "items": {"type": "string"}},
                 "sms_channel": {"type": "string"},

@@ -34,6 +34,9 @@ pub struct Setup {
     pub defaults: String,
     /// TOML appended to the acme team file (e.g. `[settings]` tables).
     pub team_extra: String,
+    /// Top-level keys of the acme team file, after its `id` (e.g.
+    /// `display_name = "Acme Bank"`).
+    pub team_top: String,
     /// TOML appended to the globex team file (e.g. an `[oidc]` section).
     pub globex_extra: String,
     /// Extra `[store]` lines or overrides, e.g. a bad redis_url.
@@ -291,6 +294,7 @@ key_prefix = "{prefix}"
     }
     let acme = format!(
         r#"id = "acme"
+{team_top}
 login_url = "https://login.acme.test/chat?lang=en"
 channels = {acme_channels:?}
 sms_channel = "{sms_channel}"
@@ -328,6 +332,7 @@ sha256 = "{admin}"
         agent = ApiKeyHash::of_key(&keys.agent).to_hex(),
         admin = ApiKeyHash::of_key(&keys.admin).to_hex(),
         extra = setup.team_extra,
+        team_top = setup.team_top,
         sms_channel = setup.sms_channel.as_deref().unwrap_or("sms"),
         voice_channel = setup
             .voice_channel

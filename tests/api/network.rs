@@ -83,20 +83,73 @@ async fn last_link(app: &TestApp) -> String {
     url.trim_start_matches("http://gateway.test").to_string()
 }
 
-/// A phone's browser opened the link: its cookie and where it was sent.
-struct Opened {
-    cookie: String,
-    location: String,
+/// The link's confirm page as a browser got it.
+struct Confirm {
+    status: u16,
+    body: String,
+    headers: reqwest::header::HeaderMap,
+    /// The browser cookie of its form token (`name=value`).
+    browser: String,
+    form_token: String,
 }
 
-async fn open(app: &TestApp, link: &str) -> Opened {
+/// A browser's GET of the link: the confirm page, its cookie and token.
+async fn confirm_page(app: &TestApp, link: &str) -> Confirm {
     let res = app
         .request(Method::GET, link, None)
         .header("accept", "text/html")
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 302, "GET {link}");
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "GET {link}: {body}");
+    let set_cookie = headers["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        set_cookie.contains("Path=/n/") && set_cookie.contains("HttpOnly"),
+        "{set_cookie}"
+    );
+    let form_token = body
+        .split("name=\"form_token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the form token")
+        .to_string();
+    Confirm {
+        status,
+        body,
+        headers,
+        browser: set_cookie.split(';').next().unwrap().to_string(),
+        form_token,
+    }
+}
+
+/// The confirm page's button: POST `form` (a form body) with `cookie`.
+async fn press(app: &TestApp, link: &str, cookie: Option<&str>, form: &str) -> reqwest::Response {
+    let mut req = app
+        .request(Method::POST, link, None)
+        .header("accept", "text/html")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_string());
+    if let Some(c) = cookie {
+        req = req.header("cookie", c);
+    }
+    req.send().await.unwrap()
+}
+
+/// A phone's browser opened the link and pressed its button: its state
+/// cookie and where it was sent.
+struct Opened {
+    cookie: String,
+    location: String,
+}
+
+async fn open(app: &TestApp, link: &str) -> Opened {
+    let page = confirm_page(app, link).await;
+    let form = format!("form_token={}", page.form_token);
+    let res = press(app, link, Some(&page.browser), &form).await;
+    assert_eq!(res.status(), 302, "POST {link}");
     let h = res.headers();
     assert_eq!(h["cache-control"], "no-store");
     let set_cookie = h["set-cookie"].to_str().unwrap().to_string();
@@ -106,6 +159,37 @@ async fn open(app: &TestApp, link: &str) -> Opened {
         cookie: set_cookie.split(';').next().unwrap().to_string(),
         location: h["location"].to_str().unwrap().to_string(),
     }
+}
+
+/// The code a page shows to type into the chat.
+fn code_on(page: &Page) -> String {
+    let code = page
+        .body
+        .split("<strong>")
+        .nth(1)
+        .and_then(|r| r.split("</strong>").next())
+        .unwrap_or_default();
+    assert!(
+        code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()),
+        "a code of otp.length digits: {}",
+        page.body
+    );
+    code.to_string()
+}
+
+/// The customer types the code the page showed into the chat, and the bot
+/// passes it on: authenticated by method `network`.
+async fn type_code(app: &TestApp, id: &str, cid: &str, page: &Page) {
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Type <strong>"), "{}", page.body);
+    let res = app.verify_code(id, cid, &code_on(page)).await;
+    assert_eq!(res.status(), 200);
+    let v = app.get(id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("network"))
+    );
+    assert_eq!(v["via"], json!(["network"]));
 }
 
 /// The operator's front end sends the browser back: the callback's path.
@@ -180,7 +264,12 @@ async fn metric(app: &TestApp, result: &str) -> f64 {
     line.expect("the series").trim().parse().unwrap()
 }
 
-async fn a_confirmed_number_authenticates_with_method_network(backend: Backend) {
+/// A web chat's conversation: the link may have been relayed to the
+/// number's owner, so a verified answer proves the phone, not the person
+/// in the chat. The page shows a code; the challenge stays open, awaiting
+/// it; typed into the chat (the bot's verify), it authenticates by
+/// method `network`.
+async fn a_relayed_link_proves_nothing_until_its_code_is_typed(backend: Backend) {
     let Some((mut app, op)) = spawn_op(backend, "").await else {
         return;
     };
@@ -193,7 +282,7 @@ async fn a_confirmed_number_authenticates_with_method_network(backend: Backend) 
     assert_eq!(event_data(&created)["challenge"]["method"], "network");
     assert_eq!(
         read(&app, &id, &cid).await["network"],
-        json!({"result": null, "answered_at": null})
+        json!({"result": null, "awaiting_code": false, "answered_at": null})
     );
 
     let o = open(&app, &link).await;
@@ -211,36 +300,34 @@ async fn a_confirmed_number_authenticates_with_method_network(backend: Backend) 
     let page = callback(&app, &back, Some(&o.cookie)).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
-        page.body.contains("Your number is confirmed"),
+        page.body
+            .contains("Your number is confirmed. Type <strong>"),
         "{}",
         page.body
     );
     // The used state's cookie is cleared.
-    assert!(page.set_cookie.unwrap().contains("Max-Age=0"));
+    assert!(page.set_cookie.clone().unwrap().contains("Max-Age=0"));
     assert_eq!(op.refused(), Vec::<String>::new());
     assert_eq!(op.verify_bodies(), [json!({"phoneNumber": PHONE})]);
-
-    let v = app.get(&id).await;
-    assert_eq!(v["status"], "authenticated");
-    assert_eq!(v["method"], "network");
-    assert_eq!(v["via"], json!(["network"]));
-    assert_eq!(v["customer"]["id"], "cust-42");
-    let e = app
-        .next_event("interaction.authenticated", Duration::from_secs(5))
-        .await
-        .expect("interaction.authenticated");
-    assert_eq!(event_data(&e)["interaction"]["method"], "network");
-    let c = read(&app, &id, &cid).await;
-    assert_eq!(c["state"], "used");
-    assert_eq!(c["network"]["result"], "verified");
-    assert!(c["network"]["answered_at"].is_string());
     assert!(metric(&app, "verified").await >= 1.0);
-    // The chat's notice.
-    let msgs = app.chat_messages().await;
-    assert!(msgs.iter().any(|m| m["purpose"] == "authenticated"));
 
-    // Used: the link is its 410 page, the answer's replay a 400, and
-    // nothing is asked of the operator again.
+    // Verified, and nothing is authenticated yet.
+    assert_eq!(app.get(&id).await["status"], "pending");
+    let c = read(&app, &id, &cid).await;
+    assert_eq!(c["state"], "open");
+    assert_eq!(c["network"]["result"], "verified");
+    assert_eq!(c["network"]["awaiting_code"], true);
+    assert!(c["network"]["answered_at"].is_string());
+    assert_eq!(c["attempts_remaining"], 3, "{c}");
+    assert_eq!(
+        c["expires_at"],
+        json!(app.now().plus(Duration::from_secs(180))),
+        "otp.ttl from the answer"
+    );
+    let msgs = app.chat_messages().await;
+    assert!(!msgs.iter().any(|m| m["purpose"] == "authenticated"));
+    // The link is used: its 410 page, its button 410, the answer's replay
+    // 400, and nothing is asked of the operator again.
     let res = app
         .request(Method::GET, &link, None)
         .header("accept", "text/html")
@@ -249,10 +336,27 @@ async fn a_confirmed_number_authenticates_with_method_network(backend: Backend) 
         .unwrap();
     assert_eq!(res.status(), 410);
     assert!(res.text().await.unwrap().contains("already used"));
+    assert_eq!(press(&app, &link, None, "").await.status(), 410);
     let calls = op.calls();
     let replay = callback(&app, &back, Some(&o.cookie)).await;
     assert_eq!(replay.status, 400);
     assert_eq!(op.calls(), calls);
+
+    // The code typed into the chat.
+    type_code(&app, &id, &cid, &page).await;
+    let v = app.get(&id).await;
+    assert_eq!(v["customer"]["id"], "cust-42");
+    let e = app
+        .next_event("interaction.authenticated", Duration::from_secs(5))
+        .await
+        .expect("interaction.authenticated");
+    assert_eq!(event_data(&e)["interaction"]["method"], "network");
+    let c = read(&app, &id, &cid).await;
+    assert_eq!(c["state"], "used");
+    assert_eq!(c["network"]["awaiting_code"], false);
+    // The chat's notice.
+    let msgs = app.chat_messages().await;
+    assert!(msgs.iter().any(|m| m["purpose"] == "authenticated"));
     // Assurance that names `network` is met.
     let a = app
         .get_json(
@@ -261,6 +365,232 @@ async fn a_confirmed_number_authenticates_with_method_network(backend: Backend) 
         )
         .await;
     assert_eq!(a["satisfied"], true, "{a}");
+}
+
+/// While the code is awaited: a wrong one counts as an OTP's (attempts,
+/// the subject's failures); a code typed into another conversation proves
+/// nothing there; past `otp.ttl` from the answer the challenge has
+/// expired (410 `challenge_expired`, nothing counted).
+async fn the_awaited_code_counts_wrong_codes_and_lives_otp_ttl(backend: Backend) {
+    let Some((app, _op)) = spawn_op(backend, "").await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let (cid, link) = start(&app, &id).await;
+    let page = round_trip(&app, &link).await;
+    let code = code_on(&page);
+    let wrong = if code == "000000" { "000001" } else { "000000" };
+    let res = app.verify_code(&id, &cid, wrong).await;
+    let p = assert_problem(res, 401, "invalid_code").await;
+    assert_eq!(p["attempts_remaining"], 2, "{p}");
+    assert_eq!(failures(&app).await, 1);
+    // Another conversation: its own challenge, the code proves nothing.
+    let other = interaction(&app).await;
+    let (ocid, _) = app.start_otp(&other).await;
+    let res = app.verify_code(&other, &ocid, &code).await;
+    assert_problem(res, 401, "invalid_code").await;
+    let res = app.verify_code(&other, &cid, &code).await;
+    assert_eq!(res.status(), 404, "not that conversation's challenge");
+    assert_eq!(app.get(&other).await["status"], "pending");
+    assert_eq!(app.get(&id).await["status"], "pending");
+    // Past otp.ttl (3 minutes) from the answer.
+    app.advance(181);
+    let before = failures(&app).await;
+    let res = app.verify_code(&id, &cid, &code).await;
+    assert_problem(res, 410, "challenge_expired").await;
+    assert_eq!(failures(&app).await, before, "nothing counted");
+    assert_ne!(app.get(&id).await["status"], "authenticated");
+    assert_eq!(read(&app, &id, &cid).await["state"], "expired");
+}
+
+/// The number's own SMS conversation (a `twilio` channel that is not
+/// WhatsApp, the conversation id the number): only the SIM is in it, so
+/// the verified answer authenticates at once, with no code.
+async fn the_number_s_own_sms_conversation_is_authenticated_at_once(backend: Backend) {
+    let Some((app, _op)) = spawn_op(backend, "").await else {
+        return;
+    };
+    let v = app
+        .create(
+            json!({"channel": "sms", "conversation_id": PHONE, "customer_ref": "cust-42",
+                       "contact": {"phone": PHONE}}),
+        )
+        .await;
+    let id = v["id"].as_str().unwrap().to_string();
+    let res = start_raw(&app, &id, json!({"method": "network"})).await;
+    assert_eq!(res.status(), 201);
+    let cid = res.json::<Value>().await.unwrap()["challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let link = last_sms_link(&app).await;
+    let confirm = confirm_page(&app, &link).await;
+    assert!(
+        confirm.body.contains("for the SMS conversation"),
+        "{}",
+        confirm.body
+    );
+    let page = round_trip(&app, &link).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("Your number is confirmed"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("<strong>"), "no code: {}", page.body);
+    let v = app.get(&id).await;
+    assert_eq!(
+        (v["status"].as_str(), v["method"].as_str()),
+        (Some("authenticated"), Some("network"))
+    );
+    let c = read(&app, &id, &cid).await;
+    assert_eq!(
+        (c["state"].as_str(), c["network"]["awaiting_code"].as_bool()),
+        (Some("used"), Some(false))
+    );
+    // Another number's SMS conversation is not the number's own.
+    let v = app
+        .create(json!({"channel": "sms", "conversation_id": OTHER, "contact": {"phone": PHONE}}))
+        .await;
+    let other = v["id"].as_str().unwrap().to_string();
+    let res = start_raw(&app, &other, json!({"method": "network"})).await;
+    assert_eq!(res.status(), 201);
+    let page = round_trip(&app, &last_sms_link(&app).await).await;
+    code_on(&page);
+    assert_eq!(app.get(&other).await["status"], "pending");
+}
+
+/// The path of the last network link sent by SMS (Twilio's mock).
+async fn last_sms_link(app: &TestApp) -> String {
+    let sms = app
+        .chat
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .rev()
+        .find(|r| r.url.path().ends_with("/Messages.json"))
+        .expect("an SMS");
+    let form: std::collections::HashMap<String, String> = url::form_urlencoded::parse(&sms.body)
+        .into_owned()
+        .collect();
+    let url = form["Body"]
+        .split_whitespace()
+        .find(|w| w.starts_with("http://gateway.test/n/"))
+        .expect("the link")
+        .to_string();
+    url.trim_start_matches("http://gateway.test").to_string()
+}
+
+/// The link's page asks first: it names the team (its `display_name`)
+/// and the conversation's channel, has one button, the security headers,
+/// no referrer, no store; a GET writes nothing (a second still works).
+/// Its button without this browser's form token, or with another
+/// browser's, is 403 and changes nothing.
+async fn the_link_asks_first_and_its_button_needs_its_form_token(backend: Backend) {
+    let op = FakeOperator::start(Line::Mobile(PHONE.into())).await;
+    let wa = (
+        "wa".to_string(),
+        "name = \"wa\"\nkind = \"twilio\"\nbase_url = \"{CHAT_URL}\"\naccount_sid = \"AC123\"\n\
+         auth_token = \"${CG_TEST_UNSET_TWILIO:-twilio-test-token}\"\nfrom = \"whatsapp:+15550006666\"\n"
+            .to_string(),
+    );
+    let setup = Setup {
+        team_extra: op.team_section(""),
+        team_top: "display_name = \"Acme Bank & Co\"".into(),
+        extra_channels: vec![wa],
+        ..Setup::default()
+    };
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
+    let id = interaction(&app).await;
+    let (cid, link) = start(&app, &id).await;
+    let first = confirm_page(&app, &link).await;
+    assert!(
+        first.body.contains(
+            "Acme Bank &amp; Co is asking to confirm your number for the chat conversation \
+             you are in now. Only continue if you are chatting with Acme Bank &amp; Co right now."
+        ),
+        "{}",
+        first.body
+    );
+    assert_eq!(first.body.matches("<button").count(), 1);
+    let h = &first.headers;
+    assert_eq!(h["cache-control"], "no-store");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains(&format!("form-action 'self' {}", op.base)),
+        "{csp}"
+    );
+    // A second GET (a preview, then the customer) works as the first,
+    // and nothing was started.
+    let second = confirm_page(&app, &link).await;
+    assert_eq!(second.status, 200);
+    assert_eq!(read(&app, &id, &cid).await["state"], "open");
+    if backend == Backend::Redis {
+        let keys = crate::redis_support::dump_prefix(&app.key_prefix).await;
+        assert!(
+            !keys.iter().any(|k| k.key.contains(":ns:")),
+            "a state was kept"
+        );
+    }
+    // The button without a token, with none of this browser, or with
+    // another browser's: 403, nothing started.
+    let form = |t: &str| format!("form_token={t}");
+    for (cookie, body) in [
+        (Some(first.browser.as_str()), String::new()),
+        (None, form(&first.form_token)),
+        (Some(first.browser.as_str()), form(&second.form_token)),
+        (Some(second.browser.as_str()), form(&first.form_token)),
+    ] {
+        let res = press(&app, &link, cookie, &body).await;
+        assert_eq!(res.status(), 403, "{cookie:?} {body}");
+        assert!(res.headers().get("location").is_none());
+        let res = app
+            .request(Method::POST, &link, None)
+            .header("cookie", cookie.unwrap_or_default())
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_problem(res, 403, "forbidden").await;
+    }
+    assert_ne!(first.form_token, second.form_token, "one token per browser");
+    assert_eq!(op.calls(), (0, 0));
+    assert_eq!(
+        read(&app, &id, &cid).await["network"]["result"],
+        Value::Null
+    );
+    // Its own browser's token: to the operator.
+    let res = press(&app, &link, Some(&first.browser), &form(&first.form_token)).await;
+    assert_eq!(res.status(), 302);
+    // The channel in words: SMS for a twilio channel, WhatsApp for a
+    // twilio channel with a whatsapp: sender.
+    for (channel, words) in [("sms", "SMS"), ("wa", "WhatsApp")] {
+        let v = app
+            .create(
+                json!({"channel": channel, "conversation_id": OTHER, "contact": {"phone": PHONE}}),
+            )
+            .await;
+        let id = v["id"].as_str().unwrap().to_string();
+        let res = start_raw(&app, &id, json!({"method": "network"})).await;
+        assert_eq!(res.status(), 201, "{channel}");
+        let link = last_sms_link(&app).await;
+        let page = confirm_page(&app, &link).await;
+        assert!(
+            page.body.contains(&format!("for the {words} conversation")),
+            "{channel}: {}",
+            page.body
+        );
+    }
 }
 
 async fn a_mismatch_ends_the_challenge_without_a_failure(backend: Backend) {
@@ -326,8 +656,7 @@ async fn off_the_mobile_network_it_stays_open_until_mobile_data(backend: Backend
     // Then on mobile data, the same link confirms.
     op.misbehave(Misbehave::None);
     let page = round_trip(&app, &link).await;
-    assert_eq!(page.status, 200);
-    assert_eq!(app.get(&id).await["method"], "network");
+    type_code(&app, &id, &cid, &page).await;
     assert_eq!(op.refused(), Vec::<String>::new());
     let _ = NOT_ON_MOBILE;
 }
@@ -383,14 +712,20 @@ async fn a_hanging_operator_is_an_error_within_its_deadline(backend: Backend) {
     assert_eq!(read(&app, &id, &cid).await["state"], "open");
 }
 
-/// A chat app's preview fetches the link: each fetch starts a new state
-/// and uses nothing up; the link keeps its five newest.
+/// A chat app's preview fetches the link: it uses nothing up and starts
+/// nothing; each press of the button starts a new state, and the link
+/// keeps its five newest.
 async fn link_previews_use_nothing_up(backend: Backend) {
-    let Some((app, _op)) = spawn_op(backend, "").await else {
+    let Some((app, op)) = spawn_op(backend, "").await else {
         return;
     };
     let id = interaction(&app).await;
     let (cid, link) = start(&app, &id).await;
+    for _ in 0..3 {
+        confirm_page(&app, &link).await;
+    }
+    assert_eq!(read(&app, &id, &cid).await["state"], "open");
+    assert_eq!(op.calls(), (0, 0));
     let mut opened = Vec::new();
     for _ in 0..6 {
         opened.push(open(&app, &link).await);
@@ -408,8 +743,8 @@ async fn link_previews_use_nothing_up(backend: Backend) {
     // The newest still answers.
     let last = &opened[5];
     let back = at_operator(&app, last).await;
-    assert_eq!(callback(&app, &back, Some(&last.cookie)).await.status, 200);
-    assert_eq!(app.get(&id).await["method"], "network");
+    let page = callback(&app, &back, Some(&last.cookie)).await;
+    type_code(&app, &id, &cid, &page).await;
 }
 
 /// A state from another browser, none, an unknown one, or a parameter
@@ -472,8 +807,15 @@ async fn a_replaced_or_expired_link_is_gone(backend: Backend) {
     assert_eq!(op.calls(), (0, 0));
     let res = app.request(Method::GET, &link, None).send().await.unwrap();
     assert_problem(res, 410, "token_expired").await;
-    // A new link, past its two minutes.
+    assert_eq!(
+        press(&app, &link, None, "").await.status(),
+        410,
+        "its button"
+    );
+    // A new link, past its two minutes: its page and its button are 410,
+    // and its record outlives the challenge (the interaction's life).
     let (_, link) = start(&app, &id).await;
+    let page = confirm_page(&app, &link).await;
     app.advance(121);
     let res = app
         .request(Method::GET, &link, None)
@@ -482,6 +824,23 @@ async fn a_replaced_or_expired_link_is_gone(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(res.status(), 410);
+    assert!(res.text().await.unwrap().contains("expired"));
+    let form = format!("form_token={}", page.form_token);
+    let res = press(&app, &link, Some(&page.browser), &form).await;
+    assert_eq!(res.status(), 410, "its button");
+    if backend == Backend::Redis {
+        let keys = crate::redis_support::dump_prefix(&app.key_prefix).await;
+        let links: Vec<i64> = keys
+            .iter()
+            .filter(|k| k.key.contains(":n:"))
+            .map(|k| k.pttl)
+            .collect();
+        assert_eq!(links.len(), 2, "both links are kept");
+        assert!(
+            links.iter().all(|ttl| *ttl > 86_400_000),
+            "past link_ttl, for the interaction's life: {links:?}"
+        );
+    }
     // A code never issued.
     let res = app
         .request(Method::GET, "/n/nope", None)
@@ -617,7 +976,11 @@ async fn by_sms_and_hashed(backend: Backend) {
     let hashed = bodies[0]["hashedPhoneNumber"].as_str().unwrap();
     assert_eq!(hashed.len(), 64);
     assert!(!bodies[0].to_string().contains("7400123456"));
-    assert_eq!(app.get(&id).await["method"], "network");
+    // An unexpected link by SMS proves the phone, not the web chat's
+    // person: the code is typed into the chat.
+    assert_eq!(app.get(&id).await["status"], "pending");
+    let cid = started["challenge_id"].as_str().unwrap();
+    type_code(&app, &id, cid, &page).await;
 }
 
 /// The team's number checks' operator (CAMARA SIM Swap): its token
@@ -687,8 +1050,9 @@ async fn a_swapped_sim_is_refused_before_the_link(backend: Backend) {
     let started: Value = res.json().await.unwrap();
     assert_eq!(started["number_check"]["sim_swap"], false, "{started}");
     let link = last_link(&app).await;
-    assert_eq!(round_trip(&app, &link).await.status, 200);
-    assert_eq!(app.get(&id).await["method"], "network");
+    let page = round_trip(&app, &link).await;
+    let cid = started["challenge_id"].as_str().unwrap();
+    type_code(&app, &id, cid, &page).await;
 }
 
 /// A pre-chat step-up is answered by a network confirmation: the
@@ -731,12 +1095,9 @@ always = true
         assert_eq!(b["requires_2fa"], true, "{b}");
         let (cid, link) = start(&app, &id).await;
         if answered {
-            assert_eq!(round_trip(&app, &link).await.status, 200);
+            let page = round_trip(&app, &link).await;
+            type_code(&app, &id, &cid, &page).await;
             let v = app.get(&id).await;
-            assert_eq!(
-                (v["status"].as_str(), v["method"].as_str()),
-                (Some("authenticated"), Some("network"))
-            );
             assert_eq!(v["customer"]["id"], "victim-7", "{v}");
         } else {
             // The step-up ends in 30 s, and its link with it.
@@ -778,9 +1139,9 @@ async fn a_step_up_answered_by_it_remembers_the_device(backend: Backend) {
         (Some(true), Some("new_fingerprint")),
         "{b}"
     );
-    let (_, link) = start(&app, &id).await;
-    assert_eq!(round_trip(&app, &link).await.status, 200);
-    assert_eq!(app.get(&id).await["method"], "network");
+    let (cid, link) = start(&app, &id).await;
+    let page = round_trip(&app, &link).await;
+    type_code(&app, &id, &cid, &page).await;
     let again = interaction(&app).await;
     let b = assert_on(again).await;
     assert_eq!(b["authenticated"], true, "{b}");
@@ -858,8 +1219,11 @@ async fn start_network_ladder(app: &TestApp, id: &str) -> String {
     c["challenge_id"].as_str().unwrap().to_string()
 }
 
-/// The network step first: its link, no code; a confirmation ends the
-/// challenge (no code is ever sent), authenticated by method `network`.
+/// The network step first: its link, no code. A confirmation in a web
+/// chat waits for the code its page showed; the ladder does not move on
+/// meanwhile (its time-out passes), and the code typed into the chat
+/// ends the challenge (no code is ever sent), authenticated by method
+/// `network`. `advance` still moves it on at once.
 async fn a_ladder_s_network_step_confirms_without_a_code(backend: Backend) {
     let Some((app, op)) = spawn_ladder(backend).await else {
         return;
@@ -869,18 +1233,50 @@ async fn a_ladder_s_network_step_confirms_without_a_code(backend: Backend) {
     let link = last_link(&app).await;
     assert!(crate::ladder::sent(&app).await.is_empty(), "no code yet");
     assert_eq!(read(&app, &id, &cid).await["channel"], "network");
-    assert_eq!(round_trip(&app, &link).await.status, 200);
-    let v = app.get(&id).await;
+    let page = round_trip(&app, &link).await;
+    assert_eq!(page.status, 200);
+    let c = read(&app, &id, &cid).await;
     assert_eq!(
-        (v["status"].as_str(), v["method"].as_str()),
-        (Some("authenticated"), Some("network"))
+        (c["state"].as_str(), c["network"]["awaiting_code"].as_bool()),
+        (Some("open"), Some(true))
     );
-    assert_eq!(v["via"], json!(["network"]));
-    assert_eq!(read(&app, &id, &cid).await["state"], "used");
-    // Its time-out finds it used: nothing goes out.
+    // Its time-out passes: the ladder stays while the code is awaited.
     app.advance(21);
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(crate::ladder::sent(&app).await.is_empty());
+    assert_eq!(read(&app, &id, &cid).await["channel"], "network");
+    type_code(&app, &id, &cid, &page).await;
+    assert_eq!(read(&app, &id, &cid).await["state"], "used");
+    assert!(crate::ladder::sent(&app).await.is_empty());
+    // Awaiting its code, `advance` moves it on at once: the SMS step's
+    // code answers, the page's code no longer does.
+    let id = interaction(&app).await;
+    let cid = start_network_ladder(&app, &id).await;
+    let page = round_trip(&app, &last_link(&app).await).await;
+    let shown = code_on(&page);
+    let res = crate::ladder::advance(&app, &id, &cid).await;
+    assert_eq!(res.status(), 200);
+    let sent = crate::ladder::sent(&app).await;
+    assert_eq!(sent.len(), 1, "the code on the SMS step");
+    let c = read(&app, &id, &cid).await;
+    assert_eq!(
+        (
+            c["channel"].as_str(),
+            c["network"]["awaiting_code"].as_bool()
+        ),
+        (Some("sms"), Some(false))
+    );
+    let code = &sent.last().unwrap().1;
+    if code != &shown {
+        assert_problem(
+            app.verify_code(&id, &cid, &shown).await,
+            401,
+            "invalid_code",
+        )
+        .await;
+    }
+    assert_eq!(app.verify_code(&id, &cid, code).await.status(), 200);
+    assert_eq!(app.get(&id).await["method"], "otp");
     assert_eq!(op.refused(), Vec::<String>::new());
 }
 
@@ -1085,7 +1481,10 @@ macro_rules! on_both_stores {
 }
 
 on_both_stores!(
-    a_confirmed_number_authenticates_with_method_network,
+    a_relayed_link_proves_nothing_until_its_code_is_typed,
+    the_awaited_code_counts_wrong_codes_and_lives_otp_ttl,
+    the_number_s_own_sms_conversation_is_authenticated_at_once,
+    the_link_asks_first_and_its_button_needs_its_form_token,
     a_mismatch_ends_the_challenge_without_a_failure,
     off_the_mobile_network_it_stays_open_until_mobile_data,
     a_failing_or_unexpected_operator_never_authenticates,
@@ -1126,7 +1525,9 @@ async fn logs_name_no_number_code_or_state(backend: Backend) {
     op.misbehave(Misbehave::None);
     let o2 = open(&app, &link).await;
     let back2 = at_operator(&app, &o2).await;
-    assert_eq!(callback(&app, &back2, Some(&o2.cookie)).await.status, 200);
+    let done = callback(&app, &back2, Some(&o2.cookie)).await;
+    assert_eq!(done.status, 200);
+    let shown = code_on(&done);
     let logged = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let code = link.trim_start_matches("/n/");
     let state = |p: &str| {
@@ -1153,6 +1554,7 @@ async fn logs_name_no_number_code_or_state(backend: Backend) {
         state(&back),
         state(&back2),
         operator_code(&back2),
+        shown,
     ] {
         assert!(!logged.contains(&secret), "{secret} logged:\n{logged}");
     }

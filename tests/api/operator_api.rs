@@ -316,6 +316,7 @@ both_stores!(a_dry_run_checks_a_new_team_and_writes_nothing, setup: with_operato
         (broken(&|b| b["api_keys"][0]["sha256"] = json!(ApiKeyHash::of_key(&app.keys.bot).to_hex())), "/api_keys/0/sha256"),
         (broken(&|b| b["security_keys"][0]["secret"] = json!("${NEWCO_KEY}")), "/security_keys/0/secret"),
         (broken(&|b| b["a/b~c"] = json!(1)), "/a~1b~0c"),
+        (broken(&|b| b["display_name"] = json!("New\u{200B}Co")), "/display_name"),
     ];
     for (body, pointer) in cases {
         let problem = assert_problem(dry_run(&app, path, &body).await, 422, "invalid_config").await;

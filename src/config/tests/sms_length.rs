@@ -4,7 +4,11 @@
 use super::Fixture;
 use crate::config::text_rows;
 
-const ONE_SEGMENT: &str = "[defaults.locale]\nmax_sms_segments = 1\n";
+/// One segment at most, and a network link short enough for one (the
+/// default, which says to open it only while chatting with the team, is
+/// two at its longest).
+const ONE_SEGMENT: &str = "[defaults.locale]\nmax_sms_segments = 1\n\
+    [defaults.templates]\nnetwork_link = \"Confirm your number: #URL#\"\n";
 
 #[test]
 fn a_text_over_the_segments_is_refused_naming_file_key_language_channel_and_count() {
@@ -22,6 +26,26 @@ fn a_text_over_the_segments_is_refused_naming_file_key_language_channel_and_coun
         "is 2 SMS segments (UCS-2) at its longest in language \"en\" through twilio channel \"sms\" (team \"acme\"); locale.max_sms_segments is 1",
     );
     assert!(err.to_string().contains("acme.toml"), "{err}");
+}
+
+#[test]
+fn the_default_network_link_is_two_segments_at_its_longest() {
+    let fx = Fixture::new();
+    fx.append(
+        "config/chatgate.toml",
+        "[defaults.locale]\nmax_sms_segments = 2\n",
+    );
+    assert!(fx.load().is_ok(), "{:?}", fx.load().err());
+    fx.edit(
+        "config/chatgate.toml",
+        "max_sms_segments = 2",
+        "max_sms_segments = 1",
+    );
+    fx.expect_err(
+        "chatgate.toml",
+        "defaults.templates.network_link",
+        "is 2 SMS segments (GSM-7)",
+    );
 }
 
 #[test]

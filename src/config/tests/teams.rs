@@ -815,3 +815,41 @@ fn an_advance_after_shorter_than_a_takeover_warns_once() {
     fx.edit(ACME, "advance_after = \"3s\"", "advance_after = \"5s\"");
     assert_eq!(load().1, Vec::<String>::new());
 }
+
+/// `display_name` names the team on the gateway's pages: none is the id's
+/// place; blank, over 64 characters or with an invisible or control
+/// character is refused, naming the key.
+#[test]
+fn a_display_name_is_read_and_checked() {
+    let fx = Fixture::new();
+    let config = fx.load().unwrap();
+    assert_eq!(config.team("acme").unwrap().display_name, None);
+    fx.edit(
+        ACME,
+        "id = \"acme\"\n",
+        "id = \"acme\"\ndisplay_name = \"Acme Bank\"\n",
+    );
+    let config = fx.load().unwrap();
+    let acme = config.team("acme").unwrap();
+    assert_eq!(acme.display_name.as_deref(), Some("Acme Bank"));
+    for bad in [
+        "\"  \"".to_string(),
+        format!("\"{}\"", "a".repeat(65)),
+        "\"Acme\\u200BBank\"".into(),
+        "\"Acme\\u202EBank\"".into(),
+        "\"Acme\\nBank\"".into(),
+    ] {
+        fx.edit(
+            ACME,
+            "display_name = \"Acme Bank\"",
+            &format!("display_name = {bad}"),
+        );
+        fx.expect_err("acme.toml", "display_name", "must");
+        fx.edit(
+            ACME,
+            &format!("display_name = {bad}"),
+            "display_name = \"Acme Bank\"",
+        );
+    }
+    assert!(fx.load().is_ok());
+}

@@ -6,6 +6,9 @@ use super::*;
 use crate::domain::challenge::{Challenge, ChallengeState, Delivery};
 use crate::domain::subject::Ban;
 
+/// A conversation that is the verified number's own SMS conversation.
+const OWN: Proof = Proof::OwnNumber;
+
 fn t(s: i64) -> Timestamp {
     Timestamp::from_unix_seconds(1_800_000_000 + s)
 }
@@ -102,7 +105,13 @@ fn a_confirmation_authenticates_with_method_network_and_clears_failures() {
         failures: vec![t(0)],
         ..SubjectRecord::default()
     };
-    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(5));
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, OWN),
+        &s,
+        t(5),
+    );
     assert_eq!(ending, Ending::Authenticated);
     let auth = r.auth.as_ref().unwrap();
     assert_eq!(auth.method, Method::Network);
@@ -113,7 +122,13 @@ fn a_confirmation_authenticates_with_method_network_and_clears_failures() {
     assert_eq!(state, ChallengeState::Used);
     assert_eq!(c.network.unwrap().result, NetworkResult::Verified);
     // Used: a second answer changes nothing.
-    let again = conclude(&mut r, &mut subject, cid, NetworkResult::Mismatch, &s, t(6));
+    let again = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Mismatch, OWN),
+        &s,
+        t(6),
+    );
     assert_eq!(again, Ending::Gone);
 }
 
@@ -122,7 +137,13 @@ fn a_mismatch_ends_the_challenge_and_counts_no_failure() {
     let (mut r, cid) = open();
     let s = Settings::default();
     let mut subject = SubjectRecord::default();
-    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Mismatch, &s, t(5));
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Mismatch, OWN),
+        &s,
+        t(5),
+    );
     assert_eq!(
         ending,
         Ending::Ended {
@@ -152,7 +173,7 @@ fn off_the_mobile_network_or_an_error_leaves_it_open_with_the_last_answer() {
         (NetworkResult::Error, t(6)),
     ] {
         assert_eq!(
-            conclude(&mut r, &mut subject, cid, result, &s, at),
+            conclude(&mut r, &mut subject, (cid, result, OWN), &s, at),
             Ending::Open
         );
         let c = r.open_challenge(at).unwrap();
@@ -162,7 +183,13 @@ fn off_the_mobile_network_or_an_error_leaves_it_open_with_the_last_answer() {
     }
     assert!(subject.failures.is_empty());
     // Then the customer turns Wi-Fi off.
-    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(7));
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, OWN),
+        &s,
+        t(7),
+    );
     assert_eq!(ending, Ending::Authenticated);
 }
 
@@ -174,7 +201,13 @@ fn an_expired_replaced_or_unknown_challenge_is_gone_and_unchanged() {
     let before = r.clone();
     let late = t(1 + 300);
     assert_eq!(
-        conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, late),
+        conclude(
+            &mut r,
+            &mut subject,
+            (cid, NetworkResult::Verified, OWN),
+            &s,
+            late
+        ),
         Ending::Gone
     );
     assert_eq!(r, before);
@@ -182,8 +215,7 @@ fn an_expired_replaced_or_unknown_challenge_is_gone_and_unchanged() {
         conclude(
             &mut r,
             &mut subject,
-            Uuid::now_v7(),
-            NetworkResult::Verified,
+            (Uuid::now_v7(), NetworkResult::Verified, OWN),
             &s,
             t(5)
         ),
@@ -198,7 +230,13 @@ fn an_expired_replaced_or_unknown_challenge_is_gone_and_unchanged() {
     );
     r.open_new_challenge(newer, t(2));
     assert_eq!(
-        conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(5)),
+        conclude(
+            &mut r,
+            &mut subject,
+            (cid, NetworkResult::Verified, OWN),
+            &s,
+            t(5)
+        ),
         Ending::Gone
     );
     assert!(r.auth.is_none());
@@ -215,7 +253,13 @@ fn a_subject_banned_meanwhile_is_not_authenticated() {
         }),
         ..SubjectRecord::default()
     };
-    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(5));
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, OWN),
+        &s,
+        t(5),
+    );
     assert_eq!(ending, Ending::Ended { reason: "locked" });
     assert!(r.auth.is_none());
 }
@@ -279,7 +323,7 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
         let cid = ladder(&mut r);
         let mut subject = SubjectRecord::default();
         assert!(is_open_network(&r, cid, t(2)));
-        let ending = conclude(&mut r, &mut subject, cid, result, &s, t(2));
+        let ending = conclude(&mut r, &mut subject, (cid, result, OWN), &s, t(2));
         assert_eq!(ending, Ending::MoveOn(reason));
         let c = r.open_challenge(t(2)).unwrap();
         assert_eq!(c.network.unwrap().result, result);
@@ -289,7 +333,13 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
     let (mut r, _) = open();
     let cid = ladder(&mut r);
     let mut subject = SubjectRecord::default();
-    let ending = conclude(&mut r, &mut subject, cid, NetworkResult::Verified, &s, t(2));
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, OWN),
+        &s,
+        t(2),
+    );
     assert_eq!(ending, Ending::Authenticated);
     assert_eq!(r.auth.unwrap().method, Method::Network);
     // Once it moved past the step, the operator's answer is not awaited.
@@ -303,4 +353,100 @@ fn a_ladder_s_network_step_moves_on_for_every_answer_but_a_confirmation() {
         });
     }
     assert!(!is_open_network(&r, cid, t(2)));
+}
+
+/// In any other conversation a verified answer proves the phone, not the
+/// person in the chat: the challenge stays open for `otp.ttl` with
+/// `otp.max_attempts` tries, answered only by the code the page showed;
+/// the link is used, and a ladder stays at its network step.
+#[test]
+fn a_verified_answer_elsewhere_waits_for_the_code_typed_into_the_chat() {
+    let s = Settings::default();
+    let (mut r, cid) = open();
+    let mut subject = SubjectRecord {
+        failures: vec![t(0)],
+        ..SubjectRecord::default()
+    };
+    let to_type = Proof::CodeToType("codehash".into());
+    let ending = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, to_type.clone()),
+        &s,
+        t(5),
+    );
+    assert_eq!(ending, Ending::AwaitingCode);
+    assert!(r.auth.is_none(), "not authenticated yet");
+    assert_eq!(subject.failures, [t(0)], "nothing cleared yet");
+    let c = r.open_challenge(t(5)).unwrap();
+    assert_eq!(c.id, cid);
+    assert_eq!(c.network_code.as_deref(), Some("codehash"));
+    assert!(c.takes_code() && c.awaits_network_code());
+    assert_eq!(c.expires_at, t(5).plus(s.otp.ttl.get()));
+    assert_eq!(c.max_attempts, s.otp.max_attempts);
+    assert_eq!(c.network.unwrap().result, NetworkResult::Verified);
+    // The link is used: another answer changes nothing.
+    assert!(!is_open_network(&r, cid, t(6)) && link_used(&r, cid, t(6)));
+    let again = conclude(
+        &mut r,
+        &mut subject,
+        (cid, NetworkResult::Verified, OWN),
+        &s,
+        t(6),
+    );
+    assert_eq!(again, Ending::Gone);
+    assert!(r.auth.is_none());
+    // Past otp.ttl the challenge has expired.
+    let end = t(5).plus(s.otp.ttl.get());
+    assert!(r.open_challenge(end).is_none());
+}
+
+#[test]
+fn only_an_sms_conversation_of_the_number_itself_is_its_own() {
+    let number = "+447400123456";
+    assert!(own_sms_conversation(true, "+447400123456", number));
+    assert!(own_sms_conversation(true, "447400123456", number));
+    assert!(own_sms_conversation(true, "+4407400123456", number));
+    assert!(
+        !own_sms_conversation(false, "+447400123456", number),
+        "WhatsApp, a web chat"
+    );
+    assert!(
+        !own_sms_conversation(true, "+447400654321", number),
+        "another number"
+    );
+    assert!(!own_sms_conversation(
+        true,
+        "whatsapp:+447400123456",
+        number
+    ));
+    assert!(!own_sms_conversation(true, "c-1", number));
+}
+
+#[test]
+fn a_form_token_holds_for_its_link_in_its_browser_only() {
+    let pepper = crate::domain::secrets::Pepper::new("test-pepper");
+    let token = form_token(&pepper, "link-a", "browser-1");
+    let holds = |code, browser, token| form_token_holds(&pepper, code, browser, token);
+    assert!(holds("link-a", Some("browser-1"), Some(token.as_str())));
+    assert!(
+        !holds("link-a", Some("browser-2"), Some(token.as_str())),
+        "another browser"
+    );
+    assert!(
+        !holds("link-b", Some("browser-1"), Some(token.as_str())),
+        "another link"
+    );
+    assert!(!holds("link-a", None, Some(token.as_str())), "no cookie");
+    assert!(
+        !holds("link-a", Some(""), Some(token.as_str())),
+        "an empty cookie"
+    );
+    assert!(!holds("link-a", Some("browser-1"), None), "no token");
+    assert!(
+        !holds("link-a", Some("browser-1"), Some("00")),
+        "another token"
+    );
+    // The code and the browser are kept apart.
+    assert_ne!(token, form_token(&pepper, "link-ab", "rowser-1"));
 }

@@ -226,3 +226,45 @@ fn a_code_for_a_transaction_marks_the_authentication_with_its_hash() {
     plain.verify(CODE, 1).unwrap();
     assert_eq!(plain.rec.auth.unwrap().transaction_hash, None);
 }
+
+/// Rung 6: a network challenge takes no code until a verified answer's
+/// page shows one; then only that code answers it (wrong ones counted as
+/// an OTP's), and it authenticates with method `network`.
+#[test]
+fn rung_6_the_code_a_verified_network_answer_showed_authenticates_by_network() {
+    let mut x = Try::new();
+    let cid = Uuid::now_v7();
+    let c = Challenge::new_network(
+        cid,
+        Delivery::Chat,
+        std::time::Duration::from_secs(300),
+        false,
+        t(0),
+    );
+    x.rec.open_new_challenge(c, t(0));
+    x.cid = cid;
+    assert_eq!(x.refused(CODE, 1), "invalid_request", "no code yet");
+    let code = OtpCode::from_digits(CODE).unwrap();
+    if let Some(c) = x.rec.challenge.as_mut() {
+        c.network_code = Some(crate::domain::otp::hash(&pepper(), cid, &code));
+        c.max_attempts = 3;
+    }
+    let wrong = x.verify(WRONG, 2).unwrap();
+    assert!(
+        matches!(
+            wrong,
+            Verdict::Wrong {
+                attempts_remaining: 2,
+                ..
+            }
+        ),
+        "{wrong:?}"
+    );
+    assert_eq!(x.subject.failures.len(), 1, "counted as an OTP's");
+    x.verify(CODE, 3).unwrap();
+    let auth = x.rec.auth.clone().unwrap();
+    assert_eq!(auth.method, Method::Network);
+    assert_eq!(auth.via, ["network"]);
+    assert_eq!(auth.customer.get("id").map(String::as_str), Some("cust-1"));
+    assert!(x.subject.failures.is_empty());
+}

@@ -13,7 +13,8 @@ use crate::channels::{Fill, Purpose};
 use crate::config::Team;
 use crate::domain::challenge::{ChallengeMethod, Delivery, Ladder, SentStep, NETWORK_STEP};
 use crate::domain::delivery_status::DeliveryState;
-use crate::domain::network_auth::{self, Ending, NetworkResult};
+use crate::domain::interaction::InteractionRecord;
+use crate::domain::network_auth::{self, Ending, NetworkResult, Proof};
 use crate::domain::number_check::Verdict;
 use crate::domain::start_challenge::{ChallengeRequest, Started};
 use crate::domain::{otp, reveal};
@@ -53,7 +54,10 @@ pub(super) async fn link_for(
 }
 
 /// Saves a fresh link (256 random bits) to challenge `cid` of
-/// interaction `id` on its own key until `until`: its URL.
+/// interaction `id` on its own key: until `until`, then as long as an
+/// interaction written then lives (the longest `interaction_ttl` of the
+/// team), so that an expired link answers its 410 page, not 404
+/// (docs/network-authentication.md#the-link). Its URL.
 async fn save_link(
     core: &Core,
     team: &Team,
@@ -67,7 +71,12 @@ async fn save_link(
         i: id,
         c: cid,
     };
-    let ttl = until.since(now).max(std::time::Duration::from_secs(1));
+    let lives = std::iter::once(&team.settings)
+        .chain(team.channel_settings.values())
+        .map(|s| s.interaction_ttl.get())
+        .max()
+        .unwrap_or_default();
+    let ttl = until.since(now).max(std::time::Duration::from_secs(1)) + lives;
     let key = keys::network_link(&code);
     let saved = change::once(core, &team.keyspace, now, |c| {
         c.claim(&key, &link, Some(ttl))?;
@@ -222,7 +231,10 @@ async fn open_network_step(
 /// Applies the operator's `result` to network challenge `cid` of
 /// interaction `id` (`domain::network_auth::conclude`) in one commit, with
 /// what it announces: the authentication, or `challenge.failed`. Nothing
-/// is written for a challenge that is no longer open.
+/// is written for a challenge that is no longer open. A verified answer
+/// in a conversation that is not the number's own SMS conversation
+/// answers the code its page shows (`otp.length` digits, kept only as its
+/// keyed hash) with [`Ending::AwaitingCode`].
 pub(in crate::gateway) async fn conclude_network(
     core: &Core,
     team: &Team,
@@ -230,17 +242,19 @@ pub(in crate::gateway) async fn conclude_network(
     cid: Uuid,
     result: NetworkResult,
     now: Timestamp,
-) -> Result<Ending> {
+) -> Result<(Ending, Option<otp::OtpCode>)> {
     let done = core
         .transact(team, id, now, |w| {
             Box::pin(async move {
                 let s = w.settings;
                 // The step-up it may answer, as it stood (the answer ends it).
                 let step_up = w.rec.live_step_up(now).cloned();
+                let (proof, code) = proof_for(core, &w.rec, cid, s.otp.length);
                 let (rec, subject) = w.records();
-                let ending = network_auth::conclude(rec, subject, cid, result, s, now);
+                let ending = network_auth::conclude(rec, subject, (cid, result, proof), s, now);
                 match &ending {
-                    Ending::Gone => return Ok(Step::Answer(ending)),
+                    Ending::Gone => return Ok(Step::Answer((ending, None))),
+                    Ending::AwaitingCode => return Ok(Step::Write((ending, code))),
                     Ending::Authenticated => {
                         if let Some(p) = step_up.filter(|_| team.remembers_devices()) {
                             w.also(
@@ -260,9 +274,32 @@ pub(in crate::gateway) async fn conclude_network(
                     }
                     Ending::Open | Ending::MoveOn(_) => {}
                 }
-                Ok(Step::Write(ending))
+                Ok(Step::Write((ending, None)))
             })
         })
         .await?;
     Ok(done.value)
+}
+
+/// How a verified answer about `rec`'s number proves challenge `cid`:
+/// by itself in the number's own SMS conversation, else by a fresh code
+/// of `length` digits typed into the conversation (with that code).
+fn proof_for(
+    core: &Core,
+    rec: &InteractionRecord,
+    cid: Uuid,
+    length: u32,
+) -> (Proof, Option<otp::OtpCode>) {
+    let is_sms = core
+        .config()
+        .channels
+        .get(&rec.channel)
+        .is_some_and(|c| c.kind.sms_conversation());
+    let number = rec.contact.phone.as_deref().unwrap_or_default();
+    if network_auth::own_sms_conversation(is_sms, &rec.conversation_id, number) {
+        return (Proof::OwnNumber, None);
+    }
+    let code = otp::generate(length);
+    let hash = otp::hash(core.pepper(), cid, &code);
+    (Proof::CodeToType(hash), Some(code))
 }

@@ -207,6 +207,10 @@ pub struct ChallengeView {
 pub struct NetworkView {
     /// Null before the first answer.
     pub result: Option<view::NetworkResult>,
+    /// A verified answer in a conversation that is not the number's own
+    /// SMS conversation waits for the code its page showed to be typed
+    /// into the chat (docs/network-authentication.md#the-code-typed-into-the-chat).
+    pub awaiting_code: bool,
     pub answered_at: Option<Timestamp>,
 }
 
@@ -221,6 +225,7 @@ impl NetworkView {
         });
         (c.method == ChallengeMethod::Network || network_step).then(|| NetworkView {
             result: c.network.map(|a| a.result.into()),
+            awaiting_code: c.awaits_network_code(),
             answered_at: c.network.map(|a| a.answered_at),
         })
     }
@@ -244,7 +249,11 @@ impl ChallengeView {
             transaction,
             transaction_hash,
             approval: None,
-            network: NetworkView::of(c),
+            // Awaited only while it can still be answered.
+            network: NetworkView::of(c).map(|n| NetworkView {
+                awaiting_code: n.awaiting_code && state == State::Open,
+                ..n
+            }),
         }
     }
 }

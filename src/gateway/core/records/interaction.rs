@@ -680,6 +680,10 @@ struct StoredChallenge {
     /// A network challenge's last answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     nv: Option<StoredNetworkAnswer>,
+    /// The keyed hash of the code a verified network answer's page
+    /// showed, while it is awaited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nh: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1033,6 +1037,7 @@ impl From<&Challenge> for StoredChallenge {
             t: c.transaction.as_ref().map(Into::into),
             vc: c.call.as_ref().map(Into::into),
             nv: c.network.as_ref().map(Into::into),
+            nh: c.network_code.clone(),
         }
     }
 }
@@ -1056,6 +1061,7 @@ impl From<StoredChallenge> for Challenge {
             transaction: c.t.map(Into::into),
             call: c.vc.and_then(StoredCall::call),
             network: c.nv.map(Into::into),
+            network_code: c.nh,
         }
     }
 }
