@@ -507,7 +507,11 @@ impl StoredRead {
     pub fn form(&self, core: &Core) -> Result<serde_json::Value> {
         let op = operator(core.config())?;
         let opened = super::operator_forms::opened(op, &self.place, &self.body)?;
-        Ok(read_back_secrets(&opened, false, op))
+        let salts = team_secrets::salts_of(&self.body, &is_secret_member);
+        let read_back = |pointer: &str, v: &str| {
+            (op.secrets).read_back(&self.place, pointer, salts.get(pointer), v)
+        };
+        Ok(read_back_secrets(&opened, "", false, &read_back))
     }
 }
 
@@ -520,7 +524,7 @@ pub async fn stored_read(core: &Core, id: &str, channel: bool) -> Result<Option<
     };
     let stored = stored_forms(core, &[id], key_of).await?.pop().flatten();
     Ok(
-        stored.map(|StoredApiForm::V1 { body, digest, at }| StoredRead {
+        stored.map(|StoredApiForm::V1 { body, digest, at, .. }| StoredRead {
             etag: format!("\"{digest}\""),
             at,
             body,
@@ -529,26 +533,31 @@ pub async fn stored_read(core: &Core, id: &str, channel: bool) -> Result<Option<
     )
 }
 
-/// `v` with each secret string (under a secret member) shown as
-/// `{"hmac"}`, as a read shows a team in force.
+/// `v`, at `pointer`, with each secret string (under a secret member)
+/// shown as `{"hmac"}`, as a read shows a team in force: read back at its
+/// pointer by `read_back`.
 fn read_back_secrets(
     v: &serde_json::Value,
+    pointer: &str,
     secret: bool,
-    op: &crate::config::OperatorConfig,
+    read_back: &dyn Fn(&str, &str) -> String,
 ) -> serde_json::Value {
     use serde_json::Value;
     match v {
-        Value::String(s) if secret => serde_json::json!({ "hmac": op.secrets.read_back(s) }),
+        Value::String(s) if secret => serde_json::json!({ "hmac": read_back(pointer, s) }),
         Value::Object(o) => {
             let members = o.iter().map(|(name, v)| {
-                let shown = read_back_secrets(v, is_secret_member(name), op);
+                let at = format!("{pointer}/{}", crate::config::pointer_token(name));
+                let shown = read_back_secrets(v, &at, is_secret_member(name), read_back);
                 (name.clone(), shown)
             });
             Value::Object(members.collect())
         }
-        Value::Array(a) => {
-            Value::Array(a.iter().map(|v| read_back_secrets(v, secret, op)).collect())
-        }
+        Value::Array(a) => Value::Array(
+            (a.iter().enumerate())
+                .map(|(i, v)| read_back_secrets(v, &format!("{pointer}/{i}"), secret, read_back))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
