@@ -59,6 +59,10 @@ impl fmt::Debug for Salt {
     }
 }
 
+/// A sealed value read apart: its version, its key's id, its salt (none
+/// before salts) and its nonce ‖ ciphertext ‖ tag.
+type Parts<'a> = (&'a str, &'a str, Option<Salt>, Vec<u8>);
+
 /// The salts of a body's secrets, by the pointer of each: a secret with
 /// none (a file's, or one sealed before salts) reads back without.
 pub type Salts = BTreeMap<String, Salt>;
@@ -175,7 +179,7 @@ impl SecretsCipher {
 
     /// A sealed value's version, key id, salt and nonce ‖ ciphertext ‖
     /// tag.
-    fn parts(sealed: &str) -> Result<(&str, &str, Option<Salt>, Vec<u8>), OpenError> {
+    fn parts(sealed: &str) -> Result<Parts<'_>, OpenError> {
         let mut parts = sealed.splitn(3, ':');
         let (Some(version), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next())
         else {

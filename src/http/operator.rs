@@ -290,7 +290,7 @@ fn secret_member() -> serde_json::Value {
         {"type": "string", "description": "the secret, written (never read back)"},
         {"type": "object", "required": ["hmac"], "additionalProperties": false,
          "properties": {"hmac": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
-         "description": "what a read shows of a secret: HMAC-SHA-256 of it under a key derived from the first secrets key"}
+         "description": "what a read shows of a secret: HMAC-SHA-256 of its salt and value under a key derived from the first secrets key, the team (or channel) and the member's pointer; written back at that same pointer, it keeps the stored value"}
     ]})
 }
 

@@ -120,6 +120,37 @@ both_stores!(a_stored_secret_cannot_be_moved_and_reads_back_only_where_it_stands
     let now: Value = res.json().await.unwrap();
     assert_ne!(now["security_keys"][0]["secret"], key, "salted anew");
     assert_eq!(read(&app, "/v1/teams/newco").await, now);
+
+    // A key endpoint's change leaves the other secrets as they read.
+    let res = post(&app, "/v1/teams/newco/security-keys", json!({"kid": "n2"})).await;
+    assert_eq!(res.status(), 201);
+    let after = read(&app, "/v1/teams/newco").await;
+    assert_eq!(after["webhook"]["secret"], hook);
+    assert_eq!(after["security_keys"][0]["secret"], now["security_keys"][0]["secret"]);
+    assert_eq!(after["security_keys"][1]["secret"]["hmac"].as_str().unwrap().len(), 64);
+});
+
+async fn post(app: &TestApp, path: &str, body: Value) -> reqwest::Response {
+    let req = app.request(Method::POST, path, Some(OPS)).json(&body);
+    req.send().await.unwrap()
+}
+
+// A stored team that no longer builds (it lists a channel that is gone,
+// as when a channel is deleted while a write that lists it is under
+// way): a key endpoint refuses to change it rather than answer 201 for
+// a key that would never be in force, and changes nothing.
+both_stores!(a_key_endpoint_refuses_a_team_that_would_not_be_in_force, setup: with_operator(), |app: TestApp| async move {
+    let res = put(&app, "newco", &team("newco", &generate_whsec()), &[]).await;
+    assert_eq!(res.status(), 201);
+    let mut record: Value = serde_json::from_str(&stored(&app, "newco").await.unwrap()).unwrap();
+    record["body"]["channels"] = json!(["webchat", "gone"]);
+    overwrite(&app, &keys::api_team("newco"), record.to_string()).await;
+    let before = stored(&app, "newco").await;
+    let res = post(&app, "/v1/teams/newco/security-keys", json!({"kid": "n2", "primary": true})).await;
+    assert_eq!(refused_at(res).await, ["/channels/1"]);
+    let res = post(&app, "/v1/teams/newco/api-keys", json!({"id": "desk", "role": "agent"})).await;
+    assert_eq!(refused_at(res).await, ["/channels/1"]);
+    assert_eq!(stored(&app, "newco").await, before, "nothing changed");
 });
 
 /// `plain` sealed as a gateway sealed secrets before salts (`cg1`), at
