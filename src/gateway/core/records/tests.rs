@@ -822,6 +822,15 @@ fn the_marker_records_of_today_read_back_equal() {
     let old: KnownHashes = kept_as_written::<IdentityHash>(r#"{"hash":"h1"}"#).into();
     assert_eq!(old.newest.hash, "h1");
     assert_eq!((old.newest.at, old.earlier.len()), (None, 0));
+    // And the previous version, during a rolling upgrade, reads today's
+    // form as the newest hash, which its sends carry.
+    #[derive(serde::Deserialize)]
+    struct PreviousIdentityHash {
+        hash: String,
+    }
+    let today = r#"{"hash":"h3","at":1764064830,"seen":[["h2",1764064820]]}"#;
+    let previous: PreviousIdentityHash = serde_json::from_str(today).expect("the previous form");
+    assert_eq!(previous.hash, "h3");
 }
 
 /// A challenge for a transaction and the authentication that approved
