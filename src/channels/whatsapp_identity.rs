@@ -2,7 +2,9 @@
 //! (docs/channels.md#identity-changes): system messages that the user
 //! changed number or business-scoped user id, and the identity hashes
 //! Meta puts beside a contact or a status once the business turned its
-//! identity check on. Read after the webhook's signature was checked
+//! identity check on, with Meta's times; only the changes about the
+//! channel's own number (`metadata.phone_number_id`) count. Read after
+//! the webhook's signature was checked
 //! (`WhatsappConfig::receipt`); parts that do not fit are skipped, never
 //! a refusal of the whole webhook (Meta would only send it again).
 use serde_json::Value;
@@ -28,8 +30,15 @@ pub enum IdentitySignal {
         message_id: String,
         ids: Vec<String>,
     },
-    /// The identity hash Meta gives now for the user behind `ids`.
-    Hash { ids: Vec<String>, hash: String },
+    /// The identity hash Meta gives now for the user behind `ids`, at
+    /// Meta's time `at` (the message's or status's `timestamp`, in
+    /// seconds; `None` when it gave none), beside `from`.
+    Hash {
+        ids: Vec<String>,
+        hash: String,
+        at: Option<i64>,
+        from: HashFrom,
+    },
     /// Meta refused to deliver message `message_id` to `ids` because the
     /// identity hash it carried is no longer theirs (a `failed` status
     /// with [`IDENTITY_REFUSED`]).
@@ -37,6 +46,38 @@ pub enum IdentitySignal {
         message_id: String,
         ids: Vec<String>,
     },
+}
+
+/// What an identity hash came beside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HashFrom {
+    /// A contact of an incoming message (its `id`, when the webhook
+    /// names one).
+    Contact { message_id: Option<String> },
+    /// A status (`status`) of message `message_id`, one the gateway sent
+    /// or not.
+    Status { message_id: String, status: String },
+}
+
+impl HashFrom {
+    /// The delivery this hash came in, the same in each of Meta's retries
+    /// of it: `None` when the webhook names none.
+    pub fn delivery(&self) -> Option<String> {
+        match self {
+            HashFrom::Contact { message_id } => message_id.as_ref().map(|id| format!("c:{id}")),
+            HashFrom::Status { message_id, status } => Some(format!("s:{status}:{message_id}")),
+        }
+    }
+}
+
+/// What a signed webhook says about identities for one channel: the
+/// signals of its own number, in their order, and the other
+/// `phone_number_id`s it named (`""`: a change that named none), whose
+/// signals count for nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Read {
+    pub signals: Vec<IdentitySignal>,
+    pub foreign: Vec<String>,
 }
 
 /// Meta's error code for a message refused because the identity hash it
@@ -106,6 +147,78 @@ fn items<'v>(v: &'v Value, name: &str) -> &'v [Value] {
         .map_or(&[], Vec::as_slice)
 }
 
+/// Meta's `timestamp` of `v` (seconds, as digits or a number).
+fn timestamp(v: &Value) -> Option<i64> {
+    match v.get("timestamp")? {
+        Value::String(s) => s.parse().ok(),
+        Value::Number(n) => n.as_i64(),
+        _ => None,
+    }
+}
+
+/// The incoming message of `value` a contact (named by `ids`) sent: the
+/// one from one of `ids`, or the only message.
+fn message_of<'v>(value: &'v Value, ids: &[String]) -> Option<&'v Value> {
+    let messages = items(value, "messages");
+    let from = ["from", "from_user_id", "from_parent_user_id"];
+    messages
+        .iter()
+        .find(|m| ids_of(m, &from).iter().any(|id| ids.contains(id)))
+        .or(match messages {
+            [only] => Some(only),
+            _ => None,
+        })
+}
+
+/// The identity hash beside each contact of `value`.
+fn contact_hashes(value: &Value, out: &mut Vec<IdentitySignal>) {
+    for contact in items(value, "contacts") {
+        let ids = ids_of(contact, &["wa_id", "user_id", "parent_user_id"]);
+        let Some(hash) = short_text(contact, "identity_key_hash") else {
+            continue;
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let message = message_of(value, &ids);
+        out.push(IdentitySignal::Hash {
+            at: message.and_then(timestamp),
+            from: HashFrom::Contact {
+                message_id: message.and_then(|m| short_text(m, "id")),
+            },
+            ids,
+            hash,
+        });
+    }
+}
+
+/// The identity hash beside each status of `value` (a refusal's hash is
+/// the one refused, not news of the person).
+fn status_hashes(value: &Value, out: &mut Vec<IdentitySignal>) {
+    for status in items(value, "statuses").iter().filter(|s| !refused(s)) {
+        let ids = ids_of(status, &RECIPIENT_IDS);
+        let (Some(hash), Some(message_id), Some(name)) = (
+            short_text(status, "recipient_identity_key_hash"),
+            short_text(status, "id"),
+            short_text(status, "status"),
+        ) else {
+            continue;
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        out.push(IdentitySignal::Hash {
+            ids,
+            hash,
+            at: timestamp(status),
+            from: HashFrom::Status {
+                message_id,
+                status: name,
+            },
+        });
+    }
+}
+
 /// What `value` (one `entry[].changes[].value`) says.
 fn signals_of(value: &Value, out: &mut Vec<IdentitySignal>) {
     for message in items(value, "messages") {
@@ -126,40 +239,70 @@ fn signals_of(value: &Value, out: &mut Vec<IdentitySignal>) {
             out.push(IdentitySignal::Refused { message_id, ids });
         }
     }
-    let hashed = [
-        (
-            "contacts",
-            "identity_key_hash",
-            ["wa_id", "user_id", "parent_user_id"],
-        ),
-        ("statuses", "recipient_identity_key_hash", RECIPIENT_IDS),
-    ];
-    for (list, member, names) in hashed {
-        // A refusal's hash is the one refused, not news of the person.
-        for item in items(value, list).iter().filter(|i| !refused(i)) {
-            let ids = ids_of(item, &names);
-            if let (Some(hash), false) = (short_text(item, member), ids.is_empty()) {
-                out.push(IdentitySignal::Hash { ids, hash });
-            }
-        }
-    }
+    contact_hashes(value, out);
+    status_hashes(value, out);
 }
 
-/// What a signed webhook `body` says about identities, in its order
+/// What a signed webhook `body` says about identities, in its order, for
+/// the channel of number `own` (its `phone_number_id`): only a change
+/// whose `metadata.phone_number_id` is `own` counts (one Meta app signs
+/// for all its numbers); the ids of the others are named once each
 /// (nothing for a body that is not JSON: the receipts' reading refuses it).
-pub fn identity_signals(body: &[u8]) -> Vec<IdentitySignal> {
+pub fn identity_signals(body: &[u8], own: &str) -> Read {
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
-        return Vec::new();
+        return Read::default();
     };
-    let mut out = Vec::new();
+    let mut read = Read::default();
     for entry in items(&body, "entry") {
         for change in items(entry, "changes") {
-            if let Some(value) = change.get("value") {
-                signals_of(value, &mut out);
+            let Some(value) = change.get("value") else {
+                continue;
+            };
+            let number = value.pointer("/metadata/phone_number_id");
+            let number = match number {
+                Some(Value::String(s)) => s.trim().to_string(),
+                Some(Value::Number(n)) => n.to_string(),
+                _ => String::new(),
+            };
+            if !number.is_empty() && number == own.trim() {
+                signals_of(value, &mut read.signals);
+                continue;
+            }
+            let mut theirs = Vec::new();
+            signals_of(value, &mut theirs);
+            if !theirs.is_empty() && !read.foreign.contains(&number) {
+                read.foreign.push(number.chars().take(MAX_ID_LEN).collect());
             }
         }
     }
-    out
+    read
+}
+
+/// Logs once per process, for each channel and other number id (`""`:
+/// none), that its identity changes were ignored
+/// (docs/channels.md#identity-changes): Meta sends the same webhook again
+/// and again, and a line a webhook would flood the log. At most 1 000
+/// pairs are remembered; past that nothing more is said. How many lines
+/// it said.
+pub fn ignored_once(channel: &str, foreign: &[String]) -> usize {
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, PoisonError};
+    static SAID: Mutex<BTreeSet<(String, String)>> = Mutex::new(BTreeSet::new());
+    let mut lines = 0;
+    for number in foreign {
+        let mut said = SAID.lock().unwrap_or_else(PoisonError::into_inner);
+        if said.len() >= 1_000 || !said.insert((channel.to_string(), number.clone())) {
+            continue;
+        }
+        drop(said);
+        tracing::warn!(
+            channel,
+            phone_number_id = %number,
+            "a WhatsApp webhook's identity changes were ignored: they are not about this channel's phone_number_id (logged once per number id)"
+        );
+        lines += 1;
+    }
+    lines
 }
 
 #[cfg(test)]
@@ -189,7 +332,7 @@ mod tests {
               {"from":"15552229999","type":"system","system":{"type":"user_changed_number"}}
             ]}}]}]}"#;
         assert_eq!(
-            identity_signals(body),
+            identity_signals(body, "1065").signals,
             vec![
                 IdentitySignal::Changed {
                     message_id: "wamid.sys1".into(),
@@ -212,43 +355,91 @@ mod tests {
     }
 
     #[test]
-    fn hashes_beside_contacts_and_statuses_are_read() {
-        let body = br#"{"entry":[{"changes":[{"value":{
+    fn hashes_beside_contacts_and_statuses_are_read_with_their_times() {
+        let body = br#"{"entry":[{"changes":[{"value":{"metadata":{"phone_number_id":"1065"},
             "contacts":[{"profile":{"name":"A"},"wa_id":"15552223333","user_id":"US.1","identity_key_hash":"h1"},
                         {"profile":{"name":"B"},"wa_id":"15552224444"}],
-            "messages":[{"from":"15552223333","id":"wamid.in","type":"text","text":{"body":"hi"}}],
-            "statuses":[{"id":"wamid.A","status":"delivered","recipient_id":"15552225555","recipient_identity_key_hash":"h2"},
+            "messages":[{"from":"15552223333","id":"wamid.in","timestamp":"1764064800","type":"text","text":{"body":"hi"}}],
+            "statuses":[{"id":"wamid.A","status":"delivered","timestamp":1764064801,"recipient_id":"15552225555","recipient_identity_key_hash":"h2"},
                         {"id":"wamid.B","status":"read","recipient_user_id":"US.2","recipient_parent_user_id":"US.P","recipient_identity_key_hash":"h3"},
                         {"id":"wamid.C","status":"read","recipient_id":"15552226666"}]}}]}]}"#;
         assert_eq!(
-            identity_signals(body),
+            identity_signals(body, "1065").signals,
             vec![
                 IdentitySignal::Hash {
                     ids: ids(&["15552223333", "US.1"]),
-                    hash: "h1".into()
+                    hash: "h1".into(),
+                    at: Some(1_764_064_800),
+                    from: HashFrom::Contact {
+                        message_id: Some("wamid.in".into())
+                    },
                 },
                 IdentitySignal::Hash {
                     ids: ids(&["15552225555"]),
-                    hash: "h2".into()
+                    hash: "h2".into(),
+                    at: Some(1_764_064_801),
+                    from: HashFrom::Status {
+                        message_id: "wamid.A".into(),
+                        status: "delivered".into()
+                    },
                 },
                 IdentitySignal::Hash {
                     ids: ids(&["US.2", "US.P"]),
-                    hash: "h3".into()
+                    hash: "h3".into(),
+                    at: None,
+                    from: HashFrom::Status {
+                        message_id: "wamid.B".into(),
+                        status: "read".into()
+                    },
                 },
             ]
         );
     }
 
     #[test]
+    fn another_number_is_logged_once_per_channel() {
+        let theirs = ["2077".to_string(), String::new()];
+        assert_eq!(ignored_once("once-test-wa", &theirs), 2);
+        assert_eq!(ignored_once("once-test-wa", &theirs), 0);
+        assert_eq!(ignored_once("once-test-wa-2", &theirs[..1]), 1);
+    }
+
+    /// One Meta app signs for all its numbers: a change of another
+    /// number's, or of none, is not this channel's; its id is named once.
+    #[test]
+    fn only_the_channel_s_own_number_counts() {
+        let value = |number: &str| {
+            format!(
+                r#"{{"changes":[{{"value":{{{number}"contacts":[{{"wa_id":"1555","identity_key_hash":"h"}}],
+                "messages":[{{"from":"1555","id":"wamid.in","type":"system","system":{{"type":"user_changed_number"}}}}]}}}}]}}"#
+            )
+        };
+        let body = format!(
+            r#"{{"entry":[{},{},{},{},{}]}}"#,
+            value(r#""metadata":{"phone_number_id":"2077"},"#),
+            value(r#""metadata":{"phone_number_id":"2077"},"#),
+            value(r#""metadata":{},"#),
+            value(""),
+            value(r#""metadata":{"phone_number_id":1065},"#),
+        );
+        let read = identity_signals(body.as_bytes(), "1065");
+        assert_eq!(read.foreign, ["2077", ""]);
+        assert_eq!(read.signals.len(), 2, "{:?}", read.signals);
+        let ours = identity_signals(body.as_bytes(), "2077");
+        assert_eq!(ours.signals.len(), 4);
+        assert_eq!(ours.foreign, ["", "1065"]);
+    }
+
+    #[test]
     fn a_failed_status_with_137000_is_a_refusal() {
-        let body = br#"{"entry":[{"changes":[{"value":{
+        let body = br#"{"entry":[{"changes":[{"value":{"metadata":{"phone_number_id":"1065"},
             "statuses":[{"id":"wamid.R","status":"failed","recipient_id":"15552225555","recipient_identity_key_hash":"h9",
                          "errors":[{"code":137000,"title":"Identity key hash mismatch"}]},
                         {"id":"wamid.S","status":"failed","recipient_user_id":"US.2","errors":[{"code":"137000"}]},
                         {"id":"wamid.T","status":"failed","recipient_id":"15552226666","errors":[{"code":131047}]},
                         {"id":"wamid.U","status":"delivered","recipient_id":"15552227777","errors":[{"code":137000}]}]}}]}]}"#;
         assert_eq!(
-            identity_signals(body),
+            identity_signals(body, "1065").signals,
             vec![
                 IdentitySignal::Refused {
                     message_id: "wamid.R".into(),
@@ -266,15 +457,15 @@ mod tests {
     fn what_does_not_fit_is_skipped() {
         let long = "9".repeat(MAX_ID_LEN + 1);
         let body = format!(
-            r#"{{"entry":[{{"changes":[{{"value":{{
+            r#"{{"entry":[{{"changes":[{{"value":{{"metadata":{{"phone_number_id":"1065"}},
             "contacts":[{{"wa_id":"{long}","identity_key_hash":"h"}},{{"wa_id":"1","identity_key_hash":"{long}"}},
                         {{"wa_id":5,"identity_key_hash":"h"}},{{"wa_id":"","identity_key_hash":"h"}}],
             "messages":[{{"from":"{long}","id":"wamid.x","type":"system","system":{{"type":"user_changed_number"}}}}],
             "statuses":"nope"}}}}]}}]}}"#
         );
-        assert!(identity_signals(body.as_bytes()).is_empty());
+        assert!(identity_signals(body.as_bytes(), "1065").signals.is_empty());
         for body in [&b"not json"[..], b"[]", br#"{"entry":{}}"#, b"{}"] {
-            assert!(identity_signals(body).is_empty());
+            assert!(identity_signals(body, "1065").signals.is_empty());
         }
     }
 }

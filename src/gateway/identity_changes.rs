@@ -10,11 +10,11 @@ use std::time::Duration;
 use super::records::{ConversationLink, IdentityHash, Loaded, LogoutAnswer};
 use super::work::Step;
 use super::{audit, change, Core};
-use crate::channels::whatsapp_identity::IdentitySignal;
+use crate::channels::whatsapp_identity::{HashFrom, IdentitySignal};
 use crate::channels::{ChannelError, Refusal};
 use crate::config::Team;
 use crate::domain::audit::{Acting, Action, Actor, Via};
-use crate::domain::identity_change::{self, REASON};
+use crate::domain::identity_change::{self, KnownHashes, SeenHash, REASON};
 use crate::domain::interaction::InteractionRecord;
 use crate::domain::logout::LogoutCause;
 use crate::domain::recognition::Recognition;
@@ -25,18 +25,20 @@ use crate::store::{keys, Op};
 use crate::time::Timestamp;
 use uuid::Uuid;
 
-/// How long a system message's id is remembered, so that Meta's retries
-/// of it act once: longer than Meta retries a webhook (up to 7 days).
+/// How long a delivery that acted (a system message, a refusal, a hash
+/// that was a change) is remembered by its id, so that Meta's retries of
+/// it act once: longer than Meta retries a webhook (up to 7 days).
 const SEEN_FOR: Duration = Duration::from_secs(8 * 86_400);
 
-/// The `kind` of [`keys::answered_request`] a system message is
-/// remembered under.
+/// The `kind` of [`keys::answered_request`] a delivery that acted is
+/// remembered under (in its team's slot).
 const SEEN_KIND: &str = "wa-identity";
 
 /// Takes what a signed webhook of `channel` says about identities, for
-/// every team that lists the channel: how many conversations' identity
-/// changed (`chatgate_whatsapp_identity_changes_total`). A conversation
-/// the gateway does not hold is left alone.
+/// every team that lists the channel: how many changes it made
+/// (`chatgate_whatsapp_identity_changes_total`), one for each signal and
+/// team that ended something. A conversation the gateway does not hold
+/// is left alone; a delivery that acted once acts no more.
 pub async fn take_signals(
     core: &Arc<Core>,
     channel: &str,
@@ -51,7 +53,9 @@ pub async fn take_signals(
     let mut changes = 0;
     for team in config.teams.values().filter(|t| t.uses_channel(channel)) {
         for signal in signals {
-            changes += take(core, team, channel, signal, acting, now).await?;
+            if take(core, team, channel, signal, acting, now).await? > 0 {
+                changes += 1;
+            }
         }
     }
     if changes > 0 {
@@ -73,7 +77,14 @@ async fn take(
     match signal {
         IdentitySignal::Changed { message_id, .. } | IdentitySignal::Refused { message_id, .. } => {
             let memory = keys::answered_request(&team.keyspace, SEEN_KIND, message_id);
-            if already_taken(core, &memory).await? {
+            let mut read = vec![memory.clone()];
+            if let IdentitySignal::Refused { .. } = signal {
+                // A status is about a message of the gateway's, or nothing.
+                read.push(keys::whatsapp_sent(&team.keyspace, channel, message_id));
+            }
+            let found = core.get(&read).await?;
+            let sent = found.get(1).is_none_or(Option::is_some);
+            if found[0].is_some() || !sent {
                 return Ok(0);
             }
             let n = end_conversations(core, team, channel, ids, acting, now).await?;
@@ -82,53 +93,75 @@ async fn take(
                 // sends go without it until Meta gives the new one.
                 forget_hashes(core, team, channel, ids, now).await?;
             }
-            // Remembered once done (a conflict is a concurrent twin).
-            let answer = LogoutAnswer { logged_out: n };
-            change::once(core, &team.keyspace, now, |c| {
-                c.claim(&memory, &answer, Some(SEEN_FOR))?;
-                Ok(Step::Write(()))
-            })
-            .await?;
+            remember(core, team, &memory, n, now).await?;
             Ok(n)
         }
-        IdentitySignal::Hash { hash, .. } => {
-            take_hash(core, team, channel, ids, hash, acting, now).await
+        IdentitySignal::Hash { hash, at, from, .. } => {
+            let given = SeenHash {
+                hash: hash.clone(),
+                // Meta's time, never past ours (none given: now).
+                at: Some(at.unwrap_or(i64::MAX).min(now.unix_seconds())),
+            };
+            take_hash(core, team, (channel, ids), given, from, acting, now).await
         }
     }
 }
 
-/// Whether the system message remembered under `memory` was taken
-/// already (Meta's retry of it acts once).
-async fn already_taken(core: &Core, memory: &str) -> Result<bool> {
-    let key = memory.to_owned();
-    let raw = core.get(std::slice::from_ref(&key)).await?.pop().flatten();
-    Ok(Loaded::<LogoutAnswer>::parse(key, raw)?.value.is_some())
+/// Remembers under `memory`, for Meta's retry window, that a delivery
+/// acted (ended `n` conversations), once it did: a failure before is
+/// seen again when Meta retries. A conflict is a concurrent twin.
+async fn remember(core: &Core, team: &Team, memory: &str, n: usize, now: Timestamp) -> Result<()> {
+    let answer = LogoutAnswer { logged_out: n };
+    change::once(core, &team.keyspace, now, |c| {
+        c.claim(memory, &answer, Some(SEEN_FOR))?;
+        Ok(Step::Write(()))
+    })
+    .await?;
+    Ok(())
 }
 
-/// The identity hash Meta gives now for the user behind `ids`, for
-/// `team`: the conversations end when it is not the one known, and it is
-/// known from now on. How many conversations changed.
+/// The identity hash Meta gives now (`given`, beside `from`) for the user
+/// behind `ids` on `channel`, for `team`: the conversations end when it is
+/// a change (`identity_change::take_hash`), unless the same delivery
+/// acted already, and what is known of the hashes is kept. A status of a
+/// message the gateway never sent changes nothing. How many
+/// conversations changed.
 async fn take_hash(
     core: &Arc<Core>,
     team: &Team,
-    channel: &str,
-    ids: &[String],
-    hash: &str,
+    (channel, ids): (&str, &[String]),
+    given: SeenHash,
+    from: &HashFrom,
     acting: &Acting,
     now: Timestamp,
 ) -> Result<usize> {
-    let hkeys: Vec<String> = ids
+    let mut read: Vec<String> = ids
         .iter()
         .map(|id| keys::identity_hash(&team.keyspace, channel, id))
         .collect();
-    let raw = core.get(&hkeys).await?;
-    let mut known = Vec::with_capacity(hkeys.len());
-    for (key, raw) in hkeys.into_iter().zip(raw) {
-        known.push(Loaded::<IdentityHash>::parse(key, raw)?);
+    let hashes = read.len();
+    let memory = from
+        .delivery()
+        .map(|d| keys::answered_request(&team.keyspace, SEEN_KIND, &d));
+    read.extend(memory.clone());
+    if let HashFrom::Status { message_id, .. } = from {
+        read.push(keys::whatsapp_sent(&team.keyspace, channel, message_id));
     }
-    let changed = known
-        .iter()
-        .any(|k| identity_change::is_change(k.value.as_ref().map(|h| h.hash.as_str()), hash));
+    let mut raw = core.get(&read).await?;
+    if matches!(from, HashFrom::Status { .. }) && raw.pop().flatten().is_none() {
+        return Ok(0);
+    }
+    let acted = memory.is_some() && raw.get(hashes).is_some_and(Option::is_some);
+    let mut taken = Vec::with_capacity(hashes);
+    for (key, raw) in read.into_iter().zip(raw).take(hashes) {
+        let known = Loaded::<IdentityHash>::parse(key, raw)?;
+        let was = known.value.clone().map(KnownHashes::from);
+        taken.push((
+            known,
+            identity_change::take_hash(was.as_ref(), given.clone()),
+        ));
+    }
+    let changed = !acted && taken.iter().any(|(_, t)| t.change);
     // Ended first, remembered after: a failure in between is seen
     // again when Meta retries.
     let n = match changed {
@@ -136,16 +169,19 @@ async fn take_hash(
         false => 0,
     };
     let ttl = team.settings_for(channel).interaction_ttl.get();
-    let newest = IdentityHash {
-        hash: hash.to_owned(),
-    };
-    for k in known.iter().filter(|k| k.value.as_ref() != Some(&newest)) {
-        // A conflict is a concurrent webhook's newer hash: it stands.
+    for (known, keep) in taken
+        .iter()
+        .filter_map(|(k, t)| Some((k, t.keep.as_ref()?)))
+    {
+        // A conflict is a concurrent webhook's hash: it stands.
         change::once(core, &team.keyspace, now, |c| {
-            c.put(k, &newest, Some(ttl))?;
+            c.put(known, &IdentityHash::from(keep), Some(ttl))?;
             Ok(Step::Write(()))
         })
         .await?;
+    }
+    if let (true, Some(memory)) = (changed, memory) {
+        remember(core, team, &memory, n, now).await?;
     }
     Ok(n)
 }
@@ -173,7 +209,7 @@ pub async fn on_send_error(
     let changes = end_conversations(core, team, channel, &ids, &acting, now).await?;
     forget_hashes(core, team, channel, &ids, now).await?;
     if changes > 0 {
-        metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(changes as u64);
+        metrics::counter!("chatgate_whatsapp_identity_changes_total").increment(1);
     }
     Ok(true)
 }

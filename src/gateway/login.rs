@@ -450,6 +450,7 @@ async fn deliver_link(
             Purpose::LoginLink,
             fill,
             None,
+            now,
         )
         .await
     {

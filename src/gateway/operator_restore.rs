@@ -153,8 +153,14 @@ async fn write_back(
         let read = stored_forms(core, chunk, keys::api_team).await?;
         for (id, stored) in chunk.iter().zip(read) {
             match stored {
-                Some(StoredApiForm::V1 { digest, .. }) if !replace => {
-                    digests.insert((*id).clone(), digest);
+                Some(StoredApiForm::V1 {
+                    digest,
+                    incarnation,
+                    ..
+                }) if !replace => {
+                    let keyspace = keys::keyspace(id, incarnation.as_deref());
+                    let indexed = super::operator_index::indexed_as(&digest, &keyspace);
+                    digests.insert((*id).clone(), indexed);
                 }
                 _ => absent.push(*id),
             }
@@ -188,14 +194,16 @@ async fn write_team(
     now: Timestamp,
 ) -> Result<Option<(String, String)>> {
     let key = keys::api_team(id);
+    let StoredApiForm::V1 { incarnation, .. } = form;
+    let keyspace = keys::keyspace(id, incarnation.as_deref());
     let mut read = vec![key.clone()];
-    read.extend(recorded_keys(id));
+    read.extend(recorded_keys(&keyspace));
     let team = match config.teams.get(id).filter(|t| t.api.is_some()) {
         Some(team) => Some(team.clone()),
         None => built(config, id, form).map(std::sync::Arc::new),
     };
     let retention = config.audit.retention;
-    core.change(id, &read, now, |c| {
+    core.change(&keyspace, &read, now, |c| {
         let stored: Loaded<StoredApiForm> = c.read(&key)?;
         if stored.value.is_some() && !replace {
             return Ok(Step::Answer(None));
@@ -205,7 +213,8 @@ async fn write_team(
             record_restore(c, team, retention)?;
         }
         let StoredApiForm::V1 { digest, .. } = form;
-        Ok(Step::Write(Some((id.to_string(), digest.clone()))))
+        let indexed = super::operator_index::indexed_as(digest, &keyspace);
+        Ok(Step::Write(Some((id.to_string(), indexed))))
     })
     .await
 }

@@ -135,8 +135,8 @@ pub fn whatsapp_handshake(
 /// `invalid_signature` for a missing or wrong signature, 400 for a body
 /// that cannot be read or a status without `id` or `status`. Then its
 /// statuses move their messages, and what it says of who is behind a
-/// conversation may end what was proven there
-/// (docs/channels.md#identity-changes); other incoming messages are
+/// conversation of the channel's own number may end what was proven
+/// there (docs/channels.md#identity-changes); other incoming messages are
 /// ignored.
 pub async fn whatsapp_receipt(
     core: &Arc<Core>,
@@ -146,14 +146,16 @@ pub async fn whatsapp_receipt(
     now: Timestamp,
 ) -> Result<Receipt> {
     let missing = "no whatsapp channel with an app_secret of this name";
-    let reports = whatsapp_of(core, channel, missing)?.receipt(body, signature)?;
-    let signals = whatsapp_identity::identity_signals(body);
+    let whatsapp = whatsapp_of(core, channel, missing)?;
+    let reports = whatsapp.receipt(body, signature)?;
+    let read = whatsapp_identity::identity_signals(body, &whatsapp.phone_number_id);
+    whatsapp_identity::ignored_once(channel, &read.foreign);
     let receipt = match reports.is_empty() {
         true => Receipt::Unknown,
         false => take_reports_at(core, channel, reports, now).await?,
     };
     let acting = Acting::new(Actor::provider("whatsapp"), via);
-    identity_changes::take_signals(core, channel, &signals, &acting, now).await?;
+    identity_changes::take_signals(core, channel, &read.signals, &acting, now).await?;
     Ok(receipt)
 }
 

@@ -403,6 +403,13 @@ pub fn identity_hash(team: &str, channel: &str, user_id: &str) -> String {
     with_digest(scoped(team, "wih:", DIGEST), &[channel, user_id])
 }
 
+/// A message a WhatsApp Cloud API channel sent (channel, Meta's message
+/// id): a status names a message of the gateway's only when it is there,
+/// docs/channels.md#identity-changes.
+pub fn whatsapp_sent(team: &str, channel: &str, message_id: &str) -> String {
+    with_digest(scoped(team, "wsm:", DIGEST), &[channel, message_id])
+}
+
 /// Index of the [`recognition`] keys that remember a customer, so that a
 /// website's logout of the customer forgets them.
 pub fn recognitions_of(team: &str, customer_id: &str) -> String {

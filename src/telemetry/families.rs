@@ -70,7 +70,7 @@ pub const FAMILIES: &[(&str, Kind, &str, &str)] = &[
     ("chatgate_revocation_tokens_total", Kind::Counter, "team, receiver", "Tokens received by the identity provider's revocation receivers, by team and receiver (oidc_logout, ssf)."),
     ("chatgate_revocation_refused_total", Kind::Counter, "team, receiver, reason", "Revocation tokens refused, by team, receiver and reason (malformed, key, issuer, audience, claims, replay, unavailable); an ssf replay is accepted and counted here too."),
     ("chatgate_revocation_customers_logged_out_total", Kind::Counter, "team, receiver", "Customers (or, for a sid, provider sessions) logged out by a valid revocation token, by team and receiver."),
-    ("chatgate_whatsapp_identity_changes_total", Kind::Counter, "", "WhatsApp conversations whose person changed (a system message, or a new identity hash) and whose authentication, open challenge and recognition ended."),
+    ("chatgate_whatsapp_identity_changes_total", Kind::Counter, "", "Changes of the person behind a WhatsApp conversation (a system message, a new identity hash, a refusal) that ended an authentication, open challenge or recognition: one per change and team, however often Meta delivers it."),
     ("chatgate_trace_spans_dropped_total", Kind::Counter, "", "Spans not exported: the queue was full (a slow or absent collector) or the collector did not take them."),
 ];
 

@@ -55,20 +55,43 @@ fn system(id: &str, from: &str, system_type: &str) -> Value {
     )
 }
 
+/// Meta's time of the messages and statuses below, in seconds.
+const AT: i64 = 1_764_064_800;
+
 /// An incoming text message with its contact's identity hash.
 fn contact_hash(from: &str, hash: &str) -> Value {
+    contact_hash_at(from, hash, AT)
+}
+
+/// An incoming text message with its contact's identity hash, sent at
+/// Meta's time `at` (seconds), its id named by the hash and the time.
+fn contact_hash_at(from: &str, hash: &str, at: i64) -> Value {
     webhook(json!({
         "contacts": [{"profile": {"name": "A"}, "wa_id": from, "identity_key_hash": hash}],
-        "messages": [{"from": from, "id": format!("wamid.in.{hash}"), "timestamp": "1764064800",
+        "messages": [{"from": from, "id": format!("wamid.in.{hash}.{at}"), "timestamp": at.to_string(),
                       "type": "text", "text": {"body": "hi"}}]}))
 }
 
-/// A status of a message we sent, with the recipient's identity hash.
-fn status_hash(to: &str, hash: &str) -> Value {
-    webhook(
-        json!({"statuses": [{"id": "wamid.unknown", "status": "delivered",
-        "timestamp": "1764064800", "recipient_id": to, "recipient_identity_key_hash": hash}]}),
-    )
+/// A status of message `id`, with the recipient's identity hash.
+fn status_hash(id: &str, to: &str, hash: &str) -> Value {
+    webhook(json!({"statuses": [{"id": id, "status": "delivered",
+        "timestamp": AT.to_string(), "recipient_id": to, "recipient_identity_key_hash": hash}]}))
+}
+
+/// Meta's id of the login link delivered now into interaction `id`'s
+/// conversation on the `whatsapp` channel (the fake Cloud API answers its
+/// nth message `wamid.out<n>`).
+async fn delivered_link(app: &TestApp, provider: &MockServer, id: &str) -> String {
+    let link = app.issue_link(id, json!({"deliver": true})).await;
+    assert_eq!(link["delivered"], true, "{link}");
+    let url = link["short_url"].as_str().unwrap();
+    let requests = provider.received_requests().await.unwrap_or_default();
+    let n = requests
+        .iter()
+        .filter(|r| r.url.path() == "/v21.0/1065/messages")
+        .position(|r| String::from_utf8_lossy(&r.body).contains(url))
+        .expect("the link's message");
+    format!("wamid.out{}", n + 1)
 }
 
 /// An interaction on `channel` in conversation `number`, authenticated
@@ -198,8 +221,8 @@ async fn system_messages_end_what_was_proven(backend: Backend) {
         assert_eq!(app.get(&id).await["status"], "authenticated");
         assert_eq!(logouts_recorded(&app, &id).await.len(), 1);
     }
-    // Four changes counted (tests running beside this one may add theirs).
-    assert!(changes_counted(&app).await >= counted + 4);
+    // Four changes counted, each once.
+    assert_eq!(changes_counted(&app).await, counted + 4);
     // The same number on another channel: untouched.
     let v = app.get(&other).await;
     assert_eq!(v["status"], "authenticated", "{v}");
@@ -215,7 +238,7 @@ async fn system_messages_end_what_was_proven(backend: Backend) {
 }
 
 async fn a_new_identity_hash_ends_what_was_proven(backend: Backend) {
-    let Some((mut app, _provider)) = gateway(backend).await else {
+    let Some((mut app, provider)) = gateway(backend).await else {
         return;
     };
     // Contacts: the first hash is no change, nor is the same one again.
@@ -228,17 +251,149 @@ async fn a_new_identity_hash_ends_what_was_proven(backend: Backend) {
     // A different one is.
     post(&app, "whatsapp", &contact_hash("15553330001", "h2")).await;
     assert_ended(&mut app, &id, &cid).await;
-    // Statuses: a hash seen before the interaction, then a new one.
-    post(&app, "whatsapp", &status_hash("15553330002", "s1")).await;
+    // Statuses of a message the gateway sent: a first hash, then a new one.
     let (id, cid) = proven(&app, "whatsapp", "15553330002").await;
-    post(&app, "whatsapp", &status_hash("15553330002", "s1")).await;
+    let sent = delivered_link(&app, &provider, &id).await;
+    post(&app, "whatsapp", &status_hash(&sent, "15553330002", "s1")).await;
+    post(&app, "whatsapp", &status_hash(&sent, "15553330002", "s1")).await;
     assert_eq!(app.get(&id).await["status"], "authenticated");
-    post(&app, "whatsapp", &status_hash("15553330002", "s2")).await;
+    post(&app, "whatsapp", &status_hash(&sent, "15553330002", "s2")).await;
     assert_ended(&mut app, &id, &cid).await;
     // The same change again: the hash is the newest already.
     app.authenticate(&id, "cust-42").await;
-    post(&app, "whatsapp", &status_hash("15553330002", "s2")).await;
+    post(&app, "whatsapp", &status_hash(&sent, "15553330002", "s2")).await;
     assert_eq!(app.get(&id).await["status"], "authenticated");
+}
+
+/// docs/channels.md#identity-changes: one Meta app signs for all its
+/// numbers; a change about another number (`metadata.phone_number_id`),
+/// or about none, is not this channel's and changes nothing.
+async fn another_number_s_changes_are_ignored(backend: Backend) {
+    let Some((mut app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    let number = "15553340001";
+    let (id, cid) = proven(&app, "whatsapp", number).await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h1", AT)).await;
+    let theirs = |mut body: Value, metadata: Option<Value>| {
+        let value = &mut body["entry"][0]["changes"][0]["value"];
+        match metadata {
+            Some(m) => value["metadata"] = m,
+            None => {
+                value.as_object_mut().unwrap().remove("metadata");
+            }
+        }
+        body
+    };
+    let others = [
+        Some(json!({"display_phone_number": "15550007777", "phone_number_id": "2077"})),
+        Some(json!({"display_phone_number": "15550006666"})),
+        None,
+    ];
+    for metadata in others {
+        for body in [
+            contact_hash_at(number, "h2", AT + 10),
+            system("wamid.sys.theirs", number, "user_changed_number"),
+        ] {
+            post(&app, "whatsapp", &theirs(body, metadata.clone())).await;
+        }
+    }
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert!(!v["recognized"].is_null(), "{v}");
+    assert_eq!(challenge_state(&app, &id, &cid).await, "open");
+    // The channel's own number: h2 is a change.
+    post(&app, "whatsapp", &contact_hash_at(number, "h2", AT + 10)).await;
+    assert_ended(&mut app, &id, &cid).await;
+}
+
+/// docs/channels.md#identity-changes: Meta does not promise order. A hash
+/// the conversation had before, or one older than the newest, arriving
+/// late, is no change; a new one of the newest's time is.
+async fn a_late_hash_is_no_change(backend: Backend) {
+    let Some((mut app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    let number = "15553350001";
+    let (id, cid) = proven(&app, "whatsapp", number).await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h1", AT)).await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h2", AT + 20)).await;
+    assert_ended(&mut app, &id, &cid).await;
+    app.authenticate(&id, "cust-42").await;
+    // h1 again (later than it was, still had before), h0 (never seen,
+    // older than h2): no change.
+    post(&app, "whatsapp", &contact_hash_at(number, "h1", AT + 30)).await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h0", AT + 10)).await;
+    assert_eq!(app.get(&id).await["status"], "authenticated");
+    assert_eq!(logouts_recorded(&app, &id).await.len(), 1);
+    // A new hash of h2's time is a change.
+    post(&app, "whatsapp", &contact_hash_at(number, "h3", AT + 20)).await;
+    assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    assert_eq!(logouts_recorded(&app, &id).await.len(), 2);
+}
+
+/// docs/channels.md#identity-changes: a status about a message the
+/// gateway never sent (another sender on the same number) changes
+/// nothing: neither its hash nor Meta's refusal.
+async fn a_status_of_a_message_never_sent_changes_nothing(backend: Backend) {
+    let Some((mut app, provider)) = gateway(backend).await else {
+        return;
+    };
+    let number = "15553360001";
+    let (id, cid) = proven(&app, "whatsapp", number).await;
+    post(&app, "whatsapp", &contact_hash(number, "h1")).await;
+    post(&app, "whatsapp", &status_hash("wamid.never", number, "h2")).await;
+    post(&app, "whatsapp", &refused("wamid.never", number)).await;
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert_eq!(challenge_state(&app, &id, &cid).await, "open");
+    // The same status of a message the gateway sent: a change.
+    let sent = delivered_link(&app, &provider, &id).await;
+    post(&app, "whatsapp", &status_hash(&sent, number, "h2")).await;
+    assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    assert!(app
+        .next_event("interaction.logged_out", Duration::from_secs(5))
+        .await
+        .is_some());
+}
+
+/// docs/channels.md#identity-changes: a webhook Meta sends again days
+/// later acts once. The first change's webhook (its message id, the older
+/// hash) comes back after a second change and a sign-in: nothing ends,
+/// nothing is recorded, announced or counted again.
+async fn a_late_retry_of_a_change_acts_once(backend: Backend) {
+    let Some((mut app, _provider)) = gateway(backend).await else {
+        return;
+    };
+    let counted = changes_counted(&app).await;
+    let number = "15553370001";
+    let (id, cid) = proven(&app, "whatsapp", number).await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h1", AT)).await;
+    let first = contact_hash_at(number, "h2", AT + 10);
+    post(&app, "whatsapp", &first).await;
+    assert_ended(&mut app, &id, &cid).await;
+    app.authenticate(&id, "cust-42").await;
+    post(&app, "whatsapp", &contact_hash_at(number, "h3", AT + 20)).await;
+    assert_eq!(app.get(&id).await["status"], "unauthenticated");
+    let out = app
+        .next_event("interaction.logged_out", Duration::from_secs(5))
+        .await;
+    assert!(out.is_some(), "the second change");
+    app.authenticate(&id, "cust-42").await;
+    // Later, Meta's retry of the first change.
+    post(&app, "whatsapp", &first).await;
+    let v = app.get(&id).await;
+    assert_eq!(v["status"], "authenticated", "{v}");
+    assert_eq!(logouts_recorded(&app, &id).await.len(), 2);
+    let again = app
+        .next_event("interaction.logged_out", Duration::from_millis(500))
+        .await;
+    assert!(again.is_none(), "{again:?}");
+    assert_eq!(
+        changes_counted(&app).await,
+        counted + 2,
+        "changes, not deliveries"
+    );
 }
 
 async fn an_unsigned_change_changes_nothing(backend: Backend) {
@@ -334,14 +489,15 @@ async fn a_refusal_for_a_changed_identity_ends_what_was_proven(backend: Backend)
     let counted = changes_counted(&app).await;
     post(&app, "whatsapp", &contact_hash("15557770001", "h1")).await;
     let (id, cid) = proven(&app, "whatsapp", "15557770001").await;
-    let body = refused("wamid.refused.1", "15557770001");
+    let sent = delivered_link(&app, &provider, &id).await;
+    let body = refused(&sent, "15557770001");
     post(&app, "whatsapp", &body).await;
     assert_ended(&mut app, &id, &cid).await;
     let entries = logouts_recorded(&app, &id).await;
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["actor"]["id"], "whatsapp", "{}", entries[0]);
     assert_eq!(entries[0]["detail"]["cause"], "identity_changed");
-    assert!(changes_counted(&app).await > counted);
+    assert_eq!(changes_counted(&app).await, counted + 1);
     // Proven again, then Meta sends the same status again: it acted once.
     app.authenticate(&id, "cust-42").await;
     post(&app, "whatsapp", &body).await;
@@ -504,16 +660,22 @@ async fn an_app_prompt_refused_for_a_changed_identity_ends_what_was_proven(backe
     logged_out_by_whatsapp(&app, &id).await;
 }
 
+/// Held by each test of this file: the changes metric is the process's,
+/// so that each test counts only its own changes.
+static COUNTED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             use super::*;
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn memory() {
+                let _counted = COUNTED.lock().await;
                 super::$name(Backend::Memory).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn redis() {
+                let _counted = COUNTED.lock().await;
                 super::$name(Backend::Redis).await;
             }
         }
@@ -523,6 +685,10 @@ macro_rules! on_both_stores {
 on_both_stores!(
     system_messages_end_what_was_proven,
     a_new_identity_hash_ends_what_was_proven,
+    another_number_s_changes_are_ignored,
+    a_late_hash_is_no_change,
+    a_status_of_a_message_never_sent_changes_nothing,
+    a_late_retry_of_a_change_acts_once,
     an_unsigned_change_changes_nothing,
     sends_carry_the_known_identity,
     a_refusal_for_a_changed_identity_ends_what_was_proven,

@@ -249,7 +249,7 @@ pub fn record_restore(
     retention: std::time::Duration,
 ) -> crate::error::Result<()> {
     let recorded = Recorded {
-        id: &team.id,
+        id: &team.keyspace,
         print: &team.print,
         api_keys: team.api_keys.iter().map(|k| k.id.clone()).collect(),
         kids: team.security_keys.iter().map(|k| k.kid.clone()).collect(),

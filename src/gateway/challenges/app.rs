@@ -253,6 +253,7 @@ async fn announce_app(
         Purpose::AppPrompt,
         fill,
         None,
+        now,
     );
     let prompted = prompt.await;
     if prompted.is_err() {

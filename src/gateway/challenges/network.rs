@@ -126,6 +126,7 @@ pub(super) async fn start_network_ladder(
             Purpose::NetworkLink,
             fill,
             None,
+            now,
         );
         sent.await.map_err(|e| {
             let failed = Error::Channel(e.to_string());

@@ -228,7 +228,7 @@ async fn send_challenge(
     let to = message.to.clone();
     let message_of = (message.channel.as_str(), purpose);
     let call = voice::call_for(core, team, rec, message_of, fill.pin, now).await?;
-    core.send(team, rec, &message.channel, to, purpose, fill, call)
+    core.send(team, rec, &message.channel, to, purpose, fill, call, now)
         .await
         .map(Some)
 }

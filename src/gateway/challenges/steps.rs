@@ -445,7 +445,7 @@ async fn send_step(
     let sending = async {
         let message = (channel.as_str(), Purpose::Otp);
         let call = voice::call_for(core, team, rec, message, fill.pin, now).await?;
-        core.send(team, rec, channel, to, Purpose::Otp, fill, call)
+        core.send(team, rec, channel, to, Purpose::Otp, fill, call, now)
             .await
     };
     tokio::select! {

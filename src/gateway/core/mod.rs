@@ -261,17 +261,20 @@ impl Core {
         purpose: Purpose,
         fill: Fill<'_>,
         call: Option<channels::Call>,
+        now: Timestamp,
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let chat = Chat::of(rec);
         let to = self
             .recipient(team, &chat, &rec.contact, channel, to)
             .map_err(|e| channels::ChannelError::new(e.to_string()))?;
         let id = uuid::Uuid::now_v7();
-        self.send_message(team, &chat, channel, to, purpose, fill, id, call)
+        self.send_message(team, &chat, channel, to, purpose, fill, id, call, now)
             .await
     }
 
-    /// Renders and sends one message with id `id` (the same on every attempt).
+    /// Renders and sends one message with id `id` (the same on every
+    /// attempt). One a WhatsApp Cloud API channel sent is remembered by
+    /// Meta's id, so that its statuses are known for the gateway's.
     #[allow(clippy::too_many_arguments)]
     pub async fn send_message(
         &self,
@@ -283,6 +286,7 @@ impl Core {
         fill: Fill<'_>,
         id: uuid::Uuid,
         call: Option<channels::Call>,
+        now: Timestamp,
     ) -> std::result::Result<channels::Sent, channels::ChannelError> {
         let settings = team.settings_for(chat.channel);
         let channel_cfg = self.config.channels.get(channel);
@@ -322,7 +326,9 @@ impl Core {
             call,
             identity_key_hash,
         };
-        self.channels.send(&msg).await
+        let sent = self.channels.send(&msg).await?;
+        remember_sent(self, team, chat, channel, &sent, now).await;
+        Ok(sent)
     }
 
     /// Whom a message on `channel` into `chat` goes to, and whether it may:
@@ -375,6 +381,40 @@ impl Core {
     ) -> Result<()> {
         let item = OutboxItem::about_interaction(&data, now, view)?;
         self.enqueue_now(&view.team, vec![item], now).await
+    }
+}
+
+/// Remembers that WhatsApp Cloud API channel `channel` of `team` sent
+/// `sent` (docs/channels.md#identity-changes: a status about a message
+/// the gateway never sent changes nothing), for as long as the chat's
+/// interaction may live. Any other kind remembers nothing. The message
+/// went: a failure to remember it is logged, and its statuses are then
+/// taken for another sender's.
+async fn remember_sent(
+    core: &Core,
+    team: &Team,
+    chat: &Chat<'_>,
+    channel: &str,
+    sent: &channels::Sent,
+    now: Timestamp,
+) {
+    let cloud_api = core
+        .config
+        .channels
+        .get(channel)
+        .is_some_and(|c| matches!(c.kind, channels::ChannelKind::Whatsapp(_)));
+    let Some(message_id) = sent.message_id.as_deref().filter(|_| cloud_api) else {
+        return;
+    };
+    let key = crate::store::keys::whatsapp_sent(&team.keyspace, channel, message_id);
+    let ttl = team.settings_for(chat.channel).interaction_ttl.get();
+    let done = change::once(core, &team.keyspace, now, |c| {
+        c.claim(&key, &records::SentMessage {}, Some(ttl))?;
+        Ok(work::Step::Write(()))
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::warn!(team = %team.id, channel, error = %e, "a WhatsApp message sent was not remembered: its statuses will change no identity");
     }
 }
 

@@ -40,8 +40,8 @@ pub use background::{StoredGather, StoredMessage, StoredPoll, StoredReport};
 pub use console::{SessionTeam, StoredSession, StoredSignIn};
 pub use interaction::{contact, StoredInteraction};
 pub use markers::{
-    ConversationLink, EndedSession, IdentityHash, LogoutAnswer, ShortLink, StoredNetworkLink,
-    UsedJti,
+    ConversationLink, EndedSession, IdentityHash, LogoutAnswer, SentMessage, ShortLink,
+    StoredNetworkLink, UsedJti,
 };
 pub use operator::{
     ApiTeamsGeneration, DeletedTeam, PendingWrite, StoredApiChannel, StoredApiChannels,

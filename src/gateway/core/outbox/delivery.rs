@@ -155,6 +155,7 @@ async fn deliver(
                 Fill::default(),
                 item.id,
                 None,
+                now,
             )
             .await
             .map(|_| ())

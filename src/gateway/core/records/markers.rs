@@ -3,12 +3,15 @@
 //! key points at (`{team}:c:…`, `interactions.rs`), what a website's
 //! back-channel logout was answered (`website.rs`), a provider session
 //! its back-channel logout ended (`{team}:ose:…`, `oidc_logout.rs`), and
-//! what a login link's short code leads to (`l:…`, `login.rs`). Pinned by
-//! the bytes tests in `tests.rs`.
+//! what a login link's short code leads to (`l:…`, `login.rs`), the
+//! identity hashes of a WhatsApp conversation and the messages a WhatsApp
+//! channel sent (`identity_changes.rs`). Pinned by the bytes tests in
+//! `tests.rs`.
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::Record;
+use crate::domain::identity_change::{KnownHashes, SeenHash};
 use crate::domain::login_token::LoginClaims;
 use crate::time::Timestamp;
 
@@ -34,14 +37,56 @@ pub struct LogoutAnswer {
 
 impl Record for LogoutAnswer {}
 
-/// The newest identity hash Meta gave for the user behind a WhatsApp
-/// conversation (docs/channels.md#identity-changes).
+/// The identity hashes Meta gave for the user behind a WhatsApp
+/// conversation (docs/channels.md#identity-changes): `hash` the newest
+/// (all the previous version wrote, and all it reads: it ignores the
+/// rest), `at` Meta's time for it in seconds, `seen` the ones before it,
+/// newest first, each `[hash, at]`. A record without `at` was written
+/// before times were kept.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentityHash {
     pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seen: Vec<(String, Option<i64>)>,
 }
 
 impl Record for IdentityHash {}
+
+impl From<IdentityHash> for KnownHashes {
+    fn from(h: IdentityHash) -> Self {
+        KnownHashes {
+            newest: SeenHash {
+                hash: h.hash,
+                at: h.at,
+            },
+            earlier: h
+                .seen
+                .into_iter()
+                .map(|(hash, at)| SeenHash { hash, at })
+                .collect(),
+        }
+    }
+}
+
+impl From<&KnownHashes> for IdentityHash {
+    fn from(k: &KnownHashes) -> Self {
+        IdentityHash {
+            hash: k.newest.hash.clone(),
+            at: k.newest.at,
+            seen: k.earlier.iter().map(|h| (h.hash.clone(), h.at)).collect(),
+        }
+    }
+}
+
+/// A message a WhatsApp Cloud API channel sent, by its id
+/// (`{team}:wsm:…`): its presence is all it says, that a status about it
+/// is about a message of the gateway's (docs/channels.md#identity-changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {}
+
+impl Record for SentMessage {}
 
 /// What a short code leads to. It holds no token: the token is signed again
 /// from these claims when the link is followed (HS256 is deterministic, so

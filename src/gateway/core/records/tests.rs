@@ -5,6 +5,7 @@ use uuid::Uuid;
 use super::*;
 use crate::domain::challenge::{Challenge, ChallengeMethod, Delivery, PastChallenge, PastOutcome};
 use crate::domain::delivery_status::{DeliveryError, DeliveryState, DeliveryStatus};
+use crate::domain::identity_change::KnownHashes;
 use crate::domain::interaction::{
     Authentication, CallbackAnswer, Contact, Customer, Link, LinkUse, Method, PendingBinding,
     PendingStepUp, RequestedLocale,
@@ -808,6 +809,30 @@ fn the_marker_records_of_today_read_back_equal() {
         })
     );
     same("{}", &EndedSession {});
+    same("{}", &SentMessage {});
+    // A WhatsApp conversation's identity hashes, newest first by Meta's
+    // time; the first `seen` kept before times were.
+    same(
+        r#"{"hash":"h3","at":1764064830,"seen":[["h2",1764064820],["h1",null]]}"#,
+        &IdentityHash {
+            hash: "h3".into(),
+            at: Some(1_764_064_830),
+            seen: vec![("h2".into(), Some(1_764_064_820)), ("h1".into(), None)],
+        },
+    );
+    // What the previous version wrote: the newest alone, of no time.
+    let old: KnownHashes = kept_as_written::<IdentityHash>(r#"{"hash":"h1"}"#).into();
+    assert_eq!(old.newest.hash, "h1");
+    assert_eq!((old.newest.at, old.earlier.len()), (None, 0));
+    // And the previous version, during a rolling upgrade, reads today's
+    // form as the newest hash, which its sends carry.
+    #[derive(serde::Deserialize)]
+    struct PreviousIdentityHash {
+        hash: String,
+    }
+    let today = r#"{"hash":"h3","at":1764064830,"seen":[["h2",1764064820]]}"#;
+    let previous: PreviousIdentityHash = serde_json::from_str(today).expect("the previous form");
+    assert_eq!(previous.hash, "h3");
 }
 
 /// A challenge for a transaction and the authentication that approved
