@@ -123,6 +123,9 @@ async fn watch_round(core: &Core, nodes: &mut NodeMarkers, now: Timestamp) {
         .collect()
     };
     check_store_epochs(core, &teams, now).await;
+    if lost {
+        super::audit::record_store_resets(core, &teams, now).await;
+    }
 }
 
 /// Team markers renewed in one round at most: 10 000 teams' in under
