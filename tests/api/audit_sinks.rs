@@ -489,3 +489,39 @@ async fn a_refusing_audit_webhook_is_one_warning_however_many_attempts_fail() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("HTTP 500"), "{}", warnings[0]);
 }
+
+/// While the store does not answer, the sinks say nothing of their own:
+/// no line per team and round for the webhook, no failing and recovering
+/// syslog receiver (the store's outage is the store's to tell, once).
+// On this test's one thread: the sinks' lines are captured.
+#[tokio::test]
+async fn a_store_that_does_not_answer_floods_no_log_from_the_sinks() {
+    let (sinks, system, team) = Sinks::start().await;
+    let (inner, prefix) = crate::outbox::own_store(Backend::Memory).await.unwrap();
+    let store = crate::stalls::Stalling::over(inner);
+    let base = Setup {
+        key_prefix: Some(prefix),
+        store: Some(store.clone()),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Memory, sinks_setup("flood", base, system, &team))
+        .await
+        .unwrap();
+    let (lines, _guard) = crate::cluster_outage::Lines::at_info();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    store.stall(true);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    store.stall(false);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let said = |what: &str| -> Vec<String> {
+        let lines = lines.0.lock().unwrap();
+        let found = lines.iter().filter(|(_, l)| l.contains(what));
+        found.map(|(_, l)| l.clone()).collect()
+    };
+    let per_team = said("audit entries not sent to the team's webhook");
+    assert!(per_team.is_empty(), "{per_team:?}");
+    let syslog = said("127.0.0.1");
+    assert!(syslog.is_empty(), "{syslog:?}");
+    drop(sinks);
+    drop(app);
+}
