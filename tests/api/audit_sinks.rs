@@ -525,3 +525,46 @@ async fn a_store_that_does_not_answer_floods_no_log_from_the_sinks() {
     drop(sinks);
     drop(app);
 }
+
+/// The instance that sends acme's entries stops without a word (its
+/// lease on the team's sending is not given back, as after a kill):
+/// another instance sends acme's next entry within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_instance_takes_over_the_sinks_within_five_seconds_of_a_kill() {
+    let (sinks, system, team) = Sinks::start().await;
+    let setup = || sinks_setup("takeover", Setup::default(), system.clone(), &team);
+    let Some(a) = spawn_with(Backend::Redis, setup()).await else {
+        return;
+    };
+    let hooked = |action: &'static str| {
+        let sinks = &sinks;
+        async move {
+            let (_, hook) = sinks.received().await;
+            hook.iter().any(|e| e["action"] == action)
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !hooked("config.changed").await {
+        assert!(std::time::Instant::now() < deadline, "a sends nothing");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let b = spawn_beside(&a, setup()).await;
+    // Each instance's clock stands still but for the test: b's is set to
+    // 5 s after a's last round.
+    let since = a.now();
+    a.stop_keeping_keys().await;
+    let ahead = since.plus(std::time::Duration::from_secs(5));
+    b.clock.advance(std::time::Duration::from_millis(
+        (ahead.unix_millis() - b.now().unix_millis()).max(0) as u64,
+    ));
+    unlock(&b, 1).await;
+    let stopped = std::time::Instant::now();
+    while !hooked("subject.unlocked").await {
+        let waited = stopped.elapsed();
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "not taken over 5 s after the stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
