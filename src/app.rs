@@ -291,6 +291,10 @@ struct ApiKnown {
     /// The `born` of the generation's record last read (`None`: not read
     /// yet): another one is a store that came back empty.
     born: Option<u64>,
+    /// The nodes of the store found to have lost their data, as counted
+    /// at the last look: a loss since is a Cluster master that may have
+    /// lost API teams while the index stayed.
+    losses: u64,
     /// The stored teams and channels left out, each with why: each is
     /// logged when it is first left out (or for another reason).
     left_out: std::collections::BTreeSet<(String, String)>,
@@ -429,6 +433,7 @@ impl Reloader {
         if let Some(read) = read {
             *api = ApiKnown {
                 born: api.born,
+                losses: api.losses,
                 ..read
             };
             r.lasting.api_teams().in_force(api.generation);
@@ -557,12 +562,13 @@ impl Reloader {
         let looked = gateway::operator_index::generation(&r.live.current(), now).await?;
         // The store came back empty: what this instance holds is written
         // back before anything is read as gone.
-        let reset = api.born.is_some_and(|born| born != looked.born);
+        let losses = gateway::store_epoch::node_losses(&r.live.current());
+        let reset = api.born.is_some_and(|born| born != looked.born) || losses != api.losses;
         if reset && !api.held.is_empty() {
             let running = r.live.current();
             gateway::operator_restore::restore(&running, &api.held, api.generation, now).await?;
         }
-        api.born = Some(looked.born);
+        (api.born, api.losses) = (Some(looked.born), losses);
         if looked.generation != api.generation {
             let _one = r.one_at_a_time.lock().await;
             let running = r.live.current();

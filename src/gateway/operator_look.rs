@@ -199,8 +199,10 @@ pub async fn changes(core: &Core, known: &Known) -> Result<Changes> {
     };
     keep_listed_channels(config, &mut changes);
     // Left out, they are read again at the next move: once the team that
-    // holds their key has changed, they may go in.
-    for (id, _) in changes.refused.iter().chain(&changes.clashing) {
+    // holds their key has changed, they may go in. So is one indexed but
+    // not stored (a Cluster master that lost it, until written back).
+    let left_out = changes.refused.iter().chain(&changes.clashing);
+    for id in left_out.map(|(id, _)| id).chain(&changes.gone) {
         changes.known.teams.remove(id);
     }
     for (name, _) in &changes.refused_channels {

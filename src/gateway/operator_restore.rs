@@ -32,6 +32,16 @@ pub struct Restored {
     pub generation: u64,
 }
 
+/// How a write-back moves the generation: past `past` (the one the
+/// instance put in force), and also when only `teams` records were
+/// written (the index unchanged: an instance that read it without their
+/// records reads them again).
+#[derive(Clone, Copy)]
+struct Moved {
+    teams: bool,
+    past: u64,
+}
+
 /// Teams read in one store call.
 const AT_ONCE: usize = 500;
 
@@ -176,7 +186,11 @@ async fn write_back(
         teams += written.iter().flatten().count();
         digests.extend(written.into_iter().flatten());
     }
-    let mut restored = write_index(core, held, &digests, replace, known_generation, now).await?;
+    let moved = Moved {
+        teams: teams > 0,
+        past: known_generation,
+    };
+    let mut restored = write_index(core, held, &digests, replace, moved, now).await?;
     restored.teams = teams;
     Ok(restored)
 }
@@ -222,13 +236,13 @@ async fn write_team(
 /// In one commit of their slot: the channels of `held` the store lacks
 /// (all, with `replace`) written back, every team of `teams` (id → the
 /// digest stored) and every channel held indexed, and the generation
-/// moved; nothing when nothing moves.
+/// moved past `moved.past`; nothing when nothing moves.
 async fn write_index(
     core: &Core,
     held: &Held,
     teams: &BTreeMap<String, String>,
     replace: bool,
-    known_generation: u64,
+    moved: Moved,
     now: Timestamp,
 ) -> Result<Restored> {
     let (ix, cx, gen) = (
@@ -245,13 +259,15 @@ async fn write_index(
         let mut next = before.clone();
         next.teams
             .extend(teams.iter().map(|(i, d)| (i.clone(), d.clone())));
-        if next == before && channels == 0 {
+        if next == before && channels == 0 && !moved.teams {
             return Ok(Step::Answer(Restored::default()));
         }
-        c.put(&index, &next, None)?;
+        if next != before {
+            c.put(&index, &next, None)?;
+        }
         let count: Loaded<ApiTeamsGeneration> = c.read(&gen)?;
         let mut generation = ApiTeamsGeneration::next_of(count.value.as_ref());
-        generation.generation = generation.generation.max(known_generation) + 1;
+        generation.generation = generation.generation.max(moved.past) + 1;
         c.put(&count, &generation, None)?;
         let generation = generation.generation;
         Ok(Step::Write(Restored {

@@ -103,6 +103,9 @@ pub async fn run_store_watch(
 /// renewal is due.
 async fn watch_round(core: &Core, nodes: &mut NodeMarkers, now: Timestamp) {
     let lost = nodes.check(core, now).await;
+    if lost {
+        core.epochs().lost();
+    }
     let all = core.config().teams.values().map(AsRef::as_ref);
     let teams: Vec<&Team> = if lost {
         all.collect()
@@ -120,6 +123,9 @@ async fn watch_round(core: &Core, nodes: &mut NodeMarkers, now: Timestamp) {
         .collect()
     };
     check_store_epochs(core, &teams, now).await;
+    if lost {
+        super::audit::record_store_resets(core, &teams, now).await;
+    }
 }
 
 /// Team markers renewed in one round at most: 10 000 teams' in under
@@ -180,6 +186,14 @@ impl NodeMarkers {
         }
         lost
     }
+}
+
+/// How many times this process found a node of the store that lost its
+/// data (on a Cluster, one master; on one Redis, the store): what the
+/// API teams held are checked against, and written back where lost
+/// (docs/operations.md#when-redis-comes-back-empty).
+pub fn node_losses(core: &Core) -> u64 {
+    core.epochs().losses()
 }
 
 /// Refuses a token issued at `iat` (unix seconds) before the team's

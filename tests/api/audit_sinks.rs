@@ -489,3 +489,82 @@ async fn a_refusing_audit_webhook_is_one_warning_however_many_attempts_fail() {
     assert_eq!(warnings.len(), 1, "{text}");
     assert!(warnings[0].contains("HTTP 500"), "{}", warnings[0]);
 }
+
+/// While the store does not answer, the sinks say nothing of their own:
+/// no line per team and round for the webhook, no failing and recovering
+/// syslog receiver (the store's outage is the store's to tell, once).
+// On this test's one thread: the sinks' lines are captured.
+#[tokio::test]
+async fn a_store_that_does_not_answer_floods_no_log_from_the_sinks() {
+    let (sinks, system, team) = Sinks::start().await;
+    let (inner, prefix) = crate::outbox::own_store(Backend::Memory).await.unwrap();
+    let store = crate::stalls::Stalling::over(inner);
+    let base = Setup {
+        key_prefix: Some(prefix),
+        store: Some(store.clone()),
+        ..Setup::default()
+    };
+    let app = spawn_with(Backend::Memory, sinks_setup("flood", base, system, &team))
+        .await
+        .unwrap();
+    let (lines, _guard) = crate::cluster_outage::Lines::at_info();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    store.stall(true);
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    store.stall(false);
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let said = |what: &str| -> Vec<String> {
+        let lines = lines.0.lock().unwrap();
+        let found = lines.iter().filter(|(_, l)| l.contains(what));
+        found.map(|(_, l)| l.clone()).collect()
+    };
+    let per_team = said("audit entries not sent to the team's webhook");
+    assert!(per_team.is_empty(), "{per_team:?}");
+    let syslog = said("127.0.0.1");
+    assert!(syslog.is_empty(), "{syslog:?}");
+    drop(sinks);
+    drop(app);
+}
+
+/// The instance that sends acme's entries stops without a word (its
+/// lease on the team's sending is not given back, as after a kill):
+/// another instance sends acme's next entry within 5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn another_instance_takes_over_the_sinks_within_five_seconds_of_a_kill() {
+    let (sinks, system, team) = Sinks::start().await;
+    let setup = || sinks_setup("takeover", Setup::default(), system.clone(), &team);
+    let Some(a) = spawn_with(Backend::Redis, setup()).await else {
+        return;
+    };
+    let hooked = |action: &'static str| {
+        let sinks = &sinks;
+        async move {
+            let (_, hook) = sinks.received().await;
+            hook.iter().any(|e| e["action"] == action)
+        }
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !hooked("config.changed").await {
+        assert!(std::time::Instant::now() < deadline, "a sends nothing");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let b = spawn_beside(&a, setup()).await;
+    // Each instance's clock stands still but for the test: b's is set to
+    // 5 s after a's last round.
+    let since = a.now();
+    a.stop_keeping_keys().await;
+    let ahead = since.plus(std::time::Duration::from_secs(5));
+    b.clock.advance(std::time::Duration::from_millis(
+        (ahead.unix_millis() - b.now().unix_millis()).max(0) as u64,
+    ));
+    unlock(&b, 1).await;
+    let stopped = std::time::Instant::now();
+    while !hooked("subject.unlocked").await {
+        let waited = stopped.elapsed();
+        assert!(
+            waited < std::time::Duration::from_secs(2),
+            "not taken over 5 s after the stop"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -244,3 +244,91 @@ async fn a_team_is_read_only_while_it_has_a_listener() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Deletes, on the master at `url`, every key under `prefix` it holds:
+/// that master back without this test's data.
+fn empty_master(url: &str, prefix: &str) {
+    let client = redis::Client::open(url).unwrap();
+    let mut conn = client
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .unwrap();
+    let mut cursor = 0u64;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query(&mut conn)
+            .unwrap();
+        for key in keys {
+            let _: i64 = redis::cmd("DEL").arg(&key).query(&mut conn).unwrap();
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// On a Cluster, the master that holds an API team's record comes back
+/// without its data while the index of the API teams, on another master,
+/// keeps it: the instances that hold the team write it back as it was,
+/// and an instance that starts afterwards has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_master_back_without_its_data_gets_the_api_teams_it_held_written_back() {
+    use crate::operator_writes as writes;
+    use chatgate::store::keys;
+    const TEST: &str = "a_master_back_without_its_data_gets_the_api_teams_it_held_written_back";
+    let cluster = tokio::task::spawn_blocking(|| shared_cluster(TEST));
+    let Some(cluster) = cluster.await.unwrap() else {
+        return;
+    };
+    let on_cluster = || Setup {
+        cluster_nodes: cluster.urls(),
+        ..writes::with_operator()
+    };
+    let a = spawn_with(Backend::Redis, on_cluster()).await.unwrap();
+    let b = spawn_beside(&a, on_cluster()).await;
+    let physical = |logical: String| format!("{}:{logical}", a.key_prefix);
+    let index_owner = cluster.owner_of(&physical(keys::api_teams()));
+    let id = (0..50)
+        .map(|i| format!("newco{i}"))
+        .find(|id| cluster.owner_of(&physical(keys::api_team(id))) != index_owner)
+        .unwrap();
+    let owner = cluster.owner_of(&physical(keys::api_team(&id)));
+    let res = writes::put(
+        &a,
+        &id,
+        &writes::team(&id, &chatgate::domain::secrets::generate_whsec()),
+        &[],
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let tag = res.headers()["etag"].to_str().unwrap().to_string();
+    writes::within_two_seconds(&b, "newco-bot-key", 200).await;
+    let stored = writes::stored(&a, &id).await.unwrap();
+
+    empty_master(&cluster.urls()[owner], &a.key_prefix);
+    assert!(
+        writes::stored(&a, &id).await.is_none(),
+        "the master lost it"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while writes::stored(&a, &id).await.is_none() {
+        assert!(Instant::now() < deadline, "not written back within 5 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(writes::stored(&a, &id).await.unwrap(), stored, "as it was");
+    let c = spawn_beside(&a, on_cluster()).await;
+    assert_eq!(writes::key_status(&c, "newco-bot-key").await, 200);
+    for app in [&a, &b, &c] {
+        let res = app
+            .request(Method::GET, &format!("/v1/teams/{id}"), Some(writes::OPS))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["etag"].to_str().unwrap(), tag);
+    }
+}

@@ -374,3 +374,45 @@ async fn teams_export_and_import_keep_a_backup() {
     assert!(ok, "{err}");
     assert_eq!(team_read(&a, "newco").await.0, tag);
 }
+
+/// A team's trail when the store comes back empty: the instance that ran
+/// notices and records `audit.trail_reset` (reason `store_reset`, the
+/// highest `seq` it knew) as the trail's first entry, before an instance
+/// that starts afterwards records its configuration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_trail_marks_a_store_reset_before_a_restarted_instance_writes() {
+    let Some((app, keys)) = gateway_with_markers().await else {
+        return;
+    };
+    // config.changed at the start, then two reads of the trail.
+    for _ in 0..2 {
+        let res = app
+            .request(reqwest::Method::GET, "/v1/audit", Some(&app.keys.admin))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let before = writes::entries(&app, "acme").await.len() as u64;
+    assert!(before >= 3, "{before}");
+
+    empty_the_store(&app, &keys);
+    in_five_seconds("the reset recorded", || async {
+        !writes::entries(&app, "acme").await.is_empty()
+    })
+    .await;
+    // An instance started now (a restart) records its configuration after it.
+    let again = spawn_beside(&app, Setup::default()).await;
+    let trail = writes::entries(&again, "acme").await;
+    assert_eq!(trail[0]["action"], "audit.trail_reset", "{trail:?}");
+    assert_eq!(trail[0]["detail"]["reason"], "store_reset", "{trail:?}");
+    assert_eq!(trail[0]["detail"]["previous_seq"], before, "{trail:?}");
+    assert_eq!(trail[0]["seq"], 1);
+    assert!(
+        trail
+            .iter()
+            .skip(1)
+            .all(|e| e["action"] != "audit.trail_reset"),
+        "{trail:?}"
+    );
+}

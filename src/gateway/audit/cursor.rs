@@ -16,8 +16,13 @@ use crate::gateway::work::Step;
 use crate::gateway::Core;
 use crate::time::Timestamp;
 
-/// How long an instance keeps a team's sending once it stops renewing.
-const LEASE: Duration = Duration::from_secs(15);
+/// How long an instance keeps a team's sending once it stops renewing
+/// (each round renews it, every 0.5 s while the team has entries to
+/// send): another instance takes over within 5 s of a crash
+/// (docs/audit.md#wiring-a-siem). A round that outlasts it (a receiver
+/// that hangs) may see another instance send the same entries: at least
+/// once.
+const LEASE: Duration = Duration::from_secs(3);
 
 /// A team's cursor as this instance holds it: its version, and what it
 /// knows of the trail (the last `seq` sent, the latest reset).

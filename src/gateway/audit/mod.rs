@@ -37,6 +37,30 @@ pub fn spawn_sinks(workers: &mut Workers, live: &Arc<Live>, clock: &Arc<dyn Cloc
     sink::spawn::<webhook::WebhookSink>(workers, live, clock);
 }
 
+/// After a store reset noticed (docs/audit.md#resets): each of `teams`
+/// whose trail this process knew longer than the store holds now gets
+/// its `audit.trail_reset` entry at once, before a restarted instance's
+/// `config.changed` or any action writes to it; one whose reset was
+/// recorded already, or that this process knew nothing of, gets nothing.
+/// A failure is left to the team's next entry, which records it then.
+pub async fn record_store_resets(core: &Core, teams: &[&crate::config::Team], now: Timestamp) {
+    let nothing_more = crate::domain::audit::Known::default();
+    for chunk in teams.chunks(RESETS_AT_ONCE) {
+        let mut marks = Vec::with_capacity(chunk.len());
+        for team in chunk {
+            marks.push(vouch(core, &team.id, &nothing_more, now));
+        }
+        for marked in futures::future::join_all(marks).await {
+            if let Err(e) = marked {
+                tracing::debug!(error = %e, "a reset not recorded now; the team's next entry records it");
+            }
+        }
+    }
+}
+
+/// Teams whose reset is recorded side by side.
+const RESETS_AT_ONCE: usize = 64;
+
 /// The most entries one page answers.
 pub const MAX_PAGE: usize = 1000;
 

@@ -264,9 +264,15 @@ impl Sink for SyslogSink {
     /// A round that failed drops the connection (what it took and was not
     /// confirmed is sent again on the next).
     fn ended(&mut self, _team: &str, now: Timestamp, outcome: &crate::error::Result<()>) {
-        if let Err(e) = outcome {
+        let Err(e) = outcome else {
+            return;
+        };
+        self.conn = None;
+        // A store that does not answer is not the receiver failing: the
+        // store's own log says so, once while it lasts
+        // (docs/operations.md#logs).
+        if !matches!(e, crate::error::Error::StoreUnavailable) {
             self.failing.fared(&self.address, Some(&e.to_string()), now);
-            self.conn = None;
         }
     }
 

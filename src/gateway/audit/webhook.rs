@@ -158,6 +158,9 @@ impl Sink for WebhookSink {
         let refused = self.refused.take();
         match outcome {
             Ok(()) => note_round(&mut self.backoff, &self.failing, team, now, refused),
+            // The store's own log says so once while it lasts, not a
+            // line per team and round (docs/operations.md#logs).
+            Err(crate::error::Error::StoreUnavailable) => {}
             Err(e) => {
                 tracing::warn!(team = %team, error = %e, "audit entries not sent to the team's webhook");
             }

@@ -44,6 +44,9 @@ pub(in crate::gateway) async fn renew_marker(core: &Core, key: &str, ttl: Durati
 #[derive(Default)]
 pub struct StoreEpochs {
     teams: Mutex<HashMap<String, Seen>>,
+    /// How many times this process found a node of the store that lost
+    /// its data.
+    losses: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -71,6 +74,16 @@ impl StoreEpochs {
             (old, new) => new.or(old),
         };
         teams.insert(team.to_string(), Seen { reset_at, ..seen });
+    }
+
+    /// A node of the store found to have lost its data.
+    pub(in crate::gateway) fn lost(&self) {
+        (self.losses).fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many times a node of the store was found to have lost its data.
+    pub(in crate::gateway) fn losses(&self) -> u64 {
+        self.losses.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Seen>> {

@@ -32,7 +32,9 @@ use super::record_locks::Place;
 pub use super::records::StoredHead;
 use super::records::{put, Loaded};
 use super::Core;
-use crate::domain::audit::{seal, trail_reset, unrecorded_reset, Action, Draft, Entry, Head};
+use crate::domain::audit::{
+    seal, trail_reset, unrecorded_reset, Action, Draft, Entry, Found, Head, ResetReason,
+};
 use crate::error::{Error, Result};
 use crate::store::{keys, Op};
 use crate::time::Timestamp;
@@ -88,7 +90,7 @@ pub(super) async fn chain_in_line(
         }
         (None, None) => (read_head(core, team).await?, false),
     };
-    let drafts = with_reset(core, team, &loaded, drafts);
+    let drafts = with_reset(core, team, &loaded, drafts, now);
     let chained = chain_after(team, &loaded, drafts, now, core.config().audit.retention)?;
     Ok((chained, handed))
 }
@@ -131,16 +133,30 @@ fn with_reset(
     team: &str,
     loaded: &Loaded<StoredHead>,
     drafts: Vec<Draft>,
+    now: Timestamp,
 ) -> Vec<Draft> {
     let found = loaded.value.as_ref().map(StoredHead::found);
     let known = core.audit_known.known(team);
-    match unrecorded_reset(&known, found.as_ref()) {
-        Some(reason) => std::iter::once(trail_reset(&known, reason))
-            .chain(drafts)
-            .collect(),
-        None => drafts,
-    }
+    let Some(reason) = unrecorded_reset(&known, found.as_ref()) else {
+        return drafts;
+    };
+    // A trail restarted by an instance that knew nothing of it, in the
+    // seconds before this one noticed the store reset: the reset's.
+    let reset_at = core.epochs().seen(team).reset_at;
+    let reason = match reason {
+        ResetReason::RolledBack if reset_at.is_some_and(|at| now < at.plus(RESET_LATELY)) => {
+            ResetReason::StoreReset
+        }
+        reason => reason,
+    };
+    std::iter::once(trail_reset(&known, reason))
+        .chain(drafts)
+        .collect()
 }
+
+/// How long after this process noticed a team's store reset a trail found
+/// set back is taken as that reset, not a rollback.
+const RESET_LATELY: Duration = Duration::from_secs(600);
 
 /// The head as `loaded` holds it, or the start of the chain.
 pub(in crate::gateway) fn head_of(loaded: &Loaded<StoredHead>) -> Head {
@@ -210,14 +226,28 @@ pub(super) async fn chain<'a>(
     }
     let mut place = join_head(core, team).await;
     let (loaded, _) = head_in_line(core, team, &mut place).await?;
-    let drafts = with_reset(core, team, &loaded, drafts);
+    let drafts = with_reset(core, team, &loaded, drafts, now);
     let chained = chain_after(team, &loaded, drafts, now, core.config().audit.retention)?;
     Ok((chained, Some(place)))
 }
 
 /// The entries of a commit that applied are counted; a reset recorded is
 /// one ERROR line.
-pub(super) fn written(entries: &[Entry]) {
+pub(super) fn written(core: &Core, entries: &[Entry]) {
+    // What this process wrote it knows of too: the `previous_seq` of a
+    // later reset counts it.
+    if let Some(last) = entries.last() {
+        let resets = entries.iter().rev();
+        let reset = (resets
+            .clone()
+            .find(|e| e.action == Action::TrailReset.as_str()))
+        .map(|e| (e.seq, e.id.to_string()));
+        let found = Found {
+            seq: last.seq,
+            reset,
+        };
+        core.audit_known.see(&last.team, Some(&found));
+    }
     for e in entries {
         if e.action == Action::TrailReset.as_str() {
             tracing::error!(
