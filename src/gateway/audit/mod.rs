@@ -48,7 +48,7 @@ pub async fn record_store_resets(core: &Core, teams: &[&crate::config::Team], no
     for chunk in teams.chunks(RESETS_AT_ONCE) {
         let mut marks = Vec::with_capacity(chunk.len());
         for team in chunk {
-            marks.push(vouch(core, &team.id, &nothing_more, now));
+            marks.push(vouch(core, &team.keyspace, &nothing_more, now));
         }
         for marked in futures::future::join_all(marks).await {
             if let Err(e) = marked {
