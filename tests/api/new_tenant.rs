@@ -6,7 +6,7 @@
 //! read, counted, delivered or continued for it — on one instance, on two
 //! sharing a Redis and on a Cluster; the deleted team's trail stays, for
 //! `chatgate audit export --deleted`, and its last entry reaches its audit
-//! webhook.
+//! webhook and the syslog sink.
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
@@ -315,7 +315,19 @@ async fn the_trail_a_deleted_team_left_is_exported_for_audit_verify() {
     );
 }
 
-both_stores!(a_deleted_team_s_last_entry_reaches_its_audit_webhook, setup: with_operator(), |app: TestApp| async move {
+/// A team written with an audit webhook, beside a syslog sink, then
+/// deleted: the entry recording its departure reaches both.
+async fn a_deleted_team_s_last_entry_reaches_its_sinks(backend: Backend) {
+    use crate::audit::{json_of, receiver, Received};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let syslog = Received::default();
+    let _stop = receiver(listener, syslog.clone());
+    let mut setup = with_operator();
+    setup.system_extra += &format!("[audit.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n");
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
     let sink = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/audit"))
@@ -323,19 +335,59 @@ both_stores!(a_deleted_team_s_last_entry_reaches_its_audit_webhook, setup: with_
         .mount(&sink)
         .await;
     let mut body = team("newco", &generate_whsec());
-    body["audit"] = json!({"webhook": {"url": format!("{}/audit", sink.uri()), "secret": generate_whsec()}});
+    body["audit"] =
+        json!({"webhook": {"url": format!("{}/audit", sink.uri()), "secret": generate_whsec()}});
     let res = put(&app, "newco", &body, &[]).await;
     assert_eq!(res.status(), 201);
     let etag = etag_of(&res);
     let trail = keyspace(&app, "newco").await;
-    let taken = || async {
+    let hooked = || async {
         let received = sink.received_requests().await.unwrap_or_default();
-        received.iter().filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok()).collect::<Vec<_>>()
+        received
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .collect::<Vec<_>>()
     };
-    in_two_seconds("the first entry reaches the sink", || async { !taken().await.is_empty() }).await;
-    assert_eq!(delete(&app, "newco", &[("If-Match", &etag)]).await.status(), 204);
+    let logged = || {
+        let got = syslog.lock().unwrap();
+        got.iter()
+            .map(|(_, msg)| serde_json::from_str::<Value>(json_of(msg)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    in_two_seconds("the first entry reaches the webhook", || async {
+        !hooked().await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        delete(&app, "newco", &[("If-Match", &etag)]).await.status(),
+        204
+    );
     let last = entries_in(&app, &trail).await.pop().unwrap();
-    assert_eq!(last["detail"]["api_keys_removed"], json!(["newco-bot"]), "{last}");
-    let arrived = || async { taken().await.iter().any(|e| e["id"] == last["id"]) };
-    in_two_seconds("the deleted team's last entry reaches its audit webhook", arrived).await;
-});
+    assert_eq!(
+        last["detail"]["api_keys_removed"],
+        json!(["newco-bot"]),
+        "{last}"
+    );
+    let arrived = || async { hooked().await.iter().any(|e| e["id"] == last["id"]) };
+    in_two_seconds(
+        "the deleted team's last entry reaches its audit webhook",
+        arrived,
+    )
+    .await;
+    let arrived = || async { logged().iter().any(|e| e["id"] == last["id"]) };
+    in_two_seconds(
+        "the deleted team's last entry reaches the syslog sink",
+        arrived,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_team_s_last_entry_reaches_its_sinks_on_memory() {
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_team_s_last_entry_reaches_its_sinks_on_redis() {
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Redis).await;
+}
