@@ -420,14 +420,16 @@ impl Reloader {
             }
         };
         let (team_count, channel_count) = (config.teams.len(), config.channels.len());
-        // Teams of the set in force that the new one lacks: their trails
-        // record the departure once the new set is in force.
+        // Teams of the set in force that the new one lacks, by keyspace
+        // (a team written again under a deleted team's id is another
+        // team): their trails record the departure once the new set is in
+        // force.
         let gone: Vec<String> = running
             .config()
             .teams
-            .keys()
-            .filter(|id| !config.teams.contains_key(*id))
-            .cloned()
+            .values()
+            .filter(|t| config.team_in(&t.keyspace).is_none())
+            .map(|t| t.keyspace.clone())
             .collect();
         let gateway = self.put_in_force(&running, config);
         if let Some(read) = read {

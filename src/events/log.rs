@@ -152,8 +152,16 @@ impl Fanout {
 
     /// Hands `entry` to its team's readers; none listening is fine.
     pub fn send(&self, entry: LogEntry) {
+        let team = entry.event.team.clone();
+        self.send_to(&team, entry);
+    }
+
+    /// Hands `entry` to the receivers of `team`, the keyspace of the
+    /// history it was read from (`store::keys::keyspace`): a team written
+    /// again under a deleted team's id hears nothing of the deleted one.
+    pub fn send_to(&self, team: &str, entry: LogEntry) {
         let teams = self.teams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = teams.get(&entry.event.team) {
+        if let Some(tx) = teams.get(team) {
             let _ = tx.send(entry);
         }
     }

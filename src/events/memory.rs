@@ -125,18 +125,17 @@ impl Shared {
             .flatten();
         inner.push(team, now, kept);
         if let Some(entry) = live {
-            self.fanout.send(entry);
+            self.fanout.send_to(team, entry);
         }
     }
 }
 
 /// A memory store's commit appends an event (its JSON), in commit order,
-/// to the history `{team}:ev` (`store::keys::history`).
+/// to the history `{team}:ev` of its team's keyspace (`store::keys::history`).
 impl HistorySink for Shared {
     fn append(&self, key: &str, entry: &str) {
-        let team = key.strip_prefix('{').and_then(|k| k.strip_suffix("}:ev"));
-        match team {
-            Some(team) => self.append_json(team, entry, Instant::now()),
+        match crate::store::keys::history_of(key) {
+            Some(team) => self.append_json(&team, entry, Instant::now()),
             // Not a history's key: its event names its team.
             None => {
                 if let Some(read) = read_entry(LogId { ms: 0, seq: 0 }, entry) {

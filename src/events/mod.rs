@@ -188,15 +188,16 @@ impl Event {
 /// How often an idle live stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// The op that appends `event` to its team's history in a commit, on a
-/// store whose commits reach the log ([`crate::store::Store::append_history`]),
-/// trimmed by age as the log trims its history. Announce it after the commit
+/// The op that appends `event` to the history of its team's keyspace
+/// `team` (`keys::keyspace`) in a commit, on a store whose commits reach
+/// the log ([`crate::store::Store::append_history`]), trimmed by age as the
+/// log trims its history. Announce it after the commit
 /// ([`Publisher::announce`]), and do not publish it again.
-pub fn history_op(event: &Event) -> Result<Op> {
+pub fn history_op(team: &str, event: &Event) -> Result<Op> {
     let entry = crate::store::json_text(event)
         .map_err(|e| Error::internal_from("an event could not be encoded", e))?;
     Ok(Op::Append {
-        key: keys::history(&event.team),
+        key: keys::history(team),
         entry,
         max_age: log::HISTORY_AGE,
         ttl: log::HISTORY_AGE + log::KEY_TTL_SLACK,

@@ -321,7 +321,7 @@ fn text(v: &Value) -> Option<&str> {
 /// and skipped: one bad entry never stops the rest.
 fn decode(team: &str, id: LogId, raw: Option<&[u8]>) -> Option<LogEntry> {
     match raw.and_then(|r| serde_json::from_slice::<Event>(r).ok()) {
-        Some(event) if event.team == team => Some(LogEntry {
+        Some(event) if event.team == keys::team_of(team) => Some(LogEntry {
             id,
             event: Arc::new(event),
         }),
@@ -537,7 +537,7 @@ impl Poller {
                 last.clone_into(cursor);
             }
             for entry in entries {
-                self.fanout.send(entry);
+                self.fanout.send_to(team, entry);
             }
         }
     }

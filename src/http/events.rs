@@ -69,11 +69,14 @@ async fn events(
     };
     // Listening first: nothing appended from now on falls between the
     // history read below and the live entries.
-    let live = log.listen(&agent.team_id).await.map_err(unavailable)?;
-    let start = Start::resume(&*log, &agent.team_id, last_event_id)
+    // The history is its team's keyspace's: a team written again under a
+    // deleted team's id reads none of the deleted team's events.
+    let team = agent.team().keyspace.as_str();
+    let live = log.listen(team).await.map_err(unavailable)?;
+    let start = Start::resume(&*log, team, last_event_id)
         .await
         .map_err(unavailable)?;
-    let entries = stream::entries(log, &agent.team_id, start, live, publisher.closing())
+    let entries = stream::entries(log, team, start, live, publisher.closing())
         .take_until(session_ended(st.clone(), agent.session.clone()));
     let keep_alive = KeepAlive::new()
         .interval(publisher.keep_alive())

@@ -329,6 +329,13 @@ pub fn history(team: &str) -> String {
     scoped(team, "ev", 0)
 }
 
+/// The keyspace ([`keyspace`]) whose [`history`] `key` is; `None` for
+/// any other key.
+pub fn history_of(key: &str) -> Option<Cow<'_, str>> {
+    let (team, rest) = unscoped(key)?;
+    (rest == "ev").then_some(team)
+}
+
 /// Challenges recently sent to one destination, named by its keyed hash
 /// (`domain::destination::digest`): never the number or address itself.
 pub fn destination(team: &str, digest: &str) -> String {

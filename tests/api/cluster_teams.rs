@@ -4,7 +4,9 @@
 //! per master (docs/architecture.md#event-streams,
 //! docs/decisions/0196-store-resets-are-watched-per-node.md) — and its log
 //! stays bounded through a master's loss and empty return
-//! (docs/operations.md#logs).
+//! (docs/operations.md#logs). A team id written again after a delete is a
+//! new tenant there too
+//! (docs/operator-api.md#a-deleted-id-written-again).
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -331,4 +333,37 @@ async fn a_master_back_without_its_data_gets_the_api_teams_it_held_written_back(
             .unwrap();
         assert_eq!(res.headers()["etag"].to_str().unwrap(), tag);
     }
+}
+
+/// On a cluster, two instances: a team deleted and written again under
+/// its id on one is a new tenant on the other within 2 s — its key in
+/// force, the deleted team's refused, nothing the deleted team left read
+/// for it (every incarnation of the id is in one slot, on one master).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_cluster_an_id_written_again_is_a_new_tenant() {
+    use crate::new_tenant::{
+        a_tenant_that_leaves_data, hook, sees_nothing_left, the_new_tenant, NEW_KEY, OLD_KEY,
+    };
+    use crate::operator_writes::{delete, with_operator, within_two_seconds};
+    const TEST: &str = "on_a_cluster_an_id_written_again_is_a_new_tenant";
+    let cluster = tokio::task::spawn_blocking(|| shared_cluster(TEST));
+    let Some(cluster) = cluster.await.unwrap() else {
+        return;
+    };
+    let on_cluster = || Setup {
+        cluster_nodes: cluster.urls(),
+        ..with_operator()
+    };
+    let a = spawn_with(Backend::Redis, on_cluster()).await.unwrap();
+    let b = spawn_beside(&a, on_cluster()).await;
+    let left = a_tenant_that_leaves_data(&a).await;
+    within_two_seconds(&b, OLD_KEY, 200).await;
+    let res = delete(&a, "newco", &[("If-Match", &left.etag)]).await;
+    assert_eq!(res.status(), 204);
+    let hook = hook().await;
+    the_new_tenant(&a, &hook).await;
+    within_two_seconds(&b, NEW_KEY, 200).await;
+    within_two_seconds(&b, OLD_KEY, 401).await;
+    sees_nothing_left(&b, &left).await;
+    b.stop_keeping_keys().await;
 }

@@ -249,7 +249,7 @@ both_stores!(
                 .map(|id| {
                     let data = json!({ "interaction": { "id": id } });
                     let event = Event::new(EventType::InteractionCreated, app.now(), "acme", &data);
-                    history_op(&event.unwrap()).unwrap()
+                    history_op("acme", &event.unwrap()).unwrap()
                 })
                 .collect();
             let committed = app.gateway.store().commit(ops).await.unwrap();

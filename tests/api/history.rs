@@ -138,13 +138,13 @@ on_each_store!(
             companion: None,
         };
         // The append comes first; the version check after it fails.
-        let stale = vec![history_op(&event(1).unwrap()).unwrap(), put(7)];
+        let stale = vec![history_op("acme", &event(1).unwrap()).unwrap(), put(7)];
         assert_eq!(
             store.commit(stale).await.unwrap(),
             Commit::Conflict { op: 1 }
         );
         assert!(history(log.as_ref()).await.is_empty(), "nothing appended");
-        let fresh = vec![history_op(&event(2).unwrap()).unwrap(), put(0)];
+        let fresh = vec![history_op("acme", &event(2).unwrap()).unwrap(), put(0)];
         assert_eq!(store.commit(fresh).await.unwrap(), Commit::Applied);
         let logged = history(log.as_ref()).await;
         assert_eq!(
@@ -197,7 +197,7 @@ on_each_store!(
                             ttl: Some(Duration::from_secs(60)),
                             companion: None,
                         },
-                        history_op(&event.unwrap()).unwrap(),
+                        history_op("acme", &event.unwrap()).unwrap(),
                     ];
                     if store.commit(ops).await.unwrap() == Commit::Applied {
                         done += 1;
@@ -379,7 +379,7 @@ async fn a_commit_trims_the_stream_of_events_older_than_15_minutes() {
         "acme",
         &json!({}),
     );
-    let ops = vec![history_op(&event.unwrap()).unwrap()];
+    let ops = vec![history_op("acme", &event.unwrap()).unwrap()];
     assert_eq!(store.commit(ops).await.unwrap(), Commit::Applied);
     // `MINID ~` drops whole nodes of the stream (up to 100 entries each):
     // of the 300 old events, at most the last node's may stay.

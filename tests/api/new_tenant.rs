@@ -2,11 +2,11 @@
 //! (docs/operator-api.md#a-deleted-id-written-again,
 //! docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md): the
 //! team written under it starts empty — no interaction, conversation,
-//! subject, undelivered event or audit entry the deleted team left is
+//! subject, event (delivered or not) or audit entry the deleted team left is
 //! read, counted, delivered or continued for it — on one instance, on two
 //! sharing a Redis and on a Cluster; the deleted team's trail stays, for
 //! `chatgate audit export --deleted`, and its last entry reaches its audit
-//! webhook.
+//! webhook and the syslog sink.
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine;
 use chatgate::domain::secrets::{generate_whsec, ApiKeyHash};
@@ -22,19 +22,19 @@ use crate::operator_writes::{
 };
 
 /// The deleted team's key, and the key of the team written again.
-const OLD_KEY: &str = "newco-bot-key";
-const NEW_KEY: &str = "newco-new-tenant-key";
+pub(crate) const OLD_KEY: &str = "newco-bot-key";
+pub(crate) const NEW_KEY: &str = "newco-new-tenant-key";
 
 /// What the deleted team left: an interaction authenticated in a known
 /// conversation, a subject with a failure counted, events its webhook
 /// (nothing listens there) never took, a code's expiry due.
-struct Left {
+pub(crate) struct Left {
     interaction: String,
-    etag: String,
+    pub etag: String,
 }
 
 /// Team `newco` written (its webhook unreachable) and used: see [`Left`].
-async fn a_tenant_that_leaves_data(app: &TestApp) -> Left {
+pub(crate) async fn a_tenant_that_leaves_data(app: &TestApp) -> Left {
     let security = generate_whsec();
     let mut body = team("newco", &security);
     body["webhook"]["url"] = json!(format!("http://127.0.0.1:{}/events", free_port()));
@@ -98,7 +98,7 @@ async fn create(app: &TestApp, key: &str) -> Value {
 }
 
 /// Team `newco` written again, new keys, its webhook `hook`: 201.
-async fn the_new_tenant(app: &TestApp, hook: &MockServer) {
+pub(crate) async fn the_new_tenant(app: &TestApp, hook: &MockServer) {
     let mut body = team("newco", &generate_whsec());
     body["api_keys"] = json!([{"id": "newco-admin", "role": "admin", "sha256": ApiKeyHash::of_key(NEW_KEY).to_hex()}]);
     body["webhook"]["url"] = json!(format!("{}/events", hook.uri()));
@@ -106,7 +106,7 @@ async fn the_new_tenant(app: &TestApp, hook: &MockServer) {
 }
 
 /// A receiver of the new tenant's events that takes everything.
-async fn hook() -> MockServer {
+pub(crate) async fn hook() -> MockServer {
     let hook = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/events"))
@@ -120,7 +120,12 @@ async fn hook() -> MockServer {
 /// no interaction, the known id 404 (its assurance too), the subject
 /// fresh, the conversation a new unauthenticated interaction, the trail
 /// its own from `seq` 1.
-async fn sees_nothing_left(app: &TestApp, left: &Left) {
+pub(crate) async fn sees_nothing_left(app: &TestApp, left: &Left) {
+    let resumed = resumed_events(app).await;
+    assert!(
+        !resumed.contains(&left.interaction),
+        "the deleted team's events: {resumed}"
+    );
     let list = app.get_json("/v1/interactions", Some(NEW_KEY)).await;
     assert_eq!(page_ids(&list), Vec::<String>::new(), "{list}");
     let id = &left.interaction;
@@ -157,6 +162,25 @@ async fn sees_nothing_left(app: &TestApp, left: &Left) {
     );
     assert_eq!(first["prev"], "0".repeat(64), "{trail}");
     assert_eq!(first["detail"]["previous_digest"], Value::Null, "{trail}");
+}
+
+/// What the new tenant's event stream, resumed from before the oldest
+/// event kept (the whole history of its last minutes), sends in a second.
+async fn resumed_events(app: &TestApp) -> String {
+    let resume = app
+        .request(Method::GET, "/v1/events", Some(NEW_KEY))
+        .header("last-event-id", "0-0");
+    let mut res = resume.send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+        match tokio::time::timeout(left, res.chunk()).await {
+            Ok(Ok(Some(bytes))) => text.push_str(&String::from_utf8_lossy(&bytes)),
+            _ => break,
+        }
+    }
+    text
 }
 
 /// The interaction ids the events `hook` received are about.
@@ -291,7 +315,19 @@ async fn the_trail_a_deleted_team_left_is_exported_for_audit_verify() {
     );
 }
 
-both_stores!(a_deleted_team_s_last_entry_reaches_its_audit_webhook, setup: with_operator(), |app: TestApp| async move {
+/// A team written with an audit webhook, beside a syslog sink, then
+/// deleted: the entry recording its departure reaches both.
+async fn a_deleted_team_s_last_entry_reaches_its_sinks(backend: Backend) {
+    use crate::audit::{json_of, receiver, Received};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let syslog = Received::default();
+    let _stop = receiver(listener, syslog.clone());
+    let mut setup = with_operator();
+    setup.system_extra += &format!("[audit.syslog]\naddress = \"tcp://127.0.0.1:{port}\"\n");
+    let Some(app) = spawn_with(backend, setup).await else {
+        return;
+    };
     let sink = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/audit"))
@@ -299,19 +335,59 @@ both_stores!(a_deleted_team_s_last_entry_reaches_its_audit_webhook, setup: with_
         .mount(&sink)
         .await;
     let mut body = team("newco", &generate_whsec());
-    body["audit"] = json!({"webhook": {"url": format!("{}/audit", sink.uri()), "secret": generate_whsec()}});
+    body["audit"] =
+        json!({"webhook": {"url": format!("{}/audit", sink.uri()), "secret": generate_whsec()}});
     let res = put(&app, "newco", &body, &[]).await;
     assert_eq!(res.status(), 201);
     let etag = etag_of(&res);
     let trail = keyspace(&app, "newco").await;
-    let taken = || async {
+    let hooked = || async {
         let received = sink.received_requests().await.unwrap_or_default();
-        received.iter().filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok()).collect::<Vec<_>>()
+        received
+            .iter()
+            .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+            .collect::<Vec<_>>()
     };
-    in_two_seconds("the first entry reaches the sink", || async { !taken().await.is_empty() }).await;
-    assert_eq!(delete(&app, "newco", &[("If-Match", &etag)]).await.status(), 204);
+    let logged = || {
+        let got = syslog.lock().unwrap();
+        got.iter()
+            .map(|(_, msg)| serde_json::from_str::<Value>(json_of(msg)).unwrap())
+            .collect::<Vec<_>>()
+    };
+    in_two_seconds("the first entry reaches the webhook", || async {
+        !hooked().await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        delete(&app, "newco", &[("If-Match", &etag)]).await.status(),
+        204
+    );
     let last = entries_in(&app, &trail).await.pop().unwrap();
-    assert_eq!(last["detail"]["api_keys_removed"], json!(["newco-bot"]), "{last}");
-    let arrived = || async { taken().await.iter().any(|e| e["id"] == last["id"]) };
-    in_two_seconds("the deleted team's last entry reaches its audit webhook", arrived).await;
-});
+    assert_eq!(
+        last["detail"]["api_keys_removed"],
+        json!(["newco-bot"]),
+        "{last}"
+    );
+    let arrived = || async { hooked().await.iter().any(|e| e["id"] == last["id"]) };
+    in_two_seconds(
+        "the deleted team's last entry reaches its audit webhook",
+        arrived,
+    )
+    .await;
+    let arrived = || async { logged().iter().any(|e| e["id"] == last["id"]) };
+    in_two_seconds(
+        "the deleted team's last entry reaches the syslog sink",
+        arrived,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_team_s_last_entry_reaches_its_sinks_on_memory() {
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Memory).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_team_s_last_entry_reaches_its_sinks_on_redis() {
+    a_deleted_team_s_last_entry_reaches_its_sinks(Backend::Redis).await;
+}

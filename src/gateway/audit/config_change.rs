@@ -91,7 +91,8 @@ async fn changed_teams(core: &Core) -> crate::error::Result<Vec<&Team>> {
 }
 
 /// Records `config.changed` at a reload for each of `gone`, the teams the
-/// configuration no longer has, in the team's own trail: its configuration
+/// configuration no longer has (by keyspace, `keys::keyspace`), in the
+/// team's own trail: its configuration
 /// is now the empty one (no key, no API key, no security key), so the
 /// entry names every key as changed and every key id as removed, and
 /// `digest` is the empty configuration's. Recorded once however many

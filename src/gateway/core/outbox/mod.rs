@@ -599,7 +599,7 @@ impl Core {
         for item in items {
             let item = match item.task {
                 Task::Event { event, about } if self.appends_history => {
-                    recorded.ops.push(crate::events::history_op(&event)?);
+                    recorded.ops.push(crate::events::history_op(team, &event)?);
                     // Queued only for the webhook, already published.
                     let queued = webhook.then(|| OutboxItem {
                         task: Task::Event {
