@@ -88,7 +88,7 @@ fn json_value(
 /// `table` with each string of a secret member replaced by
 /// `read_back(pointer, value)`: what the digest of a team or channel is
 /// made of, so that it holds no bare hash of a secret and moves when a
-/// secret is written anew (docs/decisions/0440-a-secret-reads-back-where-it-stands.md).
+/// secret is written anew (docs/decisions/0435-a-secret-reads-back-where-it-stands.md).
 pub fn secrets_read_back(table: &toml::Table, read_back: ReadBack<'_>) -> toml::Table {
     secrets_table(table, "", read_back)
 }

@@ -179,7 +179,7 @@ pub struct Team {
     /// id, or for a team written through the operator API, its id and
     /// the incarnation chosen when it was created, so that an id written
     /// again after a delete reads nothing the deleted team left
-    /// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+    /// (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
     pub keyspace: String,
     /// How the gateway's own pages name the team to a customer
     /// (`display_name`; `None`: its id).

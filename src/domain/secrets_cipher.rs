@@ -5,7 +5,7 @@
 //! of its own beside them — and as a read gives it back: an HMAC-SHA-256
 //! of the salt and the value under a key derived from the first key, the
 //! place and the member's pointer, never the value nor a bare hash of it
-//! (docs/decisions/0440-a-secret-reads-back-where-it-stands.md).
+//! (docs/decisions/0435-a-secret-reads-back-where-it-stands.md).
 use std::collections::BTreeMap;
 use std::fmt;
 

@@ -3,7 +3,7 @@
 //! each with its salt, before the store keeps the form, opened again when
 //! it is read, and an `{"hmac"}` object a write sends back replaced by the
 //! secret stored at that very pointer, when it is that secret's read-back
-//! (docs/decisions/0440-a-secret-reads-back-where-it-stands.md). A secret
+//! (docs/decisions/0435-a-secret-reads-back-where-it-stands.md). A secret
 //! member is named by the caller's `is_secret` (the configuration's list);
 //! an array under such a member holds secrets too.
 use std::collections::BTreeMap;

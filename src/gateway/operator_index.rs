@@ -164,7 +164,7 @@ pub async fn generation(core: &Core, now: Timestamp) -> Result<Looked> {
 /// `keyspace`: the digest, and after a `~` the team's incarnation when it
 /// has one, so that a team deleted and written again with the same
 /// configuration moves the index, and every instance puts the new
-/// tenant in force (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+/// tenant in force (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
 pub fn indexed_as(digest: &str, keyspace: &str) -> String {
     match keys::incarnation_of(keyspace) {
         Some(incarnation) => format!("{digest}~{incarnation}"),

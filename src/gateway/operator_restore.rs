@@ -6,7 +6,7 @@
 //! in one commit of their slot. A record another instance wrote first is
 //! left as it is: the first to see the reset writes back, the others find
 //! it done
-//! (docs/decisions/0464-a-store-reset-keeps-the-operators-teams.md).
+//! (docs/decisions/0438-a-store-reset-keeps-the-operators-teams.md).
 use std::collections::BTreeMap;
 
 use super::audit::{record_restore, recorded_keys};

@@ -99,7 +99,7 @@ fn put_team(
 /// Whose keys a write of team `id` makes and reads: the keyspace of the
 /// team the store holds, or, for a team it does not hold, a new
 /// incarnation's — never a deleted team's
-/// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+/// (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
 pub struct Tenant {
     pub keyspace: String,
     /// Made for a team the store did not hold.

@@ -6,7 +6,7 @@
 //! for a team written through the operator API since incarnations were
 //! kept, its id and its incarnation (`acme~<hex>`), whose keys are
 //! `{acme}:~<hex>:…` — in the id's slot, apart from every other
-//! incarnation's (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+//! incarnation's (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
 use std::borrow::Cow;
 
 use sha2::{Digest, Sha256};

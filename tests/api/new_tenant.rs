@@ -1,6 +1,6 @@
 //! A team id written again after a delete is a new tenant
 //! (docs/operator-api.md#a-deleted-id-written-again,
-//! docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md): the
+//! docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md): the
 //! team written under it starts empty — no interaction, conversation,
 //! subject, event (delivered or not) or audit entry the deleted team left is
 //! read, counted, delivered or continued for it — on one instance, on two

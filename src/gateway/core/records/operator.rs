@@ -113,7 +113,7 @@ pub struct PendingWrite {
 
 /// `{team}:tmd`: where the API team last deleted under an id left its
 /// audit trail, kept for the trail's retention
-/// (docs/decisions/0456-a-team-id-written-again-is-a-new-tenant.md).
+/// (docs/decisions/0437-a-team-id-written-again-is-a-new-tenant.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletedTeam {
     /// Its keyspace (`store::keys::keyspace`).
