@@ -25,6 +25,7 @@ mod engine;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod gateway;
+mod machine;
 mod report;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::engine::{Outcome, Plan};
+use crate::machine::Machine;
 
 /// What a row must reach (docs/performance.md#targets).
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -198,6 +199,8 @@ impl Memory {
 #[derive(Debug, Serialize)]
 pub struct Report {
     pub args: String,
+    /// What the figures were taken on (docs/performance.md#which-machine).
+    pub machine: Machine,
     pub unix_time: u64,
     pub loadavg_start: String,
     pub loadavg_end: String,
@@ -232,6 +235,7 @@ impl Report {
     pub fn new(args: &str, plan: Plan, live: usize) -> Self {
         Report {
             args: args.into(),
+            machine: Machine::read(),
             unix_time: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs())
@@ -255,6 +259,7 @@ impl Report {
             "\nchatgate load benchmark — {} connections, {:.1} s warm-up + {:.1} s per scenario; load average at start {} / end {}",
             self.conns, self.warmup_s, self.duration_s, self.loadavg_start, self.loadavg_end
         );
+        println!("{}", self.machine.text());
         println!(
             "| {:<44} | {:<6} | {:>8} | {:>7} | {:>7} | {:>9} | {:>8} | {:>6} | {:<22} | {:<4} |",
             "figure",
