@@ -525,14 +525,16 @@ pub async fn stored_read(core: &Core, id: &str, channel: bool) -> Result<Option<
         false => (keys::api_team, id.to_string()),
     };
     let stored = stored_forms(core, &[id], key_of).await?.pop().flatten();
-    Ok(
-        stored.map(|StoredApiForm::V1 { body, digest, at, .. }| StoredRead {
+    Ok(stored.map(
+        |StoredApiForm::V1 {
+             body, digest, at, ..
+         }| StoredRead {
             etag: format!("\"{digest}\""),
             at,
             body,
             place,
-        }),
-    )
+        },
+    ))
 }
 
 /// `v`, at `pointer`, with each secret string (under a secret member)
