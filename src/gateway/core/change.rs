@@ -346,7 +346,7 @@ async fn commit<'a>(
     Ok(match outcome? {
         Commit::Applied => {
             core.recorded(recorded);
-            trail::written(core, &chained.entries);
+            trail::written(core, team, &chained.entries);
             Tried::Applied(chained.entries)
         }
         // Every op before it matched: the claim alone is refused.

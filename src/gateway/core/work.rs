@@ -615,7 +615,7 @@ impl Core {
         Ok(match outcome? {
             Commit::Applied => {
                 count(w.events.iter().map(EventData::kind), &w.rec);
-                super::trail::written(self, &audited.entries);
+                super::trail::written(self, &team.keyspace, &audited.entries);
                 self.recorded(recorded);
                 self.after_ban(team, &w).await;
                 Try::Done(Done {

@@ -231,9 +231,9 @@ pub(super) async fn chain<'a>(
     Ok((chained, Some(place)))
 }
 
-/// The entries of a commit that applied are counted; a reset recorded is
-/// one ERROR line.
-pub(super) fn written(core: &Core, entries: &[Entry]) {
+/// The entries of a commit of `team` (a keyspace) that applied are
+/// counted; a reset recorded is one ERROR line.
+pub(super) fn written(core: &Core, team: &str, entries: &[Entry]) {
     // What this process wrote it knows of too: the `previous_seq` of a
     // later reset counts it.
     if let Some(last) = entries.last() {
@@ -246,7 +246,7 @@ pub(super) fn written(core: &Core, entries: &[Entry]) {
             seq: last.seq,
             reset,
         };
-        core.audit_known.see(&last.team, Some(&found));
+        core.audit_known.see(team, Some(&found));
     }
     for e in entries {
         if e.action == Action::TrailReset.as_str() {
